@@ -1,0 +1,271 @@
+//! How application code is run and stopped.
+//!
+//! One responsibility: run application (guest) code on the host until it does something the
+//! sentry must handle, and map ranges of the sentry's memory file into application address
+//! spaces. The platform knows registers, faults and host signals; it knows nothing of Linux
+//! system-call semantics.
+//!
+//! # Contract
+//! - [`Platform`] creates [`AddressSpace`]s and [`Context`]s.
+//! - [`AddressSpace::map`] maps a range of the memory file (the memfd handed to the platform at
+//!   creation) into one application address space; [`AddressSpace::unmap`] removes it. Both are
+//!   synchronous: when they return, no application thread of that address space can reach the
+//!   old mapping.
+//! - [`Context::switch`] runs one application thread until it comes back for one of the reasons
+//!   in [`Exit`]. Every way back is a variant of that enum.
+//! - A `Context` belongs to the host thread that created it: `switch` and the address-space
+//!   calls must be made from that thread (ptrace tracer relationships are per host thread).
+//!   [`Interrupter`]s are the only part that crosses threads.
+//!
+//! # Safety model
+//! All `unsafe` of the platform lives in this crate; every block carries a `// SAFETY:` comment.
+//! Application memory is never dereferenced here: the sentry copies through its own mapping of
+//! the memory file.
+#![allow(unsafe_code)]
+
+pub mod ptrace;
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+pub use libc::user_regs_struct as Regs;
+
+/// Page size of every platform we support.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Highest application address (exclusive). Everything the platform itself needs in an
+/// application address space (the ptrace stub pages) lives at or above this address.
+pub const MAX_USER_ADDRESS: u64 = 0x7ffe_0000_0000;
+
+/// Errors of the platform layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("host call {call} failed: {source}")]
+    Host {
+        call: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("stub process {pid} died unexpectedly ({status})")]
+    StubDied { pid: i32, status: String },
+    #[error("injected {call} in stub returned errno {errno}")]
+    Injected { call: &'static str, errno: i32 },
+    #[error("platform {0} is not available here: {1}")]
+    Unavailable(&'static str, String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Memory protection of a mapping, as the application sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Perms {
+    pub const NONE: Perms = Perms { read: false, write: false, exec: false };
+    pub const R: Perms = Perms { read: true, write: false, exec: false };
+    pub const RW: Perms = Perms { read: true, write: true, exec: false };
+    pub const RX: Perms = Perms { read: true, write: false, exec: true };
+    pub const RWX: Perms = Perms { read: true, write: true, exec: true };
+
+    /// The host `PROT_*` bits for these permissions.
+    pub fn prot(self) -> i32 {
+        let mut p = libc::PROT_NONE;
+        if self.read {
+            p |= libc::PROT_READ;
+        }
+        if self.write {
+            p |= libc::PROT_WRITE;
+        }
+        if self.exec {
+            p |= libc::PROT_EXEC;
+        }
+        p
+    }
+}
+
+/// What kind of access caused a fault, when the platform can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+    /// The platform cannot tell (ptrace: the x86 error code is not visible to a tracer).
+    Unknown,
+}
+
+/// A host signal that stopped application code, decoded from its `siginfo_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalInfo {
+    pub signo: i32,
+    pub code: i32,
+    /// `si_addr` for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGTRAP.
+    pub addr: u64,
+}
+
+/// Why [`Context::switch`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The application executed `syscall`. The number is in `orig_rax`, arguments in
+    /// rdi, rsi, rdx, r10, r8, r9; the sentry writes the result into `rax` and switches back.
+    /// `rip` already points after the instruction.
+    Syscall,
+    /// The application touched `addr`, which is unmapped or mapped without the needed
+    /// permission in the host address space. The sentry maps it (or delivers SIGSEGV/SIGBUS)
+    /// and switches back to retry the instruction.
+    Fault { addr: u64, access: Access, info: SignalInfo },
+    /// A synchronous signal other than a page fault: SIGILL, SIGFPE, SIGTRAP, SIGBUS
+    /// (`int3`, `ud2`, divide by zero...). The sentry delivers it as a Linux signal.
+    Signal(SignalInfo),
+    /// Another sentry thread called [`Interrupter::interrupt`] (signal delivery, stop, exit),
+    /// or a spurious wake-up happened. The registers are valid; the sentry checks its pending
+    /// work and switches back.
+    Interrupted,
+}
+
+/// Extended (x87/SSE/AVX) register state as the `xsave` area layout, with its sync state.
+#[derive(Clone)]
+pub struct FpState {
+    /// The XSAVE area bytes (legacy region, header, extended components).
+    pub area: Vec<u8>,
+    /// `area` holds the thread's current state (pulled since the application last ran, or
+    /// set by the sentry).
+    pub valid: bool,
+    /// The sentry changed `area`; the platform loads it before the application runs next.
+    pub dirty: bool,
+}
+
+impl FpState {
+    /// The state of a freshly `execve`d thread: x87 control word 0x37f, MXCSR 0x1f80.
+    pub fn initial() -> FpState {
+        let mut area = vec![0u8; xsave_size()];
+        area[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        area[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        area[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
+        // XSTATE_BV: x87 and SSE components present.
+        area[512..520].copy_from_slice(&3u64.to_le_bytes());
+        FpState { area, valid: true, dirty: true }
+    }
+}
+
+impl std::fmt::Debug for FpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FpState")
+            .field("len", &self.area.len())
+            .field("valid", &self.valid)
+            .field("dirty", &self.dirty)
+            .finish()
+    }
+}
+
+/// Size of the XSAVE area for the features the host enabled (CPUID leaf 0xD, sub-leaf 0, EBX).
+pub fn xsave_size() -> usize {
+    // SAFETY: CPUID is available on every x86-64 CPU and has no side effects.
+    let r = unsafe { std::arch::x86_64::__cpuid_count(0xd, 0) };
+    (r.ebx as usize).max(576)
+}
+
+/// The registers of one application thread.
+#[derive(Clone, Debug)]
+pub struct CpuState {
+    /// General registers, including `fs_base`/`gs_base`, `orig_rax`, `rip`, `eflags`.
+    pub regs: Regs,
+    pub fp: FpState,
+}
+
+impl CpuState {
+    /// Registers of a thread about to start at `entry` with stack pointer `sp`.
+    pub fn new(entry: u64, sp: u64) -> CpuState {
+        // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        regs.rip = entry;
+        regs.rsp = sp;
+        regs.eflags = 0x202;
+        regs.cs = 0x33;
+        regs.ss = 0x2b;
+        CpuState { regs, fp: FpState::initial() }
+    }
+}
+
+/// Lets another host thread stop a running [`Context::switch`]. Cheap to clone.
+pub trait Interrupter: Send + Sync {
+    /// Makes the current or next `switch` of the context return [`Exit::Interrupted`].
+    fn interrupt(&self);
+}
+
+/// An application address space.
+pub trait AddressSpace: Send + Sync {
+    /// Maps `len` bytes of the memory file at `file_offset` at application address `addr`
+    /// with `perms`, replacing whatever was mapped there. All arguments page aligned.
+    ///
+    /// # Errors
+    /// Host failures of the injected map.
+    fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) -> Result<()>;
+
+    /// Removes any mapping in `[addr, addr+len)`.
+    ///
+    /// # Errors
+    /// Host failures of the injected unmap.
+    fn unmap(&self, addr: u64, len: u64) -> Result<()>;
+
+    /// Releases host resources early (also done on drop).
+    fn release(&self);
+}
+
+/// One application thread's way onto the CPU.
+pub trait Context {
+    /// Runs the application with `state` in `address_space` until it exits for a reason in
+    /// [`Exit`]. `state` is updated with the registers at the exit.
+    ///
+    /// # Errors
+    /// Host failures (the stub died, a ptrace call failed): the task cannot continue.
+    fn switch(&mut self, address_space: &Arc<dyn AddressSpace>, state: &mut CpuState) -> Result<Exit>;
+
+    /// Fills `state.fp` with the thread's current FP state if it is not already valid.
+    ///
+    /// # Errors
+    /// Host failures reading the state.
+    fn pull_fp(&mut self, address_space: &Arc<dyn AddressSpace>, state: &mut CpuState) -> Result<()>;
+
+    /// A handle other threads use to interrupt this context.
+    fn interrupter(&self) -> Arc<dyn Interrupter>;
+}
+
+/// A way to run application code.
+pub trait Platform: Send + Sync {
+    /// The platform's name as used on the command line (`ptrace`, `systrap`, `kvm`).
+    fn name(&self) -> &'static str;
+
+    /// Creates an empty address space.
+    ///
+    /// # Errors
+    /// Host failures creating the stub process (or VM).
+    fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>>;
+
+    /// Creates a context bound to the calling host thread.
+    ///
+    /// # Errors
+    /// Host failures.
+    fn new_context(&self) -> Result<Box<dyn Context>>;
+
+    /// Host system calls the platform itself performs from the sentry process, by name, each
+    /// with the code path that needs it. Merged into the sandbox's seccomp allowlist.
+    fn host_syscalls(&self) -> Vec<(&'static str, &'static str)>;
+}
+
+/// Creates the platform named `name` over the memory file `memfd`.
+///
+/// # Errors
+/// Unknown name, or the platform cannot run on this host.
+pub fn create(name: &str, memfd: BorrowedFd<'_>) -> Result<Arc<dyn Platform>> {
+    match name {
+        "ptrace" => Ok(Arc::new(ptrace::Ptrace::new(memfd)?)),
+        other => Err(Error::Unavailable(
+            if other == "systrap" { "systrap" } else if other == "kvm" { "kvm" } else { "unknown" },
+            format!("platform {other:?} is not built; use --platform ptrace"),
+        )),
+    }
+}

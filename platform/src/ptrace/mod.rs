@@ -1,0 +1,1 @@
+//! The ptrace platform (being written).

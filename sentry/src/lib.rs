@@ -1,0 +1,1 @@
+//! The runsc-rs sentry (being written).
