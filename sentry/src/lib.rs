@@ -1,1 +1,15 @@
-//! The runsc-rs sentry (being written).
+//! The runsc-rs sentry: a Linux kernel in user space.
+//!
+//! Applications run on a [`platform`] (ptrace today) that stops them at every system call
+//! and fault; the sentry implements the Linux answer. See `ARCHITECTURE.md` for the map:
+//! [`abi`] (UAPI types), [`memory`] (the memory file), [`mm`] (address spaces), [`loader`]
+//! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`boot`].
+
+pub mod abi;
+pub mod boot;
+pub mod kernel;
+pub mod loader;
+pub mod memory;
+pub mod mm;
+pub mod syscalls;
+pub mod vfs;

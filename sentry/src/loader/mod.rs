@@ -1,0 +1,329 @@
+//! ELF loading and the initial stack: static, static-PIE and dynamic (PT_INTERP) executables.
+//!
+//! Segments are copied from the image into fresh anonymous memory (page-aligned file
+//! contents, so a page shared by two segments looks exactly as Linux's file mappings make it).
+
+use goblin::elf::{header, program_header, Elf};
+use platform::Perms;
+
+use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
+use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
+
+/// Base address for the dynamic linker of a dynamic executable.
+const INTERP_BASE: u64 = 0x7f00_0000_0000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not an ELF executable this kernel runs: {0}")]
+    BadElf(String),
+    #[error("loading the program interpreter {path}: {errno}")]
+    Interp { path: String, errno: Errno },
+    #[error("setting up memory: {0}")]
+    Memory(Errno),
+}
+
+impl Error {
+    /// The errno `execve` reports for this failure.
+    pub fn errno(&self) -> Errno {
+        match self {
+            Error::BadElf(_) => Errno::ENOEXEC,
+            Error::Interp { errno, .. } => *errno,
+            Error::Memory(e) => *e,
+        }
+    }
+}
+
+/// What the new program's initial state needs.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub entry: u64,
+    pub sp: u64,
+}
+
+/// Identity values the auxiliary vector reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuxIds {
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+}
+
+/// Everything `execve` hands the loader.
+pub struct ExecArgs<'a> {
+    pub image: &'a [u8],
+    pub argv: &'a [Vec<u8>],
+    pub envp: &'a [Vec<u8>],
+    /// The path as given to execve (AT_EXECFN).
+    pub execfn: &'a [u8],
+    /// Name shown in /proc/[pid]/maps for the image.
+    pub image_name: &'a str,
+    pub ids: AuxIds,
+    pub random: [u8; 16],
+}
+
+struct Image {
+    entry: u64,
+    bias: u64,
+    phdr: u64,
+    phnum: u64,
+    end: u64,
+    interp: Option<String>,
+}
+
+fn perms(flags: u32) -> Perms {
+    Perms {
+        read: flags & program_header::PF_R != 0,
+        write: flags & program_header::PF_W != 0,
+        exec: flags & program_header::PF_X != 0,
+    }
+}
+
+fn map_image(
+    mm: &MemoryManager,
+    data: &[u8],
+    base_for_dyn: u64,
+    name: &str,
+) -> Result<Image, Error> {
+    let elf = Elf::parse(data).map_err(|e| Error::BadElf(e.to_string()))?;
+    if !elf.is_64 || elf.header.e_machine != header::EM_X86_64 {
+        return Err(Error::BadElf("not an x86-64 ELF64 image".into()));
+    }
+    let bias = match elf.header.e_type {
+        header::ET_EXEC => 0,
+        header::ET_DYN => base_for_dyn,
+        t => return Err(Error::BadElf(format!("ELF type {t} is not executable"))),
+    };
+    let loads: Vec<_> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == program_header::PT_LOAD)
+        .collect();
+    if loads.is_empty() {
+        return Err(Error::BadElf("no PT_LOAD segments".into()));
+    }
+    let min_vaddr = loads
+        .iter()
+        .map(|p| page_down(p.p_vaddr))
+        .min()
+        .unwrap_or(0);
+    let bias = bias.wrapping_sub(if bias != 0 { min_vaddr } else { 0 });
+    let mut end = 0u64;
+    let mut phdr = 0u64;
+    for p in &loads {
+        let bad = || Error::BadElf("segment out of range".into());
+        if p.p_filesz > p.p_memsz
+            || p.p_offset
+                .checked_add(p.p_filesz)
+                .is_none_or(|e| e > data.len() as u64)
+        {
+            return Err(bad());
+        }
+        let start = page_down(p.p_vaddr.wrapping_add(bias));
+        let seg_end = p
+            .p_vaddr
+            .checked_add(p.p_memsz)
+            .and_then(|e| e.checked_add(bias))
+            .and_then(page_up)
+            .ok_or_else(bad)?;
+        if seg_end > platform::MAX_USER_ADDRESS || start < crate::mm::MMAP_MIN_ADDR {
+            return Err(bad());
+        }
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(start),
+            len: seg_end - start,
+            perms: perms(p.p_flags),
+            shared: false,
+            kind: VmaKind::Named(name.to_string()),
+        })
+        .map_err(Error::Memory)?;
+        let file_start = page_down(p.p_offset);
+        let file_end = p.p_offset + p.p_filesz;
+        if file_end > file_start {
+            mm.copy_out_force(start, &data[file_start as usize..file_end as usize])
+                .map_err(Error::Memory)?;
+        }
+        if p.p_offset <= elf.header.e_phoff && elf.header.e_phoff < p.p_offset + p.p_filesz {
+            phdr = p.p_vaddr + (elf.header.e_phoff - p.p_offset) + bias;
+        }
+        end = end.max(seg_end);
+    }
+    if let Some(ph) = elf
+        .program_headers
+        .iter()
+        .find(|p| p.p_type == program_header::PT_PHDR)
+    {
+        phdr = ph.p_vaddr.wrapping_add(bias);
+    }
+    Ok(Image {
+        entry: elf.header.e_entry.wrapping_add(bias),
+        bias,
+        phdr,
+        phnum: elf.header.e_phnum as u64,
+        end,
+        interp: elf.interpreter.map(str::to_string),
+    })
+}
+
+/// Loads `args.image` into the (empty) `mm`, with its interpreter if it has one (read with
+/// `read_interp`), builds the initial stack and returns where to start.
+///
+/// # Errors
+/// ENOEXEC-class errors for bad images, the interpreter's open errors, ENOMEM.
+pub fn load(
+    mm: &MemoryManager,
+    args: &ExecArgs<'_>,
+    read_interp: &dyn Fn(&str) -> Result<Vec<u8>, Errno>,
+) -> Result<Loaded, Error> {
+    let exe = map_image(mm, args.image, PIE_BASE, args.image_name)?;
+    mm.set_brk_start(exe.end);
+    let (entry, interp_base) = match &exe.interp {
+        Some(path) => {
+            let data = read_interp(path).map_err(|errno| Error::Interp {
+                path: path.clone(),
+                errno,
+            })?;
+            let interp = map_image(mm, &data, INTERP_BASE, path)?;
+            if interp.interp.is_some() {
+                return Err(Error::BadElf("interpreter has an interpreter".into()));
+            }
+            (interp.entry, interp.bias)
+        }
+        None => (exe.entry, 0),
+    };
+    let sp = build_stack(mm, args, &exe, interp_base)?;
+    Ok(Loaded { entry, sp })
+}
+
+/// Auxiliary-vector keys (include/uapi/linux/auxvec.h).
+mod at {
+    pub const NULL: u64 = 0;
+    pub const PHDR: u64 = 3;
+    pub const PHENT: u64 = 4;
+    pub const PHNUM: u64 = 5;
+    pub const PAGESZ: u64 = 6;
+    pub const BASE: u64 = 7;
+    pub const FLAGS: u64 = 8;
+    pub const ENTRY: u64 = 9;
+    pub const UID: u64 = 11;
+    pub const EUID: u64 = 12;
+    pub const GID: u64 = 13;
+    pub const EGID: u64 = 14;
+    pub const PLATFORM: u64 = 15;
+    pub const HWCAP: u64 = 16;
+    pub const CLKTCK: u64 = 17;
+    pub const SECURE: u64 = 23;
+    pub const RANDOM: u64 = 25;
+    pub const HWCAP2: u64 = 26;
+    pub const EXECFN: u64 = 31;
+    pub const MINSIGSTKSZ: u64 = 51;
+}
+
+fn build_stack(
+    mm: &MemoryManager,
+    args: &ExecArgs<'_>,
+    exe: &Image,
+    interp_base: u64,
+) -> Result<u64, Error> {
+    let bottom = STACK_TOP - STACK_SIZE;
+    mm.mmap(MmapRequest {
+        placement: Placement::Fixed(bottom),
+        len: STACK_SIZE,
+        perms: Perms::RW,
+        shared: false,
+        kind: VmaKind::Stack,
+    })
+    .map_err(Error::Memory)?;
+    let mut sp = STACK_TOP;
+    let mut push = |bytes: &[u8], align: u64| -> Result<u64, Error> {
+        sp = (sp - bytes.len() as u64) & !(align - 1);
+        if sp < bottom + PAGE_SIZE {
+            return Err(Error::Memory(Errno::E2BIG));
+        }
+        mm.copy_out(sp, bytes).map_err(Error::Memory)?;
+        Ok(sp)
+    };
+    let cstr = |s: &[u8]| {
+        let mut v = s.to_vec();
+        v.push(0);
+        v
+    };
+    let execfn = push(&cstr(args.execfn), 1)?;
+    let mut envp = Vec::new();
+    for e in args.envp.iter().rev() {
+        envp.push(push(&cstr(e), 1)?);
+    }
+    envp.reverse();
+    let mut argv = Vec::new();
+    for a in args.argv.iter().rev() {
+        argv.push(push(&cstr(a), 1)?);
+    }
+    argv.reverse();
+    let platform = push(b"x86_64\0", 1)?;
+    let random = push(&args.random, 16)?;
+    // Leaf 1 EDX is what Linux reports as AT_HWCAP on x86.
+    let hwcap = cpuid_edx_leaf1();
+    let auxv: Vec<(u64, u64)> = vec![
+        (at::PHDR, exe.phdr),
+        (at::PHENT, 56),
+        (at::PHNUM, exe.phnum),
+        (at::PAGESZ, PAGE_SIZE),
+        (at::BASE, interp_base),
+        (at::FLAGS, 0),
+        (at::ENTRY, exe.entry),
+        (at::UID, args.ids.uid as u64),
+        (at::EUID, args.ids.euid as u64),
+        (at::GID, args.ids.gid as u64),
+        (at::EGID, args.ids.egid as u64),
+        (at::SECURE, 0),
+        (at::RANDOM, random),
+        (at::HWCAP, hwcap),
+        (at::HWCAP2, 0),
+        (at::CLKTCK, 100),
+        (at::PLATFORM, platform),
+        (at::EXECFN, execfn),
+        (at::MINSIGSTKSZ, 2048),
+        (at::NULL, 0),
+    ];
+    // argc, argv..., NULL, envp..., NULL, auxv pairs: 16-byte aligned at argc.
+    let words = 1 + argv.len() + 1 + envp.len() + 1 + auxv.len() * 2;
+    let mut table = Vec::with_capacity(words * 8);
+    table.extend_from_slice(&(argv.len() as u64).to_le_bytes());
+    for p in argv.iter().chain([&0u64]) {
+        table.extend_from_slice(&p.to_le_bytes());
+    }
+    for p in envp.iter().chain([&0u64]) {
+        table.extend_from_slice(&p.to_le_bytes());
+    }
+    for (k, v) in auxv {
+        table.extend_from_slice(&k.to_le_bytes());
+        table.extend_from_slice(&v.to_le_bytes());
+    }
+    push(&table, 16)
+}
+
+fn cpuid_edx_leaf1() -> u64 {
+    platform::cpuid(1, 0).3 as u64
+}
+
+/// Reads the `#!` line of a script: interpreter and optional argument.
+pub fn parse_shebang(image: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let rest = image.strip_prefix(b"#!")?;
+    let line_end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(rest.len().min(255));
+    let line = &rest[..line_end.min(255)];
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return None;
+    }
+    let split = line.iter().position(|b| b.is_ascii_whitespace());
+    match split {
+        Some(i) => {
+            let arg = line[i..].trim_ascii();
+            Some((line[..i].to_vec(), (!arg.is_empty()).then(|| arg.to_vec())))
+        }
+        None => Some((line.to_vec(), None)),
+    }
+}

@@ -1,0 +1,326 @@
+//! The memory file: one memfd that backs all application memory (anonymous memory now; tmpfs
+//! and the page cache later), its page allocator, and the sentry's own mapping of it.
+//!
+//! Platforms map ranges of the same memfd into application address spaces, so the sentry
+//! reads and writes application memory through [`MemoryFile::read`] / [`MemoryFile::write`]
+//! without ever dereferencing an application pointer.
+//!
+//! # Lock order
+//! `MemoryFile::alloc` (the allocator state) is a leaf lock.
+//!
+//! # Safety model
+//! The only `unsafe` of the sentry: the mapping of the whole file into the sentry
+//! (`base`, `size`). Offsets handed out by the allocator are always within `size`, and every
+//! access is bounds-checked against `size` before the pointer arithmetic.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+
+use crate::abi::PAGE_SIZE;
+
+/// Virtual size of the memory file. Sparse: host memory is used only for touched pages.
+const FILE_SIZE: u64 = 64 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("creating the memory file: {0}")]
+    Create(#[source] std::io::Error),
+    #[error("mapping the memory file into the sentry: {0}")]
+    Map(#[source] std::io::Error),
+    #[error("memory file exhausted ({0} bytes requested)")]
+    Exhausted(u64),
+}
+
+/// A page-aligned range of the memory file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRange {
+    pub offset: u64,
+    pub len: u64,
+}
+
+#[derive(Debug, Default)]
+struct Allocator {
+    /// Free ranges: offset -> length. Adjacent ranges are merged.
+    free: BTreeMap<u64, u64>,
+    /// Allocated ranges with their reference counts: offset -> (length, refs). Ranges are
+    /// split when a sub-range's count changes.
+    used: BTreeMap<u64, (u64, u32)>,
+    /// Bytes of the file in use (counted once however many references).
+    in_use: u64,
+}
+
+/// The memory file. See the module documentation.
+pub struct MemoryFile {
+    fd: OwnedFd,
+    base: *mut u8,
+    size: u64,
+    alloc: Mutex<Allocator>,
+}
+
+// SAFETY: `base` points to a MAP_SHARED mapping that lives as long as `self`; all accesses go
+// through bounds-checked copies, and concurrent access to application memory is allowed to race
+// exactly as it does between threads of a Linux process.
+unsafe impl Send for MemoryFile {}
+// SAFETY: as for Send; the allocator is behind a Mutex.
+unsafe impl Sync for MemoryFile {}
+
+impl MemoryFile {
+    /// Creates the memfd (`runsc-rs-memory`) and maps it into the sentry.
+    ///
+    /// # Errors
+    /// Host failures of memfd_create, ftruncate or mmap.
+    pub fn new() -> Result<MemoryFile, Error> {
+        // SAFETY: the name is a valid NUL-terminated string; the flags are valid.
+        let raw = unsafe { libc::memfd_create(c"runsc-rs-memory".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(Error::Create(std::io::Error::last_os_error()));
+        }
+        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: fd is a valid memfd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), FILE_SIZE as libc::off_t) } < 0 {
+            return Err(Error::Create(std::io::Error::last_os_error()));
+        }
+        // SAFETY: mapping a fresh shared file mapping at a kernel-chosen address affects no
+        // existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                FILE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::Map(std::io::Error::last_os_error()));
+        }
+        let mut alloc = Allocator::default();
+        alloc.free.insert(0, FILE_SIZE);
+        Ok(MemoryFile {
+            fd,
+            base: base.cast(),
+            size: FILE_SIZE,
+            alloc: Mutex::new(alloc),
+        })
+    }
+
+    /// The memfd, for platforms to map.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Allocates `len` bytes (rounded up to pages) of zeroed memory with one reference.
+    ///
+    /// # Errors
+    /// The file is exhausted.
+    pub fn allocate(&self, len: u64) -> Result<FileRange, Error> {
+        let len = len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let mut a = self.alloc.lock().unwrap();
+        let (&off, &flen) = a
+            .free
+            .iter()
+            .find(|(_, &l)| l >= len)
+            .ok_or(Error::Exhausted(len))?;
+        a.free.remove(&off);
+        if flen > len {
+            a.free.insert(off + len, flen - len);
+        }
+        a.used.insert(off, (len, 1));
+        a.in_use += len;
+        Ok(FileRange { offset: off, len })
+    }
+
+    /// Adds a reference to every page of `r` (copy-on-write sharing after fork).
+    pub fn inc_ref(&self, r: FileRange) {
+        let mut a = self.alloc.lock().unwrap();
+        for (_, refs) in a.split_used(r) {
+            *refs += 1;
+        }
+    }
+
+    /// Drops a reference to every page of `r`; pages that reach zero go back to the host
+    /// (hole punched) and to the free list.
+    pub fn dec_ref(&self, r: FileRange) {
+        let mut a = self.alloc.lock().unwrap();
+        let mut freed = Vec::new();
+        for (off, refs) in a.split_used(r) {
+            *refs -= 1;
+            if *refs == 0 {
+                freed.push(off);
+            }
+        }
+        for off in freed {
+            let (len, _) = a.used.remove(&off).expect("split range present");
+            a.in_use -= len;
+            self.punch(off, len);
+            a.insert_free(off, len);
+        }
+    }
+
+    /// The reference count of the page at `offset` (0 if free).
+    pub fn refs(&self, offset: u64) -> u32 {
+        let a = self.alloc.lock().unwrap();
+        match a.used.range(..=offset).next_back() {
+            Some((&o, &(l, r))) if offset < o + l => r,
+            _ => 0,
+        }
+    }
+
+    /// Bytes of the file in use.
+    pub fn in_use(&self) -> u64 {
+        self.alloc.lock().unwrap().in_use
+    }
+
+    /// Releases the host pages of `[off, off+len)`; they read as zero afterwards.
+    fn punch(&self, off: u64, len: u64) {
+        // SAFETY: fd is a valid memfd; punching a hole only affects file contents.
+        let r = unsafe {
+            libc::fallocate(
+                self.fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r < 0 {
+            log::warn!(
+                "memory file: punching {len:#x}@{off:#x}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
+    /// Zeroes `[off, off+len)`, releasing whole pages to the host.
+    pub fn zero(&self, off: u64, len: u64) {
+        self.punch(off, len);
+    }
+
+    fn check(&self, off: u64, len: usize) {
+        assert!(
+            off.checked_add(len as u64)
+                .is_some_and(|end| end <= self.size),
+            "memory file access {len:#x}@{off:#x} out of bounds"
+        );
+    }
+
+    /// Copies from the file at `off` into `dst`.
+    pub fn read(&self, off: u64, dst: &mut [u8]) {
+        self.check(off, dst.len());
+        // SAFETY: `[off, off+len)` is within the mapping (checked above); the source is
+        // shared memory that may change concurrently, which a byte copy tolerates.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(off as usize), dst.as_mut_ptr(), dst.len())
+        }
+    }
+
+    /// Copies `src` into the file at `off`.
+    pub fn write(&self, off: u64, src: &[u8]) {
+        self.check(off, src.len());
+        // SAFETY: `[off, off+len)` is within the mapping (checked above) and does not overlap
+        // `src`, which is sentry memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(off as usize), src.len())
+        }
+    }
+
+    /// Copies `len` bytes inside the file (copy-on-write breaks).
+    pub fn copy(&self, from: u64, to: u64, len: u64) {
+        self.check(from, len as usize);
+        self.check(to, len as usize);
+        // SAFETY: both ranges are within the mapping (checked above); `copy` tolerates overlap.
+        unsafe {
+            std::ptr::copy(
+                self.base.add(from as usize),
+                self.base.add(to as usize),
+                len as usize,
+            )
+        }
+    }
+}
+
+impl Drop for MemoryFile {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`size` are exactly the mapping created in `new`, no longer used.
+        unsafe { libc::munmap(self.base.cast(), self.size as usize) };
+    }
+}
+
+impl Allocator {
+    /// Splits used ranges so that `r` is covered by whole entries, returning those entries.
+    fn split_used(&mut self, r: FileRange) -> Vec<(u64, &mut u32)> {
+        let end = r.offset + r.len;
+        for cut in [r.offset, end] {
+            if let Some((&o, &(l, refs))) = self.used.range(..cut).next_back() {
+                if o < cut && cut < o + l {
+                    self.used.insert(o, (cut - o, refs));
+                    self.used.insert(cut, (o + l - cut, refs));
+                }
+            }
+        }
+        self.used
+            .range_mut(r.offset..end)
+            .map(|(&o, (_, refs))| (o, refs))
+            .collect()
+    }
+
+    fn insert_free(&mut self, mut off: u64, mut len: u64) {
+        if let Some((&po, &pl)) = self.free.range(..off).next_back() {
+            if po + pl == off {
+                self.free.remove(&po);
+                off = po;
+                len += pl;
+            }
+        }
+        if let Some(&nl) = self.free.get(&(off + len)) {
+            self.free.remove(&(off + len));
+            len += nl;
+        }
+        self.free.insert(off, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_write_read_and_free() {
+        let mf = MemoryFile::new().unwrap();
+        let r = mf.allocate(10_000).unwrap();
+        assert_eq!(r.len, 3 * PAGE_SIZE);
+        mf.write(r.offset + 5, b"hello");
+        let mut buf = [0u8; 5];
+        mf.read(r.offset + 5, &mut buf);
+        assert_eq!(&buf, b"hello");
+        assert_eq!(mf.in_use(), 3 * PAGE_SIZE);
+        mf.dec_ref(r);
+        assert_eq!(mf.in_use(), 0);
+        // Reallocation returns zeroed memory.
+        let r2 = mf.allocate(PAGE_SIZE).unwrap();
+        mf.read(r2.offset + 5, &mut buf);
+        assert_eq!(buf, [0; 5]);
+    }
+
+    #[test]
+    fn partial_refcounts_split() {
+        let mf = MemoryFile::new().unwrap();
+        let r = mf.allocate(4 * PAGE_SIZE).unwrap();
+        let mid = FileRange {
+            offset: r.offset + PAGE_SIZE,
+            len: 2 * PAGE_SIZE,
+        };
+        mf.inc_ref(mid);
+        assert_eq!(mf.refs(r.offset), 1);
+        assert_eq!(mf.refs(r.offset + PAGE_SIZE), 2);
+        mf.dec_ref(r);
+        assert_eq!(mf.refs(r.offset), 0);
+        assert_eq!(mf.refs(r.offset + 2 * PAGE_SIZE), 1);
+        assert_eq!(mf.in_use(), 2 * PAGE_SIZE);
+        mf.dec_ref(mid);
+        assert_eq!(mf.in_use(), 0);
+    }
+}

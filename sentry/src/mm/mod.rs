@@ -1,0 +1,833 @@
+//! `MemoryManager`: an application's virtual memory.
+//!
+//! VMAs say what the application asked for (`mmap`, `brk`, stack); PMAs say which memory-file
+//! pages back which addresses. PMAs are created lazily, on an application fault or when the
+//! sentry copies into user memory, in chunks of up to [`FAULT_CHUNK`] so one fault maps many
+//! pages (the host only materialises pages that are touched). Private PMAs are shared
+//! copy-on-write after `fork`; a write fault gives the writer its own copy.
+//!
+//! # Lock order
+//! `MemoryManager::inner` → (platform address-space calls) → `MemoryFile` allocator.
+//!
+//! Handlers never see raw pointers: they call the user-memory API in [`usermem`].
+
+pub mod usermem;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use platform::{Access, AddressSpace, Perms};
+
+use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
+use crate::memory::{FileRange, MemoryFile};
+
+/// Largest range one fault populates.
+pub const FAULT_CHUNK: u64 = 2 << 20;
+/// Top of the application stack.
+pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
+/// Stack reservation (RLIMIT_STACK default).
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Top-down `mmap` allocations start below this address.
+pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
+/// Lowest address `mmap` hands out without MAP_FIXED (vm.mmap_min_addr).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+/// Load address of static-PIE executables (Linux's ELF_ET_DYN_BASE for x86-64).
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+
+/// What a VMA maps, for `/proc/[pid]/maps` names and fork semantics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmaKind {
+    Anon,
+    Heap,
+    Stack,
+    /// An image or file mapping: name shown in maps (contents were copied in).
+    Named(String),
+}
+
+#[derive(Debug, Clone)]
+struct Vma {
+    end: u64,
+    perms: Perms,
+    /// MAP_SHARED: pages stay shared with fork children instead of copy-on-write.
+    shared: bool,
+    kind: VmaKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pma {
+    end: u64,
+    file_offset: u64,
+    /// Shared with another address space copy-on-write: must be copied before a write.
+    cow: bool,
+    /// What is currently mapped in the platform address space (NONE = nothing).
+    mapped: Perms,
+}
+
+/// One mapping as `/proc/[pid]/maps` shows it.
+#[derive(Debug, Clone)]
+pub struct MapsEntry {
+    pub start: u64,
+    pub end: u64,
+    pub perms: Perms,
+    pub shared: bool,
+    pub kind: VmaKind,
+}
+
+/// Where a fault lands, when it cannot be resolved: the `si_code` of the SIGSEGV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegvCode {
+    /// SEGV_MAPERR: nothing mapped there.
+    MapErr,
+    /// SEGV_ACCERR: mapped without the needed permission.
+    AccErr,
+}
+
+#[derive(Debug)]
+struct Inner {
+    vmas: BTreeMap<u64, Vma>,
+    pmas: BTreeMap<u64, Pma>,
+    brk_start: u64,
+    brk: u64,
+}
+
+/// See the module documentation.
+pub struct MemoryManager {
+    mf: Arc<MemoryFile>,
+    space: Arc<dyn AddressSpace>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryManager").finish_non_exhaustive()
+    }
+}
+
+fn platform_err(e: platform::Error) -> Errno {
+    log::error!("platform address-space call failed: {e}");
+    Errno::EFAULT
+}
+
+impl MemoryManager {
+    /// An empty address space.
+    pub fn new(mf: Arc<MemoryFile>, space: Arc<dyn AddressSpace>) -> MemoryManager {
+        MemoryManager {
+            mf,
+            space,
+            inner: Mutex::new(Inner {
+                vmas: BTreeMap::new(),
+                pmas: BTreeMap::new(),
+                brk_start: 0,
+                brk: 0,
+            }),
+        }
+    }
+
+    /// The platform address space applications of this mm run in.
+    pub fn address_space(&self) -> &Arc<dyn AddressSpace> {
+        &self.space
+    }
+
+    /// The memory file behind this mm.
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Sets the initial program break (end of the executable's bss).
+    pub fn set_brk_start(&self, addr: u64) {
+        let mut i = self.lock();
+        let a = page_up(addr).unwrap_or(addr);
+        i.brk_start = a;
+        i.brk = a;
+    }
+
+    /// `brk(2)`: moves the break; returns the new (or unchanged) break.
+    pub fn brk(&self, addr: u64) -> u64 {
+        let mut i = self.lock();
+        let (start, cur) = (i.brk_start, i.brk);
+        if addr < start {
+            return cur;
+        }
+        let (Some(old_end), Some(new_end)) = (page_up(cur), page_up(addr)) else {
+            return cur;
+        };
+        if new_end > old_end {
+            if new_end > MMAP_BASE || i.vmas_overlap(old_end, new_end) {
+                return cur;
+            }
+            i.insert_vma(
+                old_end,
+                Vma {
+                    end: new_end,
+                    perms: Perms::RW,
+                    shared: false,
+                    kind: VmaKind::Heap,
+                },
+            );
+        } else if new_end < old_end
+            && self
+                .unmap_locked(&mut i, new_end, old_end - new_end)
+                .is_err()
+        {
+            return cur;
+        }
+        i.brk = addr;
+        addr
+    }
+
+    /// `mmap(2)` of anonymous memory (file contents, if any, are copied in by the caller).
+    ///
+    /// # Errors
+    /// ENOMEM when no room; EEXIST for MAP_FIXED_NOREPLACE over existing mappings.
+    pub fn mmap(&self, req: MmapRequest) -> Result<u64, Errno> {
+        let len = page_up(req.len).filter(|&l| l > 0).ok_or(Errno::ENOMEM)?;
+        let mut i = self.lock();
+        let addr = match req.placement {
+            Placement::Fixed(a) => {
+                let end = a
+                    .checked_add(len)
+                    .filter(|&e| e <= platform::MAX_USER_ADDRESS)
+                    .ok_or(Errno::ENOMEM)?;
+                self.unmap_locked(&mut i, a, end - a)?;
+                a
+            }
+            Placement::FixedNoReplace(a) => {
+                let end = a
+                    .checked_add(len)
+                    .filter(|&e| e <= platform::MAX_USER_ADDRESS)
+                    .ok_or(Errno::ENOMEM)?;
+                if i.vmas_overlap(a, end) {
+                    return Err(Errno::EEXIST);
+                }
+                a
+            }
+            Placement::Hint(h) => {
+                let h = page_down(h);
+                if h >= MMAP_MIN_ADDR
+                    && h.checked_add(len).is_some_and(|e| e <= MMAP_BASE)
+                    && !i.vmas_overlap(h, h + len)
+                {
+                    h
+                } else {
+                    i.find_gap(len).ok_or(Errno::ENOMEM)?
+                }
+            }
+        };
+        i.insert_vma(
+            addr,
+            Vma {
+                end: addr + len,
+                perms: req.perms,
+                shared: req.shared,
+                kind: req.kind,
+            },
+        );
+        if req.shared {
+            // Shared pages must be the same pages in every fork child: back them now (the
+            // host materialises them only when touched).
+            let r = self.mf.allocate(len).map_err(|_| Errno::ENOMEM)?;
+            i.pmas.insert(
+                addr,
+                Pma {
+                    end: addr + len,
+                    file_offset: r.offset,
+                    cow: false,
+                    mapped: Perms::NONE,
+                },
+            );
+        }
+        Ok(addr)
+    }
+
+    /// `munmap(2)`.
+    ///
+    /// # Errors
+    /// EINVAL for unaligned or out-of-range arguments.
+    pub fn munmap(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        if addr
+            .checked_add(len)
+            .is_none_or(|e| e > platform::MAX_USER_ADDRESS)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let mut i = self.lock();
+        self.unmap_locked(&mut i, addr, len)
+    }
+
+    fn unmap_locked(&self, i: &mut Inner, addr: u64, len: u64) -> Result<(), Errno> {
+        let end = addr + len;
+        i.split_vmas_at(addr);
+        i.split_vmas_at(end);
+        let starts: Vec<u64> = i.vmas.range(addr..end).map(|(&s, _)| s).collect();
+        for s in starts {
+            i.vmas.remove(&s);
+        }
+        self.drop_pmas(i, addr, end)
+    }
+
+    /// Removes the PMAs in `[addr, end)`, unmapping them from the address space and
+    /// dropping their memory-file references.
+    fn drop_pmas(&self, i: &mut Inner, addr: u64, end: u64) -> Result<(), Errno> {
+        i.split_pmas_at(addr);
+        i.split_pmas_at(end);
+        let removed: Vec<(u64, Pma)> = i.pmas.range(addr..end).map(|(&s, &p)| (s, p)).collect();
+        if removed.iter().any(|(_, p)| p.mapped != Perms::NONE) {
+            self.space.unmap(addr, end - addr).map_err(platform_err)?;
+        }
+        for (s, p) in removed {
+            i.pmas.remove(&s);
+            self.mf.dec_ref(FileRange {
+                offset: p.file_offset,
+                len: p.end - s,
+            });
+        }
+        Ok(())
+    }
+
+    /// `mprotect(2)`.
+    ///
+    /// # Errors
+    /// EINVAL for unaligned addresses, ENOMEM if part of the range is unmapped.
+    pub fn mprotect(&self, addr: u64, len: u64, perms: Perms) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut i = self.lock();
+        if !i.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        i.split_vmas_at(addr);
+        i.split_vmas_at(end);
+        for (_, v) in i.vmas.range_mut(addr..end) {
+            v.perms = perms;
+        }
+        // Drop the host mappings; the next access faults them back with the new permissions.
+        i.split_pmas_at(addr);
+        i.split_pmas_at(end);
+        let mut any = false;
+        for (_, p) in i.pmas.range_mut(addr..end) {
+            any |= p.mapped != Perms::NONE;
+            p.mapped = Perms::NONE;
+        }
+        if any {
+            self.space.unmap(addr, len).map_err(platform_err)?;
+        }
+        Ok(())
+    }
+
+    /// `madvise(MADV_DONTNEED)` on private memory: the range reads as zero afterwards.
+    ///
+    /// # Errors
+    /// EINVAL for unaligned addresses, ENOMEM for unmapped parts.
+    pub fn dontneed(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let mut i = self.lock();
+        if !i.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        // Shared pages keep their contents (Linux re-reads them from the shared object).
+        let private: Vec<(u64, u64)> = i
+            .vmas
+            .range(..end)
+            .filter(|(&s, v)| v.end > addr && s < end && !v.shared)
+            .map(|(&s, v)| (s.max(addr), v.end.min(end)))
+            .collect();
+        for (s, e) in private {
+            self.drop_pmas(&mut i, s, e)?;
+        }
+        Ok(())
+    }
+
+    /// `mremap(2)`: resizes or moves `[old, old+old_len)`.
+    ///
+    /// # Errors
+    /// EINVAL/EFAULT/ENOMEM as Linux.
+    pub fn mremap(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed: Option<u64>,
+    ) -> Result<u64, Errno> {
+        if !old.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_up(new_len).filter(|&l| l > 0).ok_or(Errno::EINVAL)?;
+        let old_end = old.checked_add(old_len).ok_or(Errno::EINVAL)?;
+        let mut i = self.lock();
+        let (&vstart, vma) = i
+            .vmas
+            .range(..=old)
+            .next_back()
+            .filter(|(_, v)| v.end > old)
+            .ok_or(Errno::EFAULT)?;
+        if old_len != 0 && vma.end < old_end {
+            return Err(Errno::EFAULT);
+        }
+        let vma = vma.clone();
+        let _ = vstart;
+        if fixed.is_none() {
+            if new_len <= old_len {
+                if new_len < old_len {
+                    self.unmap_locked(&mut i, old + new_len, old_len - new_len)?;
+                }
+                return Ok(old);
+            }
+            let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+            if grow_end <= MMAP_BASE.max(old_end)
+                && !i.vmas_overlap(old_end, grow_end)
+                && grow_end <= platform::MAX_USER_ADDRESS
+            {
+                if vma.shared {
+                    return Err(Errno::ENOMEM);
+                }
+                i.insert_vma(
+                    old_end,
+                    Vma {
+                        end: grow_end,
+                        ..vma
+                    },
+                );
+                return Ok(old);
+            }
+            if !may_move {
+                return Err(Errno::ENOMEM);
+            }
+        }
+        let new = match fixed {
+            Some(a) => {
+                if !a.is_multiple_of(PAGE_SIZE) || (a < old_end && old < a + new_len) {
+                    return Err(Errno::EINVAL);
+                }
+                self.unmap_locked(&mut i, a, new_len)?;
+                a
+            }
+            None => i.find_gap(new_len).ok_or(Errno::ENOMEM)?,
+        };
+        let keep = old_len.min(new_len);
+        // Move the PMAs (their memory stays where it is in the file).
+        i.split_pmas_at(old);
+        i.split_pmas_at(old + keep);
+        let moved: Vec<(u64, Pma)> = i
+            .pmas
+            .range(old..old + keep)
+            .map(|(&s, &p)| (s, p))
+            .collect();
+        if moved.iter().any(|(_, p)| p.mapped != Perms::NONE) {
+            self.space.unmap(old, keep).map_err(platform_err)?;
+        }
+        for (s, p) in moved {
+            i.pmas.remove(&s);
+            i.pmas.insert(
+                new + (s - old),
+                Pma {
+                    end: new + (p.end - old),
+                    mapped: Perms::NONE,
+                    ..p
+                },
+            );
+        }
+        self.unmap_locked(&mut i, old, old_len)?;
+        i.insert_vma(
+            new,
+            Vma {
+                end: new + new_len,
+                ..vma
+            },
+        );
+        Ok(new)
+    }
+
+    /// Resolves an application fault at `addr`.
+    ///
+    /// # Errors
+    /// The SIGSEGV code when the access is not allowed.
+    pub fn handle_fault(&self, addr: u64, access: Access) -> Result<(), SegvCode> {
+        let mut i = self.lock();
+        let page = page_down(addr);
+        let (vstart, vma) = i
+            .vma_at(page)
+            .map(|(s, v)| (s, v.clone()))
+            .ok_or(SegvCode::MapErr)?;
+        let allowed = match access {
+            Access::Read => vma.perms.read,
+            Access::Write => vma.perms.write,
+            Access::Exec => vma.perms.exec,
+            Access::Unknown => vma.perms != Perms::NONE,
+        };
+        if !allowed {
+            return Err(SegvCode::AccErr);
+        }
+        self.populate(&mut i, page, false)
+            .map_err(|_| SegvCode::MapErr)?;
+        // Map no further than this VMA: its neighbours may have other permissions.
+        i.split_pmas_at(vstart);
+        i.split_pmas_at(vma.end);
+        let p = *i.pma_at(page).expect("populated").1;
+        let wants_write =
+            access == Access::Write || (access == Access::Unknown && p.mapped != Perms::NONE);
+        if p.cow && vma.perms.write && wants_write {
+            self.break_cow(&mut i, page).map_err(|_| SegvCode::MapErr)?;
+        } else if p.mapped != Perms::NONE {
+            // Already mapped with everything the VMA allows: a real protection fault.
+            return Err(SegvCode::AccErr);
+        }
+        let pstart = i.pma_at(page).expect("populated").0;
+        let p = i.pmas[&pstart];
+        let eff = Perms {
+            write: vma.perms.write && !p.cow,
+            ..vma.perms
+        };
+        self.space
+            .map(pstart, p.end - pstart, p.file_offset, eff)
+            .map_err(|e| {
+                log::error!("mapping fault at {addr:#x}: {e}");
+                SegvCode::MapErr
+            })?;
+        i.pmas.get_mut(&pstart).expect("present").mapped = eff;
+        Ok(())
+    }
+
+    /// Ensures a PMA covers `page` (which must be in a VMA), allocating up to
+    /// [`FAULT_CHUNK`] around it. Returns the PMA's start.
+    fn populate(&self, i: &mut Inner, page: u64, _write: bool) -> Result<u64, Errno> {
+        if let Some((s, _)) = i.pma_at(page) {
+            return Ok(s);
+        }
+        let (vstart, v) = i.vma_at(page).ok_or(Errno::EFAULT)?;
+        let vend = v.end;
+        let mut start = page_down(page & !(FAULT_CHUNK - 1)).max(vstart);
+        let mut end = (page & !(FAULT_CHUNK - 1))
+            .saturating_add(FAULT_CHUNK)
+            .min(vend);
+        if let Some((_, p)) = i.pmas.range(..page).next_back() {
+            start = start.max(p.end);
+        }
+        if let Some((&s, _)) = i.pmas.range(page..).next() {
+            end = end.min(s);
+        }
+        let r = self.mf.allocate(end - start).map_err(|_| Errno::ENOMEM)?;
+        i.pmas.insert(
+            start,
+            Pma {
+                end,
+                file_offset: r.offset,
+                cow: false,
+                mapped: Perms::NONE,
+            },
+        );
+        Ok(start)
+    }
+
+    /// Gives the page at `page` its own copy (or takes sole ownership if nobody else refers
+    /// to it any more).
+    fn break_cow(&self, i: &mut Inner, page: u64) -> Result<(), Errno> {
+        i.split_pmas_at(page);
+        i.split_pmas_at(page + PAGE_SIZE);
+        let p = i.pmas[&page];
+        if self.mf.refs(p.file_offset) > 1 {
+            let r = self.mf.allocate(PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
+            self.mf.copy(p.file_offset, r.offset, PAGE_SIZE);
+            self.mf.dec_ref(FileRange {
+                offset: p.file_offset,
+                len: PAGE_SIZE,
+            });
+            i.pmas.insert(
+                page,
+                Pma {
+                    end: page + PAGE_SIZE,
+                    file_offset: r.offset,
+                    cow: false,
+                    mapped: p.mapped,
+                },
+            );
+        } else {
+            i.pmas.get_mut(&page).expect("present").cow = false;
+        }
+        Ok(())
+    }
+
+    /// Finds the memory-file offset backing `addr` for a sentry copy, creating or un-sharing
+    /// pages as needed. Returns (file offset, bytes available in that PMA from `addr`).
+    fn translate(
+        &self,
+        i: &mut Inner,
+        addr: u64,
+        write: bool,
+        force: bool,
+    ) -> Result<(u64, u64), Errno> {
+        let page = page_down(addr);
+        let (_, v) = i.vma_at(page).ok_or(Errno::EFAULT)?;
+        let ok = force || if write { v.perms.write } else { v.perms.read };
+        if !ok {
+            return Err(Errno::EFAULT);
+        }
+        let mut pstart = self.populate(i, page, write)?;
+        if write && i.pmas[&pstart].cow {
+            let mapped = i.pmas[&pstart].mapped;
+            self.break_cow(i, page)?;
+            if mapped != Perms::NONE {
+                // The host mapping still shows the shared page: drop it, refault later.
+                self.space.unmap(page, PAGE_SIZE).map_err(platform_err)?;
+                i.pmas.get_mut(&page).expect("present").mapped = Perms::NONE;
+            }
+            pstart = page;
+        }
+        let p = i.pmas[&pstart];
+        Ok((p.file_offset + (addr - pstart), p.end - addr))
+    }
+
+    /// Copies user memory at `addr` into `dst`; returns bytes copied (partial on a fault).
+    ///
+    /// # Errors
+    /// EFAULT when nothing could be copied.
+    pub fn copy_in(&self, addr: u64, dst: &mut [u8]) -> Result<usize, Errno> {
+        self.copy(addr, dst.len(), false, false, |off, done, n| {
+            self.mf.read(off, &mut dst[done..done + n])
+        })
+    }
+
+    /// Copies `src` to user memory at `addr`; returns bytes copied (partial on a fault).
+    ///
+    /// # Errors
+    /// EFAULT when nothing could be copied.
+    pub fn copy_out(&self, addr: u64, src: &[u8]) -> Result<usize, Errno> {
+        self.copy(addr, src.len(), true, false, |off, done, n| {
+            self.mf.write(off, &src[done..done + n])
+        })
+    }
+
+    /// Writes `src` at `addr` ignoring VMA permissions (loader filling a read-only segment,
+    /// like a debugger's poke).
+    ///
+    /// # Errors
+    /// EFAULT when `addr` is not mapped.
+    pub fn copy_out_force(&self, addr: u64, src: &[u8]) -> Result<usize, Errno> {
+        self.copy(addr, src.len(), true, true, |off, done, n| {
+            self.mf.write(off, &src[done..done + n])
+        })
+    }
+
+    fn copy(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        force: bool,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<usize, Errno> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let mut i = self.lock();
+        let mut done = 0usize;
+        while done < len {
+            let Some(a) = addr
+                .checked_add(done as u64)
+                .filter(|&a| a < platform::MAX_USER_ADDRESS)
+            else {
+                break;
+            };
+            match self.translate(&mut i, a, write, force) {
+                Ok((off, avail)) => {
+                    let n = (len - done).min(avail as usize);
+                    f(off, done, n);
+                    done += n;
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
+    }
+
+    /// A copy of this address space for `fork`: private memory becomes copy-on-write in
+    /// both, shared memory stays shared.
+    ///
+    /// # Errors
+    /// Platform failures downgrading the parent's mappings.
+    pub fn fork(&self, space: Arc<dyn AddressSpace>) -> Result<MemoryManager, Errno> {
+        let mut i = self.lock();
+        let mut child_pmas = BTreeMap::new();
+        let starts: Vec<u64> = i.pmas.keys().copied().collect();
+        for s in starts {
+            let shared = i.vma_at(s).is_some_and(|(_, v)| v.shared);
+            let p = i.pmas.get_mut(&s).expect("present");
+            self.mf.inc_ref(FileRange {
+                offset: p.file_offset,
+                len: p.end - s,
+            });
+            if !shared {
+                p.cow = true;
+                if p.mapped.write {
+                    self.space.unmap(s, p.end - s).map_err(platform_err)?;
+                    p.mapped = Perms::NONE;
+                }
+            }
+            child_pmas.insert(
+                s,
+                Pma {
+                    mapped: Perms::NONE,
+                    ..*p
+                },
+            );
+        }
+        let inner = Inner {
+            vmas: i.vmas.clone(),
+            pmas: child_pmas,
+            brk_start: i.brk_start,
+            brk: i.brk,
+        };
+        Ok(MemoryManager {
+            mf: self.mf.clone(),
+            space,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// The mappings, for `/proc/[pid]/maps`.
+    pub fn maps(&self) -> Vec<MapsEntry> {
+        let i = self.lock();
+        i.vmas
+            .iter()
+            .map(|(&s, v)| MapsEntry {
+                start: s,
+                end: v.end,
+                perms: v.perms,
+                shared: v.shared,
+                kind: v.kind.clone(),
+            })
+            .collect()
+    }
+
+    /// Bytes of memory-file pages this mm refers to (an RSS upper bound).
+    pub fn resident(&self) -> u64 {
+        self.lock().pmas.iter().map(|(&s, p)| p.end - s).sum()
+    }
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        let i = self.inner.get_mut().unwrap();
+        for (&s, p) in &i.pmas {
+            self.mf.dec_ref(FileRange {
+                offset: p.file_offset,
+                len: p.end - s,
+            });
+        }
+    }
+}
+
+/// Where an `mmap` goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Placement {
+    Hint(u64),
+    Fixed(u64),
+    FixedNoReplace(u64),
+}
+
+/// An anonymous mapping request.
+#[derive(Debug, Clone)]
+pub struct MmapRequest {
+    pub placement: Placement,
+    pub len: u64,
+    pub perms: Perms,
+    pub shared: bool,
+    pub kind: VmaKind,
+}
+
+impl Inner {
+    fn vma_at(&self, addr: u64) -> Option<(u64, &Vma)> {
+        self.vmas
+            .range(..=addr)
+            .next_back()
+            .filter(|(_, v)| v.end > addr)
+            .map(|(&s, v)| (s, v))
+    }
+
+    fn pma_at(&self, addr: u64) -> Option<(u64, &Pma)> {
+        self.pmas
+            .range(..=addr)
+            .next_back()
+            .filter(|(_, p)| p.end > addr)
+            .map(|(&s, p)| (s, p))
+    }
+
+    fn vmas_overlap(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
+    }
+
+    fn fully_mapped(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.vma_at(at) {
+                Some((_, v)) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Highest gap of `len` bytes below [`MMAP_BASE`].
+    fn find_gap(&self, len: u64) -> Option<u64> {
+        let mut top = MMAP_BASE;
+        for (&s, v) in self.vmas.range(..MMAP_BASE).rev() {
+            if v.end <= top && top - v.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(s);
+        }
+        (top >= MMAP_MIN_ADDR + len).then(|| top - len)
+    }
+
+    fn insert_vma(&mut self, start: u64, vma: Vma) {
+        self.vmas.insert(start, vma);
+    }
+
+    fn split_vmas_at(&mut self, at: u64) {
+        if let Some((s, v)) = self.vma_at(at) {
+            if s < at {
+                let right = v.clone();
+                self.vmas.get_mut(&s).expect("present").end = at;
+                self.vmas.insert(at, right);
+            }
+        }
+    }
+
+    fn split_pmas_at(&mut self, at: u64) {
+        if let Some((s, &p)) = self.pma_at(at) {
+            if s < at {
+                self.pmas.get_mut(&s).expect("present").end = at;
+                self.pmas.insert(
+                    at,
+                    Pma {
+                        file_offset: p.file_offset + (at - s),
+                        ..p
+                    },
+                );
+            }
+        }
+    }
+}

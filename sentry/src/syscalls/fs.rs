@@ -1,0 +1,271 @@
+//! File-descriptor system calls: read/write family, close, dup, fcntl, ioctl, fstat, lseek.
+
+use std::sync::Arc;
+
+use super::{Fd, Flags};
+use crate::abi::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+use crate::vfs::OpenFile;
+
+/// Largest single transfer the sentry buffers at once; larger requests complete short, which
+/// read(2) and write(2) allow (Linux's own cap, MAX_RW_COUNT, is just under 2 GiB).
+const MAX_RW: usize = 64 << 20;
+
+fn file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
+    t.fds.get(fd.0)
+}
+
+fn nofile_limit(t: &Task) -> u64 {
+    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
+}
+
+/// Reads into a sentry buffer, then copies out what was read.
+fn read_into(
+    t: &mut Task,
+    buf: UserAddr,
+    count: usize,
+    f: impl FnOnce(&mut Task, &mut [u8]) -> Result<usize, Errno>,
+) -> SysResult {
+    let count = count.min(MAX_RW);
+    let mut data = vec![0u8; count];
+    let n = f(t, &mut data)?;
+    let copied = t.mm.copy_out(buf.0, &data[..n])?;
+    Ok(copied as u64)
+}
+
+/// read(2)
+pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
+    let f = file(t, fd)?;
+    if count == 0 {
+        return if f.readable() {
+            Ok(0)
+        } else {
+            Err(Errno::EBADF)
+        };
+    }
+    read_into(t, buf, count, |t, data| f.read(t, data))
+}
+
+/// write(2)
+pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
+    let f = file(t, fd)?;
+    let count = count.min(MAX_RW);
+    let mut data = vec![0u8; count];
+    let n =
+        t.mm.copy_in(buf.0, &mut data)
+            .or_else(|e| if count == 0 { Ok(0) } else { Err(e) })?;
+    Ok(f.write(t, &data[..n])? as u64)
+}
+
+/// pread64(2)
+pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
+    let f = file(t, fd)?;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    read_into(t, buf, count, |t, data| {
+        f.ops.read(t, &f, data, Some(off as u64))
+    })
+}
+
+/// pwrite64(2)
+pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
+    let f = file(t, fd)?;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let data = t.mm.read_bytes(buf, count.min(MAX_RW))?;
+    Ok(f.ops.write(t, &f, &data, Some(off as u64))? as u64)
+}
+
+/// readv(2)
+pub fn readv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
+    let f = file(t, fd)?;
+    let iovs =
+        t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
+    let total: usize = iovs
+        .iter()
+        .map(|v| v.len as usize)
+        .sum::<usize>()
+        .min(MAX_RW);
+    let mut data = vec![0u8; total];
+    let n = if total == 0 { 0 } else { f.read(t, &mut data)? };
+    let mut done = 0usize;
+    for v in &iovs {
+        if done == n {
+            break;
+        }
+        let take = (v.len as usize).min(n - done);
+        let c =
+            t.mm.copy_out(v.base, &data[done..done + take])
+                .or_else(|e| if done == 0 { Err(e) } else { Ok(0) })?;
+        done += c;
+        if c < take {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+/// writev(2)
+pub fn writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
+    let f = file(t, fd)?;
+    let iovs =
+        t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
+    let mut data = Vec::new();
+    for v in &iovs {
+        let want = (v.len as usize).min(MAX_RW - data.len());
+        let start = data.len();
+        data.resize(start + want, 0);
+        let c = match t.mm.copy_in(v.base, &mut data[start..]) {
+            Ok(c) => c,
+            Err(e) if start == 0 && want > 0 => return Err(e),
+            Err(_) => 0,
+        };
+        data.truncate(start + c);
+        if c < want {
+            break;
+        }
+    }
+    if data.is_empty() {
+        return if f.writable() {
+            Ok(0)
+        } else {
+            Err(Errno::EBADF)
+        };
+    }
+    Ok(f.write(t, &data)? as u64)
+}
+
+/// close(2)
+pub fn close(t: &mut Task, fd: Fd) -> SysResult {
+    t.fds.remove(fd.0)?;
+    Ok(0)
+}
+
+/// close_range(2)
+pub fn close_range(t: &mut Task, first: u32, last: u32, flags: Flags) -> SysResult {
+    const CLOSE_RANGE_UNSHARE: u64 = 2;
+    const CLOSE_RANGE_CLOEXEC: u64 = 4;
+    if flags.0 & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    let last = last.min(i32::MAX as u32) as i32;
+    if first as u64 <= last as u64 {
+        t.fds
+            .close_range(first as i32, last, flags.0 & CLOSE_RANGE_CLOEXEC != 0);
+    }
+    Ok(0)
+}
+
+/// dup(2)
+pub fn dup(t: &mut Task, fd: Fd) -> SysResult {
+    let f = file(t, fd)?;
+    let limit = nofile_limit(t);
+    Ok(t.fds.install(f, 0, false, limit)? as u64)
+}
+
+/// dup2(2)
+pub fn dup2(t: &mut Task, old: Fd, new: Fd) -> SysResult {
+    if old == new {
+        file(t, old)?;
+        return Ok(new.0 as u64);
+    }
+    dup3(t, old, new, Flags(0))
+}
+
+/// dup3(2)
+pub fn dup3(t: &mut Task, old: Fd, new: Fd, flags: Flags) -> SysResult {
+    if flags.0 & !(libc::O_CLOEXEC as u64) != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    let f = file(t, old)?;
+    if new.0 < 0 || new.0 as u64 >= nofile_limit(t) {
+        return Err(Errno::EBADF);
+    }
+    t.fds
+        .install_at(new.0, f, flags.0 & libc::O_CLOEXEC as u64 != 0);
+    Ok(new.0 as u64)
+}
+
+/// fcntl(2)
+pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
+    let f = file(t, fd)?;
+    match cmd {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let min = i32::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            let limit = nofile_limit(t);
+            if min < 0 || min as u64 >= limit {
+                return Err(Errno::EINVAL);
+            }
+            Ok(t.fds.install(f, min, cmd == libc::F_DUPFD_CLOEXEC, limit)? as u64)
+        }
+        libc::F_GETFD => Ok(if t.fds.cloexec(fd.0)? {
+            libc::FD_CLOEXEC as u64
+        } else {
+            0
+        }),
+        libc::F_SETFD => {
+            t.fds
+                .set_cloexec(fd.0, arg & libc::FD_CLOEXEC as u64 != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL => Ok(f.flags() as u64),
+        libc::F_SETFL => {
+            f.set_flags(arg as u32);
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// ioctl(2)
+pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
+    let f = file(t, fd)?;
+    match cmd.0 {
+        libc::FIOCLEX => t.fds.set_cloexec(fd.0, true).map(|_| 0),
+        libc::FIONCLEX => t.fds.set_cloexec(fd.0, false).map(|_| 0),
+        c => f.ops.ioctl(t, &f, c as u32, arg),
+    }
+}
+
+/// fstat(2)
+pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
+    let st = file(t, fd)?.ops.stat()?;
+    t.mm.write_obj(statbuf, &st)?;
+    Ok(0)
+}
+
+/// lseek(2)
+pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
+    let f = file(t, fd)?;
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let mut off = f.offset.lock().unwrap();
+    let base = match whence {
+        libc::SEEK_SET => 0i64,
+        libc::SEEK_CUR => *off as i64,
+        libc::SEEK_END => f.ops.size()? as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = base
+        .checked_add(offset)
+        .filter(|&n| n >= 0)
+        .ok_or(Errno::EINVAL)?;
+    *off = new as u64;
+    Ok(new as u64)
+}

@@ -1,0 +1,136 @@
+//! Memory system calls: brk, mmap family, madvise.
+
+use platform::Perms;
+
+use super::{Fd, Flags};
+use crate::abi::{Errno, SysResult, PAGE_SIZE};
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+use crate::mm::{MmapRequest, Placement, VmaKind};
+
+fn prot_perms(prot: u64) -> Result<Perms, Errno> {
+    let known = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
+    let growsdown_up = (libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) as u64;
+    if prot & !(known | growsdown_up) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let write = prot & libc::PROT_WRITE as u64 != 0;
+    // x86: readable whenever writable or executable, as the MMU cannot express otherwise.
+    let exec = prot & libc::PROT_EXEC as u64 != 0;
+    let read = prot & libc::PROT_READ as u64 != 0 || write || exec;
+    Ok(Perms { read, write, exec })
+}
+
+/// brk(2)
+pub fn brk(t: &mut Task, addr: UserAddr) -> SysResult {
+    Ok(t.mm.brk(addr.0))
+}
+
+/// mmap(2)
+pub fn mmap(
+    t: &mut Task,
+    addr: UserAddr,
+    len: u64,
+    prot: Flags,
+    flags: Flags,
+    fd: Fd,
+    off: u64,
+) -> SysResult {
+    let flags = flags.0 as i32;
+    let perms = prot_perms(prot.0)?;
+    if len == 0 || !off.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let shared = match flags & libc::MAP_SHARED_VALIDATE {
+        libc::MAP_PRIVATE => false,
+        libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE => true,
+        _ => return Err(Errno::EINVAL),
+    };
+    if flags & libc::MAP_ANONYMOUS == 0 {
+        // File mappings arrive with the filesystem; say so honestly.
+        t.fds.get(fd.0)?;
+        return Err(Errno::ENODEV);
+    }
+    let placement = if flags & libc::MAP_FIXED_NOREPLACE != 0 {
+        Placement::FixedNoReplace(addr.0)
+    } else if flags & libc::MAP_FIXED != 0 {
+        Placement::Fixed(addr.0)
+    } else {
+        Placement::Hint(addr.0)
+    };
+    if matches!(placement, Placement::Fixed(a) | Placement::FixedNoReplace(a) if !a.is_multiple_of(PAGE_SIZE))
+    {
+        return Err(Errno::EINVAL);
+    }
+    t.mm.mmap(MmapRequest {
+        placement,
+        len,
+        perms,
+        shared,
+        kind: VmaKind::Anon,
+    })
+}
+
+/// munmap(2)
+pub fn munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult {
+    t.mm.munmap(addr.0, len).map(|_| 0)
+}
+
+/// mprotect(2)
+pub fn mprotect(t: &mut Task, addr: UserAddr, len: u64, prot: Flags) -> SysResult {
+    let perms = prot_perms(prot.0)?;
+    t.mm.mprotect(addr.0, len, perms).map(|_| 0)
+}
+
+/// mremap(2)
+pub fn mremap(
+    t: &mut Task,
+    old: UserAddr,
+    old_len: u64,
+    new_len: u64,
+    flags: Flags,
+    new_addr: UserAddr,
+) -> SysResult {
+    let flags = flags.0 as i32;
+    if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::MREMAP_DONTUNMAP != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let may_move = flags & libc::MREMAP_MAYMOVE != 0;
+    let fixed = flags & libc::MREMAP_FIXED != 0;
+    if fixed && !may_move {
+        return Err(Errno::EINVAL);
+    }
+    t.mm.mremap(
+        old.0,
+        old_len,
+        new_len,
+        may_move,
+        fixed.then_some(new_addr.0),
+    )
+}
+
+/// madvise(2)
+pub fn madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult {
+    if !addr.0.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    match advice {
+        libc::MADV_DONTNEED | libc::MADV_FREE => t.mm.dontneed(addr.0, len).map(|_| 0),
+        libc::MADV_NORMAL
+        | libc::MADV_RANDOM
+        | libc::MADV_SEQUENTIAL
+        | libc::MADV_WILLNEED
+        | libc::MADV_DONTFORK
+        | libc::MADV_DOFORK
+        | libc::MADV_MERGEABLE
+        | libc::MADV_UNMERGEABLE
+        | libc::MADV_HUGEPAGE
+        | libc::MADV_NOHUGEPAGE
+        | libc::MADV_DONTDUMP
+        | libc::MADV_DODUMP => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}

@@ -1,0 +1,308 @@
+//! The system-call table: one inventory (number, name, typed arguments, handler, support
+//! level) that generates dispatch, `--strace` output and `runsc-rs syscalls`.
+//!
+//! Handlers take the task and typed arguments decoded once here, with the width and sign
+//! Linux uses:
+//! ```ignore
+//! 0 read(fd: Fd, buf: UserAddr, count: usize) => fs::read, Full;
+//! ```
+
+mod fs;
+mod info;
+mod mem;
+mod process;
+mod time;
+
+use std::sync::OnceLock;
+
+use crate::abi::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::usermem::{UserAddr, PATH_MAX};
+
+/// How completely a system call is implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Full,
+    /// Implemented for the cases programs use; the note says what is missing.
+    Partial(&'static str),
+    /// Returns an error on purpose; the note says why.
+    Unsupported(&'static str),
+}
+
+/// How `--strace` shows an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    Int,
+    Hex,
+    Fd,
+    Ptr,
+    Path,
+}
+
+/// A file descriptor argument (`int`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fd(pub i32);
+
+/// A pointer to a NUL-terminated path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathArg(pub UserAddr);
+
+/// Flags or other bit sets, shown in hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(pub u64);
+
+/// Decoding of one raw register into a typed argument.
+pub trait Arg {
+    const KIND: ArgKind;
+    fn from_raw(v: u64) -> Self;
+}
+
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            const KIND: ArgKind = ArgKind::Int;
+            fn from_raw(v: u64) -> Self { v as $t }
+        }
+    )*};
+}
+int_arg!(u64, i64, u32, i32, usize);
+
+impl Arg for Fd {
+    const KIND: ArgKind = ArgKind::Fd;
+    fn from_raw(v: u64) -> Self {
+        Fd(v as i32)
+    }
+}
+impl Arg for UserAddr {
+    const KIND: ArgKind = ArgKind::Ptr;
+    fn from_raw(v: u64) -> Self {
+        UserAddr(v)
+    }
+}
+impl Arg for PathArg {
+    const KIND: ArgKind = ArgKind::Path;
+    fn from_raw(v: u64) -> Self {
+        PathArg(UserAddr(v))
+    }
+}
+impl Arg for Flags {
+    const KIND: ArgKind = ArgKind::Hex;
+    fn from_raw(v: u64) -> Self {
+        Flags(v)
+    }
+}
+
+type Handler = fn(&mut Task, &[u64; 6]) -> SysResult;
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct SyscallDef {
+    pub nr: u64,
+    pub name: &'static str,
+    pub args: &'static [ArgKind],
+    pub support: Support,
+    handler: Option<Handler>,
+}
+
+macro_rules! syscall_table {
+    (
+        implemented { $( $nr:literal $name:ident ( $( $arg:ident : $ty:ty ),* ) => $handler:path, $support:expr; )* }
+        unsupported { $( $unr:literal $uname:ident, $reason:literal; )* }
+    ) => {
+        static TABLE: &[SyscallDef] = &[
+            $(
+                SyscallDef {
+                    nr: $nr,
+                    name: stringify!($name),
+                    args: &[ $( <$ty as Arg>::KIND ),* ],
+                    support: $support,
+                    handler: Some({
+                        #[allow(unused_assignments, unused_mut, unused_variables)]
+                        fn call(t: &mut Task, a: &[u64; 6]) -> SysResult {
+                            let mut i = 0;
+                            $handler(t, $( { let $arg = <$ty as Arg>::from_raw(a[i]); i += 1; $arg } ),*)
+                        }
+                        call
+                    }),
+                },
+            )*
+            $(
+                SyscallDef { nr: $unr, name: stringify!($uname), args: &[], support: Support::Unsupported($reason), handler: None },
+            )*
+        ];
+    };
+}
+
+use Support::{Full, Partial};
+
+syscall_table! {
+    implemented {
+        0 read(fd: Fd, buf: UserAddr, count: usize) => fs::read, Full;
+        1 write(fd: Fd, buf: UserAddr, count: usize) => fs::write, Full;
+        3 close(fd: Fd) => fs::close, Full;
+        5 fstat(fd: Fd, statbuf: UserAddr) => fs::fstat, Full;
+        8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Full;
+        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("anonymous mappings; file mappings come with the filesystem");
+        10 mprotect(addr: UserAddr, len: u64, prot: Flags) => mem::mprotect, Full;
+        11 munmap(addr: UserAddr, len: u64) => mem::munmap, Full;
+        12 brk(addr: UserAddr) => mem::brk, Full;
+        13 rt_sigaction(sig: i32, act: UserAddr, oact: UserAddr, sigsetsize: usize) => process::rt_sigaction, Partial("dispositions are recorded; handlers run once signal delivery lands");
+        14 rt_sigprocmask(how: i32, set: UserAddr, oset: UserAddr, sigsetsize: usize) => process::rt_sigprocmask, Full;
+        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fs::ioctl, Partial("TCGETS, TIOCGWINSZ on host terminals; FIOCLEX/FIONCLEX");
+        17 pread64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fs::pread64, Full;
+        18 pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fs::pwrite64, Full;
+        19 readv(fd: Fd, iov: UserAddr, iovcnt: i32) => fs::readv, Full;
+        20 writev(fd: Fd, iov: UserAddr, iovcnt: i32) => fs::writev, Full;
+        24 sched_yield() => process::sched_yield, Full;
+        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Full;
+        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
+        32 dup(fd: Fd) => fs::dup, Full;
+        33 dup2(old: Fd, new: Fd) => fs::dup2, Full;
+        35 nanosleep(req: UserAddr, rem: UserAddr) => time::nanosleep, Partial("not yet interrupted by signals");
+        39 getpid() => process::getpid, Full;
+        60 exit(code: i32) => process::exit, Full;
+        63 uname(buf: UserAddr) => info::uname, Full;
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fs::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL");
+        96 gettimeofday(tv: UserAddr, tz: UserAddr) => time::gettimeofday, Full;
+        97 getrlimit(resource: u32, rlim: UserAddr) => process::getrlimit, Full;
+        99 sysinfo(info: UserAddr) => info::sysinfo, Full;
+        102 getuid() => process::getuid, Full;
+        104 getgid() => process::getgid, Full;
+        107 geteuid() => process::geteuid, Full;
+        108 getegid() => process::getegid, Full;
+        110 getppid() => process::getppid, Full;
+        115 getgroups(size: i32, list: UserAddr) => process::getgroups, Full;
+        131 sigaltstack(ss: UserAddr, old: UserAddr) => process::sigaltstack, Partial("records the stack; used once signal delivery lands");
+        158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
+        160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
+        186 gettid() => process::gettid, Full;
+        201 time(tloc: UserAddr) => time::time, Full;
+        218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
+        228 clock_gettime(clock: i32, tp: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count sentry time of the thread only");
+        229 clock_getres(clock: i32, tp: UserAddr) => time::clock_getres, Full;
+        230 clock_nanosleep(clock: i32, flags: i32, req: UserAddr, rem: UserAddr) => time::clock_nanosleep, Partial("not yet interrupted by signals");
+        231 exit_group(code: i32) => process::exit_group, Full;
+        273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
+        292 dup3(old: Fd, new: Fd, flags: Flags) => fs::dup3, Full;
+        302 prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr) => process::prlimit64, Full;
+        318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
+        436 close_range(first: u32, last: u32, flags: Flags) => fs::close_range, Full;
+    }
+    unsupported {
+        334 rseq, "optional for glibc, which falls back without it";
+        101 ptrace, "tracing inside the sandbox is not offered";
+        246 kexec_load, "never available in a sandbox";
+        320 kexec_file_load, "never available in a sandbox";
+        321 bpf, "never available in a sandbox";
+        298 perf_event_open, "never available in a sandbox";
+        169 reboot, "never available in a sandbox";
+        175 init_module, "never available in a sandbox";
+        313 finit_module, "never available in a sandbox";
+        176 delete_module, "never available in a sandbox";
+        167 swapon, "never available in a sandbox";
+        168 swapoff, "never available in a sandbox";
+        163 acct, "never available in a sandbox";
+        310 process_vm_readv, "cross-process memory access is not offered";
+        311 process_vm_writev, "cross-process memory access is not offered";
+    }
+}
+
+fn index() -> &'static [Option<&'static SyscallDef>] {
+    static INDEX: OnceLock<Vec<Option<&'static SyscallDef>>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let max = TABLE.iter().map(|d| d.nr).max().unwrap_or(0) as usize;
+        let mut v = vec![None; max + 1];
+        for d in TABLE {
+            v[d.nr as usize] = Some(d);
+        }
+        v
+    })
+}
+
+/// The table row for `nr`, if the sentry knows it.
+pub fn lookup(nr: u64) -> Option<&'static SyscallDef> {
+    index().get(usize::try_from(nr).ok()?).copied().flatten()
+}
+
+/// The Linux name of `nr` (whether or not we implement it).
+pub fn name(nr: u64) -> &'static str {
+    match lookup(nr) {
+        Some(d) => d.name,
+        None => usize::try_from(nr)
+            .ok()
+            .and_then(syscalls::Sysno::new)
+            .map_or("unknown", |s| s.name()),
+    }
+}
+
+/// Every x86-64 system call with its support level, for `runsc-rs syscalls`.
+pub fn inventory() -> Vec<(u64, &'static str, Support)> {
+    syscalls::Sysno::iter()
+        .map(|s| {
+            let nr = s.id() as u64;
+            match lookup(nr) {
+                Some(d) => (nr, d.name, d.support),
+                None => (nr, s.name(), Support::Unsupported("not implemented")),
+            }
+        })
+        .collect()
+}
+
+/// Handles the system call the task just made and writes the result to `rax`.
+pub fn dispatch(t: &mut Task) {
+    let r = &t.cpu.regs;
+    let nr = r.orig_rax;
+    let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
+    let def = lookup(nr);
+    let entry = if t.kernel.config.strace {
+        Some(strace_entry(t, nr, def, &args))
+    } else {
+        None
+    };
+    let result = match def.and_then(|d| d.handler) {
+        Some(h) => h(t, &args),
+        None => {
+            if t.kernel.first_unsupported(nr) {
+                log::warn!(
+                    "unsupported syscall {} ({nr}) from task {}: ENOSYS",
+                    name(nr),
+                    t.tid
+                );
+            }
+            Err(Errno::ENOSYS)
+        }
+    };
+    if let Some(line) = entry {
+        let res = match result {
+            Ok(v) if v < 0x10000 => v.to_string(),
+            Ok(v) => format!("{v:#x}"),
+            Err(e) => format!("-1 {e:?} ({})", e.desc()),
+        };
+        eprintln!("{line} = {res}");
+    }
+    t.cpu.regs.rax = match result {
+        Ok(v) => v,
+        Err(e) => (-(e as i64)) as u64,
+    };
+}
+
+fn strace_entry(t: &Task, nr: u64, def: Option<&SyscallDef>, args: &[u64; 6]) -> String {
+    let shown: Vec<String> = match def {
+        Some(d) if d.handler.is_some() => d
+            .args
+            .iter()
+            .zip(args)
+            .map(|(k, &v)| match k {
+                ArgKind::Int => (v as i64).to_string(),
+                ArgKind::Fd => (v as i32).to_string(),
+                ArgKind::Hex | ArgKind::Ptr => format!("{v:#x}"),
+                ArgKind::Path => match t.mm.read_cstring(UserAddr(v), PATH_MAX) {
+                    Ok(s) => format!("{:?}", String::from_utf8_lossy(&s)),
+                    Err(_) => format!("{v:#x}"),
+                },
+            })
+            .collect(),
+        _ => args.iter().map(|v| format!("{v:#x}")).collect(),
+    };
+    format!("[{:>4}] {}({})", t.tid, name(nr), shown.join(", "))
+}

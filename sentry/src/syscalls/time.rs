@@ -1,0 +1,120 @@
+//! Clocks and sleeping.
+
+use std::time::Duration;
+
+use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+
+/// Reads a host clock. The sentry reads host time through the vDSO (no host syscall).
+fn host_clock(id: libc::clockid_t) -> Timespec {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::from_raw(id))
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    Timespec {
+        tv_sec: ts.tv_sec(),
+        tv_nsec: ts.tv_nsec(),
+    }
+}
+
+fn clock_source(clock: i32) -> Result<libc::clockid_t, Errno> {
+    match clock {
+        libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Ok(libc::CLOCK_REALTIME),
+        libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_MONOTONIC_RAW => {
+            Ok(libc::CLOCK_MONOTONIC)
+        }
+        libc::CLOCK_BOOTTIME => Ok(libc::CLOCK_BOOTTIME),
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
+            Ok(libc::CLOCK_THREAD_CPUTIME_ID)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// clock_gettime(2)
+pub fn clock_gettime(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
+    let ts = host_clock(clock_source(clock)?);
+    t.mm.write_obj(tp, &ts)?;
+    Ok(0)
+}
+
+/// clock_getres(2)
+pub fn clock_getres(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
+    let coarse = matches!(
+        clock,
+        libc::CLOCK_REALTIME_COARSE | libc::CLOCK_MONOTONIC_COARSE
+    );
+    clock_source(clock)?;
+    if !tp.is_null() {
+        let res = Timespec {
+            tv_sec: 0,
+            tv_nsec: if coarse { 4_000_000 } else { 1 },
+        };
+        t.mm.write_obj(tp, &res)?;
+    }
+    Ok(0)
+}
+
+/// gettimeofday(2)
+pub fn gettimeofday(t: &mut Task, tv: UserAddr, tz: UserAddr) -> SysResult {
+    if !tv.is_null() {
+        let ts = host_clock(libc::CLOCK_REALTIME);
+        t.mm.write_obj(
+            tv,
+            &Timeval {
+                tv_sec: ts.tv_sec,
+                tv_usec: ts.tv_nsec / 1000,
+            },
+        )?;
+    }
+    if !tz.is_null() {
+        t.mm.write_obj(tz, &[0u32; 2])?;
+    }
+    Ok(0)
+}
+
+/// time(2)
+pub fn time(t: &mut Task, tloc: UserAddr) -> SysResult {
+    let now = host_clock(libc::CLOCK_REALTIME).tv_sec;
+    if !tloc.is_null() {
+        t.mm.write_obj(tloc, &now)?;
+    }
+    Ok(now as u64)
+}
+
+fn sleep_for(ns: u128) {
+    std::thread::sleep(Duration::from_nanos(ns.min(u64::MAX as u128) as u64));
+}
+
+/// nanosleep(2)
+pub fn nanosleep(t: &mut Task, req: UserAddr, _rem: UserAddr) -> SysResult {
+    let ts: Timespec = t.mm.read_obj(req)?;
+    sleep_for(ts.to_nanos()?);
+    Ok(0)
+}
+
+/// clock_nanosleep(2)
+pub fn clock_nanosleep(
+    t: &mut Task,
+    clock: i32,
+    flags: i32,
+    req: UserAddr,
+    _rem: UserAddr,
+) -> SysResult {
+    let src = match clock {
+        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME => clock_source(clock)?,
+        libc::CLOCK_PROCESS_CPUTIME_ID => return Err(Errno::EINVAL),
+        libc::CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
+        _ => return Err(Errno::EINVAL),
+    };
+    let ts: Timespec = t.mm.read_obj(req)?;
+    let want = ts.to_nanos()?;
+    let ns = if flags & libc::TIMER_ABSTIME != 0 {
+        let now = host_clock(src);
+        let now = now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128;
+        want.saturating_sub(now)
+    } else {
+        want
+    };
+    sleep_for(ns);
+    Ok(0)
+}

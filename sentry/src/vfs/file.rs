@@ -1,0 +1,185 @@
+//! Open file descriptions: what an fd points to (offset, status flags, the file's operations).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::abi::{Errno, SysResult};
+use crate::kernel::Task;
+
+/// `struct stat` (x86-64 layout).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub pad0: u32,
+    pub rdev: u64,
+    pub size: i64,
+    pub blksize: i64,
+    pub blocks: i64,
+    pub atime: i64,
+    pub atime_nsec: i64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+    pub ctime: i64,
+    pub ctime_nsec: i64,
+    pub reserved: [i64; 3],
+}
+
+/// What a kind of file does. Defaults are the Linux answers for a file that lacks the
+/// operation.
+pub trait FileOps: Send + Sync {
+    /// Reads at `offset` (None: the file has no offset, e.g. a pipe or tty).
+    ///
+    /// # Errors
+    /// As read(2).
+    fn read(
+        &self,
+        _t: &mut Task,
+        _file: &OpenFile,
+        _buf: &mut [u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Writes at `offset` (None: no offset; O_APPEND is resolved by the caller).
+    ///
+    /// # Errors
+    /// As write(2).
+    fn write(
+        &self,
+        _t: &mut Task,
+        _file: &OpenFile,
+        _buf: &[u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// `ioctl(2)`.
+    ///
+    /// # Errors
+    /// ENOTTY for commands the file does not know.
+    fn ioctl(&self, _t: &mut Task, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
+        Err(Errno::ENOTTY)
+    }
+
+    /// `fstat(2)`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn stat(&self) -> Result<Stat, Errno>;
+
+    /// Whether the file has an offset (regular files, directories) or not (pipes, ttys).
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    /// Current size, for SEEK_END.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.stat()?.size.max(0) as u64)
+    }
+}
+
+/// An open file description. Shared by dup'd fds and across fork.
+pub struct OpenFile {
+    pub ops: Arc<dyn FileOps>,
+    /// `O_*` status flags (access mode, O_APPEND, O_NONBLOCK...).
+    flags: AtomicU32,
+    /// The file offset; also serialises reads and writes that use it, as Linux's f_pos_lock.
+    pub offset: Mutex<u64>,
+}
+
+impl std::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenFile")
+            .field("flags", &self.flags())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Status flags `fcntl(F_SETFL)` may change.
+pub const SETFL_MASK: u32 =
+    (libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME) as u32;
+
+impl OpenFile {
+    pub fn new(ops: Arc<dyn FileOps>, flags: u32) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            ops,
+            flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
+            offset: Mutex::new(0),
+        })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// `F_SETFL`: changes only the settable status flags.
+    pub fn set_flags(&self, flags: u32) {
+        let old = self.flags();
+        self.flags.store(
+            (old & !SETFL_MASK) | (flags & SETFL_MASK),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn readable(&self) -> bool {
+        let acc = self.flags() & libc::O_ACCMODE as u32;
+        acc == libc::O_RDONLY as u32 || acc == libc::O_RDWR as u32
+    }
+
+    pub fn writable(&self) -> bool {
+        let acc = self.flags() & libc::O_ACCMODE as u32;
+        acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32
+    }
+
+    /// Reads at the file offset (advancing it) or without one.
+    ///
+    /// # Errors
+    /// EBADF when not open for reading, and the file's errors.
+    pub fn read(&self, t: &mut Task, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.seekable() {
+            let mut off = self.offset.lock().unwrap();
+            let n = self.ops.read(t, self, buf, Some(*off))?;
+            *off += n as u64;
+            Ok(n)
+        } else {
+            self.ops.read(t, self, buf, None)
+        }
+    }
+
+    /// Writes at the file offset (or the end with O_APPEND), advancing it.
+    ///
+    /// # Errors
+    /// EBADF when not open for writing, and the file's errors.
+    pub fn write(&self, t: &mut Task, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.seekable() {
+            let mut off = self.offset.lock().unwrap();
+            if self.flags() & libc::O_APPEND as u32 != 0 {
+                *off = self.ops.size()?;
+            }
+            let n = self.ops.write(t, self, buf, Some(*off))?;
+            *off += n as u64;
+            Ok(n)
+        } else {
+            self.ops.write(t, self, buf, None)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Files backed by a host file descriptor the sandbox was given (stdio, a host tty).
+//!
+//! Only data transfer and a few read-only terminal queries reach the host; everything else is
+//! answered by the sentry.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::abi::{Errno, SysResult, Termios, Winsize};
+use crate::kernel::Task;
+use crate::vfs::{FileOps, OpenFile, Stat};
+
+/// A donated host fd.
+pub struct HostFile {
+    fd: OwnedFd,
+    seekable: bool,
+}
+
+impl HostFile {
+    /// Wraps `fd`; regular files keep an offset, everything else (pipes, ttys) streams.
+    pub fn new(fd: OwnedFd) -> HostFile {
+        let seekable = nix::sys::stat::fstat(fd.as_raw_fd())
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+            .unwrap_or(false);
+        HostFile { fd, seekable }
+    }
+
+    fn errno() -> Errno {
+        Errno::last()
+    }
+}
+
+impl FileOps for HostFile {
+    fn read(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &mut [u8],
+        offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        loop {
+            let r = match offset {
+                Some(off) => nix::sys::uio::pread(&self.fd, buf, off as i64),
+                None => nix::unistd::read(self.fd.as_raw_fd(), buf),
+            };
+            match r {
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn write(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &[u8],
+        offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let r = match offset {
+                Some(off) => nix::sys::uio::pwrite(&self.fd, buf, off as i64),
+                None => nix::unistd::write(&self.fd, buf),
+            };
+            match r {
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn ioctl(&self, t: &mut Task, _f: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+        use crate::mm::usermem::UserAddr;
+        match cmd as u64 {
+            libc::TCGETS => {
+                let tio = nix::sys::termios::tcgetattr(&self.fd).map_err(|_| Errno::ENOTTY)?;
+                let raw: libc::termios = tio.into();
+                let mut cc = [0u8; 19];
+                cc.copy_from_slice(&raw.c_cc[..19]);
+                let out = Termios {
+                    iflag: raw.c_iflag,
+                    oflag: raw.c_oflag,
+                    cflag: raw.c_cflag,
+                    lflag: raw.c_lflag,
+                    line: raw.c_line,
+                    cc,
+                };
+                t.mm.write_obj(UserAddr(arg), &out)?;
+                Ok(0)
+            }
+            libc::TIOCGWINSZ => {
+                let ws = rustix::termios::tcgetwinsize(&self.fd).map_err(|_| Errno::ENOTTY)?;
+                let out = Winsize {
+                    row: ws.ws_row,
+                    col: ws.ws_col,
+                    xpixel: ws.ws_xpixel,
+                    ypixel: ws.ws_ypixel,
+                };
+                t.mm.write_obj(UserAddr(arg), &out)?;
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        let st = nix::sys::stat::fstat(self.fd.as_raw_fd()).map_err(|_| Self::errno())?;
+        Ok(Stat {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            nlink: st.st_nlink,
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev,
+            size: st.st_size,
+            blksize: st.st_blksize,
+            blocks: st.st_blocks,
+            atime: st.st_atime,
+            atime_nsec: st.st_atime_nsec,
+            mtime: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec,
+            ..Stat::default()
+        })
+    }
+
+    fn seekable(&self) -> bool {
+        self.seekable
+    }
+}
