@@ -163,8 +163,7 @@ impl std::fmt::Debug for FpState {
 
 /// Size of the XSAVE area for the features the host enabled (CPUID leaf 0xD, sub-leaf 0, EBX).
 pub fn xsave_size() -> usize {
-    // SAFETY: CPUID is available on every x86-64 CPU and has no side effects.
-    let r = unsafe { std::arch::x86_64::__cpuid_count(0xd, 0) };
+    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
     (r.ebx as usize).max(576)
 }
 
@@ -268,4 +267,10 @@ pub fn create(name: &str, memfd: BorrowedFd<'_>) -> Result<Arc<dyn Platform>> {
             format!("platform {other:?} is not built; use --platform ptrace"),
         )),
     }
+}
+
+/// CPUID `leaf`/`subleaf` of the host CPU as (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);
+    (r.eax, r.ebx, r.ecx, r.edx)
 }

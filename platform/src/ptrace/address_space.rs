@@ -1,0 +1,329 @@
+//! Address spaces: one factory and the stubs of every host thread that uses it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::unistd::Pid;
+
+use super::factory::Factory;
+use super::stub::{self, STUB_BASE};
+use super::sys::{self, host, WaitStatus};
+use super::Shared;
+use crate::{AddressSpace, Error, Perms, Result};
+
+/// Address-space ids, for logs. Never reused.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An application address space of the ptrace platform.
+pub(super) struct PtraceAddressSpace {
+    id: u64,
+    me: Weak<PtraceAddressSpace>,
+    shared: Arc<Shared>,
+    inner: Mutex<Inner>,
+}
+
+/// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
+/// requests are serialised and every stub is registered before anyone can release.
+struct Inner {
+    /// `None` once released.
+    factory: Option<Factory>,
+    /// Every stub created in this address space and not yet killed.
+    stubs: Vec<Pid>,
+}
+
+/// A stub of the current host thread: traced by it, running in the address space at `key`.
+struct LocalStub {
+    /// The address of the `PtraceAddressSpace` value. `owner` keeps that allocation alive,
+    /// so while this entry exists no other address space can have the same key.
+    key: usize,
+    /// The platform the address space belongs to (`platform_key`).
+    platform: usize,
+    owner: Weak<PtraceAddressSpace>,
+    pid: Pid,
+}
+
+impl Drop for LocalStub {
+    /// The thread is exiting (or the entry is pruned): its stubs are no use to anyone.
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.retire_stub(self.pid);
+        }
+    }
+}
+
+thread_local! {
+    /// The stubs this host thread traces, one per address space it used.
+    static LOCAL_STUBS: RefCell<Vec<LocalStub>> = const { RefCell::new(Vec::new()) };
+}
+
+fn local_stub(shared: &Shared, key: usize) -> Option<Pid> {
+    let platform = platform_key(shared);
+    LOCAL_STUBS.with_borrow(|stubs| {
+        stubs
+            .iter()
+            .find(|s| s.key == key && s.platform == platform)
+            .map(|s| s.pid)
+    })
+}
+
+fn platform_key(shared: &Shared) -> usize {
+    std::ptr::from_ref(shared) as usize
+}
+
+/// The key of an address space: the address of its value inside the `Arc`.
+fn key_of(address_space: &Arc<dyn AddressSpace>) -> usize {
+    Arc::as_ptr(address_space).cast::<()>() as usize
+}
+
+/// The calling thread's stub in `address_space`, created if needed.
+///
+/// # Errors
+/// `address_space` is not one of this platform's; creating the stub failed.
+pub(super) fn stub_of(shared: &Shared, address_space: &Arc<dyn AddressSpace>) -> Result<Pid> {
+    let key = key_of(address_space);
+    if let Some(pid) = local_stub(shared, key) {
+        return Ok(pid);
+    }
+    let found = {
+        let registry = shared
+            .address_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        registry.get(&key).and_then(Weak::upgrade)
+    };
+    match found {
+        Some(owner) => owner.stub_for_current_thread(),
+        None => Err(Error::Unavailable(
+            "ptrace",
+            "the address space was not created by this ptrace platform".into(),
+        )),
+    }
+}
+
+impl PtraceAddressSpace {
+    /// Creates an address space with a fresh factory and registers it in `shared`.
+    pub(super) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
+        let factory = shared.master.spawn_factory()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "ptrace: address space {id} created (factory {})",
+            factory.pid()
+        );
+        let address_space = Arc::new_cyclic(|me| PtraceAddressSpace {
+            id,
+            me: me.clone(),
+            shared: shared.clone(),
+            inner: Mutex::new(Inner {
+                factory: Some(factory),
+                stubs: Vec::new(),
+            }),
+        });
+        shared
+            .address_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(address_space.key(), Arc::downgrade(&address_space));
+        Ok(address_space)
+    }
+
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The calling thread's stub in this address space, created and seized if needed.
+    fn stub_for_current_thread(&self) -> Result<Pid> {
+        let key = self.key();
+        if let Some(pid) = local_stub(&self.shared, key) {
+            return Ok(pid);
+        }
+        let pid = {
+            let mut inner = self.lock();
+            let factory = inner.factory.as_ref().ok_or(Error::Host {
+                call: "stub factory request (address space released)",
+                source: Errno::ESRCH,
+            })?;
+            let pid = factory.new_stub()?;
+            inner.stubs.push(pid);
+            pid
+        };
+        seize(pid)?;
+        log::debug!(
+            "ptrace: address space {}: stub {pid} for thread {}",
+            self.id,
+            nix::unistd::gettid()
+        );
+        LOCAL_STUBS.with_borrow_mut(|stubs| {
+            stubs.retain(|s| s.owner.strong_count() > 0);
+            stubs.push(LocalStub {
+                key,
+                platform: platform_key(&self.shared),
+                owner: self.me.clone(),
+                pid,
+            });
+        });
+        Ok(pid)
+    }
+
+    /// Kills one stub whose tracer thread no longer needs it.
+    fn retire_stub(&self, pid: Pid) {
+        let registered = {
+            let mut inner = self.lock();
+            let before = inner.stubs.len();
+            inner.stubs.retain(|&p| p != pid);
+            inner.stubs.len() != before
+        };
+        // An unregistered pid was already killed and reaped by `release`, and may belong to
+        // someone else by now.
+        if registered {
+            sys::kill_and_reap(pid);
+        }
+    }
+
+    /// Runs host system call `nr` in the calling thread's stub and returns its result.
+    fn inject(&self, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
+        let pid = self.stub_for_current_thread()?;
+        let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+        let mut regs = saved;
+        regs.rip = stub::syscall_insn();
+        regs.rax = nr as u64;
+        // Not in a system call: no restart logic may rewrite rax or rip on the way out.
+        regs.orig_rax = u64::MAX;
+        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+        ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+        loop {
+            ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
+            match sys::wait(pid).map_err(host("wait4 (stub)"))? {
+                WaitStatus::Stopped {
+                    signal: libc::SIGTRAP,
+                    event: 0,
+                } => break,
+                // A late interrupt signal or a leftover seize stop: suppress it and go on.
+                WaitStatus::Stopped { signal, event } => {
+                    log::debug!("ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}");
+                }
+                died => {
+                    return Err(Error::StubDied {
+                        pid: pid.as_raw(),
+                        status: died.describe(),
+                    })
+                }
+            }
+        }
+        let result = ptrace::getregs(pid)
+            .map_err(host("ptrace(PTRACE_GETREGS)"))?
+            .rax;
+        ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+        let signed = result as i64;
+        if (-4095..0).contains(&signed) {
+            return Err(Error::Injected {
+                call,
+                errno: -signed as i32,
+            });
+        }
+        Ok(result)
+    }
+
+    /// Refuses ranges that would reach the stub pages (or wrap).
+    fn check_range(call: &'static str, addr: u64, len: u64) -> Result<()> {
+        match addr.checked_add(len) {
+            Some(end) if end <= STUB_BASE => Ok(()),
+            _ => Err(Error::Injected {
+                call,
+                errno: libc::EINVAL,
+            }),
+        }
+    }
+}
+
+impl AddressSpace for PtraceAddressSpace {
+    fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) -> Result<()> {
+        Self::check_range("mmap", addr, len)?;
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        // fd 0 of every stub is the memory file.
+        let args = [addr, len, perms.prot() as u64, flags, 0, file_offset];
+        let mapped = self.inject("mmap", libc::SYS_mmap, args)?;
+        if mapped != addr {
+            log::error!("ptrace: injected mmap at {addr:#x} landed at {mapped:#x}");
+            return Err(Error::Injected {
+                call: "mmap",
+                errno: libc::EFAULT,
+            });
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, addr: u64, len: u64) -> Result<()> {
+        Self::check_range("munmap", addr, len)?;
+        self.inject("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+            .map(drop)
+    }
+
+    fn release(&self) {
+        let (factory, stubs) = {
+            let mut inner = self.lock();
+            (inner.factory.take(), std::mem::take(&mut inner.stubs))
+        };
+        if let Some(factory) = factory {
+            log::info!(
+                "ptrace: address space {} released ({} stubs)",
+                self.id,
+                stubs.len()
+            );
+            for pid in stubs {
+                sys::kill_and_reap(pid);
+            }
+            drop(factory);
+        }
+    }
+}
+
+impl Drop for PtraceAddressSpace {
+    fn drop(&mut self) {
+        self.release();
+        let mut registry = self
+            .shared
+            .address_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        registry.remove(&self.key());
+    }
+}
+
+/// Makes the calling thread the tracer of a fresh stub and waits for it to stop.
+fn seize(pid: Pid) -> Result<()> {
+    let options = ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL;
+    ptrace::seize(pid, options).map_err(host("ptrace(PTRACE_SEIZE)"))?;
+    ptrace::interrupt(pid).map_err(host("ptrace(PTRACE_INTERRUPT)"))?;
+    match sys::wait(pid).map_err(host("wait4 (stub)"))? {
+        WaitStatus::Stopped { .. } => Ok(()),
+        died => Err(Error::StubDied {
+            pid: pid.as_raw(),
+            status: died.describe(),
+        }),
+    }
+}
+
+/// Registry of a platform's live address spaces by key (see [`stub_of`]).
+pub(super) type Registry = Mutex<HashMap<usize, Weak<PtraceAddressSpace>>>;
+
+#[cfg(test)]
+impl PtraceAddressSpace {
+    /// The factory and every registered stub, for tests that check they are gone.
+    pub(super) fn pids(&self) -> Vec<Pid> {
+        let inner = self.lock();
+        inner
+            .factory
+            .iter()
+            .map(Factory::pid)
+            .chain(inner.stubs.iter().copied())
+            .collect()
+    }
+}

@@ -1,0 +1,352 @@
+//! Stub factories: one untraced process per address space whose only job is to create stubs.
+//!
+//! A factory is forked by the platform's master thread — a dedicated, long-lived host thread,
+//! because `PR_SET_PDEATHSIG` fires when the *thread* that forked exits. The child sheds
+//! everything of the sentry (fds, signal state, rseq registration, then every mapping except
+//! the stub pages) and runs the factory loop of `stub.rs`.
+//!
+//! The sentry asks for a stub by sending one byte over the factory's socket. The new stub
+//! answers by writing one byte itself; with `SO_PASSCRED` on our end the kernel attaches the
+//! writer's pid to it, so the pid cannot be forged by application code (which can write the
+//! factory's data page, but cannot make system calls).
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{mpsc, Mutex, PoisonError};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::sys::socket::{
+    recvmsg, send, setsockopt, socketpair, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType, UnixCredentials,
+};
+use nix::unistd::Pid;
+
+use super::stub;
+use super::sys::{self, host};
+use crate::{Error, Result};
+
+/// glibc's registration signature for rseq on x86 (`RSEQ_SIG`).
+const RSEQ_SIG: u32 = 0x5305_3053;
+const RSEQ_FLAG_UNREGISTER: i32 = 1;
+/// Exit status of a factory child that could not set itself up.
+const SETUP_FAILED: i32 = 126;
+
+/// One factory process and our end of its socket. Dropping it kills and reaps the factory.
+pub(super) struct Factory {
+    pid: Pid,
+    socket: OwnedFd,
+}
+
+impl Factory {
+    pub(super) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Creates a stub: a process sharing the factory's address space, child of the sentry,
+    /// waiting in `pause()` to be seized. Callers serialise requests.
+    ///
+    /// # Errors
+    /// The factory died, or its clone failed.
+    pub(super) fn new_stub(&self) -> Result<Pid> {
+        let fd = self.socket.as_raw_fd();
+        loop {
+            match send(fd, &[1], MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EPIPE) => return Err(self.died()),
+                Err(e) => return Err(host("send (stub factory request)")(e)),
+            }
+        }
+        let mut byte = [0u8; 1];
+        let mut cmsg = nix::cmsg_space!(UnixCredentials);
+        let (len, sender) = loop {
+            let mut iov = [IoSliceMut::new(&mut byte)];
+            match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Ok(msg) => {
+                    let sender = msg
+                        .cmsgs()
+                        .map_err(host("recvmsg (stub factory reply)"))?
+                        .find_map(|c| match c {
+                            ControlMessageOwned::ScmCredentials(cred) => {
+                                Some(Pid::from_raw(cred.pid()))
+                            }
+                            _ => None,
+                        });
+                    break (msg.bytes, sender);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(host("recvmsg (stub factory reply)")(e)),
+            }
+        };
+        match sender {
+            _ if len == 0 => Err(self.died()),
+            Some(pid) if pid == self.pid => Err(Error::Host {
+                call: "clone (stub factory)",
+                source: Errno::from_raw(i32::from(byte[0])),
+            }),
+            Some(pid) if pid.as_raw() > 0 => Ok(pid),
+            _ => Err(Error::Host {
+                call: "recvmsg (stub factory reply without credentials)",
+                source: Errno::EPROTO,
+            }),
+        }
+    }
+
+    /// The error for a factory that closed its socket; waits for it to finish dying (without
+    /// reaping it, so its pid stays ours until `Drop`) to say how it died.
+    fn died(&self) -> Error {
+        // SAFETY: all-zero is a valid siginfo_t; it is only an out parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid out pointer for the duration of the call.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid.as_raw() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        let status = if rc == 0 {
+            // SAFETY: waitid succeeded for an exited child, so the union holds si_status.
+            let code = unsafe { info.si_status() };
+            if info.si_code == libc::CLD_EXITED {
+                format!("factory exited with status {code}")
+            } else {
+                format!("factory killed by signal {code}")
+            }
+        } else {
+            format!("factory closed its socket ({})", Errno::last())
+        };
+        Error::StubDied {
+            pid: self.pid.as_raw(),
+            status,
+        }
+    }
+}
+
+impl Drop for Factory {
+    fn drop(&mut self) {
+        sys::kill_and_reap(self.pid);
+    }
+}
+
+/// The master thread that forks factories, started on first use.
+pub(super) struct FactoryMaster {
+    /// Our dup of the memory file; the master thread gets its own copy.
+    memfd: OwnedFd,
+    requests: Mutex<Option<mpsc::Sender<mpsc::Sender<Result<Factory>>>>>,
+}
+
+impl FactoryMaster {
+    pub(super) fn new(memfd: OwnedFd) -> FactoryMaster {
+        FactoryMaster {
+            memfd,
+            requests: Mutex::new(None),
+        }
+    }
+
+    /// Forks a new factory (on the master thread).
+    ///
+    /// # Errors
+    /// The master thread cannot be started, or the fork failed.
+    pub(super) fn spawn_factory(&self) -> Result<Factory> {
+        let (reply, replies) = mpsc::channel();
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+            let sender = match &mut *requests {
+                Some(sender) => sender,
+                none => none.insert(self.start()?),
+            };
+            if sender.send(reply).is_err() {
+                *requests = None;
+                return Err(master_gone());
+            }
+        }
+        replies.recv().map_err(|_| master_gone())?
+    }
+
+    fn start(&self) -> Result<mpsc::Sender<mpsc::Sender<Result<Factory>>>> {
+        let memfd = dup_cloexec(self.memfd.as_fd())?;
+        let (sender, requests) = mpsc::channel::<mpsc::Sender<Result<Factory>>>();
+        std::thread::Builder::new()
+            .name("ptrace-factory".into())
+            .spawn(move || {
+                let rseq = RseqArea::of_current_thread();
+                for reply in requests {
+                    // The requester may have given up waiting; then nobody needs the answer
+                    // and dropping the factory kills it.
+                    let _ = reply.send(Factory::spawn(memfd.as_fd(), rseq));
+                }
+                log::info!("ptrace: factory master thread exits");
+            })
+            .map_err(|e| Error::Host {
+                call: "clone (ptrace factory master thread)",
+                source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+            })?;
+        Ok(sender)
+    }
+}
+
+fn master_gone() -> Error {
+    Error::Unavailable("ptrace", "the factory master thread has exited".into())
+}
+
+/// Duplicates `fd` with close-on-exec set.
+pub(super) fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let raw = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(0))
+        .map_err(host("fcntl(F_DUPFD_CLOEXEC)"))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+impl Factory {
+    /// Forks a factory. Runs on the master thread, whose rseq area is `rseq`.
+    fn spawn(memfd: BorrowedFd<'_>, rseq: Option<RseqArea>) -> Result<Factory> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(host("socketpair (stub factory)"))?;
+        setsockopt(&ours, sockopt::PassCred, &true).map_err(host("setsockopt(SO_PASSCRED)"))?;
+        let parent = nix::unistd::getpid().as_raw();
+        // SAFETY: a clone without CLONE_VM gives the child its own copy of this address space
+        // (fork without running atfork handlers). The child only runs `become_factory`, which
+        // makes raw system calls and leaves Rust code for good, so no lock or allocator state
+        // copied from other threads is ever used there.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::c_long::from(libc::SIGCHLD),
+                0,
+                0,
+                0,
+                0,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: we are the freshly cloned child described above.
+            unsafe { become_factory(memfd.as_raw_fd(), theirs.as_raw_fd(), parent, rseq) }
+        }
+        let pid = Errno::result(rc).map_err(host("clone (stub factory)"))?;
+        let pid = Pid::from_raw(pid as libc::pid_t);
+        log::debug!("ptrace: forked stub factory {pid}");
+        Ok(Factory { pid, socket: ours })
+    }
+}
+
+/// Turns the forked child into a factory: fd 0 = memory file, fd 1 = socket, nothing else
+/// open; killed when the master thread exits; default signal dispositions, nothing blocked;
+/// no rseq area; then jumps to the stub's factory loop.
+///
+/// # Safety
+/// Call only in the child of a fork-like clone: its own copy of the address space, with only
+/// the calling thread. Never returns.
+unsafe fn become_factory(
+    memfd: RawFd,
+    socket: RawFd,
+    parent: libc::pid_t,
+    rseq: Option<RseqArea>,
+) -> ! {
+    use libc::{c_long, syscall};
+    // A kernel `struct sigaction` with SIG_DFL and no flags, and (its first word) an empty set.
+    let default_action = [0u64; 4];
+    // SAFETY: we are a single-threaded copy of the sentry that is about to abandon it: only
+    // raw system calls follow (no locks, no allocation). The pointers passed point to
+    // `default_action` on this stack, or to our registered rseq area. Closing fds and dropping
+    // the signal handlers cannot harm Rust code because none runs here again: the jump goes to
+    // the stub code at STUB_BASE, mapped in the sentry before any fork and so present here.
+    unsafe {
+        let memfd = syscall(
+            libc::SYS_fcntl,
+            c_long::from(memfd),
+            c_long::from(libc::F_DUPFD),
+            3,
+        );
+        let socket = syscall(
+            libc::SYS_fcntl,
+            c_long::from(socket),
+            c_long::from(libc::F_DUPFD),
+            3,
+        );
+        let ready = memfd >= 0
+            && socket >= 0
+            && syscall(libc::SYS_dup2, memfd, 0) == 0
+            && syscall(libc::SYS_dup2, socket, 1) == 1
+            && syscall(libc::SYS_close_range, 2, c_long::from(u32::MAX), 0) == 0
+            && syscall(libc::SYS_prctl, c_long::from(libc::PR_SET_PDEATHSIG), c_long::from(libc::SIGKILL)) == 0
+            // The sentry may have died before the death signal was armed.
+            && syscall(libc::SYS_getppid) == c_long::from(parent)
+            && syscall(libc::SYS_rt_sigprocmask, c_long::from(libc::SIG_SETMASK), default_action.as_ptr(), 0, 8) == 0;
+        // The kernel writes to a registered rseq area when it preempts us; the area is about
+        // to be unmapped, and a failed write is a SIGSEGV.
+        let ready = ready
+            && rseq.is_none_or(|area| {
+                syscall(
+                    libc::SYS_rseq,
+                    area.addr,
+                    c_long::from(area.len),
+                    c_long::from(RSEQ_FLAG_UNREGISTER),
+                    c_long::from(RSEQ_SIG),
+                ) == 0
+            });
+        if !ready {
+            syscall(libc::SYS_exit_group, c_long::from(SETUP_FAILED));
+        }
+        for signo in 1..=64 {
+            if signo != libc::SIGKILL && signo != libc::SIGSTOP {
+                syscall(
+                    libc::SYS_rt_sigaction,
+                    c_long::from(signo),
+                    default_action.as_ptr(),
+                    0,
+                    8,
+                );
+            }
+        }
+        let entry: extern "C" fn() -> ! = std::mem::transmute(stub::factory_entry() as usize);
+        entry()
+    }
+}
+
+/// The rseq area glibc registered for a thread (glibc 2.35+ registers one per thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RseqArea {
+    pub(super) addr: u64,
+    pub(super) len: u32,
+}
+
+impl RseqArea {
+    /// The calling thread's registration, if the C library made one.
+    pub(super) fn of_current_thread() -> Option<RseqArea> {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks up a symbol.
+        let (offset, size) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
+            )
+        };
+        if offset.is_null() || size.is_null() {
+            return None;
+        }
+        // SAFETY: glibc defines `ptrdiff_t __rseq_offset` and `unsigned int __rseq_size`,
+        // initialised before any thread starts and constant afterwards.
+        let (offset, size) = unsafe { (*offset.cast::<isize>(), *size.cast::<u32>()) };
+        if size == 0 {
+            return None;
+        }
+        let thread_pointer: u64;
+        // SAFETY: on x86-64 Linux the fs base is the thread pointer, and the TLS ABI puts the
+        // thread pointer's own value in the first word it points to. Reads memory only.
+        unsafe {
+            std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) thread_pointer, options(nostack, readonly, preserves_flags));
+        }
+        // glibc registers `max(__rseq_size, 32)` bytes: 32 is the original `struct rseq`.
+        Some(RseqArea {
+            addr: thread_pointer.wrapping_add_signed(offset as i64),
+            len: size.max(32),
+        })
+    }
+}
