@@ -36,10 +36,9 @@ fn run(bin: Option<&Path>, argv: &[&str]) -> (String, i32) {
         }
     };
     let out = cmd.output().expect("spawn");
-    let code = out
-        .status
-        .code()
-        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0));
+    let code = out.status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
+    });
     (String::from_utf8_lossy(&out.stdout).into_owned(), code)
 }
 

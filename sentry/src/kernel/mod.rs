@@ -10,9 +10,9 @@
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
 //! → `MemoryFile` allocator. Pipe and wait-queue locks are leaves.
 
+pub mod clone;
 pub mod epoll;
 pub mod exec;
-pub mod clone;
 pub mod fd_table;
 pub mod futex;
 pub mod pids;

@@ -12,8 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::signal::{
-    self, bit, SigInfo, StopEvent, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED,
-    CLD_STOPPED, SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, STOP_SIGNALS,
+    self, bit, SigInfo, StopEvent, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,
+    SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, STOP_SIGNALS,
 };
 use super::task::TaskHandle;
 use super::{ExitStatus, ThreadGroup};
@@ -302,11 +302,7 @@ impl Tree {
                 if exit_signal > 0 {
                     let (code, st) = ChildState::Exited(status).code_status();
                     let ptg = pp.tg.clone();
-                    self.send_group(
-                        &ptg,
-                        SigInfo::child(exit_signal, code, tgid, 0, st),
-                        true,
-                    );
+                    self.send_group(&ptg, SigInfo::child(exit_signal, code, tgid, 0, st), true);
                 }
                 pp.tg.child_events.notify_all();
                 if autoreap {
@@ -451,7 +447,10 @@ mod tests {
             t.wait_child(1, WaitSel::Any, exited()),
             Ok(Some((3, ChildState::Exited(ExitStatus::Exited(7)))))
         );
-        assert_eq!(t.wait_child(1, WaitSel::Pid(3), exited()), Err(Errno::ECHILD));
+        assert_eq!(
+            t.wait_child(1, WaitSel::Pid(3), exited()),
+            Err(Errno::ECHILD)
+        );
         assert_eq!(t.wait_child(1, WaitSel::Pid(2), exited()), Ok(None));
         assert_eq!(t.wait_child(2, WaitSel::Any, exited()), Err(Errno::ECHILD));
     }
@@ -479,13 +478,19 @@ mod tests {
             all: true,
             ..exited()
         };
-        assert!(matches!(t.wait_child(1, WaitSel::Any, all), Ok(Some((5, _)))));
+        assert!(matches!(
+            t.wait_child(1, WaitSel::Any, all),
+            Ok(Some((5, _)))
+        ));
     }
 
     #[test]
     fn status_words() {
         assert_eq!(ChildState::Stopped(libc::SIGTSTP).wait_status(), 0x147f);
         assert_eq!(ChildState::Continued.wait_status(), 0xffff);
-        assert_eq!(ChildState::Exited(ExitStatus::Exited(3)).wait_status(), 0x300);
+        assert_eq!(
+            ChildState::Exited(ExitStatus::Exited(3)).wait_status(),
+            0x300
+        );
     }
 }

@@ -144,7 +144,11 @@ impl FileOps for PipeEnd {
             }
             let room = s.capacity - s.buf.len();
             let want = buf.len() - written;
-            let n = if atomic && room < want { 0 } else { room.min(want) };
+            let n = if atomic && room < want {
+                0
+            } else {
+                room.min(want)
+            };
             if n > 0 {
                 s.buf.extend(&buf[written..written + n]);
                 written += n;

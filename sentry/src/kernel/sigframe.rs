@@ -92,7 +92,9 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
     let (ss_sp, ss_flags, ss_size) = altstack(&t.altstack);
     let mut sp = regs.rsp.wrapping_sub(REDZONE);
     let mut switched = false;
-    if act.flags & SA_ONSTACK != 0 && ss_flags & SS_DISABLE == 0 && !on_altstack(&t.altstack, regs.rsp)
+    if act.flags & SA_ONSTACK != 0
+        && ss_flags & SS_DISABLE == 0
+        && !on_altstack(&t.altstack, regs.rsp)
     {
         sp = ss_sp.wrapping_add(ss_size);
         switched = true;
@@ -122,8 +124,23 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
     f[uc + 16..uc + 40].copy_from_slice(&altstack_report(&t.altstack, regs.rsp));
     let mc = uc + MCONTEXT_OFFSET;
     let gp = [
-        regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.rdi,
-        regs.rsi, regs.rbp, regs.rbx, regs.rdx, regs.rax, regs.rcx, regs.rsp, regs.rip,
+        regs.r8,
+        regs.r9,
+        regs.r10,
+        regs.r11,
+        regs.r12,
+        regs.r13,
+        regs.r14,
+        regs.r15,
+        regs.rdi,
+        regs.rsi,
+        regs.rbp,
+        regs.rbx,
+        regs.rdx,
+        regs.rax,
+        regs.rcx,
+        regs.rsp,
+        regs.rip,
         regs.eflags,
     ];
     for (i, v) in gp.iter().enumerate() {
@@ -132,7 +149,10 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
     put(
         &mut f,
         mc + 18 * 8,
-        regs.cs & 0xffff | (regs.gs & 0xffff) << 16 | (regs.fs & 0xffff) << 32 | (regs.ss & 0xffff) << 48,
+        regs.cs & 0xffff
+            | (regs.gs & 0xffff) << 16
+            | (regs.fs & 0xffff) << 32
+            | (regs.ss & 0xffff) << 48,
     );
     let (trapno, cr2) = match info.signo {
         libc::SIGSEGV | libc::SIGBUS => (14, info.addr()),

@@ -62,7 +62,9 @@ pub const CLD_STOPPED: i32 = 5;
 pub const CLD_CONTINUED: i32 = 6;
 
 /// `struct sigaction` as the kernel ABI lays it out (`rt_sigaction`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SigAction {
     pub handler: u64,
@@ -291,9 +293,9 @@ impl SigState {
 
     /// Signals `tid` could take now (pending for it or the process, not blocked).
     pub fn deliverable(&self, tid: i32) -> u64 {
-        self.threads.get(&tid).map_or(0, |t| {
-            (t.pending.set() | self.shared.set()) & !t.mask
-        })
+        self.threads
+            .get(&tid)
+            .map_or(0, |t| (t.pending.set() | self.shared.set()) & !t.mask)
     }
 
     /// Wakes every thread (group exit, stop, continue).

@@ -298,7 +298,10 @@ impl Task {
         let sig = info.signo;
         let mut s = self.tg.sig();
         let act = s.action(sig);
-        let blocked = s.threads.get(&self.tid).is_some_and(|t| t.mask & bit(sig) != 0);
+        let blocked = s
+            .threads
+            .get(&self.tid)
+            .is_some_and(|t| t.mask & bit(sig) != 0);
         if blocked || act.handler == signal::SIG_IGN {
             s.actions[(sig - 1) as usize] = signal::SigAction::default();
         }
@@ -342,7 +345,10 @@ impl Task {
                     return;
                 };
                 let mask = me.mask;
-                let info = match s.threads.get_mut(&self.tid).and_then(|t| t.pending.pop(mask))
+                let info = match s
+                    .threads
+                    .get_mut(&self.tid)
+                    .and_then(|t| t.pending.pop(mask))
                 {
                     Some(i) => Some(i),
                     None => s.shared.pop(mask),

@@ -19,7 +19,12 @@ const FUTEX_CLOCK_REALTIME: i32 = 256;
 
 /// The deadline for a futex wait: relative for FUTEX_WAIT, absolute (monotonic, or realtime
 /// with FUTEX_CLOCK_REALTIME) for FUTEX_WAIT_BITSET.
-fn deadline(t: &Task, timeout: UserAddr, absolute: bool, realtime: bool) -> Result<Option<Instant>, Errno> {
+fn deadline(
+    t: &Task,
+    timeout: UserAddr,
+    absolute: bool,
+    realtime: bool,
+) -> Result<Option<Instant>, Errno> {
     if timeout.is_null() {
         return Ok(None);
     }

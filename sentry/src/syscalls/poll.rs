@@ -63,7 +63,8 @@ pub fn eventfd2(t: &mut Task, initval: u32, flags: Flags) -> SysResult {
         libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
     let limit = nofile_limit(t);
-    Ok(t.fds.install(f, 0, flags.0 & libc::O_CLOEXEC as u64 != 0, limit)? as u64)
+    Ok(t.fds
+        .install(f, 0, flags.0 & libc::O_CLOEXEC as u64 != 0, limit)? as u64)
 }
 
 /// eventfd(2)
@@ -86,7 +87,9 @@ fn deadline_ts(t: &Task, ts: UserAddr) -> Result<Option<Instant>, Errno> {
 }
 
 /// `struct pollfd`.
-#[derive(Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(C)]
 struct PollFd {
     fd: i32,
@@ -182,9 +185,10 @@ fn do_select(
         .collect::<Result<_, _>>()?;
     let mut files: Vec<(usize, Arc<OpenFile>)> = Vec::new();
     for fd in 0..n {
-        let wanted = ins
-            .iter()
-            .any(|s| s.as_ref().is_some_and(|v| v[fd / 64] & (1 << (fd % 64)) != 0));
+        let wanted = ins.iter().any(|s| {
+            s.as_ref()
+                .is_some_and(|v| v[fd / 64] & (1 << (fd % 64)) != 0)
+        });
         if wanted {
             files.push((fd, t.fds.get(fd as i32)?));
         }

@@ -173,7 +173,6 @@ pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr)
     Ok(0)
 }
 
-
 /// clone(2): x86-64 argument order (flags, stack, parent_tid, child_tid, tls).
 pub fn clone(
     t: &mut Task,
@@ -195,7 +194,9 @@ pub fn clone(
 }
 
 /// `struct clone_args` (the fields clone3 reads, up to CLONE_ARGS_SIZE_VER0 = 64 bytes).
-#[derive(Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(C)]
 struct CloneArgs3 {
     flags: u64,
@@ -210,7 +211,7 @@ struct CloneArgs3 {
 
 /// clone3(2)
 pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
-    if size < 64 || size > 4096 {
+    if !(64..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
     let a: CloneArgs3 = t.mm.read_obj(uargs)?;
@@ -335,7 +336,13 @@ fn wait_common(
 }
 
 /// wait4(2)
-pub fn wait4(t: &mut Task, pid: i32, status: UserAddr, options: i32, rusage: UserAddr) -> SysResult {
+pub fn wait4(
+    t: &mut Task,
+    pid: i32,
+    status: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> SysResult {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -461,7 +468,12 @@ pub fn setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
         // A session leader cannot change its group.
         return Err(Errno::EPERM);
     }
-    if pgid != pid && !tree.procs.values().any(|p| p.pgid == pgid && p.sid == my_sid) {
+    if pgid != pid
+        && !tree
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == my_sid)
+    {
         return Err(Errno::EPERM);
     }
     tree.procs.get_mut(&pid).expect("checked").pgid = pgid;
@@ -472,7 +484,8 @@ pub fn setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
 pub fn setsid(t: &mut Task) -> SysResult {
     let me = t.tg.tgid;
     let mut tree = t.kernel.tree();
-    if tree.procs.values().any(|p| p.pgid == me) && tree.procs.get(&me).is_some_and(|p| p.pgid == me)
+    if tree.procs.values().any(|p| p.pgid == me)
+        && tree.procs.get(&me).is_some_and(|p| p.pgid == me)
     {
         return Err(Errno::EPERM);
     }
@@ -494,7 +507,10 @@ pub fn umask(t: &mut Task, mask: u32) -> SysResult {
 
 /// getrusage(2): the sentry does not account CPU time per task yet; reports zeros.
 pub fn getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult {
-    if !matches!(who, libc::RUSAGE_SELF | libc::RUSAGE_CHILDREN | libc::RUSAGE_THREAD) {
+    if !matches!(
+        who,
+        libc::RUSAGE_SELF | libc::RUSAGE_CHILDREN | libc::RUSAGE_THREAD
+    ) {
         return Err(Errno::EINVAL);
     }
     t.mm.write_obj(usage, &[0u64; 18])?;
@@ -663,7 +679,12 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64)
             Ok(0)
         }
         libc::PR_GET_PDEATHSIG => {
-            let v = t.kernel.tree().procs.get(&t.tg.tgid).map_or(0, |p| p.pdeathsig);
+            let v = t
+                .kernel
+                .tree()
+                .procs
+                .get(&t.tg.tgid)
+                .map_or(0, |p| p.pdeathsig);
             t.mm.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
@@ -708,7 +729,7 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64)
 pub fn sched_getaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) -> SysResult {
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bytes = ncpu.div_ceil(64) * 8;
-    if len < bytes || len % 8 != 0 {
+    if len < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut v = vec![0u8; bytes];

@@ -241,7 +241,13 @@ pub fn rt_sigqueueinfo(t: &mut Task, tgid: i32, sig: i32, uinfo: UserAddr) -> Sy
 }
 
 /// rt_tgsigqueueinfo(2)
-pub fn rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, sig: i32, uinfo: UserAddr) -> SysResult {
+pub fn rt_tgsigqueueinfo(
+    t: &mut Task,
+    tgid: i32,
+    tid: i32,
+    sig: i32,
+    uinfo: UserAddr,
+) -> SysResult {
     let info = queued_info(t, sig, uinfo)?;
     send_thread(t, Some(tgid), tid, info)
 }
@@ -307,7 +313,11 @@ pub fn rt_sigtimedwait(
     let r = t.block_on(&[], deadline, |t| {
         let mut s = t.tg.sig();
         let blocked = !wanted;
-        let got = match s.threads.get_mut(&tid).and_then(|th| th.pending.pop(blocked)) {
+        let got = match s
+            .threads
+            .get_mut(&tid)
+            .and_then(|th| th.pending.pop(blocked))
+        {
             Some(i) => Some(i),
             None => s.shared.pop(blocked),
         };
