@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use platform::CpuState;
 
-use crate::kernel::task::Creds;
-use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskInit, ThreadGroup};
+use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
+use crate::kernel::{
+    ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskHandle, TaskInit, ThreadGroup,
+};
 use crate::loader::{self, AuxIds, ExecArgs};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
@@ -143,19 +145,33 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
     fds.install_at(2, stdio_file(stderr.as_fd(), libc::O_WRONLY)?, false);
 
     let tid = kernel.alloc_tid();
-    let tg = Arc::new(ThreadGroup::new(tid, 0));
+    let tg = Arc::new(ThreadGroup::new(tid));
+    let base = cmd.rsplit('/').next().unwrap_or(cmd).as_bytes();
+    let handle = TaskHandle::new(tid, tg.clone(), base[..base.len().min(15)].to_vec());
+    {
+        let mut tree = kernel.tree();
+        tree.add_proc(tg.clone(), 0, libc::SIGCHLD);
+        tree.tasks.insert(tid, handle.clone());
+        register_thread(&handle, 0);
+    }
     let init = TaskInit {
         kernel: kernel.clone(),
-        tid,
-        tg: tg.clone(),
+        handle,
         mm,
         cpu: CpuState::new(loaded.entry, loaded.sp),
         fds,
         creds,
         umask: 0o022,
+        clear_child_tid: 0,
+        altstack: DISABLED_ALTSTACK,
+        vfork_done: None,
     };
     let handle = Task::spawn(init).map_err(Error::Spawn)?;
     let status = tg.wait();
     let _ = handle.join();
+    // Init's exit killed every other process; give their threads a moment to leave.
+    if !kernel.wait_all_exited(std::time::Duration::from_secs(5)) {
+        log::warn!("tasks still running after init exited");
+    }
     Ok(status)
 }

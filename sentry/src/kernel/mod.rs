@@ -1,27 +1,40 @@
-//! The kernel proper: `Kernel`, tasks and thread groups, fd tables.
+//! The kernel proper: `Kernel`, tasks and thread groups, the process table, signals, futexes,
+//! pipes, fd tables.
 //!
 //! Task model: one sentry host thread per application thread. Its run loop (in [`task`]) is a
-//! state machine: switch into the application, handle the exit (syscall, fault, signal),
-//! repeat until the task exits.
+//! state machine: deliver signals, switch into the application, handle the exit (syscall,
+//! fault, signal), repeat until the task exits. Blocking system calls sleep on the task's
+//! [`wait::Waiter`], which signal delivery and exit also wake.
 //!
 //! # Lock order
-//! `ThreadGroup::state` → `FdTable::files` → `MemoryManager::inner` → `MemoryFile` allocator.
+//! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
+//! → `MemoryFile` allocator. Pipe and wait-queue locks are leaves.
 
+pub mod clone;
+pub mod epoll;
+pub mod exec;
 pub mod fd_table;
+pub mod futex;
+pub mod pids;
+pub mod pipe;
+pub mod sigframe;
+pub mod signal;
 pub mod task;
 pub mod thread_group;
+pub mod wait;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use platform::Platform;
 
 use crate::memory::MemoryFile;
 
 pub use fd_table::FdTable;
-pub use task::{Task, TaskInit};
+pub use pids::Tree;
+pub use task::{Task, TaskHandle, TaskInit};
 pub use thread_group::{ExitStatus, ThreadGroup};
 
 /// Settings fixed at boot.
@@ -42,6 +55,11 @@ pub struct Kernel {
     pub boot: Instant,
     pub hostname: Mutex<String>,
     next_tid: AtomicI32,
+    /// The process table; see [`pids`].
+    tree: Mutex<Tree>,
+    /// Notified (with `tree`) when the last task leaves the table.
+    pub all_exited: Condvar,
+    pub futexes: futex::Futexes,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
 }
@@ -67,6 +85,9 @@ impl Kernel {
             config,
             boot: Instant::now(),
             next_tid: AtomicI32::new(1),
+            tree: Mutex::new(Tree::default()),
+            all_exited: Condvar::new(),
+            futexes: futex::Futexes::default(),
             warned: Mutex::new(HashSet::new()),
         })
     }
@@ -74,6 +95,21 @@ impl Kernel {
     /// A new thread/process id (the first is 1: the container's init).
     pub fn alloc_tid(&self) -> i32 {
         self.next_tid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Locks the process table.
+    pub fn tree(&self) -> MutexGuard<'_, Tree> {
+        self.tree.lock().unwrap()
+    }
+
+    /// Waits up to `timeout` for every task to leave the process table; true if they did.
+    pub fn wait_all_exited(&self, timeout: Duration) -> bool {
+        let tree = self.tree();
+        let (tree, _) = self
+            .all_exited
+            .wait_timeout_while(tree, timeout, |t| !t.tasks.is_empty())
+            .unwrap();
+        tree.tasks.is_empty()
     }
 
     /// True the first time `nr` is reported as unsupported.

@@ -1,10 +1,21 @@
 //! Tasks (application threads) and their run loop.
+//!
+//! The run loop is a state machine owned by the task's host thread: deliver pending signals
+//! (which may stop, kill or redirect the task into a handler), switch into the application,
+//! handle the exit (system call, fault, trap), repeat. Other threads reach a task only through
+//! its [`TaskHandle`]: they queue signals in the thread group's signal state and `kick` it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
-use platform::{Context, CpuState, Exit};
+use platform::{Context, CpuState, Exit, Interrupter};
 
-use super::{ExitStatus, FdTable, Kernel, ThreadGroup};
+use super::pids::ChildState;
+use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
+use super::wait::{Completion, WaitQueue, Waiter};
+use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
+use crate::abi::Errno;
+use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 use crate::syscalls;
 
@@ -20,7 +31,7 @@ pub struct Creds {
 }
 
 /// `stack_t` with `ss_flags = SS_DISABLE`.
-const DISABLED_ALTSTACK: [u8; 24] = {
+pub const DISABLED_ALTSTACK: [u8; 24] = {
     let mut s = [0u8; 24];
     s[8] = 2;
     s
@@ -35,17 +46,81 @@ enum RunState {
     Exited(ExitStatus),
 }
 
-/// Everything needed to start a task; the platform context is created on the task's own
-/// host thread, which is why this is separate from [`Task`].
-pub struct TaskInit {
-    pub kernel: Arc<Kernel>,
+/// How an interrupted system call continues (Linux's ERESTART* codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// ERESTARTSYS: restart unless a handler without SA_RESTART runs.
+    Sys,
+    /// ERESTARTNOINTR: always restart.
+    NoIntr,
+    /// ERESTARTNOHAND: restart only if no handler runs.
+    NoHand,
+    /// ERESTART_RESTARTBLOCK: if no handler runs, continue through `restart_syscall` with
+    /// [`Task::restart_block`].
+    Block,
+}
+
+/// What `restart_syscall(2)` resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartBlock {
+    /// A relative sleep: the absolute monotonic deadline and where to report the remainder.
+    Sleep { deadline: Instant, rem: UserAddr },
+}
+
+/// The part of a task other host threads may touch.
+pub struct TaskHandle {
     pub tid: i32,
     pub tg: Arc<ThreadGroup>,
+    pub waiter: Arc<Waiter>,
+    interrupter: OnceLock<Arc<dyn Interrupter>>,
+    /// `comm` (PR_SET_NAME, the executable's base name).
+    pub comm: Mutex<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TaskHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("tid", &self.tid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskHandle {
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: Vec<u8>) -> Arc<TaskHandle> {
+        Arc::new(TaskHandle {
+            tid,
+            tg,
+            waiter: Waiter::new(),
+            interrupter: OnceLock::new(),
+            comm: Mutex::new(comm),
+        })
+    }
+
+    /// Makes the task look at its signal state: wakes a blocking wait and interrupts the
+    /// application if it is running.
+    pub fn kick(&self) {
+        self.waiter.notify();
+        if let Some(i) = self.interrupter.get() {
+            i.interrupt();
+        }
+    }
+}
+
+/// Everything needed to start a task; the platform context is created on the task's own
+/// host thread, which is why this is separate from [`Task`]. The caller has already entered
+/// the task in the process table and in its group's signal state.
+pub struct TaskInit {
+    pub kernel: Arc<Kernel>,
+    pub handle: Arc<TaskHandle>,
     pub mm: Arc<MemoryManager>,
     pub cpu: CpuState,
     pub fds: Arc<FdTable>,
     pub creds: Creds,
     pub umask: u32,
+    pub clear_child_tid: u64,
+    pub altstack: [u8; 24],
+    /// Completed when the task execs or exits (vfork parent waits on it).
+    pub vfork_done: Option<Arc<Completion>>,
 }
 
 /// One application thread.
@@ -53,6 +128,7 @@ pub struct Task {
     pub kernel: Arc<Kernel>,
     pub tid: i32,
     pub tg: Arc<ThreadGroup>,
+    pub handle: Arc<TaskHandle>,
     pub mm: Arc<MemoryManager>,
     pub cpu: CpuState,
     pub fds: Arc<FdTable>,
@@ -62,10 +138,15 @@ pub struct Task {
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
     pub robust_list: (u64, u64),
-    /// Blocked signals (`rt_sigprocmask`).
-    pub sigmask: u64,
     /// The alternate signal stack as `stack_t` bytes (`sigaltstack`).
     pub altstack: [u8; 24],
+    /// Set by a handler that was interrupted by a signal (it returned EINTR).
+    pub restart: Option<Restart>,
+    /// What `restart_syscall` continues.
+    pub restart_block: Option<RestartBlock>,
+    /// The mask to restore after a temporary one (sigsuspend, ppoll, pselect6).
+    pub saved_mask: Option<u64>,
+    pub vfork_done: Option<Arc<Completion>>,
     ctx: Box<dyn Context>,
     state: RunState,
 }
@@ -79,62 +160,74 @@ impl std::fmt::Debug for Task {
     }
 }
 
+/// Enters a new thread into its group's signal state with signal mask `mask`.
+pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
+    handle.tg.sig().threads.insert(
+        handle.tid,
+        ThreadSig {
+            mask,
+            pending: signal::Pending::default(),
+            handle: handle.clone(),
+        },
+    );
+}
+
 impl Task {
     /// Starts `init` on a new host thread; returns its join handle.
     ///
     /// # Errors
     /// The host thread could not be created.
     pub fn spawn(init: TaskInit) -> std::io::Result<std::thread::JoinHandle<()>> {
-        init.tg.add_thread();
-        let name = format!("task-{}", init.tid);
+        let name = format!("task-{}", init.handle.tid);
         std::thread::Builder::new()
             .name(name)
             .stack_size(1 << 20)
-            .spawn(move || {
-                let tg = init.tg.clone();
-                let status = match init.kernel.platform.new_context() {
-                    Ok(ctx) => Task::from_init(init, ctx).run(),
-                    Err(e) => {
-                        log::error!("creating a platform context: {e}");
-                        ExitStatus::Signaled {
-                            signo: libc::SIGKILL,
-                            core: false,
-                        }
+            .spawn(move || match init.kernel.platform.new_context() {
+                Ok(ctx) => Task::from_init(init, ctx).run(),
+                Err(e) => {
+                    log::error!("creating a platform context: {e}");
+                    let status = ExitStatus::Signaled {
+                        signo: libc::SIGKILL,
+                        core: false,
+                    };
+                    thread_finished(&init.kernel, &init.handle, status);
+                    if let Some(v) = init.vfork_done {
+                        v.complete();
                     }
-                };
-                tg.thread_exited(status);
+                }
             })
     }
 
     fn from_init(i: TaskInit, ctx: Box<dyn Context>) -> Task {
+        let _ = i.handle.interrupter.set(ctx.interrupter());
         Task {
             kernel: i.kernel,
-            tid: i.tid,
-            tg: i.tg,
+            tid: i.handle.tid,
+            tg: i.handle.tg.clone(),
+            handle: i.handle,
             mm: i.mm,
             cpu: i.cpu,
             fds: i.fds,
             creds: i.creds,
             umask: i.umask,
-            clear_child_tid: 0,
+            clear_child_tid: i.clear_child_tid,
             robust_list: (0, 0),
-            sigmask: 0,
-            altstack: DISABLED_ALTSTACK,
+            altstack: i.altstack,
+            restart: None,
+            restart_block: None,
+            saved_mask: None,
+            vfork_done: i.vfork_done,
             ctx,
             state: RunState::App,
         }
     }
 
-    /// The run loop: runs until the task exits and returns how.
-    pub fn run(mut self) -> ExitStatus {
-        loop {
-            if let Some(status) = self.tg.exit_status() {
-                // Another thread ran exit_group (or the group was killed).
-                self.state = RunState::Exited(status);
-            }
-            match self.state {
-                RunState::Exited(status) => return status,
-                RunState::App => {}
+    /// The run loop: runs until the task exits, then leaves the process table.
+    pub fn run(mut self) {
+        let status = loop {
+            self.handle_signals();
+            if let RunState::Exited(status) = self.state {
+                break status;
             }
             let exit = match self.ctx.switch(self.mm.address_space(), &mut self.cpu) {
                 Ok(exit) => exit,
@@ -149,32 +242,187 @@ impl Task {
             };
             match exit {
                 Exit::Syscall => syscalls::dispatch(&mut self),
-                Exit::Fault { addr, access, .. } => {
+                Exit::Fault { addr, access, info } => {
                     if let Err(code) = self.mm.handle_fault(addr, access) {
                         log::debug!("task {}: SIGSEGV at {addr:#x} ({code:?})", self.tid);
-                        self.force_signal(libc::SIGSEGV);
+                        let (signo, si_code) = if info.signo == libc::SIGBUS {
+                            (libc::SIGBUS, info.code)
+                        } else {
+                            // SEGV_MAPERR, SEGV_ACCERR
+                            let c = match code {
+                                crate::mm::SegvCode::MapErr => 1,
+                                crate::mm::SegvCode::AccErr => 2,
+                            };
+                            (libc::SIGSEGV, c)
+                        };
+                        self.force_signal(SigInfo::fault(signo, si_code, addr));
                     }
                 }
-                Exit::Signal(info) => self.force_signal(info.signo),
+                Exit::Signal(info) => {
+                    self.force_signal(SigInfo::fault(info.signo, info.code, info.addr))
+                }
                 Exit::Interrupted => {}
+            }
+        };
+        self.finish(status);
+    }
+
+    /// Thread exit: clear_child_tid, vfork completion, leave the tables.
+    fn finish(mut self, status: ExitStatus) {
+        self.exit_mm();
+        thread_finished(&self.kernel, &self.handle, status);
+    }
+
+    /// Releases this thread's hold on its memory: robust futexes, `clear_child_tid`
+    /// (cleared and woken, as futex waiters in pthread_join expect), the vfork parent.
+    pub fn exit_mm(&mut self) {
+        super::futex::exit_robust_list(self);
+        if self.clear_child_tid != 0 {
+            let addr = UserAddr(self.clear_child_tid);
+            if self.mm.write_obj(addr, &0u32).is_ok() {
+                let key = super::futex::key(&self.mm, addr.0, false);
+                if let Ok(k) = key {
+                    self.kernel.futexes.wake(k, 1, u32::MAX);
+                }
+            }
+            self.clear_child_tid = 0;
+        }
+        if let Some(v) = self.vfork_done.take() {
+            v.complete();
+        }
+    }
+
+    /// A synchronous signal the application caused (fault, trap): delivered even if blocked
+    /// or ignored (then with the default action, as Linux's force_sig).
+    pub fn force_signal(&mut self, info: SigInfo) {
+        let sig = info.signo;
+        let mut s = self.tg.sig();
+        let act = s.action(sig);
+        let blocked = s
+            .threads
+            .get(&self.tid)
+            .is_some_and(|t| t.mask & bit(sig) != 0);
+        if blocked || act.handler == signal::SIG_IGN {
+            s.actions[(sig - 1) as usize] = signal::SigAction::default();
+        }
+        if let Some(t) = s.threads.get_mut(&self.tid) {
+            t.mask &= !bit(sig);
+            t.pending.push(info);
+        }
+    }
+
+    /// Sends `info` to this thread (SIGPIPE, SIGXFSZ...).
+    pub fn signal_self(&mut self, info: SigInfo) {
+        let tree = self.kernel.tree();
+        tree.send_thread(&self.handle, info, true);
+    }
+
+    /// Handles group exit, group stop and pending signals before returning to the
+    /// application, and finishes an interrupted system call (restart or EINTR).
+    fn handle_signals(&mut self) {
+        let restart = self.restart.take();
+        let mut handler_ran = false;
+        loop {
+            let next = {
+                let mut s = self.tg.sig();
+                if let Some(status) = s.exit {
+                    drop(s);
+                    self.state = RunState::Exited(status);
+                    return;
+                }
+                if s.exec_killer.is_some_and(|k| k != self.tid) {
+                    drop(s);
+                    // Killed by another thread's execve: no group status.
+                    self.state = RunState::Exited(ExitStatus::Exited(0));
+                    return;
+                }
+                if s.stopped {
+                    drop(s);
+                    self.handle.waiter.wait(None);
+                    continue;
+                }
+                let Some(me) = s.threads.get(&self.tid) else {
+                    return;
+                };
+                let mask = me.mask;
+                let info = match s
+                    .threads
+                    .get_mut(&self.tid)
+                    .and_then(|t| t.pending.pop(mask))
+                {
+                    Some(i) => Some(i),
+                    None => s.shared.pop(mask),
+                };
+                info.map(|i| (i, s.action(i.signo)))
+            };
+            let Some((info, act)) = next else { break };
+            match signal::disposition(info.signo, &act) {
+                Disposition::Ignore => {}
+                Disposition::Stop => self.group_stop(info.signo),
+                Disposition::Terminate { core } => {
+                    self.exit_group(ExitStatus::Signaled {
+                        signo: info.signo,
+                        core,
+                    });
+                    return;
+                }
+                Disposition::Handler(act) => {
+                    if let Some(r) = restart {
+                        let again = match r {
+                            Restart::Sys => act.flags & signal::SA_RESTART != 0,
+                            Restart::NoIntr => true,
+                            Restart::NoHand | Restart::Block => false,
+                        };
+                        if again {
+                            self.rewind_syscall(self.cpu.regs.orig_rax);
+                        } else {
+                            self.cpu.regs.rax = (-(Errno::EINTR as i64)) as u64;
+                        }
+                    }
+                    handler_ran = true;
+                    if let Err(e) = sigframe::setup(self, &info, &act) {
+                        log::debug!("task {}: cannot build signal frame: {e}", self.tid);
+                        self.exit_group(ExitStatus::Signaled {
+                            signo: libc::SIGSEGV,
+                            core: true,
+                        });
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        if !handler_ran {
+            match restart {
+                Some(Restart::Block) => self.rewind_syscall(libc::SYS_restart_syscall as u64),
+                Some(_) => self.rewind_syscall(self.cpu.regs.orig_rax),
+                None => {}
+            }
+            if let Some(m) = self.saved_mask.take() {
+                self.set_sigmask(m);
             }
         }
     }
 
-    /// A synchronous signal the application caused (fault, trap). Handlers for these arrive
-    /// with signal delivery; until then the default action applies: terminate with a core.
-    fn force_signal(&mut self, signo: i32) {
-        let core = matches!(
-            signo,
-            libc::SIGSEGV
-                | libc::SIGBUS
-                | libc::SIGILL
-                | libc::SIGFPE
-                | libc::SIGTRAP
-                | libc::SIGSYS
-                | libc::SIGABRT
-        );
-        self.exit_group(ExitStatus::Signaled { signo, core });
+    /// Makes the application execute its `syscall` instruction again, as `nr`.
+    fn rewind_syscall(&mut self, nr: u64) {
+        self.cpu.regs.rax = nr;
+        self.cpu.regs.rip -= 2;
+    }
+
+    /// Enters group stop for `sig` and tells the parent.
+    fn group_stop(&mut self, sig: i32) {
+        let tree = self.kernel.tree();
+        {
+            let mut s = self.tg.sig();
+            if s.exit.is_some() {
+                return;
+            }
+            s.stopped = true;
+            s.stop_event = Some(StopEvent::Stopped(sig));
+            s.kick_all();
+        }
+        tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
     }
 
     /// Ends this thread only (`exit(2)`).
@@ -182,10 +430,80 @@ impl Task {
         self.state = RunState::Exited(status);
     }
 
-    /// Ends the whole thread group (`exit_group(2)`, fatal signals).
+    /// Ends the whole thread group (`exit_group(2)`, fatal signals): the other threads are
+    /// kicked out of the application and out of blocking waits.
     pub fn exit_group(&mut self, status: ExitStatus) {
-        self.tg.set_exit(status);
+        let mut s = self.tg.sig();
+        let status = *s.exit.get_or_insert(status);
+        s.kick_all();
+        drop(s);
         self.state = RunState::Exited(status);
+    }
+
+    /// The calling thread's signal mask.
+    pub fn sigmask(&self) -> u64 {
+        self.tg.sig().threads.get(&self.tid).map_or(0, |t| t.mask)
+    }
+
+    /// Sets the signal mask (SIGKILL and SIGSTOP are never blocked).
+    pub fn set_sigmask(&mut self, mask: u64) {
+        if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
+            t.mask = mask & !UNBLOCKABLE;
+        }
+    }
+
+    /// Whether a blocking wait must stop: a deliverable signal, group exit or stop.
+    pub fn interrupted(&self) -> bool {
+        let s = self.tg.sig();
+        s.exit.is_some()
+            || s.stopped
+            || s.exec_killer.is_some_and(|k| k != self.tid)
+            || s.deliverable(self.tid) != 0
+    }
+
+    /// Blocks until `ready` returns a result, registered on `queues`.
+    ///
+    /// # Errors
+    /// EINTR when a signal (or exit, stop) interrupts the wait; the handler's restart
+    /// behaviour is [`Restart::Sys`] unless the caller changes `self.restart`. ETIMEDOUT when
+    /// `deadline` passes first.
+    pub fn block_on<T>(
+        &mut self,
+        queues: &[&WaitQueue],
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&mut Task) -> Option<Result<T, Errno>>,
+    ) -> Result<T, Errno> {
+        let waiter = self.handle.waiter.clone();
+        for q in queues {
+            q.add(&waiter);
+        }
+        let r = loop {
+            if let Some(r) = ready(self) {
+                break r;
+            }
+            if self.interrupted() {
+                self.restart = Some(Restart::Sys);
+                break Err(Errno::EINTR);
+            }
+            if !waiter.wait(deadline) {
+                break Err(Errno::ETIMEDOUT);
+            }
+        };
+        for q in queues {
+            q.remove(&waiter);
+        }
+        r
+    }
+
+    /// Sleeps until `deadline` (or forever), interruptibly.
+    ///
+    /// # Errors
+    /// EINTR when interrupted.
+    pub fn sleep_until(&mut self, deadline: Option<Instant>) -> Result<(), Errno> {
+        match self.block_on::<()>(&[], deadline, |_| None) {
+            Err(Errno::ETIMEDOUT) => Ok(()),
+            r => r,
+        }
     }
 
     /// Platform access for handlers that need the FP state (signal frames, fork).
@@ -199,5 +517,30 @@ impl Task {
     /// Platform failures.
     pub fn pull_fp(&mut self) -> Result<(), platform::Error> {
         self.ctx.pull_fp(self.mm.address_space(), &mut self.cpu)
+    }
+}
+
+/// A thread is gone: remove it from its group and the process table; the last thread makes
+/// the process a zombie.
+fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitStatus) {
+    let tg = &handle.tg;
+    let mut tree = kernel.tree();
+    tree.tasks.remove(&handle.tid);
+    let last = {
+        let mut s = tg.sig();
+        s.threads.remove(&handle.tid);
+        if s.exec_killer.is_some() {
+            tg.child_events.notify_all();
+        }
+        s.threads.is_empty().then(|| s.exit.unwrap_or(status))
+    };
+    if let Some(final_status) = last {
+        tree.process_exited(tg.tgid, final_status);
+        tg.set_done(final_status);
+    }
+    let empty = tree.tasks.is_empty();
+    drop(tree);
+    if empty {
+        kernel.all_exited.notify_all();
     }
 }

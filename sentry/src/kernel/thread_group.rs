@@ -1,7 +1,10 @@
-//! Thread groups (processes): identity, limits, exit status.
+//! Thread groups (processes): identity, limits, signal state, exit status.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
+use super::signal::SigState;
+use super::wait::WaitQueue;
 use crate::abi::Rlimit;
 
 /// How a process ended.
@@ -32,22 +35,22 @@ impl ExitStatus {
 /// Number of resource limits (RLIM_NLIMITS).
 pub const RLIM_NLIMITS: usize = 16;
 
-#[derive(Debug)]
-struct State {
-    exit: Option<ExitStatus>,
-    live_threads: usize,
-}
-
 /// A process: the threads sharing a PID.
+///
+/// Lock order: the kernel's process tree → `sig` → waiters. `limits` and `done` are leaves.
 #[derive(Debug)]
 pub struct ThreadGroup {
     pub tgid: i32,
-    pub ppid: i32,
     pub limits: Mutex<[Rlimit; RLIM_NLIMITS]>,
-    /// Signal dispositions as `struct sigaction` bytes, indexed by signal - 1.
-    pub sigactions: Mutex<[[u8; 32]; 64]>,
-    state: Mutex<State>,
-    exited: Condvar,
+    /// Signal dispositions, pending signals, thread masks, group exit and stop.
+    pub sig: Mutex<SigState>,
+    /// Woken when a child changes state (exit, stop, continue): `wait4` sleeps here.
+    pub child_events: WaitQueue,
+    /// Signals without a handler sent from inside the sandbox are dropped (a container's init).
+    pub unkillable: AtomicBool,
+    /// Set once the last thread has exited, with the final status.
+    done: Mutex<Option<ExitStatus>>,
+    done_cv: Condvar,
 }
 
 fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
@@ -84,52 +87,50 @@ fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, ppid: i32) -> ThreadGroup {
+    pub fn new(tgid: i32) -> ThreadGroup {
         ThreadGroup {
             tgid,
-            ppid,
             limits: Mutex::new(default_limits()),
-            sigactions: Mutex::new([[0; 32]; 64]),
-            state: Mutex::new(State {
-                exit: None,
-                live_threads: 0,
-            }),
-            exited: Condvar::new(),
+            sig: Mutex::new(SigState::new()),
+            child_events: WaitQueue::new(),
+            unkillable: AtomicBool::new(false),
+            done: Mutex::new(None),
+            done_cv: Condvar::new(),
         }
     }
 
-    /// Counts a new live thread.
-    pub fn add_thread(&self) {
-        self.state.lock().unwrap().live_threads += 1;
+    /// A child process's group: limits and dispositions inherited from `parent`
+    /// (fork without CLONE_THREAD).
+    pub fn fork_from(tgid: i32, parent: &ThreadGroup) -> ThreadGroup {
+        let tg = ThreadGroup::new(tgid);
+        *tg.limits.lock().unwrap() = *parent.limits.lock().unwrap();
+        tg.sig.lock().unwrap().actions = parent.sig.lock().unwrap().actions;
+        tg
     }
 
-    /// Records the group's exit status (first caller wins, as exit_group does).
-    pub fn set_exit(&self, status: ExitStatus) {
-        let mut s = self.state.lock().unwrap();
-        s.exit.get_or_insert(status);
+    pub fn sig(&self) -> MutexGuard<'_, SigState> {
+        self.sig.lock().unwrap()
     }
 
-    /// The group's exit status once set.
+    /// The group's exit status once exit_group or a fatal signal set it.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.state.lock().unwrap().exit
+        self.sig().exit
     }
 
-    /// A thread finished; when it was the last, the group is dead and waiters wake.
-    pub fn thread_exited(&self, status: ExitStatus) {
-        let mut s = self.state.lock().unwrap();
-        s.live_threads -= 1;
-        s.exit.get_or_insert(status);
-        if s.live_threads == 0 {
-            self.exited.notify_all();
-        }
+    /// Records that every thread has exited.
+    pub fn set_done(&self, status: ExitStatus) {
+        *self.done.lock().unwrap() = Some(status);
+        self.done_cv.notify_all();
     }
 
     /// Blocks until every thread has exited; returns the status.
     pub fn wait(&self) -> ExitStatus {
-        let mut s = self.state.lock().unwrap();
-        while s.live_threads > 0 || s.exit.is_none() {
-            s = self.exited.wait(s).unwrap();
+        let mut d = self.done.lock().unwrap();
+        loop {
+            if let Some(s) = *d {
+                return s;
+            }
+            d = self.done_cv.wait(d).unwrap();
         }
-        s.exit.expect("checked")
     }
 }

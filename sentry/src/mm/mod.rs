@@ -660,6 +660,20 @@ impl MemoryManager {
         Ok(done)
     }
 
+    /// The memory-file offset behind `addr` if it lies in a shared mapping (futex keys of
+    /// shared mappings must match across address spaces); None for private memory.
+    ///
+    /// # Errors
+    /// EFAULT when `addr` is not mapped.
+    pub fn shared_offset(&self, addr: u64) -> Result<Option<u64>, Errno> {
+        let mut i = self.lock();
+        let shared = i.vma_at(page_down(addr)).ok_or(Errno::EFAULT)?.1.shared;
+        if !shared {
+            return Ok(None);
+        }
+        Ok(Some(self.translate(&mut i, addr, false, true)?.0))
+    }
+
     /// A copy of this address space for `fork`: private memory becomes copy-on-write in
     /// both, shared memory stays shared.
     ///

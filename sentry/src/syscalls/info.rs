@@ -40,7 +40,7 @@ pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {
         uptime: t.kernel.boot.elapsed().as_secs() as i64,
         totalram: host.ram_total(),
         freeram: host.ram_unused(),
-        procs: 1,
+        procs: t.kernel.tree().live_count().min(u16::MAX as usize) as u16,
         mem_unit: 1,
         ..Sysinfo::default()
     };

@@ -1,9 +1,13 @@
-//! Process identity, exit, limits, arch_prctl and signal bookkeeping.
+//! Processes: identity, clone/fork/vfork, execve, exit, wait, process groups and sessions,
+//! credentials, limits, prctl, arch_prctl.
 
+use super::{Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
+use crate::kernel::clone::CloneArgs;
+use crate::kernel::pids::{ChildState, WaitOpts, WaitSel};
 use crate::kernel::thread_group::RLIM_NLIMITS;
-use crate::kernel::{ExitStatus, Task};
-use crate::mm::usermem::UserAddr;
+use crate::kernel::{clone, exec, signal, ExitStatus, Task};
+use crate::mm::usermem::{UserAddr, PATH_MAX};
 
 /// getpid(2)
 pub fn getpid(t: &mut Task) -> SysResult {
@@ -17,7 +21,8 @@ pub fn gettid(t: &mut Task) -> SysResult {
 
 /// getppid(2)
 pub fn getppid(t: &mut Task) -> SysResult {
-    Ok(t.tg.ppid as u64)
+    let tree = t.kernel.tree();
+    Ok(tree.procs.get(&t.tg.tgid).map_or(0, |p| p.parent) as u64)
 }
 
 /// getuid(2)
@@ -70,6 +75,17 @@ pub fn sched_yield(_t: &mut Task) -> SysResult {
 pub fn set_tid_address(t: &mut Task, tidptr: UserAddr) -> SysResult {
     t.clear_child_tid = tidptr.0;
     Ok(t.tid as u64)
+}
+
+/// get_robust_list(2) for the calling thread.
+pub fn get_robust_list(t: &mut Task, pid: i32, head: UserAddr, len: UserAddr) -> SysResult {
+    if pid != 0 && pid != t.tid {
+        return Err(Errno::EPERM);
+    }
+    let (h, l) = t.robust_list;
+    t.mm.write_obj(head, &h)?;
+    t.mm.write_obj(len, &if l == 0 { 24u64 } else { l })?;
+    Ok(0)
 }
 
 /// set_robust_list(2)
@@ -157,94 +173,586 @@ pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr)
     Ok(0)
 }
 
-/// Size of the kernel's sigset_t.
-const SIGSET_SIZE: usize = 8;
-
-/// rt_sigaction(2): validates and records; delivery of caught signals is not here yet.
-pub fn rt_sigaction(
+/// clone(2): x86-64 argument order (flags, stack, parent_tid, child_tid, tls).
+pub fn clone(
     t: &mut Task,
-    sig: i32,
-    act: UserAddr,
-    oact: UserAddr,
-    sigsetsize: usize,
+    flags: Flags,
+    stack: UserAddr,
+    parent_tid: UserAddr,
+    child_tid: UserAddr,
+    tls: u64,
 ) -> SysResult {
-    if sigsetsize != SIGSET_SIZE || !(1..=64).contains(&sig) {
-        return Err(Errno::EINVAL);
-    }
-    if !act.is_null() && (sig == libc::SIGKILL || sig == libc::SIGSTOP) {
-        return Err(Errno::EINVAL);
-    }
-    // struct sigaction { handler, flags, restorer, mask }
-    const SIZE: usize = 32;
-    let new = if act.is_null() {
-        None
-    } else {
-        Some(t.mm.read_bytes(act, SIZE)?)
+    let args = CloneArgs {
+        flags: flags.0 & !0xff,
+        exit_signal: (flags.0 & 0xff) as i32,
+        stack: stack.0,
+        parent_tid,
+        child_tid,
+        tls,
     };
-    let mut actions = t.tg.sigactions.lock().unwrap();
-    let slot = &mut actions[(sig - 1) as usize];
-    if !oact.is_null() {
-        t.mm.write_bytes(oact, slot)?;
-    }
-    if let Some(n) = new {
-        slot.copy_from_slice(&n);
-    }
-    Ok(0)
+    Ok(clone::clone(t, args)? as u64)
 }
 
-/// rt_sigprocmask(2)
-pub fn rt_sigprocmask(
-    t: &mut Task,
-    how: i32,
-    set: UserAddr,
-    oset: UserAddr,
-    sigsetsize: usize,
-) -> SysResult {
-    if sigsetsize != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
-    }
-    let new: Option<u64> = if set.is_null() {
-        None
-    } else {
-        Some(t.mm.read_obj(set)?)
-    };
-    if !oset.is_null() {
-        let old = t.sigmask;
-        t.mm.write_obj(oset, &old)?;
-    }
-    if let Some(n) = new {
-        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
-        t.sigmask = match how {
-            libc::SIG_BLOCK => t.sigmask | n,
-            libc::SIG_UNBLOCK => t.sigmask & !n,
-            libc::SIG_SETMASK => n,
-            _ => return Err(Errno::EINVAL),
-        } & !unblockable;
-    }
-    Ok(0)
+/// `struct clone_args` (the fields clone3 reads, up to CLONE_ARGS_SIZE_VER0 = 64 bytes).
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
+#[repr(C)]
+struct CloneArgs3 {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
 }
 
-/// sigaltstack(2): records the alternate stack.
-pub fn sigaltstack(t: &mut Task, ss: UserAddr, old: UserAddr) -> SysResult {
-    // stack_t { sp, flags (int + pad), size }
-    const SIZE: usize = 24;
-    if !old.is_null() {
-        let cur = t.altstack;
-        t.mm.write_bytes(old, &cur)?;
+/// clone3(2)
+pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
     }
-    if !ss.is_null() {
-        let new = t.mm.read_bytes(ss, SIZE)?;
-        let flags = i32::from_le_bytes(new[8..12].try_into().expect("4 bytes"));
-        const SS_DISABLE: i32 = 2;
-        const SS_AUTODISARM: i32 = 1 << 31;
-        if flags & !(SS_DISABLE | SS_AUTODISARM) != 0 {
+    let a: CloneArgs3 = t.mm.read_obj(uargs)?;
+    if size > 64 {
+        let rest = t.mm.read_bytes(uargs.offset(64)?, size - 64)?;
+        // set_tid and cgroup are not offered: they must be zero.
+        if rest.iter().any(|&b| b != 0) {
             return Err(Errno::EINVAL);
         }
-        let size = u64::from_le_bytes(new[16..24].try_into().expect("8 bytes"));
-        if flags & SS_DISABLE == 0 && size < 2048 {
-            return Err(Errno::ENOMEM);
+    }
+    if a.exit_signal > 64 || a.flags & 0xff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let stack = match (a.stack, a.stack_size) {
+        (0, 0) => 0,
+        (0, _) | (_, 0) => return Err(Errno::EINVAL),
+        (s, n) => s.checked_add(n).ok_or(Errno::EINVAL)?,
+    };
+    let args = CloneArgs {
+        flags: a.flags,
+        exit_signal: a.exit_signal as i32,
+        stack,
+        parent_tid: UserAddr(a.parent_tid),
+        child_tid: UserAddr(a.child_tid),
+        tls: a.tls,
+    };
+    Ok(clone::clone(t, args)? as u64)
+}
+
+/// fork(2)
+pub fn fork(t: &mut Task) -> SysResult {
+    let args = CloneArgs {
+        exit_signal: libc::SIGCHLD,
+        ..CloneArgs::default()
+    };
+    Ok(clone::clone(t, args)? as u64)
+}
+
+/// vfork(2)
+pub fn vfork(t: &mut Task) -> SysResult {
+    let args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64,
+        exit_signal: libc::SIGCHLD,
+        ..CloneArgs::default()
+    };
+    Ok(clone::clone(t, args)? as u64)
+}
+
+/// Largest argv+envp accepted (Linux's ARG_MAX default: a quarter of an 8 MiB stack).
+const ARG_MAX: usize = 2 << 20;
+
+fn exec_common(t: &mut Task, path: Vec<u8>, argv: UserAddr, envp: UserAddr) -> SysResult {
+    let argv = t.mm.read_string_array(argv, ARG_MAX)?;
+    let envp = t.mm.read_string_array(envp, ARG_MAX)?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let path = String::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+    exec::execve(t, &path, argv, envp)?;
+    Ok(0)
+}
+
+/// execve(2)
+pub fn execve(t: &mut Task, path: PathArg, argv: UserAddr, envp: UserAddr) -> SysResult {
+    let path = t.mm.read_cstring(path.0, PATH_MAX)?;
+    exec_common(t, path, argv, envp)
+}
+
+/// execveat(2): absolute paths and AT_FDCWD (directory fds arrive with the filesystem).
+pub fn execveat(
+    t: &mut Task,
+    dirfd: super::Fd,
+    path: PathArg,
+    argv: UserAddr,
+    envp: UserAddr,
+    flags: Flags,
+) -> SysResult {
+    if flags.0 & !((libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = t.mm.read_cstring(path.0, PATH_MAX)?;
+    if !p.starts_with(b"/") && dirfd.0 != libc::AT_FDCWD {
+        t.fds.get(dirfd.0)?;
+        return Err(Errno::ENOSYS);
+    }
+    exec_common(t, p, argv, envp)
+}
+
+fn write_rusage(t: &Task, addr: UserAddr) -> Result<(), Errno> {
+    if !addr.is_null() {
+        // struct rusage: two timevals then 14 longs.
+        t.mm.write_obj(addr, &[0u64; 18])?;
+    }
+    Ok(())
+}
+
+const WNOHANG: i32 = 1;
+const WUNTRACED: i32 = 2;
+const WEXITED: i32 = 4;
+const WCONTINUED: i32 = 8;
+const WNOWAIT: i32 = 0x0100_0000;
+const WNOTHREAD: i32 = 0x2000_0000;
+const WALL: i32 = 0x4000_0000;
+const WCLONE: i32 = 0x8000_0000u32 as i32;
+
+fn wait_common(
+    t: &mut Task,
+    sel: WaitSel,
+    opts: WaitOpts,
+    nohang: bool,
+) -> Result<Option<(i32, ChildState)>, Errno> {
+    let tg = t.tg.clone();
+    let me = tg.tgid;
+    t.block_on(&[&tg.child_events], None, |t| {
+        match t.kernel.tree().wait_child(me, sel, opts) {
+            Err(e) => Some(Err(e)),
+            Ok(Some(found)) => Some(Ok(Some(found))),
+            Ok(None) if nohang => Some(Ok(None)),
+            Ok(None) => None,
         }
-        t.altstack.copy_from_slice(&new);
+    })
+}
+
+/// wait4(2)
+pub fn wait4(
+    t: &mut Task,
+    pid: i32,
+    status: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> SysResult {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sel = match pid {
+        -1 => WaitSel::Any,
+        0 => WaitSel::Pgid(0),
+        p if p < -1 => WaitSel::Pgid(p.checked_neg().ok_or(Errno::ESRCH)?),
+        p => WaitSel::Pid(p),
+    };
+    let opts = WaitOpts {
+        exited: true,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+        nowait: false,
+        clone: options & WCLONE != 0,
+        all: options & WALL != 0,
+    };
+    match wait_common(t, sel, opts, options & WNOHANG != 0)? {
+        None => Ok(0),
+        Some((pid, st)) => {
+            if !status.is_null() {
+                t.mm.write_obj(status, &st.wait_status())?;
+            }
+            write_rusage(t, rusage)?;
+            Ok(pid as u64)
+        }
+    }
+}
+
+/// waitid(2) (P_ALL, P_PID, P_PGID).
+pub fn waitid(
+    t: &mut Task,
+    idtype: i32,
+    id: i32,
+    infop: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> SysResult {
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
+        || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    // P_ALL, P_PID, P_PGID
+    let sel = match idtype {
+        0 => WaitSel::Any,
+        1 if id > 0 => WaitSel::Pid(id),
+        2 if id >= 0 => WaitSel::Pgid(id),
+        _ => return Err(Errno::EINVAL),
+    };
+    let opts = WaitOpts {
+        exited: options & WEXITED != 0,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+        nowait: options & WNOWAIT != 0,
+        clone: options & WCLONE != 0,
+        all: options & WALL != 0,
+    };
+    let found = wait_common(t, sel, opts, options & WNOHANG != 0)?;
+    if !infop.is_null() {
+        let info = match found {
+            Some((pid, st)) => {
+                let (code, status) = st.code_status();
+                signal::SigInfo::child(libc::SIGCHLD, code, pid, 0, status)
+            }
+            None => signal::SigInfo::new(0, 0),
+        };
+        t.mm.write_obj(infop, &info)?;
+    }
+    write_rusage(t, rusage)?;
+    Ok(0)
+}
+
+/// getpgid(2)
+pub fn getpgid(t: &mut Task, pid: i32) -> SysResult {
+    let tree = t.kernel.tree();
+    let pid = if pid == 0 { t.tg.tgid } else { pid };
+    tree.procs
+        .get(&pid)
+        .map(|p| p.pgid as u64)
+        .ok_or(Errno::ESRCH)
+}
+
+/// getpgrp(2)
+pub fn getpgrp(t: &mut Task) -> SysResult {
+    getpgid(t, 0)
+}
+
+/// getsid(2)
+pub fn getsid(t: &mut Task, pid: i32) -> SysResult {
+    let tree = t.kernel.tree();
+    let pid = if pid == 0 { t.tg.tgid } else { pid };
+    tree.procs
+        .get(&pid)
+        .map(|p| p.sid as u64)
+        .ok_or(Errno::ESRCH)
+}
+
+/// setpgid(2)
+pub fn setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let me = t.tg.tgid;
+    let mut tree = t.kernel.tree();
+    let pid = if pid == 0 { me } else { pid };
+    let pgid = if pgid == 0 { pid } else { pgid };
+    let my_sid = tree.procs.get(&me).map_or(0, |p| p.sid);
+    let target = tree.procs.get(&pid).ok_or(Errno::ESRCH)?;
+    if pid != me {
+        if target.parent != me {
+            return Err(Errno::ESRCH);
+        }
+        if target.did_exec {
+            return Err(Errno::EACCES);
+        }
+    }
+    if target.sid != my_sid {
+        return Err(Errno::EPERM);
+    }
+    if target.sid == pid {
+        // A session leader cannot change its group.
+        return Err(Errno::EPERM);
+    }
+    if pgid != pid
+        && !tree
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == my_sid)
+    {
+        return Err(Errno::EPERM);
+    }
+    tree.procs.get_mut(&pid).expect("checked").pgid = pgid;
+    Ok(0)
+}
+
+/// setsid(2)
+pub fn setsid(t: &mut Task) -> SysResult {
+    let me = t.tg.tgid;
+    let mut tree = t.kernel.tree();
+    if tree.procs.values().any(|p| p.pgid == me)
+        && tree.procs.get(&me).is_some_and(|p| p.pgid == me)
+    {
+        return Err(Errno::EPERM);
+    }
+    if tree.procs.values().any(|p| p.pgid == me && p.tg.tgid != me) {
+        return Err(Errno::EPERM);
+    }
+    let p = tree.procs.get_mut(&me).ok_or(Errno::ESRCH)?;
+    p.pgid = me;
+    p.sid = me;
+    Ok(me as u64)
+}
+
+/// umask(2)
+pub fn umask(t: &mut Task, mask: u32) -> SysResult {
+    let old = t.umask;
+    t.umask = mask & 0o777;
+    Ok(old as u64)
+}
+
+/// getrusage(2): the sentry does not account CPU time per task yet; reports zeros.
+pub fn getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult {
+    if !matches!(
+        who,
+        libc::RUSAGE_SELF | libc::RUSAGE_CHILDREN | libc::RUSAGE_THREAD
+    ) {
+        return Err(Errno::EINVAL);
+    }
+    t.mm.write_obj(usage, &[0u64; 18])?;
+    Ok(0)
+}
+
+/// times(2): clock ticks since boot; CPU times are not accounted yet.
+pub fn times(t: &mut Task, buf: UserAddr) -> SysResult {
+    if !buf.is_null() {
+        t.mm.write_obj(buf, &[0u64; 4])?;
+    }
+    let ticks = t.kernel.boot.elapsed().as_millis() as u64 / 10;
+    Ok(ticks)
+}
+
+fn check_id(t: &Task, id: u32, allowed: [u32; 3]) -> Result<(), Errno> {
+    if t.creds.euid == 0 || allowed.contains(&id) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// setuid(2)
+pub fn setuid(t: &mut Task, uid: u32) -> SysResult {
+    let c = t.creds;
+    if c.euid == 0 {
+        t.creds.uid = uid;
+        t.creds.euid = uid;
+        t.creds.suid = uid;
+    } else {
+        check_id(t, uid, [c.uid, c.suid, c.uid])?;
+        t.creds.euid = uid;
+    }
+    Ok(0)
+}
+
+/// setgid(2)
+pub fn setgid(t: &mut Task, gid: u32) -> SysResult {
+    let c = t.creds;
+    if c.euid == 0 {
+        t.creds.gid = gid;
+        t.creds.egid = gid;
+        t.creds.sgid = gid;
+    } else {
+        check_id(t, gid, [c.gid, c.sgid, c.gid])?;
+        t.creds.egid = gid;
+    }
+    Ok(0)
+}
+
+/// setresuid(2)
+pub fn setresuid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
+    let c = t.creds;
+    let allowed = [c.uid, c.euid, c.suid];
+    for id in [r, e, s] {
+        if id != u32::MAX {
+            check_id(t, id, allowed)?;
+        }
+    }
+    if r != u32::MAX {
+        t.creds.uid = r;
+    }
+    if e != u32::MAX {
+        t.creds.euid = e;
+    }
+    if s != u32::MAX {
+        t.creds.suid = s;
+    }
+    Ok(0)
+}
+
+/// setresgid(2)
+pub fn setresgid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
+    let c = t.creds;
+    let allowed = [c.gid, c.egid, c.sgid];
+    for id in [r, e, s] {
+        if id != u32::MAX && c.euid != 0 && !allowed.contains(&id) {
+            return Err(Errno::EPERM);
+        }
+    }
+    if r != u32::MAX {
+        t.creds.gid = r;
+    }
+    if e != u32::MAX {
+        t.creds.egid = e;
+    }
+    if s != u32::MAX {
+        t.creds.sgid = s;
+    }
+    Ok(0)
+}
+
+/// setreuid(2)
+pub fn setreuid(t: &mut Task, r: u32, e: u32) -> SysResult {
+    setresuid(t, r, e, u32::MAX)
+}
+
+/// setregid(2)
+pub fn setregid(t: &mut Task, r: u32, e: u32) -> SysResult {
+    setresgid(t, r, e, u32::MAX)
+}
+
+/// getresuid(2)
+pub fn getresuid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResult {
+    let c = t.creds;
+    t.mm.write_obj(r, &c.uid)?;
+    t.mm.write_obj(e, &c.euid)?;
+    t.mm.write_obj(s, &c.suid)?;
+    Ok(0)
+}
+
+/// getresgid(2)
+pub fn getresgid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResult {
+    let c = t.creds;
+    t.mm.write_obj(r, &c.gid)?;
+    t.mm.write_obj(e, &c.egid)?;
+    t.mm.write_obj(s, &c.sgid)?;
+    Ok(0)
+}
+
+/// setgroups(2): only root may call it; supplementary groups are not kept yet, so only an
+/// empty list is accepted.
+pub fn setgroups(t: &mut Task, size: i32, _list: UserAddr) -> SysResult {
+    if t.creds.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    if !(0..=65536).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    if size != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// prctl(2): the common options.
+pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64) -> SysResult {
+    match option {
+        libc::PR_SET_NAME => {
+            let name = t.mm.read_cstring(UserAddr(arg2), 16).or_else(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    t.mm.read_bytes(UserAddr(arg2), 15)
+                } else {
+                    Err(e)
+                }
+            })?;
+            let n = name.len().min(15);
+            *t.handle.comm.lock().unwrap() = name[..n].to_vec();
+            Ok(0)
+        }
+        libc::PR_GET_NAME => {
+            let mut buf = [0u8; 16];
+            let comm = t.handle.comm.lock().unwrap().clone();
+            buf[..comm.len()].copy_from_slice(&comm);
+            t.mm.write_bytes(UserAddr(arg2), &buf)?;
+            Ok(0)
+        }
+        libc::PR_SET_PDEATHSIG => {
+            if arg2 > 64 {
+                return Err(Errno::EINVAL);
+            }
+            if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
+                p.pdeathsig = arg2 as i32;
+            }
+            Ok(0)
+        }
+        libc::PR_GET_PDEATHSIG => {
+            let v = t
+                .kernel
+                .tree()
+                .procs
+                .get(&t.tg.tgid)
+                .map_or(0, |p| p.pdeathsig);
+            t.mm.write_obj(UserAddr(arg2), &v)?;
+            Ok(0)
+        }
+        libc::PR_SET_CHILD_SUBREAPER => {
+            if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
+                p.subreaper = arg2 != 0;
+            }
+            Ok(0)
+        }
+        libc::PR_GET_CHILD_SUBREAPER => {
+            let v = t
+                .kernel
+                .tree()
+                .procs
+                .get(&t.tg.tgid)
+                .is_some_and(|p| p.subreaper) as i32;
+            t.mm.write_obj(UserAddr(arg2), &v)?;
+            Ok(0)
+        }
+        libc::PR_SET_NO_NEW_PRIVS => {
+            if arg2 != 1 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        libc::PR_GET_NO_NEW_PRIVS => Ok(0),
+        libc::PR_GET_DUMPABLE => Ok(1),
+        libc::PR_SET_DUMPABLE => {
+            if arg2 > 1 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        libc::PR_GET_KEEPCAPS => Ok(0),
+        libc::PR_SET_KEEPCAPS if arg2 <= 1 => Ok(0),
+        libc::PR_CAPBSET_READ => Ok(if arg2 <= 40 { 1 } else { 0 }),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// sched_getaffinity(2): every sandbox CPU.
+pub fn sched_getaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) -> SysResult {
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bytes = ncpu.div_ceil(64) * 8;
+    if len < bytes || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = vec![0u8; bytes];
+    for cpu in 0..ncpu {
+        v[cpu / 8] |= 1 << (cpu % 8);
+    }
+    t.mm.write_bytes(mask, &v)?;
+    Ok(bytes as u64)
+}
+
+/// sched_setaffinity(2): accepted, without effect (the host schedules sentry threads).
+pub fn sched_setaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) -> SysResult {
+    t.mm.read_bytes(mask, len.min(1024))?;
+    Ok(0)
+}
+
+/// getcpu(2)
+pub fn getcpu(t: &mut Task, cpu: UserAddr, node: UserAddr) -> SysResult {
+    if !cpu.is_null() {
+        t.mm.write_obj(cpu, &0u32)?;
+    }
+    if !node.is_null() {
+        t.mm.write_obj(node, &0u32)?;
     }
     Ok(0)
 }

@@ -1,8 +1,9 @@
 //! Clocks and sleeping.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::task::{Restart, RestartBlock};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 
@@ -81,15 +82,36 @@ pub fn time(t: &mut Task, tloc: UserAddr) -> SysResult {
     Ok(now as u64)
 }
 
-fn sleep_for(ns: u128) {
-    std::thread::sleep(Duration::from_nanos(ns.min(u64::MAX as u128) as u64));
+/// Sleeps until `deadline` for nanosleep; on interruption reports the remainder at `rem`
+/// and arranges for `restart_syscall` to continue the sleep if no handler runs.
+pub fn sleep_until_restartable(t: &mut Task, deadline: Instant, rem: UserAddr) -> SysResult {
+    match t.sleep_until(Some(deadline)) {
+        Ok(()) => Ok(0),
+        Err(Errno::EINTR) => {
+            if !rem.is_null() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                t.mm.write_obj(rem, &Timespec::from_nanos(left.as_nanos()))?;
+            }
+            t.restart = Some(Restart::Block);
+            t.restart_block = Some(RestartBlock::Sleep { deadline, rem });
+            Err(Errno::EINTR)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn deadline_after(ns: u128) -> Instant {
+    let d = Duration::from_nanos(ns.min(u64::MAX as u128) as u64);
+    Instant::now()
+        .checked_add(d)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40))
 }
 
 /// nanosleep(2)
-pub fn nanosleep(t: &mut Task, req: UserAddr, _rem: UserAddr) -> SysResult {
+pub fn nanosleep(t: &mut Task, req: UserAddr, rem: UserAddr) -> SysResult {
     let ts: Timespec = t.mm.read_obj(req)?;
-    sleep_for(ts.to_nanos()?);
-    Ok(0)
+    let deadline = deadline_after(ts.to_nanos()?);
+    sleep_until_restartable(t, deadline, rem)
 }
 
 /// clock_nanosleep(2)
@@ -98,7 +120,7 @@ pub fn clock_nanosleep(
     clock: i32,
     flags: i32,
     req: UserAddr,
-    _rem: UserAddr,
+    rem: UserAddr,
 ) -> SysResult {
     let src = match clock {
         libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME => clock_source(clock)?,
@@ -108,13 +130,15 @@ pub fn clock_nanosleep(
     };
     let ts: Timespec = t.mm.read_obj(req)?;
     let want = ts.to_nanos()?;
-    let ns = if flags & libc::TIMER_ABSTIME != 0 {
+    if flags & libc::TIMER_ABSTIME != 0 {
         let now = host_clock(src);
         let now = now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128;
-        want.saturating_sub(now)
-    } else {
-        want
-    };
-    sleep_for(ns);
-    Ok(0)
+        let r = t.sleep_until(Some(deadline_after(want.saturating_sub(now))));
+        if r.is_err() {
+            // An absolute sleep restarts as it was called.
+            t.restart = Some(Restart::NoHand);
+        }
+        return r.map(|()| 0);
+    }
+    sleep_until_restartable(t, deadline_after(want), rem)
 }

@@ -82,6 +82,22 @@ pub trait FileOps: Send + Sync {
         false
     }
 
+    /// Readiness for poll/select/epoll as `POLL*` bits. The default is a file that never
+    /// blocks.
+    fn readiness(&self) -> u32 {
+        (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32
+    }
+
+    /// The queue notified when [`FileOps::readiness`] may change. None: the file is polled.
+    fn wait_queue(&self) -> Option<&crate::kernel::wait::WaitQueue> {
+        None
+    }
+
+    /// The epoll instance behind this file, for `epoll_ctl`/`epoll_wait`.
+    fn as_epoll(&self) -> Option<&crate::kernel::epoll::Epoll> {
+        None
+    }
+
     /// Current size, for SEEK_END.
     ///
     /// # Errors

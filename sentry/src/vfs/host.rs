@@ -128,6 +128,18 @@ impl FileOps for HostFile {
         })
     }
 
+    fn readiness(&self) -> u32 {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            self.fd.as_fd(),
+            nix::poll::PollFlags::POLLIN | nix::poll::PollFlags::POLLOUT,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+            Ok(_) => fds[0].revents().map_or(0, |r| r.bits() as u32),
+            Err(_) => libc::POLLERR as u32,
+        }
+    }
+
     fn seekable(&self) -> bool {
         self.seekable
     }

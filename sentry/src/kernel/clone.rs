@@ -1,0 +1,182 @@
+//! clone: new threads and processes.
+//!
+//! A thread (CLONE_THREAD) joins the caller's group and shares its memory, files and signal
+//! dispositions; a process gets a copy-on-write copy of the address space (unless CLONE_VM)
+//! and of the fd table (unless CLONE_FILES). Each new task runs on its own host thread.
+
+use std::sync::Arc;
+
+use super::task::{register_thread, TaskInit, DISABLED_ALTSTACK};
+use super::wait::Completion;
+use super::{Task, TaskHandle, ThreadGroup};
+use crate::abi::Errno;
+use crate::mm::usermem::UserAddr;
+
+const CLONE_VM: u64 = libc::CLONE_VM as u64;
+const CLONE_FS: u64 = libc::CLONE_FS as u64;
+const CLONE_FILES: u64 = libc::CLONE_FILES as u64;
+const CLONE_SIGHAND: u64 = libc::CLONE_SIGHAND as u64;
+const CLONE_PIDFD: u64 = libc::CLONE_PIDFD as u64;
+const CLONE_PTRACE: u64 = libc::CLONE_PTRACE as u64;
+const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
+const CLONE_PARENT: u64 = libc::CLONE_PARENT as u64;
+const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
+const CLONE_SYSVSEM: u64 = libc::CLONE_SYSVSEM as u64;
+const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
+const CLONE_PARENT_SETTID: u64 = libc::CLONE_PARENT_SETTID as u64;
+const CLONE_CHILD_CLEARTID: u64 = libc::CLONE_CHILD_CLEARTID as u64;
+const CLONE_DETACHED: u64 = libc::CLONE_DETACHED as u64;
+const CLONE_UNTRACED: u64 = libc::CLONE_UNTRACED as u64;
+const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
+const CLONE_IO: u64 = libc::CLONE_IO as u64;
+
+/// Flags accepted (namespaces and pidfds are not offered yet).
+const SUPPORTED: u64 = CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_PTRACE
+    | CLONE_VFORK
+    | CLONE_PARENT
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
+    | CLONE_UNTRACED
+    | CLONE_CHILD_SETTID
+    | CLONE_IO;
+
+/// The arguments of clone/clone3, decoded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub exit_signal: i32,
+    /// New stack pointer (0: the caller's).
+    pub stack: u64,
+    pub parent_tid: UserAddr,
+    pub child_tid: UserAddr,
+    pub tls: u64,
+}
+
+/// Creates the task; returns its TID in the caller's namespace.
+///
+/// # Errors
+/// EINVAL for inconsistent flags, ENOMEM/EAGAIN for resource failures.
+pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
+    let f = a.flags;
+    if f & !SUPPORTED != 0 {
+        if f & CLONE_PIDFD != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return Err(Errno::EPERM);
+    }
+    if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0)
+        || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0)
+        || !(0..=super::signal::NSIG).contains(&a.exit_signal)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_THREAD == 0 {
+        log::debug!("CLONE_SIGHAND without CLONE_THREAD: dispositions are copied, not shared");
+    }
+    t.pull_fp().map_err(|_| Errno::EAGAIN)?;
+    let kernel = t.kernel.clone();
+    let mm = if f & CLONE_VM != 0 {
+        t.mm.clone()
+    } else {
+        let space = kernel
+            .platform
+            .new_address_space()
+            .map_err(|_| Errno::ENOMEM)?;
+        Arc::new(t.mm.fork(space)?)
+    };
+    let fds = if f & CLONE_FILES != 0 {
+        t.fds.clone()
+    } else {
+        Arc::new(t.fds.fork())
+    };
+    let tid = kernel.alloc_tid();
+    let tg = if f & CLONE_THREAD != 0 {
+        t.tg.clone()
+    } else {
+        Arc::new(ThreadGroup::fork_from(tid, &t.tg))
+    };
+    let comm = t.handle.comm.lock().unwrap().clone();
+    let handle = TaskHandle::new(tid, tg.clone(), comm);
+
+    let mut cpu = t.cpu.clone();
+    cpu.regs.rax = 0;
+    if a.stack != 0 {
+        cpu.regs.rsp = a.stack;
+    }
+    if f & CLONE_SETTLS != 0 {
+        if a.tls >= platform::MAX_USER_ADDRESS {
+            return Err(Errno::EPERM);
+        }
+        cpu.regs.fs_base = a.tls;
+    }
+    cpu.fp.dirty = true;
+
+    if f & CLONE_PARENT_SETTID != 0 {
+        t.mm.write_obj(a.parent_tid, &tid)?;
+    }
+    if f & CLONE_CHILD_SETTID != 0 {
+        mm.write_obj(a.child_tid, &tid)?;
+    }
+    {
+        let mut tree = kernel.tree();
+        if f & CLONE_THREAD == 0 {
+            let parent = if f & CLONE_PARENT != 0 {
+                tree.procs.get(&t.tg.tgid).map_or(0, |p| p.parent)
+            } else {
+                t.tg.tgid
+            };
+            tree.add_proc(tg.clone(), parent, a.exit_signal);
+        } else if t.tg.sig().exit.is_some() {
+            return Err(Errno::EINTR);
+        }
+        tree.tasks.insert(tid, handle.clone());
+        register_thread(&handle, t.sigmask());
+    }
+    let vfork_done = (f & CLONE_VFORK != 0).then(|| Arc::new(Completion::default()));
+    let altstack = if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
+        DISABLED_ALTSTACK
+    } else {
+        t.altstack
+    };
+    let init = TaskInit {
+        kernel: kernel.clone(),
+        handle,
+        mm,
+        cpu,
+        fds,
+        creds: t.creds,
+        umask: t.umask,
+        clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {
+            a.child_tid.0
+        } else {
+            0
+        },
+        altstack,
+        vfork_done: vfork_done.clone(),
+    };
+    if let Err(e) = Task::spawn(init) {
+        log::warn!("cannot start a host thread for task {tid}: {e}");
+        let mut tree = kernel.tree();
+        tree.tasks.remove(&tid);
+        tg.sig().threads.remove(&tid);
+        if f & CLONE_THREAD == 0 {
+            tree.procs.remove(&tid);
+            if let Some(p) = tree.procs.get_mut(&t.tg.tgid) {
+                p.children.remove(&tid);
+            }
+        }
+        return Err(Errno::EAGAIN);
+    }
+    if let Some(done) = vfork_done {
+        done.wait();
+    }
+    Ok(tid)
+}

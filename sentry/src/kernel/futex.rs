@@ -1,0 +1,376 @@
+//! Futexes: wait queues keyed by user address, and robust lists at thread exit.
+//!
+//! Private futexes (and any futex in private memory) are keyed by (address space, address);
+//! futexes in shared mappings by memory-file offset, so processes sharing the mapping meet.
+//! The check of the futex word and the enqueue happen under one lock, so a wake between
+//! them is never lost.
+//!
+//! # Lock order
+//! `Futexes::buckets` → `MemoryManager::inner` (reading the futex word) → `Waiter`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::wait::Waiter;
+use super::Task;
+use crate::abi::Errno;
+use crate::mm::usermem::UserAddr;
+use crate::mm::MemoryManager;
+
+/// What a futex is identified by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FutexKey {
+    Private { mm: usize, addr: u64 },
+    Shared { offset: u64 },
+}
+
+/// The key of the futex at `addr` in `mm`.
+///
+/// # Errors
+/// EINVAL for a misaligned address, EFAULT for an unmapped one.
+pub fn key(mm: &Arc<MemoryManager>, addr: u64, private: bool) -> Result<FutexKey, Errno> {
+    if !addr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
+    let private_key = FutexKey::Private {
+        mm: Arc::as_ptr(mm) as usize,
+        addr,
+    };
+    if private {
+        return Ok(private_key);
+    }
+    Ok(match mm.shared_offset(addr)? {
+        Some(offset) => FutexKey::Shared { offset },
+        None => private_key,
+    })
+}
+
+#[derive(Debug)]
+struct FutexWaiter {
+    waiter: Arc<Waiter>,
+    bitset: u32,
+    woken: Arc<AtomicBool>,
+}
+
+/// All futex wait queues of the kernel.
+#[derive(Debug, Default)]
+pub struct Futexes {
+    buckets: Mutex<HashMap<FutexKey, Vec<FutexWaiter>>>,
+}
+
+/// `FUTEX_WAKE_OP` operation, decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct WakeOp {
+    pub op: u32,
+    pub oparg: u32,
+    pub cmp: u32,
+    pub cmparg: u32,
+}
+
+impl WakeOp {
+    pub fn decode(v: u32) -> WakeOp {
+        let shift = v >> 31 != 0;
+        let op = (v >> 28) & 7;
+        let mut oparg = (v >> 12) & 0xfff;
+        if shift {
+            oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+        }
+        WakeOp {
+            op,
+            oparg,
+            cmp: (v >> 24) & 0xf,
+            cmparg: v & 0xfff,
+        }
+    }
+
+    /// The new value of the word.
+    ///
+    /// # Errors
+    /// ENOSYS for an unknown operation.
+    pub fn apply(&self, old: u32) -> Result<u32, Errno> {
+        Ok(match self.op {
+            0 => self.oparg,
+            1 => old.wrapping_add(self.oparg),
+            2 => old | self.oparg,
+            3 => old & !self.oparg,
+            4 => old ^ self.oparg,
+            _ => return Err(Errno::ENOSYS),
+        })
+    }
+
+    /// Whether the second futex is woken, from the old value.
+    ///
+    /// # Errors
+    /// ENOSYS for an unknown comparison.
+    pub fn compare(&self, old: u32) -> Result<bool, Errno> {
+        let (a, b) = (old as i32, self.cmparg as i32);
+        Ok(match self.cmp {
+            0 => a == b,
+            1 => a != b,
+            2 => a < b,
+            3 => a <= b,
+            4 => a > b,
+            5 => a >= b,
+            _ => return Err(Errno::ENOSYS),
+        })
+    }
+}
+
+impl Futexes {
+    /// FUTEX_WAIT(_BITSET): sleeps while the word at `addr` equals `val`.
+    ///
+    /// # Errors
+    /// EAGAIN when the word differs, ETIMEDOUT, EINTR (interrupted), EFAULT.
+    pub fn wait(
+        &self,
+        t: &mut Task,
+        key: FutexKey,
+        addr: u64,
+        val: u32,
+        bitset: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), Errno> {
+        let woken = Arc::new(AtomicBool::new(false));
+        let waiter = t.handle.waiter.clone();
+        {
+            let mut b = self.buckets.lock().unwrap();
+            let cur: u32 = t.mm.read_obj(UserAddr(addr))?;
+            if cur != val {
+                return Err(Errno::EAGAIN);
+            }
+            b.entry(key).or_default().push(FutexWaiter {
+                waiter: waiter.clone(),
+                bitset,
+                woken: woken.clone(),
+            });
+        }
+        loop {
+            if woken.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let interrupted = t.interrupted();
+            if interrupted || !waiter.wait(deadline) {
+                if self.dequeue(&woken) {
+                    if interrupted {
+                        t.restart = Some(super::task::Restart::Sys);
+                        return Err(Errno::EINTR);
+                    }
+                    return Err(Errno::ETIMEDOUT);
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Removes the waiter with flag `woken` wherever requeues moved it; false if a wake
+    /// already took it.
+    fn dequeue(&self, woken: &Arc<AtomicBool>) -> bool {
+        let mut b = self.buckets.lock().unwrap();
+        if woken.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut found = None;
+        for (k, v) in b.iter_mut() {
+            if let Some(i) = v.iter().position(|w| Arc::ptr_eq(&w.woken, woken)) {
+                v.remove(i);
+                found = Some(*k);
+                break;
+            }
+        }
+        if let Some(k) = found {
+            if b.get(&k).is_some_and(Vec::is_empty) {
+                b.remove(&k);
+            }
+        }
+        found.is_some()
+    }
+
+    fn wake_locked(
+        b: &mut HashMap<FutexKey, Vec<FutexWaiter>>,
+        key: FutexKey,
+        n: u32,
+        bitset: u32,
+    ) -> u32 {
+        let Some(v) = b.get_mut(&key) else {
+            return 0;
+        };
+        let mut woke = 0;
+        let mut i = 0;
+        while i < v.len() && woke < n {
+            if v[i].bitset & bitset != 0 {
+                let w = v.remove(i);
+                w.woken.store(true, Ordering::Release);
+                w.waiter.notify();
+                woke += 1;
+            } else {
+                i += 1;
+            }
+        }
+        if v.is_empty() {
+            b.remove(&key);
+        }
+        woke
+    }
+
+    /// FUTEX_WAKE(_BITSET): wakes up to `n` waiters whose bitset intersects `bitset`.
+    pub fn wake(&self, key: FutexKey, n: u32, bitset: u32) -> u32 {
+        Self::wake_locked(&mut self.buckets.lock().unwrap(), key, n, bitset)
+    }
+
+    /// FUTEX_(CMP_)REQUEUE: wakes `nwake` waiters of `from`, moves up to `nmove` of the rest
+    /// to `to`. With `expect`, first checks the word at `addr` (EAGAIN if it differs).
+    ///
+    /// # Errors
+    /// EAGAIN, EFAULT.
+    #[allow(clippy::too_many_arguments)]
+    pub fn requeue(
+        &self,
+        t: &Task,
+        from: FutexKey,
+        to: FutexKey,
+        addr: u64,
+        nwake: u32,
+        nmove: u32,
+        expect: Option<u32>,
+    ) -> Result<u32, Errno> {
+        let mut b = self.buckets.lock().unwrap();
+        if let Some(e) = expect {
+            let cur: u32 = t.mm.read_obj(UserAddr(addr))?;
+            if cur != e {
+                return Err(Errno::EAGAIN);
+            }
+        }
+        let woke = Self::wake_locked(&mut b, from, nwake, u32::MAX);
+        let mut moved = Vec::new();
+        if let Some(v) = b.get_mut(&from) {
+            let k = (nmove as usize).min(v.len());
+            moved = v.drain(..k).collect();
+            if v.is_empty() {
+                b.remove(&from);
+            }
+        }
+        let n = moved.len() as u32;
+        if !moved.is_empty() {
+            b.entry(to).or_default().extend(moved);
+        }
+        Ok(woke + n)
+    }
+
+    /// FUTEX_WAKE_OP. The read-modify-write of the second word is atomic with respect to
+    /// other futex operations, not to application stores.
+    ///
+    /// # Errors
+    /// EFAULT, ENOSYS for unknown operations.
+    #[allow(clippy::too_many_arguments)]
+    pub fn wake_op(
+        &self,
+        t: &Task,
+        key1: FutexKey,
+        key2: FutexKey,
+        addr2: u64,
+        n1: u32,
+        n2: u32,
+        op: WakeOp,
+    ) -> Result<u32, Errno> {
+        let mut b = self.buckets.lock().unwrap();
+        let old: u32 = t.mm.read_obj(UserAddr(addr2))?;
+        let new = op.apply(old)?;
+        t.mm.write_obj(UserAddr(addr2), &new)?;
+        let mut woke = Self::wake_locked(&mut b, key1, n1, u32::MAX);
+        if op.compare(old)? {
+            woke += Self::wake_locked(&mut b, key2, n2, u32::MAX);
+        }
+        Ok(woke)
+    }
+}
+
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Longest robust list walked (Linux's ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+/// Marks the robust futexes the exiting thread holds as OWNER_DIED and wakes a waiter of
+/// each (robust_list(2) semantics). A corrupt list just ends the walk.
+pub fn exit_robust_list(t: &mut Task) {
+    let (head, _) = t.robust_list;
+    if head == 0 {
+        return;
+    }
+    let Ok(words) = t.mm.read_obj::<[u64; 3]>(UserAddr(head)) else {
+        return;
+    };
+    let (mut entry, offset, pending) = (words[0], words[1] as i64, words[2]);
+    let mut seen = 0;
+    while entry != head && entry != 0 && seen < ROBUST_LIST_LIMIT {
+        let next = t.mm.read_obj::<u64>(UserAddr(entry)).unwrap_or(0);
+        if entry != pending {
+            handle_robust_entry(t, entry & !1, offset);
+        }
+        entry = next;
+        seen += 1;
+    }
+    if pending != 0 {
+        handle_robust_entry(t, pending & !1, offset);
+    }
+    t.robust_list = (0, 0);
+}
+
+fn handle_robust_entry(t: &Task, entry: u64, offset: i64) {
+    let addr = entry.wrapping_add(offset as u64);
+    let Ok(val) = t.mm.read_obj::<u32>(UserAddr(addr)) else {
+        return;
+    };
+    if val & FUTEX_TID_MASK != t.tid as u32 {
+        return;
+    }
+    let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+    if t.mm.write_obj(UserAddr(addr), &new).is_err() {
+        return;
+    }
+    if val & FUTEX_WAITERS != 0 {
+        if let Ok(k) = key(&t.mm, addr, false) {
+            t.kernel.futexes.wake(k, 1, u32::MAX);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_respects_count_and_bitset() {
+        let f = Futexes::default();
+        let k = FutexKey::Private { mm: 1, addr: 8 };
+        let mut flags = Vec::new();
+        {
+            let mut b = f.buckets.lock().unwrap();
+            for bits in [1u32, 2, 1, 3] {
+                let woken = Arc::new(AtomicBool::new(false));
+                flags.push(woken.clone());
+                b.entry(k).or_default().push(FutexWaiter {
+                    waiter: Waiter::new(),
+                    bitset: bits,
+                    woken,
+                });
+            }
+        }
+        assert_eq!(f.wake(k, 1, 2), 1);
+        assert!(flags[1].load(Ordering::Relaxed));
+        assert_eq!(f.wake(k, 10, 1), 3);
+        assert_eq!(f.wake(k, 10, u32::MAX), 0);
+        assert!(!f.dequeue(&flags[0]));
+    }
+
+    #[test]
+    fn wake_op_decoding() {
+        // FUTEX_OP(FUTEX_OP_ADD, 1, FUTEX_OP_CMP_GT, 0)
+        let op = WakeOp::decode((1 << 28) | (1 << 12) | (4 << 24));
+        assert_eq!(op.apply(5).unwrap(), 6);
+        assert!(op.compare(5).unwrap());
+        assert!(!op.compare(0).unwrap());
+    }
+}

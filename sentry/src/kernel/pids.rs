@@ -1,0 +1,496 @@
+//! The process table: tasks by TID, processes by PID, the parent/child tree, process groups
+//! and sessions, zombies, reparenting, and sending signals.
+//!
+//! One lock, [`Kernel::tree`](super::Kernel::tree), guards the table and the tree (as
+//! Linux's tasklist_lock and gVisor's TaskSet mutex). Every signal is sent with it held, so
+//! sending is ordered against exit and reparenting.
+//!
+//! # Lock order
+//! `Kernel::tree` → `ThreadGroup::sig` → `Waiter`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::signal::{
+    self, bit, SigInfo, StopEvent, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,
+    SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, STOP_SIGNALS,
+};
+use super::task::TaskHandle;
+use super::{ExitStatus, ThreadGroup};
+use crate::abi::Errno;
+
+/// The PID of the sandbox's init.
+pub const INIT_PID: i32 = 1;
+
+/// One process in the tree.
+#[derive(Debug)]
+pub struct Proc {
+    pub tg: Arc<ThreadGroup>,
+    /// Parent's PID; 0 for init (its parent is outside the sandbox).
+    pub parent: i32,
+    pub children: BTreeSet<i32>,
+    pub pgid: i32,
+    pub sid: i32,
+    /// Signal sent to the parent at exit (SIGCHLD; 0 or another for clone children).
+    pub exit_signal: i32,
+    /// Set when every thread has exited: a zombie until reaped.
+    pub zombie: Option<ExitStatus>,
+    /// PR_SET_CHILD_SUBREAPER.
+    pub subreaper: bool,
+    /// PR_SET_PDEATHSIG: sent to this process when its parent exits.
+    pub pdeathsig: i32,
+    /// The process has called execve (setpgid on it by the parent fails with EACCES).
+    pub did_exec: bool,
+}
+
+/// What `wait` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildState {
+    Exited(ExitStatus),
+    Stopped(i32),
+    Continued,
+}
+
+impl ChildState {
+    /// The `wait4` status word.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ChildState::Exited(s) => s.wait_status(),
+            ChildState::Stopped(sig) => 0x7f | (sig << 8),
+            ChildState::Continued => 0xffff,
+        }
+    }
+
+    /// `si_code` and `si_status` for waitid and SIGCHLD.
+    pub fn code_status(self) -> (i32, i32) {
+        match self {
+            ChildState::Exited(ExitStatus::Exited(c)) => (CLD_EXITED, c as i32),
+            ChildState::Exited(ExitStatus::Signaled { signo, core }) => {
+                (if core { CLD_DUMPED } else { CLD_KILLED }, signo)
+            }
+            ChildState::Stopped(sig) => (CLD_STOPPED, sig),
+            ChildState::Continued => (CLD_CONTINUED, libc::SIGCONT),
+        }
+    }
+}
+
+/// Which children a wait accepts (the pid argument of wait4, idtype/id of waitid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitSel {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+}
+
+/// Options of a wait.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitOpts {
+    pub exited: bool,
+    pub stopped: bool,
+    pub continued: bool,
+    pub nowait: bool,
+    /// __WCLONE: only children whose exit signal is not SIGCHLD.
+    pub clone: bool,
+    /// __WALL: every child.
+    pub all: bool,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub tasks: HashMap<i32, Arc<TaskHandle>>,
+    pub procs: HashMap<i32, Proc>,
+}
+
+impl Tree {
+    /// Adds a new process (its threads are added with [`Tree::tasks`]).
+    pub fn add_proc(&mut self, tg: Arc<ThreadGroup>, parent: i32, exit_signal: i32) {
+        let tgid = tg.tgid;
+        let (pgid, sid) = match self.procs.get_mut(&parent) {
+            Some(p) => {
+                p.children.insert(tgid);
+                (p.pgid, p.sid)
+            }
+            None => (tgid, tgid),
+        };
+        self.procs.insert(
+            tgid,
+            Proc {
+                tg,
+                parent,
+                children: BTreeSet::new(),
+                pgid,
+                sid,
+                exit_signal,
+                zombie: None,
+                subreaper: false,
+                pdeathsig: 0,
+                did_exec: false,
+            },
+        );
+    }
+
+    /// The live process `pid` (zombies excluded).
+    pub fn live(&self, pid: i32) -> Option<&Proc> {
+        self.procs.get(&pid).filter(|p| p.zombie.is_none())
+    }
+
+    /// The thread group a `kill` pid names: a process, or the process of a thread id.
+    pub fn group_of(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
+        if let Some(p) = self.live(pid) {
+            return Some(p.tg.clone());
+        }
+        self.tasks.get(&pid).map(|h| h.tg.clone())
+    }
+
+    /// Live processes in process group `pgid`.
+    pub fn pgrp_members(&self, pgid: i32) -> Vec<Arc<ThreadGroup>> {
+        self.procs
+            .values()
+            .filter(|p| p.pgid == pgid && p.zombie.is_none())
+            .map(|p| p.tg.clone())
+            .collect()
+    }
+
+    /// Sends `info` to process `tg` (any thread that does not block it takes it).
+    pub fn send_group(&self, tg: &Arc<ThreadGroup>, info: SigInfo, from_kernel: bool) {
+        self.send(tg, None, info, from_kernel);
+    }
+
+    /// Sends `info` to one thread.
+    pub fn send_thread(&self, h: &Arc<TaskHandle>, info: SigInfo, from_kernel: bool) {
+        self.send(&h.tg, Some(h.tid), info, from_kernel);
+    }
+
+    fn send(&self, tg: &Arc<ThreadGroup>, target: Option<i32>, info: SigInfo, from_kernel: bool) {
+        let sig = info.signo;
+        if !(1..=signal::NSIG).contains(&sig) {
+            return;
+        }
+        let continued;
+        {
+            let mut s = tg.sig();
+            if s.exit.is_some() || s.threads.is_empty() {
+                return;
+            }
+            let unkillable = tg.unkillable.load(std::sync::atomic::Ordering::Relaxed);
+            if sig == libc::SIGKILL && (from_kernel || !unkillable) {
+                s.exit = Some(ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                });
+                s.stopped = false;
+                s.kick_all();
+                return;
+            }
+            continued = if sig == libc::SIGCONT {
+                s.shared.discard(STOP_SIGNALS);
+                for t in s.threads.values_mut() {
+                    t.pending.discard(STOP_SIGNALS);
+                }
+                let was = s.stopped;
+                if was {
+                    s.stopped = false;
+                    s.stop_event = Some(StopEvent::Continued);
+                    s.kick_all();
+                }
+                was
+            } else {
+                if bit(sig) & STOP_SIGNALS != 0 {
+                    s.shared.discard(bit(libc::SIGCONT));
+                    for t in s.threads.values_mut() {
+                        t.pending.discard(bit(libc::SIGCONT));
+                    }
+                }
+                false
+            };
+            let act = s.action(sig);
+            let probe = target
+                .or_else(|| s.threads.contains_key(&tg.tgid).then_some(tg.tgid))
+                .or_else(|| s.threads.keys().next().copied());
+            let blocked = probe
+                .and_then(|tid| s.threads.get(&tid))
+                .is_some_and(|t| t.mask & bit(sig) != 0);
+            let dropped = (!blocked && signal::is_ignored(sig, &act))
+                || (unkillable && act.handler == signal::SIG_DFL && !from_kernel);
+            if !dropped {
+                let receiver = match target {
+                    Some(tid) => {
+                        if let Some(t) = s.threads.get_mut(&tid) {
+                            t.pending.push(info);
+                        }
+                        Some(tid)
+                    }
+                    None => {
+                        s.shared.push(info);
+                        s.threads
+                            .iter()
+                            .find(|(_, t)| t.mask & bit(sig) == 0)
+                            .map(|(&tid, _)| tid)
+                    }
+                };
+                if let Some(t) = receiver.and_then(|tid| s.threads.get(&tid)) {
+                    t.handle.kick();
+                }
+            }
+        }
+        if continued {
+            self.notify_parent(tg.tgid, ChildState::Continued);
+        }
+    }
+
+    /// Tells the parent of `tgid` about a stop or continue (SIGCHLD unless SA_NOCLDSTOP).
+    pub fn notify_parent(&self, tgid: i32, state: ChildState) {
+        let Some(p) = self.procs.get(&tgid) else {
+            return;
+        };
+        let Some(parent) = self.procs.get(&p.parent) else {
+            return;
+        };
+        let nocldstop = parent.tg.sig().action(libc::SIGCHLD).flags & SA_NOCLDSTOP != 0;
+        if !nocldstop {
+            let (code, status) = state.code_status();
+            self.send_group(
+                &parent.tg,
+                SigInfo::child(libc::SIGCHLD, code, tgid, 0, status),
+                true,
+            );
+        }
+        parent.tg.child_events.notify_all();
+    }
+
+    /// The last thread of `tgid` exited with `status`: make it a zombie, hand its children to
+    /// a reaper, tell its parent. When init exits, every other process is killed.
+    pub fn process_exited(&mut self, tgid: i32, status: ExitStatus) {
+        let Some(p) = self.procs.get_mut(&tgid) else {
+            return;
+        };
+        p.zombie = Some(status);
+        let children = std::mem::take(&mut p.children);
+        let parent = p.parent;
+        let exit_signal = p.exit_signal;
+        let reaper = self.find_reaper(tgid);
+        for c in children {
+            let Some(cp) = self.procs.get_mut(&c) else {
+                continue;
+            };
+            cp.parent = reaper;
+            let pdeathsig = cp.pdeathsig;
+            let zombie = cp.zombie.is_some();
+            let ctg = cp.tg.clone();
+            if pdeathsig != 0 {
+                self.send_group(&ctg, SigInfo::kernel(pdeathsig), true);
+            }
+            match self.procs.get_mut(&reaper) {
+                Some(r) => {
+                    r.children.insert(c);
+                    if zombie {
+                        r.tg.child_events.notify_all();
+                    }
+                }
+                None if zombie => {
+                    self.procs.remove(&c);
+                }
+                None => {}
+            }
+        }
+        match self.procs.get(&parent) {
+            Some(pp) => {
+                let act = pp.tg.sig().action(libc::SIGCHLD);
+                let autoreap = exit_signal == libc::SIGCHLD
+                    && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0);
+                if exit_signal > 0 {
+                    let (code, st) = ChildState::Exited(status).code_status();
+                    let ptg = pp.tg.clone();
+                    self.send_group(&ptg, SigInfo::child(exit_signal, code, tgid, 0, st), true);
+                }
+                pp.tg.child_events.notify_all();
+                if autoreap {
+                    self.reap(tgid);
+                }
+            }
+            None => {
+                self.procs.remove(&tgid);
+            }
+        }
+        if tgid == INIT_PID {
+            let all: Vec<Arc<ThreadGroup>> = self.procs.values().map(|p| p.tg.clone()).collect();
+            for tg in all {
+                self.send_group(&tg, SigInfo::kernel(libc::SIGKILL), true);
+            }
+        }
+    }
+
+    /// Where the orphans of `tgid` go: the nearest live subreaper ancestor, else init.
+    fn find_reaper(&self, tgid: i32) -> i32 {
+        let mut at = self.procs.get(&tgid).map_or(0, |p| p.parent);
+        while let Some(p) = self.procs.get(&at) {
+            if p.subreaper && p.zombie.is_none() {
+                return at;
+            }
+            at = p.parent;
+        }
+        match self.live(INIT_PID) {
+            Some(_) if tgid != INIT_PID => INIT_PID,
+            _ => 0,
+        }
+    }
+
+    /// Removes the zombie `tgid`.
+    pub fn reap(&mut self, tgid: i32) {
+        if let Some(p) = self.procs.remove(&tgid) {
+            if let Some(pp) = self.procs.get_mut(&p.parent) {
+                pp.children.remove(&tgid);
+            }
+        }
+    }
+
+    /// One step of `wait4`/`waitid` for process `me`: a child in a reportable state, None
+    /// if there are matching children but none is ready.
+    ///
+    /// # Errors
+    /// ECHILD when no child matches.
+    pub fn wait_child(
+        &mut self,
+        me: i32,
+        sel: WaitSel,
+        opts: WaitOpts,
+    ) -> Result<Option<(i32, ChildState)>, Errno> {
+        let Some(p) = self.procs.get(&me) else {
+            return Err(Errno::ECHILD);
+        };
+        let my_pgid = p.pgid;
+        let candidates: Vec<i32> = p
+            .children
+            .iter()
+            .copied()
+            .filter(|c| {
+                let Some(cp) = self.procs.get(c) else {
+                    return false;
+                };
+                let sel_ok = match sel {
+                    WaitSel::Any => true,
+                    WaitSel::Pid(pid) => *c == pid,
+                    WaitSel::Pgid(0) => cp.pgid == my_pgid,
+                    WaitSel::Pgid(g) => cp.pgid == g,
+                };
+                let clone_child = cp.exit_signal != libc::SIGCHLD;
+                sel_ok && (opts.all || clone_child == opts.clone)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(Errno::ECHILD);
+        }
+        for c in candidates {
+            let cp = &self.procs[&c];
+            if let Some(st) = cp.zombie {
+                if !opts.exited {
+                    continue;
+                }
+                if !opts.nowait {
+                    self.reap(c);
+                }
+                return Ok(Some((c, ChildState::Exited(st))));
+            }
+            let mut s = cp.tg.sig();
+            match s.stop_event {
+                Some(StopEvent::Stopped(sig)) if opts.stopped => {
+                    if !opts.nowait {
+                        s.stop_event = None;
+                    }
+                    return Ok(Some((c, ChildState::Stopped(sig))));
+                }
+                Some(StopEvent::Continued) if opts.continued => {
+                    if !opts.nowait {
+                        s.stop_event = None;
+                    }
+                    return Ok(Some((c, ChildState::Continued)));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Number of live processes (sysinfo).
+    pub fn live_count(&self) -> usize {
+        self.procs.values().filter(|p| p.zombie.is_none()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with(parent: i32, kids: &[i32]) -> Tree {
+        let mut t = Tree::default();
+        t.add_proc(Arc::new(ThreadGroup::new(parent)), 0, libc::SIGCHLD);
+        for &k in kids {
+            t.add_proc(Arc::new(ThreadGroup::new(k)), parent, libc::SIGCHLD);
+        }
+        t
+    }
+
+    fn exited() -> WaitOpts {
+        WaitOpts {
+            exited: true,
+            ..WaitOpts::default()
+        }
+    }
+
+    #[test]
+    fn wait_reaps_zombies_once() {
+        let mut t = tree_with(1, &[2, 3]);
+        assert_eq!(t.wait_child(1, WaitSel::Any, exited()), Ok(None));
+        t.process_exited(3, ExitStatus::Exited(7));
+        assert_eq!(
+            t.wait_child(1, WaitSel::Any, exited()),
+            Ok(Some((3, ChildState::Exited(ExitStatus::Exited(7)))))
+        );
+        assert_eq!(
+            t.wait_child(1, WaitSel::Pid(3), exited()),
+            Err(Errno::ECHILD)
+        );
+        assert_eq!(t.wait_child(1, WaitSel::Pid(2), exited()), Ok(None));
+        assert_eq!(t.wait_child(2, WaitSel::Any, exited()), Err(Errno::ECHILD));
+    }
+
+    #[test]
+    fn orphans_go_to_init_and_subreapers() {
+        let mut t = tree_with(1, &[2]);
+        t.add_proc(Arc::new(ThreadGroup::new(3)), 2, libc::SIGCHLD);
+        t.add_proc(Arc::new(ThreadGroup::new(4)), 3, libc::SIGCHLD);
+        t.procs.get_mut(&2).unwrap().subreaper = true;
+        t.process_exited(3, ExitStatus::Exited(0));
+        assert_eq!(t.procs[&4].parent, 2);
+        t.process_exited(2, ExitStatus::Exited(0));
+        assert_eq!(t.procs[&4].parent, 1);
+        assert!(t.procs[&1].children.contains(&4));
+    }
+
+    #[test]
+    fn clone_children_need_wclone_or_wall() {
+        let mut t = tree_with(1, &[]);
+        t.add_proc(Arc::new(ThreadGroup::new(5)), 1, 0);
+        t.process_exited(5, ExitStatus::Exited(1));
+        assert_eq!(t.wait_child(1, WaitSel::Any, exited()), Err(Errno::ECHILD));
+        let all = WaitOpts {
+            all: true,
+            ..exited()
+        };
+        assert!(matches!(
+            t.wait_child(1, WaitSel::Any, all),
+            Ok(Some((5, _)))
+        ));
+    }
+
+    #[test]
+    fn status_words() {
+        assert_eq!(ChildState::Stopped(libc::SIGTSTP).wait_status(), 0x147f);
+        assert_eq!(ChildState::Continued.wait_status(), 0xffff);
+        assert_eq!(
+            ChildState::Exited(ExitStatus::Exited(3)).wait_status(),
+            0x300
+        );
+    }
+}

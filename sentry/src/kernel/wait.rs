@@ -1,0 +1,130 @@
+//! Blocking: per-task waiters and the wait queues that wake them.
+//!
+//! A blocking system call registers its task's [`Waiter`] on the [`WaitQueue`]s of what it
+//! waits for, checks its condition, and sleeps until notified (by the queue, by signal
+//! delivery, by group exit) or until a deadline. Notifications are sticky, so a wake-up
+//! between the check and the sleep is never lost; spurious wake-ups only cost a re-check.
+//!
+//! # Lock order
+//! `WaitQueue::waiters` → `Waiter::notified` (both leaves of every other lock).
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// One task's wake-up flag.
+#[derive(Debug, Default)]
+pub struct Waiter {
+    notified: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Waiter {
+    pub fn new() -> Arc<Waiter> {
+        Arc::new(Waiter::default())
+    }
+
+    /// Wakes the owner (or makes its next wait return at once).
+    pub fn notify(&self) {
+        *self.notified.lock().unwrap() = true;
+        self.cv.notify_one();
+    }
+
+    /// Sleeps until notified or `deadline`; consumes the notification. Returns false on
+    /// timeout.
+    pub fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut n = self.notified.lock().unwrap();
+        while !*n {
+            match deadline {
+                None => n = self.cv.wait(n).unwrap(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    n = self.cv.wait_timeout(n, d - now).unwrap().0;
+                }
+            }
+        }
+        *n = false;
+        true
+    }
+}
+
+/// The waiters interested in one event source (a pipe end, a child's exit...).
+#[derive(Debug, Default)]
+pub struct WaitQueue {
+    waiters: Mutex<Vec<Arc<Waiter>>>,
+}
+
+impl WaitQueue {
+    pub fn new() -> WaitQueue {
+        WaitQueue::default()
+    }
+
+    pub fn add(&self, w: &Arc<Waiter>) {
+        self.waiters.lock().unwrap().push(w.clone());
+    }
+
+    pub fn remove(&self, w: &Arc<Waiter>) {
+        let mut v = self.waiters.lock().unwrap();
+        if let Some(i) = v.iter().position(|x| Arc::ptr_eq(x, w)) {
+            v.swap_remove(i);
+        }
+    }
+
+    /// Wakes every registered waiter; each re-checks its own condition.
+    pub fn notify_all(&self) {
+        for w in self.waiters.lock().unwrap().iter() {
+            w.notify();
+        }
+    }
+}
+
+/// A one-shot event (vfork completion).
+#[derive(Debug, Default)]
+pub struct Completion {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Completion {
+    pub fn complete(&self) {
+        *self.done.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut d = self.done.lock().unwrap();
+        while !*d {
+            d = self.cv.wait(d).unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn notification_before_wait_is_not_lost() {
+        let w = Waiter::new();
+        let q = WaitQueue::new();
+        q.add(&w);
+        q.notify_all();
+        assert!(w.wait(Some(Instant::now() + Duration::from_secs(5))));
+        assert!(!w.wait(Some(Instant::now() + Duration::from_millis(10))));
+        q.remove(&w);
+        q.notify_all();
+        assert!(!w.wait(Some(Instant::now() + Duration::from_millis(10))));
+    }
+
+    #[test]
+    fn cross_thread_wake() {
+        let w = Waiter::new();
+        let w2 = w.clone();
+        let h = std::thread::spawn(move || w2.notify());
+        assert!(w.wait(None));
+        h.join().unwrap();
+    }
+}

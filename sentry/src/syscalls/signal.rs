@@ -1,0 +1,374 @@
+//! Signal system calls: dispositions, masks, sending, waiting, sigreturn.
+
+use std::time::Instant;
+
+use crate::abi::{Errno, SysResult, Timespec};
+use crate::kernel::signal::{
+    self, bit, SigAction, SigInfo, NSIG, SI_QUEUE, SI_TKILL, SI_USER, UNBLOCKABLE,
+};
+use crate::kernel::task::{Restart, RestartBlock};
+use crate::kernel::{sigframe, Task, ThreadGroup};
+use crate::mm::usermem::UserAddr;
+
+/// Size of the kernel's sigset_t.
+const SIGSET_SIZE: usize = 8;
+
+fn valid_sig(sig: i32) -> Result<(), Errno> {
+    if (1..=NSIG).contains(&sig) {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+/// rt_sigaction(2)
+pub fn rt_sigaction(
+    t: &mut Task,
+    sig: i32,
+    act: UserAddr,
+    oact: UserAddr,
+    sigsetsize: usize,
+) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    valid_sig(sig)?;
+    if !act.is_null() && (sig == libc::SIGKILL || sig == libc::SIGSTOP) {
+        return Err(Errno::EINVAL);
+    }
+    let new: Option<SigAction> = if act.is_null() {
+        None
+    } else {
+        Some(t.mm.read_obj(act)?)
+    };
+    let old = {
+        let mut s = t.tg.sig();
+        let old = s.action(sig);
+        if let Some(mut n) = new {
+            n.mask &= !UNBLOCKABLE;
+            s.actions[(sig - 1) as usize] = n;
+            // Setting SIG_IGN (or an ignoring default) discards what is pending.
+            if signal::is_ignored(sig, &n) {
+                s.shared.discard(bit(sig));
+                for th in s.threads.values_mut() {
+                    th.pending.discard(bit(sig));
+                }
+            }
+        }
+        old
+    };
+    if !oact.is_null() {
+        t.mm.write_obj(oact, &old)?;
+    }
+    Ok(0)
+}
+
+/// rt_sigprocmask(2)
+pub fn rt_sigprocmask(
+    t: &mut Task,
+    how: i32,
+    set: UserAddr,
+    oset: UserAddr,
+    sigsetsize: usize,
+) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new: Option<u64> = if set.is_null() {
+        None
+    } else {
+        Some(t.mm.read_obj(set)?)
+    };
+    let old = t.sigmask();
+    if let Some(n) = new {
+        let mask = match how {
+            libc::SIG_BLOCK => old | n,
+            libc::SIG_UNBLOCK => old & !n,
+            libc::SIG_SETMASK => n,
+            _ => return Err(Errno::EINVAL),
+        };
+        t.set_sigmask(mask);
+    }
+    if !oset.is_null() {
+        t.mm.write_obj(oset, &old)?;
+    }
+    Ok(0)
+}
+
+/// rt_sigreturn(2)
+pub fn rt_sigreturn(t: &mut Task) -> SysResult {
+    match sigframe::restore(t) {
+        Ok(rax) => Ok(rax),
+        Err(_) => {
+            t.force_signal(SigInfo::kernel(libc::SIGSEGV));
+            Ok(t.cpu.regs.rax)
+        }
+    }
+}
+
+/// sigaltstack(2)
+pub fn sigaltstack(t: &mut Task, ss: UserAddr, old: UserAddr) -> SysResult {
+    const SS_DISABLE: i32 = 2;
+    const SS_ONSTACK: i32 = 1;
+    const SS_AUTODISARM: i32 = 1 << 31;
+    let sp = t.cpu.regs.rsp;
+    let report = sigframe::altstack_report(&t.altstack, sp);
+    if !ss.is_null() {
+        let new: [u8; 24] = t.mm.read_obj(ss)?;
+        if sigframe::on_altstack(&t.altstack, sp) {
+            return Err(Errno::EPERM);
+        }
+        let (_, flags, size) = sigframe::altstack(&new);
+        let mode = flags & !SS_AUTODISARM;
+        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
+            return Err(Errno::EINVAL);
+        }
+        if mode == SS_DISABLE {
+            t.altstack = crate::kernel::task::DISABLED_ALTSTACK;
+        } else {
+            if size < 2048 {
+                return Err(Errno::ENOMEM);
+            }
+            let mut v = new;
+            v[8..12].copy_from_slice(&(flags & SS_AUTODISARM).to_le_bytes());
+            t.altstack = v;
+        }
+    }
+    if !old.is_null() {
+        t.mm.write_bytes(old, &report)?;
+    }
+    Ok(0)
+}
+
+fn user_info(t: &Task, sig: i32, code: i32) -> SigInfo {
+    SigInfo::from_user(sig, code, t.tg.tgid, t.creds.uid)
+}
+
+fn send_to_groups(t: &Task, groups: &[std::sync::Arc<ThreadGroup>], info: SigInfo) -> SysResult {
+    if groups.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if info.signo == 0 {
+        return Ok(0);
+    }
+    let tree = t.kernel.tree();
+    for g in groups {
+        tree.send_group(g, info, false);
+    }
+    Ok(0)
+}
+
+/// kill(2)
+pub fn kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
+    if sig != 0 {
+        valid_sig(sig)?;
+    }
+    let info = user_info(t, sig, SI_USER);
+    let groups = {
+        let tree = t.kernel.tree();
+        match pid {
+            p if p > 0 => tree.group_of(p).into_iter().collect(),
+            0 => {
+                let pgid = tree.procs.get(&t.tg.tgid).map_or(0, |p| p.pgid);
+                tree.pgrp_members(pgid)
+            }
+            -1 => tree
+                .procs
+                .values()
+                .filter(|p| {
+                    p.zombie.is_none()
+                        && p.tg.tgid != crate::kernel::pids::INIT_PID
+                        && p.tg.tgid != t.tg.tgid
+                })
+                .map(|p| p.tg.clone())
+                .collect(),
+            p => tree.pgrp_members(p.checked_neg().ok_or(Errno::ESRCH)?),
+        }
+    };
+    send_to_groups(t, &groups, info)
+}
+
+fn send_thread(t: &Task, tgid: Option<i32>, tid: i32, info: SigInfo) -> SysResult {
+    if tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tree = t.kernel.tree();
+    let h = tree.tasks.get(&tid).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| g != h.tg.tgid) {
+        return Err(Errno::ESRCH);
+    }
+    if info.signo != 0 {
+        tree.send_thread(h, info, false);
+    }
+    Ok(0)
+}
+
+/// tkill(2)
+pub fn tkill(t: &mut Task, tid: i32, sig: i32) -> SysResult {
+    if sig != 0 {
+        valid_sig(sig)?;
+    }
+    send_thread(t, None, tid, user_info(t, sig, SI_TKILL))
+}
+
+/// tgkill(2)
+pub fn tgkill(t: &mut Task, tgid: i32, tid: i32, sig: i32) -> SysResult {
+    if sig != 0 {
+        valid_sig(sig)?;
+    }
+    if tgid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    send_thread(t, Some(tgid), tid, user_info(t, sig, SI_TKILL))
+}
+
+fn queued_info(t: &Task, sig: i32, uinfo: UserAddr) -> Result<SigInfo, Errno> {
+    valid_sig(sig)?;
+    let mut info: SigInfo = t.mm.read_obj(uinfo)?;
+    // Only the kernel may claim kernel or kill(2) origins for another process.
+    if (info.code >= 0 || info.code == SI_TKILL) && info.code != SI_QUEUE {
+        return Err(Errno::EPERM);
+    }
+    info.signo = sig;
+    Ok(info)
+}
+
+/// rt_sigqueueinfo(2)
+pub fn rt_sigqueueinfo(t: &mut Task, tgid: i32, sig: i32, uinfo: UserAddr) -> SysResult {
+    let info = queued_info(t, sig, uinfo)?;
+    let g = t.kernel.tree().group_of(tgid).ok_or(Errno::ESRCH)?;
+    send_to_groups(t, &[g], info)
+}
+
+/// rt_tgsigqueueinfo(2)
+pub fn rt_tgsigqueueinfo(
+    t: &mut Task,
+    tgid: i32,
+    tid: i32,
+    sig: i32,
+    uinfo: UserAddr,
+) -> SysResult {
+    let info = queued_info(t, sig, uinfo)?;
+    send_thread(t, Some(tgid), tid, info)
+}
+
+/// rt_sigpending(2)
+pub fn rt_sigpending(t: &mut Task, set: UserAddr, sigsetsize: usize) -> SysResult {
+    if sigsetsize > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let pending = {
+        let s = t.tg.sig();
+        let mine = s.threads.get(&t.tid).map_or(0, |th| th.pending.set());
+        let mask = s.threads.get(&t.tid).map_or(0, |th| th.mask);
+        (mine | s.shared.set()) & mask
+    };
+    t.mm.write_obj(set, &pending)?;
+    Ok(0)
+}
+
+/// rt_sigsuspend(2)
+pub fn rt_sigsuspend(t: &mut Task, mask: UserAddr, sigsetsize: usize) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new: u64 = t.mm.read_obj(mask)?;
+    let old = t.sigmask();
+    t.saved_mask = Some(old);
+    t.set_sigmask(new);
+    let r = t.sleep_until(None);
+    t.restart = Some(Restart::NoHand);
+    r.and(Err(Errno::EINTR))
+}
+
+/// pause(2)
+pub fn pause(t: &mut Task) -> SysResult {
+    let r = t.sleep_until(None);
+    t.restart = Some(Restart::NoHand);
+    r.and(Err(Errno::EINTR))
+}
+
+/// rt_sigtimedwait(2)
+pub fn rt_sigtimedwait(
+    t: &mut Task,
+    set: UserAddr,
+    info: UserAddr,
+    timeout: UserAddr,
+    sigsetsize: usize,
+) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let wanted: u64 = t.mm.read_obj::<u64>(set)? & !UNBLOCKABLE;
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let ts: Timespec = t.mm.read_obj(timeout)?;
+        Some(Instant::now() + std::time::Duration::from_nanos(ts.to_nanos()? as u64))
+    };
+    let old = t.sigmask();
+    // The waited-for signals must wake this thread while it waits (Linux's real_blocked).
+    t.set_sigmask(old & !wanted);
+    let tid = t.tid;
+    let r = t.block_on(&[], deadline, |t| {
+        let mut s = t.tg.sig();
+        let blocked = !wanted;
+        let got = match s
+            .threads
+            .get_mut(&tid)
+            .and_then(|th| th.pending.pop(blocked))
+        {
+            Some(i) => Some(i),
+            None => s.shared.pop(blocked),
+        };
+        got.map(Ok)
+    });
+    t.set_sigmask(old);
+    match r {
+        Ok(i) => {
+            if !info.is_null() {
+                t.mm.write_obj(info, &i)?;
+            }
+            Ok(i.signo as u64)
+        }
+        Err(Errno::ETIMEDOUT) => Err(Errno::EAGAIN),
+        Err(Errno::EINTR) => {
+            t.restart = None;
+            Err(Errno::EINTR)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// restart_syscall(2): continues what an interrupted sleep left.
+pub fn restart_syscall(t: &mut Task) -> SysResult {
+    match t.restart_block.take() {
+        Some(RestartBlock::Sleep { deadline, rem }) => {
+            super::time::sleep_until_restartable(t, deadline, rem)
+        }
+        None => Err(Errno::EINTR),
+    }
+}
+
+/// Reads the temporary mask of ppoll/pselect6/epoll_pwait.
+///
+/// # Errors
+/// EINVAL for a wrong size, EFAULT.
+pub fn read_temp_mask(t: &Task, mask: UserAddr, size: usize) -> Result<Option<u64>, Errno> {
+    if mask.is_null() {
+        return Ok(None);
+    }
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(t.mm.read_obj(mask)?))
+}
+
+/// Installs a temporary signal mask for the duration of a wait; restored after the
+/// handler frame is built (or at return when no handler runs).
+pub fn apply_temp_mask(t: &mut Task, mask: Option<u64>) {
+    if let Some(m) = mask {
+        t.saved_mask = Some(t.sigmask());
+        t.set_sigmask(m);
+    }
+}
