@@ -4,7 +4,8 @@
 //! drive the same pieces through a `Loader`.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use platform::CpuState;
@@ -15,7 +16,7 @@ use crate::loader::{self, AuxIds, ExecArgs};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
-use crate::vfs::OpenFile;
+use crate::vfs::{Caller, Dentry, FileType, FsContext, Inode, MountNamespace, OpenFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,6 +40,63 @@ pub enum Error {
     Spawn(std::io::Error),
     #[error("duplicating stdio: {0}")]
     Stdio(std::io::Error),
+    #[error("{path}: {errno}")]
+    Exec {
+        path: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("setting up the filesystem: {what}: {errno}")]
+    Mount {
+        what: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("bad --volume {0:?}: expected HOST:GUEST[:ro] with an absolute GUEST")]
+    BadVolume(String),
+}
+
+/// A host directory made visible in the sandbox (`--volume HOST:GUEST[:ro]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    /// Absolute path in the sandbox.
+    pub guest: String,
+    pub readonly: bool,
+}
+
+impl std::str::FromStr for Volume {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Volume, Error> {
+        let bad = || Error::BadVolume(s.to_string());
+        let mut parts = s.split(':');
+        let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+        let guest = parts
+            .next()
+            .filter(|g| g.starts_with('/'))
+            .ok_or_else(bad)?;
+        let readonly = match parts.next() {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(_) => return Err(bad()),
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Volume {
+            host: PathBuf::from(host),
+            guest: normalize_guest(guest),
+            readonly,
+        })
+    }
+}
+
+/// `/a//b/./c/` → `/a/b/c` (`..` is rejected by keeping it, which then fails to mount).
+fn normalize_guest(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// What `runsc-rs do` runs.
@@ -48,17 +106,107 @@ pub struct RunConfig {
     pub strace: bool,
     pub argv: Vec<String>,
     pub env: Vec<String>,
+    /// Host directory used as the read-only lower layer of `/` (None: the host's `/`).
+    pub rootfs: Option<PathBuf>,
+    pub volumes: Vec<Volume>,
 }
 
-/// Finds `cmd` on `PATH` the way execvp does (names with a slash are used as given).
-fn resolve(cmd: &str, path_var: &str) -> Option<PathBuf> {
+/// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
+/// slash are used as given).
+fn resolve(fs: &FsContext, cmd: &str, path_var: &str) -> Option<Arc<Dentry>> {
+    let cx = Caller::kernel();
     if cmd.contains('/') {
-        return Some(PathBuf::from(cmd));
+        return fs.resolve(&cx, cmd.as_bytes()).ok();
     }
-    path_var
-        .split(':')
-        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
-        .find(|p| p.is_file())
+    path_var.split(':').find_map(|d| {
+        let dir = if d.is_empty() { "." } else { d };
+        let d = fs.resolve(&cx, format!("{dir}/{cmd}").as_bytes()).ok()?;
+        let st = d.inode.stat().ok()?;
+        (FileType::from_mode(st.mode) == FileType::Regular && st.mode & 0o111 != 0).then_some(d)
+    })
+}
+
+fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
+    move |errno| Error::Mount {
+        what: what.to_string(),
+        errno,
+    }
+}
+
+/// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
+/// layer, `/proc`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
+fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
+    use crate::fs::{dev, hostfs::HostNode, overlay, proc, tmpfs::TmpFs};
+    proc::prime_host_info();
+    let root_path = cfg.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let lower = HostNode::open_root(&root_path, false).map_err(mount_err("opening the root"))?;
+    let ovl = overlay::new_overlay(lower).map_err(mount_err("creating the overlay"))?;
+    let ns = MountNamespace::new(ovl, "overlay", "overlay");
+    ns.mount(b"/proc", proc::new_proc(), "proc", "proc", false);
+    let devfs: Arc<dyn Inode> = dev::new_dev().map_err(mount_err("building /dev"))?;
+    ns.mount(b"/dev", devfs, "tmpfs", "devtmpfs", false);
+    ns.mount(b"/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false);
+    ns.mount(b"/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false);
+    for v in &cfg.volumes {
+        let what = format!("volume {}", v.host.display());
+        let root = HostNode::open_root(&v.host, !v.readonly).map_err(mount_err(&what))?;
+        let src = v.host.to_string_lossy();
+        ns.mount(v.guest.as_bytes(), root, "hostfs", &src, v.readonly);
+    }
+    let fs = FsContext::new(ns, 0o022);
+    // `runsc-rs do` on the host root starts where the caller is, like any command.
+    if cfg.rootfs.is_none() {
+        if let Ok(cwd) = std::env::current_dir() {
+            if let Ok(d) = fs.resolve(&Caller::kernel(), cwd.as_os_str().as_bytes()) {
+                if d.inode.file_type() == Ok(FileType::Directory) {
+                    fs.set_cwd(d);
+                }
+            }
+        }
+    }
+    Ok(fs)
+}
+
+/// Linux's limit on nested `#!` interpreters (BINPRM_MAX_RECURSION).
+const MAX_SHEBANG_DEPTH: usize = 4;
+
+/// A program ready to load: its file, ELF image and argv after `#!` rewriting.
+struct Program {
+    exe: Arc<Dentry>,
+    image: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+}
+
+/// Reads the program at `path`, following `#!` lines.
+fn read_program(fs: &FsContext, path: &str, argv: &[Vec<u8>]) -> Result<Program, Error> {
+    let cx = Caller::kernel();
+    let mut argv = argv.to_vec();
+    let mut path = path.as_bytes().to_vec();
+    for _ in 0..=MAX_SHEBANG_DEPTH {
+        let (d, image) = fs
+            .read_executable(&cx, &path)
+            .map_err(|errno| Error::Exec {
+                path: String::from_utf8_lossy(&path).into_owned(),
+                errno,
+            })?;
+        let Some((interp, arg)) = loader::parse_shebang(&image) else {
+            return Ok(Program {
+                exe: d,
+                image,
+                argv,
+            });
+        };
+        let mut new_argv = vec![interp.clone()];
+        new_argv.extend(arg);
+        new_argv.push(path.clone());
+        new_argv.extend(argv.into_iter().skip(1));
+        argv = new_argv;
+        path = interp;
+    }
+    Err(Error::Exec {
+        path: String::from_utf8_lossy(&path).into_owned(),
+        errno: nix::errno::Errno::ELOOP,
+    })
 }
 
 fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFile>, Error> {
@@ -95,17 +243,17 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    let path = resolve(cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
-    let image = std::fs::read(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let fs = build_filesystem(cfg)?;
+    let found = resolve(&fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
+    let path = String::from_utf8_lossy(&found.path).into_owned();
+    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let Program { exe, image, argv } = read_program(&fs, &path, &argv)?;
+    let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
 
     let mm = Arc::new(MemoryManager::new(
         memory.clone(),
         platform.new_address_space()?,
     ));
-    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
     let envp: Vec<Vec<u8>> = cfg.env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let mut random = [0u8; 16];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok();
@@ -126,8 +274,8 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         random,
     };
     let read_interp = |p: &str| {
-        std::fs::read(p)
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))
+        fs.read_executable(&Caller::kernel(), p.as_bytes())
+            .map(|(_, data)| data)
     };
     let loaded = loader::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
@@ -152,7 +300,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         cpu: CpuState::new(loaded.entry, loaded.sp),
         fds,
         creds,
-        umask: 0o022,
+        fs,
     };
     let handle = Task::spawn(init).map_err(Error::Spawn)?;
     let status = tg.wait();

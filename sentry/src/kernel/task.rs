@@ -7,6 +7,7 @@ use platform::{Context, CpuState, Exit};
 use super::{ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::mm::MemoryManager;
 use crate::syscalls;
+use crate::vfs::FsContext;
 
 /// User and group identity of a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,7 +46,8 @@ pub struct TaskInit {
     pub cpu: CpuState,
     pub fds: Arc<FdTable>,
     pub creds: Creds,
-    pub umask: u32,
+    /// Root, cwd and umask (shared with CLONE_FS).
+    pub fs: Arc<FsContext>,
 }
 
 /// One application thread.
@@ -57,7 +59,8 @@ pub struct Task {
     pub cpu: CpuState,
     pub fds: Arc<FdTable>,
     pub creds: Creds,
-    pub umask: u32,
+    /// Root, cwd and umask (shared with CLONE_FS).
+    pub fs: Arc<FsContext>,
     /// `set_tid_address`: cleared (and woken) when the thread exits.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
@@ -115,7 +118,7 @@ impl Task {
             cpu: i.cpu,
             fds: i.fds,
             creds: i.creds,
-            umask: i.umask,
+            fs: i.fs,
             clear_child_tid: 0,
             robust_list: (0, 0),
             sigmask: 0,

@@ -244,7 +244,11 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
 
 /// fstat(2)
 pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
-    let st = file(t, fd)?.ops.stat()?;
+    let f = file(t, fd)?;
+    let st = match &f.dentry {
+        Some(d) => d.inode.stat()?,
+        None => f.ops.stat()?,
+    };
     t.mm.write_obj(statbuf, &st)?;
     Ok(0)
 }
