@@ -12,7 +12,7 @@ use platform::CpuState;
 
 use crate::kernel::task::Creds;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskInit, ThreadGroup};
-use crate::loader::{self, AuxIds, ExecArgs};
+use crate::loader::{self, AuxIds, ExecArgs, Program};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
@@ -167,48 +167,6 @@ fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
     Ok(fs)
 }
 
-/// Linux's limit on nested `#!` interpreters (BINPRM_MAX_RECURSION).
-const MAX_SHEBANG_DEPTH: usize = 4;
-
-/// A program ready to load: its file, ELF image and argv after `#!` rewriting.
-struct Program {
-    exe: Arc<Dentry>,
-    image: Vec<u8>,
-    argv: Vec<Vec<u8>>,
-}
-
-/// Reads the program at `path`, following `#!` lines.
-fn read_program(fs: &FsContext, path: &str, argv: &[Vec<u8>]) -> Result<Program, Error> {
-    let cx = Caller::kernel();
-    let mut argv = argv.to_vec();
-    let mut path = path.as_bytes().to_vec();
-    for _ in 0..=MAX_SHEBANG_DEPTH {
-        let (d, image) = fs
-            .read_executable(&cx, &path)
-            .map_err(|errno| Error::Exec {
-                path: String::from_utf8_lossy(&path).into_owned(),
-                errno,
-            })?;
-        let Some((interp, arg)) = loader::parse_shebang(&image) else {
-            return Ok(Program {
-                exe: d,
-                image,
-                argv,
-            });
-        };
-        let mut new_argv = vec![interp.clone()];
-        new_argv.extend(arg);
-        new_argv.push(path.clone());
-        new_argv.extend(argv.into_iter().skip(1));
-        argv = new_argv;
-        path = interp;
-    }
-    Err(Error::Exec {
-        path: String::from_utf8_lossy(&path).into_owned(),
-        errno: nix::errno::Errno::ELOOP,
-    })
-}
-
 fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFile>, Error> {
     let owned: OwnedFd = fd.try_clone_to_owned().map_err(Error::Stdio)?;
     Ok(OpenFile::new(Arc::new(HostFile::new(owned)), flags as u32))
@@ -247,7 +205,13 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
     let found = resolve(&fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
     let path = String::from_utf8_lossy(&found.path).into_owned();
     let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let Program { exe, image, argv } = read_program(&fs, &path, &argv)?;
+    let Program { exe, image, argv } =
+        loader::read_program(&fs, &Caller::kernel(), path.as_bytes(), &argv).map_err(
+            |(path, errno)| Error::Exec {
+                path: String::from_utf8_lossy(&path).into_owned(),
+                errno,
+            },
+        )?;
     let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
 
     let mm = Arc::new(MemoryManager::new(
