@@ -1139,3 +1139,195 @@ pub fn getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult {
 pub fn umask(t: &mut Task, mask: u32) -> SysResult {
     Ok(t.fs.swap_umask(mask) as u64)
 }
+
+fn xattr_target(t: &Task, path: PathArg, follow: bool) -> Result<(), Errno> {
+    let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
+    path_at(t, Fd(AT_FDCWD), path, flags).map(drop)
+}
+
+fn check_xattr_name(t: &Task, name: UserAddr) -> Result<(), Errno> {
+    let n = t.mm.read_cstring(name, 256)?;
+    if n.is_empty() {
+        return Err(Errno::ERANGE);
+    }
+    Ok(())
+}
+
+/// getxattr(2): no file carries extended attributes yet.
+pub fn getxattr(
+    t: &mut Task,
+    path: PathArg,
+    name: UserAddr,
+    _value: UserAddr,
+    _size: usize,
+) -> SysResult {
+    xattr_target(t, path, true)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// lgetxattr(2)
+pub fn lgetxattr(
+    t: &mut Task,
+    path: PathArg,
+    name: UserAddr,
+    _value: UserAddr,
+    _size: usize,
+) -> SysResult {
+    xattr_target(t, path, false)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// fgetxattr(2)
+pub fn fgetxattr(
+    t: &mut Task,
+    fd: Fd,
+    name: UserAddr,
+    _value: UserAddr,
+    _size: usize,
+) -> SysResult {
+    t.fds.get(fd.0)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// listxattr(2): the list is empty.
+pub fn listxattr(t: &mut Task, path: PathArg, _list: UserAddr, _size: usize) -> SysResult {
+    xattr_target(t, path, true)?;
+    Ok(0)
+}
+
+/// llistxattr(2)
+pub fn llistxattr(t: &mut Task, path: PathArg, _list: UserAddr, _size: usize) -> SysResult {
+    xattr_target(t, path, false)?;
+    Ok(0)
+}
+
+/// flistxattr(2)
+pub fn flistxattr(t: &mut Task, fd: Fd, _list: UserAddr, _size: usize) -> SysResult {
+    t.fds.get(fd.0)?;
+    Ok(0)
+}
+
+/// setxattr(2): the sandbox's filesystems do not store extended attributes.
+pub fn setxattr(
+    t: &mut Task,
+    path: PathArg,
+    name: UserAddr,
+    _value: UserAddr,
+    _size: usize,
+    _flags: Flags,
+) -> SysResult {
+    xattr_target(t, path, true)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+/// lsetxattr(2)
+pub fn lsetxattr(
+    t: &mut Task,
+    path: PathArg,
+    name: UserAddr,
+    _value: UserAddr,
+    _size: usize,
+    _flags: Flags,
+) -> SysResult {
+    xattr_target(t, path, false)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+/// fsetxattr(2)
+pub fn fsetxattr(
+    t: &mut Task,
+    fd: Fd,
+    name: UserAddr,
+    _value: UserAddr,
+    _size: usize,
+    _flags: Flags,
+) -> SysResult {
+    t.fds.get(fd.0)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+/// removexattr(2)
+pub fn removexattr(t: &mut Task, path: PathArg, name: UserAddr) -> SysResult {
+    xattr_target(t, path, true)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// lremovexattr(2)
+pub fn lremovexattr(t: &mut Task, path: PathArg, name: UserAddr) -> SysResult {
+    xattr_target(t, path, false)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// fremovexattr(2)
+pub fn fremovexattr(t: &mut Task, fd: Fd, name: UserAddr) -> SysResult {
+    t.fds.get(fd.0)?;
+    check_xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// `struct flock`.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct FlockBuf {
+    l_type: i16,
+    l_whence: i16,
+    pad0: u32,
+    l_start: i64,
+    l_len: i64,
+    l_pid: i32,
+    pad1: u32,
+}
+
+/// The record-lock commands of fcntl(2). Locks are always granted: within one process POSIX
+/// locks never conflict, and the sandbox does not yet track locks across processes.
+pub fn fcntl_lock(t: &Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    let addr = UserAddr(arg);
+    let mut l: FlockBuf = t.mm.read_obj(addr)?;
+    if !matches!(
+        l.l_whence as i32,
+        libc::SEEK_SET | libc::SEEK_CUR | libc::SEEK_END
+    ) {
+        return Err(Errno::EINVAL);
+    }
+    let ofd = matches!(
+        cmd,
+        libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW
+    );
+    if ofd && l.l_pid != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match cmd {
+        libc::F_GETLK | libc::F_OFD_GETLK => {
+            if !matches!(l.l_type as i32, libc::F_RDLCK | libc::F_WRLCK) {
+                return Err(Errno::EINVAL);
+            }
+            l.l_type = libc::F_UNLCK as i16;
+            t.mm.write_obj(addr, &l)?;
+            Ok(0)
+        }
+        _ => match l.l_type as i32 {
+            libc::F_RDLCK if !f.readable() => Err(Errno::EBADF),
+            libc::F_WRLCK if !f.writable() => Err(Errno::EBADF),
+            libc::F_RDLCK | libc::F_WRLCK | libc::F_UNLCK => Ok(0),
+            _ => Err(Errno::EINVAL),
+        },
+    }
+}
+
+/// flock(2): granted at once (see [`fcntl_lock`]).
+pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
+    t.fds.get(fd.0)?;
+    match op & !libc::LOCK_NB {
+        libc::LOCK_SH | libc::LOCK_EX | libc::LOCK_UN => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}

@@ -228,6 +228,12 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
             f.set_flags(arg as u32);
             Ok(0)
         }
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => super::file::fcntl_lock(t, fd, cmd, arg),
         _ => Err(Errno::EINVAL),
     }
 }
