@@ -16,7 +16,10 @@ use crate::loader::{self, AuxIds, ExecArgs, Program};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
-use crate::vfs::{Caller, Dentry, FileType, FsContext, Inode, MountNamespace, OpenFile};
+use crate::vfs::{
+    Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, OpenFile,
+    Resolver,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -142,16 +145,26 @@ fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
     let lower = HostNode::open_root(&root_path, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
-    ns.mount(b"/proc", proc::new_proc(), "proc", "proc", false);
+    let mount = |path: &str, root: Arc<dyn Inode>, fs_type, source: &str, ro| {
+        make_mountpoint(&ns, path.as_bytes()).map_err(mount_err(path))?;
+        ns.mount(path.as_bytes(), root, fs_type, source, ro);
+        Ok::<(), Error>(())
+    };
+    mount("/proc", proc::new_proc(), "proc", "proc", false)?;
     let devfs: Arc<dyn Inode> = dev::new_dev().map_err(mount_err("building /dev"))?;
-    ns.mount(b"/dev", devfs, "tmpfs", "devtmpfs", false);
-    ns.mount(b"/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false);
-    ns.mount(b"/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false);
+    mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
+    mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
+    mount("/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false)?;
     for v in &cfg.volumes {
         let what = format!("volume {}", v.host.display());
         let root = HostNode::open_root(&v.host, !v.readonly).map_err(mount_err(&what))?;
-        let src = v.host.to_string_lossy();
-        ns.mount(v.guest.as_bytes(), root, "hostfs", &src, v.readonly);
+        mount(
+            &v.guest,
+            root,
+            "hostfs",
+            &v.host.to_string_lossy(),
+            v.readonly,
+        )?;
     }
     let fs = FsContext::new(ns, 0o022);
     // `runsc-rs do` on the host root starts where the caller is, like any command.
@@ -165,6 +178,30 @@ fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
         }
     }
     Ok(fs)
+}
+
+/// Creates the directory `path` and its missing parents (in the overlay's upper layer or
+/// an already mounted tmpfs), so a mountpoint shows up in its parent's listing.
+fn make_mountpoint(ns: &MountNamespace, path: &[u8]) -> Result<(), nix::errno::Errno> {
+    let r = Resolver::new(Caller::kernel(), ns.root(), ns);
+    let mut cur = ns.root();
+    for name in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        cur = match r.child(&cur, name) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENOENT) => {
+                let attrs = NewAttrs {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                };
+                cur.inode
+                    .create(&Caller::kernel(), name, NewNode::Directory, attrs)?;
+                r.child(&cur, name)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(())
 }
 
 fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFile>, Error> {
@@ -270,4 +307,59 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
     let status = tg.wait();
     let _ = handle.join();
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_parsing() {
+        let v: Volume = "/h:/g//x/:ro".parse().unwrap();
+        assert_eq!(v.guest, "/g/x");
+        assert!(v.readonly);
+        assert!("/h:rel".parse::<Volume>().is_err());
+        assert!("/h:/g:bad".parse::<Volume>().is_err());
+    }
+
+    #[test]
+    fn filesystem_layout_with_rootfs_and_volume() {
+        let base = std::env::temp_dir().join(format!("runsc-rs-boot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("root/etc")).unwrap();
+        std::fs::create_dir_all(base.join("vol")).unwrap();
+        std::fs::write(base.join("vol/data"), b"v").unwrap();
+        let cfg = RunConfig {
+            platform: "ptrace".into(),
+            strace: false,
+            argv: vec![],
+            env: vec![],
+            rootfs: Some(base.join("root")),
+            volumes: vec![format!("{}:/mnt/vol:ro", base.join("vol").display())
+                .parse()
+                .unwrap()],
+        };
+        let fs = build_filesystem(&cfg).unwrap();
+        let cx = Caller::kernel();
+        let names = |p: &str| {
+            let mut v: Vec<String> = fs
+                .resolve(&cx, p.as_bytes())
+                .unwrap()
+                .inode
+                .readdir(&cx)
+                .unwrap()
+                .into_iter()
+                .map(|e| String::from_utf8(e.name).unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "tmp"]);
+        assert_eq!(names("/mnt/vol"), ["data"]);
+        assert!(names("/dev").contains(&"null".to_string()));
+        let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();
+        assert!(vol.mount.readonly);
+        assert_eq!(fs.resolve(&cx, b"/mnt/vol/..").unwrap().path, b"/mnt");
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }
