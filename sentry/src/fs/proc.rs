@@ -12,7 +12,10 @@ use crate::abi::Errno;
 use crate::kernel::Task;
 use crate::mm::VmaKind;
 use crate::syscalls::info::{RELEASE, VERSION};
-use crate::vfs::{Caller, Inode, MountNamespace};
+use std::any::Any;
+
+use crate::vfs::inode::MagicTarget;
+use crate::vfs::{Caller, FileOps, FsStats, Inode, MountNamespace, OpenFile, Stat};
 
 /// PROC_SUPER_MAGIC.
 pub const PROC_MAGIC: i64 = 0x9fa0;
@@ -230,14 +233,11 @@ fn pid_dir(fs: &Arc<SynthFs>, pid: i32) -> Arc<dyn Inode> {
             .fds()
             .into_iter()
             .map(|fd| {
-                let target: Generator = Arc::new(move |cx| {
-                    let f = task(cx)?.fds.get(fd).map_err(|_| Errno::ENOENT)?;
-                    Ok(match &f.dentry {
-                        Some(d) => d.path.clone(),
-                        None => format!("anon_inode:[host:{fd}]").into_bytes(),
-                    })
+                let l: Arc<dyn Inode> = Arc::new(FdLink {
+                    fs: fd_fs.clone(),
+                    ino: fd_fs.ino(),
+                    fd,
                 });
-                let l: Arc<dyn Inode> = SynthLink::new(&fd_fs, target);
                 (fd.to_string().into_bytes(), l)
             })
             .collect())
@@ -349,4 +349,64 @@ pub fn new_proc() -> Arc<dyn Inode> {
             Ok(v)
         }),
     )
+}
+
+/// `/proc/[pid]/fd/N`: reads as the file's path, follows to the open file itself.
+struct FdLink {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    fd: i32,
+}
+
+impl FdLink {
+    fn file(&self, cx: &Caller<'_>) -> Result<Arc<OpenFile>, Errno> {
+        task(cx)?.fds.get(self.fd).map_err(|_| Errno::ENOENT)
+    }
+}
+
+impl Inode for FdLink {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFLNK | 0o700, 64))
+    }
+
+    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+        let f = self.file(cx)?;
+        Ok(match &f.dentry {
+            Some(d) => d.path.clone(),
+            None => {
+                let st = f.ops.stat()?;
+                match st.mode & libc::S_IFMT {
+                    libc::S_IFIFO => format!("pipe:[{}]", st.ino),
+                    libc::S_IFSOCK => format!("socket:[{}]", st.ino),
+                    libc::S_IFCHR => "/dev/tty".to_string(),
+                    _ => format!("anon_inode:[{}]", st.ino),
+                }
+                .into_bytes()
+            }
+        })
+    }
+
+    fn magic_link(&self, cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
+        Some(self.file(cx).map(|f| match &f.dentry {
+            Some(d) => MagicTarget::Path(d.clone()),
+            None => MagicTarget::File(f),
+        }))
+    }
+
+    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Err(Errno::ELOOP)
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Inode::stat(self).map(|_| FsStats {
+            fs_type: PROC_MAGIC,
+            block_size: 4096,
+            name_max: 255,
+            ..FsStats::default()
+        })
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }

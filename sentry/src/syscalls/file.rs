@@ -163,6 +163,9 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
                         if links > crate::vfs::walk::MAX_SYMLINKS {
                             return Err(Errno::ELOOP);
                         }
+                        if let Some(m) = d.inode.magic_link(&cx) {
+                            break crate::vfs::walk::magic_dentry(pn.parent.clone(), &d, m?);
+                        }
                         let target = d.inode.readlink(&cx)?;
                         pn = r.walk_parent(pn.parent.clone(), &target, &mut links)?;
                         continue;

@@ -98,6 +98,41 @@ impl FileType {
     }
 }
 
+/// Where a magic link leads.
+pub enum MagicTarget {
+    /// A file that has a path.
+    Path(Arc<super::Dentry>),
+    /// An open file without one (a pipe, a donated host fd): reopening it shares its
+    /// operations.
+    File(Arc<super::OpenFile>),
+}
+
+/// An open file without a path, seen as an inode (reached through a magic link).
+pub struct OpenFileInode(pub Arc<super::OpenFile>);
+
+impl Inode for OpenFileInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.0.ops.stat()
+    }
+
+    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(self.0.ops.clone())
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(FsStats {
+            fs_type: 0x5049_5045,
+            block_size: 4096,
+            name_max: 255,
+            ..FsStats::default()
+        })
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
 /// One directory entry (without `.` and `..`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -272,6 +307,12 @@ pub trait Inode: Send + Sync {
     /// For operations on two files of one filesystem (link, rename): the filesystem recovers
     /// its own type from the other file; anything else is EXDEV.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    /// For `/proc/[pid]/fd/N`-style "magic" links: following the link yields the open file
+    /// itself rather than a walk of `readlink`'s text (None: an ordinary file or symlink).
+    fn magic_link(&self, _cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
+        None
+    }
 
     /// The file type, from `stat`.
     ///

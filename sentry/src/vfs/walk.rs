@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::inode::{may_access, Caller, FileType};
+use super::inode::{may_access, Caller, FileType, MagicTarget, OpenFileInode};
 use super::mount::{Dentry, MountNamespace};
 use crate::abi::Errno;
 
@@ -28,6 +28,20 @@ pub struct Resolver<'a> {
     /// RESOLVE_BENEATH / RESOLVE_IN_ROOT style: `..` above `beneath` and absolute paths fail
     /// (None: ordinary resolution).
     pub beneath: Option<Vec<u8>>,
+}
+
+/// The dentry a magic link `child` (in `parent`) leads to.
+pub fn magic_dentry(parent: Arc<Dentry>, child: &Dentry, target: MagicTarget) -> Arc<Dentry> {
+    match target {
+        MagicTarget::Path(d) => d,
+        MagicTarget::File(f) => Arc::new(Dentry {
+            inode: Arc::new(OpenFileInode(f)),
+            parent: Some(parent),
+            name: child.name.clone(),
+            path: child.path.clone(),
+            mount: child.mount.clone(),
+        }),
+    }
 }
 
 /// The parent directory of a path plus its last component.
@@ -208,6 +222,9 @@ impl<'a> Resolver<'a> {
             *links += 1;
             if *links > MAX_SYMLINKS {
                 return Err(Errno::ELOOP);
+            }
+            if let Some(m) = child.inode.magic_link(&self.cx) {
+                return Ok(magic_dentry(cur, &child, m?));
             }
             let target = child.inode.readlink(&self.cx)?;
             return self.walk(cur, &target, true, links);
