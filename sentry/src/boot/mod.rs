@@ -137,9 +137,9 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 }
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
-/// layer, `/proc`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
+/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
 fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
-    use crate::fs::{dev, hostfs::HostNode, overlay, proc, tmpfs::TmpFs};
+    use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
     proc::prime_host_info();
     let root_path = cfg.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
     let lower = HostNode::open_root(&root_path, false).map_err(mount_err("opening the root"))?;
@@ -151,6 +151,8 @@ fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
         Ok::<(), Error>(())
     };
     mount("/proc", proc::new_proc(), "proc", "proc", false)?;
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    mount("/sys", sys::new_sys(ncpu), "sysfs", "sysfs", true)?;
     let devfs: Arc<dyn Inode> = dev::new_dev().map_err(mount_err("building /dev"))?;
     mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
     mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
@@ -354,7 +356,7 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "tmp"]);
+        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "sys", "tmp"]);
         assert_eq!(names("/mnt/vol"), ["data"]);
         assert!(names("/dev").contains(&"null".to_string()));
         let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();

@@ -1,11 +1,12 @@
 //! Filesystems: `hostfs` (directfs over host directory fds), `tmpfs`, `overlay` (tmpfs over
-//! a read-only lower layer), `dev` and `proc`, plus the synthetic-file helpers they share.
+//! a read-only lower layer), `dev`, `proc` and `sys`, plus the synthetic-file helpers they share.
 
 pub mod dev;
 pub mod hostfs;
 pub mod overlay;
 pub mod proc;
 pub mod synth;
+pub mod sys;
 pub mod tmpfs;
 
 use std::sync::atomic::{AtomicU64, Ordering};

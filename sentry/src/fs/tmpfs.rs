@@ -700,3 +700,75 @@ impl TmpNode {
         st.ctime = st.mtime;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs() -> NewAttrs {
+        NewAttrs {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn links_renames_and_rmdir_rules() {
+        let root = TmpFs::new_root(0o755);
+        let cx = Caller::kernel();
+        let r: Arc<dyn Inode> = root.clone();
+        let f = root.create(&cx, b"f", NewNode::Regular, attrs()).unwrap();
+        assert_eq!(
+            root.create(&cx, b"f", NewNode::Regular, attrs()).err(),
+            Some(Errno::EEXIST)
+        );
+        root.link(b"g", &f).unwrap();
+        assert_eq!(f.stat().unwrap().nlink, 2);
+        root.unlink(&cx, b"f", false).unwrap();
+        assert_eq!(f.stat().unwrap().nlink, 1);
+        let d = root.create(&cx, b"d", NewNode::Directory, attrs()).unwrap();
+        assert_eq!(root.stat().unwrap().nlink, 3);
+        d.create(&cx, b"x", NewNode::Regular, attrs()).unwrap();
+        assert_eq!(root.unlink(&cx, b"d", true), Err(Errno::ENOTEMPTY));
+        assert_eq!(root.unlink(&cx, b"d", false), Err(Errno::EISDIR));
+        assert_eq!(root.unlink(&cx, b"g", true), Err(Errno::ENOTDIR));
+        let flags = RenameFlags::default();
+        assert_eq!(root.rename(&cx, b"g", &r, b"d", flags), Err(Errno::EISDIR));
+        let noreplace = RenameFlags {
+            noreplace: true,
+            ..flags
+        };
+        root.create(&cx, b"h", NewNode::Regular, attrs()).unwrap();
+        assert_eq!(
+            root.rename(&cx, b"g", &r, b"h", noreplace),
+            Err(Errno::EEXIST)
+        );
+        root.rename(&cx, b"g", &r, b"h", flags).unwrap();
+        assert_eq!(root.lookup(&cx, b"g").err(), Some(Errno::ENOENT));
+        let dir: Arc<dyn Inode> = d.clone();
+        root.rename(&cx, b"h", &dir, b"moved", flags).unwrap();
+        assert_eq!(
+            d.lookup(&cx, b"moved").unwrap().stat().unwrap().ino,
+            f.stat().unwrap().ino
+        );
+    }
+
+    #[test]
+    fn file_data_and_truncate() {
+        let root = TmpFs::new_root(0o755);
+        let cx = Caller::kernel();
+        let f = root.create_node(b"f", NewNode::Regular, attrs()).unwrap();
+        f.write_at(b"hello", 3).unwrap();
+        assert_eq!(f.contents().unwrap(), b"\0\0\0hello");
+        f.setattr(&SetAttr {
+            size: Some(4),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(f.contents().unwrap(), b"\0\0\0h");
+        let mut buf = [0u8; 8];
+        assert_eq!(f.read_at(&mut buf, 10).unwrap(), 0);
+        assert_eq!(root.readdir(&cx).unwrap().len(), 1);
+    }
+}
