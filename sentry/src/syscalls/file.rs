@@ -132,7 +132,9 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
     if o(libc::O_TMPFILE & !libc::O_DIRECTORY) {
         return Err(Errno::EOPNOTSUPP);
     }
-    let start = start_dir(t, dirfd, path)?;
+    // RESOLVE_BENEATH and RESOLVE_IN_ROOT resolve absolute paths against dirfd too.
+    let scoped = resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0;
+    let start = start_dir(t, dirfd, if scoped { b"" } else { path })?;
     let mut r = resolver(t);
     r.no_symlinks = resolve & RESOLVE_NO_SYMLINKS != 0;
     if resolve & RESOLVE_IN_ROOT != 0 {
