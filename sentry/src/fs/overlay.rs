@@ -59,6 +59,12 @@ impl std::fmt::Debug for OvlNode {
 pub fn new_overlay(lower: Arc<dyn Inode>) -> Result<Arc<OvlNode>, Errno> {
     let st = lower.stat()?;
     let upper = TmpFs::new_root(st.mode & 0o7777);
+    upper.setattr(&SetAttr {
+        uid: Some(st.uid),
+        gid: Some(st.gid),
+        ..SetAttr::default()
+    })?;
+    upper.set_times_from(&st);
     let fs = Arc::new(OvlFs {
         dev: super::anon_dev(),
         copy_lock: Mutex::new(()),
@@ -224,13 +230,21 @@ impl OvlNode {
 
 impl Inode for OvlNode {
     fn stat(&self) -> Result<Stat, Errno> {
-        let mut st = match self.upper() {
-            Some(u) => {
+        let mut st = match (self.upper(), &self.lower) {
+            (Some(u), Some(l)) if u.file_type()? == FileType::Directory => {
+                // A merged directory keeps the lower directory's identity and link count.
+                let ls = l.stat()?;
+                let mut s = u.stat()?;
+                s.ino = ls.ino;
+                s.nlink = ls.nlink;
+                s
+            }
+            (Some(u), _) => {
                 let mut s = u.stat()?;
                 s.ino += UPPER_INO_BASE;
                 s
             }
-            None => self.lower.as_ref().ok_or(Errno::ENOENT)?.stat()?,
+            (None, l) => l.as_ref().ok_or(Errno::ENOENT)?.stat()?,
         };
         st.dev = self.fs.dev;
         Ok(st)
@@ -264,6 +278,13 @@ impl Inode for OvlNode {
                     seen.insert(e.name.clone());
                     match up.get(&e.name) {
                         Some(u) if u.is_whiteout() => {}
+                        Some(u)
+                            if e.kind == FileType::Directory
+                                && !u.is_opaque()
+                                && u.file_type()? == FileType::Directory =>
+                        {
+                            out.push(e)
+                        }
                         Some(u) => out.push(upper_entry(&e.name, u)?),
                         None => out.push(e),
                     }
@@ -406,7 +427,12 @@ impl Inode for OvlNode {
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
-        let mut s = self.top()?.statfs()?;
+        // Space is reported for the layer the sandbox's files come from.
+        let layer = match &self.lower {
+            Some(l) => l.clone(),
+            None => self.top()?,
+        };
+        let mut s = layer.statfs()?;
         s.fs_type = OVERLAYFS_MAGIC;
         Ok(s)
     }

@@ -286,6 +286,7 @@ impl TmpNode {
         let mut s = self.lock();
         s.atime = (st.atime, st.atime_nsec);
         s.mtime = (st.mtime, st.mtime_nsec);
+        s.ctime = (st.ctime, st.ctime_nsec);
     }
 
     fn insert(&self, name: &[u8], node: Arc<TmpNode>) -> Result<(), Errno> {
