@@ -107,6 +107,20 @@ fn dynamic_debian_programs_match_native() {
     assert_same(&bin, &["/usr/bin/sort", "/etc/passwd"]);
     assert_same(&bin, &["/usr/bin/head", "-n3", "/etc/passwd"]);
     assert_same(&bin, &["/usr/bin/wc", "/etc/passwd"]);
+    assert_same(
+        &bin,
+        &["/usr/bin/find", "/usr/share/doc", "-name", "copyright"],
+    );
+    assert_same(
+        &bin,
+        &["/usr/bin/grep", "-r", "root", "/etc/passwd", "/etc/group"],
+    );
+    assert_same(&bin, &["/usr/bin/sed", "-n", "2,4p", "/etc/passwd"]);
+    assert_same(&bin, &["/usr/bin/awk", "-F:", "{print $1}", "/etc/passwd"]);
+    assert_same(&bin, &["/usr/bin/uniq", "-c", "/etc/passwd"]);
+    if Path::new("/usr/bin/sqlite3").exists() {
+        assert_same(&bin, &["/usr/bin/sqlite3", ":memory:", "select 6*7;"]);
+    }
 }
 
 #[test]
