@@ -7,6 +7,7 @@
 
 pub mod abi;
 pub mod boot;
+pub mod fs;
 pub mod kernel;
 pub mod loader;
 pub mod memory;

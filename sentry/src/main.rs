@@ -28,6 +28,12 @@ enum Command {
         /// Print one line per system call to stderr.
         #[arg(long)]
         strace: bool,
+        /// Use DIR (read-only, under an in-memory writable layer) as the root instead of `/`.
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<std::path::PathBuf>,
+        /// Make host directory HOST visible at GUEST (`:ro` for read-only); repeatable.
+        #[arg(long = "volume", value_name = "HOST:GUEST[:ro]")]
+        volumes: Vec<sentry::boot::Volume>,
         /// Write the sentry's log (debug level) to FILE.
         #[arg(long, value_name = "FILE")]
         debug_log: Option<std::path::PathBuf>,
@@ -126,6 +132,8 @@ fn main() {
         Command::Do {
             platform,
             strace,
+            rootfs,
+            volumes,
             debug_log,
             cmd,
         } => {
@@ -138,6 +146,8 @@ fn main() {
                 strace,
                 argv: cmd,
                 env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
+                rootfs,
+                volumes,
             };
             match sentry::boot::run_command(&cfg) {
                 Ok(status) => status.shell_code(),

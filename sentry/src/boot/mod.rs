@@ -4,7 +4,8 @@
 //! drive the same pieces through a `Loader`.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use platform::CpuState;
@@ -13,11 +14,14 @@ use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
 use crate::kernel::{
     ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskHandle, TaskInit, ThreadGroup,
 };
-use crate::loader::{self, AuxIds, ExecArgs};
+use crate::loader::{self, AuxIds, ExecArgs, Program};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
-use crate::vfs::OpenFile;
+use crate::vfs::{
+    Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, OpenFile,
+    Resolver,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,6 +45,63 @@ pub enum Error {
     Spawn(std::io::Error),
     #[error("duplicating stdio: {0}")]
     Stdio(std::io::Error),
+    #[error("{path}: {errno}")]
+    Exec {
+        path: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("setting up the filesystem: {what}: {errno}")]
+    Mount {
+        what: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("bad --volume {0:?}: expected HOST:GUEST[:ro] with an absolute GUEST")]
+    BadVolume(String),
+}
+
+/// A host directory made visible in the sandbox (`--volume HOST:GUEST[:ro]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    /// Absolute path in the sandbox.
+    pub guest: String,
+    pub readonly: bool,
+}
+
+impl std::str::FromStr for Volume {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Volume, Error> {
+        let bad = || Error::BadVolume(s.to_string());
+        let mut parts = s.split(':');
+        let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+        let guest = parts
+            .next()
+            .filter(|g| g.starts_with('/'))
+            .ok_or_else(bad)?;
+        let readonly = match parts.next() {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(_) => return Err(bad()),
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Volume {
+            host: PathBuf::from(host),
+            guest: normalize_guest(guest),
+            readonly,
+        })
+    }
+}
+
+/// `/a//b/./c/` → `/a/b/c` (`..` is rejected by keeping it, which then fails to mount).
+fn normalize_guest(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// What `runsc-rs do` runs.
@@ -50,22 +111,109 @@ pub struct RunConfig {
     pub strace: bool,
     pub argv: Vec<String>,
     pub env: Vec<String>,
+    /// Host directory used as the read-only lower layer of `/` (None: the host's `/`).
+    pub rootfs: Option<PathBuf>,
+    pub volumes: Vec<Volume>,
 }
 
-/// Finds `cmd` on `PATH` the way execvp does (names with a slash are used as given).
-fn resolve(cmd: &str, path_var: &str) -> Option<PathBuf> {
+/// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
+/// slash are used as given).
+fn resolve(fs: &FsContext, cmd: &str, path_var: &str) -> Option<Arc<Dentry>> {
+    let cx = Caller::kernel();
     if cmd.contains('/') {
-        return Some(PathBuf::from(cmd));
+        return fs.resolve(&cx, cmd.as_bytes()).ok();
     }
-    path_var
-        .split(':')
-        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
-        .find(|p| p.is_file())
+    path_var.split(':').find_map(|d| {
+        let dir = if d.is_empty() { "." } else { d };
+        let d = fs.resolve(&cx, format!("{dir}/{cmd}").as_bytes()).ok()?;
+        let st = d.inode.stat().ok()?;
+        (FileType::from_mode(st.mode) == FileType::Regular && st.mode & 0o111 != 0).then_some(d)
+    })
+}
+
+fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
+    move |errno| Error::Mount {
+        what: what.to_string(),
+        errno,
+    }
+}
+
+/// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
+/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
+fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
+    use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
+    proc::prime_host_info();
+    let root_path = cfg.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let lower = HostNode::open_root(&root_path, false).map_err(mount_err("opening the root"))?;
+    let ovl = overlay::new_overlay(lower).map_err(mount_err("creating the overlay"))?;
+    let ns = MountNamespace::new(ovl, "overlay", "overlay");
+    let mount = |path: &str, root: Arc<dyn Inode>, fs_type, source: &str, ro| {
+        make_mountpoint(&ns, path.as_bytes()).map_err(mount_err(path))?;
+        ns.mount(path.as_bytes(), root, fs_type, source, ro);
+        Ok::<(), Error>(())
+    };
+    mount("/proc", proc::new_proc(), "proc", "proc", false)?;
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    mount("/sys", sys::new_sys(ncpu), "sysfs", "sysfs", true)?;
+    let devfs: Arc<dyn Inode> = dev::new_dev().map_err(mount_err("building /dev"))?;
+    mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
+    mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
+    mount("/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false)?;
+    for v in &cfg.volumes {
+        let what = format!("volume {}", v.host.display());
+        let root = HostNode::open_root(&v.host, !v.readonly).map_err(mount_err(&what))?;
+        mount(
+            &v.guest,
+            root,
+            "hostfs",
+            &v.host.to_string_lossy(),
+            v.readonly,
+        )?;
+    }
+    let fs = FsContext::new(ns, 0o022);
+    // `runsc-rs do` on the host root starts where the caller is, like any command.
+    if cfg.rootfs.is_none() {
+        if let Ok(cwd) = std::env::current_dir() {
+            if let Ok(d) = fs.resolve(&Caller::kernel(), cwd.as_os_str().as_bytes()) {
+                if d.inode.file_type() == Ok(FileType::Directory) {
+                    fs.set_cwd(d);
+                }
+            }
+        }
+    }
+    Ok(fs)
+}
+
+/// Creates the directory `path` and its missing parents (in the overlay's upper layer or
+/// an already mounted tmpfs), so a mountpoint shows up in its parent's listing.
+fn make_mountpoint(ns: &MountNamespace, path: &[u8]) -> Result<(), nix::errno::Errno> {
+    let r = Resolver::new(Caller::kernel(), ns.root(), ns);
+    let mut cur = ns.root();
+    for name in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        cur = match r.child(&cur, name) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENOENT) => {
+                let attrs = NewAttrs {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                };
+                cur.inode
+                    .create(&Caller::kernel(), name, NewNode::Directory, attrs)?;
+                r.child(&cur, name)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(())
 }
 
 fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFile>, Error> {
     let owned: OwnedFd = fd.try_clone_to_owned().map_err(Error::Stdio)?;
-    Ok(OpenFile::new(Arc::new(HostFile::new(owned)), flags as u32))
+    Ok(OpenFile::new(
+        Arc::new(HostFile::donated(owned)),
+        flags as u32,
+    ))
 }
 
 /// Boots a sandbox, runs `cfg.argv` as its init and returns how it ended.
@@ -97,17 +245,23 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    let path = resolve(cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
-    let image = std::fs::read(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let fs = build_filesystem(cfg)?;
+    let found = resolve(&fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
+    let path = String::from_utf8_lossy(&found.path).into_owned();
+    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let Program { exe, image, argv } =
+        loader::read_program(&fs, &Caller::kernel(), path.as_bytes(), &argv).map_err(
+            |(path, errno)| Error::Exec {
+                path: String::from_utf8_lossy(&path).into_owned(),
+                errno,
+            },
+        )?;
+    let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
 
     let mm = Arc::new(MemoryManager::new(
         memory.clone(),
         platform.new_address_space()?,
     ));
-    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
     let envp: Vec<Vec<u8>> = cfg.env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let mut random = [0u8; 16];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok();
@@ -128,8 +282,8 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         random,
     };
     let read_interp = |p: &str| {
-        std::fs::read(p)
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))
+        fs.read_executable(&Caller::kernel(), p.as_bytes())
+            .map(|(_, data)| data)
     };
     let loaded = loader::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
@@ -161,7 +315,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         cpu: CpuState::new(loaded.entry, loaded.sp),
         fds,
         creds,
-        umask: 0o022,
+        fs,
         clear_child_tid: 0,
         altstack: DISABLED_ALTSTACK,
         vfork_done: None,
@@ -174,4 +328,59 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         log::warn!("tasks still running after init exited");
     }
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_parsing() {
+        let v: Volume = "/h:/g//x/:ro".parse().unwrap();
+        assert_eq!(v.guest, "/g/x");
+        assert!(v.readonly);
+        assert!("/h:rel".parse::<Volume>().is_err());
+        assert!("/h:/g:bad".parse::<Volume>().is_err());
+    }
+
+    #[test]
+    fn filesystem_layout_with_rootfs_and_volume() {
+        let base = std::env::temp_dir().join(format!("runsc-rs-boot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("root/etc")).unwrap();
+        std::fs::create_dir_all(base.join("vol")).unwrap();
+        std::fs::write(base.join("vol/data"), b"v").unwrap();
+        let cfg = RunConfig {
+            platform: "ptrace".into(),
+            strace: false,
+            argv: vec![],
+            env: vec![],
+            rootfs: Some(base.join("root")),
+            volumes: vec![format!("{}:/mnt/vol:ro", base.join("vol").display())
+                .parse()
+                .unwrap()],
+        };
+        let fs = build_filesystem(&cfg).unwrap();
+        let cx = Caller::kernel();
+        let names = |p: &str| {
+            let mut v: Vec<String> = fs
+                .resolve(&cx, p.as_bytes())
+                .unwrap()
+                .inode
+                .readdir(&cx)
+                .unwrap()
+                .into_iter()
+                .map(|e| String::from_utf8(e.name).unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "sys", "tmp"]);
+        assert_eq!(names("/mnt/vol"), ["data"]);
+        assert!(names("/dev").contains(&"null".to_string()));
+        let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();
+        assert!(vol.mount.readonly);
+        assert_eq!(fs.resolve(&cx, b"/mnt/vol/..").unwrap().path, b"/mnt");
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

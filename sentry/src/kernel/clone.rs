@@ -153,7 +153,11 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         cpu,
         fds,
         creds: t.creds,
-        umask: t.umask,
+        fs: if f & CLONE_FS != 0 {
+            t.fs.clone()
+        } else {
+            t.fs.fork()
+        },
         clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {
             a.child_tid.0
         } else {

@@ -12,27 +12,9 @@ use platform::CpuState;
 use super::task::DISABLED_ALTSTACK;
 use super::Task;
 use crate::abi::Errno;
-use crate::loader::{self, AuxIds, ExecArgs};
+use crate::loader::{self, AuxIds, ExecArgs, Program};
 use crate::mm::MemoryManager;
-
-/// Nesting limit of `#!` interpreters (Linux allows a handful).
-const MAX_SHEBANG_DEPTH: usize = 4;
-
-/// Reads the executable at `path` for `execve`: its bytes and the path it was found at.
-/// Today this reads the host path; the filesystem work switches it to the sandbox VFS.
-///
-/// # Errors
-/// ENOENT, EACCES (not a regular file, no execute bit) and other open errors.
-pub fn read_executable(_t: &Task, path: &str) -> Result<(Vec<u8>, String), Errno> {
-    use std::os::unix::fs::PermissionsExt;
-    let host_err = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT));
-    let md = std::fs::metadata(path).map_err(host_err)?;
-    if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
-        return Err(Errno::EACCES);
-    }
-    let data = std::fs::read(path).map_err(host_err)?;
-    Ok((data, path.to_string()))
-}
+use crate::vfs::Caller;
 
 /// Replaces the program of `t`'s process with `path`.
 ///
@@ -44,22 +26,9 @@ pub fn execve(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> Result<(), Errno> {
-    let (mut image, mut resolved) = read_executable(t, path)?;
-    let mut argv = argv;
-    let mut depth = 0;
-    while let Some((interp, arg)) = loader::parse_shebang(&image) {
-        depth += 1;
-        if depth > MAX_SHEBANG_DEPTH {
-            return Err(Errno::ELOOP);
-        }
-        let interp_path = String::from_utf8_lossy(&interp).into_owned();
-        let mut new_argv = vec![interp.clone()];
-        new_argv.extend(arg);
-        new_argv.push(path.as_bytes().to_vec());
-        new_argv.extend(argv.into_iter().skip(1));
-        argv = new_argv;
-        (image, resolved) = read_executable(t, &interp_path)?;
-    }
+    let Program { exe, image, argv } =
+        loader::read_program(&t.fs, &Caller::of(t), path.as_bytes(), &argv).map_err(|(_, e)| e)?;
+    let resolved = String::from_utf8_lossy(&exe.path).into_owned();
 
     let space = t
         .kernel
@@ -84,7 +53,10 @@ pub fn execve(
         },
         random,
     };
-    let read_interp = |p: &str| read_executable(t, p).map(|(d, _)| d);
+    let read_interp = |p: &str| {
+        t.fs.read_executable(&Caller::of(t), p.as_bytes())
+            .map(|(_, data)| data)
+    };
     let loaded = loader::load(&mm, &args, &read_interp).map_err(|e| {
         log::debug!("execve {path}: {e}");
         e.errno()

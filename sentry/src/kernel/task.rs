@@ -18,6 +18,7 @@ use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 use crate::syscalls;
+use crate::vfs::FsContext;
 
 /// User and group identity of a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,7 +117,8 @@ pub struct TaskInit {
     pub cpu: CpuState,
     pub fds: Arc<FdTable>,
     pub creds: Creds,
-    pub umask: u32,
+    /// Root, cwd and umask (shared with CLONE_FS).
+    pub fs: Arc<FsContext>,
     pub clear_child_tid: u64,
     pub altstack: [u8; 24],
     /// Completed when the task execs or exits (vfork parent waits on it).
@@ -133,7 +135,8 @@ pub struct Task {
     pub cpu: CpuState,
     pub fds: Arc<FdTable>,
     pub creds: Creds,
-    pub umask: u32,
+    /// Root, cwd and umask (shared with CLONE_FS).
+    pub fs: Arc<FsContext>,
     /// `set_tid_address`: cleared (and woken) when the thread exits.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
@@ -209,7 +212,7 @@ impl Task {
             cpu: i.cpu,
             fds: i.fds,
             creds: i.creds,
-            umask: i.umask,
+            fs: i.fs,
             clear_child_tid: i.clear_child_tid,
             robust_list: (0, 0),
             altstack: i.altstack,

@@ -6,8 +6,11 @@
 use goblin::elf::{header, program_header, Elf};
 use platform::Perms;
 
+use std::sync::Arc;
+
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
 use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
+use crate::vfs::{Caller, Dentry, FsContext};
 
 /// Base address for the dynamic linker of a dynamic executable.
 const INTERP_BASE: u64 = 0x7f00_0000_0000;
@@ -304,6 +307,50 @@ fn build_stack(
 
 fn cpuid_edx_leaf1() -> u64 {
     platform::cpuid(1, 0).3 as u64
+}
+
+/// Linux's limit on nested `#!` interpreters (BINPRM_MAX_RECURSION).
+const MAX_SHEBANG_DEPTH: usize = 4;
+
+/// A program ready to load: its file, ELF image and argv after `#!` rewriting.
+#[derive(Debug)]
+pub struct Program {
+    pub exe: Arc<Dentry>,
+    pub image: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+}
+
+/// Reads the program at `path` through the sandbox's filesystem (execve's lookup), following
+/// `#!` lines as binfmt_script does: the interpreter, its optional argument and the script
+/// path replace `argv[0]`.
+///
+/// # Errors
+/// The path that failed and why: ENOENT, EACCES (not a regular executable file), ELOOP (too
+/// many nested interpreters).
+pub fn read_program(
+    fs: &FsContext,
+    cx: &Caller<'_>,
+    path: &[u8],
+    argv: &[Vec<u8>],
+) -> Result<Program, (Vec<u8>, Errno)> {
+    let mut argv = argv.to_vec();
+    let mut path = path.to_vec();
+    for _ in 0..=MAX_SHEBANG_DEPTH {
+        let (exe, image) = match fs.read_executable(cx, &path) {
+            Ok(v) => v,
+            Err(e) => return Err((path, e)),
+        };
+        let Some((interp, arg)) = parse_shebang(&image) else {
+            return Ok(Program { exe, image, argv });
+        };
+        let mut new_argv = vec![interp.clone()];
+        new_argv.extend(arg);
+        new_argv.push(path.clone());
+        new_argv.extend(argv.into_iter().skip(1));
+        argv = new_argv;
+        path = interp;
+    }
+    Err((path, Errno::ELOOP))
 }
 
 /// Reads the `#!` line of a script: interpreter and optional argument.

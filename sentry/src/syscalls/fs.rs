@@ -228,6 +228,12 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
             f.set_flags(arg as u32);
             Ok(0)
         }
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => super::file::fcntl_lock(t, fd, cmd, arg),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -244,7 +250,11 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
 
 /// fstat(2)
 pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
-    let st = file(t, fd)?.ops.stat()?;
+    let f = file(t, fd)?;
+    let st = match &f.dentry {
+        Some(d) => d.inode.stat()?,
+        None => f.ops.stat()?,
+    };
     t.mm.write_obj(statbuf, &st)?;
     Ok(0)
 }
@@ -253,7 +263,7 @@ pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
 pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
     let f = file(t, fd)?;
     if !f.ops.seekable() {
-        return Err(Errno::ESPIPE);
+        return f.ops.seek(offset, whence);
     }
     let mut off = f.offset.lock().unwrap();
     let base = match whence {

@@ -7,6 +7,7 @@ use crate::abi::{Errno, SysResult, PAGE_SIZE};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::mm::{MmapRequest, Placement, VmaKind};
+use crate::vfs::FileType;
 
 fn prot_perms(prot: u64) -> Result<Perms, Errno> {
     let known = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
@@ -46,11 +47,6 @@ pub fn mmap(
         libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE => true,
         _ => return Err(Errno::EINVAL),
     };
-    if flags & libc::MAP_ANONYMOUS == 0 {
-        // File mappings arrive with the filesystem; say so honestly.
-        t.fds.get(fd.0)?;
-        return Err(Errno::ENODEV);
-    }
     let placement = if flags & libc::MAP_FIXED_NOREPLACE != 0 {
         Placement::FixedNoReplace(addr.0)
     } else if flags & libc::MAP_FIXED != 0 {
@@ -62,6 +58,9 @@ pub fn mmap(
     {
         return Err(Errno::EINVAL);
     }
+    if flags & libc::MAP_ANONYMOUS == 0 {
+        return mmap_file(t, placement, len, perms, shared, fd, off);
+    }
     t.mm.mmap(MmapRequest {
         placement,
         len,
@@ -69,6 +68,57 @@ pub fn mmap(
         shared,
         kind: VmaKind::Anon,
     })
+}
+
+/// A file mapping: the file's contents are copied into fresh private memory. Shared
+/// writable mappings are ENODEV until files have pages in the memory file; read-only shared
+/// mappings behave as private ones (they differ only if the file changes later).
+fn mmap_file(
+    t: &mut Task,
+    placement: Placement,
+    len: u64,
+    perms: Perms,
+    shared: bool,
+    fd: Fd,
+    off: u64,
+) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    if !f.readable() {
+        return Err(Errno::EACCES);
+    }
+    if shared && perms.write {
+        if !f.writable() {
+            return Err(Errno::EACCES);
+        }
+        return Err(Errno::ENODEV);
+    }
+    let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
+    if d.inode.file_type()? != FileType::Regular {
+        return Err(Errno::ENODEV);
+    }
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    let size = f.ops.size()?;
+    let name = String::from_utf8_lossy(&d.path).into_owned();
+    let addr = t.mm.mmap(MmapRequest {
+        placement,
+        len,
+        perms,
+        shared: false,
+        kind: VmaKind::Named(name),
+    })?;
+    let want = size.saturating_sub(off).min(len);
+    let mut buf = vec![0u8; (want as usize).min(1 << 20)];
+    let mut done = 0u64;
+    while done < want {
+        let n = ((want - done) as usize).min(buf.len());
+        let got = f.ops.read(t, &f, &mut buf[..n], Some(off + done))?;
+        if got == 0 {
+            break;
+        }
+        t.mm.copy_out_force(addr + done, &buf[..got])?;
+        done += got as u64;
+    }
+    Ok(addr)
 }
 
 /// munmap(2)

@@ -498,13 +498,6 @@ pub fn setsid(t: &mut Task) -> SysResult {
     Ok(me as u64)
 }
 
-/// umask(2)
-pub fn umask(t: &mut Task, mask: u32) -> SysResult {
-    let old = t.umask;
-    t.umask = mask & 0o777;
-    Ok(old as u64)
-}
-
 /// getrusage(2): the sentry does not account CPU time per task yet; reports zeros.
 pub fn getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult {
     if !matches!(

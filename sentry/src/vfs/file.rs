@@ -7,6 +7,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
+use crate::vfs::Dentry;
 
 /// `struct stat` (x86-64 layout).
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -98,6 +99,26 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// Directory entries from position `pos` (an index; `.` and `..` are 0 and 1) as
+    /// `linux_dirent64` records filling at most `max` bytes; returns the bytes and the new
+    /// position.
+    ///
+    /// # Errors
+    /// ENOTDIR for files that are not directories, EINVAL when the first entry does not fit.
+    fn getdents(&self, _t: &Task, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// `lseek(2)` for files whose offset lives outside the open file description (a host fd
+    /// donated to the sandbox keeps using the host's offset, so output appended by the
+    /// sandbox and by the host around it interleaves as it would natively).
+    ///
+    /// # Errors
+    /// ESPIPE for files without an offset.
+    fn seek(&self, _offset: i64, _whence: i32) -> Result<u64, Errno> {
+        Err(Errno::ESPIPE)
+    }
+
     /// Current size, for SEEK_END.
     ///
     /// # Errors
@@ -114,6 +135,8 @@ pub struct OpenFile {
     flags: AtomicU32,
     /// The file offset; also serialises reads and writes that use it, as Linux's f_pos_lock.
     pub offset: Mutex<u64>,
+    /// The path it was opened by (None for pipes, sockets, donated host fds).
+    pub dentry: Option<Arc<Dentry>>,
 }
 
 impl std::fmt::Debug for OpenFile {
@@ -134,7 +157,23 @@ impl OpenFile {
             ops,
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
+            dentry: None,
         })
+    }
+
+    /// A file opened by path.
+    pub fn with_dentry(ops: Arc<dyn FileOps>, flags: u32, dentry: Arc<Dentry>) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            ops,
+            flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
+            offset: Mutex::new(0),
+            dentry: Some(dentry),
+        })
+    }
+
+    /// Opened with O_PATH: usable only as a location, not for I/O.
+    pub fn is_path_only(&self) -> bool {
+        self.flags() & libc::O_PATH as u32 != 0
     }
 
     pub fn flags(&self) -> u32 {
@@ -151,11 +190,17 @@ impl OpenFile {
     }
 
     pub fn readable(&self) -> bool {
+        if self.is_path_only() {
+            return false;
+        }
         let acc = self.flags() & libc::O_ACCMODE as u32;
         acc == libc::O_RDONLY as u32 || acc == libc::O_RDWR as u32
     }
 
     pub fn writable(&self) -> bool {
+        if self.is_path_only() {
+            return false;
+        }
         let acc = self.flags() & libc::O_ACCMODE as u32;
         acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32
     }

@@ -9,19 +9,30 @@ use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::kernel::Task;
 use crate::vfs::{FileOps, OpenFile, Stat};
 
-/// A donated host fd.
+/// A file backed by a host fd.
 pub struct HostFile {
     fd: OwnedFd,
+    /// The sentry keeps the offset (files hostfs opened) rather than the host fd (donated
+    /// stdio, whose offset is shared with the caller: a redirected stdout must append exactly
+    /// as a native process's would).
     seekable: bool,
 }
 
 impl HostFile {
-    /// Wraps `fd`; regular files keep an offset, everything else (pipes, ttys) streams.
+    /// A file hostfs opened: regular files keep their offset in the sentry.
     pub fn new(fd: OwnedFd) -> HostFile {
         let seekable = nix::sys::stat::fstat(fd.as_raw_fd())
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
             .unwrap_or(false);
         HostFile { fd, seekable }
+    }
+
+    /// A host fd donated to the sandbox (stdio): data moves at the host fd's own offset.
+    pub fn donated(fd: OwnedFd) -> HostFile {
+        HostFile {
+            fd,
+            seekable: false,
+        }
     }
 
     fn errno() -> Errno {
@@ -142,5 +153,15 @@ impl FileOps for HostFile {
 
     fn seekable(&self) -> bool {
         self.seekable
+    }
+
+    fn seek(&self, offset: i64, whence: i32) -> Result<u64, Errno> {
+        let whence = match whence {
+            libc::SEEK_SET => nix::unistd::Whence::SeekSet,
+            libc::SEEK_CUR => nix::unistd::Whence::SeekCur,
+            libc::SEEK_END => nix::unistd::Whence::SeekEnd,
+            _ => return Err(Errno::EINVAL),
+        };
+        nix::unistd::lseek(self.fd.as_raw_fd(), offset, whence).map(|o| o as u64)
     }
 }

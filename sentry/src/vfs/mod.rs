@@ -1,9 +1,17 @@
-//! Virtual filesystem: open file descriptions and the operations files implement.
+//! Virtual filesystem: dentries, mounts, path resolution, open file descriptions and the
+//! operations files implement.
 //!
-//! (Dentries, mounts and path resolution arrive with the filesystem work; today the sentry
-//! has the file-description layer and host-fd-backed files for stdio.)
+//! Filesystems (in [`crate::fs`]) implement [`Inode`]; [`walk::Resolver`] turns paths into
+//! [`Dentry`]s one component at a time; [`OpenFile`] is what an fd points to.
 
+pub mod dir;
 pub mod file;
 pub mod host;
+pub mod inode;
+pub mod mount;
+pub mod walk;
 
 pub use file::{FileOps, OpenFile, Stat};
+pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr};
+pub use mount::{Dentry, FsContext, Mount, MountNamespace};
+pub use walk::Resolver;

@@ -1,0 +1,143 @@
+//! `/dev`: a tmpfs holding the standard character devices and the fd links.
+//!
+//! null, zero, full, random and urandom are implemented by the sentry; `tty` is ENXIO (the
+//! sandbox has no controlling terminal yet). `shm` is a directory for a tmpfs mount.
+
+use std::sync::Arc;
+
+use super::tmpfs::{Device, TmpFs, TmpNode};
+use crate::abi::Errno;
+use crate::kernel::Task;
+use crate::vfs::{Caller, FileOps, Inode, NewAttrs, NewNode, OpenFile, Stat};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Zero,
+    Full,
+    Random,
+    Tty,
+}
+
+struct CharDev {
+    kind: Kind,
+    rdev: u64,
+}
+
+struct CharFile {
+    kind: Kind,
+    rdev: u64,
+}
+
+impl Device for CharDev {
+    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if self.kind == Kind::Tty {
+            return Err(Errno::ENXIO);
+        }
+        Ok(Arc::new(CharFile {
+            kind: self.kind,
+            rdev: self.rdev,
+        }))
+    }
+}
+
+impl FileOps for CharFile {
+    fn read(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &mut [u8],
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        match self.kind {
+            Kind::Null => Ok(0),
+            Kind::Zero | Kind::Full => {
+                buf.fill(0);
+                Ok(buf.len())
+            }
+            Kind::Random => rustix::rand::getrandom(buf, rustix::rand::GetRandomFlags::empty())
+                .map_err(|e| Errno::from_raw(e.raw_os_error())),
+            Kind::Tty => Err(Errno::ENXIO),
+        }
+    }
+
+    fn write(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &[u8],
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        match self.kind {
+            Kind::Full => Err(Errno::ENOSPC),
+            Kind::Tty => Err(Errno::ENXIO),
+            _ => Ok(buf.len()),
+        }
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            mode: libc::S_IFCHR | 0o666,
+            rdev: self.rdev,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(0)
+    }
+}
+
+/// Builds the `/dev` tree; mount a tmpfs at `/dev/shm` separately.
+///
+/// # Errors
+/// Only on internal inconsistencies (duplicate names).
+pub fn new_dev() -> Result<Arc<TmpNode>, Errno> {
+    let root = TmpFs::new_root(0o755);
+    let devs = [
+        ("null", Kind::Null, 1, 3),
+        ("zero", Kind::Zero, 1, 5),
+        ("full", Kind::Full, 1, 7),
+        ("random", Kind::Random, 1, 8),
+        ("urandom", Kind::Random, 1, 9),
+        ("tty", Kind::Tty, 5, 0),
+    ];
+    for (name, kind, major, minor) in devs {
+        let rdev = libc::makedev(major, minor);
+        root.add_device(
+            name.as_bytes(),
+            0o666,
+            rdev,
+            Arc::new(CharDev { kind, rdev }),
+        )?;
+    }
+    let cx = Caller::kernel();
+    let attrs = |mode| NewAttrs {
+        mode,
+        uid: 0,
+        gid: 0,
+    };
+    let links = [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ];
+    for (name, target) in links {
+        root.create(
+            &cx,
+            name.as_bytes(),
+            NewNode::Symlink(target.as_bytes().to_vec()),
+            attrs(0o777),
+        )?;
+    }
+    root.create(&cx, b"shm", NewNode::Directory, attrs(0o1777))?;
+    root.create(&cx, b"pts", NewNode::Directory, attrs(0o755))?;
+    Ok(root)
+}

@@ -1,0 +1,20 @@
+//! Filesystems: `hostfs` (directfs over host directory fds), `tmpfs`, `overlay` (tmpfs over
+//! a read-only lower layer), `dev`, `proc` and `sys`, plus the synthetic-file helpers they share.
+
+pub mod dev;
+pub mod hostfs;
+pub mod overlay;
+pub mod proc;
+pub mod synth;
+pub mod sys;
+pub mod tmpfs;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh anonymous device number (major 0), one per filesystem instance, as Linux gives
+/// tmpfs, proc and overlay mounts.
+pub fn anon_dev() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0x20);
+    let minor = NEXT.fetch_add(1, Ordering::Relaxed);
+    libc::makedev(0, minor as u32)
+}

@@ -1,0 +1,579 @@
+//! overlay: a writable tmpfs upper layer over a read-only lower layer (usually hostfs).
+//!
+//! Reads go to the upper file if there is one, else to the lower. The first change to a
+//! lower file copies it (and its ancestor directories) up; deleting a name the lower layer
+//! has leaves a whiteout in the upper directory; a directory created where a lower one was
+//! deleted is opaque (hides the lower one). Nothing is ever written to the lower layer.
+//! Renaming a directory that exists in the lower layer is EXDEV, as Linux overlayfs without
+//! `redirect_dir` (`mv` then copies and deletes).
+//!
+//! Nodes are created per lookup; a node that has not seen its own copy-up (another node of
+//! the same path did it) finds the upper file through its parent's upper directory.
+//!
+//! # Lock order
+//! `OvlFs::copy_lock` → `OvlNode::upper` → tmpfs locks.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::tmpfs::{TmpFs, TmpNode};
+use crate::abi::Errno;
+use crate::vfs::inode::RenameFlags;
+use crate::vfs::{
+    Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
+};
+
+/// OVERLAYFS_SUPER_MAGIC.
+pub const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
+/// Upper-layer inode numbers are shifted above the lower layer's so the two never collide.
+const UPPER_INO_BASE: u64 = 1 << 48;
+
+struct OvlFs {
+    dev: u64,
+    copy_lock: Mutex<()>,
+}
+
+/// A file of the merged tree.
+pub struct OvlNode {
+    fs: Arc<OvlFs>,
+    me: Weak<OvlNode>,
+    parent: Option<Arc<OvlNode>>,
+    name: Vec<u8>,
+    lower: Option<Arc<dyn Inode>>,
+    upper: Mutex<Option<Arc<TmpNode>>>,
+}
+
+impl std::fmt::Debug for OvlNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OvlNode")
+            .field("name", &String::from_utf8_lossy(&self.name))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An overlay over `lower` with a fresh, empty tmpfs upper layer; returns its root.
+///
+/// # Errors
+/// The lower root's stat errors.
+pub fn new_overlay(lower: Arc<dyn Inode>) -> Result<Arc<OvlNode>, Errno> {
+    let st = lower.stat()?;
+    let upper = TmpFs::new_root(st.mode & 0o7777);
+    upper.setattr(&SetAttr {
+        uid: Some(st.uid),
+        gid: Some(st.gid),
+        ..SetAttr::default()
+    })?;
+    upper.set_times_from(&st);
+    let fs = Arc::new(OvlFs {
+        dev: super::anon_dev(),
+        copy_lock: Mutex::new(()),
+    });
+    Ok(Arc::new_cyclic(|me| OvlNode {
+        fs,
+        me: me.clone(),
+        parent: None,
+        name: Vec::new(),
+        lower: Some(lower),
+        upper: Mutex::new(Some(upper)),
+    }))
+}
+
+impl OvlNode {
+    fn arc(&self) -> Arc<OvlNode> {
+        self.me
+            .upgrade()
+            .expect("a node is alive while its methods run")
+    }
+
+    fn new_child(
+        &self,
+        name: &[u8],
+        lower: Option<Arc<dyn Inode>>,
+        upper: Option<Arc<TmpNode>>,
+    ) -> Arc<OvlNode> {
+        Arc::new_cyclic(|me| OvlNode {
+            fs: self.fs.clone(),
+            me: me.clone(),
+            parent: Some(self.arc()),
+            name: name.to_vec(),
+            lower,
+            upper: Mutex::new(upper),
+        })
+    }
+
+    /// The upper file, if this path has one (found through the parent when another node
+    /// copied it up).
+    fn upper(&self) -> Option<Arc<TmpNode>> {
+        if let Some(u) = self.upper.lock().unwrap().clone() {
+            return Some(u);
+        }
+        let pu = self.parent.as_ref()?.upper()?;
+        let c = pu.child(&self.name).filter(|c| !c.is_whiteout())?;
+        *self.upper.lock().unwrap() = Some(c.clone());
+        Some(c)
+    }
+
+    /// The layer that currently answers for this file.
+    fn top(&self) -> Result<Arc<dyn Inode>, Errno> {
+        match self.upper() {
+            Some(u) => Ok(u),
+            None => self.lower.clone().ok_or(Errno::ENOENT),
+        }
+    }
+
+    /// Whether the lower layer has `name` in this directory (and it is not hidden by an
+    /// opaque upper directory).
+    fn lower_has(&self, cx: &Caller<'_>, name: &[u8]) -> bool {
+        if self.upper().is_some_and(|u| u.is_opaque()) {
+            return false;
+        }
+        self.lower
+            .as_ref()
+            .is_some_and(|l| l.lookup(cx, name).is_ok())
+    }
+
+    fn lookup_node(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<OvlNode>, Errno> {
+        let upper = self.upper();
+        let up_child = match upper.as_ref().and_then(|u| u.child(name)) {
+            Some(c) if c.is_whiteout() => return Err(Errno::ENOENT),
+            other => other,
+        };
+        let opaque = upper.as_ref().is_some_and(|u| u.is_opaque());
+        let want_lower = match &up_child {
+            None => !opaque,
+            Some(c) => !opaque && !c.is_opaque() && c.file_type()? == FileType::Directory,
+        };
+        let mut low_child = None;
+        if want_lower {
+            if let Some(l) = &self.lower {
+                match l.lookup(cx, name) {
+                    Ok(c) => low_child = Some(c),
+                    Err(Errno::ENOENT) => {}
+                    Err(e) if up_child.is_none() => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        if let (Some(_), Some(l)) = (&up_child, &low_child) {
+            if l.file_type()? != FileType::Directory {
+                low_child = None;
+            }
+        }
+        if up_child.is_none() && low_child.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        Ok(self.new_child(name, low_child, up_child))
+    }
+
+    /// Makes sure this file exists in the upper layer (copying it and its ancestors up);
+    /// with `with_data` false a regular file is copied up empty (it is about to be
+    /// truncated).
+    fn copy_up(&self, with_data: bool) -> Result<Arc<TmpNode>, Errno> {
+        if let Some(u) = self.upper() {
+            return Ok(u);
+        }
+        let parent = self.parent.as_ref().ok_or(Errno::EIO)?;
+        let pu = parent.copy_up(true)?;
+        let _g = self.fs.copy_lock.lock().unwrap();
+        if let Some(u) = self.upper() {
+            return Ok(u);
+        }
+        let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
+        let st = lower.stat()?;
+        let attrs = NewAttrs {
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+        };
+        if pu.child(&self.name).is_some_and(|c| c.is_whiteout()) {
+            pu.remove_entry(&self.name);
+        }
+        let node = match FileType::from_mode(st.mode) {
+            FileType::Directory => pu.create_node(&self.name, NewNode::Directory, attrs)?,
+            FileType::Regular => {
+                let data = if with_data {
+                    lower.contents()?
+                } else {
+                    Vec::new()
+                };
+                pu.create_file_with(&self.name, data, attrs)?
+            }
+            FileType::Symlink => {
+                let target = lower.readlink(&Caller::kernel())?;
+                pu.create_node(&self.name, NewNode::Symlink(target), attrs)?
+            }
+            FileType::Fifo => pu.create_node(&self.name, NewNode::Fifo, attrs)?,
+            _ => return Err(Errno::EACCES),
+        };
+        node.set_times_from(&st);
+        *self.upper.lock().unwrap() = Some(node.clone());
+        Ok(node)
+    }
+
+    fn same_fs(&self, other: &Arc<dyn Inode>) -> Result<Arc<OvlNode>, Errno> {
+        let o = other
+            .clone()
+            .as_any()
+            .downcast::<OvlNode>()
+            .map_err(|_| Errno::EXDEV)?;
+        if !Arc::ptr_eq(&o.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        Ok(o)
+    }
+
+    fn is_empty_dir(&self, cx: &Caller<'_>) -> Result<bool, Errno> {
+        Ok(self.readdir(cx)?.is_empty())
+    }
+}
+
+impl Inode for OvlNode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let mut st = match (self.upper(), &self.lower) {
+            (Some(u), Some(l)) if u.file_type()? == FileType::Directory => {
+                // A merged directory keeps the lower directory's identity and link count.
+                let ls = l.stat()?;
+                let mut s = u.stat()?;
+                s.ino = ls.ino;
+                s.nlink = ls.nlink;
+                s
+            }
+            (Some(u), _) => {
+                let mut s = u.stat()?;
+                s.ino += UPPER_INO_BASE;
+                s
+            }
+            (None, l) => l.as_ref().ok_or(Errno::ENOENT)?.stat()?,
+        };
+        st.dev = self.fs.dev;
+        Ok(st)
+    }
+
+    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Ok(self.lookup_node(cx, name)?)
+    }
+
+    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        let upper = self.upper();
+        let up: BTreeMap<Vec<u8>, Arc<TmpNode>> = upper
+            .as_ref()
+            .map(|u| u.children())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let opaque = upper.as_ref().is_some_and(|u| u.is_opaque());
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let upper_entry = |name: &[u8], n: &Arc<TmpNode>| -> Result<DirEntry, Errno> {
+            Ok(DirEntry {
+                name: name.to_vec(),
+                ino: n.ino() + UPPER_INO_BASE,
+                kind: n.file_type()?,
+            })
+        };
+        if !opaque {
+            if let Some(l) = &self.lower {
+                for e in l.readdir(cx)? {
+                    seen.insert(e.name.clone());
+                    match up.get(&e.name) {
+                        Some(u) if u.is_whiteout() => {}
+                        Some(u)
+                            if e.kind == FileType::Directory
+                                && !u.is_opaque()
+                                && u.file_type()? == FileType::Directory =>
+                        {
+                            out.push(e)
+                        }
+                        Some(u) => out.push(upper_entry(&e.name, u)?),
+                        None => out.push(e),
+                    }
+                }
+            }
+        }
+        for (name, u) in &up {
+            if !seen.contains(name) && !u.is_whiteout() {
+                out.push(upper_entry(name, u)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+        self.top()?.readlink(cx)
+    }
+
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        self.top()?.contents()
+    }
+
+    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let acc = flags & libc::O_ACCMODE as u32;
+        let writes = acc != libc::O_RDONLY as u32 || flags & libc::O_TRUNC as u32 != 0;
+        if writes {
+            let u = self.copy_up(flags & libc::O_TRUNC as u32 == 0)?;
+            return u.open(cx, flags);
+        }
+        self.top()?.open(cx, flags)
+    }
+
+    fn create(
+        &self,
+        cx: &Caller<'_>,
+        name: &[u8],
+        node: NewNode,
+        attrs: NewAttrs,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        if self.lookup_node(cx, name).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        let u = self.copy_up(true)?;
+        let hides_lower = self.lower_has(cx, name);
+        if u.child(name).is_some_and(|c| c.is_whiteout()) {
+            u.remove_entry(name);
+        }
+        let is_dir = node == NewNode::Directory;
+        let n = u.create_node(name, node, attrs)?;
+        if is_dir && hides_lower {
+            n.set_opaque();
+        }
+        Ok(self.new_child(name, None, Some(n)))
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        let t = self.same_fs(target)?;
+        let cx = Caller::kernel();
+        if self.lookup_node(&cx, name).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        let tu: Arc<dyn Inode> = t.copy_up(true)?;
+        let u = self.copy_up(true)?;
+        if u.child(name).is_some_and(|c| c.is_whiteout()) {
+            u.remove_entry(name);
+        }
+        u.link(name, &tu)
+    }
+
+    fn unlink(&self, cx: &Caller<'_>, name: &[u8], dir: bool) -> Result<(), Errno> {
+        let child = self.lookup_node(cx, name)?;
+        let is_dir = child.file_type()? == FileType::Directory;
+        match (dir, is_dir) {
+            (true, false) => return Err(Errno::ENOTDIR),
+            (false, true) => return Err(Errno::EISDIR),
+            (true, true) if !child.is_empty_dir(cx)? => return Err(Errno::ENOTEMPTY),
+            _ => {}
+        }
+        let u = self.copy_up(true)?;
+        let lower_has = self.lower_has(cx, name);
+        u.take_entry(name);
+        if lower_has {
+            u.put_whiteout(name);
+        }
+        Ok(())
+    }
+
+    fn rename(
+        &self,
+        cx: &Caller<'_>,
+        name: &[u8],
+        new_dir: &Arc<dyn Inode>,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        let nd = self.same_fs(new_dir)?;
+        if flags.exchange {
+            return Err(Errno::EINVAL);
+        }
+        let src = self.lookup_node(cx, name)?;
+        let src_dir = src.file_type()? == FileType::Directory;
+        if src_dir && src.lower.is_some() {
+            return Err(Errno::EXDEV);
+        }
+        if Arc::ptr_eq(&self.arc(), &nd) && name == new_name {
+            return Ok(());
+        }
+        if let Ok(d) = nd.lookup_node(cx, new_name) {
+            if flags.noreplace {
+                return Err(Errno::EEXIST);
+            }
+            let dst_dir = d.file_type()? == FileType::Directory;
+            match (src_dir, dst_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) if !d.is_empty_dir(cx)? => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+        }
+        let su = src.copy_up(true)?;
+        let ou = self.copy_up(true)?;
+        let nu = nd.copy_up(true)?;
+        let src_lower_has = self.lower_has(cx, name);
+        let dst_lower_has = nd.lower_has(cx, new_name);
+        nu.take_entry(new_name);
+        ou.take_entry(name);
+        nu.replace_entry(new_name, su.clone());
+        if src_dir && dst_lower_has {
+            su.set_opaque();
+        }
+        if src_lower_has {
+            ou.put_whiteout(name);
+        }
+        Ok(())
+    }
+
+    fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        let u = self.copy_up(a.size != Some(0))?;
+        u.setattr(a)
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        // Space is reported for the layer the sandbox's files come from.
+        let layer = match &self.lower {
+            Some(l) => l.clone(),
+            None => self.top()?,
+        };
+        let mut s = layer.statfs()?;
+        s.fs_type = OVERLAYFS_MAGIC;
+        Ok(s)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::hostfs::HostNode;
+
+    /// A scratch host directory removed on drop.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p = std::env::temp_dir().join(format!(
+                "runsc-rs-ovl-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(p.join("dir/sub")).unwrap();
+            std::fs::write(p.join("file"), b"lower data").unwrap();
+            std::fs::write(p.join("dir/inner"), b"inner").unwrap();
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn attrs() -> NewAttrs {
+        NewAttrs {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn names(n: &dyn Inode) -> Vec<String> {
+        let mut v: Vec<String> = n
+            .readdir(&Caller::kernel())
+            .unwrap()
+            .into_iter()
+            .map(|e| String::from_utf8(e.name).unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn setup(tag: &str) -> (Scratch, Arc<OvlNode>) {
+        let s = Scratch::new(tag);
+        let lower = HostNode::open_root(&s.0, false).unwrap();
+        (s, new_overlay(lower).unwrap())
+    }
+
+    #[test]
+    fn copy_up_on_write_leaves_host_alone() {
+        let (s, root) = setup("copyup");
+        let cx = Caller::kernel();
+        let f = root.lookup(&cx, b"file").unwrap();
+        assert_eq!(f.contents().unwrap(), b"lower data");
+        f.setattr(&SetAttr {
+            size: Some(5),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(f.contents().unwrap(), b"lower");
+        // A fresh lookup sees the copy; the host file is unchanged.
+        let again = root.lookup(&cx, b"file").unwrap();
+        assert_eq!(again.contents().unwrap(), b"lower");
+        assert_eq!(std::fs::read(s.0.join("file")).unwrap(), b"lower data");
+        // A node looked up before the copy-up finds the upper file through its parent.
+        let dir = root.lookup(&cx, b"dir").unwrap();
+        let inner_early = dir.lookup(&cx, b"inner").unwrap();
+        let inner = dir.lookup(&cx, b"inner").unwrap();
+        inner
+            .setattr(&SetAttr {
+                mode: Some(0o600),
+                ..SetAttr::default()
+            })
+            .unwrap();
+        assert_eq!(inner_early.stat().unwrap().mode & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(s.0.join("dir/inner")).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs() {
+        let (s, root) = setup("whiteout");
+        let cx = Caller::kernel();
+        assert_eq!(names(root.as_ref()), ["dir", "file"]);
+        root.unlink(&cx, b"file", false).unwrap();
+        assert_eq!(root.lookup(&cx, b"file").err(), Some(Errno::ENOENT));
+        assert_eq!(names(root.as_ref()), ["dir"]);
+        assert!(s.0.join("file").exists());
+        // Recreating the name gives a new, empty file.
+        let f = root
+            .create(&cx, b"file", NewNode::Regular, attrs())
+            .unwrap();
+        assert_eq!(f.contents().unwrap(), b"");
+        // rmdir of a non-empty merged dir fails; emptied, it succeeds.
+        assert_eq!(root.unlink(&cx, b"dir", true), Err(Errno::ENOTEMPTY));
+        let dir = root.lookup(&cx, b"dir").unwrap();
+        dir.unlink(&cx, b"inner", false).unwrap();
+        dir.unlink(&cx, b"sub", true).unwrap();
+        assert!(names(dir.as_ref()).is_empty());
+        root.unlink(&cx, b"dir", true).unwrap();
+        // A directory made where a lower one was deleted is opaque.
+        let d = root
+            .create(&cx, b"dir", NewNode::Directory, attrs())
+            .unwrap();
+        assert!(names(d.as_ref()).is_empty());
+        assert!(s.0.join("dir/inner").exists());
+    }
+
+    #[test]
+    fn renames() {
+        let (s, root) = setup("rename");
+        let cx = Caller::kernel();
+        let r: Arc<dyn Inode> = root.clone();
+        root.rename(&cx, b"file", &r, b"moved", RenameFlags::default())
+            .unwrap();
+        assert_eq!(names(root.as_ref()), ["dir", "moved"]);
+        let m = root.lookup(&cx, b"moved").unwrap();
+        assert_eq!(m.contents().unwrap(), b"lower data");
+        assert!(s.0.join("file").exists());
+        assert_eq!(
+            root.rename(&cx, b"dir", &r, b"dir2", RenameFlags::default()),
+            Err(Errno::EXDEV)
+        );
+        root.create(&cx, b"newdir", NewNode::Directory, attrs())
+            .unwrap();
+        root.rename(&cx, b"newdir", &r, b"nd", RenameFlags::default())
+            .unwrap();
+        assert_eq!(names(root.as_ref()), ["dir", "moved", "nd"]);
+    }
+}

@@ -1,0 +1,284 @@
+//! Building blocks for synthetic filesystems (`/proc`, `/dev`): files whose contents are
+//! generated when opened, symlinks whose targets are computed, fixed directories.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::abi::Errno;
+use crate::kernel::Task;
+use crate::vfs::inode::now;
+use crate::vfs::{Caller, DirEntry, FileOps, FileType, FsStats, Inode, OpenFile, Stat};
+
+/// Generates a file's contents or a link's target for the caller.
+pub type Generator = Arc<dyn Fn(&Caller<'_>) -> Result<Vec<u8>, Errno> + Send + Sync>;
+
+/// Identity shared by the nodes of one synthetic filesystem.
+#[derive(Debug)]
+pub struct SynthFs {
+    pub dev: u64,
+    pub magic: i64,
+    next_ino: AtomicU64,
+}
+
+impl SynthFs {
+    pub fn new(magic: i64) -> Arc<SynthFs> {
+        Arc::new(SynthFs {
+            dev: super::anon_dev(),
+            magic,
+            next_ino: AtomicU64::new(2),
+        })
+    }
+
+    /// A fresh inode number.
+    pub fn ino(&self) -> u64 {
+        self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A stat for a synthetic file of type/mode `mode`.
+    pub fn stat(&self, ino: u64, mode: u32, size: i64) -> Stat {
+        let (s, ns) = now();
+        Stat {
+            dev: self.dev,
+            ino,
+            nlink: if mode & libc::S_IFMT == libc::S_IFDIR {
+                2
+            } else {
+                1
+            },
+            mode,
+            blksize: 4096,
+            size,
+            atime: s,
+            atime_nsec: ns,
+            mtime: s,
+            mtime_nsec: ns,
+            ctime: s,
+            ctime_nsec: ns,
+            ..Stat::default()
+        }
+    }
+
+    fn statfs(&self) -> FsStats {
+        FsStats {
+            fs_type: self.magic,
+            block_size: 4096,
+            name_max: 255,
+            ..FsStats::default()
+        }
+    }
+}
+
+/// Contents snapshotted at open.
+pub struct BytesFile {
+    data: Vec<u8>,
+    st: Stat,
+}
+
+impl BytesFile {
+    pub fn new(data: Vec<u8>, st: Stat) -> BytesFile {
+        BytesFile { data, st }
+    }
+}
+
+impl FileOps for BytesFile {
+    fn read(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &mut [u8],
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let start = (off.unwrap_or(0) as usize).min(self.data.len());
+        let n = buf.len().min(self.data.len() - start);
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        Ok(n)
+    }
+
+    fn write(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        _buf: &[u8],
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        Err(Errno::EACCES)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.st)
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.data.len() as u64)
+    }
+}
+
+/// A read-only file generated at open (size 0 in stat, as procfs).
+pub struct SynthFile {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    mode: u32,
+    gen: Generator,
+}
+
+impl SynthFile {
+    pub fn new(fs: &Arc<SynthFs>, mode: u32, gen: Generator) -> Arc<SynthFile> {
+        Arc::new(SynthFile {
+            fs: fs.clone(),
+            ino: fs.ino(),
+            mode,
+            gen,
+        })
+    }
+
+    /// A file with fixed contents.
+    pub fn fixed(fs: &Arc<SynthFs>, data: impl Into<Vec<u8>>) -> Arc<SynthFile> {
+        let data: Vec<u8> = data.into();
+        Self::new(fs, 0o444, Arc::new(move |_| Ok(data.clone())))
+    }
+}
+
+impl Inode for SynthFile {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFREG | self.mode, 0))
+    }
+
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        (self.gen)(&Caller::kernel())
+    }
+
+    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
+            return Err(Errno::EACCES);
+        }
+        Ok(Arc::new(BytesFile::new((self.gen)(cx)?, self.stat()?)))
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(self.fs.statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// A symlink whose target is computed per caller (`/proc/self`, `/proc/[pid]/exe`).
+pub struct SynthLink {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    target: Generator,
+}
+
+impl SynthLink {
+    pub fn new(fs: &Arc<SynthFs>, target: Generator) -> Arc<SynthLink> {
+        Arc::new(SynthLink {
+            fs: fs.clone(),
+            ino: fs.ino(),
+            target,
+        })
+    }
+
+    /// A link with a fixed target.
+    pub fn fixed(fs: &Arc<SynthFs>, target: &str) -> Arc<SynthLink> {
+        let t = target.as_bytes().to_vec();
+        Self::new(fs, Arc::new(move |_| Ok(t.clone())))
+    }
+}
+
+impl Inode for SynthLink {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFLNK | 0o777, 0))
+    }
+
+    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+        (self.target)(cx)
+    }
+
+    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Err(Errno::ELOOP)
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(self.fs.statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// A directory whose entries are listed by a function (fixed or per caller).
+pub struct SynthDir {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    list: ListFn,
+}
+
+/// Lists a synthetic directory's entries for the caller.
+pub type ListFn =
+    Arc<dyn Fn(&Caller<'_>) -> Result<Vec<(Vec<u8>, Arc<dyn Inode>)>, Errno> + Send + Sync>;
+
+impl SynthDir {
+    pub fn new(fs: &Arc<SynthFs>, list: ListFn) -> Arc<SynthDir> {
+        Arc::new(SynthDir {
+            fs: fs.clone(),
+            ino: fs.ino(),
+            list,
+        })
+    }
+
+    /// A directory with fixed entries.
+    pub fn fixed(fs: &Arc<SynthFs>, entries: Vec<(&str, Arc<dyn Inode>)>) -> Arc<SynthDir> {
+        let entries: Vec<(Vec<u8>, Arc<dyn Inode>)> = entries
+            .into_iter()
+            .map(|(n, i)| (n.as_bytes().to_vec(), i))
+            .collect();
+        Self::new(fs, Arc::new(move |_| Ok(entries.clone())))
+    }
+}
+
+impl Inode for SynthDir {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFDIR | 0o555, 0))
+    }
+
+    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        (self.list)(cx)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| i)
+            .ok_or(Errno::ENOENT)
+    }
+
+    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        (self.list)(cx)?
+            .into_iter()
+            .map(|(name, i)| {
+                let st = i.stat()?;
+                Ok(DirEntry {
+                    name,
+                    ino: st.ino,
+                    kind: FileType::from_mode(st.mode),
+                })
+            })
+            .collect()
+    }
+
+    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Err(Errno::EISDIR)
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(self.fs.statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}

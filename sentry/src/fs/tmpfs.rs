@@ -1,0 +1,775 @@
+//! tmpfs: files that live in sentry memory.
+//!
+//! Each node keeps its attributes and contents under its own mutex. Renames are serialised by
+//! the filesystem's rename lock, so at most one directory lock is held at a time otherwise.
+//! The overlay uses tmpfs as its upper layer and stores whiteouts and the opaque flag here.
+//!
+//! # Lock order
+//! `TmpFs::rename_lock` → `TmpNode::st` (one node at a time).
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::abi::Errno;
+use crate::kernel::Task;
+use crate::vfs::inode::{now, RenameFlags, TimeSet};
+use crate::vfs::{
+    Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
+};
+
+/// TMPFS_MAGIC.
+pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+/// Largest tmpfs file (keeps one application from exhausting sentry memory by a seek).
+const MAX_FILE_SIZE: u64 = 1 << 40;
+
+/// A device node's behaviour (`/dev/null` and friends).
+pub trait Device: Send + Sync {
+    /// Opens the device.
+    ///
+    /// # Errors
+    /// ENXIO when the device is absent.
+    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
+}
+
+enum Data {
+    Dir {
+        entries: BTreeMap<Vec<u8>, Arc<TmpNode>>,
+        /// Overlay: the lower layer's directory of the same name is hidden.
+        opaque: bool,
+    },
+    File(Vec<u8>),
+    Symlink(Vec<u8>),
+    /// Overlay: the lower layer's entry of this name is deleted.
+    Whiteout,
+    Fifo,
+    Device(Arc<dyn Device>),
+}
+
+struct TmpState {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u64,
+    rdev: u64,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    data: Data,
+}
+
+/// One tmpfs instance.
+pub struct TmpFs {
+    dev: u64,
+    magic: i64,
+    next_ino: AtomicU64,
+    rename_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for TmpFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TmpFs").field("dev", &self.dev).finish()
+    }
+}
+
+/// A tmpfs file.
+pub struct TmpNode {
+    fs: Arc<TmpFs>,
+    /// This node's own `Arc`, for handing out open files.
+    me: Weak<TmpNode>,
+    ino: u64,
+    st: Mutex<TmpState>,
+}
+
+impl std::fmt::Debug for TmpNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TmpNode").field("ino", &self.ino).finish()
+    }
+}
+
+impl TmpFs {
+    /// A new, empty tmpfs; returns its root directory.
+    pub fn new_root(mode: u32) -> Arc<TmpNode> {
+        Self::new_root_with_magic(mode, TMPFS_MAGIC)
+    }
+
+    /// A tmpfs reporting `magic` in statfs (the overlay's upper layer, devtmpfs).
+    pub fn new_root_with_magic(mode: u32, magic: i64) -> Arc<TmpNode> {
+        let fs = Arc::new(TmpFs {
+            dev: super::anon_dev(),
+            magic,
+            next_ino: AtomicU64::new(2),
+            rename_lock: Mutex::new(()),
+        });
+        TmpNode::new(
+            &fs,
+            1,
+            libc::S_IFDIR | (mode & 0o7777),
+            0,
+            0,
+            Data::Dir {
+                entries: BTreeMap::new(),
+                opaque: false,
+            },
+        )
+    }
+}
+
+fn set_time(t: TimeSet) -> (i64, i64) {
+    match t {
+        TimeSet::Now => now(),
+        TimeSet::At(s, ns) => (s, ns),
+    }
+}
+
+impl TmpNode {
+    fn new(fs: &Arc<TmpFs>, ino: u64, mode: u32, uid: u32, gid: u32, data: Data) -> Arc<TmpNode> {
+        let t = now();
+        Arc::new_cyclic(|me| TmpNode {
+            fs: fs.clone(),
+            me: me.clone(),
+            ino,
+            st: Mutex::new(TmpState {
+                mode,
+                uid,
+                gid,
+                nlink: 1,
+                rdev: 0,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                data,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TmpState> {
+        self.st.lock().unwrap()
+    }
+
+    fn new_node(&self, mode: u32, attrs: NewAttrs, data: Data) -> Arc<TmpNode> {
+        let ino = self.fs.next_ino.fetch_add(1, Ordering::Relaxed);
+        TmpNode::new(
+            &self.fs,
+            ino,
+            mode | (attrs.mode & 0o7777),
+            attrs.uid,
+            attrs.gid,
+            data,
+        )
+    }
+
+    /// The inode number.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The entry `name`, whiteouts included.
+    pub fn child(&self, name: &[u8]) -> Option<Arc<TmpNode>> {
+        match &self.lock().data {
+            Data::Dir { entries, .. } => entries.get(name).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Every entry, whiteouts included.
+    pub fn children(&self) -> Vec<(Vec<u8>, Arc<TmpNode>)> {
+        match &self.lock().data {
+            Data::Dir { entries, .. } => entries
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_whiteout(&self) -> bool {
+        matches!(self.lock().data, Data::Whiteout)
+    }
+
+    pub fn is_opaque(&self) -> bool {
+        matches!(self.lock().data, Data::Dir { opaque: true, .. })
+    }
+
+    pub fn set_opaque(&self) {
+        if let Data::Dir { opaque, .. } = &mut self.lock().data {
+            *opaque = true;
+        }
+    }
+
+    /// Puts a whiteout at `name`, replacing what is there.
+    pub fn put_whiteout(&self, name: &[u8]) {
+        let wo = self.new_node(
+            libc::S_IFCHR,
+            NewAttrs {
+                mode: 0,
+                uid: 0,
+                gid: 0,
+            },
+            Data::Whiteout,
+        );
+        let mut st = self.lock();
+        if let Data::Dir { entries, .. } = &mut st.data {
+            entries.insert(name.to_vec(), wo);
+        }
+        st.mtime = now();
+        st.ctime = st.mtime;
+    }
+
+    /// Removes the entry `name` whatever it is (whiteouts included).
+    pub fn remove_entry(&self, name: &[u8]) -> Option<Arc<TmpNode>> {
+        let mut st = self.lock();
+        let removed = match &mut st.data {
+            Data::Dir { entries, .. } => entries.remove(name),
+            _ => None,
+        };
+        if let Some(r) = &removed {
+            let mut rs = r.lock();
+            rs.nlink = rs.nlink.saturating_sub(1);
+            rs.ctime = now();
+        }
+        st.mtime = now();
+        st.ctime = st.mtime;
+        removed
+    }
+
+    /// Removes every whiteout in this directory.
+    pub fn clear_whiteouts(&self) {
+        if let Data::Dir { entries, .. } = &mut self.lock().data {
+            entries.retain(|_, n| !n.is_whiteout());
+        }
+    }
+
+    /// Creates a regular file holding `data` (overlay copy-up).
+    ///
+    /// # Errors
+    /// EEXIST.
+    pub fn create_file_with(
+        &self,
+        name: &[u8],
+        data: Vec<u8>,
+        attrs: NewAttrs,
+    ) -> Result<Arc<TmpNode>, Errno> {
+        let node = self.new_node(libc::S_IFREG, attrs, Data::File(data));
+        self.insert(name, node.clone())?;
+        Ok(node)
+    }
+
+    /// Creates a device node.
+    ///
+    /// # Errors
+    /// EEXIST.
+    pub fn add_device(
+        &self,
+        name: &[u8],
+        mode: u32,
+        rdev: u64,
+        dev: Arc<dyn Device>,
+    ) -> Result<Arc<TmpNode>, Errno> {
+        let node = self.new_node(
+            libc::S_IFCHR,
+            NewAttrs {
+                mode,
+                uid: 0,
+                gid: 0,
+            },
+            Data::Device(dev),
+        );
+        node.lock().rdev = rdev;
+        self.insert(name, node.clone())?;
+        Ok(node)
+    }
+
+    /// Copies times from a stat (overlay copy-up preserves them).
+    pub fn set_times_from(&self, st: &Stat) {
+        let mut s = self.lock();
+        s.atime = (st.atime, st.atime_nsec);
+        s.mtime = (st.mtime, st.mtime_nsec);
+        s.ctime = (st.ctime, st.ctime_nsec);
+    }
+
+    fn insert(&self, name: &[u8], node: Arc<TmpNode>) -> Result<(), Errno> {
+        let mut st = self.lock();
+        let Data::Dir { entries, .. } = &mut st.data else {
+            return Err(Errno::ENOTDIR);
+        };
+        match entries.get(name) {
+            Some(e) if !e.is_whiteout() => return Err(Errno::EEXIST),
+            _ => {}
+        }
+        entries.insert(name.to_vec(), node);
+        st.mtime = now();
+        st.ctime = st.mtime;
+        Ok(())
+    }
+
+    fn dir_is_empty(&self) -> bool {
+        match &self.lock().data {
+            Data::Dir { entries, .. } => entries.values().all(|e| e.is_whiteout()),
+            _ => false,
+        }
+    }
+
+    fn kind(&self) -> FileType {
+        FileType::from_mode(self.lock().mode)
+    }
+
+    /// Reads file data at `off`.
+    fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        let st = self.lock();
+        match &st.data {
+            Data::File(d) => {
+                let start = (off as usize).min(d.len());
+                let n = buf.len().min(d.len() - start);
+                buf[..n].copy_from_slice(&d[start..start + n]);
+                Ok(n)
+            }
+            Data::Dir { .. } => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        let mut st = self.lock();
+        let Data::File(d) = &mut st.data else {
+            return Err(Errno::EINVAL);
+        };
+        let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        if d.len() < end as usize {
+            d.resize(end as usize, 0);
+        }
+        d[off as usize..end as usize].copy_from_slice(buf);
+        st.mtime = now();
+        st.ctime = st.mtime;
+        Ok(buf.len())
+    }
+
+    fn size(&self) -> u64 {
+        match &self.lock().data {
+            Data::File(d) => d.len() as u64,
+            Data::Symlink(t) => t.len() as u64,
+            Data::Dir { .. } => 4096,
+            _ => 0,
+        }
+    }
+}
+
+/// An open tmpfs regular file.
+struct TmpFile {
+    node: Arc<TmpNode>,
+}
+
+impl FileOps for TmpFile {
+    fn read(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &mut [u8],
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        self.node.read_at(buf, off.unwrap_or(0))
+    }
+
+    fn write(
+        &self,
+        _t: &mut Task,
+        _f: &OpenFile,
+        buf: &[u8],
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        self.node.write_at(buf, off.unwrap_or(0))
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.node.stat()
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.node.size())
+    }
+}
+
+impl Inode for TmpNode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let st = self.lock();
+        let (size, nlink) = match &st.data {
+            Data::File(d) => (d.len() as u64, st.nlink),
+            Data::Symlink(t) => (t.len() as u64, st.nlink),
+            Data::Dir { entries, .. } => (
+                4096,
+                2 + entries
+                    .values()
+                    .filter(|e| !e.is_whiteout() && e.kind() == FileType::Directory)
+                    .count() as u64,
+            ),
+            _ => (0, st.nlink),
+        };
+        Ok(Stat {
+            dev: self.fs.dev,
+            ino: self.ino,
+            nlink,
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+            rdev: st.rdev,
+            size: size as i64,
+            blksize: 4096,
+            blocks: size.div_ceil(512) as i64,
+            atime: st.atime.0,
+            atime_nsec: st.atime.1,
+            mtime: st.mtime.0,
+            mtime_nsec: st.mtime.1,
+            ctime: st.ctime.0,
+            ctime_nsec: st.ctime.1,
+            ..Stat::default()
+        })
+    }
+
+    fn lookup(&self, _cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        let st = self.lock();
+        let Data::Dir { entries, .. } = &st.data else {
+            return Err(Errno::ENOTDIR);
+        };
+        match entries.get(name) {
+            Some(n) if !n.is_whiteout() => Ok(n.clone()),
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(&self, _cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        let st = self.lock();
+        let Data::Dir { entries, .. } = &st.data else {
+            return Err(Errno::ENOTDIR);
+        };
+        Ok(entries
+            .iter()
+            .filter(|(_, n)| !n.is_whiteout())
+            .map(|(k, n)| DirEntry {
+                name: k.clone(),
+                ino: n.ino,
+                kind: n.kind(),
+            })
+            .collect())
+    }
+
+    fn readlink(&self, _cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+        match &self.lock().data {
+            Data::Symlink(t) => Ok(t.clone()),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        match &self.lock().data {
+            Data::File(d) => Ok(d.clone()),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let dev = match &self.lock().data {
+            Data::File(_) => None,
+            Data::Device(d) => Some(d.clone()),
+            Data::Fifo => return Err(Errno::ENXIO),
+            _ => return Err(Errno::EINVAL),
+        };
+        match dev {
+            Some(d) => d.open(cx, flags),
+            None => Ok(Arc::new(TmpFile {
+                node: self.self_arc()?,
+            })),
+        }
+    }
+
+    fn create(
+        &self,
+        _cx: &Caller<'_>,
+        name: &[u8],
+        node: NewNode,
+        attrs: NewAttrs,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        let (mode, data) = match node {
+            NewNode::Regular => (libc::S_IFREG, Data::File(Vec::new())),
+            NewNode::Directory => (
+                libc::S_IFDIR,
+                Data::Dir {
+                    entries: BTreeMap::new(),
+                    opaque: false,
+                },
+            ),
+            NewNode::Symlink(t) => (libc::S_IFLNK, Data::Symlink(t)),
+            NewNode::Fifo => (libc::S_IFIFO, Data::Fifo),
+        };
+        let attrs = if mode == libc::S_IFLNK {
+            NewAttrs {
+                mode: 0o777,
+                ..attrs
+            }
+        } else {
+            attrs
+        };
+        let n = self.new_node(mode, attrs, data);
+        self.insert(name, n.clone())?;
+        Ok(n)
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        let t = target
+            .clone()
+            .as_any()
+            .downcast::<TmpNode>()
+            .map_err(|_| Errno::EXDEV)?;
+        if !Arc::ptr_eq(&t.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        if t.kind() == FileType::Directory {
+            return Err(Errno::EPERM);
+        }
+        self.insert(name, t.clone())?;
+        let mut ts = t.lock();
+        ts.nlink += 1;
+        ts.ctime = now();
+        Ok(())
+    }
+
+    fn unlink(&self, _cx: &Caller<'_>, name: &[u8], dir: bool) -> Result<(), Errno> {
+        let child = self.child(name).filter(|c| !c.is_whiteout());
+        let Some(child) = child else {
+            return Err(Errno::ENOENT);
+        };
+        let is_dir = child.kind() == FileType::Directory;
+        match (dir, is_dir) {
+            (true, false) => return Err(Errno::ENOTDIR),
+            (false, true) => return Err(Errno::EISDIR),
+            (true, true) if !child.dir_is_empty() => return Err(Errno::ENOTEMPTY),
+            _ => {}
+        }
+        self.remove_entry(name);
+        Ok(())
+    }
+
+    fn rename(
+        &self,
+        _cx: &Caller<'_>,
+        name: &[u8],
+        new_dir: &Arc<dyn Inode>,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        let nd = new_dir
+            .clone()
+            .as_any()
+            .downcast::<TmpNode>()
+            .map_err(|_| Errno::EXDEV)?;
+        if !Arc::ptr_eq(&nd.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        let _g = self.fs.rename_lock.lock().unwrap();
+        let src = self
+            .child(name)
+            .filter(|c| !c.is_whiteout())
+            .ok_or(Errno::ENOENT)?;
+        let dst = nd.child(new_name).filter(|c| !c.is_whiteout());
+        if flags.exchange {
+            let dst = dst.ok_or(Errno::ENOENT)?;
+            self.replace_entry(name, dst);
+            nd.replace_entry(new_name, src);
+            return Ok(());
+        }
+        if let Some(d) = &dst {
+            if flags.noreplace {
+                return Err(Errno::EEXIST);
+            }
+            if Arc::ptr_eq(d, &src) {
+                return Ok(());
+            }
+            match (
+                src.kind() == FileType::Directory,
+                d.kind() == FileType::Directory,
+            ) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) if !d.dir_is_empty() => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+            nd.remove_entry(new_name);
+        }
+        self.remove_entry(name);
+        src.lock().nlink += 1;
+        nd.replace_entry(new_name, src);
+        Ok(())
+    }
+
+    fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        let mut st = self.lock();
+        if let Some(size) = a.size {
+            match &mut st.data {
+                Data::File(d) => {
+                    if size > MAX_FILE_SIZE {
+                        return Err(Errno::EFBIG);
+                    }
+                    d.resize(size as usize, 0);
+                    st.mtime = now();
+                }
+                Data::Dir { .. } => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        if let Some(m) = a.mode {
+            st.mode = (st.mode & libc::S_IFMT) | (m & 0o7777);
+        }
+        if let Some(u) = a.uid {
+            st.uid = u;
+        }
+        if let Some(g) = a.gid {
+            st.gid = g;
+        }
+        if let Some(t) = a.atime {
+            st.atime = set_time(t);
+        }
+        if let Some(t) = a.mtime {
+            st.mtime = set_time(t);
+        }
+        st.ctime = now();
+        Ok(())
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(FsStats {
+            fs_type: self.fs.magic,
+            block_size: 4096,
+            blocks: 1 << 20,
+            blocks_free: 1 << 20,
+            blocks_avail: 1 << 20,
+            files: 1 << 20,
+            files_free: 1 << 20,
+            name_max: 255,
+        })
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl TmpNode {
+    fn self_arc(&self) -> Result<Arc<TmpNode>, Errno> {
+        self.me.upgrade().ok_or(Errno::ENOENT)
+    }
+
+    /// Removes `name` without counting it as an unlink (overlay rename moves it on).
+    pub fn take_entry(&self, name: &[u8]) -> Option<Arc<TmpNode>> {
+        let mut st = self.lock();
+        let r = match &mut st.data {
+            Data::Dir { entries, .. } => entries.remove(name),
+            _ => None,
+        };
+        st.mtime = now();
+        st.ctime = st.mtime;
+        r
+    }
+
+    /// Creates `name` and returns the concrete node (overlay upper layer).
+    ///
+    /// # Errors
+    /// EEXIST.
+    pub fn create_node(
+        &self,
+        name: &[u8],
+        node: NewNode,
+        attrs: NewAttrs,
+    ) -> Result<Arc<TmpNode>, Errno> {
+        let n = Inode::create(self, &Caller::kernel(), name, node, attrs)?;
+        n.as_any().downcast::<TmpNode>().map_err(|_| Errno::EIO)
+    }
+
+    /// Puts `node` at `name`, replacing what is there.
+    pub fn replace_entry(&self, name: &[u8], node: Arc<TmpNode>) {
+        let mut st = self.lock();
+        if let Data::Dir { entries, .. } = &mut st.data {
+            entries.insert(name.to_vec(), node);
+        }
+        st.mtime = now();
+        st.ctime = st.mtime;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs() -> NewAttrs {
+        NewAttrs {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn links_renames_and_rmdir_rules() {
+        let root = TmpFs::new_root(0o755);
+        let cx = Caller::kernel();
+        let r: Arc<dyn Inode> = root.clone();
+        let f = root.create(&cx, b"f", NewNode::Regular, attrs()).unwrap();
+        assert_eq!(
+            root.create(&cx, b"f", NewNode::Regular, attrs()).err(),
+            Some(Errno::EEXIST)
+        );
+        root.link(b"g", &f).unwrap();
+        assert_eq!(f.stat().unwrap().nlink, 2);
+        root.unlink(&cx, b"f", false).unwrap();
+        assert_eq!(f.stat().unwrap().nlink, 1);
+        let d = root.create(&cx, b"d", NewNode::Directory, attrs()).unwrap();
+        assert_eq!(root.stat().unwrap().nlink, 3);
+        d.create(&cx, b"x", NewNode::Regular, attrs()).unwrap();
+        assert_eq!(root.unlink(&cx, b"d", true), Err(Errno::ENOTEMPTY));
+        assert_eq!(root.unlink(&cx, b"d", false), Err(Errno::EISDIR));
+        assert_eq!(root.unlink(&cx, b"g", true), Err(Errno::ENOTDIR));
+        let flags = RenameFlags::default();
+        assert_eq!(root.rename(&cx, b"g", &r, b"d", flags), Err(Errno::EISDIR));
+        let noreplace = RenameFlags {
+            noreplace: true,
+            ..flags
+        };
+        root.create(&cx, b"h", NewNode::Regular, attrs()).unwrap();
+        assert_eq!(
+            root.rename(&cx, b"g", &r, b"h", noreplace),
+            Err(Errno::EEXIST)
+        );
+        root.rename(&cx, b"g", &r, b"h", flags).unwrap();
+        assert_eq!(root.lookup(&cx, b"g").err(), Some(Errno::ENOENT));
+        let dir: Arc<dyn Inode> = d.clone();
+        root.rename(&cx, b"h", &dir, b"moved", flags).unwrap();
+        assert_eq!(
+            d.lookup(&cx, b"moved").unwrap().stat().unwrap().ino,
+            f.stat().unwrap().ino
+        );
+    }
+
+    #[test]
+    fn file_data_and_truncate() {
+        let root = TmpFs::new_root(0o755);
+        let cx = Caller::kernel();
+        let f = root.create_node(b"f", NewNode::Regular, attrs()).unwrap();
+        f.write_at(b"hello", 3).unwrap();
+        assert_eq!(f.contents().unwrap(), b"\0\0\0hello");
+        f.setattr(&SetAttr {
+            size: Some(4),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(f.contents().unwrap(), b"\0\0\0h");
+        let mut buf = [0u8; 8];
+        assert_eq!(f.read_at(&mut buf, 10).unwrap(), 0);
+        assert_eq!(root.readdir(&cx).unwrap().len(), 1);
+    }
+}

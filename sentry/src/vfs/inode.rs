@@ -1,0 +1,356 @@
+//! The operations a filesystem implements for each of its files.
+//!
+//! Filesystems hand out [`Inode`] trait objects; the path walk ([`super::walk`]) and the
+//! system calls only ever talk to this trait. Names passed in are single path components:
+//! never empty, never `.` or `..`, never containing `/` (the walk guarantees it).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::abi::Errno;
+use crate::kernel::task::Creds;
+use crate::kernel::Task;
+use crate::vfs::{FileOps, Stat};
+
+/// Who is asking: credentials for permission checks and, for `/proc`, the calling task.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub creds: Creds,
+    pub task: Option<&'a Task>,
+}
+
+impl std::fmt::Debug for Caller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Caller<'a> {
+    /// The caller for a task's system call.
+    pub fn of(t: &'a Task) -> Caller<'a> {
+        Caller {
+            creds: t.creds,
+            task: Some(t),
+        }
+    }
+
+    /// The sentry itself (boot, tests): root, no task.
+    pub fn kernel() -> Caller<'static> {
+        Caller {
+            creds: Creds::default(),
+            task: None,
+        }
+    }
+}
+
+/// File type bits of a mode (`S_IFMT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+    Socket,
+}
+
+impl FileType {
+    /// The type in a `st_mode`.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => FileType::Directory,
+            libc::S_IFLNK => FileType::Symlink,
+            libc::S_IFCHR => FileType::CharDevice,
+            libc::S_IFBLK => FileType::BlockDevice,
+            libc::S_IFIFO => FileType::Fifo,
+            libc::S_IFSOCK => FileType::Socket,
+            _ => FileType::Regular,
+        }
+    }
+
+    /// The `S_IFMT` bits.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Regular => libc::S_IFREG,
+            FileType::Directory => libc::S_IFDIR,
+            FileType::Symlink => libc::S_IFLNK,
+            FileType::CharDevice => libc::S_IFCHR,
+            FileType::BlockDevice => libc::S_IFBLK,
+            FileType::Fifo => libc::S_IFIFO,
+            FileType::Socket => libc::S_IFSOCK,
+        }
+    }
+
+    /// The `d_type` of a directory entry.
+    pub fn dirent_type(self) -> u8 {
+        match self {
+            FileType::Regular => libc::DT_REG,
+            FileType::Directory => libc::DT_DIR,
+            FileType::Symlink => libc::DT_LNK,
+            FileType::CharDevice => libc::DT_CHR,
+            FileType::BlockDevice => libc::DT_BLK,
+            FileType::Fifo => libc::DT_FIFO,
+            FileType::Socket => libc::DT_SOCK,
+        }
+    }
+}
+
+/// Where a magic link leads.
+pub enum MagicTarget {
+    /// A file that has a path.
+    Path(Arc<super::Dentry>),
+    /// An open file without one (a pipe, a donated host fd): reopening it shares its
+    /// operations.
+    File(Arc<super::OpenFile>),
+}
+
+/// An open file without a path, seen as an inode (reached through a magic link).
+pub struct OpenFileInode(pub Arc<super::OpenFile>);
+
+impl Inode for OpenFileInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.0.ops.stat()
+    }
+
+    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(self.0.ops.clone())
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(FsStats {
+            fs_type: 0x5049_5045,
+            block_size: 4096,
+            name_max: 255,
+            ..FsStats::default()
+        })
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// One directory entry (without `.` and `..`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: FileType,
+}
+
+/// What to create in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewNode {
+    Regular,
+    Directory,
+    Symlink(Vec<u8>),
+    Fifo,
+}
+
+/// Ownership and permission of a new file (mode already has the umask applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewAttrs {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A time in a [`SetAttr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSet {
+    Now,
+    At(i64, i64),
+}
+
+/// Attribute changes (chmod, chown, truncate, utimensat).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// Permission bits (07777) only.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+}
+
+/// `struct statfs` as the filesystem reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    pub fs_type: i64,
+    pub block_size: i64,
+    pub blocks: u64,
+    pub blocks_free: u64,
+    pub blocks_avail: u64,
+    pub files: u64,
+    pub files_free: u64,
+    pub name_max: i64,
+}
+
+/// `renameat2` flags the filesystems understand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenameFlags {
+    pub noreplace: bool,
+    pub exchange: bool,
+}
+
+/// A file in some filesystem. Defaults are Linux's answers for a file that lacks the
+/// operation, or EROFS for changes to a filesystem that does not allow them.
+pub trait Inode: Send + Sync {
+    /// `stat(2)` of the file.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn stat(&self) -> Result<Stat, Errno>;
+
+    /// Looks `name` up in this directory.
+    ///
+    /// # Errors
+    /// ENOENT, ENOTDIR, backend failures.
+    fn lookup(&self, _cx: &Caller<'_>, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// The entries of this directory, without `.` and `..`, in a stable order.
+    ///
+    /// # Errors
+    /// ENOTDIR, backend failures.
+    fn readdir(&self, _cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// The target of this symlink.
+    ///
+    /// # Errors
+    /// EINVAL when this is not a symlink.
+    fn readlink(&self, _cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// The whole contents of a regular file, read by the sentry itself (exec, the loader's
+    /// interpreter, overlay copy-up).
+    ///
+    /// # Errors
+    /// EINVAL for files without contents, backend failures.
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Opens the file for I/O with `flags` (`O_*`; the access mode is already checked).
+    ///
+    /// # Errors
+    /// ENXIO for devices that are absent, EROFS for writes to read-only files.
+    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
+
+    /// Creates `name` in this directory.
+    ///
+    /// # Errors
+    /// EEXIST, EROFS, ENOTDIR.
+    fn create(
+        &self,
+        _cx: &Caller<'_>,
+        _name: &[u8],
+        _node: NewNode,
+        _attrs: NewAttrs,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Adds a hard link `name` to `target` (a file of the same filesystem).
+    ///
+    /// # Errors
+    /// EXDEV across filesystems, EEXIST, EROFS.
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Removes `name` from this directory (`rmdir` when `dir`, else `unlink`).
+    ///
+    /// # Errors
+    /// ENOENT, EISDIR/ENOTDIR, ENOTEMPTY, EROFS.
+    fn unlink(&self, _cx: &Caller<'_>, _name: &[u8], _dir: bool) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Moves `name` to `new_name` in `new_dir` (a directory of the same filesystem).
+    ///
+    /// # Errors
+    /// EXDEV across filesystems, and rename(2)'s errors.
+    fn rename(
+        &self,
+        _cx: &Caller<'_>,
+        _name: &[u8],
+        _new_dir: &Arc<dyn Inode>,
+        _new_name: &[u8],
+        _flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Changes attributes.
+    ///
+    /// # Errors
+    /// EROFS, EISDIR for truncating a directory, EINVAL.
+    fn setattr(&self, _attr: &SetAttr) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// `statfs(2)` of the filesystem holding this file.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn statfs(&self) -> Result<FsStats, Errno>;
+
+    /// For operations on two files of one filesystem (link, rename): the filesystem recovers
+    /// its own type from the other file; anything else is EXDEV.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    /// For `/proc/[pid]/fd/N`-style "magic" links: following the link yields the open file
+    /// itself rather than a walk of `readlink`'s text (None: an ordinary file or symlink).
+    fn magic_link(&self, _cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
+        None
+    }
+
+    /// The file type, from `stat`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn file_type(&self) -> Result<FileType, Errno> {
+        Ok(FileType::from_mode(self.stat()?.mode))
+    }
+}
+
+/// The current wall-clock time as (seconds, nanoseconds).
+pub fn now() -> (i64, i64) {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
+/// Whether `creds` may access a file with `st` for `mask` (R_OK=4, W_OK=2, X_OK=1), as
+/// generic_permission does (root passes read/write always, exec if any x bit or a directory).
+pub fn may_access(st: &Stat, creds: &Creds, mask: u32, use_real_ids: bool) -> bool {
+    let (uid, gid) = if use_real_ids {
+        (creds.uid, creds.gid)
+    } else {
+        (creds.euid, creds.egid)
+    };
+    if uid == 0 {
+        if mask & 1 == 0 || FileType::from_mode(st.mode) == FileType::Directory {
+            return true;
+        }
+        return st.mode & 0o111 != 0;
+    }
+    let bits = if st.uid == uid {
+        (st.mode >> 6) & 7
+    } else if st.gid == gid {
+        (st.mode >> 3) & 7
+    } else {
+        st.mode & 7
+    };
+    bits & mask == mask
+}

@@ -1,0 +1,247 @@
+//! Dentries, mounts, the mount namespace and a task's filesystem context (root, cwd, umask).
+//!
+//! A [`Dentry`] is a walked path: an inode, the dentry it was reached from and the absolute
+//! path that names it in the sandbox. Mounts are keyed by the absolute path of their
+//! mountpoint; stepping onto a mountpoint replaces the inode with the mount's root, and `..`
+//! follows the parent chain, so mount crossings need no separate stack.
+//!
+//! # Lock order
+//! `FsContext::state` → `MountNamespace::mounts`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::inode::{may_access, Caller, FileType, Inode};
+use super::walk::Resolver;
+use crate::abi::Errno;
+
+/// A mounted filesystem.
+pub struct Mount {
+    pub id: u64,
+    pub root: Arc<dyn Inode>,
+    /// Absolute path of the mountpoint in the sandbox.
+    pub path: Vec<u8>,
+    /// Filesystem type, as `/proc/mounts` shows it.
+    pub fs_type: &'static str,
+    /// Mount source, as `/proc/mounts` shows it.
+    pub source: String,
+    /// Mounted read-only: every change is EROFS.
+    pub readonly: bool,
+}
+
+impl std::fmt::Debug for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount")
+            .field("path", &String::from_utf8_lossy(&self.path))
+            .field("fs_type", &self.fs_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A walked path.
+pub struct Dentry {
+    pub inode: Arc<dyn Inode>,
+    /// None for the namespace root.
+    pub parent: Option<Arc<Dentry>>,
+    /// The last component (empty for the root).
+    pub name: Vec<u8>,
+    /// Absolute path in the sandbox.
+    pub path: Vec<u8>,
+    pub mount: Arc<Mount>,
+}
+
+impl std::fmt::Debug for Dentry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dentry")
+            .field("path", &String::from_utf8_lossy(&self.path))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dentry {
+    /// The path of `name` under this dentry.
+    pub fn child_path(&self, name: &[u8]) -> Vec<u8> {
+        let mut p = self.path.clone();
+        if p != b"/" {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        p
+    }
+}
+
+/// All mounts of a sandbox.
+pub struct MountNamespace {
+    mounts: RwLock<BTreeMap<Vec<u8>, Arc<Mount>>>,
+    next_id: AtomicU64,
+    root: Arc<Dentry>,
+}
+
+impl std::fmt::Debug for MountNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountNamespace").finish_non_exhaustive()
+    }
+}
+
+impl MountNamespace {
+    /// A namespace whose root filesystem is `root`.
+    pub fn new(root: Arc<dyn Inode>, fs_type: &'static str, source: &str) -> Arc<MountNamespace> {
+        let mount = Arc::new(Mount {
+            id: 1,
+            root: root.clone(),
+            path: b"/".to_vec(),
+            fs_type,
+            source: source.to_string(),
+            readonly: false,
+        });
+        let dentry = Arc::new(Dentry {
+            inode: root,
+            parent: None,
+            name: Vec::new(),
+            path: b"/".to_vec(),
+            mount: mount.clone(),
+        });
+        let mut mounts = BTreeMap::new();
+        mounts.insert(b"/".to_vec(), mount);
+        Arc::new(MountNamespace {
+            mounts: RwLock::new(mounts),
+            next_id: AtomicU64::new(2),
+            root: dentry,
+        })
+    }
+
+    /// The root dentry.
+    pub fn root(&self) -> Arc<Dentry> {
+        self.root.clone()
+    }
+
+    /// Mounts `root` at the absolute, normalised `path` (replacing an earlier mount there).
+    pub fn mount(
+        &self,
+        path: &[u8],
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        readonly: bool,
+    ) {
+        let m = Arc::new(Mount {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            root,
+            path: path.to_vec(),
+            fs_type,
+            source: source.to_string(),
+            readonly,
+        });
+        self.mounts.write().unwrap().insert(path.to_vec(), m);
+    }
+
+    /// The mount whose mountpoint is exactly `path`.
+    pub fn mount_at(&self, path: &[u8]) -> Option<Arc<Mount>> {
+        if path == b"/" {
+            return None;
+        }
+        self.mounts.read().unwrap().get(path).cloned()
+    }
+
+    /// Every mount, in mountpoint order (parents before children).
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        let mut v: Vec<_> = self.mounts.read().unwrap().values().cloned().collect();
+        v.sort_by_key(|m| m.id);
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FsState {
+    root: Arc<Dentry>,
+    cwd: Arc<Dentry>,
+    umask: u32,
+}
+
+/// A task's view of the filesystem (shared between threads and with CLONE_FS).
+#[derive(Debug)]
+pub struct FsContext {
+    pub ns: Arc<MountNamespace>,
+    state: Mutex<FsState>,
+}
+
+impl FsContext {
+    /// Root and cwd at the namespace root.
+    pub fn new(ns: Arc<MountNamespace>, umask: u32) -> Arc<FsContext> {
+        let root = ns.root();
+        Arc::new(FsContext {
+            ns,
+            state: Mutex::new(FsState {
+                root: root.clone(),
+                cwd: root,
+                umask,
+            }),
+        })
+    }
+
+    /// A copy for a child that does not share it (fork without CLONE_FS).
+    pub fn fork(&self) -> Arc<FsContext> {
+        Arc::new(FsContext {
+            ns: self.ns.clone(),
+            state: Mutex::new(self.state.lock().unwrap().clone()),
+        })
+    }
+
+    pub fn root(&self) -> Arc<Dentry> {
+        self.state.lock().unwrap().root.clone()
+    }
+
+    pub fn cwd(&self) -> Arc<Dentry> {
+        self.state.lock().unwrap().cwd.clone()
+    }
+
+    pub fn set_cwd(&self, d: Arc<Dentry>) {
+        self.state.lock().unwrap().cwd = d;
+    }
+
+    pub fn set_root(&self, d: Arc<Dentry>) {
+        self.state.lock().unwrap().root = d;
+    }
+
+    pub fn umask(&self) -> u32 {
+        self.state.lock().unwrap().umask
+    }
+
+    /// Sets the umask; returns the old one.
+    pub fn swap_umask(&self, mask: u32) -> u32 {
+        std::mem::replace(&mut self.state.lock().unwrap().umask, mask & 0o777)
+    }
+}
+
+impl FsContext {
+    /// Resolves `path` (from the cwd) for execution and reads the whole file: it must be a
+    /// regular file the caller may execute.
+    ///
+    /// # Errors
+    /// ENOENT and the walk's errors; EACCES for non-regular or non-executable files.
+    pub fn read_executable(
+        &self,
+        cx: &Caller<'_>,
+        path: &[u8],
+    ) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
+        let r = Resolver::new(*cx, self.root(), &self.ns);
+        let d = r.resolve(self.cwd(), path, true)?;
+        let st = d.inode.stat()?;
+        if FileType::from_mode(st.mode) != FileType::Regular
+            || !may_access(&st, &cx.creds, 1, false)
+        {
+            return Err(Errno::EACCES);
+        }
+        let data = d.inode.contents()?;
+        Ok((d, data))
+    }
+
+    /// Resolves `path` from the cwd, following symlinks.
+    ///
+    /// # Errors
+    /// The walk's errors.
+    pub fn resolve(&self, cx: &Caller<'_>, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+        Resolver::new(*cx, self.root(), &self.ns).resolve(self.cwd(), path, true)
+    }
+}

@@ -1,0 +1,369 @@
+//! Path resolution: absolute and relative paths, `.`/`..` (never above the task's root),
+//! symlinks (resolved by the sentry, at most [`MAX_SYMLINKS`] per resolution), trailing
+//! slashes and mount crossings.
+//!
+//! Every component is looked up by the filesystem of the directory it is in, one name at a
+//! time; no filesystem ever receives a multi-component path, so nothing can resolve outside
+//! the sandbox root, host symlinks included (their targets are walked here, from the sandbox
+//! root for absolute targets).
+
+use std::sync::Arc;
+
+use super::inode::{may_access, Caller, FileType, MagicTarget, OpenFileInode};
+use super::mount::{Dentry, MountNamespace};
+use crate::abi::Errno;
+
+/// Linux's limit on symlinks followed in one resolution (MAXSYMLINKS).
+pub const MAX_SYMLINKS: u32 = 40;
+/// Longest path component (NAME_MAX).
+pub const NAME_MAX: usize = 255;
+
+/// One resolution's settings: who resolves, and where `/` is.
+pub struct Resolver<'a> {
+    pub cx: Caller<'a>,
+    pub root: Arc<Dentry>,
+    pub ns: &'a MountNamespace,
+    /// RESOLVE_NO_SYMLINKS: any symlink is ELOOP.
+    pub no_symlinks: bool,
+    /// RESOLVE_BENEATH / RESOLVE_IN_ROOT style: `..` above `beneath` and absolute paths fail
+    /// (None: ordinary resolution).
+    pub beneath: Option<Vec<u8>>,
+}
+
+/// The dentry a magic link `child` (in `parent`) leads to.
+pub fn magic_dentry(parent: Arc<Dentry>, child: &Dentry, target: MagicTarget) -> Arc<Dentry> {
+    match target {
+        MagicTarget::Path(d) => d,
+        MagicTarget::File(f) => Arc::new(Dentry {
+            inode: Arc::new(OpenFileInode(f)),
+            parent: Some(parent),
+            name: child.name.clone(),
+            path: child.path.clone(),
+            mount: child.mount.clone(),
+        }),
+    }
+}
+
+/// The parent directory of a path plus its last component.
+#[derive(Debug)]
+pub struct ParentAndName {
+    pub parent: Arc<Dentry>,
+    /// The last component; `.` or `..` when the path ends that way (or `.` for `/`).
+    pub name: Vec<u8>,
+    /// The path ended in `/`.
+    pub trailing_slash: bool,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(cx: Caller<'a>, root: Arc<Dentry>, ns: &'a MountNamespace) -> Resolver<'a> {
+        Resolver {
+            cx,
+            root,
+            ns,
+            no_symlinks: false,
+            beneath: None,
+        }
+    }
+
+    /// Resolves `path` from `start`; the last component's symlink is followed if `follow`.
+    ///
+    /// # Errors
+    /// ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, EACCES, backend failures.
+    pub fn resolve(
+        &self,
+        start: Arc<Dentry>,
+        path: &[u8],
+        follow: bool,
+    ) -> Result<Arc<Dentry>, Errno> {
+        let mut links = 0;
+        self.walk(start, path, follow, &mut links)
+    }
+
+    /// Resolves everything but the last component of `path`.
+    ///
+    /// # Errors
+    /// As [`Resolver::resolve`] for the directory part.
+    pub fn resolve_parent(&self, start: Arc<Dentry>, path: &[u8]) -> Result<ParentAndName, Errno> {
+        let mut links = 0;
+        self.walk_parent(start, path, &mut links)
+    }
+
+    /// [`Resolver::resolve_parent`] sharing a symlink budget with an enclosing resolution.
+    ///
+    /// # Errors
+    /// As [`Resolver::resolve_parent`].
+    pub fn walk_parent(
+        &self,
+        start: Arc<Dentry>,
+        path: &[u8],
+        links: &mut u32,
+    ) -> Result<ParentAndName, Errno> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let trimmed_len = path.iter().rposition(|&b| b != b'/').map_or(0, |p| p + 1);
+        let trailing_slash = trimmed_len < path.len();
+        if trimmed_len == 0 {
+            // "/" (or "///"): the root itself.
+            return Ok(ParentAndName {
+                parent: self.start_of(start, path)?,
+                name: b".".to_vec(),
+                trailing_slash,
+            });
+        }
+        let trimmed = &path[..trimmed_len];
+        let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(pos) => (&trimmed[..=pos], &trimmed[pos + 1..]),
+            None => (&b""[..], trimmed),
+        };
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let parent = if dir.is_empty() {
+            start
+        } else {
+            self.walk(start, dir, true, links)?
+        };
+        let st = parent.inode.stat()?;
+        if FileType::from_mode(st.mode) != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(ParentAndName {
+            parent,
+            name: name.to_vec(),
+            trailing_slash,
+        })
+    }
+
+    fn start_of(&self, start: Arc<Dentry>, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+        if path.first() == Some(&b'/') {
+            if self.beneath.is_some() {
+                return Err(Errno::EXDEV);
+            }
+            Ok(self.root.clone())
+        } else {
+            Ok(start)
+        }
+    }
+
+    /// Walks `path` from `start`, sharing the symlink budget `links`.
+    ///
+    /// # Errors
+    /// As [`Resolver::resolve`].
+    pub fn walk(
+        &self,
+        start: Arc<Dentry>,
+        path: &[u8],
+        follow_last: bool,
+        links: &mut u32,
+    ) -> Result<Arc<Dentry>, Errno> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let mut cur = self.start_of(start, path)?;
+        let trailing = path.ends_with(b"/");
+        let comps: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        for (i, c) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            cur = self.step(cur, c, !last || follow_last || trailing, links)?;
+        }
+        if trailing && cur.inode.file_type()? != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    fn is_root(&self, d: &Dentry) -> bool {
+        d.parent.is_none() || d.path == self.root.path
+    }
+
+    /// One component from the directory `cur`.
+    fn step(
+        &self,
+        cur: Arc<Dentry>,
+        name: &[u8],
+        follow: bool,
+        links: &mut u32,
+    ) -> Result<Arc<Dentry>, Errno> {
+        let st = cur.inode.stat()?;
+        if FileType::from_mode(st.mode) != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        if !may_access(&st, &self.cx.creds, 1, false) {
+            return Err(Errno::EACCES);
+        }
+        match name {
+            b"." => return Ok(cur),
+            b".." => {
+                if let Some(b) = &self.beneath {
+                    if cur.path == *b {
+                        return Err(Errno::EXDEV);
+                    }
+                }
+                return Ok(if self.is_root(&cur) {
+                    cur
+                } else {
+                    cur.parent.clone().unwrap_or(cur)
+                });
+            }
+            _ => {}
+        }
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let child = self.child(&cur, name)?;
+        if follow && child.inode.file_type()? == FileType::Symlink {
+            if self.no_symlinks {
+                return Err(Errno::ELOOP);
+            }
+            *links += 1;
+            if *links > MAX_SYMLINKS {
+                return Err(Errno::ELOOP);
+            }
+            if let Some(m) = child.inode.magic_link(&self.cx) {
+                return Ok(magic_dentry(cur, &child, m?));
+            }
+            let target = child.inode.readlink(&self.cx)?;
+            return self.walk(cur, &target, true, links);
+        }
+        Ok(child)
+    }
+
+    /// The dentry for `name` in the directory `parent` (crossing onto a mount if one is
+    /// there), without following a final symlink.
+    ///
+    /// # Errors
+    /// ENOENT and backend failures.
+    pub fn child(&self, parent: &Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
+        let path = parent.child_path(name);
+        if let Some(m) = self.ns.mount_at(&path) {
+            return Ok(Arc::new(Dentry {
+                inode: m.root.clone(),
+                parent: Some(parent.clone()),
+                name: name.to_vec(),
+                path,
+                mount: m,
+            }));
+        }
+        let inode = parent.inode.lookup(&self.cx, name)?;
+        Ok(Arc::new(Dentry {
+            inode,
+            parent: Some(parent.clone()),
+            name: name.to_vec(),
+            path,
+            mount: parent.mount.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::tmpfs::TmpFs;
+    use crate::vfs::{Inode, NewAttrs, NewNode};
+
+    fn attrs() -> NewAttrs {
+        NewAttrs {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// / { a/ { b/ { f } , up -> .., abs -> /a/b/f, loop -> loop }, rel -> a/b }
+    fn tree() -> Arc<MountNamespace> {
+        let root = TmpFs::new_root(0o755);
+        let cx = Caller::kernel();
+        let a = root.create(&cx, b"a", NewNode::Directory, attrs()).unwrap();
+        let b = a.create(&cx, b"b", NewNode::Directory, attrs()).unwrap();
+        b.create(&cx, b"f", NewNode::Regular, attrs()).unwrap();
+        let link = |dir: &Arc<dyn Inode>, name: &[u8], t: &[u8]| {
+            dir.create(&cx, name, NewNode::Symlink(t.to_vec()), attrs())
+                .unwrap();
+        };
+        link(&a, b"up", b"..");
+        link(&a, b"abs", b"/a/b/f");
+        link(&a, b"loop", b"loop");
+        link(&a, b"escape", b"../../../../a");
+        let r: Arc<dyn Inode> = root;
+        link(&r, b"rel", b"a/b");
+        MountNamespace::new(r, "tmpfs", "none")
+    }
+
+    fn resolve(ns: &MountNamespace, path: &str, follow: bool) -> Result<Vec<u8>, Errno> {
+        let r = Resolver::new(Caller::kernel(), ns.root(), ns);
+        r.resolve(ns.root(), path.as_bytes(), follow)
+            .map(|d| d.path.clone())
+    }
+
+    #[test]
+    fn absolute_relative_dots() {
+        let ns = tree();
+        assert_eq!(resolve(&ns, "/a/b/f", true).unwrap(), b"/a/b/f");
+        assert_eq!(resolve(&ns, "a/./b/../b/f", true).unwrap(), b"/a/b/f");
+        assert_eq!(resolve(&ns, "/../../a", true).unwrap(), b"/a");
+        assert_eq!(resolve(&ns, "/a/nope", true), Err(Errno::ENOENT));
+        assert_eq!(resolve(&ns, "/a/b/f/x", true), Err(Errno::ENOTDIR));
+        assert_eq!(resolve(&ns, "/a/b/f/", true), Err(Errno::ENOTDIR));
+        assert_eq!(resolve(&ns, "/a/b/", true).unwrap(), b"/a/b");
+        assert_eq!(resolve(&ns, "", true), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn symlinks() {
+        let ns = tree();
+        assert_eq!(resolve(&ns, "/rel/f", true).unwrap(), b"/a/b/f");
+        assert_eq!(resolve(&ns, "/a/abs", true).unwrap(), b"/a/b/f");
+        assert_eq!(resolve(&ns, "/a/abs", false).unwrap(), b"/a/abs");
+        assert_eq!(resolve(&ns, "/a/up/a/b", true).unwrap(), b"/a/b");
+        assert_eq!(resolve(&ns, "/a/loop", true), Err(Errno::ELOOP));
+        assert_eq!(resolve(&ns, "/a/loop", false).unwrap(), b"/a/loop");
+        // `..` never climbs above the root, through symlinks either.
+        assert_eq!(resolve(&ns, "/a/escape", true).unwrap(), b"/a");
+        // A trailing slash follows the last symlink.
+        assert_eq!(resolve(&ns, "/rel/", false).unwrap(), b"/a/b");
+    }
+
+    #[test]
+    fn mounts_are_crossed_both_ways() {
+        let ns = tree();
+        let t = TmpFs::new_root(0o1777);
+        t.create(&Caller::kernel(), b"inside", NewNode::Regular, attrs())
+            .unwrap();
+        ns.mount(b"/a/b", t, "tmpfs", "tmpfs", false);
+        assert_eq!(resolve(&ns, "/a/b/inside", true).unwrap(), b"/a/b/inside");
+        assert_eq!(resolve(&ns, "/a/b/f", true), Err(Errno::ENOENT));
+        assert_eq!(
+            resolve(&ns, "/a/b/../b/inside", true).unwrap(),
+            b"/a/b/inside"
+        );
+        let r = Resolver::new(Caller::kernel(), ns.root(), &ns);
+        let d = r.resolve(ns.root(), b"/a/b/inside/..", true);
+        assert_eq!(d.unwrap_err(), Errno::ENOTDIR);
+        let d = r.resolve(ns.root(), b"/a/b", true).unwrap();
+        assert_eq!(d.mount.fs_type, "tmpfs");
+        assert_eq!(d.parent.as_ref().unwrap().path, b"/a");
+    }
+
+    #[test]
+    fn parent_and_name() {
+        let ns = tree();
+        let r = Resolver::new(Caller::kernel(), ns.root(), &ns);
+        let pn = r.resolve_parent(ns.root(), b"/rel/new/").unwrap();
+        assert_eq!(pn.parent.path, b"/a/b");
+        assert_eq!(pn.name, b"new");
+        assert!(pn.trailing_slash);
+        let pn = r.resolve_parent(ns.root(), b"x").unwrap();
+        assert_eq!(pn.parent.path, b"/");
+        let pn = r.resolve_parent(ns.root(), b"/").unwrap();
+        assert_eq!(pn.name, b".");
+        let long = "x".repeat(256);
+        assert_eq!(
+            r.resolve_parent(ns.root(), long.as_bytes()).unwrap_err(),
+            Errno::ENAMETOOLONG
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! Filesystem integration tests: real programs under `runsc-rs do`, compared with native
+//! runs; writes stay in the sandbox; escapes out of `--rootfs` and volumes fail.
+//!
+//! The binary is `$RUNSC_RS_BIN`, else `<target>/release/runsc-rs` (CARGO_TARGET_DIR or the
+//! workspace's `target`). Without it, or without a working platform, each test prints
+//! `SKIPPED: reason`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn runsc_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RUNSC_RS_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("release/runsc-rs");
+    p.exists().then_some(p)
+}
+
+/// The sandbox runner, or None (after printing why) when sandboxes cannot run here.
+fn sandbox() -> Option<PathBuf> {
+    let Some(bin) = runsc_bin() else {
+        println!("SKIPPED: runsc-rs binary not built (set RUNSC_RS_BIN)");
+        return None;
+    };
+    let probe = Command::new(&bin)
+        .args(["do", "--", "/bin/busybox", "true"])
+        .output()
+        .ok()?;
+    if !probe.status.success() {
+        println!(
+            "SKIPPED: the sandbox cannot run programs here: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        return None;
+    }
+    Some(bin)
+}
+
+fn run_sandbox(bin: &Path, extra: &[&str], cmd: &[&str]) -> Output {
+    Command::new(bin)
+        .arg("do")
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("running runsc-rs")
+}
+
+fn run_native(cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .env("LC_ALL", "C")
+        .output()
+        .expect("running natively")
+}
+
+fn assert_same(bin: &Path, cmd: &[&str]) {
+    let native = run_native(cmd);
+    let sandboxed = run_sandbox(bin, &[], cmd);
+    assert_eq!(
+        String::from_utf8_lossy(&sandboxed.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "stdout of {cmd:?} (sandbox stderr: {})",
+        String::from_utf8_lossy(&sandboxed.stderr)
+    );
+    assert_eq!(sandboxed.status.code(), native.status.code(), "{cmd:?}");
+}
+
+/// A scratch host directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        // Not under /tmp: the sandbox mounts its own tmpfs there.
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("runsc-rs-fs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn str(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn dynamic_debian_programs_match_native() {
+    let Some(bin) = sandbox() else { return };
+    assert_same(&bin, &["/bin/ls", "-la", "/etc"]);
+    assert_same(&bin, &["/bin/cat", "/etc/os-release"]);
+    assert_same(&bin, &["/usr/bin/sha256sum", "/bin/bash"]);
+    assert_same(&bin, &["/usr/bin/sort", "/etc/passwd"]);
+    assert_same(&bin, &["/usr/bin/head", "-n3", "/etc/passwd"]);
+    assert_same(&bin, &["/usr/bin/wc", "/etc/passwd"]);
+    assert_same(
+        &bin,
+        &["/usr/bin/find", "/usr/share/doc", "-name", "copyright"],
+    );
+    assert_same(
+        &bin,
+        &["/usr/bin/grep", "-r", "root", "/etc/passwd", "/etc/group"],
+    );
+    assert_same(&bin, &["/usr/bin/sed", "-n", "2,4p", "/etc/passwd"]);
+    assert_same(&bin, &["/usr/bin/awk", "-F:", "{print $1}", "/etc/passwd"]);
+    assert_same(&bin, &["/usr/bin/uniq", "-c", "/etc/passwd"]);
+    if Path::new("/usr/bin/sqlite3").exists() {
+        assert_same(&bin, &["/usr/bin/sqlite3", ":memory:", "select 6*7;"]);
+    }
+}
+
+#[test]
+fn writes_deletes_renames_stay_in_the_sandbox() {
+    let Some(bin) = sandbox() else { return };
+    let s = Scratch::new("overlay");
+    std::fs::write(s.path("keep"), b"original\n").unwrap();
+    std::fs::write(s.path("victim"), b"victim\n").unwrap();
+    // One process does everything (python3 needs no fork), then reports what it sees.
+    let script = format!(
+        "import os\n\
+         d = {d:?}\n\
+         open(d + '/keep', 'w').write('changed\\n')\n\
+         os.unlink(d + '/victim')\n\
+         os.rename(d + '/keep', d + '/moved')\n\
+         os.mkdir(d + '/newdir')\n\
+         print(open(d + '/moved').read(), end='')\n\
+         print('\\n'.join(sorted(os.listdir(d))))\n",
+        d = s.str()
+    );
+    let out = run_sandbox(&bin, &[], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "changed\nmoved\nnewdir\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(s.path("keep")).unwrap(), b"original\n");
+    assert_eq!(std::fs::read(s.path("victim")).unwrap(), b"victim\n");
+    assert!(!s.path("moved").exists());
+    assert!(!s.path("newdir").exists());
+}
+
+#[test]
+fn rootfs_symlink_and_dotdot_escapes_fail() {
+    let Some(bin) = sandbox() else { return };
+    let s = Scratch::new("rootfs");
+    let root = s.path("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy("/bin/busybox", root.join("busybox")).unwrap();
+    std::fs::write(s.path("secret"), b"host secret\n").unwrap();
+    std::fs::write(root.join("secret"), b"sandbox\n").unwrap();
+    std::os::unix::fs::symlink("/", root.join("slash")).unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+    let root_s = root.to_str().unwrap();
+    for path in ["/slash/secret", "/up", "/../secret", "/../../secret"] {
+        let out = run_sandbox(&bin, &["--rootfs", root_s], &["/busybox", "cat", path]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "sandbox\n", "{path}");
+    }
+}
+
+#[test]
+fn volumes_work_and_ro_is_enforced() {
+    let Some(bin) = sandbox() else { return };
+    let s = Scratch::new("volume");
+    std::fs::write(s.path("data"), b"from host\n").unwrap();
+    let rw = format!("{}:/mnt/vol", s.str());
+    let out = run_sandbox(
+        &bin,
+        &["--volume", &rw],
+        &["/bin/busybox", "cat", "/mnt/vol/data"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from host\n");
+    let out = run_sandbox(
+        &bin,
+        &["--volume", &rw],
+        &["/bin/busybox", "touch", "/mnt/vol/created"],
+    );
+    assert!(out.status.success());
+    assert!(s.path("created").exists());
+
+    let ro = format!("{}:/mnt/vol:ro", s.str());
+    let out = run_sandbox(
+        &bin,
+        &["--volume", &ro],
+        &["/bin/busybox", "touch", "/mnt/vol/nope"],
+    );
+    assert!(!out.status.success());
+    assert!(!s.path("nope").exists());
+    // `..` out of the volume lands in the sandbox's /mnt, not the host's parent directory.
+    let ls = |path: &str| {
+        let out = run_sandbox(
+            &bin,
+            &["--volume", &ro],
+            &["/bin/busybox", "ls", "-a", path],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mnt = ls("/mnt");
+    assert!(mnt.lines().any(|l| l == "vol"), "{mnt}");
+    assert_eq!(ls("/mnt/vol/.."), mnt);
+    assert_eq!(ls("/mnt/vol/../../.."), ls("/"));
+}
