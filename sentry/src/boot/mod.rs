@@ -2,6 +2,14 @@
 //!
 //! `runsc-rs do` runs [`run_command`] in-process; the containerd shim's sandbox process will
 //! drive the same pieces through a `Loader`.
+//!
+//! Order of a boot: isolate the process ([`sandbox::enter`]: namespaces, empty root, rootfs
+//! as an fd), create the memory file and platform, drop capabilities, load the program
+//! through the rootfs fd, then install the seccomp allowlist ([`seccomp`]) right before the
+//! first application instruction.
+
+pub mod sandbox;
+pub mod seccomp;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -39,6 +47,10 @@ pub enum Error {
     Spawn(std::io::Error),
     #[error("duplicating stdio: {0}")]
     Stdio(std::io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
 }
 
 /// What `runsc-rs do` runs.
@@ -48,17 +60,25 @@ pub struct RunConfig {
     pub strace: bool,
     pub argv: Vec<String>,
     pub env: Vec<String>,
+    pub sandbox: sandbox::SandboxConfig,
+    /// What the seccomp filter does with a violation; `None` only with
+    /// `--unsafe-disable-seccomp`.
+    pub seccomp: Option<seccomp::Mode>,
+    /// Test hook: right after installing the filter, make a host system call outside the
+    /// allowlist (`--test-only-seccomp-violation`).
+    pub test_seccomp_violation: bool,
 }
 
-/// Finds `cmd` on `PATH` the way execvp does (names with a slash are used as given).
-fn resolve(cmd: &str, path_var: &str) -> Option<PathBuf> {
+/// Finds `cmd` on `PATH` under the root the way execvp does (names with a slash are used as
+/// given; relative ones resolve from the root, the init's working directory).
+fn resolve(root: &sandbox::RootFs, cmd: &str, path_var: &str) -> Option<PathBuf> {
     if cmd.contains('/') {
         return Some(PathBuf::from(cmd));
     }
     path_var
         .split(':')
         .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
-        .find(|p| p.is_file())
+        .find(|p| root.is_file(p.as_os_str().as_encoded_bytes()))
 }
 
 fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFile>, Error> {
@@ -71,8 +91,11 @@ fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFil
 /// # Errors
 /// Failures before the program starts (no such command, bad executable, host setup).
 pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
+    let root = sandbox::enter(&cfg.sandbox)?;
     let memory = Arc::new(MemoryFile::new()?);
+    sandbox::drop_privileges()?;
     let platform = platform::create(&cfg.platform, memory.fd())?;
+    let allowlist = seccomp::Allowlist::new(&*platform)?;
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -95,11 +118,13 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    let path = resolve(cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
-    let image = std::fs::read(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let path = resolve(&root, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
+    let image = root
+        .read(path.as_os_str().as_encoded_bytes())
+        .map_err(|errno| Error::Read {
+            path: path.clone(),
+            source: errno.into(),
+        })?;
 
     let mm = Arc::new(MemoryManager::new(
         memory.clone(),
@@ -125,10 +150,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         ids,
         random,
     };
-    let read_interp = |p: &str| {
-        std::fs::read(p)
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))
-    };
+    let read_interp = |p: &str| root.read(p.as_bytes());
     let loaded = loader::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
         source,
@@ -154,6 +176,14 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         creds,
         umask: 0o022,
     };
+    match cfg.seccomp {
+        Some(mode) => allowlist.install(mode)?,
+        None => log::warn!("seccomp: disabled by --unsafe-disable-seccomp"),
+    }
+    if cfg.test_seccomp_violation {
+        log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
+        let _ = nix::unistd::chroot("/");
+    }
     let handle = Task::spawn(init).map_err(Error::Spawn)?;
     let status = tg.wait();
     let _ = handle.join();
