@@ -5,8 +5,8 @@
 //!
 //! Order of a boot: isolate the process ([`sandbox::enter`]: namespaces, empty root, rootfs
 //! as an fd), create the memory file and platform, drop capabilities, load the program
-//! through the rootfs fd, then install the seccomp allowlist ([`seccomp`]) right before the
-//! first application instruction.
+//! through the rootfs fd, install the seccomp allowlist ([`seccomp`]), then create the first
+//! address space and start the first application instruction under it.
 
 pub mod sandbox;
 pub mod seccomp;
@@ -126,6 +126,16 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             source: errno.into(),
         })?;
 
+    // Installed before the first address space exists, so its stub factory and stubs inherit
+    // the filter too; everything after this point runs under it.
+    match cfg.seccomp {
+        Some(mode) => allowlist.install(mode)?,
+        None => log::warn!("seccomp: disabled by --unsafe-disable-seccomp"),
+    }
+    if cfg.test_seccomp_violation {
+        log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
+        let _ = nix::unistd::chroot("/");
+    }
     let mm = Arc::new(MemoryManager::new(
         memory.clone(),
         platform.new_address_space()?,
@@ -176,14 +186,6 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         creds,
         umask: 0o022,
     };
-    match cfg.seccomp {
-        Some(mode) => allowlist.install(mode)?,
-        None => log::warn!("seccomp: disabled by --unsafe-disable-seccomp"),
-    }
-    if cfg.test_seccomp_violation {
-        log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
-        let _ = nix::unistd::chroot("/");
-    }
     let handle = Task::spawn(init).map_err(Error::Spawn)?;
     let status = tg.wait();
     let _ = handle.join();

@@ -153,7 +153,6 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
             "the C library raising a signal in the sentry itself (abort)",
         ),
         (prctl, "std naming threads (PR_SET_NAME)"),
-        (uname, "the C library checking the kernel version"),
     ]
 }
 
