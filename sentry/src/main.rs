@@ -33,16 +33,43 @@ enum Command {
         rootfs: Option<std::path::PathBuf>,
         /// Make host directory HOST visible at GUEST (`:ro` for read-only); repeatable.
         #[arg(long = "volume", value_name = "HOST:GUEST[:ro]")]
-        volumes: Vec<sentry::boot::Volume>,
+        volumes: Vec<String>,
         /// Write the sentry's log (debug level) to FILE.
         #[arg(long, value_name = "FILE")]
         debug_log: Option<std::path::PathBuf>,
+        /// Network of the sandbox: `none` (a new, empty network namespace) or `host`.
+        #[arg(long, value_enum, default_value = "none")]
+        network: NetworkArg,
+        /// Keep the seccomp filter but let violations through; the kernel logs them and
+        /// runsc-rs names them when the sandbox ends.
+        #[arg(long)]
+        debug: bool,
+        /// Run the sentry without its seccomp allowlist. Unsafe: a compromised sentry could
+        /// then make any host system call.
+        #[arg(long)]
+        unsafe_disable_seccomp: bool,
+        /// Internal: this process is the sandbox (PID 1 of its namespace), not the monitor.
+        #[arg(long, hide = true)]
+        in_sandbox: bool,
+        /// Test hook: make the sentry perform a host system call outside its allowlist.
+        #[arg(long, hide = true)]
+        test_only_seccomp_violation: bool,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
     },
     /// Lists every x86-64 system call with its support level.
-    Syscalls,
+    Syscalls {
+        /// Instead, list the host system calls the sandbox's seccomp filter allows.
+        #[arg(long)]
+        host: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkArg {
+    None,
+    Host,
 }
 
 /// Logs to a file at debug level, and errors to stderr.
@@ -84,11 +111,21 @@ fn now_secs() -> String {
     format!("{}.{:06}", d.as_secs(), d.subsec_micros())
 }
 
-fn init_logging(debug_log: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// Starts logging. The monitor creates the debug log; the sandbox process appends to it.
+fn init_logging(debug_log: Option<&std::path::Path>, append: bool) -> anyhow::Result<()> {
     let file = match debug_log {
-        Some(p) => Some(Mutex::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+        Some(p) => {
+            if !append {
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            }
+            Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("opening {}", p.display()))?,
+            ))
+        }
         None => None,
     };
     let level = if file.is_some() {
@@ -122,43 +159,245 @@ fn print_syscalls() {
     );
 }
 
+/// `runsc-rs syscalls --host`: the seccomp allowlist of the default configuration.
+fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
+    let memory = sentry::memory::MemoryFile::new().context("creating the memory file")?;
+    let platform = platform::create(platform, memory.fd()).context("creating the platform")?;
+    let list = sentry::boot::seccomp::Allowlist::new(&*platform)?;
+    let mut out = std::io::stdout().lock();
+    for a in list.entries() {
+        let args = if a.args.is_empty() {
+            "any arguments"
+        } else {
+            a.args
+        };
+        writeln!(out, "{:>4} {:<18} {args}", a.sysno.id(), a.sysno.name())?;
+        for why in &a.why {
+            writeln!(out, "     {:<18} - {why}", "")?;
+        }
+    }
+    writeln!(
+        out,
+        "# {} host system calls allowed (platform {}, network none)",
+        list.len(),
+        platform.name()
+    )?;
+    Ok(())
+}
+
+/// The options of `do`, as the monitor passes them to the sandbox process.
+struct DoArgs {
+    platform: String,
+    strace: bool,
+    rootfs: Option<std::path::PathBuf>,
+    /// `HOST:GUEST[:ro]` as given (parsed by the sandbox process).
+    volumes: Vec<String>,
+    debug_log: Option<std::path::PathBuf>,
+    network: NetworkArg,
+    debug: bool,
+    unsafe_disable_seccomp: bool,
+    test_only_seccomp_violation: bool,
+    cmd: Vec<String>,
+}
+
+impl DoArgs {
+    fn sandbox_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec!["do".into(), "--in-sandbox".into()];
+        v.push("--platform".into());
+        v.push(self.platform.clone().into());
+        if self.strace {
+            v.push("--strace".into());
+        }
+        if let Some(r) = &self.rootfs {
+            v.push("--rootfs".into());
+            v.push(r.clone().into());
+        }
+        for vol in &self.volumes {
+            v.push("--volume".into());
+            v.push(vol.into());
+        }
+        if let Some(p) = &self.debug_log {
+            v.push("--debug-log".into());
+            v.push(p.clone().into());
+        }
+        v.push("--network".into());
+        v.push(
+            if self.network == NetworkArg::Host {
+                "host"
+            } else {
+                "none"
+            }
+            .into(),
+        );
+        for (on, flag) in [
+            (self.debug, "--debug"),
+            (self.unsafe_disable_seccomp, "--unsafe-disable-seccomp"),
+            (
+                self.test_only_seccomp_violation,
+                "--test-only-seccomp-violation",
+            ),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
+        }
+        v.push("--".into());
+        v.extend(self.cmd.iter().map(Into::into));
+        v
+    }
+}
+
+/// The sandbox process: boots the sentry and runs the command. Returns the exit code.
+fn run_sandbox(args: DoArgs) -> i32 {
+    let volumes: Result<Vec<sentry::boot::Volume>, _> =
+        args.volumes.iter().map(|v| v.parse()).collect();
+    let volumes = match volumes {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("runsc-rs: {e}");
+            return 125;
+        }
+    };
+    // `do` on the host root starts where the caller is, like any command; with --rootfs it
+    // starts at the root, as a container does.
+    let cwd = match args.rootfs {
+        None => std::env::current_dir().ok(),
+        Some(_) => None,
+    };
+    let cfg = sentry::boot::RunConfig {
+        platform: args.platform,
+        strace: args.strace,
+        argv: args.cmd,
+        env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
+        volumes,
+        cwd,
+        sandbox: sentry::boot::sandbox::SandboxConfig {
+            rootfs: args.rootfs.unwrap_or_else(|| std::path::PathBuf::from("/")),
+            network: match args.network {
+                NetworkArg::None => sentry::boot::sandbox::Network::None,
+                NetworkArg::Host => sentry::boot::sandbox::Network::Host,
+            },
+        },
+        seccomp: match (args.unsafe_disable_seccomp, args.debug) {
+            (true, _) => None,
+            (false, true) => Some(sentry::boot::seccomp::Mode::Log),
+            (false, false) => Some(sentry::boot::seccomp::Mode::Enforce),
+        },
+        test_seccomp_violation: args.test_only_seccomp_violation,
+    };
+    match sentry::boot::run_command(&cfg) {
+        Ok(status) => status.shell_code(),
+        Err(e @ sentry::boot::Error::NotFound(_)) => {
+            eprintln!("runsc-rs: {e}");
+            127
+        }
+        Err(e) => {
+            eprintln!("runsc-rs: {e}");
+            126
+        }
+    }
+}
+
+/// The monitor: starts the sandbox process in its namespaces, waits, reports how it ended.
+fn run_monitor(args: &DoArgs) -> i32 {
+    use sentry::boot::sandbox::{self, SandboxExit};
+    let mut kernel_log = sandbox::KernelLog::open();
+    let (exit, pid) =
+        match sandbox::spawn(std::path::Path::new("/proc/self/exe"), &args.sandbox_argv()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("runsc-rs: {e}");
+                return 125;
+            }
+        };
+    let mut logged = || -> Vec<String> {
+        kernel_log
+            .seccomp_syscalls(pid)
+            .into_iter()
+            .map(|nr| {
+                let name = syscalls::Sysno::new(nr as usize).map_or("?", |s| s.name());
+                format!("{name} ({nr})")
+            })
+            .collect()
+    };
+    match exit {
+        SandboxExit::Killed(sig) if sig == libc::SIGSYS => {
+            let calls = logged();
+            let detail = if calls.is_empty() {
+                String::from("the sentry made a host system call outside its allowlist")
+            } else {
+                format!(
+                    "host system call outside the allowlist: {}",
+                    calls.join(", ")
+                )
+            };
+            log::error!("sandbox killed by seccomp (SIGSYS): {detail}");
+        }
+        SandboxExit::Killed(sig) => {
+            log::error!("sandbox killed by signal {sig}");
+        }
+        SandboxExit::Exited(_) | SandboxExit::Interrupted(_) => {
+            if args.debug {
+                let calls = logged();
+                if !calls.is_empty() {
+                    eprintln!(
+                        "runsc-rs: seccomp (debug): host system calls outside the allowlist: {}",
+                        calls.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    exit.shell_code()
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Syscalls => {
+        Command::Syscalls { host: false } => {
             print_syscalls();
             0
         }
+        Command::Syscalls { host: true } => match print_host_syscalls("ptrace") {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("runsc-rs: {e:#}");
+                1
+            }
+        },
         Command::Do {
             platform,
             strace,
             rootfs,
             volumes,
             debug_log,
+            network,
+            debug,
+            unsafe_disable_seccomp,
+            in_sandbox,
+            test_only_seccomp_violation,
             cmd,
         } => {
-            if let Err(e) = init_logging(debug_log.as_deref()) {
+            if let Err(e) = init_logging(debug_log.as_deref(), in_sandbox) {
                 eprintln!("runsc-rs: {e:#}");
                 std::process::exit(125);
             }
-            let cfg = sentry::boot::RunConfig {
+            let args = DoArgs {
                 platform,
                 strace,
-                argv: cmd,
-                env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
                 rootfs,
                 volumes,
+                debug_log,
+                network,
+                debug,
+                unsafe_disable_seccomp,
+                test_only_seccomp_violation,
+                cmd,
             };
-            match sentry::boot::run_command(&cfg) {
-                Ok(status) => status.shell_code(),
-                Err(e @ sentry::boot::Error::NotFound(_)) => {
-                    eprintln!("runsc-rs: {e}");
-                    127
-                }
-                Err(e) => {
-                    eprintln!("runsc-rs: {e}");
-                    126
-                }
+            if in_sandbox {
+                run_sandbox(args)
+            } else {
+                run_monitor(&args)
             }
         }
     };

@@ -2,6 +2,14 @@
 //!
 //! `runsc-rs do` runs [`run_command`] in-process; the containerd shim's sandbox process will
 //! drive the same pieces through a `Loader`.
+//!
+//! Order of a boot: isolate the process ([`sandbox::enter`]: namespaces, empty root, rootfs
+//! as an fd), create the memory file and platform, drop capabilities, load the program
+//! through the rootfs fd, install the seccomp allowlist ([`seccomp`]), then create the first
+//! address space and start the first application instruction under it.
+
+pub mod sandbox;
+pub mod seccomp;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -57,6 +65,10 @@ pub enum Error {
     },
     #[error("bad --volume {0:?}: expected HOST:GUEST[:ro] with an absolute GUEST")]
     BadVolume(String),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
 }
 
 /// A host directory made visible in the sandbox (`--volume HOST:GUEST[:ro]`).
@@ -111,9 +123,16 @@ pub struct RunConfig {
     pub strace: bool,
     pub argv: Vec<String>,
     pub env: Vec<String>,
-    /// Host directory used as the read-only lower layer of `/` (None: the host's `/`).
-    pub rootfs: Option<PathBuf>,
     pub volumes: Vec<Volume>,
+    pub sandbox: sandbox::SandboxConfig,
+    /// What the seccomp filter does with a violation; `None` only with
+    /// `--unsafe-disable-seccomp`.
+    pub seccomp: Option<seccomp::Mode>,
+    /// Test hook: right after installing the filter, make a host system call outside the
+    /// allowlist (`--test-only-seccomp-violation`).
+    pub test_seccomp_violation: bool,
+    /// Working directory of the first process (None: the root).
+    pub cwd: Option<PathBuf>,
 }
 
 /// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
@@ -140,11 +159,14 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
 /// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
-fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
+fn build_filesystem(
+    cfg: &RunConfig,
+    root: OwnedFd,
+    volumes: Vec<(Volume, OwnedFd)>,
+) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
     proc::prime_host_info();
-    let root_path = cfg.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let lower = HostNode::open_root(&root_path, false).map_err(mount_err("opening the root"))?;
+    let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
     let mount = |path: &str, root: Arc<dyn Inode>, fs_type, source: &str, ro| {
@@ -159,9 +181,9 @@ fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
     mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
     mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
     mount("/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false)?;
-    for v in &cfg.volumes {
+    for (v, fd) in volumes {
         let what = format!("volume {}", v.host.display());
-        let root = HostNode::open_root(&v.host, !v.readonly).map_err(mount_err(&what))?;
+        let root = HostNode::new_root(fd, !v.readonly).map_err(mount_err(&what))?;
         mount(
             &v.guest,
             root,
@@ -171,17 +193,35 @@ fn build_filesystem(cfg: &RunConfig) -> Result<Arc<FsContext>, Error> {
         )?;
     }
     let fs = FsContext::new(ns, 0o022);
-    // `runsc-rs do` on the host root starts where the caller is, like any command.
-    if cfg.rootfs.is_none() {
-        if let Ok(cwd) = std::env::current_dir() {
-            if let Ok(d) = fs.resolve(&Caller::kernel(), cwd.as_os_str().as_bytes()) {
-                if d.inode.file_type() == Ok(FileType::Directory) {
-                    fs.set_cwd(d);
-                }
+    if let Some(cwd) = &cfg.cwd {
+        if let Ok(d) = fs.resolve(&Caller::kernel(), cwd.as_os_str().as_bytes()) {
+            if d.inode.file_type() == Ok(FileType::Directory) {
+                fs.set_cwd(d);
             }
         }
     }
     Ok(fs)
+}
+
+/// Opens each volume's host directory (before the sandbox loses sight of the host).
+fn open_volumes(volumes: &[Volume]) -> Result<Vec<(Volume, OwnedFd)>, Error> {
+    volumes
+        .iter()
+        .map(|v| {
+            let fd = rustix::fs::open(
+                &v.host,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::Mount {
+                what: format!("volume {}", v.host.display()),
+                errno: nix::errno::Errno::from_raw(e.raw_os_error()),
+            })?;
+            Ok((v.clone(), fd))
+        })
+        .collect()
 }
 
 /// Creates the directory `path` and its missing parents (in the overlay's upper layer or
@@ -221,8 +261,12 @@ fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFil
 /// # Errors
 /// Failures before the program starts (no such command, bad executable, host setup).
 pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
+    let volumes = open_volumes(&cfg.volumes)?;
+    let root = sandbox::enter(&cfg.sandbox)?;
     let memory = Arc::new(MemoryFile::new()?);
+    sandbox::drop_privileges()?;
     let platform = platform::create(&cfg.platform, memory.fd())?;
+    let allowlist = seccomp::Allowlist::new(&*platform)?;
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -245,7 +289,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    let fs = build_filesystem(cfg)?;
+    let fs = build_filesystem(cfg, root.into_fd(), volumes)?;
     let found = resolve(&fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
     let path = String::from_utf8_lossy(&found.path).into_owned();
     let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
@@ -258,6 +302,16 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         )?;
     let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
 
+    // Installed before the first address space exists, so its stub factory and stubs inherit
+    // the filter too; everything after this point runs under it.
+    match cfg.seccomp {
+        Some(mode) => allowlist.install(mode)?,
+        None => log::warn!("seccomp: disabled by --unsafe-disable-seccomp"),
+    }
+    if cfg.test_seccomp_violation {
+        log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
+        let _ = nix::unistd::chroot("/");
+    }
     let mm = Arc::new(MemoryManager::new(
         memory.clone(),
         platform.new_address_space()?,

@@ -139,7 +139,7 @@ impl HostNode {
             (_, libc::S_IFDIR) => rustix::fs::openat(
                 self.fd.as_fd(),
                 ".",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             ),
             (Some((dir, name)), libc::S_IFREG) => rustix::fs::openat(

@@ -1,0 +1,513 @@
+//! The sandbox's seccomp allowlist: every host system call the sentry process may make.
+//!
+//! The policy is reviewed data. It is composed from
+//! - [`base_rules`]: what the sentry itself needs, each entry naming the code path;
+//! - the platform's own list ([`platform::Platform::host_syscalls`]), which includes what
+//!   its stub factories and stubs need: they are forked from the sentry and inherit the filter;
+//! - configuration rules ([`config_rules`]): fd-relative file access under the root fd.
+//!
+//! Argument checks ([`argument_rules`]) apply to a system call whoever asks for it; they follow
+//! gVisor where it has them: `openat` only with `O_NOFOLLOW` and a non-negative dirfd, `mmap`
+//! and `mprotect` without `PROT_EXEC` except the platform's injected memory-file mappings,
+//! `ioctl` only the terminal queries the sentry answers from the host, `clone` only threads
+//! and the platform's two fork shapes, `kill` only SIGKILL/SIGUSR2 to a single positive pid.
+//!
+//! A violation is `SECCOMP_RET_KILL_PROCESS`: the kernel kills the sandbox with SIGSYS and the
+//! monitor reports it (`sandbox killed by seccomp (SIGSYS)`, with the system call's name when
+//! the kernel's audit log shows it). In debug mode the filter answers `SECCOMP_RET_LOG`
+//! instead: the call proceeds and the kernel logs it.
+//!
+//! `clone3` is answered with ENOSYS by a second, tiny filter (its flags live in memory a
+//! filter cannot read), so the C library falls back to `clone`, whose flags are checked.
+
+use std::collections::BTreeMap;
+
+use platform::Platform;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
+};
+use syscalls::Sysno;
+
+/// Errors building or installing the filter.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the platform needs host system call {0:?}, which this build does not know")]
+    UnknownSyscall(&'static str),
+    #[error("building the seccomp filter: {0}")]
+    Build(#[from] seccompiler::BackendError),
+    #[error("installing the seccomp filter: {0}")]
+    Install(#[from] seccompiler::Error),
+}
+
+/// What a filter does with a host system call outside the allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Kill the sandbox (`SECCOMP_RET_KILL_PROCESS`).
+    Enforce,
+    /// Let the call through and have the kernel log it (`SECCOMP_RET_LOG`, `--debug`).
+    Log,
+}
+
+/// One allowed host system call.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    pub sysno: Sysno,
+    /// The code paths that need it.
+    pub why: Vec<&'static str>,
+    /// The argument rule, in words; empty when any arguments are allowed.
+    pub args: &'static str,
+}
+
+/// The composed allowlist.
+#[derive(Debug, Clone)]
+pub struct Allowlist {
+    allowed: BTreeMap<Sysno, Allowed>,
+}
+
+/// The sentry's own host system calls (beyond the platform's), each with the path needing it.
+fn base_rules() -> Vec<(Sysno, &'static str)> {
+    use Sysno::*;
+    vec![
+        (
+            read,
+            "host files (stdio, a host tty): HostFile::read; std reading boot files",
+        ),
+        (write, "host files: HostFile::write; the debug log"),
+        (pread64, "HostFile::read at an offset; the memory file"),
+        (pwrite64, "HostFile::write at an offset; the memory file"),
+        (
+            close,
+            "dropping OwnedFds: files the application closed, boot-time lookups",
+        ),
+        (fstat, "HostFile::new/stat; RootFs lookups"),
+        (newfstatat, "fstat through the C library (AT_EMPTY_PATH)"),
+        (statx, "std::fs::File metadata (read_to_end size hint)"),
+        (lseek, "std read_to_end on regular files"),
+        (
+            ioctl,
+            "HostFile::ioctl: terminal queries answered from the host tty",
+        ),
+        (fcntl, "fd flags (F_GETFL, F_SETFD); duplicating fds"),
+        (
+            mmap,
+            "the allocator; the memory file's sentry mapping; thread stacks",
+        ),
+        (
+            munmap,
+            "the allocator; unmapping memory-file windows; thread stacks",
+        ),
+        (mprotect, "thread stack guard pages; the allocator"),
+        (
+            madvise,
+            "the allocator returning memory; freeing thread stacks",
+        ),
+        (mremap, "the allocator growing large blocks"),
+        (brk, "the allocator"),
+        (fallocate, "the memory file: releasing pages (PUNCH_HOLE)"),
+        (ftruncate, "the memory file: growing it"),
+        (
+            futex,
+            "std Mutex/Condvar and thread joins; waking CLONE_CHILD_CLEARTID waiters",
+        ),
+        (sched_yield, "std spin loops"),
+        (sched_getaffinity, "std::thread::available_parallelism"),
+        (
+            clock_gettime,
+            "Instant::now, SystemTime::now when the vDSO falls back",
+        ),
+        (clock_nanosleep, "nanosleep(2) of the application"),
+        (nanosleep, "std::thread::sleep"),
+        (
+            getrandom,
+            "std's hash map keys; AT_RANDOM for new processes",
+        ),
+        (
+            rt_sigprocmask,
+            "thread start (the C library blocks signals around clone)",
+        ),
+        (rt_sigreturn, "returning from a signal handler"),
+        (
+            sigaltstack,
+            "std installs a stack-overflow altstack on each new thread",
+        ),
+        (clone, "Task::spawn starting a task's host thread"),
+        (
+            clone3,
+            "pthread_create tries it first; answered ENOSYS by the second filter",
+        ),
+        (set_robust_list, "thread start (the C library)"),
+        (rseq, "thread start (the C library registers rseq)"),
+        (exit, "a task's host thread exiting"),
+        (
+            exit_group,
+            "the sandbox exiting with the application's status",
+        ),
+        (getpid, "the C library (raise, thread bookkeeping)"),
+        (
+            gettid,
+            "the C library; the platform binding contexts to threads",
+        ),
+        (
+            tgkill,
+            "the C library raising a signal in the sentry itself (abort)",
+        ),
+        (prctl, "std naming threads (PR_SET_NAME)"),
+    ]
+}
+
+/// Rules that depend on the configuration: directfs, the sentry's fd-relative access to the
+/// rootfs and volumes (`fs::hostfs`, every path one component, `O_NOFOLLOW`, under a held
+/// directory fd); hostinet would add its socket calls here.
+fn config_rules() -> Vec<(Sysno, &'static str)> {
+    vec![
+        (
+            Sysno::openat,
+            "HostNode::child/reopen: one component under a directory fd, O_NOFOLLOW",
+        ),
+        (
+            Sysno::readlinkat,
+            "HostNode::readlink: reading a symbolic link the sentry follows itself",
+        ),
+        (
+            Sysno::getdents64,
+            "HostNode::readdir: listing a host directory",
+        ),
+        (
+            Sysno::mkdirat,
+            "HostNode::create: mkdir on a writable volume",
+        ),
+        (
+            Sysno::mknodat,
+            "HostNode::create: FIFOs and regular files on a writable volume",
+        ),
+        (
+            Sysno::symlinkat,
+            "HostNode::create: symlink on a writable volume",
+        ),
+        (
+            Sysno::linkat,
+            "HostNode::link: hard link on a writable volume",
+        ),
+        (
+            Sysno::unlinkat,
+            "HostNode::unlink: unlink/rmdir on a writable volume",
+        ),
+        (
+            Sysno::renameat2,
+            "HostNode::rename: rename on a writable volume",
+        ),
+        (
+            Sysno::fchmodat,
+            "HostNode::set_attr: chmod on a writable volume",
+        ),
+        (
+            Sysno::fchownat,
+            "HostNode::set_attr: chown on a writable volume",
+        ),
+        (
+            Sysno::utimensat,
+            "HostNode::set_attr: utimes on a writable volume",
+        ),
+        (
+            Sysno::fstatfs,
+            "HostNode::statfs: statfs of a host filesystem",
+        ),
+    ]
+}
+
+fn cond(arg: u8, len: Len, op: Op, value: u64) -> SeccompCondition {
+    SeccompCondition::new(arg, len, op, value).expect("argument index below 6")
+}
+
+fn rule(conds: Vec<SeccompCondition>) -> SeccompRule {
+    SeccompRule::new(conds).expect("at least one condition")
+}
+
+/// A non-negative `int` fd (rejects AT_FDCWD).
+fn fd_non_negative(arg: u8) -> SeccompCondition {
+    cond(arg, Len::Dword, Op::Le, i32::MAX as u64)
+}
+
+/// One of `values` in argument `arg` (32-bit compare).
+fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
+    values
+        .iter()
+        .map(|&v| rule(vec![cond(arg, Len::Dword, Op::Eq, v)]))
+        .collect()
+}
+
+/// Argument checks of the system calls we constrain, with their description.
+fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+    let prot_exec = libc::PROT_EXEC as u64;
+    let no_exec = || cond(2, Len::Dword, Op::MaskedEq(prot_exec), 0);
+    Some(match sysno {
+        Sysno::openat => (
+            vec![rule(vec![
+                fd_non_negative(0),
+                cond(
+                    2,
+                    Len::Dword,
+                    Op::MaskedEq(libc::O_NOFOLLOW as u64),
+                    libc::O_NOFOLLOW as u64,
+                ),
+            ])],
+            "dirfd >= 0, O_NOFOLLOW set",
+        ),
+        Sysno::readlinkat
+        | Sysno::newfstatat
+        | Sysno::mkdirat
+        | Sysno::mknodat
+        | Sysno::unlinkat
+        | Sysno::fchmodat
+        | Sysno::fchownat
+        | Sysno::utimensat => (vec![rule(vec![fd_non_negative(0)])], "dirfd >= 0"),
+        Sysno::symlinkat => (vec![rule(vec![fd_non_negative(1)])], "dirfd >= 0"),
+        Sysno::linkat | Sysno::renameat2 => (
+            vec![rule(vec![fd_non_negative(0), fd_non_negative(2)])],
+            "both dirfds >= 0",
+        ),
+        Sysno::mmap => (
+            vec![
+                rule(vec![no_exec()]),
+                // The ptrace platform's injected map of memory-file ranges into a stub, where
+                // the memory file is fd 0 (see platform::ptrace::factory).
+                rule(vec![
+                    cond(
+                        3,
+                        Len::Dword,
+                        Op::MaskedEq(0xf | libc::MAP_FIXED as u64),
+                        (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    ),
+                    cond(4, Len::Dword, Op::Eq, 0),
+                ]),
+            ],
+            "no PROT_EXEC, except MAP_SHARED|MAP_FIXED of the memory file (fd 0 in stubs)",
+        ),
+        Sysno::mprotect => (vec![rule(vec![no_exec()])], "no PROT_EXEC"),
+        Sysno::ioctl => (
+            one_of(1, &[libc::TCGETS, libc::TIOCGWINSZ]),
+            "TCGETS, TIOCGWINSZ",
+        ),
+        Sysno::clone => (
+            one_of(
+                0,
+                &[
+                    // pthread_create.
+                    (libc::CLONE_VM
+                        | libc::CLONE_FS
+                        | libc::CLONE_FILES
+                        | libc::CLONE_SIGHAND
+                        | libc::CLONE_THREAD
+                        | libc::CLONE_SYSVSEM
+                        | libc::CLONE_SETTLS
+                        | libc::CLONE_PARENT_SETTID
+                        | libc::CLONE_CHILD_CLEARTID) as u64,
+                    // The ptrace platform forking a stub factory.
+                    libc::SIGCHLD as u64,
+                    // A stub factory creating a stub.
+                    (libc::CLONE_VM | libc::CLONE_PARENT) as u64,
+                ],
+            ),
+            "threads; ptrace factory fork (SIGCHLD); stub (CLONE_VM|CLONE_PARENT)",
+        ),
+        Sysno::kill => (
+            [libc::SIGKILL, libc::SIGUSR2]
+                .iter()
+                .map(|&sig| {
+                    rule(vec![
+                        cond(0, Len::Dword, Op::Le, i32::MAX as u64),
+                        cond(0, Len::Dword, Op::Ne, 0),
+                        cond(1, Len::Dword, Op::Eq, sig as u64),
+                    ])
+                })
+                .collect(),
+            "pid > 0, SIGKILL or SIGUSR2",
+        ),
+        Sysno::tgkill => (
+            vec![rule(vec![cond(
+                0,
+                Len::Dword,
+                Op::Eq,
+                std::process::id() as u64,
+            )])],
+            "own thread group only",
+        ),
+        Sysno::prctl => (
+            one_of(
+                0,
+                &[libc::PR_SET_NAME as u64, libc::PR_SET_PDEATHSIG as u64],
+            ),
+            "PR_SET_NAME, PR_SET_PDEATHSIG",
+        ),
+        Sysno::socketpair => (one_of(0, &[libc::AF_UNIX as u64]), "AF_UNIX"),
+        Sysno::setsockopt => (
+            vec![rule(vec![
+                cond(1, Len::Dword, Op::Eq, libc::SOL_SOCKET as u64),
+                cond(2, Len::Dword, Op::Eq, libc::SO_PASSCRED as u64),
+            ])],
+            "SOL_SOCKET, SO_PASSCRED",
+        ),
+        Sysno::fcntl => (
+            one_of(
+                1,
+                &[
+                    libc::F_GETFD as u64,
+                    libc::F_SETFD as u64,
+                    libc::F_GETFL as u64,
+                    libc::F_SETFL as u64,
+                    libc::F_DUPFD as u64,
+                    libc::F_DUPFD_CLOEXEC as u64,
+                ],
+            ),
+            "F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD, F_DUPFD_CLOEXEC",
+        ),
+        _ => return None,
+    })
+}
+
+fn by_name(name: &'static str) -> Result<Sysno, Error> {
+    Sysno::iter()
+        .find(|s| s.name() == name)
+        .ok_or(Error::UnknownSyscall(name))
+}
+
+impl Allowlist {
+    /// The allowlist of a sandbox on `platform` in the default configuration.
+    ///
+    /// # Errors
+    /// The platform names a system call unknown to this build.
+    pub fn new(platform: &dyn Platform) -> Result<Allowlist, Error> {
+        let mut allowed: BTreeMap<Sysno, Allowed> = BTreeMap::new();
+        let mut add = |sysno: Sysno, why: &'static str| {
+            allowed
+                .entry(sysno)
+                .or_insert_with(|| Allowed {
+                    sysno,
+                    why: Vec::new(),
+                    args: argument_rules(sysno).map_or("", |(_, doc)| doc),
+                })
+                .why
+                .push(why);
+        };
+        for (sysno, why) in base_rules().into_iter().chain(config_rules()) {
+            add(sysno, why);
+        }
+        for (name, why) in platform.host_syscalls() {
+            add(by_name(name)?, why);
+        }
+        Ok(Allowlist { allowed })
+    }
+
+    /// Number of distinct host system calls allowed.
+    pub fn len(&self) -> usize {
+        self.allowed.len()
+    }
+
+    /// True if nothing is allowed (never, for a real sandbox).
+    pub fn is_empty(&self) -> bool {
+        self.allowed.is_empty()
+    }
+
+    /// The entries, by system-call number.
+    pub fn entries(&self) -> impl Iterator<Item = &Allowed> {
+        self.allowed.values()
+    }
+
+    /// Compiles the filters, in installation order: `clone3` -> ENOSYS, then the allowlist.
+    ///
+    /// # Errors
+    /// The filter does not fit in a BPF program.
+    pub fn compile(&self, mode: Mode) -> Result<Vec<BpfProgram>, Error> {
+        let rules = self
+            .allowed
+            .keys()
+            .map(|&s| {
+                (
+                    i64::from(s.id()),
+                    argument_rules(s).map_or_else(Vec::new, |(r, _)| r),
+                )
+            })
+            .collect();
+        let violation = match mode {
+            Mode::Enforce => SeccompAction::KillProcess,
+            Mode::Log => SeccompAction::Log,
+        };
+        let allowlist =
+            SeccompFilter::new(rules, violation, SeccompAction::Allow, TargetArch::x86_64)?;
+        let clone3 = SeccompFilter::new(
+            [(i64::from(Sysno::clone3.id()), Vec::new())]
+                .into_iter()
+                .collect(),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            TargetArch::x86_64,
+        )?;
+        // clone3's filter goes first: once the allowlist is on, `seccomp` itself is not allowed.
+        Ok(vec![clone3.try_into()?, allowlist.try_into()?])
+    }
+
+    /// Installs the filters on every thread of the process (TSYNC). Sets `no_new_privs`.
+    ///
+    /// # Errors
+    /// Compiling or installing failed; the sandbox must not start.
+    pub fn install(&self, mode: Mode) -> Result<(), Error> {
+        for program in self.compile(mode)? {
+            seccompiler::apply_filter_all_threads(&program)?;
+        }
+        log::info!(
+            "seccomp: installed allowlist of {} host system calls ({})",
+            self.len(),
+            match mode {
+                Mode::Enforce => "violations kill the sandbox",
+                Mode::Log => "debug: violations are logged by the kernel, not killed",
+            }
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoPlatform;
+
+    impl Platform for NoPlatform {
+        fn name(&self) -> &'static str {
+            "none"
+        }
+        fn new_address_space(
+            &self,
+        ) -> platform::Result<std::sync::Arc<dyn platform::AddressSpace>> {
+            unreachable!()
+        }
+        fn new_context(&self) -> platform::Result<Box<dyn platform::Context>> {
+            unreachable!()
+        }
+        fn host_syscalls(&self) -> Vec<(&'static str, &'static str)> {
+            vec![("ptrace", "test"), ("mmap", "test")]
+        }
+    }
+
+    #[test]
+    fn composes_and_compiles() {
+        let list = Allowlist::new(&NoPlatform).unwrap();
+        assert!(list.entries().any(|a| a.sysno == Sysno::ptrace));
+        let mmap = list.entries().find(|a| a.sysno == Sysno::mmap).unwrap();
+        assert_eq!(mmap.why.len(), 2);
+        assert!(!mmap.args.is_empty());
+        for mode in [Mode::Enforce, Mode::Log] {
+            let progs = list.compile(mode).unwrap();
+            assert!(progs[1].len() < 4096);
+        }
+    }
+
+    #[test]
+    fn unknown_platform_syscall_is_an_error() {
+        assert!(matches!(
+            by_name("no_such_call"),
+            Err(Error::UnknownSyscall(_))
+        ));
+    }
+}
