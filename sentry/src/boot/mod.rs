@@ -3,6 +3,9 @@
 //! `runsc-rs do` runs [`run_command`] in-process; the containerd shim's sandbox process will
 //! drive the same pieces through a `Loader`.
 
+pub mod control;
+pub mod loader;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use platform::CpuState;
 
 use crate::kernel::task::Creds;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskInit, ThreadGroup};
-use crate::loader::{self, AuxIds, ExecArgs};
+use crate::loader::{self as elf, AuxIds, ExecArgs};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
@@ -31,10 +34,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{path}: {source}")]
-    Load {
-        path: PathBuf,
-        source: loader::Error,
-    },
+    Load { path: PathBuf, source: elf::Error },
     #[error("starting the init task: {0}")]
     Spawn(std::io::Error),
     #[error("duplicating stdio: {0}")]
@@ -129,7 +129,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         std::fs::read(p)
             .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))
     };
-    let loaded = loader::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
+    let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
         source,
     })?;
