@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -256,9 +256,9 @@ impl Channel {
         Channel { fd }
     }
 
-    /// The raw descriptor (to hand to a child process).
-    pub fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// The descriptor itself (to hand to a child process).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
     }
 
     fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {

@@ -301,7 +301,11 @@ impl Loader {
         }
         find_executable(&c.rootfs, &spec)?;
         let key = ProcessRef::Exec(exec_id.to_owned());
-        if c.processes.contains_key(&key) {
+        // An exec id may be reused once its process has exited (containerd deleted it).
+        if c.processes
+            .get(&key)
+            .is_some_and(|p| !matches!(p.state, ProcessState::Exited(_)))
+        {
             return Err(Error::Exists(exec_id.to_owned()));
         }
         c.processes.insert(
