@@ -79,14 +79,15 @@ fn sandbox_main(args: &[String]) -> i32 {
         platform: "ptrace".into(),
         strace: false,
     };
-    let loader = match Loader::new(&config) {
-        Ok(l) => l,
+    let channel = Channel::from_fd(fd);
+    let served = match Loader::new(&config) {
+        Ok(loader) => control::serve(channel, Arc::clone(&loader)),
         Err(e) => {
             log::error!("booting the sandbox: {e}");
-            return 1;
+            control::serve_boot_failure(channel, &e.to_string())
         }
     };
-    match control::serve(Channel::from_fd(fd), Arc::clone(&loader)) {
+    match served {
         Ok(()) => 0,
         Err(e) => {
             log::error!("control channel: {e}");

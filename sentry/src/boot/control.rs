@@ -460,6 +460,35 @@ pub fn serve(channel: Channel, loader: Arc<Loader>) -> Result<(), Error> {
     }
 }
 
+/// The sandbox side when the Loader could not boot: every call fails with `why`, so the
+/// shim reports the cause, until the shim asks for shutdown or goes away.
+///
+/// # Errors
+/// The channel broke.
+pub fn serve_boot_failure(channel: Channel, why: &str) -> Result<(), Error> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let (ToSandbox::Call { seq, request }, _fds) = match channel.recv::<ToSandbox>(&mut buf) {
+            Ok(m) => m,
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let shutdown = matches!(request, Request::Shutdown);
+        let result = if shutdown {
+            Ok(Response::Done)
+        } else {
+            Err(CallError {
+                kind: ErrorKind::Internal,
+                message: format!("the sandbox failed to boot: {why}"),
+            })
+        };
+        channel.send(&FromSandbox::Reply { seq, result }, &[])?;
+        if shutdown {
+            return Ok(());
+        }
+    }
+}
+
 fn request_name(r: &Request) -> &'static str {
     match r {
         Request::CreateContainer { .. } => "create_container",
