@@ -29,6 +29,8 @@ pub struct Sandbox {
 }
 
 /// Where the sandbox's log goes: the bundle's `log` FIFO containerd reads, or nowhere.
+/// It stays non-blocking: a log line lost while containerd is away is better than a sandbox
+/// stalled on a full FIFO.
 fn log_sink(bundle: &Path) -> Stdio {
     OpenOptions::new()
         .write(true)

@@ -222,15 +222,15 @@ impl Service {
         let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug)?;
         let sandbox = Arc::new(sandbox);
         st.sandbox = Some(sandbox.clone());
-        let this = self.clone();
+        let (this, pid) = (self.clone(), sandbox.pid());
         std::thread::Builder::new()
             .name("sandbox-events".into())
-            .spawn(move || this.event_loop(&events))
+            .spawn(move || this.event_loop(pid, &events))
             .map_err(Error::Launch)?;
         Ok(sandbox)
     }
 
-    fn event_loop(&self, events: &mpsc::Receiver<Option<Event>>) {
+    fn event_loop(&self, sandbox_pid: u32, events: &mpsc::Receiver<Option<Event>>) {
         while let Ok(Some(event)) = events.recv() {
             match event {
                 Event::Exited {
@@ -240,7 +240,7 @@ impl Service {
                 } => self.process_exited(&id, &process, status.code()),
             }
         }
-        self.sandbox_gone();
+        self.sandbox_gone(sandbox_pid);
     }
 
     fn process_exited(&self, id: &str, process: &ProcessRef, code: u32) {
@@ -274,11 +274,15 @@ impl Service {
         });
     }
 
-    /// The sandbox process died: every process in it is finished (as if SIGKILLed).
-    fn sandbox_gone(&self) {
+    /// Sandbox `pid` is gone: every process still in it is finished (as if SIGKILLed).
+    fn sandbox_gone(&self, pid: u32) {
         let mut st = self.lock();
-        st.sandbox = None;
-        log::info!("sandbox process gone");
+        log::info!("sandbox process {pid} gone");
+        match &st.sandbox {
+            Some(s) if s.pid() == pid => st.sandbox = None,
+            // Shut down after its last container was deleted; a later one may be running.
+            _ => return,
+        }
         let mut exits = Vec::new();
         for (id, c) in &mut st.containers {
             let procs = std::iter::once(("", &mut c.init))
