@@ -52,7 +52,9 @@ impl Sandbox {
             other => Error::Launch(std::io::Error::other(other)),
         })?;
         let mut cmd = Command::new("/proc/self/exe");
+        // No environment: the sandbox must not learn containerd's addresses.
         cmd.arg("sandbox")
+            .env_clear()
             .current_dir(bundle)
             .stdin(Stdio::from(theirs.into_fd()))
             .stdout(Stdio::null())
