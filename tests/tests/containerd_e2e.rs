@@ -268,7 +268,7 @@ fn containerd_runs_containers_in_the_sandbox() {
     );
     assert_eq!(out.status.code(), Some(7));
 
-    // The kernel the container sees is the sentry's.
+    // The kernel the container sees is the sentry's, not the host's.
     let uname = env.ctr_ok(&[
         "run",
         "--rm",
@@ -279,7 +279,17 @@ fn containerd_runs_containers_in_the_sandbox() {
         "uname",
         "-a",
     ]);
-    assert!(uname.contains("runsc-rs"), "uname -a said {uname:?}");
+    let host_release = Command::new("uname")
+        .arg("-r")
+        .output()
+        .expect("uname -r")
+        .stdout;
+    let host_release = String::from_utf8_lossy(&host_release).trim().to_owned();
+    assert!(uname.contains("SMP runsc-rs"), "uname -a said {uname:?}");
+    assert!(
+        !uname.contains(&host_release),
+        "uname -a shows the host's {host_release}"
+    );
 
     // A long-running container: exec a second process into it, list it, kill it.
     env.ctr_ok(&[
