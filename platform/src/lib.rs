@@ -65,11 +65,31 @@ pub struct Perms {
 }
 
 impl Perms {
-    pub const NONE: Perms = Perms { read: false, write: false, exec: false };
-    pub const R: Perms = Perms { read: true, write: false, exec: false };
-    pub const RW: Perms = Perms { read: true, write: true, exec: false };
-    pub const RX: Perms = Perms { read: true, write: false, exec: true };
-    pub const RWX: Perms = Perms { read: true, write: true, exec: true };
+    pub const NONE: Perms = Perms {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    pub const R: Perms = Perms {
+        read: true,
+        write: false,
+        exec: false,
+    };
+    pub const RW: Perms = Perms {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    pub const RX: Perms = Perms {
+        read: true,
+        write: false,
+        exec: true,
+    };
+    pub const RWX: Perms = Perms {
+        read: true,
+        write: true,
+        exec: true,
+    };
 
     /// The host `PROT_*` bits for these permissions.
     pub fn prot(self) -> i32 {
@@ -116,7 +136,11 @@ pub enum Exit {
     /// The application touched `addr`, which is unmapped or mapped without the needed
     /// permission in the host address space. The sentry maps it (or delivers SIGSEGV/SIGBUS)
     /// and switches back to retry the instruction.
-    Fault { addr: u64, access: Access, info: SignalInfo },
+    Fault {
+        addr: u64,
+        access: Access,
+        info: SignalInfo,
+    },
     /// A synchronous signal other than a page fault: SIGILL, SIGFPE, SIGTRAP, SIGBUS
     /// (`int3`, `ud2`, divide by zero...). The sentry delivers it as a Linux signal.
     Signal(SignalInfo),
@@ -147,7 +171,11 @@ impl FpState {
         area[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
         // XSTATE_BV: x87 and SSE components present.
         area[512..520].copy_from_slice(&3u64.to_le_bytes());
-        FpState { area, valid: true, dirty: true }
+        FpState {
+            area,
+            valid: true,
+            dirty: true,
+        }
     }
 }
 
@@ -185,7 +213,10 @@ impl CpuState {
         regs.eflags = 0x202;
         regs.cs = 0x33;
         regs.ss = 0x2b;
-        CpuState { regs, fp: FpState::initial() }
+        CpuState {
+            regs,
+            fp: FpState::initial(),
+        }
     }
 }
 
@@ -221,13 +252,21 @@ pub trait Context {
     ///
     /// # Errors
     /// Host failures (the stub died, a ptrace call failed): the task cannot continue.
-    fn switch(&mut self, address_space: &Arc<dyn AddressSpace>, state: &mut CpuState) -> Result<Exit>;
+    fn switch(
+        &mut self,
+        address_space: &Arc<dyn AddressSpace>,
+        state: &mut CpuState,
+    ) -> Result<Exit>;
 
     /// Fills `state.fp` with the thread's current FP state if it is not already valid.
     ///
     /// # Errors
     /// Host failures reading the state.
-    fn pull_fp(&mut self, address_space: &Arc<dyn AddressSpace>, state: &mut CpuState) -> Result<()>;
+    fn pull_fp(
+        &mut self,
+        address_space: &Arc<dyn AddressSpace>,
+        state: &mut CpuState,
+    ) -> Result<()>;
 
     /// A handle other threads use to interrupt this context.
     fn interrupter(&self) -> Arc<dyn Interrupter>;
@@ -263,7 +302,13 @@ pub fn create(name: &str, memfd: BorrowedFd<'_>) -> Result<Arc<dyn Platform>> {
     match name {
         "ptrace" => Ok(Arc::new(ptrace::Ptrace::new(memfd)?)),
         other => Err(Error::Unavailable(
-            if other == "systrap" { "systrap" } else if other == "kvm" { "kvm" } else { "unknown" },
+            if other == "systrap" {
+                "systrap"
+            } else if other == "kvm" {
+                "kvm"
+            } else {
+                "unknown"
+            },
             format!("platform {other:?} is not built; use --platform ptrace"),
         )),
     }

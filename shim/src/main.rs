@@ -1,5 +1,107 @@
-//! containerd shim v2 for runsc-rs (being written).
+//! `containerd-shim-runsc-rs-v2`: the containerd shim v2 of runsc-rs.
+//!
+//! containerd runs it with the shim v2 actions (`start`, `delete`, or none for the ttrpc
+//! server); the server re-executes the same binary as `containerd-shim-runsc-rs-v2 sandbox`
+//! for the sandbox process (the Loader and the sentry), see [`sandbox`].
+//!
+//! Bootstrap: `containerd-shim` is pinned to 0.11, whose `run()` prints a bare socket address
+//! on `start` and serves `containerd.task.v2.Task`, the protocol containerd 1.6, 1.7 and 2.x
+//! all speak.
+
+mod error;
+mod io;
+mod sandbox;
+mod service;
+mod shim;
+mod spec;
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use sentry::boot::control::{self, Channel};
+use sentry::boot::loader::{Loader, LoaderConfig};
+
+/// The runtime name containerd knows this shim by.
+const RUNTIME_ID: &str = "io.containerd.runsc-rs.v2";
+
+/// Logs to stderr (the bundle's `log` FIFO) at `level`.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "runsc-rs sandbox[{}] {} {}: {}",
+                std::process::id(),
+                r.level(),
+                r.target(),
+                r.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The sandbox process: serve the Loader on the control channel (stdin) until told to stop.
+fn sandbox_main(args: &[String]) -> i32 {
+    let debug = args.iter().any(|a| a == "--debug");
+    let level = if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    if log::set_logger(&StderrLogger).is_ok() {
+        log::set_max_level(level);
+    }
+    // Die with the shim: nothing else would ever reap or stop this sandbox.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        log::warn!("PR_SET_PDEATHSIG: {e}");
+    }
+    if nix::unistd::getppid().as_raw() == 1 {
+        log::error!("the shim is already gone");
+        return 1;
+    }
+    let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::error!("taking the control channel: {e}");
+            return 1;
+        }
+    };
+    let config = LoaderConfig {
+        platform: "ptrace".into(),
+        strace: false,
+    };
+    let channel = Channel::from_fd(fd);
+    let served = match Loader::new(&config) {
+        Ok(loader) => control::serve(channel, Arc::clone(&loader)),
+        Err(e) => {
+            log::error!("booting the sandbox: {e}");
+            control::serve_boot_failure(channel, &e.to_string())
+        }
+    };
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("control channel: {e}");
+            1
+        }
+    }
+}
+
 fn main() {
-    eprintln!("containerd-shim-runsc-rs-v2: not built yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("sandbox") {
+        // Exit without unwinding: application task threads may still be parked in the
+        // sentry, and the process's end is what stops them.
+        std::process::exit(sandbox_main(&args[2..]));
+    }
+    containerd_shim::run::<shim::RunscShim>(RUNTIME_ID, None);
 }

@@ -8,6 +8,8 @@
 //! through the rootfs fd, install the seccomp allowlist ([`seccomp`]), then create the first
 //! address space and start the first application instruction under it.
 
+pub mod control;
+pub mod loader;
 pub mod sandbox;
 pub mod seccomp;
 
@@ -22,7 +24,7 @@ use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
 use crate::kernel::{
     ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskHandle, TaskInit, ThreadGroup,
 };
-use crate::loader::{self, AuxIds, ExecArgs, Program};
+use crate::loader::{self as elf, AuxIds, ExecArgs, Program};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
@@ -45,10 +47,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{path}: {source}")]
-    Load {
-        path: PathBuf,
-        source: loader::Error,
-    },
+    Load { path: PathBuf, source: elf::Error },
     #[error("starting the init task: {0}")]
     Spawn(std::io::Error),
     #[error("duplicating stdio: {0}")]
@@ -159,10 +158,10 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
 /// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
-fn build_filesystem(
-    cfg: &RunConfig,
+pub fn build_filesystem(
     root: OwnedFd,
     volumes: Vec<(Volume, OwnedFd)>,
+    cwd: Option<&std::path::Path>,
 ) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
     proc::prime_host_info();
@@ -193,7 +192,7 @@ fn build_filesystem(
         )?;
     }
     let fs = FsContext::new(ns, 0o022);
-    if let Some(cwd) = &cfg.cwd {
+    if let Some(cwd) = cwd {
         if let Ok(d) = fs.resolve(&Caller::kernel(), cwd.as_os_str().as_bytes()) {
             if d.inode.file_type() == Ok(FileType::Directory) {
                 fs.set_cwd(d);
@@ -272,35 +271,14 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "runsc-rs".into());
     let kernel = Kernel::new(
-        platform.clone(),
-        memory.clone(),
+        platform,
+        memory,
         KernelConfig {
             strace: cfg.strace,
             hostname,
         },
     );
-
-    let cmd = cfg
-        .argv
-        .first()
-        .ok_or_else(|| Error::NotFound(String::new()))?;
-    let path_var = cfg
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    let fs = build_filesystem(cfg, root.into_fd(), volumes)?;
-    let found = resolve(&fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
-    let path = String::from_utf8_lossy(&found.path).into_owned();
-    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let Program { exe, image, argv } =
-        loader::read_program(&fs, &Caller::kernel(), path.as_bytes(), &argv).map_err(
-            |(path, errno)| Error::Exec {
-                path: String::from_utf8_lossy(&path).into_owned(),
-                errno,
-            },
-        )?;
-    let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
+    let fs = build_filesystem(root.into_fd(), volumes, cfg.cwd.as_deref())?;
 
     // Installed before the first address space exists, so its stub factory and stubs inherit
     // the filter too; everything after this point runs under it.
@@ -312,19 +290,94 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
         let _ = nix::unistd::chroot("/");
     }
+
+    let fds = Arc::new(FdTable::new());
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    fds.install_at(0, stdio_file(stdin.as_fd(), libc::O_RDONLY)?, false);
+    fds.install_at(1, stdio_file(stdout.as_fd(), libc::O_WRONLY)?, false);
+    fds.install_at(2, stdio_file(stderr.as_fd(), libc::O_WRONLY)?, false);
+    let started = start_process(
+        &kernel,
+        ProcessArgs {
+            argv: &cfg.argv,
+            env: &cfg.env,
+            creds: Creds::default(),
+            fds,
+            fs,
+        },
+    )?;
+    let status = started.tg.wait();
+    let _ = started.thread.join();
+    // Init's exit killed every other process; give their threads a moment to leave.
+    if !kernel.wait_all_exited(std::time::Duration::from_secs(5)) {
+        log::warn!("tasks still running after init exited");
+    }
+    Ok(status)
+}
+
+/// A process to start in a booted kernel (a container's init, an exec, `runsc-rs do`'s
+/// command).
+pub struct ProcessArgs<'a> {
+    /// argv; argv\[0\] is looked up on the environment's `PATH` as execvp does.
+    pub argv: &'a [String],
+    pub env: &'a [String],
+    pub creds: Creds,
+    pub fds: Arc<FdTable>,
+    /// Root, cwd and umask.
+    pub fs: Arc<FsContext>,
+}
+
+/// A process [`start_process`] started.
+pub struct Started {
+    pub pid: i32,
+    pub tg: Arc<ThreadGroup>,
+    /// The host thread of its first task.
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+/// `PATH` used when the environment has none (runc's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Starts a new process (a new thread group with no parent in the sandbox) running `p.argv`.
+///
+/// # Errors
+/// NotFound when argv\[0\] does not resolve, exec errors of the image and its interpreter,
+/// platform and thread failures.
+pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started, Error> {
+    let cmd = p
+        .argv
+        .first()
+        .ok_or_else(|| Error::NotFound(String::new()))?;
+    let path_var = p
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let found = resolve(&p.fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
+    let argv: Vec<Vec<u8>> = p.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let Program { exe, image, argv } =
+        elf::read_program(&p.fs, &Caller::kernel(), &found.path, &argv).map_err(
+            |(path, errno)| Error::Exec {
+                path: String::from_utf8_lossy(&path).into_owned(),
+                errno,
+            },
+        )?;
+    let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
+
     let mm = Arc::new(MemoryManager::new(
-        memory.clone(),
-        platform.new_address_space()?,
+        kernel.memory.clone(),
+        kernel.platform.new_address_space()?,
     ));
-    let envp: Vec<Vec<u8>> = cfg.env.iter().map(|e| e.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> = p.env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let mut random = [0u8; 16];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok();
-    let creds = Creds::default();
     let ids = AuxIds {
-        uid: creds.uid,
-        euid: creds.euid,
-        gid: creds.gid,
-        egid: creds.egid,
+        uid: p.creds.uid,
+        euid: p.creds.euid,
+        gid: p.creds.gid,
+        egid: p.creds.egid,
     };
     let args = ExecArgs {
         image: &image,
@@ -335,31 +388,23 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         ids,
         random,
     };
-    let read_interp = |p: &str| {
-        fs.read_executable(&Caller::kernel(), p.as_bytes())
+    let read_interp = |i: &str| {
+        p.fs.read_executable(&Caller::kernel(), i.as_bytes())
             .map(|(_, data)| data)
     };
-    let loaded = loader::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
+    let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
         source,
     })?;
 
-    let fds = Arc::new(FdTable::new());
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    fds.install_at(0, stdio_file(stdin.as_fd(), libc::O_RDONLY)?, false);
-    fds.install_at(1, stdio_file(stdout.as_fd(), libc::O_WRONLY)?, false);
-    fds.install_at(2, stdio_file(stderr.as_fd(), libc::O_WRONLY)?, false);
-
-    let tid = kernel.alloc_tid();
-    let tg = Arc::new(ThreadGroup::new(tid));
+    let pid = kernel.alloc_tid();
+    let tg = Arc::new(ThreadGroup::new(pid));
     let base = cmd.rsplit('/').next().unwrap_or(cmd).as_bytes();
-    let handle = TaskHandle::new(tid, tg.clone(), base[..base.len().min(15)].to_vec());
+    let handle = TaskHandle::new(pid, tg.clone(), base[..base.len().min(15)].to_vec());
     {
         let mut tree = kernel.tree();
         tree.add_proc(tg.clone(), 0, libc::SIGCHLD);
-        tree.tasks.insert(tid, handle.clone());
+        tree.tasks.insert(pid, handle.clone());
         register_thread(&handle, 0);
     }
     let init = TaskInit {
@@ -367,21 +412,15 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         handle,
         mm,
         cpu: CpuState::new(loaded.entry, loaded.sp),
-        fds,
-        creds,
-        fs,
+        fds: p.fds,
+        creds: p.creds,
+        fs: p.fs,
         clear_child_tid: 0,
         altstack: DISABLED_ALTSTACK,
         vfork_done: None,
     };
-    let handle = Task::spawn(init).map_err(Error::Spawn)?;
-    let status = tg.wait();
-    let _ = handle.join();
-    // Init's exit killed every other process; give their threads a moment to leave.
-    if !kernel.wait_all_exited(std::time::Duration::from_secs(5)) {
-        log::warn!("tasks still running after init exited");
-    }
-    Ok(status)
+    let thread = Task::spawn(init).map_err(Error::Spawn)?;
+    Ok(Started { pid, tg, thread })
 }
 
 #[cfg(test)]

@@ -1,0 +1,598 @@
+//! The Loader: one sandbox kernel and the containers and processes running in it.
+//!
+//! Mirrors gVisor's `runsc/boot/loader.go`. The containerd shim drives it over the control
+//! channel ([`super::control`]); each shim Task call maps onto one method here:
+//! [`Loader::create_container`], [`Loader::start_container`], [`Loader::add_exec`] +
+//! [`Loader::execute_async`], [`Loader::signal`], [`Loader::wait_pid`],
+//! [`Loader::processes`], [`Loader::destroy_container`].
+//!
+//! Every process the Loader starts (a container's init or an exec) is a new init-like thread
+//! group in the same kernel: its own address space, fd table and credentials.
+//!
+//! Each container has its own mount namespace: an overlay of its rootfs (read-only lower
+//! layer reached through a directory fd, in-memory upper layer) with `/proc`, `/dev`, `/sys`
+//! and `/tmp`, as `runsc-rs do` builds it. Signals go through the kernel's signal delivery.
+//!
+//! # Limits
+//! - [`Loader::processes`] lists the processes the Loader started, not their children.
+//!
+//! # Lock order
+//! `Loader::inner` → kernel locks (`ThreadGroup::state`, `FdTable::files`, ...).
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::signal::SigInfo;
+use crate::kernel::task::Creds;
+use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, ThreadGroup};
+use crate::memory::MemoryFile;
+use crate::vfs::host::HostFile;
+use crate::vfs::{Caller, FsContext, OpenFile};
+
+/// Errors of Loader calls.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container {0:?} not found")]
+    NoContainer(String),
+    #[error("process {1:?} of container {0:?} not found")]
+    NoProcess(String, ProcessRef),
+    #[error("{0}: executable file not found in the container")]
+    NotFound(String),
+    #[error("{0:?} already exists")]
+    Exists(String),
+    #[error("process {1:?} of container {0:?} was already started")]
+    NotCreated(String, ProcessRef),
+    #[error("process {1:?} of container {0:?} is not running")]
+    NotRunning(String, ProcessRef),
+    #[error("invalid process spec: {0}")]
+    BadSpec(&'static str),
+    #[error("invalid signal {0}")]
+    BadSignal(i32),
+    #[error("not supported by runsc-rs yet: {0}")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::Error),
+    #[error(transparent)]
+    Platform(#[from] platform::Error),
+    #[error(transparent)]
+    Boot(Box<super::Error>),
+    #[error("starting a thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl From<super::Error> for Error {
+    fn from(e: super::Error) -> Error {
+        match e {
+            super::Error::NotFound(cmd) => Error::NotFound(cmd),
+            other => Error::Boot(Box::new(other)),
+        }
+    }
+}
+
+/// Which process of a container a call is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProcessRef {
+    /// The container's init process.
+    Init,
+    /// A process started with exec, by its containerd exec id.
+    Exec(String),
+}
+
+/// Who receives a signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignalTarget {
+    /// One process (thread group).
+    Process(ProcessRef),
+    /// Every process of the container.
+    All,
+}
+
+/// The process part of an OCI spec, as the sandbox needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: Option<u32>,
+    pub terminal: bool,
+}
+
+/// A container as the sandbox needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The container's root filesystem (a host directory the shim prepared).
+    pub rootfs: PathBuf,
+    /// `uname` nodename; the first container's hostname names the sandbox.
+    pub hostname: Option<String>,
+    pub process: ProcessSpec,
+}
+
+/// Host descriptors that become a process's fds 0, 1 and 2.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// One row of [`Loader::processes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// PID inside the sandbox.
+    pub pid: i32,
+    pub process: ProcessRef,
+    /// The command (argv\[0\]).
+    pub cmd: String,
+}
+
+/// How the Loader's kernel is built.
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    /// Platform name (`ptrace`).
+    pub platform: String,
+    /// Print one line per system call.
+    pub strace: bool,
+}
+
+/// A thread group the Loader started.
+struct Running {
+    pid: i32,
+    tg: Arc<ThreadGroup>,
+}
+
+enum ProcessState {
+    Created(Stdio),
+    Running(Running),
+    Exited(ExitStatus),
+}
+
+struct Process {
+    spec: ProcessSpec,
+    state: ProcessState,
+}
+
+struct Container {
+    /// The container's mount namespace (root at its rootfs) as its init sees it.
+    fs: Arc<FsContext>,
+    processes: HashMap<ProcessRef, Process>,
+}
+
+#[derive(Default)]
+struct Inner {
+    containers: HashMap<String, Container>,
+}
+
+/// The sandbox's kernel and everything running in it.
+pub struct Loader {
+    kernel: Arc<Kernel>,
+    inner: Mutex<Inner>,
+    /// Signalled whenever a process's state becomes `Exited`.
+    exited: Condvar,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("kernel", &self.kernel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    /// Creates the memory file, the platform and the kernel.
+    ///
+    /// # Errors
+    /// Host setup failures (memfd, platform).
+    pub fn new(config: &LoaderConfig) -> Result<Arc<Loader>, Error> {
+        let memory = Arc::new(MemoryFile::new()?);
+        let platform = platform::create(&config.platform, memory.fd())?;
+        let kernel = Kernel::new(
+            platform,
+            memory,
+            KernelConfig {
+                strace: config.strace,
+                hostname: "runsc-rs".into(),
+            },
+        );
+        Ok(Arc::new(Loader {
+            kernel,
+            inner: Mutex::new(Inner::default()),
+            exited: Condvar::new(),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Records container `id`; its init runs on [`Loader::start_container`].
+    ///
+    /// # Errors
+    /// `Exists`, `BadSpec`, `Unsupported` (terminal), `NotFound` (no such executable).
+    pub fn create_container(
+        &self,
+        id: &str,
+        spec: ContainerSpec,
+        stdio: Stdio,
+    ) -> Result<(), Error> {
+        check_process(&spec.process)?;
+        let root = rustix::fs::open(
+            &spec.rootfs,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| {
+            Error::from(super::Error::Mount {
+                what: format!("rootfs {}", spec.rootfs.display()),
+                errno: nix::errno::Errno::from_raw(e.raw_os_error()),
+            })
+        })?;
+        let fs = super::build_filesystem(root, Vec::new(), None)?;
+        process_fs(&fs, &spec.process)?;
+        let mut inner = self.lock();
+        if inner.containers.contains_key(id) {
+            return Err(Error::Exists(id.to_owned()));
+        }
+        if inner.containers.is_empty() {
+            if let Some(h) = spec.hostname.as_ref().filter(|h| !h.is_empty()) {
+                h.clone_into(&mut self.kernel.hostname.lock().unwrap());
+            }
+        }
+        let init = Process {
+            spec: spec.process,
+            state: ProcessState::Created(stdio),
+        };
+        inner.containers.insert(
+            id.to_owned(),
+            Container {
+                fs,
+                processes: HashMap::from([(ProcessRef::Init, init)]),
+            },
+        );
+        log::info!("container {id} created");
+        Ok(())
+    }
+
+    /// Starts container `id`'s init; returns its PID in the sandbox.
+    ///
+    /// # Errors
+    /// `NoContainer`, `NotCreated`, load and spawn failures.
+    pub fn start_container(self: &Arc<Self>, id: &str) -> Result<i32, Error> {
+        self.start(id, &ProcessRef::Init)
+    }
+
+    /// Records an exec process in running container `id`; it runs on [`Loader::execute_async`].
+    ///
+    /// # Errors
+    /// `NoContainer`, `NotRunning` (init not running), `Exists`, bad spec, `NotFound`.
+    pub fn add_exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        spec: ProcessSpec,
+        stdio: Stdio,
+    ) -> Result<(), Error> {
+        check_process(&spec)?;
+        let mut inner = self.lock();
+        let c = container(&mut inner, id)?;
+        if !matches!(
+            c.processes.get(&ProcessRef::Init).map(|p| &p.state),
+            Some(ProcessState::Running(_))
+        ) {
+            return Err(Error::NotRunning(id.to_owned(), ProcessRef::Init));
+        }
+        process_fs(&c.fs, &spec)?;
+        let key = ProcessRef::Exec(exec_id.to_owned());
+        // An exec id may be reused once its process has exited (containerd deleted it).
+        if c.processes
+            .get(&key)
+            .is_some_and(|p| !matches!(p.state, ProcessState::Exited(_)))
+        {
+            return Err(Error::Exists(exec_id.to_owned()));
+        }
+        c.processes.insert(
+            key,
+            Process {
+                spec,
+                state: ProcessState::Created(stdio),
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts exec process `exec_id` of container `id`; returns its PID in the sandbox.
+    ///
+    /// # Errors
+    /// `NoContainer`, `NoProcess`, `NotCreated`, load and spawn failures.
+    pub fn execute_async(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<i32, Error> {
+        self.start(id, &ProcessRef::Exec(exec_id.to_owned()))
+    }
+
+    fn start(self: &Arc<Self>, id: &str, which: &ProcessRef) -> Result<i32, Error> {
+        let mut inner = self.lock();
+        let c = container(&mut inner, id)?;
+        let fs = c.fs.clone();
+        let p = c
+            .processes
+            .get_mut(which)
+            .ok_or_else(|| Error::NoProcess(id.to_owned(), which.clone()))?;
+        let stdio =
+            match std::mem::replace(&mut p.state, ProcessState::Exited(ExitStatus::Exited(0))) {
+                ProcessState::Created(stdio) => stdio,
+                other => {
+                    p.state = other;
+                    return Err(Error::NotCreated(id.to_owned(), which.clone()));
+                }
+            };
+        let running = match self.spawn(&fs, &p.spec, stdio) {
+            Ok(r) => r,
+            Err(e) => {
+                // A process that cannot start is finished, as a failed execve would leave it.
+                p.state = ProcessState::Exited(ExitStatus::Exited(127));
+                self.exited.notify_all();
+                return Err(e);
+            }
+        };
+        let (pid, tg) = (running.pid, running.tg.clone());
+        p.state = ProcessState::Running(running);
+        drop(inner);
+        log::info!("container {id}: {which:?} started as pid {pid}");
+
+        let (loader, id, which) = (self.clone(), id.to_owned(), which.clone());
+        std::thread::Builder::new()
+            .name(format!("reap-{pid}"))
+            .spawn(move || {
+                let status = tg.wait();
+                loader.finish(&id, &which, pid, status);
+            })
+            .map_err(Error::Spawn)?;
+        Ok(pid)
+    }
+
+    /// Records that `pid` (process `which` of `id`) ended with `status`. When a container's
+    /// init ends, the rest of the container goes with it (its PID namespace dies).
+    fn finish(&self, id: &str, which: &ProcessRef, pid: i32, status: ExitStatus) {
+        let mut inner = self.lock();
+        let Some(c) = inner.containers.get_mut(id) else {
+            return;
+        };
+        let Some(p) = c.processes.get_mut(which) else {
+            return;
+        };
+        if matches!(&p.state, ProcessState::Running(r) if r.pid == pid) {
+            log::info!("container {id}: {which:?} (pid {pid}) exited: {status:?}");
+            p.state = ProcessState::Exited(status);
+        }
+        if *which == ProcessRef::Init {
+            for p in c.processes.values() {
+                self.send(p, libc::SIGKILL);
+            }
+        }
+        self.exited.notify_all();
+    }
+
+    /// Queues `signo` for process `p` if it runs. SIGKILL is forced (as from the kernel: a
+    /// container's init cannot ignore it); other signals follow the process's dispositions.
+    fn send(&self, p: &Process, signo: i32) {
+        if let ProcessState::Running(r) = &p.state {
+            let info = SigInfo::from_user(signo, 0, 0, 0);
+            self.kernel
+                .tree()
+                .send_group(&r.tg, info, signo == libc::SIGKILL);
+        }
+    }
+
+    /// Sends `signo` to `target` in container `id`. Signal 0 only checks that the target
+    /// exists.
+    ///
+    /// # Errors
+    /// `NoContainer`, `NoProcess`, `NotRunning`, `BadSignal`.
+    pub fn signal(&self, id: &str, target: &SignalTarget, signo: i32) -> Result<(), Error> {
+        if !(0..=64).contains(&signo) {
+            return Err(Error::BadSignal(signo));
+        }
+        let mut inner = self.lock();
+        let c = container(&mut inner, id)?;
+        match target {
+            SignalTarget::All => {
+                if signo != 0 {
+                    for p in c.processes.values() {
+                        self.send(p, signo);
+                    }
+                }
+            }
+            SignalTarget::Process(which) => {
+                let p = c
+                    .processes
+                    .get(which)
+                    .ok_or_else(|| Error::NoProcess(id.to_owned(), which.clone()))?;
+                if !matches!(p.state, ProcessState::Running(_)) {
+                    return Err(Error::NotRunning(id.to_owned(), which.clone()));
+                }
+                if signo != 0 {
+                    self.send(p, signo);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until process `which` of container `id` has exited; returns how.
+    ///
+    /// # Errors
+    /// `NoContainer` / `NoProcess`, also when the container is destroyed while waiting.
+    pub fn wait_pid(&self, id: &str, which: &ProcessRef) -> Result<ExitStatus, Error> {
+        let mut inner = self.lock();
+        loop {
+            let c = container(&mut inner, id)?;
+            let p = c
+                .processes
+                .get(which)
+                .ok_or_else(|| Error::NoProcess(id.to_owned(), which.clone()))?;
+            if let ProcessState::Exited(status) = p.state {
+                return Ok(status);
+            }
+            inner = self.exited.wait(inner).unwrap();
+        }
+    }
+
+    /// The running processes of container `id`.
+    ///
+    /// # Errors
+    /// `NoContainer`.
+    pub fn processes(&self, id: &str) -> Result<Vec<ProcessInfo>, Error> {
+        let mut inner = self.lock();
+        let c = container(&mut inner, id)?;
+        let mut list: Vec<ProcessInfo> = c
+            .processes
+            .iter()
+            .filter_map(|(which, p)| match &p.state {
+                ProcessState::Running(r) => Some(ProcessInfo {
+                    pid: r.pid,
+                    process: which.clone(),
+                    cmd: p.spec.args.first().cloned().unwrap_or_default(),
+                }),
+                _ => None,
+            })
+            .collect();
+        list.sort_by_key(|p| p.pid);
+        Ok(list)
+    }
+
+    /// Kills every process of container `id` and forgets it.
+    ///
+    /// # Errors
+    /// `NoContainer`.
+    pub fn destroy_container(&self, id: &str) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let c = inner
+            .containers
+            .remove(id)
+            .ok_or_else(|| Error::NoContainer(id.to_owned()))?;
+        for p in c.processes.values() {
+            self.send(p, libc::SIGKILL);
+        }
+        self.exited.notify_all();
+        log::info!("container {id} destroyed");
+        Ok(())
+    }
+
+    /// True when no container is left.
+    pub fn is_empty(&self) -> bool {
+        self.lock().containers.is_empty()
+    }
+
+    /// Starts `spec` as a new thread group in the container whose filesystem is `fs`.
+    fn spawn(
+        &self,
+        fs: &Arc<FsContext>,
+        spec: &ProcessSpec,
+        stdio: Stdio,
+    ) -> Result<Running, Error> {
+        let fds = Arc::new(FdTable::new());
+        let streams = [
+            (stdio.stdin, libc::O_RDONLY),
+            (stdio.stdout, libc::O_WRONLY),
+            (stdio.stderr, libc::O_WRONLY),
+        ];
+        for (fd, (host, flags)) in (0..).zip(streams) {
+            if let Some(host) = host {
+                let file = OpenFile::new(Arc::new(HostFile::donated(host)), flags as u32);
+                fds.install_at(fd, file, false);
+            }
+        }
+        let creds = Creds {
+            uid: spec.uid,
+            euid: spec.uid,
+            suid: spec.uid,
+            gid: spec.gid,
+            egid: spec.gid,
+            sgid: spec.gid,
+        };
+        let started = super::start_process(
+            &self.kernel,
+            super::ProcessArgs {
+                argv: &spec.args,
+                env: &spec.env,
+                creds,
+                fds,
+                fs: process_fs(fs, spec)?,
+            },
+        )?;
+        // The task thread runs detached; the reaper waits on the thread group instead.
+        drop(started.thread);
+        Ok(Running {
+            pid: started.pid,
+            tg: started.tg,
+        })
+    }
+}
+
+/// The filesystem context of a new process of the container: its own cwd (from the spec)
+/// and umask in the container's mount namespace.
+///
+/// # Errors
+/// The spec's cwd does not exist or is not a directory.
+fn process_fs(fs: &FsContext, spec: &ProcessSpec) -> Result<Arc<FsContext>, Error> {
+    let own = fs.fork();
+    own.swap_umask(spec.umask.unwrap_or(0o022));
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    let d = own
+        .resolve(&Caller::kernel(), cwd.as_bytes())
+        .map_err(|_| Error::BadSpec("cwd does not exist in the container"))?;
+    if d.inode.file_type() != Ok(crate::vfs::FileType::Directory) {
+        return Err(Error::BadSpec("cwd is not a directory"));
+    }
+    own.set_cwd(d);
+    Ok(own)
+}
+
+fn container<'a>(inner: &'a mut Inner, id: &str) -> Result<&'a mut Container, Error> {
+    inner
+        .containers
+        .get_mut(id)
+        .ok_or_else(|| Error::NoContainer(id.to_owned()))
+}
+
+fn check_process(spec: &ProcessSpec) -> Result<(), Error> {
+    if spec.args.first().is_none_or(String::is_empty) {
+        return Err(Error::BadSpec("args must not be empty"));
+    }
+    if spec.terminal {
+        return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(args: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec!["PATH=/usr/bin:/sbin".into()],
+            cwd: "/".into(),
+            ..ProcessSpec::default()
+        }
+    }
+
+    #[test]
+    fn terminal_is_refused() {
+        let mut s = spec(&["sh"]);
+        s.terminal = true;
+        assert!(matches!(check_process(&s), Err(Error::Unsupported(_))));
+        assert!(matches!(check_process(&spec(&[])), Err(Error::BadSpec(_))));
+    }
+}

@@ -1,0 +1,194 @@
+//! A process's stdio: containerd's FIFOs turned into descriptors for the sandbox.
+//!
+//! - stdout/stderr: the FIFO is opened read-write, so opening never blocks, writes never
+//!   fail with EPIPE while containerd is away (a restart), and the sandbox holds the only
+//!   write end: the reader sees EOF exactly when the process's last copy closes. `file://`
+//!   paths are appended to.
+//! - stdin: the process gets the read end of a pipe; a copier thread opens the FIFO (this
+//!   blocks until containerd opens its end) and copies into the pipe. CloseIO drops the
+//!   shim's write end, so the process sees EOF.
+//! - an empty path is `/dev/null`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use sentry::boot::control::StdioPresent;
+
+use crate::error::{Error, Result};
+
+/// The shim's hold on a process's stdin: dropping the writer closes it.
+#[derive(Debug, Default)]
+pub struct StdinHandle {
+    writer: Arc<Mutex<Option<File>>>,
+}
+
+impl StdinHandle {
+    /// CloseIO: the process sees EOF once the copier has nothing buffered.
+    pub fn close(&self) {
+        self.writer.lock().unwrap().take();
+    }
+}
+
+/// Descriptors for the sandbox, in stdin, stdout, stderr order.
+#[derive(Debug)]
+pub struct Opened {
+    pub fds: Vec<OwnedFd>,
+    pub present: StdioPresent,
+    pub stdin: StdinHandle,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.into(),
+        source,
+    }
+}
+
+fn dev_null(write: bool) -> Result<OwnedFd> {
+    let f = OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")
+        .map_err(io_err("opening", "/dev/null"))?;
+    Ok(f.into())
+}
+
+fn output(path: &str) -> Result<OwnedFd> {
+    if path.is_empty() {
+        return dev_null(true);
+    }
+    let file = if let Some(file) = path.strip_prefix("file://") {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(file)
+            .map_err(io_err("opening", path))?
+    } else if path.contains("://") {
+        return Err(Error::Unsupported("stdio URIs other than fifo and file://"));
+    } else {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io_err("opening", path))?
+    };
+    clear_nonblock(&file, path)?;
+    Ok(file.into())
+}
+
+fn clear_nonblock(file: &File, path: &str) -> Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let errno = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+    let flags = fcntl(std::os::fd::AsRawFd::as_raw_fd(file), FcntlArg::F_GETFL)
+        .map_err(|e| io_err("fcntl", path)(errno(e)))?;
+    let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+    fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(file),
+        FcntlArg::F_SETFL(flags),
+    )
+    .map_err(|e| io_err("fcntl", path)(errno(e)))?;
+    Ok(())
+}
+
+fn input(path: &str) -> Result<(OwnedFd, StdinHandle)> {
+    if path.is_empty() {
+        return Ok((dev_null(false)?, StdinHandle::default()));
+    }
+    let (reader, writer) = std::io::pipe().map_err(io_err("pipe for", path))?;
+    let writer = Arc::new(Mutex::new(Some(File::from(OwnedFd::from(writer)))));
+    let handle = StdinHandle {
+        writer: writer.clone(),
+    };
+    let fifo = path.to_owned();
+    std::thread::Builder::new()
+        .name("stdin-copy".into())
+        .spawn(move || copy_stdin(Path::new(&fifo), &writer))
+        .map_err(io_err("starting the stdin copier for", path))?;
+    Ok((reader.into(), handle))
+}
+
+fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>) {
+    let mut src = match File::open(fifo) {
+        Ok(f) => f,
+        Err(e) => {
+            log::warn!("opening stdin {}: {e}", fifo.display());
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("reading stdin {}: {e}", fifo.display());
+                break;
+            }
+        };
+        let mut guard = writer.lock().unwrap();
+        let Some(w) = guard.as_mut() else { return };
+        if w.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    writer.lock().unwrap().take();
+}
+
+/// Opens the three streams containerd named.
+///
+/// # Errors
+/// A FIFO or file could not be opened, or an unsupported URI.
+pub fn open(stdin: &str, stdout: &str, stderr: &str) -> Result<Opened> {
+    let (stdin_fd, handle) = input(stdin)?;
+    let fds = vec![stdin_fd, output(stdout)?, output(stderr)?];
+    Ok(Opened {
+        fds,
+        present: StdioPresent {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+        },
+        stdin: handle,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_output_opens_without_a_reader() {
+        let dir = std::env::temp_dir().join(format!("shim-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fd = output(fifo.to_str().unwrap()).unwrap();
+        let mut f = File::from(fd);
+        f.write_all(b"hi").unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stdin_close_gives_eof() {
+        let dir = std::env::temp_dir().join(format!("shim-in-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("in");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (reader, handle) = input(fifo.to_str().unwrap()).unwrap();
+        let mut w = OpenOptions::new().write(true).open(&fifo).unwrap();
+        w.write_all(b"abc").unwrap();
+        drop(w);
+        let mut got = String::new();
+        File::from(reader).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "abc");
+        handle.close();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,125 @@
+//! The sandbox process: launching it and the typed handle on its Loader.
+//!
+//! The sandbox is this same binary re-executed as `containerd-shim-runsc-rs-v2 sandbox`
+//! (the hidden subcommand in `main.rs`), with the control channel as its stdin and the
+//! bundle's `log` FIFO as its stderr. It is a separate process because the sentry is a
+//! ptrace tracer and the shim's child reaper (`waitpid(-1)`) would steal its ptrace stops,
+//! and because the sentry must not share a process with the containerd socket.
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use sentry::boot::control::{self, Channel, Client, Event, Request, Response};
+
+use crate::error::{Error, Result};
+
+/// Name of the file in the bundle that records the sandbox's host PID, for the `delete`
+/// action when the shim is gone.
+pub const PID_FILE: &str = "sandbox.pid";
+
+/// A running sandbox process.
+#[derive(Debug)]
+pub struct Sandbox {
+    client: Client,
+    pid: u32,
+}
+
+/// Where the sandbox's log goes: the bundle's `log` FIFO containerd reads, or nowhere.
+/// It stays non-blocking: a log line lost while containerd is away is better than a sandbox
+/// stalled on a full FIFO.
+fn log_sink(bundle: &Path) -> Stdio {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(bundle.join("log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+impl Sandbox {
+    /// Starts the sandbox process; its events (process exits, then `None` when it is gone)
+    /// arrive on the returned receiver.
+    ///
+    /// # Errors
+    /// The process or the channel could not be set up.
+    pub fn launch(bundle: &Path, debug: bool) -> Result<(Sandbox, mpsc::Receiver<Option<Event>>)> {
+        let (ours, theirs) = Channel::pair().map_err(|e| match e {
+            control::Error::Io { source, .. } => Error::Launch(source.into()),
+            other => Error::Launch(std::io::Error::other(other)),
+        })?;
+        let mut cmd = Command::new("/proc/self/exe");
+        // No environment: the sandbox must not learn containerd's addresses.
+        cmd.arg("sandbox")
+            .env_clear()
+            .current_dir(bundle)
+            .stdin(Stdio::from(theirs.into_fd()))
+            .stdout(Stdio::null())
+            .stderr(log_sink(bundle));
+        if debug {
+            cmd.arg("--debug");
+        }
+        let child = cmd.spawn().map_err(Error::Launch)?;
+        let pid = child.id();
+        // The shim's reaper collects the process; the channel's EOF tells us it is gone.
+        drop(child);
+        let (client, events) = Client::new(ours).map_err(Error::Launch)?;
+        log::info!("sandbox process {pid} started");
+        if let Err(e) = std::fs::write(bundle.join(PID_FILE), pid.to_string()) {
+            log::warn!("recording the sandbox pid: {e}");
+        }
+        Ok((Sandbox { client, pid }, events))
+    }
+
+    /// The sandbox process's host PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// One Loader call.
+    ///
+    /// # Errors
+    /// The call failed in the sandbox, or the sandbox is gone.
+    pub fn call(&self, request: &Request, fds: &[OwnedFd]) -> Result<Response> {
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+        Ok(self.client.call(request, &borrowed)?)
+    }
+
+    /// A call that answers with a PID.
+    ///
+    /// # Errors
+    /// As [`Sandbox::call`].
+    pub fn call_pid(&self, request: &Request) -> Result<i32> {
+        match self.call(request, &[])? {
+            Response::Pid(pid) => Ok(pid),
+            other => {
+                log::warn!("unexpected answer {other:?}");
+                Err(Error::SandboxGone)
+            }
+        }
+    }
+}
+
+/// Cleans up after a sandbox whose shim is gone: kills it if it still runs.
+pub fn kill_recorded(bundle: &Path) {
+    let Ok(text) = std::fs::read_to_string(bundle.join(PID_FILE)) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return;
+    };
+    // Only kill it if the PID still names one of our sandbox processes.
+    let is_ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|b| *b == 0).nth(1) == Some(b"sandbox".as_slice()))
+        .unwrap_or(false);
+    if is_ours {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = std::fs::remove_file(bundle.join(PID_FILE));
+}

@@ -1,0 +1,747 @@
+//! The containerd Task service: each call maps onto Loader calls in the sandbox process.
+//!
+//! State machine per process: `Created` → (Start) → `Running` → (exit event) → `Stopped`
+//! → (Delete) gone. A `Created` process that is killed goes straight to `Stopped`.
+//!
+//! PIDs: a container's init reports the sandbox process's host PID (what containerd and
+//! its cgroup/netns plumbing expect of a task PID); exec processes report their PID inside
+//! the sandbox, as gVisor's shim does.
+//!
+//! # Lock order
+//! `Shared::state` is held across sandbox calls so that a process's exit event (handled on
+//! the event thread, which takes the same lock) is never published before the call that
+//! started the process has published TaskStart.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+
+use containerd_shim::api::{
+    CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse,
+    DeleteRequest, DeleteResponse, Empty, ExecProcessRequest, KillRequest, PauseRequest,
+    PidsRequest, PidsResponse, ResizePtyRequest, ResumeRequest, ShutdownRequest, StartRequest,
+    StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse, Status,
+    UpdateTaskRequest, WaitRequest, WaitResponse,
+};
+use containerd_shim::event::Event as TaskEvent;
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+};
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::shim::shim::CheckpointTaskRequest;
+use containerd_shim::protos::types::task::ProcessInfo;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{Context, ExitSignal, Task, TtrpcContext, TtrpcResult};
+use sentry::boot::control::{Event, ProcessRef, Request, Response};
+use sentry::boot::loader::SignalTarget;
+
+use crate::error::{Error, Result};
+use crate::io::{self, StdinHandle};
+use crate::sandbox::{self, Sandbox};
+use crate::spec;
+
+/// Lifecycle of one process as containerd sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProcStatus {
+    Created,
+    Running,
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Proc {
+    pid: u32,
+    status: ProcStatus,
+    exit_status: u32,
+    exited_at: Option<Timestamp>,
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    stdin_handle: StdinHandle,
+}
+
+impl Proc {
+    fn new(stdin: &str, stdout: &str, stderr: &str, stdin_handle: StdinHandle) -> Proc {
+        Proc {
+            pid: 0,
+            status: ProcStatus::Created,
+            exit_status: 0,
+            exited_at: None,
+            stdin: stdin.to_owned(),
+            stdout: stdout.to_owned(),
+            stderr: stderr.to_owned(),
+            stdin_handle,
+        }
+    }
+
+    /// Marks the process finished with `code`; false if it already was.
+    fn stop(&mut self, code: u32) -> bool {
+        if self.status == ProcStatus::Stopped {
+            return false;
+        }
+        self.status = ProcStatus::Stopped;
+        self.exit_status = code;
+        self.exited_at = Some(now());
+        self.stdin_handle.close();
+        true
+    }
+}
+
+#[derive(Debug)]
+struct Container {
+    bundle: PathBuf,
+    /// Where the shim mounted `CreateTaskRequest.rootfs`, if it did.
+    mounted_rootfs: Option<PathBuf>,
+    init: Proc,
+    execs: HashMap<String, Proc>,
+}
+
+impl Container {
+    fn process(&self, id: &str, exec_id: &str) -> Result<&Proc> {
+        if exec_id.is_empty() {
+            return Ok(&self.init);
+        }
+        self.execs.get(exec_id).ok_or_else(|| Error::NoProcess {
+            id: id.to_owned(),
+            exec_id: exec_id.to_owned(),
+        })
+    }
+
+    fn process_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc> {
+        if exec_id.is_empty() {
+            return Ok(&mut self.init);
+        }
+        self.execs.get_mut(exec_id).ok_or_else(|| Error::NoProcess {
+            id: id.to_owned(),
+            exec_id: exec_id.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sandbox: Option<Arc<Sandbox>>,
+    containers: HashMap<String, Container>,
+}
+
+impl State {
+    fn container(&mut self, id: &str) -> Result<&mut Container> {
+        self.containers
+            .get_mut(id)
+            .ok_or_else(|| Error::NoContainer(id.to_owned()))
+    }
+
+    fn sandbox(&self) -> Result<Arc<Sandbox>> {
+        self.sandbox.clone().ok_or(Error::SandboxGone)
+    }
+}
+
+struct Shared {
+    namespace: String,
+    publisher: RemotePublisher,
+    debug: bool,
+    exit: Arc<ExitSignal>,
+    state: Mutex<State>,
+    /// Signalled whenever a process stops.
+    stopped: Condvar,
+}
+
+/// The Task service of one shim (one sandbox).
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut t = Timestamp::new();
+    t.seconds = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    t.nanos = i32::try_from(d.subsec_nanos()).unwrap_or(0);
+    t
+}
+
+fn exec_ref(exec_id: &str) -> ProcessRef {
+    if exec_id.is_empty() {
+        ProcessRef::Init
+    } else {
+        ProcessRef::Exec(exec_id.to_owned())
+    }
+}
+
+fn unmount(rootfs: &Path) {
+    if let Err(e) = containerd_shim::mount::umount_recursive(rootfs.to_str(), libc::MNT_DETACH) {
+        log::warn!("unmounting {}: {e}", rootfs.display());
+    }
+}
+
+impl Service {
+    /// A service publishing events to containerd in `namespace`; `exit` is signalled when the
+    /// shim may stop.
+    pub fn new(
+        namespace: &str,
+        publisher: RemotePublisher,
+        debug: bool,
+        exit: Arc<ExitSignal>,
+    ) -> Service {
+        Service {
+            shared: Arc::new(Shared {
+                namespace: namespace.to_owned(),
+                publisher,
+                debug,
+                exit,
+                state: Mutex::new(State::default()),
+                stopped: Condvar::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap()
+    }
+
+    fn publish(&self, event: impl TaskEvent + 'static) {
+        let topic = event.topic();
+        if let Err(e) = self.shared.publisher.publish(
+            Context::default(),
+            &topic,
+            &self.shared.namespace,
+            Box::new(event),
+        ) {
+            log::warn!("publishing {topic}: {e}");
+        }
+    }
+
+    /// Returns the sandbox, launching it (and its event thread) on first use.
+    fn sandbox_for(&self, st: &mut State, bundle: &Path) -> Result<Arc<Sandbox>> {
+        if let Some(s) = &st.sandbox {
+            return Ok(s.clone());
+        }
+        let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug)?;
+        let sandbox = Arc::new(sandbox);
+        st.sandbox = Some(sandbox.clone());
+        let (this, pid) = (self.clone(), sandbox.pid());
+        std::thread::Builder::new()
+            .name("sandbox-events".into())
+            .spawn(move || this.event_loop(pid, &events))
+            .map_err(Error::Launch)?;
+        Ok(sandbox)
+    }
+
+    fn event_loop(&self, sandbox_pid: u32, events: &mpsc::Receiver<Option<Event>>) {
+        while let Ok(Some(event)) = events.recv() {
+            match event {
+                Event::Exited {
+                    id,
+                    process,
+                    status,
+                } => self.process_exited(&id, &process, status.code()),
+            }
+        }
+        self.sandbox_gone(sandbox_pid);
+    }
+
+    fn process_exited(&self, id: &str, process: &ProcessRef, code: u32) {
+        let mut st = self.lock();
+        let Some(c) = st.containers.get_mut(id) else {
+            return;
+        };
+        let exec_id = match process {
+            ProcessRef::Init => "",
+            ProcessRef::Exec(e) => e.as_str(),
+        };
+        let Ok(p) = c.process_mut(id, exec_id) else {
+            return;
+        };
+        if p.stop(code) {
+            let pid = p.pid;
+            let exited_at = p.exited_at.clone();
+            self.publish_exit(id, exec_id, pid, code, exited_at);
+        }
+        self.shared.stopped.notify_all();
+    }
+
+    fn publish_exit(&self, id: &str, exec_id: &str, pid: u32, code: u32, at: Option<Timestamp>) {
+        self.publish(TaskExit {
+            container_id: id.to_owned(),
+            id: if exec_id.is_empty() { id } else { exec_id }.to_owned(),
+            pid,
+            exit_status: code,
+            exited_at: MessageField::from_option(at),
+            ..Default::default()
+        });
+    }
+
+    /// Sandbox `pid` is gone: every process still in it is finished (as if SIGKILLed).
+    fn sandbox_gone(&self, pid: u32) {
+        let mut st = self.lock();
+        log::info!("sandbox process {pid} gone");
+        match &st.sandbox {
+            Some(s) if s.pid() == pid => st.sandbox = None,
+            // Shut down after its last container was deleted; a later one may be running.
+            _ => return,
+        }
+        let mut exits = Vec::new();
+        for (id, c) in &mut st.containers {
+            let procs = std::iter::once(("", &mut c.init))
+                .chain(c.execs.iter_mut().map(|(e, p)| (e.as_str(), p)));
+            for (exec_id, p) in procs {
+                let was_running = p.status == ProcStatus::Running;
+                if p.stop(128 + libc::SIGKILL as u32) && was_running {
+                    exits.push((id.clone(), exec_id.to_owned(), p.pid, p.exited_at.clone()));
+                }
+            }
+        }
+        for (id, exec_id, pid, at) in exits {
+            self.publish_exit(&id, &exec_id, pid, 128 + libc::SIGKILL as u32, at);
+        }
+        self.shared.stopped.notify_all();
+    }
+
+    fn do_create(&self, req: &CreateTaskRequest) -> Result<u32> {
+        if req.terminal {
+            return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
+        }
+        if !req.checkpoint.is_empty() {
+            return Err(Error::Unsupported("restoring from a checkpoint"));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let mut st = self.lock();
+        if st.containers.contains_key(&req.id) {
+            return Err(Error::Exists(req.id.clone()));
+        }
+        let oci = spec::load(&bundle)?;
+        let mut container = spec::container(&oci, &bundle)?;
+        let mounted_rootfs = if req.rootfs.is_empty() {
+            None
+        } else {
+            let target = bundle.join("rootfs");
+            for m in &req.rootfs {
+                if let Err(source) = containerd_shim::mount::mount_rootfs(
+                    Some(m.type_.as_str()).filter(|t| !t.is_empty()),
+                    Some(m.source.as_str()).filter(|s| !s.is_empty()),
+                    &m.options,
+                    &target,
+                ) {
+                    unmount(&target);
+                    return Err(Error::Mount {
+                        path: target,
+                        source,
+                    });
+                }
+            }
+            container.rootfs.clone_from(&target);
+            Some(target)
+        };
+        let cleanup = |e: Error| {
+            if let Some(r) = &mounted_rootfs {
+                unmount(r);
+            }
+            e
+        };
+        let opened = io::open(&req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
+        let sandbox = self.sandbox_for(&mut st, &bundle).map_err(cleanup)?;
+        sandbox
+            .call(
+                &Request::CreateContainer {
+                    id: req.id.clone(),
+                    spec: container,
+                    stdio: opened.present,
+                },
+                &opened.fds,
+            )
+            .map_err(cleanup)?;
+        let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin);
+        init.pid = sandbox.pid();
+        st.containers.insert(
+            req.id.clone(),
+            Container {
+                bundle,
+                mounted_rootfs,
+                init,
+                execs: HashMap::new(),
+            },
+        );
+        self.publish(TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                ..Default::default()
+            }),
+            pid: sandbox.pid(),
+            ..Default::default()
+        });
+        log::info!("container {} created", req.id);
+        Ok(sandbox.pid())
+    }
+
+    fn do_start(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let mut st = self.lock();
+        let sandbox = st.sandbox();
+        let c = st.container(id)?;
+        let p = c.process(id, exec_id)?;
+        match p.status {
+            ProcStatus::Created => {}
+            ProcStatus::Running => return Err(Error::AlreadyStarted(id.to_owned())),
+            ProcStatus::Stopped => return Err(Error::Finished(id.to_owned())),
+        }
+        let request = if exec_id.is_empty() {
+            Request::StartContainer { id: id.to_owned() }
+        } else {
+            Request::StartExec {
+                id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            }
+        };
+        let sandbox = sandbox?;
+        let result = sandbox.call_pid(&request);
+        let p = c.process_mut(id, exec_id)?;
+        let inner_pid = match result {
+            Ok(pid) => pid,
+            Err(e) => {
+                // The process can never run now; containerd still deletes it.
+                p.stop(127);
+                self.shared.stopped.notify_all();
+                return Err(e);
+            }
+        };
+        let pid = if exec_id.is_empty() {
+            sandbox.pid()
+        } else {
+            u32::try_from(inner_pid).unwrap_or(0)
+        };
+        p.pid = pid;
+        if p.status == ProcStatus::Created {
+            p.status = ProcStatus::Running;
+        }
+        if exec_id.is_empty() {
+            self.publish(TaskStart {
+                container_id: id.to_owned(),
+                pid,
+                ..Default::default()
+            });
+        } else {
+            self.publish(TaskExecStarted {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+                pid,
+                ..Default::default()
+            });
+        }
+        Ok(pid)
+    }
+
+    fn do_exec(&self, req: &ExecProcessRequest) -> Result<()> {
+        if req.terminal {
+            return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
+        }
+        let process = spec::exec_process(&req.spec.value)?;
+        let mut st = self.lock();
+        let sandbox = st.sandbox();
+        let c = st.container(&req.id)?;
+        if c.init.status != ProcStatus::Running {
+            return Err(Error::NotRunning(req.id.clone()));
+        }
+        if c.execs.contains_key(&req.exec_id) {
+            return Err(Error::Exists(req.exec_id.clone()));
+        }
+        let sandbox = sandbox?;
+        let opened = io::open(&req.stdin, &req.stdout, &req.stderr)?;
+        sandbox.call(
+            &Request::AddExec {
+                id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                spec: process,
+                stdio: opened.present,
+            },
+            &opened.fds,
+        )?;
+        c.execs.insert(
+            req.exec_id.clone(),
+            Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin),
+        );
+        self.publish(TaskExecAdded {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    fn do_kill(&self, req: &KillRequest) -> Result<()> {
+        let signo = i32::try_from(req.signal).map_err(|_| Error::BadSpec("signal out of range"))?;
+        let mut st = self.lock();
+        let sandbox = st.sandbox();
+        let c = st.container(&req.id)?;
+        let p = c.process(&req.id, &req.exec_id)?;
+        let name = if req.exec_id.is_empty() {
+            &req.id
+        } else {
+            &req.exec_id
+        };
+        if p.status == ProcStatus::Stopped && !req.all {
+            return Err(Error::Finished(name.clone()));
+        }
+        let target = if req.all && req.exec_id.is_empty() {
+            SignalTarget::All
+        } else {
+            SignalTarget::Process(exec_ref(&req.exec_id))
+        };
+        let was_created = p.status == ProcStatus::Created;
+        sandbox?.call(
+            &Request::Signal {
+                id: req.id.clone(),
+                target,
+                signo,
+            },
+            &[],
+        )?;
+        // A process that never started has no exit watcher in the sandbox: finish it here.
+        let p = c.process_mut(&req.id, &req.exec_id)?;
+        if was_created && signo != 0 && p.stop(128 + req.signal) {
+            let (pid, at) = (p.pid, p.exited_at.clone());
+            self.publish_exit(&req.id, &req.exec_id, pid, 128 + req.signal, at);
+            self.shared.stopped.notify_all();
+        }
+        Ok(())
+    }
+
+    fn do_delete(&self, id: &str, exec_id: &str) -> Result<DeleteResponse> {
+        let mut st = self.lock();
+        let sandbox = st.sandbox.clone();
+        let c = st.container(id)?;
+        let p = c.process(id, exec_id)?;
+        if p.status == ProcStatus::Running {
+            return Err(Error::StillRunning(
+                if exec_id.is_empty() { id } else { exec_id }.to_owned(),
+            ));
+        }
+        let mut resp = DeleteResponse::new();
+        resp.pid = p.pid;
+        resp.exit_status = p.exit_status;
+        resp.exited_at = MessageField::from_option(p.exited_at.clone());
+        if !exec_id.is_empty() {
+            c.execs.remove(exec_id);
+            return Ok(resp);
+        }
+        if let Some(s) = &sandbox {
+            if let Err(e) = s.call(&Request::DestroyContainer { id: id.to_owned() }, &[]) {
+                log::warn!("destroying {id} in the sandbox: {e}");
+            }
+        }
+        let c = st.containers.remove(id).expect("looked up above");
+        if let Some(r) = &c.mounted_rootfs {
+            unmount(r);
+        }
+        if st.containers.is_empty() {
+            if let Some(s) = st.sandbox.take() {
+                if let Err(e) = s.call(&Request::Shutdown, &[]) {
+                    log::debug!("shutting the sandbox down: {e}");
+                }
+            }
+            let _ = std::fs::remove_file(c.bundle.join(sandbox::PID_FILE));
+        }
+        self.publish(TaskDelete {
+            container_id: id.to_owned(),
+            pid: resp.pid,
+            exit_status: resp.exit_status,
+            exited_at: resp.exited_at.clone(),
+            id: id.to_owned(),
+            ..Default::default()
+        });
+        log::info!("container {id} deleted");
+        Ok(resp)
+    }
+
+    fn do_state(&self, req: &StateRequest) -> Result<StateResponse> {
+        let mut st = self.lock();
+        let c = st.container(&req.id)?;
+        let bundle = c.bundle.to_string_lossy().into_owned();
+        let p = c.process(&req.id, &req.exec_id)?;
+        let status = match p.status {
+            ProcStatus::Created => Status::CREATED,
+            ProcStatus::Running => Status::RUNNING,
+            ProcStatus::Stopped => Status::STOPPED,
+        };
+        Ok(StateResponse {
+            id: req.id.clone(),
+            bundle,
+            pid: p.pid,
+            status: status.into(),
+            stdin: p.stdin.clone(),
+            stdout: p.stdout.clone(),
+            stderr: p.stderr.clone(),
+            terminal: false,
+            exit_status: p.exit_status,
+            exited_at: MessageField::from_option(p.exited_at.clone()),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        })
+    }
+
+    fn do_wait(&self, id: &str, exec_id: &str) -> Result<WaitResponse> {
+        let mut st = self.lock();
+        loop {
+            let c = st.container(id)?;
+            let p = c.process(id, exec_id)?;
+            if p.status == ProcStatus::Stopped {
+                return Ok(WaitResponse {
+                    exit_status: p.exit_status,
+                    exited_at: MessageField::from_option(p.exited_at.clone()),
+                    ..Default::default()
+                });
+            }
+            st = self.shared.stopped.wait(st).unwrap();
+        }
+    }
+
+    fn do_pids(&self, id: &str) -> Result<PidsResponse> {
+        let mut st = self.lock();
+        let sandbox = st.sandbox.clone();
+        st.container(id)?;
+        let mut resp = PidsResponse::new();
+        let Some(sandbox) = sandbox else {
+            return Ok(resp);
+        };
+        if let Response::Processes(list) =
+            sandbox.call(&Request::Processes { id: id.to_owned() }, &[])?
+        {
+            resp.processes = list
+                .into_iter()
+                .map(|p| ProcessInfo {
+                    pid: u32::try_from(p.pid).unwrap_or(0),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        Ok(resp)
+    }
+
+    fn do_close_io(&self, req: &CloseIORequest) -> Result<()> {
+        let mut st = self.lock();
+        let c = st.container(&req.id)?;
+        let p = c.process(&req.id, &req.exec_id)?;
+        if req.stdin {
+            p.stdin_handle.close();
+        }
+        Ok(())
+    }
+
+    fn do_connect(&self, id: &str) -> ConnectResponse {
+        let mut st = self.lock();
+        let task_pid = st.container(id).map(|c| c.init.pid).unwrap_or(0);
+        ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: concat!("runsc-rs ", env!("CARGO_PKG_VERSION")).to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn do_shutdown(&self, now: bool) {
+        let mut st = self.lock();
+        if !st.containers.is_empty() && !now {
+            return;
+        }
+        if let Some(s) = st.sandbox.take() {
+            let _ = s.call(&Request::Shutdown, &[]);
+        }
+        self.shared.exit.signal();
+    }
+}
+
+impl Task for Service {
+    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
+        let pid = self.do_create(&req)?;
+        Ok(CreateTaskResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn start(&self, _: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
+        let pid = self.do_start(&req.id, &req.exec_id)?;
+        Ok(StartResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
+        self.do_exec(&req)?;
+        Ok(Empty::new())
+    }
+
+    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
+        self.do_kill(&req)?;
+        Ok(Empty::new())
+    }
+
+    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
+        Ok(self.do_wait(&req.id, &req.exec_id)?)
+    }
+
+    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> TtrpcResult<DeleteResponse> {
+        Ok(self.do_delete(&req.id, &req.exec_id)?)
+    }
+
+    fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
+        Ok(self.do_state(&req)?)
+    }
+
+    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
+        Ok(self.do_pids(&req.id)?)
+    }
+
+    fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> TtrpcResult<Empty> {
+        self.do_close_io(&req)?;
+        Ok(Empty::new())
+    }
+
+    fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
+        // No process can have a terminal yet (Create and Exec refuse terminal=true), and
+        // runc's shim answers a resize of a terminal-less process with success.
+        let mut st = self.lock();
+        st.container(&req.id)?.process(&req.id, &req.exec_id)?;
+        Ok(Empty::new())
+    }
+
+    fn pause(&self, _: &TtrpcContext, _: PauseRequest) -> TtrpcResult<Empty> {
+        Err(Error::Unsupported("pause (stopping every task of the sandbox)").into())
+    }
+
+    fn resume(&self, _: &TtrpcContext, _: ResumeRequest) -> TtrpcResult<Empty> {
+        Err(Error::Unsupported("resume").into())
+    }
+
+    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        Err(Error::Unsupported("checkpoint").into())
+    }
+
+    fn update(&self, _: &TtrpcContext, _: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        Err(
+            Error::Unsupported("updating resources (the sandbox has no cgroup of its own yet)")
+                .into(),
+        )
+    }
+
+    fn stats(&self, _: &TtrpcContext, _: StatsRequest) -> TtrpcResult<StatsResponse> {
+        Err(Error::Unsupported("stats (the sandbox has no cgroup of its own yet)").into())
+    }
+
+    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {
+        Ok(self.do_connect(&req.id))
+    }
+
+    fn shutdown(&self, _: &TtrpcContext, req: ShutdownRequest) -> TtrpcResult<Empty> {
+        self.do_shutdown(req.now);
+        Ok(Empty::new())
+    }
+}
