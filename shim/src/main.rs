@@ -60,10 +60,9 @@ fn sandbox_main(args: &[String]) -> i32 {
     if log::set_logger(&StderrLogger).is_ok() {
         log::set_max_level(level);
     }
-    // Die with the shim: nothing else would ever reap or stop this sandbox.
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-        log::warn!("PR_SET_PDEATHSIG: {e}");
-    }
+    // The sandbox ends with the shim through the control channel: when the shim is gone its
+    // end of the socket closes and `serve` returns. (PR_SET_PDEATHSIG would be wrong here: it
+    // fires when the *thread* that spawned us exits, and ttrpc handler threads come and go.)
     if nix::unistd::getppid().as_raw() == 1 {
         log::error!("the shim is already gone");
         return 1;
