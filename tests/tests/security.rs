@@ -119,7 +119,10 @@ fn host_reaching_syscalls_fail_inside_the_sandbox() {
     if skip_unless_sandbox_can_run() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("runsc-rs-security-{}", std::process::id()));
+    // Not under /tmp: the sandbox has its own tmpfs there.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(format!("runsc-rs-security-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let probe = dir.join("escape_probe");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/escape_probe.c");

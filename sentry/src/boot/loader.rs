@@ -191,6 +191,7 @@ impl Loader {
     /// # Errors
     /// Host setup failures (memfd, platform).
     pub fn new(config: &LoaderConfig) -> Result<Arc<Loader>, Error> {
+        crate::fs::proc::prime_host_info();
         let memory = Arc::new(MemoryFile::new()?);
         let platform = platform::create(&config.platform, memory.fd())?;
         let kernel = Kernel::new(

@@ -164,7 +164,6 @@ pub fn build_filesystem(
     cwd: Option<&std::path::Path>,
 ) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
-    proc::prime_host_info();
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
@@ -174,8 +173,13 @@ pub fn build_filesystem(
         Ok::<(), Error>(())
     };
     mount("/proc", proc::new_proc(), "proc", "proc", false)?;
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    mount("/sys", sys::new_sys(ncpu), "sysfs", "sysfs", true)?;
+    mount(
+        "/sys",
+        sys::new_sys(proc::host_cpus()),
+        "sysfs",
+        "sysfs",
+        true,
+    )?;
     let devfs: Arc<dyn Inode> = dev::new_dev().map_err(mount_err("building /dev"))?;
     mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
     mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
@@ -261,6 +265,7 @@ fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFil
 /// Failures before the program starts (no such command, bad executable, host setup).
 pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
     let volumes = open_volumes(&cfg.volumes)?;
+    crate::fs::proc::prime_host_info();
     let root = sandbox::enter(&cfg.sandbox)?;
     let memory = Arc::new(MemoryFile::new()?);
     sandbox::drop_privileges()?;

@@ -66,6 +66,16 @@ pub fn prime_host_info() {
     host_info();
 }
 
+/// Number of CPUs the sandbox sees (the host's, read at boot).
+pub fn host_cpus() -> usize {
+    host_info().ncpu
+}
+
+/// Host memory in KiB (read at boot), the sandbox's `MemTotal`.
+pub fn host_mem_total_kb() -> u64 {
+    host_info().mem_total_kb
+}
+
 fn comm(t: &Task) -> String {
     exe_path(t)
         .rsplit('/')

@@ -35,11 +35,12 @@ pub fn uname(t: &mut Task, buf: UserAddr) -> SysResult {
 
 /// sysinfo(2)
 pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {
-    let host = nix::sys::sysinfo::sysinfo().map_err(|_| Errno::EFAULT)?;
+    // The sandbox's view: the host's memory size, minus what the sandbox's memory file holds.
+    let total = crate::fs::proc::host_mem_total_kb() * 1024;
     let s = Sysinfo {
         uptime: t.kernel.boot.elapsed().as_secs() as i64,
-        totalram: host.ram_total(),
-        freeram: host.ram_unused(),
+        totalram: total,
+        freeram: total.saturating_sub(t.kernel.memory.in_use()),
         procs: t.kernel.tree().live_count().min(u16::MAX as usize) as u16,
         mem_unit: 1,
         ..Sysinfo::default()

@@ -720,7 +720,7 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64)
 
 /// sched_getaffinity(2): every sandbox CPU.
 pub fn sched_getaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) -> SysResult {
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ncpu = crate::fs::proc::host_cpus();
     let bytes = ncpu.div_ceil(64) * 8;
     if len < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
