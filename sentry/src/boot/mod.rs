@@ -448,17 +448,11 @@ mod tests {
         std::fs::create_dir_all(base.join("root/etc")).unwrap();
         std::fs::create_dir_all(base.join("vol")).unwrap();
         std::fs::write(base.join("vol/data"), b"v").unwrap();
-        let cfg = RunConfig {
-            platform: "ptrace".into(),
-            strace: false,
-            argv: vec![],
-            env: vec![],
-            rootfs: Some(base.join("root")),
-            volumes: vec![format!("{}:/mnt/vol:ro", base.join("vol").display())
-                .parse()
-                .unwrap()],
-        };
-        let fs = build_filesystem(&cfg).unwrap();
+        let volumes: Vec<Volume> = vec![format!("{}:/mnt/vol:ro", base.join("vol").display())
+            .parse()
+            .unwrap()];
+        let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
+        let fs = build_filesystem(root, open_volumes(&volumes).unwrap(), None).unwrap();
         let cx = Caller::kernel();
         let names = |p: &str| {
             let mut v: Vec<String> = fs
