@@ -26,8 +26,9 @@ pub(super) struct PtraceAddressSpace {
     inner: Mutex<Inner>,
 }
 
-/// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
-/// requests are serialised and every stub is registered before anyone can release.
+/// Guarded by `PtraceAddressSpace::inner`. Held while a stub is requested and adopted, so
+/// stub creation is serialised, only the factory holds its socket's far end whenever a request
+/// waits for an answer, and every stub is registered before anyone can release.
 struct Inner {
     /// `None` once released.
     factory: Option<Factory>,
@@ -151,10 +152,15 @@ impl PtraceAddressSpace {
                 source: Errno::ESRCH,
             })?;
             let pid = factory.new_stub()?;
+            // Still under the lock: until `adopt` closes the stub's copy of the factory
+            // socket, a dying factory would not show as end of file to the next request.
+            if let Err(e) = adopt(pid) {
+                sys::kill_and_reap(pid);
+                return Err(e);
+            }
             inner.stubs.push(pid);
             pid
         };
-        seize(pid)?;
         log::debug!(
             "ptrace: address space {}: stub {pid} for thread {}",
             self.id,
@@ -189,46 +195,7 @@ impl PtraceAddressSpace {
 
     /// Runs host system call `nr` in the calling thread's stub and returns its result.
     fn inject(&self, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
-        let pid = self.stub_for_current_thread()?;
-        let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
-        let mut regs = saved;
-        regs.rip = stub::syscall_insn();
-        regs.rax = nr as u64;
-        // Not in a system call: no restart logic may rewrite rax or rip on the way out.
-        regs.orig_rax = u64::MAX;
-        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
-        ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
-        loop {
-            ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
-            match sys::wait(pid).map_err(host("wait4 (stub)"))? {
-                WaitStatus::Stopped {
-                    signal: libc::SIGTRAP,
-                    event: 0,
-                } => break,
-                // A late interrupt signal or a leftover seize stop: suppress it and go on.
-                WaitStatus::Stopped { signal, event } => {
-                    log::debug!("ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}");
-                }
-                died => {
-                    return Err(Error::StubDied {
-                        pid: pid.as_raw(),
-                        status: died.describe(),
-                    })
-                }
-            }
-        }
-        let result = ptrace::getregs(pid)
-            .map_err(host("ptrace(PTRACE_GETREGS)"))?
-            .rax;
-        ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
-        let signed = result as i64;
-        if (-4095..0).contains(&signed) {
-            return Err(Error::Injected {
-                call,
-                errno: -signed as i32,
-            });
-        }
-        Ok(result)
+        inject(self.stub_for_current_thread()?, call, nr, args)
     }
 
     /// Refuses ranges that would reach the stub pages (or wrap).
@@ -297,18 +264,68 @@ impl Drop for PtraceAddressSpace {
     }
 }
 
-/// Makes the calling thread the tracer of a fresh stub and waits for it to stop.
-fn seize(pid: Pid) -> Result<()> {
+/// Makes the calling thread the tracer of a fresh stub, waits for it to stop, and closes the
+/// stub's end of the factory socket (fd 1): it has answered and must not keep the socket open.
+fn adopt(pid: Pid) -> Result<()> {
     let options = ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL;
     ptrace::seize(pid, options).map_err(host("ptrace(PTRACE_SEIZE)"))?;
     ptrace::interrupt(pid).map_err(host("ptrace(PTRACE_INTERRUPT)"))?;
     match sys::wait(pid).map_err(host("wait4 (stub)"))? {
-        WaitStatus::Stopped { .. } => Ok(()),
-        died => Err(Error::StubDied {
-            pid: pid.as_raw(),
-            status: died.describe(),
-        }),
+        WaitStatus::Stopped { .. } => {}
+        died => {
+            return Err(Error::StubDied {
+                pid: pid.as_raw(),
+                status: died.describe(),
+            })
+        }
     }
+    inject(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]).map(drop)
+}
+
+/// Runs host system call `nr` in the stopped stub `pid` (traced by the calling thread) and
+/// returns its result. The stub's registers are restored afterwards.
+fn inject(pid: Pid, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
+    let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+    let mut regs = saved;
+    regs.rip = stub::syscall_insn();
+    regs.rax = nr as u64;
+    // Not in a system call: no restart logic may rewrite rax or rip on the way out.
+    regs.orig_rax = u64::MAX;
+    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+    ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    loop {
+        ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
+        match sys::wait(pid).map_err(host("wait4 (stub)"))? {
+            WaitStatus::Stopped {
+                signal: libc::SIGTRAP,
+                event: 0,
+            } => break,
+            // A late interrupt signal or a leftover seize stop: suppress it and go on.
+            WaitStatus::Stopped { signal, event } => {
+                log::debug!(
+                    "ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}"
+                );
+            }
+            died => {
+                return Err(Error::StubDied {
+                    pid: pid.as_raw(),
+                    status: died.describe(),
+                })
+            }
+        }
+    }
+    let result = ptrace::getregs(pid)
+        .map_err(host("ptrace(PTRACE_GETREGS)"))?
+        .rax;
+    ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    let signed = result as i64;
+    if (-4095..0).contains(&signed) {
+        return Err(Error::Injected {
+            call,
+            errno: -signed as i32,
+        });
+    }
+    Ok(result)
 }
 
 /// Registry of a platform's live address spaces by key (see [`stub_of`]).

@@ -120,7 +120,7 @@ impl Platform for Ptrace {
             ("recvmsg", "receiving a new stub's credentials"),
             (
                 "close",
-                "closing factory sockets; a new stub closing its copy of the factory socket",
+                "closing factory sockets; injected close of a new stub's copy of the factory socket",
             ),
             (
                 "fcntl",

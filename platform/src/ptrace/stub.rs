@@ -34,8 +34,8 @@ const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
 // - `runsc_ptrace_stub_factory`: entered once by a freshly forked factory with fd 0 = memory
 //   file and fd 1 = its socket. It drops every mapping except the stub pages, then serves
 //   requests: each byte read from fd 1 creates one stub. The stub writes one byte to fd 1 (the
-//   kernel stamps it with the stub's pid), closes fd 1 (so that only the factory holds the
-//   socket and its death shows as end of file) and waits in pause() to be seized. A failed
+//   kernel stamps it with the stub's pid) and waits in pause() to be seized; its tracer then
+//   closes the stub's fd 1 by injection (see `address_space.rs`). A failed
 //   clone is reported by the factory itself writing the errno as one byte. End of file on fd 1
 //   ends the factory.
 // Only registers are trusted here: the data page may be written by the application at any time.
@@ -105,9 +105,6 @@ global_asm!(
     "    mov rsi, {stub_base}",
     "    mov edx, 1",
     "    syscall",
-    "    mov eax, {sys_close}",
-    "    mov edi, 1",
-    "    syscall",
     "runsc_ptrace_stub_pause:",
     "    mov eax, {sys_pause}",
     "    syscall",
@@ -127,7 +124,6 @@ global_asm!(
     sys_clone = const libc::SYS_clone,
     sys_prctl = const libc::SYS_prctl,
     sys_pause = const libc::SYS_pause,
-    sys_close = const libc::SYS_close,
     sys_exit_group = const libc::SYS_exit_group,
 );
 
