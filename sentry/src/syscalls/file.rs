@@ -290,9 +290,15 @@ pub fn openat2(t: &mut Task, dirfd: Fd, path: PathArg, how: UserAddr, size: usiz
     if size < size_of::<OpenHow>() {
         return Err(Errno::EINVAL);
     }
+    // Linux refuses extension structures larger than a page.
+    if size > crate::abi::PAGE_SIZE as usize {
+        return Err(Errno::E2BIG);
+    }
     if size > size_of::<OpenHow>() {
-        let extra =
-            t.mm.read_bytes(how.offset(size_of::<OpenHow>() as u64)?, size - 24)?;
+        let extra = t.mm.read_bytes(
+            how.offset(size_of::<OpenHow>() as u64)?,
+            size - size_of::<OpenHow>(),
+        )?;
         if extra.iter().any(|&b| b != 0) {
             return Err(Errno::E2BIG);
         }
