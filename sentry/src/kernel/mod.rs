@@ -60,6 +60,8 @@ pub struct Kernel {
     /// Notified (with `tree`) when the last task leaves the table.
     pub all_exited: Condvar,
     pub futexes: futex::Futexes,
+    /// AF_UNIX socket names (abstract and filesystem).
+    pub unix_names: Arc<crate::net::unix::Names>,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
 }
@@ -88,6 +90,7 @@ impl Kernel {
             tree: Mutex::new(Tree::default()),
             all_exited: Condvar::new(),
             futexes: futex::Futexes::default(),
+            unix_names: Arc::default(),
             warned: Mutex::new(HashSet::new()),
         })
     }

@@ -539,6 +539,7 @@ fn do_mknod(t: &Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
     let node = match mode & libc::S_IFMT {
         0 | libc::S_IFREG => NewNode::Regular,
         libc::S_IFIFO => NewNode::Fifo,
+        libc::S_IFSOCK => NewNode::Socket,
         libc::S_IFDIR => return Err(Errno::EINVAL),
         _ => return Err(Errno::EPERM),
     };

@@ -99,6 +99,11 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// The socket behind this file, for the socket system calls (None: ENOTSOCK).
+    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+        None
+    }
+
     /// Directory entries from position `pos` (an index; `.` and `..` are 0 and 1) as
     /// `linux_dirent64` records filling at most `max` bytes; returns the bytes and the new
     /// position.
