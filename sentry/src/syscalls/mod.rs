@@ -17,6 +17,7 @@ mod process;
 mod signal;
 mod socket;
 mod time;
+mod timer;
 
 use std::sync::OnceLock;
 
@@ -173,6 +174,9 @@ syscall_table! {
         33 dup2(old: Fd, new: Fd) => fs::dup2, Full;
         34 pause() => signal::pause, Full;
         35 nanosleep(req: UserAddr, rem: UserAddr) => time::nanosleep, Full;
+        36 getitimer(which: i32, cur: UserAddr) => timer::getitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
+        37 alarm(seconds: u32) => timer::alarm, Full;
+        38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
         39 getpid() => process::getpid, Full;
         41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX only; AF_INET, AF_INET6 and AF_NETLINK are EAFNOSUPPORT");
         42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Full;
@@ -280,6 +284,11 @@ syscall_table! {
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => file::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
         219 restart_syscall() => signal::restart_syscall, Full;
+        222 timer_create(clock: i32, sevp: UserAddr, idp: UserAddr) => timer::timer_create, Partial("CPU-time clocks run on wall time; SIGEV_THREAD is signalled like SIGEV_SIGNAL (glibc uses SIGEV_THREAD_ID)");
+        223 timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr) => timer::timer_settime, Full;
+        224 timer_gettime(id: i32, cur: UserAddr) => timer::timer_gettime, Full;
+        225 timer_getoverrun(id: i32) => timer::timer_getoverrun, Partial("overruns of the last expiration, also while its signal is still pending");
+        226 timer_delete(id: i32) => timer::timer_delete, Full;
         228 clock_gettime(clock: i32, tp: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count sentry time of the thread only");
         229 clock_getres(clock: i32, tp: UserAddr) => time::clock_getres, Full;
         230 clock_nanosleep(clock: i32, flags: i32, req: UserAddr, rem: UserAddr) => time::clock_nanosleep, Full;
@@ -308,9 +317,14 @@ syscall_table! {
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         280 utimensat(dirfd: Fd, path: PathArg, times: UserAddr, flags: Flags) => file::utimensat, Full;
         281 epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait, Partial("EPOLLET is reported level-triggered");
+        282 signalfd(fd: Fd, mask: UserAddr, size: usize) => timer::signalfd, Full;
+        283 timerfd_create(clock: i32, flags: Flags) => timer::timerfd_create, Partial("TFD_TIMER_CANCEL_ON_SET is accepted; clock changes never cancel");
         284 eventfd(initval: u32) => poll::eventfd, Full;
         285 fallocate(fd: Fd, mode: i32, offset: i64, len: i64) => file::fallocate, Partial("mode 0 only");
+        286 timerfd_settime(fd: Fd, flags: i32, new: UserAddr, old: UserAddr) => timer::timerfd_settime, Full;
+        287 timerfd_gettime(fd: Fd, cur: UserAddr) => timer::timerfd_gettime, Full;
         288 accept4(fd: Fd, addr: UserAddr, lenp: UserAddr, flags: i32) => socket::accept4, Full;
+        289 signalfd4(fd: Fd, mask: UserAddr, size: usize, flags: Flags) => timer::signalfd4, Partial("poll readiness follows the creating process's pending signals");
         290 eventfd2(initval: u32, flags: Flags) => poll::eventfd2, Full;
         291 epoll_create1(flags: Flags) => poll::epoll_create1, Full;
         292 dup3(old: Fd, new: Fd, flags: Flags) => fs::dup3, Full;
