@@ -284,6 +284,7 @@ syscall_table! {
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => file::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
         219 restart_syscall() => signal::restart_syscall, Full;
+        221 fadvise64(fd: Fd, offset: i64, len: i64, advice: i32) => file::fadvise64, Partial("advice is checked and ignored");
         222 timer_create(clock: i32, sevp: UserAddr, idp: UserAddr) => timer::timer_create, Partial("CPU-time clocks run on wall time; SIGEV_THREAD is signalled like SIGEV_SIGNAL (glibc uses SIGEV_THREAD_ID)");
         223 timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr) => timer::timer_settime, Full;
         224 timer_gettime(id: i32, cur: UserAddr) => timer::timer_gettime, Full;
