@@ -61,3 +61,14 @@ cred = s2.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"
 pid_, uid_, gid_ = struct.unpack("3i", cred)
 print("peercred", pid_ == os.getpid(), uid_ == os.getuid(), gid_ == os.getgid())
 print("type", s2.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM)
+
+# asyncio: nonblocking sockets (FIONBIO) under epoll
+import asyncio
+async def main():
+    async def handle(r, w):
+        w.write((await r.readline()).upper()); await w.drain(); w.close()
+    srv = await asyncio.start_unix_server(handle, path="\0pytest-asyncio")
+    r, w = await asyncio.open_unix_connection("\0pytest-asyncio")
+    w.write(b"hi asyncio\n"); await w.drain()
+    print("asyncio", await r.readline()); w.close(); srv.close()
+asyncio.run(main())
