@@ -12,5 +12,6 @@ pub mod kernel;
 pub mod loader;
 pub mod memory;
 pub mod mm;
+pub mod net;
 pub mod syscalls;
 pub mod vfs;

@@ -81,6 +81,11 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
             "dropping OwnedFds: files the application closed, boot-time lookups",
         ),
         (fstat, "HostFile::new/stat; RootFs lookups"),
+        (
+            poll,
+            "HostFile::readiness: poll/select/epoll of the application on a host fd \
+             (donated stdio pipes, a host tty); one fd, zero timeout",
+        ),
         (newfstatat, "fstat through the C library (AT_EMPTY_PATH)"),
         (statx, "std::fs::File metadata (read_to_end size hint)"),
         (lseek, "std read_to_end on regular files"),
@@ -285,6 +290,13 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
             "no PROT_EXEC, except MAP_SHARED|MAP_FIXED of the memory file (fd 0 in stubs)",
         ),
         Sysno::mprotect => (vec![rule(vec![no_exec()])], "no PROT_EXEC"),
+        Sysno::poll => (
+            vec![rule(vec![
+                cond(1, Len::Qword, Op::Eq, 1),
+                cond(2, Len::Dword, Op::Eq, 0),
+            ])],
+            "one fd, zero timeout (never blocks the sentry)",
+        ),
         Sysno::ioctl => (
             one_of(1, &[libc::TCGETS, libc::TIOCGWINSZ]),
             "TCGETS, TIOCGWINSZ",

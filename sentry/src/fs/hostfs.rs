@@ -280,7 +280,7 @@ impl Inode for HostNode {
             NewNode::Symlink(target) => {
                 rustix::fs::symlinkat(target.as_slice(), dir, name).map_err(herr)?;
             }
-            NewNode::Fifo => return Err(Errno::EPERM),
+            NewNode::Fifo | NewNode::Socket => return Err(Errno::EPERM),
         }
         Ok(self.child(name)?)
     }

@@ -204,6 +204,7 @@ impl OvlNode {
                 pu.create_node(&self.name, NewNode::Symlink(target), attrs)?
             }
             FileType::Fifo => pu.create_node(&self.name, NewNode::Fifo, attrs)?,
+            FileType::Socket => pu.create_node(&self.name, NewNode::Socket, attrs)?,
             _ => return Err(Errno::EACCES),
         };
         node.set_times_from(&st);

@@ -44,6 +44,8 @@ enum Data {
     /// Overlay: the lower layer's entry of this name is deleted.
     Whiteout,
     Fifo,
+    /// A bound AF_UNIX socket's name; the socket itself is found by (device, inode).
+    Socket,
     Device(Arc<dyn Device>),
 }
 
@@ -478,7 +480,7 @@ impl Inode for TmpNode {
         let dev = match &self.lock().data {
             Data::File(_) => None,
             Data::Device(d) => Some(d.clone()),
-            Data::Fifo => return Err(Errno::ENXIO),
+            Data::Fifo | Data::Socket => return Err(Errno::ENXIO),
             _ => return Err(Errno::EINVAL),
         };
         match dev {
@@ -507,6 +509,7 @@ impl Inode for TmpNode {
             ),
             NewNode::Symlink(t) => (libc::S_IFLNK, Data::Symlink(t)),
             NewNode::Fifo => (libc::S_IFIFO, Data::Fifo),
+            NewNode::Socket => (libc::S_IFSOCK, Data::Socket),
         };
         let attrs = if mode == libc::S_IFLNK {
             NewAttrs {

@@ -77,6 +77,8 @@ pub fn execve(
             }
         }
     }
+    let posix_timers = std::mem::take(&mut t.tg.timers.lock().unwrap().posix);
+    drop(posix_timers);
     t.altstack = DISABLED_ALTSTACK;
     t.cpu = CpuState::new(loaded.entry, loaded.sp);
     let base = path.rsplit('/').next().unwrap_or(path).as_bytes();

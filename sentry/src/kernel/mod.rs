@@ -19,8 +19,10 @@ pub mod pids;
 pub mod pipe;
 pub mod sigframe;
 pub mod signal;
+pub mod signalfd;
 pub mod task;
 pub mod thread_group;
+pub mod timer;
 pub mod wait;
 
 use std::collections::HashSet;
@@ -60,6 +62,10 @@ pub struct Kernel {
     /// Notified (with `tree`) when the last task leaves the table.
     pub all_exited: Condvar,
     pub futexes: futex::Futexes,
+    /// Fires armed timers (itimers, POSIX timers, timerfds).
+    pub timers: Arc<timer::TimerService>,
+    /// AF_UNIX socket names (abstract and filesystem).
+    pub unix_names: Arc<crate::net::unix::Names>,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
 }
@@ -88,6 +94,8 @@ impl Kernel {
             tree: Mutex::new(Tree::default()),
             all_exited: Condvar::new(),
             futexes: futex::Futexes::default(),
+            timers: Arc::default(),
+            unix_names: Arc::default(),
             warned: Mutex::new(HashSet::new()),
         })
     }

@@ -232,6 +232,7 @@ impl Tree {
                 if let Some(t) = receiver.and_then(|tid| s.threads.get(&tid)) {
                     t.handle.kick();
                 }
+                tg.signal_events.notify_all();
             }
         }
         if continued {

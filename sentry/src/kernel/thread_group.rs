@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::signal::SigState;
+use super::timer::ProcessTimers;
 use super::wait::WaitQueue;
 use crate::abi::Rlimit;
 
@@ -46,6 +47,10 @@ pub struct ThreadGroup {
     pub sig: Mutex<SigState>,
     /// Woken when a child changes state (exit, stop, continue): `wait4` sleeps here.
     pub child_events: WaitQueue,
+    /// Notified whenever a signal is queued to the process or one of its threads (signalfd).
+    pub signal_events: WaitQueue,
+    /// Interval and POSIX timers.
+    pub timers: Mutex<ProcessTimers>,
     /// Signals without a handler sent from inside the sandbox are dropped (a container's init).
     pub unkillable: AtomicBool,
     /// Set once the last thread has exited, with the final status.
@@ -93,6 +98,8 @@ impl ThreadGroup {
             limits: Mutex::new(default_limits()),
             sig: Mutex::new(SigState::new()),
             child_events: WaitQueue::new(),
+            signal_events: WaitQueue::new(),
+            timers: Mutex::new(ProcessTimers::default()),
             unkillable: AtomicBool::new(false),
             done: Mutex::new(None),
             done_cv: Condvar::new(),
@@ -117,8 +124,10 @@ impl ThreadGroup {
         self.sig().exit
     }
 
-    /// Records that every thread has exited.
+    /// Records that every thread has exited; the process's timers stop.
     pub fn set_done(&self, status: ExitStatus) {
+        let timers = std::mem::take(&mut *self.timers.lock().unwrap());
+        drop(timers);
         *self.done.lock().unwrap() = Some(status);
         self.done_cv.notify_all();
     }

@@ -545,6 +545,7 @@ fn do_mknod(t: &Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
     let node = match mode & libc::S_IFMT {
         0 | libc::S_IFREG => NewNode::Regular,
         libc::S_IFIFO => NewNode::Fifo,
+        libc::S_IFSOCK => NewNode::Socket,
         libc::S_IFDIR => return Err(Errno::EINVAL),
         _ => return Err(Errno::EPERM),
     };
@@ -1341,4 +1342,16 @@ pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
         libc::LOCK_SH | libc::LOCK_EX | libc::LOCK_UN => Ok(0),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// fadvise64(2): advice about the page cache, which the sentry's files do not need.
+pub fn fadvise64(t: &mut Task, fd: Fd, _offset: i64, len: i64, advice: i32) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if len < 0 || !(0..=5).contains(&advice) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
 }

@@ -244,6 +244,13 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
     match cmd.0 {
         libc::FIOCLEX => t.fds.set_cloexec(fd.0, true).map(|_| 0),
         libc::FIONCLEX => t.fds.set_cloexec(fd.0, false).map(|_| 0),
+        libc::FIONBIO => {
+            let on: i32 = t.mm.read_obj(UserAddr(arg))?;
+            let nb = libc::O_NONBLOCK as u32;
+            let fl = f.flags();
+            f.set_flags(if on != 0 { fl | nb } else { fl & !nb });
+            Ok(0)
+        }
         c => f.ops.ioctl(t, &f, c as u32, arg),
     }
 }

@@ -15,7 +15,9 @@ mod mem;
 mod poll;
 mod process;
 mod signal;
+mod socket;
 mod time;
+mod timer;
 
 use std::sync::OnceLock;
 
@@ -157,7 +159,7 @@ syscall_table! {
         13 rt_sigaction(sig: i32, act: UserAddr, oact: UserAddr, sigsetsize: usize) => signal::rt_sigaction, Full;
         14 rt_sigprocmask(how: i32, set: UserAddr, oset: UserAddr, sigsetsize: usize) => signal::rt_sigprocmask, Full;
         15 rt_sigreturn() => signal::rt_sigreturn, Full;
-        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fs::ioctl, Partial("TCGETS, TIOCGWINSZ on host terminals; FIOCLEX/FIONCLEX");
+        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fs::ioctl, Partial("TCGETS, TIOCGWINSZ on host terminals; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets");
         17 pread64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fs::pread64, Full;
         18 pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fs::pwrite64, Full;
         19 readv(fd: Fd, iov: UserAddr, iovcnt: i32) => fs::readv, Full;
@@ -172,7 +174,25 @@ syscall_table! {
         33 dup2(old: Fd, new: Fd) => fs::dup2, Full;
         34 pause() => signal::pause, Full;
         35 nanosleep(req: UserAddr, rem: UserAddr) => time::nanosleep, Full;
+        36 getitimer(which: i32, cur: UserAddr) => timer::getitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
+        37 alarm(seconds: u32) => timer::alarm, Full;
+        38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
         39 getpid() => process::getpid, Full;
+        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX only; AF_INET, AF_INET6 and AF_NETLINK are EAFNOSUPPORT");
+        42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Full;
+        43 accept(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::accept, Full;
+        44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB");
+        45 recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, lenp: UserAddr) => socket::recvfrom, Partial("no MSG_OOB");
+        46 sendmsg(fd: Fd, msg: UserAddr, flags: i32) => socket::sendmsg, Partial("SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB");
+        47 recvmsg(fd: Fd, msg: UserAddr, flags: i32) => socket::recvmsg, Partial("SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB or MSG_ERRQUEUE");
+        48 shutdown(fd: Fd, how: i32) => socket::shutdown, Full;
+        49 bind(fd: Fd, addr: UserAddr, len: u32) => socket::bind, Partial("AF_UNIX paths on host volumes are EPERM");
+        50 listen(fd: Fd, backlog: i32) => socket::listen, Full;
+        51 getsockname(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::getsockname, Full;
+        52 getpeername(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::getpeername, Full;
+        53 socketpair(domain: i32, ty: i32, protocol: i32, sv: UserAddr) => socket::socketpair, Partial("AF_UNIX only");
+        54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_SNDBUF/SO_RCVBUF/SO_PASSCRED take effect; other SOL_SOCKET options are recorded only");
+        55 getsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, lenp: UserAddr) => socket::getsockopt, Partial("SOL_SOCKET only");
         56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("no namespaces or pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
         58 vfork() => process::vfork, Full;
@@ -234,7 +254,7 @@ syscall_table! {
         129 rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr) => signal::rt_sigqueueinfo, Full;
         130 rt_sigsuspend(mask: UserAddr, sigsetsize: usize) => signal::rt_sigsuspend, Full;
         131 sigaltstack(ss: UserAddr, old: UserAddr) => signal::sigaltstack, Full;
-        133 mknod(path: PathArg, mode: u32, dev: u64) => file::mknod, Partial("regular files and FIFOs; device nodes are EPERM");
+        133 mknod(path: PathArg, mode: u32, dev: u64) => file::mknod, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
         137 statfs(path: PathArg, buf: UserAddr) => file::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => file::fstatfs, Full;
         157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, dumpable, keepcaps");
@@ -264,6 +284,12 @@ syscall_table! {
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => file::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
         219 restart_syscall() => signal::restart_syscall, Full;
+        221 fadvise64(fd: Fd, offset: i64, len: i64, advice: i32) => file::fadvise64, Partial("advice is checked and ignored");
+        222 timer_create(clock: i32, sevp: UserAddr, idp: UserAddr) => timer::timer_create, Partial("CPU-time clocks run on wall time; SIGEV_THREAD is signalled like SIGEV_SIGNAL (glibc uses SIGEV_THREAD_ID)");
+        223 timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr) => timer::timer_settime, Full;
+        224 timer_gettime(id: i32, cur: UserAddr) => timer::timer_gettime, Full;
+        225 timer_getoverrun(id: i32) => timer::timer_getoverrun, Partial("overruns of the last expiration, also while its signal is still pending");
+        226 timer_delete(id: i32) => timer::timer_delete, Full;
         228 clock_gettime(clock: i32, tp: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count sentry time of the thread only");
         229 clock_getres(clock: i32, tp: UserAddr) => time::clock_getres, Full;
         230 clock_nanosleep(clock: i32, flags: i32, req: UserAddr, rem: UserAddr) => time::clock_nanosleep, Full;
@@ -275,7 +301,7 @@ syscall_table! {
         247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("no P_PIDFD; rusage is zero");
         257 openat(dirfd: Fd, path: PathArg, flags: Flags, mode: u32) => file::openat, Partial("O_TMPFILE is EOPNOTSUPP");
         258 mkdirat(dirfd: Fd, path: PathArg, mode: u32) => file::mkdirat, Full;
-        259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => file::mknodat, Partial("regular files and FIFOs; device nodes are EPERM");
+        259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => file::mknodat, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
         260 fchownat(dirfd: Fd, path: PathArg, uid: u32, gid: u32, flags: Flags) => file::fchownat, Full;
         261 futimesat(dirfd: Fd, path: PathArg, times: UserAddr) => file::futimesat, Full;
         262 newfstatat(dirfd: Fd, path: PathArg, statbuf: UserAddr, flags: Flags) => file::newfstatat, Full;
@@ -292,8 +318,14 @@ syscall_table! {
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         280 utimensat(dirfd: Fd, path: PathArg, times: UserAddr, flags: Flags) => file::utimensat, Full;
         281 epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait, Partial("EPOLLET is reported level-triggered");
+        282 signalfd(fd: Fd, mask: UserAddr, size: usize) => timer::signalfd, Full;
+        283 timerfd_create(clock: i32, flags: Flags) => timer::timerfd_create, Partial("TFD_TIMER_CANCEL_ON_SET is accepted; clock changes never cancel");
         284 eventfd(initval: u32) => poll::eventfd, Full;
         285 fallocate(fd: Fd, mode: i32, offset: i64, len: i64) => file::fallocate, Partial("mode 0 only");
+        286 timerfd_settime(fd: Fd, flags: i32, new: UserAddr, old: UserAddr) => timer::timerfd_settime, Full;
+        287 timerfd_gettime(fd: Fd, cur: UserAddr) => timer::timerfd_gettime, Full;
+        288 accept4(fd: Fd, addr: UserAddr, lenp: UserAddr, flags: i32) => socket::accept4, Full;
+        289 signalfd4(fd: Fd, mask: UserAddr, size: usize, flags: Flags) => timer::signalfd4, Partial("poll readiness follows the creating process's pending signals");
         290 eventfd2(initval: u32, flags: Flags) => poll::eventfd2, Full;
         291 epoll_create1(flags: Flags) => poll::epoll_create1, Full;
         292 dup3(old: Fd, new: Fd, flags: Flags) => fs::dup3, Full;
@@ -301,6 +333,7 @@ syscall_table! {
         297 rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr) => signal::rt_tgsigqueueinfo, Full;
         302 prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr) => process::prlimit64, Full;
         306 syncfs(fd: Fd) => file::syncfs, Full;
+        307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
         309 getcpu(cpu: UserAddr, node: UserAddr) => process::getcpu, Full;
         316 renameat2(olddirfd: Fd, old: PathArg, newdirfd: Fd, new: PathArg, flags: Flags) => file::renameat2, Partial("RENAME_WHITEOUT is EINVAL; RENAME_EXCHANGE only on tmpfs and host volumes");
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;

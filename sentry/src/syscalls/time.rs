@@ -17,7 +17,7 @@ fn host_clock(id: libc::clockid_t) -> Timespec {
     }
 }
 
-fn clock_source(clock: i32) -> Result<libc::clockid_t, Errno> {
+pub(super) fn clock_source(clock: i32) -> Result<libc::clockid_t, Errno> {
     match clock {
         libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Ok(libc::CLOCK_REALTIME),
         libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_MONOTONIC_RAW => {
@@ -29,6 +29,15 @@ fn clock_source(clock: i32) -> Result<libc::clockid_t, Errno> {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// The current time of `clock` in nanoseconds, for absolute timer deadlines.
+///
+/// # Errors
+/// EINVAL for unknown clocks.
+pub(super) fn clock_now_nanos(clock: i32) -> Result<u128, Errno> {
+    let ts = host_clock(clock_source(clock)?);
+    Ok(ts.tv_sec.max(0) as u128 * 1_000_000_000 + ts.tv_nsec.max(0) as u128)
 }
 
 /// clock_gettime(2)

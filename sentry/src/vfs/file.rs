@@ -99,6 +99,21 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// The timerfd behind this file, for `timerfd_settime`/`timerfd_gettime`.
+    fn as_timerfd(&self) -> Option<&crate::kernel::timer::TimerFd> {
+        None
+    }
+
+    /// The signalfd behind this file, for `signalfd4` on an existing one.
+    fn as_signalfd(&self) -> Option<&crate::kernel::signalfd::SignalFd> {
+        None
+    }
+
+    /// The socket behind this file, for the socket system calls (None: ENOTSOCK).
+    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+        None
+    }
+
     /// Directory entries from position `pos` (an index; `.` and `..` are 0 and 1) as
     /// `linux_dirent64` records filling at most `max` bytes; returns the bytes and the new
     /// position.

@@ -148,6 +148,8 @@ pub enum NewNode {
     Directory,
     Symlink(Vec<u8>),
     Fifo,
+    /// A socket's name in the filesystem (`bind` on an AF_UNIX socket, `mknod S_IFSOCK`).
+    Socket,
 }
 
 /// Ownership and permission of a new file (mode already has the umask applied).

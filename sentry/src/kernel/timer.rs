@@ -1,0 +1,408 @@
+//! Timers: interval timers (alarm, setitimer), POSIX timers, timerfds.
+//!
+//! Every armed [`Timer`] has an entry in the kernel's [`TimerService`]: one host thread that
+//! sleeps until the earliest deadline and runs the expired timer's action (queue a signal,
+//! bump a timerfd counter). Re-arming bumps the timer's generation, so stale heap entries are
+//! skipped instead of removed. A periodic timer that fell behind reports the missed periods
+//! as one expiration count (the overrun), as Linux does.
+//!
+//! # Lock order
+//! `TimerService::heap` and `Timer::state` are never held together: the service pops an
+//! entry, releases the heap, then fires the timer; a timer arms by releasing its own state
+//! before pushing. Actions run with neither held.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::atomic::AtomicI32;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::wait::WaitQueue;
+use super::Task;
+use crate::abi::Errno;
+use crate::vfs::{FileOps, OpenFile, Stat};
+
+/// What an expiring timer does with its expiration count (at least 1).
+pub type Action = Box<dyn Fn(u64) + Send + Sync>;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct TimerState {
+    deadline: Option<Instant>,
+    interval: Option<Duration>,
+    generation: u64,
+}
+
+/// One timer: a deadline, an optional period, and an action.
+pub struct Timer {
+    state: Mutex<TimerState>,
+    action: Action,
+    service: Arc<TimerService>,
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("state", &*self.state.lock().unwrap())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Timer {
+    pub fn new(service: &Arc<TimerService>, action: Action) -> Arc<Timer> {
+        Arc::new(Timer {
+            state: Mutex::new(TimerState::default()),
+            action,
+            service: service.clone(),
+        })
+    }
+
+    /// Arms the timer to expire after `value` (None or zero: disarm), then every `interval`.
+    /// Returns the previous setting as [`Timer::get`] does.
+    pub fn set(
+        self: &Arc<Self>,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>) {
+        let now = Instant::now();
+        let (old, entry) = {
+            let mut s = self.state.lock().unwrap();
+            let old = remaining(&s, now);
+            s.generation += 1;
+            s.interval = interval.filter(|d| !d.is_zero());
+            s.deadline = value.filter(|d| !d.is_zero()).map(|d| {
+                now.checked_add(d)
+                    .unwrap_or(now + Duration::from_secs(1 << 40))
+            });
+            (old, s.deadline.map(|d| (d, s.generation)))
+        };
+        if let Some((at, generation)) = entry {
+            self.service.push(Entry {
+                at,
+                generation,
+                timer: Arc::downgrade(self),
+            });
+        }
+        old
+    }
+
+    /// Time left until the next expiration (None: disarmed) and the period.
+    pub fn get(&self) -> (Option<Duration>, Option<Duration>) {
+        remaining(&self.state.lock().unwrap(), Instant::now())
+    }
+
+    fn fire(self: &Arc<Self>, generation: u64) {
+        let now = Instant::now();
+        let (count, next) = {
+            let mut s = self.state.lock().unwrap();
+            let Some(deadline) = s.deadline else { return };
+            if s.generation != generation || now < deadline {
+                return;
+            }
+            match s.interval {
+                Some(iv) => {
+                    let late = (now - deadline).as_nanos() / iv.as_nanos().max(1);
+                    let count = 1 + late.min(u64::MAX as u128 - 1) as u64;
+                    let next = deadline + iv * (count.min(u32::MAX as u64) as u32);
+                    s.deadline = Some(next);
+                    (count, Some(next))
+                }
+                None => {
+                    s.deadline = None;
+                    (1, None)
+                }
+            }
+        };
+        if let Some(at) = next {
+            self.service.push(Entry {
+                at,
+                generation,
+                timer: Arc::downgrade(self),
+            });
+        }
+        (self.action)(count);
+    }
+}
+
+fn remaining(s: &TimerState, now: Instant) -> (Option<Duration>, Option<Duration>) {
+    let left = s.deadline.map(|d| {
+        // An armed timer never reports zero (that would read as disarmed).
+        d.saturating_duration_since(now)
+            .max(Duration::from_nanos(1))
+    });
+    (left, s.interval)
+}
+
+struct Entry {
+    at: Instant,
+    generation: u64,
+    timer: Weak<Timer>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
+/// The thread that fires timers.
+#[derive(Default)]
+pub struct TimerService {
+    heap: Mutex<Heap>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct Heap {
+    entries: BinaryHeap<Reverse<Entry>>,
+    started: bool,
+}
+
+impl std::fmt::Debug for TimerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerService").finish_non_exhaustive()
+    }
+}
+
+impl TimerService {
+    fn push(self: &Arc<Self>, e: Entry) {
+        let mut h = self.heap.lock().unwrap();
+        h.entries.push(Reverse(e));
+        if !h.started {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("timers".into())
+                .stack_size(256 << 10)
+                .spawn(move || me.run());
+            match spawned {
+                Ok(_) => h.started = true,
+                Err(e) => log::error!("starting the timer thread: {e}"),
+            }
+        }
+        drop(h);
+        self.cv.notify_one();
+    }
+
+    fn run(&self) {
+        let mut h = self.heap.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            match h.entries.peek() {
+                None => h = self.cv.wait(h).unwrap(),
+                Some(Reverse(e)) if e.at > now => {
+                    let wait = e.at - now;
+                    h = self.cv.wait_timeout(h, wait).unwrap().0;
+                }
+                Some(_) => {
+                    let Some(Reverse(e)) = h.entries.pop() else {
+                        continue;
+                    };
+                    drop(h);
+                    if let Some(t) = e.timer.upgrade() {
+                        t.fire(e.generation);
+                    }
+                    h = self.heap.lock().unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// A POSIX timer (`timer_create`).
+#[derive(Debug)]
+pub struct PosixTimer {
+    pub timer: Arc<Timer>,
+    /// Expirations beyond the first at the last firing (`timer_getoverrun`).
+    pub overrun: Arc<AtomicI32>,
+    /// The clock absolute times are measured on.
+    pub clock: i32,
+}
+
+/// A process's timers. Not inherited by fork; exec keeps the interval timers and deletes the
+/// POSIX timers; they all stop when the process exits.
+#[derive(Debug, Default)]
+pub struct ProcessTimers {
+    /// ITIMER_REAL (and alarm), created on first use.
+    pub real: Option<Arc<Timer>>,
+    /// ITIMER_VIRTUAL and ITIMER_PROF as set: recorded, never fire (no CPU-time accounting).
+    pub virt: (Option<Duration>, Option<Duration>),
+    pub prof: (Option<Duration>, Option<Duration>),
+    pub posix: BTreeMap<i32, PosixTimer>,
+}
+
+impl ProcessTimers {
+    /// The first free POSIX timer id.
+    pub fn free_id(&self) -> i32 {
+        (0..).find(|i| !self.posix.contains_key(i)).unwrap_or(0)
+    }
+}
+
+/// A timerfd: expirations accumulate in a counter that read(2) returns and resets.
+pub struct TimerFd {
+    pub timer: Arc<Timer>,
+    pub clock: i32,
+    ticks: Arc<TimerFdTicks>,
+}
+
+#[derive(Default)]
+struct TimerFdTicks {
+    count: Mutex<u64>,
+    queue: WaitQueue,
+}
+
+impl TimerFd {
+    pub fn new(service: &Arc<TimerService>, clock: i32) -> TimerFd {
+        let ticks = Arc::new(TimerFdTicks::default());
+        let t2 = ticks.clone();
+        let timer = Timer::new(
+            service,
+            Box::new(move |n| {
+                *t2.count.lock().unwrap() += n;
+                t2.queue.notify_all();
+            }),
+        );
+        TimerFd {
+            timer,
+            clock,
+            ticks,
+        }
+    }
+
+    /// timerfd_settime: re-arming discards expirations not yet read.
+    pub fn set(
+        &self,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>) {
+        let old = self.timer.set(value, interval);
+        *self.ticks.count.lock().unwrap() = 0;
+        old
+    }
+}
+
+impl FileOps for TimerFd {
+    fn read(
+        &self,
+        t: &mut Task,
+        file: &OpenFile,
+        buf: &mut [u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        if buf.len() < 8 {
+            return Err(Errno::EINVAL);
+        }
+        let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
+        let ticks = &self.ticks;
+        let n = t.block_on(&[&ticks.queue], None, |_| {
+            let mut c = ticks.count.lock().unwrap();
+            match *c {
+                0 if nb => Some(Err(Errno::EAGAIN)),
+                0 => None,
+                n => {
+                    *c = 0;
+                    Some(Ok(n))
+                }
+            }
+        })?;
+        buf[..8].copy_from_slice(&n.to_ne_bytes());
+        Ok(8)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn readiness(&self) -> u32 {
+        if *self.ticks.count.lock().unwrap() > 0 {
+            (libc::POLLIN | libc::POLLRDNORM) as u32
+        } else {
+            0
+        }
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.ticks.queue)
+    }
+
+    fn as_timerfd(&self) -> Option<&TimerFd> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+    fn counting(service: &Arc<TimerService>) -> (Arc<Timer>, Arc<AtomicU64>) {
+        let n = Arc::new(AtomicU64::new(0));
+        let n2 = n.clone();
+        let t = Timer::new(
+            service,
+            Box::new(move |c| {
+                n2.fetch_add(c, AtomicOrdering::SeqCst);
+            }),
+        );
+        (t, n)
+    }
+
+    fn wait_for(n: &AtomicU64, want: u64) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if n.load(AtomicOrdering::SeqCst) >= want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn one_shot_fires_once_and_disarms() {
+        let s = Arc::new(TimerService::default());
+        let (t, n) = counting(&s);
+        t.set(Some(Duration::from_millis(5)), None);
+        assert!(wait_for(&n, 1));
+        assert_eq!(t.get(), (None, None));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(n.load(AtomicOrdering::SeqCst), 1);
+    }
+
+    #[test]
+    fn rearming_discards_the_old_deadline() {
+        let s = Arc::new(TimerService::default());
+        let (t, n) = counting(&s);
+        t.set(Some(Duration::from_millis(5)), None);
+        let (old, _) = t.set(None, None);
+        assert!(old.is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(n.load(AtomicOrdering::SeqCst), 0);
+    }
+
+    #[test]
+    fn periodic_keeps_firing() {
+        let s = Arc::new(TimerService::default());
+        let (t, n) = counting(&s);
+        t.set(
+            Some(Duration::from_millis(1)),
+            Some(Duration::from_millis(2)),
+        );
+        assert!(wait_for(&n, 3));
+        assert_eq!(t.get().1, Some(Duration::from_millis(2)));
+    }
+}

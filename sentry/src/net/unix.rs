@@ -1,0 +1,1197 @@
+//! AF_UNIX sockets, entirely inside the sentry: stream, datagram and seqpacket; socketpair;
+//! names in the filesystem (a socket inode, found again by its device and inode number) and
+//! in the abstract namespace; SCM_RIGHTS and SCM_CREDENTIALS; SO_PEERCRED; shutdown.
+//!
+//! Each socket file owns an [`Endpoint`]: its receive queue, connection state and wait queue.
+//! A sender writes into the *peer's* receive queue, so a connected pair holds each other's
+//! endpoint; closing the file breaks the cycle ([`Endpoint::close`]). Every change to an
+//! endpoint notifies its own wait queue and its peer's (readers wait on their own queue,
+//! writers on both), which is also what poll/epoll sleep on.
+//!
+//! # Lock order
+//! `Names` maps → one `Endpoint::state` at a time: code never holds two endpoint locks, it
+//! snapshots what it needs from one (the peer's `Arc`), releases it, then locks the other.
+//! Messages (which may hold open files, even sockets) are never dropped under an endpoint
+//! lock, because dropping the last reference to a socket file closes it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
+use crate::abi::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
+use crate::kernel::{Kernel, Task};
+use crate::mm::usermem::UserAddr;
+use crate::vfs::inode::may_access;
+use crate::vfs::{Caller, Dentry, FileOps, FileType, NewAttrs, NewNode, OpenFile, Resolver, Stat};
+
+/// Default SO_SNDBUF / SO_RCVBUF (Linux's `wmem_default`).
+pub const DEFAULT_BUF: usize = 212_992;
+/// Largest `sun_path`.
+const SUN_PATH_MAX: usize = 108;
+/// Most connections a listener queues (SOMAXCONN).
+const SOMAXCONN: usize = 4096;
+
+static NEXT_INO: AtomicU64 = AtomicU64::new(1);
+static NEXT_AUTOBIND: AtomicU64 = AtomicU64::new(1);
+
+/// The socket type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stream,
+    Dgram,
+    SeqPacket,
+}
+
+impl Kind {
+    fn sock_type(self) -> i32 {
+        match self {
+            Kind::Stream => libc::SOCK_STREAM,
+            Kind::Dgram => libc::SOCK_DGRAM,
+            Kind::SeqPacket => libc::SOCK_SEQPACKET,
+        }
+    }
+
+    fn connection_oriented(self) -> bool {
+        self != Kind::Dgram
+    }
+}
+
+/// A socket name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Addr {
+    /// A filesystem path (as given to bind, for getsockname) and the socket inode's
+    /// (device, inode) identity.
+    Path { path: Vec<u8>, key: (u64, u64) },
+    /// The abstract namespace (the name without its leading NUL).
+    Abstract(Vec<u8>),
+}
+
+impl Addr {
+    /// As a `sockaddr_un` of the exact length Linux reports.
+    pub fn to_sockaddr(&self) -> Vec<u8> {
+        let mut v = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        match self {
+            Addr::Path { path, .. } => {
+                v.extend_from_slice(path);
+                v.push(0);
+            }
+            Addr::Abstract(name) => {
+                v.push(0);
+                v.extend_from_slice(name);
+            }
+        }
+        v
+    }
+}
+
+/// An unnamed socket's `sockaddr`: just the family.
+fn unnamed() -> Vec<u8> {
+    (libc::AF_UNIX as u16).to_ne_bytes().to_vec()
+}
+
+/// A parsed `sockaddr_un`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    /// Only the family: autobind (bind) or EINVAL elsewhere.
+    Unnamed,
+    Path(Vec<u8>),
+    Abstract(Vec<u8>),
+}
+
+fn parse(addr: &[u8]) -> Result<Name, Errno> {
+    if addr.len() < 2 || addr.len() > 2 + SUN_PATH_MAX {
+        return Err(Errno::EINVAL);
+    }
+    if u16::from_ne_bytes([addr[0], addr[1]]) != libc::AF_UNIX as u16 {
+        return Err(Errno::EINVAL);
+    }
+    let path = &addr[2..];
+    match path.first() {
+        None => Ok(Name::Unnamed),
+        Some(0) => Ok(Name::Abstract(path[1..].to_vec())),
+        Some(_) => {
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            Ok(Name::Path(path[..end].to_vec()))
+        }
+    }
+}
+
+/// The sandbox's socket names: who is bound to what.
+#[derive(Debug, Default)]
+pub struct Names {
+    /// Abstract names and filesystem socket inodes, with the endpoint bound there.
+    bound: Mutex<HashMap<NameKey, Weak<Endpoint>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum NameKey {
+    Abstract(Vec<u8>),
+    Inode(u64, u64),
+}
+
+impl NameKey {
+    fn of(a: &Addr) -> NameKey {
+        match a {
+            Addr::Path { key, .. } => NameKey::Inode(key.0, key.1),
+            Addr::Abstract(n) => NameKey::Abstract(n.clone()),
+        }
+    }
+}
+
+impl Names {
+    /// Binds `ep` to `key` unless a live socket holds it.
+    fn insert(&self, key: NameKey, ep: &Arc<Endpoint>) -> Result<(), Errno> {
+        let mut m = self.bound.lock().unwrap();
+        if m.get(&key)
+            .and_then(Weak::upgrade)
+            .is_some_and(|e| !e.is_closed())
+        {
+            return Err(Errno::EADDRINUSE);
+        }
+        m.insert(key, Arc::downgrade(ep));
+        Ok(())
+    }
+
+    fn get(&self, key: &NameKey) -> Option<Arc<Endpoint>> {
+        self.bound.lock().unwrap().get(key).and_then(Weak::upgrade)
+    }
+
+    fn remove(&self, key: &NameKey, ep: &Endpoint) {
+        let mut m = self.bound.lock().unwrap();
+        if m.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), ep)) {
+            m.remove(key);
+        }
+    }
+}
+
+/// One queued message (a stream's send, a datagram, a seqpacket record).
+struct Message {
+    data: Vec<u8>,
+    /// Bytes of `data` already read (streams read messages piecewise).
+    read: usize,
+    fds: Vec<Arc<OpenFile>>,
+    creds: Ucred,
+    from: Option<Addr>,
+}
+
+enum Conn {
+    Unconnected,
+    Listening {
+        backlog: usize,
+        /// Server-side endpoints of connections not yet accepted.
+        pending: VecDeque<Arc<Endpoint>>,
+    },
+    /// Connected to (stream, seqpacket) or sending by default to (datagram) this endpoint.
+    Connected(Arc<Endpoint>),
+}
+
+struct State {
+    addr: Option<Addr>,
+    conn: Conn,
+    rx: VecDeque<Message>,
+    /// Unread bytes in `rx`.
+    rx_bytes: usize,
+    /// SHUT_RD here, or the peer shut down writing or closed.
+    rcv_shut: bool,
+    /// SHUT_WR here, or the peer shut down reading or closed.
+    snd_shut: bool,
+    /// The file is closed: nothing is delivered here any more.
+    closed: bool,
+    /// The peer was connected once (so an empty queue with the peer gone reads EOF).
+    passcred: bool,
+    sndbuf: usize,
+    rcvbuf: usize,
+    /// SO_PEERCRED: the peer's credentials at connect (or at listen, for a client).
+    peercred: Ucred,
+    /// Credentials recorded at listen(2), handed to connecting clients.
+    listen_cred: Ucred,
+    /// The peer's name when connected.
+    peer_addr: Option<Addr>,
+    /// Other SOL_SOCKET options: recorded, reported back, without effect.
+    options: BTreeMap<i32, Vec<u8>>,
+}
+
+/// A socket's protocol state, shared with its peer.
+pub struct Endpoint {
+    kind: Kind,
+    state: Mutex<State>,
+    /// Notified on every change to this endpoint (data, space, connections, shutdown).
+    queue: WaitQueue,
+    names: Arc<Names>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    fn new(kind: Kind, names: Arc<Names>) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            kind,
+            state: Mutex::new(State {
+                addr: None,
+                conn: Conn::Unconnected,
+                rx: VecDeque::new(),
+                rx_bytes: 0,
+                rcv_shut: false,
+                snd_shut: false,
+                closed: false,
+                passcred: false,
+                sndbuf: DEFAULT_BUF,
+                rcvbuf: DEFAULT_BUF,
+                peercred: Ucred::NONE,
+                listen_cred: Ucred::NONE,
+                peer_addr: None,
+                options: BTreeMap::new(),
+            }),
+            queue: WaitQueue::new(),
+            names,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    fn peer(&self) -> Option<Arc<Endpoint>> {
+        match &self.lock().conn {
+            Conn::Connected(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Wakes whoever waits on this endpoint and on its peer.
+    fn notify_pair(&self, peer: Option<&Arc<Endpoint>>) {
+        self.queue.notify_all();
+        if let Some(p) = peer {
+            p.queue.notify_all();
+        }
+    }
+
+    /// The file is closed: drop queued data and pending connections, tell the peer.
+    fn close(&self) {
+        let (rx, conn, addr) = {
+            let mut s = self.lock();
+            s.closed = true;
+            s.rcv_shut = true;
+            s.snd_shut = true;
+            s.rx_bytes = 0;
+            (
+                std::mem::take(&mut s.rx),
+                std::mem::replace(&mut s.conn, Conn::Unconnected),
+                s.addr.clone(),
+            )
+        };
+        if let Some(a) = &addr {
+            self.names.remove(&NameKey::of(a), self);
+        }
+        self.queue.notify_all();
+        match conn {
+            Conn::Connected(peer) => {
+                if self.kind.connection_oriented() {
+                    let mut p = peer.lock();
+                    p.rcv_shut = true;
+                    p.snd_shut = true;
+                }
+                peer.queue.notify_all();
+            }
+            Conn::Listening { pending, .. } => {
+                for p in pending {
+                    p.close();
+                }
+            }
+            Conn::Unconnected => {}
+        }
+        drop(rx);
+    }
+
+    /// Appends a message to this endpoint's receive queue (the caller checked for room).
+    fn push(&self, msg: Message) {
+        let mut s = self.lock();
+        s.rx_bytes += msg.data.len();
+        s.rx.push_back(msg);
+    }
+
+    /// Appends a datagram if there is room (a datagram larger than the buffer still goes
+    /// into an empty queue).
+    fn deliver(&self, msg: Message) -> Result<(), Message> {
+        let mut s = self.lock();
+        let len = msg.data.len();
+        if s.rx_bytes > 0 && s.rx_bytes + len > s.rcvbuf {
+            return Err(msg);
+        }
+        s.rx_bytes += len;
+        s.rx.push_back(msg);
+        Ok(())
+    }
+}
+
+/// The file operations of an AF_UNIX socket.
+pub struct UnixSocket {
+    ep: Arc<Endpoint>,
+    ino: u64,
+}
+
+impl std::fmt::Debug for UnixSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixSocket")
+            .field("kind", &self.ep.kind)
+            .field("ino", &self.ino)
+            .finish()
+    }
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        self.ep.close();
+    }
+}
+
+fn resolver(t: &Task) -> Resolver<'_> {
+    Resolver::new(Caller::of(t), t.fs.root(), &t.fs.ns)
+}
+
+fn start_dir(t: &Task, path: &[u8]) -> Arc<Dentry> {
+    if path.first() == Some(&b'/') {
+        t.fs.root()
+    } else {
+        t.fs.cwd()
+    }
+}
+
+/// Creates the socket inode for `bind(path)`; returns its (device, inode) identity.
+fn create_socket_file(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let r = resolver(t);
+    let pn = r.resolve_parent(start_dir(t, path), path)?;
+    if pn.name == b"." || pn.name == b".." || pn.trailing_slash {
+        return Err(Errno::EADDRINUSE);
+    }
+    if r.child(&pn.parent, &pn.name).is_ok() {
+        return Err(Errno::EADDRINUSE);
+    }
+    if pn.parent.mount.readonly {
+        return Err(Errno::EROFS);
+    }
+    if !may_access(&pn.parent.inode.stat()?, &t.creds, 3, false) {
+        return Err(Errno::EACCES);
+    }
+    let attrs = NewAttrs {
+        mode: 0o777 & !t.fs.umask(),
+        uid: t.creds.euid,
+        gid: t.creds.egid,
+    };
+    let inode = pn
+        .parent
+        .inode
+        .create(&Caller::of(t), &pn.name, NewNode::Socket, attrs)
+        .map_err(|e| {
+            if e == Errno::EEXIST {
+                Errno::EADDRINUSE
+            } else {
+                e
+            }
+        })?;
+    let st = inode.stat()?;
+    Ok((st.dev, st.ino))
+}
+
+/// Finds the endpoint bound at `name` for connect or sendto.
+fn lookup(t: &Task, name: &Name) -> Result<Arc<Endpoint>, Errno> {
+    let names = &t.kernel.unix_names;
+    let key = match name {
+        Name::Unnamed => return Err(Errno::EINVAL),
+        Name::Abstract(n) => NameKey::Abstract(n.clone()),
+        Name::Path(p) => {
+            if p.is_empty() {
+                return Err(Errno::ENOENT);
+            }
+            let d = resolver(t).resolve(start_dir(t, p), p, true)?;
+            let st = d.inode.stat()?;
+            if FileType::from_mode(st.mode) != FileType::Socket {
+                return Err(Errno::ECONNREFUSED);
+            }
+            if !may_access(&st, &t.creds, 2, false) {
+                return Err(Errno::EACCES);
+            }
+            NameKey::Inode(st.dev, st.ino)
+        }
+    };
+    match names.get(&key) {
+        Some(ep) if !ep.is_closed() => Ok(ep),
+        _ => Err(Errno::ECONNREFUSED),
+    }
+}
+
+impl UnixSocket {
+    /// A new unconnected socket.
+    pub fn new(kernel: &Kernel, kind: Kind) -> UnixSocket {
+        UnixSocket::with_endpoint(Endpoint::new(kind, kernel.unix_names.clone()))
+    }
+
+    fn with_endpoint(ep: Arc<Endpoint>) -> UnixSocket {
+        UnixSocket {
+            ep,
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// socketpair(2): two connected sockets, each reporting `cred` as its peer.
+    pub fn pair(kernel: &Kernel, kind: Kind, cred: Ucred) -> (UnixSocket, UnixSocket) {
+        let a = Endpoint::new(kind, kernel.unix_names.clone());
+        let b = Endpoint::new(kind, kernel.unix_names.clone());
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            let mut s = x.lock();
+            s.conn = Conn::Connected(y.clone());
+            s.peercred = cred;
+        }
+        (UnixSocket::with_endpoint(a), UnixSocket::with_endpoint(b))
+    }
+
+    fn nonblocking(file: &OpenFile) -> bool {
+        file.flags() & libc::O_NONBLOCK as u32 != 0
+    }
+
+    /// Sends on a connection-oriented socket: into the peer's queue, blocking for room.
+    fn send_connected(
+        &self,
+        t: &mut Task,
+        mut msg: OutMessage,
+        flags: IoFlags,
+        creds: Ucred,
+    ) -> Result<usize, Errno> {
+        let ep = &self.ep;
+        let peer = {
+            let s = ep.lock();
+            if s.snd_shut {
+                return Err(Errno::EPIPE);
+            }
+            match &s.conn {
+                Conn::Connected(p) => p.clone(),
+                _ => return Err(Errno::ENOTCONN),
+            }
+        };
+        let record = ep.kind == Kind::SeqPacket;
+        if record && msg.data.len() > ep.lock().sndbuf {
+            return Err(Errno::EMSGSIZE);
+        }
+        if ep.kind == Kind::Stream && msg.data.is_empty() {
+            return Ok(0);
+        }
+        let total = msg.data.len();
+        let mut sent = 0usize;
+        let mut fds = std::mem::take(&mut msg.fds);
+        let r = t.block_on(&[&ep.queue, &peer.queue], None, |_| {
+            if ep.lock().snd_shut {
+                return Some(Err(Errno::EPIPE));
+            }
+            loop {
+                let (room, queued, rcv_shut) = {
+                    let p = peer.lock();
+                    (
+                        p.rcvbuf.saturating_sub(p.rx_bytes),
+                        p.rx_bytes,
+                        p.rcv_shut || p.closed,
+                    )
+                };
+                if rcv_shut {
+                    return Some(Err(Errno::EPIPE));
+                }
+                let left = total - sent;
+                // A record goes whole (into an empty queue even if it is large); a stream
+                // fills whatever room there is.
+                let n = match record {
+                    true if room >= left || queued == 0 => left,
+                    false if room > 0 => left.min(room),
+                    _ => break,
+                };
+                let m = Message {
+                    data: msg.data[sent..sent + n].to_vec(),
+                    read: 0,
+                    fds: std::mem::take(&mut fds),
+                    creds,
+                    from: None,
+                };
+                peer.push(m);
+                sent += n;
+                ep.notify_pair(Some(&peer));
+                if sent == total {
+                    return Some(Ok(sent));
+                }
+            }
+            if flags.nonblocking {
+                Some(if sent > 0 {
+                    Ok(sent)
+                } else {
+                    Err(Errno::EAGAIN)
+                })
+            } else {
+                None
+            }
+        });
+        match r {
+            Err(Errno::EINTR | Errno::EPIPE) if sent > 0 => {
+                t.restart = None;
+                Ok(sent)
+            }
+            r => r,
+        }
+    }
+
+    fn send_dgram(
+        &self,
+        t: &mut Task,
+        msg: OutMessage,
+        flags: IoFlags,
+        creds: Ucred,
+    ) -> Result<usize, Errno> {
+        let ep = &self.ep;
+        let (target, from, sndbuf) = {
+            let s = ep.lock();
+            if s.snd_shut {
+                return Err(Errno::EPIPE);
+            }
+            let connected = match &s.conn {
+                Conn::Connected(p) => Some(p.clone()),
+                _ => None,
+            };
+            (connected, s.addr.clone(), s.sndbuf)
+        };
+        let target = match &msg.to {
+            Some(a) => lookup(t, &parse(a)?)?,
+            None => target.ok_or(Errno::ENOTCONN)?,
+        };
+        if target.kind != Kind::Dgram {
+            return Err(Errno::EPROTOTYPE);
+        }
+        if msg.data.len() > sndbuf {
+            return Err(Errno::EMSGSIZE);
+        }
+        let len = msg.data.len();
+        let mut pending = Some(Message {
+            data: msg.data,
+            read: 0,
+            fds: msg.fds,
+            creds,
+            from,
+        });
+        t.block_on(&[&ep.queue, &target.queue], None, |_| {
+            {
+                let s = target.lock();
+                if s.closed {
+                    return Some(Err(Errno::ECONNREFUSED));
+                }
+                if s.rcv_shut {
+                    return Some(Err(Errno::EPIPE));
+                }
+                // A datagram socket connected elsewhere only takes from its peer.
+                if let Conn::Connected(p) = &s.conn {
+                    if !Arc::ptr_eq(p, ep) {
+                        return Some(Err(Errno::EPERM));
+                    }
+                }
+            }
+            let m = pending.take().expect("message not yet delivered");
+            match target.deliver(m) {
+                Ok(()) => {
+                    target.queue.notify_all();
+                    Some(Ok(len))
+                }
+                Err(m) => {
+                    pending = Some(m);
+                    if flags.nonblocking {
+                        Some(Err(Errno::EAGAIN))
+                    } else {
+                        None
+                    }
+                }
+            }
+        })
+    }
+
+    /// Takes (or peeks) from the front of the receive queue.
+    fn take(&self, len: usize, flags: IoFlags) -> Option<Result<InMessage, Errno>> {
+        let ep = &self.ep;
+        let mut s = ep.lock();
+        let passcred = s.passcred;
+        if s.rx.is_empty() {
+            return match s.conn {
+                _ if s.rcv_shut => Some(Ok(InMessage::default())),
+                Conn::Listening { .. } => Some(Err(Errno::EINVAL)),
+                Conn::Unconnected if ep.kind.connection_oriented() => Some(Err(Errno::EINVAL)),
+                _ => None,
+            };
+        }
+        let mut out = InMessage::default();
+        if ep.kind == Kind::Stream {
+            let mut first = true;
+            while out.data.len() < len {
+                let Some(m) = s.rx.front() else { break };
+                if !first && !m.fds.is_empty() {
+                    break;
+                }
+                let creds = m.creds;
+                let avail = m.data.len() - m.read;
+                let n = avail.min(len - out.data.len());
+                out.data.extend_from_slice(&m.data[m.read..m.read + n]);
+                if first && passcred {
+                    out.creds = Some(creds);
+                }
+                first = false;
+                if flags.peek {
+                    out.fds.extend(m.fds.iter().cloned());
+                    // Peeking stops at the first message (its data may continue, but a
+                    // second peek would need per-message offsets).
+                    break;
+                }
+                let m = s.rx.front_mut().expect("front exists");
+                out.fds.append(&mut m.fds);
+                m.read += n;
+                let done = m.read == m.data.len();
+                s.rx_bytes -= n;
+                if done {
+                    let m = s.rx.pop_front().expect("front exists");
+                    drop(s);
+                    drop(m);
+                    s = ep.lock();
+                }
+                if !out.fds.is_empty() {
+                    break;
+                }
+            }
+            out.full_len = out.data.len();
+        } else {
+            let m = s.rx.front().expect("not empty");
+            let n = m.data.len().min(len);
+            out.data = m.data[..n].to_vec();
+            out.full_len = m.data.len();
+            out.from = m.from.as_ref().map(Addr::to_sockaddr);
+            if passcred {
+                out.creds = Some(m.creds);
+            }
+            if flags.peek {
+                out.fds = m.fds.clone();
+            } else {
+                let m = s.rx.pop_front().expect("not empty");
+                s.rx_bytes -= m.data.len();
+                out.fds = m.fds;
+            }
+        }
+        let peer = match &s.conn {
+            Conn::Connected(p) => Some(p.clone()),
+            _ => None,
+        };
+        drop(s);
+        if !flags.peek {
+            ep.notify_pair(peer.as_ref());
+        }
+        Some(Ok(out))
+    }
+}
+
+impl Socket for UnixSocket {
+    fn bind(&self, t: &mut Task, addr: &[u8]) -> Result<(), Errno> {
+        let name = parse(addr)?;
+        if self.ep.lock().addr.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let a = match name {
+            Name::Unnamed => {
+                // Autobind: a unique abstract name of five hex digits, as Linux.
+                let n = NEXT_AUTOBIND.fetch_add(1, Ordering::Relaxed);
+                Addr::Abstract(format!("{:05x}", n & 0xfffff).into_bytes())
+            }
+            Name::Abstract(n) => Addr::Abstract(n),
+            Name::Path(p) => {
+                let key = create_socket_file(t, &p)?;
+                Addr::Path { path: p, key }
+            }
+        };
+        let names = t.kernel.unix_names.clone();
+        let mut s = self.ep.lock();
+        if s.addr.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        names.insert(NameKey::of(&a), &self.ep)?;
+        s.addr = Some(a);
+        Ok(())
+    }
+
+    fn listen(&self, t: &mut Task, backlog: i32) -> Result<(), Errno> {
+        if !self.ep.kind.connection_oriented() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let backlog = usize::try_from(backlog).unwrap_or(0).clamp(1, SOMAXCONN);
+        let mut s = self.ep.lock();
+        if s.addr.is_none() {
+            return Err(Errno::EINVAL);
+        }
+        match &mut s.conn {
+            Conn::Connected(_) => return Err(Errno::EINVAL),
+            Conn::Listening { backlog: b, .. } => *b = backlog,
+            Conn::Unconnected => {
+                s.conn = Conn::Listening {
+                    backlog,
+                    pending: VecDeque::new(),
+                }
+            }
+        }
+        s.listen_cred = Ucred::of(t);
+        drop(s);
+        self.ep.queue.notify_all();
+        Ok(())
+    }
+
+    fn accept(
+        &self,
+        t: &mut Task,
+        nonblocking: bool,
+    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+        if !self.ep.kind.connection_oriented() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let ep = &self.ep;
+        let new = t.block_on(&[&ep.queue], None, |_| {
+            let mut s = ep.lock();
+            let Conn::Listening { pending, .. } = &mut s.conn else {
+                return Some(Err(Errno::EINVAL));
+            };
+            match pending.pop_front() {
+                Some(n) => Some(Ok(n)),
+                None if nonblocking => Some(Err(Errno::EAGAIN)),
+                None => None,
+            }
+        })?;
+        let peer = new
+            .lock()
+            .peer_addr
+            .as_ref()
+            .map_or_else(unnamed, Addr::to_sockaddr);
+        Ok((Arc::new(UnixSocket::with_endpoint(new)), peer))
+    }
+
+    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
+        let ep = &self.ep;
+        let name = parse(addr)?;
+        if !ep.kind.connection_oriented() {
+            if name == Name::Unnamed {
+                // AF_UNSPEC-style disconnect.
+                ep.lock().conn = Conn::Unconnected;
+                return Ok(());
+            }
+            let target = lookup(t, &name)?;
+            if target.kind != Kind::Dgram {
+                return Err(Errno::EPROTOTYPE);
+            }
+            let peer_addr = target.lock().addr.clone();
+            let mut s = ep.lock();
+            s.conn = Conn::Connected(target);
+            s.peer_addr = peer_addr;
+            return Ok(());
+        }
+        let (my_addr, passcred) = {
+            let s = ep.lock();
+            match s.conn {
+                Conn::Connected(_) => return Err(Errno::EISCONN),
+                Conn::Listening { .. } => return Err(Errno::EINVAL),
+                Conn::Unconnected => {}
+            }
+            (s.addr.clone(), s.passcred)
+        };
+        let listener = lookup(t, &name)?;
+        if listener.kind != ep.kind {
+            return Err(Errno::EPROTOTYPE);
+        }
+        let me = Ucred::of(t);
+        let (server, listen_cred, listen_addr) = t.block_on(&[&listener.queue], None, |_| {
+            let mut l = listener.lock();
+            let addr = l.addr.clone();
+            let cred = l.listen_cred;
+            let Conn::Listening { backlog, pending } = &mut l.conn else {
+                return Some(Err(Errno::ECONNREFUSED));
+            };
+            if pending.len() >= *backlog {
+                return if nonblocking {
+                    Some(Err(Errno::EAGAIN))
+                } else {
+                    None
+                };
+            }
+            let server = Endpoint::new(ep.kind, listener.names.clone());
+            {
+                let mut s = server.lock();
+                s.addr = addr.clone();
+                s.conn = Conn::Connected(ep.clone());
+                s.peercred = me;
+                s.peer_addr = my_addr.clone();
+                s.passcred = passcred;
+            }
+            pending.push_back(server.clone());
+            Some(Ok((server, cred, addr)))
+        })?;
+        listener.queue.notify_all();
+        let mut s = ep.lock();
+        s.conn = Conn::Connected(server);
+        s.peercred = listen_cred;
+        s.peer_addr = listen_addr;
+        drop(s);
+        ep.queue.notify_all();
+        Ok(())
+    }
+
+    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+        let creds = msg.creds.unwrap_or_else(|| Ucred::of(t));
+        if self.ep.kind == Kind::Dgram {
+            self.send_dgram(t, msg, flags, creds)
+        } else {
+            if msg.to.is_some() && self.ep.peer().is_none() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            self.send_connected(t, msg, flags, creds)
+        }
+    }
+
+    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+        let ep = self.ep.clone();
+        if !flags.waitall || ep.kind != Kind::Stream {
+            return t.block_on(&[&ep.queue], None, |_| match self.take(len, flags) {
+                Some(r) => Some(r),
+                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None => None,
+            });
+        }
+        let mut out = InMessage::default();
+        let r = t.block_on(&[&ep.queue], None, |_| loop {
+            match self.take(len - out.data.len(), flags) {
+                Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
+                Some(Ok(mut m)) => {
+                    out.data.append(&mut m.data);
+                    out.fds.append(&mut m.fds);
+                    out.creds = out.creds.or(m.creds);
+                    if out.data.len() == len || !out.fds.is_empty() {
+                        return Some(Ok(()));
+                    }
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
+                None => return None,
+            }
+        });
+        match r {
+            Ok(()) => {}
+            Err(_) if !out.data.is_empty() => t.restart = None,
+            Err(e) => return Err(e),
+        }
+        out.full_len = out.data.len();
+        Ok(out)
+    }
+
+    fn local_addr(&self) -> Vec<u8> {
+        self.ep
+            .lock()
+            .addr
+            .as_ref()
+            .map_or_else(unnamed, Addr::to_sockaddr)
+    }
+
+    fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
+        let s = self.ep.lock();
+        match &s.conn {
+            Conn::Connected(_) => Ok(s.peer_addr.as_ref().map_or_else(unnamed, Addr::to_sockaddr)),
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
+    fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        let (rd, wr) = match how {
+            libc::SHUT_RD => (true, false),
+            libc::SHUT_WR => (false, true),
+            libc::SHUT_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        let peer = {
+            let mut s = self.ep.lock();
+            let peer = match &s.conn {
+                Conn::Connected(p) => Some(p.clone()),
+                _ if self.ep.kind.connection_oriented() => return Err(Errno::ENOTCONN),
+                _ => None,
+            };
+            s.rcv_shut |= rd;
+            s.snd_shut |= wr;
+            peer
+        };
+        if let Some(p) = &peer {
+            if self.ep.kind.connection_oriented() {
+                let mut ps = p.lock();
+                ps.snd_shut |= rd;
+                ps.rcv_shut |= wr;
+            }
+        }
+        self.ep.notify_pair(peer.as_ref());
+        Ok(())
+    }
+
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        if level != libc::SOL_SOCKET {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let s = self.ep.lock();
+        let int = |v: i32| v.to_ne_bytes().to_vec();
+        Ok(match name {
+            libc::SO_TYPE => int(self.ep.kind.sock_type()),
+            libc::SO_DOMAIN => int(libc::AF_UNIX),
+            libc::SO_PROTOCOL => int(0),
+            libc::SO_ERROR => int(0),
+            libc::SO_SNDBUF => int(s.sndbuf as i32),
+            libc::SO_RCVBUF => int(s.rcvbuf as i32),
+            libc::SO_PASSCRED => int(i32::from(s.passcred)),
+            libc::SO_ACCEPTCONN => int(i32::from(matches!(s.conn, Conn::Listening { .. }))),
+            libc::SO_PEERCRED => zerocopy::IntoBytes::as_bytes(&s.peercred).to_vec(),
+            libc::SO_PEERSEC | libc::SO_PASSSEC => return Err(Errno::ENOPROTOOPT),
+            libc::SO_LINGER => s.options.get(&name).cloned().unwrap_or(vec![0; 8]),
+            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
+                s.options.get(&name).cloned().unwrap_or(vec![0; 16])
+            }
+            _ => s.options.get(&name).cloned().unwrap_or_else(|| int(0)),
+        })
+    }
+
+    fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+        if level != libc::SOL_SOCKET {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let int = || -> Result<i32, Errno> {
+            Ok(i32::from_ne_bytes(
+                value
+                    .get(..4)
+                    .ok_or(Errno::EINVAL)?
+                    .try_into()
+                    .expect("4 bytes"),
+            ))
+        };
+        let mut s = self.ep.lock();
+        match name {
+            // Linux doubles the value for bookkeeping overhead, with a floor.
+            libc::SO_SNDBUF => s.sndbuf = (int()?.max(0) as usize * 2).max(4608),
+            libc::SO_RCVBUF => s.rcvbuf = (int()?.max(0) as usize * 2).max(2304),
+            libc::SO_PASSCRED => s.passcred = int()? != 0,
+            libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_PEERCRED => {
+                return Err(Errno::ENOPROTOOPT)
+            }
+            _ => {
+                if value.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                s.options.insert(name, value.to_vec());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FileOps for UnixSocket {
+    fn read(
+        &self,
+        t: &mut Task,
+        file: &OpenFile,
+        buf: &mut [u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let flags = IoFlags {
+            nonblocking: UnixSocket::nonblocking(file),
+            ..IoFlags::default()
+        };
+        let m = self.recv(t, buf.len(), flags)?;
+        buf[..m.data.len()].copy_from_slice(&m.data);
+        Ok(m.data.len())
+    }
+
+    fn write(
+        &self,
+        t: &mut Task,
+        file: &OpenFile,
+        buf: &[u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let flags = IoFlags {
+            nonblocking: UnixSocket::nonblocking(file),
+            ..IoFlags::default()
+        };
+        let msg = OutMessage {
+            data: buf.to_vec(),
+            ..OutMessage::default()
+        };
+        self.send(t, msg, flags)
+    }
+
+    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+        if cmd as u64 == libc::FIONREAD {
+            let n = {
+                let s = self.ep.lock();
+                if self.ep.kind == Kind::Stream {
+                    s.rx_bytes
+                } else {
+                    s.rx.front().map_or(0, |m| m.data.len())
+                }
+            };
+            t.mm.write_obj(UserAddr(arg), &(n as i32))?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            dev: 0x8,
+            ino: self.ino,
+            nlink: 1,
+            mode: libc::S_IFSOCK | 0o777,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn readiness(&self) -> u32 {
+        let (mut r, peer) = {
+            let s = self.ep.lock();
+            let mut r = 0;
+            if let Conn::Listening { pending, .. } = &s.conn {
+                return if pending.is_empty() {
+                    0
+                } else {
+                    (libc::POLLIN | libc::POLLRDNORM) as u32
+                };
+            }
+            if !s.rx.is_empty() {
+                r |= libc::POLLIN | libc::POLLRDNORM;
+            }
+            if s.rcv_shut {
+                r |= libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP;
+            }
+            if s.rcv_shut && s.snd_shut {
+                r |= libc::POLLHUP;
+            }
+            let peer = match &s.conn {
+                Conn::Connected(p) => Some(p.clone()),
+                _ => None,
+            };
+            if self.ep.kind.connection_oriented() && peer.is_none() {
+                // Unconnected: Linux reports POLLOUT only once connected, and POLLHUP.
+                r |= libc::POLLHUP;
+                return r as u32;
+            }
+            if s.snd_shut {
+                return r as u32;
+            }
+            (r, peer)
+        };
+        let writable = match &peer {
+            Some(p) => {
+                let p = p.lock();
+                p.closed || p.rx_bytes < p.rcvbuf
+            }
+            None => true,
+        };
+        if writable {
+            r |= libc::POLLOUT | libc::POLLWRNORM;
+        }
+        r as u32
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.ep.queue)
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_forms_round_trip() {
+        let p = Addr::Path {
+            path: b"/tmp/s".to_vec(),
+            key: (1, 2),
+        };
+        let raw = p.to_sockaddr();
+        assert_eq!(raw.len(), 2 + 6 + 1);
+        assert_eq!(parse(&raw).unwrap(), Name::Path(b"/tmp/s".to_vec()));
+        let a = Addr::Abstract(b"x\0y".to_vec());
+        assert_eq!(
+            parse(&a.to_sockaddr()).unwrap(),
+            Name::Abstract(b"x\0y".to_vec())
+        );
+        assert_eq!(parse(&unnamed()).unwrap(), Name::Unnamed);
+        assert_eq!(parse(&[1]), Err(Errno::EINVAL));
+        assert_eq!(parse(&[2, 0, b'a']), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn names_reject_live_duplicates_and_forget_closed_ones() {
+        let names = Arc::new(Names::default());
+        let a = Endpoint::new(Kind::Stream, names.clone());
+        let b = Endpoint::new(Kind::Stream, names.clone());
+        let key = NameKey::Abstract(b"n".to_vec());
+        names.insert(key.clone(), &a).unwrap();
+        assert_eq!(names.insert(key.clone(), &b), Err(Errno::EADDRINUSE));
+        a.lock().addr = Some(Addr::Abstract(b"n".to_vec()));
+        a.close();
+        assert!(names.get(&key).is_none());
+        names.insert(key, &b).unwrap();
+    }
+
+    #[test]
+    fn closing_one_end_shuts_the_other() {
+        let names = Arc::new(Names::default());
+        let a = Endpoint::new(Kind::Stream, names.clone());
+        let b = Endpoint::new(Kind::Stream, names);
+        a.lock().conn = Conn::Connected(b.clone());
+        b.lock().conn = Conn::Connected(a.clone());
+        let sb = UnixSocket::with_endpoint(b.clone());
+        a.close();
+        let s = b.lock();
+        assert!(s.rcv_shut && s.snd_shut);
+        drop(s);
+        let r = sb.readiness();
+        assert_ne!(r & libc::POLLHUP as u32, 0);
+        assert_ne!(r & libc::POLLIN as u32, 0);
+    }
+
+    #[test]
+    fn datagrams_keep_boundaries_and_report_truncation() {
+        let names = Arc::new(Names::default());
+        let ep = Endpoint::new(Kind::Dgram, names);
+        let sock = UnixSocket::with_endpoint(ep.clone());
+        for d in [&b"hello"[..], b"world!"] {
+            let m = Message {
+                data: d.to_vec(),
+                read: 0,
+                fds: Vec::new(),
+                creds: Ucred::NONE,
+                from: None,
+            };
+            assert!(ep.deliver(m).is_ok());
+        }
+        let m = sock.take(3, IoFlags::default()).unwrap().unwrap();
+        assert_eq!((m.data.as_slice(), m.full_len), (&b"hel"[..], 5));
+        let m = sock.take(100, IoFlags::default()).unwrap().unwrap();
+        assert_eq!(m.data, b"world!");
+        assert!(sock.take(100, IoFlags::default()).is_none());
+    }
+}

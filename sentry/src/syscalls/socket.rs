@@ -1,0 +1,561 @@
+//! Socket system calls: creation, naming, connections, sendmsg/recvmsg with control messages,
+//! options. The sockets themselves live in [`crate::net`]; this layer only moves user memory
+//! (addresses, iovecs, `msghdr`, `cmsghdr`) in and out and installs passed files.
+
+use std::sync::Arc;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::Fd;
+use crate::abi::{Errno, SysResult};
+use crate::kernel::signal::{SigInfo, SI_USER};
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+use crate::net::{self, InMessage, IoFlags, OutMessage, Ucred};
+use crate::vfs::{FileOps, OpenFile};
+
+/// `sizeof(struct sockaddr_storage)`.
+const SOCKADDR_MAX: u32 = 128;
+/// Most fds one SCM_RIGHTS message may carry (SCM_MAX_FD).
+const SCM_MAX_FD: usize = 253;
+/// Largest message the sentry buffers for one send (larger stream sends complete short).
+const MAX_SEND: usize = 64 << 20;
+
+const MSG_OOB: i32 = 1;
+const MSG_PEEK: i32 = 2;
+const MSG_CTRUNC: i32 = 8;
+const MSG_TRUNC: i32 = 0x20;
+const MSG_DONTWAIT: i32 = 0x40;
+const MSG_WAITALL: i32 = 0x100;
+const MSG_NOSIGNAL: i32 = 0x4000;
+const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+
+const SCM_RIGHTS: i32 = 1;
+const SCM_CREDENTIALS: i32 = 2;
+
+/// `struct msghdr`.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct MsgHdr {
+    name: u64,
+    namelen: u32,
+    pad0: u32,
+    iov: u64,
+    iovlen: u64,
+    control: u64,
+    controllen: u64,
+    flags: i32,
+    pad1: u32,
+}
+
+/// `struct cmsghdr` (the data follows, 8-byte aligned).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct CmsgHdr {
+    len: u64,
+    level: i32,
+    ty: i32,
+}
+
+const CMSG_HDR: usize = size_of::<CmsgHdr>();
+
+const fn cmsg_align(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+fn nofile_limit(t: &Task) -> u64 {
+    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
+}
+
+/// The open file at `fd`, which must be a socket.
+fn socket_file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
+    let f = t.fds.get(fd.0)?;
+    if f.ops.as_socket().is_none() {
+        return Err(Errno::ENOTSOCK);
+    }
+    Ok(f)
+}
+
+/// Runs `op` on the socket behind `f`.
+fn with_socket<R>(
+    f: &OpenFile,
+    op: impl FnOnce(&dyn net::Socket) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    op(f.ops.as_socket().ok_or(Errno::ENOTSOCK)?)
+}
+
+fn read_sockaddr(t: &Task, addr: UserAddr, len: u32) -> Result<Vec<u8>, Errno> {
+    if len > SOCKADDR_MAX {
+        return Err(Errno::EINVAL);
+    }
+    t.mm.read_bytes(addr, len as usize)
+}
+
+/// Copies `sa` out to `addr` (truncated to the caller's buffer) and its full length to
+/// `lenp`, as Linux's `move_addr_to_user`.
+fn write_sockaddr(t: &Task, addr: UserAddr, lenp: UserAddr, sa: &[u8]) -> Result<(), Errno> {
+    if addr.is_null() || lenp.is_null() {
+        return Ok(());
+    }
+    let len: i32 = t.mm.read_obj(lenp)?;
+    let room = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
+    let n = room.min(sa.len());
+    if n > 0 {
+        t.mm.write_bytes(addr, &sa[..n])?;
+    }
+    t.mm.write_obj(lenp, &(sa.len() as u32))
+}
+
+fn install(t: &Task, ops: Arc<dyn FileOps>, flags: i32) -> Result<i32, Errno> {
+    let status = if flags & libc::SOCK_NONBLOCK != 0 {
+        libc::O_NONBLOCK as u32
+    } else {
+        0
+    };
+    let f = OpenFile::new(ops, libc::O_RDWR as u32 | status);
+    t.fds
+        .install(f, 0, flags & libc::SOCK_CLOEXEC != 0, nofile_limit(t))
+}
+
+/// socket(2)
+pub fn socket(t: &mut Task, domain: i32, ty: i32, protocol: i32) -> SysResult {
+    let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    let ops = net::socket(t, domain, ty & !flags, protocol)?;
+    Ok(install(t, ops, flags)? as u64)
+}
+
+/// socketpair(2)
+pub fn socketpair(t: &mut Task, domain: i32, ty: i32, protocol: i32, sv: UserAddr) -> SysResult {
+    let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    let [a, b] = net::socketpair(t, domain, ty & !flags, protocol)?;
+    let fa = install(t, a, flags)?;
+    let fb = match install(t, b, flags) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = t.fds.remove(fa);
+            return Err(e);
+        }
+    };
+    if let Err(e) = t.mm.write_obj(sv, &[fa, fb]) {
+        let _ = t.fds.remove(fa);
+        let _ = t.fds.remove(fb);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// bind(2)
+pub fn bind(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let sa = read_sockaddr(t, addr, len)?;
+    with_socket(&f, |s| s.bind(t, &sa))?;
+    Ok(0)
+}
+
+/// listen(2)
+pub fn listen(t: &mut Task, fd: Fd, backlog: i32) -> SysResult {
+    let f = socket_file(t, fd)?;
+    with_socket(&f, |s| s.listen(t, backlog))?;
+    Ok(0)
+}
+
+/// connect(2)
+pub fn connect(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let sa = read_sockaddr(t, addr, len)?;
+    let nb = f.flags() & libc::O_NONBLOCK as u32 != 0;
+    with_socket(&f, |s| s.connect(t, &sa, nb))?;
+    Ok(0)
+}
+
+/// accept4(2)
+pub fn accept4(t: &mut Task, fd: Fd, addr: UserAddr, lenp: UserAddr, flags: i32) -> SysResult {
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = socket_file(t, fd)?;
+    let nb = f.flags() & libc::O_NONBLOCK as u32 != 0;
+    let (ops, peer) = with_socket(&f, |s| s.accept(t, nb))?;
+    let newfd = install(t, ops, flags)?;
+    if let Err(e) = write_sockaddr(t, addr, lenp, &peer) {
+        let _ = t.fds.remove(newfd);
+        return Err(e);
+    }
+    Ok(newfd as u64)
+}
+
+/// accept(2)
+pub fn accept(t: &mut Task, fd: Fd, addr: UserAddr, lenp: UserAddr) -> SysResult {
+    accept4(t, fd, addr, lenp, 0)
+}
+
+/// getsockname(2)
+pub fn getsockname(t: &mut Task, fd: Fd, addr: UserAddr, lenp: UserAddr) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let sa = with_socket(&f, |s| Ok(s.local_addr()))?;
+    write_sockaddr(t, addr, lenp, &sa)?;
+    Ok(0)
+}
+
+/// getpeername(2)
+pub fn getpeername(t: &mut Task, fd: Fd, addr: UserAddr, lenp: UserAddr) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let sa = with_socket(&f, |s| s.peer_addr())?;
+    write_sockaddr(t, addr, lenp, &sa)?;
+    Ok(0)
+}
+
+/// shutdown(2)
+pub fn shutdown(t: &mut Task, fd: Fd, how: i32) -> SysResult {
+    let f = socket_file(t, fd)?;
+    with_socket(&f, |s| s.shutdown(how))?;
+    Ok(0)
+}
+
+/// setsockopt(2)
+pub fn setsockopt(
+    t: &mut Task,
+    fd: Fd,
+    level: i32,
+    name: i32,
+    val: UserAddr,
+    len: u32,
+) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let v = t.mm.read_bytes(val, (len as usize).min(4096))?;
+    with_socket(&f, |s| s.setsockopt(level, name, &v))?;
+    Ok(0)
+}
+
+/// getsockopt(2)
+pub fn getsockopt(
+    t: &mut Task,
+    fd: Fd,
+    level: i32,
+    name: i32,
+    val: UserAddr,
+    lenp: UserAddr,
+) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let len: i32 = t.mm.read_obj(lenp)?;
+    let room = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
+    let v = with_socket(&f, |s| s.getsockopt(level, name))?;
+    let n = room.min(v.len());
+    t.mm.write_bytes(val, &v[..n])?;
+    t.mm.write_obj(lenp, &(n as u32))?;
+    Ok(0)
+}
+
+fn io_flags(f: &OpenFile, flags: i32) -> IoFlags {
+    IoFlags {
+        nonblocking: f.flags() & libc::O_NONBLOCK as u32 != 0 || flags & MSG_DONTWAIT != 0,
+        peek: flags & MSG_PEEK != 0,
+        waitall: flags & MSG_WAITALL != 0,
+    }
+}
+
+/// Sends and raises SIGPIPE on EPIPE unless MSG_NOSIGNAL.
+fn do_send(t: &mut Task, f: &OpenFile, msg: OutMessage, flags: i32) -> SysResult {
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let fl = io_flags(f, flags);
+    let r = with_socket(f, |s| s.send(t, msg, fl));
+    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
+        let (pid, uid) = (t.tg.tgid, t.creds.uid);
+        t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
+    }
+    Ok(r? as u64)
+}
+
+fn do_recv(t: &mut Task, f: &OpenFile, len: usize, flags: i32) -> Result<InMessage, Errno> {
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let fl = io_flags(f, flags);
+    with_socket(f, |s| s.recv(t, len, fl))
+}
+
+/// sendto(2)
+pub fn sendto(
+    t: &mut Task,
+    fd: Fd,
+    buf: UserAddr,
+    len: usize,
+    flags: i32,
+    addr: UserAddr,
+    alen: u32,
+) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let data = t.mm.read_bytes(buf, len.min(MAX_SEND))?;
+    let to = if addr.is_null() {
+        None
+    } else {
+        Some(read_sockaddr(t, addr, alen)?)
+    };
+    let msg = OutMessage {
+        data,
+        to,
+        ..OutMessage::default()
+    };
+    do_send(t, &f, msg, flags)
+}
+
+/// recvfrom(2)
+pub fn recvfrom(
+    t: &mut Task,
+    fd: Fd,
+    buf: UserAddr,
+    len: usize,
+    flags: i32,
+    addr: UserAddr,
+    lenp: UserAddr,
+) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let m = do_recv(t, &f, len.min(MAX_SEND), flags)?;
+    t.mm.write_bytes(buf, &m.data)?;
+    if let Some(from) = &m.from {
+        write_sockaddr(t, addr, lenp, from)?;
+    } else if !lenp.is_null() && !addr.is_null() {
+        t.mm.write_obj(lenp, &0u32)?;
+    }
+    Ok(if flags & MSG_TRUNC != 0 {
+        m.full_len
+    } else {
+        m.data.len()
+    } as u64)
+}
+
+/// Gathers the bytes of an iovec array (stopping at the first unreadable one after data).
+fn gather(t: &Task, iov: u64, iovlen: u64) -> Result<Vec<u8>, Errno> {
+    let iovs = t.mm.read_iovecs(
+        UserAddr(iov),
+        usize::try_from(iovlen).map_err(|_| Errno::EMSGSIZE)?,
+    )?;
+    let mut data = Vec::new();
+    for v in &iovs {
+        let want = (v.len as usize).min(MAX_SEND - data.len());
+        let start = data.len();
+        data.resize(start + want, 0);
+        let c = match t.mm.copy_in(v.base, &mut data[start..]) {
+            Ok(c) => c,
+            Err(e) if start == 0 && want > 0 => return Err(e),
+            Err(_) => 0,
+        };
+        data.truncate(start + c);
+        if c < want {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+/// Scatters `data` over an iovec array; returns the bytes copied.
+fn scatter(t: &Task, iov: u64, iovlen: u64, data: &[u8]) -> Result<usize, Errno> {
+    let iovs = t.mm.read_iovecs(
+        UserAddr(iov),
+        usize::try_from(iovlen).map_err(|_| Errno::EMSGSIZE)?,
+    )?;
+    let mut done = 0usize;
+    for v in &iovs {
+        if done == data.len() {
+            break;
+        }
+        let take = (v.len as usize).min(data.len() - done);
+        let c =
+            t.mm.copy_out(v.base, &data[done..done + take])
+                .or_else(|e| if done == 0 { Err(e) } else { Ok(0) })?;
+        done += c;
+        if c < take {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+fn iov_total(t: &Task, iov: u64, iovlen: u64) -> Result<usize, Errno> {
+    let iovs = t.mm.read_iovecs(
+        UserAddr(iov),
+        usize::try_from(iovlen).map_err(|_| Errno::EMSGSIZE)?,
+    )?;
+    Ok(iovs
+        .iter()
+        .map(|v| v.len as usize)
+        .sum::<usize>()
+        .min(MAX_SEND))
+}
+
+/// Parses the control messages of a sendmsg: SCM_RIGHTS and SCM_CREDENTIALS.
+fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    let len = usize::try_from(len).map_err(|_| Errno::ENOBUFS)?;
+    if len > 1 << 16 {
+        return Err(Errno::ENOBUFS);
+    }
+    let buf = t.mm.read_bytes(UserAddr(control), len)?;
+    let mut off = 0usize;
+    while off + CMSG_HDR <= buf.len() {
+        let h = CmsgHdr::read_from_bytes(&buf[off..off + CMSG_HDR]).map_err(|_| Errno::EINVAL)?;
+        let clen = usize::try_from(h.len).map_err(|_| Errno::EINVAL)?;
+        if clen < CMSG_HDR || off + clen > buf.len() {
+            return Err(Errno::EINVAL);
+        }
+        let data = &buf[off + CMSG_HDR..off + clen];
+        match (h.level, h.ty) {
+            (libc::SOL_SOCKET, SCM_RIGHTS) => {
+                let n = data.len() / 4;
+                if msg.fds.len() + n > SCM_MAX_FD {
+                    return Err(Errno::EINVAL);
+                }
+                for c in data.chunks_exact(4) {
+                    let fd = i32::from_ne_bytes(c.try_into().expect("4 bytes"));
+                    let f = t.fds.get(fd)?;
+                    if f.is_path_only() {
+                        return Err(Errno::EBADF);
+                    }
+                    msg.fds.push(f);
+                }
+            }
+            (libc::SOL_SOCKET, SCM_CREDENTIALS) => {
+                let c = Ucred::read_from_prefix(data).map_err(|_| Errno::EINVAL)?.0;
+                let cr = &t.creds;
+                let root = cr.euid == 0;
+                let pid_ok = c.pid == t.tg.tgid || root;
+                let uid_ok = [cr.uid, cr.euid, cr.suid].contains(&c.uid) || root;
+                let gid_ok = [cr.gid, cr.egid, cr.sgid].contains(&c.gid) || root;
+                if !(pid_ok && uid_ok && gid_ok) {
+                    return Err(Errno::EPERM);
+                }
+                msg.creds = Some(c);
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        off += cmsg_align(clen);
+    }
+    Ok(())
+}
+
+fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {
+    let h = CmsgHdr {
+        len: (CMSG_HDR + data.len()) as u64,
+        level,
+        ty,
+    };
+    let mut v = h.as_bytes().to_vec();
+    v.extend_from_slice(data);
+    v
+}
+
+/// Builds the control data of a recvmsg into at most `room` bytes: credentials first, then
+/// rights (installed as fds here). Returns the bytes and whether anything was cut.
+fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut truncated = false;
+    if let Some(c) = m.creds {
+        let one = cmsg(libc::SOL_SOCKET, SCM_CREDENTIALS, c.as_bytes());
+        if out.len() + one.len() <= room {
+            out.extend_from_slice(&one);
+            out.resize(cmsg_align(out.len()).min(room), 0);
+        } else {
+            truncated = true;
+        }
+    }
+    let files = std::mem::take(&mut m.fds);
+    if !files.is_empty() {
+        let fit = room.saturating_sub(out.len() + CMSG_HDR) / 4;
+        if fit < files.len() {
+            truncated = true;
+        }
+        let limit = nofile_limit(t);
+        let mut fds: Vec<u8> = Vec::new();
+        for f in files.into_iter().take(fit) {
+            match t.fds.install(f, 0, cloexec, limit) {
+                Ok(fd) => fds.extend_from_slice(&fd.to_ne_bytes()),
+                Err(_) => {
+                    truncated = true;
+                    break;
+                }
+            }
+        }
+        if !fds.is_empty() {
+            out.extend_from_slice(&cmsg(libc::SOL_SOCKET, SCM_RIGHTS, &fds));
+        }
+    }
+    (out, truncated)
+}
+
+/// sendmsg(2)
+pub fn sendmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let h: MsgHdr = t.mm.read_obj(msg)?;
+    let mut out = OutMessage {
+        data: gather(t, h.iov, h.iovlen)?,
+        ..OutMessage::default()
+    };
+    if h.name != 0 && h.namelen != 0 {
+        out.to = Some(read_sockaddr(t, UserAddr(h.name), h.namelen)?);
+    }
+    parse_control(t, h.control, h.controllen, &mut out)?;
+    do_send(t, &f, out, flags)
+}
+
+/// recvmsg(2)
+pub fn recvmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
+    let f = socket_file(t, fd)?;
+    let mut h: MsgHdr = t.mm.read_obj(msg)?;
+    let len = iov_total(t, h.iov, h.iovlen)?;
+    let mut m = do_recv(t, &f, len, flags)?;
+    let copied = scatter(t, h.iov, h.iovlen, &m.data)?;
+    let mut out_flags = 0;
+    if m.full_len > m.data.len() {
+        out_flags |= MSG_TRUNC;
+    }
+    if h.name != 0 {
+        let sa = m.from.take().unwrap_or_default();
+        let n = (h.namelen as usize).min(sa.len());
+        if n > 0 {
+            t.mm.write_bytes(UserAddr(h.name), &sa[..n])?;
+        }
+        h.namelen = sa.len() as u32;
+    }
+    let room = if h.control == 0 {
+        0
+    } else {
+        usize::try_from(h.controllen).unwrap_or(usize::MAX)
+    };
+    let (control, truncated) = build_control(t, &mut m, room, flags & MSG_CMSG_CLOEXEC != 0);
+    if truncated {
+        out_flags |= MSG_CTRUNC;
+    }
+    if !control.is_empty() {
+        t.mm.write_bytes(UserAddr(h.control), &control)?;
+    }
+    h.controllen = control.len() as u64;
+    h.flags = out_flags;
+    t.mm.write_obj(msg, &h)?;
+    Ok(if flags & MSG_TRUNC != 0 {
+        m.full_len
+    } else {
+        copied
+    } as u64)
+}
+
+/// `struct mmsghdr`.
+const MMSGHDR_SIZE: u64 = 64;
+
+/// sendmmsg(2)
+pub fn sendmmsg(t: &mut Task, fd: Fd, vec: UserAddr, vlen: u32, flags: i32) -> SysResult {
+    let mut sent = 0u64;
+    for i in 0..u64::from(vlen.min(1024)) {
+        let at = vec.offset(i * MMSGHDR_SIZE)?;
+        match sendmsg(t, fd, at, flags) {
+            Ok(n) => t.mm.write_obj(at.offset(56)?, &(n as u32))?,
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+        sent += 1;
+    }
+    Ok(sent)
+}

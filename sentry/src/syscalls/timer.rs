@@ -1,0 +1,395 @@
+//! Timers: alarm, setitimer/getitimer, POSIX timers, timerfd, and signalfd.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::time::{clock_now_nanos, clock_source};
+use super::{Fd, Flags};
+use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::signal::{SigInfo, NSIG, UNBLOCKABLE};
+use crate::kernel::signalfd::SignalFd;
+use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd};
+use crate::kernel::{Kernel, Task, ThreadGroup};
+use crate::mm::usermem::UserAddr;
+use crate::vfs::OpenFile;
+
+const SI_TIMER: i32 = -2;
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD: i32 = 2;
+const SIGEV_THREAD_ID: i32 = 4;
+const TIMER_ABSTIME: i32 = 1;
+const TFD_TIMER_ABSTIME: i32 = 1;
+const TFD_TIMER_CANCEL_ON_SET: i32 = 2;
+/// Most POSIX timers one process may hold.
+const MAX_POSIX_TIMERS: usize = 1 << 14;
+
+/// `struct itimerval`.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Itimerval {
+    interval: Timeval,
+    value: Timeval,
+}
+
+/// `struct itimerspec`.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Itimerspec {
+    interval: Timespec,
+    value: Timespec,
+}
+
+/// The head of `struct sigevent` (64 bytes in all).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct SigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    thread_id: i32,
+    pad: [u32; 11],
+}
+
+fn nofile_limit(t: &Task) -> u64 {
+    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
+}
+
+fn timeval_to(tv: Timeval) -> Result<Option<Duration>, Errno> {
+    if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    let d = Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+    Ok((!d.is_zero()).then_some(d))
+}
+
+fn timeval_from(d: Option<Duration>) -> Timeval {
+    d.map_or(Timeval::default(), |d| Timeval {
+        tv_sec: d.as_secs() as i64,
+        tv_usec: d
+            .subsec_micros()
+            .max(u32::from(d < Duration::from_micros(1))) as i64,
+    })
+}
+
+fn timespec_to(ts: Timespec) -> Result<Option<Duration>, Errno> {
+    let ns = ts.to_nanos()?;
+    Ok((ns > 0).then(|| Duration::from_nanos(ns.min(u64::MAX as u128) as u64)))
+}
+
+fn timespec_from(d: Option<Duration>) -> Timespec {
+    d.map_or(Timespec::default(), |d| Timespec::from_nanos(d.as_nanos()))
+}
+
+/// An action that queues a signal to the process (or one of its threads), built by `info`
+/// from the expiration count. Holds neither the kernel nor the process alive.
+fn signal_action(
+    kernel: &Arc<Kernel>,
+    tg: &Arc<ThreadGroup>,
+    thread: Option<i32>,
+    info: impl Fn(u64) -> SigInfo + Send + Sync + 'static,
+) -> Action {
+    let k = Arc::downgrade(kernel);
+    let g = Arc::downgrade(tg);
+    Box::new(move |count| {
+        let (Some(k), Some(g)) = (k.upgrade(), g.upgrade()) else {
+            return;
+        };
+        let tree = k.tree();
+        let target = thread.and_then(|tid| tree.tasks.get(&tid).cloned());
+        match target {
+            Some(h) if Arc::ptr_eq(&h.tg, &g) => tree.send_thread(&h, info(count), false),
+            Some(_) => {}
+            None => tree.send_group(&g, info(count), false),
+        }
+    })
+}
+
+/// The process's ITIMER_REAL timer (SIGALRM), created on first use.
+fn real_timer(t: &Task) -> Arc<Timer> {
+    let mut timers = t.tg.timers.lock().unwrap();
+    timers
+        .real
+        .get_or_insert_with(|| {
+            let action = signal_action(&t.kernel, &t.tg, None, |_| SigInfo::kernel(libc::SIGALRM));
+            Timer::new(&t.kernel.timers, action)
+        })
+        .clone()
+}
+
+/// alarm(2)
+pub fn alarm(t: &mut Task, seconds: u32) -> SysResult {
+    let value = (seconds > 0).then(|| Duration::from_secs(seconds.into()));
+    let (old, _) = real_timer(t).set(value, None);
+    Ok(old.map_or(0, |d| {
+        let s = d.as_secs() + u64::from(d.subsec_micros() >= 500_000);
+        s.max(1)
+    }))
+}
+
+/// setitimer(2)
+pub fn setitimer(t: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> SysResult {
+    let v: Itimerval = if new.is_null() {
+        Itimerval::default()
+    } else {
+        t.mm.read_obj(new)?
+    };
+    let (value, interval) = (timeval_to(v.value)?, timeval_to(v.interval)?);
+    let prev = match which {
+        libc::ITIMER_REAL => real_timer(t).set(value, interval),
+        libc::ITIMER_VIRTUAL | libc::ITIMER_PROF => {
+            let mut timers = t.tg.timers.lock().unwrap();
+            let slot = if which == libc::ITIMER_VIRTUAL {
+                &mut timers.virt
+            } else {
+                &mut timers.prof
+            };
+            std::mem::replace(slot, (value, interval))
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if !old.is_null() {
+        let o = Itimerval {
+            interval: timeval_from(prev.1),
+            value: timeval_from(prev.0),
+        };
+        t.mm.write_obj(old, &o)?;
+    }
+    Ok(0)
+}
+
+/// getitimer(2)
+pub fn getitimer(t: &mut Task, which: i32, cur: UserAddr) -> SysResult {
+    let (value, interval) = match which {
+        libc::ITIMER_REAL => real_timer(t).get(),
+        libc::ITIMER_VIRTUAL => t.tg.timers.lock().unwrap().virt,
+        libc::ITIMER_PROF => t.tg.timers.lock().unwrap().prof,
+        _ => return Err(Errno::EINVAL),
+    };
+    let v = Itimerval {
+        interval: timeval_from(interval),
+        value: timeval_from(value),
+    };
+    t.mm.write_obj(cur, &v)?;
+    Ok(0)
+}
+
+/// Converts an `itimerspec` value to a delay from now, on `clock` when `absolute`.
+fn delay(clock: i32, ts: Timespec, absolute: bool) -> Result<Option<Duration>, Errno> {
+    let d = timespec_to(ts)?;
+    if !absolute || d.is_none() {
+        return Ok(d);
+    }
+    let want = ts.to_nanos()?;
+    let now = clock_now_nanos(clock)?;
+    // An absolute time already past expires at once (the smallest delay).
+    Ok(Some(Duration::from_nanos(
+        want.saturating_sub(now).clamp(1, u64::MAX as u128) as u64,
+    )))
+}
+
+/// timer_create(2)
+pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> SysResult {
+    clock_source(clock)?;
+    let ev = if sevp.is_null() {
+        None
+    } else {
+        Some(t.mm.read_obj::<SigEvent>(sevp)?)
+    };
+    let (notify, signo, value, tid) = match ev {
+        None => (SIGEV_SIGNAL, libc::SIGALRM, None, 0),
+        Some(e) => (e.notify, e.signo, Some(e.value), e.thread_id),
+    };
+    let thread = match notify {
+        SIGEV_NONE | SIGEV_SIGNAL | SIGEV_THREAD => None,
+        SIGEV_THREAD_ID => {
+            let same = t
+                .kernel
+                .tree()
+                .tasks
+                .get(&tid)
+                .is_some_and(|h| Arc::ptr_eq(&h.tg, &t.tg));
+            if !same {
+                return Err(Errno::EINVAL);
+            }
+            Some(tid)
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if notify != SIGEV_NONE && !(1..=NSIG).contains(&signo) {
+        return Err(Errno::EINVAL);
+    }
+    // Lock order: the process tree (taken above and by exit) before the timers.
+    let mut timers = t.tg.timers.lock().unwrap();
+    if timers.posix.len() >= MAX_POSIX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let id = timers.free_id();
+    // Without a sigevent the value is the timer id.
+    let value = value.unwrap_or(id as u64);
+    let overrun = Arc::new(AtomicI32::new(0));
+    let action: Action = if notify == SIGEV_NONE {
+        let o = overrun.clone();
+        Box::new(move |count| o.store((count - 1).min(i32::MAX as u64) as i32, Ordering::Relaxed))
+    } else {
+        let o = overrun.clone();
+        signal_action(&t.kernel, &t.tg, thread, move |count| {
+            let over = (count - 1).min(i32::MAX as u64) as i32;
+            o.store(over, Ordering::Relaxed);
+            let mut info = SigInfo::new(signo, SI_TIMER);
+            info.fields[0] = id as u32 as u64 | (over as u32 as u64) << 32;
+            info.fields[1] = value;
+            info
+        })
+    };
+    let timer = Timer::new(&t.kernel.timers, action);
+    timers.posix.insert(
+        id,
+        PosixTimer {
+            timer,
+            overrun,
+            clock,
+        },
+    );
+    drop(timers);
+    if let Err(e) = t.mm.write_obj(idp, &id) {
+        t.tg.timers.lock().unwrap().posix.remove(&id);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn posix_timer(t: &Task, id: i32) -> Result<(Arc<Timer>, Arc<AtomicI32>, i32), Errno> {
+    t.tg.timers
+        .lock()
+        .unwrap()
+        .posix
+        .get(&id)
+        .map(|p| (p.timer.clone(), p.overrun.clone(), p.clock))
+        .ok_or(Errno::EINVAL)
+}
+
+fn write_itimerspec(t: &Task, at: UserAddr, v: (Option<Duration>, Option<Duration>)) -> SysResult {
+    if !at.is_null() {
+        let s = Itimerspec {
+            interval: timespec_from(v.1),
+            value: timespec_from(v.0),
+        };
+        t.mm.write_obj(at, &s)?;
+    }
+    Ok(0)
+}
+
+/// timer_settime(2)
+pub fn timer_settime(t: &mut Task, id: i32, flags: i32, new: UserAddr, old: UserAddr) -> SysResult {
+    let (timer, _, clock) = posix_timer(t, id)?;
+    let v: Itimerspec = t.mm.read_obj(new)?;
+    let value = delay(clock, v.value, flags & TIMER_ABSTIME != 0)?;
+    let interval = timespec_to(v.interval)?;
+    let prev = timer.set(value, interval);
+    write_itimerspec(t, old, prev)
+}
+
+/// timer_gettime(2)
+pub fn timer_gettime(t: &mut Task, id: i32, cur: UserAddr) -> SysResult {
+    let (timer, _, _) = posix_timer(t, id)?;
+    write_itimerspec(t, cur, timer.get())
+}
+
+/// timer_getoverrun(2)
+pub fn timer_getoverrun(t: &mut Task, id: i32) -> SysResult {
+    let (_, overrun, _) = posix_timer(t, id)?;
+    Ok(overrun.load(Ordering::Relaxed) as u64)
+}
+
+/// timer_delete(2)
+pub fn timer_delete(t: &mut Task, id: i32) -> SysResult {
+    let removed = t.tg.timers.lock().unwrap().posix.remove(&id);
+    removed.map(|_| 0).ok_or(Errno::EINVAL)
+}
+
+/// timerfd_create(2)
+pub fn timerfd_create(t: &mut Task, clock: i32, flags: Flags) -> SysResult {
+    let allowed = (libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
+    if flags.0 & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match clock {
+        libc::CLOCK_REALTIME
+        | libc::CLOCK_MONOTONIC
+        | libc::CLOCK_BOOTTIME
+        | libc::CLOCK_REALTIME_ALARM
+        | libc::CLOCK_BOOTTIME_ALARM => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let ops = Arc::new(TimerFd::new(&t.kernel.timers, clock));
+    let f = OpenFile::new(
+        ops,
+        libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
+    );
+    let cloexec = flags.0 & libc::O_CLOEXEC as u64 != 0;
+    Ok(t.fds.install(f, 0, cloexec, nofile_limit(t))? as u64)
+}
+
+/// timerfd_settime(2)
+pub fn timerfd_settime(
+    t: &mut Task,
+    fd: Fd,
+    flags: i32,
+    new: UserAddr,
+    old: UserAddr,
+) -> SysResult {
+    if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(fd.0)?;
+    let tfd = f.ops.as_timerfd().ok_or(Errno::EINVAL)?;
+    let v: Itimerspec = t.mm.read_obj(new)?;
+    let clock = match tfd.clock {
+        libc::CLOCK_REALTIME_ALARM => libc::CLOCK_REALTIME,
+        libc::CLOCK_BOOTTIME_ALARM => libc::CLOCK_BOOTTIME,
+        c => c,
+    };
+    let value = delay(clock, v.value, flags & TFD_TIMER_ABSTIME != 0)?;
+    let interval = timespec_to(v.interval)?;
+    let prev = tfd.set(value, interval);
+    write_itimerspec(t, old, prev)
+}
+
+/// timerfd_gettime(2)
+pub fn timerfd_gettime(t: &mut Task, fd: Fd, cur: UserAddr) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    let tfd = f.ops.as_timerfd().ok_or(Errno::EINVAL)?;
+    write_itimerspec(t, cur, tfd.timer.get())
+}
+
+/// signalfd4(2)
+pub fn signalfd4(t: &mut Task, fd: Fd, mask: UserAddr, size: usize, flags: Flags) -> SysResult {
+    let allowed = (libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
+    if flags.0 & !allowed != 0 || size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set: u64 = t.mm.read_obj(mask)?;
+    let set = set & !UNBLOCKABLE;
+    if fd.0 != -1 {
+        let f = t.fds.get(fd.0)?;
+        let sfd = f.ops.as_signalfd().ok_or(Errno::EINVAL)?;
+        sfd.set_mask(set);
+        return Ok(fd.0 as u64);
+    }
+    let ops = Arc::new(SignalFd::new(t.tg.clone(), set));
+    let f = OpenFile::new(
+        ops,
+        libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
+    );
+    let cloexec = flags.0 & libc::O_CLOEXEC as u64 != 0;
+    Ok(t.fds.install(f, 0, cloexec, nofile_limit(t))? as u64)
+}
+
+/// signalfd(2)
+pub fn signalfd(t: &mut Task, fd: Fd, mask: UserAddr, size: usize) -> SysResult {
+    signalfd4(t, fd, mask, size, Flags(0))
+}
