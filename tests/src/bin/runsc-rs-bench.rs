@@ -1,0 +1,428 @@
+//! runsc-rs-bench: measures runsc-rs against native Linux and runc and prints a markdown table
+//! for the README (progress goes to stderr, the table to stdout).
+//!
+//! ```text
+//! cargo run --release -p runsc-rs-tests --bin runsc-rs-bench [-- --platform ptrace ...]
+//! ```
+//!
+//! Figures: ns per `getpid` syscall (tests/programs/getpid_loop.c), ms per start of
+//! `busybox true` (median), MiB of PSS for an idle `busybox sleep` (sum over the process tree,
+//! from /proc/PID/smaps_rollup). Nothing here asserts a time; a tool that is missing or fails
+//! gives `n/a (reason)` in its cell.
+
+use anyhow::{bail, ensure, Context, Result};
+use runsc_rs_tests::{find_runsc_rs_bin, program, static_busybox};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const START_RUNS: usize = 20;
+const GETPID_RUNS: usize = 3;
+const NATIVE_GETPID_CALLS: u32 = 1_000_000;
+const SANDBOX_GETPID_CALLS: u32 = 20_000;
+const IDLE_SECONDS: u64 = 3;
+/// How long after start the idle sandbox is measured (it must still be running).
+const IDLE_SETTLE: Duration = Duration::from_millis(1500);
+
+/// How to start a command in one of the compared environments.
+enum Runtime {
+    Native,
+    Runc(RuncBundles),
+    RunscRs { bin: PathBuf, platform: String },
+}
+
+impl Runtime {
+    /// A command that runs `argv` (a static program and its arguments) in this environment.
+    fn command(&self, argv: &[&str]) -> Result<Command> {
+        match self {
+            Self::Native => {
+                let mut cmd = Command::new(argv[0]);
+                cmd.args(&argv[1..]);
+                Ok(cmd)
+            }
+            Self::Runc(bundles) => bundles.command(argv),
+            Self::RunscRs { bin, platform } => {
+                let mut cmd = Command::new(bin);
+                cmd.args(["do", "--platform", platform, "--"]).args(argv);
+                Ok(cmd)
+            }
+        }
+    }
+}
+
+/// OCI bundles for `runc run`, made on demand in a temporary directory: a rootfs holding only
+/// the static busybox, and a config from `runc spec` with the process args replaced.
+struct RuncBundles {
+    dir: PathBuf,
+    busybox: PathBuf,
+    made: std::cell::Cell<u32>,
+}
+
+impl RuncBundles {
+    fn new(busybox: &Path) -> Result<Self> {
+        which("runc").context("runc not installed")?;
+        ensure!(nix::unistd::geteuid().is_root(), "runc needs root");
+        let dir = std::env::temp_dir().join(format!("runsc-rs-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            busybox: busybox.to_owned(),
+            made: std::cell::Cell::new(0),
+        })
+    }
+
+    fn command(&self, argv: &[&str]) -> Result<Command> {
+        ensure!(
+            Path::new(argv[0]) == self.busybox,
+            "the runc bundle only holds busybox"
+        );
+        let n = self.made.get() + 1;
+        self.made.set(n);
+        let bundle = self.dir.join(format!("bundle-{n}"));
+        let rootfs = bundle.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin"))?;
+        for dir in ["proc", "dev", "sys", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(dir))?;
+        }
+        std::fs::copy(&self.busybox, rootfs.join("bin/busybox"))?;
+        let status = Command::new("runc")
+            .arg("spec")
+            .current_dir(&bundle)
+            .stderr(Stdio::piped())
+            .output()?;
+        ensure!(
+            status.status.success(),
+            "runc spec: {}",
+            String::from_utf8_lossy(&status.stderr).trim()
+        );
+        let config_path = bundle.join("config.json");
+        let config = std::fs::read_to_string(&config_path)?;
+        let mut args = vec!["/bin/busybox".to_owned()];
+        args.extend(argv[1..].iter().map(|a| a.to_string()));
+        std::fs::write(&config_path, patch_runc_config(&config, &args)?)?;
+        let mut cmd = Command::new("runc");
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(format!("runsc-rs-bench-{}-{n}", std::process::id()));
+        Ok(cmd)
+    }
+}
+
+impl Drop for RuncBundles {
+    fn drop(&mut self) {
+        // Best effort: a leftover temp directory is harmless.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Replaces `"terminal": true` and the process args in `runc spec`'s default config.
+fn patch_runc_config(config: &str, args: &[String]) -> Result<String> {
+    let config = config.replacen("\"terminal\": true", "\"terminal\": false", 1);
+    let start = config
+        .find("\"args\": [")
+        .context("no \"args\" in runc spec output")?;
+    let end = start + config[start..].find(']').context("unterminated args")? + 1;
+    let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    Ok(format!(
+        "{}\"args\": [{}]{}",
+        &config[..start],
+        quoted.join(", "),
+        &config[end..]
+    ))
+}
+
+fn which(tool: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{tool} not found on PATH"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+/// Runs a command to completion with its output discarded; fails unless it exits 0.
+fn run_quietly(mut cmd: Command) -> Result<()> {
+    let out = cmd.stdin(Stdio::null()).stdout(Stdio::null()).output()?;
+    ensure!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        first_line(&String::from_utf8_lossy(&out.stderr))
+    );
+    Ok(())
+}
+
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut short: String = line.chars().take(100).collect();
+    if short.len() < line.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// ns per getpid: the median over [`GETPID_RUNS`] runs of getpid_loop.
+fn getpid_ns(runtime: &Runtime, getpid_loop: &Path, calls: u32) -> Result<f64> {
+    let prog = getpid_loop.to_str().context("UTF-8 path")?;
+    let calls = calls.to_string();
+    let mut samples = Vec::new();
+    for _ in 0..GETPID_RUNS {
+        let out = runtime
+            .command(&[prog, &calls])?
+            .stdin(Stdio::null())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success(),
+            "{}: {}",
+            out.status,
+            first_line(&String::from_utf8_lossy(&out.stderr))
+        );
+        let ns = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("ns_per_call="))
+            .with_context(|| format!("unexpected getpid_loop output {text:?}"))?;
+        samples.push(ns.parse()?);
+    }
+    Ok(median(samples))
+}
+
+/// ms per start of `busybox true`: the median over [`START_RUNS`] runs, spawn to exit.
+fn start_ms(runtime: &Runtime, busybox: &str) -> Result<f64> {
+    // One warm-up run (page cache, first-use costs), not counted.
+    run_quietly(runtime.command(&[busybox, "true"])?)?;
+    let mut samples = Vec::new();
+    for _ in 0..START_RUNS {
+        let cmd = runtime.command(&[busybox, "true"])?;
+        let started = Instant::now();
+        run_quietly(cmd)?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(samples))
+}
+
+/// MiB of PSS of an idle `busybox sleep`, summed over the process tree of what was started.
+fn idle_mib(runtime: &Runtime, busybox: &str) -> Result<f64> {
+    let seconds = IDLE_SECONDS.to_string();
+    let mut child = runtime
+        .command(&[busybox, "sleep", &seconds])?
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    thread::sleep(IDLE_SETTLE);
+    let measured = match child.try_wait()? {
+        Some(status) => Err(anyhow::anyhow!("exited early: {status}")),
+        None => tree_pss_kib(child.id()),
+    };
+    let status = finish(&mut child)?;
+    let kib = measured?;
+    ensure!(status.success(), "{status}");
+    Ok(kib as f64 / 1024.0)
+}
+
+fn finish(child: &mut Child) -> Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(IDLE_SECONDS + 30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            bail!("did not exit");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sum of `Pss:` in /proc/PID/smaps_rollup over `root` and all its descendants, in KiB.
+fn tree_pss_kib(root: u32) -> Result<u64> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // Processes come and go while we look; a vanished one is simply not counted.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+        else {
+            continue;
+        };
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut total = 0;
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+            .with_context(|| format!("reading /proc/{pid}/smaps_rollup"))?;
+        total += rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no Pss line in smaps_rollup")?;
+        stack.extend(children.get(&pid).into_iter().flatten());
+    }
+    Ok(total)
+}
+
+fn cell(result: Result<f64>, decimals: usize) -> String {
+    match result {
+        Ok(value) => format!("{value:.decimals$}"),
+        Err(e) => format!("n/a ({})", first_line(&format!("{e:#}"))),
+    }
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, from the days-since-epoch civil calendar algorithm.
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0) + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown CPU".into(), |(_, m)| m.trim().to_owned());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    format!("Linux {kernel}, {model} ({cpus} CPUs)")
+}
+
+fn runsc_rs_version(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "runsc-rs (version unknown)".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        )
+}
+
+fn main() -> Result<()> {
+    let mut platforms = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--platform" => platforms.push(args.next().context("--platform needs a value")?),
+            "-h" | "--help" => {
+                println!("usage: runsc-rs-bench [--platform NAME]...  (default: ptrace)");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    if platforms.is_empty() {
+        platforms.push("ptrace".into());
+    }
+
+    let busybox = static_busybox().context("a static /bin/busybox is needed")?;
+    let getpid_loop = program("getpid_loop").context("a C compiler is needed")?;
+    let bin = find_runsc_rs_bin();
+
+    let mut runtimes: Vec<(String, Result<Runtime>)> = vec![
+        ("native".into(), Ok(Runtime::Native)),
+        (
+            "runc".into(),
+            RuncBundles::new(Path::new(busybox)).map(Runtime::Runc),
+        ),
+    ];
+    for platform in &platforms {
+        let runtime = match &bin {
+            Ok(bin) => Ok(Runtime::RunscRs {
+                bin: bin.clone(),
+                platform: platform.clone(),
+            }),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        };
+        runtimes.push((format!("runsc-rs ({platform})"), runtime));
+    }
+
+    let mut getpid = Vec::new();
+    let mut start = Vec::new();
+    let mut idle = Vec::new();
+    for (column, runtime) in &runtimes {
+        eprintln!("measuring {column}...");
+        let runtime = match runtime {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let na = format!("n/a ({})", first_line(&format!("{e:#}")));
+                for row in [&mut getpid, &mut start, &mut idle] {
+                    row.push(na.clone());
+                }
+                continue;
+            }
+        };
+        getpid.push(match runtime {
+            Runtime::Native => cell(getpid_ns(runtime, &getpid_loop, NATIVE_GETPID_CALLS), 0),
+            Runtime::Runc(_) => "= native (host kernel)".to_owned(),
+            Runtime::RunscRs { .. } => {
+                cell(getpid_ns(runtime, &getpid_loop, SANDBOX_GETPID_CALLS), 0)
+            }
+        });
+        start.push(cell(start_ms(runtime, busybox), 1));
+        idle.push(cell(idle_mib(runtime, busybox), 1));
+    }
+    let columns: Vec<&str> = runtimes.iter().map(|(c, _)| c.as_str()).collect();
+
+    let version = bin
+        .as_deref()
+        .map_or_else(|_| "runsc-rs (not built)".into(), runsc_rs_version);
+    println!(
+        "Measured {} on {}; {version}; `cargo run --release -p runsc-rs-tests --bin runsc-rs-bench`.\n",
+        today(),
+        machine()
+    );
+    println!("| | {} |", columns.join(" | "));
+    println!("|---|{}", "---:|".repeat(columns.len()));
+    println!("| `getpid` (ns per call) | {} |", getpid.join(" | "));
+    println!(
+        "| start `busybox true` (ms, median of {START_RUNS}) | {} |",
+        start.join(" | ")
+    );
+    println!(
+        "| idle `busybox sleep` (MiB PSS, process tree) | {} |",
+        idle.join(" | ")
+    );
+    Ok(())
+}
