@@ -13,10 +13,6 @@ const RUNTIME: &str = "io.containerd.runsc-rs.v2";
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e";
 
-fn skip(reason: &str) {
-    println!("SKIPPED: {reason}");
-}
-
 fn on_path(name: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
@@ -222,15 +218,15 @@ impl Drop for Env {
 #[test]
 fn containerd_runs_containers_in_the_sandbox() {
     if !is_root() {
-        return skip("containerd e2e needs root");
+        return runsc_rs_tests::skip("containerd e2e needs root");
     }
     for tool in ["containerd", "ctr", "timeout", "tar", "sha256sum"] {
         if !on_path(tool) {
-            return skip(&format!("{tool} is not installed"));
+            return runsc_rs_tests::skip(&format!("{tool} is not installed"));
         }
     }
     if !Path::new("/bin/busybox").is_file() {
-        return skip("no static /bin/busybox (install busybox-static)");
+        return runsc_rs_tests::skip("no static /bin/busybox (install busybox-static)");
     }
     let shim_dir = build_shim();
     let env = Env::start(&shim_dir);

@@ -9,20 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn runsc_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RUNSC_RS_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("release/runsc-rs");
-    p.exists().then_some(p)
+    // The harness's lookup: a runsc-rs that was not built fails the test, it is not skipped.
+    Some(runsc_rs_tests::runsc_rs_bin())
 }
 
 /// The sandbox runner, or None (after printing why) when sandboxes cannot run here.
 fn sandbox() -> Option<PathBuf> {
     let Some(bin) = runsc_bin() else {
-        println!("SKIPPED: runsc-rs binary not built (set RUNSC_RS_BIN)");
+        runsc_rs_tests::skip("runsc-rs binary not built (set RUNSC_RS_BIN)");
         return None;
     };
     let probe = Command::new(&bin)
@@ -30,10 +24,10 @@ fn sandbox() -> Option<PathBuf> {
         .output()
         .ok()?;
     if !probe.status.success() {
-        println!(
-            "SKIPPED: the sandbox cannot run programs here: {}",
+        runsc_rs_tests::skip(&format!(
+            "the sandbox cannot run programs here: {}",
             String::from_utf8_lossy(&probe.stderr)
-        );
+        ));
         return None;
     }
     Some(bin)

@@ -13,12 +13,8 @@ fn workspace() -> PathBuf {
 }
 
 fn runsc() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("RUNSC_RS_BIN").map(PathBuf::from),
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("release/runsc-rs")),
-        Some(workspace().join("target/release/runsc-rs")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
+    // The harness's lookup: a runsc-rs that was not built fails the test, it is not skipped.
+    Some(runsc_rs_tests::runsc_rs_bin())
 }
 
 /// (stdout, exit code) of `argv`, through `runsc-rs do` when `sandbox` is set.
@@ -44,11 +40,11 @@ fn run(bin: Option<&Path>, argv: &[&str]) -> (String, i32) {
 
 fn assert_same(argv: &[&str]) {
     let Some(bin) = runsc() else {
-        println!("SKIPPED: runsc-rs is not built (cargo build --release -p sentry)");
+        runsc_rs_tests::skip("runsc-rs is not built (cargo build --release -p sentry)");
         return;
     };
     if !Path::new(argv[0]).exists() {
-        println!("SKIPPED: {} is not installed", argv[0]);
+        runsc_rs_tests::skip(&format!("{} is not installed", argv[0]));
         return;
     }
     let native = run(None, argv);
@@ -68,7 +64,7 @@ fn program(name: &str) -> Option<String> {
     {
         Ok(s) if s.success() => Some(out.to_string_lossy().into_owned()),
         _ => {
-            println!("SKIPPED: cannot build {name}.c with cc -static");
+            runsc_rs_tests::skip("cannot build {name}.c with cc -static");
             None
         }
     }

@@ -62,11 +62,11 @@ fn run_do(args: &[&str]) -> Output {
 /// Prints why a test cannot run here; true if it must be skipped.
 fn skip_unless_sandbox_can_run() -> bool {
     if !is_root() {
-        println!("SKIPPED: the sandbox needs root (or user namespaces) here; not root");
+        runsc_rs_tests::skip("the sandbox needs root (or user namespaces) here; not root");
         return true;
     }
     if busybox().is_none() {
-        println!("SKIPPED: no busybox on this host");
+        runsc_rs_tests::skip("no busybox on this host");
         return true;
     }
     false
@@ -132,7 +132,7 @@ fn host_reaching_syscalls_fail_inside_the_sandbox() {
         .arg(&source)
         .status();
     if !built.is_ok_and(|s| s.success()) {
-        println!("SKIPPED: cannot build a static C program (gcc -static)");
+        runsc_rs_tests::skip("cannot build a static C program (gcc -static)");
         return;
     }
     // Our own pid: a live host process outside the sandbox.

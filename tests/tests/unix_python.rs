@@ -14,12 +14,8 @@ fn workspace() -> PathBuf {
 }
 
 fn runsc() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("RUNSC_RS_BIN").map(PathBuf::from),
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("release/runsc-rs")),
-        Some(workspace().join("target/release/runsc-rs")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
+    // The harness's lookup: a runsc-rs that was not built fails the test, it is not skipped.
+    Some(runsc_rs_tests::runsc_rs_bin())
 }
 
 fn script(name: &str) -> String {
@@ -59,11 +55,11 @@ fn run(bin: Option<&Path>, argv: &[&str], dir: &Path) -> (String, i32) {
 
 fn assert_same(argv: &[&str]) {
     let Some(bin) = runsc() else {
-        println!("SKIPPED: runsc-rs is not built (cargo build --release -p sentry)");
+        runsc_rs_tests::skip("runsc-rs is not built (cargo build --release -p sentry)");
         return;
     };
     if !Path::new(argv[0]).exists() {
-        println!("SKIPPED: {} is not installed", argv[0]);
+        runsc_rs_tests::skip(&format!("{} is not installed", argv[0]));
         return;
     }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -74,7 +70,7 @@ fn assert_same(argv: &[&str]) {
 
 fn assert_same_python(args: &[&str]) {
     let Some(py) = python() else {
-        println!("SKIPPED: Debian's python3 is not installed");
+        runsc_rs_tests::skip("Debian's python3 is not installed");
         return;
     };
     let mut argv = vec![py];
@@ -94,7 +90,7 @@ fn program(name: &str) -> Option<String> {
     {
         Ok(s) if s.success() => Some(out.to_string_lossy().into_owned()),
         _ => {
-            println!("SKIPPED: cannot build {name}.c with cc");
+            runsc_rs_tests::skip("cannot build {name}.c with cc");
             None
         }
     }
@@ -119,7 +115,7 @@ fn python_unix_sockets() {
 #[test]
 fn python_inet_is_unsupported_in_the_sandbox() {
     let (Some(bin), Some(py)) = (runsc(), python()) else {
-        println!("SKIPPED: runsc-rs or python3 missing");
+        runsc_rs_tests::skip("runsc-rs or python3 missing");
         return;
     };
     let code = "import socket\ntry:\n socket.socket(socket.AF_INET)\nexcept OSError as e:\n print(e.errno)";

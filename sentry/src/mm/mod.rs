@@ -380,7 +380,12 @@ impl MemoryManager {
             .next_back()
             .filter(|(_, v)| v.end > old)
             .ok_or(Errno::EFAULT)?;
-        if old_len != 0 && vma.end < old_end {
+        // An old size of 0 asks for a second mapping of a shared mapping's pages; Linux refuses
+        // it for private mappings, and the sentry does not offer it for shared ones either.
+        if old_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if vma.end < old_end {
             return Err(Errno::EFAULT);
         }
         let vma = vma.clone();

@@ -31,6 +31,22 @@ impl std::fmt::Display for UserAddr {
     }
 }
 
+/// Linux's TASK_SIZE on x86-64: user addresses lie below it.
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+/// Linux's `access_ok`: `[addr, addr+len)` is a range of user addresses (not that it is
+/// mapped). read(2), write(2) and iovec imports fail with EFAULT before doing anything
+/// when it is not.
+///
+/// # Errors
+/// EFAULT.
+pub fn access_ok(addr: UserAddr, len: u64) -> Result<(), Errno> {
+    match addr.0.checked_add(len) {
+        Some(end) if end <= TASK_SIZE => Ok(()),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
 /// Longest path Linux accepts, including the NUL.
 pub const PATH_MAX: usize = 4096;
 
@@ -165,6 +181,7 @@ impl MemoryManager {
         let v: Vec<Iovec> = self.read_slice(addr, count)?;
         let mut total: u64 = 0;
         for iov in &v {
+            access_ok(UserAddr(iov.base), iov.len)?;
             total = total
                 .checked_add(iov.len)
                 .filter(|&t| t <= isize::MAX as u64)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
-use crate::mm::usermem::UserAddr;
+use crate::mm::usermem::{access_ok, UserAddr};
 use crate::vfs::OpenFile;
 
 /// Largest single transfer the sentry buffers at once; larger requests complete short, which
@@ -37,6 +37,7 @@ fn read_into(
 /// read(2)
 pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
+    access_ok(buf, count as u64)?;
     if count == 0 {
         return if f.readable() {
             Ok(0)
@@ -50,6 +51,7 @@ pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
 /// write(2)
 pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
+    access_ok(buf, count as u64)?;
     let count = count.min(MAX_RW);
     let mut data = vec![0u8; count];
     let n =
@@ -61,6 +63,7 @@ pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
 /// pread64(2)
 pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
     let f = file(t, fd)?;
+    access_ok(buf, count as u64)?;
     if off < 0 {
         return Err(Errno::EINVAL);
     }
@@ -78,6 +81,7 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
 /// pwrite64(2)
 pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
     let f = file(t, fd)?;
+    access_ok(buf, count as u64)?;
     if off < 0 {
         return Err(Errno::EINVAL);
     }

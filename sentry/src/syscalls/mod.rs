@@ -168,7 +168,7 @@ syscall_table! {
         22 pipe(fds: UserAddr) => poll::pipe, Full;
         23 select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr) => poll::select, Full;
         24 sched_yield() => process::sched_yield, Full;
-        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Full;
+        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
         28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
         32 dup(fd: Fd) => fs::dup, Full;
         33 dup2(old: Fd, new: Fd) => fs::dup2, Full;
