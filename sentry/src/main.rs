@@ -249,6 +249,16 @@ impl DoArgs {
 
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
+    // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
+    // calls (getcwd, opening the binary) that the seccomp filter rightly refuses, which would
+    // turn the report into a SIGSYS.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        eprintln!(
+            "runsc-rs: sentry thread '{}' panicked at {info}",
+            thread.name().unwrap_or("?")
+        );
+    }));
     let volumes: Result<Vec<sentry::boot::Volume>, _> =
         args.volumes.iter().map(|v| v.parse()).collect();
     let volumes = match volumes {

@@ -21,8 +21,9 @@ use crate::vfs::{
 
 /// TMPFS_MAGIC.
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
-/// Largest tmpfs file (keeps one application from exhausting sentry memory by a seek).
-const MAX_FILE_SIZE: u64 = 1 << 40;
+/// Largest tmpfs file. File data lives in sentry memory, densely: a larger size would make
+/// one seek or fallocate cost that much host memory.
+const MAX_FILE_SIZE: u64 = 1 << 30;
 
 /// A device node's behaviour (`/dev/null` and friends).
 pub trait Device: Send + Sync {
