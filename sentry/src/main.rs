@@ -63,6 +63,9 @@ enum Command {
         /// Instead, list the host system calls the sandbox's seccomp filter allows.
         #[arg(long)]
         host: bool,
+        /// Print the table as markdown (the README's status section is generated this way).
+        #[arg(long, conflicts_with = "host")]
+        markdown: bool,
     },
 }
 
@@ -137,26 +140,40 @@ fn init_logging(debug_log: Option<&std::path::Path>, append: bool) -> anyhow::Re
     Ok(())
 }
 
-fn print_syscalls() {
+fn print_syscalls(markdown: bool) {
     let inv = sentry::syscalls::inventory();
     let mut out = std::io::stdout().lock();
+    let count = |f: fn(&Support) -> bool| inv.iter().filter(|(_, _, s)| f(s)).count();
+    let summary = format!(
+        "{} full, {} partial, {} unsupported of {}",
+        count(|s| matches!(s, Support::Full)),
+        count(|s| matches!(s, Support::Partial(_))),
+        count(|s| matches!(s, Support::Unsupported(_))),
+        inv.len()
+    );
+    if markdown {
+        let _ = writeln!(
+            out,
+            "x86-64 system calls: {summary} (`runsc-rs syscalls`).\n"
+        );
+        let _ = writeln!(out, "| nr | name | support | note |\n|---:|---|---|---|");
+    }
     for (nr, name, support) in &inv {
         let (level, note) = match support {
             Support::Full => ("full", ""),
             Support::Partial(n) => ("partial", *n),
             Support::Unsupported(n) => ("unsupported", *n),
         };
-        let _ = writeln!(out, "{nr:>4} {name:<24} {level:<12} {note}");
+        if !markdown {
+            let _ = writeln!(out, "{nr:>4} {name:<24} {level:<12} {note}");
+        } else if !matches!(support, Support::Unsupported("not implemented")) {
+            // Unimplemented numbers are left out of the markdown table: they are the rest.
+            let _ = writeln!(out, "| {nr} | `{name}` | {level} | {note} |");
+        }
     }
-    let count = |f: fn(&Support) -> bool| inv.iter().filter(|(_, _, s)| f(s)).count();
-    let _ = writeln!(
-        out,
-        "# {} full, {} partial, {} unsupported of {}",
-        count(|s| matches!(s, Support::Full)),
-        count(|s| matches!(s, Support::Partial(_))),
-        count(|s| matches!(s, Support::Unsupported(_))),
-        inv.len()
-    );
+    if !markdown {
+        let _ = writeln!(out, "# {summary}");
+    }
 }
 
 /// `runsc-rs syscalls --host`: the seccomp allowlist of the default configuration.
@@ -364,11 +381,14 @@ fn run_monitor(args: &DoArgs) -> i32 {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Syscalls { host: false } => {
-            print_syscalls();
+        Command::Syscalls {
+            host: false,
+            markdown,
+        } => {
+            print_syscalls(markdown);
             0
         }
-        Command::Syscalls { host: true } => match print_host_syscalls("ptrace") {
+        Command::Syscalls { host: true, .. } => match print_host_syscalls("ptrace") {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("runsc-rs: {e:#}");
