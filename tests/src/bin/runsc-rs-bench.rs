@@ -5,10 +5,13 @@
 //! cargo run --release -p runsc-rs-tests --bin runsc-rs-bench [-- --platform ptrace ...]
 //! ```
 //!
-//! Figures: ns per `getpid` syscall (tests/programs/getpid_loop.c), ms per start of
-//! `busybox true` (median), MiB of PSS for an idle `busybox sleep` (sum over the process tree,
-//! from /proc/PID/smaps_rollup). Nothing here asserts a time; a tool that is missing or fails
-//! gives `n/a (reason)` in its cell.
+//! Figures: ns per `getpid`, `stat` and `open`+`read`+`close`, and µs per `fork`+`exec`+`wait`
+//! (tests/programs/syscall_bench.c), ms per start of `busybox true` (median), MiB of PSS for an
+//! idle `busybox sleep` (sum over the process tree, from /proc/PID/smaps_rollup). Each
+//! runsc-rs platform is measured twice: free to use both CPUs, and pinned to one CPU with
+//! `taskset` (the sentry and its stubs then hand off without waking another vCPU, which on
+//! nested VMs is the expensive part). Nothing here asserts a time; a tool that is missing or
+//! fails gives `n/a (reason)` in its cell.
 
 use anyhow::{bail, ensure, Context, Result};
 use runsc_rs_tests::{find_runsc_rs_bin, program, static_busybox};
@@ -19,9 +22,29 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const START_RUNS: usize = 20;
-const GETPID_RUNS: usize = 3;
-const NATIVE_GETPID_CALLS: u32 = 1_000_000;
-const SANDBOX_GETPID_CALLS: u32 = 20_000;
+/// Runs of syscall_bench per figure (the median is reported).
+const OP_RUNS: usize = 3;
+
+/// An operation of syscall_bench: (argument, row label, repetitions natively, in a sandbox,
+/// divisor that turns ns into the row's unit).
+const OPS: [(&str, &str, u32, u32, f64); 4] = [
+    ("getpid", "`getpid` (ns per call)", 1_000_000, 20_000, 1.0),
+    ("stat", "`stat` (ns per call)", 200_000, 5_000, 1.0),
+    (
+        "openrc",
+        "`open`+`read`+`close` (ns per iteration)",
+        100_000,
+        2_000,
+        1.0,
+    ),
+    (
+        "forkexec",
+        "`fork`+`exec`+`wait` of `busybox true` (µs per iteration)",
+        1_000,
+        1_000,
+        1e3,
+    ),
+];
 const IDLE_SECONDS: u64 = 3;
 /// How long after start the idle sandbox is measured (it must still be running).
 const IDLE_SETTLE: Duration = Duration::from_millis(1500);
@@ -30,7 +53,12 @@ const IDLE_SETTLE: Duration = Duration::from_millis(1500);
 enum Runtime {
     Native,
     Runc(RuncBundles),
-    RunscRs { bin: PathBuf, platform: String },
+    RunscRs {
+        bin: PathBuf,
+        platform: String,
+        /// Run under `taskset -c 0`: the sentry and every stub on one CPU.
+        pinned: bool,
+    },
 }
 
 impl Runtime {
@@ -43,8 +71,18 @@ impl Runtime {
                 Ok(cmd)
             }
             Self::Runc(bundles) => bundles.command(argv),
-            Self::RunscRs { bin, platform } => {
-                let mut cmd = Command::new(bin);
+            Self::RunscRs {
+                bin,
+                platform,
+                pinned,
+            } => {
+                let mut cmd = if *pinned {
+                    let mut c = Command::new(which("taskset")?);
+                    c.args(["-c", "0"]).arg(bin);
+                    c
+                } else {
+                    Command::new(bin)
+                };
                 cmd.args(["do", "--platform", platform, "--"]).args(argv);
                 Ok(cmd)
             }
@@ -177,14 +215,14 @@ fn first_line(text: &str) -> String {
     short
 }
 
-/// ns per getpid: the median over [`GETPID_RUNS`] runs of getpid_loop.
-fn getpid_ns(runtime: &Runtime, getpid_loop: &Path, calls: u32) -> Result<f64> {
-    let prog = getpid_loop.to_str().context("UTF-8 path")?;
-    let calls = calls.to_string();
+/// ns per repetition of `op`: the median over [`OP_RUNS`] runs of syscall_bench.
+fn op_ns(runtime: &Runtime, bench: &Path, op: &str, reps: u32) -> Result<f64> {
+    let prog = bench.to_str().context("UTF-8 path")?;
+    let reps = reps.to_string();
     let mut samples = Vec::new();
-    for _ in 0..GETPID_RUNS {
+    for _ in 0..OP_RUNS {
         let out = runtime
-            .command(&[prog, &calls])?
+            .command(&[prog, op, &reps])?
             .stdin(Stdio::null())
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -196,8 +234,8 @@ fn getpid_ns(runtime: &Runtime, getpid_loop: &Path, calls: u32) -> Result<f64> {
         );
         let ns = text
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("ns_per_call="))
-            .with_context(|| format!("unexpected getpid_loop output {text:?}"))?;
+            .find_map(|w| w.strip_prefix("ns_per_op="))
+            .with_context(|| format!("unexpected syscall_bench output {text:?}"))?;
         samples.push(ns.parse()?);
     }
     Ok(median(samples))
@@ -357,7 +395,7 @@ fn main() -> Result<()> {
     }
 
     let busybox = static_busybox().context("a static /bin/busybox is needed")?;
-    let getpid_loop = program("getpid_loop").context("a C compiler is needed")?;
+    let bench = program("syscall_bench").context("a C compiler is needed")?;
     let bin = find_runsc_rs_bin();
 
     let mut runtimes: Vec<(String, Result<Runtime>)> = vec![
@@ -368,17 +406,25 @@ fn main() -> Result<()> {
         ),
     ];
     for platform in &platforms {
-        let runtime = match &bin {
-            Ok(bin) => Ok(Runtime::RunscRs {
-                bin: bin.clone(),
-                platform: platform.clone(),
-            }),
-            Err(e) => Err(anyhow::anyhow!("{e}")),
-        };
-        runtimes.push((format!("runsc-rs ({platform})"), runtime));
+        for pinned in [false, true] {
+            let runtime = match &bin {
+                Ok(bin) => Ok(Runtime::RunscRs {
+                    bin: bin.clone(),
+                    platform: platform.clone(),
+                    pinned,
+                }),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
+            let name = if pinned {
+                format!("runsc-rs ({platform}, 1 CPU)")
+            } else {
+                format!("runsc-rs ({platform})")
+            };
+            runtimes.push((name, runtime));
+        }
     }
 
-    let mut getpid = Vec::new();
+    let mut ops: Vec<Vec<String>> = vec![Vec::new(); OPS.len()];
     let mut start = Vec::new();
     let mut idle = Vec::new();
     for (column, runtime) in &runtimes {
@@ -387,19 +433,25 @@ fn main() -> Result<()> {
             Ok(runtime) => runtime,
             Err(e) => {
                 let na = format!("n/a ({})", first_line(&format!("{e:#}")));
-                for row in [&mut getpid, &mut start, &mut idle] {
+                for row in ops.iter_mut().chain([&mut start, &mut idle]) {
                     row.push(na.clone());
                 }
                 continue;
             }
         };
-        getpid.push(match runtime {
-            Runtime::Native => cell(getpid_ns(runtime, &getpid_loop, NATIVE_GETPID_CALLS), 0),
-            Runtime::Runc(_) => "= native (host kernel)".to_owned(),
-            Runtime::RunscRs { .. } => {
-                cell(getpid_ns(runtime, &getpid_loop, SANDBOX_GETPID_CALLS), 0)
-            }
-        });
+        for (row, (op, _, native_reps, sandbox_reps, unit)) in ops.iter_mut().zip(OPS) {
+            row.push(match runtime {
+                Runtime::Native => cell(
+                    op_ns(runtime, &bench, op, native_reps).map(|ns| ns / unit),
+                    1,
+                ),
+                Runtime::Runc(_) => "= native (host kernel)".to_owned(),
+                Runtime::RunscRs { .. } => cell(
+                    op_ns(runtime, &bench, op, sandbox_reps).map(|ns| ns / unit),
+                    1,
+                ),
+            });
+        }
         start.push(cell(start_ms(runtime, busybox), 1));
         idle.push(cell(idle_mib(runtime, busybox), 1));
     }
@@ -415,7 +467,9 @@ fn main() -> Result<()> {
     );
     println!("| | {} |", columns.join(" | "));
     println!("|---|{}", "---:|".repeat(columns.len()));
-    println!("| `getpid` (ns per call) | {} |", getpid.join(" | "));
+    for (row, (_, label, ..)) in ops.iter().zip(OPS) {
+        println!("| {label} | {} |", row.join(" | "));
+    }
     println!(
         "| start `busybox true` (ms, median of {START_RUNS}) | {} |",
         start.join(" | ")
