@@ -1,12 +1,13 @@
-//! The memory file: one memfd that backs all application memory (anonymous memory now; tmpfs
-//! and the page cache later), its page allocator, and the sentry's own mapping of it.
+//! The memory file: one memfd that backs all application memory (anonymous memory, tmpfs file
+//! data, the page cache of host files), its page allocator, and the sentry's own mapping of it.
 //!
 //! Platforms map ranges of the same memfd into application address spaces, so the sentry
 //! reads and writes application memory through [`MemoryFile::read`] / [`MemoryFile::write`]
 //! without ever dereferencing an application pointer.
 //!
 //! # Lock order
-//! `MemoryFile::alloc` (the allocator state) is a leaf lock.
+//! `MemoryFile::alloc` (the allocator state) is a leaf lock. The page cache's locks
+//! ([`PageCache`]) come before it.
 //!
 //! # Safety model
 //! The only `unsafe` of the sentry: the mapping of the whole file into the sentry
@@ -19,6 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::abi::PAGE_SIZE;
+use crate::mm::pagecache::PageCache;
 
 /// Virtual size of the memory file. Sparse: host memory is used only for touched pages.
 const FILE_SIZE: u64 = 64 << 30;
@@ -57,6 +59,8 @@ pub struct MemoryFile {
     base: *mut u8,
     size: u64,
     alloc: Mutex<Allocator>,
+    /// Host file pages copied into this file, shared by every mapping of those files.
+    page_cache: PageCache,
 }
 
 // SAFETY: `base` points to a MAP_SHARED mapping that lives as long as `self`; all accesses go
@@ -105,12 +109,18 @@ impl MemoryFile {
             base: base.cast(),
             size: FILE_SIZE,
             alloc: Mutex::new(alloc),
+            page_cache: PageCache::default(),
         })
     }
 
     /// The memfd, for platforms to map.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// The page cache of host files kept in this memory file.
+    pub fn page_cache(&self) -> &PageCache {
+        &self.page_cache
     }
 
     /// Allocates `len` bytes (rounded up to pages) of zeroed memory with one reference.
@@ -225,6 +235,45 @@ impl MemoryFile {
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(off as usize), src.len())
         }
+    }
+
+    /// Fills `[off, off+len)` from the host file `fd` at `file_off` (a page-cache fill) and
+    /// returns the bytes read: fewer at the host file's end, the rest keeps its contents.
+    ///
+    /// # Errors
+    /// The host's pread errors (EINTR is retried).
+    pub fn fill_from(
+        &self,
+        fd: BorrowedFd<'_>,
+        file_off: u64,
+        off: u64,
+        len: usize,
+    ) -> std::io::Result<usize> {
+        self.check(off, len);
+        let mut done = 0usize;
+        while done < len {
+            // SAFETY: `[off+done, off+len)` is within the mapping (checked above); the host
+            // writes into it like any other writer of shared application memory.
+            let r = unsafe {
+                libc::pread(
+                    fd.as_raw_fd(),
+                    self.base.add((off as usize) + done).cast(),
+                    len - done,
+                    (file_off + done as u64) as libc::off_t,
+                )
+            };
+            match r {
+                0 => break,
+                n if n > 0 => done += n as usize,
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Copies `len` bytes inside the file (copy-on-write breaks).
