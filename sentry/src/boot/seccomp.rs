@@ -464,6 +464,7 @@ impl Allowlist {
     /// # Errors
     /// Compiling or installing failed; the sandbox must not start.
     pub fn install(&self, mode: Mode) -> Result<(), Error> {
+        fix_malloc_arenas();
         for program in self.compile(mode)? {
             seccompiler::apply_filter_all_threads(&program)?;
         }
@@ -476,6 +477,20 @@ impl Allowlist {
             }
         );
         Ok(())
+    }
+}
+
+/// Fixes glibc malloc's arena limit now. Left unset, glibc computes it the first time more
+/// than 8 sentry threads allocate at once, by opening `/sys/devices/system/cpu/online` with
+/// a plain `openat(AT_FDCWD, ...)`, which the allowlist rightly refuses: a sandbox with a
+/// dozen application threads (a `multiprocessing.Pool(4)`) was killed by seccomp.
+#[allow(unsafe_code)]
+fn fix_malloc_arenas() {
+    let cpus = i32::try_from(crate::fs::proc::host_cpus()).unwrap_or(i32::MAX / 8);
+    // SAFETY: mallopt only changes malloc's tuning; M_ARENA_MAX with a positive value is
+    // valid at any time, from any thread.
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, cpus.saturating_mul(8).max(8)) } != 1 {
+        log::warn!("seccomp: mallopt(M_ARENA_MAX) failed; many threads may trip the filter");
     }
 }
 
