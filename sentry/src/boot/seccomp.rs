@@ -464,7 +464,7 @@ impl Allowlist {
     /// # Errors
     /// Compiling or installing failed; the sandbox must not start.
     pub fn install(&self, mode: Mode) -> Result<(), Error> {
-        fix_malloc_arenas();
+        settle_malloc();
         for program in self.compile(mode)? {
             seccompiler::apply_filter_all_threads(&program)?;
         }
@@ -480,17 +480,29 @@ impl Allowlist {
     }
 }
 
-/// Fixes glibc malloc's arena limit now. Left unset, glibc computes it the first time more
-/// than 8 sentry threads allocate at once, by opening `/sys/devices/system/cpu/online` with
-/// a plain `openat(AT_FDCWD, ...)`, which the allowlist rightly refuses: a sandbox with a
-/// dozen application threads (a `multiprocessing.Pool(4)`) was killed by seccomp.
+/// Settles the glibc malloc tunables that glibc would otherwise look up on the host lazily,
+/// with a plain `openat(AT_FDCWD, ...)` the allowlist rightly refuses (the sandbox was killed
+/// by seccomp):
+/// - the arena limit, computed the first time more than 8 threads allocate at once from
+///   `/sys/devices/system/cpu/online` (a `multiprocessing.Pool(4)`); we set glibc's own
+///   default, 8 arenas per CPU;
+/// - whether thread heaps may shrink, read from `/proc/sys/vm/overcommit_memory` the first
+///   time a thread heap's free top exceeds the trim threshold (an `execve` freeing the
+///   image); a threshold above the largest thread heap (64 MiB) means they never shrink
+///   (freed memory is reused; allocations of 128 KiB and more are unmapped when freed).
 #[allow(unsafe_code)]
-fn fix_malloc_arenas() {
+fn settle_malloc() {
     let cpus = i32::try_from(crate::fs::proc::host_cpus()).unwrap_or(i32::MAX / 8);
-    // SAFETY: mallopt only changes malloc's tuning; M_ARENA_MAX with a positive value is
-    // valid at any time, from any thread.
-    if unsafe { libc::mallopt(libc::M_ARENA_MAX, cpus.saturating_mul(8).max(8)) } != 1 {
-        log::warn!("seccomp: mallopt(M_ARENA_MAX) failed; many threads may trip the filter");
+    let settings = [
+        (libc::M_ARENA_MAX, cpus.saturating_mul(8).max(8)),
+        (libc::M_TRIM_THRESHOLD, 128 << 20),
+    ];
+    for (param, value) in settings {
+        // SAFETY: mallopt only changes malloc's tuning; both parameters accept any positive
+        // value at any time, from any thread.
+        if unsafe { libc::mallopt(param, value) } != 1 {
+            log::warn!("seccomp: mallopt({param}) failed; glibc may trip the filter");
+        }
     }
 }
 
