@@ -1,17 +1,19 @@
-//! The memory file: one memfd that backs all application memory (anonymous memory now; tmpfs
-//! and the page cache later), its page allocator, and the sentry's own mapping of it.
+//! The memory file: one memfd that backs all application memory (anonymous memory, tmpfs file
+//! data, the page cache of host files), its page allocator, and the sentry's own mapping of it.
 //!
 //! Platforms map ranges of the same memfd into application address spaces, so the sentry
 //! reads and writes application memory through [`MemoryFile::read`] / [`MemoryFile::write`]
 //! without ever dereferencing an application pointer.
 //!
 //! # Lock order
-//! `MemoryFile::alloc` (the allocator state) is a leaf lock.
+//! `MemoryFile::alloc` (the allocator state) is a leaf lock. The page cache's locks
+//! ([`PageCache`]) come before it.
 //!
 //! # Safety model
 //! The only `unsafe` of the sentry: the mapping of the whole file into the sentry
-//! (`base`, `size`). Offsets handed out by the allocator are always within `size`, and every
-//! access is bounds-checked against `size` before the pointer arithmetic.
+//! (`base`, `size`), and the tuning of the sentry's own heap ([`settle_host_allocator`]).
+//! Offsets handed out by the allocator are always within `size`, and every access is
+//! bounds-checked against `size` before the pointer arithmetic.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::abi::PAGE_SIZE;
+use crate::mm::pagecache::PageCache;
 
 /// Virtual size of the memory file. Sparse: host memory is used only for touched pages.
 const FILE_SIZE: u64 = 64 << 30;
@@ -57,6 +60,8 @@ pub struct MemoryFile {
     base: *mut u8,
     size: u64,
     alloc: Mutex<Allocator>,
+    /// Host file pages copied into this file, shared by every mapping of those files.
+    page_cache: PageCache,
 }
 
 // SAFETY: `base` points to a MAP_SHARED mapping that lives as long as `self`; all accesses go
@@ -105,12 +110,18 @@ impl MemoryFile {
             base: base.cast(),
             size: FILE_SIZE,
             alloc: Mutex::new(alloc),
+            page_cache: PageCache::default(),
         })
     }
 
     /// The memfd, for platforms to map.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// The page cache of host files kept in this memory file.
+    pub fn page_cache(&self) -> &PageCache {
+        &self.page_cache
     }
 
     /// Allocates `len` bytes (rounded up to pages) of zeroed memory with one reference.
@@ -227,6 +238,45 @@ impl MemoryFile {
         }
     }
 
+    /// Fills `[off, off+len)` from the host file `fd` at `file_off` (a page-cache fill) and
+    /// returns the bytes read: fewer at the host file's end, the rest keeps its contents.
+    ///
+    /// # Errors
+    /// The host's pread errors (EINTR is retried).
+    pub fn fill_from(
+        &self,
+        fd: BorrowedFd<'_>,
+        file_off: u64,
+        off: u64,
+        len: usize,
+    ) -> std::io::Result<usize> {
+        self.check(off, len);
+        let mut done = 0usize;
+        while done < len {
+            // SAFETY: `[off+done, off+len)` is within the mapping (checked above); the host
+            // writes into it like any other writer of shared application memory.
+            let r = unsafe {
+                libc::pread(
+                    fd.as_raw_fd(),
+                    self.base.add((off as usize) + done).cast(),
+                    len - done,
+                    (file_off + done as u64) as libc::off_t,
+                )
+            };
+            match r {
+                0 => break,
+                n if n > 0 => done += n as usize,
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// Copies `len` bytes inside the file (copy-on-write breaks).
     pub fn copy(&self, from: u64, to: u64, len: u64) {
         self.check(from, len as usize);
@@ -280,6 +330,32 @@ impl Allocator {
             len += nl;
         }
         self.free.insert(off, len);
+    }
+}
+
+/// Settles the tunables of the sentry's own heap (glibc malloc) that glibc would otherwise
+/// look up on the host lazily,
+/// with a plain `openat(AT_FDCWD, ...)` the allowlist rightly refuses (the sandbox was killed
+/// by seccomp):
+/// - the arena limit, computed the first time more than 8 threads allocate at once from
+///   `/sys/devices/system/cpu/online` (a `multiprocessing.Pool(4)`); we set glibc's own
+///   default, 8 arenas per CPU;
+/// - whether thread heaps may shrink, read from `/proc/sys/vm/overcommit_memory` the first
+///   time a thread heap's free top exceeds the trim threshold (an `execve` freeing the
+///   image); a threshold above the largest thread heap (64 MiB) means they never shrink
+///   (freed memory is reused; allocations of 128 KiB and more are unmapped when freed).
+pub fn settle_host_allocator(cpus: usize) {
+    let cpus = i32::try_from(cpus).unwrap_or(i32::MAX / 8);
+    let settings = [
+        (libc::M_ARENA_MAX, cpus.saturating_mul(8).max(8)),
+        (libc::M_TRIM_THRESHOLD, 128 << 20),
+    ];
+    for (param, value) in settings {
+        // SAFETY: mallopt only changes malloc's tuning; both parameters accept any positive
+        // value at any time, from any thread.
+        if unsafe { libc::mallopt(param, value) } != 1 {
+            log::warn!("mallopt({param}) failed; glibc may trip the seccomp filter");
+        }
     }
 }
 

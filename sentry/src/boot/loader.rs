@@ -235,7 +235,7 @@ impl Loader {
                 errno: nix::errno::Errno::from_raw(e.raw_os_error()),
             })
         })?;
-        let fs = super::build_filesystem(root, Vec::new(), None)?;
+        let fs = super::build_filesystem(&self.kernel.memory, root, Vec::new(), None)?;
         process_fs(&fs, &spec.process)?;
         let mut inner = self.lock();
         if inner.containers.contains_key(id) {

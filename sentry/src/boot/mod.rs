@@ -157,15 +157,17 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 }
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
-/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
+/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes. File data
+/// of the tmpfs mounts and the overlay's upper layer lives in `memory`.
 pub fn build_filesystem(
+    memory: &Arc<MemoryFile>,
     root: OwnedFd,
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
 ) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
-    let ovl = overlay::new_overlay(lower).map_err(mount_err("creating the overlay"))?;
+    let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
     let mount = |path: &str, root: Arc<dyn Inode>, fs_type, source: &str, ro| {
         make_mountpoint(&ns, path.as_bytes()).map_err(mount_err(path))?;
@@ -180,10 +182,22 @@ pub fn build_filesystem(
         "sysfs",
         true,
     )?;
-    let devfs: Arc<dyn Inode> = dev::new_dev().map_err(mount_err("building /dev"))?;
+    let devfs: Arc<dyn Inode> = dev::new_dev(memory).map_err(mount_err("building /dev"))?;
     mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
-    mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
-    mount("/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false)?;
+    mount(
+        "/dev/shm",
+        TmpFs::new_root(memory, 0o1777),
+        "tmpfs",
+        "shm",
+        false,
+    )?;
+    mount(
+        "/tmp",
+        TmpFs::new_root(memory, 0o1777),
+        "tmpfs",
+        "tmpfs",
+        false,
+    )?;
     for (v, fd) in volumes {
         let what = format!("volume {}", v.host.display());
         let root = HostNode::new_root(fd, !v.readonly).map_err(mount_err(&what))?;
@@ -275,6 +289,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "runsc-rs".into());
+    let fs = build_filesystem(&memory, root.into_fd(), volumes, cfg.cwd.as_deref())?;
     let kernel = Kernel::new(
         platform,
         memory,
@@ -283,7 +298,6 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             hostname,
         },
     );
-    let fs = build_filesystem(root.into_fd(), volumes, cfg.cwd.as_deref())?;
 
     // Installed before the first address space exists, so its stub factory and stubs inherit
     // the filter too; everything after this point runs under it.
@@ -452,7 +466,8 @@ mod tests {
             .parse()
             .unwrap()];
         let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
-        let fs = build_filesystem(root, open_volumes(&volumes).unwrap(), None).unwrap();
+        let memory = Arc::new(MemoryFile::new().unwrap());
+        let fs = build_filesystem(&memory, root, open_volumes(&volumes).unwrap(), None).unwrap();
         let cx = Caller::kernel();
         let names = |p: &str| {
             let mut v: Vec<String> = fs

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::tmpfs::{Device, TmpFs, TmpNode};
 use crate::abi::Errno;
 use crate::kernel::Task;
+use crate::memory::MemoryFile;
 use crate::vfs::{Caller, FileOps, Inode, NewAttrs, NewNode, OpenFile, Stat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +99,8 @@ impl FileOps for CharFile {
 ///
 /// # Errors
 /// Only on internal inconsistencies (duplicate names).
-pub fn new_dev() -> Result<Arc<TmpNode>, Errno> {
-    let root = TmpFs::new_root(0o755);
+pub fn new_dev(mf: &Arc<MemoryFile>) -> Result<Arc<TmpNode>, Errno> {
+    let root = TmpFs::new_root(mf, 0o755);
     let devs = [
         ("null", Kind::Null, 1, 3),
         ("zero", Kind::Zero, 1, 5),

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::tmpfs::{TmpFs, TmpNode};
 use crate::abi::Errno;
+use crate::memory::MemoryFile;
 use crate::vfs::inode::RenameFlags;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
@@ -52,13 +53,14 @@ impl std::fmt::Debug for OvlNode {
     }
 }
 
-/// An overlay over `lower` with a fresh, empty tmpfs upper layer; returns its root.
+/// An overlay over `lower` with a fresh, empty tmpfs upper layer (its file data in `mf`);
+/// returns its root.
 ///
 /// # Errors
 /// The lower root's stat errors.
-pub fn new_overlay(lower: Arc<dyn Inode>) -> Result<Arc<OvlNode>, Errno> {
+pub fn new_overlay(mf: &Arc<MemoryFile>, lower: Arc<dyn Inode>) -> Result<Arc<OvlNode>, Errno> {
     let st = lower.stat()?;
-    let upper = TmpFs::new_root(st.mode & 0o7777);
+    let upper = TmpFs::new_root(mf, st.mode & 0o7777);
     upper.setattr(&SetAttr {
         uid: Some(st.uid),
         gid: Some(st.gid),
@@ -197,7 +199,7 @@ impl OvlNode {
                 } else {
                     Vec::new()
                 };
-                pu.create_file_with(&self.name, data, attrs)?
+                pu.create_file_with(&self.name, &data, attrs)?
             }
             FileType::Symlink => {
                 let target = lower.readlink(&Caller::kernel())?;
@@ -494,7 +496,8 @@ mod tests {
     fn setup(tag: &str) -> (Scratch, Arc<OvlNode>) {
         let s = Scratch::new(tag);
         let lower = HostNode::open_root(&s.0, false).unwrap();
-        (s, new_overlay(lower).unwrap())
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        (s, new_overlay(&mf, lower).unwrap())
     }
 
     #[test]

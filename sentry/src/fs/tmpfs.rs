@@ -1,19 +1,28 @@
-//! tmpfs: files that live in sentry memory.
+//! tmpfs: files that live in sandbox memory.
+//!
+//! A regular file's data is a sparse set of pages of the memory file (so it counts as sandbox
+//! memory, not sentry heap): holes read as zeros, truncation and hole punching give pages
+//! back. The same pages back shared mappings of the file (see [`crate::mm::filemap`]), so
+//! stores through a mapping and `write(2)` see each other.
 //!
 //! Each node keeps its attributes and contents under its own mutex. Renames are serialised by
 //! the filesystem's rename lock, so at most one directory lock is held at a time otherwise.
 //! The overlay uses tmpfs as its upper layer and stores whiteouts and the opaque flag here.
 //!
 //! # Lock order
-//! `TmpFs::rename_lock` → `TmpNode::st` (one node at a time).
+//! `TmpFs::rename_lock` → `TmpNode::st` (one node at a time) → `MemoryFile` allocator.
+//! Mappings take `TmpNode::st` under the `MemoryManager` lock; tmpfs never calls into an mm.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::abi::Errno;
+use crate::abi::{Errno, PAGE_SIZE};
 use crate::kernel::Task;
+use crate::memory::{FileRange, MemoryFile};
+use crate::mm::filemap::Mappable;
+use crate::mm::pagecache;
 use crate::vfs::inode::{now, RenameFlags, TimeSet};
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
@@ -40,7 +49,7 @@ enum Data {
         /// Overlay: the lower layer's directory of the same name is hidden.
         opaque: bool,
     },
-    File(Vec<u8>),
+    File(FileData),
     Symlink(Vec<u8>),
     /// Overlay: the lower layer's entry of this name is deleted.
     Whiteout,
@@ -48,6 +57,135 @@ enum Data {
     /// A bound AF_UNIX socket's name; the socket itself is found by (device, inode).
     Socket,
     Device(Arc<dyn Device>),
+}
+
+/// A regular file's contents.
+#[derive(Debug, Default)]
+struct FileData {
+    size: u64,
+    /// Page index → memory-file offset of the page (the file's reference). Absent: a hole.
+    pages: BTreeMap<u64, u64>,
+}
+
+impl FileData {
+    fn read(&self, mf: &MemoryFile, buf: &mut [u8], off: u64) -> usize {
+        if off >= self.size {
+            return 0;
+        }
+        let n = buf.len().min((self.size - off) as usize);
+        let mut done = 0;
+        while done < n {
+            let pos = off + done as u64;
+            let in_page = pos % PAGE_SIZE;
+            let k = (n - done).min((PAGE_SIZE - in_page) as usize);
+            let dst = &mut buf[done..done + k];
+            match self.pages.get(&(pos / PAGE_SIZE)) {
+                Some(&page) => mf.read(page + in_page, dst),
+                None => dst.fill(0),
+            }
+            done += k;
+        }
+        n
+    }
+
+    /// Allocates the missing pages of `[first, end)`, each run of holes in one piece.
+    fn fill_holes(&mut self, mf: &MemoryFile, first: u64, end: u64) -> Result<(), Errno> {
+        let mut idx = first;
+        while idx < end {
+            if self.pages.contains_key(&idx) {
+                idx += 1;
+                continue;
+            }
+            let run_end = self.pages.range(idx..end).next().map_or(end, |(&k, _)| k);
+            let r = mf
+                .allocate((run_end - idx) * PAGE_SIZE)
+                .map_err(|_| Errno::ENOSPC)?;
+            for k in idx..run_end {
+                self.pages.insert(k, r.offset + (k - idx) * PAGE_SIZE);
+            }
+            idx = run_end;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, mf: &MemoryFile, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        self.fill_holes(mf, off / PAGE_SIZE, end.div_ceil(PAGE_SIZE))?;
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = off + done as u64;
+            let in_page = pos % PAGE_SIZE;
+            let k = (buf.len() - done).min((PAGE_SIZE - in_page) as usize);
+            mf.write(
+                self.pages[&(pos / PAGE_SIZE)] + in_page,
+                &buf[done..done + k],
+            );
+            done += k;
+        }
+        self.size = self.size.max(end);
+        Ok(buf.len())
+    }
+
+    /// Drops the pages `[first, end)` (mappings that hold them keep them).
+    fn drop_pages(&mut self, mf: &MemoryFile, first: u64, end: u64) {
+        let gone: Vec<(u64, u64)> = self
+            .pages
+            .range(first..end)
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        for (k, off) in gone {
+            self.pages.remove(&k);
+            mf.dec_ref(FileRange {
+                offset: off,
+                len: PAGE_SIZE,
+            });
+        }
+    }
+
+    /// Zeroes `[off, end)` inside one page, if that page exists.
+    fn zero_in_page(&self, mf: &MemoryFile, off: u64, end: u64) {
+        if let Some(&page) = self.pages.get(&(off / PAGE_SIZE)) {
+            mf.zero(page + off % PAGE_SIZE, end - off);
+        }
+    }
+
+    fn truncate(&mut self, mf: &MemoryFile, size: u64) {
+        if size < self.size {
+            self.drop_pages(mf, size.div_ceil(PAGE_SIZE), u64::MAX);
+            // The rest of the last page reads as zero if the file grows again.
+            if !size.is_multiple_of(PAGE_SIZE) {
+                self.zero_in_page(mf, size, page_end(size));
+            }
+        }
+        self.size = size;
+    }
+
+    /// Zeroes `[off, off+len)`, giving whole pages back (FALLOC_FL_PUNCH_HOLE).
+    fn punch_hole(&mut self, mf: &MemoryFile, off: u64, len: u64) {
+        let end = off.saturating_add(len).min(self.size);
+        if off >= end {
+            return;
+        }
+        let first_whole = off.div_ceil(PAGE_SIZE);
+        let end_whole = end / PAGE_SIZE;
+        if first_whole < end_whole {
+            self.drop_pages(mf, first_whole, end_whole);
+        }
+        if !off.is_multiple_of(PAGE_SIZE) {
+            self.zero_in_page(mf, off, page_end(off).min(end));
+        }
+        if !end.is_multiple_of(PAGE_SIZE) && end / PAGE_SIZE >= first_whole {
+            self.zero_in_page(mf, (end / PAGE_SIZE * PAGE_SIZE).max(off), end);
+        }
+    }
+}
+
+/// The end of the page holding `off`.
+fn page_end(off: u64) -> u64 {
+    (off / PAGE_SIZE + 1) * PAGE_SIZE
 }
 
 struct TmpState {
@@ -64,6 +202,8 @@ struct TmpState {
 
 /// One tmpfs instance.
 pub struct TmpFs {
+    /// Where file data lives.
+    mf: Arc<MemoryFile>,
     dev: u64,
     magic: i64,
     next_ino: AtomicU64,
@@ -92,14 +232,15 @@ impl std::fmt::Debug for TmpNode {
 }
 
 impl TmpFs {
-    /// A new, empty tmpfs; returns its root directory.
-    pub fn new_root(mode: u32) -> Arc<TmpNode> {
-        Self::new_root_with_magic(mode, TMPFS_MAGIC)
+    /// A new, empty tmpfs keeping file data in `mf`; returns its root directory.
+    pub fn new_root(mf: &Arc<MemoryFile>, mode: u32) -> Arc<TmpNode> {
+        Self::new_root_with_magic(mf, mode, TMPFS_MAGIC)
     }
 
     /// A tmpfs reporting `magic` in statfs (the overlay's upper layer, devtmpfs).
-    pub fn new_root_with_magic(mode: u32, magic: i64) -> Arc<TmpNode> {
+    pub fn new_root_with_magic(mf: &Arc<MemoryFile>, mode: u32, magic: i64) -> Arc<TmpNode> {
         let fs = Arc::new(TmpFs {
+            mf: mf.clone(),
             dev: super::anon_dev(),
             magic,
             next_ino: AtomicU64::new(2),
@@ -247,14 +388,19 @@ impl TmpNode {
     /// Creates a regular file holding `data` (overlay copy-up).
     ///
     /// # Errors
-    /// EEXIST.
+    /// EEXIST, ENOSPC when the memory file is exhausted.
     pub fn create_file_with(
         &self,
         name: &[u8],
-        data: Vec<u8>,
+        data: &[u8],
         attrs: NewAttrs,
     ) -> Result<Arc<TmpNode>, Errno> {
-        let node = self.new_node(libc::S_IFREG, attrs, Data::File(data));
+        let mut contents = FileData::default();
+        if let Err(e) = contents.write(&self.fs.mf, data, 0) {
+            contents.truncate(&self.fs.mf, 0);
+            return Err(e);
+        }
+        let node = self.new_node(libc::S_IFREG, attrs, Data::File(contents));
         self.insert(name, node.clone())?;
         Ok(node)
     }
@@ -322,12 +468,7 @@ impl TmpNode {
     fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         let st = self.lock();
         match &st.data {
-            Data::File(d) => {
-                let start = (off as usize).min(d.len());
-                let n = buf.len().min(d.len() - start);
-                buf[..n].copy_from_slice(&d[start..start + n]);
-                Ok(n)
-            }
+            Data::File(d) => Ok(d.read(&self.fs.mf, buf, off)),
             Data::Dir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
@@ -338,14 +479,7 @@ impl TmpNode {
         let Data::File(d) = &mut st.data else {
             return Err(Errno::EINVAL);
         };
-        let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
-        if end > MAX_FILE_SIZE {
-            return Err(Errno::EFBIG);
-        }
-        if d.len() < end as usize {
-            d.resize(end as usize, 0);
-        }
-        d[off as usize..end as usize].copy_from_slice(buf);
+        d.write(&self.fs.mf, buf, off)?;
         st.mtime = now();
         st.ctime = st.mtime;
         Ok(buf.len())
@@ -353,10 +487,58 @@ impl TmpNode {
 
     fn size(&self) -> u64 {
         match &self.lock().data {
-            Data::File(d) => d.len() as u64,
+            Data::File(d) => d.size,
             Data::Symlink(t) => t.len() as u64,
             Data::Dir { .. } => 4096,
             _ => 0,
+        }
+    }
+
+    /// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`: zeroes the range and gives its
+    /// whole pages back.
+    ///
+    /// # Errors
+    /// EINVAL for files that are not regular.
+    pub fn punch_hole(&self, off: u64, len: u64) -> Result<(), Errno> {
+        let mut st = self.lock();
+        let Data::File(d) = &mut st.data else {
+            return Err(Errno::EINVAL);
+        };
+        d.punch_hole(&self.fs.mf, off, len);
+        st.mtime = now();
+        st.ctime = st.mtime;
+        Ok(())
+    }
+}
+
+impl Mappable for TmpNode {
+    fn size(&self) -> u64 {
+        self.size()
+    }
+
+    fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
+        let mut st = self.lock();
+        let Data::File(d) = &mut st.data else {
+            return Err(Errno::ENODEV);
+        };
+        let end = first.saturating_add(count).min(d.size.div_ceil(PAGE_SIZE));
+        if first >= end {
+            return Ok(Vec::new());
+        }
+        d.fill_holes(&self.fs.mf, first, end)
+            .map_err(|_| Errno::ENOMEM)?;
+        Ok(pagecache::runs(&d.pages, first, end, &self.fs.mf))
+    }
+
+    fn shared_writable(&self) -> bool {
+        true
+    }
+}
+
+impl Drop for TmpNode {
+    fn drop(&mut self) {
+        if let Data::File(d) = &mut self.st.get_mut().unwrap().data {
+            d.truncate(&self.fs.mf, 0);
         }
     }
 }
@@ -398,13 +580,17 @@ impl FileOps for TmpFile {
     fn size(&self) -> Result<u64, Errno> {
         Ok(self.node.size())
     }
+
+    fn mappable(&self, _mf: &Arc<MemoryFile>) -> Option<Arc<dyn Mappable>> {
+        Some(self.node.clone())
+    }
 }
 
 impl Inode for TmpNode {
     fn stat(&self) -> Result<Stat, Errno> {
         let st = self.lock();
         let (size, nlink) = match &st.data {
-            Data::File(d) => (d.len() as u64, st.nlink),
+            Data::File(d) => (d.size, st.nlink),
             Data::Symlink(t) => (t.len() as u64, st.nlink),
             Data::Dir { entries, .. } => (
                 4096,
@@ -425,7 +611,10 @@ impl Inode for TmpNode {
             rdev: st.rdev,
             size: size as i64,
             blksize: 4096,
-            blocks: size.div_ceil(512) as i64,
+            blocks: match &st.data {
+                Data::File(d) => (d.pages.len() as u64 * PAGE_SIZE / 512) as i64,
+                _ => size.div_ceil(512) as i64,
+            },
             atime: st.atime.0,
             atime_nsec: st.atime.1,
             mtime: st.mtime.0,
@@ -472,7 +661,11 @@ impl Inode for TmpNode {
 
     fn contents(&self) -> Result<Vec<u8>, Errno> {
         match &self.lock().data {
-            Data::File(d) => Ok(d.clone()),
+            Data::File(d) => {
+                let mut out = vec![0u8; d.size as usize];
+                d.read(&self.fs.mf, &mut out, 0);
+                Ok(out)
+            }
             _ => Err(Errno::EINVAL),
         }
     }
@@ -500,7 +693,7 @@ impl Inode for TmpNode {
         attrs: NewAttrs,
     ) -> Result<Arc<dyn Inode>, Errno> {
         let (mode, data) = match node {
-            NewNode::Regular => (libc::S_IFREG, Data::File(Vec::new())),
+            NewNode::Regular => (libc::S_IFREG, Data::File(FileData::default())),
             NewNode::Directory => (
                 libc::S_IFDIR,
                 Data::Dir {
@@ -620,7 +813,7 @@ impl Inode for TmpNode {
                     if size > MAX_FILE_SIZE {
                         return Err(Errno::EFBIG);
                     }
-                    d.resize(size as usize, 0);
+                    d.truncate(&self.fs.mf, size);
                     st.mtime = now();
                 }
                 Data::Dir { .. } => return Err(Errno::EISDIR),
@@ -718,9 +911,15 @@ mod tests {
         }
     }
 
+    fn new_root() -> (Arc<MemoryFile>, Arc<TmpNode>) {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let root = TmpFs::new_root(&mf, 0o755);
+        (mf, root)
+    }
+
     #[test]
     fn links_renames_and_rmdir_rules() {
-        let root = TmpFs::new_root(0o755);
+        let (_mf, root) = new_root();
         let cx = Caller::kernel();
         let r: Arc<dyn Inode> = root.clone();
         let f = root.create(&cx, b"f", NewNode::Regular, attrs()).unwrap();
@@ -761,10 +960,11 @@ mod tests {
 
     #[test]
     fn file_data_and_truncate() {
-        let root = TmpFs::new_root(0o755);
+        let (mf, root) = new_root();
         let cx = Caller::kernel();
         let f = root.create_node(b"f", NewNode::Regular, attrs()).unwrap();
         f.write_at(b"hello", 3).unwrap();
+        assert_eq!(mf.in_use(), PAGE_SIZE);
         assert_eq!(f.contents().unwrap(), b"\0\0\0hello");
         f.setattr(&SetAttr {
             size: Some(4),
@@ -775,5 +975,78 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(f.read_at(&mut buf, 10).unwrap(), 0);
         assert_eq!(root.readdir(&cx).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sparse_pages_in_the_memory_file() {
+        let (mf, root) = new_root();
+        let f = root.create_node(b"f", NewNode::Regular, attrs()).unwrap();
+        let p = PAGE_SIZE;
+        // A write far out allocates only its own page; the hole reads as zeros.
+        f.write_at(b"end", 10 * p).unwrap();
+        assert_eq!(mf.in_use(), p);
+        assert_eq!(f.stat().unwrap().size as u64, 10 * p + 3);
+        assert_eq!(f.stat().unwrap().blocks as u64, p / 512);
+        let mut buf = vec![1u8; 2 * p as usize];
+        assert_eq!(f.read_at(&mut buf, 9 * p).unwrap(), p as usize + 3);
+        assert!(buf[..p as usize].iter().all(|&b| b == 0));
+        assert_eq!(&buf[p as usize..p as usize + 3], b"end");
+        // A write across a page boundary.
+        f.write_at(&[7u8; 10], 2 * p - 5).unwrap();
+        assert_eq!(mf.in_use(), 3 * p);
+        // Punching a hole gives whole pages back and zeroes partial ones.
+        f.punch_hole(2 * p - 2, p + 10).unwrap();
+        assert_eq!(mf.in_use(), 2 * p);
+        let mut b = [9u8; 10];
+        f.read_at(&mut b, 2 * p - 5).unwrap();
+        assert_eq!(b, [7, 7, 7, 0, 0, 0, 0, 0, 0, 0]);
+        // Truncating gives pages back; growing again reads zeros past the old end.
+        f.setattr(&SetAttr {
+            size: Some(2 * p - 4),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(mf.in_use(), p);
+        f.setattr(&SetAttr {
+            size: Some(2 * p),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        f.read_at(&mut b[..5], 2 * p - 5).unwrap();
+        assert_eq!(&b[..5], [7, 0, 0, 0, 0]);
+        // Unlinking the last name frees everything.
+        root.unlink(&Caller::kernel(), b"f", false).unwrap();
+        drop(f);
+        assert_eq!(mf.in_use(), 0);
+    }
+
+    #[test]
+    fn mapped_pages_are_the_file_pages() {
+        let (mf, root) = new_root();
+        let f = root.create_node(b"f", NewNode::Regular, attrs()).unwrap();
+        f.setattr(&SetAttr {
+            size: Some(3 * PAGE_SIZE - 1),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(mf.in_use(), 0);
+        let runs = Mappable::pages(f.as_ref(), 1, 5).unwrap();
+        assert_eq!(runs.len(), 1);
+        let (idx, r) = runs[0];
+        assert_eq!((idx, r.len), (1, 2 * PAGE_SIZE));
+        // A store through the mapping is file data; the mapping holds its own reference.
+        mf.write(r.offset + 10, b"mapped");
+        let mut b = [0u8; 6];
+        f.read_at(&mut b, PAGE_SIZE + 10).unwrap();
+        assert_eq!(&b, b"mapped");
+        assert_eq!(mf.refs(r.offset), 2);
+        f.setattr(&SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(mf.refs(r.offset), 1);
+        mf.dec_ref(r);
+        assert_eq!(mf.in_use(), 0);
     }
 }

@@ -247,16 +247,14 @@ impl Task {
                 Exit::Syscall => syscalls::dispatch(&mut self),
                 Exit::Fault { addr, access, info } => {
                     if let Err(code) = self.mm.handle_fault(addr, access) {
-                        log::debug!("task {}: SIGSEGV at {addr:#x} ({code:?})", self.tid);
-                        let (signo, si_code) = if info.signo == libc::SIGBUS {
-                            (libc::SIGBUS, info.code)
-                        } else {
+                        log::debug!("task {}: fault at {addr:#x} ({code:?})", self.tid);
+                        let (signo, si_code) = match code {
+                            _ if info.signo == libc::SIGBUS => (libc::SIGBUS, info.code),
+                            // BUS_ADRERR
+                            crate::mm::SegvCode::BusErr => (libc::SIGBUS, 2),
                             // SEGV_MAPERR, SEGV_ACCERR
-                            let c = match code {
-                                crate::mm::SegvCode::MapErr => 1,
-                                crate::mm::SegvCode::AccErr => 2,
-                            };
-                            (libc::SIGSEGV, c)
+                            crate::mm::SegvCode::MapErr => (libc::SIGSEGV, 1),
+                            crate::mm::SegvCode::AccErr => (libc::SIGSEGV, 2),
                         };
                         self.force_signal(SigInfo::fault(signo, si_code, addr));
                     }

@@ -138,6 +138,7 @@ fn map_image(
             perms: perms(p.p_flags),
             shared: false,
             kind: VmaKind::Named(name.to_string()),
+            file: None,
         })
         .map_err(Error::Memory)?;
         let file_start = page_down(p.p_offset);
@@ -235,6 +236,7 @@ fn build_stack(
         perms: Perms::RW,
         shared: false,
         kind: VmaKind::Stack,
+        file: None,
     })
     .map_err(Error::Memory)?;
     let mut sp = STACK_TOP;

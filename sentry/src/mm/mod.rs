@@ -6,11 +6,19 @@
 //! pages (the host only materialises pages that are touched). Private PMAs are shared
 //! copy-on-write after `fork`; a write fault gives the writer its own copy.
 //!
+//! A file VMA ([`filemap::FileMapping`]) takes its PMAs from the file: a tmpfs file's own
+//! pages or the page cache's copy of a host file's. Private file mappings map them
+//! copy-on-write (the first write copies the page); shared mappings of tmpfs files map them
+//! as they are, so stores are the file's data for `read(2)` and every other mapping.
+//!
 //! # Lock order
-//! `MemoryManager::inner` → (platform address-space calls) → `MemoryFile` allocator.
+//! `MemoryManager::inner` → (platform address-space calls) → file page locks (tmpfs node,
+//! page cache) → `MemoryFile` allocator.
 //!
 //! Handlers never see raw pointers: they call the user-memory API in [`usermem`].
 
+pub mod filemap;
+pub mod pagecache;
 pub mod usermem;
 
 use std::collections::BTreeMap;
@@ -20,6 +28,7 @@ use platform::{Access, AddressSpace, Perms};
 
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
 use crate::memory::{FileRange, MemoryFile};
+use filemap::FileMapping;
 
 /// Largest range one fault populates.
 pub const FAULT_CHUNK: u64 = 2 << 20;
@@ -40,7 +49,7 @@ pub enum VmaKind {
     Anon,
     Heap,
     Stack,
-    /// An image or file mapping: name shown in maps (contents were copied in).
+    /// An image or file mapping: name shown in maps.
     Named(String),
 }
 
@@ -51,6 +60,32 @@ struct Vma {
     /// MAP_SHARED: pages stay shared with fork children instead of copy-on-write.
     shared: bool,
     kind: VmaKind,
+    /// The file mapped (None: anonymous memory).
+    file: Option<FileMapping>,
+}
+
+impl Vma {
+    /// Whether PMAs of this VMA may be written in place: anonymous memory and shared
+    /// mappings of files that take stores. Everything else maps file pages copy-on-write.
+    fn writes_in_place(&self) -> bool {
+        match &self.file {
+            None => true,
+            Some(f) => self.shared && f.file.shared_writable(),
+        }
+    }
+
+    /// Whether `mprotect` may make this VMA writable.
+    fn may_write(&self) -> bool {
+        match &self.file {
+            Some(f) if self.shared => f.may_write,
+            _ => true,
+        }
+    }
+
+    /// File offset of `addr` (in this VMA, which starts at `start`).
+    fn file_offset(&self, start: u64, addr: u64) -> Option<u64> {
+        self.file.as_ref().map(|f| f.offset + (addr - start))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +106,10 @@ pub struct MapsEntry {
     pub perms: Perms,
     pub shared: bool,
     pub kind: VmaKind,
+    /// File offset, device and inode of a file mapping (zero for anonymous memory).
+    pub offset: u64,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// Where a fault lands, when it cannot be resolved: the `si_code` of the SIGSEGV.
@@ -80,6 +119,8 @@ pub enum SegvCode {
     MapErr,
     /// SEGV_ACCERR: mapped without the needed permission.
     AccErr,
+    /// SIGBUS (BUS_ADRERR): a file mapping's page lies past the end of the file.
+    BusErr,
 }
 
 #[derive(Debug)]
@@ -166,6 +207,7 @@ impl MemoryManager {
                     perms: Perms::RW,
                     shared: false,
                     kind: VmaKind::Heap,
+                    file: None,
                 },
             );
         } else if new_end < old_end
@@ -179,12 +221,15 @@ impl MemoryManager {
         addr
     }
 
-    /// `mmap(2)` of anonymous memory (file contents, if any, are copied in by the caller).
+    /// `mmap(2)` of anonymous memory or of a file (`req.file`).
     ///
     /// # Errors
     /// ENOMEM when no room; EEXIST for MAP_FIXED_NOREPLACE over existing mappings.
     pub fn mmap(&self, req: MmapRequest) -> Result<u64, Errno> {
         let len = page_up(req.len).filter(|&l| l > 0).ok_or(Errno::ENOMEM)?;
+        if let Some(f) = &req.file {
+            f.offset.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+        }
         let mut i = self.lock();
         let addr = match req.placement {
             Placement::Fixed(a) => {
@@ -224,9 +269,10 @@ impl MemoryManager {
                 perms: req.perms,
                 shared: req.shared,
                 kind: req.kind,
+                file: req.file.clone(),
             },
         );
-        if req.shared {
+        if req.shared && req.file.is_none() {
             // Shared pages must be the same pages in every fork child: back them now (the
             // host materialises them only when touched).
             let r = self.mf.allocate(len).map_err(|_| Errno::ENOMEM)?;
@@ -309,6 +355,13 @@ impl MemoryManager {
         if !i.fully_mapped(addr, end) {
             return Err(Errno::ENOMEM);
         }
+        if perms.write
+            && i.vmas
+                .range(..end)
+                .any(|(_, v)| v.end > addr && !v.may_write())
+        {
+            return Err(Errno::EACCES);
+        }
         i.split_vmas_at(addr);
         i.split_vmas_at(end);
         for (_, v) in i.vmas.range_mut(addr..end) {
@@ -328,7 +381,9 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// `madvise(MADV_DONTNEED)` on private memory: the range reads as zero afterwards.
+    /// `madvise(MADV_DONTNEED)`: private anonymous memory reads as zero afterwards, private
+    /// file mappings lose their copies (and show the file again); shared mappings keep their
+    /// contents.
     ///
     /// # Errors
     /// EINVAL for unaligned addresses, ENOMEM for unmapped parts.
@@ -351,6 +406,19 @@ impl MemoryManager {
             .collect();
         for (s, e) in private {
             self.drop_pmas(&mut i, s, e)?;
+        }
+        Ok(())
+    }
+
+    /// `msync(2)`: shared file mappings are the file's pages, so only the range is checked.
+    ///
+    /// # Errors
+    /// ENOMEM when part of the range is unmapped.
+    pub fn msync(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if !self.lock().fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
         }
         Ok(())
     }
@@ -388,8 +456,10 @@ impl MemoryManager {
         if vma.end < old_end {
             return Err(Errno::EFAULT);
         }
-        let vma = vma.clone();
-        let _ = vstart;
+        let mut vma = vma.clone();
+        if let Some(f) = &mut vma.file {
+            f.offset += old - vstart;
+        }
         if fixed.is_none() {
             if new_len <= old_len {
                 if new_len < old_len {
@@ -402,13 +472,18 @@ impl MemoryManager {
                 && !i.vmas_overlap(old_end, grow_end)
                 && grow_end <= platform::MAX_USER_ADDRESS
             {
-                if vma.shared {
+                if vma.shared && vma.file.is_none() {
                     return Err(Errno::ENOMEM);
+                }
+                let mut file = vma.file.clone();
+                if let Some(f) = &mut file {
+                    f.offset += old_len;
                 }
                 i.insert_vma(
                     old_end,
                     Vma {
                         end: grow_end,
+                        file,
                         ..vma
                     },
                 );
@@ -482,6 +557,9 @@ impl MemoryManager {
         if !allowed {
             return Err(SegvCode::AccErr);
         }
+        if i.beyond_eof(page) {
+            return Err(SegvCode::BusErr);
+        }
         self.populate(&mut i, page, false)
             .map_err(|_| SegvCode::MapErr)?;
         // Map no further than this VMA: its neighbours may have other permissions.
@@ -519,6 +597,7 @@ impl MemoryManager {
             return Ok(s);
         }
         let (vstart, v) = i.vma_at(page).ok_or(Errno::EFAULT)?;
+        let v = v.clone();
         let vend = v.end;
         let mut start = page_down(page & !(FAULT_CHUNK - 1)).max(vstart);
         let mut end = (page & !(FAULT_CHUNK - 1))
@@ -530,17 +609,37 @@ impl MemoryManager {
         if let Some((&s, _)) = i.pmas.range(page..).next() {
             end = end.min(s);
         }
-        let r = self.mf.allocate(end - start).map_err(|_| Errno::ENOMEM)?;
-        i.pmas.insert(
-            start,
-            Pma {
-                end,
-                file_offset: r.offset,
-                cow: false,
-                mapped: Perms::NONE,
-            },
-        );
-        Ok(start)
+        let Some(fm) = v.file.clone() else {
+            let r = self.mf.allocate(end - start).map_err(|_| Errno::ENOMEM)?;
+            i.pmas.insert(
+                start,
+                Pma {
+                    end,
+                    file_offset: r.offset,
+                    cow: false,
+                    mapped: Perms::NONE,
+                },
+            );
+            return Ok(start);
+        };
+        let cow = !v.writes_in_place();
+        // VMAs are page aligned in the file, so addresses and file pages line up.
+        let first = (fm.offset + (start - vstart)) / PAGE_SIZE;
+        let runs = fm.file.pages(first, (end - start) / PAGE_SIZE)?;
+        for (idx, r) in runs {
+            let at = vstart + (idx * PAGE_SIZE - fm.offset);
+            i.pmas.insert(
+                at,
+                Pma {
+                    end: at + r.len,
+                    file_offset: r.offset,
+                    cow,
+                    mapped: Perms::NONE,
+                },
+            );
+        }
+        // The file may have shrunk since the caller checked: no page, no mapping.
+        i.pma_at(page).map(|(s, _)| s).ok_or(Errno::EFAULT)
     }
 
     /// Gives the page at `page` its own copy (or takes sole ownership if nobody else refers
@@ -583,7 +682,7 @@ impl MemoryManager {
         let page = page_down(addr);
         let (_, v) = i.vma_at(page).ok_or(Errno::EFAULT)?;
         let ok = force || if write { v.perms.write } else { v.perms.read };
-        if !ok {
+        if !ok || i.beyond_eof(page) {
             return Err(Errno::EFAULT);
         }
         let mut pstart = self.populate(i, page, write)?;
@@ -734,6 +833,9 @@ impl MemoryManager {
                 perms: v.perms,
                 shared: v.shared,
                 kind: v.kind.clone(),
+                offset: v.file_offset(s, s).unwrap_or(0),
+                dev: v.file.as_ref().map_or(0, |f| f.dev),
+                ino: v.file.as_ref().map_or(0, |f| f.ino),
             })
             .collect()
     }
@@ -764,7 +866,7 @@ pub enum Placement {
     FixedNoReplace(u64),
 }
 
-/// An anonymous mapping request.
+/// A mapping request: anonymous memory, or `file`.
 #[derive(Debug, Clone)]
 pub struct MmapRequest {
     pub placement: Placement,
@@ -772,6 +874,7 @@ pub struct MmapRequest {
     pub perms: Perms,
     pub shared: bool,
     pub kind: VmaKind,
+    pub file: Option<FileMapping>,
 }
 
 impl Inner {
@@ -789,6 +892,17 @@ impl Inner {
             .next_back()
             .filter(|(_, p)| p.end > addr)
             .map(|(&s, p)| (s, p))
+    }
+
+    /// Whether `page` lies in a file VMA past the end of its file (SIGBUS, as Linux).
+    fn beyond_eof(&self, page: u64) -> bool {
+        let Some((s, v)) = self.vma_at(page) else {
+            return false;
+        };
+        match &v.file {
+            Some(f) => f.offset + (page - s) >= page_up(f.file.size()).unwrap_or(u64::MAX),
+            None => false,
+        }
     }
 
     fn vmas_overlap(&self, start: u64, end: u64) -> bool {
@@ -828,7 +942,10 @@ impl Inner {
     fn split_vmas_at(&mut self, at: u64) {
         if let Some((s, v)) = self.vma_at(at) {
             if s < at {
-                let right = v.clone();
+                let mut right = v.clone();
+                if let Some(f) = &mut right.file {
+                    f.offset += at - s;
+                }
                 self.vmas.get_mut(&s).expect("present").end = at;
                 self.vmas.insert(at, right);
             }

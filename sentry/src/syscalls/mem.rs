@@ -5,6 +5,7 @@ use platform::Perms;
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, PAGE_SIZE};
 use crate::kernel::Task;
+use crate::mm::filemap::FileMapping;
 use crate::mm::usermem::UserAddr;
 use crate::mm::{MmapRequest, Placement, VmaKind};
 use crate::vfs::FileType;
@@ -67,12 +68,14 @@ pub fn mmap(
         perms,
         shared,
         kind: VmaKind::Anon,
+        file: None,
     })
 }
 
-/// A file mapping: the file's contents are copied into fresh private memory. Shared
-/// writable mappings are ENODEV until files have pages in the memory file; read-only shared
-/// mappings behave as private ones (they differ only if the file changes later).
+/// A file mapping: the VMA maps the file's pages (tmpfs) or the page cache's (host files),
+/// copy-on-write when private. Files that cannot be mapped are ENODEV; a writable shared
+/// mapping needs a file open for writing whose pages take stores (an overlay file open for
+/// writing was copied up on open, so the host file never sees the stores).
 fn mmap_file(
     t: &mut Task,
     placement: Placement,
@@ -86,39 +89,49 @@ fn mmap_file(
     if !f.readable() {
         return Err(Errno::EACCES);
     }
-    if shared && perms.write {
-        if !f.writable() {
-            return Err(Errno::EACCES);
-        }
-        return Err(Errno::ENODEV);
+    if shared && perms.write && !f.writable() {
+        return Err(Errno::EACCES);
     }
     let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
-    if d.inode.file_type()? != FileType::Regular {
+    let st = f.ops.stat()?;
+    if FileType::from_mode(st.mode) != FileType::Regular {
+        return Err(Errno::ENODEV);
+    }
+    let file = f.ops.mappable(t.mm.memory_file()).ok_or(Errno::ENODEV)?;
+    if shared && perms.write && !file.shared_writable() {
         return Err(Errno::ENODEV);
     }
     off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-    let size = f.ops.size()?;
+    let may_write = f.writable() && file.shared_writable();
     let name = String::from_utf8_lossy(&d.path).into_owned();
-    let addr = t.mm.mmap(MmapRequest {
+    t.mm.mmap(MmapRequest {
         placement,
         len,
         perms,
-        shared: false,
+        shared,
         kind: VmaKind::Named(name),
-    })?;
-    let want = size.saturating_sub(off).min(len);
-    let mut buf = vec![0u8; (want as usize).min(1 << 20)];
-    let mut done = 0u64;
-    while done < want {
-        let n = ((want - done) as usize).min(buf.len());
-        let got = f.ops.read(t, &f, &mut buf[..n], Some(off + done))?;
-        if got == 0 {
-            break;
-        }
-        t.mm.copy_out_force(addr + done, &buf[..got])?;
-        done += got as u64;
+        file: Some(FileMapping {
+            file,
+            offset: off,
+            may_write,
+            dev: st.dev,
+            ino: st.ino,
+        }),
+    })
+}
+
+/// msync(2): shared file pages are the file's pages already, so there is nothing to write
+/// back; the range and flags are validated as Linux does.
+pub fn msync(t: &mut Task, addr: UserAddr, len: u64, flags: Flags) -> SysResult {
+    let flags = flags.0 as i32;
+    if flags & !(libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE) != 0
+        || flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0
+        || !addr.0.is_multiple_of(PAGE_SIZE)
+    {
+        return Err(Errno::EINVAL);
     }
-    Ok(addr)
+    t.mm.msync(addr.0, len)?;
+    Ok(0)
 }
 
 /// munmap(2)

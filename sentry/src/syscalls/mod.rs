@@ -152,7 +152,7 @@ syscall_table! {
         6 lstat(path: PathArg, statbuf: UserAddr) => file::lstat, Full;
         7 poll(fds: UserAddr, nfds: u32, timeout: i32) => poll::poll, Partial("host fds are re-polled every 10 ms while waiting");
         8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Full;
-        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("file mappings are private copies; shared writable file mappings are ENODEV");
+        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("files map tmpfs pages or the page cache of host files; shared writable mappings of host files (volumes) are ENODEV; pages past EOF after a truncate stay mapped");
         10 mprotect(addr: UserAddr, len: u64, prot: Flags) => mem::mprotect, Full;
         11 munmap(addr: UserAddr, len: u64) => mem::munmap, Full;
         12 brk(addr: UserAddr) => mem::brk, Full;
@@ -169,6 +169,7 @@ syscall_table! {
         23 select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr) => poll::select, Full;
         24 sched_yield() => process::sched_yield, Full;
         25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
+        26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
         32 dup(fd: Fd) => fs::dup, Full;
         33 dup2(old: Fd, new: Fd) => fs::dup2, Full;

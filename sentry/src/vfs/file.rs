@@ -134,6 +134,15 @@ pub trait FileOps: Send + Sync {
         Err(Errno::ESPIPE)
     }
 
+    /// The file's pages for `mmap` (None: the file cannot be mapped, ENODEV). `mf` is the
+    /// memory file of the mapping address space (host files cache their pages there).
+    fn mappable(
+        &self,
+        _mf: &Arc<crate::memory::MemoryFile>,
+    ) -> Option<Arc<dyn crate::mm::filemap::Mappable>> {
+        None
+    }
+
     /// Current size, for SEEK_END.
     ///
     /// # Errors

@@ -4,6 +4,7 @@
 //! answered by the sentry.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::kernel::Task;
@@ -11,7 +12,8 @@ use crate::vfs::{FileOps, OpenFile, Stat};
 
 /// A file backed by a host fd.
 pub struct HostFile {
-    fd: OwnedFd,
+    /// Shared with page-cache mappings of the file, which fill pages from it.
+    fd: Arc<OwnedFd>,
     /// The sentry keeps the offset (files hostfs opened) rather than the host fd (donated
     /// stdio, whose offset is shared with the caller: a redirected stdout must append exactly
     /// as a native process's would).
@@ -24,13 +26,16 @@ impl HostFile {
         let seekable = nix::sys::stat::fstat(fd.as_raw_fd())
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
             .unwrap_or(false);
-        HostFile { fd, seekable }
+        HostFile {
+            fd: Arc::new(fd),
+            seekable,
+        }
     }
 
     /// A host fd donated to the sandbox (stdio): data moves at the host fd's own offset.
     pub fn donated(fd: OwnedFd) -> HostFile {
         HostFile {
-            fd,
+            fd: Arc::new(fd),
             seekable: false,
         }
     }
@@ -153,6 +158,32 @@ impl FileOps for HostFile {
 
     fn seekable(&self) -> bool {
         self.seekable
+    }
+
+    /// Regular files hostfs opened map through the page cache (donated stdio does not map).
+    fn mappable(
+        &self,
+        mf: &Arc<crate::memory::MemoryFile>,
+    ) -> Option<Arc<dyn crate::mm::filemap::Mappable>> {
+        use crate::mm::pagecache::{CachedMapping, HostFileId, Version};
+        if !self.seekable {
+            return None;
+        }
+        let st = nix::sys::stat::fstat(self.fd.as_raw_fd()).ok()?;
+        let id = HostFileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
+        let version = Version {
+            size: st.st_size.max(0) as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        };
+        Some(Arc::new(CachedMapping::new(
+            mf,
+            self.fd.clone(),
+            id,
+            version,
+        )))
     }
 
     fn seek(&self, offset: i64, whence: i32) -> Result<u64, Errno> {

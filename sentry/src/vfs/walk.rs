@@ -275,7 +275,7 @@ mod tests {
 
     /// / { a/ { b/ { f } , up -> .., abs -> /a/b/f, loop -> loop }, rel -> a/b }
     fn tree() -> Arc<MountNamespace> {
-        let root = TmpFs::new_root(0o755);
+        let root = TmpFs::new_root(&Arc::new(crate::memory::MemoryFile::new().unwrap()), 0o755);
         let cx = Caller::kernel();
         let a = root.create(&cx, b"a", NewNode::Directory, attrs()).unwrap();
         let b = a.create(&cx, b"b", NewNode::Directory, attrs()).unwrap();
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn mounts_are_crossed_both_ways() {
         let ns = tree();
-        let t = TmpFs::new_root(0o1777);
+        let t = TmpFs::new_root(&Arc::new(crate::memory::MemoryFile::new().unwrap()), 0o1777);
         t.create(&Caller::kernel(), b"inside", NewNode::Regular, attrs())
             .unwrap();
         ns.mount(b"/a/b", t, "tmpfs", "tmpfs", false);

@@ -1,0 +1,56 @@
+//! File-backed mappings: files whose pages live in the memory file and can be mapped.
+//!
+//! A tmpfs file maps its own pages; a host file maps pages of the [page cache]. Private
+//! mappings always map those pages copy-on-write; shared mappings of a file that is
+//! [`Mappable::shared_writable`] map them writable, so stores are the file's data at once.
+//!
+//! [page cache]: super::pagecache
+
+use std::sync::Arc;
+
+use crate::abi::Errno;
+use crate::memory::FileRange;
+
+/// A file that can provide memory-file pages for its offsets.
+pub trait Mappable: Send + Sync {
+    /// The file's size in bytes: pages at or past `size.div_ceil(PAGE_SIZE)` are not mapped.
+    fn size(&self) -> u64;
+
+    /// The memory-file pages behind file pages `[first, first + count)`, allocated or filled
+    /// on first use, as runs `(first page index of the run, memory-file range)` in order.
+    /// Pages past the end of the file are left out. Each returned range carries one new
+    /// reference, owned by the caller.
+    ///
+    /// # Errors
+    /// ENOMEM when the memory file is exhausted, EIO when a host file cannot be read.
+    fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno>;
+
+    /// Whether stores through a MAP_SHARED mapping may go to these pages (tmpfs files). When
+    /// false (cached pages of a host file) shared mappings never get write access.
+    fn shared_writable(&self) -> bool;
+}
+
+/// What a file VMA maps.
+#[derive(Clone)]
+pub struct FileMapping {
+    pub file: Arc<dyn Mappable>,
+    /// File offset of the mapping's first byte (page aligned).
+    pub offset: u64,
+    /// MAP_SHARED only: whether `mprotect` may add write access (the file was open for
+    /// writing and writes reach it).
+    pub may_write: bool,
+    /// Device and inode as `stat` shows them, for `/proc/[pid]/maps`.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl std::fmt::Debug for FileMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMapping")
+            .field("offset", &self.offset)
+            .field("may_write", &self.may_write)
+            .field("dev", &self.dev)
+            .field("ino", &self.ino)
+            .finish_non_exhaustive()
+    }
+}
