@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerates the README's generated sections from the built binaries:
+#   tests/update-readme.sh            the syscall status table (`runsc-rs syscalls --markdown`)
+#   tests/update-readme.sh --bench    also the benchmark table (runs runsc-rs-bench, minutes)
+# Each section sits between `<!-- NAME -->` and `<!-- /NAME -->` markers in README.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+cargo build --release -q -p sentry
+
+replace() { # marker, file with the new content
+    python3 - "$1" "$2" <<'PY'
+import sys
+marker, new = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+text = open("README.md").read()
+start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+i, j = text.index(start) + len(start), text.index(end)
+open("README.md", "w").write(text[:i] + "\n" + new + "\n" + text[j:])
+PY
+}
+
+tmp="$(mktemp)"
+trap 'rm -f "$tmp"' EXIT
+{
+    "$target/release/runsc-rs" syscalls --markdown | head -1
+    echo
+    echo "<details><summary>The table (implemented and deliberately refused calls)</summary>"
+    echo
+    "$target/release/runsc-rs" syscalls --markdown | tail -n +3
+    echo
+    echo "</details>"
+} >"$tmp"
+replace "SYSCALL STATUS" "$tmp"
+
+if [[ "${1:-}" == "--bench" ]]; then
+    cargo run --release -q -p runsc-rs-tests --bin runsc-rs-bench >"$tmp"
+    replace "BENCHMARKS" "$tmp"
+fi
