@@ -64,7 +64,7 @@ fn program(name: &str) -> Option<String> {
     {
         Ok(s) if s.success() => Some(out.to_string_lossy().into_owned()),
         _ => {
-            runsc_rs_tests::skip("cannot build {name}.c with cc -static");
+            runsc_rs_tests::skip(&format!("cannot build {name}.c with cc -static"));
             None
         }
     }
@@ -101,6 +101,85 @@ fn shell_exit_codes_and_command_substitution() {
 fn pthreads_mutex_condvar() {
     if let Some(p) = program("threads") {
         assert_same(&[&p]);
+    }
+}
+
+#[test]
+fn sixty_four_threads_hammer_one_futex_mutex() {
+    if let Some(p) = program("threads") {
+        assert_same(&[&p, "64", "50"]);
+    }
+}
+
+/// 1,000 sequential fork+exec+wait finish (fork is not quadratic in the sandbox).
+#[test]
+fn thousand_fork_exec_wait() {
+    let Some(p) = program("syscall_bench") else {
+        return;
+    };
+    let bin = runsc_rs_tests::runsc_rs_bin();
+    let out = Command::new(&bin)
+        .args(["do", "--", &p, "forkexec", "1000"])
+        .output()
+        .expect("spawn");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("op=forkexec n=1000"),
+        "{out:?}"
+    );
+}
+
+/// PIDs of live processes running the runsc-rs binary (the sentry and its stub processes,
+/// which are forked from it).
+fn runsc_processes(bin: &Path) -> Vec<u32> {
+    let Ok(want) = std::fs::canonicalize(bin) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == want)
+                // Zombies already reaped by their parent are gone; a zombie left behind counts.
+                && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok()
+        })
+        .collect()
+}
+
+/// Nothing of a sandbox (sentry threads, stub processes) outlives `runsc-rs do`, even when
+/// the program leaves background children and threads running.
+#[test]
+fn nothing_is_left_behind_after_exit() {
+    let bin = runsc_rs_tests::runsc_rs_bin();
+    let before = runsc_processes(&bin);
+    let out = Command::new(&bin)
+        .args([
+            "do",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "/bin/busybox sleep 30 & /bin/busybox sleep 30 & (/bin/busybox sleep 30 &); echo started",
+        ])
+        .output()
+        .expect("spawn");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n", "{out:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left: Vec<u32> = runsc_processes(&bin)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes left behind by the sandbox: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 

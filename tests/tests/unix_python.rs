@@ -90,7 +90,7 @@ fn program(name: &str) -> Option<String> {
     {
         Ok(s) if s.success() => Some(out.to_string_lossy().into_owned()),
         _ => {
-            runsc_rs_tests::skip("cannot build {name}.c with cc");
+            runsc_rs_tests::skip(&format!("cannot build {name}.c with cc"));
             None
         }
     }
