@@ -428,6 +428,10 @@ pub fn dispatch(t: &mut Task) {
             Err(Errno::ENOSYS)
         }
     };
+    // setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid.
+    if matches!(nr, 105 | 106 | 113 | 114 | 117 | 119 | 122 | 123) {
+        t.sync_creds();
+    }
     if let Some(line) = entry {
         let res = match result {
             Ok(v) if v < 0x10000 => v.to_string(),
