@@ -512,6 +512,12 @@ impl PidNode {
         if cloexec {
             flags |= libc::O_CLOEXEC as u32;
         }
+        if file.dentry.is_some() {
+            // x86-64 Linux forces O_LARGEFILE (0100000; libc's constant is 0 on 64-bit) on
+            // every open of a path.
+            flags |= 0o100000;
+        }
+
         let mnt = file.dentry.as_ref().map_or(0, |d| d.mount.id);
         let ino = file.ops.stat().map_or(0, |s| s.ino);
         Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
@@ -1104,7 +1110,11 @@ pub fn new_proc() -> Arc<dyn Inode> {
             ("ostype", fixed("Linux\n")),
             ("overflowgid", fixed("65534\n")),
             ("overflowuid", fixed("65534\n")),
-            ("pid_max", fixed("4194304\n")),
+            // Linux's default, max(32768, 1024 * CPUs); procps sizes its PID columns by it.
+            (
+                "pid_max",
+                fixed(&format!("{}\n", (1024 * host_info().ncpu).max(32768))),
+            ),
             ("random", random_dir),
             ("threads-max", fixed("4194304\n")),
             ("version", fixed(&format!("{VERSION}\n"))),
@@ -1271,5 +1281,43 @@ impl Inode for ProcRoot {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_escaped() {
+        assert_eq!(mangle(b"/a b\\c\td\ne"), "/a\\040b\\134c\\011d\\012e");
+    }
+
+    #[test]
+    fn limits_have_linux_columns() {
+        let text = limits_text(&ThreadGroup::new(1));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 17);
+        assert_eq!(
+            lines[0],
+            "Limit                     Soft Limit           Hard Limit           Units     "
+        );
+        assert_eq!(
+            lines[8],
+            "Max open files            1024                 1048576              files     "
+        );
+        assert_eq!(
+            lines[14],
+            "Max nice priority         0                    0                    "
+        );
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = random_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!("89ab".contains(&u[19..20]));
+        assert_ne!(u, random_uuid());
     }
 }
