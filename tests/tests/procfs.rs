@@ -363,3 +363,32 @@ fn other_processes_are_inspectable_and_zombies_show_z() {
     assert!(lines[1].starts_with("/bin/sh -c readlink"), "{out}");
     assert_eq!(lines[2], "Z 0", "{out}");
 }
+
+#[test]
+fn mount_and_umount_stay_in_the_sandbox() {
+    if skip(&["/bin/sh", "/usr/bin/mount", "/usr/bin/umount"]) {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let out = stdout_ok(&sandbox(&[
+        "/bin/sh",
+        "-c",
+        "mkdir -p /mnt/rs-t /mnt/rs-p /mnt/rs-b; \
+         mount -t tmpfs -o mode=700 none /mnt/rs-t && echo data > /mnt/rs-t/f && cat /mnt/rs-t/f; \
+         stat -c %a /mnt/rs-t; \
+         mount -t proc proc /mnt/rs-p && test -e /mnt/rs-p/self/stat && echo proc; \
+         mount --bind /etc /mnt/rs-b && test -e /mnt/rs-b/hostname && echo bind; \
+         grep -c ' /mnt/rs-' /proc/mounts; \
+         mount -t ext4 /dev/null /mnt/rs-t 2>/dev/null || echo nodev; \
+         cd /mnt/rs-t; umount /mnt/rs-t 2>/dev/null || echo busy; cd /; \
+         umount /mnt/rs-t && umount -l /mnt/rs-p && umount /mnt/rs-b && echo gone; \
+         grep -c ' /mnt/rs-' /proc/mounts; test -e /mnt/rs-t/f || echo empty",
+    ]));
+    assert_eq!(
+        out, "data\n700\nproc\nbind\n3\nnodev\nbusy\ngone\n0\nempty\n",
+        "{out}"
+    );
+    let after = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!after.contains("/mnt/rs-"), "a host mount appeared");
+    assert_eq!(before.lines().count(), after.lines().count());
+}

@@ -12,6 +12,7 @@ mod fs;
 mod futex;
 pub(crate) mod info;
 mod mem;
+mod mount;
 mod poll;
 mod process;
 mod signal;
@@ -262,6 +263,8 @@ syscall_table! {
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
         161 chroot(path: PathArg) => file::chroot, Full;
         162 sync() => file::sync, Full;
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
+        166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
         188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => file::setxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
         189 lsetxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => file::lsetxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
