@@ -202,8 +202,8 @@ syscall_table! {
         61 wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr) => process::wait4, Partial("rusage is zero");
         62 kill(pid: i32, sig: i32) => signal::kill, Full;
         63 uname(buf: UserAddr) => info::uname, Full;
-        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fs::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL; record locks are always granted");
-        73 flock(fd: Fd, op: i32) => file::flock, Partial("always granted: locks are not tracked across processes yet");
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fs::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
+        73 flock(fd: Fd, op: i32) => file::flock, Full;
         74 fsync(fd: Fd) => file::fsync, Full;
         75 fdatasync(fd: Fd) => file::fdatasync, Full;
         76 truncate(path: PathArg, len: i64) => file::truncate, Full;
