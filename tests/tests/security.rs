@@ -237,3 +237,75 @@ fn disabling_seccomp_needs_the_unsafe_flag() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
 }
+
+/// `/proc/self/root`, `/proc/1/cwd`, `/proc/self/fd/N` and a directory fd passed over
+/// SCM_RIGHTS never lead outside the sandbox root: a host file next to the rootfs stays out
+/// of reach, and host processes have no `/proc/[pid]`.
+#[test]
+fn proc_magic_links_and_passed_fds_stay_inside_the_root() {
+    if !is_root() {
+        println!("SKIPPED: the sandbox needs root (or user namespaces) here; not root");
+        return;
+    }
+    // Not under /tmp: the sandbox has its own tmpfs there.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(format!("runsc-rs-proc-escape-{}", std::process::id()));
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let probe = root.join("proc_escape_probe");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/proc_escape_probe.c");
+    let built = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&probe)
+        .arg(&source)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("SKIPPED: cannot build a static C program (gcc -static)");
+        return;
+    }
+    std::fs::write(dir.join("host_secret"), "HOSTSECRET\n").unwrap();
+    let host_pid = std::process::id().to_string();
+    let out = run_do(&[
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "/proc_escape_probe",
+        &host_pid,
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !text.contains("ESCAPE"),
+        "escaped the sandbox root:\n{text}"
+    );
+    let result = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no result for {name}:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(result("control_exe"), "inside", "{text}");
+    assert_eq!(result("readlink_root"), "inside", "{text}");
+    assert_eq!(result("scm_dotdot_is_root"), "inside", "{text}");
+    for name in [
+        "self_root_dotdot",
+        "self_root_dotdot_deep",
+        "init_cwd_dotdot",
+        "init_root_dotdot",
+        "nested_root",
+        "thread_self_root",
+        "host_pid_root",
+        "host_pid_visible",
+        "scm_openat_dotdot",
+        "scm_openat_deep",
+        "scm_proc_fd_dotdot",
+        "scm_proc_fd_deep",
+        "scm_fchdir_dotdot",
+    ] {
+        assert_eq!(result(name), "blocked", "{name}:\n{text}");
+    }
+}

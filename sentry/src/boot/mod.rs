@@ -418,6 +418,10 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
 
     let pid = kernel.alloc_tid();
     let tg = Arc::new(ThreadGroup::new(pid));
+    *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
+        exe: Some(exe),
+        strings: loaded.strings,
+    };
     let base = cmd.rsplit('/').next().unwrap_or(cmd).as_bytes();
     let handle = TaskHandle::new(pid, tg.clone(), base[..base.len().min(15)].to_vec());
     {

@@ -1,24 +1,38 @@
 //! `/proc`: the sandbox's own process information, never the host's.
 //!
-//! `/proc/[pid]` exists for the calling process (other processes appear once the kernel
-//! keeps a task registry); system files are generated from sentry state. Host data is used
-//! only for the CPU model (`cpuinfo`) and total memory, read once at boot.
+//! `/proc/[pid]` exists for every process in the kernel's process tree (and `/proc/[tid]` for
+//! every thread, unlisted, as Linux); nothing of the host's process table is reachable. The
+//! per-process files are generated from what each task publishes
+//! ([`crate::kernel::task::TaskView`]) and from its thread group; `cmdline` and `environ` are
+//! read from the process's own memory, at the strings the loader laid out. System files are
+//! generated from sentry state; host data is used only for the CPU model (`cpuinfo`) and
+//! total memory, read once at boot.
+//!
+//! Access follows Linux: everyone may read `stat`, `status`, `cmdline`...; `environ`, the
+//! `fd` directories, `maps` and the `cwd`/`root`/`exe` links need ptrace-read access (the same
+//! user, or root in the sandbox).
 
+use std::any::Any;
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock, Weak};
 
-use super::synth::{Generator, ListFn, SynthDir, SynthFile, SynthFs, SynthLink};
+use super::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::abi::Errno;
-use crate::kernel::Task;
+use crate::kernel::task::{Creds, TaskView};
+use crate::kernel::{Kernel, Task, TaskHandle, ThreadGroup};
 use crate::mm::VmaKind;
 use crate::syscalls::info::{RELEASE, VERSION};
-use std::any::Any;
-
 use crate::vfs::inode::MagicTarget;
-use crate::vfs::{Caller, FileOps, FsStats, Inode, MountNamespace, OpenFile, Stat};
+use crate::vfs::{
+    Caller, DirEntry, FileOps, FileType, FsStats, Inode, MountNamespace, OpenFile, Stat,
+};
 
 /// PROC_SUPER_MAGIC.
 pub const PROC_MAGIC: i64 = 0x9fa0;
+
+/// Clock ticks per second (USER_HZ), the unit of `stat` times.
+const USER_HZ: u128 = 100;
 
 fn task<'a>(cx: &Caller<'a>) -> Result<&'a Task, Errno> {
     cx.task.ok_or(Errno::ENOENT)
@@ -76,29 +90,748 @@ pub fn host_mem_total_kb() -> u64 {
     host_info().mem_total_kb
 }
 
-fn comm(t: &Task) -> String {
-    exe_path(t)
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(15)
-        .collect()
+/// A random UUID in the canonical text form (`/proc/sys/kernel/random/uuid`).
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).ok();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
-fn exe_path(t: &Task) -> String {
-    t.mm.maps()
-        .into_iter()
-        .find_map(|m| match m.kind {
-            VmaKind::Named(n) => Some(n),
-            _ => None,
+/// Ticks (USER_HZ) from the sandbox's boot to `at`.
+fn ticks_since_boot(k: &Kernel, at: std::time::Instant) -> u64 {
+    (at.saturating_duration_since(k.boot).as_millis() * USER_HZ / 1000) as u64
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots of a process or thread.
+
+/// The state letter `stat` and `status` show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Sleeping,
+    Stopped,
+    Zombie,
+}
+
+impl RunState {
+    fn letter(self) -> char {
+        match self {
+            RunState::Running => 'R',
+            RunState::Sleeping => 'S',
+            RunState::Stopped => 'T',
+            RunState::Zombie => 'Z',
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RunState::Running => "R (running)",
+            RunState::Sleeping => "S (sleeping)",
+            RunState::Stopped => "T (stopped)",
+            RunState::Zombie => "Z (zombie)",
+        }
+    }
+}
+
+/// What one read of a `/proc/[pid]` file needs, copied out of the process tree (whose lock
+/// is not held while memory is read or text formatted).
+struct Snapshot {
+    kernel: Arc<Kernel>,
+    tgid: i32,
+    /// The thread the file is about (`tgid` for process files, unless reached as
+    /// `/proc/[tid]`).
+    tid: i32,
+    ppid: i32,
+    pgid: i32,
+    sid: i32,
+    exit_signal: i32,
+    zombie: bool,
+    tg: Arc<ThreadGroup>,
+    /// The thread (None when the process is a zombie).
+    handle: Option<Arc<TaskHandle>>,
+    view: Option<TaskView>,
+    threads: Vec<i32>,
+}
+
+impl Snapshot {
+    /// The process `tgid` (thread `tid` of it), as the tree has it now.
+    fn take(kernel: &Arc<Kernel>, tgid: i32, tid: i32) -> Result<Snapshot, Errno> {
+        let tree = kernel.tree();
+        let p = tree.procs.get(&tgid).ok_or(Errno::ENOENT)?;
+        let threads: Vec<i32> = p.tg.sig().threads.keys().copied().collect();
+        let handle = match tree.tasks.get(&tid) {
+            Some(h) if h.tg.tgid == tgid => Some(h.clone()),
+            _ if tid != tgid => return Err(Errno::ENOENT),
+            // The leader has exited but other threads run: show one of them.
+            _ => threads.first().and_then(|t| tree.tasks.get(t)).cloned(),
+        };
+        let view = handle.as_ref().and_then(|h| h.view.lock().unwrap().clone());
+        Ok(Snapshot {
+            kernel: kernel.clone(),
+            tgid,
+            tid,
+            ppid: p.parent,
+            pgid: p.pgid,
+            sid: p.sid,
+            exit_signal: p.exit_signal,
+            zombie: p.zombie.is_some(),
+            tg: p.tg.clone(),
+            handle,
+            view,
+            threads,
         })
-        .unwrap_or_default()
+    }
+
+    fn state(&self) -> RunState {
+        if self.zombie || self.handle.is_none() {
+            return RunState::Zombie;
+        }
+        if self.tg.sig().stopped {
+            return RunState::Stopped;
+        }
+        match &self.handle {
+            Some(h) if h.waiter.is_sleeping() => RunState::Sleeping,
+            _ => RunState::Running,
+        }
+    }
+
+    fn creds(&self) -> Creds {
+        self.view.as_ref().map(|v| v.creds).unwrap_or_default()
+    }
+
+    fn comm(&self) -> String {
+        let raw = match &self.handle {
+            Some(h) => h.comm.lock().unwrap().clone(),
+            None => Vec::new(),
+        };
+        String::from_utf8_lossy(&raw).into_owned()
+    }
+
+    /// (VmSize, VmRSS) in KiB.
+    fn vm_kb(&self) -> (u64, u64) {
+        match &self.view {
+            Some(v) => {
+                let size: u64 = v.mm.maps().iter().map(|m| m.end - m.start).sum();
+                (size / 1024, v.mm.resident() / 1024)
+            }
+            None => (0, 0),
+        }
+    }
+
+    /// The thread's signal mask (any thread's for a process whose leader has exited).
+    fn sigmask(&self) -> u64 {
+        let s = self.tg.sig();
+        s.threads
+            .get(&self.tid)
+            .or_else(|| s.threads.values().next())
+            .map_or(0, |t| t.mask)
+    }
+
+    /// (pending for the thread, pending for the process, ignored, caught).
+    fn signal_sets(&self) -> (u64, u64, u64, u64) {
+        let s = self.tg.sig();
+        let pending = s.threads.get(&self.tid).map_or(0, |t| t.pending.set());
+        let (mut ign, mut cgt) = (0u64, 0u64);
+        for (i, a) in s.actions.iter().enumerate() {
+            if a.handler == crate::kernel::signal::SIG_IGN {
+                ign |= 1 << i;
+            } else if a.handler > crate::kernel::signal::SIG_IGN {
+                cgt |= 1 << i;
+            }
+        }
+        (pending, s.shared.set(), ign, cgt)
+    }
+
+    /// Whether `cx` may inspect this process's memory, files and environment (Linux's
+    /// PTRACE_MODE_READ: root, or the same user).
+    fn may_inspect(&self, cx: &Caller<'_>) -> bool {
+        let c = self.creds();
+        cx.creds.euid == 0 || (cx.creds.euid == c.uid && cx.creds.euid == c.euid)
+    }
 }
 
-fn maps(t: &Task) -> String {
+// ---------------------------------------------------------------------------------------
+// Per-process nodes.
+
+/// The files of a `/proc/[pid]` directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PidFile {
+    Environ,
+    Status,
+    Limits,
+    Comm,
+    Cmdline,
+    Stat,
+    Statm,
+    Maps,
+    Mounts,
+    MountInfo,
+    SmapsRollup,
+    Cgroup,
+    OomScoreAdj,
+    LoginUid,
+}
+
+/// The symlinks of a `/proc/[pid]` directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PidLink {
+    Cwd,
+    Root,
+    Exe,
+}
+
+/// Namespaces shown in `/proc/[pid]/ns`.
+const NAMESPACES: [(&str, u64); 8] = [
+    ("cgroup", 0xEFFF_FFFB),
+    ("ipc", 0xEFFF_FFFF),
+    ("mnt", 0xF000_0000),
+    ("net", 0xF000_0098),
+    ("pid", 0xEFFF_FFFC),
+    ("pid_for_children", 0xEFFF_FFFC),
+    ("user", 0xEFFF_FFFD),
+    ("uts", 0xEFFF_FFFE),
+];
+
+/// One node under `/proc/[pid]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Node {
+    /// `/proc/[pid]` or `/proc/[pid]/task/[tid]`.
+    Dir,
+    TaskDir,
+    FdDir,
+    FdInfoDir,
+    NsDir,
+    Fd(i32),
+    FdInfo(i32),
+    Ns(usize),
+    File(PidFile),
+    Link(PidLink),
+}
+
+const DIR_ENTRIES: &[(&str, Node)] = &[
+    ("task", Node::TaskDir),
+    ("fd", Node::FdDir),
+    ("fdinfo", Node::FdInfoDir),
+    ("ns", Node::NsDir),
+    ("environ", Node::File(PidFile::Environ)),
+    ("status", Node::File(PidFile::Status)),
+    ("limits", Node::File(PidFile::Limits)),
+    ("comm", Node::File(PidFile::Comm)),
+    ("cmdline", Node::File(PidFile::Cmdline)),
+    ("stat", Node::File(PidFile::Stat)),
+    ("statm", Node::File(PidFile::Statm)),
+    ("maps", Node::File(PidFile::Maps)),
+    ("cwd", Node::Link(PidLink::Cwd)),
+    ("root", Node::Link(PidLink::Root)),
+    ("exe", Node::Link(PidLink::Exe)),
+    ("mounts", Node::File(PidFile::Mounts)),
+    ("mountinfo", Node::File(PidFile::MountInfo)),
+    ("smaps_rollup", Node::File(PidFile::SmapsRollup)),
+    ("cgroup", Node::File(PidFile::Cgroup)),
+    ("oom_score_adj", Node::File(PidFile::OomScoreAdj)),
+    ("loginuid", Node::File(PidFile::LoginUid)),
+];
+
+/// A node of `/proc/[pid]` (or `/proc/[pid]/task/[tid]`). Holds the kernel weakly: a task
+/// whose cwd is in `/proc` must not keep the kernel alive.
+struct PidNode {
+    fs: Arc<SynthFs>,
+    kernel: Weak<Kernel>,
+    tgid: i32,
+    tid: i32,
+    /// Reached through `task/`: files describe the thread, and there is no `task/` inside.
+    thread: bool,
+    node: Node,
+}
+
+impl PidNode {
+    fn child(&self, node: Node) -> Arc<PidNode> {
+        Arc::new(PidNode {
+            fs: self.fs.clone(),
+            kernel: self.kernel.clone(),
+            tgid: self.tgid,
+            tid: self.tid,
+            thread: self.thread,
+            node,
+        })
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, Errno> {
+        let k = self.kernel.upgrade().ok_or(Errno::ENOENT)?;
+        Snapshot::take(&k, self.tgid, self.tid)
+    }
+
+    /// Stable inode numbers: the same file has the same number on every lookup.
+    fn ino(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.tgid, self.tid, self.thread, self.node).hash(&mut h);
+        h.finish() | (1 << 63)
+    }
+
+    fn mode(&self) -> u32 {
+        match self.node {
+            Node::Dir | Node::TaskDir => libc::S_IFDIR | 0o555,
+            Node::FdDir | Node::FdInfoDir => libc::S_IFDIR | 0o500,
+            Node::NsDir => libc::S_IFDIR | 0o511,
+            Node::Fd(_) => libc::S_IFLNK | 0o700,
+            Node::Ns(_) | Node::Link(_) => libc::S_IFLNK | 0o777,
+            Node::FdInfo(_) => libc::S_IFREG | 0o400,
+            Node::File(PidFile::Environ) => libc::S_IFREG | 0o400,
+            Node::File(PidFile::Comm | PidFile::OomScoreAdj | PidFile::LoginUid) => {
+                libc::S_IFREG | 0o644
+            }
+            Node::File(_) => libc::S_IFREG | 0o444,
+        }
+    }
+
+    fn entries(&self, cx: &Caller<'_>) -> Result<Vec<(Vec<u8>, Node)>, Errno> {
+        let snap = self.snapshot()?;
+        let fds = |snap: &Snapshot| -> Result<Vec<i32>, Errno> {
+            if !snap.may_inspect(cx) {
+                return Err(Errno::EACCES);
+            }
+            Ok(snap.view.as_ref().map(|v| v.fds.fds()).unwrap_or_default())
+        };
+        Ok(match self.node {
+            Node::Dir => DIR_ENTRIES
+                .iter()
+                .filter(|(_, n)| !(self.thread && *n == Node::TaskDir))
+                .map(|(name, n)| (name.as_bytes().to_vec(), *n))
+                .collect(),
+            Node::TaskDir => snap
+                .threads
+                .iter()
+                .map(|t| (t.to_string().into_bytes(), Node::Dir))
+                .collect(),
+            Node::FdDir => fds(&snap)?
+                .into_iter()
+                .map(|fd| (fd.to_string().into_bytes(), Node::Fd(fd)))
+                .collect(),
+            Node::FdInfoDir => fds(&snap)?
+                .into_iter()
+                .map(|fd| (fd.to_string().into_bytes(), Node::FdInfo(fd)))
+                .collect(),
+            Node::NsDir => NAMESPACES
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.as_bytes().to_vec(), Node::Ns(i)))
+                .collect(),
+            _ => return Err(Errno::ENOTDIR),
+        })
+    }
+
+    /// The inode for entry `node` named `name` in this directory.
+    fn entry_inode(&self, name: &[u8], node: Node) -> Arc<PidNode> {
+        if self.node == Node::TaskDir {
+            let tid = std::str::from_utf8(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(self.tid);
+            return Arc::new(PidNode {
+                fs: self.fs.clone(),
+                kernel: self.kernel.clone(),
+                tgid: self.tgid,
+                tid,
+                thread: true,
+                node: Node::Dir,
+            });
+        }
+        self.child(node)
+    }
+
+    fn view(&self, cx: &Caller<'_>) -> Result<(Snapshot, TaskView), Errno> {
+        let snap = self.snapshot()?;
+        if !snap.may_inspect(cx) {
+            return Err(Errno::EACCES);
+        }
+        let view = snap.view.clone().ok_or(Errno::ENOENT)?;
+        Ok((snap, view))
+    }
+
+    fn open_file(&self, cx: &Caller<'_>, fd: i32) -> Result<(Arc<OpenFile>, bool), Errno> {
+        let (_, view) = self.view(cx)?;
+        let file = view.fds.get(fd).map_err(|_| Errno::ENOENT)?;
+        let cloexec = view.fds.cloexec(fd).unwrap_or(false);
+        Ok((file, cloexec))
+    }
+
+    fn generate(&self, cx: &Caller<'_>, f: PidFile) -> Result<Vec<u8>, Errno> {
+        let snap = self.snapshot()?;
+        let needs_access = matches!(f, PidFile::Environ | PidFile::Maps | PidFile::SmapsRollup);
+        if needs_access && !snap.may_inspect(cx) {
+            return Err(Errno::EACCES);
+        }
+        Ok(match f {
+            PidFile::Cmdline => read_strings(&snap, true),
+            PidFile::Environ => read_strings(&snap, false),
+            PidFile::Stat => stat_text(&snap, self.thread).into_bytes(),
+            PidFile::Status => status_text(&snap).into_bytes(),
+            PidFile::Statm => statm_text(&snap).into_bytes(),
+            PidFile::Comm => format!("{}\n", snap.comm()).into_bytes(),
+            PidFile::Maps => snap
+                .view
+                .as_ref()
+                .map(maps_text)
+                .unwrap_or_default()
+                .into_bytes(),
+            PidFile::SmapsRollup => smaps_rollup_text(&snap).into_bytes(),
+            PidFile::Limits => limits_text(&snap.tg).into_bytes(),
+            PidFile::Mounts => snap
+                .view
+                .as_ref()
+                .map(|v| mounts_text(&v.fs.ns))
+                .unwrap_or_default()
+                .into_bytes(),
+            PidFile::MountInfo => snap
+                .view
+                .as_ref()
+                .map(|v| mountinfo_text(&v.fs.ns))
+                .unwrap_or_default()
+                .into_bytes(),
+            PidFile::Cgroup => b"0::/\n".to_vec(),
+            PidFile::OomScoreAdj => b"0\n".to_vec(),
+            PidFile::LoginUid => b"4294967295".to_vec(),
+        })
+    }
+
+    fn fdinfo(&self, cx: &Caller<'_>, fd: i32) -> Result<Vec<u8>, Errno> {
+        let (file, cloexec) = self.open_file(cx, fd)?;
+        let pos = *file.offset.lock().unwrap();
+        let mut flags = file.flags();
+        if cloexec {
+            flags |= libc::O_CLOEXEC as u32;
+        }
+        if file.dentry.is_some() {
+            // x86-64 Linux forces O_LARGEFILE (0100000; libc's constant is 0 on 64-bit) on
+            // every open of a path.
+            flags |= 0o100000;
+        }
+
+        let mnt = file.dentry.as_ref().map_or(0, |d| d.mount.id);
+        let ino = file.ops.stat().map_or(0, |s| s.ino);
+        Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
+    }
+}
+
+impl Inode for PidNode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let snap = self.snapshot()?;
+        let c = snap.creds();
+        let mut st = self.fs.stat(self.ino(), self.mode(), 0);
+        st.uid = c.euid;
+        st.gid = c.egid;
+        if let Node::Dir = self.node {
+            st.nlink = 9;
+            let start = if self.thread {
+                snap.handle.as_ref().map_or(snap.tg.start, |h| h.start)
+            } else {
+                snap.tg.start
+            };
+            let since = start.saturating_duration_since(snap.kernel.boot);
+            let boot_wall = std::time::SystemTime::now()
+                .checked_sub(snap.kernel.boot.elapsed())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let t = (boot_wall + since)
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let (secs, nsec) = (t.as_secs() as i64, t.subsec_nanos() as i64);
+            (st.atime, st.mtime, st.ctime) = (secs, secs, secs);
+            (st.atime_nsec, st.mtime_nsec, st.ctime_nsec) = (nsec, nsec, nsec);
+        }
+        if let Node::Fd(fd) = self.node {
+            if let Some(v) = &snap.view {
+                if let Ok(f) = v.fds.get(fd) {
+                    let acc = f.flags() & libc::O_ACCMODE as u32;
+                    st.mode = libc::S_IFLNK
+                        | match acc {
+                            x if x == libc::O_RDONLY as u32 => 0o500,
+                            x if x == libc::O_WRONLY as u32 => 0o300,
+                            _ => 0o700,
+                        };
+                }
+            }
+        }
+        Ok(st)
+    }
+
+    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        let (_, node) = self
+            .entries(cx)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .ok_or(Errno::ENOENT)?;
+        Ok(self.entry_inode(name, node))
+    }
+
+    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        Ok(self
+            .entries(cx)?
+            .into_iter()
+            .map(|(name, node)| {
+                let i = self.entry_inode(&name, node);
+                DirEntry {
+                    ino: i.ino(),
+                    kind: FileType::from_mode(i.mode()),
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+        match self.node {
+            Node::Ns(i) => {
+                let (name, ino) = NAMESPACES[i];
+                let name = name.strip_suffix("_for_children").unwrap_or(name);
+                Ok(format!("{name}:[{ino}]").into_bytes())
+            }
+            Node::Fd(fd) => {
+                let (f, _) = self.open_file(cx, fd)?;
+                Ok(file_name(&f))
+            }
+            Node::Link(l) => match self.link_target(cx, l)? {
+                MagicTarget::Path(d) => Ok(d.path.clone()),
+                MagicTarget::File(f) => Ok(file_name(&f)),
+            },
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn magic_link(&self, cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
+        match self.node {
+            Node::Fd(fd) => Some(self.open_file(cx, fd).map(|(f, _)| match &f.dentry {
+                Some(d) => MagicTarget::Path(d.clone()),
+                None => MagicTarget::File(f),
+            })),
+            Node::Link(l) => Some(self.link_target(cx, l)),
+            // Namespace files cannot be opened in the sandbox (no setns).
+            Node::Ns(_) => Some(Err(Errno::ENOENT)),
+            _ => None,
+        }
+    }
+
+    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let data = match self.node {
+            Node::Dir | Node::TaskDir | Node::FdDir | Node::FdInfoDir | Node::NsDir => {
+                return Err(Errno::EISDIR)
+            }
+            Node::Fd(_) | Node::Ns(_) | Node::Link(_) => return Err(Errno::ELOOP),
+            Node::FdInfo(fd) => self.fdinfo(cx, fd)?,
+            Node::File(f) => {
+                if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
+                    return Err(Errno::EACCES);
+                }
+                self.generate(cx, f)?
+            }
+        };
+        Ok(Arc::new(BytesFile::new(data, Inode::stat(self)?)))
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(proc_statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl PidNode {
+    fn link_target(&self, cx: &Caller<'_>, l: PidLink) -> Result<MagicTarget, Errno> {
+        let (snap, view) = self.view(cx)?;
+        Ok(MagicTarget::Path(match l {
+            PidLink::Cwd => view.fs.cwd(),
+            PidLink::Root => view.fs.root(),
+            PidLink::Exe => snap
+                .tg
+                .image
+                .lock()
+                .unwrap()
+                .exe
+                .clone()
+                .ok_or(Errno::ENOENT)?,
+        }))
+    }
+}
+
+fn proc_statfs() -> FsStats {
+    FsStats {
+        fs_type: PROC_MAGIC,
+        block_size: 4096,
+        name_max: 255,
+        ..FsStats::default()
+    }
+}
+
+/// What `readlink` shows for an open file.
+fn file_name(f: &OpenFile) -> Vec<u8> {
+    match &f.dentry {
+        Some(d) => d.path.clone(),
+        None => match f.ops.stat() {
+            Ok(st) => match st.mode & libc::S_IFMT {
+                libc::S_IFIFO => format!("pipe:[{}]", st.ino),
+                libc::S_IFSOCK => format!("socket:[{}]", st.ino),
+                libc::S_IFCHR => "/dev/tty".to_string(),
+                _ => format!("anon_inode:[{}]", st.ino),
+            },
+            Err(_) => "anon_inode:[unknown]".to_string(),
+        }
+        .into_bytes(),
+    }
+}
+
+/// Upper bound on what `cmdline`/`environ` return (Linux caps reads at the area's size;
+/// the sandbox's argument area is bounded by the stack).
+const MAX_STRINGS: u64 = 1 << 21;
+
+/// `cmdline` (`args`) or `environ` read from the process's memory. As Linux, a cmdline whose
+/// last byte is not NUL (the process rewrote its arguments) continues into the environment
+/// area up to the first NUL.
+fn read_strings(snap: &Snapshot, args: bool) -> Vec<u8> {
+    let Some(view) = &snap.view else {
+        return Vec::new();
+    };
+    let area = snap.tg.image.lock().unwrap().strings;
+    let read = |start: u64, end: u64| -> Vec<u8> {
+        let len = end.saturating_sub(start).min(MAX_STRINGS) as usize;
+        let mut buf = vec![0u8; len];
+        let n = view.mm.copy_in(start, &mut buf).unwrap_or(0);
+        buf.truncate(n);
+        buf
+    };
+    if !args {
+        return read(area.env_start, area.env_end);
+    }
+    let mut out = read(area.arg_start, area.arg_end);
+    if out.last().is_some_and(|&b| b != 0) {
+        let env = read(area.env_start, area.env_end);
+        let upto = env.iter().position(|&b| b == 0).unwrap_or(env.len());
+        out.extend_from_slice(&env[..upto]);
+    }
+    out
+}
+
+fn stat_text(s: &Snapshot, thread: bool) -> String {
+    let (vsize_kb, rss_kb) = s.vm_kb();
+    let start_at = if thread {
+        s.handle.as_ref().map_or(s.tg.start, |h| h.start)
+    } else {
+        s.tg.start
+    };
+    let (pending, shared, ign, cgt) = s.signal_sets();
+    let area = s.tg.image.lock().unwrap().strings;
+    let exit_code = match s.tg.exit_status() {
+        Some(st) if s.zombie => st.wait_status(),
+        _ => 0,
+    };
+    let pid = if thread || s.tid != s.tgid {
+        s.tid
+    } else {
+        s.tgid
+    };
+    format!(
+        "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 \
+         {threads} 0 {start} {vsize} {rss} 18446744073709551615 1 1 0 0 0 {sig} {blocked} \
+         {ign} {cgt} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 0 {arg_start} {arg_end} {env_start} \
+         {env_end} {exit_code}\n",
+        comm = s.comm(),
+        state = s.state().letter(),
+        ppid = s.ppid,
+        pgid = s.pgid,
+        sid = s.sid,
+        threads = s.threads.len().max(1),
+        start = ticks_since_boot(&s.kernel, start_at),
+        vsize = vsize_kb * 1024,
+        rss = rss_kb / 4,
+        sig = pending | shared,
+        blocked = s.sigmask(),
+        exit_signal = s.exit_signal,
+        arg_start = area.arg_start,
+        arg_end = area.arg_end,
+        env_start = area.env_start,
+        env_end = area.env_end,
+    )
+}
+
+fn statm_text(s: &Snapshot) -> String {
+    let (vsize_kb, rss_kb) = s.vm_kb();
+    format!("{} {} 0 0 0 0 0\n", vsize_kb / 4, rss_kb / 4)
+}
+
+fn status_text(s: &Snapshot) -> String {
+    let (vsize_kb, rss_kb) = s.vm_kb();
+    let c = s.creds();
+    let (pending, shared, ign, cgt) = s.signal_sets();
+    let umask = s.view.as_ref().map_or(0o022, |v| v.fs.umask());
+    let fdsize = s
+        .view
+        .as_ref()
+        .and_then(|v| v.fds.fds().last().copied())
+        .map_or(64, |m| ((m as u32 + 1).next_power_of_two()).max(64));
+    let state = s.state();
+    let mut out = format!(
+        "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\n\
+         PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
+         Groups:\t\nNStgid:\t{tgid}\nNSpid:\t{pid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
+        c.uid,
+        c.euid,
+        c.suid,
+        c.euid,
+        c.gid,
+        c.egid,
+        c.sgid,
+        c.egid,
+        comm = s.comm(),
+        state = state.name(),
+        tgid = s.tgid,
+        pid = s.tid,
+        ppid = s.ppid,
+        pgid = s.pgid,
+        sid = s.sid,
+    );
+    if state != RunState::Zombie {
+        let _ = write!(
+            out,
+            "VmPeak:\t{vsize_kb:>8} kB\nVmSize:\t{vsize_kb:>8} kB\nVmLck:\t       0 kB\n\
+             VmPin:\t       0 kB\nVmHWM:\t{rss_kb:>8} kB\nVmRSS:\t{rss_kb:>8} kB\n\
+             RssAnon:\t{rss_kb:>8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\n\
+             VmData:\t{vsize_kb:>8} kB\nVmStk:\t     132 kB\nVmExe:\t       0 kB\n\
+             VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\n"
+        );
+    }
+    let _ = write!(
+        out,
+        "Threads:\t{threads}\nSigQ:\t0/{sigq}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\n\
+         SigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
+         CapInh:\t0000000000000000\nCapPrm:\t{cap:016x}\nCapEff:\t{cap:016x}\n\
+         CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n\
+         Seccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
+         Cpus_allowed:\t{mask:x}\nCpus_allowed_list:\t0-{lastcpu}\nMems_allowed:\t1\n\
+         Mems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        threads = s.threads.len().max(1),
+        sigq = s.tg.limits.lock().unwrap()[libc::RLIMIT_SIGPENDING as usize].cur,
+        blocked = s.sigmask(),
+        cap = if c.euid == 0 { 0x1ff_ffff_ffffu64 } else { 0 },
+        mask = (1u128 << host_info().ncpu.min(127)) - 1,
+        lastcpu = host_info().ncpu - 1,
+    );
+    out
+}
+
+fn maps_text(v: &TaskView) -> String {
     let mut s = String::new();
-    for m in t.mm.maps() {
+    for m in v.mm.maps() {
         let name = match &m.kind {
             VmaKind::Anon => String::new(),
             VmaKind::Heap => "[heap]".into(),
@@ -123,53 +856,103 @@ fn maps(t: &Task) -> String {
     s
 }
 
-fn vm_kb(t: &Task) -> (u64, u64) {
-    let size: u64 = t.mm.maps().iter().map(|m| m.end - m.start).sum();
-    (size / 1024, t.mm.resident() / 1024)
+fn smaps_rollup_text(s: &Snapshot) -> String {
+    let Some(v) = &s.view else {
+        return String::new();
+    };
+    let maps = v.mm.maps();
+    let (lo, hi) = (
+        maps.first().map_or(0, |m| m.start),
+        maps.last().map_or(0, |m| m.end),
+    );
+    let rss = v.mm.resident() / 1024;
+    let head = format!("{lo:08x}-{hi:08x} ---p 00000000 00:00 0");
+    let mut out = format!("{head:<72} [rollup]\n");
+    for (k, val) in [
+        ("Rss", rss),
+        ("Pss", rss),
+        ("Pss_Anon", rss),
+        ("Pss_File", 0),
+        ("Pss_Shmem", 0),
+        ("Shared_Clean", 0),
+        ("Shared_Dirty", 0),
+        ("Private_Clean", 0),
+        ("Private_Dirty", rss),
+        ("Referenced", rss),
+        ("Anonymous", rss),
+        ("LazyFree", 0),
+        ("AnonHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FilePmdMapped", 0),
+        ("Shared_Hugetlb", 0),
+        ("Private_Hugetlb", 0),
+        ("Swap", 0),
+        ("SwapPss", 0),
+        ("Locked", 0),
+    ] {
+        let _ = writeln!(out, "{:<16}{val:>8} kB", format!("{k}:"));
+    }
+    out
 }
 
-fn stat(t: &Task) -> String {
-    let (vsize_kb, rss_kb) = vm_kb(t);
-    let start = t.kernel.boot.elapsed().as_millis() as u64 / 10;
-    format!(
-        "{pid} ({comm}) R {ppid} {pid} {pid} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 {start} {vsize} {rss} \
-         18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-        pid = t.tg.tgid,
-        comm = comm(t),
-        ppid = t.kernel.tree().procs.get(&t.tg.tgid).map_or(0, |p| p.parent),
-        start = start,
-        vsize = vsize_kb * 1024,
-        rss = rss_kb / 4,
-    )
+fn limits_text(tg: &ThreadGroup) -> String {
+    const NAMES: [(&str, &str); 16] = [
+        ("Max cpu time", "seconds"),
+        ("Max file size", "bytes"),
+        ("Max data size", "bytes"),
+        ("Max stack size", "bytes"),
+        ("Max core file size", "bytes"),
+        ("Max resident set", "bytes"),
+        ("Max processes", "processes"),
+        ("Max open files", "files"),
+        ("Max locked memory", "bytes"),
+        ("Max address space", "bytes"),
+        ("Max file locks", "locks"),
+        ("Max pending signals", "signals"),
+        ("Max msgqueue size", "bytes"),
+        ("Max nice priority", ""),
+        ("Max realtime priority", ""),
+        ("Max realtime timeout", "us"),
+    ];
+    let limits = *tg.limits.lock().unwrap();
+    let mut s = format!(
+        "{:<25} {:<20} {:<20} {:<10}\n",
+        "Limit", "Soft Limit", "Hard Limit", "Units"
+    );
+    let show = |v: u64| {
+        if v == u64::MAX {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    for (i, (name, unit)) in NAMES.iter().enumerate() {
+        let _ = write!(
+            s,
+            "{name:<25} {:<20} {:<20} ",
+            show(limits[i].cur),
+            show(limits[i].max)
+        );
+        if !unit.is_empty() {
+            let _ = write!(s, "{unit:<10}");
+        }
+        s.push('\n');
+    }
+    s
 }
 
-fn status(t: &Task) -> String {
-    let (vsize_kb, rss_kb) = vm_kb(t);
-    let c = t.creds;
-    format!(
-        "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\tR (running)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\n\
-         PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\n\
-         Groups:\t\nVmPeak:\t{vsize_kb:>8} kB\nVmSize:\t{vsize_kb:>8} kB\nVmRSS:\t{rss_kb:>8} kB\n\
-         Threads:\t1\nSigQ:\t0/0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
-         SigBlk:\t{sigmask:016x}\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n\
-         CapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n\
-         CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n\
-         Cpus_allowed_list:\t0-{lastcpu}\n",
-        c.uid,
-        c.euid,
-        c.suid,
-        c.euid,
-        c.gid,
-        c.egid,
-        c.sgid,
-        c.egid,
-        comm = comm(t),
-        umask = t.fs.umask(),
-        pid = t.tg.tgid,
-        ppid = t.kernel.tree().procs.get(&t.tg.tgid).map_or(0, |p| p.parent),
-        sigmask = t.sigmask(),
-        lastcpu = host_info().ncpu - 1,
-    )
+/// Octal-escapes what would break `/proc/mounts` fields (space, tab, newline, backslash).
+fn mangle(path: &[u8]) -> String {
+    let mut s = String::new();
+    for &b in path {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => {
+                let _ = write!(s, "\\{b:03o}");
+            }
+            _ => s.push(b as char),
+        }
+    }
+    s
 }
 
 fn mounts_text(ns: &MountNamespace) -> String {
@@ -179,7 +962,7 @@ fn mounts_text(ns: &MountNamespace) -> String {
             s,
             "{} {} {} {},relatime 0 0",
             m.source,
-            String::from_utf8_lossy(&m.path),
+            mangle(&m.path),
             m.fs_type,
             if m.readonly { "ro" } else { "rw" }
         );
@@ -187,88 +970,116 @@ fn mounts_text(ns: &MountNamespace) -> String {
     s
 }
 
+fn mountinfo_text(ns: &MountNamespace) -> String {
+    let mounts = ns.mounts();
+    let is_under = |child: &[u8], parent: &[u8]| {
+        parent == b"/" || (child.starts_with(parent) && child.get(parent.len()) == Some(&b'/'))
+    };
+    let mut s = String::new();
+    for m in &mounts {
+        let parent = mounts
+            .iter()
+            .filter(|p| p.path != m.path && is_under(&m.path, &p.path))
+            .max_by_key(|p| p.path.len())
+            .map_or(m.id, |p| p.id);
+        let dev = m.root.stat().map_or(0, |st| st.dev);
+        let (major, minor) = (
+            ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+            (dev & 0xff) | ((dev >> 12) & !0xff),
+        );
+        let rw = if m.readonly { "ro" } else { "rw" };
+        let _ = writeln!(
+            s,
+            "{} {parent} {major}:{minor} / {} {rw},relatime - {} {} {rw}",
+            m.id,
+            mangle(&m.path),
+            m.fs_type,
+            m.source,
+        );
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// System files.
+
 fn meminfo(t: &Task) -> String {
     let total = host_info().mem_total_kb;
     let used = t.kernel.memory.in_use() / 1024;
     let free = total.saturating_sub(used);
-    format!(
-        "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {free:>8} kB\n\
-         Buffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\n\
-         Active:         {used:>8} kB\nInactive:              0 kB\nSwapTotal:             0 kB\n\
-         SwapFree:              0 kB\nShmem:                 0 kB\nCommitLimit:    {total:>8} kB\n\
-         Committed_AS:   {used:>8} kB\n"
-    )
+    let mut s = String::new();
+    for (k, v) in [
+        ("MemTotal", total),
+        ("MemFree", free),
+        ("MemAvailable", free),
+        ("Buffers", 0),
+        ("Cached", 0),
+        ("SwapCached", 0),
+        ("Active", used),
+        ("Inactive", 0),
+        ("Active(anon)", used),
+        ("Inactive(anon)", 0),
+        ("Active(file)", 0),
+        ("Inactive(file)", 0),
+        ("Unevictable", 0),
+        ("Mlocked", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", used),
+        ("Mapped", 0),
+        ("Shmem", 0),
+        ("KReclaimable", 0),
+        ("Slab", 0),
+        ("SReclaimable", 0),
+        ("SUnreclaim", 0),
+        ("KernelStack", 0),
+        ("PageTables", 0),
+        ("CommitLimit", total),
+        ("Committed_AS", used),
+        ("VmallocTotal", 34_359_738_367),
+        ("VmallocUsed", 0),
+        ("VmallocChunk", 0),
+    ] {
+        let _ = writeln!(s, "{:<15} {v:>8} kB", format!("{k}:"));
+    }
+    s
+}
+
+/// (running, total) tasks, and the last TID handed out.
+fn task_counts(k: &Kernel) -> (usize, usize, i32) {
+    let tree = k.tree();
+    let running = tree
+        .tasks
+        .values()
+        .filter(|h| !h.waiter.is_sleeping())
+        .count();
+    let last = tree.tasks.keys().copied().max().unwrap_or(0);
+    (running.max(1), tree.tasks.len(), last)
 }
 
 fn proc_stat(t: &Task) -> String {
-    let mut s = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
-    for i in 0..host_info().ncpu {
-        let _ = writeln!(s, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
+    let up = t.kernel.boot.elapsed();
+    let ncpu = host_info().ncpu;
+    // Idle time grows with the uptime; the sandbox does not account busy time.
+    let idle = (up.as_millis() * USER_HZ / 1000) as u64;
+    let mut s = format!("cpu  0 0 0 {} 0 0 0 0 0 0\n", idle * ncpu as u64);
+    for i in 0..ncpu {
+        let _ = writeln!(s, "cpu{i} 0 0 0 {idle} 0 0 0 0 0 0");
     }
     let btime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs()
-        - t.kernel.boot.elapsed().as_secs();
+        .saturating_sub(up.as_secs());
+    let (running, _, last) = task_counts(&t.kernel);
     let _ = write!(
         s,
-        "intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n",
-        t.tg.tgid
+        "intr 0\nctxt 0\nbtime {btime}\nprocesses {last}\nprocs_running {running}\n\
+         procs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n"
     );
     s
-}
-
-/// The `/proc/[pid]` directory of the calling process.
-fn pid_dir(fs: &Arc<SynthFs>, pid: i32) -> Arc<dyn Inode> {
-    let same = move |cx: &Caller<'_>| -> Result<(), Errno> {
-        if task(cx)?.tg.tgid == pid {
-            Ok(())
-        } else {
-            Err(Errno::ENOENT)
-        }
-    };
-    let gen = move |f: fn(&Task) -> String| -> Generator {
-        Arc::new(move |cx| {
-            same(cx)?;
-            Ok(f(task(cx)?).into_bytes())
-        })
-    };
-    let file = |f: fn(&Task) -> String| -> Arc<dyn Inode> { SynthFile::new(fs, 0o444, gen(f)) };
-    let link = |f: fn(&Task) -> String| -> Arc<dyn Inode> { SynthLink::new(fs, gen(f)) };
-    let fd_fs = fs.clone();
-    let fd_list: ListFn = Arc::new(move |cx| {
-        same(cx)?;
-        let t = task(cx)?;
-        Ok(t.fds
-            .fds()
-            .into_iter()
-            .map(|fd| {
-                let l: Arc<dyn Inode> = Arc::new(FdLink {
-                    fs: fd_fs.clone(),
-                    ino: fd_fs.ino(),
-                    fd,
-                });
-                (fd.to_string().into_bytes(), l)
-            })
-            .collect())
-    });
-    let entries: Vec<(&str, Arc<dyn Inode>)> = vec![
-        ("cmdline", file(|t| format!("{}\0", exe_path(t)))),
-        ("comm", file(|t| format!("{}\n", comm(t)))),
-        (
-            "cwd",
-            link(|t| String::from_utf8_lossy(&t.fs.cwd().path).into_owned()),
-        ),
-        ("environ", file(|_| String::new())),
-        ("exe", link(exe_path)),
-        ("fd", SynthDir::new(fs, fd_list)),
-        ("maps", file(maps)),
-        ("mounts", file(|t| mounts_text(&t.fs.ns))),
-        ("root", link(|_| "/".into())),
-        ("stat", file(stat)),
-        ("status", file(status)),
-    ];
-    SynthDir::fixed(fs, entries)
 }
 
 /// Builds `/proc`.
@@ -276,38 +1087,64 @@ pub fn new_proc() -> Arc<dyn Inode> {
     let fs = SynthFs::new(PROC_MAGIC);
     let f = |g: fn(&Task) -> String| -> Arc<dyn Inode> { SynthFile::new(&fs, 0o444, text(g)) };
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(&fs, s) };
+    let boot_id = random_uuid();
+    let random_dir: Arc<dyn Inode> = SynthDir::fixed(
+        &fs,
+        vec![
+            ("boot_id", fixed(&format!("{boot_id}\n"))),
+            ("uuid", f(|_| format!("{}\n", random_uuid()))),
+            ("entropy_avail", fixed("256\n")),
+            ("poolsize", fixed("256\n")),
+        ],
+    );
     let kernel_dir: Arc<dyn Inode> = SynthDir::fixed(
         &fs,
         vec![
+            ("cap_last_cap", fixed("40\n")),
             (
                 "hostname",
                 f(|t| format!("{}\n", t.kernel.hostname.lock().unwrap())),
             ),
+            ("ngroups_max", fixed("65536\n")),
             ("osrelease", fixed(&format!("{RELEASE}\n"))),
             ("ostype", fixed("Linux\n")),
+            ("overflowgid", fixed("65534\n")),
+            ("overflowuid", fixed("65534\n")),
+            // Linux's default, max(32768, 1024 * CPUs); procps sizes its PID columns by it.
+            (
+                "pid_max",
+                fixed(&format!("{}\n", (1024 * host_info().ncpu).max(32768))),
+            ),
+            ("random", random_dir),
+            ("threads-max", fixed("4194304\n")),
             ("version", fixed(&format!("{VERSION}\n"))),
-            ("pid_max", fixed("4194304\n")),
-            ("ngroups_max", fixed("65536\n")),
         ],
     );
     let sys: Arc<dyn Inode> = SynthDir::fixed(
         &fs,
         vec![
-            ("kernel", kernel_dir),
             (
                 "fs",
                 SynthDir::fixed(
                     &fs,
                     vec![
-                        ("pipe-max-size", fixed("1048576\n")),
                         ("file-max", fixed("9223372036854775807\n")),
                         ("nr_open", fixed("1048576\n")),
+                        ("pipe-max-size", fixed("1048576\n")),
                     ],
                 ),
             ),
+            ("kernel", kernel_dir),
             (
                 "vm",
-                SynthDir::fixed(&fs, vec![("overcommit_memory", fixed("0\n"))]),
+                SynthDir::fixed(
+                    &fs,
+                    vec![
+                        ("max_map_count", fixed("65530\n")),
+                        ("mmap_min_addr", fixed("65536\n")),
+                        ("overcommit_memory", fixed("0\n")),
+                    ],
+                ),
             ),
         ],
     );
@@ -322,17 +1159,20 @@ pub fn new_proc() -> Arc<dyn Inode> {
         ),
         (
             "loadavg",
-            f(|t| format!("0.00 0.00 0.00 1/1 {}\n", t.tg.tgid)),
+            f(|t| {
+                let (running, total, last) = task_counts(&t.kernel);
+                format!("0.00 0.00 0.00 {running}/{total} {last}\n")
+            }),
         ),
         ("meminfo", f(meminfo)),
         ("mounts", SynthLink::fixed(&fs, "self/mounts")),
         ("self", SynthLink::new(&fs, text(|t| t.tg.tgid.to_string()))),
-        (
-            "thread-self",
-            SynthLink::new(&fs, text(|t| t.tg.tgid.to_string())),
-        ),
         ("stat", f(proc_stat)),
         ("sys", sys),
+        (
+            "thread-self",
+            SynthLink::new(&fs, text(|t| format!("{}/task/{}", t.tg.tgid, t.tid))),
+        ),
         (
             "uptime",
             f(|t| {
@@ -342,81 +1182,142 @@ pub fn new_proc() -> Arc<dyn Inode> {
         ),
         (
             "version",
-            fixed(&format!("Linux version {RELEASE} (runsc-rs) {VERSION}\n")),
+            fixed(&format!(
+                "Linux version {RELEASE} (runsc-rs@sandbox) (runsc-rs) {VERSION}\n"
+            )),
         ),
     ]
     .into_iter()
     .map(|(n, i)| (n.as_bytes().to_vec(), i))
     .collect();
-    let pfs = fs.clone();
-    SynthDir::new(
-        &fs,
-        Arc::new(move |cx| {
-            let mut v = fixed_entries.clone();
-            if let Some(t) = cx.task {
-                v.push((t.tg.tgid.to_string().into_bytes(), pid_dir(&pfs, t.tg.tgid)));
-            }
-            Ok(v)
-        }),
-    )
+    Arc::new(ProcRoot {
+        fs,
+        fixed: fixed_entries,
+    })
 }
 
-/// `/proc/[pid]/fd/N`: reads as the file's path, follows to the open file itself.
-struct FdLink {
+/// `/proc` itself: the fixed entries plus one directory per sandbox process.
+struct ProcRoot {
     fs: Arc<SynthFs>,
-    ino: u64,
-    fd: i32,
+    fixed: Vec<(Vec<u8>, Arc<dyn Inode>)>,
 }
 
-impl FdLink {
-    fn file(&self, cx: &Caller<'_>) -> Result<Arc<OpenFile>, Errno> {
-        task(cx)?.fds.get(self.fd).map_err(|_| Errno::ENOENT)
-    }
-}
-
-impl Inode for FdLink {
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.fs.stat(self.ino, libc::S_IFLNK | 0o700, 64))
-    }
-
-    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
-        let f = self.file(cx)?;
-        Ok(match &f.dentry {
-            Some(d) => d.path.clone(),
-            None => {
-                let st = f.ops.stat()?;
-                match st.mode & libc::S_IFMT {
-                    libc::S_IFIFO => format!("pipe:[{}]", st.ino),
-                    libc::S_IFSOCK => format!("socket:[{}]", st.ino),
-                    libc::S_IFCHR => "/dev/tty".to_string(),
-                    _ => format!("anon_inode:[{}]", st.ino),
-                }
-                .into_bytes()
-            }
+impl ProcRoot {
+    fn pid_dir(&self, k: &Arc<Kernel>, tgid: i32, tid: i32) -> Arc<PidNode> {
+        Arc::new(PidNode {
+            fs: self.fs.clone(),
+            kernel: Arc::downgrade(k),
+            tgid,
+            tid,
+            thread: false,
+            node: Node::Dir,
         })
     }
+}
 
-    fn magic_link(&self, cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
-        Some(self.file(cx).map(|f| match &f.dentry {
-            Some(d) => MagicTarget::Path(d.clone()),
-            None => MagicTarget::File(f),
-        }))
+impl Inode for ProcRoot {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(1, libc::S_IFDIR | 0o555, 0))
+    }
+
+    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        if let Some((_, i)) = self.fixed.iter().find(|(n, _)| n == name) {
+            return Ok(i.clone());
+        }
+        let id: i32 = std::str::from_utf8(name)
+            .ok()
+            .filter(|s| !s.starts_with(['+', '-', '0']))
+            .and_then(|s| s.parse().ok())
+            .ok_or(Errno::ENOENT)?;
+        let k = &task(cx)?.kernel;
+        let tgid = {
+            let tree = k.tree();
+            if tree.procs.contains_key(&id) {
+                id
+            } else {
+                tree.tasks
+                    .get(&id)
+                    .map(|h| h.tg.tgid)
+                    .ok_or(Errno::ENOENT)?
+            }
+        };
+        Ok(self.pid_dir(k, tgid, id))
+    }
+
+    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        let mut v: Vec<DirEntry> = self
+            .fixed
+            .iter()
+            .map(|(name, i)| {
+                let st = i.stat()?;
+                Ok(DirEntry {
+                    name: name.clone(),
+                    ino: st.ino,
+                    kind: FileType::from_mode(st.mode),
+                })
+            })
+            .collect::<Result<_, Errno>>()?;
+        if let Some(t) = cx.task {
+            let mut pids: Vec<i32> = t.kernel.tree().procs.keys().copied().collect();
+            pids.sort_unstable();
+            for pid in pids {
+                v.push(DirEntry {
+                    name: pid.to_string().into_bytes(),
+                    ino: self.pid_dir(&t.kernel, pid, pid).ino(),
+                    kind: FileType::Directory,
+                });
+            }
+        }
+        Ok(v)
     }
 
     fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        Err(Errno::ELOOP)
+        Err(Errno::EISDIR)
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
-        Inode::stat(self).map(|_| FsStats {
-            fs_type: PROC_MAGIC,
-            block_size: 4096,
-            name_max: 255,
-            ..FsStats::default()
-        })
+        Ok(proc_statfs())
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_escaped() {
+        assert_eq!(mangle(b"/a b\\c\td\ne"), "/a\\040b\\134c\\011d\\012e");
+    }
+
+    #[test]
+    fn limits_have_linux_columns() {
+        let text = limits_text(&ThreadGroup::new(1));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 17);
+        assert_eq!(
+            lines[0],
+            "Limit                     Soft Limit           Hard Limit           Units     "
+        );
+        assert_eq!(
+            lines[8],
+            "Max open files            1024                 1048576              files     "
+        );
+        assert_eq!(
+            lines[14],
+            "Max nice priority         0                    0                    "
+        );
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = random_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!("89ab".contains(&u[19..20]));
+        assert_ne!(u, random_uuid());
     }
 }

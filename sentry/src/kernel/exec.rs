@@ -83,6 +83,11 @@ pub fn execve(
     t.cpu = CpuState::new(loaded.entry, loaded.sp);
     let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
     *t.handle.comm.lock().unwrap() = base[..base.len().min(15)].to_vec();
+    *t.tg.image.lock().unwrap() = super::thread_group::ExecImage {
+        exe: Some(exe),
+        strings: loaded.strings,
+    };
+    t.publish_view();
     if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
         p.did_exec = true;
     }

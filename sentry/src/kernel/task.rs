@@ -76,6 +76,21 @@ pub struct TaskHandle {
     interrupter: OnceLock<Arc<dyn Interrupter>>,
     /// `comm` (PR_SET_NAME, the executable's base name).
     pub comm: Mutex<Vec<u8>>,
+    /// What `/proc` shows of the task; None until it starts and after it exits (so an
+    /// exited task holds no address space).
+    pub view: Mutex<Option<TaskView>>,
+    /// When the task was created (`/proc/[pid]/stat` starttime).
+    pub start: Instant,
+}
+
+/// The task state other tasks may inspect through `/proc`: the task publishes it when it
+/// starts, on execve and when its credentials change.
+#[derive(Clone)]
+pub struct TaskView {
+    pub mm: Arc<MemoryManager>,
+    pub fds: Arc<FdTable>,
+    pub fs: Arc<FsContext>,
+    pub creds: Creds,
 }
 
 impl std::fmt::Debug for TaskHandle {
@@ -94,6 +109,8 @@ impl TaskHandle {
             waiter: Waiter::new(),
             interrupter: OnceLock::new(),
             comm: Mutex::new(comm),
+            view: Mutex::new(None),
+            start: Instant::now(),
         })
     }
 
@@ -181,6 +198,12 @@ impl Task {
     /// # Errors
     /// The host thread could not be created.
     pub fn spawn(init: TaskInit) -> std::io::Result<std::thread::JoinHandle<()>> {
+        *init.handle.view.lock().unwrap() = Some(TaskView {
+            mm: init.mm.clone(),
+            fds: init.fds.clone(),
+            fs: init.fs.clone(),
+            creds: init.creds,
+        });
         let name = format!("task-{}", init.handle.tid);
         std::thread::Builder::new()
             .name(name)
@@ -507,6 +530,24 @@ impl Task {
         }
     }
 
+    /// Publishes the task's memory, files, filesystem context and credentials for `/proc`
+    /// (after execve or a credential change).
+    pub fn publish_view(&self) {
+        *self.handle.view.lock().unwrap() = Some(TaskView {
+            mm: self.mm.clone(),
+            fds: self.fds.clone(),
+            fs: self.fs.clone(),
+            creds: self.creds,
+        });
+    }
+
+    /// Republishes the credentials (after a set*id system call).
+    pub fn sync_creds(&self) {
+        if let Some(view) = self.handle.view.lock().unwrap().as_mut() {
+            view.creds = self.creds;
+        }
+    }
+
     /// Platform access for handlers that need the FP state (signal frames, fork).
     pub fn context(&mut self) -> &mut dyn Context {
         self.ctx.as_mut()
@@ -525,6 +566,7 @@ impl Task {
 /// the process a zombie.
 fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitStatus) {
     let tg = &handle.tg;
+    handle.view.lock().unwrap().take();
     let mut tree = kernel.tree();
     tree.tasks.remove(&handle.tid);
     let last = {
@@ -536,6 +578,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
     if let Some(final_status) = last {
+        crate::vfs::lock::locks().release_process(tg.tgid);
         tree.process_exited(tg.tgid, final_status);
         tg.set_done(final_status);
     }

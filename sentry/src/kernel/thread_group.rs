@@ -1,12 +1,15 @@
 //! Thread groups (processes): identity, limits, signal state, exit status.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::signal::SigState;
 use super::timer::ProcessTimers;
 use super::wait::WaitQueue;
 use crate::abi::Rlimit;
+use crate::loader::ArgArea;
+use crate::vfs::Dentry;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,13 @@ impl ExitStatus {
     }
 }
 
+/// What execve set up: the executable and where its argument strings are.
+#[derive(Debug, Clone, Default)]
+pub struct ExecImage {
+    pub exe: Option<Arc<Dentry>>,
+    pub strings: ArgArea,
+}
+
 /// Number of resource limits (RLIM_NLIMITS).
 pub const RLIM_NLIMITS: usize = 16;
 
@@ -53,6 +63,10 @@ pub struct ThreadGroup {
     pub timers: Mutex<ProcessTimers>,
     /// Signals without a handler sent from inside the sandbox are dropped (a container's init).
     pub unkillable: AtomicBool,
+    /// The program the process runs (`/proc/[pid]/exe`, `cmdline`, `environ`).
+    pub image: Mutex<ExecImage>,
+    /// When the process was created (`/proc/[pid]/stat` starttime).
+    pub start: Instant,
     /// Set once the last thread has exited, with the final status.
     done: Mutex<Option<ExitStatus>>,
     done_cv: Condvar,
@@ -101,6 +115,8 @@ impl ThreadGroup {
             signal_events: WaitQueue::new(),
             timers: Mutex::new(ProcessTimers::default()),
             unkillable: AtomicBool::new(false),
+            image: Mutex::new(ExecImage::default()),
+            start: Instant::now(),
             done: Mutex::new(None),
             done_cv: Condvar::new(),
         }
@@ -112,6 +128,7 @@ impl ThreadGroup {
         let tg = ThreadGroup::new(tgid);
         *tg.limits.lock().unwrap() = *parent.limits.lock().unwrap();
         tg.sig.lock().unwrap().actions = parent.sig.lock().unwrap().actions;
+        *tg.image.lock().unwrap() = parent.image.lock().unwrap().clone();
         tg
     }
 

@@ -8,6 +8,7 @@
 //! # Lock order
 //! `WaitQueue::waiters` → `Waiter::notified` (both leaves of every other lock).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ use std::time::Instant;
 pub struct Waiter {
     notified: Mutex<bool>,
     cv: Condvar,
+    /// The owner is inside [`Waiter::wait`] (`/proc` shows it as sleeping, state `S`).
+    sleeping: AtomicBool,
 }
 
 impl Waiter {
@@ -32,6 +35,18 @@ impl Waiter {
     /// Sleeps until notified or `deadline`; consumes the notification. Returns false on
     /// timeout.
     pub fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.sleeping.store(true, Ordering::Relaxed);
+        let woken = self.wait_notified(deadline);
+        self.sleeping.store(false, Ordering::Relaxed);
+        woken
+    }
+
+    /// Whether the owner is blocked in a wait.
+    pub fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
+    fn wait_notified(&self, deadline: Option<Instant>) -> bool {
         let mut n = self.notified.lock().unwrap();
         while !*n {
             match deadline {

@@ -41,6 +41,17 @@ impl Error {
 pub struct Loaded {
     pub entry: u64,
     pub sp: u64,
+    /// Where the argument and environment strings are (`/proc/[pid]/cmdline`, `environ`).
+    pub strings: ArgArea,
+}
+
+/// The argv and envp strings on the initial stack, as Linux's `mm->arg_start..env_end`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArgArea {
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
 }
 
 /// Identity values the auxiliary vector reports.
@@ -195,8 +206,8 @@ pub fn load(
         }
         None => (exe.entry, 0),
     };
-    let sp = build_stack(mm, args, &exe, interp_base)?;
-    Ok(Loaded { entry, sp })
+    let (sp, strings) = build_stack(mm, args, &exe, interp_base)?;
+    Ok(Loaded { entry, sp, strings })
 }
 
 /// Auxiliary-vector keys (include/uapi/linux/auxvec.h).
@@ -228,7 +239,7 @@ fn build_stack(
     args: &ExecArgs<'_>,
     exe: &Image,
     interp_base: u64,
-) -> Result<u64, Error> {
+) -> Result<(u64, ArgArea), Error> {
     let bottom = STACK_TOP - STACK_SIZE;
     mm.mmap(MmapRequest {
         placement: Placement::Fixed(bottom),
@@ -264,6 +275,15 @@ fn build_stack(
         argv.push(push(&cstr(a), 1)?);
     }
     argv.reverse();
+    // Pushed downwards with byte alignment: the argv strings, then the envp strings, lie
+    // back to back below AT_EXECFN's string.
+    let env_start = envp.first().copied().unwrap_or(execfn);
+    let strings = ArgArea {
+        arg_start: argv.first().copied().unwrap_or(env_start),
+        arg_end: env_start,
+        env_start,
+        env_end: execfn,
+    };
     let platform = push(b"x86_64\0", 1)?;
     let random = push(&args.random, 16)?;
     // Leaf 1 EDX is what Linux reports as AT_HWCAP on x86.
@@ -304,7 +324,7 @@ fn build_stack(
         table.extend_from_slice(&k.to_le_bytes());
         table.extend_from_slice(&v.to_le_bytes());
     }
-    push(&table, 16)
+    Ok((push(&table, 16)?, strings))
 }
 
 fn cpuid_edx_leaf1() -> u64 {

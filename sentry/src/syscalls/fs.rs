@@ -156,7 +156,17 @@ pub fn writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
 
 /// close(2)
 pub fn close(t: &mut Task, fd: Fd) -> SysResult {
-    t.fds.remove(fd.0)?;
+    let f = t.fds.remove(fd.0)?;
+    // Closing any fd of a file drops the process's POSIX locks on it.
+    if f.had_locks() {
+        if let Ok(st) = f
+            .dentry
+            .as_ref()
+            .map_or_else(|| f.ops.stat(), |d| d.inode.stat())
+        {
+            crate::vfs::lock::locks().release_process_file(t.tg.tgid, (st.dev, st.ino));
+        }
+    }
     Ok(0)
 }
 

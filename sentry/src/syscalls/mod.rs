@@ -12,6 +12,7 @@ mod fs;
 mod futex;
 pub(crate) mod info;
 mod mem;
+mod mount;
 mod poll;
 mod process;
 mod signal;
@@ -202,8 +203,8 @@ syscall_table! {
         61 wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr) => process::wait4, Partial("rusage is zero");
         62 kill(pid: i32, sig: i32) => signal::kill, Full;
         63 uname(buf: UserAddr) => info::uname, Full;
-        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fs::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL; record locks are always granted");
-        73 flock(fd: Fd, op: i32) => file::flock, Partial("always granted: locks are not tracked across processes yet");
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fs::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
+        73 flock(fd: Fd, op: i32) => file::flock, Full;
         74 fsync(fd: Fd) => file::fsync, Full;
         75 fdatasync(fd: Fd) => file::fdatasync, Full;
         76 truncate(path: PathArg, len: i64) => file::truncate, Full;
@@ -263,6 +264,8 @@ syscall_table! {
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
         161 chroot(path: PathArg) => file::chroot, Full;
         162 sync() => file::sync, Full;
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
+        166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
         188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => file::setxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
         189 lsetxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => file::lsetxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
@@ -429,6 +432,10 @@ pub fn dispatch(t: &mut Task) {
             Err(Errno::ENOSYS)
         }
     };
+    // setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid.
+    if matches!(nr, 105 | 106 | 113 | 114 | 117 | 119 | 122 | 123) {
+        t.sync_creds();
+    }
     if let Some(line) = entry {
         let res = match result {
             Ok(v) if v < 0x10000 => v.to_string(),

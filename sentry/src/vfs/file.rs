@@ -1,6 +1,6 @@
 //! Open file descriptions: what an fd points to (offset, status flags, the file's operations).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -161,6 +161,16 @@ pub struct OpenFile {
     pub offset: Mutex<u64>,
     /// The path it was opened by (None for pipes, sockets, donated host fds).
     pub dentry: Option<Arc<Dentry>>,
+    /// A lock was ever taken through this description (its locks are released on drop).
+    locked: AtomicBool,
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.had_locks() {
+            super::lock::locks().release_file(self.lock_id());
+        }
+    }
 }
 
 impl std::fmt::Debug for OpenFile {
@@ -182,6 +192,7 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: None,
+            locked: AtomicBool::new(false),
         })
     }
 
@@ -192,7 +203,23 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: Some(dentry),
+            locked: AtomicBool::new(false),
         })
+    }
+
+    /// This description's identity as a lock owner (flock and OFD locks).
+    pub fn lock_id(&self) -> usize {
+        self as *const OpenFile as usize
+    }
+
+    /// Records that a lock was taken through this description.
+    pub fn note_locked(&self) {
+        self.locked.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a lock was ever taken through this description.
+    pub fn had_locks(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
     }
 
     /// Opened with O_PATH: usable only as a location, not for I/O.

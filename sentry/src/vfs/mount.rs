@@ -73,7 +73,9 @@ impl Dentry {
 
 /// All mounts of a sandbox.
 pub struct MountNamespace {
-    mounts: RwLock<BTreeMap<Vec<u8>, Arc<Mount>>>,
+    /// Mounts by mountpoint; a later mount on the same path covers the earlier ones (last is
+    /// visible) until it is unmounted.
+    mounts: RwLock<BTreeMap<Vec<u8>, Vec<Arc<Mount>>>>,
     next_id: AtomicU64,
     root: Arc<Dentry>,
 }
@@ -103,7 +105,7 @@ impl MountNamespace {
             mount: mount.clone(),
         });
         let mut mounts = BTreeMap::new();
-        mounts.insert(b"/".to_vec(), mount);
+        mounts.insert(b"/".to_vec(), vec![mount]);
         Arc::new(MountNamespace {
             mounts: RwLock::new(mounts),
             next_id: AtomicU64::new(2),
@@ -116,7 +118,7 @@ impl MountNamespace {
         self.root.clone()
     }
 
-    /// Mounts `root` at the absolute, normalised `path` (replacing an earlier mount there).
+    /// Mounts `root` at the absolute, normalised `path` (covering an earlier mount there).
     pub fn mount(
         &self,
         path: &[u8],
@@ -124,7 +126,7 @@ impl MountNamespace {
         fs_type: &'static str,
         source: &str,
         readonly: bool,
-    ) {
+    ) -> Arc<Mount> {
         let m = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             root,
@@ -133,22 +135,85 @@ impl MountNamespace {
             source: source.to_string(),
             readonly,
         });
-        self.mounts.write().unwrap().insert(path.to_vec(), m);
+        self.mounts
+            .write()
+            .unwrap()
+            .entry(path.to_vec())
+            .or_default()
+            .push(m.clone());
+        m
     }
 
-    /// The mount whose mountpoint is exactly `path`.
+    /// The visible mount whose mountpoint is exactly `path`.
     pub fn mount_at(&self, path: &[u8]) -> Option<Arc<Mount>> {
         if path == b"/" {
             return None;
         }
-        self.mounts.read().unwrap().get(path).cloned()
+        self.mounts
+            .read()
+            .unwrap()
+            .get(path)
+            .and_then(|v| v.last())
+            .cloned()
     }
 
-    /// Every mount, in mountpoint order (parents before children).
+    /// Every mount, covered ones included, in mount order (parents before children).
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
-        let mut v: Vec<_> = self.mounts.read().unwrap().values().cloned().collect();
+        let mut v: Vec<_> = self
+            .mounts
+            .read()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
         v.sort_by_key(|m| m.id);
         v
+    }
+
+    /// Mounts strictly below the directory `path`.
+    pub fn mounts_under(&self, path: &[u8]) -> Vec<Arc<Mount>> {
+        self.mounts()
+            .into_iter()
+            .filter(|m| {
+                m.path != path
+                    && (path == b"/"
+                        || (m.path.starts_with(path) && m.path.get(path.len()) == Some(&b'/')))
+            })
+            .collect()
+    }
+
+    /// Removes the mount `m` (the root mount stays). Dentries already walked into it keep
+    /// working, as after a lazy unmount.
+    pub fn unmount(&self, m: &Mount) {
+        let mut mounts = self.mounts.write().unwrap();
+        if m.path == b"/" {
+            return;
+        }
+        if let Some(stack) = mounts.get_mut(&m.path) {
+            stack.retain(|x| x.id != m.id);
+            if stack.is_empty() {
+                mounts.remove(&m.path);
+            }
+        }
+    }
+
+    /// Replaces `m` by a copy with `readonly` (a remount); walks from now on see the change.
+    pub fn set_readonly(&self, m: &Mount, readonly: bool) {
+        let mut mounts = self.mounts.write().unwrap();
+        if let Some(slot) = mounts
+            .get_mut(&m.path)
+            .and_then(|v| v.iter_mut().find(|x| x.id == m.id))
+        {
+            *slot = Arc::new(Mount {
+                id: m.id,
+                root: m.root.clone(),
+                path: m.path.clone(),
+                fs_type: m.fs_type,
+                source: m.source.clone(),
+                readonly,
+            });
+        }
     }
 }
 

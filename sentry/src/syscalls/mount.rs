@@ -1,0 +1,239 @@
+//! mount(2) and umount2(2) inside the sandbox: tmpfs, proc and bind mounts of sandbox paths,
+//! all in the sentry's mount namespace (nothing ever reaches the host's mount table).
+
+use std::sync::Arc;
+
+use super::{Flags, PathArg};
+use crate::abi::{Errno, SysResult};
+use crate::fs::{proc, tmpfs::TmpFs};
+use crate::kernel::Task;
+use crate::mm::usermem::{UserAddr, PATH_MAX};
+use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, Resolver};
+
+const MS_RDONLY: u64 = libc::MS_RDONLY;
+const MS_REMOUNT: u64 = libc::MS_REMOUNT;
+const MS_BIND: u64 = libc::MS_BIND;
+const MS_REC: u64 = libc::MS_REC;
+/// Propagation changes (`mount --make-rprivate /`): accepted, the sandbox has one namespace.
+const MS_PROPAGATION: u64 =
+    libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE;
+/// Per-mount flags recorded by Linux that do not change what the sandbox does.
+const MS_IGNORED: u64 = libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_SYNCHRONOUS
+    | libc::MS_MANDLOCK
+    | libc::MS_DIRSYNC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_SILENT
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME
+    | libc::MS_LAZYTIME
+    | MS_REC;
+/// `MS_MGC_VAL`: the old magic in the top 16 bits of flags, ignored.
+const MS_MGC_MSK: u64 = 0xffff_0000;
+
+const MNT_FORCE: i32 = libc::MNT_FORCE;
+const MNT_DETACH: i32 = libc::MNT_DETACH;
+const MNT_EXPIRE: i32 = libc::MNT_EXPIRE;
+const UMOUNT_NOFOLLOW: i32 = libc::UMOUNT_NOFOLLOW;
+
+/// Mounting needs CAP_SYS_ADMIN, which root in the sandbox has.
+fn check_admin(t: &Task) -> Result<(), Errno> {
+    if t.creds.euid == 0 {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+fn read_opt_string(t: &Task, addr: UserAddr) -> Result<Option<String>, Errno> {
+    if addr.is_null() {
+        return Ok(None);
+    }
+    let raw = t.mm.read_cstring(addr, PATH_MAX)?;
+    Ok(Some(String::from_utf8_lossy(&raw).into_owned()))
+}
+
+fn resolve(t: &Task, path: &[u8], follow: bool) -> Result<Arc<Dentry>, Errno> {
+    Resolver::new(Caller::of(t), t.fs.root(), &t.fs.ns).resolve(t.fs.cwd(), path, follow)
+}
+
+/// The mount whose root `d` is, if `d` is a mount root.
+fn mount_rooted_at(t: &Task, d: &Dentry) -> Option<Arc<Mount>> {
+    let m = if d.path == b"/" {
+        t.fs.ns.root().mount.clone()
+    } else {
+        t.fs.ns.mount_at(&d.path)?
+    };
+    let same = std::ptr::addr_eq(Arc::as_ptr(&m.root), Arc::as_ptr(&d.inode));
+    same.then_some(m)
+}
+
+/// `mode=` from tmpfs mount data (octal), else the default 1777.
+fn tmpfs_mode(data: Option<&str>) -> Result<u32, Errno> {
+    let Some(data) = data else {
+        return Ok(0o1777);
+    };
+    for opt in data.split(',') {
+        if let Some(m) = opt.strip_prefix("mode=") {
+            return u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or(Errno::EINVAL);
+        }
+    }
+    Ok(0o1777)
+}
+
+/// mount(2)
+pub fn mount(
+    t: &mut Task,
+    source: UserAddr,
+    target: PathArg,
+    fstype: UserAddr,
+    flags: Flags,
+    data: UserAddr,
+) -> SysResult {
+    check_admin(t)?;
+    let flags = if flags.0 & MS_MGC_MSK == 0xc0ed_0000 {
+        flags.0 & !MS_MGC_MSK
+    } else {
+        flags.0
+    };
+    let target_path = t.mm.read_cstring(target.0, PATH_MAX)?;
+    let dir = resolve(t, &target_path, true)?;
+    let readonly = flags & MS_RDONLY != 0;
+
+    if flags & MS_REMOUNT != 0 {
+        let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        t.fs.ns.set_readonly(&m, readonly);
+        return Ok(0);
+    }
+    if flags & MS_PROPAGATION != 0 {
+        if flags & !(MS_PROPAGATION | MS_REC | libc::MS_SILENT) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        return Ok(0);
+    }
+    let unknown = flags & !(MS_RDONLY | MS_BIND | MS_IGNORED);
+    if unknown != 0 {
+        log::debug!("mount: unsupported flags {unknown:#x}");
+        return Err(Errno::EINVAL);
+    }
+    if dir.path == b"/" {
+        // The root mount cannot be covered in the sentry's namespace.
+        return Err(Errno::EBUSY);
+    }
+
+    let mut readonly = readonly;
+    let (root, fs_type, source): (Arc<dyn Inode>, &'static str, String) = if flags & MS_BIND != 0 {
+        let src_path = t.mm.read_cstring(source, PATH_MAX)?;
+        let src = resolve(t, &src_path, true)?;
+        let src_dir = src.inode.file_type()? == FileType::Directory;
+        if src_dir != (dir.inode.file_type()? == FileType::Directory) {
+            return Err(if src_dir {
+                Errno::ENOTDIR
+            } else {
+                Errno::EISDIR
+            });
+        }
+        readonly |= src.mount.readonly;
+        (
+            src.inode.clone(),
+            src.mount.fs_type,
+            src.mount.source.clone(),
+        )
+    } else {
+        if dir.inode.file_type()? != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let fstype = read_opt_string(t, fstype)?.ok_or(Errno::EINVAL)?;
+        let source = read_opt_string(t, source)?.unwrap_or_else(|| "none".into());
+        match fstype.as_str() {
+            "tmpfs" => {
+                let data = read_opt_string(t, data)?;
+                let root: Arc<dyn Inode> = TmpFs::new_root(tmpfs_mode(data.as_deref())?);
+                (root, "tmpfs", source)
+            }
+            "proc" => (proc::new_proc(), "proc", source),
+            _ => return Err(Errno::ENODEV),
+        }
+    };
+    let m = t.fs.ns.mount(&dir.path, root, fs_type, &source, readonly);
+    log::debug!("mounted {m:?}");
+    Ok(0)
+}
+
+/// Whether some task has a file, cwd or root inside one of `mounts`.
+fn busy(t: &Task, mounts: &[Arc<Mount>]) -> bool {
+    let ids: Vec<u64> = mounts.iter().map(|m| m.id).collect();
+    let inside = |d: &Dentry| ids.contains(&d.mount.id);
+    let views: Vec<_> = {
+        let tree = t.kernel.tree();
+        tree.tasks
+            .values()
+            .filter_map(|h| h.view.lock().unwrap().clone())
+            .collect()
+    };
+    views.iter().any(|v| {
+        inside(&v.fs.cwd())
+            || inside(&v.fs.root())
+            || v.fds.fds().into_iter().any(|fd| {
+                v.fds
+                    .get(fd)
+                    .ok()
+                    .and_then(|f| f.dentry.clone())
+                    .is_some_and(|d| inside(&d))
+            })
+    })
+}
+
+/// umount2(2)
+pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
+        || (flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    check_admin(t)?;
+    let path = t.mm.read_cstring(target.0, PATH_MAX)?;
+    let d = resolve(t, &path, flags & UMOUNT_NOFOLLOW == 0)?;
+    let m = mount_rooted_at(t, &d).ok_or(Errno::EINVAL)?;
+    if m.path == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    if flags & MNT_EXPIRE != 0 {
+        // Expiry marks are not kept: the first call would only mark the mount.
+        return Err(Errno::EAGAIN);
+    }
+    let below = t.fs.ns.mounts_under(&m.path);
+    if flags & MNT_DETACH == 0 {
+        let mut all = below.clone();
+        all.push(m.clone());
+        // The caller's own cwd inside the mount also makes it busy, as on Linux.
+        if !below.is_empty() || busy(t, &all) {
+            return Err(Errno::EBUSY);
+        }
+    }
+    for sub in below.iter().rev() {
+        t.fs.ns.unmount(sub);
+    }
+    t.fs.ns.unmount(&m);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_mode_option() {
+        assert_eq!(tmpfs_mode(None), Ok(0o1777));
+        assert_eq!(tmpfs_mode(Some("size=1m,mode=755")), Ok(0o755));
+        assert_eq!(tmpfs_mode(Some("mode=9")), Err(Errno::EINVAL));
+        assert_eq!(tmpfs_mode(Some("uid=0")), Ok(0o1777));
+    }
+}

@@ -1,0 +1,245 @@
+//! Advisory file locks: `flock(2)` locks and `fcntl(2)` record locks (process-owned POSIX
+//! locks and open-file-description-owned OFD locks), with Linux's ownership rules.
+//!
+//! - flock locks belong to an open file description and only conflict with flock locks.
+//! - POSIX record locks belong to a process; OFD locks to an open file description. Both
+//!   kinds cover byte ranges and conflict with each other.
+//! - A process's POSIX locks on a file go when it closes any fd of that file or exits; OFD and
+//!   flock locks go when their open file description is released.
+//!
+//! Files are identified by (device, inode). The table is process-global: the sandbox process
+//! hosts exactly one kernel, and open file descriptions release their locks from `Drop`,
+//! where no kernel is at hand. Per-file entries are kept once created, so a task blocked on a
+//! file's queue is always woken by the entry that later releases.
+//!
+//! # Lock order
+//! `Locks::files` → `FileLocks::held` → wait queues (leaves).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::kernel::wait::WaitQueue;
+
+/// Who holds a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A POSIX record lock of the process with this TGID.
+    Process(i32),
+    /// An OFD or flock lock of the open file description with this identity.
+    File(usize),
+}
+
+/// Read (shared) or write (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+/// Which family a lock belongs to (families never conflict with each other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Flock,
+    Record,
+}
+
+/// One held lock over `[start, end)` (`end == u64::MAX`: to the end of the file, however far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub owner: Owner,
+    pub family: Family,
+    pub kind: Kind,
+    pub start: u64,
+    pub end: u64,
+    /// Reported by F_GETLK (-1 for OFD locks).
+    pub pid: i32,
+}
+
+impl Lock {
+    fn conflicts(&self, other: &Lock) -> bool {
+        self.family == other.family
+            && self.owner != other.owner
+            && self.start < other.end
+            && other.start < self.end
+            && (self.kind == Kind::Write || other.kind == Kind::Write)
+    }
+}
+
+/// The locks of one file and the tasks waiting for them.
+#[derive(Debug, Default)]
+pub struct FileLocks {
+    held: Mutex<Vec<Lock>>,
+    pub queue: WaitQueue,
+}
+
+impl FileLocks {
+    /// The first held lock that conflicts with `want`.
+    pub fn conflict(&self, want: &Lock) -> Option<Lock> {
+        self.held
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.conflicts(want))
+            .copied()
+    }
+
+    /// Takes `want` (or, with `kind` None, unlocks the range) if nothing conflicts; the
+    /// owner's own locks in the range are replaced, split where they stick out.
+    /// Returns the conflicting lock when it cannot.
+    pub fn try_set(&self, want: Lock, unlock: bool) -> Result<(), Lock> {
+        let mut held = self.held.lock().unwrap();
+        if !unlock {
+            if let Some(c) = held.iter().find(|l| l.conflicts(&want)) {
+                return Err(*c);
+            }
+        }
+        let mut kept = Vec::with_capacity(held.len() + 2);
+        for l in held.drain(..) {
+            let mine = l.owner == want.owner && l.family == want.family;
+            if !mine || l.end <= want.start || want.end <= l.start {
+                kept.push(l);
+                continue;
+            }
+            if l.start < want.start {
+                kept.push(Lock {
+                    end: want.start,
+                    ..l
+                });
+            }
+            if want.end < l.end {
+                kept.push(Lock {
+                    start: want.end,
+                    ..l
+                });
+            }
+        }
+        if !unlock {
+            kept.push(want);
+        }
+        *held = kept;
+        drop(held);
+        self.queue.notify_all();
+        Ok(())
+    }
+
+    fn release(&self, owner: Owner, family: Option<Family>) {
+        let mut held = self.held.lock().unwrap();
+        let before = held.len();
+        held.retain(|l| !(l.owner == owner && family.is_none_or(|f| f == l.family)));
+        let changed = held.len() != before;
+        drop(held);
+        if changed {
+            self.queue.notify_all();
+        }
+    }
+}
+
+/// Every file's locks.
+#[derive(Debug, Default)]
+pub struct Locks {
+    files: Mutex<HashMap<(u64, u64), Arc<FileLocks>>>,
+}
+
+/// The sandbox's lock table.
+pub fn locks() -> &'static Locks {
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    LOCKS.get_or_init(Locks::default)
+}
+
+impl Locks {
+    /// The locks of the file (device, inode), created on first use.
+    pub fn file(&self, key: (u64, u64)) -> Arc<FileLocks> {
+        self.files.lock().unwrap().entry(key).or_default().clone()
+    }
+
+    fn existing(&self) -> Vec<Arc<FileLocks>> {
+        self.files.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Drops process `tgid`'s POSIX locks on the file `key` (it closed an fd of it).
+    pub fn release_process_file(&self, tgid: i32, key: (u64, u64)) {
+        let f = self.files.lock().unwrap().get(&key).cloned();
+        if let Some(f) = f {
+            f.release(Owner::Process(tgid), Some(Family::Record));
+        }
+    }
+
+    /// Drops every POSIX lock of process `tgid` (it exited).
+    pub fn release_process(&self, tgid: i32) {
+        for f in self.existing() {
+            f.release(Owner::Process(tgid), None);
+        }
+    }
+
+    /// Drops the OFD and flock locks of open file description `id` (it was released).
+    pub fn release_file(&self, id: usize) {
+        for f in self.existing() {
+            f.release(Owner::File(id), None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(owner: Owner, kind: Kind, start: u64, end: u64) -> Lock {
+        Lock {
+            owner,
+            family: Family::Record,
+            kind,
+            start,
+            end,
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn shared_and_exclusive_ranges() {
+        let f = FileLocks::default();
+        let (a, b) = (Owner::Process(1), Owner::Process(2));
+        f.try_set(lock(a, Kind::Read, 0, 10), false).unwrap();
+        f.try_set(lock(b, Kind::Read, 5, 15), false).unwrap();
+        assert!(f.try_set(lock(b, Kind::Write, 5, 15), false).is_err());
+        assert!(f.try_set(lock(b, Kind::Write, 10, 20), false).is_ok());
+        f.try_set(lock(a, Kind::Read, 0, 10), true).unwrap();
+        assert!(f.try_set(lock(a, Kind::Write, 0, 5), false).is_ok());
+        assert_eq!(f.conflict(&lock(b, Kind::Read, 0, 1)).unwrap().owner, a);
+    }
+
+    #[test]
+    fn unlocking_the_middle_splits() {
+        let f = FileLocks::default();
+        let (a, b) = (Owner::Process(1), Owner::Process(2));
+        f.try_set(lock(a, Kind::Write, 0, u64::MAX), false).unwrap();
+        f.try_set(lock(a, Kind::Write, 10, 20), true).unwrap();
+        assert!(f.conflict(&lock(b, Kind::Write, 10, 20)).is_none());
+        assert!(f.conflict(&lock(b, Kind::Write, 19, 21)).is_some());
+        assert!(f.conflict(&lock(b, Kind::Write, 9, 10)).is_some());
+    }
+
+    #[test]
+    fn flock_and_record_locks_do_not_interact() {
+        let f = FileLocks::default();
+        let whole = |owner, family| Lock {
+            owner,
+            family,
+            kind: Kind::Write,
+            start: 0,
+            end: u64::MAX,
+            pid: -1,
+        };
+        f.try_set(whole(Owner::File(1), Family::Flock), false)
+            .unwrap();
+        assert!(f
+            .try_set(whole(Owner::File(2), Family::Record), false)
+            .is_ok());
+        assert!(f
+            .try_set(whole(Owner::File(2), Family::Flock), false)
+            .is_err());
+        f.release(Owner::File(1), None);
+        assert!(f
+            .try_set(whole(Owner::File(2), Family::Flock), false)
+            .is_ok());
+    }
+}

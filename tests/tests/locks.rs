@@ -1,0 +1,65 @@
+//! Advisory locks (flock, fcntl record and OFD locks) in a real sandbox, compared with
+//! native Linux: conflicts, byte ranges, interruptible waits, release on close and exit.
+//!
+//! Uses the runsc-rs binary at `RUNSC_RS_BIN`, else the one next to this test's target dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn runsc() -> PathBuf {
+    if let Some(p) = std::env::var_os("RUNSC_RS_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let next_to_us = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("runsc-rs"));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/runsc-rs");
+    next_to_us
+        .into_iter()
+        .chain([workspace])
+        .find(|p| p.is_file())
+        .expect("runsc-rs binary not found: build it or set RUNSC_RS_BIN")
+}
+
+#[test]
+fn locks_behave_as_on_linux() {
+    let uid = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = uid
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        == Some("0");
+    if !root {
+        println!("SKIPPED: the sandbox needs root here; not root");
+        return;
+    }
+    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        println!("SKIPPED: no python3");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/locks.py");
+    let native_file = std::env::temp_dir().join(format!("runsc-rs-locks-{}", std::process::id()));
+    let native = Command::new(python)
+        .arg(&script)
+        .env("LOCKFILE", &native_file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&native_file);
+    let inside = Command::new(runsc())
+        .args(["do", "--", python])
+        .arg(&script)
+        .env("LOCKFILE", "/tmp/lockfile")
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "{native:?}");
+    assert!(inside.status.success(), "{inside:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&inside.stdout),
+        String::from_utf8_lossy(&native.stdout)
+    );
+}

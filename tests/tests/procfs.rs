@@ -1,0 +1,394 @@
+//! `/proc` inside a real sandbox, compared with native Linux where the two should agree:
+//! per-process files for every sandbox process (and only those), `ps`/`pgrep`, the real argv
+//! and environment, system files procps parses, `/proc/sys` entries.
+//!
+//! Uses the runsc-rs binary at `RUNSC_RS_BIN`, else the one next to this test's target dir.
+//! Tests that cannot run here (not root, no busybox/procps/python3) print `SKIPPED: reason`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn runsc() -> PathBuf {
+    if let Some(p) = std::env::var_os("RUNSC_RS_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let next_to_us = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("runsc-rs"));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/runsc-rs");
+    next_to_us
+        .into_iter()
+        .chain([workspace])
+        .find(|p| p.is_file())
+        .expect("runsc-rs binary not found: build it or set RUNSC_RS_BIN")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn have(path: &str) -> bool {
+    Path::new(path).is_file()
+}
+
+/// Skips unless the sandbox can run and every program in `needs` exists.
+fn skip(needs: &[&str]) -> bool {
+    if !is_root() {
+        println!("SKIPPED: the sandbox needs root here; not root");
+        return true;
+    }
+    if let Some(missing) = needs.iter().find(|p| !have(p)) {
+        println!("SKIPPED: {missing} is not installed");
+        return true;
+    }
+    false
+}
+
+/// A Python child that exits unreaped: prints its state letter and how many fds `/proc`
+/// lists for it.
+const ZOMBIE: &str = "import os,time\n\
+p=os.fork()\n\
+if p==0: os._exit(0)\n\
+time.sleep(0.3)\n\
+print(open(f'/proc/{p}/stat').read().split()[2], len(os.listdir(f'/proc/{p}/fd')))\n\
+os.waitpid(p,0)\n";
+
+fn sandbox(cmd: &[&str]) -> Output {
+    Command::new(runsc())
+        .env("ZOMBIE", ZOMBIE)
+        .arg("do")
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("running runsc-rs")
+}
+
+fn native(cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .expect("running natively")
+}
+
+fn stdout_ok(o: &Output) -> String {
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Rows of `ps`-style output below the header, split into columns.
+fn rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn procps_ps_shows_the_shell_as_pid_1_and_nothing_of_the_host() {
+    if skip(&["/usr/bin/ps", "/bin/sh"]) {
+        return;
+    }
+    let cmd = ["/bin/sh", "-c", "/usr/bin/ps -e -o pid,ppid,comm; true"];
+    let inside = stdout_ok(&sandbox(&cmd));
+    let outside = stdout_ok(&native(&cmd));
+    assert_eq!(
+        inside.lines().next(),
+        outside.lines().next(),
+        "headers differ"
+    );
+    let r = rows(&inside);
+    assert_eq!(r.len(), 2, "exactly the shell and ps:\n{inside}");
+    assert_eq!(r[0][..2], ["1", "0"], "{inside}");
+    assert_eq!(r[0][2], "sh", "{inside}");
+    assert_eq!(r[1][1], "1", "ps is the shell's child:\n{inside}");
+    assert_eq!(r[1][2], "ps", "{inside}");
+}
+
+#[test]
+fn procps_ps_ef_and_pgrep_see_exactly_the_sandbox_processes() {
+    if skip(&["/usr/bin/ps", "/usr/bin/pgrep", "/bin/sh"]) {
+        return;
+    }
+    let out = stdout_ok(&sandbox(&[
+        "/bin/sh",
+        "-c",
+        "sleep 5 & echo bg $!; /usr/bin/ps -ef; echo pgrep $(pgrep -x sleep); kill $!",
+    ]));
+    let bg = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bg "))
+        .expect("background pid");
+    let found = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pgrep "))
+        .expect("pgrep line");
+    assert_eq!(found.trim(), bg, "{out}");
+    let ps: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("UID"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("pgrep"))
+        .collect();
+    assert_eq!(ps.len(), 3, "sh, sleep, ps:\n{out}");
+    let cmds: Vec<String> = ps
+        .iter()
+        .map(|l| l.split_whitespace().skip(7).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(cmds[0].starts_with("/bin/sh -c sleep 5"), "{out}");
+    assert_eq!(cmds[1], "sleep 5", "{out}");
+    assert_eq!(cmds[2], "/usr/bin/ps -ef", "{out}");
+}
+
+#[test]
+fn busybox_ps_lists_only_sandbox_processes() {
+    if skip(&["/usr/bin/busybox"]) {
+        return;
+    }
+    let out = stdout_ok(&sandbox(&[
+        "/usr/bin/busybox",
+        "sh",
+        "-c",
+        "busybox sleep 5 & busybox ps; kill $!",
+    ]));
+    let r = rows(&out);
+    let pids: Vec<&str> = r.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(pids.len(), 3, "{out}");
+    assert_eq!(pids[0], "1", "{out}");
+    assert!(r[1].join(" ").contains("sleep 5"), "{out}");
+}
+
+#[test]
+fn cmdline_and_environ_are_the_real_argv_and_environment() {
+    if skip(&["/usr/bin/cat", "/usr/bin/env"]) {
+        return;
+    }
+    let cmd = [
+        "/usr/bin/env",
+        "-i",
+        "FOO=bar",
+        "EMPTY=",
+        "/usr/bin/cat",
+        "/proc/self/cmdline",
+        "/proc/self/environ",
+    ];
+    let inside = sandbox(&cmd);
+    let outside = native(&cmd);
+    assert!(inside.status.success(), "{inside:?}");
+    assert_eq!(inside.stdout, outside.stdout);
+    assert_eq!(
+        inside.stdout,
+        b"/usr/bin/cat\0/proc/self/cmdline\0/proc/self/environ\0FOO=bar\0EMPTY=\0"
+    );
+}
+
+#[test]
+fn stat_and_status_have_the_linux_layout() {
+    if skip(&["/bin/sh", "/usr/bin/cat"]) {
+        return;
+    }
+    let cmd = ["/bin/sh", "-c", "cat /proc/$$/stat; cat /proc/self/status"];
+    let inside = stdout_ok(&sandbox(&cmd));
+    let outside = stdout_ok(&native(&cmd));
+    let stat_fields = |t: &str| t.lines().next().unwrap().split_whitespace().count();
+    assert_eq!(stat_fields(&inside), stat_fields(&outside), "{inside}");
+    let stat: Vec<&str> = inside.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(stat[0], "1");
+    assert_eq!(stat[1], "(sh)");
+    assert_eq!(stat[2], "S", "the shell waits for cat: {inside}");
+    assert_eq!(&stat[3..6], ["0", "1", "1"], "ppid pgrp session");
+    let keys = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    let native_keys = keys(&outside);
+    for k in [
+        "Name", "Umask", "State", "Tgid", "Pid", "PPid", "Uid", "Gid", "Threads", "SigBlk",
+        "SigIgn", "SigCgt", "VmRSS", "NSpid",
+    ] {
+        assert!(keys(&inside).iter().any(|x| x == k), "no {k}:\n{inside}");
+        assert!(native_keys.iter().any(|x| x == k), "native has no {k}");
+    }
+    let status_of = |key: &str| {
+        inside
+            .lines()
+            .skip(1)
+            .find_map(|l| l.strip_prefix(&format!("{key}:\t")))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status_of("Name"), "cat");
+    assert_eq!(status_of("PPid"), "1");
+    assert_eq!(status_of("Threads"), "1");
+}
+
+#[test]
+fn threads_appear_under_task() {
+    if skip(&["/usr/bin/python3"]) {
+        return;
+    }
+    let script = "import threading,os\n\
+                  ev=threading.Event()\n\
+                  ts=[threading.Thread(target=ev.wait) for _ in range(3)]\n\
+                  [t.start() for t in ts]\n\
+                  tids=sorted(int(t) for t in os.listdir('/proc/self/task'))\n\
+                  st=open('/proc/self/status').read()\n\
+                  th=[l for l in st.splitlines() if l.startswith('Threads:')][0].split()[1]\n\
+                  own=[int(open(f'/proc/self/task/{t}/stat').read().split()[0]) for t in tids]\n\
+                  print(len(tids), th, own==tids, tids[0]==os.getpid())\n\
+                  ev.set()\n";
+    let out = stdout_ok(&sandbox(&["/usr/bin/python3", "-c", script]));
+    assert_eq!(out.trim(), "4 4 True True");
+}
+
+#[test]
+fn fd_links_and_fdinfo_match_native() {
+    if skip(&["/bin/sh", "/usr/bin/readlink", "/usr/bin/cat"]) {
+        return;
+    }
+    let cmd = [
+        "/bin/sh",
+        "-c",
+        "exec 3</etc/hostname; readlink /proc/self/fd/3; head -c 5 <&3 >/dev/null; \
+         grep -E '^(pos|flags)' /proc/self/fdinfo/3",
+    ];
+    let inside = sandbox(&cmd);
+    let outside = native(&cmd);
+    assert_eq!(stdout_ok(&inside), stdout_ok(&outside));
+}
+
+#[test]
+fn system_files_parse_like_linux() {
+    if skip(&["/bin/sh", "/usr/bin/cat"]) {
+        return;
+    }
+    let files = [
+        "/proc/stat",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/version",
+        "/proc/filesystems",
+        "/proc/mounts",
+        "/proc/cpuinfo",
+        "/proc/meminfo",
+        "/proc/sys/kernel/hostname",
+        "/proc/sys/kernel/osrelease",
+        "/proc/sys/kernel/pid_max",
+        "/proc/sys/kernel/ngroups_max",
+        "/proc/sys/kernel/random/boot_id",
+        "/proc/sys/kernel/random/uuid",
+        "/proc/sys/fs/file-max",
+        "/proc/sys/fs/nr_open",
+        "/proc/sys/fs/pipe-max-size",
+        "/proc/sys/vm/overcommit_memory",
+        "/proc/self/limits",
+        "/proc/self/mountinfo",
+        "/proc/self/smaps_rollup",
+        "/proc/self/maps",
+    ];
+    let script: String = files
+        .iter()
+        .map(|f| format!("echo '== {f}'; cat {f} || echo FAILED;"))
+        .collect();
+    let out = stdout_ok(&sandbox(&["/bin/sh", "-c", &script]));
+    let section = |f: &str| -> String {
+        out.split(&format!("== {f}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {f}"))
+            .split("\n== ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    for f in files {
+        assert!(!section(f).contains("FAILED"), "{f}: {out}");
+    }
+    let uuid = |s: &str| {
+        let s = s.trim();
+        s.len() == 36 && s.split('-').map(str::len).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+    };
+    assert!(uuid(&section("/proc/sys/kernel/random/boot_id")));
+    assert!(uuid(&section("/proc/sys/kernel/random/uuid")));
+    let stat = section("/proc/stat");
+    assert_eq!(stat.lines().next().unwrap().split_whitespace().count(), 11);
+    assert!(stat.lines().any(|l| l.starts_with("btime ")));
+    assert_eq!(section("/proc/uptime").split_whitespace().count(), 2);
+    let load: Vec<String> = section("/proc/loadavg")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(load.len(), 5);
+    assert!(load[3].contains('/'));
+    assert!(section("/proc/meminfo").starts_with("MemTotal:"));
+    assert!(section("/proc/mounts").contains(" /proc proc "));
+    let limits = section("/proc/self/limits");
+    let native_limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    assert_eq!(limits.lines().next(), native_limits.lines().next());
+    assert_eq!(limits.lines().count(), native_limits.lines().count());
+    let mi = section("/proc/self/mountinfo");
+    assert!(mi.lines().all(|l| l.contains(" - ")), "{mi}");
+    assert!(section("/proc/self/smaps_rollup").contains("[rollup]"));
+    for t in ["free", "uptime"] {
+        if have(&format!("/usr/bin/{t}")) {
+            stdout_ok(&sandbox(&[&format!("/usr/bin/{t}")]));
+        }
+    }
+}
+
+#[test]
+fn other_processes_are_inspectable_and_zombies_show_z() {
+    if skip(&["/bin/sh", "/usr/bin/cat", "/usr/bin/python3"]) {
+        return;
+    }
+    let out = stdout_ok(&sandbox(&[
+        "/bin/sh",
+        "-c",
+        "readlink /proc/1/exe; tr '\\0' ' ' </proc/1/cmdline; echo; python3 -c \"$ZOMBIE\"; true",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].ends_with("sh") || lines[0].ends_with("dash"),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("/bin/sh -c readlink"), "{out}");
+    assert_eq!(lines[2], "Z 0", "{out}");
+}
+
+#[test]
+fn mount_and_umount_stay_in_the_sandbox() {
+    if skip(&["/bin/sh", "/usr/bin/mount", "/usr/bin/umount"]) {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let out = stdout_ok(&sandbox(&[
+        "/bin/sh",
+        "-c",
+        "mkdir -p /mnt/rs-t /mnt/rs-p /mnt/rs-b; \
+         mount -t tmpfs -o mode=700 none /mnt/rs-t && echo data > /mnt/rs-t/f && cat /mnt/rs-t/f; \
+         stat -c %a /mnt/rs-t; \
+         mount -t proc proc /mnt/rs-p && test -e /mnt/rs-p/self/stat && echo proc; \
+         mount --bind /etc /mnt/rs-b && test -e /mnt/rs-b/hostname && echo bind; \
+         grep -c ' /mnt/rs-' /proc/mounts; \
+         mount -t ext4 /dev/null /mnt/rs-t 2>/dev/null || echo nodev; \
+         cd /mnt/rs-t; umount /mnt/rs-t 2>/dev/null || echo busy; cd /; \
+         umount /mnt/rs-t && umount -l /mnt/rs-p && umount /mnt/rs-b && echo gone; \
+         grep -c ' /mnt/rs-' /proc/mounts; test -e /mnt/rs-t/f || echo empty",
+    ]));
+    assert_eq!(
+        out, "data\n700\nproc\nbind\n3\nnodev\nbusy\ngone\n0\nempty\n",
+        "{out}"
+    );
+    let after = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!after.contains("/mnt/rs-"), "a host mount appeared");
+    assert_eq!(before.lines().count(), after.lines().count());
+}
