@@ -838,14 +838,18 @@ fn maps_text(v: &TaskView) -> String {
             VmaKind::Stack => "[stack]".into(),
             VmaKind::Named(n) => n.clone(),
         };
+        // Device as major:minor in hex (the glibc encoding of dev_t).
+        let (major, minor) = (libc::major(m.dev), libc::minor(m.dev));
         let line = format!(
-            "{:08x}-{:08x} {}{}{}{} 00000000 00:00 0",
+            "{:08x}-{:08x} {}{}{}{} {:08x} {major:02x}:{minor:02x} {}",
             m.start,
             m.end,
             if m.perms.read { 'r' } else { '-' },
             if m.perms.write { 'w' } else { '-' },
             if m.perms.exec { 'x' } else { '-' },
             if m.shared { 's' } else { 'p' },
+            m.offset,
+            m.ino,
         );
         if name.is_empty() {
             let _ = writeln!(s, "{line}");

@@ -155,7 +155,8 @@ pub fn mount(
         match fstype.as_str() {
             "tmpfs" => {
                 let data = read_opt_string(t, data)?;
-                let root: Arc<dyn Inode> = TmpFs::new_root(tmpfs_mode(data.as_deref())?);
+                let root: Arc<dyn Inode> =
+                    TmpFs::new_root(&t.kernel.memory, tmpfs_mode(data.as_deref())?);
                 (root, "tmpfs", source)
             }
             "proc" => (proc::new_proc(), "proc", source),
