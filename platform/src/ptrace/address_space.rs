@@ -19,7 +19,7 @@ use crate::{AddressSpace, Error, Perms, Result};
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An application address space of the ptrace platform.
-pub(super) struct PtraceAddressSpace {
+pub(crate) struct PtraceAddressSpace {
     id: u64,
     me: Weak<PtraceAddressSpace>,
     shared: Arc<Shared>,
@@ -106,7 +106,7 @@ pub(super) fn stub_of(shared: &Shared, address_space: &Arc<dyn AddressSpace>) ->
 
 impl PtraceAddressSpace {
     /// Creates an address space with a fresh factory and registers it in `shared`.
-    pub(super) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
+    pub(crate) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
         let factory = shared.master.spawn_factory()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         log::info!(
@@ -144,16 +144,7 @@ impl PtraceAddressSpace {
         if let Some(pid) = local_stub(&self.shared, key) {
             return Ok(pid);
         }
-        let pid = {
-            let mut inner = self.lock();
-            let factory = inner.factory.as_ref().ok_or(Error::Host {
-                call: "stub factory request (address space released)",
-                source: Errno::ESRCH,
-            })?;
-            let pid = factory.new_stub()?;
-            inner.stubs.push(pid);
-            pid
-        };
+        let pid = self.spawn_stub()?;
         seize(pid)?;
         log::debug!(
             "ptrace: address space {}: stub {pid} for thread {}",
@@ -172,8 +163,29 @@ impl PtraceAddressSpace {
         Ok(pid)
     }
 
-    /// Kills one stub whose tracer thread no longer needs it.
-    fn retire_stub(&self, pid: Pid) {
+    /// Creates a stub (waiting in `pause()`, not traced) and registers it, so that releasing
+    /// the address space kills it.
+    ///
+    /// # Errors
+    /// The address space was released, or its factory failed.
+    pub(crate) fn spawn_stub(&self) -> Result<Pid> {
+        let mut inner = self.lock();
+        let factory = inner.factory.as_ref().ok_or(Error::Host {
+            call: "stub factory request (address space released)",
+            source: Errno::ESRCH,
+        })?;
+        let pid = factory.new_stub()?;
+        inner.stubs.push(pid);
+        Ok(pid)
+    }
+
+    /// True once [`AddressSpace::release`] ran.
+    pub(crate) fn is_released(&self) -> bool {
+        self.lock().factory.is_none()
+    }
+
+    /// Kills one stub that nobody needs any more.
+    pub(crate) fn retire_stub(&self, pid: Pid) {
         let registered = {
             let mut inner = self.lock();
             let before = inner.stubs.len();
@@ -190,6 +202,21 @@ impl PtraceAddressSpace {
     /// Runs host system call `nr` in the calling thread's stub and returns its result.
     fn inject(&self, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
         let pid = self.stub_for_current_thread()?;
+        inject_into(pid, call, nr, args)
+    }
+}
+
+/// Runs host system call `nr` in stub `pid`, stopped and traced by the calling thread, and
+/// returns its result. The stub's registers are as before afterwards.
+///
+/// # Errors
+/// ptrace failures, the stub died, or the call failed (the errno in [`Error::Injected`]).
+pub(crate) fn inject_into(
+    pid: Pid,
+    call: &'static str,
+    nr: libc::c_long,
+    args: [u64; 6],
+) -> Result<u64> {
         let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
         let mut regs = saved;
         regs.rip = stub::syscall_insn();
@@ -229,8 +256,9 @@ impl PtraceAddressSpace {
             });
         }
         Ok(result)
-    }
+}
 
+impl PtraceAddressSpace {
     /// Refuses ranges that would reach the stub pages (or wrap).
     fn check_range(call: &'static str, addr: u64, len: u64) -> Result<()> {
         match addr.checked_add(len) {
@@ -298,7 +326,7 @@ impl Drop for PtraceAddressSpace {
 }
 
 /// Makes the calling thread the tracer of a fresh stub and waits for it to stop.
-fn seize(pid: Pid) -> Result<()> {
+pub(crate) fn seize(pid: Pid) -> Result<()> {
     let options = ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL;
     ptrace::seize(pid, options).map_err(host("ptrace(PTRACE_SEIZE)"))?;
     ptrace::interrupt(pid).map_err(host("ptrace(PTRACE_INTERRUPT)"))?;
@@ -317,7 +345,7 @@ pub(super) type Registry = Mutex<HashMap<usize, Weak<PtraceAddressSpace>>>;
 #[cfg(test)]
 impl PtraceAddressSpace {
     /// The factory and every registered stub, for tests that check they are gone.
-    pub(super) fn pids(&self) -> Vec<Pid> {
+    pub(crate) fn pids(&self) -> Vec<Pid> {
         let inner = self.lock();
         inner
             .factory

@@ -23,11 +23,11 @@
 //! kills the stubs it traced (thread-local destructor, and `PTRACE_O_EXITKILL` as a backstop).
 //! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`).
 
-mod address_space;
+pub(crate) mod address_space;
 mod context;
-mod factory;
-mod stub;
-mod sys;
+pub(crate) mod factory;
+pub(crate) mod stub;
+pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
 
@@ -45,7 +45,7 @@ pub struct Ptrace {
 }
 
 /// State shared by the platform, its address spaces and its contexts.
-struct Shared {
+pub(crate) struct Shared {
     master: FactoryMaster,
     /// Live address spaces by key, so a context can find the address space behind an
     /// `&Arc<dyn AddressSpace>` (see `address_space::stub_of`).
@@ -61,13 +61,19 @@ impl Ptrace {
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
         stub::install()?;
         let memfd = dup_cloexec(memfd)?;
-        let shared = Shared {
-            master: FactoryMaster::new(memfd),
-            address_spaces: Mutex::default(),
-        };
         Ok(Ptrace {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared::new(FactoryMaster::new(memfd))),
         })
+    }
+}
+
+impl Shared {
+    /// State over `master`, with no address spaces yet.
+    pub(crate) fn new(master: FactoryMaster) -> Shared {
+        Shared {
+            master,
+            address_spaces: Mutex::default(),
+        }
     }
 }
 
@@ -85,6 +91,12 @@ impl Platform for Ptrace {
     }
 
     fn host_syscalls(&self) -> Vec<(&'static str, &'static str)> {
+        host_syscalls()
+    }
+}
+
+/// The host system calls of the ptrace machinery (see [`Platform::host_syscalls`]).
+pub(crate) fn host_syscalls() -> Vec<(&'static str, &'static str)> {
         // The factory and the stubs are forked from the sentry and inherit its seccomp
         // filter, so the calls they make are listed too.
         vec![
@@ -160,5 +172,4 @@ impl Platform for Ptrace {
             ("pause", "a new stub waiting to be seized"),
             ("exit_group", "a factory exiting when its socket closes"),
         ]
-    }
 }
