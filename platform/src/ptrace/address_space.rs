@@ -326,16 +326,26 @@ impl Drop for PtraceAddressSpace {
 }
 
 /// Makes the calling thread the tracer of a fresh stub and waits for it to stop.
+///
+/// The stop may come between the stub's answer to its factory and its `close(1)`: a stub
+/// kept stopped there would hold the factory's socket open forever, and a dead factory would
+/// never show as end of file. So the close is run here (again, harmlessly, if it was done).
 pub(crate) fn seize(pid: Pid) -> Result<()> {
     let options = ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL;
     ptrace::seize(pid, options).map_err(host("ptrace(PTRACE_SEIZE)"))?;
     ptrace::interrupt(pid).map_err(host("ptrace(PTRACE_INTERRUPT)"))?;
     match sys::wait(pid).map_err(host("wait4 (stub)"))? {
-        WaitStatus::Stopped { .. } => Ok(()),
-        died => Err(Error::StubDied {
-            pid: pid.as_raw(),
-            status: died.describe(),
-        }),
+        WaitStatus::Stopped { .. } => {}
+        died => {
+            return Err(Error::StubDied {
+                pid: pid.as_raw(),
+                status: died.describe(),
+            })
+        }
+    }
+    match inject_into(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]) {
+        Ok(_) | Err(Error::Injected { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
