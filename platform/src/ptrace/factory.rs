@@ -54,7 +54,7 @@ impl Factory {
             match send(fd, &[1], MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => break,
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EPIPE) => return Err(self.died()),
+                Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(self.died()),
                 Err(e) => return Err(host("send (stub factory request)")(e)),
             }
         }
@@ -76,6 +76,8 @@ impl Factory {
                     break (msg.bytes, sender);
                 }
                 Err(Errno::EINTR) => continue,
+                // The factory died with our request unread.
+                Err(Errno::ECONNRESET) => return Err(self.died()),
                 Err(e) => return Err(host("recvmsg (stub factory reply)")(e)),
             }
         };
