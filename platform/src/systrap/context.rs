@@ -1,5 +1,6 @@
 //! Contexts: running application code in the context's own systrap stub.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
@@ -61,6 +62,8 @@ struct ContextStub {
     owner: Weak<SystrapAddressSpace>,
     pid: Pid,
     slot: Slot,
+    /// The CPU the stub is bound to (`Tuning::follow_cpu`), if any.
+    cpu: Cell<Option<usize>>,
 }
 
 impl Drop for ContextStub {
@@ -137,6 +140,7 @@ impl SystrapContext {
             owner: Arc::downgrade(&owner),
             pid,
             slot,
+            cpu: Cell::new(None),
         };
         self.set_up(pid, slot)?;
         log::debug!(
@@ -151,7 +155,7 @@ impl SystrapContext {
     /// Turns the fresh stub `pid` into a systrap stub parked in its handler.
     fn set_up(&self, pid: Pid, slot: Slot) -> Result<()> {
         let region = self.shared.sysmsg.region(slot);
-        region.reset(self.shared.fsgsbase, self.shared.stub_spin);
+        region.reset(self.shared.fsgsbase, self.shared.tuning.stub_spin);
         let base = slot.app_addr();
         let code = stub::systrap_code();
         seize(pid)?;
@@ -228,7 +232,7 @@ impl SystrapContext {
         ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
         ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
         // The stub runs into `ud2` and parks in its handler.
-        wait_event(&region, pid, self.shared.sentry_spin)
+        wait_event(&region, pid, self.shared.tuning.sentry_spin)
     }
 
     fn assert_owner(&self) {
@@ -241,16 +245,39 @@ impl SystrapContext {
 
     /// Runs the parked stub with `state` until its next event.
     fn run(&self, stub: &ContextStub, state: &mut CpuState) -> Result<Exit> {
+        if self.shared.tuning.follow_cpu {
+            follow_cpu(stub);
+        }
         let region = self.shared.sysmsg.region(stub.slot);
         let fp = state.fp.dirty.then_some(&state.fp.area[..]);
         region.store_regs(&state.regs, fp);
         state.fp.dirty = false;
         resume(&region);
-        let waited = wait_event(&region, stub.pid, self.shared.sentry_spin);
+        let waited = wait_event(&region, stub.pid, self.shared.tuning.sentry_spin);
         state.fp.valid = false;
         waited?;
         region.load_regs(&mut state.regs, self.shared.fsgsbase);
         Ok(classify(&region, state))
+    }
+}
+
+/// Binds the stub to the CPU the calling thread runs on, if it is not already bound there.
+/// A failure only costs speed.
+fn follow_cpu(stub: &ContextStub) {
+    // SAFETY: sched_getcpu has no arguments and no memory effects.
+    let cpu = unsafe { libc::sched_getcpu() };
+    let Ok(cpu) = usize::try_from(cpu) else {
+        return;
+    };
+    if stub.cpu.get() == Some(cpu) {
+        return;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        match nix::sched::sched_setaffinity(stub.pid, &set) {
+            Ok(()) => stub.cpu.set(Some(cpu)),
+            Err(e) => log::debug!("systrap: binding stub {} to CPU {cpu}: {e}", stub.pid),
+        }
     }
 }
 

@@ -61,19 +61,36 @@ struct Shared {
     sysmsg: SysmsgFile,
     /// The handler uses `rdfsbase`/`wrfsbase`.
     fsgsbase: bool,
-    /// Polling budgets before sleeping: the sentry's in iterations of `spin_loop`, the
-    /// stub's in `pause` instructions.
-    sentry_spin: u32,
-    stub_spin: u32,
+    tuning: Tuning,
     /// Live address spaces by key (the address of the value), so a context can find the
     /// address space behind an `&Arc<dyn AddressSpace>`.
     address_spaces: Mutex<HashMap<usize, Weak<SystrapAddressSpace>>>,
 }
 
-/// Default polling budgets. On a virtual machine waking a halted vCPU costs tens of
-/// microseconds; a few microseconds of polling covers a typical system call's handling.
-const SENTRY_SPIN: u32 = 20_000;
-const STUB_SPIN: u32 = 20_000;
+/// How the sentry and the stubs wait for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Iterations of `spin_loop` the sentry polls for an event before sleeping.
+    pub sentry_spin: u32,
+    /// `pause` instructions a stub polls for "resume" before sleeping.
+    pub stub_spin: u32,
+    /// Keep each stub on the CPU its sentry thread last ran on (`sched_setaffinity` when
+    /// that changes), so every hand-off is a same-CPU switch instead of a cross-CPU wake-up.
+    pub follow_cpu: bool,
+}
+
+impl Default for Tuning {
+    /// Same-CPU hand-offs, no polling: on virtual machines waking a halted vCPU costs tens
+    /// of microseconds, and polling on a busy machine takes the CPU from the very thread
+    /// being waited for (see the round-trip measurement in the tests).
+    fn default() -> Tuning {
+        Tuning {
+            sentry_spin: 0,
+            stub_spin: 0,
+            follow_cpu: true,
+        }
+    }
+}
 
 impl Systrap {
     /// Creates the platform over the memory file `memfd` (duplicated; the caller keeps its
@@ -83,14 +100,14 @@ impl Systrap {
     /// The stub pages cannot be mapped at their fixed address, the message file cannot be
     /// created, or the zygote cannot be started.
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Systrap> {
-        Self::with_spin(memfd, SENTRY_SPIN, STUB_SPIN)
+        Self::with_tuning(memfd, Tuning::default())
     }
 
-    /// Like [`Systrap::new`] with explicit polling budgets (0: sleep right away).
+    /// Like [`Systrap::new`] with explicit waiting policy.
     ///
     /// # Errors
     /// As for [`Systrap::new`].
-    pub fn with_spin(memfd: BorrowedFd<'_>, sentry_spin: u32, stub_spin: u32) -> Result<Systrap> {
+    pub fn with_tuning(memfd: BorrowedFd<'_>, tuning: Tuning) -> Result<Systrap> {
         stub::install()?;
         let sysmsg = SysmsgFile::new()?;
         let master = FactoryMaster::with_zygote(dup_cloexec(memfd)?, dup_cloexec(sysmsg.fd())?)?;
@@ -104,8 +121,7 @@ impl Systrap {
                 ptrace: Arc::new(crate::ptrace::Shared::new(master)),
                 sysmsg,
                 fsgsbase,
-                sentry_spin,
-                stub_spin,
+                tuning,
                 address_spaces: Mutex::default(),
             }),
         })
@@ -147,6 +163,10 @@ impl Platform for Systrap {
                 "systrap: checking that a stub that does not answer is still alive",
             ),
             ("read", "the zygote's answer"),
+            (
+                "sched_setaffinity",
+                "systrap: keeping a stub on its sentry thread's CPU",
+            ),
         ]);
         calls
     }

@@ -10,7 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::address_space::SystrapAddressSpace;
-use super::Systrap;
+use super::{Systrap, Tuning};
 use crate::testing::*;
 use crate::{Access, AddressSpace, Context, CpuState, Error, Exit, Perms, Platform, PAGE_SIZE};
 
@@ -526,12 +526,15 @@ fn application_cannot_make_host_calls_from_the_stub_page() {
     assert_eq!(state.regs.orig_rax, libc::SYS_futex as u64);
 }
 
-/// Round trips of `getpid` in a loop: systrap (default polling, and sleeping right away),
-/// ptrace and native, from the same run. Printed, never asserted.
+/// Round trips of `getpid` in a loop: systrap with several waiting policies, ptrace and
+/// native, from the same run. Printed, never asserted.
 #[test]
 fn syscall_round_trip_time() {
     const ROUNDS: u32 = 20_000;
-    fn measure(mut t: Setup) -> u128 {
+    fn measure(tuning: Tuning) -> u128 {
+        let guest = Guest::new();
+        let platform = Systrap::with_tuning(guest.memfd.as_fd(), tuning).unwrap();
+        let mut t = Setup::with(guest, platform, GETPID_LOOP);
         let mut state = CpuState::new(CODE, 0);
         assert_eq!(t.switch(&mut state), Exit::Syscall);
         let started = Instant::now();
@@ -542,11 +545,16 @@ fn syscall_round_trip_time() {
         assert_eq!(state.regs.orig_rax, 39);
         (started.elapsed() / ROUNDS).as_nanos()
     }
-    let spinning = measure(Setup::new(GETPID_LOOP));
-    let guest = Guest::new();
-    let sleeping = Systrap::with_spin(guest.memfd.as_fd(), 0, 0).unwrap();
-    let sleeping = measure(Setup::with(guest, sleeping, GETPID_LOOP));
-
+    let default = measure(Tuning::default());
+    let unbound = measure(Tuning {
+        follow_cpu: false,
+        ..Tuning::default()
+    });
+    let polling = measure(Tuning {
+        sentry_spin: 200,
+        stub_spin: 200,
+        follow_cpu: false,
+    });
     let ptrace = {
         let guest = Guest::new();
         guest.write(0, GETPID_LOOP);
@@ -571,7 +579,9 @@ fn syscall_round_trip_time() {
         (started.elapsed() / (ROUNDS * 10)).as_nanos()
     };
     eprintln!(
-        "ns per syscall round trip: systrap {spinning} (polling), systrap {sleeping} (futex only), ptrace {ptrace}, native {native}"
+        "ns per syscall round trip: systrap {default} (default: same CPU, futex), \
+         systrap {unbound} (futex, unbound), systrap {polling} (short polling, unbound), \
+         ptrace {ptrace}, native {native}"
     );
 }
 
