@@ -102,4 +102,3 @@ impl Drop for Guest {
         unsafe { libc::munmap(self.mem.cast(), MEMFD_SIZE) };
     }
 }
-

@@ -217,45 +217,45 @@ pub(crate) fn inject_into(
     nr: libc::c_long,
     args: [u64; 6],
 ) -> Result<u64> {
-        let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
-        let mut regs = saved;
-        regs.rip = stub::syscall_insn();
-        regs.rax = nr as u64;
-        // Not in a system call: no restart logic may rewrite rax or rip on the way out.
-        regs.orig_rax = u64::MAX;
-        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
-        ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
-        loop {
-            ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
-            match sys::wait(pid).map_err(host("wait4 (stub)"))? {
-                WaitStatus::Stopped {
-                    signal: libc::SIGTRAP,
-                    event: 0,
-                } => break,
-                // A late interrupt signal or a leftover seize stop: suppress it and go on.
-                WaitStatus::Stopped { signal, event } => {
-                    log::debug!("ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}");
-                }
-                died => {
-                    return Err(Error::StubDied {
-                        pid: pid.as_raw(),
-                        status: died.describe(),
-                    })
-                }
+    let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+    let mut regs = saved;
+    regs.rip = stub::syscall_insn();
+    regs.rax = nr as u64;
+    // Not in a system call: no restart logic may rewrite rax or rip on the way out.
+    regs.orig_rax = u64::MAX;
+    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+    ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    loop {
+        ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
+        match sys::wait(pid).map_err(host("wait4 (stub)"))? {
+            WaitStatus::Stopped {
+                signal: libc::SIGTRAP,
+                event: 0,
+            } => break,
+            // A late interrupt signal or a leftover seize stop: suppress it and go on.
+            WaitStatus::Stopped { signal, event } => {
+                log::debug!("ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}");
+            }
+            died => {
+                return Err(Error::StubDied {
+                    pid: pid.as_raw(),
+                    status: died.describe(),
+                })
             }
         }
-        let result = ptrace::getregs(pid)
-            .map_err(host("ptrace(PTRACE_GETREGS)"))?
-            .rax;
-        ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
-        let signed = result as i64;
-        if (-4095..0).contains(&signed) {
-            return Err(Error::Injected {
-                call,
-                errno: -signed as i32,
-            });
-        }
-        Ok(result)
+    }
+    let result = ptrace::getregs(pid)
+        .map_err(host("ptrace(PTRACE_GETREGS)"))?
+        .rax;
+    ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    let signed = result as i64;
+    if (-4095..0).contains(&signed) {
+        return Err(Error::Injected {
+            call,
+            errno: -signed as i32,
+        });
+    }
+    Ok(result)
 }
 
 impl PtraceAddressSpace {

@@ -364,7 +364,14 @@ unsafe fn shed_sentry(
     // `default_action` on this stack, or to our registered rseq area. Closing fds and dropping
     // the signal handlers cannot harm Rust code of the sentry because none runs here again.
     unsafe {
-        let high = |fd: RawFd| syscall(libc::SYS_fcntl, c_long::from(fd), c_long::from(libc::F_DUPFD), 3);
+        let high = |fd: RawFd| {
+            syscall(
+                libc::SYS_fcntl,
+                c_long::from(fd),
+                c_long::from(libc::F_DUPFD),
+                3,
+            )
+        };
         let memfd = high(memfd);
         let socket = high(socket);
         let extra = extra.map_or(-1, high);
@@ -578,7 +585,16 @@ unsafe fn become_zygote(
         } else {
             // SAFETY: a fork-like clone of this single-threaded zygote; the child turns into a
             // factory with raw system calls only and never returns.
-            let pid = unsafe { syscall(libc::SYS_clone, c_long::from(libc::CLONE_PARENT), 0, 0, 0, 0) };
+            let pid = unsafe {
+                syscall(
+                    libc::SYS_clone,
+                    c_long::from(libc::CLONE_PARENT),
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+            };
             if pid == 0 {
                 // SAFETY: we are that child.
                 unsafe { become_factory(0, Some(2), fd, parent, None) }

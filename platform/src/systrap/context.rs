@@ -162,7 +162,14 @@ impl SystrapContext {
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let shared_fixed = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         // fd 2 of every stub is the message file (see `FactoryMaster::with_zygote`).
-        let args = [base, sysmsg::REGION_SIZE, rw, shared_fixed, 2, slot.file_offset()];
+        let args = [
+            base,
+            sysmsg::REGION_SIZE,
+            rw,
+            shared_fixed,
+            2,
+            slot.file_offset(),
+        ];
         let mapped = inject_into(pid, "mmap (systrap region)", libc::SYS_mmap, args)?;
         if mapped != base {
             return Err(Error::Injected {

@@ -153,7 +153,10 @@ pub(crate) fn program(code: &SystrapCode) -> Vec<Insn> {
         }
         let mut block = vec![
             load(IP_LO),
-            jeq_else_skip(site.ip as u32, u8::try_from(tail.len()).expect("short block")),
+            jeq_else_skip(
+                site.ip as u32,
+                u8::try_from(tail.len()).expect("short block"),
+            ),
         ];
         block.extend(tail);
         blocks.push(block);

@@ -154,10 +154,7 @@ impl Platform for Systrap {
                 "futex",
                 "systrap hand-offs with stubs on their message regions",
             ),
-            (
-                "kill",
-                "systrap: interrupting a running stub (SIGUSR2)",
-            ),
+            ("kill", "systrap: interrupting a running stub (SIGUSR2)"),
             (
                 "waitid",
                 "systrap: checking that a stub that does not answer is still alive",

@@ -82,6 +82,14 @@ const REGIONS_BASE: u64 = STUB_BASE + 0x1_0000_0000;
 const MAX_SLOTS: u32 = 8192;
 const FILE_SIZE: u64 = MAX_SLOTS as u64 * REGION_SIZE;
 
+/// End of the x86-64 user address range with 4-level paging (`TASK_SIZE_MAX`).
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+// The regions fit between the stub pages and the end of user space, aligned.
+const _: () = assert!(REGIONS_BASE + FILE_SIZE <= TASK_SIZE);
+const _: () = assert!(REGIONS_BASE.is_multiple_of(REGION_SIZE));
+// Setup data (at most a page) lies in the stack part, clear of the message fields.
+const _: () = assert!(SCRATCH >= ALT_STACK && SCRATCH + 4096 <= REGION_SIZE as usize);
+
 /// `gregs` indices of `mcontext_t` (sys/ucontext.h `REG_*`).
 mod greg {
     pub(super) const R8: usize = 0;
@@ -240,7 +248,7 @@ pub(crate) struct Region<'a> {
 
 impl Region<'_> {
     fn word(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset % 4 == 0 && offset < OFF_SIGINFO);
+        debug_assert!(offset.is_multiple_of(4) && offset < OFF_SIGINFO);
         // SAFETY: `offset` is one of the aligned control words inside the region, which
         // lives as long as the file borrowed by `self`; all access to it is atomic.
         unsafe { AtomicU32::from_ptr(self.base.add(offset).cast()) }
@@ -259,20 +267,20 @@ impl Region<'_> {
     }
 
     fn read_u64(&self, offset: usize) -> u64 {
-        debug_assert!(offset % 8 == 0 && offset + 8 <= ALT_STACK);
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= ALT_STACK);
         // SAFETY: an aligned word inside the region; a racing writer can only change the
         // value, which is untrusted anyway.
         unsafe { self.base.add(offset).cast::<u64>().read_volatile() }
     }
 
     fn write_u64(&self, offset: usize, value: u64) {
-        debug_assert!(offset % 8 == 0 && offset + 8 <= ALT_STACK);
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= ALT_STACK);
         // SAFETY: as in `read_u64`.
         unsafe { self.base.add(offset).cast::<u64>().write_volatile(value) }
     }
 
     fn read_u32(&self, offset: usize) -> u32 {
-        debug_assert!(offset % 4 == 0 && offset + 4 <= ALT_STACK);
+        debug_assert!(offset.is_multiple_of(4) && offset + 4 <= ALT_STACK);
         // SAFETY: as in `read_u64`.
         unsafe { self.base.add(offset).cast::<u32>().read_volatile() }
     }
@@ -303,9 +311,24 @@ impl Region<'_> {
     /// software-reserved bytes, and the extended area) when `Some`.
     pub(crate) fn store_regs(&self, regs: &Regs, fp: Option<&[u8]>) {
         let gregs = [
-            regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15,
-            regs.rdi, regs.rsi, regs.rbp, regs.rbx, regs.rdx, regs.rax, regs.rcx, regs.rsp,
-            regs.rip, regs.eflags,
+            regs.r8,
+            regs.r9,
+            regs.r10,
+            regs.r11,
+            regs.r12,
+            regs.r13,
+            regs.r14,
+            regs.r15,
+            regs.rdi,
+            regs.rsi,
+            regs.rbp,
+            regs.rbx,
+            regs.rdx,
+            regs.rax,
+            regs.rcx,
+            regs.rsp,
+            regs.rip,
+            regs.eflags,
         ];
         for (i, value) in gregs.into_iter().enumerate() {
             self.write_u64(OFF_GREGS + 8 * i, value);
@@ -408,7 +431,10 @@ mod tests {
 
     #[test]
     fn ucontext_offsets_match_the_c_library() {
-        assert_eq!(std::mem::offset_of!(libc::ucontext_t, uc_mcontext), UC_GREGS);
+        assert_eq!(
+            std::mem::offset_of!(libc::ucontext_t, uc_mcontext),
+            UC_GREGS
+        );
         assert_eq!(
             std::mem::offset_of!(libc::ucontext_t, uc_mcontext)
                 + std::mem::offset_of!(libc::mcontext_t, fpregs),
@@ -421,10 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn regions_fit_between_the_stub_pages_and_the_end_of_user_space() {
-        const TASK_SIZE: u64 = 0x7fff_ffff_f000;
-        assert!(REGIONS_BASE + FILE_SIZE <= TASK_SIZE);
-        assert_eq!(REGIONS_BASE % REGION_SIZE, 0);
+    fn the_fp_area_holds_this_cpus_xsave_state() {
         assert!(FP_MAX >= crate::xsave_size());
     }
 }

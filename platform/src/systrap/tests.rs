@@ -99,7 +99,10 @@ fn registers_round_trip_through_the_handler() {
     let before = state.regs;
     assert_eq!(t.switch(&mut state), Exit::Syscall);
     let after = state.regs;
-    assert_eq!(after.orig_rax, 0x55, "the result became the next call's number");
+    assert_eq!(
+        after.orig_rax, 0x55,
+        "the result became the next call's number"
+    );
     assert_eq!(
         (after.rbx, after.rdx, after.rsi, after.rdi, after.rbp, after.rsp),
         (before.rbx, before.rdx, before.rsi, before.rdi, before.rbp, before.rsp)
