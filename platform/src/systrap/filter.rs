@@ -124,8 +124,9 @@ pub(crate) fn program(code: &SystrapCode) -> Vec<Insn> {
             jf: 0,
             k: AUDIT_ARCH_X86_64,
         },
-        // Not x86-64: there is nothing to emulate; kill.
-        ret(libc::SECCOMP_RET_KILL_PROCESS),
+        // Not x86-64 (`int 0x80`): the sentry sees it like any other system call, as with
+        // ptrace's PTRACE_SYSEMU; never allowed.
+        ret(libc::SECCOMP_RET_TRAP),
         load(IP_HI),
     ];
     let mut blocks: Vec<Vec<Insn>> = Vec::new();

@@ -597,3 +597,14 @@ fn host_syscalls_name_a_reason_each() {
         .iter()
         .all(|(name, why)| !name.is_empty() && !why.is_empty()));
 }
+
+#[test]
+fn int80_traps_like_a_system_call_instead_of_killing_the_stub() {
+    // `mov eax, 20; int 0x80`
+    let mut t = Setup::new(&[0xb8, 20, 0, 0, 0, 0xcd, 0x80]);
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 20);
+    assert_eq!(state.regs.rip, CODE + 7);
+    assert!(t.pids().iter().all(|&pid| !gone(pid)));
+}
