@@ -24,6 +24,9 @@
 #![allow(unsafe_code)]
 
 pub mod ptrace;
+pub mod systrap;
+#[cfg(test)]
+mod testing;
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -301,15 +304,10 @@ pub trait Platform: Send + Sync {
 pub fn create(name: &str, memfd: BorrowedFd<'_>) -> Result<Arc<dyn Platform>> {
     match name {
         "ptrace" => Ok(Arc::new(ptrace::Ptrace::new(memfd)?)),
+        "systrap" => Ok(Arc::new(systrap::Systrap::new(memfd)?)),
         other => Err(Error::Unavailable(
-            if other == "systrap" {
-                "systrap"
-            } else if other == "kvm" {
-                "kvm"
-            } else {
-                "unknown"
-            },
-            format!("platform {other:?} is not built; use --platform ptrace"),
+            if other == "kvm" { "kvm" } else { "unknown" },
+            format!("platform {other:?} is not built; use --platform ptrace or systrap"),
         )),
     }
 }

@@ -22,8 +22,9 @@ struct Cli {
 enum Command {
     /// Runs CMD in a sandbox: every system call is handled by the sentry.
     Do {
-        /// How application code is run: ptrace.
-        #[arg(long, default_value = "ptrace")]
+        /// How application code is run: ptrace or systrap (default: $RUNSC_RS_PLATFORM, else
+        /// ptrace).
+        #[arg(long, default_value_t = default_platform())]
         platform: String,
         /// Print one line per system call to stderr.
         #[arg(long)]
@@ -67,6 +68,12 @@ enum Command {
         #[arg(long, conflicts_with = "host")]
         markdown: bool,
     },
+}
+
+/// The platform of `do` when `--platform` is not given: `RUNSC_RS_PLATFORM` (lets test
+/// suites run every sandbox on another platform), else ptrace.
+fn default_platform() -> String {
+    std::env::var("RUNSC_RS_PLATFORM").unwrap_or_else(|_| "ptrace".into())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -19,16 +19,15 @@ use crate::{AddressSpace, Error, Perms, Result};
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An application address space of the ptrace platform.
-pub(super) struct PtraceAddressSpace {
+pub(crate) struct PtraceAddressSpace {
     id: u64,
     me: Weak<PtraceAddressSpace>,
     shared: Arc<Shared>,
     inner: Mutex<Inner>,
 }
 
-/// Guarded by `PtraceAddressSpace::inner`. Held while a stub is requested and adopted, so
-/// stub creation is serialised, only the factory holds its socket's far end whenever a request
-/// waits for an answer, and every stub is registered before anyone can release.
+/// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
+/// requests are serialised and every stub is registered before anyone can release.
 struct Inner {
     /// `None` once released.
     factory: Option<Factory>,
@@ -107,7 +106,7 @@ pub(super) fn stub_of(shared: &Shared, address_space: &Arc<dyn AddressSpace>) ->
 
 impl PtraceAddressSpace {
     /// Creates an address space with a fresh factory and registers it in `shared`.
-    pub(super) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
+    pub(crate) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
         let factory = shared.master.spawn_factory()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         log::info!(
@@ -145,22 +144,8 @@ impl PtraceAddressSpace {
         if let Some(pid) = local_stub(&self.shared, key) {
             return Ok(pid);
         }
-        let pid = {
-            let mut inner = self.lock();
-            let factory = inner.factory.as_ref().ok_or(Error::Host {
-                call: "stub factory request (address space released)",
-                source: Errno::ESRCH,
-            })?;
-            let pid = factory.new_stub()?;
-            // Still under the lock: until `adopt` closes the stub's copy of the factory
-            // socket, a dying factory would not show as end of file to the next request.
-            if let Err(e) = adopt(pid) {
-                sys::kill_and_reap(pid);
-                return Err(e);
-            }
-            inner.stubs.push(pid);
-            pid
-        };
+        let pid = self.spawn_stub()?;
+        seize(pid)?;
         log::debug!(
             "ptrace: address space {}: stub {pid} for thread {}",
             self.id,
@@ -178,8 +163,29 @@ impl PtraceAddressSpace {
         Ok(pid)
     }
 
-    /// Kills one stub whose tracer thread no longer needs it.
-    fn retire_stub(&self, pid: Pid) {
+    /// Creates a stub (waiting in `pause()`, not traced) and registers it, so that releasing
+    /// the address space kills it.
+    ///
+    /// # Errors
+    /// The address space was released, or its factory failed.
+    pub(crate) fn spawn_stub(&self) -> Result<Pid> {
+        let mut inner = self.lock();
+        let factory = inner.factory.as_ref().ok_or(Error::Host {
+            call: "stub factory request (address space released)",
+            source: Errno::ESRCH,
+        })?;
+        let pid = factory.new_stub()?;
+        inner.stubs.push(pid);
+        Ok(pid)
+    }
+
+    /// True once [`AddressSpace::release`] ran.
+    pub(crate) fn is_released(&self) -> bool {
+        self.lock().factory.is_none()
+    }
+
+    /// Kills one stub that nobody needs any more.
+    pub(crate) fn retire_stub(&self, pid: Pid) {
         let registered = {
             let mut inner = self.lock();
             let before = inner.stubs.len();
@@ -195,9 +201,64 @@ impl PtraceAddressSpace {
 
     /// Runs host system call `nr` in the calling thread's stub and returns its result.
     fn inject(&self, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
-        inject(self.stub_for_current_thread()?, call, nr, args)
+        let pid = self.stub_for_current_thread()?;
+        inject_into(pid, call, nr, args)
     }
+}
 
+/// Runs host system call `nr` in stub `pid`, stopped and traced by the calling thread, and
+/// returns its result. The stub's registers are as before afterwards.
+///
+/// # Errors
+/// ptrace failures, the stub died, or the call failed (the errno in [`Error::Injected`]).
+pub(crate) fn inject_into(
+    pid: Pid,
+    call: &'static str,
+    nr: libc::c_long,
+    args: [u64; 6],
+) -> Result<u64> {
+    let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+    let mut regs = saved;
+    regs.rip = stub::syscall_insn();
+    regs.rax = nr as u64;
+    // Not in a system call: no restart logic may rewrite rax or rip on the way out.
+    regs.orig_rax = u64::MAX;
+    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+    ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    loop {
+        ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
+        match sys::wait(pid).map_err(host("wait4 (stub)"))? {
+            WaitStatus::Stopped {
+                signal: libc::SIGTRAP,
+                event: 0,
+            } => break,
+            // A late interrupt signal or a leftover seize stop: suppress it and go on.
+            WaitStatus::Stopped { signal, event } => {
+                log::debug!("ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}");
+            }
+            died => {
+                return Err(Error::StubDied {
+                    pid: pid.as_raw(),
+                    status: died.describe(),
+                })
+            }
+        }
+    }
+    let result = ptrace::getregs(pid)
+        .map_err(host("ptrace(PTRACE_GETREGS)"))?
+        .rax;
+    ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    let signed = result as i64;
+    if (-4095..0).contains(&signed) {
+        return Err(Error::Injected {
+            call,
+            errno: -signed as i32,
+        });
+    }
+    Ok(result)
+}
+
+impl PtraceAddressSpace {
     /// Refuses ranges that would reach the stub pages (or wrap).
     fn check_range(call: &'static str, addr: u64, len: u64) -> Result<()> {
         match addr.checked_add(len) {
@@ -264,9 +325,12 @@ impl Drop for PtraceAddressSpace {
     }
 }
 
-/// Makes the calling thread the tracer of a fresh stub, waits for it to stop, and closes the
-/// stub's end of the factory socket (fd 1): it has answered and must not keep the socket open.
-fn adopt(pid: Pid) -> Result<()> {
+/// Makes the calling thread the tracer of a fresh stub and waits for it to stop.
+///
+/// The stop may come between the stub's answer to its factory and its `close(1)`: a stub
+/// kept stopped there would hold the factory's socket open forever, and a dead factory would
+/// never show as end of file. So the close is run here (again, harmlessly, if it was done).
+pub(crate) fn seize(pid: Pid) -> Result<()> {
     let options = ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL;
     ptrace::seize(pid, options).map_err(host("ptrace(PTRACE_SEIZE)"))?;
     ptrace::interrupt(pid).map_err(host("ptrace(PTRACE_INTERRUPT)"))?;
@@ -279,53 +343,10 @@ fn adopt(pid: Pid) -> Result<()> {
             })
         }
     }
-    inject(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]).map(drop)
-}
-
-/// Runs host system call `nr` in the stopped stub `pid` (traced by the calling thread) and
-/// returns its result. The stub's registers are restored afterwards.
-fn inject(pid: Pid, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
-    let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
-    let mut regs = saved;
-    regs.rip = stub::syscall_insn();
-    regs.rax = nr as u64;
-    // Not in a system call: no restart logic may rewrite rax or rip on the way out.
-    regs.orig_rax = u64::MAX;
-    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
-    ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
-    loop {
-        ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
-        match sys::wait(pid).map_err(host("wait4 (stub)"))? {
-            WaitStatus::Stopped {
-                signal: libc::SIGTRAP,
-                event: 0,
-            } => break,
-            // A late interrupt signal or a leftover seize stop: suppress it and go on.
-            WaitStatus::Stopped { signal, event } => {
-                log::debug!(
-                    "ptrace: stub {pid}: suppressed stop (signal {signal}, event {event}) during {call}"
-                );
-            }
-            died => {
-                return Err(Error::StubDied {
-                    pid: pid.as_raw(),
-                    status: died.describe(),
-                })
-            }
-        }
+    match inject_into(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]) {
+        Ok(_) | Err(Error::Injected { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
-    let result = ptrace::getregs(pid)
-        .map_err(host("ptrace(PTRACE_GETREGS)"))?
-        .rax;
-    ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
-    let signed = result as i64;
-    if (-4095..0).contains(&signed) {
-        return Err(Error::Injected {
-            call,
-            errno: -signed as i32,
-        });
-    }
-    Ok(result)
 }
 
 /// Registry of a platform's live address spaces by key (see [`stub_of`]).
@@ -334,7 +355,7 @@ pub(super) type Registry = Mutex<HashMap<usize, Weak<PtraceAddressSpace>>>;
 #[cfg(test)]
 impl PtraceAddressSpace {
     /// The factory and every registered stub, for tests that check they are gone.
-    pub(super) fn pids(&self) -> Vec<Pid> {
+    pub(crate) fn pids(&self) -> Vec<Pid> {
         let inner = self.lock();
         inner
             .factory

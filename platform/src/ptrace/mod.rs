@@ -23,11 +23,11 @@
 //! kills the stubs it traced (thread-local destructor, and `PTRACE_O_EXITKILL` as a backstop).
 //! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`).
 
-mod address_space;
+pub(crate) mod address_space;
 mod context;
-mod factory;
-mod stub;
-mod sys;
+pub(crate) mod factory;
+pub(crate) mod stub;
+pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
 
@@ -45,7 +45,7 @@ pub struct Ptrace {
 }
 
 /// State shared by the platform, its address spaces and its contexts.
-struct Shared {
+pub(crate) struct Shared {
     master: FactoryMaster,
     /// Live address spaces by key, so a context can find the address space behind an
     /// `&Arc<dyn AddressSpace>` (see `address_space::stub_of`).
@@ -61,13 +61,19 @@ impl Ptrace {
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
         stub::install()?;
         let memfd = dup_cloexec(memfd)?;
-        let shared = Shared {
-            master: FactoryMaster::new(memfd),
-            address_spaces: Mutex::default(),
-        };
         Ok(Ptrace {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared::new(FactoryMaster::new(memfd))),
         })
+    }
+}
+
+impl Shared {
+    /// State over `master`, with no address spaces yet.
+    pub(crate) fn new(master: FactoryMaster) -> Shared {
+        Shared {
+            master,
+            address_spaces: Mutex::default(),
+        }
     }
 }
 
@@ -85,80 +91,85 @@ impl Platform for Ptrace {
     }
 
     fn host_syscalls(&self) -> Vec<(&'static str, &'static str)> {
-        // The factory and the stubs are forked from the sentry and inherit its seccomp
-        // filter, so the calls they make are listed too.
-        vec![
-            (
-                "ptrace",
-                "seizing stubs, running them (PTRACE_SYSEMU), registers, FP state, signal info",
-            ),
-            (
-                "wait4",
-                "waiting for stub stops; reaping stubs and factories",
-            ),
-            ("waitid", "learning how a stub factory died (WNOWAIT)"),
-            (
-                "kill",
-                "interrupting a running stub (SIGUSR2); killing stubs and factories",
-            ),
-            ("gettid", "binding a context to its host thread"),
-            (
-                "clone",
-                "forking a stub factory (master thread); a factory creating a stub",
-            ),
-            ("clone3", "starting the factory master thread"),
-            (
-                "futex",
-                "requests to the factory master thread; address-space locks",
-            ),
-            ("socketpair", "the request socket of a stub factory"),
-            (
-                "setsockopt",
-                "SO_PASSCRED on the factory socket: the kernel names each new stub",
-            ),
-            ("sendto", "asking a factory for a stub"),
-            ("recvmsg", "receiving a new stub's credentials"),
-            (
-                "close",
-                "closing factory sockets; injected close of a new stub's copy of the factory socket",
-            ),
-            (
-                "fcntl",
-                "duplicating the memory file (F_DUPFD_CLOEXEC); factory fd setup (F_DUPFD)",
-            ),
-            (
-                "dup2",
-                "factory fd setup: memory file as fd 0, socket as fd 1",
-            ),
-            (
-                "close_range",
-                "factory fd setup: closing every other descriptor",
-            ),
-            ("prctl", "PR_SET_PDEATHSIG in factories and stubs"),
-            (
-                "getppid",
-                "a new factory checking that the sentry is still alive",
-            ),
-            ("getpid", "forking a factory"),
-            ("rt_sigprocmask", "factory setup: unblocking every signal"),
-            ("rt_sigaction", "factory setup: default signal dispositions"),
-            (
-                "rseq",
-                "factory setup: unregistering the inherited rseq area",
-            ),
-            (
-                "mmap",
-                "mapping the stub pages; injected map of memory-file ranges in stubs",
-            ),
-            (
-                "mprotect",
-                "making the stub code page read-only and executable",
-            ),
-            ("munmap", "factory setup; injected unmap in stubs"),
-            ("read", "a factory waiting for requests"),
-            ("write", "a factory or a new stub answering a request"),
-            ("pause", "a new stub waiting to be seized"),
-            ("exit_group", "a factory exiting when its socket closes"),
-        ]
+        host_syscalls()
     }
+}
+
+/// The host system calls of the ptrace machinery (see [`Platform::host_syscalls`]).
+pub(crate) fn host_syscalls() -> Vec<(&'static str, &'static str)> {
+    // The factory and the stubs are forked from the sentry and inherit its seccomp
+    // filter, so the calls they make are listed too.
+    vec![
+        (
+            "ptrace",
+            "seizing stubs, running them (PTRACE_SYSEMU), registers, FP state, signal info",
+        ),
+        (
+            "wait4",
+            "waiting for stub stops; reaping stubs and factories",
+        ),
+        ("waitid", "learning how a stub factory died (WNOWAIT)"),
+        (
+            "kill",
+            "interrupting a running stub (SIGUSR2); killing stubs and factories",
+        ),
+        ("gettid", "binding a context to its host thread"),
+        (
+            "clone",
+            "forking a stub factory (master thread); a factory creating a stub",
+        ),
+        ("clone3", "starting the factory master thread"),
+        (
+            "futex",
+            "requests to the factory master thread; address-space locks",
+        ),
+        ("socketpair", "the request socket of a stub factory"),
+        (
+            "setsockopt",
+            "SO_PASSCRED on the factory socket: the kernel names each new stub",
+        ),
+        ("sendto", "asking a factory for a stub"),
+        ("recvmsg", "receiving a new stub's credentials"),
+        (
+            "close",
+            "closing factory sockets; a new stub closing its copy of the factory socket",
+        ),
+        (
+            "fcntl",
+            "duplicating the memory file (F_DUPFD_CLOEXEC); factory fd setup (F_DUPFD)",
+        ),
+        (
+            "dup2",
+            "factory fd setup: memory file as fd 0, socket as fd 1",
+        ),
+        (
+            "close_range",
+            "factory fd setup: closing every other descriptor",
+        ),
+        ("prctl", "PR_SET_PDEATHSIG in factories and stubs"),
+        (
+            "getppid",
+            "a new factory checking that the sentry is still alive",
+        ),
+        ("getpid", "forking a factory"),
+        ("rt_sigprocmask", "factory setup: unblocking every signal"),
+        ("rt_sigaction", "factory setup: default signal dispositions"),
+        (
+            "rseq",
+            "factory setup: unregistering the inherited rseq area",
+        ),
+        (
+            "mmap",
+            "mapping the stub pages; injected map of memory-file ranges in stubs",
+        ),
+        (
+            "mprotect",
+            "making the stub code page read-only and executable",
+        ),
+        ("munmap", "factory setup; injected unmap in stubs"),
+        ("read", "a factory waiting for requests"),
+        ("write", "a factory or a new stub answering a request"),
+        ("pause", "a new stub waiting to be seized"),
+        ("exit_group", "a factory exiting when its socket closes"),
+    ]
 }

@@ -14,10 +14,11 @@ use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
+use crate::systrap::sysmsg;
 use crate::{Error, Result, MAX_USER_ADDRESS, PAGE_SIZE};
 
 /// Where the stub pages live in the sentry, in every factory and in every stub.
-pub(super) const STUB_BASE: u64 = MAX_USER_ADDRESS;
+pub(crate) const STUB_BASE: u64 = MAX_USER_ADDRESS;
 const STUB_LEN: u64 = 2 * PAGE_SIZE;
 /// The factory's read buffer; also the bottom of its stack.
 const DATA_PAGE: u64 = STUB_BASE + PAGE_SIZE;
@@ -109,6 +110,146 @@ global_asm!(
     "    mov eax, {sys_pause}",
     "    syscall",
     "    jmp runsc_ptrace_stub_pause",
+    // The systrap platform's signal handler (see `crate::systrap`); r12 = message region.
+    ".globl runsc_systrap_entry",
+    ".hidden runsc_systrap_entry",
+    ".globl runsc_systrap_handler",
+    ".hidden runsc_systrap_handler",
+    ".globl runsc_systrap_restorer",
+    ".hidden runsc_systrap_restorer",
+    ".globl runsc_systrap_site_wake",
+    ".hidden runsc_systrap_site_wake",
+    ".globl runsc_systrap_site_wait",
+    ".hidden runsc_systrap_site_wait",
+    ".globl runsc_systrap_site_arch_prctl",
+    ".hidden runsc_systrap_site_arch_prctl",
+    ".globl runsc_systrap_site_sigreturn",
+    ".hidden runsc_systrap_site_sigreturn",
+    "runsc_systrap_entry:",
+    "    ud2",
+    "runsc_systrap_handler:",
+    "    mov r12, rsp",
+    "    and r12, {region_mask}",
+    "    mov r13, rdx",
+    "    lea rdi, [r12 + {off_siginfo}]",
+    "    mov ecx, 128",
+    "    rep movsb",
+    "    lea rdi, [r12 + {off_gregs}]",
+    "    lea rsi, [r13 + {uc_gregs}]",
+    "    mov ecx, {gregs_len}",
+    "    rep movsb",
+    "    mov rsi, [r13 + {uc_fpstate}]",
+    "    xor ecx, ecx",
+    "    test rsi, rsi",
+    "    jz .Lsystrap_fp_saved",
+    "    call .Lsystrap_fp_len",
+    "    lea rdi, [r12 + {off_fp}]",
+    "    rep movsb",
+    "    mov rsi, [r13 + {uc_fpstate}]",
+    "    call .Lsystrap_fp_len",
+    ".Lsystrap_fp_saved:",
+    "    mov dword ptr [r12 + {off_fp_len}], ecx",
+    "    cmp dword ptr [r12 + {off_fsgsbase}], 0",
+    "    je .Lsystrap_publish",
+    // rdfsbase rax; rdgsbase rax
+    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xc0",
+    "    mov [r12 + {off_fs_base}], rax",
+    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xc8",
+    "    mov [r12 + {off_gs_base}], rax",
+    ".Lsystrap_publish:",
+    "    mov eax, {event}",
+    "    xchg dword ptr [r12 + {off_state}], eax",
+    "    cmp dword ptr [r12 + {off_sentry_sleeping}], 0",
+    "    je .Lsystrap_spin_start",
+    "    mov eax, {sys_futex}",
+    "    lea rdi, [r12 + {off_state}]",
+    "    mov esi, {futex_wake}",
+    "    mov edx, 1",
+    "    syscall",
+    "runsc_systrap_site_wake:",
+    ".Lsystrap_spin_start:",
+    "    mov ecx, dword ptr [r12 + {off_spin}]",
+    ".Lsystrap_spin:",
+    "    cmp dword ptr [r12 + {off_state}], {resume}",
+    "    je .Lsystrap_resumed",
+    "    test ecx, ecx",
+    "    jz .Lsystrap_sleep",
+    "    dec ecx",
+    "    pause",
+    "    jmp .Lsystrap_spin",
+    ".Lsystrap_sleep:",
+    "    mov eax, 1",
+    "    xchg dword ptr [r12 + {off_stub_sleeping}], eax",
+    "    cmp dword ptr [r12 + {off_state}], {resume}",
+    "    je .Lsystrap_awake",
+    "    mov eax, {sys_futex}",
+    "    lea rdi, [r12 + {off_state}]",
+    "    mov esi, {futex_wait}",
+    "    mov edx, {event}",
+    "    xor r10d, r10d",
+    "    syscall",
+    "runsc_systrap_site_wait:",
+    "    jmp .Lsystrap_sleep",
+    ".Lsystrap_awake:",
+    "    mov dword ptr [r12 + {off_stub_sleeping}], 0",
+    ".Lsystrap_resumed:",
+    "    lea rdi, [r13 + {uc_gregs}]",
+    "    lea rsi, [r12 + {off_gregs}]",
+    "    mov ecx, {gregs_restored}",
+    "    rep movsb",
+    "    cmp dword ptr [r12 + {off_fp_dirty}], 0",
+    "    je .Lsystrap_bases",
+    "    mov rsi, [r13 + {uc_fpstate}]",
+    "    test rsi, rsi",
+    "    jz .Lsystrap_bases",
+    // The legacy area up to the software-reserved bytes, then the rest: the kernel's own
+    // format words (magic, sizes) in the frame are never replaced.
+    "    mov rdi, rsi",
+    "    lea rsi, [r12 + {off_fp}]",
+    "    mov ecx, {fp_sw_reserved}",
+    "    rep movsb",
+    "    mov rsi, [r13 + {uc_fpstate}]",
+    "    call .Lsystrap_fp_len",
+    "    sub ecx, {fp_legacy}",
+    "    jbe .Lsystrap_bases",
+    "    mov rdi, [r13 + {uc_fpstate}]",
+    "    add rdi, {fp_legacy}",
+    "    lea rsi, [r12 + {off_fp} + {fp_legacy}]",
+    "    rep movsb",
+    ".Lsystrap_bases:",
+    "    cmp dword ptr [r12 + {off_fsgsbase}], 0",
+    "    je .Lsystrap_set_fs",
+    // wrfsbase rax; wrgsbase rax
+    "    mov rax, [r12 + {off_fs_base}]",
+    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xd0",
+    "    mov rax, [r12 + {off_gs_base}]",
+    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xd8",
+    "    ret",
+    ".Lsystrap_set_fs:",
+    "    mov eax, {sys_arch_prctl}",
+    "    mov edi, {arch_set_fs}",
+    "    mov rsi, [r12 + {off_fs_base}]",
+    "    syscall",
+    "runsc_systrap_site_arch_prctl:",
+    "    ret",
+    // ecx = bytes of the frame's FP area at rsi to copy: the XSAVE size the kernel recorded
+    // (bounded by the message area), or the 512-byte legacy area without the XSAVE magic.
+    // Uses the stack word below the frame's return address: the handler's only call.
+    ".Lsystrap_fp_len:",
+    "    mov ecx, {fp_legacy}",
+    "    cmp dword ptr [rsi + {fp_sw_reserved}], {fp_magic1}",
+    "    jne .Lsystrap_fp_len_done",
+    "    mov ecx, dword ptr [rsi + {fp_sw_xstate_size}]",
+    "    cmp ecx, {fp_max}",
+    "    jbe .Lsystrap_fp_len_done",
+    "    mov ecx, {fp_max}",
+    ".Lsystrap_fp_len_done:",
+    "    ret",
+    "runsc_systrap_restorer:",
+    "    mov eax, {sys_rt_sigreturn}",
+    "    syscall",
+    "runsc_systrap_site_sigreturn:",
+    "    ud2",
     "runsc_ptrace_stub_end:",
     ".popsection",
     stub_base = const STUB_BASE,
@@ -125,13 +266,81 @@ global_asm!(
     sys_prctl = const libc::SYS_prctl,
     sys_pause = const libc::SYS_pause,
     sys_exit_group = const libc::SYS_exit_group,
+    region_mask = const -(sysmsg::REGION_SIZE as i64),
+    off_state = const sysmsg::OFF_STATE,
+    off_stub_sleeping = const sysmsg::OFF_STUB_SLEEPING,
+    off_sentry_sleeping = const sysmsg::OFF_SENTRY_SLEEPING,
+    off_fp_dirty = const sysmsg::OFF_FP_DIRTY,
+    off_fsgsbase = const sysmsg::OFF_FSGSBASE,
+    off_fp_len = const sysmsg::OFF_FP_LEN,
+    off_spin = const sysmsg::OFF_SPIN,
+    off_fs_base = const sysmsg::OFF_FS_BASE,
+    off_gs_base = const sysmsg::OFF_GS_BASE,
+    off_siginfo = const sysmsg::OFF_SIGINFO,
+    off_gregs = const sysmsg::OFF_GREGS,
+    off_fp = const sysmsg::OFF_FP,
+    fp_max = const sysmsg::FP_MAX,
+    gregs_len = const sysmsg::GREGS_LEN,
+    gregs_restored = const sysmsg::GREGS_RESTORED,
+    uc_gregs = const sysmsg::UC_GREGS,
+    uc_fpstate = const sysmsg::UC_FPSTATE,
+    fp_legacy = const sysmsg::FP_LEGACY,
+    fp_sw_reserved = const sysmsg::FP_SW_RESERVED,
+    fp_sw_xstate_size = const sysmsg::FP_SW_XSTATE_SIZE,
+    fp_magic1 = const sysmsg::FP_XSTATE_MAGIC1,
+    event = const sysmsg::STATE_EVENT,
+    resume = const sysmsg::STATE_RESUME,
+    futex_wake = const libc::FUTEX_WAKE,
+    futex_wait = const libc::FUTEX_WAIT,
+    arch_set_fs = const sysmsg::ARCH_SET_FS,
+    sys_futex = const libc::SYS_futex,
+    sys_arch_prctl = const libc::SYS_arch_prctl,
+    sys_rt_sigreturn = const libc::SYS_rt_sigreturn,
 );
 
 extern "C" {
     static runsc_ptrace_stub_start: u8;
     static runsc_ptrace_stub_syscall: u8;
     static runsc_ptrace_stub_factory: u8;
+    static runsc_systrap_entry: u8;
+    static runsc_systrap_handler: u8;
+    static runsc_systrap_restorer: u8;
+    static runsc_systrap_site_wake: u8;
+    static runsc_systrap_site_wait: u8;
+    static runsc_systrap_site_arch_prctl: u8;
+    static runsc_systrap_site_sigreturn: u8;
     static runsc_ptrace_stub_end: u8;
+}
+
+/// Addresses of the systrap platform's code in every stub.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystrapCode {
+    /// `ud2`: a stub detached here enters the handler once and parks in it.
+    pub(crate) entry: u64,
+    /// The signal handler (`sa_handler`, with `SA_SIGINFO | SA_ONSTACK`).
+    pub(crate) handler: u64,
+    /// `rt_sigreturn` (`sa_restorer`).
+    pub(crate) restorer: u64,
+    /// The instruction after each system call the handler makes: the instruction pointer
+    /// seccomp reports for it.
+    pub(crate) site_wake: u64,
+    pub(crate) site_wait: u64,
+    pub(crate) site_arch_prctl: u64,
+    pub(crate) site_sigreturn: u64,
+}
+
+/// Where the systrap handler's pieces are in every stub.
+pub(crate) fn systrap_code() -> SystrapCode {
+    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
+    SystrapCode {
+        entry: at(&raw const runsc_systrap_entry),
+        handler: at(&raw const runsc_systrap_handler),
+        restorer: at(&raw const runsc_systrap_restorer),
+        site_wake: at(&raw const runsc_systrap_site_wake),
+        site_wait: at(&raw const runsc_systrap_site_wait),
+        site_arch_prctl: at(&raw const runsc_systrap_site_arch_prctl),
+        site_sigreturn: at(&raw const runsc_systrap_site_sigreturn),
+    }
 }
 
 /// Offset of a stub symbol from the start of the code blob.
@@ -140,7 +349,7 @@ fn offset_of(symbol: *const u8) -> u64 {
 }
 
 /// Address of `syscall; int3` in every stub.
-pub(super) fn syscall_insn() -> u64 {
+pub(crate) fn syscall_insn() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_stub_syscall)
 }
 
@@ -154,7 +363,7 @@ pub(super) fn factory_entry() -> u64 {
 /// # Errors
 /// [`Error::Unavailable`] when something of the sentry already occupies [`STUB_BASE`];
 /// [`Error::Host`] when the mapping fails otherwise.
-pub(super) fn install() -> Result<()> {
+pub(crate) fn install() -> Result<()> {
     static INSTALLED: OnceLock<std::result::Result<(), Errno>> = OnceLock::new();
     match *INSTALLED.get_or_init(map_stub_pages) {
         Ok(()) => Ok(()),

@@ -9,7 +9,7 @@ use crate::Error;
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
 /// Maps a nix error of `call` to the platform error.
-pub(super) fn host(call: &'static str) -> impl FnOnce(Errno) -> Error {
+pub(crate) fn host(call: &'static str) -> impl FnOnce(Errno) -> Error {
     move |source| Error::Host { call, source }
 }
 
@@ -68,7 +68,7 @@ pub(super) fn wait(pid: Pid) -> nix::Result<WaitStatus> {
 }
 
 /// Kills `pid` and reaps it. Quiet if it is already gone or another thread reaped it.
-pub(super) fn kill_and_reap(pid: Pid) {
+pub(crate) fn kill_and_reap(pid: Pid) {
     if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
         log::debug!("ptrace: kill({pid}) failed: {e}");
     }

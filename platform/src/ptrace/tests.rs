@@ -1,6 +1,6 @@
 //! Tests of the ptrace platform with hand-assembled application code.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -11,107 +11,12 @@ use nix::unistd::Pid;
 use super::address_space::PtraceAddressSpace;
 use super::factory::RseqArea;
 use super::Ptrace;
+use crate::testing::*;
 use crate::{Access, AddressSpace, Context, CpuState, Error, Exit, Perms, Platform, PAGE_SIZE};
 
-const MEMFD_SIZE: usize = 16 << 20;
-/// `si_code`s of SIGSEGV (asm-generic/siginfo.h).
-const SEGV_MAPERR: i32 = 1;
-const SEGV_ACCERR: i32 = 2;
-const CODE: u64 = 0x40_0000;
-const DATA: u64 = 0x50_0000;
-
-/// `mov eax, 39; syscall; mov rdi, rax; mov eax, 60; syscall`
-const GETPID_THEN_EXIT: &[u8] = &[
-    0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0x48, 0x89, 0xc7, 0xb8, 60, 0, 0, 0, 0x0f, 0x05,
-];
-/// `loop: mov eax, 39; syscall; jmp loop`
-const GETPID_LOOP: &[u8] = &[0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
-/// `jmp $`
-const SPIN: &[u8] = &[0xeb, 0xfe];
-const UD2: &[u8] = &[0x0f, 0x0b];
-const INT3: &[u8] = &[0xcc];
-/// `xor ecx, ecx; div ecx`
-const DIVIDE_BY_ZERO: &[u8] = &[0x31, 0xc9, 0xf7, 0xf1];
-/// `movq rax, xmm0; movq xmm1, rdi; syscall`
-const FP_PROGRAM: &[u8] = &[
-    0x66, 0x48, 0x0f, 0x7e, 0xc0, 0x66, 0x48, 0x0f, 0x6e, 0xcf, 0x0f, 0x05,
-];
-/// `mov rax, fs:[0]; syscall`
-const LOAD_FS0: &[u8] = &[0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x0f, 0x05];
-/// `movabs rax, [0x8000_0000_0000]; syscall` (non-canonical: general-protection fault)
-const NON_CANONICAL_LOAD: &[u8] = &[0x48, 0xa1, 0, 0, 0, 0, 0, 0x80, 0, 0, 0x0f, 0x05];
-
-/// `mov rax, [addr]; syscall` (`addr` below 2 GiB)
-fn load(addr: u64) -> Vec<u8> {
-    let mut code = vec![0x48, 0x8b, 0x04, 0x25];
-    code.extend_from_slice(&u32::try_from(addr).unwrap().to_le_bytes());
-    code.extend_from_slice(&[0x0f, 0x05]);
-    code
-}
-
-/// `mov rax, value; mov [addr], rax; syscall` (`addr` below 2 GiB)
-fn store(addr: u64, value: u64) -> Vec<u8> {
-    let mut code = vec![0x48, 0xb8];
-    code.extend_from_slice(&value.to_le_bytes());
-    code.extend_from_slice(&[0x48, 0x89, 0x04, 0x25]);
-    code.extend_from_slice(&u32::try_from(addr).unwrap().to_le_bytes());
-    code.extend_from_slice(&[0x0f, 0x05]);
-    code
-}
-
-/// A memory file, also mapped in the test process to write code and data into it.
-struct Guest {
-    memfd: OwnedFd,
-    mem: *mut u8,
-}
-
 impl Guest {
-    fn new() -> Guest {
-        // SAFETY: plain memfd_create with a NUL-terminated name.
-        let fd = unsafe { libc::memfd_create(c"ptrace-test".as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0, "memfd_create: {}", Errno::last());
-        // SAFETY: fd was just created and is owned by nobody else.
-        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        nix::unistd::ftruncate(&memfd, MEMFD_SIZE as i64).unwrap();
-        // SAFETY: a fresh shared mapping of the whole memfd, placed by the kernel.
-        let mem = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                MEMFD_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        assert_ne!(mem, libc::MAP_FAILED, "mmap: {}", Errno::last());
-        Guest {
-            memfd,
-            mem: mem.cast(),
-        }
-    }
-
-    fn write(&self, offset: u64, bytes: &[u8]) {
-        assert!(offset as usize + bytes.len() <= MEMFD_SIZE);
-        // SAFETY: the range is inside our mapping of the memfd (checked above).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.mem.add(offset as usize),
-                bytes.len(),
-            )
-        }
-    }
-
     fn platform(&self) -> Ptrace {
         Ptrace::new(self.memfd.as_fd()).unwrap()
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`; nothing refers to it any more.
-        unsafe { libc::munmap(self.mem.cast(), MEMFD_SIZE) };
     }
 }
 

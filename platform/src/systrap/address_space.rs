@@ -1,0 +1,100 @@
+//! Address spaces: a ptrace address space (factory, injection, stub registry) plus the
+//! message regions of the systrap stubs running in it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use nix::unistd::Pid;
+
+use super::sysmsg::Slot;
+use super::Shared;
+use crate::ptrace::address_space::PtraceAddressSpace;
+use crate::{AddressSpace, Perms, Result};
+
+/// An application address space of the systrap platform.
+pub(super) struct SystrapAddressSpace {
+    shared: Arc<Shared>,
+    pub(super) ptrace: Arc<PtraceAddressSpace>,
+    slots: Mutex<Slots>,
+}
+
+/// Guarded by `SystrapAddressSpace::slots`.
+#[derive(Default)]
+struct Slots {
+    /// Regions mapped in this address space, in use by a stub or not.
+    all: Vec<Slot>,
+    /// Regions of retired stubs: still mapped here, so only this address space may reuse
+    /// them (another one's stub would share its registers with this application).
+    free: Vec<Slot>,
+}
+
+impl SystrapAddressSpace {
+    pub(super) fn create(shared: &Arc<Shared>) -> Result<Arc<SystrapAddressSpace>> {
+        let ptrace = PtraceAddressSpace::create(&shared.ptrace)?;
+        let space = Arc::new(SystrapAddressSpace {
+            shared: shared.clone(),
+            ptrace,
+            slots: Mutex::default(),
+        });
+        shared
+            .address_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(space.key(), Arc::downgrade(&space));
+        Ok(space)
+    }
+
+    pub(super) fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A message region for a new stub.
+    pub(super) fn alloc_slot(&self) -> Result<Slot> {
+        if let Some(slot) = self.lock().free.pop() {
+            return Ok(slot);
+        }
+        let slot = self.shared.sysmsg.alloc()?;
+        self.lock().all.push(slot);
+        Ok(slot)
+    }
+
+    /// Kills a stub nobody needs any more and keeps its region for reuse here.
+    pub(super) fn retire(&self, pid: Option<Pid>, slot: Slot) {
+        if let Some(pid) = pid {
+            self.ptrace.retire_stub(pid);
+        }
+        self.lock().free.push(slot);
+    }
+}
+
+impl AddressSpace for SystrapAddressSpace {
+    fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) -> Result<()> {
+        self.ptrace.map(addr, len, file_offset, perms)
+    }
+
+    fn unmap(&self, addr: u64, len: u64) -> Result<()> {
+        self.ptrace.unmap(addr, len)
+    }
+
+    fn release(&self) {
+        self.ptrace.release();
+    }
+}
+
+impl Drop for SystrapAddressSpace {
+    fn drop(&mut self) {
+        // Every process of the address space is killed and reaped here, so no mapping of
+        // the regions survives: they may go to other address spaces.
+        self.ptrace.release();
+        let slots = std::mem::take(&mut self.lock().all);
+        self.shared.sysmsg.free(slots);
+        self.shared
+            .address_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key());
+    }
+}

@@ -1,0 +1,484 @@
+//! Contexts: running application code in the context's own systrap stub.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, PoisonError, Weak};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{gettid, Pid};
+
+use super::address_space::SystrapAddressSpace;
+use super::filter;
+use super::sysmsg::{self, Region, Slot, SCRATCH, STATE_EVENT, STATE_RESUME};
+use super::Shared;
+use crate::ptrace::address_space::{inject_into, seize};
+use crate::ptrace::stub;
+use crate::ptrace::sys::host;
+use crate::{
+    Access, AddressSpace, Context, CpuState, Error, Exit, Interrupter, Result, SignalInfo,
+};
+
+/// The host signal an [`Interrupter`] sends to a running stub.
+const INTERRUPT_SIGNAL: Signal = Signal::SIGUSR2;
+/// Signals the stub's handler catches.
+const HANDLED: [i32; 7] = [
+    libc::SIGSYS,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGUSR2,
+];
+/// `si_code` of a seccomp `SIGSYS`.
+const SYS_SECCOMP: i32 = 1;
+/// x86 page-fault error code bits.
+const PF_WRITE: u64 = 1 << 1;
+const PF_INSTR: u64 = 1 << 4;
+const TRAP_PAGE_FAULT: u64 = 14;
+/// How long the sentry sleeps on a silent stub before checking that it still lives.
+const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
+/// Scratch layout for the setup calls.
+const SCRATCH_SIGALTSTACK: usize = SCRATCH;
+const SCRATCH_SIGACTION: usize = SCRATCH + 64;
+const SCRATCH_FPROG: usize = SCRATCH + 128;
+const SCRATCH_FILTER: usize = SCRATCH + 256;
+
+/// One application thread's way onto the CPU.
+pub(super) struct SystrapContext {
+    shared: Arc<Shared>,
+    /// The creating host thread (stub setup uses ptrace, which is per thread).
+    tid: Pid,
+    interrupt: Arc<SystrapInterrupter>,
+    stubs: Vec<ContextStub>,
+}
+
+/// The context's stub in one address space.
+struct ContextStub {
+    key: usize,
+    owner: Weak<SystrapAddressSpace>,
+    pid: Pid,
+    slot: Slot,
+    /// The CPU the stub is bound to (`Tuning::follow_cpu`), if any.
+    cpu: Cell<Option<usize>>,
+}
+
+impl Drop for ContextStub {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.retire(Some(self.pid), self.slot);
+        }
+    }
+}
+
+/// Interrupts a context from another thread: the same handshake as the ptrace platform's
+/// (`pending` then `running_pid` against `running_pid` then `pending`, all SeqCst).
+#[derive(Default)]
+struct SystrapInterrupter {
+    pending: AtomicBool,
+    running_pid: AtomicI32,
+}
+
+impl Interrupter for SystrapInterrupter {
+    fn interrupt(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        let pid = self.running_pid.load(Ordering::SeqCst);
+        if pid != 0 {
+            // A stub parked in its handler has the signal blocked: it arrives when the
+            // application runs again and costs one spurious `Exit::Interrupted`.
+            if let Err(e) = kill(Pid::from_raw(pid), INTERRUPT_SIGNAL) {
+                log::debug!("systrap: interrupting stub {pid} failed: {e}");
+            }
+        }
+    }
+}
+
+impl SystrapContext {
+    pub(super) fn new(shared: Arc<Shared>) -> SystrapContext {
+        SystrapContext {
+            shared,
+            tid: gettid(),
+            interrupt: Arc::default(),
+            stubs: Vec::new(),
+        }
+    }
+
+    /// The index in `stubs` of this context's stub in `address_space`, created if needed.
+    fn stub_for(&mut self, address_space: &Arc<dyn AddressSpace>) -> Result<usize> {
+        let key = Arc::as_ptr(address_space).cast::<()>() as usize;
+        self.stubs.retain(|s| s.owner.strong_count() > 0);
+        if let Some(i) = self.stubs.iter().position(|s| s.key == key) {
+            return Ok(i);
+        }
+        let owner = self
+            .shared
+            .address_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| {
+                Error::Unavailable(
+                    "systrap",
+                    "the address space was not created by this systrap platform".into(),
+                )
+            })?;
+        let slot = owner.alloc_slot()?;
+        let pid = match owner.ptrace.spawn_stub() {
+            Ok(pid) => pid,
+            Err(e) => {
+                owner.retire(None, slot);
+                return Err(e);
+            }
+        };
+        // From here on dropping `stub` kills the process and keeps the region for reuse.
+        let stub = ContextStub {
+            key,
+            owner: Arc::downgrade(&owner),
+            pid,
+            slot,
+            cpu: Cell::new(None),
+        };
+        self.set_up(pid, slot)?;
+        log::debug!(
+            "systrap: stub {pid} (region {:#x}) for thread {}",
+            slot.app_addr(),
+            self.tid
+        );
+        self.stubs.push(stub);
+        Ok(self.stubs.len() - 1)
+    }
+
+    /// Turns the fresh stub `pid` into a systrap stub parked in its handler.
+    fn set_up(&self, pid: Pid, slot: Slot) -> Result<()> {
+        let region = self.shared.sysmsg.region(slot);
+        region.reset(self.shared.fsgsbase, self.shared.tuning.stub_spin);
+        let base = slot.app_addr();
+        let code = stub::systrap_code();
+        seize(pid)?;
+        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let shared_fixed = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        // fd 2 of every stub is the message file (see `FactoryMaster::with_zygote`).
+        let args = [
+            base,
+            sysmsg::REGION_SIZE,
+            rw,
+            shared_fixed,
+            2,
+            slot.file_offset(),
+        ];
+        let mapped = inject_into(pid, "mmap (systrap region)", libc::SYS_mmap, args)?;
+        if mapped != base {
+            return Err(Error::Injected {
+                call: "mmap (systrap region)",
+                errno: libc::EFAULT,
+            });
+        }
+        // stack_t: ss_sp, ss_flags (+ padding), ss_size.
+        let mut altstack = Vec::new();
+        altstack.extend((base + sysmsg::ALT_STACK as u64).to_le_bytes());
+        altstack.extend(0u64.to_le_bytes());
+        altstack.extend((sysmsg::REGION_SIZE - sysmsg::ALT_STACK as u64).to_le_bytes());
+        region.write_bytes(SCRATCH_SIGALTSTACK, &altstack);
+        // The kernel's struct sigaction: handler, flags, restorer, mask (all blocked).
+        let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | sysmsg::SA_RESTORER;
+        let mut action = Vec::new();
+        for word in [code.handler, flags, code.restorer, u64::MAX] {
+            action.extend(word.to_le_bytes());
+        }
+        region.write_bytes(SCRATCH_SIGACTION, &action);
+        let program = filter::program(&code);
+        let bytes: Vec<u8> = program.iter().flat_map(|i| i.to_bytes()).collect();
+        region.write_bytes(SCRATCH_FILTER, &bytes);
+        // struct sock_fprog: len (u16, padded), filter pointer.
+        let mut fprog = Vec::new();
+        fprog.extend((program.len() as u64).to_le_bytes());
+        fprog.extend((base + SCRATCH_FILTER as u64).to_le_bytes());
+        region.write_bytes(SCRATCH_FPROG, &fprog);
+
+        let at = |offset: usize| base + offset as u64;
+        inject_into(
+            pid,
+            "sigaltstack",
+            libc::SYS_sigaltstack,
+            [at(SCRATCH_SIGALTSTACK), 0, 0, 0, 0, 0],
+        )?;
+        for signo in HANDLED {
+            inject_into(
+                pid,
+                "rt_sigaction",
+                libc::SYS_rt_sigaction,
+                [signo as u64, at(SCRATCH_SIGACTION), 0, 8, 0, 0],
+            )?;
+        }
+        inject_into(
+            pid,
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            libc::SYS_prctl,
+            [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
+        )?;
+        inject_into(
+            pid,
+            "seccomp(SECCOMP_SET_MODE_FILTER)",
+            libc::SYS_seccomp,
+            [
+                libc::SECCOMP_SET_MODE_FILTER as u64,
+                0,
+                at(SCRATCH_FPROG),
+                0,
+                0,
+                0,
+            ],
+        )?;
+        let mut regs = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+        regs.rip = code.entry;
+        regs.orig_rax = u64::MAX;
+        ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+        ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
+        // The stub runs into `ud2` and parks in its handler.
+        wait_event(&region, pid, self.shared.tuning.sentry_spin)
+    }
+
+    fn assert_owner(&self) {
+        debug_assert_eq!(
+            gettid(),
+            self.tid,
+            "systrap context used from a thread that did not create it"
+        );
+    }
+
+    /// Runs the parked stub with `state` until its next event.
+    fn run(&self, stub: &ContextStub, state: &mut CpuState) -> Result<Exit> {
+        if self.shared.tuning.follow_cpu {
+            follow_cpu(stub);
+        }
+        let region = self.shared.sysmsg.region(stub.slot);
+        let fp = state.fp.dirty.then_some(&state.fp.area[..]);
+        region.store_regs(&state.regs, fp);
+        state.fp.dirty = false;
+        resume(&region);
+        let waited = wait_event(&region, stub.pid, self.shared.tuning.sentry_spin);
+        state.fp.valid = false;
+        waited?;
+        region.load_regs(&mut state.regs, self.shared.fsgsbase);
+        Ok(classify(&region, state))
+    }
+}
+
+/// Binds the stub to the CPU the calling thread runs on, if it is not already bound there.
+/// A failure only costs speed.
+fn follow_cpu(stub: &ContextStub) {
+    // SAFETY: sched_getcpu has no arguments and no memory effects.
+    let cpu = unsafe { libc::sched_getcpu() };
+    let Ok(cpu) = usize::try_from(cpu) else {
+        return;
+    };
+    if stub.cpu.get() == Some(cpu) {
+        return;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        match nix::sched::sched_setaffinity(stub.pid, &set) {
+            Ok(()) => stub.cpu.set(Some(cpu)),
+            Err(e) => log::debug!("systrap: binding stub {} to CPU {cpu}: {e}", stub.pid),
+        }
+    }
+}
+
+/// Lets the parked stub of `region` run.
+fn resume(region: &Region<'_>) {
+    region.state().store(STATE_RESUME, Ordering::SeqCst);
+    if region.stub_sleeping().load(Ordering::SeqCst) != 0 {
+        futex_wake(region.state());
+    }
+}
+
+/// Waits until the stub of `region` reports an event: polls `spin` times, then sleeps on the
+/// state word, checking every [`LIVENESS_PERIOD`] that the stub still lives.
+fn wait_event(region: &Region<'_>, pid: Pid, spin: u32) -> Result<()> {
+    let state = region.state();
+    for _ in 0..spin {
+        if state.load(Ordering::Acquire) == STATE_EVENT {
+            return Ok(());
+        }
+        std::hint::spin_loop();
+    }
+    loop {
+        region.sentry_sleeping().store(1, Ordering::SeqCst);
+        if state.load(Ordering::SeqCst) == STATE_EVENT {
+            region.sentry_sleeping().store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        let timed_out = futex_wait(state, STATE_RESUME, LIVENESS_PERIOD);
+        region.sentry_sleeping().store(0, Ordering::Relaxed);
+        if state.load(Ordering::Acquire) == STATE_EVENT {
+            return Ok(());
+        }
+        if timed_out {
+            check_alive(pid)?;
+        }
+    }
+}
+
+/// `FUTEX_WAKE` on a shared (cross-process) futex word.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only reads the address's identity; `word` is valid.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
+/// `FUTEX_WAIT` while `*word == expected`, at most `timeout`. True if it timed out.
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the call; `ts` lives across it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &raw const ts,
+        )
+    };
+    rc == -1 && Errno::last() == Errno::ETIMEDOUT
+}
+
+/// Fails if stub `pid` has exited (or was reaped by a thread releasing its address space).
+fn check_alive(pid: Pid) -> Result<()> {
+    // SAFETY: all-zero is a valid siginfo_t; it is only an out parameter.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid out pointer for the duration of the call.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid.as_raw() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    let status = if rc == 0 {
+        // SAFETY: waitid succeeded; si_pid is 0 when the child has not exited.
+        if unsafe { info.si_pid() } == 0 {
+            return Ok(());
+        }
+        // SAFETY: waitid reported an exited child, so the union holds si_status.
+        let code = unsafe { info.si_status() };
+        if info.si_code == libc::CLD_EXITED {
+            format!("exited with status {code}")
+        } else {
+            format!("killed by signal {code}")
+        }
+    } else {
+        format!("gone ({})", Errno::last())
+    };
+    Err(Error::StubDied {
+        pid: pid.as_raw(),
+        status,
+    })
+}
+
+/// Decides what the stub's event means for the sentry; fixes up `state` for system calls.
+fn classify(region: &Region<'_>, state: &mut CpuState) -> Exit {
+    let (signo, code, addr) = region.siginfo();
+    if signo == libc::SIGSYS && code == SYS_SECCOMP {
+        // The kernel rolled rax back to the number (all 64 bits; `si_syscall` is an int);
+        // report what PTRACE_SYSEMU would.
+        state.regs.orig_rax = state.regs.rax;
+        state.regs.rax = (-libc::ENOSYS) as i64 as u64;
+        return Exit::Syscall;
+    }
+    let synchronous = matches!(
+        signo,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+    );
+    // si_code <= 0: sent by kill/tgkill/sigqueue, not raised by an instruction.
+    if !synchronous || code <= 0 {
+        if signo != INTERRUPT_SIGNAL as i32 {
+            log::debug!("systrap: signal {signo} (code {code}) treated as an interrupt");
+        }
+        return Exit::Interrupted;
+    }
+    let info = SignalInfo { signo, code, addr };
+    if signo == libc::SIGSEGV && code != libc::SI_KERNEL {
+        let (err, trapno) = region.fault_code();
+        let access = if trapno != TRAP_PAGE_FAULT {
+            Access::Unknown
+        } else if err & PF_INSTR != 0 {
+            Access::Exec
+        } else if err & PF_WRITE != 0 {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        Exit::Fault { addr, access, info }
+    } else {
+        Exit::Signal(info)
+    }
+}
+
+impl Context for SystrapContext {
+    fn switch(
+        &mut self,
+        address_space: &Arc<dyn AddressSpace>,
+        state: &mut CpuState,
+    ) -> Result<Exit> {
+        self.assert_owner();
+        let index = self.stub_for(address_space)?;
+        let stub = &self.stubs[index];
+        if stub
+            .owner
+            .upgrade()
+            .is_none_or(|owner| owner.ptrace.is_released())
+        {
+            return Err(Error::StubDied {
+                pid: stub.pid.as_raw(),
+                status: "address space released".into(),
+            });
+        }
+        self.interrupt
+            .running_pid
+            .store(stub.pid.as_raw(), Ordering::SeqCst);
+        if self.interrupt.pending.swap(false, Ordering::SeqCst) {
+            self.interrupt.running_pid.store(0, Ordering::SeqCst);
+            return Ok(Exit::Interrupted);
+        }
+        let exit = self.run(stub, state);
+        self.interrupt.running_pid.store(0, Ordering::SeqCst);
+        if let Ok(Exit::Interrupted) = exit {
+            self.interrupt.pending.store(false, Ordering::SeqCst);
+        }
+        log::trace!(
+            "systrap: stub {}: {exit:?} at rip {:#x}",
+            stub.pid,
+            state.regs.rip
+        );
+        exit
+    }
+
+    fn pull_fp(
+        &mut self,
+        address_space: &Arc<dyn AddressSpace>,
+        state: &mut CpuState,
+    ) -> Result<()> {
+        self.assert_owner();
+        if state.fp.valid {
+            return Ok(());
+        }
+        let index = self.stub_for(address_space)?;
+        let region = self.shared.sysmsg.region(self.stubs[index].slot);
+        region.load_fp(&mut state.fp.area);
+        state.fp.valid = true;
+        Ok(())
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.interrupt.clone()
+    }
+}
