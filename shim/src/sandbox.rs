@@ -62,10 +62,7 @@ impl Sandbox {
         if debug {
             cmd.arg("--debug");
         }
-        let child = cmd.spawn().map_err(Error::Launch)?;
-        let pid = child.id();
-        // The shim's reaper collects the process; the channel's EOF tells us it is gone.
-        drop(child);
+        let pid = spawn_in_new_pid_namespace(cmd)?;
         let (client, events) = Client::new(ours).map_err(Error::Launch)?;
         log::info!("sandbox process {pid} started");
         if let Err(e) = std::fs::write(bundle.join(PID_FILE), pid.to_string()) {
@@ -101,6 +98,26 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// Starts `cmd` as PID 1 of a new PID namespace: the sandbox sees no host process, and when
+/// it ends the kernel kills everything left in it (its ptrace stubs). The namespace is
+/// unshared by a short-lived thread, so only that thread's children land in it; the shim's
+/// own threads keep creating children in the host namespace.
+///
+/// The shim's reaper collects the process; the control channel's EOF tells us it is gone.
+fn spawn_in_new_pid_namespace(mut cmd: Command) -> Result<u32> {
+    let spawner = std::thread::Builder::new()
+        .name("sandbox-spawn".into())
+        .spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::Launch(e.into()))?;
+            cmd.spawn().map(|c| c.id()).map_err(Error::Launch)
+        })
+        .map_err(Error::Launch)?;
+    spawner
+        .join()
+        .map_err(|_| Error::Launch(std::io::Error::other("the spawner thread panicked")))?
 }
 
 /// Cleans up after a sandbox whose shim is gone: kills it if it still runs.

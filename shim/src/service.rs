@@ -341,7 +341,10 @@ impl Service {
             }
             e
         };
+        // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
+        let mut fds = spec::open_dirs(&container).map_err(cleanup)?;
         let opened = io::open(&req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
+        fds.extend(opened.fds);
         let sandbox = self.sandbox_for(&mut st, &bundle).map_err(cleanup)?;
         sandbox
             .call(
@@ -350,7 +353,7 @@ impl Service {
                     spec: container,
                     stdio: opened.present,
                 },
-                &opened.fds,
+                &fds,
             )
             .map_err(cleanup)?;
         let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin);

@@ -304,6 +304,7 @@ fn containerd_runs_containers_in_the_sandbox() {
     ]);
     let exec = env.ctr_ok(&["task", "exec", "--exec-id", "e1", "t3", "echo", "from-exec"]);
     assert_eq!(exec.trim(), "from-exec");
+    check_sandbox_isolation(&env, "t3");
     let ps = env.ctr_ok(&["task", "ps", "t3"]);
     assert!(ps.lines().count() >= 2, "ctr task ps t3 said {ps:?}");
     assert_eq!(env.task_status("t3").as_deref(), Some("RUNNING"));
@@ -315,6 +316,79 @@ fn containerd_runs_containers_in_the_sandbox() {
     }
     env.ctr_ok(&["task", "delete", "t3"]);
     env.ctr_ok(&["containers", "rm", "t3"]);
+
+    // Bind mounts arrive in the sandbox as directory fds, tmpfs mounts are the sentry's.
+    let shared = env.tmp.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("note"), "from-the-host\n").unwrap();
+    let bind = format!(
+        "type=bind,src={},dst=/data,options=rbind:ro",
+        shared.display()
+    );
+    let out = env.ctr_ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--mount",
+        &bind,
+        "--mount",
+        "type=tmpfs,src=tmpfs,dst=/scratch,options=mode=0755",
+        IMAGE,
+        "t4",
+        "/bin/sh",
+        "-c",
+        "cat /data/note; echo x > /data/new || echo ro-refused; \
+         echo y > /scratch/f && cat /scratch/f; grep -c ' /scratch ' /proc/mounts",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"from-the-host"), "t4 said {out:?}");
+    assert!(lines.contains(&"ro-refused"), "t4 said {out:?}");
+    assert!(lines.contains(&"y"), "t4 said {out:?}");
+    assert!(!shared.join("new").exists());
+}
+
+/// Reads `/proc/<pid>/<what>` of a host process.
+fn proc_file(pid: &str, what: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default()
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The sandbox process of running task `id`, seen from the host: its own namespaces, an
+/// empty root, a seccomp filter, no_new_privs and only the directfs capabilities.
+fn check_sandbox_isolation(env: &Env, id: &str) {
+    let tasks = env.ctr_ok(&["task", "ls"]);
+    let pid = tasks
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("task listed")
+        .to_owned();
+    let status = proc_file(&pid, "status");
+    assert_eq!(status_field(&status, "Seccomp:"), "2", "{status}");
+    assert_eq!(status_field(&status, "NoNewPrivs:"), "1", "{status}");
+    // CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID: bits 0-4.
+    assert_eq!(status_field(&status, "CapEff:"), "000000000000001f");
+    assert_eq!(status_field(&status, "CapBnd:"), "000000000000001f");
+    // PID 1 of its own PID namespace.
+    let nspid = status_field(&status, "NSpid:");
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{status}");
+    for ns in ["mnt", "pid", "ipc", "uts", "net"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(theirs, ours, "{ns} namespace shared with the host");
+    }
+    let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
+        .expect("listing the sandbox root")
+        .collect();
+    assert!(root.is_empty(), "the sandbox root is not empty: {root:?}");
 }
 
 fn is_root() -> bool {

@@ -107,7 +107,7 @@ impl std::str::FromStr for Volume {
 }
 
 /// `/a//b/./c/` → `/a/b/c` (`..` is rejected by keeping it, which then fails to mount).
-fn normalize_guest(p: &str) -> String {
+pub(crate) fn normalize_guest(p: &str) -> String {
     let parts: Vec<&str> = p
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -157,9 +157,11 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 }
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
-/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes.
+/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, more tmpfs at `tmpfs`
+/// (absolute, normalized paths with their root directory's mode), and the volumes.
 pub fn build_filesystem(
     root: OwnedFd,
+    tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
 ) -> Result<Arc<FsContext>, Error> {
@@ -184,6 +186,9 @@ pub fn build_filesystem(
     mount("/dev", devfs, "tmpfs", "devtmpfs", false)?;
     mount("/dev/shm", TmpFs::new_root(0o1777), "tmpfs", "shm", false)?;
     mount("/tmp", TmpFs::new_root(0o1777), "tmpfs", "tmpfs", false)?;
+    for (path, mode) in tmpfs {
+        mount(path, TmpFs::new_root(*mode), "tmpfs", "tmpfs", false)?;
+    }
     for (v, fd) in volumes {
         let what = format!("volume {}", v.host.display());
         let root = HostNode::new_root(fd, !v.readonly).map_err(mount_err(&what))?;
@@ -283,7 +288,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             hostname,
         },
     );
-    let fs = build_filesystem(root.into_fd(), volumes, cfg.cwd.as_deref())?;
+    let fs = build_filesystem(root.into_fd(), &[], volumes, cfg.cwd.as_deref())?;
 
     // Installed before the first address space exists, so its stub factory and stubs inherit
     // the filter too; everything after this point runs under it.
@@ -452,7 +457,13 @@ mod tests {
             .parse()
             .unwrap()];
         let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
-        let fs = build_filesystem(root, open_volumes(&volumes).unwrap(), None).unwrap();
+        let fs = build_filesystem(
+            root,
+            &[("/run".into(), 0o755)],
+            open_volumes(&volumes).unwrap(),
+            None,
+        )
+        .unwrap();
         let cx = Caller::kernel();
         let names = |p: &str| {
             let mut v: Vec<String> = fs
@@ -467,7 +478,10 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "sys", "tmp"]);
+        assert_eq!(
+            names("/"),
+            ["dev", "etc", "mnt", "proc", "run", "sys", "tmp"]
+        );
         assert_eq!(names("/mnt/vol"), ["data"]);
         assert!(names("/dev").contains(&"null".to_string()));
         let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();

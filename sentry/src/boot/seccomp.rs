@@ -216,6 +216,21 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
     ]
 }
 
+/// What the containerd shim's sandbox process needs beyond the default: its control channel
+/// to the shim (`boot::control`), a socket inherited at start, with fds riding along.
+fn control_channel_rules() -> Vec<(Sysno, &'static str)> {
+    vec![
+        (
+            Sysno::recvmsg,
+            "control::Channel::recv: calls from the shim, with rootfs/mount/stdio fds",
+        ),
+        (
+            Sysno::sendmsg,
+            "control::Channel::send: replies and exit events to the shim",
+        ),
+    ]
+}
+
 fn cond(arg: u8, len: Len, op: Op, value: u64) -> SeccompCondition {
     SeccompCondition::new(arg, len, op, value).expect("argument index below 6")
 }
@@ -378,25 +393,41 @@ impl Allowlist {
     /// # Errors
     /// The platform names a system call unknown to this build.
     pub fn new(platform: &dyn Platform) -> Result<Allowlist, Error> {
-        let mut allowed: BTreeMap<Sysno, Allowed> = BTreeMap::new();
-        let mut add = |sysno: Sysno, why: &'static str| {
-            allowed
-                .entry(sysno)
-                .or_insert_with(|| Allowed {
-                    sysno,
-                    why: Vec::new(),
-                    args: argument_rules(sysno).map_or("", |(_, doc)| doc),
-                })
-                .why
-                .push(why);
+        let mut list = Allowlist {
+            allowed: BTreeMap::new(),
         };
         for (sysno, why) in base_rules().into_iter().chain(config_rules()) {
-            add(sysno, why);
+            list.add(sysno, why);
         }
         for (name, why) in platform.host_syscalls() {
-            add(by_name(name)?, why);
+            list.add(by_name(name)?, why);
         }
-        Ok(Allowlist { allowed })
+        Ok(list)
+    }
+
+    /// The allowlist of the containerd shim's sandbox process: the default one plus the
+    /// control channel ([`control_channel_rules`]).
+    ///
+    /// # Errors
+    /// As [`Allowlist::new`].
+    pub fn with_control_channel(platform: &dyn Platform) -> Result<Allowlist, Error> {
+        let mut list = Allowlist::new(platform)?;
+        for (sysno, why) in control_channel_rules() {
+            list.add(sysno, why);
+        }
+        Ok(list)
+    }
+
+    fn add(&mut self, sysno: Sysno, why: &'static str) {
+        self.allowed
+            .entry(sysno)
+            .or_insert_with(|| Allowed {
+                sysno,
+                why: Vec::new(),
+                args: argument_rules(sysno).map_or("", |(_, doc)| doc),
+            })
+            .why
+            .push(why);
     }
 
     /// Number of distinct host system calls allowed.
