@@ -37,7 +37,7 @@ use sentry::boot::control::{Event, ProcessRef, Request, Response};
 use sentry::boot::loader::SignalTarget;
 
 use crate::error::{Error, Result};
-use crate::io::{self, StdinHandle};
+use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
 use crate::spec;
 
@@ -59,11 +59,20 @@ struct Proc {
     stdout: String,
     stderr: String,
     stdin_handle: StdinHandle,
+    /// The host pty of a `terminal: true` process.
+    console: Option<Arc<Console>>,
 }
 
 impl Proc {
-    fn new(stdin: &str, stdout: &str, stderr: &str, stdin_handle: StdinHandle) -> Proc {
+    fn new(
+        stdin: &str,
+        stdout: &str,
+        stderr: &str,
+        stdin_handle: StdinHandle,
+        console: Option<Console>,
+    ) -> Proc {
         Proc {
+            console: console.map(Arc::new),
             pid: 0,
             status: ProcStatus::Created,
             exit_status: 0,
@@ -171,6 +180,24 @@ fn exec_ref(exec_id: &str) -> ProcessRef {
     }
 }
 
+/// A process's stdio: containerd's FIFOs, or a host pty for `terminal: true`.
+fn open_stdio(
+    terminal: bool,
+    stdin: &str,
+    stdout: &str,
+    stderr: &str,
+) -> Result<(Opened, Option<Console>)> {
+    if terminal {
+        let (opened, console) = io::open_console(stdin, stdout)?;
+        Ok((opened, Some(console)))
+    } else {
+        Ok((io::open(stdin, stdout, stderr)?, None))
+    }
+}
+
+/// How long an exit waits for the process's terminal output to drain into its FIFO.
+const CONSOLE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn unmount(rootfs: &Path) {
     if let Err(e) = containerd_shim::mount::umount_recursive(rootfs.to_str(), libc::MNT_DETACH) {
         log::warn!("unmounting {}: {e}", rootfs.display());
@@ -237,10 +264,27 @@ impl Service {
                     id,
                     process,
                     status,
-                } => self.process_exited(&id, &process, status.code()),
+                } => {
+                    // Everything the process wrote to its terminal reaches containerd
+                    // before its exit does.
+                    if let Some(console) = self.console_of(&id, &process) {
+                        console.wait_output(CONSOLE_DRAIN);
+                    }
+                    self.process_exited(&id, &process, status.code());
+                }
             }
         }
         self.sandbox_gone(sandbox_pid);
+    }
+
+    fn console_of(&self, id: &str, process: &ProcessRef) -> Option<Arc<Console>> {
+        let mut st = self.lock();
+        let exec_id = match process {
+            ProcessRef::Init => "",
+            ProcessRef::Exec(e) => e.as_str(),
+        };
+        let c = st.container(id).ok()?;
+        c.process(id, exec_id).ok()?.console.clone()
     }
 
     fn process_exited(&self, id: &str, process: &ProcessRef, code: u32) {
@@ -301,9 +345,6 @@ impl Service {
     }
 
     fn do_create(&self, req: &CreateTaskRequest) -> Result<u32> {
-        if req.terminal {
-            return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-        }
         if !req.checkpoint.is_empty() {
             return Err(Error::Unsupported("restoring from a checkpoint"));
         }
@@ -343,7 +384,8 @@ impl Service {
         };
         // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
         let mut fds = spec::open_dirs(&container).map_err(cleanup)?;
-        let opened = io::open(&req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
+        let (opened, console) =
+            open_stdio(req.terminal, &req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
         fds.extend(opened.fds);
         let sandbox = self.sandbox_for(&mut st, &bundle).map_err(cleanup)?;
         sandbox
@@ -356,7 +398,7 @@ impl Service {
                 &fds,
             )
             .map_err(cleanup)?;
-        let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin);
+        let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin, console);
         init.pid = sandbox.pid();
         st.containers.insert(
             req.id.clone(),
@@ -442,9 +484,6 @@ impl Service {
     }
 
     fn do_exec(&self, req: &ExecProcessRequest) -> Result<()> {
-        if req.terminal {
-            return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-        }
         let process = spec::exec_process(&req.spec.value)?;
         let mut st = self.lock();
         let sandbox = st.sandbox();
@@ -456,7 +495,7 @@ impl Service {
             return Err(Error::Exists(req.exec_id.clone()));
         }
         let sandbox = sandbox?;
-        let opened = io::open(&req.stdin, &req.stdout, &req.stderr)?;
+        let (opened, console) = open_stdio(req.terminal, &req.stdin, &req.stdout, &req.stderr)?;
         sandbox.call(
             &Request::AddExec {
                 id: req.id.clone(),
@@ -468,7 +507,7 @@ impl Service {
         )?;
         c.execs.insert(
             req.exec_id.clone(),
-            Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin),
+            Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin, console),
         );
         self.publish(TaskExecAdded {
             container_id: req.id.clone(),
@@ -581,7 +620,7 @@ impl Service {
             stdin: p.stdin.clone(),
             stdout: p.stdout.clone(),
             stderr: p.stderr.clone(),
-            terminal: false,
+            terminal: p.console.is_some(),
             exit_status: p.exit_status,
             exited_at: MessageField::from_option(p.exited_at.clone()),
             exec_id: req.exec_id.clone(),
@@ -633,6 +672,29 @@ impl Service {
         let p = c.process(&req.id, &req.exec_id)?;
         if req.stdin {
             p.stdin_handle.close();
+        }
+        Ok(())
+    }
+
+    fn do_resize_pty(&self, req: &ResizePtyRequest) -> Result<()> {
+        let mut st = self.lock();
+        let sandbox = st.sandbox();
+        let c = st.container(&req.id)?;
+        let p = c.process(&req.id, &req.exec_id)?;
+        // runc's shim answers a resize of a terminal-less process with success too.
+        let Some(console) = &p.console else {
+            return Ok(());
+        };
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        console.resize(clamp(req.width), clamp(req.height))?;
+        if p.status == ProcStatus::Running {
+            sandbox?.call(
+                &Request::WindowResized {
+                    id: req.id.clone(),
+                    process: exec_ref(&req.exec_id),
+                },
+                &[],
+            )?;
         }
         Ok(())
     }
@@ -709,10 +771,7 @@ impl Task for Service {
     }
 
     fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
-        // No process can have a terminal yet (Create and Exec refuse terminal=true), and
-        // runc's shim answers a resize of a terminal-less process with success.
-        let mut st = self.lock();
-        st.container(&req.id)?.process(&req.id, &req.exec_id)?;
+        self.do_resize_pty(&req)?;
         Ok(Empty::new())
     }
 

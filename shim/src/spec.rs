@@ -21,7 +21,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 /// the bundle), `bundle/rootfs` by default.
 ///
 /// # Errors
-/// `BadSpec` when there is no process; `Unsupported` for `terminal: true`.
+/// `BadSpec` when there is no process.
 pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
     let process = spec
         .process()
@@ -114,12 +114,9 @@ pub fn open_dirs(c: &ContainerSpec) -> Result<Vec<OwnedFd>> {
 /// The process part of a spec (the container's or an exec's).
 ///
 /// # Errors
-/// `BadSpec` for empty args; `Unsupported` for `terminal: true`.
+/// `BadSpec` for empty args.
 pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
     let terminal = p.terminal().unwrap_or(false);
-    if terminal {
-        return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-    }
     let args = p.args().clone().unwrap_or_default();
     if args.first().is_none_or(String::is_empty) {
         return Err(Error::BadSpec("process.args is empty"));
@@ -167,12 +164,9 @@ mod tests {
     }
 
     #[test]
-    fn terminal_and_empty_args_are_refused() {
+    fn terminal_passes_and_empty_args_are_refused() {
         let tty = PROCESS.replace(r#""terminal":false"#, r#""terminal":true"#);
-        assert!(matches!(
-            exec_process(tty.as_bytes()),
-            Err(Error::Unsupported(_))
-        ));
+        assert!(exec_process(tty.as_bytes()).unwrap().terminal);
         let empty = PROCESS.replace(r#"["/bin/sh","-c","echo hi"]"#, "[]");
         assert!(matches!(
             exec_process(empty.as_bytes()),

@@ -346,6 +346,63 @@ fn containerd_runs_containers_in_the_sandbox() {
     assert!(lines.contains(&"ro-refused"), "t4 said {out:?}");
     assert!(lines.contains(&"y"), "t4 said {out:?}");
     assert!(!shared.join("new").exists());
+
+    check_terminal(&env);
+}
+
+/// Drives `ctr run -t` from a pty (python's `pty` module, as a person at a terminal would):
+/// the shell in the container gets a terminal of the window size ctr passes on, runs what
+/// is typed and exits with its code.
+fn check_terminal(env: &Env) {
+    const DRIVER: &str = r##"
+import fcntl, os, pty, struct, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+out = b""
+sent = False
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    # Type once the shell prompts (ctr has passed the window size on by then).
+    if not sent and b"/ # " in out:
+        os.write(fd, b"test -t 0 && echo on-a-tty; stty size; echo hi; exit 3\n")
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"##;
+    if !on_path("python3") {
+        return skip("terminal check: python3 is not installed");
+    }
+    let out = Command::new("timeout")
+        .args(["-k", "5", "40", "python3", "-c", DRIVER, "ctr", "-a"])
+        .arg(&env.address)
+        .args(["-n", NAMESPACE, "run", "-t", "--rm", "--runtime", RUNTIME])
+        .args([IMAGE, "t5", "/bin/sh"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the pty driver");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"hi") && lines.contains(&"30 100"),
+        "ctr run -t said {text:?} (stderr {})\n--- containerd log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        env.log()
+    );
+    assert!(
+        lines.contains(&"on-a-tty"),
+        "the shell has no terminal: {text:?}"
+    );
+    assert_eq!(out.status.code(), Some(3), "ctr run -t said {text:?}");
 }
 
 /// Reads `/proc/<pid>/<what>` of a host process.

@@ -121,6 +121,11 @@ pub enum Request {
     Processes {
         id: String,
     },
+    /// The shim resized the host pty of a process's terminal: SIGWINCH its foreground.
+    WindowResized {
+        id: String,
+        process: ProcessRef,
+    },
     DestroyContainer {
         id: String,
     },
@@ -531,6 +536,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::StartExec { .. } => "start_exec",
         Request::Signal { .. } => "signal",
         Request::Processes { .. } => "processes",
+        Request::WindowResized { .. } => "window_resized",
         Request::DestroyContainer { .. } => "destroy_container",
         Request::Shutdown => "shutdown",
     }
@@ -577,6 +583,10 @@ fn dispatch(
             Ok(Response::Done)
         }
         Request::Processes { id } => Ok(Response::Processes(loader.processes(&id)?)),
+        Request::WindowResized { id, process } => {
+            loader.window_resized(&id, &process)?;
+            Ok(Response::Done)
+        }
         Request::DestroyContainer { id } => {
             loader.destroy_container(&id)?;
             Ok(Response::Done)

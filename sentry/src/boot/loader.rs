@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,7 @@ use crate::kernel::signal::SigInfo;
 use crate::kernel::task::Creds;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, ThreadGroup};
 use crate::memory::MemoryFile;
+use crate::tty::HostTty;
 use crate::vfs::host::HostFile;
 use crate::vfs::{Caller, FsContext, OpenFile};
 
@@ -182,6 +183,9 @@ pub struct LoaderConfig {
 struct Running {
     pid: i32,
     tg: Arc<ThreadGroup>,
+    /// Its terminal (`terminal: true`), for SIGWINCH. Weak: the application's fds alone
+    /// keep the host pty slave open, so the shim sees the terminal close when they do.
+    tty: Option<Weak<HostTty>>,
 }
 
 enum ProcessState {
@@ -468,6 +472,32 @@ impl Loader {
         Ok(())
     }
 
+    /// The window of process `which`'s terminal changed (the shim resized the host pty):
+    /// SIGWINCH to the terminal's foreground process group.
+    ///
+    /// # Errors
+    /// `NoContainer`, `NoProcess`, `NotRunning`; `BadSpec` when it has no terminal.
+    pub fn window_resized(&self, id: &str, which: &ProcessRef) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let c = container(&mut inner, id)?;
+        let p = c
+            .processes
+            .get(which)
+            .ok_or_else(|| Error::NoProcess(id.to_owned(), which.clone()))?;
+        let ProcessState::Running(r) = &p.state else {
+            return Err(Error::NotRunning(id.to_owned(), which.clone()));
+        };
+        let tty = r
+            .tty
+            .as_ref()
+            .ok_or(Error::BadSpec("the process has no terminal"))?;
+        if let Some(tty) = tty.upgrade() {
+            drop(inner);
+            tty.signal_foreground(&self.kernel, libc::SIGWINCH);
+        }
+        Ok(())
+    }
+
     /// Blocks until process `which` of container `id` has exited; returns how.
     ///
     /// # Errors
@@ -541,17 +571,31 @@ impl Loader {
         stdio: Stdio,
     ) -> Result<Running, Error> {
         let fds = Arc::new(FdTable::new());
-        let streams = [
-            (stdio.stdin, libc::O_RDONLY),
-            (stdio.stdout, libc::O_WRONLY),
-            (stdio.stderr, libc::O_WRONLY),
-        ];
-        for (fd, (host, flags)) in (0..).zip(streams) {
-            if let Some(host) = host {
-                let file = OpenFile::new(Arc::new(HostFile::donated(host)), flags as u32);
-                fds.install_at(fd, file, false);
+        let ctty = if spec.terminal {
+            // The terminal arrives as stdin and is the process's stdin, stdout and stderr.
+            let slave = stdio
+                .stdin
+                .ok_or(Error::BadSpec("terminal=true without a terminal fd"))?;
+            let tty = HostTty::new(slave);
+            let file = OpenFile::new(tty.clone(), libc::O_RDWR as u32);
+            for fd in 0..3 {
+                fds.install_at(fd, file.clone(), false);
             }
-        }
+            Some(tty)
+        } else {
+            let streams = [
+                (stdio.stdin, libc::O_RDONLY),
+                (stdio.stdout, libc::O_WRONLY),
+                (stdio.stderr, libc::O_WRONLY),
+            ];
+            for (fd, (host, flags)) in (0..).zip(streams) {
+                if let Some(host) = host {
+                    let file = OpenFile::new(Arc::new(HostFile::donated(host)), flags as u32);
+                    fds.install_at(fd, file, false);
+                }
+            }
+            None
+        };
         let creds = Creds {
             uid: spec.uid,
             euid: spec.uid,
@@ -568,6 +612,7 @@ impl Loader {
                 creds,
                 fds,
                 fs: process_fs(fs, spec)?,
+                ctty: ctty.clone(),
             },
         )?;
         // The task thread runs detached; the reaper waits on the thread group instead.
@@ -575,6 +620,7 @@ impl Loader {
         Ok(Running {
             pid: started.pid,
             tg: started.tg,
+            tty: ctty.as_ref().map(Arc::downgrade),
         })
     }
 }
@@ -657,9 +703,6 @@ fn check_process(spec: &ProcessSpec) -> Result<(), Error> {
     if spec.args.first().is_none_or(String::is_empty) {
         return Err(Error::BadSpec("args must not be empty"));
     }
-    if spec.terminal {
-        return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-    }
     Ok(())
 }
 
@@ -677,10 +720,8 @@ mod tests {
     }
 
     #[test]
-    fn terminal_is_refused() {
-        let mut s = spec(&["sh"]);
-        s.terminal = true;
-        assert!(matches!(check_process(&s), Err(Error::Unsupported(_))));
+    fn empty_args_are_refused() {
+        assert!(check_process(&spec(&["sh"])).is_ok());
         assert!(matches!(check_process(&spec(&[])), Err(Error::BadSpec(_))));
     }
 }

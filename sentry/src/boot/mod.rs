@@ -316,6 +316,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             creds: Creds::default(),
             fds,
             fs,
+            ctty: None,
         },
     )?;
     let status = started.tg.wait();
@@ -337,6 +338,10 @@ pub struct ProcessArgs<'a> {
     pub fds: Arc<FdTable>,
     /// Root, cwd and umask.
     pub fs: Arc<FsContext>,
+    /// The process's controlling terminal: it starts as the leader of a new session that
+    /// this terminal controls, with itself in the foreground (as runc's `setsid()` +
+    /// `TIOCSCTTY` before `execve`).
+    pub ctty: Option<Arc<crate::tty::HostTty>>,
 }
 
 /// A process [`start_process`] started.
@@ -408,6 +413,10 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
     })?;
 
     let pid = kernel.alloc_tid();
+    if let Some(tty) = &p.ctty {
+        // A process without a parent in the sandbox leads its own session and group.
+        tty.set_controlling(pid, pid);
+    }
     let tg = Arc::new(ThreadGroup::new(pid));
     let base = cmd.rsplit('/').next().unwrap_or(cmd).as_bytes();
     let handle = TaskHandle::new(pid, tg.clone(), base[..base.len().min(15)].to_vec());

@@ -86,9 +86,13 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
         (lseek, "std read_to_end on regular files"),
         (
             ioctl,
-            "HostFile::ioctl: terminal queries answered from the host tty",
+            "HostFile::ioctl: terminal queries answered from the host tty; tty::HostTty",
         ),
         (fcntl, "fd flags (F_GETFL, F_SETFD); duplicating fds"),
+        (
+            poll,
+            "HostFile::readiness: a zero-timeout poll of a donated host fd (stdio, a tty)",
+        ),
         (
             mmap,
             "the allocator; the memory file's sentry mapping; thread stacks",
@@ -300,9 +304,25 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
             "no PROT_EXEC, except MAP_SHARED|MAP_FIXED of the memory file (fd 0 in stubs)",
         ),
         Sysno::mprotect => (vec![rule(vec![no_exec()])], "no PROT_EXEC"),
+        Sysno::poll => (
+            vec![rule(vec![cond(2, Len::Dword, Op::Eq, 0)])],
+            "timeout 0 (never blocks)",
+        ),
         Sysno::ioctl => (
-            one_of(1, &[libc::TCGETS, libc::TIOCGWINSZ]),
-            "TCGETS, TIOCGWINSZ",
+            one_of(
+                1,
+                &[
+                    libc::TCGETS,
+                    libc::TIOCGWINSZ,
+                    // tty::HostTty forwarding the application's termios and window size to
+                    // the host pty the shim gave it (line discipline stays on the host).
+                    libc::TCSETS,
+                    libc::TCSETSW,
+                    libc::TCSETSF,
+                    libc::TIOCSWINSZ,
+                ],
+            ),
+            "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty)",
         ),
         Sysno::clone => (
             one_of(
