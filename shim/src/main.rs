@@ -8,6 +8,7 @@
 //! on `start` and serves `containerd.task.v2.Task`, the protocol containerd 1.6, 1.7 and 2.x
 //! all speak.
 
+mod cgroup;
 mod error;
 mod io;
 mod sandbox;

@@ -25,9 +25,12 @@ use containerd_shim::api::{
 };
 use containerd_shim::event::Event as TaskEvent;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
 };
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::shim::shim::CheckpointTaskRequest;
 use containerd_shim::protos::types::task::ProcessInfo;
@@ -36,6 +39,9 @@ use containerd_shim::{Context, ExitSignal, Task, TtrpcContext, TtrpcResult};
 use sentry::boot::control::{Event, ProcessRef, Request, Response};
 use sentry::boot::loader::SignalTarget;
 
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::cgroup::SandboxCgroup;
 use crate::error::{Error, Result};
 use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
@@ -131,6 +137,10 @@ impl Container {
 #[derive(Debug, Default)]
 struct State {
     sandbox: Option<Arc<Sandbox>>,
+    /// The sandbox's cgroup, when it has one (see [`crate::cgroup`]).
+    cgroup: Option<SandboxCgroup>,
+    /// The sandbox is frozen (Pause): every running process reports PAUSED.
+    paused: bool,
     containers: HashMap<String, Container>,
 }
 
@@ -143,6 +153,20 @@ impl State {
 
     fn sandbox(&self) -> Result<Arc<Sandbox>> {
         self.sandbox.clone().ok_or(Error::SandboxGone)
+    }
+
+    fn cgroup(&self) -> Result<&SandboxCgroup> {
+        self.cgroup.as_ref().ok_or(Error::Unsupported(
+            "the sandbox has no cgroup (no cgroup v1 path)",
+        ))
+    }
+
+    /// The sandbox process is gone: its cgroup can go too.
+    fn remove_cgroup(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
+        self.paused = false;
     }
 }
 
@@ -241,12 +265,23 @@ impl Service {
         }
     }
 
-    /// Returns the sandbox, launching it (and its event thread) on first use.
-    fn sandbox_for(&self, st: &mut State, bundle: &Path) -> Result<Arc<Sandbox>> {
+    /// Returns the sandbox, launching it (and its event thread) on first use, in the cgroup
+    /// and with the resources of `oci` (the spec of the container that starts it).
+    fn sandbox_for(&self, st: &mut State, bundle: &Path, oci: &Spec) -> Result<Arc<Sandbox>> {
         if let Some(s) = &st.sandbox {
             return Ok(s.clone());
         }
-        let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug)?;
+        let linux = oci.linux().as_ref();
+        let cgroup = match linux.and_then(|l| l.cgroups_path().as_ref()) {
+            Some(path) => SandboxCgroup::create(&path.to_string_lossy())?,
+            None => None,
+        };
+        if let (Some(cg), Some(resources)) = (&cgroup, linux.and_then(|l| l.resources().as_ref())) {
+            cg.update(resources)?;
+        }
+        let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug, cgroup.as_ref())?;
+        st.cgroup = cgroup;
+        st.paused = false;
         let sandbox = Arc::new(sandbox);
         st.sandbox = Some(sandbox.clone());
         let (this, pid) = (self.clone(), sandbox.pid());
@@ -387,7 +422,7 @@ impl Service {
         let (opened, console) =
             open_stdio(req.terminal, &req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
         fds.extend(opened.fds);
-        let sandbox = self.sandbox_for(&mut st, &bundle).map_err(cleanup)?;
+        let sandbox = self.sandbox_for(&mut st, &bundle, &oci).map_err(cleanup)?;
         sandbox
             .call(
                 &Request::CreateContainer {
@@ -588,6 +623,7 @@ impl Service {
                     log::debug!("shutting the sandbox down: {e}");
                 }
             }
+            st.remove_cgroup();
             let _ = std::fs::remove_file(c.bundle.join(sandbox::PID_FILE));
         }
         self.publish(TaskDelete {
@@ -604,11 +640,13 @@ impl Service {
 
     fn do_state(&self, req: &StateRequest) -> Result<StateResponse> {
         let mut st = self.lock();
+        let paused = st.paused;
         let c = st.container(&req.id)?;
         let bundle = c.bundle.to_string_lossy().into_owned();
         let p = c.process(&req.id, &req.exec_id)?;
         let status = match p.status {
             ProcStatus::Created => Status::CREATED,
+            ProcStatus::Running if paused => Status::PAUSED,
             ProcStatus::Running => Status::RUNNING,
             ProcStatus::Stopped => Status::STOPPED,
         };
@@ -699,6 +737,60 @@ impl Service {
         Ok(())
     }
 
+    /// Pause (`frozen`) or Resume: the whole sandbox, every container of a pod with it.
+    fn do_freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let mut st = self.lock();
+        if st.container(id)?.init.status != ProcStatus::Running {
+            return Err(Error::NotRunning(id.to_owned()));
+        }
+        if st.paused == frozen {
+            return Ok(());
+        }
+        st.cgroup()?.freeze(frozen)?;
+        st.paused = frozen;
+        if frozen {
+            self.publish(TaskPaused {
+                container_id: id.to_owned(),
+                ..Default::default()
+            });
+        } else {
+            self.publish(TaskResumed {
+                container_id: id.to_owned(),
+                ..Default::default()
+            });
+        }
+        log::info!(
+            "container {id} {}",
+            if frozen { "paused" } else { "resumed" }
+        );
+        Ok(())
+    }
+
+    fn do_update(&self, req: &UpdateTaskRequest) -> Result<()> {
+        let resources: LinuxResources =
+            serde_json::from_slice(&req.resources.value).map_err(Error::BadExecSpec)?;
+        let mut st = self.lock();
+        st.container(&req.id)?;
+        st.cgroup()?.update(&resources)
+    }
+
+    fn do_stats(&self, id: &str) -> Result<StatsResponse> {
+        let mut st = self.lock();
+        st.container(id)?;
+        let metrics = st.cgroup()?.metrics();
+        let value = metrics
+            .write_to_bytes()
+            .map_err(|e| Error::Shim(containerd_shim::Error::Other(e.to_string())))?;
+        Ok(StatsResponse {
+            stats: MessageField::some(Any {
+                type_url: "io.containerd.cgroups.v1.Metrics".to_owned(),
+                value,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     fn do_connect(&self, id: &str) -> ConnectResponse {
         let mut st = self.lock();
         let task_pid = st.container(id).map(|c| c.init.pid).unwrap_or(0);
@@ -718,6 +810,7 @@ impl Service {
         if let Some(s) = st.sandbox.take() {
             let _ = s.call(&Request::Shutdown, &[]);
         }
+        st.remove_cgroup();
         self.shared.exit.signal();
     }
 }
@@ -775,27 +868,27 @@ impl Task for Service {
         Ok(Empty::new())
     }
 
-    fn pause(&self, _: &TtrpcContext, _: PauseRequest) -> TtrpcResult<Empty> {
-        Err(Error::Unsupported("pause (stopping every task of the sandbox)").into())
+    fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> TtrpcResult<Empty> {
+        self.do_freeze(&req.id, true)?;
+        Ok(Empty::new())
     }
 
-    fn resume(&self, _: &TtrpcContext, _: ResumeRequest) -> TtrpcResult<Empty> {
-        Err(Error::Unsupported("resume").into())
+    fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> TtrpcResult<Empty> {
+        self.do_freeze(&req.id, false)?;
+        Ok(Empty::new())
     }
 
     fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
         Err(Error::Unsupported("checkpoint").into())
     }
 
-    fn update(&self, _: &TtrpcContext, _: UpdateTaskRequest) -> TtrpcResult<Empty> {
-        Err(
-            Error::Unsupported("updating resources (the sandbox has no cgroup of its own yet)")
-                .into(),
-        )
+    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        self.do_update(&req)?;
+        Ok(Empty::new())
     }
 
-    fn stats(&self, _: &TtrpcContext, _: StatsRequest) -> TtrpcResult<StatsResponse> {
-        Err(Error::Unsupported("stats (the sandbox has no cgroup of its own yet)").into())
+    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
+        Ok(self.do_stats(&req.id)?)
     }
 
     fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {

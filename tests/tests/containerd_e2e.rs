@@ -305,6 +305,24 @@ fn containerd_runs_containers_in_the_sandbox() {
     let exec = env.ctr_ok(&["task", "exec", "--exec-id", "e1", "t3", "echo", "from-exec"]);
     assert_eq!(exec.trim(), "from-exec");
     check_sandbox_isolation(&env, "t3");
+
+    // Pause freezes the whole sandbox through its cgroup (v1 freezer); metrics read it.
+    let freezer = Path::new("/sys/fs/cgroup/freezer")
+        .join(NAMESPACE)
+        .join("t3");
+    env.ctr_ok(&["task", "pause", "t3"]);
+    assert_eq!(env.task_status("t3").as_deref(), Some("PAUSED"));
+    if freezer.exists() {
+        let state = std::fs::read_to_string(freezer.join("freezer.state")).unwrap();
+        assert_eq!(state.trim(), "FROZEN");
+    }
+    env.ctr_ok(&["task", "resume", "t3"]);
+    assert_eq!(env.task_status("t3").as_deref(), Some("RUNNING"));
+    let metrics = env.ctr_ok(&["task", "metrics", "t3"]);
+    assert!(
+        metrics.contains("memory.usage_in_bytes") && metrics.contains("pids.current"),
+        "ctr task metrics t3 said {metrics:?}"
+    );
     let ps = env.ctr_ok(&["task", "ps", "t3"]);
     assert!(ps.lines().count() >= 2, "ctr task ps t3 said {ps:?}");
     assert_eq!(env.task_status("t3").as_deref(), Some("RUNNING"));
@@ -316,6 +334,7 @@ fn containerd_runs_containers_in_the_sandbox() {
     }
     env.ctr_ok(&["task", "delete", "t3"]);
     env.ctr_ok(&["containers", "rm", "t3"]);
+    assert!(!freezer.exists(), "the sandbox cgroup was left behind");
 
     // Bind mounts arrive in the sandbox as directory fds, tmpfs mounts are the sentry's.
     let shared = env.tmp.join("shared");
