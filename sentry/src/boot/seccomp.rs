@@ -132,6 +132,10 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
         ),
         (rt_sigreturn, "returning from a signal handler"),
         (
+            restart_syscall,
+            "the kernel resuming an interrupted sleep after a stop (SIGSTOP/SIGCONT, a debugger)",
+        ),
+        (
             sigaltstack,
             "std installs a stack-overflow altstack on each new thread",
         ),
