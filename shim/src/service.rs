@@ -47,6 +47,9 @@ use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
 use crate::spec;
 
+/// The CRI annotation saying whether a container is a pod's sandbox container.
+const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
 /// Lifecycle of one process as containerd sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ProcStatus {
@@ -276,7 +279,19 @@ impl Service {
             Some(path) => SandboxCgroup::create(&path.to_string_lossy())?,
             None => None,
         };
-        if let (Some(cg), Some(resources)) = (&cgroup, linux.and_then(|l| l.resources().as_ref())) {
+        // A pod's sandbox ("pause") container carries tiny limits of its own (cpu.shares 2)
+        // meant for the pause process alone; the sandbox runs the whole pod, so they are not
+        // applied to it.
+        let is_pod_sandbox = oci
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
+            .is_some_and(|t| t == "sandbox");
+        if let (Some(cg), Some(resources), false) = (
+            &cgroup,
+            linux.and_then(|l| l.resources().as_ref()),
+            is_pod_sandbox,
+        ) {
             cg.update(resources)?;
         }
         let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug, cgroup.as_ref())?;
