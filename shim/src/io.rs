@@ -113,12 +113,13 @@ fn input(path: &str) -> Result<(OwnedFd, StdinHandle)> {
     let fifo = path.to_owned();
     std::thread::Builder::new()
         .name("stdin-copy".into())
-        .spawn(move || copy_stdin(Path::new(&fifo), &writer))
+        .spawn(move || copy_stdin(Path::new(&fifo), &writer, &|_| ()))
         .map_err(io_err("starting the stdin copier for", path))?;
     Ok((reader.into(), handle))
 }
 
-fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>) {
+/// Copies the stdin FIFO into `writer`, showing each chunk to `inspect` first.
+fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>, inspect: &dyn Fn(&[u8])) {
     let mut src = match File::open(fifo) {
         Ok(f) => f,
         Err(e) => {
@@ -137,6 +138,7 @@ fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>) {
                 break;
             }
         };
+        inspect(&buf[..n]);
         let mut guard = writer.lock().unwrap();
         let Some(w) = guard.as_mut() else { return };
         if w.write_all(&buf[..n]).is_err() {
@@ -187,12 +189,42 @@ fn cloexec(fd: &OwnedFd) -> std::io::Result<()> {
     .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
 }
 
+/// The signals typed input raises on a terminal in `termios` (`^C`, `^\`, `^Z` with
+/// `ISIG`), in order.
+fn typed_signals(termios: &libc::termios, input: &[u8]) -> Vec<i32> {
+    if termios.c_lflag & libc::ISIG == 0 {
+        return Vec::new();
+    }
+    let keys = [
+        (termios.c_cc[libc::VINTR], libc::SIGINT),
+        (termios.c_cc[libc::VQUIT], libc::SIGQUIT),
+        (termios.c_cc[libc::VSUSP], libc::SIGTSTP),
+    ];
+    input
+        .iter()
+        .filter_map(|b| {
+            keys.iter()
+                // 0 is _POSIX_VDISABLE: the key is switched off.
+                .find(|(key, _)| *key != 0 && key == b)
+                .map(|(_, sig)| *sig)
+        })
+        .collect()
+}
+
 /// Opens a terminal for a process: a host pty whose slave is the only fd for the sandbox
 /// (as stdin), with copiers to and from containerd's FIFOs (stderr goes to the terminal).
 ///
+/// Typed `^C`/`^\`/`^Z` reach the host pty, whose `ISIG` handling drops them: it has no
+/// session of its own to signal. The input copier sees them first and hands the signal to
+/// `signal_foreground`, which has the sandbox signal the terminal's foreground group.
+///
 /// # Errors
 /// The pty or a FIFO could not be opened.
-pub fn open_console(stdin: &str, stdout: &str) -> Result<(Opened, Console)> {
+pub fn open_console(
+    stdin: &str,
+    stdout: &str,
+    signal_foreground: Box<dyn Fn(i32) + Send>,
+) -> Result<(Opened, Console)> {
     let pty = nix::pty::openpty(None, None)
         .map_err(|e| io_err("opening", "a pty")(std::io::Error::from_raw_os_error(e as i32)))?;
     cloexec(&pty.master).map_err(io_err("fcntl", "the pty master"))?;
@@ -222,9 +254,22 @@ pub fn open_console(stdin: &str, stdout: &str) -> Result<(Opened, Console)> {
         let writer = Arc::new(Mutex::new(Some(writer)));
         let fifo = stdin.to_owned();
         let w = writer.clone();
+        let master = pty
+            .master
+            .try_clone()
+            .map_err(io_err("dup", "the pty master"))?;
+        let inspect = move |input: &[u8]| {
+            // Termios calls on the master act on the pty pair's (the slave's) settings.
+            let Ok(termios) = nix::sys::termios::tcgetattr(&master) else {
+                return;
+            };
+            for signo in typed_signals(&termios.into(), input) {
+                signal_foreground(signo);
+            }
+        };
         std::thread::Builder::new()
             .name("console-in".into())
-            .spawn(move || copy_stdin(Path::new(&fifo), &w))
+            .spawn(move || copy_stdin(Path::new(&fifo), &w, &inspect))
             .map_err(io_err("starting the stdin copier for", stdin))?;
         StdinHandle { writer }
     };
@@ -293,6 +338,18 @@ mod tests {
         let mut f = File::from(fd);
         f.write_all(b"hi").unwrap();
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn typed_interrupt_keys_become_signals() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let mut t: libc::termios = nix::sys::termios::tcgetattr(&pty.slave).unwrap().into();
+        assert_eq!(
+            typed_signals(&t, b"ab\x03c\x1c\x1a"),
+            [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP]
+        );
+        t.c_lflag &= !libc::ISIG;
+        assert!(typed_signals(&t, b"\x03").is_empty());
     }
 
     #[test]

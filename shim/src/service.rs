@@ -207,21 +207,6 @@ fn exec_ref(exec_id: &str) -> ProcessRef {
     }
 }
 
-/// A process's stdio: containerd's FIFOs, or a host pty for `terminal: true`.
-fn open_stdio(
-    terminal: bool,
-    stdin: &str,
-    stdout: &str,
-    stderr: &str,
-) -> Result<(Opened, Option<Console>)> {
-    if terminal {
-        let (opened, console) = io::open_console(stdin, stdout)?;
-        Ok((opened, Some(console)))
-    } else {
-        Ok((io::open(stdin, stdout, stderr)?, None))
-    }
-}
-
 /// How long an exit waits for the process's terminal output to drain into its FIFO.
 const CONSOLE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -325,6 +310,36 @@ impl Service {
             }
         }
         self.sandbox_gone(sandbox_pid);
+    }
+
+    /// A process's stdio: containerd's FIFOs, or a host pty for `terminal: true`, whose
+    /// typed `^C` and friends become signals to the terminal's foreground group.
+    fn open_stdio(
+        &self,
+        id: &str,
+        exec_id: &str,
+        terminal: bool,
+        (stdin, stdout, stderr): (&str, &str, &str),
+    ) -> Result<(Opened, Option<Console>)> {
+        if !terminal {
+            return Ok((io::open(stdin, stdout, stderr)?, None));
+        }
+        let (this, id, process) = (self.clone(), id.to_owned(), exec_ref(exec_id));
+        let signal_foreground = Box::new(move |signo: i32| {
+            let Ok(sandbox) = this.lock().sandbox() else {
+                return;
+            };
+            let request = Request::SignalForeground {
+                id: id.clone(),
+                process: process.clone(),
+                signo,
+            };
+            if let Err(e) = sandbox.call(&request, &[]) {
+                log::debug!("typed signal {signo} for {id}: {e}");
+            }
+        });
+        let (opened, console) = io::open_console(stdin, stdout, signal_foreground)?;
+        Ok((opened, Some(console)))
     }
 
     fn console_of(&self, id: &str, process: &ProcessRef) -> Option<Arc<Console>> {
@@ -434,8 +449,10 @@ impl Service {
         };
         // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
         let mut fds = spec::open_dirs(&container).map_err(cleanup)?;
-        let (opened, console) =
-            open_stdio(req.terminal, &req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
+        let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
+        let (opened, console) = self
+            .open_stdio(&req.id, "", req.terminal, stdio)
+            .map_err(cleanup)?;
         fds.extend(opened.fds);
         let sandbox = self.sandbox_for(&mut st, &bundle, &oci).map_err(cleanup)?;
         sandbox
@@ -545,7 +562,8 @@ impl Service {
             return Err(Error::Exists(req.exec_id.clone()));
         }
         let sandbox = sandbox?;
-        let (opened, console) = open_stdio(req.terminal, &req.stdin, &req.stdout, &req.stderr)?;
+        let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
+        let (opened, console) = self.open_stdio(&req.id, &req.exec_id, req.terminal, stdio)?;
         sandbox.call(
             &Request::AddExec {
                 id: req.id.clone(),
@@ -742,9 +760,10 @@ impl Service {
         console.resize(clamp(req.width), clamp(req.height))?;
         if p.status == ProcStatus::Running {
             sandbox?.call(
-                &Request::WindowResized {
+                &Request::SignalForeground {
                     id: req.id.clone(),
                     process: exec_ref(&req.exec_id),
+                    signo: libc::SIGWINCH,
                 },
                 &[],
             )?;

@@ -167,19 +167,30 @@ fn containerd_runs_containers_in_the_sandbox() {
 }
 
 /// Drives `ctr run -t` from a pty (python's `pty` module, as a person at a terminal would):
-/// the shell in the container gets a terminal of the window size ctr passes on, runs what
-/// is typed and exits with its code.
+/// the shell in the container gets a terminal of the window size ctr passes on, `^C` stops
+/// `sleep 100` but not the shell, which runs what is typed next and exits with its code.
 fn check_terminal(env: &Env) {
     const DRIVER: &str = r##"
-import fcntl, os, pty, struct, sys, termios, time
+import fcntl, os, pty, select, struct, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp(sys.argv[1], sys.argv[1:])
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+# (what to wait for in the output, how often, what to type then)
+steps = [
+    (b"/ # ", 1, b"test -t 0 && echo on-a-tty; stty size; sleep 100\n"),
+    (b"30 100", 1, b"\x03"),
+    (b"/ # ", 2, b"echo hi; exit 3\n"),
+]
 out = b""
-sent = False
 deadline = time.time() + 30
 while time.time() < deadline:
+    if steps and out.count(steps[0][0]) >= steps[0][1]:
+        time.sleep(0.3)
+        os.write(fd, steps.pop(0)[2])
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    if not ready:
+        continue
     try:
         data = os.read(fd, 4096)
     except OSError:
@@ -187,10 +198,6 @@ while time.time() < deadline:
     if not data:
         break
     out += data
-    # Type once the shell prompts (ctr has passed the window size on by then).
-    if not sent and b"/ # " in out:
-        os.write(fd, b"test -t 0 && echo on-a-tty; stty size; echo hi; exit 3\n")
-        sent = True
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))

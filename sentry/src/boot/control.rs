@@ -121,10 +121,12 @@ pub enum Request {
     Processes {
         id: String,
     },
-    /// The shim resized the host pty of a process's terminal: SIGWINCH its foreground.
-    WindowResized {
+    /// Signals the foreground process group of a process's terminal: SIGWINCH after the
+    /// shim resized the host pty, SIGINT/SIGQUIT/SIGTSTP for a typed `^C`/`^\`/`^Z`.
+    SignalForeground {
         id: String,
         process: ProcessRef,
+        signo: i32,
     },
     DestroyContainer {
         id: String,
@@ -536,7 +538,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::StartExec { .. } => "start_exec",
         Request::Signal { .. } => "signal",
         Request::Processes { .. } => "processes",
-        Request::WindowResized { .. } => "window_resized",
+        Request::SignalForeground { .. } => "signal_foreground",
         Request::DestroyContainer { .. } => "destroy_container",
         Request::Shutdown => "shutdown",
     }
@@ -583,8 +585,8 @@ fn dispatch(
             Ok(Response::Done)
         }
         Request::Processes { id } => Ok(Response::Processes(loader.processes(&id)?)),
-        Request::WindowResized { id, process } => {
-            loader.window_resized(&id, &process)?;
+        Request::SignalForeground { id, process, signo } => {
+            loader.signal_foreground(&id, &process, signo)?;
             Ok(Response::Done)
         }
         Request::DestroyContainer { id } => {

@@ -472,12 +472,16 @@ impl Loader {
         Ok(())
     }
 
-    /// The window of process `which`'s terminal changed (the shim resized the host pty):
-    /// SIGWINCH to the terminal's foreground process group.
+    /// Sends `signo` to the foreground process group of process `which`'s terminal (the
+    /// shim's SIGWINCH after a resize, SIGINT for a typed `^C`, ...).
     ///
     /// # Errors
-    /// `NoContainer`, `NoProcess`, `NotRunning`; `BadSpec` when it has no terminal.
-    pub fn window_resized(&self, id: &str, which: &ProcessRef) -> Result<(), Error> {
+    /// `NoContainer`, `NoProcess`, `NotRunning`, `BadSignal`; `BadSpec` when it has no
+    /// terminal.
+    pub fn signal_foreground(&self, id: &str, which: &ProcessRef, signo: i32) -> Result<(), Error> {
+        if !(1..=64).contains(&signo) {
+            return Err(Error::BadSignal(signo));
+        }
         let mut inner = self.lock();
         let c = container(&mut inner, id)?;
         let p = c
@@ -493,7 +497,7 @@ impl Loader {
             .ok_or(Error::BadSpec("the process has no terminal"))?;
         if let Some(tty) = tty.upgrade() {
             drop(inner);
-            tty.signal_foreground(&self.kernel, libc::SIGWINCH);
+            tty.signal_foreground(&self.kernel, signo);
         }
         Ok(())
     }

@@ -8,8 +8,12 @@
 //! foreground process group (`TIOCSCTTY`, `TIOCNOTTY`, `TIOCGPGRP`, `TIOCSPGRP`, `TIOCGSID`),
 //! and `SIGWINCH` to that group when the window changes.
 //!
-//! Not yet: `^C`/`^Z`/`^\` as signals (the host pty has no session of its own, so its `ISIG`
-//! handling drops those characters), background-group `SIGTTOU`/`SIGTTIN`, `/dev/tty`.
+//! Typed `^C`/`^\`/`^Z`: the host pty has no session of its own, so its `ISIG` handling
+//! only drops those characters (and flushes the line); the shim, which sees the typed bytes
+//! on their way in, asks the sentry to signal the foreground group
+//! ([`HostTty::signal_foreground`] through the Loader).
+//!
+//! Not yet: background-group `SIGTTOU`/`SIGTTIN`, `/dev/tty`.
 //!
 //! # Lock order
 //! `Kernel::tree` → `HostTty::job`.
