@@ -16,7 +16,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 # --- System packages --------------------------------------------------------------------------
 # containerd, runc: end-to-end tests and runc comparisons; busybox-static: a static workload;
 # gcc, libc6-dev: static C test programs (and the Rust linker); python3: test tooling.
-packages=(containerd runc busybox-static gcc libc6-dev python3)
+packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools)
 
 step "system packages"
 missing=()

@@ -3,7 +3,8 @@
 //! Applications run on a [`platform`] (ptrace today) that stops them at every system call
 //! and fault; the sentry implements the Linux answer. See `ARCHITECTURE.md` for the map:
 //! [`abi`] (UAPI types), [`memory`] (the memory file), [`mm`] (address spaces), [`loader`]
-//! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`boot`].
+//! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`tty`] (terminals),
+//! [`boot`].
 
 pub mod abi;
 pub mod boot;
@@ -14,4 +15,5 @@ pub mod memory;
 pub mod mm;
 pub mod net;
 pub mod syscalls;
+pub mod tty;
 pub mod vfs;

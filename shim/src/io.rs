@@ -8,13 +8,18 @@
 //!   blocks until containerd opens its end) and copies into the pipe. CloseIO drops the
 //!   shim's write end, so the process sees EOF.
 //! - an empty path is `/dev/null`.
+//! - `terminal=true` ([`open_console`]): the shim owns a host pty. Its slave goes to the
+//!   sandbox (the process's stdin, stdout and stderr; the host pty does the line
+//!   discipline); copier threads move stdin FIFO → master and master → stdout FIFO. The
+//!   output copier ends when the last slave fd in the sandbox closes (EIO on the master),
+//!   which is when the process's output is complete.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use sentry::boot::control::StdioPresent;
 
@@ -108,12 +113,13 @@ fn input(path: &str) -> Result<(OwnedFd, StdinHandle)> {
     let fifo = path.to_owned();
     std::thread::Builder::new()
         .name("stdin-copy".into())
-        .spawn(move || copy_stdin(Path::new(&fifo), &writer))
+        .spawn(move || copy_stdin(Path::new(&fifo), &writer, &|_| ()))
         .map_err(io_err("starting the stdin copier for", path))?;
     Ok((reader.into(), handle))
 }
 
-fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>) {
+/// Copies the stdin FIFO into `writer`, showing each chunk to `inspect` first.
+fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>, inspect: &dyn Fn(&[u8])) {
     let mut src = match File::open(fifo) {
         Ok(f) => f,
         Err(e) => {
@@ -132,6 +138,7 @@ fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>) {
                 break;
             }
         };
+        inspect(&buf[..n]);
         let mut guard = writer.lock().unwrap();
         let Some(w) = guard.as_mut() else { return };
         if w.write_all(&buf[..n]).is_err() {
@@ -139,6 +146,164 @@ fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>) {
         }
     }
     writer.lock().unwrap().take();
+}
+
+/// The shim's side of a process's terminal.
+#[derive(Debug)]
+pub struct Console {
+    master: OwnedFd,
+    /// Closed (disconnected) when the output copier has written everything.
+    output_done: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Console {
+    /// ResizePty: sets the pty's window size (the sandbox then sends SIGWINCH).
+    ///
+    /// # Errors
+    /// The host ioctl failed.
+    pub fn resize(&self, cols: u16, rows: u16) -> Result<()> {
+        let ws = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&self.master, ws)
+            .map_err(|e| io_err("resizing", "the console")(e.into()))
+    }
+
+    /// Waits (at most `timeout`) until the terminal's output has all been copied.
+    pub fn wait_output(&self, timeout: std::time::Duration) {
+        let rx = self.output_done.lock().unwrap();
+        let _ = rx.recv_timeout(timeout);
+    }
+}
+
+fn cloexec(fd: &OwnedFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(fd),
+        FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC),
+    )
+    .map(drop)
+    .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+}
+
+/// The signals typed input raises on a terminal in `termios` (`^C`, `^\`, `^Z` with
+/// `ISIG`), in order.
+fn typed_signals(termios: &libc::termios, input: &[u8]) -> Vec<i32> {
+    if termios.c_lflag & libc::ISIG == 0 {
+        return Vec::new();
+    }
+    let keys = [
+        (termios.c_cc[libc::VINTR], libc::SIGINT),
+        (termios.c_cc[libc::VQUIT], libc::SIGQUIT),
+        (termios.c_cc[libc::VSUSP], libc::SIGTSTP),
+    ];
+    input
+        .iter()
+        .filter_map(|b| {
+            keys.iter()
+                // 0 is _POSIX_VDISABLE: the key is switched off.
+                .find(|(key, _)| *key != 0 && key == b)
+                .map(|(_, sig)| *sig)
+        })
+        .collect()
+}
+
+/// Opens a terminal for a process: a host pty whose slave is the only fd for the sandbox
+/// (as stdin), with copiers to and from containerd's FIFOs (stderr goes to the terminal).
+///
+/// Typed `^C`/`^\`/`^Z` reach the host pty, whose `ISIG` handling drops them: it has no
+/// session of its own to signal. The input copier sees them first and hands the signal to
+/// `signal_foreground`, which has the sandbox signal the terminal's foreground group.
+///
+/// # Errors
+/// The pty or a FIFO could not be opened.
+pub fn open_console(
+    stdin: &str,
+    stdout: &str,
+    signal_foreground: Box<dyn Fn(i32) + Send>,
+) -> Result<(Opened, Console)> {
+    let pty = nix::pty::openpty(None, None)
+        .map_err(|e| io_err("opening", "a pty")(std::io::Error::from_raw_os_error(e as i32)))?;
+    cloexec(&pty.master).map_err(io_err("fcntl", "the pty master"))?;
+    cloexec(&pty.slave).map_err(io_err("fcntl", "the pty slave"))?;
+    let out = File::from(output(stdout)?);
+    let reader = File::from(
+        pty.master
+            .try_clone()
+            .map_err(io_err("dup", "the pty master"))?,
+    );
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("console-out".into())
+        .spawn(move || {
+            copy_console_output(reader, out);
+            drop(done_tx);
+        })
+        .map_err(io_err("starting the console copier for", stdout))?;
+    let handle = if stdin.is_empty() {
+        StdinHandle::default()
+    } else {
+        let writer = File::from(
+            pty.master
+                .try_clone()
+                .map_err(io_err("dup", "the pty master"))?,
+        );
+        let writer = Arc::new(Mutex::new(Some(writer)));
+        let fifo = stdin.to_owned();
+        let w = writer.clone();
+        let master = pty
+            .master
+            .try_clone()
+            .map_err(io_err("dup", "the pty master"))?;
+        let inspect = move |input: &[u8]| {
+            // Termios calls on the master act on the pty pair's (the slave's) settings.
+            let Ok(termios) = nix::sys::termios::tcgetattr(&master) else {
+                return;
+            };
+            for signo in typed_signals(&termios.into(), input) {
+                signal_foreground(signo);
+            }
+        };
+        std::thread::Builder::new()
+            .name("console-in".into())
+            .spawn(move || copy_stdin(Path::new(&fifo), &w, &inspect))
+            .map_err(io_err("starting the stdin copier for", stdin))?;
+        StdinHandle { writer }
+    };
+    let opened = Opened {
+        fds: vec![pty.slave],
+        present: StdioPresent {
+            stdin: true,
+            stdout: false,
+            stderr: false,
+        },
+        stdin: handle,
+    };
+    let console = Console {
+        master: pty.master,
+        output_done: Mutex::new(done_rx),
+    };
+    Ok((opened, console))
+}
+
+/// Copies the terminal's output until every slave fd is closed (EIO).
+fn copy_console_output(mut master: File, mut out: File) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: the last slave fd closed.
+            Err(_) => break,
+        };
+        if out.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
 }
 
 /// Opens the three streams containerd named.
@@ -173,6 +338,18 @@ mod tests {
         let mut f = File::from(fd);
         f.write_all(b"hi").unwrap();
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn typed_interrupt_keys_become_signals() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let mut t: libc::termios = nix::sys::termios::tcgetattr(&pty.slave).unwrap().into();
+        assert_eq!(
+            typed_signals(&t, b"ab\x03c\x1c\x1a"),
+            [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP]
+        );
+        t.c_lflag &= !libc::ISIG;
+        assert!(typed_signals(&t, b"\x03").is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! on `start` and serves `containerd.task.v2.Task`, the protocol containerd 1.6, 1.7 and 2.x
 //! all speak.
 
+mod cgroup;
 mod error;
 mod io;
 mod sandbox;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use sentry::boot::control::{self, Channel};
 use sentry::boot::loader::{Loader, LoaderConfig};
+use sentry::boot::seccomp;
 
 /// The runtime name containerd knows this shim by.
 const RUNTIME_ID: &str = "io.containerd.runsc-rs.v2";
@@ -62,11 +64,8 @@ fn sandbox_main(args: &[String]) -> i32 {
     }
     // The sandbox ends with the shim through the control channel: when the shim is gone its
     // end of the socket closes and `serve` returns. (PR_SET_PDEATHSIG would be wrong here: it
-    // fires when the *thread* that spawned us exits, and ttrpc handler threads come and go.)
-    if nix::unistd::getppid().as_raw() == 1 {
-        log::error!("the shim is already gone");
-        return 1;
-    }
+    // fires when the *thread* that spawned us exits, and the shim spawns from a short-lived
+    // thread.)
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {
@@ -74,9 +73,18 @@ fn sandbox_main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    // Isolated and filtered before the first container exists: namespaces, an empty root,
+    // dropped capabilities, then the seccomp allowlist (logging instead of killing with
+    // --debug, as `runsc-rs do --debug`).
     let config = LoaderConfig {
         platform: "ptrace".into(),
         strace: false,
+        isolate: true,
+        seccomp: Some(if debug {
+            seccomp::Mode::Log
+        } else {
+            seccomp::Mode::Enforce
+        }),
     };
     let channel = Channel::from_fd(fd);
     let served = match Loader::new(&config) {

@@ -9,12 +9,13 @@
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use sentry::boot::control::{self, Channel, Client, Event, Request, Response};
 
+use crate::cgroup::SandboxCgroup;
 use crate::error::{Error, Result};
 
 /// Name of the file in the bundle that records the sandbox's host PID, for the `delete`
@@ -46,15 +47,24 @@ impl Sandbox {
     ///
     /// # Errors
     /// The process or the channel could not be set up.
-    pub fn launch(bundle: &Path, debug: bool) -> Result<(Sandbox, mpsc::Receiver<Option<Event>>)> {
+    pub fn launch(
+        bundle: &Path,
+        debug: bool,
+        cgroup: Option<&SandboxCgroup>,
+    ) -> Result<(Sandbox, mpsc::Receiver<Option<Event>>)> {
         let (ours, theirs) = Channel::pair().map_err(|e| match e {
             control::Error::Io { source, .. } => Error::Launch(source.into()),
             other => Error::Launch(std::io::Error::other(other)),
         })?;
         let mut cmd = Command::new("/proc/self/exe");
-        // No environment: the sandbox must not learn containerd's addresses.
+        // No environment: the sandbox must not learn containerd's addresses. The one variable
+        // it gets caps glibc's malloc arenas: without a cap, once a process has more than 8
+        // arenas (busy pods have many threads) glibc counts the CPUs by opening
+        // /sys/devices/system/cpu/online and /proc/stat by path, host calls the seccomp
+        // allowlist kills the sandbox for.
         cmd.arg("sandbox")
             .env_clear()
+            .env("MALLOC_ARENA_MAX", "8")
             .current_dir(bundle)
             .stdin(Stdio::from(theirs.into_fd()))
             .stdout(Stdio::null())
@@ -62,10 +72,8 @@ impl Sandbox {
         if debug {
             cmd.arg("--debug");
         }
-        let child = cmd.spawn().map_err(Error::Launch)?;
-        let pid = child.id();
-        // The shim's reaper collects the process; the channel's EOF tells us it is gone.
-        drop(child);
+        let cgroup_tasks = cgroup.map(SandboxCgroup::task_files).unwrap_or_default();
+        let pid = spawn_in_new_pid_namespace(cmd, cgroup_tasks)?;
         let (client, events) = Client::new(ours).map_err(Error::Launch)?;
         log::info!("sandbox process {pid} started");
         if let Err(e) = std::fs::write(bundle.join(PID_FILE), pid.to_string()) {
@@ -101,6 +109,35 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// Starts `cmd` as PID 1 of a new PID namespace: the sandbox sees no host process, and when
+/// it ends the kernel kills everything left in it (its ptrace stubs). The namespace is
+/// unshared by a short-lived thread, so only that thread's children land in it; the shim's
+/// own threads keep creating children in the host namespace. The thread joins the cgroup
+/// `tasks` files first, so the sandbox is born in its cgroup.
+///
+/// The shim's reaper collects the process; the control channel's EOF tells us it is gone.
+fn spawn_in_new_pid_namespace(mut cmd: Command, cgroup_tasks: Vec<PathBuf>) -> Result<u32> {
+    let spawner = std::thread::Builder::new()
+        .name("sandbox-spawn".into())
+        .spawn(move || {
+            let tid = nix::unistd::gettid().to_string();
+            for tasks in &cgroup_tasks {
+                std::fs::write(tasks, &tid).map_err(|source| Error::Io {
+                    op: "joining",
+                    path: tasks.clone(),
+                    source,
+                })?;
+            }
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::Launch(e.into()))?;
+            cmd.spawn().map(|c| c.id()).map_err(Error::Launch)
+        })
+        .map_err(Error::Launch)?;
+    spawner
+        .join()
+        .map_err(|_| Error::Launch(std::io::Error::other("the spawner thread panicked")))?
 }
 
 /// Cleans up after a sandbox whose shim is gone: kills it if it still runs.

@@ -25,9 +25,12 @@ use containerd_shim::api::{
 };
 use containerd_shim::event::Event as TaskEvent;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
 };
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::shim::shim::CheckpointTaskRequest;
 use containerd_shim::protos::types::task::ProcessInfo;
@@ -36,10 +39,16 @@ use containerd_shim::{Context, ExitSignal, Task, TtrpcContext, TtrpcResult};
 use sentry::boot::control::{Event, ProcessRef, Request, Response};
 use sentry::boot::loader::SignalTarget;
 
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::cgroup::SandboxCgroup;
 use crate::error::{Error, Result};
-use crate::io::{self, StdinHandle};
+use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
 use crate::spec;
+
+/// The CRI annotation saying whether a container is a pod's sandbox container.
+const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
 
 /// Lifecycle of one process as containerd sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +68,20 @@ struct Proc {
     stdout: String,
     stderr: String,
     stdin_handle: StdinHandle,
+    /// The host pty of a `terminal: true` process.
+    console: Option<Arc<Console>>,
 }
 
 impl Proc {
-    fn new(stdin: &str, stdout: &str, stderr: &str, stdin_handle: StdinHandle) -> Proc {
+    fn new(
+        stdin: &str,
+        stdout: &str,
+        stderr: &str,
+        stdin_handle: StdinHandle,
+        console: Option<Console>,
+    ) -> Proc {
         Proc {
+            console: console.map(Arc::new),
             pid: 0,
             status: ProcStatus::Created,
             exit_status: 0,
@@ -122,6 +140,10 @@ impl Container {
 #[derive(Debug, Default)]
 struct State {
     sandbox: Option<Arc<Sandbox>>,
+    /// The sandbox's cgroup, when it has one (see [`crate::cgroup`]).
+    cgroup: Option<SandboxCgroup>,
+    /// The sandbox is frozen (Pause): every running process reports PAUSED.
+    paused: bool,
     containers: HashMap<String, Container>,
 }
 
@@ -134,6 +156,20 @@ impl State {
 
     fn sandbox(&self) -> Result<Arc<Sandbox>> {
         self.sandbox.clone().ok_or(Error::SandboxGone)
+    }
+
+    fn cgroup(&self) -> Result<&SandboxCgroup> {
+        self.cgroup.as_ref().ok_or(Error::Unsupported(
+            "the sandbox has no cgroup (no cgroup v1 path)",
+        ))
+    }
+
+    /// The sandbox process is gone: its cgroup can go too.
+    fn remove_cgroup(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
+        self.paused = false;
     }
 }
 
@@ -170,6 +206,9 @@ fn exec_ref(exec_id: &str) -> ProcessRef {
         ProcessRef::Exec(exec_id.to_owned())
     }
 }
+
+/// How long an exit waits for the process's terminal output to drain into its FIFO.
+const CONSOLE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn unmount(rootfs: &Path) {
     if let Err(e) = containerd_shim::mount::umount_recursive(rootfs.to_str(), libc::MNT_DETACH) {
@@ -214,12 +253,35 @@ impl Service {
         }
     }
 
-    /// Returns the sandbox, launching it (and its event thread) on first use.
-    fn sandbox_for(&self, st: &mut State, bundle: &Path) -> Result<Arc<Sandbox>> {
+    /// Returns the sandbox, launching it (and its event thread) on first use, in the cgroup
+    /// and with the resources of `oci` (the spec of the container that starts it).
+    fn sandbox_for(&self, st: &mut State, bundle: &Path, oci: &Spec) -> Result<Arc<Sandbox>> {
         if let Some(s) = &st.sandbox {
             return Ok(s.clone());
         }
-        let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug)?;
+        let linux = oci.linux().as_ref();
+        let cgroup = match linux.and_then(|l| l.cgroups_path().as_ref()) {
+            Some(path) => SandboxCgroup::create(&path.to_string_lossy())?,
+            None => None,
+        };
+        // A pod's sandbox ("pause") container carries tiny limits of its own (cpu.shares 2)
+        // meant for the pause process alone; the sandbox runs the whole pod, so they are not
+        // applied to it.
+        let is_pod_sandbox = oci
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
+            .is_some_and(|t| t == "sandbox");
+        if let (Some(cg), Some(resources), false) = (
+            &cgroup,
+            linux.and_then(|l| l.resources().as_ref()),
+            is_pod_sandbox,
+        ) {
+            cg.update(resources)?;
+        }
+        let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug, cgroup.as_ref())?;
+        st.cgroup = cgroup;
+        st.paused = false;
         let sandbox = Arc::new(sandbox);
         st.sandbox = Some(sandbox.clone());
         let (this, pid) = (self.clone(), sandbox.pid());
@@ -237,10 +299,57 @@ impl Service {
                     id,
                     process,
                     status,
-                } => self.process_exited(&id, &process, status.code()),
+                } => {
+                    // Everything the process wrote to its terminal reaches containerd
+                    // before its exit does.
+                    if let Some(console) = self.console_of(&id, &process) {
+                        console.wait_output(CONSOLE_DRAIN);
+                    }
+                    self.process_exited(&id, &process, status.code());
+                }
             }
         }
         self.sandbox_gone(sandbox_pid);
+    }
+
+    /// A process's stdio: containerd's FIFOs, or a host pty for `terminal: true`, whose
+    /// typed `^C` and friends become signals to the terminal's foreground group.
+    fn open_stdio(
+        &self,
+        id: &str,
+        exec_id: &str,
+        terminal: bool,
+        (stdin, stdout, stderr): (&str, &str, &str),
+    ) -> Result<(Opened, Option<Console>)> {
+        if !terminal {
+            return Ok((io::open(stdin, stdout, stderr)?, None));
+        }
+        let (this, id, process) = (self.clone(), id.to_owned(), exec_ref(exec_id));
+        let signal_foreground = Box::new(move |signo: i32| {
+            let Ok(sandbox) = this.lock().sandbox() else {
+                return;
+            };
+            let request = Request::SignalForeground {
+                id: id.clone(),
+                process: process.clone(),
+                signo,
+            };
+            if let Err(e) = sandbox.call(&request, &[]) {
+                log::debug!("typed signal {signo} for {id}: {e}");
+            }
+        });
+        let (opened, console) = io::open_console(stdin, stdout, signal_foreground)?;
+        Ok((opened, Some(console)))
+    }
+
+    fn console_of(&self, id: &str, process: &ProcessRef) -> Option<Arc<Console>> {
+        let mut st = self.lock();
+        let exec_id = match process {
+            ProcessRef::Init => "",
+            ProcessRef::Exec(e) => e.as_str(),
+        };
+        let c = st.container(id).ok()?;
+        c.process(id, exec_id).ok()?.console.clone()
     }
 
     fn process_exited(&self, id: &str, process: &ProcessRef, code: u32) {
@@ -301,9 +410,6 @@ impl Service {
     }
 
     fn do_create(&self, req: &CreateTaskRequest) -> Result<u32> {
-        if req.terminal {
-            return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-        }
         if !req.checkpoint.is_empty() {
             return Err(Error::Unsupported("restoring from a checkpoint"));
         }
@@ -341,8 +447,14 @@ impl Service {
             }
             e
         };
-        let opened = io::open(&req.stdin, &req.stdout, &req.stderr).map_err(cleanup)?;
-        let sandbox = self.sandbox_for(&mut st, &bundle).map_err(cleanup)?;
+        // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
+        let mut fds = spec::open_dirs(&container).map_err(cleanup)?;
+        let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
+        let (opened, console) = self
+            .open_stdio(&req.id, "", req.terminal, stdio)
+            .map_err(cleanup)?;
+        fds.extend(opened.fds);
+        let sandbox = self.sandbox_for(&mut st, &bundle, &oci).map_err(cleanup)?;
         sandbox
             .call(
                 &Request::CreateContainer {
@@ -350,10 +462,10 @@ impl Service {
                     spec: container,
                     stdio: opened.present,
                 },
-                &opened.fds,
+                &fds,
             )
             .map_err(cleanup)?;
-        let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin);
+        let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin, console);
         init.pid = sandbox.pid();
         st.containers.insert(
             req.id.clone(),
@@ -439,9 +551,6 @@ impl Service {
     }
 
     fn do_exec(&self, req: &ExecProcessRequest) -> Result<()> {
-        if req.terminal {
-            return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-        }
         let process = spec::exec_process(&req.spec.value)?;
         let mut st = self.lock();
         let sandbox = st.sandbox();
@@ -453,7 +562,8 @@ impl Service {
             return Err(Error::Exists(req.exec_id.clone()));
         }
         let sandbox = sandbox?;
-        let opened = io::open(&req.stdin, &req.stdout, &req.stderr)?;
+        let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
+        let (opened, console) = self.open_stdio(&req.id, &req.exec_id, req.terminal, stdio)?;
         sandbox.call(
             &Request::AddExec {
                 id: req.id.clone(),
@@ -465,7 +575,7 @@ impl Service {
         )?;
         c.execs.insert(
             req.exec_id.clone(),
-            Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin),
+            Proc::new(&req.stdin, &req.stdout, &req.stderr, opened.stdin, console),
         );
         self.publish(TaskExecAdded {
             container_id: req.id.clone(),
@@ -546,6 +656,7 @@ impl Service {
                     log::debug!("shutting the sandbox down: {e}");
                 }
             }
+            st.remove_cgroup();
             let _ = std::fs::remove_file(c.bundle.join(sandbox::PID_FILE));
         }
         self.publish(TaskDelete {
@@ -562,11 +673,13 @@ impl Service {
 
     fn do_state(&self, req: &StateRequest) -> Result<StateResponse> {
         let mut st = self.lock();
+        let paused = st.paused;
         let c = st.container(&req.id)?;
         let bundle = c.bundle.to_string_lossy().into_owned();
         let p = c.process(&req.id, &req.exec_id)?;
         let status = match p.status {
             ProcStatus::Created => Status::CREATED,
+            ProcStatus::Running if paused => Status::PAUSED,
             ProcStatus::Running => Status::RUNNING,
             ProcStatus::Stopped => Status::STOPPED,
         };
@@ -578,7 +691,7 @@ impl Service {
             stdin: p.stdin.clone(),
             stdout: p.stdout.clone(),
             stderr: p.stderr.clone(),
-            terminal: false,
+            terminal: p.console.is_some(),
             exit_status: p.exit_status,
             exited_at: MessageField::from_option(p.exited_at.clone()),
             exec_id: req.exec_id.clone(),
@@ -634,6 +747,84 @@ impl Service {
         Ok(())
     }
 
+    fn do_resize_pty(&self, req: &ResizePtyRequest) -> Result<()> {
+        let mut st = self.lock();
+        let sandbox = st.sandbox();
+        let c = st.container(&req.id)?;
+        let p = c.process(&req.id, &req.exec_id)?;
+        // runc's shim answers a resize of a terminal-less process with success too.
+        let Some(console) = &p.console else {
+            return Ok(());
+        };
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        console.resize(clamp(req.width), clamp(req.height))?;
+        if p.status == ProcStatus::Running {
+            sandbox?.call(
+                &Request::SignalForeground {
+                    id: req.id.clone(),
+                    process: exec_ref(&req.exec_id),
+                    signo: libc::SIGWINCH,
+                },
+                &[],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Pause (`frozen`) or Resume: the whole sandbox, every container of a pod with it.
+    fn do_freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let mut st = self.lock();
+        if st.container(id)?.init.status != ProcStatus::Running {
+            return Err(Error::NotRunning(id.to_owned()));
+        }
+        if st.paused == frozen {
+            return Ok(());
+        }
+        st.cgroup()?.freeze(frozen)?;
+        st.paused = frozen;
+        if frozen {
+            self.publish(TaskPaused {
+                container_id: id.to_owned(),
+                ..Default::default()
+            });
+        } else {
+            self.publish(TaskResumed {
+                container_id: id.to_owned(),
+                ..Default::default()
+            });
+        }
+        log::info!(
+            "container {id} {}",
+            if frozen { "paused" } else { "resumed" }
+        );
+        Ok(())
+    }
+
+    fn do_update(&self, req: &UpdateTaskRequest) -> Result<()> {
+        let resources: LinuxResources =
+            serde_json::from_slice(&req.resources.value).map_err(Error::BadExecSpec)?;
+        let mut st = self.lock();
+        st.container(&req.id)?;
+        st.cgroup()?.update(&resources)
+    }
+
+    fn do_stats(&self, id: &str) -> Result<StatsResponse> {
+        let mut st = self.lock();
+        st.container(id)?;
+        let metrics = st.cgroup()?.metrics();
+        let value = metrics
+            .write_to_bytes()
+            .map_err(|e| Error::Shim(containerd_shim::Error::Other(e.to_string())))?;
+        Ok(StatsResponse {
+            stats: MessageField::some(Any {
+                type_url: "io.containerd.cgroups.v1.Metrics".to_owned(),
+                value,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     fn do_connect(&self, id: &str) -> ConnectResponse {
         let mut st = self.lock();
         let task_pid = st.container(id).map(|c| c.init.pid).unwrap_or(0);
@@ -653,6 +844,7 @@ impl Service {
         if let Some(s) = st.sandbox.take() {
             let _ = s.call(&Request::Shutdown, &[]);
         }
+        st.remove_cgroup();
         self.shared.exit.signal();
     }
 }
@@ -706,34 +898,31 @@ impl Task for Service {
     }
 
     fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
-        // No process can have a terminal yet (Create and Exec refuse terminal=true), and
-        // runc's shim answers a resize of a terminal-less process with success.
-        let mut st = self.lock();
-        st.container(&req.id)?.process(&req.id, &req.exec_id)?;
+        self.do_resize_pty(&req)?;
         Ok(Empty::new())
     }
 
-    fn pause(&self, _: &TtrpcContext, _: PauseRequest) -> TtrpcResult<Empty> {
-        Err(Error::Unsupported("pause (stopping every task of the sandbox)").into())
+    fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> TtrpcResult<Empty> {
+        self.do_freeze(&req.id, true)?;
+        Ok(Empty::new())
     }
 
-    fn resume(&self, _: &TtrpcContext, _: ResumeRequest) -> TtrpcResult<Empty> {
-        Err(Error::Unsupported("resume").into())
+    fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> TtrpcResult<Empty> {
+        self.do_freeze(&req.id, false)?;
+        Ok(Empty::new())
     }
 
     fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
         Err(Error::Unsupported("checkpoint").into())
     }
 
-    fn update(&self, _: &TtrpcContext, _: UpdateTaskRequest) -> TtrpcResult<Empty> {
-        Err(
-            Error::Unsupported("updating resources (the sandbox has no cgroup of its own yet)")
-                .into(),
-        )
+    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        self.do_update(&req)?;
+        Ok(Empty::new())
     }
 
-    fn stats(&self, _: &TtrpcContext, _: StatsRequest) -> TtrpcResult<StatsResponse> {
-        Err(Error::Unsupported("stats (the sandbox has no cgroup of its own yet)").into())
+    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
+        Ok(self.do_stats(&req.id)?)
     }
 
     fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {

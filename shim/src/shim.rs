@@ -55,6 +55,14 @@ impl containerd_shim::Shim for RunscShim {
         let bundle =
             std::env::current_dir().map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
         sandbox::kill_recorded(&bundle);
+        let cgroups_path = crate::spec::load(&bundle)
+            .ok()
+            .and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
+        if let Some(path) = cgroups_path {
+            if let Ok(Some(cg)) = crate::cgroup::SandboxCgroup::create(&path.to_string_lossy()) {
+                cg.remove();
+            }
+        }
         let rootfs = bundle.join("rootfs");
         if let Err(e) = containerd_shim::mount::umount_recursive(rootfs.to_str(), libc::MNT_DETACH)
         {

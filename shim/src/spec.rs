@@ -1,9 +1,10 @@
 //! OCI runtime spec → what the sandbox's Loader needs.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use oci_spec::runtime::{Process, Spec};
-use sentry::boot::loader::{ContainerSpec, ProcessSpec};
+use oci_spec::runtime::{Mount, Process, Spec};
+use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, ProcessSpec};
 
 use crate::error::{Error, Result};
 
@@ -20,7 +21,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 /// the bundle), `bundle/rootfs` by default.
 ///
 /// # Errors
-/// `BadSpec` when there is no process; `Unsupported` for `terminal: true`.
+/// `BadSpec` when there is no process.
 pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
     let process = spec
         .process()
@@ -35,18 +36,87 @@ pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
         rootfs,
         hostname: spec.hostname().clone(),
         process: process_spec(process)?,
+        mounts: spec
+            .mounts()
+            .iter()
+            .flatten()
+            .filter_map(mount_spec)
+            .collect(),
     })
+}
+
+/// The sandbox's view of one OCI mount: bind mounts of host directories and tmpfs; the
+/// rest is the sentry's own (`proc`, `sysfs`, `devpts`, `mqueue`, `cgroup`) or unsupported.
+fn mount_spec(m: &Mount) -> Option<MountSpec> {
+    let destination = m.destination().to_string_lossy().into_owned();
+    let options = m.options().clone().unwrap_or_default();
+    let has = |o: &str| options.iter().any(|x| x == o);
+    let typ = m.typ().as_deref().unwrap_or("");
+    let kind = if typ == "bind" || has("bind") || has("rbind") {
+        let source = m.source().clone()?;
+        if !source.is_dir() {
+            log::info!(
+                "bind mount of {} at {destination} skipped: only directories can be bound yet",
+                source.display()
+            );
+            return None;
+        }
+        MountKind::Bind {
+            source,
+            readonly: has("ro"),
+        }
+    } else if typ == "tmpfs" {
+        let mode = options
+            .iter()
+            .find_map(|o| o.strip_prefix("mode="))
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(0o1777);
+        MountKind::Tmpfs { mode }
+    } else {
+        log::debug!("{typ} mount at {destination}: provided by the sentry or ignored");
+        return None;
+    };
+    Some(MountSpec { destination, kind })
+}
+
+/// Opens a directory of the host for the sandbox (`O_PATH|O_DIRECTORY`: a handle to walk
+/// from, no access to its contents by itself).
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| Error::Io {
+            op: "opening",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The container's host directories as the sandbox receives them: the rootfs, then the
+/// source of each bind mount in spec order.
+///
+/// # Errors
+/// A directory cannot be opened.
+pub fn open_dirs(c: &ContainerSpec) -> Result<Vec<OwnedFd>> {
+    let binds = c.mounts.iter().filter_map(|m| match &m.kind {
+        MountKind::Bind { source, .. } => Some(source.as_path()),
+        MountKind::Tmpfs { .. } => None,
+    });
+    std::iter::once(c.rootfs.as_path())
+        .chain(binds)
+        .map(open_dir)
+        .collect()
 }
 
 /// The process part of a spec (the container's or an exec's).
 ///
 /// # Errors
-/// `BadSpec` for empty args; `Unsupported` for `terminal: true`.
+/// `BadSpec` for empty args.
 pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
     let terminal = p.terminal().unwrap_or(false);
-    if terminal {
-        return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-    }
     let args = p.args().clone().unwrap_or_default();
     if args.first().is_none_or(String::is_empty) {
         return Err(Error::BadSpec("process.args is empty"));
@@ -76,6 +146,7 @@ pub fn exec_process(json: &[u8]) -> Result<ProcessSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const PROCESS: &str = r#"{"terminal":false,"user":{"uid":1000,"gid":100,"additionalGids":[10]},
         "args":["/bin/sh","-c","echo hi"],"env":["PATH=/bin"],"cwd":"/tmp"}"#;
@@ -93,12 +164,9 @@ mod tests {
     }
 
     #[test]
-    fn terminal_and_empty_args_are_refused() {
+    fn terminal_passes_and_empty_args_are_refused() {
         let tty = PROCESS.replace(r#""terminal":false"#, r#""terminal":true"#);
-        assert!(matches!(
-            exec_process(tty.as_bytes()),
-            Err(Error::Unsupported(_))
-        ));
+        assert!(exec_process(tty.as_bytes()).unwrap().terminal);
         let empty = PROCESS.replace(r#"["/bin/sh","-c","echo hi"]"#, "[]");
         assert!(matches!(
             exec_process(empty.as_bytes()),
@@ -115,5 +183,40 @@ mod tests {
         let c = container(&spec, Path::new("/b")).unwrap();
         assert_eq!(c.rootfs, Path::new("/b/rootfs"));
         assert_eq!(c.hostname.as_deref(), Some("box"));
+    }
+
+    #[test]
+    fn bind_and_tmpfs_mounts_convert() {
+        let dir = std::env::temp_dir();
+        let spec: Spec = serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.0.2","process":{PROCESS},"mounts":[
+                {{"destination":"/proc","type":"proc","source":"proc"}},
+                {{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","mode=755"]}},
+                {{"destination":"/data","type":"bind","source":"{0}","options":["rbind","ro"]}},
+                {{"destination":"/etc/hosts","type":"bind","source":"/etc/hosts","options":["rbind"]}}
+            ]}}"#,
+            dir.display()
+        ))
+        .unwrap();
+        let c = container(&spec, Path::new("/b")).unwrap();
+        assert_eq!(
+            c.mounts,
+            [
+                MountSpec {
+                    destination: "/run".into(),
+                    kind: MountKind::Tmpfs { mode: 0o755 }
+                },
+                MountSpec {
+                    destination: "/data".into(),
+                    kind: MountKind::Bind {
+                        source: dir.clone(),
+                        readonly: true
+                    }
+                },
+            ]
+        );
+        let mut c = c;
+        c.rootfs = PathBuf::from("/");
+        assert_eq!(open_dirs(&c).unwrap().len(), 2);
     }
 }

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Builds a tiny OCI image archive from the host's static busybox, without a registry.
 #   build-image.sh OUT.tar IMAGE_NAME WORKDIR
+# CMD_JSON (default ["/bin/sh"]) is the image's command, as a JSON array.
 # The layer is an uncompressed, reproducible tar (sorted names, mtime 0, root-owned).
 set -eu
 out=$1 name=$2 work=$3
 busybox=${BUSYBOX:-/bin/busybox}
+cmd=${CMD_JSON:-'["/bin/sh"]'}
 
 rm -rf "$work" && mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$work/layout/blobs/sha256"
 cp "$busybox" "$work/rootfs/bin/busybox"
@@ -24,7 +26,7 @@ put() { # file -> prints "digest size", stores the blob
 set -- $(put "$layer"); layer_digest=$1 layer_size=$2
 
 cat > "$work/config.json" <<JSON
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$layer_digest"]}}
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":$cmd,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$layer_digest"]}}
 JSON
 set -- $(put "$work/config.json"); config_digest=$1 config_size=$2
 

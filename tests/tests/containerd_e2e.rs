@@ -5,231 +5,32 @@
 //! busybox-static); prints `SKIPPED: reason` otherwise. Builds the shim binary itself
 //! (`cargo build --release -p shim`) so a plain `cargo test --release` is enough.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod e2e_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNTIME: &str = "io.containerd.runsc-rs.v2";
+use e2e_common::{build_shim, is_root, on_path, skip, Env, RUNTIME};
+
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e";
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false)
-}
-
-/// Builds the shim and returns the directory holding it.
-fn build_shim() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let out = Command::new(cargo)
-        .args(["build", "--release", "-p", "shim", "--message-format=json"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running cargo build");
-    assert!(out.status.success(), "building the shim failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let exe = stdout
-        .lines()
-        .filter(|l| l.contains("\"executable\":\"") && l.contains("containerd-shim-runsc-rs-v2"))
-        .find_map(|l| {
-            let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
-            let end = l[start..].find('"')? + start;
-            Some(PathBuf::from(&l[start..end]))
-        })
-        .expect("cargo did not report the shim executable");
-    exe.parent()
-        .expect("executable has a directory")
-        .to_path_buf()
-}
-
-/// Everything the test started or created; dropping it cleans up.
-struct Env {
-    tmp: PathBuf,
-    address: PathBuf,
-    containerd: Option<Child>,
-    /// Entries under /run/containerd before the test (everything else there is ours).
-    run_before: Option<Vec<PathBuf>>,
-}
-
-fn list_tree(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    stack.push(p.clone());
-                }
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-impl Env {
-    fn start(shim_dir: &Path) -> Env {
-        let tmp = std::env::temp_dir().join(format!("runsc-rs-e2e-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).unwrap();
-        let run = Path::new("/run/containerd");
-        let mut env = Env {
-            address: tmp.join("containerd.sock"),
-            run_before: run.exists().then(|| list_tree(run)),
-            tmp,
-            containerd: None,
-        };
-        let config = env.tmp.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{1}\"\n\
-                 [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{0}/opt\"\n",
-                env.tmp.display(),
-                env.address.display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(env.tmp.join("containerd.log")).unwrap();
-        let path = format!(
-            "{}:{}",
-            shim_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .env("PATH", path)
-            .current_dir(&env.tmp)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd");
-        env.containerd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !env.ctr(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not come up: {}",
-                env.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        env
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.tmp.join("containerd.log")).unwrap_or_default()
-    }
-
-    /// Runs `ctr` against our containerd with a timeout.
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("timeout")
-            .args(["-k", "5", "30", "ctr", "-a"])
-            .arg(&self.address)
-            .args(["-n", NAMESPACE])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running ctr")
-    }
-
-    fn ctr_ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?} failed ({}): {}{}\n--- containerd log ---\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn task_status(&self, id: &str) -> Option<String> {
-        let out = self.ctr_ok(&["task", "ls"]);
-        out.lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Best effort: leave no container, shim, sandbox, mount or directory behind.
-        let tasks = self.ctr(&["task", "ls", "-q"]);
-        for id in String::from_utf8_lossy(&tasks.stdout).lines() {
-            let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
-            let _ = self.ctr(&["task", "delete", "-f", id]);
-        }
-        let containers = self.ctr(&["containers", "ls", "-q"]);
-        for id in String::from_utf8_lossy(&containers.stdout).lines() {
-            let _ = self.ctr(&["containers", "rm", id]);
-        }
-        if let Some(mut c) = self.containerd.take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let tmp = self.tmp.to_string_lossy().into_owned();
-        let mut mounts: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .filter(|m| m.starts_with(&tmp))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.tmp);
-        let run = Path::new("/run/containerd");
-        match &self.run_before {
-            None => {
-                let _ = std::fs::remove_dir_all(run);
-            }
-            Some(before) => {
-                let mut ours: Vec<PathBuf> = list_tree(run)
-                    .into_iter()
-                    .filter(|p| !before.contains(p))
-                    .collect();
-                ours.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-                for p in ours {
-                    let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
-                }
-            }
-        }
-    }
-}
 
 #[test]
 fn containerd_runs_containers_in_the_sandbox() {
     if !is_root() {
-        return runsc_rs_tests::skip("containerd e2e needs root");
+        return skip("containerd e2e needs root");
     }
     for tool in ["containerd", "ctr", "timeout", "tar", "sha256sum"] {
         if !on_path(tool) {
-            return runsc_rs_tests::skip(&format!("{tool} is not installed"));
+            return skip(&format!("{tool} is not installed"));
         }
     }
     if !Path::new("/bin/busybox").is_file() {
-        return runsc_rs_tests::skip("no static /bin/busybox (install busybox-static)");
+        return skip("no static /bin/busybox (install busybox-static)");
     }
     let shim_dir = build_shim();
-    let env = Env::start(&shim_dir);
+    let env = Env::start(&shim_dir, NAMESPACE, None);
 
     let image = env.tmp.join("image.tar");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-image.sh");
@@ -300,6 +101,25 @@ fn containerd_runs_containers_in_the_sandbox() {
     ]);
     let exec = env.ctr_ok(&["task", "exec", "--exec-id", "e1", "t3", "echo", "from-exec"]);
     assert_eq!(exec.trim(), "from-exec");
+    check_sandbox_isolation(&env, "t3");
+
+    // Pause freezes the whole sandbox through its cgroup (v1 freezer); metrics read it.
+    let freezer = Path::new("/sys/fs/cgroup/freezer")
+        .join(NAMESPACE)
+        .join("t3");
+    env.ctr_ok(&["task", "pause", "t3"]);
+    assert_eq!(env.task_status("t3").as_deref(), Some("PAUSED"));
+    if freezer.exists() {
+        let state = std::fs::read_to_string(freezer.join("freezer.state")).unwrap();
+        assert_eq!(state.trim(), "FROZEN");
+    }
+    env.ctr_ok(&["task", "resume", "t3"]);
+    assert_eq!(env.task_status("t3").as_deref(), Some("RUNNING"));
+    let metrics = env.ctr_ok(&["task", "metrics", "t3"]);
+    assert!(
+        metrics.contains("memory.usage_in_bytes") && metrics.contains("pids.current"),
+        "ctr task metrics t3 said {metrics:?}"
+    );
     let ps = env.ctr_ok(&["task", "ps", "t3"]);
     assert!(ps.lines().count() >= 2, "ctr task ps t3 said {ps:?}");
     assert_eq!(env.task_status("t3").as_deref(), Some("RUNNING"));
@@ -311,15 +131,142 @@ fn containerd_runs_containers_in_the_sandbox() {
     }
     env.ctr_ok(&["task", "delete", "t3"]);
     env.ctr_ok(&["containers", "rm", "t3"]);
+    assert!(!freezer.exists(), "the sandbox cgroup was left behind");
+
+    // Bind mounts arrive in the sandbox as directory fds, tmpfs mounts are the sentry's.
+    let shared = env.tmp.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("note"), "from-the-host\n").unwrap();
+    let bind = format!(
+        "type=bind,src={},dst=/data,options=rbind:ro",
+        shared.display()
+    );
+    let out = env.ctr_ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--mount",
+        &bind,
+        "--mount",
+        "type=tmpfs,src=tmpfs,dst=/scratch,options=mode=0755",
+        IMAGE,
+        "t4",
+        "/bin/sh",
+        "-c",
+        "cat /data/note; echo x > /data/new || echo ro-refused; \
+         echo y > /scratch/f && cat /scratch/f; grep -c ' /scratch ' /proc/mounts",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"from-the-host"), "t4 said {out:?}");
+    assert!(lines.contains(&"ro-refused"), "t4 said {out:?}");
+    assert!(lines.contains(&"y"), "t4 said {out:?}");
+    assert!(!shared.join("new").exists());
+
+    check_terminal(&env);
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+/// Drives `ctr run -t` from a pty (python's `pty` module, as a person at a terminal would):
+/// the shell in the container gets a terminal of the window size ctr passes on, `^C` stops
+/// `sleep 100` but not the shell, which runs what is typed next and exits with its code.
+fn check_terminal(env: &Env) {
+    const DRIVER: &str = r##"
+import fcntl, os, pty, select, struct, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+# (what to wait for in the output, how often, what to type then)
+steps = [
+    (b"/ # ", 1, b"test -t 0 && echo on-a-tty; stty size; sleep 100\n"),
+    (b"30 100", 1, b"\x03"),
+    (b"/ # ", 2, b"echo hi; exit 3\n"),
+]
+out = b""
+deadline = time.time() + 30
+while time.time() < deadline:
+    if steps and out.count(steps[0][0]) >= steps[0][1]:
+        time.sleep(0.3)
+        os.write(fd, steps.pop(0)[2])
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    if not ready:
+        continue
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"##;
+    if !on_path("python3") {
+        return skip("terminal check: python3 is not installed");
+    }
+    let out = Command::new("timeout")
+        .args(["-k", "5", "40", "python3", "-c", DRIVER, "ctr", "-a"])
+        .arg(&env.address)
+        .args(["-n", NAMESPACE, "run", "-t", "--rm", "--runtime", RUNTIME])
+        .args([IMAGE, "t5", "/bin/sh"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the pty driver");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"hi") && lines.contains(&"30 100"),
+        "ctr run -t said {text:?} (stderr {})\n--- containerd log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        env.log()
+    );
+    assert!(
+        lines.contains(&"on-a-tty"),
+        "the shell has no terminal: {text:?}"
+    );
+    assert_eq!(out.status.code(), Some(3), "ctr run -t said {text:?}");
+}
+
+/// Reads `/proc/<pid>/<what>` of a host process.
+fn proc_file(pid: &str, what: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default()
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The sandbox process of running task `id`, seen from the host: its own namespaces, an
+/// empty root, a seccomp filter, no_new_privs and only the directfs capabilities.
+fn check_sandbox_isolation(env: &Env, id: &str) {
+    let tasks = env.ctr_ok(&["task", "ls"]);
+    let pid = tasks
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("task listed")
+        .to_owned();
+    let status = proc_file(&pid, "status");
+    assert_eq!(status_field(&status, "Seccomp:"), "2", "{status}");
+    assert_eq!(status_field(&status, "NoNewPrivs:"), "1", "{status}");
+    // CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID: bits 0-4.
+    assert_eq!(status_field(&status, "CapEff:"), "000000000000001f");
+    assert_eq!(status_field(&status, "CapBnd:"), "000000000000001f");
+    // PID 1 of its own PID namespace.
+    let nspid = status_field(&status, "NSpid:");
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{status}");
+    for ns in ["mnt", "pid", "ipc", "uts", "net"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(theirs, ours, "{ns} namespace shared with the host");
+    }
+    let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
+        .expect("listing the sandbox root")
+        .collect();
+    assert!(root.is_empty(), "the sandbox root is not empty: {root:?}");
 }

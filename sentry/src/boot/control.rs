@@ -43,14 +43,18 @@ use rustix::net::{
 use serde::{Deserialize, Serialize};
 
 pub use super::loader::ProcessRef;
-use super::loader::{self, ContainerSpec, Loader, ProcessInfo, ProcessSpec, SignalTarget, Stdio};
+use super::loader::{
+    self, ContainerFds, ContainerSpec, Loader, MountKind, ProcessInfo, ProcessSpec, SignalTarget,
+    Stdio,
+};
 use crate::kernel::ExitStatus;
 
 /// Largest message either side sends (a process spec with a large environment fits easily).
 const MAX_MESSAGE: usize = 1 << 20;
 
-/// Most file descriptors attached to one message (stdin, stdout, stderr).
-const MAX_FDS: usize = 3;
+/// Most file descriptors attached to one message: a container's rootfs, its bind mounts and
+/// stdin, stdout, stderr.
+pub const MAX_FDS: usize = 32;
 
 /// Errors of the channel itself (not of the calls it carries).
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,8 @@ impl StdioPresent {
 /// A call from the shim: one per [`Loader`] method.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
+    /// Fds: the rootfs directory, one directory per bind mount of `spec.mounts` (in order),
+    /// then the stdio streams `stdio` announces.
     CreateContainer {
         id: String,
         spec: ContainerSpec,
@@ -114,6 +120,13 @@ pub enum Request {
     },
     Processes {
         id: String,
+    },
+    /// Signals the foreground process group of a process's terminal: SIGWINCH after the
+    /// shim resized the host pty, SIGINT/SIGQUIT/SIGTSTP for a typed `^C`/`^\`/`^Z`.
+    SignalForeground {
+        id: String,
+        process: ProcessRef,
+        signo: i32,
     },
     DestroyContainer {
         id: String,
@@ -414,6 +427,36 @@ impl Client {
     }
 }
 
+/// Splits the fds of a `CreateContainer` into the container's directories and its stdio.
+fn take_container_fds(
+    spec: &ContainerSpec,
+    present: StdioPresent,
+    mut fds: Vec<OwnedFd>,
+) -> Result<(ContainerFds, Stdio), Error> {
+    let binds = spec
+        .mounts
+        .iter()
+        .filter(|m| matches!(m.kind, MountKind::Bind { .. }))
+        .count();
+    let expected = 1 + binds + present.count();
+    if fds.len() != expected {
+        return Err(Error::Fds {
+            expected,
+            got: fds.len(),
+        });
+    }
+    let stdio = take_stdio(present, fds.split_off(1 + binds))?;
+    let mut dirs = fds.into_iter();
+    let rootfs = dirs.next().ok_or(Error::Fds { expected, got: 0 })?;
+    Ok((
+        ContainerFds {
+            rootfs,
+            binds: dirs.collect(),
+        },
+        stdio,
+    ))
+}
+
 /// Takes the fds announced by `present` off `fds`, in stdin, stdout, stderr order.
 fn take_stdio(present: StdioPresent, fds: Vec<OwnedFd>) -> Result<Stdio, Error> {
     if fds.len() != present.count() {
@@ -495,6 +538,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::StartExec { .. } => "start_exec",
         Request::Signal { .. } => "signal",
         Request::Processes { .. } => "processes",
+        Request::SignalForeground { .. } => "signal_foreground",
         Request::DestroyContainer { .. } => "destroy_container",
         Request::Shutdown => "shutdown",
     }
@@ -512,8 +556,8 @@ fn dispatch(
     };
     match request {
         Request::CreateContainer { id, spec, stdio } => {
-            let stdio = take_stdio(stdio, fds).map_err(bad_fds)?;
-            loader.create_container(&id, spec, stdio)?;
+            let (dirs, stdio) = take_container_fds(&spec, stdio, fds).map_err(bad_fds)?;
+            loader.create_container(&id, spec, dirs, stdio)?;
             Ok(Response::Done)
         }
         Request::StartContainer { id } => {
@@ -541,6 +585,10 @@ fn dispatch(
             Ok(Response::Done)
         }
         Request::Processes { id } => Ok(Response::Processes(loader.processes(&id)?)),
+        Request::SignalForeground { id, process, signo } => {
+            loader.signal_foreground(&id, &process, signo)?;
+            Ok(Response::Done)
+        }
         Request::DestroyContainer { id } => {
             loader.destroy_container(&id)?;
             Ok(Response::Done)

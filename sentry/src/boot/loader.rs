@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,7 @@ use crate::kernel::signal::SigInfo;
 use crate::kernel::task::Creds;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, ThreadGroup};
 use crate::memory::MemoryFile;
+use crate::tty::HostTty;
 use crate::vfs::host::HostFile;
 use crate::vfs::{Caller, FsContext, OpenFile};
 
@@ -107,11 +108,42 @@ pub struct ProcessSpec {
 /// A container as the sandbox needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
-    /// The container's root filesystem (a host directory the shim prepared).
+    /// The container's root filesystem: the host directory the shim prepared (for logs; the
+    /// sandbox reaches it only through the directory fd in [`ContainerFds`]).
     pub rootfs: PathBuf,
     /// `uname` nodename; the first container's hostname names the sandbox.
     pub hostname: Option<String>,
     pub process: ProcessSpec,
+    /// Mounts from the OCI spec the sentry provides, in spec order (the sentry's own
+    /// `/proc`, `/sys`, `/dev`, `/dev/shm` and `/tmp` are always there).
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute path in the container.
+    pub destination: String,
+    pub kind: MountKind,
+}
+
+/// What is mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// A host directory, reached through the next fd of [`ContainerFds::binds`].
+    Bind { source: PathBuf, readonly: bool },
+    /// A fresh sentry tmpfs whose root has this mode.
+    Tmpfs { mode: u32 },
+}
+
+/// The host directories of a container, opened by the shim (`O_PATH|O_DIRECTORY`) before
+/// they crossed into the sandbox, which has no host filesystem of its own.
+#[derive(Debug)]
+pub struct ContainerFds {
+    pub rootfs: OwnedFd,
+    /// One per [`MountKind::Bind`] of the spec, in order.
+    pub binds: Vec<OwnedFd>,
 }
 
 /// Host descriptors that become a process's fds 0, 1 and 2.
@@ -139,12 +171,21 @@ pub struct LoaderConfig {
     pub platform: String,
     /// Print one line per system call.
     pub strace: bool,
+    /// Isolate the process first ([`super::sandbox::enter_without_rootfs`]: mount, IPC,
+    /// UTS and network namespaces, an empty root) and drop capabilities. The shim's sandbox
+    /// process always does; off only for tests that boot a Loader in the test process.
+    pub isolate: bool,
+    /// What the seccomp allowlist does with a violation; `None`: no filter.
+    pub seccomp: Option<super::seccomp::Mode>,
 }
 
 /// A thread group the Loader started.
 struct Running {
     pid: i32,
     tg: Arc<ThreadGroup>,
+    /// Its terminal (`terminal: true`), for SIGWINCH. Weak: the application's fds alone
+    /// keep the host pty slave open, so the shim sees the terminal close when they do.
+    tty: Option<Weak<HostTty>>,
 }
 
 enum ProcessState {
@@ -191,9 +232,19 @@ impl Loader {
     /// # Errors
     /// Host setup failures (memfd, platform).
     pub fn new(config: &LoaderConfig) -> Result<Arc<Loader>, Error> {
+        // Host facts first: after isolation there is no host /proc to read them from.
         crate::fs::proc::prime_host_info();
+        if config.isolate {
+            super::sandbox::enter_without_rootfs(super::sandbox::Network::None)
+                .map_err(super::Error::from)?;
+        }
         let memory = Arc::new(MemoryFile::new()?);
+        if config.isolate {
+            super::sandbox::drop_privileges().map_err(super::Error::from)?;
+        }
         let platform = platform::create(&config.platform, memory.fd())?;
+        let allowlist = super::seccomp::Allowlist::with_control_channel(&*platform)
+            .map_err(super::Error::from)?;
         let kernel = Kernel::new(
             platform,
             memory,
@@ -202,6 +253,12 @@ impl Loader {
                 hostname: "runsc-rs".into(),
             },
         );
+        // Before any container (and so any address space or application instruction)
+        // exists; every thread, stub factory and stub made later inherits the filter.
+        match config.seccomp {
+            Some(mode) => allowlist.install(mode).map_err(super::Error::from)?,
+            None => log::warn!("seccomp: the sandbox runs without its allowlist"),
+        }
         Ok(Arc::new(Loader {
             kernel,
             inner: Mutex::new(Inner::default()),
@@ -221,21 +278,11 @@ impl Loader {
         &self,
         id: &str,
         spec: ContainerSpec,
+        fds: ContainerFds,
         stdio: Stdio,
     ) -> Result<(), Error> {
         check_process(&spec.process)?;
-        let root = rustix::fs::open(
-            &spec.rootfs,
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| {
-            Error::from(super::Error::Mount {
-                what: format!("rootfs {}", spec.rootfs.display()),
-                errno: nix::errno::Errno::from_raw(e.raw_os_error()),
-            })
-        })?;
-        let fs = super::build_filesystem(&self.kernel.memory, root, Vec::new(), None)?;
+        let fs = container_filesystem(&self.kernel.memory, &spec, fds)?;
         process_fs(&fs, &spec.process)?;
         let mut inner = self.lock();
         if inner.containers.contains_key(id) {
@@ -425,6 +472,36 @@ impl Loader {
         Ok(())
     }
 
+    /// Sends `signo` to the foreground process group of process `which`'s terminal (the
+    /// shim's SIGWINCH after a resize, SIGINT for a typed `^C`, ...).
+    ///
+    /// # Errors
+    /// `NoContainer`, `NoProcess`, `NotRunning`, `BadSignal`; `BadSpec` when it has no
+    /// terminal.
+    pub fn signal_foreground(&self, id: &str, which: &ProcessRef, signo: i32) -> Result<(), Error> {
+        if !(1..=64).contains(&signo) {
+            return Err(Error::BadSignal(signo));
+        }
+        let mut inner = self.lock();
+        let c = container(&mut inner, id)?;
+        let p = c
+            .processes
+            .get(which)
+            .ok_or_else(|| Error::NoProcess(id.to_owned(), which.clone()))?;
+        let ProcessState::Running(r) = &p.state else {
+            return Err(Error::NotRunning(id.to_owned(), which.clone()));
+        };
+        let tty = r
+            .tty
+            .as_ref()
+            .ok_or(Error::BadSpec("the process has no terminal"))?;
+        if let Some(tty) = tty.upgrade() {
+            drop(inner);
+            tty.signal_foreground(&self.kernel, signo);
+        }
+        Ok(())
+    }
+
     /// Blocks until process `which` of container `id` has exited; returns how.
     ///
     /// # Errors
@@ -498,17 +575,31 @@ impl Loader {
         stdio: Stdio,
     ) -> Result<Running, Error> {
         let fds = Arc::new(FdTable::new());
-        let streams = [
-            (stdio.stdin, libc::O_RDONLY),
-            (stdio.stdout, libc::O_WRONLY),
-            (stdio.stderr, libc::O_WRONLY),
-        ];
-        for (fd, (host, flags)) in (0..).zip(streams) {
-            if let Some(host) = host {
-                let file = OpenFile::new(Arc::new(HostFile::donated(host)), flags as u32);
-                fds.install_at(fd, file, false);
+        let ctty = if spec.terminal {
+            // The terminal arrives as stdin and is the process's stdin, stdout and stderr.
+            let slave = stdio
+                .stdin
+                .ok_or(Error::BadSpec("terminal=true without a terminal fd"))?;
+            let tty = HostTty::new(slave);
+            let file = OpenFile::new(tty.clone(), libc::O_RDWR as u32);
+            for fd in 0..3 {
+                fds.install_at(fd, file.clone(), false);
             }
-        }
+            Some(tty)
+        } else {
+            let streams = [
+                (stdio.stdin, libc::O_RDONLY),
+                (stdio.stdout, libc::O_WRONLY),
+                (stdio.stderr, libc::O_WRONLY),
+            ];
+            for (fd, (host, flags)) in (0..).zip(streams) {
+                if let Some(host) = host {
+                    let file = OpenFile::new(Arc::new(HostFile::donated(host)), flags as u32);
+                    fds.install_at(fd, file, false);
+                }
+            }
+            None
+        };
         let creds = Creds {
             uid: spec.uid,
             euid: spec.uid,
@@ -525,6 +616,7 @@ impl Loader {
                 creds,
                 fds,
                 fs: process_fs(fs, spec)?,
+                ctty: ctty.clone(),
             },
         )?;
         // The task thread runs detached; the reaper waits on the thread group instead.
@@ -532,8 +624,59 @@ impl Loader {
         Ok(Running {
             pid: started.pid,
             tg: started.tg,
+            tty: ctty.as_ref().map(Arc::downgrade),
         })
     }
+}
+
+/// Destinations the sentry always provides itself; the spec's mounts there (containerd's
+/// default spec has a tmpfs at `/dev`, for one) are left to the sentry's.
+const SENTRY_MOUNTS: [&str; 5] = ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"];
+
+/// The container's mount namespace: an overlay over its rootfs fd, the sentry's standard
+/// mounts, then the spec's tmpfs and bind mounts.
+///
+/// # Errors
+/// `BadSpec` when the bind mounts and their fds disagree; mount failures.
+fn container_filesystem(
+    memory: &Arc<crate::memory::MemoryFile>,
+    spec: &ContainerSpec,
+    fds: ContainerFds,
+) -> Result<Arc<FsContext>, Error> {
+    let mut binds = fds.binds.into_iter();
+    let mut tmpfs = Vec::new();
+    let mut volumes = Vec::new();
+    for m in &spec.mounts {
+        let dest = super::normalize_guest(&m.destination);
+        let provided = SENTRY_MOUNTS.contains(&dest.as_str());
+        match &m.kind {
+            MountKind::Bind { source, readonly } => {
+                let fd = binds
+                    .next()
+                    .ok_or(Error::BadSpec("fewer bind mount fds than bind mounts"))?;
+                if provided || dest == "/" {
+                    log::info!("bind mount over the sentry's {dest} ignored");
+                    continue;
+                }
+                let volume = super::Volume {
+                    host: source.clone(),
+                    guest: dest,
+                    readonly: *readonly,
+                };
+                volumes.push((volume, fd));
+            }
+            MountKind::Tmpfs { .. } if provided || dest == "/" => {
+                log::debug!("tmpfs at {dest}: the sentry's own mount serves it");
+            }
+            MountKind::Tmpfs { mode } => tmpfs.push((dest, *mode)),
+        }
+    }
+    if binds.next().is_some() {
+        return Err(Error::BadSpec("more bind mount fds than bind mounts"));
+    }
+    Ok(super::build_filesystem(
+        memory, fds.rootfs, &tmpfs, volumes, None,
+    )?)
 }
 
 /// The filesystem context of a new process of the container: its own cwd (from the spec)
@@ -570,9 +713,6 @@ fn check_process(spec: &ProcessSpec) -> Result<(), Error> {
     if spec.args.first().is_none_or(String::is_empty) {
         return Err(Error::BadSpec("args must not be empty"));
     }
-    if spec.terminal {
-        return Err(Error::Unsupported("terminal=true (no tty layer yet)"));
-    }
     Ok(())
 }
 
@@ -590,10 +730,8 @@ mod tests {
     }
 
     #[test]
-    fn terminal_is_refused() {
-        let mut s = spec(&["sh"]);
-        s.terminal = true;
-        assert!(matches!(check_process(&s), Err(Error::Unsupported(_))));
+    fn empty_args_are_refused() {
+        assert!(check_process(&spec(&["sh"])).is_ok());
         assert!(matches!(check_process(&spec(&[])), Err(Error::BadSpec(_))));
     }
 }

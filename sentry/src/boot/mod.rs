@@ -107,7 +107,7 @@ impl std::str::FromStr for Volume {
 }
 
 /// `/a//b/./c/` → `/a/b/c` (`..` is rejected by keeping it, which then fails to mount).
-fn normalize_guest(p: &str) -> String {
+pub(crate) fn normalize_guest(p: &str) -> String {
     let parts: Vec<&str> = p
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -157,11 +157,13 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 }
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
-/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, and the volumes. File data
+/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, more tmpfs at `tmpfs`
+/// (absolute, normalized paths with their root directory's mode), and the volumes. File data
 /// of the tmpfs mounts and the overlay's upper layer lives in `memory`.
 pub fn build_filesystem(
     memory: &Arc<MemoryFile>,
     root: OwnedFd,
+    tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
 ) -> Result<Arc<FsContext>, Error> {
@@ -198,6 +200,15 @@ pub fn build_filesystem(
         "tmpfs",
         false,
     )?;
+    for (path, mode) in tmpfs {
+        mount(
+            path,
+            TmpFs::new_root(memory, *mode),
+            "tmpfs",
+            "tmpfs",
+            false,
+        )?;
+    }
     for (v, fd) in volumes {
         let what = format!("volume {}", v.host.display());
         let root = HostNode::new_root(fd, !v.readonly).map_err(mount_err(&what))?;
@@ -289,7 +300,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "runsc-rs".into());
-    let fs = build_filesystem(&memory, root.into_fd(), volumes, cfg.cwd.as_deref())?;
+    let fs = build_filesystem(&memory, root.into_fd(), &[], volumes, cfg.cwd.as_deref())?;
     let kernel = Kernel::new(
         platform,
         memory,
@@ -325,6 +336,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             creds: Creds::default(),
             fds,
             fs,
+            ctty: None,
         },
     )?;
     let status = started.tg.wait();
@@ -346,6 +358,10 @@ pub struct ProcessArgs<'a> {
     pub fds: Arc<FdTable>,
     /// Root, cwd and umask.
     pub fs: Arc<FsContext>,
+    /// The process's controlling terminal: it starts as the leader of a new session that
+    /// this terminal controls, with itself in the foreground (as runc's `setsid()` +
+    /// `TIOCSCTTY` before `execve`).
+    pub ctty: Option<Arc<crate::tty::HostTty>>,
 }
 
 /// A process [`start_process`] started.
@@ -417,6 +433,10 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
     })?;
 
     let pid = kernel.alloc_tid();
+    if let Some(tty) = &p.ctty {
+        // A process without a parent in the sandbox leads its own session and group.
+        tty.set_controlling(pid, pid);
+    }
     let tg = Arc::new(ThreadGroup::new(pid));
     *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
         exe: Some(exe),
@@ -471,7 +491,14 @@ mod tests {
             .unwrap()];
         let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
         let memory = Arc::new(MemoryFile::new().unwrap());
-        let fs = build_filesystem(&memory, root, open_volumes(&volumes).unwrap(), None).unwrap();
+        let fs = build_filesystem(
+            &memory,
+            root,
+            &[("/run".into(), 0o755)],
+            open_volumes(&volumes).unwrap(),
+            None,
+        )
+        .unwrap();
         let cx = Caller::kernel();
         let names = |p: &str| {
             let mut v: Vec<String> = fs
@@ -486,7 +513,10 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "sys", "tmp"]);
+        assert_eq!(
+            names("/"),
+            ["dev", "etc", "mnt", "proc", "run", "sys", "tmp"]
+        );
         assert_eq!(names("/mnt/vol"), ["data"]);
         assert!(names("/dev").contains(&"null".to_string()));
         let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();

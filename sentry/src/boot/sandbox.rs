@@ -289,12 +289,52 @@ impl RootFs {
 pub fn enter(cfg: &SandboxConfig) -> Result<RootFs, Error> {
     // The monitor is our parent; if it dies, so do we (and with us the PID namespace).
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step("PR_SET_PDEATHSIG"))?;
+    unshare_namespaces(cfg.network)?;
+    let root = RootFs::open(&cfg.rootfs)?;
+    pivot_to_empty_root()?;
+    log::info!(
+        "sandbox: in new mount/pid/ipc/uts{} namespaces, root {} held as fd",
+        net_suffix(cfg.network),
+        cfg.rootfs.display()
+    );
+    Ok(root)
+}
+
+/// Sandbox side for the containerd shim's sandbox process: as [`enter`], but no rootfs is
+/// opened (each container's rootfs and bind mounts arrive later as fds over the control
+/// channel), and the process is not tied to its parent's death: it ends with its control
+/// channel. The PID namespace is the shim's doing (it spawns us as PID 1 of a new one).
+///
+/// Call first thing, while the process is single-threaded.
+///
+/// # Errors
+/// Any step failing; the sandbox must not start half isolated.
+pub fn enter_without_rootfs(network: Network) -> Result<(), Error> {
+    unshare_namespaces(network)?;
+    pivot_to_empty_root()?;
+    log::info!(
+        "sandbox: in new mount/ipc/uts{} namespaces under an empty root",
+        net_suffix(network)
+    );
+    Ok(())
+}
+
+fn net_suffix(network: Network) -> &'static str {
+    if network == Network::None {
+        "/net"
+    } else {
+        ""
+    }
+}
+
+/// New mount, IPC, UTS (and for [`Network::None`] network) namespaces, with every mount
+/// private so nothing propagates back to the host.
+fn unshare_namespaces(network: Network) -> Result<(), Error> {
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
-    if cfg.network == Network::None {
+    if network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     unshare(flags).map_err(step("unshare(mount, ipc, uts, net)"))?;
-    // Nothing we mount may propagate back to the host.
     mount(
         None::<&str>,
         "/",
@@ -302,10 +342,12 @@ pub fn enter(cfg: &SandboxConfig) -> Result<RootFs, Error> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(step("making mounts private"))?;
+    .map_err(step("making mounts private"))
+}
 
-    let root = RootFs::open(&cfg.rootfs)?;
-
+/// `pivot_root`s into an empty read-only tmpfs and detaches the old root: from here on the
+/// host's files are reachable only through fds opened before.
+fn pivot_to_empty_root() -> Result<(), Error> {
     let new_root = ["/tmp", "/mnt", "/run", "/var/tmp"]
         .into_iter()
         .find(|d| Path::new(d).is_dir())
@@ -323,7 +365,7 @@ pub fn enter(cfg: &SandboxConfig) -> Result<RootFs, Error> {
     .map_err(step("mounting the empty root"))?;
     nix::unistd::chdir(new_root).map_err(step("chdir(new root)"))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the
-    // empty tmpfs. The rootfs fd keeps its tree alive, without the host's submounts.
+    // empty tmpfs. Fds opened before keep their trees alive, without the host's submounts.
     nix::unistd::pivot_root(".", ".").map_err(step("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(step("detaching the old root"))?;
     nix::unistd::chdir("/").map_err(step("chdir(/)"))?;
@@ -339,17 +381,7 @@ pub fn enter(cfg: &SandboxConfig) -> Result<RootFs, Error> {
             | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(step("remounting the empty root read-only"))?;
-    log::info!(
-        "sandbox: in new mount/pid/ipc/uts{} namespaces, root {} held as fd",
-        if cfg.network == Network::None {
-            "/net"
-        } else {
-            ""
-        },
-        cfg.rootfs.display()
-    );
-    Ok(root)
+    .map_err(step("remounting the empty root read-only"))
 }
 
 /// Capabilities the sandbox keeps: what fd-relative host filesystem access (directfs) needs

@@ -91,9 +91,13 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
         (lseek, "std read_to_end on regular files"),
         (
             ioctl,
-            "HostFile::ioctl: terminal queries answered from the host tty",
+            "HostFile::ioctl: terminal queries answered from the host tty; tty::HostTty",
         ),
         (fcntl, "fd flags (F_GETFL, F_SETFD); duplicating fds"),
+        (
+            poll,
+            "HostFile::readiness: a zero-timeout poll of a donated host fd (stdio, a tty)",
+        ),
         (
             mmap,
             "the allocator; the memory file's sentry mapping; thread stacks",
@@ -132,6 +136,10 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
             "thread start (the C library blocks signals around clone)",
         ),
         (rt_sigreturn, "returning from a signal handler"),
+        (
+            restart_syscall,
+            "the kernel resuming an interrupted sleep after a stop (SIGSTOP/SIGCONT, a debugger)",
+        ),
         (
             sigaltstack,
             "std installs a stack-overflow altstack on each new thread",
@@ -221,6 +229,21 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
     ]
 }
 
+/// What the containerd shim's sandbox process needs beyond the default: its control channel
+/// to the shim (`boot::control`), a socket inherited at start, with fds riding along.
+fn control_channel_rules() -> Vec<(Sysno, &'static str)> {
+    vec![
+        (
+            Sysno::recvmsg,
+            "control::Channel::recv: calls from the shim, with rootfs/mount/stdio fds",
+        ),
+        (
+            Sysno::sendmsg,
+            "control::Channel::send: replies and exit events to the shim",
+        ),
+    ]
+}
+
 fn cond(arg: u8, len: Len, op: Op, value: u64) -> SeccompCondition {
     SeccompCondition::new(arg, len, op, value).expect("argument index below 6")
 }
@@ -298,8 +321,20 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
             "one fd, zero timeout (never blocks the sentry)",
         ),
         Sysno::ioctl => (
-            one_of(1, &[libc::TCGETS, libc::TIOCGWINSZ]),
-            "TCGETS, TIOCGWINSZ",
+            one_of(
+                1,
+                &[
+                    libc::TCGETS,
+                    libc::TIOCGWINSZ,
+                    // tty::HostTty forwarding the application's termios and window size to
+                    // the host pty the shim gave it (line discipline stays on the host).
+                    libc::TCSETS,
+                    libc::TCSETSW,
+                    libc::TCSETSF,
+                    libc::TIOCSWINSZ,
+                ],
+            ),
+            "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty)",
         ),
         Sysno::clone => (
             one_of(
@@ -390,25 +425,41 @@ impl Allowlist {
     /// # Errors
     /// The platform names a system call unknown to this build.
     pub fn new(platform: &dyn Platform) -> Result<Allowlist, Error> {
-        let mut allowed: BTreeMap<Sysno, Allowed> = BTreeMap::new();
-        let mut add = |sysno: Sysno, why: &'static str| {
-            allowed
-                .entry(sysno)
-                .or_insert_with(|| Allowed {
-                    sysno,
-                    why: Vec::new(),
-                    args: argument_rules(sysno).map_or("", |(_, doc)| doc),
-                })
-                .why
-                .push(why);
+        let mut list = Allowlist {
+            allowed: BTreeMap::new(),
         };
         for (sysno, why) in base_rules().into_iter().chain(config_rules()) {
-            add(sysno, why);
+            list.add(sysno, why);
         }
         for (name, why) in platform.host_syscalls() {
-            add(by_name(name)?, why);
+            list.add(by_name(name)?, why);
         }
-        Ok(Allowlist { allowed })
+        Ok(list)
+    }
+
+    /// The allowlist of the containerd shim's sandbox process: the default one plus the
+    /// control channel ([`control_channel_rules`]).
+    ///
+    /// # Errors
+    /// As [`Allowlist::new`].
+    pub fn with_control_channel(platform: &dyn Platform) -> Result<Allowlist, Error> {
+        let mut list = Allowlist::new(platform)?;
+        for (sysno, why) in control_channel_rules() {
+            list.add(sysno, why);
+        }
+        Ok(list)
+    }
+
+    fn add(&mut self, sysno: Sysno, why: &'static str) {
+        self.allowed
+            .entry(sysno)
+            .or_insert_with(|| Allowed {
+                sysno,
+                why: Vec::new(),
+                args: argument_rules(sysno).map_or("", |(_, doc)| doc),
+            })
+            .why
+            .push(why);
     }
 
     /// Number of distinct host system calls allowed.

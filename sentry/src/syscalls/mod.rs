@@ -160,7 +160,7 @@ syscall_table! {
         13 rt_sigaction(sig: i32, act: UserAddr, oact: UserAddr, sigsetsize: usize) => signal::rt_sigaction, Full;
         14 rt_sigprocmask(how: i32, set: UserAddr, oset: UserAddr, sigsetsize: usize) => signal::rt_sigprocmask, Full;
         15 rt_sigreturn() => signal::rt_sigreturn, Full;
-        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fs::ioctl, Partial("TCGETS, TIOCGWINSZ on host terminals; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets");
+        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fs::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets");
         17 pread64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fs::pread64, Full;
         18 pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fs::pwrite64, Full;
         19 readv(fd: Fd, iov: UserAddr, iovcnt: i32) => fs::readv, Full;

@@ -3,7 +3,7 @@
 //! Only data transfer and a few read-only terminal queries reach the host; everything else is
 //! answered by the sentry.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::abi::{Errno, SysResult, Termios, Winsize};
@@ -42,6 +42,13 @@ impl HostFile {
 
     fn errno() -> Errno {
         Errno::last()
+    }
+}
+
+impl AsFd for HostFile {
+    /// The host fd, for the terminal layer's host calls (`crate::tty`).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -145,7 +152,6 @@ impl FileOps for HostFile {
     }
 
     fn readiness(&self) -> u32 {
-        use std::os::fd::AsFd;
         let mut fds = [nix::poll::PollFd::new(
             self.fd.as_fd(),
             nix::poll::PollFlags::POLLIN | nix::poll::PollFlags::POLLOUT,

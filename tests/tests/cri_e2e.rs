@@ -1,0 +1,193 @@
+//! End to end through Kubernetes' CRI: containerd's CRI plugin with the runtime handler
+//! `runsc-rs` runs a pod (its sandbox container plus two app containers) in one shim and one
+//! sandbox process.
+//!
+//! The CRI client is `tests/e2e/cri/pod.py` on Python's grpcio, against the subset of the
+//! CRI API in `tests/e2e/cri/runtime.proto` (stubs generated here with grpc_tools). Needs
+//! root, `containerd`, `ctr`, a static busybox and a Python 3 with `grpc` and `grpc_tools`
+//! (Debian: python3-grpcio python3-grpc-tools; or `pip install grpcio grpcio-tools`); prints
+//! `SKIPPED: reason` otherwise.
+
+mod e2e_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e_common::{build_shim, is_root, on_path, skip, Env};
+
+const NAMESPACE: &str = "k8s.io";
+const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
+const PAUSE_IMAGE: &str = "docker.io/library/runsc-rs-pause:latest";
+
+/// The CRI plugin's configuration (containerd 1.6): see packaging/containerd-config.toml.
+const CRI_CONFIG: &str = r#"  sandbox_image = "docker.io/library/runsc-rs-pause:latest"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-rs]
+      runtime_type = "io.containerd.runsc-rs.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{tmp}/cni/bin"
+    conf_dir = "{tmp}/cni/conf"
+"#;
+
+/// A Python 3 that has grpcio and grpc_tools.
+fn python_with_grpc() -> Option<PathBuf> {
+    ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", "import grpc, grpc_tools.protoc"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+}
+
+fn build_image(env: &Env, name: &str, cmd_json: &str) {
+    let tar = env
+        .tmp
+        .join(format!("{}.tar", name.replace(['/', ':'], "_")));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-image.sh");
+    let built = Command::new("sh")
+        .arg(&script)
+        .arg(&tar)
+        .arg(name)
+        .arg(env.tmp.join("image-work"))
+        .env("CMD_JSON", cmd_json)
+        .status()
+        .expect("running build-image.sh");
+    assert!(built.success(), "building {name} failed");
+    env.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+}
+
+/// Host processes running the shim binary in `shim_dir`: (shim servers, sandboxes).
+fn shim_processes(shim_dir: &Path) -> (usize, usize) {
+    let exe = shim_dir.join("containerd-shim-runsc-rs-v2");
+    let (mut shims, mut sandboxes) = (0, 0);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.path();
+        if std::fs::read_link(pid.join("exe")).ok().as_deref() != Some(exe.as_path()) {
+            continue;
+        }
+        let cmdline = std::fs::read(pid.join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        match args.get(1).copied() {
+            Some(b"sandbox") => sandboxes += 1,
+            // The ptrace platform's stub processes are the sandbox's, not shims.
+            _ if args.iter().any(|a| *a == b"-address") => shims += 1,
+            _ => {}
+        }
+    }
+    (shims, sandboxes)
+}
+
+fn run_pod_py(python: &Path, env: &Env, stubs: &Path, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/cri/pod.py");
+    let out = Command::new("timeout")
+        .args(["-k", "5", "120"])
+        .arg(python)
+        .arg(&script)
+        .arg(stubs)
+        .arg(&env.address)
+        .args(args)
+        .output()
+        .expect("running pod.py");
+    assert!(
+        out.status.success(),
+        "pod.py {args:?} failed: {}{}\n--- containerd log ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        env.log()
+    );
+    serde_json::from_slice(&out.stdout).expect("pod.py prints JSON")
+}
+
+#[test]
+fn cri_pod_runs_in_one_sandbox() {
+    if !is_root() {
+        return skip("CRI e2e needs root");
+    }
+    for tool in ["containerd", "ctr", "timeout", "tar", "sha256sum"] {
+        if !on_path(tool) {
+            return skip(&format!("{tool} is not installed"));
+        }
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        return skip("no static /bin/busybox (install busybox-static)");
+    }
+    let Some(python) = python_with_grpc() else {
+        return skip("no Python 3 with grpcio and grpc_tools (python3-grpcio python3-grpc-tools)");
+    };
+    let shim_dir = build_shim();
+    let env = Env::start(&shim_dir, NAMESPACE, Some(CRI_CONFIG));
+    build_image(&env, IMAGE, r#"["/bin/sh"]"#);
+    build_image(&env, PAUSE_IMAGE, r#"["/bin/sleep","2147483"]"#);
+
+    let stubs = env.tmp.join("cri-stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/cri");
+    let generated = Command::new(&python)
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}", proto_dir.display()))
+        .arg(format!("--python_out={}", stubs.display()))
+        .arg(format!("--grpc_python_out={}", stubs.display()))
+        .arg("runtime.proto")
+        .status()
+        .expect("running grpc_tools.protoc");
+    assert!(generated.success(), "generating the CRI stubs failed");
+
+    let logs = env.tmp.join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let up = run_pod_py(
+        &python,
+        &env,
+        &stubs,
+        &["up", "runsc-rs", IMAGE, logs.to_str().unwrap()],
+    );
+    let field = |k: &str| up[k].as_str().unwrap_or_default().to_owned();
+    assert_eq!(field("c1_state"), "CONTAINER_RUNNING", "{up}");
+    assert_eq!(field("c2_state"), "CONTAINER_EXITED", "{up}");
+    assert_eq!(up["c2_exit"].as_i64(), Some(5), "{up}");
+    let log = |c: &str| up["logs"][c].as_str().unwrap_or_default().to_owned();
+    assert!(log("c1").contains(" stdout F one"), "c1 log: {up}");
+    assert!(log("c2").contains(" stdout F two"), "c2 log: {up}");
+
+    // One shim and one sandbox for the whole pod; each container's task reports the
+    // sandbox process's PID.
+    assert_eq!(shim_processes(&shim_dir), (1, 1), "one shim, one sandbox");
+    let tasks = env.ctr_ok(&["task", "ls"]);
+    let pid_of = |id: &str| {
+        tasks
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    let pod_pid = pid_of(&field("pod"));
+    assert!(pod_pid.is_some(), "the pod's task is not listed: {tasks}");
+    assert_eq!(pid_of(&field("c1")), pod_pid, "{tasks}");
+
+    run_pod_py(
+        &python,
+        &env,
+        &stubs,
+        &["down", &field("pod"), &field("c1"), &field("c2")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shim_processes(&shim_dir) != (0, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "shim or sandbox left after the pod was removed: {:?}",
+            shim_processes(&shim_dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(env.ctr_ok(&["task", "ls", "-q"]).trim(), "");
+}
