@@ -96,6 +96,7 @@ int main(int argc, char **argv) {
         if (chdir("/tmp") != 0) _exit(3);
         _exit(send_fd(sv[1], d) == 0 ? 0 : 2);
     }
+    close(sv[1]); /* a child that fails to send then means EOF here, not a hang */
     int dir = recv_fd(sv[0]);
     waitpid(child, NULL, 0);
     if (dir < 0) { printf("scm_rights_recv blocked %d\n", errno); return 1; }

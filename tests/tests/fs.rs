@@ -69,7 +69,6 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        // Not under /tmp: the sandbox mounts its own tmpfs there.
         let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("runsc-rs-fs-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);

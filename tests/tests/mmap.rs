@@ -6,8 +6,8 @@
 //! CARGO_TARGET_DIR or `<workspace>/target/release`), `cc` for `tests/programs/mmap_shared.c`,
 //! python3 and sqlite3. A missing piece prints `SKIPPED: reason`.
 //!
-//! The sandbox mounts its own tmpfs at `/tmp`, so programs live under the target directory
-//! and the sandbox side works in `/tmp`, the native side in a scratch directory.
+//! Programs live under the target directory; the sandbox side works in `/tmp` (its writes stay
+//! in the sandbox's memory), the native side in a scratch directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

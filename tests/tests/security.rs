@@ -119,7 +119,6 @@ fn host_reaching_syscalls_fail_inside_the_sandbox() {
     if skip_unless_sandbox_can_run() {
         return;
     }
-    // Not under /tmp: the sandbox has its own tmpfs there.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target")
         .join(format!("runsc-rs-security-{}", std::process::id()));
@@ -247,12 +246,11 @@ fn proc_magic_links_and_passed_fds_stay_inside_the_root() {
         println!("SKIPPED: the sandbox needs root (or user namespaces) here; not root");
         return;
     }
-    // Not under /tmp: the sandbox has its own tmpfs there.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target")
         .join(format!("runsc-rs-proc-escape-{}", std::process::id()));
     let root = dir.join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
     let probe = root.join("proc_escape_probe");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/proc_escape_probe.c");
     let built = Command::new("gcc")

@@ -4,7 +4,6 @@
 //! Needs a built `runsc-rs` (`cargo build --release -p sentry`; found through RUNSC_RS_BIN,
 //! CARGO_TARGET_DIR or `<workspace>/target/release`), Debian's python3 (`/usr/bin/python3.11`
 //! or `/usr/bin/python3`), bash, busybox and `cc`. A missing piece prints `SKIPPED: reason`.
-//! The sandbox mounts its own tmpfs at /tmp, so artefacts live under the cargo target dir.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

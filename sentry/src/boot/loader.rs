@@ -631,7 +631,7 @@ impl Loader {
 
 /// Destinations the sentry always provides itself; the spec's mounts there (containerd's
 /// default spec has a tmpfs at `/dev`, for one) are left to the sentry's.
-const SENTRY_MOUNTS: [&str; 5] = ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"];
+const SENTRY_MOUNTS: [&str; 4] = ["/proc", "/sys", "/dev", "/dev/shm"];
 
 /// The container's mount namespace: an overlay over its rootfs fd, the sentry's standard
 /// mounts, then the spec's tmpfs and bind mounts.
@@ -675,7 +675,12 @@ fn container_filesystem(
         return Err(Error::BadSpec("more bind mount fds than bind mounts"));
     }
     Ok(super::build_filesystem(
-        memory, fds.rootfs, &tmpfs, volumes, None,
+        memory,
+        fds.rootfs,
+        Vec::new(),
+        &tmpfs,
+        volumes,
+        None,
     )?)
 }
 

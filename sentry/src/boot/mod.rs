@@ -157,12 +157,15 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 }
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
-/// layer, `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm` and `/tmp`, more tmpfs at `tmpfs`
+/// layer, more such overlays at `lowers` (the host's other filesystems under `/`, for
+/// `runsc-rs do`), `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm`, more tmpfs at `tmpfs`
 /// (absolute, normalized paths with their root directory's mode), and the volumes. File data
-/// of the tmpfs mounts and the overlay's upper layer lives in `memory`.
+/// of the tmpfs mounts and the overlays' upper layers lives in `memory`. `/tmp` is the root's
+/// (writes to it stay in memory), as with runc.
 pub fn build_filesystem(
     memory: &Arc<MemoryFile>,
     root: OwnedFd,
+    lowers: Vec<(String, OwnedFd)>,
     tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
@@ -176,6 +179,11 @@ pub fn build_filesystem(
         ns.mount(path.as_bytes(), root, fs_type, source, ro);
         Ok::<(), Error>(())
     };
+    for (path, fd) in lowers {
+        let lower = HostNode::new_root(fd, false).map_err(mount_err(&path))?;
+        let ovl = overlay::new_overlay(memory, lower).map_err(mount_err(&path))?;
+        mount(&path, ovl, "overlay", "overlay", false)?;
+    }
     mount("/proc", proc::new_proc(), "proc", "proc", false)?;
     mount(
         "/sys",
@@ -191,13 +199,6 @@ pub fn build_filesystem(
         TmpFs::new_root(memory, 0o1777),
         "tmpfs",
         "shm",
-        false,
-    )?;
-    mount(
-        "/tmp",
-        TmpFs::new_root(memory, 0o1777),
-        "tmpfs",
-        "tmpfs",
         false,
     )?;
     for (path, mode) in tmpfs {
@@ -229,6 +230,63 @@ pub fn build_filesystem(
         }
     }
     Ok(fs)
+}
+
+/// Filesystems the sentry provides itself: host mounts at or under these are never shown.
+const SENTRY_PROVIDED: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// The host's other directory mounts under `/` (from `/proc/self/mountinfo`), opened before
+/// the sandbox loses sight of them: after `pivot_root` the root fd reaches only the root
+/// filesystem itself, so a host whose `/tmp` or `/home` is a separate filesystem would
+/// otherwise show empty directories there. Each becomes a read-only lower layer under an
+/// in-memory upper one, like `/`. Mounts that cannot be opened are left out (logged).
+fn open_host_submounts() -> Vec<(String, OwnedFd)> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, OwnedFd)> = Vec::new();
+    for line in info.lines() {
+        // Field 5 is the mount point, with spaces and such escaped as octal (\040).
+        let Some(raw) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let path = unescape_mountinfo(raw);
+        let provided = SENTRY_PROVIDED
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+        if path == "/" || provided || out.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        match rustix::fs::open(
+            path.as_str(),
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => out.push((path, fd)),
+            Err(e) => log::debug!("host mount {path} left out of the sandbox: {e}"),
+        }
+    }
+    out
+}
+
+/// `\040` → space, as /proc/self/mountinfo escapes mount points.
+fn unescape_mountinfo(raw: &str) -> String {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).ok();
+            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens each volume's host directory (before the sandbox loses sight of the host).
@@ -290,6 +348,11 @@ fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFil
 /// Failures before the program starts (no such command, bad executable, host setup).
 pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
     let volumes = open_volumes(&cfg.volumes)?;
+    let lowers = if cfg.sandbox.rootfs == std::path::Path::new("/") {
+        open_host_submounts()
+    } else {
+        Vec::new()
+    };
     crate::fs::proc::prime_host_info();
     let root = sandbox::enter(&cfg.sandbox)?;
     let memory = Arc::new(MemoryFile::new()?);
@@ -300,7 +363,14 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "runsc-rs".into());
-    let fs = build_filesystem(&memory, root.into_fd(), &[], volumes, cfg.cwd.as_deref())?;
+    let fs = build_filesystem(
+        &memory,
+        root.into_fd(),
+        lowers,
+        &[],
+        volumes,
+        cfg.cwd.as_deref(),
+    )?;
     let kernel = Kernel::new(
         platform,
         memory,
@@ -471,6 +541,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/x\\"), "/x\\");
+    }
+
+    #[test]
     fn volume_parsing() {
         let v: Volume = "/h:/g//x/:ro".parse().unwrap();
         assert_eq!(v.guest, "/g/x");
@@ -494,6 +571,7 @@ mod tests {
         let fs = build_filesystem(
             &memory,
             root,
+            Vec::new(),
             &[("/run".into(), 0o755)],
             open_volumes(&volumes).unwrap(),
             None,
@@ -513,10 +591,7 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(
-            names("/"),
-            ["dev", "etc", "mnt", "proc", "run", "sys", "tmp"]
-        );
+        assert_eq!(names("/"), ["dev", "etc", "mnt", "proc", "run", "sys"]);
         assert_eq!(names("/mnt/vol"), ["data"]);
         assert!(names("/dev").contains(&"null".to_string()));
         let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();
