@@ -344,7 +344,7 @@ unsafe fn become_factory(
 /// Strips a fork-like child of the sentry down to what factories (and the zygote) start
 /// with: fd 0 = memory file, fd 1 = socket, fd 2 = `extra` if given, nothing else open;
 /// killed when the master thread exits; default signal dispositions, nothing blocked; no rseq
-/// area. Exits the child with [`SETUP_FAILED`] if any step fails.
+/// area; no capabilities. Exits the child with [`SETUP_FAILED`] if any step fails.
 ///
 /// # Safety
 /// Call only in the child of a fork-like clone: its own copy of the address space, with only
@@ -361,8 +361,9 @@ unsafe fn shed_sentry(
     let default_action = [0u64; 4];
     // SAFETY: we are a single-threaded copy of the sentry that is about to abandon it: only
     // raw system calls follow (no locks, no allocation). The pointers passed point to
-    // `default_action` on this stack, or to our registered rseq area. Closing fds and dropping
-    // the signal handlers cannot harm Rust code of the sentry because none runs here again.
+    // `default_action`, `cap_header` or `cap_data` on this stack, or to our registered rseq
+    // area. Closing fds and dropping the signal handlers cannot harm Rust code of the sentry
+    // because none runs here again.
     unsafe {
         let high = |fd: RawFd| {
             syscall(
@@ -398,6 +399,12 @@ unsafe fn shed_sentry(
                     c_long::from(RSEQ_SIG),
                 ) == 0
             });
+        // No capabilities: what runs application code (and what forks it) needs none. A
+        // `struct __user_cap_header_struct` (version 3, this process) and two zeroed
+        // `__user_cap_data_struct`s (effective, permitted, inheritable).
+        let cap_header: [u32; 2] = [0x2008_0522, 0];
+        let cap_data = [0u32; 6];
+        let ready = ready && syscall(libc::SYS_capset, cap_header.as_ptr(), cap_data.as_ptr()) == 0;
         if !ready {
             syscall(libc::SYS_exit_group, c_long::from(SETUP_FAILED));
         }

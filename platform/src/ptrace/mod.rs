@@ -159,6 +159,10 @@ pub(crate) fn host_syscalls() -> Vec<(&'static str, &'static str)> {
             "factory setup: unregistering the inherited rseq area",
         ),
         (
+            "capset",
+            "factory setup: dropping every capability (stubs run with none)",
+        ),
+        (
             "mmap",
             "mapping the stub pages; injected map of memory-file ranges in stubs",
         ),
