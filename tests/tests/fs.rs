@@ -116,6 +116,44 @@ fn dynamic_debian_programs_match_native() {
     }
 }
 
+/// `tar` creating and listing an archive in /tmp, and `sqlite3` on a database file in /tmp:
+/// in the sandbox (whose writes must not reach the host), then natively in the same fresh
+/// host directory (removed afterwards).
+#[test]
+fn tar_and_sqlite_in_tmp() {
+    let Some(bin) = sandbox() else { return };
+    let dir = format!("/tmp/runsc-rs-fs-tmp-{}", std::process::id());
+    let mut script = format!(
+        "set -e; mkdir {dir}; cd {dir}; mkdir d; echo hello > d/a; echo world > d/b; \
+         tar cf a.tar d; tar tf a.tar | sort; rm -r d; tar xf a.tar; cat d/a d/b"
+    );
+    if Path::new("/usr/bin/sqlite3").exists() {
+        script.push_str(
+            "; sqlite3 db.sqlite 'create table t(x); insert into t values (6), (7);'; \
+             sqlite3 db.sqlite 'select x * 7 from t order by x;'",
+        );
+    } else {
+        runsc_rs_tests::skip("sqlite3 is not installed: only tar runs in /tmp");
+    }
+    let cmd = ["/bin/sh", "-c", script.as_str()];
+    // The sandbox first: the host's /tmp is its read-only lower layer, so a native run first
+    // would leave the directory for the sandbox to trip over.
+    let sandboxed = run_sandbox(&bin, &[], &cmd);
+    assert!(
+        !Path::new(&dir).exists(),
+        "the sandbox's writes reached the host"
+    );
+    let native = run_native(&cmd);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        String::from_utf8_lossy(&sandboxed.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "sandbox stderr: {}",
+        String::from_utf8_lossy(&sandboxed.stderr)
+    );
+    assert_eq!(sandboxed.status.code(), native.status.code());
+}
+
 #[test]
 fn writes_deletes_renames_stay_in_the_sandbox() {
     let Some(bin) = sandbox() else { return };
