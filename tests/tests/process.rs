@@ -5,69 +5,22 @@
 //! CARGO_TARGET_DIR or `<workspace>/target/release`), `/bin/busybox` and `cc` for the C
 //! programs in `tests/programs`. A missing piece prints `SKIPPED: reason`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn runsc() -> Option<PathBuf> {
-    // The harness's lookup: a runsc-rs that was not built fails the test, it is not skipped.
-    Some(runsc_rs_tests::runsc_rs_bin())
-}
-
-/// (stdout, exit code) of `argv`, through `runsc-rs do` when `sandbox` is set.
-fn run(bin: Option<&Path>, argv: &[&str]) -> (String, i32) {
-    let mut cmd = match bin {
-        Some(b) => {
-            let mut c = Command::new(b);
-            c.arg("do").arg("--").args(argv);
-            c
-        }
-        None => {
-            let mut c = Command::new(argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-    };
-    let out = cmd.output().expect("spawn");
-    let code = out.status.code().unwrap_or_else(|| {
-        128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
-    });
-    (String::from_utf8_lossy(&out.stdout).into_owned(), code)
-}
-
+/// Runs `argv` natively and in the sandbox through the harness (stdout and exit status must
+/// match); skips when the program is not installed.
 fn assert_same(argv: &[&str]) {
-    let Some(bin) = runsc() else {
-        runsc_rs_tests::skip("runsc-rs is not built (cargo build --release -p sentry)");
-        return;
-    };
     if !Path::new(argv[0]).exists() {
         runsc_rs_tests::skip(&format!("{} is not installed", argv[0]));
         return;
     }
-    let native = run(None, argv);
-    let sandbox = run(Some(&bin), argv);
-    assert_eq!(native, sandbox, "native vs sandbox for {argv:?}");
+    runsc_rs_tests::assert_same(argv);
 }
 
-/// Compiles `tests/programs/<name>.c` statically; None (after printing SKIPPED) without cc.
+/// The harness's static build of `tests/programs/<name>.c`; None (after a skip) without cc.
 fn program(name: &str) -> Option<String> {
-    let src = workspace().join(format!("tests/programs/{name}.c"));
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    match Command::new("cc")
-        .args(["-O1", "-static", "-pthread", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-    {
-        Ok(s) if s.success() => Some(out.to_string_lossy().into_owned()),
-        _ => {
-            runsc_rs_tests::skip(&format!("cannot build {name}.c with cc -static"));
-            None
-        }
-    }
+    runsc_rs_tests::program_str(name)
 }
 
 #[test]
