@@ -164,6 +164,45 @@ fn containerd_runs_containers_in_the_sandbox() {
     assert!(!shared.join("new").exists());
 
     check_terminal(&env);
+    sandbox_death_is_a_task_exit(&env);
+}
+
+/// Killing the sandbox process from the host: containerd sees the task exit, and delete and
+/// rm then work with nothing of the sandbox left running.
+fn sandbox_death_is_a_task_exit(env: &Env) {
+    env.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "t6",
+        "sleep",
+        "100",
+    ]);
+    let tasks = env.ctr_ok(&["task", "ls"]);
+    let pid: i32 = tasks
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("t6"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .expect("t6 listed with the sandbox's pid");
+    let killed = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill -9 {pid}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.task_status("t6").as_deref() != Some("STOPPED") {
+        assert!(
+            Instant::now() < deadline,
+            "t6 did not stop after its sandbox was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.ctr_ok(&["task", "delete", "t6"]);
+    env.ctr_ok(&["containers", "rm", "t6"]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the killed sandbox {pid} is still there"
+    );
 }
 
 /// Drives `ctr run -t` from a pty (python's `pty` module, as a person at a terminal would):
