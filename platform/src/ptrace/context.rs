@@ -15,7 +15,8 @@ use crate::{
 };
 
 /// The host signal an [`Interrupter`] sends to a running stub.
-const INTERRUPT_SIGNAL: Signal = Signal::SIGUSR2;
+/// The host signal that stops a running stub for [`Interrupter::interrupt`] (both platforms).
+pub(crate) const INTERRUPT_SIGNAL: Signal = Signal::SIGUSR2;
 /// Stop signal of a syscall stop with `PTRACE_O_TRACESYSGOOD`.
 const SYSCALL_STOP: i32 = libc::SIGTRAP | 0x80;
 
@@ -24,7 +25,7 @@ pub(super) struct PtraceContext {
     shared: Arc<Shared>,
     /// The creating host thread: the only one allowed to use this context.
     tid: Pid,
-    interrupt: Arc<PtraceInterrupter>,
+    interrupt: Arc<StubInterrupter>,
 }
 
 /// Interrupts a context from another thread.
@@ -32,14 +33,17 @@ pub(super) struct PtraceContext {
 /// `interrupt` sets `pending` then reads `running_pid`; `switch` stores `running_pid` then
 /// reads `pending` (all SeqCst). So either the switch sees `pending` and does not run, or the
 /// interrupter sees the stub's pid and signals it.
+///
+/// Shared by the ptrace and systrap platforms: both run application code in a stub process
+/// that the signal stops.
 #[derive(Default)]
-struct PtraceInterrupter {
-    pending: AtomicBool,
+pub(crate) struct StubInterrupter {
+    pub(crate) pending: AtomicBool,
     /// The stub running this context's application code, 0 when none.
-    running_pid: AtomicI32,
+    pub(crate) running_pid: AtomicI32,
 }
 
-impl Interrupter for PtraceInterrupter {
+impl Interrupter for StubInterrupter {
     fn interrupt(&self) {
         self.pending.store(true, Ordering::SeqCst);
         let pid = self.running_pid.load(Ordering::SeqCst);
@@ -47,7 +51,7 @@ impl Interrupter for PtraceInterrupter {
             // The stub may have stopped (or, with its address space released, died) meanwhile:
             // a stale signal only causes one spurious `Exit::Interrupted` later.
             if let Err(e) = kill(Pid::from_raw(pid), INTERRUPT_SIGNAL) {
-                log::debug!("ptrace: interrupting stub {pid} failed: {e}");
+                log::debug!("interrupting stub {pid} failed: {e}");
             }
         }
     }

@@ -24,7 +24,7 @@
 //! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`).
 
 pub(crate) mod address_space;
-mod context;
+pub(crate) mod context;
 pub(crate) mod factory;
 pub(crate) mod stub;
 pub(crate) mod sys;

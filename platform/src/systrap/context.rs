@@ -1,13 +1,12 @@
 //! Contexts: running application code in the context's own systrap stub.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::{gettid, Pid};
 
 use super::address_space::SystrapAddressSpace;
@@ -15,6 +14,7 @@ use super::filter;
 use super::sysmsg::{self, Region, Slot, SCRATCH, STATE_EVENT, STATE_RESUME};
 use super::Shared;
 use crate::ptrace::address_space::{inject_into, seize};
+use crate::ptrace::context::{StubInterrupter, INTERRUPT_SIGNAL};
 use crate::ptrace::stub;
 use crate::ptrace::sys::host;
 use crate::{
@@ -22,7 +22,6 @@ use crate::{
 };
 
 /// The host signal an [`Interrupter`] sends to a running stub.
-const INTERRUPT_SIGNAL: Signal = Signal::SIGUSR2;
 /// Signals the stub's handler catches.
 const HANDLED: [i32; 7] = [
     libc::SIGSYS,
@@ -52,7 +51,7 @@ pub(super) struct SystrapContext {
     shared: Arc<Shared>,
     /// The creating host thread (stub setup uses ptrace, which is per thread).
     tid: Pid,
-    interrupt: Arc<SystrapInterrupter>,
+    interrupt: Arc<StubInterrupter>,
     stubs: Vec<ContextStub>,
 }
 
@@ -70,28 +69,6 @@ impl Drop for ContextStub {
     fn drop(&mut self) {
         if let Some(owner) = self.owner.upgrade() {
             owner.retire(Some(self.pid), self.slot);
-        }
-    }
-}
-
-/// Interrupts a context from another thread: the same handshake as the ptrace platform's
-/// (`pending` then `running_pid` against `running_pid` then `pending`, all SeqCst).
-#[derive(Default)]
-struct SystrapInterrupter {
-    pending: AtomicBool,
-    running_pid: AtomicI32,
-}
-
-impl Interrupter for SystrapInterrupter {
-    fn interrupt(&self) {
-        self.pending.store(true, Ordering::SeqCst);
-        let pid = self.running_pid.load(Ordering::SeqCst);
-        if pid != 0 {
-            // A stub parked in its handler has the signal blocked: it arrives when the
-            // application runs again and costs one spurious `Exit::Interrupted`.
-            if let Err(e) = kill(Pid::from_raw(pid), INTERRUPT_SIGNAL) {
-                log::debug!("systrap: interrupting stub {pid} failed: {e}");
-            }
         }
     }
 }
