@@ -1,41 +1,111 @@
-//! The sandbox process's cgroup (cgroup v1): placement, freezing, metrics, resource updates.
+//! The sandbox process's cgroup: placement, freezing, metrics, resource updates, OOM kills.
 //!
 //! The whole sandbox (the sentry, its ptrace stubs, every application process they run) is
 //! one process tree, so it lives in one cgroup: the `linux.cgroupsPath` of the spec that
-//! started it (the first container, or a pod's sandbox container), created under each v1
-//! controller this shim uses. Everything forked in the sandbox later inherits it.
+//! started it (the first container, or a pod's sandbox container). Everything forked in the
+//! sandbox later inherits it. Both host layouts are handled, as one [`SandboxCgroup`] with a
+//! backend per layout, chosen from `/proc/self/mountinfo` ([`SandboxCgroup::create`]):
 //!
-//! - Pause/Resume: the freezer controller freezes every task of the sandbox at once,
-//!   ptrace stops included, and thaws them (runc does the same for its containers).
-//! - Stats: `io.containerd.cgroups.v1.Metrics` from `cpuacct`, `cpu`, `memory` and `pids`.
-//!   Containers of one pod share the sandbox, so they report the same numbers.
-//! - Update: the spec's memory, CPU and pids limits written to the controllers.
+//! - **cgroup v2** (a `cgroup2` mount at `/sys/fs/cgroup`): one directory under the unified
+//!   hierarchy; the `cpu`, `memory` and `pids` controllers are enabled in the ancestors'
+//!   `cgroup.subtree_control` where the kernel offers them.
+//! - **cgroup v1** (anything else, including the v1 half of a hybrid layout): one directory
+//!   per controller this shim uses (`freezer`, `memory`, `cpu`, `cpuacct`, `pids`).
 //!
-//! Only cgroup v1 (and the v1 half of a hybrid layout) is handled; on a pure cgroup v2 host
-//! the sandbox is not placed and these calls answer Unimplemented.
+//! What each Task call does with it:
+//! - Placement ([`Placement`]): the sandbox is born inside its cgroup, before it forks
+//!   anything. v1 moves single threads, so the shim's spawner thread joins the `tasks` files
+//!   and the child inherits them. v2 moves whole processes, so the shim opens `cgroup.procs`
+//!   and hands it to the sandbox as its stdout; the sandbox's first act is to write `0` to it
+//!   and put `/dev/null` in its place ([`join_through_stdout`]).
+//! - Pause/Resume: v1 `freezer.state`, v2 `cgroup.freeze`; both wait for the kernel to report
+//!   the state reached (ptrace stops included).
+//! - Stats: `io.containerd.cgroups.v1.Metrics` or `io.containerd.cgroups.v2.Metrics`, from
+//!   whichever files the host provides. Containers of one pod share the sandbox, so they
+//!   report the same numbers.
+//! - Update: the spec's memory, CPU and pids limits, in the layout's files and units.
+//! - OOM: [`SandboxCgroup::oom_kills`] counts the kernel's OOM kills in the cgroup and
+//!   [`OomNotifier`] blocks until that count may have changed.
 
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use containerd_shim::protos::cgroups::metrics::{
-    CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat, Throttle,
-};
-use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::cgroups::metrics as v1;
+use containerd_shim::protos::cgroups_v2::metrics as v2;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::{Message, MessageField};
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Error, Result};
 
 /// The v1 controllers the sandbox is placed in.
-const CONTROLLERS: [&str; 5] = ["freezer", "memory", "cpu", "cpuacct", "pids"];
+const V1_CONTROLLERS: [&str; 5] = ["freezer", "memory", "cpu", "cpuacct", "pids"];
+
+/// The v2 controllers enabled for the sandbox when the host offers them (freezing and CPU
+/// usage are core features of every v2 cgroup).
+const V2_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+
+/// Where production looks for the unified hierarchy.
+const V2_ROOT: &str = "/sys/fs/cgroup";
 
 /// `USER_HZ`: the unit of `cpuacct.stat`.
 const USER_HZ: u64 = 100;
 
-/// The sandbox's cgroup directories, one per controller.
+/// How long freezing or thawing may take.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The sandbox's cgroup.
 #[derive(Debug)]
 pub struct SandboxCgroup {
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
     /// Controller name → its directory for the sandbox.
-    dirs: Vec<(&'static str, PathBuf)>,
+    V1 { dirs: Vec<(&'static str, PathBuf)> },
+    /// The sandbox's directory in the unified hierarchy.
+    V2 { dir: PathBuf },
+}
+
+/// How the sandbox process gets into its cgroup; see the module docs.
+#[derive(Debug)]
+pub enum Placement {
+    /// v1: the spawning thread writes its TID to each of these `tasks` files before it
+    /// spawns; the child inherits the thread's cgroups.
+    JoinThread(Vec<PathBuf>),
+    /// v2: `cgroup.procs`, opened for writing, to become the sandbox's stdout; the sandbox
+    /// runs with `--join-cgroup` and calls [`join_through_stdout`] first thing.
+    ProcsOnStdout(File),
+}
+
+/// The sandbox's resource usage in its layout's message.
+#[derive(Debug)]
+pub enum CgroupMetrics {
+    V1(v1::Metrics),
+    V2(v2::Metrics),
+}
+
+impl CgroupMetrics {
+    /// The message as the `Any` containerd expects in a Stats answer.
+    ///
+    /// # Errors
+    /// The message could not be encoded.
+    pub fn into_any(self) -> Result<Any> {
+        let (type_url, value) = match self {
+            CgroupMetrics::V1(m) => ("io.containerd.cgroups.v1.Metrics", m.write_to_bytes()),
+            CgroupMetrics::V2(m) => ("io.containerd.cgroups.v2.Metrics", m.write_to_bytes()),
+        };
+        let value = value.map_err(|e| Error::Shim(containerd_shim::Error::Other(e.to_string())))?;
+        Ok(Any {
+            type_url: type_url.to_owned(),
+            value,
+            ..Default::default()
+        })
+    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -46,24 +116,40 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
-/// Mount points of the v1 controllers, from `/proc/self/mountinfo`.
-fn v1_mounts() -> Vec<(String, PathBuf)> {
+/// `(mount point, filesystem type, super options)` of every mount in `/proc/self/mountinfo`.
+fn mounts() -> Vec<(PathBuf, String, String)> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            Some((
+                PathBuf::from(fields.get(4)?),
+                (*fields.get(sep + 1)?).to_owned(),
+                (*fields.get(sep + 3)?).to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The unified hierarchy's mount point when the host is pure cgroup v2.
+fn pure_v2_root() -> Option<PathBuf> {
+    mounts()
+        .into_iter()
+        .find(|(point, fstype, _)| point == Path::new(V2_ROOT) && fstype == "cgroup2")
+        .map(|(point, _, _)| point)
+}
+
+/// Mount points of the v1 controllers this shim uses.
+fn v1_mounts() -> Vec<(&'static str, PathBuf)> {
     let mut found = Vec::new();
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if fields.get(sep + 1) != Some(&"cgroup") {
+    for (point, fstype, options) in mounts() {
+        if fstype != "cgroup" {
             continue;
         }
-        let (Some(mount_point), Some(options)) = (fields.get(4), fields.get(sep + 3)) else {
-            continue;
-        };
         for option in options.split(',') {
-            if CONTROLLERS.contains(&option) {
-                found.push((option.to_owned(), PathBuf::from(mount_point)));
+            if let Some(c) = V1_CONTROLLERS.into_iter().find(|c| *c == option) {
+                found.push((c, point.clone()));
             }
         }
     }
@@ -74,72 +160,188 @@ fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// `key value` lines (memory.stat, cpu.stat, cpuacct.stat) as a lookup.
-fn read_keyed(path: &Path) -> impl Fn(&str) -> u64 {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    move |key| {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == key).then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0)
+/// A v2 limit file (`memory.max`, `pids.max`): `max` is `u64::MAX`, as containerd reports it.
+fn read_limit(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match text.trim() {
+        "max" => Some(u64::MAX),
+        n => n.parse().ok(),
     }
 }
 
+/// `key value` lines (memory.stat, cpu.stat, memory.events, ...) as a lookup; `None` when
+/// the file does not exist.
+fn read_keyed(path: &Path) -> Option<impl Fn(&str) -> u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(move |key: &str| keyed_value(&text, key).unwrap_or(0))
+}
+
+fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// The relative directory of `cgroups_path`, or `None` when the sandbox is not placed.
+fn relative_path(cgroups_path: &str) -> Result<Option<&str>> {
+    let relative = cgroups_path.trim_start_matches('/');
+    if relative.is_empty() || cgroups_path.contains(':') {
+        log::info!("cgroups path {cgroups_path:?}: the sandbox is not placed in a cgroup");
+        return Ok(None);
+    }
+    if relative.split('/').any(|c| c == "..") {
+        return Err(Error::BadSpec("linux.cgroupsPath must not contain .."));
+    }
+    Ok(Some(relative))
+}
+
+/// cgroup v2 `memory.swap.max` for OCI's memory and memory+swap limits: v2 limits swap
+/// alone, so it is their difference (runc converts the same way). `None`: leave it.
+fn v2_swap_max(memory: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
+    let Some(swap) = swap else {
+        return Ok(None);
+    };
+    match (memory, swap) {
+        // Memory unlimited, swap unset: both unlimited.
+        (Some(-1), 0) | (_, -1) => Ok(Some("max".to_owned())),
+        (_, 0) => Ok(None),
+        (None | Some(-1 | 0), _) => Err(Error::BadSpec(
+            "a memory+swap limit needs a memory limit on cgroup v2",
+        )),
+        (Some(m), s) if s < m => Err(Error::BadSpec(
+            "the memory+swap limit is below the memory limit",
+        )),
+        (Some(m), s) => Ok(Some((s - m).to_string())),
+    }
+}
+
+/// cgroup v2 `cpu.weight` (1..=10000) for v1 `cpu.shares` (2..=262144), the mapping runc
+/// uses.
+fn shares_to_weight(shares: u64) -> u64 {
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+}
+
+/// cgroup v2 `cpu.max` for a CFS quota and period (microseconds); `None`: leave it.
+fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
+    if quota.is_none() && period.is_none() {
+        return None;
+    }
+    let quota = match quota {
+        Some(q) if q > 0 => q.to_string(),
+        _ => "max".to_owned(),
+    };
+    Some(match period {
+        Some(p) => format!("{quota} {p}"),
+        None => quota,
+    })
+}
+
 impl SandboxCgroup {
-    /// Creates `cgroups_path` (absolute, as containerd's cgroupfs paths are) under each
+    /// Creates `cgroups_path` (absolute, as containerd's cgroupfs paths are) in the host's
+    /// layout: under `/sys/fs/cgroup` on a pure cgroup v2 host, else under each v1
     /// controller. `None` when there is nothing to do: no path, a systemd-style
-    /// `slice:prefix:name` path, or no v1 controllers.
+    /// `slice:prefix:name` path, or no cgroup mounted.
     ///
     /// # Errors
-    /// A directory could not be created.
+    /// A directory could not be created, or the path contains `..`.
     pub fn create(cgroups_path: &str) -> Result<Option<SandboxCgroup>> {
-        let relative = cgroups_path.trim_start_matches('/');
-        if relative.is_empty() || cgroups_path.contains(':') {
-            log::info!("cgroups path {cgroups_path:?}: the sandbox is not placed in a cgroup");
+        match pure_v2_root() {
+            Some(root) => SandboxCgroup::create_v2(&root, cgroups_path),
+            None => SandboxCgroup::create_v1(cgroups_path),
+        }
+    }
+
+    /// Creates `cgroups_path` under the unified hierarchy mounted at `root`, enabling the
+    /// controllers it needs in each ancestor where the kernel offers and allows them.
+    ///
+    /// # Errors
+    /// As [`SandboxCgroup::create`].
+    pub fn create_v2(root: &Path, cgroups_path: &str) -> Result<Option<SandboxCgroup>> {
+        let Some(relative) = relative_path(cgroups_path)? else {
             return Ok(None);
+        };
+        let dir = root.join(relative);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        let mut parent = root.to_path_buf();
+        for component in Path::new(relative).components() {
+            enable_controllers(&parent);
+            parent.push(component);
         }
-        if relative.split('/').any(|c| c == "..") {
-            return Err(Error::BadSpec("linux.cgroupsPath must not contain .."));
-        }
+        log::debug!("sandbox cgroup (v2): {}", dir.display());
+        Ok(Some(SandboxCgroup {
+            backend: Backend::V2 { dir },
+        }))
+    }
+
+    fn create_v1(cgroups_path: &str) -> Result<Option<SandboxCgroup>> {
+        let Some(relative) = relative_path(cgroups_path)? else {
+            return Ok(None);
+        };
         let mut dirs = Vec::new();
         for (controller, mount) in v1_mounts() {
-            let controller = CONTROLLERS
-                .into_iter()
-                .find(|c| *c == controller)
-                .expect("v1_mounts returns known controllers");
             let dir = mount.join(relative);
             std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
             dirs.push((controller, dir));
         }
         if dirs.is_empty() {
-            log::info!("no cgroup v1 controllers: the sandbox is not placed in a cgroup");
+            log::info!("no cgroup mounted: the sandbox is not placed in a cgroup");
             return Ok(None);
         }
-        Ok(Some(SandboxCgroup { dirs }))
+        Ok(Some(SandboxCgroup {
+            backend: Backend::V1 { dirs },
+        }))
     }
 
-    /// The `tasks` files that move one thread in: the thread that spawns the sandbox joins
-    /// first, so the sandbox is born inside and nothing it forks can escape.
-    pub fn task_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self.dirs.iter().map(|(_, d)| d.join("tasks")).collect();
-        files.dedup();
-        files
+    /// How the sandbox process joins this cgroup.
+    ///
+    /// # Errors
+    /// v2: `cgroup.procs` could not be opened.
+    pub fn placement(&self) -> Result<Placement> {
+        match &self.backend {
+            Backend::V1 { dirs } => {
+                let mut files: Vec<PathBuf> = dirs.iter().map(|(_, d)| d.join("tasks")).collect();
+                files.dedup();
+                Ok(Placement::JoinThread(files))
+            }
+            Backend::V2 { dir } => {
+                let procs = dir.join("cgroup.procs");
+                let file = File::options()
+                    .write(true)
+                    .open(&procs)
+                    .map_err(io_err("opening", &procs))?;
+                Ok(Placement::ProcsOnStdout(file))
+            }
+        }
     }
 
-    fn dir(&self, controller: &str) -> Option<&Path> {
-        self.dirs
-            .iter()
-            .find(|(c, _)| *c == controller)
-            .map(|(_, d)| d.as_path())
+    fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        match &self.backend {
+            Backend::V1 { dirs } => dirs
+                .iter()
+                .find(|(c, _)| *c == controller)
+                .map(|(_, d)| d.as_path()),
+            Backend::V2 { .. } => None,
+        }
     }
 
+    /// Writes `value` to `file` of `controller`'s directory (v1) or the cgroup's directory
+    /// (v2; there `controller` names what a missing file means).
     fn write(&self, controller: &'static str, file: &str, value: &str) -> Result<()> {
-        let dir = self.dir(controller).ok_or(Error::Unsupported(
-            "a cgroup controller this host does not mount",
-        ))?;
-        let path = dir.join(file);
+        let path = match &self.backend {
+            Backend::V1 { .. } => self
+                .v1_dir(controller)
+                .ok_or(Error::NoController(controller))?
+                .join(file),
+            Backend::V2 { dir } => {
+                let path = dir.join(file);
+                if !path.exists() {
+                    return Err(Error::NoController(controller));
+                }
+                path
+            }
+        };
+        log::debug!("cgroup: {} = {value}", path.display());
         std::fs::write(&path, value).map_err(io_err("writing", &path))
     }
 
@@ -147,67 +349,83 @@ impl SandboxCgroup {
     /// it is done.
     ///
     /// # Errors
-    /// No freezer, or the state file could not be written.
+    /// No freezer, a state file could not be written, or the kernel did not get there in
+    /// time.
     pub fn freeze(&self, frozen: bool) -> Result<()> {
-        let want = if frozen { "FROZEN" } else { "THAWED" };
-        self.write("freezer", "freezer.state", want)?;
-        let state = self
-            .dir("freezer")
-            .expect("written above")
-            .join("freezer.state");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let now = std::fs::read_to_string(&state).map_err(io_err("reading", &state))?;
-            if now.trim() == want {
-                return Ok(());
+        match &self.backend {
+            Backend::V1 { .. } => self.freeze_v1(frozen),
+            Backend::V2 { dir } => {
+                self.write("freezer", "cgroup.freeze", if frozen { "1" } else { "0" })?;
+                let events = dir.join("cgroup.events");
+                let want = u64::from(frozen);
+                wait_for(&events, || {
+                    let text =
+                        std::fs::read_to_string(&events).map_err(io_err("reading", &events))?;
+                    Ok(keyed_value(&text, "frozen") == Some(want))
+                })
             }
-            if Instant::now() > deadline {
-                return Err(Error::Io {
-                    op: "waiting for",
-                    path: state,
-                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
-                });
-            }
-            // FREEZING: tasks are still being stopped; writing again retries them.
-            std::thread::sleep(Duration::from_millis(10));
-            self.write("freezer", "freezer.state", want)?;
         }
     }
 
-    /// The sandbox's resource usage.
-    pub fn metrics(&self) -> Metrics {
-        let mut m = Metrics::new();
-        if let Some(d) = self.dir("pids") {
-            let limit = std::fs::read_to_string(d.join("pids.max"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-            m.pids = MessageField::some(PidsStat {
+    fn freeze_v1(&self, frozen: bool) -> Result<()> {
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        self.write("freezer", "freezer.state", want)?;
+        let state = self
+            .v1_dir("freezer")
+            .expect("written above")
+            .join("freezer.state");
+        wait_for(&state, || {
+            let now = std::fs::read_to_string(&state).map_err(io_err("reading", &state))?;
+            if now.trim() == want {
+                return Ok(true);
+            }
+            // FREEZING: tasks are still being stopped; writing again retries them.
+            self.write("freezer", "freezer.state", want)?;
+            Ok(false)
+        })
+    }
+
+    /// The sandbox's resource usage, from whichever files this host provides (a missing
+    /// controller leaves its part of the message out).
+    pub fn metrics(&self) -> CgroupMetrics {
+        match &self.backend {
+            Backend::V1 { .. } => CgroupMetrics::V1(self.metrics_v1()),
+            Backend::V2 { dir } => CgroupMetrics::V2(metrics_v2(dir)),
+        }
+    }
+
+    fn metrics_v1(&self) -> v1::Metrics {
+        let mut m = v1::Metrics::new();
+        if let Some(d) = self.v1_dir("pids") {
+            m.pids = MessageField::some(v1::PidsStat {
                 current: read_u64(&d.join("pids.current")).unwrap_or(0),
-                limit,
+                limit: read_u64(&d.join("pids.max")).unwrap_or(0),
                 ..Default::default()
             });
         }
-        let mut cpu = CPUStat::new();
-        if let Some(d) = self.dir("cpuacct") {
-            let stat = read_keyed(&d.join("cpuacct.stat"));
+        let mut cpu = v1::CPUStat::new();
+        if let Some(d) = self.v1_dir("cpuacct") {
             let per_cpu = std::fs::read_to_string(d.join("cpuacct.usage_percpu"))
                 .unwrap_or_default()
                 .split_whitespace()
                 .filter_map(|v| v.parse().ok())
                 .collect();
             let ticks_to_ns = 1_000_000_000 / USER_HZ;
-            cpu.usage = MessageField::some(CPUUsage {
+            let stat = read_keyed(&d.join("cpuacct.stat"));
+            let ticks = |key| stat.as_ref().map_or(0, |s| s(key));
+            cpu.usage = MessageField::some(v1::CPUUsage {
                 total: read_u64(&d.join("cpuacct.usage")).unwrap_or(0),
-                kernel: stat("system") * ticks_to_ns,
-                user: stat("user") * ticks_to_ns,
+                kernel: ticks("system") * ticks_to_ns,
+                user: ticks("user") * ticks_to_ns,
                 per_cpu,
                 ..Default::default()
             });
         }
-        if let Some(d) = self.dir("cpu") {
-            let stat = read_keyed(&d.join("cpu.stat"));
-            cpu.throttling = MessageField::some(Throttle {
+        if let Some(stat) = self
+            .v1_dir("cpu")
+            .and_then(|d| read_keyed(&d.join("cpu.stat")))
+        {
+            cpu.throttling = MessageField::some(v1::Throttle {
                 periods: stat("nr_periods"),
                 throttled_periods: stat("nr_throttled"),
                 throttled_time: stat("throttled_time"),
@@ -215,16 +433,17 @@ impl SandboxCgroup {
             });
         }
         m.cpu = MessageField::some(cpu);
-        if let Some(d) = self.dir("memory") {
-            let stat = read_keyed(&d.join("memory.stat"));
-            let entry = |prefix: &str| MemoryEntry {
+        if let Some(d) = self.v1_dir("memory") {
+            let text = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
+            let stat = |key| keyed_value(&text, key).unwrap_or(0);
+            let entry = |prefix: &str| v1::MemoryEntry {
                 usage: read_u64(&d.join(format!("{prefix}usage_in_bytes"))).unwrap_or(0),
                 limit: read_u64(&d.join(format!("{prefix}limit_in_bytes"))).unwrap_or(0),
                 max: read_u64(&d.join(format!("{prefix}max_usage_in_bytes"))).unwrap_or(0),
                 failcnt: read_u64(&d.join(format!("{prefix}failcnt"))).unwrap_or(0),
                 ..Default::default()
             };
-            m.memory = MessageField::some(MemoryStat {
+            m.memory = MessageField::some(v1::MemoryStat {
                 cache: stat("cache"),
                 rss: stat("rss"),
                 rss_huge: stat("rss_huge"),
@@ -254,8 +473,16 @@ impl SandboxCgroup {
     /// Writes the memory, CPU and pids limits of `r`.
     ///
     /// # Errors
-    /// A limit could not be written (for example a memory limit below current usage).
+    /// The cgroup lacks a controller `r` needs (`NoController`), or a limit could not be
+    /// written (for example a memory limit below current usage).
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        match &self.backend {
+            Backend::V1 { .. } => self.update_v1(r),
+            Backend::V2 { .. } => self.update_v2(r),
+        }
+    }
+
+    fn update_v1(&self, r: &LinuxResources) -> Result<()> {
         if let Some(mem) = r.memory() {
             if let Some(limit) = mem.limit() {
                 self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
@@ -281,21 +508,86 @@ impl SandboxCgroup {
             }
         }
         if let Some(pids) = r.pids() {
-            let limit = if pids.limit() > 0 {
-                pids.limit().to_string()
-            } else {
-                "max".to_owned()
-            };
-            self.write("pids", "pids.max", &limit)?;
+            self.write("pids", "pids.max", &pids_max(pids.limit()))?;
         }
         Ok(())
+    }
+
+    fn update_v2(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(mem) = r.memory() {
+            // Swap first: memory.swap.max does not depend on memory.max, but a lowered
+            // memory limit is the write that can fail on usage.
+            if let Some(swap) = v2_swap_max(mem.limit(), mem.swap())? {
+                self.write("memory", "memory.swap.max", &swap)?;
+            }
+            if let Some(limit) = mem.limit() {
+                let value = if limit < 0 {
+                    "max".to_owned()
+                } else {
+                    limit.to_string()
+                };
+                self.write("memory", "memory.max", &value)?;
+            }
+        }
+        if let Some(cpu) = r.cpu() {
+            if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
+                self.write("cpu", "cpu.weight", &shares_to_weight(shares).to_string())?;
+            }
+            if let Some(max) = cpu_max(cpu.quota(), cpu.period()) {
+                self.write("cpu", "cpu.max", &max)?;
+            }
+        }
+        if let Some(pids) = r.pids() {
+            self.write("pids", "pids.max", &pids_max(pids.limit()))?;
+        }
+        Ok(())
+    }
+
+    /// How many processes the kernel's OOM killer has killed in this cgroup (v1
+    /// `memory.oom_control`, kernel ≥ 4.13; v2 `memory.events`); `None` without a memory
+    /// controller.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let text = match &self.backend {
+            Backend::V1 { .. } => {
+                std::fs::read_to_string(self.v1_dir("memory")?.join("memory.oom_control"))
+            }
+            Backend::V2 { dir } => std::fs::read_to_string(dir.join("memory.events")),
+        };
+        keyed_value(&text.ok()?, "oom_kill")
+    }
+
+    /// A notifier that wakes when the cgroup's OOM state may have changed; `None` without a
+    /// memory controller.
+    ///
+    /// # Errors
+    /// The notification could not be registered.
+    pub fn oom_notifier(&self) -> Result<Option<OomNotifier>> {
+        match &self.backend {
+            Backend::V1 { .. } => {
+                let Some(dir) = self.v1_dir("memory") else {
+                    return Ok(None);
+                };
+                OomNotifier::v1(dir).map(Some)
+            }
+            Backend::V2 { dir } => {
+                let events = dir.join("memory.events");
+                if !events.exists() {
+                    return Ok(None);
+                }
+                OomNotifier::v2(&events).map(Some)
+            }
+        }
     }
 
     /// Removes the directories once the sandbox is gone (best effort: the kernel refuses
     /// while a task is still inside, so this retries for a moment).
     pub fn remove(&self) {
+        let dirs: Vec<&Path> = match &self.backend {
+            Backend::V1 { dirs } => dirs.iter().map(|(_, d)| d.as_path()).collect(),
+            Backend::V2 { dir } => vec![dir.as_path()],
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
-        for (_, dir) in &self.dirs {
+        for dir in dirs {
             while dir.exists() {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
@@ -312,17 +604,245 @@ impl SandboxCgroup {
     }
 }
 
+fn pids_max(limit: i64) -> String {
+    if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".to_owned()
+    }
+}
+
+/// Polls `reached` until it says yes, for up to [`FREEZE_TIMEOUT`].
+fn wait_for(path: &Path, mut reached: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    loop {
+        if reached()? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Io {
+                op: "waiting for",
+                path: path.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Enables [`V2_CONTROLLERS`] for the children of `dir` where the kernel offers them and
+/// they are not on yet. Refusals are not errors: the kernel refuses when `dir` holds
+/// processes itself (the no-internal-processes rule) or when delegation forbids it, and the
+/// sandbox then simply lacks those controllers.
+fn enable_controllers(dir: &Path) {
+    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    for controller in V2_CONTROLLERS {
+        let has = |text: &str| text.split_whitespace().any(|c| c == controller);
+        if !has(&available) || has(&enabled) {
+            continue;
+        }
+        let control = dir.join("cgroup.subtree_control");
+        if let Err(e) = std::fs::write(&control, format!("+{controller}")) {
+            log::debug!("enabling {controller} in {}: {e}", control.display());
+        }
+    }
+}
+
+fn metrics_v2(dir: &Path) -> v2::Metrics {
+    let mut m = v2::Metrics::new();
+    if let Some(current) = read_u64(&dir.join("pids.current")) {
+        m.pids = MessageField::some(v2::PidsStat {
+            current,
+            limit: read_limit(&dir.join("pids.max")).unwrap_or(0),
+            ..Default::default()
+        });
+    }
+    if let Some(stat) = read_keyed(&dir.join("cpu.stat")) {
+        m.cpu = MessageField::some(v2::CPUStat {
+            usage_usec: stat("usage_usec"),
+            user_usec: stat("user_usec"),
+            system_usec: stat("system_usec"),
+            nr_periods: stat("nr_periods"),
+            nr_throttled: stat("nr_throttled"),
+            throttled_usec: stat("throttled_usec"),
+            nr_bursts: stat("nr_bursts"),
+            burst_usec: stat("burst_usec"),
+            ..Default::default()
+        });
+    }
+    if let Some(usage) = read_u64(&dir.join("memory.current")) {
+        let text = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+        let stat = |key| keyed_value(&text, key).unwrap_or(0);
+        let file = |name: &str| read_limit(&dir.join(name)).unwrap_or(0);
+        m.memory = MessageField::some(v2::MemoryStat {
+            anon: stat("anon"),
+            file: stat("file"),
+            kernel_stack: stat("kernel_stack"),
+            slab: stat("slab"),
+            sock: stat("sock"),
+            shmem: stat("shmem"),
+            file_mapped: stat("file_mapped"),
+            file_dirty: stat("file_dirty"),
+            file_writeback: stat("file_writeback"),
+            anon_thp: stat("anon_thp"),
+            inactive_anon: stat("inactive_anon"),
+            active_anon: stat("active_anon"),
+            inactive_file: stat("inactive_file"),
+            active_file: stat("active_file"),
+            unevictable: stat("unevictable"),
+            slab_reclaimable: stat("slab_reclaimable"),
+            slab_unreclaimable: stat("slab_unreclaimable"),
+            pgfault: stat("pgfault"),
+            pgmajfault: stat("pgmajfault"),
+            workingset_refault: stat("workingset_refault"),
+            workingset_activate: stat("workingset_activate"),
+            workingset_nodereclaim: stat("workingset_nodereclaim"),
+            pgrefill: stat("pgrefill"),
+            pgscan: stat("pgscan"),
+            pgsteal: stat("pgsteal"),
+            pgactivate: stat("pgactivate"),
+            pgdeactivate: stat("pgdeactivate"),
+            pglazyfree: stat("pglazyfree"),
+            pglazyfreed: stat("pglazyfreed"),
+            thp_fault_alloc: stat("thp_fault_alloc"),
+            thp_collapse_alloc: stat("thp_collapse_alloc"),
+            usage,
+            usage_limit: file("memory.max"),
+            swap_usage: file("memory.swap.current"),
+            swap_limit: file("memory.swap.max"),
+            max_usage: file("memory.peak"),
+            swap_max_usage: file("memory.swap.peak"),
+            ..Default::default()
+        });
+    }
+    if let Some(events) = read_keyed(&dir.join("memory.events")) {
+        m.memory_events = MessageField::some(v2::MemoryEvents {
+            low: events("low"),
+            high: events("high"),
+            max: events("max"),
+            oom: events("oom"),
+            oom_kill: events("oom_kill"),
+            oom_group_kill: events("oom_group_kill"),
+            ..Default::default()
+        });
+    }
+    m
+}
+
+/// Blocks until a cgroup's OOM state may have changed: v1 an eventfd registered in
+/// `cgroup.event_control` for `memory.oom_control` (the kernel signals it on OOM and when
+/// the cgroup is removed), v2 an inotify watch on `memory.events` (modified on every memory
+/// event; the watch ends when the cgroup is removed).
+#[derive(Debug)]
+pub struct OomNotifier {
+    fd: OwnedFd,
+    /// A file that exists as long as the cgroup does.
+    alive: PathBuf,
+    /// v1: the `memory.oom_control` the eventfd listens to (the registration holds it).
+    _oom_control: Option<File>,
+}
+
+impl OomNotifier {
+    fn v1(dir: &Path) -> Result<OomNotifier> {
+        let control_path = dir.join("memory.oom_control");
+        let oom_control = File::open(&control_path).map_err(io_err("opening", &control_path))?;
+        let event_control = dir.join("cgroup.event_control");
+        let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).map_err(|e| {
+            Error::Io {
+                op: "creating an eventfd for",
+                path: event_control.clone(),
+                source: e.into(),
+            }
+        })?;
+        let registration = format!(
+            "{} {}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            std::os::fd::AsRawFd::as_raw_fd(&oom_control)
+        );
+        std::fs::write(&event_control, registration).map_err(io_err("writing", &event_control))?;
+        Ok(OomNotifier {
+            fd,
+            alive: control_path,
+            _oom_control: Some(oom_control),
+        })
+    }
+
+    fn v2(events: &Path) -> Result<OomNotifier> {
+        use rustix::fs::inotify;
+        let as_io = |e: rustix::io::Errno| std::io::Error::from(e);
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC)
+            .map_err(|e| io_err("watching", events)(as_io(e)))?;
+        inotify::add_watch(&fd, events, inotify::WatchFlags::MODIFY)
+            .map_err(|e| io_err("watching", events)(as_io(e)))?;
+        Ok(OomNotifier {
+            fd,
+            alive: events.to_path_buf(),
+            _oom_control: None,
+        })
+    }
+
+    /// Waits for the next notification. False once the cgroup is gone (nothing more will
+    /// come) or the notifier failed.
+    pub fn wait(&self) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match rustix::io::read(self.fd.as_fd(), &mut buf) {
+                Ok(_) => return self.alive.exists(),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    log::warn!("OOM notifier for {}: {e}", self.alive.display());
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Sandbox side of the v2 placement handshake ([`Placement::ProcsOnStdout`]): stdout is the
+/// sandbox cgroup's `cgroup.procs`; writing `0` moves this whole process into it, then
+/// `/dev/null` takes stdout's place so nothing later writes there by mistake. Call first
+/// thing, before any thread or child exists.
+///
+/// # Errors
+/// The write was refused (the process is then not in its cgroup and must not go on), or
+/// `/dev/null` could not replace stdout.
+pub fn join_through_stdout() -> std::io::Result<()> {
+    join_through(std::io::stdout().as_fd())?;
+    let null = File::options().write(true).open("/dev/null")?;
+    rustix::stdio::dup2_stdout(&null)?;
+    Ok(())
+}
+
+/// Writes `0` to `procs`, an open `cgroup.procs`: the kernel moves the writing process, all
+/// its threads, into that cgroup.
+fn join_through(procs: BorrowedFd<'_>) -> std::io::Result<()> {
+    File::from(procs.try_clone_to_owned()?).write_all(b"0")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
+    use std::process::{Command, Stdio};
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("shim-cg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 
     #[test]
     fn keyed_files_parse() {
-        let dir = std::env::temp_dir().join(format!("shim-cg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("keyed");
         std::fs::write(dir.join("stat"), "user 12\nsystem 3\n").unwrap();
-        let stat = read_keyed(&dir.join("stat"));
+        let stat = read_keyed(&dir.join("stat")).unwrap();
         assert_eq!((stat("user"), stat("system"), stat("none")), (12, 3, 0));
+        assert!(read_keyed(&dir.join("missing")).is_none());
+        std::fs::write(dir.join("max"), "max\n").unwrap();
+        assert_eq!(read_limit(&dir.join("max")), Some(u64::MAX));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -336,5 +856,338 @@ mod tests {
             SandboxCgroup::create("/a/../../etc"),
             Err(Error::BadSpec(_))
         ));
+    }
+
+    #[test]
+    fn v2_conversions_follow_runc() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(
+            cpu_max(Some(50_000), Some(100_000)).unwrap(),
+            "50000 100000"
+        );
+        assert_eq!(cpu_max(Some(-1), Some(100_000)).unwrap(), "max 100000");
+        assert_eq!(cpu_max(None, Some(20_000)).unwrap(), "max 20000");
+        assert_eq!(cpu_max(Some(30_000), None).unwrap(), "30000");
+        assert!(cpu_max(None, None).is_none());
+        let mib = 1 << 20;
+        assert_eq!(
+            v2_swap_max(Some(64 * mib), Some(96 * mib)).unwrap(),
+            Some((32 * mib).to_string())
+        );
+        assert_eq!(
+            v2_swap_max(Some(64 * mib), Some(-1)).unwrap().unwrap(),
+            "max"
+        );
+        assert_eq!(v2_swap_max(Some(-1), Some(0)).unwrap().unwrap(), "max");
+        assert_eq!(v2_swap_max(Some(64 * mib), Some(0)).unwrap(), None);
+        assert_eq!(v2_swap_max(Some(64 * mib), None).unwrap(), None);
+        assert!(v2_swap_max(Some(64 * mib), Some(mib)).is_err());
+        assert!(v2_swap_max(None, Some(mib)).is_err());
+    }
+
+    /// A fake v2 cgroup directory (plain files) to check what updates write and what the
+    /// metrics read.
+    #[test]
+    fn v2_files_are_written_and_read() {
+        let root = temp_dir("v2files");
+        let cg = SandboxCgroup::create_v2(&root, "/ns/c1").unwrap().unwrap();
+        let dir = root.join("ns/c1");
+        for (file, text) in [
+            ("memory.max", "max\n"),
+            ("memory.swap.max", "max\n"),
+            ("memory.current", "4096\n"),
+            ("memory.stat", "anon 100\nfile 200\nshmem 50\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n"),
+            ("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\n"),
+        ] {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let resources = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .swap(128 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        cg.update(&resources).unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("memory.max"), (64 << 20).to_string());
+        assert_eq!(read("memory.swap.max"), (64 << 20).to_string());
+        // No cpu or pids controller here: updating them names the controller.
+        let cpu = LinuxResourcesBuilder::default()
+            .cpu(LinuxCpuBuilder::default().shares(1024u64).build().unwrap())
+            .build()
+            .unwrap();
+        assert!(matches!(cg.update(&cpu), Err(Error::NoController("cpu"))));
+        let pids = LinuxResourcesBuilder::default()
+            .pids(LinuxPidsBuilder::default().limit(10).build().unwrap())
+            .build()
+            .unwrap();
+        assert!(matches!(cg.update(&pids), Err(Error::NoController("pids"))));
+
+        let CgroupMetrics::V2(m) = cg.metrics() else {
+            panic!("v1 metrics from a v2 cgroup");
+        };
+        assert!(m.pids.is_none());
+        assert_eq!(m.cpu.usage_usec, 7);
+        assert_eq!(m.memory.usage, 4096);
+        assert_eq!(m.memory.usage_limit, 64 << 20);
+        assert_eq!((m.memory.anon, m.memory.shmem), (100, 50));
+        assert_eq!((m.memory_events.max, m.memory_events.oom_kill), (3, 1));
+        assert_eq!(cg.oom_kills(), Some(1));
+        let any = CgroupMetrics::V2(m).into_any().unwrap();
+        assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// The OOM notifier and counter on this host's real memory controller: a process that
+    /// needs more than the limit is killed, the notifier wakes, the count says 1, and once
+    /// the cgroup is removed the notifier reports the end.
+    #[test]
+    fn oom_kill_is_noticed_and_counted() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIPPED: creating cgroups needs root");
+            return;
+        }
+        let path = format!("/shim-oom-test-{}", std::process::id());
+        let Some(cg) = SandboxCgroup::create(&path).unwrap() else {
+            println!("SKIPPED: no cgroup hierarchy mounted");
+            return;
+        };
+        let Some(notifier) = cg.oom_notifier().unwrap() else {
+            cg.remove();
+            println!("SKIPPED: no memory controller");
+            return;
+        };
+        let limit = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(32 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        cg.update(&limit).unwrap();
+        assert_eq!(cg.oom_kills(), Some(0));
+        // Waits for a go on stdin, so that it runs inside the cgroup before it allocates.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "read go; exec dd if=/dev/zero of=/dev/null bs=128M count=1",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        match cg.placement().unwrap() {
+            Placement::JoinThread(tasks) => {
+                for t in tasks {
+                    std::fs::write(t, &pid).unwrap();
+                }
+            }
+            Placement::ProcsOnStdout(mut procs) => procs.write_all(pid.as_bytes()).unwrap(),
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            while notifier.wait() {
+                tx.send(()).unwrap();
+            }
+        });
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let status = child.wait().unwrap();
+        let woke = rx.recv_timeout(Duration::from_secs(10));
+        let kills = cg.oom_kills();
+        cg.remove();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{status}"
+        );
+        assert!(woke.is_ok(), "the notifier did not wake");
+        assert_eq!(kills, Some(1));
+        // Removing the cgroup ends the notifier.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !waiter.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the notifier outlived its cgroup"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The environment variable that makes this test binary the child of
+    /// [`v2_placement_and_freezing_on_a_real_hierarchy`].
+    const CHILD_ENV: &str = "SHIM_CGROUP_TEST_CHILD";
+
+    /// The child's role (a no-op in a normal test run): join the way the sandbox does, fork a
+    /// grandchild (which must land in the cgroup too), report both PIDs on stderr, then
+    /// spin until killed. `cgroup.procs` comes as stdin, not stdout: the test harness
+    /// writes to stdout before any test runs.
+    #[test]
+    fn v2_placement_child() {
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        join_through(std::io::stdin().as_fd()).expect("joining the cgroup");
+        let mut grandchild = Command::new("sleep").arg("60").spawn().unwrap();
+        eprintln!("pids {} {}", std::process::id(), grandchild.id());
+        // Busy, so that running and frozen look different from outside.
+        while grandchild.try_wait().unwrap().is_none() {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// User plus system CPU time of process `pid` (all its threads), in clock ticks.
+    fn cpu_ticks(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields.iter().sum()
+    }
+
+    /// Whether `pid` gets CPU time over a moment (its test thread spins).
+    fn is_running(pid: u32) -> bool {
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_millis(300));
+        cpu_ticks(pid) > before
+    }
+
+    /// Placement, freezing, metrics and removal on a real cgroup v2 hierarchy mounted for
+    /// the test (on a v1 host its controllers stay bound to v1, so only the core files
+    /// exist: `cgroup.procs`, `cgroup.freeze`, `cgroup.events`, `cpu.stat`).
+    #[test]
+    fn v2_placement_and_freezing_on_a_real_hierarchy() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIPPED: mounting a cgroup2 hierarchy needs root");
+            return;
+        }
+        let mount_point = temp_dir("v2mount");
+        let mounted = Command::new("mount")
+            .args(["-t", "cgroup2", "none"])
+            .arg(&mount_point)
+            .status()
+            .unwrap();
+        if !mounted.success() {
+            println!("SKIPPED: this kernel cannot mount cgroup2");
+            return;
+        }
+        let result = std::panic::catch_unwind(|| placement_and_freezing(&mount_point));
+        // Lazily: sandboxes other tests start meanwhile may hold copies of this mount.
+        let _ = Command::new("umount").arg("-l").arg(&mount_point).status();
+        let _ = std::fs::remove_dir(&mount_point);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn placement_and_freezing(root: &Path) {
+        let cg = SandboxCgroup::create_v2(root, "/shim-test/sandbox")
+            .unwrap()
+            .unwrap();
+        let dir = root.join("shim-test/sandbox");
+        let Placement::ProcsOnStdout(procs) = cg.placement().unwrap() else {
+            panic!("v1 placement for a v2 cgroup");
+        };
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cgroup::tests::v2_placement_child",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, "1")
+            .stdin(Stdio::from(procs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let pids: Vec<u32> = line
+            .trim()
+            .strip_prefix("pids ")
+            .unwrap_or_else(|| panic!("child said {line:?}"))
+            .split(' ')
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let checks = || {
+            let members: Vec<u32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+                .unwrap()
+                .lines()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            assert_eq!(members.len(), 2, "cgroup.procs: {members:?}");
+            for pid in &pids {
+                assert!(members.contains(pid), "{pid} not in {members:?}");
+            }
+            assert_eq!(
+                child.id(),
+                pids[0],
+                "the child reported a different PID than it has"
+            );
+
+            assert!(
+                is_running(pids[0]),
+                "the child does not run before freezing"
+            );
+            cg.freeze(true).unwrap();
+            let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap();
+            assert_eq!(keyed_value(&events, "frozen"), Some(1), "{events}");
+            assert!(!is_running(pids[0]), "frozen but still running");
+
+            cg.freeze(false).unwrap();
+            let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap();
+            assert_eq!(keyed_value(&events, "frozen"), Some(0), "{events}");
+            assert!(is_running(pids[0]), "thawed but not running");
+
+            let CgroupMetrics::V2(m) = cg.metrics() else {
+                panic!("v1 metrics from a v2 cgroup");
+            };
+            // cpu.stat is core in v2: the child's busy loop shows as usage.
+            assert!(m.cpu.is_some(), "no cpu.stat");
+            assert!(m.cpu.usage_usec > 0, "{:?}", m.cpu);
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks));
+        for pid in pids.iter().rev() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(*pid).unwrap()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = child.wait();
+        // The grandchild is reparented; wait for the cgroup to empty before removing it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(dir.join("cgroup.procs"))
+            .map(|p| !p.trim().is_empty())
+            .unwrap_or(false)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cg.remove();
+        let _ = std::fs::remove_dir(root.join("shim-test"));
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+        assert!(!dir.exists(), "the cgroup was not removed");
     }
 }

@@ -22,6 +22,8 @@ pub enum Error {
     Finished(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("the sandbox's cgroup has no {0} controller")]
+    NoController(&'static str),
     #[error("not supported by runsc-rs yet: {0}")]
     Unsupported(&'static str),
     #[error("reading the OCI spec {path}: {source}")]
@@ -65,7 +67,8 @@ impl Error {
             Error::AlreadyStarted(_)
             | Error::StillRunning(_)
             | Error::NotRunning(_)
-            | Error::SandboxGone => Code::FAILED_PRECONDITION,
+            | Error::SandboxGone
+            | Error::NoController(_) => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Spec { .. } | Error::BadSpec(_) | Error::BadExecSpec(_) => {
                 Code::INVALID_ARGUMENT

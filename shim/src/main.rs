@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use sentry::boot::control::{self, Channel};
 use sentry::boot::loader::{Loader, LoaderConfig};
+use sentry::boot::sandbox::Network;
 use sentry::boot::seccomp;
 
 /// The runtime name containerd knows this shim by.
@@ -62,6 +63,13 @@ fn sandbox_main(args: &[String]) -> i32 {
     if log::set_logger(&StderrLogger).is_ok() {
         log::set_max_level(level);
     }
+    // cgroup v2 placement, before anything is forked: stdout is our cgroup's `cgroup.procs`.
+    if args.iter().any(|a| a == "--join-cgroup") {
+        if let Err(e) = cgroup::join_through_stdout() {
+            log::error!("joining the sandbox cgroup: {e}");
+            return 1;
+        }
+    }
     // The sandbox ends with the shim through the control channel: when the shim is gone its
     // end of the socket closes and `serve` returns. (PR_SET_PDEATHSIG would be wrong here: it
     // fires when the *thread* that spawned us exits, and the shim spawns from a short-lived
@@ -76,8 +84,17 @@ fn sandbox_main(args: &[String]) -> i32 {
     // Isolated and filtered before the first container exists: namespaces, an empty root,
     // dropped capabilities, then the seccomp allowlist (logging instead of killing with
     // --debug, as `runsc-rs do --debug`).
+    // `--keep-network`: the shim started us in the pod's network namespace. Otherwise a new
+    // empty one: the sentry has no host networking, so the host's namespace would only be
+    // attack surface.
+    let network = if args.iter().any(|a| a == "--keep-network") {
+        Network::Host
+    } else {
+        Network::None
+    };
     let config = LoaderConfig {
         platform: "ptrace".into(),
+        network,
         strace: false,
         isolate: true,
         seccomp: Some(if debug {

@@ -2,7 +2,8 @@
 //!
 //! The sandbox is this same binary re-executed as `containerd-shim-runsc-rs-v2 sandbox`
 //! (the hidden subcommand in `main.rs`), with the control channel as its stdin and the
-//! bundle's `log` FIFO as its stderr. It is a separate process because the sentry is a
+//! bundle's `log` FIFO as its stderr; its stdout is `/dev/null`, or on cgroup v2 its
+//! cgroup's `cgroup.procs` until it has joined (see [`crate::cgroup`]). It is a separate process because the sentry is a
 //! ptrace tracer and the shim's child reaper (`waitpid(-1)`) would steal its ptrace stops,
 //! and because the sentry must not share a process with the containerd socket.
 
@@ -15,7 +16,7 @@ use std::sync::mpsc;
 
 use sentry::boot::control::{self, Channel, Client, Event, Request, Response};
 
-use crate::cgroup::SandboxCgroup;
+use crate::cgroup::{Placement, SandboxCgroup};
 use crate::error::{Error, Result};
 
 /// Name of the file in the bundle that records the sandbox's host PID, for the `delete`
@@ -42,15 +43,18 @@ fn log_sink(bundle: &Path) -> Stdio {
 }
 
 impl Sandbox {
-    /// Starts the sandbox process; its events (process exits, then `None` when it is gone)
-    /// arrive on the returned receiver.
+    /// Starts the sandbox process, in `cgroup` and in the network namespace `netns` (a
+    /// namespace file such as `/var/run/netns/NAME`) or else a new empty one; its events
+    /// (process exits, then `None` when it is gone) arrive on the returned receiver.
     ///
     /// # Errors
-    /// The process or the channel could not be set up.
+    /// The process or the channel could not be set up, the cgroup or the namespace could
+    /// not be entered.
     pub fn launch(
         bundle: &Path,
         debug: bool,
         cgroup: Option<&SandboxCgroup>,
+        netns: Option<&Path>,
     ) -> Result<(Sandbox, mpsc::Receiver<Option<Event>>)> {
         let (ours, theirs) = Channel::pair().map_err(|e| match e {
             control::Error::Io { source, .. } => Error::Launch(source.into()),
@@ -72,8 +76,24 @@ impl Sandbox {
         if debug {
             cmd.arg("--debug");
         }
-        let cgroup_tasks = cgroup.map(SandboxCgroup::task_files).unwrap_or_default();
-        let pid = spawn_in_new_pid_namespace(cmd, cgroup_tasks)?;
+        let mut entry = Entry::default();
+        match cgroup.map(SandboxCgroup::placement).transpose()? {
+            Some(Placement::JoinThread(tasks)) => entry.cgroup_tasks = tasks,
+            Some(Placement::ProcsOnStdout(procs)) => {
+                cmd.arg("--join-cgroup").stdout(Stdio::from(procs));
+            }
+            None => {}
+        }
+        if let Some(path) = netns {
+            let file = std::fs::File::open(path).map_err(|source| Error::Io {
+                op: "opening the network namespace",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            entry.netns = Some((file, path.to_path_buf()));
+            cmd.arg("--keep-network");
+        }
+        let pid = spawn_in_new_pid_namespace(cmd, entry)?;
         let (client, events) = Client::new(ours).map_err(Error::Launch)?;
         log::info!("sandbox process {pid} started");
         if let Err(e) = std::fs::write(bundle.join(PID_FILE), pid.to_string()) {
@@ -111,23 +131,43 @@ impl Sandbox {
     }
 }
 
+/// What the spawning thread enters before it spawns, for the child to inherit.
+#[derive(Debug, Default)]
+struct Entry {
+    /// cgroup v1 `tasks` files the thread joins.
+    cgroup_tasks: Vec<PathBuf>,
+    /// The network namespace to join (and its path, for errors); none: the sandbox makes a
+    /// new empty one itself.
+    netns: Option<(std::fs::File, PathBuf)>,
+}
+
 /// Starts `cmd` as PID 1 of a new PID namespace: the sandbox sees no host process, and when
 /// it ends the kernel kills everything left in it (its ptrace stubs). The namespace is
 /// unshared by a short-lived thread, so only that thread's children land in it; the shim's
-/// own threads keep creating children in the host namespace. The thread joins the cgroup
-/// `tasks` files first, so the sandbox is born in its cgroup.
+/// own threads keep creating children in the host namespace. The same thread first joins
+/// the cgroup v1 `tasks` files and the pod's network namespace (`setns` also changes only
+/// the calling thread), so the sandbox is born in them.
 ///
 /// The shim's reaper collects the process; the control channel's EOF tells us it is gone.
-fn spawn_in_new_pid_namespace(mut cmd: Command, cgroup_tasks: Vec<PathBuf>) -> Result<u32> {
+fn spawn_in_new_pid_namespace(mut cmd: Command, entry: Entry) -> Result<u32> {
     let spawner = std::thread::Builder::new()
         .name("sandbox-spawn".into())
         .spawn(move || {
             let tid = nix::unistd::gettid().to_string();
-            for tasks in &cgroup_tasks {
+            for tasks in &entry.cgroup_tasks {
                 std::fs::write(tasks, &tid).map_err(|source| Error::Io {
                     op: "joining",
                     path: tasks.clone(),
                     source,
+                })?;
+            }
+            if let Some((netns, path)) = &entry.netns {
+                nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    Error::Io {
+                        op: "joining the network namespace",
+                        path: path.clone(),
+                        source: e.into(),
+                    }
                 })?;
             }
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)

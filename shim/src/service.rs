@@ -7,10 +7,16 @@
 //! its cgroup/netns plumbing expect of a task PID); exec processes report their PID inside
 //! the sandbox, as gVisor's shim does.
 //!
+//! OOM: the sandbox's cgroup is shared by all its containers, so when the kernel's OOM
+//! killer strikes in it, every container with a running process gets TaskOOM. A watcher
+//! thread per sandbox cgroup publishes it as soon as the kernel notifies, and an exit that
+//! may come from an OOM kill (a SIGKILL status, the sandbox process gone) re-checks the
+//! cgroup's OOM-kill count first, so TaskOOM always precedes the TaskExit it caused.
+//!
 //! # Lock order
 //! `Shared::state` is held across sandbox calls so that a process's exit event (handled on
 //! the event thread, which takes the same lock) is never published before the call that
-//! started the process has published TaskStart.
+//! started the process has published TaskStart. TaskOOM is published under it too.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,12 +31,10 @@ use containerd_shim::api::{
 };
 use containerd_shim::event::Event as TaskEvent;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::shim::shim::CheckpointTaskRequest;
 use containerd_shim::protos::types::task::ProcessInfo;
@@ -144,6 +148,8 @@ struct State {
     cgroup: Option<SandboxCgroup>,
     /// The sandbox is frozen (Pause): every running process reports PAUSED.
     paused: bool,
+    /// The cgroup's OOM-kill count already reported with TaskOOM.
+    oom_kills: u64,
     containers: HashMap<String, Container>,
 }
 
@@ -160,7 +166,7 @@ impl State {
 
     fn cgroup(&self) -> Result<&SandboxCgroup> {
         self.cgroup.as_ref().ok_or(Error::Unsupported(
-            "the sandbox has no cgroup (no cgroup v1 path)",
+            "the sandbox has no cgroup (no usable linux.cgroupsPath)",
         ))
     }
 
@@ -279,9 +285,34 @@ impl Service {
         ) {
             cg.update(resources)?;
         }
-        let (sandbox, events) = Sandbox::launch(bundle, self.shared.debug, cgroup.as_ref())?;
+        let netns = spec::network_namespace(oci);
+        let oom_notifier = match cgroup.as_ref().map(SandboxCgroup::oom_notifier) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                log::warn!("no OOM notifications for the sandbox: {e}");
+                None
+            }
+            None => None,
+        };
+        let (sandbox, events) =
+            Sandbox::launch(bundle, self.shared.debug, cgroup.as_ref(), netns.as_deref())?;
+        st.oom_kills = cgroup
+            .as_ref()
+            .and_then(SandboxCgroup::oom_kills)
+            .unwrap_or(0);
         st.cgroup = cgroup;
         st.paused = false;
+        if let Some(notifier) = oom_notifier {
+            let this = self.clone();
+            std::thread::Builder::new()
+                .name("sandbox-oom".into())
+                .spawn(move || {
+                    while notifier.wait() {
+                        this.publish_ooms(&mut this.lock());
+                    }
+                })
+                .map_err(Error::Launch)?;
+        }
         let sandbox = Arc::new(sandbox);
         st.sandbox = Some(sandbox.clone());
         let (this, pid) = (self.clone(), sandbox.pid());
@@ -352,8 +383,38 @@ impl Service {
         c.process(id, exec_id).ok()?.console.clone()
     }
 
+    /// Publishes TaskOOM for every container with a running process if the sandbox cgroup's
+    /// OOM-kill count went up since the last look.
+    fn publish_ooms(&self, st: &mut State) {
+        let Some(count) = st.cgroup.as_ref().and_then(SandboxCgroup::oom_kills) else {
+            return;
+        };
+        if count <= st.oom_kills {
+            return;
+        }
+        log::info!(
+            "the OOM killer struck in the sandbox's cgroup ({} kill(s))",
+            count - st.oom_kills
+        );
+        st.oom_kills = count;
+        for (id, c) in &st.containers {
+            let running = std::iter::once(&c.init)
+                .chain(c.execs.values())
+                .any(|p| p.status == ProcStatus::Running);
+            if running {
+                self.publish(TaskOOM {
+                    container_id: id.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
     fn process_exited(&self, id: &str, process: &ProcessRef, code: u32) {
         let mut st = self.lock();
+        if code == 128 + libc::SIGKILL as u32 {
+            self.publish_ooms(&mut st);
+        }
         let Some(c) = st.containers.get_mut(id) else {
             return;
         };
@@ -392,6 +453,7 @@ impl Service {
             // Shut down after its last container was deleted; a later one may be running.
             _ => return,
         }
+        self.publish_ooms(&mut st);
         let mut exits = Vec::new();
         for (id, c) in &mut st.containers {
             let procs = std::iter::once(("", &mut c.init))
@@ -811,16 +873,9 @@ impl Service {
     fn do_stats(&self, id: &str) -> Result<StatsResponse> {
         let mut st = self.lock();
         st.container(id)?;
-        let metrics = st.cgroup()?.metrics();
-        let value = metrics
-            .write_to_bytes()
-            .map_err(|e| Error::Shim(containerd_shim::Error::Other(e.to_string())))?;
+        let stats = st.cgroup()?.metrics().into_any()?;
         Ok(StatsResponse {
-            stats: MessageField::some(Any {
-                type_url: "io.containerd.cgroups.v1.Metrics".to_owned(),
-                value,
-                ..Default::default()
-            }),
+            stats: MessageField::some(stats),
             ..Default::default()
         })
     }

@@ -1,9 +1,9 @@
 //! OCI runtime spec → what the sandbox's Loader needs.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Mount, Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
 use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, ProcessSpec};
 
 use crate::error::{Error, Result};
@@ -143,10 +143,25 @@ pub fn exec_process(json: &[u8]) -> Result<ProcessSpec> {
     process_spec(&p)
 }
 
+/// The network namespace the spec asks to join: a `network` entry of `linux.namespaces`
+/// with a path (a CNI-prepared pod namespace, `ctr run --with-ns network:PATH`). `None` for
+/// an entry without a path (a new namespace) or no entry; either way the sandbox then makes
+/// a new empty one, since the sentry has no host networking to offer.
+pub fn network_namespace(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|ns| ns.typ() == LinuxNamespaceType::Network)?
+        .path()
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     const PROCESS: &str = r#"{"terminal":false,"user":{"uid":1000,"gid":100,"additionalGids":[10]},
         "args":["/bin/sh","-c","echo hi"],"env":["PATH=/bin"],"cwd":"/tmp"}"#;
@@ -218,5 +233,22 @@ mod tests {
         let mut c = c;
         c.rootfs = PathBuf::from("/");
         assert_eq!(open_dirs(&c).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn network_namespace_path_is_found() {
+        let spec = |namespaces: &str| -> Spec {
+            serde_json::from_str(&format!(
+                r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":{namespaces}}}}}"#
+            ))
+            .unwrap()
+        };
+        let joined = spec(r#"[{"type":"pid"},{"type":"network","path":"/var/run/netns/p1"}]"#);
+        assert_eq!(
+            network_namespace(&joined),
+            Some(PathBuf::from("/var/run/netns/p1"))
+        );
+        assert_eq!(network_namespace(&spec(r#"[{"type":"network"}]"#)), None);
+        assert_eq!(network_namespace(&spec(r#"[{"type":"pid"}]"#)), None);
     }
 }

@@ -177,6 +177,9 @@ pub struct LoaderConfig {
     pub isolate: bool,
     /// What the seccomp allowlist does with a violation; `None`: no filter.
     pub seccomp: Option<super::seccomp::Mode>,
+    /// With `isolate`: a new empty network namespace, or the one the process was started in
+    /// (the shim starts it in a pod's namespace).
+    pub network: super::sandbox::Network,
 }
 
 /// A thread group the Loader started.
@@ -235,8 +238,7 @@ impl Loader {
         // Host facts first: after isolation there is no host /proc to read them from.
         crate::fs::proc::prime_host_info();
         if config.isolate {
-            super::sandbox::enter_without_rootfs(super::sandbox::Network::None)
-                .map_err(super::Error::from)?;
+            super::sandbox::enter_without_rootfs(config.network).map_err(super::Error::from)?;
         }
         let memory = Arc::new(MemoryFile::new()?);
         if config.isolate {

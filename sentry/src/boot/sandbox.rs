@@ -63,7 +63,10 @@ pub enum Network {
     /// A new, empty network namespace (only a down loopback): no host networking at all.
     #[default]
     None,
-    /// The caller's network namespace (for a future hostinet mode).
+    /// The network namespace the process was started in, kept as is: the host's for
+    /// `runsc-rs do --network host` (for a future hostinet mode), a pod's when the shim
+    /// starts the sandbox in the namespace the OCI spec names (CNI set it up, and tools
+    /// find the pod's network through the sandbox PID's namespace).
     Host,
 }
 
