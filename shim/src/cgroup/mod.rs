@@ -4,7 +4,8 @@
 //! one process tree, so it lives in one cgroup: the `linux.cgroupsPath` of the spec that
 //! started it (the first container, or a pod's sandbox container). Everything forked in the
 //! sandbox later inherits it. Both host layouts are handled, as one [`SandboxCgroup`] with a
-//! backend per layout, chosen from `/proc/self/mountinfo` ([`SandboxCgroup::create`]):
+//! backend per layout (the `v1` and `v2` submodules), chosen from `/proc/self/mountinfo`
+//! ([`SandboxCgroup::create`]):
 //!
 //! - **cgroup v2** (a `cgroup2` mount at `/sys/fs/cgroup`): one directory under the unified
 //!   hierarchy; the `cpu`, `memory` and `pids` controllers are enabled in the ancestors'
@@ -33,26 +34,19 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use containerd_shim::protos::cgroups::metrics as v1;
-use containerd_shim::protos::cgroups_v2::metrics as v2;
+use containerd_shim::protos::cgroups::metrics as v1_pb;
+use containerd_shim::protos::cgroups_v2::metrics as v2_pb;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::protobuf::Message;
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Error, Result};
 
-/// The v1 controllers the sandbox is placed in.
-const V1_CONTROLLERS: [&str; 5] = ["freezer", "memory", "cpu", "cpuacct", "pids"];
-
-/// The v2 controllers enabled for the sandbox when the host offers them (freezing and CPU
-/// usage are core features of every v2 cgroup).
-const V2_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+mod v1;
+mod v2;
 
 /// Where production looks for the unified hierarchy.
 const V2_ROOT: &str = "/sys/fs/cgroup";
-
-/// `USER_HZ`: the unit of `cpuacct.stat`.
-const USER_HZ: u64 = 100;
 
 /// How long freezing or thawing may take.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,10 +59,8 @@ pub struct SandboxCgroup {
 
 #[derive(Debug)]
 enum Backend {
-    /// Controller name → its directory for the sandbox.
-    V1 { dirs: Vec<(&'static str, PathBuf)> },
-    /// The sandbox's directory in the unified hierarchy.
-    V2 { dir: PathBuf },
+    V1(v1::V1),
+    V2(v2::V2),
 }
 
 /// How the sandbox process gets into its cgroup; see the module docs.
@@ -85,8 +77,8 @@ pub enum Placement {
 /// The sandbox's resource usage in its layout's message.
 #[derive(Debug)]
 pub enum CgroupMetrics {
-    V1(v1::Metrics),
-    V2(v2::Metrics),
+    V1(v1_pb::Metrics),
+    V2(v2_pb::Metrics),
 }
 
 impl CgroupMetrics {
@@ -140,22 +132,6 @@ fn pure_v2_root() -> Option<PathBuf> {
         .map(|(point, _, _)| point)
 }
 
-/// Mount points of the v1 controllers this shim uses.
-fn v1_mounts() -> Vec<(&'static str, PathBuf)> {
-    let mut found = Vec::new();
-    for (point, fstype, options) in mounts() {
-        if fstype != "cgroup" {
-            continue;
-        }
-        for option in options.split(',') {
-            if let Some(c) = V1_CONTROLLERS.into_iter().find(|c| *c == option) {
-                found.push((c, point.clone()));
-            }
-        }
-    }
-    found
-}
-
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -196,47 +172,6 @@ fn relative_path(cgroups_path: &str) -> Result<Option<&str>> {
     Ok(Some(relative))
 }
 
-/// cgroup v2 `memory.swap.max` for OCI's memory and memory+swap limits: v2 limits swap
-/// alone, so it is their difference (runc converts the same way). `None`: leave it.
-fn v2_swap_max(memory: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
-    let Some(swap) = swap else {
-        return Ok(None);
-    };
-    match (memory, swap) {
-        // Memory unlimited, swap unset: both unlimited.
-        (Some(-1), 0) | (_, -1) => Ok(Some("max".to_owned())),
-        (_, 0) => Ok(None),
-        (None | Some(-1 | 0), _) => Err(Error::BadSpec(
-            "a memory+swap limit needs a memory limit on cgroup v2",
-        )),
-        (Some(m), s) if s < m => Err(Error::BadSpec(
-            "the memory+swap limit is below the memory limit",
-        )),
-        (Some(m), s) => Ok(Some((s - m).to_string())),
-    }
-}
-
-/// cgroup v2 `cpu.weight` (1..=10000) for v1 `cpu.shares` (2..=262144), the mapping runc
-/// uses.
-fn shares_to_weight(shares: u64) -> u64 {
-    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
-}
-
-/// cgroup v2 `cpu.max` for a CFS quota and period (microseconds); `None`: leave it.
-fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
-    if quota.is_none() && period.is_none() {
-        return None;
-    }
-    let quota = match quota {
-        Some(q) if q > 0 => q.to_string(),
-        _ => "max".to_owned(),
-    };
-    Some(match period {
-        Some(p) => format!("{quota} {p}"),
-        None => quota,
-    })
-}
-
 impl SandboxCgroup {
     /// Creates `cgroups_path` (absolute, as containerd's cgroupfs paths are) in the host's
     /// layout: under `/sys/fs/cgroup` on a pure cgroup v2 host, else under each v1
@@ -261,16 +196,8 @@ impl SandboxCgroup {
         let Some(relative) = relative_path(cgroups_path)? else {
             return Ok(None);
         };
-        let dir = root.join(relative);
-        std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        let mut parent = root.to_path_buf();
-        for component in Path::new(relative).components() {
-            enable_controllers(&parent);
-            parent.push(component);
-        }
-        log::debug!("sandbox cgroup (v2): {}", dir.display());
         Ok(Some(SandboxCgroup {
-            backend: Backend::V2 { dir },
+            backend: Backend::V2(v2::V2::create(root, relative)?),
         }))
     }
 
@@ -278,18 +205,8 @@ impl SandboxCgroup {
         let Some(relative) = relative_path(cgroups_path)? else {
             return Ok(None);
         };
-        let mut dirs = Vec::new();
-        for (controller, mount) in v1_mounts() {
-            let dir = mount.join(relative);
-            std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-            dirs.push((controller, dir));
-        }
-        if dirs.is_empty() {
-            log::info!("no cgroup mounted: the sandbox is not placed in a cgroup");
-            return Ok(None);
-        }
-        Ok(Some(SandboxCgroup {
-            backend: Backend::V1 { dirs },
+        Ok(v1::V1::create(relative)?.map(|v1| SandboxCgroup {
+            backend: Backend::V1(v1),
         }))
     }
 
@@ -299,50 +216,9 @@ impl SandboxCgroup {
     /// v2: `cgroup.procs` could not be opened.
     pub fn placement(&self) -> Result<Placement> {
         match &self.backend {
-            Backend::V1 { dirs } => {
-                let mut files: Vec<PathBuf> = dirs.iter().map(|(_, d)| d.join("tasks")).collect();
-                files.dedup();
-                Ok(Placement::JoinThread(files))
-            }
-            Backend::V2 { dir } => {
-                let procs = dir.join("cgroup.procs");
-                let file = File::options()
-                    .write(true)
-                    .open(&procs)
-                    .map_err(io_err("opening", &procs))?;
-                Ok(Placement::ProcsOnStdout(file))
-            }
+            Backend::V1(v1) => Ok(Placement::JoinThread(v1.tasks_files())),
+            Backend::V2(v2) => Ok(Placement::ProcsOnStdout(v2.open_procs()?)),
         }
-    }
-
-    fn v1_dir(&self, controller: &str) -> Option<&Path> {
-        match &self.backend {
-            Backend::V1 { dirs } => dirs
-                .iter()
-                .find(|(c, _)| *c == controller)
-                .map(|(_, d)| d.as_path()),
-            Backend::V2 { .. } => None,
-        }
-    }
-
-    /// Writes `value` to `file` of `controller`'s directory (v1) or the cgroup's directory
-    /// (v2; there `controller` names what a missing file means).
-    fn write(&self, controller: &'static str, file: &str, value: &str) -> Result<()> {
-        let path = match &self.backend {
-            Backend::V1 { .. } => self
-                .v1_dir(controller)
-                .ok_or(Error::NoController(controller))?
-                .join(file),
-            Backend::V2 { dir } => {
-                let path = dir.join(file);
-                if !path.exists() {
-                    return Err(Error::NoController(controller));
-                }
-                path
-            }
-        };
-        log::debug!("cgroup: {} = {value}", path.display());
-        std::fs::write(&path, value).map_err(io_err("writing", &path))
     }
 
     /// Freezes (`true`) or thaws every task of the sandbox and waits until the kernel says
@@ -353,121 +229,18 @@ impl SandboxCgroup {
     /// time.
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         match &self.backend {
-            Backend::V1 { .. } => self.freeze_v1(frozen),
-            Backend::V2 { dir } => {
-                self.write("freezer", "cgroup.freeze", if frozen { "1" } else { "0" })?;
-                let events = dir.join("cgroup.events");
-                let want = u64::from(frozen);
-                wait_for(&events, || {
-                    let text =
-                        std::fs::read_to_string(&events).map_err(io_err("reading", &events))?;
-                    Ok(keyed_value(&text, "frozen") == Some(want))
-                })
-            }
+            Backend::V1(v1) => v1.freeze(frozen),
+            Backend::V2(v2) => v2.freeze(frozen),
         }
-    }
-
-    fn freeze_v1(&self, frozen: bool) -> Result<()> {
-        let want = if frozen { "FROZEN" } else { "THAWED" };
-        self.write("freezer", "freezer.state", want)?;
-        let state = self
-            .v1_dir("freezer")
-            .expect("written above")
-            .join("freezer.state");
-        wait_for(&state, || {
-            let now = std::fs::read_to_string(&state).map_err(io_err("reading", &state))?;
-            if now.trim() == want {
-                return Ok(true);
-            }
-            // FREEZING: tasks are still being stopped; writing again retries them.
-            self.write("freezer", "freezer.state", want)?;
-            Ok(false)
-        })
     }
 
     /// The sandbox's resource usage, from whichever files this host provides (a missing
     /// controller leaves its part of the message out).
     pub fn metrics(&self) -> CgroupMetrics {
         match &self.backend {
-            Backend::V1 { .. } => CgroupMetrics::V1(self.metrics_v1()),
-            Backend::V2 { dir } => CgroupMetrics::V2(metrics_v2(dir)),
+            Backend::V1(v1) => CgroupMetrics::V1(v1.metrics()),
+            Backend::V2(v2) => CgroupMetrics::V2(v2.metrics()),
         }
-    }
-
-    fn metrics_v1(&self) -> v1::Metrics {
-        let mut m = v1::Metrics::new();
-        if let Some(d) = self.v1_dir("pids") {
-            m.pids = MessageField::some(v1::PidsStat {
-                current: read_u64(&d.join("pids.current")).unwrap_or(0),
-                limit: read_u64(&d.join("pids.max")).unwrap_or(0),
-                ..Default::default()
-            });
-        }
-        let mut cpu = v1::CPUStat::new();
-        if let Some(d) = self.v1_dir("cpuacct") {
-            let per_cpu = std::fs::read_to_string(d.join("cpuacct.usage_percpu"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            let ticks_to_ns = 1_000_000_000 / USER_HZ;
-            let stat = read_keyed(&d.join("cpuacct.stat"));
-            let ticks = |key| stat.as_ref().map_or(0, |s| s(key));
-            cpu.usage = MessageField::some(v1::CPUUsage {
-                total: read_u64(&d.join("cpuacct.usage")).unwrap_or(0),
-                kernel: ticks("system") * ticks_to_ns,
-                user: ticks("user") * ticks_to_ns,
-                per_cpu,
-                ..Default::default()
-            });
-        }
-        if let Some(stat) = self
-            .v1_dir("cpu")
-            .and_then(|d| read_keyed(&d.join("cpu.stat")))
-        {
-            cpu.throttling = MessageField::some(v1::Throttle {
-                periods: stat("nr_periods"),
-                throttled_periods: stat("nr_throttled"),
-                throttled_time: stat("throttled_time"),
-                ..Default::default()
-            });
-        }
-        m.cpu = MessageField::some(cpu);
-        if let Some(d) = self.v1_dir("memory") {
-            let text = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
-            let stat = |key| keyed_value(&text, key).unwrap_or(0);
-            let entry = |prefix: &str| v1::MemoryEntry {
-                usage: read_u64(&d.join(format!("{prefix}usage_in_bytes"))).unwrap_or(0),
-                limit: read_u64(&d.join(format!("{prefix}limit_in_bytes"))).unwrap_or(0),
-                max: read_u64(&d.join(format!("{prefix}max_usage_in_bytes"))).unwrap_or(0),
-                failcnt: read_u64(&d.join(format!("{prefix}failcnt"))).unwrap_or(0),
-                ..Default::default()
-            };
-            m.memory = MessageField::some(v1::MemoryStat {
-                cache: stat("cache"),
-                rss: stat("rss"),
-                rss_huge: stat("rss_huge"),
-                mapped_file: stat("mapped_file"),
-                dirty: stat("dirty"),
-                writeback: stat("writeback"),
-                pg_fault: stat("pgfault"),
-                pg_maj_fault: stat("pgmajfault"),
-                inactive_anon: stat("inactive_anon"),
-                active_anon: stat("active_anon"),
-                inactive_file: stat("inactive_file"),
-                active_file: stat("active_file"),
-                unevictable: stat("unevictable"),
-                hierarchical_memory_limit: stat("hierarchical_memory_limit"),
-                total_cache: stat("total_cache"),
-                total_rss: stat("total_rss"),
-                total_inactive_file: stat("total_inactive_file"),
-                usage: MessageField::some(entry("memory.")),
-                swap: MessageField::some(entry("memory.memsw.")),
-                kernel: MessageField::some(entry("memory.kmem.")),
-                ..Default::default()
-            });
-        }
-        m
     }
 
     /// Writes the memory, CPU and pids limits of `r`.
@@ -477,83 +250,25 @@ impl SandboxCgroup {
     /// written (for example a memory limit below current usage).
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         match &self.backend {
-            Backend::V1 { .. } => self.update_v1(r),
-            Backend::V2 { .. } => self.update_v2(r),
+            Backend::V1(v1) => v1.update(r),
+            Backend::V2(v2) => v2.update(r),
         }
-    }
-
-    fn update_v1(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(mem) = r.memory() {
-            if let Some(limit) = mem.limit() {
-                self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
-            }
-            if let Some(swap) = mem.swap() {
-                // Absent on kernels without swap accounting; the memory limit still holds.
-                if let Err(e) =
-                    self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())
-                {
-                    log::warn!("memory+swap limit: {e}");
-                }
-            }
-        }
-        if let Some(cpu) = r.cpu() {
-            if let Some(shares) = cpu.shares() {
-                self.write("cpu", "cpu.shares", &shares.to_string())?;
-            }
-            if let Some(period) = cpu.period() {
-                self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;
-            }
-            if let Some(quota) = cpu.quota() {
-                self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
-            }
-        }
-        if let Some(pids) = r.pids() {
-            self.write("pids", "pids.max", &pids_max(pids.limit()))?;
-        }
-        Ok(())
-    }
-
-    fn update_v2(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(mem) = r.memory() {
-            // Swap first: memory.swap.max does not depend on memory.max, but a lowered
-            // memory limit is the write that can fail on usage.
-            if let Some(swap) = v2_swap_max(mem.limit(), mem.swap())? {
-                self.write("memory", "memory.swap.max", &swap)?;
-            }
-            if let Some(limit) = mem.limit() {
-                let value = if limit < 0 {
-                    "max".to_owned()
-                } else {
-                    limit.to_string()
-                };
-                self.write("memory", "memory.max", &value)?;
-            }
-        }
-        if let Some(cpu) = r.cpu() {
-            if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
-                self.write("cpu", "cpu.weight", &shares_to_weight(shares).to_string())?;
-            }
-            if let Some(max) = cpu_max(cpu.quota(), cpu.period()) {
-                self.write("cpu", "cpu.max", &max)?;
-            }
-        }
-        if let Some(pids) = r.pids() {
-            self.write("pids", "pids.max", &pids_max(pids.limit()))?;
-        }
-        Ok(())
     }
 
     /// How many processes the kernel's OOM killer has killed in this cgroup (v1
     /// `memory.oom_control`, kernel ≥ 4.13; v2 `memory.events`); `None` without a memory
     /// controller.
     pub fn oom_kills(&self) -> Option<u64> {
-        let text = match &self.backend {
-            Backend::V1 { .. } => {
-                std::fs::read_to_string(self.v1_dir("memory")?.join("memory.oom_control"))
-            }
-            Backend::V2 { dir } => std::fs::read_to_string(dir.join("memory.events")),
-        };
-        keyed_value(&text.ok()?, "oom_kill")
+        let text = std::fs::read_to_string(self.oom_file()?).ok()?;
+        keyed_value(&text, "oom_kill")
+    }
+
+    /// The file with the `oom_kill` counter, which the notifier also watches.
+    fn oom_file(&self) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::V1(v1) => v1.oom_control(),
+            Backend::V2(v2) => v2.memory_events(),
+        }
     }
 
     /// A notifier that wakes when the cgroup's OOM state may have changed; `None` without a
@@ -562,20 +277,12 @@ impl SandboxCgroup {
     /// # Errors
     /// The notification could not be registered.
     pub fn oom_notifier(&self) -> Result<Option<OomNotifier>> {
+        let Some(file) = self.oom_file() else {
+            return Ok(None);
+        };
         match &self.backend {
-            Backend::V1 { .. } => {
-                let Some(dir) = self.v1_dir("memory") else {
-                    return Ok(None);
-                };
-                OomNotifier::v1(dir).map(Some)
-            }
-            Backend::V2 { dir } => {
-                let events = dir.join("memory.events");
-                if !events.exists() {
-                    return Ok(None);
-                }
-                OomNotifier::v2(&events).map(Some)
-            }
+            Backend::V1(_) => OomNotifier::v1(&file).map(Some),
+            Backend::V2(_) => OomNotifier::v2(&file).map(Some),
         }
     }
 
@@ -583,8 +290,8 @@ impl SandboxCgroup {
     /// while a task is still inside, so this retries for a moment).
     pub fn remove(&self) {
         let dirs: Vec<&Path> = match &self.backend {
-            Backend::V1 { dirs } => dirs.iter().map(|(_, d)| d.as_path()).collect(),
-            Backend::V2 { dir } => vec![dir.as_path()],
+            Backend::V1(v1) => v1.dirs().collect(),
+            Backend::V2(v2) => vec![v2.dir()],
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         for dir in dirs {
@@ -630,106 +337,6 @@ fn wait_for(path: &Path, mut reached: impl FnMut() -> Result<bool>) -> Result<()
     }
 }
 
-/// Enables [`V2_CONTROLLERS`] for the children of `dir` where the kernel offers them and
-/// they are not on yet. Refusals are not errors: the kernel refuses when `dir` holds
-/// processes itself (the no-internal-processes rule) or when delegation forbids it, and the
-/// sandbox then simply lacks those controllers.
-fn enable_controllers(dir: &Path) {
-    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-    for controller in V2_CONTROLLERS {
-        let has = |text: &str| text.split_whitespace().any(|c| c == controller);
-        if !has(&available) || has(&enabled) {
-            continue;
-        }
-        let control = dir.join("cgroup.subtree_control");
-        if let Err(e) = std::fs::write(&control, format!("+{controller}")) {
-            log::debug!("enabling {controller} in {}: {e}", control.display());
-        }
-    }
-}
-
-fn metrics_v2(dir: &Path) -> v2::Metrics {
-    let mut m = v2::Metrics::new();
-    if let Some(current) = read_u64(&dir.join("pids.current")) {
-        m.pids = MessageField::some(v2::PidsStat {
-            current,
-            limit: read_limit(&dir.join("pids.max")).unwrap_or(0),
-            ..Default::default()
-        });
-    }
-    if let Some(stat) = read_keyed(&dir.join("cpu.stat")) {
-        m.cpu = MessageField::some(v2::CPUStat {
-            usage_usec: stat("usage_usec"),
-            user_usec: stat("user_usec"),
-            system_usec: stat("system_usec"),
-            nr_periods: stat("nr_periods"),
-            nr_throttled: stat("nr_throttled"),
-            throttled_usec: stat("throttled_usec"),
-            nr_bursts: stat("nr_bursts"),
-            burst_usec: stat("burst_usec"),
-            ..Default::default()
-        });
-    }
-    if let Some(usage) = read_u64(&dir.join("memory.current")) {
-        let text = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-        let stat = |key| keyed_value(&text, key).unwrap_or(0);
-        let file = |name: &str| read_limit(&dir.join(name)).unwrap_or(0);
-        m.memory = MessageField::some(v2::MemoryStat {
-            anon: stat("anon"),
-            file: stat("file"),
-            kernel_stack: stat("kernel_stack"),
-            slab: stat("slab"),
-            sock: stat("sock"),
-            shmem: stat("shmem"),
-            file_mapped: stat("file_mapped"),
-            file_dirty: stat("file_dirty"),
-            file_writeback: stat("file_writeback"),
-            anon_thp: stat("anon_thp"),
-            inactive_anon: stat("inactive_anon"),
-            active_anon: stat("active_anon"),
-            inactive_file: stat("inactive_file"),
-            active_file: stat("active_file"),
-            unevictable: stat("unevictable"),
-            slab_reclaimable: stat("slab_reclaimable"),
-            slab_unreclaimable: stat("slab_unreclaimable"),
-            pgfault: stat("pgfault"),
-            pgmajfault: stat("pgmajfault"),
-            workingset_refault: stat("workingset_refault"),
-            workingset_activate: stat("workingset_activate"),
-            workingset_nodereclaim: stat("workingset_nodereclaim"),
-            pgrefill: stat("pgrefill"),
-            pgscan: stat("pgscan"),
-            pgsteal: stat("pgsteal"),
-            pgactivate: stat("pgactivate"),
-            pgdeactivate: stat("pgdeactivate"),
-            pglazyfree: stat("pglazyfree"),
-            pglazyfreed: stat("pglazyfreed"),
-            thp_fault_alloc: stat("thp_fault_alloc"),
-            thp_collapse_alloc: stat("thp_collapse_alloc"),
-            usage,
-            usage_limit: file("memory.max"),
-            swap_usage: file("memory.swap.current"),
-            swap_limit: file("memory.swap.max"),
-            max_usage: file("memory.peak"),
-            swap_max_usage: file("memory.swap.peak"),
-            ..Default::default()
-        });
-    }
-    if let Some(events) = read_keyed(&dir.join("memory.events")) {
-        m.memory_events = MessageField::some(v2::MemoryEvents {
-            low: events("low"),
-            high: events("high"),
-            max: events("max"),
-            oom: events("oom"),
-            oom_kill: events("oom_kill"),
-            oom_group_kill: events("oom_group_kill"),
-            ..Default::default()
-        });
-    }
-    m
-}
-
 /// Blocks until a cgroup's OOM state may have changed: v1 an eventfd registered in
 /// `cgroup.event_control` for `memory.oom_control` (the kernel signals it on OOM and when
 /// the cgroup is removed), v2 an inotify watch on `memory.events` (modified on every memory
@@ -744,9 +351,9 @@ pub struct OomNotifier {
 }
 
 impl OomNotifier {
-    fn v1(dir: &Path) -> Result<OomNotifier> {
-        let control_path = dir.join("memory.oom_control");
-        let oom_control = File::open(&control_path).map_err(io_err("opening", &control_path))?;
+    fn v1(control_path: &Path) -> Result<OomNotifier> {
+        let dir = control_path.parent().expect("a file in the cgroup");
+        let oom_control = File::open(control_path).map_err(io_err("opening", control_path))?;
         let event_control = dir.join("cgroup.event_control");
         let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).map_err(|e| {
             Error::Io {
@@ -763,7 +370,7 @@ impl OomNotifier {
         std::fs::write(&event_control, registration).map_err(io_err("writing", &event_control))?;
         Ok(OomNotifier {
             fd,
-            alive: control_path,
+            alive: control_path.to_path_buf(),
             _oom_control: Some(oom_control),
         })
     }
@@ -821,14 +428,12 @@ fn join_through(procs: BorrowedFd<'_>) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use oci_spec::runtime::{
-        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
-    };
+    use oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
     use std::process::{Command, Stdio};
 
-    fn temp_dir(name: &str) -> PathBuf {
+    pub(super) fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("shim-cg-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -856,93 +461,6 @@ mod tests {
             SandboxCgroup::create("/a/../../etc"),
             Err(Error::BadSpec(_))
         ));
-    }
-
-    #[test]
-    fn v2_conversions_follow_runc() {
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(262_144), 10_000);
-        assert_eq!(
-            cpu_max(Some(50_000), Some(100_000)).unwrap(),
-            "50000 100000"
-        );
-        assert_eq!(cpu_max(Some(-1), Some(100_000)).unwrap(), "max 100000");
-        assert_eq!(cpu_max(None, Some(20_000)).unwrap(), "max 20000");
-        assert_eq!(cpu_max(Some(30_000), None).unwrap(), "30000");
-        assert!(cpu_max(None, None).is_none());
-        let mib = 1 << 20;
-        assert_eq!(
-            v2_swap_max(Some(64 * mib), Some(96 * mib)).unwrap(),
-            Some((32 * mib).to_string())
-        );
-        assert_eq!(
-            v2_swap_max(Some(64 * mib), Some(-1)).unwrap().unwrap(),
-            "max"
-        );
-        assert_eq!(v2_swap_max(Some(-1), Some(0)).unwrap().unwrap(), "max");
-        assert_eq!(v2_swap_max(Some(64 * mib), Some(0)).unwrap(), None);
-        assert_eq!(v2_swap_max(Some(64 * mib), None).unwrap(), None);
-        assert!(v2_swap_max(Some(64 * mib), Some(mib)).is_err());
-        assert!(v2_swap_max(None, Some(mib)).is_err());
-    }
-
-    /// A fake v2 cgroup directory (plain files) to check what updates write and what the
-    /// metrics read.
-    #[test]
-    fn v2_files_are_written_and_read() {
-        let root = temp_dir("v2files");
-        let cg = SandboxCgroup::create_v2(&root, "/ns/c1").unwrap().unwrap();
-        let dir = root.join("ns/c1");
-        for (file, text) in [
-            ("memory.max", "max\n"),
-            ("memory.swap.max", "max\n"),
-            ("memory.current", "4096\n"),
-            ("memory.stat", "anon 100\nfile 200\nshmem 50\n"),
-            ("memory.events", "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n"),
-            ("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\n"),
-        ] {
-            std::fs::write(dir.join(file), text).unwrap();
-        }
-        let resources = LinuxResourcesBuilder::default()
-            .memory(
-                LinuxMemoryBuilder::default()
-                    .limit(64 << 20)
-                    .swap(128 << 20)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
-        cg.update(&resources).unwrap();
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        assert_eq!(read("memory.max"), (64 << 20).to_string());
-        assert_eq!(read("memory.swap.max"), (64 << 20).to_string());
-        // No cpu or pids controller here: updating them names the controller.
-        let cpu = LinuxResourcesBuilder::default()
-            .cpu(LinuxCpuBuilder::default().shares(1024u64).build().unwrap())
-            .build()
-            .unwrap();
-        assert!(matches!(cg.update(&cpu), Err(Error::NoController("cpu"))));
-        let pids = LinuxResourcesBuilder::default()
-            .pids(LinuxPidsBuilder::default().limit(10).build().unwrap())
-            .build()
-            .unwrap();
-        assert!(matches!(cg.update(&pids), Err(Error::NoController("pids"))));
-
-        let CgroupMetrics::V2(m) = cg.metrics() else {
-            panic!("v1 metrics from a v2 cgroup");
-        };
-        assert!(m.pids.is_none());
-        assert_eq!(m.cpu.usage_usec, 7);
-        assert_eq!(m.memory.usage, 4096);
-        assert_eq!(m.memory.usage_limit, 64 << 20);
-        assert_eq!((m.memory.anon, m.memory.shmem), (100, 50));
-        assert_eq!((m.memory_events.max, m.memory_events.oom_kill), (3, 1));
-        assert_eq!(cg.oom_kills(), Some(1));
-        let any = CgroupMetrics::V2(m).into_any().unwrap();
-        assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
-        std::fs::remove_dir_all(root).unwrap();
     }
 
     /// The OOM notifier and counter on this host's real memory controller: a process that
