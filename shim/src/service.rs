@@ -304,14 +304,17 @@ impl Service {
         st.paused = false;
         if let Some(notifier) = oom_notifier {
             let this = self.clone();
-            std::thread::Builder::new()
+            let watcher = std::thread::Builder::new()
                 .name("sandbox-oom".into())
                 .spawn(move || {
                     while notifier.wait() {
                         this.publish_ooms(&mut this.lock());
                     }
-                })
-                .map_err(Error::Launch)?;
+                });
+            // Without it, the exit paths still report the OOM before the exit.
+            if let Err(e) = watcher {
+                log::warn!("no OOM watcher for the sandbox: {e}");
+            }
         }
         let sandbox = Arc::new(sandbox);
         st.sandbox = Some(sandbox.clone());
