@@ -148,8 +148,8 @@ pub struct Env {
     /// The directory holding the shim (first on containerd's PATH).
     pub shim_dir: PathBuf,
     containerd: Option<Child>,
-    /// Entries under /run/containerd before the test (everything else there is ours).
-    run_before: Option<Vec<PathBuf>>,
+    /// Entries under /run/containerd before the test (what is new there is ours).
+    run_before: Vec<PathBuf>,
 }
 
 impl Env {
@@ -176,7 +176,7 @@ impl Env {
         let run = Path::new("/run/containerd");
         let mut env = Env {
             address: tmp.join("containerd.sock"),
-            run_before: run.exists().then(|| list_tree(run)),
+            run_before: list_tree(run),
             tmp,
             namespace,
             shim_dir: shim_dir.to_path_buf(),
@@ -401,6 +401,22 @@ impl Env {
     }
 }
 
+/// Paths of the Unix sockets something listens on (from /proc/net/unix).
+fn listening_unix_sockets() -> Vec<PathBuf> {
+    const SO_ACCEPTCON: u32 = 0x10000;
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
+            let path = fields.get(7)?;
+            (flags & SO_ACCEPTCON != 0 && path.starts_with('/')).then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
 /// The arguments of host process `pid` (empty once it is gone).
 fn process_args(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -437,21 +453,22 @@ impl Drop for Env {
             let _ = Command::new("umount").args(["-l", &m]).status();
         }
         let _ = std::fs::remove_dir_all(&self.tmp);
+        // What appeared under /run/containerd since we started is ours (shim sockets, ctr's
+        // fifo directories, runc state), except what another containerd on this machine still
+        // uses: a socket something listens on, and the directories holding such sockets.
         let run = Path::new("/run/containerd");
-        match &self.run_before {
-            None => {
-                let _ = std::fs::remove_dir_all(run);
-            }
-            Some(before) => {
-                let mut ours: Vec<PathBuf> = list_tree(run)
-                    .into_iter()
-                    .filter(|p| !before.contains(p))
-                    .collect();
-                ours.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-                for p in ours {
-                    let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
-                }
-            }
+        let live = listening_unix_sockets();
+        let mut ours: Vec<PathBuf> = list_tree(run)
+            .into_iter()
+            .filter(|p| !self.run_before.contains(p) && !live.contains(p))
+            .collect();
+        ours.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        for p in ours {
+            // remove_dir only takes empty directories: one holding a live socket stays.
+            let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir(&p));
+        }
+        if self.run_before.is_empty() {
+            let _ = std::fs::remove_dir(run);
         }
     }
 }

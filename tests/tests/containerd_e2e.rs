@@ -311,7 +311,9 @@ fn task_lifecycle(env: &Env, runtime: &str) -> Lifecycle {
             let command = fields.skip(1).collect::<Vec<_>>().join(" ");
             Some((pid, command))
         })
-        .filter(|(_, command)| command != "sleep 1")
+        // Also `{exe} sleep 1`: caught between the exec of /proc/self/exe and busybox
+        // naming itself, as Linux shows it too.
+        .filter(|(_, command)| !command.ends_with("sleep 1"))
         .map(|(pid, command)| {
             // PIDs other than the init's differ between runtimes; keep the shape.
             if pid == "1" {
@@ -539,15 +541,17 @@ fn processes_in_pid_ns(ns: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A tmux server of our own (private socket `-L`), killed on drop.
+/// A tmux server of our own (its socket in the test's directory), killed on drop.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
 }
 
 impl Tmux {
     fn command(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
             .args(args)
             .env_remove("TMUX")
             .stdin(Stdio::null())
@@ -605,6 +609,7 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         // The server also ends by itself when its session's command exits.
         let _ = self.command(&["kill-server"]);
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
@@ -625,7 +630,7 @@ fn terminal_session(env: &Env, runtime: &str) {
     let id = format!("tty-{}", short(runtime));
     let status_file: PathBuf = env.tmp.join(format!("{id}.status"));
     let tmux = Tmux {
-        socket: format!("runsc-rs-e2e-{}-{id}", std::process::id()),
+        socket: env.tmp.join(format!("tmux-{id}.sock")),
     };
     // `--foreground`: timeout otherwise puts ctr in a process group of its own, which is not the
     // terminal's foreground group, and ctr stops (SIGTTIN) reading the terminal.
@@ -676,8 +681,21 @@ fn terminal_session(env: &Env, runtime: &str) {
 
     // ^C interrupts the foreground sleep; the shell carries on.
     tmux.send(&["sleep 100", "Enter"]);
-    tmux.wait_line("/ # sleep 100");
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until `sleep 100` runs: a ^C typed before it is the foreground job would reach
+    // the shell instead, and the sleep would then run its full 100 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in 0.. {
+        let ps = env.ctr(&["task", "exec", "--exec-id", &format!("ps{n}"), &id, "ps"]);
+        if text(&ps.stdout).lines().any(|l| l.ends_with(" sleep 100")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: `sleep 100` never ran; the terminal shows:\n{}",
+            tmux.screen().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let before = prompts(&tmux.screen());
     tmux.send(&["C-c"]);
     tmux.wait_for("a prompt after ^C", |s| prompts(s) > before);
