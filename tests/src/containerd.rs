@@ -310,16 +310,7 @@ impl Env {
             out.status,
             self.log()
         );
-        stderr
-            .split("exit with non-zero exit code ")
-            .nth(1)
-            .and_then(|rest| {
-                rest.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        exit_code_from_delete(&stderr)
     }
 
     /// The bundle directory containerd made for container `id` (config.json, rootfs, the
@@ -401,6 +392,21 @@ impl Env {
     }
 }
 
+/// The exit status `ctr task delete` reports: 0 unless it warned `... exit with non-zero exit
+/// code N`.
+fn exit_code_from_delete(stderr: &str) -> i32 {
+    stderr
+        .split("exit with non-zero exit code ")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Paths of the Unix sockets something listens on (from /proc/net/unix).
 fn listening_unix_sockets() -> Vec<PathBuf> {
     const SO_ACCEPTCON: u32 = 0x10000;
@@ -470,5 +476,52 @@ impl Drop for Env {
         if self.run_before.is_empty() {
             let _ = std::fs::remove_dir(run);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_exit_code_of_delete() {
+        let warning = "time=\"2026-11-29T08:44:39Z\" level=warning msg=\"task b exit with \
+                       non-zero exit code 137\"\n";
+        assert_eq!(exit_code_from_delete(warning), 137);
+        assert_eq!(exit_code_from_delete(""), 0);
+    }
+
+    #[test]
+    fn finds_processes_by_arguments() {
+        let marker = format!("marker-{}", std::process::id());
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "sleep 30", &marker])
+            .spawn()
+            .unwrap();
+        // Until the child has exec'd, its command line is still ours.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut found = processes_with_args(&["sleep 30", &marker]);
+        while found.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = processes_with_args(&["sleep 30", &marker]);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, [child.id()]);
+        assert!(processes_with_args(&[&marker, "sleep 30"]).is_empty());
+    }
+
+    #[test]
+    fn lists_listening_sockets_only() {
+        let dir = std::env::temp_dir().join(format!("runsc-rs-sockets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listening = dir.join("live.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&listening).unwrap();
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let live = listening_unix_sockets();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(live.contains(&listening), "{live:?}");
+        assert!(!live.contains(&plain));
     }
 }
