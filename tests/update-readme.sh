@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates the README's generated sections from the built binaries:
 #   tests/update-readme.sh            the syscall status table (`runsc-rs syscalls --markdown`)
-#   tests/update-readme.sh --bench    also the benchmark table (runs runsc-rs-bench, minutes)
+#   tests/update-readme.sh --bench [ARGS...]
+#                                     also the benchmark table: runs runsc-rs-bench with ARGS
+#                                     (e.g. --platform ptrace --platform systrap), minutes; as
+#                                     root with containerd and runc it includes `ctr run --rm`
 # Each section sits between `<!-- NAME -->` and `<!-- /NAME -->` markers in README.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --release -q -p sentry
+cargo build --release -q -p sentry -p shim
 
 replace() { # marker, file with the new content
     python3 - "$1" "$2" <<'PY'
@@ -34,6 +37,6 @@ trap 'rm -f "$tmp"' EXIT
 replace "SYSCALL STATUS" "$tmp"
 
 if [[ "${1:-}" == "--bench" ]]; then
-    cargo run --release -q -p runsc-rs-tests --bin runsc-rs-bench >"$tmp"
+    cargo run --release -q -p runsc-rs-tests --bin runsc-rs-bench -- "${@:2}" >"$tmp"
     replace "BENCHMARKS" "$tmp"
 fi

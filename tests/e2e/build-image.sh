@@ -1,17 +1,30 @@
 #!/bin/sh
-# Builds a tiny OCI image archive from the host's static busybox, without a registry.
+# Builds a small OCI image archive from the host's files, without a registry: the static
+# busybox (/bin/sh and applets in /bin) and a few dynamically linked Debian programs in /usr/bin
+# with the libraries `ldd` names and the dynamic loader, at the paths the host has them.
 #   build-image.sh OUT.tar IMAGE_NAME WORKDIR
 # CMD_JSON (default ["/bin/sh"]) is the image's command, as a JSON array.
+# DYNAMIC (default "/bin/bash /usr/bin/env /usr/bin/cat") are the dynamic programs; each must exist.
 # The layer is an uncompressed, reproducible tar (sorted names, mtime 0, root-owned).
 set -eu
 out=$1 name=$2 work=$3
 busybox=${BUSYBOX:-/bin/busybox}
 cmd=${CMD_JSON:-'["/bin/sh"]'}
+dynamic=${DYNAMIC:-/bin/bash /usr/bin/env /usr/bin/cat}
 
 rm -rf "$work" && mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$work/layout/blobs/sha256"
 cp "$busybox" "$work/rootfs/bin/busybox"
 for applet in sh echo cat ls ps uname sleep true false env id hostname; do
   ln -s busybox "$work/rootfs/bin/$applet"
+done
+mkdir -p "$work/rootfs/usr/bin"
+for prog in $dynamic; do
+  cp -L "$prog" "$work/rootfs/usr/bin/$(basename "$prog")"
+  # ldd lines: "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)".
+  for lib in $(ldd "$prog" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }'); do
+    mkdir -p "$work/rootfs$(dirname "$lib")"
+    cp -L "$lib" "$work/rootfs$lib"
+  done
 done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$work/rootfs/etc/passwd"
 printf 'root:x:0:\n' > "$work/rootfs/etc/group"

@@ -18,6 +18,8 @@
 //! assert_same(&[hello.to_str().unwrap(), "7", "argument"]);
 //! ```
 
+pub mod containerd;
+
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;

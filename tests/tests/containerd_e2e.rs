@@ -1,48 +1,40 @@
 //! End to end: a real containerd (started here under a temporary root) runs containers with
-//! `--runtime io.containerd.runsc-rs.v2`.
+//! `--runtime io.containerd.runsc-rs.v2`, and where runc is installed the same sequences with
+//! `--runtime io.containerd.runc.v2` for comparison.
 //!
+//! The image is built locally (`tests/e2e/build-image.sh`: the static busybox plus Debian's
+//! bash, env and cat with their libraries and loader) and imported with `ctr images import`.
 //! Needs root, `containerd` and `ctr` on PATH and a static busybox (`/bin/busybox`, Debian's
-//! busybox-static); prints `SKIPPED: reason` otherwise. Builds the shim binary itself
-//! (`cargo build --release -p shim`) so a plain `cargo test --release` is enough.
+//! busybox-static); the terminal check needs tmux. Prints `SKIPPED: reason` otherwise. Builds
+//! the shim binary itself (`cargo build --release -p shim`) so a plain `cargo test --release`
+//! is enough.
 
 mod e2e_common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_common::{build_shim, is_root, on_path, skip, Env, RUNTIME};
+use e2e_common::{
+    build_shim, check_prerequisites, mounts_under, on_path, skip, Env, RUNC_RUNTIME, RUNTIME,
+};
 
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e";
 
+/// Known shim gap, checked strictly: `ctr task ps` lists the init and exec'd processes but not
+/// the init's children (runc lists every process of the container). While false, the test
+/// fails if the gap is gone, so that this is switched on together with the fix.
+const TASK_PS_LISTS_CHILDREN: bool = false;
+
 #[test]
 fn containerd_runs_containers_in_the_sandbox() {
-    if !is_root() {
-        return skip("containerd e2e needs root");
-    }
-    for tool in ["containerd", "ctr", "timeout", "tar", "sha256sum"] {
-        if !on_path(tool) {
-            return skip(&format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return skip("no static /bin/busybox (install busybox-static)");
+    if let Err(reason) = check_prerequisites() {
+        return skip(&reason);
     }
     let shim_dir = build_shim();
     let env = Env::start(&shim_dir, NAMESPACE, None);
-
-    let image = env.tmp.join("image.tar");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-image.sh");
-    let built = Command::new("sh")
-        .arg(&script)
-        .arg(&image)
-        .arg(IMAGE)
-        .arg(env.tmp.join("image-work"))
-        .status()
-        .expect("running build-image.sh");
-    assert!(built.success(), "building the test image failed");
-    env.ctr_ok(&["images", "import", image.to_str().unwrap()]);
+    env.build_image(IMAGE, r#"["/bin/sh"]"#);
 
     // Exit code and output of the container's init.
     let out = env.ctr(&[
@@ -163,12 +155,298 @@ fn containerd_runs_containers_in_the_sandbox() {
     assert!(lines.contains(&"y"), "t4 said {out:?}");
     assert!(!shared.join("new").exists());
 
-    check_terminal(&env);
+    // The same checks with runc where it is installed: "behaves as with runc".
+    let runtimes: Vec<&str> = if on_path("runc") {
+        vec![RUNTIME, RUNC_RUNTIME]
+    } else {
+        skip("runc is not installed: runsc-rs is not compared with it");
+        vec![RUNTIME]
+    };
+    check_dynamic_programs(&env, &runtimes);
+    check_task_lifecycle(&env, &runtimes);
+    check_terminal(&env, &runtimes);
     sandbox_death_is_a_task_exit(&env);
 }
 
+/// A short name for a runtime, for container ids.
+fn short(runtime: &str) -> &'static str {
+    if runtime == RUNTIME {
+        "rs"
+    } else {
+        "runc"
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Debian's dynamically linked bash, env and cat run from the image, through the dynamic
+/// loader and libraries copied next to them; bash reports the host's version.
+fn check_dynamic_programs(env: &Env, runtimes: &[&str]) {
+    let host = Command::new("/bin/bash")
+        .args(["-c", "echo $BASH_VERSION"])
+        .output()
+        .expect("running the host's bash");
+    let expected = format!("{}A=1\nroot:x:0:\n", text(&host.stdout));
+    for runtime in runtimes {
+        let id = format!("dyn-{}", short(runtime));
+        let out = env.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            IMAGE,
+            &id,
+            "/usr/bin/bash",
+            "-c",
+            "echo $BASH_VERSION; /usr/bin/env -i A=1 /usr/bin/env; /usr/bin/cat /etc/group",
+        ]);
+        assert_eq!(
+            text(&out.stdout),
+            expected,
+            "{runtime}: stderr {}\n--- containerd log ---\n{}",
+            text(&out.stderr),
+            env.log()
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{runtime}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// What a runtime did in [`check_task_lifecycle`]; equal for runc and runsc-rs.
+#[derive(Debug, PartialEq, Eq)]
+struct Lifecycle {
+    /// `ps` run with `ctr task exec`: (PID, COMMAND) of the init and of `ps` itself.
+    exec_ps: Vec<(String, String)>,
+    /// States `ctr task ls` showed after pause and after resume.
+    paused: (Option<String>, Option<String>),
+    /// What the init's TERM trap wrote to the bind-mounted host directory.
+    term_file: String,
+    /// The init's exit status after `kill -s TERM` (its trap exits 0).
+    term_exit: i32,
+    /// Exit status of the exec'd process killed by `kill -a -s KILL`, as `ctr task exec`
+    /// reported it, and of the init.
+    kill_all: (Option<i32>, i32),
+}
+
+/// `ctr run -d`, `ctr task exec ... ps`, `ctr task ps`, pause/resume, metrics, `kill -s TERM`
+/// seen by a trap in the container, `kill -a -s KILL` with an exec'd process running too,
+/// `ctr task delete`, `ctr container rm`, for each runtime; the observable results must match.
+fn check_task_lifecycle(env: &Env, runtimes: &[&str]) {
+    let seen: Vec<Lifecycle> = runtimes
+        .iter()
+        .map(|runtime| task_lifecycle(env, runtime))
+        .collect();
+    for (runtime, lifecycle) in runtimes.iter().zip(&seen) {
+        assert_eq!(
+            lifecycle.term_file, "got-term\n",
+            "{runtime}: {lifecycle:?}"
+        );
+        assert_eq!(lifecycle.term_exit, 0, "{runtime}: {lifecycle:?}");
+        assert_eq!(
+            lifecycle.kill_all,
+            (Some(137), 137),
+            "{runtime}: {lifecycle:?}"
+        );
+        let paused = (Some("PAUSED".to_owned()), Some("RUNNING".to_owned()));
+        assert_eq!(lifecycle.paused, paused, "{runtime}: {lifecycle:?}");
+    }
+    if let [ours, runc] = &seen[..] {
+        assert_eq!(ours, runc, "runsc-rs (left) and runc (right) differ");
+    }
+}
+
+fn task_lifecycle(env: &Env, runtime: &str) -> Lifecycle {
+    // A TERM trap in the init, reporting through a bind-mounted host directory.
+    let id = format!("life-{}", short(runtime));
+    let data = env.tmp.join(format!("{id}-data"));
+    std::fs::create_dir_all(&data).unwrap();
+    let bind = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        data.display()
+    );
+    env.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        runtime,
+        "--mount",
+        &bind,
+        IMAGE,
+        &id,
+        "/bin/sh",
+        "-c",
+        "trap 'echo got-term > /data/out; exit 0' TERM; echo ready > /data/ready; \
+         while :; do sleep 1; done",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !data.join("ready").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: the init never ran its script\n--- containerd log ---\n{}",
+            env.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // busybox ps in the container lists its processes: the init as PID 1, `ps` itself, and
+    // the loop's `sleep 1` (left out: it comes and goes).
+    let ps = env.ctr_ok(&["task", "exec", "--exec-id", "e1", &id, "ps"]);
+    let mut rows = ps.lines();
+    let header: Vec<&str> = rows.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["PID", "USER", "COMMAND"],
+        "{runtime}: ps said {ps:?}"
+    );
+    let exec_ps: Vec<(String, String)> = rows
+        .filter_map(|row| {
+            let mut fields = row.split_whitespace();
+            let pid = fields.next()?.to_owned();
+            let command = fields.skip(1).collect::<Vec<_>>().join(" ");
+            Some((pid, command))
+        })
+        // Also `{exe} sleep 1`: caught between the exec of /proc/self/exe and busybox
+        // naming itself, as Linux shows it too.
+        .filter(|(_, command)| !command.ends_with("sleep 1"))
+        .map(|(pid, command)| {
+            // PIDs other than the init's differ between runtimes; keep the shape.
+            if pid == "1" {
+                (pid, command)
+            } else {
+                ("N".to_owned(), command)
+            }
+        })
+        .collect();
+    assert!(
+        exec_ps
+            .iter()
+            .any(|(pid, c)| pid == "1" && c.starts_with("/bin/sh -c trap"))
+            && exec_ps.iter().any(|(_, c)| c == "ps"),
+        "{runtime}: ps said {ps:?}"
+    );
+
+    env.ctr_ok(&["task", "pause", &id]);
+    let paused = env.task_status(&id);
+    env.ctr_ok(&["task", "resume", &id]);
+    let resumed = env.task_status(&id);
+    let metrics = env.ctr_ok(&["task", "metrics", &id]);
+    assert!(
+        metrics.contains("memory.usage_in_bytes") && metrics.contains("pids.current"),
+        "{runtime}: ctr task metrics said {metrics:?}"
+    );
+
+    env.ctr_ok(&["task", "kill", "-s", "TERM", &id]);
+    assert!(
+        env.wait_status(&id, "STOPPED", Duration::from_secs(15)),
+        "{runtime}: the init did not stop after SIGTERM"
+    );
+    let term_file = std::fs::read_to_string(data.join("out")).unwrap_or_default();
+    let term_exit = env.delete_task(&id);
+    env.ctr_ok(&["containers", "rm", &id]);
+
+    Lifecycle {
+        exec_ps,
+        paused: (paused, resumed),
+        term_file,
+        term_exit,
+        kill_all: kill_all(env, runtime),
+    }
+}
+
+/// `ctr task kill -a -s KILL` on a task whose init has a child and which runs an exec'd
+/// process: the exec'd process and the init die of SIGKILL, the task stops.
+fn kill_all(env: &Env, runtime: &str) -> (Option<i32>, i32) {
+    let id = format!("all-{}", short(runtime));
+    env.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        runtime,
+        IMAGE,
+        &id,
+        "/bin/sh",
+        "-c",
+        "sleep 1000 & wait",
+    ]);
+    let mut exec = env
+        .ctr_command(&["task", "exec", "--exec-id", "e2", &id, "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning ctr task exec");
+    // The init, its `sleep 1000` and the exec'd `sleep 1000`.
+    let expected_rows = if runtime == RUNTIME && !TASK_PS_LISTS_CHILDREN {
+        2
+    } else {
+        3
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut ps;
+    loop {
+        ps = env.ctr_ok(&["task", "ps", &id]);
+        if ps.lines().skip(1).count() >= expected_rows || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let header: Vec<&str> = ps
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["PID", "INFO"],
+        "{runtime}: ctr task ps said {ps:?}"
+    );
+    let rows = ps.lines().skip(1).count();
+    if runtime == RUNTIME && !TASK_PS_LISTS_CHILDREN {
+        assert_eq!(
+            rows, 2,
+            "{runtime}: ctr task ps said {ps:?}; if it now lists the init's child, set \
+             TASK_PS_LISTS_CHILDREN"
+        );
+        eprintln!(
+            "KNOWN GAP: ctr task ps on runsc-rs lists the init and exec'd processes, not the \
+             init's children (runc lists all 3 here)"
+        );
+    } else {
+        assert_eq!(rows, 3, "{runtime}: ctr task ps said {ps:?}");
+    }
+
+    env.ctr_ok(&["task", "kill", "-a", "-s", "KILL", &id]);
+    assert!(
+        env.wait_status(&id, "STOPPED", Duration::from_secs(15)),
+        "{runtime}: the task did not stop after kill -a -s KILL"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exec_status = loop {
+        if let Some(status) = exec.try_wait().expect("waiting for ctr task exec") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = exec.kill();
+            let _ = exec.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let init_status = env.delete_task(&id);
+    env.ctr_ok(&["containers", "rm", &id]);
+    (exec_status, init_status)
+}
+
 /// Killing the sandbox process from the host: containerd sees the task exit, and delete and
-/// rm then work with nothing of the sandbox left running.
+/// rm then work with nothing of the container left: no sandbox, stub or shim process, no
+/// mount under the test's root, no shim socket, no bundle.
 fn sandbox_death_is_a_task_exit(env: &Env) {
     env.ctr_ok(&[
         "run",
@@ -180,91 +458,265 @@ fn sandbox_death_is_a_task_exit(env: &Env) {
         "sleep",
         "100",
     ]);
-    let tasks = env.ctr_ok(&["task", "ls"]);
-    let pid: i32 = tasks
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some("t6"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|p| p.parse().ok())
+    let pid = env
+        .task_pid("t6")
         .expect("t6 listed with the sandbox's pid");
+    // The sandbox is PID 1 of its own PID namespace; its stubs live there too.
+    let pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("sandbox pid ns");
+    let shims = env.shim_pids("t6");
+    assert_eq!(shims.len(), 1, "one shim server for t6: {shims:?}");
+    let socket = env
+        .shim_socket("t6")
+        .expect("t6's bundle names its shim socket");
+    assert!(socket.exists(), "no shim socket at {}", socket.display());
+    assert!(
+        !mounts_under(&env.tmp).is_empty(),
+        "t6's rootfs is not mounted under {}",
+        env.tmp.display()
+    );
+
     let killed = Command::new("kill").args(["-9", &pid.to_string()]).status();
     assert!(killed.is_ok_and(|s| s.success()), "kill -9 {pid}");
+    assert!(
+        env.wait_status("t6", "STOPPED", Duration::from_secs(10)),
+        "t6 did not stop after its sandbox was killed"
+    );
+    assert_eq!(env.delete_task("t6"), 137, "the sandbox died of SIGKILL");
+    env.ctr_ok(&["containers", "rm", "t6"]);
+
+    // The shim exits after delete on its own time; give it a moment.
+    let leftovers = || {
+        let mut left = Vec::new();
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            left.push(format!("sandbox process {pid}"));
+        }
+        left.extend(
+            processes_in_pid_ns(&pid_ns)
+                .into_iter()
+                .map(|p| format!("process {p} in the sandbox's PID namespace")),
+        );
+        left.extend(
+            env.shim_pids("t6")
+                .into_iter()
+                .map(|p| format!("shim process {p}")),
+        );
+        left.extend(
+            mounts_under(&env.tmp)
+                .into_iter()
+                .map(|m| format!("mount {m}")),
+        );
+        if socket.exists() {
+            left.push(format!("shim socket {}", socket.display()));
+        }
+        if env.bundle_dir("t6").exists() {
+            left.push(format!("bundle {}", env.bundle_dir("t6").display()));
+        }
+        left
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while env.task_status("t6").as_deref() != Some("STOPPED") {
+    while !leftovers().is_empty() {
         assert!(
             Instant::now() < deadline,
-            "t6 did not stop after its sandbox was killed"
+            "left behind after t6's sandbox was killed and t6 deleted: {:?}",
+            leftovers()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    env.ctr_ok(&["task", "delete", "t6"]);
-    env.ctr_ok(&["containers", "rm", "t6"]);
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "the killed sandbox {pid} is still there"
-    );
 }
 
-/// Drives `ctr run -t` from a pty (python's `pty` module, as a person at a terminal would):
-/// the shell in the container gets a terminal of the window size ctr passes on, `^C` stops
-/// `sleep 100` but not the shell, which runs what is typed next and exits with its code.
-fn check_terminal(env: &Env) {
-    const DRIVER: &str = r##"
-import fcntl, os, pty, select, struct, sys, termios, time
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-# (what to wait for in the output, how often, what to type then)
-steps = [
-    (b"/ # ", 1, b"test -t 0 && echo on-a-tty; stty size; sleep 100\n"),
-    (b"30 100", 1, b"\x03"),
-    (b"/ # ", 2, b"echo hi; exit 3\n"),
-]
-out = b""
-deadline = time.time() + 30
-while time.time() < deadline:
-    if steps and out.count(steps[0][0]) >= steps[0][1]:
-        time.sleep(0.3)
-        os.write(fd, steps.pop(0)[2])
-    ready, _, _ = select.select([fd], [], [], 0.2)
-    if not ready:
-        continue
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"##;
-    if !on_path("python3") {
-        return skip("terminal check: python3 is not installed");
+/// Host processes in the PID namespace `ns` (a `/proc/PID/ns/pid` link target).
+fn processes_in_pid_ns(ns: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .as_deref()
+                == Some(ns)
+        })
+        .collect()
+}
+
+/// A tmux server of our own (its socket in the test's directory), killed on drop.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn command(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running tmux")
     }
-    let out = Command::new("timeout")
-        .args(["-k", "5", "40", "python3", "-c", DRIVER, "ctr", "-a"])
-        .arg(&env.address)
-        .args(["-n", NAMESPACE, "run", "-t", "--rm", "--runtime", RUNTIME])
-        .args([IMAGE, "t5", "/bin/sh"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("running the pty driver");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    assert!(
-        lines.contains(&"hi") && lines.contains(&"30 100"),
-        "ctr run -t said {text:?} (stderr {})\n--- containerd log ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        env.log()
+
+    /// Types `keys` (tmux key names such as `Enter` or `C-c` are keys, not text).
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "e2e"];
+        args.extend(keys);
+        let out = self.command(&args);
+        assert!(
+            out.status.success(),
+            "tmux send-keys: {}",
+            text(&out.stderr)
+        );
+    }
+
+    /// The pane's lines, history included, trailing blanks trimmed.
+    fn screen(&self) -> Vec<String> {
+        let out = self.command(&["capture-pane", "-p", "-J", "-S", "-", "-t", "e2e"]);
+        text(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end().to_owned())
+            .collect()
+    }
+
+    /// Waits up to 20 s until `done` holds for the screen; panics with the screen otherwise.
+    fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}; the terminal shows:\n{}",
+                screen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for a line that is exactly `line`.
+    fn wait_line(&self, line: &str) {
+        self.wait_for(&format!("the line {line:?}"), |s| {
+            s.iter().any(|l| l == line)
+        });
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // The server also ends by itself when its session's command exits.
+        let _ = self.command(&["kill-server"]);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Drives `ctr run -t` in a tmux window, as a person at a terminal would: the shell in the
+/// container has a terminal of the window's size, a resize reaches it (ResizePty, SIGWINCH to
+/// the foreground job, the new size in `stty size`), `^C` stops `sleep 100` but not the shell,
+/// which runs what is typed next and exits with its code.
+fn check_terminal(env: &Env, runtimes: &[&str]) {
+    if !on_path("tmux") {
+        return skip("terminal check: tmux is not installed");
+    }
+    for runtime in runtimes {
+        terminal_session(env, runtime);
+    }
+}
+
+fn terminal_session(env: &Env, runtime: &str) {
+    let id = format!("tty-{}", short(runtime));
+    let status_file: PathBuf = env.tmp.join(format!("{id}.status"));
+    let tmux = Tmux {
+        socket: env.tmp.join(format!("tmux-{id}.sock")),
+    };
+    // `--foreground`: timeout otherwise puts ctr in a process group of its own, which is not the
+    // terminal's foreground group, and ctr stops (SIGTTIN) reading the terminal.
+    let session = format!(
+        "timeout --foreground -k 5 120 ctr -a {} -n {NAMESPACE} run -t --rm --runtime {runtime} {IMAGE} {id} \
+         /bin/sh; echo $? > {}",
+        env.address.display(),
+        status_file.display()
     );
+    let started = tmux.command(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &session,
+    ]);
     assert!(
-        lines.contains(&"on-a-tty"),
-        "the shell has no terminal: {text:?}"
+        started.status.success(),
+        "tmux new-session: {}",
+        text(&started.stderr)
     );
-    assert_eq!(out.status.code(), Some(3), "ctr run -t said {text:?}");
+
+    let prompts = |s: &[String]| s.iter().filter(|l| l.starts_with("/ #")).count();
+    tmux.wait_for("the shell's prompt", |s| prompts(s) >= 1);
+    tmux.send(&["test -t 0 && echo on-a-tty; stty size", "Enter"]);
+    tmux.wait_line("on-a-tty");
+    tmux.wait_line("30 100");
+
+    // A foreground job that waits for SIGWINCH, then the new size.
+    tmux.send(&[
+        "sh -c 'trap \"echo got-winch; exit\" WINCH; echo waiting; while :; do sleep 0.2; done'",
+        "Enter",
+    ]);
+    tmux.wait_line("waiting");
+    let resized = tmux.command(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
+    assert!(
+        resized.status.success(),
+        "tmux resize-window: {}",
+        text(&resized.stderr)
+    );
+    tmux.wait_line("got-winch");
+    tmux.send(&["stty size", "Enter"]);
+    tmux.wait_line("40 120");
+
+    // ^C interrupts the foreground sleep; the shell carries on.
+    tmux.send(&["sleep 100", "Enter"]);
+    // Wait until `sleep 100` runs: a ^C typed before it is the foreground job would reach
+    // the shell instead, and the sleep would then run its full 100 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in 0.. {
+        let ps = env.ctr(&["task", "exec", "--exec-id", &format!("ps{n}"), &id, "ps"]);
+        if text(&ps.stdout).lines().any(|l| l.ends_with(" sleep 100")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: `sleep 100` never ran; the terminal shows:\n{}",
+            tmux.screen().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = prompts(&tmux.screen());
+    tmux.send(&["C-c"]);
+    tmux.wait_for("a prompt after ^C", |s| prompts(s) > before);
+    tmux.send(&["echo still-here", "Enter"]);
+    tmux.wait_line("still-here");
+
+    tmux.send(&["exit 3", "Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = std::fs::read_to_string(&status_file).unwrap_or_default();
+        if status.ends_with('\n') {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: ctr run -t did not exit after `exit 3`; the terminal shows:\n{}",
+            tmux.screen().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.trim(), "3", "{runtime}: exit status of ctr run -t");
 }
 
 /// Reads `/proc/<pid>/<what>` of a host process.

@@ -10,10 +10,13 @@
 //! idle `busybox sleep` (sum over the process tree, from /proc/PID/smaps_rollup). Each
 //! runsc-rs platform is measured twice: free to use both CPUs, and pinned to one CPU with
 //! `taskset` (the sentry and its stubs then hand off without waking another vCPU, which on
-//! nested VMs is the expensive part). Nothing here asserts a time; a tool that is missing or
-//! fails gives `n/a (reason)` in its cell.
+//! nested VMs is the expensive part). Through containerd (a private one under a temporary root,
+//! `runsc_rs_tests::containerd`): ms per `ctr run --rm ... /bin/true` with runc's shim and with
+//! runsc-rs's, alternating, median and min. Nothing here asserts a time; a tool that is missing
+//! or fails gives `n/a (reason)` in its cell.
 
 use anyhow::{bail, ensure, Context, Result};
+use runsc_rs_tests::containerd::{self, Env};
 use runsc_rs_tests::{find_runsc_rs_bin, program, static_busybox};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,13 @@ const OPS: [(&str, &str, u32, u32, f64); 4] = [
         1e3,
     ),
 ];
+/// `ctr run --rm` runs per runtime (after one warm-up each), alternating the runtimes.
+const CTR_RUNS: usize = 7;
+/// The image the `ctr run --rm` figures run (`tests/e2e/build-image.sh`).
+const CTR_IMAGE: &str = "docker.io/library/runsc-rs-bench:latest";
+/// The platform the shim's sandboxes use (shim/src/main.rs): its `ctr run` figure goes in
+/// that platform's unpinned column.
+const SHIM_PLATFORM: &str = "ptrace";
 const IDLE_SECONDS: u64 = 3;
 /// How long after start the idle sandbox is measured (it must still be running).
 const IDLE_SETTLE: Duration = Duration::from_millis(1500);
@@ -325,6 +335,83 @@ fn tree_pss_kib(root: u32) -> Result<u64> {
     Ok(total)
 }
 
+/// The median and the fastest of a set of times, in ms.
+struct Spread {
+    median: f64,
+    min: f64,
+}
+
+/// ms per `ctr run --rm` of `/bin/true`, as median and min, for runc's shim and runsc-rs's,
+/// measured in turns through one private containerd. Either is `Err` with the reason it could
+/// not be measured (not root, no containerd, no runc, the shim not built, a failed run).
+fn ctr_run_ms() -> (Result<Spread>, Result<Spread>) {
+    let env = containerd::check_prerequisites()
+        .and_then(|()| containerd::find_shim_dir())
+        .and_then(|shim_dir| Env::try_start(&shim_dir, "runsc-rs-bench", None))
+        .and_then(|env| {
+            env.try_build_image(CTR_IMAGE, r#"["/bin/true"]"#)
+                .map(|()| env)
+        });
+    let env = match env {
+        Ok(env) => env,
+        Err(reason) => {
+            eprintln!("skipping `ctr run --rm`: {}", first_line(&reason));
+            return (
+                Err(anyhow::anyhow!("{reason}")),
+                Err(anyhow::anyhow!("{reason}")),
+            );
+        }
+    };
+    let runtimes = [containerd::RUNC_RUNTIME, containerd::RUNTIME];
+    let mut samples: [Result<Vec<f64>>; 2] = [Ok(Vec::new()), Ok(Vec::new())];
+    // Run 0 of each runtime is the warm-up (snapshot, first start of the shim binary).
+    for run in 0..=CTR_RUNS {
+        for (n, runtime) in runtimes.iter().enumerate() {
+            let Ok(times) = &mut samples[n] else {
+                continue;
+            };
+            let id = format!("bench-{n}-{run}");
+            let started = Instant::now();
+            let out = env.ctr(&[
+                "run",
+                "--rm",
+                "--runtime",
+                runtime,
+                CTR_IMAGE,
+                &id,
+                "/bin/true",
+            ]);
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            if !out.status.success() {
+                samples[n] = Err(anyhow::anyhow!(
+                    "{runtime}: {}: {}",
+                    out.status,
+                    first_line(&String::from_utf8_lossy(&out.stderr))
+                ));
+            } else if run > 0 {
+                times.push(ms);
+            }
+        }
+    }
+    let [runc, runsc_rs] = samples.map(|times| {
+        times.map(|t| {
+            let min = t.iter().copied().fold(f64::INFINITY, f64::min);
+            Spread {
+                median: median(t),
+                min,
+            }
+        })
+    });
+    (runc, runsc_rs)
+}
+
+fn median_min_cell(result: &Result<Spread>) -> String {
+    match result {
+        Ok(Spread { median, min }) => format!("{median:.0} (min {min:.0})"),
+        Err(e) => format!("n/a ({})", first_line(&format!("{e:#}"))),
+    }
+}
+
 fn cell(result: Result<f64>, decimals: usize) -> String {
     match result {
         Ok(value) => format!("{value:.decimals$}"),
@@ -362,7 +449,12 @@ fn machine() -> String {
         .lines()
         .filter(|l| l.starts_with("processor"))
         .count();
-    format!("Linux {kernel}, {model} ({cpus} CPUs)")
+    // What else ran shapes every figure on a small machine; the 1-minute load says how much.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .map_or_else(String::new, |l| format!(", load average {l} at the start"));
+    format!("Linux {kernel}, {model} ({cpus} CPUs){load}")
 }
 
 fn runsc_rs_version(bin: &Path) -> String {
@@ -394,6 +486,7 @@ fn main() -> Result<()> {
         platforms.push("ptrace".into());
     }
 
+    let machine = machine();
     let busybox = static_busybox().context("a static /bin/busybox is needed")?;
     let bench = program("syscall_bench").context("a C compiler is needed")?;
     let bin = find_runsc_rs_bin();
@@ -455,15 +548,29 @@ fn main() -> Result<()> {
         start.push(cell(start_ms(runtime, busybox), 1));
         idle.push(cell(idle_mib(runtime, busybox), 1));
     }
+    eprintln!("measuring `ctr run --rm` through containerd...");
+    let (ctr_runc, ctr_runsc_rs) = ctr_run_ms();
+    let shim_column = format!("runsc-rs ({SHIM_PLATFORM})");
+    let ctr_row: Vec<String> = runtimes
+        .iter()
+        .map(|(column, runtime)| match runtime {
+            Ok(Runtime::Runc(_)) => median_min_cell(&ctr_runc),
+            Ok(Runtime::RunscRs { .. }) if *column == shim_column => median_min_cell(&ctr_runsc_rs),
+            _ => "—".to_owned(),
+        })
+        .collect();
     let columns: Vec<&str> = runtimes.iter().map(|(c, _)| c.as_str()).collect();
 
     let version = bin
         .as_deref()
         .map_or_else(|_| "runsc-rs (not built)".into(), runsc_rs_version);
+    let invocation: String = std::env::args()
+        .skip(1)
+        .fold(String::from(" --"), |line, arg| line + " " + &arg);
+    let invocation = if invocation == " --" { "" } else { &invocation };
     println!(
-        "Measured {} on {}; {version}; `cargo run --release -p runsc-rs-tests --bin runsc-rs-bench`.\n",
+        "Measured {} on {machine}; {version}; `cargo run --release -p runsc-rs-tests --bin runsc-rs-bench{invocation}`.\n",
         today(),
-        machine()
     );
     println!("| | {} |", columns.join(" | "));
     println!("|---|{}", "---:|".repeat(columns.len()));
@@ -478,5 +585,15 @@ fn main() -> Result<()> {
         "| idle `busybox sleep` (MiB PSS, process tree) | {} |",
         idle.join(" | ")
     );
+    println!(
+        "| `ctr run --rm ... /bin/true` through containerd (ms, median of {CTR_RUNS}; the shim runs {SHIM_PLATFORM}) | {} |",
+        ctr_row.join(" | ")
+    );
+    if !columns.contains(&shim_column.as_str()) {
+        println!(
+            "\n`ctr run --rm` with runsc-rs (its shim runs {SHIM_PLATFORM}, not measured above): {}",
+            median_min_cell(&ctr_runsc_rs)
+        );
+    }
     Ok(())
 }
