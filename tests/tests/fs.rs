@@ -334,6 +334,29 @@ fn file_volumes_read_write_and_ro() {
     assert!(out.contains("busy"), "{out}");
     assert!(out.ends_with("new\nmore\n"), "{out}");
     assert_eq!(std::fs::read(&host).unwrap(), b"new\nmore\n");
+    // The errors themselves (mv would hide a wrong EXDEV behind its copy fallback).
+    if Path::new("/usr/bin/python3").exists() {
+        let out = run_sandbox(
+            &bin,
+            &["--volume", &rw],
+            &[
+                "/usr/bin/python3",
+                "-c",
+                "import os\n\
+                 for op in (lambda: os.rename('/etc/motd.test', '/etc/moved'),\n\
+                 \x20         lambda: os.rename('/etc/passwd', '/etc/motd.test'),\n\
+                 \x20         lambda: os.unlink('/etc/motd.test')):\n\
+                 \x20   try: op(); print('done')\n\
+                 \x20   except OSError as e: print(os.strerror(e.errno))",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Device or resource busy\n".repeat(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // Read-only: the shell reports the error, the host file is unchanged, reads still work.
     let (code, out, err) = sh(
