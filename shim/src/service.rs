@@ -513,7 +513,7 @@ impl Service {
             e
         };
         // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
-        let mut fds = spec::open_dirs(&container).map_err(cleanup)?;
+        let mut fds = spec::open_sources(&container, &bundle).map_err(cleanup)?;
         let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
         let (opened, console) = self
             .open_stdio(&req.id, "", req.terminal, stdio)

@@ -1,10 +1,11 @@
 //! OCI runtime spec → what the sandbox's Loader needs.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
 use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, ProcessSpec};
+use sentry::boot::{open_bind_source, SourceWalk};
 
 use crate::error::{Error, Result};
 
@@ -45,8 +46,9 @@ pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
     })
 }
 
-/// The sandbox's view of one OCI mount: bind mounts of host directories and tmpfs; the
-/// rest is the sentry's own (`proc`, `sysfs`, `devpts`, `mqueue`, `cgroup`) or unsupported.
+/// The sandbox's view of one OCI mount: bind mounts of host directories and regular files,
+/// and tmpfs; the rest is the sentry's own (`proc`, `sysfs`, `devpts`, `mqueue`, `cgroup`) or
+/// unsupported.
 fn mount_spec(m: &Mount) -> Option<MountSpec> {
     let destination = m.destination().to_string_lossy().into_owned();
     let options = m.options().clone().unwrap_or_default();
@@ -54,12 +56,17 @@ fn mount_spec(m: &Mount) -> Option<MountSpec> {
     let typ = m.typ().as_deref().unwrap_or("");
     let kind = if typ == "bind" || has("bind") || has("rbind") {
         let source = m.source().clone()?;
-        if !source.is_dir() {
-            log::info!(
-                "bind mount of {} at {destination} skipped: only directories can be bound yet",
-                source.display()
-            );
-            return None;
+        // Device nodes, FIFOs and sockets are never opened for the sandbox (a bind of one is
+        // left out); a missing source fails the create when it is opened, as with runc.
+        if let Ok(meta) = std::fs::metadata(&source) {
+            if !meta.is_dir() && !meta.is_file() {
+                log::info!(
+                    "bind mount of {} at {destination} skipped: only directories and regular \
+                     files can be bound",
+                    source.display()
+                );
+                return None;
+            }
         }
         MountKind::Bind {
             source,
@@ -95,20 +102,55 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
         })
 }
 
-/// The container's host directories as the sandbox receives them: the rootfs, then the
-/// source of each bind mount in spec order.
+/// Opens one bind mount source for the sandbox (see [`open_bind_source`]). Sources inside the
+/// bundle (relative ones are relative to it) are resolved beneath it with a symlink at the
+/// last component refused: the rootfs there is image content, and a link planted in it must
+/// not lead the root-owned shim to a host file. Absolute sources elsewhere are followed as
+/// runc's mount(2) follows them: containerd wrote them (CRI's `/etc/hosts`, `resolv.conf`,
+/// volumes under its state directory) and the shim, like runc, runs as root on the host.
+fn open_source(path: &Path, bundle: &Path, readonly: bool) -> Result<OwnedFd> {
+    let io = |errno: nix::errno::Errno| Error::Io {
+        op: "opening",
+        path: path.to_path_buf(),
+        source: errno.into(),
+    };
+    let inside = if path.is_relative() {
+        Some(path)
+    } else {
+        path.strip_prefix(bundle).ok()
+    };
+    let fd = match inside {
+        Some(rel) => {
+            let dir = std::fs::File::open(bundle).map_err(|source| Error::Io {
+                op: "opening",
+                path: bundle.to_path_buf(),
+                source,
+            })?;
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            open_bind_source(rel, readonly, SourceWalk::Beneath(dir.as_fd()))
+        }
+        None => open_bind_source(path, readonly, SourceWalk::FollowAll),
+    };
+    fd.map_err(io)
+}
+
+/// What the sandbox receives for a container's host paths: the rootfs directory, then the
+/// source of each bind mount in spec order (a directory fd, or a regular file open for I/O:
+/// `O_RDWR`, or `O_RDONLY` for `ro` binds and files the host will not let be written).
 ///
 /// # Errors
-/// A directory cannot be opened.
-pub fn open_dirs(c: &ContainerSpec) -> Result<Vec<OwnedFd>> {
+/// A source cannot be opened.
+pub fn open_sources(c: &ContainerSpec, bundle: &Path) -> Result<Vec<OwnedFd>> {
+    let rootfs = open_dir(&c.rootfs)?;
     let binds = c.mounts.iter().filter_map(|m| match &m.kind {
-        MountKind::Bind { source, .. } => Some(source.as_path()),
+        MountKind::Bind { source, readonly } => Some(open_source(source, bundle, *readonly)),
         MountKind::Tmpfs { .. } => None,
     });
-    std::iter::once(c.rootfs.as_path())
-        .chain(binds)
-        .map(open_dir)
-        .collect()
+    std::iter::once(Ok(rootfs)).chain(binds).collect()
 }
 
 /// The process part of a spec (the container's or an exec's).
@@ -228,11 +270,68 @@ mod tests {
                         readonly: true
                     }
                 },
+                MountSpec {
+                    destination: "/etc/hosts".into(),
+                    kind: MountKind::Bind {
+                        source: "/etc/hosts".into(),
+                        readonly: false
+                    }
+                },
             ]
         );
         let mut c = c;
         c.rootfs = PathBuf::from("/");
-        assert_eq!(open_dirs(&c).unwrap().len(), 2);
+        let fds = open_sources(&c, Path::new("/b")).unwrap();
+        assert_eq!(fds.len(), 3);
+        // The file is open for I/O (the sandbox cannot reopen it), read-write as asked.
+        assert_eq!(access_mode(&fds[2]), libc::O_RDWR);
+    }
+
+    fn access_mode(fd: &OwnedFd) -> i32 {
+        use std::os::fd::AsRawFd;
+        let fl = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        fl & libc::O_ACCMODE
+    }
+
+    /// Sources inside the bundle resolve beneath it; a symlink at the last component or a
+    /// `..` out of the bundle is refused, so image content cannot point the shim at a host
+    /// file. Absolute sources elsewhere are followed (containerd wrote them).
+    #[test]
+    fn bundle_sources_cannot_escape() {
+        let base = std::env::temp_dir().join(format!("runsc-rs-spec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let bundle = base.join("bundle");
+        std::fs::create_dir_all(bundle.join("rootfs/etc")).unwrap();
+        std::fs::write(base.join("outside"), b"host").unwrap();
+        std::fs::write(bundle.join("note"), b"note").unwrap();
+        std::os::unix::fs::symlink(base.join("outside"), bundle.join("rootfs/etc/link")).unwrap();
+        std::os::unix::fs::symlink("/", bundle.join("rootfs/root-link")).unwrap();
+        let open = |p: &str, ro: bool| open_source(Path::new(p), &bundle, ro);
+
+        let note = open("note", true).unwrap();
+        assert_eq!(access_mode(&note), libc::O_RDONLY);
+        let abs = bundle.join("note");
+        assert!(open(abs.to_str().unwrap(), false).is_ok());
+        let errno = |r: Result<OwnedFd>| match r {
+            Err(Error::Io { source, .. }) => source.raw_os_error(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(errno(open("rootfs/etc/link", false)), Some(libc::ELOOP));
+        let link = bundle.join("rootfs/etc/link");
+        assert_eq!(
+            errno(open(link.to_str().unwrap(), false)),
+            Some(libc::ELOOP)
+        );
+        assert_eq!(errno(open("../outside", false)), Some(libc::EXDEV));
+        assert_eq!(
+            errno(open("rootfs/root-link/etc/hostname", true)),
+            Some(libc::EXDEV)
+        );
+        // Outside the bundle: followed, as runc does.
+        let outside_link = base.join("outside-link");
+        std::os::unix::fs::symlink(base.join("outside"), &outside_link).unwrap();
+        assert!(open(outside_link.to_str().unwrap(), true).is_ok());
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -125,13 +125,26 @@ fn containerd_runs_containers_in_the_sandbox() {
     env.ctr_ok(&["containers", "rm", "t3"]);
     assert!(!freezer.exists(), "the sandbox cgroup was left behind");
 
-    // Bind mounts arrive in the sandbox as directory fds, tmpfs mounts are the sentry's.
+    // Bind mounts arrive in the sandbox as fds (directories, and single files open for I/O:
+    // read-only for `ro`), tmpfs mounts are the sentry's.
     let shared = env.tmp.join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::write(shared.join("note"), "from-the-host\n").unwrap();
     let bind = format!(
         "type=bind,src={},dst=/data,options=rbind:ro",
         shared.display()
+    );
+    let ro_file = env.tmp.join("note-file");
+    std::fs::write(&ro_file, "file-from-the-host\n").unwrap();
+    let ro_file_bind = format!(
+        "type=bind,src={},dst=/etc/note,options=rbind:ro",
+        ro_file.display()
+    );
+    let rw_file = env.tmp.join("termination-log");
+    std::fs::write(&rw_file, "").unwrap();
+    let rw_file_bind = format!(
+        "type=bind,src={},dst=/dev/termination-log,options=rbind:rw",
+        rw_file.display()
     );
     let out = env.ctr_ok(&[
         "run",
@@ -142,18 +155,32 @@ fn containerd_runs_containers_in_the_sandbox() {
         &bind,
         "--mount",
         "type=tmpfs,src=tmpfs,dst=/scratch,options=mode=0755",
+        "--mount",
+        &ro_file_bind,
+        "--mount",
+        &rw_file_bind,
         IMAGE,
         "t4",
         "/bin/sh",
         "-c",
         "cat /data/note; echo x > /data/new || echo ro-refused; \
-         echo y > /scratch/f && cat /scratch/f; grep -c ' /scratch ' /proc/mounts",
+         echo y > /scratch/f && cat /scratch/f; grep -c ' /scratch ' /proc/mounts; \
+         cat /etc/note; echo z > /etc/note || echo note-ro-refused; \
+         echo died-happily > /dev/termination-log && echo log-written",
     ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"from-the-host"), "t4 said {out:?}");
     assert!(lines.contains(&"ro-refused"), "t4 said {out:?}");
     assert!(lines.contains(&"y"), "t4 said {out:?}");
     assert!(!shared.join("new").exists());
+    assert!(lines.contains(&"file-from-the-host"), "t4 said {out:?}");
+    assert!(lines.contains(&"note-ro-refused"), "t4 said {out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&ro_file).unwrap(),
+        "file-from-the-host\n"
+    );
+    assert!(lines.contains(&"log-written"), "t4 said {out:?}");
+    assert_eq!(std::fs::read_to_string(&rw_file).unwrap(), "died-happily\n");
 
     // The same checks with runc where it is installed: "behaves as with runc".
     let runtimes: Vec<&str> = if on_path("runc") {

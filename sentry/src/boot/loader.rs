@@ -131,14 +131,17 @@ pub struct MountSpec {
 /// What is mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountKind {
-    /// A host directory, reached through the next fd of [`ContainerFds::binds`].
+    /// A host directory or regular file, reached through the next fd of
+    /// [`ContainerFds::binds`] (opened by [`super::open_bind_source`]: a directory fd, or the
+    /// file open for I/O).
     Bind { source: PathBuf, readonly: bool },
     /// A fresh sentry tmpfs whose root has this mode.
     Tmpfs { mode: u32 },
 }
 
-/// The host directories of a container, opened by the shim (`O_PATH|O_DIRECTORY`) before
-/// they crossed into the sandbox, which has no host filesystem of its own.
+/// The host directories and files of a container, opened by the shim (directories
+/// `O_PATH|O_DIRECTORY`, bind-mounted files for I/O) before they crossed into the sandbox,
+/// which has no host filesystem of its own.
 #[derive(Debug)]
 pub struct ContainerFds {
     pub rootfs: OwnedFd,

@@ -64,15 +64,22 @@ pub enum Error {
     },
     #[error("bad --volume {0:?}: expected HOST:GUEST[:ro] with an absolute GUEST")]
     BadVolume(String),
+    #[error(
+        "volume {0}: the host path is a symbolic link; name the file or directory it points to"
+    )]
+    VolumeSymlink(PathBuf),
     #[error(transparent)]
     Sandbox(#[from] sandbox::Error),
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
 }
 
-/// A host directory made visible in the sandbox (`--volume HOST:GUEST[:ro]`).
+/// A host directory or regular file made visible in the sandbox (`--volume HOST:GUEST[:ro]`,
+/// an OCI bind mount).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
+    /// The host path (for messages and `/proc/mounts`: the sandbox gets it as an fd from
+    /// [`open_bind_source`]).
     pub host: PathBuf,
     /// Absolute path in the sandbox.
     pub guest: String,
@@ -175,7 +182,8 @@ pub fn build_filesystem(
     let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
     let mount = |path: &str, root: Arc<dyn Inode>, fs_type, source: &str, ro| {
-        make_mountpoint(&ns, path.as_bytes()).map_err(mount_err(path))?;
+        let kind = root.file_type().map_err(mount_err(path))?;
+        make_mountpoint(&ns, path.as_bytes(), kind).map_err(mount_err(path))?;
         ns.mount(path.as_bytes(), root, fs_type, source, ro);
         Ok::<(), Error>(())
     };
@@ -212,13 +220,14 @@ pub fn build_filesystem(
     }
     for (v, fd) in volumes {
         let what = format!("volume {}", v.host.display());
-        let root = HostNode::new_root(fd, !v.readonly).map_err(mount_err(&what))?;
+        let root = HostNode::new_bind_root(fd, !v.readonly).map_err(mount_err(&what))?;
+        let readonly = v.readonly || !root.writable();
         mount(
             &v.guest,
             root,
             "hostfs",
             &v.host.to_string_lossy(),
-            v.readonly,
+            readonly,
         )?;
     }
     let fs = FsContext::new(ns, 0o022);
@@ -289,47 +298,168 @@ fn unescape_mountinfo(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Opens each volume's host directory (before the sandbox loses sight of the host).
+/// How [`open_bind_source`] treats symbolic links in the source path.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceWalk<'a> {
+    /// Follow every symlink, as runc's mount(2) of a source does: the absolute path of an OCI
+    /// spec written by containerd (the shim runs as root on the host, like runc).
+    FollowAll,
+    /// Refuse a symlink at the last component (ELOOP): `--volume HOST`, where whoever
+    /// controls HOST's directory could otherwise swap the file the operator named for a
+    /// link to one they did not (`/etc/shadow`) between the command line and the open.
+    RefuseLastLink,
+    /// Resolve the relative path beneath this directory (`openat2` `RESOLVE_BENEATH`, no magic
+    /// links: `..` and absolute symlinks cannot leave it, EXDEV) and refuse a symlink at the
+    /// last component: spec sources inside the bundle, whose rootfs is image content.
+    Beneath(std::os::fd::BorrowedFd<'a>),
+}
+
+/// Opens the source of a bind mount for the sandbox, which has no host filesystem to open it
+/// itself: a directory as an `O_PATH|O_DIRECTORY` fd (the root of a hostfs tree, walked one
+/// component at a time by the sentry), a regular file open for I/O because it cannot be
+/// reopened later: `O_RDONLY` when `readonly`, else `O_RDWR`, or `O_RDONLY` when the host
+/// refuses writing (permissions, a read-only filesystem; logged), which makes the sentry
+/// mount it read-only ([`crate::fs::hostfs::HostNode::new_file`] reads the access mode off
+/// the fd).
+///
+/// The path is first opened `O_PATH`, and a regular file is reopened from that fd through
+/// `/proc/self/fd` only after its type is checked, so a device, FIFO or socket is never
+/// opened (opening one can block or have effects).
+///
+/// # Errors
+/// The host's errors; ELOOP for a symlink `walk` refuses; ENXIO for a source that is
+/// neither a directory nor a regular file.
+pub fn open_bind_source(
+    path: &std::path::Path,
+    readonly: bool,
+    walk: SourceWalk<'_>,
+) -> Result<OwnedFd, nix::errno::Errno> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let herr = |e: rustix::io::Errno| nix::errno::Errno::from_raw(e.raw_os_error());
+    let o_path = OFlags::PATH | OFlags::CLOEXEC;
+    let fd = match walk {
+        SourceWalk::FollowAll => rustix::fs::open(path, o_path, Mode::empty()),
+        SourceWalk::RefuseLastLink => {
+            rustix::fs::open(path, o_path | OFlags::NOFOLLOW, Mode::empty())
+        }
+        SourceWalk::Beneath(dir) => rustix::fs::openat2(
+            dir,
+            path,
+            o_path | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ),
+    }
+    .map_err(herr)?;
+    let st = rustix::fs::fstat(&fd).map_err(herr)?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => return Ok(fd),
+        libc::S_IFREG => {}
+        libc::S_IFLNK => return Err(nix::errno::Errno::ELOOP),
+        _ => return Err(nix::errno::Errno::ENXIO),
+    }
+    let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let reopen = |access: OFlags| {
+        rustix::fs::open(
+            by_fd.as_str(),
+            access | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+    };
+    let file = if readonly {
+        reopen(OFlags::RDONLY)
+    } else {
+        match reopen(OFlags::RDWR) {
+            Err(
+                e @ (rustix::io::Errno::ACCESS
+                | rustix::io::Errno::ROFS
+                | rustix::io::Errno::PERM
+                | rustix::io::Errno::TXTBSY),
+            ) => {
+                log::warn!(
+                    "bind mount source {}: the host refuses writing ({e}); mounted read-only",
+                    path.display()
+                );
+                reopen(OFlags::RDONLY)
+            }
+            other => other,
+        }
+    }
+    .map_err(herr)?;
+    let got = rustix::fs::fstat(&file).map_err(herr)?;
+    if (got.st_dev, got.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(nix::errno::Errno::ESTALE);
+    }
+    Ok(file)
+}
+
+/// Opens each volume's host directory or file (before the sandbox loses sight of the host).
 fn open_volumes(volumes: &[Volume]) -> Result<Vec<(Volume, OwnedFd)>, Error> {
     volumes
         .iter()
         .map(|v| {
-            let fd = rustix::fs::open(
-                &v.host,
-                rustix::fs::OFlags::PATH
-                    | rustix::fs::OFlags::DIRECTORY
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| Error::Mount {
-                what: format!("volume {}", v.host.display()),
-                errno: nix::errno::Errno::from_raw(e.raw_os_error()),
-            })?;
+            let fd = open_bind_source(&v.host, v.readonly, SourceWalk::RefuseLastLink).map_err(
+                |errno| match errno {
+                    nix::errno::Errno::ELOOP => Error::VolumeSymlink(v.host.clone()),
+                    errno => Error::Mount {
+                        what: format!("volume {}", v.host.display()),
+                        errno,
+                    },
+                },
+            )?;
             Ok((v.clone(), fd))
         })
         .collect()
 }
 
-/// Creates the directory `path` and its missing parents (in the overlay's upper layer or
-/// an already mounted tmpfs), so a mountpoint shows up in its parent's listing.
-fn make_mountpoint(ns: &MountNamespace, path: &[u8]) -> Result<(), nix::errno::Errno> {
+/// Makes `path` ready to have a filesystem whose root is of type `kind` mounted on it:
+/// creates its missing parents as directories and `path` itself (in the overlay's upper
+/// layer or an already mounted tmpfs) as a directory, or, for a file mount, as an empty
+/// regular file, as runc does, so the mountpoint shows up in its parent's listing.
+///
+/// # Errors
+/// ENOTDIR when `path` exists as a directory and `kind` is not one or the other way round
+/// (Linux refuses such a mount the same way); the walk's and the filesystem's errors.
+fn make_mountpoint(
+    ns: &MountNamespace,
+    path: &[u8],
+    kind: FileType,
+) -> Result<(), nix::errno::Errno> {
     let r = Resolver::new(Caller::kernel(), ns.root(), ns);
     let mut cur = ns.root();
-    for name in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+    let names: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        let want_dir = !last || kind == FileType::Directory;
         cur = match r.child(&cur, name) {
             Ok(d) => d,
             Err(nix::errno::Errno::ENOENT) => {
                 let attrs = NewAttrs {
-                    mode: 0o755,
+                    mode: if want_dir { 0o755 } else { 0o644 },
                     uid: 0,
                     gid: 0,
                 };
-                cur.inode
-                    .create(&Caller::kernel(), name, NewNode::Directory, attrs)?;
+                let node = if want_dir {
+                    NewNode::Directory
+                } else {
+                    NewNode::Regular
+                };
+                cur.inode.create(&Caller::kernel(), name, node, attrs)?;
                 r.child(&cur, name)?
             }
             Err(e) => return Err(e),
         };
+        if last {
+            // A symlink there is covered by the mount, as the path names it.
+            let is_dir = cur.inode.file_type()? == FileType::Directory;
+            let is_link = cur.inode.file_type()? == FileType::Symlink;
+            if !is_link && is_dir != (kind == FileType::Directory) {
+                return Err(nix::errno::Errno::ENOTDIR);
+            }
+        }
     }
     Ok(())
 }
@@ -597,6 +727,144 @@ mod tests {
         let vol = fs.resolve(&cx, b"/mnt/vol").unwrap();
         assert!(vol.mount.readonly);
         assert_eq!(fs.resolve(&cx, b"/mnt/vol/..").unwrap().path, b"/mnt");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn file_volumes_mount_on_new_or_existing_files() {
+        let base = std::env::temp_dir().join(format!("runsc-rs-bootfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("root/etc/dir")).unwrap();
+        std::fs::write(base.join("root/etc/hostname"), b"image\n").unwrap();
+        std::fs::write(base.join("motd"), b"from the host\n").unwrap();
+        std::fs::write(base.join("hostname"), b"box\n").unwrap();
+        let spec = |host: &str, guest: &str| -> Volume {
+            format!("{}:{guest}", base.join(host).display())
+                .parse()
+                .unwrap()
+        };
+        let volumes = vec![
+            spec("motd", "/etc/new/motd.test:ro"),
+            spec("hostname", "/etc/hostname"),
+        ];
+        let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
+        let memory = Arc::new(MemoryFile::new().unwrap());
+        let fs = build_filesystem(
+            &memory,
+            root,
+            Vec::new(),
+            &[],
+            open_volumes(&volumes).unwrap(),
+            None,
+        )
+        .unwrap();
+        let cx = Caller::kernel();
+        let names = |p: &str| -> Vec<Vec<u8>> {
+            let d = fs.resolve(&cx, p.as_bytes()).unwrap();
+            d.inode
+                .readdir(&cx)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        };
+        // A missing mountpoint is created as an empty file (and its directory), so listings
+        // show it; stat through the path is the host file's.
+        assert!(names("/etc/new").contains(&b"motd.test".to_vec()));
+        let motd = fs.resolve(&cx, b"/etc/new/motd.test").unwrap();
+        assert_eq!(motd.inode.stat().unwrap().size, 14);
+        assert_eq!(motd.inode.contents().unwrap(), b"from the host\n");
+        assert!(motd.mount.readonly);
+        assert_eq!(motd.mount.fs_type, "hostfs");
+        let host = fs.resolve(&cx, b"/etc/hostname").unwrap();
+        assert_eq!(host.inode.contents().unwrap(), b"box\n");
+        assert!(!host.mount.readonly);
+        assert_eq!(
+            names("/etc").iter().filter(|n| *n == b"hostname").count(),
+            1
+        );
+
+        // A file cannot cover a directory, nor a directory a file (ENOTDIR, as Linux).
+        for (host, guest) in [("motd", "/etc/dir"), ("", "/etc/hostname")] {
+            let v = spec(host, guest);
+            let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
+            let err = build_filesystem(
+                &memory,
+                root,
+                Vec::new(),
+                &[],
+                open_volumes(&[v]).unwrap(),
+                None,
+            )
+            .err();
+            assert!(
+                matches!(
+                    err,
+                    Some(Error::Mount {
+                        errno: nix::errno::Errno::ENOTDIR,
+                        ..
+                    })
+                ),
+                "{guest}: {err:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn bind_sources_open_by_kind_and_symlink_rule() {
+        use std::os::fd::AsRawFd;
+        let base = std::env::temp_dir().join(format!("runsc-rs-source-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let file = base.join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let access = |fd: &OwnedFd| {
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap()
+        };
+        let open = |p: &std::path::Path, ro, walk| open_bind_source(p, ro, walk);
+
+        let rw = open(&file, false, SourceWalk::RefuseLastLink).unwrap();
+        assert_eq!(access(&rw) & libc::O_ACCMODE, libc::O_RDWR);
+        let ro = open(&file, true, SourceWalk::RefuseLastLink).unwrap();
+        assert_eq!(access(&ro) & libc::O_ACCMODE, libc::O_RDONLY);
+        let dir = open(&base, false, SourceWalk::RefuseLastLink).unwrap();
+        assert_ne!(access(&dir) & libc::O_PATH, 0);
+        // A symlink at the last component: refused for --volume, followed for a spec's path.
+        assert_eq!(
+            open(&link, true, SourceWalk::RefuseLastLink).err(),
+            Some(nix::errno::Errno::ELOOP)
+        );
+        assert!(matches!(
+            open_volumes(&[format!("{}:/x", link.display()).parse().unwrap()]),
+            Err(Error::VolumeSymlink(_))
+        ));
+        assert!(open(&link, true, SourceWalk::FollowAll).is_ok());
+        // A FIFO is never opened (that would block); devices neither.
+        let fifo = base.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            open(&fifo, true, SourceWalk::FollowAll).err(),
+            Some(nix::errno::Errno::ENXIO)
+        );
+        assert_eq!(
+            open(
+                std::path::Path::new("/dev/null"),
+                true,
+                SourceWalk::FollowAll
+            )
+            .err(),
+            Some(nix::errno::Errno::ENXIO)
+        );
+        // A file the host will not open for writing (a running executable: ETXTBSY) is
+        // opened read-only instead, which the sentry mounts read-only.
+        let exe = std::env::current_exe().unwrap();
+        let fd = open(&exe, false, SourceWalk::FollowAll).unwrap();
+        assert_eq!(access(&fd) & libc::O_ACCMODE, libc::O_RDONLY);
+        let node = crate::fs::hostfs::HostNode::new_file(fd, true).unwrap();
+        assert!(!node.writable());
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -114,7 +114,10 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
         (mremap, "the allocator growing large blocks"),
         (brk, "the allocator"),
         (fallocate, "the memory file: releasing pages (PUNCH_HOLE)"),
-        (ftruncate, "the memory file: growing it"),
+        (
+            ftruncate,
+            "the memory file: growing it; HostNode::setattr: truncating a bind-mounted file",
+        ),
         (
             futex,
             "std Mutex/Condvar and thread joins; waking CLONE_CHILD_CLEARTID waiters",
@@ -213,6 +216,10 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
         (
             Sysno::fchmodat,
             "HostNode::set_attr: chmod on a writable volume",
+        ),
+        (
+            Sysno::fchmod,
+            "HostNode::setattr: chmod of a bind-mounted single file, through its own fd",
         ),
         (
             Sysno::fchownat,

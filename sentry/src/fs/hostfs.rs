@@ -8,6 +8,13 @@
 //! FIFOs and sockets are never opened.
 //!
 //! A filesystem is read-only unless created writable (`--volume` without `:ro`).
+//!
+//! A bind mount of a single host file is a one-node tree ([`HostNode::new_file`]): the sandbox
+//! cannot reopen a file by name (it has no host filesystem and no host `/proc`), so the file
+//! arrives as an fd already open for I/O (`O_RDWR` for a writable mount, `O_RDONLY` for a
+//! read-only one) and every open of it in the sandbox shares that fd, at the sentry's own
+//! offsets (`pread`/`pwrite`); attribute changes are `fchmod`/`fchownat(AT_EMPTY_PATH)`/
+//! `futimens`/`ftruncate` on it.
 
 use std::any::Any;
 use std::os::fd::{AsFd, OwnedFd};
@@ -40,14 +47,23 @@ struct HostFs {
     writable: bool,
 }
 
-/// A host file, held as an `O_PATH` fd.
+/// How a node was reached, which decides how it is opened and changed.
+enum Origin {
+    /// The root directory of a tree; `fd` is a directory fd (O_PATH is enough).
+    TreeRoot,
+    /// Found by name in a directory of the tree; `fd` is `O_PATH|O_NOFOLLOW`. The directory
+    /// and the name are kept for opening it for I/O and for attribute changes by name.
+    Child { dir: Arc<OwnedFd>, name: Vec<u8> },
+    /// A single regular file mounted on its own; `fd` is open for I/O (`O_RDWR` when the
+    /// filesystem is writable, else `O_RDONLY`) and is the only handle there is.
+    File,
+}
+
+/// A host file, held as an fd (see [`Origin`] for which kind).
 pub struct HostNode {
     fs: Arc<HostFs>,
-    /// `O_PATH|O_NOFOLLOW` fd of the file itself.
     fd: Arc<OwnedFd>,
-    /// The directory it was found in and its name there (None for the tree's root), for
-    /// opening it for I/O and for attribute changes by name.
-    parent: Option<(Arc<OwnedFd>, Vec<u8>)>,
+    origin: Origin,
 }
 
 impl std::fmt::Debug for HostNode {
@@ -92,8 +108,64 @@ impl HostNode {
         Ok(Arc::new(HostNode {
             fs: Arc::new(HostFs { writable }),
             fd: Arc::new(dir),
-            parent: None,
+            origin: Origin::TreeRoot,
         }))
+    }
+
+    /// A single host file as the root of a mount (a file bind mount): `file` must be a
+    /// regular file open for I/O. The node is writable only when `writable` is asked for and
+    /// `file` is open `O_RDWR` (an fd the host only let be opened read-only makes a
+    /// read-only node, logged).
+    ///
+    /// # Errors
+    /// EISDIR for a directory, ENXIO for other non-regular files, EBADF for an `O_PATH` or
+    /// write-only fd.
+    pub fn new_file(file: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
+        let st = rustix::fs::fstat(&file).map_err(herr)?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(Errno::EISDIR),
+            _ => return Err(Errno::ENXIO),
+        }
+        let fl = rustix::fs::fcntl_getfl(&file).map_err(herr)?;
+        if fl.contains(OFlags::PATH) {
+            return Err(Errno::EBADF);
+        }
+        let mode = fl & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR);
+        let writable = match mode {
+            m if m == OFlags::RDWR => writable,
+            m if m == OFlags::RDONLY => {
+                if writable {
+                    log::info!("bind-mounted file open read-only on the host: mounted read-only");
+                }
+                false
+            }
+            _ => return Err(Errno::EBADF),
+        };
+        Ok(Arc::new(HostNode {
+            fs: Arc::new(HostFs { writable }),
+            fd: Arc::new(file),
+            origin: Origin::File,
+        }))
+    }
+
+    /// The root of a bind mount: a directory tree ([`HostNode::new_root`]) or a single file
+    /// ([`HostNode::new_file`]), whichever `fd` is.
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn new_bind_root(fd: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
+        let st = rustix::fs::fstat(&fd).map_err(herr)?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            HostNode::new_root(fd, writable)
+        } else {
+            HostNode::new_file(fd, writable)
+        }
+    }
+
+    /// Whether changes through this node reach the host (false for a read-only filesystem).
+    pub fn writable(&self) -> bool {
+        self.fs.writable
     }
 
     /// Opens the host directory `path` (chosen by the operator) as a tree root.
@@ -112,6 +184,9 @@ impl HostNode {
 
     fn child(&self, name: &[u8]) -> Result<Arc<HostNode>, Errno> {
         check_name(name)?;
+        if matches!(self.origin, Origin::File) {
+            return Err(Errno::ENOTDIR);
+        }
         let fd = rustix::fs::openat(
             self.fd.as_fd(),
             name,
@@ -122,7 +197,10 @@ impl HostNode {
         Ok(Arc::new(HostNode {
             fs: self.fs.clone(),
             fd: Arc::new(fd),
-            parent: Some((self.fd.clone(), name.to_vec())),
+            origin: Origin::Child {
+                dir: self.fd.clone(),
+                name: name.to_vec(),
+            },
         }))
     }
 
@@ -130,19 +208,33 @@ impl HostNode {
         rustix::fs::fstat(self.fd.as_fd()).map_err(herr)
     }
 
-    /// Opens the file itself for I/O with `flags` (regular files and directories only),
-    /// checking it is still the file the O_PATH fd refers to.
+    /// An fd of the file for I/O with `flags`: a fresh open ([`HostNode::reopen`]), or, for
+    /// a single-file mount, its own fd (open for writing exactly when the filesystem is
+    /// writable).
+    fn io_fd(&self, flags: OFlags) -> Result<Arc<OwnedFd>, Errno> {
+        if matches!(self.origin, Origin::File) {
+            if !(flags & (OFlags::WRONLY | OFlags::RDWR)).is_empty() {
+                self.check_writable()?;
+            }
+            return Ok(self.fd.clone());
+        }
+        Ok(Arc::new(self.reopen(flags)?))
+    }
+
+    /// Opens the file itself for I/O with `flags` (regular files and directories of a tree
+    /// only), checking it is still the file the O_PATH fd refers to.
     fn reopen(&self, flags: OFlags) -> Result<OwnedFd, Errno> {
         let want = self.host_stat()?;
         let kind = want.st_mode & libc::S_IFMT;
-        let fd = match (&self.parent, kind) {
+        let fd = match (&self.origin, kind) {
+            (Origin::File, _) => return Err(Errno::ENXIO),
             (_, libc::S_IFDIR) => rustix::fs::openat(
                 self.fd.as_fd(),
                 ".",
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             ),
-            (Some((dir, name)), libc::S_IFREG) => rustix::fs::openat(
+            (Origin::Child { dir, name }, libc::S_IFREG) => rustix::fs::openat(
                 dir.as_fd(),
                 name,
                 flags | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK,
@@ -189,6 +281,9 @@ impl Inode for HostNode {
     }
 
     fn readdir(&self, _cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+        if matches!(self.origin, Origin::File) {
+            return Err(Errno::ENOTDIR);
+        }
         let fd = self.reopen(OFlags::RDONLY)?;
         let dir = rustix::fs::Dir::new(fd).map_err(herr)?;
         let mut out = Vec::new();
@@ -226,11 +321,11 @@ impl Inode for HostNode {
     }
 
     fn contents(&self) -> Result<Vec<u8>, Errno> {
-        let fd = self.reopen(OFlags::RDONLY)?;
+        let fd = self.io_fd(OFlags::RDONLY)?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match rustix::io::pread(&fd, &mut buf, out.len() as u64) {
+            match rustix::io::pread(&*fd, &mut buf, out.len() as u64) {
                 Ok(0) => return Ok(out),
                 Ok(n) => out.extend_from_slice(&buf[..n]),
                 Err(rustix::io::Errno::INTR) => {}
@@ -251,7 +346,7 @@ impl Inode for HostNode {
                 OFlags::RDWR
             }
         };
-        Ok(Arc::new(HostFile::new(self.reopen(host_flags)?)))
+        Ok(Arc::new(HostFile::shared(self.io_fd(host_flags)?)))
     }
 
     fn create(
@@ -263,6 +358,9 @@ impl Inode for HostNode {
     ) -> Result<Arc<dyn Inode>, Errno> {
         self.check_writable()?;
         check_name(name)?;
+        if matches!(self.origin, Origin::File) {
+            return Err(Errno::ENOTDIR);
+        }
         let mode = Mode::from_bits_truncate(attrs.mode & 0o7777);
         let dir = self.fd.as_fd();
         match &node {
@@ -289,7 +387,11 @@ impl Inode for HostNode {
         self.check_writable()?;
         check_name(name)?;
         let t = self.same_fs(target)?;
-        let Some((tdir, tname)) = &t.parent else {
+        let Origin::Child {
+            dir: tdir,
+            name: tname,
+        } = &t.origin
+        else {
             return Err(Errno::EPERM);
         };
         rustix::fs::linkat(
@@ -337,60 +439,74 @@ impl Inode for HostNode {
 
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         self.check_writable()?;
-        let Some((dir, name)) = &self.parent else {
-            return Err(Errno::EPERM);
+        let omit = Timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
         };
-        let dir = dir.as_fd();
-        if let Some(size) = a.size {
-            let fd = self.reopen(OFlags::WRONLY)?;
-            rustix::fs::ftruncate(&fd, size).map_err(herr)?;
-        }
-        if let Some(m) = a.mode {
-            rustix::fs::chmodat(
-                dir,
-                name.as_slice(),
-                Mode::from_bits_truncate(m),
-                AtFlags::empty(),
-            )
-            .map_err(herr)?;
-        }
-        if a.uid.is_some() || a.gid.is_some() {
-            rustix::fs::chownat(
-                dir,
-                name.as_slice(),
-                a.uid.map(rustix::fs::Uid::from_raw),
-                a.gid.map(rustix::fs::Gid::from_raw),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(herr)?;
-        }
-        if a.atime.is_some() || a.mtime.is_some() {
-            let omit = Timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_OMIT,
-            };
-            let conv = |t: Option<TimeSet>| match t {
-                None => omit,
-                Some(TimeSet::Now) => {
-                    let (s, ns) = now();
-                    Timespec {
-                        tv_sec: s,
-                        tv_nsec: ns,
-                    }
-                }
-                Some(TimeSet::At(s, ns)) => Timespec {
+        let conv = |t: Option<TimeSet>| match t {
+            None => omit,
+            Some(TimeSet::Now) => {
+                let (s, ns) = now();
+                Timespec {
                     tv_sec: s,
                     tv_nsec: ns,
-                },
-            };
-            let ts = Timestamps {
-                last_access: conv(a.atime),
-                last_modification: conv(a.mtime),
-            };
-            rustix::fs::utimensat(dir, name.as_slice(), &ts, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(herr)?;
+                }
+            }
+            Some(TimeSet::At(s, ns)) => Timespec {
+                tv_sec: s,
+                tv_nsec: ns,
+            },
+        };
+        let times = (a.atime.is_some() || a.mtime.is_some()).then(|| Timestamps {
+            last_access: conv(a.atime),
+            last_modification: conv(a.mtime),
+        });
+        let mode = a.mode.map(Mode::from_bits_truncate);
+        let owner = (a.uid.is_some() || a.gid.is_some()).then(|| {
+            (
+                a.uid.map(rustix::fs::Uid::from_raw),
+                a.gid.map(rustix::fs::Gid::from_raw),
+            )
+        });
+        match &self.origin {
+            Origin::TreeRoot => Err(Errno::EPERM),
+            Origin::File => {
+                // The fd is the only handle: every change goes through it.
+                let fd = self.fd.as_fd();
+                if let Some(size) = a.size {
+                    rustix::fs::ftruncate(fd, size).map_err(herr)?;
+                }
+                if let Some(m) = mode {
+                    rustix::fs::fchmod(fd, m).map_err(herr)?;
+                }
+                if let Some((uid, gid)) = owner {
+                    rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH).map_err(herr)?;
+                }
+                if let Some(ts) = times {
+                    rustix::fs::futimens(fd, &ts).map_err(herr)?;
+                }
+                Ok(())
+            }
+            Origin::Child { dir, name } => {
+                let dir = dir.as_fd();
+                if let Some(size) = a.size {
+                    let fd = self.reopen(OFlags::WRONLY)?;
+                    rustix::fs::ftruncate(&fd, size).map_err(herr)?;
+                }
+                if let Some(m) = mode {
+                    rustix::fs::chmodat(dir, name.as_slice(), m, AtFlags::empty()).map_err(herr)?;
+                }
+                if let Some((uid, gid)) = owner {
+                    rustix::fs::chownat(dir, name.as_slice(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(herr)?;
+                }
+                if let Some(ts) = times {
+                    rustix::fs::utimensat(dir, name.as_slice(), &ts, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(herr)?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
@@ -454,6 +570,104 @@ mod tests {
                 .err(),
             Some(Errno::EROFS)
         );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let base =
+            std::env::temp_dir().join(format!("runsc-rs-hostfs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        base
+    }
+
+    fn open_file(path: &std::path::Path, flags: OFlags) -> OwnedFd {
+        rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_single_file_is_a_mount_root_with_its_own_fd() {
+        use std::os::unix::fs::MetadataExt;
+        let base = scratch("file");
+        let path = base.join("data");
+        std::fs::write(&path, b"hello host\n").unwrap();
+        let node = HostNode::new_file(open_file(&path, OFlags::RDWR), true).unwrap();
+        assert!(node.writable());
+        let st = node.stat().unwrap();
+        assert_eq!(st.size, 11);
+        assert_eq!(FileType::from_mode(st.mode), FileType::Regular);
+        assert_eq!(node.contents().unwrap(), b"hello host\n");
+        // Not a directory: nothing below it.
+        let cx = Caller::kernel();
+        assert_eq!(node.lookup(&cx, b"x").err(), Some(Errno::ENOTDIR));
+        assert_eq!(node.readdir(&cx).err(), Some(Errno::ENOTDIR));
+        // Opens share the donated fd, which is the file's.
+        let f = node.open(&cx, libc::O_RDWR as u32).unwrap();
+        assert_eq!(f.stat().unwrap().ino, st.ino);
+        assert!(f.seekable());
+
+        // Attribute changes reach the host file through the fd.
+        node.setattr(&SetAttr {
+            size: Some(5),
+            mode: Some(0o600),
+            uid: Some(1234),
+            mtime: Some(TimeSet::At(1_000_000, 0)),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o600);
+        assert_eq!(meta.uid(), 1234);
+        assert_eq!(meta.mtime(), 1_000_000);
+        assert_eq!(node.stat().unwrap().size, 5);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_read_only_file_mount_refuses_changes() {
+        let base = scratch("rofile");
+        let path = base.join("data");
+        std::fs::write(&path, b"keep").unwrap();
+        let cx = Caller::kernel();
+        // Asked writable but open O_RDONLY on the host (the host refused writing): read-only.
+        for (fd_flags, asked) in [(OFlags::RDONLY, true), (OFlags::RDWR, false)] {
+            let node = HostNode::new_file(open_file(&path, fd_flags), asked).unwrap();
+            assert!(!node.writable());
+            assert!(node.open(&cx, libc::O_RDONLY as u32).is_ok());
+            for acc in [libc::O_WRONLY, libc::O_RDWR] {
+                assert_eq!(node.open(&cx, acc as u32).err(), Some(Errno::EROFS));
+            }
+            let truncate = SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            };
+            assert_eq!(node.setattr(&truncate), Err(Errno::EROFS));
+            assert_eq!(node.contents().unwrap(), b"keep");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn file_roots_need_a_regular_file_open_for_io() {
+        let base = scratch("kinds");
+        let path = base.join("data");
+        std::fs::write(&path, b"x").unwrap();
+        let dir = open_file(&base, OFlags::RDONLY | OFlags::DIRECTORY);
+        assert_eq!(HostNode::new_file(dir, false).err(), Some(Errno::EISDIR));
+        let o_path = open_file(&path, OFlags::PATH);
+        assert_eq!(HostNode::new_file(o_path, false).err(), Some(Errno::EBADF));
+        let wronly = open_file(&path, OFlags::WRONLY);
+        assert_eq!(HostNode::new_file(wronly, true).err(), Some(Errno::EBADF));
+        let null = open_file(std::path::Path::new("/dev/null"), OFlags::RDWR);
+        assert_eq!(HostNode::new_file(null, true).err(), Some(Errno::ENXIO));
+        // new_bind_root picks the kind.
+        let dir = open_file(&base, OFlags::PATH | OFlags::DIRECTORY);
+        let tree = HostNode::new_bind_root(dir, false).unwrap();
+        assert_eq!(tree.file_type(), Ok(FileType::Directory));
+        let file = HostNode::new_bind_root(open_file(&path, OFlags::RDONLY), false).unwrap();
+        assert_eq!(file.file_type(), Ok(FileType::Regular));
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -651,10 +651,12 @@ fn do_rename(
     if (op.trailing_slash || np.trailing_slash) && !src_dir {
         return Err(Errno::ENOTDIR);
     }
-    if !Arc::ptr_eq(&op.parent.mount, &np.parent.mount)
-        || !Arc::ptr_eq(&src.mount, &op.parent.mount)
-    {
+    if !Arc::ptr_eq(&op.parent.mount, &np.parent.mount) {
         return Err(Errno::EXDEV);
+    }
+    // Moving a mountpoint (a bind-mounted /etc/hosts, say) is EBUSY on Linux.
+    if !Arc::ptr_eq(&src.mount, &op.parent.mount) {
+        return Err(Errno::EBUSY);
     }
     let new_path = np.parent.child_path(&np.name);
     if new_path.len() > src.path.len()

@@ -23,13 +23,16 @@ pub struct HostFile {
 impl HostFile {
     /// A file hostfs opened: regular files keep their offset in the sentry.
     pub fn new(fd: OwnedFd) -> HostFile {
+        HostFile::shared(Arc::new(fd))
+    }
+
+    /// A file hostfs opened on an fd other opens share (a bind-mounted single file, whose
+    /// fd cannot be reopened): I/O is positional, so each open keeps its own offset.
+    pub fn shared(fd: Arc<OwnedFd>) -> HostFile {
         let seekable = nix::sys::stat::fstat(fd.as_raw_fd())
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
             .unwrap_or(false);
-        HostFile {
-            fd: Arc::new(fd),
-            seekable,
-        }
+        HostFile { fd, seekable }
     }
 
     /// A host fd donated to the sandbox (stdio): data moves at the host fd's own offset.

@@ -349,6 +349,39 @@ mod tests {
     }
 
     #[test]
+    fn a_file_mount_is_crossed_at_the_last_component() {
+        let ns = tree();
+        let cx = Caller::kernel();
+        let other = TmpFs::new_root(&Arc::new(crate::memory::MemoryFile::new().unwrap()), 0o755);
+        let file = other
+            .create(&cx, b"data", NewNode::Regular, attrs())
+            .unwrap();
+        ns.mount(b"/a/b/f", file.clone(), "tmpfs", "tmpfs", true);
+        let r = Resolver::new(cx, ns.root(), &ns);
+        let d = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        assert!(Arc::ptr_eq(&d.inode, &file));
+        assert!(d.mount.readonly);
+        assert_eq!(d.parent.as_ref().unwrap().path, b"/a/b");
+        // Through a symlink to it, and relative: the same file.
+        let d = r.resolve(ns.root(), b"/a/abs", true).unwrap();
+        assert!(Arc::ptr_eq(&d.inode, &file));
+        let d = r.resolve(ns.root(), b"rel/f", false).unwrap();
+        assert!(Arc::ptr_eq(&d.inode, &file));
+        // A file has no children and no trailing slash.
+        assert_eq!(resolve(&ns, "/a/b/f/", true), Err(Errno::ENOTDIR));
+        assert_eq!(resolve(&ns, "/a/b/f/..", true), Err(Errno::ENOTDIR));
+        // The parent's listing still names the mountpoint once.
+        let b = r.resolve(ns.root(), b"/a/b", true).unwrap();
+        let names: Vec<_> = b.inode.readdir(&cx).unwrap();
+        assert_eq!(names.iter().filter(|e| e.name == b"f").count(), 1);
+        // The covered file is back after an unmount.
+        let m = ns.mount_at(b"/a/b/f").unwrap();
+        ns.unmount(&m);
+        let d = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        assert!(!Arc::ptr_eq(&d.inode, &file));
+    }
+
+    #[test]
     fn parent_and_name() {
         let ns = tree();
         let r = Resolver::new(Caller::kernel(), ns.root(), &ns);
