@@ -78,6 +78,10 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     {
         return Err(Errno::EINVAL);
     }
+    // A namespace init's siblings would be outside its namespace.
+    if f & CLONE_PARENT != 0 && t.tg.unkillable.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Errno::EINVAL);
+    }
     if f & CLONE_SIGHAND != 0 && f & CLONE_THREAD == 0 {
         log::debug!("CLONE_SIGHAND without CLONE_THREAD: dispositions are copied, not shared");
     }
@@ -97,7 +101,13 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     } else {
         Arc::new(t.fds.fork())
     };
-    let tid = kernel.alloc_tid();
+    if f & CLONE_SETTLS != 0 && a.tls >= platform::MAX_USER_ADDRESS {
+        return Err(Errno::EPERM);
+    }
+    let ns = t.tg.pidns.clone();
+    let tid = ns.alloc(f & CLONE_THREAD == 0)?;
+    // The child is in the caller's namespace (no CLONE_NEWPID), so one ID serves both.
+    let vtid = t.vpid_of(tid);
     let tg = if f & CLONE_THREAD != 0 {
         t.tg.clone()
     } else {
@@ -112,18 +122,22 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         cpu.regs.rsp = a.stack;
     }
     if f & CLONE_SETTLS != 0 {
-        if a.tls >= platform::MAX_USER_ADDRESS {
-            return Err(Errno::EPERM);
-        }
         cpu.regs.fs_base = a.tls;
     }
     cpu.fp.dirty = true;
 
-    if f & CLONE_PARENT_SETTID != 0 {
-        t.mm.write_obj(a.parent_tid, &tid)?;
-    }
-    if f & CLONE_CHILD_SETTID != 0 {
-        mm.write_obj(a.child_tid, &tid)?;
+    let settid = (|| {
+        if f & CLONE_PARENT_SETTID != 0 {
+            t.mm.write_obj(a.parent_tid, &vtid)?;
+        }
+        if f & CLONE_CHILD_SETTID != 0 {
+            mm.write_obj(a.child_tid, &vtid)?;
+        }
+        Ok::<(), Errno>(())
+    })();
+    if let Err(e) = settid {
+        ns.release(tid);
+        return Err(e);
     }
     {
         let mut tree = kernel.tree();
@@ -135,6 +149,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             };
             tree.add_proc(tg.clone(), parent, a.exit_signal);
         } else if t.tg.sig().exit.is_some() {
+            ns.release(tid);
             return Err(Errno::EINTR);
         }
         tree.tasks.insert(tid, handle.clone());
@@ -172,15 +187,13 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         tree.tasks.remove(&tid);
         tg.sig().threads.remove(&tid);
         if f & CLONE_THREAD == 0 {
-            tree.procs.remove(&tid);
-            if let Some(p) = tree.procs.get_mut(&t.tg.tgid) {
-                p.children.remove(&tid);
-            }
+            tree.reap(tid);
         }
+        tree.forget_id(tid, &ns);
         return Err(Errno::EAGAIN);
     }
     if let Some(done) = vfork_done {
         done.wait();
     }
-    Ok(tid)
+    Ok(vtid)
 }
