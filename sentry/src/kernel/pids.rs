@@ -388,8 +388,9 @@ impl Tree {
         }
     }
 
-    /// One step of `wait4`/`waitid` for process `me`: a child in a reportable state, None
-    /// if there are matching children but none is ready.
+    /// One step of `wait4`/`waitid` for process `me`: a child in a reportable state (with
+    /// its PID in `me`'s namespace, taken before a reap releases it), None if there are
+    /// matching children but none is ready.
     ///
     /// # Errors
     /// ECHILD when no child matches.
@@ -403,6 +404,8 @@ impl Tree {
             return Err(Errno::ECHILD);
         };
         let my_pgid = p.pgid;
+        let my_ns = p.tg.pidns.clone();
+        let seen = |c: i32| my_ns.id_of(c).unwrap_or(0);
         let candidates: Vec<i32> = p
             .children
             .iter()
@@ -430,10 +433,11 @@ impl Tree {
                 if !opts.exited {
                     continue;
                 }
+                let pid = seen(c);
                 if !opts.nowait {
                     self.reap(c);
                 }
-                return Ok(Some((c, ChildState::Exited(st))));
+                return Ok(Some((pid, ChildState::Exited(st))));
             }
             let mut s = cp.tg.sig();
             match s.stop_event {
@@ -441,13 +445,13 @@ impl Tree {
                     if !opts.nowait {
                         s.stop_event = None;
                     }
-                    return Ok(Some((c, ChildState::Stopped(sig))));
+                    return Ok(Some((seen(c), ChildState::Stopped(sig))));
                 }
                 Some(StopEvent::Continued) if opts.continued => {
                     if !opts.nowait {
                         s.stop_event = None;
                     }
-                    return Ok(Some((c, ChildState::Continued)));
+                    return Ok(Some((seen(c), ChildState::Continued)));
                 }
                 _ => {}
             }
@@ -664,6 +668,20 @@ mod tests {
             info.fields[0] as u32, 2,
             "si_pid in the namespace, not {kid}"
         );
+    }
+
+    #[test]
+    fn wait_reports_the_waiters_view_of_the_child() {
+        let (mut t, _root, a, _b) = two_namespaces();
+        let ia = a.lookup(1).unwrap();
+        let kid = spawn(&mut t, &a, ia, libc::SIGCHLD);
+        assert_ne!(kid, 2);
+        exit(&mut t, kid, ExitStatus::Exited(4));
+        assert_eq!(
+            t.wait_child(ia, WaitSel::Pid(kid), exited()),
+            Ok(Some((2, ChildState::Exited(ExitStatus::Exited(4)))))
+        );
+        assert_eq!(a.id_of(kid), None, "reaped: the ID is free");
     }
 
     #[test]

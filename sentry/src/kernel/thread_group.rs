@@ -132,10 +132,10 @@ impl ThreadGroup {
         }
     }
 
-    /// A child process's group: namespace, container, limits and dispositions inherited
-    /// from `parent` (fork without CLONE_THREAD).
-    pub fn fork_from(tgid: i32, parent: &ThreadGroup) -> ThreadGroup {
-        let tg = ThreadGroup::new(tgid, parent.pidns.clone(), parent.container.clone());
+    /// A child process's group in PID namespace `pidns`: container, limits and dispositions
+    /// inherited from `parent` (fork without CLONE_THREAD).
+    pub fn fork_from(tgid: i32, parent: &ThreadGroup, pidns: Arc<PidNamespace>) -> ThreadGroup {
+        let tg = ThreadGroup::new(tgid, pidns, parent.container.clone());
         *tg.limits.lock().unwrap() = *parent.limits.lock().unwrap();
         tg.sig.lock().unwrap().actions = parent.sig.lock().unwrap().actions;
         *tg.image.lock().unwrap() = parent.image.lock().unwrap().clone();

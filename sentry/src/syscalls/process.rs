@@ -377,7 +377,7 @@ pub fn wait4(
                 t.mm.write_obj(status, &st.wait_status())?;
             }
             write_rusage(t, rusage)?;
-            Ok(t.vpid_of(pid) as u64)
+            Ok(pid as u64)
         }
     }
 }
@@ -418,7 +418,7 @@ pub fn waitid(
         let info = match found {
             Some((pid, st)) => {
                 let (code, status) = st.code_status();
-                signal::SigInfo::child(libc::SIGCHLD, code, t.vpid_of(pid), 0, status)
+                signal::SigInfo::child(libc::SIGCHLD, code, pid, 0, status)
             }
             None => signal::SigInfo::new(0, 0),
         };
