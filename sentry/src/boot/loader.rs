@@ -906,12 +906,13 @@ mod tests {
         let probe = |who: &str| {
             format!(
                 "echo {who} $$ $PPID /proc/[0-9]*; kill -0 2 2>/dev/null; echo kill=$?; \
-                 read -r pid rest </proc/self/stat; echo self=$pid"
+                 read -r pid rest </proc/self/stat; echo self=$pid; \
+                 echo ns=$(/bin/busybox readlink /proc/1/ns/pid)"
             )
         };
         // b: a namespace of its own: only itself, PID 1, and a's PID 2 is not there.
         let b = run(&loader, "b", PidNamespaceSpec::New, &probe("B"));
-        let b_out = read_until(&b, "self=");
+        let b_out = read_until(&b, "]\n");
         assert!(
             b_out.starts_with("B 1 0 /proc/1\nkill=1\nself=1"),
             "b sees only itself: {b_out:?}"
@@ -923,10 +924,24 @@ mod tests {
             PidNamespaceSpec::Share("a".into()),
             &probe("C"),
         );
-        let c_out = read_until(&c, "self=");
+        let c_out = read_until(&c, "]\n");
         assert!(
             c_out.starts_with("C 4 0 /proc/1 /proc/2 /proc/3 /proc/4\nkill=0\nself=4"),
             "c shares a's namespace: {c_out:?}"
+        );
+        let ns = |out: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix("ns=pid:["))
+                .map(str::to_owned)
+        };
+        assert!(
+            ns(&b_out).is_some() && ns(&c_out).is_some(),
+            "{b_out:?} {c_out:?}"
+        );
+        assert_ne!(
+            ns(&b_out),
+            ns(&c_out),
+            "b's namespace is not a's: {c_out:?}"
         );
         assert_eq!(
             loader.wait_pid("b", &ProcessRef::Init).unwrap(),

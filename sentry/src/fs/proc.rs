@@ -317,8 +317,9 @@ const NAMESPACES: [(&str, u64); 8] = [
     ("ipc", 0xEFFF_FFFF),
     ("mnt", 0xF000_0000),
     ("net", 0xF000_0098),
-    ("pid", 0xEFFF_FFFC),
-    ("pid_for_children", 0xEFFF_FFFC),
+    // The process's own namespace's number is shown (`PidNamespace::inode`).
+    ("pid", 0),
+    ("pid_for_children", 0),
     ("user", 0xEFFF_FFFD),
     ("uts", 0xEFFF_FFFE),
 ];
@@ -618,8 +619,11 @@ impl Inode for PidNode {
     fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
         match self.node {
             Node::Ns(i) => {
-                let (name, ino) = NAMESPACES[i];
+                let (name, mut ino) = NAMESPACES[i];
                 let name = name.strip_suffix("_for_children").unwrap_or(name);
+                if name == "pid" {
+                    ino = self.snapshot()?.tg.pidns.inode();
+                }
                 Ok(format!("{name}:[{ino}]").into_bytes())
             }
             Node::Fd(fd) => {

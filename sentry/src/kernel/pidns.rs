@@ -17,6 +17,7 @@
 //! never the other way round, and one namespace's at a time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::Errno;
@@ -24,6 +25,8 @@ use crate::abi::Errno;
 /// One PID namespace; see the module documentation.
 #[derive(Debug)]
 pub struct PidNamespace {
+    /// The number `/proc/[pid]/ns/pid` shows.
+    inode: u64,
     parent: Option<Arc<PidNamespace>>,
     /// Depth under the root (0 for the root).
     level: usize,
@@ -46,10 +49,17 @@ struct Ids {
     dead: bool,
 }
 
+/// Linux's inode number of the initial PID namespace (PROC_PID_INIT_INO).
+const ROOT_INODE: u64 = 0xEFFF_FFFC;
+
+/// Numbers of child namespaces, clear of the other namespaces' fixed ones.
+static NEXT_INODE: AtomicU64 = AtomicU64::new(0xF000_1000);
+
 impl PidNamespace {
     /// A new root namespace (one per kernel).
     pub fn new_root() -> Arc<PidNamespace> {
         Arc::new(PidNamespace {
+            inode: ROOT_INODE,
             parent: None,
             level: 0,
             ids: Mutex::new(Ids {
@@ -65,6 +75,7 @@ impl PidNamespace {
     /// A new namespace under `self`.
     pub fn new_child(self: &Arc<Self>) -> Arc<PidNamespace> {
         Arc::new(PidNamespace {
+            inode: NEXT_INODE.fetch_add(1, Ordering::Relaxed),
             parent: Some(self.clone()),
             level: self.level + 1,
             ids: Mutex::new(Ids {
@@ -79,6 +90,11 @@ impl PidNamespace {
 
     fn ids(&self) -> MutexGuard<'_, Ids> {
         self.ids.lock().unwrap()
+    }
+
+    /// The namespace's number in `/proc/[pid]/ns/pid` (the same for everyone in it).
+    pub fn inode(&self) -> u64 {
+        self.inode
     }
 
     /// Depth under the root namespace.
@@ -252,6 +268,8 @@ mod tests {
         assert_eq!(a.ids_down_to(&inner, g), vec![2, 1]);
         assert_eq!(inner.ids_down_to(&a, g), Vec::<i32>::new());
         assert!(root.contains(&inner) && a.contains(&inner) && !inner.contains(&a));
+        assert_ne!(a.inode(), inner.inode());
+        assert_ne!(a.inode(), root.inode());
     }
 
     #[test]
