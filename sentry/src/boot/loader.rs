@@ -132,7 +132,9 @@ pub enum PidNamespaceSpec {
     /// A new namespace under the sandbox's root namespace; the container's init is its PID 1.
     #[default]
     New,
-    /// The namespace of container `id` (the empty id: the sandbox's first container).
+    /// The namespace of container `id` (the empty id: the sandbox's first container). When
+    /// that is the container being created (the first one, or a pod's sandbox container
+    /// naming itself), the namespace is new.
     Share(String),
 }
 
