@@ -34,6 +34,7 @@ use containerd_shim::protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::shim::shim::CheckpointTaskRequest;
@@ -210,6 +211,25 @@ fn exec_ref(exec_id: &str) -> ProcessRef {
         ProcessRef::Init
     } else {
         ProcessRef::Exec(exec_id.to_owned())
+    }
+}
+
+/// The `INFO` of an exec process in `ctr task ps`: runc's `containerd.runc.v1.ProcessDetails`
+/// (`message ProcessDetails { string exec_id = 1; }`), which containerd's clients know how to
+/// decode. The crate has no type for it; one length-delimited field is encoded by hand.
+fn process_details(exec_id: &str) -> Any {
+    let mut value = vec![0x0a]; // field 1, wire type 2 (length-delimited)
+    let mut len = exec_id.len();
+    while len >= 0x80 {
+        value.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    value.push(len as u8);
+    value.extend_from_slice(exec_id.as_bytes());
+    Any {
+        type_url: "containerd.runc.v1.ProcessDetails".to_owned(),
+        value,
+        ..Default::default()
     }
 }
 
@@ -795,6 +815,12 @@ impl Service {
                 .into_iter()
                 .map(|p| ProcessInfo {
                     pid: u32::try_from(p.pid).unwrap_or(0),
+                    info: match &p.process {
+                        Some(ProcessRef::Exec(exec_id)) => {
+                            MessageField::some(process_details(exec_id))
+                        }
+                        _ => MessageField::none(),
+                    },
                     ..Default::default()
                 })
                 .collect();

@@ -10,10 +10,6 @@ use containerd_shim::{Config, ExitSignal, Flags, StartOpts};
 use crate::sandbox;
 use crate::service::Service;
 
-/// The CRI annotation naming a container's pod sandbox: containers of one pod share one
-/// shim (and one sandbox).
-const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
-
 /// The shim of one container, or of one pod.
 pub struct RunscShim {
     namespace: String,
@@ -27,7 +23,7 @@ fn grouping(id: &str) -> String {
     crate::spec::load(Path::new("."))
         .ok()
         .and_then(|s| s.annotations().clone())
-        .and_then(|a| a.get(SANDBOX_ID_ANNOTATION).cloned())
+        .and_then(|a| a.get(crate::spec::SANDBOX_ID).cloned())
         .filter(|g| !g.is_empty())
         .unwrap_or_else(|| id.to_owned())
 }

@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
-use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, ProcessSpec};
+use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec};
 use sentry::boot::{open_bind_source, SourceWalk};
 
 use crate::error::{Error, Result};
@@ -43,7 +43,36 @@ pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
             .flatten()
             .filter_map(mount_spec)
             .collect(),
+        pid_namespace: pid_namespace(spec),
     })
+}
+
+/// The CRI annotation naming the pod a container belongs to: containers of one pod share
+/// one shim (and one sandbox), and a pod's shared PID namespace is its sandbox container's.
+pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The container's PID namespace from `linux.namespaces`: a `pid` entry with a `path` joins
+/// an existing namespace, which in the sandbox is the pod's (the first container's, when the
+/// spec does not name the pod); without a path, or without a `pid` entry, the container gets
+/// its own.
+fn pid_namespace(spec: &Spec) -> PidNamespaceSpec {
+    let joins = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_some());
+    if !joins {
+        return PidNamespaceSpec::New;
+    }
+    let pod = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SANDBOX_ID))
+        .cloned()
+        .unwrap_or_default();
+    PidNamespaceSpec::Share(pod)
 }
 
 /// The sandbox's view of one OCI mount: bind mounts of host directories and regular files,
@@ -349,5 +378,33 @@ mod tests {
         );
         assert_eq!(network_namespace(&spec(r#"[{"type":"network"}]"#)), None);
         assert_eq!(network_namespace(&spec(r#"[{"type":"pid"}]"#)), None);
+    }
+
+    fn with_linux(linux: &str, annotations: &str) -> PidNamespaceSpec {
+        let spec: Spec = serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.0.2","process":{PROCESS},"linux":{linux}{annotations}}}"#
+        ))
+        .unwrap();
+        container(&spec, Path::new("/b")).unwrap().pid_namespace
+    }
+
+    #[test]
+    fn pid_namespace_maps_from_linux_namespaces() {
+        let pod = r#","annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}"#;
+        let own = r#"{"namespaces":[{"type":"mount"},{"type":"pid"}]}"#;
+        let joined = r#"{"namespaces":[{"type":"pid","path":"/proc/42/ns/pid"},{"type":"ipc"}]}"#;
+        let none = r#"{"namespaces":[{"type":"mount"},{"type":"network"}]}"#;
+        assert_eq!(with_linux(own, pod), PidNamespaceSpec::New);
+        assert_eq!(with_linux(own, ""), PidNamespaceSpec::New);
+        assert_eq!(
+            with_linux(joined, pod),
+            PidNamespaceSpec::Share("pod1".into())
+        );
+        assert_eq!(
+            with_linux(joined, ""),
+            PidNamespaceSpec::Share(String::new())
+        );
+        assert_eq!(with_linux(none, pod), PidNamespaceSpec::New);
+        assert_eq!(with_linux("{}", pod), PidNamespaceSpec::New);
     }
 }

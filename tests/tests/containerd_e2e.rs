@@ -22,11 +22,6 @@ use e2e_common::{
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e";
 
-/// Known shim gap, checked strictly: `ctr task ps` lists the init and exec'd processes but not
-/// the init's children (runc lists every process of the container). While false, the test
-/// fails if the gap is gone, so that this is switched on together with the fix.
-const TASK_PS_LISTS_CHILDREN: bool = false;
-
 #[test]
 fn containerd_runs_containers_in_the_sandbox() {
     if let Err(reason) = check_prerequisites() {
@@ -409,11 +404,7 @@ fn kill_all(env: &Env, runtime: &str) -> (Option<i32>, i32) {
         .spawn()
         .expect("spawning ctr task exec");
     // The init, its `sleep 1000` and the exec'd `sleep 1000`.
-    let expected_rows = if runtime == RUNTIME && !TASK_PS_LISTS_CHILDREN {
-        2
-    } else {
-        3
-    };
+    let expected_rows = 3;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut ps;
     loop {
@@ -435,19 +426,13 @@ fn kill_all(env: &Env, runtime: &str) -> (Option<i32>, i32) {
         "{runtime}: ctr task ps said {ps:?}"
     );
     let rows = ps.lines().skip(1).count();
-    if runtime == RUNTIME && !TASK_PS_LISTS_CHILDREN {
-        assert_eq!(
-            rows, 2,
-            "{runtime}: ctr task ps said {ps:?}; if it now lists the init's child, set \
-             TASK_PS_LISTS_CHILDREN"
-        );
-        eprintln!(
-            "KNOWN GAP: ctr task ps on runsc-rs lists the init and exec'd processes, not the \
-             init's children (runc lists all 3 here)"
-        );
-    } else {
-        assert_eq!(rows, 3, "{runtime}: ctr task ps said {ps:?}");
-    }
+    assert_eq!(rows, 3, "{runtime}: ctr task ps said {ps:?}");
+    // The exec'd process is named by its exec id, as runc's shim names it.
+    assert_eq!(
+        ps.lines().filter(|l| l.contains("ExecID:e2")).count(),
+        1,
+        "{runtime}: ctr task ps said {ps:?}"
+    );
 
     env.ctr_ok(&["task", "kill", "-a", "-s", "KILL", &id]);
     assert!(

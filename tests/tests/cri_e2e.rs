@@ -1,6 +1,7 @@
 //! End to end through Kubernetes' CRI: containerd's CRI plugin with the runtime handler
-//! `runsc-rs` runs a pod (its sandbox container plus two app containers) in one shim and one
-//! sandbox process.
+//! `runsc-rs` runs a pod (its sandbox container plus three app containers) in one shim and one
+//! sandbox process. A container in the pod's PID namespace sees the pod's processes; one with
+//! a namespace of its own sees only its own, its shell as PID 1.
 //!
 //! The CRI client is `tests/e2e/cri/pod.py` on Python's grpcio, against the subset of the
 //! CRI API in `tests/e2e/cri/runtime.proto` (stubs generated here with grpc_tools). Needs
@@ -158,6 +159,58 @@ fn cri_pod_runs_in_one_sandbox() {
     let log = |c: &str| up["logs"][c].as_str().unwrap_or_default().to_owned();
     assert!(log("c1").contains(" stdout F one"), "c1 log: {up}");
     assert!(log("c2").contains(" stdout F two"), "c2 log: {up}");
+    assert_eq!(field("c3_state"), "CONTAINER_RUNNING", "{up}");
+
+    // PID namespaces: c1 shares the pod's, whose init is the pause process; c3 has its own.
+    // `ps` rows are "PID USER COMMAND"; busybox runs the ps applet in a forked shell, so
+    // its row shows `{ps}` and the shell's command line.
+    let ps_rows = |c: &str| -> Vec<String> {
+        let log = log(c);
+        let rows: Vec<String> = log
+            .lines()
+            .filter_map(|l| l.split_once(" stdout F ").map(|(_, line)| line.to_owned()))
+            .skip_while(|l| !l.contains("PID"))
+            .skip(1)
+            .take_while(|l| *l != format!("{c} done"))
+            .collect();
+        assert!(!rows.is_empty(), "{c} printed no ps rows: {log}");
+        rows
+    };
+    let pid_of_row = |row: &str| {
+        row.split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<i32>().ok())
+    };
+    let c1_rows = ps_rows("c1");
+    assert!(
+        c1_rows
+            .iter()
+            .any(|r| pid_of_row(r) == Some(1) && r.ends_with("sleep 2147483")),
+        "c1 sees the pod's pause process as PID 1: {c1_rows:?}"
+    );
+    assert!(
+        c1_rows.iter().any(|r| r.contains("echo one")),
+        "c1 sees itself: {c1_rows:?}"
+    );
+    assert!(
+        !log("c1").contains(" stdout F c1 pid 1\n"),
+        "c1's shell is not its namespace's init: {up}"
+    );
+    assert!(
+        log("c3").contains(" stdout F c3 pid 1\n"),
+        "c3's shell is PID 1: {up}"
+    );
+    let c3_rows = ps_rows("c3");
+    assert!(
+        c3_rows.iter().all(|r| r.contains("echo three")),
+        "c3 sees only its shell and its ps: {c3_rows:?}"
+    );
+    assert!(
+        c3_rows
+            .iter()
+            .any(|r| pid_of_row(r) == Some(1) && r.contains("echo three")),
+        "{c3_rows:?}"
+    );
 
     // One shim and one sandbox for the whole pod; each container's task reports the
     // sandbox process's PID.
@@ -178,7 +231,13 @@ fn cri_pod_runs_in_one_sandbox() {
         &python,
         &env,
         &stubs,
-        &["down", &field("pod"), &field("c1"), &field("c2")],
+        &[
+            "down",
+            &field("pod"),
+            &field("c1"),
+            &field("c2"),
+            &field("c3"),
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while shim_processes(&shim_dir) != (0, 0) {

@@ -9,12 +9,15 @@
 //! Every process the Loader starts (a container's init or an exec) is a new init-like thread
 //! group in the same kernel: its own address space, fd table and credentials.
 //!
+//! Each container runs in a PID namespace under the kernel's root namespace
+//! ([`PidNamespaceSpec`]): its own (its init is PID 1 there) or another container's (a pod's
+//! shared one). Every process is tagged with its container (children inherit the tag), so
+//! [`Loader::processes`], [`SignalTarget::All`] and [`Loader::destroy_container`] reach all
+//! of a container's processes; the PIDs the Loader reports are in the container's namespace.
+//!
 //! Each container has its own mount namespace: an overlay of its rootfs (read-only lower
 //! layer reached through a directory fd, in-memory upper layer) with `/proc`, `/dev`, `/sys`
 //! and `/tmp`, as `runsc-rs do` builds it. Signals go through the kernel's signal delivery.
-//!
-//! # Limits
-//! - [`Loader::processes`] lists the processes the Loader started, not their children.
 //!
 //! # Lock order
 //! `Loader::inner` → kernel locks (`ThreadGroup::state`, `FdTable::files`, ...).
@@ -28,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernel::signal::SigInfo;
 use crate::kernel::task::Creds;
-use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, ThreadGroup};
+use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
 use crate::tty::HostTty;
 use crate::vfs::host::HostFile;
@@ -118,6 +121,21 @@ pub struct ContainerSpec {
     /// `/proc`, `/sys`, `/dev`, `/dev/shm` and `/tmp` are always there).
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// The container's PID namespace.
+    #[serde(default)]
+    pub pid_namespace: PidNamespaceSpec,
+}
+
+/// Which PID namespace a container's processes live in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PidNamespaceSpec {
+    /// A new namespace under the sandbox's root namespace; the container's init is its PID 1.
+    #[default]
+    New,
+    /// The namespace of container `id` (the empty id: the sandbox's first container). When
+    /// that is the container being created (the first one, or a pod's sandbox container
+    /// naming itself), the namespace is new.
+    Share(String),
 }
 
 /// One mount of a container.
@@ -160,10 +178,11 @@ pub struct Stdio {
 /// One row of [`Loader::processes`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
-    /// PID inside the sandbox.
+    /// PID in the container's PID namespace.
     pub pid: i32,
-    pub process: ProcessRef,
-    /// The command (argv\[0\]).
+    /// The Loader's process it is; None for a process one of them started.
+    pub process: Option<ProcessRef>,
+    /// The command (argv\[0\] for the Loader's processes, `comm` for the others).
     pub cmd: String,
 }
 
@@ -187,6 +206,7 @@ pub struct LoaderConfig {
 
 /// A thread group the Loader started.
 struct Running {
+    /// PID in the container's namespace.
     pid: i32,
     tg: Arc<ThreadGroup>,
     /// Its terminal (`terminal: true`), for SIGWINCH. Weak: the application's fds alone
@@ -208,12 +228,17 @@ struct Process {
 struct Container {
     /// The container's mount namespace (root at its rootfs) as its init sees it.
     fs: Arc<FsContext>,
+    /// The PID namespace its processes live in.
+    pidns: Arc<PidNamespace>,
     processes: HashMap<ProcessRef, Process>,
 }
 
 #[derive(Default)]
 struct Inner {
     containers: HashMap<String, Container>,
+    /// The first container created (the pod's sandbox), for [`PidNamespaceSpec::Share`]
+    /// with an empty id.
+    first: Option<String>,
 }
 
 /// The sandbox's kernel and everything running in it.
@@ -287,12 +312,30 @@ impl Loader {
         stdio: Stdio,
     ) -> Result<(), Error> {
         check_process(&spec.process)?;
-        let fs = container_filesystem(&self.kernel.memory, &spec, fds)?;
+        let pidns = match &spec.pid_namespace {
+            PidNamespaceSpec::New => self.kernel.root_pidns.new_child(),
+            PidNamespaceSpec::Share(other) => {
+                let mut inner = self.lock();
+                let other = match (other.as_str(), &inner.first) {
+                    ("", Some(first)) => first.clone(),
+                    _ => other.clone(),
+                };
+                if other.is_empty() || other == id {
+                    // The sandbox's first container, or the pod's own sandbox container:
+                    // this one, so the namespace is new.
+                    self.kernel.root_pidns.new_child()
+                } else {
+                    container(&mut inner, &other)?.pidns.clone()
+                }
+            }
+        };
+        let fs = container_filesystem(&self.kernel.memory, &spec, fds, &pidns)?;
         process_fs(&fs, &spec.process)?;
         let mut inner = self.lock();
         if inner.containers.contains_key(id) {
             return Err(Error::Exists(id.to_owned()));
         }
+        inner.first.get_or_insert_with(|| id.to_owned());
         if inner.containers.is_empty() {
             if let Some(h) = spec.hostname.as_ref().filter(|h| !h.is_empty()) {
                 h.clone_into(&mut self.kernel.hostname.lock().unwrap());
@@ -306,6 +349,7 @@ impl Loader {
             id.to_owned(),
             Container {
                 fs,
+                pidns,
                 processes: HashMap::from([(ProcessRef::Init, init)]),
             },
         );
@@ -372,6 +416,7 @@ impl Loader {
         let mut inner = self.lock();
         let c = container(&mut inner, id)?;
         let fs = c.fs.clone();
+        let pidns = c.pidns.clone();
         let p = c
             .processes
             .get_mut(which)
@@ -384,7 +429,7 @@ impl Loader {
                     return Err(Error::NotCreated(id.to_owned(), which.clone()));
                 }
             };
-        let running = match self.spawn(&fs, &p.spec, stdio) {
+        let running = match self.spawn(id, &fs, &pidns, &p.spec, stdio) {
             Ok(r) => r,
             Err(e) => {
                 // A process that cannot start is finished, as a failed execve would leave it.
@@ -424,21 +469,44 @@ impl Loader {
             p.state = ProcessState::Exited(status);
         }
         if *which == ProcessRef::Init {
-            for p in c.processes.values() {
-                self.send(p, libc::SIGKILL);
-            }
+            self.send_all(id, libc::SIGKILL);
         }
         self.exited.notify_all();
     }
 
-    /// Queues `signo` for process `p` if it runs. SIGKILL is forced (as from the kernel: a
-    /// container's init cannot ignore it); other signals follow the process's dispositions.
+    /// Queues `signo` for thread group `tg`. SIGKILL is forced (as from the kernel: a
+    /// namespace's init cannot ignore it); other signals follow the process's dispositions.
+    fn send_group(&self, tg: &Arc<ThreadGroup>, signo: i32) {
+        let info = SigInfo::from_user(signo, 0, 0, 0);
+        self.kernel
+            .tree()
+            .send_group(tg, info, signo == libc::SIGKILL);
+    }
+
+    /// Queues `signo` for process `p` if it runs.
     fn send(&self, p: &Process, signo: i32) {
         if let ProcessState::Running(r) = &p.state {
-            let info = SigInfo::from_user(signo, 0, 0, 0);
-            self.kernel
-                .tree()
-                .send_group(&r.tg, info, signo == libc::SIGKILL);
+            self.send_group(&r.tg, signo);
+        }
+    }
+
+    /// The live processes tagged with container `id`, by global PID.
+    fn members(&self, id: &str) -> Vec<Arc<ThreadGroup>> {
+        let tree = self.kernel.tree();
+        let mut v: Vec<Arc<ThreadGroup>> = tree
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none() && &*p.tg.container == id)
+            .map(|p| p.tg.clone())
+            .collect();
+        v.sort_by_key(|tg| tg.tgid);
+        v
+    }
+
+    /// Queues `signo` for every process of container `id`.
+    fn send_all(&self, id: &str, signo: i32) {
+        for tg in self.members(id) {
+            self.send_group(&tg, signo);
         }
     }
 
@@ -456,9 +524,9 @@ impl Loader {
         match target {
             SignalTarget::All => {
                 if signo != 0 {
-                    for p in c.processes.values() {
-                        self.send(p, signo);
-                    }
+                    drop(inner);
+                    self.send_all(id, signo);
+                    return Ok(());
                 }
             }
             SignalTarget::Process(which) => {
@@ -526,27 +594,52 @@ impl Loader {
         }
     }
 
-    /// The running processes of container `id`.
+    /// Every live process of container `id` (the ones the Loader started and all their
+    /// descendants), with PIDs in the container's namespace.
     ///
     /// # Errors
     /// `NoContainer`.
     pub fn processes(&self, id: &str) -> Result<Vec<ProcessInfo>, Error> {
         let mut inner = self.lock();
         let c = container(&mut inner, id)?;
-        let mut list: Vec<ProcessInfo> = c
+        let started: Vec<(&ProcessRef, &Process, &Arc<ThreadGroup>)> = c
             .processes
             .iter()
             .filter_map(|(which, p)| match &p.state {
-                ProcessState::Running(r) => Some(ProcessInfo {
-                    pid: r.pid,
-                    process: which.clone(),
-                    cmd: p.spec.args.first().cloned().unwrap_or_default(),
-                }),
+                ProcessState::Running(r) => Some((which, p, &r.tg)),
                 _ => None,
             })
             .collect();
+        let mut list: Vec<ProcessInfo> = Vec::new();
+        for tg in self.members(id) {
+            let Some(pid) = c.pidns.id_of(tg.tgid) else {
+                continue;
+            };
+            let info = match started.iter().find(|(_, _, t)| Arc::ptr_eq(t, &tg)) {
+                Some((which, p, _)) => ProcessInfo {
+                    pid,
+                    process: Some((*which).clone()),
+                    cmd: p.spec.args.first().cloned().unwrap_or_default(),
+                },
+                None => ProcessInfo {
+                    pid,
+                    process: None,
+                    cmd: self.comm(&tg),
+                },
+            };
+            list.push(info);
+        }
         list.sort_by_key(|p| p.pid);
         Ok(list)
+    }
+
+    /// The `comm` of process `tg` (of its first live thread).
+    fn comm(&self, tg: &ThreadGroup) -> String {
+        let tree = self.kernel.tree();
+        let tid = tg.sig().threads.keys().next().copied();
+        tid.and_then(|t| tree.tasks.get(&t))
+            .map(|h| String::from_utf8_lossy(&h.comm.lock().unwrap()).into_owned())
+            .unwrap_or_default()
     }
 
     /// Kills every process of container `id` and forgets it.
@@ -562,6 +655,7 @@ impl Loader {
         for p in c.processes.values() {
             self.send(p, libc::SIGKILL);
         }
+        self.send_all(id, libc::SIGKILL);
         self.exited.notify_all();
         log::info!("container {id} destroyed");
         Ok(())
@@ -572,10 +666,13 @@ impl Loader {
         self.lock().containers.is_empty()
     }
 
-    /// Starts `spec` as a new thread group in the container whose filesystem is `fs`.
+    /// Starts `spec` as a new thread group of container `id`, whose filesystem is `fs` and
+    /// PID namespace `pidns`.
     fn spawn(
         &self,
+        id: &str,
         fs: &Arc<FsContext>,
+        pidns: &Arc<PidNamespace>,
         spec: &ProcessSpec,
         stdio: Stdio,
     ) -> Result<Running, Error> {
@@ -622,12 +719,14 @@ impl Loader {
                 fds,
                 fs: process_fs(fs, spec)?,
                 ctty: ctty.clone(),
+                pidns: pidns.clone(),
+                container: id.into(),
             },
         )?;
         // The task thread runs detached; the reaper waits on the thread group instead.
         drop(started.thread);
         Ok(Running {
-            pid: started.pid,
+            pid: pidns.id_of(started.pid).unwrap_or(0),
             tg: started.tg,
             tty: ctty.as_ref().map(Arc::downgrade),
         })
@@ -647,6 +746,7 @@ fn container_filesystem(
     memory: &Arc<crate::memory::MemoryFile>,
     spec: &ContainerSpec,
     fds: ContainerFds,
+    pidns: &Arc<PidNamespace>,
 ) -> Result<Arc<FsContext>, Error> {
     let mut binds = fds.binds.into_iter();
     let mut tmpfs = Vec::new();
@@ -686,6 +786,7 @@ fn container_filesystem(
         &tmpfs,
         volumes,
         None,
+        pidns,
     )?)
 }
 
@@ -743,5 +844,168 @@ mod tests {
     fn empty_args_are_refused() {
         assert!(check_process(&spec(&["sh"])).is_ok());
         assert!(matches!(check_process(&spec(&[])), Err(Error::BadSpec(_))));
+    }
+
+    /// Creates and starts container `id` running `script` under busybox sh on the host's
+    /// `/`; returns the read end of its stdout.
+    fn run(loader: &Arc<Loader>, id: &str, ns: PidNamespaceSpec, script: &str) -> OwnedFd {
+        let root = super::super::sandbox::RootFs::open(std::path::Path::new("/"))
+            .unwrap()
+            .into_fd();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let c = ContainerSpec {
+            rootfs: "/".into(),
+            hostname: None,
+            process: spec(&["/bin/busybox", "sh", "-c", script]),
+            mounts: Vec::new(),
+            pid_namespace: ns,
+        };
+        let fds = ContainerFds {
+            rootfs: root,
+            binds: Vec::new(),
+        };
+        let stdio = Stdio {
+            stdout: Some(w),
+            ..Stdio::default()
+        };
+        loader.create_container(id, c, fds, stdio).unwrap();
+        loader.start_container(id).unwrap();
+        r
+    }
+
+    /// Reads `fd` until `want` appears in it (or EOF); returns what was read.
+    fn read_until(fd: &OwnedFd, want: &str) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&out).contains(want) {
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(fd), &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn containers_have_their_own_pid_namespaces_unless_shared() {
+        if !std::path::Path::new("/bin/busybox").is_file() {
+            println!("SKIPPED: no static /bin/busybox");
+            return;
+        }
+        let loader = Loader::new(&LoaderConfig {
+            platform: "ptrace".into(),
+            strace: false,
+            isolate: false,
+            seccomp: None,
+        })
+        .unwrap();
+        // a: a shell with two children, all in a's new namespace.
+        let a = run(
+            &loader,
+            "a",
+            PidNamespaceSpec::New,
+            "/bin/busybox sleep 30 & /bin/busybox sleep 30 & echo A $$; wait",
+        );
+        assert!(
+            read_until(&a, "\n").starts_with("A 1\n"),
+            "a's init is PID 1"
+        );
+        let probe = |who: &str| {
+            format!(
+                "echo {who} $$ $PPID /proc/[0-9]*; kill -0 2 2>/dev/null; echo kill=$?; \
+                 read -r pid rest </proc/self/stat; echo self=$pid; \
+                 echo ns=$(/bin/busybox readlink /proc/1/ns/pid)"
+            )
+        };
+        // b: a namespace of its own: only itself, PID 1, and a's PID 2 is not there.
+        let b = run(&loader, "b", PidNamespaceSpec::New, &probe("B"));
+        let b_out = read_until(&b, "]\n");
+        assert!(
+            b_out.starts_with("B 1 0 /proc/1\nkill=1\nself=1"),
+            "b sees only itself: {b_out:?}"
+        );
+        // c: a's namespace: a's three processes and itself (the fourth).
+        let c = run(
+            &loader,
+            "c",
+            PidNamespaceSpec::Share("a".into()),
+            &probe("C"),
+        );
+        let c_out = read_until(&c, "]\n");
+        assert!(
+            c_out.starts_with("C 4 0 /proc/1 /proc/2 /proc/3 /proc/4\nkill=0\nself=4"),
+            "c shares a's namespace: {c_out:?}"
+        );
+        let ns = |out: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix("ns=pid:["))
+                .map(str::to_owned)
+        };
+        assert!(
+            ns(&b_out).is_some() && ns(&c_out).is_some(),
+            "{b_out:?} {c_out:?}"
+        );
+        assert_ne!(
+            ns(&b_out),
+            ns(&c_out),
+            "b's namespace is not a's: {c_out:?}"
+        );
+        assert_eq!(
+            loader.wait_pid("b", &ProcessRef::Init).unwrap(),
+            ExitStatus::Exited(0)
+        );
+        assert_eq!(
+            loader.wait_pid("c", &ProcessRef::Init).unwrap(),
+            ExitStatus::Exited(0)
+        );
+
+        // a's children count as a's processes, with PIDs in a's namespace.
+        let procs = loader.processes("a").unwrap();
+        let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [1, 2, 3], "{procs:?}");
+        assert_eq!(procs[0].process, Some(ProcessRef::Init));
+        assert_eq!(
+            (procs[1].process.clone(), procs[1].cmd.as_str()),
+            (None, "busybox")
+        );
+        assert!(matches!(
+            loader.create_container(
+                "d",
+                ContainerSpec {
+                    rootfs: "/".into(),
+                    hostname: None,
+                    process: spec(&["/bin/busybox", "true"]),
+                    mounts: Vec::new(),
+                    pid_namespace: PidNamespaceSpec::Share("nope".into()),
+                },
+                ContainerFds {
+                    rootfs: super::super::sandbox::RootFs::open(std::path::Path::new("/"))
+                        .unwrap()
+                        .into_fd(),
+                    binds: Vec::new(),
+                },
+                Stdio::default(),
+            ),
+            Err(Error::NoContainer(_))
+        ));
+        // Every process of a, children included, goes with SignalTarget::All.
+        loader
+            .signal("a", &SignalTarget::All, libc::SIGKILL)
+            .unwrap();
+        assert_eq!(
+            loader.wait_pid("a", &ProcessRef::Init).unwrap(),
+            ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false
+            }
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !loader.processes("a").unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "a's children survive");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for id in ["a", "b", "c"] {
+            loader.destroy_container(id).unwrap();
+        }
     }
 }

@@ -72,6 +72,8 @@ pub enum Error {
     Sandbox(#[from] sandbox::Error),
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
+    #[error("the PID namespace's init has exited")]
+    PidNamespaceDead,
 }
 
 /// A host directory or regular file made visible in the sandbox (`--volume HOST:GUEST[:ro]`,
@@ -166,7 +168,8 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
 /// layer, more such overlays at `lowers` (the host's other filesystems under `/`, for
 /// `runsc-rs do`), `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm`, more tmpfs at `tmpfs`
-/// (absolute, normalized paths with their root directory's mode), and the volumes. File data
+/// (absolute, normalized paths with their root directory's mode), and the volumes. `/proc`
+/// shows the processes of PID namespace `pidns`. File data
 /// of the tmpfs mounts and the overlays' upper layers lives in `memory`. `/tmp` is the root's
 /// (writes to it stay in memory), as with runc.
 pub fn build_filesystem(
@@ -176,6 +179,7 @@ pub fn build_filesystem(
     tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
+    pidns: &Arc<crate::kernel::PidNamespace>,
 ) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
@@ -192,7 +196,13 @@ pub fn build_filesystem(
         let ovl = overlay::new_overlay(memory, lower).map_err(mount_err(&path))?;
         mount(&path, ovl, "overlay", "overlay", false)?;
     }
-    mount("/proc", proc::new_proc(), "proc", "proc", false)?;
+    mount(
+        "/proc",
+        proc::new_proc(pidns.clone()),
+        "proc",
+        "proc",
+        false,
+    )?;
     mount(
         "/sys",
         sys::new_sys(proc::host_cpus()),
@@ -493,14 +503,6 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "runsc-rs".into());
-    let fs = build_filesystem(
-        &memory,
-        root.into_fd(),
-        lowers,
-        &[],
-        volumes,
-        cfg.cwd.as_deref(),
-    )?;
     let kernel = Kernel::new(
         platform,
         memory,
@@ -509,6 +511,15 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             hostname,
         },
     );
+    let fs = build_filesystem(
+        &kernel.memory,
+        root.into_fd(),
+        lowers,
+        &[],
+        volumes,
+        cfg.cwd.as_deref(),
+        &kernel.root_pidns,
+    )?;
 
     // Installed before the first address space exists, so its stub factory and stubs inherit
     // the filter too; everything after this point runs under it.
@@ -537,6 +548,8 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             fds,
             fs,
             ctty: None,
+            pidns: kernel.root_pidns.clone(),
+            container: "".into(),
         },
     )?;
     let status = started.tg.wait();
@@ -562,6 +575,10 @@ pub struct ProcessArgs<'a> {
     /// this terminal controls, with itself in the foreground (as runc's `setsid()` +
     /// `TIOCSCTTY` before `execve`).
     pub ctty: Option<Arc<crate::tty::HostTty>>,
+    /// The PID namespace the process lives in.
+    pub pidns: Arc<crate::kernel::PidNamespace>,
+    /// The Loader's container it belongs to (empty for `runsc-rs do`).
+    pub container: Arc<str>,
 }
 
 /// A process [`start_process`] started.
@@ -632,12 +649,12 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         source,
     })?;
 
-    let pid = kernel.alloc_tid();
+    let pid = p.pidns.alloc(true).map_err(|_| Error::PidNamespaceDead)?;
     if let Some(tty) = &p.ctty {
         // A process without a parent in the sandbox leads its own session and group.
         tty.set_controlling(pid, pid);
     }
-    let tg = Arc::new(ThreadGroup::new(pid));
+    let tg = Arc::new(ThreadGroup::new(pid, p.pidns.clone(), p.container.clone()));
     *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
         exe: Some(exe),
         strings: loaded.strings,
@@ -705,6 +722,7 @@ mod tests {
             &[("/run".into(), 0o755)],
             open_volumes(&volumes).unwrap(),
             None,
+            &crate::kernel::PidNamespace::new_root(),
         )
         .unwrap();
         let cx = Caller::kernel();

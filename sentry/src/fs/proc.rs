@@ -1,7 +1,8 @@
 //! `/proc`: the sandbox's own process information, never the host's.
 //!
-//! `/proc/[pid]` exists for every process in the kernel's process tree (and `/proc/[tid]` for
-//! every thread, unlisted, as Linux); nothing of the host's process table is reachable. The
+//! Each instance belongs to a PID namespace: `/proc/[pid]` exists for every process visible in
+//! it (and `/proc/[tid]` for every thread, unlisted, as Linux), named and described with its
+//! IDs in that namespace; nothing of the host's process table is reachable. The
 //! per-process files are generated from what each task publishes
 //! ([`crate::kernel::task::TaskView`]) and from its thread group; `cmdline` and `environ` are
 //! read from the process's own memory, at the strings the loader laid out. System files are
@@ -20,7 +21,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use super::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::abi::Errno;
 use crate::kernel::task::{Creds, TaskView};
-use crate::kernel::{Kernel, Task, TaskHandle, ThreadGroup};
+use crate::kernel::{Kernel, PidNamespace, Task, TaskHandle, ThreadGroup};
 use crate::mm::VmaKind;
 use crate::syscalls::info::{RELEASE, VERSION};
 use crate::vfs::inode::MagicTarget;
@@ -148,13 +149,20 @@ impl RunState {
 /// is not held while memory is read or text formatted).
 struct Snapshot {
     kernel: Arc<Kernel>,
+    /// Global IDs of the process and thread (the process table's keys).
     tgid: i32,
     /// The thread the file is about (`tgid` for process files, unless reached as
     /// `/proc/[tid]`).
     tid: i32,
+    /// The IDs shown, in the namespace of the `/proc` instance (0 where not visible there).
+    vtgid: i32,
+    vtid: i32,
     ppid: i32,
     pgid: i32,
     sid: i32,
+    /// `NStgid:` and `NSpid:`, from the `/proc` instance's namespace down to the process's.
+    nstgid: Vec<i32>,
+    nspid: Vec<i32>,
     exit_signal: i32,
     zombie: bool,
     tg: Arc<ThreadGroup>,
@@ -165,10 +173,18 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    /// The process `tgid` (thread `tid` of it), as the tree has it now.
-    fn take(kernel: &Arc<Kernel>, tgid: i32, tid: i32) -> Result<Snapshot, Errno> {
+    /// The process `tgid` (thread `tid` of it), as the tree has it now, seen from `ns`.
+    fn take(
+        kernel: &Arc<Kernel>,
+        ns: &PidNamespace,
+        tgid: i32,
+        tid: i32,
+    ) -> Result<Snapshot, Errno> {
         let tree = kernel.tree();
         let p = tree.procs.get(&tgid).ok_or(Errno::ENOENT)?;
+        let vtgid = ns.id_of(tgid).ok_or(Errno::ENOENT)?;
+        let vtid = ns.id_of(tid).ok_or(Errno::ENOENT)?;
+        let shown = |id: i32| ns.id_of(id).unwrap_or(0);
         let threads: Vec<i32> = p.tg.sig().threads.keys().copied().collect();
         let handle = match tree.tasks.get(&tid) {
             Some(h) if h.tg.tgid == tgid => Some(h.clone()),
@@ -181,9 +197,13 @@ impl Snapshot {
             kernel: kernel.clone(),
             tgid,
             tid,
-            ppid: p.parent,
-            pgid: p.pgid,
-            sid: p.sid,
+            vtgid,
+            vtid,
+            ppid: shown(p.parent),
+            pgid: shown(p.pgid),
+            sid: shown(p.sid),
+            nstgid: ns.ids_down_to(&p.tg.pidns, tgid),
+            nspid: ns.ids_down_to(&p.tg.pidns, tid),
             exit_signal: p.exit_signal,
             zombie: p.zombie.is_some(),
             tg: p.tg.clone(),
@@ -297,8 +317,9 @@ const NAMESPACES: [(&str, u64); 8] = [
     ("ipc", 0xEFFF_FFFF),
     ("mnt", 0xF000_0000),
     ("net", 0xF000_0098),
-    ("pid", 0xEFFF_FFFC),
-    ("pid_for_children", 0xEFFF_FFFC),
+    // The process's own namespace's number is shown (`PidNamespace::inode`).
+    ("pid", 0),
+    ("pid_for_children", 0),
     ("user", 0xEFFF_FFFD),
     ("uts", 0xEFFF_FFFE),
 ];
@@ -348,6 +369,8 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
 struct PidNode {
     fs: Arc<SynthFs>,
     kernel: Weak<Kernel>,
+    /// The namespace of the `/proc` instance.
+    ns: Arc<PidNamespace>,
     tgid: i32,
     tid: i32,
     /// Reached through `task/`: files describe the thread, and there is no `task/` inside.
@@ -360,6 +383,7 @@ impl PidNode {
         Arc::new(PidNode {
             fs: self.fs.clone(),
             kernel: self.kernel.clone(),
+            ns: self.ns.clone(),
             tgid: self.tgid,
             tid: self.tid,
             thread: self.thread,
@@ -369,7 +393,7 @@ impl PidNode {
 
     fn snapshot(&self) -> Result<Snapshot, Errno> {
         let k = self.kernel.upgrade().ok_or(Errno::ENOENT)?;
-        Snapshot::take(&k, self.tgid, self.tid)
+        Snapshot::take(&k, &self.ns, self.tgid, self.tid)
     }
 
     /// Stable inode numbers: the same file has the same number on every lookup.
@@ -412,6 +436,7 @@ impl PidNode {
             Node::TaskDir => snap
                 .threads
                 .iter()
+                .filter_map(|&t| self.ns.id_of(t))
                 .map(|t| (t.to_string().into_bytes(), Node::Dir))
                 .collect(),
             Node::FdDir => fds(&snap)?
@@ -437,10 +462,12 @@ impl PidNode {
             let tid = std::str::from_utf8(name)
                 .ok()
                 .and_then(|s| s.parse().ok())
+                .and_then(|local| self.ns.lookup(local))
                 .unwrap_or(self.tid);
             return Arc::new(PidNode {
                 fs: self.fs.clone(),
                 kernel: self.kernel.clone(),
+                ns: self.ns.clone(),
                 tgid: self.tgid,
                 tid,
                 thread: true,
@@ -592,8 +619,11 @@ impl Inode for PidNode {
     fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
         match self.node {
             Node::Ns(i) => {
-                let (name, ino) = NAMESPACES[i];
+                let (name, mut ino) = NAMESPACES[i];
                 let name = name.strip_suffix("_for_children").unwrap_or(name);
+                if name == "pid" {
+                    ino = self.snapshot()?.tg.pidns.inode();
+                }
                 Ok(format!("{name}:[{ino}]").into_bytes())
             }
             Node::Fd(fd) => {
@@ -736,9 +766,9 @@ fn stat_text(s: &Snapshot, thread: bool) -> String {
         _ => 0,
     };
     let pid = if thread || s.tid != s.tgid {
-        s.tid
+        s.vtid
     } else {
-        s.tgid
+        s.vtgid
     };
     format!(
         "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 \
@@ -764,6 +794,12 @@ fn stat_text(s: &Snapshot, thread: bool) -> String {
     )
 }
 
+/// IDs separated by tabs, as `NSpid:` lists them.
+fn join_ids(ids: &[i32]) -> String {
+    let v: Vec<String> = ids.iter().map(i32::to_string).collect();
+    v.join("\t")
+}
+
 fn statm_text(s: &Snapshot) -> String {
     let (vsize_kb, rss_kb) = s.vm_kb();
     format!("{} {} 0 0 0 0 0\n", vsize_kb / 4, rss_kb / 4)
@@ -783,7 +819,7 @@ fn status_text(s: &Snapshot) -> String {
     let mut out = format!(
         "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\n\
          PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
-         Groups:\t\nNStgid:\t{tgid}\nNSpid:\t{pid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
+         Groups:\t\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
         c.uid,
         c.euid,
         c.suid,
@@ -794,8 +830,10 @@ fn status_text(s: &Snapshot) -> String {
         c.egid,
         comm = s.comm(),
         state = state.name(),
-        tgid = s.tgid,
-        pid = s.tid,
+        tgid = s.vtgid,
+        pid = s.vtid,
+        nstgid = join_ids(&s.nstgid),
+        nspid = join_ids(&s.nspid),
         ppid = s.ppid,
         pgid = s.pgid,
         sid = s.sid,
@@ -1051,19 +1089,23 @@ fn meminfo(t: &Task) -> String {
     s
 }
 
-/// (running, total) tasks, and the last TID handed out.
-fn task_counts(k: &Kernel) -> (usize, usize, i32) {
+/// (running, total) tasks, and the highest TID in use, as namespace `ns` sees them.
+fn task_counts(k: &Kernel, ns: &PidNamespace) -> (usize, usize, i32) {
     let tree = k.tree();
-    let running = tree
+    let visible: Vec<(i32, &Arc<TaskHandle>)> = tree
         .tasks
-        .values()
-        .filter(|h| !h.waiter.is_sleeping())
+        .iter()
+        .filter_map(|(&tid, h)| ns.id_of(tid).map(|v| (v, h)))
+        .collect();
+    let running = visible
+        .iter()
+        .filter(|(_, h)| !h.waiter.is_sleeping())
         .count();
-    let last = tree.tasks.keys().copied().max().unwrap_or(0);
-    (running.max(1), tree.tasks.len(), last)
+    let last = visible.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    (running.max(1), visible.len(), last)
 }
 
-fn proc_stat(t: &Task) -> String {
+fn proc_stat(t: &Task, ns: &PidNamespace) -> String {
     let up = t.kernel.boot.elapsed();
     let ncpu = host_info().ncpu;
     // Idle time grows with the uptime; the sandbox does not account busy time.
@@ -1077,7 +1119,7 @@ fn proc_stat(t: &Task) -> String {
         .unwrap_or_default()
         .as_secs()
         .saturating_sub(up.as_secs());
-    let (running, _, last) = task_counts(&t.kernel);
+    let (running, _, last) = task_counts(&t.kernel, ns);
     let _ = write!(
         s,
         "intr 0\nctxt 0\nbtime {btime}\nprocesses {last}\nprocs_running {running}\n\
@@ -1086,8 +1128,8 @@ fn proc_stat(t: &Task) -> String {
     s
 }
 
-/// Builds `/proc`.
-pub fn new_proc() -> Arc<dyn Inode> {
+/// Builds a `/proc` showing the processes of PID namespace `ns`.
+pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
     let fs = SynthFs::new(PROC_MAGIC);
     let f = |g: fn(&Task) -> String| -> Arc<dyn Inode> { SynthFile::new(&fs, 0o444, text(g)) };
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(&fs, s) };
@@ -1161,22 +1203,47 @@ pub fn new_proc() -> Arc<dyn Inode> {
             "filesystems",
             fixed("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\toverlay\nnodev\tdevtmpfs\n"),
         ),
-        (
-            "loadavg",
-            f(|t| {
-                let (running, total, last) = task_counts(&t.kernel);
-                format!("0.00 0.00 0.00 {running}/{total} {last}\n")
-            }),
-        ),
+        ("loadavg", {
+            let ns = ns.clone();
+            SynthFile::new(
+                &fs,
+                0o444,
+                text(move |t| {
+                    let (running, total, last) = task_counts(&t.kernel, &ns);
+                    format!("0.00 0.00 0.00 {running}/{total} {last}\n")
+                }),
+            )
+        }),
         ("meminfo", f(meminfo)),
         ("mounts", SynthLink::fixed(&fs, "self/mounts")),
-        ("self", SynthLink::new(&fs, text(|t| t.tg.tgid.to_string()))),
-        ("stat", f(proc_stat)),
+        ("self", {
+            let ns = ns.clone();
+            SynthLink::new(
+                &fs,
+                Arc::new(move |cx| {
+                    let t = task(cx)?;
+                    let pid = ns.id_of(t.tg.tgid).ok_or(Errno::ENOENT)?;
+                    Ok(pid.to_string().into_bytes())
+                }),
+            )
+        }),
+        ("stat", {
+            let ns = ns.clone();
+            SynthFile::new(&fs, 0o444, text(move |t| proc_stat(t, &ns)))
+        }),
         ("sys", sys),
-        (
-            "thread-self",
-            SynthLink::new(&fs, text(|t| format!("{}/task/{}", t.tg.tgid, t.tid))),
-        ),
+        ("thread-self", {
+            let ns = ns.clone();
+            SynthLink::new(
+                &fs,
+                Arc::new(move |cx| {
+                    let t = task(cx)?;
+                    let pid = ns.id_of(t.tg.tgid).ok_or(Errno::ENOENT)?;
+                    let tid = ns.id_of(t.tid).ok_or(Errno::ENOENT)?;
+                    Ok(format!("{pid}/task/{tid}").into_bytes())
+                }),
+            )
+        }),
         (
             "uptime",
             f(|t| {
@@ -1196,6 +1263,7 @@ pub fn new_proc() -> Arc<dyn Inode> {
     .collect();
     Arc::new(ProcRoot {
         fs,
+        ns,
         fixed: fixed_entries,
     })
 }
@@ -1203,6 +1271,7 @@ pub fn new_proc() -> Arc<dyn Inode> {
 /// `/proc` itself: the fixed entries plus one directory per sandbox process.
 struct ProcRoot {
     fs: Arc<SynthFs>,
+    ns: Arc<PidNamespace>,
     fixed: Vec<(Vec<u8>, Arc<dyn Inode>)>,
 }
 
@@ -1211,6 +1280,7 @@ impl ProcRoot {
         Arc::new(PidNode {
             fs: self.fs.clone(),
             kernel: Arc::downgrade(k),
+            ns: self.ns.clone(),
             tgid,
             tid,
             thread: false,
@@ -1234,6 +1304,7 @@ impl Inode for ProcRoot {
             .and_then(|s| s.parse().ok())
             .ok_or(Errno::ENOENT)?;
         let k = &task(cx)?.kernel;
+        let id = self.ns.lookup(id).ok_or(Errno::ENOENT)?;
         let tgid = {
             let tree = k.tree();
             if tree.procs.contains_key(&id) {
@@ -1262,11 +1333,17 @@ impl Inode for ProcRoot {
             })
             .collect::<Result<_, Errno>>()?;
         if let Some(t) = cx.task {
-            let mut pids: Vec<i32> = t.kernel.tree().procs.keys().copied().collect();
+            let mut pids: Vec<(i32, i32)> = t
+                .kernel
+                .tree()
+                .procs
+                .keys()
+                .filter_map(|&pid| self.ns.id_of(pid).map(|local| (local, pid)))
+                .collect();
             pids.sort_unstable();
-            for pid in pids {
+            for (local, pid) in pids {
                 v.push(DirEntry {
-                    name: pid.to_string().into_bytes(),
+                    name: local.to_string().into_bytes(),
                     ino: self.pid_dir(&t.kernel, pid, pid).ino(),
                     kind: FileType::Directory,
                 });
@@ -1299,7 +1376,7 @@ mod tests {
 
     #[test]
     fn limits_have_linux_columns() {
-        let text = limits_text(&ThreadGroup::new(1));
+        let text = limits_text(&ThreadGroup::new(1, PidNamespace::new_root(), "".into()));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 17);
         assert_eq!(

@@ -3,6 +3,7 @@
 //! A thread (CLONE_THREAD) joins the caller's group and shares its memory, files and signal
 //! dispositions; a process gets a copy-on-write copy of the address space (unless CLONE_VM)
 //! and of the fd table (unless CLONE_FILES). Each new task runs on its own host thread.
+//! CLONE_NEWPID puts the new process in a new PID namespace under the caller's, as its init.
 
 use std::sync::Arc;
 
@@ -29,9 +30,14 @@ const CLONE_DETACHED: u64 = libc::CLONE_DETACHED as u64;
 const CLONE_UNTRACED: u64 = libc::CLONE_UNTRACED as u64;
 const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
 const CLONE_IO: u64 = libc::CLONE_IO as u64;
+const CLONE_NEWPID: u64 = libc::CLONE_NEWPID as u64;
 
-/// Flags accepted (namespaces and pidfds are not offered yet).
+/// How deep PID namespaces may nest (Linux's MAX_PID_NS_LEVEL).
+const MAX_PIDNS_LEVEL: usize = 32;
+
+/// Flags accepted (of the namespaces only the PID namespace; pidfds are not offered yet).
 const SUPPORTED: u64 = CLONE_VM
+    | CLONE_NEWPID
     | CLONE_FS
     | CLONE_FILES
     | CLONE_SIGHAND
@@ -78,6 +84,22 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     {
         return Err(Errno::EINVAL);
     }
+    if f & CLONE_NEWPID != 0 {
+        if f & CLONE_THREAD != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // CAP_SYS_ADMIN: root in the sandbox.
+        if t.creds.euid != 0 {
+            return Err(Errno::EPERM);
+        }
+        if t.tg.pidns.level() >= MAX_PIDNS_LEVEL {
+            return Err(Errno::ENOSPC);
+        }
+    }
+    // A namespace init's siblings would be outside its namespace.
+    if f & CLONE_PARENT != 0 && t.tg.unkillable.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Errno::EINVAL);
+    }
     if f & CLONE_SIGHAND != 0 && f & CLONE_THREAD == 0 {
         log::debug!("CLONE_SIGHAND without CLONE_THREAD: dispositions are copied, not shared");
     }
@@ -97,11 +119,22 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     } else {
         Arc::new(t.fds.fork())
     };
-    let tid = kernel.alloc_tid();
+    if f & CLONE_SETTLS != 0 && a.tls >= platform::MAX_USER_ADDRESS {
+        return Err(Errno::EPERM);
+    }
+    let ns = if f & CLONE_NEWPID != 0 {
+        t.tg.pidns.new_child()
+    } else {
+        t.tg.pidns.clone()
+    };
+    let tid = ns.alloc(f & CLONE_THREAD == 0)?;
+    // The caller's view of the new task, and the task's own (1 in a new namespace).
+    let vtid = t.vpid_of(tid);
+    let own_vtid = ns.id_of(tid).unwrap_or(0);
     let tg = if f & CLONE_THREAD != 0 {
         t.tg.clone()
     } else {
-        Arc::new(ThreadGroup::fork_from(tid, &t.tg))
+        Arc::new(ThreadGroup::fork_from(tid, &t.tg, ns.clone()))
     };
     let comm = t.handle.comm.lock().unwrap().clone();
     let handle = TaskHandle::new(tid, tg.clone(), comm);
@@ -112,18 +145,22 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         cpu.regs.rsp = a.stack;
     }
     if f & CLONE_SETTLS != 0 {
-        if a.tls >= platform::MAX_USER_ADDRESS {
-            return Err(Errno::EPERM);
-        }
         cpu.regs.fs_base = a.tls;
     }
     cpu.fp.dirty = true;
 
-    if f & CLONE_PARENT_SETTID != 0 {
-        t.mm.write_obj(a.parent_tid, &tid)?;
-    }
-    if f & CLONE_CHILD_SETTID != 0 {
-        mm.write_obj(a.child_tid, &tid)?;
+    let settid = (|| {
+        if f & CLONE_PARENT_SETTID != 0 {
+            t.mm.write_obj(a.parent_tid, &vtid)?;
+        }
+        if f & CLONE_CHILD_SETTID != 0 {
+            mm.write_obj(a.child_tid, &own_vtid)?;
+        }
+        Ok::<(), Errno>(())
+    })();
+    if let Err(e) = settid {
+        ns.release(tid);
+        return Err(e);
     }
     {
         let mut tree = kernel.tree();
@@ -135,6 +172,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             };
             tree.add_proc(tg.clone(), parent, a.exit_signal);
         } else if t.tg.sig().exit.is_some() {
+            ns.release(tid);
             return Err(Errno::EINTR);
         }
         tree.tasks.insert(tid, handle.clone());
@@ -172,15 +210,13 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         tree.tasks.remove(&tid);
         tg.sig().threads.remove(&tid);
         if f & CLONE_THREAD == 0 {
-            tree.procs.remove(&tid);
-            if let Some(p) = tree.procs.get_mut(&t.tg.tgid) {
-                p.children.remove(&tid);
-            }
+            tree.reap(tid);
         }
+        tree.forget_id(tid, &ns);
         return Err(Errno::EAGAIN);
     }
     if let Some(done) = vfork_done {
         done.wait();
     }
-    Ok(tid)
+    Ok(vtid)
 }

@@ -323,7 +323,7 @@ fn handle_robust_entry(t: &Task, entry: u64, offset: i64) {
     let Ok(val) = t.mm.read_obj::<u32>(UserAddr(addr)) else {
         return;
     };
-    if val & FUTEX_TID_MASK != t.tid as u32 {
+    if val & FUTEX_TID_MASK != t.vtid() as u32 {
         return;
     }
     let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;

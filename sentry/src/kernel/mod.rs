@@ -8,13 +8,14 @@
 //!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
-//! → `MemoryFile` allocator. Pipe and wait-queue locks are leaves.
+//! → `MemoryFile` allocator. Pipe, wait-queue and `PidNamespace` locks are leaves.
 
 pub mod clone;
 pub mod epoll;
 pub mod exec;
 pub mod fd_table;
 pub mod futex;
+pub mod pidns;
 pub mod pids;
 pub mod pipe;
 pub mod sigframe;
@@ -26,7 +27,6 @@ pub mod timer;
 pub mod wait;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use platform::Platform;
 use crate::memory::MemoryFile;
 
 pub use fd_table::FdTable;
+pub use pidns::PidNamespace;
 pub use pids::Tree;
 pub use task::{Task, TaskHandle, TaskInit};
 pub use thread_group::{ExitStatus, ThreadGroup};
@@ -56,7 +57,8 @@ pub struct Kernel {
     /// Sandbox boot time, for uptime.
     pub boot: Instant,
     pub hostname: Mutex<String>,
-    next_tid: AtomicI32,
+    /// The root PID namespace: its IDs are the process table's keys.
+    pub root_pidns: Arc<PidNamespace>,
     /// The process table; see [`pids`].
     tree: Mutex<Tree>,
     /// Notified (with `tree`) when the last task leaves the table.
@@ -90,7 +92,7 @@ impl Kernel {
             hostname: Mutex::new(config.hostname.clone()),
             config,
             boot: Instant::now(),
-            next_tid: AtomicI32::new(1),
+            root_pidns: PidNamespace::new_root(),
             tree: Mutex::new(Tree::default()),
             all_exited: Condvar::new(),
             futexes: futex::Futexes::default(),
@@ -98,11 +100,6 @@ impl Kernel {
             unix_names: Arc::default(),
             warned: Mutex::new(HashSet::new()),
         })
-    }
-
-    /// A new thread/process id (the first is 1: the container's init).
-    pub fn alloc_tid(&self) -> i32 {
-        self.next_tid.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Locks the process table.

@@ -1,6 +1,11 @@
 //! The process table: tasks by TID, processes by PID, the parent/child tree, process groups
 //! and sessions, zombies, reparenting, and sending signals.
 //!
+//! Every ID in the table is global (the root PID namespace's); [`super::pidns`] translates
+//! them for the guest. Orphans go to the nearest subreaper in their own PID namespace, else to
+//! that namespace's init; when a namespace's init exits, everything in the namespace and below
+//! it is killed.
+//!
 //! One lock, [`Kernel::tree`](super::Kernel::tree), guards the table and the tree (as
 //! Linux's tasklist_lock and gVisor's TaskSet mutex). Every signal is sent with it held, so
 //! sending is ordered against exit and reparenting.
@@ -9,8 +14,10 @@
 //! `Kernel::tree` → `ThreadGroup::sig` → `Waiter`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::pidns::PidNamespace;
 use super::signal::{
     self, bit, SigInfo, StopEvent, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,
     SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, STOP_SIGNALS,
@@ -19,14 +26,12 @@ use super::task::TaskHandle;
 use super::{ExitStatus, ThreadGroup};
 use crate::abi::Errno;
 
-/// The PID of the sandbox's init.
-pub const INIT_PID: i32 = 1;
-
 /// One process in the tree.
 #[derive(Debug)]
 pub struct Proc {
     pub tg: Arc<ThreadGroup>,
-    /// Parent's PID; 0 for init (its parent is outside the sandbox).
+    /// Parent's PID; 0 for a process the Loader started (its parent is outside the sandbox)
+    /// and for one whose parent exited with no reaper left.
     pub parent: i32,
     pub children: BTreeSet<i32>,
     pub pgid: i32,
@@ -103,9 +108,13 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Adds a new process (its threads are added with [`Tree::tasks`]).
+    /// Adds a new process (its threads are added with [`Tree::tasks`]). The init of a child
+    /// PID namespace ignores signals without a handler sent from inside it.
     pub fn add_proc(&mut self, tg: Arc<ThreadGroup>, parent: i32, exit_signal: i32) {
         let tgid = tg.tgid;
+        if tg.pidns.level() > 0 && tg.pidns.init() == Some(tgid) {
+            tg.unkillable.store(true, Ordering::Relaxed);
+        }
         let (pgid, sid) = match self.procs.get_mut(&parent) {
             Some(p) => {
                 p.children.insert(tgid);
@@ -173,7 +182,7 @@ impl Tree {
             if s.exit.is_some() || s.threads.is_empty() {
                 return;
             }
-            let unkillable = tg.unkillable.load(std::sync::atomic::Ordering::Relaxed);
+            let unkillable = tg.unkillable.load(Ordering::Relaxed);
             if sig == libc::SIGKILL && (from_kernel || !unkillable) {
                 s.exit = Some(ExitStatus::Signaled {
                     signo: libc::SIGKILL,
@@ -251,9 +260,10 @@ impl Tree {
         let nocldstop = parent.tg.sig().action(libc::SIGCHLD).flags & SA_NOCLDSTOP != 0;
         if !nocldstop {
             let (code, status) = state.code_status();
+            let pid = parent.tg.pidns.id_of(tgid).unwrap_or(0);
             self.send_group(
                 &parent.tg,
-                SigInfo::child(libc::SIGCHLD, code, tgid, 0, status),
+                SigInfo::child(libc::SIGCHLD, code, pid, 0, status),
                 true,
             );
         }
@@ -261,16 +271,18 @@ impl Tree {
     }
 
     /// The last thread of `tgid` exited with `status`: make it a zombie, hand its children to
-    /// a reaper, tell its parent. When init exits, every other process is killed.
+    /// a reaper, tell its parent. When a namespace's init exits, every other process of the
+    /// namespace and of the namespaces below it is killed.
     pub fn process_exited(&mut self, tgid: i32, status: ExitStatus) {
+        let reaper = self.find_reaper(tgid);
         let Some(p) = self.procs.get_mut(&tgid) else {
             return;
         };
         p.zombie = Some(status);
+        let ns = p.tg.pidns.clone();
         let children = std::mem::take(&mut p.children);
         let parent = p.parent;
         let exit_signal = p.exit_signal;
-        let reaper = self.find_reaper(tgid);
         for c in children {
             let Some(cp) = self.procs.get_mut(&c) else {
                 continue;
@@ -289,9 +301,7 @@ impl Tree {
                         r.tg.child_events.notify_all();
                     }
                 }
-                None if zombie => {
-                    self.procs.remove(&c);
-                }
+                None if zombie => self.reap(c),
                 None => {}
             }
         }
@@ -303,51 +313,84 @@ impl Tree {
                 if exit_signal > 0 {
                     let (code, st) = ChildState::Exited(status).code_status();
                     let ptg = pp.tg.clone();
-                    self.send_group(&ptg, SigInfo::child(exit_signal, code, tgid, 0, st), true);
+                    let pid = ptg.pidns.id_of(tgid).unwrap_or(0);
+                    self.send_group(&ptg, SigInfo::child(exit_signal, code, pid, 0, st), true);
                 }
                 pp.tg.child_events.notify_all();
                 if autoreap {
                     self.reap(tgid);
                 }
             }
-            None => {
-                self.procs.remove(&tgid);
-            }
+            None => self.reap(tgid),
         }
-        if tgid == INIT_PID {
-            let all: Vec<Arc<ThreadGroup>> = self.procs.values().map(|p| p.tg.clone()).collect();
-            for tg in all {
+        if ns.init() == Some(tgid) {
+            ns.kill();
+            let inside: Vec<Arc<ThreadGroup>> = self
+                .procs
+                .values()
+                .filter(|p| ns.contains(&p.tg.pidns))
+                .map(|p| p.tg.clone())
+                .collect();
+            for tg in inside {
                 self.send_group(&tg, SigInfo::kernel(libc::SIGKILL), true);
             }
         }
     }
 
-    /// Where the orphans of `tgid` go: the nearest live subreaper ancestor, else init.
+    /// Where the orphans of `tgid` go: the nearest live subreaper ancestor in its PID
+    /// namespace, else the namespace's init; 0 (nobody: zombies are reaped at once) when
+    /// `tgid` is that init or the namespace has none.
     fn find_reaper(&self, tgid: i32) -> i32 {
-        let mut at = self.procs.get(&tgid).map_or(0, |p| p.parent);
-        while let Some(p) = self.procs.get(&at) {
-            if p.subreaper && p.zombie.is_none() {
+        let Some(p) = self.procs.get(&tgid) else {
+            return 0;
+        };
+        let ns = &p.tg.pidns;
+        let init = ns.init();
+        if init == Some(tgid) {
+            return 0;
+        }
+        let mut at = p.parent;
+        while let Some(a) = self.procs.get(&at) {
+            if !Arc::ptr_eq(&a.tg.pidns, ns) {
+                break;
+            }
+            if a.subreaper && a.zombie.is_none() {
                 return at;
             }
-            at = p.parent;
+            at = a.parent;
         }
-        match self.live(INIT_PID) {
-            Some(_) if tgid != INIT_PID => INIT_PID,
+        match init {
+            Some(i) if self.live(i).is_some() => i,
             _ => 0,
         }
     }
 
-    /// Removes the zombie `tgid`.
+    /// Removes the zombie `tgid` and forgets the IDs it was the last user of.
     pub fn reap(&mut self, tgid: i32) {
         if let Some(p) = self.procs.remove(&tgid) {
             if let Some(pp) = self.procs.get_mut(&p.parent) {
                 pp.children.remove(&tgid);
             }
+            for id in [tgid, p.pgid, p.sid] {
+                self.forget_id(id, &p.tg.pidns);
+            }
         }
     }
 
-    /// One step of `wait4`/`waitid` for process `me`: a child in a reportable state, None
-    /// if there are matching children but none is ready.
+    /// Releases `id` in namespace `ns` (and its ancestors) once no task, process, process
+    /// group or session uses it.
+    pub fn forget_id(&self, id: i32, ns: &PidNamespace) {
+        let used = self.tasks.contains_key(&id)
+            || self.procs.contains_key(&id)
+            || self.procs.values().any(|p| p.pgid == id || p.sid == id);
+        if !used {
+            ns.release(id);
+        }
+    }
+
+    /// One step of `wait4`/`waitid` for process `me`: a child in a reportable state (with
+    /// its PID in `me`'s namespace, taken before a reap releases it), None if there are
+    /// matching children but none is ready.
     ///
     /// # Errors
     /// ECHILD when no child matches.
@@ -361,6 +404,8 @@ impl Tree {
             return Err(Errno::ECHILD);
         };
         let my_pgid = p.pgid;
+        let my_ns = p.tg.pidns.clone();
+        let seen = |c: i32| my_ns.id_of(c).unwrap_or(0);
         let candidates: Vec<i32> = p
             .children
             .iter()
@@ -388,10 +433,11 @@ impl Tree {
                 if !opts.exited {
                     continue;
                 }
+                let pid = seen(c);
                 if !opts.nowait {
                     self.reap(c);
                 }
-                return Ok(Some((c, ChildState::Exited(st))));
+                return Ok(Some((pid, ChildState::Exited(st))));
             }
             let mut s = cp.tg.sig();
             match s.stop_event {
@@ -399,13 +445,13 @@ impl Tree {
                     if !opts.nowait {
                         s.stop_event = None;
                     }
-                    return Ok(Some((c, ChildState::Stopped(sig))));
+                    return Ok(Some((seen(c), ChildState::Stopped(sig))));
                 }
                 Some(StopEvent::Continued) if opts.continued => {
                     if !opts.nowait {
                         s.stop_event = None;
                     }
-                    return Ok(Some((c, ChildState::Continued)));
+                    return Ok(Some((seen(c), ChildState::Continued)));
                 }
                 _ => {}
             }
@@ -423,13 +469,33 @@ impl Tree {
 mod tests {
     use super::*;
 
-    fn tree_with(parent: i32, kids: &[i32]) -> Tree {
+    /// Adds a process (with one thread) in `ns` with parent `parent`; returns its global PID.
+    fn spawn(t: &mut Tree, ns: &Arc<PidNamespace>, parent: i32, exit_signal: i32) -> i32 {
+        let pid = ns.alloc(true).unwrap();
+        let tg = Arc::new(ThreadGroup::new(pid, ns.clone(), "c".into()));
+        t.add_proc(tg.clone(), parent, exit_signal);
+        let h = TaskHandle::new(pid, tg, b"t".to_vec());
+        super::super::task::register_thread(&h, 0);
+        t.tasks.insert(pid, h);
+        pid
+    }
+
+    /// The only thread of `pid` exits (as `thread_finished` does).
+    fn exit(t: &mut Tree, pid: i32, status: ExitStatus) {
+        t.tasks.remove(&pid);
+        let tg = t.procs[&pid].tg.clone();
+        tg.sig().threads.remove(&pid);
+        t.process_exited(pid, status);
+    }
+
+    fn tree_with(kids: usize) -> (Tree, Arc<PidNamespace>) {
+        let ns = PidNamespace::new_root();
         let mut t = Tree::default();
-        t.add_proc(Arc::new(ThreadGroup::new(parent)), 0, libc::SIGCHLD);
-        for &k in kids {
-            t.add_proc(Arc::new(ThreadGroup::new(k)), parent, libc::SIGCHLD);
+        let init = spawn(&mut t, &ns, 0, libc::SIGCHLD);
+        for _ in 0..kids {
+            spawn(&mut t, &ns, init, libc::SIGCHLD);
         }
-        t
+        (t, ns)
     }
 
     fn exited() -> WaitOpts {
@@ -439,9 +505,17 @@ mod tests {
         }
     }
 
+    fn killed(t: &Tree, pid: i32) -> bool {
+        t.procs[&pid].tg.exit_status()
+            == Some(ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false,
+            })
+    }
+
     #[test]
     fn wait_reaps_zombies_once() {
-        let mut t = tree_with(1, &[2, 3]);
+        let (mut t, _) = tree_with(2);
         assert_eq!(t.wait_child(1, WaitSel::Any, exited()), Ok(None));
         t.process_exited(3, ExitStatus::Exited(7));
         assert_eq!(
@@ -458,22 +532,22 @@ mod tests {
 
     #[test]
     fn orphans_go_to_init_and_subreapers() {
-        let mut t = tree_with(1, &[2]);
-        t.add_proc(Arc::new(ThreadGroup::new(3)), 2, libc::SIGCHLD);
-        t.add_proc(Arc::new(ThreadGroup::new(4)), 3, libc::SIGCHLD);
+        let (mut t, ns) = tree_with(1);
+        let three = spawn(&mut t, &ns, 2, libc::SIGCHLD);
+        let four = spawn(&mut t, &ns, three, libc::SIGCHLD);
         t.procs.get_mut(&2).unwrap().subreaper = true;
-        t.process_exited(3, ExitStatus::Exited(0));
-        assert_eq!(t.procs[&4].parent, 2);
+        t.process_exited(three, ExitStatus::Exited(0));
+        assert_eq!(t.procs[&four].parent, 2);
         t.process_exited(2, ExitStatus::Exited(0));
-        assert_eq!(t.procs[&4].parent, 1);
-        assert!(t.procs[&1].children.contains(&4));
+        assert_eq!(t.procs[&four].parent, 1);
+        assert!(t.procs[&1].children.contains(&four));
     }
 
     #[test]
     fn clone_children_need_wclone_or_wall() {
-        let mut t = tree_with(1, &[]);
-        t.add_proc(Arc::new(ThreadGroup::new(5)), 1, 0);
-        t.process_exited(5, ExitStatus::Exited(1));
+        let (mut t, ns) = tree_with(0);
+        let five = spawn(&mut t, &ns, 1, 0);
+        t.process_exited(five, ExitStatus::Exited(1));
         assert_eq!(t.wait_child(1, WaitSel::Any, exited()), Err(Errno::ECHILD));
         let all = WaitOpts {
             all: true,
@@ -481,7 +555,7 @@ mod tests {
         };
         assert!(matches!(
             t.wait_child(1, WaitSel::Any, all),
-            Ok(Some((5, _)))
+            Ok(Some((f, _))) if f == five
         ));
     }
 
@@ -493,5 +567,136 @@ mod tests {
             ChildState::Exited(ExitStatus::Exited(3)).wait_status(),
             0x300
         );
+    }
+
+    /// Two containers' namespaces under a root without processes of its own (the Loader's
+    /// layout): (tree, root, a, b, init of a, init of b).
+    fn two_namespaces() -> (
+        Tree,
+        Arc<PidNamespace>,
+        Arc<PidNamespace>,
+        Arc<PidNamespace>,
+    ) {
+        let root = PidNamespace::new_root();
+        let (a, b) = (root.new_child(), root.new_child());
+        let mut t = Tree::default();
+        spawn(&mut t, &a, 0, libc::SIGCHLD);
+        spawn(&mut t, &b, 0, libc::SIGCHLD);
+        (t, root, a, b)
+    }
+
+    #[test]
+    fn each_namespace_has_its_own_init() {
+        let (mut t, root, a, b) = two_namespaces();
+        let (ia, ib) = (a.lookup(1).unwrap(), b.lookup(1).unwrap());
+        assert_ne!(ia, ib);
+        assert_eq!(root.init(), None, "the root has no process of its own");
+        let child = spawn(&mut t, &a, ia, libc::SIGCHLD);
+        assert_eq!(a.id_of(child), Some(2));
+        assert_eq!(b.id_of(child), None);
+        assert!(t.procs[&ia].tg.unkillable.load(Ordering::Relaxed));
+        assert!(!t.procs[&child].tg.unkillable.load(Ordering::Relaxed));
+        // A signal without a handler from inside is dropped for init, not for the child.
+        t.send_group(
+            &t.procs[&ia].tg.clone(),
+            SigInfo::kernel(libc::SIGTERM),
+            false,
+        );
+        assert!(t.procs[&ia].tg.sig().shared.set() == 0);
+        t.send_group(
+            &t.procs[&ia].tg.clone(),
+            SigInfo::kernel(libc::SIGKILL),
+            true,
+        );
+        assert!(killed(&t, ia));
+    }
+
+    #[test]
+    fn orphans_stay_in_their_namespace() {
+        let (mut t, _root, a, b) = two_namespaces();
+        let ia = a.lookup(1).unwrap();
+        let ib = b.lookup(1).unwrap();
+        // An exec'd process of b (no parent) with a child: the orphan goes to b's init.
+        let exec = spawn(&mut t, &b, 0, libc::SIGCHLD);
+        let grandchild = spawn(&mut t, &b, exec, libc::SIGCHLD);
+        exit(&mut t, exec, ExitStatus::Exited(0));
+        assert_eq!(t.procs[&grandchild].parent, ib);
+        assert!(!t.procs.contains_key(&exec), "no parent: reaped at once");
+        assert_eq!(
+            b.id_of(exec),
+            Some(2),
+            "the orphan's group and session keep the ID"
+        );
+        assert_eq!(b.id_of(ia), None, "another namespace's init is not visible");
+    }
+
+    #[test]
+    fn init_exit_kills_its_namespace_only() {
+        let (mut t, root, a, b) = two_namespaces();
+        let ia = a.lookup(1).unwrap();
+        let ib = b.lookup(1).unwrap();
+        let ka = spawn(&mut t, &a, ia, libc::SIGCHLD);
+        let inner = a.new_child();
+        let deep = spawn(&mut t, &inner, ka, libc::SIGCHLD);
+        let kb = spawn(&mut t, &b, ib, libc::SIGCHLD);
+        exit(&mut t, ia, ExitStatus::Exited(0));
+        assert!(killed(&t, ka) && killed(&t, deep));
+        assert!(!killed(&t, kb) && !killed(&t, ib));
+        assert_eq!(
+            a.alloc(true),
+            Err(Errno::ENOMEM),
+            "a dead namespace takes no one"
+        );
+        assert!(b.alloc(true).is_ok());
+        assert_eq!(t.procs[&ka].parent, 0);
+        // The dead init's zombie children are reaped at once, not left to a reaper.
+        exit(&mut t, ka, ExitStatus::Exited(0));
+        assert!(!t.procs.contains_key(&ka));
+        let _ = root;
+    }
+
+    #[test]
+    fn sigchld_carries_the_parents_view_of_the_child() {
+        let (mut t, _root, a, _b) = two_namespaces();
+        let ia = a.lookup(1).unwrap();
+        let kid = spawn(&mut t, &a, ia, libc::SIGCHLD);
+        t.procs[&ia].tg.sig().actions[(libc::SIGCHLD - 1) as usize].handler = 0x1000;
+        exit(&mut t, kid, ExitStatus::Exited(0));
+        let info = t.procs[&ia].tg.sig().shared.pop(0).unwrap();
+        assert_eq!(info.signo, libc::SIGCHLD);
+        assert_eq!(
+            info.fields[0] as u32, 2,
+            "si_pid in the namespace, not {kid}"
+        );
+    }
+
+    #[test]
+    fn wait_reports_the_waiters_view_of_the_child() {
+        let (mut t, _root, a, _b) = two_namespaces();
+        let ia = a.lookup(1).unwrap();
+        let kid = spawn(&mut t, &a, ia, libc::SIGCHLD);
+        assert_ne!(kid, 2);
+        exit(&mut t, kid, ExitStatus::Exited(4));
+        assert_eq!(
+            t.wait_child(ia, WaitSel::Pid(kid), exited()),
+            Ok(Some((2, ChildState::Exited(ExitStatus::Exited(4)))))
+        );
+        assert_eq!(a.id_of(kid), None, "reaped: the ID is free");
+    }
+
+    #[test]
+    fn process_group_ids_outlive_their_leader() {
+        let (mut t, _root, a, _b) = two_namespaces();
+        let ia = a.lookup(1).unwrap();
+        let leader = spawn(&mut t, &a, ia, libc::SIGCHLD);
+        let member = spawn(&mut t, &a, leader, libc::SIGCHLD);
+        t.procs.get_mut(&leader).unwrap().pgid = leader;
+        t.procs.get_mut(&member).unwrap().pgid = leader;
+        exit(&mut t, leader, ExitStatus::Exited(0));
+        t.reap(leader);
+        assert_eq!(a.id_of(leader), Some(2), "the group still uses the ID");
+        exit(&mut t, member, ExitStatus::Exited(0));
+        t.reap(member);
+        assert_eq!(a.id_of(leader), None);
     }
 }

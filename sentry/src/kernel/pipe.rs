@@ -170,7 +170,7 @@ impl FileOps for PipeEnd {
         match r {
             Err(Errno::EPIPE) => {
                 let uid = t.creds.uid;
-                let pid = t.tg.tgid;
+                let pid = t.vtgid();
                 t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
                 if written > 0 {
                     Ok(written)

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use platform::{Context, CpuState, Exit, Interrupter};
 
+use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
 use super::wait::{Completion, WaitQueue, Waiter};
@@ -530,6 +531,35 @@ impl Task {
         }
     }
 
+    /// The task's PID namespace.
+    pub fn pidns(&self) -> &Arc<PidNamespace> {
+        &self.tg.pidns
+    }
+
+    /// What this task calls the task, process, group or session whose global ID is
+    /// `global`: its ID in this task's PID namespace, 0 when it is not visible there.
+    pub fn vpid_of(&self, global: i32) -> i32 {
+        self.tg.pidns.id_of(global).unwrap_or(0)
+    }
+
+    /// The global ID of what this task calls `local`; None when nothing visible to it is.
+    pub fn lookup_pid(&self, local: i32) -> Option<i32> {
+        if local <= 0 {
+            return None;
+        }
+        self.tg.pidns.lookup(local)
+    }
+
+    /// This process's PID in its own namespace (getpid).
+    pub fn vtgid(&self) -> i32 {
+        self.vpid_of(self.tg.tgid)
+    }
+
+    /// This thread's TID in its own namespace (gettid).
+    pub fn vtid(&self) -> i32 {
+        self.vpid_of(self.tid)
+    }
+
     /// Publishes the task's memory, files, filesystem context and credentials for `/proc`
     /// (after execve or a credential change).
     pub fn publish_view(&self) {
@@ -569,6 +599,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     handle.view.lock().unwrap().take();
     let mut tree = kernel.tree();
     tree.tasks.remove(&handle.tid);
+    tree.forget_id(handle.tid, &tg.pidns);
     let last = {
         let mut s = tg.sig();
         s.threads.remove(&handle.tid);

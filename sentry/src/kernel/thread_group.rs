@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::pidns::PidNamespace;
 use super::signal::SigState;
 use super::timer::ProcessTimers;
 use super::wait::WaitQueue;
@@ -51,7 +52,13 @@ pub const RLIM_NLIMITS: usize = 16;
 /// Lock order: the kernel's process tree → `sig` → waiters. `limits` and `done` are leaves.
 #[derive(Debug)]
 pub struct ThreadGroup {
+    /// The global PID (the process table's key); see [`super::pidns`].
     pub tgid: i32,
+    /// The PID namespace the process lives in (fixed for its lifetime).
+    pub pidns: Arc<PidNamespace>,
+    /// The Loader's container the process belongs to (empty outside the Loader); inherited
+    /// by children.
+    pub container: Arc<str>,
     pub limits: Mutex<[Rlimit; RLIM_NLIMITS]>,
     /// Signal dispositions, pending signals, thread masks, group exit and stop.
     pub sig: Mutex<SigState>,
@@ -61,7 +68,8 @@ pub struct ThreadGroup {
     pub signal_events: WaitQueue,
     /// Interval and POSIX timers.
     pub timers: Mutex<ProcessTimers>,
-    /// Signals without a handler sent from inside the sandbox are dropped (a container's init).
+    /// Signals without a handler sent from inside its PID namespace are dropped (a
+    /// namespace's init).
     pub unkillable: AtomicBool,
     /// The program the process runs (`/proc/[pid]/exe`, `cmdline`, `environ`).
     pub image: Mutex<ExecImage>,
@@ -106,9 +114,11 @@ fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32) -> ThreadGroup {
+    pub fn new(tgid: i32, pidns: Arc<PidNamespace>, container: Arc<str>) -> ThreadGroup {
         ThreadGroup {
             tgid,
+            pidns,
+            container,
             limits: Mutex::new(default_limits()),
             sig: Mutex::new(SigState::new()),
             child_events: WaitQueue::new(),
@@ -122,10 +132,10 @@ impl ThreadGroup {
         }
     }
 
-    /// A child process's group: limits and dispositions inherited from `parent`
-    /// (fork without CLONE_THREAD).
-    pub fn fork_from(tgid: i32, parent: &ThreadGroup) -> ThreadGroup {
-        let tg = ThreadGroup::new(tgid);
+    /// A child process's group in PID namespace `pidns`: container, limits and dispositions
+    /// inherited from `parent` (fork without CLONE_THREAD).
+    pub fn fork_from(tgid: i32, parent: &ThreadGroup, pidns: Arc<PidNamespace>) -> ThreadGroup {
+        let tg = ThreadGroup::new(tgid, pidns, parent.container.clone());
         *tg.limits.lock().unwrap() = *parent.limits.lock().unwrap();
         tg.sig.lock().unwrap().actions = parent.sig.lock().unwrap().actions;
         *tg.image.lock().unwrap() = parent.image.lock().unwrap().clone();

@@ -35,7 +35,21 @@ impl Ucred {
         gid: u32::MAX,
     };
 
-    /// The calling process's credentials (effective ids, as Linux's `cred_to_ucred`).
+    /// The credentials as `t` sees them: the PID (kept global inside the sentry) in its
+    /// PID namespace, 0 when not visible there.
+    pub fn seen_by(self, t: &Task) -> Ucred {
+        Ucred {
+            pid: if self.pid == 0 {
+                0
+            } else {
+                t.vpid_of(self.pid)
+            },
+            ..self
+        }
+    }
+
+    /// The calling process's credentials (effective ids, as Linux's `cred_to_ucred`), with
+    /// its global PID.
     pub fn of(t: &Task) -> Ucred {
         Ucred {
             pid: t.tg.tgid,

@@ -1393,7 +1393,8 @@ pub fn fcntl_lock(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
                     } else {
                         (h.end - h.start) as i64
                     };
-                    l.l_pid = h.pid;
+                    // The holder as the caller's namespace sees it (-1 for OFD locks).
+                    l.l_pid = if h.pid > 0 { t.vpid_of(h.pid) } else { h.pid };
                 }
             }
             t.mm.write_obj(addr, &l)?;

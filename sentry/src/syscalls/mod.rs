@@ -195,7 +195,7 @@ syscall_table! {
         53 socketpair(domain: i32, ty: i32, protocol: i32, sv: UserAddr) => socket::socketpair, Partial("AF_UNIX only");
         54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_SNDBUF/SO_RCVBUF/SO_PASSCRED take effect; other SOL_SOCKET options are recorded only");
         55 getsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, lenp: UserAddr) => socket::getsockopt, Partial("SOL_SOCKET only");
-        56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("no namespaces or pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
+        56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("of the namespaces only CLONE_NEWPID; no pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
         58 vfork() => process::vfork, Full;
         59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("reads executables from the host path until the VFS lands");
@@ -343,7 +343,7 @@ syscall_table! {
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => file::statx, Full;
-        435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("no namespaces, pidfds, set_tid or cgroups");
+        435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("of the namespaces only CLONE_NEWPID; no pidfds, set_tid or cgroups");
         436 close_range(first: u32, last: u32, flags: Flags) => fs::close_range, Full;
         437 openat2(dirfd: Fd, path: PathArg, how: UserAddr, size: usize) => file::openat2, Partial("RESOLVE_NO_XDEV and RESOLVE_NO_MAGICLINKS are accepted but not enforced");
         439 faccessat2(dirfd: Fd, path: PathArg, mode: i32, flags: Flags) => file::faccessat2, Full;

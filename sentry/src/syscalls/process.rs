@@ -11,18 +11,23 @@ use crate::mm::usermem::{UserAddr, PATH_MAX};
 
 /// getpid(2)
 pub fn getpid(t: &mut Task) -> SysResult {
-    Ok(t.tg.tgid as u64)
+    Ok(t.vtgid() as u64)
 }
 
 /// gettid(2)
 pub fn gettid(t: &mut Task) -> SysResult {
-    Ok(t.tid as u64)
+    Ok(t.vtid() as u64)
 }
 
-/// getppid(2)
+/// getppid(2): 0 when the parent is outside the caller's PID namespace (a namespace init).
 pub fn getppid(t: &mut Task) -> SysResult {
-    let tree = t.kernel.tree();
-    Ok(tree.procs.get(&t.tg.tgid).map_or(0, |p| p.parent) as u64)
+    let parent = t
+        .kernel
+        .tree()
+        .procs
+        .get(&t.tg.tgid)
+        .map_or(0, |p| p.parent);
+    Ok(t.vpid_of(parent) as u64)
 }
 
 /// getuid(2)
@@ -74,12 +79,12 @@ pub fn sched_yield(_t: &mut Task) -> SysResult {
 /// set_tid_address(2)
 pub fn set_tid_address(t: &mut Task, tidptr: UserAddr) -> SysResult {
     t.clear_child_tid = tidptr.0;
-    Ok(t.tid as u64)
+    Ok(t.vtid() as u64)
 }
 
 /// get_robust_list(2) for the calling thread.
 pub fn get_robust_list(t: &mut Task, pid: i32, head: UserAddr, len: UserAddr) -> SysResult {
-    if pid != 0 && pid != t.tid {
+    if pid != 0 && t.lookup_pid(pid) != Some(t.tid) {
         return Err(Errno::EPERM);
     }
     let (h, l) = t.robust_list;
@@ -143,7 +148,7 @@ pub fn setrlimit(t: &mut Task, res: u32, rlim: UserAddr) -> SysResult {
 /// prlimit64(2) for the calling process (other pids arrive with process management).
 pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr) -> SysResult {
     let r = resource(res)?;
-    if pid != 0 && pid != t.tg.tgid {
+    if pid != 0 && t.lookup_pid(pid) != Some(t.tg.tgid) {
         return Err(Errno::ESRCH);
     }
     let new_limit: Option<Rlimit> = if new.is_null() {
@@ -346,11 +351,16 @@ pub fn wait4(
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(Errno::EINVAL);
     }
+    // An ID not visible in the caller's namespace names no child of it.
     let sel = match pid {
         -1 => WaitSel::Any,
         0 => WaitSel::Pgid(0),
-        p if p < -1 => WaitSel::Pgid(p.checked_neg().ok_or(Errno::ESRCH)?),
-        p => WaitSel::Pid(p),
+        p if p < -1 => WaitSel::Pgid(
+            p.checked_neg()
+                .and_then(|g| t.lookup_pid(g))
+                .ok_or(Errno::ECHILD)?,
+        ),
+        p => WaitSel::Pid(t.lookup_pid(p).ok_or(Errno::ECHILD)?),
     };
     let opts = WaitOpts {
         exited: true,
@@ -390,8 +400,9 @@ pub fn waitid(
     // P_ALL, P_PID, P_PGID
     let sel = match idtype {
         0 => WaitSel::Any,
-        1 if id > 0 => WaitSel::Pid(id),
-        2 if id >= 0 => WaitSel::Pgid(id),
+        1 if id > 0 => WaitSel::Pid(t.lookup_pid(id).ok_or(Errno::ECHILD)?),
+        2 if id == 0 => WaitSel::Pgid(0),
+        2 if id > 0 => WaitSel::Pgid(t.lookup_pid(id).ok_or(Errno::ECHILD)?),
         _ => return Err(Errno::EINVAL),
     };
     let opts = WaitOpts {
@@ -417,14 +428,28 @@ pub fn waitid(
     Ok(0)
 }
 
+/// The global PID a pid argument names: the caller for 0.
+///
+/// # Errors
+/// ESRCH when nothing of that ID is visible in the caller's namespace.
+fn pid_arg(t: &Task, pid: i32) -> Result<i32, Errno> {
+    if pid == 0 {
+        return Ok(t.tg.tgid);
+    }
+    t.lookup_pid(pid).ok_or(Errno::ESRCH)
+}
+
 /// getpgid(2)
 pub fn getpgid(t: &mut Task, pid: i32) -> SysResult {
-    let tree = t.kernel.tree();
-    let pid = if pid == 0 { t.tg.tgid } else { pid };
-    tree.procs
+    let pid = pid_arg(t, pid)?;
+    let pgid = t
+        .kernel
+        .tree()
+        .procs
         .get(&pid)
-        .map(|p| p.pgid as u64)
-        .ok_or(Errno::ESRCH)
+        .map(|p| p.pgid)
+        .ok_or(Errno::ESRCH)?;
+    Ok(t.vpid_of(pgid) as u64)
 }
 
 /// getpgrp(2)
@@ -434,12 +459,15 @@ pub fn getpgrp(t: &mut Task) -> SysResult {
 
 /// getsid(2)
 pub fn getsid(t: &mut Task, pid: i32) -> SysResult {
-    let tree = t.kernel.tree();
-    let pid = if pid == 0 { t.tg.tgid } else { pid };
-    tree.procs
+    let pid = pid_arg(t, pid)?;
+    let sid = t
+        .kernel
+        .tree()
+        .procs
         .get(&pid)
-        .map(|p| p.sid as u64)
-        .ok_or(Errno::ESRCH)
+        .map(|p| p.sid)
+        .ok_or(Errno::ESRCH)?;
+    Ok(t.vpid_of(sid) as u64)
 }
 
 /// setpgid(2)
@@ -448,9 +476,13 @@ pub fn setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let me = t.tg.tgid;
+    let pid = pid_arg(t, pid)?;
+    let pgid = if pgid == 0 {
+        pid
+    } else {
+        t.lookup_pid(pgid).ok_or(Errno::EPERM)?
+    };
     let mut tree = t.kernel.tree();
-    let pid = if pid == 0 { me } else { pid };
-    let pgid = if pgid == 0 { pid } else { pgid };
     let my_sid = tree.procs.get(&me).map_or(0, |p| p.sid);
     let target = tree.procs.get(&pid).ok_or(Errno::ESRCH)?;
     if pid != me {
@@ -476,7 +508,8 @@ pub fn setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
     {
         return Err(Errno::EPERM);
     }
-    tree.procs.get_mut(&pid).expect("checked").pgid = pgid;
+    let old = std::mem::replace(&mut tree.procs.get_mut(&pid).expect("checked").pgid, pgid);
+    tree.forget_id(old, &t.tg.pidns);
     Ok(0)
 }
 
@@ -493,9 +526,13 @@ pub fn setsid(t: &mut Task) -> SysResult {
         return Err(Errno::EPERM);
     }
     let p = tree.procs.get_mut(&me).ok_or(Errno::ESRCH)?;
+    let old = (p.pgid, p.sid);
     p.pgid = me;
     p.sid = me;
-    Ok(me as u64)
+    tree.forget_id(old.0, &t.tg.pidns);
+    tree.forget_id(old.1, &t.tg.pidns);
+    drop(tree);
+    Ok(t.vtgid() as u64)
 }
 
 /// getrusage(2): the sentry does not account CPU time per task yet; reports zeros.
@@ -718,8 +755,27 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64)
     }
 }
 
+/// The thread a sched_* pid argument names (0: the caller), in the caller's namespace.
+///
+/// # Errors
+/// ESRCH when no such thread is visible.
+fn sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == 0 {
+        return Ok(());
+    }
+    let tid = t.lookup_pid(pid).ok_or(Errno::ESRCH)?;
+    if !t.kernel.tree().tasks.contains_key(&tid) {
+        return Err(Errno::ESRCH);
+    }
+    Ok(())
+}
+
 /// sched_getaffinity(2): every sandbox CPU.
-pub fn sched_getaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) -> SysResult {
+pub fn sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
+    sched_target(t, pid)?;
     let ncpu = crate::fs::proc::host_cpus();
     let bytes = ncpu.div_ceil(64) * 8;
     if len < bytes || !len.is_multiple_of(8) {
@@ -734,7 +790,8 @@ pub fn sched_getaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) ->
 }
 
 /// sched_setaffinity(2): accepted, without effect (the host schedules sentry threads).
-pub fn sched_setaffinity(t: &mut Task, _pid: i32, len: usize, mask: UserAddr) -> SysResult {
+pub fn sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
+    sched_target(t, pid)?;
     t.mm.read_bytes(mask, len.min(1024))?;
     Ok(0)
 }

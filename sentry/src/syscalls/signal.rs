@@ -1,5 +1,6 @@
 //! Signal system calls: dispositions, masks, sending, waiting, sigreturn.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::abi::{Errno, SysResult, Timespec};
@@ -7,7 +8,7 @@ use crate::kernel::signal::{
     self, bit, SigAction, SigInfo, NSIG, SI_QUEUE, SI_TKILL, SI_USER, UNBLOCKABLE,
 };
 use crate::kernel::task::{Restart, RestartBlock};
-use crate::kernel::{sigframe, Task, ThreadGroup};
+use crate::kernel::{sigframe, PidNamespace, Task, ThreadGroup};
 use crate::mm::usermem::UserAddr;
 
 /// Size of the kernel's sigset_t.
@@ -140,20 +141,36 @@ pub fn sigaltstack(t: &mut Task, ss: UserAddr, old: UserAddr) -> SysResult {
     Ok(0)
 }
 
-fn user_info(t: &Task, sig: i32, code: i32) -> SigInfo {
-    SigInfo::from_user(sig, code, t.tg.tgid, t.creds.uid)
+/// The siginfo of a signal `t` sends to a process of namespace `to`: `si_pid` is the
+/// sender's PID there (0 when the sender is not visible in it).
+fn user_info(t: &Task, sig: i32, code: i32, to: &PidNamespace) -> SigInfo {
+    let pid = to.id_of(t.tg.tgid).unwrap_or(0);
+    SigInfo::from_user(sig, code, pid, t.creds.uid)
 }
 
-fn send_to_groups(t: &Task, groups: &[std::sync::Arc<ThreadGroup>], info: SigInfo) -> SysResult {
+/// Whether a signal from `t` to `target` overrides a namespace init's protection: SIGKILL
+/// and SIGSTOP from an ancestor namespace do, as in Linux.
+fn forced(t: &Task, target: &ThreadGroup, sig: i32) -> bool {
+    (sig == libc::SIGKILL || sig == libc::SIGSTOP) && !Arc::ptr_eq(&t.tg.pidns, &target.pidns)
+}
+
+/// Sends `sig` (siginfo from `info`, or kill(2)'s own when None) to every group.
+fn send_to_groups(
+    t: &Task,
+    groups: &[Arc<ThreadGroup>],
+    sig: i32,
+    info: Option<SigInfo>,
+) -> SysResult {
     if groups.is_empty() {
         return Err(Errno::ESRCH);
     }
-    if info.signo == 0 {
+    if sig == 0 {
         return Ok(0);
     }
     let tree = t.kernel.tree();
     for g in groups {
-        tree.send_group(g, info, false);
+        let i = info.unwrap_or_else(|| user_info(t, sig, SI_USER, &g.pidns));
+        tree.send_group(g, i, forced(t, g, sig));
     }
     Ok(0)
 }
@@ -163,42 +180,58 @@ pub fn kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
     if sig != 0 {
         valid_sig(sig)?;
     }
-    let info = user_info(t, sig, SI_USER);
     let groups = {
         let tree = t.kernel.tree();
         match pid {
-            p if p > 0 => tree.group_of(p).into_iter().collect(),
+            p if p > 0 => t
+                .lookup_pid(p)
+                .and_then(|g| tree.group_of(g))
+                .into_iter()
+                .collect(),
             0 => {
                 let pgid = tree.procs.get(&t.tg.tgid).map_or(0, |p| p.pgid);
                 tree.pgrp_members(pgid)
             }
+            // Every process the caller sees except its namespace's init and itself.
             -1 => tree
                 .procs
                 .values()
                 .filter(|p| {
-                    p.zombie.is_none()
-                        && p.tg.tgid != crate::kernel::pids::INIT_PID
-                        && p.tg.tgid != t.tg.tgid
+                    p.zombie.is_none() && t.vpid_of(p.tg.tgid) > 1 && p.tg.tgid != t.tg.tgid
                 })
                 .map(|p| p.tg.clone())
                 .collect(),
-            p => tree.pgrp_members(p.checked_neg().ok_or(Errno::ESRCH)?),
+            p => match p.checked_neg().and_then(|g| t.lookup_pid(g)) {
+                Some(pgid) => tree.pgrp_members(pgid),
+                None => Vec::new(),
+            },
         }
     };
-    send_to_groups(t, &groups, info)
+    send_to_groups(t, &groups, sig, None)
 }
 
-fn send_thread(t: &Task, tgid: Option<i32>, tid: i32, info: SigInfo) -> SysResult {
+/// Sends to thread `tid` (of process `tgid`), both in the caller's namespace; `info` builds
+/// the siginfo for the target's namespace.
+fn send_thread(
+    t: &Task,
+    tgid: Option<i32>,
+    tid: i32,
+    sig: i32,
+    info: impl Fn(&PidNamespace) -> SigInfo,
+) -> SysResult {
     if tid <= 0 {
         return Err(Errno::EINVAL);
     }
     let tree = t.kernel.tree();
-    let h = tree.tasks.get(&tid).ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|g| g != h.tg.tgid) {
+    let h = t
+        .lookup_pid(tid)
+        .and_then(|g| tree.tasks.get(&g))
+        .ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| t.lookup_pid(g) != Some(h.tg.tgid)) {
         return Err(Errno::ESRCH);
     }
-    if info.signo != 0 {
-        tree.send_thread(h, info, false);
+    if sig != 0 {
+        tree.send_thread(h, info(&h.tg.pidns), forced(t, &h.tg, sig));
     }
     Ok(0)
 }
@@ -208,7 +241,7 @@ pub fn tkill(t: &mut Task, tid: i32, sig: i32) -> SysResult {
     if sig != 0 {
         valid_sig(sig)?;
     }
-    send_thread(t, None, tid, user_info(t, sig, SI_TKILL))
+    send_thread(t, None, tid, sig, |ns| user_info(t, sig, SI_TKILL, ns))
 }
 
 /// tgkill(2)
@@ -219,7 +252,9 @@ pub fn tgkill(t: &mut Task, tgid: i32, tid: i32, sig: i32) -> SysResult {
     if tgid <= 0 {
         return Err(Errno::EINVAL);
     }
-    send_thread(t, Some(tgid), tid, user_info(t, sig, SI_TKILL))
+    send_thread(t, Some(tgid), tid, sig, |ns| {
+        user_info(t, sig, SI_TKILL, ns)
+    })
 }
 
 fn queued_info(t: &Task, sig: i32, uinfo: UserAddr) -> Result<SigInfo, Errno> {
@@ -236,8 +271,11 @@ fn queued_info(t: &Task, sig: i32, uinfo: UserAddr) -> Result<SigInfo, Errno> {
 /// rt_sigqueueinfo(2)
 pub fn rt_sigqueueinfo(t: &mut Task, tgid: i32, sig: i32, uinfo: UserAddr) -> SysResult {
     let info = queued_info(t, sig, uinfo)?;
-    let g = t.kernel.tree().group_of(tgid).ok_or(Errno::ESRCH)?;
-    send_to_groups(t, &[g], info)
+    let g = t
+        .lookup_pid(tgid)
+        .and_then(|g| t.kernel.tree().group_of(g))
+        .ok_or(Errno::ESRCH)?;
+    send_to_groups(t, &[g], sig, Some(info))
 }
 
 /// rt_tgsigqueueinfo(2)
@@ -249,7 +287,7 @@ pub fn rt_tgsigqueueinfo(
     uinfo: UserAddr,
 ) -> SysResult {
     let info = queued_info(t, sig, uinfo)?;
-    send_thread(t, Some(tgid), tid, info)
+    send_thread(t, Some(tgid), tid, sig, |_| info)
 }
 
 /// rt_sigpending(2)

@@ -239,7 +239,12 @@ pub fn getsockopt(
     let f = socket_file(t, fd)?;
     let len: i32 = t.mm.read_obj(lenp)?;
     let room = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
-    let v = with_socket(&f, |s| s.getsockopt(level, name))?;
+    let mut v = with_socket(&f, |s| s.getsockopt(level, name))?;
+    if (level, name) == (libc::SOL_SOCKET, libc::SO_PEERCRED) {
+        if let Ok((c, _)) = Ucred::read_from_prefix(&v) {
+            v = c.seen_by(t).as_bytes().to_vec();
+        }
+    }
     let n = room.min(v.len());
     t.mm.write_bytes(val, &v[..n])?;
     t.mm.write_obj(lenp, &(n as u32))?;
@@ -262,7 +267,7 @@ fn do_send(t: &mut Task, f: &OpenFile, msg: OutMessage, flags: i32) -> SysResult
     let fl = io_flags(f, flags);
     let r = with_socket(f, |s| s.send(t, msg, fl));
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        let (pid, uid) = (t.tg.tgid, t.creds.uid);
+        let (pid, uid) = (t.vtgid(), t.creds.uid);
         t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
     }
     Ok(r? as u64)
@@ -419,10 +424,13 @@ fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Resu
                 }
             }
             (libc::SOL_SOCKET, SCM_CREDENTIALS) => {
-                let c = Ucred::read_from_prefix(data).map_err(|_| Errno::EINVAL)?.0;
+                let mut c = Ucred::read_from_prefix(data).map_err(|_| Errno::EINVAL)?.0;
                 let cr = &t.creds;
                 let root = cr.euid == 0;
-                let pid_ok = c.pid == t.tg.tgid || root;
+                // The pid is the sender's view; the sentry keeps it global.
+                let global = t.lookup_pid(c.pid);
+                let pid_ok = global == Some(t.tg.tgid) || root;
+                c.pid = global.unwrap_or(0);
                 let uid_ok = [cr.uid, cr.euid, cr.suid].contains(&c.uid) || root;
                 let gid_ok = [cr.gid, cr.egid, cr.sgid].contains(&c.gid) || root;
                 if !(pid_ok && uid_ok && gid_ok) {
@@ -454,7 +462,7 @@ fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Ve
     let mut out = Vec::new();
     let mut truncated = false;
     if let Some(c) = m.creds {
-        let one = cmsg(libc::SOL_SOCKET, SCM_CREDENTIALS, c.as_bytes());
+        let one = cmsg(libc::SOL_SOCKET, SCM_CREDENTIALS, c.seen_by(t).as_bytes());
         if out.len() + one.len() <= room {
             out.extend_from_slice(&one);
             out.resize(cmsg_align(out.len()).min(room), 0);

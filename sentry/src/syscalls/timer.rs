@@ -206,6 +206,7 @@ pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> 
     let thread = match notify {
         SIGEV_NONE | SIGEV_SIGNAL | SIGEV_THREAD => None,
         SIGEV_THREAD_ID => {
+            let tid = t.lookup_pid(tid).ok_or(Errno::EINVAL)?;
             let same = t
                 .kernel
                 .tree()

@@ -136,6 +136,8 @@ impl HostTty {
         if pgid < 0 {
             return Err(Errno::EINVAL);
         }
+        // A group outside the caller's namespace is in no session of it.
+        let pgid = t.lookup_pid(pgid).ok_or(Errno::EPERM)?;
         let tree = t.kernel.tree();
         let sid = tree.procs.get(&t.tg.tgid).ok_or(Errno::ESRCH)?.sid;
         let mut job = self.job.lock().unwrap();
@@ -216,12 +218,12 @@ impl FileOps for HostTty {
             libc::TIOCSWINSZ => self.set_winsize(t, arg),
             libc::TIOCGPGRP => {
                 let job = self.check_session(t)?;
-                t.mm.write_obj(UserAddr(arg), &job.foreground)?;
+                t.mm.write_obj(UserAddr(arg), &t.vpid_of(job.foreground))?;
                 Ok(0)
             }
             libc::TIOCGSID => {
                 let job = self.check_session(t)?;
-                t.mm.write_obj(UserAddr(arg), &job.session)?;
+                t.mm.write_obj(UserAddr(arg), &t.vpid_of(job.session))?;
                 Ok(0)
             }
             libc::TIOCSPGRP => self.set_foreground(t, arg),
