@@ -897,6 +897,7 @@ mod tests {
             strace: false,
             isolate: false,
             seccomp: None,
+            network: crate::boot::sandbox::Network::None,
         })
         .unwrap();
         // a: a shell with two children, all in a's new namespace.

@@ -774,6 +774,7 @@ mod tests {
             &[],
             open_volumes(&volumes).unwrap(),
             None,
+            &crate::kernel::PidNamespace::new_root(),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -813,6 +814,7 @@ mod tests {
                 &[],
                 open_volumes(&[v]).unwrap(),
                 None,
+                &crate::kernel::PidNamespace::new_root(),
             )
             .err();
             assert!(
