@@ -1,12 +1,15 @@
 //! End to end through Kubernetes' CRI: containerd's CRI plugin with the runtime handler
 //! `runsc-rs` runs a pod (its sandbox container plus three app containers) in one shim and one
 //! sandbox process. A container in the pod's PID namespace sees the pod's processes; one with
-//! a namespace of its own sees only its own, its shell as PID 1.
+//! a namespace of its own sees only its own, its shell as PID 1. The pod has its own network
+//! namespace (CNI's host-device plugin moves one end of a veth pair in as `eth0`) and the sandbox
+//! process runs in it.
 //!
 //! The CRI client is `tests/e2e/cri/pod.py` on Python's grpcio, against the subset of the
 //! CRI API in `tests/e2e/cri/runtime.proto` (stubs generated here with grpc_tools). Needs
-//! root, `containerd`, `ctr`, a static busybox and a Python 3 with `grpc` and `grpc_tools`
-//! (Debian: python3-grpcio python3-grpc-tools; or `pip install grpcio grpcio-tools`); prints
+//! root, `containerd`, `ctr`, a static busybox, Debian's containernetworking-plugins and a
+//! Python 3 with `grpc` and `grpc_tools` (Debian: python3-grpcio python3-grpc-tools; or
+//! `pip install grpcio grpcio-tools`); prints
 //! `SKIPPED: reason` otherwise.
 
 mod e2e_common;
@@ -33,9 +36,67 @@ const CRI_CONFIG: &str = r#"  sandbox_image = "docker.io/library/runsc-rs-pause:
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-rs]
       runtime_type = "io.containerd.runsc-rs.v2"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{tmp}/cni/bin"
+    bin_dir = "/usr/lib/cni"
     conf_dir = "{tmp}/cni/conf"
 "#;
+
+/// Debian's containernetworking-plugins put the CNI plugins here.
+const CNI_HOST_DEVICE: &str = "/usr/lib/cni/host-device";
+
+/// The pod network: one end of a veth pair the test makes, moved into the pod's namespace as
+/// `eth0` with a fixed address (the CRI plugin wants an `eth0` with an IP). Nothing else of the
+/// host's network changes: no bridge, route or forwarding setting.
+fn cni_conflist(device: &str) -> String {
+    format!(
+        r#"{{"cniVersion":"0.4.0","name":"runsc-rs-e2e","plugins":[{{"type":"host-device","device":"{device}","ipam":{{"type":"static","addresses":[{{"address":"10.250.77.2/24"}}]}}}}]}}"#
+    )
+}
+
+/// A veth pair of the host (`NAME` and `NAMEp`), deleted on drop. (A dummy device would do,
+/// but not every kernel has the dummy driver; veth is everywhere containers are.)
+struct VethPair(String);
+
+impl VethPair {
+    fn new(name: &str) -> VethPair {
+        let peer = format!("{name}p");
+        let ok = Command::new("ip")
+            .args(["link", "add", name, "type", "veth", "peer", "name", &peer])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip link add {name} type veth failed");
+        VethPair(name.to_owned())
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The network namespaces the CRI plugin has made (`/var/run/netns/cni-*`).
+fn cni_netns() -> Vec<PathBuf> {
+    std::fs::read_dir("/var/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("cni-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The inode of a namespace file (`/proc/PID/ns/net` or a bind-mounted `/var/run/netns/X`).
+fn ns_inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
 
 /// A Python 3 that has grpcio and grpc_tools.
 fn python_with_grpc() -> Option<PathBuf> {
@@ -126,8 +187,25 @@ fn cri_pod_runs_in_one_sandbox() {
     let Some(python) = python_with_grpc() else {
         return skip("no Python 3 with grpcio and grpc_tools (python3-grpcio python3-grpc-tools)");
     };
+    if !Path::new(CNI_HOST_DEVICE).is_file() {
+        return skip("no CNI host-device plugin (install containernetworking-plugins)");
+    }
+    if !on_path("ip") {
+        return skip("no ip (install iproute2)");
+    }
     let shim_dir = build_shim();
     let env = Env::start(&shim_dir, NAMESPACE, Some(CRI_CONFIG));
+    // The CRI plugin watches its CNI configuration directory and is ready once a network
+    // is configured there.
+    let conf = env.tmp.join("cni/conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let device = VethPair::new(&format!("rsrs{}", std::process::id() % 100_000));
+    std::fs::write(
+        conf.join("10-runsc-rs-e2e.conflist"),
+        cni_conflist(&device.0),
+    )
+    .unwrap();
+    let netns_before = cni_netns();
     build_image(&env, IMAGE, r#"["/bin/sh"]"#);
     build_image(&env, PAUSE_IMAGE, r#"["/bin/sleep","2147483"]"#);
 
@@ -227,6 +305,28 @@ fn cri_pod_runs_in_one_sandbox() {
     assert!(pod_pid.is_some(), "the pod's task is not listed: {tasks}");
     assert_eq!(pid_of(&field("c1")), pod_pid, "{tasks}");
 
+    // The sandbox runs in the network namespace the CRI plugin made for the pod.
+    let pod_netns: Vec<PathBuf> = cni_netns()
+        .into_iter()
+        .filter(|p| !netns_before.contains(p))
+        .collect();
+    assert_eq!(pod_netns.len(), 1, "one new pod netns: {pod_netns:?}");
+    let sandbox_net = PathBuf::from(format!(
+        "/proc/{}/ns/net",
+        pod_pid.as_deref().unwrap_or_default()
+    ));
+    assert_eq!(
+        ns_inode(&sandbox_net),
+        ns_inode(&pod_netns[0]),
+        "the sandbox is not in the pod's network namespace {}",
+        pod_netns[0].display()
+    );
+    assert_ne!(
+        ns_inode(&sandbox_net),
+        ns_inode(Path::new("/proc/self/ns/net")),
+        "the sandbox shares the host's network namespace"
+    );
+
     run_pod_py(
         &python,
         &env,
@@ -249,4 +349,9 @@ fn cri_pod_runs_in_one_sandbox() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(env.ctr_ok(&["task", "ls", "-q"]).trim(), "");
+    assert!(
+        !pod_netns[0].exists(),
+        "the pod's network namespace {} was left behind",
+        pod_netns[0].display()
+    );
 }

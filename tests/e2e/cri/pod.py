@@ -3,8 +3,8 @@
     pod.py STUBS_DIR SOCKET up HANDLER IMAGE LOG_DIR   -> prints a JSON report
     pod.py STUBS_DIR SOCKET down POD_ID C1 C2 C3       -> stops and removes them
 
-`up` runs a pod sandbox with runtime handler HANDLER (host network, so no CNI is needed)
-and three containers of IMAGE in it: `c1` (in the pod's PID namespace) keeps running, `c2`
+`up` runs a pod sandbox with runtime handler HANDLER in a network namespace of its own (the
+CRI plugin makes it and runs the CNI plugins of its configuration in it), and three containers of IMAGE in it: `c1` (in the pod's PID namespace) keeps running, `c2`
 prints and exits 5, `c3` (in a PID namespace of its own, the kubelet's default) keeps
 running. `c1` and `c3` print their shell's PID and `ps` to their logs. It waits for `c2` to
 exit and reports ids, states, exit codes and the containers' logs.
@@ -33,7 +33,7 @@ def pod_config(log_dir):
         log_directory=log_dir,
         linux=pb.LinuxPodSandboxConfig(
             security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.NODE)
+                namespace_options=pb.NamespaceOption(network=pb.POD)
             )
         ),
     )
@@ -44,7 +44,7 @@ def container(rt, pod_id, config, name, image, script, pid_mode=None):
     if pid_mode is not None:
         linux = pb.LinuxContainerConfig(
             security_context=pb.LinuxContainerSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pid_mode)
+                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pid_mode)
             )
         )
     c = pb.ContainerConfig(
