@@ -494,21 +494,24 @@ mod tests {
     #[test]
     fn finds_processes_by_arguments() {
         let marker = format!("marker-{}", std::process::id());
+        // `read` is a shell builtin: the shell never forks a child that would carry the same
+        // command line for a moment.
         let mut child = Command::new("/bin/sh")
-            .args(["-c", "sleep 30", &marker])
+            .args(["-c", "read x", &marker])
+            .stdin(Stdio::piped())
             .spawn()
             .unwrap();
         // Until the child has exec'd, its command line is still ours.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut found = processes_with_args(&["sleep 30", &marker]);
+        let mut found = processes_with_args(&["read x", &marker]);
         while found.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
-            found = processes_with_args(&["sleep 30", &marker]);
+            found = processes_with_args(&["read x", &marker]);
         }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found, [child.id()]);
-        assert!(processes_with_args(&[&marker, "sleep 30"]).is_empty());
+        assert!(processes_with_args(&[&marker, "read x"]).is_empty());
     }
 
     #[test]
