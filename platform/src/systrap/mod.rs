@@ -24,7 +24,9 @@
 //!   application system call outside the sentry's allowlist. Unlike the ptrace platform's,
 //!   systrap factories install no filter of their own: a systrap stub's filter must trap
 //!   application system calls, which a factory filter answering `SECCOMP_RET_KILL_PROCESS`
-//!   would kill first.
+//!   would kill first, and a second filter answering `SECCOMP_RET_TRAP` would be evaluated
+//!   on every application system call. So systrap factories and injection stubs (which run
+//!   only the factory loop and injected calls, never application code) carry no filter.
 //!
 //! # Lock order
 //! A context's stubs are its own (no lock). `Shared::address_spaces`, an address space's
