@@ -1,9 +1,17 @@
-//! Test support shared by the platforms' tests: a memory file mapped in the test process and
-//! hand-assembled application code.
+//! Test support shared by the platforms' tests: a memory file mapped in the test process,
+//! hand-assembled application code, the [`Setup`] fixture, and the tests both platforms run
+//! ([`shared`]), each given the platform's way to make a fixture.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use crate::{AddressSpace, Context, CpuState, Exit, Perms, Platform, PAGE_SIZE};
+
+pub(crate) mod shared;
 
 pub(crate) const MEMFD_SIZE: usize = 16 << 20;
 /// `si_code`s of SIGSEGV (asm-generic/siginfo.h).
@@ -101,4 +109,57 @@ impl Drop for Guest {
         // SAFETY: unmaps exactly the mapping made in `new`; nothing refers to it any more.
         unsafe { libc::munmap(self.mem.cast(), MEMFD_SIZE) };
     }
+}
+
+/// The host processes behind a platform's address space (factory and stubs), for tests that
+/// check they live or are gone.
+pub(crate) trait Processes {
+    fn pids(&self) -> Vec<Pid>;
+}
+
+/// A platform, one address space with some code mapped at [`CODE`], and a context of this
+/// thread.
+pub(crate) struct Setup<P, A> {
+    pub(crate) guest: Guest,
+    pub(crate) platform: P,
+    pub(crate) address_space: Arc<A>,
+    pub(crate) dyn_space: Arc<dyn AddressSpace>,
+    pub(crate) context: Box<dyn Context>,
+}
+
+impl<P: Platform, A: AddressSpace + Processes + 'static> Setup<P, A> {
+    /// Writes `code` at offset 0 of `guest`, makes an address space of `platform` with
+    /// `create` and maps the code page there at [`CODE`].
+    pub(crate) fn with(
+        guest: Guest,
+        platform: P,
+        code: &[u8],
+        create: impl FnOnce(&P) -> Arc<A>,
+    ) -> Setup<P, A> {
+        guest.write(0, code);
+        let address_space = create(&platform);
+        let dyn_space: Arc<dyn AddressSpace> = address_space.clone();
+        dyn_space.map(CODE, PAGE_SIZE, 0, Perms::RX).unwrap();
+        let context = platform.new_context().unwrap();
+        Setup {
+            guest,
+            platform,
+            address_space,
+            dyn_space,
+            context,
+        }
+    }
+
+    pub(crate) fn switch(&mut self, state: &mut CpuState) -> Exit {
+        self.context.switch(&self.dyn_space, state).unwrap()
+    }
+
+    /// Every host process of the address space.
+    pub(crate) fn pids(&self) -> Vec<Pid> {
+        self.address_space.pids()
+    }
+}
+
+pub(crate) fn gone(pid: Pid) -> bool {
+    kill(pid, None) == Err(Errno::ESRCH)
 }

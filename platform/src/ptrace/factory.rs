@@ -1,9 +1,21 @@
 //! Stub factories: one untraced process per address space whose only job is to create stubs.
 //!
-//! A factory is forked by the platform's master thread — a dedicated, long-lived host thread,
-//! because `PR_SET_PDEATHSIG` fires when the *thread* that forked exits. The child sheds
-//! everything of the sentry (fds, signal state, rseq registration, then every mapping except
-//! the stub pages) and runs the factory loop of `stub.rs`.
+//! When the platform is created, its master thread — a dedicated, long-lived host thread,
+//! because `PR_SET_PDEATHSIG` fires when the *thread* that forked exits — forks a [`Zygote`]:
+//! a copy of the sentry as it is then, before the sentry installs its seccomp filter. Every
+//! factory is forked by the zygote. A factory sheds everything of the sentry (fds, signal
+//! state, rseq registration, capabilities), installs the platform's factory filter if it has
+//! one (the ptrace platform's, `filter.rs`; stubs inherit it), then drops every mapping except
+//! the stub pages and runs the factory loop of `stub.rs`.
+//!
+//! Why a zygote rather than forking factories from the sentry: a factory forked after the
+//! sentry's filter would carry that filter under its own. Seccomp filters only add up, so the
+//! stubs would stay limited to the stub filter either way, but the sentry's allowlist would
+//! then have to list every call of the factory setup, the factory loop and the injected calls
+//! (for the systrap platform worse: a sentry filter answering `SECCOMP_RET_KILL_PROCESS`
+//! would win over the systrap stubs' `SECCOMP_RET_TRAP` for every application system call
+//! outside the sentry's allowlist). With the zygote the sentry's allowlist holds only what
+//! the sentry's own threads call, and each stub holds only the filter made for it.
 //!
 //! The sentry asks for a stub by sending one byte over the factory's socket. The new stub
 //! answers by writing one byte itself; with `SO_PASSCRED` on our end the kernel attaches the
@@ -24,6 +36,7 @@ use nix::unistd::Pid;
 
 use super::stub;
 use super::sys::{self, host};
+use crate::stub_filter::{self, Insn};
 use crate::{Error, Result};
 
 /// glibc's registration signature for rseq on x86 (`RSEQ_SIG`).
@@ -133,114 +146,49 @@ impl Drop for Factory {
     }
 }
 
-/// The master thread that forks factories.
+/// The master thread, which forks the [`Zygote`] when the platform is created and then has it
+/// fork every factory.
 pub(crate) struct FactoryMaster {
-    /// Our dup of the memory file; the master thread gets its own copy.
-    memfd: OwnedFd,
-    /// A second file every factory (and so every stub) holds as fd 2: the systrap platform's
-    /// message file. `None` for ptrace.
-    extra: Option<OwnedFd>,
-    /// Factories are forked by a zygote made when the master starts (see [`Zygote`]) rather
-    /// than by the master thread itself.
-    zygote: bool,
-    requests: Mutex<Option<mpsc::Sender<mpsc::Sender<Result<Factory>>>>>,
+    requests: Mutex<Requests>,
 }
 
 /// A request channel to the master thread.
 type Requests = mpsc::Sender<mpsc::Sender<Result<Factory>>>;
 
 impl FactoryMaster {
-    /// A master whose thread starts on first use and forks each factory from the sentry, so
-    /// factories inherit whatever seccomp filter the sentry has by then.
-    pub(crate) fn new(memfd: OwnedFd) -> FactoryMaster {
-        FactoryMaster {
-            memfd,
-            extra: None,
-            zygote: false,
-            requests: Mutex::new(None),
-        }
-    }
-
-    /// A master started now, whose thread forks a [`Zygote`] right away and has it fork every
-    /// factory. Create it before the sentry installs its seccomp filter: the factories and
-    /// stubs then carry only the filters the platform gives them. `extra` becomes fd 2 of
-    /// every factory and stub.
+    /// Starts the master thread and its zygote now. Call it before the sentry installs its
+    /// seccomp filter: factories and stubs then carry only `filter` (installed by each factory
+    /// before it serves requests, if given) and whatever filter the platform gives a stub
+    /// itself. `memfd` becomes fd 0 and `extra`, if given, fd 2 of every factory and stub.
     ///
     /// # Errors
     /// The master thread or the zygote cannot be started.
-    pub(crate) fn with_zygote(memfd: OwnedFd, extra: OwnedFd) -> Result<FactoryMaster> {
-        let master = FactoryMaster {
-            memfd,
-            extra: Some(extra),
-            zygote: true,
-            requests: Mutex::new(None),
-        };
-        let sender = master.start()?;
-        *master
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(sender);
-        Ok(master)
-    }
-
-    /// Forks a new factory (on the master thread).
-    ///
-    /// # Errors
-    /// The master thread cannot be started, or the fork failed.
-    pub(super) fn spawn_factory(&self) -> Result<Factory> {
-        let (reply, replies) = mpsc::channel();
-        {
-            let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-            let sender = match &mut *requests {
-                Some(sender) => sender,
-                none => none.insert(self.start()?),
-            };
-            if sender.send(reply).is_err() {
-                *requests = None;
-                return Err(master_gone());
-            }
-        }
-        replies.recv().map_err(|_| master_gone())?
-    }
-
-    fn start(&self) -> Result<Requests> {
-        let memfd = dup_cloexec(self.memfd.as_fd())?;
-        let extra = self
-            .extra
-            .as_ref()
-            .map(|fd| dup_cloexec(fd.as_fd()))
-            .transpose()?;
-        let zygote = self.zygote;
+    pub(crate) fn start(
+        memfd: OwnedFd,
+        extra: Option<OwnedFd>,
+        filter: Option<Vec<Insn>>,
+    ) -> Result<FactoryMaster> {
         let (sender, requests) = mpsc::channel::<mpsc::Sender<Result<Factory>>>();
         let (ready_tx, ready) = mpsc::channel::<Result<()>>();
         std::thread::Builder::new()
             .name("ptrace-factory".into())
             .spawn(move || {
                 let rseq = RseqArea::of_current_thread();
-                let files = FactoryFiles {
-                    memfd: memfd.as_fd(),
-                    extra: extra.as_ref().map(AsFd::as_fd),
-                };
-                let zygote = if zygote {
-                    match Zygote::spawn(files, rseq) {
-                        Ok(z) => Some(z),
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
+                let extra_fd = extra.as_ref().map(AsFd::as_fd);
+                let zygote = match Zygote::spawn(memfd.as_fd(), extra_fd, rseq, filter.as_deref()) {
+                    Ok(zygote) => zygote,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
                     }
-                } else {
-                    None
                 };
+                // The zygote holds its own copies of the files and of the filter.
+                drop((memfd, extra, filter));
                 let _ = ready_tx.send(Ok(()));
                 for reply in requests {
-                    let factory = match &zygote {
-                        Some(z) => z.spawn_factory(),
-                        None => Factory::spawn(files, rseq),
-                    };
                     // The requester may have given up waiting; then nobody needs the answer
                     // and dropping the factory kills it.
-                    let _ = reply.send(factory);
+                    let _ = reply.send(zygote.spawn_factory());
                 }
                 log::info!("ptrace: factory master thread exits");
             })
@@ -249,12 +197,40 @@ impl FactoryMaster {
                 source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
             })?;
         ready.recv().map_err(|_| master_gone())??;
-        Ok(sender)
+        Ok(FactoryMaster {
+            requests: Mutex::new(sender),
+        })
+    }
+
+    /// Has the zygote fork a new factory (through the master thread). A master thread that
+    /// died is not restarted: a zygote forked now would inherit the sentry's seccomp filter.
+    ///
+    /// # Errors
+    /// The master thread is gone, or the fork failed.
+    pub(super) fn spawn_factory(&self) -> Result<Factory> {
+        let (reply, replies) = mpsc::channel();
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(reply)
+            .map_err(|_| master_gone())?;
+        replies.recv().map_err(|_| master_gone())?
     }
 }
 
 fn master_gone() -> Error {
     Error::Unavailable("ptrace", "the factory master thread has exited".into())
+}
+
+/// A connected pair of close-on-exec Unix stream sockets; `call` names it in errors.
+fn unix_socketpair(call: &'static str) -> Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(host(call))
 }
 
 /// Duplicates `fd` with close-on-exec set.
@@ -265,74 +241,33 @@ pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
 }
 
-/// The files a factory starts with (fd 0 and, if any, fd 2).
+/// What a fork-like child of the sentry keeps: these files become fd 0 (`memfd`), fd 1
+/// (`socket`) and fd 2 (`extra`, if any); `parent` is the sentry's pid; `rseq` is the rseq
+/// area registered for the forking thread, if any.
 #[derive(Clone, Copy)]
-struct FactoryFiles<'a> {
-    memfd: BorrowedFd<'a>,
-    extra: Option<BorrowedFd<'a>>,
-}
-
-impl Factory {
-    /// Forks a factory. Runs on the master thread, whose rseq area is `rseq`.
-    fn spawn(files: FactoryFiles<'_>, rseq: Option<RseqArea>) -> Result<Factory> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(host("socketpair (stub factory)"))?;
-        setsockopt(&ours, sockopt::PassCred, &true).map_err(host("setsockopt(SO_PASSCRED)"))?;
-        let parent = nix::unistd::getpid().as_raw();
-        // SAFETY: a clone without CLONE_VM gives the child its own copy of this address space
-        // (fork without running atfork handlers). The child only runs `become_factory`, which
-        // makes raw system calls and leaves Rust code for good, so no lock or allocator state
-        // copied from other threads is ever used there.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::c_long::from(libc::SIGCHLD),
-                0,
-                0,
-                0,
-                0,
-            )
-        };
-        if rc == 0 {
-            // SAFETY: we are the freshly cloned child described above.
-            unsafe {
-                become_factory(
-                    files.memfd.as_raw_fd(),
-                    files.extra.map(|fd| fd.as_raw_fd()),
-                    theirs.as_raw_fd(),
-                    parent,
-                    rseq,
-                )
-            }
-        }
-        let pid = Errno::result(rc).map_err(host("clone (stub factory)"))?;
-        let pid = Pid::from_raw(pid as libc::pid_t);
-        log::debug!("ptrace: forked stub factory {pid}");
-        Ok(Factory { pid, socket: ours })
-    }
-}
-
-/// Turns the forked child into a factory: fd 0 = memory file, fd 1 = socket, fd 2 = `extra`
-/// if given, nothing else open; killed when the master thread exits; default signal
-/// dispositions, nothing blocked; no rseq area; then jumps to the stub's factory loop.
-///
-/// # Safety
-/// Call only in the child of a fork-like clone: its own copy of the address space, with only
-/// the calling thread. Never returns.
-unsafe fn become_factory(
+struct ChildSetup {
     memfd: RawFd,
     extra: Option<RawFd>,
     socket: RawFd,
     parent: libc::pid_t,
     rseq: Option<RseqArea>,
-) -> ! {
+}
+
+/// Turns the forked child into a factory: [`shed_sentry`], then installs `filter` (if given),
+/// then jumps to the stub's factory loop.
+///
+/// # Safety
+/// Call only in the child of a fork-like clone: its own copy of the address space, with only
+/// the calling thread. Never returns.
+unsafe fn become_factory(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
     // SAFETY: the caller guarantees we are a fresh single-threaded fork-like child.
-    unsafe { shed_sentry(memfd, extra, socket, parent, rseq) };
+    unsafe { shed_sentry(setup) };
+    // SAFETY: `filter` points into this process's copy of the memory it was built in; only
+    // raw system calls are made.
+    if filter.is_some_and(|program| !unsafe { stub_filter::install_raw(program) }) {
+        // SAFETY: ends this process; nothing to clean up.
+        unsafe { libc::syscall(libc::SYS_exit_group, libc::c_long::from(SETUP_FAILED)) };
+    }
     // SAFETY: the stub code at STUB_BASE was mapped in the sentry before any fork and so is
     // present here; the factory loop never returns and uses only raw system calls.
     unsafe {
@@ -342,21 +277,21 @@ unsafe fn become_factory(
 }
 
 /// Strips a fork-like child of the sentry down to what factories (and the zygote) start
-/// with: fd 0 = memory file, fd 1 = socket, fd 2 = `extra` if given, nothing else open;
-/// killed when the master thread exits; default signal dispositions, nothing blocked; no rseq
-/// area; no capabilities. Exits the child with [`SETUP_FAILED`] if any step fails.
+/// with: the files of `setup` as fd 0, 1 and 2, nothing else open; killed when the master
+/// thread exits; default signal dispositions, nothing blocked; no rseq area; no capabilities. Exits the child with [`SETUP_FAILED`] if any step fails.
 ///
 /// # Safety
 /// Call only in the child of a fork-like clone: its own copy of the address space, with only
 /// the calling thread. After it, only raw system calls may run in the child.
-unsafe fn shed_sentry(
-    memfd: RawFd,
-    extra: Option<RawFd>,
-    socket: RawFd,
-    parent: libc::pid_t,
-    rseq: Option<RseqArea>,
-) {
+unsafe fn shed_sentry(setup: ChildSetup) {
     use libc::{c_long, syscall};
+    let ChildSetup {
+        memfd,
+        extra,
+        socket,
+        parent,
+        rseq,
+    } = setup;
     // A kernel `struct sigaction` with SIG_DFL and no flags, and (its first word) an empty set.
     let default_action = [0u64; 4];
     // SAFETY: we are a single-threaded copy of the sentry that is about to abandon it: only
@@ -425,9 +360,8 @@ unsafe fn shed_sentry(
 /// A process forked from the sentry before its seccomp filter is installed, whose only job is
 /// to fork factories (`clone(CLONE_PARENT)`, so they are children of the sentry as if the
 /// master thread had forked them). Factories, and the stubs they make, then carry no filter
-/// of the sentry: the systrap platform needs that, because a sentry filter answering
-/// `SECCOMP_RET_KILL_PROCESS` would win over the stubs' own `SECCOMP_RET_TRAP` for every
-/// application system call outside the sentry's allowlist.
+/// of the sentry (see the module doc). The zygote itself has no filter: it never runs
+/// application code, and its only input is its socket to the sentry.
 ///
 /// Protocol on its socket: the sentry sends one byte carrying the new factory's socket end
 /// (`SCM_RIGHTS`); the zygote answers with the factory's pid, or a negated errno, as 4 bytes.
@@ -439,18 +373,27 @@ struct Zygote {
 }
 
 impl Zygote {
-    /// Forks the zygote. Runs on the master thread, whose rseq area is `rseq`.
-    fn spawn(files: FactoryFiles<'_>, rseq: Option<RseqArea>) -> Result<Zygote> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(host("socketpair (zygote)"))?;
-        let parent = nix::unistd::getpid().as_raw();
-        // SAFETY: as in `Factory::spawn`: a fork-like clone whose child only runs
-        // `become_zygote` (raw system calls, stack buffers, never returns).
+    /// Forks the zygote, which keeps `memfd` and `extra` for its factories. Runs on the
+    /// master thread, whose rseq area is `rseq`. Every factory it forks installs `filter`, if
+    /// given.
+    fn spawn(
+        memfd: BorrowedFd<'_>,
+        extra: Option<BorrowedFd<'_>>,
+        rseq: Option<RseqArea>,
+        filter: Option<&[Insn]>,
+    ) -> Result<Zygote> {
+        let (ours, theirs) = unix_socketpair("socketpair (zygote)")?;
+        let setup = ChildSetup {
+            memfd: memfd.as_raw_fd(),
+            extra: extra.map(|fd| fd.as_raw_fd()),
+            socket: theirs.as_raw_fd(),
+            parent: nix::unistd::getpid().as_raw(),
+            rseq,
+        };
+        // SAFETY: a clone without CLONE_VM gives the child its own copy of this address space
+        // (fork without running atfork handlers). The child only runs `become_zygote`, which
+        // makes raw system calls, uses stack buffers and never returns, so no lock or
+        // allocator state copied from other threads is ever used there.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_clone,
@@ -463,15 +406,7 @@ impl Zygote {
         };
         if rc == 0 {
             // SAFETY: we are the freshly cloned child described above.
-            unsafe {
-                become_zygote(
-                    files.memfd.as_raw_fd(),
-                    files.extra.map(|fd| fd.as_raw_fd()),
-                    theirs.as_raw_fd(),
-                    parent,
-                    rseq,
-                )
-            }
+            unsafe { become_zygote(setup, filter) }
         }
         let pid = Errno::result(rc).map_err(host("clone (zygote)"))?;
         let pid = Pid::from_raw(pid as libc::pid_t);
@@ -481,13 +416,7 @@ impl Zygote {
 
     /// Has the zygote fork a factory.
     fn spawn_factory(&self) -> Result<Factory> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(host("socketpair (stub factory)"))?;
+        let (ours, theirs) = unix_socketpair("socketpair (stub factory)")?;
         setsockopt(&ours, sockopt::PassCred, &true).map_err(host("setsockopt(SO_PASSCRED)"))?;
         let fds = [theirs.as_raw_fd()];
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
@@ -544,16 +473,18 @@ impl Drop for Zygote {
 ///
 /// # Safety
 /// As for [`become_factory`]. Never returns.
-unsafe fn become_zygote(
-    memfd: RawFd,
-    extra: Option<RawFd>,
-    socket: RawFd,
-    parent: libc::pid_t,
-    rseq: Option<RseqArea>,
-) -> ! {
+unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
     use libc::{c_long, syscall};
     // SAFETY: the caller guarantees we are a fresh single-threaded fork-like child.
-    unsafe { shed_sentry(memfd, extra, socket, parent, rseq) };
+    unsafe { shed_sentry(setup) };
+    // What each factory keeps: the zygote's own fd 0 and fd 2; its rseq area is gone.
+    let factory = ChildSetup {
+        memfd: 0,
+        extra: setup.extra.map(|_| 2),
+        socket: -1,
+        parent: setup.parent,
+        rseq: None,
+    };
     loop {
         let mut byte = 0u8;
         let mut iov = libc::iovec {
@@ -604,7 +535,15 @@ unsafe fn become_zygote(
             };
             if pid == 0 {
                 // SAFETY: we are that child.
-                unsafe { become_factory(0, Some(2), fd, parent, None) }
+                unsafe {
+                    become_factory(
+                        ChildSetup {
+                            socket: fd,
+                            ..factory
+                        },
+                        filter,
+                    )
+                }
             }
             // SAFETY: closes our copy of the factory's socket end, received above.
             unsafe { syscall(libc::SYS_close, c_long::from(fd)) };

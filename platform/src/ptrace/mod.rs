@@ -7,7 +7,14 @@
 //!   pages at [`MAX_USER_ADDRESS`](crate::MAX_USER_ADDRESS) (`stub.rs`) and the memory file
 //!   as fd 0.
 //! - Each address space has one untraced **factory** process that creates its stubs on
-//!   request (`factory.rs`). Factories are forked by one **master** thread of the platform.
+//!   request (`factory.rs`). Factories are forked by a **zygote** that one **master** thread
+//!   of the platform forks when the platform is created, before the sentry installs its
+//!   seccomp filter.
+//! - Every factory installs the stub filter of `filter.rs` before it serves requests, so it
+//!   and its stubs may make only the host calls they really make (the factory loop, a new
+//!   stub's first steps, the injected `mmap`/`munmap`/`close`); anything else kills the
+//!   process with `SIGSYS`. Application system calls, stopped by `PTRACE_SYSEMU`, never reach
+//!   that filter, nor the sentry's.
 //! - Each sentry host thread traces its own stub in each address space it uses (a ptrace
 //!   tracer is a thread, not a process); the stubs live in a thread-local table.
 //!   `map`/`unmap` run `mmap`/`munmap` in the calling thread's stub by register injection.
@@ -21,11 +28,13 @@
 //! # Cleanup
 //! Releasing an address space kills and reaps its stubs and factory. A host thread that exits
 //! kills the stubs it traced (thread-local destructor, and `PTRACE_O_EXITKILL` as a backstop).
-//! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`).
+//! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`); the
+//! zygote is killed when the platform is dropped.
 
 pub(crate) mod address_space;
 pub(crate) mod context;
 pub(crate) mod factory;
+mod filter;
 pub(crate) mod stub;
 pub(crate) mod sys;
 #[cfg(test)]
@@ -54,15 +63,17 @@ pub(crate) struct Shared {
 
 impl Ptrace {
     /// Creates the platform over the memory file `memfd` (duplicated; the caller keeps its fd).
-    /// Whether ptrace itself is allowed shows on first use.
+    /// Forks the zygote now: call this before the sentry installs its seccomp filter. Whether
+    /// ptrace itself is allowed shows on first use.
     ///
     /// # Errors
-    /// The stub pages cannot be mapped at their fixed address, or `memfd` cannot be duplicated.
+    /// The stub pages cannot be mapped at their fixed address, `memfd` cannot be duplicated,
+    /// or the zygote cannot be started.
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
         stub::install()?;
-        let memfd = dup_cloexec(memfd)?;
+        let master = FactoryMaster::start(dup_cloexec(memfd)?, None, Some(filter::program()))?;
         Ok(Ptrace {
-            shared: Arc::new(Shared::new(FactoryMaster::new(memfd))),
+            shared: Arc::new(Shared::new(master)),
         })
     }
 }
@@ -95,85 +106,46 @@ impl Platform for Ptrace {
     }
 }
 
-/// The host system calls of the ptrace machinery (see [`Platform::host_syscalls`]).
+/// The host system calls of the ptrace machinery in the sentry process (see
+/// [`Platform::host_syscalls`]). Only the sentry's own threads need them after the sentry's
+/// filter is on: the master thread and the zygote were started before it, and factories and
+/// stubs carry their own filter instead (`filter.rs`).
 pub(crate) fn host_syscalls() -> Vec<(&'static str, &'static str)> {
-    // The factory and the stubs are forked from the sentry and inherit its seccomp
-    // filter, so the calls they make are listed too.
     vec![
         (
             "ptrace",
-            "seizing stubs, running them (PTRACE_SYSEMU), registers, FP state, signal info",
+            "seizing stubs, running them (PTRACE_SYSEMU), injecting calls, registers, FP \
+             state, signal info",
         ),
         (
             "wait4",
-            "waiting for stub stops; reaping stubs and factories",
+            "waiting for stub stops; reaping stubs, factories and the zygote",
         ),
         ("waitid", "learning how a stub factory died (WNOWAIT)"),
         (
             "kill",
-            "interrupting a running stub (SIGUSR2); killing stubs and factories",
+            "interrupting a running stub (SIGUSR2); killing stubs, factories and the zygote",
         ),
         ("gettid", "binding a context to its host thread"),
-        (
-            "clone",
-            "forking a stub factory (master thread); a factory creating a stub",
-        ),
-        ("clone3", "starting the factory master thread"),
         (
             "futex",
             "requests to the factory master thread; address-space locks",
         ),
-        ("socketpair", "the request socket of a stub factory"),
+        ("socketpair", "the request socket of a new stub factory"),
         (
             "setsockopt",
             "SO_PASSCRED on the factory socket: the kernel names each new stub",
         ),
+        (
+            "sendmsg",
+            "handing the zygote a new factory's socket (SCM_RIGHTS)",
+        ),
+        ("read", "the zygote's answer (the new factory's pid)"),
         ("sendto", "asking a factory for a stub"),
         ("recvmsg", "receiving a new stub's credentials"),
         (
             "close",
-            "closing factory sockets; a new stub closing its copy of the factory socket",
+            "closing factory sockets (ours on release, the factory's end once handed over)",
         ),
-        (
-            "fcntl",
-            "duplicating the memory file (F_DUPFD_CLOEXEC); factory fd setup (F_DUPFD)",
-        ),
-        (
-            "dup2",
-            "factory fd setup: memory file as fd 0, socket as fd 1",
-        ),
-        (
-            "close_range",
-            "factory fd setup: closing every other descriptor",
-        ),
-        ("prctl", "PR_SET_PDEATHSIG in factories and stubs"),
-        (
-            "getppid",
-            "a new factory checking that the sentry is still alive",
-        ),
-        ("getpid", "forking a factory"),
-        ("rt_sigprocmask", "factory setup: unblocking every signal"),
-        ("rt_sigaction", "factory setup: default signal dispositions"),
-        (
-            "rseq",
-            "factory setup: unregistering the inherited rseq area",
-        ),
-        (
-            "capset",
-            "factory setup: dropping every capability (stubs run with none)",
-        ),
-        (
-            "mmap",
-            "mapping the stub pages; injected map of memory-file ranges in stubs",
-        ),
-        (
-            "mprotect",
-            "making the stub code page read-only and executable",
-        ),
-        ("munmap", "factory setup; injected unmap in stubs"),
-        ("read", "a factory waiting for requests"),
-        ("write", "a factory or a new stub answering a request"),
-        ("pause", "a new stub waiting to be seized"),
-        ("exit_group", "a factory exiting when its socket closes"),
     ]
 }

@@ -27,7 +27,7 @@ const STUB_END: u64 = STUB_BASE + STUB_LEN;
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// A stub shares its factory's memory (`CLONE_VM`) and is a child of the sentry
 /// (`CLONE_PARENT`), with exit signal 0 so its death sends the sentry nothing.
-const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
+pub(super) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
 
 // Entry points:
 // - `runsc_ptrace_stub_syscall`: `syscall; int3`. The sentry points a stopped stub's rip here
@@ -49,6 +49,24 @@ global_asm!(
     ".hidden runsc_ptrace_stub_syscall",
     ".globl runsc_ptrace_stub_factory",
     ".hidden runsc_ptrace_stub_factory",
+    ".globl runsc_ptrace_site_munmap_low",
+    ".hidden runsc_ptrace_site_munmap_low",
+    ".globl runsc_ptrace_site_munmap_high",
+    ".hidden runsc_ptrace_site_munmap_high",
+    ".globl runsc_ptrace_site_read",
+    ".hidden runsc_ptrace_site_read",
+    ".globl runsc_ptrace_site_clone",
+    ".hidden runsc_ptrace_site_clone",
+    ".globl runsc_ptrace_site_write_error",
+    ".hidden runsc_ptrace_site_write_error",
+    ".globl runsc_ptrace_site_exit_group",
+    ".hidden runsc_ptrace_site_exit_group",
+    ".globl runsc_ptrace_site_prctl",
+    ".hidden runsc_ptrace_site_prctl",
+    ".globl runsc_ptrace_site_write_ready",
+    ".hidden runsc_ptrace_site_write_ready",
+    ".globl runsc_ptrace_site_pause",
+    ".hidden runsc_ptrace_site_pause",
     ".globl runsc_ptrace_stub_end",
     ".hidden runsc_ptrace_stub_end",
     "runsc_ptrace_stub_start:",
@@ -61,16 +79,19 @@ global_asm!(
     "    xor edi, edi",
     "    mov rsi, {stub_base}",
     "    syscall",
+    "runsc_ptrace_site_munmap_low:",
     "    mov eax, {sys_munmap}",
     "    mov rdi, {stub_end}",
     "    mov rsi, {upper_len}",
     "    syscall",
+    "runsc_ptrace_site_munmap_high:",
     "runsc_ptrace_stub_wait_request:",
     "    mov eax, {sys_read}",
     "    mov edi, 1",
     "    mov rsi, {data_page}",
     "    mov edx, 1",
     "    syscall",
+    "runsc_ptrace_site_read:",
     "    test rax, rax",
     "    jle runsc_ptrace_stub_factory_exit",
     "    mov eax, {sys_clone}",
@@ -80,6 +101,7 @@ global_asm!(
     "    xor r10d, r10d",
     "    xor r8d, r8d",
     "    syscall",
+    "runsc_ptrace_site_clone:",
     "    test rax, rax",
     "    jz runsc_ptrace_stub_new_stub",
     "    jns runsc_ptrace_stub_wait_request",
@@ -90,25 +112,30 @@ global_asm!(
     "    mov edi, 1",
     "    mov edx, 1",
     "    syscall",
+    "runsc_ptrace_site_write_error:",
     "    jmp runsc_ptrace_stub_wait_request",
     "runsc_ptrace_stub_factory_exit:",
     "    mov eax, {sys_exit_group}",
     "    xor edi, edi",
     "    syscall",
+    "runsc_ptrace_site_exit_group:",
     "    ud2",
     "runsc_ptrace_stub_new_stub:",
     "    mov eax, {sys_prctl}",
     "    mov edi, {pr_set_pdeathsig}",
     "    mov esi, {sigkill}",
     "    syscall",
+    "runsc_ptrace_site_prctl:",
     "    mov eax, {sys_write}",
     "    mov edi, 1",
     "    mov rsi, {stub_base}",
     "    mov edx, 1",
     "    syscall",
+    "runsc_ptrace_site_write_ready:",
     "runsc_ptrace_stub_pause:",
     "    mov eax, {sys_pause}",
     "    syscall",
+    "runsc_ptrace_site_pause:",
     "    jmp runsc_ptrace_stub_pause",
     // The systrap platform's signal handler (see `crate::systrap`); r12 = message region.
     ".globl runsc_systrap_entry",
@@ -309,6 +336,15 @@ extern "C" {
     static runsc_systrap_site_wait: u8;
     static runsc_systrap_site_arch_prctl: u8;
     static runsc_systrap_site_sigreturn: u8;
+    static runsc_ptrace_site_munmap_low: u8;
+    static runsc_ptrace_site_munmap_high: u8;
+    static runsc_ptrace_site_read: u8;
+    static runsc_ptrace_site_clone: u8;
+    static runsc_ptrace_site_write_error: u8;
+    static runsc_ptrace_site_exit_group: u8;
+    static runsc_ptrace_site_prctl: u8;
+    static runsc_ptrace_site_write_ready: u8;
+    static runsc_ptrace_site_pause: u8;
     static runsc_ptrace_stub_end: u8;
 }
 
@@ -351,6 +387,38 @@ fn offset_of(symbol: *const u8) -> u64 {
 /// Address of `syscall; int3` in every stub.
 pub(crate) fn syscall_insn() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_stub_syscall)
+}
+
+/// The instruction after each system call of the factory loop and of a new stub before its
+/// first stop: the instruction pointer seccomp reports for it (see `ptrace::filter`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FactorySites {
+    pub(super) munmap_low: u64,
+    pub(super) munmap_high: u64,
+    pub(super) read: u64,
+    /// Also where the new stub starts (`clone` returns there in both processes).
+    pub(super) clone: u64,
+    pub(super) write_error: u64,
+    pub(super) exit_group: u64,
+    pub(super) prctl: u64,
+    pub(super) write_ready: u64,
+    pub(super) pause: u64,
+}
+
+/// Where the factory's and the new stub's system calls are in every stub.
+pub(super) fn factory_sites() -> FactorySites {
+    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
+    FactorySites {
+        munmap_low: at(&raw const runsc_ptrace_site_munmap_low),
+        munmap_high: at(&raw const runsc_ptrace_site_munmap_high),
+        read: at(&raw const runsc_ptrace_site_read),
+        clone: at(&raw const runsc_ptrace_site_clone),
+        write_error: at(&raw const runsc_ptrace_site_write_error),
+        exit_group: at(&raw const runsc_ptrace_site_exit_group),
+        prctl: at(&raw const runsc_ptrace_site_prctl),
+        write_ready: at(&raw const runsc_ptrace_site_write_ready),
+        pause: at(&raw const runsc_ptrace_site_pause),
+    }
 }
 
 /// Address a forked factory jumps to.

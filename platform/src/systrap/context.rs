@@ -138,7 +138,7 @@ impl SystrapContext {
         seize(pid)?;
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let shared_fixed = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        // fd 2 of every stub is the message file (see `FactoryMaster::with_zygote`).
+        // fd 2 of every stub is the message file (see `FactoryMaster::start`).
         let args = [
             base,
             sysmsg::REGION_SIZE,

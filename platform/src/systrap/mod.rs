@@ -19,9 +19,14 @@
 //!   (wake-ups of an idle vCPU are very expensive on virtual machines), and `FUTEX_WAKE`
 //!   only a side that said it sleeps.
 //! - Factories are forked by a zygote made at platform creation, before the sentry installs
-//!   its own seccomp filter: a stub that inherited the sentry's filter would be killed
-//!   (`SECCOMP_RET_KILL_PROCESS` wins over `SECCOMP_RET_TRAP`) on any application system
-//!   call outside the sentry's allowlist.
+//!   its own seccomp filter (`ptrace/factory.rs`): a stub that inherited the sentry's filter
+//!   would be killed (`SECCOMP_RET_KILL_PROCESS` wins over `SECCOMP_RET_TRAP`) on any
+//!   application system call outside the sentry's allowlist. Unlike the ptrace platform's,
+//!   systrap factories install no filter of their own: a systrap stub's filter must trap
+//!   application system calls, which a factory filter answering `SECCOMP_RET_KILL_PROCESS`
+//!   would kill first, and a second filter answering `SECCOMP_RET_TRAP` would be evaluated
+//!   on every application system call. So systrap factories and injection stubs (which run
+//!   only the factory loop and injected calls, never application code) carry no filter.
 //!
 //! # Lock order
 //! A context's stubs are its own (no lock). `Shared::address_spaces`, an address space's
@@ -110,7 +115,8 @@ impl Systrap {
     pub fn with_tuning(memfd: BorrowedFd<'_>, tuning: Tuning) -> Result<Systrap> {
         stub::install()?;
         let sysmsg = SysmsgFile::new()?;
-        let master = FactoryMaster::with_zygote(dup_cloexec(memfd)?, dup_cloexec(sysmsg.fd())?)?;
+        let master =
+            FactoryMaster::start(dup_cloexec(memfd)?, Some(dup_cloexec(sysmsg.fd())?), None)?;
         let fsgsbase = sysmsg::fsgsbase_available();
         log::info!(
             "systrap: platform ready (fs base via {})",
@@ -142,14 +148,9 @@ impl Platform for Systrap {
     }
 
     fn host_syscalls(&self) -> Vec<(&'static str, &'static str)> {
-        // The zygote, factories and stubs carry no filter of the sentry; what is listed is
-        // what the sentry's own threads call (the ptrace machinery's list covers more).
+        // The ptrace machinery's calls, and those of the systrap hand-offs.
         let mut calls = crate::ptrace::host_syscalls();
         calls.extend([
-            (
-                "sendmsg",
-                "handing the zygote a new factory's socket (SCM_RIGHTS)",
-            ),
             (
                 "futex",
                 "systrap hand-offs with stubs on their message regions",
@@ -159,7 +160,6 @@ impl Platform for Systrap {
                 "waitid",
                 "systrap: checking that a stub that does not answer is still alive",
             ),
-            ("read", "the zygote's answer"),
             (
                 "sched_setaffinity",
                 "systrap: keeping a stub on its sentry thread's CPU",

@@ -2,15 +2,16 @@
 //!
 //! The policy is reviewed data. It is composed from
 //! - [`base_rules`]: what the sentry itself needs, each entry naming the code path;
-//! - the platform's own list ([`platform::Platform::host_syscalls`]), which includes what
-//!   its stub factories and stubs need: they are forked from the sentry and inherit the filter;
+//! - the platform's own list ([`platform::Platform::host_syscalls`]): what its machinery calls
+//!   from the sentry's threads. Its stub factories and stubs do not inherit this filter: they
+//!   come from a zygote forked when the platform is created, before the filter is installed,
+//!   and carry the platform's own, much smaller stub filter (`platform::ptrace::filter`);
 //! - configuration rules ([`config_rules`]): fd-relative file access under the root fd.
 //!
 //! Argument checks ([`argument_rules`]) apply to a system call whoever asks for it; they follow
 //! gVisor where it has them: `openat` only with `O_NOFOLLOW` and a non-negative dirfd, `mmap`
-//! and `mprotect` without `PROT_EXEC` except the platform's injected memory-file mappings,
-//! `ioctl` only the terminal queries the sentry answers from the host, `clone` only threads
-//! and the platform's two fork shapes, `kill` only SIGKILL/SIGUSR2 to a single positive pid.
+//! and `mprotect` without `PROT_EXEC`, `ioctl` only the terminal queries the sentry answers
+//! from the host, `clone` only threads, `kill` only SIGKILL/SIGUSR2 to a single positive pid.
 //!
 //! A violation is `SECCOMP_RET_KILL_PROCESS`: the kernel kills the sandbox with SIGSYS and the
 //! monitor reports it (`sandbox killed by seccomp (SIGSYS)`, with the system call's name when
@@ -302,24 +303,9 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
             vec![rule(vec![fd_non_negative(0), fd_non_negative(2)])],
             "both dirfds >= 0",
         ),
-        Sysno::mmap => (
-            vec![
-                rule(vec![no_exec()]),
-                // The ptrace platform's injected map of memory-file ranges into a stub, where
-                // the memory file is fd 0 (see platform::ptrace::factory).
-                rule(vec![
-                    cond(
-                        3,
-                        Len::Dword,
-                        Op::MaskedEq(0xf | libc::MAP_FIXED as u64),
-                        (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                    ),
-                    cond(4, Len::Dword, Op::Eq, 0),
-                ]),
-            ],
-            "no PROT_EXEC, except MAP_SHARED|MAP_FIXED of the memory file (fd 0 in stubs)",
-        ),
-        Sysno::mprotect => (vec![rule(vec![no_exec()])], "no PROT_EXEC"),
+        // Executable mappings of application code are made in stubs, by injection, under the
+        // stubs' own filter.
+        Sysno::mmap | Sysno::mprotect => (vec![rule(vec![no_exec()])], "no PROT_EXEC"),
         Sysno::poll => (
             vec![rule(vec![
                 cond(1, Len::Qword, Op::Eq, 1),
@@ -343,27 +329,22 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
             ),
             "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty)",
         ),
+        // Only pthread_create: the platforms fork their zygote before this filter exists, and
+        // factories forking stubs run under their own filter.
         Sysno::clone => (
             one_of(
                 0,
-                &[
-                    // pthread_create.
-                    (libc::CLONE_VM
-                        | libc::CLONE_FS
-                        | libc::CLONE_FILES
-                        | libc::CLONE_SIGHAND
-                        | libc::CLONE_THREAD
-                        | libc::CLONE_SYSVSEM
-                        | libc::CLONE_SETTLS
-                        | libc::CLONE_PARENT_SETTID
-                        | libc::CLONE_CHILD_CLEARTID) as u64,
-                    // The ptrace platform forking a stub factory.
-                    libc::SIGCHLD as u64,
-                    // A stub factory creating a stub.
-                    (libc::CLONE_VM | libc::CLONE_PARENT) as u64,
-                ],
+                &[(libc::CLONE_VM
+                    | libc::CLONE_FS
+                    | libc::CLONE_FILES
+                    | libc::CLONE_SIGHAND
+                    | libc::CLONE_THREAD
+                    | libc::CLONE_SYSVSEM
+                    | libc::CLONE_SETTLS
+                    | libc::CLONE_PARENT_SETTID
+                    | libc::CLONE_CHILD_CLEARTID) as u64],
             ),
-            "threads; ptrace factory fork (SIGCHLD); stub (CLONE_VM|CLONE_PARENT)",
+            "threads only",
         ),
         Sysno::kill => (
             [libc::SIGKILL, libc::SIGUSR2]
@@ -387,13 +368,7 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
             )])],
             "own thread group only",
         ),
-        Sysno::prctl => (
-            one_of(
-                0,
-                &[libc::PR_SET_NAME as u64, libc::PR_SET_PDEATHSIG as u64],
-            ),
-            "PR_SET_NAME, PR_SET_PDEATHSIG",
-        ),
+        Sysno::prctl => (one_of(0, &[libc::PR_SET_NAME as u64]), "PR_SET_NAME"),
         Sysno::socketpair => (one_of(0, &[libc::AF_UNIX as u64]), "AF_UNIX"),
         Sysno::setsockopt => (
             vec![rule(vec![

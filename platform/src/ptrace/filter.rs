@@ -1,0 +1,148 @@
+//! The seccomp filter of every ptrace stub factory, and so of every stub it creates (built by
+//! [`crate::stub_filter`]).
+//!
+//! It lists what these processes really execute on the host, each call only from its one
+//! call site in the stub code page and only with the arguments that site uses:
+//! - the factory loop (`stub.rs`): `munmap` of everything but the stub pages (twice), `read`
+//!   of a request from fd 1, `clone(CLONE_VM | CLONE_PARENT)` of a stub, `write` of a failed
+//!   clone's errno to fd 1, `exit_group` at end of file;
+//! - a new stub before its first stop: `prctl(PR_SET_PDEATHSIG, SIGKILL)`, `write` of its
+//!   answer to fd 1, `pause` (restarted in place if interrupted);
+//! - the calls the sentry injects (`address_space.rs`), all through the stub's `syscall; int3`:
+//!   `mmap(MAP_SHARED | MAP_FIXED)` of the memory file (fd 0), `munmap`, `close(1)`.
+//!
+//! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`, so `SIGSYS`). Application
+//! system calls never reach the filter: `PTRACE_SYSEMU` stops a stub at syscall entry and the
+//! kernel skips the call before seccomp is evaluated (`syscall_trace_enter`), so the filter
+//! only sees what runs while the stub is not under `PTRACE_SYSEMU`.
+//!
+//! The filter is installed by each factory before it enters its loop (`factory.rs`); the
+//! factories themselves come from a zygote forked before the sentry installs its own seccomp
+//! filter, so factories and stubs carry this filter alone and the sentry's allowlist need not
+//! list their calls.
+
+use super::stub::{self, STUB_CLONE_FLAGS};
+use crate::stub_filter::{self, Insn, Rule};
+
+/// The factory filter.
+pub(crate) fn program() -> Vec<Insn> {
+    use libc::*;
+    let factory = stub::factory_sites();
+    // The instruction after the injection `syscall` (`syscall` is two bytes).
+    let injected = stub::syscall_insn() + 2;
+    let rules = [
+        Rule::any(SYS_munmap).at(factory.munmap_low),
+        Rule::any(SYS_munmap).at(factory.munmap_high),
+        Rule::any(SYS_read).at(factory.read).arg(0, 1),
+        Rule::any(SYS_clone)
+            .at(factory.clone)
+            .arg(0, STUB_CLONE_FLAGS as u64)
+            .arg(1, 0),
+        Rule::any(SYS_write).at(factory.write_error).arg(0, 1),
+        Rule::any(SYS_exit_group).at(factory.exit_group),
+        Rule::any(SYS_prctl)
+            .at(factory.prctl)
+            .arg(0, PR_SET_PDEATHSIG as u64)
+            .arg(1, SIGKILL as u64),
+        Rule::any(SYS_write).at(factory.write_ready).arg(0, 1),
+        Rule::any(SYS_pause).at(factory.pause),
+        Rule::any(SYS_mmap)
+            .at(injected)
+            .arg(3, (MAP_SHARED | MAP_FIXED) as u64)
+            .arg(4, 0),
+        Rule::any(SYS_munmap).at(injected),
+        Rule::any(SYS_close).at(injected).arg(0, 1),
+    ];
+    stub_filter::program(&rules, SECCOMP_RET_KILL_PROCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stub_filter::run;
+
+    #[test]
+    fn only_the_factory_stub_and_injected_calls_are_allowed() {
+        let p = program();
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let kill = libc::SECCOMP_RET_KILL_PROCESS;
+        let injected = stub::syscall_insn() + 2;
+        let shared_fixed = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let map = [0x40_0000, 4096, 5, shared_fixed, 0, 0x1000];
+        assert_eq!(run(&p, libc::SYS_mmap, injected, map), allow);
+        let other_fd = [0x40_0000, 4096, 5, shared_fixed, 3, 0];
+        assert_eq!(run(&p, libc::SYS_mmap, injected, other_fd), kill);
+        let anonymous = [
+            0,
+            4096,
+            7,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+            0,
+            0,
+        ];
+        assert_eq!(run(&p, libc::SYS_mmap, injected, anonymous), kill);
+        assert_eq!(run(&p, libc::SYS_mmap, 0x40_0002, map), kill);
+        assert_eq!(
+            run(
+                &p,
+                libc::SYS_munmap,
+                injected,
+                [0x40_0000, 4096, 0, 0, 0, 0]
+            ),
+            allow
+        );
+        assert_eq!(
+            run(&p, libc::SYS_close, injected, [1, 0, 0, 0, 0, 0]),
+            allow
+        );
+        assert_eq!(run(&p, libc::SYS_close, injected, [0, 0, 0, 0, 0, 0]), kill);
+        let factory = stub::factory_sites();
+        let flags = STUB_CLONE_FLAGS as u64;
+        assert_eq!(
+            run(&p, libc::SYS_clone, factory.clone, [flags, 0, 0, 0, 0, 0]),
+            allow
+        );
+        let new_user = flags | libc::CLONE_NEWUSER as u64;
+        assert_eq!(
+            run(
+                &p,
+                libc::SYS_clone,
+                factory.clone,
+                [new_user, 0, 0, 0, 0, 0]
+            ),
+            kill
+        );
+        assert_eq!(
+            run(&p, libc::SYS_clone, injected, [flags, 0, 0, 0, 0, 0]),
+            kill
+        );
+        let deathsig = [
+            libc::PR_SET_PDEATHSIG as u64,
+            libc::SIGKILL as u64,
+            0,
+            0,
+            0,
+            0,
+        ];
+        assert_eq!(run(&p, libc::SYS_prctl, factory.prctl, deathsig), allow);
+        let dumpable = [libc::PR_SET_DUMPABLE as u64, 1, 0, 0, 0, 0];
+        assert_eq!(run(&p, libc::SYS_prctl, factory.prctl, dumpable), kill);
+        assert_eq!(run(&p, libc::SYS_pause, factory.pause, [0; 6]), allow);
+        assert_eq!(
+            run(&p, libc::SYS_write, factory.write_ready, [1, 0, 1, 0, 0, 0]),
+            allow
+        );
+        assert_eq!(
+            run(&p, libc::SYS_write, factory.write_ready, [2, 0, 1, 0, 0, 0]),
+            kill
+        );
+        for nr in [
+            libc::SYS_getppid,
+            libc::SYS_open,
+            libc::SYS_openat,
+            libc::SYS_execve,
+        ] {
+            assert_eq!(run(&p, nr, injected, [0; 6]), kill, "{nr}");
+        }
+    }
+}
