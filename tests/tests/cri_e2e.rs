@@ -129,10 +129,13 @@ fn build_image(env: &Env, name: &str, cmd_json: &str) {
     env.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
 }
 
-/// Host processes running the shim binary in `shim_dir`: (shim servers, sandboxes).
+/// Host processes running the shim binary in `shim_dir`: (shim servers, sandboxes). A
+/// sandbox is a `sandbox` process started by a shim; the processes the sentry forks itself
+/// (the platform's zygote, stub factories, stubs) share its binary but not its parent.
 fn shim_processes(shim_dir: &Path) -> (usize, usize) {
     let exe = shim_dir.join("containerd-shim-runsc-rs-v2");
-    let (mut shims, mut sandboxes) = (0, 0);
+    let mut shims = Vec::new();
+    let mut sandbox_parents = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let pid = entry.path();
         if std::fs::read_link(pid.join("exe")).ok().as_deref() != Some(exe.as_path()) {
@@ -140,14 +143,26 @@ fn shim_processes(shim_dir: &Path) -> (usize, usize) {
         }
         let cmdline = std::fs::read(pid.join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let own = entry.file_name().to_string_lossy().into_owned();
         match args.get(1).copied() {
-            Some(b"sandbox") => sandboxes += 1,
-            // The ptrace platform's stub processes are the sandbox's, not shims.
-            _ if args.iter().any(|a| *a == b"-address") => shims += 1,
+            Some(b"sandbox") => sandbox_parents.push(parent_pid(&pid)),
+            _ if args.iter().any(|a| *a == b"-address") => shims.push(own),
             _ => {}
         }
     }
-    (shims, sandboxes)
+    let sandboxes = sandbox_parents
+        .iter()
+        .filter(|p| p.as_ref().is_some_and(|p| shims.contains(p)))
+        .count();
+    (shims.len(), sandboxes)
+}
+
+/// The parent PID of the process at `/proc/PID` (field 4 of its `stat`).
+fn parent_pid(proc_dir: &Path) -> Option<String> {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1).map(str::to_owned)
 }
 
 fn run_pod_py(python: &Path, env: &Env, stubs: &Path, args: &[&str]) -> serde_json::Value {
