@@ -298,7 +298,7 @@ syscall_table! {
         229 clock_getres(clock: i32, tp: UserAddr) => time::clock_getres, Full;
         230 clock_nanosleep(clock: i32, flags: i32, req: UserAddr, rem: UserAddr) => time::clock_nanosleep, Full;
         231 exit_group(code: i32) => process::exit_group, Full;
-        232 epoll_wait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32) => poll::epoll_wait, Partial("EPOLLET is reported level-triggered; EPOLLEXCLUSIVE ignored");
+        232 epoll_wait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32) => poll::epoll_wait, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
         233 epoll_ctl(epfd: Fd, op: i32, fd: Fd, event: UserAddr) => poll::epoll_ctl, Full;
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
         235 utimes(path: PathArg, times: UserAddr) => file::utimes, Full;
@@ -321,7 +321,7 @@ syscall_table! {
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         280 utimensat(dirfd: Fd, path: PathArg, times: UserAddr, flags: Flags) => file::utimensat, Full;
-        281 epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait, Partial("EPOLLET is reported level-triggered");
+        281 epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
         282 signalfd(fd: Fd, mask: UserAddr, size: usize) => timer::signalfd, Full;
         283 timerfd_create(clock: i32, flags: Flags) => timer::timerfd_create, Partial("TFD_TIMER_CANCEL_ON_SET is accepted; clock changes never cancel");
         284 eventfd(initval: u32) => poll::eventfd, Full;
