@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,6 +88,25 @@ static void hangup(const char *name, int rd, int wr, uint32_t mode) {
     close(rd);
 }
 
+/* An eventfd counter: each write is a new edge for the reading side. */
+static void counter(const char *name, uint32_t mode) {
+    int ep = epoll_create1(EPOLL_CLOEXEC), efd = eventfd(0, EFD_NONBLOCK);
+    uint64_t one = 1, got;
+    printf("== %s\n", name);
+    watch(ep, EPOLL_CTL_ADD, efd, EPOLLIN | mode, 11);
+    check(ep, "empty");
+    if (write(efd, &one, 8) != 8) perror("write");
+    check(ep, "after-write");
+    check(ep, "again");
+    if (write(efd, &one, 8) != 8) perror("write");
+    check(ep, "second-write");
+    if (read(efd, &got, 8) != 8) perror("read");
+    printf("count %lu\n", (unsigned long)got);
+    check(ep, "drained");
+    close(ep);
+    close(efd);
+}
+
 int main(void) {
     static const struct { const char *name; uint32_t mode; } modes[] = {
         {"level", 0}, {"edge", EPOLLET}, {"oneshot", EPOLLONESHOT},
@@ -108,6 +128,8 @@ int main(void) {
         hangup(name, p[0], p[1], modes[m].mode);
         snprintf(name, sizeof name, "socketpair-hup %s", modes[m].name);
         hangup(name, s[0], s[1], modes[m].mode);
+        snprintf(name, sizeof name, "eventfd %s", modes[m].name);
+        counter(name, modes[m].mode);
     }
     printf("done\n");
     return 0;

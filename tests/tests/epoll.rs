@@ -1,6 +1,7 @@
 //! epoll readiness modes compared with native Linux: level-triggered, edge-triggered
 //! (EPOLLET: one report per readiness transition), EPOLLONESHOT (one report until
-//! EPOLL_CTL_MOD), on a pipe and an AF_UNIX socketpair, for data, room and hang-up.
+//! EPOLL_CTL_MOD), on a pipe, an AF_UNIX socketpair and an eventfd, for data, room and
+//! hang-up.
 
 use runsc_rs_tests::{assert_same, program_str};
 
@@ -19,6 +20,7 @@ fn edge_level_and_oneshot_match_native() {
         "== pipe edge\nempty 0\nafter-write 1 0x1 data 7\nagain-no-read 0\nsecond-write 1 0x1 data 7\n",
         "== socketpair edge\nempty 0\nafter-write 1 0x1 data 7\nagain-no-read 0\nsecond-write 1 0x1 data 7\n",
         "oneshot-disarmed 0\nafter-mod 1 0x1 data 8\nafter-mod-again 0\n",
+        "== eventfd edge\nempty 0\nafter-write 1 0x1 data 11\nagain 0\n",
     ] {
         assert!(text.contains(section), "native output lacks {section:?}:\n{text}");
     }

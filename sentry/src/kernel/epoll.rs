@@ -2,7 +2,7 @@
 //! readiness wait that poll/select/epoll share.
 //!
 //! Edge-triggered items follow Linux's shape: an item is re-armed whenever the watched
-//! file's wait queue is woken about the kind of readiness the item watches ([`Wake`](super::wait::Wake): data
+//! file's wait queue is woken about the kind of readiness the item watches ([`Wake`]: data
 //! and hang-ups for the reading events, room for EPOLLOUT), and an armed item is reported
 //! (and disarmed) when the file's current readiness intersects its events. A file without a
 //! wait queue (a host fd, re-polled on a tick) re-arms when a watched readiness bit newly
@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::wait::{WaitQueue, WakeCount};
+use super::wait::{WaitQueue, Wake, WakeCount};
 use super::Task;
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{FileOps, OpenFile, Stat};
@@ -23,14 +23,14 @@ pub const EPOLLONESHOT: u32 = 1 << 30;
 pub const EPOLLET: u32 = 1 << 31;
 /// Always reported, whether asked for or not.
 const ALWAYS: u32 = (libc::POLLERR | libc::POLLHUP) as u32;
-/// The events a [`Wake::Readable`](super::wait::Wake::Readable) wake-up re-arms.
+/// The events a [`Wake::Readable`] wake-up re-arms.
 const READ_EVENTS: u32 = (libc::EPOLLIN
     | libc::EPOLLPRI
     | libc::EPOLLRDNORM
     | libc::EPOLLRDBAND
     | libc::EPOLLRDHUP
     | libc::EPOLLMSG) as u32;
-/// The events a [`Wake::Writable`](super::wait::Wake::Writable) wake-up re-arms.
+/// The events a [`Wake::Writable`] wake-up re-arms.
 const WRITE_EVENTS: u32 = (libc::EPOLLOUT | libc::EPOLLWRNORM | libc::EPOLLWRBAND) as u32;
 
 /// How often files without a wait queue (host fds) are re-polled while blocking.
@@ -298,7 +298,8 @@ impl FileOps for EventFd {
             *c -= v;
             Some(Ok(v))
         })?;
-        self.queue.notify_all();
+        // Reading makes room (Linux wakes with EPOLLOUT).
+        self.queue.notify(Wake::Writable);
         buf[..8].copy_from_slice(&v.to_ne_bytes());
         Ok(8)
     }
@@ -328,7 +329,7 @@ impl FileOps for EventFd {
             *c += add;
             Some(Ok(()))
         })?;
-        self.queue.notify_all();
+        self.queue.notify(Wake::Readable);
         Ok(8)
     }
 
