@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use super::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::abi::Errno;
 use crate::kernel::task::{Creds, TaskView};
+use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, Task, TaskHandle, ThreadGroup};
 use crate::mm::VmaKind;
 use crate::syscalls::info::{RELEASE, VERSION};
@@ -770,13 +771,25 @@ fn stat_text(s: &Snapshot, thread: bool) -> String {
     } else {
         s.vtgid
     };
+    // utime/stime: the thread's for a task's stat, the process's otherwise; cutime/cstime:
+    // the process's waited-for children either way (as Linux).
+    let own = match (&s.handle, thread) {
+        (Some(h), true) => h.clock.times(),
+        _ => s.tg.cpu_times(),
+    };
+    let children = s.tg.rusage_children().times;
     format!(
-        "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 \
+        "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 {utime} {stime} \
+         {cutime} {cstime} 20 0 \
          {threads} 0 {start} {vsize} {rss} 18446744073709551615 1 1 0 0 0 {sig} {blocked} \
          {ign} {cgt} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 0 {arg_start} {arg_end} {env_start} \
          {env_end} {exit_code}\n",
         comm = s.comm(),
         state = s.state().letter(),
+        utime = ticks(own.user),
+        stime = ticks(own.sys),
+        cutime = ticks(children.user),
+        cstime = ticks(children.sys),
         ppid = s.ppid,
         pgid = s.pgid,
         sid = s.sid,

@@ -1,10 +1,20 @@
-//! epoll instances (level-triggered, with EPOLLONESHOT; EPOLLET is reported as
-//! level-triggered), eventfd counters, and the readiness wait that poll/select/epoll share.
+//! epoll instances (level- and edge-triggered, EPOLLONESHOT), eventfd counters, and the
+//! readiness wait that poll/select/epoll share.
+//!
+//! Edge-triggered items follow Linux's shape: an item is re-armed whenever the watched
+//! file's wait queue is woken about the kind of readiness the item watches ([`Wake`]: data
+//! and hang-ups for the reading events, room for EPOLLOUT), and an armed item is reported
+//! (and disarmed) when the file's current readiness intersects its events. A file without a
+//! wait queue (a host fd, re-polled on a tick) re-arms when a watched readiness bit newly
+//! appears instead, so more data on an already readable host fd is not reported again.
+//!
+//! # Lock order
+//! `Epoll::interests` → the watched file's internal locks (readiness) → `WaitQueue`.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::wait::WaitQueue;
+use super::wait::{WaitQueue, Wake, WakeCount};
 use super::Task;
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{FileOps, OpenFile, Stat};
@@ -13,6 +23,15 @@ pub const EPOLLONESHOT: u32 = 1 << 30;
 pub const EPOLLET: u32 = 1 << 31;
 /// Always reported, whether asked for or not.
 const ALWAYS: u32 = (libc::POLLERR | libc::POLLHUP) as u32;
+/// The events a [`Wake::Readable`] wake-up re-arms.
+const READ_EVENTS: u32 = (libc::EPOLLIN
+    | libc::EPOLLPRI
+    | libc::EPOLLRDNORM
+    | libc::EPOLLRDBAND
+    | libc::EPOLLRDHUP
+    | libc::EPOLLMSG) as u32;
+/// The events a [`Wake::Writable`] wake-up re-arms.
+const WRITE_EVENTS: u32 = (libc::EPOLLOUT | libc::EPOLLWRNORM | libc::EPOLLWRBAND) as u32;
 
 /// How often files without a wait queue (host fds) are re-polled while blocking.
 const HOST_POLL_TICK: Duration = Duration::from_millis(10);
@@ -57,6 +76,77 @@ struct Interest {
     data: u64,
     /// EPOLLONESHOT fired: nothing reported until re-armed with EPOLL_CTL_MOD.
     disarmed: bool,
+    /// EPOLLET: where the item was last consumed; see [`Edge`].
+    edge: Edge,
+}
+
+/// The state of an edge-triggered item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    /// Just added or modified: reported if ready (Linux polls the file at EPOLL_CTL_ADD/MOD).
+    Fresh,
+    /// Consumed when the file's wait queue had these wake-up counts; re-armed by a later
+    /// wake-up of a kind the item watches.
+    Seen(WakeCount),
+    /// Consumed when a file without a wait queue had this readiness; re-armed by a bit
+    /// that was not set then.
+    SeenReadiness(u32),
+}
+
+/// What [`Interest::poll`] found: the events to report (0: none) and the item's next edge
+/// state if they are reported or found not ready.
+struct Polled {
+    ready: u32,
+    edge: Edge,
+}
+
+impl Interest {
+    /// Polls the watched file for this item without changing the item.
+    fn poll(&self) -> Option<Polled> {
+        if self.disarmed {
+            return None;
+        }
+        let f = self.file.upgrade()?;
+        let mask = self.events | ALWAYS;
+        if self.events & EPOLLET == 0 {
+            return Some(Polled {
+                ready: f.ops.readiness() & mask,
+                edge: self.edge,
+            });
+        }
+        match f.ops.wait_queue() {
+            Some(q) => {
+                // Counts before readiness: a wake-up after the poll re-arms the item.
+                let now = q.wakes();
+                let armed = match self.edge {
+                    Edge::Seen(seen) => {
+                        let any = self.events & (READ_EVENTS | WRITE_EVENTS) == 0;
+                        let read = now.readable != seen.readable;
+                        let write = now.writable != seen.writable;
+                        (read && (any || self.events & READ_EVENTS != 0))
+                            || (write && (any || self.events & WRITE_EVENTS != 0))
+                    }
+                    Edge::Fresh | Edge::SeenReadiness(_) => true,
+                };
+                let ready = if armed { f.ops.readiness() & mask } else { 0 };
+                Some(Polled {
+                    ready,
+                    edge: Edge::Seen(now),
+                })
+            }
+            None => {
+                let cur = f.ops.readiness() & mask;
+                let before = match self.edge {
+                    Edge::SeenReadiness(r) => r,
+                    Edge::Fresh | Edge::Seen(_) => 0,
+                };
+                Some(Polled {
+                    ready: if cur & !before != 0 { cur } else { 0 },
+                    edge: Edge::SeenReadiness(cur),
+                })
+            }
+        }
+    }
 }
 
 /// An epoll instance.
@@ -92,6 +182,7 @@ impl Epoll {
                     events,
                     data,
                     disarmed: false,
+                    edge: Edge::Fresh,
                 });
                 Ok(())
             }
@@ -99,6 +190,7 @@ impl Epoll {
                 v[i].events = events;
                 v[i].data = data;
                 v[i].disarmed = false;
+                v[i].edge = Edge::Fresh;
                 Ok(())
             }
             (libc::EPOLL_CTL_DEL, Some(i)) => {
@@ -120,7 +212,8 @@ impl Epoll {
             .collect()
     }
 
-    /// Ready events, at most `max`, as (events, data).
+    /// Ready events, at most `max`, as (events, data). Reported edge-triggered items are
+    /// consumed until re-armed, one-shot items until EPOLL_CTL_MOD.
     pub fn collect(&self, max: usize) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
         let mut v = self.interests.lock().unwrap();
@@ -128,13 +221,10 @@ impl Epoll {
             if out.len() >= max {
                 break;
             }
-            let Some(f) = i.file.upgrade() else { continue };
-            if i.disarmed {
-                continue;
-            }
-            let ready = f.ops.readiness() & (i.events | ALWAYS);
-            if ready != 0 {
-                out.push((ready, i.data));
+            let Some(p) = i.poll() else { continue };
+            i.edge = p.edge;
+            if p.ready != 0 {
+                out.push((p.ready, i.data));
                 if i.events & EPOLLONESHOT != 0 {
                     i.disarmed = true;
                 }
@@ -156,12 +246,7 @@ impl FileOps for Epoll {
 
     fn readiness(&self) -> u32 {
         let v = self.interests.lock().unwrap();
-        let any = v.iter().any(|i| {
-            !i.disarmed
-                && i.file
-                    .upgrade()
-                    .is_some_and(|f| f.ops.readiness() & (i.events | ALWAYS) != 0)
-        });
+        let any = v.iter().any(|i| i.poll().is_some_and(|p| p.ready != 0));
         if any {
             libc::POLLIN as u32
         } else {
@@ -213,7 +298,8 @@ impl FileOps for EventFd {
             *c -= v;
             Some(Ok(v))
         })?;
-        self.queue.notify_all();
+        // Reading makes room (Linux wakes with EPOLLOUT).
+        self.queue.notify(Wake::Writable);
         buf[..8].copy_from_slice(&v.to_ne_bytes());
         Ok(8)
     }
@@ -243,7 +329,7 @@ impl FileOps for EventFd {
             *c += add;
             Some(Ok(()))
         })?;
-        self.queue.notify_all();
+        self.queue.notify(Wake::Readable);
         Ok(8)
     }
 

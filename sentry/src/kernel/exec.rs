@@ -64,6 +64,7 @@ pub fn execve(
 
     kill_other_threads(t)?;
     // Point of no return.
+    t.sample_rss();
     t.exit_mm();
     t.mm = mm;
     let fds = Arc::new(t.fds.fork());

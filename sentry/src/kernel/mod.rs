@@ -8,7 +8,8 @@
 //!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
-//! → `MemoryFile` allocator. Pipe, wait-queue and `PidNamespace` locks are leaves.
+//! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock` (see
+//! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
 
 pub mod clone;
 pub mod epoll;
@@ -24,6 +25,7 @@ pub mod signalfd;
 pub mod task;
 pub mod thread_group;
 pub mod timer;
+pub mod usage;
 pub mod wait;
 
 use std::collections::HashSet;

@@ -11,7 +11,7 @@
 //! sending is ordered against exit and reparenting.
 //!
 //! # Lock order
-//! `Kernel::tree` → `ThreadGroup::sig` → `Waiter`.
+//! `Kernel::tree` → `ThreadGroup::sig` → `ThreadGroup::usage`; `ThreadGroup::sig` → `Waiter`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -23,6 +23,7 @@ use super::signal::{
     SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN, STOP_SIGNALS,
 };
 use super::task::TaskHandle;
+use super::usage::Rusage;
 use super::{ExitStatus, ThreadGroup};
 use crate::abi::Errno;
 
@@ -389,8 +390,9 @@ impl Tree {
     }
 
     /// One step of `wait4`/`waitid` for process `me`: a child in a reportable state (with
-    /// its PID in `me`'s namespace, taken before a reap releases it), None if there are
-    /// matching children but none is ready.
+    /// its PID in `me`'s namespace, taken before a reap releases it, and its resource usage
+    /// including its own reaped children's), None if there are matching children but none is
+    /// ready. Reaping a zombie adds its usage to `me`'s children's totals.
     ///
     /// # Errors
     /// ECHILD when no child matches.
@@ -399,7 +401,7 @@ impl Tree {
         me: i32,
         sel: WaitSel,
         opts: WaitOpts,
-    ) -> Result<Option<(i32, ChildState)>, Errno> {
+    ) -> Result<Option<(i32, ChildState, Rusage)>, Errno> {
         let Some(p) = self.procs.get(&me) else {
             return Err(Errno::ECHILD);
         };
@@ -434,26 +436,27 @@ impl Tree {
                     continue;
                 }
                 let pid = seen(c);
+                let usage = cp.tg.rusage_both();
                 if !opts.nowait {
+                    let waiter = self.procs[&me].tg.clone();
+                    waiter.usage.lock().unwrap().children.merge(usage);
                     self.reap(c);
                 }
-                return Ok(Some((pid, ChildState::Exited(st))));
+                return Ok(Some((pid, ChildState::Exited(st), usage)));
             }
-            let mut s = cp.tg.sig();
-            match s.stop_event {
-                Some(StopEvent::Stopped(sig)) if opts.stopped => {
-                    if !opts.nowait {
-                        s.stop_event = None;
-                    }
-                    return Ok(Some((seen(c), ChildState::Stopped(sig))));
+            let ctg = cp.tg.clone();
+            let mut s = ctg.sig();
+            let found = match s.stop_event {
+                Some(StopEvent::Stopped(sig)) if opts.stopped => Some(ChildState::Stopped(sig)),
+                Some(StopEvent::Continued) if opts.continued => Some(ChildState::Continued),
+                _ => None,
+            };
+            if let Some(state) = found {
+                if !opts.nowait {
+                    s.stop_event = None;
                 }
-                Some(StopEvent::Continued) if opts.continued => {
-                    if !opts.nowait {
-                        s.stop_event = None;
-                    }
-                    return Ok(Some((seen(c), ChildState::Continued)));
-                }
-                _ => {}
+                drop(s);
+                return Ok(Some((seen(c), state, ctg.rusage_both())));
             }
         }
         Ok(None)
@@ -520,7 +523,11 @@ mod tests {
         t.process_exited(3, ExitStatus::Exited(7));
         assert_eq!(
             t.wait_child(1, WaitSel::Any, exited()),
-            Ok(Some((3, ChildState::Exited(ExitStatus::Exited(7)))))
+            Ok(Some((
+                3,
+                ChildState::Exited(ExitStatus::Exited(7)),
+                Rusage::default()
+            )))
         );
         assert_eq!(
             t.wait_child(1, WaitSel::Pid(3), exited()),
@@ -528,6 +535,40 @@ mod tests {
         );
         assert_eq!(t.wait_child(1, WaitSel::Pid(2), exited()), Ok(None));
         assert_eq!(t.wait_child(2, WaitSel::Any, exited()), Err(Errno::ECHILD));
+    }
+
+    #[test]
+    fn waiting_adds_the_childs_usage_to_the_parents_children() {
+        let (mut t, ns) = tree_with(1);
+        let grandchild = spawn(&mut t, &ns, 2, libc::SIGCHLD);
+        let secs = |s: u64| crate::kernel::usage::CpuTimes {
+            user: std::time::Duration::from_secs(s),
+            sys: std::time::Duration::from_secs(s * 10),
+        };
+        t.procs[&grandchild].tg.usage.lock().unwrap().exited = secs(1);
+        t.procs[&2].tg.usage.lock().unwrap().exited = secs(2);
+        exit(&mut t, grandchild, ExitStatus::Exited(0));
+        let got = t.wait_child(2, WaitSel::Any, exited()).unwrap().unwrap();
+        assert_eq!(got.2.times, secs(1));
+        exit(&mut t, 2, ExitStatus::Exited(0));
+        let nowait = WaitOpts {
+            nowait: true,
+            ..exited()
+        };
+        let peek = t.wait_child(1, WaitSel::Any, nowait).unwrap().unwrap();
+        assert_eq!(
+            peek.2.times,
+            secs(3),
+            "the child's own and its reaped child's"
+        );
+        assert_eq!(t.procs[&1].tg.rusage_children(), Rusage::default());
+        let got = t.wait_child(1, WaitSel::Any, exited()).unwrap().unwrap();
+        assert_eq!(got.2.times, secs(3));
+        assert_eq!(t.procs[&1].tg.rusage_children().times, secs(3));
+        assert_eq!(
+            t.procs[&1].tg.cpu_times(),
+            crate::kernel::usage::CpuTimes::default()
+        );
     }
 
     #[test]
@@ -555,7 +596,7 @@ mod tests {
         };
         assert!(matches!(
             t.wait_child(1, WaitSel::Any, all),
-            Ok(Some((f, _))) if f == five
+            Ok(Some((f, _, _))) if f == five
         ));
     }
 
@@ -679,7 +720,11 @@ mod tests {
         exit(&mut t, kid, ExitStatus::Exited(4));
         assert_eq!(
             t.wait_child(ia, WaitSel::Pid(kid), exited()),
-            Ok(Some((2, ChildState::Exited(ExitStatus::Exited(4)))))
+            Ok(Some((
+                2,
+                ChildState::Exited(ExitStatus::Exited(4)),
+                Rusage::default()
+            )))
         );
         assert_eq!(a.id_of(kid), None, "reaped: the ID is free");
     }

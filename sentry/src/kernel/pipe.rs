@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::signal::{SigInfo, SI_USER};
-use super::wait::WaitQueue;
+use super::wait::{WaitQueue, Wake};
 use super::Task;
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{FileOps, OpenFile, Stat};
@@ -106,12 +106,18 @@ impl FileOps for PipeEnd {
         t.block_on(&[&pipe.queue], None, |_| {
             let mut s = pipe.state.lock().unwrap();
             if !s.buf.is_empty() {
+                // Linux wakes pollers of the write end only when the pipe was full.
+                let was_full = s.capacity - s.buf.len() < PIPE_BUF;
                 let n = buf.len().min(s.buf.len());
                 for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
                     *d = b;
                 }
                 drop(s);
-                pipe.queue.notify_all();
+                pipe.queue.notify(if was_full {
+                    Wake::Writable
+                } else {
+                    Wake::Blocked
+                });
                 Some(Ok(n))
             } else if s.writers == 0 {
                 Some(Ok(0))
@@ -153,7 +159,7 @@ impl FileOps for PipeEnd {
                 s.buf.extend(&buf[written..written + n]);
                 written += n;
                 drop(s);
-                pipe.queue.notify_all();
+                pipe.queue.notify(Wake::Readable);
             }
             if written == buf.len() {
                 Some(Ok(written))

@@ -13,6 +13,7 @@ use platform::{Context, CpuState, Exit, Interrupter};
 use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
+use super::usage::{Accountant, CpuTimes, TaskClock};
 use super::wait::{Completion, WaitQueue, Waiter};
 use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::abi::Errno;
@@ -82,6 +83,8 @@ pub struct TaskHandle {
     pub view: Mutex<Option<TaskView>>,
     /// When the task was created (`/proc/[pid]/stat` starttime).
     pub start: Instant,
+    /// The task's CPU time ([`super::usage`]).
+    pub clock: TaskClock,
 }
 
 /// The task state other tasks may inspect through `/proc`: the task publishes it when it
@@ -112,6 +115,7 @@ impl TaskHandle {
             comm: Mutex::new(comm),
             view: Mutex::new(None),
             start: Instant::now(),
+            clock: TaskClock::default(),
         })
     }
 
@@ -170,6 +174,8 @@ pub struct Task {
     pub vfork_done: Option<Arc<Completion>>,
     ctx: Box<dyn Context>,
     state: RunState,
+    /// Charges this thread's time to `handle.clock`.
+    acct: Accountant,
 }
 
 impl std::fmt::Debug for Task {
@@ -246,6 +252,7 @@ impl Task {
             vfork_done: i.vfork_done,
             ctx,
             state: RunState::App,
+            acct: Accountant::start(),
         }
     }
 
@@ -256,7 +263,10 @@ impl Task {
             if let RunState::Exited(status) = self.state {
                 break status;
             }
-            let exit = match self.ctx.switch(self.mm.address_space(), &mut self.cpu) {
+            self.acct.enter_app(&self.handle.clock);
+            let switched = self.ctx.switch(self.mm.address_space(), &mut self.cpu);
+            self.acct.leave_app(&self.handle.clock);
+            let exit = match switched {
                 Ok(exit) => exit,
                 Err(e) => {
                     log::error!("task {}: platform failure: {e}", self.tid);
@@ -294,8 +304,22 @@ impl Task {
 
     /// Thread exit: clear_child_tid, vfork completion, leave the tables.
     fn finish(mut self, status: ExitStatus) {
+        self.sample_rss();
         self.exit_mm();
+        self.acct.charge_sys(&self.handle.clock);
         thread_finished(&self.kernel, &self.handle, status);
+    }
+
+    /// Records the address space's resident set in the process's peak (`ru_maxrss`).
+    pub fn sample_rss(&self) {
+        let rss = self.mm.resident();
+        self.tg.usage.lock().unwrap().sample_rss(rss);
+    }
+
+    /// This thread's CPU time up to now (system time charged up to this call).
+    pub fn thread_times(&mut self) -> CpuTimes {
+        self.acct.charge_sys(&self.handle.clock);
+        self.handle.clock.times()
     }
 
     /// Releases this thread's hold on its memory: robust futexes, `clear_child_tid`
@@ -603,6 +627,9 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     let last = {
         let mut s = tg.sig();
         s.threads.remove(&handle.tid);
+        // Under `sig`, so a reader summing the live threads and the exited ones counts
+        // this thread exactly once.
+        tg.usage.lock().unwrap().exited += handle.clock.times();
         if s.exec_killer.is_some() {
             tg.child_events.notify_all();
         }

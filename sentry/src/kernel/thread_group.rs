@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::pidns::PidNamespace;
 use super::signal::SigState;
 use super::timer::ProcessTimers;
+use super::usage::{CpuTimes, GroupUsage, Rusage};
 use super::wait::WaitQueue;
 use crate::abi::Rlimit;
 use crate::loader::ArgArea;
@@ -49,7 +50,8 @@ pub const RLIM_NLIMITS: usize = 16;
 
 /// A process: the threads sharing a PID.
 ///
-/// Lock order: the kernel's process tree → `sig` → waiters. `limits` and `done` are leaves.
+/// Lock order: the kernel's process tree → `sig` → `usage` → task clocks; `sig` → waiters.
+/// `limits` and `done` are leaves.
 #[derive(Debug)]
 pub struct ThreadGroup {
     /// The global PID (the process table's key); see [`super::pidns`].
@@ -75,6 +77,8 @@ pub struct ThreadGroup {
     pub image: Mutex<ExecImage>,
     /// When the process was created (`/proc/[pid]/stat` starttime).
     pub start: Instant,
+    /// CPU time of exited threads and reaped children, peak RSS ([`super::usage`]).
+    pub usage: Mutex<GroupUsage>,
     /// Set once the last thread has exited, with the final status.
     done: Mutex<Option<ExitStatus>>,
     done_cv: Condvar,
@@ -127,6 +131,7 @@ impl ThreadGroup {
             unkillable: AtomicBool::new(false),
             image: Mutex::new(ExecImage::default()),
             start: Instant::now(),
+            usage: Mutex::new(GroupUsage::default()),
             done: Mutex::new(None),
             done_cv: Condvar::new(),
         }
@@ -157,6 +162,38 @@ impl ThreadGroup {
         drop(timers);
         *self.done.lock().unwrap() = Some(status);
         self.done_cv.notify_all();
+    }
+
+    /// The process's own CPU time: its live threads' and its exited threads'.
+    pub fn cpu_times(&self) -> CpuTimes {
+        let s = self.sig();
+        let live = s
+            .threads
+            .values()
+            .fold(CpuTimes::default(), |acc, t| acc + t.handle.clock.times());
+        live + self.usage.lock().unwrap().exited
+    }
+
+    /// `RUSAGE_SELF`: the process's own times and sampled peak RSS.
+    pub fn rusage_self(&self) -> Rusage {
+        let times = self.cpu_times();
+        Rusage {
+            times,
+            maxrss_kb: self.usage.lock().unwrap().maxrss_kb,
+        }
+    }
+
+    /// `RUSAGE_CHILDREN`: the reaped, waited-for descendants.
+    pub fn rusage_children(&self) -> Rusage {
+        self.usage.lock().unwrap().children
+    }
+
+    /// The process's own usage merged with its children's (what a wait reports, and what a
+    /// parent adds to its children's totals when it reaps this process).
+    pub fn rusage_both(&self) -> Rusage {
+        let mut r = self.rusage_self();
+        r.merge(self.rusage_children());
+        r
     }
 
     /// Blocks until every thread has exited; returns the status.

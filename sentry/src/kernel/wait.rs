@@ -8,7 +8,7 @@
 //! # Lock order
 //! `WaitQueue::waiters` → `Waiter::notified` (both leaves of every other lock).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -65,10 +65,36 @@ impl Waiter {
     }
 }
 
+/// Which readiness a wake-up is about (Linux's poll key of `wake_up_poll`): edge-triggered
+/// epoll re-arms an item only for wake-ups that concern the events it watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Data, a connection, a hang-up or an error: the reading side.
+    Readable,
+    /// Room to write (the reader consumed data).
+    Writable,
+    /// Anything (an unkeyed wake-up).
+    Any,
+    /// Only blocked tasks re-check their condition; no readiness appeared (a pipe read
+    /// that leaves room unchanged for pollers, a sender's own endpoint).
+    Blocked,
+}
+
+/// How many wake-ups of each kind a queue has had; see [`WaitQueue::wakes`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WakeCount {
+    pub readable: u64,
+    pub writable: u64,
+}
+
 /// The waiters interested in one event source (a pipe end, a child's exit...).
 #[derive(Debug, Default)]
 pub struct WaitQueue {
     waiters: Mutex<Vec<Arc<Waiter>>>,
+    /// Wake-ups about the reading side so far (edge-triggered epoll compares counts).
+    readable_wakes: AtomicU64,
+    /// Wake-ups about the writing side so far.
+    writable_wakes: AtomicU64,
 }
 
 impl WaitQueue {
@@ -87,10 +113,31 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes every registered waiter; each re-checks its own condition.
+    /// Wakes every registered waiter; each re-checks its own condition. Counts as a
+    /// wake-up of both kinds.
     pub fn notify_all(&self) {
+        self.notify(Wake::Any);
+    }
+
+    /// Wakes every registered waiter about `kind` of readiness.
+    pub fn notify(&self, kind: Wake) {
+        if matches!(kind, Wake::Readable | Wake::Any) {
+            self.readable_wakes.fetch_add(1, Ordering::SeqCst);
+        }
+        if matches!(kind, Wake::Writable | Wake::Any) {
+            self.writable_wakes.fetch_add(1, Ordering::SeqCst);
+        }
         for w in self.waiters.lock().unwrap().iter() {
             w.notify();
+        }
+    }
+
+    /// The wake-up counts so far. Read them before polling readiness: a wake-up after the
+    /// poll then shows as a changed count later.
+    pub fn wakes(&self) -> WakeCount {
+        WakeCount {
+            readable: self.readable_wakes.load(Ordering::SeqCst),
+            writable: self.writable_wakes.load(Ordering::SeqCst),
         }
     }
 }
@@ -132,6 +179,29 @@ mod tests {
         q.remove(&w);
         q.notify_all();
         assert!(!w.wait(Some(Instant::now() + Duration::from_millis(10))));
+    }
+
+    #[test]
+    fn wake_counts_follow_the_kind() {
+        let q = WaitQueue::new();
+        let w = Waiter::new();
+        q.add(&w);
+        let c0 = q.wakes();
+        q.notify(Wake::Readable);
+        let c1 = q.wakes();
+        assert_eq!((c1.readable - c0.readable, c1.writable), (1, c0.writable));
+        q.notify(Wake::Writable);
+        q.notify(Wake::Blocked);
+        let c2 = q.wakes();
+        assert_eq!((c2.readable, c2.writable - c1.writable), (c1.readable, 1));
+        q.notify_all();
+        let c3 = q.wakes();
+        assert_eq!(
+            (c3.readable, c3.writable),
+            (c2.readable + 1, c2.writable + 1)
+        );
+        // Every kind, Blocked included, wakes the waiter.
+        assert!(w.wait(Some(Instant::now() + Duration::from_secs(5))));
     }
 
     #[test]

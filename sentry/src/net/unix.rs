@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
+use crate::kernel::wait::{WaitQueue, Wake};
 use crate::kernel::{Kernel, Task};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::inode::may_access;
@@ -270,11 +270,12 @@ impl Endpoint {
         }
     }
 
-    /// Wakes whoever waits on this endpoint and on its peer.
-    fn notify_pair(&self, peer: Option<&Arc<Endpoint>>) {
-        self.queue.notify_all();
+    /// Wakes whoever waits on this endpoint (about `mine`) and on its peer (about
+    /// `theirs`).
+    fn notify_pair(&self, peer: Option<&Arc<Endpoint>>, mine: Wake, theirs: Wake) {
+        self.queue.notify(mine);
         if let Some(p) = peer {
-            p.queue.notify_all();
+            p.queue.notify(theirs);
         }
     }
 
@@ -526,7 +527,7 @@ impl UnixSocket {
                 };
                 peer.push(m);
                 sent += n;
-                ep.notify_pair(Some(&peer));
+                ep.notify_pair(Some(&peer), Wake::Blocked, Wake::Readable);
                 if sent == total {
                     return Some(Ok(sent));
                 }
@@ -695,7 +696,8 @@ impl UnixSocket {
         };
         drop(s);
         if !flags.peek {
-            ep.notify_pair(peer.as_ref());
+            // The data was the peer's: room appeared on its side.
+            ep.notify_pair(peer.as_ref(), Wake::Blocked, Wake::Writable);
         }
         Some(Ok(out))
     }
@@ -939,7 +941,7 @@ impl Socket for UnixSocket {
                 ps.rcv_shut |= wr;
             }
         }
-        self.ep.notify_pair(peer.as_ref());
+        self.ep.notify_pair(peer.as_ref(), Wake::Any, Wake::Any);
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use crate::abi::{Errno, Rlimit, SysResult};
 use crate::kernel::clone::CloneArgs;
 use crate::kernel::pids::{ChildState, WaitOpts, WaitSel};
 use crate::kernel::thread_group::RLIM_NLIMITS;
+use crate::kernel::usage::{self, Rusage};
 use crate::kernel::{clone, exec, signal, ExitStatus, Task};
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 
@@ -305,10 +306,10 @@ pub fn execveat(
     exec_common(t, p, argv, envp)
 }
 
-fn write_rusage(t: &Task, addr: UserAddr) -> Result<(), Errno> {
+/// Writes `usage` as `struct rusage` at `addr` unless it is null.
+fn write_rusage(t: &Task, addr: UserAddr, usage: Rusage) -> Result<(), Errno> {
     if !addr.is_null() {
-        // struct rusage: two timevals then 14 longs.
-        t.mm.write_obj(addr, &[0u64; 18])?;
+        t.mm.write_obj(addr, &usage.to_abi())?;
     }
     Ok(())
 }
@@ -327,7 +328,7 @@ fn wait_common(
     sel: WaitSel,
     opts: WaitOpts,
     nohang: bool,
-) -> Result<Option<(i32, ChildState)>, Errno> {
+) -> Result<Option<(i32, ChildState, Rusage)>, Errno> {
     let tg = t.tg.clone();
     let me = tg.tgid;
     t.block_on(&[&tg.child_events], None, |t| {
@@ -372,11 +373,11 @@ pub fn wait4(
     };
     match wait_common(t, sel, opts, options & WNOHANG != 0)? {
         None => Ok(0),
-        Some((pid, st)) => {
+        Some((pid, st, usage)) => {
             if !status.is_null() {
                 t.mm.write_obj(status, &st.wait_status())?;
             }
-            write_rusage(t, rusage)?;
+            write_rusage(t, rusage, usage)?;
             Ok(pid as u64)
         }
     }
@@ -416,7 +417,7 @@ pub fn waitid(
     let found = wait_common(t, sel, opts, options & WNOHANG != 0)?;
     if !infop.is_null() {
         let info = match found {
-            Some((pid, st)) => {
+            Some((pid, st, _)) => {
                 let (code, status) = st.code_status();
                 signal::SigInfo::child(libc::SIGCHLD, code, pid, 0, status)
             }
@@ -424,7 +425,9 @@ pub fn waitid(
         };
         t.mm.write_obj(infop, &info)?;
     }
-    write_rusage(t, rusage)?;
+    // WNOHANG with nothing ready reports an all-zero rusage, as Linux.
+    let usage = found.map_or_else(Rusage::default, |(_, _, u)| u);
+    write_rusage(t, rusage, usage)?;
     Ok(0)
 }
 
@@ -535,24 +538,46 @@ pub fn setsid(t: &mut Task) -> SysResult {
     Ok(t.vtgid() as u64)
 }
 
-/// getrusage(2): the sentry does not account CPU time per task yet; reports zeros.
+/// getrusage(2): RUSAGE_SELF (the process's threads, live and exited), RUSAGE_THREAD (the
+/// caller), RUSAGE_CHILDREN (reaped, waited-for descendants); see [`crate::kernel::usage`].
 pub fn getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult {
-    if !matches!(
-        who,
-        libc::RUSAGE_SELF | libc::RUSAGE_CHILDREN | libc::RUSAGE_THREAD
-    ) {
-        return Err(Errno::EINVAL);
-    }
-    t.mm.write_obj(usage, &[0u64; 18])?;
+    let r = match who {
+        libc::RUSAGE_SELF => {
+            // Charge the caller's sentry time so far and take a fresh RSS sample.
+            t.thread_times();
+            t.sample_rss();
+            t.tg.rusage_self()
+        }
+        libc::RUSAGE_THREAD => {
+            t.sample_rss();
+            Rusage {
+                times: t.thread_times(),
+                maxrss_kb: t.tg.usage.lock().unwrap().maxrss_kb,
+            }
+        }
+        libc::RUSAGE_CHILDREN => t.tg.rusage_children(),
+        _ => return Err(Errno::EINVAL),
+    };
+    t.mm.write_obj(usage, &r.to_abi())?;
     Ok(0)
 }
 
-/// times(2): clock ticks since boot; CPU times are not accounted yet.
+/// times(2): the process's and its waited-for children's CPU times in clock ticks, and the
+/// ticks since boot.
 pub fn times(t: &mut Task, buf: UserAddr) -> SysResult {
     if !buf.is_null() {
-        t.mm.write_obj(buf, &[0u64; 4])?;
+        t.thread_times();
+        let own = t.tg.cpu_times();
+        let kids = t.tg.rusage_children().times;
+        let tms: [u64; 4] = [
+            usage::ticks(own.user),
+            usage::ticks(own.sys),
+            usage::ticks(kids.user),
+            usage::ticks(kids.sys),
+        ];
+        t.mm.write_obj(buf, &tms)?;
     }
-    let ticks = t.kernel.boot.elapsed().as_millis() as u64 / 10;
+    let ticks = usage::ticks(t.kernel.boot.elapsed());
     Ok(ticks)
 }
 

@@ -1,10 +1,11 @@
 //! Clocks and sleeping.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::kernel::task::{Restart, RestartBlock};
-use crate::kernel::Task;
+use crate::kernel::{Task, TaskHandle, ThreadGroup};
 use crate::mm::usermem::UserAddr;
 
 /// Reads a host clock. The sentry reads host time through the vDSO (no host syscall).
@@ -40,25 +41,145 @@ pub(super) fn clock_now_nanos(clock: i32) -> Result<u128, Errno> {
     Ok(ts.tv_sec.max(0) as u128 * 1_000_000_000 + ts.tv_nsec.max(0) as u128)
 }
 
-/// clock_gettime(2)
+/// What a CPU-time clock counts (Linux's CPUCLOCK_PROF, CPUCLOCK_VIRT, CPUCLOCK_SCHED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CpuWhich {
+    /// User plus system time.
+    Prof,
+    /// User time.
+    Virt,
+    /// Time on a CPU (user plus system here).
+    Sched,
+}
+
+/// Whose CPU time a clock reads.
+#[derive(Debug, Clone)]
+enum CpuTarget {
+    /// The calling thread.
+    Caller,
+    /// The calling process.
+    OwnProcess,
+    /// Another thread of the calling process.
+    Thread(Arc<TaskHandle>),
+    /// Another process (a zombie included, until reaped).
+    Process(Arc<ThreadGroup>),
+}
+
+/// A CPU-time clock: CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID, or a negative ID from
+/// `clock_getcpuclockid`/`pthread_getcpuclockid` (`~pid << 3 | thread << 2 | which`).
+#[derive(Debug, Clone)]
+struct CpuClock {
+    target: CpuTarget,
+    which: CpuWhich,
+}
+
+/// Decodes `clock` if it is a CPU-time clock; None for the other clocks.
+///
+/// # Errors
+/// EINVAL for a malformed ID, or one naming no visible process, or a thread outside the
+/// caller's process (as Linux).
+fn cpu_clock(t: &Task, clock: i32, gettime: bool) -> Result<Option<CpuClock>, Errno> {
+    let (target, which) = match clock {
+        libc::CLOCK_PROCESS_CPUTIME_ID => (CpuTarget::OwnProcess, CpuWhich::Sched),
+        libc::CLOCK_THREAD_CPUTIME_ID => (CpuTarget::Caller, CpuWhich::Sched),
+        c if c >= 0 => return Ok(None),
+        c => {
+            let which = match c & 3 {
+                0 => CpuWhich::Prof,
+                1 => CpuWhich::Virt,
+                2 => CpuWhich::Sched,
+                _ => return Err(Errno::EINVAL),
+            };
+            let thread = c & 4 != 0;
+            let pid = !(c >> 3);
+            let target = if pid == 0 {
+                if thread {
+                    CpuTarget::Caller
+                } else {
+                    CpuTarget::OwnProcess
+                }
+            } else {
+                let global = t.lookup_pid(pid).ok_or(Errno::EINVAL)?;
+                let tree = t.kernel.tree();
+                if thread {
+                    match tree.tasks.get(&global) {
+                        Some(_) if global == t.tid => CpuTarget::Caller,
+                        Some(h) if Arc::ptr_eq(&h.tg, &t.tg) => CpuTarget::Thread(h.clone()),
+                        _ => return Err(Errno::EINVAL),
+                    }
+                } else if global == t.tg.tgid || (gettime && global == t.tid) {
+                    CpuTarget::OwnProcess
+                } else {
+                    let p = tree.procs.get(&global).ok_or(Errno::EINVAL)?;
+                    CpuTarget::Process(p.tg.clone())
+                }
+            };
+            (target, which)
+        }
+    };
+    Ok(Some(CpuClock { target, which }))
+}
+
+impl CpuClock {
+    /// The clock's value now.
+    fn read(&self, t: &mut Task) -> Duration {
+        let times = match &self.target {
+            CpuTarget::Caller => t.thread_times(),
+            CpuTarget::OwnProcess => {
+                t.thread_times();
+                t.tg.cpu_times()
+            }
+            CpuTarget::Thread(h) => h.clock.times(),
+            CpuTarget::Process(tg) => tg.cpu_times(),
+        };
+        match self.which {
+            CpuWhich::Prof | CpuWhich::Sched => times.total(),
+            CpuWhich::Virt => times.user,
+        }
+    }
+
+    /// The clock's resolution: 1 ns for the scheduler clock, one host tick (HZ=250, Debian's)
+    /// for the others, as Linux reports them.
+    fn resolution(&self) -> Timespec {
+        Timespec {
+            tv_sec: 0,
+            tv_nsec: if self.which == CpuWhich::Sched {
+                1
+            } else {
+                4_000_000
+            },
+        }
+    }
+}
+
+/// clock_gettime(2); the CPU-time clocks read the sentry's accounting
+/// ([`crate::kernel::usage`]).
 pub fn clock_gettime(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
-    let ts = host_clock(clock_source(clock)?);
+    let ts = match cpu_clock(t, clock, true)? {
+        Some(c) => Timespec::from_nanos(c.read(t).as_nanos()),
+        None => host_clock(clock_source(clock)?),
+    };
     t.mm.write_obj(tp, &ts)?;
     Ok(0)
 }
 
 /// clock_getres(2)
 pub fn clock_getres(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
-    let coarse = matches!(
-        clock,
-        libc::CLOCK_REALTIME_COARSE | libc::CLOCK_MONOTONIC_COARSE
-    );
-    clock_source(clock)?;
+    let res = match cpu_clock(t, clock, false)? {
+        Some(c) => c.resolution(),
+        None => {
+            let coarse = matches!(
+                clock,
+                libc::CLOCK_REALTIME_COARSE | libc::CLOCK_MONOTONIC_COARSE
+            );
+            clock_source(clock)?;
+            Timespec {
+                tv_sec: 0,
+                tv_nsec: if coarse { 4_000_000 } else { 1 },
+            }
+        }
+    };
     if !tp.is_null() {
-        let res = Timespec {
-            tv_sec: 0,
-            tv_nsec: if coarse { 4_000_000 } else { 1 },
-        };
         t.mm.write_obj(tp, &res)?;
     }
     Ok(0)
