@@ -302,15 +302,27 @@ impl Env {
     /// `ctr task delete ID` of a stopped task; returns the exit status it reports (ctr 1.6 warns
     /// `task ID exit with non-zero exit code N` on stderr, and says nothing for 0).
     pub fn delete_task(&self, id: &str) -> i32 {
-        let out = self.ctr(&["task", "delete", id]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "ctr task delete {id} failed ({}): {stderr}\n--- containerd log ---\n{}",
-            out.status,
-            self.log()
-        );
-        exit_code_from_delete(&stderr)
+        // runc's shim unmounts the rootfs on delete and fails with EBUSY while the last
+        // processes of a `kill -a` are still going away; it succeeds once they are gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.ctr(&["task", "delete", id]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success()
+                && stderr.contains("device or resource busy")
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            assert!(
+                out.status.success(),
+                "ctr task delete {id} failed ({}): {stderr}\n--- containerd log ---\n{}",
+                out.status,
+                self.log()
+            );
+            return exit_code_from_delete(&stderr);
+        }
     }
 
     /// The bundle directory containerd made for container `id` (config.json, rootfs, the
