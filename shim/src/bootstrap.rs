@@ -427,8 +427,9 @@ mod tests {
             other => panic!("an unknown service answered: {other:?}"),
         }
 
-        drop(client);
-        server.shutdown();
+        // No `server.shutdown()`: ttrpc 0.9's can hang while a client connection is being
+        // torn down (its reaper joins the connection's thread under the connections lock).
+        // The servers' threads end with the test process.
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -447,7 +448,6 @@ mod tests {
             .expect("a stale socket was taken for a live server");
         server.start().unwrap();
         assert!(ttrpc::Client::connect(&socket).is_ok());
-        server.shutdown();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
