@@ -4,10 +4,12 @@
 //! server); the server re-executes the same binary as `containerd-shim-runsc-rs-v2 sandbox`
 //! for the sandbox process (the Loader and the sentry), see [`sandbox`].
 //!
-//! Bootstrap: `containerd-shim` is pinned to 0.11, whose `run()` prints a bare socket address
-//! on `start` and serves `containerd.task.v2.Task`, the protocol containerd 1.6, 1.7 and 2.x
-//! all speak.
+//! Bootstrap: our own ([`bootstrap`]), driving [`shim::RunscShim`] through the
+//! `containerd_shim::Shim` trait: `start` prints a bare socket address (what containerd 1.6
+//! reads) and the server answers the Task service as both `containerd.task.v2.Task` and
+//! `containerd.task.v3.Task`.
 
+mod bootstrap;
 mod cgroup;
 mod error;
 mod io;
@@ -127,5 +129,5 @@ fn main() {
         // sentry, and the process's end is what stops them.
         std::process::exit(sandbox_main(&args[2..]));
     }
-    containerd_shim::run::<shim::RunscShim>(RUNTIME_ID, None);
+    bootstrap::run::<shim::RunscShim>(RUNTIME_ID);
 }

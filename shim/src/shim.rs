@@ -1,4 +1,5 @@
-//! The `Shim` side: the `start` and `delete` actions and the server's lifetime.
+//! The `Shim` side: the `start` and `delete` actions and the server's lifetime, driven by
+//! [`crate::bootstrap`] through the `containerd_shim::Shim` trait.
 
 use std::path::Path;
 use std::sync::Arc;
