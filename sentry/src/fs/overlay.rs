@@ -343,6 +343,22 @@ impl Inode for OvlNode {
         Ok(self.new_child(name, None, Some(n)))
     }
 
+    /// The unnamed file lives in the upper layer (this directory is copied up first, as
+    /// overlayfs does).
+    fn create_tmpfile(
+        &self,
+        _cx: &Caller<'_>,
+        attrs: NewAttrs,
+        linkable: bool,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        if self.file_type()? != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let u = self.copy_up(true)?;
+        let n = u.new_tmpfile(attrs, linkable)?;
+        Ok(self.new_child(b"", None, Some(n)))
+    }
+
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
         let t = self.same_fs(target)?;
         let cx = Caller::kernel();

@@ -193,6 +193,9 @@ struct TmpState {
     uid: u32,
     gid: u32,
     nlink: u64,
+    /// An `O_TMPFILE` file without `O_EXCL` that has not been linked yet: `link` may give
+    /// it its first name.
+    linkable: bool,
     rdev: u64,
     atime: (i64, i64),
     mtime: (i64, i64),
@@ -279,6 +282,7 @@ impl TmpNode {
                 uid,
                 gid,
                 nlink: 1,
+                linkable: false,
                 rdev: 0,
                 atime: t,
                 mtime: t,
@@ -718,6 +722,15 @@ impl Inode for TmpNode {
         Ok(n)
     }
 
+    fn create_tmpfile(
+        &self,
+        _cx: &Caller<'_>,
+        attrs: NewAttrs,
+        linkable: bool,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Ok(self.new_tmpfile(attrs, linkable)?)
+    }
+
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
         let t = target
             .clone()
@@ -730,8 +743,15 @@ impl Inode for TmpNode {
         if t.kind() == FileType::Directory {
             return Err(Errno::EPERM);
         }
+        {
+            let ts = t.lock();
+            if ts.nlink == 0 && !ts.linkable {
+                return Err(Errno::ENOENT);
+            }
+        }
         self.insert(name, t.clone())?;
         let mut ts = t.lock();
+        ts.linkable = false;
         ts.nlink += 1;
         ts.ctime = now();
         Ok(())
@@ -860,6 +880,24 @@ impl Inode for TmpNode {
 impl TmpNode {
     fn self_arc(&self) -> Result<Arc<TmpNode>, Errno> {
         self.me.upgrade().ok_or(Errno::ENOENT)
+    }
+
+    /// A regular file with no name (link count 0) in this directory's filesystem
+    /// (`O_TMPFILE`).
+    ///
+    /// # Errors
+    /// ENOTDIR when this is not a directory.
+    pub fn new_tmpfile(&self, attrs: NewAttrs, linkable: bool) -> Result<Arc<TmpNode>, Errno> {
+        if self.kind() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let n = self.new_node(libc::S_IFREG, attrs, Data::File(FileData::default()));
+        {
+            let mut st = n.lock();
+            st.nlink = 0;
+            st.linkable = linkable;
+        }
+        Ok(n)
     }
 
     /// Removes `name` without counting it as an unlink (overlay rename moves it on).

@@ -11,6 +11,7 @@ use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::vfs::dir::{DirFile, PathFile};
 use crate::vfs::inode::{may_access, RenameFlags, TimeSet};
+use crate::vfs::inotify;
 use crate::vfs::lock::{self, Lock};
 use crate::vfs::{
     Caller, Dentry, FileType, FsStats, NewAttrs, NewNode, OpenFile, Resolver, SetAttr, Stat,
@@ -25,16 +26,16 @@ const AT_EACCESS: u64 = libc::AT_EACCESS as u64;
 const AT_NO_AUTOMOUNT: u64 = libc::AT_NO_AUTOMOUNT as u64;
 const AT_STATX_SYNC_TYPE: u64 = 0x6000;
 
-fn read_path(t: &Task, p: PathArg) -> Result<Vec<u8>, Errno> {
+pub(super) fn read_path(t: &Task, p: PathArg) -> Result<Vec<u8>, Errno> {
     t.mm.read_cstring(p.0, PATH_MAX)
 }
 
-fn resolver(t: &Task) -> Resolver<'_> {
+pub(super) fn resolver(t: &Task) -> Resolver<'_> {
     Resolver::new(Caller::of(t), t.fs.root(), &t.fs.ns)
 }
 
 /// The directory a relative path starts from: the cwd or the directory open at `dirfd`.
-fn start_dir(t: &Task, dirfd: Fd, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+pub(super) fn start_dir(t: &Task, dirfd: Fd, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
     if path.first() == Some(&b'/') {
         return Ok(t.fs.root());
     }
@@ -130,8 +131,14 @@ const RESOLVE_CACHED: u64 = 0x20;
 /// Opens `path`, creating it with O_CREAT; installs the new fd.
 fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult {
     let o = |f: i32| flags & f as u32 != 0;
-    if o(libc::O_TMPFILE & !libc::O_DIRECTORY) {
-        return Err(Errno::EOPNOTSUPP);
+    let tmpfile = o(libc::O_TMPFILE & !libc::O_DIRECTORY);
+    if tmpfile {
+        let acc = flags & libc::O_ACCMODE as u32;
+        if flags & (libc::O_TMPFILE | libc::O_CREAT) as u32 != libc::O_TMPFILE as u32
+            || (acc != libc::O_WRONLY as u32 && acc != libc::O_RDWR as u32)
+        {
+            return Err(Errno::EINVAL);
+        }
     }
     // RESOLVE_BENEATH and RESOLVE_IN_ROOT resolve absolute paths against dirfd too.
     let scoped = resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0;
@@ -145,6 +152,10 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
     }
     let follow = !o(libc::O_NOFOLLOW) && !r.no_symlinks;
     let cx = Caller::of(t);
+    if tmpfile {
+        let dir = r.resolve(start, path, follow)?;
+        return open_tmpfile(t, dir, flags, mode);
+    }
     let mut created = false;
     let dentry = if o(libc::O_CREAT) {
         let mut links = 0;
@@ -191,6 +202,7 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
                         .inode
                         .create(&cx, &pn.name, NewNode::Regular, attrs)?;
                     created = true;
+                    inotify::created(&pn.parent, &pn.name, false);
                     break Arc::new(Dentry {
                         inode,
                         path: pn.parent.child_path(&pn.name),
@@ -243,19 +255,75 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
             return Err(Errno::EACCES);
         }
         let ops = dentry.inode.open(&cx, flags)?;
-        if o(libc::O_TRUNC) && kind == FileType::Regular && !created && st.size != 0 {
-            dentry.inode.setattr(&SetAttr {
+        if o(libc::O_TRUNC) && kind == FileType::Regular && !created {
+            let trunc = SetAttr {
                 size: Some(0),
                 ..SetAttr::default()
-            })?;
+            };
+            if st.size != 0 {
+                dentry.inode.setattr(&trunc)?;
+            }
+            inotify::attr_changed(&dentry, &trunc);
         }
         ops
     };
+    install_opened(t, ops, flags, dentry)
+}
+
+/// Installs a file just opened by path (IN_OPEN for inotify).
+fn install_opened(
+    t: &Task,
+    ops: Arc<dyn crate::vfs::FileOps>,
+    flags: u32,
+    dentry: Arc<Dentry>,
+) -> SysResult {
     let keep = flags
-        & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
-            as u32);
+        & !((libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_NOCTTY
+            | libc::O_TRUNC
+            | libc::O_CLOEXEC
+            | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32);
+    let keep = if flags & (libc::O_TMPFILE & !libc::O_DIRECTORY) as u32 != 0 {
+        keep & !(libc::O_DIRECTORY as u32)
+    } else {
+        keep
+    };
+    inotify::file_event(&dentry, inotify::IN_OPEN);
     let file = OpenFile::with_dentry(ops, keep | libc::O_LARGEFILE as u32, dentry);
-    Ok(t.fds.install(file, 0, cloexec, limit)? as u64)
+    let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
+    Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
+}
+
+/// `O_TMPFILE`: an unnamed regular file in the directory `dir`'s filesystem, linkable later
+/// with `linkat` unless `O_EXCL` was given.
+fn open_tmpfile(t: &Task, dir: Arc<Dentry>, flags: u32, mode: u32) -> SysResult {
+    let st = dir.inode.stat()?;
+    if FileType::from_mode(st.mode) != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    check_writable_mount(&dir)?;
+    if !may_access(&st, &t.creds, 3, false) {
+        return Err(Errno::EACCES);
+    }
+    let cx = Caller::of(t);
+    let linkable = flags & libc::O_EXCL as u32 == 0;
+    let inode = dir
+        .inode
+        .create_tmpfile(&cx, new_attrs(t, mode), linkable)?;
+    let ino = inode.stat()?.ino;
+    let name = format!("#{ino}").into_bytes();
+    let mut path = dir.child_path(&name);
+    path.extend_from_slice(b" (deleted)");
+    let ops = inode.open(&cx, flags)?;
+    let dentry = Arc::new(Dentry {
+        inode,
+        path,
+        name,
+        mount: dir.mount.clone(),
+        parent: Some(dir),
+    });
+    install_opened(t, ops, flags, dentry)
 }
 
 /// open(2)
@@ -494,6 +562,10 @@ pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult 
         t.mm.write_bytes(buf, &data)?;
     }
     *off = next;
+    drop(off);
+    if let Some(d) = &f.dentry {
+        inotify::file_event(d, inotify::IN_ACCESS);
+    }
     Ok(data.len() as u64)
 }
 
@@ -526,9 +598,11 @@ fn make_node(t: &Task, dirfd: Fd, path: PathArg, node: NewNode, mode: u32) -> Sy
     if !may_access(&pn.parent.inode.stat()?, &t.creds, 3, false) {
         return Err(Errno::EACCES);
     }
+    let is_dir = node == NewNode::Directory;
     pn.parent
         .inode
         .create(&Caller::of(t), &pn.name, node, new_attrs(t, mode))?;
+    inotify::created(&pn.parent, &pn.name, is_dir);
     Ok(0)
 }
 
@@ -597,7 +671,9 @@ fn do_unlink(t: &Task, dirfd: Fd, path: PathArg, dir: bool) -> SysResult {
         return Err(Errno::EBUSY);
     }
     check_writable_mount(&pn.parent)?;
+    let before = inotify::before(Some(&child));
     pn.parent.inode.unlink(&Caller::of(t), &pn.name, dir)?;
+    inotify::removed(&pn.parent, &pn.name, before);
     Ok(0)
 }
 
@@ -665,12 +741,22 @@ fn do_rename(
     {
         return Err(Errno::EINVAL);
     }
-    if let Ok(dst) = r.child(&np.parent, &np.name) {
+    let dst = r.child(&np.parent, &np.name).ok();
+    if let Some(dst) = &dst {
         if !Arc::ptr_eq(&dst.mount, &np.parent.mount) {
             return Err(Errno::EBUSY);
         }
     }
     check_writable_mount(&op.parent)?;
+    // Renaming a name onto itself (or a link of the same file) changes nothing.
+    let same = match (&dst, src.inode.stat()) {
+        (Some(d), Ok(a)) => d
+            .inode
+            .stat()
+            .is_ok_and(|b| (a.dev, a.ino) == (b.dev, b.ino)),
+        _ => false,
+    };
+    let (src_before, dst_before) = (inotify::before(Some(&src)), inotify::before(dst.as_deref()));
     let rf = RenameFlags {
         noreplace: flags & NOREPLACE != 0,
         exchange: flags & EXCHANGE != 0,
@@ -678,6 +764,17 @@ fn do_rename(
     op.parent
         .inode
         .rename(&Caller::of(t), &op.name, &np.parent.inode, &np.name, rf)?;
+    if !same {
+        inotify::moved(
+            &op.parent,
+            &op.name,
+            &np.parent,
+            &np.name,
+            src_before,
+            dst_before,
+            rf.exchange,
+        );
+    }
     Ok(0)
 }
 
@@ -744,6 +841,7 @@ pub fn linkat(
     }
     check_writable_mount(&np.parent)?;
     np.parent.inode.link(&np.name, &target.inode)?;
+    inotify::linked(&target, &np.parent, &np.name);
     Ok(0)
 }
 
@@ -784,6 +882,7 @@ pub fn readlinkat(t: &mut Task, dirfd: Fd, path: PathArg, buf: UserAddr, size: i
 fn setattr(d: &Dentry, a: SetAttr) -> SysResult {
     check_writable_mount(d)?;
     d.inode.setattr(&a)?;
+    inotify::attr_changed(d, &a);
     Ok(0)
 }
 
@@ -977,10 +1076,12 @@ pub fn ftruncate(t: &mut Task, fd: Fd, len: i64) -> SysResult {
     if d.inode.file_type()? != FileType::Regular {
         return Err(Errno::EINVAL);
     }
-    d.inode.setattr(&SetAttr {
+    let a = SetAttr {
         size: Some(len as u64),
         ..SetAttr::default()
-    })?;
+    };
+    d.inode.setattr(&a)?;
+    inotify::attr_changed(&d, &a);
     Ok(0)
 }
 
@@ -1010,6 +1111,7 @@ pub fn fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysR
             ..SetAttr::default()
         })?;
     }
+    inotify::file_event(&d, inotify::IN_MODIFY);
     Ok(0)
 }
 

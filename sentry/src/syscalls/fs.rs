@@ -73,9 +73,7 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
     if !f.ops.seekable() {
         return Err(Errno::ESPIPE);
     }
-    read_into(t, buf, count, |t, data| {
-        f.ops.read(t, &f, data, Some(off as u64))
-    })
+    read_into(t, buf, count, |t, data| f.read_at(t, data, off as u64))
 }
 
 /// pwrite64(2)
@@ -92,7 +90,7 @@ pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> 
         return Err(Errno::ESPIPE);
     }
     let data = t.mm.read_bytes(buf, count.min(MAX_RW))?;
-    Ok(f.ops.write(t, &f, &data, Some(off as u64))? as u64)
+    Ok(f.write_at(t, &data, off as u64)? as u64)
 }
 
 /// readv(2)

@@ -11,6 +11,7 @@ mod file;
 mod fs;
 mod futex;
 pub(crate) mod info;
+mod inotify;
 mod mem;
 mod mount;
 mod poll;
@@ -146,7 +147,7 @@ syscall_table! {
     implemented {
         0 read(fd: Fd, buf: UserAddr, count: usize) => fs::read, Full;
         1 write(fd: Fd, buf: UserAddr, count: usize) => fs::write, Full;
-        2 open(path: PathArg, flags: Flags, mode: u32) => file::open, Partial("O_TMPFILE is EOPNOTSUPP");
+        2 open(path: PathArg, flags: Flags, mode: u32) => file::open, Partial("O_TMPFILE on tmpfs and the overlay (in its upper layer); host volumes are EOPNOTSUPP");
         3 close(fd: Fd) => fs::close, Full;
         4 stat(path: PathArg, statbuf: UserAddr) => file::stat, Full;
         5 fstat(fd: Fd, statbuf: UserAddr) => fs::fstat, Full;
@@ -303,7 +304,10 @@ syscall_table! {
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
         235 utimes(path: PathArg, times: UserAddr) => file::utimes, Full;
         247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("no P_PIDFD; rusage as wait4");
-        257 openat(dirfd: Fd, path: PathArg, flags: Flags, mode: u32) => file::openat, Partial("O_TMPFILE is EOPNOTSUPP");
+        253 inotify_init() => inotify::inotify_init, Full;
+        254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; IN_EXCL_UNLINK ignored; IN_DELETE_SELF comes at the unlink even while the file is open; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
+        255 inotify_rm_watch(fd: Fd, wd: i32) => inotify::inotify_rm_watch, Full;
+        257 openat(dirfd: Fd, path: PathArg, flags: Flags, mode: u32) => file::openat, Partial("O_TMPFILE on tmpfs and the overlay (in its upper layer); host volumes are EOPNOTSUPP");
         258 mkdirat(dirfd: Fd, path: PathArg, mode: u32) => file::mkdirat, Full;
         259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => file::mknodat, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
         260 fchownat(dirfd: Fd, path: PathArg, uid: u32, gid: u32, flags: Flags) => file::fchownat, Full;
@@ -334,6 +338,7 @@ syscall_table! {
         291 epoll_create1(flags: Flags) => poll::epoll_create1, Full;
         292 dup3(old: Fd, new: Fd, flags: Flags) => fs::dup3, Full;
         293 pipe2(fds: UserAddr, flags: Flags) => poll::pipe2, Partial("O_DIRECT pipes are byte streams");
+        294 inotify_init1(flags: Flags) => inotify::inotify_init1, Full;
         297 rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr) => signal::rt_tgsigqueueinfo, Full;
         302 prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr) => process::prlimit64, Full;
         306 syncfs(fd: Fd) => file::syncfs, Full;

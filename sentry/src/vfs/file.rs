@@ -109,6 +109,11 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// The inotify instance behind this file, for `inotify_add_watch`/`inotify_rm_watch`.
+    fn as_inotify(&self) -> Option<&super::inotify::Inotify> {
+        None
+    }
+
     /// The socket behind this file, for the socket system calls (None: ENOTSOCK).
     fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
         None
@@ -169,6 +174,12 @@ impl Drop for OpenFile {
     fn drop(&mut self) {
         if self.had_locks() {
             super::lock::locks().release_file(self.lock_id());
+        }
+        // The last reference to the description: inotify's IN_CLOSE_*.
+        if let Some(d) = &self.dentry {
+            if !self.is_path_only() {
+                super::inotify::closed(d, self.writable());
+            }
         }
     }
 }
@@ -264,13 +275,49 @@ impl OpenFile {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
-        if self.ops.seekable() {
+        let n = if self.ops.seekable() {
             let mut off = self.offset.lock().unwrap();
             let n = self.ops.read(t, self, buf, Some(*off))?;
             *off += n as u64;
-            Ok(n)
+            n
         } else {
-            self.ops.read(t, self, buf, None)
+            self.ops.read(t, self, buf, None)?
+        };
+        self.accessed(n);
+        Ok(n)
+    }
+
+    /// Reads at `offset` without using the file offset (pread).
+    ///
+    /// # Errors
+    /// The file's errors.
+    pub fn read_at(&self, t: &mut Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        let n = self.ops.read(t, self, buf, Some(offset))?;
+        self.accessed(n);
+        Ok(n)
+    }
+
+    /// Writes at `offset` without using the file offset (pwrite).
+    ///
+    /// # Errors
+    /// The file's errors.
+    pub fn write_at(&self, t: &mut Task, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        let n = self.ops.write(t, self, buf, Some(offset))?;
+        self.modified(n);
+        Ok(n)
+    }
+
+    /// inotify's IN_ACCESS after a read that returned data.
+    fn accessed(&self, n: usize) {
+        if let (Some(d), true) = (&self.dentry, n > 0) {
+            super::inotify::file_event(d, super::inotify::IN_ACCESS);
+        }
+    }
+
+    /// inotify's IN_MODIFY after a write that wrote something.
+    fn modified(&self, n: usize) {
+        if let (Some(d), true) = (&self.dentry, n > 0) {
+            super::inotify::file_event(d, super::inotify::IN_MODIFY);
         }
     }
 
@@ -289,9 +336,13 @@ impl OpenFile {
             }
             let n = self.ops.write(t, self, buf, Some(*off))?;
             *off += n as u64;
+            drop(off);
+            self.modified(n);
             Ok(n)
         } else {
-            self.ops.write(t, self, buf, None)
+            let n = self.ops.write(t, self, buf, None)?;
+            self.modified(n);
+            Ok(n)
         }
     }
 }

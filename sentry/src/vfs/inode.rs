@@ -261,7 +261,22 @@ pub trait Inode: Send + Sync {
         Err(Errno::EROFS)
     }
 
-    /// Adds a hard link `name` to `target` (a file of the same filesystem).
+    /// `O_TMPFILE`: a new regular file in this directory's filesystem without a name (link
+    /// count 0). `linkable`: a later `link` may give it one (no `O_EXCL`).
+    ///
+    /// # Errors
+    /// EOPNOTSUPP for filesystems without unnamed files, ENOTDIR.
+    fn create_tmpfile(
+        &self,
+        _cx: &Caller<'_>,
+        _attrs: NewAttrs,
+        _linkable: bool,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Adds a hard link `name` to `target` (a file of the same filesystem). A target whose
+    /// link count is 0 is ENOENT unless it is a linkable `O_TMPFILE` file.
     ///
     /// # Errors
     /// EXDEV across filesystems, EEXIST, EROFS.

@@ -8,6 +8,7 @@ pub mod dir;
 pub mod file;
 pub mod host;
 pub mod inode;
+pub mod inotify;
 pub mod lock;
 pub mod mount;
 pub mod walk;

@@ -1,0 +1,697 @@
+//! inotify: watches on files and the event queues of inotify file descriptions.
+//!
+//! A watch names a file by its identity `(st_dev, st_ino)`, so every filesystem has watches
+//! without code of its own. The system calls that use or change files report what they did
+//! through the hooks at the end of this module (one per kind of operation: [`file_event`],
+//! [`created`], [`removed`], [`moved`], [`linked`], [`attr_changed`], [`closed`]); the hooks
+//! deliver Linux's events to the watches of the file and of its parent directory (with the
+//! file's name), in Linux's order.
+//!
+//! Only changes made through the sentry are seen: a host process changing a host-backed file
+//! produces no event. `IN_EXCL_UNLINK` is accepted and ignored (unlinked files produce no
+//! events anyway once their last name is gone, as nothing walks to them). A file unlinked
+//! while still open reports `IN_DELETE_SELF`/`IN_IGNORED` at the unlink, not at the last
+//! close as Linux does.
+//!
+//! # Lock order
+//! `Inotify::state` → `REGISTRY` → `WaitQueue` locks. Event delivery takes the registry alone
+//! (to find the targets), then each instance's state.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::inode::{FileType, SetAttr};
+use super::{Dentry, FileOps, OpenFile, Stat};
+use crate::abi::{Errno, SysResult};
+use crate::kernel::wait::{WaitQueue, Wake};
+use crate::kernel::Task;
+
+pub const IN_ACCESS: u32 = 0x1;
+pub const IN_MODIFY: u32 = 0x2;
+pub const IN_ATTRIB: u32 = 0x4;
+pub const IN_CLOSE_WRITE: u32 = 0x8;
+pub const IN_CLOSE_NOWRITE: u32 = 0x10;
+pub const IN_OPEN: u32 = 0x20;
+pub const IN_MOVED_FROM: u32 = 0x40;
+pub const IN_MOVED_TO: u32 = 0x80;
+pub const IN_CREATE: u32 = 0x100;
+pub const IN_DELETE: u32 = 0x200;
+pub const IN_DELETE_SELF: u32 = 0x400;
+pub const IN_MOVE_SELF: u32 = 0x800;
+pub const IN_UNMOUNT: u32 = 0x2000;
+pub const IN_Q_OVERFLOW: u32 = 0x4000;
+pub const IN_IGNORED: u32 = 0x8000;
+pub const IN_ONLYDIR: u32 = 0x0100_0000;
+pub const IN_DONT_FOLLOW: u32 = 0x0200_0000;
+pub const IN_EXCL_UNLINK: u32 = 0x0400_0000;
+pub const IN_MASK_CREATE: u32 = 0x1000_0000;
+pub const IN_MASK_ADD: u32 = 0x2000_0000;
+pub const IN_ISDIR: u32 = 0x4000_0000;
+pub const IN_ONESHOT: u32 = 0x8000_0000;
+/// Every event a watch can ask for.
+pub const IN_ALL_EVENTS: u32 = 0xfff;
+/// Every bit `inotify_add_watch` knows (a mask with none of them is EINVAL).
+pub const IN_ALL_BITS: u32 = IN_ALL_EVENTS
+    | IN_UNMOUNT
+    | IN_Q_OVERFLOW
+    | IN_IGNORED
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    | IN_EXCL_UNLINK
+    | IN_MASK_CREATE
+    | IN_MASK_ADD
+    | IN_ISDIR
+    | IN_ONESHOT;
+
+/// `/proc/sys/fs/inotify/max_queued_events`'s default.
+pub const MAX_QUEUED_EVENTS: usize = 16384;
+/// `sizeof(struct inotify_event)`.
+const EVENT_HEADER: usize = 16;
+
+/// A watched file's identity.
+type Key = (u64, u64);
+
+/// One queued `struct inotify_event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Event {
+    wd: i32,
+    mask: u32,
+    cookie: u32,
+    name: Vec<u8>,
+}
+
+impl Event {
+    /// The name field's length: the name, its NUL and padding to a multiple of the header.
+    fn name_len(&self) -> usize {
+        if self.name.is_empty() {
+            0
+        } else {
+            (self.name.len() + 1).next_multiple_of(EVENT_HEADER)
+        }
+    }
+
+    fn size(&self) -> usize {
+        EVENT_HEADER + self.name_len()
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.wd.to_ne_bytes());
+        out.extend_from_slice(&self.mask.to_ne_bytes());
+        out.extend_from_slice(&self.cookie.to_ne_bytes());
+        out.extend_from_slice(&(self.name_len() as u32).to_ne_bytes());
+        let start = out.len();
+        out.extend_from_slice(&self.name);
+        out.resize(start + self.name_len(), 0);
+    }
+}
+
+struct Watch {
+    key: Key,
+    mask: u32,
+}
+
+#[derive(Default)]
+struct State {
+    watches: BTreeMap<i32, Watch>,
+    by_key: BTreeMap<Key, i32>,
+    next_wd: i32,
+    events: VecDeque<Event>,
+    bytes: usize,
+}
+
+/// An inotify instance (the file behind an inotify fd).
+pub struct Inotify {
+    id: u64,
+    me: Weak<Inotify>,
+    state: Mutex<State>,
+    queue: WaitQueue,
+}
+
+/// Watched identities → the instances and watch descriptors watching them.
+type Registry = BTreeMap<Key, Vec<(u64, Weak<Inotify>, i32)>>;
+
+static REGISTRY: Mutex<Registry> = Mutex::new(BTreeMap::new());
+/// Watches in the registry: the hooks do nothing (not even a stat) while it is zero.
+static WATCHES: AtomicUsize = AtomicUsize::new(0);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_COOKIE: AtomicU32 = AtomicU32::new(0);
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn register(key: Key, id: u64, me: Weak<Inotify>, wd: i32) {
+    registry().entry(key).or_default().push((id, me, wd));
+    WATCHES.fetch_add(1, Ordering::Relaxed);
+}
+
+fn unregister(key: Key, id: u64, wd: i32) {
+    let mut r = registry();
+    if let Some(v) = r.get_mut(&key) {
+        let before = v.len();
+        v.retain(|(i, _, w)| !(*i == id && *w == wd));
+        WATCHES.fetch_sub(before - v.len(), Ordering::Relaxed);
+        if v.is_empty() {
+            r.remove(&key);
+        }
+    }
+}
+
+impl Inotify {
+    pub fn new() -> Arc<Inotify> {
+        Arc::new_cyclic(|me| Inotify {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            me: me.clone(),
+            state: Mutex::new(State {
+                next_wd: 1,
+                ..State::default()
+            }),
+            queue: WaitQueue::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `inotify_add_watch` on the file with `st`; returns the watch descriptor.
+    ///
+    /// # Errors
+    /// EINVAL for a mask without events or with both IN_MASK_ADD and IN_MASK_CREATE,
+    /// ENOTDIR for IN_ONLYDIR on a non-directory, EEXIST for IN_MASK_CREATE on a watched file.
+    pub fn add_watch(&self, st: &Stat, mask: u32) -> Result<i32, Errno> {
+        check_mask(mask)?;
+        if mask & IN_ONLYDIR != 0 && FileType::from_mode(st.mode) != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let key = (st.dev, st.ino);
+        let mut s = self.lock();
+        if let Some(&wd) = s.by_key.get(&key) {
+            if mask & IN_MASK_CREATE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            let w = s.watches.get_mut(&wd).expect("by_key and watches agree");
+            w.mask = if mask & IN_MASK_ADD != 0 {
+                w.mask | mask
+            } else {
+                mask
+            };
+            return Ok(wd);
+        }
+        let wd = s.next_wd;
+        s.next_wd = s.next_wd.checked_add(1).ok_or(Errno::ENOSPC)?;
+        s.watches.insert(wd, Watch { key, mask });
+        s.by_key.insert(key, wd);
+        register(key, self.id, self.me.clone(), wd);
+        Ok(wd)
+    }
+
+    /// `inotify_rm_watch`: removes the watch and queues IN_IGNORED.
+    ///
+    /// # Errors
+    /// EINVAL for an unknown watch descriptor.
+    pub fn rm_watch(&self, wd: i32) -> Result<(), Errno> {
+        let mut s = self.lock();
+        let w = s.watches.remove(&wd).ok_or(Errno::EINVAL)?;
+        s.by_key.remove(&w.key);
+        unregister(w.key, self.id, wd);
+        self.push(&mut s, wd, IN_IGNORED, 0, &[]);
+        drop(s);
+        self.queue.notify(Wake::Readable);
+        Ok(())
+    }
+
+    /// Queues an event (coalescing it with an identical last one; IN_Q_OVERFLOW once the
+    /// queue is full).
+    fn push(&self, s: &mut State, wd: i32, mask: u32, cookie: u32, name: &[u8]) {
+        let ev = Event {
+            wd,
+            mask,
+            cookie,
+            name: name.to_vec(),
+        };
+        if s.events.back() == Some(&ev) {
+            return;
+        }
+        if s.events.len() >= MAX_QUEUED_EVENTS {
+            let overflow = Event {
+                wd: -1,
+                mask: IN_Q_OVERFLOW,
+                cookie: 0,
+                name: Vec::new(),
+            };
+            if s.events.back() != Some(&overflow) {
+                s.bytes += overflow.size();
+                s.events.push_back(overflow);
+            }
+            return;
+        }
+        s.bytes += ev.size();
+        s.events.push_back(ev);
+    }
+
+    /// Delivers an event to watch `wd` if it asked for it. Returns the key of a one-shot
+    /// watch that fired (to be unregistered by the caller).
+    fn deliver(&self, wd: i32, mask: u32, cookie: u32, name: &[u8]) -> Option<Key> {
+        let mut s = self.lock();
+        let w = s.watches.get(&wd)?;
+        let wanted = w.mask & mask & IN_ALL_EVENTS;
+        if wanted == 0 {
+            return None;
+        }
+        let (key, oneshot) = (w.key, w.mask & IN_ONESHOT != 0);
+        self.push(&mut s, wd, wanted | (mask & IN_ISDIR), cookie, name);
+        let mut fired = None;
+        if oneshot {
+            s.watches.remove(&wd);
+            s.by_key.remove(&key);
+            self.push(&mut s, wd, IN_IGNORED, 0, &[]);
+            fired = Some(key);
+        }
+        drop(s);
+        self.queue.notify(Wake::Readable);
+        fired
+    }
+
+    /// Drops watch `wd` because its file is gone, queueing IN_IGNORED.
+    fn forget(&self, wd: i32) {
+        let mut s = self.lock();
+        if let Some(w) = s.watches.remove(&wd) {
+            s.by_key.remove(&w.key);
+            self.push(&mut s, wd, IN_IGNORED, 0, &[]);
+            drop(s);
+            self.queue.notify(Wake::Readable);
+        }
+    }
+
+    /// Bytes of queued events (FIONREAD).
+    pub fn pending_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+impl Drop for Inotify {
+    fn drop(&mut self) {
+        let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<(Key, i32)> = s.watches.iter().map(|(wd, w)| (w.key, *wd)).collect();
+        for (key, wd) in keys {
+            unregister(key, self.id, wd);
+        }
+    }
+}
+
+/// Validates an `inotify_add_watch` mask.
+///
+/// # Errors
+/// EINVAL.
+pub fn check_mask(mask: u32) -> Result<(), Errno> {
+    if mask & IN_ALL_BITS == 0 || (mask & IN_MASK_ADD != 0 && mask & IN_MASK_CREATE != 0) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+impl FileOps for Inotify {
+    fn read(
+        &self,
+        t: &mut Task,
+        file: &OpenFile,
+        buf: &mut [u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
+        let max = buf.len();
+        let out = t.block_on(&[&self.queue], None, |_| {
+            let mut s = self.lock();
+            let Some(first) = s.events.front() else {
+                return if nb { Some(Err(Errno::EAGAIN)) } else { None };
+            };
+            if first.size() > max {
+                return Some(Err(Errno::EINVAL));
+            }
+            let mut out = Vec::new();
+            while let Some(ev) = s.events.front() {
+                if out.len() + ev.size() > max {
+                    break;
+                }
+                ev.encode(&mut out);
+                let ev = s.events.pop_front().expect("just seen");
+                s.bytes -= ev.size();
+            }
+            Some(Ok(out))
+        })?;
+        buf[..out.len()].copy_from_slice(&out);
+        Ok(out.len())
+    }
+
+    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+        if cmd as u64 == libc::FIONREAD {
+            let n = self.pending_bytes() as i32;
+            t.mm.write_obj(crate::mm::usermem::UserAddr(arg), &n)?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn readiness(&self) -> u32 {
+        if self.lock().events.is_empty() {
+            0
+        } else {
+            (libc::POLLIN | libc::POLLRDNORM) as u32
+        }
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+
+    fn as_inotify(&self) -> Option<&Inotify> {
+        Some(self)
+    }
+}
+
+/// Sends an event to every watch on `key`; one-shot watches that fire are removed.
+fn notify_key(key: Key, mask: u32, cookie: u32, name: &[u8]) {
+    let targets: Vec<(Arc<Inotify>, i32)> = match registry().get(&key) {
+        Some(v) => v
+            .iter()
+            .filter_map(|(_, w, wd)| Some((w.upgrade()?, *wd)))
+            .collect(),
+        None => return,
+    };
+    for (inst, wd) in targets {
+        if let Some(k) = inst.deliver(wd, mask, cookie, name) {
+            unregister(k, inst.id, wd);
+        }
+    }
+}
+
+/// Removes every watch on `key` (its file is gone), queueing IN_IGNORED.
+fn forget_key(key: Key) {
+    let targets = registry().remove(&key).unwrap_or_default();
+    WATCHES.fetch_sub(targets.len(), Ordering::Relaxed);
+    for (_, w, wd) in targets {
+        if let Some(inst) = w.upgrade() {
+            inst.forget(wd);
+        }
+    }
+}
+
+fn active() -> bool {
+    WATCHES.load(Ordering::Relaxed) > 0
+}
+
+fn isdir_bit(st: &Stat) -> u32 {
+    if FileType::from_mode(st.mode) == FileType::Directory {
+        IN_ISDIR
+    } else {
+        0
+    }
+}
+
+/// The dentry's parent in the same mount (Linux reports to a parent only within one
+/// filesystem: a mount's root is its own parent).
+fn parent_of(d: &Dentry) -> Option<&Arc<Dentry>> {
+    d.parent
+        .as_ref()
+        .filter(|p| Arc::ptr_eq(&p.mount, &d.mount))
+}
+
+/// An event on the file `d` itself (IN_ACCESS, IN_MODIFY, IN_ATTRIB, IN_OPEN, IN_CLOSE_*):
+/// to its parent's watches with its name, then to its own.
+pub fn file_event(d: &Dentry, mask: u32) {
+    if !active() {
+        return;
+    }
+    let Ok(st) = d.inode.stat() else { return };
+    let mask = mask | isdir_bit(&st);
+    if let Some(p) = parent_of(d) {
+        if let Ok(ps) = p.inode.stat() {
+            notify_key((ps.dev, ps.ino), mask, 0, &d.name);
+        }
+    }
+    notify_key((st.dev, st.ino), mask, 0, &[]);
+}
+
+/// An event on the file only, not its parent (link-count changes, IN_MOVE_SELF).
+fn inode_event(st: &Stat, mask: u32) {
+    notify_key((st.dev, st.ino), mask | isdir_bit(st), 0, &[]);
+}
+
+/// An event about `name` in the directory `dir`.
+fn dir_event(dir: &Dentry, mask: u32, cookie: u32, name: &[u8]) {
+    if let Ok(ds) = dir.inode.stat() {
+        notify_key((ds.dev, ds.ino), mask, cookie, name);
+    }
+}
+
+/// `name` was created in `dir` (open O_CREAT, mkdir, mknod, symlink).
+pub fn created(dir: &Dentry, name: &[u8], is_dir: bool) {
+    if active() {
+        dir_event(dir, IN_CREATE | if is_dir { IN_ISDIR } else { 0 }, 0, name);
+    }
+}
+
+/// The file `target` got a new name `name` in `dir` (link, linkat).
+pub fn linked(target: &Dentry, dir: &Dentry, name: &[u8]) {
+    if !active() {
+        return;
+    }
+    if let Ok(st) = target.inode.stat() {
+        inode_event(&st, IN_ATTRIB);
+    }
+    dir_event(dir, IN_CREATE, 0, name);
+}
+
+/// What the hooks need to know about a file before an operation removes or replaces it.
+#[derive(Debug, Clone, Copy)]
+pub struct Before(Option<Stat>);
+
+/// Takes the file's identity before an unlink or a rename replaces it (nothing when no
+/// watch exists).
+pub fn before(d: Option<&Dentry>) -> Before {
+    Before(d.filter(|_| active()).and_then(|d| d.inode.stat().ok()))
+}
+
+/// The last link of a file went away: IN_DELETE_SELF now, IN_IGNORED after `then`.
+fn last_link_gone(st: &Stat) -> bool {
+    FileType::from_mode(st.mode) == FileType::Directory || st.nlink <= 1
+}
+
+/// `name` (stat'ed into `child` before) was removed from `dir` (unlink, rmdir).
+pub fn removed(dir: &Dentry, name: &[u8], child: Before) {
+    let Some(st) = child.0 else { return };
+    let is_dir = FileType::from_mode(st.mode) == FileType::Directory;
+    if !is_dir {
+        inode_event(&st, IN_ATTRIB);
+    }
+    let gone = last_link_gone(&st);
+    if gone {
+        inode_event(&st, IN_DELETE_SELF);
+    }
+    dir_event(dir, IN_DELETE | isdir_bit(&st), 0, name);
+    if gone {
+        forget_key((st.dev, st.ino));
+    }
+}
+
+/// `old_name` in `old_dir` was renamed to `new_name` in `new_dir`; `src` and `replaced` were
+/// taken before (`replaced` the file the rename overwrote, if any). With `exchange`, the two
+/// swapped places.
+pub fn moved(
+    old_dir: &Dentry,
+    old_name: &[u8],
+    new_dir: &Dentry,
+    new_name: &[u8],
+    src: Before,
+    replaced: Before,
+    exchange: bool,
+) {
+    let Some(ss) = src.0 else { return };
+    let one = |from_dir: &Dentry, from: &[u8], to_dir: &Dentry, to: &[u8], st: &Stat| {
+        let cookie = NEXT_COOKIE
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1);
+        let isdir = isdir_bit(st);
+        dir_event(from_dir, IN_MOVED_FROM | isdir, cookie, from);
+        dir_event(to_dir, IN_MOVED_TO | isdir, cookie, to);
+    };
+    one(old_dir, old_name, new_dir, new_name, &ss);
+    if exchange {
+        if let Some(rs) = replaced.0 {
+            one(new_dir, new_name, old_dir, old_name, &rs);
+            inode_event(&rs, IN_MOVE_SELF);
+        }
+        inode_event(&ss, IN_MOVE_SELF);
+        return;
+    }
+    if let Some(rs) = replaced.0 {
+        if FileType::from_mode(rs.mode) != FileType::Directory {
+            inode_event(&rs, IN_ATTRIB);
+        }
+    }
+    inode_event(&ss, IN_MOVE_SELF);
+    if let Some(rs) = replaced.0 {
+        if last_link_gone(&rs) {
+            inode_event(&rs, IN_DELETE_SELF);
+            forget_key((rs.dev, rs.ino));
+        }
+    }
+}
+
+/// Attributes of `d` changed as `a` says (Linux's mapping: size → IN_MODIFY, owner, mode
+/// or both times → IN_ATTRIB, the access time alone → IN_ACCESS, the modification time
+/// alone → IN_MODIFY).
+pub fn attr_changed(d: &Dentry, a: &SetAttr) {
+    let mut mask = 0;
+    if a.uid.is_some() || a.gid.is_some() || a.mode.is_some() {
+        mask |= IN_ATTRIB;
+    }
+    if a.size.is_some() {
+        mask |= IN_MODIFY;
+    }
+    match (a.atime.is_some(), a.mtime.is_some()) {
+        (true, true) => mask |= IN_ATTRIB,
+        (true, false) => mask |= IN_ACCESS,
+        (false, true) => mask |= IN_MODIFY,
+        (false, false) => {}
+    }
+    if mask != 0 {
+        file_event(d, mask);
+    }
+}
+
+/// The last reference to an open file description went away.
+pub fn closed(d: &Dentry, wrote: bool) {
+    file_event(
+        d,
+        if wrote {
+            IN_CLOSE_WRITE
+        } else {
+            IN_CLOSE_NOWRITE
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(ino: u64, dir: bool) -> Stat {
+        Stat {
+            dev: 0xfeed,
+            ino,
+            nlink: 1,
+            mode: if dir {
+                libc::S_IFDIR | 0o755
+            } else {
+                libc::S_IFREG | 0o644
+            },
+            ..Stat::default()
+        }
+    }
+
+    fn drain(i: &Inotify) -> Vec<(i32, u32, u32, Vec<u8>)> {
+        let mut s = i.lock();
+        s.bytes = 0;
+        s.events
+            .drain(..)
+            .map(|e| (e.wd, e.mask, e.cookie, e.name))
+            .collect()
+    }
+
+    #[test]
+    fn records_are_padded_like_linux() {
+        let e = Event {
+            wd: 1,
+            mask: IN_CREATE,
+            cookie: 0,
+            name: b"abc".to_vec(),
+        };
+        assert_eq!(e.size(), 32);
+        let mut out = Vec::new();
+        e.encode(&mut out);
+        assert_eq!(out.len(), 32);
+        assert_eq!(&out[12..16], &16u32.to_ne_bytes());
+        let name15 = Event {
+            name: vec![b'x'; 15],
+            ..e.clone()
+        };
+        assert_eq!(name15.size(), 32);
+        let name16 = Event {
+            name: vec![b'x'; 16],
+            ..e
+        };
+        assert_eq!(name16.size(), 48);
+    }
+
+    #[test]
+    fn watches_masks_oneshot_and_coalescing() {
+        let i = Inotify::new();
+        let f = st(9_000_001, false);
+        assert_eq!(i.add_watch(&f, 0), Err(Errno::EINVAL));
+        assert_eq!(i.add_watch(&f, IN_ONLYDIR | IN_MODIFY), Err(Errno::ENOTDIR));
+        let wd = i.add_watch(&f, IN_MODIFY).unwrap();
+        assert_eq!(i.add_watch(&f, IN_ATTRIB | IN_MASK_ADD).unwrap(), wd);
+        assert_eq!(
+            i.add_watch(&f, IN_ATTRIB | IN_MASK_CREATE),
+            Err(Errno::EEXIST)
+        );
+        inode_event(&f, IN_MODIFY);
+        inode_event(&f, IN_MODIFY);
+        inode_event(&f, IN_ATTRIB);
+        inode_event(&f, IN_ACCESS);
+        assert_eq!(
+            drain(&i),
+            vec![(wd, IN_MODIFY, 0, vec![]), (wd, IN_ATTRIB, 0, vec![])]
+        );
+        // Replacing the mask (no IN_MASK_ADD), one-shot.
+        i.add_watch(&f, IN_ACCESS | IN_ONESHOT).unwrap();
+        inode_event(&f, IN_ACCESS);
+        inode_event(&f, IN_ACCESS);
+        assert_eq!(
+            drain(&i),
+            vec![(wd, IN_ACCESS, 0, vec![]), (wd, IN_IGNORED, 0, vec![])]
+        );
+        assert_eq!(i.rm_watch(wd), Err(Errno::EINVAL));
+        let wd2 = i.add_watch(&f, IN_DELETE_SELF).unwrap();
+        assert_ne!(wd2, wd);
+        i.rm_watch(wd2).unwrap();
+        assert_eq!(drain(&i), vec![(wd2, IN_IGNORED, 0, vec![])]);
+    }
+
+    #[test]
+    fn the_queue_overflows_once() {
+        let i = Inotify::new();
+        let d = st(9_000_002, true);
+        let wd = i.add_watch(&d, IN_CREATE).unwrap();
+        for n in 0..MAX_QUEUED_EVENTS + 10 {
+            notify_key((d.dev, d.ino), IN_CREATE, 0, format!("f{n}").as_bytes());
+        }
+        let ev = drain(&i);
+        assert_eq!(ev.len(), MAX_QUEUED_EVENTS + 1);
+        assert_eq!(ev.last().unwrap(), &(-1, IN_Q_OVERFLOW, 0, vec![]));
+        assert_eq!(ev[0], (wd, IN_CREATE, 0, b"f0".to_vec()));
+    }
+
+    #[test]
+    fn dropping_the_instance_unregisters() {
+        let f = st(9_000_003, false);
+        let i = Inotify::new();
+        i.add_watch(&f, IN_MODIFY).unwrap();
+        assert!(registry().contains_key(&(f.dev, f.ino)));
+        drop(i);
+        assert!(!registry().contains_key(&(f.dev, f.ino)));
+    }
+}

@@ -1,0 +1,171 @@
+// inotify compared with native Linux: events of a watched directory (create, open, write,
+// close, read, chmod, rename with cookies, mkdir/rmdir, unlink), coalescing, poll/epoll
+// readiness, FIONREAD, IN_ONESHOT, a watch on a file (IN_DELETE_SELF then IN_IGNORED),
+// inotify_rm_watch, and the errors of add_watch and of a read with a too-small buffer.
+// Prints "wd mask name cookie-is-nonzero" lines.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char buf[65536] __attribute__((aligned(8)));
+static char dir[64];
+
+static void die(const char *what) {
+  printf("FAIL %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static const char *path(const char *name) {
+  static char p[2][128];
+  static int i;
+  i ^= 1;
+  snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
+  return p[i];
+}
+
+static void drain(int fd, const char *label) {
+  printf("== %s\n", label);
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EAGAIN)
+        break;
+      die("read");
+    }
+    for (char *p = buf; p < buf + n;) {
+      struct inotify_event *e = (struct inotify_event *)p;
+      printf("%d 0x%x %s %d\n", e->wd, e->mask, e->len ? e->name : "-", e->cookie != 0);
+      p += sizeof *e + e->len;
+    }
+  }
+}
+
+// Prints a result and, when it failed, its errno's name.
+static void show(const char *what, long r) {
+  printf("%s %ld %s\n", what, r, r < 0 ? strerrorname_np(errno) : "-");
+  errno = 0;
+}
+
+static int readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void put(const char *name, const char *data, int flags) {
+  int f = open(path(name), O_WRONLY | flags, 0644);
+  if (f < 0)
+    die("open");
+  if (data && write(f, data, strlen(data)) < 0)
+    die("write");
+  close(f);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IONBF, 0);
+  strcpy(dir, "/tmp/inotify.XXXXXX");
+  if (!mkdtemp(dir))
+    die("mkdtemp");
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0)
+    die("inotify_init1");
+  int wd = inotify_add_watch(fd, dir, IN_ALL_EVENTS);
+  if (wd < 0)
+    die("add_watch");
+  printf("wd %d readable %d\n", wd, readable(fd));
+
+  // Create, write twice (one coalesced IN_MODIFY), close.
+  int f = open(path("f"), O_CREAT | O_WRONLY, 0644);
+  if (f < 0 || write(f, "ab", 2) != 2 || write(f, "cd", 2) != 2)
+    die("create f");
+  close(f);
+  int avail = 0;
+  ioctl(fd, FIONREAD, &avail);
+  printf("readable %d fionread>0 %d\n", readable(fd), avail > 0);
+  drain(fd, "create write close");
+
+  f = open(path("f"), O_RDONLY);
+  if (f < 0 || read(f, buf, 4) != 4)
+    die("read f");
+  close(f);
+  chmod(path("f"), 0600);
+  drain(fd, "open read close chmod");
+
+  rename(path("f"), path("g"));
+  mkdir(path("sub"), 0755);
+  rename(path("sub"), path("sub2"));
+  rmdir(path("sub2"));
+  unlink(path("g"));
+  drain(fd, "rename mkdir rmdir unlink");
+  printf("readable-after-drain %d\n", readable(fd));
+
+  // A too-small buffer.
+  put("a-long-name", NULL, O_CREAT);
+  errno = 0;
+  ssize_t n = read(fd, buf, sizeof(struct inotify_event));
+  printf("small read %zd %s\n", n, n < 0 ? strerrorname_np(errno) : "-");
+  drain(fd, "after small read");
+
+  // Edge-triggered epoll.
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u32 = 7};
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  printf("epoll empty %d\n", epoll_wait(ep, &ev, 1, 0));
+  unlink(path("a-long-name"));
+  int r = epoll_wait(ep, &ev, 1, 0);
+  printf("epoll event %d 0x%x %u\n", r, r == 1 ? ev.events : 0, r == 1 ? ev.data.u32 : 0);
+  printf("epoll again %d\n", epoll_wait(ep, &ev, 1, 0));
+  put("x", NULL, O_CREAT);
+  printf("epoll new event %d\n", epoll_wait(ep, &ev, 1, 0));
+  drain(fd, "epoll");
+  close(ep);
+
+  // A one-shot watch on a file.
+  int wd2 = inotify_add_watch(fd, path("x"), IN_MODIFY | IN_ONESHOT);
+  put("x", "1", 0);
+  put("x", "2", 0);
+  printf("oneshot wd %d\n", wd2);
+  drain(fd, "oneshot");
+  show("rm after oneshot", inotify_rm_watch(fd, wd2));
+
+  // rm_watch.
+  printf("rm_watch %d\n", inotify_rm_watch(fd, wd));
+  put("y", NULL, O_CREAT);
+  drain(fd, "rm_watch");
+  close(fd);
+
+  // A watch on a file: its deletion.
+  fd = inotify_init1(IN_NONBLOCK);
+  int wf = inotify_add_watch(fd, path("x"), IN_DELETE_SELF | IN_ATTRIB | IN_MOVE_SELF);
+  rename(path("x"), path("z"));
+  unlink(path("z"));
+  printf("file wd %d\n", wf);
+  drain(fd, "delete self");
+
+  // Errors.
+  show("onlydir", inotify_add_watch(fd, path("y"), IN_ONLYDIR | IN_OPEN));
+  show("mask0", inotify_add_watch(fd, path("y"), 0));
+  show("missing", inotify_add_watch(fd, path("nope"), IN_OPEN));
+  show("not-inotify", inotify_add_watch(1, path("y"), IN_OPEN));
+  show("rm-unknown", inotify_rm_watch(fd, 99));
+  show("init1-bad-flags", inotify_init1(1));
+  int w1 = inotify_add_watch(fd, path("y"), IN_OPEN);
+  int w2 = inotify_add_watch(fd, path("y"), IN_CLOSE | IN_MASK_ADD);
+  printf("same wd %d\n", w1 == w2);
+  show("mask_create", inotify_add_watch(fd, path("y"), IN_OPEN | IN_MASK_CREATE));
+  put("y", NULL, 0);
+  drain(fd, "mask add");
+  close(fd);
+  unlink(path("y"));
+  rmdir(dir);
+  printf("done\n");
+  return 0;
+}
