@@ -14,6 +14,7 @@
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char buf[65536] __attribute__((aligned(8)));
@@ -149,6 +150,48 @@ int main(void) {
   unlink(path("z"));
   printf("file wd %d\n", wf);
   drain(fd, "delete self");
+
+  // A blocking read wakes when a child creates a file.
+  int bfd = inotify_init1(0);
+  inotify_add_watch(bfd, dir, IN_CREATE);
+  pid_t pid = fork();
+  if (pid == 0) {
+    usleep(100000);
+    put("from-child", NULL, O_CREAT);
+    _exit(0);
+  }
+  n = read(bfd, buf, sizeof buf);
+  struct inotify_event *be = (struct inotify_event *)buf;
+  printf("blocking read %d 0x%x %s\n", n > 0, n > 0 ? be->mask : 0, n > 0 ? be->name : "-");
+  waitpid(pid, NULL, 0);
+  close(bfd);
+  unlink(path("from-child"));
+
+  // The queue overflows: IN_Q_OVERFLOW once, after max_queued_events events.
+  int ofd = inotify_init1(IN_NONBLOCK);
+  inotify_add_watch(ofd, dir, IN_ATTRIB);
+  put("w", NULL, O_CREAT);
+  for (int i = 0; i < 16500; i++) // alternating names: no two consecutive events coalesce
+    chmod(path(i & 1 ? "y" : "w"), 0644);
+  long events = 0, overflows = 0, last_wd = 0;
+  unsigned last_mask = 0;
+  for (;;) {
+    ssize_t m = read(ofd, buf, sizeof buf);
+    if (m <= 0)
+      break;
+    for (char *p = buf; p < buf + m;) {
+      struct inotify_event *e = (struct inotify_event *)p;
+      events++;
+      overflows += (e->mask & IN_Q_OVERFLOW) != 0;
+      last_wd = e->wd;
+      last_mask = e->mask;
+      p += sizeof *e + e->len;
+    }
+  }
+  printf("overflow events %ld overflows %ld last %ld 0x%x\n", events, overflows, last_wd,
+         last_mask);
+  close(ofd);
+  unlink(path("w"));
 
   // Errors.
   show("onlydir", inotify_add_watch(fd, path("y"), IN_ONLYDIR | IN_OPEN));

@@ -12,7 +12,8 @@ fn inotify_events_match_native() {
     assert_eq!(native.status, 0, "{}", native.stderr_text());
     let text = native.stdout_text();
     // The native run shows the behaviours under test (a broken program cannot hide a
-    // sandbox bug): cookies on renames, IN_ISDIR, one-shot, deletion of a watched file.
+    // sandbox bug): cookies on renames, IN_ISDIR, one-shot, deletion of a watched file,
+    // a blocking read woken by another process, the queue's overflow.
     for section in [
         "1 0x40 f 1\n1 0x80 g 1\n",
         "1 0x40000100 sub 0\n",
@@ -20,6 +21,8 @@ fn inotify_events_match_native() {
         "0x400 - 0\n1 0x8000 - 0\n",
         "small read -1 EINVAL\n",
         "epoll event 1 0x1 7\nepoll again 0\nepoll new event 1\n",
+        "blocking read 1 0x100 from-child\n",
+        "overflow events 16385 overflows 1 last -1 0x4000\n",
     ] {
         assert!(
             text.contains(section),

@@ -222,8 +222,8 @@ impl Inotify {
         Ok(())
     }
 
-    /// Queues an event (coalescing it with an identical last one; IN_Q_OVERFLOW once the
-    /// queue is full).
+    /// Queues an event: IN_Q_OVERFLOW (once) when the queue is full, else nothing when it
+    /// equals the last queued event (Linux checks in that order), else the event.
     fn push(&self, s: &mut State, wd: i32, mask: u32, cookie: u32, name: &[u8]) {
         let ev = Event {
             wd,
@@ -231,9 +231,6 @@ impl Inotify {
             cookie,
             name: name.to_vec(),
         };
-        if s.events.back() == Some(&ev) {
-            return;
-        }
         if s.events.len() >= MAX_QUEUED_EVENTS {
             let overflow = Event {
                 wd: -1,
@@ -245,6 +242,9 @@ impl Inotify {
                 s.bytes += overflow.size();
                 s.events.push_back(overflow);
             }
+            return;
+        }
+        if s.events.back() == Some(&ev) {
             return;
         }
         s.bytes += ev.size();
