@@ -39,6 +39,8 @@ int main(void) {
   if (fd < 0)
     return 1;
   show("write", write(fd, "hello", 5));
+  int fl = fcntl(fd, F_GETFL);
+  printf("getfl tmpfile %d rdwr %d\n", (fl & O_TMPFILE) == O_TMPFILE, (fl & O_ACCMODE) == O_RDWR);
   struct stat st;
   fstat(fd, &st);
   printf("fstat nlink %lu size %ld mode %o\n", (unsigned long)st.st_nlink, (long)st.st_size,

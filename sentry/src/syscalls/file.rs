@@ -277,18 +277,10 @@ fn install_opened(
     flags: u32,
     dentry: Arc<Dentry>,
 ) -> SysResult {
+    // As Linux, an O_TMPFILE file keeps O_TMPFILE (O_DIRECTORY included) in F_GETFL.
     let keep = flags
-        & !((libc::O_CREAT
-            | libc::O_EXCL
-            | libc::O_NOCTTY
-            | libc::O_TRUNC
-            | libc::O_CLOEXEC
-            | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32);
-    let keep = if flags & (libc::O_TMPFILE & !libc::O_DIRECTORY) as u32 != 0 {
-        keep & !(libc::O_DIRECTORY as u32)
-    } else {
-        keep
-    };
+        & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
+            as u32);
     inotify::file_event(&dentry, inotify::IN_OPEN);
     let file = OpenFile::with_dentry(ops, keep | libc::O_LARGEFILE as u32, dentry);
     let cloexec = flags & libc::O_CLOEXEC as u32 != 0;

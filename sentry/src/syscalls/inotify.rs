@@ -18,7 +18,7 @@ pub fn inotify_init1(t: &mut Task, flags: Flags) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let f = OpenFile::new(
-        Inotify::new(),
+        Inotify::new()?,
         libc::O_RDONLY as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
     let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur;

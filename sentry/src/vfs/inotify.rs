@@ -11,7 +11,8 @@
 //! produces no event. `IN_EXCL_UNLINK` is accepted and ignored (unlinked files produce no
 //! events anyway once their last name is gone, as nothing walks to them). A file unlinked
 //! while still open reports `IN_DELETE_SELF`/`IN_IGNORED` at the unlink, not at the last
-//! close as Linux does.
+//! close as Linux does. The per-user limits (`max_user_instances`, `max_user_watches`) are
+//! counted for the whole sandbox.
 //!
 //! # Lock order
 //! `Inotify::state` → `REGISTRY` → `WaitQueue` locks. Event delivery takes the registry alone
@@ -66,6 +67,10 @@ pub const IN_ALL_BITS: u32 = IN_ALL_EVENTS
 
 /// `/proc/sys/fs/inotify/max_queued_events`'s default.
 pub const MAX_QUEUED_EVENTS: usize = 16384;
+/// `max_user_instances`' default, counted for the whole sandbox.
+pub const MAX_INSTANCES: usize = 128;
+/// The top of Linux's range for `max_user_watches`, counted for the whole sandbox.
+pub const MAX_WATCHES: usize = 1 << 20;
 /// `sizeof(struct inotify_event)`.
 const EVENT_HEADER: usize = 16;
 
@@ -134,6 +139,8 @@ type Registry = BTreeMap<Key, Vec<(u64, Weak<Inotify>, i32)>>;
 static REGISTRY: Mutex<Registry> = Mutex::new(BTreeMap::new());
 /// Watches in the registry: the hooks do nothing (not even a stat) while it is zero.
 static WATCHES: AtomicUsize = AtomicUsize::new(0);
+/// Live instances (for [`MAX_INSTANCES`]).
+static INSTANCES: AtomicUsize = AtomicUsize::new(0);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_COOKIE: AtomicU32 = AtomicU32::new(0);
 
@@ -159,8 +166,17 @@ fn unregister(key: Key, id: u64, wd: i32) {
 }
 
 impl Inotify {
-    pub fn new() -> Arc<Inotify> {
-        Arc::new_cyclic(|me| Inotify {
+    /// A new instance.
+    ///
+    /// # Errors
+    /// EMFILE when [`MAX_INSTANCES`] are alive.
+    pub fn new() -> Result<Arc<Inotify>, Errno> {
+        INSTANCES
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_INSTANCES).then_some(n + 1)
+            })
+            .map_err(|_| Errno::EMFILE)?;
+        Ok(Arc::new_cyclic(|me| Inotify {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
             state: Mutex::new(State {
@@ -168,7 +184,7 @@ impl Inotify {
                 ..State::default()
             }),
             queue: WaitQueue::new(),
-        })
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -179,7 +195,8 @@ impl Inotify {
     ///
     /// # Errors
     /// EINVAL for a mask without events or with both IN_MASK_ADD and IN_MASK_CREATE,
-    /// ENOTDIR for IN_ONLYDIR on a non-directory, EEXIST for IN_MASK_CREATE on a watched file.
+    /// ENOTDIR for IN_ONLYDIR on a non-directory, EEXIST for IN_MASK_CREATE on a watched file,
+    /// ENOSPC beyond [`MAX_WATCHES`].
     pub fn add_watch(&self, st: &Stat, mask: u32) -> Result<i32, Errno> {
         check_mask(mask)?;
         if mask & IN_ONLYDIR != 0 && FileType::from_mode(st.mode) != FileType::Directory {
@@ -198,6 +215,9 @@ impl Inotify {
                 mask
             };
             return Ok(wd);
+        }
+        if WATCHES.load(Ordering::Relaxed) >= MAX_WATCHES {
+            return Err(Errno::ENOSPC);
         }
         let wd = s.next_wd;
         s.next_wd = s.next_wd.checked_add(1).ok_or(Errno::ENOSPC)?;
@@ -293,6 +313,7 @@ impl Inotify {
 
 impl Drop for Inotify {
     fn drop(&mut self) {
+        INSTANCES.fetch_sub(1, Ordering::Relaxed);
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let keys: Vec<(Key, i32)> = s.watches.iter().map(|(wd, w)| (w.key, *wd)).collect();
         for (key, wd) in keys {
@@ -638,7 +659,7 @@ mod tests {
 
     #[test]
     fn watches_masks_oneshot_and_coalescing() {
-        let i = Inotify::new();
+        let i = Inotify::new().unwrap();
         let f = st(9_000_001, false);
         assert_eq!(i.add_watch(&f, 0), Err(Errno::EINVAL));
         assert_eq!(i.add_watch(&f, IN_ONLYDIR | IN_MODIFY), Err(Errno::ENOTDIR));
@@ -673,7 +694,7 @@ mod tests {
 
     #[test]
     fn the_queue_overflows_once() {
-        let i = Inotify::new();
+        let i = Inotify::new().unwrap();
         let d = st(9_000_002, true);
         let wd = i.add_watch(&d, IN_CREATE).unwrap();
         for n in 0..MAX_QUEUED_EVENTS + 10 {
@@ -688,7 +709,7 @@ mod tests {
     #[test]
     fn dropping_the_instance_unregisters() {
         let f = st(9_000_003, false);
-        let i = Inotify::new();
+        let i = Inotify::new().unwrap();
         i.add_watch(&f, IN_MODIFY).unwrap();
         assert!(registry().contains_key(&(f.dev, f.ino)));
         drop(i);
