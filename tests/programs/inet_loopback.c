@@ -204,6 +204,13 @@ static void refused(void) {
     close(c);
 }
 
+static volatile sig_atomic_t sigpipes;
+
+static void on_sigpipe(int sig) {
+    (void)sig;
+    sigpipes++;
+}
+
 static void nonblocking_connect(void) {
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = loopback(0);
@@ -247,15 +254,20 @@ static void nonblocking_connect(void) {
            (ps.revents & POLLRDHUP) != 0);
     printf("eof %zd\n", read(s, b, sizeof b));
     /* Writing to a connection whose peer is gone: first write may succeed (it draws a
-     * reset), then EPIPE with SIGPIPE ignored. */
-    signal(SIGPIPE, SIG_IGN);
+     * reset), then EPIPE and SIGPIPE. */
+    signal(SIGPIPE, on_sigpipe);
     int saw_epipe = 0;
     for (int i = 0; i < 50 && !saw_epipe; i++) {
         if (write(s, "x", 1) < 0 && errno == EPIPE)
             saw_epipe = 1;
         usleep(10000);
     }
-    printf("epipe %d\n", saw_epipe);
+    printf("epipe %d sigpipe %d\n", saw_epipe, sigpipes > 0);
+    /* send(2) with MSG_NOSIGNAL: EPIPE without a signal. */
+    int before = sigpipes;
+    ssize_t w = send(s, "y", 1, MSG_NOSIGNAL);
+    printf("nosignal %zd %s new-signals %d\n", w, w < 0 && errno == EPIPE ? "EPIPE" : "?",
+           sigpipes - before);
     close(s);
     close(l);
 }

@@ -23,7 +23,7 @@ fn tcp_udp_loopback_match_native() {
         "trunc 10\n",
         "connect closed port -1 ECONNREFUSED\n",
         "nonblocking connect -1 EINPROGRESS\npoll 1 out 1\nSO_ERROR 0\n",
-        "eof 0\nepipe 1\n",
+        "eof 0\nepipe 1 sigpipe 1\nnosignal -1 EPIPE new-signals 0\n",
     ] {
         assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
     }

@@ -18,6 +18,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
+use crate::kernel::signal::{SigInfo, SI_USER};
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
@@ -716,7 +717,14 @@ impl FileOps for InetSocket {
             data: buf.to_vec(),
             ..OutMessage::default()
         };
-        self.send(t, msg, flags)
+        let r = self.send(t, msg, flags);
+        if r == Err(Errno::EPIPE) {
+            // write(2) on a socket raises SIGPIPE as send(2) without MSG_NOSIGNAL does.
+            let uid = t.creds.uid;
+            let pid = t.vtgid();
+            t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
+        }
+        r
     }
 
     fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
