@@ -272,12 +272,39 @@ static void nonblocking_connect(void) {
     close(l);
 }
 
+/* The server closes with unread data: a reset, which the client sees as ECONNRESET once,
+ * with POLLERR, then end of file. */
+static void reset_by_peer(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = loopback(0);
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 1);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = loopback(port_of(l));
+    if (connect(c, (struct sockaddr *)&to, sizeof to) < 0)
+        die("connect for reset");
+    int s = accept(l, NULL, NULL);
+    write(c, "unread", 6);
+    usleep(20000);
+    close(s);
+    struct pollfd p = {.fd = c, .events = POLLIN};
+    int r = poll(&p, 1, 5000);
+    printf("reset poll %d in %d err %d\n", r, (p.revents & POLLIN) != 0, (p.revents & POLLERR) != 0);
+    char b[8];
+    ssize_t n = read(c, b, sizeof b);
+    printf("reset read %zd %s\n", n, n < 0 && errno == ECONNRESET ? "ECONNRESET" : "?");
+    printf("then read %zd\n", read(c, b, sizeof b));
+    close(c);
+    close(l);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     tcp_echo_checksum();
     udp_ping_pong();
     refused();
     nonblocking_connect();
+    reset_by_peer();
     printf("done\n");
     return 0;
 }

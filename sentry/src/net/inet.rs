@@ -173,14 +173,12 @@ impl InetSocket {
                 if wr_shut {
                     return Some(Err(Errno::EPIPE));
                 }
-                let s = g.tcp(h);
-                if !s.may_send() {
-                    return Some(Err(if s.state() == tcp::State::Closed {
-                        Errno::ECONNRESET
-                    } else {
-                        Errno::EPIPE
-                    }));
+                if !g.tcp(h).may_send() {
+                    // A reset reports its error once, then EPIPE.
+                    let e = g.entries.get_mut(&id).expect("present");
+                    return Some(Err(e.error.take().unwrap_or(Errno::EPIPE)));
                 }
+                let s = g.tcp(h);
                 sent += s.send_slice(&data[sent..]).unwrap_or(0);
                 if sent == data.len() || (flags.nonblocking && sent > 0) {
                     Some(Ok(()))
@@ -197,8 +195,6 @@ impl InetSocket {
                 t.restart = None;
                 Ok(sent)
             }
-            // A reset peer: Linux reports EPIPE on writes after the first error.
-            Err(Errno::ECONNRESET) => Err(Errno::EPIPE),
             Err(e) => Err(e),
         }
     }
@@ -263,6 +259,7 @@ impl InetSocket {
         let e = &g.entries[&id];
         let rd_shut = e.rd_shut;
         let peer = e.udp_peer;
+        let reset_unread = e.reset && !e.fin_seen && e.error == Some(Errno::ECONNRESET);
         match e.st {
             St::Connected(h) => {
                 let s = g.tcp(h);
@@ -281,6 +278,11 @@ impl InetSocket {
                             data: buf,
                             ..InMessage::default()
                         }))
+                    }
+                    // A reset without the peer's FIN reports ECONNRESET once.
+                    Err(_) if reset_unread => {
+                        g.entries.get_mut(&id).expect("present").error = None;
+                        Some(Err(Errno::ECONNRESET))
                     }
                     // The peer's FIN, or a connection gone: end of file.
                     Err(_) => Some(Ok(InMessage::default())),

@@ -84,6 +84,10 @@ pub struct Entry {
     pub st: St,
     pub rd_shut: bool,
     pub wr_shut: bool,
+    /// The connection saw the peer's FIN (a reset afterwards is EPIPE, not ECONNRESET).
+    pub fin_seen: bool,
+    /// The connection ended by a reset (reported once through `error`).
+    pub reset: bool,
     /// The pending SO_ERROR.
     pub error: Option<Errno>,
     /// A connected UDP socket's peer.
@@ -107,6 +111,8 @@ impl Entry {
             st: St::Idle,
             rd_shut: false,
             wr_shut: false,
+            fin_seen: false,
+            reset: false,
             error: None,
             udp_peer: None,
             nodelay: false,
@@ -396,6 +402,25 @@ impl Inner {
                         e.bound = None;
                         self.ports.remove(&(Proto::Tcp, port));
                     }
+                }
+            }
+            St::Connected(h) => {
+                let state = self.set.get::<tcp::Socket>(*h).state();
+                match state {
+                    tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::TimeWait => e.fin_seen = true,
+                    // Closed without the peer's FIN, or before we sent ours: a reset.
+                    tcp::State::Closed if !(e.reset || (e.fin_seen && e.wr_shut)) => {
+                        e.reset = true;
+                        e.error = Some(if e.fin_seen {
+                            Errno::EPIPE
+                        } else {
+                            Errno::ECONNRESET
+                        });
+                    }
+                    _ => {}
                 }
             }
             St::Listening {
