@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -298,6 +299,35 @@ static void reset_by_peer(void) {
     close(l);
 }
 
+/* Edge-triggered epoll on a TCP connection: one report per arrival of data. */
+static void epoll_edge(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = loopback(0);
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 1);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = loopback(port_of(l));
+    if (connect(c, (struct sockaddr *)&to, sizeof to) < 0)
+        die("connect for epoll");
+    int s = accept(l, NULL, NULL);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = s};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    struct epoll_event out;
+    printf("et empty %d\n", epoll_wait(ep, &out, 1, 0));
+    write(c, "a", 1);
+    printf("et first %d\n", epoll_wait(ep, &out, 1, 5000));
+    printf("et again %d\n", epoll_wait(ep, &out, 1, 0));
+    write(c, "b", 1);
+    printf("et second %d\n", epoll_wait(ep, &out, 1, 5000));
+    char b[4];
+    printf("et read %zd\n", read(s, b, sizeof b));
+    close(ep);
+    close(s);
+    close(c);
+    close(l);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     tcp_echo_checksum();
@@ -305,6 +335,7 @@ int main(void) {
     refused();
     nonblocking_connect();
     reset_by_peer();
+    epoll_edge();
     printf("done\n");
     return 0;
 }

@@ -25,6 +25,7 @@ fn tcp_udp_loopback_match_native() {
         "nonblocking connect -1 EINPROGRESS\npoll 1 out 1\nSO_ERROR 0\n",
         "eof 0\nepipe 1 sigpipe 1\nnosignal -1 EPIPE new-signals 0\n",
         "reset poll 1 in 1 err 1\nreset read -1 ECONNRESET\nthen read 0\n",
+        "et empty 0\net first 1\net again 0\net second 1\net read 2\n",
     ] {
         assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
     }
