@@ -1,13 +1,16 @@
 //! Sockets: the [`Socket`] operations the socket system calls use, and the families the
 //! sentry offers.
 //!
-//! Only AF_UNIX exists today ([`unix`]), implemented entirely inside the sentry: no host
-//! socket is ever created for an application. AF_INET, AF_INET6 and AF_NETLINK are
-//! EAFNOSUPPORT until a network stack lands (the `none` network has nothing to reach anyway).
+//! AF_UNIX ([`unix`]) and AF_INET over a loopback-only stack ([`inet`], [`stack`]: TCP and
+//! UDP on 127.0.0.1, smoltcp) are implemented entirely inside the sentry: no host socket is
+//! ever created for an application. The sandbox has no outside network yet: other
+//! destinations are ENETUNREACH. AF_INET6 and AF_NETLINK are EAFNOSUPPORT.
 //!
 //! User memory stays in the system-call layer: sockets receive and return sentry buffers,
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
+pub mod inet;
+pub mod stack;
 pub mod unix;
 
 use std::sync::Arc;
@@ -191,6 +194,10 @@ pub fn socket(t: &Task, domain: i32, ty: i32, protocol: i32) -> Result<Arc<dyn F
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
             Ok(Arc::new(unix::UnixSocket::new(&t.kernel, kind)))
+        }
+        libc::AF_INET => {
+            let proto = inet::proto_of(ty, protocol)?;
+            Ok(Arc::new(inet::InetSocket::new(proto)))
         }
         _ => Err(Errno::EAFNOSUPPORT),
     }

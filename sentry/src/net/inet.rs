@@ -1,0 +1,810 @@
+//! AF_INET sockets (TCP and UDP) over the sandbox's loopback stack ([`super::stack`]).
+//!
+//! A socket file is an id into the stack's entries plus its wait queue; all its state lives
+//! under the stack lock, so an operation locks the stack, acts, pumps the interface (which
+//! notifies every socket whose readiness changed, the peer's included) and kicks the
+//! poller. Only 127.0.0.1 (and 0.0.0.0 when binding) exists: other destinations are
+//! ENETUNREACH, other local addresses EADDRNOTAVAIL.
+//!
+//! # Lock order
+//! The stack lock → wait queues (see [`super::stack`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
+use super::{InMessage, IoFlags, OutMessage, Socket};
+use crate::abi::{Errno, SysResult};
+use crate::kernel::signal::{SigInfo, SI_USER};
+use crate::kernel::wait::WaitQueue;
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+use crate::vfs::{FileOps, OpenFile, Stat};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Largest UDP payload over IPv4 without fragmentation.
+const UDP_MAX: usize = 65_507;
+const LOOPBACK: Ipv4Address = Ipv4Address::new(127, 0, 0, 1);
+const ANY: Ipv4Address = Ipv4Address::UNSPECIFIED;
+const SOL_TCP: i32 = libc::IPPROTO_TCP;
+
+/// A `sockaddr_in`.
+fn sockaddr(addr: Ipv4Address, port: u16) -> Vec<u8> {
+    let mut v = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+    v.extend_from_slice(&port.to_be_bytes());
+    v.extend_from_slice(&addr.octets());
+    v.extend_from_slice(&[0; 8]);
+    v
+}
+
+/// A parsed `sockaddr_in`; `None` for AF_UNSPEC.
+///
+/// # Errors
+/// EINVAL when short, EAFNOSUPPORT for another family.
+fn parse(addr: &[u8]) -> Result<Option<(Ipv4Address, u16)>, Errno> {
+    if addr.len() < 2 {
+        return Err(Errno::EINVAL);
+    }
+    let family = i32::from(u16::from_ne_bytes([addr[0], addr[1]]));
+    if family == libc::AF_UNSPEC {
+        return Ok(None);
+    }
+    if addr.len() < 16 {
+        return Err(Errno::EINVAL);
+    }
+    if family != libc::AF_INET {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let port = u16::from_be_bytes([addr[2], addr[3]]);
+    let ip = Ipv4Address::new(addr[4], addr[5], addr[6], addr[7]);
+    Ok(Some((ip, port)))
+}
+
+/// A destination: 0.0.0.0 means this host, as Linux; anything but loopback is unreachable.
+fn destination(ip: Ipv4Address, port: u16) -> Result<IpEndpoint, Errno> {
+    if ip == ANY || ip == LOOPBACK {
+        Ok(IpEndpoint::new(IpAddress::Ipv4(LOOPBACK), port))
+    } else {
+        Err(Errno::ENETUNREACH)
+    }
+}
+
+fn v4(a: IpAddress) -> Ipv4Address {
+    match a {
+        IpAddress::Ipv4(a) => a,
+    }
+}
+
+/// An AF_INET socket file.
+pub struct InetSocket {
+    id: u64,
+    proto: Proto,
+    queue: Arc<WaitQueue>,
+}
+
+impl std::fmt::Debug for InetSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InetSocket")
+            .field("id", &self.id)
+            .field("proto", &self.proto)
+            .finish()
+    }
+}
+
+impl Drop for InetSocket {
+    fn drop(&mut self) {
+        let st = stack();
+        st.lock().remove(self.id);
+        st.kick();
+    }
+}
+
+/// The socket types `socket(2)` accepts for AF_INET.
+///
+/// # Errors
+/// ESOCKTNOSUPPORT, EPROTONOSUPPORT.
+pub fn proto_of(ty: i32, protocol: i32) -> Result<Proto, Errno> {
+    match (ty, protocol) {
+        (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => Ok(Proto::Tcp),
+        (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => Ok(Proto::Udp),
+        (libc::SOCK_STREAM | libc::SOCK_DGRAM, _) => Err(Errno::EPROTONOSUPPORT),
+        _ => Err(Errno::ESOCKTNOSUPPORT),
+    }
+}
+
+impl InetSocket {
+    /// A new unbound socket.
+    pub fn new(proto: Proto) -> InetSocket {
+        let queue = Arc::new(WaitQueue::new());
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut g = stack().lock();
+        g.entries.insert(id, Entry::new(proto, queue.clone()));
+        InetSocket { id, proto, queue }
+    }
+
+    /// Runs `f` on the stack with this socket's entry id, then pumps and kicks the poller.
+    fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
+        let s = stack();
+        let mut g = s.lock();
+        let r = f(&mut g, self.id);
+        g.pump();
+        drop(g);
+        s.kick();
+        r
+    }
+
+    fn nonblocking(file: &OpenFile) -> bool {
+        file.flags() & libc::O_NONBLOCK as u32 != 0
+    }
+
+    /// Binds to `addr`/`port` (port 0: ephemeral) unless bound.
+    fn bind_locked(g: &mut Inner, id: u64, addr: Ipv4Address, port: u16) -> Result<(), Errno> {
+        let proto = g.entries[&id].proto;
+        if g.entries[&id].bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let port = g.take_port(proto, port, id)?;
+        let udp = (proto == Proto::Udp).then(|| g.new_udp(port));
+        let e = g.entries.get_mut(&id).expect("present");
+        e.bound = Some((addr, port));
+        e.owns_port = true;
+        if let Some(h) = udp {
+            e.st = St::Udp(h);
+        }
+        Ok(())
+    }
+
+    fn send_tcp(&self, t: &mut Task, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
+        let mut sent = 0;
+        let r = t.block_on(&[&self.queue], None, |_| {
+            self.with(|g, id| {
+                let e = &g.entries[&id];
+                let wr_shut = e.wr_shut;
+                let h = match e.st {
+                    St::Connected(h) => h,
+                    St::Connecting(_) if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
+                    St::Connecting(_) => return None,
+                    _ => return Some(Err(Errno::EPIPE)),
+                };
+                if wr_shut {
+                    return Some(Err(Errno::EPIPE));
+                }
+                if !g.tcp(h).may_send() {
+                    // A reset reports its error once, then EPIPE.
+                    let e = g.entries.get_mut(&id).expect("present");
+                    return Some(Err(e.error.take().unwrap_or(Errno::EPIPE)));
+                }
+                let s = g.tcp(h);
+                sent += s.send_slice(&data[sent..]).unwrap_or(0);
+                if sent == data.len() || (flags.nonblocking && sent > 0) {
+                    Some(Ok(()))
+                } else if flags.nonblocking {
+                    Some(Err(Errno::EAGAIN))
+                } else {
+                    None
+                }
+            })
+        });
+        match r {
+            Ok(()) => Ok(sent),
+            Err(_) if sent > 0 => {
+                t.restart = None;
+                Ok(sent)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send_udp(
+        &self,
+        t: &mut Task,
+        data: &[u8],
+        to: Option<&[u8]>,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        let dest = match to {
+            Some(a) => match parse(a)? {
+                Some((ip, port)) => Some((ip, port)),
+                None => return Err(Errno::EAFNOSUPPORT),
+            },
+            None => None,
+        };
+        if data.len() > UDP_MAX {
+            return Err(Errno::EMSGSIZE);
+        }
+        t.block_on(&[&self.queue], None, |_| {
+            self.with(|g, id| {
+                let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
+                    Some(d) => d,
+                    None => return Some(Err(Errno::EDESTADDRREQ)),
+                };
+                let ep = match destination(ip, port) {
+                    Ok(ep) => ep,
+                    Err(e) => return Some(Err(e)),
+                };
+                if port == 0 {
+                    return Some(Err(Errno::EINVAL));
+                }
+                if g.entries[&id].bound.is_none() {
+                    if let Err(e) = Self::bind_locked(g, id, ANY, 0) {
+                        return Some(Err(e));
+                    }
+                }
+                let St::Udp(h) = g.entries[&id].st else {
+                    return Some(Err(Errno::EINVAL));
+                };
+                match g.udp(h).send_slice(data, ep) {
+                    Ok(()) => Some(Ok(data.len())),
+                    Err(udp::SendError::BufferFull) if flags.nonblocking => {
+                        Some(Err(Errno::EAGAIN))
+                    }
+                    Err(udp::SendError::BufferFull) => None,
+                    Err(udp::SendError::Unaddressable) => Some(Err(Errno::EINVAL)),
+                }
+            })
+        })
+    }
+
+    /// One receive attempt: `None` when nothing is there yet.
+    fn take(
+        g: &mut Inner,
+        id: u64,
+        len: usize,
+        flags: IoFlags,
+    ) -> Option<Result<InMessage, Errno>> {
+        let e = &g.entries[&id];
+        let rd_shut = e.rd_shut;
+        let peer = e.udp_peer;
+        let reset_unread = e.reset && !e.fin_seen && e.error == Some(Errno::ECONNRESET);
+        match e.st {
+            St::Connected(h) => {
+                let s = g.tcp(h);
+                let mut buf = vec![0; len.min(s.recv_queue().max(1))];
+                let n = if flags.peek {
+                    s.peek_slice(&mut buf)
+                } else {
+                    s.recv_slice(&mut buf)
+                };
+                match n {
+                    Ok(0) if len > 0 && !rd_shut && s.may_recv() => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some(Ok(InMessage {
+                            full_len: n,
+                            data: buf,
+                            ..InMessage::default()
+                        }))
+                    }
+                    // A reset without the peer's FIN reports ECONNRESET once.
+                    Err(_) if reset_unread => {
+                        g.entries.get_mut(&id).expect("present").error = None;
+                        Some(Err(Errno::ECONNRESET))
+                    }
+                    // The peer's FIN, or a connection gone: end of file.
+                    Err(_) => Some(Ok(InMessage::default())),
+                }
+            }
+            St::Udp(h) => loop {
+                let s = g.udp(h);
+                let (data, meta) = if flags.peek {
+                    match s.peek() {
+                        Ok((d, m)) => (d, *m),
+                        Err(_) => {
+                            return if rd_shut {
+                                Some(Ok(InMessage::default()))
+                            } else {
+                                None
+                            }
+                        }
+                    }
+                } else {
+                    match s.recv() {
+                        Ok(x) => x,
+                        Err(_) => {
+                            return if rd_shut {
+                                Some(Ok(InMessage::default()))
+                            } else {
+                                None
+                            }
+                        }
+                    }
+                };
+                let from = (v4(meta.endpoint.addr), meta.endpoint.port);
+                if peer.is_some_and(|p| p != from) {
+                    if flags.peek {
+                        // Drop the stranger's datagram and look again.
+                        let _ = s.recv();
+                    }
+                    continue;
+                }
+                let n = data.len().min(len);
+                return Some(Ok(InMessage {
+                    data: data[..n].to_vec(),
+                    full_len: data.len(),
+                    from: Some(sockaddr(from.0, from.1)),
+                    ..InMessage::default()
+                }));
+            },
+            St::Idle if e.proto == Proto::Udp => {
+                if rd_shut {
+                    Some(Ok(InMessage::default()))
+                } else {
+                    None
+                }
+            }
+            St::Connecting(_) => None,
+            _ => Some(Err(Errno::ENOTCONN)),
+        }
+    }
+}
+
+fn int(v: i32) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+fn int_of(value: &[u8]) -> Result<i32, Errno> {
+    Ok(i32::from_ne_bytes(
+        value
+            .get(..4)
+            .ok_or(Errno::EINVAL)?
+            .try_into()
+            .expect("4 bytes"),
+    ))
+}
+
+impl Socket for InetSocket {
+    fn bind(&self, _t: &mut Task, addr: &[u8]) -> Result<(), Errno> {
+        let (ip, port) = match parse(addr)? {
+            Some(a) => a,
+            // Linux accepts AF_UNSPEC with INADDR_ANY for compatibility.
+            None if addr.len() >= 8 && addr[4..8] == [0; 4] => {
+                (ANY, u16::from_be_bytes([addr[2], addr[3]]))
+            }
+            None => return Err(Errno::EAFNOSUPPORT),
+        };
+        if ip != ANY && ip != LOOPBACK {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        self.with(|g, id| Self::bind_locked(g, id, ip, port))
+    }
+
+    fn listen(&self, _t: &mut Task, backlog: i32) -> Result<(), Errno> {
+        if self.proto != Proto::Tcp {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        self.with(|g, id| {
+            match g.entries[&id].st {
+                St::Idle | St::Listening { .. } => {}
+                _ => return Err(Errno::EINVAL),
+            }
+            if g.entries[&id].bound.is_none() {
+                Self::bind_locked(g, id, ANY, 0)?;
+            }
+            g.listen(id, backlog);
+            Ok(())
+        })
+    }
+
+    fn accept(
+        &self,
+        t: &mut Task,
+        nonblocking: bool,
+    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+        if self.proto != Proto::Tcp {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let (h, nodelay) = t.block_on(&[&self.queue], None, |_| {
+            self.with(|g, id| {
+                let e = g.entries.get_mut(&id).expect("present");
+                let nodelay = e.nodelay;
+                let St::Listening { ready, .. } = &mut e.st else {
+                    return Some(Err(Errno::EINVAL));
+                };
+                match ready.pop_front() {
+                    Some(h) => Some(Ok((h, nodelay))),
+                    None if nonblocking => Some(Err(Errno::EAGAIN)),
+                    None => None,
+                }
+            })
+        })?;
+        let sock = InetSocket::new(Proto::Tcp);
+        let peer = self.with(|g, _| {
+            let s = g.tcp(h);
+            let local = s.local_endpoint();
+            let remote = s.remote_endpoint();
+            let e = g.entries.get_mut(&sock.id).expect("present");
+            e.st = St::Connected(h);
+            e.nodelay = nodelay;
+            e.bound = local.map(|l| (v4(l.addr), l.port));
+            remote.map_or_else(|| sockaddr(ANY, 0), |r| sockaddr(v4(r.addr), r.port))
+        });
+        Ok((Arc::new(sock), peer))
+    }
+
+    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
+        let target = parse(addr)?;
+        if self.proto == Proto::Udp {
+            let peer = match target {
+                None => None,
+                Some((ip, port)) => {
+                    destination(ip, port)?;
+                    Some((if ip == ANY { LOOPBACK } else { ip }, port))
+                }
+            };
+            return self.with(|g, id| {
+                if peer.is_some() && g.entries[&id].bound.is_none() {
+                    Self::bind_locked(g, id, ANY, 0)?;
+                }
+                g.entries.get_mut(&id).expect("present").udp_peer = peer;
+                Ok(())
+            });
+        }
+        let Some((ip, port)) = target else {
+            return Err(Errno::EAFNOSUPPORT);
+        };
+        let remote = destination(ip, port)?;
+        self.with(|g, id| {
+            match g.entries[&id].st {
+                St::Idle | St::Failed => {}
+                St::Connecting(_) => return Err(Errno::EALREADY),
+                St::Connected(_) => return Err(Errno::EISCONN),
+                St::Listening { .. } | St::Udp(_) => return Err(Errno::EISCONN),
+            }
+            if g.entries[&id].bound.is_none() {
+                Self::bind_locked(g, id, ANY, 0)?;
+            }
+            let e = &g.entries[&id];
+            let (_, lport) = e.bound.expect("bound");
+            let nodelay = e.nodelay;
+            let h = g.new_tcp(nodelay);
+            let r = {
+                let cx = g.iface.context();
+                let s = g.set.get_mut::<tcp::Socket>(h);
+                s.connect(cx, remote, lport)
+            };
+            if r.is_err() {
+                g.set.remove(h);
+                return Err(Errno::EADDRNOTAVAIL);
+            }
+            let e = g.entries.get_mut(&id).expect("present");
+            e.st = St::Connecting(h);
+            e.error = None;
+            Ok(())
+        })?;
+        if nonblocking {
+            return Err(Errno::EINPROGRESS);
+        }
+        t.block_on(&[&self.queue], None, |_| {
+            self.with(|g, id| {
+                let e = g.entries.get_mut(&id).expect("present");
+                match e.st {
+                    St::Connected(_) => Some(Ok(())),
+                    St::Failed => Some(Err(e.error.take().unwrap_or(Errno::ECONNREFUSED))),
+                    _ => None,
+                }
+            })
+        })
+    }
+
+    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+        match self.proto {
+            Proto::Tcp => {
+                // Linux ignores the address on a connected stream socket.
+                self.send_tcp(t, &msg.data, flags)
+            }
+            Proto::Udp => self.send_udp(t, &msg.data, msg.to.as_deref(), flags),
+        }
+    }
+
+    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+        if !flags.waitall || self.proto != Proto::Tcp {
+            return t.block_on(&[&self.queue], None, |_| {
+                self.with(|g, id| match Self::take(g, id, len, flags) {
+                    Some(r) => Some(r),
+                    None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                    None => None,
+                })
+            });
+        }
+        let mut out = InMessage::default();
+        let r = t.block_on(&[&self.queue], None, |_| {
+            self.with(|g, id| loop {
+                match Self::take(g, id, len - out.data.len(), flags) {
+                    Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
+                    Some(Ok(mut m)) => {
+                        out.data.append(&mut m.data);
+                        if out.data.len() == len {
+                            return Some(Ok(()));
+                        }
+                    }
+                    Some(Err(e)) => return Some(Err(e)),
+                    None if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
+                    None => return None,
+                }
+            })
+        });
+        match r {
+            Ok(()) => {}
+            Err(_) if !out.data.is_empty() => t.restart = None,
+            Err(e) => return Err(e),
+        }
+        out.full_len = out.data.len();
+        Ok(out)
+    }
+
+    fn local_addr(&self) -> Vec<u8> {
+        let g = stack().lock();
+        let e = &g.entries[&self.id];
+        match (e.bound, &e.st) {
+            (Some((ip, port)), St::Connected(h) | St::Connecting(h)) if ip == ANY => {
+                let l = g.set.get::<tcp::Socket>(*h).local_endpoint();
+                l.map_or_else(
+                    || sockaddr(LOOPBACK, port),
+                    |l| sockaddr(v4(l.addr), l.port),
+                )
+            }
+            (Some((ip, port)), _) if ip == ANY && e.udp_peer.is_some() => sockaddr(LOOPBACK, port),
+            (Some((ip, port)), _) => sockaddr(ip, port),
+            (None, _) => sockaddr(ANY, 0),
+        }
+    }
+
+    fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
+        let g = stack().lock();
+        let e = &g.entries[&self.id];
+        match e.st {
+            St::Connected(h) => g
+                .set
+                .get::<tcp::Socket>(h)
+                .remote_endpoint()
+                .map(|r| sockaddr(v4(r.addr), r.port))
+                .ok_or(Errno::ENOTCONN),
+            _ => e
+                .udp_peer
+                .map(|(ip, port)| sockaddr(ip, port))
+                .ok_or(Errno::ENOTCONN),
+        }
+    }
+
+    fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        let (rd, wr) = match how {
+            libc::SHUT_RD => (true, false),
+            libc::SHUT_WR => (false, true),
+            libc::SHUT_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        self.with(|g, id| {
+            let e = g.entries.get_mut(&id).expect("present");
+            let h = match e.st {
+                St::Connected(h) => Some(h),
+                St::Udp(_) if e.udp_peer.is_some() => None,
+                _ => return Err(Errno::ENOTCONN),
+            };
+            e.rd_shut |= rd;
+            e.wr_shut |= wr;
+            if let (Some(h), true) = (h, wr) {
+                g.tcp(h).close();
+            }
+            let q = g.entries[&id].queue.clone();
+            q.notify_all();
+            Ok(())
+        })
+    }
+
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        let mut g = stack().lock();
+        let e = g.entries.get_mut(&self.id).expect("present");
+        let proto = match self.proto {
+            Proto::Tcp => libc::IPPROTO_TCP,
+            Proto::Udp => libc::IPPROTO_UDP,
+        };
+        Ok(match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_TYPE) => int(match self.proto {
+                Proto::Tcp => libc::SOCK_STREAM,
+                Proto::Udp => libc::SOCK_DGRAM,
+            }),
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(proto),
+            (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(e.rcvbuf as i32),
+            (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
+                int(i32::from(matches!(e.st, St::Listening { .. })))
+            }
+            (libc::SOL_SOCKET, libc::SO_PEERCRED | libc::SO_PEERSEC | libc::SO_PASSSEC) => {
+                return Err(Errno::ENOPROTOOPT)
+            }
+            (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                e.options.get(&(level, name)).cloned().unwrap_or(vec![0; 8])
+            }
+            (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or(vec![0; 16]),
+            (SOL_TCP, libc::TCP_NODELAY) if self.proto == Proto::Tcp => int(i32::from(e.nodelay)),
+            (SOL_TCP, libc::TCP_MAXSEG) if self.proto == Proto::Tcp => int(65_483),
+            (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            (SOL_TCP, _) if self.proto == Proto::Tcp => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            (libc::IPPROTO_UDP, _) if self.proto == Proto::Udp => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            _ => return Err(Errno::EOPNOTSUPP),
+        })
+    }
+
+    fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+        let known = matches!(level, libc::SOL_SOCKET | libc::IPPROTO_IP)
+            || (level == SOL_TCP && self.proto == Proto::Tcp)
+            || (level == libc::IPPROTO_UDP && self.proto == Proto::Udp);
+        if !known {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        self.with(|g, id| {
+            let e = g.entries.get_mut(&id).expect("present");
+            match (level, name) {
+                // Linux doubles the value for bookkeeping overhead, with a floor.
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                    e.sndbuf = (int_of(value)?.max(0) as usize * 2).max(4608);
+                }
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                    e.rcvbuf = (int_of(value)?.max(0) as usize * 2).max(2304);
+                }
+                (
+                    libc::SOL_SOCKET,
+                    libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR,
+                ) => return Err(Errno::ENOPROTOOPT),
+                (SOL_TCP, libc::TCP_NODELAY) => {
+                    e.nodelay = int_of(value)? != 0;
+                    let nodelay = e.nodelay;
+                    if let St::Connected(h) | St::Connecting(h) = e.st {
+                        g.tcp(h).set_nagle_enabled(!nodelay);
+                    }
+                }
+                _ => {
+                    if value.is_empty() {
+                        return Err(Errno::EINVAL);
+                    }
+                    e.options.insert((level, name), value.to_vec());
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl FileOps for InetSocket {
+    fn read(
+        &self,
+        t: &mut Task,
+        file: &OpenFile,
+        buf: &mut [u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let flags = IoFlags {
+            nonblocking: InetSocket::nonblocking(file),
+            ..IoFlags::default()
+        };
+        let m = self.recv(t, buf.len(), flags)?;
+        buf[..m.data.len()].copy_from_slice(&m.data);
+        Ok(m.data.len())
+    }
+
+    fn write(
+        &self,
+        t: &mut Task,
+        file: &OpenFile,
+        buf: &[u8],
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let flags = IoFlags {
+            nonblocking: InetSocket::nonblocking(file),
+            ..IoFlags::default()
+        };
+        let msg = OutMessage {
+            data: buf.to_vec(),
+            ..OutMessage::default()
+        };
+        let r = self.send(t, msg, flags);
+        if r == Err(Errno::EPIPE) {
+            // write(2) on a socket raises SIGPIPE as send(2) without MSG_NOSIGNAL does.
+            let uid = t.creds.uid;
+            let pid = t.vtgid();
+            t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
+        }
+        r
+    }
+
+    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+        if u64::from(cmd) == libc::FIONREAD {
+            let n = {
+                let mut g = stack().lock();
+                let e = &g.entries[&self.id];
+                match e.st {
+                    St::Udp(h) => g.udp(h).peek().map_or(0, |(d, _)| d.len()),
+                    St::Listening { .. } => 0,
+                    _ => rx_len(&g.set, e),
+                }
+            };
+            t.mm.write_obj(UserAddr(arg), &(n as i32))?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            dev: 0x8,
+            ino: self.id,
+            nlink: 1,
+            mode: libc::S_IFSOCK | 0o777,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn readiness(&self) -> u32 {
+        let g = stack().lock();
+        readiness(&g.set, &g.entries[&self.id])
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_round_trips() {
+        let a = sockaddr(LOOPBACK, 8080);
+        assert_eq!(a.len(), 16);
+        assert_eq!(parse(&a).unwrap(), Some((LOOPBACK, 8080)));
+        assert_eq!(parse(&a[..8]), Err(Errno::EINVAL));
+        assert_eq!(parse(&(libc::AF_UNSPEC as u16).to_ne_bytes()), Ok(None));
+    }
+
+    #[test]
+    fn only_loopback_is_reachable() {
+        assert!(destination(ANY, 1).is_ok());
+        assert_eq!(
+            destination(Ipv4Address::new(10, 0, 0, 1), 1),
+            Err(Errno::ENETUNREACH)
+        );
+    }
+
+    #[test]
+    fn options_are_recorded() {
+        let s = InetSocket::new(Proto::Tcp);
+        s.setsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(1))
+            .unwrap();
+        assert_eq!(
+            s.getsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap(),
+            int(1)
+        );
+        let g = stack().lock();
+        assert!(g.entries[&s.id]
+            .options
+            .contains_key(&(libc::SOL_SOCKET, libc::SO_REUSEADDR)));
+    }
+}

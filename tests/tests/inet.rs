@@ -1,0 +1,77 @@
+//! AF_INET over the sandbox's loopback: TCP and UDP between processes of one sandbox,
+//! compared with native Linux on stdout and exit status.
+//!
+//! Needs a built `runsc-rs`, `cc` for the C program and Debian's python3 for the HTTP test;
+//! a missing piece prints `SKIPPED: reason`.
+
+use std::path::Path;
+
+use runsc_rs_tests::{assert_same, program_str, skip};
+
+#[test]
+fn tcp_udp_loopback_match_native() {
+    let Some(prog) = program_str("inet_loopback") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    assert_eq!(native.status, 0, "{}", native.stdout_text());
+    let text = native.stdout_text();
+    // The native run itself shows what is checked, so a broken program cannot hide a bug.
+    for line in [
+        "client got: 65536 bytes sum ",
+        "server got ping 2 from-client 1\nclient got pong 2\n",
+        "trunc 10\n",
+        "connect closed port -1 ECONNREFUSED\n",
+        "nonblocking connect -1 EINPROGRESS\npoll 1 out 1\nSO_ERROR 0\n",
+        "eof 0\nepipe 1 sigpipe 1\nnosignal -1 EPIPE new-signals 0\n",
+        "reset poll 1 in 1 err 1\nreset read -1 ECONNRESET\nthen read 0\n",
+        "et empty 0\net first 1\net again 0\net second 1\net read 2\n",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+}
+
+/// `http.server` in a thread and `urllib` against it, over 127.0.0.1.
+const HTTP: &str = r#"
+import http.server, threading, urllib.request
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello from %s\n" % self.path).encode() * 1000
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+port = srv.server_address[1]
+for path in ("/a", "/b"):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+        data = r.read()
+        print(r.status, len(data), data[:20])
+srv.shutdown()
+srv.server_close()
+print("done")
+"#;
+
+#[test]
+fn python_http_server_and_urllib() {
+    let Some(py) = ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        skip("Debian's python3 is not installed");
+        return;
+    };
+    let (native, _) = assert_same(&[py, "-c", HTTP]);
+    assert_eq!(native.status, 0, "{}", native.stderr_text());
+    assert!(
+        native.stdout_text().ends_with("done\n"),
+        "{}",
+        native.stdout_text()
+    );
+}
