@@ -637,13 +637,11 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         envp: &envp,
         execfn: cmd.as_bytes(),
         image_name: &path.to_string_lossy(),
+        image_file: elf::image_file(&exe, &Caller::kernel(), &kernel.memory),
         ids,
         random,
     };
-    let read_interp = |i: &str| {
-        p.fs.read_executable(&Caller::kernel(), i.as_bytes())
-            .map(|(_, data)| data)
-    };
+    let read_interp = |i: &str| elf::read_interp(&p.fs, &Caller::kernel(), &kernel.memory, i);
     let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
         source,

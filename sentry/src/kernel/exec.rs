@@ -45,6 +45,7 @@ pub fn execve(
         envp: &envp,
         execfn: path.as_bytes(),
         image_name: &resolved,
+        image_file: loader::image_file(&exe, &Caller::of(t), &t.kernel.memory),
         ids: AuxIds {
             uid: t.creds.uid,
             euid: t.creds.euid,
@@ -53,10 +54,7 @@ pub fn execve(
         },
         random,
     };
-    let read_interp = |p: &str| {
-        t.fs.read_executable(&Caller::of(t), p.as_bytes())
-            .map(|(_, data)| data)
-    };
+    let read_interp = |p: &str| loader::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
     let loaded = loader::load(&mm, &args, &read_interp).map_err(|e| {
         log::debug!("execve {path}: {e}");
         e.errno()

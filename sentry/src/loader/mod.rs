@@ -1,7 +1,16 @@
 //! ELF loading and the initial stack: static, static-PIE and dynamic (PT_INTERP) executables.
 //!
-//! Segments are copied from the image into fresh anonymous memory (page-aligned file
-//! contents, so a page shared by two segments looks exactly as Linux's file mappings make it).
+//! Each `PT_LOAD` segment becomes a private file mapping of the executable (or of its
+//! interpreter) at the page-aligned file offset, with the segment's protections, as Linux's
+//! binfmt_elf maps it: text pages come from the file's pages (a tmpfs file's own, or the page
+//! cache's copy of a host file), so every process running one binary shares them until it
+//! writes. When a segment's memory is larger than its file part ("bss"), the rest of the last
+//! file page is zeroed in the process's private copy and the pages after it are anonymous
+//! zero pages.
+//!
+//! Copying the segment into anonymous memory remains the fallback where a file mapping is
+//! impossible: a file whose filesystem offers no pages to map, or a segment whose virtual
+//! address and file offset disagree modulo the page size.
 
 use goblin::elf::{header, program_header, Elf};
 use platform::Perms;
@@ -9,6 +18,8 @@ use platform::Perms;
 use std::sync::Arc;
 
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
+use crate::memory::MemoryFile;
+use crate::mm::filemap::{FileMapping, Mappable};
 use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
 use crate::vfs::{Caller, Dentry, FsContext};
 
@@ -72,8 +83,76 @@ pub struct ExecArgs<'a> {
     pub execfn: &'a [u8],
     /// Name shown in /proc/[pid]/maps for the image.
     pub image_name: &'a str,
+    /// The image's file, to map its segments from (None: copy them).
+    pub image_file: Option<ImageFile>,
     pub ids: AuxIds,
     pub random: [u8; 16],
+}
+
+/// An executable file whose pages the loader can map.
+#[derive(Clone)]
+pub struct ImageFile {
+    pub file: Arc<dyn Mappable>,
+    /// Device and inode as `stat` shows them, for `/proc/[pid]/maps`.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl std::fmt::Debug for ImageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFile")
+            .field("dev", &self.dev)
+            .field("ino", &self.ino)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the executable `d` read-only to map its segments, as `mmap(2)` of a file does.
+/// None when it cannot be mapped (its filesystem offers no pages, or the open fails): the
+/// loader then copies the segments.
+pub fn image_file(d: &Dentry, cx: &Caller<'_>, mf: &Arc<MemoryFile>) -> Option<ImageFile> {
+    let st = d.inode.stat().ok()?;
+    let ops = match d.inode.open(cx, libc::O_RDONLY as u32) {
+        Ok(ops) => ops,
+        Err(e) => {
+            log::debug!("loader: opening {} to map it: {e}", d.path.escape_ascii());
+            return None;
+        }
+    };
+    let file = ops.mappable(mf)?;
+    Some(ImageFile {
+        file,
+        dev: st.dev,
+        ino: st.ino,
+    })
+}
+
+/// A program interpreter (`PT_INTERP`) as read for loading.
+#[derive(Debug)]
+pub struct Interp {
+    pub image: Vec<u8>,
+    /// Its resolved path, shown in `/proc/[pid]/maps`.
+    pub name: String,
+    pub file: Option<ImageFile>,
+}
+
+/// Reads the interpreter at `path` (resolved from the cwd, as Linux's `open_exec`) and opens
+/// it for mapping into memory of `mf`.
+///
+/// # Errors
+/// The walk's errors; EACCES for a file that is not a regular executable.
+pub fn read_interp(
+    fs: &FsContext,
+    cx: &Caller<'_>,
+    mf: &Arc<MemoryFile>,
+    path: &str,
+) -> Result<Interp, Errno> {
+    let (d, image) = fs.read_executable(cx, path.as_bytes())?;
+    Ok(Interp {
+        image,
+        name: String::from_utf8_lossy(&d.path).into_owned(),
+        file: image_file(&d, cx, mf),
+    })
 }
 
 struct Image {
@@ -93,11 +172,97 @@ fn perms(flags: u32) -> Perms {
     }
 }
 
+/// Maps segment `p` (at `[start, seg_end)`, page aligned) from `f`: a private file mapping
+/// of its file pages, the rest of the last file page zeroed when the segment has bss, and
+/// anonymous zero pages for the bss pages after it.
+fn map_segment(
+    mm: &MemoryManager,
+    p: &program_header::ProgramHeader,
+    start: u64,
+    seg_end: u64,
+    bias: u64,
+    name: &str,
+    f: &ImageFile,
+) -> Result<(), Error> {
+    let bad = || Error::BadElf("segment out of range".into());
+    let file_end = p
+        .p_vaddr
+        .checked_add(bias)
+        .and_then(|a| a.checked_add(p.p_filesz))
+        .ok_or_else(bad)?;
+    let map_end = page_up(file_end).ok_or_else(bad)?.min(seg_end);
+    mm.mmap(MmapRequest {
+        placement: Placement::Fixed(start),
+        len: map_end - start,
+        perms: perms(p.p_flags),
+        shared: false,
+        kind: VmaKind::Named(name.to_string()),
+        file: Some(FileMapping {
+            file: f.file.clone(),
+            offset: page_down(p.p_offset),
+            may_write: false,
+            dev: f.dev,
+            ino: f.ino,
+        }),
+    })
+    .map_err(Error::Memory)?;
+    if seg_end > map_end {
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(map_end),
+            len: seg_end - map_end,
+            perms: perms(p.p_flags),
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .map_err(Error::Memory)?;
+    }
+    let tail = file_end % PAGE_SIZE;
+    if p.p_memsz > p.p_filesz && tail != 0 {
+        // The file page holding the end of the data continues with whatever the file has
+        // there (often the start of the next section): the bss must read as zero. The write
+        // breaks copy-on-write, so the file's page is untouched.
+        let zeros = [0u8; PAGE_SIZE as usize];
+        mm.copy_out_force(file_end, &zeros[..(PAGE_SIZE - tail) as usize])
+            .map_err(Error::Memory)?;
+    }
+    Ok(())
+}
+
+/// Copies segment `p` into fresh anonymous memory at `[start, seg_end)`: its page-aligned
+/// file contents, so a page shared by two segments looks as a file mapping makes it.
+fn copy_segment(
+    mm: &MemoryManager,
+    p: &program_header::ProgramHeader,
+    start: u64,
+    seg_end: u64,
+    data: &[u8],
+    name: &str,
+) -> Result<(), Error> {
+    mm.mmap(MmapRequest {
+        placement: Placement::Fixed(start),
+        len: seg_end - start,
+        perms: perms(p.p_flags),
+        shared: false,
+        kind: VmaKind::Named(name.to_string()),
+        file: None,
+    })
+    .map_err(Error::Memory)?;
+    let file_start = page_down(p.p_offset);
+    let file_end = p.p_offset + p.p_filesz;
+    if file_end > file_start {
+        mm.copy_out_force(start, &data[file_start as usize..file_end as usize])
+            .map_err(Error::Memory)?;
+    }
+    Ok(())
+}
+
 fn map_image(
     mm: &MemoryManager,
     data: &[u8],
     base_for_dyn: u64,
     name: &str,
+    file: Option<&ImageFile>,
 ) -> Result<Image, Error> {
     let elf = Elf::parse(data).map_err(|e| Error::BadElf(e.to_string()))?;
     if !elf.is_64 || elf.header.e_machine != header::EM_X86_64 {
@@ -143,20 +308,11 @@ fn map_image(
         if seg_end > platform::MAX_USER_ADDRESS || start < crate::mm::MMAP_MIN_ADDR {
             return Err(bad());
         }
-        mm.mmap(MmapRequest {
-            placement: Placement::Fixed(start),
-            len: seg_end - start,
-            perms: perms(p.p_flags),
-            shared: false,
-            kind: VmaKind::Named(name.to_string()),
-            file: None,
-        })
-        .map_err(Error::Memory)?;
-        let file_start = page_down(p.p_offset);
-        let file_end = p.p_offset + p.p_filesz;
-        if file_end > file_start {
-            mm.copy_out_force(start, &data[file_start as usize..file_end as usize])
-                .map_err(Error::Memory)?;
+        match file.filter(|_| p.p_filesz > 0 && p.p_vaddr % PAGE_SIZE == p.p_offset % PAGE_SIZE) {
+            Some(f) => map_segment(mm, p, start, seg_end, bias, name, f)?,
+            // No file to map, or a segment Linux would refuse to map (its address and file
+            // offset disagree within the page; filesz 0 has nothing to map): copy it.
+            None => copy_segment(mm, p, start, seg_end, data, name)?,
         }
         if p.p_offset <= elf.header.e_phoff && elf.header.e_phoff < p.p_offset + p.p_filesz {
             phdr = p.p_vaddr + (elf.header.e_phoff - p.p_offset) + bias;
@@ -181,24 +337,30 @@ fn map_image(
 }
 
 /// Loads `args.image` into the (empty) `mm`, with its interpreter if it has one (read with
-/// `read_interp`), builds the initial stack and returns where to start.
+/// `read_interp`, usually [`read_interp`]), builds the initial stack and returns where to start.
 ///
 /// # Errors
 /// ENOEXEC-class errors for bad images, the interpreter's open errors, ENOMEM.
 pub fn load(
     mm: &MemoryManager,
     args: &ExecArgs<'_>,
-    read_interp: &dyn Fn(&str) -> Result<Vec<u8>, Errno>,
+    read_interp: &dyn Fn(&str) -> Result<Interp, Errno>,
 ) -> Result<Loaded, Error> {
-    let exe = map_image(mm, args.image, PIE_BASE, args.image_name)?;
+    let exe = map_image(
+        mm,
+        args.image,
+        PIE_BASE,
+        args.image_name,
+        args.image_file.as_ref(),
+    )?;
     mm.set_brk_start(exe.end);
     let (entry, interp_base) = match &exe.interp {
         Some(path) => {
-            let data = read_interp(path).map_err(|errno| Error::Interp {
+            let i = read_interp(path).map_err(|errno| Error::Interp {
                 path: path.clone(),
                 errno,
             })?;
-            let interp = map_image(mm, &data, INTERP_BASE, path)?;
+            let interp = map_image(mm, &i.image, INTERP_BASE, &i.name, i.file.as_ref())?;
             if interp.interp.is_some() {
                 return Err(Error::BadElf("interpreter has an interpreter".into()));
             }
