@@ -8,20 +8,31 @@
 //! file page is zeroed in the process's private copy and the pages after it are anonymous
 //! zero pages.
 //!
+//! A mappable executable is not read whole: the headers (and a `#!` line) are read through
+//! the same file pages the mappings use, so an exec of a cached binary reads nothing from
+//! the host.
+//!
 //! Copying the segment into anonymous memory remains the fallback where a file mapping is
-//! impossible: a file whose filesystem offers no pages to map, or a segment whose virtual
-//! address and file offset disagree modulo the page size.
+//! impossible: a file whose filesystem offers no pages to map (it is then read whole), or a
+//! segment whose virtual address and file offset disagree modulo the page size.
 
+use goblin::container::{Container, Ctx};
+use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::{header, program_header, Elf};
 use platform::Perms;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
 use crate::memory::MemoryFile;
 use crate::mm::filemap::{FileMapping, Mappable};
 use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
-use crate::vfs::{Caller, Dentry, FsContext};
+use crate::vfs::inode::may_access;
+use crate::vfs::{Caller, Dentry, FileType, FsContext};
+
+/// Size of an ELF64 program header (and AT_PHENT).
+const PHDR_SIZE: u64 = 56;
 
 /// Base address for the dynamic linker of a dynamic executable.
 const INTERP_BASE: u64 = 0x7f00_0000_0000;
@@ -76,6 +87,8 @@ pub struct AuxIds {
 
 /// Everything `execve` hands the loader.
 pub struct ExecArgs<'a> {
+    /// The image's bytes: the whole file, or (with `image_file`) at least its first ones;
+    /// whatever else the loader needs is read through `image_file`.
     pub image: &'a [u8],
     pub argv: &'a [Vec<u8>],
     pub envp: &'a [Vec<u8>],
@@ -127,9 +140,83 @@ pub fn image_file(d: &Dentry, cx: &Caller<'_>, mf: &Arc<MemoryFile>) -> Option<I
     })
 }
 
+/// How much of a mappable executable is read up front: the ELF header, program headers and
+/// interpreter path of every usual binary, and any `#!` line.
+const HEAD_BYTES: u64 = PAGE_SIZE;
+
+/// Reads `len` bytes at `off` of `f` through its memory-file pages.
+///
+/// # Errors
+/// EIO when the range is not all in the file (it shrank), the file's own page errors.
+fn read_mapped(mf: &MemoryFile, f: &dyn Mappable, off: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = vec![0u8; len];
+    if len == 0 {
+        return Ok(out);
+    }
+    let end = off.checked_add(len as u64).ok_or(Errno::EIO)?;
+    let first = off / PAGE_SIZE;
+    let runs = f.pages(first, end.div_ceil(PAGE_SIZE) - first)?;
+    let mut copied = 0u64;
+    for &(idx, r) in &runs {
+        let run_start = idx * PAGE_SIZE;
+        let (s, e) = (run_start.max(off), (run_start + r.len).min(end));
+        if s < e {
+            mf.read(
+                r.offset + (s - run_start),
+                &mut out[(s - off) as usize..(e - off) as usize],
+            );
+            copied += e - s;
+        }
+    }
+    for (_, r) in runs {
+        mf.dec_ref(r);
+    }
+    if copied != len as u64 {
+        return Err(Errno::EIO);
+    }
+    Ok(out)
+}
+
+/// An executable opened for loading.
+struct Opened {
+    dentry: Arc<Dentry>,
+    /// The whole file, or its first [`HEAD_BYTES`] when `file` can be mapped.
+    image: Vec<u8>,
+    file: Option<ImageFile>,
+}
+
+/// Resolves `path` (from the cwd, following symlinks) for execution: a regular file the
+/// caller may execute. A mappable file has only its first bytes read; others are read whole.
+///
+/// # Errors
+/// The walk's errors; EACCES for non-regular or non-executable files; read errors.
+fn open_executable(
+    fs: &FsContext,
+    cx: &Caller<'_>,
+    mf: &Arc<MemoryFile>,
+    path: &[u8],
+) -> Result<Opened, Errno> {
+    let d = fs.resolve(cx, path)?;
+    let st = d.inode.stat()?;
+    if FileType::from_mode(st.mode) != FileType::Regular || !may_access(&st, &cx.creds, 1, false) {
+        return Err(Errno::EACCES);
+    }
+    let file = image_file(&d, cx, mf);
+    let image = match &file {
+        Some(f) => read_mapped(mf, &*f.file, 0, f.file.size().min(HEAD_BYTES) as usize)?,
+        None => d.inode.contents()?,
+    };
+    Ok(Opened {
+        dentry: d,
+        image,
+        file,
+    })
+}
+
 /// A program interpreter (`PT_INTERP`) as read for loading.
 #[derive(Debug)]
 pub struct Interp {
+    /// See [`ExecArgs::image`].
     pub image: Vec<u8>,
     /// Its resolved path, shown in `/proc/[pid]/maps`.
     pub name: String,
@@ -147,11 +234,11 @@ pub fn read_interp(
     mf: &Arc<MemoryFile>,
     path: &str,
 ) -> Result<Interp, Errno> {
-    let (d, image) = fs.read_executable(cx, path.as_bytes())?;
+    let o = open_executable(fs, cx, mf, path.as_bytes())?;
     Ok(Interp {
-        image,
-        name: String::from_utf8_lossy(&d.path).into_owned(),
-        file: image_file(&d, cx, mf),
+        image: o.image,
+        name: String::from_utf8_lossy(&o.dentry.path).into_owned(),
+        file: o.file,
     })
 }
 
@@ -177,7 +264,7 @@ fn perms(flags: u32) -> Perms {
 /// anonymous zero pages for the bss pages after it.
 fn map_segment(
     mm: &MemoryManager,
-    p: &program_header::ProgramHeader,
+    p: &ProgramHeader,
     start: u64,
     seg_end: u64,
     bias: u64,
@@ -231,12 +318,12 @@ fn map_segment(
 
 /// Copies segment `p` into fresh anonymous memory at `[start, seg_end)`: its page-aligned
 /// file contents, so a page shared by two segments looks as a file mapping makes it.
-fn copy_segment(
+fn copy_segment<'a>(
     mm: &MemoryManager,
-    p: &program_header::ProgramHeader,
+    p: &ProgramHeader,
     start: u64,
     seg_end: u64,
-    data: &[u8],
+    bytes: &dyn Fn(u64, u64) -> Result<Cow<'a, [u8]>, Error>,
     name: &str,
 ) -> Result<(), Error> {
     mm.mmap(MmapRequest {
@@ -251,8 +338,8 @@ fn copy_segment(
     let file_start = page_down(p.p_offset);
     let file_end = p.p_offset + p.p_filesz;
     if file_end > file_start {
-        mm.copy_out_force(start, &data[file_start as usize..file_end as usize])
-            .map_err(Error::Memory)?;
+        let data = bytes(file_start, file_end - file_start)?;
+        mm.copy_out_force(start, &data).map_err(Error::Memory)?;
     }
     Ok(())
 }
@@ -264,17 +351,61 @@ fn map_image(
     name: &str,
     file: Option<&ImageFile>,
 ) -> Result<Image, Error> {
-    let elf = Elf::parse(data).map_err(|e| Error::BadElf(e.to_string()))?;
-    if !elf.is_64 || elf.header.e_machine != header::EM_X86_64 {
+    let bad_elf = |e: goblin::error::Error| Error::BadElf(e.to_string());
+    let hdr = Elf::parse_header(data).map_err(bad_elf)?;
+    if hdr.e_ident[header::EI_CLASS] != header::ELFCLASS64
+        || hdr.e_ident[header::EI_DATA] != header::ELFDATA2LSB
+        || hdr.e_machine != header::EM_X86_64
+        || hdr.e_phentsize as u64 != PHDR_SIZE
+    {
         return Err(Error::BadElf("not an x86-64 ELF64 image".into()));
     }
-    let bias = match elf.header.e_type {
+    // The file's size bounds every offset: the whole image, or the mapped file's size.
+    let size = file.map_or(data.len() as u64, |f| f.file.size());
+    let mf = mm.memory_file();
+    let bytes = |off: u64, len: u64| -> Result<Cow<'_, [u8]>, Error> {
+        let end = off
+            .checked_add(len)
+            .filter(|&e| e <= size)
+            .ok_or_else(|| Error::BadElf("header or segment past the end of the file".into()))?;
+        if end <= data.len() as u64 {
+            return Ok(Cow::Borrowed(&data[off as usize..end as usize]));
+        }
+        let f = file.ok_or_else(|| Error::BadElf("truncated image".into()))?;
+        read_mapped(mf, &*f.file, off, len as usize)
+            .map(Cow::Owned)
+            .map_err(Error::Memory)
+    };
+    let phnum = hdr.e_phnum as u64;
+    let ph_bytes = bytes(hdr.e_phoff, phnum * PHDR_SIZE)?;
+    let ctx = Ctx::new(Container::Big, goblin::container::Endian::Little);
+    let program_headers =
+        ProgramHeader::parse(&ph_bytes, 0, phnum as usize, ctx).map_err(bad_elf)?;
+    let interp = match program_headers
+        .iter()
+        .find(|p| p.p_type == program_header::PT_INTERP)
+    {
+        // Linux refuses interpreter paths longer than PATH_MAX.
+        Some(p) if p.p_filesz < 2 || p.p_filesz > 4096 => {
+            return Err(Error::BadElf("bad PT_INTERP".into()))
+        }
+        Some(p) => {
+            let raw = bytes(p.p_offset, p.p_filesz)?;
+            let path = raw.split(|&b| b == 0).next().unwrap_or_default();
+            Some(
+                std::str::from_utf8(path)
+                    .map_err(|_| Error::BadElf("PT_INTERP is not UTF-8".into()))?
+                    .to_string(),
+            )
+        }
+        None => None,
+    };
+    let bias = match hdr.e_type {
         header::ET_EXEC => 0,
         header::ET_DYN => base_for_dyn,
         t => return Err(Error::BadElf(format!("ELF type {t} is not executable"))),
     };
-    let loads: Vec<_> = elf
-        .program_headers
+    let loads: Vec<_> = program_headers
         .iter()
         .filter(|p| p.p_type == program_header::PT_LOAD)
         .collect();
@@ -291,11 +422,7 @@ fn map_image(
     let mut phdr = 0u64;
     for p in &loads {
         let bad = || Error::BadElf("segment out of range".into());
-        if p.p_filesz > p.p_memsz
-            || p.p_offset
-                .checked_add(p.p_filesz)
-                .is_none_or(|e| e > data.len() as u64)
-        {
+        if p.p_filesz > p.p_memsz || p.p_offset.checked_add(p.p_filesz).is_none_or(|e| e > size) {
             return Err(bad());
         }
         let start = page_down(p.p_vaddr.wrapping_add(bias));
@@ -312,27 +439,26 @@ fn map_image(
             Some(f) => map_segment(mm, p, start, seg_end, bias, name, f)?,
             // No file to map, or a segment Linux would refuse to map (its address and file
             // offset disagree within the page; filesz 0 has nothing to map): copy it.
-            None => copy_segment(mm, p, start, seg_end, data, name)?,
+            None => copy_segment(mm, p, start, seg_end, &bytes, name)?,
         }
-        if p.p_offset <= elf.header.e_phoff && elf.header.e_phoff < p.p_offset + p.p_filesz {
-            phdr = p.p_vaddr + (elf.header.e_phoff - p.p_offset) + bias;
+        if p.p_offset <= hdr.e_phoff && hdr.e_phoff < p.p_offset + p.p_filesz {
+            phdr = p.p_vaddr + (hdr.e_phoff - p.p_offset) + bias;
         }
         end = end.max(seg_end);
     }
-    if let Some(ph) = elf
-        .program_headers
+    if let Some(ph) = program_headers
         .iter()
         .find(|p| p.p_type == program_header::PT_PHDR)
     {
         phdr = ph.p_vaddr.wrapping_add(bias);
     }
     Ok(Image {
-        entry: elf.header.e_entry.wrapping_add(bias),
+        entry: hdr.e_entry.wrapping_add(bias),
         bias,
         phdr,
-        phnum: elf.header.e_phnum as u64,
+        phnum,
         end,
-        interp: elf.interpreter.map(str::to_string),
+        interp,
     })
 }
 
@@ -452,7 +578,7 @@ fn build_stack(
     let hwcap = cpuid_edx_leaf1();
     let auxv: Vec<(u64, u64)> = vec![
         (at::PHDR, exe.phdr),
-        (at::PHENT, 56),
+        (at::PHENT, PHDR_SIZE),
         (at::PHNUM, exe.phnum),
         (at::PAGESZ, PAGE_SIZE),
         (at::BASE, interp_base),
@@ -500,11 +626,15 @@ const MAX_SHEBANG_DEPTH: usize = 4;
 #[derive(Debug)]
 pub struct Program {
     pub exe: Arc<Dentry>,
+    /// See [`ExecArgs::image`].
     pub image: Vec<u8>,
+    /// The file to map the image from (None: copy it).
+    pub file: Option<ImageFile>,
     pub argv: Vec<Vec<u8>>,
 }
 
-/// Reads the program at `path` through the sandbox's filesystem (execve's lookup), following
+/// Opens the program at `path` through the sandbox's filesystem (execve's lookup) for
+/// loading into memory of `mf` (see [`ExecArgs::image`]), following
 /// `#!` lines as binfmt_script does: the interpreter, its optional argument and the script
 /// path replace `argv[0]`.
 ///
@@ -514,18 +644,24 @@ pub struct Program {
 pub fn read_program(
     fs: &FsContext,
     cx: &Caller<'_>,
+    mf: &Arc<MemoryFile>,
     path: &[u8],
     argv: &[Vec<u8>],
 ) -> Result<Program, (Vec<u8>, Errno)> {
     let mut argv = argv.to_vec();
     let mut path = path.to_vec();
     for _ in 0..=MAX_SHEBANG_DEPTH {
-        let (exe, image) = match fs.read_executable(cx, &path) {
+        let o = match open_executable(fs, cx, mf, &path) {
             Ok(v) => v,
             Err(e) => return Err((path, e)),
         };
-        let Some((interp, arg)) = parse_shebang(&image) else {
-            return Ok(Program { exe, image, argv });
+        let Some((interp, arg)) = parse_shebang(&o.image) else {
+            return Ok(Program {
+                exe: o.dentry,
+                image: o.image,
+                file: o.file,
+                argv,
+            });
         };
         let mut new_argv = vec![interp.clone()];
         new_argv.extend(arg);
