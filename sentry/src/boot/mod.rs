@@ -609,13 +609,17 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         .unwrap_or(DEFAULT_PATH);
     let found = resolve(&p.fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
     let argv: Vec<Vec<u8>> = p.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let Program { exe, image, argv } =
-        elf::read_program(&p.fs, &Caller::kernel(), &found.path, &argv).map_err(
-            |(path, errno)| Error::Exec {
-                path: String::from_utf8_lossy(&path).into_owned(),
-                errno,
-            },
-        )?;
+    let Program {
+        exe,
+        image,
+        file,
+        argv,
+    } = elf::read_program(&p.fs, &Caller::kernel(), &kernel.memory, &found.path, &argv).map_err(
+        |(path, errno)| Error::Exec {
+            path: String::from_utf8_lossy(&path).into_owned(),
+            errno,
+        },
+    )?;
     let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
 
     let mm = Arc::new(MemoryManager::new(
@@ -637,13 +641,11 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         envp: &envp,
         execfn: cmd.as_bytes(),
         image_name: &path.to_string_lossy(),
+        image_file: file,
         ids,
         random,
     };
-    let read_interp = |i: &str| {
-        p.fs.read_executable(&Caller::kernel(), i.as_bytes())
-            .map(|(_, data)| data)
-    };
+    let read_interp = |i: &str| elf::read_interp(&p.fs, &Caller::kernel(), &kernel.memory, i);
     let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
         path: path.clone(),
         source,

@@ -26,8 +26,19 @@ pub fn execve(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> Result<(), Errno> {
-    let Program { exe, image, argv } =
-        loader::read_program(&t.fs, &Caller::of(t), path.as_bytes(), &argv).map_err(|(_, e)| e)?;
+    let Program {
+        exe,
+        image,
+        file,
+        argv,
+    } = loader::read_program(
+        &t.fs,
+        &Caller::of(t),
+        &t.kernel.memory,
+        path.as_bytes(),
+        &argv,
+    )
+    .map_err(|(_, e)| e)?;
     let resolved = String::from_utf8_lossy(&exe.path).into_owned();
 
     let space = t
@@ -45,6 +56,7 @@ pub fn execve(
         envp: &envp,
         execfn: path.as_bytes(),
         image_name: &resolved,
+        image_file: file,
         ids: AuxIds {
             uid: t.creds.uid,
             euid: t.creds.euid,
@@ -53,10 +65,7 @@ pub fn execve(
         },
         random,
     };
-    let read_interp = |p: &str| {
-        t.fs.read_executable(&Caller::of(t), p.as_bytes())
-            .map(|(_, data)| data)
-    };
+    let read_interp = |p: &str| loader::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
     let loaded = loader::load(&mm, &args, &read_interp).map_err(|e| {
         log::debug!("execve {path}: {e}");
         e.errno()

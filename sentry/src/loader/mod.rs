@@ -1,16 +1,38 @@
 //! ELF loading and the initial stack: static, static-PIE and dynamic (PT_INTERP) executables.
 //!
-//! Segments are copied from the image into fresh anonymous memory (page-aligned file
-//! contents, so a page shared by two segments looks exactly as Linux's file mappings make it).
+//! Each `PT_LOAD` segment becomes a private file mapping of the executable (or of its
+//! interpreter) at the page-aligned file offset, with the segment's protections, as Linux's
+//! binfmt_elf maps it: text pages come from the file's pages (a tmpfs file's own, or the page
+//! cache's copy of a host file), so every process running one binary shares them until it
+//! writes. When a segment's memory is larger than its file part ("bss"), the rest of the last
+//! file page is zeroed in the process's private copy and the pages after it are anonymous
+//! zero pages.
+//!
+//! A mappable executable is not read whole: the headers (and a `#!` line) are read through
+//! the same file pages the mappings use, so an exec of a cached binary reads nothing from
+//! the host.
+//!
+//! Copying the segment into anonymous memory remains the fallback where a file mapping is
+//! impossible: a file whose filesystem offers no pages to map (it is then read whole), or a
+//! segment whose virtual address and file offset disagree modulo the page size.
 
+use goblin::container::{Container, Ctx};
+use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::{header, program_header, Elf};
 use platform::Perms;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
+use crate::memory::MemoryFile;
+use crate::mm::filemap::{FileMapping, Mappable};
 use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
-use crate::vfs::{Caller, Dentry, FsContext};
+use crate::vfs::inode::may_access;
+use crate::vfs::{Caller, Dentry, FileType, FsContext};
+
+/// Size of an ELF64 program header (and AT_PHENT).
+const PHDR_SIZE: u64 = 56;
 
 /// Base address for the dynamic linker of a dynamic executable.
 const INTERP_BASE: u64 = 0x7f00_0000_0000;
@@ -65,6 +87,8 @@ pub struct AuxIds {
 
 /// Everything `execve` hands the loader.
 pub struct ExecArgs<'a> {
+    /// The image's bytes: the whole file, or (with `image_file`) at least its first ones;
+    /// whatever else the loader needs is read through `image_file`.
     pub image: &'a [u8],
     pub argv: &'a [Vec<u8>],
     pub envp: &'a [Vec<u8>],
@@ -72,8 +96,150 @@ pub struct ExecArgs<'a> {
     pub execfn: &'a [u8],
     /// Name shown in /proc/[pid]/maps for the image.
     pub image_name: &'a str,
+    /// The image's file, to map its segments from (None: copy them).
+    pub image_file: Option<ImageFile>,
     pub ids: AuxIds,
     pub random: [u8; 16],
+}
+
+/// An executable file whose pages the loader can map.
+#[derive(Clone)]
+pub struct ImageFile {
+    pub file: Arc<dyn Mappable>,
+    /// Device and inode as `stat` shows them, for `/proc/[pid]/maps`.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl std::fmt::Debug for ImageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFile")
+            .field("dev", &self.dev)
+            .field("ino", &self.ino)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the executable `d` read-only to map its segments, as `mmap(2)` of a file does.
+/// None when it cannot be mapped (its filesystem offers no pages, or the open fails): the
+/// loader then copies the segments.
+pub fn image_file(d: &Dentry, cx: &Caller<'_>, mf: &Arc<MemoryFile>) -> Option<ImageFile> {
+    let st = d.inode.stat().ok()?;
+    let ops = match d.inode.open(cx, libc::O_RDONLY as u32) {
+        Ok(ops) => ops,
+        Err(e) => {
+            log::debug!("loader: opening {} to map it: {e}", d.path.escape_ascii());
+            return None;
+        }
+    };
+    let file = ops.mappable(mf)?;
+    Some(ImageFile {
+        file,
+        dev: st.dev,
+        ino: st.ino,
+    })
+}
+
+/// How much of a mappable executable is read up front: the ELF header, program headers and
+/// interpreter path of every usual binary, and any `#!` line.
+const HEAD_BYTES: u64 = PAGE_SIZE;
+
+/// Reads `len` bytes at `off` of `f` through its memory-file pages.
+///
+/// # Errors
+/// EIO when the range is not all in the file (it shrank), the file's own page errors.
+fn read_mapped(mf: &MemoryFile, f: &dyn Mappable, off: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = vec![0u8; len];
+    if len == 0 {
+        return Ok(out);
+    }
+    let end = off.checked_add(len as u64).ok_or(Errno::EIO)?;
+    let first = off / PAGE_SIZE;
+    let runs = f.pages(first, end.div_ceil(PAGE_SIZE) - first)?;
+    let mut copied = 0u64;
+    for &(idx, r) in &runs {
+        let run_start = idx * PAGE_SIZE;
+        let (s, e) = (run_start.max(off), (run_start + r.len).min(end));
+        if s < e {
+            mf.read(
+                r.offset + (s - run_start),
+                &mut out[(s - off) as usize..(e - off) as usize],
+            );
+            copied += e - s;
+        }
+    }
+    for (_, r) in runs {
+        mf.dec_ref(r);
+    }
+    if copied != len as u64 {
+        return Err(Errno::EIO);
+    }
+    Ok(out)
+}
+
+/// An executable opened for loading.
+struct Opened {
+    dentry: Arc<Dentry>,
+    /// The whole file, or its first [`HEAD_BYTES`] when `file` can be mapped.
+    image: Vec<u8>,
+    file: Option<ImageFile>,
+}
+
+/// Resolves `path` (from the cwd, following symlinks) for execution: a regular file the
+/// caller may execute. A mappable file has only its first bytes read; others are read whole.
+///
+/// # Errors
+/// The walk's errors; EACCES for non-regular or non-executable files; read errors.
+fn open_executable(
+    fs: &FsContext,
+    cx: &Caller<'_>,
+    mf: &Arc<MemoryFile>,
+    path: &[u8],
+) -> Result<Opened, Errno> {
+    let d = fs.resolve(cx, path)?;
+    let st = d.inode.stat()?;
+    if FileType::from_mode(st.mode) != FileType::Regular || !may_access(&st, &cx.creds, 1, false) {
+        return Err(Errno::EACCES);
+    }
+    let file = image_file(&d, cx, mf);
+    let image = match &file {
+        Some(f) => read_mapped(mf, &*f.file, 0, f.file.size().min(HEAD_BYTES) as usize)?,
+        None => d.inode.contents()?,
+    };
+    Ok(Opened {
+        dentry: d,
+        image,
+        file,
+    })
+}
+
+/// A program interpreter (`PT_INTERP`) as read for loading.
+#[derive(Debug)]
+pub struct Interp {
+    /// See [`ExecArgs::image`].
+    pub image: Vec<u8>,
+    /// Its resolved path, shown in `/proc/[pid]/maps`.
+    pub name: String,
+    pub file: Option<ImageFile>,
+}
+
+/// Reads the interpreter at `path` (resolved from the cwd, as Linux's `open_exec`) and opens
+/// it for mapping into memory of `mf`.
+///
+/// # Errors
+/// The walk's errors; EACCES for a file that is not a regular executable.
+pub fn read_interp(
+    fs: &FsContext,
+    cx: &Caller<'_>,
+    mf: &Arc<MemoryFile>,
+    path: &str,
+) -> Result<Interp, Errno> {
+    let o = open_executable(fs, cx, mf, path.as_bytes())?;
+    Ok(Interp {
+        image: o.image,
+        name: String::from_utf8_lossy(&o.dentry.path).into_owned(),
+        file: o.file,
+    })
 }
 
 struct Image {
@@ -93,23 +259,153 @@ fn perms(flags: u32) -> Perms {
     }
 }
 
+/// Maps segment `p` (at `[start, seg_end)`, page aligned) from `f`: a private file mapping
+/// of its file pages, the rest of the last file page zeroed when the segment has bss, and
+/// anonymous zero pages for the bss pages after it.
+fn map_segment(
+    mm: &MemoryManager,
+    p: &ProgramHeader,
+    start: u64,
+    seg_end: u64,
+    bias: u64,
+    name: &str,
+    f: &ImageFile,
+) -> Result<(), Error> {
+    let bad = || Error::BadElf("segment out of range".into());
+    let file_end = p
+        .p_vaddr
+        .checked_add(bias)
+        .and_then(|a| a.checked_add(p.p_filesz))
+        .ok_or_else(bad)?;
+    let map_end = page_up(file_end).ok_or_else(bad)?.min(seg_end);
+    mm.mmap(MmapRequest {
+        placement: Placement::Fixed(start),
+        len: map_end - start,
+        perms: perms(p.p_flags),
+        shared: false,
+        kind: VmaKind::Named(name.to_string()),
+        file: Some(FileMapping {
+            file: f.file.clone(),
+            offset: page_down(p.p_offset),
+            may_write: false,
+            dev: f.dev,
+            ino: f.ino,
+        }),
+    })
+    .map_err(Error::Memory)?;
+    if seg_end > map_end {
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(map_end),
+            len: seg_end - map_end,
+            perms: perms(p.p_flags),
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .map_err(Error::Memory)?;
+    }
+    let tail = file_end % PAGE_SIZE;
+    if p.p_memsz > p.p_filesz && tail != 0 {
+        // The file page holding the end of the data continues with whatever the file has
+        // there (often the start of the next section): the bss must read as zero. The write
+        // breaks copy-on-write, so the file's page is untouched.
+        let zeros = [0u8; PAGE_SIZE as usize];
+        mm.copy_out_force(file_end, &zeros[..(PAGE_SIZE - tail) as usize])
+            .map_err(Error::Memory)?;
+    }
+    Ok(())
+}
+
+/// Copies segment `p` into fresh anonymous memory at `[start, seg_end)`: its page-aligned
+/// file contents, so a page shared by two segments looks as a file mapping makes it.
+fn copy_segment<'a>(
+    mm: &MemoryManager,
+    p: &ProgramHeader,
+    start: u64,
+    seg_end: u64,
+    bytes: &dyn Fn(u64, u64) -> Result<Cow<'a, [u8]>, Error>,
+    name: &str,
+) -> Result<(), Error> {
+    mm.mmap(MmapRequest {
+        placement: Placement::Fixed(start),
+        len: seg_end - start,
+        perms: perms(p.p_flags),
+        shared: false,
+        kind: VmaKind::Named(name.to_string()),
+        file: None,
+    })
+    .map_err(Error::Memory)?;
+    let file_start = page_down(p.p_offset);
+    let file_end = p.p_offset + p.p_filesz;
+    if file_end > file_start {
+        let data = bytes(file_start, file_end - file_start)?;
+        mm.copy_out_force(start, &data).map_err(Error::Memory)?;
+    }
+    Ok(())
+}
+
 fn map_image(
     mm: &MemoryManager,
     data: &[u8],
     base_for_dyn: u64,
     name: &str,
+    file: Option<&ImageFile>,
 ) -> Result<Image, Error> {
-    let elf = Elf::parse(data).map_err(|e| Error::BadElf(e.to_string()))?;
-    if !elf.is_64 || elf.header.e_machine != header::EM_X86_64 {
+    let bad_elf = |e: goblin::error::Error| Error::BadElf(e.to_string());
+    let hdr = Elf::parse_header(data).map_err(bad_elf)?;
+    if hdr.e_ident[header::EI_CLASS] != header::ELFCLASS64
+        || hdr.e_ident[header::EI_DATA] != header::ELFDATA2LSB
+        || hdr.e_machine != header::EM_X86_64
+        || hdr.e_phentsize as u64 != PHDR_SIZE
+    {
         return Err(Error::BadElf("not an x86-64 ELF64 image".into()));
     }
-    let bias = match elf.header.e_type {
+    // The file's size bounds every offset: the whole image, or the mapped file's size.
+    let size = file.map_or(data.len() as u64, |f| f.file.size());
+    let mf = mm.memory_file();
+    let bytes = |off: u64, len: u64| -> Result<Cow<'_, [u8]>, Error> {
+        let end = off
+            .checked_add(len)
+            .filter(|&e| e <= size)
+            .ok_or_else(|| Error::BadElf("header or segment past the end of the file".into()))?;
+        if end <= data.len() as u64 {
+            return Ok(Cow::Borrowed(&data[off as usize..end as usize]));
+        }
+        let f = file.ok_or_else(|| Error::BadElf("truncated image".into()))?;
+        read_mapped(mf, &*f.file, off, len as usize)
+            .map(Cow::Owned)
+            .map_err(Error::Memory)
+    };
+    let phnum = hdr.e_phnum as u64;
+    let ph_bytes = bytes(hdr.e_phoff, phnum * PHDR_SIZE)?;
+    let ctx = Ctx::new(Container::Big, goblin::container::Endian::Little);
+    let program_headers =
+        ProgramHeader::parse(&ph_bytes, 0, phnum as usize, ctx).map_err(bad_elf)?;
+    let interp = match program_headers
+        .iter()
+        .find(|p| p.p_type == program_header::PT_INTERP)
+    {
+        // Linux refuses interpreter paths longer than PATH_MAX.
+        Some(p) if p.p_filesz < 2 || p.p_filesz > 4096 => {
+            return Err(Error::BadElf("bad PT_INTERP".into()))
+        }
+        Some(p) => {
+            let raw = bytes(p.p_offset, p.p_filesz)?;
+            let path = raw.split(|&b| b == 0).next().unwrap_or_default();
+            Some(
+                std::str::from_utf8(path)
+                    .map_err(|_| Error::BadElf("PT_INTERP is not UTF-8".into()))?
+                    .to_string(),
+            )
+        }
+        None => None,
+    };
+    let bias = match hdr.e_type {
         header::ET_EXEC => 0,
         header::ET_DYN => base_for_dyn,
         t => return Err(Error::BadElf(format!("ELF type {t} is not executable"))),
     };
-    let loads: Vec<_> = elf
-        .program_headers
+    let loads: Vec<_> = program_headers
         .iter()
         .filter(|p| p.p_type == program_header::PT_LOAD)
         .collect();
@@ -126,11 +422,7 @@ fn map_image(
     let mut phdr = 0u64;
     for p in &loads {
         let bad = || Error::BadElf("segment out of range".into());
-        if p.p_filesz > p.p_memsz
-            || p.p_offset
-                .checked_add(p.p_filesz)
-                .is_none_or(|e| e > data.len() as u64)
-        {
+        if p.p_filesz > p.p_memsz || p.p_offset.checked_add(p.p_filesz).is_none_or(|e| e > size) {
             return Err(bad());
         }
         let start = page_down(p.p_vaddr.wrapping_add(bias));
@@ -143,62 +435,58 @@ fn map_image(
         if seg_end > platform::MAX_USER_ADDRESS || start < crate::mm::MMAP_MIN_ADDR {
             return Err(bad());
         }
-        mm.mmap(MmapRequest {
-            placement: Placement::Fixed(start),
-            len: seg_end - start,
-            perms: perms(p.p_flags),
-            shared: false,
-            kind: VmaKind::Named(name.to_string()),
-            file: None,
-        })
-        .map_err(Error::Memory)?;
-        let file_start = page_down(p.p_offset);
-        let file_end = p.p_offset + p.p_filesz;
-        if file_end > file_start {
-            mm.copy_out_force(start, &data[file_start as usize..file_end as usize])
-                .map_err(Error::Memory)?;
+        match file.filter(|_| p.p_filesz > 0 && p.p_vaddr % PAGE_SIZE == p.p_offset % PAGE_SIZE) {
+            Some(f) => map_segment(mm, p, start, seg_end, bias, name, f)?,
+            // No file to map, or a segment Linux would refuse to map (its address and file
+            // offset disagree within the page; filesz 0 has nothing to map): copy it.
+            None => copy_segment(mm, p, start, seg_end, &bytes, name)?,
         }
-        if p.p_offset <= elf.header.e_phoff && elf.header.e_phoff < p.p_offset + p.p_filesz {
-            phdr = p.p_vaddr + (elf.header.e_phoff - p.p_offset) + bias;
+        if p.p_offset <= hdr.e_phoff && hdr.e_phoff < p.p_offset + p.p_filesz {
+            phdr = p.p_vaddr + (hdr.e_phoff - p.p_offset) + bias;
         }
         end = end.max(seg_end);
     }
-    if let Some(ph) = elf
-        .program_headers
+    if let Some(ph) = program_headers
         .iter()
         .find(|p| p.p_type == program_header::PT_PHDR)
     {
         phdr = ph.p_vaddr.wrapping_add(bias);
     }
     Ok(Image {
-        entry: elf.header.e_entry.wrapping_add(bias),
+        entry: hdr.e_entry.wrapping_add(bias),
         bias,
         phdr,
-        phnum: elf.header.e_phnum as u64,
+        phnum,
         end,
-        interp: elf.interpreter.map(str::to_string),
+        interp,
     })
 }
 
 /// Loads `args.image` into the (empty) `mm`, with its interpreter if it has one (read with
-/// `read_interp`), builds the initial stack and returns where to start.
+/// `read_interp`, usually [`read_interp`]), builds the initial stack and returns where to start.
 ///
 /// # Errors
 /// ENOEXEC-class errors for bad images, the interpreter's open errors, ENOMEM.
 pub fn load(
     mm: &MemoryManager,
     args: &ExecArgs<'_>,
-    read_interp: &dyn Fn(&str) -> Result<Vec<u8>, Errno>,
+    read_interp: &dyn Fn(&str) -> Result<Interp, Errno>,
 ) -> Result<Loaded, Error> {
-    let exe = map_image(mm, args.image, PIE_BASE, args.image_name)?;
+    let exe = map_image(
+        mm,
+        args.image,
+        PIE_BASE,
+        args.image_name,
+        args.image_file.as_ref(),
+    )?;
     mm.set_brk_start(exe.end);
     let (entry, interp_base) = match &exe.interp {
         Some(path) => {
-            let data = read_interp(path).map_err(|errno| Error::Interp {
+            let i = read_interp(path).map_err(|errno| Error::Interp {
                 path: path.clone(),
                 errno,
             })?;
-            let interp = map_image(mm, &data, INTERP_BASE, path)?;
+            let interp = map_image(mm, &i.image, INTERP_BASE, &i.name, i.file.as_ref())?;
             if interp.interp.is_some() {
                 return Err(Error::BadElf("interpreter has an interpreter".into()));
             }
@@ -290,7 +578,7 @@ fn build_stack(
     let hwcap = cpuid_edx_leaf1();
     let auxv: Vec<(u64, u64)> = vec![
         (at::PHDR, exe.phdr),
-        (at::PHENT, 56),
+        (at::PHENT, PHDR_SIZE),
         (at::PHNUM, exe.phnum),
         (at::PAGESZ, PAGE_SIZE),
         (at::BASE, interp_base),
@@ -338,11 +626,15 @@ const MAX_SHEBANG_DEPTH: usize = 4;
 #[derive(Debug)]
 pub struct Program {
     pub exe: Arc<Dentry>,
+    /// See [`ExecArgs::image`].
     pub image: Vec<u8>,
+    /// The file to map the image from (None: copy it).
+    pub file: Option<ImageFile>,
     pub argv: Vec<Vec<u8>>,
 }
 
-/// Reads the program at `path` through the sandbox's filesystem (execve's lookup), following
+/// Opens the program at `path` through the sandbox's filesystem (execve's lookup) for
+/// loading into memory of `mf` (see [`ExecArgs::image`]), following
 /// `#!` lines as binfmt_script does: the interpreter, its optional argument and the script
 /// path replace `argv[0]`.
 ///
@@ -352,18 +644,24 @@ pub struct Program {
 pub fn read_program(
     fs: &FsContext,
     cx: &Caller<'_>,
+    mf: &Arc<MemoryFile>,
     path: &[u8],
     argv: &[Vec<u8>],
 ) -> Result<Program, (Vec<u8>, Errno)> {
     let mut argv = argv.to_vec();
     let mut path = path.to_vec();
     for _ in 0..=MAX_SHEBANG_DEPTH {
-        let (exe, image) = match fs.read_executable(cx, &path) {
+        let o = match open_executable(fs, cx, mf, &path) {
             Ok(v) => v,
             Err(e) => return Err((path, e)),
         };
-        let Some((interp, arg)) = parse_shebang(&image) else {
-            return Ok(Program { exe, image, argv });
+        let Some((interp, arg)) = parse_shebang(&o.image) else {
+            return Ok(Program {
+                exe: o.dentry,
+                image: o.image,
+                file: o.file,
+                argv,
+            });
         };
         let mut new_argv = vec![interp.clone()];
         new_argv.extend(arg);

@@ -21,7 +21,9 @@ pub mod filemap;
 pub mod pagecache;
 pub mod usermem;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use platform::{Access, AddressSpace, Perms};
@@ -131,8 +133,19 @@ struct Inner {
     brk: u64,
 }
 
+thread_local! {
+    /// The last fault of an unknown access this host thread (one task's) found already
+    /// resolved and retried: (mm id, page). See [`MemoryManager::stale_fault`].
+    static RETRIED_FAULT: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// Source of [`MemoryManager`] ids.
+static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
+
 /// See the module documentation.
 pub struct MemoryManager {
+    /// Unique among the sentry's address spaces (never reused).
+    id: u64,
     mf: Arc<MemoryFile>,
     space: Arc<dyn AddressSpace>,
     inner: Mutex<Inner>,
@@ -153,6 +166,7 @@ impl MemoryManager {
     /// An empty address space.
     pub fn new(mf: Arc<MemoryFile>, space: Arc<dyn AddressSpace>) -> MemoryManager {
         MemoryManager {
+            id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
             mf,
             space,
             inner: Mutex::new(Inner {
@@ -571,9 +585,16 @@ impl MemoryManager {
         if p.cow && vma.perms.write && wants_write {
             self.break_cow(&mut i, page).map_err(|_| SegvCode::MapErr)?;
         } else if p.mapped != Perms::NONE {
-            // Already mapped with everything the VMA allows: a real protection fault.
-            return Err(SegvCode::AccErr);
+            // Already mapped with everything the VMA allows: a real protection fault, or a
+            // fault another thread of this mm resolved while this one waited for the lock
+            // (two threads writing one copy-on-write page).
+            return if self.stale_fault(page, access, p.mapped) {
+                Ok(())
+            } else {
+                Err(SegvCode::AccErr)
+            };
         }
+        RETRIED_FAULT.set(None);
         let pstart = i.pma_at(page).expect("populated").0;
         let p = i.pmas[&pstart];
         let eff = Perms {
@@ -588,6 +609,24 @@ impl MemoryManager {
             })?;
         i.pmas.get_mut(&pstart).expect("present").mapped = eff;
         Ok(())
+    }
+
+    /// Whether a fault at `page`, mapped with `mapped` already, was resolved meanwhile and the
+    /// access should simply be retried. A known access is stale when the mapping allows it.
+    /// An unknown one (the ptrace platform cannot tell) is retried once: if the same page of
+    /// this mm faults again straight away, it is a real protection fault.
+    fn stale_fault(&self, page: u64, access: Access, mapped: Perms) -> bool {
+        match access {
+            Access::Read => mapped.read,
+            Access::Write => mapped.write,
+            Access::Exec => mapped.exec,
+            Access::Unknown => {
+                let key = (self.id, page);
+                let again = RETRIED_FAULT.get() == Some(key);
+                RETRIED_FAULT.set((!again).then_some(key));
+                !again
+            }
+        }
     }
 
     /// Ensures a PMA covers `page` (which must be in a VMA), allocating up to
@@ -816,6 +855,7 @@ impl MemoryManager {
             brk: i.brk,
         };
         Ok(MemoryManager {
+            id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
             mf: self.mf.clone(),
             space,
             inner: Mutex::new(inner),
@@ -965,5 +1005,93 @@ impl Inner {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address space that accepts every mapping (the tests look at the mm's bookkeeping).
+    struct NullSpace;
+
+    impl AddressSpace for NullSpace {
+        fn map(&self, _: u64, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+            Ok(())
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn release(&self) {}
+    }
+
+    /// A one-page file whose page lives in the memory file (as a cached page does).
+    struct OnePage {
+        mf: Arc<MemoryFile>,
+        page: FileRange,
+    }
+
+    impl filemap::Mappable for OnePage {
+        fn size(&self) -> u64 {
+            PAGE_SIZE
+        }
+        fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
+            if first > 0 || count == 0 {
+                return Ok(Vec::new());
+            }
+            self.mf.inc_ref(self.page);
+            Ok(vec![(0, self.page)])
+        }
+        fn shared_writable(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_fault_another_thread_resolved_is_retried_not_a_segv() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let page = mf.allocate(PAGE_SIZE).unwrap();
+        mf.write(page.offset, b"file");
+        let file = Arc::new(OnePage {
+            mf: mf.clone(),
+            page,
+        });
+        let mm = MemoryManager::new(mf.clone(), Arc::new(NullSpace));
+        let addr = 0x40_0000;
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(addr),
+            len: PAGE_SIZE,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Named("f".into()),
+            file: Some(FileMapping {
+                file,
+                offset: 0,
+                may_write: false,
+                dev: 0,
+                ino: 1,
+            }),
+        })
+        .unwrap();
+        // Two threads write the copy-on-write page at once: the first fault copies it, the
+        // second (handled after) finds it writable already and retries.
+        mm.handle_fault(addr, Access::Write).unwrap();
+        mm.handle_fault(addr, Access::Write).unwrap();
+        mm.copy_out(addr, b"mine").unwrap();
+        let mut buf = [0u8; 4];
+        mf.read(page.offset, &mut buf);
+        assert_eq!(&buf, b"file", "the file's page must stay untouched");
+        // Without the access kind, a fault on a fully mapped page is retried once; the same
+        // fault again is a real protection fault.
+        assert_eq!(mm.handle_fault(addr, Access::Unknown), Ok(()));
+        assert_eq!(
+            mm.handle_fault(addr, Access::Unknown),
+            Err(SegvCode::AccErr)
+        );
+        // A read-only mapping still refuses writes outright.
+        mm.mprotect(addr, PAGE_SIZE, Perms::R).unwrap();
+        assert_eq!(mm.handle_fault(addr, Access::Write), Err(SegvCode::AccErr));
+        drop(mm);
+        mf.dec_ref(page);
     }
 }
