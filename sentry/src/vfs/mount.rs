@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::inode::{may_access, Caller, FileType, Inode};
+use super::inode::{Caller, Inode};
 use super::walk::Resolver;
 use crate::abi::Errno;
 
@@ -280,28 +280,6 @@ impl FsContext {
 }
 
 impl FsContext {
-    /// Resolves `path` (from the cwd) for execution and reads the whole file: it must be a
-    /// regular file the caller may execute.
-    ///
-    /// # Errors
-    /// ENOENT and the walk's errors; EACCES for non-regular or non-executable files.
-    pub fn read_executable(
-        &self,
-        cx: &Caller<'_>,
-        path: &[u8],
-    ) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
-        let r = Resolver::new(*cx, self.root(), &self.ns);
-        let d = r.resolve(self.cwd(), path, true)?;
-        let st = d.inode.stat()?;
-        if FileType::from_mode(st.mode) != FileType::Regular
-            || !may_access(&st, &cx.creds, 1, false)
-        {
-            return Err(Errno::EACCES);
-        }
-        let data = d.inode.contents()?;
-        Ok((d, data))
-    }
-
     /// Resolves `path` from the cwd, following symlinks.
     ///
     /// # Errors
