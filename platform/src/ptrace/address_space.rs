@@ -145,7 +145,12 @@ impl PtraceAddressSpace {
             return Ok(pid);
         }
         let pid = self.spawn_stub()?;
-        seize(pid)?;
+        if let Err(e) = seize(pid) {
+            if matches!(e, Error::StubDied { .. }) {
+                self.forget_stub(pid);
+            }
+            return Err(e);
+        }
         log::debug!(
             "ptrace: address space {}: stub {pid} for thread {}",
             self.id,
@@ -202,7 +207,54 @@ impl PtraceAddressSpace {
     /// Runs host system call `nr` in the calling thread's stub and returns its result.
     fn inject(&self, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
         let pid = self.stub_for_current_thread()?;
-        inject_into(pid, call, nr, args)
+        let result = inject_into(pid, call, nr, args);
+        if let Err(Error::StubDied { .. }) = result {
+            forget_dead_stub(pid);
+        }
+        result
+    }
+
+    /// Forgets stub `pid` without signalling it: it died and the wait that saw it die reaped
+    /// it (stubs are the sentry's children), so its pid may already name another process.
+    fn forget_stub(&self, pid: Pid) {
+        self.lock().stubs.retain(|&p| p != pid);
+    }
+}
+
+/// The calling thread's stub `pid` died and was reaped: drop it from the thread's stubs and
+/// from its address space, so that nothing (retiring it, releasing the address space) sends
+/// SIGKILL to a pid that may have been reused. The thread gets a new stub on its next use.
+pub(super) fn forget_dead_stub(pid: Pid) {
+    let entry = LOCAL_STUBS.with_borrow_mut(|stubs| {
+        let i = stubs.iter().position(|s| s.pid == pid)?;
+        Some(stubs.swap_remove(i))
+    });
+    if let Some(owner) = entry.as_ref().and_then(|e| e.owner.upgrade()) {
+        owner.forget_stub(pid);
+    }
+    // Dropping the entry retires a pid its address space no longer lists: no signal is sent.
+    drop(entry);
+}
+
+/// A ptrace request on stub `pid`, which should be in a ptrace stop, failed with `e`. ESRCH
+/// there means the stub was killed while stopped (from outside, or by the OOM killer): its
+/// death is collected (the wait reaps it) and reported as [`Error::StubDied`].
+pub(super) fn stopped_stub_error(pid: Pid, call: &'static str, e: nix::errno::Errno) -> Error {
+    if e != nix::errno::Errno::ESRCH {
+        return host(call)(e);
+    }
+    loop {
+        match sys::wait(pid) {
+            // A stop reported before the kill comes first; the exit follows.
+            Ok(WaitStatus::Stopped { .. }) => {}
+            Ok(died) => {
+                return Error::StubDied {
+                    pid: pid.as_raw(),
+                    status: died.describe(),
+                }
+            }
+            Err(_) => return host(call)(e),
+        }
     }
 }
 
@@ -217,16 +269,17 @@ pub(crate) fn inject_into(
     nr: libc::c_long,
     args: [u64; 6],
 ) -> Result<u64> {
-    let saved = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+    let saved =
+        ptrace::getregs(pid).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?;
     let mut regs = saved;
     regs.rip = stub::syscall_insn();
     regs.rax = nr as u64;
     // Not in a system call: no restart logic may rewrite rax or rip on the way out.
     regs.orig_rax = u64::MAX;
     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
-    ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+    ptrace::setregs(pid, regs).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
     loop {
-        ptrace::cont(pid, None).map_err(host("ptrace(PTRACE_CONT)"))?;
+        ptrace::cont(pid, None).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_CONT)", e))?;
         match sys::wait(pid).map_err(host("wait4 (stub)"))? {
             WaitStatus::Stopped {
                 signal: libc::SIGTRAP,

@@ -7,7 +7,7 @@ use nix::sys::ptrace;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{gettid, Pid};
 
-use super::address_space::stub_of;
+use super::address_space::{forget_dead_stub, stopped_stub_error, stub_of};
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
 use crate::{
@@ -77,14 +77,17 @@ impl PtraceContext {
     /// Loads `state` into the stopped stub and runs it until a stop the sentry must see.
     fn run(pid: Pid, state: &mut CpuState) -> Result<Exit> {
         if state.fp.dirty {
-            sys::set_xstate(pid, &state.fp.area)
-                .map_err(host("ptrace(PTRACE_SETREGSET, NT_X86_XSTATE)"))?;
+            sys::set_xstate(pid, &state.fp.area).map_err(|e| {
+                stopped_stub_error(pid, "ptrace(PTRACE_SETREGSET, NT_X86_XSTATE)", e)
+            })?;
             state.fp.dirty = false;
         }
-        ptrace::setregs(pid, state.regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+        ptrace::setregs(pid, state.regs)
+            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
         loop {
             // Signal 0: whatever stopped the stub last time is never delivered to it.
-            ptrace::sysemu(pid, None).map_err(host("ptrace(PTRACE_SYSEMU)"))?;
+            ptrace::sysemu(pid, None)
+                .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SYSEMU)", e))?;
             let status = match sys::wait(pid) {
                 Ok(status) => status,
                 Err(nix::errno::Errno::ECHILD) => {
@@ -176,6 +179,9 @@ impl Context for PtraceContext {
         }
         let exit = Self::run(pid, state);
         self.interrupt.running_pid.store(0, Ordering::SeqCst);
+        if let Err(Error::StubDied { .. }) = exit {
+            forget_dead_stub(pid);
+        }
         if let Ok(Exit::Interrupted) = exit {
             self.interrupt.pending.store(false, Ordering::SeqCst);
         }

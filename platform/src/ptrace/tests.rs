@@ -145,6 +145,33 @@ fn syscall_round_trip_time() {
     assert_eq!(state.regs.orig_rax, 39);
 }
 
+/// A stub that dies is reaped by the wait that sees it; its pid may be reused at once, so
+/// its address space must forget it rather than SIGKILL that pid when it is released.
+#[test]
+fn a_dead_stub_is_forgotten_not_signalled_again() {
+    let mut t = setup(GETPID_LOOP);
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    let stub = t.stubs()[0];
+    kill(stub, Signal::SIGKILL).unwrap();
+    state.regs.rax = 1;
+    match t.context.switch(&t.dyn_space, &mut state) {
+        Err(Error::StubDied { pid, .. }) => assert_eq!(pid, stub.as_raw()),
+        other => panic!("expected StubDied, got {other:?}"),
+    }
+    assert!(!t.stubs().contains(&stub), "{:?}", t.stubs());
+    // The same through an injection: kill the thread's next stub, then map.
+    t.dyn_space.map(DATA, PAGE_SIZE, 0, Perms::R).unwrap();
+    let next = t.stubs()[0];
+    assert_ne!(next, stub);
+    kill(next, Signal::SIGKILL).unwrap();
+    assert!(matches!(
+        t.dyn_space.map(DATA, PAGE_SIZE, 0, Perms::R),
+        Err(Error::StubDied { .. })
+    ));
+    assert!(t.stubs().is_empty(), "{:?}", t.stubs());
+}
+
 #[test]
 fn a_dead_factory_is_reported_not_waited_for() {
     let t = setup(GETPID_THEN_EXIT);
