@@ -111,6 +111,22 @@ fn python_unix_sockets() {
     assert_same_python(&[&script("py_socket.py"), &sock.to_string_lossy()]);
 }
 
+/// write(2) on a stream socket whose peer is gone fails with EPIPE and raises SIGPIPE, for
+/// AF_UNIX and (over the sandbox's loopback) AF_INET alike: with SIGPIPE ignored the write
+/// says EPIPE; with the default action the process dies of it.
+#[test]
+fn socket_write_after_peer_close_raises_sigpipe() {
+    let code = "import os, signal, socket, sys\n\
+a, b = socket.socketpair()\n\
+b.close()\n\
+try:\n os.write(a.fileno(), b'x')\nexcept OSError as e:\n print('ignored:', e.errno)\n\
+sys.stdout.flush()\n\
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n\
+os.write(a.fileno(), b'x')\n\
+print('not reached')";
+    assert_same_python(&["-c", code]);
+}
+
 #[test]
 fn python_inet6_is_unsupported_in_the_sandbox() {
     // AF_INET works over the sandbox's loopback (tests/tests/inet.rs); AF_INET6 does not yet.

@@ -18,7 +18,6 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::signal::{SigInfo, SI_USER};
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
@@ -135,10 +134,6 @@ impl InetSocket {
         drop(g);
         s.kick();
         r
-    }
-
-    fn nonblocking(file: &OpenFile) -> bool {
-        file.flags() & libc::O_NONBLOCK as u32 != 0
     }
 
     /// Binds to `addr`/`port` (port 0: ephemeral) unless bound.
@@ -695,13 +690,7 @@ impl FileOps for InetSocket {
         buf: &mut [u8],
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        let flags = IoFlags {
-            nonblocking: InetSocket::nonblocking(file),
-            ..IoFlags::default()
-        };
-        let m = self.recv(t, buf.len(), flags)?;
-        buf[..m.data.len()].copy_from_slice(&m.data);
-        Ok(m.data.len())
+        super::read_socket(self, t, file, buf)
     }
 
     fn write(
@@ -711,22 +700,7 @@ impl FileOps for InetSocket {
         buf: &[u8],
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        let flags = IoFlags {
-            nonblocking: InetSocket::nonblocking(file),
-            ..IoFlags::default()
-        };
-        let msg = OutMessage {
-            data: buf.to_vec(),
-            ..OutMessage::default()
-        };
-        let r = self.send(t, msg, flags);
-        if r == Err(Errno::EPIPE) {
-            // write(2) on a socket raises SIGPIPE as send(2) without MSG_NOSIGNAL does.
-            let uid = t.creds.uid;
-            let pid = t.vtgid();
-            t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
-        }
-        r
+        super::write_socket(self, t, file, buf)
     }
 
     fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::Errno;
+use crate::kernel::signal::{SigInfo, SI_USER};
 use crate::kernel::Task;
 use crate::vfs::{FileOps, OpenFile};
 
@@ -223,4 +224,54 @@ pub fn socketpair(
         libc::AF_INET | libc::AF_INET6 => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
+}
+
+fn nonblocking(file: &OpenFile) -> IoFlags {
+    IoFlags {
+        nonblocking: file.flags() & libc::O_NONBLOCK as u32 != 0,
+        ..IoFlags::default()
+    }
+}
+
+/// `read(2)` on socket `s`: a receive without flags.
+///
+/// # Errors
+/// As [`Socket::recv`].
+pub fn read_socket<S: Socket + ?Sized>(
+    s: &S,
+    t: &mut Task,
+    file: &OpenFile,
+    buf: &mut [u8],
+) -> Result<usize, Errno> {
+    let m = s.recv(t, buf.len(), nonblocking(file))?;
+    buf[..m.data.len()].copy_from_slice(&m.data);
+    Ok(m.data.len())
+}
+
+/// `write(2)` on socket `s`: a send without flags, which raises SIGPIPE on EPIPE as `send(2)`
+/// without MSG_NOSIGNAL does.
+///
+/// # Errors
+/// As [`Socket::send`].
+pub fn write_socket<S: Socket + ?Sized>(
+    s: &S,
+    t: &mut Task,
+    file: &OpenFile,
+    buf: &[u8],
+) -> Result<usize, Errno> {
+    let msg = OutMessage {
+        data: buf.to_vec(),
+        ..OutMessage::default()
+    };
+    let r = s.send(t, msg, nonblocking(file));
+    if r == Err(Errno::EPIPE) {
+        raise_sigpipe(t);
+    }
+    r
+}
+
+/// Raises SIGPIPE in the calling task for a send that failed with EPIPE.
+pub fn raise_sigpipe(t: &mut Task) {
+    let (pid, uid) = (t.vtgid(), t.creds.uid);
+    t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
 }

@@ -461,10 +461,6 @@ impl UnixSocket {
         (UnixSocket::with_endpoint(a), UnixSocket::with_endpoint(b))
     }
 
-    fn nonblocking(file: &OpenFile) -> bool {
-        file.flags() & libc::O_NONBLOCK as u32 != 0
-    }
-
     /// Sends on a connection-oriented socket: into the peer's queue, blocking for room.
     fn send_connected(
         &self,
@@ -1011,13 +1007,7 @@ impl FileOps for UnixSocket {
         buf: &mut [u8],
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        let flags = IoFlags {
-            nonblocking: UnixSocket::nonblocking(file),
-            ..IoFlags::default()
-        };
-        let m = self.recv(t, buf.len(), flags)?;
-        buf[..m.data.len()].copy_from_slice(&m.data);
-        Ok(m.data.len())
+        super::read_socket(self, t, file, buf)
     }
 
     fn write(
@@ -1027,15 +1017,7 @@ impl FileOps for UnixSocket {
         buf: &[u8],
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        let flags = IoFlags {
-            nonblocking: UnixSocket::nonblocking(file),
-            ..IoFlags::default()
-        };
-        let msg = OutMessage {
-            data: buf.to_vec(),
-            ..OutMessage::default()
-        };
-        self.send(t, msg, flags)
+        super::write_socket(self, t, file, buf)
     }
 
     fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {

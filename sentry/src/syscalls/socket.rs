@@ -8,7 +8,6 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::Fd;
 use crate::abi::{Errno, SysResult};
-use crate::kernel::signal::{SigInfo, SI_USER};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::net::{self, InMessage, IoFlags, OutMessage, Ucred};
@@ -267,8 +266,7 @@ fn do_send(t: &mut Task, f: &OpenFile, msg: OutMessage, flags: i32) -> SysResult
     let fl = io_flags(f, flags);
     let r = with_socket(f, |s| s.send(t, msg, fl));
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        let (pid, uid) = (t.vtgid(), t.creds.uid);
-        t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
+        net::raise_sigpipe(t);
     }
     Ok(r? as u64)
 }
