@@ -236,12 +236,7 @@ impl Epoll {
 
 impl FileOps for Epoll {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            mode: 0o600,
-            nlink: 1,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(Stat::anonymous())
     }
 
     fn readiness(&self) -> u32 {
@@ -338,12 +333,7 @@ impl FileOps for EventFd {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            mode: 0o600,
-            nlink: 1,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(Stat::anonymous())
     }
 
     fn readiness(&self) -> u32 {

@@ -149,12 +149,7 @@ impl FileOps for SignalFd {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            mode: 0o600,
-            nlink: 1,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(Stat::anonymous())
     }
 
     fn readiness(&self) -> u32 {

@@ -33,6 +33,19 @@ pub struct Stat {
     pub reserved: [i64; 3],
 }
 
+impl Stat {
+    /// What `fstat` shows for a file with no inode of its own (epoll, eventfd, timerfd,
+    /// signalfd, inotify: Linux's anonymous inodes): mode 0600 and no file type.
+    pub fn anonymous() -> Stat {
+        Stat {
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        }
+    }
+}
+
 /// What a kind of file does. Defaults are the Linux answers for a file that lacks the
 /// operation.
 pub trait FileOps: Send + Sync {
