@@ -112,23 +112,6 @@ fn python_with_grpc() -> Option<PathBuf> {
         })
 }
 
-fn build_image(env: &Env, name: &str, cmd_json: &str) {
-    let tar = env
-        .tmp
-        .join(format!("{}.tar", name.replace(['/', ':'], "_")));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-image.sh");
-    let built = Command::new("sh")
-        .arg(&script)
-        .arg(&tar)
-        .arg(name)
-        .arg(env.tmp.join("image-work"))
-        .env("CMD_JSON", cmd_json)
-        .status()
-        .expect("running build-image.sh");
-    assert!(built.success(), "building {name} failed");
-    env.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
-}
-
 /// Host processes running the shim binary in `shim_dir`: (shim servers, sandboxes). A
 /// sandbox is a `sandbox` process started by a shim; the processes the sentry forks itself
 /// (the platform's zygote, stub factories, stubs) share its binary but not its parent.
@@ -221,8 +204,8 @@ fn cri_pod_runs_in_one_sandbox() {
     )
     .unwrap();
     let netns_before = cni_netns();
-    build_image(&env, IMAGE, r#"["/bin/sh"]"#);
-    build_image(&env, PAUSE_IMAGE, r#"["/bin/sleep","2147483"]"#);
+    env.build_image(IMAGE, r#"["/bin/sh"]"#);
+    env.build_image(PAUSE_IMAGE, r#"["/bin/sleep","2147483"]"#);
 
     let stubs = env.tmp.join("cri-stubs");
     std::fs::create_dir_all(&stubs).unwrap();

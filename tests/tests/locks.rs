@@ -3,25 +3,8 @@
 //!
 //! Uses the runsc-rs binary at `RUNSC_RS_BIN`, else the one next to this test's target dir.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn runsc() -> PathBuf {
-    if let Some(p) = std::env::var_os("RUNSC_RS_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let next_to_us = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("runsc-rs"));
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/runsc-rs");
-    next_to_us
-        .into_iter()
-        .chain([workspace])
-        .find(|p| p.is_file())
-        .expect("runsc-rs binary not found: build it or set RUNSC_RS_BIN")
-}
 
 #[test]
 fn locks_behave_as_on_linux() {
@@ -50,7 +33,7 @@ fn locks_behave_as_on_linux() {
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&native_file);
-    let inside = Command::new(runsc())
+    let inside = Command::new(runsc_rs_tests::runsc_rs_bin())
         .args(["do", "--", python])
         .arg(&script)
         .env("LOCKFILE", "/tmp/lockfile")

@@ -5,25 +5,8 @@
 //! Uses the runsc-rs binary at `RUNSC_RS_BIN`, else the one next to this test's target dir.
 //! Tests that cannot run here (not root, no busybox/procps/python3) print `SKIPPED: reason`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn runsc() -> PathBuf {
-    if let Some(p) = std::env::var_os("RUNSC_RS_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let next_to_us = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("runsc-rs"));
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/runsc-rs");
-    next_to_us
-        .into_iter()
-        .chain([workspace])
-        .find(|p| p.is_file())
-        .expect("runsc-rs binary not found: build it or set RUNSC_RS_BIN")
-}
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -63,7 +46,7 @@ print(open(f'/proc/{p}/stat').read().split()[2], len(os.listdir(f'/proc/{p}/fd')
 os.waitpid(p,0)\n";
 
 fn sandbox(cmd: &[&str]) -> Output {
-    Command::new(runsc())
+    Command::new(runsc_rs_tests::runsc_rs_bin())
         .env("ZOMBIE", ZOMBIE)
         .arg("do")
         .arg("--")
