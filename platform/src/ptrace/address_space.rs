@@ -10,7 +10,7 @@ use nix::sys::ptrace;
 use nix::unistd::Pid;
 
 use super::factory::Factory;
-use super::stub::{self, STUB_BASE};
+use crate::stub::{self, STUB_BASE};
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
 use crate::{AddressSpace, Error, Perms, Result};

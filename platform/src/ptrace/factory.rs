@@ -34,7 +34,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
-use super::stub;
+use crate::stub;
 use super::sys::{self, host};
 use crate::stub_filter::{self, Insn};
 use crate::{Error, Result};
