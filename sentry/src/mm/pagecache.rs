@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::filemap::Mappable;
 use crate::abi::Errno;
 pub(crate) use crate::memory::page_cache::runs;
-pub use crate::memory::page_cache::{HostFileId, Version};
 use crate::memory::page_cache::CachedFile;
+pub use crate::memory::page_cache::{HostFileId, Version};
 use crate::memory::{FileRange, MemoryFile};
 
 /// A mapping's view of a cached host file: the host fd to fill from and the cache entry.
