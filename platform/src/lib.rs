@@ -24,6 +24,7 @@
 #![allow(unsafe_code)]
 
 pub mod ptrace;
+mod stub;
 mod stub_filter;
 pub mod systrap;
 #[cfg(test)]

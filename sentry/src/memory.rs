@@ -20,8 +20,10 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
+use self::page_cache::PageCache;
 use crate::abi::PAGE_SIZE;
-use crate::mm::pagecache::PageCache;
+
+pub mod page_cache;
 
 /// Virtual size of the memory file. Sparse: host memory is used only for touched pages.
 const FILE_SIZE: u64 = 64 << 30;

@@ -9,8 +9,8 @@
 //! (0.12's `run()` prints a JSON document instead, which 1.6 takes as the address).
 //!
 //! From the crate we use its public pieces: flag parsing, [`StartOpts`], the [`Shim`] trait
-//! (which [`crate::shim::RunscShim`] implements: `start` spawns the server, `delete` cleans
-//! up, `wait` blocks until Shutdown), `spawn`, `write_address`/`read_address`,
+//! (this module is generic over it and never names our implementation, which `main` picks:
+//! its `start` spawns the server, `delete` cleans up, `wait` blocks until Shutdown), `spawn`, `write_address`/`read_address`,
 //! [`RemotePublisher`], the logger and the exit monitor. Its private parts are re-implemented
 //! here: the signal loop that reaps children, the listener and the stale-socket retry, the
 //! subreaper `prctl`, and handing stdout over to stderr once the server listens (which tells

@@ -10,9 +10,9 @@ use nix::sys::ptrace;
 use nix::unistd::Pid;
 
 use super::factory::Factory;
-use super::stub::{self, STUB_BASE};
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
+use crate::stub::{self, STUB_BASE};
 use crate::{AddressSpace, Error, Perms, Result};
 
 /// Address-space ids, for logs. Never reused.

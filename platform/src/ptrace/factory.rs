@@ -34,8 +34,8 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
-use super::stub;
 use super::sys::{self, host};
+use crate::stub;
 use crate::stub_filter::{self, Insn};
 use crate::{Error, Result};
 

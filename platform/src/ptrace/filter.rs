@@ -21,7 +21,7 @@
 //! filter, so factories and stubs carry this filter alone and the sentry's allowlist need not
 //! list their calls.
 
-use super::stub::{self, STUB_CLONE_FLAGS};
+use crate::stub::{self, STUB_CLONE_FLAGS};
 use crate::stub_filter::{self, Insn, Rule};
 
 /// The factory filter.

@@ -4,7 +4,7 @@
 //! - Every application thread runs in its own **stub** process. The stubs of one address space
 //!   share memory (`clone(CLONE_VM)` without `CLONE_THREAD`, so each is its own thread group
 //!   and signals to it affect it alone). A stub starts with nothing mapped but the two stub
-//!   pages at [`MAX_USER_ADDRESS`](crate::MAX_USER_ADDRESS) (`stub.rs`) and the memory file
+//!   pages at [`MAX_USER_ADDRESS`](crate::MAX_USER_ADDRESS) ([`crate::stub`]) and the memory file
 //!   as fd 0.
 //! - Each address space has one untraced **factory** process that creates its stubs on
 //!   request (`factory.rs`). Factories are forked by a **zygote** that one **master** thread
@@ -35,7 +35,6 @@ pub(crate) mod address_space;
 pub(crate) mod context;
 pub(crate) mod factory;
 mod filter;
-pub(crate) mod stub;
 pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
@@ -46,6 +45,7 @@ use std::sync::{Arc, Mutex};
 use self::address_space::{PtraceAddressSpace, Registry};
 use self::context::PtraceContext;
 use self::factory::{dup_cloexec, FactoryMaster};
+use crate::stub;
 use crate::{AddressSpace, Context, Platform, Result};
 
 /// The ptrace platform.

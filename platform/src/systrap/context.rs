@@ -15,8 +15,8 @@ use super::sysmsg::{self, Region, Slot, SCRATCH, STATE_EVENT, STATE_RESUME};
 use super::Shared;
 use crate::ptrace::address_space::{inject_into, seize};
 use crate::ptrace::context::{StubInterrupter, INTERRUPT_SIGNAL};
-use crate::ptrace::stub;
 use crate::ptrace::sys::host;
+use crate::stub;
 use crate::{
     Access, AddressSpace, Context, CpuState, Error, Exit, Interrupter, Result, SignalInfo,
 };

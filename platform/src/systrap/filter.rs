@@ -12,7 +12,7 @@
 //! process may do anyway, none of them a host resource.
 
 use super::sysmsg;
-use crate::ptrace::stub::SystrapCode;
+use crate::stub::SystrapCode;
 use crate::stub_filter::{self, Insn, Rule};
 
 /// The stub filter for the code at `code`.
@@ -41,7 +41,7 @@ mod tests {
 
     #[test]
     fn only_the_handlers_calls_from_their_sites_are_allowed() {
-        let code = crate::ptrace::stub::systrap_code();
+        let code = crate::stub::systrap_code();
         let p = program(&code);
         let allow = libc::SECCOMP_RET_ALLOW;
         let trap = libc::SECCOMP_RET_TRAP;

@@ -2,7 +2,8 @@
 //! which hands the registers to the sentry through shared memory; no ptrace stop per call.
 //!
 //! # Shape
-//! - Address spaces, factories and stubs are the ptrace platform's ([`crate::ptrace`]); a
+//! - Address spaces and factories are the ptrace platform's ([`crate::ptrace`]), the stub code is
+//!   the common [`crate::stub`]; a
 //!   [`SystrapAddressSpace`](address_space::SystrapAddressSpace) wraps a ptrace address
 //!   space. `map`/`unmap` are the ptrace platform's: `mmap`/`munmap` injected by ptrace into
 //!   a stub traced by the calling thread, so they are complete when they return.
@@ -52,7 +53,7 @@ use self::address_space::SystrapAddressSpace;
 use self::context::SystrapContext;
 use self::sysmsg::SysmsgFile;
 use crate::ptrace::factory::{dup_cloexec, FactoryMaster};
-use crate::ptrace::stub;
+use crate::stub;
 use crate::{AddressSpace, Context, Platform, Result};
 
 /// The systrap platform.

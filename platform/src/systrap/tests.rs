@@ -196,14 +196,14 @@ fn a_killed_stub_is_reported_not_waited_for() {
 fn application_cannot_make_host_calls_from_the_stub_page() {
     // Jump to the stub's `syscall` used for injection with getpid in rax: the stub filter
     // traps it like any other application system call.
-    let code = crate::ptrace::stub::syscall_insn();
+    let code = crate::stub::syscall_insn();
     let mut t = setup(&[]);
     let mut state = CpuState::new(code, 0);
     state.regs.rax = libc::SYS_getpid as u64;
     assert_eq!(t.switch(&mut state), Exit::Syscall);
     assert_eq!(state.regs.orig_rax, libc::SYS_getpid as u64);
     // The handler's own futex site with another futex operation: trapped too.
-    let site = crate::ptrace::stub::systrap_code().site_wake - 2;
+    let site = crate::stub::systrap_code().site_wake - 2;
     let mut state = CpuState::new(site, 0);
     state.regs.rax = libc::SYS_futex as u64;
     state.regs.rsi = libc::FUTEX_CMP_REQUEUE as u64;

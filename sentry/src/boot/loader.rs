@@ -282,6 +282,7 @@ impl Loader {
                 strace: config.strace,
                 hostname: "runsc-rs".into(),
             },
+            crate::syscalls::dispatch,
         );
         // Before any container (and so any address space or application instruction)
         // exists; every thread, stub factory and stub made later inherits the filter.

@@ -510,6 +510,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
             strace: cfg.strace,
             hostname,
         },
+        crate::syscalls::dispatch,
     );
     let fs = build_filesystem(
         &kernel.memory,

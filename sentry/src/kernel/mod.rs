@@ -6,6 +6,9 @@
 //! fault, signal), repeat until the task exits. Blocking system calls sleep on the task's
 //! [`wait::Waiter`], which signal delivery and exit also wake.
 //!
+//! The kernel does not know the system calls: boot gives it the table ([`SyscallTable`]) at
+//! construction, and the run loop hands each application system call to it.
+//!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
 //! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock` (see
@@ -51,11 +54,18 @@ pub struct KernelConfig {
     pub hostname: String,
 }
 
+/// The system-call table: runs the system call in the task's registers and leaves its
+/// result there (or in the task's restart and exit requests). Boot passes the syscalls
+/// module's `dispatch`.
+pub type SyscallTable = fn(&mut Task);
+
 /// The sandbox's kernel: everything tasks share.
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     pub memory: Arc<MemoryFile>,
     pub config: KernelConfig,
+    /// Where the run loop sends application system calls.
+    pub syscalls: SyscallTable,
     /// Sandbox boot time, for uptime.
     pub boot: Instant,
     pub hostname: Mutex<String>,
@@ -87,10 +97,12 @@ impl Kernel {
         platform: Arc<dyn Platform>,
         memory: Arc<MemoryFile>,
         config: KernelConfig,
+        syscalls: SyscallTable,
     ) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
             memory,
+            syscalls,
             hostname: Mutex::new(config.hostname.clone()),
             config,
             boot: Instant::now(),

@@ -1,9 +1,22 @@
 //! Tasks (application threads) and their run loop.
 //!
-//! The run loop is a state machine owned by the task's host thread: deliver pending signals
-//! (which may stop, kill or redirect the task into a handler), switch into the application,
-//! handle the exit (system call, fault, trap), repeat. Other threads reach a task only through
-//! its [`TaskHandle`]: they queue signals in the thread group's signal state and `kick` it.
+//! Other threads reach a task only through its [`TaskHandle`]: they queue signals in the
+//! thread group's signal state and `kick` it.
+//!
+//! # The run loop
+//! A state machine owned by the task's host thread ([`Task::run`]): the current [`RunState`]
+//! is a local of the loop and each step is a function from one state to the next.
+//!
+//! | state | step | next |
+//! |---|---|---|
+//! | `Interrupted(restart)` (the first state) | check the thread group, then deliver one pending signal | group exit: `Exiting(group status)`; another thread's execve: `Exiting(0)`; group stop: `GroupStopped(restart)`; ignored signal: `Interrupted(restart)`; stop signal: enter group stop, `Interrupted(restart)`; fatal signal or unbuildable frame: end the group, `Exiting`; handler: finish the interrupted call (SA_RESTART or EINTR), push the frame, `Running`; nothing pending: finish the interrupted call (restart, `restart_syscall`, restore a temporary mask), `Running` |
+//! | `GroupStopped(restart)` | sleep until kicked (SIGCONT, SIGKILL, group exit) | `Interrupted(restart)` |
+//! | `Running` | switch into the application, handle how it came back (system call through the kernel's syscall table, fault, signal, kick) | `Exiting(status)` if the call was `exit`/`exit_group` or the platform failed; else `Interrupted(restart)` with the restart behaviour the call left in [`Task::restart`] |
+//! | `Exiting(status)` | leave the tables ([`thread_finished`]) | the loop ends |
+//!
+//! A system call reaches the loop only through two outputs: [`Task::restart`] (how an
+//! interrupted call continues, Linux's ERESTART* codes) and the exit request of
+//! [`Task::exit_thread`] / [`Task::exit_group`].
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -19,7 +32,6 @@ use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
-use crate::syscalls;
 use crate::vfs::FsContext;
 
 /// User and group identity of a task.
@@ -40,13 +52,20 @@ pub const DISABLED_ALTSTACK: [u8; 24] = {
     s
 };
 
-/// What the run loop does next.
+/// Where a task's run loop is; the module documentation lists the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunState {
-    /// Switch into the application.
-    App,
+    /// Switch into the application and handle how it came back.
+    Running,
+    /// Back from the application (or from a stop): check for group exit, execve and group
+    /// stop, deliver pending signals, then finish the system call that was interrupted with
+    /// this restart behaviour, if any.
+    Interrupted(Option<Restart>),
+    /// In a group stop: waiting to be kicked by SIGCONT, SIGKILL or group exit, with the
+    /// interrupted call's restart behaviour kept for when the task resumes.
+    GroupStopped(Option<Restart>),
     /// The task is finished with this status.
-    Exited(ExitStatus),
+    Exiting(ExitStatus),
 }
 
 /// How an interrupted system call continues (Linux's ERESTART* codes).
@@ -173,7 +192,9 @@ pub struct Task {
     pub saved_mask: Option<u64>,
     pub vfork_done: Option<Arc<Completion>>,
     ctx: Box<dyn Context>,
-    state: RunState,
+    /// Set by `exit`/`exit_group` during a system call: the run loop ends the thread with
+    /// this status once the call returns, delivering no more signals.
+    exit_request: Option<ExitStatus>,
     /// Charges this thread's time to `handle.clock`.
     acct: Accountant,
 }
@@ -251,55 +272,74 @@ impl Task {
             saved_mask: None,
             vfork_done: i.vfork_done,
             ctx,
-            state: RunState::App,
+            exit_request: None,
             acct: Accountant::start(),
         }
     }
 
     /// The run loop: runs until the task exits, then leaves the process table.
     pub fn run(mut self) {
+        let mut state = RunState::Interrupted(None);
         let status = loop {
-            self.handle_signals();
-            if let RunState::Exited(status) = self.state {
-                break status;
-            }
-            self.acct.enter_app(&self.handle.clock);
-            let switched = self.ctx.switch(self.mm.address_space(), &mut self.cpu);
-            self.acct.leave_app(&self.handle.clock);
-            let exit = match switched {
-                Ok(exit) => exit,
-                Err(e) => {
-                    log::error!("task {}: platform failure: {e}", self.tid);
-                    self.exit_group(ExitStatus::Signaled {
-                        signo: libc::SIGKILL,
-                        core: false,
-                    });
-                    continue;
-                }
+            state = match state {
+                RunState::Running => self.run_app(),
+                RunState::Interrupted(restart) => self.handle_interrupt(restart),
+                RunState::GroupStopped(restart) => self.wait_stopped(restart),
+                RunState::Exiting(status) => break status,
             };
-            match exit {
-                Exit::Syscall => syscalls::dispatch(&mut self),
-                Exit::Fault { addr, access, info } => {
-                    if let Err(code) = self.mm.handle_fault(addr, access) {
-                        log::debug!("task {}: fault at {addr:#x} ({code:?})", self.tid);
-                        let (signo, si_code) = match code {
-                            _ if info.signo == libc::SIGBUS => (libc::SIGBUS, info.code),
-                            // BUS_ADRERR
-                            crate::mm::SegvCode::BusErr => (libc::SIGBUS, 2),
-                            // SEGV_MAPERR, SEGV_ACCERR
-                            crate::mm::SegvCode::MapErr => (libc::SIGSEGV, 1),
-                            crate::mm::SegvCode::AccErr => (libc::SIGSEGV, 2),
-                        };
-                        self.force_signal(SigInfo::fault(signo, si_code, addr));
-                    }
-                }
-                Exit::Signal(info) => {
-                    self.force_signal(SigInfo::fault(info.signo, info.code, info.addr))
-                }
-                Exit::Interrupted => {}
-            }
         };
         self.finish(status);
+    }
+
+    /// `Running`: switches into the application and handles how it came back.
+    fn run_app(&mut self) -> RunState {
+        self.acct.enter_app(&self.handle.clock);
+        let switched = self.ctx.switch(self.mm.address_space(), &mut self.cpu);
+        self.acct.leave_app(&self.handle.clock);
+        let exit = match switched {
+            Ok(exit) => exit,
+            Err(e) => {
+                log::error!("task {}: platform failure: {e}", self.tid);
+                return RunState::Exiting(self.end_group(ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                }));
+            }
+        };
+        match exit {
+            Exit::Syscall => {
+                let dispatch = self.kernel.syscalls;
+                dispatch(self);
+                if let Some(status) = self.exit_request.take() {
+                    return RunState::Exiting(status);
+                }
+            }
+            Exit::Fault { addr, access, info } => {
+                if let Err(code) = self.mm.handle_fault(addr, access) {
+                    log::debug!("task {}: fault at {addr:#x} ({code:?})", self.tid);
+                    let (signo, si_code) = match code {
+                        _ if info.signo == libc::SIGBUS => (libc::SIGBUS, info.code),
+                        // BUS_ADRERR
+                        crate::mm::SegvCode::BusErr => (libc::SIGBUS, 2),
+                        // SEGV_MAPERR, SEGV_ACCERR
+                        crate::mm::SegvCode::MapErr => (libc::SIGSEGV, 1),
+                        crate::mm::SegvCode::AccErr => (libc::SIGSEGV, 2),
+                    };
+                    self.force_signal(SigInfo::fault(signo, si_code, addr));
+                }
+            }
+            Exit::Signal(info) => {
+                self.force_signal(SigInfo::fault(info.signo, info.code, info.addr))
+            }
+            Exit::Interrupted => {}
+        }
+        RunState::Interrupted(self.restart.take())
+    }
+
+    /// `GroupStopped`: sleeps until kicked, then looks at the thread group again.
+    fn wait_stopped(&mut self, restart: Option<Restart>) -> RunState {
+        self.handle.waiter.wait(None);
+        RunState::Interrupted(restart)
     }
 
     /// Thread exit: clear_child_tid, vfork completion, leave the tables.
@@ -366,90 +406,89 @@ impl Task {
         tree.send_thread(&self.handle, info, true);
     }
 
-    /// Handles group exit, group stop and pending signals before returning to the
-    /// application, and finishes an interrupted system call (restart or EINTR).
-    fn handle_signals(&mut self) {
-        let restart = self.restart.take();
-        let mut handler_ran = false;
-        loop {
-            let next = {
-                let mut s = self.tg.sig();
-                if let Some(status) = s.exit {
-                    drop(s);
-                    self.state = RunState::Exited(status);
-                    return;
-                }
-                if s.exec_killer.is_some_and(|k| k != self.tid) {
-                    drop(s);
-                    // Killed by another thread's execve: no group status.
-                    self.state = RunState::Exited(ExitStatus::Exited(0));
-                    return;
-                }
-                if s.stopped {
-                    drop(s);
-                    self.handle.waiter.wait(None);
-                    continue;
-                }
-                let Some(me) = s.threads.get(&self.tid) else {
-                    return;
-                };
-                let mask = me.mask;
-                let info = match s
-                    .threads
-                    .get_mut(&self.tid)
-                    .and_then(|t| t.pending.pop(mask))
-                {
-                    Some(i) => Some(i),
-                    None => s.shared.pop(mask),
-                };
-                info.map(|i| (i, s.action(i.signo)))
+    /// `Interrupted`: handles group exit, execve by another thread and group stop, then
+    /// delivers one pending signal; with none left, finishes the interrupted system call
+    /// (`restart`) and returns to the application.
+    fn handle_interrupt(&mut self, restart: Option<Restart>) -> RunState {
+        let next = {
+            let mut s = self.tg.sig();
+            if let Some(status) = s.exit {
+                return RunState::Exiting(status);
+            }
+            if s.exec_killer.is_some_and(|k| k != self.tid) {
+                // Killed by another thread's execve: no group status.
+                return RunState::Exiting(ExitStatus::Exited(0));
+            }
+            if s.stopped {
+                return RunState::GroupStopped(restart);
+            }
+            let Some(me) = s.threads.get(&self.tid) else {
+                return RunState::Running;
             };
-            let Some((info, act)) = next else { break };
-            match signal::disposition(info.signo, &act) {
-                Disposition::Ignore => {}
-                Disposition::Stop => self.group_stop(info.signo),
-                Disposition::Terminate { core } => {
-                    self.exit_group(ExitStatus::Signaled {
-                        signo: info.signo,
-                        core,
-                    });
-                    return;
-                }
-                Disposition::Handler(act) => {
-                    if let Some(r) = restart {
-                        let again = match r {
-                            Restart::Sys => act.flags & signal::SA_RESTART != 0,
-                            Restart::NoIntr => true,
-                            Restart::NoHand | Restart::Block => false,
-                        };
-                        if again {
-                            self.rewind_syscall(self.cpu.regs.orig_rax);
-                        } else {
-                            self.cpu.regs.rax = (-(Errno::EINTR as i64)) as u64;
-                        }
+            let mask = me.mask;
+            let info = match s
+                .threads
+                .get_mut(&self.tid)
+                .and_then(|t| t.pending.pop(mask))
+            {
+                Some(i) => Some(i),
+                None => s.shared.pop(mask),
+            };
+            info.map(|i| (i, s.action(i.signo)))
+        };
+        let Some((info, act)) = next else {
+            self.finish_without_handler(restart);
+            return RunState::Running;
+        };
+        match signal::disposition(info.signo, &act) {
+            Disposition::Ignore => RunState::Interrupted(restart),
+            Disposition::Stop => {
+                self.group_stop(info.signo);
+                RunState::Interrupted(restart)
+            }
+            Disposition::Terminate { core } => {
+                RunState::Exiting(self.end_group(ExitStatus::Signaled {
+                    signo: info.signo,
+                    core,
+                }))
+            }
+            Disposition::Handler(act) => {
+                if let Some(r) = restart {
+                    let again = match r {
+                        Restart::Sys => act.flags & signal::SA_RESTART != 0,
+                        Restart::NoIntr => true,
+                        Restart::NoHand | Restart::Block => false,
+                    };
+                    if again {
+                        self.rewind_syscall(self.cpu.regs.orig_rax);
+                    } else {
+                        self.cpu.regs.rax = (-(Errno::EINTR as i64)) as u64;
                     }
-                    handler_ran = true;
-                    if let Err(e) = sigframe::setup(self, &info, &act) {
+                }
+                match sigframe::setup(self, &info, &act) {
+                    Ok(()) => RunState::Running,
+                    Err(e) => {
                         log::debug!("task {}: cannot build signal frame: {e}", self.tid);
-                        self.exit_group(ExitStatus::Signaled {
+                        RunState::Exiting(self.end_group(ExitStatus::Signaled {
                             signo: libc::SIGSEGV,
                             core: true,
-                        });
-                        return;
+                        }))
                     }
-                    break;
                 }
             }
         }
-        if !handler_ran {
-            match restart {
-                Some(Restart::Block) => self.rewind_syscall(libc::SYS_restart_syscall as u64),
-                Some(_) => self.rewind_syscall(self.cpu.regs.orig_rax),
-                None => {}
-            }
-            if let Some(m) = self.saved_mask.take() {
-                self.set_sigmask(m);
-            }
+    }
+
+    /// Finishes an interrupted system call when no handler runs: it restarts (through
+    /// `restart_syscall` for [`Restart::Block`]), and a temporary signal mask is restored.
+    fn finish_without_handler(&mut self, restart: Option<Restart>) {
+        match restart {
+            Some(Restart::Block) => self.rewind_syscall(libc::SYS_restart_syscall as u64),
+            Some(_) => self.rewind_syscall(self.cpu.regs.orig_rax),
+            None => {}
+        }
+        if let Some(m) = self.saved_mask.take() {
+            self.set_sigmask(m);
         }
     }
 
@@ -474,19 +513,24 @@ impl Task {
         tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
     }
 
-    /// Ends this thread only (`exit(2)`).
+    /// Ends this thread only (`exit(2)`) when the current system call returns.
     pub fn exit_thread(&mut self, status: ExitStatus) {
-        self.state = RunState::Exited(status);
+        self.exit_request = Some(status);
     }
 
-    /// Ends the whole thread group (`exit_group(2)`, fatal signals): the other threads are
-    /// kicked out of the application and out of blocking waits.
+    /// Ends the whole thread group (`exit_group(2)`); this thread ends when the current
+    /// system call returns.
     pub fn exit_group(&mut self, status: ExitStatus) {
+        self.exit_request = Some(self.end_group(status));
+    }
+
+    /// Sets the group's exit status (the first one wins, which this returns) and kicks the
+    /// other threads out of the application and out of blocking waits.
+    fn end_group(&self, status: ExitStatus) -> ExitStatus {
         let mut s = self.tg.sig();
         let status = *s.exit.get_or_insert(status);
         s.kick_all();
-        drop(s);
-        self.state = RunState::Exited(status);
+        status
     }
 
     /// The calling thread's signal mask.

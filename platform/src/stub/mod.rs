@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
-use crate::systrap::sysmsg;
+pub(crate) mod layout;
+
+use self::layout as sysmsg;
 use crate::{Error, Result, MAX_USER_ADDRESS, PAGE_SIZE};
 
 /// Where the stub pages live in the sentry, in every factory and in every stub.
@@ -27,7 +29,7 @@ const STUB_END: u64 = STUB_BASE + STUB_LEN;
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// A stub shares its factory's memory (`CLONE_VM`) and is a child of the sentry
 /// (`CLONE_PARENT`), with exit signal 0 so its death sends the sentry nothing.
-pub(super) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
+pub(crate) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
 
 // Entry points:
 // - `runsc_ptrace_stub_syscall`: `syscall; int3`. The sentry points a stopped stub's rip here
@@ -137,7 +139,7 @@ global_asm!(
     "    syscall",
     "runsc_ptrace_site_pause:",
     "    jmp runsc_ptrace_stub_pause",
-    // The systrap platform's signal handler (see `crate::systrap`); r12 = message region.
+    // The systrap platform's signal handler (see `layout`); r12 = message region.
     ".globl runsc_systrap_entry",
     ".hidden runsc_systrap_entry",
     ".globl runsc_systrap_handler",
@@ -392,21 +394,21 @@ pub(crate) fn syscall_insn() -> u64 {
 /// The instruction after each system call of the factory loop and of a new stub before its
 /// first stop: the instruction pointer seccomp reports for it (see `ptrace::filter`).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct FactorySites {
-    pub(super) munmap_low: u64,
-    pub(super) munmap_high: u64,
-    pub(super) read: u64,
+pub(crate) struct FactorySites {
+    pub(crate) munmap_low: u64,
+    pub(crate) munmap_high: u64,
+    pub(crate) read: u64,
     /// Also where the new stub starts (`clone` returns there in both processes).
-    pub(super) clone: u64,
-    pub(super) write_error: u64,
-    pub(super) exit_group: u64,
-    pub(super) prctl: u64,
-    pub(super) write_ready: u64,
-    pub(super) pause: u64,
+    pub(crate) clone: u64,
+    pub(crate) write_error: u64,
+    pub(crate) exit_group: u64,
+    pub(crate) prctl: u64,
+    pub(crate) write_ready: u64,
+    pub(crate) pause: u64,
 }
 
 /// Where the factory's and the new stub's system calls are in every stub.
-pub(super) fn factory_sites() -> FactorySites {
+pub(crate) fn factory_sites() -> FactorySites {
     let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
     FactorySites {
         munmap_low: at(&raw const runsc_ptrace_site_munmap_low),
@@ -422,7 +424,7 @@ pub(super) fn factory_sites() -> FactorySites {
 }
 
 /// Address a forked factory jumps to.
-pub(super) fn factory_entry() -> u64 {
+pub(crate) fn factory_entry() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_stub_factory)
 }
 

@@ -1,0 +1,57 @@
+//! The layout of a systrap message region, shared by the stub's signal handler (assembly in
+//! the parent module) and the systrap platform's sentry side.
+//!
+//! | offset | content |
+//! |---|---|
+//! | [`OFF_STATE`] | [`STATE_EVENT`] (stub: "stopped, registers saved") or [`STATE_RESUME`] (sentry: "registers loaded, run") |
+//! | [`OFF_STUB_SLEEPING`], [`OFF_SENTRY_SLEEPING`] | set by a side before it sleeps on the state word: the other side then issues `FUTEX_WAKE` |
+//! | [`OFF_FP_DIRTY`] | the sentry wrote new FP state: the handler copies it into the signal frame |
+//! | [`OFF_FSGSBASE`] | the handler reads and writes fs/gs base with `rdfsbase`/`wrfsbase` (else `arch_prctl(ARCH_SET_FS)`) |
+//! | [`OFF_FP_LEN`] | bytes of FP state the handler saved |
+//! | [`OFF_SPIN`] | how many `pause` iterations the handler polls before sleeping |
+//! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
+//! | [`OFF_SIGINFO`] | the `siginfo_t` of the signal (128 bytes) |
+//! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
+//! | [`OFF_FP`] | the signal frame's XSAVE area (at most [`FP_MAX`] bytes) |
+//! | [`ALT_STACK`].. | the alternate signal stack (setup data at [`SCRATCH`] before first use) |
+
+pub(crate) const REGION_SIZE: u64 = 0x1_0000;
+pub(crate) const OFF_STATE: usize = 0;
+pub(crate) const OFF_STUB_SLEEPING: usize = 4;
+pub(crate) const OFF_SENTRY_SLEEPING: usize = 8;
+pub(crate) const OFF_FP_DIRTY: usize = 12;
+pub(crate) const OFF_FSGSBASE: usize = 16;
+pub(crate) const OFF_FP_LEN: usize = 20;
+pub(crate) const OFF_SPIN: usize = 24;
+pub(crate) const OFF_FS_BASE: usize = 32;
+pub(crate) const OFF_GS_BASE: usize = 40;
+pub(crate) const OFF_SIGINFO: usize = 64;
+pub(crate) const OFF_GREGS: usize = 192;
+pub(crate) const OFF_FP: usize = 512;
+pub(crate) const ALT_STACK: usize = 0x4000;
+pub(crate) const FP_MAX: usize = ALT_STACK - OFF_FP;
+/// Setup data (sigaction, sigaltstack, filter) written by the sentry for injected calls;
+/// inside the alternate stack, unused before the first signal.
+pub(crate) const SCRATCH: usize = 0x8000;
+
+/// asm/prctl.h and asm/signal.h values the libc crate does not export.
+pub(crate) const ARCH_SET_FS: u64 = 0x1002;
+pub(crate) const SA_RESTORER: u64 = 0x0400_0000;
+
+pub(crate) const STATE_EVENT: u32 = 1;
+pub(crate) const STATE_RESUME: u32 = 2;
+
+/// `mcontext` general registers (`gregs[23]`) saved from the frame.
+pub(crate) const GREGS_LEN: usize = 23 * 8;
+/// The handler restores r8..eflags (18 words); cs/ss, error code, trap number, old mask and
+/// cr2 stay as the kernel put them in the frame.
+pub(crate) const GREGS_RESTORED: usize = 18 * 8;
+/// Offsets in `ucontext_t`: `uc_mcontext.gregs` and `uc_mcontext.fpregs`.
+pub(crate) const UC_GREGS: usize = 40;
+pub(crate) const UC_FPSTATE: usize = UC_GREGS + GREGS_LEN;
+/// The legacy FXSAVE region; its bytes from [`FP_SW_RESERVED`] hold the kernel's
+/// `_fpx_sw_bytes` (magic, sizes), never overwritten by the handler.
+pub(crate) const FP_LEGACY: usize = 512;
+pub(crate) const FP_SW_RESERVED: usize = 464;
+pub(crate) const FP_SW_XSTATE_SIZE: usize = FP_SW_RESERVED + 16;
+pub(crate) const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
