@@ -20,11 +20,11 @@ use std::sync::Arc;
 
 use platform::CpuState;
 
+use crate::elf::{self, AuxIds, ExecArgs, Program};
 use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
 use crate::kernel::{
     ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskHandle, TaskInit, ThreadGroup,
 };
-use crate::loader::{self as elf, AuxIds, ExecArgs, Program};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::vfs::host::HostFile;
