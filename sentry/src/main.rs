@@ -272,6 +272,14 @@ impl DoArgs {
     }
 }
 
+/// This process's umask (reading it means setting it: put back at once, while the process is
+/// still single-threaded).
+fn caller_umask() -> u32 {
+    let mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(mask);
+    mask.as_raw_mode()
+}
+
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
     // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
@@ -296,9 +304,16 @@ fn run_sandbox(args: DoArgs) -> i32 {
     // `do` on the host root starts where the caller is, like any command; with --rootfs it
     // starts at the root, as a container does.
     let cwd = match args.rootfs {
-        None => std::env::current_dir().ok(),
-        Some(_) => None,
+        None => std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        Some(_) => "/".into(),
     };
+    // The command runs as it would on the host: under the host's name (as gVisor's
+    // `runsc do`) and with the caller's umask.
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "runsc-rs".into());
+    let umask = caller_umask();
     let cfg = sentry::boot::RunConfig {
         platform: args.platform,
         strace: args.strace,
@@ -319,10 +334,12 @@ fn run_sandbox(args: DoArgs) -> i32 {
             (false, false) => Some(sentry::boot::seccomp::Mode::Enforce),
         },
         test_seccomp_violation: args.test_only_seccomp_violation,
+        hostname,
+        umask,
     };
     match sentry::boot::run_command(&cfg) {
         Ok(status) => status.shell_code(),
-        Err(e @ sentry::boot::Error::NotFound(_)) => {
+        Err(e @ sentry::boot::loader::Error::NotFound(_)) => {
             eprintln!("runsc-rs: {e}");
             127
         }
