@@ -62,9 +62,13 @@ enum Command {
     },
     /// Lists every x86-64 system call with its support level.
     Syscalls {
-        /// Instead, list the host system calls the sandbox's seccomp filter allows.
+        /// Instead, list the host system calls the seccomp filter of `runsc-rs do` allows.
         #[arg(long)]
         host: bool,
+        /// With --host: the platform whose host system calls are included (default as for
+        /// `do`).
+        #[arg(long, default_value_t = default_platform(), requires = "host")]
+        platform: String,
         /// Print the table as markdown (the README's status section is generated this way).
         #[arg(long, conflicts_with = "host")]
         markdown: bool,
@@ -184,7 +188,8 @@ fn print_syscalls(markdown: bool) {
     }
 }
 
-/// `runsc-rs syscalls --host`: the seccomp allowlist of the default configuration.
+/// `runsc-rs syscalls --host`: the seccomp allowlist `runsc-rs do` installs on `platform`
+/// (the shim's sandbox adds its control channel's calls).
 fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
     let memory = sentry::memory::MemoryFile::new().context("creating the memory file")?;
     let platform = platform::create(platform, memory.fd()).context("creating the platform")?;
@@ -339,8 +344,8 @@ fn run_sandbox(args: DoArgs) -> i32 {
     };
     match sentry::boot::run_command(&cfg) {
         Ok(status) => status.shell_code(),
-        Err(e @ sentry::boot::loader::Error::NotFound(_)) => {
-            eprintln!("runsc-rs: {e}");
+        Err(sentry::boot::loader::Error::NotFound(cmd)) => {
+            eprintln!("runsc-rs: {cmd}: command not found");
             127
         }
         Err(e) => {
@@ -409,11 +414,16 @@ fn main() {
         Command::Syscalls {
             host: false,
             markdown,
+            ..
         } => {
             print_syscalls(markdown);
             0
         }
-        Command::Syscalls { host: true, .. } => match print_host_syscalls("ptrace") {
+        Command::Syscalls {
+            host: true,
+            platform,
+            ..
+        } => match print_host_syscalls(&platform) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("runsc-rs: {e:#}");

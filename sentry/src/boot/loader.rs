@@ -843,13 +843,7 @@ fn container_filesystem(
         return Err(Error::BadSpec("more bind mount fds than bind mounts"));
     }
     Ok(super::build_filesystem(
-        memory,
-        fds.rootfs,
-        lowers,
-        &tmpfs,
-        volumes,
-        None,
-        pidns,
+        memory, fds.rootfs, lowers, &tmpfs, volumes, None, pidns,
     )?)
 }
 
