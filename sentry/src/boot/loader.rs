@@ -1,7 +1,8 @@
 //! The Loader: one sandbox kernel and the containers and processes running in it.
 //!
-//! Mirrors gVisor's `runsc/boot/loader.go`. The containerd shim drives it over the control
-//! channel ([`super::control`]); each shim Task call maps onto one method here:
+//! Mirrors gVisor's `runsc/boot/loader.go`. It is the one boot path: the containerd shim drives
+//! it over the control channel ([`super::control`]) and `runsc-rs do` in-process
+//! ([`super::run_command`]); each shim Task call maps onto one method here:
 //! [`Loader::create_container`], [`Loader::start_container`], [`Loader::add_exec`] +
 //! [`Loader::execute_async`], [`Loader::signal`], [`Loader::wait_pid`],
 //! [`Loader::processes`], [`Loader::destroy_container`].
@@ -17,7 +18,7 @@
 //!
 //! Each container has its own mount namespace: an overlay of its rootfs (read-only lower
 //! layer reached through a directory fd, in-memory upper layer) with `/proc`, `/dev`, `/sys`
-//! and `/tmp`, as `runsc-rs do` builds it. Signals go through the kernel's signal delivery.
+//! and `/tmp`. Signals go through the kernel's signal delivery.
 //!
 //! # Lock order
 //! `Loader::inner` → kernel locks (`ThreadGroup::state`, `FdTable::files`, ...).

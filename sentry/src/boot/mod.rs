@@ -581,7 +581,7 @@ pub struct ProcessArgs<'a> {
     pub ctty: Option<Arc<crate::tty::HostTty>>,
     /// The PID namespace the process lives in.
     pub pidns: Arc<crate::kernel::PidNamespace>,
-    /// The Loader's container it belongs to (empty for `runsc-rs do`).
+    /// The Loader's container it belongs to.
     pub container: Arc<str>,
 }
 
