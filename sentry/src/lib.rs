@@ -2,15 +2,15 @@
 //!
 //! Applications run on a [`platform`] (ptrace today) that stops them at every system call
 //! and fault; the sentry implements the Linux answer. See `ARCHITECTURE.md` for the map:
-//! [`abi`] (UAPI types), [`memory`] (the memory file), [`mm`] (address spaces), [`loader`]
+//! [`abi`] (UAPI types), [`memory`] (the memory file), [`mm`] (address spaces), [`elf`]
 //! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`tty`] (terminals),
 //! [`boot`].
 
 pub mod abi;
 pub mod boot;
+pub mod elf;
 pub mod fs;
 pub mod kernel;
-pub mod loader;
 pub mod memory;
 pub mod mm;
 pub mod net;

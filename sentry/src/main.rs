@@ -62,9 +62,13 @@ enum Command {
     },
     /// Lists every x86-64 system call with its support level.
     Syscalls {
-        /// Instead, list the host system calls the sandbox's seccomp filter allows.
+        /// Instead, list the host system calls the seccomp filter of `runsc-rs do` allows.
         #[arg(long)]
         host: bool,
+        /// With --host: the platform whose host system calls are included (default as for
+        /// `do`).
+        #[arg(long, default_value_t = default_platform(), requires = "host")]
+        platform: String,
         /// Print the table as markdown (the README's status section is generated this way).
         #[arg(long, conflicts_with = "host")]
         markdown: bool,
@@ -184,7 +188,8 @@ fn print_syscalls(markdown: bool) {
     }
 }
 
-/// `runsc-rs syscalls --host`: the seccomp allowlist of the default configuration.
+/// `runsc-rs syscalls --host`: the seccomp allowlist `runsc-rs do` installs on `platform`
+/// (the shim's sandbox adds its control channel's calls).
 fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
     let memory = sentry::memory::MemoryFile::new().context("creating the memory file")?;
     let platform = platform::create(platform, memory.fd()).context("creating the platform")?;
@@ -272,6 +277,14 @@ impl DoArgs {
     }
 }
 
+/// This process's umask (reading it means setting it: put back at once, while the process is
+/// still single-threaded).
+fn caller_umask() -> u32 {
+    let mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(mask);
+    mask.as_raw_mode()
+}
+
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
     // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
@@ -296,9 +309,16 @@ fn run_sandbox(args: DoArgs) -> i32 {
     // `do` on the host root starts where the caller is, like any command; with --rootfs it
     // starts at the root, as a container does.
     let cwd = match args.rootfs {
-        None => std::env::current_dir().ok(),
-        Some(_) => None,
+        None => std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        Some(_) => "/".into(),
     };
+    // The command runs as it would on the host: under the host's name (as gVisor's
+    // `runsc do`) and with the caller's umask.
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "runsc-rs".into());
+    let umask = caller_umask();
     let cfg = sentry::boot::RunConfig {
         platform: args.platform,
         strace: args.strace,
@@ -319,11 +339,13 @@ fn run_sandbox(args: DoArgs) -> i32 {
             (false, false) => Some(sentry::boot::seccomp::Mode::Enforce),
         },
         test_seccomp_violation: args.test_only_seccomp_violation,
+        hostname,
+        umask,
     };
     match sentry::boot::run_command(&cfg) {
         Ok(status) => status.shell_code(),
-        Err(e @ sentry::boot::Error::NotFound(_)) => {
-            eprintln!("runsc-rs: {e}");
+        Err(sentry::boot::loader::Error::NotFound(cmd)) => {
+            eprintln!("runsc-rs: {cmd}: command not found");
             127
         }
         Err(e) => {
@@ -392,11 +414,16 @@ fn main() {
         Command::Syscalls {
             host: false,
             markdown,
+            ..
         } => {
             print_syscalls(markdown);
             0
         }
-        Command::Syscalls { host: true, .. } => match print_host_syscalls("ptrace") {
+        Command::Syscalls {
+            host: true,
+            platform,
+            ..
+        } => match print_host_syscalls(&platform) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("runsc-rs: {e:#}");

@@ -23,7 +23,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use sentry::boot::control::{self, Channel};
-use sentry::boot::loader::{Loader, LoaderConfig};
+use sentry::boot::loader::{Isolation, Loader, LoaderConfig};
 use sentry::boot::sandbox::Network;
 use sentry::boot::seccomp;
 
@@ -96,14 +96,15 @@ fn sandbox_main(args: &[String]) -> i32 {
     };
     let config = LoaderConfig {
         platform: "ptrace".into(),
-        network,
         strace: false,
-        isolate: true,
+        isolation: Isolation::Sandbox { network },
         seccomp: Some(if debug {
             seccomp::Mode::Log
         } else {
             seccomp::Mode::Enforce
         }),
+        control_channel: true,
+        test_seccomp_violation: false,
     };
     let channel = Channel::from_fd(fd);
     let served = match Loader::new(&config) {

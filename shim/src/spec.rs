@@ -177,6 +177,7 @@ pub fn open_sources(c: &ContainerSpec, bundle: &Path) -> Result<Vec<OwnedFd>> {
     let rootfs = open_dir(&c.rootfs)?;
     let binds = c.mounts.iter().filter_map(|m| match &m.kind {
         MountKind::Bind { source, readonly } => Some(open_source(source, bundle, *readonly)),
+        MountKind::HostLower { source } => Some(open_dir(source)),
         MountKind::Tmpfs { .. } => None,
     });
     std::iter::once(Ok(rootfs)).chain(binds).collect()

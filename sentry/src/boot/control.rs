@@ -436,7 +436,7 @@ fn take_container_fds(
     let binds = spec
         .mounts
         .iter()
-        .filter(|m| matches!(m.kind, MountKind::Bind { .. }))
+        .filter(|m| !matches!(m.kind, MountKind::Tmpfs { .. }))
         .count();
     let expected = 1 + binds + present.count();
     if fds.len() != expected {

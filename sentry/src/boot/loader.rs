@@ -1,7 +1,8 @@
 //! The Loader: one sandbox kernel and the containers and processes running in it.
 //!
-//! Mirrors gVisor's `runsc/boot/loader.go`. The containerd shim drives it over the control
-//! channel ([`super::control`]); each shim Task call maps onto one method here:
+//! Mirrors gVisor's `runsc/boot/loader.go`. It is the one boot path: the containerd shim drives
+//! it over the control channel ([`super::control`]) and `runsc-rs do` in-process
+//! ([`super::run_command`]); each shim Task call maps onto one method here:
 //! [`Loader::create_container`], [`Loader::start_container`], [`Loader::add_exec`] +
 //! [`Loader::execute_async`], [`Loader::signal`], [`Loader::wait_pid`],
 //! [`Loader::processes`], [`Loader::destroy_container`].
@@ -17,10 +18,11 @@
 //!
 //! Each container has its own mount namespace: an overlay of its rootfs (read-only lower
 //! layer reached through a directory fd, in-memory upper layer) with `/proc`, `/dev`, `/sys`
-//! and `/tmp`, as `runsc-rs do` builds it. Signals go through the kernel's signal delivery.
+//! and `/tmp`. Signals go through the kernel's signal delivery.
 //!
 //! # Lock order
 //! `Loader::inner` → kernel locks (`ThreadGroup::state`, `FdTable::files`, ...).
+//! `Loader::root` is a leaf, taken alone.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -155,6 +157,11 @@ pub enum MountKind {
     Bind { source: PathBuf, readonly: bool },
     /// A fresh sentry tmpfs whose root has this mode.
     Tmpfs { mode: u32 },
+    /// A host directory as a read-only lower layer under an in-memory upper one, like the
+    /// rootfs, reached through the next fd of [`ContainerFds::binds`] (an `O_PATH` directory
+    /// fd). `runsc-rs do` on the host `/` sends the host's other mounts this way: the rootfs
+    /// fd, opened after the pivot, no longer reaches them.
+    HostLower { source: PathBuf },
 }
 
 /// The host directories and files of a container, opened by the shim (directories
@@ -163,7 +170,7 @@ pub enum MountKind {
 #[derive(Debug)]
 pub struct ContainerFds {
     pub rootfs: OwnedFd,
-    /// One per [`MountKind::Bind`] of the spec, in order.
+    /// One per [`MountKind::Bind`] and [`MountKind::HostLower`] of the spec, in order.
     pub binds: Vec<OwnedFd>,
 }
 
@@ -186,22 +193,41 @@ pub struct ProcessInfo {
     pub cmd: String,
 }
 
-/// How the Loader's kernel is built.
+/// How the process is isolated before the Loader's kernel exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// Not at all, and capabilities are kept: only for tests that boot a Loader in the test
+    /// process.
+    None,
+    /// The containerd shim's sandbox process ([`super::sandbox::enter_without_rootfs`]):
+    /// mount, IPC, UTS and network namespaces (`network`), an empty root, dropped
+    /// capabilities. Every container's rootfs arrives later as an fd from the shim; the
+    /// process ends with its control channel.
+    Sandbox { network: super::sandbox::Network },
+    /// `runsc-rs do` ([`super::sandbox::enter`]): as `Sandbox`, but `rootfs` is opened inside
+    /// the new mount namespace before the pivot, so the tree its fd reaches keeps none of the
+    /// host's submounts (the host `/` has `/proc`, `/sys`, ... under it), and the process dies
+    /// with its monitor. The fd is the first container's to take ([`Loader::take_root`]).
+    SandboxWithRoot(super::sandbox::SandboxConfig),
+}
+
+/// How the Loader's kernel is built. The shim and `runsc-rs do` differ only in these inputs.
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
     /// Platform name (`ptrace`).
     pub platform: String,
     /// Print one line per system call.
     pub strace: bool,
-    /// Isolate the process first ([`super::sandbox::enter_without_rootfs`]: mount, IPC,
-    /// UTS and network namespaces, an empty root) and drop capabilities. The shim's sandbox
-    /// process always does; off only for tests that boot a Loader in the test process.
-    pub isolate: bool,
+    pub isolation: Isolation,
     /// What the seccomp allowlist does with a violation; `None`: no filter.
     pub seccomp: Option<super::seccomp::Mode>,
-    /// With `isolate`: a new empty network namespace, or the one the process was started in
-    /// (the shim starts it in a pod's namespace).
-    pub network: super::sandbox::Network,
+    /// The process serves the shim's control channel, so the allowlist adds its system calls
+    /// ([`super::seccomp::Allowlist::with_control_channel`]); `runsc-rs do` has no channel and
+    /// installs the plain list `runsc-rs syscalls --host` prints.
+    pub control_channel: bool,
+    /// Test hook (`runsc-rs do --test-only-seccomp-violation`): right after installing the
+    /// filter, make a host system call outside the allowlist.
+    pub test_seccomp_violation: bool,
 }
 
 /// A thread group the Loader started.
@@ -247,6 +273,8 @@ pub struct Loader {
     inner: Mutex<Inner>,
     /// Signalled whenever a process's state becomes `Exited`.
     exited: Condvar,
+    /// See [`Loader::take_root`].
+    root: Mutex<Option<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -263,18 +291,30 @@ impl Loader {
     /// # Errors
     /// Host setup failures (memfd, platform).
     pub fn new(config: &LoaderConfig) -> Result<Arc<Loader>, Error> {
+        use super::sandbox;
         // Host facts first: after isolation there is no host /proc to read them from.
         crate::fs::proc::prime_host_info();
-        if config.isolate {
-            super::sandbox::enter_without_rootfs(config.network).map_err(super::Error::from)?;
-        }
+        let root = match &config.isolation {
+            Isolation::None => None,
+            Isolation::Sandbox { network } => {
+                sandbox::enter_without_rootfs(*network).map_err(super::Error::from)?;
+                None
+            }
+            Isolation::SandboxWithRoot(cfg) => {
+                Some(sandbox::enter(cfg).map_err(super::Error::from)?.into_fd())
+            }
+        };
         let memory = Arc::new(MemoryFile::new()?);
-        if config.isolate {
-            super::sandbox::drop_privileges().map_err(super::Error::from)?;
+        if config.isolation != Isolation::None {
+            sandbox::drop_privileges().map_err(super::Error::from)?;
         }
         let platform = platform::create(&config.platform, memory.fd())?;
-        let allowlist = super::seccomp::Allowlist::with_control_channel(&*platform)
-            .map_err(super::Error::from)?;
+        let allowlist = if config.control_channel {
+            super::seccomp::Allowlist::with_control_channel(&*platform)
+        } else {
+            super::seccomp::Allowlist::new(&*platform)
+        }
+        .map_err(super::Error::from)?;
         let kernel = Kernel::new(
             platform,
             memory,
@@ -290,11 +330,27 @@ impl Loader {
             Some(mode) => allowlist.install(mode).map_err(super::Error::from)?,
             None => log::warn!("seccomp: the sandbox runs without its allowlist"),
         }
+        if config.test_seccomp_violation {
+            log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
+            let _ = nix::unistd::chroot("/");
+        }
         Ok(Arc::new(Loader {
             kernel,
             inner: Mutex::new(Inner::default()),
             exited: Condvar::new(),
+            root: Mutex::new(root),
         }))
+    }
+
+    /// The rootfs [`Isolation::SandboxWithRoot`] opened, once.
+    pub fn take_root(&self) -> Option<OwnedFd> {
+        self.root.lock().unwrap().take()
+    }
+
+    /// Waits up to `timeout` for every task of the sandbox to leave (after the last
+    /// container's init exited, its other processes are being killed); true if they did.
+    pub fn wait_idle(&self, timeout: std::time::Duration) -> bool {
+        self.kernel.wait_all_exited(timeout)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -750,17 +806,21 @@ fn container_filesystem(
     pidns: &Arc<PidNamespace>,
 ) -> Result<Arc<FsContext>, Error> {
     let mut binds = fds.binds.into_iter();
+    let mut lowers = Vec::new();
     let mut tmpfs = Vec::new();
     let mut volumes = Vec::new();
     for m in &spec.mounts {
         let dest = super::normalize_guest(&m.destination);
         let provided = SENTRY_MOUNTS.contains(&dest.as_str());
+        let over_sentry = provided || dest == "/";
         match &m.kind {
+            MountKind::Tmpfs { .. } if over_sentry => {
+                log::debug!("tmpfs at {dest}: the sentry's own mount serves it");
+            }
+            MountKind::Tmpfs { mode } => tmpfs.push((dest, *mode)),
             MountKind::Bind { source, readonly } => {
-                let fd = binds
-                    .next()
-                    .ok_or(Error::BadSpec("fewer bind mount fds than bind mounts"))?;
-                if provided || dest == "/" {
+                let fd = next_fd(&mut binds)?;
+                if over_sentry {
                     log::info!("bind mount over the sentry's {dest} ignored");
                     continue;
                 }
@@ -771,24 +831,29 @@ fn container_filesystem(
                 };
                 volumes.push((volume, fd));
             }
-            MountKind::Tmpfs { .. } if provided || dest == "/" => {
-                log::debug!("tmpfs at {dest}: the sentry's own mount serves it");
+            MountKind::HostLower { .. } => {
+                let fd = next_fd(&mut binds)?;
+                if over_sentry {
+                    log::info!("host lower layer over the sentry's {dest} ignored");
+                    continue;
+                }
+                lowers.push((dest, fd));
             }
-            MountKind::Tmpfs { mode } => tmpfs.push((dest, *mode)),
         }
     }
     if binds.next().is_some() {
         return Err(Error::BadSpec("more bind mount fds than bind mounts"));
     }
     Ok(super::build_filesystem(
-        memory,
-        fds.rootfs,
-        Vec::new(),
-        &tmpfs,
-        volumes,
-        None,
-        pidns,
+        memory, fds.rootfs, lowers, &tmpfs, volumes, None, pidns,
     )?)
+}
+
+/// The fd of the spec's next bind mount or host lower layer.
+fn next_fd(binds: &mut impl Iterator<Item = OwnedFd>) -> Result<OwnedFd, Error> {
+    binds
+        .next()
+        .ok_or(Error::BadSpec("fewer bind mount fds than bind mounts"))
 }
 
 /// The filesystem context of a new process of the container: its own cwd (from the spec)
@@ -896,9 +961,10 @@ mod tests {
         let loader = Loader::new(&LoaderConfig {
             platform: "ptrace".into(),
             strace: false,
-            isolate: false,
+            isolation: Isolation::None,
             seccomp: None,
-            network: crate::boot::sandbox::Network::None,
+            control_channel: false,
+            test_seccomp_violation: false,
         })
         .unwrap();
         // a: a shell with two children, all in a's new namespace.

@@ -1,12 +1,14 @@
 //! Booting a sandbox: memory file, platform, kernel, the first process.
 //!
-//! `runsc-rs do` runs [`run_command`] in-process; the containerd shim's sandbox process will
-//! drive the same pieces through a `Loader`.
+//! There is one boot path, the [`Loader`]: the containerd shim's sandbox process drives it
+//! over the control channel ([`control`]), and `runsc-rs do` ([`run_command`]) drives it
+//! in-process with the same calls (create, start, wait, destroy a container).
 //!
-//! Order of a boot: isolate the process ([`sandbox::enter`]: namespaces, empty root, rootfs
-//! as an fd), create the memory file and platform, drop capabilities, load the program
-//! through the rootfs fd, install the seccomp allowlist ([`seccomp`]), then create the first
-//! address space and start the first application instruction under it.
+//! Order of a boot ([`Loader::new`]): isolate the process ([`sandbox`]: namespaces, an empty
+//! root), create the memory file, drop capabilities, create the platform, install the seccomp
+//! allowlist ([`seccomp`]). Then, per container: build its filesystem from host fds, load the
+//! program through it, create its first address space and start the first application
+//! instruction, all under the filter.
 
 pub mod control;
 pub mod loader;
@@ -20,23 +22,21 @@ use std::sync::Arc;
 
 use platform::CpuState;
 
+use crate::elf::{self, AuxIds, ExecArgs, Program};
 use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
-use crate::kernel::{
-    ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskHandle, TaskInit, ThreadGroup,
-};
-use crate::loader::{self as elf, AuxIds, ExecArgs, Program};
+use crate::kernel::{ExitStatus, FdTable, Kernel, Task, TaskHandle, TaskInit, ThreadGroup};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
-use crate::vfs::host::HostFile;
 use crate::vfs::{
-    Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, OpenFile,
-    Resolver,
+    Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, Resolver,
+};
+use loader::{
+    ContainerFds, ContainerSpec, Isolation, Loader, LoaderConfig, MountKind, MountSpec,
+    PidNamespaceSpec, ProcessRef, ProcessSpec, Stdio,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Memory(#[from] crate::memory::Error),
     #[error(transparent)]
     Platform(#[from] platform::Error),
     #[error("{0}: command not found")]
@@ -124,7 +124,7 @@ pub(crate) fn normalize_guest(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// What `runsc-rs do` runs.
+/// What `runsc-rs do` runs: the caller's command in the caller's context.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub platform: String,
@@ -139,8 +139,12 @@ pub struct RunConfig {
     /// Test hook: right after installing the filter, make a host system call outside the
     /// allowlist (`--test-only-seccomp-violation`).
     pub test_seccomp_violation: bool,
-    /// Working directory of the first process (None: the root).
-    pub cwd: Option<PathBuf>,
+    /// Working directory of the first process, in the sandbox.
+    pub cwd: PathBuf,
+    /// The sandbox's hostname (`uname -n`).
+    pub hostname: String,
+    /// The first process's umask.
+    pub umask: u32,
 }
 
 /// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
@@ -474,89 +478,88 @@ fn make_mountpoint(
     Ok(())
 }
 
-fn stdio_file(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<Arc<OpenFile>, Error> {
-    let owned: OwnedFd = fd.try_clone_to_owned().map_err(Error::Stdio)?;
-    Ok(OpenFile::new(
-        Arc::new(HostFile::donated(owned)),
-        flags as u32,
-    ))
+/// Duplicates one of our stdio descriptors for the sandbox's first process.
+fn dup_stdio(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, Error> {
+    fd.try_clone_to_owned().map_err(Error::Stdio)
 }
 
-/// Boots a sandbox, runs `cfg.argv` as its init and returns how it ended.
+/// The id `runsc-rs do` gives its one container.
+const DO_CONTAINER: &str = "do";
+
+/// `runsc-rs do`: boots a sandbox through the same [`Loader`] the containerd shim drives,
+/// runs `cfg.argv` as the init of its one container and returns how it ended.
+///
+/// What differs from the shim's sandbox is input, not code: the rootfs is opened by
+/// [`Isolation::SandboxWithRoot`] instead of arriving over a control channel, the seccomp
+/// allowlist has no control-channel calls, the host's other mounts under `/` are read-only
+/// lower layers ([`MountKind::HostLower`]), and the process spec is the caller's (hostname,
+/// environment, working directory, umask).
 ///
 /// # Errors
 /// Failures before the program starts (no such command, bad executable, host setup).
-pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
+pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
     let volumes = open_volumes(&cfg.volumes)?;
     let lowers = if cfg.sandbox.rootfs == std::path::Path::new("/") {
         open_host_submounts()
     } else {
         Vec::new()
     };
-    crate::fs::proc::prime_host_info();
-    let root = sandbox::enter(&cfg.sandbox)?;
-    let memory = Arc::new(MemoryFile::new()?);
-    sandbox::drop_privileges()?;
-    let platform = platform::create(&cfg.platform, memory.fd())?;
-    let allowlist = seccomp::Allowlist::new(&*platform)?;
-    let hostname = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "runsc-rs".into());
-    let kernel = Kernel::new(
-        platform,
-        memory,
-        KernelConfig {
-            strace: cfg.strace,
-            hostname,
-        },
-        crate::syscalls::dispatch,
-    );
-    let fs = build_filesystem(
-        &kernel.memory,
-        root.into_fd(),
-        lowers,
-        &[],
-        volumes,
-        cfg.cwd.as_deref(),
-        &kernel.root_pidns,
-    )?;
-
-    // Installed before the first address space exists, so its stub factory and stubs inherit
-    // the filter too; everything after this point runs under it.
-    match cfg.seccomp {
-        Some(mode) => allowlist.install(mode)?,
-        None => log::warn!("seccomp: disabled by --unsafe-disable-seccomp"),
+    let stdio = Stdio {
+        stdin: Some(dup_stdio(std::io::stdin().as_fd())?),
+        stdout: Some(dup_stdio(std::io::stdout().as_fd())?),
+        stderr: Some(dup_stdio(std::io::stderr().as_fd())?),
+    };
+    let loader = Loader::new(&LoaderConfig {
+        platform: cfg.platform.clone(),
+        strace: cfg.strace,
+        isolation: Isolation::SandboxWithRoot(cfg.sandbox.clone()),
+        seccomp: cfg.seccomp,
+        control_channel: false,
+        test_seccomp_violation: cfg.test_seccomp_violation,
+    })?;
+    let rootfs = loader.take_root().ok_or(loader::Error::BadSpec(
+        "the sandbox was entered without a rootfs",
+    ))?;
+    let mut mounts = Vec::new();
+    let mut binds = Vec::new();
+    for (path, fd) in lowers {
+        mounts.push(MountSpec {
+            kind: MountKind::HostLower {
+                source: PathBuf::from(&path),
+            },
+            destination: path,
+        });
+        binds.push(fd);
     }
-    if cfg.test_seccomp_violation {
-        log::warn!("seccomp: test hook: calling chroot(2), which is outside the allowlist");
-        let _ = nix::unistd::chroot("/");
+    for (v, fd) in volumes {
+        mounts.push(MountSpec {
+            destination: v.guest,
+            kind: MountKind::Bind {
+                source: v.host,
+                readonly: v.readonly,
+            },
+        });
+        binds.push(fd);
     }
-
-    let fds = Arc::new(FdTable::new());
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    fds.install_at(0, stdio_file(stdin.as_fd(), libc::O_RDONLY)?, false);
-    fds.install_at(1, stdio_file(stdout.as_fd(), libc::O_WRONLY)?, false);
-    fds.install_at(2, stdio_file(stderr.as_fd(), libc::O_WRONLY)?, false);
-    let started = start_process(
-        &kernel,
-        ProcessArgs {
-            argv: &cfg.argv,
-            env: &cfg.env,
-            creds: Creds::default(),
-            fds,
-            fs,
-            ctty: None,
-            pidns: kernel.root_pidns.clone(),
-            container: "".into(),
+    let spec = ContainerSpec {
+        rootfs: cfg.sandbox.rootfs.clone(),
+        hostname: Some(cfg.hostname.clone()),
+        process: ProcessSpec {
+            args: cfg.argv.clone(),
+            env: cfg.env.clone(),
+            cwd: cfg.cwd.to_string_lossy().into_owned(),
+            umask: Some(cfg.umask),
+            ..ProcessSpec::default()
         },
-    )?;
-    let status = started.tg.wait();
-    let _ = started.thread.join();
+        mounts,
+        pid_namespace: PidNamespaceSpec::New,
+    };
+    loader.create_container(DO_CONTAINER, spec, ContainerFds { rootfs, binds }, stdio)?;
+    loader.start_container(DO_CONTAINER)?;
+    let status = loader.wait_pid(DO_CONTAINER, &ProcessRef::Init)?;
+    loader.destroy_container(DO_CONTAINER)?;
     // Init's exit killed every other process; give their threads a moment to leave.
-    if !kernel.wait_all_exited(std::time::Duration::from_secs(5)) {
+    if !loader.wait_idle(std::time::Duration::from_secs(5)) {
         log::warn!("tasks still running after init exited");
     }
     Ok(status)
@@ -578,7 +581,7 @@ pub struct ProcessArgs<'a> {
     pub ctty: Option<Arc<crate::tty::HostTty>>,
     /// The PID namespace the process lives in.
     pub pidns: Arc<crate::kernel::PidNamespace>,
-    /// The Loader's container it belongs to (empty for `runsc-rs do`).
+    /// The Loader's container it belongs to.
     pub container: Arc<str>,
 }
 

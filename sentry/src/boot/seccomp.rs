@@ -509,6 +509,9 @@ impl Allowlist {
                 Mode::Log => "debug: violations are logged by the kernel, not killed",
             }
         );
+        // The whole list, so a debug log shows which policy this sandbox runs under.
+        let names: Vec<&str> = self.allowed.keys().map(|s| s.name()).collect();
+        log::debug!("seccomp: allowed host system calls: {}", names.join(" "));
         Ok(())
     }
 }

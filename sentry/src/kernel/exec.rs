@@ -12,7 +12,7 @@ use platform::CpuState;
 use super::task::DISABLED_ALTSTACK;
 use super::Task;
 use crate::abi::Errno;
-use crate::loader::{self, AuxIds, ExecArgs, Program};
+use crate::elf::{self, AuxIds, ExecArgs, Program};
 use crate::mm::MemoryManager;
 use crate::vfs::Caller;
 
@@ -31,7 +31,7 @@ pub fn execve(
         image,
         file,
         argv,
-    } = loader::read_program(
+    } = elf::read_program(
         &t.fs,
         &Caller::of(t),
         &t.kernel.memory,
@@ -65,8 +65,8 @@ pub fn execve(
         },
         random,
     };
-    let read_interp = |p: &str| loader::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
-    let loaded = loader::load(&mm, &args, &read_interp).map_err(|e| {
+    let read_interp = |p: &str| elf::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
+    let loaded = elf::load(&mm, &args, &read_interp).map_err(|e| {
         log::debug!("execve {path}: {e}");
         e.errno()
     })?;

@@ -10,7 +10,7 @@ use super::timer::ProcessTimers;
 use super::usage::{CpuTimes, GroupUsage, Rusage};
 use super::wait::WaitQueue;
 use crate::abi::Rlimit;
-use crate::loader::ArgArea;
+use crate::elf::ArgArea;
 use crate::vfs::Dentry;
 
 /// How a process ended.

@@ -128,7 +128,7 @@ pub fn image_file(d: &Dentry, cx: &Caller<'_>, mf: &Arc<MemoryFile>) -> Option<I
     let ops = match d.inode.open(cx, libc::O_RDONLY as u32) {
         Ok(ops) => ops,
         Err(e) => {
-            log::debug!("loader: opening {} to map it: {e}", d.path.escape_ascii());
+            log::debug!("elf: opening {} to map it: {e}", d.path.escape_ascii());
             return None;
         }
     };
