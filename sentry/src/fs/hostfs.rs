@@ -754,10 +754,15 @@ mod tests {
             .unwrap()
         };
         swap("f", "s");
+        // Owner first: a chown clears the set-user-ID bit, as on Linux.
         file.setattr(&SetAttr {
-            mode: Some(0o4777),
             uid: Some(4321),
             mtime: Some(TimeSet::At(7, 0)),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        file.setattr(&SetAttr {
+            mode: Some(0o4777),
             ..SetAttr::default()
         })
         .unwrap();
