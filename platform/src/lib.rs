@@ -314,6 +314,33 @@ pub fn create(name: &str, memfd: BorrowedFd<'_>) -> Result<Arc<dyn Platform>> {
     }
 }
 
+/// Changes the mode of exactly the inode `fd` refers to (an `O_PATH` fd included):
+/// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)`. The sentry's hostfs needs it because `fchmod`
+/// refuses `O_PATH` fds and `fchmodat` by name would follow a symlink swapped in after the
+/// lookup; neither libc crate wraps `fchmodat2`, which needs the raw system call.
+///
+/// # Errors
+/// The host's: ENOSYS before Linux 6.6, EOPNOTSUPP for a symbolic link.
+pub fn fchmod_inode(fd: BorrowedFd<'_>, mode: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fchmodat2 reads only the NUL-terminated path (a static empty C string that
+    // outlives the call) and writes no memory; `fd` is a borrowed, open descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// CPUID `leaf`/`subleaf` of the host CPU as (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);

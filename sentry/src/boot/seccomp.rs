@@ -180,7 +180,8 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
     vec![
         (
             Sysno::openat,
-            "HostNode::child/reopen: one component under a directory fd, O_NOFOLLOW",
+            "HostNode::child/reopen: one component under a directory fd, O_NOFOLLOW; \
+             HostNode::create: O_CREAT only with O_EXCL",
         ),
         (
             Sysno::readlinkat,
@@ -195,16 +196,12 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
             "HostNode::create: mkdir on a writable volume",
         ),
         (
-            Sysno::mknodat,
-            "HostNode::create: FIFOs and regular files on a writable volume",
-        ),
-        (
             Sysno::symlinkat,
             "HostNode::create: symlink on a writable volume",
         ),
         (
             Sysno::linkat,
-            "HostNode::link: hard link on a writable volume",
+            "HostNode::link: hard link of the target's own inode (AT_EMPTY_PATH)",
         ),
         (
             Sysno::unlinkat,
@@ -215,20 +212,21 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
             "HostNode::rename: rename on a writable volume",
         ),
         (
-            Sysno::fchmodat,
-            "HostNode::set_attr: chmod on a writable volume",
+            Sysno::fchmodat2,
+            "HostNode::chmod: chmod of the node's own inode (AT_EMPTY_PATH, Linux 6.6)",
         ),
         (
             Sysno::fchmod,
-            "HostNode::setattr: chmod of a bind-mounted single file, through its own fd",
+            "HostNode::chmod_by_reopen: chmod before Linux 6.6, on a verified reopened fd \
+             or a bind-mounted file's own fd",
         ),
         (
             Sysno::fchownat,
-            "HostNode::set_attr: chown on a writable volume",
+            "HostNode::setattr: chown of the node's own inode (AT_EMPTY_PATH)",
         ),
         (
             Sysno::utimensat,
-            "HostNode::set_attr: utimes on a writable volume",
+            "HostNode::setattr: utimes of the node's own inode (AT_EMPTY_PATH)",
         ),
         (
             Sysno::fstatfs,
@@ -277,31 +275,72 @@ fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
 fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
     let prot_exec = libc::PROT_EXEC as u64;
     let no_exec = || cond(2, Len::Dword, Op::MaskedEq(prot_exec), 0);
+    let flags_are =
+        |arg: u8, mask: u64, value: u64| cond(arg, Len::Dword, Op::MaskedEq(mask), value);
+    let nofollow = libc::O_NOFOLLOW as u64;
+    let creat_excl = (libc::O_CREAT | libc::O_EXCL) as u64;
+    let empty_path = libc::AT_EMPTY_PATH as u64;
     Some(match sysno {
+        // An O_CREAT that may open an existing file would follow nothing (O_NOFOLLOW) but
+        // could land on a name swapped in after the lookup: hostfs creates only with O_EXCL.
         Sysno::openat => (
+            vec![
+                rule(vec![
+                    fd_non_negative(0),
+                    flags_are(2, nofollow | libc::O_CREAT as u64, nofollow),
+                ]),
+                rule(vec![
+                    fd_non_negative(0),
+                    flags_are(2, nofollow | creat_excl, nofollow | creat_excl),
+                ]),
+            ],
+            "dirfd >= 0, O_NOFOLLOW set, O_CREAT only with O_EXCL",
+        ),
+        Sysno::readlinkat | Sysno::newfstatat | Sysno::mkdirat => {
+            (vec![rule(vec![fd_non_negative(0)])], "dirfd >= 0")
+        }
+        // Attribute changes act on an fd's own inode, never on a name below it.
+        Sysno::fchmodat2 | Sysno::utimensat => (
             vec![rule(vec![
                 fd_non_negative(0),
-                cond(
-                    2,
-                    Len::Dword,
-                    Op::MaskedEq(libc::O_NOFOLLOW as u64),
-                    libc::O_NOFOLLOW as u64,
+                cond(3, Len::Dword, Op::Eq, empty_path),
+            ])],
+            "fd >= 0, flags AT_EMPTY_PATH",
+        ),
+        Sysno::fchownat => (
+            vec![rule(vec![
+                fd_non_negative(0),
+                cond(4, Len::Dword, Op::Eq, empty_path),
+            ])],
+            "fd >= 0, flags AT_EMPTY_PATH",
+        ),
+        Sysno::unlinkat => (
+            [0, libc::AT_REMOVEDIR as u64]
+                .iter()
+                .map(|&f| rule(vec![fd_non_negative(0), cond(2, Len::Dword, Op::Eq, f)]))
+                .collect(),
+            "dirfd >= 0, flags 0 or AT_REMOVEDIR",
+        ),
+        Sysno::symlinkat => (vec![rule(vec![fd_non_negative(1)])], "dirfd >= 0"),
+        Sysno::linkat => (
+            vec![rule(vec![
+                fd_non_negative(0),
+                fd_non_negative(2),
+                cond(4, Len::Dword, Op::Eq, empty_path),
+            ])],
+            "both fds >= 0, flags AT_EMPTY_PATH (links an fd's own inode)",
+        ),
+        Sysno::renameat2 => (
+            vec![rule(vec![
+                fd_non_negative(0),
+                fd_non_negative(2),
+                flags_are(
+                    4,
+                    !u64::from(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) & 0xffff_ffff,
+                    0,
                 ),
             ])],
-            "dirfd >= 0, O_NOFOLLOW set",
-        ),
-        Sysno::readlinkat
-        | Sysno::newfstatat
-        | Sysno::mkdirat
-        | Sysno::mknodat
-        | Sysno::unlinkat
-        | Sysno::fchmodat
-        | Sysno::fchownat
-        | Sysno::utimensat => (vec![rule(vec![fd_non_negative(0)])], "dirfd >= 0"),
-        Sysno::symlinkat => (vec![rule(vec![fd_non_negative(1)])], "dirfd >= 0"),
-        Sysno::linkat | Sysno::renameat2 => (
-            vec![rule(vec![fd_non_negative(0), fd_non_negative(2)])],
-            "both dirfds >= 0",
+            "both dirfds >= 0, flags within RENAME_NOREPLACE|RENAME_EXCHANGE",
         ),
         // Executable mappings of application code are made in stubs, by injection, under the
         // stubs' own filter.
@@ -549,6 +588,24 @@ mod tests {
         for mode in [Mode::Enforce, Mode::Log] {
             let progs = list.compile(mode).unwrap();
             assert!(progs[1].len() < 4096);
+        }
+    }
+
+    /// Issue 15: no host call that changes a file by a name the host resolves again.
+    #[test]
+    fn no_name_following_attribute_calls() {
+        let list = Allowlist::new(&NoPlatform).unwrap();
+        for gone in [Sysno::fchmodat, Sysno::mknodat, Sysno::chmod, Sysno::chown] {
+            assert!(list.entries().all(|a| a.sysno != gone), "{gone:?}");
+        }
+        for fd_only in [
+            Sysno::fchmodat2,
+            Sysno::fchownat,
+            Sysno::utimensat,
+            Sysno::linkat,
+        ] {
+            let entry = list.entries().find(|a| a.sysno == fd_only).unwrap();
+            assert!(entry.args.contains("AT_EMPTY_PATH"), "{fd_only:?}");
         }
     }
 

@@ -7,6 +7,22 @@
 //! Only regular files and directories are opened for I/O on the host; host device nodes,
 //! FIFOs and sockets are never opened.
 //!
+//! A name is resolved by the host once, at lookup; what the sentry then does to the node acts
+//! on the inode its `O_PATH` fd holds, never on the name again, because the guest can swap
+//! the name (`renameat2(RENAME_EXCHANGE)`) for a symlink to a host file outside the tree
+//! between the lookup and the change (issue 15):
+//! - chmod: `fchmodat2(fd, "", AT_EMPTY_PATH)` (Linux 6.6); before 6.6, regular files and
+//!   directories are reopened ([`HostNode::reopen`]) and changed with `fchmod`, other kinds
+//!   are refused with EOPNOTSUPP. A symbolic link is EOPNOTSUPP, as Linux's `fchmodat2`
+//!   answers for `AT_SYMLINK_NOFOLLOW`.
+//! - chown, utimes: `fchownat`/`utimensat(fd, "", AT_EMPTY_PATH)`.
+//! - truncate and opens for I/O: a reopen by name with `O_NOFOLLOW`, used only after
+//!   `fstat` shows it is the same inode as the node's fd (else ESTALE).
+//! - link: `linkat(fd, "", dir, name, AT_EMPTY_PATH)` links the node's own inode (before
+//!   Linux 6.10 that needs CAP_DAC_READ_SEARCH on the host: ENOENT without it).
+//! - unlink, rename, mkdir, symlink, open O_CREAT|O_EXCL act on one name in a directory fd
+//!   and never follow a final symlink; a node made by create is checked to be the one made.
+//!
 //! A filesystem is read-only unless created writable (`--volume` without `:ro`).
 //!
 //! A bind mount of a single host file is a one-node tree ([`HostNode::new_file`]): the sandbox
@@ -52,7 +68,8 @@ enum Origin {
     /// The root directory of a tree; `fd` is a directory fd (O_PATH is enough).
     TreeRoot,
     /// Found by name in a directory of the tree; `fd` is `O_PATH|O_NOFOLLOW`. The directory
-    /// and the name are kept for opening it for I/O and for attribute changes by name.
+    /// and the name are kept for reopening it for I/O ([`HostNode::reopen`], which checks
+    /// the name still leads to `fd`'s inode); nothing else uses the name.
     Child { dir: Arc<OwnedFd>, name: Vec<u8> },
     /// A single regular file mounted on its own; `fd` is open for I/O (`O_RDWR` when the
     /// filesystem is writable, else `O_RDONLY`) and is the only handle there is.
@@ -258,6 +275,65 @@ impl HostNode {
         }
     }
 
+    /// The child `name` just made in this directory, checked to be what was made: a guest
+    /// may rename another entry over the new name before the lookup, and the caller trusts
+    /// the node (an open of a file it created skips the permission check).
+    fn created_child(
+        &self,
+        name: &[u8],
+        kind: libc::mode_t,
+        made: Option<&rustix::fs::Stat>,
+    ) -> Result<Arc<HostNode>, Errno> {
+        let node = self.child(name)?;
+        let st = node.host_stat()?;
+        let same = match made {
+            Some(m) => st.st_dev == m.st_dev && st.st_ino == m.st_ino,
+            None => st.st_mode & libc::S_IFMT == kind,
+        };
+        if same {
+            Ok(node)
+        } else {
+            Err(Errno::ESTALE)
+        }
+    }
+
+    /// chmod of exactly this node's inode (see the module doc).
+    fn chmod(&self, mode: Mode) -> Result<(), Errno> {
+        match platform::fchmod_inode(self.fd.as_fd(), mode.bits()) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.chmod_by_reopen(mode),
+            r => r.map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+        }
+    }
+
+    /// chmod for hosts without `fchmodat2` (before Linux 6.6): `fchmod` on the bind-mounted
+    /// file's own fd, or on a verified reopen of a regular file or directory. Other kinds have
+    /// no fd to `fchmod` that the sandbox may open, so they are refused rather than changed
+    /// by name.
+    fn chmod_by_reopen(&self, mode: Mode) -> Result<(), Errno> {
+        if matches!(self.origin, Origin::File) {
+            return rustix::fs::fchmod(self.fd.as_fd(), mode).map_err(herr);
+        }
+        match self.host_stat()?.st_mode & libc::S_IFMT {
+            libc::S_IFREG | libc::S_IFDIR => {
+                let fd = self.reopen(OFlags::RDONLY)?;
+                rustix::fs::fchmod(&fd, mode).map_err(herr)
+            }
+            _ => Err(Errno::EOPNOTSUPP),
+        }
+    }
+
+    /// truncate of exactly this node's inode: the bind-mounted file's own fd, else a
+    /// verified reopen for writing.
+    fn truncate(&self, size: u64) -> Result<(), Errno> {
+        match self.origin {
+            Origin::File => rustix::fs::ftruncate(self.fd.as_fd(), size).map_err(herr),
+            _ => {
+                let fd = self.reopen(OFlags::WRONLY)?;
+                rustix::fs::ftruncate(&fd, size).map_err(herr)
+            }
+        }
+    }
+
     fn same_fs(&self, other: &Arc<dyn Inode>) -> Result<Arc<HostNode>, Errno> {
         let o = other
             .clone()
@@ -363,45 +439,45 @@ impl Inode for HostNode {
         }
         let mode = Mode::from_bits_truncate(attrs.mode & 0o7777);
         let dir = self.fd.as_fd();
-        match &node {
+        let node = match &node {
             NewNode::Regular => {
-                rustix::fs::openat(
+                let fd = rustix::fs::openat(
                     dir,
                     name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::WRONLY
+                        | OFlags::CLOEXEC,
                     mode,
                 )
-                .map(drop)
                 .map_err(herr)?;
+                let made = rustix::fs::fstat(&fd).map_err(herr)?;
+                self.created_child(name, libc::S_IFREG, Some(&made))?
             }
-            NewNode::Directory => rustix::fs::mkdirat(dir, name, mode).map_err(herr)?,
+            NewNode::Directory => {
+                rustix::fs::mkdirat(dir, name, mode).map_err(herr)?;
+                self.created_child(name, libc::S_IFDIR, None)?
+            }
             NewNode::Symlink(target) => {
                 rustix::fs::symlinkat(target.as_slice(), dir, name).map_err(herr)?;
+                self.created_child(name, libc::S_IFLNK, None)?
             }
             NewNode::Fifo | NewNode::Socket => return Err(Errno::EPERM),
-        }
-        Ok(self.child(name)?)
+        };
+        Ok(node)
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
         self.check_writable()?;
         check_name(name)?;
         let t = self.same_fs(target)?;
-        let Origin::Child {
-            dir: tdir,
-            name: tname,
-        } = &t.origin
-        else {
+        if !matches!(t.origin, Origin::Child { .. }) {
             return Err(Errno::EPERM);
-        };
-        rustix::fs::linkat(
-            tdir.as_fd(),
-            tname.as_slice(),
-            self.fd.as_fd(),
-            name,
-            AtFlags::empty(),
-        )
-        .map_err(herr)
+        }
+        // The target's own inode, not whatever its name leads to by now.
+        rustix::fs::linkat(t.fd.as_fd(), "", self.fd.as_fd(), name, AtFlags::EMPTY_PATH)
+            .map_err(herr)
     }
 
     fn unlink(&self, _cx: &Caller<'_>, name: &[u8], dir: bool) -> Result<(), Errno> {
@@ -468,45 +544,24 @@ impl Inode for HostNode {
                 a.gid.map(rustix::fs::Gid::from_raw),
             )
         });
-        match &self.origin {
-            Origin::TreeRoot => Err(Errno::EPERM),
-            Origin::File => {
-                // The fd is the only handle: every change goes through it.
-                let fd = self.fd.as_fd();
-                if let Some(size) = a.size {
-                    rustix::fs::ftruncate(fd, size).map_err(herr)?;
-                }
-                if let Some(m) = mode {
-                    rustix::fs::fchmod(fd, m).map_err(herr)?;
-                }
-                if let Some((uid, gid)) = owner {
-                    rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH).map_err(herr)?;
-                }
-                if let Some(ts) = times {
-                    rustix::fs::futimens(fd, &ts).map_err(herr)?;
-                }
-                Ok(())
-            }
-            Origin::Child { dir, name } => {
-                let dir = dir.as_fd();
-                if let Some(size) = a.size {
-                    let fd = self.reopen(OFlags::WRONLY)?;
-                    rustix::fs::ftruncate(&fd, size).map_err(herr)?;
-                }
-                if let Some(m) = mode {
-                    rustix::fs::chmodat(dir, name.as_slice(), m, AtFlags::empty()).map_err(herr)?;
-                }
-                if let Some((uid, gid)) = owner {
-                    rustix::fs::chownat(dir, name.as_slice(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(herr)?;
-                }
-                if let Some(ts) = times {
-                    rustix::fs::utimensat(dir, name.as_slice(), &ts, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(herr)?;
-                }
-                Ok(())
-            }
+        if matches!(self.origin, Origin::TreeRoot) {
+            return Err(Errno::EPERM);
         }
+        // Every change acts on the node's own fd (the module doc says how), never its name.
+        let fd = self.fd.as_fd();
+        if let Some(size) = a.size {
+            self.truncate(size)?;
+        }
+        if let Some(m) = mode {
+            self.chmod(m)?;
+        }
+        if let Some((uid, gid)) = owner {
+            rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH).map_err(herr)?;
+        }
+        if let Some(ts) = times {
+            rustix::fs::utimensat(fd, "", &ts, AtFlags::EMPTY_PATH).map_err(herr)?;
+        }
+        Ok(())
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
@@ -668,6 +723,101 @@ mod tests {
         assert_eq!(tree.file_type(), Ok(FileType::Directory));
         let file = HostNode::new_bind_root(open_file(&path, OFlags::RDONLY), false).unwrap();
         assert_eq!(file.file_type(), Ok(FileType::Regular));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Issue 15: after the lookup, the guest swaps the name for a symlink to a host file
+    /// outside the tree; every change still reaches the looked-up inode, never the target.
+    #[test]
+    fn changes_act_on_the_looked_up_inode_not_its_name() {
+        use std::os::unix::fs::MetadataExt;
+        let base = scratch("swap");
+        let root = base.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(base.join("canary"), b"canary").unwrap();
+        std::fs::write(root.join("f"), b"file").unwrap();
+        std::fs::write(root.join("other"), b"other").unwrap();
+        std::os::unix::fs::symlink("../canary", root.join("s")).unwrap();
+        let canary_before = std::fs::metadata(base.join("canary")).unwrap();
+        let tree = HostNode::open_root(&root, true).unwrap();
+        let cx = Caller::kernel();
+        let file = tree.lookup(&cx, b"f").unwrap();
+        let link = tree.lookup(&cx, b"s").unwrap();
+        let swap = |a: &str, b: &str| {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                root.join(a),
+                rustix::fs::CWD,
+                root.join(b),
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .unwrap()
+        };
+        swap("f", "s");
+        // Owner first: a chown clears the set-user-ID bit, as on Linux.
+        file.setattr(&SetAttr {
+            uid: Some(4321),
+            mtime: Some(TimeSet::At(7, 0)),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        file.setattr(&SetAttr {
+            mode: Some(0o4777),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        let moved = std::fs::metadata(root.join("s")).unwrap();
+        assert_eq!(
+            (moved.mode() & 0o7777, moved.uid(), moved.mtime()),
+            (0o4777, 4321, 7)
+        );
+        // A reopen by name finds the symlink now: refused, nothing truncated.
+        let truncate = SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        };
+        assert_eq!(file.setattr(&truncate), Err(Errno::ELOOP));
+        // Another regular file under the name: refused as stale, for chmod before Linux 6.6
+        // too.
+        swap("f", "other");
+        assert_eq!(file.setattr(&truncate), Err(Errno::ESTALE));
+        let node = file.clone().as_any().downcast::<HostNode>().unwrap();
+        assert_eq!(
+            node.chmod_by_reopen(Mode::from_bits_truncate(0o600)),
+            Err(Errno::ESTALE)
+        );
+        swap("f", "other");
+        // A hard link is of the looked-up inode, wherever its name went.
+        tree.link(b"l", &file).unwrap();
+        assert_eq!(
+            std::fs::metadata(root.join("l")).unwrap().ino(),
+            moved.ino()
+        );
+        // chmod of a symlink itself is EOPNOTSUPP, as Linux's fchmodat2 with
+        // AT_SYMLINK_NOFOLLOW.
+        let chmod = SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        };
+        assert_eq!(link.setattr(&chmod), Err(Errno::EOPNOTSUPP));
+        let canary = std::fs::metadata(base.join("canary")).unwrap();
+        assert_eq!(
+            (
+                canary.mode(),
+                canary.uid(),
+                canary.mtime(),
+                canary.ctime(),
+                canary.size()
+            ),
+            (
+                canary_before.mode(),
+                canary_before.uid(),
+                canary_before.mtime(),
+                canary_before.ctime(),
+                canary_before.size()
+            )
+        );
+        assert_eq!(std::fs::read(base.join("canary")).unwrap(), b"canary");
         let _ = std::fs::remove_dir_all(&base);
     }
 }
