@@ -7,6 +7,7 @@
 //! [`boot`].
 
 pub mod abi;
+pub mod auth;
 pub mod boot;
 pub mod fs;
 pub mod kernel;
@@ -17,3 +18,4 @@ pub mod net;
 pub mod syscalls;
 pub mod tty;
 pub mod vfs;
+pub mod waiter;

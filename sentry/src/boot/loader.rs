@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::signal::SigInfo;
-use crate::kernel::task::Creds;
+use crate::auth::Creds;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
 use crate::tty::HostTty;

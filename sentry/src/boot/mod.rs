@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use platform::CpuState;
 
-use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
+use crate::auth::Creds;
+use crate::kernel::task::{register_thread, DISABLED_ALTSTACK};
 use crate::kernel::{
     ExitStatus, FdTable, Kernel, KernelConfig, Task, TaskHandle, TaskInit, ThreadGroup,
 };

@@ -20,11 +20,12 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use super::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::abi::Errno;
-use crate::kernel::task::{Creds, TaskView};
+use crate::auth::Creds;
+use crate::kernel::task::TaskView;
 use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, Task, TaskHandle, ThreadGroup};
 use crate::mm::VmaKind;
-use crate::syscalls::info::{RELEASE, VERSION};
+use crate::abi::{RELEASE, VERSION};
 use crate::vfs::inode::MagicTarget;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, MountNamespace, OpenFile, Stat,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::task::{register_thread, TaskInit, DISABLED_ALTSTACK};
-use super::wait::Completion;
+use crate::waiter::Completion;
 use super::{Task, TaskHandle, ThreadGroup};
 use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;

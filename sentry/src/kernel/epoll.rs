@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::wait::{WaitQueue, Wake, WakeCount};
+use crate::waiter::{WaitQueue, Wake, WakeCount};
 use super::Task;
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{FileOps, OpenFile, Stat};

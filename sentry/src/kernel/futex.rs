@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::wait::Waiter;
+use crate::waiter::Waiter;
 use super::Task;
 use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;

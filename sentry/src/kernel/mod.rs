@@ -4,7 +4,7 @@
 //! Task model: one sentry host thread per application thread. Its run loop (in [`task`]) is a
 //! state machine: deliver signals, switch into the application, handle the exit (syscall,
 //! fault, signal), repeat until the task exits. Blocking system calls sleep on the task's
-//! [`wait::Waiter`], which signal delivery and exit also wake.
+//! [`crate::waiter::Waiter`], which signal delivery and exit also wake.
 //!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
@@ -26,7 +26,7 @@ pub mod task;
 pub mod thread_group;
 pub mod timer;
 pub mod usage;
-pub mod wait;
+
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

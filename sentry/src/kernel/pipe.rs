@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::signal::{SigInfo, SI_USER};
-use super::wait::{WaitQueue, Wake};
+use crate::waiter::{WaitQueue, Wake};
 use super::Task;
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{FileOps, OpenFile, Stat};

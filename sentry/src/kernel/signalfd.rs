@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use zerocopy::{FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::signal::{SigInfo, UNBLOCKABLE};
-use super::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use super::{Task, ThreadGroup};
 use crate::abi::Errno;
 use crate::vfs::{FileOps, OpenFile, Stat};

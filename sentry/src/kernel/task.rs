@@ -14,24 +14,14 @@ use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
 use super::usage::{Accountant, CpuTimes, TaskClock};
-use super::wait::{Completion, WaitQueue, Waiter};
+use crate::waiter::{Completion, WaitQueue, Waiter};
 use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::abi::Errno;
+use crate::auth::Creds;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 use crate::syscalls;
 use crate::vfs::FsContext;
-
-/// User and group identity of a task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Creds {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-}
 
 /// `stack_t` with `ss_flags = SS_DISABLE`.
 pub const DISABLED_ALTSTACK: [u8; 24] = {

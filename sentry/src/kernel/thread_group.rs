@@ -8,7 +8,7 @@ use super::pidns::PidNamespace;
 use super::signal::SigState;
 use super::timer::ProcessTimers;
 use super::usage::{CpuTimes, GroupUsage, Rusage};
-use super::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use crate::abi::Rlimit;
 use crate::loader::ArgArea;
 use crate::vfs::Dentry;

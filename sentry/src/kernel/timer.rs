@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use super::Task;
 use crate::abi::Errno;
 use crate::vfs::{FileOps, OpenFile, Stat};

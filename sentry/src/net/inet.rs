@@ -18,7 +18,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{FileOps, OpenFile, Stat};

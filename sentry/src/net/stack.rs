@@ -27,7 +27,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
 use crate::abi::Errno;
-use crate::kernel::wait::{WaitQueue, Wake};
+use crate::waiter::{WaitQueue, Wake};
 
 /// Bytes of each TCP socket's receive and send buffers.
 pub const TCP_BUF: usize = 256 * 1024;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::{WaitQueue, Wake};
+use crate::waiter::{WaitQueue, Wake};
 use crate::kernel::{Kernel, Task};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::inode::may_access;

@@ -1,14 +1,9 @@
 //! System information: uname, sysinfo, getrandom.
 
 use super::Flags;
-use crate::abi::{Errno, SysResult, Sysinfo, Utsname};
+use crate::abi::{Errno, SysResult, Sysinfo, Utsname, RELEASE, VERSION};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
-
-/// The kernel release the sandbox reports (see ARCHITECTURE.md).
-pub const RELEASE: &str = "4.19.0";
-/// The kernel version string: says which kernel this really is.
-pub const VERSION: &str = "#1 SMP runsc-rs";
 
 fn field(s: &str) -> [u8; 65] {
     let mut f = [0u8; 65];

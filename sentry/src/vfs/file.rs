@@ -103,7 +103,7 @@ pub trait FileOps: Send + Sync {
     }
 
     /// The queue notified when [`FileOps::readiness`] may change. None: the file is polled.
-    fn wait_queue(&self) -> Option<&crate::kernel::wait::WaitQueue> {
+    fn wait_queue(&self) -> Option<&crate::waiter::WaitQueue> {
         None
     }
 

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::abi::Errno;
-use crate::kernel::task::Creds;
+use crate::auth::Creds;
 use crate::kernel::Task;
 use crate::vfs::{FileOps, Stat};
 

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::inode::{FileType, SetAttr};
 use super::{Dentry, FileOps, OpenFile, Stat};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::{WaitQueue, Wake};
+use crate::waiter::{WaitQueue, Wake};
 use crate::kernel::Task;
 
 pub const IN_ACCESS: u32 = 0x1;
