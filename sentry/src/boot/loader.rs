@@ -29,8 +29,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::signal::SigInfo;
 use crate::auth::Creds;
+use crate::kernel::signal::SigInfo;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
 use crate::tty::HostTty;
@@ -329,7 +329,7 @@ impl Loader {
                 }
             }
         };
-        let fs = container_filesystem(&self.kernel.memory, &spec, fds, &pidns)?;
+        let fs = container_filesystem(&self.kernel, &spec, fds, &pidns)?;
         process_fs(&fs, &spec.process)?;
         let mut inner = self.lock();
         if inner.containers.contains_key(id) {
@@ -570,7 +570,7 @@ impl Loader {
             .ok_or(Error::BadSpec("the process has no terminal"))?;
         if let Some(tty) = tty.upgrade() {
             drop(inner);
-            tty.signal_foreground(&self.kernel, signo);
+            tty.signal_foreground(&*self.kernel, signo);
         }
         Ok(())
     }
@@ -743,7 +743,7 @@ const SENTRY_MOUNTS: [&str; 4] = ["/proc", "/sys", "/dev", "/dev/shm"];
 /// # Errors
 /// `BadSpec` when the bind mounts and their fds disagree; mount failures.
 fn container_filesystem(
-    memory: &Arc<crate::memory::MemoryFile>,
+    kernel: &Arc<Kernel>,
     spec: &ContainerSpec,
     fds: ContainerFds,
     pidns: &Arc<PidNamespace>,
@@ -780,12 +780,13 @@ fn container_filesystem(
         return Err(Error::BadSpec("more bind mount fds than bind mounts"));
     }
     Ok(super::build_filesystem(
-        memory,
+        &kernel.memory,
         fds.rootfs,
         Vec::new(),
         &tmpfs,
         volumes,
         None,
+        &Arc::downgrade(kernel),
         pidns,
     )?)
 }

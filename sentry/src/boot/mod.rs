@@ -180,6 +180,7 @@ pub fn build_filesystem(
     tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
+    kernel: &std::sync::Weak<Kernel>,
     pidns: &Arc<crate::kernel::PidNamespace>,
 ) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
@@ -199,7 +200,7 @@ pub fn build_filesystem(
     }
     mount(
         "/proc",
-        proc::new_proc(pidns.clone()),
+        proc::new_proc(kernel.clone(), pidns.clone()),
         "proc",
         "proc",
         false,
@@ -519,6 +520,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         &[],
         volumes,
         cfg.cwd.as_deref(),
+        &Arc::downgrade(&kernel),
         &kernel.root_pidns,
     )?;
 
@@ -725,6 +727,7 @@ mod tests {
             &[("/run".into(), 0o755)],
             open_volumes(&volumes).unwrap(),
             None,
+            &std::sync::Weak::new(),
             &crate::kernel::PidNamespace::new_root(),
         )
         .unwrap();
@@ -777,6 +780,7 @@ mod tests {
             &[],
             open_volumes(&volumes).unwrap(),
             None,
+            &std::sync::Weak::new(),
             &crate::kernel::PidNamespace::new_root(),
         )
         .unwrap();
@@ -817,6 +821,7 @@ mod tests {
                 &[],
                 open_volumes(&[v]).unwrap(),
                 None,
+                &std::sync::Weak::new(),
                 &crate::kernel::PidNamespace::new_root(),
             )
             .err();

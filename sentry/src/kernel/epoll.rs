@@ -14,10 +14,10 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::waiter::{WaitQueue, Wake, WakeCount};
 use super::Task;
 use crate::abi::{Errno, SysResult};
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::waiter::{WaitQueue, Wake, WakeCount};
 
 pub const EPOLLONESHOT: u32 = 1 << 30;
 pub const EPOLLET: u32 = 1 << 31;
@@ -275,7 +275,7 @@ impl EventFd {
 impl FileOps for EventFd {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -284,7 +284,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
-        let v = t.block_on(&[&self.queue], None, |_| {
+        let v = t.block_on(&[&self.queue], None, || {
             let mut c = self.count.lock().unwrap();
             if *c == 0 {
                 return if nb { Some(Err(Errno::EAGAIN)) } else { None };
@@ -301,7 +301,7 @@ impl FileOps for EventFd {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -316,7 +316,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
-        t.block_on(&[&self.queue], None, |_| {
+        t.block_on(&[&self.queue], None, || {
             let mut c = self.count.lock().unwrap();
             if u64::MAX - 1 - *c < add {
                 return if nb { Some(Err(Errno::EAGAIN)) } else { None };
@@ -328,7 +328,7 @@ impl FileOps for EventFd {
         Ok(8)
     }
 
-    fn ioctl(&self, _t: &mut Task, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
+    fn ioctl(&self, _t: &mut dyn Context, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
         Err(Errno::ENOTTY)
     }
 

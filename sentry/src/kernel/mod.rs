@@ -12,6 +12,7 @@
 //! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
 
 pub mod clone;
+pub mod context;
 pub mod epoll;
 pub mod exec;
 pub mod fd_table;
@@ -26,7 +27,6 @@ pub mod task;
 pub mod thread_group;
 pub mod timer;
 pub mod usage;
-
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -14,7 +14,6 @@ use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
 use super::usage::{Accountant, CpuTimes, TaskClock};
-use crate::waiter::{Completion, WaitQueue, Waiter};
 use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::abi::Errno;
 use crate::auth::Creds;
@@ -22,6 +21,7 @@ use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 use crate::syscalls;
 use crate::vfs::FsContext;
+use crate::waiter::{Completion, WaitQueue, Waiter};
 
 /// `stack_t` with `ss_flags = SS_DISABLE`.
 pub const DISABLED_ALTSTACK: [u8; 24] = {

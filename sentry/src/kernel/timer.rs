@@ -17,10 +17,9 @@ use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::waiter::WaitQueue;
-use super::Task;
 use crate::abi::Errno;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::waiter::WaitQueue;
 
 /// What an expiring timer does with its expiration count (at least 1).
 pub type Action = Box<dyn Fn(u64) + Send + Sync>;
@@ -293,7 +292,7 @@ impl TimerFd {
 impl FileOps for TimerFd {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -303,7 +302,7 @@ impl FileOps for TimerFd {
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
         let ticks = &self.ticks;
-        let n = t.block_on(&[&ticks.queue], None, |_| {
+        let n = t.block_on(&[&ticks.queue], None, || {
             let mut c = ticks.count.lock().unwrap();
             match *c {
                 0 if nb => Some(Err(Errno::EAGAIN)),

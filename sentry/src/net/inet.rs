@@ -18,10 +18,10 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
-use crate::waiter::WaitQueue;
-use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
+use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::waiter::WaitQueue;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -153,9 +153,9 @@ impl InetSocket {
         Ok(())
     }
 
-    fn send_tcp(&self, t: &mut Task, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
+    fn send_tcp(&self, t: &mut dyn Context, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
         let mut sent = 0;
-        let r = t.block_on(&[&self.queue], None, |_| {
+        let r = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = &g.entries[&id];
                 let wr_shut = e.wr_shut;
@@ -187,7 +187,7 @@ impl InetSocket {
         match r {
             Ok(()) => Ok(sent),
             Err(_) if sent > 0 => {
-                t.restart = None;
+                t.clear_restart();
                 Ok(sent)
             }
             Err(e) => Err(e),
@@ -196,7 +196,7 @@ impl InetSocket {
 
     fn send_udp(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         data: &[u8],
         to: Option<&[u8]>,
         flags: IoFlags,
@@ -211,7 +211,7 @@ impl InetSocket {
         if data.len() > UDP_MAX {
             return Err(Errno::EMSGSIZE);
         }
-        t.block_on(&[&self.queue], None, |_| {
+        t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
@@ -352,7 +352,7 @@ fn int_of(value: &[u8]) -> Result<i32, Errno> {
 }
 
 impl Socket for InetSocket {
-    fn bind(&self, _t: &mut Task, addr: &[u8]) -> Result<(), Errno> {
+    fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
         let (ip, port) = match parse(addr)? {
             Some(a) => a,
             // Linux accepts AF_UNSPEC with INADDR_ANY for compatibility.
@@ -367,7 +367,7 @@ impl Socket for InetSocket {
         self.with(|g, id| Self::bind_locked(g, id, ip, port))
     }
 
-    fn listen(&self, _t: &mut Task, backlog: i32) -> Result<(), Errno> {
+    fn listen(&self, _t: &mut dyn Context, backlog: i32) -> Result<(), Errno> {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -386,13 +386,13 @@ impl Socket for InetSocket {
 
     fn accept(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         nonblocking: bool,
     ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
-        let (h, nodelay) = t.block_on(&[&self.queue], None, |_| {
+        let (h, nodelay) = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = g.entries.get_mut(&id).expect("present");
                 let nodelay = e.nodelay;
@@ -420,7 +420,7 @@ impl Socket for InetSocket {
         Ok((Arc::new(sock), peer))
     }
 
-    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
+    fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
         let target = parse(addr)?;
         if self.proto == Proto::Udp {
             let peer = match target {
@@ -473,7 +473,7 @@ impl Socket for InetSocket {
         if nonblocking {
             return Err(Errno::EINPROGRESS);
         }
-        t.block_on(&[&self.queue], None, |_| {
+        t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = g.entries.get_mut(&id).expect("present");
                 match e.st {
@@ -485,7 +485,7 @@ impl Socket for InetSocket {
         })
     }
 
-    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
         match self.proto {
             Proto::Tcp => {
                 // Linux ignores the address on a connected stream socket.
@@ -495,9 +495,9 @@ impl Socket for InetSocket {
         }
     }
 
-    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
         if !flags.waitall || self.proto != Proto::Tcp {
-            return t.block_on(&[&self.queue], None, |_| {
+            return t.block_on(&[&self.queue], None, || {
                 self.with(|g, id| match Self::take(g, id, len, flags) {
                     Some(r) => Some(r),
                     None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
@@ -506,7 +506,7 @@ impl Socket for InetSocket {
             });
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&self.queue], None, |_| {
+        let r = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| loop {
                 match Self::take(g, id, len - out.data.len(), flags) {
                     Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
@@ -524,7 +524,7 @@ impl Socket for InetSocket {
         });
         match r {
             Ok(()) => {}
-            Err(_) if !out.data.is_empty() => t.restart = None,
+            Err(_) if !out.data.is_empty() => t.clear_restart(),
             Err(e) => return Err(e),
         }
         out.full_len = out.data.len();
@@ -685,7 +685,7 @@ impl Socket for InetSocket {
 impl FileOps for InetSocket {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -695,7 +695,7 @@ impl FileOps for InetSocket {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -703,7 +703,7 @@ impl FileOps for InetSocket {
         super::write_socket(self, t, file, buf)
     }
 
-    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         if u64::from(cmd) == libc::FIONREAD {
             let n = {
                 let mut g = stack().lock();
@@ -714,7 +714,7 @@ impl FileOps for InetSocket {
                     _ => rx_len(&g.set, e),
                 }
             };
-            t.mm.write_obj(UserAddr(arg), &(n as i32))?;
+            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
             return Ok(0);
         }
         Err(Errno::ENOTTY)

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::Errno;
-use crate::kernel::signal::{SigInfo, SI_USER};
-use crate::kernel::Task;
+use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile};
 
 /// `struct ucred` (SO_PEERCRED, SCM_CREDENTIALS).
@@ -41,7 +40,7 @@ impl Ucred {
 
     /// The credentials as `t` sees them: the PID (kept global inside the sentry) in its
     /// PID namespace, 0 when not visible there.
-    pub fn seen_by(self, t: &Task) -> Ucred {
+    pub fn seen_by(self, t: &dyn Context) -> Ucred {
         Ucred {
             pid: if self.pid == 0 {
                 0
@@ -54,11 +53,11 @@ impl Ucred {
 
     /// The calling process's credentials (effective ids, as Linux's `cred_to_ucred`), with
     /// its global PID.
-    pub fn of(t: &Task) -> Ucred {
+    pub fn of(t: &dyn Context) -> Ucred {
         Ucred {
-            pid: t.tg.tgid,
-            uid: t.creds.euid,
-            gid: t.creds.egid,
+            pid: t.tgid(),
+            uid: t.creds().euid,
+            gid: t.creds().egid,
         }
     }
 }
@@ -106,38 +105,41 @@ pub trait Socket: Send + Sync {
     ///
     /// # Errors
     /// EINVAL (already bound, bad address), EADDRINUSE, and path-resolution errors.
-    fn bind(&self, t: &mut Task, addr: &[u8]) -> Result<(), Errno>;
+    fn bind(&self, t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno>;
 
     /// `listen(2)`.
     ///
     /// # Errors
     /// EOPNOTSUPP for datagram sockets, EINVAL when unbound or connected.
-    fn listen(&self, t: &mut Task, backlog: i32) -> Result<(), Errno>;
+    fn listen(&self, t: &mut dyn Context, backlog: i32) -> Result<(), Errno>;
 
     /// `accept(2)`: the new connection's file operations and the peer's `sockaddr`.
     ///
     /// # Errors
     /// EINVAL when not listening, EAGAIN when nonblocking and none is pending.
-    fn accept(&self, t: &mut Task, nonblocking: bool)
-        -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno>;
+    fn accept(
+        &self,
+        t: &mut dyn Context,
+        nonblocking: bool,
+    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno>;
 
     /// `connect(2)`.
     ///
     /// # Errors
     /// ECONNREFUSED, ENOENT, EISCONN, EAGAIN (full backlog, nonblocking), EPROTOTYPE.
-    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno>;
+    fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno>;
 
     /// Sends `msg`; returns the bytes sent.
     ///
     /// # Errors
     /// EPIPE (the caller raises SIGPIPE), ENOTCONN, EAGAIN, EMSGSIZE, ECONNREFUSED.
-    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno>;
+    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno>;
 
     /// Receives at most `len` bytes.
     ///
     /// # Errors
     /// EAGAIN, EINVAL (not connected), EINTR.
-    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno>;
+    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno>;
 
     /// `getsockname(2)` as `sockaddr` bytes.
     fn local_addr(&self) -> Vec<u8>;
@@ -189,12 +191,17 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
 ///
 /// # Errors
 /// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT.
-pub fn socket(t: &Task, domain: i32, ty: i32, protocol: i32) -> Result<Arc<dyn FileOps>, Errno> {
+pub fn socket(
+    names: &Arc<unix::Names>,
+    domain: i32,
+    ty: i32,
+    protocol: i32,
+) -> Result<Arc<dyn FileOps>, Errno> {
     match domain {
         libc::AF_UNIX => {
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
-            Ok(Arc::new(unix::UnixSocket::new(&t.kernel, kind)))
+            Ok(Arc::new(unix::UnixSocket::new(names, kind)))
         }
         libc::AF_INET => {
             let proto = inet::proto_of(ty, protocol)?;
@@ -209,7 +216,8 @@ pub fn socket(t: &Task, domain: i32, ty: i32, protocol: i32) -> Result<Arc<dyn F
 /// # Errors
 /// As [`socket`]; EOPNOTSUPP for families without pairs.
 pub fn socketpair(
-    t: &Task,
+    t: &dyn Context,
+    names: &Arc<unix::Names>,
     domain: i32,
     ty: i32,
     protocol: i32,
@@ -218,7 +226,7 @@ pub fn socketpair(
         libc::AF_UNIX => {
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
-            let (a, b) = unix::UnixSocket::pair(&t.kernel, kind, Ucred::of(t));
+            let (a, b) = unix::UnixSocket::pair(names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
         libc::AF_INET | libc::AF_INET6 => Err(Errno::EOPNOTSUPP),
@@ -239,7 +247,7 @@ fn nonblocking(file: &OpenFile) -> IoFlags {
 /// As [`Socket::recv`].
 pub fn read_socket<S: Socket + ?Sized>(
     s: &S,
-    t: &mut Task,
+    t: &mut dyn Context,
     file: &OpenFile,
     buf: &mut [u8],
 ) -> Result<usize, Errno> {
@@ -255,7 +263,7 @@ pub fn read_socket<S: Socket + ?Sized>(
 /// As [`Socket::send`].
 pub fn write_socket<S: Socket + ?Sized>(
     s: &S,
-    t: &mut Task,
+    t: &mut dyn Context,
     file: &OpenFile,
     buf: &[u8],
 ) -> Result<usize, Errno> {
@@ -265,13 +273,7 @@ pub fn write_socket<S: Socket + ?Sized>(
     };
     let r = s.send(t, msg, nonblocking(file));
     if r == Err(Errno::EPIPE) {
-        raise_sigpipe(t);
+        t.raise_sigpipe();
     }
     r
-}
-
-/// Raises SIGPIPE in the calling task for a send that failed with EPIPE.
-pub fn raise_sigpipe(t: &mut Task) {
-    let (pid, uid) = (t.vtgid(), t.creds.uid);
-    t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
 }

@@ -159,7 +159,11 @@ pub fn mount(
                     TmpFs::new_root(&t.kernel.memory, tmpfs_mode(data.as_deref())?);
                 (root, "tmpfs", source)
             }
-            "proc" => (proc::new_proc(t.pidns().clone()), "proc", source),
+            "proc" => (
+                proc::new_proc(Arc::downgrade(&t.kernel), t.pidns().clone()),
+                "proc",
+                source,
+            ),
             _ => return Err(Errno::ENODEV),
         }
     };

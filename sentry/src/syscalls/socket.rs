@@ -119,14 +119,14 @@ fn install(t: &Task, ops: Arc<dyn FileOps>, flags: i32) -> Result<i32, Errno> {
 /// socket(2)
 pub fn socket(t: &mut Task, domain: i32, ty: i32, protocol: i32) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let ops = net::socket(t, domain, ty & !flags, protocol)?;
+    let ops = net::socket(&t.kernel.unix_names, domain, ty & !flags, protocol)?;
     Ok(install(t, ops, flags)? as u64)
 }
 
 /// socketpair(2)
 pub fn socketpair(t: &mut Task, domain: i32, ty: i32, protocol: i32, sv: UserAddr) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let [a, b] = net::socketpair(t, domain, ty & !flags, protocol)?;
+    let [a, b] = net::socketpair(t, &t.kernel.unix_names, domain, ty & !flags, protocol)?;
     let fa = install(t, a, flags)?;
     let fb = match install(t, b, flags) {
         Ok(fd) => fd,
@@ -266,7 +266,7 @@ fn do_send(t: &mut Task, f: &OpenFile, msg: OutMessage, flags: i32) -> SysResult
     let fl = io_flags(f, flags);
     let r = with_socket(f, |s| s.send(t, msg, fl));
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        net::raise_sigpipe(t);
+        crate::vfs::Context::raise_signal(t, libc::SIGPIPE);
     }
     Ok(r? as u64)
 }

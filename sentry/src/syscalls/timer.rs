@@ -381,7 +381,7 @@ pub fn signalfd4(t: &mut Task, fd: Fd, mask: UserAddr, size: usize, flags: Flags
         sfd.set_mask(set);
         return Ok(fd.0 as u64);
     }
-    let ops = Arc::new(SignalFd::new(t.tg.clone(), set));
+    let ops = Arc::new(SignalFd::new(&t.kernel, t.tg.clone(), set));
     let f = OpenFile::new(
         ops,
         libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),

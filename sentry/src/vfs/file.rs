@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult};
-use crate::kernel::Task;
+use crate::vfs::Context;
 use crate::vfs::Dentry;
 
 /// `struct stat` (x86-64 layout).
@@ -55,7 +55,7 @@ pub trait FileOps: Send + Sync {
     /// As read(2).
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _file: &OpenFile,
         _buf: &mut [u8],
         _offset: Option<u64>,
@@ -69,7 +69,7 @@ pub trait FileOps: Send + Sync {
     /// As write(2).
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _file: &OpenFile,
         _buf: &[u8],
         _offset: Option<u64>,
@@ -81,7 +81,7 @@ pub trait FileOps: Send + Sync {
     ///
     /// # Errors
     /// ENOTTY for commands the file does not know.
-    fn ioctl(&self, _t: &mut Task, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
+    fn ioctl(&self, _t: &mut dyn Context, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
         Err(Errno::ENOTTY)
     }
 
@@ -138,7 +138,7 @@ pub trait FileOps: Send + Sync {
     ///
     /// # Errors
     /// ENOTDIR for files that are not directories, EINVAL when the first entry does not fit.
-    fn getdents(&self, _t: &Task, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
+    fn getdents(&self, _t: &dyn Context, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
         Err(Errno::ENOTDIR)
     }
 
@@ -284,7 +284,7 @@ impl OpenFile {
     ///
     /// # Errors
     /// EBADF when not open for reading, and the file's errors.
-    pub fn read(&self, t: &mut Task, buf: &mut [u8]) -> Result<usize, Errno> {
+    pub fn read(&self, t: &mut dyn Context, buf: &mut [u8]) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -304,7 +304,12 @@ impl OpenFile {
     ///
     /// # Errors
     /// The file's errors.
-    pub fn read_at(&self, t: &mut Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    pub fn read_at(
+        &self,
+        t: &mut dyn Context,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<usize, Errno> {
         let n = self.ops.read(t, self, buf, Some(offset))?;
         self.accessed(n);
         Ok(n)
@@ -314,7 +319,7 @@ impl OpenFile {
     ///
     /// # Errors
     /// The file's errors.
-    pub fn write_at(&self, t: &mut Task, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+    pub fn write_at(&self, t: &mut dyn Context, buf: &[u8], offset: u64) -> Result<usize, Errno> {
         let n = self.ops.write(t, self, buf, Some(offset))?;
         self.modified(n);
         Ok(n)
@@ -338,7 +343,7 @@ impl OpenFile {
     ///
     /// # Errors
     /// EBADF when not open for writing, and the file's errors.
-    pub fn write(&self, t: &mut Task, buf: &[u8]) -> Result<usize, Errno> {
+    pub fn write(&self, t: &mut dyn Context, buf: &[u8]) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }

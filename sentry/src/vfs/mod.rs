@@ -4,6 +4,7 @@
 //! Filesystems (in [`crate::fs`]) implement [`Inode`]; [`walk::Resolver`] turns paths into
 //! [`Dentry`]s one component at a time; [`OpenFile`] is what an fd points to.
 
+pub mod context;
 pub mod dir;
 pub mod file;
 pub mod host;
@@ -13,7 +14,8 @@ pub mod lock;
 pub mod mount;
 pub mod walk;
 
+pub use context::{Context, JobIds, ProcessGroups};
 pub use file::{FileOps, OpenFile, Stat};
-pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr};
+pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
 pub use mount::{Dentry, FsContext, Mount, MountNamespace};
 pub use walk::Resolver;
