@@ -15,6 +15,7 @@ pub mod loader;
 pub mod memory;
 pub mod mm;
 pub mod net;
+pub mod procfs;
 pub mod syscalls;
 pub mod tty;
 pub mod vfs;

@@ -264,7 +264,7 @@ impl Loader {
     /// Host setup failures (memfd, platform).
     pub fn new(config: &LoaderConfig) -> Result<Arc<Loader>, Error> {
         // Host facts first: after isolation there is no host /proc to read them from.
-        crate::fs::proc::prime_host_info();
+        crate::procfs::prime_host_info();
         if config.isolate {
             super::sandbox::enter_without_rootfs(config.network).map_err(super::Error::from)?;
         }
@@ -786,8 +786,7 @@ fn container_filesystem(
         &tmpfs,
         volumes,
         None,
-        &Arc::downgrade(kernel),
-        pidns,
+        crate::procfs::new_proc(Arc::downgrade(kernel), pidns.clone()),
     )?)
 }
 

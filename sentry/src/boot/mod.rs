@@ -28,6 +28,7 @@ use crate::kernel::{
 use crate::loader::{self as elf, AuxIds, ExecArgs, Program};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
+use crate::procfs;
 use crate::vfs::host::HostFile;
 use crate::vfs::{
     Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, OpenFile,
@@ -169,8 +170,8 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
 /// layer, more such overlays at `lowers` (the host's other filesystems under `/`, for
 /// `runsc-rs do`), `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm`, more tmpfs at `tmpfs`
-/// (absolute, normalized paths with their root directory's mode), and the volumes. `/proc`
-/// shows the processes of PID namespace `pidns`. File data
+/// (absolute, normalized paths with their root directory's mode), and the volumes; `/proc`
+/// is `proc_root`. File data
 /// of the tmpfs mounts and the overlays' upper layers lives in `memory`. `/tmp` is the root's
 /// (writes to it stay in memory), as with runc.
 pub fn build_filesystem(
@@ -180,10 +181,9 @@ pub fn build_filesystem(
     tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
-    kernel: &std::sync::Weak<Kernel>,
-    pidns: &Arc<crate::kernel::PidNamespace>,
+    proc_root: Arc<dyn Inode>,
 ) -> Result<Arc<FsContext>, Error> {
-    use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
+    use crate::fs::{dev, hostfs::HostNode, overlay, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
@@ -198,16 +198,10 @@ pub fn build_filesystem(
         let ovl = overlay::new_overlay(memory, lower).map_err(mount_err(&path))?;
         mount(&path, ovl, "overlay", "overlay", false)?;
     }
-    mount(
-        "/proc",
-        proc::new_proc(kernel.clone(), pidns.clone()),
-        "proc",
-        "proc",
-        false,
-    )?;
+    mount("/proc", proc_root, "proc", "proc", false)?;
     mount(
         "/sys",
-        sys::new_sys(proc::host_cpus()),
+        sys::new_sys(procfs::host_cpus()),
         "sysfs",
         "sysfs",
         true,
@@ -495,7 +489,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
     } else {
         Vec::new()
     };
-    crate::fs::proc::prime_host_info();
+    crate::procfs::prime_host_info();
     let root = sandbox::enter(&cfg.sandbox)?;
     let memory = Arc::new(MemoryFile::new()?);
     sandbox::drop_privileges()?;
@@ -520,8 +514,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, Error> {
         &[],
         volumes,
         cfg.cwd.as_deref(),
-        &Arc::downgrade(&kernel),
-        &kernel.root_pidns,
+        procfs::new_proc(Arc::downgrade(&kernel), kernel.root_pidns.clone()),
     )?;
 
     // Installed before the first address space exists, so its stub factory and stubs inherit
@@ -727,8 +720,10 @@ mod tests {
             &[("/run".into(), 0o755)],
             open_volumes(&volumes).unwrap(),
             None,
-            &std::sync::Weak::new(),
-            &crate::kernel::PidNamespace::new_root(),
+            procfs::new_proc(
+                std::sync::Weak::new(),
+                crate::kernel::PidNamespace::new_root(),
+            ),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -780,8 +775,10 @@ mod tests {
             &[],
             open_volumes(&volumes).unwrap(),
             None,
-            &std::sync::Weak::new(),
-            &crate::kernel::PidNamespace::new_root(),
+            procfs::new_proc(
+                std::sync::Weak::new(),
+                crate::kernel::PidNamespace::new_root(),
+            ),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -821,8 +818,10 @@ mod tests {
                 &[],
                 open_volumes(&[v]).unwrap(),
                 None,
-                &std::sync::Weak::new(),
-                &crate::kernel::PidNamespace::new_root(),
+                procfs::new_proc(
+                    std::sync::Weak::new(),
+                    crate::kernel::PidNamespace::new_root(),
+                ),
             )
             .err();
             assert!(

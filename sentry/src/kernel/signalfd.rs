@@ -12,7 +12,7 @@ use zerocopy::{FromZeros, Immutable, IntoBytes, KnownLayout};
 use super::signal::{SigInfo, UNBLOCKABLE};
 use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
-use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, SignalFdFile, Stat};
 use crate::waiter::WaitQueue;
 
 /// `struct signalfd_siginfo` (128 bytes).
@@ -106,12 +106,6 @@ impl SignalFd {
         }
     }
 
-    /// signalfd4 on an existing signalfd: replaces the mask.
-    pub fn set_mask(&self, mask: u64) {
-        *self.mask.lock().unwrap() = mask & !UNBLOCKABLE;
-        self.tg.signal_events.notify_all();
-    }
-
     /// Takes a signal of the mask pending for thread `tid` of `tg` (the reader).
     fn dequeue(&self, tg: &ThreadGroup, tid: i32) -> Option<SigInfo> {
         let others = !*self.mask.lock().unwrap();
@@ -120,6 +114,13 @@ impl SignalFd {
             .get_mut(&tid)
             .and_then(|th| th.pending.pop(others))
             .or_else(|| s.shared.pop(others))
+    }
+}
+
+impl SignalFdFile for SignalFd {
+    fn set_mask(&self, mask: u64) {
+        *self.mask.lock().unwrap() = mask & !UNBLOCKABLE;
+        self.tg.signal_events.notify_all();
     }
 }
 
@@ -185,10 +186,6 @@ impl FileOps for SignalFd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.tg.signal_events)
-    }
-
-    fn as_signalfd(&self) -> Option<&SignalFd> {
-        Some(self)
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::abi::Errno;
-use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, Stat, TimerFdFile};
 use crate::waiter::WaitQueue;
 
 /// What an expiring timer does with its expiration count (at least 1).
@@ -276,9 +276,14 @@ impl TimerFd {
             ticks,
         }
     }
+}
 
-    /// timerfd_settime: re-arming discards expirations not yet read.
-    pub fn set(
+impl TimerFdFile for TimerFd {
+    fn clock(&self) -> i32 {
+        self.clock
+    }
+
+    fn set(
         &self,
         value: Option<Duration>,
         interval: Option<Duration>,
@@ -286,6 +291,10 @@ impl TimerFd {
         let old = self.timer.set(value, interval);
         *self.ticks.count.lock().unwrap() = 0;
         old
+    }
+
+    fn get(&self) -> (Option<Duration>, Option<Duration>) {
+        self.timer.get()
     }
 }
 
@@ -331,10 +340,6 @@ impl FileOps for TimerFd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.ticks.queue)
-    }
-
-    fn as_timerfd(&self) -> Option<&TimerFd> {
-        Some(self)
     }
 }
 

@@ -388,7 +388,7 @@ impl Socket for InetSocket {
         &self,
         t: &mut dyn Context,
         nonblocking: bool,
-    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -738,10 +738,6 @@ impl FileOps for InetSocket {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }
 

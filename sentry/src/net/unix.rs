@@ -756,7 +756,7 @@ impl Socket for UnixSocket {
         &self,
         t: &mut dyn Context,
         nonblocking: bool,
-    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
         if !self.ep.kind.connection_oriented() {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -1096,10 +1096,6 @@ impl FileOps for UnixSocket {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.ep.queue)
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }
 

@@ -31,7 +31,7 @@ pub fn uname(t: &mut Task, buf: UserAddr) -> SysResult {
 /// sysinfo(2)
 pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {
     // The sandbox's view: the host's memory size, minus what the sandbox's memory file holds.
-    let total = crate::fs::proc::host_mem_total_kb() * 1024;
+    let total = crate::procfs::host_mem_total_kb() * 1024;
     let s = Sysinfo {
         uptime: t.kernel.boot.elapsed().as_secs() as i64,
         totalram: total,

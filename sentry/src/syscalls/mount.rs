@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, SysResult};
-use crate::fs::{proc, tmpfs::TmpFs};
+use crate::fs::tmpfs::TmpFs;
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
+use crate::procfs as proc;
 use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, Resolver};
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;

@@ -2,12 +2,17 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult};
+use crate::vfs::epoll::Epoll;
+use crate::vfs::inotify::Inotify;
+use crate::vfs::socket::Socket;
 use crate::vfs::Context;
 use crate::vfs::Dentry;
+use crate::waiter::WaitQueue;
 
 /// `struct stat` (x86-64 layout).
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -103,32 +108,7 @@ pub trait FileOps: Send + Sync {
     }
 
     /// The queue notified when [`FileOps::readiness`] may change. None: the file is polled.
-    fn wait_queue(&self) -> Option<&crate::waiter::WaitQueue> {
-        None
-    }
-
-    /// The epoll instance behind this file, for `epoll_ctl`/`epoll_wait`.
-    fn as_epoll(&self) -> Option<&crate::kernel::epoll::Epoll> {
-        None
-    }
-
-    /// The timerfd behind this file, for `timerfd_settime`/`timerfd_gettime`.
-    fn as_timerfd(&self) -> Option<&crate::kernel::timer::TimerFd> {
-        None
-    }
-
-    /// The signalfd behind this file, for `signalfd4` on an existing one.
-    fn as_signalfd(&self) -> Option<&crate::kernel::signalfd::SignalFd> {
-        None
-    }
-
-    /// The inotify instance behind this file, for `inotify_add_watch`/`inotify_rm_watch`.
-    fn as_inotify(&self) -> Option<&super::inotify::Inotify> {
-        None
-    }
-
-    /// The socket behind this file, for the socket system calls (None: ENOTSOCK).
-    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+    fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
 
@@ -170,9 +150,74 @@ pub trait FileOps: Send + Sync {
     }
 }
 
+/// A timerfd (implemented by the kernel's timer service).
+pub trait TimerFdFile: FileOps {
+    /// The clock it was created on (`CLOCK_*`).
+    fn clock(&self) -> i32;
+
+    /// `timerfd_settime`: arms (or with None disarms) the timer; returns the previous
+    /// (value, interval). Expirations not yet read are discarded.
+    fn set(
+        &self,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>);
+
+    /// `timerfd_gettime`: the time to the next expiration and the interval.
+    fn get(&self) -> (Option<Duration>, Option<Duration>);
+}
+
+/// A signalfd (implemented by the kernel's signal code).
+pub trait SignalFdFile: FileOps {
+    /// `signalfd4` on an existing signalfd: replaces the mask.
+    fn set_mask(&self, mask: u64);
+}
+
+/// What kind of file an open file description is. The system calls that work on one kind
+/// only (`epoll_ctl`, `timerfd_settime`, `signalfd4` on an existing fd,
+/// `inotify_add_watch`, the socket calls) match on it and answer the other kinds as Linux
+/// does (EINVAL, ENOTSOCK...). Kinds implemented above the vfs carry a trait object whose
+/// trait is declared here.
+#[derive(Clone)]
+pub enum FileKind {
+    /// Any other file: only the [`FileOps`] operations.
+    Plain(Arc<dyn FileOps>),
+    Epoll(Arc<Epoll>),
+    Inotify(Arc<Inotify>),
+    Socket(Arc<dyn Socket>),
+    TimerFd(Arc<dyn TimerFdFile>),
+    SignalFd(Arc<dyn SignalFdFile>),
+}
+
+impl FileKind {
+    /// The operations every kind has.
+    pub fn ops(&self) -> &dyn FileOps {
+        match self {
+            FileKind::Plain(f) => &**f,
+            FileKind::Epoll(f) => &**f,
+            FileKind::Inotify(f) => &**f,
+            FileKind::Socket(f) => &**f,
+            FileKind::TimerFd(f) => &**f,
+            FileKind::SignalFd(f) => &**f,
+        }
+    }
+
+    /// The operations as a shared handle (reopening a file through a magic link).
+    pub fn shared_ops(&self) -> Arc<dyn FileOps> {
+        match self {
+            FileKind::Plain(f) => f.clone(),
+            FileKind::Epoll(f) => f.clone(),
+            FileKind::Inotify(f) => f.clone(),
+            FileKind::Socket(f) => f.clone(),
+            FileKind::TimerFd(f) => f.clone(),
+            FileKind::SignalFd(f) => f.clone(),
+        }
+    }
+}
+
 /// An open file description. Shared by dup'd fds and across fork.
 pub struct OpenFile {
-    pub ops: Arc<dyn FileOps>,
+    kind: FileKind,
     /// `O_*` status flags (access mode, O_APPEND, O_NONBLOCK...).
     flags: AtomicU32,
     /// The file offset; also serialises reads and writes that use it, as Linux's f_pos_lock.
@@ -210,9 +255,15 @@ pub const SETFL_MASK: u32 =
     (libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME) as u32;
 
 impl OpenFile {
+    /// A plain file without a path.
     pub fn new(ops: Arc<dyn FileOps>, flags: u32) -> Arc<OpenFile> {
+        OpenFile::of_kind(FileKind::Plain(ops), flags)
+    }
+
+    /// A file of `kind` without a path (sockets, epoll, inotify, timerfd, signalfd).
+    pub fn of_kind(kind: FileKind, flags: u32) -> Arc<OpenFile> {
         Arc::new(OpenFile {
-            ops,
+            kind,
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: None,
@@ -223,12 +274,22 @@ impl OpenFile {
     /// A file opened by path.
     pub fn with_dentry(ops: Arc<dyn FileOps>, flags: u32, dentry: Arc<Dentry>) -> Arc<OpenFile> {
         Arc::new(OpenFile {
-            ops,
+            kind: FileKind::Plain(ops),
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: Some(dentry),
             locked: AtomicBool::new(false),
         })
+    }
+
+    /// The file's operations.
+    pub fn ops(&self) -> &dyn FileOps {
+        self.kind.ops()
+    }
+
+    /// What kind of file this is.
+    pub fn kind(&self) -> &FileKind {
+        &self.kind
     }
 
     /// This description's identity as a lock owner (flock and OFD locks).
@@ -288,13 +349,13 @@ impl OpenFile {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
-        let n = if self.ops.seekable() {
+        let n = if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
-            let n = self.ops.read(t, self, buf, Some(*off))?;
+            let n = self.ops().read(t, self, buf, Some(*off))?;
             *off += n as u64;
             n
         } else {
-            self.ops.read(t, self, buf, None)?
+            self.ops().read(t, self, buf, None)?
         };
         self.accessed(n);
         Ok(n)
@@ -310,7 +371,7 @@ impl OpenFile {
         buf: &mut [u8],
         offset: u64,
     ) -> Result<usize, Errno> {
-        let n = self.ops.read(t, self, buf, Some(offset))?;
+        let n = self.ops().read(t, self, buf, Some(offset))?;
         self.accessed(n);
         Ok(n)
     }
@@ -320,7 +381,7 @@ impl OpenFile {
     /// # Errors
     /// The file's errors.
     pub fn write_at(&self, t: &mut dyn Context, buf: &[u8], offset: u64) -> Result<usize, Errno> {
-        let n = self.ops.write(t, self, buf, Some(offset))?;
+        let n = self.ops().write(t, self, buf, Some(offset))?;
         self.modified(n);
         Ok(n)
     }
@@ -347,18 +408,18 @@ impl OpenFile {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
-        if self.ops.seekable() {
+        if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
             if self.flags() & libc::O_APPEND as u32 != 0 {
-                *off = self.ops.size()?;
+                *off = self.ops().size()?;
             }
-            let n = self.ops.write(t, self, buf, Some(*off))?;
+            let n = self.ops().write(t, self, buf, Some(*off))?;
             *off += n as u64;
             drop(off);
             self.modified(n);
             Ok(n)
         } else {
-            let n = self.ops.write(t, self, buf, None)?;
+            let n = self.ops().write(t, self, buf, None)?;
             self.modified(n);
             Ok(n)
         }

@@ -49,7 +49,7 @@ impl HostFile {
 }
 
 impl AsFd for HostFile {
-    /// The host fd, for the terminal layer's host calls (`crate::tty`).
+    /// The host fd, for the terminal layer's host calls (the `tty` module).
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }

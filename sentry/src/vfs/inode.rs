@@ -109,11 +109,11 @@ pub struct OpenFileInode(pub Arc<super::OpenFile>);
 
 impl Inode for OpenFileInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        self.0.ops.stat()
+        self.0.ops().stat()
     }
 
     fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        Ok(self.0.ops.clone())
+        Ok(self.0.kind().shared_ops())
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {

@@ -390,10 +390,6 @@ impl FileOps for Inotify {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
     }
-
-    fn as_inotify(&self) -> Option<&Inotify> {
-        Some(self)
-    }
 }
 
 /// Sends an event to every watch on `key`; one-shot watches that fire are removed.

@@ -1,5 +1,9 @@
 //! `/proc`: the sandbox's own process information, never the host's.
 //!
+//! Layer: above `kernel` (it reads tasks, thread groups and PID namespaces) and `fs` (it is
+//! built from `fs::synth`); below `syscalls` and `boot`, which mount it. Nothing below the
+//! kernel imports it.
+//!
 //! Each instance belongs to a PID namespace: `/proc/[pid]` exists for every process visible in
 //! it (and `/proc/[tid]` for every thread, unlisted, as Linux), named and described with its
 //! IDs in that namespace; nothing of the host's process table is reachable. The
@@ -18,10 +22,10 @@ use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::abi::Errno;
 use crate::abi::{RELEASE, VERSION};
 use crate::auth::Creds;
+use crate::fs::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::kernel::task::TaskView;
 use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
@@ -552,7 +556,7 @@ impl PidNode {
         }
 
         let mnt = file.dentry.as_ref().map_or(0, |d| d.mount.id);
-        let ino = file.ops.stat().map_or(0, |s| s.ino);
+        let ino = file.ops().stat().map_or(0, |s| s.ino);
         Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
     }
 }
@@ -714,7 +718,7 @@ fn proc_statfs() -> FsStats {
 fn file_name(f: &OpenFile) -> Vec<u8> {
     match &f.dentry {
         Some(d) => d.path.clone(),
-        None => match f.ops.stat() {
+        None => match f.ops().stat() {
             Ok(st) => match st.mode & libc::S_IFMT {
                 libc::S_IFIFO => format!("pipe:[{}]", st.ino),
                 libc::S_IFSOCK => format!("socket:[{}]", st.ino),
