@@ -68,8 +68,10 @@ pub struct Kernel {
     pub futexes: futex::Futexes,
     /// Fires armed timers (itimers, POSIX timers, timerfds).
     pub timers: Arc<timer::TimerService>,
-    /// AF_UNIX socket names (abstract and filesystem).
-    pub unix_names: Arc<crate::net::unix::Names>,
+    /// Advisory file locks (flock, POSIX and OFD record locks).
+    pub locks: Arc<crate::vfs::lock::Locks>,
+    /// The network namespace: AF_UNIX names and the internet stack.
+    pub net: crate::net::Namespace,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
 }
@@ -99,7 +101,8 @@ impl Kernel {
             all_exited: Condvar::new(),
             futexes: futex::Futexes::default(),
             timers: Arc::default(),
-            unix_names: Arc::default(),
+            locks: Arc::default(),
+            net: crate::net::Namespace::default(),
             warned: Mutex::new(HashSet::new()),
         })
     }

@@ -626,7 +626,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
     if let Some(final_status) = last {
-        crate::vfs::lock::locks().release_process(tg.tgid);
+        kernel.locks.release_process(tg.tgid);
         tree.process_exited(tg.tgid, final_status);
         tg.set_done(final_status);
     }

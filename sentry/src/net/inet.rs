@@ -15,7 +15,7 @@ use std::sync::Arc;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
+use super::stack::{readiness, rx_len, Entry, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
@@ -83,6 +83,8 @@ pub struct InetSocket {
     id: u64,
     proto: Proto,
     queue: Arc<WaitQueue>,
+    /// The namespace's stack the socket lives in.
+    stack: Arc<Stack>,
 }
 
 impl std::fmt::Debug for InetSocket {
@@ -96,9 +98,8 @@ impl std::fmt::Debug for InetSocket {
 
 impl Drop for InetSocket {
     fn drop(&mut self) {
-        let st = stack();
-        st.lock().remove(self.id);
-        st.kick();
+        self.stack.lock().remove(self.id);
+        self.stack.kick();
     }
 }
 
@@ -117,17 +118,24 @@ pub fn proto_of(ty: i32, protocol: i32) -> Result<Proto, Errno> {
 
 impl InetSocket {
     /// A new unbound socket.
-    pub fn new(proto: Proto) -> InetSocket {
+    pub fn new(stack: &Arc<Stack>, proto: Proto) -> InetSocket {
         let queue = Arc::new(WaitQueue::new());
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let mut g = stack().lock();
-        g.entries.insert(id, Entry::new(proto, queue.clone()));
-        InetSocket { id, proto, queue }
+        stack
+            .lock()
+            .entries
+            .insert(id, Entry::new(proto, queue.clone()));
+        InetSocket {
+            id,
+            proto,
+            queue,
+            stack: stack.clone(),
+        }
     }
 
     /// Runs `f` on the stack with this socket's entry id, then pumps and kicks the poller.
     fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
-        let s = stack();
+        let s = &self.stack;
         let mut g = s.lock();
         let r = f(&mut g, self.id);
         g.pump();
@@ -406,7 +414,7 @@ impl Socket for InetSocket {
                 }
             })
         })?;
-        let sock = InetSocket::new(Proto::Tcp);
+        let sock = InetSocket::new(&self.stack, Proto::Tcp);
         let peer = self.with(|g, _| {
             let s = g.tcp(h);
             let local = s.local_endpoint();
@@ -532,7 +540,7 @@ impl Socket for InetSocket {
     }
 
     fn local_addr(&self) -> Vec<u8> {
-        let g = stack().lock();
+        let g = self.stack.lock();
         let e = &g.entries[&self.id];
         match (e.bound, &e.st) {
             (Some((ip, port)), St::Connected(h) | St::Connecting(h)) if ip == ANY => {
@@ -549,7 +557,7 @@ impl Socket for InetSocket {
     }
 
     fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
-        let g = stack().lock();
+        let g = self.stack.lock();
         let e = &g.entries[&self.id];
         match e.st {
             St::Connected(h) => g
@@ -591,7 +599,7 @@ impl Socket for InetSocket {
     }
 
     fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
-        let mut g = stack().lock();
+        let mut g = self.stack.lock();
         let e = g.entries.get_mut(&self.id).expect("present");
         let proto = match self.proto {
             Proto::Tcp => libc::IPPROTO_TCP,
@@ -706,7 +714,7 @@ impl FileOps for InetSocket {
     fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         if u64::from(cmd) == libc::FIONREAD {
             let n = {
-                let mut g = stack().lock();
+                let mut g = self.stack.lock();
                 let e = &g.entries[&self.id];
                 match e.st {
                     St::Udp(h) => g.udp(h).peek().map_or(0, |(d, _)| d.len()),
@@ -732,7 +740,7 @@ impl FileOps for InetSocket {
     }
 
     fn readiness(&self) -> u32 {
-        let g = stack().lock();
+        let g = self.stack.lock();
         readiness(&g.set, &g.entries[&self.id])
     }
 
@@ -765,14 +773,14 @@ mod tests {
 
     #[test]
     fn options_are_recorded() {
-        let s = InetSocket::new(Proto::Tcp);
+        let s = InetSocket::new(&Stack::start(), Proto::Tcp);
         s.setsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(1))
             .unwrap();
         assert_eq!(
             s.getsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap(),
             int(1)
         );
-        let g = stack().lock();
+        let g = s.stack.lock();
         assert!(g.entries[&s.id]
             .options
             .contains_key(&(libc::SOL_SOCKET, libc::SO_REUSEADDR)));

@@ -16,11 +16,37 @@ pub mod inet;
 pub mod stack;
 pub mod unix;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::abi::Errno;
 pub use crate::vfs::socket::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::vfs::{Context, OpenFile};
+
+/// A network namespace: what the sockets of one kernel share (the AF_UNIX names and the
+/// loopback internet stack). The kernel owns one; nothing of it is process-global, so two
+/// kernels in one process do not see each other's sockets.
+#[derive(Default)]
+pub struct Namespace {
+    /// AF_UNIX socket names (abstract and filesystem).
+    pub unix_names: Arc<unix::Names>,
+    /// The internet stack, started (with its poller thread) by the first AF_INET socket.
+    inet: OnceLock<Arc<stack::Stack>>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("inet_started", &self.inet.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    /// The internet stack, started on first use.
+    pub fn inet(&self) -> &Arc<stack::Stack> {
+        self.inet.get_or_init(stack::Stack::start)
+    }
+}
 
 /// The socket types `socket(2)` and `socketpair(2)` accept (without SOCK_NONBLOCK and
 /// SOCK_CLOEXEC).
@@ -45,7 +71,7 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
 /// # Errors
 /// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT.
 pub fn socket(
-    names: &Arc<unix::Names>,
+    ns: &Namespace,
     domain: i32,
     ty: i32,
     protocol: i32,
@@ -54,11 +80,11 @@ pub fn socket(
         libc::AF_UNIX => {
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
-            Ok(Arc::new(unix::UnixSocket::new(names, kind)))
+            Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
         }
         libc::AF_INET => {
             let proto = inet::proto_of(ty, protocol)?;
-            Ok(Arc::new(inet::InetSocket::new(proto)))
+            Ok(Arc::new(inet::InetSocket::new(ns.inet(), proto)))
         }
         _ => Err(Errno::EAFNOSUPPORT),
     }
@@ -70,7 +96,7 @@ pub fn socket(
 /// As [`socket`]; EOPNOTSUPP for families without pairs.
 pub fn socketpair(
     t: &dyn Context,
-    names: &Arc<unix::Names>,
+    ns: &Namespace,
     domain: i32,
     ty: i32,
     protocol: i32,
@@ -79,7 +105,7 @@ pub fn socketpair(
         libc::AF_UNIX => {
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
-            let (a, b) = unix::UnixSocket::pair(names, kind, Ucred::of(t));
+            let (a, b) = unix::UnixSocket::pair(&ns.unix_names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
         libc::AF_INET | libc::AF_INET6 => Err(Errno::EOPNOTSUPP),

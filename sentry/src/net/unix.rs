@@ -1123,6 +1123,24 @@ mod tests {
     }
 
     #[test]
+    fn two_namespaces_share_no_socket_state() {
+        use crate::net::{inet, stack, Namespace};
+        let (a, b) = (Namespace::default(), Namespace::default());
+        let key = NameKey::Abstract(b"same".to_vec());
+        let ea = Endpoint::new(Kind::Stream, a.unix_names.clone());
+        let eb = Endpoint::new(Kind::Stream, b.unix_names.clone());
+        a.unix_names.insert(key.clone(), &ea).unwrap();
+        // The same abstract name is free in the other namespace.
+        assert!(b.unix_names.get(&key).is_none());
+        b.unix_names.insert(key, &eb).unwrap();
+
+        let _sock = inet::InetSocket::new(a.inet(), stack::Proto::Tcp);
+        assert!(!Arc::ptr_eq(a.inet(), b.inet()));
+        assert_eq!(a.inet().lock().entries.len(), 1);
+        assert!(b.inet().lock().entries.is_empty());
+    }
+
+    #[test]
     fn names_reject_live_duplicates_and_forget_closed_ones() {
         let names = Arc::new(Names::default());
         let a = Endpoint::new(Kind::Stream, names.clone());

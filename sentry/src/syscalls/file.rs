@@ -1406,8 +1406,8 @@ fn lock_key(f: &OpenFile) -> Result<(u64, u64), Errno> {
 
 /// Takes `want` on `f`'s file, waiting (interruptibly) while it conflicts if `wait`.
 fn set_lock(t: &mut Task, f: &OpenFile, want: Lock, unlock: bool, wait: bool) -> SysResult {
-    let locks = lock::locks().file(lock_key(f)?);
-    f.note_locked();
+    let locks = t.kernel.locks.file(lock_key(f)?);
+    f.note_locked(&t.kernel.locks);
     if !wait {
         return match locks.try_set(want, unlock) {
             Ok(()) => Ok(0),
@@ -1472,7 +1472,7 @@ pub fn fcntl_lock(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
             if kind.is_none() {
                 return Err(Errno::EINVAL);
             }
-            let held = lock::locks().file(lock_key(&f)?).conflict(&want);
+            let held = t.kernel.locks.file(lock_key(&f)?).conflict(&want);
             match held {
                 None => l.l_type = libc::F_UNLCK as i16,
                 Some(h) => {

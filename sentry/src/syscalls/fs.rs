@@ -162,7 +162,9 @@ pub fn close(t: &mut Task, fd: Fd) -> SysResult {
             .as_ref()
             .map_or_else(|| f.ops().stat(), |d| d.inode.stat())
         {
-            crate::vfs::lock::locks().release_process_file(t.tg.tgid, (st.dev, st.ino));
+            t.kernel
+                .locks
+                .release_process_file(t.tg.tgid, (st.dev, st.ino));
         }
     }
     Ok(0)

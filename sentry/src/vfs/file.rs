@@ -1,7 +1,7 @@
 //! Open file descriptions: what an fd points to (offset, status flags, the file's operations).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -9,6 +9,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use crate::abi::{Errno, SysResult};
 use crate::vfs::epoll::Epoll;
 use crate::vfs::inotify::Inotify;
+use crate::vfs::lock::Locks;
 use crate::vfs::socket::Socket;
 use crate::vfs::Context;
 use crate::vfs::Dentry;
@@ -224,14 +225,15 @@ pub struct OpenFile {
     pub offset: Mutex<u64>,
     /// The path it was opened by (None for pipes, sockets, donated host fds).
     pub dentry: Option<Arc<Dentry>>,
-    /// A lock was ever taken through this description (its locks are released on drop).
-    locked: AtomicBool,
+    /// The lock table a lock was taken in through this description, if ever (its locks
+    /// are released there on drop).
+    locks: OnceLock<Arc<Locks>>,
 }
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
-        if self.had_locks() {
-            super::lock::locks().release_file(self.lock_id());
+        if let Some(locks) = self.locks.get() {
+            locks.release_file(self.lock_id());
         }
         // The last reference to the description: inotify's IN_CLOSE_*.
         if let Some(d) = &self.dentry {
@@ -267,7 +269,7 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: None,
-            locked: AtomicBool::new(false),
+            locks: OnceLock::new(),
         })
     }
 
@@ -278,7 +280,7 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: Some(dentry),
-            locked: AtomicBool::new(false),
+            locks: OnceLock::new(),
         })
     }
 
@@ -297,14 +299,15 @@ impl OpenFile {
         self as *const OpenFile as usize
     }
 
-    /// Records that a lock was taken through this description.
-    pub fn note_locked(&self) {
-        self.locked.store(true, Ordering::Relaxed);
+    /// Records that a lock was taken through this description in `table` (a file belongs
+    /// to one kernel, so to one table).
+    pub fn note_locked(&self, table: &Arc<Locks>) {
+        let _ = self.locks.set(table.clone());
     }
 
     /// Whether a lock was ever taken through this description.
     pub fn had_locks(&self) -> bool {
-        self.locked.load(Ordering::Relaxed)
+        self.locks.get().is_some()
     }
 
     /// Opened with O_PATH: usable only as a location, not for I/O.
