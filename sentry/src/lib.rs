@@ -5,6 +5,10 @@
 //! [`abi`] (UAPI types), [`memory`] (the memory file), [`mm`] (address spaces), [`loader`]
 //! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`tty`] (terminals),
 //! [`boot`].
+//!
+//! Layers, each importing only those below it: `abi`; `auth`, `waiter`, `memory`/`mm`;
+//! `loader`, `vfs`; `fs`, `net`, `tty`; `kernel`; `procfs`; `syscalls`; `boot`. Code below
+//! the kernel sees the calling task only as a [`vfs::Context`].
 
 pub mod abi;
 pub mod auth;

@@ -248,8 +248,8 @@ impl ProcessTimers {
 
 /// A timerfd: expirations accumulate in a counter that read(2) returns and resets.
 pub struct TimerFd {
-    pub timer: Arc<Timer>,
-    pub clock: i32,
+    timer: Arc<Timer>,
+    clock: i32,
     ticks: Arc<TimerFdTicks>,
 }
 
