@@ -51,6 +51,11 @@ pub struct Iovec {
     pub len: u64,
 }
 
+/// The kernel release the sandbox reports (see ARCHITECTURE.md).
+pub const RELEASE: &str = "4.19.0";
+/// The kernel version string: says which kernel this really is.
+pub const VERSION: &str = "#1 SMP runsc-rs";
+
 /// `struct utsname` (65-byte fields).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]

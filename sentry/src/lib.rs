@@ -5,8 +5,13 @@
 //! [`abi`] (UAPI types), [`memory`] (the memory file), [`mm`] (address spaces), [`elf`]
 //! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`tty`] (terminals),
 //! [`boot`].
+//!
+//! Layers, each importing only those below it: `abi`; `auth`, `waiter`, `memory`/`mm`;
+//! `loader`, `vfs`; `fs`, `net`, `tty`; `kernel`; `procfs`; `syscalls`; `boot`. Code below
+//! the kernel sees the calling task only as a [`vfs::Context`].
 
 pub mod abi;
+pub mod auth;
 pub mod boot;
 pub mod elf;
 pub mod fs;
@@ -14,6 +19,8 @@ pub mod kernel;
 pub mod memory;
 pub mod mm;
 pub mod net;
+pub mod procfs;
 pub mod syscalls;
 pub mod tty;
 pub mod vfs;
+pub mod waiter;

@@ -31,8 +31,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Creds;
 use crate::kernel::signal::SigInfo;
-use crate::kernel::task::Creds;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
 use crate::tty::HostTty;
@@ -293,7 +293,7 @@ impl Loader {
     pub fn new(config: &LoaderConfig) -> Result<Arc<Loader>, Error> {
         use super::sandbox;
         // Host facts first: after isolation there is no host /proc to read them from.
-        crate::fs::proc::prime_host_info();
+        crate::procfs::prime_host_info();
         let root = match &config.isolation {
             Isolation::None => None,
             Isolation::Sandbox { network } => {
@@ -386,7 +386,7 @@ impl Loader {
                 }
             }
         };
-        let fs = container_filesystem(&self.kernel.memory, &spec, fds, &pidns)?;
+        let fs = container_filesystem(&self.kernel, &spec, fds, &pidns)?;
         process_fs(&fs, &spec.process)?;
         let mut inner = self.lock();
         if inner.containers.contains_key(id) {
@@ -627,7 +627,7 @@ impl Loader {
             .ok_or(Error::BadSpec("the process has no terminal"))?;
         if let Some(tty) = tty.upgrade() {
             drop(inner);
-            tty.signal_foreground(&self.kernel, signo);
+            tty.signal_foreground(&*self.kernel, signo);
         }
         Ok(())
     }
@@ -800,7 +800,7 @@ const SENTRY_MOUNTS: [&str; 4] = ["/proc", "/sys", "/dev", "/dev/shm"];
 /// # Errors
 /// `BadSpec` when the bind mounts and their fds disagree; mount failures.
 fn container_filesystem(
-    memory: &Arc<crate::memory::MemoryFile>,
+    kernel: &Arc<Kernel>,
     spec: &ContainerSpec,
     fds: ContainerFds,
     pidns: &Arc<PidNamespace>,
@@ -845,7 +845,13 @@ fn container_filesystem(
         return Err(Error::BadSpec("more bind mount fds than bind mounts"));
     }
     Ok(super::build_filesystem(
-        memory, fds.rootfs, lowers, &tmpfs, volumes, None, pidns,
+        &kernel.memory,
+        fds.rootfs,
+        lowers,
+        &tmpfs,
+        volumes,
+        None,
+        crate::procfs::new_proc(Arc::downgrade(kernel), pidns.clone()),
     )?)
 }
 

@@ -22,11 +22,13 @@ use std::sync::Arc;
 
 use platform::CpuState;
 
+use crate::auth::Creds;
 use crate::elf::{self, AuxIds, ExecArgs, Program};
-use crate::kernel::task::{register_thread, Creds, DISABLED_ALTSTACK};
+use crate::kernel::task::{register_thread, DISABLED_ALTSTACK};
 use crate::kernel::{ExitStatus, FdTable, Kernel, Task, TaskHandle, TaskInit, ThreadGroup};
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
+use crate::procfs;
 use crate::vfs::{
     Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, Resolver,
 };
@@ -172,8 +174,8 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
 /// layer, more such overlays at `lowers` (the host's other filesystems under `/`, for
 /// `runsc-rs do`), `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm`, more tmpfs at `tmpfs`
-/// (absolute, normalized paths with their root directory's mode), and the volumes. `/proc`
-/// shows the processes of PID namespace `pidns`. File data
+/// (absolute, normalized paths with their root directory's mode), and the volumes; `/proc`
+/// is `proc_root`. File data
 /// of the tmpfs mounts and the overlays' upper layers lives in `memory`. `/tmp` is the root's
 /// (writes to it stay in memory), as with runc.
 pub fn build_filesystem(
@@ -183,9 +185,9 @@ pub fn build_filesystem(
     tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
-    pidns: &Arc<crate::kernel::PidNamespace>,
+    proc_root: Arc<dyn Inode>,
 ) -> Result<Arc<FsContext>, Error> {
-    use crate::fs::{dev, hostfs::HostNode, overlay, proc, sys, tmpfs::TmpFs};
+    use crate::fs::{dev, hostfs::HostNode, overlay, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
@@ -200,16 +202,10 @@ pub fn build_filesystem(
         let ovl = overlay::new_overlay(memory, lower).map_err(mount_err(&path))?;
         mount(&path, ovl, "overlay", "overlay", false)?;
     }
-    mount(
-        "/proc",
-        proc::new_proc(pidns.clone()),
-        "proc",
-        "proc",
-        false,
-    )?;
+    mount("/proc", proc_root, "proc", "proc", false)?;
     mount(
         "/sys",
-        sys::new_sys(proc::host_cpus()),
+        sys::new_sys(procfs::host_cpus()),
         "sysfs",
         "sysfs",
         true,
@@ -728,7 +724,10 @@ mod tests {
             &[("/run".into(), 0o755)],
             open_volumes(&volumes).unwrap(),
             None,
-            &crate::kernel::PidNamespace::new_root(),
+            procfs::new_proc(
+                std::sync::Weak::new(),
+                crate::kernel::PidNamespace::new_root(),
+            ),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -780,7 +779,10 @@ mod tests {
             &[],
             open_volumes(&volumes).unwrap(),
             None,
-            &crate::kernel::PidNamespace::new_root(),
+            procfs::new_proc(
+                std::sync::Weak::new(),
+                crate::kernel::PidNamespace::new_root(),
+            ),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -820,7 +822,10 @@ mod tests {
                 &[],
                 open_volumes(&[v]).unwrap(),
                 None,
-                &crate::kernel::PidNamespace::new_root(),
+                procfs::new_proc(
+                    std::sync::Weak::new(),
+                    crate::kernel::PidNamespace::new_root(),
+                ),
             )
             .err();
             assert!(

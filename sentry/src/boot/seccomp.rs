@@ -536,7 +536,7 @@ impl Allowlist {
     /// # Errors
     /// Compiling or installing failed; the sandbox must not start.
     pub fn install(&self, mode: Mode) -> Result<(), Error> {
-        crate::memory::settle_host_allocator(crate::fs::proc::host_cpus());
+        crate::memory::settle_host_allocator(crate::procfs::host_cpus());
         for program in self.compile(mode)? {
             seccompiler::apply_filter_all_threads(&program)?;
         }

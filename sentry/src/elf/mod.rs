@@ -123,7 +123,7 @@ impl std::fmt::Debug for ImageFile {
 /// Opens the executable `d` read-only to map its segments, as `mmap(2)` of a file does.
 /// None when it cannot be mapped (its filesystem offers no pages, or the open fails): the
 /// loader then copies the segments.
-pub fn image_file(d: &Dentry, cx: &Caller<'_>, mf: &Arc<MemoryFile>) -> Option<ImageFile> {
+pub fn image_file(d: &Dentry, cx: &Caller, mf: &Arc<MemoryFile>) -> Option<ImageFile> {
     let st = d.inode.stat().ok()?;
     let ops = match d.inode.open(cx, libc::O_RDONLY as u32) {
         Ok(ops) => ops,
@@ -192,7 +192,7 @@ struct Opened {
 /// The walk's errors; EACCES for non-regular or non-executable files; read errors.
 fn open_executable(
     fs: &FsContext,
-    cx: &Caller<'_>,
+    cx: &Caller,
     mf: &Arc<MemoryFile>,
     path: &[u8],
 ) -> Result<Opened, Errno> {
@@ -230,7 +230,7 @@ pub struct Interp {
 /// The walk's errors; EACCES for a file that is not a regular executable.
 pub fn read_interp(
     fs: &FsContext,
-    cx: &Caller<'_>,
+    cx: &Caller,
     mf: &Arc<MemoryFile>,
     path: &str,
 ) -> Result<Interp, Errno> {
@@ -643,7 +643,7 @@ pub struct Program {
 /// many nested interpreters).
 pub fn read_program(
     fs: &FsContext,
-    cx: &Caller<'_>,
+    cx: &Caller,
     mf: &Arc<MemoryFile>,
     path: &[u8],
     argv: &[Vec<u8>],

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::tmpfs::{Device, TmpFs, TmpNode};
 use crate::abi::Errno;
-use crate::kernel::Task;
 use crate::memory::MemoryFile;
+use crate::vfs::Context;
 use crate::vfs::{Caller, FileOps, Inode, NewAttrs, NewNode, OpenFile, Stat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ struct CharFile {
 }
 
 impl Device for CharDev {
-    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if self.kind == Kind::Tty {
             return Err(Errno::ENXIO);
         }
@@ -45,7 +45,7 @@ impl Device for CharDev {
 impl FileOps for CharFile {
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &mut [u8],
         _off: Option<u64>,
@@ -64,7 +64,7 @@ impl FileOps for CharFile {
 
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &[u8],
         _off: Option<u64>,

@@ -352,11 +352,11 @@ impl Inode for HostNode {
         Ok(to_stat(&self.host_stat()?))
     }
 
-    fn lookup(&self, _cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Ok(self.child(name)?)
     }
 
-    fn readdir(&self, _cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, _cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         if matches!(self.origin, Origin::File) {
             return Err(Errno::ENOTDIR);
         }
@@ -387,7 +387,7 @@ impl Inode for HostNode {
         Ok(out)
     }
 
-    fn readlink(&self, _cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, _cx: &Caller) -> Result<Vec<u8>, Errno> {
         if self.host_stat()?.st_mode & libc::S_IFMT != libc::S_IFLNK {
             return Err(Errno::EINVAL);
         }
@@ -410,7 +410,7 @@ impl Inode for HostNode {
         }
     }
 
-    fn open(&self, _cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, _cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let acc = flags & libc::O_ACCMODE as u32;
         let host_flags = if acc == libc::O_RDONLY as u32 {
             OFlags::RDONLY
@@ -427,7 +427,7 @@ impl Inode for HostNode {
 
     fn create(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         name: &[u8],
         node: NewNode,
         attrs: NewAttrs,
@@ -480,7 +480,7 @@ impl Inode for HostNode {
             .map_err(herr)
     }
 
-    fn unlink(&self, _cx: &Caller<'_>, name: &[u8], dir: bool) -> Result<(), Errno> {
+    fn unlink(&self, _cx: &Caller, name: &[u8], dir: bool) -> Result<(), Errno> {
         self.check_writable()?;
         check_name(name)?;
         let flags = if dir {
@@ -493,7 +493,7 @@ impl Inode for HostNode {
 
     fn rename(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         name: &[u8],
         new_dir: &Arc<dyn Inode>,
         new_name: &[u8],

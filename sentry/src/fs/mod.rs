@@ -1,10 +1,13 @@
 //! Filesystems: `hostfs` (directfs over host directory fds), `tmpfs`, `overlay` (tmpfs over
-//! a read-only lower layer), `dev`, `proc` and `sys`, plus the synthetic-file helpers they share.
+//! a read-only lower layer), `dev` and `sys`, plus the synthetic-file helpers they share
+//! (`/proc`, which needs the kernel, is the `procfs` module, above the kernel).
+//!
+//! Layer: above `vfs`, below `kernel`: filesystems see their caller only through
+//! `vfs::Context` and `vfs::Caller`.
 
 pub mod dev;
 pub mod hostfs;
 pub mod overlay;
-pub mod proc;
 pub mod synth;
 pub mod sys;
 pub mod tmpfs;

@@ -126,7 +126,7 @@ impl OvlNode {
 
     /// Whether the lower layer has `name` in this directory (and it is not hidden by an
     /// opaque upper directory).
-    fn lower_has(&self, cx: &Caller<'_>, name: &[u8]) -> bool {
+    fn lower_has(&self, cx: &Caller, name: &[u8]) -> bool {
         if self.upper().is_some_and(|u| u.is_opaque()) {
             return false;
         }
@@ -135,7 +135,7 @@ impl OvlNode {
             .is_some_and(|l| l.lookup(cx, name).is_ok())
     }
 
-    fn lookup_node(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<OvlNode>, Errno> {
+    fn lookup_node(&self, cx: &Caller, name: &[u8]) -> Result<Arc<OvlNode>, Errno> {
         let upper = self.upper();
         let up_child = match upper.as_ref().and_then(|u| u.child(name)) {
             Some(c) if c.is_whiteout() => return Err(Errno::ENOENT),
@@ -226,7 +226,7 @@ impl OvlNode {
         Ok(o)
     }
 
-    fn is_empty_dir(&self, cx: &Caller<'_>) -> Result<bool, Errno> {
+    fn is_empty_dir(&self, cx: &Caller) -> Result<bool, Errno> {
         Ok(self.readdir(cx)?.is_empty())
     }
 }
@@ -253,11 +253,11 @@ impl Inode for OvlNode {
         Ok(st)
     }
 
-    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Ok(self.lookup_node(cx, name)?)
     }
 
-    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         let upper = self.upper();
         let up: BTreeMap<Vec<u8>, Arc<TmpNode>> = upper
             .as_ref()
@@ -302,7 +302,7 @@ impl Inode for OvlNode {
         Ok(out)
     }
 
-    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, cx: &Caller) -> Result<Vec<u8>, Errno> {
         self.top()?.readlink(cx)
     }
 
@@ -310,7 +310,7 @@ impl Inode for OvlNode {
         self.top()?.contents()
     }
 
-    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let acc = flags & libc::O_ACCMODE as u32;
         let writes = acc != libc::O_RDONLY as u32 || flags & libc::O_TRUNC as u32 != 0;
         if writes {
@@ -322,7 +322,7 @@ impl Inode for OvlNode {
 
     fn create(
         &self,
-        cx: &Caller<'_>,
+        cx: &Caller,
         name: &[u8],
         node: NewNode,
         attrs: NewAttrs,
@@ -347,7 +347,7 @@ impl Inode for OvlNode {
     /// overlayfs does).
     fn create_tmpfile(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         attrs: NewAttrs,
         linkable: bool,
     ) -> Result<Arc<dyn Inode>, Errno> {
@@ -373,7 +373,7 @@ impl Inode for OvlNode {
         u.link(name, &tu)
     }
 
-    fn unlink(&self, cx: &Caller<'_>, name: &[u8], dir: bool) -> Result<(), Errno> {
+    fn unlink(&self, cx: &Caller, name: &[u8], dir: bool) -> Result<(), Errno> {
         let child = self.lookup_node(cx, name)?;
         let is_dir = child.file_type()? == FileType::Directory;
         match (dir, is_dir) {
@@ -393,7 +393,7 @@ impl Inode for OvlNode {
 
     fn rename(
         &self,
-        cx: &Caller<'_>,
+        cx: &Caller,
         name: &[u8],
         new_dir: &Arc<dyn Inode>,
         new_name: &[u8],

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::abi::Errno;
-use crate::kernel::Task;
 use crate::vfs::inode::now;
+use crate::vfs::Context;
 use crate::vfs::{Caller, DirEntry, FileOps, FileType, FsStats, Inode, OpenFile, Stat};
 
 /// Generates a file's contents or a link's target for the caller.
-pub type Generator = Arc<dyn Fn(&Caller<'_>) -> Result<Vec<u8>, Errno> + Send + Sync>;
+pub type Generator = Arc<dyn Fn(&Caller) -> Result<Vec<u8>, Errno> + Send + Sync>;
 
 /// Identity shared by the nodes of one synthetic filesystem.
 #[derive(Debug)]
@@ -84,7 +84,7 @@ impl BytesFile {
 impl FileOps for BytesFile {
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &mut [u8],
         off: Option<u64>,
@@ -97,7 +97,7 @@ impl FileOps for BytesFile {
 
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         _buf: &[u8],
         _off: Option<u64>,
@@ -152,7 +152,7 @@ impl Inode for SynthFile {
         (self.gen)(&Caller::kernel())
     }
 
-    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
             return Err(Errno::EACCES);
         }
@@ -196,11 +196,11 @@ impl Inode for SynthLink {
         Ok(self.fs.stat(self.ino, libc::S_IFLNK | 0o777, 0))
     }
 
-    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, cx: &Caller) -> Result<Vec<u8>, Errno> {
         (self.target)(cx)
     }
 
-    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         Err(Errno::ELOOP)
     }
 
@@ -222,7 +222,7 @@ pub struct SynthDir {
 
 /// Lists a synthetic directory's entries for the caller.
 pub type ListFn =
-    Arc<dyn Fn(&Caller<'_>) -> Result<Vec<(Vec<u8>, Arc<dyn Inode>)>, Errno> + Send + Sync>;
+    Arc<dyn Fn(&Caller) -> Result<Vec<(Vec<u8>, Arc<dyn Inode>)>, Errno> + Send + Sync>;
 
 impl SynthDir {
     pub fn new(fs: &Arc<SynthFs>, list: ListFn) -> Arc<SynthDir> {
@@ -248,7 +248,7 @@ impl Inode for SynthDir {
         Ok(self.fs.stat(self.ino, libc::S_IFDIR | 0o555, 0))
     }
 
-    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         (self.list)(cx)?
             .into_iter()
             .find(|(n, _)| n == name)
@@ -256,7 +256,7 @@ impl Inode for SynthDir {
             .ok_or(Errno::ENOENT)
     }
 
-    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         (self.list)(cx)?
             .into_iter()
             .map(|(name, i)| {
@@ -270,7 +270,7 @@ impl Inode for SynthDir {
             .collect()
     }
 
-    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         Err(Errno::EISDIR)
     }
 

@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::abi::{Errno, PAGE_SIZE};
-use crate::kernel::Task;
 use crate::memory::{FileRange, MemoryFile};
 use crate::mm::filemap::Mappable;
 use crate::mm::pagecache;
 use crate::vfs::inode::{now, RenameFlags, TimeSet};
+use crate::vfs::Context;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
 };
@@ -40,7 +40,7 @@ pub trait Device: Send + Sync {
     ///
     /// # Errors
     /// ENXIO when the device is absent.
-    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
+    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
 }
 
 enum Data {
@@ -555,7 +555,7 @@ struct TmpFile {
 impl FileOps for TmpFile {
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &mut [u8],
         off: Option<u64>,
@@ -565,7 +565,7 @@ impl FileOps for TmpFile {
 
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &[u8],
         off: Option<u64>,
@@ -629,7 +629,7 @@ impl Inode for TmpNode {
         })
     }
 
-    fn lookup(&self, _cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         let st = self.lock();
         let Data::Dir { entries, .. } = &st.data else {
             return Err(Errno::ENOTDIR);
@@ -640,7 +640,7 @@ impl Inode for TmpNode {
         }
     }
 
-    fn readdir(&self, _cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, _cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         let st = self.lock();
         let Data::Dir { entries, .. } = &st.data else {
             return Err(Errno::ENOTDIR);
@@ -656,7 +656,7 @@ impl Inode for TmpNode {
             .collect())
     }
 
-    fn readlink(&self, _cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, _cx: &Caller) -> Result<Vec<u8>, Errno> {
         match &self.lock().data {
             Data::Symlink(t) => Ok(t.clone()),
             _ => Err(Errno::EINVAL),
@@ -674,7 +674,7 @@ impl Inode for TmpNode {
         }
     }
 
-    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let dev = match &self.lock().data {
             Data::File(_) => None,
             Data::Device(d) => Some(d.clone()),
@@ -691,7 +691,7 @@ impl Inode for TmpNode {
 
     fn create(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         name: &[u8],
         node: NewNode,
         attrs: NewAttrs,
@@ -724,7 +724,7 @@ impl Inode for TmpNode {
 
     fn create_tmpfile(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         attrs: NewAttrs,
         linkable: bool,
     ) -> Result<Arc<dyn Inode>, Errno> {
@@ -757,7 +757,7 @@ impl Inode for TmpNode {
         Ok(())
     }
 
-    fn unlink(&self, _cx: &Caller<'_>, name: &[u8], dir: bool) -> Result<(), Errno> {
+    fn unlink(&self, _cx: &Caller, name: &[u8], dir: bool) -> Result<(), Errno> {
         let child = self.child(name).filter(|c| !c.is_whiteout());
         let Some(child) = child else {
             return Err(Errno::ENOENT);
@@ -775,7 +775,7 @@ impl Inode for TmpNode {
 
     fn rename(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         name: &[u8],
         new_dir: &Arc<dyn Inode>,
         new_name: &[u8],

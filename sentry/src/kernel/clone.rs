@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use super::task::{register_thread, TaskInit, DISABLED_ALTSTACK};
-use super::wait::Completion;
 use super::{Task, TaskHandle, ThreadGroup};
 use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;
+use crate::waiter::Completion;
 
 const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_FS: u64 = libc::CLONE_FS as u64;

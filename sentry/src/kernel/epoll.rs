@@ -1,37 +1,13 @@
-//! epoll instances (level- and edge-triggered, EPOLLONESHOT), eventfd counters, and the
-//! readiness wait that poll/select/epoll share.
-//!
-//! Edge-triggered items follow Linux's shape: an item is re-armed whenever the watched
-//! file's wait queue is woken about the kind of readiness the item watches ([`Wake`]: data
-//! and hang-ups for the reading events, room for EPOLLOUT), and an armed item is reported
-//! (and disarmed) when the file's current readiness intersects its events. A file without a
-//! wait queue (a host fd, re-polled on a tick) re-arms when a watched readiness bit newly
-//! appears instead, so more data on an already readable host fd is not reported again.
-//!
-//! # Lock order
-//! `Epoll::interests` → the watched file's internal locks (readiness) → `WaitQueue`.
+//! eventfd counters, and the readiness wait that poll/select/epoll_wait share (epoll
+//! instances themselves are a vfs file kind: `vfs::epoll`).
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::wait::{WaitQueue, Wake, WakeCount};
 use super::Task;
 use crate::abi::{Errno, SysResult};
-use crate::vfs::{FileOps, OpenFile, Stat};
-
-pub const EPOLLONESHOT: u32 = 1 << 30;
-pub const EPOLLET: u32 = 1 << 31;
-/// Always reported, whether asked for or not.
-const ALWAYS: u32 = (libc::POLLERR | libc::POLLHUP) as u32;
-/// The events a [`Wake::Readable`] wake-up re-arms.
-const READ_EVENTS: u32 = (libc::EPOLLIN
-    | libc::EPOLLPRI
-    | libc::EPOLLRDNORM
-    | libc::EPOLLRDBAND
-    | libc::EPOLLRDHUP
-    | libc::EPOLLMSG) as u32;
-/// The events a [`Wake::Writable`] wake-up re-arms.
-const WRITE_EVENTS: u32 = (libc::EPOLLOUT | libc::EPOLLWRNORM | libc::EPOLLWRBAND) as u32;
+use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::waiter::{WaitQueue, Wake};
 
 /// How often files without a wait queue (host fds) are re-polled while blocking.
 const HOST_POLL_TICK: Duration = Duration::from_millis(10);
@@ -47,8 +23,8 @@ pub fn wait_ready<T>(
     deadline: Option<Instant>,
     mut scan: impl FnMut(&mut Task) -> Option<T>,
 ) -> Result<Option<T>, Errno> {
-    let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
-    let polled = files.iter().any(|f| f.ops.wait_queue().is_none());
+    let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops().wait_queue()).collect();
+    let polled = files.iter().any(|f| f.ops().wait_queue().is_none());
     loop {
         let tick = if polled {
             let next = Instant::now() + HOST_POLL_TICK;
@@ -65,192 +41,6 @@ pub fn wait_ready<T>(
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-#[derive(Debug)]
-struct Interest {
-    fd: i32,
-    file: Weak<OpenFile>,
-    events: u32,
-    data: u64,
-    /// EPOLLONESHOT fired: nothing reported until re-armed with EPOLL_CTL_MOD.
-    disarmed: bool,
-    /// EPOLLET: where the item was last consumed; see [`Edge`].
-    edge: Edge,
-}
-
-/// The state of an edge-triggered item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Edge {
-    /// Just added or modified: reported if ready (Linux polls the file at EPOLL_CTL_ADD/MOD).
-    Fresh,
-    /// Consumed when the file's wait queue had these wake-up counts; re-armed by a later
-    /// wake-up of a kind the item watches.
-    Seen(WakeCount),
-    /// Consumed when a file without a wait queue had this readiness; re-armed by a bit
-    /// that was not set then.
-    SeenReadiness(u32),
-}
-
-/// What [`Interest::poll`] found: the events to report (0: none) and the item's next edge
-/// state if they are reported or found not ready.
-struct Polled {
-    ready: u32,
-    edge: Edge,
-}
-
-impl Interest {
-    /// Polls the watched file for this item without changing the item.
-    fn poll(&self) -> Option<Polled> {
-        if self.disarmed {
-            return None;
-        }
-        let f = self.file.upgrade()?;
-        let mask = self.events | ALWAYS;
-        if self.events & EPOLLET == 0 {
-            return Some(Polled {
-                ready: f.ops.readiness() & mask,
-                edge: self.edge,
-            });
-        }
-        match f.ops.wait_queue() {
-            Some(q) => {
-                // Counts before readiness: a wake-up after the poll re-arms the item.
-                let now = q.wakes();
-                let armed = match self.edge {
-                    Edge::Seen(seen) => {
-                        let any = self.events & (READ_EVENTS | WRITE_EVENTS) == 0;
-                        let read = now.readable != seen.readable;
-                        let write = now.writable != seen.writable;
-                        (read && (any || self.events & READ_EVENTS != 0))
-                            || (write && (any || self.events & WRITE_EVENTS != 0))
-                    }
-                    Edge::Fresh | Edge::SeenReadiness(_) => true,
-                };
-                let ready = if armed { f.ops.readiness() & mask } else { 0 };
-                Some(Polled {
-                    ready,
-                    edge: Edge::Seen(now),
-                })
-            }
-            None => {
-                let cur = f.ops.readiness() & mask;
-                let before = match self.edge {
-                    Edge::SeenReadiness(r) => r,
-                    Edge::Fresh | Edge::Seen(_) => 0,
-                };
-                Some(Polled {
-                    ready: if cur & !before != 0 { cur } else { 0 },
-                    edge: Edge::SeenReadiness(cur),
-                })
-            }
-        }
-    }
-}
-
-/// An epoll instance.
-#[derive(Debug, Default)]
-pub struct Epoll {
-    interests: Mutex<Vec<Interest>>,
-}
-
-impl Epoll {
-    /// EPOLL_CTL_ADD/MOD/DEL.
-    ///
-    /// # Errors
-    /// EEXIST, ENOENT, EINVAL as Linux.
-    pub fn ctl(
-        &self,
-        op: i32,
-        fd: i32,
-        file: &Arc<OpenFile>,
-        events: u32,
-        data: u64,
-    ) -> Result<(), Errno> {
-        let mut v = self.interests.lock().unwrap();
-        v.retain(|i| i.file.strong_count() > 0);
-        let pos = v
-            .iter()
-            .position(|i| i.fd == fd && Weak::ptr_eq(&i.file, &Arc::downgrade(file)));
-        match (op, pos) {
-            (libc::EPOLL_CTL_ADD, Some(_)) => Err(Errno::EEXIST),
-            (libc::EPOLL_CTL_ADD, None) => {
-                v.push(Interest {
-                    fd,
-                    file: Arc::downgrade(file),
-                    events,
-                    data,
-                    disarmed: false,
-                    edge: Edge::Fresh,
-                });
-                Ok(())
-            }
-            (libc::EPOLL_CTL_MOD, Some(i)) => {
-                v[i].events = events;
-                v[i].data = data;
-                v[i].disarmed = false;
-                v[i].edge = Edge::Fresh;
-                Ok(())
-            }
-            (libc::EPOLL_CTL_DEL, Some(i)) => {
-                v.remove(i);
-                Ok(())
-            }
-            (libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, None) => Err(Errno::ENOENT),
-            _ => Err(Errno::EINVAL),
-        }
-    }
-
-    /// The files currently watched (for their wait queues).
-    pub fn files(&self) -> Vec<Arc<OpenFile>> {
-        self.interests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|i| i.file.upgrade())
-            .collect()
-    }
-
-    /// Ready events, at most `max`, as (events, data). Reported edge-triggered items are
-    /// consumed until re-armed, one-shot items until EPOLL_CTL_MOD.
-    pub fn collect(&self, max: usize) -> Vec<(u32, u64)> {
-        let mut out = Vec::new();
-        let mut v = self.interests.lock().unwrap();
-        for i in v.iter_mut() {
-            if out.len() >= max {
-                break;
-            }
-            let Some(p) = i.poll() else { continue };
-            i.edge = p.edge;
-            if p.ready != 0 {
-                out.push((p.ready, i.data));
-                if i.events & EPOLLONESHOT != 0 {
-                    i.disarmed = true;
-                }
-            }
-        }
-        out
-    }
-}
-
-impl FileOps for Epoll {
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat::anonymous())
-    }
-
-    fn readiness(&self) -> u32 {
-        let v = self.interests.lock().unwrap();
-        let any = v.iter().any(|i| i.poll().is_some_and(|p| p.ready != 0));
-        if any {
-            libc::POLLIN as u32
-        } else {
-            0
-        }
-    }
-
-    fn as_epoll(&self) -> Option<&Epoll> {
-        Some(self)
     }
 }
 
@@ -275,7 +65,7 @@ impl EventFd {
 impl FileOps for EventFd {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -284,7 +74,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
-        let v = t.block_on(&[&self.queue], None, |_| {
+        let v = t.block_on(&[&self.queue], None, || {
             let mut c = self.count.lock().unwrap();
             if *c == 0 {
                 return if nb { Some(Err(Errno::EAGAIN)) } else { None };
@@ -301,7 +91,7 @@ impl FileOps for EventFd {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -316,7 +106,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
-        t.block_on(&[&self.queue], None, |_| {
+        t.block_on(&[&self.queue], None, || {
             let mut c = self.count.lock().unwrap();
             if u64::MAX - 1 - *c < add {
                 return if nb { Some(Err(Errno::EAGAIN)) } else { None };
@@ -328,7 +118,7 @@ impl FileOps for EventFd {
         Ok(8)
     }
 
-    fn ioctl(&self, _t: &mut Task, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
+    fn ioctl(&self, _t: &mut dyn Context, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
         Err(Errno::ENOTTY)
     }
 

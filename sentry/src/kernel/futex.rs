@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::wait::Waiter;
 use super::Task;
 use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
+use crate::waiter::Waiter;
 
 /// What a futex is identified by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

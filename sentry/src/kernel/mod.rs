@@ -1,10 +1,17 @@
 //! The kernel proper: `Kernel`, tasks and thread groups, the process table, signals, futexes,
 //! pipes, fd tables.
 //!
+//! Layer: above `vfs`, `fs`, `net`, `loader`, `mm`, `auth` and `waiter`; it implements what
+//! those layers declare for it ([`vfs::Context`](crate::vfs::Context) for `Task`, in
+//! [`context`]; the timerfd and signalfd file kinds). Only `procfs`, `syscalls` and `boot`
+//! sit above it. (The run loop still calls the syscall table directly; that edge is being
+//! inverted separately.) The kernel owns what its tasks share: the process table, the
+//! file-lock table and the network namespace.
+//!
 //! Task model: one sentry host thread per application thread. Its run loop (in [`task`]) is a
 //! state machine: deliver signals, switch into the application, handle the exit (syscall,
 //! fault, signal), repeat until the task exits. Blocking system calls sleep on the task's
-//! [`wait::Waiter`], which signal delivery and exit also wake.
+//! [`crate::waiter::Waiter`], which signal delivery and exit also wake.
 //!
 //! The kernel does not know the system calls: boot gives it the table ([`SyscallTable`]) at
 //! construction, and the run loop hands each application system call to it.
@@ -15,6 +22,7 @@
 //! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
 
 pub mod clone;
+pub mod context;
 pub mod epoll;
 pub mod exec;
 pub mod fd_table;
@@ -29,7 +37,6 @@ pub mod task;
 pub mod thread_group;
 pub mod timer;
 pub mod usage;
-pub mod wait;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -78,8 +85,10 @@ pub struct Kernel {
     pub futexes: futex::Futexes,
     /// Fires armed timers (itimers, POSIX timers, timerfds).
     pub timers: Arc<timer::TimerService>,
-    /// AF_UNIX socket names (abstract and filesystem).
-    pub unix_names: Arc<crate::net::unix::Names>,
+    /// Advisory file locks (flock, POSIX and OFD record locks).
+    pub locks: Arc<crate::vfs::lock::Locks>,
+    /// The network namespace: AF_UNIX names and the internet stack.
+    pub net: crate::net::Namespace,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
 }
@@ -111,7 +120,8 @@ impl Kernel {
             all_exited: Condvar::new(),
             futexes: futex::Futexes::default(),
             timers: Arc::default(),
-            unix_names: Arc::default(),
+            locks: Arc::default(),
+            net: crate::net::Namespace::default(),
             warned: Mutex::new(HashSet::new()),
         })
     }

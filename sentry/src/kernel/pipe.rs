@@ -8,11 +8,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::signal::{SigInfo, SI_USER};
-use super::wait::{WaitQueue, Wake};
-use super::Task;
 use crate::abi::{Errno, SysResult};
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::waiter::{WaitQueue, Wake};
 
 /// Writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;
@@ -93,7 +91,7 @@ impl PipeEnd {
 impl FileOps for PipeEnd {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -103,7 +101,7 @@ impl FileOps for PipeEnd {
         }
         let nb = nonblocking(file);
         let pipe = &self.pipe;
-        t.block_on(&[&pipe.queue], None, |_| {
+        t.block_on(&[&pipe.queue], None, || {
             let mut s = pipe.state.lock().unwrap();
             if !s.buf.is_empty() {
                 // Linux wakes pollers of the write end only when the pipe was full.
@@ -131,7 +129,7 @@ impl FileOps for PipeEnd {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -143,7 +141,7 @@ impl FileOps for PipeEnd {
         let atomic = buf.len() <= PIPE_BUF;
         let pipe = &self.pipe;
         let mut written = 0usize;
-        let r = t.block_on(&[&pipe.queue], None, |_| {
+        let r = t.block_on(&[&pipe.queue], None, || {
             let mut s = pipe.state.lock().unwrap();
             if s.readers == 0 {
                 return Some(Err(Errno::EPIPE));
@@ -175,9 +173,7 @@ impl FileOps for PipeEnd {
         });
         match r {
             Err(Errno::EPIPE) => {
-                let uid = t.creds.uid;
-                let pid = t.vtgid();
-                t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
+                t.raise_sigpipe();
                 if written > 0 {
                     Ok(written)
                 } else {
@@ -185,17 +181,17 @@ impl FileOps for PipeEnd {
                 }
             }
             Err(Errno::EINTR) if written > 0 => {
-                t.restart = None;
+                t.clear_restart();
                 Ok(written)
             }
             r => r,
         }
     }
 
-    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         if cmd as u64 == libc::FIONREAD {
             let n = self.available() as i32;
-            t.mm.write_obj(crate::mm::usermem::UserAddr(arg), &n)?;
+            t.mm().write_obj(crate::mm::usermem::UserAddr(arg), &n)?;
             return Ok(0);
         }
         Err(Errno::ENOTTY)

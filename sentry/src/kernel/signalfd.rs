@@ -5,15 +5,15 @@
 //! Readiness looks at the process that created the file, which is the reader in practice;
 //! its [`ThreadGroup::signal_events`] queue is notified whenever a signal is queued there.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use zerocopy::{FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::signal::{SigInfo, UNBLOCKABLE};
-use super::wait::WaitQueue;
-use super::{Task, ThreadGroup};
+use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, SignalFdFile, Stat};
+use crate::waiter::WaitQueue;
 
 /// `struct signalfd_siginfo` (128 bytes).
 #[derive(Debug, Clone, Copy, FromZeros, IntoBytes, Immutable, KnownLayout)]
@@ -82,7 +82,11 @@ impl SignalfdSiginfo {
 /// A signalfd's file operations.
 pub struct SignalFd {
     mask: Mutex<u64>,
+    /// The creating process: polling reports its signals.
     tg: Arc<ThreadGroup>,
+    /// Where a reader's own signal state is found (weakly: the kernel's tasks hold this
+    /// file through their fd tables).
+    kernel: Weak<Kernel>,
 }
 
 impl std::fmt::Debug for SignalFd {
@@ -94,33 +98,36 @@ impl std::fmt::Debug for SignalFd {
 }
 
 impl SignalFd {
-    pub fn new(tg: Arc<ThreadGroup>, mask: u64) -> SignalFd {
+    pub fn new(kernel: &Arc<Kernel>, tg: Arc<ThreadGroup>, mask: u64) -> SignalFd {
         SignalFd {
             mask: Mutex::new(mask & !UNBLOCKABLE),
             tg,
+            kernel: Arc::downgrade(kernel),
         }
     }
 
-    /// signalfd4 on an existing signalfd: replaces the mask.
-    pub fn set_mask(&self, mask: u64) {
-        *self.mask.lock().unwrap() = mask & !UNBLOCKABLE;
-        self.tg.signal_events.notify_all();
-    }
-
-    fn dequeue(&self, t: &Task) -> Option<SigInfo> {
+    /// Takes a signal of the mask pending for thread `tid` of `tg` (the reader).
+    fn dequeue(&self, tg: &ThreadGroup, tid: i32) -> Option<SigInfo> {
         let others = !*self.mask.lock().unwrap();
-        let mut s = t.tg.sig();
+        let mut s = tg.sig();
         s.threads
-            .get_mut(&t.tid)
+            .get_mut(&tid)
             .and_then(|th| th.pending.pop(others))
             .or_else(|| s.shared.pop(others))
+    }
+}
+
+impl SignalFdFile for SignalFd {
+    fn set_mask(&self, mask: u64) {
+        *self.mask.lock().unwrap() = mask & !UNBLOCKABLE;
+        self.tg.signal_events.notify_all();
     }
 }
 
 impl FileOps for SignalFd {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -131,11 +138,21 @@ impl FileOps for SignalFd {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
-        let tg = t.tg.clone();
-        let first = t.block_on(&[&tg.signal_events], None, |t| match self.dequeue(t) {
-            Some(i) => Some(Ok(i)),
-            None if nb => Some(Err(Errno::EAGAIN)),
-            None => None,
+        // A read takes the reader's own signals, as Linux's signalfd does.
+        let tid = t.tid();
+        let kernel = self.kernel.upgrade().ok_or(Errno::ESRCH)?;
+        let tg = kernel
+            .tree()
+            .tasks
+            .get(&tid)
+            .map(|h| h.tg.clone())
+            .ok_or(Errno::ESRCH)?;
+        let first = t.block_on(&[&tg.signal_events], None, || {
+            match self.dequeue(&tg, tid) {
+                Some(i) => Some(Ok(i)),
+                None if nb => Some(Err(Errno::EAGAIN)),
+                None => None,
+            }
         })?;
         let mut n = 0;
         let mut next = Some(first);
@@ -143,7 +160,11 @@ impl FileOps for SignalFd {
             buf[n * REC..(n + 1) * REC]
                 .copy_from_slice(SignalfdSiginfo::from_info(&info).as_bytes());
             n += 1;
-            next = if n < max { self.dequeue(t) } else { None };
+            next = if n < max {
+                self.dequeue(&tg, tid)
+            } else {
+                None
+            };
         }
         Ok(n * REC)
     }
@@ -165,10 +186,6 @@ impl FileOps for SignalFd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.tg.signal_events)
-    }
-
-    fn as_signalfd(&self) -> Option<&SignalFd> {
-        Some(self)
     }
 }
 

@@ -27,23 +27,13 @@ use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
 use super::usage::{Accountant, CpuTimes, TaskClock};
-use super::wait::{Completion, WaitQueue, Waiter};
 use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::abi::Errno;
+use crate::auth::Creds;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 use crate::vfs::FsContext;
-
-/// User and group identity of a task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Creds {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-}
+use crate::waiter::{Completion, WaitQueue, Waiter};
 
 /// `stack_t` with `ss_flags = SS_DISABLE`.
 pub const DISABLED_ALTSTACK: [u8; 24] = {
@@ -680,7 +670,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
     if let Some(final_status) = last {
-        crate::vfs::lock::locks().release_process(tg.tgid);
+        kernel.locks.release_process(tg.tgid);
         tree.process_exited(tg.tgid, final_status);
         tg.set_done(final_status);
     }

@@ -8,10 +8,10 @@ use super::pidns::PidNamespace;
 use super::signal::SigState;
 use super::timer::ProcessTimers;
 use super::usage::{CpuTimes, GroupUsage, Rusage};
-use super::wait::WaitQueue;
 use crate::abi::Rlimit;
 use crate::elf::ArgArea;
 use crate::vfs::Dentry;
+use crate::waiter::WaitQueue;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

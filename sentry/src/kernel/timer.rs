@@ -17,10 +17,9 @@ use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::wait::WaitQueue;
-use super::Task;
 use crate::abi::Errno;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{Context, FileOps, OpenFile, Stat, TimerFdFile};
+use crate::waiter::WaitQueue;
 
 /// What an expiring timer does with its expiration count (at least 1).
 pub type Action = Box<dyn Fn(u64) + Send + Sync>;
@@ -249,8 +248,8 @@ impl ProcessTimers {
 
 /// A timerfd: expirations accumulate in a counter that read(2) returns and resets.
 pub struct TimerFd {
-    pub timer: Arc<Timer>,
-    pub clock: i32,
+    timer: Arc<Timer>,
+    clock: i32,
     ticks: Arc<TimerFdTicks>,
 }
 
@@ -277,9 +276,14 @@ impl TimerFd {
             ticks,
         }
     }
+}
 
-    /// timerfd_settime: re-arming discards expirations not yet read.
-    pub fn set(
+impl TimerFdFile for TimerFd {
+    fn clock(&self) -> i32 {
+        self.clock
+    }
+
+    fn set(
         &self,
         value: Option<Duration>,
         interval: Option<Duration>,
@@ -288,12 +292,16 @@ impl TimerFd {
         *self.ticks.count.lock().unwrap() = 0;
         old
     }
+
+    fn get(&self) -> (Option<Duration>, Option<Duration>) {
+        self.timer.get()
+    }
 }
 
 impl FileOps for TimerFd {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -303,7 +311,7 @@ impl FileOps for TimerFd {
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
         let ticks = &self.ticks;
-        let n = t.block_on(&[&ticks.queue], None, |_| {
+        let n = t.block_on(&[&ticks.queue], None, || {
             let mut c = ticks.count.lock().unwrap();
             match *c {
                 0 if nb => Some(Err(Errno::EAGAIN)),
@@ -332,10 +340,6 @@ impl FileOps for TimerFd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.ticks.queue)
-    }
-
-    fn as_timerfd(&self) -> Option<&TimerFd> {
-        Some(self)
     }
 }
 

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-use super::stack::{readiness, rx_len, stack, Entry, Inner, Proto, St};
+use super::stack::{readiness, rx_len, Entry, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
-use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
+use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::waiter::WaitQueue;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -83,6 +83,8 @@ pub struct InetSocket {
     id: u64,
     proto: Proto,
     queue: Arc<WaitQueue>,
+    /// The namespace's stack the socket lives in.
+    stack: Arc<Stack>,
 }
 
 impl std::fmt::Debug for InetSocket {
@@ -96,9 +98,8 @@ impl std::fmt::Debug for InetSocket {
 
 impl Drop for InetSocket {
     fn drop(&mut self) {
-        let st = stack();
-        st.lock().remove(self.id);
-        st.kick();
+        self.stack.lock().remove(self.id);
+        self.stack.kick();
     }
 }
 
@@ -117,17 +118,24 @@ pub fn proto_of(ty: i32, protocol: i32) -> Result<Proto, Errno> {
 
 impl InetSocket {
     /// A new unbound socket.
-    pub fn new(proto: Proto) -> InetSocket {
+    pub fn new(stack: &Arc<Stack>, proto: Proto) -> InetSocket {
         let queue = Arc::new(WaitQueue::new());
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let mut g = stack().lock();
-        g.entries.insert(id, Entry::new(proto, queue.clone()));
-        InetSocket { id, proto, queue }
+        stack
+            .lock()
+            .entries
+            .insert(id, Entry::new(proto, queue.clone()));
+        InetSocket {
+            id,
+            proto,
+            queue,
+            stack: stack.clone(),
+        }
     }
 
     /// Runs `f` on the stack with this socket's entry id, then pumps and kicks the poller.
     fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
-        let s = stack();
+        let s = &self.stack;
         let mut g = s.lock();
         let r = f(&mut g, self.id);
         g.pump();
@@ -153,9 +161,9 @@ impl InetSocket {
         Ok(())
     }
 
-    fn send_tcp(&self, t: &mut Task, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
+    fn send_tcp(&self, t: &mut dyn Context, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
         let mut sent = 0;
-        let r = t.block_on(&[&self.queue], None, |_| {
+        let r = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = &g.entries[&id];
                 let wr_shut = e.wr_shut;
@@ -187,7 +195,7 @@ impl InetSocket {
         match r {
             Ok(()) => Ok(sent),
             Err(_) if sent > 0 => {
-                t.restart = None;
+                t.clear_restart();
                 Ok(sent)
             }
             Err(e) => Err(e),
@@ -196,7 +204,7 @@ impl InetSocket {
 
     fn send_udp(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         data: &[u8],
         to: Option<&[u8]>,
         flags: IoFlags,
@@ -211,7 +219,7 @@ impl InetSocket {
         if data.len() > UDP_MAX {
             return Err(Errno::EMSGSIZE);
         }
-        t.block_on(&[&self.queue], None, |_| {
+        t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
@@ -352,7 +360,7 @@ fn int_of(value: &[u8]) -> Result<i32, Errno> {
 }
 
 impl Socket for InetSocket {
-    fn bind(&self, _t: &mut Task, addr: &[u8]) -> Result<(), Errno> {
+    fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
         let (ip, port) = match parse(addr)? {
             Some(a) => a,
             // Linux accepts AF_UNSPEC with INADDR_ANY for compatibility.
@@ -367,7 +375,7 @@ impl Socket for InetSocket {
         self.with(|g, id| Self::bind_locked(g, id, ip, port))
     }
 
-    fn listen(&self, _t: &mut Task, backlog: i32) -> Result<(), Errno> {
+    fn listen(&self, _t: &mut dyn Context, backlog: i32) -> Result<(), Errno> {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -386,13 +394,13 @@ impl Socket for InetSocket {
 
     fn accept(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         nonblocking: bool,
-    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
-        let (h, nodelay) = t.block_on(&[&self.queue], None, |_| {
+        let (h, nodelay) = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = g.entries.get_mut(&id).expect("present");
                 let nodelay = e.nodelay;
@@ -406,7 +414,7 @@ impl Socket for InetSocket {
                 }
             })
         })?;
-        let sock = InetSocket::new(Proto::Tcp);
+        let sock = InetSocket::new(&self.stack, Proto::Tcp);
         let peer = self.with(|g, _| {
             let s = g.tcp(h);
             let local = s.local_endpoint();
@@ -420,7 +428,7 @@ impl Socket for InetSocket {
         Ok((Arc::new(sock), peer))
     }
 
-    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
+    fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
         let target = parse(addr)?;
         if self.proto == Proto::Udp {
             let peer = match target {
@@ -473,7 +481,7 @@ impl Socket for InetSocket {
         if nonblocking {
             return Err(Errno::EINPROGRESS);
         }
-        t.block_on(&[&self.queue], None, |_| {
+        t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = g.entries.get_mut(&id).expect("present");
                 match e.st {
@@ -485,7 +493,7 @@ impl Socket for InetSocket {
         })
     }
 
-    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
         match self.proto {
             Proto::Tcp => {
                 // Linux ignores the address on a connected stream socket.
@@ -495,9 +503,9 @@ impl Socket for InetSocket {
         }
     }
 
-    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
         if !flags.waitall || self.proto != Proto::Tcp {
-            return t.block_on(&[&self.queue], None, |_| {
+            return t.block_on(&[&self.queue], None, || {
                 self.with(|g, id| match Self::take(g, id, len, flags) {
                     Some(r) => Some(r),
                     None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
@@ -506,7 +514,7 @@ impl Socket for InetSocket {
             });
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&self.queue], None, |_| {
+        let r = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| loop {
                 match Self::take(g, id, len - out.data.len(), flags) {
                     Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
@@ -524,7 +532,7 @@ impl Socket for InetSocket {
         });
         match r {
             Ok(()) => {}
-            Err(_) if !out.data.is_empty() => t.restart = None,
+            Err(_) if !out.data.is_empty() => t.clear_restart(),
             Err(e) => return Err(e),
         }
         out.full_len = out.data.len();
@@ -532,7 +540,7 @@ impl Socket for InetSocket {
     }
 
     fn local_addr(&self) -> Vec<u8> {
-        let g = stack().lock();
+        let g = self.stack.lock();
         let e = &g.entries[&self.id];
         match (e.bound, &e.st) {
             (Some((ip, port)), St::Connected(h) | St::Connecting(h)) if ip == ANY => {
@@ -549,7 +557,7 @@ impl Socket for InetSocket {
     }
 
     fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
-        let g = stack().lock();
+        let g = self.stack.lock();
         let e = &g.entries[&self.id];
         match e.st {
             St::Connected(h) => g
@@ -591,7 +599,7 @@ impl Socket for InetSocket {
     }
 
     fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
-        let mut g = stack().lock();
+        let mut g = self.stack.lock();
         let e = g.entries.get_mut(&self.id).expect("present");
         let proto = match self.proto {
             Proto::Tcp => libc::IPPROTO_TCP,
@@ -685,7 +693,7 @@ impl Socket for InetSocket {
 impl FileOps for InetSocket {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -695,7 +703,7 @@ impl FileOps for InetSocket {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -703,10 +711,10 @@ impl FileOps for InetSocket {
         super::write_socket(self, t, file, buf)
     }
 
-    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         if u64::from(cmd) == libc::FIONREAD {
             let n = {
-                let mut g = stack().lock();
+                let mut g = self.stack.lock();
                 let e = &g.entries[&self.id];
                 match e.st {
                     St::Udp(h) => g.udp(h).peek().map_or(0, |(d, _)| d.len()),
@@ -714,7 +722,7 @@ impl FileOps for InetSocket {
                     _ => rx_len(&g.set, e),
                 }
             };
-            t.mm.write_obj(UserAddr(arg), &(n as i32))?;
+            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
             return Ok(0);
         }
         Err(Errno::ENOTTY)
@@ -732,16 +740,12 @@ impl FileOps for InetSocket {
     }
 
     fn readiness(&self) -> u32 {
-        let g = stack().lock();
+        let g = self.stack.lock();
         readiness(&g.set, &g.entries[&self.id])
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }
 
@@ -769,14 +773,14 @@ mod tests {
 
     #[test]
     fn options_are_recorded() {
-        let s = InetSocket::new(Proto::Tcp);
+        let s = InetSocket::new(&Stack::start(), Proto::Tcp);
         s.setsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(1))
             .unwrap();
         assert_eq!(
             s.getsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap(),
             int(1)
         );
-        let g = stack().lock();
+        let g = s.stack.lock();
         assert!(g.entries[&s.id]
             .options
             .contains_key(&(libc::SOL_SOCKET, libc::SO_REUSEADDR)));

@@ -6,6 +6,9 @@
 //! ever created for an application. The sandbox has no outside network yet: other
 //! destinations are ENETUNREACH. AF_INET6 and AF_NETLINK are EAFNOSUPPORT.
 //!
+//! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
+//! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
+//!
 //! User memory stays in the system-call layer: sockets receive and return sentry buffers,
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
@@ -13,158 +16,36 @@ pub mod inet;
 pub mod stack;
 pub mod unix;
 
-use std::sync::Arc;
-
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use std::sync::{Arc, OnceLock};
 
 use crate::abi::Errno;
-use crate::kernel::signal::{SigInfo, SI_USER};
-use crate::kernel::Task;
-use crate::vfs::{FileOps, OpenFile};
+pub use crate::vfs::socket::{InMessage, IoFlags, OutMessage, Socket, Ucred};
+use crate::vfs::{Context, OpenFile};
 
-/// `struct ucred` (SO_PEERCRED, SCM_CREDENTIALS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-pub struct Ucred {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
+/// A network namespace: what the sockets of one kernel share (the AF_UNIX names and the
+/// loopback internet stack). The kernel owns one; nothing of it is process-global, so two
+/// kernels in one process do not see each other's sockets.
+#[derive(Default)]
+pub struct Namespace {
+    /// AF_UNIX socket names (abstract and filesystem).
+    pub unix_names: Arc<unix::Names>,
+    /// The internet stack, started (with its poller thread) by the first AF_INET socket.
+    inet: OnceLock<Arc<stack::Stack>>,
 }
 
-impl Ucred {
-    /// What an unconnected socket reports for SO_PEERCRED.
-    pub const NONE: Ucred = Ucred {
-        pid: 0,
-        uid: u32::MAX,
-        gid: u32::MAX,
-    };
-
-    /// The credentials as `t` sees them: the PID (kept global inside the sentry) in its
-    /// PID namespace, 0 when not visible there.
-    pub fn seen_by(self, t: &Task) -> Ucred {
-        Ucred {
-            pid: if self.pid == 0 {
-                0
-            } else {
-                t.vpid_of(self.pid)
-            },
-            ..self
-        }
-    }
-
-    /// The calling process's credentials (effective ids, as Linux's `cred_to_ucred`), with
-    /// its global PID.
-    pub fn of(t: &Task) -> Ucred {
-        Ucred {
-            pid: t.tg.tgid,
-            uid: t.creds.euid,
-            gid: t.creds.egid,
-        }
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("inet_started", &self.inet.get().is_some())
+            .finish_non_exhaustive()
     }
 }
 
-/// A message to send.
-#[derive(Default)]
-pub struct OutMessage {
-    pub data: Vec<u8>,
-    /// The destination `sockaddr` (sendto/sendmsg with a name).
-    pub to: Option<Vec<u8>>,
-    /// SCM_RIGHTS.
-    pub fds: Vec<Arc<OpenFile>>,
-    /// SCM_CREDENTIALS as the sender asked (already validated); None: the sender's own.
-    pub creds: Option<Ucred>,
-}
-
-/// A message received.
-#[derive(Default)]
-pub struct InMessage {
-    pub data: Vec<u8>,
-    /// The message's full length (differs from `data.len()` when a datagram was truncated).
-    pub full_len: usize,
-    /// The sender's `sockaddr` (datagram sockets).
-    pub from: Option<Vec<u8>>,
-    pub fds: Vec<Arc<OpenFile>>,
-    /// The sender's credentials, present when the receiver set SO_PASSCRED.
-    pub creds: Option<Ucred>,
-}
-
-/// Flags of one send or receive call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IoFlags {
-    /// O_NONBLOCK on the file or MSG_DONTWAIT.
-    pub nonblocking: bool,
-    /// MSG_PEEK.
-    pub peek: bool,
-    /// MSG_WAITALL.
-    pub waitall: bool,
-}
-
-/// What a socket file does beyond read/write. Blocking operations block the calling task
-/// interruptibly (EINTR with the usual restart rules).
-pub trait Socket: Send + Sync {
-    /// `bind(2)` to a `sockaddr`.
-    ///
-    /// # Errors
-    /// EINVAL (already bound, bad address), EADDRINUSE, and path-resolution errors.
-    fn bind(&self, t: &mut Task, addr: &[u8]) -> Result<(), Errno>;
-
-    /// `listen(2)`.
-    ///
-    /// # Errors
-    /// EOPNOTSUPP for datagram sockets, EINVAL when unbound or connected.
-    fn listen(&self, t: &mut Task, backlog: i32) -> Result<(), Errno>;
-
-    /// `accept(2)`: the new connection's file operations and the peer's `sockaddr`.
-    ///
-    /// # Errors
-    /// EINVAL when not listening, EAGAIN when nonblocking and none is pending.
-    fn accept(&self, t: &mut Task, nonblocking: bool)
-        -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno>;
-
-    /// `connect(2)`.
-    ///
-    /// # Errors
-    /// ECONNREFUSED, ENOENT, EISCONN, EAGAIN (full backlog, nonblocking), EPROTOTYPE.
-    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno>;
-
-    /// Sends `msg`; returns the bytes sent.
-    ///
-    /// # Errors
-    /// EPIPE (the caller raises SIGPIPE), ENOTCONN, EAGAIN, EMSGSIZE, ECONNREFUSED.
-    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno>;
-
-    /// Receives at most `len` bytes.
-    ///
-    /// # Errors
-    /// EAGAIN, EINVAL (not connected), EINTR.
-    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno>;
-
-    /// `getsockname(2)` as `sockaddr` bytes.
-    fn local_addr(&self) -> Vec<u8>;
-
-    /// `getpeername(2)` as `sockaddr` bytes.
-    ///
-    /// # Errors
-    /// ENOTCONN.
-    fn peer_addr(&self) -> Result<Vec<u8>, Errno>;
-
-    /// `shutdown(2)` with `SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
-    ///
-    /// # Errors
-    /// EINVAL for another `how`, ENOTCONN.
-    fn shutdown(&self, how: i32) -> Result<(), Errno>;
-
-    /// `getsockopt(2)`: the option's value.
-    ///
-    /// # Errors
-    /// ENOPROTOOPT for unknown options.
-    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno>;
-
-    /// `setsockopt(2)`.
-    ///
-    /// # Errors
-    /// EINVAL for short values, ENOPROTOOPT/EOPNOTSUPP for unknown levels.
-    fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno>;
+impl Namespace {
+    /// The internet stack, started on first use.
+    pub fn inet(&self) -> &Arc<stack::Stack> {
+        self.inet.get_or_init(stack::Stack::start)
+    }
 }
 
 /// The socket types `socket(2)` and `socketpair(2)` accept (without SOCK_NONBLOCK and
@@ -189,16 +70,21 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
 ///
 /// # Errors
 /// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT.
-pub fn socket(t: &Task, domain: i32, ty: i32, protocol: i32) -> Result<Arc<dyn FileOps>, Errno> {
+pub fn socket(
+    ns: &Namespace,
+    domain: i32,
+    ty: i32,
+    protocol: i32,
+) -> Result<Arc<dyn Socket>, Errno> {
     match domain {
         libc::AF_UNIX => {
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
-            Ok(Arc::new(unix::UnixSocket::new(&t.kernel, kind)))
+            Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
         }
         libc::AF_INET => {
             let proto = inet::proto_of(ty, protocol)?;
-            Ok(Arc::new(inet::InetSocket::new(proto)))
+            Ok(Arc::new(inet::InetSocket::new(ns.inet(), proto)))
         }
         _ => Err(Errno::EAFNOSUPPORT),
     }
@@ -209,16 +95,17 @@ pub fn socket(t: &Task, domain: i32, ty: i32, protocol: i32) -> Result<Arc<dyn F
 /// # Errors
 /// As [`socket`]; EOPNOTSUPP for families without pairs.
 pub fn socketpair(
-    t: &Task,
+    t: &dyn Context,
+    ns: &Namespace,
     domain: i32,
     ty: i32,
     protocol: i32,
-) -> Result<[Arc<dyn FileOps>; 2], Errno> {
+) -> Result<[Arc<dyn Socket>; 2], Errno> {
     match domain {
         libc::AF_UNIX => {
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
-            let (a, b) = unix::UnixSocket::pair(&t.kernel, kind, Ucred::of(t));
+            let (a, b) = unix::UnixSocket::pair(&ns.unix_names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
         libc::AF_INET | libc::AF_INET6 => Err(Errno::EOPNOTSUPP),
@@ -239,7 +126,7 @@ fn nonblocking(file: &OpenFile) -> IoFlags {
 /// As [`Socket::recv`].
 pub fn read_socket<S: Socket + ?Sized>(
     s: &S,
-    t: &mut Task,
+    t: &mut dyn Context,
     file: &OpenFile,
     buf: &mut [u8],
 ) -> Result<usize, Errno> {
@@ -255,7 +142,7 @@ pub fn read_socket<S: Socket + ?Sized>(
 /// As [`Socket::send`].
 pub fn write_socket<S: Socket + ?Sized>(
     s: &S,
-    t: &mut Task,
+    t: &mut dyn Context,
     file: &OpenFile,
     buf: &[u8],
 ) -> Result<usize, Errno> {
@@ -265,13 +152,7 @@ pub fn write_socket<S: Socket + ?Sized>(
     };
     let r = s.send(t, msg, nonblocking(file));
     if r == Err(Errno::EPIPE) {
-        raise_sigpipe(t);
+        t.raise_sigpipe();
     }
     r
-}
-
-/// Raises SIGPIPE in the calling task for a send that failed with EPIPE.
-pub fn raise_sigpipe(t: &mut Task) {
-    let (pid, uid) = (t.vtgid(), t.creds.uid);
-    t.signal_self(SigInfo::from_user(libc::SIGPIPE, SI_USER, pid, uid));
 }

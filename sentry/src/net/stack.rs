@@ -11,14 +11,15 @@
 //! kick it so that it re-reads the delay. It needs no host system call beyond a thread and
 //! a futex.
 //!
-//! The stack is one per sentry process, which runs one sandbox kernel.
+//! Each network namespace ([`super::Namespace`], owned by the kernel) has its own stack;
+//! its poller thread ends once the stack is gone.
 //!
 //! # Lock order
 //! `Stack::inner` → a socket's `WaitQueue` (notified under the stack lock; waking takes no
 //! stack lock).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Loopback, Medium};
@@ -27,7 +28,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
 use crate::abi::Errno;
-use crate::kernel::wait::{WaitQueue, Wake};
+use crate::waiter::{WaitQueue, Wake};
 
 /// Bytes of each TCP socket's receive and send buffers.
 pub const TCP_BUF: usize = 256 * 1024;
@@ -144,24 +145,20 @@ pub struct Stack {
     kick: Condvar,
 }
 
-static STACK: OnceLock<Arc<Stack>> = OnceLock::new();
-
-/// The sandbox's stack, created (with its poller thread) on first use.
-pub fn stack() -> &'static Arc<Stack> {
-    STACK.get_or_init(|| {
+impl Stack {
+    /// A new stack with its poller thread.
+    pub fn start() -> Arc<Stack> {
         let s = Arc::new(Stack::new());
-        let s2 = s.clone();
+        let weak = Arc::downgrade(&s);
         if let Err(e) = std::thread::Builder::new()
             .name("netstack".into())
-            .spawn(move || s2.run_poller())
+            .spawn(move || Stack::run_poller(&weak))
         {
             log::error!("netstack: cannot start the poller thread: {e}; TCP timers only run on socket operations");
         }
         s
-    })
-}
+    }
 
-impl Stack {
     fn new() -> Stack {
         let epoch = std::time::Instant::now();
         let mut dev = Loopback::new(Medium::Ip);
@@ -197,9 +194,11 @@ impl Stack {
         self.kick.notify_one();
     }
 
-    fn run_poller(&self) {
-        let mut g = self.lock();
-        loop {
+    /// Runs the TCP timers until the stack is dropped (it holds the stack only while
+    /// polling, so the last socket and the namespace going away end it within IDLE_POLL).
+    fn run_poller(stack: &Weak<Stack>) {
+        while let Some(s) = stack.upgrade() {
+            let mut g = s.lock();
             g.pump();
             let now = g.now();
             let inner = &mut *g;
@@ -209,11 +208,7 @@ impl Stack {
                 .map_or(IDLE_POLL, |d| {
                     std::time::Duration::from_micros(d.total_micros()).min(IDLE_POLL)
                 });
-            g = self
-                .kick
-                .wait_timeout(g, delay)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            drop(s.kick.wait_timeout(g, delay));
         }
     }
 }

@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::{WaitQueue, Wake};
-use crate::kernel::{Kernel, Task};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::inode::may_access;
-use crate::vfs::{Caller, Dentry, FileOps, FileType, NewAttrs, NewNode, OpenFile, Resolver, Stat};
+use crate::vfs::{
+    Caller, Context, Dentry, FileOps, FileType, NewAttrs, NewNode, OpenFile, Resolver, Stat,
+};
+use crate::waiter::{WaitQueue, Wake};
 
 /// Default SO_SNDBUF / SO_RCVBUF (Linux's `wmem_default`).
 pub const DEFAULT_BUF: usize = 212_992;
@@ -358,20 +359,20 @@ impl Drop for UnixSocket {
     }
 }
 
-fn resolver(t: &Task) -> Resolver<'_> {
-    Resolver::new(Caller::of(t), t.fs.root(), &t.fs.ns)
+fn resolver(t: &dyn Context) -> Resolver<'_> {
+    Resolver::new(Caller::of(t), t.fs().root(), &t.fs().ns)
 }
 
-fn start_dir(t: &Task, path: &[u8]) -> Arc<Dentry> {
+fn start_dir(t: &dyn Context, path: &[u8]) -> Arc<Dentry> {
     if path.first() == Some(&b'/') {
-        t.fs.root()
+        t.fs().root()
     } else {
-        t.fs.cwd()
+        t.fs().cwd()
     }
 }
 
 /// Creates the socket inode for `bind(path)`; returns its (device, inode) identity.
-fn create_socket_file(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
+fn create_socket_file(t: &dyn Context, path: &[u8]) -> Result<(u64, u64), Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -386,13 +387,13 @@ fn create_socket_file(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
     if pn.parent.mount.readonly {
         return Err(Errno::EROFS);
     }
-    if !may_access(&pn.parent.inode.stat()?, &t.creds, 3, false) {
+    if !may_access(&pn.parent.inode.stat()?, &t.creds(), 3, false) {
         return Err(Errno::EACCES);
     }
     let attrs = NewAttrs {
-        mode: 0o777 & !t.fs.umask(),
-        uid: t.creds.euid,
-        gid: t.creds.egid,
+        mode: 0o777 & !t.fs().umask(),
+        uid: t.creds().euid,
+        gid: t.creds().egid,
     };
     let inode = pn
         .parent
@@ -410,8 +411,7 @@ fn create_socket_file(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
 }
 
 /// Finds the endpoint bound at `name` for connect or sendto.
-fn lookup(t: &Task, name: &Name) -> Result<Arc<Endpoint>, Errno> {
-    let names = &t.kernel.unix_names;
+fn lookup(t: &dyn Context, names: &Names, name: &Name) -> Result<Arc<Endpoint>, Errno> {
     let key = match name {
         Name::Unnamed => return Err(Errno::EINVAL),
         Name::Abstract(n) => NameKey::Abstract(n.clone()),
@@ -424,7 +424,7 @@ fn lookup(t: &Task, name: &Name) -> Result<Arc<Endpoint>, Errno> {
             if FileType::from_mode(st.mode) != FileType::Socket {
                 return Err(Errno::ECONNREFUSED);
             }
-            if !may_access(&st, &t.creds, 2, false) {
+            if !may_access(&st, &t.creds(), 2, false) {
                 return Err(Errno::EACCES);
             }
             NameKey::Inode(st.dev, st.ino)
@@ -438,8 +438,8 @@ fn lookup(t: &Task, name: &Name) -> Result<Arc<Endpoint>, Errno> {
 
 impl UnixSocket {
     /// A new unconnected socket.
-    pub fn new(kernel: &Kernel, kind: Kind) -> UnixSocket {
-        UnixSocket::with_endpoint(Endpoint::new(kind, kernel.unix_names.clone()))
+    pub fn new(names: &Arc<Names>, kind: Kind) -> UnixSocket {
+        UnixSocket::with_endpoint(Endpoint::new(kind, names.clone()))
     }
 
     fn with_endpoint(ep: Arc<Endpoint>) -> UnixSocket {
@@ -450,9 +450,9 @@ impl UnixSocket {
     }
 
     /// socketpair(2): two connected sockets, each reporting `cred` as its peer.
-    pub fn pair(kernel: &Kernel, kind: Kind, cred: Ucred) -> (UnixSocket, UnixSocket) {
-        let a = Endpoint::new(kind, kernel.unix_names.clone());
-        let b = Endpoint::new(kind, kernel.unix_names.clone());
+    pub fn pair(names: &Arc<Names>, kind: Kind, cred: Ucred) -> (UnixSocket, UnixSocket) {
+        let a = Endpoint::new(kind, names.clone());
+        let b = Endpoint::new(kind, names.clone());
         for (x, y) in [(&a, &b), (&b, &a)] {
             let mut s = x.lock();
             s.conn = Conn::Connected(y.clone());
@@ -464,7 +464,7 @@ impl UnixSocket {
     /// Sends on a connection-oriented socket: into the peer's queue, blocking for room.
     fn send_connected(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         mut msg: OutMessage,
         flags: IoFlags,
         creds: Ucred,
@@ -490,7 +490,7 @@ impl UnixSocket {
         let total = msg.data.len();
         let mut sent = 0usize;
         let mut fds = std::mem::take(&mut msg.fds);
-        let r = t.block_on(&[&ep.queue, &peer.queue], None, |_| {
+        let r = t.block_on(&[&ep.queue, &peer.queue], None, || {
             if ep.lock().snd_shut {
                 return Some(Err(Errno::EPIPE));
             }
@@ -540,7 +540,7 @@ impl UnixSocket {
         });
         match r {
             Err(Errno::EINTR | Errno::EPIPE) if sent > 0 => {
-                t.restart = None;
+                t.clear_restart();
                 Ok(sent)
             }
             r => r,
@@ -549,7 +549,7 @@ impl UnixSocket {
 
     fn send_dgram(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         msg: OutMessage,
         flags: IoFlags,
         creds: Ucred,
@@ -567,7 +567,7 @@ impl UnixSocket {
             (connected, s.addr.clone(), s.sndbuf)
         };
         let target = match &msg.to {
-            Some(a) => lookup(t, &parse(a)?)?,
+            Some(a) => lookup(t, &ep.names, &parse(a)?)?,
             None => target.ok_or(Errno::ENOTCONN)?,
         };
         if target.kind != Kind::Dgram {
@@ -584,7 +584,7 @@ impl UnixSocket {
             creds,
             from,
         });
-        t.block_on(&[&ep.queue, &target.queue], None, |_| {
+        t.block_on(&[&ep.queue, &target.queue], None, || {
             {
                 let s = target.lock();
                 if s.closed {
@@ -700,7 +700,7 @@ impl UnixSocket {
 }
 
 impl Socket for UnixSocket {
-    fn bind(&self, t: &mut Task, addr: &[u8]) -> Result<(), Errno> {
+    fn bind(&self, t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
         let name = parse(addr)?;
         if self.ep.lock().addr.is_some() {
             return Err(Errno::EINVAL);
@@ -717,7 +717,7 @@ impl Socket for UnixSocket {
                 Addr::Path { path: p, key }
             }
         };
-        let names = t.kernel.unix_names.clone();
+        let names = self.ep.names.clone();
         let mut s = self.ep.lock();
         if s.addr.is_some() {
             return Err(Errno::EINVAL);
@@ -727,7 +727,7 @@ impl Socket for UnixSocket {
         Ok(())
     }
 
-    fn listen(&self, t: &mut Task, backlog: i32) -> Result<(), Errno> {
+    fn listen(&self, t: &mut dyn Context, backlog: i32) -> Result<(), Errno> {
         if !self.ep.kind.connection_oriented() {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -754,14 +754,14 @@ impl Socket for UnixSocket {
 
     fn accept(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         nonblocking: bool,
-    ) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
         if !self.ep.kind.connection_oriented() {
             return Err(Errno::EOPNOTSUPP);
         }
         let ep = &self.ep;
-        let new = t.block_on(&[&ep.queue], None, |_| {
+        let new = t.block_on(&[&ep.queue], None, || {
             let mut s = ep.lock();
             let Conn::Listening { pending, .. } = &mut s.conn else {
                 return Some(Err(Errno::EINVAL));
@@ -780,7 +780,7 @@ impl Socket for UnixSocket {
         Ok((Arc::new(UnixSocket::with_endpoint(new)), peer))
     }
 
-    fn connect(&self, t: &mut Task, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
+    fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
         let ep = &self.ep;
         let name = parse(addr)?;
         if !ep.kind.connection_oriented() {
@@ -789,7 +789,7 @@ impl Socket for UnixSocket {
                 ep.lock().conn = Conn::Unconnected;
                 return Ok(());
             }
-            let target = lookup(t, &name)?;
+            let target = lookup(t, &ep.names, &name)?;
             if target.kind != Kind::Dgram {
                 return Err(Errno::EPROTOTYPE);
             }
@@ -808,12 +808,12 @@ impl Socket for UnixSocket {
             }
             (s.addr.clone(), s.passcred)
         };
-        let listener = lookup(t, &name)?;
+        let listener = lookup(t, &ep.names, &name)?;
         if listener.kind != ep.kind {
             return Err(Errno::EPROTOTYPE);
         }
         let me = Ucred::of(t);
-        let (server, listen_cred, listen_addr) = t.block_on(&[&listener.queue], None, |_| {
+        let (server, listen_cred, listen_addr) = t.block_on(&[&listener.queue], None, || {
             let mut l = listener.lock();
             let addr = l.addr.clone();
             let cred = l.listen_cred;
@@ -849,7 +849,7 @@ impl Socket for UnixSocket {
         Ok(())
     }
 
-    fn send(&self, t: &mut Task, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
         let creds = msg.creds.unwrap_or_else(|| Ucred::of(t));
         if self.ep.kind == Kind::Dgram {
             self.send_dgram(t, msg, flags, creds)
@@ -861,17 +861,17 @@ impl Socket for UnixSocket {
         }
     }
 
-    fn recv(&self, t: &mut Task, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
         let ep = self.ep.clone();
         if !flags.waitall || ep.kind != Kind::Stream {
-            return t.block_on(&[&ep.queue], None, |_| match self.take(len, flags) {
+            return t.block_on(&[&ep.queue], None, || match self.take(len, flags) {
                 Some(r) => Some(r),
                 None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
                 None => None,
             });
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&ep.queue], None, |_| loop {
+        let r = t.block_on(&[&ep.queue], None, || loop {
             match self.take(len - out.data.len(), flags) {
                 Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
                 Some(Ok(mut m)) => {
@@ -889,7 +889,7 @@ impl Socket for UnixSocket {
         });
         match r {
             Ok(()) => {}
-            Err(_) if !out.data.is_empty() => t.restart = None,
+            Err(_) if !out.data.is_empty() => t.clear_restart(),
             Err(e) => return Err(e),
         }
         out.full_len = out.data.len();
@@ -1002,7 +1002,7 @@ impl Socket for UnixSocket {
 impl FileOps for UnixSocket {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -1012,7 +1012,7 @@ impl FileOps for UnixSocket {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -1020,7 +1020,7 @@ impl FileOps for UnixSocket {
         super::write_socket(self, t, file, buf)
     }
 
-    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         if cmd as u64 == libc::FIONREAD {
             let n = {
                 let s = self.ep.lock();
@@ -1030,7 +1030,7 @@ impl FileOps for UnixSocket {
                     s.rx.front().map_or(0, |m| m.data.len())
                 }
             };
-            t.mm.write_obj(UserAddr(arg), &(n as i32))?;
+            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
             return Ok(0);
         }
         Err(Errno::ENOTTY)
@@ -1097,10 +1097,6 @@ impl FileOps for UnixSocket {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.ep.queue)
     }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
-    }
 }
 
 #[cfg(test)]
@@ -1124,6 +1120,24 @@ mod tests {
         assert_eq!(parse(&unnamed()).unwrap(), Name::Unnamed);
         assert_eq!(parse(&[1]), Err(Errno::EINVAL));
         assert_eq!(parse(&[2, 0, b'a']), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn two_namespaces_share_no_socket_state() {
+        use crate::net::{inet, stack, Namespace};
+        let (a, b) = (Namespace::default(), Namespace::default());
+        let key = NameKey::Abstract(b"same".to_vec());
+        let ea = Endpoint::new(Kind::Stream, a.unix_names.clone());
+        let eb = Endpoint::new(Kind::Stream, b.unix_names.clone());
+        a.unix_names.insert(key.clone(), &ea).unwrap();
+        // The same abstract name is free in the other namespace.
+        assert!(b.unix_names.get(&key).is_none());
+        b.unix_names.insert(key, &eb).unwrap();
+
+        let _sock = inet::InetSocket::new(a.inet(), stack::Proto::Tcp);
+        assert!(!Arc::ptr_eq(a.inet(), b.inet()));
+        assert_eq!(a.inet().lock().entries.len(), 1);
+        assert!(b.inet().lock().entries.is_empty());
     }
 
     #[test]

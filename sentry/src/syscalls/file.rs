@@ -60,7 +60,7 @@ impl Target {
     fn stat(&self) -> Result<Stat, Errno> {
         match self {
             Target::Path(d) => d.inode.stat(),
-            Target::File(f) => f.ops.stat(),
+            Target::File(f) => f.ops().stat(),
         }
     }
 
@@ -549,7 +549,7 @@ pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult 
         return Err(Errno::EBADF);
     }
     let mut off = f.offset.lock().unwrap();
-    let (data, next) = f.ops.getdents(t, *off, count as usize)?;
+    let (data, next) = f.ops().getdents(t, *off, count as usize)?;
     if !data.is_empty() {
         t.mm.write_bytes(buf, &data)?;
     }
@@ -1399,15 +1399,15 @@ struct FlockBuf {
 fn lock_key(f: &OpenFile) -> Result<(u64, u64), Errno> {
     let st = match &f.dentry {
         Some(d) => d.inode.stat()?,
-        None => f.ops.stat()?,
+        None => f.ops().stat()?,
     };
     Ok((st.dev, st.ino))
 }
 
 /// Takes `want` on `f`'s file, waiting (interruptibly) while it conflicts if `wait`.
 fn set_lock(t: &mut Task, f: &OpenFile, want: Lock, unlock: bool, wait: bool) -> SysResult {
-    let locks = lock::locks().file(lock_key(f)?);
-    f.note_locked();
+    let locks = t.kernel.locks.file(lock_key(f)?);
+    f.note_locked(&t.kernel.locks);
     if !wait {
         return match locks.try_set(want, unlock) {
             Ok(()) => Ok(0),
@@ -1436,7 +1436,7 @@ pub fn fcntl_lock(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
     let base: i64 = match l.l_whence as i32 {
         libc::SEEK_SET => 0,
         libc::SEEK_CUR => *f.offset.lock().unwrap() as i64,
-        libc::SEEK_END => f.ops.size()? as i64,
+        libc::SEEK_END => f.ops().size()? as i64,
         _ => return Err(Errno::EINVAL),
     };
     let start = base.checked_add(l.l_start).ok_or(Errno::EOVERFLOW)?;
@@ -1472,7 +1472,7 @@ pub fn fcntl_lock(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
             if kind.is_none() {
                 return Err(Errno::EINVAL);
             }
-            let held = lock::locks().file(lock_key(&f)?).conflict(&want);
+            let held = t.kernel.locks.file(lock_key(&f)?).conflict(&want);
             match held {
                 None => l.l_type = libc::F_UNLCK as i16,
                 Some(h) => {
@@ -1533,7 +1533,7 @@ pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
 /// fadvise64(2): advice about the page cache, which the sentry's files do not need.
 pub fn fadvise64(t: &mut Task, fd: Fd, _offset: i64, len: i64, advice: i32) -> SysResult {
     let f = t.fds.get(fd.0)?;
-    if !f.ops.seekable() {
+    if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
     if len < 0 || !(0..=5).contains(&advice) {

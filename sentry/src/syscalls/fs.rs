@@ -70,7 +70,7 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
     if !f.readable() {
         return Err(Errno::EBADF);
     }
-    if !f.ops.seekable() {
+    if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
     read_into(t, buf, count, |t, data| f.read_at(t, data, off as u64))
@@ -86,7 +86,7 @@ pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> 
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    if !f.ops.seekable() {
+    if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
     let data = t.mm.read_bytes(buf, count.min(MAX_RW))?;
@@ -160,9 +160,11 @@ pub fn close(t: &mut Task, fd: Fd) -> SysResult {
         if let Ok(st) = f
             .dentry
             .as_ref()
-            .map_or_else(|| f.ops.stat(), |d| d.inode.stat())
+            .map_or_else(|| f.ops().stat(), |d| d.inode.stat())
         {
-            crate::vfs::lock::locks().release_process_file(t.tg.tgid, (st.dev, st.ino));
+            t.kernel
+                .locks
+                .release_process_file(t.tg.tgid, (st.dev, st.ino));
         }
     }
     Ok(0)
@@ -263,7 +265,7 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
             f.set_flags(if on != 0 { fl | nb } else { fl & !nb });
             Ok(0)
         }
-        c => f.ops.ioctl(t, &f, c as u32, arg),
+        c => f.ops().ioctl(t, &f, c as u32, arg),
     }
 }
 
@@ -272,7 +274,7 @@ pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
     let f = file(t, fd)?;
     let st = match &f.dentry {
         Some(d) => d.inode.stat()?,
-        None => f.ops.stat()?,
+        None => f.ops().stat()?,
     };
     t.mm.write_obj(statbuf, &st)?;
     Ok(0)
@@ -281,14 +283,14 @@ pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
 /// lseek(2)
 pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
     let f = file(t, fd)?;
-    if !f.ops.seekable() {
-        return f.ops.seek(offset, whence);
+    if !f.ops().seekable() {
+        return f.ops().seek(offset, whence);
     }
     let mut off = f.offset.lock().unwrap();
     let base = match whence {
         libc::SEEK_SET => 0i64,
         libc::SEEK_CUR => *off as i64,
-        libc::SEEK_END => f.ops.size()? as i64,
+        libc::SEEK_END => f.ops().size()? as i64,
         _ => return Err(Errno::EINVAL),
     };
     let new = base

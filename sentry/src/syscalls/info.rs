@@ -1,14 +1,9 @@
 //! System information: uname, sysinfo, getrandom.
 
 use super::Flags;
-use crate::abi::{Errno, SysResult, Sysinfo, Utsname};
+use crate::abi::{Errno, SysResult, Sysinfo, Utsname, RELEASE, VERSION};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
-
-/// The kernel release the sandbox reports (see ARCHITECTURE.md).
-pub const RELEASE: &str = "4.19.0";
-/// The kernel version string: says which kernel this really is.
-pub const VERSION: &str = "#1 SMP runsc-rs";
 
 fn field(s: &str) -> [u8; 65] {
     let mut f = [0u8; 65];
@@ -36,7 +31,7 @@ pub fn uname(t: &mut Task, buf: UserAddr) -> SysResult {
 /// sysinfo(2)
 pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {
     // The sandbox's view: the host's memory size, minus what the sandbox's memory file holds.
-    let total = crate::fs::proc::host_mem_total_kb() * 1024;
+    let total = crate::procfs::host_mem_total_kb() * 1024;
     let s = Sysinfo {
         uptime: t.kernel.boot.elapsed().as_secs() as i64,
         totalram: total,

@@ -9,7 +9,7 @@ use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::vfs::inode::may_access;
 use crate::vfs::inotify::{self, Inotify};
-use crate::vfs::OpenFile;
+use crate::vfs::{FileKind, OpenFile};
 
 /// inotify_init1(2)
 pub fn inotify_init1(t: &mut Task, flags: Flags) -> SysResult {
@@ -17,8 +17,8 @@ pub fn inotify_init1(t: &mut Task, flags: Flags) -> SysResult {
     if flags.0 & !allowed != 0 {
         return Err(Errno::EINVAL);
     }
-    let f = OpenFile::new(
-        Inotify::new()?,
+    let f = OpenFile::of_kind(
+        FileKind::Inotify(Inotify::new()?),
         libc::O_RDONLY as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
     let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur;
@@ -31,12 +31,11 @@ pub fn inotify_init(t: &mut Task) -> SysResult {
     inotify_init1(t, Flags(0))
 }
 
-fn instance(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
-    let f = t.fds.get(fd.0)?;
-    if f.ops.as_inotify().is_none() {
-        return Err(Errno::EINVAL);
+fn instance(t: &Task, fd: Fd) -> Result<Arc<Inotify>, Errno> {
+    match t.fds.get(fd.0)?.kind() {
+        FileKind::Inotify(i) => Ok(i.clone()),
+        _ => Err(Errno::EINVAL),
     }
-    Ok(f)
 }
 
 /// inotify_add_watch(2)
@@ -50,16 +49,12 @@ pub fn inotify_add_watch(t: &mut Task, fd: Fd, path: PathArg, mask: u32) -> SysR
     if !may_access(&st, &t.creds, 4, false) {
         return Err(Errno::EACCES);
     }
-    let ino = f.ops.as_inotify().expect("checked by instance()");
+    let ino = f;
     Ok(ino.add_watch(&st, mask)? as u64)
 }
 
 /// inotify_rm_watch(2)
 pub fn inotify_rm_watch(t: &mut Task, fd: Fd, wd: i32) -> SysResult {
-    let f = instance(t, fd)?;
-    f.ops
-        .as_inotify()
-        .expect("checked by instance()")
-        .rm_watch(wd)?;
+    instance(t, fd)?.rm_watch(wd)?;
     Ok(0)
 }

@@ -93,11 +93,11 @@ fn mmap_file(
         return Err(Errno::EACCES);
     }
     let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
-    let st = f.ops.stat()?;
+    let st = f.ops().stat()?;
     if FileType::from_mode(st.mode) != FileType::Regular {
         return Err(Errno::ENODEV);
     }
-    let file = f.ops.mappable(t.mm.memory_file()).ok_or(Errno::ENODEV)?;
+    let file = f.ops().mappable(t.mm.memory_file()).ok_or(Errno::ENODEV)?;
     if shared && perms.write && !file.shared_writable() {
         return Err(Errno::ENODEV);
     }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, SysResult};
-use crate::fs::{proc, tmpfs::TmpFs};
+use crate::fs::tmpfs::TmpFs;
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
+use crate::procfs as proc;
 use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, Resolver};
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
@@ -159,7 +160,11 @@ pub fn mount(
                     TmpFs::new_root(&t.kernel.memory, tmpfs_mode(data.as_deref())?);
                 (root, "tmpfs", source)
             }
-            "proc" => (proc::new_proc(t.pidns().clone()), "proc", source),
+            "proc" => (
+                proc::new_proc(Arc::downgrade(&t.kernel), t.pidns().clone()),
+                "proc",
+                source,
+            ),
             _ => return Err(Errno::ENODEV),
         }
     };

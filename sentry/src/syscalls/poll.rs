@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 use super::signal::{apply_temp_mask, read_temp_mask};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
-use crate::kernel::epoll::{wait_ready, Epoll, EventFd};
+use crate::kernel::epoll::{wait_ready, EventFd};
 use crate::kernel::pipe::new_pipe;
 use crate::kernel::task::Restart;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
-use crate::vfs::OpenFile;
+use crate::vfs::epoll::Epoll;
+use crate::vfs::{FileKind, OpenFile};
 
 fn nofile_limit(t: &Task) -> u64 {
     t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
@@ -117,7 +118,7 @@ fn do_poll(t: &mut Task, fds: UserAddr, nfds: u32, deadline: Option<Instant>) ->
             }
             let r = match f {
                 None => libc::POLLNVAL as u32,
-                Some(f) => f.ops.readiness() & (p.events as u16 as u32 | always),
+                Some(f) => f.ops().readiness() & (p.events as u16 as u32 | always),
             };
             p.revents = r as i16;
             if r != 0 {
@@ -202,7 +203,7 @@ fn do_select(
         let mut outs = vec![vec![0u64; words]; 3];
         let mut count = 0u64;
         for (fd, f) in &files {
-            let r = f.ops.readiness();
+            let r = f.ops().readiness();
             for (i, m) in [rmask, wmask, emask].iter().enumerate() {
                 let asked = ins[i]
                     .as_ref()
@@ -288,7 +289,10 @@ pub fn epoll_create1(t: &mut Task, flags: Flags) -> SysResult {
     if flags.0 & !(libc::O_CLOEXEC as u64) != 0 {
         return Err(Errno::EINVAL);
     }
-    let f = OpenFile::new(Arc::new(Epoll::default()), libc::O_RDWR as u32);
+    let f = OpenFile::of_kind(
+        FileKind::Epoll(Arc::new(Epoll::default())),
+        libc::O_RDWR as u32,
+    );
     let limit = nofile_limit(t);
     Ok(t.fds.install(f, 0, flags.0 != 0, limit)? as u64)
 }
@@ -317,8 +321,10 @@ pub fn epoll_ctl(t: &mut Task, epfd: Fd, op: i32, fd: Fd, event: UserAddr) -> Sy
     if Arc::ptr_eq(&ep, &target) {
         return Err(Errno::EINVAL);
     }
-    let epoll = ep.ops.as_epoll().ok_or(Errno::EINVAL)?;
-    if target.ops.seekable() {
+    let FileKind::Epoll(epoll) = ep.kind() else {
+        return Err(Errno::EINVAL);
+    };
+    if target.ops().seekable() {
         // Regular files cannot be watched (always ready).
         return Err(Errno::EPERM);
     }
@@ -342,7 +348,9 @@ fn do_epoll_wait(
         return Err(Errno::EINVAL);
     }
     let ep = t.fds.get(epfd.0)?;
-    let epoll = ep.ops.as_epoll().ok_or(Errno::EINVAL)?;
+    let FileKind::Epoll(epoll) = ep.kind() else {
+        return Err(Errno::EINVAL);
+    };
     let files = epoll.files();
     let got = match wait_ready(t, &files, deadline, |_| {
         let v = epoll.collect(max as usize);

@@ -801,7 +801,7 @@ fn sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
 /// sched_getaffinity(2): every sandbox CPU.
 pub fn sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
     sched_target(t, pid)?;
-    let ncpu = crate::fs::proc::host_cpus();
+    let ncpu = crate::procfs::host_cpus();
     let bytes = ncpu.div_ceil(64) * 8;
     if len < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);

@@ -11,7 +11,7 @@ use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::net::{self, InMessage, IoFlags, OutMessage, Ucred};
-use crate::vfs::{FileOps, OpenFile};
+use crate::vfs::{FileKind, OpenFile};
 
 /// `sizeof(struct sockaddr_storage)`.
 const SOCKADDR_MAX: u32 = 128;
@@ -69,7 +69,7 @@ fn nofile_limit(t: &Task) -> u64 {
 /// The open file at `fd`, which must be a socket.
 fn socket_file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
     let f = t.fds.get(fd.0)?;
-    if f.ops.as_socket().is_none() {
+    if !matches!(f.kind(), FileKind::Socket(_)) {
         return Err(Errno::ENOTSOCK);
     }
     Ok(f)
@@ -80,7 +80,10 @@ fn with_socket<R>(
     f: &OpenFile,
     op: impl FnOnce(&dyn net::Socket) -> Result<R, Errno>,
 ) -> Result<R, Errno> {
-    op(f.ops.as_socket().ok_or(Errno::ENOTSOCK)?)
+    match f.kind() {
+        FileKind::Socket(s) => op(&**s),
+        _ => Err(Errno::ENOTSOCK),
+    }
 }
 
 fn read_sockaddr(t: &Task, addr: UserAddr, len: u32) -> Result<Vec<u8>, Errno> {
@@ -105,13 +108,13 @@ fn write_sockaddr(t: &Task, addr: UserAddr, lenp: UserAddr, sa: &[u8]) -> Result
     t.mm.write_obj(lenp, &(sa.len() as u32))
 }
 
-fn install(t: &Task, ops: Arc<dyn FileOps>, flags: i32) -> Result<i32, Errno> {
+fn install(t: &Task, socket: Arc<dyn net::Socket>, flags: i32) -> Result<i32, Errno> {
     let status = if flags & libc::SOCK_NONBLOCK != 0 {
         libc::O_NONBLOCK as u32
     } else {
         0
     };
-    let f = OpenFile::new(ops, libc::O_RDWR as u32 | status);
+    let f = OpenFile::of_kind(FileKind::Socket(socket), libc::O_RDWR as u32 | status);
     t.fds
         .install(f, 0, flags & libc::SOCK_CLOEXEC != 0, nofile_limit(t))
 }
@@ -119,14 +122,14 @@ fn install(t: &Task, ops: Arc<dyn FileOps>, flags: i32) -> Result<i32, Errno> {
 /// socket(2)
 pub fn socket(t: &mut Task, domain: i32, ty: i32, protocol: i32) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let ops = net::socket(t, domain, ty & !flags, protocol)?;
+    let ops = net::socket(&t.kernel.net, domain, ty & !flags, protocol)?;
     Ok(install(t, ops, flags)? as u64)
 }
 
 /// socketpair(2)
 pub fn socketpair(t: &mut Task, domain: i32, ty: i32, protocol: i32, sv: UserAddr) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let [a, b] = net::socketpair(t, domain, ty & !flags, protocol)?;
+    let [a, b] = net::socketpair(t, &t.kernel.net, domain, ty & !flags, protocol)?;
     let fa = install(t, a, flags)?;
     let fb = match install(t, b, flags) {
         Ok(fd) => fd,
@@ -266,7 +269,7 @@ fn do_send(t: &mut Task, f: &OpenFile, msg: OutMessage, flags: i32) -> SysResult
     let fl = io_flags(f, flags);
     let r = with_socket(f, |s| s.send(t, msg, fl));
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        net::raise_sigpipe(t);
+        crate::vfs::Context::raise_signal(t, libc::SIGPIPE);
     }
     Ok(r? as u64)
 }

@@ -14,7 +14,7 @@ use crate::kernel::signalfd::SignalFd;
 use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd};
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::usermem::UserAddr;
-use crate::vfs::OpenFile;
+use crate::vfs::{FileKind, OpenFile};
 
 const SI_TIMER: i32 = -2;
 const SIGEV_SIGNAL: i32 = 0;
@@ -327,8 +327,8 @@ pub fn timerfd_create(t: &mut Task, clock: i32, flags: Flags) -> SysResult {
         _ => return Err(Errno::EINVAL),
     }
     let ops = Arc::new(TimerFd::new(&t.kernel.timers, clock));
-    let f = OpenFile::new(
-        ops,
+    let f = OpenFile::of_kind(
+        FileKind::TimerFd(ops),
         libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
     let cloexec = flags.0 & libc::O_CLOEXEC as u64 != 0;
@@ -347,9 +347,11 @@ pub fn timerfd_settime(
         return Err(Errno::EINVAL);
     }
     let f = t.fds.get(fd.0)?;
-    let tfd = f.ops.as_timerfd().ok_or(Errno::EINVAL)?;
+    let FileKind::TimerFd(tfd) = f.kind() else {
+        return Err(Errno::EINVAL);
+    };
     let v: Itimerspec = t.mm.read_obj(new)?;
-    let clock = match tfd.clock {
+    let clock = match tfd.clock() {
         libc::CLOCK_REALTIME_ALARM => libc::CLOCK_REALTIME,
         libc::CLOCK_BOOTTIME_ALARM => libc::CLOCK_BOOTTIME,
         c => c,
@@ -363,8 +365,10 @@ pub fn timerfd_settime(
 /// timerfd_gettime(2)
 pub fn timerfd_gettime(t: &mut Task, fd: Fd, cur: UserAddr) -> SysResult {
     let f = t.fds.get(fd.0)?;
-    let tfd = f.ops.as_timerfd().ok_or(Errno::EINVAL)?;
-    write_itimerspec(t, cur, tfd.timer.get())
+    let FileKind::TimerFd(tfd) = f.kind() else {
+        return Err(Errno::EINVAL);
+    };
+    write_itimerspec(t, cur, tfd.get())
 }
 
 /// signalfd4(2)
@@ -377,13 +381,15 @@ pub fn signalfd4(t: &mut Task, fd: Fd, mask: UserAddr, size: usize, flags: Flags
     let set = set & !UNBLOCKABLE;
     if fd.0 != -1 {
         let f = t.fds.get(fd.0)?;
-        let sfd = f.ops.as_signalfd().ok_or(Errno::EINVAL)?;
+        let FileKind::SignalFd(sfd) = f.kind() else {
+            return Err(Errno::EINVAL);
+        };
         sfd.set_mask(set);
         return Ok(fd.0 as u64);
     }
-    let ops = Arc::new(SignalFd::new(t.tg.clone(), set));
-    let f = OpenFile::new(
-        ops,
+    let ops = Arc::new(SignalFd::new(&t.kernel, t.tg.clone(), set));
+    let f = OpenFile::of_kind(
+        FileKind::SignalFd(ops),
         libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
     let cloexec = flags.0 & libc::O_CLOEXEC as u64 != 0;

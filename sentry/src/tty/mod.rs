@@ -15,8 +15,12 @@
 //!
 //! Not yet: background-group `SIGTTOU`/`SIGTTIN`, `/dev/tty`.
 //!
+//! Layer: above `vfs` (a terminal is a file), below the kernel: what it needs of processes
+//! (the caller's session, signalling a process group) comes through [`Context`].
+//!
 //! # Lock order
-//! `Kernel::tree` → `HostTty::job`.
+//! `HostTty::job` is a leaf: it is never held while asking the context, which takes the
+//! kernel's process-table lock.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
@@ -24,10 +28,9 @@ use std::sync::{Arc, Mutex};
 use nix::sys::termios::{self, SetArg};
 
 use crate::abi::{Errno, SysResult, Termios, Winsize};
-use crate::kernel::signal::SigInfo;
-use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::host::HostFile;
+use crate::vfs::{Context, JobIds, ProcessGroups};
 use crate::vfs::{FileOps, OpenFile, Stat};
 
 /// Which session a terminal controls and who is in the foreground. 0: none.
@@ -40,7 +43,7 @@ struct JobControl {
 /// A host terminal (the slave of a pty the shim owns) as a sentry file.
 pub struct HostTty {
     host: HostFile,
-    /// Guarded by its own lock, taken after `Kernel::tree` when both are needed.
+    /// A leaf lock (see the module's lock order).
     job: Mutex<JobControl>,
 }
 
@@ -50,13 +53,6 @@ impl std::fmt::Debug for HostTty {
             .field("job", &*self.job.lock().unwrap())
             .finish_non_exhaustive()
     }
-}
-
-/// The caller's (tgid, pgid, sid).
-fn ids(t: &Task) -> Result<(i32, i32, i32), Errno> {
-    let tree = t.kernel.tree();
-    let p = tree.procs.get(&t.tg.tgid).ok_or(Errno::ESRCH)?;
-    Ok((t.tg.tgid, p.pgid, p.sid))
 }
 
 impl HostTty {
@@ -78,20 +74,17 @@ impl HostTty {
     }
 
     /// Sends `signo` to the foreground process group (SIGWINCH after a resize).
-    pub fn signal_foreground(&self, kernel: &crate::kernel::Kernel, signo: i32) {
-        let tree = kernel.tree();
+    pub fn signal_foreground(&self, groups: &dyn ProcessGroups, signo: i32) {
         let fg = self.job.lock().unwrap().foreground;
         if fg <= 0 {
             return;
         }
-        for tg in tree.pgrp_members(fg) {
-            tree.send_group(&tg, SigInfo::kernel(signo), false);
-        }
+        groups.signal_process_group(fg, signo);
     }
 
     /// The session the caller is in, if this terminal controls it; ENOTTY otherwise.
-    fn check_session(&self, t: &Task) -> Result<JobControl, Errno> {
-        let (_, _, sid) = ids(t)?;
+    fn check_session(&self, t: &dyn Context) -> Result<JobControl, Errno> {
+        let sid = t.job_ids()?.sid;
         let job = *self.job.lock().unwrap();
         if job.session == 0 || job.session != sid {
             return Err(Errno::ENOTTY);
@@ -99,8 +92,8 @@ impl HostTty {
         Ok(job)
     }
 
-    fn set_termios(&self, t: &mut Task, arg: u64, when: SetArg) -> SysResult {
-        let new: Termios = t.mm.read_obj(UserAddr(arg))?;
+    fn set_termios(&self, t: &mut dyn Context, arg: u64, when: SetArg) -> SysResult {
+        let new: Termios = t.mm().read_obj(UserAddr(arg))?;
         let current = termios::tcgetattr(self.host.as_fd()).map_err(|_| Errno::ENOTTY)?;
         let mut raw: libc::termios = current.into();
         raw.c_iflag = new.iflag;
@@ -113,8 +106,8 @@ impl HostTty {
         Ok(0)
     }
 
-    fn set_winsize(&self, t: &mut Task, arg: u64) -> SysResult {
-        let ws: Winsize = t.mm.read_obj(UserAddr(arg))?;
+    fn set_winsize(&self, t: &mut dyn Context, arg: u64) -> SysResult {
+        let ws: Winsize = t.mm().read_obj(UserAddr(arg))?;
         let old = rustix::termios::tcgetwinsize(self.host.as_fd()).ok();
         let new = rustix::termios::Winsize {
             ws_row: ws.row,
@@ -126,28 +119,25 @@ impl HostTty {
             .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
         let changed = old.is_none_or(|o| (o.ws_row, o.ws_col) != (ws.row, ws.col));
         if changed {
-            self.signal_foreground(&t.kernel, libc::SIGWINCH);
+            self.signal_foreground(t.process_groups(), libc::SIGWINCH);
         }
         Ok(0)
     }
 
-    fn set_foreground(&self, t: &mut Task, arg: u64) -> SysResult {
-        let pgid: i32 = t.mm.read_obj(UserAddr(arg))?;
+    fn set_foreground(&self, t: &mut dyn Context, arg: u64) -> SysResult {
+        let pgid: i32 = t.mm().read_obj(UserAddr(arg))?;
         if pgid < 0 {
             return Err(Errno::EINVAL);
         }
         // A group outside the caller's namespace is in no session of it.
         let pgid = t.lookup_pid(pgid).ok_or(Errno::EPERM)?;
-        let tree = t.kernel.tree();
-        let sid = tree.procs.get(&t.tg.tgid).ok_or(Errno::ESRCH)?.sid;
+        let sid = t.job_ids()?.sid;
+        // Asked before taking `job`: the process table's lock comes first.
+        let in_session = t.group_in_session(pgid, sid);
         let mut job = self.job.lock().unwrap();
         if job.session == 0 || job.session != sid {
             return Err(Errno::ENOTTY);
         }
-        let in_session = tree
-            .procs
-            .values()
-            .any(|p| p.pgid == pgid && p.sid == sid && p.zombie.is_none());
         if !in_session {
             return Err(Errno::EPERM);
         }
@@ -155,8 +145,8 @@ impl HostTty {
         Ok(0)
     }
 
-    fn acquire(&self, t: &mut Task) -> SysResult {
-        let (tgid, pgid, sid) = ids(t)?;
+    fn acquire(&self, t: &mut dyn Context) -> SysResult {
+        let JobIds { tgid, pgid, sid } = t.job_ids()?;
         let mut job = self.job.lock().unwrap();
         if job.session == sid {
             return Ok(0);
@@ -173,17 +163,15 @@ impl HostTty {
         Ok(0)
     }
 
-    fn release(&self, t: &mut Task) -> SysResult {
-        let (tgid, _, sid) = ids(t)?;
+    fn release(&self, t: &mut dyn Context) -> SysResult {
+        let JobIds { tgid, sid, .. } = t.job_ids()?;
         let job = self.check_session(t)?;
         if sid == tgid {
             // The session leader gives up its terminal: the foreground hangs up.
             *self.job.lock().unwrap() = JobControl::default();
-            let tree = t.kernel.tree();
-            for tg in tree.pgrp_members(job.foreground) {
-                tree.send_group(&tg, SigInfo::kernel(libc::SIGHUP), false);
-                tree.send_group(&tg, SigInfo::kernel(libc::SIGCONT), false);
-            }
+            let groups = t.process_groups();
+            groups.signal_process_group(job.foreground, libc::SIGHUP);
+            groups.signal_process_group(job.foreground, libc::SIGCONT);
         }
         Ok(0)
     }
@@ -192,7 +180,7 @@ impl HostTty {
 impl FileOps for HostTty {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         f: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
@@ -202,7 +190,7 @@ impl FileOps for HostTty {
 
     fn write(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         f: &OpenFile,
         buf: &[u8],
         _offset: Option<u64>,
@@ -210,7 +198,7 @@ impl FileOps for HostTty {
         self.host.write(t, f, buf, None)
     }
 
-    fn ioctl(&self, t: &mut Task, f: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, f: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         match u64::from(cmd) {
             libc::TCSETS => self.set_termios(t, arg, SetArg::TCSANOW),
             libc::TCSETSW => self.set_termios(t, arg, SetArg::TCSADRAIN),
@@ -218,12 +206,13 @@ impl FileOps for HostTty {
             libc::TIOCSWINSZ => self.set_winsize(t, arg),
             libc::TIOCGPGRP => {
                 let job = self.check_session(t)?;
-                t.mm.write_obj(UserAddr(arg), &t.vpid_of(job.foreground))?;
+                t.mm()
+                    .write_obj(UserAddr(arg), &t.vpid_of(job.foreground))?;
                 Ok(0)
             }
             libc::TIOCGSID => {
                 let job = self.check_session(t)?;
-                t.mm.write_obj(UserAddr(arg), &t.vpid_of(job.session))?;
+                t.mm().write_obj(UserAddr(arg), &t.vpid_of(job.session))?;
                 Ok(0)
             }
             libc::TIOCSPGRP => self.set_foreground(t, arg),

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::inode::{Caller, DirEntry, FileType};
 use super::{Dentry, FileOps, OpenFile, Stat};
 use crate::abi::Errno;
-use crate::kernel::Task;
+use crate::vfs::Context;
 
 /// An open directory. The listing is taken when reading starts (position 0) and kept until
 /// the directory is rewound, so entries do not repeat or vanish while a reader iterates.
@@ -48,7 +48,7 @@ pub fn push_dirent64(
 impl FileOps for DirFile {
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         _buf: &mut [u8],
         _off: Option<u64>,
@@ -58,7 +58,7 @@ impl FileOps for DirFile {
 
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         _buf: &[u8],
         _off: Option<u64>,
@@ -78,7 +78,7 @@ impl FileOps for DirFile {
         Ok(0)
     }
 
-    fn getdents(&self, t: &Task, pos: u64, max: usize) -> Result<(Vec<u8>, u64), Errno> {
+    fn getdents(&self, t: &dyn Context, pos: u64, max: usize) -> Result<(Vec<u8>, u64), Errno> {
         let mut listing = self.listing.lock().unwrap();
         if pos == 0 || listing.is_none() {
             *listing = Some(self.dentry.inode.readdir(&Caller::of(t))?);
@@ -126,7 +126,7 @@ impl FileOps for PathFile {
         self.dentry.inode.stat()
     }
 
-    fn getdents(&self, _t: &Task, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
+    fn getdents(&self, _t: &dyn Context, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
         Err(Errno::EBADF)
     }
 }

@@ -1,13 +1,19 @@
 //! Open file descriptions: what an fd points to (offset, status flags, the file's operations).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult};
-use crate::kernel::Task;
+use crate::vfs::epoll::Epoll;
+use crate::vfs::inotify::Inotify;
+use crate::vfs::lock::Locks;
+use crate::vfs::socket::Socket;
+use crate::vfs::Context;
 use crate::vfs::Dentry;
+use crate::waiter::WaitQueue;
 
 /// `struct stat` (x86-64 layout).
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -55,7 +61,7 @@ pub trait FileOps: Send + Sync {
     /// As read(2).
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _file: &OpenFile,
         _buf: &mut [u8],
         _offset: Option<u64>,
@@ -69,7 +75,7 @@ pub trait FileOps: Send + Sync {
     /// As write(2).
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _file: &OpenFile,
         _buf: &[u8],
         _offset: Option<u64>,
@@ -81,7 +87,7 @@ pub trait FileOps: Send + Sync {
     ///
     /// # Errors
     /// ENOTTY for commands the file does not know.
-    fn ioctl(&self, _t: &mut Task, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
+    fn ioctl(&self, _t: &mut dyn Context, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
         Err(Errno::ENOTTY)
     }
 
@@ -103,32 +109,7 @@ pub trait FileOps: Send + Sync {
     }
 
     /// The queue notified when [`FileOps::readiness`] may change. None: the file is polled.
-    fn wait_queue(&self) -> Option<&crate::kernel::wait::WaitQueue> {
-        None
-    }
-
-    /// The epoll instance behind this file, for `epoll_ctl`/`epoll_wait`.
-    fn as_epoll(&self) -> Option<&crate::kernel::epoll::Epoll> {
-        None
-    }
-
-    /// The timerfd behind this file, for `timerfd_settime`/`timerfd_gettime`.
-    fn as_timerfd(&self) -> Option<&crate::kernel::timer::TimerFd> {
-        None
-    }
-
-    /// The signalfd behind this file, for `signalfd4` on an existing one.
-    fn as_signalfd(&self) -> Option<&crate::kernel::signalfd::SignalFd> {
-        None
-    }
-
-    /// The inotify instance behind this file, for `inotify_add_watch`/`inotify_rm_watch`.
-    fn as_inotify(&self) -> Option<&super::inotify::Inotify> {
-        None
-    }
-
-    /// The socket behind this file, for the socket system calls (None: ENOTSOCK).
-    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+    fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
 
@@ -138,7 +119,7 @@ pub trait FileOps: Send + Sync {
     ///
     /// # Errors
     /// ENOTDIR for files that are not directories, EINVAL when the first entry does not fit.
-    fn getdents(&self, _t: &Task, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
+    fn getdents(&self, _t: &dyn Context, _pos: u64, _max: usize) -> Result<(Vec<u8>, u64), Errno> {
         Err(Errno::ENOTDIR)
     }
 
@@ -170,23 +151,89 @@ pub trait FileOps: Send + Sync {
     }
 }
 
+/// A timerfd (implemented by the kernel's timer service).
+pub trait TimerFdFile: FileOps {
+    /// The clock it was created on (`CLOCK_*`).
+    fn clock(&self) -> i32;
+
+    /// `timerfd_settime`: arms (or with None disarms) the timer; returns the previous
+    /// (value, interval). Expirations not yet read are discarded.
+    fn set(
+        &self,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>);
+
+    /// `timerfd_gettime`: the time to the next expiration and the interval.
+    fn get(&self) -> (Option<Duration>, Option<Duration>);
+}
+
+/// A signalfd (implemented by the kernel's signal code).
+pub trait SignalFdFile: FileOps {
+    /// `signalfd4` on an existing signalfd: replaces the mask.
+    fn set_mask(&self, mask: u64);
+}
+
+/// What kind of file an open file description is. The system calls that work on one kind
+/// only (`epoll_ctl`, `timerfd_settime`, `signalfd4` on an existing fd,
+/// `inotify_add_watch`, the socket calls) match on it and answer the other kinds as Linux
+/// does (EINVAL, ENOTSOCK...). Kinds implemented above the vfs carry a trait object whose
+/// trait is declared here.
+#[derive(Clone)]
+pub enum FileKind {
+    /// Any other file: only the [`FileOps`] operations.
+    Plain(Arc<dyn FileOps>),
+    Epoll(Arc<Epoll>),
+    Inotify(Arc<Inotify>),
+    Socket(Arc<dyn Socket>),
+    TimerFd(Arc<dyn TimerFdFile>),
+    SignalFd(Arc<dyn SignalFdFile>),
+}
+
+impl FileKind {
+    /// The operations every kind has.
+    pub fn ops(&self) -> &dyn FileOps {
+        match self {
+            FileKind::Plain(f) => &**f,
+            FileKind::Epoll(f) => &**f,
+            FileKind::Inotify(f) => &**f,
+            FileKind::Socket(f) => &**f,
+            FileKind::TimerFd(f) => &**f,
+            FileKind::SignalFd(f) => &**f,
+        }
+    }
+
+    /// The operations as a shared handle (reopening a file through a magic link).
+    pub fn shared_ops(&self) -> Arc<dyn FileOps> {
+        match self {
+            FileKind::Plain(f) => f.clone(),
+            FileKind::Epoll(f) => f.clone(),
+            FileKind::Inotify(f) => f.clone(),
+            FileKind::Socket(f) => f.clone(),
+            FileKind::TimerFd(f) => f.clone(),
+            FileKind::SignalFd(f) => f.clone(),
+        }
+    }
+}
+
 /// An open file description. Shared by dup'd fds and across fork.
 pub struct OpenFile {
-    pub ops: Arc<dyn FileOps>,
+    kind: FileKind,
     /// `O_*` status flags (access mode, O_APPEND, O_NONBLOCK...).
     flags: AtomicU32,
     /// The file offset; also serialises reads and writes that use it, as Linux's f_pos_lock.
     pub offset: Mutex<u64>,
     /// The path it was opened by (None for pipes, sockets, donated host fds).
     pub dentry: Option<Arc<Dentry>>,
-    /// A lock was ever taken through this description (its locks are released on drop).
-    locked: AtomicBool,
+    /// The lock table a lock was taken in through this description, if ever (its locks
+    /// are released there on drop).
+    locks: OnceLock<Arc<Locks>>,
 }
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
-        if self.had_locks() {
-            super::lock::locks().release_file(self.lock_id());
+        if let Some(locks) = self.locks.get() {
+            locks.release_file(self.lock_id());
         }
         // The last reference to the description: inotify's IN_CLOSE_*.
         if let Some(d) = &self.dentry {
@@ -210,25 +257,41 @@ pub const SETFL_MASK: u32 =
     (libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME) as u32;
 
 impl OpenFile {
+    /// A plain file without a path.
     pub fn new(ops: Arc<dyn FileOps>, flags: u32) -> Arc<OpenFile> {
+        OpenFile::of_kind(FileKind::Plain(ops), flags)
+    }
+
+    /// A file of `kind` without a path (sockets, epoll, inotify, timerfd, signalfd).
+    pub fn of_kind(kind: FileKind, flags: u32) -> Arc<OpenFile> {
         Arc::new(OpenFile {
-            ops,
+            kind,
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: None,
-            locked: AtomicBool::new(false),
+            locks: OnceLock::new(),
         })
     }
 
     /// A file opened by path.
     pub fn with_dentry(ops: Arc<dyn FileOps>, flags: u32, dentry: Arc<Dentry>) -> Arc<OpenFile> {
         Arc::new(OpenFile {
-            ops,
+            kind: FileKind::Plain(ops),
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: Some(dentry),
-            locked: AtomicBool::new(false),
+            locks: OnceLock::new(),
         })
+    }
+
+    /// The file's operations.
+    pub fn ops(&self) -> &dyn FileOps {
+        self.kind.ops()
+    }
+
+    /// What kind of file this is.
+    pub fn kind(&self) -> &FileKind {
+        &self.kind
     }
 
     /// This description's identity as a lock owner (flock and OFD locks).
@@ -236,14 +299,15 @@ impl OpenFile {
         self as *const OpenFile as usize
     }
 
-    /// Records that a lock was taken through this description.
-    pub fn note_locked(&self) {
-        self.locked.store(true, Ordering::Relaxed);
+    /// Records that a lock was taken through this description in `table` (a file belongs
+    /// to one kernel, so to one table).
+    pub fn note_locked(&self, table: &Arc<Locks>) {
+        let _ = self.locks.set(table.clone());
     }
 
     /// Whether a lock was ever taken through this description.
     pub fn had_locks(&self) -> bool {
-        self.locked.load(Ordering::Relaxed)
+        self.locks.get().is_some()
     }
 
     /// Opened with O_PATH: usable only as a location, not for I/O.
@@ -284,17 +348,17 @@ impl OpenFile {
     ///
     /// # Errors
     /// EBADF when not open for reading, and the file's errors.
-    pub fn read(&self, t: &mut Task, buf: &mut [u8]) -> Result<usize, Errno> {
+    pub fn read(&self, t: &mut dyn Context, buf: &mut [u8]) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
-        let n = if self.ops.seekable() {
+        let n = if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
-            let n = self.ops.read(t, self, buf, Some(*off))?;
+            let n = self.ops().read(t, self, buf, Some(*off))?;
             *off += n as u64;
             n
         } else {
-            self.ops.read(t, self, buf, None)?
+            self.ops().read(t, self, buf, None)?
         };
         self.accessed(n);
         Ok(n)
@@ -304,8 +368,13 @@ impl OpenFile {
     ///
     /// # Errors
     /// The file's errors.
-    pub fn read_at(&self, t: &mut Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
-        let n = self.ops.read(t, self, buf, Some(offset))?;
+    pub fn read_at(
+        &self,
+        t: &mut dyn Context,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<usize, Errno> {
+        let n = self.ops().read(t, self, buf, Some(offset))?;
         self.accessed(n);
         Ok(n)
     }
@@ -314,8 +383,8 @@ impl OpenFile {
     ///
     /// # Errors
     /// The file's errors.
-    pub fn write_at(&self, t: &mut Task, buf: &[u8], offset: u64) -> Result<usize, Errno> {
-        let n = self.ops.write(t, self, buf, Some(offset))?;
+    pub fn write_at(&self, t: &mut dyn Context, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        let n = self.ops().write(t, self, buf, Some(offset))?;
         self.modified(n);
         Ok(n)
     }
@@ -338,22 +407,22 @@ impl OpenFile {
     ///
     /// # Errors
     /// EBADF when not open for writing, and the file's errors.
-    pub fn write(&self, t: &mut Task, buf: &[u8]) -> Result<usize, Errno> {
+    pub fn write(&self, t: &mut dyn Context, buf: &[u8]) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
-        if self.ops.seekable() {
+        if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
             if self.flags() & libc::O_APPEND as u32 != 0 {
-                *off = self.ops.size()?;
+                *off = self.ops().size()?;
             }
-            let n = self.ops.write(t, self, buf, Some(*off))?;
+            let n = self.ops().write(t, self, buf, Some(*off))?;
             *off += n as u64;
             drop(off);
             self.modified(n);
             Ok(n)
         } else {
-            let n = self.ops.write(t, self, buf, None)?;
+            let n = self.ops().write(t, self, buf, None)?;
             self.modified(n);
             Ok(n)
         }

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::abi::{Errno, SysResult, Termios, Winsize};
-use crate::kernel::Task;
+use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
 
 /// A file backed by a host fd.
@@ -49,7 +49,7 @@ impl HostFile {
 }
 
 impl AsFd for HostFile {
-    /// The host fd, for the terminal layer's host calls (`crate::tty`).
+    /// The host fd, for the terminal layer's host calls (the `tty` module).
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -58,7 +58,7 @@ impl AsFd for HostFile {
 impl FileOps for HostFile {
     fn read(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &mut [u8],
         offset: Option<u64>,
@@ -77,7 +77,7 @@ impl FileOps for HostFile {
 
     fn write(
         &self,
-        _t: &mut Task,
+        _t: &mut dyn Context,
         _f: &OpenFile,
         buf: &[u8],
         offset: Option<u64>,
@@ -97,7 +97,7 @@ impl FileOps for HostFile {
         }
     }
 
-    fn ioctl(&self, t: &mut Task, _f: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, _f: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         use crate::mm::usermem::UserAddr;
         match cmd as u64 {
             libc::TCGETS => {
@@ -113,7 +113,7 @@ impl FileOps for HostFile {
                     line: raw.c_line,
                     cc,
                 };
-                t.mm.write_obj(UserAddr(arg), &out)?;
+                t.mm().write_obj(UserAddr(arg), &out)?;
                 Ok(0)
             }
             libc::TIOCGWINSZ => {
@@ -124,7 +124,7 @@ impl FileOps for HostFile {
                     xpixel: ws.ws_xpixel,
                     ypixel: ws.ws_ypixel,
                 };
-                t.mm.write_obj(UserAddr(arg), &out)?;
+                t.mm().write_obj(UserAddr(arg), &out)?;
                 Ok(0)
             }
             _ => Err(Errno::ENOTTY),

@@ -8,36 +8,33 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::abi::Errno;
-use crate::kernel::task::Creds;
-use crate::kernel::Task;
-use crate::vfs::{FileOps, Stat};
+use crate::auth::Creds;
+use crate::vfs::{Context, FileOps, Stat};
 
-/// Who is asking: credentials for permission checks and, for `/proc`, the calling task.
-#[derive(Clone, Copy)]
-pub struct Caller<'a> {
+/// Who is asking: credentials for permission checks and, for `/proc`, the calling task's
+/// identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
     pub creds: Creds,
-    pub task: Option<&'a Task>,
+    /// The calling task (None: the sentry itself).
+    pub task: Option<TaskIds>,
 }
 
-impl std::fmt::Debug for Caller<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller")
-            .field("creds", &self.creds)
-            .finish_non_exhaustive()
-    }
+/// A task's global thread and process IDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskIds {
+    pub tid: i32,
+    pub tgid: i32,
 }
 
-impl<'a> Caller<'a> {
+impl Caller {
     /// The caller for a task's system call.
-    pub fn of(t: &'a Task) -> Caller<'a> {
-        Caller {
-            creds: t.creds,
-            task: Some(t),
-        }
+    pub fn of(t: &dyn Context) -> Caller {
+        t.caller()
     }
 
     /// The sentry itself (boot, tests): root, no task.
-    pub fn kernel() -> Caller<'static> {
+    pub fn kernel() -> Caller {
         Caller {
             creds: Creds::default(),
             task: None,
@@ -112,11 +109,11 @@ pub struct OpenFileInode(pub Arc<super::OpenFile>);
 
 impl Inode for OpenFileInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        self.0.ops.stat()
+        self.0.ops().stat()
     }
 
-    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        Ok(self.0.ops.clone())
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(self.0.kind().shared_ops())
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
@@ -212,7 +209,7 @@ pub trait Inode: Send + Sync {
     ///
     /// # Errors
     /// ENOENT, ENOTDIR, backend failures.
-    fn lookup(&self, _cx: &Caller<'_>, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, _cx: &Caller, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Err(Errno::ENOTDIR)
     }
 
@@ -220,7 +217,7 @@ pub trait Inode: Send + Sync {
     ///
     /// # Errors
     /// ENOTDIR, backend failures.
-    fn readdir(&self, _cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, _cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         Err(Errno::ENOTDIR)
     }
 
@@ -228,7 +225,7 @@ pub trait Inode: Send + Sync {
     ///
     /// # Errors
     /// EINVAL when this is not a symlink.
-    fn readlink(&self, _cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, _cx: &Caller) -> Result<Vec<u8>, Errno> {
         Err(Errno::EINVAL)
     }
 
@@ -245,7 +242,7 @@ pub trait Inode: Send + Sync {
     ///
     /// # Errors
     /// ENXIO for devices that are absent, EROFS for writes to read-only files.
-    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
+    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
 
     /// Creates `name` in this directory.
     ///
@@ -253,7 +250,7 @@ pub trait Inode: Send + Sync {
     /// EEXIST, EROFS, ENOTDIR.
     fn create(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         _name: &[u8],
         _node: NewNode,
         _attrs: NewAttrs,
@@ -268,7 +265,7 @@ pub trait Inode: Send + Sync {
     /// EOPNOTSUPP for filesystems without unnamed files, ENOTDIR.
     fn create_tmpfile(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         _attrs: NewAttrs,
         _linkable: bool,
     ) -> Result<Arc<dyn Inode>, Errno> {
@@ -288,7 +285,7 @@ pub trait Inode: Send + Sync {
     ///
     /// # Errors
     /// ENOENT, EISDIR/ENOTDIR, ENOTEMPTY, EROFS.
-    fn unlink(&self, _cx: &Caller<'_>, _name: &[u8], _dir: bool) -> Result<(), Errno> {
+    fn unlink(&self, _cx: &Caller, _name: &[u8], _dir: bool) -> Result<(), Errno> {
         Err(Errno::EROFS)
     }
 
@@ -298,7 +295,7 @@ pub trait Inode: Send + Sync {
     /// EXDEV across filesystems, and rename(2)'s errors.
     fn rename(
         &self,
-        _cx: &Caller<'_>,
+        _cx: &Caller,
         _name: &[u8],
         _new_dir: &Arc<dyn Inode>,
         _new_name: &[u8],
@@ -327,7 +324,7 @@ pub trait Inode: Send + Sync {
 
     /// For `/proc/[pid]/fd/N`-style "magic" links: following the link yields the open file
     /// itself rather than a walk of `readlink`'s text (None: an ordinary file or symlink).
-    fn magic_link(&self, _cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
+    fn magic_link(&self, _cx: &Caller) -> Option<Result<MagicTarget, Errno>> {
         None
     }
 

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, Weak};
 use super::inode::{FileType, SetAttr};
 use super::{Dentry, FileOps, OpenFile, Stat};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::wait::{WaitQueue, Wake};
-use crate::kernel::Task;
+use crate::vfs::Context;
+use crate::waiter::{WaitQueue, Wake};
 
 pub const IN_ACCESS: u32 = 0x1;
 pub const IN_MODIFY: u32 = 0x2;
@@ -336,14 +336,14 @@ pub fn check_mask(mask: u32) -> Result<(), Errno> {
 impl FileOps for Inotify {
     fn read(
         &self,
-        t: &mut Task,
+        t: &mut dyn Context,
         file: &OpenFile,
         buf: &mut [u8],
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
         let max = buf.len();
-        let out = t.block_on(&[&self.queue], None, |_| {
+        let out = t.block_on(&[&self.queue], None, || {
             let mut s = self.lock();
             let Some(first) = s.events.front() else {
                 return if nb { Some(Err(Errno::EAGAIN)) } else { None };
@@ -366,10 +366,10 @@ impl FileOps for Inotify {
         Ok(out.len())
     }
 
-    fn ioctl(&self, t: &mut Task, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
         if cmd as u64 == libc::FIONREAD {
             let n = self.pending_bytes() as i32;
-            t.mm.write_obj(crate::mm::usermem::UserAddr(arg), &n)?;
+            t.mm().write_obj(crate::mm::usermem::UserAddr(arg), &n)?;
             return Ok(0);
         }
         Err(Errno::ENOTTY)
@@ -389,10 +389,6 @@ impl FileOps for Inotify {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
-    }
-
-    fn as_inotify(&self) -> Option<&Inotify> {
-        Some(self)
     }
 }
 

@@ -7,18 +7,18 @@
 //! - A process's POSIX locks on a file go when it closes any fd of that file or exits; OFD and
 //!   flock locks go when their open file description is released.
 //!
-//! Files are identified by (device, inode). The table is process-global: the sandbox process
-//! hosts exactly one kernel, and open file descriptions release their locks from `Drop`,
-//! where no kernel is at hand. Per-file entries are kept once created, so a task blocked on a
-//! file's queue is always woken by the entry that later releases.
+//! Files are identified by (device, inode). Each kernel owns one table ([`Locks`]); an open
+//! file description through which a lock was taken remembers the table, so that it releases
+//! its locks from `Drop`, where no kernel is at hand. Per-file entries are kept once created,
+//! so a task blocked on a file's queue is always woken by the entry that later releases.
 //!
 //! # Lock order
 //! `Locks::files` → `FileLocks::held` → wait queues (leaves).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use crate::kernel::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 
 /// Who holds a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,12 +140,6 @@ pub struct Locks {
     files: Mutex<HashMap<(u64, u64), Arc<FileLocks>>>,
 }
 
-/// The sandbox's lock table.
-pub fn locks() -> &'static Locks {
-    static LOCKS: OnceLock<Locks> = OnceLock::new();
-    LOCKS.get_or_init(Locks::default)
-}
-
 impl Locks {
     /// The locks of the file (device, inode), created on first use.
     pub fn file(&self, key: (u64, u64)) -> Arc<FileLocks> {
@@ -192,6 +186,27 @@ mod tests {
             end,
             pid: 1,
         }
+    }
+
+    #[test]
+    fn tables_of_two_kernels_are_independent() {
+        let (k1, k2) = (Locks::default(), Locks::default());
+        let key = (1, 2);
+        let (a, b) = (Owner::Process(1), Owner::Process(2));
+        k1.file(key)
+            .try_set(lock(a, Kind::Write, 0, 10), false)
+            .unwrap();
+        // The same file key in the other kernel's table is free.
+        assert!(k2
+            .file(key)
+            .try_set(lock(b, Kind::Write, 0, 10), false)
+            .is_ok());
+        assert!(k1.file(key).conflict(&lock(b, Kind::Read, 0, 1)).is_some());
+        // Process 1 of the other kernel exiting releases nothing here.
+        k2.release_process(1);
+        assert!(k1.file(key).conflict(&lock(b, Kind::Read, 0, 1)).is_some());
+        k1.release_process(1);
+        assert!(k1.file(key).conflict(&lock(b, Kind::Read, 0, 1)).is_none());
     }
 
     #[test]

@@ -1,19 +1,30 @@
 //! Virtual filesystem: dentries, mounts, path resolution, open file descriptions and the
 //! operations files implement.
 //!
-//! Filesystems (in [`crate::fs`]) implement [`Inode`]; [`walk::Resolver`] turns paths into
-//! [`Dentry`]s one component at a time; [`OpenFile`] is what an fd points to.
+//! Filesystems (the `fs` module) implement [`Inode`]; [`walk::Resolver`] turns paths into
+//! [`Dentry`]s one component at a time; [`OpenFile`] is what an fd points to, and its
+//! [`FileKind`] says which kind of file it is (plain, epoll, inotify, socket, timerfd,
+//! signalfd).
+//!
+//! Layer: above `abi`, `auth`, `waiter`, `memory` and `mm`; below `fs`, `net`, `tty`,
+//! `kernel` and everything else. It imports nothing above it: the calling task is a
+//! [`Context`] (implemented by the kernel), and the kinds implemented above it are traits
+//! declared here ([`socket::Socket`], [`TimerFdFile`], [`SignalFdFile`]).
 
+pub mod context;
 pub mod dir;
+pub mod epoll;
 pub mod file;
 pub mod host;
 pub mod inode;
 pub mod inotify;
 pub mod lock;
 pub mod mount;
+pub mod socket;
 pub mod walk;
 
-pub use file::{FileOps, OpenFile, Stat};
-pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr};
+pub use context::{Context, JobIds, ProcessGroups};
+pub use file::{FileKind, FileOps, OpenFile, SignalFdFile, Stat, TimerFdFile};
+pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
 pub use mount::{Dentry, FsContext, Mount, MountNamespace};
 pub use walk::Resolver;

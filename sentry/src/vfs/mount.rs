@@ -284,7 +284,7 @@ impl FsContext {
     ///
     /// # Errors
     /// The walk's errors.
-    pub fn resolve(&self, cx: &Caller<'_>, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+    pub fn resolve(&self, cx: &Caller, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
         Resolver::new(*cx, self.root(), &self.ns).resolve(self.cwd(), path, true)
     }
 }

@@ -20,7 +20,7 @@ pub const NAME_MAX: usize = 255;
 
 /// One resolution's settings: who resolves, and where `/` is.
 pub struct Resolver<'a> {
-    pub cx: Caller<'a>,
+    pub cx: Caller,
     pub root: Arc<Dentry>,
     pub ns: &'a MountNamespace,
     /// RESOLVE_NO_SYMLINKS: any symlink is ELOOP.
@@ -55,7 +55,7 @@ pub struct ParentAndName {
 }
 
 impl<'a> Resolver<'a> {
-    pub fn new(cx: Caller<'a>, root: Arc<Dentry>, ns: &'a MountNamespace) -> Resolver<'a> {
+    pub fn new(cx: Caller, root: Arc<Dentry>, ns: &'a MountNamespace) -> Resolver<'a> {
         Resolver {
             cx,
             root,

@@ -1,4 +1,7 @@
-//! Blocking: per-task waiters and the wait queues that wake them.
+//! Blocking: per-task waiters and the wait queues that wake them (gVisor's pkg/waiter).
+//!
+//! Layer: below `vfs`, `fs`, `net`, `tty` and `kernel`, which all block on these queues;
+//! imports nothing of the sentry.
 //!
 //! A blocking system call registers its task's [`Waiter`] on the [`WaitQueue`]s of what it
 //! waits for, checks its condition, and sleeps until notified (by the queue, by signal

@@ -1,5 +1,9 @@
 //! `/proc`: the sandbox's own process information, never the host's.
 //!
+//! Layer: above `kernel` (it reads tasks, thread groups and PID namespaces) and `fs` (it is
+//! built from `fs::synth`); below `syscalls` and `boot`, which mount it. Nothing below the
+//! kernel imports it.
+//!
 //! Each instance belongs to a PID namespace: `/proc/[pid]` exists for every process visible in
 //! it (and `/proc/[tid]` for every thread, unlisted, as Linux), named and described with its
 //! IDs in that namespace; nothing of the host's process table is reachable. The
@@ -18,13 +22,14 @@ use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
 use crate::abi::Errno;
-use crate::kernel::task::{Creds, TaskView};
+use crate::abi::{RELEASE, VERSION};
+use crate::auth::Creds;
+use crate::fs::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
+use crate::kernel::task::TaskView;
 use crate::kernel::usage::ticks;
-use crate::kernel::{Kernel, PidNamespace, Task, TaskHandle, ThreadGroup};
+use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
 use crate::mm::VmaKind;
-use crate::syscalls::info::{RELEASE, VERSION};
 use crate::vfs::inode::MagicTarget;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, MountNamespace, OpenFile, Stat,
@@ -36,12 +41,16 @@ pub const PROC_MAGIC: i64 = 0x9fa0;
 /// Clock ticks per second (USER_HZ), the unit of `stat` times.
 const USER_HZ: u128 = 100;
 
-fn task<'a>(cx: &Caller<'a>) -> Result<&'a Task, Errno> {
-    cx.task.ok_or(Errno::ENOENT)
+/// The kernel, for a reader that is a task of it: ENOENT for the sentry itself (no task)
+/// and after the kernel is gone.
+fn kernel_for(kernel: &Weak<Kernel>, cx: &Caller) -> Result<Arc<Kernel>, Errno> {
+    cx.task.ok_or(Errno::ENOENT)?;
+    kernel.upgrade().ok_or(Errno::ENOENT)
 }
 
-fn text(f: impl Fn(&Task) -> String + Send + Sync + 'static) -> Generator {
-    Arc::new(move |cx| Ok(f(task(cx)?).into_bytes()))
+fn text(kernel: &Weak<Kernel>, f: impl Fn(&Kernel) -> String + Send + Sync + 'static) -> Generator {
+    let kernel = kernel.clone();
+    Arc::new(move |cx| Ok(f(&*kernel_for(&kernel, cx)?).into_bytes()))
 }
 
 /// Host facts read once (before the sandbox loses access to the host's /proc).
@@ -276,7 +285,7 @@ impl Snapshot {
 
     /// Whether `cx` may inspect this process's memory, files and environment (Linux's
     /// PTRACE_MODE_READ: root, or the same user).
-    fn may_inspect(&self, cx: &Caller<'_>) -> bool {
+    fn may_inspect(&self, cx: &Caller) -> bool {
         let c = self.creds();
         cx.creds.euid == 0 || (cx.creds.euid == c.uid && cx.creds.euid == c.euid)
     }
@@ -420,7 +429,7 @@ impl PidNode {
         }
     }
 
-    fn entries(&self, cx: &Caller<'_>) -> Result<Vec<(Vec<u8>, Node)>, Errno> {
+    fn entries(&self, cx: &Caller) -> Result<Vec<(Vec<u8>, Node)>, Errno> {
         let snap = self.snapshot()?;
         let fds = |snap: &Snapshot| -> Result<Vec<i32>, Errno> {
             if !snap.may_inspect(cx) {
@@ -478,7 +487,7 @@ impl PidNode {
         self.child(node)
     }
 
-    fn view(&self, cx: &Caller<'_>) -> Result<(Snapshot, TaskView), Errno> {
+    fn view(&self, cx: &Caller) -> Result<(Snapshot, TaskView), Errno> {
         let snap = self.snapshot()?;
         if !snap.may_inspect(cx) {
             return Err(Errno::EACCES);
@@ -487,14 +496,14 @@ impl PidNode {
         Ok((snap, view))
     }
 
-    fn open_file(&self, cx: &Caller<'_>, fd: i32) -> Result<(Arc<OpenFile>, bool), Errno> {
+    fn open_file(&self, cx: &Caller, fd: i32) -> Result<(Arc<OpenFile>, bool), Errno> {
         let (_, view) = self.view(cx)?;
         let file = view.fds.get(fd).map_err(|_| Errno::ENOENT)?;
         let cloexec = view.fds.cloexec(fd).unwrap_or(false);
         Ok((file, cloexec))
     }
 
-    fn generate(&self, cx: &Caller<'_>, f: PidFile) -> Result<Vec<u8>, Errno> {
+    fn generate(&self, cx: &Caller, f: PidFile) -> Result<Vec<u8>, Errno> {
         let snap = self.snapshot()?;
         let needs_access = matches!(f, PidFile::Environ | PidFile::Maps | PidFile::SmapsRollup);
         if needs_access && !snap.may_inspect(cx) {
@@ -533,7 +542,7 @@ impl PidNode {
         })
     }
 
-    fn fdinfo(&self, cx: &Caller<'_>, fd: i32) -> Result<Vec<u8>, Errno> {
+    fn fdinfo(&self, cx: &Caller, fd: i32) -> Result<Vec<u8>, Errno> {
         let (file, cloexec) = self.open_file(cx, fd)?;
         let pos = *file.offset.lock().unwrap();
         let mut flags = file.flags();
@@ -547,7 +556,7 @@ impl PidNode {
         }
 
         let mnt = file.dentry.as_ref().map_or(0, |d| d.mount.id);
-        let ino = file.ops.stat().map_or(0, |s| s.ino);
+        let ino = file.ops().stat().map_or(0, |s| s.ino);
         Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
     }
 }
@@ -593,7 +602,7 @@ impl Inode for PidNode {
         Ok(st)
     }
 
-    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         let (_, node) = self
             .entries(cx)?
             .into_iter()
@@ -602,7 +611,7 @@ impl Inode for PidNode {
         Ok(self.entry_inode(name, node))
     }
 
-    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         Ok(self
             .entries(cx)?
             .into_iter()
@@ -617,7 +626,7 @@ impl Inode for PidNode {
             .collect())
     }
 
-    fn readlink(&self, cx: &Caller<'_>) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, cx: &Caller) -> Result<Vec<u8>, Errno> {
         match self.node {
             Node::Ns(i) => {
                 let (name, mut ino) = NAMESPACES[i];
@@ -639,7 +648,7 @@ impl Inode for PidNode {
         }
     }
 
-    fn magic_link(&self, cx: &Caller<'_>) -> Option<Result<MagicTarget, Errno>> {
+    fn magic_link(&self, cx: &Caller) -> Option<Result<MagicTarget, Errno>> {
         match self.node {
             Node::Fd(fd) => Some(self.open_file(cx, fd).map(|(f, _)| match &f.dentry {
                 Some(d) => MagicTarget::Path(d.clone()),
@@ -652,7 +661,7 @@ impl Inode for PidNode {
         }
     }
 
-    fn open(&self, cx: &Caller<'_>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let data = match self.node {
             Node::Dir | Node::TaskDir | Node::FdDir | Node::FdInfoDir | Node::NsDir => {
                 return Err(Errno::EISDIR)
@@ -679,7 +688,7 @@ impl Inode for PidNode {
 }
 
 impl PidNode {
-    fn link_target(&self, cx: &Caller<'_>, l: PidLink) -> Result<MagicTarget, Errno> {
+    fn link_target(&self, cx: &Caller, l: PidLink) -> Result<MagicTarget, Errno> {
         let (snap, view) = self.view(cx)?;
         Ok(MagicTarget::Path(match l {
             PidLink::Cwd => view.fs.cwd(),
@@ -709,7 +718,7 @@ fn proc_statfs() -> FsStats {
 fn file_name(f: &OpenFile) -> Vec<u8> {
     match &f.dentry {
         Some(d) => d.path.clone(),
-        None => match f.ops.stat() {
+        None => match f.ops().stat() {
             Ok(st) => match st.mode & libc::S_IFMT {
                 libc::S_IFIFO => format!("pipe:[{}]", st.ino),
                 libc::S_IFSOCK => format!("socket:[{}]", st.ino),
@@ -1058,9 +1067,9 @@ fn mountinfo_text(ns: &MountNamespace) -> String {
 // ---------------------------------------------------------------------------------------
 // System files.
 
-fn meminfo(t: &Task) -> String {
+fn meminfo(k: &Kernel) -> String {
     let total = host_info().mem_total_kb;
-    let used = t.kernel.memory.in_use() / 1024;
+    let used = k.memory.in_use() / 1024;
     let free = total.saturating_sub(used);
     let mut s = String::new();
     for (k, v) in [
@@ -1118,8 +1127,8 @@ fn task_counts(k: &Kernel, ns: &PidNamespace) -> (usize, usize, i32) {
     (running.max(1), visible.len(), last)
 }
 
-fn proc_stat(t: &Task, ns: &PidNamespace) -> String {
-    let up = t.kernel.boot.elapsed();
+fn proc_stat(k: &Kernel, ns: &PidNamespace) -> String {
+    let up = k.boot.elapsed();
     let ncpu = host_info().ncpu;
     // Idle time grows with the uptime; the sandbox does not account busy time.
     let idle = (up.as_millis() * USER_HZ / 1000) as u64;
@@ -1132,7 +1141,7 @@ fn proc_stat(t: &Task, ns: &PidNamespace) -> String {
         .unwrap_or_default()
         .as_secs()
         .saturating_sub(up.as_secs());
-    let (running, _, last) = task_counts(&t.kernel, ns);
+    let (running, _, last) = task_counts(k, ns);
     let _ = write!(
         s,
         "intr 0\nctxt 0\nbtime {btime}\nprocesses {last}\nprocs_running {running}\n\
@@ -1141,10 +1150,13 @@ fn proc_stat(t: &Task, ns: &PidNamespace) -> String {
     s
 }
 
-/// Builds a `/proc` showing the processes of PID namespace `ns`.
-pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
+/// Builds a `/proc` of `kernel` showing the processes of PID namespace `ns`. Holds the
+/// kernel weakly: a task whose cwd is in `/proc` must not keep the kernel alive.
+pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
     let fs = SynthFs::new(PROC_MAGIC);
-    let f = |g: fn(&Task) -> String| -> Arc<dyn Inode> { SynthFile::new(&fs, 0o444, text(g)) };
+    let f = |g: fn(&Kernel) -> String| -> Arc<dyn Inode> {
+        SynthFile::new(&fs, 0o444, text(&kernel, g))
+    };
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(&fs, s) };
     let boot_id = random_uuid();
     let random_dir: Arc<dyn Inode> = SynthDir::fixed(
@@ -1162,7 +1174,7 @@ pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
             ("cap_last_cap", fixed("40\n")),
             (
                 "hostname",
-                f(|t| format!("{}\n", t.kernel.hostname.lock().unwrap())),
+                f(|k| format!("{}\n", k.hostname.lock().unwrap())),
             ),
             ("ngroups_max", fixed("65536\n")),
             ("osrelease", fixed(&format!("{RELEASE}\n"))),
@@ -1221,8 +1233,8 @@ pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
             SynthFile::new(
                 &fs,
                 0o444,
-                text(move |t| {
-                    let (running, total, last) = task_counts(&t.kernel, &ns);
+                text(&kernel, move |k| {
+                    let (running, total, last) = task_counts(k, &ns);
                     format!("0.00 0.00 0.00 {running}/{total} {last}\n")
                 }),
             )
@@ -1234,15 +1246,15 @@ pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
             SynthLink::new(
                 &fs,
                 Arc::new(move |cx| {
-                    let t = task(cx)?;
-                    let pid = ns.id_of(t.tg.tgid).ok_or(Errno::ENOENT)?;
+                    let ids = cx.task.ok_or(Errno::ENOENT)?;
+                    let pid = ns.id_of(ids.tgid).ok_or(Errno::ENOENT)?;
                     Ok(pid.to_string().into_bytes())
                 }),
             )
         }),
         ("stat", {
             let ns = ns.clone();
-            SynthFile::new(&fs, 0o444, text(move |t| proc_stat(t, &ns)))
+            SynthFile::new(&fs, 0o444, text(&kernel, move |k| proc_stat(k, &ns)))
         }),
         ("sys", sys),
         ("thread-self", {
@@ -1250,17 +1262,17 @@ pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
             SynthLink::new(
                 &fs,
                 Arc::new(move |cx| {
-                    let t = task(cx)?;
-                    let pid = ns.id_of(t.tg.tgid).ok_or(Errno::ENOENT)?;
-                    let tid = ns.id_of(t.tid).ok_or(Errno::ENOENT)?;
+                    let ids = cx.task.ok_or(Errno::ENOENT)?;
+                    let pid = ns.id_of(ids.tgid).ok_or(Errno::ENOENT)?;
+                    let tid = ns.id_of(ids.tid).ok_or(Errno::ENOENT)?;
                     Ok(format!("{pid}/task/{tid}").into_bytes())
                 }),
             )
         }),
         (
             "uptime",
-            f(|t| {
-                let up = t.kernel.boot.elapsed().as_secs_f64();
+            f(|k| {
+                let up = k.boot.elapsed().as_secs_f64();
                 format!("{up:.2} {:.2}\n", up * host_info().ncpu as f64)
             }),
         ),
@@ -1276,6 +1288,7 @@ pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
     .collect();
     Arc::new(ProcRoot {
         fs,
+        kernel,
         ns,
         fixed: fixed_entries,
     })
@@ -1284,6 +1297,7 @@ pub fn new_proc(ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
 /// `/proc` itself: the fixed entries plus one directory per sandbox process.
 struct ProcRoot {
     fs: Arc<SynthFs>,
+    kernel: Weak<Kernel>,
     ns: Arc<PidNamespace>,
     fixed: Vec<(Vec<u8>, Arc<dyn Inode>)>,
 }
@@ -1307,7 +1321,7 @@ impl Inode for ProcRoot {
         Ok(self.fs.stat(1, libc::S_IFDIR | 0o555, 0))
     }
 
-    fn lookup(&self, cx: &Caller<'_>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    fn lookup(&self, cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         if let Some((_, i)) = self.fixed.iter().find(|(n, _)| n == name) {
             return Ok(i.clone());
         }
@@ -1316,7 +1330,7 @@ impl Inode for ProcRoot {
             .filter(|s| !s.starts_with(['+', '-', '0']))
             .and_then(|s| s.parse().ok())
             .ok_or(Errno::ENOENT)?;
-        let k = &task(cx)?.kernel;
+        let k = &kernel_for(&self.kernel, cx)?;
         let id = self.ns.lookup(id).ok_or(Errno::ENOENT)?;
         let tgid = {
             let tree = k.tree();
@@ -1332,7 +1346,7 @@ impl Inode for ProcRoot {
         Ok(self.pid_dir(k, tgid, id))
     }
 
-    fn readdir(&self, cx: &Caller<'_>) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         let mut v: Vec<DirEntry> = self
             .fixed
             .iter()
@@ -1345,9 +1359,8 @@ impl Inode for ProcRoot {
                 })
             })
             .collect::<Result<_, Errno>>()?;
-        if let Some(t) = cx.task {
-            let mut pids: Vec<(i32, i32)> = t
-                .kernel
+        if let Ok(k) = kernel_for(&self.kernel, cx) {
+            let mut pids: Vec<(i32, i32)> = k
                 .tree()
                 .procs
                 .keys()
@@ -1357,7 +1370,7 @@ impl Inode for ProcRoot {
             for (local, pid) in pids {
                 v.push(DirEntry {
                     name: local.to_string().into_bytes(),
-                    ino: self.pid_dir(&t.kernel, pid, pid).ino(),
+                    ino: self.pid_dir(&k, pid, pid).ino(),
                     kind: FileType::Directory,
                 });
             }
@@ -1365,7 +1378,7 @@ impl Inode for ProcRoot {
         Ok(v)
     }
 
-    fn open(&self, _cx: &Caller<'_>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         Err(Errno::EISDIR)
     }
 
