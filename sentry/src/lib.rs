@@ -6,9 +6,10 @@
 //! (ELF), [`vfs`] (files), [`kernel`] (tasks), [`syscalls`] (the table), [`tty`] (terminals),
 //! [`boot`].
 //!
-//! Layers, each importing only those below it: `abi`; `auth`, `waiter`, `memory`/`mm`;
-//! `loader`, `vfs`; `fs`, `net`, `tty`; `kernel`; `procfs`; `syscalls`; `boot`. Code below
-//! the kernel sees the calling task only as a [`vfs::Context`].
+//! Layers, each importing only those below it (`tests/tests/layering.rs` enforces the order):
+//! `abi`; `auth`, `waiter`, `memory`; `mm`; `vfs`; `elf`, `fs`, `net`, `tty`; `kernel`;
+//! `procfs`; `syscalls`; `boot`. Code below the kernel sees the calling task only as a
+//! [`vfs::Context`].
 
 pub mod abi;
 pub mod auth;

@@ -1,12 +1,11 @@
 //! The kernel proper: `Kernel`, tasks and thread groups, the process table, signals, futexes,
 //! pipes, fd tables.
 //!
-//! Layer: above `vfs`, `fs`, `net`, `loader`, `mm`, `auth` and `waiter`; it implements what
+//! Layer: above `vfs`, `fs`, `net`, `elf`, `mm`, `auth` and `waiter`; it implements what
 //! those layers declare for it ([`vfs::Context`](crate::vfs::Context) for `Task`, in
 //! [`context`]; the timerfd and signalfd file kinds). Only `procfs`, `syscalls` and `boot`
-//! sit above it. (The run loop still calls the syscall table directly; that edge is being
-//! inverted separately.) The kernel owns what its tasks share: the process table, the
-//! file-lock table and the network namespace.
+//! sit above it. The kernel owns what its tasks share: the process table, the file-lock
+//! table and the network namespace.
 //!
 //! Task model: one sentry host thread per application thread. Its run loop (in [`task`]) is a
 //! state machine: deliver signals, switch into the application, handle the exit (syscall,
