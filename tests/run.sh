@@ -17,8 +17,9 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 # containerd, runc: end-to-end tests and runc comparisons; busybox-static: a static workload;
 # gcc, libc6-dev: static C test programs (and the Rust linker); python3: test tooling and a
 # workload; python3-grpcio, python3-grpc-tools: the CRI client of the pod test; sqlite3: a
-# workload; tmux: drives `ctr run -t` in the containerd end-to-end test.
-packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins)
+# workload; tmux: drives `ctr run -t` in the containerd end-to-end test; libbenchmark1debian:
+# every program of gVisor's syscall test suite links it (gvisor_suite test).
+packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins libbenchmark1debian)
 
 step "system packages"
 missing=()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the README's generated sections from the built binaries:
 #   tests/update-readme.sh            the syscall status table (`runsc-rs syscalls --markdown`)
+#                                     and the figures of gVisor's syscall test suite from its
+#                                     last run (tests/gvisor/readme-figures.sh), if there was one
 #   tests/update-readme.sh --bench [ARGS...]
 #                                     also the benchmark table: runs runsc-rs-bench with ARGS
 #                                     (e.g. --platform ptrace --platform systrap), minutes; as
@@ -35,6 +37,15 @@ trap 'rm -f "$tmp"' EXIT
     echo "</details>"
 } >"$tmp"
 replace "SYSCALL STATUS" "$tmp"
+
+# The gVisor suite takes minutes: its figures come from the last run (the gvisor_suite test or
+# tests/gvisor/update-expectations.sh), not a new one.
+if [[ -f "$target/gvisor-suite/results.tsv" ]]; then
+    tests/gvisor/readme-figures.sh >"$tmp"
+    replace "GVISOR SUITE" "$tmp"
+else
+    echo "no $target/gvisor-suite/results.tsv: gVisor suite figures left as they are" >&2
+fi
 
 if [[ "${1:-}" == "--bench" ]]; then
     cargo run --release -q -p runsc-rs-tests --bin runsc-rs-bench -- "${@:2}" >"$tmp"

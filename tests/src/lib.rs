@@ -19,6 +19,7 @@
 //! ```
 
 pub mod containerd;
+pub mod gvisor;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
