@@ -109,6 +109,24 @@ impl Default for Tuning {
     }
 }
 
+/// Environment variable that overrides [`Tuning::spin`] (whole microseconds; 0 turns
+/// polling off), so the same binary can be measured both ways.
+pub const SPIN_ENV: &str = "RUNSC_RS_SYSTRAP_SPIN_US";
+
+impl Tuning {
+    /// The default tuning, with [`SPIN_ENV`] applied when it holds a number.
+    pub fn from_env() -> Tuning {
+        let mut tuning = Tuning::default();
+        if let Some(us) = std::env::var(SPIN_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            tuning.spin = Duration::from_micros(us);
+        }
+        tuning
+    }
+}
+
 /// Longest run of hand-offs without polling after failed polls (the doubling stops here).
 pub(crate) const MAX_BACKOFF: u32 = 1024;
 
