@@ -67,16 +67,24 @@ struct ContextStub {
     polling: Polling,
 }
 
-/// A stub's record of how polling fared.
+/// A stub's record of how polling fared. A failed poll costs a whole budget of CPU (and
+/// often a cross-CPU wake-up), a successful one saves a few microseconds: polling only
+/// pays when nearly every poll succeeds. So a failure doubles the penalty, and only a run
+/// of [`STREAK`] successes halves it again.
 #[derive(Default)]
 pub(super) struct Polling {
     /// The stub was told to poll for its next resume.
     stub_polls: Cell<bool>,
     /// Hand-offs left before polling is tried again.
     skip: Cell<u32>,
-    /// Hand-offs without polling after the next failure (doubled per failure).
+    /// Hand-offs without polling after the next failure, halved per [`STREAK`] successes.
     penalty: Cell<u32>,
+    /// Successful polls since the last failure or halving.
+    streak: Cell<u32>,
 }
+
+/// Successful polls in a row that halve the penalty.
+pub(super) const STREAK: u32 = 16;
 
 impl Polling {
     /// Whether this hand-off polls (counts a skipped one).
@@ -93,11 +101,18 @@ impl Polling {
     /// Records a hand-off that polled: `ok` when neither side had to sleep.
     pub(super) fn record(&self, ok: bool) {
         if ok {
-            self.penalty.set(0);
+            let streak = self.streak.get() + 1;
+            if streak == STREAK {
+                self.penalty.set(self.penalty.get() / 2);
+                self.streak.set(0);
+            } else {
+                self.streak.set(streak);
+            }
         } else {
             let penalty = (self.penalty.get() * 2).clamp(1, super::MAX_BACKOFF);
             self.penalty.set(penalty);
             self.skip.set(penalty);
+            self.streak.set(0);
         }
     }
 }

@@ -26,8 +26,9 @@
 //!   a microsecond, against several for a same-CPU switch. Polling only pays while the other
 //!   side answers within the budget and really runs on another CPU; so every hand-off in
 //!   which either side had to sleep after all turns polling off for that stub for a number of
-//!   hand-offs that doubles with each failure ([`MAX_BACKOFF`]), and the stub is bound to
-//!   the sentry's CPU again meanwhile. An idle sandbox therefore polls for at most one budget
+//!   hand-offs that doubles with each failure ([`MAX_BACKOFF`]) and halves only after a run
+//!   of successes (a failed poll costs far more than a successful one saves), and the stub
+//!   is bound to the sentry's CPU again meanwhile. An idle sandbox therefore polls for at most one budget
 //!   per side before it sleeps, and a busy machine falls back to same-CPU hand-offs.
 //! - Factories are forked by a zygote made at platform creation, before the sentry installs
 //!   its own seccomp filter (`ptrace/factory.rs`): a stub that inherited the sentry's filter

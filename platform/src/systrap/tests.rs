@@ -339,23 +339,40 @@ fn the_sentry_waiting_for_busy_application_code_polls_only_briefly() {
 }
 
 #[test]
-fn failed_polls_back_off_doubling_and_a_success_resets() {
-    let polling = super::context::Polling::default();
-    assert!(polling.this_time());
+fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
+    use super::context::{Polling, STREAK};
+    let polling = Polling::default();
+    let skipped = |polling: &Polling| {
+        let mut n = 0;
+        while !polling.this_time() {
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(skipped(&polling), 0);
     polling.record(false);
-    assert!(!polling.this_time());
-    assert!(polling.this_time());
+    assert_eq!(skipped(&polling), 1);
     polling.record(false);
-    assert!(!polling.this_time());
-    assert!(!polling.this_time());
-    assert!(polling.this_time());
+    assert_eq!(skipped(&polling), 2);
+    // Alternating success and failure keeps doubling: such polling does not pay.
+    for expected in [4, 8, 16] {
+        polling.record(true);
+        polling.record(false);
+        assert_eq!(skipped(&polling), expected);
+    }
     for _ in 0..20 {
         polling.record(false);
     }
-    let skipped = std::iter::from_fn(|| (!polling.this_time()).then_some(())).count();
-    assert_eq!(skipped, super::MAX_BACKOFF as usize);
-    polling.record(true);
+    assert_eq!(skipped(&polling), super::MAX_BACKOFF);
+    // A full run of successes halves the penalty.
+    for _ in 0..STREAK {
+        polling.record(true);
+    }
     polling.record(false);
-    assert!(!polling.this_time());
-    assert!(polling.this_time());
+    assert_eq!(skipped(&polling), super::MAX_BACKOFF);
+    for _ in 0..2 * STREAK {
+        polling.record(true);
+    }
+    polling.record(false);
+    assert_eq!(skipped(&polling), super::MAX_BACKOFF / 2);
 }
