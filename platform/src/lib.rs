@@ -306,7 +306,10 @@ pub trait Platform: Send + Sync {
 pub fn create(name: &str, memfd: BorrowedFd<'_>) -> Result<Arc<dyn Platform>> {
     match name {
         "ptrace" => Ok(Arc::new(ptrace::Ptrace::new(memfd)?)),
-        "systrap" => Ok(Arc::new(systrap::Systrap::new(memfd)?)),
+        "systrap" => Ok(Arc::new(systrap::Systrap::with_tuning(
+            memfd,
+            systrap::Tuning::from_env(),
+        )?)),
         other => Err(Error::Unavailable(
             if other == "kvm" { "kvm" } else { "unknown" },
             format!("platform {other:?} is not built; use --platform ptrace or systrap"),

@@ -23,7 +23,7 @@ enum Command {
     /// Runs CMD in a sandbox: every system call is handled by the sentry.
     Do {
         /// How application code is run: ptrace or systrap (default: $RUNSC_RS_PLATFORM, else
-        /// ptrace).
+        /// systrap).
         #[arg(long, default_value_t = default_platform())]
         platform: String,
         /// Print one line per system call to stderr.
@@ -76,9 +76,9 @@ enum Command {
 }
 
 /// The platform of `do` when `--platform` is not given: `RUNSC_RS_PLATFORM` (lets test
-/// suites run every sandbox on another platform), else ptrace.
+/// suites run every sandbox on another platform), else systrap.
 fn default_platform() -> String {
-    std::env::var("RUNSC_RS_PLATFORM").unwrap_or_else(|_| "ptrace".into())
+    std::env::var("RUNSC_RS_PLATFORM").unwrap_or_else(|_| "systrap".into())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

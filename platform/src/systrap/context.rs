@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -61,8 +61,60 @@ struct ContextStub {
     owner: Weak<SystrapAddressSpace>,
     pid: Pid,
     slot: Slot,
-    /// The CPU the stub is bound to (`Tuning::follow_cpu`), if any.
+    /// The single CPU the stub is bound to, if it is bound to one.
     cpu: Cell<Option<usize>>,
+    /// Polling state (see the module documentation of `systrap`).
+    polling: Polling,
+}
+
+/// A stub's record of how polling fared. A failed poll costs a whole budget of CPU (and
+/// often a cross-CPU wake-up), a successful one saves a few microseconds: polling only
+/// pays when nearly every poll succeeds. So a failure doubles the penalty, and only a run
+/// of [`STREAK`] successes halves it again.
+#[derive(Default)]
+pub(super) struct Polling {
+    /// The stub was told to poll for its next resume.
+    stub_polls: Cell<bool>,
+    /// Hand-offs left before polling is tried again.
+    skip: Cell<u32>,
+    /// Hand-offs without polling after the next failure, halved per [`STREAK`] successes.
+    penalty: Cell<u32>,
+    /// Successful polls since the last failure or halving.
+    streak: Cell<u32>,
+}
+
+/// Successful polls in a row that halve the penalty.
+pub(super) const STREAK: u32 = 16;
+
+impl Polling {
+    /// Whether this hand-off polls (counts a skipped one).
+    pub(super) fn this_time(&self) -> bool {
+        match self.skip.get() {
+            0 => true,
+            n => {
+                self.skip.set(n - 1);
+                false
+            }
+        }
+    }
+
+    /// Records a hand-off that polled: `ok` when neither side had to sleep.
+    pub(super) fn record(&self, ok: bool) {
+        if ok {
+            let streak = self.streak.get() + 1;
+            if streak == STREAK {
+                self.penalty.set(self.penalty.get() / 2);
+                self.streak.set(0);
+            } else {
+                self.streak.set(streak);
+            }
+        } else {
+            let penalty = (self.penalty.get() * 2).clamp(1, super::MAX_BACKOFF);
+            self.penalty.set(penalty);
+            self.skip.set(penalty);
+            self.streak.set(0);
+        }
+    }
 }
 
 impl Drop for ContextStub {
@@ -118,6 +170,7 @@ impl SystrapContext {
             pid,
             slot,
             cpu: Cell::new(None),
+            polling: Polling::default(),
         };
         self.set_up(pid, slot)?;
         log::debug!(
@@ -132,7 +185,7 @@ impl SystrapContext {
     /// Turns the fresh stub `pid` into a systrap stub parked in its handler.
     fn set_up(&self, pid: Pid, slot: Slot) -> Result<()> {
         let region = self.shared.sysmsg.region(slot);
-        region.reset(self.shared.fsgsbase, self.shared.tuning.stub_spin);
+        region.reset(self.shared.fsgsbase);
         let base = slot.app_addr();
         let code = stub::systrap_code();
         seize(pid)?;
@@ -216,7 +269,7 @@ impl SystrapContext {
         ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
         ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
         // The stub runs into `ud2` and parks in its handler.
-        wait_event(&region, pid, self.shared.tuning.sentry_spin)
+        wait_event(&region, pid, Duration::ZERO).map(drop)
     }
 
     fn assert_owner(&self) {
@@ -229,70 +282,122 @@ impl SystrapContext {
 
     /// Runs the parked stub with `state` until its next event.
     fn run(&self, stub: &ContextStub, state: &mut CpuState) -> Result<Exit> {
-        if self.shared.tuning.follow_cpu {
-            follow_cpu(stub);
-        }
+        let waiting = &self.shared.waiting;
+        let polls = waiting.polls && stub.polling.this_time();
+        place(stub, waiting, polls);
         let region = self.shared.sysmsg.region(stub.slot);
         let fp = state.fp.dirty.then_some(&state.fp.area[..]);
         region.store_regs(&state.regs, fp);
         state.fp.dirty = false;
-        resume(&region);
-        let waited = wait_event(&region, stub.pid, self.shared.tuning.sentry_spin);
+        // The stub reads its budget when it next stops, so this one applies to the resume
+        // after this event; `stub_polls` remembers what the stub was last told.
+        region.set_spin(if polls { waiting.stub_spin } else { 0 });
+        let stub_polled = stub.polling.stub_polls.replace(polls);
+        let woke = resume(&region);
+        let spin = if polls {
+            waiting.tuning.spin
+        } else {
+            Duration::ZERO
+        };
+        let waited = wait_event(&region, stub.pid, spin);
         state.fp.valid = false;
-        waited?;
+        let slept = waited?;
+        if polls {
+            stub.polling.record(!slept && (!stub_polled || !woke));
+        }
         region.load_regs(&mut state.regs, self.shared.fsgsbase);
         Ok(classify(&region, state))
     }
 }
 
-/// Binds the stub to the CPU the calling thread runs on, if it is not already bound there.
-/// A failure only costs speed.
-fn follow_cpu(stub: &ContextStub) {
+/// Binds the stub for this hand-off: to another CPU than the calling thread's when both
+/// poll (two pollers on one CPU only delay each other), to the calling thread's CPU when it
+/// will sleep and `follow_cpu` is set (a same-CPU wake-up), else to every CPU. A failure
+/// only costs speed.
+fn place(stub: &ContextStub, waiting: &super::Waiting, polls: bool) {
+    if !polls && !waiting.tuning.follow_cpu {
+        if stub.cpu.get().is_some() {
+            bind(stub, &waiting.cpus, None);
+        }
+        return;
+    }
     // SAFETY: sched_getcpu has no arguments and no memory effects.
-    let cpu = unsafe { libc::sched_getcpu() };
-    let Ok(cpu) = usize::try_from(cpu) else {
+    let Ok(here) = usize::try_from(unsafe { libc::sched_getcpu() }) else {
         return;
     };
-    if stub.cpu.get() == Some(cpu) {
-        return;
-    }
-    let mut set = nix::sched::CpuSet::new();
-    if set.set(cpu).is_ok() {
-        match nix::sched::sched_setaffinity(stub.pid, &set) {
-            Ok(()) => stub.cpu.set(Some(cpu)),
-            Err(e) => log::debug!("systrap: binding stub {} to CPU {cpu}: {e}", stub.pid),
+    let current = stub.cpu.get();
+    let want = if polls {
+        if current.is_some_and(|cpu| cpu != here) {
+            return;
+        }
+        let count = nix::sched::CpuSet::count();
+        let Some(other) = (1..count)
+            .map(|step| (here + step) % count)
+            .find(|&cpu| waiting.cpus.is_set(cpu).unwrap_or(false))
+        else {
+            return;
+        };
+        other
+    } else {
+        here
+    };
+    if current != Some(want) {
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(want).is_ok() {
+            bind(stub, &set, Some(want));
         }
     }
 }
 
-/// Lets the parked stub of `region` run.
-fn resume(region: &Region<'_>) {
+/// Sets the stub's CPU mask to `set`; `single` is the CPU when the set holds only one.
+fn bind(stub: &ContextStub, set: &nix::sched::CpuSet, single: Option<usize>) {
+    match nix::sched::sched_setaffinity(stub.pid, set) {
+        Ok(()) => stub.cpu.set(single),
+        Err(e) => log::debug!("systrap: binding stub {} to {single:?}: {e}", stub.pid),
+    }
+}
+
+/// Lets the parked stub of `region` run. True if it had gone to sleep (and was woken).
+fn resume(region: &Region<'_>) -> bool {
     region.state().store(STATE_RESUME, Ordering::SeqCst);
-    if region.stub_sleeping().load(Ordering::SeqCst) != 0 {
+    let sleeping = region.stub_sleeping().load(Ordering::SeqCst) != 0;
+    if sleeping {
         futex_wake(region.state());
     }
+    sleeping
 }
 
-/// Waits until the stub of `region` reports an event: polls `spin` times, then sleeps on the
-/// state word, checking every [`LIVENESS_PERIOD`] that the stub still lives.
-fn wait_event(region: &Region<'_>, pid: Pid, spin: u32) -> Result<()> {
+/// Waits until the stub of `region` reports an event: polls for `spin`, then sleeps on the
+/// state word, checking every [`LIVENESS_PERIOD`] that the stub still lives. True if it
+/// slept.
+fn wait_event(region: &Region<'_>, pid: Pid, spin: Duration) -> Result<bool> {
+    /// Polls between looks at the clock.
+    const POLLS_PER_CLOCK: u32 = 64;
     let state = region.state();
-    for _ in 0..spin {
-        if state.load(Ordering::Acquire) == STATE_EVENT {
-            return Ok(());
+    if !spin.is_zero() {
+        let started = Instant::now();
+        'poll: loop {
+            for _ in 0..POLLS_PER_CLOCK {
+                if state.load(Ordering::Acquire) == STATE_EVENT {
+                    return Ok(false);
+                }
+                std::hint::spin_loop();
+            }
+            if started.elapsed() >= spin {
+                break 'poll;
+            }
         }
-        std::hint::spin_loop();
     }
     loop {
         region.sentry_sleeping().store(1, Ordering::SeqCst);
         if state.load(Ordering::SeqCst) == STATE_EVENT {
             region.sentry_sleeping().store(0, Ordering::Relaxed);
-            return Ok(());
+            return Ok(true);
         }
         let timed_out = futex_wait(state, STATE_RESUME, LIVENESS_PERIOD);
         region.sentry_sleeping().store(0, Ordering::Relaxed);
         if state.load(Ordering::Acquire) == STATE_EVENT {
-            return Ok(());
+            return Ok(true);
         }
         if timed_out {
             check_alive(pid)?;

@@ -16,9 +16,20 @@
 //!   signal frame and returns into application code through `rt_sigreturn`. The next system
 //!   call (seccomp `SECCOMP_RET_TRAP`), fault, or interrupt (SIGUSR2 from the sentry) enters
 //!   the handler again, which saves the frame's registers and flips the state to EVENT.
-//! - Both sides poll the state word for a while before sleeping on it with `FUTEX_WAIT`
-//!   (wake-ups of an idle vCPU are very expensive on virtual machines), and `FUTEX_WAKE`
-//!   only a side that said it sleeps.
+//! - A side that waits sleeps on the state word with `FUTEX_WAIT`, and `FUTEX_WAKE` goes
+//!   only to a side that said it sleeps. By default each stub is kept on the CPU its sentry
+//!   thread runs on, so that a hand-off is a same-CPU switch: on virtual machines waking a
+//!   halted vCPU costs tens to hundreds of microseconds.
+//! - When the sentry may use more than one CPU, a context also tries *polling*: the stub is
+//!   let loose on every CPU and both sides poll the state word for a bounded time
+//!   ([`Tuning::spin`]) before sleeping. A hand-off between two running CPUs costs well under
+//!   a microsecond, against several for a same-CPU switch. Polling only pays while the other
+//!   side answers within the budget and really runs on another CPU; so every hand-off in
+//!   which either side had to sleep after all turns polling off for that stub for a number of
+//!   hand-offs that doubles with each failure ([`MAX_BACKOFF`]) and halves only after a run
+//!   of successes (a failed poll costs far more than a successful one saves), and the stub
+//!   is bound to the sentry's CPU again meanwhile. An idle sandbox therefore polls for at most one budget
+//!   per side before it sleeps, and a busy machine falls back to same-CPU hand-offs.
 //! - Factories are forked by a zygote made at platform creation, before the sentry installs
 //!   its own seccomp filter (`ptrace/factory.rs`): a stub that inherited the sentry's filter
 //!   would be killed (`SECCOMP_RET_KILL_PROCESS` wins over `SECCOMP_RET_TRAP`) on any
@@ -48,6 +59,9 @@ mod tests;
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
 
 use self::address_space::SystrapAddressSpace;
 use self::context::SystrapContext;
@@ -67,7 +81,7 @@ struct Shared {
     sysmsg: SysmsgFile,
     /// The handler uses `rdfsbase`/`wrfsbase`.
     fsgsbase: bool,
-    tuning: Tuning,
+    waiting: Waiting,
     /// Live address spaces by key (the address of the value), so a context can find the
     /// address space behind an `&Arc<dyn AddressSpace>`.
     address_spaces: Mutex<HashMap<usize, Weak<SystrapAddressSpace>>>,
@@ -76,26 +90,97 @@ struct Shared {
 /// How the sentry and the stubs wait for each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
-    /// Iterations of `spin_loop` the sentry polls for an event before sleeping.
-    pub sentry_spin: u32,
-    /// `pause` instructions a stub polls for "resume" before sleeping.
-    pub stub_spin: u32,
+    /// How long each side polls for the other before sleeping, when polling is tried at all
+    /// (see the module documentation); zero never polls.
+    pub spin: Duration,
     /// Keep each stub on the CPU its sentry thread last ran on (`sched_setaffinity` when
-    /// that changes), so every hand-off is a same-CPU switch instead of a cross-CPU wake-up.
+    /// that changes) whenever it does not poll, so every sleeping hand-off is a same-CPU
+    /// switch instead of a cross-CPU wake-up.
     pub follow_cpu: bool,
 }
 
 impl Default for Tuning {
-    /// Same-CPU hand-offs, no polling: on virtual machines waking a halted vCPU costs tens
-    /// of microseconds, and polling on a busy machine takes the CPU from the very thread
-    /// being waited for (see the round-trip measurement in the tests).
+    /// Poll for a few microseconds (a trapped system call takes 2-5 µs to come back on the
+    /// machines measured), and hand off on one CPU when polling does not pay.
     fn default() -> Tuning {
         Tuning {
-            sentry_spin: 0,
-            stub_spin: 0,
+            spin: Duration::from_micros(20),
             follow_cpu: true,
         }
     }
+}
+
+/// Environment variable that overrides [`Tuning::spin`] (whole microseconds; 0 turns
+/// polling off), so the same binary can be measured both ways.
+pub const SPIN_ENV: &str = "RUNSC_RS_SYSTRAP_SPIN_US";
+
+impl Tuning {
+    /// The default tuning, with [`SPIN_ENV`] applied when it holds a number.
+    pub fn from_env() -> Tuning {
+        let mut tuning = Tuning::default();
+        if let Some(us) = std::env::var(SPIN_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            tuning.spin = Duration::from_micros(us);
+        }
+        tuning
+    }
+}
+
+/// Longest run of hand-offs without polling after failed polls (the doubling stops here).
+pub(crate) const MAX_BACKOFF: u32 = 1024;
+
+/// The waiting policy in the units each side uses, fixed at platform creation.
+#[derive(Debug, Clone)]
+struct Waiting {
+    tuning: Tuning,
+    /// Whether contexts try polling: a budget is set and the sentry may use several CPUs
+    /// (two processes polling for each other on one CPU only take turns at wasting it).
+    polls: bool,
+    /// `pause` iterations of a stub's poll (its budget measured on this CPU).
+    stub_spin: u32,
+    /// The CPUs the sentry may use; a stub that neither polls nor follows its sentry
+    /// thread may use all of them.
+    cpus: nix::sched::CpuSet,
+}
+
+impl Waiting {
+    fn new(tuning: Tuning) -> Waiting {
+        let cpus = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap_or_default();
+        let usable = (0..nix::sched::CpuSet::count())
+            .filter(|&cpu| cpus.is_set(cpu).unwrap_or(false))
+            .count();
+        let polls = !tuning.spin.is_zero() && usable > 1;
+        let stub_spin = if polls {
+            u32::try_from(tuning.spin.as_nanos() / u128::from(pause_ns())).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        Waiting {
+            tuning,
+            polls,
+            stub_spin,
+            cpus,
+        }
+    }
+}
+
+/// Nanoseconds one `pause` takes here (the least of a few timed runs, at least 1): the
+/// stub's poll counts iterations, having no clock of its own.
+fn pause_ns() -> u64 {
+    const PAUSES: u32 = 2000;
+    let best = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..PAUSES {
+                std::hint::spin_loop();
+            }
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    (best.as_nanos() / u128::from(PAUSES)).max(1) as u64
 }
 
 impl Systrap {
@@ -119,16 +204,22 @@ impl Systrap {
         let master =
             FactoryMaster::start(dup_cloexec(memfd)?, Some(dup_cloexec(sysmsg.fd())?), None)?;
         let fsgsbase = sysmsg::fsgsbase_available();
+        let waiting = Waiting::new(tuning);
         log::info!(
-            "systrap: platform ready (fs base via {})",
-            if fsgsbase { "wrfsbase" } else { "arch_prctl" }
+            "systrap: platform ready (fs base via {}; polling {})",
+            if fsgsbase { "wrfsbase" } else { "arch_prctl" },
+            if waiting.polls {
+                format!("{:?}, {} pauses in a stub", tuning.spin, waiting.stub_spin)
+            } else {
+                "off".to_owned()
+            }
         );
         Ok(Systrap {
             shared: Arc::new(Shared {
                 ptrace: Arc::new(crate::ptrace::Shared::new(master)),
                 sysmsg,
                 fsgsbase,
-                tuning,
+                waiting,
                 address_spaces: Mutex::default(),
             }),
         })

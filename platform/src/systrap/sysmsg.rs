@@ -246,13 +246,17 @@ impl Region<'_> {
         }
     }
 
-    /// Prepares a fresh stub's region: not yet stopped, nobody sleeping.
-    pub(crate) fn reset(&self, fsgsbase: bool, spin: u32) {
+    /// Prepares a fresh stub's region: not yet stopped, nobody sleeping, no polling.
+    pub(crate) fn reset(&self, fsgsbase: bool) {
         for offset in (0..OFF_SIGINFO).step_by(4) {
             self.write_u32(offset, 0);
         }
         self.write_u32(OFF_FSGSBASE, u32::from(fsgsbase));
-        self.write_u32(OFF_SPIN, spin);
+    }
+
+    /// How many `pause`s the stub polls for its next resume before sleeping.
+    pub(crate) fn set_spin(&self, pauses: u32) {
+        self.write_u32(OFF_SPIN, pauses);
     }
 
     /// Loads the registers the handler will return to. Writes `fp` (legacy area without its

@@ -229,13 +229,12 @@ fn syscall_round_trip_time() {
         (started.elapsed() / ROUNDS).as_nanos()
     }
     let default = measure(Tuning::default());
-    let unbound = measure(Tuning {
-        follow_cpu: false,
+    let same_cpu = measure(Tuning {
+        spin: Duration::ZERO,
         ..Tuning::default()
     });
-    let polling = measure(Tuning {
-        sentry_spin: 200,
-        stub_spin: 200,
+    let unbound = measure(Tuning {
+        spin: Duration::ZERO,
         follow_cpu: false,
     });
     let ptrace = {
@@ -262,8 +261,8 @@ fn syscall_round_trip_time() {
         (started.elapsed() / (ROUNDS * 10)).as_nanos()
     };
     eprintln!(
-        "ns per syscall round trip: systrap {default} (default: same CPU, futex), \
-         systrap {unbound} (futex, unbound), systrap {polling} (short polling, unbound), \
+        "ns per syscall round trip: systrap {default} (default: polling when it pays, else \
+         same CPU), systrap {same_cpu} (same CPU, futex), systrap {unbound} (futex, unbound), \
          ptrace {ptrace}, native {native}"
     );
 }
@@ -277,4 +276,103 @@ fn int80_traps_like_a_system_call_instead_of_killing_the_stub() {
     assert_eq!(state.regs.orig_rax, 20);
     assert_eq!(state.regs.rip, CODE + 7);
     assert!(t.pids().iter().all(|&pid| !gone(pid)));
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: Pid) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line, so 11 and 12 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_stub_waiting_for_a_slow_sentry_polls_only_briefly() {
+    let mut t = setup(GETPID_LOOP);
+    let mut state = CpuState::new(CODE, 0);
+    // A few quick round trips, so that polling is on when the sentry goes slow.
+    for _ in 0..10 {
+        assert_eq!(t.switch(&mut state), Exit::Syscall);
+    }
+    let before: u64 = t.pids().into_iter().map(cpu_ticks).sum();
+    std::thread::sleep(Duration::from_millis(500));
+    let after: u64 = t.pids().into_iter().map(cpu_ticks).sum();
+    // A stub polling for the whole half second would use about 50 ticks (at 100 Hz).
+    assert!(
+        after - before <= 5,
+        "stubs used {} ticks while idle",
+        after - before
+    );
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+}
+
+#[test]
+fn the_sentry_waiting_for_busy_application_code_polls_only_briefly() {
+    let mut t = setup(SPIN);
+    let interrupter = t.context.interrupter();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        interrupter.interrupt();
+    });
+    // SAFETY: getrusage fills the struct it is given; all-zero is a valid value of it.
+    let thread_cpu = || unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        Duration::new(
+            usage.ru_utime.tv_sec as u64,
+            usage.ru_utime.tv_usec as u32 * 1000,
+        ) + Duration::new(
+            usage.ru_stime.tv_sec as u64,
+            usage.ru_stime.tv_usec as u32 * 1000,
+        )
+    };
+    let before = thread_cpu();
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Interrupted);
+    let used = thread_cpu() - before;
+    waker.join().unwrap();
+    assert!(
+        used < Duration::from_millis(100),
+        "the sentry used {used:?} waiting"
+    );
+}
+
+#[test]
+fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
+    use super::context::{Polling, STREAK};
+    let polling = Polling::default();
+    let skipped = |polling: &Polling| {
+        let mut n = 0;
+        while !polling.this_time() {
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(skipped(&polling), 0);
+    polling.record(false);
+    assert_eq!(skipped(&polling), 1);
+    polling.record(false);
+    assert_eq!(skipped(&polling), 2);
+    // Alternating success and failure keeps doubling: such polling does not pay.
+    for expected in [4, 8, 16] {
+        polling.record(true);
+        polling.record(false);
+        assert_eq!(skipped(&polling), expected);
+    }
+    for _ in 0..20 {
+        polling.record(false);
+    }
+    assert_eq!(skipped(&polling), super::MAX_BACKOFF);
+    // A full run of successes halves the penalty.
+    for _ in 0..STREAK {
+        polling.record(true);
+    }
+    polling.record(false);
+    assert_eq!(skipped(&polling), super::MAX_BACKOFF);
+    for _ in 0..2 * STREAK {
+        polling.record(true);
+    }
+    polling.record(false);
+    assert_eq!(skipped(&polling), super::MAX_BACKOFF / 2);
 }
