@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::file::{read_path, resolver, start_dir};
+use super::path::{read_path, resolver, start_dir};
 use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
