@@ -89,6 +89,11 @@ pub struct Fd(pub i32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathArg(pub UserAddr);
 
+/// A pointer to a NUL-terminated path whose final symlink is not followed (the l* calls
+/// that have no flags argument to say so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoFollowPath(pub UserAddr);
+
 /// Flags or other bit sets, shown in hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(pub u64);
@@ -125,6 +130,12 @@ impl Arg for PathArg {
     const KIND: ArgKind = ArgKind::Path;
     fn from_raw(v: u64) -> Self {
         PathArg(UserAddr(v))
+    }
+}
+impl Arg for NoFollowPath {
+    const KIND: ArgKind = ArgKind::Path;
+    fn from_raw(v: u64) -> Self {
+        NoFollowPath(UserAddr(v))
     }
 }
 impl Arg for Flags {
@@ -302,18 +313,18 @@ syscall_table! {
         165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
-        188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::setxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
-        189 lsetxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::lsetxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
-        190 fsetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::fsetxattr, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
-        191 getxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize) => xattr::getxattr, Partial("no file has extended attributes: ENODATA");
-        192 lgetxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize) => xattr::lgetxattr, Partial("no file has extended attributes: ENODATA");
-        193 fgetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize) => xattr::fgetxattr, Partial("no file has extended attributes: ENODATA");
-        194 listxattr(path: PathArg, list: UserAddr, size: usize) => xattr::listxattr, Partial("always an empty list");
-        195 llistxattr(path: PathArg, list: UserAddr, size: usize) => xattr::llistxattr, Partial("always an empty list");
-        196 flistxattr(fd: Fd, list: UserAddr, size: usize) => xattr::flistxattr, Partial("always an empty list");
-        197 removexattr(path: PathArg, name: UserAddr) => xattr::removexattr, Partial("no file has extended attributes: ENODATA");
-        198 lremovexattr(path: PathArg, name: UserAddr) => xattr::lremovexattr, Partial("no file has extended attributes: ENODATA");
-        199 fremovexattr(fd: Fd, name: UserAddr) => xattr::fremovexattr, Partial("no file has extended attributes: ENODATA");
+        188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
+        189 lsetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
+        190 fsetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
+        191 getxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("no file has extended attributes: ENODATA");
+        192 lgetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("no file has extended attributes: ENODATA");
+        193 fgetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("no file has extended attributes: ENODATA");
+        194 listxattr(path: PathArg, list: UserAddr, size: usize) => xattr::list, Partial("always an empty list");
+        195 llistxattr(path: NoFollowPath, list: UserAddr, size: usize) => xattr::list, Partial("always an empty list");
+        196 flistxattr(fd: Fd, list: UserAddr, size: usize) => xattr::list, Partial("always an empty list");
+        197 removexattr(path: PathArg, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
+        198 lremovexattr(path: NoFollowPath, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
+        199 fremovexattr(fd: Fd, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
         200 tkill(tid: i32, sig: i32) => signal::tkill, Full;
         201 time(tloc: UserAddr) => time::time, Full;
         202 futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) => futex::futex, Partial("no PI futexes; WAKE_OP is not atomic against application stores");
