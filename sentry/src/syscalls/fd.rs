@@ -17,6 +17,7 @@ fn file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
     t.fds.get(fd.0)
 }
 
+/// RLIMIT_NOFILE's soft limit: every call that installs a file descriptor stays below it.
 pub(super) fn nofile_limit(t: &Task) -> u64 {
     t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }

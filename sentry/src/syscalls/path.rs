@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use super::fd::nofile_limit;
 use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
@@ -112,10 +113,6 @@ pub(super) fn check_writable_mount(d: &Dentry) -> Result<(), Errno> {
     } else {
         Ok(())
     }
-}
-
-fn nofile_limit(t: &Task) -> u64 {
-    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
 /// openat2 RESOLVE_* flags.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::fd::nofile_limit;
 use super::signal::{apply_temp_mask, read_temp_mask};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
@@ -12,10 +13,6 @@ use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::epoll::Epoll;
 use crate::vfs::{FileKind, OpenFile};
-
-fn nofile_limit(t: &Task) -> u64 {
-    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
-}
 
 fn deadline_ms(ms: i32) -> Option<Instant> {
     (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))

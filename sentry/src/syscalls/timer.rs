@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use super::fd::nofile_limit;
 use super::time::{clock_now_nanos, clock_source};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
@@ -51,10 +52,6 @@ struct SigEvent {
     notify: i32,
     thread_id: i32,
     pad: [u32; 11],
-}
-
-fn nofile_limit(t: &Task) -> u64 {
-    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
 fn timeval_to(tv: Timeval) -> Result<Option<Duration>, Errno> {
