@@ -520,3 +520,37 @@ fn strace_entry(t: &Task, nr: u64, def: Option<&SyscallDef>, args: &[u64; 6]) ->
     };
     format!("[{:>4}] {}({})", t.tid, name(nr), shown.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regrouping handlers rewrites many rows; each must still be the call its number is.
+    #[test]
+    fn each_row_is_the_linux_call_of_its_number_once() {
+        let mut seen = std::collections::HashSet::new();
+        for d in TABLE {
+            assert!(seen.insert(d.nr), "{} ({}) appears twice", d.name, d.nr);
+            let linux = syscalls::Sysno::new(d.nr as usize).map(|s| s.name());
+            assert_eq!(linux, Some(d.name), "row {} is named {}", d.nr, d.name);
+        }
+    }
+
+    /// The xattr handlers are generic over how the file is found; the row's argument type
+    /// chooses it, so a path row typed `Fd` (or the reverse) would still compile.
+    #[test]
+    fn xattr_rows_find_their_file_as_linux_does() {
+        for d in TABLE.iter().filter(|d| d.name.ends_with("xattr")) {
+            let want = if d.name.starts_with('f') {
+                ArgKind::Fd
+            } else {
+                ArgKind::Path
+            };
+            assert_eq!(d.args[0], want, "{}", d.name);
+        }
+        assert_eq!(
+            TABLE.iter().filter(|d| d.name.ends_with("xattr")).count(),
+            12
+        );
+    }
+}
