@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::file::{read_path, resolver, start_dir};
+use super::fd::nofile_limit;
+use super::path::{read_path, resolver, start_dir};
 use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
@@ -21,7 +22,7 @@ pub fn inotify_init1(t: &mut Task, flags: Flags) -> SysResult {
         FileKind::Inotify(Inotify::new()?),
         libc::O_RDONLY as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
-    let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur;
+    let limit = nofile_limit(t);
     Ok(t.fds
         .install(f, 0, flags.0 & libc::O_CLOEXEC as u64 != 0, limit)? as u64)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use super::fd::nofile_limit;
 use super::Fd;
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
@@ -60,10 +61,6 @@ const CMSG_HDR: usize = size_of::<CmsgHdr>();
 
 const fn cmsg_align(n: usize) -> usize {
     (n + 7) & !7
-}
-
-fn nofile_limit(t: &Task) -> u64 {
-    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
 /// The open file at `fd`, which must be a socket.

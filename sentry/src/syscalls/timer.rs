@@ -1,4 +1,4 @@
-//! Timers: alarm, setitimer/getitimer, POSIX timers, timerfd, and signalfd.
+//! Timers: alarm, setitimer/getitimer, POSIX timers, and timerfd.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use super::fd::nofile_limit;
 use super::time::{clock_now_nanos, clock_source};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
-use crate::kernel::signal::{SigInfo, NSIG, UNBLOCKABLE};
-use crate::kernel::signalfd::SignalFd;
+use crate::kernel::signal::{SigInfo, NSIG};
 use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd};
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::usermem::UserAddr;
@@ -52,10 +52,6 @@ struct SigEvent {
     notify: i32,
     thread_id: i32,
     pad: [u32; 11],
-}
-
-fn nofile_limit(t: &Task) -> u64 {
-    t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
 fn timeval_to(tv: Timeval) -> Result<Option<Duration>, Errno> {
@@ -369,34 +365,4 @@ pub fn timerfd_gettime(t: &mut Task, fd: Fd, cur: UserAddr) -> SysResult {
         return Err(Errno::EINVAL);
     };
     write_itimerspec(t, cur, tfd.get())
-}
-
-/// signalfd4(2)
-pub fn signalfd4(t: &mut Task, fd: Fd, mask: UserAddr, size: usize, flags: Flags) -> SysResult {
-    let allowed = (libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
-    if flags.0 & !allowed != 0 || size != 8 {
-        return Err(Errno::EINVAL);
-    }
-    let set: u64 = t.mm.read_obj(mask)?;
-    let set = set & !UNBLOCKABLE;
-    if fd.0 != -1 {
-        let f = t.fds.get(fd.0)?;
-        let FileKind::SignalFd(sfd) = f.kind() else {
-            return Err(Errno::EINVAL);
-        };
-        sfd.set_mask(set);
-        return Ok(fd.0 as u64);
-    }
-    let ops = Arc::new(SignalFd::new(&t.kernel, t.tg.clone(), set));
-    let f = OpenFile::of_kind(
-        FileKind::SignalFd(ops),
-        libc::O_RDWR as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
-    );
-    let cloexec = flags.0 & libc::O_CLOEXEC as u64 != 0;
-    Ok(t.fds.install(f, 0, cloexec, nofile_limit(t))? as u64)
-}
-
-/// signalfd(2)
-pub fn signalfd(t: &mut Task, fd: Fd, mask: UserAddr, size: usize) -> SysResult {
-    signalfd4(t, fd, mask, size, Flags(0))
 }

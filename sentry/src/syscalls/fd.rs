@@ -1,4 +1,5 @@
-//! File-descriptor system calls: read/write family, close, dup, fcntl, ioctl, fstat, lseek.
+//! Calls on an open file descriptor: the read/write family, close/close_range, dup/dup2/dup3,
+//! fcntl, ioctl, lseek and fadvise64.
 
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ fn file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
     t.fds.get(fd.0)
 }
 
-fn nofile_limit(t: &Task) -> u64 {
+/// RLIMIT_NOFILE's soft limit: every call that installs a file descriptor stays below it.
+pub(super) fn nofile_limit(t: &Task) -> u64 {
     t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
@@ -247,7 +249,7 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
         | libc::F_SETLKW
         | libc::F_OFD_GETLK
         | libc::F_OFD_SETLK
-        | libc::F_OFD_SETLKW => super::file::fcntl_lock(t, fd, cmd, arg),
+        | libc::F_OFD_SETLKW => super::lock::fcntl_lock(t, fd, cmd, arg),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -269,17 +271,6 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
     }
 }
 
-/// fstat(2)
-pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
-    let f = file(t, fd)?;
-    let st = match &f.dentry {
-        Some(d) => d.inode.stat()?,
-        None => f.ops().stat()?,
-    };
-    t.mm.write_obj(statbuf, &st)?;
-    Ok(0)
-}
-
 /// lseek(2)
 pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
     let f = file(t, fd)?;
@@ -299,4 +290,16 @@ pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
         .ok_or(Errno::EINVAL)?;
     *off = new as u64;
     Ok(new as u64)
+}
+
+/// fadvise64(2): advice about the page cache, which the sentry's files do not need.
+pub fn fadvise64(t: &mut Task, fd: Fd, _offset: i64, len: i64, advice: i32) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    if !f.ops().seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if len < 0 || !(0..=5).contains(&advice) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
 }

@@ -1,0 +1,254 @@
+//! File attributes: mode (chmod family, umask), owner (chown family), timestamps (utimensat,
+//! futimesat, utimes) and size (truncate, ftruncate, fallocate).
+
+use std::sync::Arc;
+
+use super::path::{check_writable_mount, path_at, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use super::{Fd, Flags, PathArg};
+use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+use crate::vfs::inode::TimeSet;
+use crate::vfs::inotify;
+use crate::vfs::{Dentry, FileType, SetAttr};
+
+fn setattr(d: &Dentry, a: SetAttr) -> SysResult {
+    check_writable_mount(d)?;
+    d.inode.setattr(&a)?;
+    inotify::attr_changed(d, &a);
+    Ok(0)
+}
+
+fn fd_dentry(t: &Task, fd: Fd) -> Result<Arc<Dentry>, Errno> {
+    t.fds.get(fd.0)?.dentry.clone().ok_or(Errno::EPERM)
+}
+
+/// chmod(2)
+pub fn chmod(t: &mut Task, path: PathArg, mode: u32) -> SysResult {
+    fchmodat(t, Fd(AT_FDCWD), path, mode)
+}
+
+/// fchmod(2)
+pub fn fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult {
+    let d = fd_dentry(t, fd)?;
+    setattr(
+        &d,
+        SetAttr {
+            mode: Some(mode & 0o7777),
+            ..SetAttr::default()
+        },
+    )
+}
+
+/// fchmodat(2)
+pub fn fchmodat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
+    let d = path_at(t, dirfd, path, 0)?.dentry()?;
+    setattr(
+        &d,
+        SetAttr {
+            mode: Some(mode & 0o7777),
+            ..SetAttr::default()
+        },
+    )
+}
+
+fn owner(uid: u32, gid: u32) -> SetAttr {
+    SetAttr {
+        uid: (uid != u32::MAX).then_some(uid),
+        gid: (gid != u32::MAX).then_some(gid),
+        ..SetAttr::default()
+    }
+}
+
+/// chown(2)
+pub fn chown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
+    let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;
+    setattr(&d, owner(uid, gid))
+}
+
+/// lchown(2)
+pub fn lchown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
+    let d = path_at(t, Fd(AT_FDCWD), path, AT_SYMLINK_NOFOLLOW)?.dentry()?;
+    setattr(&d, owner(uid, gid))
+}
+
+/// fchown(2)
+pub fn fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult {
+    let d = fd_dentry(t, fd)?;
+    setattr(&d, owner(uid, gid))
+}
+
+/// fchownat(2)
+pub fn fchownat(
+    t: &mut Task,
+    dirfd: Fd,
+    path: PathArg,
+    uid: u32,
+    gid: u32,
+    flags: Flags,
+) -> SysResult {
+    if flags.0 & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = path_at(t, dirfd, path, flags.0)?.dentry()?;
+    setattr(&d, owner(uid, gid))
+}
+
+fn time_of(ts: Timespec) -> Result<Option<TimeSet>, Errno> {
+    match ts.tv_nsec {
+        libc::UTIME_OMIT => Ok(None),
+        libc::UTIME_NOW => Ok(Some(TimeSet::Now)),
+        n if (0..1_000_000_000).contains(&n) => Ok(Some(TimeSet::At(ts.tv_sec, n))),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn set_times(
+    t: &Task,
+    dirfd: Fd,
+    path: Option<PathArg>,
+    times: [Option<TimeSet>; 2],
+    flags: u64,
+) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = match path {
+        None => {
+            if dirfd.0 == AT_FDCWD {
+                return Err(Errno::EFAULT);
+            }
+            fd_dentry(t, dirfd)?
+        }
+        Some(p) => path_at(t, dirfd, p, flags)?.dentry()?,
+    };
+    if times == [None, None] {
+        return Ok(0);
+    }
+    setattr(
+        &d,
+        SetAttr {
+            atime: times[0],
+            mtime: times[1],
+            ..SetAttr::default()
+        },
+    )
+}
+
+/// utimensat(2)
+pub fn utimensat(
+    t: &mut Task,
+    dirfd: Fd,
+    path: PathArg,
+    times: UserAddr,
+    flags: Flags,
+) -> SysResult {
+    let ts = if times.is_null() {
+        [Some(TimeSet::Now); 2]
+    } else {
+        let v: Vec<Timespec> = t.mm.read_slice(times, 2)?;
+        [time_of(v[0])?, time_of(v[1])?]
+    };
+    let path = (!path.0.is_null()).then_some(path);
+    set_times(t, dirfd, path, ts, flags.0)
+}
+
+/// futimesat(2)
+pub fn futimesat(t: &mut Task, dirfd: Fd, path: PathArg, times: UserAddr) -> SysResult {
+    let ts = if times.is_null() {
+        [Some(TimeSet::Now); 2]
+    } else {
+        let v: Vec<Timeval> = t.mm.read_slice(times, 2)?;
+        let conv = |tv: Timeval| {
+            if !(0..1_000_000).contains(&tv.tv_usec) {
+                return Err(Errno::EINVAL);
+            }
+            Ok(Some(TimeSet::At(tv.tv_sec, tv.tv_usec * 1000)))
+        };
+        [conv(v[0])?, conv(v[1])?]
+    };
+    let path = (!path.0.is_null()).then_some(path);
+    set_times(t, dirfd, path, ts, 0)
+}
+
+/// utimes(2)
+pub fn utimes(t: &mut Task, path: PathArg, times: UserAddr) -> SysResult {
+    futimesat(t, Fd(AT_FDCWD), path, times)
+}
+
+/// truncate(2)
+pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;
+    match d.inode.file_type()? {
+        FileType::Directory => return Err(Errno::EISDIR),
+        FileType::Regular => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    setattr(
+        &d,
+        SetAttr {
+            size: Some(len as u64),
+            ..SetAttr::default()
+        },
+    )
+}
+
+/// ftruncate(2)
+pub fn ftruncate(t: &mut Task, fd: Fd, len: i64) -> SysResult {
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(fd.0)?;
+    if !f.writable() {
+        return Err(Errno::EINVAL);
+    }
+    let d = f.dentry.clone().ok_or(Errno::EINVAL)?;
+    if d.inode.file_type()? != FileType::Regular {
+        return Err(Errno::EINVAL);
+    }
+    let a = SetAttr {
+        size: Some(len as u64),
+        ..SetAttr::default()
+    };
+    d.inode.setattr(&a)?;
+    inotify::attr_changed(&d, &a);
+    Ok(0)
+}
+
+/// fallocate(2): mode 0 extends the file; other modes are EOPNOTSUPP.
+pub fn fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysResult {
+    if offset < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(fd.0)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if mode != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let d = f.dentry.clone().ok_or(Errno::ESPIPE)?;
+    let st = d.inode.stat()?;
+    match FileType::from_mode(st.mode) {
+        FileType::Regular => {}
+        FileType::Directory => return Err(Errno::EISDIR),
+        _ => return Err(Errno::ENODEV),
+    }
+    let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+    if end > st.size {
+        d.inode.setattr(&SetAttr {
+            size: Some(end as u64),
+            ..SetAttr::default()
+        })?;
+    }
+    inotify::file_event(&d, inotify::IN_MODIFY);
+    Ok(0)
+}
+
+/// umask(2)
+pub fn umask(t: &mut Task, mask: u32) -> SysResult {
+    Ok(t.fs.swap_umask(mask) as u64)
+}

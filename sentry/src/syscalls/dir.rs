@@ -1,0 +1,94 @@
+//! Directories as places: reading entries (getdents64), the working directory (getcwd,
+//! chdir, fchdir) and the root (chroot).
+
+use std::sync::Arc;
+
+use super::path::{path_at, AT_FDCWD};
+use super::{Fd, PathArg};
+use crate::abi::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::usermem::UserAddr;
+use crate::vfs::inode::may_access;
+use crate::vfs::inotify;
+use crate::vfs::{Dentry, FileType};
+
+/// getdents64(2)
+pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    let mut off = f.offset.lock().unwrap();
+    let (data, next) = f.ops().getdents(t, *off, count as usize)?;
+    if !data.is_empty() {
+        t.mm.write_bytes(buf, &data)?;
+    }
+    *off = next;
+    drop(off);
+    if let Some(d) = &f.dentry {
+        inotify::file_event(d, inotify::IN_ACCESS);
+    }
+    Ok(data.len() as u64)
+}
+
+fn enter_dir(t: &Task, d: Arc<Dentry>) -> Result<Arc<Dentry>, Errno> {
+    let st = d.inode.stat()?;
+    if FileType::from_mode(st.mode) != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    if !may_access(&st, &t.creds, 1, false) {
+        return Err(Errno::EACCES);
+    }
+    Ok(d)
+}
+
+/// chdir(2)
+pub fn chdir(t: &mut Task, path: PathArg) -> SysResult {
+    let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;
+    let d = enter_dir(t, d)?;
+    t.fs.set_cwd(d);
+    Ok(0)
+}
+
+/// fchdir(2)
+pub fn fchdir(t: &mut Task, fd: Fd) -> SysResult {
+    let d = t.fds.get(fd.0)?.dentry.clone().ok_or(Errno::ENOTDIR)?;
+    let d = enter_dir(t, d)?;
+    t.fs.set_cwd(d);
+    Ok(0)
+}
+
+/// chroot(2)
+pub fn chroot(t: &mut Task, path: PathArg) -> SysResult {
+    if t.creds.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;
+    let d = enter_dir(t, d)?;
+    t.fs.set_root(d);
+    Ok(0)
+}
+
+/// getcwd(2)
+pub fn getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult {
+    let cwd = t.fs.cwd();
+    let root = t.fs.root();
+    let mut path = if root.path == b"/" {
+        cwd.path.clone()
+    } else if cwd.path == root.path {
+        b"/".to_vec()
+    } else if cwd.path.starts_with(&root.path) && cwd.path[root.path.len()] == b'/' {
+        cwd.path[root.path.len()..].to_vec()
+    } else {
+        // The cwd is outside the root (after chroot without chdir), as Linux reports it.
+        let mut p = b"(unreachable)".to_vec();
+        p.extend_from_slice(&cwd.path);
+        p
+    };
+    path.push(0);
+    if size < path.len() {
+        return Err(Errno::ERANGE);
+    }
+    t.mm.write_bytes(buf, &path)?;
+    Ok(path.len() as u64)
+}
