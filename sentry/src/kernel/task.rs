@@ -732,6 +732,7 @@ impl Task {
 /// Ends the sandbox after task `handle` panicked (see the module documentation): the panic
 /// cannot be contained, since the task's locks and waiters are left in an unknown state.
 fn abort_sandbox(handle: &TaskHandle, payload: &(dyn std::any::Any + Send)) -> ! {
+    // A panic payload is `dyn Any`: `panic!` makes it a &str or a String.
     let what = payload
         .downcast_ref::<&str>()
         .copied()
