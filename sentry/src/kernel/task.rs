@@ -19,7 +19,8 @@
 //! locks are poisoned, its thread group and parent would wait forever for an exit it never
 //! reaches. So a task thread that panics ends the whole sandbox at once ([`Task::spawn`]):
 //! one `error!` line names the task and the panic, and the sandbox process exits with the
-//! status of a SIGKILLed program (128 + 9), which is what its waiter reports.
+//! status of a SIGKILLed program (128 + 9), which is what its waiter reports. The kernel's
+//! timer thread follows the same policy: without it, every timer would stop firing.
 //!
 //! A system call reaches the loop only through two outputs: [`Task::restart`] (how an
 //! interrupted call continues, Linux's ERESTART* codes) and the exit request of
@@ -732,22 +733,30 @@ impl Task {
 /// Ends the sandbox after task `handle` panicked (see the module documentation): the panic
 /// cannot be contained, since the task's locks and waiters are left in an unknown state.
 fn abort_sandbox(handle: &TaskHandle, payload: &(dyn std::any::Any + Send)) -> ! {
+    let comm = handle
+        .comm
+        .lock()
+        .map_or_else(|e| e.into_inner().clone(), |c| c.clone());
+    let who = format!(
+        "task {} ({}) of process {}",
+        handle.tid,
+        String::from_utf8_lossy(&comm),
+        handle.tg.tgid
+    );
+    abort_after_panic(&who, payload)
+}
+
+/// Ends the sandbox after the sentry thread `who` panicked: one `error!` line naming it and
+/// the panic, then the exit status of a SIGKILLed program. For every sentry thread the
+/// kernel runs (tasks, the timer thread), as none of them can be restarted safely.
+pub(super) fn abort_after_panic(who: &str, payload: &(dyn std::any::Any + Send)) -> ! {
     // A panic payload is `dyn Any`: `panic!` makes it a &str or a String.
     let what = payload
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a non-string payload");
-    let comm = handle
-        .comm
-        .lock()
-        .map_or_else(|e| e.into_inner().clone(), |c| c.clone());
-    log::error!(
-        "task {} ({}) of process {} panicked: {what}; ending the sandbox as if SIGKILLed",
-        handle.tid,
-        String::from_utf8_lossy(&comm),
-        handle.tg.tgid,
-    );
+    log::error!("{who} panicked: {what}; ending the sandbox as if SIGKILLed");
     log::logger().flush();
     std::process::exit(128 + libc::SIGKILL)
 }
