@@ -6,6 +6,20 @@
  * destroy the fuzzer itself (unmap its code, close its stdout).
  *
  *   fuzz [-s SEED] [-n ITERATIONS] NR[:SPEC] ...
+ *   fuzz -r ROUNDS [-f FIRST] [-c CALLS] [-w SECONDS] [-s SEED] NR[:SPEC] ...
+ *
+ * The first form fuzzes each call in turn, ITERATIONS times, in this process.
+ * The second (the mix) runs ROUNDS rounds, numbered from FIRST (default 0),
+ * each in a fresh child that makes CALLS (default 2000) calls picked at random
+ * from the list; round R of seed S is the same wherever it runs, so
+ * "-s S -r 1 -f R" replays it. In the mix a SIGALRM with a handler (no
+ * SA_RESTART) arrives every 10 ms and the signal mask is emptied before each
+ * call, so a call that would wait forever (pause, a read of an empty pipe)
+ * returns EINTR instead. The parent is a watchdog: a child that has not
+ * finished its round within SECONDS (default 60) is reported as hung with the
+ * call it is in (seed, round, index, number, arguments), then SIGKILLed; one
+ * that SIGKILL does not end within 10 s, or that dies of a signal, is reported
+ * too, and any of these makes the exit status 1.
  *
  * SPEC is a comma-separated list, one element per argument (missing ones are
  * "r"). An element that starts with a digit or '-' is a '|'-separated list of
@@ -37,6 +51,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,16 +277,156 @@ static int is_error(long ret) { return ret == -1 && errno != 0; }
 
 static int in_region(uint64_t addr) { return addr >= region && addr < region + REGION_LEN; }
 
+/* Fresh arguments for a call of `c`. */
+static void draw_args(const struct call_spec *c, uint64_t *a) {
+    /* Refresh part of the scratch first: the arguments may point into it
+     * (timespecs written by arg_value must survive until the call). */
+    fill(scratch + below(SCRATCH_LEN / 256) * 256, 256);
+    for (int k = 0; k < MAX_ARGS; k++)
+        a[k] = arg_value(&c->args[k]);
+}
+
+/* Calls `c` with `a`; unmaps what mmap/mremap mapped outside the region. */
+static void make_call(const struct call_spec *c, const uint64_t *a) {
+    errno = 0;
+    long ret = syscall(c->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    uint64_t mapped_len = c->nr == SYS_mmap ? a[1] : c->nr == SYS_mremap ? a[2] : 0;
+    if (mapped_len != 0 && !is_error(ret) && !in_region((uint64_t)ret))
+        munmap((void *)ret, mapped_len);
+}
+
+/* What a mix child is doing, in memory its parent shares: how the watchdog
+ * names the call a child hung or died in. */
+struct progress {
+    volatile long index;
+    volatile long nr;
+    volatile uint64_t args[MAX_ARGS];
+};
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A mix child: `calls` random calls from `specs`, interrupted every 10 ms. */
+static void mix_child(const struct call_spec *specs, int nspecs, long calls, uint64_t round_seed,
+                      struct progress *p) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval every = {{0, 10000}, {0, 10000}};
+    setitimer(ITIMER_REAL, &every, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    rng = round_seed;
+    fill(scratch, SCRATCH_LEN);
+    for (long i = 0; i < calls; i++) {
+        const struct call_spec *c = &specs[below((uint64_t)nspecs)];
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        p->index = i;
+        p->nr = c->nr;
+        uint64_t args[MAX_ARGS];
+        draw_args(c, args);
+        for (int k = 0; k < MAX_ARGS; k++)
+            p->args[k] = args[k];
+        make_call(c, args);
+    }
+    _exit(0);
+}
+
+static void report(const char *what, uint64_t seed, long round, const struct progress *p) {
+    char line[512];
+    snprintf(line, sizeof line,
+             "fuzz: %s: seed %#llx round %ld (replay: -s %#llx -r 1 -f %ld), call %ld: nr %ld, "
+             "args %#llx %#llx %#llx %#llx %#llx %#llx\n",
+             what, (unsigned long long)seed, round, (unsigned long long)seed, round, p->index,
+             p->nr, (unsigned long long)p->args[0], (unsigned long long)p->args[1],
+             (unsigned long long)p->args[2], (unsigned long long)p->args[3],
+             (unsigned long long)p->args[4], (unsigned long long)p->args[5]);
+    out(2, line);
+}
+
+static long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits up to `ms` for `pid`; returns its status, or -1 if it is still there. */
+static int wait_for(pid_t pid, long ms) {
+    long until = now_ms() + ms;
+    for (;;) {
+        int st;
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            return st;
+        if (w < 0 && errno != EINTR)
+            die("waitpid");
+        if (now_ms() >= until)
+            return -1;
+        struct timespec tick = {0, 5000000};
+        nanosleep(&tick, NULL);
+    }
+}
+
+/* The mix (see the top of the file); returns the exit status. */
+static int mix(const struct call_spec *specs, int nspecs, uint64_t seed, long first, long rounds,
+               long calls, long watchdog_s) {
+    struct progress *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        die("mmap progress");
+    char line[256];
+    int failed = 0;
+    for (long r = first; r < first + rounds; r++) {
+        uint64_t round_seed = seed ^ ((uint64_t)(r + 1) * 0x9e3779b97f4a7c15ull);
+        memset((void *)p, 0, sizeof *p);
+        p->nr = -1;
+        pid_t c = fork();
+        if (c < 0)
+            die("fork");
+        if (c == 0)
+            mix_child(specs, nspecs, calls, round_seed, p);
+        int st = wait_for(c, watchdog_s * 1000);
+        if (st == -1) {
+            report("hung", seed, r, p);
+            kill(c, SIGKILL);
+            st = wait_for(c, 10000);
+            if (st == -1) {
+                report("SIGKILL did not end the child within 10 s", seed, r, p);
+                return 1;
+            }
+            failed = 1;
+            continue;
+        }
+        if (WIFSIGNALED(st)) {
+            snprintf(line, sizeof line, "died of signal %d", WTERMSIG(st));
+            report(line, seed, r, p);
+            failed = 1;
+        } else if (WEXITSTATUS(st) != 0) {
+            snprintf(line, sizeof line, "exited with %d", WEXITSTATUS(st));
+            report(line, seed, r, p);
+            failed = 1;
+        }
+    }
+    snprintf(line, sizeof line, "%s: %ld rounds of %ld calls, seed %#llx\n",
+             failed ? "failed" : "survived", rounds, calls, (unsigned long long)seed);
+    out(1, line);
+    return failed;
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 0x5eed;
-    long iterations = 200;
+    long iterations = 200, rounds = 0, first_round = 0, calls_per_child = 2000, watchdog = 60;
     int opt;
-    while ((opt = getopt(argc, argv, "s:n:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:n:r:f:c:w:")) != -1) {
         switch (opt) {
         case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'n': iterations = strtol(optarg, NULL, 0); break;
+        case 'r': rounds = strtol(optarg, NULL, 0); break;
+        case 'f': first_round = strtol(optarg, NULL, 0); break;
+        case 'c': calls_per_child = strtol(optarg, NULL, 0); break;
+        case 'w': watchdog = strtol(optarg, NULL, 0); break;
         default:
-            out(2, "usage: fuzz [-s SEED] [-n ITERATIONS] NR[:SPEC] ...\n");
+            out(2, "usage: fuzz [-s SEED] [-n ITERATIONS] NR[:SPEC] ...\n"
+                   "       fuzz -r ROUNDS [-f FIRST] [-c CALLS] [-w SECONDS] [-s SEED] NR[:SPEC] ...\n");
             return 2;
         }
     }
@@ -308,8 +464,10 @@ int main(int argc, char **argv) {
     region = (uint64_t)r;
     initial_brk = (uint64_t)syscall(SYS_brk, 0L);
 
-    long calls = 0;
     char line[256];
+    if (rounds > 0)
+        return mix(specs, nspecs, seed, first_round, rounds, calls_per_child, watchdog);
+    long calls = 0;
     for (int i = 0; i < nspecs; i++) {
         struct call_spec *c = &specs[i];
         snprintf(line, sizeof line, "fuzz: nr %s\n", c->text);
@@ -317,18 +475,10 @@ int main(int argc, char **argv) {
         rng = seed ^ ((uint64_t)c->nr * 0x9e3779b97f4a7c15ull) ^ 0x2545f4914f6cdd1dull;
         fill(scratch, SCRATCH_LEN);
         for (long it = 0; it < iterations; it++) {
-            /* Refresh part of the scratch first: the arguments may point into it
-             * (timespecs written by arg_value must survive until the call). */
-            fill(scratch + below(SCRATCH_LEN / 256) * 256, 256);
             uint64_t a[MAX_ARGS];
-            for (int k = 0; k < MAX_ARGS; k++)
-                a[k] = arg_value(&c->args[k]);
-            errno = 0;
-            long ret = syscall(c->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+            draw_args(c, a);
+            make_call(c, a);
             calls++;
-            uint64_t mapped_len = c->nr == SYS_mmap ? a[1] : c->nr == SYS_mremap ? a[2] : 0;
-            if (mapped_len != 0 && !is_error(ret) && !in_region((uint64_t)ret))
-                munmap((void *)ret, mapped_len);
         }
     }
     snprintf(line, sizeof line, "survived: %d syscall numbers, %ld calls\n", nspecs, calls);

@@ -7,11 +7,10 @@
 
 use std::sync::Arc;
 
-use super::task::{register_thread, TaskInit, DISABLED_ALTSTACK};
+use super::task::{register_thread, TaskInit, VforkDone, DISABLED_ALTSTACK};
 use super::{Task, TaskHandle, ThreadGroup};
 use crate::abi::Errno;
 use crate::mm::usermem::UserAddr;
-use crate::waiter::Completion;
 
 const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_FS: u64 = libc::CLONE_FS as u64;
@@ -178,7 +177,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         tree.tasks.insert(tid, handle.clone());
         register_thread(&handle, t.sigmask());
     }
-    let vfork_done = (f & CLONE_VFORK != 0).then(|| Arc::new(Completion::default()));
+    let vfork_done = (f & CLONE_VFORK != 0).then(|| VforkDone::new(t.handle.waiter.clone()));
     let altstack = if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
         DISABLED_ALTSTACK
     } else {
@@ -216,7 +215,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         return Err(Errno::EAGAIN);
     }
     if let Some(done) = vfork_done {
-        done.wait();
+        t.wait_vfork(&done);
     }
     Ok(vtid)
 }

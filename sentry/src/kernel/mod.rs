@@ -90,7 +90,15 @@ pub struct Kernel {
     pub net: crate::net::Namespace,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
+    /// Test hook ([`TEST_PANIC_SYSCALL_ENV`]): the task that makes this system call panics.
+    pub test_panic_syscall: Option<u64>,
 }
+
+/// Test hook: when the sandbox's environment sets this to a system-call number, a task that
+/// makes that call panics in the run loop, so tests can check what a sentry bug does to the
+/// sandbox ([`task`] documents the policy). Only whoever starts the sandbox sets its
+/// environment; the application cannot.
+pub const TEST_PANIC_SYSCALL_ENV: &str = "RUNSC_RS_TEST_ONLY_PANIC_SYSCALL";
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,6 +130,9 @@ impl Kernel {
             locks: Arc::default(),
             net: crate::net::Namespace::default(),
             warned: Mutex::new(HashSet::new()),
+            test_panic_syscall: std::env::var(TEST_PANIC_SYSCALL_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok()),
         })
     }
 

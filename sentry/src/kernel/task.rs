@@ -14,10 +14,19 @@
 //! | `Running` | switch into the application, handle how it came back (system call through the kernel's syscall table, fault, signal, kick) | `Exiting(status)` if the call was `exit`/`exit_group` or the platform failed; else `Interrupted(restart)` with the restart behaviour the call left in [`Task::restart`] |
 //! | `Exiting(status)` | leave the tables ([`thread_finished`]) | the loop ends |
 //!
+//! # A panicking task
+//! A panic in the sentry is a bug, and after one nothing the task held can be trusted: its
+//! locks are poisoned, its thread group and parent would wait forever for an exit it never
+//! reaches. So a task thread that panics ends the whole sandbox at once ([`Task::spawn`]):
+//! one `error!` line names the task and the panic, and the sandbox process exits with the
+//! status of a SIGKILLed program (128 + 9), which is what its waiter reports. The kernel's
+//! timer thread follows the same policy: without it, every timer would stop firing.
+//!
 //! A system call reaches the loop only through two outputs: [`Task::restart`] (how an
 //! interrupted call continues, Linux's ERESTART* codes) and the exit request of
 //! [`Task::exit_thread`] / [`Task::exit_group`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -33,7 +42,7 @@ use crate::auth::Creds;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 use crate::vfs::FsContext;
-use crate::waiter::{Completion, WaitQueue, Waiter};
+use crate::waiter::{WaitQueue, Waiter};
 
 /// `stack_t` with `ss_flags = SS_DISABLE`.
 pub const DISABLED_ALTSTACK: [u8; 24] = {
@@ -41,6 +50,33 @@ pub const DISABLED_ALTSTACK: [u8; 24] = {
     s[8] = 2;
     s
 };
+
+/// The end of a vfork child's hold on its parent (it exec'd or exited). Completing it wakes
+/// the parent through the parent's own [`Waiter`], so that the parent's wait is also woken by
+/// what wakes any blocked task: a SIGKILL, a group exit, a fatal signal.
+#[derive(Debug)]
+pub struct VforkDone {
+    done: AtomicBool,
+    parent: Arc<Waiter>,
+}
+
+impl VforkDone {
+    pub fn new(parent: Arc<Waiter>) -> Arc<VforkDone> {
+        Arc::new(VforkDone {
+            done: AtomicBool::new(false),
+            parent,
+        })
+    }
+
+    pub fn complete(&self) {
+        self.done.store(true, Ordering::SeqCst);
+        self.parent.notify();
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+}
 
 /// Where a task's run loop is; the module documentation lists the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +189,7 @@ pub struct TaskInit {
     pub clear_child_tid: u64,
     pub altstack: [u8; 24],
     /// Completed when the task execs or exits (vfork parent waits on it).
-    pub vfork_done: Option<Arc<Completion>>,
+    pub vfork_done: Option<Arc<VforkDone>>,
 }
 
 /// One application thread.
@@ -180,7 +216,7 @@ pub struct Task {
     pub restart_block: Option<RestartBlock>,
     /// The mask to restore after a temporary one (sigsuspend, ppoll, pselect6).
     pub saved_mask: Option<u64>,
-    pub vfork_done: Option<Arc<Completion>>,
+    pub vfork_done: Option<Arc<VforkDone>>,
     ctx: Box<dyn Context>,
     /// Set by `exit`/`exit_group` during a system call: the run loop ends the thread with
     /// this status once the call returns, delivering no more signals.
@@ -226,20 +262,33 @@ impl Task {
         std::thread::Builder::new()
             .name(name)
             .stack_size(1 << 20)
-            .spawn(move || match init.kernel.platform.new_context() {
-                Ok(ctx) => Task::from_init(init, ctx).run(),
-                Err(e) => {
-                    log::error!("creating a platform context: {e}");
-                    let status = ExitStatus::Signaled {
-                        signo: libc::SIGKILL,
-                        core: false,
-                    };
-                    thread_finished(&init.kernel, &init.handle, status);
-                    if let Some(v) = init.vfork_done {
-                        v.complete();
-                    }
+            .spawn(move || {
+                let handle = init.handle.clone();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Task::start(init);
+                }));
+                if let Err(payload) = ran {
+                    abort_sandbox(&handle, payload.as_ref());
                 }
             })
+    }
+
+    /// The body of a task's host thread: creates its platform context and runs it.
+    fn start(init: TaskInit) {
+        match init.kernel.platform.new_context() {
+            Ok(ctx) => Task::from_init(init, ctx).run(),
+            Err(e) => {
+                log::error!("creating a platform context: {e}");
+                let status = ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                };
+                thread_finished(&init.kernel, &init.handle, status);
+                if let Some(v) = init.vfork_done {
+                    v.complete();
+                }
+            }
+        }
     }
 
     fn from_init(i: TaskInit, ctx: Box<dyn Context>) -> Task {
@@ -298,6 +347,9 @@ impl Task {
         };
         match exit {
             Exit::Syscall => {
+                if self.kernel.test_panic_syscall == Some(self.cpu.regs.orig_rax) {
+                    panic!("test hook: system call {}", self.cpu.regs.orig_rax);
+                }
                 let dispatch = self.kernel.syscalls;
                 dispatch(self);
                 if let Some(status) = self.exit_request.take() {
@@ -578,6 +630,34 @@ impl Task {
         r
     }
 
+    /// Waits until the vfork child `done` belongs to execs or exits. As Linux's killable
+    /// wait, only what ends this thread ends the wait early: SIGKILL or another group exit,
+    /// an execve in another thread, or a pending signal whose action is to terminate without
+    /// a core dump (which becomes the group's exit here, as Linux makes it at send time).
+    /// Other signals stay pending until the call returns.
+    pub fn wait_vfork(&mut self, done: &VforkDone) {
+        while !done.is_done() {
+            let fatal = {
+                let s = self.tg.sig();
+                if s.exit.is_some() || s.exec_killer.is_some_and(|k| k != self.tid) {
+                    return;
+                }
+                let ready = s.deliverable(self.tid);
+                (1..=signal::NSIG)
+                    .filter(|&sig| ready & bit(sig) != 0)
+                    .find(|&sig| {
+                        signal::disposition(sig, &s.action(sig))
+                            == Disposition::Terminate { core: false }
+                    })
+            };
+            if let Some(signo) = fatal {
+                self.end_group(ExitStatus::Signaled { signo, core: false });
+                return;
+            }
+            self.handle.waiter.wait(None);
+        }
+    }
+
     /// Sleeps until `deadline` (or forever), interruptibly.
     ///
     /// # Errors
@@ -648,6 +728,37 @@ impl Task {
     pub fn pull_fp(&mut self) -> Result<(), platform::Error> {
         self.ctx.pull_fp(self.mm.address_space(), &mut self.cpu)
     }
+}
+
+/// Ends the sandbox after task `handle` panicked (see the module documentation): the panic
+/// cannot be contained, since the task's locks and waiters are left in an unknown state.
+fn abort_sandbox(handle: &TaskHandle, payload: &(dyn std::any::Any + Send)) -> ! {
+    let comm = handle
+        .comm
+        .lock()
+        .map_or_else(|e| e.into_inner().clone(), |c| c.clone());
+    let who = format!(
+        "task {} ({}) of process {}",
+        handle.tid,
+        String::from_utf8_lossy(&comm),
+        handle.tg.tgid
+    );
+    abort_after_panic(&who, payload)
+}
+
+/// Ends the sandbox after the sentry thread `who` panicked: one `error!` line naming it and
+/// the panic, then the exit status of a SIGKILLed program. For every sentry thread the
+/// kernel runs (tasks, the timer thread), as none of them can be restarted safely.
+pub(super) fn abort_after_panic(who: &str, payload: &(dyn std::any::Any + Send)) -> ! {
+    // A panic payload is `dyn Any`: `panic!` makes it a &str or a String.
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    log::error!("{who} panicked: {what}; ending the sandbox as if SIGKILLed");
+    log::logger().flush();
+    std::process::exit(128 + libc::SIGKILL)
 }
 
 /// A thread is gone: remove it from its group and the process table; the last thread makes

@@ -182,7 +182,12 @@ impl TimerService {
             let spawned = std::thread::Builder::new()
                 .name("timers".into())
                 .stack_size(256 << 10)
-                .spawn(move || me.run());
+                .spawn(move || {
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| me.run()));
+                    if let Err(payload) = ran {
+                        super::task::abort_after_panic("the timer thread", payload.as_ref());
+                    }
+                });
             match spawned {
                 Ok(_) => h.started = true,
                 Err(e) => log::error!("starting the timer thread: {e}"),
