@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Creds;
+use crate::auth::{CapSet, Creds};
 use crate::kernel::signal::SigInfo;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
@@ -759,14 +759,7 @@ impl Loader {
             }
             None
         };
-        let creds = Creds {
-            uid: spec.uid,
-            euid: spec.uid,
-            suid: spec.uid,
-            gid: spec.gid,
-            egid: spec.gid,
-            sgid: spec.gid,
-        };
+        let creds = Creds::new(spec.uid, spec.gid, &spec.additional_gids, CapSet::FULL);
         let started = super::start_process(
             &self.kernel,
             super::ProcessArgs {
