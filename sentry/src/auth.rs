@@ -44,6 +44,52 @@ pub mod secbit {
     pub const ALL_LOCKS: u32 = ALL_BITS << 1;
 }
 
+/// Capability names by number, as capabilities(7) spells them without the `CAP_` prefix (the
+/// form OCI specs use, with or without the prefix).
+const CAP_NAMES: [&str; CAP_LAST_CAP as usize + 1] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
 /// A set of capabilities: bit `n` is capability `n`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CapSet(pub u64);
@@ -80,6 +126,22 @@ impl CapSet {
 
     pub fn is_subset_of(self, o: CapSet) -> bool {
         self.0 & !o.0 == 0
+    }
+
+    /// The set named by `names` (`CAP_CHOWN` or `CHOWN`, any case) and the names it does
+    /// not know, which runc too leaves out with a warning.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> (CapSet, Vec<String>) {
+        let mut set = CapSet::EMPTY;
+        let mut unknown = Vec::new();
+        for name in names {
+            let upper = name.as_ref().to_ascii_uppercase();
+            let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            match CAP_NAMES.iter().position(|n| *n == bare) {
+                Some(n) => set = set.with(n as u32),
+                None => unknown.push(name.as_ref().to_owned()),
+            }
+        }
+        (set, unknown)
     }
 
     /// Drops bits above [`CAP_LAST_CAP`], as Linux does with what capset(2) is given.
@@ -139,6 +201,18 @@ impl Creds {
             },
             securebits: 0,
         }
+    }
+
+    /// Replaces the capability sets with a container spec's (as runc applies
+    /// `process.capabilities` whatever the user). The ambient set is limited to what is
+    /// both permitted and inheritable, as Linux allows no more.
+    pub fn with_spec_caps(mut self, mut caps: Caps) -> Creds {
+        caps.ambient = caps
+            .ambient
+            .intersect(caps.permitted)
+            .intersect(caps.inheritable);
+        self.caps = caps;
+        self
     }
 
     /// Whether the task holds `cap` in its effective set.
@@ -255,6 +329,15 @@ mod tests {
         let user = Creds::new(1000, 1000, &[], CapSet::FULL);
         assert_eq!(user.caps.permitted, CapSet::EMPTY);
         assert_eq!(user.caps.bounding, CapSet::FULL);
+    }
+
+    #[test]
+    fn capability_names_map_to_numbers() {
+        let (set, unknown) = CapSet::from_names(&["CAP_CHOWN", "sys_admin", "CAP_NOPE"]);
+        assert_eq!(set, CapSet(1).with(cap::SYS_ADMIN));
+        assert_eq!(unknown, ["CAP_NOPE"]);
+        let (all, none) = CapSet::from_names(&CAP_NAMES);
+        assert_eq!((all, none.len()), (CapSet::FULL, 0));
     }
 
     #[test]
