@@ -195,6 +195,24 @@ static void group_and_dac(const char *n) {
     print_status(n);
 }
 
+static void chown_rules(const char *n) {
+    char path[64];
+    snprintf(path, sizeof path, "%s/secret", dir);
+    gid_t g[] = {4242, 10};
+    printf("[%s] setgroups(4242,10): %s\n", n, err(setgroups(2, g)));
+    printf("[%s] setresuid(1000,1000,2000): %s\n", n, err(setresuid(1000, 1000, 2000)));
+    printf("[%s] owner chgrp to own group: %s\n", n, err(chown(path, -1, 10)));
+    printf("[%s] owner chgrp to other group: %s\n", n, err(chown(path, -1, 11)));
+    printf("[%s] owner chown to self: %s\n", n, err(chown(path, 1000, -1)));
+    printf("[%s] owner chown to root: %s\n", n, err(chown(path, 0, -1)));
+    printf("[%s] setresuid(2000,2000,-1): %s\n", n, err(setresuid(2000, 2000, -1)));
+    printf("[%s] other chgrp: %s\n", n, err(chown(path, -1, 4242)));
+    printf("[%s] other chown -1 -1: %s\n", n, err(chown(path, -1, -1)));
+    struct stat st;
+    stat(path, &st);
+    printf("[%s] now %u:%u\n", n, st.st_uid, st.st_gid);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "exec-report")) {
         print_ids("after exec");
@@ -316,6 +334,7 @@ int main(int argc, char **argv) {
     chown(path, 1000, 4242);
     chmod(path, 0040);
     in_child("dac", group_and_dac);
+    in_child("chown", chown_rules);
     unlink(path);
     rmdir(dir);
     return 0;

@@ -345,6 +345,19 @@ pub fn now() -> (i64, i64) {
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
+/// Whether `creds` may give a file with `st` the owner `uid` and the group `gid` (None:
+/// unchanged), as Linux's chown_ok/chgrp_ok: with CAP_CHOWN anything; otherwise only the
+/// owner, keeping the owner and choosing one of its own groups.
+pub fn may_chown(st: &Stat, creds: &Creds, uid: Option<u32>, gid: Option<u32>) -> bool {
+    if creds.has_cap(cap::CHOWN) {
+        return true;
+    }
+    let owner = creds.euid == st.uid;
+    let uid_ok = uid.is_none_or(|u| owner && u == st.uid);
+    let gid_ok = gid.is_none_or(|g| owner && (g == st.gid || creds.in_group(g)));
+    uid_ok && gid_ok
+}
+
 /// Whether `creds` may access a file with `st` for `mask` (R_OK=4, W_OK=2, X_OK=1), as
 /// generic_permission does: the owner, group (effective or supplementary) or other bits,
 /// then CAP_DAC_READ_SEARCH (reading files, reading and searching directories) and
