@@ -237,7 +237,10 @@ impl Snapshot {
     }
 
     fn creds(&self) -> Creds {
-        self.view.as_ref().map(|v| v.creds).unwrap_or_default()
+        self.view
+            .as_ref()
+            .map(|v| v.creds.clone())
+            .unwrap_or_default()
     }
 
     fn comm(&self) -> String {
@@ -822,6 +825,18 @@ fn join_ids(ids: &[i32]) -> String {
     v.join("\t")
 }
 
+/// The `Groups:` value as Linux prints it: the groups separated by spaces, then a space
+/// (also when there are none).
+fn groups_text(groups: &[u32]) -> String {
+    let mut s = groups
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    s.push(' ');
+    s
+}
+
 fn statm_text(s: &Snapshot) -> String {
     let (vsize_kb, rss_kb) = s.vm_kb();
     format!("{} {} 0 0 0 0 0\n", vsize_kb / 4, rss_kb / 4)
@@ -841,7 +856,7 @@ fn status_text(s: &Snapshot) -> String {
     let mut out = format!(
         "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\n\
          PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
-         Groups:\t\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
+         Groups:\t{groups}\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
         c.uid,
         c.euid,
         c.suid,
@@ -850,6 +865,7 @@ fn status_text(s: &Snapshot) -> String {
         c.egid,
         c.sgid,
         c.egid,
+        groups = groups_text(&c.groups),
         comm = s.comm(),
         state = state.name(),
         tgid = s.vtgid,
@@ -874,15 +890,19 @@ fn status_text(s: &Snapshot) -> String {
         out,
         "Threads:\t{threads}\nSigQ:\t0/{sigq}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\n\
          SigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
-         CapInh:\t0000000000000000\nCapPrm:\t{cap:016x}\nCapEff:\t{cap:016x}\n\
-         CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n\
+         CapInh:\t{inh:016x}\nCapPrm:\t{prm:016x}\nCapEff:\t{eff:016x}\n\
+         CapBnd:\t{bnd:016x}\nCapAmb:\t{amb:016x}\nNoNewPrivs:\t0\nSeccomp:\t0\n\
          Seccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
          Cpus_allowed:\t{mask:x}\nCpus_allowed_list:\t0-{lastcpu}\nMems_allowed:\t1\n\
          Mems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         threads = s.threads.len().max(1),
         sigq = s.tg.limits.lock().unwrap()[libc::RLIMIT_SIGPENDING as usize].cur,
         blocked = s.sigmask(),
-        cap = if c.euid == 0 { 0x1ff_ffff_ffffu64 } else { 0 },
+        inh = c.caps.inheritable.0,
+        prm = c.caps.permitted.0,
+        eff = c.caps.effective.0,
+        bnd = c.caps.bounding.0,
+        amb = c.caps.ambient.0,
         mask = (1u128 << host_info().ncpu.min(127)) - 1,
         lastcpu = host_info().ncpu - 1,
     );

@@ -3,8 +3,12 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
-use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec};
+use oci_spec::runtime::{
+    Capabilities, LinuxCapabilities, LinuxNamespaceType, Mount, Process, Spec,
+};
+use sentry::boot::loader::{
+    ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
+};
 use sentry::boot::{open_bind_source, SourceWalk};
 
 use crate::error::{Error, Result};
@@ -201,9 +205,26 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        capabilities: p.capabilities().as_ref().map(spec_capabilities),
         umask: user.umask(),
         terminal,
     })
+}
+
+/// `process.capabilities` by name, for the sentry to turn into its capability sets.
+fn spec_capabilities(c: &LinuxCapabilities) -> SpecCapabilities {
+    let names = |set: &Option<Capabilities>| -> Vec<String> {
+        let mut v: Vec<String> = set.iter().flatten().map(ToString::to_string).collect();
+        v.sort();
+        v
+    };
+    SpecCapabilities {
+        bounding: names(c.bounding()),
+        effective: names(c.effective()),
+        permitted: names(c.permitted()),
+        inheritable: names(c.inheritable()),
+        ambient: names(c.ambient()),
+    }
 }
 
 /// The exec process spec containerd sends (JSON of an OCI `Process`).
@@ -248,6 +269,19 @@ mod tests {
         );
         assert_eq!(p.cwd, "/tmp");
         assert_eq!(p.env, ["PATH=/bin"]);
+    }
+
+    #[test]
+    fn capabilities_pass_by_name_and_their_absence_is_none() {
+        assert_eq!(exec_process(PROCESS.as_bytes()).unwrap().capabilities, None);
+        let json = r#"{"user":{"uid":0,"gid":0},"args":["/bin/true"],"cwd":"/",
+            "capabilities":{"bounding":["CAP_KILL","CAP_CHOWN"],"effective":["CAP_CHOWN"],
+            "permitted":["CAP_CHOWN"]}}"#;
+        let caps = exec_process(json.as_bytes()).unwrap().capabilities.unwrap();
+        assert_eq!(caps.bounding, ["CHOWN", "KILL"]);
+        assert_eq!(caps.effective, ["CHOWN"]);
+        assert_eq!(caps.permitted, ["CHOWN"]);
+        assert!(caps.inheritable.is_empty() && caps.ambient.is_empty());
     }
 
     #[test]

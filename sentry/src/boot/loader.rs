@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Creds;
+use crate::auth::{CapSet, Caps, Creds};
 use crate::kernel::signal::SigInfo;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
@@ -106,8 +106,42 @@ pub struct ProcessSpec {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// `process.capabilities`: capability names per set. None: the default, every
+    /// capability for root and none for other users.
+    #[serde(default)]
+    pub capabilities: Option<SpecCapabilities>,
     pub umask: Option<u32>,
     pub terminal: bool,
+}
+
+/// The capability sets of an OCI process spec, by name (`CAP_CHOWN`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecCapabilities {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+impl SpecCapabilities {
+    /// The sets as bit sets; unknown names are left out with a warning.
+    fn caps(&self) -> Caps {
+        let set = |names: &[String]| {
+            let (set, unknown) = CapSet::from_names(names);
+            if !unknown.is_empty() {
+                log::warn!("unknown capabilities in the spec, left out: {unknown:?}");
+            }
+            set
+        };
+        Caps {
+            bounding: set(&self.bounding),
+            effective: set(&self.effective),
+            permitted: set(&self.permitted),
+            inheritable: set(&self.inheritable),
+            ambient: set(&self.ambient),
+        }
+    }
 }
 
 /// A container as the sandbox needs it.
@@ -759,14 +793,12 @@ impl Loader {
             }
             None
         };
-        let creds = Creds {
-            uid: spec.uid,
-            euid: spec.uid,
-            suid: spec.uid,
-            gid: spec.gid,
-            egid: spec.gid,
-            sgid: spec.gid,
-        };
+        let mut creds = Creds::new(spec.uid, spec.gid, &spec.additional_gids, CapSet::FULL);
+        if let Some(c) = &spec.capabilities {
+            // As runc: the spec's sets are installed, then the program's execve transforms
+            // them (root gets its bounding set permitted, others keep only ambient ones).
+            creds = creds.with_spec_caps(c.caps()).after_exec();
+        }
         let started = super::start_process(
             &self.kernel,
             super::ProcessArgs {
@@ -921,6 +953,17 @@ mod tests {
     /// Creates and starts container `id` running `script` under busybox sh on the host's
     /// `/`; returns the read end of its stdout.
     fn run(loader: &Arc<Loader>, id: &str, ns: PidNamespaceSpec, script: &str) -> OwnedFd {
+        let process = spec(&["/bin/busybox", "sh", "-c", script]);
+        run_process(loader, id, ns, process)
+    }
+
+    /// [`run`] for a prepared process spec.
+    fn run_process(
+        loader: &Arc<Loader>,
+        id: &str,
+        ns: PidNamespaceSpec,
+        process: ProcessSpec,
+    ) -> OwnedFd {
         let root = super::super::sandbox::RootFs::open(std::path::Path::new("/"))
             .unwrap()
             .into_fd();
@@ -928,7 +971,7 @@ mod tests {
         let c = ContainerSpec {
             rootfs: "/".into(),
             hostname: None,
-            process: spec(&["/bin/busybox", "sh", "-c", script]),
+            process,
             mounts: Vec::new(),
             pid_namespace: ns,
         };
@@ -956,6 +999,55 @@ mod tests {
             }
         }
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn the_specs_capabilities_and_groups_reach_the_process() {
+        if !std::path::Path::new("/bin/busybox").is_file() {
+            println!("SKIPPED: no static /bin/busybox");
+            return;
+        }
+        let loader = Loader::new(&LoaderConfig {
+            platform: "ptrace".into(),
+            strace: false,
+            isolation: Isolation::None,
+            seccomp: None,
+            control_channel: false,
+            test_seccomp_violation: false,
+        })
+        .unwrap();
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut process = spec(&[
+            "/bin/busybox",
+            "grep",
+            "-E",
+            "^(Groups|Cap)",
+            "/proc/self/status",
+        ]);
+        process.additional_gids = vec![20, 10];
+        process.capabilities = Some(SpecCapabilities {
+            bounding: names(&["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+            effective: names(&["CAP_CHOWN"]),
+            permitted: names(&["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]),
+            inheritable: names(&["CAP_NET_BIND_SERVICE"]),
+            ambient: names(&["CAP_NET_BIND_SERVICE", "CAP_KILL"]),
+        });
+        let out = run_process(&loader, "caps", PidNamespaceSpec::New, process);
+        let text = read_until(&out, "CapAmb");
+        // After the execve of grep as root: permitted is bounding | inheritable, effective
+        // the same; the ambient CAP_KILL was dropped as neither permitted nor inheritable.
+        assert_eq!(
+            text.lines().take(5).collect::<Vec<_>>(),
+            [
+                "Groups:\t10 20 ",
+                "CapInh:\t0000000000000400",
+                "CapPrm:\t0000000000000421",
+                "CapEff:\t0000000000000421",
+                "CapBnd:\t0000000000000421",
+            ],
+            "{text:?}"
+        );
+        assert!(text.contains("CapAmb:\t0000000000000400"), "{text:?}");
     }
 
     #[test]

@@ -87,8 +87,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         if f & CLONE_THREAD != 0 {
             return Err(Errno::EINVAL);
         }
-        // CAP_SYS_ADMIN: root in the sandbox.
-        if t.creds.euid != 0 {
+        if !t.creds.has_cap(crate::auth::cap::SYS_ADMIN) {
             return Err(Errno::EPERM);
         }
         if t.tg.pidns.level() >= MAX_PIDNS_LEVEL {
@@ -189,7 +188,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         mm,
         cpu,
         fds,
-        creds: t.creds,
+        creds: t.creds.clone(),
         fs: if f & CLONE_FS != 0 {
             t.fs.clone()
         } else {

@@ -23,12 +23,12 @@ impl ProcessGroups for Kernel {
 
 impl vfs::Context for Task {
     fn creds(&self) -> Creds {
-        self.creds
+        self.creds.clone()
     }
 
     fn caller(&self) -> Caller {
         Caller {
-            creds: self.creds,
+            creds: self.creds.clone(),
             task: Some(TaskIds {
                 tid: self.tid,
                 tgid: self.tg.tgid,

@@ -90,6 +90,7 @@ pub fn execve(
     let posix_timers = std::mem::take(&mut t.tg.timers.lock().unwrap().posix);
     drop(posix_timers);
     t.altstack = DISABLED_ALTSTACK;
+    t.creds = t.creds.after_exec();
     t.cpu = CpuState::new(loaded.entry, loaded.sp);
     let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
     *t.handle.comm.lock().unwrap() = base[..base.len().min(15)].to_vec();

@@ -256,7 +256,7 @@ impl Task {
             mm: init.mm.clone(),
             fds: init.fds.clone(),
             fs: init.fs.clone(),
-            creds: init.creds,
+            creds: init.creds.clone(),
         });
         let name = format!("task-{}", init.handle.tid);
         std::thread::Builder::new()
@@ -705,14 +705,14 @@ impl Task {
             mm: self.mm.clone(),
             fds: self.fds.clone(),
             fs: self.fs.clone(),
-            creds: self.creds,
+            creds: self.creds.clone(),
         });
     }
 
     /// Republishes the credentials (after a set*id system call).
     pub fn sync_creds(&self) {
         if let Some(view) = self.handle.view.lock().unwrap().as_mut() {
-            view.creds = self.creds;
+            view.creds = self.creds.clone();
         }
     }
 

@@ -8,7 +8,7 @@ use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
-use crate::vfs::inode::TimeSet;
+use crate::vfs::inode::{may_chown, TimeSet};
 use crate::vfs::inotify;
 use crate::vfs::{Dentry, FileType, SetAttr};
 
@@ -52,30 +52,36 @@ pub fn fchmodat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult 
     )
 }
 
-fn owner(uid: u32, gid: u32) -> SetAttr {
-    SetAttr {
-        uid: (uid != u32::MAX).then_some(uid),
-        gid: (gid != u32::MAX).then_some(gid),
-        ..SetAttr::default()
+/// The change of owner chown(2) asks for on `d`; EPERM unless the caller may make it.
+fn owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
+    let uid = (uid != u32::MAX).then_some(uid);
+    let gid = (gid != u32::MAX).then_some(gid);
+    if !may_chown(&d.inode.stat()?, &t.creds, uid, gid) {
+        return Err(Errno::EPERM);
     }
+    Ok(SetAttr {
+        uid,
+        gid,
+        ..SetAttr::default()
+    })
 }
 
 /// chown(2)
 pub fn chown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
     let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;
-    setattr(&d, owner(uid, gid))
+    setattr(&d, owner(t, &d, uid, gid)?)
 }
 
 /// lchown(2)
 pub fn lchown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
     let d = path_at(t, Fd(AT_FDCWD), path, AT_SYMLINK_NOFOLLOW)?.dentry()?;
-    setattr(&d, owner(uid, gid))
+    setattr(&d, owner(t, &d, uid, gid)?)
 }
 
 /// fchown(2)
 pub fn fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult {
     let d = fd_dentry(t, fd)?;
-    setattr(&d, owner(uid, gid))
+    setattr(&d, owner(t, &d, uid, gid)?)
 }
 
 /// fchownat(2)
@@ -91,7 +97,7 @@ pub fn fchownat(
         return Err(Errno::EINVAL);
     }
     let d = path_at(t, dirfd, path, flags.0)?.dentry()?;
-    setattr(&d, owner(uid, gid))
+    setattr(&d, owner(t, &d, uid, gid)?)
 }
 
 fn time_of(ts: Timespec) -> Result<Option<TimeSet>, Errno> {

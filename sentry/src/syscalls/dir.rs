@@ -60,7 +60,7 @@ pub fn fchdir(t: &mut Task, fd: Fd) -> SysResult {
 
 /// chroot(2)
 pub fn chroot(t: &mut Task, path: PathArg) -> SysResult {
-    if t.creds.euid != 0 {
+    if !t.creds.has_cap(crate::auth::cap::SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
     let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;

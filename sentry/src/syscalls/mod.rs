@@ -31,9 +31,11 @@
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
 //! | futex | `futex.rs` |
 //! | uname, sysinfo, getrandom | `info.rs` |
-//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, scheduling; credentials | `process.rs` |
+//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, scheduling | `process.rs` |
+//! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod attr;
+mod creds;
 mod dir;
 mod fd;
 mod futex;
@@ -277,26 +279,28 @@ syscall_table! {
         98 getrusage(who: i32, usage: UserAddr) => process::getrusage, Partial("CPU times and a sampled ru_maxrss only; user time is wall time in the application");
         99 sysinfo(info: UserAddr) => info::sysinfo, Full;
         100 times(buf: UserAddr) => process::times, Partial("user time is wall time in the application");
-        102 getuid() => process::getuid, Full;
-        104 getgid() => process::getgid, Full;
-        105 setuid(uid: u32) => process::setuid, Full;
-        106 setgid(gid: u32) => process::setgid, Full;
-        107 geteuid() => process::geteuid, Full;
-        108 getegid() => process::getegid, Full;
+        102 getuid() => creds::getuid, Full;
+        104 getgid() => creds::getgid, Full;
+        105 setuid(uid: u32) => creds::setuid, Full;
+        106 setgid(gid: u32) => creds::setgid, Full;
+        107 geteuid() => creds::geteuid, Full;
+        108 getegid() => creds::getegid, Full;
         109 setpgid(pid: i32, pgid: i32) => process::setpgid, Full;
         110 getppid() => process::getppid, Full;
         111 getpgrp() => process::getpgrp, Full;
         112 setsid() => process::setsid, Full;
-        113 setreuid(ruid: u32, euid: u32) => process::setreuid, Full;
-        114 setregid(rgid: u32, egid: u32) => process::setregid, Full;
-        115 getgroups(size: i32, list: UserAddr) => process::getgroups, Full;
-        116 setgroups(size: i32, list: UserAddr) => process::setgroups, Partial("only an empty list");
-        117 setresuid(ruid: u32, euid: u32, suid: u32) => process::setresuid, Full;
-        118 getresuid(ruid: UserAddr, euid: UserAddr, suid: UserAddr) => process::getresuid, Full;
-        119 setresgid(rgid: u32, egid: u32, sgid: u32) => process::setresgid, Full;
-        120 getresgid(rgid: UserAddr, egid: UserAddr, sgid: UserAddr) => process::getresgid, Full;
+        113 setreuid(ruid: u32, euid: u32) => creds::setreuid, Full;
+        114 setregid(rgid: u32, egid: u32) => creds::setregid, Full;
+        115 getgroups(size: i32, list: UserAddr) => creds::getgroups, Full;
+        116 setgroups(size: i32, list: UserAddr) => creds::setgroups, Full;
+        117 setresuid(ruid: u32, euid: u32, suid: u32) => creds::setresuid, Full;
+        118 getresuid(ruid: UserAddr, euid: UserAddr, suid: UserAddr) => creds::getresuid, Full;
+        119 setresgid(rgid: u32, egid: u32, sgid: u32) => creds::setresgid, Full;
+        120 getresgid(rgid: UserAddr, egid: UserAddr, sgid: UserAddr) => creds::getresgid, Full;
         121 getpgid(pid: i32) => process::getpgid, Full;
         124 getsid(pid: i32) => process::getsid, Full;
+        125 capget(hdr: UserAddr, data: UserAddr) => creds::capget, Full;
+        126 capset(hdr: UserAddr, data: UserAddr) => creds::capset, Full;
         127 rt_sigpending(set: UserAddr, sigsetsize: usize) => signal::rt_sigpending, Full;
         128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, sigsetsize: usize) => signal::rt_sigtimedwait, Full;
         129 rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr) => signal::rt_sigqueueinfo, Full;
@@ -305,7 +309,7 @@ syscall_table! {
         133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
-        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, dumpable, keepcaps");
+        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, dumpable, capability bounding and ambient sets, keepcaps, securebits");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
         161 chroot(path: PathArg) => dir::chroot, Full;
@@ -482,10 +486,6 @@ pub fn dispatch(t: &mut Task) {
             Err(Errno::ENOSYS)
         }
     };
-    // setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid.
-    if matches!(nr, 105 | 106 | 113 | 114 | 117 | 119 | 122 | 123) {
-        t.sync_creds();
-    }
     if let Some(line) = entry {
         let res = match result {
             Ok(v) if v < 0x10000 => v.to_string(),

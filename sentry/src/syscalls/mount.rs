@@ -42,7 +42,7 @@ const UMOUNT_NOFOLLOW: i32 = libc::UMOUNT_NOFOLLOW;
 
 /// Mounting needs CAP_SYS_ADMIN, which root in the sandbox has.
 fn check_admin(t: &Task) -> Result<(), Errno> {
-    if t.creds.euid == 0 {
+    if t.creds.has_cap(crate::auth::cap::SYS_ADMIN) {
         Ok(())
     } else {
         Err(Errno::EPERM)

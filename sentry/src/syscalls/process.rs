@@ -1,5 +1,5 @@
 //! Processes: identity, clone/fork/vfork, execve, exit, wait, process groups and sessions,
-//! credentials, limits, prctl, arch_prctl.
+//! limits, prctl (its capability options are in `creds`), arch_prctl.
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
@@ -29,34 +29,6 @@ pub fn getppid(t: &mut Task) -> SysResult {
         .get(&t.tg.tgid)
         .map_or(0, |p| p.parent);
     Ok(t.vpid_of(parent) as u64)
-}
-
-/// getuid(2)
-pub fn getuid(t: &mut Task) -> SysResult {
-    Ok(t.creds.uid as u64)
-}
-
-/// geteuid(2)
-pub fn geteuid(t: &mut Task) -> SysResult {
-    Ok(t.creds.euid as u64)
-}
-
-/// getgid(2)
-pub fn getgid(t: &mut Task) -> SysResult {
-    Ok(t.creds.gid as u64)
-}
-
-/// getegid(2)
-pub fn getegid(t: &mut Task) -> SysResult {
-    Ok(t.creds.egid as u64)
-}
-
-/// getgroups(2): tasks have no supplementary groups yet.
-pub fn getgroups(_t: &mut Task, size: i32, _list: UserAddr) -> SysResult {
-    if size < 0 {
-        return Err(Errno::EINVAL);
-    }
-    Ok(0)
 }
 
 /// exit(2)
@@ -163,7 +135,7 @@ pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr)
         if n.cur > n.max {
             return Err(Errno::EINVAL);
         }
-        if n.max > cur.max && t.creds.euid != 0 {
+        if n.max > cur.max && !t.creds.has_cap(crate::auth::cap::SYS_RESOURCE) {
             return Err(Errno::EPERM);
         }
         if r == libc::RLIMIT_NOFILE as usize && n.max > 1 << 20 {
@@ -581,129 +553,11 @@ pub fn times(t: &mut Task, buf: UserAddr) -> SysResult {
     Ok(ticks)
 }
 
-fn check_id(t: &Task, id: u32, allowed: [u32; 3]) -> Result<(), Errno> {
-    if t.creds.euid == 0 || allowed.contains(&id) {
-        Ok(())
-    } else {
-        Err(Errno::EPERM)
-    }
-}
-
-/// setuid(2)
-pub fn setuid(t: &mut Task, uid: u32) -> SysResult {
-    let c = t.creds;
-    if c.euid == 0 {
-        t.creds.uid = uid;
-        t.creds.euid = uid;
-        t.creds.suid = uid;
-    } else {
-        check_id(t, uid, [c.uid, c.suid, c.uid])?;
-        t.creds.euid = uid;
-    }
-    Ok(0)
-}
-
-/// setgid(2)
-pub fn setgid(t: &mut Task, gid: u32) -> SysResult {
-    let c = t.creds;
-    if c.euid == 0 {
-        t.creds.gid = gid;
-        t.creds.egid = gid;
-        t.creds.sgid = gid;
-    } else {
-        check_id(t, gid, [c.gid, c.sgid, c.gid])?;
-        t.creds.egid = gid;
-    }
-    Ok(0)
-}
-
-/// setresuid(2)
-pub fn setresuid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
-    let c = t.creds;
-    let allowed = [c.uid, c.euid, c.suid];
-    for id in [r, e, s] {
-        if id != u32::MAX {
-            check_id(t, id, allowed)?;
-        }
-    }
-    if r != u32::MAX {
-        t.creds.uid = r;
-    }
-    if e != u32::MAX {
-        t.creds.euid = e;
-    }
-    if s != u32::MAX {
-        t.creds.suid = s;
-    }
-    Ok(0)
-}
-
-/// setresgid(2)
-pub fn setresgid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
-    let c = t.creds;
-    let allowed = [c.gid, c.egid, c.sgid];
-    for id in [r, e, s] {
-        if id != u32::MAX && c.euid != 0 && !allowed.contains(&id) {
-            return Err(Errno::EPERM);
-        }
-    }
-    if r != u32::MAX {
-        t.creds.gid = r;
-    }
-    if e != u32::MAX {
-        t.creds.egid = e;
-    }
-    if s != u32::MAX {
-        t.creds.sgid = s;
-    }
-    Ok(0)
-}
-
-/// setreuid(2)
-pub fn setreuid(t: &mut Task, r: u32, e: u32) -> SysResult {
-    setresuid(t, r, e, u32::MAX)
-}
-
-/// setregid(2)
-pub fn setregid(t: &mut Task, r: u32, e: u32) -> SysResult {
-    setresgid(t, r, e, u32::MAX)
-}
-
-/// getresuid(2)
-pub fn getresuid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResult {
-    let c = t.creds;
-    t.mm.write_obj(r, &c.uid)?;
-    t.mm.write_obj(e, &c.euid)?;
-    t.mm.write_obj(s, &c.suid)?;
-    Ok(0)
-}
-
-/// getresgid(2)
-pub fn getresgid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResult {
-    let c = t.creds;
-    t.mm.write_obj(r, &c.gid)?;
-    t.mm.write_obj(e, &c.egid)?;
-    t.mm.write_obj(s, &c.sgid)?;
-    Ok(0)
-}
-
-/// setgroups(2): only root may call it; supplementary groups are not kept yet, so only an
-/// empty list is accepted.
-pub fn setgroups(t: &mut Task, size: i32, _list: UserAddr) -> SysResult {
-    if t.creds.euid != 0 {
-        return Err(Errno::EPERM);
-    }
-    if !(0..=65536).contains(&size) {
-        return Err(Errno::EINVAL);
-    }
-    if size != 0 {
-        return Err(Errno::EINVAL);
-    }
-    Ok(0)
-}
-
 /// prctl(2): the common options.
-pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64) -> SysResult {
+pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResult {
+    if let Some(r) = super::creds::prctl_caps(t, option, [arg2, arg3, arg4, arg5]) {
+        return r;
+    }
     match option {
         libc::PR_SET_NAME => {
             let name = t.mm.read_cstring(UserAddr(arg2), 16).or_else(|e| {
@@ -773,9 +627,6 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, _a3: u64, _a4: u64, _a5: u64)
             }
             Ok(0)
         }
-        libc::PR_GET_KEEPCAPS => Ok(0),
-        libc::PR_SET_KEEPCAPS if arg2 <= 1 => Ok(0),
-        libc::PR_CAPBSET_READ => Ok(if arg2 <= 40 { 1 } else { 0 }),
         _ => Err(Errno::EINVAL),
     }
 }

@@ -9,6 +9,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::fd::nofile_limit;
 use super::Fd;
 use crate::abi::{Errno, SysResult};
+use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::net::{self, InMessage, IoFlags, OutMessage, Ucred};
@@ -424,13 +425,12 @@ fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Resu
             (libc::SOL_SOCKET, SCM_CREDENTIALS) => {
                 let mut c = Ucred::read_from_prefix(data).map_err(|_| Errno::EINVAL)?.0;
                 let cr = &t.creds;
-                let root = cr.euid == 0;
                 // The pid is the sender's view; the sentry keeps it global.
                 let global = t.lookup_pid(c.pid);
-                let pid_ok = global == Some(t.tg.tgid) || root;
+                let pid_ok = global == Some(t.tg.tgid) || cr.has_cap(cap::SYS_ADMIN);
                 c.pid = global.unwrap_or(0);
-                let uid_ok = [cr.uid, cr.euid, cr.suid].contains(&c.uid) || root;
-                let gid_ok = [cr.gid, cr.egid, cr.sgid].contains(&c.gid) || root;
+                let uid_ok = [cr.uid, cr.euid, cr.suid].contains(&c.uid) || cr.has_cap(cap::SETUID);
+                let gid_ok = [cr.gid, cr.egid, cr.sgid].contains(&c.gid) || cr.has_cap(cap::SETGID);
                 if !(pid_ok && uid_ok && gid_ok) {
                     return Err(Errno::EPERM);
                 }

@@ -8,12 +8,12 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::abi::Errno;
-use crate::auth::Creds;
+use crate::auth::{cap, CapSet, Creds};
 use crate::vfs::{Context, FileOps, Stat};
 
 /// Who is asking: credentials for permission checks and, for `/proc`, the calling task's
 /// identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub creds: Creds,
     /// The calling task (None: the sentry itself).
@@ -33,10 +33,10 @@ impl Caller {
         t.caller()
     }
 
-    /// The sentry itself (boot, tests): root, no task.
+    /// The sentry itself (boot, tests): root with every capability, no task.
     pub fn kernel() -> Caller {
         Caller {
-            creds: Creds::default(),
+            creds: Creds::new(0, 0, &[], CapSet::FULL),
             task: None,
         }
     }
@@ -345,26 +345,44 @@ pub fn now() -> (i64, i64) {
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
-/// Whether `creds` may access a file with `st` for `mask` (R_OK=4, W_OK=2, X_OK=1), as
-/// generic_permission does (root passes read/write always, exec if any x bit or a directory).
-pub fn may_access(st: &Stat, creds: &Creds, mask: u32, use_real_ids: bool) -> bool {
-    let (uid, gid) = if use_real_ids {
-        (creds.uid, creds.gid)
-    } else {
-        (creds.euid, creds.egid)
-    };
-    if uid == 0 {
-        if mask & 1 == 0 || FileType::from_mode(st.mode) == FileType::Directory {
-            return true;
-        }
-        return st.mode & 0o111 != 0;
+/// Whether `creds` may give a file with `st` the owner `uid` and the group `gid` (None:
+/// unchanged), as Linux's chown_ok/chgrp_ok: with CAP_CHOWN anything; otherwise only the
+/// owner, keeping the owner and choosing one of its own groups.
+pub fn may_chown(st: &Stat, creds: &Creds, uid: Option<u32>, gid: Option<u32>) -> bool {
+    if creds.has_cap(cap::CHOWN) {
+        return true;
     }
-    let bits = if st.uid == uid {
+    let owner = creds.euid == st.uid;
+    let uid_ok = uid.is_none_or(|u| owner && u == st.uid);
+    let gid_ok = gid.is_none_or(|g| owner && (g == st.gid || creds.in_group(g)));
+    uid_ok && gid_ok
+}
+
+/// Whether `creds` may access a file with `st` for `mask` (R_OK=4, W_OK=2, X_OK=1), as
+/// generic_permission does: the owner, group (effective or supplementary) or other bits,
+/// then CAP_DAC_READ_SEARCH (reading files, reading and searching directories) and
+/// CAP_DAC_OVERRIDE (everything but executing a file without any x bit). `use_real_ids`
+/// checks as access(2) does, with the real IDs and root's capabilities.
+pub fn may_access(st: &Stat, creds: &Creds, mask: u32, use_real_ids: bool) -> bool {
+    if use_real_ids {
+        return may_access(st, &creds.for_real_ids(), mask, false);
+    }
+    let bits = if st.uid == creds.euid {
         (st.mode >> 6) & 7
-    } else if st.gid == gid {
+    } else if creds.in_group(st.gid) {
         (st.mode >> 3) & 7
     } else {
         st.mode & 7
     };
-    bits & mask == mask
+    if bits & mask == mask {
+        return true;
+    }
+    if FileType::from_mode(st.mode) == FileType::Directory {
+        return (mask & 2 == 0 && creds.has_cap(cap::DAC_READ_SEARCH))
+            || creds.has_cap(cap::DAC_OVERRIDE);
+    }
+    if mask == 4 && creds.has_cap(cap::DAC_READ_SEARCH) {
+        return true;
+    }
+    (mask & 1 == 0 || st.mode & 0o111 != 0) && creds.has_cap(cap::DAC_OVERRIDE)
 }

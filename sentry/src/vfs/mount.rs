@@ -285,6 +285,6 @@ impl FsContext {
     /// # Errors
     /// The walk's errors.
     pub fn resolve(&self, cx: &Caller, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
-        Resolver::new(*cx, self.root(), &self.ns).resolve(self.cwd(), path, true)
+        Resolver::new(cx.clone(), self.root(), &self.ns).resolve(self.cwd(), path, true)
     }
 }

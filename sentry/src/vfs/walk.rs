@@ -357,7 +357,7 @@ mod tests {
             .create(&cx, b"data", NewNode::Regular, attrs())
             .unwrap();
         ns.mount(b"/a/b/f", file.clone(), "tmpfs", "tmpfs", true);
-        let r = Resolver::new(cx, ns.root(), &ns);
+        let r = Resolver::new(cx.clone(), ns.root(), &ns);
         let d = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
         assert!(Arc::ptr_eq(&d.inode, &file));
         assert!(d.mount.readonly);
