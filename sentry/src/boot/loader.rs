@@ -168,6 +168,10 @@ pub enum PidNamespaceSpec {
     /// A new namespace under the sandbox's root namespace; the container's init is its PID 1.
     #[default]
     New,
+    /// The sandbox's root namespace, for `runsc-rs do`: the command is PID 1 there but, like a
+    /// program run on the host, not a namespace init that ignores handler-less signals sent
+    /// from inside (`kill -9 $$` and `timeout` behave as natively).
+    Root,
     /// The namespace of container `id` (the empty id: the sandbox's first container). When
     /// that is the container being created (the first one, or a pod's sandbox container
     /// naming itself), the namespace is new.
@@ -405,6 +409,7 @@ impl Loader {
         check_process(&spec.process)?;
         let pidns = match &spec.pid_namespace {
             PidNamespaceSpec::New => self.kernel.root_pidns.new_child(),
+            PidNamespaceSpec::Root => self.kernel.root_pidns.clone(),
             PidNamespaceSpec::Share(other) => {
                 let mut inner = self.lock();
                 let other = match (other.as_str(), &inner.first) {

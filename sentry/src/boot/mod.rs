@@ -548,7 +548,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
             ..ProcessSpec::default()
         },
         mounts,
-        pid_namespace: PidNamespaceSpec::New,
+        pid_namespace: PidNamespaceSpec::Root,
     };
     loader.create_container(DO_CONTAINER, spec, ContainerFds { rootfs, binds }, stdio)?;
     loader.start_container(DO_CONTAINER)?;

@@ -221,8 +221,11 @@ impl Tree {
             let blocked = probe
                 .and_then(|tid| s.threads.get(&tid))
                 .is_some_and(|t| t.mask & bit(sig) != 0);
-            let dropped = (!blocked && signal::is_ignored(sig, &act))
-                || (unkillable && act.handler == signal::SIG_DFL && !from_kernel);
+            // Blocked signals are never dropped (Linux's sig_ignored): the handler may change
+            // before they are unblocked, and sigtimedwait/signalfd take them while blocked.
+            let dropped = !blocked
+                && (signal::is_ignored(sig, &act)
+                    || (unkillable && act.handler == signal::SIG_DFL && !from_kernel));
             if !dropped {
                 let receiver = match target {
                     Some(tid) => {
@@ -644,6 +647,13 @@ mod tests {
             false,
         );
         assert!(t.procs[&ia].tg.sig().shared.set() == 0);
+        // ...unless init blocks it: blocked signals are queued (for sigtimedwait, signalfd).
+        let tg = t.procs[&ia].tg.clone();
+        for th in tg.sig().threads.values_mut() {
+            th.mask = bit(libc::SIGTERM);
+        }
+        t.send_group(&tg, SigInfo::kernel(libc::SIGTERM), false);
+        assert!(tg.sig().shared.set() & bit(libc::SIGTERM) != 0);
         t.send_group(
             &t.procs[&ia].tg.clone(),
             SigInfo::kernel(libc::SIGKILL),
