@@ -89,18 +89,24 @@ impl PipeEnd {
     }
 }
 
-/// Copies the front of `buf` into `dst`; returns how much `dst` took.
+/// Copies the front of `buf` into `dst`, as much as `dst` wants; returns the count.
 ///
 /// # Errors
-/// EFAULT when `dst` took nothing.
+/// EFAULT when `dst` faulted before taking all of it: as Linux does for the pipe buffer it
+/// was copying, the pipe then keeps those bytes (whatever reached the reader's memory too).
 fn copy_out(buf: &VecDeque<u8>, dst: &mut dyn IoDst) -> Result<usize, Errno> {
+    let want = buf.len().min(dst.remaining());
     let (a, b) = buf.as_slices();
-    let n = dst.copy_from(a)?;
-    if n < a.len() || b.is_empty() {
-        return Ok(n);
+    let a = &a[..want.min(a.len())];
+    let b = &b[..want - a.len()];
+    let mut n = dst.copy_from(a)?;
+    if n == a.len() && !b.is_empty() {
+        n += dst.copy_from(b)?;
     }
-    // The second piece only adds to a copy that already moved bytes: a fault now ends it.
-    Ok(n + dst.copy_from(b).unwrap_or(0))
+    if n < want {
+        return Err(Errno::EFAULT);
+    }
+    Ok(n)
 }
 
 impl FileOps for PipeEnd {
@@ -174,14 +180,15 @@ impl FileOps for PipeEnd {
             while room > 0 && written < total {
                 let want = room.min(total - written).min(chunk.len());
                 match src.copy_to(&mut chunk[..want]) {
+                    // As Linux, a chunk that faulted part-way is not written.
+                    Ok(c) if c < want => {
+                        fault = Some(Errno::EFAULT);
+                        break;
+                    }
                     Ok(c) => {
                         s.buf.extend(&chunk[..c]);
                         written += c;
                         room -= c;
-                        if c < want {
-                            fault = Some(Errno::EFAULT);
-                            break;
-                        }
                     }
                     Err(e) => {
                         fault = Some(e);
