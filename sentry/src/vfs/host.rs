@@ -168,9 +168,30 @@ impl FileOps for HostFile {
         if !self.waits {
             return retry_eintr(|| src.write_host(self.fd.as_fd(), offset, false));
         }
-        self.when_ready(t, f, PollFlags::POLLOUT, &mut |nowait| {
-            src.write_host(self.fd.as_fd(), offset, nowait)
-        })
+        // A blocking write to a pipe or terminal completes unless a signal interrupts it;
+        // the host took only what fitted each time it was ready.
+        let nonblocking = f.flags() & libc::O_NONBLOCK as u32 != 0;
+        let mut written = 0usize;
+        loop {
+            let r = self.when_ready(t, f, PollFlags::POLLOUT, &mut |nowait| {
+                src.write_host(self.fd.as_fd(), offset, nowait)
+            });
+            match r {
+                Ok(n) => {
+                    written += n;
+                    if n == 0 || nonblocking || src.remaining() == 0 {
+                        return Ok(written);
+                    }
+                }
+                Err(e) if written > 0 => {
+                    if e == Errno::EINTR {
+                        t.clear_restart();
+                    }
+                    return Ok(written);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn ioctl(&self, t: &mut dyn Context, _f: &OpenFile, cmd: u32, arg: u64) -> SysResult {
