@@ -314,12 +314,14 @@ impl<'a> UserIo<'a> {
     }
 
     /// Translates up to `max` bytes from the current position into memory-file pieces (up
-    /// to the first unmapped or forbidden page) and hands them to `f`, which returns how
-    /// many bytes it moved; the position advances by that.
+    /// to the first unmapped or forbidden page, and at most `max_pieces` of them) and hands
+    /// them to `f`, which returns how many bytes it moved; the position advances by that.
+    /// Only a fault or `max_pieces` makes the pieces cover less than `max`.
     fn transfer(
         &mut self,
         max: usize,
         write: bool,
+        max_pieces: usize,
         f: impl FnOnce(&MemoryFile, &[(u64, usize)]) -> Result<usize, Errno>,
     ) -> Result<usize, Errno> {
         let want = max.min(self.remaining);
@@ -329,7 +331,7 @@ impl<'a> UserIo<'a> {
         let mut pieces: Vec<(u64, usize)> = Vec::new();
         let mut i = self.mm.lock();
         let (mut idx, mut pos, mut got) = (self.idx, self.pos, 0usize);
-        'outer: while got < want && idx < self.iovs.len() && pieces.len() < MAX_HOST_IOVECS {
+        'outer: while got < want && idx < self.iovs.len() && pieces.len() < max_pieces {
             let iov = self.iovs[idx];
             while pos < iov.len && got < want {
                 let addr = iov.base + pos;
@@ -345,7 +347,7 @@ impl<'a> UserIo<'a> {
                 }
                 pos += n as u64;
                 got += n;
-                if pieces.len() == MAX_HOST_IOVECS {
+                if pieces.len() == max_pieces {
                     break 'outer;
                 }
             }
@@ -392,7 +394,7 @@ impl IoDst for UserIo<'_> {
         if src.is_empty() {
             return Ok(0);
         }
-        self.transfer(src.len(), true, |mf, pieces| {
+        self.transfer(src.len(), true, usize::MAX, |mf, pieces| {
             let mut done = 0usize;
             for &(off, len) in pieces {
                 mf.write(off, &src[done..done + len]);
@@ -411,7 +413,7 @@ impl IoDst for UserIo<'_> {
         if len == 0 {
             return Ok(0);
         }
-        self.transfer(len, true, |mf, pieces| {
+        self.transfer(len, true, usize::MAX, |mf, pieces| {
             let mut done = 0usize;
             for &(to, n) in pieces {
                 copy_between(from, off + done as u64, mf, to, n);
@@ -427,7 +429,7 @@ impl IoDst for UserIo<'_> {
         file_off: Option<u64>,
         nowait: bool,
     ) -> Result<usize, Errno> {
-        self.transfer(usize::MAX, true, |mf, pieces| {
+        self.transfer(usize::MAX, true, MAX_HOST_IOVECS, |mf, pieces| {
             mf.read_host(fd, file_off, pieces, nowait).map_err(host_err)
         })
     }
@@ -442,7 +444,7 @@ impl IoSrc for UserIo<'_> {
         if dst.is_empty() {
             return Ok(0);
         }
-        self.transfer(dst.len(), false, |mf, pieces| {
+        self.transfer(dst.len(), false, usize::MAX, |mf, pieces| {
             let mut done = 0usize;
             for &(off, len) in pieces {
                 mf.read(off, &mut dst[done..done + len]);
@@ -456,7 +458,7 @@ impl IoSrc for UserIo<'_> {
         if len == 0 {
             return Ok(0);
         }
-        self.transfer(len, false, |mf, pieces| {
+        self.transfer(len, false, usize::MAX, |mf, pieces| {
             let mut done = 0usize;
             for &(from, n) in pieces {
                 copy_between(mf, from, to, off + done as u64, n);
@@ -472,9 +474,93 @@ impl IoSrc for UserIo<'_> {
         file_off: Option<u64>,
         nowait: bool,
     ) -> Result<usize, Errno> {
-        self.transfer(usize::MAX, false, |mf, pieces| {
+        self.transfer(usize::MAX, false, MAX_HOST_IOVECS, |mf, pieces| {
             mf.write_host(fd, file_off, pieces, nowait)
                 .map_err(host_err)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::abi::PAGE_SIZE;
+    use crate::mm::{MmapRequest, Perms, Placement, VmaKind};
+
+    /// An address space that accepts every mapping (only the mm's bookkeeping matters).
+    struct NullSpace;
+
+    impl platform::AddressSpace for NullSpace {
+        fn map(&self, _: u64, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+            Ok(())
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn release(&self) {}
+    }
+
+    const ADDR: u64 = 0x40_0000;
+
+    /// Two pages at [`ADDR`]: the first read-write, the second inaccessible.
+    fn good_then_bad() -> MemoryManager {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let mm = MemoryManager::new(mf, Arc::new(NullSpace));
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(ADDR),
+            len: 2 * PAGE_SIZE,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .unwrap();
+        mm.mprotect(ADDR + PAGE_SIZE, PAGE_SIZE, Perms::NONE)
+            .unwrap();
+        mm
+    }
+
+    #[test]
+    fn copies_stop_at_the_first_bad_page_and_fault_only_when_nothing_moved() {
+        let mm = good_then_bad();
+        let mut dst = UserIo::single(&mm, UserAddr(ADDR + PAGE_SIZE - 6), 10, usize::MAX);
+        assert_eq!(dst.copy_from(b"0123456789"), Ok(6));
+        assert_eq!(IoDst::remaining(&dst), 4);
+        assert_eq!(dst.copy_from(b"6789"), Err(Errno::EFAULT));
+        let mut back = [0u8; 6];
+        mm.copy_in(ADDR + PAGE_SIZE - 6, &mut back).unwrap();
+        assert_eq!(&back, b"012345");
+
+        // Two iovecs: the second starts on the bad page.
+        let iovs = vec![
+            Iovec { base: ADDR, len: 3 },
+            Iovec {
+                base: ADDR + PAGE_SIZE,
+                len: 3,
+            },
+        ];
+        let mut src = UserIo::new(&mm, iovs, usize::MAX);
+        let mut out = [0u8; 6];
+        assert_eq!(src.copy_to(&mut out), Ok(3));
+        assert_eq!(src.copy_to(&mut out), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn a_host_read_into_a_bad_buffer_leaves_the_data_in_the_host_pipe() {
+        let mm = good_then_bad();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        nix::unistd::write(&w, b"0123456789").unwrap();
+        let mut bad = UserIo::single(&mm, UserAddr(ADDR + PAGE_SIZE), 10, usize::MAX);
+        assert_eq!(bad.read_host(r.as_fd(), None, true), Err(Errno::EFAULT));
+        let mut good = UserIo::single(&mm, UserAddr(ADDR), 64, usize::MAX);
+        assert_eq!(good.read_host(r.as_fd(), None, true), Ok(10));
+        let mut back = [0u8; 10];
+        mm.copy_in(ADDR, &mut back).unwrap();
+        assert_eq!(&back, b"0123456789");
+        // Empty now: a no-wait read says so instead of blocking.
+        assert_eq!(good.read_host(r.as_fd(), None, true), Err(Errno::EAGAIN));
     }
 }
