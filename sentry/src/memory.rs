@@ -279,6 +279,85 @@ impl MemoryFile {
         Ok(done)
     }
 
+    /// Host iovecs over the memory-file `ranges` ((offset, length) pairs).
+    fn host_iovecs(&self, ranges: &[(u64, usize)]) -> Vec<libc::iovec> {
+        ranges
+            .iter()
+            .map(|&(off, len)| {
+                self.check(off, len);
+                libc::iovec {
+                    // SAFETY: `[off, off+len)` is within the mapping (checked just above).
+                    iov_base: unsafe { self.base.add(off as usize) }.cast(),
+                    iov_len: len,
+                }
+            })
+            .collect()
+    }
+
+    /// One host `preadv2` of `fd` (at `file_off`, or at the fd's own offset with None) straight
+    /// into the memory-file `ranges`; returns the bytes read. With `nowait` the host returns
+    /// EAGAIN instead of blocking (EOPNOTSUPP where the file cannot say).
+    ///
+    /// # Errors
+    /// The host's errors (EINTR included: the caller decides whether to retry).
+    pub fn read_host(
+        &self,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        ranges: &[(u64, usize)],
+        nowait: bool,
+    ) -> std::io::Result<usize> {
+        let iov = self.host_iovecs(ranges);
+        let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+        // SAFETY: every iovec lies in the shared mapping (checked by `host_iovecs`); the host
+        // writes into it like any other writer of shared application memory.
+        let r = unsafe {
+            libc::preadv2(
+                fd.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                file_off.map_or(-1, |o| o as libc::off_t),
+                flags,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
+    /// One host `pwritev2` to `fd` (at `file_off`, or at the fd's own offset) straight from
+    /// the memory-file `ranges`; returns the bytes written. `nowait` as for
+    /// [`MemoryFile::read_host`].
+    ///
+    /// # Errors
+    /// The host's errors (EINTR included).
+    pub fn write_host(
+        &self,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        ranges: &[(u64, usize)],
+        nowait: bool,
+    ) -> std::io::Result<usize> {
+        let iov = self.host_iovecs(ranges);
+        let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+        // SAFETY: every iovec lies in the shared mapping (checked by `host_iovecs`); the host
+        // only reads from it.
+        let r = unsafe {
+            libc::pwritev2(
+                fd.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                file_off.map_or(-1, |o| o as libc::off_t),
+                flags,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
     /// Copies `len` bytes inside the file (copy-on-write breaks).
     pub fn copy(&self, from: u64, to: u64, len: u64) {
         self.check(from, len as usize);

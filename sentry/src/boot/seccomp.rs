@@ -78,6 +78,15 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
         (pread64, "HostFile::read at an offset; the memory file"),
         (pwrite64, "HostFile::write at an offset; the memory file"),
         (
+            preadv2,
+            "HostFile::read straight into application pages (MemoryFile::read_host); \
+             RWF_NOWAIT after a readiness poll of a host pipe or tty",
+        ),
+        (
+            pwritev2,
+            "HostFile::write straight from application pages (MemoryFile::write_host)",
+        ),
+        (
             close,
             "dropping OwnedFds: files the application closed, boot-time lookups",
         ),

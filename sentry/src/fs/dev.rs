@@ -10,6 +10,7 @@ use crate::abi::Errno;
 use crate::memory::MemoryFile;
 use crate::vfs::Context;
 use crate::vfs::{Caller, FileOps, Inode, NewAttrs, NewNode, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -42,22 +43,45 @@ impl Device for CharDev {
     }
 }
 
+/// Fills `dst` page by page from `gen` (zeroes, random bytes), stopping at a fault.
+fn fill_dst(
+    dst: &mut dyn IoDst,
+    mut gen: impl FnMut(&mut [u8]) -> Result<(), Errno>,
+) -> Result<usize, Errno> {
+    let mut chunk = [0u8; crate::abi::PAGE_SIZE as usize];
+    let mut done = 0usize;
+    while dst.remaining() > 0 {
+        let n = dst.remaining().min(chunk.len());
+        gen(&mut chunk[..n])?;
+        match dst.copy_from(&chunk[..n]) {
+            Ok(c) if c == n => done += c,
+            Ok(c) => return Ok(done + c),
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
 impl FileOps for CharFile {
     fn read(
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _off: Option<u64>,
     ) -> Result<usize, Errno> {
         match self.kind {
             Kind::Null => Ok(0),
-            Kind::Zero | Kind::Full => {
-                buf.fill(0);
-                Ok(buf.len())
-            }
-            Kind::Random => rustix::rand::getrandom(buf, rustix::rand::GetRandomFlags::empty())
-                .map_err(|e| Errno::from_raw(e.raw_os_error())),
+            Kind::Zero | Kind::Full => fill_dst(dst, |chunk| {
+                chunk.fill(0);
+                Ok(())
+            }),
+            Kind::Random => fill_dst(dst, |chunk| {
+                rustix::rand::getrandom(chunk, rustix::rand::GetRandomFlags::empty())
+                    .map(drop)
+                    .map_err(|e| Errno::from_raw(e.raw_os_error()))
+            }),
             Kind::Tty => Err(Errno::ENXIO),
         }
     }
@@ -66,13 +90,13 @@ impl FileOps for CharFile {
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         _off: Option<u64>,
     ) -> Result<usize, Errno> {
         match self.kind {
             Kind::Full => Err(Errno::ENOSPC),
             Kind::Tty => Err(Errno::ENXIO),
-            _ => Ok(buf.len()),
+            _ => Ok(src.remaining()),
         }
     }
 

@@ -9,6 +9,7 @@ use crate::abi::Errno;
 use crate::vfs::inode::now;
 use crate::vfs::Context;
 use crate::vfs::{Caller, DirEntry, FileOps, FileType, FsStats, Inode, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 
 /// Generates a file's contents or a link's target for the caller.
 pub type Generator = Arc<dyn Fn(&Caller) -> Result<Vec<u8>, Errno> + Send + Sync>;
@@ -86,20 +87,19 @@ impl FileOps for BytesFile {
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
         let start = (off.unwrap_or(0) as usize).min(self.data.len());
-        let n = buf.len().min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        Ok(n)
+        let n = dst.remaining().min(self.data.len() - start);
+        dst.copy_from(&self.data[start..start + n])
     }
 
     fn write(
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        _buf: &[u8],
+        _src: &mut dyn IoSrc,
         _off: Option<u64>,
     ) -> Result<usize, Errno> {
         Err(Errno::EACCES)

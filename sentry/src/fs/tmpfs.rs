@@ -27,6 +27,7 @@ use crate::vfs::Context;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
 };
+use crate::vfs::{IoDst, IoSrc};
 
 /// TMPFS_MAGIC.
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -59,6 +60,52 @@ enum Data {
     Device(Arc<dyn Device>),
 }
 
+/// Most bytes one step of a tmpfs read or write holds pages for.
+const IO_CHUNK: usize = 256 << 10;
+
+/// What a hole reads as.
+static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
+/// A piece of a file's range inside one page: its memory-file offset (None: a hole) and
+/// length.
+struct Piece {
+    page: Option<u64>,
+    len: usize,
+}
+
+/// Copies each piece with `copy` until one comes up short; returns the bytes moved and
+/// whether it ended on a fault.
+fn copy_pieces(
+    pieces: &[Piece],
+    mut copy: impl FnMut(&Piece) -> Result<usize, Errno>,
+) -> (usize, Result<(), Errno>) {
+    let mut moved = 0usize;
+    for p in pieces {
+        match copy(p) {
+            Ok(c) => {
+                moved += c;
+                if c < p.len {
+                    return (moved, Err(Errno::EFAULT));
+                }
+            }
+            Err(e) => return (moved, Err(e)),
+        }
+    }
+    (moved, Ok(()))
+}
+
+/// Drops the references [`FileData::held_pieces`] took.
+fn release_pieces(mf: &MemoryFile, pieces: &[Piece]) {
+    for p in pieces {
+        if let Some(page) = p.page {
+            mf.dec_ref(FileRange {
+                offset: page - page % PAGE_SIZE,
+                len: PAGE_SIZE,
+            });
+        }
+    }
+}
+
 /// A regular file's contents.
 #[derive(Debug, Default)]
 struct FileData {
@@ -86,6 +133,30 @@ impl FileData {
             done += k;
         }
         n
+    }
+
+    /// The pieces of `[off, end)`, each page with a reference taken for the caller (so
+    /// truncation cannot free it mid-copy).
+    fn held_pieces(&self, mf: &MemoryFile, off: u64, end: u64) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        let mut pos = off;
+        while pos < end {
+            let in_page = pos % PAGE_SIZE;
+            let k = (end - pos).min(PAGE_SIZE - in_page);
+            let page = self.pages.get(&(pos / PAGE_SIZE)).copied();
+            if let Some(p) = page {
+                mf.inc_ref(FileRange {
+                    offset: p,
+                    len: PAGE_SIZE,
+                });
+            }
+            pieces.push(Piece {
+                page: page.map(|p| p + in_page),
+                len: k as usize,
+            });
+            pos += k;
+        }
+        pieces
     }
 
     /// Allocates the missing pages of `[first, end)`, each run of holes in one piece.
@@ -469,6 +540,8 @@ impl TmpNode {
     }
 
     /// Reads file data at `off`.
+    /// Slice-based access for the unit tests, which check page layout directly.
+    #[cfg(test)]
     fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         let st = self.lock();
         match &st.data {
@@ -478,6 +551,8 @@ impl TmpNode {
         }
     }
 
+    /// Slice-based access for the unit tests, which check page layout directly.
+    #[cfg(test)]
     fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
         let mut st = self.lock();
         let Data::File(d) = &mut st.data else {
@@ -487,6 +562,89 @@ impl TmpNode {
         st.mtime = now();
         st.ctime = st.mtime;
         Ok(buf.len())
+    }
+
+    /// Reads into `dst` from `off`, straight from the file's pages. Each step takes up to
+    /// [`IO_CHUNK`] bytes' pages under the node lock with a reference of its own, then copies
+    /// without the lock: a fault on a mapping of this file takes the lock.
+    fn read_to(&self, dst: &mut dyn IoDst, off: u64) -> Result<usize, Errno> {
+        let mf = &self.fs.mf;
+        let mut done = 0usize;
+        while dst.remaining() > 0 {
+            let pieces = {
+                let st = self.lock();
+                let d = match &st.data {
+                    Data::File(d) => d,
+                    Data::Dir { .. } => return Err(Errno::EISDIR),
+                    _ => return Err(Errno::EINVAL),
+                };
+                let pos = off + done as u64;
+                let end = pos
+                    .saturating_add(dst.remaining().min(IO_CHUNK) as u64)
+                    .min(d.size);
+                d.held_pieces(mf, pos, end)
+            };
+            if pieces.is_empty() {
+                break;
+            }
+            let (moved, r) = copy_pieces(&pieces, |p| match p.page {
+                Some(page) => dst.copy_from_memory(mf, page, p.len),
+                None => dst.copy_from(&ZERO_PAGE[..p.len]),
+            });
+            release_pieces(mf, &pieces);
+            done += moved;
+            match r {
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+                Ok(()) => {}
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes from `src` at `off`, straight into the file's pages (chunked as
+    /// [`TmpNode::read_to`]); a source that faults ends the write with what came before.
+    fn write_from(&self, src: &mut dyn IoSrc, off: u64) -> Result<usize, Errno> {
+        let mf = &self.fs.mf;
+        let end = off
+            .checked_add(src.remaining() as u64)
+            .ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let mut done = 0usize;
+        while src.remaining() > 0 {
+            let pos = off + done as u64;
+            let pieces = {
+                let mut st = self.lock();
+                let Data::File(d) = &mut st.data else {
+                    return Err(Errno::EINVAL);
+                };
+                let want = src.remaining().min(IO_CHUNK);
+                let chunk_end = pos + want as u64;
+                d.fill_holes(mf, pos / PAGE_SIZE, chunk_end.div_ceil(PAGE_SIZE))?;
+                d.held_pieces(mf, pos, chunk_end)
+            };
+            let (moved, r) = copy_pieces(&pieces, |p| {
+                src.copy_to_memory(mf, p.page.expect("holes filled"), p.len)
+            });
+            release_pieces(mf, &pieces);
+            done += moved;
+            if moved > 0 {
+                let mut st = self.lock();
+                if let Data::File(d) = &mut st.data {
+                    d.size = d.size.max(pos + moved as u64);
+                }
+                st.mtime = now();
+                st.ctime = st.mtime;
+            }
+            match r {
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+                Ok(()) => {}
+            }
+        }
+        Ok(done)
     }
 
     fn size(&self) -> u64 {
@@ -557,20 +715,20 @@ impl FileOps for TmpFile {
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
-        self.node.read_at(buf, off.unwrap_or(0))
+        self.node.read_to(dst, off.unwrap_or(0))
     }
 
     fn write(
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
-        self.node.write_at(buf, off.unwrap_or(0))
+        self.node.write_from(src, off.unwrap_or(0))
     }
 
     fn stat(&self) -> Result<Stat, Errno> {

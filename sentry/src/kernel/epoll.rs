@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::Task;
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::{WaitQueue, Wake};
 
 /// How often files without a wait queue (host fds) are re-polled while blocking.
@@ -67,10 +68,10 @@ impl FileOps for EventFd {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        if buf.len() < 8 {
+        if dst.remaining() < 8 {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
@@ -85,23 +86,24 @@ impl FileOps for EventFd {
         })?;
         // Reading makes room (Linux wakes with EPOLLOUT).
         self.queue.notify(Wake::Writable);
-        buf[..8].copy_from_slice(&v.to_ne_bytes());
-        Ok(8)
+        dst.copy_from(&v.to_ne_bytes())
     }
 
     fn write(
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        let add = u64::from_ne_bytes(
-            buf.get(..8)
-                .ok_or(Errno::EINVAL)?
-                .try_into()
-                .expect("8 bytes"),
-        );
+        if src.remaining() < 8 {
+            return Err(Errno::EINVAL);
+        }
+        let mut raw = [0u8; 8];
+        if src.copy_to(&mut raw)? < 8 {
+            return Err(Errno::EFAULT);
+        }
+        let add = u64::from_ne_bytes(raw);
         if add == u64::MAX {
             return Err(Errno::EINVAL);
         }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::abi::{Errno, SysResult};
 use crate::vfs::{Context, FileOps, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::{WaitQueue, Wake};
 
 /// Writes up to this size are atomic.
@@ -88,15 +89,35 @@ impl PipeEnd {
     }
 }
 
+/// Copies the front of `buf` into `dst`, as much as `dst` wants; returns the count.
+///
+/// # Errors
+/// EFAULT when `dst` faulted before taking all of it: as Linux does for the pipe buffer it
+/// was copying, the pipe then keeps those bytes (whatever reached the reader's memory too).
+fn copy_out(buf: &VecDeque<u8>, dst: &mut dyn IoDst) -> Result<usize, Errno> {
+    let want = buf.len().min(dst.remaining());
+    let (a, b) = buf.as_slices();
+    let a = &a[..want.min(a.len())];
+    let b = &b[..want - a.len()];
+    let mut n = dst.copy_from(a)?;
+    if n == a.len() && !b.is_empty() {
+        n += dst.copy_from(b)?;
+    }
+    if n < want {
+        return Err(Errno::EFAULT);
+    }
+    Ok(n)
+}
+
 impl FileOps for PipeEnd {
     fn read(
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        if buf.is_empty() {
+        if dst.remaining() == 0 {
             return Ok(0);
         }
         let nb = nonblocking(file);
@@ -106,10 +127,12 @@ impl FileOps for PipeEnd {
             if !s.buf.is_empty() {
                 // Linux wakes pollers of the write end only when the pipe was full.
                 let was_full = s.capacity - s.buf.len() < PIPE_BUF;
-                let n = buf.len().min(s.buf.len());
-                for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
-                    *d = b;
-                }
+                // Only what reached the reader leaves the pipe (Linux's EFAULT rule).
+                let n = match copy_out(&s.buf, dst) {
+                    Ok(n) => n,
+                    Err(e) => return Some(Err(e)),
+                };
+                s.buf.drain(..n);
                 drop(s);
                 pipe.queue.notify(if was_full {
                     Wake::Writable
@@ -131,35 +154,56 @@ impl FileOps for PipeEnd {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        if buf.is_empty() {
+        let total = src.remaining();
+        if total == 0 {
             return Ok(0);
         }
         let nb = nonblocking(file);
-        let atomic = buf.len() <= PIPE_BUF;
+        let atomic = total <= PIPE_BUF;
         let pipe = &self.pipe;
         let mut written = 0usize;
+        let mut chunk = [0u8; PIPE_BUF];
         let r = t.block_on(&[&pipe.queue], None, || {
             let mut s = pipe.state.lock().unwrap();
             if s.readers == 0 {
                 return Some(Err(Errno::EPIPE));
             }
-            let room = s.capacity - s.buf.len();
-            let want = buf.len() - written;
-            let n = if atomic && room < want {
-                0
-            } else {
-                room.min(want)
-            };
-            if n > 0 {
-                s.buf.extend(&buf[written..written + n]);
-                written += n;
-                drop(s);
+            let mut room = s.capacity - s.buf.len();
+            if atomic && room < total {
+                room = 0;
+            }
+            let before = written;
+            let mut fault = None;
+            while room > 0 && written < total {
+                let want = room.min(total - written).min(chunk.len());
+                match src.copy_to(&mut chunk[..want]) {
+                    // As Linux, a chunk that faulted part-way is not written.
+                    Ok(c) if c < want => {
+                        fault = Some(Errno::EFAULT);
+                        break;
+                    }
+                    Ok(c) => {
+                        s.buf.extend(&chunk[..c]);
+                        written += c;
+                        room -= c;
+                    }
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                }
+            }
+            drop(s);
+            if written > before {
                 pipe.queue.notify(Wake::Readable);
             }
-            if written == buf.len() {
+            if let Some(e) = fault {
+                // Bytes before the fault stay written and are the result.
+                Some(if written > 0 { Ok(written) } else { Err(e) })
+            } else if written == total {
                 Some(Ok(written))
             } else if nb {
                 Some(if written > 0 {

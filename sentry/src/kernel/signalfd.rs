@@ -12,6 +12,7 @@ use zerocopy::{FromZeros, Immutable, IntoBytes, KnownLayout};
 use super::signal::{SigInfo, UNBLOCKABLE};
 use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
+use crate::vfs::IoDst;
 use crate::vfs::{Context, FileOps, OpenFile, SignalFdFile, Stat};
 use crate::waiter::WaitQueue;
 
@@ -129,11 +130,11 @@ impl FileOps for SignalFd {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
         const REC: usize = size_of::<SignalfdSiginfo>();
-        let max = buf.len() / REC;
+        let max = dst.remaining() / REC;
         if max == 0 {
             return Err(Errno::EINVAL);
         }
@@ -154,11 +155,11 @@ impl FileOps for SignalFd {
                 None => None,
             }
         })?;
+        let mut out = Vec::with_capacity(REC);
         let mut n = 0;
         let mut next = Some(first);
         while let Some(info) = next {
-            buf[n * REC..(n + 1) * REC]
-                .copy_from_slice(SignalfdSiginfo::from_info(&info).as_bytes());
+            out.extend_from_slice(SignalfdSiginfo::from_info(&info).as_bytes());
             n += 1;
             next = if n < max {
                 self.dequeue(&tg, tid)
@@ -166,7 +167,7 @@ impl FileOps for SignalFd {
                 None
             };
         }
-        Ok(n * REC)
+        dst.copy_from(&out)
     }
 
     fn stat(&self) -> Result<Stat, Errno> {

@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::abi::Errno;
+use crate::vfs::IoDst;
 use crate::vfs::{Context, FileOps, OpenFile, Stat, TimerFdFile};
 use crate::waiter::WaitQueue;
 
@@ -308,10 +309,10 @@ impl FileOps for TimerFd {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        if buf.len() < 8 {
+        if dst.remaining() < 8 {
             return Err(Errno::EINVAL);
         }
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
@@ -327,8 +328,7 @@ impl FileOps for TimerFd {
                 }
             }
         })?;
-        buf[..8].copy_from_slice(&n.to_ne_bytes());
-        Ok(8)
+        dst.copy_from(&n.to_ne_bytes())
     }
 
     fn stat(&self) -> Result<Stat, Errno> {

@@ -3,10 +3,13 @@
 //! Validation is lazy, as in Linux: a zero-length access never faults, and copies report
 //! partial progress (EFAULT only when nothing was copied).
 
+use std::os::fd::BorrowedFd;
+
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::MemoryManager;
 use crate::abi::{Errno, Iovec};
+use crate::memory::MemoryFile;
 
 /// A user-space address, as passed in a system-call argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -188,5 +191,376 @@ impl MemoryManager {
                 .ok_or(Errno::EINVAL)?;
         }
         Ok(v)
+    }
+}
+
+/// Where a read's data goes: the caller's buffers, filled in order without a sentry-side copy
+/// of the whole transfer. Every method moves as much as it can and reports how much moved;
+/// a destination that faults before anything moved is EFAULT, one that faults later stops
+/// short, so data sources (pipes, sockets) take out exactly what was delivered.
+pub trait IoDst {
+    /// Bytes the destination still wants.
+    fn remaining(&self) -> usize;
+
+    /// Copies from `src`; returns the bytes copied.
+    ///
+    /// # Errors
+    /// EFAULT when `src` and the destination are non-empty and nothing could be copied.
+    fn copy_from(&mut self, src: &[u8]) -> Result<usize, Errno>;
+
+    /// Copies `len` bytes of the memory file `mf` at `off` (file pages held by the caller).
+    ///
+    /// # Errors
+    /// As [`IoDst::copy_from`].
+    fn copy_from_memory(&mut self, mf: &MemoryFile, off: u64, len: usize) -> Result<usize, Errno>;
+
+    /// One host read of `fd` (at `file_off`, or at the fd's own offset) into the destination;
+    /// returns the bytes read (0 at end of file). `nowait` as [`MemoryFile::read_host`].
+    ///
+    /// # Errors
+    /// EFAULT as [`IoDst::copy_from`] (nothing is read from the host then), the host's errors.
+    fn read_host(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        nowait: bool,
+    ) -> Result<usize, Errno>;
+}
+
+/// Where a write's data comes from; the mirror of [`IoDst`].
+pub trait IoSrc {
+    /// Bytes still to be written.
+    fn remaining(&self) -> usize;
+
+    /// Copies into `dst`; returns the bytes copied.
+    ///
+    /// # Errors
+    /// EFAULT when `dst` and the source are non-empty and nothing could be copied.
+    fn copy_to(&mut self, dst: &mut [u8]) -> Result<usize, Errno>;
+
+    /// Copies up to `len` bytes into the memory file `mf` at `off` (file pages held by the
+    /// caller).
+    ///
+    /// # Errors
+    /// As [`IoSrc::copy_to`].
+    fn copy_to_memory(&mut self, mf: &MemoryFile, off: u64, len: usize) -> Result<usize, Errno>;
+
+    /// One host write to `fd` (at `file_off`, or at the fd's own offset) from the source;
+    /// returns the bytes written.
+    ///
+    /// # Errors
+    /// EFAULT as [`IoSrc::copy_to`] (nothing is written then), the host's errors.
+    fn write_host(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        nowait: bool,
+    ) -> Result<usize, Errno>;
+}
+
+/// Most memory-file pieces one host transfer carries (Linux's UIO_MAXIOV).
+const MAX_HOST_IOVECS: usize = 1024;
+
+/// The caller's iovecs in its address space: the destination of a read or the source of a
+/// write. Transfers translate user pages to memory-file pages under the address-space lock
+/// and copy straight between them and the file, the host or a sentry slice.
+pub struct UserIo<'a> {
+    mm: &'a MemoryManager,
+    iovs: Vec<Iovec>,
+    /// Next iovec and the position in it.
+    idx: usize,
+    pos: u64,
+    remaining: usize,
+}
+
+impl<'a> UserIo<'a> {
+    /// The iovecs `iovs` (already checked with [`access_ok`]), at most `max` bytes in all.
+    pub fn new(mm: &'a MemoryManager, iovs: Vec<Iovec>, max: usize) -> UserIo<'a> {
+        let total = iovs.iter().map(|v| v.len as usize).sum::<usize>();
+        UserIo {
+            mm,
+            iovs,
+            idx: 0,
+            pos: 0,
+            remaining: total.min(max),
+        }
+    }
+
+    /// One buffer of `len` bytes at `addr`, at most `max`.
+    pub fn single(mm: &'a MemoryManager, addr: UserAddr, len: usize, max: usize) -> UserIo<'a> {
+        UserIo::new(
+            mm,
+            vec![Iovec {
+                base: addr.0,
+                len: len as u64,
+            }],
+            max,
+        )
+    }
+
+    /// Bytes moved so far are `total - remaining`: advances by `n`.
+    fn advance(&mut self, mut n: usize) {
+        self.remaining -= n;
+        while n > 0 {
+            let left = (self.iovs[self.idx].len - self.pos) as usize;
+            if n < left {
+                self.pos += n as u64;
+                return;
+            }
+            n -= left;
+            self.idx += 1;
+            self.pos = 0;
+        }
+    }
+
+    /// Translates up to `max` bytes from the current position into memory-file pieces (up
+    /// to the first unmapped or forbidden page, and at most `max_pieces` of them) and hands
+    /// them to `f`, which returns how many bytes it moved; the position advances by that.
+    /// Only a fault or `max_pieces` makes the pieces cover less than `max`.
+    fn transfer(
+        &mut self,
+        max: usize,
+        write: bool,
+        max_pieces: usize,
+        f: impl FnOnce(&MemoryFile, &[(u64, usize)]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        let want = max.min(self.remaining);
+        if want == 0 {
+            return Ok(0);
+        }
+        let mut pieces: Vec<(u64, usize)> = Vec::new();
+        let mut i = self.mm.lock();
+        let (mut idx, mut pos, mut got) = (self.idx, self.pos, 0usize);
+        'outer: while got < want && idx < self.iovs.len() && pieces.len() < max_pieces {
+            let iov = self.iovs[idx];
+            while pos < iov.len && got < want {
+                let addr = iov.base + pos;
+                let Ok((off, avail)) = self.mm.translate(&mut i, addr, write, false) else {
+                    break 'outer;
+                };
+                let n = (avail as usize)
+                    .min((iov.len - pos) as usize)
+                    .min(want - got);
+                match pieces.last_mut() {
+                    Some((o, l)) if *o + *l as u64 == off => *l += n,
+                    _ => pieces.push((off, n)),
+                }
+                pos += n as u64;
+                got += n;
+                if pieces.len() == max_pieces {
+                    break 'outer;
+                }
+            }
+            idx += 1;
+            pos = 0;
+        }
+        if got == 0 {
+            return Err(Errno::EFAULT);
+        }
+        let n = f(&self.mm.mf, &pieces)?;
+        drop(i);
+        self.advance(n);
+        Ok(n)
+    }
+}
+
+/// Copies `len` bytes from `from` at `from_off` to `to` at `to_off`: inside one memory file
+/// directly, across two through a page-sized stack buffer.
+fn copy_between(from: &MemoryFile, from_off: u64, to: &MemoryFile, to_off: u64, len: usize) {
+    if std::ptr::eq(from, to) {
+        from.copy(from_off, to_off, len as u64);
+        return;
+    }
+    let mut chunk = [0u8; crate::abi::PAGE_SIZE as usize];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        from.read(from_off + done as u64, &mut chunk[..n]);
+        to.write(to_off + done as u64, &chunk[..n]);
+        done += n;
+    }
+}
+
+fn host_err(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl IoDst for UserIo<'_> {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn copy_from(&mut self, src: &[u8]) -> Result<usize, Errno> {
+        if src.is_empty() {
+            return Ok(0);
+        }
+        self.transfer(src.len(), true, usize::MAX, |mf, pieces| {
+            let mut done = 0usize;
+            for &(off, len) in pieces {
+                mf.write(off, &src[done..done + len]);
+                done += len;
+            }
+            Ok(done)
+        })
+    }
+
+    fn copy_from_memory(
+        &mut self,
+        from: &MemoryFile,
+        off: u64,
+        len: usize,
+    ) -> Result<usize, Errno> {
+        if len == 0 {
+            return Ok(0);
+        }
+        self.transfer(len, true, usize::MAX, |mf, pieces| {
+            let mut done = 0usize;
+            for &(to, n) in pieces {
+                copy_between(from, off + done as u64, mf, to, n);
+                done += n;
+            }
+            Ok(done)
+        })
+    }
+
+    fn read_host(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        nowait: bool,
+    ) -> Result<usize, Errno> {
+        self.transfer(usize::MAX, true, MAX_HOST_IOVECS, |mf, pieces| {
+            mf.read_host(fd, file_off, pieces, nowait).map_err(host_err)
+        })
+    }
+}
+
+impl IoSrc for UserIo<'_> {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn copy_to(&mut self, dst: &mut [u8]) -> Result<usize, Errno> {
+        if dst.is_empty() {
+            return Ok(0);
+        }
+        self.transfer(dst.len(), false, usize::MAX, |mf, pieces| {
+            let mut done = 0usize;
+            for &(off, len) in pieces {
+                mf.read(off, &mut dst[done..done + len]);
+                done += len;
+            }
+            Ok(done)
+        })
+    }
+
+    fn copy_to_memory(&mut self, to: &MemoryFile, off: u64, len: usize) -> Result<usize, Errno> {
+        if len == 0 {
+            return Ok(0);
+        }
+        self.transfer(len, false, usize::MAX, |mf, pieces| {
+            let mut done = 0usize;
+            for &(from, n) in pieces {
+                copy_between(mf, from, to, off + done as u64, n);
+                done += n;
+            }
+            Ok(done)
+        })
+    }
+
+    fn write_host(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        nowait: bool,
+    ) -> Result<usize, Errno> {
+        self.transfer(usize::MAX, false, MAX_HOST_IOVECS, |mf, pieces| {
+            mf.write_host(fd, file_off, pieces, nowait)
+                .map_err(host_err)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::abi::PAGE_SIZE;
+    use crate::mm::{MmapRequest, Perms, Placement, VmaKind};
+
+    /// An address space that accepts every mapping (only the mm's bookkeeping matters).
+    struct NullSpace;
+
+    impl platform::AddressSpace for NullSpace {
+        fn map(&self, _: u64, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+            Ok(())
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn release(&self) {}
+    }
+
+    const ADDR: u64 = 0x40_0000;
+
+    /// Two pages at [`ADDR`]: the first read-write, the second inaccessible.
+    fn good_then_bad() -> MemoryManager {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let mm = MemoryManager::new(mf, Arc::new(NullSpace));
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(ADDR),
+            len: 2 * PAGE_SIZE,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .unwrap();
+        mm.mprotect(ADDR + PAGE_SIZE, PAGE_SIZE, Perms::NONE)
+            .unwrap();
+        mm
+    }
+
+    #[test]
+    fn copies_stop_at_the_first_bad_page_and_fault_only_when_nothing_moved() {
+        let mm = good_then_bad();
+        let mut dst = UserIo::single(&mm, UserAddr(ADDR + PAGE_SIZE - 6), 10, usize::MAX);
+        assert_eq!(dst.copy_from(b"0123456789"), Ok(6));
+        assert_eq!(IoDst::remaining(&dst), 4);
+        assert_eq!(dst.copy_from(b"6789"), Err(Errno::EFAULT));
+        let mut back = [0u8; 6];
+        mm.copy_in(ADDR + PAGE_SIZE - 6, &mut back).unwrap();
+        assert_eq!(&back, b"012345");
+
+        // Two iovecs: the second starts on the bad page.
+        let iovs = vec![
+            Iovec { base: ADDR, len: 3 },
+            Iovec {
+                base: ADDR + PAGE_SIZE,
+                len: 3,
+            },
+        ];
+        let mut src = UserIo::new(&mm, iovs, usize::MAX);
+        let mut out = [0u8; 6];
+        assert_eq!(src.copy_to(&mut out), Ok(3));
+        assert_eq!(src.copy_to(&mut out), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn a_host_read_into_a_bad_buffer_leaves_the_data_in_the_host_pipe() {
+        let mm = good_then_bad();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        nix::unistd::write(&w, b"0123456789").unwrap();
+        let mut bad = UserIo::single(&mm, UserAddr(ADDR + PAGE_SIZE), 10, usize::MAX);
+        assert_eq!(bad.read_host(r.as_fd(), None, true), Err(Errno::EFAULT));
+        let mut good = UserIo::single(&mm, UserAddr(ADDR), 64, usize::MAX);
+        assert_eq!(good.read_host(r.as_fd(), None, true), Ok(10));
+        let mut back = [0u8; 10];
+        mm.copy_in(ADDR, &mut back).unwrap();
+        assert_eq!(&back, b"0123456789");
+        // Empty now: a no-wait read says so instead of blocking.
+        assert_eq!(good.read_host(r.as_fd(), None, true), Err(Errno::EAGAIN));
     }
 }

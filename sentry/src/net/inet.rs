@@ -21,6 +21,7 @@ use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -695,20 +696,20 @@ impl FileOps for InetSocket {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, buf)
+        super::read_socket(self, t, file, dst)
     }
 
     fn write(
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, buf)
+        super::write_socket(self, t, file, src)
     }
 
     fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {

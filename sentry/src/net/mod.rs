@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use crate::abi::Errno;
 pub use crate::vfs::socket::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::vfs::{Context, OpenFile};
+use crate::vfs::{IoDst, IoSrc};
 
 /// A network namespace: what the sockets of one kernel share (the AF_UNIX names and the
 /// loopback internet stack). The kernel owns one; nothing of it is process-global, so two
@@ -128,11 +129,10 @@ pub fn read_socket<S: Socket + ?Sized>(
     s: &S,
     t: &mut dyn Context,
     file: &OpenFile,
-    buf: &mut [u8],
+    dst: &mut dyn IoDst,
 ) -> Result<usize, Errno> {
-    let m = s.recv(t, buf.len(), nonblocking(file))?;
-    buf[..m.data.len()].copy_from_slice(&m.data);
-    Ok(m.data.len())
+    let m = s.recv(t, dst.remaining(), nonblocking(file))?;
+    dst.copy_from(&m.data)
 }
 
 /// `write(2)` on socket `s`: a send without flags, which raises SIGPIPE on EPIPE as `send(2)`
@@ -144,10 +144,13 @@ pub fn write_socket<S: Socket + ?Sized>(
     s: &S,
     t: &mut dyn Context,
     file: &OpenFile,
-    buf: &[u8],
+    src: &mut dyn IoSrc,
 ) -> Result<usize, Errno> {
+    let mut data = vec![0u8; src.remaining()];
+    let n = src.copy_to(&mut data)?;
+    data.truncate(n);
     let msg = OutMessage {
-        data: buf.to_vec(),
+        data,
         ..OutMessage::default()
     };
     let r = s.send(t, msg, nonblocking(file));

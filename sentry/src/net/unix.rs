@@ -25,6 +25,7 @@ use crate::vfs::inode::may_access;
 use crate::vfs::{
     Caller, Context, Dentry, FileOps, FileType, NewAttrs, NewNode, OpenFile, Resolver, Stat,
 };
+use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::{WaitQueue, Wake};
 
 /// Default SO_SNDBUF / SO_RCVBUF (Linux's `wmem_default`).
@@ -1004,20 +1005,20 @@ impl FileOps for UnixSocket {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, buf)
+        super::read_socket(self, t, file, dst)
     }
 
     fn write(
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, buf)
+        super::write_socket(self, t, file, src)
     }
 
     fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {

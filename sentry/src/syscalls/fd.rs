@@ -6,12 +6,13 @@ use std::sync::Arc;
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
-use crate::mm::usermem::{access_ok, UserAddr};
+use crate::mm::usermem::{access_ok, UserAddr, UserIo};
 use crate::vfs::OpenFile;
 
-/// Largest single transfer the sentry buffers at once; larger requests complete short, which
-/// read(2) and write(2) allow (Linux's own cap, MAX_RW_COUNT, is just under 2 GiB).
-const MAX_RW: usize = 64 << 20;
+/// Largest single transfer, as Linux's MAX_RW_COUNT: larger requests complete short, which
+/// read(2) and write(2) allow. Data moves straight between the file and the caller's pages,
+/// so nothing of this size is ever allocated.
+const MAX_RW: usize = 0x7fff_f000;
 
 fn file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
     t.fds.get(fd.0)
@@ -22,44 +23,22 @@ pub(super) fn nofile_limit(t: &Task) -> u64 {
     t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
-/// Reads into a sentry buffer, then copies out what was read.
-fn read_into(
-    t: &mut Task,
-    buf: UserAddr,
-    count: usize,
-    f: impl FnOnce(&mut Task, &mut [u8]) -> Result<usize, Errno>,
-) -> SysResult {
-    let count = count.min(MAX_RW);
-    let mut data = vec![0u8; count];
-    let n = f(t, &mut data)?;
-    let copied = t.mm.copy_out(buf.0, &data[..n])?;
-    Ok(copied as u64)
-}
-
 /// read(2)
 pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
     access_ok(buf, count as u64)?;
-    if count == 0 {
-        return if f.readable() {
-            Ok(0)
-        } else {
-            Err(Errno::EBADF)
-        };
-    }
-    read_into(t, buf, count, |t, data| f.read(t, data))
+    let mm = t.mm.clone();
+    let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
+    Ok(f.read(t, &mut dst)? as u64)
 }
 
 /// write(2)
 pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
     access_ok(buf, count as u64)?;
-    let count = count.min(MAX_RW);
-    let mut data = vec![0u8; count];
-    let n =
-        t.mm.copy_in(buf.0, &mut data)
-            .or_else(|e| if count == 0 { Ok(0) } else { Err(e) })?;
-    Ok(f.write(t, &data[..n])? as u64)
+    let mm = t.mm.clone();
+    let mut src = UserIo::single(&mm, buf, count, MAX_RW);
+    Ok(f.write(t, &mut src)? as u64)
 }
 
 /// pread64(2)
@@ -75,7 +54,9 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
     if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
-    read_into(t, buf, count, |t, data| f.read_at(t, data, off as u64))
+    let mm = t.mm.clone();
+    let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
+    Ok(f.read_at(t, &mut dst, off as u64)? as u64)
 }
 
 /// pwrite64(2)
@@ -91,8 +72,9 @@ pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> 
     if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
-    let data = t.mm.read_bytes(buf, count.min(MAX_RW))?;
-    Ok(f.write_at(t, &data, off as u64)? as u64)
+    let mm = t.mm.clone();
+    let mut src = UserIo::single(&mm, buf, count, MAX_RW);
+    Ok(f.write_at(t, &mut src, off as u64)? as u64)
 }
 
 /// readv(2)
@@ -100,28 +82,9 @@ pub fn readv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
     let f = file(t, fd)?;
     let iovs =
         t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
-    let total: usize = iovs
-        .iter()
-        .map(|v| v.len as usize)
-        .sum::<usize>()
-        .min(MAX_RW);
-    let mut data = vec![0u8; total];
-    let n = if total == 0 { 0 } else { f.read(t, &mut data)? };
-    let mut done = 0usize;
-    for v in &iovs {
-        if done == n {
-            break;
-        }
-        let take = (v.len as usize).min(n - done);
-        let c =
-            t.mm.copy_out(v.base, &data[done..done + take])
-                .or_else(|e| if done == 0 { Err(e) } else { Ok(0) })?;
-        done += c;
-        if c < take {
-            break;
-        }
-    }
-    Ok(done as u64)
+    let mm = t.mm.clone();
+    let mut dst = UserIo::new(&mm, iovs, MAX_RW);
+    Ok(f.read(t, &mut dst)? as u64)
 }
 
 /// writev(2)
@@ -129,29 +92,9 @@ pub fn writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
     let f = file(t, fd)?;
     let iovs =
         t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
-    let mut data = Vec::new();
-    for v in &iovs {
-        let want = (v.len as usize).min(MAX_RW - data.len());
-        let start = data.len();
-        data.resize(start + want, 0);
-        let c = match t.mm.copy_in(v.base, &mut data[start..]) {
-            Ok(c) => c,
-            Err(e) if start == 0 && want > 0 => return Err(e),
-            Err(_) => 0,
-        };
-        data.truncate(start + c);
-        if c < want {
-            break;
-        }
-    }
-    if data.is_empty() {
-        return if f.writable() {
-            Ok(0)
-        } else {
-            Err(Errno::EBADF)
-        };
-    }
-    Ok(f.write(t, &data)? as u64)
+    let mm = t.mm.clone();
+    let mut src = UserIo::new(&mm, iovs, MAX_RW);
+    Ok(f.write(t, &mut src)? as u64)
 }
 
 /// close(2)

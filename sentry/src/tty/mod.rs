@@ -32,6 +32,7 @@ use crate::mm::usermem::UserAddr;
 use crate::vfs::host::HostFile;
 use crate::vfs::{Context, JobIds, ProcessGroups};
 use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 
 /// Which session a terminal controls and who is in the foreground. 0: none.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -182,20 +183,20 @@ impl FileOps for HostTty {
         &self,
         t: &mut dyn Context,
         f: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        self.host.read(t, f, buf, None)
+        self.host.read(t, f, dst, None)
     }
 
     fn write(
         &self,
         t: &mut dyn Context,
         f: &OpenFile,
-        buf: &[u8],
+        src: &mut dyn IoSrc,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        self.host.write(t, f, buf, None)
+        self.host.write(t, f, src, None)
     }
 
     fn ioctl(&self, t: &mut dyn Context, f: &OpenFile, cmd: u32, arg: u64) -> SysResult {

@@ -6,6 +6,7 @@ use super::inode::{Caller, DirEntry, FileType};
 use super::{Dentry, FileOps, OpenFile, Stat};
 use crate::abi::Errno;
 use crate::vfs::Context;
+use crate::vfs::{IoDst, IoSrc};
 
 /// An open directory. The listing is taken when reading starts (position 0) and kept until
 /// the directory is rewound, so entries do not repeat or vanish while a reader iterates.
@@ -50,7 +51,7 @@ impl FileOps for DirFile {
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        _buf: &mut [u8],
+        _dst: &mut dyn IoDst,
         _off: Option<u64>,
     ) -> Result<usize, Errno> {
         Err(Errno::EISDIR)
@@ -60,7 +61,7 @@ impl FileOps for DirFile {
         &self,
         _t: &mut dyn Context,
         _f: &OpenFile,
-        _buf: &[u8],
+        _src: &mut dyn IoSrc,
         _off: Option<u64>,
     ) -> Result<usize, Errno> {
         Err(Errno::EISDIR)

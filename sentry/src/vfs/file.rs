@@ -7,6 +7,7 @@ use std::time::Duration;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult};
+use crate::mm::usermem::{IoDst, IoSrc};
 use crate::vfs::epoll::Epoll;
 use crate::vfs::inotify::Inotify;
 use crate::vfs::lock::Locks;
@@ -55,7 +56,9 @@ impl Stat {
 /// What a kind of file does. Defaults are the Linux answers for a file that lacks the
 /// operation.
 pub trait FileOps: Send + Sync {
-    /// Reads at `offset` (None: the file has no offset, e.g. a pipe or tty).
+    /// Reads at `offset` (None: the file has no offset, e.g. a pipe or tty) into `dst`,
+    /// at most `dst.remaining()` bytes. Data leaves a stream (pipe, socket) only as far as
+    /// `dst` took it: a destination that faults leaves the rest for the next read.
     ///
     /// # Errors
     /// As read(2).
@@ -63,13 +66,14 @@ pub trait FileOps: Send + Sync {
         &self,
         _t: &mut dyn Context,
         _file: &OpenFile,
-        _buf: &mut [u8],
+        _dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
 
-    /// Writes at `offset` (None: no offset; O_APPEND is resolved by the caller).
+    /// Writes from `src` at `offset` (None: no offset; O_APPEND is resolved by the caller);
+    /// a source that faults part-way writes what came before the fault.
     ///
     /// # Errors
     /// As write(2).
@@ -77,7 +81,7 @@ pub trait FileOps: Send + Sync {
         &self,
         _t: &mut dyn Context,
         _file: &OpenFile,
-        _buf: &[u8],
+        _src: &mut dyn IoSrc,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
@@ -348,17 +352,17 @@ impl OpenFile {
     ///
     /// # Errors
     /// EBADF when not open for reading, and the file's errors.
-    pub fn read(&self, t: &mut dyn Context, buf: &mut [u8]) -> Result<usize, Errno> {
+    pub fn read(&self, t: &mut dyn Context, dst: &mut dyn IoDst) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
         let n = if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
-            let n = self.ops().read(t, self, buf, Some(*off))?;
+            let n = self.ops().read(t, self, dst, Some(*off))?;
             *off += n as u64;
             n
         } else {
-            self.ops().read(t, self, buf, None)?
+            self.ops().read(t, self, dst, None)?
         };
         self.accessed(n);
         Ok(n)
@@ -371,10 +375,10 @@ impl OpenFile {
     pub fn read_at(
         &self,
         t: &mut dyn Context,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         offset: u64,
     ) -> Result<usize, Errno> {
-        let n = self.ops().read(t, self, buf, Some(offset))?;
+        let n = self.ops().read(t, self, dst, Some(offset))?;
         self.accessed(n);
         Ok(n)
     }
@@ -383,8 +387,13 @@ impl OpenFile {
     ///
     /// # Errors
     /// The file's errors.
-    pub fn write_at(&self, t: &mut dyn Context, buf: &[u8], offset: u64) -> Result<usize, Errno> {
-        let n = self.ops().write(t, self, buf, Some(offset))?;
+    pub fn write_at(
+        &self,
+        t: &mut dyn Context,
+        src: &mut dyn IoSrc,
+        offset: u64,
+    ) -> Result<usize, Errno> {
+        let n = self.ops().write(t, self, src, Some(offset))?;
         self.modified(n);
         Ok(n)
     }
@@ -407,7 +416,7 @@ impl OpenFile {
     ///
     /// # Errors
     /// EBADF when not open for writing, and the file's errors.
-    pub fn write(&self, t: &mut dyn Context, buf: &[u8]) -> Result<usize, Errno> {
+    pub fn write(&self, t: &mut dyn Context, src: &mut dyn IoSrc) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -416,13 +425,13 @@ impl OpenFile {
             if self.flags() & libc::O_APPEND as u32 != 0 {
                 *off = self.ops().size()?;
             }
-            let n = self.ops().write(t, self, buf, Some(*off))?;
+            let n = self.ops().write(t, self, src, Some(*off))?;
             *off += n as u64;
             drop(off);
             self.modified(n);
             Ok(n)
         } else {
-            let n = self.ops().write(t, self, buf, None)?;
+            let n = self.ops().write(t, self, src, None)?;
             self.modified(n);
             Ok(n)
         }

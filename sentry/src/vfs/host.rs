@@ -5,10 +5,14 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
 
 /// A file backed by a host fd.
 pub struct HostFile {
@@ -18,6 +22,9 @@ pub struct HostFile {
     /// stdio, whose offset is shared with the caller: a redirected stdout must append exactly
     /// as a native process's would).
     seekable: bool,
+    /// Transfers wait for host readiness in the caller's interruptible block instead of in
+    /// a host call a signal cannot end (see [`HostFile::when_ready`]).
+    waits: bool,
 }
 
 impl HostFile {
@@ -32,20 +39,94 @@ impl HostFile {
         let seekable = nix::sys::stat::fstat(fd.as_raw_fd())
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
             .unwrap_or(false);
-        HostFile { fd, seekable }
+        let waits = can_wait(&fd);
+        HostFile {
+            fd,
+            seekable,
+            waits,
+        }
     }
 
     /// A host fd donated to the sandbox (stdio): data moves at the host fd's own offset.
     pub fn donated(fd: OwnedFd) -> HostFile {
+        let waits = can_wait(&fd);
         HostFile {
             fd: Arc::new(fd),
             seekable: false,
+            waits,
         }
     }
 
     fn errno() -> Errno {
         Errno::last()
     }
+
+    /// Whether the host fd is ready for `events` now (an error or hang-up counts as ready:
+    /// the transfer then reports it).
+    fn ready(&self, events: PollFlags) -> bool {
+        let mut fds = [PollFd::new(self.fd.as_fd(), events)];
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) => n > 0,
+            Err(_) => true,
+        }
+    }
+
+    /// Runs `io` once the host fd is ready for `events`, waiting in the caller's
+    /// interruptible block between readiness checks (host pipes, FIFOs and terminals have no
+    /// sentry wait queue), so a signal ends the wait. `io(true)` must not block on the host;
+    /// files that cannot promise that (EOPNOTSUPP, terminals) get `io(false)` after
+    /// readiness, which returns at once unless another reader took the data meanwhile.
+    fn when_ready(
+        &self,
+        t: &mut dyn Context,
+        f: &OpenFile,
+        events: PollFlags,
+        io: &mut dyn FnMut(bool) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        let nonblocking = f.flags() & libc::O_NONBLOCK as u32 != 0;
+        let mut period = FIRST_POLL_PERIOD;
+        loop {
+            if self.ready(events) {
+                match io(true) {
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EAGAIN) if !nonblocking => {}
+                    Err(Errno::EOPNOTSUPP) => return retry_eintr(|| io(false)),
+                    r => return r,
+                }
+            } else if nonblocking {
+                return Err(Errno::EAGAIN);
+            }
+            match t.block(&[], Some(Instant::now() + period), &mut || false) {
+                Ok(()) | Err(Errno::ETIMEDOUT) => {}
+                Err(e) => return Err(e),
+            }
+            period = (period * 2).min(MAX_POLL_PERIOD);
+        }
+    }
+}
+
+/// First wait between readiness checks of a host fd; it doubles up to [`MAX_POLL_PERIOD`].
+const FIRST_POLL_PERIOD: Duration = Duration::from_micros(500);
+/// Longest wait between readiness checks: the latency a blocked reader sees for new data
+/// after a long idle period.
+const MAX_POLL_PERIOD: Duration = Duration::from_millis(20);
+
+/// Runs a host transfer again while the host interrupts it.
+fn retry_eintr(mut io: impl FnMut() -> Result<usize, Errno>) -> Result<usize, Errno> {
+    loop {
+        match io() {
+            Err(Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Whether host I/O on `fd` can wait indefinitely (pipes, FIFOs, sockets, terminals) rather
+/// than completing promptly (regular files, block devices).
+fn can_wait(fd: &OwnedFd) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd()).map_or(true, |st| {
+        !matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK)
+    })
 }
 
 impl AsFd for HostFile {
@@ -58,41 +139,57 @@ impl AsFd for HostFile {
 impl FileOps for HostFile {
     fn read(
         &self,
-        _t: &mut dyn Context,
-        _f: &OpenFile,
-        buf: &mut [u8],
+        t: &mut dyn Context,
+        f: &OpenFile,
+        dst: &mut dyn IoDst,
         offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        loop {
-            let r = match offset {
-                Some(off) => nix::sys::uio::pread(&self.fd, buf, off as i64),
-                None => nix::unistd::read(self.fd.as_raw_fd(), buf),
-            };
-            match r {
-                Err(Errno::EINTR) => continue,
-                other => return other,
-            }
+        if dst.remaining() == 0 {
+            return Ok(0);
         }
+        if !self.waits {
+            return retry_eintr(|| dst.read_host(self.fd.as_fd(), offset, false));
+        }
+        self.when_ready(t, f, PollFlags::POLLIN, &mut |nowait| {
+            dst.read_host(self.fd.as_fd(), offset, nowait)
+        })
     }
 
     fn write(
         &self,
-        _t: &mut dyn Context,
-        _f: &OpenFile,
-        buf: &[u8],
+        t: &mut dyn Context,
+        f: &OpenFile,
+        src: &mut dyn IoSrc,
         offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        if buf.is_empty() {
+        if src.remaining() == 0 {
             return Ok(0);
         }
+        if !self.waits {
+            return retry_eintr(|| src.write_host(self.fd.as_fd(), offset, false));
+        }
+        // A blocking write to a pipe or terminal completes unless a signal interrupts it;
+        // the host took only what fitted each time it was ready.
+        let nonblocking = f.flags() & libc::O_NONBLOCK as u32 != 0;
+        let mut written = 0usize;
         loop {
-            let r = match offset {
-                Some(off) => nix::sys::uio::pwrite(&self.fd, buf, off as i64),
-                None => nix::unistd::write(&self.fd, buf),
-            };
+            let r = self.when_ready(t, f, PollFlags::POLLOUT, &mut |nowait| {
+                src.write_host(self.fd.as_fd(), offset, nowait)
+            });
             match r {
-                Err(Errno::EINTR) => continue,
-                other => return other,
+                Ok(n) => {
+                    written += n;
+                    if n == 0 || nonblocking || src.remaining() == 0 {
+                        return Ok(written);
+                    }
+                }
+                Err(e) if written > 0 => {
+                    if e == Errno::EINTR {
+                        t.clear_restart();
+                    }
+                    return Ok(written);
+                }
+                Err(e) => return Err(e),
             }
         }
     }

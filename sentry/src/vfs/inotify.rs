@@ -26,6 +26,7 @@ use super::inode::{FileType, SetAttr};
 use super::{Dentry, FileOps, OpenFile, Stat};
 use crate::abi::{Errno, SysResult};
 use crate::vfs::Context;
+use crate::vfs::IoDst;
 use crate::waiter::{WaitQueue, Wake};
 
 pub const IN_ACCESS: u32 = 0x1;
@@ -338,11 +339,11 @@ impl FileOps for Inotify {
         &self,
         t: &mut dyn Context,
         file: &OpenFile,
-        buf: &mut [u8],
+        dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
         let nb = file.flags() & libc::O_NONBLOCK as u32 != 0;
-        let max = buf.len();
+        let max = dst.remaining();
         let out = t.block_on(&[&self.queue], None, || {
             let mut s = self.lock();
             let Some(first) = s.events.front() else {
@@ -362,8 +363,7 @@ impl FileOps for Inotify {
             }
             Some(Ok(out))
         })?;
-        buf[..out.len()].copy_from_slice(&out);
-        Ok(out.len())
+        dst.copy_from(&out)
     }
 
     fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {

@@ -23,6 +23,7 @@ pub mod mount;
 pub mod socket;
 pub mod walk;
 
+pub use crate::mm::usermem::{IoDst, IoSrc};
 pub use context::{Context, JobIds, ProcessGroups};
 pub use file::{FileKind, FileOps, OpenFile, SignalFdFile, Stat, TimerFdFile};
 pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
