@@ -18,7 +18,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 # gcc, libc6-dev: static C test programs (and the Rust linker); python3: test tooling and a
 # workload; python3-grpcio, python3-grpc-tools: the CRI client of the pod test; sqlite3: a
 # workload; tmux: drives `ctr run -t` in the containerd end-to-end test.
-packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins)
+packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins podman docker.io)
 
 step "system packages"
 missing=()

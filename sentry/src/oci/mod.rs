@@ -97,7 +97,8 @@ pub enum OciCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
     },
-    /// Lists the processes of a container (PIDs inside the sandbox).
+    /// Lists the processes of a container: the table has their PIDs inside the sandbox;
+    /// `--format json` the host PID standing for them (the monitor's).
     Ps {
         #[arg(short, long, default_value = "table")]
         format: String,
@@ -266,8 +267,11 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
             };
             let mut out = std::io::stdout().lock();
             if format == "json" {
-                let pids: Vec<i32> = list.iter().map(|p| p.pid).collect();
-                writeln!(out, "{}", serde_json::to_string(&pids)?)?;
+                // Engines read these as host PIDs (`docker top` runs the host's ps on them).
+                // The container's processes have none: the host process standing for them
+                // all is the monitor.
+                let saved = Saved::read(&dir)?;
+                writeln!(out, "{}", serde_json::to_string(&[saved.pid])?)?;
             } else {
                 writeln!(out, "{:>7} CMD", "PID")?;
                 for p in &list {
