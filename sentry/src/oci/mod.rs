@@ -150,12 +150,34 @@ pub struct NewArgs {
 
 /// Runs one OCI command; returns the exit code.
 pub fn run(g: &Globals, cmd: OciCommand) -> i32 {
+    close_inherited_fds();
     match dispatch(g, cmd) {
         Ok(code) => code,
         Err(e) => {
             report(g, &format!("{e:#}"));
             1
         }
+    }
+}
+
+/// Marks every fd but stdio close-on-exec, as runc does without `--preserve-fds`: what the
+/// engine left open must not live on in the monitor, the sandbox or the exec waiter (an fd
+/// into the container's mounts would keep the engine from unmounting them).
+fn close_inherited_fds() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // Fails harmlessly for the directory fd read_dir had open.
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
     }
 }
 

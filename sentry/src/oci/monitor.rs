@@ -148,6 +148,8 @@ pub fn spawn(theirs: Channel, log: Option<&Path>) -> anyhow::Result<std::process
 /// One container's monitor.
 struct Monitor {
     client: Client,
+    /// The sandbox process (our child).
+    sandbox: nix::unistd::Pid,
     id: String,
     dir: PathBuf,
     /// Connections waiting for an exec process's exit, by exec id. Held while a process is
@@ -219,7 +221,7 @@ fn create(
     }
     let mut fds = super::spec::open_sources(&container, bundle)?;
     fds.extend(stdio);
-    let (client, events) = launch_sandbox()?;
+    let (client, events, sandbox) = launch_sandbox()?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
         &Request::CreateContainer {
@@ -246,6 +248,7 @@ fn create(
     Ok((
         Arc::new(Monitor {
             client,
+            sandbox,
             id: id.to_owned(),
             dir: dir.to_path_buf(),
             waiters: Mutex::default(),
@@ -259,7 +262,7 @@ fn create(
 /// Starts the sandbox process as the shim does: this binary, PID 1 of a new PID namespace
 /// (unshared by a short-lived thread so only its child lands there), the control channel as
 /// its stdin and no environment.
-fn launch_sandbox() -> anyhow::Result<(Client, Events)> {
+fn launch_sandbox() -> anyhow::Result<(Client, Events, nix::unistd::Pid)> {
     let (ours, theirs) = Channel::pair()?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(SANDBOX_ARG)
@@ -268,14 +271,16 @@ fn launch_sandbox() -> anyhow::Result<(Client, Events)> {
         .stdin(Stdio::from(theirs.into_fd()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    std::thread::spawn(move || -> anyhow::Result<u32> {
+    let pid = std::thread::spawn(move || -> anyhow::Result<u32> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)?;
         Ok(cmd.spawn()?.id())
     })
     .join()
     .map_err(|_| anyhow!("the sandbox spawner panicked"))?
     .context("starting the sandbox process")?;
-    Ok(Client::new(ours)?)
+    let (client, events) = Client::new(ours)?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+    Ok((client, events, pid))
 }
 
 fn serve(monitor: Arc<Monitor>, events: Events, listener: &OwnedFd) -> ! {
@@ -368,8 +373,20 @@ impl Monitor {
             }
             Call::Kill { signo, all } => {
                 if state::status(&self.dir) == Status::Created {
-                    // Init has not run: like runc's init waiting for `start`, it just dies.
-                    if signo != 0 {
+                    // Init has not run: like runc's init waiting for `start`, it dies of a
+                    // signal whose default action ends a process, and ignores the rest.
+                    let ignored = [
+                        0,
+                        libc::SIGCHLD,
+                        libc::SIGCONT,
+                        libc::SIGURG,
+                        libc::SIGWINCH,
+                        libc::SIGSTOP,
+                        libc::SIGTSTP,
+                        libc::SIGTTIN,
+                        libc::SIGTTOU,
+                    ];
+                    if !ignored.contains(&signo) {
                         self.finish(WireExitStatus::Signaled(signo));
                     }
                     return Ok(Some(Reply::Done));
@@ -414,6 +431,24 @@ impl Monitor {
         }))
     }
 
+    /// Waits for the sandbox to be gone (killing it after a grace period): until then it
+    /// holds the container's mount sources open, and the engine unmounts them as soon as
+    /// our exit tells it the container stopped.
+    fn reap_sandbox(&self) {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            match waitpid(self.sandbox, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                _ => return,
+            }
+        }
+        let _ = nix::sys::signal::kill(self.sandbox, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(self.sandbox, None);
+    }
+
     fn pid(&self, request: &Request) -> anyhow::Result<i32> {
         match self.client.call(request, &[])? {
             Response::Pid(pid) => Ok(pid),
@@ -429,6 +464,7 @@ impl Monitor {
         }
         let _ = std::fs::remove_file(self.dir.join("ctl.sock"));
         let _ = self.client.call(&Request::Shutdown, &[]);
+        self.reap_sandbox();
         let _ = std::io::stderr().flush();
         exit_like(status)
     }
