@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds runsc-rs in release mode and installs `runsc-rs` and `containerd-shim-runsc-rs-v2` into
 # $PREFIX/bin (default /usr/local/bin). On a fresh Debian machine it first installs the C
-# toolchain Rust links with and, if cargo is missing, rustup (rust-toolchain.toml then picks
-# the version).
+# toolchain Rust links with, busybox-static (the README's demo runs /bin/busybox) and, if cargo
+# is missing, rustup (rust-toolchain.toml then picks the version).
 #
 #   ./packaging/install.sh                  build and install
 #   PREFIX=$HOME/.local ./packaging/install.sh
@@ -47,6 +47,8 @@ apt_install_missing() {
 
 # Rust links through the system C compiler.
 apt_install_missing gcc libc6-dev
+# The README's first command runs /bin/busybox in the sandbox; a fresh Debian has none.
+$toolchain_only || apt_install_missing busybox-static
 
 if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,4 +1,7 @@
-//! `runsc-rs`: run a command in a sandbox (`do`), list the system-call table (`syscalls`).
+//! `runsc-rs`: run a command in a sandbox (`do`), list the system-call table (`syscalls`),
+//! and be an OCI runtime with runc's command line ([`oci`]).
+
+mod oci;
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -14,6 +17,18 @@ use sentry::syscalls::Support;
     about = "A gVisor-class sandboxed container runtime"
 )]
 struct Cli {
+    /// OCI commands: the state directory.
+    #[arg(long, default_value = "/run/runsc-rs")]
+    root: std::path::PathBuf,
+    /// OCI commands: also log errors to FILE.
+    #[arg(long, value_name = "FILE")]
+    log: Option<std::path::PathBuf>,
+    /// OCI commands: `text` or `json` (one object per line).
+    #[arg(long, default_value = "text")]
+    log_format: String,
+    /// Accepted for runc compatibility: the sandbox is not placed in the spec's cgroup.
+    #[arg(long)]
+    systemd_cgroup: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +75,8 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
     },
+    #[command(flatten)]
+    Oci(oci::OciCommand),
     /// Lists every x86-64 system call with its support level.
     Syscalls {
         /// Instead, list the host system calls the seccomp filter of `runsc-rs do` allows.
@@ -409,8 +426,23 @@ fn run_monitor(args: &DoArgs) -> i32 {
 }
 
 fn main() {
+    // The OCI CLI's own processes (monitor, sandbox, exec waiter) take no options.
+    if let Some(arg) = std::env::args().nth(1) {
+        if let Some(code) = oci::hidden_main(&arg, || init_logging(None, true)) {
+            std::process::exit(code);
+        }
+    }
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Oci(cmd) => {
+            let _ = init_logging(None, true);
+            let globals = oci::Globals {
+                root: cli.root,
+                log: cli.log,
+                log_json: cli.log_format == "json",
+            };
+            oci::run(&globals, cmd)
+        }
         Command::Syscalls {
             host: false,
             markdown,

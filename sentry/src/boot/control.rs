@@ -272,7 +272,11 @@ impl Channel {
         self.fd
     }
 
-    fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
+    /// Sends one message with `fds` attached (also used by the OCI CLI's own protocol).
+    ///
+    /// # Errors
+    /// Encoding or `sendmsg(2)` failed.
+    pub fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
         let bytes = serde_json::to_vec(msg)?;
         if bytes.len() > MAX_MESSAGE {
             return Err(Error::TooLarge(bytes.len()));
@@ -301,7 +305,11 @@ impl Channel {
         }
     }
 
-    fn recv<T: for<'de> Deserialize<'de>>(
+    /// Receives one message and the fds attached to it.
+    ///
+    /// # Errors
+    /// `Closed` at end of stream; `recvmsg(2)` or decoding failed.
+    pub fn recv<T: for<'de> Deserialize<'de>>(
         &self,
         buf: &mut [u8],
     ) -> Result<(T, Vec<OwnedFd>), Error> {

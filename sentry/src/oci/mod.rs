@@ -1,0 +1,658 @@
+//! `runsc-rs` as an OCI runtime with runc's command line, for Docker and Podman.
+//!
+//! Each container is one sandbox process booted as the containerd shim boots it, watched by
+//! a monitor process ([`monitor`]) that later invocations reach through the state directory
+//! (`--root`, [`state`]). Semantics follow runc: `create` leaves init waiting for `start`;
+//! the container is `stopped` once init has exited; `delete` refuses a running container
+//! without `--force`.
+
+mod monitor;
+mod spec;
+mod state;
+
+use std::io::Write as _;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::Subcommand;
+use sentry::boot::control::{Channel, StdioPresent};
+use serde_json::json;
+
+use monitor::{Call, Reply};
+pub use monitor::{MONITOR_ARG, SANDBOX_ARG};
+use state::{Saved, Status};
+
+/// The runtime-spec version the runtime implements.
+const OCI_VERSION: &str = "1.0.2";
+
+/// runc's global options.
+pub struct Globals {
+    /// The state directory.
+    pub root: PathBuf,
+    /// Where errors are logged besides stderr.
+    pub log: Option<PathBuf>,
+    /// `--log-format json`: one JSON object per line.
+    pub log_json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum OciCommand {
+    /// Creates container ID from a bundle; its process waits for `start`.
+    Create {
+        #[command(flatten)]
+        new: NewArgs,
+    },
+    /// Starts the process of a created container.
+    Start { id: String },
+    /// Creates and starts a container; waits for it unless --detach.
+    Run {
+        #[command(flatten)]
+        new: NewArgs,
+        /// Do not wait for the container's process.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Prints the state of a container as JSON.
+    State { id: String },
+    /// Sends a signal (name or number, default SIGTERM) to the container's init.
+    Kill {
+        /// Signal every process of the container.
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Deletes a stopped or created container (--force: a running one too).
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Runs a new process in a running container.
+    Exec {
+        /// The process as OCI JSON (instead of CMD).
+        #[arg(short, long, value_name = "FILE")]
+        process: Option<PathBuf>,
+        /// Do not wait for the process.
+        #[arg(short, long)]
+        detach: bool,
+        /// Give the process a terminal (its master goes to --console-socket).
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long, value_name = "PATH")]
+        console_socket: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
+        #[arg(long)]
+        cwd: Option<String>,
+        /// KEY=VALUE added to the container's environment (repeatable).
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// UID[:GID].
+        #[arg(short, long)]
+        user: Option<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+    /// Lists the processes of a container: the table has their PIDs inside the sandbox;
+    /// `--format json` the host PID standing for them (the monitor's).
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Accepted for runc compatibility; ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Lists the containers under --root.
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Writes a default config.json into the bundle directory.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Accepted for runc compatibility.
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Prints what this runtime supports, as JSON.
+    Features,
+}
+
+/// The options of `create` and `run`.
+#[derive(clap::Args)]
+pub struct NewArgs {
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when the process has a terminal.
+    #[arg(long, value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (the sandbox never pivots on the host).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Accepted for runc compatibility; no extra fds are passed.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
+/// Runs one OCI command; returns the exit code.
+pub fn run(g: &Globals, cmd: OciCommand) -> i32 {
+    close_inherited_fds();
+    match dispatch(g, cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            report(g, &format!("{e:#}"));
+            1
+        }
+    }
+}
+
+/// Marks every fd but stdio close-on-exec, as runc does without `--preserve-fds`: what the
+/// engine left open must not live on in the monitor, the sandbox or the exec waiter (an fd
+/// into the container's mounts would keep the engine from unmounting them).
+fn close_inherited_fds() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // Fails harmlessly for the directory fd read_dir had open.
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+}
+
+/// An error to stderr and, with --log, to the log (where engines look for it).
+fn report(g: &Globals, msg: &str) {
+    eprintln!("runsc-rs: {msg}");
+    let Some(path) = &g.log else { return };
+    let line = if g.log_json {
+        json!({"level": "error", "msg": msg, "time": state::now_rfc3339()}).to_string()
+    } else {
+        format!("{} error: {msg}", state::now_rfc3339())
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// The monitor and sandbox processes run the hidden subcommands, without clap.
+/// `init_logging` sends their errors to stderr (the log, or nowhere).
+pub fn hidden_main(arg: &str, init_logging: impl FnOnce() -> anyhow::Result<()>) -> Option<i32> {
+    if [MONITOR_ARG, SANDBOX_ARG, EXEC_WAIT_ARG].contains(&arg) {
+        let _ = init_logging();
+    }
+    match arg {
+        MONITOR_ARG => Some(monitor::main()),
+        SANDBOX_ARG => Some(monitor::sandbox_main()),
+        EXEC_WAIT_ARG => Some(exec_wait_main()),
+        _ => None,
+    }
+}
+
+fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
+    match cmd {
+        OciCommand::Create { new } => create(g, &new).map(|_| 0),
+        OciCommand::Run { new, detach } => {
+            let mut child = create(g, &new)?;
+            start(g, &new.id)?;
+            if detach {
+                return Ok(0);
+            }
+            let status = child.wait()?;
+            // As runc: a container run in the foreground is deleted when it ends.
+            delete(g, &new.id, true)?;
+            Ok(status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            }))
+        }
+        OciCommand::Start { id } => start(g, &id).map(|()| 0),
+        OciCommand::State { id } => {
+            let dir = container_dir(g, &id)?;
+            let out = serde_json::to_string_pretty(&state_json(&dir)?)?;
+            println!("{out}");
+            Ok(0)
+        }
+        OciCommand::Kill { all, id, signal } => {
+            let dir = container_dir(g, &id)?;
+            let signo = parse_signal(&signal)?;
+            if state::status(&dir) == Status::Stopped {
+                bail!("container {id} is not running");
+            }
+            let conn = monitor::connect(&dir)?;
+            monitor::call(&conn, &Call::Kill { signo, all }, &[])?;
+            Ok(0)
+        }
+        OciCommand::Delete { force, id } => delete(g, &id, force).map(|()| 0),
+        OciCommand::Exec {
+            process,
+            detach,
+            tty,
+            console_socket,
+            pid_file,
+            cwd,
+            env,
+            user,
+            id,
+            cmd,
+        } => {
+            let dir = container_dir(g, &id)?;
+            let mut spec = match process {
+                Some(file) => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let p: oci_spec::runtime::Process = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("parsing {}", file.display()))?;
+                    spec::process_spec(&p)?
+                }
+                None => exec_from_args(&dir, cmd, cwd, env, user)?,
+            };
+            if tty {
+                spec.terminal = true;
+            }
+            exec(
+                &dir,
+                spec,
+                detach,
+                console_socket.as_deref(),
+                pid_file.as_deref(),
+            )
+        }
+        OciCommand::Ps { format, id, .. } => {
+            let dir = container_dir(g, &id)?;
+            let conn = monitor::connect(&dir)?;
+            let Reply::Processes(list) = monitor::call(&conn, &Call::Ps, &[])? else {
+                bail!("unexpected answer to ps");
+            };
+            let mut out = std::io::stdout().lock();
+            if format == "json" {
+                // Engines read these as host PIDs (`docker top` runs the host's ps on them).
+                // The container's processes have none: the host process standing for them
+                // all is the monitor.
+                let saved = Saved::read(&dir)?;
+                writeln!(out, "{}", serde_json::to_string(&[saved.pid])?)?;
+            } else {
+                writeln!(out, "{:>7} CMD", "PID")?;
+                for p in &list {
+                    writeln!(out, "{:>7} {}", p.pid, p.cmd)?;
+                }
+            }
+            Ok(0)
+        }
+        OciCommand::List { format, quiet } => list(g, &format, quiet).map(|()| 0),
+        OciCommand::Spec { bundle, .. } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("{} exists; remove it first", path.display());
+            }
+            std::fs::write(&path, serde_json::to_string_pretty(&spec::template())?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(0)
+        }
+        OciCommand::Features => {
+            let features = json!({
+                "ociVersionMin": "1.0.0",
+                "ociVersionMax": OCI_VERSION,
+                "hooks": [],
+                "mountOptions": ["bind", "rbind", "ro", "rw", "mode"],
+                "linux": {
+                    "namespaces": ["pid", "network", "ipc", "uts", "mount"],
+                    "capabilities": [],
+                    "cgroup": {"v1": false, "v2": false, "systemd": false},
+                    "seccomp": {"enabled": false},
+                    "apparmor": {"enabled": false},
+                    "selinux": {"enabled": false}
+                },
+                "annotations": {"io.github.runsc-rs.sandbox": "sentry"}
+            });
+            println!("{}", serde_json::to_string_pretty(&features)?);
+            Ok(0)
+        }
+    }
+}
+
+/// Container ids name directories: runc's alphabet, no `..` games.
+fn check_id(id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        bail!("invalid container id {id:?}")
+    }
+}
+
+fn container_dir(g: &Globals, id: &str) -> anyhow::Result<PathBuf> {
+    check_id(id)?;
+    let dir = g.root.join(id);
+    if !dir.join("state.json").exists() {
+        bail!("container {id} does not exist");
+    }
+    Ok(dir)
+}
+
+fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
+    check_id(&new.id)?;
+    let bundle = std::path::absolute(&new.bundle)?;
+    let terminal = spec::load(&bundle)?
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    std::fs::create_dir_all(&g.root).with_context(|| format!("creating {}", g.root.display()))?;
+    let dir = g.root.join(&new.id);
+    std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow!("container {} already exists", new.id),
+        _ => anyhow!(e).context(format!("creating {}", dir.display())),
+    })?;
+    let made = (|| {
+        let stdio = container_stdio(terminal, new.console_socket.as_deref())?;
+        let (ours, theirs) = Channel::pair()?;
+        let log = if g.log_json { None } else { g.log.as_deref() };
+        let mut child = monitor::spawn(theirs, log)?;
+        let borrowed: Vec<BorrowedFd<'_>> = stdio.iter().map(AsFd::as_fd).collect();
+        let created = monitor::call(
+            &ours,
+            &Call::Create {
+                id: new.id.clone(),
+                bundle: bundle.clone(),
+                state_dir: dir.clone(),
+            },
+            &borrowed,
+        );
+        if let Err(e) = created {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        if let Some(p) = &new.pid_file {
+            write_pid_file(p, child.id())?;
+        }
+        Ok(child)
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    made
+}
+
+/// The container's stdio: ours, or with a terminal a new pty's slave (its master goes to
+/// the console socket, for the engine to drive).
+fn container_stdio(terminal: bool, console: Option<&Path>) -> anyhow::Result<Vec<OwnedFd>> {
+    if !terminal {
+        return [
+            std::io::stdin().as_fd(),
+            std::io::stdout().as_fd(),
+            std::io::stderr().as_fd(),
+        ]
+        .into_iter()
+        .map(|fd| fd.try_clone_to_owned().context("duplicating stdio"))
+        .collect();
+    }
+    let console = console.context("the process has a terminal: --console-socket is required")?;
+    let pty = nix::pty::openpty(None, None).context("opening a pty")?;
+    send_console(console, pty.master)?;
+    Ok(vec![pty.slave])
+}
+
+/// Hands a pty master to the console socket, as runc does (SCM_RIGHTS over a stream socket).
+fn send_console(path: &Path, master: OwnedFd) -> anyhow::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("connecting to the console socket {}", path.display()))?;
+    let fds = [master.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(b"/dev/ptmx")],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .context("sending the pty master")?;
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: u32) -> anyhow::Result<()> {
+    // Written whole then renamed: engines poll for the file and read it at once.
+    let tmp = path.with_extension("runsc-rs-tmp");
+    std::fs::write(&tmp, pid.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn start(g: &Globals, id: &str) -> anyhow::Result<()> {
+    let dir = container_dir(g, id)?;
+    match state::status(&dir) {
+        Status::Created => {}
+        other => bail!("cannot start a container that is {}", other.as_str()),
+    }
+    let conn = monitor::connect(&dir)?;
+    monitor::call(&conn, &Call::Start, &[])?;
+    Ok(())
+}
+
+fn state_json(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let saved = Saved::read(dir)?;
+    let status = state::status(dir);
+    let mut v = json!({
+        "ociVersion": OCI_VERSION,
+        "id": saved.id,
+        "pid": if status == Status::Stopped { 0 } else { saved.pid },
+        "status": status.as_str(),
+        "bundle": saved.bundle,
+        "rootfs": saved.rootfs,
+        "created": saved.created,
+        "owner": "",
+    });
+    if !saved.annotations.is_empty() {
+        v["annotations"] = json!(saved.annotations);
+    }
+    Ok(v)
+}
+
+fn delete(g: &Globals, id: &str, force: bool) -> anyhow::Result<()> {
+    check_id(id)?;
+    let dir = g.root.join(id);
+    let saved = match Saved::read(&dir) {
+        Ok(s) => s,
+        // A directory left by a create that never finished is removed too.
+        Err(_) if dir.exists() || force => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let status = state::status(&dir);
+    if status == Status::Running && !force {
+        bail!("cannot delete container {id} that is not stopped: running");
+    }
+    if status != Status::Stopped {
+        let conn = monitor::connect(&dir)?;
+        // The monitor answers, then ends the sandbox and itself.
+        let _ = monitor::call(&conn, &Call::Delete, &[]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while state::monitor_alive(saved.pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+fn parse_signal(s: &str) -> anyhow::Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| anyhow!("unknown signal {s:?}"))
+}
+
+/// `exec ID CMD...`: the container's process settings with CMD and the given overrides.
+fn exec_from_args(
+    dir: &Path,
+    cmd: Vec<String>,
+    cwd: Option<String>,
+    env: Vec<String>,
+    user: Option<String>,
+) -> anyhow::Result<sentry::boot::loader::ProcessSpec> {
+    if cmd.is_empty() {
+        bail!("exec needs a command or --process");
+    }
+    let saved = Saved::read(dir)?;
+    let config = spec::load(&saved.bundle)?;
+    let base = config
+        .process()
+        .as_ref()
+        .context("config.json has no process")?;
+    let mut p = spec::process_spec(base)?;
+    p.args = cmd;
+    p.terminal = false;
+    p.env.extend(env);
+    if let Some(cwd) = cwd {
+        p.cwd = cwd;
+    }
+    if let Some(user) = user {
+        let mut parts = user.splitn(2, ':');
+        p.uid = parts.next().unwrap_or("0").parse().context("--user UID")?;
+        p.gid = parts
+            .next()
+            .map_or(Ok(0), str::parse)
+            .context("--user GID")?;
+    }
+    Ok(p)
+}
+
+fn exec(
+    dir: &Path,
+    spec: sentry::boot::loader::ProcessSpec,
+    detach: bool,
+    console: Option<&Path>,
+    pid_file: Option<&Path>,
+) -> anyhow::Result<i32> {
+    if state::status(dir) != Status::Running {
+        bail!("cannot exec in a container that is not running");
+    }
+    let stdio = container_stdio(spec.terminal, console)?;
+    let present = StdioPresent {
+        stdin: true,
+        stdout: !spec.terminal,
+        stderr: !spec.terminal,
+    };
+    let conn = monitor::connect(dir)?;
+    let borrowed: Vec<BorrowedFd<'_>> = stdio.iter().map(AsFd::as_fd).collect();
+    monitor::call(
+        &conn,
+        &Call::Exec {
+            spec,
+            stdio: present,
+        },
+        &borrowed,
+    )?;
+    drop(stdio);
+    if detach {
+        // A waiter process holds the connection and ends with the process: its PID is the
+        // one engines wait for.
+        let waiter = std::process::Command::new("/proc/self/exe")
+            .arg(EXEC_WAIT_ARG)
+            .stdin(std::process::Stdio::from(conn.into_fd()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the exec waiter")?;
+        if let Some(p) = pid_file {
+            write_pid_file(p, waiter.id())?;
+        }
+        return Ok(0);
+    }
+    if let Some(p) = pid_file {
+        write_pid_file(p, std::process::id())?;
+    }
+    match monitor::read_reply(&conn)? {
+        Reply::Exited(status) => Ok(i32::try_from(status.code()).unwrap_or(255)),
+        other => bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// The hidden subcommand of the detached exec's waiter.
+pub const EXEC_WAIT_ARG: &str = "oci-exec-wait";
+
+/// The waiter: the connection is its stdin; it ends as the exec process ended.
+pub fn exec_wait_main() -> i32 {
+    let _ = nix::unistd::setsid();
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return 255;
+    };
+    match monitor::read_reply(&Channel::from_fd(fd)) {
+        Ok(Reply::Exited(status)) => monitor::exit_like(status),
+        _ => 255,
+    }
+}
+
+fn list(g: &Globals, format: &str, quiet: bool) -> anyhow::Result<()> {
+    let mut states = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&g.root) {
+        for e in entries.flatten() {
+            if let Ok(s) = state_json(&e.path()) {
+                states.push(s);
+            }
+        }
+    }
+    states.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for s in &states {
+            writeln!(out, "{}", s["id"].as_str().unwrap_or_default())?;
+        }
+    } else if format == "json" {
+        writeln!(out, "{}", serde_json::to_string(&states)?)?;
+    } else {
+        writeln!(out, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")?;
+        for s in &states {
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                s["id"].as_str().unwrap_or_default(),
+                s["pid"],
+                s["status"].as_str().unwrap_or_default(),
+                s["bundle"].as_str().unwrap_or_default(),
+                s["created"].as_str().unwrap_or_default(),
+                s["owner"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(())
+}
