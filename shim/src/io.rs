@@ -4,9 +4,11 @@
 //!   fail with EPIPE while containerd is away (a restart), and the sandbox holds the only
 //!   write end: the reader sees EOF exactly when the process's last copy closes. `file://`
 //!   paths are appended to.
-//! - stdin: the process gets the read end of a pipe; a copier thread opens the FIFO (this
-//!   blocks until containerd opens its end) and copies into the pipe. CloseIO drops the
-//!   shim's write end, so the process sees EOF.
+//! - stdin: the process gets the read end of a pipe; a copier thread copies the FIFO into
+//!   it. The shim holds a write end of the FIFO itself, as runc's shim does, so a client
+//!   that goes away (`ctr run -d` exiting) is not an end of input. CloseIO drops that write
+//!   end: the copier then delivers everything containerd wrote and closes the pipe, so the
+//!   process sees EOF after the last byte, never before.
 //! - an empty path is `/dev/null`.
 //! - `terminal=true` ([`open_console`]): the shim owns a host pty. Its slave goes to the
 //!   sandbox (the process's stdin, stdout and stderr; the host pty does the line
@@ -18,23 +20,23 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 
 use sentry::boot::control::StdioPresent;
 
 use crate::error::{Error, Result};
 
-/// The shim's hold on a process's stdin: dropping the writer closes it.
+/// The shim's hold on a process's stdin: a write end of the stdin FIFO.
 #[derive(Debug, Default)]
 pub struct StdinHandle {
-    writer: Arc<Mutex<Option<File>>>,
+    keepalive: Mutex<Option<File>>,
 }
 
 impl StdinHandle {
-    /// CloseIO: the process sees EOF once the copier has nothing buffered.
+    /// CloseIO: the end of what containerd has written becomes the process's EOF (the copier
+    /// still delivers all of it).
     pub fn close(&self) {
-        self.writer.lock().unwrap().take();
+        self.keepalive.lock().unwrap().take();
     }
 }
 
@@ -106,27 +108,43 @@ fn input(path: &str) -> Result<(OwnedFd, StdinHandle)> {
         return Ok((dev_null(false)?, StdinHandle::default()));
     }
     let (reader, writer) = std::io::pipe().map_err(io_err("pipe for", path))?;
-    let writer = Arc::new(Mutex::new(Some(File::from(OwnedFd::from(writer)))));
-    let handle = StdinHandle {
-        writer: writer.clone(),
-    };
-    let fifo = path.to_owned();
-    std::thread::Builder::new()
-        .name("stdin-copy".into())
-        .spawn(move || copy_stdin(Path::new(&fifo), &writer, &|_| ()))
-        .map_err(io_err("starting the stdin copier for", path))?;
+    let handle = spawn_stdin_copier(path, File::from(OwnedFd::from(writer)), Box::new(|_| ()))?;
     Ok((reader.into(), handle))
 }
 
-/// Copies the stdin FIFO into `writer`, showing each chunk to `inspect` first.
-fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>, inspect: &dyn Fn(&[u8])) {
-    let mut src = match File::open(fifo) {
-        Ok(f) => f,
-        Err(e) => {
-            log::warn!("opening stdin {}: {e}", fifo.display());
-            return;
-        }
+/// Opens the stdin FIFO at `path` and starts a thread copying it into `dst`, showing each
+/// chunk to `inspect` first; `dst` is closed when the FIFO reaches its end after CloseIO.
+///
+/// The read end is opened non-blocking (containerd may not have opened its end yet), which
+/// lets the shim open its own write end at once; both are then made blocking.
+fn spawn_stdin_copier(
+    path: &str,
+    dst: File,
+    inspect: Box<dyn Fn(&[u8]) + Send>,
+) -> Result<StdinHandle> {
+    let fifo = |write: bool| {
+        OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(io_err("opening", path))
     };
+    let src = fifo(false)?;
+    let keepalive = fifo(true)?;
+    clear_nonblock(&src, path)?;
+    std::thread::Builder::new()
+        .name("stdin-copy".into())
+        .spawn(move || copy_stdin(src, dst, &*inspect))
+        .map_err(io_err("starting the stdin copier for", path))?;
+    Ok(StdinHandle {
+        keepalive: Mutex::new(Some(keepalive)),
+    })
+}
+
+/// Copies `src` into `dst` until `src` ends (every writer of the FIFO, the shim's included,
+/// has closed it) or `dst` is gone (the process closed its stdin), then closes `dst`.
+fn copy_stdin(mut src: File, mut dst: File, inspect: &dyn Fn(&[u8])) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = match src.read(&mut buf) {
@@ -134,18 +152,15 @@ fn copy_stdin(fifo: &Path, writer: &Mutex<Option<File>>, inspect: &dyn Fn(&[u8])
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                log::warn!("reading stdin {}: {e}", fifo.display());
+                log::warn!("reading stdin: {e}");
                 break;
             }
         };
         inspect(&buf[..n]);
-        let mut guard = writer.lock().unwrap();
-        let Some(w) = guard.as_mut() else { return };
-        if w.write_all(&buf[..n]).is_err() {
+        if dst.write_all(&buf[..n]).is_err() {
             break;
         }
     }
-    writer.lock().unwrap().take();
 }
 
 /// The shim's side of a process's terminal.
@@ -251,9 +266,6 @@ pub fn open_console(
                 .try_clone()
                 .map_err(io_err("dup", "the pty master"))?,
         );
-        let writer = Arc::new(Mutex::new(Some(writer)));
-        let fifo = stdin.to_owned();
-        let w = writer.clone();
         let master = pty
             .master
             .try_clone()
@@ -267,11 +279,7 @@ pub fn open_console(
                 signal_foreground(signo);
             }
         };
-        std::thread::Builder::new()
-            .name("console-in".into())
-            .spawn(move || copy_stdin(Path::new(&fifo), &w, &inspect))
-            .map_err(io_err("starting the stdin copier for", stdin))?;
-        StdinHandle { writer }
+        spawn_stdin_copier(stdin, writer, Box::new(inspect))?
     };
     let opened = Opened {
         fds: vec![pty.slave],
@@ -327,6 +335,7 @@ pub fn open(stdin: &str, stdout: &str, stderr: &str) -> Result<Opened> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn fifo_output_opens_without_a_reader() {
@@ -352,20 +361,85 @@ mod tests {
         assert!(typed_signals(&t, b"\x03").is_empty());
     }
 
+    /// A FIFO in a fresh directory, removed on drop.
+    struct Fifo {
+        dir: PathBuf,
+        path: PathBuf,
+    }
+
+    impl Fifo {
+        fn new(tag: &str) -> Fifo {
+            let dir = std::env::temp_dir().join(format!("shim-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("in");
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            Fifo { dir, path }
+        }
+
+        fn client(&self) -> File {
+            OpenOptions::new().write(true).open(&self.path).unwrap()
+        }
+    }
+
+    impl Drop for Fifo {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn readable_within(f: &File, ms: u16) -> bool {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(&mut fds, ms).unwrap() > 0
+    }
+
     #[test]
-    fn stdin_close_gives_eof() {
-        let dir = std::env::temp_dir().join(format!("shim-in-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fifo = dir.join("in");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let (reader, handle) = input(fifo.to_str().unwrap()).unwrap();
-        let mut w = OpenOptions::new().write(true).open(&fifo).unwrap();
-        w.write_all(b"abc").unwrap();
-        drop(w);
-        let mut got = String::new();
-        File::from(reader).read_to_string(&mut got).unwrap();
-        assert_eq!(got, "abc");
+    fn stdin_ends_at_close_io_not_when_the_client_leaves() {
+        let fifo = Fifo::new("in");
+        let (reader, handle) = input(fifo.path.to_str().unwrap()).unwrap();
+        let mut reader = File::from(reader);
+        let mut client = fifo.client();
+        client.write_all(b"abc").unwrap();
+        drop(client);
+        let mut got = [0u8; 3];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"abc");
+        // The client is gone (a detached `ctr run -d` exited): no EOF yet.
+        assert!(
+            !readable_within(&reader, 300),
+            "stdin ended without CloseIO"
+        );
         handle.close();
-        std::fs::remove_dir_all(dir).unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn close_io_delivers_everything_written_before_it() {
+        let fifo = Fifo::new("all");
+        let (reader, handle) = input(fifo.path.to_str().unwrap()).unwrap();
+        // More than the pipe and one copier chunk hold (64 + 32 KiB), less than they and the
+        // FIFO do: the client's writes all complete while nothing reads.
+        let data: Vec<u8> = (0..128 * 1024usize)
+            .map(|i| (i * 7 + i / 4096) as u8)
+            .collect();
+        let reading = std::thread::spawn(move || {
+            // The process reads only after CloseIO: data is still in the FIFO then.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let mut got = Vec::new();
+            File::from(reader).read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut client = fifo.client();
+        client.write_all(&data).unwrap();
+        drop(client);
+        handle.close();
+        let got = reading.join().unwrap();
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "stdin arrived altered");
     }
 }

@@ -185,6 +185,7 @@ fn containerd_runs_containers_in_the_sandbox() {
         vec![RUNTIME]
     };
     check_dynamic_programs(&env, &runtimes);
+    check_stdin(&env, &runtimes);
     check_task_lifecycle(&env, &runtimes);
     check_terminal(&env, &runtimes);
     sandbox_death_is_a_task_exit(&env);
@@ -378,6 +379,65 @@ fn task_lifecycle(env: &Env, runtime: &str) -> Lifecycle {
         term_file,
         term_exit,
         kill_all: kill_all(env, runtime),
+    }
+}
+
+/// Stdin through the shim, as runc's shim delivers it: every byte piped into `ctr run` reaches
+/// the process before EOF (CloseIO comes right after the last write), and a detached
+/// container's stdin stays open after `ctr run -d` exits.
+fn check_stdin(env: &Env, runtimes: &[&str]) {
+    let input = env.tmp.join("stdin-1MiB");
+    let data: Vec<u8> = (0..1usize << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&input, &data).unwrap();
+    for runtime in runtimes {
+        for attempt in 0..3 {
+            let id = format!("stdin-{}-{attempt}", short(runtime));
+            let out = env
+                .ctr_command(&["run", "--rm", "--runtime", runtime, IMAGE, &id, "cat"])
+                .stdin(std::fs::File::open(&input).unwrap())
+                .output()
+                .expect("running ctr");
+            assert!(out.status.success(), "{runtime}: ctr run {id} cat: {out:?}");
+            assert!(
+                out.stdout == data,
+                "{runtime}: cat gave back {} of {} bytes of its stdin (attempt {attempt})",
+                out.stdout.len(),
+                data.len()
+            );
+        }
+
+        // `ctr run -d` copies its stdin (a pipe this test keeps open) into the FIFO and exits:
+        // that is no end of input, so `cat` keeps running.
+        let id = format!("stdin-detached-{}", short(runtime));
+        let mut ctr = env
+            .ctr_command(&["run", "-d", "--runtime", runtime, IMAGE, &id, "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning ctr run -d");
+        let held_stdin = ctr.stdin.take();
+        assert!(ctr.wait().expect("waiting for ctr run -d").success());
+        assert!(env.wait_status(&id, "RUNNING", Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            env.task_status(&id).as_deref(),
+            Some("RUNNING"),
+            "{runtime}: a detached container's stdin ended when ctr exited"
+        );
+        drop(held_stdin);
+        env.ctr_ok(&["task", "kill", "-s", "KILL", &id]);
+        assert!(
+            env.wait_status(&id, "STOPPED", Duration::from_secs(15)),
+            "{runtime}: {id} still {:?} after SIGKILL; ps: {}\n--- containerd log ---\n{}",
+            env.task_status(&id),
+            env.ctr_ok(&["task", "ps", &id]),
+            env.log()
+        );
+        env.delete_task(&id);
+        env.ctr_ok(&["containers", "rm", &id]);
     }
 }
 
