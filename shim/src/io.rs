@@ -112,16 +112,16 @@ fn input(path: &str) -> Result<(OwnedFd, StdinHandle)> {
     Ok((reader.into(), handle))
 }
 
+/// What the stdin copier shows each chunk to before passing it on (the console's typed
+/// signal keys).
+type Inspect = Box<dyn Fn(&[u8]) + Send>;
+
 /// Opens the stdin FIFO at `path` and starts a thread copying it into `dst`, showing each
 /// chunk to `inspect` first; `dst` is closed when the FIFO reaches its end after CloseIO.
 ///
 /// The read end is opened non-blocking (containerd may not have opened its end yet), which
 /// lets the shim open its own write end at once; both are then made blocking.
-fn spawn_stdin_copier(
-    path: &str,
-    dst: File,
-    inspect: Box<dyn Fn(&[u8]) + Send>,
-) -> Result<StdinHandle> {
+fn spawn_stdin_copier(path: &str, dst: File, inspect: Inspect) -> Result<StdinHandle> {
     let fifo = |write: bool| {
         OpenOptions::new()
             .read(!write)

@@ -3,9 +3,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{
-    Capabilities, LinuxCapabilities, LinuxNamespaceType, Mount, Process, Spec,
-};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
 use sentry::boot::loader::{
     ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
 };
@@ -205,26 +203,10 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
-        capabilities: p.capabilities().as_ref().map(spec_capabilities),
+        capabilities: p.capabilities().as_ref().map(SpecCapabilities::from),
         umask: user.umask(),
         terminal,
     })
-}
-
-/// `process.capabilities` by name, for the sentry to turn into its capability sets.
-fn spec_capabilities(c: &LinuxCapabilities) -> SpecCapabilities {
-    let names = |set: &Option<Capabilities>| -> Vec<String> {
-        let mut v: Vec<String> = set.iter().flatten().map(ToString::to_string).collect();
-        v.sort();
-        v
-    };
-    SpecCapabilities {
-        bounding: names(c.bounding()),
-        effective: names(c.effective()),
-        permitted: names(c.permitted()),
-        inheritable: names(c.inheritable()),
-        ambient: names(c.ambient()),
-    }
 }
 
 /// The exec process spec containerd sends (JSON of an OCI `Process`).

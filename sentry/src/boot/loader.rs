@@ -124,6 +124,24 @@ pub struct SpecCapabilities {
     pub ambient: Vec<String>,
 }
 
+impl From<&oci_spec::runtime::LinuxCapabilities> for SpecCapabilities {
+    /// `process.capabilities` of an OCI spec, by name.
+    fn from(c: &oci_spec::runtime::LinuxCapabilities) -> SpecCapabilities {
+        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+            let mut v: Vec<String> = set.iter().flatten().map(ToString::to_string).collect();
+            v.sort();
+            v
+        };
+        SpecCapabilities {
+            bounding: names(c.bounding()),
+            effective: names(c.effective()),
+            permitted: names(c.permitted()),
+            inheritable: names(c.inheritable()),
+            ambient: names(c.ambient()),
+        }
+    }
+}
+
 impl SpecCapabilities {
     /// The sets as bit sets; unknown names are left out with a warning.
     fn caps(&self) -> Caps {

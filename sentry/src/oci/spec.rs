@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use oci_spec::runtime::{Mount, Process, Spec};
-use sentry::boot::loader::{ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec};
+use sentry::boot::loader::{
+    ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
+};
 use sentry::boot::{open_bind_source, SourceWalk};
 
 /// Reads `bundle/config.json`.
@@ -63,6 +65,7 @@ pub fn process_spec(p: &Process) -> anyhow::Result<ProcessSpec> {
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        capabilities: p.capabilities().as_ref().map(SpecCapabilities::from),
         umask: user.umask(),
         terminal: p.terminal().unwrap_or(false),
     })
