@@ -276,6 +276,14 @@ pub fn timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
+/// The platform `runsc-rs do` uses when given no `--platform`.
+pub const DEFAULT_PLATFORM: &str = "systrap";
+
+/// The platform the sandboxes of this run use: `$RUNSC_RS_TEST_PLATFORM`, else the default.
+pub fn effective_platform() -> String {
+    test_platform().unwrap_or_else(|| DEFAULT_PLATFORM.into())
+}
+
 /// `--platform` to pass to `runsc-rs do`: `$RUNSC_RS_TEST_PLATFORM` if set, else none (the
 /// default platform).
 pub fn test_platform() -> Option<String> {

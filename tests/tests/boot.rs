@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use runsc_rs_tests::{runsc_rs_bin, skip, test_platform, Run};
+use runsc_rs_tests::{effective_platform, runsc_rs_bin, skip, Run};
 
 /// The platform both sides of a comparison use.
 fn platform() -> String {
-    test_platform().unwrap_or_else(|| "ptrace".into())
+    effective_platform()
 }
 
 /// A fresh directory of this test's own.

@@ -13,7 +13,7 @@
 //! in, with the seed and round that replay it. Fixed seeds; `$RUNSC_RS_FUZZ_ROUNDS` rounds
 //! per seed (default 3; the ignored long mode runs 100).
 
-use runsc_rs_tests::{program_str, syscall_table, test_platform, Run};
+use runsc_rs_tests::{effective_platform, program_str, syscall_table, Run};
 use std::time::Duration;
 use syscalls::Sysno;
 
@@ -284,7 +284,7 @@ const KNOWN_PLATFORM_BUGS: &[(&str, u32, &str)] = &[(
 /// Every syscall number the mix uses: x86-64's range and a few no kernel assigns, except
 /// [`MIX_NOT_FUZZED`] and [`KNOWN_PLATFORM_BUGS`], each with its argument classes.
 fn mix_targets() -> Vec<String> {
-    let platform = test_platform().unwrap_or_default();
+    let platform = effective_platform();
     (0..=462u32)
         .chain([500, 1000, 0x4000_0000])
         .filter(|&nr| {
