@@ -21,6 +21,7 @@ pub mod cap {
     pub const DAC_OVERRIDE: u32 = 1;
     pub const DAC_READ_SEARCH: u32 = 2;
     pub const FOWNER: u32 = 3;
+    pub const KILL: u32 = 5;
     pub const SETGID: u32 = 6;
     pub const SETUID: u32 = 7;
     pub const SETPCAP: u32 = 8;
@@ -218,6 +219,16 @@ impl Creds {
     /// Whether the task holds `cap` in its effective set.
     pub fn has_cap(&self, cap: u32) -> bool {
         self.caps.effective.has(cap)
+    }
+
+    /// Whether these credentials may signal a process with credentials `target` (Linux's
+    /// `kill_ok_by_cred`): a real or effective UID that is the target's real or saved UID,
+    /// or CAP_KILL.
+    pub fn may_signal(&self, target: &Creds) -> bool {
+        [self.uid, self.euid]
+            .iter()
+            .any(|u| *u == target.uid || *u == target.suid)
+            || self.has_cap(cap::KILL)
     }
 
     /// Whether `gid` is the effective group or one of the supplementary groups (the group

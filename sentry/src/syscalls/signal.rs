@@ -8,7 +8,7 @@ use crate::kernel::signal::{
     self, bit, SigAction, SigInfo, NSIG, SI_QUEUE, SI_TKILL, SI_USER, UNBLOCKABLE,
 };
 use crate::kernel::task::{Restart, RestartBlock};
-use crate::kernel::{sigframe, PidNamespace, Task, ThreadGroup};
+use crate::kernel::{sigframe, PidNamespace, Task, ThreadGroup, Tree};
 use crate::mm::usermem::UserAddr;
 
 /// Size of the kernel's sigset_t.
@@ -164,15 +164,43 @@ fn send_to_groups(
     if groups.is_empty() {
         return Err(Errno::ESRCH);
     }
-    if sig == 0 {
-        return Ok(0);
-    }
     let tree = t.kernel.tree();
+    let mut sent = 0;
     for g in groups {
-        let i = info.unwrap_or_else(|| user_info(t, sig, SI_USER, &g.pidns));
-        tree.send_group(g, i, forced(t, g, sig));
+        if !may_signal(t, &tree, g, sig) {
+            continue;
+        }
+        sent += 1;
+        if sig != 0 {
+            let i = info.unwrap_or_else(|| user_info(t, sig, SI_USER, &g.pidns));
+            tree.send_group(g, i, forced(t, g, sig));
+        }
+    }
+    // As Linux's group kills: success when any process could be signalled.
+    if sent == 0 {
+        return Err(Errno::EPERM);
     }
     Ok(0)
+}
+
+/// Whether the caller may send `sig` to `target` (Linux's check_kill_permission): its
+/// credentials allow it, or it is SIGCONT within the caller's session.
+fn may_signal(t: &Task, tree: &Tree, target: &ThreadGroup, sig: i32) -> bool {
+    if target.tgid == t.tg.tgid {
+        return true;
+    }
+    let session = |tgid| tree.procs.get(&tgid).map(|p| p.sid);
+    if sig == libc::SIGCONT && session(target.tgid) == session(t.tg.tgid) {
+        return true;
+    }
+    let creds = {
+        let s = target.sig();
+        s.threads
+            .values()
+            .find_map(|th| th.handle.view.lock().unwrap().as_ref().map(|v| v.creds.clone()))
+    };
+    // A process with no published credentials is exiting: nothing to protect.
+    creds.is_none_or(|c| t.creds.may_signal(&c))
 }
 
 /// kill(2)
@@ -229,6 +257,9 @@ fn send_thread(
         .ok_or(Errno::ESRCH)?;
     if tgid.is_some_and(|g| t.lookup_pid(g) != Some(h.tg.tgid)) {
         return Err(Errno::ESRCH);
+    }
+    if !may_signal(t, &tree, &h.tg, sig) {
+        return Err(Errno::EPERM);
     }
     if sig != 0 {
         tree.send_thread(h, info(&h.tg.pidns), forced(t, &h.tg, sig));
