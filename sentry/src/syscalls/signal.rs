@@ -195,9 +195,14 @@ fn may_signal(t: &Task, tree: &Tree, target: &ThreadGroup, sig: i32) -> bool {
     }
     let creds = {
         let s = target.sig();
-        s.threads
-            .values()
-            .find_map(|th| th.handle.view.lock().unwrap().as_ref().map(|v| v.creds.clone()))
+        s.threads.values().find_map(|th| {
+            th.handle
+                .view
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|v| v.creds.clone())
+        })
     };
     // A process with no published credentials is exiting: nothing to protect.
     creds.is_none_or(|c| t.creds.may_signal(&c))
