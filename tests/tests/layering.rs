@@ -19,6 +19,8 @@ const SENTRY: &[&[&str]] = &[
     &["procfs"],
     &["syscalls"],
     &["boot"],
+    // The `runsc-rs` binary's OCI runtime CLI, above the whole library.
+    &["oci"],
 ];
 
 const PLATFORM: &[&[&str]] = &[
