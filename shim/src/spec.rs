@@ -104,12 +104,7 @@ fn mount_spec(m: &Mount) -> Option<MountSpec> {
             readonly: has("ro"),
         }
     } else if typ == "tmpfs" {
-        let mode = options
-            .iter()
-            .find_map(|o| o.strip_prefix("mode="))
-            .and_then(|m| u32::from_str_radix(m, 8).ok())
-            .unwrap_or(0o1777);
-        MountKind::Tmpfs { mode }
+        MountKind::tmpfs(&options)
     } else {
         log::debug!("{typ} mount at {destination}: provided by the sentry or ignored");
         return None;

@@ -220,6 +220,19 @@ pub enum MountKind {
     HostLower { source: PathBuf },
 }
 
+impl MountKind {
+    /// A tmpfs mount from an OCI mount's options: the root's mode from `mode=` (octal), else
+    /// 01777 as Linux's tmpfs.
+    pub fn tmpfs(options: &[String]) -> MountKind {
+        let mode = options
+            .iter()
+            .find_map(|o| o.strip_prefix("mode="))
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(0o1777);
+        MountKind::Tmpfs { mode }
+    }
+}
+
 /// The host directories and files of a container, opened by the shim (directories
 /// `O_PATH|O_DIRECTORY`, bind-mounted files for I/O) before they crossed into the sandbox,
 /// which has no host filesystem of its own.
