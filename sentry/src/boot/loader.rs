@@ -392,6 +392,7 @@ impl Loader {
                 hostname: "runsc-rs".into(),
             },
             crate::syscalls::dispatch,
+            crate::net::Namespace::default(),
         );
         // Before any container (and so any address space or application instruction)
         // exists; every thread, stub factory and stub made later inherits the filter.

@@ -114,6 +114,7 @@ impl Kernel {
         memory: Arc<MemoryFile>,
         config: KernelConfig,
         syscalls: SyscallTable,
+        net: crate::net::Namespace,
     ) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
@@ -128,7 +129,7 @@ impl Kernel {
             futexes: futex::Futexes::default(),
             timers: Arc::default(),
             locks: Arc::default(),
-            net: crate::net::Namespace::default(),
+            net,
             warned: Mutex::new(HashSet::new()),
             test_panic_syscall: std::env::var(TEST_PANIC_SYSCALL_ENV)
                 .ok()

@@ -73,9 +73,12 @@ fn destination(ip: Ipv4Address, port: u16) -> Result<IpEndpoint, Errno> {
     }
 }
 
+/// An AF_INET socket's address (its smoltcp sockets only ever carry IPv4 ones; a v4-mapped
+/// IPv6 address is the same address).
 fn v4(a: IpAddress) -> Ipv4Address {
     match a {
         IpAddress::Ipv4(a) => a,
+        IpAddress::Ipv6(a) => a.to_ipv4_mapped().unwrap_or(ANY),
     }
 }
 

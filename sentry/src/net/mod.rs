@@ -12,6 +12,7 @@
 //! User memory stays in the system-call layer: sockets receive and return sentry buffers,
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
+pub mod config;
 pub mod inet;
 pub mod stack;
 pub mod unix;
@@ -23,13 +24,15 @@ pub use crate::vfs::socket::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::vfs::{Context, OpenFile};
 use crate::vfs::{IoDst, IoSrc};
 
-/// A network namespace: what the sockets of one kernel share (the AF_UNIX names and the
-/// loopback internet stack). The kernel owns one; nothing of it is process-global, so two
-/// kernels in one process do not see each other's sockets.
+/// A network namespace: what the sockets of one kernel share (the AF_UNIX names, the
+/// network it offers and its internet stack). The kernel owns one; nothing of it is
+/// process-global, so two kernels in one process do not see each other's sockets.
 #[derive(Default)]
 pub struct Namespace {
     /// AF_UNIX socket names (abstract and filesystem).
     pub unix_names: Arc<unix::Names>,
+    /// What boot gave this namespace ([`config::Network`]).
+    pub network: config::Network,
     /// The internet stack, started (with its poller thread) by the first AF_INET socket.
     inet: OnceLock<Arc<stack::Stack>>,
 }
@@ -37,12 +40,21 @@ pub struct Namespace {
 impl std::fmt::Debug for Namespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Namespace")
+            .field("network", &self.network)
             .field("inet_started", &self.inet.get().is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Namespace {
+    /// A namespace offering `network`.
+    pub fn new(network: config::Network) -> Namespace {
+        Namespace {
+            network,
+            ..Namespace::default()
+        }
+    }
+
     /// The internet stack, started on first use.
     pub fn inet(&self) -> &Arc<stack::Stack> {
         self.inet.get_or_init(stack::Stack::start)
