@@ -363,6 +363,17 @@ impl Loader {
         use super::sandbox;
         // Host facts first: after isolation there is no host /proc to read them from.
         crate::procfs::prime_host_info();
+        let network = match &config.isolation {
+            Isolation::Sandbox { network } => *network,
+            Isolation::SandboxWithRoot(cfg) => cfg.network,
+            Isolation::None => sandbox::Network::None,
+        };
+        let net = match network {
+            sandbox::Network::None => crate::net::config::Network::Loopback,
+            sandbox::Network::Host => crate::net::config::Network::Host {
+                config: crate::net::config::NetConfig::default(),
+            },
+        };
         let root = match &config.isolation {
             Isolation::None => None,
             Isolation::Sandbox { network } => {
@@ -392,7 +403,7 @@ impl Loader {
                 hostname: "runsc-rs".into(),
             },
             crate::syscalls::dispatch,
-            crate::net::Namespace::default(),
+            crate::net::Namespace::new(net),
         );
         // Before any container (and so any address space or application instruction)
         // exists; every thread, stub factory and stub made later inherits the filter.
