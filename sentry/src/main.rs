@@ -39,7 +39,7 @@ enum Command {
     Do {
         /// How application code is run: ptrace or systrap (default: $RUNSC_RS_PLATFORM, else
         /// systrap).
-        #[arg(long, default_value_t = default_platform())]
+        #[arg(long, default_value_t = sentry::boot::loader::default_platform())]
         platform: String,
         /// Print one line per system call to stderr.
         #[arg(long)]
@@ -84,7 +84,7 @@ enum Command {
         host: bool,
         /// With --host: the platform whose host system calls are included (default as for
         /// `do`).
-        #[arg(long, default_value_t = default_platform(), requires = "host")]
+        #[arg(long, default_value_t = sentry::boot::loader::default_platform(), requires = "host")]
         platform: String,
         /// Print the table as markdown (the README's status section is generated this way).
         #[arg(long, conflicts_with = "host")]
@@ -94,10 +94,6 @@ enum Command {
 
 /// The platform of `do` when `--platform` is not given: `RUNSC_RS_PLATFORM` (lets test
 /// suites run every sandbox on another platform), else systrap.
-fn default_platform() -> String {
-    std::env::var("RUNSC_RS_PLATFORM").unwrap_or_else(|_| "systrap".into())
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum NetworkArg {
     None,

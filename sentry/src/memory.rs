@@ -56,6 +56,13 @@ struct Allocator {
     in_use: u64,
 }
 
+/// Which way a host vectored I/O moves data.
+#[derive(Clone, Copy)]
+enum HostIo {
+    Read,
+    Write,
+}
+
 /// The memory file. See the module documentation.
 pub struct MemoryFile {
     fd: OwnedFd,
@@ -307,23 +314,7 @@ impl MemoryFile {
         ranges: &[(u64, usize)],
         nowait: bool,
     ) -> std::io::Result<usize> {
-        let iov = self.host_iovecs(ranges);
-        let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
-        // SAFETY: every iovec lies in the shared mapping (checked by `host_iovecs`); the host
-        // writes into it like any other writer of shared application memory.
-        let r = unsafe {
-            libc::preadv2(
-                fd.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                file_off.map_or(-1, |o| o as libc::off_t),
-                flags,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(r as usize)
+        self.host_io(HostIo::Read, fd, file_off, ranges, nowait)
     }
 
     /// One host `pwritev2` to `fd` (at `file_off`, or at the fd's own offset) straight from
@@ -339,18 +330,30 @@ impl MemoryFile {
         ranges: &[(u64, usize)],
         nowait: bool,
     ) -> std::io::Result<usize> {
+        self.host_io(HostIo::Write, fd, file_off, ranges, nowait)
+    }
+
+    /// One host `preadv2` or `pwritev2` between `fd` and the memory-file `ranges`.
+    fn host_io(
+        &self,
+        dir: HostIo,
+        fd: BorrowedFd<'_>,
+        file_off: Option<u64>,
+        ranges: &[(u64, usize)],
+        nowait: bool,
+    ) -> std::io::Result<usize> {
         let iov = self.host_iovecs(ranges);
         let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+        let off = file_off.map_or(-1, |o| o as libc::off_t);
+        let (fd, count) = (fd.as_raw_fd(), iov.len() as libc::c_int);
         // SAFETY: every iovec lies in the shared mapping (checked by `host_iovecs`); the host
-        // only reads from it.
+        // writes into it (a read) like any other writer of shared application memory, or
+        // only reads from it (a write).
         let r = unsafe {
-            libc::pwritev2(
-                fd.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                file_off.map_or(-1, |o| o as libc::off_t),
-                flags,
-            )
+            match dir {
+                HostIo::Read => libc::preadv2(fd, iov.as_ptr(), count, off, flags),
+                HostIo::Write => libc::pwritev2(fd, iov.as_ptr(), count, off, flags),
+            }
         };
         if r < 0 {
             return Err(std::io::Error::last_os_error());

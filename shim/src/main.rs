@@ -95,7 +95,7 @@ fn sandbox_main(args: &[String]) -> i32 {
         Network::None
     };
     let config = LoaderConfig {
-        platform: "ptrace".into(),
+        platform: sentry::boot::loader::default_platform(),
         strace: false,
         isolation: Isolation::Sandbox { network },
         seccomp: Some(if debug {

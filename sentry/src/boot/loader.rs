@@ -280,6 +280,12 @@ pub enum Isolation {
     SandboxWithRoot(super::sandbox::SandboxConfig),
 }
 
+/// The platform a sandbox runs on unless told otherwise: `$RUNSC_RS_PLATFORM` (in the
+/// environment of whoever starts it: `runsc-rs`, the shim, the OCI runtime CLI), else systrap.
+pub fn default_platform() -> String {
+    std::env::var("RUNSC_RS_PLATFORM").unwrap_or_else(|_| "systrap".into())
+}
+
 /// How the Loader's kernel is built. The shim and `runsc-rs do` differ only in these inputs.
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {

@@ -497,7 +497,7 @@ pub fn sandbox_main() -> i32 {
         }
     };
     let config = LoaderConfig {
-        platform: "ptrace".into(),
+        platform: sentry::boot::loader::default_platform(),
         strace: false,
         isolation: Isolation::Sandbox {
             network: Network::None,

@@ -52,9 +52,9 @@ const OPS: [(&str, &str, u32, u32, f64); 4] = [
 const CTR_RUNS: usize = 7;
 /// The image the `ctr run --rm` figures run (`tests/e2e/build-image.sh`).
 const CTR_IMAGE: &str = "docker.io/library/runsc-rs-bench:latest";
-/// The platform the shim's sandboxes use (shim/src/main.rs): its `ctr run` figure goes in
-/// that platform's unpinned column.
-const SHIM_PLATFORM: &str = "ptrace";
+/// The platform the shim's sandboxes use by default (`boot::loader::default_platform`): its
+/// `ctr run` figure goes in that platform's unpinned column.
+const SHIM_PLATFORM: &str = "systrap";
 const IDLE_SECONDS: u64 = 3;
 /// How long after start the idle sandbox is measured (it must still be running).
 const IDLE_SETTLE: Duration = Duration::from_millis(1500);
