@@ -131,6 +131,24 @@ pub struct SignalInfo {
     pub addr: u64,
 }
 
+/// `AUDIT_ARCH_X86_64`: how seccomp and `PTRACE_GET_SYSCALL_INFO` name the 64-bit system-call
+/// ABI. A call through another one (`int 0x80`, `sysenter`, or `syscall` from a 32-bit code
+/// segment: the i386 ABI) is not an [`Exit::Syscall`].
+pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// What a system call through a 32-bit ABI becomes: the general-protection fault Linux gives
+/// when it has no 32-bit ABI (`SIGSEGV`, `SI_KERNEL`, no address), with `rip` back at the
+/// two-byte instruction as for a fault. The sentry supports only the 64-bit ABI, so a
+/// 32-bit call must never run as the 64-bit call of the same number.
+pub(crate) fn refuse_32bit_syscall(regs: &mut Regs) -> Exit {
+    regs.rip = regs.rip.wrapping_sub(2);
+    Exit::Signal(SignalInfo {
+        signo: libc::SIGSEGV,
+        code: libc::SI_KERNEL,
+        addr: 0,
+    })
+}
+
 /// Why [`Context::switch`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -49,7 +49,7 @@ const fn arg_hi(i: u32) -> u32 {
     20 + 8 * i
 }
 
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+use crate::AUDIT_ARCH_X86_64;
 
 /// One allowed system call.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -110,6 +110,13 @@ impl PtraceContext {
             state.fp.valid = false;
             if signal == SYSCALL_STOP {
                 state.regs = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
+                let arch =
+                    sys::syscall_arch(pid).map_err(host("ptrace(PTRACE_GET_SYSCALL_INFO)"))?;
+                if arch != crate::AUDIT_ARCH_X86_64 {
+                    // Undo the syscall-entry stop's -ENOSYS: a fault leaves rax alone.
+                    state.regs.rax = state.regs.orig_rax;
+                    return Ok(crate::refuse_32bit_syscall(&mut state.regs));
+                }
                 return Ok(Exit::Syscall);
             }
             // The seize stop, if it was not the first stop we saw, or a SIGSTOP from outside:

@@ -113,3 +113,21 @@ pub(super) fn set_xstate(pid: Pid, area: &[u8]) -> nix::Result<()> {
     };
     Errno::result(rc).map(drop)
 }
+
+/// The system-call ABI (`AUDIT_ARCH_*`) of the system-call stop `pid` is in
+/// (`PTRACE_GET_SYSCALL_INFO`, Linux 5.3).
+pub(super) fn syscall_arch(pid: Pid) -> nix::Result<u32> {
+    // `op` (u8), padding, then `arch` (u32): the kernel copies at most the size we pass.
+    let mut head = [0u8; 8];
+    // SAFETY: `head` is a valid out buffer of the length passed.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GET_SYSCALL_INFO,
+            pid.as_raw(),
+            head.len(),
+            head.as_mut_ptr(),
+        )
+    };
+    Errno::result(rc)?;
+    Ok(u32::from_ne_bytes([head[4], head[5], head[6], head[7]]))
+}

@@ -470,6 +470,10 @@ fn check_alive(pid: Pid) -> Result<()> {
 fn classify(region: &Region<'_>, state: &mut CpuState) -> Exit {
     let (signo, code, addr) = region.siginfo();
     if signo == libc::SIGSYS && code == SYS_SECCOMP {
+        if region.sigsys_arch() != crate::AUDIT_ARCH_X86_64 {
+            // The kernel rolled rip forward past the instruction, as for any trap.
+            return crate::refuse_32bit_syscall(&mut state.regs);
+        }
         // The kernel rolled rax back to the number (all 64 bits; `si_syscall` is an int);
         // report what PTRACE_SYSEMU would.
         state.regs.orig_rax = state.regs.rax;

@@ -29,8 +29,8 @@ pub(crate) fn program(code: &SystrapCode) -> Vec<Insn> {
             .arg(0, sysmsg::ARCH_SET_FS),
         Rule::any(libc::SYS_rt_sigreturn).at(code.site_sigreturn),
     ];
-    // Everything else, `int 0x80` included, goes to the sentry as an application system call,
-    // as with ptrace's PTRACE_SYSEMU.
+    // Everything else traps to the sentry, `int 0x80` included: the context tells it apart by
+    // the SIGSYS's `si_arch` and refuses it (`crate::refuse_32bit_syscall`).
     stub_filter::program(&rules, libc::SECCOMP_RET_TRAP)
 }
 

@@ -359,6 +359,11 @@ impl Region<'_> {
         (signo as i32, code as i32, addr)
     }
 
+    /// `si_arch` of the saved siginfo (a seccomp `SIGSYS`: which system-call ABI was used).
+    pub(crate) fn sigsys_arch(&self) -> u32 {
+        self.read_u32(OFF_SIGINFO + 28)
+    }
+
     /// Copies the saved FP state into `area` (as much as both hold).
     pub(crate) fn load_fp(&self, area: &mut [u8]) {
         let saved = (self.read_u32(OFF_FP_LEN) as usize).min(FP_MAX);

@@ -267,17 +267,6 @@ fn syscall_round_trip_time() {
     );
 }
 
-#[test]
-fn int80_traps_like_a_system_call_instead_of_killing_the_stub() {
-    // `mov eax, 20; int 0x80`
-    let mut t = setup(&[0xb8, 20, 0, 0, 0, 0xcd, 0x80]);
-    let mut state = CpuState::new(CODE, 0);
-    assert_eq!(t.switch(&mut state), Exit::Syscall);
-    assert_eq!(state.regs.orig_rax, 20);
-    assert_eq!(state.regs.rip, CODE + 7);
-    assert!(t.pids().iter().all(|&pid| !gone(pid)));
-}
-
 /// CPU time (user + system) a process has used, in clock ticks.
 fn cpu_ticks(pid: Pid) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

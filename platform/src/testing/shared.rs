@@ -106,6 +106,26 @@ pub(crate) fn general_protection_fault_is_a_signal_not_a_fault<
     assert_eq!((info.signo, info.code), (libc::SIGSEGV, libc::SI_KERNEL));
 }
 
+/// A system call through the 32-bit ABI (`int 0x80`) is refused with the general-protection
+/// SIGSEGV, `rip` at the instruction and rax untouched, and the stub lives on: never an
+/// [`Exit::Syscall`] that the sentry would run as the 64-bit call of the same number.
+pub(crate) fn int80_is_refused_with_sigsegv<P: Platform + 'static, A: TestSpace>(
+    setup: Maker<P, A>,
+) {
+    // `mov eax, 20; int 0x80`, then a 64-bit `syscall` to show the stub still runs.
+    let mut t = setup(&[0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0x0f, 0x05]);
+    let mut state = CpuState::new(CODE, 0);
+    let info = expect_signal(t.switch(&mut state));
+    assert_eq!(
+        (info.signo, info.code, info.addr),
+        (libc::SIGSEGV, libc::SI_KERNEL, 0)
+    );
+    assert_eq!((state.regs.rip, state.regs.rax), (CODE + 5, 20));
+    state.regs.rip = CODE + 7;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 20);
+}
+
 /// The fs base is loaded exactly, and a new base set by the sentry is seen on the next run.
 pub(crate) fn fs_base_is_loaded_exactly<P: Platform + 'static, A: TestSpace>(setup: Maker<P, A>) {
     let mut t = setup(LOAD_FS0);
@@ -391,6 +411,7 @@ macro_rules! run_shared_tests {
         run_shared_tests!(@each $setup;
             ud2_is_sigill_and_int3_is_sigtrap,
             general_protection_fault_is_a_signal_not_a_fault,
+            int80_is_refused_with_sigsegv,
             fs_base_is_loaded_exactly,
             fp_state_is_loaded_and_pulled,
             threads_of_one_address_space_share_memory_and_mappings,
