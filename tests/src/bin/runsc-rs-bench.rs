@@ -12,8 +12,12 @@
 //! `taskset` (the sentry and its stubs then hand off without waking another vCPU, which on
 //! nested VMs is the expensive part). Through containerd (a private one under a temporary root,
 //! `runsc_rs_tests::containerd`): ms per `ctr run --rm ... /bin/true` with runc's shim and with
-//! runsc-rs's, alternating, median and min. Nothing here asserts a time; a tool that is missing
-//! or fails gives `n/a (reason)` in its cell.
+//! runsc-rs's, alternating, median and min. Over a network (tests/programs/net_bench.c): TCP
+//! throughput and connect+request+close latency from a client network namespace to a native
+//! server in a peer namespace, joined by a veth pair the benchmark makes (private addresses
+//! inside those namespaces only); runsc-rs runs the client with `--network sandbox`, its own
+//! TCP/IP stack on the namespace's link. Nothing here asserts a time; a tool that is missing or
+//! fails gives `n/a (reason)` in its cell.
 
 use anyhow::{bail, ensure, Context, Result};
 use runsc_rs_tests::containerd::{self, Env};
@@ -97,6 +101,171 @@ impl Runtime {
                 Ok(cmd)
             }
         }
+    }
+}
+
+/// The two network namespaces of the network figures, joined by a veth pair, with a native
+/// `net_bench serve` in the server one. Everything is removed on drop.
+struct NetPair {
+    server_ns: String,
+    client_ns: String,
+    server: Child,
+}
+
+/// Addresses inside the namespaces [`NetPair`] makes (never anything outside them).
+const NET_SERVER: &str = "10.252.77.1";
+const NET_CLIENT_CIDR: &str = "10.252.77.2/24";
+const NET_PORT: &str = "5201";
+const NET_SEND_MIB: u32 = 256;
+const NET_RR_NATIVE: u32 = 2_000;
+const NET_RR_SANDBOX: u32 = 300;
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
+    ensure!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+impl NetPair {
+    fn new(bench: &Path) -> Result<NetPair> {
+        ensure!(
+            nix::unistd::geteuid().is_root(),
+            "network namespaces need root"
+        );
+        which("ip").context("iproute2 not installed")?;
+        let id = std::process::id();
+        let (server_ns, client_ns) = (format!("rsbench-s-{id}"), format!("rsbench-c-{id}"));
+        ip(&["netns", "add", &server_ns])?;
+        let pair = NetPair {
+            server_ns,
+            client_ns,
+            server: Command::new("true").spawn()?,
+        };
+        ip(&["netns", "add", &pair.client_ns])?;
+        let (vs, vc) = (format!("rsbs{id}"), format!("rsbc{id}"));
+        ip(&["link", "add", &vs, "type", "veth", "peer", "name", &vc])?;
+        ip(&["link", "set", &vs, "netns", &pair.server_ns])?;
+        ip(&["link", "set", &vc, "netns", &pair.client_ns])?;
+        for (ns, dev) in [(&pair.server_ns, &vs), (&pair.client_ns, &vc)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        ip(&[
+            "-n",
+            &pair.server_ns,
+            "addr",
+            "add",
+            &format!("{NET_SERVER}/24"),
+            "dev",
+            &vs,
+        ])?;
+        let mut pair = pair;
+        pair.server = Command::new("ip")
+            .args(["netns", "exec", &pair.server_ns])
+            .arg(bench)
+            .args(["serve", NET_PORT])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(pair.server.stdout.take().context("server stdout")?),
+            &mut line,
+        )?;
+        ensure!(line.trim() == "listening", "net_bench serve: {line:?}");
+        Ok(pair)
+    }
+
+    /// The client link's device.
+    fn client_dev(&self) -> String {
+        format!("rsbc{}", std::process::id())
+    }
+
+    /// `argv` run in the client namespace by `runtime` (`None` for runc: its containers use
+    /// the host kernel's stack, the native figure). The address is (re)set first:
+    /// `--network sandbox` takes it from the host kernel, as gVisor does.
+    fn command(&self, runtime: &Runtime, argv: &[&str]) -> Result<Option<Command>> {
+        ip(&[
+            "-n",
+            &self.client_ns,
+            "addr",
+            "replace",
+            NET_CLIENT_CIDR,
+            "dev",
+            &self.client_dev(),
+        ])?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.client_ns]);
+        match runtime {
+            Runtime::Native => {}
+            Runtime::Runc(_) => return Ok(None),
+            Runtime::RunscRs {
+                bin,
+                platform,
+                pinned,
+            } => {
+                if *pinned {
+                    cmd.arg(which("taskset")?).args(["-c", "0"]);
+                }
+                cmd.arg(bin)
+                    .args(["do", "--network", "sandbox", "--platform", platform, "--"]);
+            }
+        }
+        cmd.args(argv);
+        Ok(Some(cmd))
+    }
+
+    /// (MiB/s sending NET_SEND_MIB, µs per connect+request+close); `None` for runc.
+    fn measure(&self, runtime: &Runtime, bench: &Path) -> Option<(Result<f64>, Result<f64>)> {
+        let bench = bench.to_str()?;
+        let mib = NET_SEND_MIB.to_string();
+        let rr = match runtime {
+            Runtime::Native => NET_RR_NATIVE,
+            _ => NET_RR_SANDBOX,
+        }
+        .to_string();
+        let run = |argv: &[&str]| -> Result<Option<f64>> {
+            let mut values = Vec::new();
+            for _ in 0..OP_RUNS {
+                let Some(mut cmd) = self.command(runtime, argv)? else {
+                    return Ok(None);
+                };
+                let out = cmd.stderr(Stdio::piped()).output()?;
+                ensure!(
+                    out.status.success(),
+                    "net_bench {}: {}",
+                    argv[1],
+                    first_line(&String::from_utf8_lossy(&out.stderr))
+                );
+                values.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()?);
+            }
+            Ok(Some(median(values)))
+        };
+        let send = run(&[bench, "send", NET_SERVER, NET_PORT, &mib]);
+        if matches!(send, Ok(None)) {
+            return None;
+        }
+        let throughput = send.map(|ns| f64::from(NET_SEND_MIB) / (ns.unwrap_or(f64::NAN) / 1e9));
+        let latency =
+            run(&[bench, "rr", NET_SERVER, NET_PORT, &rr]).map(|ns| ns.unwrap_or(f64::NAN) / 1e3);
+        Some((throughput, latency))
+    }
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // Deleting the namespaces removes the veth pair with them.
+        let _ = ip(&["netns", "del", &self.server_ns]);
+        let _ = ip(&["netns", "del", &self.client_ns]);
     }
 }
 
@@ -492,7 +661,9 @@ fn main() -> Result<()> {
     let machine = machine();
     let busybox = static_busybox().context("a static /bin/busybox is needed")?;
     let bench = program("syscall_bench").context("a C compiler is needed")?;
+    let net_bench = program("net_bench").context("a C compiler is needed")?;
     let bin = find_runsc_rs_bin();
+    let net_pair = NetPair::new(&net_bench);
 
     let mut runtimes: Vec<(String, Result<Runtime>)> = vec![
         ("native".into(), Ok(Runtime::Native)),
@@ -523,13 +694,18 @@ fn main() -> Result<()> {
     let mut ops: Vec<Vec<String>> = vec![Vec::new(); OPS.len()];
     let mut start = Vec::new();
     let mut idle = Vec::new();
+    let mut tcp_rate = Vec::new();
+    let mut tcp_rr = Vec::new();
     for (column, runtime) in &runtimes {
         eprintln!("measuring {column}...");
         let runtime = match runtime {
             Ok(runtime) => runtime,
             Err(e) => {
                 let na = format!("n/a ({})", first_line(&format!("{e:#}")));
-                for row in ops.iter_mut().chain([&mut start, &mut idle]) {
+                for row in ops
+                    .iter_mut()
+                    .chain([&mut start, &mut idle, &mut tcp_rate, &mut tcp_rr])
+                {
                     row.push(na.clone());
                 }
                 continue;
@@ -550,7 +726,25 @@ fn main() -> Result<()> {
         }
         start.push(cell(start_ms(runtime, busybox), 1));
         idle.push(cell(idle_mib(runtime, busybox), 1));
+        match &net_pair {
+            Err(e) => {
+                let na = format!("n/a ({})", first_line(&format!("{e:#}")));
+                tcp_rate.push(na.clone());
+                tcp_rr.push(na);
+            }
+            Ok(pair) => match pair.measure(runtime, &net_bench) {
+                None => {
+                    tcp_rate.push("= native (host kernel)".to_owned());
+                    tcp_rr.push("= native (host kernel)".to_owned());
+                }
+                Some((rate, rr)) => {
+                    tcp_rate.push(cell(rate, 0));
+                    tcp_rr.push(cell(rr, 1));
+                }
+            },
+        }
     }
+    drop(net_pair);
     eprintln!("measuring `ctr run --rm` through containerd...");
     let (ctr_runc, ctr_runsc_rs) = ctr_run_ms();
     let shim_column = format!("runsc-rs ({SHIM_PLATFORM})");
@@ -587,6 +781,14 @@ fn main() -> Result<()> {
     println!(
         "| idle `busybox sleep` (MiB PSS, process tree) | {} |",
         idle.join(" | ")
+    );
+    println!(
+        "| TCP throughput to a peer namespace over a veth ({NET_SEND_MIB} MiB, MiB/s) | {} |",
+        tcp_rate.join(" | ")
+    );
+    println!(
+        "| TCP connect + 64-byte request/answer + close over a veth (µs per iteration) | {} |",
+        tcp_rr.join(" | ")
     );
     println!(
         "| `ctr run --rm ... /bin/true` through containerd (ms, median of {CTR_RUNS}; the shim runs {SHIM_PLATFORM}) | {} |",
