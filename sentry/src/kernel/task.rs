@@ -782,6 +782,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     };
     if let Some(final_status) = last {
         kernel.locks.release_process(tg.tgid);
+        kernel.ipc.process_exited(tg.tgid);
         tree.process_exited(tg.tgid, final_status);
         tg.set_done(final_status);
     }
