@@ -249,6 +249,11 @@ impl Msg {
                 return Some(Err(Errno::E2BIG));
             }
             if flags & MSG_COPY != 0 {
+                // Linux copies into a buffer of the caller's size, which MSG_NOERROR does
+                // not make room in.
+                if q.msgs[pos].1.len() as u64 > size as u64 {
+                    return Some(Err(Errno::EINVAL));
+                }
                 return Some(Ok(q.msgs[pos].clone()));
             }
             let m = q.msgs.remove(pos).expect("found");
