@@ -195,7 +195,7 @@ impl Msg {
                 return Some(Err(Errno::EIDRM));
             };
             let len = size as u64;
-            if q.cbytes + len <= q.qbytes && q.msgs.len() as u64 + 1 <= q.qbytes {
+            if q.cbytes + len <= q.qbytes && (q.msgs.len() as u64) < q.qbytes {
                 q.msgs.push_back((typ, text.take().unwrap_or_default()));
                 q.cbytes += len;
                 q.stime = now();
