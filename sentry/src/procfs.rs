@@ -26,6 +26,9 @@ use crate::abi::Errno;
 use crate::abi::{RELEASE, VERSION};
 use crate::auth::Creds;
 use crate::fs::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
+use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
+use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
+use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
 use crate::kernel::task::TaskView;
 use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
@@ -1196,6 +1199,9 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
                 "hostname",
                 f(|k| format!("{}\n", k.hostname.lock().unwrap())),
             ),
+            ("msgmax", fixed(&format!("{MSGMAX}\n"))),
+            ("msgmnb", fixed(&format!("{MSGMNB}\n"))),
+            ("msgmni", fixed(&format!("{MSGMNI}\n"))),
             ("ngroups_max", fixed("65536\n")),
             ("osrelease", fixed(&format!("{RELEASE}\n"))),
             ("ostype", fixed("Linux\n")),
@@ -1207,6 +1213,13 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
                 fixed(&format!("{}\n", (1024 * host_info().ncpu).max(32768))),
             ),
             ("random", random_dir),
+            (
+                "sem",
+                fixed(&format!("{SEMMSL}\t{SEMMNS}\t{SEMOPM}\t{SEMMNI}\n")),
+            ),
+            ("shmall", fixed(&format!("{SHMALL}\n"))),
+            ("shmmax", fixed(&format!("{SHMMAX}\n"))),
+            ("shmmni", fixed(&format!("{SHMMNI}\n"))),
             ("threads-max", fixed("4194304\n")),
             ("version", fixed(&format!("{VERSION}\n"))),
         ],
@@ -1277,6 +1290,17 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
             SynthFile::new(&fs, 0o444, text(&kernel, move |k| proc_stat(k, &ns)))
         }),
         ("sys", sys),
+        (
+            "sysvipc",
+            SynthDir::fixed(
+                &fs,
+                vec![
+                    ("msg", f(|k| k.ipc.msg.proc_table())),
+                    ("sem", f(|k| k.ipc.sem.proc_table())),
+                    ("shm", f(|k| k.ipc.shm.proc_table())),
+                ],
+            ),
+        ),
         ("thread-self", {
             let ns = ns.clone();
             SynthLink::new(

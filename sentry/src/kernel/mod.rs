@@ -5,7 +5,7 @@
 //! those layers declare for it ([`vfs::Context`](crate::vfs::Context) for `Task`, in
 //! [`context`]; the timerfd and signalfd file kinds). Only `procfs`, `syscalls` and `boot`
 //! sit above it. The kernel owns what its tasks share: the process table, the file-lock
-//! table and the network namespace.
+//! table, the network namespace and the IPC namespace.
 //!
 //! Task model: one sentry host thread per application thread. Its run loop (in [`task`]) is a
 //! state machine: deliver signals, switch into the application, handle the exit (syscall,
@@ -26,6 +26,7 @@ pub mod epoll;
 pub mod exec;
 pub mod fd_table;
 pub mod futex;
+pub mod ipc;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
@@ -88,6 +89,8 @@ pub struct Kernel {
     pub locks: Arc<crate::vfs::lock::Locks>,
     /// The network namespace: AF_UNIX names and the internet stack.
     pub net: crate::net::Namespace,
+    /// The IPC namespace: System V shared memory, semaphores and message queues.
+    pub ipc: ipc::Namespace,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
     /// Test hook ([`TEST_PANIC_SYSCALL_ENV`]): the task that makes this system call panics.
@@ -130,6 +133,7 @@ impl Kernel {
             timers: Arc::default(),
             locks: Arc::default(),
             net,
+            ipc: ipc::Namespace::default(),
             warned: Mutex::new(HashSet::new()),
             test_panic_syscall: std::env::var(TEST_PANIC_SYSCALL_ENV)
                 .ok()

@@ -389,7 +389,13 @@ impl Task {
         self.sample_rss();
         self.exit_mm();
         self.acct.charge_sys(&self.handle.clock);
-        thread_finished(&self.kernel, &self.handle, status);
+        let (kernel, handle) = (self.kernel.clone(), self.handle.clone());
+        // As Linux's exit_mm and exit_files before exit_notify: the address space and files
+        // are released before a parent can see the exit (a waiter then finds the shared
+        // memory detached, `shm_nattch`).
+        handle.view.lock().unwrap().take();
+        drop(self);
+        thread_finished(&kernel, &handle, status);
     }
 
     /// Records the address space's resident set in the process's peak (`ru_maxrss`).
@@ -782,6 +788,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     };
     if let Some(final_status) = last {
         kernel.locks.release_process(tg.tgid);
+        kernel.ipc.process_exited(tg.tgid);
         tree.process_exited(tg.tgid, final_status);
         tg.set_done(final_status);
     }

@@ -862,6 +862,49 @@ impl MemoryManager {
         })
     }
 
+    /// `shmdt(2)`: unmaps one attachment at `addr`. The first VMA at or above `addr` that
+    /// maps a file `is_target` accepts, at file offset `start - addr`, names the file; then
+    /// every VMA of that file lying as it was attached (file offset = distance from `addr`)
+    /// within the file's page-rounded size of `addr` goes. Returns the file, None when no
+    /// VMA qualifies.
+    ///
+    /// # Errors
+    /// Platform failures unmapping.
+    pub fn detach_file(
+        &self,
+        addr: u64,
+        is_target: &dyn Fn(&Arc<dyn filemap::Mappable>) -> bool,
+    ) -> Result<Option<Arc<dyn filemap::Mappable>>, Errno> {
+        let mut i = self.lock();
+        let attached_here = |s: u64, f: &FileMapping| f.offset == s - addr;
+        let Some(file) = i
+            .vmas
+            .range(addr..)
+            .filter_map(|(&s, v)| v.file.as_ref().map(|f| (s, f)))
+            .find(|&(s, f)| attached_here(s, f) && is_target(&f.file))
+            .map(|(_, f)| f.file.clone())
+        else {
+            return Ok(None);
+        };
+        let limit = addr.saturating_add(page_up(file.size()).unwrap_or(u64::MAX));
+        let ranges: Vec<(u64, u64)> = i
+            .vmas
+            .range(addr..limit)
+            .filter(|(&s, v)| {
+                v.end <= limit
+                    && v.file.as_ref().is_some_and(|f| {
+                        std::ptr::addr_eq(Arc::as_ptr(&f.file), Arc::as_ptr(&file))
+                            && attached_here(s, f)
+                    })
+            })
+            .map(|(&s, v)| (s, v.end))
+            .collect();
+        for (s, e) in ranges {
+            self.unmap_locked(&mut i, s, e - s)?;
+        }
+        Ok(Some(file))
+    }
+
     /// The mappings, for `/proc/[pid]/maps`.
     pub fn maps(&self) -> Vec<MapsEntry> {
         let i = self.lock();

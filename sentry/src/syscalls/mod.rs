@@ -32,6 +32,7 @@
 //! | futex | `futex.rs` |
 //! | uname, sysinfo, getrandom | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, scheduling | `process.rs` |
+//! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod attr;
@@ -41,6 +42,7 @@ mod fd;
 mod futex;
 pub(crate) mod info;
 mod inotify;
+mod ipc;
 mod lock;
 mod mem;
 mod mount;
@@ -220,6 +222,9 @@ syscall_table! {
         25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
+        29 shmget(key: i32, size: usize, flags: i32) => ipc::shmget, Full;
+        30 shmat(id: i32, addr: UserAddr, flags: i32) => ipc::shmat, Full;
+        31 shmctl(id: i32, cmd: i32, buf: UserAddr) => ipc::shmctl, Full;
         32 dup(fd: Fd) => fd::dup, Full;
         33 dup2(old: Fd, new: Fd) => fd::dup2, Full;
         34 pause() => signal::pause, Full;
@@ -251,6 +256,14 @@ syscall_table! {
         61 wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr) => process::wait4, Partial("rusage has CPU times and a sampled ru_maxrss only; user time is wall time in the application");
         62 kill(pid: i32, sig: i32) => signal::kill, Full;
         63 uname(buf: UserAddr) => info::uname, Full;
+        64 semget(key: i32, nsems: i32, flags: i32) => ipc::semget, Full;
+        65 semop(id: i32, sops: UserAddr, nsops: usize) => ipc::semop, Full;
+        66 semctl(id: i32, semnum: i32, cmd: i32, arg: u64) => ipc::semctl, Full;
+        67 shmdt(addr: UserAddr) => ipc::shmdt, Full;
+        68 msgget(key: i32, flags: i32) => ipc::msgget, Full;
+        69 msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => ipc::msgsnd, Full;
+        70 msgrcv(id: i32, msgp: UserAddr, size: i64, typ: i64, flags: i32) => ipc::msgrcv, Full;
+        71 msgctl(id: i32, cmd: i32, buf: UserAddr) => ipc::msgctl, Full;
         72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
         73 flock(fd: Fd, op: i32) => lock::flock, Full;
         74 fsync(fd: Fd) => sync::fsync, Full;
@@ -338,6 +351,7 @@ syscall_table! {
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
         219 restart_syscall() => signal::restart_syscall, Full;
+        220 semtimedop(id: i32, sops: UserAddr, nsops: usize, timeout: UserAddr) => ipc::semtimedop, Full;
         221 fadvise64(fd: Fd, offset: i64, len: i64, advice: i32) => fd::fadvise64, Partial("advice is checked and ignored");
         222 timer_create(clock: i32, sevp: UserAddr, idp: UserAddr) => timer::timer_create, Partial("CPU-time clocks run on wall time; SIGEV_THREAD is signalled like SIGEV_SIGNAL (glibc uses SIGEV_THREAD_ID)");
         223 timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr) => timer::timer_settime, Full;

@@ -1,0 +1,322 @@
+//! System V IPC: shared memory ([`shm`]), semaphore sets ([`sem`]) and message queues
+//! ([`msg`]), in one IPC namespace per kernel ([`Namespace`]).
+//!
+//! The three kinds share what `ipc/util.c` shares in Linux: objects found by key or by
+//! identifier ([`Registry`]), the owner/creator/mode record with its permission check
+//! ([`Perm`]) and the `IPC_SET` rules. Identifiers are `index + seq * IPCMNI`, so an
+//! identifier of a removed object never names its successor at the same index.
+//!
+//! # Lock order
+//! Each kind's registry lock is a leaf except for wait queues (`WaitQueue::waiters`); it is
+//! never held while the caller's `MemoryManager::inner` is taken (user memory is copied
+//! before or after), and process exit takes the semaphore registry under `Kernel::tree`.
+
+pub mod msg;
+pub mod sem;
+pub mod shm;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::abi::Errno;
+use crate::auth::Creds;
+
+/// `IPC_PRIVATE`: always a new object, never found by key.
+pub const IPC_PRIVATE: i32 = 0;
+/// Index range of identifiers (Linux's IPCMNI).
+const IPCMNI: i32 = 32768;
+
+/// `ipcget` flags.
+pub const IPC_CREAT: i32 = 0o1000;
+pub const IPC_EXCL: i32 = 0o2000;
+pub const IPC_NOWAIT: i32 = 0o4000;
+
+/// `*ctl` commands all three kinds share.
+pub const IPC_RMID: i32 = 0;
+pub const IPC_SET: i32 = 1;
+pub const IPC_STAT: i32 = 2;
+pub const IPC_INFO: i32 = 3;
+
+/// Capabilities the IPC checks use.
+const CAP_IPC_LOCK: u32 = 14;
+const CAP_IPC_OWNER: u32 = 15;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// The kernel's IPC namespace: every System V object its tasks can name.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    pub shm: shm::Shm,
+    pub sem: sem::Sem,
+    pub msg: msg::Msg,
+}
+
+impl Namespace {
+    /// The process `tgid` is gone: apply its semaphore adjustments (SEM_UNDO).
+    pub fn process_exited(&self, tgid: i32) {
+        self.sem.apply_undo(tgid);
+    }
+}
+
+/// Seconds since the epoch, as the `*_time` fields hold them.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `struct ipc64_perm` (x86-64).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct IpcPerm64 {
+    pub key: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub seq: u16,
+    pub pad: u16,
+    pub pad2: u32,
+    pub unused1: u64,
+    pub unused2: u64,
+}
+
+/// Owner, creator and mode of one object (`struct kern_ipc_perm`).
+#[derive(Debug, Clone, Copy)]
+pub struct Perm {
+    pub key: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    /// Permission bits (0777) and the kind's state bits above them.
+    pub mode: u32,
+}
+
+impl Perm {
+    /// The record of an object `creds` creates with the permission bits of `flags`.
+    pub fn new(key: i32, creds: &Creds, flags: i32) -> Perm {
+        Perm {
+            key,
+            uid: creds.euid,
+            gid: creds.egid,
+            cuid: creds.euid,
+            cgid: creds.egid,
+            mode: flags as u32 & 0o777,
+        }
+    }
+
+    /// Linux's `ipcperms`: whether `creds` may access the object with the rwx bits of `flag`
+    /// (only the bits `flag` asks for in any of its three triplets are checked).
+    ///
+    /// # Errors
+    /// EACCES.
+    pub fn check(&self, creds: &Creds, flag: u32) -> Result<(), Errno> {
+        let requested = (flag >> 6) | (flag >> 3) | flag;
+        let granted = if creds.euid == self.cuid || creds.euid == self.uid {
+            self.mode >> 6
+        } else if creds.in_group(self.cgid) || creds.in_group(self.gid) {
+            self.mode >> 3
+        } else {
+            self.mode
+        };
+        if requested & !granted & 0o7 != 0 && !creds.has_cap(CAP_IPC_OWNER) {
+            return Err(Errno::EACCES);
+        }
+        Ok(())
+    }
+
+    /// Whether `creds` owns or created the object (IPC_SET, IPC_RMID), or has CAP_SYS_ADMIN.
+    ///
+    /// # Errors
+    /// EPERM.
+    pub fn check_owner(&self, creds: &Creds) -> Result<(), Errno> {
+        if creds.euid == self.uid || creds.euid == self.cuid || creds.has_cap(CAP_SYS_ADMIN) {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
+        }
+    }
+
+    /// IPC_SET: the new owner and permission bits (other mode bits are kept).
+    pub fn set(&mut self, from: &IpcPerm64) {
+        self.uid = from.uid;
+        self.gid = from.gid;
+        self.mode = (self.mode & !0o777) | (from.mode & 0o777);
+    }
+
+    /// The user-visible record; `seq` is the identifier's sequence number.
+    pub fn to_abi(self, id: i32) -> IpcPerm64 {
+        IpcPerm64 {
+            key: self.key,
+            uid: self.uid,
+            gid: self.gid,
+            cuid: self.cuid,
+            cgid: self.cgid,
+            mode: self.mode,
+            seq: (id / IPCMNI) as u16,
+            ..IpcPerm64::default()
+        }
+    }
+}
+
+/// The objects of one kind: by index (the identifier's low part) and by key.
+#[derive(Debug)]
+pub struct Registry<T> {
+    /// index → (sequence number, object).
+    objects: BTreeMap<i32, (i32, T)>,
+    /// key → index, for objects not created with IPC_PRIVATE and not removed.
+    keys: HashMap<i32, i32>,
+    next_seq: i32,
+}
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Registry {
+            objects: BTreeMap::new(),
+            keys: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+/// What `ipcget` found for a key.
+pub enum Lookup {
+    /// Create a new object (after the kind's own checks) with this key.
+    Create,
+    /// The existing object with this identifier (its permissions still to be checked).
+    Existing(i32),
+}
+
+impl<T> Registry<T> {
+    /// The common part of `shmget`/`semget`/`msgget`: whether `key` with `flags` names an
+    /// existing object or asks for a new one.
+    ///
+    /// # Errors
+    /// ENOENT (no such key and no IPC_CREAT), EEXIST (IPC_CREAT|IPC_EXCL of an existing key).
+    pub fn lookup_key(&self, key: i32, flags: i32) -> Result<Lookup, Errno> {
+        if key == IPC_PRIVATE {
+            return Ok(Lookup::Create);
+        }
+        match self.keys.get(&key) {
+            None if flags & IPC_CREAT != 0 => Ok(Lookup::Create),
+            None => Err(Errno::ENOENT),
+            Some(_) if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 => Err(Errno::EEXIST),
+            Some(&idx) => Ok(Lookup::Existing(idx + self.objects[&idx].0 * IPCMNI)),
+        }
+    }
+
+    /// Adds an object at the lowest free index; returns its identifier.
+    ///
+    /// # Errors
+    /// ENOSPC when `limit` objects exist already.
+    pub fn insert(&mut self, key: i32, limit: usize, obj: T) -> Result<i32, Errno> {
+        if self.objects.len() >= limit.min(IPCMNI as usize) {
+            return Err(Errno::ENOSPC);
+        }
+        let idx = (0..IPCMNI)
+            .find(|i| !self.objects.contains_key(i))
+            .ok_or(Errno::ENOSPC)?;
+        let seq = self.next_seq;
+        self.next_seq = (self.next_seq + 1) % (i32::MAX / IPCMNI);
+        self.objects.insert(idx, (seq, obj));
+        if key != IPC_PRIVATE {
+            self.keys.insert(key, idx);
+        }
+        Ok(idx + seq * IPCMNI)
+    }
+
+    /// The object with identifier `id`.
+    ///
+    /// # Errors
+    /// EINVAL when there is none (a negative, stale or never used identifier).
+    pub fn get(&self, id: i32) -> Result<&T, Errno> {
+        let (idx, seq) = split_id(id)?;
+        match self.objects.get(&idx) {
+            Some((s, o)) if *s == seq => Ok(o),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// [`Registry::get`], mutable.
+    ///
+    /// # Errors
+    /// EINVAL as [`Registry::get`].
+    pub fn get_mut(&mut self, id: i32) -> Result<&mut T, Errno> {
+        let (idx, seq) = split_id(id)?;
+        match self.objects.get_mut(&idx) {
+            Some((s, o)) if *s == seq => Ok(o),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// The object at `index` (the `*_STAT` commands) and its identifier.
+    ///
+    /// # Errors
+    /// EINVAL when the index is free.
+    pub fn at_index(&self, index: i32) -> Result<(i32, &T), Errno> {
+        match self.objects.get(&index) {
+            Some((seq, o)) => Ok((index + seq * IPCMNI, o)),
+            None => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Forgets the key of `id` (the object stays until [`Registry::remove`]), as IPC_RMID
+    /// of a shared memory segment still attached does.
+    pub fn forget_key(&mut self, id: i32) {
+        let idx = id % IPCMNI;
+        self.keys.retain(|_, i| *i != idx);
+    }
+
+    /// Removes `id`; returns the object.
+    pub fn remove(&mut self, id: i32) -> Option<T> {
+        let (idx, seq) = split_id(id).ok()?;
+        if self.objects.get(&idx).is_none_or(|(s, _)| *s != seq) {
+            return None;
+        }
+        self.forget_key(id);
+        self.objects.remove(&idx).map(|(_, o)| o)
+    }
+
+    /// Keeps only the objects `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&T) -> bool) {
+        let before = self.objects.len();
+        self.objects.retain(|_, (_, o)| keep(o));
+        if self.objects.len() != before {
+            let objects = &self.objects;
+            self.keys.retain(|_, idx| objects.contains_key(idx));
+        }
+    }
+
+    /// Every object with its identifier, by index.
+    pub fn iter(&self) -> impl Iterator<Item = (i32, &T)> {
+        self.objects
+            .iter()
+            .map(|(&idx, (seq, o))| (idx + seq * IPCMNI, o))
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Highest index in use (the IPC_INFO and *_INFO return value), 0 when empty.
+    pub fn max_index(&self) -> i32 {
+        self.objects.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+fn split_id(id: i32) -> Result<(i32, i32), Errno> {
+    if id < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok((id % IPCMNI, id / IPCMNI))
+}
