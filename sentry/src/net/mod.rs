@@ -4,7 +4,8 @@
 //! AF_UNIX ([`unix`]) and AF_INET over a loopback-only stack ([`inet`], [`stack`]: TCP and
 //! UDP on 127.0.0.1, smoltcp) are implemented entirely inside the sentry: no host socket is
 //! ever created for an application. The sandbox has no outside network yet: other
-//! destinations are ENETUNREACH. AF_INET6 and AF_NETLINK are EAFNOSUPPORT.
+//! destinations are ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the
+//! namespace's configuration. AF_INET6 is EAFNOSUPPORT.
 //!
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod inet;
+pub mod netlink;
 pub mod stack;
 pub mod unix;
 
@@ -33,6 +35,8 @@ pub struct Namespace {
     pub unix_names: Arc<unix::Names>,
     /// What boot gave this namespace ([`config::Network`]).
     pub network: config::Network,
+    /// The NETLINK_ROUTE port ids bound.
+    netlink_ports: Arc<netlink::Ports>,
     /// The internet stack, started (with its poller thread) by the first AF_INET socket.
     inet: OnceLock<Arc<stack::Stack>>,
 }
@@ -99,6 +103,14 @@ pub fn socket(
             let proto = inet::proto_of(ty, protocol)?;
             Ok(Arc::new(inet::InetSocket::new(ns.inet(), proto)))
         }
+        libc::AF_NETLINK => {
+            netlink::check_type(ty, protocol)?;
+            Ok(Arc::new(netlink::NetlinkSocket::new(
+                &ns.network,
+                &ns.netlink_ports,
+                ty,
+            )))
+        }
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }
@@ -121,7 +133,7 @@ pub fn socketpair(
             let (a, b) = unix::UnixSocket::pair(&ns.unix_names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
-        libc::AF_INET | libc::AF_INET6 => Err(Errno::EOPNOTSUPP),
+        libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }
