@@ -141,6 +141,44 @@ impl View {
     }
 }
 
+/// The links a namespace shows, loopback first (for `/proc/net`).
+pub fn links(network: &Network) -> Vec<Link> {
+    View::of(network).links
+}
+
+/// An IPv4 route of the main table, as `/proc/net/route` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv4Route {
+    pub link: String,
+    pub dst: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub metric: u32,
+}
+
+/// The main table's IPv4 routes of a namespace (what `ip -4 route` shows).
+pub fn ipv4_main_routes(network: &Network) -> Vec<Ipv4Route> {
+    let view = View::of(network);
+    routes(&view)
+        .into_iter()
+        .filter(|r| r.table == RouteHeader::RT_TABLE_MAIN)
+        .filter_map(|r| {
+            let IpAddr::V4(dst) = r.dst else { return None };
+            let link = view.links.iter().find(|l| l.index == r.link)?.name.clone();
+            Some(Ipv4Route {
+                link,
+                dst,
+                prefix: r.prefix,
+                gateway: r.gateway.and_then(|g| match g {
+                    IpAddr::V4(g) => Some(g),
+                    IpAddr::V6(_) => None,
+                }),
+                metric: r.metric,
+            })
+        })
+        .collect()
+}
+
 /// A `sockaddr_nl`.
 fn sockaddr_nl(port: u32, groups: u32) -> Vec<u8> {
     let mut v = (libc::AF_NETLINK as u16).to_ne_bytes().to_vec();

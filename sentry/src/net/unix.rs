@@ -160,12 +160,57 @@ impl Names {
         self.bound.lock().unwrap().get(key).and_then(Weak::upgrade)
     }
 
+    /// The bound sockets, for `/proc/net/unix`.
+    pub fn list(&self) -> Vec<Bound> {
+        let eps: Vec<Arc<Endpoint>> = self
+            .bound
+            .lock()
+            .unwrap()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut out: Vec<Bound> = eps
+            .iter()
+            .filter_map(|ep| {
+                let s = ep.lock();
+                let addr = s.addr.clone()?;
+                (!s.closed).then(|| Bound {
+                    path: match addr {
+                        Addr::Path { path, .. } => path,
+                        Addr::Abstract(mut n) => {
+                            n.insert(0, b'@');
+                            n
+                        }
+                    },
+                    sock_type: ep.kind.sock_type(),
+                    listening: matches!(s.conn, Conn::Listening { .. }),
+                    connected: matches!(s.conn, Conn::Connected(_)),
+                    ino: ep.ino,
+                })
+            })
+            .collect();
+        out.sort_by_key(|b| b.ino);
+        out
+    }
+
     fn remove(&self, key: &NameKey, ep: &Endpoint) {
         let mut m = self.bound.lock().unwrap();
         if m.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), ep)) {
             m.remove(key);
         }
     }
+}
+
+/// A bound socket as `/proc/net/unix` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The path, or `@` and the abstract name.
+    pub path: Vec<u8>,
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    pub sock_type: i32,
+    pub listening: bool,
+    pub connected: bool,
+    pub ino: u64,
 }
 
 /// One queued message (a stream's send, a datagram, a seqpacket record).
@@ -218,6 +263,8 @@ struct State {
 /// A socket's protocol state, shared with its peer.
 pub struct Endpoint {
     kind: Kind,
+    /// The socket file's inode number (its endpoint lives as long as the file).
+    ino: u64,
     state: Mutex<State>,
     /// Notified on every change to this endpoint (data, space, connections, shutdown).
     queue: WaitQueue,
@@ -236,6 +283,7 @@ impl Endpoint {
     fn new(kind: Kind, names: Arc<Names>) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             kind,
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State {
                 addr: None,
                 conn: Conn::Unconnected,
@@ -444,10 +492,7 @@ impl UnixSocket {
     }
 
     fn with_endpoint(ep: Arc<Endpoint>) -> UnixSocket {
-        UnixSocket {
-            ep,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-        }
+        UnixSocket { ino: ep.ino, ep }
     }
 
     /// socketpair(2): two connected sockets, each reporting `cred` as its peer.
