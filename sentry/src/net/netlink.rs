@@ -1143,3 +1143,112 @@ impl FileOps for NetlinkSocket {
         Some(&self.queue)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: Caller = Caller {
+        uid: 0,
+        net_admin: true,
+    };
+
+    fn request(ty: u16, flags: u16, body: &[u8]) -> Vec<u8> {
+        let len = 16 + body.len() as u32;
+        let mut v = len.to_ne_bytes().to_vec();
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        v.extend_from_slice(&7u32.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// The (type, flags) of every message in `datagrams`, and the error codes.
+    fn kinds(datagrams: &[Vec<u8>]) -> Vec<(u16, i32)> {
+        let mut out = Vec::new();
+        for d in datagrams {
+            let mut rest = &d[..];
+            while let Ok(nl) = NetlinkBuffer::new_checked(rest) {
+                let code = if nl.message_type() == 2 {
+                    i32::from_ne_bytes(nl.payload()[..4].try_into().unwrap())
+                } else {
+                    0
+                };
+                out.push((nl.message_type(), code));
+                let len = (nl.length() as usize + 3) & !3;
+                if len >= rest.len() {
+                    break;
+                }
+                rest = &rest[len..];
+            }
+        }
+        out
+    }
+
+    fn loopback_view() -> View {
+        View::of(&Network::Loopback)
+    }
+
+    #[test]
+    fn link_dump_ends_with_done_alone() {
+        let d = process(
+            &loopback_view(),
+            &request(RTM_GETLINK, NLM_F_DUMP, &[0; 16]),
+            42,
+            ROOT,
+            false,
+        );
+        assert_eq!(d.len(), 2, "entries, then NLMSG_DONE in its own datagram");
+        assert_eq!(kinds(&d), vec![(16, 0), (3, 0)]);
+    }
+
+    #[test]
+    fn link_by_name_and_missing_link() {
+        let mut body = vec![0; 16];
+        body.extend_from_slice(&[7, 0, 3, 0, b'l', b'o', 0, 0]);
+        let d = process(&loopback_view(), &request(RTM_GETLINK, 0, &body), 1, ROOT, false);
+        assert_eq!(kinds(&d), vec![(16, 0)]);
+        let mut body = vec![0; 16];
+        body[4] = 9;
+        let d = process(&loopback_view(), &request(RTM_GETLINK, 0, &body), 1, ROOT, false);
+        assert_eq!(kinds(&d), vec![(2, -(Errno::ENODEV as i32))]);
+    }
+
+    #[test]
+    fn changes_need_net_admin_and_are_not_supported() {
+        let body = [0u8; 8];
+        let user = Caller {
+            uid: 1000,
+            net_admin: false,
+        };
+        let d = process(&loopback_view(), &request(20, 0, &body), 1, user, false);
+        assert_eq!(kinds(&d), vec![(2, -(Errno::EPERM as i32))]);
+        let d = process(&loopback_view(), &request(20, 0, &body), 1, ROOT, false);
+        assert_eq!(kinds(&d), vec![(2, -(Errno::EOPNOTSUPP as i32))]);
+    }
+
+    #[test]
+    fn loopback_routes_are_the_local_table() {
+        let r = routes(&loopback_view());
+        assert!(r.iter().all(|r| r.table == TABLE_LOCAL));
+        let dsts: Vec<String> = r.iter().map(|r| format!("{}/{}", r.dst, r.prefix)).collect();
+        assert_eq!(
+            dsts,
+            ["127.0.0.0/8", "127.0.0.1/32", "127.255.255.255/32", "::1/128"]
+        );
+        let hit = lookup(&loopback_view(), "127.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(hit.kind, RouteType::Local);
+        assert!(lookup(&loopback_view(), "10.0.0.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn ports_prefer_the_pid_then_count_down() {
+        let p = Ports::default();
+        assert_eq!(p.take(0, 100), Ok(100));
+        assert_eq!(p.take(0, 100), Ok(-4097i32 as u32));
+        assert_eq!(p.take(100, 5), Err(Errno::EADDRINUSE));
+        p.release(100);
+        assert_eq!(p.take(100, 5), Ok(100));
+    }
+}

@@ -203,8 +203,6 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let core = SynthDir::fixed(
         fs,
         vec![
-            ("netdev_max_backlog", fixed("1000")),
-            ("optmem_max", fixed("20480")),
             ("rmem_default", fixed("212992")),
             ("rmem_max", fixed("212992")),
             ("somaxconn", fixed("4096")),
@@ -223,7 +221,6 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             ("tcp_keepalive_intvl", fixed("75")),
             ("tcp_keepalive_probes", fixed("9")),
             ("tcp_keepalive_time", fixed("7200")),
-            ("tcp_max_syn_backlog", fixed("4096")),
             ("tcp_rmem", fixed("4096\t131072\t6291456")),
             ("tcp_sack", fixed("1")),
             ("tcp_syn_retries", fixed("6")),
