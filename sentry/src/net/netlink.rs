@@ -46,6 +46,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::config::{self, Link, Network, Route};
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
+use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
@@ -177,6 +178,127 @@ pub fn ipv4_main_routes(network: &Network) -> Vec<Ipv4Route> {
             })
         })
         .collect()
+}
+
+/// `sizeof(struct ifreq)`.
+const IFREQ_LEN: usize = 40;
+/// `IFNAMSIZ`.
+const IFNAMSIZ: usize = 16;
+
+/// Whether `cmd` is one of the netdevice ioctls ([`netdevice_ioctl`]) Linux answers on a
+/// socket of any family.
+pub fn is_netdevice_ioctl(cmd: u32) -> bool {
+    matches!(
+        u64::from(cmd),
+        libc::SIOCGIFINDEX
+            | libc::SIOCGIFNAME
+            | libc::SIOCGIFFLAGS
+            | libc::SIOCGIFMTU
+            | libc::SIOCGIFHWADDR
+            | libc::SIOCGIFADDR
+            | libc::SIOCGIFNETMASK
+            | libc::SIOCGIFBRDADDR
+            | libc::SIOCGIFTXQLEN
+            | libc::SIOCGIFCONF
+    )
+}
+
+/// A `sockaddr_in` padded to the 16 bytes of an `ifreq`'s address.
+fn sockaddr_in(a: Ipv4Addr) -> [u8; 16] {
+    let mut v = [0; 16];
+    v[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    v[4..8].copy_from_slice(&a.octets());
+    v
+}
+
+/// The netdevice ioctls (`netdevice(7)`: SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS,
+/// SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFTXQLEN,
+/// SIOCGIFCONF) on any socket, answered from `network` as NETLINK_ROUTE answers.
+///
+/// # Errors
+/// ENODEV for an unknown link, EADDRNOTAVAIL for a link without an IPv4 address, EFAULT.
+pub fn netdevice_ioctl(network: &Network, t: &dyn Context, cmd: u32, arg: u64) -> SysResult {
+    let links = links(network);
+    let mm = t.mm();
+    let at = UserAddr(arg);
+    if u64::from(cmd) == libc::SIOCGIFCONF {
+        // struct ifconf { int ifc_len; char *ifc_buf; }: one ifreq per IPv4 address.
+        let len: i32 = mm.read_obj(at)?;
+        let buf: u64 = mm.read_obj(UserAddr(arg + 8))?;
+        let mut entries = Vec::new();
+        for l in &links {
+            for a in &l.addrs {
+                if let IpAddr::V4(v4) = a.ip {
+                    let mut req = [0u8; IFREQ_LEN];
+                    let n = l.name.len().min(IFNAMSIZ - 1);
+                    req[..n].copy_from_slice(&l.name.as_bytes()[..n]);
+                    req[IFNAMSIZ..IFNAMSIZ + 16].copy_from_slice(&sockaddr_in(v4));
+                    entries.push(req);
+                }
+            }
+        }
+        let total = if buf == 0 {
+            entries.len() * IFREQ_LEN
+        } else {
+            let room = usize::try_from(len).unwrap_or(0) / IFREQ_LEN;
+            let out: Vec<u8> = entries.iter().take(room).flatten().copied().collect();
+            mm.write_bytes(UserAddr(buf), &out)?;
+            out.len()
+        };
+        mm.write_obj(at, &(total as i32))?;
+        return Ok(0);
+    }
+    let mut req: [u8; IFREQ_LEN] = mm.read_obj(at)?;
+    let link = if u64::from(cmd) == libc::SIOCGIFNAME {
+        let index = i32::from_ne_bytes(req[IFNAMSIZ..IFNAMSIZ + 4].try_into().expect("4"));
+        links.iter().find(|l| l.index == index)
+    } else {
+        let end = req[..IFNAMSIZ]
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(IFNAMSIZ);
+        links.iter().find(|l| l.name.as_bytes() == &req[..end])
+    };
+    let l = link.ok_or(Errno::ENODEV)?;
+    let data = &mut req[IFNAMSIZ..];
+    let v4 = l.addrs.iter().find_map(|a| match a.ip {
+        IpAddr::V4(ip) => Some((ip, a.prefix)),
+        IpAddr::V6(_) => None,
+    });
+    let loopback = l.flags & libc::IFF_LOOPBACK as u32 != 0;
+    match u64::from(cmd) {
+        libc::SIOCGIFINDEX => data[..4].copy_from_slice(&l.index.to_ne_bytes()),
+        libc::SIOCGIFNAME => {
+            let n = l.name.len().min(IFNAMSIZ - 1);
+            req[..IFNAMSIZ].fill(0);
+            req[..n].copy_from_slice(&l.name.as_bytes()[..n]);
+        }
+        // The `short` flags: IFF_LOWER_UP and above do not fit.
+        libc::SIOCGIFFLAGS => data[..2].copy_from_slice(&(l.flags as u16).to_ne_bytes()),
+        libc::SIOCGIFMTU => data[..4].copy_from_slice(&l.mtu.to_ne_bytes()),
+        libc::SIOCGIFTXQLEN => data[..4].copy_from_slice(&1000i32.to_ne_bytes()),
+        libc::SIOCGIFHWADDR => {
+            let ty: u16 = if loopback { 772 } else { 1 };
+            data[..2].copy_from_slice(&ty.to_ne_bytes());
+            data[2..8].copy_from_slice(&l.mac);
+            data[8..16].fill(0);
+        }
+        c => {
+            let (ip, prefix) = v4.ok_or(Errno::EADDRNOTAVAIL)?;
+            let a = match c {
+                libc::SIOCGIFADDR => ip,
+                libc::SIOCGIFNETMASK => {
+                    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))
+                }
+                // Loopback's address has no broadcast address.
+                _ if loopback => Ipv4Addr::UNSPECIFIED,
+                _ => broadcast_of(ip, prefix),
+            };
+            data[..16].copy_from_slice(&sockaddr_in(a));
+        }
+    }
+    mm.write_obj(at, &req)?;
+    Ok(0)
 }
 
 /// A `sockaddr_nl`.
@@ -1207,11 +1329,23 @@ mod tests {
     fn link_by_name_and_missing_link() {
         let mut body = vec![0; 16];
         body.extend_from_slice(&[7, 0, 3, 0, b'l', b'o', 0, 0]);
-        let d = process(&loopback_view(), &request(RTM_GETLINK, 0, &body), 1, ROOT, false);
+        let d = process(
+            &loopback_view(),
+            &request(RTM_GETLINK, 0, &body),
+            1,
+            ROOT,
+            false,
+        );
         assert_eq!(kinds(&d), vec![(16, 0)]);
         let mut body = vec![0; 16];
         body[4] = 9;
-        let d = process(&loopback_view(), &request(RTM_GETLINK, 0, &body), 1, ROOT, false);
+        let d = process(
+            &loopback_view(),
+            &request(RTM_GETLINK, 0, &body),
+            1,
+            ROOT,
+            false,
+        );
         assert_eq!(kinds(&d), vec![(2, -(Errno::ENODEV as i32))]);
     }
 
@@ -1232,10 +1366,18 @@ mod tests {
     fn loopback_routes_are_the_local_table() {
         let r = routes(&loopback_view());
         assert!(r.iter().all(|r| r.table == TABLE_LOCAL));
-        let dsts: Vec<String> = r.iter().map(|r| format!("{}/{}", r.dst, r.prefix)).collect();
+        let dsts: Vec<String> = r
+            .iter()
+            .map(|r| format!("{}/{}", r.dst, r.prefix))
+            .collect();
         assert_eq!(
             dsts,
-            ["127.0.0.0/8", "127.0.0.1/32", "127.255.255.255/32", "::1/128"]
+            [
+                "127.0.0.0/8",
+                "127.0.0.1/32",
+                "127.255.255.255/32",
+                "::1/128"
+            ]
         );
         let hit = lookup(&loopback_view(), "127.1.2.3".parse().unwrap()).unwrap();
         assert_eq!(hit.kind, RouteType::Local);
