@@ -35,7 +35,7 @@ pub struct Namespace {
     pub unix_names: Arc<unix::Names>,
     /// What boot gave this namespace ([`config::Network`]).
     pub network: config::Network,
-    /// The NETLINK_ROUTE port ids bound.
+    /// The netlink port ids bound.
     netlink_ports: Arc<netlink::Ports>,
     /// The internet stack, started (with its poller thread) by the first AF_INET socket.
     inet: OnceLock<Arc<stack::Stack>>,
@@ -198,6 +198,7 @@ pub fn socket(
                 &ns.network,
                 &ns.netlink_ports,
                 ty,
+                protocol,
             )))
         }
         _ => Err(Errno::EAFNOSUPPORT),

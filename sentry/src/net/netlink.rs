@@ -7,7 +7,8 @@
 //! [`config::loopback`] plus the namespace's [`config::NetConfig`], with the kernel's own
 //! routes (prefix routes and the `local` table) derived from the addresses as Linux derives
 //! them. Nothing ever changes, so multicast group membership is accepted and never delivers
-//! a notification; requests that would change the configuration are refused: EPERM without
+//! a notification (NETLINK_KOBJECT_UEVENT sockets likewise exist and never receive
+//! anything); requests that would change the configuration are refused: EPERM without
 //! CAP_NET_ADMIN, as Linux, and EOPNOTSUPP otherwise. Messages are built and parsed with
 //! netlink-packet-route.
 //!
@@ -52,8 +53,11 @@ use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
 
-/// `NETLINK_ROUTE`, the only protocol the sentry speaks.
+/// `NETLINK_ROUTE`, the protocol the sentry answers.
 pub const NETLINK_ROUTE: i32 = 0;
+/// `NETLINK_KOBJECT_UEVENT`: device events, of which the sandbox has none; its sockets
+/// exist (udev-style programs open them) and never receive anything.
+pub const NETLINK_KOBJECT_UEVENT: i32 = 15;
 /// `SOL_NETLINK`.
 const SOL_NETLINK: i32 = 270;
 /// `NETLINK_CAP_ACK`: errors carry only the request's header.
@@ -88,38 +92,38 @@ const FOREVER: u32 = u32::MAX;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
-/// The port ids bound in one network namespace (NETLINK_ROUTE only).
+/// The port ids bound in one network namespace, by protocol.
 #[derive(Debug, Default)]
 pub struct Ports {
-    taken: Mutex<HashSet<u32>>,
+    taken: Mutex<HashSet<(i32, u32)>>,
 }
 
 impl Ports {
     /// Takes `port`; 0 picks one: `pid` when free, else a negative id counting down from
     /// -4096 as Linux's autobind.
-    fn take(&self, port: u32, pid: u32) -> Result<u32, Errno> {
+    fn take(&self, protocol: i32, port: u32, pid: u32) -> Result<u32, Errno> {
         let mut taken = self.taken.lock().unwrap();
         if port != 0 {
-            return if taken.insert(port) {
+            return if taken.insert((protocol, port)) {
                 Ok(port)
             } else {
                 Err(Errno::EADDRINUSE)
             };
         }
-        if pid != 0 && taken.insert(pid) {
+        if pid != 0 && taken.insert((protocol, pid)) {
             return Ok(pid);
         }
         let mut rover = -4097i32;
         loop {
-            if taken.insert(rover as u32) {
+            if taken.insert((protocol, rover as u32)) {
                 return Ok(rover as u32);
             }
             rover = rover.checked_sub(1).ok_or(Errno::EADDRINUSE)?;
         }
     }
 
-    fn release(&self, port: u32) {
-        self.taken.lock().unwrap().remove(&port);
+    fn release(&self, protocol: i32, port: u32) {
+        self.taken.lock().unwrap().remove(&(protocol, port));
     }
 }
 
@@ -329,12 +333,12 @@ fn parse_sockaddr(addr: &[u8]) -> Result<(u32, u32), Errno> {
 ///
 /// # Errors
 /// ESOCKTNOSUPPORT for stream and seqpacket sockets, EPROTONOSUPPORT for protocols other
-/// than NETLINK_ROUTE.
+/// than NETLINK_ROUTE and NETLINK_KOBJECT_UEVENT.
 pub fn check_type(ty: i32, protocol: i32) -> Result<(), Errno> {
     if ty != libc::SOCK_RAW && ty != libc::SOCK_DGRAM {
         return Err(Errno::ESOCKTNOSUPPORT);
     }
-    if protocol != NETLINK_ROUTE {
+    if protocol != NETLINK_ROUTE && protocol != NETLINK_KOBJECT_UEVENT {
         return Err(Errno::EPROTONOSUPPORT);
     }
     Ok(())
@@ -354,6 +358,8 @@ struct Inner {
     rcvbuf: usize,
     passcred: bool,
     cap_ack: bool,
+    /// A socket filter is attached (uevent sockets only: nothing ever reaches them).
+    filter: bool,
     /// Other options, recorded as set.
     options: HashMap<(i32, i32), Vec<u8>>,
 }
@@ -361,6 +367,7 @@ struct Inner {
 /// An AF_NETLINK NETLINK_ROUTE socket file.
 pub struct NetlinkSocket {
     ty: i32,
+    protocol: i32,
     ino: u64,
     view: View,
     ports: Arc<Ports>,
@@ -380,16 +387,18 @@ impl std::fmt::Debug for NetlinkSocket {
 impl Drop for NetlinkSocket {
     fn drop(&mut self) {
         if let Some(port) = self.state.lock().unwrap().port {
-            self.ports.release(port);
+            self.ports.release(self.protocol, port);
         }
     }
 }
 
 impl NetlinkSocket {
-    /// A new unbound socket of type `ty` (SOCK_RAW or SOCK_DGRAM) answering from `network`.
-    pub fn new(network: &Network, ports: &Arc<Ports>, ty: i32) -> NetlinkSocket {
+    /// A new unbound socket of type `ty` (SOCK_RAW or SOCK_DGRAM) and `protocol` (checked
+    /// by [`check_type`]) answering from `network`.
+    pub fn new(network: &Network, ports: &Arc<Ports>, ty: i32, protocol: i32) -> NetlinkSocket {
         NetlinkSocket {
             ty,
+            protocol,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             view: View::of(network),
             ports: ports.clone(),
@@ -402,6 +411,7 @@ impl NetlinkSocket {
                 rcvbuf: DEFAULT_BUF,
                 passcred: false,
                 cap_ack: false,
+                filter: false,
                 options: HashMap::new(),
             }),
             queue: WaitQueue::new(),
@@ -418,7 +428,7 @@ impl NetlinkSocket {
             };
         }
         let pid = t.vpid_of(t.tgid()) as u32;
-        let p = self.ports.take(port, pid)?;
+        let p = self.ports.take(self.protocol, port, pid)?;
         st.port = Some(p);
         Ok(p)
     }
@@ -1098,7 +1108,11 @@ impl Socket for NetlinkSocket {
                 return Err(Errno::EMSGSIZE);
             }
             let port = self.bind_port(&mut st, t, 0)?;
-            let replies = process(&self.view, &msg.data, port, caller, st.cap_ack);
+            let replies = if self.protocol == NETLINK_ROUTE {
+                process(&self.view, &msg.data, port, caller, st.cap_ack)
+            } else {
+                Vec::new()
+            };
             let mut queued = false;
             for r in replies {
                 // A full receive buffer drops replies, as Linux.
@@ -1167,7 +1181,7 @@ impl Socket for NetlinkSocket {
         Ok(match (level, name) {
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(self.ty),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_NETLINK),
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(NETLINK_ROUTE),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(self.protocol),
             (libc::SOL_SOCKET, libc::SO_ERROR) => int(0),
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(st.sndbuf as i32),
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(st.rcvbuf as i32),
@@ -1206,6 +1220,19 @@ impl Socket for NetlinkSocket {
                 libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR,
             ) => return Err(Errno::ENOPROTOOPT),
             (SOL_NETLINK, NETLINK_CAP_ACK) => st.cap_ack = int_of(value)? != 0,
+            // A filter on replies the sentry does not run would drop nothing it should: only
+            // uevent sockets, which never receive, take one (as gVisor).
+            (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) if self.protocol != NETLINK_ROUTE => {
+                st.filter = true;
+            }
+            (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) if self.protocol != NETLINK_ROUTE => {
+                if !std::mem::take(&mut st.filter) {
+                    return Err(Errno::ENOENT);
+                }
+            }
+            (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER | libc::SO_DETACH_FILTER) => {
+                return Err(Errno::ENOPROTOOPT)
+            }
             _ => {
                 if value.is_empty() {
                     return Err(Errno::EINVAL);
@@ -1387,10 +1414,11 @@ mod tests {
     #[test]
     fn ports_prefer_the_pid_then_count_down() {
         let p = Ports::default();
-        assert_eq!(p.take(0, 100), Ok(100));
-        assert_eq!(p.take(0, 100), Ok(-4097i32 as u32));
-        assert_eq!(p.take(100, 5), Err(Errno::EADDRINUSE));
-        p.release(100);
-        assert_eq!(p.take(100, 5), Ok(100));
+        assert_eq!(p.take(NETLINK_ROUTE, 0, 100), Ok(100));
+        assert_eq!(p.take(NETLINK_ROUTE, 0, 100), Ok(-4097i32 as u32));
+        assert_eq!(p.take(NETLINK_KOBJECT_UEVENT, 0, 100), Ok(100));
+        assert_eq!(p.take(NETLINK_ROUTE, 100, 5), Err(Errno::EADDRINUSE));
+        p.release(NETLINK_ROUTE, 100);
+        assert_eq!(p.take(NETLINK_ROUTE, 100, 5), Ok(100));
     }
 }

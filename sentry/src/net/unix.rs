@@ -125,6 +125,9 @@ fn parse(addr: &[u8]) -> Result<Name, Errno> {
 pub struct Names {
     /// Abstract names and filesystem socket inodes, with the endpoint bound there.
     bound: Mutex<HashMap<NameKey, Weak<Endpoint>>>,
+    /// Every endpoint of the namespace, for `/proc/net/unix` (dead ones pruned as the list
+    /// doubles).
+    live: Mutex<Vec<Weak<Endpoint>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -160,28 +163,35 @@ impl Names {
         self.bound.lock().unwrap().get(key).and_then(Weak::upgrade)
     }
 
-    /// The bound sockets, for `/proc/net/unix`.
-    pub fn list(&self) -> Vec<Bound> {
+    fn register(&self, ep: &Arc<Endpoint>) {
+        let mut live = self.live.lock().unwrap();
+        if live.len().is_power_of_two() {
+            live.retain(|w| w.strong_count() > 0);
+        }
+        live.push(Arc::downgrade(ep));
+    }
+
+    /// The open sockets, for `/proc/net/unix`, by inode.
+    pub fn list(&self) -> Vec<Listed> {
         let eps: Vec<Arc<Endpoint>> = self
-            .bound
+            .live
             .lock()
             .unwrap()
-            .values()
+            .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        let mut out: Vec<Bound> = eps
+        let mut out: Vec<Listed> = eps
             .iter()
             .filter_map(|ep| {
                 let s = ep.lock();
-                let addr = s.addr.clone()?;
-                (!s.closed).then(|| Bound {
-                    path: match addr {
+                (!s.closed).then(|| Listed {
+                    path: s.addr.clone().map(|a| match a {
                         Addr::Path { path, .. } => path,
                         Addr::Abstract(mut n) => {
                             n.insert(0, b'@');
                             n
                         }
-                    },
+                    }),
                     sock_type: ep.kind.sock_type(),
                     listening: matches!(s.conn, Conn::Listening { .. }),
                     connected: matches!(s.conn, Conn::Connected(_)),
@@ -201,11 +211,11 @@ impl Names {
     }
 }
 
-/// A bound socket as `/proc/net/unix` lists it.
+/// A socket as `/proc/net/unix` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bound {
-    /// The path, or `@` and the abstract name.
-    pub path: Vec<u8>,
+pub struct Listed {
+    /// The path, or `@` and the abstract name; None when unnamed.
+    pub path: Option<Vec<u8>>,
     /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
     pub sock_type: i32,
     pub listening: bool,
@@ -281,7 +291,7 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     fn new(kind: Kind, names: Arc<Names>) -> Arc<Endpoint> {
-        Arc::new(Endpoint {
+        let ep = Arc::new(Endpoint {
             kind,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State {
@@ -301,8 +311,10 @@ impl Endpoint {
                 options: BTreeMap::new(),
             }),
             queue: WaitQueue::new(),
-            names,
-        })
+            names: names.clone(),
+        });
+        names.register(&ep);
+        ep
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

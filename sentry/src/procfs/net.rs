@@ -145,20 +145,24 @@ fn inet(k: &Kernel, proto: Proto) -> String {
     out
 }
 
-/// `/proc/net/unix`: the bound sockets.
+/// `/proc/net/unix`.
 fn unix(k: &Kernel) -> String {
     let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
     for b in k.net.unix_names.list() {
         let flags = if b.listening { SO_ACCEPTCON } else { 0 };
         // SS_UNCONNECTED, SS_CONNECTED.
         let st = if b.connected { 3 } else { 1 };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "0000000000000000: 00000002 00000000 {flags:08X} {:04X} {st:02X} {:>5} {}",
-            b.sock_type,
-            b.ino,
-            String::from_utf8_lossy(&b.path)
+            "0000000000000000: 00000002 00000000 {flags:08X} {:04X} {st:02X} {:>5}",
+            b.sock_type, b.ino
         );
+        match &b.path {
+            Some(p) => {
+                let _ = writeln!(out, " {}", String::from_utf8_lossy(p));
+            }
+            None => out.push('\n'),
+        }
     }
     out
 }
