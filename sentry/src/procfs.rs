@@ -17,6 +17,8 @@
 //! `fd` directories, `maps` and the `cwd`/`root`/`exe` links need ptrace-read access (the same
 //! user, or root in the sandbox).
 
+mod net;
+
 use std::any::Any;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
@@ -1239,6 +1241,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
                 ),
             ),
             ("kernel", kernel_dir),
+            ("net", net::sys_net_dir(&fs, &kernel)),
             (
                 "vm",
                 SynthDir::fixed(
@@ -1274,6 +1277,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         }),
         ("meminfo", f(meminfo)),
         ("mounts", SynthLink::fixed(&fs, "self/mounts")),
+        ("net", net::net_dir(&fs, &kernel)),
         ("self", {
             let ns = ns.clone();
             SynthLink::new(

@@ -4,7 +4,8 @@
 //! AF_UNIX ([`unix`]) and AF_INET over a loopback-only stack ([`inet`], [`stack`]: TCP and
 //! UDP on 127.0.0.1, smoltcp) are implemented entirely inside the sentry: no host socket is
 //! ever created for an application. The sandbox has no outside network yet: other
-//! destinations are ENETUNREACH. AF_INET6 and AF_NETLINK are EAFNOSUPPORT.
+//! destinations are ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the
+//! namespace's configuration. AF_INET6 is EAFNOSUPPORT.
 //!
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod inet;
+pub mod netlink;
 pub mod stack;
 pub mod unix;
 
@@ -33,6 +35,8 @@ pub struct Namespace {
     pub unix_names: Arc<unix::Names>,
     /// What boot gave this namespace ([`config::Network`]).
     pub network: config::Network,
+    /// The netlink port ids bound.
+    netlink_ports: Arc<netlink::Ports>,
     /// The internet stack, started (with its poller thread) by the first AF_INET socket.
     inet: OnceLock<Arc<stack::Stack>>,
 }
@@ -59,6 +63,95 @@ impl Namespace {
     pub fn inet(&self) -> &Arc<stack::Stack> {
         self.inet.get_or_init(stack::Stack::start)
     }
+
+    /// The AF_INET sockets `/proc/net/tcp` and `/proc/net/udp` list (as Linux, the ones in
+    /// its lookup tables: listening and connected TCP sockets, bound UDP ones), by inode.
+    /// Does not start the stack.
+    pub fn inet_sockets(&self) -> Vec<InetEntry> {
+        use smoltcp::socket::tcp::State as T;
+        let Some(stack) = self.inet.get() else {
+            return Vec::new();
+        };
+        let mut g = stack.lock();
+        let ids: Vec<u64> = g.entries.keys().copied().collect();
+        let mut out = Vec::new();
+        for id in ids {
+            let e = &g.entries[&id];
+            let (bound, peer) = (e.bound, e.udp_peer);
+            let any = (std::net::Ipv4Addr::UNSPECIFIED, 0);
+            let local = bound.map_or(any, |(a, p)| (a, p));
+            let entry = match e.st {
+                stack::St::Listening { .. } => Some(InetEntry {
+                    proto: stack::Proto::Tcp,
+                    local,
+                    remote: any,
+                    state: 0x0A,
+                    tx_queue: 0,
+                    rx_queue: 0,
+                    ino: id,
+                }),
+                stack::St::Connecting(h) | stack::St::Connected(h) => {
+                    let s = g.tcp(h);
+                    let ep = |x: Option<smoltcp::wire::IpEndpoint>| {
+                        x.map_or(any, |x| match x.addr {
+                            smoltcp::wire::IpAddress::Ipv4(a) => (a, x.port),
+                            smoltcp::wire::IpAddress::Ipv6(_) => (any.0, x.port),
+                        })
+                    };
+                    // Linux's TCP_* state numbers.
+                    let state = match s.state() {
+                        T::Established => 1,
+                        T::SynSent => 2,
+                        T::SynReceived => 3,
+                        T::FinWait1 => 4,
+                        T::FinWait2 => 5,
+                        T::TimeWait => 6,
+                        T::Closed => 7,
+                        T::CloseWait => 8,
+                        T::LastAck => 9,
+                        T::Listen => 0x0A,
+                        T::Closing => 0x0B,
+                    };
+                    Some(InetEntry {
+                        proto: stack::Proto::Tcp,
+                        local: ep(s.local_endpoint()),
+                        remote: ep(s.remote_endpoint()),
+                        state,
+                        tx_queue: s.send_queue(),
+                        rx_queue: s.recv_queue(),
+                        ino: id,
+                    })
+                }
+                stack::St::Udp(_) => Some(InetEntry {
+                    proto: stack::Proto::Udp,
+                    local,
+                    remote: peer.unwrap_or(any),
+                    state: if peer.is_some() { 1 } else { 7 },
+                    tx_queue: 0,
+                    rx_queue: 0,
+                    ino: id,
+                }),
+                _ => None,
+            };
+            out.extend(entry);
+        }
+        out.sort_by_key(|e| e.ino);
+        out
+    }
+}
+
+/// An AF_INET socket as `/proc/net/{tcp,udp}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetEntry {
+    pub proto: stack::Proto,
+    pub local: (std::net::Ipv4Addr, u16),
+    pub remote: (std::net::Ipv4Addr, u16),
+    /// Linux's `TCP_*` state number (UDP: 7 unconnected, 1 connected).
+    pub state: u8,
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+    /// The socket file's inode number.
+    pub ino: u64,
 }
 
 /// The socket types `socket(2)` and `socketpair(2)` accept (without SOCK_NONBLOCK and
@@ -99,6 +192,15 @@ pub fn socket(
             let proto = inet::proto_of(ty, protocol)?;
             Ok(Arc::new(inet::InetSocket::new(ns.inet(), proto)))
         }
+        libc::AF_NETLINK => {
+            netlink::check_type(ty, protocol)?;
+            Ok(Arc::new(netlink::NetlinkSocket::new(
+                &ns.network,
+                &ns.netlink_ports,
+                ty,
+                protocol,
+            )))
+        }
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }
@@ -121,7 +223,7 @@ pub fn socketpair(
             let (a, b) = unix::UnixSocket::pair(&ns.unix_names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
-        libc::AF_INET | libc::AF_INET6 => Err(Errno::EOPNOTSUPP),
+        libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }

@@ -125,6 +125,9 @@ fn parse(addr: &[u8]) -> Result<Name, Errno> {
 pub struct Names {
     /// Abstract names and filesystem socket inodes, with the endpoint bound there.
     bound: Mutex<HashMap<NameKey, Weak<Endpoint>>>,
+    /// Every endpoint of the namespace, for `/proc/net/unix` (dead ones pruned as the list
+    /// doubles).
+    live: Mutex<Vec<Weak<Endpoint>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -160,12 +163,64 @@ impl Names {
         self.bound.lock().unwrap().get(key).and_then(Weak::upgrade)
     }
 
+    fn register(&self, ep: &Arc<Endpoint>) {
+        let mut live = self.live.lock().unwrap();
+        if live.len().is_power_of_two() {
+            live.retain(|w| w.strong_count() > 0);
+        }
+        live.push(Arc::downgrade(ep));
+    }
+
+    /// The open sockets, for `/proc/net/unix`, by inode.
+    pub fn list(&self) -> Vec<Listed> {
+        let eps: Vec<Arc<Endpoint>> = self
+            .live
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut out: Vec<Listed> = eps
+            .iter()
+            .filter_map(|ep| {
+                let s = ep.lock();
+                (!s.closed).then(|| Listed {
+                    path: s.addr.clone().map(|a| match a {
+                        Addr::Path { path, .. } => path,
+                        Addr::Abstract(mut n) => {
+                            n.insert(0, b'@');
+                            n
+                        }
+                    }),
+                    sock_type: ep.kind.sock_type(),
+                    listening: matches!(s.conn, Conn::Listening { .. }),
+                    connected: matches!(s.conn, Conn::Connected(_)),
+                    ino: ep.ino,
+                })
+            })
+            .collect();
+        out.sort_by_key(|b| b.ino);
+        out
+    }
+
     fn remove(&self, key: &NameKey, ep: &Endpoint) {
         let mut m = self.bound.lock().unwrap();
         if m.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), ep)) {
             m.remove(key);
         }
     }
+}
+
+/// A socket as `/proc/net/unix` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The path, or `@` and the abstract name; None when unnamed.
+    pub path: Option<Vec<u8>>,
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    pub sock_type: i32,
+    pub listening: bool,
+    pub connected: bool,
+    pub ino: u64,
 }
 
 /// One queued message (a stream's send, a datagram, a seqpacket record).
@@ -218,6 +273,8 @@ struct State {
 /// A socket's protocol state, shared with its peer.
 pub struct Endpoint {
     kind: Kind,
+    /// The socket file's inode number (its endpoint lives as long as the file).
+    ino: u64,
     state: Mutex<State>,
     /// Notified on every change to this endpoint (data, space, connections, shutdown).
     queue: WaitQueue,
@@ -234,8 +291,9 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     fn new(kind: Kind, names: Arc<Names>) -> Arc<Endpoint> {
-        Arc::new(Endpoint {
+        let ep = Arc::new(Endpoint {
             kind,
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State {
                 addr: None,
                 conn: Conn::Unconnected,
@@ -253,8 +311,10 @@ impl Endpoint {
                 options: BTreeMap::new(),
             }),
             queue: WaitQueue::new(),
-            names,
-        })
+            names: names.clone(),
+        });
+        names.register(&ep);
+        ep
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -444,10 +504,7 @@ impl UnixSocket {
     }
 
     fn with_endpoint(ep: Arc<Endpoint>) -> UnixSocket {
-        UnixSocket {
-            ep,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-        }
+        UnixSocket { ino: ep.ino, ep }
     }
 
     /// socketpair(2): two connected sockets, each reporting `cred` as its peer.

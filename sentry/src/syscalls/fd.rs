@@ -210,6 +210,12 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
             f.set_flags(if on != 0 { fl | nb } else { fl & !nb });
             Ok(0)
         }
+        // Linux answers the netdevice ioctls on a socket of any family.
+        c if matches!(f.kind(), crate::vfs::FileKind::Socket(_))
+            && crate::net::netlink::is_netdevice_ioctl(c as u32) =>
+        {
+            crate::net::netlink::netdevice_ioctl(&t.kernel.net.network, t, c as u32, arg)
+        }
         c => f.ops().ioctl(t, &f, c as u32, arg),
     }
 }

@@ -210,7 +210,7 @@ syscall_table! {
         13 rt_sigaction(sig: i32, act: UserAddr, oact: UserAddr, sigsetsize: usize) => signal::rt_sigaction, Full;
         14 rt_sigprocmask(how: i32, set: UserAddr, oset: UserAddr, sigsetsize: usize) => signal::rt_sigprocmask, Full;
         15 rt_sigreturn() => signal::rt_sigreturn, Full;
-        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fd::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets");
+        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fd::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets; the netdevice SIOCGIF* queries on sockets");
         17 pread64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fd::pread64, Full;
         18 pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fd::pwrite64, Full;
         19 readv(fd: Fd, iov: UserAddr, iovcnt: i32) => fd::readv, Full;
@@ -233,7 +233,7 @@ syscall_table! {
         37 alarm(seconds: u32) => timer::alarm, Full;
         38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
         39 getpid() => process::getpid, Full;
-        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET TCP and UDP over a loopback-only stack (127.0.0.1; the sandbox has no outside network yet); AF_INET6 and AF_NETLINK are EAFNOSUPPORT");
+        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET TCP and UDP over a loopback-only stack (127.0.0.1; the sandbox has no outside network yet); AF_NETLINK NETLINK_ROUTE (links, addresses, routes; read-only); AF_INET6 is EAFNOSUPPORT");
         42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Partial("AF_INET: only 127.0.0.1 (and 0.0.0.0) is reachable, other addresses are ENETUNREACH");
         43 accept(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::accept, Full;
         44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB; AF_INET destinations other than loopback are ENETUNREACH");

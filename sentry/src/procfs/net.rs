@@ -1,0 +1,267 @@
+//! `/proc/net` and `/proc/sys/net`: the kernel's network namespace in Linux's text formats.
+//!
+//! Links, addresses and routes come from the namespace's configuration (the same view its
+//! NETLINK_ROUTE sockets give); sockets from the namespace's live listings. The sentry keeps
+//! no per-link packet counters, so `dev` shows zeros. `/proc/sys/net` holds the values Linux
+//! boots with that programs read (buffer sizes, port range, TCP timers), read-only.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Weak};
+
+use super::text;
+use crate::fs::synth::{SynthDir, SynthFile, SynthFs};
+use crate::kernel::Kernel;
+use crate::net::netlink;
+use crate::net::stack::Proto;
+use crate::vfs::Inode;
+
+/// Width Linux pads each line of `/proc/net/tcp` to (`TMPSZ - 1`).
+const TCP_LINE: usize = 149;
+/// Width Linux pads each line of `/proc/net/udp` and `/proc/net/route` to.
+const UDP_LINE: usize = 127;
+/// `__SO_ACCEPTCON`: a listening socket in `/proc/net/unix`.
+const SO_ACCEPTCON: u32 = 1 << 16;
+
+fn padded(out: &mut String, line: &str, width: usize) {
+    let _ = writeln!(out, "{line:<width$}");
+}
+
+/// `/proc/net/dev`.
+fn dev(k: &Kernel) -> String {
+    let mut out = String::from(
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets \
+         errs drop fifo colls carrier compressed\n",
+    );
+    for l in netlink::links(&k.net.network) {
+        let _ = writeln!(
+            out,
+            "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} \
+             {:>5} {:>7} {:>10}",
+            l.name, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        );
+    }
+    out
+}
+
+/// `/proc/net/route`: the main table's IPv4 routes.
+fn route(k: &Kernel) -> String {
+    let mut out = String::new();
+    padded(
+        &mut out,
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+        UDP_LINE,
+    );
+    for r in netlink::ipv4_main_routes(&k.net.network) {
+        let mask = u32::MAX.checked_shl(32 - u32::from(r.prefix)).unwrap_or(0);
+        // RTF_UP, RTF_GATEWAY, RTF_HOST.
+        let mut flags = 1;
+        if r.gateway.is_some() {
+            flags |= 2;
+        }
+        if r.prefix == 32 {
+            flags |= 4;
+        }
+        // Linux prints the network-order words as host integers.
+        let word = |a: std::net::Ipv4Addr| u32::from_ne_bytes(a.octets());
+        let line = format!(
+            "{}\t{:08X}\t{:08X}\t{:04X}\t0\t0\t{}\t{:08X}\t0\t0\t0",
+            r.link,
+            word(r.dst),
+            r.gateway.map_or(0, word),
+            flags,
+            r.metric,
+            u32::from_ne_bytes(mask.to_be_bytes()),
+        );
+        padded(&mut out, &line, UDP_LINE);
+    }
+    out
+}
+
+/// `/proc/net/if_inet6`.
+fn if_inet6(k: &Kernel) -> String {
+    let mut out = String::new();
+    for l in netlink::links(&k.net.network) {
+        for a in &l.addrs {
+            let IpAddr::V6(ip) = a.ip else { continue };
+            // IPV6_ADDR_LOOPBACK, IPV6_ADDR_LINKLOCAL, global.
+            let scope = if ip == Ipv6Addr::LOCALHOST {
+                0x10
+            } else if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                0x20
+            } else {
+                0
+            };
+            let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(
+                out,
+                "{hex} {:02x} {:02x} {scope:02x} 80 {:>8}",
+                l.index, a.prefix, l.name
+            );
+        }
+    }
+    out
+}
+
+/// `/proc/net/tcp` or `/proc/net/udp`.
+fn inet(k: &Kernel, proto: Proto) -> String {
+    let mut out = String::new();
+    let (header, width) = match proto {
+        Proto::Tcp => (
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  \
+             timeout inode",
+            TCP_LINE,
+        ),
+        Proto::Udp => (
+            "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  \
+             timeout inode ref pointer drops",
+            UDP_LINE,
+        ),
+    };
+    padded(&mut out, header, width);
+    let word = |a: std::net::Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let sockets = k.net.inet_sockets();
+    for (i, s) in sockets.iter().filter(|s| s.proto == proto).enumerate() {
+        let common = format!(
+            "{:08X}:{:04X} {:08X}:{:04X} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5} {:>8} {}",
+            word(s.local.0),
+            s.local.1,
+            word(s.remote.0),
+            s.remote.1,
+            s.state,
+            s.tx_queue,
+            s.rx_queue,
+            0,
+            0,
+            s.ino
+        );
+        let line = match proto {
+            Proto::Tcp => format!("{i:>4}: {common} 1 0000000000000000 100 0 0 10 0"),
+            Proto::Udp => format!("{i:>5}: {common} 2 0000000000000000 0"),
+        };
+        padded(&mut out, &line, width);
+    }
+    out
+}
+
+/// `/proc/net/unix`.
+fn unix(k: &Kernel) -> String {
+    let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
+    for b in k.net.unix_names.list() {
+        let flags = if b.listening { SO_ACCEPTCON } else { 0 };
+        // SS_UNCONNECTED, SS_CONNECTED.
+        let st = if b.connected { 3 } else { 1 };
+        let _ = write!(
+            out,
+            "0000000000000000: 00000002 00000000 {flags:08X} {:04X} {st:02X} {:>5}",
+            b.sock_type, b.ino
+        );
+        match &b.path {
+            Some(p) => {
+                let _ = writeln!(out, " {}", String::from_utf8_lossy(p));
+            }
+            None => out.push('\n'),
+        }
+    }
+    out
+}
+
+/// `/proc/net`.
+pub fn net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let f =
+        |g: fn(&Kernel) -> String| -> Arc<dyn Inode> { SynthFile::new(fs, 0o444, text(kernel, g)) };
+    let v6_sockets =
+        |header: &'static str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{header}\n")) };
+    SynthDir::fixed(
+        fs,
+        vec![
+            ("dev", f(dev)),
+            ("if_inet6", f(if_inet6)),
+            ("route", f(route)),
+            ("tcp", f(|k| inet(k, Proto::Tcp))),
+            // The sentry has no AF_INET6 sockets.
+            (
+                "tcp6",
+                v6_sockets(
+                    "  sl  local_address                         remote_address                        \
+                     st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+                ),
+            ),
+            ("udp", f(|k| inet(k, Proto::Udp))),
+            (
+                "udp6",
+                v6_sockets(
+                    "  sl  local_address                         remote_address                        \
+                     st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops",
+                ),
+            ),
+            ("unix", f(unix)),
+        ],
+    )
+}
+
+/// `/proc/sys/net`.
+pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{s}\n")) };
+    let core = SynthDir::fixed(
+        fs,
+        vec![
+            ("rmem_default", fixed("212992")),
+            ("rmem_max", fixed("212992")),
+            ("somaxconn", fixed("4096")),
+            ("wmem_default", fixed("212992")),
+            ("wmem_max", fixed("212992")),
+        ],
+    );
+    let ipv4 = SynthDir::fixed(
+        fs,
+        vec![
+            ("ip_default_ttl", fixed("64")),
+            ("ip_forward", fixed("0")),
+            ("ip_local_port_range", fixed("32768\t60999")),
+            ("ip_nonlocal_bind", fixed("0")),
+            ("tcp_fin_timeout", fixed("60")),
+            ("tcp_keepalive_intvl", fixed("75")),
+            ("tcp_keepalive_probes", fixed("9")),
+            ("tcp_keepalive_time", fixed("7200")),
+            ("tcp_rmem", fixed("4096\t131072\t6291456")),
+            ("tcp_sack", fixed("1")),
+            ("tcp_syn_retries", fixed("6")),
+            ("tcp_synack_retries", fixed("5")),
+            ("tcp_syncookies", fixed("1")),
+            ("tcp_timestamps", fixed("1")),
+            ("tcp_tw_reuse", fixed("2")),
+            ("tcp_window_scaling", fixed("1")),
+            ("tcp_wmem", fixed("4096\t16384\t4194304")),
+        ],
+    );
+    // One directory per link plus `all` and `default`, as Linux.
+    let conf = {
+        let fs = fs.clone();
+        let kernel = kernel.clone();
+        SynthDir::new(
+            &fs.clone(),
+            Arc::new(move |cx| {
+                let k = super::kernel_for(&kernel, cx)?;
+                let mut names = vec!["all".to_string(), "default".to_string()];
+                names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
+                Ok(names
+                    .into_iter()
+                    .map(|n| {
+                        let dir: Arc<dyn Inode> = SynthDir::fixed(
+                            &fs,
+                            vec![
+                                ("disable_ipv6", SynthFile::fixed(&fs, "0\n")),
+                                ("forwarding", SynthFile::fixed(&fs, "0\n")),
+                            ],
+                        );
+                        (n.into_bytes(), dir)
+                    })
+                    .collect())
+            }),
+        )
+    };
+    let ipv6 = SynthDir::fixed(fs, vec![("conf", conf)]);
+    SynthDir::fixed(fs, vec![("core", core), ("ipv4", ipv4), ("ipv6", ipv6)])
+}

@@ -1,0 +1,190 @@
+//! The sandbox's NETLINK_ROUTE and `/proc/net`, compared with native Linux in a fresh
+//! network namespace of the test's own (`unshare -n`, loopback up): what a sandbox started
+//! with `--network none` shows must be the same.
+//!
+//! Needs root (for `unshare -n`), iproute2's `ip`, `cc` and python3; a missing piece prints
+//! `SKIPPED: reason`.
+
+use std::path::Path;
+
+use runsc_rs_tests::{diff, program_str, run_native, run_sandbox, skip, Outcome};
+
+/// Runs `script` with `sh -c` natively in a new network namespace with `lo` up, and in the
+/// sandbox; `None` (after a skip) when the namespace cannot be made here.
+fn both(script: &str) -> Option<(Outcome, Outcome)> {
+    let native_script = format!("ip link set lo up || exit 99\n{script}");
+    let native = run_native(&["unshare", "-n", "sh", "-c", &native_script]);
+    if native.status == 99 || native.stderr_text().contains("unshare failed") {
+        skip(&format!(
+            "cannot make a network namespace here: {}",
+            native.stderr_text()
+        ));
+        return None;
+    }
+    let sandbox = run_sandbox(&["sh", "-c", script], &["--network", "none"]);
+    Some((native, sandbox))
+}
+
+/// [`both`], failing with a diff unless stdout and the exit status agree.
+fn assert_same_in_netns(script: &str) -> Option<String> {
+    let (native, sandbox) = both(script)?;
+    assert!(
+        native.stdout == sandbox.stdout && native.status == sandbox.status,
+        "{script}: native (status {}) and sandbox (status {}) differ (- native, + sandbox):\n{}\n\
+         --- sandbox stderr ---\n{}",
+        native.status,
+        sandbox.status,
+        diff(&native.stdout, &sandbox.stdout),
+        sandbox.stderr_text()
+    );
+    Some(native.stdout_text())
+}
+
+fn have_ip() -> bool {
+    let found = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    if !found {
+        skip("iproute2's ip is not installed");
+    }
+    found
+}
+
+#[test]
+fn ip_shows_what_native_shows() {
+    if !have_ip() {
+        return;
+    }
+    for cmd in [
+        "ip addr",
+        "ip link",
+        "ip -6 addr",
+        "ip -4 addr show dev lo",
+        "ip link show lo",
+        "ip route",
+        "ip -6 route",
+        "ip route show table local",
+        "ip -6 route show table local",
+        "ip route get 127.0.0.1",
+    ] {
+        let Some(out) = assert_same_in_netns(&format!("{cmd}; echo status $?")) else {
+            return;
+        };
+        // The native run shows what is compared, so an empty answer cannot pass unnoticed.
+        if cmd.contains("addr") || cmd.contains("link") {
+            assert!(out.contains("lo"), "{cmd}: {out}");
+        }
+        assert!(out.ends_with("status 0\n"), "{cmd}: {out}");
+    }
+}
+
+#[test]
+fn c_program_with_getifaddrs_and_raw_requests() {
+    let Some(prog) = program_str("netlink_route") else {
+        return;
+    };
+    let Some(out) = assert_same_in_netns(&prog) else {
+        return;
+    };
+    for line in [
+        "ifaddr lo family 2 flags 0x10049 addr 127.0.0.1 mask 255.0.0.0\n",
+        "nameindex 1 lo\n",
+        "bound pid is getpid 1\n",
+        "link dump: NEWLINK(1 multi 1) DONE(len 20)\n",
+        "addr dump: NEWADDR(2/8) NEWADDR(10/128) DONE(len 20)\n",
+        "link 1 ack: NEWLINK(1 multi 0) ERROR 0 len 36 seq 12\n",
+        "link 99: ERROR -19 len 52 seq 13\n",
+        "getaddr without dump: ERROR -95 len 52 seq 15\n",
+        "peek trunc positive 1, small read 4 flags trunc 1\n",
+    ] {
+        assert!(out.contains(line), "native output lacks {line:?}:\n{out}");
+    }
+    assert!(out.ends_with("done\n"), "{out}");
+}
+
+/// Python's view: interface names, AI_ADDRCONFIG lookups, and `/proc/net/{tcp,udp,unix}`
+/// lines for sockets it holds open (addresses, state, queues, and the inode of the socket).
+const PY_SOCKETS: &str = r#"
+import os, socket
+print(socket.if_nameindex())
+print(sorted(set(a[0] for a in socket.getaddrinfo("localhost", 80, flags=socket.AI_ADDRCONFIG))))
+print(sorted(set(a[4][0] for a in socket.getaddrinfo(None, 80, flags=socket.AI_ADDRCONFIG | socket.AI_PASSIVE))))
+
+def rows(name, ino):
+    with open("/proc/net/" + name) as f:
+        lines = f.read().split("\n")
+    print(name, "header", repr(lines[0].strip()), "width", len(lines[0]))
+    for l in lines[1:]:
+        fields = l.split()
+        if str(ino) in fields:
+            return fields, len(l)
+    return None, 0
+
+tcp = socket.socket()
+tcp.bind(("127.0.0.1", 0))
+tcp.listen(5)
+port = tcp.getsockname()[1]
+f, width = rows("tcp", os.fstat(tcp.fileno()).st_ino)
+print("tcp listener", f[1] == "0100007F:%04X" % port, f[2:4], f[4], "width", width)
+cli = socket.create_connection(("127.0.0.1", port))
+srv, _ = tcp.accept()
+f, width = rows("tcp", os.fstat(cli.fileno()).st_ino)
+print("tcp client", f[2] == "0100007F:%04X" % port, f[3], "width", width)
+
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("127.0.0.1", 0))
+f, width = rows("udp", os.fstat(udp.fileno()).st_ino)
+print("udp", f[1] == "0100007F:%04X" % udp.getsockname()[1], f[2:4], "width", width)
+
+ux = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ux.bind("\0runsc-rs-netlink-test")
+ux.listen(1)
+f, _ = rows("unix", os.fstat(ux.fileno()).st_ino)
+print("unix", f[1:6], f[7])
+print("done")
+"#;
+
+#[test]
+fn python_names_lookups_and_proc_net_sockets() {
+    let Some(py) = ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        skip("Debian's python3 is not installed");
+        return;
+    };
+    let script = format!("{py} -c '{}'", PY_SOCKETS.replace('\'', "'\\''"));
+    let Some(out) = assert_same_in_netns(&script) else {
+        return;
+    };
+    for line in [
+        "[(1, 'lo')]\n",
+        "tcp listener True ['00000000:0000', '0A'] 00000000:00000000 width 149\n",
+        "tcp client True 01 width 149\n",
+        "udp True ['00000000:0000', '07'] width 127\n",
+        "unix ['00000002', '00000000', '00010000', '0001', '01'] @runsc-rs-netlink-test\n",
+    ] {
+        assert!(out.contains(line), "native output lacks {line:?}:\n{out}");
+    }
+    assert!(out.ends_with("done\n"), "{out}");
+}
+
+#[test]
+fn proc_net_files_match_native() {
+    let Some(out) = assert_same_in_netns(
+        "cd /proc/net && cat dev route if_inet6 tcp6 udp6 && \
+         cd /proc/sys/net && for f in core/somaxconn ipv4/ip_local_port_range \
+         ipv4/tcp_fin_timeout ipv4/tcp_keepalive_time ipv4/tcp_keepalive_intvl \
+         ipv4/tcp_keepalive_probes ipv4/tcp_syncookies ipv4/tcp_sack ipv4/tcp_timestamps \
+         ipv4/tcp_window_scaling ipv4/tcp_wmem ipv6/conf/all/disable_ipv6 \
+         ipv6/conf/lo/disable_ipv6; do echo \"$f $(cat $f)\"; done; ls ipv6/conf",
+    ) else {
+        return;
+    };
+    assert!(out.contains("    lo:       0       0"), "{out}");
+    assert!(
+        out.contains("00000000000000000000000000000001 01 80 10 80       lo\n"),
+        "{out}"
+    );
+    assert!(out.contains("core/somaxconn 4096\n"), "{out}");
+}
