@@ -158,6 +158,7 @@ static void test_shm(void) {
     printf("shmat SHM_RND rounded: %d data '%s' %c\n", r == want, r, r[3 * page - 1]);
     CHECK("shmat over it", shmat(id, want, 0));
     printf("shmat SHM_REMAP: %d\n", shmat(id, want, SHM_REMAP) == want);
+    CHECK("shmat SHM_REMAP without address", shmat(id, NULL, SHM_REMAP));
     shmctl(id, IPC_STAT, &ds);
     printf("nattch remapped: %lu\n", ds.shm_nattch);
     CHECK("shmdt remapped", shmdt(want));
