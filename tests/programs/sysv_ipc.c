@@ -81,8 +81,8 @@ static void wait_count(int id, int num, int cmd, int want) {
         sleep_ms(10);
 }
 
-/* Sends SIGUSR1 to `pid` until it exits (a signal that lands before the child blocks only
- * runs its handler); returns its exit status. */
+/* Sends SIGUSR1 to `pid`, which has its handler installed, until it exits (a signal that
+ * lands before the child blocks only runs the handler); returns its exit status. */
 static int interrupt_until_exit(pid_t pid) {
     for (int i = 0; i < 200; i++) {
         int st;
@@ -158,6 +158,7 @@ static void test_shm(void) {
     printf("shmat SHM_RND rounded: %d data '%s' %c\n", r == want, r, r[3 * page - 1]);
     CHECK("shmat over it", shmat(id, want, 0));
     printf("shmat SHM_REMAP: %d\n", shmat(id, want, SHM_REMAP) == want);
+    CHECK("shmat SHM_REMAP without address", shmat(id, NULL, SHM_REMAP));
     shmctl(id, IPC_STAT, &ds);
     printf("nattch remapped: %lu\n", ds.shm_nattch);
     CHECK("shmdt remapped", shmdt(want));
@@ -294,6 +295,8 @@ static void test_sem(void) {
         int r = semop(id, &d, 1);
         _exit(r == 0 ? 0 : 10 + errno);
     }
+    /* The handler is installed once the child waits. */
+    wait_count(id, 0, GETNCNT, 1);
     printf("interrupted: %d (EINTR=%d)\n", interrupt_until_exit(c), 10 + EINTR);
 
     /* SEM_UNDO is applied at exit. */
@@ -425,6 +428,7 @@ static void test_msg(void) {
         fflush(stdout);
         _exit(0);
     }
+    wait_sleeping(c);
     interrupt_until_exit(c);
     c = fork();
     if (c == 0) {

@@ -49,10 +49,13 @@ pub fn shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult {
     let read_only = flags & SHM_RDONLY != 0;
     let exec = flags & SHM_EXEC != 0;
     let seg = t.kernel.ipc.shm.for_attach(&t.creds, id, read_only, exec)?;
-    let placement = match at {
+    // An address (even one SHM_RND rounds down to zero) is where the segment goes; SHM_REMAP
+    // lets it replace mappings there and needs an address.
+    let placement = match addr.0 {
+        0 if flags & SHM_REMAP != 0 => return Err(Errno::EINVAL),
         0 => Placement::Hint(0),
-        a if flags & SHM_REMAP != 0 => Placement::Fixed(a),
-        a => Placement::FixedNoReplace(a),
+        _ if flags & SHM_REMAP != 0 => Placement::Fixed(at),
+        _ => Placement::FixedNoReplace(at),
     };
     let file: Arc<dyn Mappable> = seg.clone();
     let mapped = t.mm.mmap(MmapRequest {

@@ -320,3 +320,69 @@ fn split_id(id: i32) -> Result<(i32, i32), Errno> {
     }
     Ok((id % IPCMNI, id / IPCMNI))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::CapSet;
+
+    #[test]
+    fn a_removed_identifier_never_names_the_object_reusing_its_index() {
+        let mut r: Registry<&str> = Registry::default();
+        let first = r.insert(42, 10, "first").unwrap();
+        assert!(matches!(r.lookup_key(42, 0), Ok(Lookup::Existing(id)) if id == first));
+        assert_eq!(r.remove(first), Some("first"));
+        assert_eq!(r.lookup_key(42, 0).err(), Some(Errno::ENOENT));
+        let second = r.insert(42, 10, "second").unwrap();
+        assert_eq!(first % IPCMNI, second % IPCMNI, "the index is reused");
+        assert_ne!(first, second);
+        assert_eq!(r.get(first).err(), Some(Errno::EINVAL));
+        assert_eq!(r.get(second), Ok(&"second"));
+        assert_eq!(r.get(-1).err(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn keys_follow_ipcget_rules() {
+        let mut r: Registry<()> = Registry::default();
+        assert!(matches!(r.lookup_key(IPC_PRIVATE, 0), Ok(Lookup::Create)));
+        assert_eq!(r.lookup_key(7, 0).err(), Some(Errno::ENOENT));
+        assert!(matches!(r.lookup_key(7, IPC_CREAT), Ok(Lookup::Create)));
+        r.insert(7, 10, ()).unwrap();
+        r.insert(IPC_PRIVATE, 10, ()).unwrap();
+        assert!(matches!(
+            r.lookup_key(7, IPC_CREAT),
+            Ok(Lookup::Existing(_))
+        ));
+        assert_eq!(
+            r.lookup_key(7, IPC_CREAT | IPC_EXCL).err(),
+            Some(Errno::EEXIST)
+        );
+        // Private objects are never found by key, and count against the limit.
+        assert!(matches!(
+            r.lookup_key(IPC_PRIVATE, IPC_CREAT),
+            Ok(Lookup::Create)
+        ));
+        assert_eq!(r.insert(8, 2, ()).err(), Some(Errno::ENOSPC));
+    }
+
+    #[test]
+    fn permission_checks_use_the_owner_group_or_other_bits_only() {
+        let owner = Creds::new(1000, 1000, &[], CapSet::EMPTY);
+        let member = Creds::new(1001, 2000, &[1000], CapSet::EMPTY);
+        let other = Creds::new(1002, 2000, &[], CapSet::EMPTY);
+        let root = Creds::new(0, 0, &[], CapSet::FULL);
+        let p = Perm::new(1, &owner, 0o640);
+        assert_eq!(p.check(&owner, 0o600), Ok(()));
+        assert_eq!(p.check(&member, 0o400), Ok(()));
+        assert_eq!(p.check(&member, 0o200), Err(Errno::EACCES));
+        // The group's bits apply to a member even when the other bits would allow more.
+        let q = Perm::new(1, &owner, 0o606);
+        assert_eq!(q.check(&member, 0o400), Err(Errno::EACCES));
+        assert_eq!(q.check(&other, 0o600), Ok(()));
+        assert_eq!(p.check(&other, 0o400), Err(Errno::EACCES));
+        assert_eq!(p.check(&other, 0), Ok(()));
+        assert_eq!(p.check(&root, 0o666), Ok(()), "CAP_IPC_OWNER");
+        assert_eq!(p.check_owner(&member), Err(Errno::EPERM));
+        assert_eq!(p.check_owner(&root), Ok(()), "CAP_SYS_ADMIN");
+    }
+}

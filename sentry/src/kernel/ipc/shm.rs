@@ -8,7 +8,10 @@
 //! removed segment goes, by `shmdt`, `munmap`, exec or exit alike.
 //!
 //! # Lock order
-//! `Shm::registry` → `Segment::meta`; neither is held across memory-manager calls.
+//! `Shm::registry` → `Segment::meta`, and → the `MemoryFile` allocator (a segment allocates
+//! its pages, and frees them when the registry holds its last reference); neither is held
+//! across memory-manager calls. A segment whose last mapping goes frees its pages under
+//! `MemoryManager::inner`.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
