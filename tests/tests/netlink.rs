@@ -188,3 +188,153 @@ fn proc_net_files_match_native() {
     );
     assert!(out.contains("core/somaxconn 4096\n"), "{out}");
 }
+
+/// A network namespace with a veth link, made for one test and removed on drop.
+struct VethNamespace {
+    name: String,
+    host_end: String,
+}
+
+impl VethNamespace {
+    /// `10.251.77.2/24` on `eth0` with a default route via `.1`; IPv6 duplicate address
+    /// detection off so that the link-local address is final at once.
+    fn new() -> Result<VethNamespace, String> {
+        let id = std::process::id();
+        let ns = VethNamespace {
+            name: format!("rsnl{id}"),
+            host_end: format!("rsnlv{id}"),
+        };
+        let n = ns.name.as_str();
+        let host_end = ns.host_end.as_str();
+        for argv in [
+            vec!["ip", "netns", "add", n],
+            vec![
+                "ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", n,
+            ],
+            vec!["ip", "link", "set", host_end, "up"],
+            vec![
+                "ip",
+                "netns",
+                "exec",
+                n,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.eth0.accept_dad=0",
+            ],
+            vec!["ip", "netns", "exec", n, "ip", "link", "set", "lo", "up"],
+            vec!["ip", "netns", "exec", n, "ip", "link", "set", "eth0", "up"],
+            vec![
+                "ip",
+                "netns",
+                "exec",
+                n,
+                "ip",
+                "addr",
+                "add",
+                "10.251.77.2/24",
+                "brd",
+                "+",
+                "dev",
+                "eth0",
+            ],
+            vec![
+                "ip",
+                "netns",
+                "exec",
+                n,
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                "10.251.77.1",
+            ],
+        ] {
+            let out = run_native(&argv);
+            if out.status != 0 {
+                return Err(format!("{argv:?}: {}", out.stderr_text()));
+            }
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for VethNamespace {
+    fn drop(&mut self) {
+        let _ = run_native(&["ip", "netns", "del", &self.name]);
+        let _ = run_native(&["ip", "link", "del", &self.host_end]);
+    }
+}
+
+/// What the sandbox cannot show of a veth: its peer's index and namespace id.
+fn without_veth_peer(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let l = match l.find("@if") {
+                Some(i) => {
+                    let end = l[i..].find(':').map_or(l.len(), |e| i + e);
+                    format!("{}{}", &l[..i], &l[end..])
+                }
+                None => l.to_owned(),
+            };
+            match l.find(" link-netnsid ") {
+                Some(i) => l[..i].to_owned(),
+                None => l,
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
+#[test]
+fn veth_namespace_matches_native() {
+    if !have_ip() {
+        return;
+    }
+    let ns = match VethNamespace::new() {
+        Ok(ns) => ns,
+        Err(e) => {
+            skip(&format!("cannot make a veth namespace here: {e}"));
+            return;
+        }
+    };
+    let script = "ip addr; ip link; ip route; ip -6 route; ip route show table local; \
+                  cat /proc/net/route; sort /proc/net/if_inet6";
+    // (Linux lists if_inet6 in the order of a hash salted per namespace: sorted here.)
+    // Natively first: the sandbox takes the addresses off the host kernel's link.
+    let native = run_native(&["ip", "netns", "exec", &ns.name, "sh", "-c", script]);
+    assert_eq!(native.status, 0, "{}", native.stderr_text());
+    let runsc = runsc_rs_tests::runsc_rs_bin();
+    let mut argv = vec![
+        "ip".to_owned(),
+        "netns".into(),
+        "exec".into(),
+        ns.name.clone(),
+        runsc.to_str().expect("UTF-8 path").into(),
+        "do".into(),
+    ];
+    if let Some(platform) = runsc_rs_tests::test_platform() {
+        argv.extend(["--platform".into(), platform]);
+    }
+    argv.extend(["--network", "sandbox", "--", "sh", "-c", script].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let sandbox = run_native(&argv);
+    if sandbox.stderr_text().contains("--network") && sandbox.status == 2 {
+        skip("this runsc-rs has no --network sandbox");
+        return;
+    }
+    let (want, got) = (
+        without_veth_peer(&native.stdout_text()),
+        without_veth_peer(&sandbox.stdout_text()),
+    );
+    assert!(
+        want.contains("10.251.77.2/24 brd 10.251.77.255"),
+        "native: {want}"
+    );
+    assert!(
+        want == got && sandbox.status == 0,
+        "native and sandbox differ (- native, + sandbox):\n{}\n--- sandbox stderr ---\n{}",
+        diff(want.as_bytes(), got.as_bytes()),
+        sandbox.stderr_text()
+    );
+}
