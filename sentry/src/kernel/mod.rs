@@ -29,6 +29,7 @@ pub mod futex;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
+pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod signalfd;

@@ -1,5 +1,5 @@
 //! Processes: identity, clone/fork/vfork, execve, exit, wait, process groups and sessions,
-//! limits, prctl (its capability options are in `creds`), arch_prctl.
+//! limits, prctl (its capability options are in `creds`), arch_prctl. Scheduling is in `sched`.
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
@@ -40,12 +40,6 @@ pub fn exit(t: &mut Task, code: i32) -> SysResult {
 /// exit_group(2)
 pub fn exit_group(t: &mut Task, code: i32) -> SysResult {
     t.exit_group(ExitStatus::Exited(code as u8));
-    Ok(0)
-}
-
-/// sched_yield(2)
-pub fn sched_yield(_t: &mut Task) -> SysResult {
-    std::thread::yield_now();
     Ok(0)
 }
 
@@ -629,56 +623,4 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
         }
         _ => Err(Errno::EINVAL),
     }
-}
-
-/// The thread a sched_* pid argument names (0: the caller), in the caller's namespace.
-///
-/// # Errors
-/// ESRCH when no such thread is visible.
-fn sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
-    if pid < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if pid == 0 {
-        return Ok(());
-    }
-    let tid = t.lookup_pid(pid).ok_or(Errno::ESRCH)?;
-    if !t.kernel.tree().tasks.contains_key(&tid) {
-        return Err(Errno::ESRCH);
-    }
-    Ok(())
-}
-
-/// sched_getaffinity(2): every sandbox CPU.
-pub fn sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
-    sched_target(t, pid)?;
-    let ncpu = crate::procfs::host_cpus();
-    let bytes = ncpu.div_ceil(64) * 8;
-    if len < bytes || !len.is_multiple_of(8) {
-        return Err(Errno::EINVAL);
-    }
-    let mut v = vec![0u8; bytes];
-    for cpu in 0..ncpu {
-        v[cpu / 8] |= 1 << (cpu % 8);
-    }
-    t.mm.write_bytes(mask, &v)?;
-    Ok(bytes as u64)
-}
-
-/// sched_setaffinity(2): accepted, without effect (the host schedules sentry threads).
-pub fn sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
-    sched_target(t, pid)?;
-    t.mm.read_bytes(mask, len.min(1024))?;
-    Ok(0)
-}
-
-/// getcpu(2)
-pub fn getcpu(t: &mut Task, cpu: UserAddr, node: UserAddr) -> SysResult {
-    if !cpu.is_null() {
-        t.mm.write_obj(cpu, &0u32)?;
-    }
-    if !node.is_null() {
-        t.mm.write_obj(node, &0u32)?;
-    }
-    Ok(0)
 }
