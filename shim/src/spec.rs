@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
 use sentry::boot::loader::{
     ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
+    SpecRlimit,
 };
 use sentry::boot::{open_bind_source, SourceWalk};
 
@@ -199,6 +200,7 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         capabilities: p.capabilities().as_ref().map(SpecCapabilities::from),
+        rlimits: p.rlimits().iter().flatten().map(SpecRlimit::from).collect(),
         umask: user.umask(),
         terminal,
     })

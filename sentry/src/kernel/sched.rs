@@ -1,4 +1,5 @@
-//! Per-thread scheduling attributes: policy, real-time priority, nice value and CPU affinity.
+//! Per-thread scheduling attributes: policy, real-time priority, nice value, I/O priority and
+//! CPU affinity.
 //!
 //! The host schedules the sentry's threads, so these are what the scheduler system calls
 //! record and read back, what `/proc/[pid]/stat` shows and what a child inherits; they do not
@@ -33,6 +34,8 @@ pub struct SchedAttr {
     /// -20..=19; kept also under a real-time policy, as Linux does.
     pub nice: i32,
     pub reset_on_fork: bool,
+    /// The I/O priority ioprio_set(2) gave (class << 13 | level; 0: none set).
+    pub ioprio: u32,
     /// The CPUs the thread may run on, one bit each (64 to a word); None is every CPU of the
     /// sandbox.
     pub affinity: Option<Vec<u64>>,
@@ -48,9 +51,12 @@ impl SchedAttr {
     pub fn for_child(&self) -> SchedAttr {
         let mut child = self.clone();
         if self.reset_on_fork {
-            if Self::is_rt_policy(child.policy) || child.policy == SCHED_IDLE {
+            // As Linux's sched_fork: a real-time thread's child gets SCHED_OTHER at nice 0;
+            // other policies (SCHED_IDLE included) stay, with a negative nice raised to 0.
+            if Self::is_rt_policy(child.policy) {
                 child.policy = SCHED_OTHER;
                 child.rt_priority = 0;
+                child.nice = 0;
             }
             child.nice = child.nice.max(0);
             child.reset_on_fork = false;
@@ -75,11 +81,20 @@ mod tests {
 
     #[test]
     fn reset_on_fork_drops_rt_and_negative_nice_only_in_the_child() {
+        let idle = SchedAttr {
+            policy: SCHED_IDLE,
+            nice: -3,
+            reset_on_fork: true,
+            ..SchedAttr::default()
+        };
+        assert_eq!(idle.for_child().policy, SCHED_IDLE);
+        assert_eq!(idle.for_child().nice, 0);
         let parent = SchedAttr {
             policy: SCHED_FIFO,
             rt_priority: 10,
             nice: -5,
             reset_on_fork: true,
+            ioprio: 3 << 13,
             affinity: Some(vec![1]),
         };
         let child = parent.for_child();
@@ -88,6 +103,7 @@ mod tests {
         assert_eq!(child.nice, 0);
         assert!(!child.reset_on_fork);
         assert_eq!(child.affinity, Some(vec![1]));
+        assert_eq!(child.ioprio, 3 << 13);
         let plain = SchedAttr {
             policy: SCHED_BATCH,
             nice: 7,

@@ -32,7 +32,7 @@
 //! | futex | `futex.rs` |
 //! | uname, sysinfo, getrandom | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl | `process.rs` |
-//! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, sched_yield, getcpu | `sched.rs` |
+//! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod attr;
@@ -367,6 +367,8 @@ syscall_table! {
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
         235 utimes(path: PathArg, times: UserAddr) => attr::utimes, Full;
         247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("no P_PIDFD; rusage as wait4");
+        251 ioprio_set(which: i32, who: i32, ioprio: i32) => sched::ioprio_set, Partial("recorded per thread; the host schedules the sentry's I/O");
+        252 ioprio_get(which: i32, who: i32) => sched::ioprio_get, Full;
         253 inotify_init() => inotify::inotify_init, Full;
         254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; IN_EXCL_UNLINK ignored; IN_DELETE_SELF comes at the unlink even while the file is open; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
         255 inotify_rm_watch(fd: Fd, wd: i32) => inotify::inotify_rm_watch, Full;

@@ -145,6 +145,38 @@ pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr)
     Ok(0)
 }
 
+/// RLIMIT_NPROC, checked before each new task as Linux's `copy_process` does: a user other
+/// than root without CAP_SYS_RESOURCE or CAP_SYS_ADMIN may not have more tasks (threads
+/// count) than the limit.
+///
+/// # Errors
+/// EAGAIN at the limit.
+fn check_nproc(t: &Task) -> Result<(), Errno> {
+    let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_NPROC as usize].cur;
+    let exempt = t.creds.uid == 0
+        || t.creds.has_cap(crate::auth::cap::SYS_RESOURCE)
+        || t.creds.has_cap(crate::auth::cap::SYS_ADMIN);
+    if exempt || limit == u64::MAX {
+        return Ok(());
+    }
+    let handles: Vec<_> = t.kernel.tree().tasks.values().cloned().collect();
+    let uid = t.creds.uid;
+    let count = handles
+        .iter()
+        .filter(|h| {
+            h.view
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|v| v.creds.uid == uid)
+        })
+        .count();
+    if count as u64 >= limit {
+        return Err(Errno::EAGAIN);
+    }
+    Ok(())
+}
+
 /// clone(2): x86-64 argument order (flags, stack, parent_tid, child_tid, tls).
 pub fn clone(
     t: &mut Task,
@@ -162,6 +194,7 @@ pub fn clone(
         child_tid,
         tls,
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -210,6 +243,7 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
         child_tid: UserAddr(a.child_tid),
         tls: a.tls,
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -219,6 +253,7 @@ pub fn fork(t: &mut Task) -> SysResult {
         exit_signal: libc::SIGCHLD,
         ..CloneArgs::default()
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -229,6 +264,7 @@ pub fn vfork(t: &mut Task) -> SysResult {
         exit_signal: libc::SIGCHLD,
         ..CloneArgs::default()
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 

@@ -1,5 +1,5 @@
 //! Scheduling: get/setpriority, the sched_* policy, parameter and attribute calls,
-//! sched_rr_get_interval, CPU affinity, sched_yield and getcpu.
+//! sched_rr_get_interval, CPU affinity, ioprio_get/ioprio_set, sched_yield and getcpu.
 //!
 //! The values are recorded per thread ([`crate::kernel::sched`]) with Linux's checks and
 //! permission rules; the host schedules the sentry's threads as it likes.
@@ -127,6 +127,76 @@ pub fn setpriority(t: &mut Task, which: i32, who: i32, niceval: i32) -> SysResul
         }
     }
     result
+}
+
+const IOPRIO_WHO_PROCESS: i32 = 1;
+const IOPRIO_WHO_PGRP: i32 = 2;
+const IOPRIO_WHO_USER: i32 = 3;
+const IOPRIO_CLASS_SHIFT: u32 = 13;
+const IOPRIO_CLASS_NONE: u32 = 0;
+const IOPRIO_CLASS_RT: u32 = 1;
+const IOPRIO_CLASS_BE: u32 = 2;
+const IOPRIO_CLASS_IDLE: u32 = 3;
+/// Levels of the RT and BE classes (IOPRIO_NR_LEVELS).
+const IOPRIO_LEVELS: u32 = 8;
+
+/// The threads an ioprio_get/ioprio_set `(which, who)` names: the same sets as
+/// get/setpriority, under other numbers.
+fn ioprio_targets(t: &Task, which: i32, who: i32) -> Result<Vec<Arc<TaskHandle>>, Errno> {
+    let which = match which {
+        IOPRIO_WHO_PROCESS => PRIO_PROCESS,
+        IOPRIO_WHO_PGRP => PRIO_PGRP,
+        IOPRIO_WHO_USER => PRIO_USER,
+        _ => return Err(Errno::EINVAL),
+    };
+    prio_targets(t, which, who)
+}
+
+/// ioprio_set(2): the RT class needs CAP_SYS_NICE or CAP_SYS_ADMIN; another user's thread
+/// needs CAP_SYS_NICE. Stops at the first thread it may not change, as Linux.
+pub fn ioprio_set(t: &mut Task, which: i32, who: i32, ioprio: i32) -> SysResult {
+    let ioprio = ioprio as u32;
+    let class = (ioprio >> IOPRIO_CLASS_SHIFT) & 7;
+    let level = ioprio & ((1 << IOPRIO_CLASS_SHIFT) - 1);
+    match class {
+        IOPRIO_CLASS_RT | IOPRIO_CLASS_BE => {
+            if class == IOPRIO_CLASS_RT
+                && !t.creds.has_cap(cap::SYS_NICE)
+                && !t.creds.has_cap(cap::SYS_ADMIN)
+            {
+                return Err(Errno::EPERM);
+            }
+            if level >= IOPRIO_LEVELS {
+                return Err(Errno::EINVAL);
+            }
+        }
+        IOPRIO_CLASS_IDLE => {}
+        IOPRIO_CLASS_NONE if level == 0 => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let mut result = Err(Errno::ESRCH);
+    for h in ioprio_targets(t, which, who)? {
+        // Linux's set_task_ioprio compares the target's real UID with the caller's.
+        let allowed = t.creds.has_cap(cap::SYS_NICE)
+            || creds_of(t, &h).is_some_and(|c| c.uid == t.creds.euid || c.uid == t.creds.uid);
+        if !allowed {
+            return Err(Errno::EPERM);
+        }
+        h.sched.lock().unwrap().ioprio = ioprio;
+        result = Ok(0);
+    }
+    result
+}
+
+/// ioprio_get(2): the thread's I/O priority; for a group or user the highest (lowest
+/// value) of theirs.
+pub fn ioprio_get(t: &mut Task, which: i32, who: i32) -> SysResult {
+    ioprio_targets(t, which, who)?
+        .iter()
+        .map(|h| h.sched.lock().unwrap().ioprio)
+        .min()
+        .map(u64::from)
+        .ok_or(Errno::ESRCH)
 }
 
 /// A change of scheduling attributes; `None` keeps the thread's current value.
