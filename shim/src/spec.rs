@@ -251,6 +251,30 @@ mod tests {
     }
 
     #[test]
+    fn rlimits_pass_by_number_and_unlimited_stays_unlimited() {
+        assert!(exec_process(PROCESS.as_bytes()).unwrap().rlimits.is_empty());
+        let json = r#"{"user":{"uid":0,"gid":0},"args":["/bin/true"],"cwd":"/",
+            "rlimits":[{"type":"RLIMIT_NOFILE","hard":4096,"soft":512},
+            {"type":"RLIMIT_STACK","hard":18446744073709551615,"soft":1048576}]}"#;
+        let limits = exec_process(json.as_bytes()).unwrap().rlimits;
+        assert_eq!(
+            limits,
+            [
+                SpecRlimit {
+                    resource: libc::RLIMIT_NOFILE,
+                    soft: 512,
+                    hard: 4096
+                },
+                SpecRlimit {
+                    resource: libc::RLIMIT_STACK,
+                    soft: 1 << 20,
+                    hard: u64::MAX
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn capabilities_pass_by_name_and_their_absence_is_none() {
         assert_eq!(exec_process(PROCESS.as_bytes()).unwrap().capabilities, None);
         let json = r#"{"user":{"uid":0,"gid":0},"args":["/bin/true"],"cwd":"/",

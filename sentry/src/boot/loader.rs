@@ -1051,6 +1051,27 @@ mod tests {
         assert!(matches!(check_process(&spec(&[])), Err(Error::BadSpec(_))));
     }
 
+    #[test]
+    fn rlimits_runc_would_refuse_are_refused() {
+        let with = |resource, soft, hard| ProcessSpec {
+            rlimits: vec![SpecRlimit {
+                resource,
+                soft,
+                hard,
+            }],
+            ..spec(&["sh"])
+        };
+        assert!(check_process(&with(libc::RLIMIT_NOFILE, 10, 10)).is_ok());
+        assert!(matches!(
+            check_process(&with(libc::RLIMIT_NOFILE, 11, 10)),
+            Err(Error::BadSpec(_))
+        ));
+        assert!(matches!(
+            check_process(&with(16, 1, 1)),
+            Err(Error::BadSpec(_))
+        ));
+    }
+
     /// Creates and starts container `id` running `script` under busybox sh on the host's
     /// `/`; returns the read end of its stdout.
     fn run(loader: &Arc<Loader>, id: &str, ns: PidNamespaceSpec, script: &str) -> OwnedFd {
