@@ -27,6 +27,7 @@ pub mod cap {
     pub const SETPCAP: u32 = 8;
     pub const SYS_CHROOT: u32 = 18;
     pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
 }
 

@@ -305,6 +305,41 @@ fn caller_umask() -> u32 {
     mask.as_raw_mode()
 }
 
+/// This process's resource limits, every one: `do` gives them to the command, so that
+/// `ulimit -n` inside says what it says outside.
+fn caller_rlimits() -> Vec<sentry::boot::loader::SpecRlimit> {
+    use rustix::process::Resource as R;
+    [
+        R::Cpu,
+        R::Fsize,
+        R::Data,
+        R::Stack,
+        R::Core,
+        R::Rss,
+        R::Nproc,
+        R::Nofile,
+        R::Memlock,
+        R::As,
+        R::Locks,
+        R::Sigpending,
+        R::Msgqueue,
+        R::Nice,
+        R::Rtprio,
+        R::Rttime,
+    ]
+    .into_iter()
+    .map(|resource| {
+        let r = rustix::process::getrlimit(resource);
+        // rustix spells RLIM_INFINITY as None; the sentry, like the kernel, as u64::MAX.
+        sentry::boot::loader::SpecRlimit {
+            resource: resource as u32,
+            soft: r.current.unwrap_or(u64::MAX),
+            hard: r.maximum.unwrap_or(u64::MAX),
+        }
+    })
+    .collect()
+}
+
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
     // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
@@ -362,6 +397,7 @@ fn run_sandbox(args: DoArgs) -> i32 {
         test_seccomp_violation: args.test_only_seccomp_violation,
         hostname,
         umask,
+        rlimits: caller_rlimits(),
     };
     match sentry::boot::run_command(&cfg) {
         Ok(status) => status.shell_code(),

@@ -795,12 +795,21 @@ fn stat_text(s: &Snapshot, thread: bool) -> String {
         _ => s.tg.cpu_times(),
     };
     let children = s.tg.rusage_children().times;
+    let sched = s
+        .handle
+        .as_ref()
+        .map(|h| h.sched.lock().unwrap().clone())
+        .unwrap_or_default();
     format!(
         "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 {utime} {stime} \
-         {cutime} {cstime} 20 0 \
+         {cutime} {cstime} {priority} {nice} \
          {threads} 0 {start} {vsize} {rss} 18446744073709551615 1 1 0 0 0 {sig} {blocked} \
-         {ign} {cgt} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 0 {arg_start} {arg_end} {env_start} \
-         {env_end} {exit_code}\n",
+         {ign} {cgt} 0 0 0 {exit_signal} 0 {rt_priority} {policy} 0 0 0 0 0 0 {arg_start} \
+         {arg_end} {env_start} {env_end} {exit_code}\n",
+        priority = sched.stat_priority(),
+        nice = sched.nice,
+        rt_priority = sched.rt_priority,
+        policy = sched.policy,
         comm = s.comm(),
         state = s.state().letter(),
         utime = ticks(own.user),

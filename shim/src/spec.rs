@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
 use sentry::boot::loader::{
     ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
+    SpecRlimit,
 };
 use sentry::boot::{open_bind_source, SourceWalk};
 
@@ -199,6 +200,7 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         capabilities: p.capabilities().as_ref().map(SpecCapabilities::from),
+        rlimits: p.rlimits().iter().flatten().map(SpecRlimit::from).collect(),
         umask: user.umask(),
         terminal,
     })
@@ -246,6 +248,30 @@ mod tests {
         );
         assert_eq!(p.cwd, "/tmp");
         assert_eq!(p.env, ["PATH=/bin"]);
+    }
+
+    #[test]
+    fn rlimits_pass_by_number_and_unlimited_stays_unlimited() {
+        assert!(exec_process(PROCESS.as_bytes()).unwrap().rlimits.is_empty());
+        let json = r#"{"user":{"uid":0,"gid":0},"args":["/bin/true"],"cwd":"/",
+            "rlimits":[{"type":"RLIMIT_NOFILE","hard":4096,"soft":512},
+            {"type":"RLIMIT_STACK","hard":18446744073709551615,"soft":1048576}]}"#;
+        let limits = exec_process(json.as_bytes()).unwrap().rlimits;
+        assert_eq!(
+            limits,
+            [
+                SpecRlimit {
+                    resource: libc::RLIMIT_NOFILE,
+                    soft: 512,
+                    hard: 4096
+                },
+                SpecRlimit {
+                    resource: libc::RLIMIT_STACK,
+                    soft: 1 << 20,
+                    hard: u64::MAX
+                },
+            ]
+        );
     }
 
     #[test]

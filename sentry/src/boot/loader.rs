@@ -112,6 +112,49 @@ pub struct ProcessSpec {
     pub capabilities: Option<SpecCapabilities>,
     pub umask: Option<u32>,
     pub terminal: bool,
+    /// `process.rlimits`: the process's initial limits where they differ from the defaults
+    /// (for `runsc-rs do`, every limit of the caller).
+    #[serde(default)]
+    pub rlimits: Vec<SpecRlimit>,
+}
+
+/// One resource limit of a process spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRlimit {
+    /// The RLIMIT_* number.
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl From<&oci_spec::runtime::PosixRlimit> for SpecRlimit {
+    /// An entry of an OCI spec's `process.rlimits` (RLIM_INFINITY is u64::MAX there too).
+    fn from(r: &oci_spec::runtime::PosixRlimit) -> SpecRlimit {
+        use oci_spec::runtime::PosixRlimitType as T;
+        let resource = match r.typ() {
+            T::RlimitCpu => libc::RLIMIT_CPU,
+            T::RlimitFsize => libc::RLIMIT_FSIZE,
+            T::RlimitData => libc::RLIMIT_DATA,
+            T::RlimitStack => libc::RLIMIT_STACK,
+            T::RlimitCore => libc::RLIMIT_CORE,
+            T::RlimitRss => libc::RLIMIT_RSS,
+            T::RlimitNproc => libc::RLIMIT_NPROC,
+            T::RlimitNofile => libc::RLIMIT_NOFILE,
+            T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+            T::RlimitAs => libc::RLIMIT_AS,
+            T::RlimitLocks => libc::RLIMIT_LOCKS,
+            T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+            T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+            T::RlimitNice => libc::RLIMIT_NICE,
+            T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+            T::RlimitRttime => libc::RLIMIT_RTTIME,
+        };
+        SpecRlimit {
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        }
+    }
 }
 
 /// The capability sets of an OCI process spec, by name (`CAP_CHOWN`).
@@ -869,6 +912,7 @@ impl Loader {
                 ctty: ctty.clone(),
                 pidns: pidns.clone(),
                 container: id.into(),
+                rlimits: &spec.rlimits,
             },
         )?;
         // The task thread runs detached; the reaper waits on the thread group instead.
@@ -987,6 +1031,15 @@ fn check_process(spec: &ProcessSpec) -> Result<(), Error> {
     if spec.args.first().is_none_or(String::is_empty) {
         return Err(Error::BadSpec("args must not be empty"));
     }
+    // As runc, whose setrlimit(2) refuses these.
+    for r in &spec.rlimits {
+        if r.resource as usize >= crate::kernel::thread_group::RLIM_NLIMITS {
+            return Err(Error::BadSpec("rlimits: unknown resource"));
+        }
+        if r.soft > r.hard {
+            return Err(Error::BadSpec("rlimits: a soft limit above its hard limit"));
+        }
+    }
     Ok(())
 }
 
@@ -1007,6 +1060,27 @@ mod tests {
     fn empty_args_are_refused() {
         assert!(check_process(&spec(&["sh"])).is_ok());
         assert!(matches!(check_process(&spec(&[])), Err(Error::BadSpec(_))));
+    }
+
+    #[test]
+    fn rlimits_runc_would_refuse_are_refused() {
+        let with = |resource, soft, hard| ProcessSpec {
+            rlimits: vec![SpecRlimit {
+                resource,
+                soft,
+                hard,
+            }],
+            ..spec(&["sh"])
+        };
+        assert!(check_process(&with(libc::RLIMIT_NOFILE, 10, 10)).is_ok());
+        assert!(matches!(
+            check_process(&with(libc::RLIMIT_NOFILE, 11, 10)),
+            Err(Error::BadSpec(_))
+        ));
+        assert!(matches!(
+            check_process(&with(16, 1, 1)),
+            Err(Error::BadSpec(_))
+        ));
     }
 
     /// Creates and starts container `id` running `script` under busybox sh on the host's

@@ -36,7 +36,7 @@ use crate::vfs::{
 };
 use loader::{
     ContainerFds, ContainerSpec, Isolation, Loader, LoaderConfig, MountKind, MountSpec,
-    PidNamespaceSpec, ProcessRef, ProcessSpec, Stdio,
+    PidNamespaceSpec, ProcessRef, ProcessSpec, SpecRlimit, Stdio,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +151,8 @@ pub struct RunConfig {
     pub hostname: String,
     /// The first process's umask.
     pub umask: u32,
+    /// The first process's resource limits: the caller's own.
+    pub rlimits: Vec<SpecRlimit>,
 }
 
 /// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
@@ -549,6 +551,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
             env: cfg.env.clone(),
             cwd: cfg.cwd.to_string_lossy().into_owned(),
             umask: Some(cfg.umask),
+            rlimits: cfg.rlimits.clone(),
             ..ProcessSpec::default()
         },
         mounts,
@@ -583,6 +586,8 @@ pub struct ProcessArgs<'a> {
     pub pidns: Arc<crate::kernel::PidNamespace>,
     /// The Loader's container it belongs to.
     pub container: Arc<str>,
+    /// Limits that differ from the defaults (checked: known resources, soft <= hard).
+    pub rlimits: &'a [SpecRlimit],
 }
 
 /// A process [`start_process`] started.
@@ -631,6 +636,15 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         kernel.platform.new_address_space()?,
     ));
     let envp: Vec<Vec<u8>> = p.env.iter().map(|e| e.as_bytes().to_vec()).collect();
+    let mut limits = crate::kernel::thread_group::default_limits();
+    for r in p.rlimits {
+        if let Some(l) = limits.get_mut(r.resource as usize) {
+            *l = crate::abi::Rlimit {
+                cur: r.soft,
+                max: r.hard,
+            };
+        }
+    }
     let mut random = [0u8; 16];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok();
     let ids = AuxIds {
@@ -648,6 +662,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         image_file: file,
         ids,
         random,
+        stack_size: elf::stack_size(limits[libc::RLIMIT_STACK as usize].cur),
     };
     let read_interp = |i: &str| elf::read_interp(&p.fs, &Caller::kernel(), &kernel.memory, i);
     let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {
@@ -661,6 +676,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         tty.set_controlling(pid, pid);
     }
     let tg = Arc::new(ThreadGroup::new(pid, p.pidns.clone(), p.container.clone()));
+    *tg.limits.lock().unwrap() = limits;
     *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
         exe: Some(exe),
         strings: loaded.strings,

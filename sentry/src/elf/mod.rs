@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
 use crate::memory::MemoryFile;
 use crate::mm::filemap::{FileMapping, Mappable};
-use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
+use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_TOP};
 use crate::vfs::inode::may_access;
 use crate::vfs::{Caller, Dentry, FileType, FsContext};
 
@@ -100,6 +100,15 @@ pub struct ExecArgs<'a> {
     pub image_file: Option<ImageFile>,
     pub ids: AuxIds,
     pub random: [u8; 16],
+    /// Bytes reserved for the stack ([`stack_size`] of RLIMIT_STACK).
+    pub stack_size: u64,
+}
+
+/// The stack reservation for an RLIMIT_STACK soft limit: the limit in whole pages, at least
+/// 128 KiB (room for the arguments) and at most 128 MiB (the gap the memory layout leaves
+/// above `mmap`'s area, also what an unlimited stack gets).
+pub fn stack_size(limit: u64) -> u64 {
+    limit.clamp(128 << 10, 128 << 20) & !(PAGE_SIZE - 1)
 }
 
 /// An executable file whose pages the loader can map.
@@ -528,10 +537,10 @@ fn build_stack(
     exe: &Image,
     interp_base: u64,
 ) -> Result<(u64, ArgArea), Error> {
-    let bottom = STACK_TOP - STACK_SIZE;
+    let bottom = STACK_TOP - args.stack_size;
     mm.mmap(MmapRequest {
         placement: Placement::Fixed(bottom),
-        len: STACK_SIZE,
+        len: args.stack_size,
         perms: Perms::RW,
         shared: false,
         kind: VmaKind::Stack,

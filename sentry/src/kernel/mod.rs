@@ -30,6 +30,7 @@ pub mod ipc;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
+pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod signalfd;

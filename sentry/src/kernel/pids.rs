@@ -426,7 +426,10 @@ impl Tree {
                     WaitSel::Pgid(g) => cp.pgid == g,
                 };
                 let clone_child = cp.exit_signal != libc::SIGCHLD;
-                sel_ok && (opts.all || clone_child == opts.clone)
+                // Without WEXITED a zombie can never be reported: like Linux, it does not
+                // count as a child to wait for (ECHILD when only such remain).
+                let reportable = opts.exited || cp.zombie.is_none();
+                sel_ok && reportable && (opts.all || clone_child == opts.clone)
             })
             .collect();
         if candidates.is_empty() {

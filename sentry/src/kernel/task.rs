@@ -34,6 +34,7 @@ use platform::{Context, CpuState, Exit, Interrupter};
 
 use super::pidns::PidNamespace;
 use super::pids::ChildState;
+use super::sched::SchedAttr;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
 use super::usage::{Accountant, CpuTimes, TaskClock};
 use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
@@ -130,6 +131,8 @@ pub struct TaskHandle {
     pub start: Instant,
     /// The task's CPU time ([`super::usage`]).
     pub clock: TaskClock,
+    /// Scheduling policy, priority, nice value and affinity ([`super::sched`]); a leaf lock.
+    pub sched: Mutex<SchedAttr>,
 }
 
 /// The task state other tasks may inspect through `/proc`: the task publishes it when it
@@ -161,6 +164,7 @@ impl TaskHandle {
             view: Mutex::new(None),
             start: Instant::now(),
             clock: TaskClock::default(),
+            sched: Mutex::new(SchedAttr::default()),
         })
     }
 

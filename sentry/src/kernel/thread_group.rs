@@ -84,7 +84,8 @@ pub struct ThreadGroup {
     done_cv: Condvar,
 }
 
-fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
+/// The limits of a process that no spec or caller gave any (Linux's defaults for init).
+pub fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
     const INF: u64 = u64::MAX;
     let mut l = [Rlimit { cur: INF, max: INF }; RLIM_NLIMITS];
     l[libc::RLIMIT_STACK as usize] = Rlimit {

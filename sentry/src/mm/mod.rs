@@ -36,7 +36,8 @@ use filemap::FileMapping;
 pub const FAULT_CHUNK: u64 = 2 << 20;
 /// Top of the application stack.
 pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
-/// Stack reservation (RLIMIT_STACK default).
+/// The default RLIMIT_STACK; the stack itself is as large as the limit at exec, up to the
+/// 128 MiB gap left above `mmap`'s area.
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Top-down `mmap` allocations start below this address.
 pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);

@@ -13,6 +13,7 @@ use anyhow::{bail, Context as _};
 use oci_spec::runtime::{Mount, Process, Spec};
 use sentry::boot::loader::{
     ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
+    SpecRlimit,
 };
 use sentry::boot::{open_bind_source, SourceWalk};
 
@@ -66,6 +67,7 @@ pub fn process_spec(p: &Process) -> anyhow::Result<ProcessSpec> {
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         capabilities: p.capabilities().as_ref().map(SpecCapabilities::from),
+        rlimits: p.rlimits().iter().flatten().map(SpecRlimit::from).collect(),
         umask: user.umask(),
         terminal: p.terminal().unwrap_or(false),
     })

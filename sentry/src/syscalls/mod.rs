@@ -27,11 +27,12 @@
 //! | socket calls | `socket.rs` |
 //! | signals: sigaction, sigprocmask, kill family, sigqueue, sigsuspend, sigtimedwait, sigaltstack | `signal.rs` |
 //! | signalfd, signalfd4 | `signalfd.rs` |
-//! | clocks, gettimeofday, time, nanosleep, clock_nanosleep | `time.rs` |
+//! | clocks, gettimeofday, time, nanosleep, clock_nanosleep; clock_settime, settimeofday, adjtimex, clock_adjtime | `time.rs` |
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
 //! | futex | `futex.rs` |
 //! | uname, sysinfo, getrandom | `info.rs` |
-//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, scheduling | `process.rs` |
+//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl | `process.rs` |
+//! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
@@ -50,6 +51,7 @@ mod path;
 mod pipe;
 mod poll;
 mod process;
+mod sched;
 mod signal;
 mod signalfd;
 mod socket;
@@ -218,7 +220,7 @@ syscall_table! {
         21 access(path: PathArg, mode: i32) => path::access, Full;
         22 pipe(fds: UserAddr) => pipe::pipe, Full;
         23 select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr) => poll::select, Full;
-        24 sched_yield() => process::sched_yield, Full;
+        24 sched_yield() => sched::sched_yield, Full;
         25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
@@ -322,11 +324,22 @@ syscall_table! {
         133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
+        140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded per thread; the host schedules the sentry's threads");
+        141 setpriority(which: i32, who: i32, niceval: i32) => sched::setpriority, Partial("recorded per thread; the host schedules the sentry's threads");
+        142 sched_setparam(pid: i32, param: UserAddr) => sched::sched_setparam, Partial("recorded per thread; the host schedules the sentry's threads");
+        143 sched_getparam(pid: i32, param: UserAddr) => sched::sched_getparam, Full;
+        144 sched_setscheduler(pid: i32, policy: i32, param: UserAddr) => sched::sched_setscheduler, Partial("OTHER, BATCH, IDLE, FIFO and RR recorded per thread; the host schedules the sentry's threads");
+        145 sched_getscheduler(pid: i32) => sched::sched_getscheduler, Full;
+        146 sched_get_priority_max(policy: i32) => sched::sched_get_priority_max, Full;
+        147 sched_get_priority_min(policy: i32) => sched::sched_get_priority_min, Full;
+        148 sched_rr_get_interval(pid: i32, tp: UserAddr) => sched::sched_rr_get_interval, Full;
         157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, dumpable, capability bounding and ambient sets, keepcaps, securebits");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
+        159 adjtimex(buf: UserAddr) => time::adjtimex, Partial("reads an unsynchronized clock; changes are EPERM (no CAP_SYS_TIME in a sandbox)");
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
+        164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
         165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
@@ -345,8 +358,8 @@ syscall_table! {
         200 tkill(tid: i32, sig: i32) => signal::tkill, Full;
         201 time(tloc: UserAddr) => time::time, Full;
         202 futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) => futex::futex, Partial("no PI futexes; WAKE_OP is not atomic against application stores");
-        203 sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => process::sched_setaffinity, Partial("accepted without effect");
-        204 sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => process::sched_getaffinity, Full;
+        203 sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => sched::sched_setaffinity, Partial("recorded per thread within the sandbox's CPUs; the host places the sentry's threads");
+        204 sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => sched::sched_getaffinity, Full;
         213 epoll_create(size: i32) => poll::epoll_create, Full;
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
@@ -358,6 +371,7 @@ syscall_table! {
         224 timer_gettime(id: i32, cur: UserAddr) => timer::timer_gettime, Full;
         225 timer_getoverrun(id: i32) => timer::timer_getoverrun, Partial("overruns of the last expiration, also while its signal is still pending");
         226 timer_delete(id: i32) => timer::timer_delete, Full;
+        227 clock_settime(clock: i32, tp: UserAddr) => time::clock_settime, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
         228 clock_gettime(clock: i32, tp: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count user time as wall time in the application");
         229 clock_getres(clock: i32, tp: UserAddr) => time::clock_getres, Full;
         230 clock_nanosleep(clock: i32, flags: i32, req: UserAddr, rem: UserAddr) => time::clock_nanosleep, Partial("CPU-time clocks are refused (EINVAL)");
@@ -367,6 +381,8 @@ syscall_table! {
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
         235 utimes(path: PathArg, times: UserAddr) => attr::utimes, Full;
         247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("no P_PIDFD; rusage as wait4");
+        251 ioprio_set(which: i32, who: i32, ioprio: i32) => sched::ioprio_set, Partial("recorded per thread; the host schedules the sentry's I/O");
+        252 ioprio_get(which: i32, who: i32) => sched::ioprio_get, Full;
         253 inotify_init() => inotify::inotify_init, Full;
         254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; IN_EXCL_UNLINK ignored; IN_DELETE_SELF comes at the unlink even while the file is open; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
         255 inotify_rm_watch(fd: Fd, wd: i32) => inotify::inotify_rm_watch, Full;
@@ -404,9 +420,12 @@ syscall_table! {
         294 inotify_init1(flags: Flags) => inotify::inotify_init1, Full;
         297 rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr) => signal::rt_tgsigqueueinfo, Full;
         302 prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr) => process::prlimit64, Full;
+        305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;
         307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
-        309 getcpu(cpu: UserAddr, node: UserAddr) => process::getcpu, Full;
+        309 getcpu(cpu: UserAddr, node: UserAddr) => sched::getcpu, Full;
+        314 sched_setattr(pid: i32, attr: UserAddr, flags: u32) => sched::sched_setattr, Partial("no SCHED_DEADLINE (EINVAL) or utilization clamps (EOPNOTSUPP); recorded per thread");
+        315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
         316 renameat2(olddirfd: Fd, old: PathArg, newdirfd: Fd, new: PathArg, flags: Flags) => path::renameat2, Partial("RENAME_WHITEOUT is EINVAL; RENAME_EXCHANGE only on tmpfs and host volumes");
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");

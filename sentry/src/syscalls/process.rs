@@ -1,5 +1,5 @@
 //! Processes: identity, clone/fork/vfork, execve, exit, wait, process groups and sessions,
-//! limits, prctl (its capability options are in `creds`), arch_prctl.
+//! limits, prctl (its capability options are in `creds`), arch_prctl. Scheduling is in `sched`.
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
@@ -40,12 +40,6 @@ pub fn exit(t: &mut Task, code: i32) -> SysResult {
 /// exit_group(2)
 pub fn exit_group(t: &mut Task, code: i32) -> SysResult {
     t.exit_group(ExitStatus::Exited(code as u8));
-    Ok(0)
-}
-
-/// sched_yield(2)
-pub fn sched_yield(_t: &mut Task) -> SysResult {
-    std::thread::yield_now();
     Ok(0)
 }
 
@@ -151,6 +145,38 @@ pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr)
     Ok(0)
 }
 
+/// RLIMIT_NPROC, checked before each new task as Linux's `copy_process` does: a user other
+/// than root without CAP_SYS_RESOURCE or CAP_SYS_ADMIN may not have more tasks (threads
+/// count) than the limit.
+///
+/// # Errors
+/// EAGAIN at the limit.
+fn check_nproc(t: &Task) -> Result<(), Errno> {
+    let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_NPROC as usize].cur;
+    let exempt = t.creds.uid == 0
+        || t.creds.has_cap(crate::auth::cap::SYS_RESOURCE)
+        || t.creds.has_cap(crate::auth::cap::SYS_ADMIN);
+    if exempt || limit == u64::MAX {
+        return Ok(());
+    }
+    let handles: Vec<_> = t.kernel.tree().tasks.values().cloned().collect();
+    let uid = t.creds.uid;
+    let count = handles
+        .iter()
+        .filter(|h| {
+            h.view
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|v| v.creds.uid == uid)
+        })
+        .count();
+    if count as u64 >= limit {
+        return Err(Errno::EAGAIN);
+    }
+    Ok(())
+}
+
 /// clone(2): x86-64 argument order (flags, stack, parent_tid, child_tid, tls).
 pub fn clone(
     t: &mut Task,
@@ -168,6 +194,7 @@ pub fn clone(
         child_tid,
         tls,
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -216,6 +243,7 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
         child_tid: UserAddr(a.child_tid),
         tls: a.tls,
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -225,6 +253,7 @@ pub fn fork(t: &mut Task) -> SysResult {
         exit_signal: libc::SIGCHLD,
         ..CloneArgs::default()
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -235,6 +264,7 @@ pub fn vfork(t: &mut Task) -> SysResult {
         exit_signal: libc::SIGCHLD,
         ..CloneArgs::default()
     };
+    check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
 }
 
@@ -629,56 +659,4 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
         }
         _ => Err(Errno::EINVAL),
     }
-}
-
-/// The thread a sched_* pid argument names (0: the caller), in the caller's namespace.
-///
-/// # Errors
-/// ESRCH when no such thread is visible.
-fn sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
-    if pid < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if pid == 0 {
-        return Ok(());
-    }
-    let tid = t.lookup_pid(pid).ok_or(Errno::ESRCH)?;
-    if !t.kernel.tree().tasks.contains_key(&tid) {
-        return Err(Errno::ESRCH);
-    }
-    Ok(())
-}
-
-/// sched_getaffinity(2): every sandbox CPU.
-pub fn sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
-    sched_target(t, pid)?;
-    let ncpu = crate::procfs::host_cpus();
-    let bytes = ncpu.div_ceil(64) * 8;
-    if len < bytes || !len.is_multiple_of(8) {
-        return Err(Errno::EINVAL);
-    }
-    let mut v = vec![0u8; bytes];
-    for cpu in 0..ncpu {
-        v[cpu / 8] |= 1 << (cpu % 8);
-    }
-    t.mm.write_bytes(mask, &v)?;
-    Ok(bytes as u64)
-}
-
-/// sched_setaffinity(2): accepted, without effect (the host schedules sentry threads).
-pub fn sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
-    sched_target(t, pid)?;
-    t.mm.read_bytes(mask, len.min(1024))?;
-    Ok(0)
-}
-
-/// getcpu(2)
-pub fn getcpu(t: &mut Task, cpu: UserAddr, node: UserAddr) -> SysResult {
-    if !cpu.is_null() {
-        t.mm.write_obj(cpu, &0u32)?;
-    }
-    if !node.is_null() {
-        t.mm.write_obj(node, &0u32)?;
-    }
-    Ok(0)
 }

@@ -1,7 +1,10 @@
-//! Clocks and sleeping.
+//! Clocks and sleeping; setting the clock, which the sandbox may never do (EPERM after Linux's
+//! argument checks, as in a container without CAP_SYS_TIME on the host).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::kernel::task::{Restart, RestartBlock};
@@ -201,6 +204,147 @@ pub fn gettimeofday(t: &mut Task, tv: UserAddr, tz: UserAddr) -> SysResult {
         t.mm.write_obj(tz, &[0u32; 2])?;
     }
     Ok(0)
+}
+
+/// The latest time settimeofday accepts (Linux's TIME_SETTOD_SEC_MAX: 30 years short of the
+/// end of ktime).
+const SETTOD_SEC_MAX: i64 = i64::MAX / 1_000_000_000 - 30 * 365 * 86_400;
+
+/// Whether `ts` is a time the clock could be set to (Linux's `timespec64_valid_settod`).
+fn valid_settod(ts: &Timespec) -> bool {
+    (0..=SETTOD_SEC_MAX).contains(&ts.tv_sec) && (0..1_000_000_000).contains(&ts.tv_nsec)
+}
+
+/// clock_settime(2): only CLOCK_REALTIME is settable (others are EINVAL, as on Linux), and
+/// setting it is EPERM once the time is read and checked.
+pub fn clock_settime(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
+    if clock != libc::CLOCK_REALTIME {
+        return Err(Errno::EINVAL);
+    }
+    let ts: Timespec = t.mm.read_obj(tp)?;
+    if !valid_settod(&ts) {
+        return Err(Errno::EINVAL);
+    }
+    Err(Errno::EPERM)
+}
+
+/// settimeofday(2): EPERM after Linux's checks of the time and the timezone.
+pub fn settimeofday(t: &mut Task, tv: UserAddr, tz: UserAddr) -> SysResult {
+    if !tv.is_null() {
+        let v: Timeval = t.mm.read_obj(tv)?;
+        if !(0..1_000_000).contains(&v.tv_usec) {
+            return Err(Errno::EINVAL);
+        }
+        let ts = Timespec {
+            tv_sec: v.tv_sec,
+            tv_nsec: v.tv_usec * 1000,
+        };
+        if !valid_settod(&ts) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if !tz.is_null() {
+        let [minuteswest, _dsttime]: [i32; 2] = t.mm.read_obj(tz)?;
+        if !(-15 * 60..=15 * 60).contains(&minuteswest) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    Err(Errno::EPERM)
+}
+
+/// `struct timex`, with the padding the x86-64 layout has made explicit.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Timex {
+    modes: u32,
+    _pad0: u32,
+    offset: i64,
+    freq: i64,
+    maxerror: i64,
+    esterror: i64,
+    status: i32,
+    _pad1: u32,
+    constant: i64,
+    precision: i64,
+    tolerance: i64,
+    time: Timeval,
+    tick: i64,
+    ppsfreq: i64,
+    jitter: i64,
+    shift: i32,
+    _pad2: u32,
+    stabil: i64,
+    jitcnt: i64,
+    calcnt: i64,
+    errcnt: i64,
+    stbcnt: i64,
+    tai: i32,
+    _reserved: [i32; 11],
+}
+
+/// adjtimex modes that only read: ADJ_OFFSET_SS_READ (ADJ_OFFSET_SINGLESHOT|ADJ_OFFSET_READONLY).
+const ADJ_OFFSET_SS_READ: u32 = 0xa001;
+const ADJ_ADJTIME: u32 = 0x8000;
+/// The clock is not synchronized; times are in nanoseconds.
+const STA_UNSYNC: i32 = 0x0040;
+const STA_NANO: i32 = 0x2000;
+/// adjtimex's result for an unsynchronized clock.
+const TIME_ERROR: u64 = 5;
+
+/// adjtimex(2) and clock_adjtime(2) on CLOCK_REALTIME: reading (modes 0 or
+/// ADJ_OFFSET_SS_READ) reports a clock no NTP daemon disciplines, as a freshly booted Linux
+/// does; any change is EPERM.
+fn adjtime_realtime(t: &mut Task, buf: UserAddr) -> SysResult {
+    let tx: Timex = t.mm.read_obj(buf)?;
+    if tx.modes & ADJ_ADJTIME != 0 {
+        // The old adjtime(3) interface: only the single-shot form exists.
+        if tx.modes & 0x0001 == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if tx.modes != ADJ_OFFSET_SS_READ {
+            return Err(Errno::EPERM);
+        }
+    } else if tx.modes != 0 {
+        return Err(Errno::EPERM);
+    }
+    let now = host_clock(libc::CLOCK_REALTIME);
+    // NTP_PHASE_LIMIT, the error bounds of an unsynchronized clock, in microseconds.
+    const PHASE_LIMIT_US: i64 = 16_000_000;
+    let out = Timex {
+        modes: tx.modes,
+        maxerror: PHASE_LIMIT_US,
+        esterror: PHASE_LIMIT_US,
+        status: STA_UNSYNC | STA_NANO,
+        constant: 2,
+        precision: 1,
+        // MAXFREQ (500 ppm) in the 16.16 fixed point of the frequency fields.
+        tolerance: 500 << 16,
+        time: Timeval {
+            tv_sec: now.tv_sec,
+            tv_usec: now.tv_nsec,
+        },
+        // Microseconds per USER_HZ tick.
+        tick: 10_000,
+        ..Timex::default()
+    };
+    t.mm.write_obj(buf, &out)?;
+    Ok(TIME_ERROR)
+}
+
+/// adjtimex(2)
+pub fn adjtimex(t: &mut Task, buf: UserAddr) -> SysResult {
+    adjtime_realtime(t, buf)
+}
+
+/// clock_adjtime(2): CLOCK_REALTIME as adjtimex; the other clocks cannot be adjusted
+/// (EOPNOTSUPP), unknown ones are EINVAL.
+pub fn clock_adjtime(t: &mut Task, clock: i32, buf: UserAddr) -> SysResult {
+    if clock == libc::CLOCK_REALTIME {
+        return adjtime_realtime(t, buf);
+    }
+    cpu_clock(t, clock, false)?;
+    clock_source(clock)?;
+    Err(Errno::EOPNOTSUPP)
 }
 
 /// time(2)
