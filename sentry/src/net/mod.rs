@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod inet;
+pub mod link;
 pub mod stack;
 pub mod unix;
 
@@ -33,7 +34,8 @@ pub struct Namespace {
     pub unix_names: Arc<unix::Names>,
     /// What boot gave this namespace ([`config::Network`]).
     pub network: config::Network,
-    /// The internet stack, started (with its poller thread) by the first AF_INET socket.
+    /// The internet stack (with its poller thread): on a link, started with the namespace;
+    /// loopback-only, by the first internet socket.
     inet: OnceLock<Arc<stack::Stack>>,
 }
 
@@ -47,10 +49,20 @@ impl std::fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    /// A namespace offering `network`.
-    pub fn new(network: config::Network) -> Namespace {
+    /// A namespace offering `network`. On the pod's link (`Network::Sandbox`) the stack
+    /// starts now, taking the packet sockets out of `network` (its `devices` are left
+    /// empty), so that it answers ARP and pings before any socket exists.
+    pub fn new(mut network: config::Network) -> Namespace {
+        let inet = OnceLock::new();
+        if let config::Network::Sandbox { config, devices } = &mut network {
+            match stack::Stack::start_on_link(config, std::mem::take(devices)) {
+                Ok(s) => drop(inet.set(s)),
+                Err(e) => log::error!("netstack: cannot run on the link: {e}; loopback only"),
+            }
+        }
         Namespace {
             network,
+            inet,
             ..Namespace::default()
         }
     }
@@ -95,9 +107,13 @@ pub fn socket(
             check_unix_protocol(protocol)?;
             Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
         }
-        libc::AF_INET => {
+        libc::AF_INET | libc::AF_INET6 => {
             let proto = inet::proto_of(ty, protocol)?;
-            Ok(Arc::new(inet::InetSocket::new(ns.inet(), proto)))
+            Ok(Arc::new(inet::InetSocket::of_family(
+                ns.inet(),
+                domain,
+                proto,
+            )))
         }
         _ => Err(Errno::EAFNOSUPPORT),
     }
