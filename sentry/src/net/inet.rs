@@ -9,13 +9,12 @@
 //! # Lock order
 //! The stack lock → wait queues (see [`super::stack`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv6Address};
 
-use super::stack::{readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
+use super::stack::{next_id, readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
@@ -23,8 +22,6 @@ use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Largest UDP payload over IPv4 without fragmentation.
 const UDP_MAX: usize = 65_507;
@@ -38,7 +35,7 @@ const SOCKADDR_IN6_MIN: usize = 24;
 
 /// A socket address of `family` (AF_INET: `sockaddr_in`; AF_INET6: `sockaddr_in6`, an IPv4
 /// address shown v4-mapped).
-fn sockaddr(family: i32, addr: IpAddress, port: u16) -> Vec<u8> {
+pub(super) fn sockaddr(family: i32, addr: IpAddress, port: u16) -> Vec<u8> {
     let mut v = (family as u16).to_ne_bytes().to_vec();
     v.extend_from_slice(&port.to_be_bytes());
     if family == libc::AF_INET6 {
@@ -66,7 +63,7 @@ fn sockaddr(family: i32, addr: IpAddress, port: u16) -> Vec<u8> {
 ///
 /// # Errors
 /// EINVAL when short, EAFNOSUPPORT for another family.
-fn parse(family: i32, addr: &[u8]) -> Result<Option<(IpAddress, u16)>, Errno> {
+pub(super) fn parse(family: i32, addr: &[u8]) -> Result<Option<(IpAddress, u16)>, Errno> {
     if addr.len() < 2 {
         return Err(Errno::EINVAL);
     }
@@ -111,7 +108,7 @@ fn this_host(ip: IpAddress) -> IpAddress {
 ///
 /// # Errors
 /// ENETUNREACH without a route.
-fn destination(g: &Inner, ip: IpAddress, port: u16) -> Result<(IpEndpoint, Hop), Errno> {
+pub(super) fn destination(g: &Inner, ip: IpAddress, port: u16) -> Result<(IpEndpoint, Hop), Errno> {
     let ip = this_host(ip);
     let hop = g.hop(ip).ok_or(Errno::ENETUNREACH)?;
     Ok((IpEndpoint::new(ip, port), hop))
@@ -167,7 +164,7 @@ impl InetSocket {
     /// A new unbound socket of `family` (AF_INET or AF_INET6).
     pub fn of_family(stack: &Arc<Stack>, family: i32, proto: Proto) -> InetSocket {
         let queue = Arc::new(WaitQueue::new());
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_id();
         stack
             .lock()
             .entries
@@ -426,11 +423,11 @@ impl InetSocket {
     }
 }
 
-fn int(v: i32) -> Vec<u8> {
+pub(super) fn int(v: i32) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
 }
 
-fn int_of(value: &[u8]) -> Result<i32, Errno> {
+pub(super) fn int_of(value: &[u8]) -> Result<i32, Errno> {
     Ok(i32::from_ne_bytes(
         value
             .get(..4)
@@ -441,7 +438,7 @@ fn int_of(value: &[u8]) -> Result<i32, Errno> {
 }
 
 /// Whether IPV6_V6ONLY is set on the entry.
-fn v6only(e: &Entry) -> bool {
+pub(super) fn v6only(e: &Entry) -> bool {
     e.options
         .get(&(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY))
         .is_some_and(|v| v.iter().any(|&b| b != 0))
@@ -554,7 +551,7 @@ impl Socket for InetSocket {
                 St::Idle | St::Failed => {}
                 St::Connecting { .. } => return Err(Errno::EALREADY),
                 St::Connected(_) => return Err(Errno::EISCONN),
-                St::Listening { .. } | St::Udp(_) => return Err(Errno::EISCONN),
+                St::Listening { .. } | St::Udp(_) | St::Icmp(_) => return Err(Errno::EISCONN),
             }
             if g.entries[&id].bound.is_none() {
                 Self::bind_locked(g, id, None, 0)?;
@@ -608,7 +605,7 @@ impl Socket for InetSocket {
                 // Linux ignores the address on a connected stream socket.
                 self.send_tcp(t, &msg.data, flags)
             }
-            Proto::Udp => self.send_udp(t, &msg.data, msg.to.as_deref(), flags),
+            Proto::Udp | Proto::Icmp => self.send_udp(t, &msg.data, msg.to.as_deref(), flags),
         }
     }
 
@@ -719,11 +716,12 @@ impl Socket for InetSocket {
         let proto = match self.proto {
             Proto::Tcp => libc::IPPROTO_TCP,
             Proto::Udp => libc::IPPROTO_UDP,
+            Proto::Icmp => libc::IPPROTO_ICMP,
         };
         Ok(match (level, name) {
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(match self.proto {
                 Proto::Tcp => libc::SOCK_STREAM,
-                Proto::Udp => libc::SOCK_DGRAM,
+                Proto::Udp | Proto::Icmp => libc::SOCK_DGRAM,
             }),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(proto),

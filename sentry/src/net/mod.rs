@@ -13,6 +13,7 @@
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
 pub mod config;
+pub mod icmp;
 pub mod inet;
 pub mod link;
 pub mod stack;
@@ -91,11 +92,13 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A new socket of `domain` and `ty` (without flags).
+/// A new socket of `domain` and `ty` (without flags), for the caller `t`.
 ///
 /// # Errors
-/// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT.
+/// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT;
+/// EPERM for a raw socket without CAP_NET_RAW.
 pub fn socket(
+    t: &dyn Context,
     ns: &Namespace,
     domain: i32,
     ty: i32,
@@ -108,6 +111,16 @@ pub fn socket(
             Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
         }
         libc::AF_INET | libc::AF_INET6 => {
+            if let Some(raw) = icmp::kind_of(domain, ty, protocol) {
+                if raw && !t.creds().has_cap(crate::auth::cap::NET_RAW) {
+                    return Err(Errno::EPERM);
+                }
+                return Ok(Arc::new(icmp::IcmpSocket::new(ns.inet(), domain, raw)));
+            }
+            if ty == libc::SOCK_RAW {
+                // Raw sockets of other protocols are not offered.
+                return Err(Errno::EPROTONOSUPPORT);
+            }
             let proto = inet::proto_of(ty, protocol)?;
             Ok(Arc::new(inet::InetSocket::of_family(
                 ns.inet(),
