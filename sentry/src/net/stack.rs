@@ -1080,4 +1080,134 @@ mod tests {
             IpAddress::v4(10, 251, 0, 1)
         );
     }
+
+    /// Copies frames between veth0's packet socket and the datagram socket whose fd number
+    /// is its argument, so the stack under test sees the real link (the kernel's checksum
+    /// and segmentation offloads included).
+    const RELAY: &str = r"
+import select, socket, sys
+p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+p.bind(('veth0', 0))
+u = socket.socket(fileno=int(sys.argv[1]))
+while True:
+    r, _, _ = select.select([p, u], [], [])
+    if p in r:
+        d, a = p.recvfrom(70000)
+        if a[2] != socket.PACKET_OUTGOING:
+            u.send(d)
+    if u in r:
+        p.send(u.recv(70000))
+";
+
+    /// Sends 3 MiB to 10.251.0.1:7, then prints what comes back.
+    const CLIENT: &str = r"
+import socket
+s = socket.create_connection(('10.251.0.1', 7), timeout=20)
+s.sendall(bytes(range(256)) * 12288)
+s.shutdown(socket.SHUT_WR)
+got = b''
+while True:
+    d = s.recv(100)
+    if not d:
+        break
+    got += d
+print(got.decode())
+";
+
+    /// The stack on one end of a veth pair, the kernel on the other, in a network namespace
+    /// of the test thread's own: the kernel's ping and TCP reach the stack and back.
+    #[test]
+    fn the_kernel_talks_to_the_stack_over_a_veth() {
+        use std::os::fd::AsRawFd;
+        use std::process::Command;
+        let py = "/usr/bin/python3";
+        if !nix::unistd::geteuid().is_root() || !std::path::Path::new(py).exists() {
+            eprintln!("SKIPPED: needs root and {py}");
+            return;
+        }
+        std::thread::spawn(move || {
+            // Only this thread (and what it starts) enters the new namespace.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let sh = |cmd: &str| {
+                let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+                assert!(st.success(), "{cmd}");
+            };
+            sh("ip link add veth0 type veth peer name veth1 && \
+                ip addr add 10.251.0.2/24 dev veth1 && \
+                ip link set veth0 up && ip link set veth1 up && ip link set lo up");
+            // (/sys shows the namespace it was mounted in: ask ip.)
+            let link = Command::new("ip")
+                .args(["-o", "link", "show", "veth0"])
+                .output()
+                .unwrap();
+            let link = String::from_utf8_lossy(&link.stdout).to_string();
+            let mac_text = link
+                .split("link/ether ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no MAC in {link}"));
+            let mut mac = [0u8; 6];
+            for (m, h) in mac.iter_mut().zip(mac_text.split(':')) {
+                *m = u8::from_str_radix(h, 16).unwrap();
+            }
+            // Without CLOEXEC: the relay inherits its end under the same number.
+            let (ours, theirs) = socketpair(
+                AddressFamily::Unix,
+                SockType::Datagram,
+                None,
+                SockFlag::empty(),
+            )
+            .unwrap();
+            let mut relay = Command::new(py)
+                .arg("-c")
+                .arg(RELAY)
+                .arg(theirs.as_raw_fd().to_string())
+                .spawn()
+                .unwrap();
+            drop(theirs);
+            let mut c = config(1);
+            c.links[0].mac = mac;
+            let s = Stack::start_on_link(&c, vec![ours]).unwrap();
+
+            let ping = Command::new("/bin/busybox")
+                .args(["ping", "-c", "2", "-W", "5", "10.251.0.1"])
+                .output()
+                .unwrap();
+            let ping_text = String::from_utf8_lossy(&ping.stdout).to_string();
+
+            let l = listen(&s, 7);
+            let client = Command::new(py)
+                .arg("-c")
+                .arg(CLIENT)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut count = 0usize;
+            let served = until(&s, |g| {
+                let t = g.tcp(l);
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = t.recv_slice(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    count += n;
+                }
+                if t.state() == tcp::State::CloseWait {
+                    t.send_slice(format!("got {count}").as_bytes()).unwrap();
+                    t.close();
+                    return true;
+                }
+                false
+            });
+            let out = client.wait_with_output().unwrap();
+            let _ = relay.kill();
+            let _ = relay.wait();
+            drop(s);
+            assert!(ping_text.contains("2 packets received"), "{ping_text}");
+            assert!(served, "the stack got {count} bytes");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "got 3145728\n");
+        })
+        .join()
+        .unwrap();
+    }
 }
