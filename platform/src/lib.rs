@@ -344,6 +344,67 @@ pub fn fchmod_inode(fd: BorrowedFd<'_>, mode: u32) -> std::io::Result<()> {
     }
 }
 
+/// Opens an `AF_PACKET` `SOCK_RAW` socket on host link `ifindex` for the sentry's network
+/// stack: every Ethernet frame of the link (`ETH_P_ALL`), nonblocking and close-on-exec, not
+/// reading back frames the host itself sends (`PACKET_IGNORE_OUTGOING`), with a receive
+/// buffer of `rcvbuf` bytes (`SO_RCVBUFFORCE`, else `SO_RCVBUF` capped by the host's
+/// `rmem_max`). The socket is created with protocol 0 and only bound to the link with
+/// `ETH_P_ALL`, so no frame of another link is queued in between. Neither libc crate wraps
+/// `sockaddr_ll` or `PACKET_IGNORE_OUTGOING` safely, hence this lives here.
+///
+/// # Errors
+/// The host's: EPERM without CAP_NET_RAW, ENODEV for an unknown link.
+pub fn open_packet_socket(ifindex: i32, rcvbuf: usize) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    };
+    // SAFETY: socket(2) takes no pointers; the descriptor it returns is new and owned by
+    // nobody else, so `OwnedFd` may take it.
+    let fd = unsafe {
+        OwnedFd::from_raw_fd(check(libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        ))?)
+    };
+    let setsockopt = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: the kernel reads `size_of::<c_int>()` bytes from `&value`, a live local.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })
+    };
+    let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
+    if setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+        setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
+    }
+    setsockopt(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+    // SAFETY: sockaddr_ll is plain data for which all zero bytes are a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    addr.sll_ifindex = ifindex;
+    // SAFETY: the kernel reads `size_of::<sockaddr_ll>()` bytes from `&addr`, a live local.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })?;
+    Ok(fd)
+}
+
 /// CPUID `leaf`/`subleaf` of the host CPU as (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);

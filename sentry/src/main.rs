@@ -54,7 +54,10 @@ enum Command {
         /// Write the sentry's log (debug level) to FILE.
         #[arg(long, value_name = "FILE")]
         debug_log: Option<std::path::PathBuf>,
-        /// Network of the sandbox: `none` (a new, empty network namespace) or `host`.
+        /// Network of the sandbox: `none` (a new network namespace: loopback only), `sandbox`
+        /// (the sentry's own stack takes the links of the current network namespace, whose
+        /// addresses the host kernel loses while the sandbox runs; refused in the host's own
+        /// namespace) or `host` (host sockets).
         #[arg(long, value_enum, default_value = "none")]
         network: NetworkArg,
         /// Keep the seccomp filter but let violations through; the kernel logs them and
@@ -101,7 +104,18 @@ fn default_platform() -> String {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum NetworkArg {
     None,
+    Sandbox,
     Host,
+}
+
+impl NetworkArg {
+    fn name(self) -> &'static str {
+        match self {
+            NetworkArg::None => "none",
+            NetworkArg::Sandbox => "sandbox",
+            NetworkArg::Host => "host",
+        }
+    }
 }
 
 /// Logs to a file at debug level, and errors to stderr.
@@ -268,14 +282,7 @@ impl DoArgs {
             v.push(p.clone().into());
         }
         v.push("--network".into());
-        v.push(
-            if self.network == NetworkArg::Host {
-                "host"
-            } else {
-                "none"
-            }
-            .into(),
-        );
+        v.push(self.network.name().into());
         for (on, flag) in [
             (self.debug, "--debug"),
             (self.unsafe_disable_seccomp, "--unsafe-disable-seccomp"),
@@ -347,6 +354,7 @@ fn run_sandbox(args: DoArgs) -> i32 {
             rootfs: args.rootfs.unwrap_or_else(|| std::path::PathBuf::from("/")),
             network: match args.network {
                 NetworkArg::None => sentry::boot::sandbox::Network::None,
+                NetworkArg::Sandbox => sentry::boot::sandbox::Network::Sandbox,
                 NetworkArg::Host => sentry::boot::sandbox::Network::Host,
             },
         },

@@ -368,10 +368,15 @@ impl Loader {
             Isolation::SandboxWithRoot(cfg) => cfg.network,
             Isolation::None => sandbox::Network::None,
         };
+        // Before the namespaces change: the host's /proc tells whether this is the host's
+        // own network namespace, and taking links needs capabilities dropped below.
         let net = match network {
             sandbox::Network::None => crate::net::config::Network::Loopback,
+            sandbox::Network::Sandbox => {
+                super::netconf::take_links().map_err(super::Error::from)?
+            }
             sandbox::Network::Host => crate::net::config::Network::Host {
-                config: crate::net::config::NetConfig::default(),
+                config: super::netconf::read_host().map_err(super::Error::from)?,
             },
         };
         let root = match &config.isolation {

@@ -4,7 +4,8 @@
 //! over the control channel ([`control`]), and `runsc-rs do` ([`run_command`]) drives it
 //! in-process with the same calls (create, start, wait, destroy a container).
 //!
-//! Order of a boot ([`Loader::new`]): isolate the process ([`sandbox`]: namespaces, an empty
+//! Order of a boot ([`Loader::new`]): read (and for `--network sandbox` take) the host
+//! namespace's network ([`netconf`]), isolate the process ([`sandbox`]: namespaces, an empty
 //! root), create the memory file, drop capabilities, create the platform, install the seccomp
 //! allowlist ([`seccomp`]). Then, per container: build its filesystem from host fds, load the
 //! program through it, create its first address space and start the first application
@@ -12,6 +13,7 @@
 
 pub mod control;
 pub mod loader;
+pub mod netconf;
 pub mod sandbox;
 pub mod seccomp;
 
@@ -74,6 +76,8 @@ pub enum Error {
     Sandbox(#[from] sandbox::Error),
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
+    #[error(transparent)]
+    Network(#[from] netconf::Error),
     #[error("the PID namespace's init has exited")]
     PidNamespaceDead,
 }

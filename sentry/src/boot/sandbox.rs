@@ -60,13 +60,17 @@ fn rustix_step(name: &'static str) -> impl FnOnce(rustix::io::Errno) -> Error {
 /// The network the sandbox process lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
-    /// A new, empty network namespace (only a down loopback): no host networking at all.
+    /// A new, empty network namespace (only a down loopback): no host networking at all; the
+    /// sentry's stack offers loopback only.
     #[default]
     None,
-    /// The network namespace the process was started in, kept as is: the host's for
-    /// `runsc-rs do --network host` (for a future hostinet mode), a pod's when the shim
-    /// starts the sandbox in the namespace the OCI spec names (CNI set it up, and tools
-    /// find the pod's network through the sandbox PID's namespace).
+    /// The network namespace the process was started in, kept, with its links taken by the
+    /// sentry's own stack (`--network sandbox`, [`super::netconf::take_links`]): a pod's
+    /// when the shim starts the sandbox in the namespace the OCI spec names (CNI set it up,
+    /// and tools find the pod's network through the sandbox PID's namespace).
+    Sandbox,
+    /// The network namespace the process was started in, kept as is, its sockets host
+    /// sockets (`--network host`, hostinet).
     Host,
 }
 
