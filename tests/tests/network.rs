@@ -585,20 +585,20 @@ fn connect_errors_addresses_backlog_and_loopback() {
     };
     let n = pair.n;
     // 10.251.N.99 is on the link but nobody answers its ARP.
-    let out = pair.sandbox(
-        &[py, "-c", NET, "errors", &v4(n, 2), &v4(n, 99), &v4(n, 1)],
-        Duration::from_secs(120),
-    );
+    let argv = [py, "-c", NET, "errors", &v4(n, 2), &v4(n, 99), &v4(n, 1)];
+    let native = pair.native(0, &argv).native();
+    let out = pair.sandbox(&argv, Duration::from_secs(120));
+    check("native", &native);
     check("sandbox", &out);
     let me = v4(n, 1);
-    assert_eq!(
-        out.stdout_text(),
-        format!(
-            "refused True\ninprogress True\nso_error refused True\n\
-             absent EHOSTUNREACH within 10s True\nudp source {me}\nbound {me}\n\
-             foreign bind EADDRNOTAVAIL\nbacklog 200\nloopback lo 127.0.0.1\ndone\n"
-        )
+    // Native Linux in the same namespace shows what is checked.
+    let expected = format!(
+        "refused True\ninprogress True\nso_error refused True\n\
+         absent EHOSTUNREACH within 10s True\nudp source {me}\nbound {me}\n\
+         foreign bind EADDRNOTAVAIL\nbacklog 200\nloopback lo 127.0.0.1\ndone\n"
     );
+    assert_eq!(native.stdout_text(), expected);
+    assert_eq!(out.stdout_text(), expected);
 }
 
 #[test]
@@ -610,12 +610,14 @@ fn ipv6_dual_stack() {
         return;
     };
     let me = v6(pair.n, 1);
-    let out = pair.sandbox(&[py, "-c", NET, "dual", &me], Duration::from_secs(60));
+    let argv = [py, "-c", NET, "dual", &me];
+    let native = pair.native(0, &argv).native();
+    let out = pair.sandbox(&argv, Duration::from_secs(60));
+    check("native", &native);
     check("sandbox", &out);
-    assert_eq!(
-        out.stdout_text(),
-        format!(
-            "::1 -> ::1 x\n127.0.0.1 -> ::ffff:127.0.0.1 x\n{me} -> {me} x\nv6only True\ndone\n"
-        )
+    let expected = format!(
+        "::1 -> ::1 x\n127.0.0.1 -> ::ffff:127.0.0.1 x\n{me} -> {me} x\nv6only True\ndone\n"
     );
+    assert_eq!(native.stdout_text(), expected);
+    assert_eq!(out.stdout_text(), expected);
 }
