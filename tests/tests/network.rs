@@ -323,6 +323,17 @@ elif mode == "dual":
     s = socket.socket(socket.AF_INET6)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     print("v6only", s.connect_ex(("::ffff:127.0.0.1", port)) != 0)
+elif mode == "ping-socket":
+    # Unprivileged ping: datagram ICMP sockets; the stack sets the identifier.
+    for host in args:
+        six = ":" in host
+        fam, proto = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if six else (socket.AF_INET, socket.IPPROTO_ICMP)
+        s = socket.socket(fam, socket.SOCK_DGRAM, proto)
+        s.settimeout(10)
+        req = bytes([128 if six else 8, 0, 0, 0, 0x12, 0x34, 0, 7]) + b"payload"
+        s.sendto(req, (host, 0))
+        d, peer = s.recvfrom(100)
+        print(host, "type", d[0], "seq", d[7], d[8:].decode(), peer[0] == host)
 print("done")
 "#;
 
@@ -526,6 +537,35 @@ fn ping_both_ways() {
         "{}",
         out.stdout_text()
     );
+}
+
+#[test]
+fn ping_sockets() {
+    let Some(py) = python() else {
+        return;
+    };
+    let Some(pair) = Pair::new() else {
+        return;
+    };
+    let n = pair.n;
+    let hosts = [
+        v4(n, 2),
+        v6(n, 2),
+        v4(n, 1),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ];
+    let mut argv = vec![py, "-c", NET, "ping-socket"];
+    argv.extend(hosts.iter().map(String::as_str));
+    let out = pair.sandbox(&argv, Duration::from_secs(60));
+    check("sandbox", &out);
+    let mut expected = String::new();
+    for h in &hosts {
+        let reply = if h.contains(':') { 129 } else { 0 };
+        expected += &format!("{h} type {reply} seq 7 payload True\n");
+    }
+    expected += "done\n";
+    assert_eq!(out.stdout_text(), expected);
 }
 
 #[test]
