@@ -1,10 +1,12 @@
-//! AF_INET sockets (TCP and UDP) over the sandbox's loopback stack ([`super::stack`]).
+//! AF_INET and AF_INET6 sockets (TCP and UDP) over the sandbox's stack ([`super::stack`]).
 //!
 //! A socket file is an id into the stack's entries plus its wait queue; all its state lives
 //! under the stack lock, so an operation locks the stack, acts, pumps the interface (which
 //! notifies every socket whose readiness changed, the peer's included) and kicks the
-//! poller. Only 127.0.0.1 (and 0.0.0.0 when binding) exists: other destinations are
-//! ENETUNREACH, other local addresses EADDRNOTAVAIL.
+//! poller. The stack's own addresses (the loopback's, the link's) and the wildcard are the
+//! bind addresses (others: EADDRNOTAVAIL); destinations are those the stack has a route to
+//! (others: ENETUNREACH). AF_INET6 sockets are dual-stack: an IPv4 peer shows v4-mapped,
+//! unless IPV6_V6ONLY, which refuses v4-mapped destinations.
 //!
 //! # Lock order
 //! The stack lock → wait queues (see [`super::stack`]).

@@ -1,10 +1,12 @@
 //! Sockets: the [`Socket`] operations the socket system calls use, and the families the
 //! sentry offers.
 //!
-//! AF_UNIX ([`unix`]) and AF_INET over a loopback-only stack ([`inet`], [`stack`]: TCP and
-//! UDP on 127.0.0.1, smoltcp) are implemented entirely inside the sentry: no host socket is
-//! ever created for an application. The sandbox has no outside network yet: other
-//! destinations are ENETUNREACH. AF_INET6 and AF_NETLINK are EAFNOSUPPORT.
+//! AF_UNIX ([`unix`]) and the internet families over the sentry's own stack ([`stack`] on
+//! smoltcp, [`link`] its device) are implemented entirely inside the sentry: no host socket
+//! is ever created for an application. AF_INET and AF_INET6 TCP and UDP ([`inet`]) and ICMP
+//! echo ([`icmp`]) run on the loopback (127.0.0.1, ::1) and, with `--network sandbox`, on
+//! the pod's link through the packet socket boot opened; destinations without a route are
+//! ENETUNREACH. AF_NETLINK is EAFNOSUPPORT.
 //!
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
