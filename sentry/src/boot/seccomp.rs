@@ -179,6 +179,11 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
             "the C library raising a signal in the sentry itself (abort)",
         ),
         (prctl, "std naming threads (PR_SET_NAME)"),
+        (
+            ppoll,
+            "net::stack poller on a link: sleeps on the packet socket and its wake pipe until \
+             the next TCP timer",
+        ),
     ]
 }
 

@@ -1,21 +1,22 @@
-//! AF_INET sockets (TCP and UDP) over the sandbox's loopback stack ([`super::stack`]).
+//! AF_INET and AF_INET6 sockets (TCP and UDP) over the sandbox's stack ([`super::stack`]).
 //!
 //! A socket file is an id into the stack's entries plus its wait queue; all its state lives
 //! under the stack lock, so an operation locks the stack, acts, pumps the interface (which
 //! notifies every socket whose readiness changed, the peer's included) and kicks the
-//! poller. Only 127.0.0.1 (and 0.0.0.0 when binding) exists: other destinations are
-//! ENETUNREACH, other local addresses EADDRNOTAVAIL.
+//! poller. The stack's own addresses (the loopback's, the link's) and the wildcard are the
+//! bind addresses (others: EADDRNOTAVAIL); destinations are those the stack has a route to
+//! (others: ENETUNREACH). AF_INET6 sockets are dual-stack: an IPv4 peer shows v4-mapped,
+//! unless IPV6_V6ONLY, which refuses v4-mapped destinations.
 //!
 //! # Lock order
 //! The stack lock → wait queues (see [`super::stack`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv6Address};
 
-use super::stack::{readiness, rx_len, Entry, Inner, Proto, St, Stack};
+use super::stack::{next_id, readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
@@ -24,67 +25,102 @@ use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Largest UDP payload over IPv4 without fragmentation.
 const UDP_MAX: usize = 65_507;
-const LOOPBACK: Ipv4Address = Ipv4Address::new(127, 0, 0, 1);
-const ANY: Ipv4Address = Ipv4Address::UNSPECIFIED;
+/// Largest UDP payload over IPv6.
+const UDP6_MAX: usize = 65_527;
 const SOL_TCP: i32 = libc::IPPROTO_TCP;
+/// `sizeof(struct sockaddr_in6)` and the shortest one Linux accepts (RFC 2133's, without
+/// the scope id).
+const SOCKADDR_IN6_LEN: usize = 28;
+const SOCKADDR_IN6_MIN: usize = 24;
 
-/// A `sockaddr_in`.
-fn sockaddr(addr: Ipv4Address, port: u16) -> Vec<u8> {
-    let mut v = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+/// A socket address of `family` (AF_INET: `sockaddr_in`; AF_INET6: `sockaddr_in6`, an IPv4
+/// address shown v4-mapped).
+pub(super) fn sockaddr(family: i32, addr: IpAddress, port: u16) -> Vec<u8> {
+    let mut v = (family as u16).to_ne_bytes().to_vec();
     v.extend_from_slice(&port.to_be_bytes());
-    v.extend_from_slice(&addr.octets());
-    v.extend_from_slice(&[0; 8]);
+    if family == libc::AF_INET6 {
+        let a = match addr {
+            IpAddress::Ipv6(a) => a,
+            IpAddress::Ipv4(a) => a.to_ipv6_mapped(),
+        };
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&a.octets());
+        v.extend_from_slice(&[0; 4]);
+        debug_assert_eq!(v.len(), SOCKADDR_IN6_LEN);
+    } else {
+        let a = match addr {
+            IpAddress::Ipv4(a) => a,
+            IpAddress::Ipv6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Address::UNSPECIFIED),
+        };
+        v.extend_from_slice(&a.octets());
+        v.extend_from_slice(&[0; 8]);
+    }
     v
 }
 
-/// A parsed `sockaddr_in`; `None` for AF_UNSPEC.
+/// A parsed socket address for a socket of `family`; `None` for AF_UNSPEC. A v4-mapped
+/// IPv6 address is the IPv4 address (dual-stack sockets).
 ///
 /// # Errors
 /// EINVAL when short, EAFNOSUPPORT for another family.
-fn parse(addr: &[u8]) -> Result<Option<(Ipv4Address, u16)>, Errno> {
+pub(super) fn parse(family: i32, addr: &[u8]) -> Result<Option<(IpAddress, u16)>, Errno> {
     if addr.len() < 2 {
         return Err(Errno::EINVAL);
     }
-    let family = i32::from(u16::from_ne_bytes([addr[0], addr[1]]));
-    if family == libc::AF_UNSPEC {
+    let given = i32::from(u16::from_ne_bytes([addr[0], addr[1]]));
+    if given == libc::AF_UNSPEC {
         return Ok(None);
     }
-    if addr.len() < 16 {
+    let min = if family == libc::AF_INET6 {
+        SOCKADDR_IN6_MIN
+    } else {
+        16
+    };
+    if addr.len() < min {
         return Err(Errno::EINVAL);
     }
-    if family != libc::AF_INET {
+    if given != family {
         return Err(Errno::EAFNOSUPPORT);
     }
     let port = u16::from_be_bytes([addr[2], addr[3]]);
-    let ip = Ipv4Address::new(addr[4], addr[5], addr[6], addr[7]);
+    let ip = if family == libc::AF_INET6 {
+        let a = Ipv6Address::from(<[u8; 16]>::try_from(&addr[8..24]).expect("16 bytes"));
+        match a.to_ipv4_mapped() {
+            Some(v4) => IpAddress::Ipv4(v4),
+            None => IpAddress::Ipv6(a),
+        }
+    } else {
+        IpAddress::v4(addr[4], addr[5], addr[6], addr[7])
+    };
     Ok(Some((ip, port)))
 }
 
-/// A destination: 0.0.0.0 means this host, as Linux; anything but loopback is unreachable.
-fn destination(ip: Ipv4Address, port: u16) -> Result<IpEndpoint, Errno> {
-    if ip == ANY || ip == LOOPBACK {
-        Ok(IpEndpoint::new(IpAddress::Ipv4(LOOPBACK), port))
-    } else {
-        Err(Errno::ENETUNREACH)
+/// The unspecified address (0.0.0.0, ::) means this host, as Linux: its loopback.
+fn this_host(ip: IpAddress) -> IpAddress {
+    match ip {
+        IpAddress::Ipv4(a) if a.is_unspecified() => IpAddress::v4(127, 0, 0, 1),
+        IpAddress::Ipv6(a) if a.is_unspecified() => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
+        a => a,
     }
 }
 
-/// An AF_INET socket's address (its smoltcp sockets only ever carry IPv4 ones; a v4-mapped
-/// IPv6 address is the same address).
-fn v4(a: IpAddress) -> Ipv4Address {
-    match a {
-        IpAddress::Ipv4(a) => a,
-        IpAddress::Ipv6(a) => a.to_ipv4_mapped().unwrap_or(ANY),
-    }
+/// A destination and where it is reached.
+///
+/// # Errors
+/// ENETUNREACH without a route.
+pub(super) fn destination(g: &Inner, ip: IpAddress, port: u16) -> Result<(IpEndpoint, Hop), Errno> {
+    let ip = this_host(ip);
+    let hop = g.hop(ip).ok_or(Errno::ENETUNREACH)?;
+    Ok((IpEndpoint::new(ip, port), hop))
 }
 
-/// An AF_INET socket file.
+/// An AF_INET or AF_INET6 socket file.
 pub struct InetSocket {
     id: u64,
+    /// AF_INET or AF_INET6.
+    family: i32,
     proto: Proto,
     queue: Arc<WaitQueue>,
     /// The namespace's stack the socket lives in.
@@ -95,6 +131,7 @@ impl std::fmt::Debug for InetSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InetSocket")
             .field("id", &self.id)
+            .field("family", &self.family)
             .field("proto", &self.proto)
             .finish()
     }
@@ -107,7 +144,7 @@ impl Drop for InetSocket {
     }
 }
 
-/// The socket types `socket(2)` accepts for AF_INET.
+/// The socket types `socket(2)` accepts for AF_INET and AF_INET6.
 ///
 /// # Errors
 /// ESOCKTNOSUPPORT, EPROTONOSUPPORT.
@@ -121,20 +158,45 @@ pub fn proto_of(ty: i32, protocol: i32) -> Result<Proto, Errno> {
 }
 
 impl InetSocket {
-    /// A new unbound socket.
+    /// A new unbound AF_INET socket.
     pub fn new(stack: &Arc<Stack>, proto: Proto) -> InetSocket {
+        InetSocket::of_family(stack, libc::AF_INET, proto)
+    }
+
+    /// A new unbound socket of `family` (AF_INET or AF_INET6).
+    pub fn of_family(stack: &Arc<Stack>, family: i32, proto: Proto) -> InetSocket {
         let queue = Arc::new(WaitQueue::new());
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_id();
         stack
             .lock()
             .entries
-            .insert(id, Entry::new(proto, queue.clone()));
+            .insert(id, Entry::new(proto, family, queue.clone()));
         InetSocket {
             id,
+            family,
             proto,
             queue,
             stack: stack.clone(),
         }
+    }
+
+    fn addr(&self, ip: IpAddress, port: u16) -> Vec<u8> {
+        sockaddr(self.family, ip, port)
+    }
+
+    /// An address given to this socket: IPv4 ones only v4-mapped on AF_INET6 sockets, and
+    /// not when IPV6_V6ONLY is set.
+    ///
+    /// # Errors
+    /// As [`parse`]; ENETUNREACH for a v4-mapped address on an IPV6_V6ONLY socket.
+    fn parse(&self, g: &Inner, addr: &[u8]) -> Result<Option<(IpAddress, u16)>, Errno> {
+        let r = parse(self.family, addr)?;
+        if let Some((IpAddress::Ipv4(_), _)) = r {
+            if self.family == libc::AF_INET6 && v6only(&g.entries[&self.id]) {
+                return Err(Errno::ENETUNREACH);
+            }
+        }
+        Ok(r)
     }
 
     /// Runs `f` on the stack with this socket's entry id, then pumps and kicks the poller.
@@ -148,14 +210,20 @@ impl InetSocket {
         r
     }
 
-    /// Binds to `addr`/`port` (port 0: ephemeral) unless bound.
-    fn bind_locked(g: &mut Inner, id: u64, addr: Ipv4Address, port: u16) -> Result<(), Errno> {
+    /// Binds to `addr`/`port` (`None` address: the wildcard; port 0: ephemeral) unless
+    /// bound.
+    fn bind_locked(
+        g: &mut Inner,
+        id: u64,
+        addr: Option<IpAddress>,
+        port: u16,
+    ) -> Result<(), Errno> {
         let proto = g.entries[&id].proto;
         if g.entries[&id].bound.is_some() {
             return Err(Errno::EINVAL);
         }
         let port = g.take_port(proto, port, id)?;
-        let udp = (proto == Proto::Udp).then(|| g.new_udp(port));
+        let udp = (proto == Proto::Udp).then(|| g.new_udp(addr, port));
         let e = g.entries.get_mut(&id).expect("present");
         e.bound = Some((addr, port));
         e.owns_port = true;
@@ -173,8 +241,8 @@ impl InetSocket {
                 let wr_shut = e.wr_shut;
                 let h = match e.st {
                     St::Connected(h) => h,
-                    St::Connecting(_) if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
-                    St::Connecting(_) => return None,
+                    St::Connecting { .. } if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
+                    St::Connecting { .. } => return None,
                     _ => return Some(Err(Errno::EPIPE)),
                 };
                 if wr_shut {
@@ -214,13 +282,18 @@ impl InetSocket {
         flags: IoFlags,
     ) -> Result<usize, Errno> {
         let dest = match to {
-            Some(a) => match parse(a)? {
-                Some((ip, port)) => Some((ip, port)),
+            Some(a) => match self.parse(&self.stack.lock(), a)? {
+                Some(d) => Some(d),
                 None => return Err(Errno::EAFNOSUPPORT),
             },
             None => None,
         };
-        if data.len() > UDP_MAX {
+        let max = if self.family == libc::AF_INET6 {
+            UDP6_MAX
+        } else {
+            UDP_MAX
+        };
+        if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
         t.block_on(&[&self.queue], None, || {
@@ -229,15 +302,15 @@ impl InetSocket {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
                 };
-                let ep = match destination(ip, port) {
-                    Ok(ep) => ep,
+                let ep = match destination(g, ip, port) {
+                    Ok((ep, _)) => ep,
                     Err(e) => return Some(Err(e)),
                 };
                 if port == 0 {
                     return Some(Err(Errno::EINVAL));
                 }
                 if g.entries[&id].bound.is_none() {
-                    if let Err(e) = Self::bind_locked(g, id, ANY, 0) {
+                    if let Err(e) = Self::bind_locked(g, id, None, 0) {
                         return Some(Err(e));
                     }
                 }
@@ -258,6 +331,7 @@ impl InetSocket {
 
     /// One receive attempt: `None` when nothing is there yet.
     fn take(
+        &self,
         g: &mut Inner,
         id: u64,
         len: usize,
@@ -320,10 +394,12 @@ impl InetSocket {
                         }
                     }
                 };
-                let from = (v4(meta.endpoint.addr), meta.endpoint.port);
-                if peer.is_some_and(|p| p != from) {
+                let from = (meta.endpoint.addr, meta.endpoint.port);
+                let foreign = self.family == libc::AF_INET && matches!(from.0, IpAddress::Ipv6(_));
+                if foreign || peer.is_some_and(|p| p != from) {
                     if flags.peek {
-                        // Drop the stranger's datagram and look again.
+                        // Drop the stranger's (or an IPv6 datagram on an AF_INET socket)
+                        // and look again.
                         let _ = s.recv();
                     }
                     continue;
@@ -332,7 +408,7 @@ impl InetSocket {
                 return Some(Ok(InMessage {
                     data: data[..n].to_vec(),
                     full_len: data.len(),
-                    from: Some(sockaddr(from.0, from.1)),
+                    from: Some(self.addr(from.0, from.1)),
                     ..InMessage::default()
                 }));
             },
@@ -343,17 +419,17 @@ impl InetSocket {
                     None
                 }
             }
-            St::Connecting(_) => None,
+            St::Connecting { .. } => None,
             _ => Some(Err(Errno::ENOTCONN)),
         }
     }
 }
 
-fn int(v: i32) -> Vec<u8> {
+pub(super) fn int(v: i32) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
 }
 
-fn int_of(value: &[u8]) -> Result<i32, Errno> {
+pub(super) fn int_of(value: &[u8]) -> Result<i32, Errno> {
     Ok(i32::from_ne_bytes(
         value
             .get(..4)
@@ -363,20 +439,36 @@ fn int_of(value: &[u8]) -> Result<i32, Errno> {
     ))
 }
 
+/// Whether IPV6_V6ONLY is set on the entry.
+pub(super) fn v6only(e: &Entry) -> bool {
+    e.options
+        .get(&(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY))
+        .is_some_and(|v| v.iter().any(|&b| b != 0))
+}
+
 impl Socket for InetSocket {
     fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
-        let (ip, port) = match parse(addr)? {
-            Some(a) => a,
-            // Linux accepts AF_UNSPEC with INADDR_ANY for compatibility.
-            None if addr.len() >= 8 && addr[4..8] == [0; 4] => {
-                (ANY, u16::from_be_bytes([addr[2], addr[3]]))
-            }
-            None => return Err(Errno::EAFNOSUPPORT),
-        };
-        if ip != ANY && ip != LOOPBACK {
-            return Err(Errno::EADDRNOTAVAIL);
-        }
-        self.with(|g, id| Self::bind_locked(g, id, ip, port))
+        self.with(|g, id| {
+            let (ip, port) = match self.parse(g, addr)? {
+                Some(a) => a,
+                // Linux accepts AF_UNSPEC with INADDR_ANY on AF_INET for compatibility.
+                None if self.family == libc::AF_INET && addr.len() >= 8 && addr[4..8] == [0; 4] => {
+                    (
+                        IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
+                        u16::from_be_bytes([addr[2], addr[3]]),
+                    )
+                }
+                None => return Err(Errno::EAFNOSUPPORT),
+            };
+            let ip = if ip.is_unspecified() {
+                None
+            } else if g.is_own(ip) {
+                Some(ip)
+            } else {
+                return Err(Errno::EADDRNOTAVAIL);
+            };
+            Self::bind_locked(g, id, ip, port)
+        })
     }
 
     fn listen(&self, _t: &mut dyn Context, backlog: i32) -> Result<(), Errno> {
@@ -389,7 +481,7 @@ impl Socket for InetSocket {
                 _ => return Err(Errno::EINVAL),
             }
             if g.entries[&id].bound.is_none() {
-                Self::bind_locked(g, id, ANY, 0)?;
+                Self::bind_locked(g, id, None, 0)?;
             }
             g.listen(id, backlog);
             Ok(())
@@ -418,7 +510,7 @@ impl Socket for InetSocket {
                 }
             })
         })?;
-        let sock = InetSocket::new(&self.stack, Proto::Tcp);
+        let sock = InetSocket::of_family(&self.stack, self.family, Proto::Tcp);
         let peer = self.with(|g, _| {
             let s = g.tcp(h);
             let local = s.local_endpoint();
@@ -426,59 +518,71 @@ impl Socket for InetSocket {
             let e = g.entries.get_mut(&sock.id).expect("present");
             e.st = St::Connected(h);
             e.nodelay = nodelay;
-            e.bound = local.map(|l| (v4(l.addr), l.port));
-            remote.map_or_else(|| sockaddr(ANY, 0), |r| sockaddr(v4(r.addr), r.port))
+            e.bound = local.map(|l| (Some(l.addr), l.port));
+            remote.map_or_else(
+                || self.addr(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+                |r| self.addr(r.addr, r.port),
+            )
         });
         Ok((Arc::new(sock), peer))
     }
 
     fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
-        let target = parse(addr)?;
         if self.proto == Proto::Udp {
-            let peer = match target {
-                None => None,
-                Some((ip, port)) => {
-                    destination(ip, port)?;
-                    Some((if ip == ANY { LOOPBACK } else { ip }, port))
-                }
-            };
             return self.with(|g, id| {
+                let peer = match self.parse(g, addr)? {
+                    None => None,
+                    Some((ip, port)) => {
+                        let (ep, _) = destination(g, ip, port)?;
+                        Some((ep.addr, port))
+                    }
+                };
                 if peer.is_some() && g.entries[&id].bound.is_none() {
-                    Self::bind_locked(g, id, ANY, 0)?;
+                    Self::bind_locked(g, id, None, 0)?;
                 }
                 g.entries.get_mut(&id).expect("present").udp_peer = peer;
                 Ok(())
             });
         }
-        let Some((ip, port)) = target else {
-            return Err(Errno::EAFNOSUPPORT);
-        };
-        let remote = destination(ip, port)?;
         self.with(|g, id| {
+            let Some((ip, port)) = self.parse(g, addr)? else {
+                return Err(Errno::EAFNOSUPPORT);
+            };
+            let (remote, hop) = destination(g, ip, port)?;
             match g.entries[&id].st {
                 St::Idle | St::Failed => {}
-                St::Connecting(_) => return Err(Errno::EALREADY),
+                St::Connecting { .. } => return Err(Errno::EALREADY),
                 St::Connected(_) => return Err(Errno::EISCONN),
-                St::Listening { .. } | St::Udp(_) => return Err(Errno::EISCONN),
+                St::Listening { .. } | St::Udp(_) | St::Icmp(_) => return Err(Errno::EISCONN),
             }
             if g.entries[&id].bound.is_none() {
-                Self::bind_locked(g, id, ANY, 0)?;
+                Self::bind_locked(g, id, None, 0)?;
             }
             let e = &g.entries[&id];
-            let (_, lport) = e.bound.expect("bound");
+            let (local, lport) = e.bound.expect("bound");
+            let local = local.unwrap_or_else(|| g.source_for(remote.addr));
             let nodelay = e.nodelay;
             let h = g.new_tcp(nodelay);
             let r = {
                 let cx = g.iface.context();
                 let s = g.set.get_mut::<tcp::Socket>(h);
-                s.connect(cx, remote, lport)
+                s.set_timeout(Some(super::stack::CONNECT_TIMEOUT));
+                s.connect(cx, remote, IpEndpoint::new(local, lport))
             };
             if r.is_err() {
                 g.set.remove(h);
                 return Err(Errno::EADDRNOTAVAIL);
             }
+            let since = g.now();
             let e = g.entries.get_mut(&id).expect("present");
-            e.st = St::Connecting(h);
+            e.st = St::Connecting {
+                h,
+                since,
+                hop: match hop {
+                    Hop::Inside => None,
+                    Hop::Link(a) => Some(a),
+                },
+            };
             e.error = None;
             Ok(())
         })?;
@@ -503,14 +607,14 @@ impl Socket for InetSocket {
                 // Linux ignores the address on a connected stream socket.
                 self.send_tcp(t, &msg.data, flags)
             }
-            Proto::Udp => self.send_udp(t, &msg.data, msg.to.as_deref(), flags),
+            Proto::Udp | Proto::Icmp => self.send_udp(t, &msg.data, msg.to.as_deref(), flags),
         }
     }
 
     fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
         if !flags.waitall || self.proto != Proto::Tcp {
             return t.block_on(&[&self.queue], None, || {
-                self.with(|g, id| match Self::take(g, id, len, flags) {
+                self.with(|g, id| match self.take(g, id, len, flags) {
                     Some(r) => Some(r),
                     None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
                     None => None,
@@ -520,7 +624,7 @@ impl Socket for InetSocket {
         let mut out = InMessage::default();
         let r = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| loop {
-                match Self::take(g, id, len - out.data.len(), flags) {
+                match self.take(g, id, len - out.data.len(), flags) {
                     Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
                     Some(Ok(mut m)) => {
                         out.data.append(&mut m.data);
@@ -546,17 +650,23 @@ impl Socket for InetSocket {
     fn local_addr(&self) -> Vec<u8> {
         let g = self.stack.lock();
         let e = &g.entries[&self.id];
+        let any = match self.family {
+            libc::AF_INET6 => IpAddress::Ipv6(Ipv6Address::UNSPECIFIED),
+            _ => IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
+        };
         match (e.bound, &e.st) {
-            (Some((ip, port)), St::Connected(h) | St::Connecting(h)) if ip == ANY => {
-                let l = g.set.get::<tcp::Socket>(*h).local_endpoint();
-                l.map_or_else(
-                    || sockaddr(LOOPBACK, port),
-                    |l| sockaddr(v4(l.addr), l.port),
-                )
+            (Some((None, port)), St::Connected(h) | St::Connecting { h, .. }) => {
+                match g.set.get::<tcp::Socket>(*h).local_endpoint() {
+                    Some(l) => self.addr(l.addr, l.port),
+                    None => self.addr(any, port),
+                }
             }
-            (Some((ip, port)), _) if ip == ANY && e.udp_peer.is_some() => sockaddr(LOOPBACK, port),
-            (Some((ip, port)), _) => sockaddr(ip, port),
-            (None, _) => sockaddr(ANY, 0),
+            (Some((None, port)), _) => match e.udp_peer {
+                Some((peer, _)) => self.addr(g.source_for(peer), port),
+                None => self.addr(any, port),
+            },
+            (Some((Some(ip), port)), _) => self.addr(ip, port),
+            (None, _) => self.addr(any, 0),
         }
     }
 
@@ -568,11 +678,11 @@ impl Socket for InetSocket {
                 .set
                 .get::<tcp::Socket>(h)
                 .remote_endpoint()
-                .map(|r| sockaddr(v4(r.addr), r.port))
+                .map(|r| self.addr(r.addr, r.port))
                 .ok_or(Errno::ENOTCONN),
             _ => e
                 .udp_peer
-                .map(|(ip, port)| sockaddr(ip, port))
+                .map(|(ip, port)| self.addr(ip, port))
                 .ok_or(Errno::ENOTCONN),
         }
     }
@@ -608,13 +718,14 @@ impl Socket for InetSocket {
         let proto = match self.proto {
             Proto::Tcp => libc::IPPROTO_TCP,
             Proto::Udp => libc::IPPROTO_UDP,
+            Proto::Icmp => libc::IPPROTO_ICMP,
         };
         Ok(match (level, name) {
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(match self.proto {
                 Proto::Tcp => libc::SOCK_STREAM,
-                Proto::Udp => libc::SOCK_DGRAM,
+                Proto::Udp | Proto::Icmp => libc::SOCK_DGRAM,
             }),
-            (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(proto),
             (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
@@ -635,7 +746,15 @@ impl Socket for InetSocket {
                 .unwrap_or(vec![0; 16]),
             (SOL_TCP, libc::TCP_NODELAY) if self.proto == Proto::Tcp => int(i32::from(e.nodelay)),
             (SOL_TCP, libc::TCP_MAXSEG) if self.proto == Proto::Tcp => int(65_483),
+            (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if self.family == libc::AF_INET6 => {
+                int(i32::from(v6only(e)))
+            }
             (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            (libc::IPPROTO_IPV6, _) if self.family == libc::AF_INET6 => e
                 .options
                 .get(&(level, name))
                 .cloned()
@@ -656,6 +775,7 @@ impl Socket for InetSocket {
 
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
         let known = matches!(level, libc::SOL_SOCKET | libc::IPPROTO_IP)
+            || (level == libc::IPPROTO_IPV6 && self.family == libc::AF_INET6)
             || (level == SOL_TCP && self.proto == Proto::Tcp)
             || (level == libc::IPPROTO_UDP && self.proto == Proto::Udp);
         if !known {
@@ -678,7 +798,7 @@ impl Socket for InetSocket {
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;
                     let nodelay = e.nodelay;
-                    if let St::Connected(h) | St::Connecting(h) = e.st {
+                    if let St::Connected(h) | St::Connecting { h, .. } = e.st {
                         g.tcp(h).set_nagle_enabled(!nodelay);
                     }
                 }
@@ -759,18 +879,41 @@ mod tests {
 
     #[test]
     fn sockaddr_round_trips() {
-        let a = sockaddr(LOOPBACK, 8080);
+        let lo = IpAddress::v4(127, 0, 0, 1);
+        let a = sockaddr(libc::AF_INET, lo, 8080);
         assert_eq!(a.len(), 16);
-        assert_eq!(parse(&a).unwrap(), Some((LOOPBACK, 8080)));
-        assert_eq!(parse(&a[..8]), Err(Errno::EINVAL));
-        assert_eq!(parse(&(libc::AF_UNSPEC as u16).to_ne_bytes()), Ok(None));
+        assert_eq!(parse(libc::AF_INET, &a).unwrap(), Some((lo, 8080)));
+        assert_eq!(parse(libc::AF_INET, &a[..8]), Err(Errno::EINVAL));
+        assert_eq!(
+            parse(libc::AF_INET, &(libc::AF_UNSPEC as u16).to_ne_bytes()),
+            Ok(None)
+        );
+        let six = IpAddress::v6(0xfd00, 0x251, 0, 0, 0, 0, 0, 1);
+        let b = sockaddr(libc::AF_INET6, six, 80);
+        assert_eq!(b.len(), SOCKADDR_IN6_LEN);
+        assert_eq!(parse(libc::AF_INET6, &b).unwrap(), Some((six, 80)));
+        assert_eq!(parse(libc::AF_INET6, &a), Err(Errno::EINVAL));
+        assert_eq!(parse(libc::AF_INET, &b), Err(Errno::EAFNOSUPPORT));
+        // A v4-mapped address is the IPv4 address, and shows v4-mapped again.
+        let mapped = sockaddr(libc::AF_INET6, lo, 1);
+        assert_eq!(&mapped[8..20], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        assert_eq!(parse(libc::AF_INET6, &mapped).unwrap(), Some((lo, 1)));
     }
 
     #[test]
-    fn only_loopback_is_reachable() {
-        assert!(destination(ANY, 1).is_ok());
+    fn only_own_addresses_are_reachable_on_loopback() {
+        let stack = Stack::start();
+        let g = stack.lock();
+        let any = IpAddress::Ipv4(Ipv4Address::UNSPECIFIED);
+        let (ep, hop) = destination(&g, any, 1).unwrap();
+        assert_eq!((ep.addr, hop), (IpAddress::v4(127, 0, 0, 1), Hop::Inside));
+        assert!(destination(&g, IpAddress::Ipv6(Ipv6Address::LOCALHOST), 1).is_ok());
         assert_eq!(
-            destination(Ipv4Address::new(10, 0, 0, 1), 1),
+            destination(&g, IpAddress::v4(10, 0, 0, 1), 1),
+            Err(Errno::ENETUNREACH)
+        );
+        assert_eq!(
+            destination(&g, IpAddress::v4(127, 0, 0, 2), 1),
             Err(Errno::ENETUNREACH)
         );
     }

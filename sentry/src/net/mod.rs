@@ -1,11 +1,13 @@
 //! Sockets: the [`Socket`] operations the socket system calls use, and the families the
 //! sentry offers.
 //!
-//! AF_UNIX ([`unix`]) and AF_INET over a loopback-only stack ([`inet`], [`stack`]: TCP and
-//! UDP on 127.0.0.1, smoltcp) are implemented entirely inside the sentry: no host socket is
-//! ever created for an application. The sandbox has no outside network yet: other
-//! destinations are ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the
-//! namespace's configuration. AF_INET6 is EAFNOSUPPORT.
+//! AF_UNIX ([`unix`]) and the internet families over the sentry's own stack ([`stack`] on
+//! smoltcp, [`link`] its device) are implemented entirely inside the sentry: no host socket
+//! is ever created for an application. AF_INET and AF_INET6 TCP and UDP ([`inet`]) and ICMP
+//! echo ([`icmp`]) run on the loopback (127.0.0.1, ::1) and, with `--network sandbox`, on
+//! the pod's link through the packet socket boot opened; destinations without a route are
+//! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
+//! configuration.
 //!
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
@@ -14,7 +16,9 @@
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
 pub mod config;
+pub mod icmp;
 pub mod inet;
+pub mod link;
 pub mod netlink;
 pub mod stack;
 pub mod unix;
@@ -37,7 +41,8 @@ pub struct Namespace {
     pub network: config::Network,
     /// The netlink port ids bound.
     netlink_ports: Arc<netlink::Ports>,
-    /// The internet stack, started (with its poller thread) by the first AF_INET socket.
+    /// The internet stack (with its poller thread): on a link, started with the namespace;
+    /// loopback-only, by the first internet socket.
     inet: OnceLock<Arc<stack::Stack>>,
 }
 
@@ -51,10 +56,20 @@ impl std::fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    /// A namespace offering `network`.
-    pub fn new(network: config::Network) -> Namespace {
+    /// A namespace offering `network`. On the pod's link (`Network::Sandbox`) the stack
+    /// starts now, taking the packet sockets out of `network` (its `devices` are left
+    /// empty), so that it answers ARP and pings before any socket exists.
+    pub fn new(mut network: config::Network) -> Namespace {
+        let inet = OnceLock::new();
+        if let config::Network::Sandbox { config, devices } = &mut network {
+            match stack::Stack::start_on_link(config, std::mem::take(devices)) {
+                Ok(s) => drop(inet.set(s)),
+                Err(e) => log::error!("netstack: cannot run on the link: {e}; loopback only"),
+            }
+        }
         Namespace {
             network,
+            inet,
             ..Namespace::default()
         }
     }
@@ -69,6 +84,7 @@ impl Namespace {
     /// Does not start the stack.
     pub fn inet_sockets(&self) -> Vec<InetEntry> {
         use smoltcp::socket::tcp::State as T;
+        use smoltcp::wire::IpAddress;
         let Some(stack) = self.inet.get() else {
             return Vec::new();
         };
@@ -77,26 +93,46 @@ impl Namespace {
         let mut out = Vec::new();
         for id in ids {
             let e = &g.entries[&id];
-            let (bound, peer) = (e.bound, e.udp_peer);
-            let any = (std::net::Ipv4Addr::UNSPECIFIED, 0);
-            let local = bound.map_or(any, |(a, p)| (a, p));
-            let entry = match e.st {
-                stack::St::Listening { .. } => Some(InetEntry {
-                    proto: stack::Proto::Tcp,
+            let family = e.family;
+            // As the socket's family shows it: an AF_INET6 socket's IPv4 peers are v4-mapped.
+            let ip = |a: Option<IpAddress>| -> std::net::IpAddr {
+                match (family, a) {
+                    (libc::AF_INET6, Some(IpAddress::Ipv4(a))) => a.to_ipv6_mapped().into(),
+                    (libc::AF_INET6, Some(IpAddress::Ipv6(a))) => a.into(),
+                    (libc::AF_INET6, None) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                    (_, Some(IpAddress::Ipv4(a))) => a.into(),
+                    (_, Some(IpAddress::Ipv6(a))) => a
+                        .to_ipv4_mapped()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+                        .into(),
+                    (_, None) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                }
+            };
+            let local = e.bound.map_or((ip(None), 0), |(a, p)| (ip(a), p));
+            let peer = e.udp_peer.map(|(a, p)| (ip(Some(a)), p));
+            let unconnected = (ip(None), 0);
+            let entry = |proto, local, remote, state, queues: (usize, usize)| InetEntry {
+                proto,
+                family,
+                local,
+                remote,
+                state,
+                tx_queue: queues.0,
+                rx_queue: queues.1,
+                ino: id,
+            };
+            let listed = match e.st {
+                stack::St::Listening { .. } => Some(entry(
+                    stack::Proto::Tcp,
                     local,
-                    remote: any,
-                    state: 0x0A,
-                    tx_queue: 0,
-                    rx_queue: 0,
-                    ino: id,
-                }),
-                stack::St::Connecting(h) | stack::St::Connected(h) => {
+                    unconnected,
+                    0x0A,
+                    (0, 0),
+                )),
+                stack::St::Connecting { h, .. } | stack::St::Connected(h) => {
                     let s = g.tcp(h);
                     let ep = |x: Option<smoltcp::wire::IpEndpoint>| {
-                        x.map_or(any, |x| match x.addr {
-                            smoltcp::wire::IpAddress::Ipv4(a) => (a, x.port),
-                            smoltcp::wire::IpAddress::Ipv6(_) => (any.0, x.port),
-                        })
+                        x.map_or(unconnected, |x| (ip(Some(x.addr)), x.port))
                     };
                     // Linux's TCP_* state numbers.
                     let state = match s.state() {
@@ -112,40 +148,39 @@ impl Namespace {
                         T::Listen => 0x0A,
                         T::Closing => 0x0B,
                     };
-                    Some(InetEntry {
-                        proto: stack::Proto::Tcp,
-                        local: ep(s.local_endpoint()),
-                        remote: ep(s.remote_endpoint()),
+                    Some(entry(
+                        stack::Proto::Tcp,
+                        ep(s.local_endpoint()),
+                        ep(s.remote_endpoint()),
                         state,
-                        tx_queue: s.send_queue(),
-                        rx_queue: s.recv_queue(),
-                        ino: id,
-                    })
+                        (s.send_queue(), s.recv_queue()),
+                    ))
                 }
-                stack::St::Udp(_) => Some(InetEntry {
-                    proto: stack::Proto::Udp,
+                stack::St::Udp(_) => Some(entry(
+                    stack::Proto::Udp,
                     local,
-                    remote: peer.unwrap_or(any),
-                    state: if peer.is_some() { 1 } else { 7 },
-                    tx_queue: 0,
-                    rx_queue: 0,
-                    ino: id,
-                }),
+                    peer.unwrap_or(unconnected),
+                    if peer.is_some() { 1 } else { 7 },
+                    (0, 0),
+                )),
+                // Ping sockets are /proc/net/icmp's, which the sentry does not offer.
                 _ => None,
             };
-            out.extend(entry);
+            out.extend(listed);
         }
         out.sort_by_key(|e| e.ino);
         out
     }
 }
 
-/// An AF_INET socket as `/proc/net/{tcp,udp}` shows it.
+/// An internet socket as `/proc/net/{tcp,udp,tcp6,udp6}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InetEntry {
     pub proto: stack::Proto,
-    pub local: (std::net::Ipv4Addr, u16),
-    pub remote: (std::net::Ipv4Addr, u16),
+    /// AF_INET (listed in tcp, udp) or AF_INET6 (tcp6, udp6).
+    pub family: i32,
+    pub local: (std::net::IpAddr, u16),
+    pub remote: (std::net::IpAddr, u16),
     /// Linux's `TCP_*` state number (UDP: 7 unconnected, 1 connected).
     pub state: u8,
     pub tx_queue: usize,
@@ -172,11 +207,13 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A new socket of `domain` and `ty` (without flags).
+/// A new socket of `domain` and `ty` (without flags), for the caller `t`.
 ///
 /// # Errors
-/// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT.
+/// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT;
+/// EPERM for a raw socket without CAP_NET_RAW.
 pub fn socket(
+    t: &dyn Context,
     ns: &Namespace,
     domain: i32,
     ty: i32,
@@ -188,9 +225,23 @@ pub fn socket(
             check_unix_protocol(protocol)?;
             Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
         }
-        libc::AF_INET => {
+        libc::AF_INET | libc::AF_INET6 => {
+            if let Some(raw) = icmp::kind_of(domain, ty, protocol) {
+                if raw && !t.creds().has_cap(crate::auth::cap::NET_RAW) {
+                    return Err(Errno::EPERM);
+                }
+                return Ok(Arc::new(icmp::IcmpSocket::new(ns.inet(), domain, raw)));
+            }
+            if ty == libc::SOCK_RAW {
+                // Raw sockets of other protocols are not offered.
+                return Err(Errno::EPROTONOSUPPORT);
+            }
             let proto = inet::proto_of(ty, protocol)?;
-            Ok(Arc::new(inet::InetSocket::new(ns.inet(), proto)))
+            Ok(Arc::new(inet::InetSocket::of_family(
+                ns.inet(),
+                domain,
+                proto,
+            )))
         }
         libc::AF_NETLINK => {
             netlink::check_type(ty, protocol)?;

@@ -1,15 +1,29 @@
-//! The sandbox's internet stack: one smoltcp [`Interface`] on a loopback device holding
-//! 127.0.0.1/8, its socket set, and the bookkeeping of the sentry's AF_INET sockets
+//! The sandbox's internet stack: one smoltcp [`Interface`] on the stack's device
+//! ([`super::link`]), its socket set, and the bookkeeping of the sentry's AF_INET sockets
 //! ([`super::inet`]).
 //!
+//! In loopback-only mode the interface holds 127.0.0.1/8 on an IP device that loops every
+//! packet. On the pod's link (`Network::Sandbox`) it is an Ethernet interface with the
+//! link's MAC and addresses, the gateways of the configured routes, and 127.0.0.1/8 and ::1
+//! as well: one interface and one socket set, whose device keeps the frames the sandbox
+//! sends to itself inside (see [`super::link`]). So a socket needs no choice of interface:
+//! a wildcard listener or UDP socket is one smoltcp socket that hears every address, and the
+//! source address follows smoltcp's choice by destination. (One interface per link plus a
+//! loopback interface would need a socket per interface for every wildcard socket and a
+//! routing decision before smoltcp's own; with one link per pod, as container networks
+//! give, the single interface is simpler and complete. Further links are not used.)
+//!
 //! Everything lives behind one mutex ([`Stack::lock`]). Every socket operation runs with it
-//! held and ends with [`Inner::pump`]: the interface is polled until the loopback device
-//! has nothing left to deliver, then [`Inner::settle`] moves sockets along (a listener's
-//! established connections into its accept queue, a finished `connect`) and notifies each
-//! socket's wait queue whose readiness or queued bytes changed. A background thread polls
-//! at smoltcp's `poll_delay` for the TCP timers (retransmission, TIME_WAIT); operations
-//! kick it so that it re-reads the delay. It needs no host system call beyond a thread and
-//! a futex.
+//! held and ends with [`Inner::pump`]: the interface is polled, in rounds of a bounded number
+//! of frames, until nothing is left to deliver; after each round [`Inner::settle`] moves
+//! sockets along (a listener's established connections into its accept queue, a finished
+//! `connect`) and notifies each socket's wait queue whose readiness or queued bytes
+//! changed. A background thread polls for frames from the link and at smoltcp's
+//! `poll_delay` for the TCP timers (retransmission, TIME_WAIT); operations kick it so that
+//! it re-reads the delay. On a link it sleeps in ppoll(2) on the packet socket and a wake
+//! pipe; loopback-only, on a condition variable (no host system call beyond a futex).
+//! On a link the stack starts with the namespace, before any socket exists, so that it
+//! answers ARP and pings from the start.
 //!
 //! Each network namespace ([`super::Namespace`], owned by the kernel) has its own stack;
 //! its poller thread ends once the stack is gone.
@@ -19,37 +33,52 @@
 //! stack lock).
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::phy::{Loopback, Medium};
-use smoltcp::socket::{tcp, udp};
-use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::socket::{icmp, tcp, udp};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
+use super::config::NetConfig;
+use super::link::Device;
 use crate::abi::Errno;
 use crate::waiter::{WaitQueue, Wake};
 
-/// Bytes of each TCP socket's receive and send buffers.
+/// Bytes of each TCP socket's receive and send buffers (window scaling lets a peer fill
+/// them).
 pub const TCP_BUF: usize = 256 * 1024;
 /// Payload bytes of each UDP socket's receive and send buffers.
 const UDP_BUF: usize = 256 * 1024;
 /// Datagrams each UDP buffer holds.
 const UDP_PACKETS: usize = 64;
-/// Most listening smoltcp sockets (each takes one connection) a listener keeps.
-const MAX_BACKLOG: usize = 16;
+/// Largest listen backlog (Linux's default `somaxconn`).
+const MAX_BACKLOG: usize = 4096;
+/// Listening smoltcp sockets a listener keeps ready for new SYNs (each takes one); as many
+/// as frames one poll round can bring, so a burst of SYNs is never reset.
+const SPARE_LISTENERS: usize = super::link::FRAMES_PER_POLL;
 /// First and last ephemeral port (Linux's `ip_local_port_range`).
 const EPHEMERAL: (u16, u16) = (32768, 60999);
 /// Longest the poller sleeps without a timer due.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
-/// Most interface polls one pump makes (each moves the loopback queue one step).
-const MAX_POLLS: usize = 1024;
+/// Most poll rounds one pump makes (each takes at most `FRAMES_PER_POLL` frames).
+const MAX_ROUNDS: usize = 256;
+/// How long a connect waits for its next hop to answer ARP or neighbour discovery before
+/// failing with EHOSTUNREACH (Linux: 3 probes a second apart).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an unanswered connect retransmits its SYN before ETIMEDOUT (Linux with
+/// `tcp_syn_retries` = 6: about 127 s).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
 
 /// The transport protocol of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {
     Tcp,
     Udp,
+    /// ICMP echo (ping and raw ICMP sockets); its "port" is the echo identifier.
+    Icmp,
 }
 
 /// A socket's connection state.
@@ -63,12 +92,18 @@ pub enum St {
         waiting: Vec<SocketHandle>,
         ready: VecDeque<SocketHandle>,
     },
-    /// A TCP handshake under way.
-    Connecting(SocketHandle),
+    /// A TCP handshake under way, since `since`, through next hop `hop` (`None`: inside).
+    Connecting {
+        h: SocketHandle,
+        since: Instant,
+        hop: Option<IpAddress>,
+    },
     /// A TCP connection (possibly closed by now).
     Connected(SocketHandle),
     /// A UDP socket with its port.
     Udp(SocketHandle),
+    /// An ICMP socket with its echo identifier.
+    Icmp(SocketHandle),
     /// A connect that failed; the error is in `Entry::error` until read.
     Failed,
 }
@@ -77,9 +112,11 @@ pub enum St {
 #[derive(Debug)]
 pub struct Entry {
     pub proto: Proto,
+    /// The socket's family (AF_INET or AF_INET6), for /proc/net.
+    pub family: i32,
     pub queue: Arc<WaitQueue>,
-    /// The address and port bound (the address may be 0.0.0.0).
-    pub bound: Option<(Ipv4Address, u16)>,
+    /// The address and port bound (`None` address: the wildcard).
+    pub bound: Option<(Option<IpAddress>, u16)>,
     /// Whether the entry holds its port in the port table (not accepted connections).
     pub owns_port: bool,
     pub st: St,
@@ -92,7 +129,7 @@ pub struct Entry {
     /// The pending SO_ERROR.
     pub error: Option<Errno>,
     /// A connected UDP socket's peer.
-    pub udp_peer: Option<(Ipv4Address, u16)>,
+    pub udp_peer: Option<(IpAddress, u16)>,
     pub nodelay: bool,
     pub rcvbuf: usize,
     pub sndbuf: usize,
@@ -103,9 +140,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(proto: Proto, queue: Arc<WaitQueue>) -> Entry {
+    pub fn new(proto: Proto, family: i32, queue: Arc<WaitQueue>) -> Entry {
         Entry {
             proto,
+            family,
             queue,
             bound: None,
             owns_port: false,
@@ -125,12 +163,33 @@ impl Entry {
     }
 }
 
+/// A fresh id for a socket's [`Entry`] (unique across the process, so the ids of internet
+/// and ICMP sockets never meet in one stack's entries).
+pub fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Where a destination is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// One of the stack's own addresses: the device loops it.
+    Inside,
+    /// On the link, directly or through a gateway: the address that must answer ARP or
+    /// neighbour discovery.
+    Link(IpAddress),
+}
+
 /// The stack state behind the lock.
 pub struct Inner {
     pub iface: Interface,
-    dev: Loopback,
+    dev: Device,
     pub set: SocketSet<'static>,
     pub entries: HashMap<u64, Entry>,
+    /// The interface's addresses (as on the link, then the loopback ones).
+    cidrs: Vec<IpCidr>,
+    /// Routes through a gateway: destination and gateway.
+    gateways: Vec<(IpCidr, IpAddress)>,
     /// Ports held, per protocol.
     ports: HashMap<(Proto, u16), u64>,
     next_ephemeral: u16,
@@ -139,49 +198,164 @@ pub struct Inner {
     epoch: std::time::Instant,
 }
 
+/// How the poller waits for work.
+enum Sleep {
+    /// Loopback only: a condition variable the operations notify.
+    Condvar(Condvar),
+    /// On a link: ppoll(2) on the packet socket and the read end of a pipe the operations
+    /// write to.
+    Ppoll {
+        link: Arc<OwnedFd>,
+        wake_rd: OwnedFd,
+        wake_wr: OwnedFd,
+    },
+}
+
 /// The stack and its poller's wake-up.
 pub struct Stack {
     inner: Mutex<Inner>,
-    kick: Condvar,
+    sleep: Sleep,
+}
+
+/// Why a stack on a link cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the network has no link")]
+    NoLink,
+    #[error("the packet socket cannot be made nonblocking: {0}")]
+    Nonblocking(#[source] std::io::Error),
+    #[error("cannot make the poller's wake pipe: {0}")]
+    WakePipe(#[source] nix::Error),
+    #[error("cannot start the poller thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+fn ip(a: IpAddr) -> IpAddress {
+    match a {
+        IpAddr::V4(a) => IpAddress::Ipv4(a),
+        IpAddr::V6(a) => IpAddress::Ipv6(a),
+    }
 }
 
 impl Stack {
-    /// A new stack with its poller thread.
+    /// A new loopback-only stack with its poller thread.
     pub fn start() -> Arc<Stack> {
-        let s = Arc::new(Stack::new());
-        let weak = Arc::downgrade(&s);
-        if let Err(e) = std::thread::Builder::new()
-            .name("netstack".into())
-            .spawn(move || Stack::run_poller(&weak))
-        {
-            log::error!("netstack: cannot start the poller thread: {e}; TCP timers only run on socket operations");
+        let epoch = std::time::Instant::now();
+        let mut dev = Device::loopback();
+        let mut config = Config::new(HardwareAddress::Ip);
+        config.random_seed = seed(epoch);
+        let mut iface = Interface::new(config, &mut dev, Instant::from_micros(0));
+        let cidrs = loopback_cidrs();
+        iface.update_ip_addrs(|a| {
+            for c in &cidrs {
+                a.push(*c).expect("room for the loopback addresses");
+            }
+        });
+        let s = Arc::new(Stack {
+            inner: Mutex::new(Inner::new(iface, dev, cidrs, Vec::new(), epoch)),
+            sleep: Sleep::Condvar(Condvar::new()),
+        });
+        if let Err(e) = s.spawn_poller() {
+            log::error!("netstack: {e}; TCP timers only run on socket operations");
         }
         s
     }
 
-    fn new() -> Stack {
-        let epoch = std::time::Instant::now();
-        let mut dev = Loopback::new(Medium::Ip);
-        let mut config = Config::new(HardwareAddress::Ip);
-        config.random_seed = epoch.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
-        let mut iface = Interface::new(config, &mut dev, Instant::from_micros(0));
-        iface.update_ip_addrs(|a| {
-            a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8))
-                .expect("room for one address");
-        });
-        Stack {
-            inner: Mutex::new(Inner {
-                iface,
-                dev,
-                set: SocketSet::new(Vec::new()),
-                entries: HashMap::new(),
-                ports: HashMap::new(),
-                next_ephemeral: EPHEMERAL.0,
-                orphans: Vec::new(),
-                epoch,
-            }),
-            kick: Condvar::new(),
+    /// A stack on the pod's link: `devices[0]`, the packet socket of `config.links[0]`.
+    ///
+    /// # Errors
+    /// [`Error`]: no link, or the host refused the socket flag, the pipe or the thread.
+    pub fn start_on_link(config: &NetConfig, devices: Vec<OwnedFd>) -> Result<Arc<Stack>, Error> {
+        let mut devices = devices.into_iter();
+        let (Some(link), Some(fd)) = (config.links.first(), devices.next()) else {
+            return Err(Error::NoLink);
+        };
+        for extra in config.links.iter().skip(1) {
+            log::warn!(
+                "netstack: link {} is not used (the stack runs on {} only)",
+                extra.name,
+                link.name
+            );
         }
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::Nonblocking(e.into()))?;
+        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| Error::Nonblocking(e.into()))?;
+        let (wake_rd, wake_wr) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(Error::WakePipe)?;
+        let fd = Arc::new(fd);
+
+        let mut cidrs: Vec<IpCidr> = link
+            .addrs
+            .iter()
+            .map(|a| IpCidr::new(ip(a.ip), a.prefix))
+            .collect();
+        cidrs.extend(loopback_cidrs());
+        cidrs.truncate(smoltcp::config::IFACE_MAX_ADDR_COUNT);
+        let own = cidrs.iter().map(IpCidr::address).collect();
+        let epoch = std::time::Instant::now();
+        let mut dev = Device::ethernet(fd.clone(), link.mac, own);
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(link.mac)));
+        iface_config.random_seed = seed(epoch);
+        let mut iface = Interface::new(iface_config, &mut dev, Instant::from_micros(0));
+        iface.update_ip_addrs(|a| {
+            for c in &cidrs {
+                let _ = a.push(*c);
+            }
+        });
+        let mut gateways = Vec::new();
+        for r in &config.routes {
+            let Some(gw) = r.gateway else { continue };
+            if r.link != link.index {
+                continue;
+            }
+            let dst = IpCidr::new(ip(r.dst), r.prefix);
+            let gw = ip(gw);
+            if r.prefix == 0 {
+                let added = match gw {
+                    IpAddress::Ipv4(g) => iface.routes_mut().add_default_ipv4_route(g).is_ok(),
+                    IpAddress::Ipv6(g) => iface.routes_mut().add_default_ipv6_route(g).is_ok(),
+                };
+                if !added {
+                    log::warn!("netstack: no room for the default route via {gw}");
+                }
+            } else {
+                iface.routes_mut().update(|t| {
+                    if t.push(smoltcp::iface::Route {
+                        cidr: dst,
+                        via_router: gw,
+                        preferred_until: None,
+                        expires_at: None,
+                    })
+                    .is_err()
+                    {
+                        log::warn!("netstack: no room for the route to {dst} via {gw}");
+                    }
+                });
+            }
+            gateways.push((dst, gw));
+        }
+        // Longest prefix first, as routing picks.
+        gateways.sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
+        let s = Arc::new(Stack {
+            inner: Mutex::new(Inner::new(iface, dev, cidrs, gateways, epoch)),
+            sleep: Sleep::Ppoll {
+                link: fd,
+                wake_rd,
+                wake_wr,
+            },
+        });
+        s.spawn_poller()?;
+        Ok(s)
+    }
+
+    fn spawn_poller(self: &Arc<Stack>) -> Result<(), Error> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("netstack".into())
+            .spawn(move || Stack::run_poller(&weak))
+            .map(drop)
+            .map_err(Error::Thread)
     }
 
     /// The stack state; the caller pumps after changing it.
@@ -191,15 +365,26 @@ impl Stack {
 
     /// Tells the poller to re-read the next timer.
     pub fn kick(&self) {
-        self.kick.notify_one();
+        match &self.sleep {
+            Sleep::Condvar(c) => c.notify_one(),
+            // A full pipe already holds a wake-up.
+            Sleep::Ppoll { wake_wr, .. } => drop(rustix::io::write(wake_wr, &[1])),
+        }
     }
 
-    /// Runs the TCP timers until the stack is dropped (it holds the stack only while
-    /// polling, so the last socket and the namespace going away end it within IDLE_POLL).
+    /// Runs the link and the TCP timers until the stack is dropped (it holds the stack only
+    /// while polling, so the last socket and the namespace going away end it within
+    /// IDLE_POLL).
     fn run_poller(stack: &Weak<Stack>) {
         while let Some(s) = stack.upgrade() {
             let mut g = s.lock();
             g.pump();
+            if g.dev.exhausted() {
+                // More frames wait: another round, after letting the sockets at the lock.
+                drop(g);
+                std::thread::yield_now();
+                continue;
+            }
             let now = g.now();
             let inner = &mut *g;
             let delay = inner
@@ -208,9 +393,43 @@ impl Stack {
                 .map_or(IDLE_POLL, |d| {
                     std::time::Duration::from_micros(d.total_micros()).min(IDLE_POLL)
                 });
-            drop(s.kick.wait_timeout(g, delay));
+            match &s.sleep {
+                Sleep::Condvar(c) => drop(c.wait_timeout(g, delay)),
+                Sleep::Ppoll { link, wake_rd, .. } => {
+                    drop(g);
+                    let mut fds = [
+                        nix::poll::PollFd::new(link.as_fd(), nix::poll::PollFlags::POLLIN),
+                        nix::poll::PollFd::new(wake_rd.as_fd(), nix::poll::PollFlags::POLLIN),
+                    ];
+                    let timeout = nix::sys::time::TimeSpec::from_duration(delay);
+                    if let Err(e) = nix::poll::ppoll(&mut fds, Some(timeout), None) {
+                        if e != nix::errno::Errno::EINTR {
+                            log::error!("netstack: ppoll: {e}");
+                            std::thread::sleep(delay);
+                        }
+                    }
+                    let mut buf = [0u8; 64];
+                    while matches!(rustix::io::read(wake_rd, &mut buf), Ok(n) if n > 0) {}
+                }
+            }
         }
     }
+}
+
+fn seed(epoch: std::time::Instant) -> u64 {
+    epoch.elapsed().as_nanos() as u64 ^ u64::from(std::process::id())
+}
+
+fn is_loopback(a: IpAddress) -> bool {
+    IpAddr::from(a).is_loopback()
+}
+
+/// 127.0.0.1/8 and ::1/128.
+fn loopback_cidrs() -> Vec<IpCidr> {
+    vec![
+        IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8),
+        IpCidr::new(IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1), 128),
+    ]
 }
 
 /// Whether the TCP state is past the handshake.
@@ -221,25 +440,96 @@ fn synchronized(s: tcp::State) -> bool {
     )
 }
 
+/// A fresh TCP socket.
+fn tcp_socket(nodelay: bool) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+        tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+    );
+    // Delayed ACKs add latency to request and response traffic and slow the peer's window
+    // growth; an ACK costs little on a loopback or a local link.
+    s.set_ack_delay(None);
+    s.set_nagle_enabled(!nodelay);
+    s
+}
+
 impl Inner {
+    fn new(
+        iface: Interface,
+        dev: Device,
+        cidrs: Vec<IpCidr>,
+        gateways: Vec<(IpCidr, IpAddress)>,
+        epoch: std::time::Instant,
+    ) -> Inner {
+        Inner {
+            iface,
+            dev,
+            set: SocketSet::new(Vec::new()),
+            entries: HashMap::new(),
+            cidrs,
+            gateways,
+            ports: HashMap::new(),
+            next_ephemeral: EPHEMERAL.0,
+            orphans: Vec::new(),
+            epoch,
+        }
+    }
+
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
     }
 
-    /// A new smoltcp TCP socket.
-    pub fn new_tcp(&mut self, nodelay: bool) -> SocketHandle {
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; TCP_BUF]),
-            tcp::SocketBuffer::new(vec![0; TCP_BUF]),
-        );
-        // Delayed ACKs only add latency on a loopback.
-        s.set_ack_delay(None);
-        s.set_nagle_enabled(!nodelay);
-        self.set.add(s)
+    /// Whether `addr` is one of the stack's own addresses.
+    pub fn is_own(&self, addr: IpAddress) -> bool {
+        self.cidrs.iter().any(|c| c.address() == addr)
     }
 
-    /// A new smoltcp UDP socket bound to `port`.
-    pub fn new_udp(&mut self, port: u16) -> SocketHandle {
+    /// Where `dst` is reached; `None`: no route (ENETUNREACH).
+    pub fn hop(&self, dst: IpAddress) -> Option<Hop> {
+        if self.is_own(dst) {
+            return Some(Hop::Inside);
+        }
+        if is_loopback(dst) {
+            // Only 127.0.0.1 of 127/8 is ours; the others must not reach the link.
+            return None;
+        }
+        if self.cidrs.iter().any(|c| c.contains_addr(&dst)) {
+            return Some(Hop::Link(dst));
+        }
+        self.gateways
+            .iter()
+            .find(|(c, _)| c.contains_addr(&dst))
+            .map(|&(_, gw)| Hop::Link(gw))
+    }
+
+    /// The source address Linux would choose for `dst`: the loopback for a loopback
+    /// destination, the address itself for one of ours, else our address on `dst`'s network
+    /// or the first one of its family on the link.
+    pub fn source_for(&self, dst: IpAddress) -> IpAddress {
+        if is_loopback(dst) || self.is_own(dst) {
+            return dst;
+        }
+        let same_family = |c: &&IpCidr| c.address().version() == dst.version();
+        self.cidrs
+            .iter()
+            .filter(same_family)
+            .find(|c| c.contains_addr(&dst))
+            .or_else(|| {
+                self.cidrs
+                    .iter()
+                    .filter(same_family)
+                    .find(|c| !is_loopback(c.address()))
+            })
+            .map_or(dst, IpCidr::address)
+    }
+
+    /// A new smoltcp TCP socket.
+    pub fn new_tcp(&mut self, nodelay: bool) -> SocketHandle {
+        self.set.add(tcp_socket(nodelay))
+    }
+
+    /// A new smoltcp UDP socket bound to `addr` (`None`: every address) and `port`.
+    pub fn new_udp(&mut self, addr: Option<IpAddress>, port: u16) -> SocketHandle {
         let buf = || {
             udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
@@ -247,8 +537,26 @@ impl Inner {
             )
         };
         let mut s = udp::Socket::new(buf(), buf());
-        s.bind(port).expect("a nonzero port");
+        s.bind(IpListenEndpoint { addr, port })
+            .expect("a nonzero port");
         self.set.add(s)
+    }
+    /// A new smoltcp ICMP socket for echo identifier `ident`.
+    pub fn new_icmp(&mut self, ident: u16) -> SocketHandle {
+        let buf = || {
+            icmp::PacketBuffer::new(
+                vec![icmp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BUF],
+            )
+        };
+        let mut s = icmp::Socket::new(buf(), buf());
+        s.bind(icmp::Endpoint::Ident(ident))
+            .expect("an unbound socket");
+        self.set.add(s)
+    }
+
+    pub fn icmp(&mut self, h: SocketHandle) -> &mut icmp::Socket<'static> {
+        self.set.get_mut::<icmp::Socket>(h)
     }
 
     pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
@@ -299,7 +607,7 @@ impl Inner {
             }
         }
         match e.st {
-            St::Connected(h) | St::Connecting(h) => {
+            St::Connected(h) | St::Connecting { h, .. } => {
                 let s = self.tcp(h);
                 if s.can_recv() {
                     s.abort();
@@ -314,7 +622,7 @@ impl Inner {
                     self.orphans.push(h);
                 }
             }
-            St::Udp(h) => {
+            St::Udp(h) | St::Icmp(h) => {
                 self.set.remove(h);
             }
             St::Idle | St::Failed => {}
@@ -322,15 +630,18 @@ impl Inner {
         self.pump();
     }
 
-    /// Polls the interface until the loopback is drained, then settles the sockets.
+    /// Polls the interface in rounds of a bounded number of frames, settling the sockets
+    /// after each (so listeners replenish between SYNs), until nothing moves.
     pub fn pump(&mut self) {
-        for _ in 0..MAX_POLLS {
+        for _ in 0..MAX_ROUNDS {
+            self.dev.refill();
             let now = self.now();
-            if self.iface.poll(now, &mut self.dev, &mut self.set) == PollResult::None {
+            let r = self.iface.poll(now, &mut self.dev, &mut self.set);
+            self.settle();
+            if r == PollResult::None && !self.dev.exhausted() && !self.dev.has_looped() {
                 break;
             }
         }
-        self.settle();
     }
 
     /// Moves sockets along after a poll and notifies the wait queues that have news.
@@ -379,18 +690,40 @@ impl Inner {
 
     /// Listener upkeep and connect completion for entry `id`.
     fn advance(&mut self, id: u64) {
-        let port = self.entries[&id].bound.map_or(0, |b| b.1);
+        let bound = self.entries[&id].bound;
+        let port = bound.map_or(0, |b| b.1);
+        let listen_at = IpListenEndpoint {
+            addr: bound.and_then(|b| b.0),
+            port,
+        };
         let nodelay = self.entries[&id].nodelay;
+        let now = self.now();
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
-            St::Connecting(h) => {
-                let h = *h;
-                let state = self.set.get::<tcp::Socket>(h).state();
-                if synchronized(state) {
+            St::Connecting { h, since, hop } => {
+                let (h, since, hop) = (*h, *since, *hop);
+                let s = self.set.get_mut::<tcp::Socket>(h);
+                let state = s.state();
+                let elapsed = now - since;
+                let unresolved = hop.is_some_and(|a| !self.dev.heard_from(&a));
+                let failure = if synchronized(state) {
+                    s.set_timeout(None);
                     e.st = St::Connected(h);
+                    None
                 } else if state == tcp::State::Closed {
+                    Some(if elapsed >= CONNECT_TIMEOUT {
+                        Errno::ETIMEDOUT
+                    } else {
+                        Errno::ECONNREFUSED
+                    })
+                } else if state == tcp::State::SynSent && unresolved && elapsed >= RESOLVE_TIMEOUT {
+                    Some(Errno::EHOSTUNREACH)
+                } else {
+                    None
+                };
+                if let Some(err) = failure {
                     e.st = St::Failed;
-                    e.error = Some(Errno::ECONNREFUSED);
+                    e.error = Some(err);
                     self.set.remove(h);
                     if e.owns_port {
                         e.owns_port = false;
@@ -430,24 +763,22 @@ impl Inner {
                         tcp::State::Listen | tcp::State::SynReceived => i += 1,
                         tcp::State::Closed => {
                             // A handshake that failed: listen again.
-                            let _ = s.listen(port);
+                            let _ = s.listen(listen_at);
                             i += 1;
                         }
                         _ => ready.push_back(waiting.swap_remove(i)),
                     }
                 }
-                // One socket always listens, so a connection beyond the backlog waits in
-                // the handshake rather than being refused.
-                let target = (*backlog).saturating_sub(ready.len()).max(1);
+                // Enough sockets listen for the SYNs of one poll round (up to the backlog),
+                // so that no connection within the backlog is refused; one always listens,
+                // so a connection beyond it waits in the handshake rather than being reset.
+                let target = (*backlog)
+                    .saturating_sub(ready.len())
+                    .clamp(1, SPARE_LISTENERS);
                 let mut fresh = Vec::new();
                 while waiting.len() + fresh.len() < target {
-                    let mut s = tcp::Socket::new(
-                        tcp::SocketBuffer::new(vec![0; TCP_BUF]),
-                        tcp::SocketBuffer::new(vec![0; TCP_BUF]),
-                    );
-                    s.set_ack_delay(None);
-                    s.set_nagle_enabled(!nodelay);
-                    if s.listen(port).is_err() {
+                    let mut s = tcp_socket(nodelay);
+                    if s.listen(listen_at).is_err() {
                         break;
                     }
                     fresh.push(s);
@@ -483,6 +814,7 @@ pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
         St::Udp(h) => set.get::<udp::Socket>(h).recv_queue(),
+        St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
         _ => 0,
     }
@@ -517,7 +849,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
                 r |= rd;
             }
         }
-        St::Connecting(_) => {}
+        St::Connecting { .. } => {}
         St::Connected(h) => {
             let s = set.get::<tcp::Socket>(h);
             let state = s.state();
@@ -544,6 +876,341 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
                 r |= wr;
             }
         }
+        St::Icmp(h) => {
+            let s = set.get::<icmp::Socket>(h);
+            if s.can_recv() {
+                r |= rd;
+            }
+            if s.can_send() {
+                r |= wr;
+            }
+        }
     }
     r as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    use super::*;
+    use crate::net::config::{Addr, Link};
+
+    /// Host `n` of 10.251.0.0/24 and fd00:251::/64.
+    fn config(n: u8) -> NetConfig {
+        NetConfig {
+            links: vec![Link {
+                name: "eth0".into(),
+                index: 2,
+                mac: [2, 0, 0, 0, 0, n],
+                mtu: 1500,
+                flags: (libc::IFF_UP | libc::IFF_RUNNING) as u32,
+                addrs: vec![
+                    Addr {
+                        ip: IpAddr::V4(Ipv4Addr::new(10, 251, 0, n)),
+                        prefix: 24,
+                    },
+                    Addr {
+                        ip: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x251, 0, 0, 0, 0, 0, n.into())),
+                        prefix: 64,
+                    },
+                ],
+            }],
+            routes: Vec::new(),
+        }
+    }
+
+    /// Two stacks, hosts 1 and 2, on a wire (a datagram socket pair standing in for the
+    /// packet sockets of a veth pair).
+    fn wire() -> (Arc<Stack>, Arc<Stack>) {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        (
+            Stack::start_on_link(&config(1), vec![a]).unwrap(),
+            Stack::start_on_link(&config(2), vec![b]).unwrap(),
+        )
+    }
+
+    /// Waits (the pollers run) until `f` holds on the stack's state, at most 5 s.
+    fn until(s: &Stack, mut f: impl FnMut(&mut Inner) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let mut g = s.lock();
+            g.pump();
+            if f(&mut g) {
+                return true;
+            }
+            drop(g);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
+    fn listen(s: &Stack, port: u16) -> SocketHandle {
+        let mut t = tcp_socket(true);
+        t.listen(port).unwrap();
+        s.lock().set.add(t)
+    }
+
+    fn connect(s: &Stack, to: IpAddress, port: u16) -> SocketHandle {
+        let mut g = s.lock();
+        let g = &mut *g;
+        let h = g.new_tcp(true);
+        let src = g.source_for(to);
+        let cx = g.iface.context();
+        g.set
+            .get_mut::<tcp::Socket>(h)
+            .connect(cx, (to, port), (src, 40000 + port))
+            .unwrap();
+        g.pump();
+        h
+    }
+
+    fn established(g: &mut Inner, h: SocketHandle) -> bool {
+        g.tcp(h).state() == tcp::State::Established
+    }
+
+    #[test]
+    fn tcp_crosses_the_link_after_arp_and_neighbour_discovery() {
+        let (a, b) = wire();
+        for (to, port) in [
+            (IpAddress::v4(10, 251, 0, 2), 80),
+            (IpAddress::v6(0xfd00, 0x251, 0, 0, 0, 0, 0, 2), 81),
+        ] {
+            let l = listen(&b, port);
+            let c = connect(&a, to, port);
+            assert!(until(&a, |g| established(g, c)), "connect to {to}");
+            assert!(until(&b, |g| established(g, l)));
+            a.lock().tcp(c).send_slice(b"ping").unwrap();
+            a.kick();
+            let mut got = Vec::new();
+            assert!(until(&b, |g| {
+                let mut buf = [0; 16];
+                let n = g.tcp(l).recv_slice(&mut buf).unwrap_or(0);
+                got.extend_from_slice(&buf[..n]);
+                got == b"ping"
+            }));
+            // The source is our address on the peer's network.
+            let local = a.lock().tcp(c).local_endpoint().unwrap().addr;
+            assert_eq!(local.version(), to.version());
+            assert!(a.lock().is_own(local));
+        }
+    }
+
+    #[test]
+    fn own_addresses_stay_inside() {
+        let (a, _b) = wire();
+        for (to, port) in [
+            (IpAddress::v4(10, 251, 0, 1), 90),
+            (IpAddress::v4(127, 0, 0, 1), 91),
+            (IpAddress::Ipv6(Ipv6Addr::LOCALHOST), 92),
+            (IpAddress::v6(0xfd00, 0x251, 0, 0, 0, 0, 0, 1), 93),
+        ] {
+            let l = listen(&a, port);
+            let c = connect(&a, to, port);
+            assert!(
+                until(&a, |g| established(g, c) && established(g, l)),
+                "{to}"
+            );
+            let g = a.lock();
+            assert_eq!(
+                g.set.get::<tcp::Socket>(c).local_endpoint().unwrap().addr,
+                to
+            );
+        }
+    }
+
+    #[test]
+    fn the_stack_answers_echo_requests() {
+        let (a, _b) = wire();
+        for to in [
+            IpAddress::v4(10, 251, 0, 2),
+            IpAddress::v4(10, 251, 0, 1),
+            IpAddress::v4(127, 0, 0, 1),
+        ] {
+            let h = a.lock().new_icmp(7);
+            let req = [8u8, 0, 0, 0, 0, 7, 0, 1, b'x'];
+            a.lock().icmp(h).send_slice(&req, to).unwrap();
+            a.kick();
+            assert!(
+                until(&a, |g| {
+                    // An echo to ourselves also shows the request: skip it.
+                    matches!(g.icmp(h).recv(), Ok((d, from)) if d[0] == 0 && from == to)
+                }),
+                "echo reply from {to}"
+            );
+            a.lock().set.remove(h);
+        }
+    }
+
+    #[test]
+    fn routes_pick_the_next_hop() {
+        let mut c = config(1);
+        c.routes.push(crate::net::config::Route {
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            prefix: 0,
+            gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 251, 0, 254))),
+            link: 2,
+            metric: 0,
+        });
+        let (fd, _peer) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let s = Stack::start_on_link(&c, vec![fd]).unwrap();
+        let g = s.lock();
+        let gw = IpAddress::v4(10, 251, 0, 254);
+        assert_eq!(g.hop(IpAddress::v4(192, 0, 2, 1)), Some(Hop::Link(gw)));
+        assert_eq!(
+            g.hop(IpAddress::v4(10, 251, 0, 7)),
+            Some(Hop::Link(IpAddress::v4(10, 251, 0, 7)))
+        );
+        assert_eq!(g.hop(IpAddress::v4(10, 251, 0, 1)), Some(Hop::Inside));
+        // No IPv6 default route.
+        assert_eq!(g.hop(IpAddress::v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), None);
+        assert_eq!(
+            g.source_for(IpAddress::v4(192, 0, 2, 1)),
+            IpAddress::v4(10, 251, 0, 1)
+        );
+    }
+
+    /// Copies frames between veth0's packet socket and the datagram socket whose fd number
+    /// is its argument, so the stack under test sees the real link (the kernel's checksum
+    /// and segmentation offloads included).
+    const RELAY: &str = r"
+import select, socket, sys
+p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+p.bind(('veth0', 0))
+u = socket.socket(fileno=int(sys.argv[1]))
+while True:
+    r, _, _ = select.select([p, u], [], [])
+    if p in r:
+        d, a = p.recvfrom(70000)
+        if a[2] != socket.PACKET_OUTGOING:
+            u.send(d)
+    if u in r:
+        p.send(u.recv(70000))
+";
+
+    /// Sends 3 MiB to 10.251.0.1:7, then prints what comes back.
+    const CLIENT: &str = r"
+import socket
+s = socket.create_connection(('10.251.0.1', 7), timeout=20)
+s.sendall(bytes(range(256)) * 12288)
+s.shutdown(socket.SHUT_WR)
+got = b''
+while True:
+    d = s.recv(100)
+    if not d:
+        break
+    got += d
+print(got.decode())
+";
+
+    /// The stack on one end of a veth pair, the kernel on the other, in a network namespace
+    /// of the test thread's own: the kernel's ping and TCP reach the stack and back.
+    #[test]
+    fn the_kernel_talks_to_the_stack_over_a_veth() {
+        use std::os::fd::AsRawFd;
+        use std::process::Command;
+        let py = "/usr/bin/python3";
+        if !nix::unistd::geteuid().is_root() || !std::path::Path::new(py).exists() {
+            eprintln!("SKIPPED: needs root and {py}");
+            return;
+        }
+        std::thread::spawn(move || {
+            // Only this thread (and what it starts) enters the new namespace.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let sh = |cmd: &str| {
+                let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+                assert!(st.success(), "{cmd}");
+            };
+            sh("ip link add veth0 type veth peer name veth1 && \
+                ip addr add 10.251.0.2/24 dev veth1 && \
+                ip link set veth0 up && ip link set veth1 up && ip link set lo up");
+            // (/sys shows the namespace it was mounted in: ask ip.)
+            let link = Command::new("ip")
+                .args(["-o", "link", "show", "veth0"])
+                .output()
+                .unwrap();
+            let link = String::from_utf8_lossy(&link.stdout).to_string();
+            let mac_text = link
+                .split("link/ether ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no MAC in {link}"));
+            let mut mac = [0u8; 6];
+            for (m, h) in mac.iter_mut().zip(mac_text.split(':')) {
+                *m = u8::from_str_radix(h, 16).unwrap();
+            }
+            // Without CLOEXEC: the relay inherits its end under the same number.
+            let (ours, theirs) = socketpair(
+                AddressFamily::Unix,
+                SockType::Datagram,
+                None,
+                SockFlag::empty(),
+            )
+            .unwrap();
+            let mut relay = Command::new(py)
+                .arg("-c")
+                .arg(RELAY)
+                .arg(theirs.as_raw_fd().to_string())
+                .spawn()
+                .unwrap();
+            drop(theirs);
+            let mut c = config(1);
+            c.links[0].mac = mac;
+            let s = Stack::start_on_link(&c, vec![ours]).unwrap();
+
+            let ping = Command::new("/bin/busybox")
+                .args(["ping", "-c", "2", "-W", "5", "10.251.0.1"])
+                .output()
+                .unwrap();
+            let ping_text = String::from_utf8_lossy(&ping.stdout).to_string();
+
+            let l = listen(&s, 7);
+            let client = Command::new(py)
+                .arg("-c")
+                .arg(CLIENT)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut count = 0usize;
+            let served = until(&s, |g| {
+                let t = g.tcp(l);
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = t.recv_slice(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    count += n;
+                }
+                if t.state() == tcp::State::CloseWait {
+                    t.send_slice(format!("got {count}").as_bytes()).unwrap();
+                    t.close();
+                    return true;
+                }
+                false
+            });
+            let out = client.wait_with_output().unwrap();
+            let _ = relay.kill();
+            let _ = relay.wait();
+            drop(s);
+            assert!(ping_text.contains("2 packets received"), "{ping_text}");
+            assert!(served, "the stack got {count} bytes");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "got 3145728\n");
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -104,30 +104,51 @@ fn if_inet6(k: &Kernel) -> String {
     out
 }
 
-/// `/proc/net/tcp` or `/proc/net/udp`.
-fn inet(k: &Kernel, proto: Proto) -> String {
-    let mut out = String::new();
-    let (header, width) = match proto {
-        Proto::Tcp => (
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  \
-             timeout inode",
-            TCP_LINE,
-        ),
-        Proto::Udp => (
-            "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  \
-             timeout inode ref pointer drops",
-            UDP_LINE,
-        ),
+/// `/proc/net/tcp`, `udp` (AF_INET sockets, lines padded as Linux pads them), `tcp6`, `udp6`
+/// (AF_INET6 sockets, unpadded).
+fn inet(k: &Kernel, proto: Proto, family: i32) -> String {
+    let v6 = family == libc::AF_INET6;
+    let addr_head = if v6 {
+        "local_address                         remote_address                        st"
+    } else {
+        "local_address rem_address   st"
     };
-    padded(&mut out, header, width);
-    let word = |a: std::net::Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let tail = match proto {
+        Proto::Udp => " inode ref pointer drops",
+        _ => " inode",
+    };
+    let sl = if proto == Proto::Udp && !v6 { "   sl  " } else { "  sl  " };
+    let header = format!(
+        "{sl}{addr_head} tx_queue rx_queue tr tm->when retrnsmt   uid  timeout{tail}"
+    );
+    let width = match (proto, v6) {
+        (_, true) => 0,
+        (Proto::Udp, false) => UDP_LINE,
+        _ => TCP_LINE,
+    };
+    let mut out = String::new();
+    padded(&mut out, &header, width);
+    // The address as the kernel prints it: its 32-bit words, each in host byte order.
+    let hex = |a: std::net::IpAddr| -> String {
+        let octets = match a {
+            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        octets
+            .chunks(4)
+            .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .collect()
+    };
     let sockets = k.net.inet_sockets();
-    for (i, s) in sockets.iter().filter(|s| s.proto == proto).enumerate() {
+    let listed = sockets
+        .iter()
+        .filter(|s| s.proto == proto && s.family == family);
+    for (i, s) in listed.enumerate() {
         let common = format!(
-            "{:08X}:{:04X} {:08X}:{:04X} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5} {:>8} {}",
-            word(s.local.0),
+            "{}:{:04X} {}:{:04X} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5} {:>8} {}",
+            hex(s.local.0),
             s.local.1,
-            word(s.remote.0),
+            hex(s.remote.0),
             s.remote.1,
             s.state,
             s.tx_queue,
@@ -137,8 +158,8 @@ fn inet(k: &Kernel, proto: Proto) -> String {
             s.ino
         );
         let line = match proto {
-            Proto::Tcp => format!("{i:>4}: {common} 1 0000000000000000 100 0 0 10 0"),
             Proto::Udp => format!("{i:>5}: {common} 2 0000000000000000 0"),
+            _ => format!("{i:>4}: {common} 1 0000000000000000 100 0 0 10 0"),
         };
         padded(&mut out, &line, width);
     }
@@ -171,31 +192,16 @@ fn unix(k: &Kernel) -> String {
 pub fn net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let f =
         |g: fn(&Kernel) -> String| -> Arc<dyn Inode> { SynthFile::new(fs, 0o444, text(kernel, g)) };
-    let v6_sockets =
-        |header: &'static str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{header}\n")) };
     SynthDir::fixed(
         fs,
         vec![
             ("dev", f(dev)),
             ("if_inet6", f(if_inet6)),
             ("route", f(route)),
-            ("tcp", f(|k| inet(k, Proto::Tcp))),
-            // The sentry has no AF_INET6 sockets.
-            (
-                "tcp6",
-                v6_sockets(
-                    "  sl  local_address                         remote_address                        \
-                     st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
-                ),
-            ),
-            ("udp", f(|k| inet(k, Proto::Udp))),
-            (
-                "udp6",
-                v6_sockets(
-                    "  sl  local_address                         remote_address                        \
-                     st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops",
-                ),
-            ),
+            ("tcp", f(|k| inet(k, Proto::Tcp, libc::AF_INET))),
+            ("tcp6", f(|k| inet(k, Proto::Tcp, libc::AF_INET6))),
+            ("udp", f(|k| inet(k, Proto::Udp, libc::AF_INET))),
+            ("udp6", f(|k| inet(k, Proto::Udp, libc::AF_INET6))),
             ("unix", f(unix)),
         ],
     )

@@ -120,7 +120,7 @@ fn install(t: &Task, socket: Arc<dyn net::Socket>, flags: i32) -> Result<i32, Er
 /// socket(2)
 pub fn socket(t: &mut Task, domain: i32, ty: i32, protocol: i32) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let ops = net::socket(&t.kernel.net, domain, ty & !flags, protocol)?;
+    let ops = net::socket(t, &t.kernel.net, domain, ty & !flags, protocol)?;
     Ok(install(t, ops, flags)? as u64)
 }
 

@@ -1,0 +1,499 @@
+//! ICMP echo sockets over the sentry's stack ([`super::stack`]): ping sockets
+//! (`SOCK_DGRAM, IPPROTO_ICMP` / `IPPROTO_ICMPV6`, what an unprivileged `ping` opens) and raw
+//! ICMP sockets (`SOCK_RAW`, which need CAP_NET_RAW, as busybox `ping` uses).
+//!
+//! Each is one smoltcp ICMP socket bound to an echo identifier. A ping socket's identifier
+//! is its "port" (bound, or an ephemeral one at the first send) and the stack writes it into
+//! every echo request, as Linux does; it receives echo replies only. A raw socket takes the
+//! identifier of the first echo request it sends and receives the echo messages with it; an
+//! IPv4 raw socket reads each message behind an IPv4 header, as Linux gives raw sockets.
+//! smoltcp answers echo requests to the stack's addresses itself.
+//!
+//! # Lock order
+//! The stack lock → wait queues (see [`super::stack`]).
+
+use std::sync::Arc;
+
+use smoltcp::socket::icmp;
+use smoltcp::wire::{IpAddress, Ipv4Address, Ipv6Address};
+
+use super::inet::{destination, int, int_of, parse, sockaddr, v6only};
+use super::stack::{next_id, readiness, rx_len, Entry, Inner, Proto, St, Stack};
+use super::{InMessage, IoFlags, OutMessage, Socket};
+use crate::abi::{Errno, SysResult};
+use crate::mm::usermem::UserAddr;
+use crate::vfs::Context;
+use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{IoDst, IoSrc};
+use crate::waiter::WaitQueue;
+
+const ECHO_REQUEST_V4: u8 = 8;
+const ECHO_REQUEST_V6: u8 = 128;
+/// ICMP header bytes: type, code, checksum, identifier, sequence.
+const HEADER: usize = 8;
+
+/// An ICMP echo socket file.
+pub struct IcmpSocket {
+    id: u64,
+    /// AF_INET or AF_INET6.
+    family: i32,
+    /// SOCK_RAW rather than a ping socket.
+    raw: bool,
+    queue: Arc<WaitQueue>,
+    stack: Arc<Stack>,
+}
+
+impl std::fmt::Debug for IcmpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IcmpSocket")
+            .field("id", &self.id)
+            .field("family", &self.family)
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
+impl Drop for IcmpSocket {
+    fn drop(&mut self) {
+        self.stack.lock().remove(self.id);
+        self.stack.kick();
+    }
+}
+
+/// Whether (`family`, `ty`, `protocol`) names an ICMP echo socket, and if so whether raw.
+pub fn kind_of(family: i32, ty: i32, protocol: i32) -> Option<bool> {
+    let icmp = match family {
+        libc::AF_INET => libc::IPPROTO_ICMP,
+        _ => libc::IPPROTO_ICMPV6,
+    };
+    match ty {
+        libc::SOCK_DGRAM if protocol == icmp => Some(false),
+        libc::SOCK_RAW if protocol == icmp => Some(true),
+        _ => None,
+    }
+}
+
+/// An IPv4 header in front of `icmp`, as a raw socket reads it.
+fn ipv4_header(src: Ipv4Address, dst: Ipv4Address, icmp: &[u8]) -> Vec<u8> {
+    let total = (20 + icmp.len()).min(usize::from(u16::MAX)) as u16;
+    let mut h = vec![0x45, 0];
+    h.extend_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0x40, 0, 64, libc::IPPROTO_ICMP as u8, 0, 0]);
+    h.extend_from_slice(&src.octets());
+    h.extend_from_slice(&dst.octets());
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    h.extend_from_slice(icmp);
+    h
+}
+
+impl IcmpSocket {
+    /// A new ICMP echo socket of `family`; `raw` for SOCK_RAW.
+    pub fn new(stack: &Arc<Stack>, family: i32, raw: bool) -> IcmpSocket {
+        let queue = Arc::new(WaitQueue::new());
+        let id = next_id();
+        stack
+            .lock()
+            .entries
+            .insert(id, Entry::new(Proto::Icmp, family, queue.clone()));
+        IcmpSocket {
+            id,
+            family,
+            raw,
+            queue,
+            stack: stack.clone(),
+        }
+    }
+
+    fn echo_request(&self) -> u8 {
+        if self.family == libc::AF_INET6 {
+            ECHO_REQUEST_V6
+        } else {
+            ECHO_REQUEST_V4
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
+        let s = &self.stack;
+        let mut g = s.lock();
+        let r = f(&mut g, self.id);
+        g.pump();
+        drop(g);
+        s.kick();
+        r
+    }
+
+    /// The address parsed for this socket's family (never a v4-mapped one for ICMPv6,
+    /// whose peers speak IPv6).
+    fn parse(&self, addr: &[u8]) -> Result<Option<(IpAddress, u16)>, Errno> {
+        let r = parse(self.family, addr)?;
+        if self.family == libc::AF_INET6 && matches!(r, Some((IpAddress::Ipv4(_), _))) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(r)
+    }
+
+    /// Takes echo identifier `ident` (0: an ephemeral one) unless bound.
+    fn bind_locked(
+        g: &mut Inner,
+        id: u64,
+        addr: Option<IpAddress>,
+        ident: u16,
+    ) -> Result<(), Errno> {
+        if g.entries[&id].bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let ident = g.take_port(Proto::Icmp, ident, id)?;
+        let h = g.new_icmp(ident);
+        let e = g.entries.get_mut(&id).expect("present");
+        e.bound = Some((addr, ident));
+        e.owns_port = true;
+        e.st = St::Icmp(h);
+        Ok(())
+    }
+
+    /// One receive attempt: `None` when nothing is there yet.
+    fn take(&self, g: &mut Inner, id: u64, len: usize) -> Option<InMessage> {
+        let St::Icmp(h) = g.entries[&id].st else {
+            return None;
+        };
+        let peer = g.entries[&id].udp_peer.map(|p| p.0);
+        let local = g.entries[&id].bound.and_then(|b| b.0);
+        loop {
+            let (data, from) = {
+                let s = g.icmp(h);
+                let (d, from) = s.recv().ok()?;
+                (d.to_vec(), from)
+            };
+            // A ping socket hears replies only (its own requests to itself come back too).
+            let unwanted = (!self.raw && data.first() == Some(&self.echo_request()))
+                || peer.is_some_and(|p| p != from);
+            if unwanted {
+                continue;
+            }
+            let data = match (self.raw, self.family, from) {
+                (true, libc::AF_INET, IpAddress::Ipv4(src)) => {
+                    let dst = match local {
+                        Some(IpAddress::Ipv4(a)) => a,
+                        _ => match g.source_for(from) {
+                            IpAddress::Ipv4(a) => a,
+                            IpAddress::Ipv6(_) => Ipv4Address::UNSPECIFIED,
+                        },
+                    };
+                    ipv4_header(src, dst, &data)
+                }
+                _ => data,
+            };
+            let n = data.len().min(len);
+            return Some(InMessage {
+                data: data[..n].to_vec(),
+                full_len: data.len(),
+                from: Some(sockaddr(self.family, from, 0)),
+                ..InMessage::default()
+            });
+        }
+    }
+}
+
+impl Socket for IcmpSocket {
+    fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
+        let (ip, ident) = self.parse(addr)?.ok_or(Errno::EAFNOSUPPORT)?;
+        self.with(|g, id| {
+            let ip = if ip.is_unspecified() {
+                None
+            } else if g.is_own(ip) {
+                Some(ip)
+            } else {
+                return Err(Errno::EADDRNOTAVAIL);
+            };
+            // A raw socket has no identifier of its own (it takes its first request's):
+            // binding only checks the address.
+            if self.raw {
+                return Ok(());
+            }
+            Self::bind_locked(g, id, ip, ident)
+        })
+    }
+
+    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn accept(
+        &self,
+        _t: &mut dyn Context,
+        _nonblocking: bool,
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn connect(&self, _t: &mut dyn Context, addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
+        let target = self.parse(addr)?;
+        self.with(|g, id| {
+            let peer = match target {
+                None => None,
+                Some((ip, _)) => Some((destination(g, ip, 0)?.0.addr, 0)),
+            };
+            g.entries.get_mut(&id).expect("present").udp_peer = peer;
+            Ok(())
+        })
+    }
+
+    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+        let to = match msg.to.as_deref() {
+            Some(a) => Some(self.parse(a)?.ok_or(Errno::EAFNOSUPPORT)?.0),
+            None => None,
+        };
+        let mut data = msg.data;
+        if data.len() < HEADER {
+            return Err(Errno::EINVAL);
+        }
+        // Linux's ping sockets send echo requests only.
+        if !self.raw && (data[0] != self.echo_request() || data[1] != 0) {
+            return Err(Errno::EINVAL);
+        }
+        t.block_on(&[&self.queue], None, || {
+            self.with(|g, id| {
+                let ip = match to.or(g.entries[&id].udp_peer.map(|p| p.0)) {
+                    Some(ip) => ip,
+                    None => return Some(Err(Errno::EDESTADDRREQ)),
+                };
+                let dst = match destination(g, ip, 0) {
+                    Ok((ep, _)) => ep.addr,
+                    Err(e) => return Some(Err(e)),
+                };
+                if g.entries[&id].bound.is_none() {
+                    let ident = if self.raw {
+                        u16::from_be_bytes([data[4], data[5]])
+                    } else {
+                        0
+                    };
+                    if let Err(e) = Self::bind_locked(g, id, None, ident) {
+                        return Some(Err(e));
+                    }
+                }
+                let Some((_, ident)) = g.entries[&id].bound else {
+                    return Some(Err(Errno::EINVAL));
+                };
+                let St::Icmp(h) = g.entries[&id].st else {
+                    return Some(Err(Errno::EINVAL));
+                };
+                if !self.raw {
+                    data[4..6].copy_from_slice(&ident.to_be_bytes());
+                }
+                match g.icmp(h).send_slice(&data, dst) {
+                    Ok(()) => Some(Ok(data.len())),
+                    Err(icmp::SendError::BufferFull) if flags.nonblocking => {
+                        Some(Err(Errno::EAGAIN))
+                    }
+                    Err(icmp::SendError::BufferFull) => None,
+                    Err(icmp::SendError::Unaddressable) => Some(Err(Errno::EINVAL)),
+                }
+            })
+        })
+    }
+
+    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+        if flags.peek {
+            // smoltcp's ICMP sockets cannot look without taking; no ping peeks.
+            return Err(Errno::EOPNOTSUPP);
+        }
+        t.block_on(&[&self.queue], None, || {
+            self.with(|g, id| match self.take(g, id, len) {
+                Some(m) => Some(Ok(m)),
+                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None => None,
+            })
+        })
+    }
+
+    fn local_addr(&self) -> Vec<u8> {
+        let g = self.stack.lock();
+        let any = match self.family {
+            libc::AF_INET6 => IpAddress::Ipv6(Ipv6Address::UNSPECIFIED),
+            _ => IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
+        };
+        match g.entries[&self.id].bound {
+            Some((ip, ident)) => sockaddr(self.family, ip.unwrap_or(any), ident),
+            None => sockaddr(self.family, any, 0),
+        }
+    }
+
+    fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
+        let g = self.stack.lock();
+        g.entries[&self.id]
+            .udp_peer
+            .map(|(ip, _)| sockaddr(self.family, ip, 0))
+            .ok_or(Errno::ENOTCONN)
+    }
+
+    fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(Errno::EINVAL);
+        }
+        self.with(|g, id| {
+            let e = g.entries.get_mut(&id).expect("present");
+            if e.udp_peer.is_none() {
+                return Err(Errno::ENOTCONN);
+            }
+            e.rd_shut |= how != libc::SHUT_WR;
+            e.wr_shut |= how != libc::SHUT_RD;
+            Ok(())
+        })
+    }
+
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        let mut g = self.stack.lock();
+        let e = g.entries.get_mut(&self.id).expect("present");
+        let protocol = match self.family {
+            libc::AF_INET6 => libc::IPPROTO_ICMPV6,
+            _ => libc::IPPROTO_ICMP,
+        };
+        Ok(match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_TYPE) => int(if self.raw {
+                libc::SOCK_RAW
+            } else {
+                libc::SOCK_DGRAM
+            }),
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(protocol),
+            (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(e.rcvbuf as i32),
+            (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if self.family == libc::AF_INET6 => {
+                int(i32::from(v6only(e)))
+            }
+            (libc::SOL_SOCKET | libc::IPPROTO_IP | libc::IPPROTO_IPV6, _) => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            _ => return Err(Errno::ENOPROTOOPT),
+        })
+    }
+
+    fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+        // ping and busybox ping set socket, IP and ICMP filter (SOL_RAW) options; they are
+        // recorded.
+        if !matches!(
+            level,
+            libc::SOL_SOCKET
+                | libc::SOL_RAW
+                | libc::IPPROTO_IP
+                | libc::IPPROTO_IPV6
+                | libc::IPPROTO_ICMPV6
+        ) {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        if value.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        self.with(|g, id| {
+            let e = g.entries.get_mut(&id).expect("present");
+            match (level, name) {
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                    e.sndbuf = (int_of(value)?.max(0) as usize * 2).max(4608);
+                }
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                    e.rcvbuf = (int_of(value)?.max(0) as usize * 2).max(2304);
+                }
+                _ => {
+                    e.options.insert((level, name), value.to_vec());
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl FileOps for IcmpSocket {
+    fn read(
+        &self,
+        t: &mut dyn Context,
+        file: &OpenFile,
+        dst: &mut dyn IoDst,
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        super::read_socket(self, t, file, dst)
+    }
+
+    fn write(
+        &self,
+        t: &mut dyn Context,
+        file: &OpenFile,
+        src: &mut dyn IoSrc,
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        super::write_socket(self, t, file, src)
+    }
+
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+        if u64::from(cmd) == libc::FIONREAD {
+            let n = {
+                let g = self.stack.lock();
+                rx_len(&g.set, &g.entries[&self.id])
+            };
+            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            dev: 0x8,
+            ino: self.id,
+            nlink: 1,
+            mode: libc::S_IFSOCK | 0o777,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn readiness(&self) -> u32 {
+        let g = self.stack.lock();
+        readiness(&g.set, &g.entries[&self.id])
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_reads_carry_a_valid_ipv4_header() {
+        let icmp = [0u8, 0, 0, 0, 0, 1, 0, 1];
+        let p = ipv4_header(
+            Ipv4Address::new(10, 0, 0, 2),
+            Ipv4Address::new(10, 0, 0, 1),
+            &icmp,
+        );
+        let ip = smoltcp::wire::Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.total_len() as usize, 28);
+        assert_eq!(ip.payload(), &icmp);
+    }
+
+    #[test]
+    fn socket_kinds() {
+        assert_eq!(
+            kind_of(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
+            Some(false)
+        );
+        assert_eq!(
+            kind_of(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
+            Some(true)
+        );
+        assert_eq!(kind_of(libc::AF_INET, libc::SOCK_DGRAM, 0), None);
+    }
+}

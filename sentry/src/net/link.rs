@@ -1,0 +1,344 @@
+//! The stack's device ([`Device`]): frames between smoltcp and the pod's link (an AF_PACKET
+//! socket boot opened and bound to it), plus the loopback that carries whatever the sandbox
+//! sends to itself.
+//!
+//! smoltcp has no loopback for an interface's own addresses: a frame for 127.0.0.1 or for
+//! the link's own address would leave on the wire (after an ARP or neighbour solicitation
+//! that nobody answers). The device keeps such frames inside instead: a frame addressed to
+//! the interface's own MAC, and an ARP request or neighbour solicitation for one of its own
+//! addresses, go to the loopback queue and come back as received frames, so smoltcp
+//! resolves its own addresses to its own MAC and talks to itself like to any neighbour. In
+//! loopback-only mode (`Medium::Ip`, no link) every packet is looped.
+//!
+//! Frames are read from the nonblocking packet socket until EAGAIN, at most
+//! [`FRAMES_PER_POLL`] per interface poll, so a flood costs bounded work per round and the
+//! stack lock is released between rounds. The frames the socket shows us of our own
+//! transmissions (packet sockets see outgoing frames too) carry our MAC as source and are
+//! dropped. Checksums of received frames are not verified: a veth peer hands over frames
+//! with checksum offload (the checksum not yet filled in) and segmentation offload
+//! (segments larger than the MTU); both are whole and correct on that local medium.
+//!
+//! Host system calls: read(2) and write(2) on the packet socket.
+
+use std::collections::{HashSet, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress,
+    IpProtocol, Ipv4Packet, Ipv6Packet,
+};
+
+/// Most frames one interface poll takes in (wire and loopback together).
+pub const FRAMES_PER_POLL: usize = 32;
+/// The largest frame a packet socket hands over: a segmentation-offload frame of a whole
+/// IP packet (64 KiB) plus its Ethernet header.
+const MAX_FRAME: usize = 65_536 + 64;
+/// The IP MTU smoltcp sees: the loopback's, so that the sandbox talking to itself is not cut
+/// to the link's MTU; towards the wire TCP segments follow the peer's MSS.
+const IP_MTU: usize = 65_535;
+/// Most remote addresses remembered as heard from (a bounded set).
+const MAX_HEARD: usize = 4096;
+/// ICMPv6 neighbour solicitation.
+const NDP_SOLICIT: u8 = 135;
+
+/// One packet-socket link.
+#[derive(Debug)]
+struct Port {
+    fd: Arc<OwnedFd>,
+    mac: EthernetAddress,
+}
+
+/// The stack's device: the link (if any) and the loopback queue.
+#[derive(Debug)]
+pub struct Device {
+    medium: Medium,
+    port: Option<Port>,
+    /// Frames sent to ourselves, delivered before the wire's.
+    looped: VecDeque<Vec<u8>>,
+    /// Addresses whose ARP requests and neighbour solicitations stay inside.
+    own: Vec<IpAddress>,
+    /// Frames still allowed in this poll.
+    budget: usize,
+    /// Remote addresses that have sent us something on the wire (for telling an unreachable
+    /// neighbour from a silent one).
+    heard: HashSet<IpAddress>,
+    rx: Vec<u8>,
+}
+
+impl Device {
+    /// A loopback-only device.
+    pub fn loopback() -> Device {
+        Device {
+            medium: Medium::Ip,
+            port: None,
+            looped: VecDeque::new(),
+            own: Vec::new(),
+            budget: FRAMES_PER_POLL,
+            heard: HashSet::new(),
+            rx: Vec::new(),
+        }
+    }
+
+    /// A device on packet socket `fd` (nonblocking) with hardware address `mac`; `own` are
+    /// the interface's addresses.
+    pub fn ethernet(fd: Arc<OwnedFd>, mac: [u8; 6], own: Vec<IpAddress>) -> Device {
+        Device {
+            medium: Medium::Ethernet,
+            port: Some(Port {
+                fd,
+                mac: EthernetAddress(mac),
+            }),
+            looped: VecDeque::new(),
+            own,
+            budget: FRAMES_PER_POLL,
+            heard: HashSet::new(),
+            rx: vec![0; MAX_FRAME],
+        }
+    }
+
+    /// Starts a new interface poll: the frame budget is refilled.
+    pub fn refill(&mut self) {
+        self.budget = FRAMES_PER_POLL;
+    }
+
+    /// Whether the last poll stopped at its budget (more frames may be waiting).
+    pub fn exhausted(&self) -> bool {
+        self.budget == 0
+    }
+
+    /// Whether frames sent to ourselves wait for the next poll.
+    pub fn has_looped(&self) -> bool {
+        !self.looped.is_empty()
+    }
+
+    /// Whether `addr` has sent us anything on the wire.
+    pub fn heard_from(&self, addr: &IpAddress) -> bool {
+        self.heard.contains(addr)
+    }
+
+    /// The next frame off the wire, skipping our own transmissions.
+    fn read_wire(&mut self) -> Option<Vec<u8>> {
+        let port = self.port.as_ref()?;
+        loop {
+            let n = match rustix::io::read(port.fd.as_fd(), &mut self.rx) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::AGAIN) => return None,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    log::debug!("netstack: reading the link: {e}");
+                    return None;
+                }
+            };
+            let frame = &self.rx[..n];
+            let Ok(eth) = EthernetFrame::new_checked(frame) else {
+                continue;
+            };
+            if eth.src_addr() == port.mac {
+                continue;
+            }
+            if let Some(src) = sender(&eth) {
+                if self.heard.len() >= MAX_HEARD {
+                    self.heard.clear();
+                }
+                self.heard.insert(src);
+            }
+            return Some(frame.to_vec());
+        }
+    }
+}
+
+/// The IP address that sent an Ethernet frame (an ARP sender or an IP source).
+fn sender(eth: &EthernetFrame<&[u8]>) -> Option<IpAddress> {
+    match eth.ethertype() {
+        EthernetProtocol::Arp => {
+            let arp = ArpPacket::new_checked(eth.payload()).ok()?;
+            let a: [u8; 4] = arp.source_protocol_addr().try_into().ok()?;
+            Some(IpAddress::v4(a[0], a[1], a[2], a[3]))
+        }
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            Some(IpAddress::Ipv4(ip.src_addr()))
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            Some(IpAddress::Ipv6(ip.src_addr()))
+        }
+        _ => None,
+    }
+}
+
+/// Whether an outgoing Ethernet frame stays inside: it is for our own MAC, or it asks for
+/// the hardware address of one of our own addresses.
+fn stays_inside(frame: &[u8], mac: EthernetAddress, own: &[IpAddress]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if eth.dst_addr() == mac {
+        return true;
+    }
+    match eth.ethertype() {
+        EthernetProtocol::Arp => {
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                return false;
+            };
+            let Ok(target) = <[u8; 4]>::try_from(arp.target_protocol_addr()) else {
+                return false;
+            };
+            arp.operation() == ArpOperation::Request
+                && own.contains(&IpAddress::v4(target[0], target[1], target[2], target[3]))
+        }
+        EthernetProtocol::Ipv6 => {
+            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                return false;
+            };
+            let icmp = ip.payload();
+            // A neighbour solicitation: type, code, checksum, reserved, then the target.
+            if ip.next_header() != IpProtocol::Icmpv6 || icmp.len() < 24 || icmp[0] != NDP_SOLICIT {
+                return false;
+            }
+            let target: [u8; 16] = icmp[8..24].try_into().expect("16 bytes");
+            own.contains(&IpAddress::Ipv6(target.into()))
+        }
+        _ => false,
+    }
+}
+
+impl phy::Device for Device {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        if self.budget == 0 {
+            return None;
+        }
+        let frame = match self.looped.pop_front() {
+            Some(f) => f,
+            None => self.read_wire()?,
+        };
+        self.budget -= 1;
+        Some((RxToken { frame }, self.tx()))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        Some(self.tx())
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut checksum = ChecksumCapabilities::default();
+        if self.medium == Medium::Ip {
+            checksum = ChecksumCapabilities::ignored();
+        } else {
+            checksum.ipv4 = Checksum::Tx;
+            checksum.udp = Checksum::Tx;
+            checksum.tcp = Checksum::Tx;
+            checksum.icmpv4 = Checksum::Tx;
+            checksum.icmpv6 = Checksum::Tx;
+        }
+        let header = if self.medium == Medium::Ethernet {
+            14
+        } else {
+            0
+        };
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = self.medium;
+        caps.max_transmission_unit = IP_MTU + header;
+        caps.checksum = checksum;
+        caps
+    }
+}
+
+impl Device {
+    fn tx(&mut self) -> TxToken<'_> {
+        TxToken {
+            port: self.port.as_ref(),
+            looped: &mut self.looped,
+            own: &self.own,
+        }
+    }
+}
+
+/// A received frame.
+pub struct RxToken {
+    frame: Vec<u8>,
+}
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.frame)
+    }
+}
+
+/// The right to send one frame.
+pub struct TxToken<'a> {
+    port: Option<&'a Port>,
+    looped: &'a mut VecDeque<Vec<u8>>,
+    own: &'a [IpAddress],
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let r = f(&mut frame);
+        match self.port {
+            Some(port) if !stays_inside(&frame, port.mac, self.own) => {
+                // A full queue or a frame the link refuses is a lost frame, as on a NIC:
+                // TCP retransmits, UDP and ICMP are unreliable anyway.
+                if let Err(e) = rustix::io::write(port.fd.as_fd(), &frame) {
+                    log::trace!("netstack: sending a frame of {len} bytes: {e}");
+                }
+            }
+            _ => self.looped.push_back(frame),
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{ArpRepr, EthernetRepr, Ipv4Address};
+
+    fn arp_request(target: Ipv4Address) -> Vec<u8> {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            source_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: target,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EthernetProtocol::Arp,
+        };
+        let mut buf = vec![0; 14 + repr.buffer_len()];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.emit(&mut frame);
+        repr.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        buf
+    }
+
+    #[test]
+    fn own_addresses_are_resolved_inside() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let own = [IpAddress::v4(10, 0, 0, 1), IpAddress::v4(127, 0, 0, 1)];
+        assert!(stays_inside(
+            &arp_request(Ipv4Address::new(127, 0, 0, 1)),
+            mac,
+            &own
+        ));
+        assert!(stays_inside(
+            &arp_request(Ipv4Address::new(10, 0, 0, 1)),
+            mac,
+            &own
+        ));
+        assert!(!stays_inside(
+            &arp_request(Ipv4Address::new(10, 0, 0, 2)),
+            mac,
+            &own
+        ));
+    }
+}
