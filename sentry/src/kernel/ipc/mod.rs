@@ -15,7 +15,7 @@ pub mod msg;
 pub mod sem;
 pub mod shm;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -170,6 +170,11 @@ pub struct Registry<T> {
     objects: BTreeMap<i32, (i32, T)>,
     /// key → index, for objects not created with IPC_PRIVATE and not removed.
     keys: HashMap<i32, i32>,
+    /// Indices below `unused` that are free again; every index from `unused` up is free.
+    /// (Finding the lowest free index by scanning would make creating many objects
+    /// quadratic.)
+    freed: BTreeSet<i32>,
+    unused: i32,
     next_seq: i32,
 }
 
@@ -178,6 +183,8 @@ impl<T> Default for Registry<T> {
         Registry {
             objects: BTreeMap::new(),
             keys: HashMap::new(),
+            freed: BTreeSet::new(),
+            unused: 0,
             next_seq: 0,
         }
     }
@@ -217,9 +224,14 @@ impl<T> Registry<T> {
         if self.objects.len() >= limit.min(IPCMNI as usize) {
             return Err(Errno::ENOSPC);
         }
-        let idx = (0..IPCMNI)
-            .find(|i| !self.objects.contains_key(i))
-            .ok_or(Errno::ENOSPC)?;
+        let idx = match self.freed.pop_first() {
+            Some(i) => i,
+            None if self.unused < IPCMNI => {
+                self.unused += 1;
+                self.unused - 1
+            }
+            None => return Err(Errno::ENOSPC),
+        };
         let seq = self.next_seq;
         self.next_seq = (self.next_seq + 1) % (i32::MAX / IPCMNI);
         self.objects.insert(idx, (seq, obj));
@@ -278,13 +290,21 @@ impl<T> Registry<T> {
             return None;
         }
         self.forget_key(id);
+        self.freed.insert(idx);
         self.objects.remove(&idx).map(|(_, o)| o)
     }
 
     /// Keeps only the objects `keep` accepts.
     pub fn retain(&mut self, keep: impl Fn(&T) -> bool) {
         let before = self.objects.len();
-        self.objects.retain(|_, (_, o)| keep(o));
+        let freed = &mut self.freed;
+        self.objects.retain(|&idx, (_, o)| {
+            let k = keep(o);
+            if !k {
+                freed.insert(idx);
+            }
+            k
+        });
         if self.objects.len() != before {
             let objects = &self.objects;
             self.keys.retain(|_, idx| objects.contains_key(idx));

@@ -118,6 +118,8 @@ impl Set {
 #[derive(Debug, Default)]
 struct Inner {
     sets: Registry<Set>,
+    /// Semaphores in all sets (bounded by SEMMNS).
+    total: i64,
     /// SEM_UNDO adjustments: (process, set) → one value per semaphore.
     undo: HashMap<(i32, i32), Vec<i32>>,
 }
@@ -177,8 +179,7 @@ impl Sem {
                 if nsems == 0 {
                     return Err(Errno::EINVAL);
                 }
-                let total: i64 = i.sets.iter().map(|(_, s)| s.sems.len() as i64).sum();
-                if total + i64::from(nsems) > SEMMNS {
+                if i.total + i64::from(nsems) > SEMMNS {
                     return Err(Errno::ENOSPC);
                 }
                 let set = Set {
@@ -188,7 +189,9 @@ impl Sem {
                     sems: vec![Semaphore::default(); nsems as usize],
                     queue: Arc::default(),
                 };
-                i.sets.insert(key, SEMMNI, set)
+                let id = i.sets.insert(key, SEMMNI, set)?;
+                i.total += i64::from(nsems);
+                Ok(id)
             }
         }
     }
@@ -327,6 +330,7 @@ impl Sem {
                 let mut i = self.lock();
                 i.sets.get(id)?.perm.check_owner(&t.creds)?;
                 let set = i.sets.remove(id).ok_or(Errno::EINVAL)?;
+                i.total -= set.sems.len() as i64;
                 i.forget_undo(id, None);
                 set.queue.notify_all();
                 Ok(0)
