@@ -867,6 +867,11 @@ fn status_text(s: &Snapshot) -> String {
         .and_then(|v| v.fds.fds().last().copied())
         .map_or(64, |m| ((m as u32 + 1).next_power_of_two()).max(64));
     let state = s.state();
+    let affinity = s
+        .handle
+        .as_ref()
+        .and_then(|h| h.sched.lock().unwrap().affinity.clone());
+    let allowed = allowed_cpus(affinity.as_deref());
     let mut out = format!(
         "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\n\
          PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
@@ -907,7 +912,7 @@ fn status_text(s: &Snapshot) -> String {
          CapInh:\t{inh:016x}\nCapPrm:\t{prm:016x}\nCapEff:\t{eff:016x}\n\
          CapBnd:\t{bnd:016x}\nCapAmb:\t{amb:016x}\nNoNewPrivs:\t0\nSeccomp:\t0\n\
          Seccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
-         Cpus_allowed:\t{mask:x}\nCpus_allowed_list:\t0-{lastcpu}\nMems_allowed:\t1\n\
+         Cpus_allowed:\t{mask:x}\nCpus_allowed_list:\t{cpu_list}\nMems_allowed:\t1\n\
          Mems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         threads = s.threads.len().max(1),
         sigq = s.tg.limits.lock().unwrap()[libc::RLIMIT_SIGPENDING as usize].cur,
@@ -917,10 +922,48 @@ fn status_text(s: &Snapshot) -> String {
         eff = c.caps.effective.0,
         bnd = c.caps.bounding.0,
         amb = c.caps.ambient.0,
-        mask = (1u128 << host_info().ncpu.min(127)) - 1,
-        lastcpu = host_info().ncpu - 1,
+        mask = allowed
+            .iter()
+            .filter(|&&cpu| cpu < 128)
+            .fold(0u128, |m, &cpu| m | 1 << cpu),
+        cpu_list = cpu_list(&allowed),
     );
     out
+}
+
+/// The CPUs of an affinity mask (None: every CPU of the sandbox).
+fn allowed_cpus(affinity: Option<&[u64]>) -> Vec<usize> {
+    (0..host_info().ncpu)
+        .filter(|&cpu| {
+            affinity.is_none_or(|words| {
+                words
+                    .get(cpu / 64)
+                    .is_some_and(|w| w >> (cpu % 64) & 1 == 1)
+            })
+        })
+        .collect()
+}
+
+/// CPUs as Linux lists them: ascending ranges, `0-3,6`.
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for &cpu in cpus {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == cpu => *end = cpu,
+            _ => ranges.push((cpu, cpu)),
+        }
+    }
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    parts.join(",")
 }
 
 fn maps_text(v: &TaskView) -> String {
@@ -1455,6 +1498,13 @@ mod tests {
     #[test]
     fn mount_paths_are_escaped() {
         assert_eq!(mangle(b"/a b\\c\td\ne"), "/a\\040b\\134c\\011d\\012e");
+    }
+
+    #[test]
+    fn cpu_lists_are_ranges() {
+        assert_eq!(cpu_list(&[0, 1, 2, 3, 6, 8, 9]), "0-3,6,8-9");
+        assert_eq!(cpu_list(&[1]), "1");
+        assert_eq!(cpu_list(&[]), "");
     }
 
     #[test]

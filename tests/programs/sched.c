@@ -1,6 +1,6 @@
 /* Scheduler calls, priorities and resource limits, printed so that a native run and a sandbox
  * run can be compared line by line. Run as root (with CAP_SYS_NICE, CAP_SETUID); the
- * unprivileged checks happen in a child that drops to uid 12345.
+ * unprivileged checks happen in a child that drops to uid 12345 (12346 for the limits).
  *
  *   sched sched        get/setpriority, sched_* calls, affinity, ioprio, /proc/self/stat
  *   sched limits       RLIMIT_NOFILE (EMFILE, dup2 EBADF), hard-limit raise, RLIMIT_NPROC
@@ -216,6 +216,13 @@ static int sched_checks(void) {
     CPU_SET(0, &s);
     SHOW("setaffinity cpu0", sched_setaffinity(0, sizeof s, &s));
     show_affinity("after");
+    {
+        char line[256];
+        FILE *f = fopen("/proc/self/status", "r");
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "Cpus_allowed", 12)) fputs(line, stdout);
+        if (f) fclose(f);
+    }
     unsigned cpu = 99;
     SHOW("getcpu", syscall(SYS_getcpu, &cpu, NULL, NULL));
     printf("cpu %u\n", cpu);
@@ -267,7 +274,9 @@ static int limit_checks(void) {
 
     pid_t kid = fork();
     if (kid == 0) {
-        if (setresuid(12345, 12345, 12345)) _exit(2);
+        /* Not 12345: the scheduler checks' child may run at the same time, and PRIO_USER and
+         * RLIMIT_NPROC count every task of a user. */
+        if (setresuid(12346, 12346, 12346)) _exit(2);
         r.rlim_cur = r.rlim_max = 9;
         SHOW("lower hard unprivileged", setrlimit(RLIMIT_NOFILE, &r));
         r.rlim_max = 10;
