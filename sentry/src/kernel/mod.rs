@@ -86,6 +86,10 @@ pub struct Kernel {
     pub timers: Arc<timer::TimerService>,
     /// Advisory file locks (flock, POSIX and OFD record locks).
     pub locks: Arc<crate::vfs::lock::Locks>,
+    /// The pipes behind the FIFOs that are open, by the FIFO's (device, inode).
+    pub fifos: pipe::Fifos,
+    /// The internal filesystem of `memfd_create`'s files.
+    pub memfds: crate::fs::memfd::MemfdFs,
     /// The network namespace: AF_UNIX names and the internet stack.
     pub net: crate::net::Namespace,
     /// System-call numbers already reported as unsupported (logged once each).
@@ -116,6 +120,7 @@ impl Kernel {
         syscalls: SyscallTable,
         net: crate::net::Namespace,
     ) -> Arc<Kernel> {
+        let memfds = crate::fs::memfd::MemfdFs::new(&memory);
         Arc::new(Kernel {
             platform,
             memory,
@@ -129,6 +134,8 @@ impl Kernel {
             futexes: futex::Futexes::default(),
             timers: Arc::default(),
             locks: Arc::default(),
+            fifos: pipe::Fifos::default(),
+            memfds,
             net,
             warned: Mutex::new(HashSet::new()),
             test_panic_syscall: std::env::var(TEST_PANIC_SYSCALL_ENV)

@@ -389,6 +389,9 @@ impl Task {
         self.sample_rss();
         self.exit_mm();
         self.acct.charge_sys(&self.handle.clock);
+        // As Linux's exit_files before exit_notify: the parent that reaps this process
+        // already sees its files closed (a pipe's or FIFO's reader gone).
+        self.fds = Arc::new(FdTable::new());
         thread_finished(&self.kernel, &self.handle, status);
     }
 
