@@ -48,3 +48,19 @@ fn sendfile_splice_tee_vmsplice_copy_file_range_match_native() {
         ],
     );
 }
+
+#[test]
+fn memfd_seals_and_pipe_sizes_match_native() {
+    section(
+        "memfd",
+        &[
+            "link: /memfd:test (deleted)\n",
+            "write sealed: -1 EPERM\n",
+            "mmap shared writable sealed: -1 EPERM\n",
+            "old mapping wrote: still\n",
+            "copy_file_range memfd to file: -1 EXDEV\n",
+            "write more: -1 EAGAIN\n",
+            "shrink below data: -1 EBUSY\n",
+        ],
+    );
+}
