@@ -626,26 +626,34 @@ impl TmpNode {
         if end > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        {
+        // Seals refuse a write as Linux's shmem_write_begin refuses each page's part of it:
+        // an empty write passes, and with F_SEAL_GROW the pages that stay inside the file
+        // are written before the one that would extend it fails.
+        let mut limit = usize::MAX;
+        if end > off {
             let st = self.lock();
             if st.seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
                 return Err(Errno::EPERM);
             }
             if let Data::File(d) = &st.data {
                 if st.seals & SEAL_GROW != 0 && end > d.size {
-                    return Err(Errno::EPERM);
+                    let inside = d.size / PAGE_SIZE * PAGE_SIZE;
+                    if inside <= off {
+                        return Err(Errno::EPERM);
+                    }
+                    limit = (inside - off) as usize;
                 }
             }
         }
         let mut done = 0usize;
-        while src.remaining() > 0 {
+        while src.remaining() > 0 && done < limit {
             let pos = off + done as u64;
             let pieces = {
                 let mut st = self.lock();
                 let Data::File(d) = &mut st.data else {
                     return Err(Errno::EINVAL);
                 };
-                let want = src.remaining().min(IO_CHUNK);
+                let want = src.remaining().min(IO_CHUNK).min(limit - done);
                 let chunk_end = pos + want as u64;
                 d.fill_holes(mf, pos / PAGE_SIZE, chunk_end.div_ceil(PAGE_SIZE))?;
                 d.held_pieces(mf, pos, chunk_end)

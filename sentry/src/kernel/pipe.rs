@@ -248,11 +248,14 @@ impl PipeFile for PipeEnd {
         })
     }
 
+    /// Linux's pipe is a ring of page buffers and a splice fills whole free ones: the room
+    /// counts the pages the data does not touch.
     fn wait_room(&self, t: &mut dyn Context, nonblock: bool) -> Result<usize, Errno> {
         let pipe = &self.pipe;
+        let page = PAGE_SIZE as usize;
         let r = t.block_on(&[&pipe.queue], None, || {
             let s = pipe.state.lock().unwrap();
-            let room = s.capacity.saturating_sub(s.buf.len());
+            let room = (s.capacity / page).saturating_sub(s.buf.len().div_ceil(page)) * page;
             if s.readers == 0 {
                 Some(Err(Errno::EPIPE))
             } else if room > 0 {
@@ -519,5 +522,25 @@ mod tests {
         let (r2, w2) = new_pipe();
         drop(r2);
         assert_ne!(w2.readiness() & libc::POLLERR as u32, 0);
+    }
+
+    #[test]
+    fn capacity_rounds_to_pages_and_keeps_data() {
+        let (r, w) = new_pipe();
+        assert_eq!(w.capacity(), PIPE_SIZE);
+        assert_eq!(w.set_capacity(0, PIPE_MAX_SIZE), Ok(4096));
+        assert_eq!(w.set_capacity(5000, PIPE_MAX_SIZE), Ok(8192));
+        assert_eq!(w.set_capacity(3 << 12, PIPE_MAX_SIZE), Ok(4 << 12));
+        assert_eq!(w.set_capacity(PIPE_MAX_SIZE * 2, PIPE_MAX_SIZE), Err(Errno::EPERM));
+        assert_eq!(w.set_capacity(usize::MAX, usize::MAX), Err(Errno::EINVAL));
+        w.push(&[7u8; 5000]);
+        assert_eq!(r.set_capacity(4096, PIPE_MAX_SIZE), Err(Errno::EBUSY));
+        // tee's copy leaves the data; a short splice puts the rest back in front.
+        assert_eq!(r.take(3, false), vec![7, 7, 7]);
+        let got = r.take(5000, true);
+        r.unread(&got[10..]);
+        assert_eq!(r.available(), 4990);
+        assert_ne!(w.pipe_id(), new_pipe().0.pipe_id());
+        assert_eq!(w.pipe_id(), r.pipe_id());
     }
 }

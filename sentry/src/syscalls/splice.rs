@@ -187,13 +187,22 @@ fn read_offset(t: &Task, p: UserAddr) -> Result<Option<i64>, Errno> {
     Ok(Some(t.mm.read_obj::<i64>(p)?))
 }
 
-/// Where a seekable file's transfer starts: the given offset or the file's own.
-fn start_pos(f: &OpenFile, off: Option<i64>) -> Result<u64, Errno> {
-    match off {
-        Some(o) if o < 0 => Err(Errno::EINVAL),
-        Some(o) => Ok(o as u64),
-        None => Ok(*f.offset.lock().unwrap()),
+/// Where a seekable file's transfer of `len` bytes starts: the given offset or the file's
+/// own. As Linux's rw_verify_area, a negative start or an end past the largest offset is
+/// EINVAL.
+fn start_pos(f: &OpenFile, off: Option<i64>, len: usize) -> Result<u64, Errno> {
+    let pos = match off {
+        Some(o) if o < 0 => return Err(Errno::EINVAL),
+        Some(o) => o as u64,
+        None => *f.offset.lock().unwrap(),
+    };
+    if pos
+        .checked_add(len as u64)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(Errno::EINVAL);
     }
+    Ok(pos)
 }
 
 /// Records where a seekable file's transfer ended: in the caller's offset or the file's.
@@ -322,7 +331,7 @@ pub fn splice(
             }
             nonblock |= nonblocking(&input);
             let pos = if out.ops().seekable() {
-                Some(start_pos(&out, oout)?)
+                Some(start_pos(&out, oout, len)?)
             } else {
                 None
             };
@@ -338,7 +347,7 @@ pub fn splice(
             }
             nonblock |= nonblocking(&out);
             let pos = if input.ops().seekable() {
-                Some(start_pos(&input, oin)?)
+                Some(start_pos(&input, oin, len)?)
             } else {
                 None
             };
@@ -459,7 +468,11 @@ pub fn sendfile(t: &mut Task, out_fd: Fd, in_fd: Fd, offset: UserAddr, count: us
     }
     let count = count.min(MAX_RW);
     let seekable = input.ops().seekable();
-    let mut pos = if seekable { start_pos(&input, oin)? } else { 0 };
+    let mut pos = if seekable {
+        start_pos(&input, oin, count)?
+    } else {
+        0
+    };
     if let Some(op) = pipe_of(&out) {
         // As Linux's splice_file_to_pipe: one wait for room, then what fits.
         let nonblock = nonblocking(&input) || nonblocking(&out);
@@ -537,12 +550,9 @@ pub fn copy_file_range(
     if !input.readable() || !out.writable() || out.flags() & libc::O_APPEND as u32 != 0 {
         return Err(Errno::EBADF);
     }
-    let pin = start_pos(&input, oin)?;
-    let pout = start_pos(&out, oout)?;
     let len = len.min(MAX_RW);
-    if pin.checked_add(len as u64).is_none() || pout.checked_add(len as u64).is_none() {
-        return Err(Errno::EOVERFLOW);
-    }
+    let pin = start_pos(&input, oin, len)?;
+    let pout = start_pos(&out, oout, len)?;
     // Only what the source holds is copied.
     let size = sin.size.max(0) as u64;
     let len = if pin >= size {

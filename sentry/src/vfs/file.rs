@@ -206,7 +206,7 @@ pub trait PipeFile: FileOps {
     /// EAGAIN when `nonblock` and it would wait, EINTR.
     fn wait_data(&self, t: &mut dyn Context, nonblock: bool) -> Result<usize, Errno>;
 
-    /// Waits until the pipe has room; returns the free bytes.
+    /// Waits until the pipe has a free page; returns the bytes of its free pages.
     ///
     /// # Errors
     /// EPIPE (SIGPIPE raised) without readers, EAGAIN when `nonblock` and it would wait,
