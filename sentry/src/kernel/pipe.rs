@@ -531,7 +531,10 @@ mod tests {
         assert_eq!(w.set_capacity(0, PIPE_MAX_SIZE), Ok(4096));
         assert_eq!(w.set_capacity(5000, PIPE_MAX_SIZE), Ok(8192));
         assert_eq!(w.set_capacity(3 << 12, PIPE_MAX_SIZE), Ok(4 << 12));
-        assert_eq!(w.set_capacity(PIPE_MAX_SIZE * 2, PIPE_MAX_SIZE), Err(Errno::EPERM));
+        assert_eq!(
+            w.set_capacity(PIPE_MAX_SIZE * 2, PIPE_MAX_SIZE),
+            Err(Errno::EPERM)
+        );
         assert_eq!(w.set_capacity(usize::MAX, usize::MAX), Err(Errno::EINVAL));
         w.push(&[7u8; 5000]);
         assert_eq!(r.set_capacity(4096, PIPE_MAX_SIZE), Err(Errno::EBUSY));

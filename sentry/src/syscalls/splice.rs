@@ -15,7 +15,7 @@ use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::memory::MemoryFile;
 use crate::mm::usermem::{IoDst, IoSrc, UserAddr, UserIo};
-use crate::vfs::{FileKind, FileType, OpenFile, PipeFile, Stat};
+use crate::vfs::{Context as _, FileKind, FileType, OpenFile, PipeFile, Stat};
 
 /// The most one step moves through the sentry.
 const CHUNK: usize = 64 * 1024;
@@ -161,11 +161,32 @@ fn read_chunk(t: &mut Task, f: &OpenFile, max: usize, off: Option<u64>) -> Resul
 
 /// Writes `data` to `f` at `off` (None: at the file's own offset, or O_APPEND's end).
 fn write_chunk(t: &mut Task, f: &OpenFile, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+    let data = if f.ops().seekable() {
+        let pos = off.unwrap_or_else(|| *f.offset.lock().unwrap());
+        &data[..fsize_limit(t, pos, data.len())?]
+    } else {
+        data
+    };
     let mut src = BufSrc { data, pos: 0 };
     match off {
         Some(o) => f.write_at(t, &mut src, o),
         None => f.write(t, &mut src),
     }
+}
+
+/// How much of a `len`-byte write at `pos` RLIMIT_FSIZE allows, as Linux's
+/// generic_write_check_limits: a write that starts at or past the limit raises SIGXFSZ and
+/// fails with EFBIG, one that crosses it is shortened.
+fn fsize_limit(t: &mut Task, pos: u64, len: usize) -> Result<usize, Errno> {
+    let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_FSIZE as usize].cur;
+    if limit == libc::RLIM_INFINITY || len == 0 {
+        return Ok(len);
+    }
+    if pos >= limit {
+        t.raise_signal(libc::SIGXFSZ);
+        return Err(Errno::EFBIG);
+    }
+    Ok(len.min((limit - pos) as usize))
 }
 
 /// The outcome of a transfer that may stop part-way: the count when something moved (the
