@@ -187,6 +187,21 @@ static void fifo(void) {
     printf("passing writer opened: %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     read_report("read after passing writer", r);
     close(r);
+
+    /* /proc/self/fd/N of a pipe opens that same pipe, as a FIFO. */
+    int pp[2];
+    pipe(pp);
+    char l[64];
+    snprintf(l, sizeof l, "/proc/self/fd/%d", pp[0]);
+    int again = open(l, O_RDONLY);
+    snprintf(l, sizeof l, "/proc/self/fd/%d", pp[1]);
+    int wagain = open(l, O_WRONLY);
+    report("write via reopened write end", write(wagain, "reopened", 8));
+    read_report("read via reopened read end", again);
+    close(again);
+    close(wagain);
+    close(pp[0]);
+    close(pp[1]);
 }
 
 static unsigned sum(const unsigned char *b, size_t n) {

@@ -129,23 +129,54 @@ impl Drop for PipeEnd {
     }
 }
 
-/// The pipes of the FIFOs some task has open, by the FIFO's (device, inode).
+/// The device number `fstat` shows for pipes (Linux's pipefs).
+const PIPEFS_DEV: u64 = 0xc;
+
+/// The pipes of the FIFOs some task has open, by the FIFO's (device, inode), and the
+/// anonymous pipes, by their own: opening `/proc/[pid]/fd/N` of a pipe opens that pipe as
+/// a FIFO, as Linux does.
 #[derive(Debug, Default)]
 pub struct Fifos {
-    pipes: Mutex<HashMap<(u64, u64), Weak<Pipe>>>,
+    pipes: Mutex<FifoMap>,
+}
+
+#[derive(Debug, Default)]
+struct FifoMap {
+    by_key: HashMap<(u64, u64), Weak<Pipe>>,
+    /// Entries after the last sweep of dead ones: sweeping when the map doubles keeps
+    /// registering a pipe O(1) amortised.
+    swept: usize,
+}
+
+impl FifoMap {
+    fn insert(&mut self, key: (u64, u64), p: &Arc<Pipe>) {
+        if self.by_key.len() >= 2 * self.swept + 64 {
+            self.by_key.retain(|_, w| w.strong_count() > 0);
+            self.swept = self.by_key.len();
+        }
+        self.by_key.insert(key, Arc::downgrade(p));
+    }
 }
 
 impl Fifos {
     /// The pipe of FIFO `key`, made on its first open.
     fn pipe(&self, key: (u64, u64)) -> Arc<Pipe> {
         let mut m = self.pipes.lock().unwrap();
-        if let Some(p) = m.get(&key).and_then(Weak::upgrade) {
+        if let Some(p) = m.by_key.get(&key).and_then(Weak::upgrade) {
             return p;
         }
-        m.retain(|_, w| w.strong_count() > 0);
         let p = Pipe::new();
-        m.insert(key, Arc::downgrade(&p));
+        m.insert(key, &p);
         p
+    }
+
+    /// A new anonymous pipe as (read end, write end), reachable again through
+    /// `/proc/[pid]/fd`.
+    pub fn new_pipe(&self) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
+        let (r, w) = new_pipe();
+        let key = (PIPEFS_DEV, r.pipe.ino);
+        self.pipes.lock().unwrap().insert(key, &r.pipe);
+        (r, w)
     }
 
     /// Opens FIFO `key` with the access mode and O_NONBLOCK of `flags`, waiting for the
@@ -469,7 +500,7 @@ impl FileOps for PipeEnd {
 
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(Stat {
-            dev: 0xc,
+            dev: PIPEFS_DEV,
             ino: self.pipe.ino,
             nlink: 1,
             mode: libc::S_IFIFO | 0o600,

@@ -12,7 +12,7 @@ use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::vfs::dir::{DirFile, PathFile};
-use crate::vfs::inode::{may_access, RenameFlags};
+use crate::vfs::inode::{may_access, OpenFileInode, RenameFlags};
 use crate::vfs::inotify;
 use crate::vfs::{
     Caller, Dentry, FileKind, FileType, NewAttrs, NewNode, OpenFile, Resolver, SetAttr, Stat,
@@ -252,7 +252,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         if !may_access(&st, &t.creds, mask, false) {
             return Err(Errno::EACCES);
         }
-        if kind == FileType::Fifo {
+        if kind == FileType::Fifo && !is_host_pipe(&dentry) {
             return open_fifo(t, &st, flags, dentry);
         }
         let ops = dentry.inode.open(&cx, flags)?;
@@ -269,6 +269,17 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         ops
     };
     install_opened(t, ops, flags, dentry)
+}
+
+/// Whether `dentry` is `/proc/[pid]/fd/N` of a pipe the sandbox did not make (a host fd it
+/// was given, such as stdin): reopening it shares that file, as before FIFOs existed here.
+fn is_host_pipe(dentry: &Arc<Dentry>) -> bool {
+    dentry
+        .inode
+        .clone()
+        .as_any()
+        .downcast::<OpenFileInode>()
+        .is_ok_and(|o| !matches!(o.0.kind(), FileKind::Pipe(_)))
 }
 
 /// Opens a FIFO: every opener of the inode shares the kernel's pipe for it, and opening

@@ -229,7 +229,8 @@ pub trait PipeFile: FileOps {
     /// pages; returns the new capacity.
     ///
     /// # Errors
-    /// EINVAL beyond `max`, EBUSY when the pipe holds more than the new size.
+    /// EPERM growing beyond `max`, EINVAL past 2 GiB, EBUSY when the pipe's data needs more
+    /// pages than the new size has.
     fn set_capacity(&self, size: usize, max: usize) -> Result<usize, Errno>;
 }
 
