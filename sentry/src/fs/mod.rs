@@ -7,6 +7,7 @@
 
 pub mod dev;
 pub mod hostfs;
+pub mod memfd;
 pub mod overlay;
 pub mod synth;
 pub mod sys;

@@ -60,6 +60,16 @@ enum Data {
     Device(Arc<dyn Device>),
 }
 
+/// `F_SEAL_*`: no more seals; no shrinking; no growing; no writes; no new writable
+/// mappings or writes (existing mappings keep writing); no exec-bit changes.
+pub const SEAL_SEAL: u32 = 0x01;
+pub const SEAL_SHRINK: u32 = 0x02;
+pub const SEAL_GROW: u32 = 0x04;
+pub const SEAL_WRITE: u32 = 0x08;
+pub const SEAL_FUTURE_WRITE: u32 = 0x10;
+pub const SEAL_EXEC: u32 = 0x20;
+const SEALS_ALL: u32 = 0x3f;
+
 /// Most bytes one step of a tmpfs read or write holds pages for.
 const IO_CHUNK: usize = 256 << 10;
 
@@ -268,6 +278,9 @@ struct TmpState {
     /// it its first name.
     linkable: bool,
     rdev: u64,
+    /// `F_SEAL_*` (memfd seals): F_SEAL_SEAL alone unless created by `memfd_create` with
+    /// MFD_ALLOW_SEALING, as Linux's shmem files.
+    seals: u32,
     atime: (i64, i64),
     mtime: (i64, i64),
     ctime: (i64, i64),
@@ -355,6 +368,7 @@ impl TmpNode {
                 nlink: 1,
                 linkable: false,
                 rdev: 0,
+                seals: SEAL_SEAL,
                 atime: t,
                 mtime: t,
                 ctime: t,
@@ -612,15 +626,34 @@ impl TmpNode {
         if end > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
+        // Seals refuse a write as Linux's shmem_write_begin refuses each page's part of it:
+        // an empty write passes, and with F_SEAL_GROW the pages that stay inside the file
+        // are written before the one that would extend it fails.
+        let mut limit = usize::MAX;
+        if end > off {
+            let st = self.lock();
+            if st.seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+                return Err(Errno::EPERM);
+            }
+            if let Data::File(d) = &st.data {
+                if st.seals & SEAL_GROW != 0 && end > d.size {
+                    let inside = d.size / PAGE_SIZE * PAGE_SIZE;
+                    if inside <= off {
+                        return Err(Errno::EPERM);
+                    }
+                    limit = (inside - off) as usize;
+                }
+            }
+        }
         let mut done = 0usize;
-        while src.remaining() > 0 {
+        while src.remaining() > 0 && done < limit {
             let pos = off + done as u64;
             let pieces = {
                 let mut st = self.lock();
                 let Data::File(d) = &mut st.data else {
                     return Err(Errno::EINVAL);
                 };
-                let want = src.remaining().min(IO_CHUNK);
+                let want = src.remaining().min(IO_CHUNK).min(limit - done);
                 let chunk_end = pos + want as u64;
                 d.fill_holes(mf, pos / PAGE_SIZE, chunk_end.div_ceil(PAGE_SIZE))?;
                 d.held_pieces(mf, pos, chunk_end)
@@ -745,6 +778,22 @@ impl FileOps for TmpFile {
 
     fn mappable(&self, _mf: &Arc<MemoryFile>) -> Option<Arc<dyn Mappable>> {
         Some(self.node.clone())
+    }
+
+    fn seals(&self) -> Option<u32> {
+        Some(self.node.lock().seals)
+    }
+
+    fn add_seals(&self, seals: u32) -> Result<(), Errno> {
+        if seals & !SEALS_ALL != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut st = self.node.lock();
+        if st.seals & SEAL_SEAL != 0 {
+            return Err(Errno::EPERM);
+        }
+        st.seals |= seals;
+        Ok(())
     }
 }
 
@@ -985,11 +1034,17 @@ impl Inode for TmpNode {
 
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         let mut st = self.lock();
+        let seals = st.seals;
         if let Some(size) = a.size {
             match &mut st.data {
                 Data::File(d) => {
                     if size > MAX_FILE_SIZE {
                         return Err(Errno::EFBIG);
+                    }
+                    if (size < d.size && seals & SEAL_SHRINK != 0)
+                        || (size > d.size && seals & SEAL_GROW != 0)
+                    {
+                        return Err(Errno::EPERM);
                     }
                     d.truncate(&self.fs.mf, size);
                     st.mtime = now();
@@ -1055,6 +1110,16 @@ impl TmpNode {
             st.nlink = 0;
             st.linkable = linkable;
         }
+        Ok(n)
+    }
+
+    /// A `memfd_create` file: like [`TmpNode::new_tmpfile`], with `seals` to start with.
+    ///
+    /// # Errors
+    /// ENOTDIR when this is not a directory.
+    pub fn new_memfd(&self, attrs: NewAttrs, seals: u32) -> Result<Arc<TmpNode>, Errno> {
+        let n = self.new_tmpfile(attrs, false)?;
+        n.lock().seals = seals;
         Ok(n)
     }
 

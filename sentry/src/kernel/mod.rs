@@ -88,6 +88,10 @@ pub struct Kernel {
     pub timers: Arc<timer::TimerService>,
     /// Advisory file locks (flock, POSIX and OFD record locks).
     pub locks: Arc<crate::vfs::lock::Locks>,
+    /// The pipes behind the FIFOs that are open, by the FIFO's (device, inode).
+    pub fifos: pipe::Fifos,
+    /// The internal filesystem of `memfd_create`'s files.
+    pub memfds: crate::fs::memfd::MemfdFs,
     /// The network namespace: AF_UNIX names and the internet stack.
     pub net: crate::net::Namespace,
     /// The IPC namespace: System V shared memory, semaphores and message queues.
@@ -120,6 +124,7 @@ impl Kernel {
         syscalls: SyscallTable,
         net: crate::net::Namespace,
     ) -> Arc<Kernel> {
+        let memfds = crate::fs::memfd::MemfdFs::new(&memory);
         Arc::new(Kernel {
             platform,
             memory,
@@ -133,6 +138,8 @@ impl Kernel {
             futexes: futex::Futexes::default(),
             timers: Arc::default(),
             locks: Arc::default(),
+            fifos: pipe::Fifos::default(),
+            memfds,
             net,
             ipc: ipc::Namespace::default(),
             warned: Mutex::new(HashSet::new()),

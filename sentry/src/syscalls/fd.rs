@@ -193,6 +193,9 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
         | libc::F_OFD_GETLK
         | libc::F_OFD_SETLK
         | libc::F_OFD_SETLKW => super::lock::fcntl_lock(t, fd, cmd, arg),
+        libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS => {
+            super::pipe::fcntl_pipe_or_seals(t, &f, cmd, arg)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

@@ -4,6 +4,7 @@ use platform::Perms;
 
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, PAGE_SIZE};
+use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
 use crate::mm::filemap::FileMapping;
 use crate::mm::usermem::UserAddr;
@@ -101,8 +102,13 @@ fn mmap_file(
     if shared && perms.write && !file.shared_writable() {
         return Err(Errno::ENODEV);
     }
+    // A memfd sealed against writing refuses new writable shared mappings, now and later.
+    let write_sealed = f.ops().seals().unwrap_or(0) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0;
+    if shared && perms.write && write_sealed {
+        return Err(Errno::EPERM);
+    }
     off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-    let may_write = f.writable() && file.shared_writable();
+    let may_write = f.writable() && file.shared_writable() && !(shared && write_sealed);
     let name = String::from_utf8_lossy(&d.path).into_owned();
     t.mm.mmap(MmapRequest {
         placement,

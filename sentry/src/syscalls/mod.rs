@@ -19,7 +19,8 @@
 //! | read/write family, close, close_range, dup*, fcntl, ioctl, lseek, fadvise64 | `fd.rs` |
 //! | flock, fcntl record and OFD locks | `lock.rs` |
 //! | fsync, fdatasync, syncfs, sync | `sync.rs` |
-//! | pipe, pipe2, eventfd, eventfd2 | `pipe.rs` |
+//! | pipe, pipe2, eventfd, eventfd2, memfd_create | `pipe.rs` |
+//! | sendfile, splice, tee, vmsplice, copy_file_range | `splice.rs` |
 //! | poll, ppoll, select, pselect6, epoll | `poll.rs` |
 //! | inotify | `inotify.rs` |
 //! | mount, umount2 | `mount.rs` |
@@ -55,6 +56,7 @@ mod sched;
 mod signal;
 mod signalfd;
 mod socket;
+mod splice;
 mod stat;
 mod sync;
 mod time;
@@ -235,10 +237,11 @@ syscall_table! {
         37 alarm(seconds: u32) => timer::alarm, Full;
         38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
         39 getpid() => process::getpid, Full;
-        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET TCP and UDP over a loopback-only stack (127.0.0.1; the sandbox has no outside network yet); AF_NETLINK NETLINK_ROUTE (links, addresses, routes; read-only); AF_INET6 is EAFNOSUPPORT");
-        42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Partial("AF_INET: only 127.0.0.1 (and 0.0.0.0) is reachable, other addresses are ENETUNREACH");
+        40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => splice::sendfile, Partial("data moves through a 64 KiB sentry buffer; a stream source's bytes that the destination refused are lost");
+        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
+        42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Full;
         43 accept(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::accept, Full;
-        44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB; AF_INET destinations other than loopback are ENETUNREACH");
+        44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB");
         45 recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, lenp: UserAddr) => socket::recvfrom, Partial("no MSG_OOB");
         46 sendmsg(fd: Fd, msg: UserAddr, flags: i32) => socket::sendmsg, Partial("SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB");
         47 recvmsg(fd: Fd, msg: UserAddr, flags: i32) => socket::recvmsg, Partial("SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB or MSG_ERRQUEUE; no IP control messages");
@@ -266,7 +269,7 @@ syscall_table! {
         69 msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => ipc::msgsnd, Full;
         70 msgrcv(id: i32, msgp: UserAddr, size: i64, typ: i64, flags: i32) => ipc::msgrcv, Full;
         71 msgctl(id: i32, cmd: i32, buf: UserAddr) => ipc::msgctl, Full;
-        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
         73 flock(fd: Fd, op: i32) => lock::flock, Full;
         74 fsync(fd: Fd) => sync::fsync, Full;
         75 fdatasync(fd: Fd) => sync::fdatasync, Full;
@@ -403,6 +406,9 @@ syscall_table! {
         271 ppoll(fds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::ppoll, Full;
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
+        275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");
+        276 tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32) => splice::tee, Full;
+        278 vmsplice(fd: Fd, iov: UserAddr, nr_segs: usize, flags: u32) => splice::vmsplice, Partial("copies (SPLICE_F_GIFT is a hint); later changes to the memory do not reach the pipe");
         280 utimensat(dirfd: Fd, path: PathArg, times: UserAddr, flags: Flags) => attr::utimensat, Full;
         281 epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
         282 signalfd(fd: Fd, mask: UserAddr, size: usize) => signalfd::signalfd, Full;
@@ -428,7 +434,9 @@ syscall_table! {
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
         316 renameat2(olddirfd: Fd, old: PathArg, newdirfd: Fd, new: PathArg, flags: Flags) => path::renameat2, Partial("RENAME_WHITEOUT is EINVAL; RENAME_EXCHANGE only on tmpfs and host volumes");
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
+        319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB; F_SEAL_WRITE is added even while writable shared mappings exist");
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
+        326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("of the namespaces only CLONE_NEWPID; no pidfds, set_tid or cgroups");
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;

@@ -12,9 +12,11 @@ use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::vfs::dir::{DirFile, PathFile};
-use crate::vfs::inode::{may_access, RenameFlags};
+use crate::vfs::inode::{may_access, OpenFileInode, RenameFlags};
 use crate::vfs::inotify;
-use crate::vfs::{Caller, Dentry, FileType, NewAttrs, NewNode, OpenFile, Resolver, SetAttr, Stat};
+use crate::vfs::{
+    Caller, Dentry, FileKind, FileType, NewAttrs, NewNode, OpenFile, Resolver, SetAttr, Stat,
+};
 
 pub(super) const AT_FDCWD: i32 = libc::AT_FDCWD;
 pub(super) const AT_EMPTY_PATH: u64 = libc::AT_EMPTY_PATH as u64;
@@ -124,7 +126,7 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 const RESOLVE_CACHED: u64 = 0x20;
 
 /// Opens `path`, creating it with O_CREAT; installs the new fd.
-fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult {
+fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult {
     let o = |f: i32| flags & f as u32 != 0;
     let tmpfile = o(libc::O_TMPFILE & !libc::O_DIRECTORY);
     if tmpfile {
@@ -238,7 +240,8 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
         }
         Arc::new(DirFile::new(dentry.clone()))
     } else {
-        if writes || (o(libc::O_TRUNC) && kind == FileType::Regular) {
+        // As Linux, a FIFO on a read-only mount may still be opened for writing.
+        if (writes && kind != FileType::Fifo) || (o(libc::O_TRUNC) && kind == FileType::Regular) {
             check_writable_mount(&dentry)?;
         }
         let mask = if created {
@@ -248,6 +251,9 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
         };
         if !may_access(&st, &t.creds, mask, false) {
             return Err(Errno::EACCES);
+        }
+        if kind == FileType::Fifo && !is_host_pipe(&dentry) {
+            return open_fifo(t, &st, flags, dentry);
         }
         let ops = dentry.inode.open(&cx, flags)?;
         if o(libc::O_TRUNC) && kind == FileType::Regular && !created {
@@ -265,6 +271,25 @@ fn do_open(t: &Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64
     install_opened(t, ops, flags, dentry)
 }
 
+/// Whether `dentry` is `/proc/[pid]/fd/N` of a pipe the sandbox did not make (a host fd it
+/// was given, such as stdin): reopening it shares that file, as before FIFOs existed here.
+fn is_host_pipe(dentry: &Arc<Dentry>) -> bool {
+    dentry
+        .inode
+        .clone()
+        .as_any()
+        .downcast::<OpenFileInode>()
+        .is_ok_and(|o| !matches!(o.0.kind(), FileKind::Pipe(_)))
+}
+
+/// Opens a FIFO: every opener of the inode shares the kernel's pipe for it, and opening
+/// waits for the other side as Linux does (O_TRUNC does nothing to a FIFO).
+fn open_fifo(t: &mut Task, st: &Stat, flags: u32, dentry: Arc<Dentry>) -> SysResult {
+    let kernel = t.kernel.clone();
+    let end = kernel.fifos.open(t, (st.dev, st.ino), flags)?;
+    install_opened_kind(t, FileKind::Pipe(end), flags, dentry)
+}
+
 /// Installs a file just opened by path (IN_OPEN for inotify).
 fn install_opened(
     t: &Task,
@@ -272,12 +297,17 @@ fn install_opened(
     flags: u32,
     dentry: Arc<Dentry>,
 ) -> SysResult {
+    install_opened_kind(t, FileKind::Plain(ops), flags, dentry)
+}
+
+/// [`install_opened`] for a file of any kind.
+fn install_opened_kind(t: &Task, kind: FileKind, flags: u32, dentry: Arc<Dentry>) -> SysResult {
     // As Linux, an O_TMPFILE file keeps O_TMPFILE (O_DIRECTORY included) in F_GETFL.
     let keep = flags
         & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
             as u32);
     inotify::file_event(&dentry, inotify::IN_OPEN);
-    let file = OpenFile::with_dentry(ops, keep | libc::O_LARGEFILE as u32, dentry);
+    let file = OpenFile::of_kind_with_dentry(kind, keep | libc::O_LARGEFILE as u32, dentry);
     let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
     Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
 }

@@ -153,6 +153,20 @@ pub trait FileOps: Send + Sync {
     fn size(&self) -> Result<u64, Errno> {
         Ok(self.stat()?.size.max(0) as u64)
     }
+
+    /// The file's `F_SEAL_*` seals (`F_GET_SEALS`); None for files that cannot be sealed
+    /// (only tmpfs and memfd files can).
+    fn seals(&self) -> Option<u32> {
+        None
+    }
+
+    /// `F_ADD_SEALS`.
+    ///
+    /// # Errors
+    /// EINVAL for files that cannot be sealed or unknown seals, EPERM once F_SEAL_SEAL is set.
+    fn add_seals(&self, _seals: u32) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
 }
 
 /// A timerfd (implemented by the kernel's timer service).
@@ -178,6 +192,48 @@ pub trait SignalFdFile: FileOps {
     fn set_mask(&self, mask: u64);
 }
 
+/// A pipe end or an opened FIFO (implemented by the kernel's pipes): what splice, tee,
+/// vmsplice and fcntl's pipe-size commands need beyond read and write. The pipe's lock is
+/// taken and released inside each call, so callers never hold it across a wait.
+pub trait PipeFile: FileOps {
+    /// The pipe's identity: equal for both ends and for every opener of one FIFO.
+    fn pipe_id(&self) -> usize;
+
+    /// Waits until the pipe holds data or has no writer left; returns the bytes it holds
+    /// (0: end of file).
+    ///
+    /// # Errors
+    /// EAGAIN when `nonblock` and it would wait, EINTR.
+    fn wait_data(&self, t: &mut dyn Context, nonblock: bool) -> Result<usize, Errno>;
+
+    /// Waits until the pipe has a free page; returns the bytes of its free pages.
+    ///
+    /// # Errors
+    /// EPIPE (SIGPIPE raised) without readers, EAGAIN when `nonblock` and it would wait,
+    /// EINTR.
+    fn wait_room(&self, t: &mut dyn Context, nonblock: bool) -> Result<usize, Errno>;
+
+    /// Copies up to `max` bytes from the front; `consume` takes them out of the pipe.
+    fn take(&self, max: usize, consume: bool) -> Vec<u8>;
+
+    /// Puts bytes back at the front (a splice whose destination took fewer than it read).
+    fn unread(&self, data: &[u8]);
+
+    /// Appends bytes (the caller checked the room with [`PipeFile::wait_room`]).
+    fn push(&self, data: &[u8]);
+
+    /// The capacity in bytes (`F_GETPIPE_SZ`).
+    fn capacity(&self) -> usize;
+
+    /// `F_SETPIPE_SZ`: sets the capacity to `size` rounded up to a power-of-two number of
+    /// pages; returns the new capacity.
+    ///
+    /// # Errors
+    /// EPERM growing beyond `max`, EINVAL past 2 GiB, EBUSY when the pipe's data needs more
+    /// pages than the new size has.
+    fn set_capacity(&self, size: usize, max: usize) -> Result<usize, Errno>;
+}
+
 /// What kind of file an open file description is. The system calls that work on one kind
 /// only (`epoll_ctl`, `timerfd_settime`, `signalfd4` on an existing fd,
 /// `inotify_add_watch`, the socket calls) match on it and answer the other kinds as Linux
@@ -192,6 +248,8 @@ pub enum FileKind {
     Socket(Arc<dyn Socket>),
     TimerFd(Arc<dyn TimerFdFile>),
     SignalFd(Arc<dyn SignalFdFile>),
+    /// A pipe end or an opened FIFO.
+    Pipe(Arc<dyn PipeFile>),
 }
 
 impl FileKind {
@@ -204,6 +262,7 @@ impl FileKind {
             FileKind::Socket(f) => &**f,
             FileKind::TimerFd(f) => &**f,
             FileKind::SignalFd(f) => &**f,
+            FileKind::Pipe(f) => &**f,
         }
     }
 
@@ -216,6 +275,7 @@ impl FileKind {
             FileKind::Socket(f) => f.clone(),
             FileKind::TimerFd(f) => f.clone(),
             FileKind::SignalFd(f) => f.clone(),
+            FileKind::Pipe(f) => f.clone(),
         }
     }
 }
@@ -279,8 +339,13 @@ impl OpenFile {
 
     /// A file opened by path.
     pub fn with_dentry(ops: Arc<dyn FileOps>, flags: u32, dentry: Arc<Dentry>) -> Arc<OpenFile> {
+        OpenFile::of_kind_with_dentry(FileKind::Plain(ops), flags, dentry)
+    }
+
+    /// A file of `kind` opened by path (a FIFO).
+    pub fn of_kind_with_dentry(kind: FileKind, flags: u32, dentry: Arc<Dentry>) -> Arc<OpenFile> {
         Arc::new(OpenFile {
-            kind: FileKind::Plain(ops),
+            kind,
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: Some(dentry),
