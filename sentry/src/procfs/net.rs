@@ -201,6 +201,9 @@ pub fn net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     )
 }
 
+/// A directory entry: name and inode.
+type Entry = (Vec<u8>, Arc<dyn Inode>);
+
 /// `/proc/sys/net`.
 pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{s}\n")) };
@@ -242,7 +245,7 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let conf = {
         let fs = fs.clone();
         let kernel = kernel.clone();
-        let made: Arc<OnceLock<Vec<(Vec<u8>, Arc<dyn Inode>)>>> = Arc::default();
+        let made: Arc<OnceLock<Vec<Entry>>> = Arc::default();
         SynthDir::new(
             &fs.clone(),
             Arc::new(move |cx| {
