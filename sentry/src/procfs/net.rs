@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use super::text;
 use crate::fs::synth::{SynthDir, SynthFile, SynthFs};
@@ -207,6 +207,9 @@ pub fn net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     )
 }
 
+/// A directory entry: name and inode.
+type Entry = (Vec<u8>, Arc<dyn Inode>);
+
 /// `/proc/sys/net`.
 pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{s}\n")) };
@@ -243,28 +246,34 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
         ],
     );
     // One directory per link plus `all` and `default`, as Linux.
+    // The links never change after boot: the directories are made once, on first use, so
+    // that their inode numbers stay put.
     let conf = {
         let fs = fs.clone();
         let kernel = kernel.clone();
+        let made: Arc<OnceLock<Vec<Entry>>> = Arc::default();
         SynthDir::new(
             &fs.clone(),
             Arc::new(move |cx| {
                 let k = super::kernel_for(&kernel, cx)?;
-                let mut names = vec!["all".to_string(), "default".to_string()];
-                names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
-                Ok(names
-                    .into_iter()
-                    .map(|n| {
-                        let dir: Arc<dyn Inode> = SynthDir::fixed(
-                            &fs,
-                            vec![
-                                ("disable_ipv6", SynthFile::fixed(&fs, "0\n")),
-                                ("forwarding", SynthFile::fixed(&fs, "0\n")),
-                            ],
-                        );
-                        (n.into_bytes(), dir)
-                    })
-                    .collect())
+                let entries = made.get_or_init(|| {
+                    let mut names = vec!["all".to_string(), "default".to_string()];
+                    names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
+                    names
+                        .into_iter()
+                        .map(|n| {
+                            let dir: Arc<dyn Inode> = SynthDir::fixed(
+                                &fs,
+                                vec![
+                                    ("disable_ipv6", SynthFile::fixed(&fs, "0\n")),
+                                    ("forwarding", SynthFile::fixed(&fs, "0\n")),
+                                ],
+                            );
+                            (n.into_bytes(), dir)
+                        })
+                        .collect()
+                });
+                Ok(entries.clone())
             }),
         )
     };
