@@ -274,7 +274,10 @@ fn host_network_rules() -> Vec<(Sysno, &'static str)> {
         ),
         (bind, "HostSocket::bind"),
         (listen, "HostSocket::listen"),
-        (connect, "HostSocket::connect (AF_UNSPEC: disconnecting a datagram socket)"),
+        (
+            connect,
+            "HostSocket::connect (AF_UNSPEC: disconnecting a datagram socket)",
+        ),
         (
             accept4,
             "HostSocket::accept: the new connection, nonblocking and close-on-exec",
@@ -346,10 +349,7 @@ fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static st
             one_of(3, &[SOCKET_FLAGS as u64]),
             "flags SOCK_NONBLOCK|SOCK_CLOEXEC",
         ),
-        Sysno::getsockopt => (
-            option_rules(false),
-            "the options of hostinet::HostOption",
-        ),
+        Sysno::getsockopt => (option_rules(false), "the options of hostinet::HostOption"),
         Sysno::setsockopt => {
             let (mut rules, _) = argument_rules(sysno)?;
             rules.extend(option_rules(true));
@@ -770,7 +770,12 @@ mod tests {
     /// Host sockets only in host mode, and there only the kinds hostinet makes.
     #[test]
     fn host_network_extends_only_host_mode() {
-        let socket_calls = [Sysno::socket, Sysno::connect, Sysno::accept4, Sysno::getsockopt];
+        let socket_calls = [
+            Sysno::socket,
+            Sysno::connect,
+            Sysno::accept4,
+            Sysno::getsockopt,
+        ];
         let base = Allowlist::new(&NoPlatform).unwrap();
         assert!(!base.host_network());
         for s in socket_calls {

@@ -206,11 +206,14 @@ impl HostOption {
                 out.extend_from_slice(&secs.to_ne_bytes());
                 return Ok(out);
             }
-            Error => host::sockopt::socket_error(fd).map(|r| r.err().map_or(0, |e| e.raw_os_error())),
+            Error => {
+                host::sockopt::socket_error(fd).map(|r| r.err().map_or(0, |e| e.raw_os_error()))
+            }
             Type => host::sockopt::socket_type(fd).map(|t| t.as_raw() as i32),
             Domain => host::sockopt::socket_domain(fd).map(|d| i32::from(d.as_raw())),
-            Protocol => host::sockopt::socket_protocol(fd)
-                .map(|p| p.map_or(0, |p| p.as_raw().get() as i32)),
+            Protocol => {
+                host::sockopt::socket_protocol(fd).map(|p| p.map_or(0, |p| p.as_raw().get() as i32))
+            }
             AcceptConn => host::sockopt::socket_acceptconn(fd).map(i32::from),
             RcvBuf => host::sockopt::socket_recv_buffer_size(fd).map(|n| n as i32),
             SndBuf => host::sockopt::socket_send_buffer_size(fd).map(|n| n as i32),
@@ -513,8 +516,7 @@ impl HostSocket {
             flags |= RecvFlags::TRUNC;
         }
         let mut buf = vec![0u8; len];
-        let (n, full, from) = host::recvfrom(&self.fd, &mut buf[..], flags)
-                        .map_err(host_errno)?;
+        let (n, full, from) = host::recvfrom(&self.fd, &mut buf[..], flags).map_err(host_errno)?;
         buf.truncate(n);
         Ok(InMessage {
             data: buf,
@@ -660,11 +662,7 @@ impl Socket for HostSocket {
 
     fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
         let deadline = self.recv_deadline();
-        let chunk = if self.stream {
-            STREAM_CHUNK
-        } else {
-            DGRAM_MAX
-        };
+        let chunk = if self.stream { STREAM_CHUNK } else { DGRAM_MAX };
         if !(flags.waitall && self.stream) || flags.peek {
             let r = retry(t, flags.nonblocking, deadline, || {
                 self.recv_once(len.min(chunk), flags.peek)
@@ -677,7 +675,9 @@ impl Socket for HostSocket {
         let mut out = InMessage::default();
         while out.data.len() < len {
             let want = (len - out.data.len()).min(chunk);
-            let r = retry(t, flags.nonblocking, deadline, || self.recv_once(want, false));
+            let r = retry(t, flags.nonblocking, deadline, || {
+                self.recv_once(want, false)
+            });
             match r {
                 Waited::Done(Ok(m)) if m.data.is_empty() => break,
                 Waited::Done(Ok(mut m)) => out.data.append(&mut m.data),
