@@ -655,3 +655,35 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+const PING: &str = r#"
+import socket, struct, sys
+for fam, proto, typ, peer in ((socket.AF_INET, socket.IPPROTO_ICMP, 8, sys.argv[1]),
+                              (socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, sys.argv[2])):
+    s = socket.socket(fam, socket.SOCK_DGRAM, proto)
+    s.settimeout(10)
+    s.sendto(struct.pack("!BBHHH", typ, 0, 0, 0, 7) + b"runsc", (peer, 0))
+    data, src = s.recvfrom(200)
+    print(fam == socket.AF_INET6, data[0], data[6:8], data[8:], src[0] == peer)
+"#;
+
+/// ICMP echo ("ping") sockets, IPv4 and IPv6, once the namespace's `ping_group_range`
+/// admits the caller.
+#[test]
+fn ping_sockets() {
+    let Some(net) = NetPair::new() else { return };
+    let allowed = Command::new("ip")
+        .args(["netns", "exec", &net.sandbox, "sysctl", "-q", "-w"])
+        .arg("net.ipv4.ping_group_range=0 2147483647")
+        .status();
+    if !allowed.is_ok_and(|s| s.success()) {
+        skip("cannot set net.ipv4.ping_group_range in the test's namespace");
+        return;
+    }
+    let sandboxed = ok(&net.sandbox(PING, &[PEER_V4, PEER_V6]));
+    assert_eq!(sandboxed, ok(&net.native(PING, &[PEER_V4, PEER_V6])));
+    assert_eq!(
+        sandboxed,
+        "False 0 b'\\x00\\x07' b'runsc' True\nTrue 129 b'\\x00\\x07' b'runsc' True\n"
+    );
+}
