@@ -305,7 +305,8 @@ fn host_network_rules() -> Vec<(Sysno, &'static str)> {
         (ioctl, "HostSocket::ioctl: FIONREAD"),
         (
             poll,
-            "HostSocket::readiness and the wait of connect: a zero-timeout poll of one socket",
+            "HostSocket::readiness: a zero-timeout poll of one socket; the first waits of a \
+             blocking socket call: one socket, hostinet::HOST_POLL_MS",
         ),
         (close, "dropping a HostSocket"),
     ]
@@ -314,7 +315,7 @@ fn host_network_rules() -> Vec<(Sysno, &'static str)> {
 /// The argument rules of host mode for the calls whose rules it widens or adds; None for the
 /// others, which keep [`argument_rules`].
 fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
-    use crate::net::hostinet::{HostOption, FAMILIES, SOCKET_FLAGS, SOCKET_TYPES};
+    use crate::net::hostinet::{HostOption, FAMILIES, HOST_POLL_MS, SOCKET_FLAGS, SOCKET_TYPES};
     let option_rules = |settable_only: bool| -> Vec<SeccompRule> {
         HostOption::ALL
             .into_iter()
@@ -344,6 +345,18 @@ fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static st
                 .collect(),
             "AF_INET/AF_INET6; SOCK_STREAM (0, TCP) or SOCK_DGRAM (0, UDP, ICMP, ICMPV6); \
              always SOCK_NONBLOCK|SOCK_CLOEXEC",
+        ),
+        Sysno::poll => (
+            [0, u64::from(HOST_POLL_MS)]
+                .iter()
+                .map(|&ms| {
+                    rule(vec![
+                        cond(1, Len::Qword, Op::Eq, 1),
+                        cond(2, Len::Dword, Op::Eq, ms),
+                    ])
+                })
+                .collect(),
+            "one fd; zero timeout, or hostinet::HOST_POLL_MS (a socket wait, then a signal check)",
         ),
         Sysno::accept4 => (
             one_of(3, &[SOCKET_FLAGS as u64]),

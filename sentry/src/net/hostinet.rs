@@ -46,8 +46,15 @@ const DGRAM_MAX: usize = 65_536;
 /// MSG_WAITALL the sentry loops).
 const STREAM_CHUNK: usize = 1 << 20;
 
-/// First wait between nonblocking host attempts; it doubles up to [`MAX_POLL_PERIOD`].
-const FIRST_POLL_PERIOD: Duration = Duration::from_micros(200);
+/// How long one host poll of a socket may block a task thread, in milliseconds: the first
+/// [`HOST_POLLS`] waits of a blocking call are such polls (a reply that comes within a
+/// millisecond or two is seen at once), each followed by a check for signals, so a signal
+/// waits at most this long.
+pub const HOST_POLL_MS: u8 = 1;
+const HOST_POLLS: u32 = 4;
+/// First wait between nonblocking host attempts after the host polls; it doubles up to
+/// [`MAX_POLL_PERIOD`].
+const FIRST_POLL_PERIOD: Duration = Duration::from_micros(500);
 /// Longest wait between attempts: the latency a blocked call sees after a long idle period.
 const MAX_POLL_PERIOD: Duration = Duration::from_millis(20);
 
@@ -419,19 +426,23 @@ enum Waited<T> {
     TimedOut,
 }
 
-/// Runs `op` (a nonblocking host call) until it stops answering EAGAIN, waiting in the
-/// caller's interruptible block between attempts, with backoff. With `nonblocking` the first
-/// EAGAIN is the answer.
+/// Runs `op` (a nonblocking host call on `fd`) until it stops answering EAGAIN. Between
+/// attempts it waits for `events` on `fd`: first in short host polls followed by a check for
+/// signals, then in the caller's interruptible block, with backoff. With `nonblocking` the
+/// first EAGAIN is the answer.
 ///
 /// # Errors
 /// EINTR (restartable) when a signal, stop or exit ends the wait, and `op`'s own errors.
 fn retry<T>(
     t: &mut dyn Context,
+    fd: &OwnedFd,
+    events: PollFlags,
     nonblocking: bool,
     deadline: Option<Instant>,
     mut op: impl FnMut() -> Result<T, Errno>,
 ) -> Waited<T> {
     let mut period = FIRST_POLL_PERIOD;
+    let mut host_polls = 0;
     loop {
         match op() {
             Err(Errno::EINTR) => continue,
@@ -441,6 +452,18 @@ fn retry<T>(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Waited::TimedOut;
+        }
+        if host_polls < HOST_POLLS {
+            host_polls += 1;
+            let mut fds = [PollFd::new(fd.as_fd(), events)];
+            // Readiness, an error or the timeout: the next attempt tells which.
+            let _ = nix::poll::poll(&mut fds, PollTimeout::from(HOST_POLL_MS));
+            // An already-passed deadline: only a pending signal ends this block.
+            match t.block(&[], Some(now), &mut || false) {
+                Ok(()) | Err(Errno::ETIMEDOUT) => {}
+                Err(e) => return Waited::Done(Err(e)),
+            }
+            continue;
         }
         let wake = deadline.map_or(now + period, |d| d.min(now + period));
         match t.block(&[], Some(wake), &mut || false) {
@@ -574,10 +597,17 @@ impl Socket for HostSocket {
         nonblocking: bool,
     ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
         let deadline = self.recv_deadline();
-        let r = retry(t, nonblocking, deadline, || {
-            host::acceptfrom_with(&self.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
-                .map_err(host_errno)
-        });
+        let r = retry(
+            t,
+            &self.fd,
+            PollFlags::POLLIN,
+            nonblocking,
+            deadline,
+            || {
+                host::acceptfrom_with(&self.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+                    .map_err(host_errno)
+            },
+        );
         let (fd, peer) = match r {
             Waited::Done(r) => r?,
             Waited::TimedOut => return Err(Errno::EAGAIN),
@@ -598,7 +628,7 @@ impl Socket for HostSocket {
         // The handshake goes on in the host; the socket turns writable when it ends, and
         // SO_ERROR says how.
         let deadline = self.send_deadline();
-        let r = retry(t, false, deadline, || {
+        let r = retry(t, &self.fd, PollFlags::POLLOUT, false, deadline, || {
             if self.poll(PollFlags::POLLOUT) == 0 {
                 return Err(Errno::EAGAIN);
             }
@@ -628,9 +658,14 @@ impl Socket for HostSocket {
         };
         let deadline = self.send_deadline();
         if !self.stream {
-            return match retry(t, flags.nonblocking, deadline, || {
-                self.send_once(&msg.data, to.as_ref())
-            }) {
+            return match retry(
+                t,
+                &self.fd,
+                PollFlags::POLLOUT,
+                flags.nonblocking,
+                deadline,
+                || self.send_once(&msg.data, to.as_ref()),
+            ) {
                 Waited::Done(r) => r,
                 Waited::TimedOut => Err(Errno::EAGAIN),
             };
@@ -639,9 +674,14 @@ impl Socket for HostSocket {
         // takes what fits each time.
         let mut sent = 0usize;
         loop {
-            let r = retry(t, flags.nonblocking, deadline, || {
-                self.send_once(&msg.data[sent..], None)
-            });
+            let r = retry(
+                t,
+                &self.fd,
+                PollFlags::POLLOUT,
+                flags.nonblocking,
+                deadline,
+                || self.send_once(&msg.data[sent..], None),
+            );
             match r {
                 Waited::Done(Ok(n)) => {
                     sent += n;
@@ -664,9 +704,14 @@ impl Socket for HostSocket {
         let deadline = self.recv_deadline();
         let chunk = if self.stream { STREAM_CHUNK } else { DGRAM_MAX };
         if !(flags.waitall && self.stream) || flags.peek {
-            let r = retry(t, flags.nonblocking, deadline, || {
-                self.recv_once(len.min(chunk), flags.peek)
-            });
+            let r = retry(
+                t,
+                &self.fd,
+                PollFlags::POLLIN,
+                flags.nonblocking,
+                deadline,
+                || self.recv_once(len.min(chunk), flags.peek),
+            );
             return match r {
                 Waited::Done(r) => r,
                 Waited::TimedOut => Err(Errno::EAGAIN),
@@ -675,9 +720,14 @@ impl Socket for HostSocket {
         let mut out = InMessage::default();
         while out.data.len() < len {
             let want = (len - out.data.len()).min(chunk);
-            let r = retry(t, flags.nonblocking, deadline, || {
-                self.recv_once(want, false)
-            });
+            let r = retry(
+                t,
+                &self.fd,
+                PollFlags::POLLIN,
+                flags.nonblocking,
+                deadline,
+                || self.recv_once(want, false),
+            );
             match r {
                 Waited::Done(Ok(m)) if m.data.is_empty() => break,
                 Waited::Done(Ok(mut m)) => out.data.append(&mut m.data),
