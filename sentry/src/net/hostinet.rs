@@ -3,12 +3,14 @@
 //! The sandbox then shares the network namespace it was started in: a TCP, UDP or ICMP
 //! ("ping") socket of the application is a host socket of the same kind that only the sentry
 //! sees. What reaches the host is narrow on purpose, so that the seccomp extension of host
-//! mode ([`crate::boot::seccomp`] reads [`HostOption::ALL`] and [`SOCKET_TYPES`]) can stay
+//! mode (the sandbox's allowlist reads [`HostOption::ALL`] and [`SOCKET_TYPES`]) can stay
 //! small:
 //! - sockets are created nonblocking and close-on-exec, and never change that; a blocking
-//!   call of the application waits in the caller's interruptible block between nonblocking
-//!   host attempts (a host socket has no sentry wait queue), so a signal or SIGKILL always
-//!   ends the wait, and SO_RCVTIMEO/SO_SNDTIMEO are deadlines of that wait, kept here;
+//!   call of the application waits between nonblocking host attempts (a host socket has no
+//!   sentry wait queue): a few host polls of at most [`HOST_POLL_MS`], each followed by a
+//!   signal check, then the caller's interruptible block with backoff, so a signal or
+//!   SIGKILL always ends the wait, and SO_RCVTIMEO/SO_SNDTIMEO are deadlines of that wait,
+//!   kept here;
 //! - socket addresses are parsed and checked here and handed over as typed addresses;
 //! - data is copied through sentry buffers, never as application pointers, and no control
 //!   messages (no fd passing, no credentials) cross in either direction;
