@@ -9,6 +9,9 @@
 //! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
 //! configuration.
 //!
+//! With `--network host` ([`config::Network::Host`]) AF_INET and AF_INET6 sockets are
+//! instead host sockets the sentry holds ([`hostinet`]).
+//!
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
 //!
@@ -16,6 +19,7 @@
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
 pub mod config;
+pub mod hostinet;
 pub mod icmp;
 pub mod inet;
 pub mod link;
@@ -224,6 +228,9 @@ pub fn socket(
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
             Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
+        }
+        libc::AF_INET | libc::AF_INET6 if matches!(ns.network, config::Network::Host { .. }) => {
+            Ok(Arc::new(hostinet::socket(domain, ty, protocol)?))
         }
         libc::AF_INET | libc::AF_INET6 => {
             if let Some(raw) = icmp::kind_of(domain, ty, protocol) {
