@@ -86,13 +86,22 @@ fn sandbox_main(args: &[String]) -> i32 {
     // Isolated and filtered before the first container exists: namespaces, an empty root,
     // dropped capabilities, then the seccomp allowlist (logging instead of killing with
     // --debug, as `runsc-rs do --debug`).
-    // `--keep-network`: the shim started us in the pod's network namespace. Otherwise a new
-    // empty one: the sentry has no host networking, so the host's namespace would only be
-    // attack surface.
-    let network = if args.iter().any(|a| a == "--keep-network") {
-        Network::Host
-    } else {
-        Network::None
+    // `--network sandbox`: the shim started us in the pod's network namespace, whose links
+    // the sentry's own stack takes. Otherwise a new empty one with loopback only: the host's
+    // namespace would only be attack surface.
+    let network = match args
+        .iter()
+        .position(|a| a == "--network")
+        .map(|i| args.get(i + 1))
+    {
+        None => Network::None,
+        Some(Some(mode)) if mode == "sandbox" => Network::Sandbox,
+        Some(Some(mode)) if mode == "host" => Network::Host,
+        Some(Some(mode)) if mode == "none" => Network::None,
+        Some(other) => {
+            log::error!("--network {other:?}: expected sandbox, host or none");
+            return 1;
+        }
     };
     let config = LoaderConfig {
         platform: "ptrace".into(),
