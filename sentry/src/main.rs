@@ -29,6 +29,11 @@ struct Cli {
     /// Accepted for runc compatibility: the sandbox is not placed in the spec's cgroup.
     #[arg(long)]
     systemd_cgroup: bool,
+    /// OCI commands: the network of a container whose spec names a network namespace:
+    /// `sandbox` (the sentry's own stack takes its links), `host` (host sockets), `none`
+    /// (loopback only, as for a spec that names none).
+    #[arg(long, value_enum, default_value = "sandbox")]
+    network: NetworkArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -108,12 +113,12 @@ enum NetworkArg {
     Host,
 }
 
-impl NetworkArg {
-    fn name(self) -> &'static str {
-        match self {
-            NetworkArg::None => "none",
-            NetworkArg::Sandbox => "sandbox",
-            NetworkArg::Host => "host",
+impl From<NetworkArg> for sentry::boot::sandbox::Network {
+    fn from(n: NetworkArg) -> Self {
+        match n {
+            NetworkArg::None => sentry::boot::sandbox::Network::None,
+            NetworkArg::Sandbox => sentry::boot::sandbox::Network::Sandbox,
+            NetworkArg::Host => sentry::boot::sandbox::Network::Host,
         }
     }
 }
@@ -282,7 +287,11 @@ impl DoArgs {
             v.push(p.clone().into());
         }
         v.push("--network".into());
-        v.push(self.network.name().into());
+        v.push(
+            sentry::boot::sandbox::Network::from(self.network)
+                .name()
+                .into(),
+        );
         for (on, flag) in [
             (self.debug, "--debug"),
             (self.unsafe_disable_seccomp, "--unsafe-disable-seccomp"),
@@ -352,11 +361,7 @@ fn run_sandbox(args: DoArgs) -> i32 {
         cwd,
         sandbox: sentry::boot::sandbox::SandboxConfig {
             rootfs: args.rootfs.unwrap_or_else(|| std::path::PathBuf::from("/")),
-            network: match args.network {
-                NetworkArg::None => sentry::boot::sandbox::Network::None,
-                NetworkArg::Sandbox => sentry::boot::sandbox::Network::Sandbox,
-                NetworkArg::Host => sentry::boot::sandbox::Network::Host,
-            },
+            network: args.network.into(),
         },
         seccomp: match (args.unsafe_disable_seccomp, args.debug) {
             (true, _) => None,
@@ -448,6 +453,7 @@ fn main() {
                 root: cli.root,
                 log: cli.log,
                 log_json: cli.log_format == "json",
+                network: cli.network.into(),
             };
             oci::run(&globals, cmd)
         }

@@ -89,19 +89,15 @@ fn sandbox_main(args: &[String]) -> i32 {
     // `--network sandbox`: the shim started us in the pod's network namespace, whose links
     // the sentry's own stack takes. Otherwise a new empty one with loopback only: the host's
     // namespace would only be attack surface.
-    let network = match args
-        .iter()
-        .position(|a| a == "--network")
-        .map(|i| args.get(i + 1))
-    {
+    let network = match args.iter().position(|a| a == "--network") {
         None => Network::None,
-        Some(Some(mode)) if mode == "sandbox" => Network::Sandbox,
-        Some(Some(mode)) if mode == "host" => Network::Host,
-        Some(Some(mode)) if mode == "none" => Network::None,
-        Some(other) => {
-            log::error!("--network {other:?}: expected sandbox, host or none");
-            return 1;
-        }
+        Some(i) => match args.get(i + 1).and_then(|n| Network::from_name(n)) {
+            Some(n) => n,
+            None => {
+                log::error!("--network: expected none, sandbox or host");
+                return 1;
+            }
+        },
     };
     let config = LoaderConfig {
         platform: "ptrace".into(),
