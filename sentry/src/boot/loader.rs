@@ -400,6 +400,11 @@ impl Loader {
             super::seccomp::Allowlist::new(&*platform)
         }
         .map_err(super::Error::from)?;
+        let allowlist = if matches!(net, crate::net::config::Network::Host { .. }) {
+            allowlist.with_host_network()
+        } else {
+            allowlist
+        };
         let kernel = Kernel::new(
             platform,
             memory,

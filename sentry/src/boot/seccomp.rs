@@ -6,7 +6,10 @@
 //!   from the sentry's threads. Its stub factories and stubs do not inherit this filter: they
 //!   come from a zygote forked when the platform is created, before the filter is installed,
 //!   and carry the platform's own, much smaller stub filter (`platform::ptrace::filter`);
-//! - configuration rules ([`config_rules`]): fd-relative file access under the root fd.
+//! - configuration rules ([`config_rules`]): fd-relative file access under the root fd;
+//! - with `--network host` only ([`Allowlist::with_host_network`], [`host_network_rules`]):
+//!   the socket calls of `net::hostinet`, whose argument rules ([`host_network_arguments`])
+//!   admit only the socket kinds, flags, options and ioctls that module uses.
 //!
 //! Argument checks ([`argument_rules`]) apply to a system call whoever asks for it; they follow
 //! gVisor where it has them: `openat` only with `O_NOFOLLOW` and a non-negative dirfd, `mmap`
@@ -64,6 +67,8 @@ pub struct Allowed {
 #[derive(Debug, Clone)]
 pub struct Allowlist {
     allowed: BTreeMap<Sysno, Allowed>,
+    /// Host sockets are allowed ([`Allowlist::with_host_network`]).
+    host_network: bool,
 }
 
 /// The sentry's own host system calls (beyond the platform's), each with the path needing it.
@@ -184,7 +189,7 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
 
 /// Rules that depend on the configuration: directfs, the sentry's fd-relative access to the
 /// rootfs and volumes (`fs::hostfs`, every path one component, `O_NOFOLLOW`, under a held
-/// directory fd); hostinet would add its socket calls here.
+/// directory fd). The host network's socket calls are [`host_network_rules`].
 fn config_rules() -> Vec<(Sysno, &'static str)> {
     vec![
         (
@@ -257,6 +262,123 @@ fn control_channel_rules() -> Vec<(Sysno, &'static str)> {
             "control::Channel::send: replies and exit events to the shim",
         ),
     ]
+}
+
+/// What `--network host` adds: the host sockets `net::hostinet` holds for the application.
+fn host_network_rules() -> Vec<(Sysno, &'static str)> {
+    use Sysno::*;
+    vec![
+        (
+            socket,
+            "hostinet::socket: AF_INET/AF_INET6 TCP, UDP and ICMP echo sockets, nonblocking",
+        ),
+        (bind, "HostSocket::bind"),
+        (listen, "HostSocket::listen"),
+        (
+            connect,
+            "HostSocket::connect (AF_UNSPEC: disconnecting a datagram socket)",
+        ),
+        (
+            accept4,
+            "HostSocket::accept: the new connection, nonblocking and close-on-exec",
+        ),
+        (getsockname, "HostSocket::local_addr"),
+        (getpeername, "HostSocket::peer_addr"),
+        (shutdown, "HostSocket::shutdown"),
+        (
+            sendto,
+            "HostSocket::send: data copied out of the application, always MSG_NOSIGNAL",
+        ),
+        (
+            recvfrom,
+            "HostSocket::recv: data copied into a sentry buffer, with the sender's address",
+        ),
+        (
+            getsockopt,
+            "HostSocket::getsockopt: the options of hostinet::HostOption; SO_ERROR after a \
+             nonblocking connect",
+        ),
+        (
+            setsockopt,
+            "HostSocket::setsockopt: the settable options of hostinet::HostOption",
+        ),
+        (ioctl, "HostSocket::ioctl: FIONREAD"),
+        (
+            poll,
+            "HostSocket::readiness and the wait of connect: a zero-timeout poll of one socket",
+        ),
+        (close, "dropping a HostSocket"),
+    ]
+}
+
+/// The argument rules of host mode for the calls whose rules it widens or adds; None for the
+/// others, which keep [`argument_rules`].
+fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+    use crate::net::hostinet::{HostOption, FAMILIES, SOCKET_FLAGS, SOCKET_TYPES};
+    let option_rules = |settable_only: bool| -> Vec<SeccompRule> {
+        HostOption::ALL
+            .into_iter()
+            .filter(|o| o.settable() || !settable_only)
+            .map(|o| {
+                let (level, name) = o.key();
+                rule(vec![
+                    cond(1, Len::Dword, Op::Eq, level as u64),
+                    cond(2, Len::Dword, Op::Eq, name as u64),
+                ])
+            })
+            .collect()
+    };
+    Some(match sysno {
+        Sysno::socket => (
+            FAMILIES
+                .iter()
+                .flat_map(|&family| {
+                    SOCKET_TYPES.iter().map(move |&(ty, protocol)| {
+                        rule(vec![
+                            cond(0, Len::Dword, Op::Eq, family as u64),
+                            cond(1, Len::Dword, Op::Eq, (ty | SOCKET_FLAGS) as u64),
+                            cond(2, Len::Dword, Op::Eq, protocol as u64),
+                        ])
+                    })
+                })
+                .collect(),
+            "AF_INET/AF_INET6; SOCK_STREAM (0, TCP) or SOCK_DGRAM (0, UDP, ICMP, ICMPV6); \
+             always SOCK_NONBLOCK|SOCK_CLOEXEC",
+        ),
+        Sysno::accept4 => (
+            one_of(3, &[SOCKET_FLAGS as u64]),
+            "flags SOCK_NONBLOCK|SOCK_CLOEXEC",
+        ),
+        Sysno::getsockopt => (option_rules(false), "the options of hostinet::HostOption"),
+        Sysno::setsockopt => {
+            let (mut rules, _) = argument_rules(sysno)?;
+            rules.extend(option_rules(true));
+            (
+                rules,
+                "SOL_SOCKET, SO_PASSCRED; the settable options of hostinet::HostOption",
+            )
+        }
+        Sysno::ioctl => {
+            let (mut rules, _) = argument_rules(sysno)?;
+            rules.extend(one_of(1, &[libc::FIONREAD]));
+            (
+                rules,
+                "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty); \
+                 FIONREAD (host sockets)",
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// The argument rules of `sysno`, with or without host mode's.
+fn rules_in_mode(host_network: bool, sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+    if host_network {
+        if let Some(r) = host_network_arguments(sysno) {
+            return Some(r);
+        }
+    }
+    argument_rules(sysno)
 }
 
 fn cond(arg: u8, len: Len, op: Op, value: u64) -> SeccompCondition {
@@ -457,6 +579,7 @@ impl Allowlist {
     pub fn new(platform: &dyn Platform) -> Result<Allowlist, Error> {
         let mut list = Allowlist {
             allowed: BTreeMap::new(),
+            host_network: false,
         };
         for (sysno, why) in base_rules().into_iter().chain(config_rules()) {
             list.add(sysno, why);
@@ -480,13 +603,39 @@ impl Allowlist {
         Ok(list)
     }
 
+    /// This allowlist plus the host sockets of `--network host` ([`host_network_rules`]),
+    /// with their argument rules. Only a sandbox in host mode installs it; `runsc-rs
+    /// syscalls --host` shows it for that mode.
+    pub fn with_host_network(mut self) -> Allowlist {
+        self.host_network = true;
+        for (sysno, why) in host_network_rules() {
+            self.add(sysno, why);
+        }
+        // Calls already present (ioctl, setsockopt) now carry host mode's wider rules.
+        for (sysno, a) in self.allowed.iter_mut() {
+            a.args = rules_in_mode(true, *sysno).map_or("", |(_, doc)| doc);
+        }
+        self
+    }
+
+    /// Whether host sockets are allowed.
+    pub fn host_network(&self) -> bool {
+        self.host_network
+    }
+
+    /// The argument rules of `sysno` under this allowlist's configuration.
+    fn arguments(&self, sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+        rules_in_mode(self.host_network, sysno)
+    }
+
     fn add(&mut self, sysno: Sysno, why: &'static str) {
+        let args = self.arguments(sysno).map_or("", |(_, doc)| doc);
         self.allowed
             .entry(sysno)
             .or_insert_with(|| Allowed {
                 sysno,
                 why: Vec::new(),
-                args: argument_rules(sysno).map_or("", |(_, doc)| doc),
+                args,
             })
             .why
             .push(why);
@@ -518,7 +667,7 @@ impl Allowlist {
             .map(|&s| {
                 (
                     i64::from(s.id()),
-                    argument_rules(s).map_or_else(Vec::new, |(r, _)| r),
+                    self.arguments(s).map_or_else(Vec::new, |(r, _)| r),
                 )
             })
             .collect();
@@ -615,6 +764,35 @@ mod tests {
         ] {
             let entry = list.entries().find(|a| a.sysno == fd_only).unwrap();
             assert!(entry.args.contains("AT_EMPTY_PATH"), "{fd_only:?}");
+        }
+    }
+
+    /// Host sockets only in host mode, and there only the kinds hostinet makes.
+    #[test]
+    fn host_network_extends_only_host_mode() {
+        let socket_calls = [
+            Sysno::socket,
+            Sysno::connect,
+            Sysno::accept4,
+            Sysno::getsockopt,
+        ];
+        let base = Allowlist::new(&NoPlatform).unwrap();
+        assert!(!base.host_network());
+        for s in socket_calls {
+            assert!(base.entries().all(|a| a.sysno != s), "{s:?}");
+        }
+        let ioctl = base.entries().find(|a| a.sysno == Sysno::ioctl).unwrap();
+        assert!(!ioctl.args.contains("FIONREAD"));
+        let host = Allowlist::new(&NoPlatform).unwrap().with_host_network();
+        for s in socket_calls {
+            let a = host.entries().find(|a| a.sysno == s).unwrap();
+            assert!(!a.args.is_empty() || s == Sysno::connect, "{s:?}");
+        }
+        let ioctl = host.entries().find(|a| a.sysno == Sysno::ioctl).unwrap();
+        assert!(ioctl.args.contains("FIONREAD") && ioctl.args.contains("TCGETS"));
+        for mode in [Mode::Enforce, Mode::Log] {
+            let progs = host.compile(mode).unwrap();
+            assert!(progs[1].len() < 4096);
         }
     }
 

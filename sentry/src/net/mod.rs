@@ -6,6 +6,9 @@
 //! ever created for an application. The sandbox has no outside network yet: other
 //! destinations are ENETUNREACH. AF_INET6 and AF_NETLINK are EAFNOSUPPORT.
 //!
+//! With `--network host` ([`config::Network::Host`]) AF_INET and AF_INET6 sockets are
+//! instead host sockets the sentry holds ([`hostinet`]).
+//!
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
 //!
@@ -13,6 +16,7 @@
 //! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
 
 pub mod config;
+pub mod hostinet;
 pub mod inet;
 pub mod stack;
 pub mod unix;
@@ -94,6 +98,9 @@ pub fn socket(
             let kind = unix_kind(ty)?;
             check_unix_protocol(protocol)?;
             Ok(Arc::new(unix::UnixSocket::new(&ns.unix_names, kind)))
+        }
+        libc::AF_INET | libc::AF_INET6 if matches!(ns.network, config::Network::Host { .. }) => {
+            Ok(Arc::new(hostinet::socket(domain, ty, protocol)?))
         }
         libc::AF_INET => {
             let proto = inet::proto_of(ty, protocol)?;
