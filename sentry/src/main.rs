@@ -94,6 +94,10 @@ enum Command {
         /// `do`).
         #[arg(long, default_value_t = default_platform(), requires = "host")]
         platform: String,
+        /// With --host: the `--network` of `do` whose list is shown (host mode adds the
+        /// host socket calls; sandbox mode's packet sockets need only calls every mode has).
+        #[arg(long, value_enum, default_value = "none", requires = "host")]
+        network: NetworkArg,
         /// Print the table as markdown (the README's status section is generated this way).
         #[arg(long, conflicts_with = "host")]
         markdown: bool,
@@ -226,10 +230,14 @@ fn print_syscalls(markdown: bool) {
 
 /// `runsc-rs syscalls --host`: the seccomp allowlist `runsc-rs do` installs on `platform`
 /// (the shim's sandbox adds its control channel's calls).
-fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
+fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()> {
     let memory = sentry::memory::MemoryFile::new().context("creating the memory file")?;
     let platform = platform::create(platform, memory.fd()).context("creating the platform")?;
     let list = sentry::boot::seccomp::Allowlist::new(&*platform)?;
+    let list = match network {
+        NetworkArg::Host => list.with_host_network(),
+        NetworkArg::None | NetworkArg::Sandbox => list,
+    };
     let mut out = std::io::stdout().lock();
     for a in list.entries() {
         let args = if a.args.is_empty() {
@@ -244,9 +252,10 @@ fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "# {} host system calls allowed (platform {}, network none)",
+        "# {} host system calls allowed (platform {}, network {})",
         list.len(),
-        platform.name()
+        platform.name(),
+        sentry::boot::sandbox::Network::from(network).name()
     )?;
     Ok(())
 }
@@ -468,8 +477,9 @@ fn main() {
         Command::Syscalls {
             host: true,
             platform,
+            network,
             ..
-        } => match print_host_syscalls(&platform) {
+        } => match print_host_syscalls(&platform, network) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("runsc-rs: {e:#}");

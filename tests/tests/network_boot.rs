@@ -6,6 +6,7 @@
 //! other end of a veth) with private addresses only, and deletes them when done (a Drop
 //! guard). Needs root and iproute2's `ip`; without them it prints `SKIPPED: reason`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -373,4 +374,78 @@ fn oci_cli_takes_the_links_of_the_specs_namespace() {
     std::fs::write(&ready, "").unwrap();
     let out = finish(child);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+}
+
+/// The host system calls `syscalls --host --network MODE` lists.
+fn listed(mode: &str) -> BTreeSet<String> {
+    let out = Command::new(runsc_rs_bin())
+        .args(["syscalls", "--host", "--network", mode])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!("network {mode})")),
+        "summary names another mode:\n{text}"
+    );
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.next()?.parse::<u32>().ok()?;
+            words.next().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Each `--network` mode installs the allowlist `syscalls --host --network MODE` prints; the
+/// sandbox's own stack adds no host call to loopback's, host sockets add theirs.
+#[test]
+fn each_network_mode_installs_the_list_syscalls_prints() {
+    if !can_run() {
+        return;
+    }
+    let (boxed, _peer, _) = veth_pair("seccomp", 205);
+    let scratch = Scratch::new("seccomp");
+    let none = listed("none");
+    for mode in ["sandbox", "host"] {
+        let log = scratch.0.join(format!("{mode}.log"));
+        let child = boxed
+            .command(
+                &runsc_rs_bin(),
+                &[
+                    "do",
+                    "--network",
+                    mode,
+                    "--debug-log",
+                    log.to_str().unwrap(),
+                    "--",
+                    "/bin/true",
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        finish(child);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let installed: BTreeSet<String> = text
+            .lines()
+            .find_map(|l| l.split("seccomp: allowed host system calls: ").nth(1))
+            .unwrap_or_else(|| panic!("no allowlist in the debug log:\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let printed = listed(mode);
+        assert_eq!(installed, printed, "--network {mode}");
+        match mode {
+            "sandbox" => assert_eq!(printed, none),
+            _ => assert!(printed.is_superset(&none) && printed.contains("socket")),
+        }
+        // The sandbox left the link without addresses; the next mode reads it as it was.
+        boxed.ip(&["addr", "replace", "10.251.205.2/24", "dev", "eth0"]);
+    }
 }
