@@ -29,6 +29,11 @@ struct Cli {
     /// Accepted for runc compatibility: the sandbox is not placed in the spec's cgroup.
     #[arg(long)]
     systemd_cgroup: bool,
+    /// OCI commands: the network of a container whose spec names a network namespace:
+    /// `sandbox` (the sentry's own stack takes its links), `host` (host sockets), `none`
+    /// (loopback only, as for a spec that names none).
+    #[arg(long, value_enum, default_value = "sandbox")]
+    network: NetworkArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +94,10 @@ enum Command {
         /// `do`).
         #[arg(long, default_value_t = sentry::boot::loader::default_platform(), requires = "host")]
         platform: String,
+        /// With --host: the `--network` of `do` whose list is shown (host mode adds the
+        /// host socket calls; sandbox mode's packet sockets need only calls every mode has).
+        #[arg(long, value_enum, default_value = "none", requires = "host")]
+        network: NetworkArg,
         /// Print the table as markdown (the README's status section is generated this way).
         #[arg(long, conflicts_with = "host")]
         markdown: bool,
@@ -104,12 +113,12 @@ enum NetworkArg {
     Host,
 }
 
-impl NetworkArg {
-    fn name(self) -> &'static str {
-        match self {
-            NetworkArg::None => "none",
-            NetworkArg::Sandbox => "sandbox",
-            NetworkArg::Host => "host",
+impl From<NetworkArg> for sentry::boot::sandbox::Network {
+    fn from(n: NetworkArg) -> Self {
+        match n {
+            NetworkArg::None => sentry::boot::sandbox::Network::None,
+            NetworkArg::Sandbox => sentry::boot::sandbox::Network::Sandbox,
+            NetworkArg::Host => sentry::boot::sandbox::Network::Host,
         }
     }
 }
@@ -217,10 +226,14 @@ fn print_syscalls(markdown: bool) {
 
 /// `runsc-rs syscalls --host`: the seccomp allowlist `runsc-rs do` installs on `platform`
 /// (the shim's sandbox adds its control channel's calls).
-fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
+fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()> {
     let memory = sentry::memory::MemoryFile::new().context("creating the memory file")?;
     let platform = platform::create(platform, memory.fd()).context("creating the platform")?;
     let list = sentry::boot::seccomp::Allowlist::new(&*platform)?;
+    let list = match network {
+        NetworkArg::Host => list.with_host_network(),
+        NetworkArg::None | NetworkArg::Sandbox => list,
+    };
     let mut out = std::io::stdout().lock();
     for a in list.entries() {
         let args = if a.args.is_empty() {
@@ -235,9 +248,10 @@ fn print_host_syscalls(platform: &str) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "# {} host system calls allowed (platform {}, network none)",
+        "# {} host system calls allowed (platform {}, network {})",
         list.len(),
-        platform.name()
+        platform.name(),
+        sentry::boot::sandbox::Network::from(network).name()
     )?;
     Ok(())
 }
@@ -278,7 +292,11 @@ impl DoArgs {
             v.push(p.clone().into());
         }
         v.push("--network".into());
-        v.push(self.network.name().into());
+        v.push(
+            sentry::boot::sandbox::Network::from(self.network)
+                .name()
+                .into(),
+        );
         for (on, flag) in [
             (self.debug, "--debug"),
             (self.unsafe_disable_seccomp, "--unsafe-disable-seccomp"),
@@ -383,11 +401,7 @@ fn run_sandbox(args: DoArgs) -> i32 {
         cwd,
         sandbox: sentry::boot::sandbox::SandboxConfig {
             rootfs: args.rootfs.unwrap_or_else(|| std::path::PathBuf::from("/")),
-            network: match args.network {
-                NetworkArg::None => sentry::boot::sandbox::Network::None,
-                NetworkArg::Sandbox => sentry::boot::sandbox::Network::Sandbox,
-                NetworkArg::Host => sentry::boot::sandbox::Network::Host,
-            },
+            network: args.network.into(),
         },
         seccomp: match (args.unsafe_disable_seccomp, args.debug) {
             (true, _) => None,
@@ -480,6 +494,7 @@ fn main() {
                 root: cli.root,
                 log: cli.log,
                 log_json: cli.log_format == "json",
+                network: cli.network.into(),
             };
             oci::run(&globals, cmd)
         }
@@ -494,8 +509,9 @@ fn main() {
         Command::Syscalls {
             host: true,
             platform,
+            network,
             ..
-        } => match print_host_syscalls(&platform) {
+        } => match print_host_syscalls(&platform, network) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("runsc-rs: {e:#}");

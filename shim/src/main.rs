@@ -86,13 +86,18 @@ fn sandbox_main(args: &[String]) -> i32 {
     // Isolated and filtered before the first container exists: namespaces, an empty root,
     // dropped capabilities, then the seccomp allowlist (logging instead of killing with
     // --debug, as `runsc-rs do --debug`).
-    // `--keep-network`: the shim started us in the pod's network namespace. Otherwise a new
-    // empty one: the sentry has no host networking, so the host's namespace would only be
-    // attack surface.
-    let network = if args.iter().any(|a| a == "--keep-network") {
-        Network::Host
-    } else {
-        Network::None
+    // `--network sandbox`: the shim started us in the pod's network namespace, whose links
+    // the sentry's own stack takes. Otherwise a new empty one with loopback only: the host's
+    // namespace would only be attack surface.
+    let network = match args.iter().position(|a| a == "--network") {
+        None => Network::None,
+        Some(i) => match args.get(i + 1).and_then(|n| Network::from_name(n)) {
+            Some(n) => n,
+            None => {
+                log::error!("--network: expected none, sandbox or host");
+                return 1;
+            }
+        },
     };
     let config = LoaderConfig {
         platform: sentry::boot::loader::default_platform(),

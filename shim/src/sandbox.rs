@@ -44,7 +44,8 @@ fn log_sink(bundle: &Path) -> Stdio {
 
 impl Sandbox {
     /// Starts the sandbox process, in `cgroup` and in the network namespace `netns` (a
-    /// namespace file such as `/var/run/netns/NAME`) or else a new empty one; its events
+    /// namespace file such as `/var/run/netns/NAME`, whose links the sentry's stack then
+    /// takes: `--network sandbox`) or else a new one with loopback only; its events
     /// (process exits, then `None` when it is gone) arrive on the returned receiver.
     ///
     /// # Errors
@@ -91,7 +92,7 @@ impl Sandbox {
                 source,
             })?;
             entry.netns = Some((file, path.to_path_buf()));
-            cmd.arg("--keep-network");
+            cmd.args(["--network", "sandbox"]);
         }
         let pid = spawn_in_new_pid_namespace(cmd, entry)?;
         let (client, events) = Client::new(ours).map_err(Error::Launch)?;

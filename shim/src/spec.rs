@@ -216,9 +216,10 @@ pub fn exec_process(json: &[u8]) -> Result<ProcessSpec> {
 }
 
 /// The network namespace the spec asks to join: a `network` entry of `linux.namespaces`
-/// with a path (a CNI-prepared pod namespace, `ctr run --with-ns network:PATH`). `None` for
-/// an entry without a path (a new namespace) or no entry; either way the sandbox then makes
-/// a new empty one, since the sentry has no host networking to offer.
+/// with a path (a CNI-prepared pod namespace, `ctr run --with-ns network:PATH`), whose links
+/// the sandbox's own stack takes (`--network sandbox`). `None` for an entry without a path
+/// (a new namespace) or no entry; either way the sandbox then makes a new one with loopback
+/// only.
 pub fn network_namespace(spec: &Spec) -> Option<PathBuf> {
     spec.linux()
         .as_ref()?

@@ -3,7 +3,7 @@
 //! sandbox process. A container in the pod's PID namespace sees the pod's processes; one with
 //! a namespace of its own sees only its own, its shell as PID 1. The pod has its own network
 //! namespace (CNI's host-device plugin moves one end of a veth pair in as `eth0`) and the sandbox
-//! process runs in it.
+//! process runs in it, its own stack holding the pod's address (`--network sandbox`).
 //!
 //! The CRI client is `tests/e2e/cri/pod.py` on Python's grpcio, against the subset of the
 //! CRI API in `tests/e2e/cri/runtime.proto` (stubs generated here with grpc_tools). Needs
@@ -323,6 +323,19 @@ fn cri_pod_runs_in_one_sandbox() {
         ns_inode(&sandbox_net),
         ns_inode(Path::new("/proc/self/ns/net")),
         "the sandbox shares the host's network namespace"
+    );
+    // The sandbox took the pod's link (`--network sandbox`): the link is there and up, and
+    // its address is the sentry's now, not the host kernel's.
+    let pod_ns_name = pod_netns[0].file_name().unwrap().to_str().unwrap();
+    let link = Command::new("ip")
+        .args(["-n", pod_ns_name, "-o", "addr", "show", "dev", "eth0"])
+        .output()
+        .expect("running ip");
+    assert!(link.status.success(), "{link:?}");
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        !link.contains("10.250.77.2"),
+        "the host kernel still has the pod address: {link}"
     );
 
     run_pod_py(

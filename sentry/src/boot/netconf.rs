@@ -448,9 +448,18 @@ fn check_not_host_namespace() -> Result<(), Error> {
         return Ok(());
     }
     let stat = |path: &str| {
-        std::fs::metadata(path).map_err(|source| Error::Host {
-            what: format!("telling whether this is the host's own network namespace: {path}"),
-            source,
+        std::fs::metadata(path).map_err(|source| {
+            // Only the unprivileged are refused kthreadd's namespace, and they could not
+            // take links either.
+            denied_or(
+                format!("taking this network namespace's links (reading {path})"),
+                "CAP_NET_ADMIN and CAP_NET_RAW",
+                if source.raw_os_error() == Some(libc::EACCES) {
+                    std::io::Error::from_raw_os_error(libc::EPERM)
+                } else {
+                    source
+                },
+            )
         })
     };
     let ours = stat("/proc/thread-self/ns/net")?;

@@ -58,7 +58,7 @@ fn rustix_step(name: &'static str) -> impl FnOnce(rustix::io::Errno) -> Error {
 }
 
 /// The network the sandbox process lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// A new, empty network namespace (only a down loopback): no host networking at all; the
     /// sentry's stack offers loopback only.
@@ -72,6 +72,24 @@ pub enum Network {
     /// The network namespace the process was started in, kept as is, its sockets host
     /// sockets (`--network host`, hostinet).
     Host,
+}
+
+impl Network {
+    /// Its name on command lines (`--network NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Sandbox => "sandbox",
+            Network::Host => "host",
+        }
+    }
+
+    /// The network named `name` (see [`Network::name`]).
+    pub fn from_name(name: &str) -> Option<Network> {
+        [Network::None, Network::Sandbox, Network::Host]
+            .into_iter()
+            .find(|n| n.name() == name)
+    }
 }
 
 /// How the sandbox process is isolated.

@@ -34,6 +34,11 @@ pub struct Globals {
     pub log: Option<PathBuf>,
     /// `--log-format json`: one JSON object per line.
     pub log_json: bool,
+    /// `--network`: what the sandbox does with the network namespace the spec names
+    /// ([`monitor`] joins it): `Sandbox` takes its links, `Host` uses host sockets in it
+    /// (in the runtime's own namespace when the spec names none), `None` (and `Sandbox`
+    /// without a named namespace) gives the sandbox a new one with loopback only.
+    pub network: sentry::boot::sandbox::Network,
 }
 
 #[derive(Subcommand)]
@@ -384,6 +389,7 @@ fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
                 id: new.id.clone(),
                 bundle: bundle.clone(),
                 state_dir: dir.clone(),
+                network: g.network,
             },
             &borrowed,
         );

@@ -52,6 +52,8 @@ pub enum Call {
         id: String,
         bundle: PathBuf,
         state_dir: PathBuf,
+        /// The runtime's `--network`.
+        network: Network,
     },
     Start,
     Kill {
@@ -174,13 +176,14 @@ pub fn main() -> i32 {
             id,
             bundle,
             state_dir,
+            network,
         },
         stdio,
     )) = stdin.recv::<Call>(&mut buf)
     else {
         return 1;
     };
-    match create(&id, &bundle, &state_dir, stdio) {
+    match create(&id, &bundle, &state_dir, network, stdio) {
         Ok((monitor, events, listener)) => {
             let _ = stdin.send(&Reply::Done, &[]);
             drop(stdin);
@@ -199,6 +202,7 @@ fn create(
     id: &str,
     bundle: &Path,
     dir: &Path,
+    network: Network,
     stdio: Vec<OwnedFd>,
 ) -> anyhow::Result<(Arc<Monitor>, Events, OwnedFd)> {
     let spec = super::spec::load(bundle)?;
@@ -221,7 +225,8 @@ fn create(
     }
     let mut fds = super::spec::open_sources(&container, bundle)?;
     fds.extend(stdio);
-    let (client, events, sandbox) = launch_sandbox()?;
+    let netns = super::spec::network_namespace(&spec);
+    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref())?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
         &Request::CreateContainer {
@@ -261,17 +266,36 @@ fn create(
 
 /// Starts the sandbox process as the shim does: this binary, PID 1 of a new PID namespace
 /// (unshared by a short-lived thread so only its child lands there), the control channel as
-/// its stdin and no environment.
-fn launch_sandbox() -> anyhow::Result<(Client, Events, nix::unistd::Pid)> {
+/// its stdin and no environment. With a network namespace `netns` (the spec's path) and a
+/// network that uses one, the same thread joins it first (`setns` changes only the calling
+/// thread), so the sandbox is born there.
+fn launch_sandbox(
+    network: Network,
+    netns: Option<&Path>,
+) -> anyhow::Result<(Client, Events, nix::unistd::Pid)> {
+    let (network, netns) = match (network, netns) {
+        (Network::None, _) | (Network::Sandbox, None) => (Network::None, None),
+        (Network::Host, None) => (Network::Host, None),
+        (mode, Some(path)) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening the network namespace {}", path.display()))?;
+            (mode, Some(file))
+        }
+    };
     let (ours, theirs) = Channel::pair()?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(SANDBOX_ARG)
+        .args(["--network", network.name()])
         .env_clear()
         .env("MALLOC_ARENA_MAX", "8")
         .stdin(Stdio::from(theirs.into_fd()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let pid = std::thread::spawn(move || -> anyhow::Result<u32> {
+        if let Some(ns) = &netns {
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .context("joining the spec's network namespace")?;
+        }
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)?;
         Ok(cmd.spawn()?.id())
     })
@@ -487,8 +511,20 @@ pub fn exit_like(status: WireExitStatus) -> ! {
 }
 
 /// The sandbox process: boot the Loader isolated and filtered, then serve it on the control
-/// channel (stdin) until told to stop. The same boot as the shim's sandbox.
+/// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its one option,
+/// `--network NAME`, comes from [`launch_sandbox`].
 pub fn sandbox_main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let network = match args.iter().position(|a| a == "--network") {
+        None => Network::None,
+        Some(i) => match args.get(i + 1).and_then(|n| Network::from_name(n)) {
+            Some(n) => n,
+            None => {
+                log::error!("--network: expected none, sandbox or host");
+                return 1;
+            }
+        },
+    };
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {
@@ -499,9 +535,7 @@ pub fn sandbox_main() -> i32 {
     let config = LoaderConfig {
         platform: sentry::boot::loader::default_platform(),
         strace: false,
-        isolation: Isolation::Sandbox {
-            network: Network::None,
-        },
+        isolation: Isolation::Sandbox { network },
         seccomp: Some(seccomp::Mode::Enforce),
         control_channel: true,
         test_seccomp_violation: false,

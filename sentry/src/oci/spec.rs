@@ -52,6 +52,20 @@ pub fn container(spec: &Spec, bundle: &Path) -> anyhow::Result<ContainerSpec> {
     })
 }
 
+/// The network namespace the spec names: the path of its `network` entry of
+/// `linux.namespaces` (a namespace the engine or CNI prepared), if any.
+pub fn network_namespace(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?
+        .path()
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
 /// The process part of a spec (the container's or an exec's).
 pub fn process_spec(p: &Process) -> anyhow::Result<ProcessSpec> {
     let args = p.args().clone().unwrap_or_default();
