@@ -71,9 +71,10 @@ pub enum Error {
     )]
     NoLink { found: String },
     #[error(
-        "--network sandbox: this is the host's own network namespace; taking its links would \
-         remove the host's addresses. Run the sandbox in a namespace made for it (`ip netns \
-         exec NAME runsc-rs do --network sandbox ...`), or use --network host or none"
+        "--network sandbox: this is (or cannot be told apart from) the network namespace of the \
+         machine or container itself; taking its links would remove its addresses. Run the \
+         sandbox in a namespace made for it (`ip netns exec NAME runsc-rs do --network \
+         sandbox ...`), or use --network host or none"
     )]
     HostNamespace,
 }
@@ -435,36 +436,29 @@ fn log_config(mode: &str, config: &NetConfig, skipped: &[String]) {
     }
 }
 
-/// Refuses the host's initial network namespace: the one of `kthreadd`, the kernel's thread
-/// parent (PID 2 of the host's PID namespace), which is always there. PID 1 is no witness:
-/// its `/proc` entries may be closed even to root, and in a container it shares the
-/// container's namespace. When the host's kernel threads are not visible (a container's
-/// `/proc`), this is not the host's namespace. When they are but their namespace cannot be
-/// read, it might be: taking its links could cut the machine off, so that is refused too.
+/// Refuses the namespace a machine or container lives in: the one of `kthreadd` (PID 2, the
+/// kernel's thread parent, when this PID namespace shows the host's kernel threads) or of
+/// PID 1 (a container's init, which shares the host's namespace under `--net=host`). Taking
+/// its links would cut the machine off its network. A namespace the sandbox may take is one
+/// made for it (`ip netns exec`, a pod's): different from both. When neither can be read,
+/// nothing proves that, so it is refused as well.
 fn check_not_host_namespace() -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
+    let id = |path: &str| std::fs::metadata(path).map(|m| (m.dev(), m.ino()));
+    let ours = id("/proc/thread-self/ns/net").map_err(|source| {
+        denied_or(
+            "reading this thread's network namespace".into(),
+            "CAP_NET_ADMIN and CAP_NET_RAW",
+            source,
+        )
+    })?;
     let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
-    if !kthreadd {
-        return Ok(());
-    }
-    let stat = |path: &str| {
-        std::fs::metadata(path).map_err(|source| {
-            // Only the unprivileged are refused kthreadd's namespace, and they could not
-            // take links either.
-            denied_or(
-                format!("taking this network namespace's links (reading {path})"),
-                "CAP_NET_ADMIN and CAP_NET_RAW",
-                if source.raw_os_error() == Some(libc::EACCES) {
-                    std::io::Error::from_raw_os_error(libc::EPERM)
-                } else {
-                    source
-                },
-            )
-        })
-    };
-    let ours = stat("/proc/thread-self/ns/net")?;
-    let host = stat("/proc/2/ns/net")?;
-    if ours.dev() == host.dev() && ours.ino() == host.ino() {
+    let witnesses: Vec<(u64, u64)> = [kthreadd.then_some("/proc/2/ns/net"), Some("/proc/1/ns/net")]
+        .into_iter()
+        .flatten()
+        .filter_map(|path| id(path).ok())
+        .collect();
+    if witnesses.is_empty() || witnesses.contains(&ours) {
         return Err(Error::HostNamespace);
     }
     Ok(())
@@ -755,8 +749,10 @@ mod tests {
         }
         // This test process runs where the test runner was started; compare with what the
         // host says directly.
-        let same = std::fs::read_link("/proc/thread-self/ns/net").unwrap()
-            == std::fs::read_link("/proc/2/ns/net").unwrap();
+        let ours = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+        let same = ["/proc/2/ns/net", "/proc/1/ns/net"]
+            .iter()
+            .any(|w| std::fs::read_link(w).is_ok_and(|n| n == ours));
         assert_eq!(
             matches!(check_not_host_namespace(), Err(Error::HostNamespace)),
             same

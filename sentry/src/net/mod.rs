@@ -126,13 +126,9 @@ impl Namespace {
                 ino: id,
             };
             let listed = match e.st {
-                stack::St::Listening { .. } => Some(entry(
-                    stack::Proto::Tcp,
-                    local,
-                    unconnected,
-                    0x0A,
-                    (0, 0),
-                )),
+                stack::St::Listening { .. } => {
+                    Some(entry(stack::Proto::Tcp, local, unconnected, 0x0A, (0, 0)))
+                }
                 stack::St::Connecting { h, .. } | stack::St::Connected(h) => {
                     let s = g.tcp(h);
                     let ep = |x: Option<smoltcp::wire::IpEndpoint>| {

@@ -117,10 +117,13 @@ fn inet(k: &Kernel, proto: Proto, family: i32) -> String {
         Proto::Udp => " inode ref pointer drops",
         _ => " inode",
     };
-    let sl = if proto == Proto::Udp && !v6 { "   sl  " } else { "  sl  " };
-    let header = format!(
-        "{sl}{addr_head} tx_queue rx_queue tr tm->when retrnsmt   uid  timeout{tail}"
-    );
+    let sl = if proto == Proto::Udp && !v6 {
+        "   sl  "
+    } else {
+        "  sl  "
+    };
+    let header =
+        format!("{sl}{addr_head} tx_queue rx_queue tr tm->when retrnsmt   uid  timeout{tail}");
     let width = match (proto, v6) {
         (_, true) => 0,
         (Proto::Udp, false) => UDP_LINE,
