@@ -421,9 +421,14 @@ impl Loader {
         // own network namespace, and taking links needs capabilities dropped below.
         let net = match network {
             sandbox::Network::None => crate::net::config::Network::Loopback,
-            sandbox::Network::Sandbox => {
-                super::netconf::take_links().map_err(super::Error::from)?
-            }
+            // A container's namespace may have only a loopback (`docker --network none`, a
+            // pod without CNI links): it then gets the loopback. `runsc-rs do --network
+            // sandbox` asked for links explicitly, and says when there is none.
+            sandbox::Network::Sandbox => super::netconf::take_links(matches!(
+                config.isolation,
+                Isolation::SandboxWithRoot(_)
+            ))
+            .map_err(super::Error::from)?,
             sandbox::Network::Host => crate::net::config::Network::Host {
                 config: super::netconf::read_host().map_err(super::Error::from)?,
             },

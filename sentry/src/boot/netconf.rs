@@ -484,13 +484,23 @@ pub fn read_host() -> Result<NetConfig, Error> {
 /// Call before dropping capabilities (packet sockets need CAP_NET_RAW, deleting addresses
 /// CAP_NET_ADMIN) and before the seccomp filter, while the host's `/proc` is still visible.
 ///
+/// Without a link to take, the sandbox gets the loopback only, or with `required` an error
+/// naming what was found.
+///
 /// # Errors
-/// The host namespace itself, no link to take, missing capabilities, the host's
+/// The host namespace itself, no link to take (`required`), missing capabilities, the host's
 /// NETLINK_ROUTE failing.
-pub fn take_links() -> Result<Network, Error> {
+pub fn take_links(required: bool) -> Result<Network, Error> {
     check_not_host_namespace()?;
     let mut sock = RouteSocket::open()?;
     let plan = plan(read_state(&mut sock)?);
+    if plan.taken.is_empty() && !required {
+        log::info!(
+            "network sandbox: no link to take ({}); loopback only",
+            plan.skipped.join(", ")
+        );
+        return Ok(Network::Loopback);
+    }
     if plan.taken.is_empty() {
         return Err(Error::NoLink {
             found: if plan.skipped.is_empty() {
