@@ -128,16 +128,17 @@ print('not reached')";
 }
 
 #[test]
-fn python_inet6_is_unsupported_in_the_sandbox() {
-    // AF_INET works over the sandbox's loopback (tests/tests/inet.rs); AF_INET6 does not yet.
-    let (Some(bin), Some(py)) = (runsc(), python()) else {
-        runsc_rs_tests::skip("runsc-rs or python3 missing");
-        return;
-    };
-    let code = "import socket\ntry:\n socket.socket(socket.AF_INET6)\nexcept OSError as e:\n print(e.errno)";
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let (out, status) = run(Some(&bin), &[py, "-c", code], &dir);
-    assert_eq!((out.trim(), status), ("97", 0));
+fn python_inet6_over_the_loopback_matches_native() {
+    // An AF_INET6 TCP round trip over ::1, and a v4-mapped peer on a dual-stack listener.
+    let code = "import socket\n\
+for host, fam in (('::1', socket.AF_INET6), ('127.0.0.1', socket.AF_INET)):\n\
+ ls = socket.socket(socket.AF_INET6)\n\
+ ls.bind(('::', 0)); ls.listen(1)\n\
+ c = socket.socket(fam); c.connect((host, ls.getsockname()[1]))\n\
+ s, peer = ls.accept()\n\
+ c.sendall(b'ping'); print(peer[0], s.recv(4))\n\
+ for x in (c, s, ls): x.close()";
+    assert_same_python(&["-c", code]);
 }
 
 #[test]

@@ -29,6 +29,12 @@ use crate::waiter::WaitQueue;
 const UDP_MAX: usize = 65_507;
 /// Largest UDP payload over IPv6.
 const UDP6_MAX: usize = 65_527;
+/// TCP congestion-control names `TCP_CONGESTION` accepts (Linux's built-in ones) and the
+/// default; smoltcp's own algorithm runs whatever the name says.
+const CONGESTION_CONTROLS: [&[u8]; 2] = [b"reno", b"cubic"];
+const DEFAULT_CONGESTION: &[u8] = b"cubic";
+/// `TCP_CA_NAME_MAX`.
+const TCP_CA_NAME_MAX: usize = 16;
 const SOL_TCP: i32 = libc::IPPROTO_TCP;
 /// `sizeof(struct sockaddr_in6)` and the shortest one Linux accepts (RFC 2133's, without
 /// the scope id).
@@ -308,6 +314,23 @@ impl InetSocket {
                 };
                 if port == 0 {
                     return Some(Err(Errno::EINVAL));
+                }
+                // A socket bound to (or connected over) one IP version cannot send over the
+                // other (smoltcp would build a packet with mixed addresses): as Linux, an
+                // IPv4 destination is unreachable from an IPv6 address, an IPv6 one is not
+                // of the family of a socket on IPv4.
+                let e = &g.entries[&id];
+                let fixed = e.bound.and_then(|b| b.0).or(e.udp_peer.map(|p| p.0));
+                if let Some(local) = fixed.filter(|l| !l.is_unspecified()) {
+                    match (local, ep.addr) {
+                        (IpAddress::Ipv6(_), IpAddress::Ipv4(_)) => {
+                            return Some(Err(Errno::ENETUNREACH))
+                        }
+                        (IpAddress::Ipv4(_), IpAddress::Ipv6(_)) => {
+                            return Some(Err(Errno::EAFNOSUPPORT))
+                        }
+                        _ => {}
+                    }
                 }
                 if g.entries[&id].bound.is_none() {
                     if let Err(e) = Self::bind_locked(g, id, None, 0) {
@@ -746,6 +769,16 @@ impl Socket for InetSocket {
                 .unwrap_or(vec![0; 16]),
             (SOL_TCP, libc::TCP_NODELAY) if self.proto == Proto::Tcp => int(i32::from(e.nodelay)),
             (SOL_TCP, libc::TCP_MAXSEG) if self.proto == Proto::Tcp => int(65_483),
+            // The name in a TCP_CA_NAME_MAX buffer, NUL-padded as Linux copies it out.
+            (SOL_TCP, libc::TCP_CONGESTION) if self.proto == Proto::Tcp => {
+                let mut name = e
+                    .options
+                    .get(&(level, name))
+                    .cloned()
+                    .unwrap_or_else(|| DEFAULT_CONGESTION.to_vec());
+                name.resize(TCP_CA_NAME_MAX, 0);
+                name
+            }
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if self.family == libc::AF_INET6 => {
                 int(i32::from(v6only(e)))
             }
@@ -795,6 +828,14 @@ impl Socket for InetSocket {
                     libc::SOL_SOCKET,
                     libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR,
                 ) => return Err(Errno::ENOPROTOOPT),
+                (SOL_TCP, libc::TCP_CONGESTION) => {
+                    let name = value.split(|&b| b == 0).next().unwrap_or_default();
+                    if !CONGESTION_CONTROLS.contains(&name) {
+                        return Err(Errno::ENOENT);
+                    }
+                    e.options
+                        .insert((level, libc::TCP_CONGESTION), name.to_vec());
+                }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;
                     let nodelay = e.nodelay;
