@@ -453,13 +453,29 @@ fn check_not_host_namespace() -> Result<(), Error> {
         )
     })?;
     let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
-    let witnesses: Vec<(u64, u64)> = [kthreadd.then_some("/proc/2/ns/net"), Some("/proc/1/ns/net")]
-        .into_iter()
-        .flatten()
-        .filter_map(|path| id(path).ok())
-        .collect();
-    if witnesses.is_empty() || witnesses.contains(&ours) {
+    let (witnesses, unreadable): (Vec<_>, Vec<_>) =
+        [kthreadd.then_some("/proc/2/ns/net"), Some("/proc/1/ns/net")]
+            .into_iter()
+            .flatten()
+            .map(id)
+            .partition(Result::is_ok);
+    let witnesses: Vec<(u64, u64)> = witnesses.into_iter().flatten().collect();
+    if witnesses.contains(&ours) {
         return Err(Error::HostNamespace);
+    }
+    if witnesses.is_empty() {
+        // Unreadable to an unprivileged caller, who could not take links anyway: say so.
+        let denied = unreadable
+            .into_iter()
+            .filter_map(Result::err)
+            .find(|e| matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)));
+        return Err(match denied {
+            Some(_) => Error::Permission {
+                what: "taking this network namespace's links".into(),
+                capability: "CAP_NET_ADMIN and CAP_NET_RAW",
+            },
+            None => Error::HostNamespace,
+        });
     }
     Ok(())
 }
