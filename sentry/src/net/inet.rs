@@ -12,6 +12,7 @@
 //! The stack lock → wait queues (see [`super::stack`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv6Address};
@@ -127,6 +128,15 @@ pub struct InetSocket {
     stack: Arc<Stack>,
 }
 
+/// A wait that SO_RCVTIMEO or SO_SNDTIMEO (`deadline`) ended fails as a nonblocking call
+/// would; an ETIMEDOUT of the connection itself stays.
+fn timed_out_again(deadline: Option<Instant>) -> impl Fn(Errno) -> Errno {
+    move |e| match (e, deadline) {
+        (Errno::ETIMEDOUT, Some(d)) if Instant::now() >= d => Errno::EAGAIN,
+        (e, _) => e,
+    }
+}
+
 impl std::fmt::Debug for InetSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InetSocket")
@@ -210,6 +220,20 @@ impl InetSocket {
         r
     }
 
+    /// When a wait starting now ends under SO_RCVTIMEO or SO_SNDTIMEO (`name`): none set or
+    /// a zero `struct timeval` waits without limit, a negative one not at all.
+    fn deadline(&self, name: i32) -> Option<Instant> {
+        let g = self.stack.lock();
+        let raw = g.entries[&self.id].options.get(&(libc::SOL_SOCKET, name))?;
+        let sec = i64::from_ne_bytes(raw[..8].try_into().expect("8 bytes"));
+        let usec = i64::from_ne_bytes(raw[8..16].try_into().expect("8 bytes"));
+        match (sec, usec) {
+            (0, 0) => None,
+            (..0, _) => Some(Instant::now()),
+            _ => Some(Instant::now() + Duration::new(sec as u64, usec as u32 * 1000)),
+        }
+    }
+
     /// Binds to `addr`/`port` (`None` address: the wildcard; port 0: ephemeral) unless
     /// bound.
     fn bind_locked(
@@ -235,7 +259,8 @@ impl InetSocket {
 
     fn send_tcp(&self, t: &mut dyn Context, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
         let mut sent = 0;
-        let r = t.block_on(&[&self.queue], None, || {
+        let deadline = self.deadline(libc::SO_SNDTIMEO);
+        let r = t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| {
                 let e = &g.entries[&id];
                 let wr_shut = e.wr_shut;
@@ -270,7 +295,7 @@ impl InetSocket {
                 t.clear_restart();
                 Ok(sent)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(timed_out_again(deadline)(e)),
         }
     }
 
@@ -296,7 +321,8 @@ impl InetSocket {
         if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
-        t.block_on(&[&self.queue], None, || {
+        let deadline = self.deadline(libc::SO_SNDTIMEO);
+        t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| {
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
@@ -327,6 +353,7 @@ impl InetSocket {
                 }
             })
         })
+        .map_err(timed_out_again(deadline))
     }
 
     /// One receive attempt: `None` when nothing is there yet.
@@ -496,20 +523,23 @@ impl Socket for InetSocket {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
-        let (h, nodelay) = t.block_on(&[&self.queue], None, || {
-            self.with(|g, id| {
-                let e = g.entries.get_mut(&id).expect("present");
-                let nodelay = e.nodelay;
-                let St::Listening { ready, .. } = &mut e.st else {
-                    return Some(Err(Errno::EINVAL));
-                };
-                match ready.pop_front() {
-                    Some(h) => Some(Ok((h, nodelay))),
-                    None if nonblocking => Some(Err(Errno::EAGAIN)),
-                    None => None,
-                }
+        let deadline = self.deadline(libc::SO_RCVTIMEO);
+        let (h, nodelay) = t
+            .block_on(&[&self.queue], deadline, || {
+                self.with(|g, id| {
+                    let e = g.entries.get_mut(&id).expect("present");
+                    let nodelay = e.nodelay;
+                    let St::Listening { ready, .. } = &mut e.st else {
+                        return Some(Err(Errno::EINVAL));
+                    };
+                    match ready.pop_front() {
+                        Some(h) => Some(Ok((h, nodelay))),
+                        None if nonblocking => Some(Err(Errno::EAGAIN)),
+                        None => None,
+                    }
+                })
             })
-        })?;
+            .map_err(timed_out_again(deadline))?;
         let sock = InetSocket::of_family(&self.stack, self.family, Proto::Tcp);
         let peer = self.with(|g, _| {
             let s = g.tcp(h);
@@ -612,17 +642,20 @@ impl Socket for InetSocket {
     }
 
     fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+        let deadline = self.deadline(libc::SO_RCVTIMEO);
         if !flags.waitall || self.proto != Proto::Tcp {
-            return t.block_on(&[&self.queue], None, || {
-                self.with(|g, id| match self.take(g, id, len, flags) {
-                    Some(r) => Some(r),
-                    None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                    None => None,
+            return t
+                .block_on(&[&self.queue], deadline, || {
+                    self.with(|g, id| match self.take(g, id, len, flags) {
+                        Some(r) => Some(r),
+                        None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                        None => None,
+                    })
                 })
-            });
+                .map_err(timed_out_again(deadline));
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&self.queue], None, || {
+        let r = t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| loop {
                 match self.take(g, id, len - out.data.len(), flags) {
                     Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
@@ -641,7 +674,7 @@ impl Socket for InetSocket {
         match r {
             Ok(()) => {}
             Err(_) if !out.data.is_empty() => t.clear_restart(),
-            Err(e) => return Err(e),
+            Err(e) => return Err(timed_out_again(deadline)(e)),
         }
         out.full_len = out.data.len();
         Ok(out)
@@ -795,6 +828,14 @@ impl Socket for InetSocket {
                     libc::SOL_SOCKET,
                     libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR,
                 ) => return Err(Errno::ENOPROTOOPT),
+                (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => {
+                    let tv = value.get(..16).ok_or(Errno::EINVAL)?;
+                    let usec = i64::from_ne_bytes(tv[8..].try_into().expect("8 bytes"));
+                    if !(0..1_000_000).contains(&usec) {
+                        return Err(Errno::EDOM);
+                    }
+                    e.options.insert((level, name), tv.to_vec());
+                }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;
                     let nodelay = e.nodelay;
