@@ -642,6 +642,11 @@ impl Socket for InetSocket {
     }
 
     fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+        if flags.errqueue {
+            // The stack queues no extended errors (IP_RECVERR), and Linux answers a read of
+            // an empty error queue at once, blocking socket or not.
+            return Err(Errno::EAGAIN);
+        }
         let deadline = self.deadline(libc::SO_RCVTIMEO);
         if !flags.waitall || self.proto != Proto::Tcp {
             return t
