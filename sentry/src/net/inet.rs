@@ -24,7 +24,7 @@ use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
-use crate::waiter::WaitQueue;
+use crate::waiter::{WaitQueue, Wake};
 
 /// Largest UDP payload over IPv4 without fragmentation.
 const UDP_MAX: usize = 65_507;
@@ -127,6 +127,10 @@ pub struct InetSocket {
     /// The namespace's stack the socket lives in.
     stack: Arc<Stack>,
 }
+
+/// net.core.wmem_max and rmem_max: the largest SO_SNDBUF and SO_RCVBUF an unprivileged
+/// socket asks for (before doubling).
+const BUF_MAX: usize = super::unix::DEFAULT_BUF;
 
 /// A wait that SO_RCVTIMEO or SO_SNDTIMEO (`deadline`) ended fails as a nonblocking call
 /// would; an ETIMEDOUT of the connection itself stays.
@@ -278,8 +282,12 @@ impl InetSocket {
                     let e = g.entries.get_mut(&id).expect("present");
                     return Some(Err(e.error.take().unwrap_or(Errno::EPIPE)));
                 }
+                let sndbuf = g.entries[&id].sndbuf;
                 let s = g.tcp(h);
-                sent += s.send_slice(&data[sent..]).unwrap_or(0);
+                // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
+                let room = sndbuf.saturating_sub(s.send_queue());
+                let end = data.len().min(sent + room);
+                sent += s.send_slice(&data[sent..end]).unwrap_or(0);
                 if sent == data.len() || (flags.nonblocking && sent > 0) {
                     Some(Ok(()))
                 } else if flags.nonblocking {
@@ -822,12 +830,16 @@ impl Socket for InetSocket {
         self.with(|g, id| {
             let e = g.entries.get_mut(&id).expect("present");
             match (level, name) {
-                // Linux doubles the value for bookkeeping overhead, with a floor.
+                // Linux caps the value (read as unsigned) at wmem_max/rmem_max, then doubles
+                // it for bookkeeping overhead, with a floor.
                 (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                    e.sndbuf = (int_of(value)?.max(0) as usize * 2).max(4608);
+                    e.sndbuf = (int_of(value)? as u32 as usize).min(BUF_MAX) * 2;
+                    e.sndbuf = e.sndbuf.max(4608);
+                    // A sender blocked on a full buffer may go on now.
+                    self.queue.notify(Wake::Writable);
                 }
                 (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                    e.rcvbuf = (int_of(value)?.max(0) as usize * 2).max(2304);
+                    e.rcvbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(2304);
                 }
                 (
                     libc::SOL_SOCKET,
