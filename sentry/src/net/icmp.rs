@@ -235,14 +235,15 @@ impl Socket for IcmpSocket {
 
     fn connect(&self, _t: &mut dyn Context, addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
         let target = self.parse(addr)?;
-        self.with(|g, id| {
-            let peer = match target {
-                None => None,
-                Some((ip, _)) => Some((destination(g, ip, 0)?.0.addr, 0)),
-            };
-            g.entries.get_mut(&id).expect("present").udp_peer = peer;
-            Ok(())
-        })
+        // Only the peer is recorded: nothing is sent, so the interface is not pumped (a
+        // pump visits every socket, and a program may connect tens of thousands of them).
+        let mut g = self.stack.lock();
+        let peer = match target {
+            None => None,
+            Some((ip, _)) => Some((destination(&g, ip, 0)?.0.addr, 0)),
+        };
+        g.entries.get_mut(&self.id).expect("present").udp_peer = peer;
+        Ok(())
     }
 
     fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {

@@ -12,6 +12,7 @@
 //! The stack lock → wait queues (see [`super::stack`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv6Address};
@@ -23,7 +24,7 @@ use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
-use crate::waiter::WaitQueue;
+use crate::waiter::{WaitQueue, Wake};
 
 /// Largest UDP payload over IPv4 without fragmentation.
 const UDP_MAX: usize = 65_507;
@@ -133,6 +134,19 @@ pub struct InetSocket {
     stack: Arc<Stack>,
 }
 
+/// net.core.wmem_max and rmem_max: the largest SO_SNDBUF and SO_RCVBUF an unprivileged
+/// socket asks for (before doubling).
+const BUF_MAX: usize = super::unix::DEFAULT_BUF;
+
+/// A wait that SO_RCVTIMEO or SO_SNDTIMEO (`deadline`) ended fails as a nonblocking call
+/// would; an ETIMEDOUT of the connection itself stays.
+fn timed_out_again(deadline: Option<Instant>) -> impl Fn(Errno) -> Errno {
+    move |e| match (e, deadline) {
+        (Errno::ETIMEDOUT, Some(d)) if Instant::now() >= d => Errno::EAGAIN,
+        (e, _) => e,
+    }
+}
+
 impl std::fmt::Debug for InetSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InetSocket")
@@ -216,6 +230,20 @@ impl InetSocket {
         r
     }
 
+    /// When a wait starting now ends under SO_RCVTIMEO or SO_SNDTIMEO (`name`): none set or
+    /// a zero `struct timeval` waits without limit, a negative one not at all.
+    fn deadline(&self, name: i32) -> Option<Instant> {
+        let g = self.stack.lock();
+        let raw = g.entries[&self.id].options.get(&(libc::SOL_SOCKET, name))?;
+        let sec = i64::from_ne_bytes(raw[..8].try_into().expect("8 bytes"));
+        let usec = i64::from_ne_bytes(raw[8..16].try_into().expect("8 bytes"));
+        match (sec, usec) {
+            (0, 0) => None,
+            (..0, _) => Some(Instant::now()),
+            _ => Some(Instant::now() + Duration::new(sec as u64, usec as u32 * 1000)),
+        }
+    }
+
     /// Binds to `addr`/`port` (`None` address: the wildcard; port 0: ephemeral) unless
     /// bound.
     fn bind_locked(
@@ -241,7 +269,8 @@ impl InetSocket {
 
     fn send_tcp(&self, t: &mut dyn Context, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
         let mut sent = 0;
-        let r = t.block_on(&[&self.queue], None, || {
+        let deadline = self.deadline(libc::SO_SNDTIMEO);
+        let r = t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| {
                 let e = &g.entries[&id];
                 let wr_shut = e.wr_shut;
@@ -259,8 +288,12 @@ impl InetSocket {
                     let e = g.entries.get_mut(&id).expect("present");
                     return Some(Err(e.error.take().unwrap_or(Errno::EPIPE)));
                 }
+                let sndbuf = g.entries[&id].sndbuf;
                 let s = g.tcp(h);
-                sent += s.send_slice(&data[sent..]).unwrap_or(0);
+                // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
+                let room = sndbuf.saturating_sub(s.send_queue());
+                let end = data.len().min(sent + room);
+                sent += s.send_slice(&data[sent..end]).unwrap_or(0);
                 if sent == data.len() || (flags.nonblocking && sent > 0) {
                     Some(Ok(()))
                 } else if flags.nonblocking {
@@ -276,7 +309,7 @@ impl InetSocket {
                 t.clear_restart();
                 Ok(sent)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(timed_out_again(deadline)(e)),
         }
     }
 
@@ -302,7 +335,8 @@ impl InetSocket {
         if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
-        t.block_on(&[&self.queue], None, || {
+        let deadline = self.deadline(libc::SO_SNDTIMEO);
+        t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| {
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
@@ -350,6 +384,7 @@ impl InetSocket {
                 }
             })
         })
+        .map_err(timed_out_again(deadline))
     }
 
     /// One receive attempt: `None` when nothing is there yet.
@@ -519,20 +554,23 @@ impl Socket for InetSocket {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
-        let (h, nodelay) = t.block_on(&[&self.queue], None, || {
-            self.with(|g, id| {
-                let e = g.entries.get_mut(&id).expect("present");
-                let nodelay = e.nodelay;
-                let St::Listening { ready, .. } = &mut e.st else {
-                    return Some(Err(Errno::EINVAL));
-                };
-                match ready.pop_front() {
-                    Some(h) => Some(Ok((h, nodelay))),
-                    None if nonblocking => Some(Err(Errno::EAGAIN)),
-                    None => None,
-                }
+        let deadline = self.deadline(libc::SO_RCVTIMEO);
+        let (h, nodelay) = t
+            .block_on(&[&self.queue], deadline, || {
+                self.with(|g, id| {
+                    let e = g.entries.get_mut(&id).expect("present");
+                    let nodelay = e.nodelay;
+                    let St::Listening { ready, .. } = &mut e.st else {
+                        return Some(Err(Errno::EINVAL));
+                    };
+                    match ready.pop_front() {
+                        Some(h) => Some(Ok((h, nodelay))),
+                        None if nonblocking => Some(Err(Errno::EAGAIN)),
+                        None => None,
+                    }
+                })
             })
-        })?;
+            .map_err(timed_out_again(deadline))?;
         let sock = InetSocket::of_family(&self.stack, self.family, Proto::Tcp);
         let peer = self.with(|g, _| {
             let s = g.tcp(h);
@@ -635,17 +673,25 @@ impl Socket for InetSocket {
     }
 
     fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+        if flags.errqueue {
+            // The stack queues no extended errors (IP_RECVERR), and Linux answers a read of
+            // an empty error queue at once, blocking socket or not.
+            return Err(Errno::EAGAIN);
+        }
+        let deadline = self.deadline(libc::SO_RCVTIMEO);
         if !flags.waitall || self.proto != Proto::Tcp {
-            return t.block_on(&[&self.queue], None, || {
-                self.with(|g, id| match self.take(g, id, len, flags) {
-                    Some(r) => Some(r),
-                    None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                    None => None,
+            return t
+                .block_on(&[&self.queue], deadline, || {
+                    self.with(|g, id| match self.take(g, id, len, flags) {
+                        Some(r) => Some(r),
+                        None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                        None => None,
+                    })
                 })
-            });
+                .map_err(timed_out_again(deadline));
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&self.queue], None, || {
+        let r = t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| loop {
                 match self.take(g, id, len - out.data.len(), flags) {
                     Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
@@ -664,7 +710,7 @@ impl Socket for InetSocket {
         match r {
             Ok(()) => {}
             Err(_) if !out.data.is_empty() => t.clear_restart(),
-            Err(e) => return Err(e),
+            Err(e) => return Err(timed_out_again(deadline)(e)),
         }
         out.full_len = out.data.len();
         Ok(out)
@@ -817,12 +863,16 @@ impl Socket for InetSocket {
         self.with(|g, id| {
             let e = g.entries.get_mut(&id).expect("present");
             match (level, name) {
-                // Linux doubles the value for bookkeeping overhead, with a floor.
+                // Linux caps the value (read as unsigned) at wmem_max/rmem_max, then doubles
+                // it for bookkeeping overhead, with a floor.
                 (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                    e.sndbuf = (int_of(value)?.max(0) as usize * 2).max(4608);
+                    e.sndbuf = (int_of(value)? as u32 as usize).min(BUF_MAX) * 2;
+                    e.sndbuf = e.sndbuf.max(4608);
+                    // A sender blocked on a full buffer may go on now.
+                    self.queue.notify(Wake::Writable);
                 }
                 (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                    e.rcvbuf = (int_of(value)?.max(0) as usize * 2).max(2304);
+                    e.rcvbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(2304);
                 }
                 (
                     libc::SOL_SOCKET,
@@ -835,6 +885,14 @@ impl Socket for InetSocket {
                     }
                     e.options
                         .insert((level, libc::TCP_CONGESTION), name.to_vec());
+                }
+                (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => {
+                    let tv = value.get(..16).ok_or(Errno::EINVAL)?;
+                    let usec = i64::from_ne_bytes(tv[8..].try_into().expect("8 bytes"));
+                    if !(0..1_000_000).contains(&usec) {
+                        return Err(Errno::EDOM);
+                    }
+                    e.options.insert((level, name), tv.to_vec());
                 }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;

@@ -661,8 +661,10 @@ impl Inner {
             }
         });
         let ids: Vec<u64> = self.entries.keys().copied().collect();
+        // One clock read for the whole pass: it visits every socket.
+        let at = self.now();
         for id in ids {
-            self.advance(id);
+            self.advance(id, at);
             let e = &self.entries[&id];
             let now = (
                 readiness(&self.set, e),
@@ -689,7 +691,7 @@ impl Inner {
     }
 
     /// Listener upkeep and connect completion for entry `id`.
-    fn advance(&mut self, id: u64) {
+    fn advance(&mut self, id: u64, now: Instant) {
         let bound = self.entries[&id].bound;
         let port = bound.map_or(0, |b| b.1);
         let listen_at = IpListenEndpoint {
@@ -697,7 +699,6 @@ impl Inner {
             port,
         };
         let nodelay = self.entries[&id].nodelay;
-        let now = self.now();
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
             St::Connecting { h, since, hop } => {

@@ -28,6 +28,7 @@ const MSG_CTRUNC: i32 = 8;
 const MSG_TRUNC: i32 = 0x20;
 const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
+const MSG_ERRQUEUE: i32 = 0x2000;
 const MSG_NOSIGNAL: i32 = 0x4000;
 const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
 
@@ -256,6 +257,7 @@ fn io_flags(f: &OpenFile, flags: i32) -> IoFlags {
         nonblocking: f.flags() & libc::O_NONBLOCK as u32 != 0 || flags & MSG_DONTWAIT != 0,
         peek: flags & MSG_PEEK != 0,
         waitall: flags & MSG_WAITALL != 0,
+        errqueue: flags & MSG_ERRQUEUE != 0,
     }
 }
 

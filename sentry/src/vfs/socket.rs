@@ -86,6 +86,8 @@ pub struct IoFlags {
     pub peek: bool,
     /// MSG_WAITALL.
     pub waitall: bool,
+    /// MSG_ERRQUEUE: read the socket's error queue instead of its data.
+    pub errqueue: bool,
 }
 
 /// What a socket file does beyond read/write. Blocking operations block the calling task
