@@ -1179,6 +1179,82 @@ pub fn update(
     Ok((new, report))
 }
 
+/// Moves `old` forward from the logs a finished run (the CI check's or an update's) left in
+/// `logs`, without running anything: a case that some log of a program shows passing becomes a
+/// pass (and leaves its failure group), and a program whose run ended better than expected
+/// takes that status. Excluded cases stay excluded; nothing moves backwards. Returns the new
+/// expectations and the moves, one line each (`program: case`, `program: old -> new`).
+///
+/// # Errors
+/// The logs directory or a log cannot be read.
+pub fn record(logs: &Path, old: &Expectations) -> Result<(Expectations, Vec<String>), Error> {
+    let mut new = old.clone();
+    let mut moved = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(logs)
+        .map_err(io_error(logs))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for (program, e) in &mut new.programs {
+        let mut passed = BTreeSet::new();
+        let mut best: Option<Status> = None;
+        for log in names.iter().filter(|n| is_log_of(n, program)) {
+            let path = logs.join(log);
+            let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+            passed.extend(ProgramRun::parse(&text, false, 0, 0.0).passed);
+            // Only whole runs (not the re-runs of single cases) say how the program ends.
+            let whole = log == &format!("{program}.log") || log == &format!("{program}.again.log");
+            if let Some(status) = text.lines().rev().find_map(logged_status).filter(|_| whole) {
+                best = Some(best.map_or(status, |b| b.min(status)));
+            }
+        }
+        let excluded: BTreeSet<String> = e.excluded_cases().into_iter().collect();
+        for case in passed {
+            if excluded.contains(&case) || !e.passes.insert(case.clone()) {
+                continue;
+            }
+            for cases in e.failures.values_mut() {
+                cases.remove(&case);
+            }
+            moved.push(format!("{program}: {case}"));
+        }
+        e.failures.retain(|_, cases| !cases.is_empty());
+        if let Some(status) = best.filter(|s| s.badness() < e.status.badness()) {
+            moved.push(format!(
+                "{program}: {} -> {}",
+                e.status.as_str(),
+                status.as_str()
+            ));
+            e.status = status;
+            if status == Status::Ok {
+                e.note.clear();
+            }
+        }
+    }
+    Ok((new, moved))
+}
+
+/// Whether `log` is one of `program`'s logs: `NAME.log`, `NAME.again.log`, `NAME.rerunN.log`.
+fn is_log_of(log: &str, program: &str) -> bool {
+    let Some(rest) = log
+        .strip_prefix(program)
+        .and_then(|r| r.strip_suffix(".log"))
+    else {
+        return false;
+    };
+    rest.is_empty()
+        || rest == ".again"
+        || rest
+            .strip_prefix(".rerun")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The status in a log's last line, `# exit=N seconds=S status=STATUS` (see [`Runner::run`]).
+fn logged_status(line: &str) -> Option<Status> {
+    let rest = line.strip_prefix("# exit=")?;
+    Status::parse(rest.rsplit_once(" status=")?.1.trim())
+}
+
 /// Runs `p`; while it crashes or hangs, runs it again without the case it was in (up to
 /// [`ISOLATION_ROUNDS`] times), adding that case to `excluded` with why.
 fn isolate(
@@ -1476,5 +1552,66 @@ Expected: is OK
         assert_eq!(Expectations::parse(&text, Path::new("x")).unwrap(), all);
         assert!(Expectations::parse("  pass A.B\n", Path::new("x")).is_err());
         assert!(Expectations::parse("program a: bad, 1 s\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn record_moves_passes_and_statuses_forward_from_logs() {
+        let dir = std::env::temp_dir().join(format!("gvisor-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The whole run timed out after C.Errno failed; a re-run alone passed A/B.Fails/1.
+        std::fs::write(
+            dir.join("bind.log"),
+            format!("{LOG}# exit=0 seconds=1.0 status=ok\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("bind.rerun0.log"),
+            "[ RUN      ] A/B.Fails/1\n[       OK ] A/B.Fails/1 (0 ms)\n\
+             # exit=0 seconds=0.1 status=crash\n",
+        )
+        .unwrap();
+        // Not bind's: a program whose name starts with bind's.
+        std::fs::write(
+            dir.join("bind_more.log"),
+            "[ RUN      ] C.Errno\n[       OK ] C.Errno (0 ms)\n",
+        )
+        .unwrap();
+        let mut e = Expected::new(Status::Timeout);
+        e.note = "killed".to_owned();
+        e.failures
+            .entry("x".to_owned())
+            .or_default()
+            .extend(["A/B.Fails/1".to_owned(), "C.Errno".to_owned()]);
+        e.excluded
+            .entry("hangs".to_owned())
+            .or_default()
+            .insert("A/B.Passes/0".to_owned());
+        let mut old = Expectations::default();
+        old.programs.insert("bind".to_owned(), e);
+
+        let (new, moved) = record(&dir, &old).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let bind = &new.programs["bind"];
+        // The excluded case stays excluded even though a log shows it passing.
+        assert_eq!(bind.passes.iter().collect::<Vec<_>>(), ["A/B.Fails/1"]);
+        assert_eq!(bind.failures["x"].iter().collect::<Vec<_>>(), ["C.Errno"]);
+        assert_eq!(bind.status, Status::Ok);
+        assert!(bind.note.is_empty());
+        assert_eq!(moved, ["bind: A/B.Fails/1", "bind: timeout -> ok"]);
+    }
+
+    #[test]
+    fn logs_of_a_program() {
+        assert!(is_log_of("bind.log", "bind"));
+        assert!(is_log_of("bind.again.log", "bind"));
+        assert!(is_log_of("bind.rerun12.log", "bind"));
+        assert!(!is_log_of("bind.rerun.log", "bind"));
+        assert!(!is_log_of("bind_more.log", "bind"));
+        assert_eq!(
+            logged_status("# exit=134 seconds=2.0 status=crash"),
+            Some(Status::Crash)
+        );
+        assert_eq!(logged_status("[ RUN      ] A"), None);
     }
 }

@@ -4,6 +4,9 @@
 //! ```text
 //! gvisor-suite update [--accept-regressions] [--retry-excluded]
 //!     runs the suite and moves tests/gvisor/expectations.txt forward
+//! gvisor-suite record [LOGS]
+//!     moves the expectations forward from the logs of the last run (the CI check's), without
+//!     running anything
 //! gvisor-suite readme [RESULTS.tsv]
 //!     prints the README's compatibility figures from the last run's results
 //! ```
@@ -48,6 +51,24 @@ fn main() -> Result<()> {
                 gvisor::results_path(&runner.logs).display()
             );
         }
+        Some("record") => {
+            let logs = args
+                .get(1)
+                .map(PathBuf::from)
+                .unwrap_or_else(gvisor::default_logs);
+            let (new, moved) = gvisor::record(&logs, &old)?;
+            std::fs::write(&file, new.render())
+                .with_context(|| format!("writing {}", file.display()))?;
+            for line in &moved {
+                eprintln!("recorded {line}");
+            }
+            eprintln!(
+                "wrote {}: {} moves from the logs in {}",
+                file.display(),
+                moved.len(),
+                logs.display()
+            );
+        }
         Some("readme") => {
             let results = args
                 .get(1)
@@ -55,7 +76,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|| gvisor::results_path(&gvisor::default_logs()));
             print!("{}", gvisor::readme_figures(&results, &old)?);
         }
-        _ => bail!("usage: gvisor-suite update [--accept-regressions] [--retry-excluded] | readme [RESULTS.tsv]"),
+        _ => bail!("usage: gvisor-suite update [--accept-regressions] [--retry-excluded] | record [LOGS] | readme [RESULTS.tsv]"),
     }
     Ok(())
 }
