@@ -20,6 +20,10 @@
 
 pub mod containerd;
 pub mod gvisor;
+pub mod netns;
+mod scratch;
+
+pub use scratch::Scratch;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;

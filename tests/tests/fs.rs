@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use runsc_rs_tests::Scratch;
+
 fn runsc_bin() -> Option<PathBuf> {
     // The harness's lookup: a runsc-rs that was not built fails the test, it is not skipped.
     Some(runsc_rs_tests::runsc_rs_bin())
@@ -62,33 +64,6 @@ fn assert_same(bin: &Path, cmd: &[&str]) {
         String::from_utf8_lossy(&sandboxed.stderr)
     );
     assert_eq!(sandboxed.status.code(), native.status.code(), "{cmd:?}");
-}
-
-/// A scratch host directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("runsc-rs-fs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    fn str(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
@@ -157,9 +132,9 @@ fn tar_and_sqlite_in_tmp() {
 #[test]
 fn writes_deletes_renames_stay_in_the_sandbox() {
     let Some(bin) = sandbox() else { return };
-    let s = Scratch::new("overlay");
-    std::fs::write(s.path("keep"), b"original\n").unwrap();
-    std::fs::write(s.path("victim"), b"victim\n").unwrap();
+    let s = Scratch::under(Path::new(env!("CARGO_TARGET_TMPDIR")), "fs-overlay");
+    std::fs::write(s.join("keep"), b"original\n").unwrap();
+    std::fs::write(s.join("victim"), b"victim\n").unwrap();
     // One process does everything (python3 needs no fork), then reports what it sees.
     let script = format!(
         "import os\n\
@@ -179,20 +154,20 @@ fn writes_deletes_renames_stay_in_the_sandbox() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read(s.path("keep")).unwrap(), b"original\n");
-    assert_eq!(std::fs::read(s.path("victim")).unwrap(), b"victim\n");
-    assert!(!s.path("moved").exists());
-    assert!(!s.path("newdir").exists());
+    assert_eq!(std::fs::read(s.join("keep")).unwrap(), b"original\n");
+    assert_eq!(std::fs::read(s.join("victim")).unwrap(), b"victim\n");
+    assert!(!s.join("moved").exists());
+    assert!(!s.join("newdir").exists());
 }
 
 #[test]
 fn rootfs_symlink_and_dotdot_escapes_fail() {
     let Some(bin) = sandbox() else { return };
-    let s = Scratch::new("rootfs");
-    let root = s.path("root");
+    let s = Scratch::under(Path::new(env!("CARGO_TARGET_TMPDIR")), "fs-rootfs");
+    let root = s.join("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::copy("/bin/busybox", root.join("busybox")).unwrap();
-    std::fs::write(s.path("secret"), b"host secret\n").unwrap();
+    std::fs::write(s.join("secret"), b"host secret\n").unwrap();
     std::fs::write(root.join("secret"), b"sandbox\n").unwrap();
     std::os::unix::fs::symlink("/", root.join("slash")).unwrap();
     std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
@@ -206,8 +181,8 @@ fn rootfs_symlink_and_dotdot_escapes_fail() {
 #[test]
 fn volumes_work_and_ro_is_enforced() {
     let Some(bin) = sandbox() else { return };
-    let s = Scratch::new("volume");
-    std::fs::write(s.path("data"), b"from host\n").unwrap();
+    let s = Scratch::under(Path::new(env!("CARGO_TARGET_TMPDIR")), "fs-volume");
+    std::fs::write(s.join("data"), b"from host\n").unwrap();
     let rw = format!("{}:/mnt/vol", s.str());
     let out = run_sandbox(
         &bin,
@@ -221,7 +196,7 @@ fn volumes_work_and_ro_is_enforced() {
         &["/bin/busybox", "touch", "/mnt/vol/created"],
     );
     assert!(out.status.success());
-    assert!(s.path("created").exists());
+    assert!(s.join("created").exists());
 
     let ro = format!("{}:/mnt/vol:ro", s.str());
     let out = run_sandbox(
@@ -230,7 +205,7 @@ fn volumes_work_and_ro_is_enforced() {
         &["/bin/busybox", "touch", "/mnt/vol/nope"],
     );
     assert!(!out.status.success());
-    assert!(!s.path("nope").exists());
+    assert!(!s.join("nope").exists());
     // `..` out of the volume lands in the sandbox's /mnt, not the host's parent directory.
     let ls = |path: &str| {
         let out = run_sandbox(
@@ -253,8 +228,8 @@ fn volumes_work_and_ro_is_enforced() {
 #[test]
 fn file_volumes_read_write_and_ro() {
     let Some(bin) = sandbox() else { return };
-    let s = Scratch::new("filevol");
-    let host = s.path("motd");
+    let s = Scratch::under(Path::new(env!("CARGO_TARGET_TMPDIR")), "fs-filevol");
+    let host = s.join("motd");
     std::fs::write(&host, b"hello from the host\n").unwrap();
     let rw = format!("{}:/etc/motd.test", host.display());
     let ro = format!("{rw}:ro");
@@ -377,10 +352,10 @@ fn file_volumes_read_write_and_ro() {
 #[test]
 fn file_volume_that_is_a_symlink_is_refused() {
     let Some(bin) = sandbox() else { return };
-    let s = Scratch::new("filevol-link");
-    let secret = s.path("secret");
+    let s = Scratch::under(Path::new(env!("CARGO_TARGET_TMPDIR")), "fs-filevol-link");
+    let secret = s.join("secret");
     std::fs::write(&secret, b"root:host-secret-hash\n").unwrap();
-    let link = s.path("motd");
+    let link = s.join("motd");
     for target in [secret.to_str().unwrap(), "/etc/shadow"] {
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(target, &link).unwrap();

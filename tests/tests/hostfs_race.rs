@@ -8,32 +8,13 @@
 //! The guest program is `tests/programs/hostfs_race.c`; the same binary, run natively, takes
 //! the canary's snapshots. Without a sandbox here each test prints `SKIPPED: reason`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use runsc_rs_tests::{program_str, skip, Run};
+use runsc_rs_tests::{program_str, skip, Run, Scratch};
 
 /// How long each race runs in the sandbox.
 const RACE_MS: &str = "1500";
-
-/// A fresh directory holding `vol/` (the volume) and `canary` beside it.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(op: &str) -> Scratch {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("runsc-rs-hostfs-race-{op}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(p.join("vol")).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Whether `runsc-rs do` runs `prog` here; prints `SKIPPED` when not.
 fn sandbox_works(prog: &str) -> bool {
@@ -76,8 +57,13 @@ fn race(op: &str, must_succeed: bool) {
     if !sandbox_works(&prog) {
         return;
     }
-    let s = Scratch::new(op);
+    // On the workspace's file system, as a volume would be (not a tmpfs).
+    let s = Scratch::under(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &format!("hostfs-race-{op}"),
+    );
     let vol = s.0.join("vol");
+    std::fs::create_dir(&vol).unwrap();
     let canary = s.0.join("canary");
     std::fs::write(vol.join("f"), b"volume file\n").unwrap();
     std::os::unix::fs::symlink("../canary", vol.join("s")).unwrap();

@@ -11,37 +11,22 @@
 
 use std::ffi::OsString;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use runsc_rs_tests::{assert_no_sentry_panic, runsc_rs_bin, skip, test_platform, Outcome, Run};
+use runsc_rs_tests::netns::{self, VethPair};
+use runsc_rs_tests::{
+    assert_no_sentry_panic, runsc_rs_bin, skip, test_platform, Outcome, Run, Scratch,
+};
 
 const SANDBOX_V4: &str = "10.251.1.1";
 const PEER_V4: &str = "10.251.1.2";
 const SANDBOX_V6: &str = "fd00:251:1::1";
 const PEER_V6: &str = "fd00:251:1::2";
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Two network namespaces joined by a veth; both deleted (and so the veth) on drop.
+/// Two network namespaces joined by a veth (test network 1: the sandbox's is host 1, the
+/// peer's host 2); both deleted (and so the veth) on drop.
 struct NetPair {
+    _net: VethPair,
     /// Where the sandbox runs.
     sandbox: String,
     /// Where the native peers run.
@@ -51,54 +36,25 @@ struct NetPair {
 impl NetPair {
     /// A new pair, or None after a skip when this machine cannot make one.
     fn new() -> Option<NetPair> {
-        if !nix::unistd::geteuid().is_root() {
-            skip("needs root to make network namespaces");
+        if let Some(why) = netns::unavailable() {
+            skip(&why);
             return None;
         }
         if Command::new("python3").arg("-V").output().is_err() {
             skip("needs python3");
             return None;
         }
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}x{n}", std::process::id());
-        let pair = NetPair {
-            sandbox: format!("rsc-hia-{id}"),
-            peer: format!("rsc-hib-{id}"),
-        };
-        if let Err(e) = pair.setup(&id) {
-            skip(&format!("cannot make the test's namespaces: {e}"));
-            return None;
+        match VethPair::new("hostinet", 1) {
+            Ok(net) => Some(NetPair {
+                sandbox: net.a.name.clone(),
+                peer: net.b.name.clone(),
+                _net: net,
+            }),
+            Err(e) => {
+                skip(&format!("cannot make the test's namespaces: {e}"));
+                None
+            }
         }
-        Some(pair)
-    }
-
-    fn setup(&self, id: &str) -> Result<(), String> {
-        let (va, vb) = (format!("hia{id}"), format!("hib{id}"));
-        ip(&["netns", "add", &self.sandbox])?;
-        ip(&["netns", "add", &self.peer])?;
-        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
-        ip(&["link", "set", &va, "netns", &self.sandbox])?;
-        ip(&["link", "set", &vb, "netns", &self.peer])?;
-        for (ns, dev, v4, v6) in [
-            (&self.sandbox, &va, SANDBOX_V4, SANDBOX_V6),
-            (&self.peer, &vb, PEER_V4, PEER_V6),
-        ] {
-            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev])?;
-            // nodad: usable at once, no duplicate-address probe to wait for.
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(())
     }
 
     /// `python3 -c script args..` in the sandbox, inside the sandbox's namespace.
@@ -146,16 +102,6 @@ impl NetPair {
             .spawn()
             .expect("starting the peer");
         Peer(Some(child))
-    }
-}
-
-impl Drop for NetPair {
-    fn drop(&mut self) {
-        for ns in [&self.sandbox, &self.peer] {
-            if let Err(e) = ip(&["netns", "del", ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
     }
 }
 
@@ -264,7 +210,7 @@ print("served")
 #[test]
 fn tcp_both_directions() {
     let Some(net) = NetPair::new() else { return };
-    let dir = TempDir::new();
+    let dir = Scratch::new("hostinet");
     std::fs::write(dir.0.join("page.txt"), "hello over the veth\n".repeat(100)).unwrap();
     let d = dir.0.to_str().unwrap();
     let _v4 = net.peer(&[
@@ -634,26 +580,6 @@ fn loopback_in_namespace() {
         sandboxed,
         "200 1500\n200 1500\nb'datagram' 8 b'datagram'\ndone\n"
     );
-}
-
-/// A fresh directory of this test's own, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("runsc-rs-hostinet-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 const PING: &str = r#"

@@ -10,44 +10,18 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use runsc_rs_tests::netns::{self, v4, v6, VethPair};
 use runsc_rs_tests::{
     assert_no_sentry_panic, runsc_rs_bin, skip, static_busybox, test_platform, Outcome, Run,
 };
 
-/// The sandbox's address (host 1) and the peer's (host 2) on network `n`.
-fn v4(n: u8, host: u8) -> String {
-    format!("10.251.{n}.{host}")
-}
-
-fn v6(n: u8, host: u8) -> String {
-    format!("fd00:251:{n}::{host}")
-}
-
-/// Runs `ip` with `args`.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Two network namespaces joined by a veth pair, deleted on drop.
+/// Two network namespaces joined by a veth pair (the sandbox's is `a`, host 1; the peer's is
+/// `b`, host 2), deleted on drop.
 struct Pair {
-    /// The sandbox's namespace and the peer's.
-    ns: [String; 2],
+    net: VethPair,
     /// The network number N of 10.251.N.0/24.
     n: u8,
 }
@@ -55,76 +29,38 @@ struct Pair {
 impl Pair {
     /// A fresh pair; `None` (after printing SKIPPED) where namespaces cannot be made.
     fn new() -> Option<Pair> {
-        if !nix::unistd::geteuid().is_root() {
-            skip("needs root for network namespaces");
+        if let Some(why) = netns::unavailable() {
+            skip(&why);
             return None;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let k = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{k}", std::process::id());
-        let pair = Pair {
-            ns: [format!("rsn-{id}-s"), format!("rsn-{id}-p")],
-            n: (k % 200 + 1) as u8,
-        };
-        if let Err(e) = pair.setup() {
-            skip(&format!("cannot make the namespaces: {e}"));
-            return None;
+        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
+        match VethPair::new("net", n) {
+            Ok(net) => Some(Pair { net, n }),
+            Err(e) => {
+                skip(&format!("cannot make the namespaces: {e}"));
+                None
+            }
         }
-        Some(pair)
-    }
-
-    /// (Re)gives the sandbox namespace's link its addresses: a sandbox takes them off the
-    /// host kernel when it starts (only the sentry answers then) and does not put them back.
-    fn address_sandbox_link(&self) -> Result<(), String> {
-        let (ns, n) = (&self.ns[0], self.n);
-        let a4 = format!("{}/24", v4(n, 1));
-        let a6 = format!("{}/64", v6(n, 1));
-        ip(&["-n", ns, "addr", "replace", &a4, "dev", "veth-s"])?;
-        ip(&[
-            "-n", ns, "-6", "addr", "replace", &a6, "dev", "veth-s", "nodad",
-        ])
-    }
-
-    fn setup(&self) -> Result<(), String> {
-        let [s, p] = [&self.ns[0], &self.ns[1]];
-        let n = self.n;
-        ip(&["netns", "add", s])?;
-        ip(&["netns", "add", p])?;
-        ip(&[
-            "link", "add", "veth-s", "netns", s, "type", "veth", "peer", "name", "veth-p", "netns",
-            p,
-        ])?;
-        for (ns, dev, host) in [(s, "veth-s", 1), (p, "veth-p", 2)] {
-            let a4 = format!("{}/24", v4(n, host));
-            let a6 = format!("{}/64", v6(n, host));
-            ip(&["-n", ns, "addr", "add", &a4, "dev", dev])?;
-            ip(&["-n", ns, "-6", "addr", "add", &a6, "dev", dev, "nodad"])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(())
     }
 
     /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
     fn native(&self, i: usize, argv: &[&str]) -> Run {
-        let mut full = vec!["ip", "netns", "exec", &self.ns[i]];
-        full.extend_from_slice(argv);
+        let ns = if i == 0 { &self.net.a } else { &self.net.b };
+        let mut full = ns.exec_argv();
+        full.extend(argv.iter().map(OsString::from));
         Run::new(&full)
     }
 
     /// `argv` in a sandbox on the sandbox namespace's link.
     fn sandbox(&self, argv: &[&str], timeout: Duration) -> Outcome {
-        self.address_sandbox_link()
+        // A sandbox takes the addresses off the host kernel and does not put them back.
+        self.net
+            .a
+            .address(VethPair::DEVS[0], self.n, 1)
             .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
-        let bin = runsc_rs_bin();
-        let mut full: Vec<OsString> = vec![
-            "ip".into(),
-            "netns".into(),
-            "exec".into(),
-            self.ns[0].clone().into(),
-            bin.into(),
-            "do".into(),
-        ];
+        let mut full = self.net.a.exec_argv();
+        full.extend([runsc_rs_bin().into(), "do".into()]);
         if let Some(p) = test_platform() {
             full.push("--platform".into());
             full.push(p.into());
@@ -134,16 +70,6 @@ impl Pair {
         let out = Run::new(&full).timeout(timeout).native();
         assert_no_sentry_panic(&full, &out);
         out
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in &self.ns {
-            if let Err(e) = ip(&["netns", "del", ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
     }
 }
 

@@ -7,91 +7,60 @@
 //! guard). Needs root and iproute2's `ip`; without them it prints `SKIPPED: reason`.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use runsc_rs_tests::{runsc_rs_bin, skip};
+use runsc_rs_tests::netns::{self, Netns};
+use runsc_rs_tests::{runsc_rs_bin, skip, Scratch};
 
-/// A network namespace of this test (deleted on drop, with the veth ends inside it).
-struct Netns {
-    name: String,
+/// What these tests ask of a namespace; a namespace that cannot be set up fails the test.
+trait NetnsExt {
+    /// `ip -n NAME ARGS`, which must succeed.
+    fn ip_ok(&self, args: &[&str]) -> String;
+    /// The addresses of `dev` as `ip -o addr` prints them.
+    fn addresses(&self, dev: &str) -> String;
+    /// `ip netns exec NAME PROGRAM ARGS`.
+    fn command_with(&self, program: &Path, args: &[&str]) -> Command;
 }
 
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("rsrs-nb-{}-{tag}", std::process::id());
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+impl NetnsExt for Netns {
+    fn ip_ok(&self, args: &[&str]) -> String {
+        self.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Runs `ip -n NAME ARGS`, which must succeed.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// The addresses of `dev` as `ip -o addr` prints them.
     fn addresses(&self, dev: &str) -> String {
-        self.ip(&["-o", "addr", "show", "dev", dev])
+        self.ip_ok(&["-o", "addr", "show", "dev", dev])
     }
 
-    /// `ip netns exec NAME PROGRAM ARGS`.
-    fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name])
-            .arg(program)
-            .args(args);
+    fn command_with(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = self.command(program);
+        c.args(args);
         c
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Root and `ip`, or a SKIPPED line.
 fn can_run() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        skip("needs root to make network namespaces");
-        return false;
+    match netns::unavailable() {
+        Some(why) => {
+            skip(&why);
+            false
+        }
+        None => true,
     }
-    if Command::new("ip").arg("-V").output().is_err() {
-        skip("needs iproute2's ip");
-        return false;
-    }
-    true
 }
 
 /// A box namespace whose `eth0` (MTU 1400) is the veth to a peer namespace:
 /// 10.251.`net`.2/24 and fd00:251:`net`::2/64, default route via the peer's .1.
 fn veth_pair(tag: &str, net: u8) -> (Netns, Netns, String) {
-    let boxed = Netns::new(&format!("{tag}-box"));
-    let peer = Netns::new(&format!("{tag}-peer"));
-    boxed.ip(&[
-        "link", "add", "eth0", "mtu", "1400", "type", "veth", "peer", "name", "veth0", "netns",
-        &peer.name,
-    ]);
-    boxed.ip(&["addr", "add", &format!("10.251.{net}.2/24"), "dev", "eth0"]);
-    boxed.ip(&[
+    let boxed = Netns::new(&format!("nb-{tag}-box")).unwrap_or_else(|e| panic!("{e}"));
+    let peer = Netns::new(&format!("nb-{tag}-peer")).unwrap_or_else(|e| panic!("{e}"));
+    boxed
+        .veth("eth0", &peer, "veth0", &["mtu", "1400"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    boxed.ip_ok(&["addr", "add", &format!("10.251.{net}.2/24"), "dev", "eth0"]);
+    boxed.ip_ok(&[
         "addr",
         "add",
         &format!("fd00:251:{net}::2/64"),
@@ -99,36 +68,16 @@ fn veth_pair(tag: &str, net: u8) -> (Netns, Netns, String) {
         "eth0",
         "nodad",
     ]);
-    boxed.ip(&["link", "set", "eth0", "up"]);
-    peer.ip(&["addr", "add", &format!("10.251.{net}.1/24"), "dev", "veth0"]);
-    peer.ip(&["link", "set", "veth0", "up"]);
-    boxed.ip(&["route", "add", "default", "via", &format!("10.251.{net}.1")]);
+    peer.ip_ok(&["addr", "add", &format!("10.251.{net}.1/24"), "dev", "veth0"]);
+    boxed.ip_ok(&["route", "add", "default", "via", &format!("10.251.{net}.1")]);
     let mac = boxed
-        .ip(&["-o", "link", "show", "eth0"])
+        .ip_ok(&["-o", "link", "show", "eth0"])
         .split_whitespace()
         .skip_while(|w| *w != "link/ether")
         .nth(1)
         .expect("eth0 has a MAC")
         .to_owned();
     (boxed, peer, mac)
-}
-
-/// A fresh directory of this test, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("rsrs-nb-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -162,7 +111,7 @@ fn sandbox_takes_the_links_and_their_configuration() {
     let log = dir.join("log");
     let ready = dir.join("ready");
     let child = boxed
-        .command(
+        .command_with(
             &runsc_rs_bin(),
             &[
                 "do",
@@ -190,7 +139,7 @@ fn sandbox_takes_the_links_and_their_configuration() {
     // While the sandbox runs the host kernel has no address on the link (so only the sentry
     // answers for them); the link stays up.
     let during = boxed.addresses("eth0");
-    let link = boxed.ip(&["-o", "link", "show", "eth0"]);
+    let link = boxed.ip_ok(&["-o", "link", "show", "eth0"]);
     std::fs::write(&ready, "").unwrap();
     let out = finish(child);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "in sandbox\n");
@@ -234,7 +183,7 @@ fn host_mode_reads_the_namespace_and_changes_nothing() {
     let dir = &scratch.0;
     let log = dir.join("log");
     let child = boxed
-        .command(
+        .command_with(
             &runsc_rs_bin(),
             &[
                 "do",
@@ -266,12 +215,15 @@ fn host_mode_reads_the_namespace_and_changes_nothing() {
 fn run_failing(boxed: &Netns, wrap: &[&str], args: &[&str]) -> String {
     let bin = runsc_rs_bin();
     let out = if wrap.is_empty() {
-        boxed.command(&bin, args).output().unwrap()
+        boxed.command_with(&bin, args).output().unwrap()
     } else {
         let mut all: Vec<&str> = wrap[1..].to_vec();
         all.push(bin.to_str().unwrap());
         all.extend_from_slice(args);
-        boxed.command(Path::new(wrap[0]), &all).output().unwrap()
+        boxed
+            .command_with(Path::new(wrap[0]), &all)
+            .output()
+            .unwrap()
     };
     assert!(!out.status.success(), "succeeded: {args:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -302,7 +254,7 @@ fn sandbox_errors_say_what_they_found() {
     assert_eq!(boxed.addresses("eth0"), before);
 
     // No usable link: says which links it saw and why it left them.
-    boxed.ip(&["link", "set", "eth0", "down"]);
+    boxed.ip_ok(&["link", "set", "eth0", "down"]);
     let err = run_failing(&boxed, &[], &args);
     assert!(
         err.contains("no link the sandbox can take")
@@ -414,7 +366,7 @@ fn each_network_mode_installs_the_list_syscalls_prints() {
     for mode in ["sandbox", "host"] {
         let log = scratch.0.join(format!("{mode}.log"));
         let child = boxed
-            .command(
+            .command_with(
                 &runsc_rs_bin(),
                 &[
                     "do",
@@ -446,6 +398,6 @@ fn each_network_mode_installs_the_list_syscalls_prints() {
             _ => assert!(printed.is_superset(&none) && printed.contains("socket")),
         }
         // The sandbox left the link without addresses; the next mode reads it as it was.
-        boxed.ip(&["addr", "replace", "10.251.205.2/24", "dev", "eth0"]);
+        boxed.ip_ok(&["addr", "replace", "10.251.205.2/24", "dev", "eth0"]);
     }
 }

@@ -6,29 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use runsc_rs_tests::{runsc_rs_bin, skip, static_busybox};
-
-/// A fresh directory of this test's own, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("runsc-rs-oci-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use runsc_rs_tests::{runsc_rs_bin, skip, static_busybox, Scratch};
 
 /// One OCI runtime binary with a state directory of its own.
 struct Runtime {

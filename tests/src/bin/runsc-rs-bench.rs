@@ -21,6 +21,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use runsc_rs_tests::containerd::{self, Env};
+use runsc_rs_tests::netns::{self, Netns};
 use runsc_rs_tests::{find_runsc_rs_bin, program, static_busybox};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -107,102 +108,70 @@ impl Runtime {
 /// The two network namespaces of the network figures, joined by a veth pair, with a native
 /// `net_bench serve` in the server one. Everything is removed on drop.
 struct NetPair {
-    server_ns: String,
-    client_ns: String,
     server: Child,
+    /// Kept for its drop (the namespace goes, and the veth with it).
+    _server_ns: Netns,
+    client_ns: Netns,
 }
 
 /// Addresses inside the namespaces [`NetPair`] makes (never anything outside them).
 const NET_SERVER: &str = "10.252.77.1";
 const NET_CLIENT_CIDR: &str = "10.252.77.2/24";
 const NET_PORT: &str = "5201";
+const NET_SERVER_DEV: &str = "bench-s";
+const NET_CLIENT_DEV: &str = "bench-c";
 const NET_SEND_MIB: u32 = 256;
 const NET_RR_NATIVE: u32 = 2_000;
 const NET_RR_SANDBOX: u32 = 300;
 
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    ensure!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
 impl NetPair {
     fn new(bench: &Path) -> Result<NetPair> {
-        ensure!(
-            nix::unistd::geteuid().is_root(),
-            "network namespaces need root"
-        );
-        which("ip").context("iproute2 not installed")?;
-        let id = std::process::id();
-        let (server_ns, client_ns) = (format!("rsbench-s-{id}"), format!("rsbench-c-{id}"));
-        ip(&["netns", "add", &server_ns])?;
-        let pair = NetPair {
-            server_ns,
-            client_ns,
-            server: Command::new("true").spawn()?,
-        };
-        ip(&["netns", "add", &pair.client_ns])?;
-        let (vs, vc) = (format!("rsbs{id}"), format!("rsbc{id}"));
-        ip(&["link", "add", &vs, "type", "veth", "peer", "name", &vc])?;
-        ip(&["link", "set", &vs, "netns", &pair.server_ns])?;
-        ip(&["link", "set", &vc, "netns", &pair.client_ns])?;
-        for (ns, dev) in [(&pair.server_ns, &vs), (&pair.client_ns, &vc)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        if let Some(why) = netns::unavailable() {
+            bail!("{why}");
         }
-        ip(&[
-            "-n",
-            &pair.server_ns,
-            "addr",
-            "add",
-            &format!("{NET_SERVER}/24"),
-            "dev",
-            &vs,
-        ])?;
-        let mut pair = pair;
-        pair.server = Command::new("ip")
-            .args(["netns", "exec", &pair.server_ns])
-            .arg(bench)
+        let server_ns = Netns::new("bench-s").map_err(anyhow::Error::msg)?;
+        let client_ns = Netns::new("bench-c").map_err(anyhow::Error::msg)?;
+        server_ns
+            .veth(NET_SERVER_DEV, &client_ns, NET_CLIENT_DEV, &[])
+            .map_err(anyhow::Error::msg)?;
+        server_ns
+            .ip(&[
+                "addr",
+                "add",
+                &format!("{NET_SERVER}/24"),
+                "dev",
+                NET_SERVER_DEV,
+            ])
+            .map_err(anyhow::Error::msg)?;
+        let mut server = server_ns
+            .command(bench)
             .args(["serve", NET_PORT])
             .stdout(Stdio::piped())
             .spawn()?;
+        let stdout = server.stdout.take();
+        let pair = NetPair {
+            server,
+            _server_ns: server_ns,
+            client_ns,
+        };
         let mut line = String::new();
         std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(pair.server.stdout.take().context("server stdout")?),
+            &mut std::io::BufReader::new(stdout.context("server stdout")?),
             &mut line,
         )?;
         ensure!(line.trim() == "listening", "net_bench serve: {line:?}");
         Ok(pair)
     }
 
-    /// The client link's device.
-    fn client_dev(&self) -> String {
-        format!("rsbc{}", std::process::id())
-    }
-
     /// `argv` run in the client namespace by `runtime` (`None` for runc: its containers use
     /// the host kernel's stack, the native figure). The address is (re)set first:
     /// `--network sandbox` takes it from the host kernel, as gVisor does.
     fn command(&self, runtime: &Runtime, argv: &[&str]) -> Result<Option<Command>> {
-        ip(&[
-            "-n",
-            &self.client_ns,
-            "addr",
-            "replace",
-            NET_CLIENT_CIDR,
-            "dev",
-            &self.client_dev(),
-        ])?;
+        self.client_ns
+            .ip(&["addr", "replace", NET_CLIENT_CIDR, "dev", NET_CLIENT_DEV])
+            .map_err(anyhow::Error::msg)?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.client_ns]);
+        cmd.args(["netns", "exec", &self.client_ns.name]);
         match runtime {
             Runtime::Native => {}
             Runtime::Runc(_) => return Ok(None),
@@ -263,9 +232,7 @@ impl Drop for NetPair {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
-        // Deleting the namespaces removes the veth pair with them.
-        let _ = ip(&["netns", "del", &self.server_ns]);
-        let _ = ip(&["netns", "del", &self.client_ns]);
+        // The namespaces go next (field drops), and the veth pair with them.
     }
 }
 
