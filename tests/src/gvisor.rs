@@ -875,7 +875,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "gvisor suite: {} cases newly pass, {} programs end better; move the expectations \
-                 forward with tests/gvisor/update-expectations.sh",
+                 forward with tests/gvisor/update-expectations.sh --from-last-run",
                 self.newly_passing.len(),
                 self.better.len()
             );

@@ -1,7 +1,8 @@
 //! gVisor's syscall test suite under `runsc-rs do`, compared with the forward-only
 //! `tests/gvisor/expectations.txt` (see `runsc_rs_tests::gvisor`). Fails when a case expected to
 //! pass does not pass, also when run again alone, or a program ends worse than expected. Newly
-//! passing cases are only reported: `tests/gvisor/update-expectations.sh` records them.
+//! passing cases are only reported: `tests/gvisor/update-expectations.sh --from-last-run` records
+//! them from this run's logs.
 
 use runsc_rs_tests::gvisor::{self, Expectations, Runner, Suite};
 use runsc_rs_tests::{find_runsc_rs_bin, skip, workspace_dir};
