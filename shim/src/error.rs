@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use containerd_shim::protos::ttrpc::{self, Code};
 use sentry::boot::control::{CallError, ErrorKind};
+use sentry::boot::spec::Error as SpecError;
 
 /// Errors of Task calls.
 #[derive(Debug, thiserror::Error)]
@@ -26,15 +27,12 @@ pub enum Error {
     NoController(&'static str),
     #[error("not supported by runsc-rs yet: {0}")]
     Unsupported(&'static str),
-    #[error("reading the OCI spec {path}: {source}")]
-    Spec {
-        path: PathBuf,
-        source: oci_spec::OciSpecError,
-    },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     #[error("invalid OCI spec: {0}")]
     BadSpec(&'static str),
-    #[error("invalid exec process spec: {0}")]
-    BadExecSpec(#[source] serde_json::Error),
+    #[error("invalid resources for update: {0}")]
+    BadResources(#[source] serde_json::Error),
     #[error("mounting the rootfs at {path}: {source}")]
     Mount {
         path: PathBuf,
@@ -70,9 +68,8 @@ impl Error {
             | Error::SandboxGone
             | Error::NoController(_) => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
-            Error::Spec { .. } | Error::BadSpec(_) | Error::BadExecSpec(_) => {
-                Code::INVALID_ARGUMENT
-            }
+            Error::Spec(SpecError::Open { .. }) => Code::INTERNAL,
+            Error::Spec(_) | Error::BadSpec(_) | Error::BadResources(_) => Code::INVALID_ARGUMENT,
             Error::Sandbox(e) => match e.kind {
                 ErrorKind::NotFound => Code::NOT_FOUND,
                 ErrorKind::AlreadyExists => Code::ALREADY_EXISTS,

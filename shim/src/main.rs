@@ -16,7 +16,6 @@ mod io;
 mod sandbox;
 mod service;
 mod shim;
-mod spec;
 
 use std::io::Write;
 use std::os::fd::AsFd;

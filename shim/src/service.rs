@@ -50,7 +50,7 @@ use crate::cgroup::SandboxCgroup;
 use crate::error::{Error, Result};
 use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
-use crate::spec;
+use sentry::boot::spec;
 
 /// The CRI annotation saying whether a container is a pod's sandbox container.
 const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
@@ -533,7 +533,7 @@ impl Service {
             e
         };
         // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
-        let mut fds = spec::open_sources(&container, &bundle).map_err(cleanup)?;
+        let mut fds = spec::open_sources(&container, &bundle).map_err(|e| cleanup(e.into()))?;
         let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
         let (opened, console) = self
             .open_stdio(&req.id, "", req.terminal, stdio)
@@ -893,7 +893,7 @@ impl Service {
 
     fn do_update(&self, req: &UpdateTaskRequest) -> Result<()> {
         let resources: LinuxResources =
-            serde_json::from_slice(&req.resources.value).map_err(Error::BadExecSpec)?;
+            serde_json::from_slice(&req.resources.value).map_err(Error::BadResources)?;
         let mut st = self.lock();
         st.container(&req.id)?;
         st.cgroup()?.update(&resources)

@@ -21,10 +21,10 @@ pub struct RunscShim {
 /// Which shim a new container joins: its pod's, or its own.
 fn grouping(id: &str) -> String {
     // `start` runs with the bundle as its working directory.
-    crate::spec::load(Path::new("."))
+    sentry::boot::spec::load(Path::new("."))
         .ok()
         .and_then(|s| s.annotations().clone())
-        .and_then(|a| a.get(crate::spec::SANDBOX_ID).cloned())
+        .and_then(|a| a.get(sentry::boot::spec::SANDBOX_ID).cloned())
         .filter(|g| !g.is_empty())
         .unwrap_or_else(|| id.to_owned())
 }
@@ -52,7 +52,7 @@ impl containerd_shim::Shim for RunscShim {
         let bundle =
             std::env::current_dir().map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
         sandbox::kill_recorded(&bundle);
-        let cgroups_path = crate::spec::load(&bundle)
+        let cgroups_path = sentry::boot::spec::load(&bundle)
             .ok()
             .and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
         if let Some(path) = cgroups_path {

@@ -32,7 +32,7 @@ const PLATFORM: &[&[&str]] = &[
 
 const SHIM: &[&[&str]] = &[
     &["error", "bootstrap"],
-    &["cgroup", "io", "spec"],
+    &["cgroup", "io"],
     &["sandbox"],
     &["service"],
     &["shim"],

@@ -16,6 +16,7 @@ pub mod loader;
 pub mod netconf;
 pub mod sandbox;
 pub mod seccomp;
+pub mod spec;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

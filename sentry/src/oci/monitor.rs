@@ -28,7 +28,7 @@ use sentry::boot::control::{
     Channel, Client, Event, ProcessRef, Request, Response, StdioPresent, WireExitStatus,
 };
 use sentry::boot::loader::{
-    Isolation, Loader, LoaderConfig, ProcessInfo, ProcessSpec, SignalTarget,
+    Isolation, Loader, LoaderConfig, PidNamespaceSpec, ProcessInfo, ProcessSpec, SignalTarget,
 };
 use sentry::boot::{sandbox::Network, seccomp};
 use serde::{Deserialize, Serialize};
@@ -206,7 +206,10 @@ fn create(
     stdio: Vec<OwnedFd>,
 ) -> anyhow::Result<(Arc<Monitor>, Events, OwnedFd)> {
     let spec = super::spec::load(bundle)?;
-    let container = super::spec::container(&spec, bundle)?;
+    let mut container = super::spec::container(&spec, bundle)?;
+    // Each container has a sandbox of its own here: a PID namespace the spec names to join
+    // (a pod's, or `docker run --pid container:X`) is not in it, so the container gets its own.
+    container.pid_namespace = PidNamespaceSpec::New;
     let present = if container.process.terminal {
         StdioPresent {
             stdin: true,

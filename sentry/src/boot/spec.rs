@@ -1,16 +1,43 @@
-//! OCI runtime spec → what the sandbox's Loader needs.
+//! OCI runtime spec → what the sandbox's Loader needs: the one mapping, used by the
+//! containerd shim and by the OCI runtime CLI (`runsc-rs create/run/exec`).
+//!
+//! Bind mounts of host directories and regular files and tmpfs mounts reach the sandbox;
+//! `proc`, `sysfs`, `devpts`, `mqueue` and `cgroup` are the sentry's own. The host files a
+//! container needs (its rootfs, bind sources) are opened here, by the caller that runs on the
+//! host side ([`open_sources`]), and travel to the sandbox as file descriptors.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
-use sentry::boot::loader::{
+
+use super::loader::{
     ContainerSpec, MountKind, MountSpec, PidNamespaceSpec, ProcessSpec, SpecCapabilities,
     SpecRlimit,
 };
-use sentry::boot::{open_bind_source, SourceWalk};
+use super::{open_bind_source, SourceWalk};
 
-use crate::error::{Error, Result};
+/// What can be wrong with a bundle's spec or the host paths it names.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading the OCI spec {path}: {source}")]
+    Load {
+        path: PathBuf,
+        source: oci_spec::OciSpecError,
+    },
+    #[error("invalid OCI spec: {0}")]
+    Invalid(&'static str),
+    #[error("invalid exec process spec: {0}")]
+    BadExecSpec(#[source] serde_json::Error),
+    #[error("opening {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The result type of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Reads `bundle/config.json`.
 ///
@@ -18,26 +45,29 @@ use crate::error::{Error, Result};
 /// A missing or malformed spec.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    Spec::load(&path).map_err(|source| Error::Spec { path, source })
+    Spec::load(&path).map_err(|source| Error::Load { path, source })
 }
 
-/// The container as the Loader sees it; the rootfs is the spec's `root.path` (relative to
-/// the bundle), `bundle/rootfs` by default.
+/// The container's root directory on the host: `root.path`, relative to the bundle;
+/// `bundle/rootfs` by default.
+pub fn rootfs(spec: &Spec, bundle: &Path) -> PathBuf {
+    spec.root()
+        .as_ref()
+        .map(|r| bundle.join(r.path()))
+        .unwrap_or_else(|| bundle.join("rootfs"))
+}
+
+/// The container as the Loader sees it (rootfs as [`rootfs`]).
 ///
 /// # Errors
-/// `BadSpec` when there is no process.
+/// `Invalid` when there is no process or its args are empty.
 pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
     let process = spec
         .process()
         .as_ref()
-        .ok_or(Error::BadSpec("no process"))?;
-    let rootfs = spec
-        .root()
-        .as_ref()
-        .map(|r| bundle.join(r.path()))
-        .unwrap_or_else(|| bundle.join("rootfs"));
+        .ok_or(Error::Invalid("no process"))?;
     Ok(ContainerSpec {
-        rootfs,
+        rootfs: rootfs(spec, bundle),
         hostname: spec.hostname().clone(),
         process: process_spec(process)?,
         mounts: spec
@@ -122,8 +152,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(path)
         .map(OwnedFd::from)
-        .map_err(|source| Error::Io {
-            op: "opening",
+        .map_err(|source| Error::Open {
             path: path.to_path_buf(),
             source,
         })
@@ -136,8 +165,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 /// runc's mount(2) follows them: containerd wrote them (CRI's `/etc/hosts`, `resolv.conf`,
 /// volumes under its state directory) and the shim, like runc, runs as root on the host.
 fn open_source(path: &Path, bundle: &Path, readonly: bool) -> Result<OwnedFd> {
-    let io = |errno: nix::errno::Errno| Error::Io {
-        op: "opening",
+    let io = |errno: nix::errno::Errno| Error::Open {
         path: path.to_path_buf(),
         source: errno.into(),
     };
@@ -148,8 +176,7 @@ fn open_source(path: &Path, bundle: &Path, readonly: bool) -> Result<OwnedFd> {
     };
     let fd = match inside {
         Some(rel) => {
-            let dir = std::fs::File::open(bundle).map_err(|source| Error::Io {
-                op: "opening",
+            let dir = std::fs::File::open(bundle).map_err(|source| Error::Open {
                 path: bundle.to_path_buf(),
                 source,
             })?;
@@ -184,12 +211,12 @@ pub fn open_sources(c: &ContainerSpec, bundle: &Path) -> Result<Vec<OwnedFd>> {
 /// The process part of a spec (the container's or an exec's).
 ///
 /// # Errors
-/// `BadSpec` for empty args.
+/// `Invalid` for empty args.
 pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
     let terminal = p.terminal().unwrap_or(false);
     let args = p.args().clone().unwrap_or_default();
     if args.first().is_none_or(String::is_empty) {
-        return Err(Error::BadSpec("process.args is empty"));
+        return Err(Error::Invalid("process.args is empty"));
     }
     let user = p.user();
     Ok(ProcessSpec {
@@ -295,7 +322,7 @@ mod tests {
         let empty = PROCESS.replace(r#"["/bin/sh","-c","echo hi"]"#, "[]");
         assert!(matches!(
             exec_process(empty.as_bytes()),
-            Err(Error::BadSpec(_))
+            Err(Error::Invalid(_))
         ));
     }
 
@@ -381,7 +408,7 @@ mod tests {
         let abs = bundle.join("note");
         assert!(open(abs.to_str().unwrap(), false).is_ok());
         let errno = |r: Result<OwnedFd>| match r {
-            Err(Error::Io { source, .. }) => source.raw_os_error(),
+            Err(Error::Open { source, .. }) => source.raw_os_error(),
             other => panic!("{other:?}"),
         };
         assert_eq!(errno(open("rootfs/etc/link", false)), Some(libc::ELOOP));
