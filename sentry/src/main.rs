@@ -69,6 +69,14 @@ enum Command {
         /// runsc-rs names them when the sandbox ends.
         #[arg(long)]
         debug: bool,
+        /// Record the system calls the command (and every program it runs) makes and, when
+        /// the sandbox ends, write FILE: a Docker/OCI seccomp profile allowing exactly those
+        /// (plus what runc itself calls after installing it: `execve`, identity changes), for
+        /// `docker run --security-opt seccomp=FILE`. Calls the sandbox refused are included, so that under
+        /// runc the program gets the host kernel's answer. FILE is created or truncated
+        /// (mode 0644 less the umask); a symbolic link or non-regular file there is refused.
+        #[arg(long, value_name = "FILE")]
+        seccomp_profile_out: Option<std::path::PathBuf>,
         /// Run the sentry without its seccomp allowlist. Unsafe: a compromised sentry could
         /// then make any host system call.
         #[arg(long)]
@@ -268,6 +276,7 @@ struct DoArgs {
     debug: bool,
     unsafe_disable_seccomp: bool,
     test_only_seccomp_violation: bool,
+    seccomp_profile_out: Option<std::path::PathBuf>,
     cmd: Vec<String>,
 }
 
@@ -289,6 +298,10 @@ impl DoArgs {
         }
         if let Some(p) = &self.debug_log {
             v.push("--debug-log".into());
+            v.push(p.clone().into());
+        }
+        if let Some(p) = &self.seccomp_profile_out {
+            v.push("--seccomp-profile-out".into());
             v.push(p.clone().into());
         }
         v.push("--network".into());
@@ -412,6 +425,7 @@ fn run_sandbox(args: DoArgs) -> i32 {
         hostname,
         umask,
         rlimits: caller_rlimits(),
+        seccomp_profile_out: args.seccomp_profile_out,
     };
     match sentry::boot::run_command(&cfg) {
         Ok(status) => status.shell_code(),
@@ -529,6 +543,7 @@ fn main() {
             unsafe_disable_seccomp,
             in_sandbox,
             test_only_seccomp_violation,
+            seccomp_profile_out,
             cmd,
         } => {
             if let Err(e) = init_logging(debug_log.as_deref(), in_sandbox) {
@@ -545,6 +560,11 @@ fn main() {
                 debug,
                 unsafe_disable_seccomp,
                 test_only_seccomp_violation,
+                // The sandbox process starts in our working directory, but say it plainly.
+                seccomp_profile_out: seccomp_profile_out.map(|p| match std::env::current_dir() {
+                    Ok(cwd) if p.is_relative() => cwd.join(p),
+                    _ => p,
+                }),
                 cmd,
             };
             if in_sandbox {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use sentry::boot::control::{self, Channel};
 use sentry::boot::loader::{Isolation, Loader, LoaderConfig};
+use sentry::boot::profile::ProfileFile;
 use sentry::boot::sandbox::Network;
 use sentry::boot::seccomp;
 
@@ -98,6 +99,9 @@ fn sandbox_main(args: &[String]) -> i32 {
             }
         },
     };
+    // Before the Loader isolates this process: the annotation's host path (the shim's cwd
+    // is the bundle, but the path must be absolute).
+    let profile = ProfileFile::from_sandbox_args(args);
     let config = LoaderConfig {
         platform: sentry::boot::loader::default_platform(),
         strace: false,
@@ -109,13 +113,26 @@ fn sandbox_main(args: &[String]) -> i32 {
         }),
         control_channel: true,
         test_seccomp_violation: false,
+        record_syscalls: matches!(profile, Ok(Some(_))),
     };
     let channel = Channel::from_fd(fd);
-    let served = match Loader::new(&config) {
-        Ok(loader) => control::serve(channel, Arc::clone(&loader)),
+    let booted = match profile {
+        Ok(profile) => Loader::new(&config)
+            .map(|loader| (loader, profile))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let served = match booted {
+        Ok((loader, profile)) => {
+            let served = control::serve(channel, Arc::clone(&loader));
+            if let Some(profile) = profile {
+                profile.finish(&loader);
+            }
+            served
+        }
         Err(e) => {
             log::error!("booting the sandbox: {e}");
-            control::serve_boot_failure(channel, &e.to_string())
+            control::serve_boot_failure(channel, &e)
         }
     };
     match served {

@@ -47,6 +47,8 @@ impl Sandbox {
     /// namespace file such as `/var/run/netns/NAME`, whose links the sentry's stack then
     /// takes: `--network sandbox`) or else a new one with loopback only; its events
     /// (process exits, then `None` when it is gone) arrive on the returned receiver.
+    /// `profile` is passed on to the sandbox
+    /// ([`sentry::boot::profile::ProfileFile::sandbox_args`]).
     ///
     /// # Errors
     /// The process or the channel could not be set up, the cgroup or the namespace could
@@ -56,6 +58,7 @@ impl Sandbox {
         debug: bool,
         cgroup: Option<&SandboxCgroup>,
         netns: Option<&Path>,
+        profile: &[String],
     ) -> Result<(Sandbox, mpsc::Receiver<Option<Event>>)> {
         let (ours, theirs) = Channel::pair().map_err(|e| match e {
             control::Error::Io { source, .. } => Error::Launch(source.into()),
@@ -77,6 +80,8 @@ impl Sandbox {
         if debug {
             cmd.arg("--debug");
         }
+        // `--seccomp-profile-out PATH`: the spec's learned-profile annotation.
+        cmd.args(profile);
         let mut entry = Entry::default();
         match cgroup.map(SandboxCgroup::placement).transpose()? {
             Some(Placement::JoinThread(tasks)) => entry.cgroup_tasks = tasks,

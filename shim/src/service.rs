@@ -43,6 +43,7 @@ use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Context, ExitSignal, Task, TtrpcContext, TtrpcResult};
 use sentry::boot::control::{Event, ProcessRef, Request, Response};
 use sentry::boot::loader::SignalTarget;
+use sentry::boot::profile::ProfileFile;
 
 use oci_spec::runtime::{LinuxResources, Spec};
 
@@ -314,8 +315,16 @@ impl Service {
             }
             None => None,
         };
-        let (sandbox, events) =
-            Sandbox::launch(bundle, self.shared.debug, cgroup.as_ref(), netns.as_deref())?;
+        // The learned-profile annotation of the container that starts the sandbox (a pod's
+        // sandbox container) covers every container the sandbox runs.
+        let profile = ProfileFile::sandbox_args(oci.annotations().as_ref());
+        let (sandbox, events) = Sandbox::launch(
+            bundle,
+            self.shared.debug,
+            cgroup.as_ref(),
+            netns.as_deref(),
+            &profile,
+        )?;
         st.oom_kills = cgroup
             .as_ref()
             .and_then(SandboxCgroup::oom_kills)

@@ -346,6 +346,9 @@ pub struct LoaderConfig {
     /// Test hook (`runsc-rs do --test-only-seccomp-violation`): right after installing the
     /// filter, make a host system call outside the allowlist.
     pub test_seccomp_violation: bool,
+    /// Record the system calls applications make, for a learned seccomp profile
+    /// ([`Loader::recorded_syscalls`], [`super::profile`]).
+    pub record_syscalls: bool,
 }
 
 /// A thread group the Loader started.
@@ -465,6 +468,7 @@ impl Loader {
             KernelConfig {
                 strace: config.strace,
                 hostname: "runsc-rs".into(),
+                record_syscalls: config.record_syscalls,
             },
             crate::syscalls::dispatch,
             crate::net::Namespace::new(net),
@@ -485,6 +489,13 @@ impl Loader {
             exited: Condvar::new(),
             root: Mutex::new(root),
         }))
+    }
+
+    /// The system-call numbers the sandbox's applications made so far (ascending), when
+    /// [`LoaderConfig::record_syscalls`]; the flag says numbers past the recorder's range
+    /// were left out.
+    pub fn recorded_syscalls(&self) -> Option<(Vec<u64>, bool)> {
+        self.kernel.seen_syscalls.as_ref().map(|s| s.numbers())
     }
 
     /// The rootfs [`Isolation::SandboxWithRoot`] opened, once.
@@ -1157,6 +1168,7 @@ mod tests {
             seccomp: None,
             control_channel: false,
             test_seccomp_violation: false,
+            record_syscalls: false,
         })
         .unwrap();
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -1206,6 +1218,7 @@ mod tests {
             seccomp: None,
             control_channel: false,
             test_seccomp_violation: false,
+            record_syscalls: false,
         })
         .unwrap();
         // a: a shell with two children, all in a's new namespace.

@@ -14,6 +14,7 @@
 pub mod control;
 pub mod loader;
 pub mod netconf;
+pub mod profile;
 pub mod sandbox;
 pub mod seccomp;
 pub mod spec;
@@ -79,6 +80,8 @@ pub enum Error {
     Seccomp(#[from] seccomp::Error),
     #[error(transparent)]
     Network(#[from] netconf::Error),
+    #[error(transparent)]
+    Profile(#[from] profile::Error),
     #[error("the PID namespace's init has exited")]
     PidNamespaceDead,
 }
@@ -154,6 +157,9 @@ pub struct RunConfig {
     pub umask: u32,
     /// The first process's resource limits: the caller's own.
     pub rlimits: Vec<SpecRlimit>,
+    /// `--seccomp-profile-out`: where to write the seccomp profile learned from the
+    /// system calls the sandbox's programs made ([`profile`]).
+    pub seccomp_profile_out: Option<PathBuf>,
 }
 
 /// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
@@ -501,6 +507,11 @@ const DO_CONTAINER: &str = "do";
 /// # Errors
 /// Failures before the program starts (no such command, bad executable, host setup).
 pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
+    // Opened while the host's filesystem is in sight and with the caller's privileges.
+    let profile_out = match &cfg.seccomp_profile_out {
+        Some(path) => Some(profile::ProfileFile::create(path).map_err(Error::from)?),
+        None => None,
+    };
     let volumes = open_volumes(&cfg.volumes)?;
     let lowers = if cfg.sandbox.rootfs == std::path::Path::new("/") {
         open_host_submounts()
@@ -519,6 +530,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
         seccomp: cfg.seccomp,
         control_channel: false,
         test_seccomp_violation: cfg.test_seccomp_violation,
+        record_syscalls: profile_out.is_some(),
     })?;
     let rootfs = loader.take_root().ok_or(loader::Error::BadSpec(
         "the sandbox was entered without a rootfs",
@@ -565,6 +577,9 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
     // Init's exit killed every other process; give their threads a moment to leave.
     if !loader.wait_idle(std::time::Duration::from_secs(5)) {
         log::warn!("tasks still running after init exited");
+    }
+    if let Some(out) = profile_out {
+        out.finish(&loader);
     }
     Ok(status)
 }

@@ -34,6 +34,7 @@ pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod signalfd;
+pub mod syscall_set;
 pub mod task;
 pub mod thread_group;
 pub mod timer;
@@ -60,6 +61,8 @@ pub struct KernelConfig {
     pub strace: bool,
     /// `uname` nodename and `/proc/sys/kernel/hostname`.
     pub hostname: String,
+    /// Record the numbers of the system calls applications make (`seen_syscalls`).
+    pub record_syscalls: bool,
 }
 
 /// The system-call table: runs the system call in the task's registers and leaves its
@@ -96,6 +99,8 @@ pub struct Kernel {
     pub net: crate::net::Namespace,
     /// The IPC namespace: System V shared memory, semaphores and message queues.
     pub ipc: ipc::Namespace,
+    /// Every system-call number applications made, when `config.record_syscalls`.
+    pub seen_syscalls: Option<syscall_set::SyscallSet>,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
     /// Test hook ([`TEST_PANIC_SYSCALL_ENV`]): the task that makes this system call panics.
@@ -125,6 +130,9 @@ impl Kernel {
         net: crate::net::Namespace,
     ) -> Arc<Kernel> {
         let memfds = crate::fs::memfd::MemfdFs::new(&memory);
+        let seen_syscalls = config
+            .record_syscalls
+            .then(syscall_set::SyscallSet::default);
         Arc::new(Kernel {
             platform,
             memory,
@@ -142,6 +150,7 @@ impl Kernel {
             memfds,
             net,
             ipc: ipc::Namespace::default(),
+            seen_syscalls,
             warned: Mutex::new(HashSet::new()),
             test_panic_syscall: std::env::var(TEST_PANIC_SYSCALL_ENV)
                 .ok()

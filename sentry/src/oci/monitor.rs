@@ -30,6 +30,7 @@ use sentry::boot::control::{
 use sentry::boot::loader::{
     Isolation, Loader, LoaderConfig, PidNamespaceSpec, ProcessInfo, ProcessSpec, SignalTarget,
 };
+use sentry::boot::profile::ProfileFile;
 use sentry::boot::{sandbox::Network, seccomp};
 use serde::{Deserialize, Serialize};
 
@@ -229,7 +230,8 @@ fn create(
     let mut fds = super::spec::open_sources(&container, bundle)?;
     fds.extend(stdio);
     let netns = super::spec::network_namespace(&spec);
-    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref())?;
+    let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
+    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref(), &profile)?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
         &Request::CreateContainer {
@@ -275,6 +277,7 @@ fn create(
 fn launch_sandbox(
     network: Network,
     netns: Option<&Path>,
+    profile: &[String],
 ) -> anyhow::Result<(Client, Events, nix::unistd::Pid)> {
     let (network, netns) = match (network, netns) {
         (Network::None, _) | (Network::Sandbox, None) => (Network::None, None),
@@ -289,6 +292,7 @@ fn launch_sandbox(
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(SANDBOX_ARG)
         .args(["--network", network.name()])
+        .args(profile)
         .env_clear()
         .env("MALLOC_ARENA_MAX", "8")
         .stdin(Stdio::from(theirs.into_fd()))
@@ -535,6 +539,8 @@ pub fn sandbox_main() -> i32 {
             return 1;
         }
     };
+    // Before the Loader isolates this process: the annotation's host path.
+    let profile = ProfileFile::from_sandbox_args(&args);
     let config = LoaderConfig {
         platform: sentry::boot::loader::default_platform(),
         strace: false,
@@ -542,13 +548,26 @@ pub fn sandbox_main() -> i32 {
         seccomp: Some(seccomp::Mode::Enforce),
         control_channel: true,
         test_seccomp_violation: false,
+        record_syscalls: matches!(profile, Ok(Some(_))),
     };
     let channel = Channel::from_fd(fd);
-    let served = match Loader::new(&config) {
-        Ok(loader) => sentry::boot::control::serve(channel, loader),
+    let booted = match profile {
+        Ok(profile) => Loader::new(&config)
+            .map(|loader| (loader, profile))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let served = match booted {
+        Ok((loader, profile)) => {
+            let served = sentry::boot::control::serve(channel, loader.clone());
+            if let Some(profile) = profile {
+                profile.finish(&loader);
+            }
+            served
+        }
         Err(e) => {
             log::error!("booting the sandbox: {e}");
-            sentry::boot::control::serve_boot_failure(channel, &e.to_string())
+            sentry::boot::control::serve_boot_failure(channel, &e)
         }
     };
     match served {

@@ -508,6 +508,9 @@ pub fn dispatch(t: &mut Task) {
     let r = &t.cpu.regs;
     let nr = r.orig_rax;
     let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
+    if let Some(seen) = &t.kernel.seen_syscalls {
+        seen.insert(nr);
+    }
     let def = lookup(nr);
     let entry = if t.kernel.config.strace {
         Some(strace_entry(t, nr, def, &args))
