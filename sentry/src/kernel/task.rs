@@ -354,6 +354,7 @@ impl Task {
                 if self.kernel.test_panic_syscall == Some(self.cpu.regs.orig_rax) {
                     panic!("test hook: system call {}", self.cpu.regs.orig_rax);
                 }
+                self.maybe_patch_syscall();
                 let dispatch = self.kernel.syscalls;
                 dispatch(self);
                 if let Some(status) = self.exit_request.take() {
@@ -375,11 +376,53 @@ impl Task {
                 }
             }
             Exit::Signal(info) => {
-                self.force_signal(SigInfo::fault(info.signo, info.code, info.addr))
+                if !(info.signo == libc::SIGILL && self.resume_patched_site()) {
+                    self.force_signal(SigInfo::fault(info.signo, info.code, info.addr));
+                }
+                if let Some(status) = self.exit_request.take() {
+                    return RunState::Exiting(status);
+                }
             }
             Exit::Interrupted => {}
         }
         RunState::Interrupted(self.restart.take())
+    }
+
+    /// Rewrites the `mov $NR,%eax; syscall` site of the system call just trapped into a
+    /// jump to the platform's fast entry, when the platform takes them
+    /// (`platform::patch`; off with `RUNSC_RS_SYSCALL_PATCH=0`).
+    fn maybe_patch_syscall(&mut self) {
+        if let Some(entry) = self.ctx.syscall_patch_entry() {
+            let (rip, nr) = (self.cpu.regs.rip, self.cpu.regs.orig_rax);
+            if self.mm.patch_syscall(rip, nr, entry) {
+                log::debug!(
+                    "task {}: patched system call {nr} at {:#x}",
+                    self.tid,
+                    rip - 7
+                );
+            }
+        }
+    }
+
+    /// A SIGILL on the 0x06 byte of a site patched after this thread ran its old `mov` (or
+    /// after a system call made through it was rewound for a restart): runs the site again
+    /// from its start; `restart_syscall` (which no site's thunk makes) runs as the call
+    /// itself. False when the SIGILL is the application's.
+    fn resume_patched_site(&mut self) -> bool {
+        let Some(site) = self.mm.patched_site_before(self.cpu.regs.rip) else {
+            return false;
+        };
+        let regs = &mut self.cpu.regs;
+        if regs.rax == libc::SYS_restart_syscall as u64 {
+            regs.rip = site + platform::patch::SITE_LEN as u64;
+            regs.orig_rax = regs.rax;
+            regs.rax = (-libc::ENOSYS) as i64 as u64;
+            let dispatch = self.kernel.syscalls;
+            dispatch(self);
+        } else {
+            regs.rip = site;
+        }
+        true
     }
 
     /// `GroupStopped`: sleeps until kicked, then looks at the thread group again.
