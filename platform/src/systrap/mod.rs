@@ -16,6 +16,10 @@
 //!   signal frame and returns into application code through `rt_sigreturn`. The next system
 //!   call (seccomp `SECCOMP_RET_TRAP`), fault, or interrupt (SIGUSR2 from the sentry) enters
 //!   the handler again, which saves the frame's registers and flips the state to EVENT.
+//! - Patched system calls (`crate::patch`) skip the trap: the stub's fast entry, reached by
+//!   a jump from the application, saves the registers into the region itself (event kind
+//!   `KIND_FAST_SYSCALL`) and hands off through the same code as the handler; a stub's gs
+//!   base is its region while the application's gs base is 0 (see `context.rs`).
 //! - A side that waits sleeps on the state word with `FUTEX_WAIT`, and `FUTEX_WAKE` goes
 //!   only to a side that said it sleeps. By default each stub is kept on the CPU its sentry
 //!   thread runs on, so that a hand-off is a same-CPU switch: on virtual machines waking a
