@@ -10,7 +10,8 @@
  *                             (the handler makes the same call)
  *   patch_getpid fork N       N calls, fork, N more in both (the child shares the page)
  *   patch_getpid exec N       N calls, then exec itself in loop mode
- *   patch_getpid bench N      N calls, prints "ns_per_call=X" (not deterministic)
+ *   patch_getpid bench N      N calls, prints "op=site n=N ns_per_op=X" (for
+ *                             runsc-rs-bench; not deterministic)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -175,7 +176,7 @@ int main(int argc, char **argv) {
             site_getpid();
         clock_gettime(CLOCK_MONOTONIC, &b);
         double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
-        printf("ns_per_call=%.1f\n", ns / (double)n);
+        printf("op=site n=%ld ns_per_op=%.1f\n", n, ns / (double)n);
         return 0;
     }
     fprintf(stderr, "unknown mode %s\n", mode);

@@ -280,7 +280,7 @@ global_asm!(
     "    syscall",
     "runsc_systrap_site_sigreturn:",
     "    ud2",
-    // The fast path of patched system calls (see `crate::patch`): entered by a jump from
+    // The fast path of patched system calls (platform/src/patch.rs): entered by a jump from
     // a patch thunk with rax = system call number, rcx = return address, and r11 free (as
     // after `syscall`); gs base = this stub's region. Saves the registers into the region
     // as the handler would (kind KIND_FAST_SYSCALL), hands off, and returns straight to the
@@ -496,7 +496,7 @@ pub(crate) struct SystrapCode {
     pub(crate) handler: u64,
     /// `rt_sigreturn` (`sa_restorer`).
     pub(crate) restorer: u64,
-    /// Where patched system calls enter (see `crate::patch`).
+    /// Where patched system calls enter (platform/src/patch.rs).
     pub(crate) fast_entry: u64,
     /// The `ud2` the fast entry runs into when gs base is not a region: a system call to
     /// report as if trapped, returning to rcx.
