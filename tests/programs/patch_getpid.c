@@ -10,6 +10,9 @@
  *                             (the handler makes the same call)
  *   patch_getpid fork N       N calls, fork, N more in both (the child shares the page)
  *   patch_getpid exec N       N calls, then exec itself in loop mode
+ *   patch_getpid restart N    a patched read(2) interrupted by an SA_RESTART handler and
+ *                             restarted, and a patched nanosleep(2) stopped and continued
+ *                             (restart_syscall): restarts rewind onto the rewritten site
  *   patch_getpid bench N      N calls, prints "op=site n=N ns_per_op=X" (for
  *                             runsc-rs-bench; not deterministic)
  */
@@ -96,6 +99,84 @@ static void *sender_main(void *arg) {
     return NULL;
 }
 
+/* read(fd, buf, 1) from its own `mov $0,%eax; syscall` site. */
+static __attribute__((noinline)) long site_read(long fd, char *buf) {
+    long ret;
+    __asm__ volatile("mov $0, %%eax\n\tsyscall"
+                     : "=a"(ret)
+                     : "D"(fd), "S"(buf), "d"(1L)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+/* nanosleep(ts, NULL) from its own `mov $35,%eax; syscall` site. */
+static __attribute__((noinline)) long site_nanosleep(const struct timespec *ts) {
+    long ret;
+    __asm__ volatile("mov $35, %%eax\n\tsyscall"
+                     : "=a"(ret)
+                     : "D"(ts), "S"(0L)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static int restart_pipe[2];
+
+static void on_usr1_restart(int sig) {
+    (void)sig;
+    atomic_fetch_add(&handled, 1);
+}
+
+static void *poke_main(void *arg) {
+    pthread_t target = *(pthread_t *)arg;
+    struct timespec ms50 = {0, 50 * 1000 * 1000};
+    nanosleep(&ms50, NULL);
+    pthread_kill(target, SIGUSR1);
+    nanosleep(&ms50, NULL);
+    if (write(restart_pipe[1], "x", 1) != 1)
+        atomic_store(&handler_bad, 1);
+    return NULL;
+}
+
+static int restart_mode(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_restart;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    if (pipe(restart_pipe) != 0)
+        return 2;
+    /* Patch the read site first (a call that does not block). */
+    if (write(restart_pipe[1], "y", 1) != 1)
+        return 2;
+    char c = 0;
+    if (site_read(restart_pipe[0], &c) != 1 || c != 'y')
+        return 3;
+    pthread_t self = pthread_self(), poker;
+    pthread_create(&poker, NULL, poke_main, &self);
+    long got = site_read(restart_pipe[0], &c);
+    pthread_join(poker, NULL);
+    int read_ok = got == 1 && c == 'x' && atomic_load(&handled) == 1 && !atomic_load(&handler_bad);
+    printf("restart: read %s\n", read_ok ? "ok" : "FAILED");
+    /* nanosleep stopped by SIGSTOP and continued: restart_syscall. */
+    struct timespec short_ts = {0, 1000};
+    site_nanosleep(&short_ts);
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child == 0) {
+        struct timespec ms100 = {0, 100 * 1000 * 1000};
+        nanosleep(&ms100, NULL);
+        kill(parent, SIGSTOP);
+        nanosleep(&ms100, NULL);
+        kill(parent, SIGCONT);
+        _exit(0);
+    }
+    struct timespec ts = {0, 400 * 1000 * 1000};
+    long slept = site_nanosleep(&ts);
+    waitpid(child, NULL, 0);
+    printf("restart: nanosleep %s\n", slept == 0 ? "ok" : "FAILED");
+    return read_ok && slept == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: patch_getpid loop|threads|signals|fork|exec|bench ARGS\n");
@@ -168,6 +249,8 @@ int main(int argc, char **argv) {
         perror("execv");
         return 1;
     }
+    if (strcmp(mode, "restart") == 0)
+        return restart_mode();
     if (strcmp(mode, "bench") == 0) {
         struct timespec a, b;
         site_getpid();

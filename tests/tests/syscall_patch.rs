@@ -136,3 +136,17 @@ fn the_ptrace_platform_never_patches() {
     );
     assert!(!log.contains("patched system call"), "{log}");
 }
+
+#[test]
+fn restarted_calls_rewind_onto_the_rewritten_site() {
+    let Some(prog) = program_str("patch_getpid") else {
+        return;
+    };
+    // A read restarted after an SA_RESTART handler (rewound onto the site's 0x06 byte), and
+    // a nanosleep stopped and continued (`restart_syscall` from the same place).
+    let (_, log) = same_as_native(&Run::new(&[&prog, "restart", "1"]), &[], "restart");
+    if patching_on(&log) {
+        assert!(log.contains("patched system call 0 at"), "{log}");
+        assert!(log.contains("patched system call 35 at"), "{log}");
+    }
+}
