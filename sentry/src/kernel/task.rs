@@ -109,6 +109,9 @@ pub enum Restart {
     Block,
 }
 
+/// Entries of a task's cache of unpatchable system-call sites.
+const PATCH_REFUSED_SLOTS: usize = 64;
+
 /// What `restart_syscall(2)` resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartBlock {
@@ -227,6 +230,9 @@ pub struct Task {
     exit_request: Option<ExitStatus>,
     /// Charges this thread's time to `handle.clock`.
     acct: Accountant,
+    /// Return addresses of system calls found unpatchable, direct-mapped (a stale entry only
+    /// leaves a site trapping): spares such calls the mm lock on every trap.
+    patch_refused: [u64; PATCH_REFUSED_SLOTS],
 }
 
 impl std::fmt::Debug for Task {
@@ -317,6 +323,7 @@ impl Task {
             ctx,
             exit_request: None,
             acct: Accountant::start(),
+            patch_refused: [0; PATCH_REFUSED_SLOTS],
         }
     }
 
@@ -392,15 +399,22 @@ impl Task {
     /// jump to the platform's fast entry, when the platform takes them
     /// (`platform::patch`; off with `RUNSC_RS_SYSCALL_PATCH=0`).
     fn maybe_patch_syscall(&mut self) {
-        if let Some(entry) = self.ctx.syscall_patch_entry() {
-            let (rip, nr) = (self.cpu.regs.rip, self.cpu.regs.orig_rax);
-            if self.mm.patch_syscall(rip, nr, entry) {
-                log::debug!(
-                    "task {}: patched system call {nr} at {:#x}",
-                    self.tid,
-                    rip - 7
-                );
-            }
+        let Some(entry) = self.ctx.syscall_patch_entry() else {
+            return;
+        };
+        let (rip, nr) = (self.cpu.regs.rip, self.cpu.regs.orig_rax);
+        let slot = (rip as usize) % PATCH_REFUSED_SLOTS;
+        if self.patch_refused[slot] == rip {
+            return;
+        }
+        if self.mm.patch_syscall(rip, nr, entry) {
+            log::debug!(
+                "task {}: patched system call {nr} at {:#x}",
+                self.tid,
+                rip - 7
+            );
+        } else {
+            self.patch_refused[slot] = rip;
         }
     }
 
