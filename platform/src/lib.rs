@@ -23,6 +23,7 @@
 //! the memory file.
 #![allow(unsafe_code)]
 
+pub mod patch;
 pub mod ptrace;
 mod stub;
 mod stub_filter;
@@ -293,6 +294,14 @@ pub trait Context {
 
     /// A handle other threads use to interrupt this context.
     fn interrupter(&self) -> Arc<dyn Interrupter>;
+
+    /// Where patched system calls of this context enter ([`patch`]), None when the context
+    /// cannot take them (the ptrace platform; systrap without `fsgsbase`/`xsave`, or with
+    /// patching turned off). The sentry may then rewrite `mov $NR,%eax; syscall` sites of
+    /// private code pages of address spaces this context runs in.
+    fn syscall_patch_entry(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A way to run application code.

@@ -25,6 +25,7 @@ const SENTRY: &[&[&str]] = &[
 
 const PLATFORM: &[&[&str]] = &[
     &["stub", "stub_filter"],
+    &["patch"],
     &["testing"],
     &["ptrace"],
     &["systrap"],

@@ -9,6 +9,8 @@
 //! | [`OFF_FSGSBASE`] | the handler reads and writes fs/gs base with `rdfsbase`/`wrfsbase` (else `arch_prctl(ARCH_SET_FS)`) |
 //! | [`OFF_FP_LEN`] | bytes of FP state the handler saved |
 //! | [`OFF_SPIN`] | how many `pause` iterations the handler polls before sleeping |
+//! | [`OFF_KIND`] | what published the event: [`KIND_SIGNAL`] (the handler: siginfo and frame) or [`KIND_FAST_SYSCALL`] (the fast entry of a patched system call) |
+//! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`]) |
 //! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
 //! | [`OFF_SIGINFO`] | the `siginfo_t` of the signal (128 bytes) |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
@@ -16,6 +18,11 @@
 //! | [`ALT_STACK`].. | the alternate signal stack (setup data at [`SCRATCH`] before first use) |
 
 pub(crate) const REGION_SIZE: u64 = 0x1_0000;
+/// Application address of the first region (4 GiB above the stub pages; the space between
+/// is unused).
+pub(crate) const REGIONS_BASE: u64 = crate::MAX_USER_ADDRESS + 0x1_0000_0000;
+/// Regions in the message file, so stub threads per platform.
+pub(crate) const MAX_SLOTS: u32 = 8192;
 pub(crate) const OFF_STATE: usize = 0;
 pub(crate) const OFF_STUB_SLEEPING: usize = 4;
 pub(crate) const OFF_SENTRY_SLEEPING: usize = 8;
@@ -23,6 +30,8 @@ pub(crate) const OFF_FP_DIRTY: usize = 12;
 pub(crate) const OFF_FSGSBASE: usize = 16;
 pub(crate) const OFF_FP_LEN: usize = 20;
 pub(crate) const OFF_SPIN: usize = 24;
+pub(crate) const OFF_KIND: usize = 28;
+pub(crate) const OFF_XSAVE_SIZE: usize = 48;
 pub(crate) const OFF_FS_BASE: usize = 32;
 pub(crate) const OFF_GS_BASE: usize = 40;
 pub(crate) const OFF_SIGINFO: usize = 64;
@@ -37,6 +46,9 @@ pub(crate) const SCRATCH: usize = 0x8000;
 /// asm/prctl.h and asm/signal.h values the libc crate does not export.
 pub(crate) const ARCH_SET_FS: u64 = 0x1002;
 pub(crate) const SA_RESTORER: u64 = 0x0400_0000;
+
+pub(crate) const KIND_SIGNAL: u32 = 0;
+pub(crate) const KIND_FAST_SYSCALL: u32 = 1;
 
 pub(crate) const STATE_EVENT: u32 = 1;
 pub(crate) const STATE_RESUME: u32 = 2;

@@ -287,7 +287,16 @@ impl SystrapContext {
         place(stub, waiting, polls);
         let region = self.shared.sysmsg.region(stub.slot);
         let fp = state.fp.dirty.then_some(&state.fp.area[..]);
+        // With fsgsbase the stub's gs base is its region whenever the application's is 0:
+        // the fast entry of patched system calls finds the region through it.
+        let own_gs = self.shared.fsgsbase && state.regs.gs_base == 0;
+        if own_gs {
+            state.regs.gs_base = stub.slot.app_addr();
+        }
         region.store_regs(&state.regs, fp);
+        if own_gs {
+            state.regs.gs_base = 0;
+        }
         state.fp.dirty = false;
         // The stub reads its budget when it next stops, so this one applies to the resume
         // after this event; `stub_polls` remembers what the stub was last told.
@@ -306,6 +315,9 @@ impl SystrapContext {
             stub.polling.record(!slept && (!stub_polled || !woke));
         }
         region.load_regs(&mut state.regs, self.shared.fsgsbase);
+        if self.shared.fsgsbase && state.regs.gs_base == stub.slot.app_addr() {
+            state.regs.gs_base = 0;
+        }
         Ok(classify(&region, state))
     }
 }
@@ -468,7 +480,23 @@ fn check_alive(pid: Pid) -> Result<()> {
 
 /// Decides what the stub's event means for the sentry; fixes up `state` for system calls.
 fn classify(region: &Region<'_>, state: &mut CpuState) -> Exit {
+    if region.kind() == sysmsg::KIND_FAST_SYSCALL {
+        // A patched system call: rax is the number (set by its thunk), rip the return
+        // address, rcx and r11 as `syscall` leaves them.
+        state.regs.orig_rax = state.regs.rax;
+        state.regs.rax = (-libc::ENOSYS) as i64 as u64;
+        return Exit::Syscall;
+    }
     let (signo, code, addr) = region.siginfo();
+    if signo == libc::SIGILL && state.regs.rip == stub::systrap_code().fast_refuse {
+        // The fast entry found no region in gs base (the application set its own): the
+        // call is reported as if trapped, returning where `syscall` would.
+        state.regs.orig_rax = state.regs.rax;
+        state.regs.rax = (-libc::ENOSYS) as i64 as u64;
+        state.regs.rip = state.regs.rcx;
+        state.regs.r11 = state.regs.eflags;
+        return Exit::Syscall;
+    }
     if signo == libc::SIGSYS && code == SYS_SECCOMP {
         if region.sigsys_arch() != crate::AUDIT_ARCH_X86_64 {
             // The kernel rolled rip forward past the instruction, as for any trap.
@@ -566,5 +594,9 @@ impl Context for SystrapContext {
 
     fn interrupter(&self) -> Arc<dyn Interrupter> {
         self.interrupt.clone()
+    }
+
+    fn syscall_patch_entry(&self) -> Option<u64> {
+        self.shared.patch.then(|| stub::systrap_code().fast_entry)
     }
 }

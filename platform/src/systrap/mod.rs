@@ -16,6 +16,10 @@
 //!   signal frame and returns into application code through `rt_sigreturn`. The next system
 //!   call (seccomp `SECCOMP_RET_TRAP`), fault, or interrupt (SIGUSR2 from the sentry) enters
 //!   the handler again, which saves the frame's registers and flips the state to EVENT.
+//! - Patched system calls (`crate::patch`) skip the trap: the stub's fast entry, reached by
+//!   a jump from the application, saves the registers into the region itself (event kind
+//!   `KIND_FAST_SYSCALL`) and hands off through the same code as the handler; a stub's gs
+//!   base is its region while the application's gs base is 0 (see `context.rs`).
 //! - A side that waits sleeps on the state word with `FUTEX_WAIT`, and `FUTEX_WAKE` goes
 //!   only to a side that said it sleeps. By default each stub is kept on the CPU its sentry
 //!   thread runs on, so that a hand-off is a same-CPU switch: on virtual machines waking a
@@ -81,6 +85,9 @@ struct Shared {
     sysmsg: SysmsgFile,
     /// The handler uses `rdfsbase`/`wrfsbase`.
     fsgsbase: bool,
+    /// Contexts take patched system calls (`crate::patch`): `fsgsbase` and `xsave` are
+    /// there and [`PATCH_ENV`] does not say 0.
+    patch: bool,
     waiting: Waiting,
     /// Live address spaces by key (the address of the value), so a context can find the
     /// address space behind an `&Arc<dyn AddressSpace>`.
@@ -113,6 +120,14 @@ impl Default for Tuning {
 /// Environment variable that overrides [`Tuning::spin`] (whole microseconds; 0 turns
 /// polling off), so the same binary can be measured both ways.
 pub const SPIN_ENV: &str = "RUNSC_RS_SYSTRAP_SPIN_US";
+
+/// Environment variable that turns system-call patching off when it holds `0`.
+pub const PATCH_ENV: &str = "RUNSC_RS_SYSCALL_PATCH";
+
+/// Whether [`PATCH_ENV`] allows patching.
+fn patch_allowed() -> bool {
+    std::env::var(PATCH_ENV).map_or(true, |v| v.trim() != "0")
+}
 
 impl Tuning {
     /// The default tuning, with [`SPIN_ENV`] applied when it holds a number.
@@ -204,21 +219,24 @@ impl Systrap {
         let master =
             FactoryMaster::start(dup_cloexec(memfd)?, Some(dup_cloexec(sysmsg.fd())?), None)?;
         let fsgsbase = sysmsg::fsgsbase_available();
+        let patch = fsgsbase && std::arch::is_x86_feature_detected!("xsave") && patch_allowed();
         let waiting = Waiting::new(tuning);
         log::info!(
-            "systrap: platform ready (fs base via {}; polling {})",
+            "systrap: platform ready (fs base via {}; polling {}; syscall patching {})",
             if fsgsbase { "wrfsbase" } else { "arch_prctl" },
             if waiting.polls {
                 format!("{:?}, {} pauses in a stub", tuning.spin, waiting.stub_spin)
             } else {
                 "off".to_owned()
-            }
+            },
+            if patch { "on" } else { "off" }
         );
         Ok(Systrap {
             shared: Arc::new(Shared {
                 ptrace: Arc::new(crate::ptrace::Shared::new(master)),
                 sysmsg,
                 fsgsbase,
+                patch,
                 waiting,
                 address_spaces: Mutex::default(),
             }),

@@ -23,11 +23,7 @@ pub(crate) use crate::stub::layout::*;
 use crate::stub::STUB_BASE;
 use crate::{Error, Regs, Result};
 
-/// Application address of the first region; the space between the stub pages and here is
-/// unused.
-const REGIONS_BASE: u64 = STUB_BASE + 0x1_0000_0000;
-/// Regions in the message file, so stub threads per platform.
-const MAX_SLOTS: u32 = 8192;
+const _: () = assert!(REGIONS_BASE == STUB_BASE + 0x1_0000_0000);
 const FILE_SIZE: u64 = MAX_SLOTS as u64 * REGION_SIZE;
 
 /// End of the x86-64 user address range with 4-level paging (`TASK_SIZE_MAX`).
@@ -252,6 +248,15 @@ impl Region<'_> {
             self.write_u32(offset, 0);
         }
         self.write_u32(OFF_FSGSBASE, u32::from(fsgsbase));
+        self.write_u32(
+            OFF_XSAVE_SIZE,
+            u32::try_from(crate::xsave_size().min(FP_MAX)).unwrap_or(0),
+        );
+    }
+
+    /// Who published the event ([`KIND_SIGNAL`] or [`KIND_FAST_SYSCALL`]).
+    pub(crate) fn kind(&self) -> u32 {
+        self.word(OFF_KIND).load(Ordering::Relaxed)
     }
 
     /// How many `pause`s the stub polls for its next resume before sleeping.

@@ -109,6 +109,9 @@ pub enum Restart {
     Block,
 }
 
+/// Entries of a task's cache of unpatchable system-call sites.
+const PATCH_REFUSED_SLOTS: usize = 64;
+
 /// What `restart_syscall(2)` resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartBlock {
@@ -227,6 +230,9 @@ pub struct Task {
     exit_request: Option<ExitStatus>,
     /// Charges this thread's time to `handle.clock`.
     acct: Accountant,
+    /// Return addresses of system calls found unpatchable, direct-mapped (a stale entry only
+    /// leaves a site trapping): spares such calls the mm lock on every trap.
+    patch_refused: [u64; PATCH_REFUSED_SLOTS],
 }
 
 impl std::fmt::Debug for Task {
@@ -317,6 +323,7 @@ impl Task {
             ctx,
             exit_request: None,
             acct: Accountant::start(),
+            patch_refused: [0; PATCH_REFUSED_SLOTS],
         }
     }
 
@@ -354,6 +361,7 @@ impl Task {
                 if self.kernel.test_panic_syscall == Some(self.cpu.regs.orig_rax) {
                     panic!("test hook: system call {}", self.cpu.regs.orig_rax);
                 }
+                self.maybe_patch_syscall();
                 let dispatch = self.kernel.syscalls;
                 dispatch(self);
                 if let Some(status) = self.exit_request.take() {
@@ -375,11 +383,60 @@ impl Task {
                 }
             }
             Exit::Signal(info) => {
-                self.force_signal(SigInfo::fault(info.signo, info.code, info.addr))
+                if !(info.signo == libc::SIGILL && self.resume_patched_site()) {
+                    self.force_signal(SigInfo::fault(info.signo, info.code, info.addr));
+                }
+                if let Some(status) = self.exit_request.take() {
+                    return RunState::Exiting(status);
+                }
             }
             Exit::Interrupted => {}
         }
         RunState::Interrupted(self.restart.take())
+    }
+
+    /// Rewrites the `mov $NR,%eax; syscall` site of the system call just trapped into a
+    /// jump to the platform's fast entry, when the platform takes them
+    /// (`platform::patch`; off with `RUNSC_RS_SYSCALL_PATCH=0`).
+    fn maybe_patch_syscall(&mut self) {
+        let Some(entry) = self.ctx.syscall_patch_entry() else {
+            return;
+        };
+        let (rip, nr) = (self.cpu.regs.rip, self.cpu.regs.orig_rax);
+        let slot = (rip as usize) % PATCH_REFUSED_SLOTS;
+        if self.patch_refused[slot] == rip {
+            return;
+        }
+        if self.mm.patch_syscall(rip, nr, entry) {
+            log::debug!(
+                "task {}: patched system call {nr} at {:#x}",
+                self.tid,
+                rip - 7
+            );
+        } else {
+            self.patch_refused[slot] = rip;
+        }
+    }
+
+    /// A SIGILL on the 0x06 byte of a site patched after this thread ran its old `mov` (or
+    /// after a system call made through it was rewound for a restart): runs the site again
+    /// from its start; `restart_syscall` (which no site's thunk makes) runs as the call
+    /// itself. False when the SIGILL is the application's.
+    fn resume_patched_site(&mut self) -> bool {
+        let Some(site) = self.mm.patched_site_before(self.cpu.regs.rip) else {
+            return false;
+        };
+        let regs = &mut self.cpu.regs;
+        if regs.rax == libc::SYS_restart_syscall as u64 {
+            regs.rip = site + platform::patch::SITE_LEN as u64;
+            regs.orig_rax = regs.rax;
+            regs.rax = (-libc::ENOSYS) as i64 as u64;
+            let dispatch = self.kernel.syscalls;
+            dispatch(self);
+        } else {
+            regs.rip = site;
+        }
+        true
     }
 
     /// `GroupStopped`: sleeps until kicked, then looks at the thread group again.

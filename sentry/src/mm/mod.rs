@@ -41,6 +41,8 @@ pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Top-down `mmap` allocations start below this address.
 pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
+/// `/proc/[pid]/maps` name of the system-call patch table (`platform::patch`).
+pub const PATCH_TABLE_NAME: &str = "[syscall-patch]";
 /// Lowest address `mmap` hands out without MAP_FIXED (vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 /// Load address of static-PIE executables (Linux's ELF_ET_DYN_BASE for x86-64).
@@ -132,6 +134,9 @@ struct Inner {
     pmas: BTreeMap<u64, Pma>,
     brk_start: u64,
     brk: u64,
+    /// Thunks used in the patch table (`platform::patch`), header included; 0 before the
+    /// table is mapped. Fork children inherit the table and this count.
+    patch_next: u64,
 }
 
 thread_local! {
@@ -175,6 +180,7 @@ impl MemoryManager {
                 pmas: BTreeMap::new(),
                 brk_start: 0,
                 brk: 0,
+                patch_next: 0,
             }),
         }
     }
@@ -804,6 +810,126 @@ impl MemoryManager {
         Ok(done)
     }
 
+    /// Rewrites the trapped system call returning to `ret` (number `sysno`) into a jump to
+    /// the platform's fast entry `entry` (`platform::patch`), when the 7 bytes before `ret`
+    /// are `mov $sysno,%eax; syscall` in private executable memory. Only this address
+    /// space's own (copy-on-write) copy of the page changes, never a file's page or a
+    /// shared mapping. True when the site is patched now.
+    pub fn patch_syscall(&self, ret: u64, sysno: u64, entry: u64) -> bool {
+        use platform::patch;
+        let Some(site) = ret.checked_sub(patch::SITE_LEN as u64) else {
+            return false;
+        };
+        let mut i = self.lock();
+        let private_code = |i: &Inner, a: u64| {
+            i.vma_at(a)
+                .is_some_and(|(_, v)| !v.shared && v.perms.exec && v.perms.read)
+        };
+        if !private_code(&i, site) || !private_code(&i, ret - 1) {
+            return false;
+        }
+        let mut code = [0u8; patch::SITE_LEN];
+        if self.peek_locked(&mut i, site, &mut code).is_err() || !patch::is_patchable(&code, sysno)
+        {
+            return false;
+        }
+        if i.patch_next == 0 {
+            if i.vmas_overlap(patch::TABLE_ADDR, patch::TABLE_ADDR + patch::TABLE_LEN) {
+                return false;
+            }
+            i.insert_vma(
+                patch::TABLE_ADDR,
+                Vma {
+                    end: patch::TABLE_ADDR + patch::TABLE_LEN,
+                    perms: Perms {
+                        read: true,
+                        write: false,
+                        exec: true,
+                    },
+                    shared: false,
+                    kind: VmaKind::Named(PATCH_TABLE_NAME.into()),
+                    file: None,
+                },
+            );
+            i.patch_next = 1;
+            if self
+                .poke_locked(&mut i, patch::TABLE_ADDR, &patch::table_header(entry))
+                .is_err()
+            {
+                return false;
+            }
+        }
+        // The table must still be the one mapped here (the application may have unmapped
+        // it or mapped something else over it: then nothing more is patched).
+        let ours = i.vma_at(patch::TABLE_ADDR).is_some_and(|(s, v)| {
+            s == patch::TABLE_ADDR
+                && v.end == patch::TABLE_ADDR + patch::TABLE_LEN
+                && v.file.is_none()
+                && !v.shared
+                && v.kind == VmaKind::Named(PATCH_TABLE_NAME.into())
+        });
+        let Some(thunk) = patch::thunk_addr(i.patch_next).filter(|_| ours) else {
+            return false;
+        };
+        if self
+            .poke_locked(&mut i, thunk, &patch::thunk(thunk, sysno as u32, site))
+            .is_err()
+        {
+            return false;
+        }
+        i.patch_next += 1;
+        // The rewrite order that keeps every interleaving valid (see `platform::patch`).
+        let new = patch::site(thunk);
+        let fault = patch::SITE_FAULT_OFFSET;
+        let steps: [(usize, usize); 3] = [(fault, fault + 1), (1, patch::SITE_LEN), (0, 1)];
+        for (from, to) in steps {
+            if self
+                .poke_locked(&mut i, site + from as u64, &new[from..to])
+                .is_err()
+            {
+                log::warn!("syscall patch at {site:#x} left half done");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether a SIGILL at `rip` is a thread that ran the old `mov` of a site patched since
+    /// (it faults on the jump's 0x06 byte where `syscall` was): the site's address then.
+    pub fn patched_site_before(&self, rip: u64) -> Option<u64> {
+        use platform::patch;
+        let site = rip.checked_sub(patch::SITE_FAULT_OFFSET as u64)?;
+        let mut code = [0u8; patch::SITE_LEN];
+        let mut i = self.lock();
+        self.peek_locked(&mut i, site, &mut code).ok()?;
+        patch::is_patched_site(&code).then_some(site)
+    }
+
+    /// Reads `dst.len()` bytes at `addr` ignoring permissions, with the lock held.
+    fn peek_locked(&self, i: &mut Inner, addr: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < dst.len() {
+            let (off, avail) = self.translate(i, addr + done as u64, false, true)?;
+            let n = (dst.len() - done).min(avail as usize);
+            self.mf.read(off, &mut dst[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `src` at `addr` ignoring permissions (copy-on-write pages are copied first),
+    /// with the lock held.
+    fn poke_locked(&self, i: &mut Inner, addr: u64, src: &[u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < src.len() {
+            let (off, avail) = self.translate(i, addr + done as u64, true, true)?;
+            let n = (src.len() - done).min(avail as usize);
+            self.mf.write(off, &src[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
     /// The memory-file offset behind `addr` if it lies in a shared mapping (futex keys of
     /// shared mappings must match across address spaces); None for private memory.
     ///
@@ -854,6 +980,7 @@ impl MemoryManager {
             pmas: child_pmas,
             brk_start: i.brk_start,
             brk: i.brk,
+            patch_next: i.patch_next,
         };
         Ok(MemoryManager {
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Figures: ns per `getpid`, `stat` and `open`+`read`+`close`, and µs per `fork`+`exec`+`wait`
-//! (tests/programs/syscall_bench.c), ms per start of `busybox true` (median), MiB of PSS for an
+//! (tests/programs/syscall_bench.c; its `getpid` goes through libc's `syscall()`, which no
+//! platform patches), ns per `getpid` from a `mov $39,%eax; syscall` site that systrap patches
+//! (tests/programs/patch_getpid.c), ms per start of `busybox true` (median), MiB of PSS for an
 //! idle `busybox sleep` (sum over the process tree, from /proc/PID/smaps_rollup). Each
 //! runsc-rs platform is measured twice: free to use both CPUs, and pinned to one CPU with
 //! `taskset` (the sentry and its stubs then hand off without waking another vCPU, which on
@@ -35,8 +37,17 @@ const OP_RUNS: usize = 3;
 
 /// An operation of syscall_bench: (argument, row label, repetitions natively, in a sandbox,
 /// divisor that turns ns into the row's unit).
-const OPS: [(&str, &str, u32, u32, f64); 4] = [
+/// `site` runs tests/programs/patch_getpid.c instead: getpid from a `mov $39,%eax; syscall`
+/// site, which the systrap platform patches (see `platform::patch`).
+const OPS: [(&str, &str, u32, u32, f64); 5] = [
     ("getpid", "`getpid` (ns per call)", 1_000_000, 20_000, 1.0),
+    (
+        "site",
+        "`getpid` from a patchable `mov $39,%eax; syscall` site (ns per call)",
+        1_000_000,
+        20_000,
+        1.0,
+    ),
     ("stat", "`stat` (ns per call)", 200_000, 5_000, 1.0),
     (
         "openrc",
@@ -628,6 +639,7 @@ fn main() -> Result<()> {
     let machine = machine();
     let busybox = static_busybox().context("a static /bin/busybox is needed")?;
     let bench = program("syscall_bench").context("a C compiler is needed")?;
+    let site_bench = program("patch_getpid").context("a C compiler is needed")?;
     let net_bench = program("net_bench").context("a C compiler is needed")?;
     let bin = find_runsc_rs_bin();
     let net_pair = NetPair::new(&net_bench);
@@ -679,14 +691,19 @@ fn main() -> Result<()> {
             }
         };
         for (row, (op, _, native_reps, sandbox_reps, unit)) in ops.iter_mut().zip(OPS) {
+            let (bench, op) = if op == "site" {
+                (&site_bench, "bench")
+            } else {
+                (&bench, op)
+            };
             row.push(match runtime {
                 Runtime::Native => cell(
-                    op_ns(runtime, &bench, op, native_reps).map(|ns| ns / unit),
+                    op_ns(runtime, bench, op, native_reps).map(|ns| ns / unit),
                     1,
                 ),
                 Runtime::Runc(_) => "= native (host kernel)".to_owned(),
                 Runtime::RunscRs { .. } => cell(
-                    op_ns(runtime, &bench, op, sandbox_reps).map(|ns| ns / unit),
+                    op_ns(runtime, bench, op, sandbox_reps).map(|ns| ns / unit),
                     1,
                 ),
             });
