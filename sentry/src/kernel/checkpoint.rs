@@ -36,10 +36,11 @@
 //!
 //! Anything else (sockets, epoll, inotify, timerfd, signalfd; a process waiting for its
 //! vfork child) makes the checkpoint fail with `cannot checkpoint: ... (kind not supported
-//! yet)`, never a silently wrong image. Not saved yet, and so refused where detectable or
-//! listed in ARCHITECTURE.md: the contents of tmpfs mounts beyond open files, interval
-//! and POSIX timers, futex waiters (a waiter restarts its `futex` call, which is correct,
-//! as the futex word is in saved memory), System V IPC objects.
+//! yet)`, never a silently wrong image. What is not saved yet is listed in the image itself
+//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): the file contents of tmpfs and overlay
+//! upper layers (they live in the sentry's heap, not in the memory file), the mount tree,
+//! interval and POSIX timers, System V IPC objects. Futex waiters need nothing: a waiter
+//! restarts its `futex` call, and the futex word is in saved memory.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -55,6 +56,16 @@ use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
+/// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
+/// the sentry's heap, not in the memory file.
+pub const NOT_SAVED: &[&str] = &[
+    "file contents of tmpfs mounts and overlay upper layers",
+    "the mount tree",
+    "interval timers and POSIX timers",
+    "System V IPC objects",
+];
 
 /// Why a checkpoint failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +150,9 @@ pub struct Summary {
 /// `kernel.json`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct KernelImage {
+    /// What this image does not hold although the sandbox may have it ([`NOT_SAVED`]); a
+    /// restore must refuse an image whose list names state it cannot do without.
+    pub not_saved: Vec<String>,
     pub hostname: String,
     pub tasks: Vec<TaskImage>,
     pub processes: Vec<ProcessImage>,
@@ -509,6 +523,7 @@ impl Kernel {
         }
         memory.flush()?;
         let image = KernelImage {
+            not_saved: NOT_SAVED.iter().map(|s| (*s).to_owned()).collect(),
             hostname: self.hostname.lock().unwrap().clone(),
             tasks,
             processes,
