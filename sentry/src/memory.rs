@@ -190,6 +190,13 @@ impl MemoryFile {
         }
     }
 
+    /// The allocated ranges as (offset, length, references), in offset order (for a
+    /// checkpoint).
+    pub fn used_ranges(&self) -> Vec<(u64, u64, u32)> {
+        let a = self.alloc.lock().unwrap();
+        a.used.iter().map(|(&o, &(l, r))| (o, l, r)).collect()
+    }
+
     /// Bytes of the file in use.
     pub fn in_use(&self) -> u64 {
         self.alloc.lock().unwrap().in_use

@@ -880,7 +880,25 @@ impl Service {
         if st.paused == frozen {
             return Ok(());
         }
-        st.cgroup()?.freeze(frozen)?;
+        // The sentry stops its tasks at safe points (out of the application, blocking
+        // calls to be restarted), which a checkpoint needs and a host freezer cannot give;
+        // the host freezer then stops the sentry's own threads too (no CPU used while
+        // paused), and is thawed first so that the sentry can answer Resume.
+        let sandbox = st.sandbox()?;
+        if frozen {
+            sandbox.call(&Request::Pause { id: id.to_owned() }, &[])?;
+            if let Some(cg) = st.cgroup.as_ref() {
+                if let Err(e) = cg.freeze(true) {
+                    let _ = sandbox.call(&Request::Resume { id: id.to_owned() }, &[]);
+                    return Err(e);
+                }
+            }
+        } else {
+            if let Some(cg) = st.cgroup.as_ref() {
+                cg.freeze(false)?;
+            }
+            sandbox.call(&Request::Resume { id: id.to_owned() }, &[])?;
+        }
         st.paused = frozen;
         if frozen {
             self.publish(TaskPaused {

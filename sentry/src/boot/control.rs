@@ -131,6 +131,18 @@ pub enum Request {
     DestroyContainer {
         id: String,
     },
+    /// Stops every task of the sandbox running container `id` ([`Loader::pause`]).
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    /// Fds: `kernel.json` and `memory.bin` of the image to write ([`Loader::checkpoint`]).
+    Checkpoint {
+        id: String,
+        leave_running: bool,
+    },
     /// Ends the sandbox process after the reply.
     Shutdown,
 }
@@ -142,6 +154,7 @@ pub enum Response {
     /// The sandbox-internal PID of a started process.
     Pid(i32),
     Processes(Vec<ProcessInfo>),
+    Checkpointed(crate::kernel::checkpoint::Summary),
 }
 
 /// What went wrong with a call, in the terms the shim maps onto ttrpc status codes.
@@ -172,7 +185,16 @@ impl From<&loader::Error> for ErrorKind {
             E::NotCreated(..) | E::NotRunning(..) => ErrorKind::FailedPrecondition,
             E::BadSpec(_) | E::BadSignal(_) => ErrorKind::InvalidArgument,
             E::Unsupported(_) => ErrorKind::Unimplemented,
-            E::Memory(_) | E::Platform(_) | E::Boot(_) | E::Spawn(_) => ErrorKind::Internal,
+            E::Pause(crate::kernel::freeze::PauseError::Timeout { .. })
+            | E::Memory(_)
+            | E::Platform(_)
+            | E::Boot(_)
+            | E::Spawn(_) => ErrorKind::Internal,
+            E::Pause(_) => ErrorKind::FailedPrecondition,
+            E::Checkpoint(crate::kernel::checkpoint::CheckpointError::Unsupported { .. }) => {
+                ErrorKind::Unimplemented
+            }
+            E::Checkpoint(_) => ErrorKind::Internal,
         }
     }
 }
@@ -548,6 +570,9 @@ fn request_name(r: &Request) -> &'static str {
         Request::Processes { .. } => "processes",
         Request::SignalForeground { .. } => "signal_foreground",
         Request::DestroyContainer { .. } => "destroy_container",
+        Request::Pause { .. } => "pause",
+        Request::Resume { .. } => "resume",
+        Request::Checkpoint { .. } => "checkpoint",
         Request::Shutdown => "shutdown",
     }
 }
@@ -600,6 +625,22 @@ fn dispatch(
         Request::DestroyContainer { id } => {
             loader.destroy_container(&id)?;
             Ok(Response::Done)
+        }
+        Request::Pause { id } => {
+            loader.pause(&id)?;
+            Ok(Response::Done)
+        }
+        Request::Resume { id } => {
+            loader.resume(&id)?;
+            Ok(Response::Done)
+        }
+        Request::Checkpoint { id, leave_running } => {
+            let got = fds.len();
+            let [state, memory]: [OwnedFd; 2] = fds
+                .try_into()
+                .map_err(|_| bad_fds(Error::Fds { expected: 2, got }))?;
+            let summary = loader.checkpoint(&id, state, memory, leave_running)?;
+            Ok(Response::Checkpointed(summary))
         }
         Request::Shutdown => Ok(Response::Done),
     }

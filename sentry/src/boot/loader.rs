@@ -68,6 +68,10 @@ pub enum Error {
     Boot(Box<super::Error>),
     #[error("starting a thread: {0}")]
     Spawn(std::io::Error),
+    #[error(transparent)]
+    Pause(#[from] crate::kernel::freeze::PauseError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::kernel::checkpoint::CheckpointError),
 }
 
 impl From<super::Error> for Error {
@@ -304,6 +308,9 @@ pub struct ProcessInfo {
     /// The command (argv\[0\] for the Loader's processes, `comm` for the others).
     pub cmd: String,
 }
+
+/// How long a pause waits for every task to reach a safe point.
+const PAUSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How the process is isolated before the Loader's kernel exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -873,6 +880,72 @@ impl Loader {
         self.exited.notify_all();
         log::info!("container {id} destroyed");
         Ok(())
+    }
+
+    /// Pauses the sandbox that runs container `id` ([`crate::kernel::freeze`]): the whole
+    /// kernel stops, every container of a pod with it (as gVisor's `runsc pause`).
+    ///
+    /// # Errors
+    /// `NoContainer`; `Pause` when it is already paused or a task did not stop in time.
+    pub fn pause(&self, id: &str) -> Result<(), Error> {
+        self.known_container(id)?;
+        let stopped = self.kernel.pause(PAUSE_TIMEOUT)?;
+        log::info!("container {id} paused ({stopped:?})");
+        Ok(())
+    }
+
+    /// Resumes the sandbox that runs container `id`.
+    ///
+    /// # Errors
+    /// `NoContainer`; `Pause` when it is not paused.
+    pub fn resume(&self, id: &str) -> Result<(), Error> {
+        self.known_container(id)?;
+        self.kernel.resume()?;
+        log::info!("container {id} resumed");
+        Ok(())
+    }
+
+    /// Checkpoints the sandbox that runs container `id`: pauses it (unless it is paused
+    /// already), writes `kernel.json` to `state` and the memory to `memory`
+    /// ([`crate::kernel::checkpoint`]). The kernel is resumed afterwards if `leave_running`
+    /// or if the checkpoint failed (and it was not paused before); otherwise it stays
+    /// paused for the caller to end it, so nothing runs after the image was taken.
+    ///
+    /// # Errors
+    /// `NoContainer`; `Pause`; `Checkpoint` for state the image cannot hold and I/O errors.
+    pub fn checkpoint(
+        &self,
+        id: &str,
+        state: OwnedFd,
+        memory: OwnedFd,
+        leave_running: bool,
+    ) -> Result<crate::kernel::checkpoint::Summary, Error> {
+        self.known_container(id)?;
+        let was_paused = self.kernel.is_paused();
+        if !was_paused {
+            self.kernel.pause(PAUSE_TIMEOUT)?;
+        }
+        let start = std::time::Instant::now();
+        let mut state = std::io::BufWriter::new(std::fs::File::from(state));
+        let mut memory = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::from(memory));
+        let result = self.kernel.checkpoint(&mut state, &mut memory);
+        if !was_paused && (leave_running || result.is_err()) {
+            let _ = self.kernel.resume();
+        }
+        let summary = result?;
+        log::info!(
+            "container {id} checkpointed in {:?}: {summary:?}",
+            start.elapsed()
+        );
+        Ok(summary)
+    }
+
+    fn known_container(&self, id: &str) -> Result<(), Error> {
+        if self.lock().containers.contains_key(id) {
+            Ok(())
+        } else {
+            Err(Error::NoContainer(id.to_owned()))
+        }
     }
 
     /// True when no container is left.

@@ -20,11 +20,13 @@
 //! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock` (see
 //! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
 
+pub mod checkpoint;
 pub mod clone;
 pub mod context;
 pub mod epoll;
 pub mod exec;
 pub mod fd_table;
+pub mod freeze;
 pub mod futex;
 pub mod ipc;
 pub mod pidns;
@@ -101,6 +103,8 @@ pub struct Kernel {
     pub ipc: ipc::Namespace,
     /// Every system-call number applications made, when `config.record_syscalls`.
     pub seen_syscalls: Option<syscall_set::SyscallSet>,
+    /// Pause and resume ([`freeze`]).
+    freezer: freeze::Freezer,
     /// System-call numbers already reported as unsupported (logged once each).
     warned: Mutex<HashSet<u64>>,
     /// Test hook ([`TEST_PANIC_SYSCALL_ENV`]): the task that makes this system call panics.
@@ -151,6 +155,7 @@ impl Kernel {
             net,
             ipc: ipc::Namespace::default(),
             seen_syscalls,
+            freezer: freeze::Freezer::default(),
             warned: Mutex::new(HashSet::new()),
             test_panic_syscall: std::env::var(TEST_PANIC_SYSCALL_ENV)
                 .ok()

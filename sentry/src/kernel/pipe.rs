@@ -265,6 +265,17 @@ impl PipeFile for PipeEnd {
         Arc::as_ptr(&self.pipe) as usize
     }
 
+    fn buffered(&self) -> Vec<u8> {
+        self.pipe
+            .state
+            .lock()
+            .unwrap()
+            .buf
+            .iter()
+            .copied()
+            .collect()
+    }
+
     fn wait_data(&self, t: &mut dyn Context, nonblock: bool) -> Result<usize, Errno> {
         let pipe = &self.pipe;
         t.block_on(&[&pipe.queue], None, || {

@@ -205,6 +205,11 @@ impl Pending {
         self.set
     }
 
+    /// The queued signals in arrival order (for a checkpoint).
+    pub fn queued(&self) -> &[SigInfo] {
+        &self.queue
+    }
+
     /// Queues `info`; a standard signal already pending is merged (dropped).
     pub fn push(&mut self, info: SigInfo) {
         let b = bit(info.signo);
@@ -296,6 +301,12 @@ impl SigState {
         self.threads
             .get(&tid)
             .map_or(0, |t| (t.pending.set() | self.shared.set()) & !t.mask)
+    }
+
+    /// Whether thread `tid` is bound to die: its group is exiting or a SIGKILL waits for
+    /// it (a paused kernel still lets such a thread go, [`super::freeze`]).
+    pub fn must_die(&self, tid: i32) -> bool {
+        self.exit.is_some() || self.deliverable(tid) & bit(libc::SIGKILL) != 0
     }
 
     /// Wakes every thread (group exit, stop, continue).

@@ -9,7 +9,8 @@
 //!
 //! | state | step | next |
 //! |---|---|---|
-//! | `Interrupted(restart)` (the first state) | check the thread group, then deliver one pending signal | group exit: `Exiting(group status)`; another thread's execve: `Exiting(0)`; group stop: `GroupStopped(restart)`; ignored signal: `Interrupted(restart)`; stop signal: enter group stop, `Interrupted(restart)`; fatal signal or unbuildable frame: end the group, `Exiting`; handler: finish the interrupted call (SA_RESTART or EINTR), push the frame, `Running`; nothing pending: finish the interrupted call (restart, `restart_syscall`, restore a temporary mask), `Running` |
+//! | `Interrupted(restart)` (the first state) | check the thread group, then deliver one pending signal | group exit: `Exiting(group status)`; another thread's execve: `Exiting(0)`; group stop: `GroupStopped(restart)`; kernel paused: `Frozen(restart)`; ignored signal: `Interrupted(restart)`; stop signal: enter group stop, `Interrupted(restart)`; fatal signal or unbuildable frame: end the group, `Exiting`; handler: finish the interrupted call (SA_RESTART or EINTR), push the frame, `Running`; nothing pending: finish the interrupted call (restart, `restart_syscall`, restore a temporary mask), `Running` |
+//! | `Frozen(restart)` | park until the kernel resumes ([`super::freeze`]) | `Interrupted(restart)` |
 //! | `GroupStopped(restart)` | sleep until kicked (SIGCONT, SIGKILL, group exit) | `Interrupted(restart)` |
 //! | `Running` | switch into the application, handle how it came back (system call through the kernel's syscall table, fault, signal, kick) | `Exiting(status)` if the call was `exit`/`exit_group` or the platform failed; else `Interrupted(restart)` with the restart behaviour the call left in [`Task::restart`] |
 //! | `Exiting(status)` | leave the tables ([`thread_finished`]) | the loop ends |
@@ -88,6 +89,9 @@ enum RunState {
     /// stop, deliver pending signals, then finish the system call that was interrupted with
     /// this restart behaviour, if any.
     Interrupted(Option<Restart>),
+    /// The kernel is paused: parked out of the application, with the interrupted call's
+    /// restart behaviour kept for when the kernel resumes.
+    Frozen(Option<Restart>),
     /// In a group stop: waiting to be kicked by SIGCONT, SIGKILL or group exit, with the
     /// interrupted call's restart behaviour kept for when the task resumes.
     GroupStopped(Option<Restart>),
@@ -335,6 +339,10 @@ impl Task {
                 RunState::Running => self.run_app(),
                 RunState::Interrupted(restart) => self.handle_interrupt(restart),
                 RunState::GroupStopped(restart) => self.wait_stopped(restart),
+                RunState::Frozen(restart) => {
+                    self.park_frozen(restart);
+                    RunState::Interrupted(restart)
+                }
                 RunState::Exiting(status) => break status,
             };
         };
@@ -528,6 +536,9 @@ impl Task {
                 // Killed by another thread's execve: no group status.
                 return RunState::Exiting(ExitStatus::Exited(0));
             }
+            if self.kernel.freezer.is_frozen() && !s.must_die(self.tid) {
+                return RunState::Frozen(restart);
+            }
             if s.stopped {
                 return RunState::GroupStopped(restart);
             }
@@ -654,8 +665,12 @@ impl Task {
         }
     }
 
-    /// Whether a blocking wait must stop: a deliverable signal, group exit or stop.
+    /// Whether a blocking wait must stop: a deliverable signal, group exit or stop, or a
+    /// kernel pause.
     pub fn interrupted(&self) -> bool {
+        if self.kernel.freezer.is_frozen() {
+            return true;
+        }
         let s = self.tg.sig();
         s.exit.is_some()
             || s.stopped
@@ -703,6 +718,12 @@ impl Task {
     /// a core dump (which becomes the group's exit here, as Linux makes it at send time).
     /// Other signals stay pending until the call returns.
     pub fn wait_vfork(&mut self, done: &VforkDone) {
+        self.kernel.freezer.enter_vfork_wait();
+        self.wait_vfork_child(done);
+        self.kernel.freezer.leave_vfork_wait();
+    }
+
+    fn wait_vfork_child(&mut self, done: &VforkDone) {
         while !done.is_done() {
             let fatal = {
                 let s = self.tg.sig();

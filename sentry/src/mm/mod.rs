@@ -1033,6 +1033,17 @@ impl MemoryManager {
         Ok(Some(file))
     }
 
+    /// The present page ranges as (start, end, memory-file offset, copy-on-write), in
+    /// address order (for a checkpoint).
+    pub fn present_ranges(&self) -> Vec<(u64, u64, u64, bool)> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .pmas
+            .iter()
+            .map(|(&start, p)| (start, p.end, p.file_offset, p.cow))
+            .collect()
+    }
+
     /// The mappings, for `/proc/[pid]/maps`.
     pub fn maps(&self) -> Vec<MapsEntry> {
         let i = self.lock();

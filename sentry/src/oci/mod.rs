@@ -112,6 +112,30 @@ pub enum OciCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Stops every process of a running container (runc's `pause`).
+    Pause { id: String },
+    /// Lets the processes of a paused container run again.
+    Resume { id: String },
+    /// Saves a running container to an image directory (the image format:
+    /// `sentry::kernel::checkpoint`); the container stops unless --leave-running.
+    Checkpoint {
+        #[arg(long, value_name = "DIR")]
+        image_path: PathBuf,
+        #[arg(long)]
+        leave_running: bool,
+        id: String,
+    },
+    /// Starts container ID from a checkpoint image. Checks the image; restoring the
+    /// processes is not implemented yet, and is refused.
+    Restore {
+        #[arg(long, value_name = "DIR")]
+        image_path: PathBuf,
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(short, long)]
+        detach: bool,
+        id: String,
+    },
     /// Lists the containers under --root.
     List {
         #[arg(short, long, default_value = "table")]
@@ -307,6 +331,14 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        OciCommand::Pause { id } => freeze_call(g, &id, &Call::Pause).map(|()| 0),
+        OciCommand::Resume { id } => freeze_call(g, &id, &Call::Resume).map(|()| 0),
+        OciCommand::Checkpoint {
+            image_path,
+            leave_running,
+            id,
+        } => checkpoint(g, &id, &image_path, leave_running).map(|()| 0),
+        OciCommand::Restore { image_path, id, .. } => restore(&id, &image_path).map(|()| 0),
         OciCommand::List { format, quiet } => list(g, &format, quiet).map(|()| 0),
         OciCommand::Spec { bundle, .. } => {
             let path = bundle.join("config.json");
@@ -454,6 +486,76 @@ fn write_pid_file(path: &Path, pid: u32) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// `pause` or `resume` (the monitor checks the state and records the new one).
+fn freeze_call(g: &Globals, id: &str, call: &Call) -> anyhow::Result<()> {
+    let dir = container_dir(g, id)?;
+    let conn = monitor::connect(&dir)?;
+    monitor::call(&conn, call, &[])?;
+    Ok(())
+}
+
+/// `checkpoint`: the image's files are made here (with the caller's view of the path and
+/// its permissions) and handed to the sandbox as fds; `header.json` is written last, once
+/// the rest is complete.
+fn checkpoint(g: &Globals, id: &str, image: &Path, leave_running: bool) -> anyhow::Result<()> {
+    use sentry::kernel::checkpoint::Header;
+    let dir = container_dir(g, id)?;
+    std::fs::create_dir_all(image).with_context(|| format!("creating {}", image.display()))?;
+    let header = image.join("header.json");
+    match std::fs::remove_file(&header) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing {}", header.display()))
+        }
+        _ => {}
+    }
+    let create = |name: &str| -> anyhow::Result<OwnedFd> {
+        let path = image.join(name);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(f.into())
+    };
+    let (state, memory) = (create("kernel.json")?, create("memory.bin")?);
+    let conn = monitor::connect(&dir)?;
+    let reply = monitor::call(
+        &conn,
+        &Call::Checkpoint { leave_running },
+        &[state.as_fd(), memory.as_fd()],
+    )?;
+    let Reply::Checkpointed(summary) = reply else {
+        bail!("unexpected answer to checkpoint");
+    };
+    let bytes = serde_json::to_vec_pretty(&Header::current(&summary))?;
+    std::fs::write(&header, bytes).with_context(|| format!("writing {}", header.display()))?;
+    if !leave_running {
+        // The monitor stops the container after its answer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while state::status(&dir) != Status::Stopped && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    Ok(())
+}
+
+/// `restore`: checks the image (a clear refusal for another format version), then refuses:
+/// rebuilding the processes from it is the next slice of issue 17.
+fn restore(id: &str, image: &Path) -> anyhow::Result<()> {
+    use sentry::kernel::checkpoint::Header;
+    check_id(id)?;
+    let path = image.join("header.json");
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("{} is not a checkpoint image", image.display()))?;
+    let header = Header::check(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    bail!(
+        "cannot restore {id}: the image (format {}, written by runsc-rs {}) is readable, but restoring processes is not implemented yet",
+        header.format_version,
+        header.runsc_rs_version
+    )
+}
+
 fn start(g: &Globals, id: &str) -> anyhow::Result<()> {
     let dir = container_dir(g, id)?;
     match state::status(&dir) {
@@ -497,8 +599,11 @@ fn delete(g: &Globals, id: &str, force: bool) -> anyhow::Result<()> {
         Err(e) => return Err(e),
     };
     let status = state::status(&dir);
-    if status == Status::Running && !force {
-        bail!("cannot delete container {id} that is not stopped: running");
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        bail!(
+            "cannot delete container {id} that is not stopped: {}",
+            status.as_str()
+        );
     }
     if status != Status::Stopped {
         let conn = monitor::connect(&dir)?;

@@ -68,6 +68,15 @@ pub enum Call {
         stdio: StdioPresent,
     },
     Ps,
+    /// Stops every task of the container (`running` → `paused`).
+    Pause,
+    /// `paused` → `running`.
+    Resume,
+    /// Fds: the image's `kernel.json` and `memory.bin`, opened for writing. Answered with
+    /// `Checkpointed`; without `leave_running` the container then stops.
+    Checkpoint {
+        leave_running: bool,
+    },
     /// Ends the container and the monitor (after the reply).
     Delete,
 }
@@ -79,6 +88,7 @@ pub enum Reply {
     /// The PID inside the sandbox of the process just started.
     Pid(i32),
     Processes(Vec<ProcessInfo>),
+    Checkpointed(sentry::kernel::checkpoint::Summary),
     Exited(WireExitStatus),
     Failed(String),
 }
@@ -457,6 +467,45 @@ impl Monitor {
                 Response::Processes(list) => Reply::Processes(list),
                 other => anyhow::bail!("unexpected answer {other:?}"),
             },
+            Call::Pause => {
+                if state::status(&self.dir) != Status::Running {
+                    anyhow::bail!("cannot pause a container that is not running");
+                }
+                self.client.call(&Request::Pause { id }, &[])?;
+                state::set_status(&self.dir, Status::Paused, None)?;
+                Reply::Done
+            }
+            Call::Resume => {
+                if state::status(&self.dir) != Status::Paused {
+                    anyhow::bail!("cannot resume a container that is not paused");
+                }
+                self.client.call(&Request::Resume { id }, &[])?;
+                state::set_status(&self.dir, Status::Running, None)?;
+                Reply::Done
+            }
+            Call::Checkpoint { leave_running } => {
+                let status = state::status(&self.dir);
+                if !matches!(status, Status::Running | Status::Paused) {
+                    anyhow::bail!("cannot checkpoint a container that is {}", status.as_str());
+                }
+                let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+                let reply = self
+                    .client
+                    .call(&Request::Checkpoint { id, leave_running }, &borrowed)?;
+                drop(borrowed);
+                drop(fds);
+                let Response::Checkpointed(summary) = reply else {
+                    anyhow::bail!("unexpected answer {reply:?}");
+                };
+                if leave_running {
+                    Reply::Checkpointed(summary)
+                } else {
+                    // As runc: the checkpointed container is stopped (its kernel is still
+                    // paused, so nothing ran after the image was taken).
+                    conn.send(&Reply::Checkpointed(summary), &[])?;
+                    self.finish(WireExitStatus::Signaled(libc::SIGKILL))
+                }
+            }
             // Answered with Exited: `connection` ends the container after the reply.
             Call::Delete => Reply::Exited(WireExitStatus::Signaled(libc::SIGKILL)),
         }))

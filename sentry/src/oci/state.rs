@@ -2,7 +2,7 @@
 //!
 //! - `state.json`: what `state` reports that never changes ([`Saved`]), written once the
 //!   container exists;
-//! - `status`: `created`, `running` or `stopped` plus, once stopped, init's exit status;
+//! - `status`: `created`, `running`, `paused` or `stopped` plus, once stopped, init's exit status;
 //! - `ctl.sock`: the monitor's socket while it runs.
 
 use std::collections::HashMap;
@@ -54,6 +54,8 @@ fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> anyhow::Result<()> {
 pub enum Status {
     Created,
     Running,
+    /// Every task stopped by `pause` until `resume`.
+    Paused,
     Stopped,
 }
 
@@ -62,6 +64,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }

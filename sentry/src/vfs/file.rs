@@ -199,6 +199,9 @@ pub trait PipeFile: FileOps {
     /// The pipe's identity: equal for both ends and for every opener of one FIFO.
     fn pipe_id(&self) -> usize;
 
+    /// A copy of the bytes the pipe holds, left in place (for a checkpoint).
+    fn buffered(&self) -> Vec<u8>;
+
     /// Waits until the pipe holds data or has no writer left; returns the bytes it holds
     /// (0: end of file).
     ///

@@ -1,0 +1,647 @@
+//! Checkpoint: the saved image of a paused kernel (first slice of issue 17).
+//!
+//! # The image
+//! A checkpoint is a directory of three files:
+//!
+//! | file | contents |
+//! |---|---|
+//! | `header.json` | [`Header`]: the image format version ([`FORMAT_VERSION`]), the runsc-rs version that wrote it, when, and the sizes of the other two files. Written last: a directory without it is not an image. |
+//! | `kernel.json` | [`KernelImage`]: the kernel's state, as JSON |
+//! | `memory.bin` | the used ranges of the memory file, back to back, in the order of [`KernelImage::memory`] |
+//!
+//! JSON for the kernel state: it is small next to the memory (a shell and a few processes
+//! take a few tens of KiB), a person can read and diff it, and serde_json is already a
+//! dependency; the bulk, application memory, is raw bytes in `memory.bin`, never encoded.
+//! An image whose `format_version` differs from this build's is refused
+//! ([`Header::check`]): there is no conversion between versions.
+//!
+//! What `kernel.json` holds:
+//! - every task ([`TaskImage`]): its IDs (global and as its own PID namespace sees them),
+//!   the general registers and the XSAVE area, the restart of the system call it was in
+//!   when the kernel paused (a sleep keeps its *remaining* time, so that it wakes after the
+//!   rest of its sleep once restored), the signal mask and pending signals, the
+//!   alternate stack, `set_tid_address` and robust-list addresses, credentials, root and
+//!   cwd paths, and which address space ([`MmImage`]) and fd table ([`FdTableImage`]) it
+//!   uses (shared ones appear once);
+//! - every process ([`ProcessImage`]): parent, process group, session, signal actions and
+//!   group-wide pending signals;
+//! - every address space: its VMAs (permissions, shared or private, what backs a file
+//!   mapping: path, device, inode, offset) and where each present page range lies in the
+//!   memory file (and whether it is shared copy-on-write);
+//! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
+//!   the file is: a file by path with the device, inode, size and mtime it had (a restore
+//!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
+//!   a file the sandbox was given (stdio);
+//! - the memory file's used ranges with their reference counts.
+//!
+//! Anything else (sockets, epoll, inotify, timerfd, signalfd; a process waiting for its
+//! vfork child) makes the checkpoint fail with `cannot checkpoint: ... (kind not supported
+//! yet)`, never a silently wrong image. What is not saved yet is listed in the image itself
+//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): the file contents of tmpfs and overlay
+//! upper layers (they live in the sentry's heap, not in the memory file), the mount tree,
+//! interval and POSIX timers, System V IPC objects. Futex waiters need nothing: a waiter
+//! restarts its `futex` call, and the futex word is in saved memory.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use zerocopy::IntoBytes;
+
+use super::task::{Restart, RestartBlock};
+use super::{Kernel, Task};
+use crate::vfs::{FileKind, OpenFile};
+
+/// The version of the image format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
+/// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
+/// the sentry's heap, not in the memory file.
+pub const NOT_SAVED: &[&str] = &[
+    "file contents of tmpfs mounts and overlay upper layers",
+    "the mount tree",
+    "interval timers and POSIX timers",
+    "System V IPC objects",
+];
+
+/// Why a checkpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot checkpoint: {what} (kind not supported yet)")]
+    Unsupported { what: String },
+    #[error("cannot checkpoint: task {tid} did not stop at a safe point")]
+    NotStopped { tid: i32 },
+    #[error("cannot checkpoint: reading the FP state of task {tid}: {source}")]
+    Fp {
+        tid: i32,
+        #[source]
+        source: platform::Error,
+    },
+    /// A task's own recording failed (the message of its error).
+    #[error("{0}")]
+    Recorded(String),
+    #[error("writing the image: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("encoding the image: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(
+        "image format version {found} cannot be restored by this runsc-rs ({ours}), which reads format {FORMAT_VERSION} only"
+    )]
+    Version { found: u32, ours: String },
+}
+
+/// `header.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub format_version: u32,
+    pub runsc_rs_version: String,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    pub kernel_json_bytes: u64,
+    pub memory_bytes: u64,
+}
+
+impl Header {
+    /// The header of an image this build writes now.
+    pub fn current(summary: &Summary) -> Header {
+        Header {
+            format_version: FORMAT_VERSION,
+            runsc_rs_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            kernel_json_bytes: summary.kernel_json_bytes,
+            memory_bytes: summary.memory_bytes,
+        }
+    }
+
+    /// Parses `header.json` and checks that this build can read the image.
+    ///
+    /// # Errors
+    /// `Encode` for a malformed header, `Version` for another format version.
+    pub fn check(bytes: &[u8]) -> Result<Header, CheckpointError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            format_version: u32,
+        }
+        let v: VersionOnly = serde_json::from_slice(bytes)?;
+        if v.format_version != FORMAT_VERSION {
+            return Err(CheckpointError::Version {
+                found: v.format_version,
+                ours: env!("CARGO_PKG_VERSION").to_owned(),
+            });
+        }
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// What a checkpoint wrote.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub tasks: usize,
+    pub processes: usize,
+    pub kernel_json_bytes: u64,
+    pub memory_bytes: u64,
+}
+
+/// `kernel.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KernelImage {
+    /// What this image does not hold although the sandbox may have it ([`NOT_SAVED`]); a
+    /// restore must refuse an image whose list names state it cannot do without.
+    pub not_saved: Vec<String>,
+    pub hostname: String,
+    pub tasks: Vec<TaskImage>,
+    pub processes: Vec<ProcessImage>,
+    pub mms: Vec<MmImage>,
+    pub fd_tables: Vec<FdTableImage>,
+    pub memory: Vec<MemoryRange>,
+}
+
+/// One task, as its own thread recorded it when it parked ([`Task::image`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskImage {
+    pub tid: i32,
+    pub tgid: i32,
+    /// The TID as the task's own PID namespace numbers it, and that namespace's level.
+    pub vtid: i32,
+    pub pidns_level: usize,
+    /// `user_regs_struct` in its field order (r15 ... gs).
+    pub regs: Vec<u64>,
+    /// The XSAVE area.
+    pub fp: Vec<u8>,
+    /// How the system call the pause interrupted continues (none: it had finished).
+    pub restart: Option<RestartImage>,
+    /// Remaining nanoseconds of a sleep `restart_syscall` continues.
+    pub sleep_remaining_ns: Option<u64>,
+    pub sleep_rem_addr: Option<u64>,
+    pub saved_mask: Option<u64>,
+    pub mask: u64,
+    /// Pending thread-directed signals as `siginfo_t` bytes.
+    pub pending: Vec<Vec<u8>>,
+    pub altstack: Vec<u8>,
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, u64),
+    pub creds: CredsImage,
+    pub root: String,
+    pub cwd: String,
+    pub umask: u32,
+    /// Index into [`KernelImage::mms`] and [`KernelImage::fd_tables`].
+    pub mm: usize,
+    pub fds: usize,
+    #[serde(skip)]
+    mm_ref: Option<Arc<crate::mm::MemoryManager>>,
+    #[serde(skip)]
+    fds_ref: Option<Arc<super::FdTable>>,
+}
+
+/// [`Restart`] in the image.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum RestartImage {
+    Sys,
+    NoIntr,
+    NoHand,
+    Block,
+}
+
+impl From<Restart> for RestartImage {
+    fn from(r: Restart) -> RestartImage {
+        match r {
+            Restart::Sys => RestartImage::Sys,
+            Restart::NoIntr => RestartImage::NoIntr,
+            Restart::NoHand => RestartImage::NoHand,
+            Restart::Block => RestartImage::Block,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredsImage {
+    pub uid: [u32; 3],
+    pub gid: [u32; 3],
+    pub groups: Vec<u32>,
+    pub caps: [u64; 5],
+    pub securebits: u32,
+}
+
+/// One process (thread group).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessImage {
+    pub tgid: i32,
+    pub parent: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    pub exit_signal: i32,
+    /// `sigaction` per signal: handler, flags, restorer, mask.
+    pub actions: Vec<[u64; 4]>,
+    pub shared_pending: Vec<Vec<u8>>,
+    pub threads: Vec<i32>,
+    /// A zombie's status as a wait status word.
+    pub zombie: Option<String>,
+}
+
+/// One address space.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MmImage {
+    pub vmas: Vec<VmaImage>,
+    /// Present pages: `[start, end)` at `file_offset` of the memory file.
+    pub pages: Vec<PageRange>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmaImage {
+    pub start: u64,
+    pub end: u64,
+    /// `rwx`.
+    pub perms: String,
+    pub shared: bool,
+    /// `[anon]`, `[heap]`, `[stack]` or the mapped file's path.
+    pub name: String,
+    pub offset: u64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PageRange {
+    pub start: u64,
+    pub end: u64,
+    pub file_offset: u64,
+    pub cow: bool,
+}
+
+/// One fd table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FdTableImage {
+    pub fds: Vec<FdImage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FdImage {
+    pub fd: i32,
+    pub cloexec: bool,
+    pub flags: u32,
+    pub offset: u64,
+    pub file: FileImage,
+}
+
+/// What an open file is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FileImage {
+    /// A file opened by path: checked on restore against what it was.
+    Path {
+        path: String,
+        fs_type: String,
+        mode: u32,
+        dev: u64,
+        ino: u64,
+        size: i64,
+        mtime: (i64, i64),
+    },
+    /// A pipe end; `pipe` is equal for the ends of one pipe; `buffered` is what it held.
+    Pipe { pipe: usize, buffered: Vec<u8> },
+    /// A file the sandbox was given (the container's stdio), by its mode.
+    Donated { mode: u32 },
+}
+
+/// A used range of the memory file and its reference count.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct MemoryRange {
+    pub offset: u64,
+    pub len: u64,
+    pub refs: u32,
+}
+
+fn regs_words(r: &platform::Regs) -> Vec<u64> {
+    vec![
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
+        r.es, r.fs, r.gs,
+    ]
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Task {
+    /// Records this task for a checkpoint; called by the task itself when it parks
+    /// (`restart` is how its interrupted system call continues).
+    ///
+    /// # Errors
+    /// The platform could not give the FP state.
+    pub(super) fn image(&mut self, restart: Option<Restart>) -> Result<TaskImage, CheckpointError> {
+        self.pull_fp().map_err(|source| CheckpointError::Fp {
+            tid: self.tid,
+            source,
+        })?;
+        let (mask, pending) = {
+            let s = self.tg.sig();
+            s.threads.get(&self.tid).map_or((0, Vec::new()), |t| {
+                (
+                    t.mask,
+                    t.pending
+                        .queued()
+                        .iter()
+                        .map(|i| i.as_bytes().to_vec())
+                        .collect(),
+                )
+            })
+        };
+        // A sleep is what `restart_syscall` continues only when the pause interrupted it.
+        let (sleep_remaining_ns, sleep_rem_addr) = match self.restart_block {
+            Some(RestartBlock::Sleep { deadline, rem }) if restart == Some(Restart::Block) => (
+                Some(
+                    u64::try_from(
+                        deadline
+                            .saturating_duration_since(Instant::now())
+                            .as_nanos(),
+                    )
+                    .unwrap_or(u64::MAX),
+                ),
+                Some(rem.0),
+            ),
+            _ => (None, None),
+        };
+        let c = &self.creds;
+        Ok(TaskImage {
+            tid: self.tid,
+            tgid: self.tg.tgid,
+            vtid: self.vtid(),
+            pidns_level: self.tg.pidns.level(),
+            regs: regs_words(&self.cpu.regs),
+            fp: self.cpu.fp.area.clone(),
+            restart: restart.map(RestartImage::from),
+            sleep_remaining_ns,
+            sleep_rem_addr,
+            saved_mask: self.saved_mask,
+            mask,
+            pending,
+            altstack: self.altstack.to_vec(),
+            clear_child_tid: self.clear_child_tid,
+            robust_list: self.robust_list,
+            creds: CredsImage {
+                uid: [c.uid, c.euid, c.suid],
+                gid: [c.gid, c.egid, c.sgid],
+                groups: c.groups.to_vec(),
+                caps: [
+                    c.caps.permitted.0,
+                    c.caps.effective.0,
+                    c.caps.inheritable.0,
+                    c.caps.bounding.0,
+                    c.caps.ambient.0,
+                ],
+                securebits: c.securebits,
+            },
+            root: lossy(&self.fs.root().path),
+            cwd: lossy(&self.fs.cwd().path),
+            umask: self.fs.umask(),
+            mm: 0,
+            fds: 0,
+            mm_ref: Some(self.mm.clone()),
+            fds_ref: Some(self.fds.clone()),
+        })
+    }
+}
+
+/// Interns shared objects by identity: the index of each in its image list.
+struct Interner<T> {
+    index: HashMap<usize, usize>,
+    items: Vec<Arc<T>>,
+}
+
+impl<T> Interner<T> {
+    fn new() -> Interner<T> {
+        Interner {
+            index: HashMap::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn intern(&mut self, item: &Arc<T>) -> usize {
+        let key = Arc::as_ptr(item) as *const () as usize;
+        *self.index.entry(key).or_insert_with(|| {
+            self.items.push(item.clone());
+            self.items.len() - 1
+        })
+    }
+}
+
+impl Kernel {
+    /// Writes the image of this paused kernel: `kernel.json` to `state`, the memory file's
+    /// used ranges to `memory` (the module documentation describes both).
+    ///
+    /// # Errors
+    /// `Unsupported` (with what) for state the image cannot hold yet, `NotStopped` when a
+    /// task has not parked, I/O and encoding failures.
+    pub fn checkpoint(
+        &self,
+        state: &mut dyn Write,
+        memory: &mut dyn Write,
+    ) -> Result<Summary, CheckpointError> {
+        let mut images = self.freezer.images();
+        let (tasks, processes) = {
+            let tree = self.tree();
+            let mut tasks = Vec::new();
+            for tid in tree.tasks.keys() {
+                match images.remove(tid) {
+                    Some(Ok(image)) => tasks.push(image),
+                    Some(Err(e)) => return Err(e),
+                    None => {
+                        return Err(if self.freezer.vfork_waiters() > 0 {
+                            CheckpointError::Unsupported {
+                                what: format!("task {tid} waits for its vfork child"),
+                            }
+                        } else {
+                            CheckpointError::NotStopped { tid: *tid }
+                        })
+                    }
+                }
+            }
+            let processes: Vec<ProcessImage> = tree
+                .procs
+                .iter()
+                .map(|(&tgid, p)| {
+                    let s = p.tg.sig();
+                    ProcessImage {
+                        tgid,
+                        parent: p.parent,
+                        pgid: p.pgid,
+                        sid: p.sid,
+                        exit_signal: p.exit_signal,
+                        actions: s
+                            .actions
+                            .iter()
+                            .map(|a| [a.handler, a.flags, a.restorer, a.mask])
+                            .collect(),
+                        shared_pending: s
+                            .shared
+                            .queued()
+                            .iter()
+                            .map(|i| i.as_bytes().to_vec())
+                            .collect(),
+                        threads: s.threads.keys().copied().collect(),
+                        zombie: p.zombie.map(|z| format!("{z:?}")),
+                    }
+                })
+                .collect();
+            (tasks, processes)
+        };
+        let mut tasks = tasks;
+        tasks.sort_by_key(|t| t.tid);
+        let (mut mms, mut fd_tables) = (Interner::new(), Interner::new());
+        for t in &mut tasks {
+            if let Some(mm) = t.mm_ref.take() {
+                t.mm = mms.intern(&mm);
+            }
+            if let Some(fds) = t.fds_ref.take() {
+                t.fds = fd_tables.intern(&fds);
+            }
+        }
+        let fd_tables = fd_tables
+            .items
+            .iter()
+            .map(|table| fd_table_image(table))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mms = mms.items.iter().map(|mm| mm_image(mm)).collect();
+        let mut memory_ranges = Vec::new();
+        let mut memory_bytes = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        for (offset, len, refs) in self.memory.used_ranges() {
+            memory_ranges.push(MemoryRange { offset, len, refs });
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(buf.len() as u64) as usize;
+                self.memory.read(offset + done, &mut buf[..n]);
+                memory.write_all(&buf[..n])?;
+                done += n as u64;
+            }
+            memory_bytes += len;
+        }
+        memory.flush()?;
+        let image = KernelImage {
+            not_saved: NOT_SAVED.iter().map(|s| (*s).to_owned()).collect(),
+            hostname: self.hostname.lock().unwrap().clone(),
+            tasks,
+            processes,
+            mms,
+            fd_tables,
+            memory: memory_ranges,
+        };
+        let json = serde_json::to_vec(&image)?;
+        state.write_all(&json)?;
+        state.flush()?;
+        Ok(Summary {
+            tasks: image.tasks.len(),
+            processes: image.processes.len(),
+            kernel_json_bytes: json.len() as u64,
+            memory_bytes,
+        })
+    }
+}
+
+fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
+    let vmas = mm
+        .maps()
+        .into_iter()
+        .map(|m| VmaImage {
+            start: m.start,
+            end: m.end,
+            perms: format!(
+                "{}{}{}",
+                if m.perms.read { 'r' } else { '-' },
+                if m.perms.write { 'w' } else { '-' },
+                if m.perms.exec { 'x' } else { '-' }
+            ),
+            shared: m.shared,
+            name: match m.kind {
+                crate::mm::VmaKind::Anon => "[anon]".to_owned(),
+                crate::mm::VmaKind::Heap => "[heap]".to_owned(),
+                crate::mm::VmaKind::Stack => "[stack]".to_owned(),
+                crate::mm::VmaKind::Named(n) => n,
+            },
+            offset: m.offset,
+            dev: m.dev,
+            ino: m.ino,
+        })
+        .collect();
+    let pages = mm
+        .present_ranges()
+        .into_iter()
+        .map(|(start, end, file_offset, cow)| PageRange {
+            start,
+            end,
+            file_offset,
+            cow,
+        })
+        .collect();
+    MmImage { vmas, pages }
+}
+
+fn fd_table_image(table: &super::FdTable) -> Result<FdTableImage, CheckpointError> {
+    let mut fds = Vec::new();
+    for fd in table.fds() {
+        let (Ok(file), Ok(cloexec)) = (table.get(fd), table.cloexec(fd)) else {
+            continue;
+        };
+        fds.push(FdImage {
+            fd,
+            cloexec,
+            flags: file.flags(),
+            offset: *file.offset.lock().unwrap(),
+            file: file_image(fd, &file)?,
+        });
+    }
+    Ok(FdTableImage { fds })
+}
+
+fn file_image(fd: i32, file: &OpenFile) -> Result<FileImage, CheckpointError> {
+    let unsupported = |kind: &str| CheckpointError::Unsupported {
+        what: format!("fd {fd} is {kind}"),
+    };
+    match file.kind() {
+        FileKind::Socket(_) => return Err(unsupported("a socket")),
+        FileKind::Epoll(_) => return Err(unsupported("an epoll instance")),
+        FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
+        FileKind::TimerFd(_) => return Err(unsupported("a timerfd")),
+        FileKind::SignalFd(_) => return Err(unsupported("a signalfd")),
+        FileKind::Pipe(p) if file.dentry.is_none() => {
+            return Ok(FileImage::Pipe {
+                pipe: p.pipe_id(),
+                buffered: p.buffered(),
+            })
+        }
+        FileKind::Pipe(_) => return Err(unsupported("an open FIFO")),
+        FileKind::Plain(_) => {}
+    }
+    let st = file
+        .ops()
+        .stat()
+        .map_err(|e| unsupported(&format!("a file whose stat fails ({e:?})")))?;
+    match &file.dentry {
+        Some(d) => {
+            let fs_type = d.mount.fs_type;
+            if fs_type == "proc" || fs_type == "sysfs" {
+                return Err(unsupported(&format!("a {fs_type} file")));
+            }
+            Ok(FileImage::Path {
+                path: lossy(&d.path),
+                fs_type: fs_type.to_owned(),
+                mode: st.mode,
+                dev: st.dev,
+                ino: st.ino,
+                size: st.size,
+                mtime: (st.mtime, st.mtime_nsec),
+            })
+        }
+        None => match st.mode & libc::S_IFMT {
+            libc::S_IFREG | libc::S_IFCHR | libc::S_IFIFO => {
+                Ok(FileImage::Donated { mode: st.mode })
+            }
+            _ => Err(unsupported("an anonymous file (memfd, eventfd...)")),
+        },
+    }
+}

@@ -1,0 +1,426 @@
+//! Pause, resume and checkpoint of a running container through the OCI CLI (`runsc-rs pause`,
+//! `resume`, `checkpoint`), over a bundle with a busybox-static rootfs as in `oci_cli.rs`.
+//!
+//! The workloads print to their stdout, which is a file of the test's own: a counter loop
+//! shows whether the container's processes run (its last line advances) or are stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runsc_rs_tests::{runsc_rs_bin, static_busybox};
+
+/// A fresh directory of this test's own, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "runsc-rs-ckpt-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// runsc-rs with a state directory of its own; `Drop` force-deletes what the test made.
+struct Runtime {
+    root: PathBuf,
+    ids: Vec<String>,
+}
+
+impl Runtime {
+    fn new(dir: &Path) -> Runtime {
+        Runtime {
+            root: dir.join("root"),
+            ids: Vec::new(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(runsc_rs_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Runs a command that starts nothing long-lived: (status, stdout + stderr).
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cmd(args).stdin(Stdio::null()).output().unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// `run -d` of `bundle` as `id`, the container's stdio going to `out`.
+    fn run_detached(&mut self, bundle: &Path, id: &str, out: &Path) {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .unwrap();
+        let code = self
+            .cmd(&["run", "-d", "--bundle", bundle.to_str().unwrap(), id])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .status()
+            .unwrap()
+            .code();
+        assert_eq!(code, Some(0), "run -d {id}");
+        self.ids.push(id.to_owned());
+    }
+
+    fn status(&self, id: &str) -> String {
+        let (code, out) = self.run(&["state", id]);
+        if code != 0 {
+            return "gone".into();
+        }
+        let v: serde_json::Value = serde_json::from_str(&out).expect("state prints JSON");
+        v["status"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.run(&["delete", "--force", id]);
+        }
+    }
+}
+
+/// A bundle: `rootfs/bin/busybox` with its applets, and `spec`'s config with `args`.
+fn bundle(dir: &Path, rt: &Runtime, busybox: &str, args: &[&str]) -> PathBuf {
+    let bundle = dir.join("bundle");
+    let bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    for applet in ["sh", "sleep", "echo", "cat", "nc"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let (code, _) = rt.run(&["spec", "--bundle", bundle.to_str().unwrap()]);
+    assert_eq!(code, 0, "spec");
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&path, config.to_string()).unwrap();
+    bundle
+}
+
+/// The shell counter: one line per tick, on stdout.
+const COUNTER: &[&str] = &[
+    "sh",
+    "-c",
+    "i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+];
+
+/// The last complete number the counter printed (0 before the first).
+fn last_count(out: &Path) -> u64 {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the counter has reached `at_least`; returns its value.
+fn wait_count(out: &Path, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = last_count(out);
+        if n >= at_least || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pause_stops_the_counter_and_resume_continues_it() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("pause");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER);
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, "counter", &out);
+    assert!(wait_count(&out, 3) >= 3, "the counter never ran");
+
+    assert_eq!(
+        rt.run(&["resume", "counter"]).0,
+        1,
+        "resume of a running one"
+    );
+    let (code, text) = rt.run(&["pause", "counter"]);
+    assert_eq!(code, 0, "pause: {text}");
+    assert_eq!(rt.status("counter"), "paused");
+    let (_, listed) = rt.run(&["list"]);
+    assert!(listed.contains("paused"), "list shows the state: {listed}");
+    assert_eq!(rt.run(&["pause", "counter"]).0, 1, "pause of a paused one");
+    let (code, text) = rt.run(&["delete", "counter"]);
+    assert_eq!(code, 1, "delete of a paused one without --force");
+    assert!(text.contains("paused"), "{text}");
+
+    let frozen = last_count(&out);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        last_count(&out),
+        frozen,
+        "the counter advanced while paused"
+    );
+
+    let (code, text) = rt.run(&["resume", "counter"]);
+    assert_eq!(code, 0, "resume: {text}");
+    assert_eq!(rt.status("counter"), "running");
+    let after = wait_count(&out, frozen + 3);
+    assert!(after >= frozen + 3, "the counter did not continue: {after}");
+    // It continued from its value: every number printed once, in order.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let numbers: Vec<u64> = text.lines().filter_map(|l| l.parse().ok()).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "the counter skipped or repeated across the pause: {numbers:?}"
+    );
+
+    // A paused container can be killed (SIGKILL ends frozen tasks) and deleted.
+    assert_eq!(rt.run(&["pause", "counter"]).0, 0);
+    let (code, text) = rt.run(&["delete", "--force", "counter"]);
+    assert_eq!(code, 0, "delete --force of a paused one: {text}");
+    assert_eq!(rt.status("counter"), "gone");
+}
+
+/// The counter with a pipeline beside it whose pipe holds data nobody reads.
+const COUNTER_AND_PIPE: &[&str] = &[
+    "sh",
+    "-c",
+    "(echo piped-data | sleep 1000) & i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+];
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every number the counter printed, in order.
+fn numbers(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+#[test]
+fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("image");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER_AND_PIPE);
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, "ck", &out);
+    assert!(wait_count(&out, 3) >= 3, "the counter never ran");
+
+    // --leave-running: an image, and the counter goes on from where it was.
+    let image = scratch.path().join("image");
+    let started = Instant::now();
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "--leave-running",
+        "ck",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "checkpoint --leave-running: {text}");
+    assert_eq!(rt.status("ck"), "running");
+    let header = read_json(&image.join("header.json"));
+    assert_eq!(header["format_version"], 1, "{header}");
+    let memory_bytes = header["memory_bytes"].as_u64().unwrap();
+    assert!(memory_bytes > 0);
+    assert_eq!(
+        std::fs::metadata(image.join("memory.bin")).unwrap().len(),
+        memory_bytes
+    );
+    let kernel = read_json(&image.join("kernel.json"));
+    // The image says what it lacks.
+    assert!(
+        kernel["not_saved"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s.as_str().unwrap().contains("tmpfs"))),
+        "{}",
+        kernel["not_saved"]
+    );
+    let tasks = kernel["tasks"].as_array().unwrap();
+    // The shell, the subshell of the pipeline, sleep 1000, and the counter's sleep (or
+    // not, between two ticks).
+    assert!(tasks.len() >= 3, "tasks: {}", tasks.len());
+    for t in tasks {
+        assert_eq!(t["regs"].as_array().unwrap().len(), 27);
+        assert!(!t["fp"].as_array().unwrap().is_empty());
+    }
+    // A task in `sleep 1000` keeps the rest of its sleep.
+    assert!(
+        tasks.iter().any(|t| t["sleep_remaining_ns"]
+            .as_u64()
+            .is_some_and(|ns| ns > 900_000_000_000)),
+        "no task keeps the rest of sleep 1000"
+    );
+    let piped: Vec<serde_json::Value> = b"piped-data\n".iter().map(|&b| b.into()).collect();
+    let pipe_kept = kernel["fd_tables"].as_array().unwrap().iter().any(|t| {
+        t["fds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["file"]["Pipe"]["buffered"].as_array() == Some(&piped))
+    });
+    assert!(pipe_kept, "the pipe's buffered data is not in the image");
+    eprintln!(
+        "checkpoint --leave-running: {took:?}, memory {memory_bytes} bytes, kernel.json {} bytes",
+        std::fs::metadata(image.join("kernel.json")).unwrap().len()
+    );
+    let at = last_count(&out);
+    assert!(wait_count(&out, at + 3) >= at + 3, "the counter stopped");
+    let n = numbers(&out);
+    assert!(
+        n.windows(2).all(|w| w[1] == w[0] + 1),
+        "the counter skipped or repeated across the checkpoint: {n:?}"
+    );
+
+    // Restore reads the header: another format version is refused by name.
+    let mut old = header.clone();
+    old["format_version"] = 999.into();
+    let other = scratch.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("header.json"), old.to_string()).unwrap();
+    let (code, text) = rt.run(&["restore", "--image-path", other.to_str().unwrap(), "r1"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("image format version 999"), "{text}");
+    // This build's image is readable; restoring processes is refused, not faked.
+    let (code, text) = rt.run(&["restore", "--image-path", image.to_str().unwrap(), "r2"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("not implemented yet"), "{text}");
+
+    // Without --leave-running the container stops, and nothing runs after the image.
+    let image2 = scratch.path().join("image2");
+    let (code, text) = rt.run(&["checkpoint", "--image-path", image2.to_str().unwrap(), "ck"]);
+    assert_eq!(code, 0, "checkpoint: {text}");
+    assert_eq!(rt.status("ck"), "stopped");
+    assert!(image2.join("header.json").exists());
+    let at = last_count(&out);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(last_count(&out), at, "the counter ran after its checkpoint");
+}
+
+#[test]
+fn checkpoint_refuses_a_socket_and_keeps_running() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("socket");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(
+        scratch.path(),
+        &rt,
+        busybox,
+        &[
+            "sh",
+            "-c",
+            "nc -l -p 5000 & i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+        ],
+    );
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, "sock", &out);
+    assert!(wait_count(&out, 5) >= 5, "the counter never ran");
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "sock",
+    ]);
+    assert_ne!(code, 0, "a socket was checkpointed: {text}");
+    assert!(
+        text.contains("cannot checkpoint: fd")
+            && text.contains("is a socket (kind not supported yet)"),
+        "{text}"
+    );
+    assert!(
+        !image.join("header.json").exists(),
+        "a refused image has a header"
+    );
+    assert_eq!(rt.status("sock"), "running");
+    let at = last_count(&out);
+    assert!(
+        wait_count(&out, at + 3) >= at + 3,
+        "the refused checkpoint left it stopped"
+    );
+}
+
+/// Checkpoints `args` once it printed `ready`; returns (time, memory.bin bytes, kernel.json
+/// bytes).
+fn measure(busybox: &str, tag: &str, args: &[&str]) -> (Duration, u64, u64) {
+    let scratch = Scratch::new(tag);
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(scratch.path(), &rt, busybox, args);
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, tag, &out);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(Instant::now() < deadline, "{tag} never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let image = scratch.path().join("image");
+    let started = Instant::now();
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "--leave-running",
+        tag,
+    ]);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "checkpoint {tag}: {text}");
+    let size = |f: &str| std::fs::metadata(image.join(f)).unwrap().len();
+    (took, size("memory.bin"), size("kernel.json"))
+}
+
+/// The figures of the report: image size and checkpoint time (through the CLI, pause
+/// included) for an idle shell. (A process holding 256 MiB needs a program that allocates
+/// it; busybox has none that does so in reasonable time.)
+#[test]
+fn checkpoint_figures_idle_shell() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let (took, memory, kernel) = measure(
+        busybox,
+        "idle",
+        &["sh", "-c", "echo ready; exec sleep 1000"],
+    );
+    eprintln!(
+        "checkpoint idle shell: {took:?}, memory.bin {memory} bytes, kernel.json {kernel} bytes"
+    );
+    assert!(memory > 0 && kernel > 0);
+}
