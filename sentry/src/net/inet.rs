@@ -218,6 +218,16 @@ impl InetSocket {
         Ok(r)
     }
 
+    /// Gives the socket's smoltcp socket, if it has one yet, its hop limit.
+    fn apply_hop_limit(&self, g: &mut Inner, id: u64) {
+        let hops = hop_limit(&g.entries[&id]);
+        match g.entries[&id].st {
+            St::Udp(h) => g.udp(h).set_hop_limit(hops),
+            St::Connected(h) | St::Connecting { h, .. } => g.tcp(h).set_hop_limit(hops),
+            _ => {}
+        }
+    }
+
     /// Runs `f` on the stack with this socket's entry id, then pumps and kicks the poller.
     fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
         let s = &self.stack;
@@ -257,6 +267,10 @@ impl InetSocket {
         }
         let port = g.take_port(proto, port, id)?;
         let udp = (proto == Proto::Udp).then(|| g.new_udp(addr, port));
+        if let Some(h) = udp {
+            let hops = hop_limit(&g.entries[&id]);
+            g.udp(h).set_hop_limit(hops);
+        }
         let e = g.entries.get_mut(&id).expect("present");
         e.bound = Some((addr, port));
         e.owns_port = true;
@@ -346,6 +360,9 @@ impl InetSocket {
         let deadline = self.deadline(libc::SO_SNDTIMEO);
         t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| {
+                if g.entries[&id].wr_shut {
+                    return Some(Err(Errno::EPIPE));
+                }
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
@@ -566,6 +583,43 @@ pub(super) fn int_of(value: &[u8]) -> Result<i32, Errno> {
     ))
 }
 
+/// The TTL (hop limit) of a socket that set none (Linux's net.ipv4.ip_default_ttl).
+const DEFAULT_TTL: i32 = 64;
+/// The ECN bits of IP_TOS and IPV6_TCLASS (INET_ECN_MASK).
+const ECN_MASK: i32 = 3;
+
+/// An integer option's stored value.
+fn opt_int(e: &Entry, level: i32, name: i32) -> Option<i32> {
+    e.options.get(&(level, name)).and_then(|v| int_of(v).ok())
+}
+
+/// An IPv4-level integer option as Linux reads it: an int, or a single byte when shorter,
+/// 0 when empty.
+fn ip_int(value: &[u8]) -> i32 {
+    match value.len() {
+        0 => 0,
+        1..=3 => i32::from(value[0]),
+        _ => int_of(value).unwrap_or(0),
+    }
+}
+
+/// The hop limit a socket's packets carry: IP_TTL on AF_INET, IPV6_UNICAST_HOPS on
+/// AF_INET6 (None: the stack's default, 64).
+fn hop_limit(e: &Entry) -> Option<u8> {
+    let key = if e.family == libc::AF_INET6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_TTL)
+    };
+    e.options
+        .get(&key)
+        .and_then(|v| int_of(v).ok())
+        .and_then(|v| u8::try_from(v).ok())
+        // smoltcp cannot send with a hop limit of 0 (IPV6_UNICAST_HOPS allows it): such a
+        // socket's packets carry the default.
+        .filter(|&v| v > 0)
+}
+
 /// Whether IPV6_V6ONLY is set on the entry.
 pub(super) fn v6only(e: &Entry) -> bool {
     e.options
@@ -693,6 +747,8 @@ impl Socket for InetSocket {
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
             let nodelay = e.nodelay;
             let h = g.new_tcp(nodelay);
+            let hops = hop_limit(&g.entries[&id]);
+            g.tcp(h).set_hop_limit(hops);
             let r = {
                 let cx = g.iface.context();
                 let s = g.set.get_mut::<tcp::Socket>(h);
@@ -919,6 +975,14 @@ impl Socket for InetSocket {
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if self.family == libc::AF_INET6 => {
                 int(i32::from(v6only(e)))
             }
+            (libc::IPPROTO_IP, libc::IP_TTL) => int(opt_int(e, level, name).unwrap_or(DEFAULT_TTL)),
+            (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) if self.family == libc::AF_INET6 => {
+                int(opt_int(e, level, name).unwrap_or(DEFAULT_TTL))
+            }
+            (libc::IPPROTO_IP, libc::IP_TOS) => int(opt_int(e, level, name).unwrap_or(0)),
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if self.family == libc::AF_INET6 => {
+                int(opt_int(e, level, name).unwrap_or(0))
+            }
             (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
                 .options
                 .get(&(level, name))
@@ -984,6 +1048,43 @@ impl Socket for InetSocket {
                         return Err(Errno::EDOM);
                     }
                     e.options.insert((level, name), tv.to_vec());
+                }
+                (libc::IPPROTO_IP, libc::IP_TTL) => {
+                    match ip_int(value) {
+                        -1 => drop(e.options.remove(&(level, name))),
+                        v @ 1..=255 => drop(e.options.insert((level, name), int(v))),
+                        _ => return Err(Errno::EINVAL),
+                    }
+                    self.apply_hop_limit(g, id);
+                }
+                (libc::IPPROTO_IP, libc::IP_TOS) => {
+                    // Linux keeps the low byte; a stream socket's ECN bits are the stack's.
+                    let mut tos = i32::from(ip_int(value) as u8);
+                    if self.proto == Proto::Tcp {
+                        let old = opt_int(e, level, name).unwrap_or(0);
+                        tos = (tos & !ECN_MASK) | (old & ECN_MASK);
+                    }
+                    e.options.insert((level, name), int(tos));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
+                    match int_of(value)? {
+                        -1 => drop(e.options.remove(&(level, name))),
+                        v @ 0..=255 => drop(e.options.insert((level, name), int(v))),
+                        _ => return Err(Errno::EINVAL),
+                    }
+                    self.apply_hop_limit(g, id);
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+                    let mut class = match int_of(value)? {
+                        -1 => 0,
+                        v @ 0..=255 => v,
+                        _ => return Err(Errno::EINVAL),
+                    };
+                    if self.proto == Proto::Tcp {
+                        let old = opt_int(e, level, name).unwrap_or(0);
+                        class = (class & !ECN_MASK) | (old & ECN_MASK);
+                    }
+                    e.options.insert((level, name), int(class));
                 }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;

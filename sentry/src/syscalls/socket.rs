@@ -247,6 +247,14 @@ pub fn getsockopt(
             v = c.seen_by(t).as_bytes().to_vec();
         }
     }
+    // Linux's IPv4 options answer a buffer shorter than an int with one byte when the value
+    // fits in it.
+    if level == libc::IPPROTO_IP && v.len() == 4 && (1..4).contains(&room) {
+        let x = i32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
+        if let Ok(b) = u8::try_from(x) {
+            v = vec![b];
+        }
+    }
     let n = room.min(v.len());
     t.mm.write_bytes(val, &v[..n])?;
     t.mm.write_obj(lenp, &(n as u32))?;
