@@ -946,6 +946,8 @@ impl Socket for InetSocket {
             (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(e.rcvbuf as i32),
+            // Reads wake at one byte; a larger SO_RCVLOWAT is kept but not honoured.
+            (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => int(opt_int(e, level, name).unwrap_or(1)),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
                 int(i32::from(matches!(e.st, St::Listening { .. })))
             }
@@ -1028,6 +1030,14 @@ impl Socket for InetSocket {
                 }
                 (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                     e.rcvbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(2304);
+                }
+                // The caller checked CAP_NET_ADMIN: no cap at rmem_max/wmem_max.
+                (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE) => {
+                    e.rcvbuf = ((int_of(value)?.max(0) as usize) * 2).max(2304);
+                }
+                (libc::SOL_SOCKET, libc::SO_SNDBUFFORCE) => {
+                    e.sndbuf = ((int_of(value)?.max(0) as usize) * 2).max(4608);
+                    self.queue.notify(Wake::Writable);
                 }
                 (
                     libc::SOL_SOCKET,

@@ -8,8 +8,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::fd::nofile_limit;
 use super::Fd;
-use crate::abi::Iovec;
 use crate::abi::{Errno, SysResult};
+use crate::abi::{Iovec, Timespec};
 use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::{access_ok, IoDst, IoSrc, UserAddr, UserIo};
@@ -32,6 +32,9 @@ const MSG_WAITALL: i32 = 0x100;
 const MSG_ERRQUEUE: i32 = 0x2000;
 const MSG_NOSIGNAL: i32 = 0x4000;
 const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+
+/// capabilities(7)'s CAP_NET_ADMIN.
+const CAP_NET_ADMIN: u32 = 12;
 
 const SCM_RIGHTS: i32 = 1;
 const SCM_CREDENTIALS: i32 = 2;
@@ -225,6 +228,13 @@ pub fn setsockopt(
 ) -> SysResult {
     let f = socket_file(t, fd)?;
     let v = t.mm.read_bytes(val, (len as usize).min(4096))?;
+    // Setting a buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN.
+    if level == libc::SOL_SOCKET
+        && matches!(name, libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE)
+        && !t.creds.has_cap(CAP_NET_ADMIN)
+    {
+        return Err(Errno::EPERM);
+    }
     with_socket(&f, |s| s.setsockopt(level, name, &v))?;
     Ok(0)
 }
@@ -526,6 +536,50 @@ pub fn recvmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
 
 /// `struct mmsghdr`.
 const MMSGHDR_SIZE: u64 = 64;
+
+const MSG_WAITFORONE: i32 = 0x10000;
+
+/// recvmmsg(2): recvmsg into each `mmsghdr` in turn. As Linux, the timeout is looked at only
+/// after a message arrives, and MSG_WAITFORONE makes the receives after the first
+/// nonblocking; an error after the first message ends the batch.
+pub fn recvmmsg(
+    t: &mut Task,
+    fd: Fd,
+    vec: UserAddr,
+    vlen: u32,
+    flags: i32,
+    timeout: UserAddr,
+) -> SysResult {
+    socket_file(t, fd)?;
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let ts: Timespec = t.mm.read_obj(timeout)?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        let d = std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        Some(std::time::Instant::now() + d)
+    };
+    let mut flags = flags;
+    let mut got = 0u64;
+    for i in 0..u64::from(vlen.min(1024)) {
+        let at = vec.offset(i * MMSGHDR_SIZE)?;
+        match recvmsg(t, fd, at, flags & !MSG_WAITFORONE) {
+            Ok(n) => t.mm.write_obj(at.offset(56)?, &(n as u32))?,
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+        got += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            flags |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(got)
+}
 
 /// sendmmsg(2)
 pub fn sendmmsg(t: &mut Task, fd: Fd, vec: UserAddr, vlen: u32, flags: i32) -> SysResult {
