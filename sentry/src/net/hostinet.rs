@@ -29,10 +29,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rustix::net::{self as host, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
 use super::{InMessage, IoFlags, OutMessage, Socket};
-use crate::abi::{Errno, SysResult};
-use crate::mm::usermem::UserAddr;
+use crate::abi::Errno;
 use crate::vfs::Context;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{FileOps, Stat};
 use crate::vfs::{IoDst, IoSrc};
 
 /// `sizeof(struct sockaddr_in)`.
@@ -644,7 +643,14 @@ impl Socket for HostSocket {
         }
     }
 
-    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        mut msg: OutMessage,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        msg.data = super::gather(src)?;
         // No control messages cross to the host (SCM_RIGHTS and SCM_CREDENTIALS are AF_UNIX
         // only; Linux's inet sockets refuse them the same way).
         if !msg.fds.is_empty() || msg.creds.is_some() {
@@ -702,51 +708,19 @@ impl Socket for HostSocket {
         }
     }
 
-    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
-        let deadline = self.recv_deadline();
-        let chunk = if self.stream { STREAM_CHUNK } else { DGRAM_MAX };
-        if !(flags.waitall && self.stream) || flags.peek {
-            let r = retry(
-                t,
-                &self.fd,
-                PollFlags::POLLIN,
-                flags.nonblocking,
-                deadline,
-                || self.recv_once(len.min(chunk), flags.peek),
-            );
-            return match r {
-                Waited::Done(r) => r,
-                Waited::TimedOut => Err(Errno::EAGAIN),
-            };
-        }
-        let mut out = InMessage::default();
-        while out.data.len() < len {
-            let want = (len - out.data.len()).min(chunk);
-            let r = retry(
-                t,
-                &self.fd,
-                PollFlags::POLLIN,
-                flags.nonblocking,
-                deadline,
-                || self.recv_once(want, false),
-            );
-            match r {
-                Waited::Done(Ok(m)) if m.data.is_empty() => break,
-                Waited::Done(Ok(mut m)) => out.data.append(&mut m.data),
-                Waited::Done(Err(e)) if out.data.is_empty() => return Err(e),
-                Waited::TimedOut if out.data.is_empty() => return Err(Errno::EAGAIN),
-                Waited::Done(Err(Errno::EINTR)) => {
-                    t.clear_restart();
-                    break;
-                }
-                Waited::Done(Err(_)) | Waited::TimedOut => break,
-            }
-            if flags.nonblocking {
-                break;
-            }
-        }
-        out.full_len = out.data.len();
-        Ok(out)
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        let n = rustix::io::ioctl_fionread(&self.fd).map_err(host_errno)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let m = self.recv_staged(t, dst.remaining(), flags)?;
+        super::deliver(m, dst)
     }
 
     fn local_addr(&self) -> Vec<u8> {
@@ -805,47 +779,66 @@ impl Socket for HostSocket {
     }
 }
 
-impl FileOps for HostSocket {
-    fn read(
+impl HostSocket {
+    /// One receive of at most `len` bytes, staged in the message.
+    fn recv_staged(
         &self,
         t: &mut dyn Context,
-        file: &OpenFile,
-        dst: &mut dyn IoDst,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, dst)
-    }
-
-    fn write(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        src: &mut dyn IoSrc,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, src)
-    }
-
-    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
-        if u64::from(cmd) == libc::FIONREAD {
-            let n = rustix::io::ioctl_fionread(&self.fd).map_err(host_errno)?;
-            t.mm()
-                .write_obj(UserAddr(arg), &(i32::try_from(n).unwrap_or(i32::MAX)))?;
-            return Ok(0);
+        len: usize,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let deadline = self.recv_deadline();
+        let chunk = if self.stream { STREAM_CHUNK } else { DGRAM_MAX };
+        if !(flags.waitall && self.stream) || flags.peek {
+            let r = retry(
+                t,
+                &self.fd,
+                PollFlags::POLLIN,
+                flags.nonblocking,
+                deadline,
+                || self.recv_once(len.min(chunk), flags.peek),
+            );
+            return match r {
+                Waited::Done(r) => r,
+                Waited::TimedOut => Err(Errno::EAGAIN),
+            };
         }
-        Err(Errno::ENOTTY)
+        let mut out = InMessage::default();
+        while out.data.len() < len {
+            let want = (len - out.data.len()).min(chunk);
+            let r = retry(
+                t,
+                &self.fd,
+                PollFlags::POLLIN,
+                flags.nonblocking,
+                deadline,
+                || self.recv_once(want, false),
+            );
+            match r {
+                Waited::Done(Ok(m)) if m.data.is_empty() => break,
+                Waited::Done(Ok(mut m)) => out.data.append(&mut m.data),
+                Waited::Done(Err(e)) if out.data.is_empty() => return Err(e),
+                Waited::TimedOut if out.data.is_empty() => return Err(Errno::EAGAIN),
+                Waited::Done(Err(Errno::EINTR)) => {
+                    t.clear_restart();
+                    break;
+                }
+                Waited::Done(Err(_)) | Waited::TimedOut => break,
+            }
+            if flags.nonblocking {
+                break;
+            }
+        }
+        out.full_len = out.data.len();
+        Ok(out)
     }
+}
 
+impl FileOps for HostSocket {
     fn stat(&self) -> Result<Stat, Errno> {
+        // The host socket's inode number, shown as any socket of the sentry's.
         let st = nix::sys::stat::fstat(self.fd.as_raw_fd())?;
-        Ok(Stat {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            nlink: 1,
-            mode: libc::S_IFSOCK | 0o777,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(crate::vfs::socket::stat(st.st_ino))
     }
 
     fn readiness(&self) -> u32 {

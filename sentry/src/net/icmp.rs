@@ -20,10 +20,9 @@ use smoltcp::wire::{IpAddress, Ipv4Address, Ipv6Address};
 use super::inet::{destination, int, int_of, parse, sockaddr, v6only};
 use super::stack::{next_id, readiness, rx_len, Entry, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
-use crate::abi::{Errno, SysResult};
-use crate::mm::usermem::UserAddr;
+use crate::abi::Errno;
 use crate::vfs::Context;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{FileOps, Stat};
 use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
 
@@ -246,7 +245,14 @@ impl Socket for IcmpSocket {
         Ok(())
     }
 
-    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        mut msg: OutMessage,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        msg.data = super::gather(src)?;
         let to = match msg.to.as_deref() {
             Some(a) => Some(self.parse(a)?.ok_or(Errno::EAFNOSUPPORT)?.0),
             None => None,
@@ -300,18 +306,19 @@ impl Socket for IcmpSocket {
         })
     }
 
-    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
-        if flags.peek {
-            // smoltcp's ICMP sockets cannot look without taking; no ping peeks.
-            return Err(Errno::EOPNOTSUPP);
-        }
-        t.block_on(&[&self.queue], None, || {
-            self.with(|g, id| match self.take(g, id, len) {
-                Some(m) => Some(Ok(m)),
-                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                None => None,
-            })
-        })
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        let g = self.stack.lock();
+        Ok(rx_len(&g.set, &g.entries[&self.id]))
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let m = self.recv_staged(t, dst.remaining(), flags)?;
+        super::deliver(m, dst)
     }
 
     fn local_addr(&self) -> Vec<u8> {
@@ -413,48 +420,31 @@ impl Socket for IcmpSocket {
     }
 }
 
-impl FileOps for IcmpSocket {
-    fn read(
+impl IcmpSocket {
+    /// One receive of at most `len` bytes, staged in the message.
+    fn recv_staged(
         &self,
         t: &mut dyn Context,
-        file: &OpenFile,
-        dst: &mut dyn IoDst,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, dst)
-    }
-
-    fn write(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        src: &mut dyn IoSrc,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, src)
-    }
-
-    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
-        if u64::from(cmd) == libc::FIONREAD {
-            let n = {
-                let g = self.stack.lock();
-                rx_len(&g.set, &g.entries[&self.id])
-            };
-            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
-            return Ok(0);
+        len: usize,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        if flags.peek {
+            // smoltcp's ICMP sockets cannot look without taking; no ping peeks.
+            return Err(Errno::EOPNOTSUPP);
         }
-        Err(Errno::ENOTTY)
-    }
-
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            dev: 0x8,
-            ino: self.id,
-            nlink: 1,
-            mode: libc::S_IFSOCK | 0o777,
-            blksize: 4096,
-            ..Stat::default()
+        t.block_on(&[&self.queue], None, || {
+            self.with(|g, id| match self.take(g, id, len) {
+                Some(m) => Some(Ok(m)),
+                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None => None,
+            })
         })
+    }
+}
+
+impl FileOps for IcmpSocket {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(crate::vfs::socket::stat(self.id))
     }
 
     fn readiness(&self) -> u32 {

@@ -19,10 +19,9 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv6Address};
 
 use super::stack::{next_id, readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
-use crate::abi::{Errno, SysResult};
-use crate::mm::usermem::UserAddr;
+use crate::abi::Errno;
 use crate::vfs::Context;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{FileOps, Stat};
 use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::{WaitQueue, Wake};
 
@@ -219,6 +218,16 @@ impl InetSocket {
         Ok(r)
     }
 
+    /// Gives the socket's smoltcp socket, if it has one yet, its hop limit.
+    fn apply_hop_limit(&self, g: &mut Inner, id: u64) {
+        let hops = hop_limit(&g.entries[&id]);
+        match g.entries[&id].st {
+            St::Udp(h) => g.udp(h).set_hop_limit(hops),
+            St::Connected(h) | St::Connecting { h, .. } => g.tcp(h).set_hop_limit(hops),
+            _ => {}
+        }
+    }
+
     /// Runs `f` on the stack with this socket's entry id, then pumps and kicks the poller.
     fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
         let s = &self.stack;
@@ -258,6 +267,10 @@ impl InetSocket {
         }
         let port = g.take_port(proto, port, id)?;
         let udp = (proto == Proto::Udp).then(|| g.new_udp(addr, port));
+        if let Some(h) = udp {
+            let hops = hop_limit(&g.entries[&id]);
+            g.udp(h).set_hop_limit(hops);
+        }
         let e = g.entries.get_mut(&id).expect("present");
         e.bound = Some((addr, port));
         e.owns_port = true;
@@ -267,7 +280,12 @@ impl InetSocket {
         Ok(())
     }
 
-    fn send_tcp(&self, t: &mut dyn Context, data: &[u8], flags: IoFlags) -> Result<usize, Errno> {
+    fn send_tcp(
+        &self,
+        t: &mut dyn Context,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
         let mut sent = 0;
         let deadline = self.deadline(libc::SO_SNDTIMEO);
         let r = t.block_on(&[&self.queue], deadline, || {
@@ -292,9 +310,11 @@ impl InetSocket {
                 let s = g.tcp(h);
                 // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
                 let room = sndbuf.saturating_sub(s.send_queue());
-                let end = data.len().min(sent + room);
-                sent += s.send_slice(&data[sent..end]).unwrap_or(0);
-                if sent == data.len() || (flags.nonblocking && sent > 0) {
+                match tcp_send_from(s, src, room) {
+                    Ok(n) => sent += n,
+                    Err(e) => return Some(Err(e)),
+                }
+                if src.remaining() == 0 || (flags.nonblocking && sent > 0) {
                     Some(Ok(()))
                 } else if flags.nonblocking {
                     Some(Err(Errno::EAGAIN))
@@ -316,7 +336,7 @@ impl InetSocket {
     fn send_udp(
         &self,
         t: &mut dyn Context,
-        data: &[u8],
+        src: &mut dyn IoSrc,
         to: Option<&[u8]>,
         flags: IoFlags,
     ) -> Result<usize, Errno> {
@@ -332,12 +352,17 @@ impl InetSocket {
         } else {
             UDP_MAX
         };
-        if data.len() > max {
+        if src.remaining() > max {
             return Err(Errno::EMSGSIZE);
         }
+        // A datagram is built whole, as Linux copies it into one buffer before sending.
+        let data = &super::gather(src)?;
         let deadline = self.deadline(libc::SO_SNDTIMEO);
         t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| {
+                if g.entries[&id].wr_shut {
+                    return Some(Err(Errno::EPIPE));
+                }
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
@@ -387,14 +412,15 @@ impl InetSocket {
         .map_err(timed_out_again(deadline))
     }
 
-    /// One receive attempt: `None` when nothing is there yet.
+    /// One receive attempt into `dst`: `None` when nothing is there yet.
     fn take(
         &self,
         g: &mut Inner,
         id: u64,
-        len: usize,
+        dst: &mut dyn IoDst,
         flags: IoFlags,
     ) -> Option<Result<InMessage, Errno>> {
+        let len = dst.remaining();
         let e = &g.entries[&id];
         let rd_shut = e.rd_shut;
         let peer = e.udp_peer;
@@ -402,30 +428,35 @@ impl InetSocket {
         match e.st {
             St::Connected(h) => {
                 let s = g.tcp(h);
-                let mut buf = vec![0; len.min(s.recv_queue().max(1))];
-                let n = if flags.peek {
-                    s.peek_slice(&mut buf)
-                } else {
-                    s.recv_slice(&mut buf)
-                };
-                match n {
-                    Ok(0) if len > 0 && !rd_shut && s.may_recv() => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some(Ok(InMessage {
-                            full_len: n,
-                            data: buf,
-                            ..InMessage::default()
-                        }))
-                    }
-                    // A reset without the peer's FIN reports ECONNRESET once.
-                    Err(_) if reset_unread => {
-                        g.entries.get_mut(&id).expect("present").error = None;
-                        Some(Err(Errno::ECONNRESET))
-                    }
-                    // The peer's FIN, or a connection gone: end of file.
-                    Err(_) => Some(Ok(InMessage::default())),
+                if s.recv_queue() > 0 && len > 0 {
+                    let n = if flags.peek {
+                        // Peeking takes nothing: a staging copy cannot lose data.
+                        let mut buf = vec![0; len.min(s.recv_queue())];
+                        let n = s.peek_slice(&mut buf).unwrap_or(0);
+                        dst.copy_from(&buf[..n])
+                    } else {
+                        tcp_recv_into(s, dst)
+                    };
+                    return Some(n.map(|n| InMessage {
+                        len: n,
+                        full_len: n,
+                        ..InMessage::default()
+                    }));
                 }
+                if s.may_recv() {
+                    return if len > 0 && !rd_shut {
+                        None
+                    } else {
+                        Some(Ok(InMessage::default()))
+                    };
+                }
+                if reset_unread {
+                    // A reset without the peer's FIN reports ECONNRESET once.
+                    g.entries.get_mut(&id).expect("present").error = None;
+                    return Some(Err(Errno::ECONNRESET));
+                }
+                // The peer's FIN, or a connection gone: end of file.
+                Some(Ok(InMessage::default()))
             }
             St::Udp(h) => loop {
                 let s = g.udp(h);
@@ -462,10 +493,11 @@ impl InetSocket {
                     }
                     continue;
                 }
-                let n = data.len().min(len);
-                return Some(Ok(InMessage {
-                    data: data[..n].to_vec(),
-                    full_len: data.len(),
+                // A datagram leaves the queue even when the copy faults, as in Linux.
+                let full_len = data.len();
+                return Some(dst.copy_from(data).map(|n| InMessage {
+                    len: n,
+                    full_len,
                     from: Some(self.addr(from.0, from.1)),
                     ..InMessage::default()
                 }));
@@ -483,6 +515,60 @@ impl InetSocket {
     }
 }
 
+/// Queues at most `max` bytes of `src` on the TCP socket `s` (its free space may wrap, so
+/// two pieces); returns the bytes queued. What faults stays unsent.
+///
+/// # Errors
+/// EFAULT when nothing could be read from `src`.
+fn tcp_send_from(s: &mut tcp::Socket, src: &mut dyn IoSrc, max: usize) -> Result<usize, Errno> {
+    let mut total = 0;
+    for _ in 0..2 {
+        let want = (max - total).min(src.remaining());
+        if want == 0 {
+            break;
+        }
+        let r = s.send(|buf| {
+            let n = want.min(buf.len());
+            match src.copy_to(&mut buf[..n]) {
+                Ok(c) => (c, Ok(c)),
+                Err(e) => (0, Err(e)),
+            }
+        });
+        match r {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(c)) => total += c,
+            Ok(Err(e)) if total == 0 => return Err(e),
+            Ok(Err(_)) => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Moves received TCP data into `dst` (the queue may wrap: two pieces); data leaves the
+/// socket only as far as `dst` took it.
+///
+/// # Errors
+/// EFAULT when `dst` took nothing.
+fn tcp_recv_into(s: &mut tcp::Socket, dst: &mut dyn IoDst) -> Result<usize, Errno> {
+    let mut total = 0;
+    for _ in 0..2 {
+        if dst.remaining() == 0 {
+            break;
+        }
+        let r = s.recv(|buf| match dst.copy_from(buf) {
+            Ok(c) => (c, Ok(c)),
+            Err(e) => (0, Err(e)),
+        });
+        match r {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(c)) => total += c,
+            Ok(Err(e)) if total == 0 => return Err(e),
+            Ok(Err(_)) => break,
+        }
+    }
+    Ok(total)
+}
+
 pub(super) fn int(v: i32) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
 }
@@ -495,6 +581,43 @@ pub(super) fn int_of(value: &[u8]) -> Result<i32, Errno> {
             .try_into()
             .expect("4 bytes"),
     ))
+}
+
+/// The TTL (hop limit) of a socket that set none (Linux's net.ipv4.ip_default_ttl).
+const DEFAULT_TTL: i32 = 64;
+/// The ECN bits of IP_TOS and IPV6_TCLASS (INET_ECN_MASK).
+const ECN_MASK: i32 = 3;
+
+/// An integer option's stored value.
+fn opt_int(e: &Entry, level: i32, name: i32) -> Option<i32> {
+    e.options.get(&(level, name)).and_then(|v| int_of(v).ok())
+}
+
+/// An IPv4-level integer option as Linux reads it: an int, or a single byte when shorter,
+/// 0 when empty.
+fn ip_int(value: &[u8]) -> i32 {
+    match value.len() {
+        0 => 0,
+        1..=3 => i32::from(value[0]),
+        _ => int_of(value).unwrap_or(0),
+    }
+}
+
+/// The hop limit a socket's packets carry: IP_TTL on AF_INET, IPV6_UNICAST_HOPS on
+/// AF_INET6 (None: the stack's default, 64).
+fn hop_limit(e: &Entry) -> Option<u8> {
+    let key = if e.family == libc::AF_INET6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_TTL)
+    };
+    e.options
+        .get(&key)
+        .and_then(|v| int_of(v).ok())
+        .and_then(|v| u8::try_from(v).ok())
+        // smoltcp cannot send with a hop limit of 0 (IPV6_UNICAST_HOPS allows it): such a
+        // socket's packets carry the default.
+        .filter(|&v| v > 0)
 }
 
 /// Whether IPV6_V6ONLY is set on the entry.
@@ -624,6 +747,8 @@ impl Socket for InetSocket {
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
             let nodelay = e.nodelay;
             let h = g.new_tcp(nodelay);
+            let hops = hop_limit(&g.entries[&id]);
+            g.tcp(h).set_hop_limit(hops);
             let r = {
                 let cx = g.iface.context();
                 let s = g.set.get_mut::<tcp::Socket>(h);
@@ -662,17 +787,38 @@ impl Socket for InetSocket {
         })
     }
 
-    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        msg: OutMessage,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
         match self.proto {
             Proto::Tcp => {
                 // Linux ignores the address on a connected stream socket.
-                self.send_tcp(t, &msg.data, flags)
+                self.send_tcp(t, src, flags)
             }
-            Proto::Udp | Proto::Icmp => self.send_udp(t, &msg.data, msg.to.as_deref(), flags),
+            Proto::Udp | Proto::Icmp => self.send_udp(t, src, msg.to.as_deref(), flags),
         }
     }
 
-    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        let mut g = self.stack.lock();
+        let e = &g.entries[&self.id];
+        Ok(match e.st {
+            St::Udp(h) => g.udp(h).peek().map_or(0, |(d, _)| d.len()),
+            St::Listening { .. } => 0,
+            _ => rx_len(&g.set, e),
+        })
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
         if flags.errqueue {
             // The stack queues no extended errors (IP_RECVERR), and Linux answers a read of
             // an empty error queue at once, blocking socket or not.
@@ -682,7 +828,7 @@ impl Socket for InetSocket {
         if !flags.waitall || self.proto != Proto::Tcp {
             return t
                 .block_on(&[&self.queue], deadline, || {
-                    self.with(|g, id| match self.take(g, id, len, flags) {
+                    self.with(|g, id| match self.take(g, id, dst, flags) {
                         Some(r) => Some(r),
                         None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
                         None => None,
@@ -693,14 +839,15 @@ impl Socket for InetSocket {
         let mut out = InMessage::default();
         let r = t.block_on(&[&self.queue], deadline, || {
             self.with(|g, id| loop {
-                match self.take(g, id, len - out.data.len(), flags) {
-                    Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
-                    Some(Ok(mut m)) => {
-                        out.data.append(&mut m.data);
-                        if out.data.len() == len {
+                match self.take(g, id, dst, flags) {
+                    Some(Ok(m)) if m.len == 0 => return Some(Ok(())),
+                    Some(Ok(m)) => {
+                        out.len += m.len;
+                        if dst.remaining() == 0 {
                             return Some(Ok(()));
                         }
                     }
+                    Some(Err(e)) if out.len > 0 && e == Errno::EFAULT => return Some(Ok(())),
                     Some(Err(e)) => return Some(Err(e)),
                     None if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
                     None => return None,
@@ -709,10 +856,10 @@ impl Socket for InetSocket {
         });
         match r {
             Ok(()) => {}
-            Err(_) if !out.data.is_empty() => t.clear_restart(),
+            Err(_) if out.len > 0 => t.clear_restart(),
             Err(e) => return Err(timed_out_again(deadline)(e)),
         }
-        out.full_len = out.data.len();
+        out.full_len = out.len;
         Ok(out)
     }
 
@@ -799,6 +946,8 @@ impl Socket for InetSocket {
             (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(e.rcvbuf as i32),
+            // Reads wake at one byte; a larger SO_RCVLOWAT is kept but not honoured.
+            (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => int(opt_int(e, level, name).unwrap_or(1)),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
                 int(i32::from(matches!(e.st, St::Listening { .. })))
             }
@@ -827,6 +976,14 @@ impl Socket for InetSocket {
             }
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if self.family == libc::AF_INET6 => {
                 int(i32::from(v6only(e)))
+            }
+            (libc::IPPROTO_IP, libc::IP_TTL) => int(opt_int(e, level, name).unwrap_or(DEFAULT_TTL)),
+            (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) if self.family == libc::AF_INET6 => {
+                int(opt_int(e, level, name).unwrap_or(DEFAULT_TTL))
+            }
+            (libc::IPPROTO_IP, libc::IP_TOS) => int(opt_int(e, level, name).unwrap_or(0)),
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if self.family == libc::AF_INET6 => {
+                int(opt_int(e, level, name).unwrap_or(0))
             }
             (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
                 .options
@@ -874,6 +1031,14 @@ impl Socket for InetSocket {
                 (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                     e.rcvbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(2304);
                 }
+                // The caller checked CAP_NET_ADMIN: no cap at rmem_max/wmem_max.
+                (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE) => {
+                    e.rcvbuf = ((int_of(value)?.max(0) as usize) * 2).max(2304);
+                }
+                (libc::SOL_SOCKET, libc::SO_SNDBUFFORCE) => {
+                    e.sndbuf = ((int_of(value)?.max(0) as usize) * 2).max(4608);
+                    self.queue.notify(Wake::Writable);
+                }
                 (
                     libc::SOL_SOCKET,
                     libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR,
@@ -893,6 +1058,43 @@ impl Socket for InetSocket {
                         return Err(Errno::EDOM);
                     }
                     e.options.insert((level, name), tv.to_vec());
+                }
+                (libc::IPPROTO_IP, libc::IP_TTL) => {
+                    match ip_int(value) {
+                        -1 => drop(e.options.remove(&(level, name))),
+                        v @ 1..=255 => drop(e.options.insert((level, name), int(v))),
+                        _ => return Err(Errno::EINVAL),
+                    }
+                    self.apply_hop_limit(g, id);
+                }
+                (libc::IPPROTO_IP, libc::IP_TOS) => {
+                    // Linux keeps the low byte; a stream socket's ECN bits are the stack's.
+                    let mut tos = i32::from(ip_int(value) as u8);
+                    if self.proto == Proto::Tcp {
+                        let old = opt_int(e, level, name).unwrap_or(0);
+                        tos = (tos & !ECN_MASK) | (old & ECN_MASK);
+                    }
+                    e.options.insert((level, name), int(tos));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
+                    match int_of(value)? {
+                        -1 => drop(e.options.remove(&(level, name))),
+                        v @ 0..=255 => drop(e.options.insert((level, name), int(v))),
+                        _ => return Err(Errno::EINVAL),
+                    }
+                    self.apply_hop_limit(g, id);
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+                    let mut class = match int_of(value)? {
+                        -1 => 0,
+                        v @ 0..=255 => v,
+                        _ => return Err(Errno::EINVAL),
+                    };
+                    if self.proto == Proto::Tcp {
+                        let old = opt_int(e, level, name).unwrap_or(0);
+                        class = (class & !ECN_MASK) | (old & ECN_MASK);
+                    }
+                    e.options.insert((level, name), int(class));
                 }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;
@@ -914,52 +1116,8 @@ impl Socket for InetSocket {
 }
 
 impl FileOps for InetSocket {
-    fn read(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        dst: &mut dyn IoDst,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, dst)
-    }
-
-    fn write(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        src: &mut dyn IoSrc,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, src)
-    }
-
-    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
-        if u64::from(cmd) == libc::FIONREAD {
-            let n = {
-                let mut g = self.stack.lock();
-                let e = &g.entries[&self.id];
-                match e.st {
-                    St::Udp(h) => g.udp(h).peek().map_or(0, |(d, _)| d.len()),
-                    St::Listening { .. } => 0,
-                    _ => rx_len(&g.set, e),
-                }
-            };
-            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
-            return Ok(0);
-        }
-        Err(Errno::ENOTTY)
-    }
-
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            dev: 0x8,
-            ino: self.id,
-            nlink: 1,
-            mode: libc::S_IFSOCK | 0o777,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(crate::vfs::socket::stat(self.id))
     }
 
     fn readiness(&self) -> u32 {

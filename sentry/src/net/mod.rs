@@ -15,8 +15,8 @@
 //! The [`Socket`] operations and message types are declared in the vfs (a socket is a kind
 //! of open file); this module implements them. Layer: above `vfs`, below `kernel`.
 //!
-//! User memory stays in the system-call layer: sockets receive and return sentry buffers,
-//! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
+//! Reads and writes of a socket file reach [`Socket::recv`] and [`Socket::send`] through the
+//! vfs, with the caller's memory as the destination or source.
 
 pub mod config;
 pub mod hostinet;
@@ -30,9 +30,8 @@ pub mod unix;
 use std::sync::{Arc, OnceLock};
 
 use crate::abi::Errno;
-pub use crate::vfs::socket::{InMessage, IoFlags, OutMessage, Socket, Ucred};
-use crate::vfs::{Context, OpenFile};
-use crate::vfs::{IoDst, IoSrc};
+pub use crate::vfs::socket::{deliver, gather, InMessage, IoFlags, OutMessage, Socket, Ucred};
+use crate::vfs::Context;
 
 /// A network namespace: what the sockets of one kernel share (the AF_UNIX names, the
 /// network it offers and its internet stack). The kernel owns one; nothing of it is
@@ -83,110 +82,13 @@ impl Namespace {
         self.inet.get_or_init(stack::Stack::start)
     }
 
-    /// The AF_INET sockets `/proc/net/tcp` and `/proc/net/udp` list (as Linux, the ones in
-    /// its lookup tables: listening and connected TCP sockets, bound UDP ones), by inode.
-    /// Does not start the stack.
-    pub fn inet_sockets(&self) -> Vec<InetEntry> {
-        use smoltcp::socket::tcp::State as T;
-        use smoltcp::wire::IpAddress;
-        let Some(stack) = self.inet.get() else {
-            return Vec::new();
-        };
-        let mut g = stack.lock();
-        let ids: Vec<u64> = g.entries.keys().copied().collect();
-        let mut out = Vec::new();
-        for id in ids {
-            let e = &g.entries[&id];
-            let family = e.family;
-            // As the socket's family shows it: an AF_INET6 socket's IPv4 peers are v4-mapped.
-            let ip = |a: Option<IpAddress>| -> std::net::IpAddr {
-                match (family, a) {
-                    (libc::AF_INET6, Some(IpAddress::Ipv4(a))) => a.to_ipv6_mapped().into(),
-                    (libc::AF_INET6, Some(IpAddress::Ipv6(a))) => a.into(),
-                    (libc::AF_INET6, None) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-                    (_, Some(IpAddress::Ipv4(a))) => a.into(),
-                    (_, Some(IpAddress::Ipv6(a))) => a
-                        .to_ipv4_mapped()
-                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
-                        .into(),
-                    (_, None) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-                }
-            };
-            let local = e.bound.map_or((ip(None), 0), |(a, p)| (ip(a), p));
-            let peer = e.udp_peer.map(|(a, p)| (ip(Some(a)), p));
-            let unconnected = (ip(None), 0);
-            let entry = |proto, local, remote, state, queues: (usize, usize)| InetEntry {
-                proto,
-                family,
-                local,
-                remote,
-                state,
-                tx_queue: queues.0,
-                rx_queue: queues.1,
-                ino: id,
-            };
-            let listed = match e.st {
-                stack::St::Listening { .. } => {
-                    Some(entry(stack::Proto::Tcp, local, unconnected, 0x0A, (0, 0)))
-                }
-                stack::St::Connecting { h, .. } | stack::St::Connected(h) => {
-                    let s = g.tcp(h);
-                    let ep = |x: Option<smoltcp::wire::IpEndpoint>| {
-                        x.map_or(unconnected, |x| (ip(Some(x.addr)), x.port))
-                    };
-                    // Linux's TCP_* state numbers.
-                    let state = match s.state() {
-                        T::Established => 1,
-                        T::SynSent => 2,
-                        T::SynReceived => 3,
-                        T::FinWait1 => 4,
-                        T::FinWait2 => 5,
-                        T::TimeWait => 6,
-                        T::Closed => 7,
-                        T::CloseWait => 8,
-                        T::LastAck => 9,
-                        T::Listen => 0x0A,
-                        T::Closing => 0x0B,
-                    };
-                    Some(entry(
-                        stack::Proto::Tcp,
-                        ep(s.local_endpoint()),
-                        ep(s.remote_endpoint()),
-                        state,
-                        (s.send_queue(), s.recv_queue()),
-                    ))
-                }
-                stack::St::Udp(_) => Some(entry(
-                    stack::Proto::Udp,
-                    local,
-                    peer.unwrap_or(unconnected),
-                    if peer.is_some() { 1 } else { 7 },
-                    (0, 0),
-                )),
-                // Ping sockets are /proc/net/icmp's, which the sentry does not offer.
-                _ => None,
-            };
-            out.extend(listed);
-        }
-        out.sort_by_key(|e| e.ino);
-        out
+    /// The AF_INET sockets `/proc/net/tcp` and `/proc/net/udp` list
+    /// ([`stack::Stack::listed_sockets`]). Does not start the stack.
+    pub fn inet_sockets(&self) -> Vec<stack::InetEntry> {
+        self.inet
+            .get()
+            .map_or_else(Vec::new, |s| s.listed_sockets())
     }
-}
-
-/// An internet socket as `/proc/net/{tcp,udp,tcp6,udp6}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InetEntry {
-    pub proto: stack::Proto,
-    /// AF_INET (listed in tcp, udp) or AF_INET6 (tcp6, udp6).
-    pub family: i32,
-    pub local: (std::net::IpAddr, u16),
-    pub remote: (std::net::IpAddr, u16),
-    /// Linux's `TCP_*` state number (UDP: 7 unconnected, 1 connected).
-    pub state: u8,
-    pub tx_queue: usize,
-    pub rx_queue: usize,
-    /// The socket file's inode number.
-    pub ino: u64,
 }
 
 /// The socket types `socket(2)` and `socketpair(2)` accept (without SOCK_NONBLOCK and
@@ -280,50 +182,4 @@ pub fn socketpair(
         libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
-}
-
-fn nonblocking(file: &OpenFile) -> IoFlags {
-    IoFlags {
-        nonblocking: file.flags() & libc::O_NONBLOCK as u32 != 0,
-        ..IoFlags::default()
-    }
-}
-
-/// `read(2)` on socket `s`: a receive without flags.
-///
-/// # Errors
-/// As [`Socket::recv`].
-pub fn read_socket<S: Socket + ?Sized>(
-    s: &S,
-    t: &mut dyn Context,
-    file: &OpenFile,
-    dst: &mut dyn IoDst,
-) -> Result<usize, Errno> {
-    let m = s.recv(t, dst.remaining(), nonblocking(file))?;
-    dst.copy_from(&m.data)
-}
-
-/// `write(2)` on socket `s`: a send without flags, which raises SIGPIPE on EPIPE as `send(2)`
-/// without MSG_NOSIGNAL does.
-///
-/// # Errors
-/// As [`Socket::send`].
-pub fn write_socket<S: Socket + ?Sized>(
-    s: &S,
-    t: &mut dyn Context,
-    file: &OpenFile,
-    src: &mut dyn IoSrc,
-) -> Result<usize, Errno> {
-    let mut data = vec![0u8; src.remaining()];
-    let n = src.copy_to(&mut data)?;
-    data.truncate(n);
-    let msg = OutMessage {
-        data,
-        ..OutMessage::default()
-    };
-    let r = s.send(t, msg, nonblocking(file));
-    if r == Err(Errno::EPIPE) {
-        t.raise_sigpipe();
-    }
-    r
 }

@@ -49,7 +49,7 @@ use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
-use crate::vfs::{FileOps, OpenFile, Stat};
+use crate::vfs::{FileOps, Stat};
 use crate::vfs::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
 
@@ -1090,7 +1090,14 @@ impl Socket for NetlinkSocket {
         self.bind_port(&mut st, t, 0).map(drop)
     }
 
-    fn send(&self, t: &mut dyn Context, msg: OutMessage, _flags: IoFlags) -> Result<usize, Errno> {
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        mut msg: OutMessage,
+        src: &mut dyn IoSrc,
+        _flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        msg.data = super::gather(src)?;
         if let Some(to) = &msg.to {
             let (port, groups) = parse_sockaddr(to)?;
             if port != 0 || groups != 0 {
@@ -1131,36 +1138,18 @@ impl Socket for NetlinkSocket {
         Ok(msg.data.len())
     }
 
-    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
-        t.block_on(&[&self.queue], None, || {
-            let mut st = self.state.lock().unwrap();
-            let passcred = st.passcred;
-            let d = if flags.peek {
-                st.rx.front().cloned()
-            } else {
-                let d = st.rx.pop_front();
-                if let Some(d) = &d {
-                    st.rx_bytes -= d.len();
-                }
-                d
-            };
-            match d {
-                Some(d) => Some(Ok(InMessage {
-                    full_len: d.len(),
-                    data: d[..len.min(d.len())].to_vec(),
-                    from: Some(sockaddr_nl(0, 0)),
-                    fds: Vec::new(),
-                    // Replies come from the kernel: PID 0, root.
-                    creds: passcred.then_some(Ucred {
-                        pid: 0,
-                        uid: 0,
-                        gid: 0,
-                    }),
-                })),
-                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                None => None,
-            }
-        })
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        Ok(self.state.lock().unwrap().rx.front().map_or(0, Vec::len))
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let m = self.recv_staged(t, dst.remaining(), flags)?;
+        super::deliver(m, dst)
     }
 
     fn local_addr(&self) -> Vec<u8> {
@@ -1244,40 +1233,50 @@ impl Socket for NetlinkSocket {
     }
 }
 
-impl FileOps for NetlinkSocket {
-    fn read(
+impl NetlinkSocket {
+    /// One receive of at most `len` bytes, staged in the message.
+    fn recv_staged(
         &self,
         t: &mut dyn Context,
-        file: &OpenFile,
-        dst: &mut dyn IoDst,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, dst)
-    }
-
-    fn write(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        src: &mut dyn IoSrc,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, src)
-    }
-
-    fn ioctl(&self, _t: &mut dyn Context, _file: &OpenFile, _cmd: u32, _arg: u64) -> SysResult {
-        Err(Errno::ENOTTY)
-    }
-
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            dev: 0x8,
-            ino: self.ino,
-            nlink: 1,
-            mode: libc::S_IFSOCK | 0o777,
-            blksize: 4096,
-            ..Stat::default()
+        len: usize,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        t.block_on(&[&self.queue], None, || {
+            let mut st = self.state.lock().unwrap();
+            let passcred = st.passcred;
+            let d = if flags.peek {
+                st.rx.front().cloned()
+            } else {
+                let d = st.rx.pop_front();
+                if let Some(d) = &d {
+                    st.rx_bytes -= d.len();
+                }
+                d
+            };
+            match d {
+                Some(d) => Some(Ok(InMessage {
+                    full_len: d.len(),
+                    data: d[..len.min(d.len())].to_vec(),
+                    from: Some(sockaddr_nl(0, 0)),
+                    fds: Vec::new(),
+                    len: 0,
+                    // Replies come from the kernel: PID 0, root.
+                    creds: passcred.then_some(Ucred {
+                        pid: 0,
+                        uid: 0,
+                        gid: 0,
+                    }),
+                })),
+                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None => None,
+            }
         })
+    }
+}
+
+impl FileOps for NetlinkSocket {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(crate::vfs::socket::stat(self.ino))
     }
 
     fn readiness(&self) -> u32 {

@@ -211,6 +211,22 @@ enum Sleep {
     },
 }
 
+/// An internet socket as `/proc/net/{tcp,udp,tcp6,udp6}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetEntry {
+    pub proto: Proto,
+    /// AF_INET (listed in tcp, udp) or AF_INET6 (tcp6, udp6).
+    pub family: i32,
+    pub local: (std::net::IpAddr, u16),
+    pub remote: (std::net::IpAddr, u16),
+    /// Linux's `TCP_*` state number (UDP: 7 unconnected, 1 connected).
+    pub state: u8,
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+    /// The socket file's inode number.
+    pub ino: u64,
+}
+
 /// The stack and its poller's wake-up.
 pub struct Stack {
     inner: Mutex<Inner>,
@@ -238,6 +254,88 @@ fn ip(a: IpAddr) -> IpAddress {
 }
 
 impl Stack {
+    /// The internet sockets `/proc/net/{tcp,udp,tcp6,udp6}` list (as Linux, the ones in
+    /// its lookup tables: listening and connected TCP sockets, bound UDP ones), by inode.
+    pub fn listed_sockets(&self) -> Vec<InetEntry> {
+        use smoltcp::socket::tcp::State as T;
+        let mut g = self.lock();
+        let ids: Vec<u64> = g.entries.keys().copied().collect();
+        let mut out = Vec::new();
+        for id in ids {
+            let e = &g.entries[&id];
+            let family = e.family;
+            // As the socket's family shows it: an AF_INET6 socket's IPv4 peers are v4-mapped.
+            let ip = |a: Option<IpAddress>| -> std::net::IpAddr {
+                match (family, a) {
+                    (libc::AF_INET6, Some(IpAddress::Ipv4(a))) => a.to_ipv6_mapped().into(),
+                    (libc::AF_INET6, Some(IpAddress::Ipv6(a))) => a.into(),
+                    (libc::AF_INET6, None) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                    (_, Some(IpAddress::Ipv4(a))) => a.into(),
+                    (_, Some(IpAddress::Ipv6(a))) => a
+                        .to_ipv4_mapped()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+                        .into(),
+                    (_, None) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                }
+            };
+            let local = e.bound.map_or((ip(None), 0), |(a, p)| (ip(a), p));
+            let peer = e.udp_peer.map(|(a, p)| (ip(Some(a)), p));
+            let unconnected = (ip(None), 0);
+            let entry = |proto, local, remote, state, queues: (usize, usize)| InetEntry {
+                proto,
+                family,
+                local,
+                remote,
+                state,
+                tx_queue: queues.0,
+                rx_queue: queues.1,
+                ino: id,
+            };
+            let listed = match e.st {
+                St::Listening { .. } => Some(entry(Proto::Tcp, local, unconnected, 0x0A, (0, 0))),
+                St::Connecting { h, .. } | St::Connected(h) => {
+                    let s = g.tcp(h);
+                    let ep = |x: Option<smoltcp::wire::IpEndpoint>| {
+                        x.map_or(unconnected, |x| (ip(Some(x.addr)), x.port))
+                    };
+                    // Linux's TCP_* state numbers.
+                    let state = match s.state() {
+                        T::Established => 1,
+                        T::SynSent => 2,
+                        T::SynReceived => 3,
+                        T::FinWait1 => 4,
+                        T::FinWait2 => 5,
+                        T::TimeWait => 6,
+                        T::Closed => 7,
+                        T::CloseWait => 8,
+                        T::LastAck => 9,
+                        T::Listen => 0x0A,
+                        T::Closing => 0x0B,
+                    };
+                    Some(entry(
+                        Proto::Tcp,
+                        ep(s.local_endpoint()),
+                        ep(s.remote_endpoint()),
+                        state,
+                        (s.send_queue(), s.recv_queue()),
+                    ))
+                }
+                St::Udp(_) => Some(entry(
+                    Proto::Udp,
+                    local,
+                    peer.unwrap_or(unconnected),
+                    if peer.is_some() { 1 } else { 7 },
+                    (0, 0),
+                )),
+                // Ping sockets are /proc/net/icmp's, which the sentry does not offer.
+                _ => None,
+            };
+            out.extend(listed);
+        }
+        out.sort_by_key(|e| e.ino);
+        out
+    }
+
     /// A new loopback-only stack with its poller thread.
     pub fn start() -> Arc<Stack> {
         let epoch = std::time::Instant::now();

@@ -19,8 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
-use crate::abi::{Errno, SysResult};
-use crate::mm::usermem::UserAddr;
+use crate::abi::Errno;
 use crate::vfs::inode::may_access;
 use crate::vfs::{
     Caller, Context, Dentry, FileOps, FileType, NewAttrs, NewNode, OpenFile, Resolver, Stat,
@@ -907,7 +906,14 @@ impl Socket for UnixSocket {
         Ok(())
     }
 
-    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        mut msg: OutMessage,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        msg.data = super::gather(src)?;
         let creds = msg.creds.unwrap_or_else(|| Ucred::of(t));
         if self.ep.kind == Kind::Dgram {
             self.send_dgram(t, msg, flags, creds)
@@ -919,14 +925,30 @@ impl Socket for UnixSocket {
         }
     }
 
-    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        let s = self.ep.lock();
+        Ok(if self.ep.kind == Kind::Stream {
+            s.rx_bytes
+        } else {
+            s.rx.front().map_or(0, |m| m.data.len())
+        })
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let len = dst.remaining();
         let ep = self.ep.clone();
         if !flags.waitall || ep.kind != Kind::Stream {
-            return t.block_on(&[&ep.queue], None, || match self.take(len, flags) {
+            let m = t.block_on(&[&ep.queue], None, || match self.take(len, flags) {
                 Some(r) => Some(r),
                 None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
                 None => None,
-            });
+            })?;
+            return super::deliver(m, dst);
         }
         let mut out = InMessage::default();
         let r = t.block_on(&[&ep.queue], None, || loop {
@@ -951,7 +973,7 @@ impl Socket for UnixSocket {
             Err(e) => return Err(e),
         }
         out.full_len = out.data.len();
-        Ok(out)
+        super::deliver(out, dst)
     }
 
     fn local_addr(&self) -> Vec<u8> {
@@ -1058,51 +1080,8 @@ impl Socket for UnixSocket {
 }
 
 impl FileOps for UnixSocket {
-    fn read(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        dst: &mut dyn IoDst,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::read_socket(self, t, file, dst)
-    }
-
-    fn write(
-        &self,
-        t: &mut dyn Context,
-        file: &OpenFile,
-        src: &mut dyn IoSrc,
-        _offset: Option<u64>,
-    ) -> Result<usize, Errno> {
-        super::write_socket(self, t, file, src)
-    }
-
-    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
-        if cmd as u64 == libc::FIONREAD {
-            let n = {
-                let s = self.ep.lock();
-                if self.ep.kind == Kind::Stream {
-                    s.rx_bytes
-                } else {
-                    s.rx.front().map_or(0, |m| m.data.len())
-                }
-            };
-            t.mm().write_obj(UserAddr(arg), &(n as i32))?;
-            return Ok(0);
-        }
-        Err(Errno::ENOTTY)
-    }
-
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            dev: 0x8,
-            ino: self.ino,
-            nlink: 1,
-            mode: libc::S_IFSOCK | 0o777,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(crate::vfs::socket::stat(self.ino))
     }
 
     fn readiness(&self) -> u32 {

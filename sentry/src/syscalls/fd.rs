@@ -213,6 +213,15 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
             f.set_flags(if on != 0 { fl | nb } else { fl & !nb });
             Ok(0)
         }
+        // FIONREAD (SIOCINQ) on a socket of any family: its queued bytes.
+        c if c == libc::FIONREAD => match f.kind() {
+            crate::vfs::FileKind::Socket(s) => {
+                let n = i32::try_from(s.rx_queued()?).unwrap_or(i32::MAX);
+                t.mm.write_obj(UserAddr(arg), &n)?;
+                Ok(0)
+            }
+            _ => f.ops().ioctl(t, &f, c as u32, arg),
+        },
         // Linux answers the netdevice ioctls on a socket of any family.
         c if matches!(f.kind(), crate::vfs::FileKind::Socket(_))
             && crate::net::netlink::is_netdevice_ioctl(c as u32) =>

@@ -9,9 +9,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::fd::nofile_limit;
 use super::Fd;
 use crate::abi::{Errno, SysResult};
+use crate::abi::{Iovec, Timespec};
 use crate::auth::cap;
 use crate::kernel::Task;
-use crate::mm::usermem::UserAddr;
+use crate::mm::usermem::{access_ok, IoDst, IoSrc, UserAddr, UserIo};
 use crate::net::{self, InMessage, IoFlags, OutMessage, Ucred};
 use crate::vfs::{FileKind, OpenFile};
 
@@ -31,6 +32,9 @@ const MSG_WAITALL: i32 = 0x100;
 const MSG_ERRQUEUE: i32 = 0x2000;
 const MSG_NOSIGNAL: i32 = 0x4000;
 const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+
+/// capabilities(7)'s CAP_NET_ADMIN.
+const CAP_NET_ADMIN: u32 = 12;
 
 const SCM_RIGHTS: i32 = 1;
 const SCM_CREDENTIALS: i32 = 2;
@@ -224,6 +228,13 @@ pub fn setsockopt(
 ) -> SysResult {
     let f = socket_file(t, fd)?;
     let v = t.mm.read_bytes(val, (len as usize).min(4096))?;
+    // Setting a buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN.
+    if level == libc::SOL_SOCKET
+        && matches!(name, libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE)
+        && !t.creds.has_cap(CAP_NET_ADMIN)
+    {
+        return Err(Errno::EPERM);
+    }
     with_socket(&f, |s| s.setsockopt(level, name, &v))?;
     Ok(0)
 }
@@ -246,6 +257,14 @@ pub fn getsockopt(
             v = c.seen_by(t).as_bytes().to_vec();
         }
     }
+    // Linux's IPv4 options answer a buffer shorter than an int with one byte when the value
+    // fits in it.
+    if level == libc::IPPROTO_IP && v.len() == 4 && (1..4).contains(&room) {
+        let x = i32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
+        if let Ok(b) = u8::try_from(x) {
+            v = vec![b];
+        }
+    }
     let n = room.min(v.len());
     t.mm.write_bytes(val, &v[..n])?;
     t.mm.write_obj(lenp, &(n as u32))?;
@@ -262,24 +281,35 @@ fn io_flags(f: &OpenFile, flags: i32) -> IoFlags {
 }
 
 /// Sends and raises SIGPIPE on EPIPE unless MSG_NOSIGNAL.
-fn do_send(t: &mut Task, f: &OpenFile, msg: OutMessage, flags: i32) -> SysResult {
+fn do_send(
+    t: &mut Task,
+    f: &OpenFile,
+    msg: OutMessage,
+    src: &mut dyn IoSrc,
+    flags: i32,
+) -> SysResult {
     if flags & MSG_OOB != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
     let fl = io_flags(f, flags);
-    let r = with_socket(f, |s| s.send(t, msg, fl));
+    let r = with_socket(f, |s| s.send(t, msg, src, fl));
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
         crate::vfs::Context::raise_signal(t, libc::SIGPIPE);
     }
     Ok(r? as u64)
 }
 
-fn do_recv(t: &mut Task, f: &OpenFile, len: usize, flags: i32) -> Result<InMessage, Errno> {
+fn do_recv(
+    t: &mut Task,
+    f: &OpenFile,
+    dst: &mut dyn IoDst,
+    flags: i32,
+) -> Result<InMessage, Errno> {
     if flags & MSG_OOB != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
     let fl = io_flags(f, flags);
-    with_socket(f, |s| s.recv(t, len, fl))
+    with_socket(f, |s| s.recv(t, dst, fl))
 }
 
 /// sendto(2)
@@ -293,18 +323,19 @@ pub fn sendto(
     alen: u32,
 ) -> SysResult {
     let f = socket_file(t, fd)?;
-    let data = t.mm.read_bytes(buf, len.min(MAX_SEND))?;
+    access_ok(buf, len as u64)?;
     let to = if addr.is_null() {
         None
     } else {
         Some(read_sockaddr(t, addr, alen)?)
     };
     let msg = OutMessage {
-        data,
         to,
         ..OutMessage::default()
     };
-    do_send(t, &f, msg, flags)
+    let mm = t.mm.clone();
+    let mut src = UserIo::single(&mm, buf, len, MAX_SEND);
+    do_send(t, &f, msg, &mut src, flags)
 }
 
 /// recvfrom(2)
@@ -318,8 +349,10 @@ pub fn recvfrom(
     lenp: UserAddr,
 ) -> SysResult {
     let f = socket_file(t, fd)?;
-    let m = do_recv(t, &f, len.min(MAX_SEND), flags)?;
-    t.mm.write_bytes(buf, &m.data)?;
+    access_ok(buf, len as u64)?;
+    let mm = t.mm.clone();
+    let mut dst = UserIo::single(&mm, buf, len, MAX_SEND);
+    let m = do_recv(t, &f, &mut dst, flags)?;
     if let Some(from) = &m.from {
         write_sockaddr(t, addr, lenp, from)?;
     } else if !lenp.is_null() && !addr.is_null() {
@@ -328,67 +361,8 @@ pub fn recvfrom(
     Ok(if flags & MSG_TRUNC != 0 {
         m.full_len
     } else {
-        m.data.len()
+        m.len
     } as u64)
-}
-
-/// Gathers the bytes of an iovec array (stopping at the first unreadable one after data).
-fn gather(t: &Task, iov: u64, iovlen: u64) -> Result<Vec<u8>, Errno> {
-    let iovs = t.mm.read_iovecs(
-        UserAddr(iov),
-        usize::try_from(iovlen).map_err(|_| Errno::EMSGSIZE)?,
-    )?;
-    let mut data = Vec::new();
-    for v in &iovs {
-        let want = (v.len as usize).min(MAX_SEND - data.len());
-        let start = data.len();
-        data.resize(start + want, 0);
-        let c = match t.mm.copy_in(v.base, &mut data[start..]) {
-            Ok(c) => c,
-            Err(e) if start == 0 && want > 0 => return Err(e),
-            Err(_) => 0,
-        };
-        data.truncate(start + c);
-        if c < want {
-            break;
-        }
-    }
-    Ok(data)
-}
-
-/// Scatters `data` over an iovec array; returns the bytes copied.
-fn scatter(t: &Task, iov: u64, iovlen: u64, data: &[u8]) -> Result<usize, Errno> {
-    let iovs = t.mm.read_iovecs(
-        UserAddr(iov),
-        usize::try_from(iovlen).map_err(|_| Errno::EMSGSIZE)?,
-    )?;
-    let mut done = 0usize;
-    for v in &iovs {
-        if done == data.len() {
-            break;
-        }
-        let take = (v.len as usize).min(data.len() - done);
-        let c =
-            t.mm.copy_out(v.base, &data[done..done + take])
-                .or_else(|e| if done == 0 { Err(e) } else { Ok(0) })?;
-        done += c;
-        if c < take {
-            break;
-        }
-    }
-    Ok(done)
-}
-
-fn iov_total(t: &Task, iov: u64, iovlen: u64) -> Result<usize, Errno> {
-    let iovs = t.mm.read_iovecs(
-        UserAddr(iov),
-        usize::try_from(iovlen).map_err(|_| Errno::EMSGSIZE)?,
-    )?;
-    Ok(iovs
-        .iter()
-        .map(|v| v.len as usize)
-        .sum::<usize>()
-        .min(MAX_SEND))
 }
 
 /// Parses the control messages of a sendmsg: SCM_RIGHTS and SCM_CREDENTIALS.
@@ -494,30 +468,40 @@ fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Ve
     (out, truncated)
 }
 
+/// The iovecs of a `msghdr` (checked as readv's are).
+fn msg_iovecs(t: &Task, h: &MsgHdr) -> Result<Vec<Iovec>, Errno> {
+    t.mm.read_iovecs(
+        UserAddr(h.iov),
+        usize::try_from(h.iovlen).map_err(|_| Errno::EMSGSIZE)?,
+    )
+}
+
 /// sendmsg(2)
 pub fn sendmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
     let f = socket_file(t, fd)?;
     let h: MsgHdr = t.mm.read_obj(msg)?;
-    let mut out = OutMessage {
-        data: gather(t, h.iov, h.iovlen)?,
-        ..OutMessage::default()
-    };
+    let iovs = msg_iovecs(t, &h)?;
+    let mut out = OutMessage::default();
     if h.name != 0 && h.namelen != 0 {
         out.to = Some(read_sockaddr(t, UserAddr(h.name), h.namelen)?);
     }
     parse_control(t, h.control, h.controllen, &mut out)?;
-    do_send(t, &f, out, flags)
+    let mm = t.mm.clone();
+    let mut src = UserIo::new(&mm, iovs, MAX_SEND);
+    do_send(t, &f, out, &mut src, flags)
 }
 
 /// recvmsg(2)
 pub fn recvmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
     let f = socket_file(t, fd)?;
     let mut h: MsgHdr = t.mm.read_obj(msg)?;
-    let len = iov_total(t, h.iov, h.iovlen)?;
-    let mut m = do_recv(t, &f, len, flags)?;
-    let copied = scatter(t, h.iov, h.iovlen, &m.data)?;
+    let iovs = msg_iovecs(t, &h)?;
+    let mm = t.mm.clone();
+    let mut dst = UserIo::new(&mm, iovs, MAX_SEND);
+    let mut m = do_recv(t, &f, &mut dst, flags)?;
+    let copied = m.len;
     let mut out_flags = 0;
-    if m.full_len > m.data.len() {
+    if m.full_len > m.len {
         out_flags |= MSG_TRUNC;
     }
     if h.name != 0 {
@@ -552,6 +536,50 @@ pub fn recvmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
 
 /// `struct mmsghdr`.
 const MMSGHDR_SIZE: u64 = 64;
+
+const MSG_WAITFORONE: i32 = 0x10000;
+
+/// recvmmsg(2): recvmsg into each `mmsghdr` in turn. As Linux, the timeout is looked at only
+/// after a message arrives, and MSG_WAITFORONE makes the receives after the first
+/// nonblocking; an error after the first message ends the batch.
+pub fn recvmmsg(
+    t: &mut Task,
+    fd: Fd,
+    vec: UserAddr,
+    vlen: u32,
+    flags: i32,
+    timeout: UserAddr,
+) -> SysResult {
+    socket_file(t, fd)?;
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let ts: Timespec = t.mm.read_obj(timeout)?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        let d = std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        Some(std::time::Instant::now() + d)
+    };
+    let mut flags = flags;
+    let mut got = 0u64;
+    for i in 0..u64::from(vlen.min(1024)) {
+        let at = vec.offset(i * MMSGHDR_SIZE)?;
+        match recvmsg(t, fd, at, flags & !MSG_WAITFORONE) {
+            Ok(n) => t.mm.write_obj(at.offset(56)?, &(n as u32))?,
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+        got += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            flags |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(got)
+}
 
 /// sendmmsg(2)
 pub fn sendmmsg(t: &mut Task, fd: Fd, vec: UserAddr, vlen: u32, flags: i32) -> SysResult {

@@ -11,7 +11,7 @@ use crate::mm::usermem::{IoDst, IoSrc};
 use crate::vfs::epoll::Epoll;
 use crate::vfs::inotify::Inotify;
 use crate::vfs::lock::Locks;
-use crate::vfs::socket::Socket;
+use crate::vfs::socket::{IoFlags, OutMessage, Socket};
 use crate::vfs::Context;
 use crate::vfs::Dentry;
 use crate::waiter::WaitQueue;
@@ -416,6 +416,14 @@ impl OpenFile {
         acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32
     }
 
+    /// The flags of a read or write on a socket file: O_NONBLOCK only.
+    fn socket_flags(&self) -> IoFlags {
+        IoFlags {
+            nonblocking: self.flags() & libc::O_NONBLOCK as u32 != 0,
+            ..IoFlags::default()
+        }
+    }
+
     /// Reads at the file offset (advancing it) or without one.
     ///
     /// # Errors
@@ -423,6 +431,10 @@ impl OpenFile {
     pub fn read(&self, t: &mut dyn Context, dst: &mut dyn IoDst) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
+        }
+        if let FileKind::Socket(s) = &self.kind {
+            // A read on a socket is a receive without flags.
+            return Ok(s.recv(t, dst, self.socket_flags())?.len);
         }
         let n = if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
@@ -487,6 +499,15 @@ impl OpenFile {
     pub fn write(&self, t: &mut dyn Context, src: &mut dyn IoSrc) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
+        }
+        if let FileKind::Socket(s) = &self.kind {
+            // A send without flags, which raises SIGPIPE on EPIPE as send(2) without
+            // MSG_NOSIGNAL does.
+            let r = s.send(t, OutMessage::default(), src, self.socket_flags());
+            if r == Err(Errno::EPIPE) {
+                t.raise_sigpipe();
+            }
+            return r;
         }
         if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();

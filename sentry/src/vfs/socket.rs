@@ -1,15 +1,54 @@
 //! The operations of a socket file, declared here so that an open file can carry a socket
 //! as its own kind ([`super::FileKind::Socket`]); the families live in the `net` module.
 //!
-//! User memory stays in the system-call layer: sockets receive and return sentry buffers,
-//! socket addresses as `sockaddr` bytes, and passed files as [`OpenFile`]s.
+//! Data moves between the socket and the caller's memory through [`IoSrc`]/[`IoDst`] (the
+//! same path as `read(2)`/`write(2)` on any file: [`OpenFile::read`] routes a socket file to
+//! [`Socket::recv`]); socket addresses travel as `sockaddr` bytes and passed files as
+//! [`OpenFile`]s.
 
 use std::sync::Arc;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::Errno;
-use crate::vfs::{Context, FileOps, OpenFile};
+use crate::mm::usermem::{IoDst, IoSrc};
+use crate::vfs::{Context, FileOps, OpenFile, Stat};
+
+/// What `fstat(2)` shows for a socket of inode number `ino` (Linux's sockfs: device 8,
+/// mode `S_IFSOCK | 0777`).
+pub fn stat(ino: u64) -> Stat {
+    Stat {
+        dev: 0x8,
+        ino,
+        nlink: 1,
+        mode: libc::S_IFSOCK | 0o777,
+        blksize: 4096,
+        ..Stat::default()
+    }
+}
+
+/// Reads everything `src` holds into a buffer: for sockets that must see a whole message
+/// (datagrams, netlink requests) before sending it. A fault part-way keeps what came before.
+///
+/// # Errors
+/// EFAULT when nothing could be read.
+pub fn gather(src: &mut dyn IoSrc) -> Result<Vec<u8>, Errno> {
+    let mut data = vec![0u8; src.remaining()];
+    let n = src.copy_to(&mut data)?;
+    data.truncate(n);
+    Ok(data)
+}
+
+/// Hands a message a socket staged in `m.data` to `dst`: sets `m.len` to the bytes copied
+/// and empties `m.data`.
+///
+/// # Errors
+/// EFAULT when `dst` takes nothing of a non-empty message.
+pub fn deliver(mut m: InMessage, dst: &mut dyn IoDst) -> Result<InMessage, Errno> {
+    m.len = dst.copy_from(&m.data)?;
+    m.data = Vec::new();
+    Ok(m)
+}
 
 /// `struct ucred` (SO_PEERCRED, SCM_CREDENTIALS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -52,9 +91,11 @@ impl Ucred {
     }
 }
 
-/// A message to send.
+/// A message to send; its data comes from the [`IoSrc`] given beside it.
 #[derive(Default)]
 pub struct OutMessage {
+    /// Data a socket staged itself with [`gather`] (one that needs the whole message at
+    /// once); always empty in what [`Socket::send`] is given.
     pub data: Vec<u8>,
     /// The destination `sockaddr` (sendto/sendmsg with a name).
     pub to: Option<Vec<u8>>,
@@ -64,12 +105,16 @@ pub struct OutMessage {
     pub creds: Option<Ucred>,
 }
 
-/// A message received.
+/// A message received; its data went to the [`IoDst`] given to [`Socket::recv`].
 #[derive(Default)]
 pub struct InMessage {
-    pub data: Vec<u8>,
-    /// The message's full length (differs from `data.len()` when a datagram was truncated).
+    /// The bytes copied to the destination.
+    pub len: usize,
+    /// The message's full length (differs from `len` when a datagram was truncated).
     pub full_len: usize,
+    /// Data a socket staged itself before [`deliver`] (AF_UNIX queues whole messages);
+    /// always empty in what [`Socket::recv`] returns.
+    pub data: Vec<u8>,
     /// The sender's `sockaddr` (datagram sockets).
     pub from: Option<Vec<u8>>,
     pub fds: Vec<Arc<OpenFile>>,
@@ -121,17 +166,38 @@ pub trait Socket: FileOps {
     /// ECONNREFUSED, ENOENT, EISCONN, EAGAIN (full backlog, nonblocking), EPROTOTYPE.
     fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno>;
 
-    /// Sends `msg`; returns the bytes sent.
+    /// Sends `msg` with the data of `src`; returns the bytes sent. A source that faults
+    /// part-way sends what came before the fault.
     ///
     /// # Errors
-    /// EPIPE (the caller raises SIGPIPE), ENOTCONN, EAGAIN, EMSGSIZE, ECONNREFUSED.
-    fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno>;
+    /// EPIPE (the caller raises SIGPIPE), ENOTCONN, EAGAIN, EMSGSIZE, ECONNREFUSED, EFAULT.
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        msg: OutMessage,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno>;
 
-    /// Receives at most `len` bytes.
+    /// Receives at most `dst.remaining()` bytes into `dst`. Stream data leaves the socket
+    /// only as far as `dst` took it (Linux's TCP keeps it on EFAULT); a datagram is taken
+    /// whole.
     ///
     /// # Errors
-    /// EAGAIN, EINVAL (not connected), EINTR.
-    fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno>;
+    /// EAGAIN, EINVAL (not connected), EINTR, EFAULT.
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno>;
+
+    /// The bytes `FIONREAD`/`SIOCINQ` reports: queued stream data, or the next datagram's
+    /// length.
+    ///
+    /// # Errors
+    /// Host errors (hostinet).
+    fn rx_queued(&self) -> Result<usize, Errno>;
 
     /// `getsockname(2)` as `sockaddr` bytes.
     fn local_addr(&self) -> Vec<u8>;
