@@ -246,6 +246,8 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
                 Some(d) => OpenFile::with_dentry(peer, keep, d),
                 None => OpenFile::new(peer, keep),
             };
+            // As an open of the node: without O_NOCTTY a session leader acquires it.
+            file.ops().opened(t, flags)?;
             let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
             Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
         }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use super::job::{ControllingTerminal, Job};
 use super::ldisc::{LineDiscipline, VMIN, VTIME};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{Context, FileOps, IoDst, IoSrc, OpenFile, Stat};
@@ -27,6 +29,21 @@ pub const SLAVE_MAJOR: u32 = 136;
 
 /// `TIOCGPTPEER`: `_IO('T', 0x41)`.
 pub const TIOCGPTPEER: u64 = 0x5441;
+
+/// `TCGETS2`, `TCSETS2`, `TCSETSW2`, `TCSETSF2` (`struct termios2`, 44 bytes).
+const TCGETS2: u64 = 0x802c_542a;
+const TCSETS2: u64 = 0x402c_542b;
+const TCSETSW2: u64 = 0x402c_542c;
+const TCSETSF2: u64 = 0x402c_542d;
+
+/// `struct termios2`: termios with its input and output speeds.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Termios2 {
+    termios: Termios,
+    ispeed: u32,
+    ospeed: u32,
+}
 
 /// What a pair's filesystem (devpts) learns about its ptys.
 pub trait PtyOwner: Send + Sync {
@@ -167,6 +184,18 @@ impl Pty {
             libc::TCSETS | libc::TCSETSW | libc::TCSETSF => {
                 self.set_termios(t, master, cmd == libc::TCSETSF, arg)
             }
+            TCGETS2 => {
+                let tio = Termios2 {
+                    termios: self.lock().ldisc.termios,
+                    ispeed: 38400,
+                    ospeed: 38400,
+                };
+                t.mm().write_obj(UserAddr(arg), &tio).map(|_| 0)
+            }
+            TCSETS2 | TCSETSW2 | TCSETSF2 => {
+                let new: Result<Termios2, Errno> = t.mm().read_obj(UserAddr(arg));
+                new.and_then(|new| self.apply_termios(t, master, cmd == TCSETSF2, new.termios))
+            }
             libc::TIOCGWINSZ => {
                 let ws = self.lock().ldisc.winsize;
                 t.mm().write_obj(UserAddr(arg), &ws).map(|_| 0)
@@ -202,6 +231,16 @@ impl Pty {
 
     fn set_termios(&self, t: &mut dyn Context, master: bool, flush: bool, arg: u64) -> SysResult {
         let new: Termios = t.mm().read_obj(UserAddr(arg))?;
+        self.apply_termios(t, master, flush, new)
+    }
+
+    fn apply_termios(
+        &self,
+        t: &mut dyn Context,
+        master: bool,
+        flush: bool,
+        new: Termios,
+    ) -> SysResult {
         if !master {
             self.check_background_change(t)?;
         }
