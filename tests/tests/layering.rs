@@ -14,7 +14,9 @@ const SENTRY: &[&[&str]] = &[
     &["auth", "waiter", "memory"],
     &["mm"],
     &["vfs"],
-    &["elf", "fs", "net", "tty"],
+    // Terminals sit below the filesystems: devpts (in `fs`) makes the sentry's ptys.
+    &["tty"],
+    &["elf", "fs", "net"],
     &["kernel"],
     &["procfs"],
     &["syscalls"],

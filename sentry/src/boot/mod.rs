@@ -186,7 +186,7 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 
 /// The sandbox's mounts: an overlay of the root (host `/` or `--rootfs`) with a tmpfs upper
 /// layer, more such overlays at `lowers` (the host's other filesystems under `/`, for
-/// `runsc-rs do`), `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm`, more tmpfs at `tmpfs`
+/// `runsc-rs do`), `/proc`, `/sys`, `/dev`, tmpfs at `/dev/shm`, devpts at `/dev/pts`, more tmpfs at `tmpfs`
 /// (absolute, normalized paths with their root directory's mode), and the volumes; `/proc`
 /// is `proc_root`. File data
 /// of the tmpfs mounts and the overlays' upper layers lives in `memory`. `/tmp` is the root's
@@ -200,7 +200,7 @@ pub fn build_filesystem(
     cwd: Option<&std::path::Path>,
     proc_root: Arc<dyn Inode>,
 ) -> Result<Arc<FsContext>, Error> {
-    use crate::fs::{dev, hostfs::HostNode, overlay, sys, tmpfs::TmpFs};
+    use crate::fs::{dev, devpts, hostfs::HostNode, overlay, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
     let ns = MountNamespace::new(ovl, "overlay", "overlay");
@@ -232,6 +232,10 @@ pub fn build_filesystem(
         "shm",
         false,
     )?;
+    // As the OCI spec's default `/dev/pts` mount (containers and `runsc-rs do` alike).
+    let devpts = devpts::DevPts::new(memory, devpts::DevPtsOptions::container())
+        .map_err(mount_err("building /dev/pts"))?;
+    mount("/dev/pts", devpts.root(), "devpts", "devpts", false)?;
     for (path, mode) in tmpfs {
         mount(
             path,

@@ -1,7 +1,8 @@
 //! `/dev`: a tmpfs holding the standard character devices and the fd links.
 //!
-//! null, zero, full, random and urandom are implemented by the sentry; `tty` is ENXIO (the
-//! sandbox has no controlling terminal yet). `shm` is a directory for a tmpfs mount.
+//! null, zero, full, random and urandom are implemented by the sentry; `tty` opens the
+//! caller's controlling terminal ([`crate::tty::DevTty`]). `shm` and `pts` are directories
+//! for the tmpfs and devpts mounts; `ptmx` is a link to `pts/ptmx`, as runc makes it.
 
 use std::sync::Arc;
 
@@ -34,7 +35,7 @@ struct CharFile {
 impl Device for CharDev {
     fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if self.kind == Kind::Tty {
-            return Err(Errno::ENXIO);
+            return Ok(Arc::new(crate::tty::DevTty));
         }
         Ok(Arc::new(CharFile {
             kind: self.kind,
@@ -153,6 +154,7 @@ pub fn new_dev(mf: &Arc<MemoryFile>) -> Result<Arc<TmpNode>, Errno> {
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
     ];
     for (name, target) in links {
         root.create(

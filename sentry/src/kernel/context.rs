@@ -99,4 +99,18 @@ impl vfs::Context for Task {
     fn process_groups(&self) -> &dyn ProcessGroups {
         &*self.kernel
     }
+
+    fn process_groups_weak(&self) -> std::sync::Weak<dyn ProcessGroups + Send + Sync> {
+        let weak: std::sync::Weak<Kernel> = Arc::downgrade(&self.kernel);
+        weak
+    }
+
+    fn signal_would_act(&self, signo: i32) -> bool {
+        let s = self.tg.sig();
+        let blocked = s
+            .threads
+            .get(&self.tid)
+            .is_some_and(|t| t.mask & super::signal::bit(signo) != 0);
+        !blocked && !super::signal::is_ignored(signo, &s.action(signo))
+    }
 }

@@ -228,6 +228,38 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
         {
             crate::net::netlink::netdevice_ioctl(&t.kernel.net.network, t, c as u32, arg)
         }
+        crate::tty::pty::TIOCGPTPEER => {
+            let flags = arg as u32;
+            let allowed =
+                (libc::O_ACCMODE | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u32;
+            if flags & !allowed != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let (peer, name) = f.ops().open_peer(flags)?;
+            let keep =
+                (flags & !((libc::O_NOCTTY | libc::O_CLOEXEC) as u32)) | libc::O_LARGEFILE as u32;
+            // The slave's node next to the master's, so that fstat and /proc/self/fd name
+            // /dev/pts/N (glibc's ttyname compares them).
+            let dir = f.dentry.as_ref().and_then(|d| d.parent.clone());
+            let node = dir.and_then(|dir| {
+                let inode = dir.inode.lookup(&crate::vfs::Caller::of(t), &name).ok()?;
+                Some(Arc::new(crate::vfs::Dentry {
+                    inode,
+                    path: dir.child_path(&name),
+                    name,
+                    mount: dir.mount.clone(),
+                    parent: Some(dir),
+                }))
+            });
+            let file = match node {
+                Some(d) => OpenFile::with_dentry(peer, keep, d),
+                None => OpenFile::new(peer, keep),
+            };
+            // As an open of the node: without O_NOCTTY a session leader acquires it.
+            file.ops().opened(t, flags)?;
+            let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
+            Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
+        }
         c => f.ops().ioctl(t, &f, c as u32, arg),
     }
 }

@@ -1,10 +1,11 @@
-//! mount(2) and umount2(2) inside the sandbox: tmpfs, proc and bind mounts of sandbox paths,
+//! mount(2) and umount2(2) inside the sandbox: tmpfs, proc, devpts and bind mounts of sandbox paths,
 //! all in the sentry's mount namespace (nothing ever reaches the host's mount table).
 
 use std::sync::Arc;
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, SysResult};
+use crate::fs::devpts::{DevPts, DevPtsOptions};
 use crate::fs::tmpfs::TmpFs;
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
@@ -159,6 +160,12 @@ pub fn mount(
                 let root: Arc<dyn Inode> =
                     TmpFs::new_root(&t.kernel.memory, tmpfs_mode(data.as_deref())?);
                 (root, "tmpfs", source)
+            }
+            "devpts" => {
+                let data = read_opt_string(t, data)?;
+                let opts = DevPtsOptions::parse(data.as_deref().unwrap_or(""))?;
+                let fs = DevPts::new(&t.kernel.memory, opts)?;
+                (fs.root(), "devpts", source)
             }
             "proc" => (
                 proc::new_proc(Arc::downgrade(&t.kernel), t.pidns().clone()),

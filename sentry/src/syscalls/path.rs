@@ -255,7 +255,10 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         if kind == FileType::Fifo && !is_host_pipe(&dentry) {
             return open_fifo(t, &st, flags, dentry);
         }
-        let ops = dentry.inode.open(&cx, flags)?;
+        let mut ops = dentry.inode.open(&cx, flags)?;
+        if let Some(terminal) = ops.opened(t, flags)? {
+            ops = terminal;
+        }
         if o(libc::O_TRUNC) && kind == FileType::Regular && !created {
             let trunc = SetAttr {
                 size: Some(0),

@@ -1,57 +1,53 @@
-//! Terminals: a host pty slave handed to the sandbox as a container's terminal.
+//! Terminals: the job control every terminal shares ([`job`]), and two backends for it.
 //!
-//! One responsibility: the job-control side of a terminal the host does not know about. The
-//! line discipline (canonical mode, echo, erase, output processing) stays with the host pty,
-//! which the containerd shim owns: the sentry passes bytes through and forwards the termios
-//! and window size calls to it. What the sentry keeps itself, because only it knows the
-//! sandbox's sessions and process groups, is which session the terminal controls and its
-//! foreground process group (`TIOCSCTTY`, `TIOCNOTTY`, `TIOCGPGRP`, `TIOCSPGRP`, `TIOCGSID`),
-//! and `SIGWINCH` to that group when the window changes.
+//! - [`HostTty`]: a host pty slave handed to the sandbox as a container's terminal. The line
+//!   discipline (canonical mode, echo, erase, output processing) stays with the host pty,
+//!   which the containerd shim owns: the sentry passes bytes through and forwards the
+//!   termios and window size calls to it. Typed `^C`/`^\\`/`^Z`: the host pty has no session
+//!   of its own, so its `ISIG` handling only drops those characters; the shim, which sees
+//!   the typed bytes on their way in, asks the sentry to signal the foreground group
+//!   ([`HostTty::signal_foreground`] through the Loader).
+//! - [`pty`]: pseudo-terminals made entirely in the sentry (devpts, `/dev/ptmx`), with the
+//!   sentry's own line discipline ([`ldisc`]).
 //!
-//! Typed `^C`/`^\`/`^Z`: the host pty has no session of its own, so its `ISIG` handling
-//! only drops those characters (and flushes the line); the shim, which sees the typed bytes
-//! on their way in, asks the sentry to signal the foreground group
-//! ([`HostTty::signal_foreground`] through the Loader).
+//! [`DevTty`] is `/dev/tty`: opening it opens the caller's controlling terminal.
 //!
-//! Not yet: background-group `SIGTTOU`/`SIGTTIN`, `/dev/tty`.
-//!
-//! Layer: above `vfs` (a terminal is a file), below the kernel: what it needs of processes
-//! (the caller's session, signalling a process group) comes through [`Context`].
+//! Layer: above `vfs` (a terminal is a file), below the filesystems (devpts makes ptys)
+//! and the kernel: what it needs of processes (the caller's session, signalling a process
+//! group) comes through [`Context`].
 //!
 //! # Lock order
-//! `HostTty::job` is a leaf: it is never held while asking the context, which takes the
-//! kernel's process-table lock.
+//! Every lock here is a leaf (see [`job`] and [`pty`]): none is held while asking the
+//! context, which takes the kernel's process-table lock.
+
+pub mod job;
+pub mod ldisc;
+pub mod pty;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Weak};
 
 use nix::sys::termios::{self, SetArg};
 
+use self::job::{ControllingTerminal, Job};
 use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::host::HostFile;
-use crate::vfs::{Context, JobIds, ProcessGroups};
+use crate::vfs::{Context, ProcessGroups};
 use crate::vfs::{FileOps, OpenFile, Stat};
 use crate::vfs::{IoDst, IoSrc};
-
-/// Which session a terminal controls and who is in the foreground. 0: none.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct JobControl {
-    session: i32,
-    foreground: i32,
-}
 
 /// A host terminal (the slave of a pty the shim owns) as a sentry file.
 pub struct HostTty {
     host: HostFile,
-    /// A leaf lock (see the module's lock order).
-    job: Mutex<JobControl>,
+    job: Job,
+    me: Weak<HostTty>,
 }
 
 impl std::fmt::Debug for HostTty {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostTty")
-            .field("job", &*self.job.lock().unwrap())
+            .field("job", &self.job)
             .finish_non_exhaustive()
     }
 }
@@ -59,38 +55,22 @@ impl std::fmt::Debug for HostTty {
 impl HostTty {
     /// Wraps the host terminal `fd` (donated to the sandbox).
     pub fn new(fd: OwnedFd) -> Arc<HostTty> {
-        Arc::new(HostTty {
+        Arc::new_cyclic(|me| HostTty {
             host: HostFile::donated(fd),
-            job: Mutex::new(JobControl::default()),
+            job: Job::default(),
+            me: me.clone(),
         })
     }
 
     /// Makes this the controlling terminal of session `sid` with `pgid` in the foreground,
     /// as `setsid(); ioctl(TIOCSCTTY)` before `execve` does for a container's process.
     pub fn set_controlling(&self, sid: i32, pgid: i32) {
-        *self.job.lock().unwrap() = JobControl {
-            session: sid,
-            foreground: pgid,
-        };
+        self.job.set_controlling(sid, pgid);
     }
 
     /// Sends `signo` to the foreground process group (SIGWINCH after a resize).
     pub fn signal_foreground(&self, groups: &dyn ProcessGroups, signo: i32) {
-        let fg = self.job.lock().unwrap().foreground;
-        if fg <= 0 {
-            return;
-        }
-        groups.signal_process_group(fg, signo);
-    }
-
-    /// The session the caller is in, if this terminal controls it; ENOTTY otherwise.
-    fn check_session(&self, t: &dyn Context) -> Result<JobControl, Errno> {
-        let sid = t.job_ids()?.sid;
-        let job = *self.job.lock().unwrap();
-        if job.session == 0 || job.session != sid {
-            return Err(Errno::ENOTTY);
-        }
-        Ok(job)
+        self.job.signal_foreground(groups, signo);
     }
 
     fn set_termios(&self, t: &mut dyn Context, arg: u64, when: SetArg) -> SysResult {
@@ -124,57 +104,16 @@ impl HostTty {
         }
         Ok(0)
     }
+}
 
-    fn set_foreground(&self, t: &mut dyn Context, arg: u64) -> SysResult {
-        let pgid: i32 = t.mm().read_obj(UserAddr(arg))?;
-        if pgid < 0 {
-            return Err(Errno::EINVAL);
-        }
-        // A group outside the caller's namespace is in no session of it.
-        let pgid = t.lookup_pid(pgid).ok_or(Errno::EPERM)?;
-        let sid = t.job_ids()?.sid;
-        // Asked before taking `job`: the process table's lock comes first.
-        let in_session = t.group_in_session(pgid, sid);
-        let mut job = self.job.lock().unwrap();
-        if job.session == 0 || job.session != sid {
-            return Err(Errno::ENOTTY);
-        }
-        if !in_session {
-            return Err(Errno::EPERM);
-        }
-        job.foreground = pgid;
-        Ok(0)
+impl ControllingTerminal for HostTty {
+    fn reopen(&self) -> Result<Arc<dyn FileOps>, Errno> {
+        let me = self.me.upgrade().ok_or(Errno::EIO)?;
+        Ok(me)
     }
 
-    fn acquire(&self, t: &mut dyn Context) -> SysResult {
-        let JobIds { tgid, pgid, sid } = t.job_ids()?;
-        let mut job = self.job.lock().unwrap();
-        if job.session == sid {
-            return Ok(0);
-        }
-        // Only a session leader without a terminal may take one that no session holds
-        // (stealing with arg 1 needs CAP_SYS_ADMIN, which the sandbox's users lack).
-        if sid != tgid || job.session != 0 {
-            return Err(Errno::EPERM);
-        }
-        *job = JobControl {
-            session: sid,
-            foreground: pgid,
-        };
-        Ok(0)
-    }
-
-    fn release(&self, t: &mut dyn Context) -> SysResult {
-        let JobIds { tgid, sid, .. } = t.job_ids()?;
-        let job = self.check_session(t)?;
-        if sid == tgid {
-            // The session leader gives up its terminal: the foreground hangs up.
-            *self.job.lock().unwrap() = JobControl::default();
-            let groups = t.process_groups();
-            groups.signal_process_group(job.foreground, libc::SIGHUP);
-            groups.signal_process_group(job.foreground, libc::SIGCONT);
-        }
-        Ok(0)
+    fn job(&self) -> &Job {
+        &self.job
     }
 }
 
@@ -205,21 +144,13 @@ impl FileOps for HostTty {
             libc::TCSETSW => self.set_termios(t, arg, SetArg::TCSADRAIN),
             libc::TCSETSF => self.set_termios(t, arg, SetArg::TCSAFLUSH),
             libc::TIOCSWINSZ => self.set_winsize(t, arg),
-            libc::TIOCGPGRP => {
-                let job = self.check_session(t)?;
-                t.mm()
-                    .write_obj(UserAddr(arg), &t.vpid_of(job.foreground))?;
-                Ok(0)
+            c => {
+                let me: Weak<dyn ControllingTerminal> = self.me.clone();
+                match self.job.ioctl(t, me, c, arg) {
+                    Some(r) => r,
+                    None => self.host.ioctl(t, f, cmd, arg),
+                }
             }
-            libc::TIOCGSID => {
-                let job = self.check_session(t)?;
-                t.mm().write_obj(UserAddr(arg), &t.vpid_of(job.session))?;
-                Ok(0)
-            }
-            libc::TIOCSPGRP => self.set_foreground(t, arg),
-            libc::TIOCSCTTY => self.acquire(t),
-            libc::TIOCNOTTY => self.release(t),
-            _ => self.host.ioctl(t, f, cmd, arg),
         }
     }
 
@@ -234,20 +165,62 @@ impl FileOps for HostTty {
 
 #[cfg(test)]
 mod tests {
+    use super::job::JobState;
     use super::*;
 
     #[test]
     fn controlling_session_is_recorded() {
         let pty = nix::pty::openpty(None, None).unwrap();
         let tty = HostTty::new(pty.slave);
-        assert_eq!(*tty.job.lock().unwrap(), JobControl::default());
+        assert_eq!(tty.job.state(), JobState::default());
         tty.set_controlling(5, 5);
         assert_eq!(
-            *tty.job.lock().unwrap(),
-            JobControl {
+            tty.job.state(),
+            JobState {
                 session: 5,
                 foreground: 5
             }
         );
+    }
+}
+
+/// `/dev/tty`: an open of it is replaced by an open of the caller's controlling terminal.
+#[derive(Debug)]
+pub struct DevTty;
+
+impl FileOps for DevTty {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            mode: libc::S_IFCHR | 0o666,
+            rdev: libc::makedev(5, 0),
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn read(
+        &self,
+        _t: &mut dyn Context,
+        _f: &OpenFile,
+        _dst: &mut dyn IoDst,
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        Err(Errno::ENXIO)
+    }
+
+    fn write(
+        &self,
+        _t: &mut dyn Context,
+        _f: &OpenFile,
+        _src: &mut dyn IoSrc,
+        _offset: Option<u64>,
+    ) -> Result<usize, Errno> {
+        Err(Errno::ENXIO)
+    }
+
+    fn opened(&self, t: &mut dyn Context, _flags: u32) -> Result<Option<Arc<dyn FileOps>>, Errno> {
+        let term = job::controlling_terminal(t).ok_or(Errno::ENXIO)?;
+        term.reopen().map(Some)
     }
 }

@@ -7,7 +7,7 @@
 //! queues, raising a signal on the caller, PIDs as the caller sees them, and the process-group
 //! facts terminals need for job control.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::abi::Errno;
@@ -89,6 +89,15 @@ pub trait Context {
 
     /// Signalling process groups.
     fn process_groups(&self) -> &dyn ProcessGroups;
+
+    /// The same, kept by a terminal to signal its session when it hangs up later (a pty
+    /// master's last close, where no task is at hand).
+    fn process_groups_weak(&self) -> Weak<dyn ProcessGroups + Send + Sync>;
+
+    /// Whether `signo` sent to the caller now would act: neither blocked by the calling
+    /// thread nor ignored by its process (a background read or write on a terminal fails
+    /// with EIO instead of stopping a process that would not stop).
+    fn signal_would_act(&self, signo: i32) -> bool;
 }
 
 impl dyn Context + '_ {

@@ -160,6 +160,25 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// Called by open(2) right after a path open, with the caller: a terminal opened
+    /// without `O_NOCTTY` by a session leader becomes its controlling terminal; `/dev/tty`
+    /// answers with the caller's controlling terminal, which replaces it (Some).
+    ///
+    /// # Errors
+    /// ENXIO (`/dev/tty` without a controlling terminal), EIO.
+    fn opened(&self, _t: &mut dyn Context, _flags: u32) -> Result<Option<Arc<dyn FileOps>>, Errno> {
+        Ok(None)
+    }
+
+    /// `TIOCGPTPEER`: a new open of the other end of a pty pair, and the name of its node
+    /// in the directory of this end's.
+    ///
+    /// # Errors
+    /// ENOTTY for files that are not a pty master, EIO when the slave cannot be opened.
+    fn open_peer(&self, _flags: u32) -> Result<(Arc<dyn FileOps>, Vec<u8>), Errno> {
+        Err(Errno::ENOTTY)
+    }
+
     /// `F_ADD_SEALS`.
     ///
     /// # Errors

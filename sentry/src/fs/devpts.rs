@@ -1,0 +1,240 @@
+//! devpts: the filesystem of the sentry's pseudo-terminals, mounted at `/dev/pts`.
+//!
+//! Every mount is its own instance (Linux's `newinstance`): `ptmx` in it opens a new pty
+//! pair of this instance, whose slave appears as the node `N` (the lowest free number) until
+//! the master closes. The nodes live in a tmpfs directory that reports devpts's magic; the
+//! mount options are Linux's `ptmxmode=`, `mode=`, `gid=` and `uid=`.
+//!
+//! # Lock order
+//! `Instance::used` is a leaf; it is released before the tmpfs directory is changed.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, Weak};
+
+use super::tmpfs::{Device, TmpFs, TmpNode};
+use crate::abi::Errno;
+use crate::memory::MemoryFile;
+use crate::tty::pty::{Pty, PtyOwner, SLAVE_MAJOR};
+use crate::vfs::{Caller, FileOps, Inode, SetAttr};
+
+/// DEVPTS_SUPER_MAGIC.
+pub const DEVPTS_MAGIC: i64 = 0x1cd1;
+
+/// The most ptys one instance holds (Linux's default `max=` is far larger; this bounds what
+/// one sandbox may make).
+const MAX_PTYS: u32 = 4096;
+
+/// Mount options of one devpts instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevPtsOptions {
+    /// Mode of the `ptmx` node.
+    pub ptmx_mode: u32,
+    /// Mode of each slave node.
+    pub mode: u32,
+    /// Owner of each slave node (None: the opener's effective UID).
+    pub uid: Option<u32>,
+    /// Group of each slave node (None: the opener's effective GID).
+    pub gid: Option<u32>,
+}
+
+impl Default for DevPtsOptions {
+    /// Linux's defaults.
+    fn default() -> Self {
+        DevPtsOptions {
+            ptmx_mode: 0,
+            mode: 0o600,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+impl DevPtsOptions {
+    /// What containers get (the OCI runtime spec's default `/dev/pts` mount):
+    /// `newinstance,ptmxmode=0666,mode=0620,gid=5`.
+    pub fn container() -> Self {
+        DevPtsOptions {
+            ptmx_mode: 0o666,
+            mode: 0o620,
+            uid: None,
+            gid: Some(5),
+        }
+    }
+
+    /// Parses mount data (`newinstance,ptmxmode=0666,mode=620,gid=5`); unknown options are
+    /// ignored as Linux ignores them.
+    ///
+    /// # Errors
+    /// EINVAL for a malformed number.
+    pub fn parse(data: &str) -> Result<Self, Errno> {
+        let mut o = DevPtsOptions::default();
+        for opt in data.split(',').filter(|s| !s.is_empty()) {
+            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            let octal = || {
+                u32::from_str_radix(value, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or(Errno::EINVAL)
+            };
+            let decimal = || value.parse::<u32>().map_err(|_| Errno::EINVAL);
+            match key {
+                "ptmxmode" => o.ptmx_mode = octal()? & 0o777,
+                "mode" => o.mode = octal()? & 0o777,
+                "uid" => o.uid = Some(decimal()?),
+                "gid" => o.gid = Some(decimal()?),
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// One devpts instance: its root directory (held by the mount) and its numbering.
+pub struct DevPts {
+    root: Arc<TmpNode>,
+}
+
+/// What the instance's `ptmx` node keeps (the root only weakly: the node is in it).
+struct Instance {
+    root: Weak<TmpNode>,
+    options: DevPtsOptions,
+    /// Numbers in use.
+    used: Mutex<BTreeSet<u32>>,
+}
+
+impl DevPts {
+    /// A new instance; mount [`DevPts::root`].
+    ///
+    /// # Errors
+    /// Only on internal inconsistencies.
+    pub fn new(mf: &Arc<MemoryFile>, options: DevPtsOptions) -> Result<DevPts, Errno> {
+        let root = TmpFs::new_root_with_magic(mf, 0o755, DEVPTS_MAGIC);
+        let instance = Arc::new(Instance {
+            root: Arc::downgrade(&root),
+            options,
+            used: Mutex::new(BTreeSet::new()),
+        });
+        let ptmx = Ptmx { instance };
+        root.add_device(
+            b"ptmx",
+            options.ptmx_mode,
+            libc::makedev(5, 2),
+            Arc::new(ptmx),
+        )?;
+        Ok(DevPts { root })
+    }
+
+    /// The root directory, to mount.
+    pub fn root(&self) -> Arc<dyn Inode> {
+        self.root.clone()
+    }
+}
+
+impl Instance {
+    fn allocate(&self) -> Result<u32, Errno> {
+        let mut used = self.used.lock().unwrap();
+        let index = (0..MAX_PTYS)
+            .find(|i| !used.contains(i))
+            .ok_or(Errno::ENOSPC)?;
+        used.insert(index);
+        Ok(index)
+    }
+
+    /// A new pair for `cx`: its slave node, and the master.
+    fn open_pair(self: &Arc<Self>, cx: &Caller) -> Result<Arc<dyn FileOps>, Errno> {
+        let root = self.root.upgrade().ok_or(Errno::ENXIO)?;
+        let index = self.allocate()?;
+        let owner: Weak<dyn PtyOwner> = Arc::downgrade(self) as Weak<dyn PtyOwner>;
+        let pty = Pty::new(index, owner);
+        let slave = SlaveNode {
+            pty: Arc::downgrade(&pty),
+        };
+        let name = index.to_string();
+        let node = match root.add_device(
+            name.as_bytes(),
+            self.options.mode,
+            libc::makedev(SLAVE_MAJOR, index),
+            Arc::new(slave),
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                self.used.lock().unwrap().remove(&index);
+                return Err(e);
+            }
+        };
+        node.setattr(&SetAttr {
+            uid: Some(self.options.uid.unwrap_or(cx.creds.euid)),
+            gid: Some(self.options.gid.unwrap_or(cx.creds.egid)),
+            ..SetAttr::default()
+        })?;
+        Ok(pty.master())
+    }
+}
+
+impl PtyOwner for Instance {
+    fn released(&self, index: u32) {
+        if let Some(root) = self.root.upgrade() {
+            root.remove_entry(index.to_string().as_bytes());
+        }
+        self.used.lock().unwrap().remove(&index);
+    }
+}
+
+/// `ptmx`: every open makes a new pair.
+struct Ptmx {
+    instance: Arc<Instance>,
+}
+
+impl Device for Ptmx {
+    fn open(&self, cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        self.instance.open_pair(cx)
+    }
+}
+
+/// The slave node `N`.
+struct SlaveNode {
+    pty: Weak<Pty>,
+}
+
+impl Device for SlaveNode {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let pty = self.pty.upgrade().ok_or(Errno::EIO)?;
+        Ok(pty.open_slave()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse() {
+        let o = DevPtsOptions::parse("newinstance,ptmxmode=0666,mode=0620,gid=5").unwrap();
+        assert_eq!(o, DevPtsOptions::container());
+        assert_eq!(DevPtsOptions::parse("").unwrap(), DevPtsOptions::default());
+        assert_eq!(DevPtsOptions::parse("mode=9"), Err(Errno::EINVAL));
+        assert_eq!(DevPtsOptions::parse("uid=x"), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn nodes_come_and_go_with_masters() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let fs = DevPts::new(&mf, DevPtsOptions::container()).unwrap();
+        let cx = Caller::kernel();
+        let ptmx = fs.root.child(b"ptmx").unwrap();
+        let open = || ptmx.open(&cx, libc::O_RDWR as u32).unwrap();
+        let m0 = open();
+        let m1 = open();
+        assert!(fs.root.child(b"0").is_some());
+        assert!(fs.root.child(b"1").is_some());
+        let st = fs.root.child(b"1").unwrap().stat().unwrap();
+        assert_eq!(st.mode, libc::S_IFCHR | 0o620);
+        assert_eq!(st.gid, 5);
+        assert_eq!(st.rdev, libc::makedev(SLAVE_MAJOR, 1));
+        drop(m0);
+        assert!(fs.root.child(b"0").is_none());
+        let again = open();
+        assert!(fs.root.child(b"0").is_some());
+        drop((m1, again));
+    }
+}
