@@ -38,3 +38,31 @@ fn cpu_time_itimers_fire() {
         "{text}"
     );
 }
+
+/// A fresh directory of this test's own.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("runsc-rs-signals-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// RLIMIT_FSIZE: write, pwrite, writev, O_APPEND, truncate, ftruncate and fallocate past
+/// the limit give SIGXFSZ and EFBIG, writes crossing it are shortened, pipes are not
+/// limited.
+#[test]
+fn rlimit_fsize_matches_linux() {
+    let Some(prog) = program_str("fsize") else {
+        return;
+    };
+    let dir = fresh_dir("fsize");
+    let dir_s = dir.to_str().unwrap();
+    let (native, _) = assert_same(&[&prog, dir_s]);
+    let text = native.stdout_text();
+    assert!(
+        text.contains("write 600 crossing: 400  sigxfsz=0\n")
+            && text.contains("write at limit: -1 File too large sigxfsz=1\n"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
