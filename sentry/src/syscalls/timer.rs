@@ -1,6 +1,6 @@
 //! Timers: alarm, setitimer/getitimer, POSIX timers, and timerfd.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,11 +136,12 @@ fn arm_cpu_sampler(t: &Task) {
     }
     let k = Arc::downgrade(&t.kernel);
     let g = Arc::downgrade(&t.tg);
+    let ticks = AtomicU64::new(0);
     let action: Action = Box::new(move |_| {
         let (Some(k), Some(g)) = (k.upgrade(), g.upgrade()) else {
             return;
         };
-        sample_cpu_timers(&k, &g);
+        sample_cpu_timers(&k, &g, ticks.fetch_add(1, Ordering::Relaxed));
     });
     let sampler = Timer::new(&t.kernel.timers, action);
     sampler.set(Some(CPU_TICK), Some(CPU_TICK));
@@ -149,8 +150,11 @@ fn arm_cpu_sampler(t: &Task) {
 
 /// One tick of the CPU-time sampler: expires ITIMER_VIRTUAL (SIGVTALRM) and ITIMER_PROF
 /// (SIGPROF) whose clocks passed their deadlines, each signal queued once however many
-/// periods passed (a pending standard signal is not queued twice on Linux either).
-fn sample_cpu_timers(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) {
+/// periods passed (a pending standard signal is not queued twice on Linux either). As
+/// Linux, where the tick that expires the timer charges the thread it interrupts, the
+/// signal goes to a thread running application code (taking turns among them, so busy
+/// threads share the signals), else to the process.
+fn sample_cpu_timers(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tick: u64) {
     let times = tg.cpu_times();
     let (virt, prof, idle) = {
         let mut timers = tg.timers.lock().unwrap();
@@ -167,10 +171,25 @@ fn sample_cpu_timers(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) {
     if let Some(sampler) = idle {
         sampler.set(None, None);
     }
+    if virt == 0 && prof == 0 {
+        return;
+    }
+    let running: Vec<_> = tg
+        .sig()
+        .threads
+        .values()
+        .filter(|t| t.handle.clock.in_app())
+        .map(|t| t.handle.clone())
+        .collect();
     let tree = kernel.tree();
     for (count, signo) in [(virt, libc::SIGVTALRM), (prof, libc::SIGPROF)] {
-        if count > 0 {
-            tree.send_group(tg, SigInfo::kernel(signo), false);
+        if count == 0 {
+            continue;
+        }
+        let info = SigInfo::kernel(signo);
+        match running.len() {
+            0 => tree.send_group(tg, info, false),
+            n => tree.send_thread(&running[(tick % n as u64) as usize], info, false),
         }
     }
 }
