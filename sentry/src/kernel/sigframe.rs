@@ -33,6 +33,8 @@ const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 const SS_ONSTACK: i32 = 1;
 const SS_DISABLE: i32 = 2;
 const SS_AUTODISARM: i32 = 1 << 31;
+/// The smallest alternate stack `sigaltstack` accepts (Linux's MINSIGSTKSZ).
+const MINSIGSTKSZ: u64 = 2048;
 
 /// Flags `rt_sigreturn` may change (Linux's FIX_EFLAGS: AC OF DF TF SF ZF AF PF CF RF).
 const FIX_EFLAGS: u64 = 0x40dd5;
@@ -49,25 +51,64 @@ pub fn altstack(raw: &[u8; 24]) -> (u64, i32, u64) {
     )
 }
 
-/// Whether `sp` is on the alternate stack (Linux's on_sig_stack).
+/// Whether `sp` is on the alternate stack (Linux's on_sig_stack). A stack armed with
+/// SS_AUTODISARM never counts as in use: it is disarmed on every handler entry, so a thread
+/// that runs on it set it up again there, and a corrupted stack pointer near it must not
+/// keep signals from being handled.
 pub fn on_altstack(raw: &[u8; 24], sp: u64) -> bool {
     let (ss_sp, flags, size) = altstack(raw);
-    flags & SS_DISABLE == 0 && sp > ss_sp && sp - ss_sp <= size
+    flags & SS_AUTODISARM == 0 && size != 0 && sp > ss_sp && sp - ss_sp <= size
 }
 
-/// `stack_t` as `sigaltstack(old)` and `uc_stack` report it for a thread at `sp`.
+/// `ss_flags` as Linux's sas_ss_flags reports the stack for a thread at `sp`, without the
+/// flag bits.
+fn mode_at(raw: &[u8; 24], sp: u64) -> i32 {
+    let (_, _, size) = altstack(raw);
+    if size == 0 {
+        SS_DISABLE
+    } else if on_altstack(raw, sp) {
+        SS_ONSTACK
+    } else {
+        0
+    }
+}
+
+/// `stack_t` as `sigaltstack(old)` reports it for a thread at `sp`: the mode the thread is
+/// in, plus SS_AUTODISARM when the stack was armed with it.
 pub fn altstack_report(raw: &[u8; 24], sp: u64) -> [u8; 24] {
     let mut out = *raw;
     let (_, flags, _) = altstack(raw);
-    let shown = if on_altstack(raw, sp) {
-        SS_ONSTACK
-    } else if flags & SS_DISABLE != 0 {
-        SS_DISABLE
-    } else {
-        flags & SS_AUTODISARM
-    };
+    let shown = mode_at(raw, sp) | flags & SS_AUTODISARM;
     out[8..12].copy_from_slice(&shown.to_le_bytes());
     out
+}
+
+/// Installs `new` as the alternate stack of a thread at `sp` (Linux's do_sigaltstack, for
+/// `sigaltstack(2)` and `rt_sigreturn`). The flags are kept as given (SS_ONSTACK included),
+/// as Linux keeps them and writes them back into the next frame's `uc_stack`.
+///
+/// # Errors
+/// EPERM while the thread runs on its alternate stack, EINVAL for an unknown mode, ENOMEM
+/// for a stack smaller than MINSIGSTKSZ.
+pub fn set_altstack(current: &mut [u8; 24], new: &[u8; 24], sp: u64) -> Result<(), Errno> {
+    if on_altstack(current, sp) {
+        return Err(Errno::EPERM);
+    }
+    let (_, flags, size) = altstack(new);
+    let mode = flags & !SS_AUTODISARM;
+    if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
+        return Err(Errno::EINVAL);
+    }
+    let mut stored = *new;
+    if mode == SS_DISABLE {
+        stored[0..8].fill(0);
+        stored[16..24].fill(0);
+    } else if size < MINSIGSTKSZ {
+        return Err(Errno::ENOMEM);
+    }
+    stored[12..16].fill(0);
+    *current = stored;
+    Ok(())
 }
 
 fn put(buf: &mut [u8], off: usize, v: u64) {
@@ -90,19 +131,22 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
     let regs = t.cpu.regs;
     let old_mask = t.saved_mask.take().unwrap_or_else(|| t.sigmask());
     let (ss_sp, ss_flags, ss_size) = altstack(&t.altstack);
+    let nested = on_altstack(&t.altstack, regs.rsp);
     let mut sp = regs.rsp.wrapping_sub(REDZONE);
-    let mut switched = false;
-    if act.flags & SA_ONSTACK != 0
-        && ss_flags & SS_DISABLE == 0
-        && !on_altstack(&t.altstack, regs.rsp)
-    {
+    let mut entering = false;
+    if act.flags & SA_ONSTACK != 0 && mode_at(&t.altstack, sp) == 0 {
         sp = ss_sp.wrapping_add(ss_size);
-        switched = true;
+        entering = true;
     }
     let fp = &t.cpu.fp.area;
     let fp_size = fp.len() as u64 + 4;
     let fpstate = sp.wrapping_sub(fp_size) & !63;
     let frame = (fpstate.wrapping_sub(FRAME_SIZE) & !15).wrapping_sub(8);
+    // A frame that would overflow the alternate stack is not written below it: the thread
+    // dies of SIGSEGV instead, as on Linux.
+    if (nested || entering) && !(frame > ss_sp && frame - ss_sp <= ss_size) {
+        return Err(Errno::EFAULT);
+    }
 
     let mut fpbuf = fp.clone();
     // Software-reserved bytes of the legacy area describe the extended state (_fpx_sw_bytes).
@@ -121,7 +165,9 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
         uc,
         UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
     );
-    f[uc + 16..uc + 40].copy_from_slice(&altstack_report(&t.altstack, regs.rsp));
+    // uc_stack holds the stack as it was armed (flags as given), which is what
+    // rt_sigreturn reinstalls.
+    f[uc + 16..uc + 40].copy_from_slice(&t.altstack);
     let mc = uc + MCONTEXT_OFFSET;
     let gp = [
         regs.r8,
@@ -185,7 +231,7 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
         mask |= super::signal::bit(info.signo);
     }
     t.set_sigmask(mask);
-    if switched && ss_flags & SS_AUTODISARM != 0 {
+    if ss_flags & SS_AUTODISARM != 0 {
         t.altstack = super::task::DISABLED_ALTSTACK;
     }
     if act.flags & SA_RESETHAND != 0 {
@@ -244,16 +290,9 @@ pub fn restore(t: &mut Task) -> Result<u64, Errno> {
     t.set_sigmask(get(&uc, SIGMASK_OFFSET));
     let mut stack = [0u8; 24];
     stack.copy_from_slice(&uc[16..40]);
-    let (_, flags, size) = altstack(&stack);
-    let rsp = t.cpu.regs.rsp;
-    if !on_altstack(&t.altstack, rsp)
-        && (flags & SS_DISABLE != 0 || size >= 2048)
-        && flags & !(SS_DISABLE | SS_AUTODISARM | SS_ONSTACK) == 0
-    {
-        let clean = (flags & !SS_ONSTACK).to_le_bytes();
-        stack[8..12].copy_from_slice(&clean);
-        t.altstack = stack;
-    }
+    // As Linux, judged at the stack the handler returned on, and a refused stack (EPERM
+    // while still on the alternate stack, a bad mode or size) leaves the current one.
+    let _ = set_altstack(&mut t.altstack, &stack, uc_addr);
     Ok(rax)
 }
 

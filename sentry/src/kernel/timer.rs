@@ -223,6 +223,73 @@ impl TimerService {
     }
 }
 
+/// How often armed CPU-time timers are checked. CPU time accrues only while threads run,
+/// and an application thread running its own code never enters the sentry, so the check
+/// is driven from outside, at Linux's usual tick granularity (CONFIG_HZ=100).
+pub const CPU_TICK: Duration = Duration::from_millis(10);
+
+/// An interval timer on a CPU clock (ITIMER_VIRTUAL, ITIMER_PROF): the clock reading at
+/// which it expires next, and its period.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CpuItimer {
+    pub deadline: Option<Duration>,
+    pub interval: Option<Duration>,
+}
+
+impl CpuItimer {
+    /// Arms it to expire `value` after the clock's reading `now` (None: disarm), then every
+    /// `interval`; returns the previous setting as [`CpuItimer::get`] reports it.
+    pub fn set(
+        &mut self,
+        now: Duration,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>) {
+        let old = self.get(now);
+        self.deadline = value.map(|v| now.saturating_add(v));
+        self.interval = interval;
+        old
+    }
+
+    /// Clock time left until it expires (None: disarmed; an armed timer never reports zero)
+    /// and its period.
+    pub fn get(&self, now: Duration) -> (Option<Duration>, Option<Duration>) {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_sub(now).max(Duration::from_micros(1)));
+        (left, self.interval)
+    }
+
+    /// Expires it if the clock reached its deadline: the expiration count (periods missed
+    /// since, plus one), and the next deadline or disarmed.
+    pub fn expire(&mut self, now: Duration) -> u64 {
+        let Some(deadline) = self.deadline else {
+            return 0;
+        };
+        if now < deadline {
+            return 0;
+        }
+        match self.interval {
+            Some(iv) => {
+                let late = (now - deadline).as_nanos() / iv.as_nanos().max(1);
+                let count = 1 + late.min(u64::MAX as u128 - 1) as u64;
+                self.deadline = Some(
+                    deadline.saturating_add(iv.saturating_mul(count.min(u32::MAX as u64) as u32)),
+                );
+                count
+            }
+            None => {
+                self.deadline = None;
+                1
+            }
+        }
+    }
+
+    pub fn armed(&self) -> bool {
+        self.deadline.is_some()
+    }
+}
+
 /// A POSIX timer (`timer_create`).
 #[derive(Debug)]
 pub struct PosixTimer {
@@ -239,9 +306,13 @@ pub struct PosixTimer {
 pub struct ProcessTimers {
     /// ITIMER_REAL (and alarm), created on first use.
     pub real: Option<Arc<Timer>>,
-    /// ITIMER_VIRTUAL and ITIMER_PROF as set: recorded, never fire (no CPU-time accounting).
-    pub virt: (Option<Duration>, Option<Duration>),
-    pub prof: (Option<Duration>, Option<Duration>),
+    /// ITIMER_VIRTUAL: a deadline on the process's user CPU time (SIGVTALRM).
+    pub virt: CpuItimer,
+    /// ITIMER_PROF: a deadline on the process's user plus system CPU time (SIGPROF).
+    pub prof: CpuItimer,
+    /// While a CPU-time timer is armed: a wall-clock timer every [`CPU_TICK`] that compares
+    /// the process's CPU clocks with their deadlines.
+    pub cpu_sampler: Option<Arc<Timer>>,
     pub posix: BTreeMap<i32, PosixTimer>,
 }
 
@@ -374,6 +445,22 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         false
+    }
+
+    #[test]
+    fn cpu_itimer_expires_on_its_clock() {
+        let ms = Duration::from_millis;
+        let mut t = CpuItimer::default();
+        assert_eq!(t.set(ms(100), Some(ms(50)), Some(ms(20))), (None, None));
+        assert_eq!(t.get(ms(120)), (Some(ms(30)), Some(ms(20))));
+        assert_eq!(t.expire(ms(149)), 0);
+        assert_eq!(t.expire(ms(150)), 1);
+        assert_eq!(t.deadline, Some(ms(170)));
+        assert_eq!(t.expire(ms(215)), 3, "170, 190 and 210 passed");
+        assert_eq!(t.deadline, Some(ms(230)));
+        t.set(ms(0), Some(ms(5)), None);
+        assert_eq!(t.expire(ms(6)), 1);
+        assert!(!t.armed());
     }
 
     #[test]

@@ -113,6 +113,11 @@ struct ClockState {
 }
 
 impl TaskClock {
+    /// Whether the task is running application code now (what a CPU-time tick charges).
+    pub fn in_app(&self) -> bool {
+        self.state.lock().unwrap().app_since.is_some()
+    }
+
     /// The task's times now, counting an application run in progress.
     pub fn times(&self) -> CpuTimes {
         let s = self.state.lock().unwrap();

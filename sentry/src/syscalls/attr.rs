@@ -182,6 +182,17 @@ pub fn utimes(t: &mut Task, path: PathArg, times: UserAddr) -> SysResult {
     futimesat(t, Fd(AT_FDCWD), path, times)
 }
 
+/// RLIMIT_FSIZE for growing a file of `size` bytes to `new` (Linux's inode_newsize_ok):
+/// EFBIG after SIGXFSZ past the limit; shrinking is always allowed.
+fn newsize_ok(t: &mut Task, size: u64, new: u64) -> Result<(), Errno> {
+    let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_FSIZE as usize].cur;
+    if new > size && limit != libc::RLIM_INFINITY && new > limit {
+        crate::vfs::Context::raise_signal(t, libc::SIGXFSZ);
+        return Err(Errno::EFBIG);
+    }
+    Ok(())
+}
+
 /// truncate(2)
 pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
     if len < 0 {
@@ -193,6 +204,7 @@ pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
         FileType::Regular => {}
         _ => return Err(Errno::EINVAL),
     }
+    newsize_ok(t, d.inode.stat()?.size as u64, len as u64)?;
     setattr(
         &d,
         SetAttr {
@@ -215,6 +227,7 @@ pub fn ftruncate(t: &mut Task, fd: Fd, len: i64) -> SysResult {
     if d.inode.file_type()? != FileType::Regular {
         return Err(Errno::EINVAL);
     }
+    newsize_ok(t, d.inode.stat()?.size as u64, len as u64)?;
     let a = SetAttr {
         size: Some(len as u64),
         ..SetAttr::default()
@@ -244,6 +257,7 @@ pub fn fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysR
         _ => return Err(Errno::ENODEV),
     }
     let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+    newsize_ok(t, st.size as u64, end as u64)?;
     if end > st.size {
         d.inode.setattr(&SetAttr {
             size: Some(end as u64),

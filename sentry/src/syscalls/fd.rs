@@ -23,6 +23,33 @@ pub(super) fn nofile_limit(t: &Task) -> u64 {
     t.tg.limits.lock().unwrap()[libc::RLIMIT_NOFILE as usize].cur
 }
 
+/// RLIMIT_FSIZE for a write of up to `len` bytes to `f` at `off` (the file offset, or the
+/// end with O_APPEND, when None): the most the write may move, as Linux's
+/// generic_write_check_limits. Only regular files are limited.
+///
+/// # Errors
+/// EFBIG (after SIGXFSZ) when the write starts at or past the limit.
+fn fsize_allowance(
+    t: &mut Task,
+    f: &OpenFile,
+    off: Option<u64>,
+    len: usize,
+) -> Result<usize, Errno> {
+    let regular = f
+        .dentry
+        .as_ref()
+        .is_some_and(|d| d.inode.file_type() == Ok(crate::vfs::FileType::Regular));
+    if !regular {
+        return Ok(len);
+    }
+    let pos = match off {
+        Some(o) => o,
+        None if f.flags() & libc::O_APPEND as u32 != 0 => f.ops().size()?,
+        None => *f.offset.lock().unwrap(),
+    };
+    super::splice::fsize_limit(t, pos, len)
+}
+
 /// read(2)
 pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
@@ -36,8 +63,13 @@ pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
 pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
     access_ok(buf, count as u64)?;
+    let max = if f.writable() {
+        fsize_allowance(t, &f, None, count.min(MAX_RW))?
+    } else {
+        MAX_RW
+    };
     let mm = t.mm.clone();
-    let mut src = UserIo::single(&mm, buf, count, MAX_RW);
+    let mut src = UserIo::single(&mm, buf, count, max);
     Ok(f.write(t, &mut src)? as u64)
 }
 
@@ -72,8 +104,9 @@ pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> 
     if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
+    let max = fsize_allowance(t, &f, Some(off as u64), count.min(MAX_RW))?;
     let mm = t.mm.clone();
-    let mut src = UserIo::single(&mm, buf, count, MAX_RW);
+    let mut src = UserIo::single(&mm, buf, count, max);
     Ok(f.write_at(t, &mut src, off as u64)? as u64)
 }
 
@@ -92,8 +125,16 @@ pub fn writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
     let f = file(t, fd)?;
     let iovs =
         t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
+    let total = iovs
+        .iter()
+        .fold(0usize, |acc, v| acc.saturating_add(v.len as usize));
+    let max = if f.writable() {
+        fsize_allowance(t, &f, None, total.min(MAX_RW))?
+    } else {
+        MAX_RW
+    };
     let mm = t.mm.clone();
-    let mut src = UserIo::new(&mm, iovs, MAX_RW);
+    let mut src = UserIo::new(&mm, iovs, max);
     Ok(f.write(t, &mut src)? as u64)
 }
 

@@ -109,31 +109,11 @@ pub fn rt_sigreturn(t: &mut Task) -> SysResult {
 
 /// sigaltstack(2)
 pub fn sigaltstack(t: &mut Task, ss: UserAddr, old: UserAddr) -> SysResult {
-    const SS_DISABLE: i32 = 2;
-    const SS_ONSTACK: i32 = 1;
-    const SS_AUTODISARM: i32 = 1 << 31;
     let sp = t.cpu.regs.rsp;
     let report = sigframe::altstack_report(&t.altstack, sp);
     if !ss.is_null() {
         let new: [u8; 24] = t.mm.read_obj(ss)?;
-        if sigframe::on_altstack(&t.altstack, sp) {
-            return Err(Errno::EPERM);
-        }
-        let (_, flags, size) = sigframe::altstack(&new);
-        let mode = flags & !SS_AUTODISARM;
-        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
-            return Err(Errno::EINVAL);
-        }
-        if mode == SS_DISABLE {
-            t.altstack = crate::kernel::task::DISABLED_ALTSTACK;
-        } else {
-            if size < 2048 {
-                return Err(Errno::ENOMEM);
-            }
-            let mut v = new;
-            v[8..12].copy_from_slice(&(flags & SS_AUTODISARM).to_le_bytes());
-            t.altstack = v;
-        }
+        sigframe::set_altstack(&mut t.altstack, &new, sp)?;
     }
     if !old.is_null() {
         t.mm.write_bytes(old, &report)?;

@@ -177,7 +177,7 @@ fn write_chunk(t: &mut Task, f: &OpenFile, data: &[u8], off: Option<u64>) -> Res
 /// How much of a `len`-byte write at `pos` RLIMIT_FSIZE allows, as Linux's
 /// generic_write_check_limits: a write that starts at or past the limit raises SIGXFSZ and
 /// fails with EFBIG, one that crosses it is shortened.
-fn fsize_limit(t: &mut Task, pos: u64, len: usize) -> Result<usize, Errno> {
+pub(super) fn fsize_limit(t: &mut Task, pos: u64, len: usize) -> Result<usize, Errno> {
     let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_FSIZE as usize].cur;
     if limit == libc::RLIM_INFINITY || len == 0 {
         return Ok(len);

@@ -1,0 +1,68 @@
+//! Signal frames and CPU-time interval timers: C programs run natively and under
+//! `runsc-rs do`, outputs compared.
+
+use runsc_rs_tests::{assert_same, program_str};
+
+/// Frames on and off the alternate stack (SS_ONSTACK, SS_AUTODISARM, EPERM while on it,
+/// nesting, the red zone, alignment), the FP state's magic numbers and sizes, and
+/// rt_sigreturn of a frame the handler changed (registers, xmm0, flags, mask, uc_stack).
+#[test]
+fn signal_frames_match_linux() {
+    let Some(prog) = program_str("sigframe") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    assert_eq!(native.status, 0);
+    let text = native.stdout_text();
+    for line in [
+        "frame_fits_minsigstksz=1\n",
+        "onstack: outer_on_alt=1 nested_on_alt=1 nested_below_outer=1\n",
+        "modified: rbx=0x1234567887654321 xmm0=0xdeadbeefcafef00d cf=1 SIGTERM_blocked=1 altstack_is_new=1",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+}
+
+/// ITIMER_VIRTUAL and ITIMER_PROF fire on CPU time, not while asleep; one-shot and
+/// disarming behave as on Linux.
+#[test]
+fn cpu_time_itimers_fire() {
+    let Some(prog) = program_str("cpu_itimer") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    let text = native.stdout_text();
+    assert!(
+        text.contains("busy 0.5s: SIGVTALRM >=5, SIGPROF >=5\n")
+            && text.contains("one-shot: fired=1 disarmed=1\n"),
+        "{text}"
+    );
+}
+
+/// A fresh directory of this test's own.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("runsc-rs-signals-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// RLIMIT_FSIZE: write, pwrite, writev, O_APPEND, truncate, ftruncate and fallocate past
+/// the limit give SIGXFSZ and EFBIG, writes crossing it are shortened, pipes are not
+/// limited.
+#[test]
+fn rlimit_fsize_matches_linux() {
+    let Some(prog) = program_str("fsize") else {
+        return;
+    };
+    let dir = fresh_dir("fsize");
+    let dir_s = dir.to_str().unwrap();
+    let (native, _) = assert_same(&[&prog, dir_s]);
+    let text = native.stdout_text();
+    assert!(
+        text.contains("write 600 crossing: 400  sigxfsz=0\n")
+            && text.contains("write at limit: -1 File too large sigxfsz=1\n"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
