@@ -6,6 +6,7 @@
 //! the container is `stopped` once init has exited; `delete` refuses a running container
 //! without `--force`.
 
+mod console;
 mod monitor;
 mod spec;
 mod state;
@@ -578,32 +579,49 @@ fn exec(
         stdout: !spec.terminal,
         stderr: !spec.terminal,
     };
+    let terminal = spec.terminal;
     let conn = monitor::connect(dir)?;
     let borrowed: Vec<BorrowedFd<'_>> = stdio.iter().map(AsFd::as_fd).collect();
-    monitor::call(
+    let Reply::Pid(pid) = monitor::call(
         &conn,
         &Call::Exec {
             spec,
             stdio: present,
         },
         &borrowed,
-    )?;
-    drop(stdio);
-    if detach {
+    )?
+    else {
+        bail!("unexpected answer to exec");
+    };
+    if detach || terminal {
         // A waiter process holds the connection and ends with the process: its PID is the
-        // one engines wait for.
-        let waiter = std::process::Command::new("/proc/self/exe")
-            .arg(EXEC_WAIT_ARG)
+        // one engines wait for. With a terminal it is also the pty's controlling process,
+        // which forwards what the host raises on it (see `console`).
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg(EXEC_WAIT_ARG)
             .stdin(std::process::Stdio::from(conn.into_fd()))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("starting the exec waiter")?;
-        if let Some(p) = pid_file {
-            write_pid_file(p, waiter.id())?;
+            .stderr(std::process::Stdio::null());
+        if let Some(slave) = stdio.into_iter().next().filter(|_| terminal) {
+            cmd.arg(dir).arg(pid.to_string());
+            cmd.stdout(std::process::Stdio::from(slave));
         }
-        return Ok(0);
+        let mut waiter = cmd.spawn().context("starting the exec waiter")?;
+        if detach {
+            if let Some(p) = pid_file {
+                write_pid_file(p, waiter.id())?;
+            }
+            return Ok(0);
+        }
+        if let Some(p) = pid_file {
+            write_pid_file(p, std::process::id())?;
+        }
+        let status = waiter.wait()?;
+        return Ok(status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }));
     }
+    drop(stdio);
     if let Some(p) = pid_file {
         write_pid_file(p, std::process::id())?;
     }
@@ -613,15 +631,40 @@ fn exec(
     }
 }
 
-/// The hidden subcommand of the detached exec's waiter.
+/// The hidden subcommand of the exec waiter.
 pub const EXEC_WAIT_ARG: &str = "oci-exec-wait";
 
-/// The waiter: the connection is its stdin; it ends as the exec process ended.
+/// The waiter: the connection is its stdin; it ends as the exec process ended. With a
+/// terminal its arguments are the state directory and the process's PID in the sandbox, and
+/// its stdout is the pty slave, which becomes its controlling terminal.
 pub fn exec_wait_main() -> i32 {
+    console::block_terminal_signals();
     let _ = nix::unistd::setsid();
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return 255;
     };
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    if let [dir, pid] = args.as_slice() {
+        let (dir, pid) = (PathBuf::from(dir), pid.parse().ok());
+        let forward = move |signo| {
+            if let Ok(conn) = monitor::connect(&dir) {
+                let _ = monitor::call(
+                    &conn,
+                    &Call::SignalForeground {
+                        exec_pid: pid,
+                        signo,
+                    },
+                    &[],
+                );
+            }
+        };
+        if let Err(e) = console::take_terminal(std::io::stdout().as_fd(), forward) {
+            log::warn!("{e:#}");
+        }
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdout(&null);
+        }
+    }
     match monitor::read_reply(&Channel::from_fd(fd)) {
         Ok(Reply::Exited(status)) => monitor::exit_like(status),
         _ => 255,
