@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use containerd_shim::protos::ttrpc::{self, Code};
+use sentry::boot::cgroup::Error as CgroupError;
 use sentry::boot::control::{CallError, ErrorKind};
 
 /// Errors of Task calls.
@@ -22,8 +23,8 @@ pub enum Error {
     Finished(String),
     #[error("container {0} is not running")]
     NotRunning(String),
-    #[error("the sandbox's cgroup has no {0} controller")]
-    NoController(&'static str),
+    #[error(transparent)]
+    Cgroup(#[from] sentry::boot::cgroup::Error),
     #[error("not supported by runsc-rs yet: {0}")]
     Unsupported(&'static str),
     #[error("reading the OCI spec {path}: {source}")]
@@ -68,7 +69,9 @@ impl Error {
             | Error::StillRunning(_)
             | Error::NotRunning(_)
             | Error::SandboxGone
-            | Error::NoController(_) => Code::FAILED_PRECONDITION,
+            | Error::Cgroup(CgroupError::NoController(_)) => Code::FAILED_PRECONDITION,
+            Error::Cgroup(CgroupError::BadSpec(_)) => Code::INVALID_ARGUMENT,
+            Error::Cgroup(CgroupError::Io { .. }) => Code::INTERNAL,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Spec { .. } | Error::BadSpec(_) | Error::BadExecSpec(_) => {
                 Code::INVALID_ARGUMENT
