@@ -54,6 +54,8 @@ pub enum Call {
         state_dir: PathBuf,
         /// The runtime's `--network`.
         network: Network,
+        /// The runtime's `--systemd-cgroup`.
+        systemd_cgroup: bool,
     },
     Start,
     Kill {
@@ -188,13 +190,14 @@ pub fn main() -> i32 {
             bundle,
             state_dir,
             network,
+            systemd_cgroup,
         },
         stdio,
     )) = stdin.recv::<Call>(&mut buf)
     else {
         return 1;
     };
-    match create(&id, &bundle, &state_dir, network, stdio) {
+    match create(&id, &bundle, &state_dir, (network, systemd_cgroup), stdio) {
         Ok((monitor, events, listener, terminal)) => {
             if let Some(slave) = terminal {
                 let m = Arc::clone(&monitor);
@@ -229,7 +232,7 @@ fn create(
     id: &str,
     bundle: &Path,
     dir: &Path,
-    network: Network,
+    (network, systemd_cgroup): (Network, bool),
     stdio: Vec<OwnedFd>,
 ) -> anyhow::Result<(Arc<Monitor>, Events, OwnedFd, Option<OwnedFd>)> {
     let spec = super::spec::load(bundle)?;
@@ -257,6 +260,13 @@ fn create(
     let mut fds = super::spec::open_sources(&container, bundle)?;
     fds.extend(stdio);
     let netns = super::spec::network_namespace(&spec);
+    let cgroup = super::cgroup::path(&spec, systemd_cgroup);
+    // Joined before the sandbox exists, which inherits it.
+    let joined = match &cgroup {
+        Some(path) => super::cgroup::create_and_join(&spec, path)?,
+        None => None,
+    };
+    // On failure `create` removes the cgroup once we are gone.
     let (client, events, sandbox) = launch_sandbox(network, netns.as_deref())?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
@@ -275,6 +285,7 @@ fn create(
         rootfs: container.rootfs,
         created: state::now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: joined.is_some().then_some(cgroup).flatten(),
     };
     // Listening before `create` returns: the next command may come at once.
     let (_dir, path) = socket_path(dir)?;
