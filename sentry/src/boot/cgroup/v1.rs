@@ -101,16 +101,32 @@ impl V1 {
 
     pub(super) fn update(&self, r: &LinuxResources) -> Result<()> {
         if let Some(mem) = r.memory() {
-            if let Some(limit) = mem.limit() {
-                self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
-            }
-            if let Some(swap) = mem.swap() {
+            // The kernel keeps memory.limit <= memory.memsw.limit at every write: raising
+            // both writes memsw first, lowering writes memory first (as runc orders them).
+            let memsw_now = self
+                .dir("memory")
+                .and_then(|d| super::read_u64(&d.join("memory.memsw.limit_in_bytes")));
+            let swap_first = match (mem.swap(), memsw_now) {
+                (Some(-1), _) => true,
+                (Some(swap), Some(now)) => u64::try_from(swap).is_ok_and(|s| s > now),
+                _ => false,
+            };
+            let write_swap = |swap: i64| {
                 // Absent on kernels without swap accounting; the memory limit still holds.
                 if let Err(e) =
                     self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())
                 {
                     log::warn!("memory+swap limit: {e}");
                 }
+            };
+            if let Some(swap) = mem.swap().filter(|_| swap_first) {
+                write_swap(swap);
+            }
+            if let Some(limit) = mem.limit() {
+                self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
+            }
+            if let Some(swap) = mem.swap().filter(|_| !swap_first) {
+                write_swap(swap);
             }
         }
         if let Some(cpu) = r.cpu() {
