@@ -106,7 +106,8 @@ impl V1 {
             let memsw_now = self
                 .dir("memory")
                 .and_then(|d| super::read_u64(&d.join("memory.memsw.limit_in_bytes")));
-            let swap_first = match (mem.swap(), memsw_now) {
+            let swap = mem.swap().filter(|v| *v != 0);
+            let swap_first = match (swap, memsw_now) {
                 (Some(-1), _) => true,
                 (Some(swap), Some(now)) => u64::try_from(swap).is_ok_and(|s| s > now),
                 _ => false,
@@ -119,24 +120,25 @@ impl V1 {
                     log::warn!("memory+swap limit: {e}");
                 }
             };
-            if let Some(swap) = mem.swap().filter(|_| swap_first) {
+            if let Some(swap) = swap.filter(|_| swap_first) {
                 write_swap(swap);
             }
-            if let Some(limit) = mem.limit() {
+            // 0 means unset, as for runc (engines send every field).
+            if let Some(limit) = mem.limit().filter(|v| *v != 0) {
                 self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
             }
-            if let Some(swap) = mem.swap().filter(|_| !swap_first) {
+            if let Some(swap) = swap.filter(|_| !swap_first) {
                 write_swap(swap);
             }
         }
         if let Some(cpu) = r.cpu() {
-            if let Some(shares) = cpu.shares() {
+            if let Some(shares) = cpu.shares().filter(|v| *v != 0) {
                 self.write("cpu", "cpu.shares", &shares.to_string())?;
             }
-            if let Some(period) = cpu.period() {
+            if let Some(period) = cpu.period().filter(|v| *v != 0) {
                 self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;
             }
-            if let Some(quota) = cpu.quota() {
+            if let Some(quota) = cpu.quota().filter(|v| *v != 0) {
                 self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
             }
         }

@@ -132,7 +132,7 @@ impl V2 {
             if let Some(swap) = v2_swap_max(mem.limit(), mem.swap())? {
                 self.write("memory", "memory.swap.max", &swap)?;
             }
-            if let Some(limit) = mem.limit() {
+            if let Some(limit) = mem.limit().filter(|v| *v != 0) {
                 let value = if limit < 0 {
                     "max".to_owned()
                 } else {
@@ -145,7 +145,9 @@ impl V2 {
             if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
                 self.write("cpu", "cpu.weight", &shares_to_weight(shares).to_string())?;
             }
-            if let Some(max) = cpu_max(cpu.quota(), cpu.period()) {
+            // 0 means unset, as for runc (engines send every field).
+            let quota = cpu.quota().filter(|v| *v != 0);
+            if let Some(max) = cpu_max(quota, cpu.period().filter(|v| *v != 0)) {
                 self.write("cpu", "cpu.max", &max)?;
             }
         }
