@@ -377,7 +377,7 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
                 }
             };
             if memory.is_some() || memory_swap.is_some() {
-                let mut m = r.memory().clone().unwrap_or_default();
+                let mut m = (*r.memory()).unwrap_or_default();
                 if let Some(v) = memory {
                     m.set_limit(Some(parse_bytes(&v)?));
                 }
