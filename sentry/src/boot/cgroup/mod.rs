@@ -634,7 +634,7 @@ pub(super) mod tests {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "cgroup::tests::v2_placement_child",
+                "boot::cgroup::tests::v2_placement_child",
                 "--nocapture",
             ])
             .env(CHILD_ENV, "1")
