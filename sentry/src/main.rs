@@ -26,7 +26,8 @@ struct Cli {
     /// OCI commands: `text` or `json` (one object per line).
     #[arg(long, default_value = "text")]
     log_format: String,
-    /// Accepted for runc compatibility: the sandbox is not placed in the spec's cgroup.
+    /// OCI commands: `linux.cgroupsPath` is systemd's `slice:prefix:name` (the cgroup is made
+    /// where systemd would put it; systemd itself is not asked).
     #[arg(long)]
     systemd_cgroup: bool,
     /// OCI commands: the network of a container whose spec names a network namespace:
@@ -508,6 +509,7 @@ fn main() {
                 root: cli.root,
                 log: cli.log,
                 log_json: cli.log_format == "json",
+                systemd_cgroup: cli.systemd_cgroup,
                 network: cli.network.into(),
             };
             oci::run(&globals, cmd)

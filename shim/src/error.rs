@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use containerd_shim::protos::ttrpc::{self, Code};
+use sentry::boot::cgroup::Error as CgroupError;
 use sentry::boot::control::{CallError, ErrorKind};
 use sentry::boot::spec::Error as SpecError;
 
@@ -23,8 +24,8 @@ pub enum Error {
     Finished(String),
     #[error("container {0} is not running")]
     NotRunning(String),
-    #[error("the sandbox's cgroup has no {0} controller")]
-    NoController(&'static str),
+    #[error(transparent)]
+    Cgroup(#[from] sentry::boot::cgroup::Error),
     #[error("not supported by runsc-rs yet: {0}")]
     Unsupported(&'static str),
     #[error(transparent)]
@@ -66,7 +67,9 @@ impl Error {
             | Error::StillRunning(_)
             | Error::NotRunning(_)
             | Error::SandboxGone
-            | Error::NoController(_) => Code::FAILED_PRECONDITION,
+            | Error::Cgroup(CgroupError::NoController(_)) => Code::FAILED_PRECONDITION,
+            Error::Cgroup(CgroupError::BadSpec(_)) => Code::INVALID_ARGUMENT,
+            Error::Cgroup(CgroupError::Io { .. }) => Code::INTERNAL,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Spec(SpecError::Open { .. }) => Code::INTERNAL,
             Error::Spec(_) | Error::BadSpec(_) | Error::BadResources(_) => Code::INVALID_ARGUMENT,

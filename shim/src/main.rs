@@ -67,7 +67,7 @@ fn sandbox_main(args: &[String]) -> i32 {
     }
     // cgroup v2 placement, before anything is forked: stdout is our cgroup's `cgroup.procs`.
     if args.iter().any(|a| a == "--join-cgroup") {
-        if let Err(e) = cgroup::join_through_stdout() {
+        if let Err(e) = sentry::boot::cgroup::join_through_stdout() {
             log::error!("joining the sandbox cgroup: {e}");
             return 1;
         }

@@ -3,7 +3,7 @@
 //! The sandbox is this same binary re-executed as `containerd-shim-runsc-rs-v2 sandbox`
 //! (the hidden subcommand in `main.rs`), with the control channel as its stdin and the
 //! bundle's `log` FIFO as its stderr; its stdout is `/dev/null`, or on cgroup v2 its
-//! cgroup's `cgroup.procs` until it has joined (see [`crate::cgroup`]). It is a separate process because the sentry is a
+//! cgroup's `cgroup.procs` until it has joined (see [`sentry::boot::cgroup`]). It is a separate process because the sentry is a
 //! ptrace tracer and the shim's child reaper (`waitpid(-1)`) would steal its ptrace stops,
 //! and because the sentry must not share a process with the containerd socket.
 
@@ -16,8 +16,8 @@ use std::sync::mpsc;
 
 use sentry::boot::control::{self, Channel, Client, Event, Request, Response};
 
-use crate::cgroup::{Placement, SandboxCgroup};
 use crate::error::{Error, Result};
+use sentry::boot::cgroup::{Placement, SandboxCgroup};
 
 /// Name of the file in the bundle that records the sandbox's host PID, for the `delete`
 /// action when the shim is gone.

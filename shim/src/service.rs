@@ -47,10 +47,11 @@ use sentry::boot::profile::ProfileFile;
 
 use oci_spec::runtime::{LinuxResources, Spec};
 
-use crate::cgroup::SandboxCgroup;
+use crate::cgroup::CgroupMetrics;
 use crate::error::{Error, Result};
 use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
+use sentry::boot::cgroup::SandboxCgroup;
 use sentry::boot::spec;
 
 /// The CRI annotation saying whether a container is a pod's sandbox container.
@@ -146,7 +147,7 @@ impl Container {
 #[derive(Debug, Default)]
 struct State {
     sandbox: Option<Arc<Sandbox>>,
-    /// The sandbox's cgroup, when it has one (see [`crate::cgroup`]).
+    /// The sandbox's cgroup, when it has one (see [`sentry::boot::cgroup`]).
     cgroup: Option<SandboxCgroup>,
     /// The sandbox is frozen (Pause): every running process reports PAUSED.
     paused: bool,
@@ -923,13 +924,13 @@ impl Service {
             serde_json::from_slice(&req.resources.value).map_err(Error::BadResources)?;
         let mut st = self.lock();
         st.container(&req.id)?;
-        st.cgroup()?.update(&resources)
+        Ok(st.cgroup()?.update(&resources)?)
     }
 
     fn do_stats(&self, id: &str) -> Result<StatsResponse> {
         let mut st = self.lock();
         st.container(id)?;
-        let stats = st.cgroup()?.metrics().into_any()?;
+        let stats = CgroupMetrics::of(st.cgroup()?).into_any()?;
         Ok(StatsResponse {
             stats: MessageField::some(stats),
             ..Default::default()

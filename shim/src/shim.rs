@@ -56,7 +56,9 @@ impl containerd_shim::Shim for RunscShim {
             .ok()
             .and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
         if let Some(path) = cgroups_path {
-            if let Ok(Some(cg)) = crate::cgroup::SandboxCgroup::create(&path.to_string_lossy()) {
+            if let Ok(Some(cg)) =
+                sentry::boot::cgroup::SandboxCgroup::create(&path.to_string_lossy())
+            {
                 cg.remove();
             }
         }

@@ -311,3 +311,109 @@ fn spec_refuses_to_overwrite_and_features_is_json() {
     assert_ne!(rt.run(&["state", "nosuch"]).0, 0);
     assert_ne!(rt.run(&["kill", "../x", "KILL"]).0, 0);
 }
+
+/// The directories of cgroup `path` on this host: the unified one (v2) or one per mounted v1
+/// controller.
+fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.join(rel)];
+    }
+    ["memory", "pids", "cpu"]
+        .iter()
+        .map(|c| root.join(c).join(rel))
+        .collect()
+}
+
+/// A container with `linux.cgroupsPath` and limits: it is placed there with them, `events
+/// --stats` reports them in runc's JSON, `update` changes them, `delete` removes the cgroup.
+fn cgroup_events_update(rt: &Runtime, dir: &Path, busybox: &str) -> Vec<String> {
+    let bundle = bundle(dir, rt, busybox, &["sleep", "1000"]);
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let cgroup = format!(
+        "/runsc-rs-oci-test-{}-{}",
+        std::process::id(),
+        rt.bin.file_name().unwrap().to_string_lossy()
+    );
+    config["linux"]["cgroupsPath"] = cgroup.clone().into();
+    config["linux"]["resources"] = serde_json::json!({
+        "memory": {"limit": 64 << 20},
+        "pids": {"limit": 32}
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = dir.join("out");
+    let id = "cg";
+    let mut t = Vec::new();
+    let code = rt.run_with_output(
+        &["run", "-d", "--bundle", bundle.to_str().unwrap(), id],
+        &out,
+    );
+    t.push(format!("run -d {code} {}", rt.status(id)));
+    let dirs = cgroup_dirs(&cgroup);
+    t.push(format!("cgroup made {}", dirs.iter().all(|d| d.is_dir())));
+    let pid = rt
+        .state(id)
+        .map(|s| s["pid"].to_string())
+        .unwrap_or_default();
+    let procs = std::fs::read_to_string(dirs[0].join("cgroup.procs")).unwrap_or_default();
+    t.push(format!("pid in cgroup {}", procs.lines().any(|p| p == pid)));
+    let stats = |t: &mut Vec<String>| {
+        let (code, out) = rt.run(&["events", "--stats", id]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        t.push(format!(
+            "events {code} type={} id={} memory.limit={} pids.limit={} pids.current>0={} cpu.total={}",
+            v["type"],
+            v["id"],
+            v["data"]["memory"]["usage"]["limit"],
+            v["data"]["pids"]["limit"],
+            v["data"]["pids"]["current"].as_u64().unwrap_or(0) > 0,
+            v["data"]["cpu"]["usage"]["total"].is_u64()
+        ));
+    };
+    stats(&mut t);
+    let (code, _) = rt.run(&["update", "--memory", "128m", "--pids-limit", "64", id]);
+    t.push(format!("update {code}"));
+    stats(&mut t);
+    let resources = dir.join("resources.json");
+    std::fs::write(&resources, r#"{"memory": {"limit": 100663296}}"#).unwrap();
+    let (code, _) = rt.run(&["update", "-r", resources.to_str().unwrap(), id]);
+    t.push(format!("update -r {code}"));
+    stats(&mut t);
+    t.push(format!("kill {}", rt.run(&["kill", id, "KILL"]).0));
+    t.push(format!("after kill {}", rt.wait_status(id, "stopped")));
+    t.push(format!("delete {}", rt.run(&["delete", id]).0));
+    t.push(format!(
+        "cgroup removed {}",
+        dirs.iter().all(|d| !d.exists())
+    ));
+    t
+}
+
+#[test]
+fn cgroups_events_and_update_match_runc() {
+    if !nix::unistd::geteuid().is_root() {
+        skip("cgroups need root here");
+        return;
+    }
+    compare(
+        "cgroup",
+        cgroup_events_update,
+        &[
+            "run -d 0 running",
+            "cgroup made true",
+            "pid in cgroup true",
+            "events 0 type=\"stats\" id=\"cg\" memory.limit=67108864 pids.limit=32 pids.current>0=true cpu.total=true",
+            "update 0",
+            "events 0 type=\"stats\" id=\"cg\" memory.limit=134217728 pids.limit=64 pids.current>0=true cpu.total=true",
+            "update -r 0",
+            "events 0 type=\"stats\" id=\"cg\" memory.limit=100663296 pids.limit=64 pids.current>0=true cpu.total=true",
+            "kill 0",
+            "after kill stopped",
+            "delete 0",
+            "cgroup removed true",
+        ],
+    );
+}

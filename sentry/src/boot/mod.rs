@@ -11,6 +11,7 @@
 //! program through it, create its first address space and start the first application
 //! instruction, all under the filter.
 
+pub mod cgroup;
 pub mod control;
 pub mod loader;
 pub mod netconf;

@@ -6,6 +6,8 @@
 //! the container is `stopped` once init has exited; `delete` refuses a running container
 //! without `--force`.
 
+mod cgroup;
+mod console;
 mod monitor;
 mod spec;
 mod state;
@@ -39,6 +41,8 @@ pub struct Globals {
     /// (in the runtime's own namespace when the spec names none), `None` (and `Sandbox`
     /// without a named namespace) gives the sandbox a new one with loopback only.
     pub network: sentry::boot::sandbox::Network,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +138,41 @@ pub enum OciCommand {
         bundle: PathBuf,
         #[arg(short, long)]
         detach: bool,
+        id: String,
+    },
+    /// Prints the container's resource usage as runc does: one stats object with --stats,
+    /// else one every --interval and an `oom` event for each OOM kill, until it stops.
+    Events {
+        #[arg(long)]
+        stats: bool,
+        /// Between stats objects (`5s`, `500ms`, `1m`).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Changes the limits of the container's cgroup.
+    Update {
+        /// OCI `linux.resources` JSON (`-`: stdin); the options below override it.
+        #[arg(short, long, value_name = "FILE")]
+        resources: Option<PathBuf>,
+        /// Memory limit in bytes (suffixes k, m, g; -1: none).
+        #[arg(long)]
+        memory: Option<String>,
+        /// Memory plus swap limit (as --memory).
+        #[arg(long)]
+        memory_swap: Option<String>,
+        /// CFS quota in microseconds per period (-1: none).
+        #[arg(long)]
+        cpu_quota: Option<i64>,
+        /// CFS period in microseconds.
+        #[arg(long)]
+        cpu_period: Option<u64>,
+        /// Relative CPU weight (cgroup v1 shares).
+        #[arg(long)]
+        cpu_shares: Option<u64>,
+        /// Most tasks (-1 or 0: none).
+        #[arg(long)]
+        pids_limit: Option<i64>,
         id: String,
     },
     /// Lists the containers under --root.
@@ -339,6 +378,68 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
             id,
         } => checkpoint(g, &id, &image_path, leave_running).map(|()| 0),
         OciCommand::Restore { image_path, id, .. } => restore(&id, &image_path).map(|()| 0),
+        OciCommand::Events {
+            stats,
+            interval,
+            id,
+        } => events(g, &id, stats, &interval).map(|()| 0),
+        OciCommand::Update {
+            resources,
+            memory,
+            memory_swap,
+            cpu_quota,
+            cpu_period,
+            cpu_shares,
+            pids_limit,
+            id,
+        } => {
+            let dir = container_dir(g, &id)?;
+            let mut r: oci_spec::runtime::LinuxResources = match resources {
+                None => oci_spec::runtime::LinuxResources::default(),
+                Some(file) => {
+                    let bytes = if file.as_os_str() == "-" {
+                        let mut v = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                        v
+                    } else {
+                        std::fs::read(&file)
+                            .with_context(|| format!("reading {}", file.display()))?
+                    };
+                    serde_json::from_slice(&bytes).context("parsing the resources")?
+                }
+            };
+            if memory.is_some() || memory_swap.is_some() {
+                let mut m = (*r.memory()).unwrap_or_default();
+                if let Some(v) = memory {
+                    m.set_limit(Some(parse_bytes(&v)?));
+                }
+                if let Some(v) = memory_swap {
+                    m.set_swap(Some(parse_bytes(&v)?));
+                }
+                r.set_memory(Some(m));
+            }
+            if cpu_quota.is_some() || cpu_period.is_some() || cpu_shares.is_some() {
+                let mut c = r.cpu().clone().unwrap_or_default();
+                if cpu_quota.is_some() {
+                    c.set_quota(cpu_quota);
+                }
+                if cpu_period.is_some() {
+                    c.set_period(cpu_period);
+                }
+                if cpu_shares.is_some() {
+                    c.set_shares(cpu_shares);
+                }
+                r.set_cpu(Some(c));
+            }
+            if let Some(limit) = pids_limit {
+                let mut p = oci_spec::runtime::LinuxPids::default();
+                p.set_limit(limit);
+                r.set_pids(Some(p));
+            }
+            let cg = container_cgroup(&dir)?;
+            cg.update(&r).context("updating the cgroup")?;
+            Ok(0)
+        }
         OciCommand::List { format, quiet } => list(g, &format, quiet).map(|()| 0),
         OciCommand::Spec { bundle, .. } => {
             let path = bundle.join("config.json");
@@ -358,7 +459,7 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
                 "linux": {
                     "namespaces": ["pid", "network", "ipc", "uts", "mount"],
                     "capabilities": [],
-                    "cgroup": {"v1": false, "v2": false, "systemd": false},
+                    "cgroup": {"v1": true, "v2": true, "systemd": false},
                     "seccomp": {"enabled": false},
                     "apparmor": {"enabled": false},
                     "selinux": {"enabled": false}
@@ -398,7 +499,8 @@ fn container_dir(g: &Globals, id: &str) -> anyhow::Result<PathBuf> {
 fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
     check_id(&new.id)?;
     let bundle = std::path::absolute(&new.bundle)?;
-    let terminal = spec::load(&bundle)?
+    let config = spec::load(&bundle)?;
+    let terminal = config
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
@@ -422,12 +524,18 @@ fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
                 bundle: bundle.clone(),
                 state_dir: dir.clone(),
                 network: g.network,
+                systemd_cgroup: g.systemd_cgroup,
             },
             &borrowed,
         );
         if let Err(e) = created {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(Ok(Some(cg))) =
+                cgroup::path(&config, g.systemd_cgroup).map(|p| cgroup::open(&p))
+            {
+                cg.remove();
+            }
             return Err(e);
         }
         if let Some(p) = &new.pid_file {
@@ -614,7 +722,93 @@ fn delete(g: &Globals, id: &str, force: bool) -> anyhow::Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+    if let Some(path) = &saved.cgroup {
+        // Empty now that the monitor and its sandbox are gone.
+        if let Ok(Some(cg)) = cgroup::open(path) {
+            cg.remove();
+        }
+    }
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+/// The cgroup of a container that is not stopped.
+fn container_cgroup(dir: &Path) -> anyhow::Result<sentry::boot::cgroup::SandboxCgroup> {
+    let saved = Saved::read(dir)?;
+    if state::status(dir) == Status::Stopped {
+        bail!("container {} is not running", saved.id);
+    }
+    let path = saved
+        .cgroup
+        .with_context(|| format!("container {} has no cgroup", saved.id))?;
+    cgroup::open(&path)?.with_context(|| format!("no cgroup at {path}"))
+}
+
+/// `events`: runc's JSON objects, one a line.
+fn events(g: &Globals, id: &str, once: bool, interval: &str) -> anyhow::Result<()> {
+    let dir = container_dir(g, id)?;
+    let interval = parse_duration(interval)?;
+    let cg = container_cgroup(&dir)?;
+    let mut out = std::io::stdout();
+    let mut oom_kills = cg.oom_kills().unwrap_or(0);
+    loop {
+        let stats = json!({"type": "stats", "id": id, "data": cgroup::stats(&cg)});
+        writeln!(out, "{stats}")?;
+        if once {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + interval;
+        while std::time::Instant::now() < deadline {
+            if state::status(&dir) == Status::Stopped {
+                return Ok(());
+            }
+            let now = cg.oom_kills().unwrap_or(0);
+            if now > oom_kills {
+                oom_kills = now;
+                writeln!(out, "{}", json!({"type": "oom", "id": id}))?;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100).min(interval));
+        }
+    }
+}
+
+/// `64m`, `1g`, `4096`, `-1`: bytes as runc's `update --memory` reads them.
+fn parse_bytes(s: &str) -> anyhow::Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        Some('t') => (&lower[..lower.len() - 1], 40),
+        _ => (lower, 0),
+    };
+    let n: i64 = digits.parse().map_err(|_| anyhow!("invalid size {s:?}"))?;
+    if n < 0 {
+        return Ok(-1);
+    }
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| anyhow!("size {s:?} is too large"))
+}
+
+/// `5s`, `500ms`, `1m`, `1h`.
+fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| anyhow!("duration {s:?} needs a unit (ms, s, m, h)"))?;
+    let n: u64 = s[..split]
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {s:?}"))?;
+    let ms = match &s[split..] {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => bail!("invalid duration {s:?}"),
+    };
+    if ms == 0 {
+        bail!("the interval must be positive");
+    }
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 fn parse_signal(s: &str) -> anyhow::Result<i32> {
@@ -683,32 +877,49 @@ fn exec(
         stdout: !spec.terminal,
         stderr: !spec.terminal,
     };
+    let terminal = spec.terminal;
     let conn = monitor::connect(dir)?;
     let borrowed: Vec<BorrowedFd<'_>> = stdio.iter().map(AsFd::as_fd).collect();
-    monitor::call(
+    let Reply::Pid(pid) = monitor::call(
         &conn,
         &Call::Exec {
             spec,
             stdio: present,
         },
         &borrowed,
-    )?;
-    drop(stdio);
-    if detach {
+    )?
+    else {
+        bail!("unexpected answer to exec");
+    };
+    if detach || terminal {
         // A waiter process holds the connection and ends with the process: its PID is the
-        // one engines wait for.
-        let waiter = std::process::Command::new("/proc/self/exe")
-            .arg(EXEC_WAIT_ARG)
+        // one engines wait for. With a terminal it is also the pty's controlling process,
+        // which forwards what the host raises on it (see `console`).
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg(EXEC_WAIT_ARG)
             .stdin(std::process::Stdio::from(conn.into_fd()))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("starting the exec waiter")?;
-        if let Some(p) = pid_file {
-            write_pid_file(p, waiter.id())?;
+            .stderr(std::process::Stdio::null());
+        if let Some(slave) = stdio.into_iter().next().filter(|_| terminal) {
+            cmd.arg(dir).arg(pid.to_string());
+            cmd.stdout(std::process::Stdio::from(slave));
         }
-        return Ok(0);
+        let mut waiter = cmd.spawn().context("starting the exec waiter")?;
+        if detach {
+            if let Some(p) = pid_file {
+                write_pid_file(p, waiter.id())?;
+            }
+            return Ok(0);
+        }
+        if let Some(p) = pid_file {
+            write_pid_file(p, std::process::id())?;
+        }
+        let status = waiter.wait()?;
+        return Ok(status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }));
     }
+    drop(stdio);
     if let Some(p) = pid_file {
         write_pid_file(p, std::process::id())?;
     }
@@ -718,15 +929,40 @@ fn exec(
     }
 }
 
-/// The hidden subcommand of the detached exec's waiter.
+/// The hidden subcommand of the exec waiter.
 pub const EXEC_WAIT_ARG: &str = "oci-exec-wait";
 
-/// The waiter: the connection is its stdin; it ends as the exec process ended.
+/// The waiter: the connection is its stdin; it ends as the exec process ended. With a
+/// terminal its arguments are the state directory and the process's PID in the sandbox, and
+/// its stdout is the pty slave, which becomes its controlling terminal.
 pub fn exec_wait_main() -> i32 {
+    console::block_terminal_signals();
     let _ = nix::unistd::setsid();
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return 255;
     };
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    if let [dir, pid] = args.as_slice() {
+        let (dir, pid) = (PathBuf::from(dir), pid.parse().ok());
+        let forward = move |signo| {
+            if let Ok(conn) = monitor::connect(&dir) {
+                let _ = monitor::call(
+                    &conn,
+                    &Call::SignalForeground {
+                        exec_pid: pid,
+                        signo,
+                    },
+                    &[],
+                );
+            }
+        };
+        if let Err(e) = console::take_terminal(std::io::stdout().as_fd(), forward) {
+            log::warn!("{e:#}");
+        }
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdout(&null);
+        }
+    }
     match monitor::read_reply(&Channel::from_fd(fd)) {
         Ok(Reply::Exited(status)) => monitor::exit_like(status),
         _ => 255,

@@ -55,6 +55,8 @@ pub enum Call {
         state_dir: PathBuf,
         /// The runtime's `--network`.
         network: Network,
+        /// The runtime's `--systemd-cgroup`.
+        systemd_cgroup: bool,
     },
     Start,
     Kill {
@@ -76,6 +78,12 @@ pub enum Call {
     /// `Checkpointed`; without `leave_running` the container then stops.
     Checkpoint {
         leave_running: bool,
+    },
+    /// Signals the foreground process group of a terminal: init's, or that of the exec
+    /// process whose PID in the sandbox is `exec_pid` (sent by its exec waiter).
+    SignalForeground {
+        exec_pid: Option<i32>,
+        signo: i32,
     },
     /// Ends the container and the monitor (after the reply).
     Delete,
@@ -169,13 +177,18 @@ struct Monitor {
     /// started, and while its exit is reported, so that no exit is reported (nor the monitor
     /// gone) before the start is answered.
     waiters: Mutex<HashMap<String, Arc<Channel>>>,
+    /// Exec ids by the PID in the sandbox of their process.
+    execs: Mutex<HashMap<i32, String>>,
     next_exec: AtomicU64,
 }
 
 /// The monitor process: creates the container, then serves the CLI until the container's
 /// init exits or it is deleted. Returns only on failure before the container existed.
 pub fn main() -> i32 {
-    // Its own session: the terminal or process group `create` ran in must not signal it.
+    // Before any thread exists: signals of the container's terminal are forwarded.
+    super::console::block_terminal_signals();
+    // Its own session: the terminal or process group `create` ran in must not signal it,
+    // and the container's terminal can become its controlling one.
     let _ = nix::unistd::setsid();
     let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => Channel::from_fd(fd),
@@ -188,14 +201,31 @@ pub fn main() -> i32 {
             bundle,
             state_dir,
             network,
+            systemd_cgroup,
         },
         stdio,
     )) = stdin.recv::<Call>(&mut buf)
     else {
         return 1;
     };
-    match create(&id, &bundle, &state_dir, network, stdio) {
-        Ok((monitor, events, listener)) => {
+    match create(&id, &bundle, &state_dir, (network, systemd_cgroup), stdio) {
+        Ok((monitor, events, listener, terminal)) => {
+            if let Some(slave) = terminal {
+                let m = Arc::clone(&monitor);
+                let forward = move |signo| {
+                    let _ = m.client.call(
+                        &Request::SignalForeground {
+                            id: m.id.clone(),
+                            process: ProcessRef::Init,
+                            signo,
+                        },
+                        &[],
+                    );
+                };
+                if let Err(e) = super::console::take_terminal(slave.as_fd(), forward) {
+                    log::warn!("{e:#}");
+                }
+            }
             let _ = stdin.send(&Reply::Done, &[]);
             drop(stdin);
             serve(monitor, events, &listener)
@@ -213,9 +243,9 @@ fn create(
     id: &str,
     bundle: &Path,
     dir: &Path,
-    network: Network,
+    (network, systemd_cgroup): (Network, bool),
     stdio: Vec<OwnedFd>,
-) -> anyhow::Result<(Arc<Monitor>, Events, OwnedFd)> {
+) -> anyhow::Result<(Arc<Monitor>, Events, OwnedFd, Option<OwnedFd>)> {
     let spec = super::spec::load(bundle)?;
     let mut container = super::spec::container(&spec, bundle)?;
     // Each container has a sandbox of its own here: a PID namespace the spec names to join
@@ -237,10 +267,21 @@ fn create(
     if stdio.len() != expected {
         anyhow::bail!("{} stdio fds received, {expected} expected", stdio.len());
     }
+    let terminal = match (container.process.terminal, stdio.first()) {
+        (true, Some(slave)) => Some(slave.try_clone().context("duplicating the pty")?),
+        _ => None,
+    };
     let mut fds = super::spec::open_sources(&container, bundle)?;
     fds.extend(stdio);
     let netns = super::spec::network_namespace(&spec);
     let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
+    let cgroup = super::cgroup::path(&spec, systemd_cgroup);
+    // Joined before the sandbox exists, which inherits it.
+    let joined = match &cgroup {
+        Some(path) => super::cgroup::create_and_join(&spec, path)?,
+        None => None,
+    };
+    // On failure `create` removes the cgroup once we are gone.
     let (client, events, sandbox) = launch_sandbox(network, netns.as_deref(), &profile)?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
@@ -259,6 +300,7 @@ fn create(
         rootfs: container.rootfs,
         created: state::now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: joined.is_some().then_some(cgroup).flatten(),
     };
     // Listening before `create` returns: the next command may come at once.
     let (_dir, path) = socket_path(dir)?;
@@ -272,10 +314,12 @@ fn create(
             id: id.to_owned(),
             dir: dir.to_path_buf(),
             waiters: Mutex::default(),
+            execs: Mutex::default(),
             next_exec: AtomicU64::new(1),
         }),
         events,
         listener,
+        terminal,
     ))
 }
 
@@ -362,6 +406,7 @@ fn watch_exits(monitor: &Monitor, events: &Events) {
                 monitor.finish(status)
             }
             ProcessRef::Exec(exec_id) => {
+                monitor.execs.lock().unwrap().retain(|_, e| *e != exec_id);
                 if let Some(conn) = monitor.waiters.lock().unwrap().remove(&exec_id) {
                     let _ = conn.send(&Reply::Exited(status), &[]);
                 }
@@ -460,6 +505,7 @@ impl Monitor {
                     exec_id: exec_id.clone(),
                 })?;
                 conn.send(&Reply::Pid(pid), &[])?;
+                self.execs.lock().unwrap().insert(pid, exec_id.clone());
                 waiters.insert(exec_id, Arc::clone(conn));
                 return Ok(None);
             }
@@ -505,6 +551,22 @@ impl Monitor {
                     conn.send(&Reply::Checkpointed(summary), &[])?;
                     self.finish(WireExitStatus::Signaled(libc::SIGKILL))
                 }
+            }
+            Call::SignalForeground { exec_pid, signo } => {
+                let process = match exec_pid {
+                    None => ProcessRef::Init,
+                    Some(pid) => ProcessRef::Exec(
+                        self.execs
+                            .lock()
+                            .unwrap()
+                            .get(&pid)
+                            .cloned()
+                            .context("no such exec process")?,
+                    ),
+                };
+                self.client
+                    .call(&Request::SignalForeground { id, process, signo }, &[])?;
+                Reply::Done
             }
             // Answered with Exited: `connection` ends the container after the reply.
             Call::Delete => Reply::Exited(WireExitStatus::Signaled(libc::SIGKILL)),
@@ -558,6 +620,10 @@ pub fn exit_like(status: WireExitStatus) -> ! {
         WireExitStatus::Exited(code) => std::process::exit(i32::from(code)),
         WireExitStatus::Signaled(signo) => {
             if let Ok(sig) = nix::sys::signal::Signal::try_from(signo) {
+                // A terminal's signals are blocked here (see `console`).
+                let mut set = nix::sys::signal::SigSet::empty();
+                set.add(sig);
+                let _ = set.thread_unblock();
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), sig);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
@@ -570,6 +636,9 @@ pub fn exit_like(status: WireExitStatus) -> ! {
 /// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its one option,
 /// `--network NAME`, comes from [`launch_sandbox`].
 pub fn sandbox_main() -> i32 {
+    // A session of its own: a container's host pty is the monitor's controlling terminal,
+    // and what the host raises on it is the monitor's to forward, not ours.
+    let _ = nix::unistd::setsid();
     let args: Vec<String> = std::env::args().collect();
     let network = match args.iter().position(|a| a == "--network") {
         None => Network::None,

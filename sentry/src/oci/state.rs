@@ -22,6 +22,9 @@ pub struct Saved {
     pub rootfs: PathBuf,
     pub created: String,
     pub annotations: HashMap<String, String>,
+    /// The cgroupfs path of the container's cgroup, if it has one.
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 impl Saved {

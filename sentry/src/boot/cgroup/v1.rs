@@ -2,18 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use containerd_shim::protos::cgroups::metrics as pb;
-use containerd_shim::protos::protobuf::MessageField;
 use oci_spec::runtime::LinuxResources;
 
-use super::{io_err, keyed_value, mounts, pids_max, read_keyed, read_u64, wait_for};
-use crate::error::{Error, Result};
+use super::{io_err, mounts, pids_max, wait_for, Error, Result};
 
 /// The controllers the sandbox is placed in.
 const CONTROLLERS: [&str; 5] = ["freezer", "memory", "cpu", "cpuacct", "pids"];
-
-/// `USER_HZ`: the unit of `cpuacct.stat`.
-const USER_HZ: u64 = 100;
 
 /// The sandbox's directories, one per mounted controller.
 #[derive(Debug)]
@@ -59,6 +53,11 @@ impl V1 {
         self.dirs.iter().map(|(_, d)| d.as_path())
     }
 
+    /// (controller, directory) pairs.
+    pub(super) fn controller_dirs(&self) -> &[(&'static str, PathBuf)] {
+        &self.dirs
+    }
+
     /// The `tasks` files a thread joins.
     pub(super) fn tasks_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self.dirs().map(|d| d.join("tasks")).collect();
@@ -100,104 +99,46 @@ impl V1 {
         })
     }
 
-    pub(super) fn metrics(&self) -> pb::Metrics {
-        let mut m = pb::Metrics::new();
-        if let Some(d) = self.dir("pids") {
-            m.pids = MessageField::some(pb::PidsStat {
-                current: read_u64(&d.join("pids.current")).unwrap_or(0),
-                limit: read_u64(&d.join("pids.max")).unwrap_or(0),
-                ..Default::default()
-            });
-        }
-        let mut cpu = pb::CPUStat::new();
-        if let Some(d) = self.dir("cpuacct") {
-            let per_cpu = std::fs::read_to_string(d.join("cpuacct.usage_percpu"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            let ticks_to_ns = 1_000_000_000 / USER_HZ;
-            let stat = read_keyed(&d.join("cpuacct.stat"));
-            let ticks = |key| stat.as_ref().map_or(0, |s| s(key));
-            cpu.usage = MessageField::some(pb::CPUUsage {
-                total: read_u64(&d.join("cpuacct.usage")).unwrap_or(0),
-                kernel: ticks("system") * ticks_to_ns,
-                user: ticks("user") * ticks_to_ns,
-                per_cpu,
-                ..Default::default()
-            });
-        }
-        if let Some(stat) = self
-            .dir("cpu")
-            .and_then(|d| read_keyed(&d.join("cpu.stat")))
-        {
-            cpu.throttling = MessageField::some(pb::Throttle {
-                periods: stat("nr_periods"),
-                throttled_periods: stat("nr_throttled"),
-                throttled_time: stat("throttled_time"),
-                ..Default::default()
-            });
-        }
-        m.cpu = MessageField::some(cpu);
-        if let Some(d) = self.dir("memory") {
-            let text = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
-            let stat = |key| keyed_value(&text, key).unwrap_or(0);
-            let entry = |prefix: &str| pb::MemoryEntry {
-                usage: read_u64(&d.join(format!("{prefix}usage_in_bytes"))).unwrap_or(0),
-                limit: read_u64(&d.join(format!("{prefix}limit_in_bytes"))).unwrap_or(0),
-                max: read_u64(&d.join(format!("{prefix}max_usage_in_bytes"))).unwrap_or(0),
-                failcnt: read_u64(&d.join(format!("{prefix}failcnt"))).unwrap_or(0),
-                ..Default::default()
-            };
-            m.memory = MessageField::some(pb::MemoryStat {
-                cache: stat("cache"),
-                rss: stat("rss"),
-                rss_huge: stat("rss_huge"),
-                mapped_file: stat("mapped_file"),
-                dirty: stat("dirty"),
-                writeback: stat("writeback"),
-                pg_fault: stat("pgfault"),
-                pg_maj_fault: stat("pgmajfault"),
-                inactive_anon: stat("inactive_anon"),
-                active_anon: stat("active_anon"),
-                inactive_file: stat("inactive_file"),
-                active_file: stat("active_file"),
-                unevictable: stat("unevictable"),
-                hierarchical_memory_limit: stat("hierarchical_memory_limit"),
-                total_cache: stat("total_cache"),
-                total_rss: stat("total_rss"),
-                total_inactive_file: stat("total_inactive_file"),
-                usage: MessageField::some(entry("memory.")),
-                swap: MessageField::some(entry("memory.memsw.")),
-                kernel: MessageField::some(entry("memory.kmem.")),
-                ..Default::default()
-            });
-        }
-        m
-    }
-
     pub(super) fn update(&self, r: &LinuxResources) -> Result<()> {
         if let Some(mem) = r.memory() {
-            if let Some(limit) = mem.limit() {
-                self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
-            }
-            if let Some(swap) = mem.swap() {
+            // The kernel keeps memory.limit <= memory.memsw.limit at every write: raising
+            // both writes memsw first, lowering writes memory first (as runc orders them).
+            let memsw_now = self
+                .dir("memory")
+                .and_then(|d| super::read_u64(&d.join("memory.memsw.limit_in_bytes")));
+            let swap = mem.swap().filter(|v| *v != 0);
+            let swap_first = match (swap, memsw_now) {
+                (Some(-1), _) => true,
+                (Some(swap), Some(now)) => u64::try_from(swap).is_ok_and(|s| s > now),
+                _ => false,
+            };
+            let write_swap = |swap: i64| {
                 // Absent on kernels without swap accounting; the memory limit still holds.
                 if let Err(e) =
                     self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())
                 {
                     log::warn!("memory+swap limit: {e}");
                 }
+            };
+            if let Some(swap) = swap.filter(|_| swap_first) {
+                write_swap(swap);
+            }
+            // 0 means unset, as for runc (engines send every field).
+            if let Some(limit) = mem.limit().filter(|v| *v != 0) {
+                self.write("memory", "memory.limit_in_bytes", &limit.to_string())?;
+            }
+            if let Some(swap) = swap.filter(|_| !swap_first) {
+                write_swap(swap);
             }
         }
         if let Some(cpu) = r.cpu() {
-            if let Some(shares) = cpu.shares() {
+            if let Some(shares) = cpu.shares().filter(|v| *v != 0) {
                 self.write("cpu", "cpu.shares", &shares.to_string())?;
             }
-            if let Some(period) = cpu.period() {
+            if let Some(period) = cpu.period().filter(|v| *v != 0) {
                 self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;
             }
-            if let Some(quota) = cpu.quota() {
+            if let Some(quota) = cpu.quota().filter(|v| *v != 0) {
                 self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
             }
         }

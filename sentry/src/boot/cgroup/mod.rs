@@ -1,4 +1,6 @@
-//! The sandbox process's cgroup: placement, freezing, metrics, resource updates, OOM kills.
+//! The sandbox process's cgroup: placement, freezing, resource updates, OOM kills, and the
+//! files its statistics are read from. Shared by the containerd shim and the OCI runtime CLI
+//! (`runsc-rs create`), which both start one sandbox process per cgroup.
 //!
 //! The whole sandbox (the sentry, its ptrace stubs, every application process they run) is
 //! one process tree, so it lives in one cgroup: the `linux.cgroupsPath` of the spec that
@@ -21,9 +23,9 @@
 //!   and put `/dev/null` in its place ([`join_through_stdout`]).
 //! - Pause/Resume: v1 `freezer.state`, v2 `cgroup.freeze`; both wait for the kernel to report
 //!   the state reached (ptrace stops included).
-//! - Stats: `io.containerd.cgroups.v1.Metrics` or `io.containerd.cgroups.v2.Metrics`, from
-//!   whichever files the host provides. Containers of one pod share the sandbox, so they
-//!   report the same numbers.
+//! - Stats: [`SandboxCgroup::layout`] says where the files are; the shim turns them into
+//!   containerd's metrics messages, the OCI CLI into runc's `events` JSON. Containers of one
+//!   pod share the sandbox, so they report the same numbers.
 //! - Update: the spec's memory, CPU and pids limits, in the layout's files and units.
 //! - OOM: [`SandboxCgroup::oom_kills`] counts the kernel's OOM kills in the cgroup and
 //!   [`OomNotifier`] blocks until that count may have changed.
@@ -34,13 +36,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use containerd_shim::protos::cgroups::metrics as v1_pb;
-use containerd_shim::protos::cgroups_v2::metrics as v2_pb;
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::Message;
 use oci_spec::runtime::LinuxResources;
-
-use crate::error::{Error, Result};
 
 mod v1;
 mod v2;
@@ -50,6 +46,24 @@ const V2_ROOT: &str = "/sys/fs/cgroup";
 
 /// How long freezing or thawing may take.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong with a cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid OCI spec: {0}")]
+    BadSpec(&'static str),
+    #[error("the sandbox's cgroup has no {0} controller")]
+    NoController(&'static str),
+}
+
+/// The result type of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The sandbox's cgroup.
 #[derive(Debug)]
@@ -74,29 +88,25 @@ pub enum Placement {
     ProcsOnStdout(File),
 }
 
-/// The sandbox's resource usage in its layout's message.
-#[derive(Debug)]
-pub enum CgroupMetrics {
-    V1(v1_pb::Metrics),
-    V2(v2_pb::Metrics),
+/// Where a cgroup's files are, for readers of its statistics.
+#[derive(Debug, Clone, Copy)]
+pub enum Layout<'a> {
+    /// One directory per mounted controller: (controller, directory).
+    V1(&'a [(&'static str, PathBuf)]),
+    /// The one directory in the unified hierarchy.
+    V2(&'a Path),
 }
 
-impl CgroupMetrics {
-    /// The message as the `Any` containerd expects in a Stats answer.
-    ///
-    /// # Errors
-    /// The message could not be encoded.
-    pub fn into_any(self) -> Result<Any> {
-        let (type_url, value) = match self {
-            CgroupMetrics::V1(m) => ("io.containerd.cgroups.v1.Metrics", m.write_to_bytes()),
-            CgroupMetrics::V2(m) => ("io.containerd.cgroups.v2.Metrics", m.write_to_bytes()),
-        };
-        let value = value.map_err(|e| Error::Shim(containerd_shim::Error::Other(e.to_string())))?;
-        Ok(Any {
-            type_url: type_url.to_owned(),
-            value,
-            ..Default::default()
-        })
+impl<'a> Layout<'a> {
+    /// The directory holding `controller`'s files (v2: the one directory).
+    pub fn dir(self, controller: &str) -> Option<&'a Path> {
+        match self {
+            Layout::V1(dirs) => dirs
+                .iter()
+                .find(|(c, _)| *c == controller)
+                .map(|(_, d)| d.as_path()),
+            Layout::V2(dir) => Some(dir),
+        }
     }
 }
 
@@ -132,12 +142,12 @@ fn pure_v2_root() -> Option<PathBuf> {
         .map(|(point, _, _)| point)
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
+pub fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// A v2 limit file (`memory.max`, `pids.max`): `max` is `u64::MAX`, as containerd reports it.
-fn read_limit(path: &Path) -> Option<u64> {
+pub fn read_limit(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     match text.trim() {
         "max" => Some(u64::MAX),
@@ -147,12 +157,12 @@ fn read_limit(path: &Path) -> Option<u64> {
 
 /// `key value` lines (memory.stat, cpu.stat, memory.events, ...) as a lookup; `None` when
 /// the file does not exist.
-fn read_keyed(path: &Path) -> Option<impl Fn(&str) -> u64> {
+pub fn read_keyed(path: &Path) -> Option<impl Fn(&str) -> u64> {
     let text = std::fs::read_to_string(path).ok()?;
     Some(move |key: &str| keyed_value(&text, key).unwrap_or(0))
 }
 
-fn keyed_value(text: &str, key: &str) -> Option<u64> {
+pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
@@ -234,12 +244,11 @@ impl SandboxCgroup {
         }
     }
 
-    /// The sandbox's resource usage, from whichever files this host provides (a missing
-    /// controller leaves its part of the message out).
-    pub fn metrics(&self) -> CgroupMetrics {
+    /// Where its files are.
+    pub fn layout(&self) -> Layout<'_> {
         match &self.backend {
-            Backend::V1(v1) => CgroupMetrics::V1(v1.metrics()),
-            Backend::V2(v2) => CgroupMetrics::V2(v2.metrics()),
+            Backend::V1(v1) => Layout::V1(v1.controller_dirs()),
+            Backend::V2(v2) => Layout::V2(v2.dir()),
         }
     }
 
@@ -434,7 +443,7 @@ pub(super) mod tests {
     use std::process::{Command, Stdio};
 
     pub(super) fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("shim-cg-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sandbox-cg-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -625,7 +634,7 @@ pub(super) mod tests {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "cgroup::tests::v2_placement_child",
+                "boot::cgroup::tests::v2_placement_child",
                 "--nocapture",
             ])
             .env(CHILD_ENV, "1")
@@ -677,12 +686,10 @@ pub(super) mod tests {
             assert_eq!(keyed_value(&events, "frozen"), Some(0), "{events}");
             assert!(is_running(pids[0]), "thawed but not running");
 
-            let CgroupMetrics::V2(m) = cg.metrics() else {
-                panic!("v1 metrics from a v2 cgroup");
-            };
             // cpu.stat is core in v2: the child's busy loop shows as usage.
-            assert!(m.cpu.is_some(), "no cpu.stat");
-            assert!(m.cpu.usage_usec > 0, "{:?}", m.cpu);
+            let stat =
+                read_keyed(&cg.layout().dir("cpu").unwrap().join("cpu.stat")).expect("no cpu.stat");
+            assert!(stat("usage_usec") > 0);
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks));
         for pid in pids.iter().rev() {

@@ -3,12 +3,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use containerd_shim::protos::cgroups_v2::metrics as pb;
-use containerd_shim::protos::protobuf::MessageField;
 use oci_spec::runtime::LinuxResources;
 
-use super::{io_err, keyed_value, pids_max, read_keyed, read_limit, read_u64, wait_for};
-use crate::error::{Error, Result};
+use super::{io_err, keyed_value, pids_max, wait_for, Error, Result};
 
 /// The controllers enabled for the sandbox when the host offers them (freezing and CPU
 /// usage are core features of every v2 cgroup).
@@ -128,88 +125,6 @@ impl V2 {
         })
     }
 
-    pub(super) fn metrics(&self) -> pb::Metrics {
-        let dir = &self.dir;
-        let mut m = pb::Metrics::new();
-        if let Some(current) = read_u64(&dir.join("pids.current")) {
-            m.pids = MessageField::some(pb::PidsStat {
-                current,
-                limit: read_limit(&dir.join("pids.max")).unwrap_or(0),
-                ..Default::default()
-            });
-        }
-        if let Some(stat) = read_keyed(&dir.join("cpu.stat")) {
-            m.cpu = MessageField::some(pb::CPUStat {
-                usage_usec: stat("usage_usec"),
-                user_usec: stat("user_usec"),
-                system_usec: stat("system_usec"),
-                nr_periods: stat("nr_periods"),
-                nr_throttled: stat("nr_throttled"),
-                throttled_usec: stat("throttled_usec"),
-                nr_bursts: stat("nr_bursts"),
-                burst_usec: stat("burst_usec"),
-                ..Default::default()
-            });
-        }
-        if let Some(usage) = read_u64(&dir.join("memory.current")) {
-            let text = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-            let stat = |key| keyed_value(&text, key).unwrap_or(0);
-            let file = |name: &str| read_limit(&dir.join(name)).unwrap_or(0);
-            m.memory = MessageField::some(pb::MemoryStat {
-                anon: stat("anon"),
-                file: stat("file"),
-                kernel_stack: stat("kernel_stack"),
-                slab: stat("slab"),
-                sock: stat("sock"),
-                shmem: stat("shmem"),
-                file_mapped: stat("file_mapped"),
-                file_dirty: stat("file_dirty"),
-                file_writeback: stat("file_writeback"),
-                anon_thp: stat("anon_thp"),
-                inactive_anon: stat("inactive_anon"),
-                active_anon: stat("active_anon"),
-                inactive_file: stat("inactive_file"),
-                active_file: stat("active_file"),
-                unevictable: stat("unevictable"),
-                slab_reclaimable: stat("slab_reclaimable"),
-                slab_unreclaimable: stat("slab_unreclaimable"),
-                pgfault: stat("pgfault"),
-                pgmajfault: stat("pgmajfault"),
-                workingset_refault: stat("workingset_refault"),
-                workingset_activate: stat("workingset_activate"),
-                workingset_nodereclaim: stat("workingset_nodereclaim"),
-                pgrefill: stat("pgrefill"),
-                pgscan: stat("pgscan"),
-                pgsteal: stat("pgsteal"),
-                pgactivate: stat("pgactivate"),
-                pgdeactivate: stat("pgdeactivate"),
-                pglazyfree: stat("pglazyfree"),
-                pglazyfreed: stat("pglazyfreed"),
-                thp_fault_alloc: stat("thp_fault_alloc"),
-                thp_collapse_alloc: stat("thp_collapse_alloc"),
-                usage,
-                usage_limit: file("memory.max"),
-                swap_usage: file("memory.swap.current"),
-                swap_limit: file("memory.swap.max"),
-                max_usage: file("memory.peak"),
-                swap_max_usage: file("memory.swap.peak"),
-                ..Default::default()
-            });
-        }
-        if let Some(events) = read_keyed(&dir.join("memory.events")) {
-            m.memory_events = MessageField::some(pb::MemoryEvents {
-                low: events("low"),
-                high: events("high"),
-                max: events("max"),
-                oom: events("oom"),
-                oom_kill: events("oom_kill"),
-                oom_group_kill: events("oom_group_kill"),
-                ..Default::default()
-            });
-        }
-        m
-    }
-
     pub(super) fn update(&self, r: &LinuxResources) -> Result<()> {
         if let Some(mem) = r.memory() {
             // Swap first: memory.swap.max does not depend on memory.max, but a lowered
@@ -217,7 +132,7 @@ impl V2 {
             if let Some(swap) = v2_swap_max(mem.limit(), mem.swap())? {
                 self.write("memory", "memory.swap.max", &swap)?;
             }
-            if let Some(limit) = mem.limit() {
+            if let Some(limit) = mem.limit().filter(|v| *v != 0) {
                 let value = if limit < 0 {
                     "max".to_owned()
                 } else {
@@ -230,7 +145,9 @@ impl V2 {
             if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
                 self.write("cpu", "cpu.weight", &shares_to_weight(shares).to_string())?;
             }
-            if let Some(max) = cpu_max(cpu.quota(), cpu.period()) {
+            // 0 means unset, as for runc (engines send every field).
+            let quota = cpu.quota().filter(|v| *v != 0);
+            if let Some(max) = cpu_max(quota, cpu.period().filter(|v| *v != 0)) {
                 self.write("cpu", "cpu.max", &max)?;
             }
         }
@@ -250,7 +167,7 @@ impl V2 {
 #[cfg(test)]
 mod tests {
     use super::super::tests::temp_dir;
-    use super::super::{CgroupMetrics, SandboxCgroup};
+    use super::super::SandboxCgroup;
     use super::*;
     use oci_spec::runtime::{
         LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
@@ -328,18 +245,7 @@ mod tests {
             .unwrap();
         assert!(matches!(cg.update(&pids), Err(Error::NoController("pids"))));
 
-        let CgroupMetrics::V2(m) = cg.metrics() else {
-            panic!("v1 metrics from a v2 cgroup");
-        };
-        assert!(m.pids.is_none());
-        assert_eq!(m.cpu.usage_usec, 7);
-        assert_eq!(m.memory.usage, 4096);
-        assert_eq!(m.memory.usage_limit, 64 << 20);
-        assert_eq!((m.memory.anon, m.memory.shmem), (100, 50));
-        assert_eq!((m.memory_events.max, m.memory_events.oom_kill), (3, 1));
         assert_eq!(cg.oom_kills(), Some(1));
-        let any = CgroupMetrics::V2(m).into_any().unwrap();
-        assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
         std::fs::remove_dir_all(root).unwrap();
     }
 }
