@@ -891,7 +891,7 @@ impl Service {
             if let Some(cg) = st.cgroup.as_ref() {
                 if let Err(e) = cg.freeze(true) {
                     let _ = sandbox.call(&Request::Resume { id: id.to_owned() }, &[]);
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         } else {
