@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
@@ -30,6 +31,8 @@ use crate::waiter::{WaitQueue, Wake};
 
 /// Default SO_SNDBUF / SO_RCVBUF (Linux's `wmem_default`).
 pub const DEFAULT_BUF: usize = 212_992;
+/// The first SOL_SOCKET option number past Linux's last (SO_RCVPRIORITY is 82).
+const SO_UNKNOWN_FROM: i32 = 83;
 /// Largest `sun_path`.
 const SUN_PATH_MAX: usize = 108;
 /// Most connections a listener queues (SOMAXCONN).
@@ -325,6 +328,23 @@ impl Endpoint {
         self.lock().closed
     }
 
+    /// When a wait starting now gives up under SO_RCVTIMEO or SO_SNDTIMEO (`name`): none set
+    /// or a zero `struct timeval` waits without limit, a negative one not at all.
+    fn deadline(&self, name: i32) -> Option<Instant> {
+        let s = self.lock();
+        let raw = s.options.get(&name)?;
+        let sec = i64::from_ne_bytes(raw.get(..8)?.try_into().ok()?);
+        let usec = i64::from_ne_bytes(raw.get(8..16)?.try_into().ok()?);
+        match (sec, usec) {
+            (0, 0) => None,
+            (..0, _) => Some(Instant::now()),
+            _ => {
+                let d = Duration::new(sec as u64, (usec.clamp(0, 999_999) * 1000) as u32);
+                Instant::now().checked_add(d)
+            }
+        }
+    }
+
     fn peer(&self) -> Option<Arc<Endpoint>> {
         match &self.lock().conn {
             Conn::Connected(p) => Some(p.clone()),
@@ -396,6 +416,15 @@ impl Endpoint {
         s.rx_bytes += len;
         s.rx.push_back(msg);
         Ok(())
+    }
+}
+
+/// A wait that SO_RCVTIMEO or SO_SNDTIMEO ended fails as a nonblocking call would.
+fn timed_out(e: Errno) -> Errno {
+    if e == Errno::ETIMEDOUT {
+        Errno::EAGAIN
+    } else {
+        e
     }
 }
 
@@ -548,7 +577,8 @@ impl UnixSocket {
         let total = msg.data.len();
         let mut sent = 0usize;
         let mut fds = std::mem::take(&mut msg.fds);
-        let r = t.block_on(&[&ep.queue, &peer.queue], None, || {
+        let deadline = ep.deadline(libc::SO_SNDTIMEO);
+        let r = t.block_on(&[&ep.queue, &peer.queue], deadline, || {
             if ep.lock().snd_shut {
                 return Some(Err(Errno::EPIPE));
             }
@@ -597,11 +627,11 @@ impl UnixSocket {
             }
         });
         match r {
-            Err(Errno::EINTR | Errno::EPIPE) if sent > 0 => {
+            Err(Errno::EINTR | Errno::EPIPE | Errno::ETIMEDOUT) if sent > 0 => {
                 t.clear_restart();
                 Ok(sent)
             }
-            r => r,
+            r => r.map_err(timed_out),
         }
     }
 
@@ -642,7 +672,8 @@ impl UnixSocket {
             creds,
             from,
         });
-        t.block_on(&[&ep.queue, &target.queue], None, || {
+        let deadline = ep.deadline(libc::SO_SNDTIMEO);
+        t.block_on(&[&ep.queue, &target.queue], deadline, || {
             {
                 let s = target.lock();
                 if s.closed {
@@ -674,6 +705,7 @@ impl UnixSocket {
                 }
             }
         })
+        .map_err(timed_out)
     }
 
     /// Takes (or peeks) from the front of the receive queue.
@@ -819,17 +851,20 @@ impl Socket for UnixSocket {
             return Err(Errno::EOPNOTSUPP);
         }
         let ep = &self.ep;
-        let new = t.block_on(&[&ep.queue], None, || {
-            let mut s = ep.lock();
-            let Conn::Listening { pending, .. } = &mut s.conn else {
-                return Some(Err(Errno::EINVAL));
-            };
-            match pending.pop_front() {
-                Some(n) => Some(Ok(n)),
-                None if nonblocking => Some(Err(Errno::EAGAIN)),
-                None => None,
-            }
-        })?;
+        let deadline = ep.deadline(libc::SO_RCVTIMEO);
+        let new = t
+            .block_on(&[&ep.queue], deadline, || {
+                let mut s = ep.lock();
+                let Conn::Listening { pending, .. } = &mut s.conn else {
+                    return Some(Err(Errno::EINVAL));
+                };
+                match pending.pop_front() {
+                    Some(n) => Some(Ok(n)),
+                    None if nonblocking => Some(Err(Errno::EAGAIN)),
+                    None => None,
+                }
+            })
+            .map_err(timed_out)?;
         let peer = new
             .lock()
             .peer_addr
@@ -871,7 +906,8 @@ impl Socket for UnixSocket {
             return Err(Errno::EPROTOTYPE);
         }
         let me = Ucred::of(t);
-        let (server, listen_cred, listen_addr) = t.block_on(&[&listener.queue], None, || {
+        let deadline = ep.deadline(libc::SO_SNDTIMEO);
+        let r = t.block_on(&[&listener.queue], deadline, || {
             let mut l = listener.lock();
             let addr = l.addr.clone();
             let cred = l.listen_cred;
@@ -896,7 +932,8 @@ impl Socket for UnixSocket {
             }
             pending.push_back(server.clone());
             Some(Ok((server, cred, addr)))
-        })?;
+        });
+        let (server, listen_cred, listen_addr) = r.map_err(timed_out)?;
         listener.queue.notify_all();
         let mut s = ep.lock();
         s.conn = Conn::Connected(server);
@@ -921,15 +958,18 @@ impl Socket for UnixSocket {
 
     fn recv(&self, t: &mut dyn Context, len: usize, flags: IoFlags) -> Result<InMessage, Errno> {
         let ep = self.ep.clone();
+        let deadline = ep.deadline(libc::SO_RCVTIMEO);
         if !flags.waitall || ep.kind != Kind::Stream {
-            return t.block_on(&[&ep.queue], None, || match self.take(len, flags) {
-                Some(r) => Some(r),
-                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                None => None,
-            });
+            return t
+                .block_on(&[&ep.queue], deadline, || match self.take(len, flags) {
+                    Some(r) => Some(r),
+                    None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                    None => None,
+                })
+                .map_err(timed_out);
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&ep.queue], None, || loop {
+        let r = t.block_on(&[&ep.queue], deadline, || loop {
             match self.take(len - out.data.len(), flags) {
                 Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
                 Some(Ok(mut m)) => {
@@ -948,7 +988,7 @@ impl Socket for UnixSocket {
         match r {
             Ok(()) => {}
             Err(_) if !out.data.is_empty() => t.clear_restart(),
-            Err(e) => return Err(e),
+            Err(e) => return Err(timed_out(e)),
         }
         out.full_len = out.data.len();
         Ok(out)
@@ -1020,6 +1060,8 @@ impl Socket for UnixSocket {
             libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
                 s.options.get(&name).cloned().unwrap_or(vec![0; 16])
             }
+            // Names Linux does not know.
+            ..=0 | SO_UNKNOWN_FROM.. => return Err(Errno::ENOPROTOOPT),
             _ => s.options.get(&name).cloned().unwrap_or_else(|| int(0)),
         })
     }
@@ -1039,10 +1081,19 @@ impl Socket for UnixSocket {
         };
         let mut s = self.ep.lock();
         match name {
-            // Linux doubles the value for bookkeeping overhead, with a floor.
-            libc::SO_SNDBUF => s.sndbuf = (int()?.max(0) as usize * 2).max(4608),
-            libc::SO_RCVBUF => s.rcvbuf = (int()?.max(0) as usize * 2).max(2304),
+            // Linux caps the value at wmem_max/rmem_max and doubles it for bookkeeping
+            // overhead, with a floor.
+            libc::SO_SNDBUF => s.sndbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(4608),
+            libc::SO_RCVBUF => s.rcvbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(2304),
             libc::SO_PASSCRED => s.passcred = int()? != 0,
+            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
+                let tv = value.get(..16).ok_or(Errno::EINVAL)?;
+                let usec = i64::from_ne_bytes(tv[8..].try_into().expect("8 bytes"));
+                if !(0..1_000_000).contains(&usec) {
+                    return Err(Errno::EDOM);
+                }
+                s.options.insert(name, tv.to_vec());
+            }
             libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_PEERCRED => {
                 return Err(Errno::ENOPROTOOPT)
             }

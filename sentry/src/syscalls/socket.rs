@@ -436,6 +436,10 @@ fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Resu
                 if !(pid_ok && uid_ok && gid_ok) {
                     return Err(Errno::EPERM);
                 }
+                // A permitted pid must still name a process (a zombie counts until reaped).
+                if global.is_none() {
+                    return Err(Errno::ESRCH);
+                }
                 msg.creds = Some(c);
             }
             _ => return Err(Errno::EINVAL),
