@@ -232,9 +232,19 @@ struct Message {
     /// Bytes of `data` already read (streams read messages piecewise).
     read: usize,
     fds: Vec<Arc<OpenFile>>,
-    creds: Ucred,
+    /// The sender's credentials, recorded when it passed SCM_CREDENTIALS or either side had
+    /// SO_PASSCRED at send time (as Linux's `unix_maybe_add_creds`); None reads as nobody.
+    creds: Option<Ucred>,
     from: Option<Addr>,
 }
+
+/// What a receiver with SO_PASSCRED sees for a message sent without credentials: no pid and
+/// the overflow uid and gid.
+const NO_CREDS: Ucred = Ucred {
+    pid: 0,
+    uid: 65534,
+    gid: 65534,
+};
 
 enum Conn {
     Unconnected,
@@ -259,8 +269,11 @@ struct State {
     snd_shut: bool,
     /// The file is closed: nothing is delivered here any more.
     closed: bool,
-    /// The peer was connected once (so an empty queue with the peer gone reads EOF).
+    /// SO_PASSCRED.
     passcred: bool,
+    /// A server-side endpoint not yet accepted (Linux records credentials on everything
+    /// sent to it, as it has no socket whose SO_PASSCRED could say otherwise).
+    embryo: bool,
     sndbuf: usize,
     rcvbuf: usize,
     /// SO_PEERCRED: the peer's credentials at connect (or at listen, for a client).
@@ -306,6 +319,7 @@ impl Endpoint {
                 snd_shut: false,
                 closed: false,
                 passcred: false,
+                embryo: false,
                 sndbuf: DEFAULT_BUF,
                 rcvbuf: DEFAULT_BUF,
                 peercred: Ucred::NONE,
@@ -554,19 +568,23 @@ impl UnixSocket {
         t: &mut dyn Context,
         mut msg: OutMessage,
         flags: IoFlags,
-        creds: Ucred,
+        own: Ucred,
     ) -> Result<usize, Errno> {
         let ep = &self.ep;
-        let peer = {
+        let (peer, passcred) = {
             let s = ep.lock();
             if s.snd_shut {
                 return Err(Errno::EPIPE);
             }
             match &s.conn {
-                Conn::Connected(p) => p.clone(),
+                Conn::Connected(p) => (p.clone(), s.passcred),
                 _ => return Err(Errno::ENOTCONN),
             }
         };
+        let creds = msg.creds.or_else(|| {
+            let p = peer.lock();
+            (passcred || p.passcred || p.embryo).then_some(own)
+        });
         let record = ep.kind == Kind::SeqPacket;
         if record && msg.data.len() > ep.lock().sndbuf {
             return Err(Errno::EMSGSIZE);
@@ -640,10 +658,10 @@ impl UnixSocket {
         t: &mut dyn Context,
         msg: OutMessage,
         flags: IoFlags,
-        creds: Ucred,
+        own: Ucred,
     ) -> Result<usize, Errno> {
         let ep = &self.ep;
-        let (target, from, sndbuf) = {
+        let (target, from, sndbuf, passcred) = {
             let s = ep.lock();
             if s.snd_shut {
                 return Err(Errno::EPIPE);
@@ -652,12 +670,15 @@ impl UnixSocket {
                 Conn::Connected(p) => Some(p.clone()),
                 _ => None,
             };
-            (connected, s.addr.clone(), s.sndbuf)
+            (connected, s.addr.clone(), s.sndbuf, s.passcred)
         };
         let target = match &msg.to {
             Some(a) => lookup(t, &ep.names, &parse(a)?)?,
             None => target.ok_or(Errno::ENOTCONN)?,
         };
+        let creds = msg
+            .creds
+            .or_else(|| (passcred || target.lock().passcred).then_some(own));
         if target.kind != Kind::Dgram {
             return Err(Errno::EPROTOTYPE);
         }
@@ -723,38 +744,50 @@ impl UnixSocket {
         }
         let mut out = InMessage::default();
         if ep.kind == Kind::Stream {
-            let mut first = true;
+            // As Linux reads a stream: across messages while their credentials match the
+            // first one's (only checked under SO_PASSCRED), stopping after a message that
+            // carried files; a peek goes on from message to message the same way.
+            let mut first_creds: Option<Option<Ucred>> = None;
+            let mut at = 0usize;
             while out.data.len() < len {
-                let Some(m) = s.rx.front() else { break };
-                if !first && !m.fds.is_empty() {
+                let Some(m) = s.rx.get(if flags.peek { at } else { 0 }) else {
                     break;
+                };
+                if passcred {
+                    match first_creds {
+                        Some(c) if c != m.creds => break,
+                        Some(_) => {}
+                        None => {
+                            first_creds = Some(m.creds);
+                            out.creds = Some(m.creds.unwrap_or(NO_CREDS));
+                        }
+                    }
                 }
-                let creds = m.creds;
-                let avail = m.data.len() - m.read;
-                let n = avail.min(len - out.data.len());
+                let n = (m.data.len() - m.read).min(len - out.data.len());
                 out.data.extend_from_slice(&m.data[m.read..m.read + n]);
-                if first && passcred {
-                    out.creds = Some(creds);
-                }
-                first = false;
                 if flags.peek {
+                    let had_fds = !m.fds.is_empty();
                     out.fds.extend(m.fds.iter().cloned());
-                    // Peeking stops at the first message (its data may continue, but a
-                    // second peek would need per-message offsets).
-                    break;
+                    if had_fds {
+                        break;
+                    }
+                    at += 1;
+                    continue;
                 }
                 let m = s.rx.front_mut().expect("front exists");
+                let had_fds = !m.fds.is_empty();
                 out.fds.append(&mut m.fds);
                 m.read += n;
-                let done = m.read == m.data.len();
+                let partly = m.read < m.data.len();
                 s.rx_bytes -= n;
-                if done {
-                    let m = s.rx.pop_front().expect("front exists");
-                    drop(s);
-                    drop(m);
-                    s = ep.lock();
+                if partly {
+                    break;
                 }
-                if !out.fds.is_empty() {
+                let m = s.rx.pop_front().expect("front exists");
+                drop(s);
+                drop(m);
+                s = ep.lock();
+                if had_fds {
                     break;
                 }
             }
@@ -766,7 +799,7 @@ impl UnixSocket {
             out.full_len = m.data.len();
             out.from = m.from.as_ref().map(Addr::to_sockaddr);
             if passcred {
-                out.creds = Some(m.creds);
+                out.creds = Some(m.creds.unwrap_or(NO_CREDS));
             }
             if flags.peek {
                 out.fds = m.fds.clone();
@@ -852,24 +885,28 @@ impl Socket for UnixSocket {
         }
         let ep = &self.ep;
         let deadline = ep.deadline(libc::SO_RCVTIMEO);
-        let new = t
+        let (new, passcred) = t
             .block_on(&[&ep.queue], deadline, || {
                 let mut s = ep.lock();
+                let passcred = s.passcred;
                 let Conn::Listening { pending, .. } = &mut s.conn else {
                     return Some(Err(Errno::EINVAL));
                 };
                 match pending.pop_front() {
-                    Some(n) => Some(Ok(n)),
+                    Some(n) => Some(Ok((n, passcred))),
                     None if nonblocking => Some(Err(Errno::EAGAIN)),
                     None => None,
                 }
             })
             .map_err(timed_out)?;
-        let peer = new
-            .lock()
-            .peer_addr
-            .as_ref()
-            .map_or_else(unnamed, Addr::to_sockaddr);
+        let peer = {
+            let mut s = new.lock();
+            // The accepted socket takes the listener's SO_PASSCRED, as Linux's
+            // `unix_sock_inherit_flags`.
+            s.embryo = false;
+            s.passcred = passcred;
+            s.peer_addr.as_ref().map_or_else(unnamed, Addr::to_sockaddr)
+        };
         Ok((Arc::new(UnixSocket::with_endpoint(new)), peer))
     }
 
@@ -892,14 +929,14 @@ impl Socket for UnixSocket {
             s.peer_addr = peer_addr;
             return Ok(());
         }
-        let (my_addr, passcred) = {
+        let my_addr = {
             let s = ep.lock();
             match s.conn {
                 Conn::Connected(_) => return Err(Errno::EISCONN),
                 Conn::Listening { .. } => return Err(Errno::EINVAL),
                 Conn::Unconnected => {}
             }
-            (s.addr.clone(), s.passcred)
+            s.addr.clone()
         };
         let listener = lookup(t, &ep.names, &name)?;
         if listener.kind != ep.kind {
@@ -928,7 +965,7 @@ impl Socket for UnixSocket {
                 s.conn = Conn::Connected(ep.clone());
                 s.peercred = me;
                 s.peer_addr = my_addr.clone();
-                s.passcred = passcred;
+                s.embryo = true;
             }
             pending.push_back(server.clone());
             Some(Ok((server, cred, addr)))
@@ -945,7 +982,7 @@ impl Socket for UnixSocket {
     }
 
     fn send(&self, t: &mut dyn Context, msg: OutMessage, flags: IoFlags) -> Result<usize, Errno> {
-        let creds = msg.creds.unwrap_or_else(|| Ucred::of(t));
+        let creds = Ucred::of(t);
         if self.ep.kind == Kind::Dgram {
             self.send_dgram(t, msg, flags, creds)
         } else {
@@ -1290,7 +1327,7 @@ mod tests {
                 data: d.to_vec(),
                 read: 0,
                 fds: Vec::new(),
-                creds: Ucred::NONE,
+                creds: None,
                 from: None,
             };
             assert!(ep.deliver(m).is_ok());
