@@ -749,7 +749,12 @@ impl UnixSocket {
             // carried files; a peek goes on from message to message the same way.
             let mut first_creds: Option<Option<Ucred>> = None;
             let mut at = 0usize;
-            while out.data.len() < len {
+            // Even a zero-length read takes the first message's files.
+            let mut first = true;
+            loop {
+                if !std::mem::take(&mut first) && out.data.len() >= len {
+                    break;
+                }
                 let Some(m) = s.rx.get(if flags.peek { at } else { 0 }) else {
                     break;
                 };

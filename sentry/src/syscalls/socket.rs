@@ -460,25 +460,56 @@ fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Builds the control data of a recvmsg into at most `room` bytes: credentials first, then
-/// rights (installed as fds here). Returns the bytes and whether anything was cut.
-fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let mut truncated = false;
-    if let Some(c) = m.creds {
-        let one = cmsg(libc::SOL_SOCKET, SCM_CREDENTIALS, c.seen_by(t).as_bytes());
-        if out.len() + one.len() <= room {
-            out.extend_from_slice(&one);
-            out.resize(cmsg_align(out.len()).min(room), 0);
-        } else {
-            truncated = true;
+/// The control buffer of a recvmsg as Linux's `put_cmsg` fills it: a message that does not
+/// fit whole is cut to the room left (its header still written when it fits) with MSG_CTRUNC.
+struct Control {
+    out: Vec<u8>,
+    room: usize,
+    truncated: bool,
+}
+
+impl Control {
+    fn left(&self) -> usize {
+        self.room - self.out.len()
+    }
+
+    fn put(&mut self, level: i32, ty: i32, data: &[u8]) {
+        if self.left() < CMSG_HDR {
+            self.truncated = true;
+            return;
         }
+        // What the message takes of the buffer: its aligned space, or all that is left.
+        let space = cmsg_align(CMSG_HDR + data.len()).min(self.left());
+        let mut one = cmsg(level, ty, data);
+        if one.len() > self.left() {
+            self.truncated = true;
+            one.truncate(self.left());
+            let len = one.len() as u64;
+            one[..8].copy_from_slice(&len.to_ne_bytes());
+        }
+        let end = self.out.len() + space;
+        self.out.extend_from_slice(&one);
+        self.out.resize(end, 0);
+    }
+}
+
+/// Builds the control data of a recvmsg into at most `room` bytes: credentials first, then
+/// rights (installed as fds here; those that do not fit are closed). Returns the bytes and
+/// whether anything was cut.
+fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Vec<u8>, bool) {
+    let mut c = Control {
+        out: Vec::new(),
+        room,
+        truncated: false,
+    };
+    if let Some(cr) = m.creds {
+        c.put(libc::SOL_SOCKET, SCM_CREDENTIALS, cr.seen_by(t).as_bytes());
     }
     let files = std::mem::take(&mut m.fds);
     if !files.is_empty() {
-        let fit = room.saturating_sub(out.len() + CMSG_HDR) / 4;
+        let fit = c.left().saturating_sub(CMSG_HDR) / 4;
         if fit < files.len() {
-            truncated = true;
+            c.truncated = true;
         }
         let limit = nofile_limit(t);
         let mut fds: Vec<u8> = Vec::new();
@@ -486,16 +517,16 @@ fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Ve
             match t.fds.install(f, 0, cloexec, limit) {
                 Ok(fd) => fds.extend_from_slice(&fd.to_ne_bytes()),
                 Err(_) => {
-                    truncated = true;
+                    c.truncated = true;
                     break;
                 }
             }
         }
         if !fds.is_empty() {
-            out.extend_from_slice(&cmsg(libc::SOL_SOCKET, SCM_RIGHTS, &fds));
+            c.put(libc::SOL_SOCKET, SCM_RIGHTS, &fds);
         }
     }
-    (out, truncated)
+    (c.out, c.truncated)
 }
 
 /// sendmsg(2)
