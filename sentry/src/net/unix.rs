@@ -874,7 +874,9 @@ impl Socket for UnixSocket {
                 }
             }
         }
+        // A listener reports its own credentials as SO_PEERCRED, as Linux.
         s.listen_cred = Ucred::of(t);
+        s.peercred = s.listen_cred;
         drop(s);
         self.ep.queue.notify_all();
         Ok(())
@@ -1099,6 +1101,7 @@ impl Socket for UnixSocket {
             libc::SO_PEERCRED => zerocopy::IntoBytes::as_bytes(&s.peercred).to_vec(),
             libc::SO_PEERSEC | libc::SO_PASSSEC => return Err(Errno::ENOPROTOOPT),
             libc::SO_LINGER => s.options.get(&name).cloned().unwrap_or(vec![0; 8]),
+            libc::SO_RCVLOWAT => s.options.get(&name).cloned().unwrap_or_else(|| int(1)),
             libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
                 s.options.get(&name).cloned().unwrap_or(vec![0; 16])
             }
@@ -1127,6 +1130,17 @@ impl Socket for UnixSocket {
             // overhead, with a floor.
             libc::SO_SNDBUF => s.sndbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(4608),
             libc::SO_RCVBUF => s.rcvbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(2304),
+            // The caller checked CAP_NET_ADMIN: no cap, the same doubling and floor.
+            libc::SO_SNDBUFFORCE => {
+                s.sndbuf = (int()?.max(0) as usize)
+                    .saturating_mul(2)
+                    .clamp(4608, i32::MAX as usize)
+            }
+            libc::SO_RCVBUFFORCE => {
+                s.rcvbuf = (int()?.max(0) as usize)
+                    .saturating_mul(2)
+                    .clamp(2304, i32::MAX as usize)
+            }
             libc::SO_PASSCRED => s.passcred = int()? != 0,
             libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
                 let tv = value.get(..16).ok_or(Errno::EINVAL)?;

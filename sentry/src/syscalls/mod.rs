@@ -425,6 +425,7 @@ syscall_table! {
         293 pipe2(fds: UserAddr, flags: Flags) => pipe::pipe2, Partial("O_DIRECT pipes are byte streams");
         294 inotify_init1(flags: Flags) => inotify::inotify_init1, Full;
         297 rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr) => signal::rt_tgsigqueueinfo, Full;
+        299 recvmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32, timeout: UserAddr) => socket::recvmmsg, Full;
         302 prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr) => process::prlimit64, Full;
         305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;

@@ -8,7 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::fd::nofile_limit;
 use super::Fd;
-use crate::abi::{Errno, SysResult};
+use crate::abi::{Errno, SysResult, Timespec};
 use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
@@ -30,6 +30,7 @@ const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
 const MSG_ERRQUEUE: i32 = 0x2000;
 const MSG_NOSIGNAL: i32 = 0x4000;
+const MSG_WAITFORONE: i32 = 0x1_0000;
 const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
 
 const SCM_RIGHTS: i32 = 1;
@@ -224,6 +225,13 @@ pub fn setsockopt(
 ) -> SysResult {
     let f = socket_file(t, fd)?;
     let v = t.mm.read_bytes(val, (len as usize).min(4096))?;
+    // Past the wmem_max/rmem_max caps only with CAP_NET_ADMIN.
+    if level == libc::SOL_SOCKET
+        && matches!(name, libc::SO_SNDBUFFORCE | libc::SO_RCVBUFFORCE)
+        && !t.creds.has_cap(cap::NET_ADMIN)
+    {
+        return Err(Errno::EPERM);
+    }
     with_socket(&f, |s| s.setsockopt(level, name, &v))?;
     Ok(0)
 }
@@ -601,4 +609,46 @@ pub fn sendmmsg(t: &mut Task, fd: Fd, vec: UserAddr, vlen: u32, flags: i32) -> S
         sent += 1;
     }
     Ok(sent)
+}
+
+/// recvmmsg(2): recvmsg into each `mmsghdr` in turn. As Linux, the timeout is only looked at
+/// after each message (the wait for the first is not bounded by it), MSG_WAITFORONE makes the
+/// receives after the first nonblocking, and an error after the first message ends the batch.
+pub fn recvmmsg(
+    t: &mut Task,
+    fd: Fd,
+    vec: UserAddr,
+    vlen: u32,
+    flags: i32,
+    timeout: UserAddr,
+) -> SysResult {
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let ts: Timespec = t.mm.read_obj(timeout)?;
+        let ns = u64::try_from(ts.to_nanos()?).unwrap_or(u64::MAX);
+        Some(std::time::Instant::now() + std::time::Duration::from_nanos(ns))
+    };
+    let mut got = 0u64;
+    let mut fl = flags & !MSG_WAITFORONE;
+    for i in 0..u64::from(vlen.min(1024)) {
+        let at = vec.offset(i * MMSGHDR_SIZE)?;
+        match recvmsg(t, fd, at, fl) {
+            Ok(n) => t.mm.write_obj(at.offset(56)?, &(n as u32))?,
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+        got += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            fl |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        t.mm.write_obj(timeout, &Timespec::from_nanos(left.as_nanos()))?;
+    }
+    Ok(got)
 }
