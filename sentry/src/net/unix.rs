@@ -15,7 +15,7 @@
 //! lock, because dropping the last reference to a socket file closes it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -236,6 +236,42 @@ struct Message {
     /// SO_PASSCRED at send time (as Linux's `unix_maybe_add_creds`); None reads as nobody.
     creds: Option<Ucred>,
     from: Option<Addr>,
+    /// What the message counts against its sender's SO_SNDBUF until it is read or dropped.
+    charge: Option<Charge>,
+}
+
+/// Per-message bookkeeping Linux counts on top of the data (about an skb's truesize).
+const MSG_OVERHEAD: usize = 576;
+/// Largest piece a stream send queues at once (Linux's skb head plus 32 KiB of pages).
+const STREAM_CHUNK: usize = 32_768 + 3_776;
+/// net.unix.max_dgram_qlen: datagrams queued for a socket not connected back to the sender.
+const MAX_DGRAM_QLEN: usize = 10;
+
+/// Bytes a queued message holds of its sender's send buffer, given back (waking the sender)
+/// when the message goes.
+struct Charge {
+    to: Weak<Endpoint>,
+    bytes: usize,
+}
+
+impl Charge {
+    fn new(sender: &Arc<Endpoint>, len: usize) -> Charge {
+        let bytes = len + MSG_OVERHEAD;
+        sender.wmem.fetch_add(bytes, Ordering::SeqCst);
+        Charge {
+            to: Arc::downgrade(sender),
+            bytes,
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(e) = self.to.upgrade() {
+            e.wmem.fetch_sub(self.bytes, Ordering::SeqCst);
+            e.queue.notify(Wake::Writable);
+        }
+    }
 }
 
 /// What a receiver with SO_PASSCRED sees for a message sent without credentials: no pid and
@@ -292,6 +328,9 @@ pub struct Endpoint {
     /// The socket file's inode number (its endpoint lives as long as the file).
     ino: u64,
     state: Mutex<State>,
+    /// Bytes of this endpoint's messages still queued at receivers (Linux's `sk_wmem_alloc`),
+    /// bounded by SO_SNDBUF.
+    wmem: AtomicUsize,
     /// Notified on every change to this endpoint (data, space, connections, shutdown).
     queue: WaitQueue,
     names: Arc<Names>,
@@ -327,6 +366,7 @@ impl Endpoint {
                 peer_addr: None,
                 options: BTreeMap::new(),
             }),
+            wmem: AtomicUsize::new(0),
             queue: WaitQueue::new(),
             names: names.clone(),
         });
@@ -419,14 +459,18 @@ impl Endpoint {
         s.rx.push_back(msg);
     }
 
-    /// Appends a datagram if there is room (a datagram larger than the buffer still goes
-    /// into an empty queue).
-    fn deliver(&self, msg: Message) -> Result<(), Message> {
+    /// Appends a datagram unless the queue is full for this sender: one not connected back
+    /// from here finds room for at most `MAX_DGRAM_QLEN` queued datagrams (Linux's
+    /// `unix_recvq_full`).
+    fn deliver(&self, msg: Message, sender: &Arc<Endpoint>) -> Result<(), Message> {
         let mut s = self.lock();
         let len = msg.data.len();
-        if s.rx_bytes > 0 && s.rx_bytes + len > s.rcvbuf {
+        let back = matches!(&s.conn, Conn::Connected(p) if Arc::ptr_eq(p, sender));
+        if !back && s.rx.len() > MAX_DGRAM_QLEN {
             return Err(msg);
         }
+        let mut msg = msg;
+        msg.charge = Some(Charge::new(sender, len));
         s.rx_bytes += len;
         s.rx.push_back(msg);
         Ok(())
@@ -586,7 +630,7 @@ impl UnixSocket {
             (passcred || p.passcred || p.embryo).then_some(own)
         });
         let record = ep.kind == Kind::SeqPacket;
-        if record && msg.data.len() > ep.lock().sndbuf {
+        if record && msg.data.len() + 32 > ep.lock().sndbuf {
             return Err(Errno::EMSGSIZE);
         }
         if ep.kind == Kind::Stream && msg.data.is_empty() {
@@ -601,24 +645,24 @@ impl UnixSocket {
                 return Some(Err(Errno::EPIPE));
             }
             loop {
-                let (room, queued, rcv_shut) = {
+                let rcv_shut = {
                     let p = peer.lock();
-                    (
-                        p.rcvbuf.saturating_sub(p.rx_bytes),
-                        p.rx_bytes,
-                        p.rcv_shut || p.closed,
-                    )
+                    p.rcv_shut || p.closed
                 };
                 if rcv_shut {
                     return Some(Err(Errno::EPIPE));
                 }
+                // As Linux: each piece (a record whole, a stream in chunks of at most half
+                // the buffer) waits until what this socket has queued is below SO_SNDBUF.
+                let sndbuf = ep.lock().sndbuf;
+                if ep.wmem.load(Ordering::SeqCst) >= sndbuf {
+                    break;
+                }
                 let left = total - sent;
-                // A record goes whole (into an empty queue even if it is large); a stream
-                // fills whatever room there is.
-                let n = match record {
-                    true if room >= left || queued == 0 => left,
-                    false if room > 0 => left.min(room),
-                    _ => break,
+                let n = if record {
+                    left
+                } else {
+                    left.min((sndbuf / 2).saturating_sub(64).clamp(1, STREAM_CHUNK))
                 };
                 let m = Message {
                     data: msg.data[sent..sent + n].to_vec(),
@@ -626,6 +670,7 @@ impl UnixSocket {
                     fds: std::mem::take(&mut fds),
                     creds,
                     from: None,
+                    charge: Some(Charge::new(ep, n)),
                 };
                 peer.push(m);
                 sent += n;
@@ -682,7 +727,7 @@ impl UnixSocket {
         if target.kind != Kind::Dgram {
             return Err(Errno::EPROTOTYPE);
         }
-        if msg.data.len() > sndbuf {
+        if msg.data.len() + 32 > sndbuf {
             return Err(Errno::EMSGSIZE);
         }
         let len = msg.data.len();
@@ -692,6 +737,7 @@ impl UnixSocket {
             fds: msg.fds,
             creds,
             from,
+            charge: None,
         });
         let deadline = ep.deadline(libc::SO_SNDTIMEO);
         t.block_on(&[&ep.queue, &target.queue], deadline, || {
@@ -710,8 +756,15 @@ impl UnixSocket {
                     }
                 }
             }
+            if ep.wmem.load(Ordering::SeqCst) >= ep.lock().sndbuf {
+                return if flags.nonblocking {
+                    Some(Err(Errno::EAGAIN))
+                } else {
+                    None
+                };
+            }
             let m = pending.take().expect("message not yet delivered");
-            match target.deliver(m) {
+            match target.deliver(m, ep) {
                 Ok(()) => {
                     target.queue.notify_all();
                     Some(Ok(len))
@@ -1213,7 +1266,7 @@ impl FileOps for UnixSocket {
     }
 
     fn readiness(&self) -> u32 {
-        let (mut r, peer) = {
+        let (mut r, peer, sndbuf) = {
             let s = self.ep.lock();
             let mut r = 0;
             if let Conn::Listening { pending, .. } = &s.conn {
@@ -1241,18 +1294,19 @@ impl FileOps for UnixSocket {
                 r |= libc::POLLHUP;
                 return r as u32;
             }
-            if s.snd_shut {
-                return r as u32;
-            }
-            (r, peer)
+            (r, peer, s.sndbuf)
         };
-        let writable = match &peer {
-            Some(p) => {
-                let p = p.lock();
-                p.closed || p.rx_bytes < p.rcvbuf
+        // As Linux's `unix_writable`: capacity, not shutdown, decides: what this socket has
+        // queued at receivers is at most a quarter of SO_SNDBUF. A datagram peer that is not
+        // connected back also needs room in its queue.
+        let mut writable = self.ep.wmem.load(Ordering::SeqCst) * 4 <= sndbuf;
+        if let (Kind::Dgram, Some(p)) = (self.ep.kind, &peer) {
+            let p = p.lock();
+            let back = matches!(&p.conn, Conn::Connected(b) if Arc::ptr_eq(b, &self.ep));
+            if !back && !p.closed && p.rx.len() > MAX_DGRAM_QLEN {
+                writable = false;
             }
-            None => true,
-        };
+        }
         if writable {
             r |= libc::POLLOUT | libc::POLLWRNORM;
         }
@@ -1348,8 +1402,9 @@ mod tests {
                 fds: Vec::new(),
                 creds: None,
                 from: None,
+                charge: None,
             };
-            assert!(ep.deliver(m).is_ok());
+            assert!(ep.deliver(m, &ep).is_ok());
         }
         let m = sock.take(3, IoFlags::default()).unwrap().unwrap();
         assert_eq!((m.data.as_slice(), m.full_len), (&b"hel"[..], 5));
