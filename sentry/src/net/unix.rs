@@ -462,6 +462,7 @@ impl Endpoint {
     /// Appends a datagram unless the queue is full for this sender: one not connected back
     /// from here finds room for at most `MAX_DGRAM_QLEN` queued datagrams (Linux's
     /// `unix_recvq_full`).
+    #[allow(clippy::result_large_err)] // the message comes back whole to be retried
     fn deliver(&self, msg: Message, sender: &Arc<Endpoint>) -> Result<(), Message> {
         let mut s = self.lock();
         let len = msg.data.len();
