@@ -96,7 +96,8 @@ impl Namespace {
 fn unix_kind(ty: i32) -> Result<unix::Kind, Errno> {
     match ty {
         libc::SOCK_STREAM => Ok(unix::Kind::Stream),
-        libc::SOCK_DGRAM => Ok(unix::Kind::Dgram),
+        // Linux makes an AF_UNIX SOCK_RAW socket a datagram one.
+        libc::SOCK_DGRAM | libc::SOCK_RAW => Ok(unix::Kind::Dgram),
         libc::SOCK_SEQPACKET => Ok(unix::Kind::SeqPacket),
         _ => Err(Errno::ESOCKTNOSUPPORT),
     }

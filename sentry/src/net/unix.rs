@@ -15,8 +15,9 @@
 //! lock, because dropping the last reference to a socket file closes it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::Errno;
@@ -29,6 +30,8 @@ use crate::waiter::{WaitQueue, Wake};
 
 /// Default SO_SNDBUF / SO_RCVBUF (Linux's `wmem_default`).
 pub const DEFAULT_BUF: usize = 212_992;
+/// The first SOL_SOCKET option number past Linux's last (SO_RCVPRIORITY is 82).
+const SO_UNKNOWN_FROM: i32 = 83;
 /// Largest `sun_path`.
 const SUN_PATH_MAX: usize = 108;
 /// Most connections a listener queues (SOMAXCONN).
@@ -228,9 +231,55 @@ struct Message {
     /// Bytes of `data` already read (streams read messages piecewise).
     read: usize,
     fds: Vec<Arc<OpenFile>>,
-    creds: Ucred,
+    /// The sender's credentials, recorded when it passed SCM_CREDENTIALS or either side had
+    /// SO_PASSCRED at send time (as Linux's `unix_maybe_add_creds`); None reads as nobody.
+    creds: Option<Ucred>,
     from: Option<Addr>,
+    /// What the message counts against its sender's SO_SNDBUF until it is read or dropped.
+    charge: Option<Charge>,
 }
+
+/// Per-message bookkeeping Linux counts on top of the data (about an skb's truesize).
+const MSG_OVERHEAD: usize = 576;
+/// Largest piece a stream send queues at once (Linux's skb head plus 32 KiB of pages).
+const STREAM_CHUNK: usize = 32_768 + 3_776;
+/// net.unix.max_dgram_qlen: datagrams queued for a socket not connected back to the sender.
+const MAX_DGRAM_QLEN: usize = 10;
+
+/// Bytes a queued message holds of its sender's send buffer, given back (waking the sender)
+/// when the message goes.
+struct Charge {
+    to: Weak<Endpoint>,
+    bytes: usize,
+}
+
+impl Charge {
+    fn new(sender: &Arc<Endpoint>, len: usize) -> Charge {
+        let bytes = len + MSG_OVERHEAD;
+        sender.wmem.fetch_add(bytes, Ordering::SeqCst);
+        Charge {
+            to: Arc::downgrade(sender),
+            bytes,
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(e) = self.to.upgrade() {
+            e.wmem.fetch_sub(self.bytes, Ordering::SeqCst);
+            e.queue.notify(Wake::Writable);
+        }
+    }
+}
+
+/// What a receiver with SO_PASSCRED sees for a message sent without credentials: no pid and
+/// the overflow uid and gid.
+const NO_CREDS: Ucred = Ucred {
+    pid: 0,
+    uid: 65534,
+    gid: 65534,
+};
 
 enum Conn {
     Unconnected,
@@ -255,8 +304,11 @@ struct State {
     snd_shut: bool,
     /// The file is closed: nothing is delivered here any more.
     closed: bool,
-    /// The peer was connected once (so an empty queue with the peer gone reads EOF).
+    /// SO_PASSCRED.
     passcred: bool,
+    /// A server-side endpoint not yet accepted (Linux records credentials on everything
+    /// sent to it, as it has no socket whose SO_PASSCRED could say otherwise).
+    embryo: bool,
     sndbuf: usize,
     rcvbuf: usize,
     /// SO_PEERCRED: the peer's credentials at connect (or at listen, for a client).
@@ -275,6 +327,9 @@ pub struct Endpoint {
     /// The socket file's inode number (its endpoint lives as long as the file).
     ino: u64,
     state: Mutex<State>,
+    /// Bytes of this endpoint's messages still queued at receivers (Linux's `sk_wmem_alloc`),
+    /// bounded by SO_SNDBUF.
+    wmem: AtomicUsize,
     /// Notified on every change to this endpoint (data, space, connections, shutdown).
     queue: WaitQueue,
     names: Arc<Names>,
@@ -302,6 +357,7 @@ impl Endpoint {
                 snd_shut: false,
                 closed: false,
                 passcred: false,
+                embryo: false,
                 sndbuf: DEFAULT_BUF,
                 rcvbuf: DEFAULT_BUF,
                 peercred: Ucred::NONE,
@@ -309,6 +365,7 @@ impl Endpoint {
                 peer_addr: None,
                 options: BTreeMap::new(),
             }),
+            wmem: AtomicUsize::new(0),
             queue: WaitQueue::new(),
             names: names.clone(),
         });
@@ -322,6 +379,23 @@ impl Endpoint {
 
     fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// When a wait starting now gives up under SO_RCVTIMEO or SO_SNDTIMEO (`name`): none set
+    /// or a zero `struct timeval` waits without limit, a negative one not at all.
+    fn deadline(&self, name: i32) -> Option<Instant> {
+        let s = self.lock();
+        let raw = s.options.get(&name)?;
+        let sec = i64::from_ne_bytes(raw.get(..8)?.try_into().ok()?);
+        let usec = i64::from_ne_bytes(raw.get(8..16)?.try_into().ok()?);
+        match (sec, usec) {
+            (0, 0) => None,
+            (..0, _) => Some(Instant::now()),
+            _ => {
+                let d = Duration::new(sec as u64, (usec.clamp(0, 999_999) * 1000) as u32);
+                Instant::now().checked_add(d)
+            }
+        }
     }
 
     fn peer(&self) -> Option<Arc<Endpoint>> {
@@ -384,17 +458,31 @@ impl Endpoint {
         s.rx.push_back(msg);
     }
 
-    /// Appends a datagram if there is room (a datagram larger than the buffer still goes
-    /// into an empty queue).
-    fn deliver(&self, msg: Message) -> Result<(), Message> {
+    /// Appends a datagram unless the queue is full for this sender: one not connected back
+    /// from here finds room for at most `MAX_DGRAM_QLEN` queued datagrams (Linux's
+    /// `unix_recvq_full`).
+    #[allow(clippy::result_large_err)] // the message comes back whole to be retried
+    fn deliver(&self, msg: Message, sender: &Arc<Endpoint>) -> Result<(), Message> {
         let mut s = self.lock();
         let len = msg.data.len();
-        if s.rx_bytes > 0 && s.rx_bytes + len > s.rcvbuf {
+        let back = matches!(&s.conn, Conn::Connected(p) if Arc::ptr_eq(p, sender));
+        if !back && s.rx.len() > MAX_DGRAM_QLEN {
             return Err(msg);
         }
+        let mut msg = msg;
+        msg.charge = Some(Charge::new(sender, len));
         s.rx_bytes += len;
         s.rx.push_back(msg);
         Ok(())
+    }
+}
+
+/// A wait that SO_RCVTIMEO or SO_SNDTIMEO ended fails as a nonblocking call would.
+fn timed_out(e: Errno) -> Errno {
+    if e == Errno::ETIMEDOUT {
+        Errno::EAGAIN
+    } else {
+        e
     }
 }
 
@@ -524,21 +612,25 @@ impl UnixSocket {
         t: &mut dyn Context,
         mut msg: OutMessage,
         flags: IoFlags,
-        creds: Ucred,
+        own: Ucred,
     ) -> Result<usize, Errno> {
         let ep = &self.ep;
-        let peer = {
+        let (peer, passcred) = {
             let s = ep.lock();
             if s.snd_shut {
                 return Err(Errno::EPIPE);
             }
             match &s.conn {
-                Conn::Connected(p) => p.clone(),
+                Conn::Connected(p) => (p.clone(), s.passcred),
                 _ => return Err(Errno::ENOTCONN),
             }
         };
+        let creds = msg.creds.or_else(|| {
+            let p = peer.lock();
+            (passcred || p.passcred || p.embryo).then_some(own)
+        });
         let record = ep.kind == Kind::SeqPacket;
-        if record && msg.data.len() > ep.lock().sndbuf {
+        if record && msg.data.len() + 32 > ep.lock().sndbuf {
             return Err(Errno::EMSGSIZE);
         }
         if ep.kind == Kind::Stream && msg.data.is_empty() {
@@ -547,29 +639,30 @@ impl UnixSocket {
         let total = msg.data.len();
         let mut sent = 0usize;
         let mut fds = std::mem::take(&mut msg.fds);
-        let r = t.block_on(&[&ep.queue, &peer.queue], None, || {
+        let deadline = ep.deadline(libc::SO_SNDTIMEO);
+        let r = t.block_on(&[&ep.queue, &peer.queue], deadline, || {
             if ep.lock().snd_shut {
                 return Some(Err(Errno::EPIPE));
             }
             loop {
-                let (room, queued, rcv_shut) = {
+                let rcv_shut = {
                     let p = peer.lock();
-                    (
-                        p.rcvbuf.saturating_sub(p.rx_bytes),
-                        p.rx_bytes,
-                        p.rcv_shut || p.closed,
-                    )
+                    p.rcv_shut || p.closed
                 };
                 if rcv_shut {
                     return Some(Err(Errno::EPIPE));
                 }
+                // As Linux: each piece (a record whole, a stream in chunks of at most half
+                // the buffer) waits until what this socket has queued is below SO_SNDBUF.
+                let sndbuf = ep.lock().sndbuf;
+                if ep.wmem.load(Ordering::SeqCst) >= sndbuf {
+                    break;
+                }
                 let left = total - sent;
-                // A record goes whole (into an empty queue even if it is large); a stream
-                // fills whatever room there is.
-                let n = match record {
-                    true if room >= left || queued == 0 => left,
-                    false if room > 0 => left.min(room),
-                    _ => break,
+                let n = if record {
+                    left
+                } else {
+                    left.min((sndbuf / 2).saturating_sub(64).clamp(1, STREAM_CHUNK))
                 };
                 let m = Message {
                     data: msg.data[sent..sent + n].to_vec(),
@@ -577,6 +670,7 @@ impl UnixSocket {
                     fds: std::mem::take(&mut fds),
                     creds,
                     from: None,
+                    charge: Some(Charge::new(ep, n)),
                 };
                 peer.push(m);
                 sent += n;
@@ -596,11 +690,11 @@ impl UnixSocket {
             }
         });
         match r {
-            Err(Errno::EINTR | Errno::EPIPE) if sent > 0 => {
+            Err(Errno::EINTR | Errno::EPIPE | Errno::ETIMEDOUT) if sent > 0 => {
                 t.clear_restart();
                 Ok(sent)
             }
-            r => r,
+            r => r.map_err(timed_out),
         }
     }
 
@@ -609,10 +703,10 @@ impl UnixSocket {
         t: &mut dyn Context,
         msg: OutMessage,
         flags: IoFlags,
-        creds: Ucred,
+        own: Ucred,
     ) -> Result<usize, Errno> {
         let ep = &self.ep;
-        let (target, from, sndbuf) = {
+        let (target, from, sndbuf, passcred) = {
             let s = ep.lock();
             if s.snd_shut {
                 return Err(Errno::EPIPE);
@@ -621,16 +715,19 @@ impl UnixSocket {
                 Conn::Connected(p) => Some(p.clone()),
                 _ => None,
             };
-            (connected, s.addr.clone(), s.sndbuf)
+            (connected, s.addr.clone(), s.sndbuf, s.passcred)
         };
         let target = match &msg.to {
             Some(a) => lookup(t, &ep.names, &parse(a)?)?,
             None => target.ok_or(Errno::ENOTCONN)?,
         };
+        let creds = msg
+            .creds
+            .or_else(|| (passcred || target.lock().passcred).then_some(own));
         if target.kind != Kind::Dgram {
             return Err(Errno::EPROTOTYPE);
         }
-        if msg.data.len() > sndbuf {
+        if msg.data.len() + 32 > sndbuf {
             return Err(Errno::EMSGSIZE);
         }
         let len = msg.data.len();
@@ -640,8 +737,10 @@ impl UnixSocket {
             fds: msg.fds,
             creds,
             from,
+            charge: None,
         });
-        t.block_on(&[&ep.queue, &target.queue], None, || {
+        let deadline = ep.deadline(libc::SO_SNDTIMEO);
+        t.block_on(&[&ep.queue, &target.queue], deadline, || {
             {
                 let s = target.lock();
                 if s.closed {
@@ -657,8 +756,15 @@ impl UnixSocket {
                     }
                 }
             }
+            if ep.wmem.load(Ordering::SeqCst) >= ep.lock().sndbuf {
+                return if flags.nonblocking {
+                    Some(Err(Errno::EAGAIN))
+                } else {
+                    None
+                };
+            }
             let m = pending.take().expect("message not yet delivered");
-            match target.deliver(m) {
+            match target.deliver(m, ep) {
                 Ok(()) => {
                     target.queue.notify_all();
                     Some(Ok(len))
@@ -673,6 +779,7 @@ impl UnixSocket {
                 }
             }
         })
+        .map_err(timed_out)
     }
 
     /// Takes (or peeks) from the front of the receive queue.
@@ -690,38 +797,55 @@ impl UnixSocket {
         }
         let mut out = InMessage::default();
         if ep.kind == Kind::Stream {
+            // As Linux reads a stream: across messages while their credentials match the
+            // first one's (only checked under SO_PASSCRED), stopping after a message that
+            // carried files; a peek goes on from message to message the same way.
+            let mut first_creds: Option<Option<Ucred>> = None;
+            let mut at = 0usize;
+            // Even a zero-length read takes the first message's files.
             let mut first = true;
-            while out.data.len() < len {
-                let Some(m) = s.rx.front() else { break };
-                if !first && !m.fds.is_empty() {
+            loop {
+                if !std::mem::take(&mut first) && out.data.len() >= len {
                     break;
                 }
-                let creds = m.creds;
-                let avail = m.data.len() - m.read;
-                let n = avail.min(len - out.data.len());
+                let Some(m) = s.rx.get(if flags.peek { at } else { 0 }) else {
+                    break;
+                };
+                if passcred {
+                    match first_creds {
+                        Some(c) if c != m.creds => break,
+                        Some(_) => {}
+                        None => {
+                            first_creds = Some(m.creds);
+                            out.creds = Some(m.creds.unwrap_or(NO_CREDS));
+                        }
+                    }
+                }
+                let n = (m.data.len() - m.read).min(len - out.data.len());
                 out.data.extend_from_slice(&m.data[m.read..m.read + n]);
-                if first && passcred {
-                    out.creds = Some(creds);
-                }
-                first = false;
                 if flags.peek {
+                    let had_fds = !m.fds.is_empty();
                     out.fds.extend(m.fds.iter().cloned());
-                    // Peeking stops at the first message (its data may continue, but a
-                    // second peek would need per-message offsets).
-                    break;
+                    if had_fds {
+                        break;
+                    }
+                    at += 1;
+                    continue;
                 }
                 let m = s.rx.front_mut().expect("front exists");
+                let had_fds = !m.fds.is_empty();
                 out.fds.append(&mut m.fds);
                 m.read += n;
-                let done = m.read == m.data.len();
+                let partly = m.read < m.data.len();
                 s.rx_bytes -= n;
-                if done {
-                    let m = s.rx.pop_front().expect("front exists");
-                    drop(s);
-                    drop(m);
-                    s = ep.lock();
+                if partly {
+                    break;
                 }
-                if !out.fds.is_empty() {
+                let m = s.rx.pop_front().expect("front exists");
+                drop(s);
+                drop(m);
+                s = ep.lock();
+                if had_fds {
                     break;
                 }
             }
@@ -733,7 +857,7 @@ impl UnixSocket {
             out.full_len = m.data.len();
             out.from = m.from.as_ref().map(Addr::to_sockaddr);
             if passcred {
-                out.creds = Some(m.creds);
+                out.creds = Some(m.creds.unwrap_or(NO_CREDS));
             }
             if flags.peek {
                 out.fds = m.fds.clone();
@@ -803,7 +927,9 @@ impl Socket for UnixSocket {
                 }
             }
         }
+        // A listener reports its own credentials as SO_PEERCRED, as Linux.
         s.listen_cred = Ucred::of(t);
+        s.peercred = s.listen_cred;
         drop(s);
         self.ep.queue.notify_all();
         Ok(())
@@ -818,22 +944,29 @@ impl Socket for UnixSocket {
             return Err(Errno::EOPNOTSUPP);
         }
         let ep = &self.ep;
-        let new = t.block_on(&[&ep.queue], None, || {
-            let mut s = ep.lock();
-            let Conn::Listening { pending, .. } = &mut s.conn else {
-                return Some(Err(Errno::EINVAL));
-            };
-            match pending.pop_front() {
-                Some(n) => Some(Ok(n)),
-                None if nonblocking => Some(Err(Errno::EAGAIN)),
-                None => None,
-            }
-        })?;
-        let peer = new
-            .lock()
-            .peer_addr
-            .as_ref()
-            .map_or_else(unnamed, Addr::to_sockaddr);
+        let deadline = ep.deadline(libc::SO_RCVTIMEO);
+        let (new, passcred) = t
+            .block_on(&[&ep.queue], deadline, || {
+                let mut s = ep.lock();
+                let passcred = s.passcred;
+                let Conn::Listening { pending, .. } = &mut s.conn else {
+                    return Some(Err(Errno::EINVAL));
+                };
+                match pending.pop_front() {
+                    Some(n) => Some(Ok((n, passcred))),
+                    None if nonblocking => Some(Err(Errno::EAGAIN)),
+                    None => None,
+                }
+            })
+            .map_err(timed_out)?;
+        let peer = {
+            let mut s = new.lock();
+            // The accepted socket takes the listener's SO_PASSCRED, as Linux's
+            // `unix_sock_inherit_flags`.
+            s.embryo = false;
+            s.passcred = passcred;
+            s.peer_addr.as_ref().map_or_else(unnamed, Addr::to_sockaddr)
+        };
         Ok((Arc::new(UnixSocket::with_endpoint(new)), peer))
     }
 
@@ -856,21 +989,22 @@ impl Socket for UnixSocket {
             s.peer_addr = peer_addr;
             return Ok(());
         }
-        let (my_addr, passcred) = {
+        let my_addr = {
             let s = ep.lock();
             match s.conn {
                 Conn::Connected(_) => return Err(Errno::EISCONN),
                 Conn::Listening { .. } => return Err(Errno::EINVAL),
                 Conn::Unconnected => {}
             }
-            (s.addr.clone(), s.passcred)
+            s.addr.clone()
         };
         let listener = lookup(t, &ep.names, &name)?;
         if listener.kind != ep.kind {
             return Err(Errno::EPROTOTYPE);
         }
         let me = Ucred::of(t);
-        let (server, listen_cred, listen_addr) = t.block_on(&[&listener.queue], None, || {
+        let deadline = ep.deadline(libc::SO_SNDTIMEO);
+        let r = t.block_on(&[&listener.queue], deadline, || {
             let mut l = listener.lock();
             let addr = l.addr.clone();
             let cred = l.listen_cred;
@@ -891,11 +1025,12 @@ impl Socket for UnixSocket {
                 s.conn = Conn::Connected(ep.clone());
                 s.peercred = me;
                 s.peer_addr = my_addr.clone();
-                s.passcred = passcred;
+                s.embryo = true;
             }
             pending.push_back(server.clone());
             Some(Ok((server, cred, addr)))
-        })?;
+        });
+        let (server, listen_cred, listen_addr) = r.map_err(timed_out)?;
         listener.queue.notify_all();
         let mut s = ep.lock();
         s.conn = Conn::Connected(server);
@@ -914,7 +1049,7 @@ impl Socket for UnixSocket {
         flags: IoFlags,
     ) -> Result<usize, Errno> {
         msg.data = super::gather(src)?;
-        let creds = msg.creds.unwrap_or_else(|| Ucred::of(t));
+        let creds = Ucred::of(t);
         if self.ep.kind == Kind::Dgram {
             self.send_dgram(t, msg, flags, creds)
         } else {
@@ -942,16 +1077,19 @@ impl Socket for UnixSocket {
     ) -> Result<InMessage, Errno> {
         let len = dst.remaining();
         let ep = self.ep.clone();
+        let deadline = ep.deadline(libc::SO_RCVTIMEO);
         if !flags.waitall || ep.kind != Kind::Stream {
-            let m = t.block_on(&[&ep.queue], None, || match self.take(len, flags) {
-                Some(r) => Some(r),
-                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                None => None,
-            })?;
+            let m = t
+                .block_on(&[&ep.queue], deadline, || match self.take(len, flags) {
+                    Some(r) => Some(r),
+                    None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                    None => None,
+                })
+                .map_err(timed_out)?;
             return super::deliver(m, dst);
         }
         let mut out = InMessage::default();
-        let r = t.block_on(&[&ep.queue], None, || loop {
+        let r = t.block_on(&[&ep.queue], deadline, || loop {
             match self.take(len - out.data.len(), flags) {
                 Some(Ok(m)) if m.data.is_empty() => return Some(Ok(())),
                 Some(Ok(mut m)) => {
@@ -970,7 +1108,7 @@ impl Socket for UnixSocket {
         match r {
             Ok(()) => {}
             Err(_) if !out.data.is_empty() => t.clear_restart(),
-            Err(e) => return Err(e),
+            Err(e) => return Err(timed_out(e)),
         }
         out.full_len = out.data.len();
         super::deliver(out, dst)
@@ -1039,9 +1177,12 @@ impl Socket for UnixSocket {
             libc::SO_PEERCRED => zerocopy::IntoBytes::as_bytes(&s.peercred).to_vec(),
             libc::SO_PEERSEC | libc::SO_PASSSEC => return Err(Errno::ENOPROTOOPT),
             libc::SO_LINGER => s.options.get(&name).cloned().unwrap_or(vec![0; 8]),
+            libc::SO_RCVLOWAT => s.options.get(&name).cloned().unwrap_or_else(|| int(1)),
             libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
                 s.options.get(&name).cloned().unwrap_or(vec![0; 16])
             }
+            // Names Linux does not know.
+            ..=0 | SO_UNKNOWN_FROM.. => return Err(Errno::ENOPROTOOPT),
             _ => s.options.get(&name).cloned().unwrap_or_else(|| int(0)),
         })
     }
@@ -1061,10 +1202,30 @@ impl Socket for UnixSocket {
         };
         let mut s = self.ep.lock();
         match name {
-            // Linux doubles the value for bookkeeping overhead, with a floor.
-            libc::SO_SNDBUF => s.sndbuf = (int()?.max(0) as usize * 2).max(4608),
-            libc::SO_RCVBUF => s.rcvbuf = (int()?.max(0) as usize * 2).max(2304),
+            // Linux caps the value at wmem_max/rmem_max and doubles it for bookkeeping
+            // overhead, with a floor.
+            libc::SO_SNDBUF => s.sndbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(4608),
+            libc::SO_RCVBUF => s.rcvbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(2304),
+            // The caller checked CAP_NET_ADMIN: no cap, the same doubling and floor.
+            libc::SO_SNDBUFFORCE => {
+                s.sndbuf = (int()?.max(0) as usize)
+                    .saturating_mul(2)
+                    .clamp(4608, i32::MAX as usize)
+            }
+            libc::SO_RCVBUFFORCE => {
+                s.rcvbuf = (int()?.max(0) as usize)
+                    .saturating_mul(2)
+                    .clamp(2304, i32::MAX as usize)
+            }
             libc::SO_PASSCRED => s.passcred = int()? != 0,
+            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
+                let tv = value.get(..16).ok_or(Errno::EINVAL)?;
+                let usec = i64::from_ne_bytes(tv[8..].try_into().expect("8 bytes"));
+                if !(0..1_000_000).contains(&usec) {
+                    return Err(Errno::EDOM);
+                }
+                s.options.insert(name, tv.to_vec());
+            }
             libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_PEERCRED => {
                 return Err(Errno::ENOPROTOOPT)
             }
@@ -1085,7 +1246,7 @@ impl FileOps for UnixSocket {
     }
 
     fn readiness(&self) -> u32 {
-        let (mut r, peer) = {
+        let (mut r, peer, sndbuf) = {
             let s = self.ep.lock();
             let mut r = 0;
             if let Conn::Listening { pending, .. } = &s.conn {
@@ -1113,18 +1274,19 @@ impl FileOps for UnixSocket {
                 r |= libc::POLLHUP;
                 return r as u32;
             }
-            if s.snd_shut {
-                return r as u32;
-            }
-            (r, peer)
+            (r, peer, s.sndbuf)
         };
-        let writable = match &peer {
-            Some(p) => {
-                let p = p.lock();
-                p.closed || p.rx_bytes < p.rcvbuf
+        // As Linux's `unix_writable`: capacity, not shutdown, decides: what this socket has
+        // queued at receivers is at most a quarter of SO_SNDBUF. A datagram peer that is not
+        // connected back also needs room in its queue.
+        let mut writable = self.ep.wmem.load(Ordering::SeqCst) * 4 <= sndbuf;
+        if let (Kind::Dgram, Some(p)) = (self.ep.kind, &peer) {
+            let p = p.lock();
+            let back = matches!(&p.conn, Conn::Connected(b) if Arc::ptr_eq(b, &self.ep));
+            if !back && !p.closed && p.rx.len() > MAX_DGRAM_QLEN {
+                writable = false;
             }
-            None => true,
-        };
+        }
         if writable {
             r |= libc::POLLOUT | libc::POLLWRNORM;
         }
@@ -1218,10 +1380,11 @@ mod tests {
                 data: d.to_vec(),
                 read: 0,
                 fds: Vec::new(),
-                creds: Ucred::NONE,
+                creds: None,
                 from: None,
+                charge: None,
             };
-            assert!(ep.deliver(m).is_ok());
+            assert!(ep.deliver(m, &ep).is_ok());
         }
         let m = sock.take(3, IoFlags::default()).unwrap().unwrap();
         assert_eq!((m.data.as_slice(), m.full_len), (&b"hel"[..], 5));

@@ -31,10 +31,8 @@ const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
 const MSG_ERRQUEUE: i32 = 0x2000;
 const MSG_NOSIGNAL: i32 = 0x4000;
+const MSG_WAITFORONE: i32 = 0x1_0000;
 const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
-
-/// capabilities(7)'s CAP_NET_ADMIN.
-const CAP_NET_ADMIN: u32 = 12;
 
 const SCM_RIGHTS: i32 = 1;
 const SCM_CREDENTIALS: i32 = 2;
@@ -231,7 +229,7 @@ pub fn setsockopt(
     // Setting a buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN.
     if level == libc::SOL_SOCKET
         && matches!(name, libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE)
-        && !t.creds.has_cap(CAP_NET_ADMIN)
+        && !t.creds.has_cap(cap::NET_ADMIN)
     {
         return Err(Errno::EPERM);
     }
@@ -410,6 +408,10 @@ fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Resu
                 if !(pid_ok && uid_ok && gid_ok) {
                     return Err(Errno::EPERM);
                 }
+                // A permitted pid must still name a process (a zombie counts until reaped).
+                if global.is_none() {
+                    return Err(Errno::ESRCH);
+                }
                 msg.creds = Some(c);
             }
             _ => return Err(Errno::EINVAL),
@@ -430,25 +432,56 @@ fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Builds the control data of a recvmsg into at most `room` bytes: credentials first, then
-/// rights (installed as fds here). Returns the bytes and whether anything was cut.
-fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let mut truncated = false;
-    if let Some(c) = m.creds {
-        let one = cmsg(libc::SOL_SOCKET, SCM_CREDENTIALS, c.seen_by(t).as_bytes());
-        if out.len() + one.len() <= room {
-            out.extend_from_slice(&one);
-            out.resize(cmsg_align(out.len()).min(room), 0);
-        } else {
-            truncated = true;
+/// The control buffer of a recvmsg as Linux's `put_cmsg` fills it: a message that does not
+/// fit whole is cut to the room left (its header still written when it fits) with MSG_CTRUNC.
+struct Control {
+    out: Vec<u8>,
+    room: usize,
+    truncated: bool,
+}
+
+impl Control {
+    fn left(&self) -> usize {
+        self.room - self.out.len()
+    }
+
+    fn put(&mut self, level: i32, ty: i32, data: &[u8]) {
+        if self.left() < CMSG_HDR {
+            self.truncated = true;
+            return;
         }
+        // What the message takes of the buffer: its aligned space, or all that is left.
+        let space = cmsg_align(CMSG_HDR + data.len()).min(self.left());
+        let mut one = cmsg(level, ty, data);
+        if one.len() > self.left() {
+            self.truncated = true;
+            one.truncate(self.left());
+            let len = one.len() as u64;
+            one[..8].copy_from_slice(&len.to_ne_bytes());
+        }
+        let end = self.out.len() + space;
+        self.out.extend_from_slice(&one);
+        self.out.resize(end, 0);
+    }
+}
+
+/// Builds the control data of a recvmsg into at most `room` bytes: credentials first, then
+/// rights (installed as fds here; those that do not fit are closed). Returns the bytes and
+/// whether anything was cut.
+fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Vec<u8>, bool) {
+    let mut c = Control {
+        out: Vec::new(),
+        room,
+        truncated: false,
+    };
+    if let Some(cr) = m.creds {
+        c.put(libc::SOL_SOCKET, SCM_CREDENTIALS, cr.seen_by(t).as_bytes());
     }
     let files = std::mem::take(&mut m.fds);
     if !files.is_empty() {
-        let fit = room.saturating_sub(out.len() + CMSG_HDR) / 4;
+        let fit = c.left().saturating_sub(CMSG_HDR) / 4;
         if fit < files.len() {
-            truncated = true;
+            c.truncated = true;
         }
         let limit = nofile_limit(t);
         let mut fds: Vec<u8> = Vec::new();
@@ -456,16 +489,16 @@ fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Ve
             match t.fds.install(f, 0, cloexec, limit) {
                 Ok(fd) => fds.extend_from_slice(&fd.to_ne_bytes()),
                 Err(_) => {
-                    truncated = true;
+                    c.truncated = true;
                     break;
                 }
             }
         }
         if !fds.is_empty() {
-            out.extend_from_slice(&cmsg(libc::SOL_SOCKET, SCM_RIGHTS, &fds));
+            c.put(libc::SOL_SOCKET, SCM_RIGHTS, &fds);
         }
     }
-    (out, truncated)
+    (c.out, c.truncated)
 }
 
 /// The iovecs of a `msghdr` (checked as readv's are).
@@ -537,50 +570,6 @@ pub fn recvmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
 /// `struct mmsghdr`.
 const MMSGHDR_SIZE: u64 = 64;
 
-const MSG_WAITFORONE: i32 = 0x10000;
-
-/// recvmmsg(2): recvmsg into each `mmsghdr` in turn. As Linux, the timeout is looked at only
-/// after a message arrives, and MSG_WAITFORONE makes the receives after the first
-/// nonblocking; an error after the first message ends the batch.
-pub fn recvmmsg(
-    t: &mut Task,
-    fd: Fd,
-    vec: UserAddr,
-    vlen: u32,
-    flags: i32,
-    timeout: UserAddr,
-) -> SysResult {
-    socket_file(t, fd)?;
-    let deadline = if timeout.is_null() {
-        None
-    } else {
-        let ts: Timespec = t.mm.read_obj(timeout)?;
-        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-            return Err(Errno::EINVAL);
-        }
-        let d = std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-        Some(std::time::Instant::now() + d)
-    };
-    let mut flags = flags;
-    let mut got = 0u64;
-    for i in 0..u64::from(vlen.min(1024)) {
-        let at = vec.offset(i * MMSGHDR_SIZE)?;
-        match recvmsg(t, fd, at, flags & !MSG_WAITFORONE) {
-            Ok(n) => t.mm.write_obj(at.offset(56)?, &(n as u32))?,
-            Err(e) if got == 0 => return Err(e),
-            Err(_) => break,
-        }
-        got += 1;
-        if flags & MSG_WAITFORONE != 0 {
-            flags |= MSG_DONTWAIT;
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            break;
-        }
-    }
-    Ok(got)
-}
-
 /// sendmmsg(2)
 pub fn sendmmsg(t: &mut Task, fd: Fd, vec: UserAddr, vlen: u32, flags: i32) -> SysResult {
     let mut sent = 0u64;
@@ -594,4 +583,47 @@ pub fn sendmmsg(t: &mut Task, fd: Fd, vec: UserAddr, vlen: u32, flags: i32) -> S
         sent += 1;
     }
     Ok(sent)
+}
+
+/// recvmmsg(2): recvmsg into each `mmsghdr` in turn. As Linux, the timeout is only looked at
+/// after each message (the wait for the first is not bounded by it), MSG_WAITFORONE makes the
+/// receives after the first nonblocking, and an error after the first message ends the batch.
+pub fn recvmmsg(
+    t: &mut Task,
+    fd: Fd,
+    vec: UserAddr,
+    vlen: u32,
+    flags: i32,
+    timeout: UserAddr,
+) -> SysResult {
+    socket_file(t, fd)?;
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let ts: Timespec = t.mm.read_obj(timeout)?;
+        let ns = u64::try_from(ts.to_nanos()?).unwrap_or(u64::MAX);
+        Some(std::time::Instant::now() + std::time::Duration::from_nanos(ns))
+    };
+    let mut got = 0u64;
+    let mut fl = flags & !MSG_WAITFORONE;
+    for i in 0..u64::from(vlen.min(1024)) {
+        let at = vec.offset(i * MMSGHDR_SIZE)?;
+        match recvmsg(t, fd, at, fl) {
+            Ok(n) => t.mm.write_obj(at.offset(56)?, &(n as u32))?,
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+        got += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            fl |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        t.mm.write_obj(timeout, &Timespec::from_nanos(left.as_nanos()))?;
+    }
+    Ok(got)
 }

@@ -1,0 +1,112 @@
+"""AF_UNIX semantics the sandbox must share with Linux; prints one line per check so the
+test can compare the output natively and under runsc-rs. Works in a fresh temp directory."""
+import array, errno, os, select, socket, struct, tempfile, time
+
+S = socket.SOL_SOCKET
+SO_PASSCRED, SCM_CREDENTIALS, SO_PEERCRED = 16, 2, 17
+
+
+def err(f):
+    try:
+        r = f()
+        return "ok %r" % (r,)
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def creds_of(anc):
+    for level, ty, data in anc:
+        if (level, ty) == (S, SCM_CREDENTIALS) and len(data) >= 12:
+            pid, uid, gid = struct.unpack("iII", data[:12])
+            return ("me" if pid == os.getpid() else pid, uid, gid)
+    return None
+
+
+# SO_RCVTIMEO bounds a blocking receive: EAGAIN after the timeout.
+a, b = socket.socketpair()
+b.setsockopt(S, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50000))
+t0 = time.monotonic()
+print("rcvtimeo", err(lambda: b.recv(1)), time.monotonic() - t0 < 5)
+print("rcvtimeo bad usec", err(lambda: b.setsockopt(S, socket.SO_RCVTIMEO, struct.pack("ll", 0, 2000000))))
+
+# AF_UNIX SOCK_RAW is a datagram socket.
+r = socket.socket(socket.AF_UNIX, socket.SOCK_RAW)
+print("raw type", r.getsockopt(S, socket.SO_TYPE) == socket.SOCK_DGRAM)
+r.close()
+
+# Credentials: none recorded when neither end had SO_PASSCRED at send time (nobody), the
+# sender's once the receiver set it; stream reads do not coalesce across the change.
+a, b = socket.socketpair()
+a.send(b"one")
+b.setsockopt(S, SO_PASSCRED, 1)
+a.send(b"two")
+d, anc, fl, _ = b.recvmsg(100, socket.CMSG_SPACE(12))
+print("creds first", d, creds_of(anc))
+d, anc, fl, _ = b.recvmsg(100, socket.CMSG_SPACE(12))
+print("creds second", d, creds_of(anc) == ("me", os.geteuid(), os.getegid()))
+
+# A control buffer too small for the credentials: cut with MSG_CTRUNC, header kept.
+a.send(b"x")
+d, anc, fl, _ = b.recvmsg(10, socket.CMSG_LEN(0) + 4)
+print("ctrunc", d, bool(fl & socket.MSG_CTRUNC), [(l, t, len(x)) for l, t, x in anc])
+
+# Files: a read joins a plain message with the next one that carries a file, then stops.
+a, b = socket.socketpair()
+r1, w1 = os.pipe()
+a.send(b"ab")
+a.sendmsg([b"cd"], [(S, socket.SCM_RIGHTS, array.array("i", [r1]))])
+a.send(b"ef")
+d, anc, fl, _ = b.recvmsg(100, socket.CMSG_SPACE(16))
+print("fd coalesce", d, [(l, t, len(x)) for l, t, x in anc])
+print("after fd", b.recv(100))
+
+# A listener reports its own credentials as SO_PEERCRED.
+tmp = tempfile.mkdtemp()
+l = socket.socket(socket.AF_UNIX)
+l.bind(os.path.join(tmp, "s"))
+l.listen(1)
+pid, uid, gid = struct.unpack("iII", l.getsockopt(S, SO_PEERCRED, 12))
+print("listener peercred", pid == os.getpid(), uid == os.geteuid())
+
+# Datagram send buffer: a full SO_SNDBUF is EAGAIN and not POLLOUT, even after SHUT_WR;
+# draining the peer brings POLLOUT back; a bigger SO_SNDBUF unblocks sends.
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+a.setblocking(False)
+n = 0
+while True:
+    try:
+        a.send(b"x" * 4096)
+        n += 1
+    except BlockingIOError:
+        break
+print("dgram filled", n > 0)
+p = select.poll()
+p.register(a, select.POLLOUT)
+print("full pollout", p.poll(0))
+a.shutdown(socket.SHUT_WR)
+print("shut pollout", p.poll(0))
+b.setblocking(False)
+try:
+    while b.recv(8192):
+        pass
+except BlockingIOError:
+    pass
+print("drained pollout", [(fd == a.fileno(), ev) for fd, ev in p.poll(0)])
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+a.setblocking(False)
+sz = a.getsockopt(S, socket.SO_SNDBUF)
+while True:
+    try:
+        a.send(b"y" * (sz // 4))
+    except BlockingIOError:
+        break
+a.setsockopt(S, socket.SO_SNDBUF, sz * 2)
+print("bigger sndbuf", err(lambda: a.send(b"y" * (sz // 4))))
+
+# Full shutdown of a datagram pair: POLLIN|POLLOUT|POLLRDHUP|POLLHUP.
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+a.shutdown(socket.SHUT_RDWR)
+p = select.poll()
+p.register(a, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+print("seqpacket full shutdown", [ev for _, ev in p.poll(0)])
+print("unknown option", err(lambda: a.getsockopt(S, 999)))
