@@ -35,7 +35,11 @@ if mode == "jobs":
         (None, b"$ "),
         (b"sleep 10 &\n", b"$ "),
         (b"jobs\n", b"Running"),
-        (b'ps -o pid,comm >/dev/null; echo P""S\n', b"PS"),
+        # kill %1 before the job has exec'd sleep would hit the forked shell while it still
+        # ignores SIGTERM as an interactive shell does, and the signal would be lost (natively
+        # too): wait until the job is sleep.
+        (b'until [ "$(cat /proc/$!/comm 2>/dev/null)" = sleep ]; do sleep 0.05; done; '
+         b'echo E""XECED\n', b"EXECED"),
         (b"kill %1\n", b"$ "),
         (b'wait %1; echo W""AITED $?\n', b"WAITED "),
         (b"exit 3\n", b"exit 3"),

@@ -277,8 +277,10 @@ fn fuzz_every_implemented_syscall() {
 const KNOWN_PLATFORM_BUGS: &[(&str, u32, &str)] = &[(
     "systrap",
     335,
-    "the unassigned number 335 kills the program with SIGILL before the sentry sees it \
-     (Linux and the ptrace platform: ENOSYS)",
+    "335 is uretprobe(2) on x86-64 since Linux 6.11, which recent kernels let through every \
+     seccomp filter; called from anywhere but a uprobe trampoline it kills the caller with \
+     SIGILL, so under systrap it never reaches the sentry (ptrace: ENOSYS, as the sentry \
+     answers). Harmless to the host: the kernel checks the caller and does nothing else",
 )];
 
 /// Every syscall number the mix uses: x86-64's range and a few no kernel assigns, except
@@ -305,7 +307,7 @@ fn mix_targets() -> Vec<String> {
 /// The reproducer of the [`KNOWN_PLATFORM_BUGS`] entry for systrap (run it with
 /// `RUNSC_RS_TEST_PLATFORM=systrap`): un-ignore once fixed.
 #[test]
-#[ignore = "known systrap bug (KNOWN_PLATFORM_BUGS): syscall 335 raises SIGILL"]
+#[ignore = "host kernel: uretprobe (335) passes seccomp filters and SIGILLs a caller outside a uprobe trampoline (KNOWN_PLATFORM_BUGS)"]
 fn systrap_unassigned_syscall_335_is_enosys() {
     let Some(fuzz) = program_str("fuzz") else {
         return;
