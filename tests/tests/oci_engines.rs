@@ -146,12 +146,15 @@ struct Engine {
     env: Vec<(String, String)>,
     /// `run` options every container gets.
     run_opts: Vec<String>,
+    /// Where the engine's commands run: the test's own directory, so that nothing an engine
+    /// or runtime writes to a relative path lands in the source tree.
+    cwd: PathBuf,
 }
 
 impl Engine {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.program);
-        c.args(&self.args).args(args);
+        c.current_dir(&self.cwd).args(&self.args).args(args);
         c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
@@ -572,6 +575,7 @@ fn podman_runs_containers_on_runsc_rs() {
         ]
         .map(String::from)
         .to_vec(),
+        cwd: d.clone(),
     };
     // No host containers.conf decides anything for the test.
     std::fs::write(d.join("containers.conf"), "").unwrap();
@@ -629,6 +633,7 @@ fn docker_runs_containers_on_runsc_rs() {
     let socket = format!("unix://{}", path("docker.sock"));
     let daemon = Dockerd(
         Command::new(dockerd)
+            .current_dir(d)
             .arg(format!("--data-root={}", path("data")))
             .arg(format!("--exec-root={}", path("exec")))
             .arg(format!("--host={socket}"))
@@ -657,6 +662,7 @@ fn docker_runs_containers_on_runsc_rs() {
         run_opts: ["--runtime=runsc-rs", "--network=none"]
             .map(String::from)
             .to_vec(),
+        cwd: d.clone(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while engine.code(&["version"]) != 0 {
