@@ -22,6 +22,7 @@ pub mod containerd;
 pub mod gvisor;
 pub mod netns;
 mod scratch;
+pub mod tmux;
 
 pub use scratch::Scratch;
 

@@ -12,8 +12,10 @@
 mod e2e_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use runsc_rs_tests::tmux::Tmux;
 
 use e2e_common::{
     build_shim, check_prerequisites, mounts_under, on_path, skip, Env, RUNC_RUNTIME, RUNTIME,
@@ -613,78 +615,6 @@ fn processes_in_pid_ns(ns: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A tmux server of our own (its socket in the test's directory), killed on drop.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn command(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(["-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running tmux")
-    }
-
-    /// Types `keys` (tmux key names such as `Enter` or `C-c` are keys, not text).
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "e2e"];
-        args.extend(keys);
-        let out = self.command(&args);
-        assert!(
-            out.status.success(),
-            "tmux send-keys: {}",
-            text(&out.stderr)
-        );
-    }
-
-    /// The pane's lines, history included, trailing blanks trimmed.
-    fn screen(&self) -> Vec<String> {
-        let out = self.command(&["capture-pane", "-p", "-J", "-S", "-", "-t", "e2e"]);
-        text(&out.stdout)
-            .lines()
-            .map(|l| l.trim_end().to_owned())
-            .collect()
-    }
-
-    /// Waits up to 20 s until `done` holds for the screen; panics with the screen otherwise.
-    fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waiting for {what}; the terminal shows:\n{}",
-                screen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for a line that is exactly `line`.
-    fn wait_line(&self, line: &str) {
-        self.wait_for(&format!("the line {line:?}"), |s| {
-            s.iter().any(|l| l == line)
-        });
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // The server also ends by itself when its session's command exits.
-        let _ = self.command(&["kill-server"]);
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
 /// Drives `ctr run -t` in a tmux window, as a person at a terminal would: the shell in the
 /// container has a terminal of the window's size, a resize reaches it (ResizePty, SIGWINCH to
 /// the foreground job, the new size in `stty size`), `^C` stops `sleep 100` but not the shell,
@@ -703,6 +633,7 @@ fn terminal_session(env: &Env, runtime: &str) {
     let status_file: PathBuf = env.tmp.join(format!("{id}.status"));
     let tmux = Tmux {
         socket: env.tmp.join(format!("tmux-{id}.sock")),
+        session: "e2e".to_owned(),
     };
     // `--foreground`: timeout otherwise puts ctr in a process group of its own, which is not the
     // terminal's foreground group, and ctr stops (SIGTTIN) reading the terminal.

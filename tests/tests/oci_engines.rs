@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use runsc_rs_tests::tmux::Tmux;
 use runsc_rs_tests::{runsc_rs_bin, skip, static_busybox, Scratch};
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -60,78 +61,6 @@ fn output(mut cmd: Command, stdin: &[u8]) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
-}
-
-/// A tmux server of our own (its socket in the test's directory), killed on drop.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn command(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(["-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running tmux")
-    }
-
-    /// Types `keys` (tmux key names such as `Enter` or `C-c` are keys, not text).
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "oci"];
-        args.extend(keys);
-        let out = self.command(&args);
-        assert!(
-            out.status.success(),
-            "tmux send-keys: {}",
-            text(&out.stderr)
-        );
-    }
-
-    /// The pane's lines, history included, trailing blanks trimmed.
-    fn screen(&self) -> Vec<String> {
-        let out = self.command(&["capture-pane", "-p", "-J", "-S", "-", "-t", "oci"]);
-        text(&out.stdout)
-            .lines()
-            .map(|l| l.trim_end().to_owned())
-            .collect()
-    }
-
-    /// Waits up to 20 s until `done` holds for the screen; panics with the screen otherwise.
-    fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waiting for {what}; the terminal shows:\n{}",
-                screen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for a line that is exactly `line`.
-    fn wait_line(&self, line: &str) {
-        self.wait_for(&format!("the line {line:?}"), |s| {
-            s.iter().any(|l| l == line)
-        });
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // The server also ends by itself when its session's command exits.
-        let _ = self.command(&["kill-server"]);
-        let _ = std::fs::remove_file(&self.socket);
-    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -227,6 +156,7 @@ impl Engine {
         let status_file = dir.join(format!("tty-{tag}.status"));
         let tmux = Tmux {
             socket: dir.join(format!("tmux-{tag}.sock")),
+            session: "oci".to_owned(),
         };
         let name = format!("tty-{tag}");
         let mut cmd = vec!["env".to_owned()];
