@@ -229,10 +229,6 @@ impl Fifos {
     }
 }
 
-fn nonblocking(f: &OpenFile) -> bool {
-    f.flags() & libc::O_NONBLOCK as u32 != 0
-}
-
 impl PipeEnd {
     /// Bytes a read would return now (FIONREAD).
     pub fn available(&self) -> usize {
@@ -388,7 +384,7 @@ impl FileOps for PipeEnd {
         if dst.remaining() == 0 {
             return Ok(0);
         }
-        let nb = nonblocking(file);
+        let nb = file.nonblocking();
         let pipe = &self.pipe;
         t.block_on(&[&pipe.queue], None, || {
             let mut s = pipe.state.lock().unwrap();
@@ -429,7 +425,7 @@ impl FileOps for PipeEnd {
         if total == 0 {
             return Ok(0);
         }
-        let nb = nonblocking(file);
+        let nb = file.nonblocking();
         let atomic = total <= PIPE_BUF;
         let pipe = &self.pipe;
         let mut written = 0usize;

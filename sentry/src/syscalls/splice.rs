@@ -145,10 +145,6 @@ fn pipe_of(f: &OpenFile) -> Option<&Arc<dyn PipeFile>> {
     }
 }
 
-fn nonblocking(f: &OpenFile) -> bool {
-    f.flags() & libc::O_NONBLOCK as u32 != 0
-}
-
 /// Reads up to `max` bytes of `f` at `off` (None: a file without an offset).
 fn read_chunk(t: &mut Task, f: &OpenFile, max: usize, off: Option<u64>) -> Result<Vec<u8>, Errno> {
     let mut dst = BufDst::new(max);
@@ -333,7 +329,7 @@ pub fn splice(
             if ip.pipe_id() == op.pipe_id() {
                 return Err(Errno::EINVAL);
             }
-            nonblock |= nonblocking(&input) || nonblocking(&out);
+            nonblock |= input.nonblocking() || out.nonblocking();
             let avail = ip.wait_data(t, nonblock)?;
             if avail == 0 {
                 return Ok(0);
@@ -350,7 +346,7 @@ pub fn splice(
             if out.flags() & libc::O_APPEND as u32 != 0 {
                 return Err(Errno::EINVAL);
             }
-            nonblock |= nonblocking(&input);
+            nonblock |= input.nonblocking();
             let pos = if out.ops().seekable() {
                 Some(start_pos(&out, oout, len)?)
             } else {
@@ -366,7 +362,7 @@ pub fn splice(
             if oin.is_some() && !input.ops().seekable() {
                 return Err(Errno::EINVAL);
             }
-            nonblock |= nonblocking(&out);
+            nonblock |= out.nonblocking();
             let pos = if input.ops().seekable() {
                 Some(start_pos(&input, oin, len)?)
             } else {
@@ -401,7 +397,7 @@ pub fn tee(t: &mut Task, fd_in: Fd, fd_out: Fd, len: usize, flags: u32) -> SysRe
     if ip.pipe_id() == op.pipe_id() {
         return Err(Errno::EINVAL);
     }
-    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || nonblocking(&input) || nonblocking(&out);
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || input.nonblocking() || out.nonblocking();
     let avail = ip.wait_data(t, nonblock)?;
     let room = op.wait_room(t, nonblock)?;
     let data = ip.take(len.min(avail).min(room), false);
@@ -428,7 +424,7 @@ pub fn vmsplice(t: &mut Task, fd: Fd, iov: UserAddr, nr_segs: usize, flags: u32)
         return Ok(0);
     }
     let p = pipe_of(&f).ok_or(Errno::EBADF)?.clone();
-    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || nonblocking(&f);
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || f.nonblocking();
     let mm = t.mm.clone();
     if f.writable() {
         let room = p.wait_room(t, nonblock)?;
@@ -496,7 +492,7 @@ pub fn sendfile(t: &mut Task, out_fd: Fd, in_fd: Fd, offset: UserAddr, count: us
     };
     if let Some(op) = pipe_of(&out) {
         // As Linux's splice_file_to_pipe: one wait for room, then what fits.
-        let nonblock = nonblocking(&input) || nonblocking(&out);
+        let nonblock = input.nonblocking() || out.nonblocking();
         let n = file_to_pipe(t, &input, seekable.then_some(pos), op, count, nonblock)?;
         if seekable {
             end_pos(t, &input, offset, pos + n as u64)?;

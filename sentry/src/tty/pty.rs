@@ -85,10 +85,6 @@ impl std::fmt::Debug for Pty {
     }
 }
 
-fn nonblocking(f: &OpenFile) -> bool {
-    f.flags() & libc::O_NONBLOCK as u32 != 0
-}
-
 /// Copies `data` to `dst`; returns the count and what did not reach it.
 fn copy_out(dst: &mut dyn IoDst, data: &[u8]) -> (Result<usize, Errno>, usize) {
     match dst.copy_from(data) {
@@ -314,7 +310,7 @@ impl Pty {
         if src.remaining() == 0 {
             return Ok(0);
         }
-        let nb = nonblocking(f);
+        let nb = f.nonblocking();
         let mut done = 0usize;
         loop {
             let mut s = self.lock();
@@ -392,7 +388,7 @@ impl Pty {
         if dst.remaining() == 0 {
             return Ok(0);
         }
-        let nb = nonblocking(f);
+        let nb = f.nonblocking();
         let n = t.block_on(&[&self.master_queue], None, || {
             let mut s = self.lock();
             if s.ldisc.output_available() > 0 {
@@ -423,7 +419,7 @@ impl Pty {
             }
             self.stop_caller(t, libc::SIGTTIN)?;
         }
-        let nb = nonblocking(f);
+        let nb = f.nonblocking();
         let (canonical, vmin, vtime) = {
             let s = self.lock();
             let cc = s.ldisc.termios.cc;
@@ -502,7 +498,7 @@ impl Pty {
         if self.lock().ldisc.termios.lflag & libc::TOSTOP != 0 {
             self.check_background_change(t)?;
         }
-        let nb = nonblocking(f);
+        let nb = f.nonblocking();
         let mut done = 0usize;
         while src.remaining() > 0 {
             let r = t.block_on(&[&self.slave_queue], None, || {

@@ -410,6 +410,11 @@ impl OpenFile {
         self.flags.load(Ordering::Relaxed)
     }
 
+    /// Whether the description is `O_NONBLOCK`.
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & libc::O_NONBLOCK as u32 != 0
+    }
+
     /// `F_SETFL`: changes only the settable status flags.
     pub fn set_flags(&self, flags: u32) {
         let old = self.flags();
