@@ -203,6 +203,20 @@ pub struct ProgramRun {
 }
 
 impl ProgramRun {
+    /// One run from two shards of a program: every case of both, the worse ending.
+    fn merge(self, other: ProgramRun) -> ProgramRun {
+        let seconds = self.seconds.max(other.seconds);
+        let (mut worse, better) = if other.status.badness() > self.status.badness() {
+            (other, self)
+        } else {
+            (self, other)
+        };
+        worse.passed.extend(better.passed);
+        worse.failed.extend(better.failed);
+        worse.seconds = seconds;
+        worse
+    }
+
     /// Parses the output of a googletest program. `timed_out` and `exit` (the shell's exit
     /// status) say how it ended.
     pub fn parse(output: &str, timed_out: bool, exit: i32, seconds: f64) -> Self {
@@ -384,6 +398,83 @@ impl Runner {
         timeout: Duration,
         log_name: &str,
     ) -> Result<ProgramRun, Error> {
+        self.run_shard(name, filter, timeout, log_name, None)
+    }
+
+    /// Like [`Runner::run`], split into `shards` runs at the same time with googletest's
+    /// sharding (`GTEST_TOTAL_SHARDS`, `GTEST_SHARD_INDEX`), for programs whose cases mostly
+    /// sleep (natively `socket_inet_loopback` takes four minutes). The runs are merged into one
+    /// [`ProgramRun`] (the worst status, the longest time) and their logs into
+    /// `<logs>/<log_name>.log`, as one run would have written it.
+    ///
+    /// # Errors
+    /// As [`Runner::run`].
+    pub fn run_sharded(
+        &self,
+        name: &str,
+        filter: Option<&str>,
+        timeout: Duration,
+        log_name: &str,
+        shards: u32,
+    ) -> Result<ProgramRun, Error> {
+        if shards <= 1 {
+            return self.run(name, filter, timeout, log_name);
+        }
+        let runs: Vec<Result<ProgramRun, Error>> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..shards)
+                .map(|index| {
+                    scope.spawn(move || {
+                        self.run_shard(
+                            name,
+                            filter,
+                            timeout,
+                            &format!("{log_name}.shard{index}"),
+                            Some((index, shards)),
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a shard's thread does not panic"))
+                .collect()
+        });
+        let mut merged: Option<ProgramRun> = None;
+        for run in runs {
+            let run = run?;
+            merged = Some(match merged {
+                None => run,
+                Some(m) => m.merge(run),
+            });
+        }
+        let merged = merged.expect("at least two shards ran");
+        let log_path = self.logs.join(format!("{log_name}.log"));
+        let mut log = File::create(&log_path).map_err(io_error(&log_path))?;
+        for index in 0..shards {
+            let shard = self.logs.join(format!("{log_name}.shard{index}.log"));
+            let text = std::fs::read(&shard).map_err(io_error(&shard))?;
+            writeln!(log, "# shard {index} of {shards}").map_err(io_error(&log_path))?;
+            log.write_all(&text).map_err(io_error(&log_path))?;
+            std::fs::remove_file(&shard).map_err(io_error(&shard))?;
+        }
+        writeln!(
+            log,
+            "# exit=0 seconds={:.1} status={}",
+            merged.seconds,
+            merged.status.as_str()
+        )
+        .map_err(io_error(&log_path))?;
+        Ok(merged)
+    }
+
+    fn run_shard(
+        &self,
+        name: &str,
+        filter: Option<&str>,
+        timeout: Duration,
+        log_name: &str,
+        shard: Option<(u32, u32)>,
+    ) -> Result<ProgramRun, Error> {
         std::fs::create_dir_all(&self.logs).map_err(io_error(&self.logs))?;
         let log_path = self.logs.join(format!("{log_name}.log"));
         let mut log = File::create(&log_path).map_err(io_error(&log_path))?;
@@ -405,6 +496,10 @@ impl Runner {
             .env("GVISOR_PLATFORM_SUPPORT", PLATFORM_SUPPORT)
             .env("GVT_RUNFILES_DIR", self.suite.dir.join("runfiles"))
             .current_dir("/tmp");
+        if let Some((index, total)) = shard {
+            cmd.env("GTEST_SHARD_INDEX", index.to_string())
+                .env("GTEST_TOTAL_SHARDS", total.to_string());
+        }
         writeln!(log, "# cmd: {cmd:?}").map_err(io_error(&log_path))?;
         let err = log.try_clone().map_err(io_error(&log_path))?;
         cmd.stdin(Stdio::null())
@@ -546,6 +641,7 @@ struct Planned {
     name: String,
     excluded: Vec<String>,
     timeout: Duration,
+    shards: u32,
     expected_seconds: f64,
 }
 
@@ -563,6 +659,8 @@ pub struct Expected {
     pub seconds: u64,
     /// A timeout other than [`DEFAULT_TIMEOUT`].
     pub timeout: Option<u64>,
+    /// Runs at the same time, each with a share of the cases ([`Runner::run_sharded`]).
+    pub shards: Option<u32>,
     /// Why the program crashes or times out.
     pub note: String,
     pub passes: BTreeSet<String>,
@@ -578,6 +676,7 @@ impl Expected {
             status,
             seconds: 0,
             timeout: None,
+            shards: None,
             note: String::new(),
             passes: BTreeSet::new(),
             failures: BTreeMap::new(),
@@ -599,7 +698,7 @@ impl Expected {
 /// The expectations file: one entry per program.
 ///
 /// ```text
-/// program NAME: STATUS, N s[, timeout N s][ -- why it crashes or times out]
+/// program NAME: STATUS, N s[, timeout N s][, shards N][ -- why it crashes or times out]
 ///   pass CASE
 ///   fail REASON
 ///     CASE
@@ -649,7 +748,9 @@ impl Expectations {
                     programs.insert(name, expected);
                 }
                 current = Some(parse_program_line(rest).ok_or_else(|| {
-                    syntax("expected `program NAME: STATUS, N s[, timeout N s][ -- note]`")
+                    syntax(
+                        "expected `program NAME: STATUS, N s[, timeout N s][, shards N][ -- note]`",
+                    )
                 })?);
                 group = Group::None;
                 continue;
@@ -711,6 +812,9 @@ impl Expectations {
             if let Some(timeout) = e.timeout {
                 let _ = write!(out, ", timeout {timeout} s");
             }
+            if let Some(shards) = e.shards {
+                let _ = write!(out, ", shards {shards}");
+            }
             if !e.note.is_empty() {
                 let _ = write!(out, " -- {}", e.note);
             }
@@ -738,12 +842,14 @@ impl Expectations {
                     name: name.clone(),
                     excluded: e.excluded_cases(),
                     timeout: e.timeout(),
+                    shards: e.shards.unwrap_or(1),
                     expected_seconds: e.seconds as f64,
                 },
                 None => Planned {
                     name: name.clone(),
                     excluded: Vec::new(),
                     timeout: DEFAULT_TIMEOUT,
+                    shards: 1,
                     expected_seconds: 0.0,
                 },
             })
@@ -758,7 +864,7 @@ const EXPECTATIONS_HEADER: &str = "\
 # alone) or a program's status gets worse. The file only moves forward: the update refuses to
 # drop a pass unless told to (--accept-regressions).
 #
-#   program NAME: STATUS, SECONDS s[, timeout N s][ -- why it crashes or times out]
+#   program NAME: STATUS, SECONDS s[, timeout N s][, shards N][ -- why it crashes or times out]
 #     pass CASE          the case passes
 #     fail REASON        these cases may fail (REASON: where the first assertion failed and
 #       CASE             what it saw, from the last update's run)
@@ -777,8 +883,12 @@ fn parse_program_line(rest: &str) -> Option<(String, Expected)> {
     expected.note = note;
     expected.seconds = fields.next()?.strip_suffix(" s")?.parse().ok()?;
     for field in fields {
-        let secs = field.strip_prefix("timeout ")?.strip_suffix(" s")?;
-        expected.timeout = Some(secs.parse().ok()?);
+        if let Some(shards) = field.strip_prefix("shards ") {
+            expected.shards = Some(shards.parse().ok().filter(|&n| n >= 1)?);
+        } else {
+            let secs = field.strip_prefix("timeout ")?.strip_suffix(" s")?;
+            expected.timeout = Some(secs.parse().ok()?);
+        }
     }
     Some((name.trim().to_owned(), expected))
 }
@@ -913,7 +1023,8 @@ pub fn check(runner: &Runner, expected: &Expectations) -> Result<Report, Error> 
     let plan = expected.plan(&programs);
     let mut runs: BTreeMap<String, ProgramRun> = runner
         .run_all(&plan, |p| {
-            let run = runner.run(&p.name, p.filter().as_deref(), p.timeout, &p.name)?;
+            let run =
+                runner.run_sharded(&p.name, p.filter().as_deref(), p.timeout, &p.name, p.shards)?;
             Ok((run, ()))
         })?
         .into_iter()
@@ -940,11 +1051,12 @@ pub fn check(runner: &Runner, expected: &Expectations) -> Result<Report, Error> 
                 run.status.as_str(),
                 e.status.as_str()
             ));
-            let again = runner.run(
+            let again = runner.run_sharded(
                 name,
                 planned.filter().as_deref(),
                 planned.timeout,
                 &format!("{name}.again"),
+                planned.shards,
             )?;
             if again.status.badness() <= run.status.badness() {
                 *run = again;
@@ -1264,11 +1376,12 @@ fn isolate(
 ) -> Result<ProgramRun, Error> {
     let mut filter_cases: Vec<String> = excluded.values().flatten().cloned().collect();
     let filter = |cases: &[String]| (!cases.is_empty()).then(|| format!("-{}", cases.join(":")));
-    let mut run = runner.run(
+    let mut run = runner.run_sharded(
         &p.name,
         filter(&filter_cases).as_deref(),
         p.timeout,
         &p.name,
+        p.shards,
     )?;
     for _ in 0..ISOLATION_ROUNDS {
         if run.status == Status::Ok {
@@ -1288,11 +1401,12 @@ fn isolate(
             run.status.as_str()
         ));
         filter_cases.push(case);
-        run = runner.run(
+        run = runner.run_sharded(
             &p.name,
             filter(&filter_cases).as_deref(),
             p.timeout,
             &p.name,
+            p.shards,
         )?;
     }
     Ok(run)
@@ -1534,6 +1648,7 @@ Expected: is OK
         let mut e = Expected::new(Status::Crash);
         e.seconds = 3;
         e.timeout = Some(20);
+        e.shards = Some(4);
         e.note = "Check failed: x (exit 134, signal 6) in A.Dies".to_owned();
         e.passes.insert("A/B.Passes/0".to_owned());
         e.failures
@@ -1552,6 +1667,31 @@ Expected: is OK
         assert_eq!(Expectations::parse(&text, Path::new("x")).unwrap(), all);
         assert!(Expectations::parse("  pass A.B\n", Path::new("x")).is_err());
         assert!(Expectations::parse("program a: bad, 1 s\n", Path::new("x")).is_err());
+        assert!(Expectations::parse("program a: ok, 1 s, shards 0\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn shards_merge_into_one_run() {
+        let ok = ProgramRun::parse(
+            "[==========] Running 1 test from 1 test suite.\n[ RUN      ] A.One\n\
+             [       OK ] A.One (1 ms)\n[==========] 1 test from 1 test suite ran. (1 ms total)\n",
+            false,
+            0,
+            2.0,
+        );
+        let dead = ProgramRun::parse(
+            "[==========] Running 2 tests from 1 test suite.\n[ RUN      ] A.Two\n\
+             [       OK ] A.Two (1 ms)\n[ RUN      ] A.Dies\n",
+            false,
+            134,
+            1.0,
+        );
+        assert_eq!(ok.status, Status::Ok);
+        let merged = ok.merge(dead);
+        assert_eq!(merged.status, Status::Crash);
+        assert_eq!(merged.unfinished.as_deref(), Some("A.Dies"));
+        assert_eq!(merged.passed.len(), 2);
+        assert_eq!(merged.seconds, 2.0);
     }
 
     #[test]
