@@ -905,16 +905,20 @@ fn status_text(s: &Snapshot) -> String {
              VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\n"
         );
     }
-    let _ = write!(
+    let _ =
+        write!(
         out,
         "Threads:\t{threads}\nSigQ:\t0/{sigq}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\n\
          SigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
          CapInh:\t{inh:016x}\nCapPrm:\t{prm:016x}\nCapEff:\t{eff:016x}\n\
-         CapBnd:\t{bnd:016x}\nCapAmb:\t{amb:016x}\nNoNewPrivs:\t0\nSeccomp:\t0\n\
-         Seccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
+         CapBnd:\t{bnd:016x}\nCapAmb:\t{amb:016x}\nNoNewPrivs:\t{nnp}\nSeccomp:\t{seccomp}\n\
+         Seccomp_filters:\t{filters}\nSpeculation_Store_Bypass:\tthread vulnerable\n\
          Cpus_allowed:\t{mask:x}\nCpus_allowed_list:\t{cpu_list}\nMems_allowed:\t1\n\
          Mems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         threads = s.threads.len().max(1),
+        nnp = s.handle.as_ref().map_or(0, |h| h.seccomp.no_new_privs() as u8),
+        seccomp = s.handle.as_ref().map_or(0, |h| h.seccomp.mode() as u8),
+        filters = s.handle.as_ref().map_or(0, |h| h.seccomp.filter_count()),
         sigq = s.tg.limits.lock().unwrap()[libc::RLIMIT_SIGPENDING as usize].cur,
         blocked = s.sigmask(),
         inh = c.caps.inheritable.0,

@@ -137,6 +137,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     let comm = t.handle.comm.lock().unwrap().clone();
     let handle = TaskHandle::new(tid, tg.clone(), comm);
     *handle.sched.lock().unwrap() = t.handle.sched.lock().unwrap().for_child();
+    handle.seccomp.inherit_from(&t.handle.seccomp);
 
     let mut cpu = t.cpu.clone();
     cpu.regs.rax = 0;

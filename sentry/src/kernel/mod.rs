@@ -33,6 +33,7 @@ pub mod pidns;
 pub mod pids;
 pub mod pipe;
 pub mod sched;
+pub mod seccomp;
 pub mod sigframe;
 pub mod signal;
 pub mod signalfd;

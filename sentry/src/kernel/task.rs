@@ -36,6 +36,7 @@ use platform::{Context, CpuState, Exit, Interrupter};
 use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::sched::SchedAttr;
+use super::seccomp::SeccompState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
 use super::usage::{Accountant, CpuTimes, TaskClock};
 use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
@@ -140,6 +141,9 @@ pub struct TaskHandle {
     pub clock: TaskClock,
     /// Scheduling policy, priority, nice value and affinity ([`super::sched`]); a leaf lock.
     pub sched: Mutex<SchedAttr>,
+    /// seccomp filters and `no_new_privs` ([`super::seccomp`]): here, not in the `Task`,
+    /// because TSYNC installs a filter on the other threads of the group.
+    pub seccomp: SeccompState,
 }
 
 /// The task state other tasks may inspect through `/proc`: the task publishes it when it
@@ -172,6 +176,7 @@ impl TaskHandle {
             start: Instant::now(),
             clock: TaskClock::default(),
             sched: Mutex::new(SchedAttr::default()),
+            seccomp: SeccompState::default(),
         })
     }
 

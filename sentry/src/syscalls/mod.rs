@@ -53,6 +53,7 @@ mod pipe;
 mod poll;
 mod process;
 mod sched;
+mod seccomp;
 mod signal;
 mod signalfd;
 mod socket;
@@ -336,7 +337,7 @@ syscall_table! {
         146 sched_get_priority_max(policy: i32) => sched::sched_get_priority_max, Full;
         147 sched_get_priority_min(policy: i32) => sched::sched_get_priority_min, Full;
         148 sched_rr_get_interval(pid: i32, tp: UserAddr) => sched::sched_rr_get_interval, Full;
-        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, dumpable, capability bounding and ambient sets, keepcaps, securebits");
+        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable, capability bounding and ambient sets, keepcaps, securebits");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
         159 adjtimex(buf: UserAddr) => time::adjtimex, Partial("reads an unsynchronized clock; changes are EPERM (no CAP_SYS_TIME in a sandbox)");
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
@@ -442,6 +443,7 @@ syscall_table! {
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("of the namespaces only CLONE_NEWPID; no pidfds, set_tid or cgroups");
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
         437 openat2(dirfd: Fd, path: PathArg, how: UserAddr, size: usize) => path::openat2, Partial("RESOLVE_NO_XDEV and RESOLVE_NO_MAGICLINKS are accepted but not enforced");
+        317 seccomp(op: u32, flags: Flags, uargs: UserAddr) => seccomp::seccomp, Partial("no SECCOMP_RET_USER_NOTIF listeners, no tracer for SECCOMP_RET_TRACE (ENOSYS as without one)");
         439 faccessat2(dirfd: Fd, path: PathArg, mode: i32, flags: Flags) => path::faccessat2, Full;
     }
     unsupported {
@@ -518,9 +520,11 @@ pub fn dispatch(t: &mut Task) {
     } else {
         None
     };
-    let result = match def.and_then(|d| d.handler) {
-        Some(h) => h(t, &args),
-        None => {
+    let gated = seccomp::gate(t, nr, &args);
+    let result = match (gated, def.and_then(|d| d.handler)) {
+        (Some(verdict), _) => verdict,
+        (None, Some(h)) => h(t, &args),
+        (None, None) => {
             if t.kernel.first_unsupported(nr) {
                 log::warn!(
                     "unsupported syscall {} ({nr}) from task {}: ENOSYS",

@@ -588,6 +588,9 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
     if let Some(r) = super::creds::prctl_caps(t, option, [arg2, arg3, arg4, arg5]) {
         return r;
     }
+    if let Some(r) = super::seccomp::prctl_seccomp(t, option, [arg2, arg3, arg4, arg5]) {
+        return r;
+    }
     match option {
         libc::PR_SET_NAME => {
             let name = t.mm.read_cstring(UserAddr(arg2), 16).or_else(|e| {
@@ -643,13 +646,6 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
             t.mm.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
-        libc::PR_SET_NO_NEW_PRIVS => {
-            if arg2 != 1 {
-                return Err(Errno::EINVAL);
-            }
-            Ok(0)
-        }
-        libc::PR_GET_NO_NEW_PRIVS => Ok(0),
         libc::PR_GET_DUMPABLE => Ok(1),
         libc::PR_SET_DUMPABLE => {
             if arg2 > 1 {

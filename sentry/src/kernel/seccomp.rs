@@ -1,0 +1,672 @@
+//! seccomp for applications: the filters a task installs with `seccomp(2)` or
+//! `prctl(PR_SET_SECCOMP)`, checked before every system call it makes (the sandbox's own
+//! host filter is another thing, `boot::seccomp`).
+//!
+//! A filter is a classic BPF program over [`SeccompData`]. Installing one validates it as
+//! Linux does (`seccomp_check_filter` and `bpf_check_classic`: only the instructions seccomp
+//! allows, loads of aligned words inside `seccomp_data`, jumps forward and in bounds, no
+//! scratch slot read before it is written, a `RET` last) and pushes it on the task's chain;
+//! the chain is inherited by `fork`/`clone` and kept across `execve`. Every filter of the chain
+//! runs on each call and the least permissive verdict wins ([`Action::precedence`]).
+//! Strict mode allows only `read`, `write`, `exit` and `rt_sigreturn`.
+//!
+//! The state lives in the [`TaskHandle`](super::task::TaskHandle), not the `Task`, because
+//! `SECCOMP_FILTER_FLAG_TSYNC` installs a filter on the other threads of the group. A task
+//! that never used seccomp pays one atomic load per system call.
+//!
+//! Not offered: `SECCOMP_RET_USER_NOTIF` listeners (`SECCOMP_FILTER_FLAG_NEW_LISTENER` is
+//! refused with EINVAL and the action reported unavailable), and tracers for
+//! `SECCOMP_RET_TRACE` (ptrace is not offered, so the call fails with ENOSYS as Linux does
+//! without a tracer).
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::abi::Errno;
+
+/// `AUDIT_ARCH_X86_64`: the `arch` of every call the sandbox runs.
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// The longest program (`BPF_MAXINSNS`).
+pub const MAX_INSNS: usize = 4096;
+
+/// Instructions the whole chain may hold, each filter counting 4 more
+/// (`MAX_INSNS_PER_PATH`): beyond it installing fails with ENOMEM.
+const MAX_INSNS_PER_PATH: usize = 32768;
+
+/// Scratch memory words of classic BPF (`BPF_MEMWORDS`).
+const MEMWORDS: usize = 16;
+
+/// The filter's input (`struct seccomp_data`, 64 bytes).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct SeccompData {
+    pub nr: i32,
+    pub arch: u32,
+    pub instruction_pointer: u64,
+    pub args: [u64; 6],
+}
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+// Classic BPF encoding: class, size, mode, ALU/JMP operation, source, return value.
+const CLASS_LD: u16 = 0x00;
+const CLASS_LDX: u16 = 0x01;
+const CLASS_ST: u16 = 0x02;
+const CLASS_STX: u16 = 0x03;
+const CLASS_ALU: u16 = 0x04;
+const CLASS_JMP: u16 = 0x05;
+const CLASS_RET: u16 = 0x06;
+const CLASS_MISC: u16 = 0x07;
+const SIZE_W: u16 = 0x00;
+const MODE_IMM: u16 = 0x00;
+const MODE_ABS: u16 = 0x20;
+const MODE_MEM: u16 = 0x60;
+const MODE_LEN: u16 = 0x80;
+const SRC_X: u16 = 0x08;
+const RVAL_A: u16 = 0x10;
+const ALU_ADD: u16 = 0x00;
+const ALU_SUB: u16 = 0x10;
+const ALU_MUL: u16 = 0x20;
+const ALU_DIV: u16 = 0x30;
+const ALU_OR: u16 = 0x40;
+const ALU_AND: u16 = 0x50;
+const ALU_LSH: u16 = 0x60;
+const ALU_RSH: u16 = 0x70;
+const ALU_NEG: u16 = 0x80;
+const ALU_XOR: u16 = 0xa0;
+const JMP_JA: u16 = 0x00;
+const JMP_JEQ: u16 = 0x10;
+const JMP_JGT: u16 = 0x20;
+const JMP_JGE: u16 = 0x30;
+const JMP_JSET: u16 = 0x40;
+const MISC_TAX: u16 = 0x00;
+const MISC_TXA: u16 = 0x80;
+
+/// `SECCOMP_RET_*` action values (the high 16 bits of a filter's return value).
+pub mod ret {
+    pub const KILL_PROCESS: u32 = 0x8000_0000;
+    pub const KILL_THREAD: u32 = 0x0000_0000;
+    pub const TRAP: u32 = 0x0003_0000;
+    pub const ERRNO: u32 = 0x0005_0000;
+    pub const USER_NOTIF: u32 = 0x7fc0_0000;
+    pub const TRACE: u32 = 0x7ff0_0000;
+    pub const LOG: u32 = 0x7ffc_0000;
+    pub const ALLOW: u32 = 0x7fff_0000;
+    pub const ACTION_FULL: u32 = 0xffff_0000;
+    pub const DATA: u32 = 0x0000_ffff;
+}
+
+/// What the filters decided for one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    /// Allowed and logged (`SECCOMP_RET_LOG`).
+    Log,
+    /// Fail the call with this errno, without running it.
+    Errno(u16),
+    /// Deliver SIGSYS (`si_code` SYS_SECCOMP, `si_errno` the data), without running the call.
+    Trap(u16),
+    /// For a tracer; with none, the call fails with ENOSYS.
+    Trace(u16),
+    /// For a user-space listener (none can exist here): ENOSYS.
+    UserNotif,
+    /// Kill the calling thread as if by SIGSYS (the process, when it is the last thread).
+    KillThread,
+    /// Kill the process with SIGSYS.
+    KillProcess,
+}
+
+impl Action {
+    /// A filter's return value as an action. Unknown actions are KILL_PROCESS, as Linux treats
+    /// them.
+    pub fn from_ret(value: u32) -> Action {
+        let data = (value & ret::DATA) as u16;
+        match value & ret::ACTION_FULL {
+            ret::KILL_PROCESS => Action::KillProcess,
+            ret::KILL_THREAD => Action::KillThread,
+            ret::TRAP => Action::Trap(data),
+            ret::ERRNO => Action::Errno(data),
+            ret::USER_NOTIF => Action::UserNotif,
+            ret::TRACE => Action::Trace(data),
+            ret::LOG => Action::Log,
+            ret::ALLOW => Action::Allow,
+            _ => Action::KillProcess,
+        }
+    }
+
+    /// Whether `SECCOMP_GET_ACTION_AVAIL` reports `value` as available here.
+    pub fn available(value: u32) -> bool {
+        matches!(
+            value,
+            ret::KILL_PROCESS
+                | ret::KILL_THREAD
+                | ret::TRAP
+                | ret::ERRNO
+                | ret::TRACE
+                | ret::LOG
+                | ret::ALLOW
+        )
+    }
+}
+
+/// The precedence of a return value: Linux compares the action bits as a signed number and
+/// the smallest (least permissive) wins.
+fn precedence(value: u32) -> i32 {
+    (value & ret::ACTION_FULL) as i32
+}
+
+/// One installed filter and the chain below it.
+#[derive(Debug)]
+pub struct Filter {
+    prog: Box<[SockFilter]>,
+    prev: Option<Arc<Filter>>,
+}
+
+impl Filter {
+    /// Instructions in this filter and those below it, with Linux's overhead of 4 per filter.
+    fn path_len(self: &Arc<Self>) -> usize {
+        self.chain().map(|f| f.prog.len() + 4).sum()
+    }
+
+    fn chain(self: &Arc<Self>) -> impl Iterator<Item = &Arc<Filter>> {
+        std::iter::successors(Some(self), |f| f.prev.as_ref())
+    }
+
+    /// Whether `other` is this filter or one below it.
+    fn descends_from(self: &Arc<Self>, other: &Arc<Filter>) -> bool {
+        self.chain().any(|f| Arc::ptr_eq(f, other))
+    }
+
+    /// Runs every filter of the chain; returns the winning return value.
+    fn run(self: &Arc<Self>, data: &SeccompData) -> u32 {
+        let bytes = data.as_bytes();
+        let mut verdict = ret::ALLOW;
+        for f in self.chain() {
+            let v = execute(&f.prog, bytes);
+            if precedence(v) < precedence(verdict) {
+                verdict = v;
+            }
+        }
+        verdict
+    }
+}
+
+/// Checks `prog` as Linux does when a filter is installed; EINVAL if it is refused.
+pub fn validate(prog: &[SockFilter]) -> Result<(), Errno> {
+    if prog.is_empty() || prog.len() > MAX_INSNS {
+        return Err(Errno::EINVAL);
+    }
+    let data_len = std::mem::size_of::<SeccompData>() as u32;
+    for (pc, ins) in prog.iter().enumerate() {
+        let k = ins.k;
+        let ok = match ins.code & 0x07 {
+            CLASS_LD => match ins.code {
+                c if c == CLASS_LD | SIZE_W | MODE_ABS => k < data_len && k % 4 == 0,
+                c if c == CLASS_LD | SIZE_W | MODE_LEN => true,
+                c if c == CLASS_LD | MODE_IMM => true,
+                c if c == CLASS_LD | MODE_MEM => (k as usize) < MEMWORDS,
+                _ => false,
+            },
+            CLASS_LDX => match ins.code {
+                c if c == CLASS_LDX | SIZE_W | MODE_LEN => true,
+                c if c == CLASS_LDX | MODE_IMM => true,
+                c if c == CLASS_LDX | MODE_MEM => (k as usize) < MEMWORDS,
+                _ => false,
+            },
+            CLASS_ST | CLASS_STX => ins.code & !0x07 == 0 && (k as usize) < MEMWORDS,
+            CLASS_ALU => {
+                let op = ins.code & 0xf0;
+                let rest = ins.code & !(0xf0 | 0x07 | SRC_X);
+                let known = matches!(
+                    op,
+                    ALU_ADD
+                        | ALU_SUB
+                        | ALU_MUL
+                        | ALU_DIV
+                        | ALU_OR
+                        | ALU_AND
+                        | ALU_LSH
+                        | ALU_RSH
+                        | ALU_XOR
+                ) || (op == ALU_NEG && ins.code & SRC_X == 0);
+                let by_k = ins.code & SRC_X == 0;
+                let k_ok = !by_k
+                    || match op {
+                        ALU_DIV => k != 0,
+                        ALU_LSH | ALU_RSH => k < 32,
+                        _ => true,
+                    };
+                known && rest == 0 && k_ok
+            }
+            CLASS_JMP => {
+                let op = ins.code & 0xf0;
+                let rest = ins.code & !(0xf0 | 0x07 | SRC_X);
+                let after = prog.len() - pc - 1;
+                match op {
+                    JMP_JA if ins.code == CLASS_JMP | JMP_JA => (k as usize) < after,
+                    JMP_JEQ | JMP_JGT | JMP_JGE | JMP_JSET => {
+                        rest == 0 && (ins.jt as usize) < after && (ins.jf as usize) < after
+                    }
+                    _ => false,
+                }
+            }
+            CLASS_RET => ins.code == CLASS_RET || ins.code == CLASS_RET | RVAL_A,
+            CLASS_MISC => ins.code == CLASS_MISC | MISC_TAX || ins.code == CLASS_MISC | MISC_TXA,
+            _ => false,
+        };
+        if !ok {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if prog[prog.len() - 1].code & 0x07 != CLASS_RET {
+        return Err(Errno::EINVAL);
+    }
+    check_loads_after_stores(prog)
+}
+
+/// Linux's `check_load_and_stores`: a scratch slot must be written on every path before it
+/// is read.
+fn check_loads_after_stores(prog: &[SockFilter]) -> Result<(), Errno> {
+    const ALL: u16 = 0xffff;
+    // Per instruction, the slots known written on every path reaching it (ALL: unreached).
+    let mut valid = vec![ALL; prog.len()];
+    let mut written: u16 = 0;
+    for (pc, ins) in prog.iter().enumerate() {
+        written &= valid[pc];
+        let class = ins.code & 0x07;
+        let slot = 1u16.checked_shl(ins.k).unwrap_or(0);
+        match class {
+            CLASS_ST | CLASS_STX => written |= slot,
+            CLASS_LD | CLASS_LDX if ins.code & 0xe0 == MODE_MEM && written & slot == 0 => {
+                return Err(Errno::EINVAL);
+            }
+            CLASS_JMP => {
+                if ins.code & 0xf0 == JMP_JA {
+                    let target = pc + 1 + ins.k as usize;
+                    valid[target] &= written;
+                    // Nothing falls through an unconditional jump.
+                    written = ALL;
+                } else {
+                    valid[pc + 1 + ins.jt as usize] &= written;
+                    valid[pc + 1 + ins.jf as usize] &= written;
+                    written = ALL;
+                }
+            }
+            CLASS_RET => written = ALL,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs a validated program over the 64 bytes of `seccomp_data`.
+fn execute(prog: &[SockFilter], data: &[u8]) -> u32 {
+    let word = |k: u32| -> u32 {
+        let k = k as usize;
+        data.get(k..k + 4)
+            .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (mut a, mut x) = (0u32, 0u32);
+    let mut mem = [0u32; MEMWORDS];
+    let mut pc = 0usize;
+    // Jumps only go forward (checked at install), so this ends within prog.len() steps.
+    while let Some(ins) = prog.get(pc) {
+        pc += 1;
+        let k = ins.k;
+        let src = if ins.code & SRC_X != 0 { x } else { k };
+        match ins.code & 0x07 {
+            CLASS_LD => {
+                a = match ins.code & 0xe0 {
+                    MODE_ABS => word(k),
+                    MODE_LEN => data.len() as u32,
+                    MODE_MEM => mem[k as usize % MEMWORDS],
+                    _ => k,
+                }
+            }
+            CLASS_LDX => {
+                x = match ins.code & 0xe0 {
+                    MODE_LEN => data.len() as u32,
+                    MODE_MEM => mem[k as usize % MEMWORDS],
+                    _ => k,
+                }
+            }
+            CLASS_ST => mem[k as usize % MEMWORDS] = a,
+            CLASS_STX => mem[k as usize % MEMWORDS] = x,
+            CLASS_ALU => {
+                a = match ins.code & 0xf0 {
+                    ALU_ADD => a.wrapping_add(src),
+                    ALU_SUB => a.wrapping_sub(src),
+                    ALU_MUL => a.wrapping_mul(src),
+                    // Division by a zero X ends the program with 0, as in Linux.
+                    ALU_DIV => match a.checked_div(src) {
+                        Some(v) => v,
+                        None => return 0,
+                    },
+                    ALU_OR => a | src,
+                    ALU_AND => a & src,
+                    ALU_LSH => a.checked_shl(src).unwrap_or(0),
+                    ALU_RSH => a.checked_shr(src).unwrap_or(0),
+                    ALU_NEG => a.wrapping_neg(),
+                    _ => a ^ src,
+                }
+            }
+            CLASS_JMP => {
+                let taken = match ins.code & 0xf0 {
+                    JMP_JA => {
+                        pc += k as usize;
+                        continue;
+                    }
+                    JMP_JEQ => a == src,
+                    JMP_JGT => a > src,
+                    JMP_JGE => a >= src,
+                    _ => a & src != 0,
+                };
+                pc += if taken { ins.jt } else { ins.jf } as usize;
+            }
+            CLASS_RET => return if ins.code & RVAL_A != 0 { a } else { k },
+            _ => {
+                if ins.code & 0xf8 == MISC_TXA {
+                    a = x;
+                } else {
+                    x = a;
+                }
+            }
+        }
+    }
+    // Unreachable for a validated program (its last instruction returns).
+    ret::KILL_PROCESS
+}
+
+/// The seccomp mode (`PR_GET_SECCOMP`, /proc/[pid]/status `Seccomp:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    Disabled = 0,
+    Strict = 1,
+    Filter = 2,
+}
+
+/// A task's seccomp state and its `no_new_privs` bit.
+#[derive(Debug, Default)]
+pub struct SeccompState {
+    /// [`Mode`] as a number, read without the lock on every system call.
+    mode: AtomicU8,
+    no_new_privs: AtomicBool,
+    filter: Mutex<Option<Arc<Filter>>>,
+}
+
+/// Why TSYNC could not install a filter on a sibling thread.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SyncConflict {
+    pub tid: i32,
+}
+
+impl SeccompState {
+    /// Takes the parent's mode, filters and `no_new_privs` (a new task made by fork or clone,
+    /// before it runs).
+    pub fn inherit_from(&self, parent: &SeccompState) {
+        *self.filter.lock().unwrap_or_else(|e| e.into_inner()) = parent.current();
+        self.no_new_privs
+            .store(parent.no_new_privs(), Ordering::Release);
+        self.mode
+            .store(parent.mode.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::Acquire) {
+            1 => Mode::Strict,
+            2 => Mode::Filter,
+            _ => Mode::Disabled,
+        }
+    }
+
+    pub fn no_new_privs(&self) -> bool {
+        self.no_new_privs.load(Ordering::Acquire)
+    }
+
+    /// `PR_SET_NO_NEW_PRIVS`: once set it stays set.
+    pub fn set_no_new_privs(&self) {
+        self.no_new_privs.store(true, Ordering::Release);
+    }
+
+    /// The newest filter of the chain.
+    pub fn current(&self) -> Option<Arc<Filter>> {
+        self.filter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Filters installed (/proc/[pid]/status `Seccomp_filters:`).
+    pub fn filter_count(&self) -> usize {
+        self.current().map_or(0, |f| f.chain().count())
+    }
+
+    /// Enters strict mode; EINVAL when filters are installed.
+    pub fn set_strict(&self) -> Result<(), Errno> {
+        match self.mode() {
+            Mode::Filter => Err(Errno::EINVAL),
+            _ => {
+                self.mode.store(Mode::Strict as u8, Ordering::Release);
+                Ok(())
+            }
+        }
+    }
+
+    /// Pushes a validated `prog` on this task's chain: EINVAL in strict mode, ENOMEM past
+    /// the total length Linux allows.
+    pub fn install(&self, prog: Vec<SockFilter>) -> Result<Arc<Filter>, Errno> {
+        if self.mode() == Mode::Strict {
+            return Err(Errno::EINVAL);
+        }
+        let mut slot = self.filter.lock().unwrap_or_else(|e| e.into_inner());
+        let filter = Arc::new(Filter {
+            prog: prog.into_boxed_slice(),
+            prev: slot.clone(),
+        });
+        if filter.path_len() > MAX_INSNS_PER_PATH {
+            return Err(Errno::ENOMEM);
+        }
+        *slot = Some(filter.clone());
+        self.mode.store(Mode::Filter as u8, Ordering::Release);
+        Ok(filter)
+    }
+
+    /// Whether TSYNC may give this thread a filter pushed on `chain` (a sibling's): its own
+    /// filters must all be in `chain`, and it must not be in strict mode.
+    pub fn can_take_filter_above(&self, chain: Option<&Arc<Filter>>) -> bool {
+        match (self.mode(), self.current(), chain) {
+            (Mode::Strict, _, _) => false,
+            (_, None, _) => true,
+            (_, Some(_), None) => false,
+            (_, Some(mine), Some(chain)) => chain.descends_from(&mine),
+        }
+    }
+
+    /// TSYNC: this thread takes `filter`, and `no_new_privs` when the caller has it.
+    pub fn sync_to(&self, filter: &Arc<Filter>, no_new_privs: bool) {
+        *self.filter.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter.clone());
+        self.mode.store(Mode::Filter as u8, Ordering::Release);
+        if no_new_privs {
+            self.set_no_new_privs();
+        }
+    }
+
+    /// The verdict for system call `nr` with `args` made at `ip`; None (allowed, nothing to
+    /// evaluate) for a task without seccomp.
+    pub fn check(&self, nr: u64, args: &[u64; 6], ip: u64) -> Option<Action> {
+        match self.mode() {
+            Mode::Disabled => None,
+            Mode::Strict => {
+                let allowed = matches!(
+                    nr as i64,
+                    libc::SYS_read | libc::SYS_write | libc::SYS_exit | libc::SYS_rt_sigreturn
+                );
+                Some(if allowed {
+                    Action::Allow
+                } else {
+                    Action::KillThread
+                })
+            }
+            Mode::Filter => {
+                let filter = self.current()?;
+                let data = SeccompData {
+                    nr: nr as i32,
+                    arch: AUDIT_ARCH_X86_64,
+                    instruction_pointer: ip,
+                    args: *args,
+                };
+                Some(Action::from_ret(filter.run(&data)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stmt(code: u16, k: u32) -> SockFilter {
+        SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
+        SockFilter { code, jt, jf, k }
+    }
+
+    const LD_NR: u16 = CLASS_LD | SIZE_W | MODE_ABS;
+    const JEQ_K: u16 = CLASS_JMP | JMP_JEQ;
+    const RET_K: u16 = CLASS_RET;
+
+    /// Denies getpid (39) with EPERM, allows the rest.
+    fn deny_getpid() -> Vec<SockFilter> {
+        vec![
+            stmt(LD_NR, 0),
+            jump(JEQ_K, 39, 0, 1),
+            stmt(RET_K, ret::ERRNO | 1),
+            stmt(RET_K, ret::ALLOW),
+        ]
+    }
+
+    #[test]
+    fn a_filter_decides_by_number() {
+        let s = SeccompState::default();
+        assert_eq!(s.check(39, &[0; 6], 0), None);
+        validate(&deny_getpid()).unwrap();
+        s.install(deny_getpid()).unwrap();
+        assert_eq!(s.mode(), Mode::Filter);
+        assert_eq!(s.check(39, &[0; 6], 0), Some(Action::Errno(1)));
+        assert_eq!(s.check(0, &[0; 6], 0), Some(Action::Allow));
+    }
+
+    #[test]
+    fn the_least_permissive_filter_wins_and_children_inherit() {
+        let s = SeccompState::default();
+        s.install(deny_getpid()).unwrap();
+        s.install(vec![stmt(RET_K, ret::TRAP | 7)]).unwrap();
+        assert_eq!(s.check(39, &[0; 6], 0), Some(Action::Trap(7)));
+        s.install(vec![stmt(RET_K, ret::KILL_PROCESS)]).unwrap();
+        let child = SeccompState::default();
+        child.inherit_from(&s);
+        assert_eq!(child.filter_count(), 3);
+        assert_eq!(child.check(1, &[0; 6], 0), Some(Action::KillProcess));
+    }
+
+    #[test]
+    fn arguments_and_scratch_memory() {
+        // A = args[0] low word; mem[0] = A; X = mem[0]; A = X + 1; return A (as an ERRNO).
+        let prog = vec![
+            stmt(LD_NR, 16),
+            stmt(CLASS_ST, 0),
+            stmt(CLASS_LDX | MODE_MEM, 0),
+            stmt(CLASS_MISC | MISC_TXA, 0),
+            stmt(CLASS_ALU | ALU_ADD, 1),
+            stmt(CLASS_ALU | ALU_OR, ret::ERRNO),
+            stmt(CLASS_RET | RVAL_A, 0),
+        ];
+        validate(&prog).unwrap();
+        let s = SeccompState::default();
+        s.install(prog).unwrap();
+        assert_eq!(s.check(0, &[41, 0, 0, 0, 0, 0], 0), Some(Action::Errno(42)));
+    }
+
+    #[test]
+    fn bad_programs_are_refused() {
+        let bad: &[&[SockFilter]] = &[
+            &[],
+            // No RET at the end.
+            &[stmt(LD_NR, 0)],
+            // Unaligned and out-of-range loads.
+            &[stmt(LD_NR, 2), stmt(RET_K, 0)],
+            &[stmt(LD_NR, 64), stmt(RET_K, 0)],
+            // Packet loads other than absolute words.
+            &[stmt(CLASS_LD | 0x08 | MODE_ABS, 0), stmt(RET_K, 0)],
+            // A jump past the end.
+            &[jump(JEQ_K, 0, 5, 0), stmt(RET_K, 0)],
+            // Division by a zero constant, a shift by 32.
+            &[stmt(CLASS_ALU | ALU_DIV, 0), stmt(RET_K, 0)],
+            &[stmt(CLASS_ALU | ALU_LSH, 32), stmt(RET_K, 0)],
+            // A scratch slot read before any write.
+            &[stmt(CLASS_LD | MODE_MEM, 3), stmt(RET_K, 0)],
+            // MOD is not in seccomp's list.
+            &[stmt(CLASS_ALU | 0x90, 3), stmt(RET_K, 0)],
+        ];
+        for prog in bad {
+            assert_eq!(validate(prog), Err(Errno::EINVAL), "{prog:?}");
+        }
+        assert_eq!(
+            validate(&vec![stmt(RET_K, 0); MAX_INSNS + 1]),
+            Err(Errno::EINVAL)
+        );
+        validate(&vec![stmt(RET_K, 0); MAX_INSNS]).unwrap();
+    }
+
+    #[test]
+    fn a_write_on_one_path_only_does_not_count() {
+        // if A == 0 { mem[1] = A } ; A = mem[1]
+        let prog = vec![
+            jump(JEQ_K, 0, 0, 1),
+            stmt(CLASS_ST, 1),
+            stmt(CLASS_LD | MODE_MEM, 1),
+            stmt(RET_K, 0),
+        ];
+        assert_eq!(validate(&prog), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn strict_mode_allows_four_calls() {
+        let s = SeccompState::default();
+        s.set_strict().unwrap();
+        assert_eq!(s.check(0, &[0; 6], 0), Some(Action::Allow));
+        assert_eq!(s.check(39, &[0; 6], 0), Some(Action::KillThread));
+        assert_eq!(s.install(deny_getpid()).err(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn the_chain_has_a_length_limit() {
+        let s = SeccompState::default();
+        let big = vec![stmt(RET_K, ret::ALLOW); MAX_INSNS];
+        for _ in 0..7 {
+            s.install(big.clone()).unwrap();
+        }
+        assert_eq!(s.install(big).err(), Some(Errno::ENOMEM));
+    }
+}
