@@ -21,6 +21,10 @@ pub const INPUT_MAX: usize = 4096;
 /// Bytes of output waiting for the master's reader before a slave writer blocks.
 pub const OUTPUT_MAX: usize = 16384;
 
+/// Raw input the master may write ahead of the line discipline (Linux's tty flip buffer,
+/// `TTYB_DEFAULT_MEM_LIMIT`): it is processed as the slave's reader makes room.
+pub const PENDING_MAX: usize = 65536;
+
 const VINTR: usize = 0;
 const VQUIT: usize = 1;
 const VERASE: usize = 2;
@@ -104,6 +108,11 @@ pub struct LineDiscipline {
     output: VecDeque<u8>,
     /// The output column (for ONOCR and erasing tabs).
     column: usize,
+    /// Input written by the master, not yet processed (the input side was full).
+    pending: VecDeque<u8>,
+    /// Signals raised while processing `pending` outside a master write, for the pty to
+    /// send ([`LineDiscipline::take_signals`]).
+    signals: Vec<i32>,
 }
 
 impl Default for LineDiscipline {
@@ -117,6 +126,8 @@ impl Default for LineDiscipline {
             literal: false,
             output: VecDeque::new(),
             column: 0,
+            pending: VecDeque::new(),
+            signals: Vec::new(),
         }
     }
 }
@@ -151,6 +162,7 @@ impl LineDiscipline {
             let line = std::mem::take(&mut self.line);
             self.push_ready(line);
         }
+        self.process_pending();
     }
 
     /// Bytes the slave could read now (`FIONREAD` on the slave).
@@ -174,9 +186,9 @@ impl LineDiscipline {
         self.output.len()
     }
 
-    /// Bytes of input held, complete or not (`TIOCOUTQ` on the master).
+    /// Bytes of input held, complete or not, processed or not (`TIOCOUTQ` on the master).
     pub fn input_held(&self) -> usize {
-        self.ready_len + self.line.len()
+        self.ready_len + self.line.len() + self.pending.len()
     }
 
     /// Room for the slave's writer.
@@ -186,14 +198,49 @@ impl LineDiscipline {
 
     /// Whether the master's writer may add input now.
     pub fn input_room(&self) -> bool {
-        self.ready_len < INPUT_MAX
+        self.pending.len() < PENDING_MAX
     }
 
-    /// Discards input (`TCIFLUSH`).
+    /// Whether the input side takes another processed byte: complete lines up to
+    /// [`INPUT_MAX`] in canonical mode (the line being edited drops what does not fit), one
+    /// less byte otherwise, as Linux's `N_TTY` buffer.
+    fn processing_room(&self) -> bool {
+        if self.canonical() {
+            self.ready_len < INPUT_MAX
+        } else {
+            self.ready_len < INPUT_MAX - 1
+        }
+    }
+
+    /// Discards input (`TCIFLUSH`), what is not processed yet too.
     pub fn flush_input(&mut self) {
+        self.flush_processed();
+        self.pending.clear();
+    }
+
+    /// Discards processed input (a signal character without NOFLSH): the bytes written
+    /// after it are still to come.
+    fn flush_processed(&mut self) {
         self.ready.clear();
         self.ready_len = 0;
         self.line.clear();
+    }
+
+    /// Signals raised by input processed when the slave's reader made room.
+    pub fn take_signals(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.signals)
+    }
+
+    /// Processes pending input while the input side has room.
+    fn process_pending(&mut self) {
+        while self.processing_room() {
+            let Some(raw) = self.pending.pop_front() else {
+                break;
+            };
+            if let Some(sig) = self.input_byte(raw) {
+                self.signals.push(sig);
+            }
+        }
     }
 
     /// Discards output (`TCOFLUSH`).
@@ -238,6 +285,7 @@ impl LineDiscipline {
             }
         }
         self.ready_len -= out.len();
+        self.process_pending();
         Some(out)
     }
 
@@ -352,9 +400,21 @@ impl LineDiscipline {
 
     /// Erases the last character of the line, echoing the erasure.
     fn erase_one(&mut self) -> bool {
-        let Some(c) = self.line.pop() else {
-            return false;
+        // With IUTF8 a character goes whole, from its first byte; continuation bytes with no
+        // first byte before them are not erased at all (Linux erases no partial character).
+        let start = if self.iflag(libc::IUTF8) {
+            match self.line.iter().rposition(|&b| b & 0xc0 != 0x80) {
+                Some(i) => i,
+                None => return false,
+            }
+        } else {
+            match self.line.len().checked_sub(1) {
+                Some(i) => i,
+                None => return false,
+            }
         };
+        let c = self.line[start];
+        self.line.truncate(start);
         if self.lflag(libc::ECHO) {
             let width = if self.lflag(libc::ECHOCTL) && is_ctl(c) {
                 2
@@ -370,19 +430,17 @@ impl LineDiscipline {
         true
     }
 
-    /// Feeds what the master writes. Stops early only when the input is full.
+    /// Feeds what the master writes: processed now as far as the input side has room, the
+    /// rest held raw up to [`PENDING_MAX`]. Stops early only when that is full too.
     pub fn write_input(&mut self, data: &[u8]) -> Fed {
-        let mut fed = Fed::default();
-        for &raw in data {
-            if !self.input_room() {
-                break;
-            }
-            fed.consumed += 1;
-            if let Some(sig) = self.input_byte(raw) {
-                fed.signals.push(sig);
-            }
+        let room = PENDING_MAX.saturating_sub(self.pending.len());
+        let consumed = data.len().min(room);
+        self.pending.extend(&data[..consumed]);
+        self.process_pending();
+        Fed {
+            consumed,
+            signals: self.take_signals(),
         }
-        fed
     }
 
     fn input_byte(&mut self, raw: u8) -> Option<i32> {
@@ -418,7 +476,7 @@ impl LineDiscipline {
             };
             if let Some(sig) = sig {
                 if !self.lflag(libc::NOFLSH) {
-                    self.flush_input();
+                    self.flush_processed();
                     self.output.clear();
                 }
                 if self.lflag(libc::ECHO) {
@@ -444,11 +502,16 @@ impl LineDiscipline {
                 return None;
             }
             if self.lflag(libc::IEXTEN) && is(VWERASE) {
+                // erase_one refuses a partial UTF-8 character: stop there rather than spin.
                 while self.line.last().is_some_and(|b| b.is_ascii_whitespace()) {
-                    self.erase_one();
+                    if !self.erase_one() {
+                        break;
+                    }
                 }
                 while self.line.last().is_some_and(|b| !b.is_ascii_whitespace()) {
-                    self.erase_one();
+                    if !self.erase_one() {
+                        break;
+                    }
                 }
                 return None;
             }
@@ -610,6 +673,35 @@ mod tests {
         l.set_termios(t);
         l.write_input(b"secret\n");
         assert_eq!(read_all(&mut l), b"\r\n");
+    }
+
+    #[test]
+    fn iutf8_erases_whole_characters_and_no_partial_one() {
+        let mut l = LineDiscipline::default();
+        let mut t = l.termios;
+        t.iflag |= libc::IUTF8;
+        l.set_termios(t);
+        l.write_input("gvisö\x7f\n".as_bytes());
+        assert_eq!(l.take_input(usize::MAX).unwrap(), b"gvis\n");
+        // A lone continuation byte is not erased; WERASE stops at it instead of spinning.
+        l.write_input(b"\x80\x7f\x17\n");
+        assert_eq!(l.take_input(usize::MAX).unwrap(), b"\x80\n");
+    }
+
+    #[test]
+    fn input_beyond_the_buffer_waits_for_the_reader() {
+        let mut l = LineDiscipline::default();
+        let mut t = l.termios;
+        t.lflag &= !(libc::ICANON | libc::ECHO);
+        l.set_termios(t);
+        let fed = l.write_input(&[b'x'; 2 * INPUT_MAX]);
+        assert_eq!(fed.consumed, 2 * INPUT_MAX);
+        assert_eq!(l.input_available(), INPUT_MAX - 1);
+        let mut total = 0;
+        while let Some(d) = l.take_input(1000) {
+            total += d.len();
+        }
+        assert_eq!(total, 2 * INPUT_MAX);
     }
 
     #[test]

@@ -62,7 +62,19 @@ struct PtyState {
     slaves: usize,
     /// A slave was opened at least once (the master reads EIO only after the last closes).
     slave_opened: bool,
+    /// `TIOCPKT`: the master's reads start with a status byte.
+    packet: bool,
+    /// `TIOCPKT_*` events not yet read by the master in packet mode.
+    packet_status: u8,
 }
+
+/// `TIOCPKT` and `TIOCGPKT` (not in the libc crate for this target).
+const TIOCPKT: u64 = 0x5420;
+const TIOCGPKT: u64 = 0x8004_5438;
+/// Packet-mode status bits: data follows, the slave flushed its input or its output.
+const TIOCPKT_DATA: u8 = 0;
+const TIOCPKT_FLUSHREAD: u8 = 1;
+const TIOCPKT_FLUSHWRITE: u8 = 2;
 
 /// One pty pair.
 pub struct Pty {
@@ -112,6 +124,8 @@ impl Pty {
                 hung_up: false,
                 slaves: 0,
                 slave_opened: false,
+                packet: false,
+                packet_status: 0,
             }),
             master_queue: WaitQueue::new(),
             slave_queue: WaitQueue::new(),
@@ -245,8 +259,12 @@ impl Pty {
             s.ldisc.flush_input();
         }
         s.ldisc.set_termios(new);
+        let signals = s.ldisc.take_signals();
         drop(s);
         self.notify_both();
+        for sig in signals {
+            self.job.signal_foreground(t.process_groups(), sig);
+        }
         Ok(0)
     }
 
@@ -282,6 +300,15 @@ impl Pty {
         }
         if slave_out {
             s.ldisc.flush_output();
+        }
+        // The slave's flushes are news for a master in packet mode; its own are not.
+        if s.packet && !master {
+            if slave_in {
+                s.packet_status |= TIOCPKT_FLUSHREAD;
+            }
+            if slave_out {
+                s.packet_status |= TIOCPKT_FLUSHWRITE;
+            }
         }
         drop(s);
         self.notify_both();
@@ -391,10 +418,25 @@ impl Pty {
         let nb = f.nonblocking();
         let n = t.block_on(&[&self.master_queue], None, || {
             let mut s = self.lock();
+            // Packet mode: a pending status is read alone; data comes after a DATA byte.
+            if s.packet && s.packet_status != 0 {
+                let status = s.packet_status;
+                let (r, taken) = copy_out(dst, &[status]);
+                if taken == 1 {
+                    s.packet_status = 0;
+                }
+                return Some(r);
+            }
             if s.ldisc.output_available() > 0 {
-                let data = s.ldisc.take_output(dst.remaining());
-                let (r, taken) = copy_out(dst, &data);
-                s.ldisc.untake_output(&data[taken..]);
+                let header = usize::from(s.packet);
+                let data = s.ldisc.take_output(dst.remaining() - header);
+                let mut out = Vec::with_capacity(header + data.len());
+                if s.packet {
+                    out.push(TIOCPKT_DATA);
+                }
+                out.extend_from_slice(&data);
+                let (r, taken) = copy_out(dst, &out);
+                s.ldisc.untake_output(&data[taken.saturating_sub(header)..]);
                 return Some(r);
             }
             if s.slave_opened && s.slaves == 0 {
@@ -430,7 +472,7 @@ impl Pty {
         let need = if canonical { 1 } else { vmin.min(want) };
         let timer = (!canonical && vtime > 0).then(|| Duration::from_millis(vtime * 100));
         if !canonical && need == 0 && timer.is_none() {
-            return self.take_slave_input(dst, 0).map(|n| n as u64);
+            return self.take_slave_input(t, dst).map(|n| n as u64);
         }
         let ready = |s: &PtyState, need: usize| {
             if canonical {
@@ -473,18 +515,24 @@ impl Pty {
                 Err(e) => return Err(e),
             }
         }
-        self.take_slave_input(dst, 0).map(|n| n as u64)
+        self.take_slave_input(t, dst).map(|n| n as u64)
     }
 
-    fn take_slave_input(&self, dst: &mut dyn IoDst, _min: usize) -> Result<usize, Errno> {
+    /// Reads what the slave may read now. Room it makes lets pending input through the line
+    /// discipline, which may raise signals for the foreground group.
+    fn take_slave_input(&self, t: &mut dyn Context, dst: &mut dyn IoDst) -> Result<usize, Errno> {
         let mut s = self.lock();
         let Some(data) = s.ldisc.take_input(dst.remaining()) else {
             return Ok(0);
         };
         let (r, taken) = copy_out(dst, &data);
         s.ldisc.untake_input(&data[taken..]);
+        let signals = s.ldisc.take_signals();
         drop(s);
-        self.master_queue.notify(Wake::Writable);
+        self.notify_both();
+        for sig in signals {
+            self.job.signal_foreground(t.process_groups(), sig);
+        }
         r
     }
 
@@ -547,6 +595,9 @@ impl Pty {
         let mut r = 0;
         if s.ldisc.output_available() > 0 {
             r |= libc::POLLIN | libc::POLLRDNORM;
+        }
+        if s.packet && s.packet_status != 0 {
+            r |= libc::POLLIN | libc::POLLPRI | libc::POLLRDNORM;
         }
         if s.ldisc.input_room() {
             r |= libc::POLLOUT | libc::POLLWRNORM;
@@ -656,6 +707,18 @@ impl FileOps for Master {
             }
             libc::TIOCGPTLCK => {
                 let v = i32::from(pty.lock().locked);
+                t.mm().write_obj(UserAddr(arg), &v)?;
+                Ok(0)
+            }
+            TIOCPKT => {
+                let v: i32 = t.mm().read_obj(UserAddr(arg))?;
+                let mut s = pty.lock();
+                s.packet = v != 0;
+                s.packet_status = 0;
+                Ok(0)
+            }
+            TIOCGPKT => {
+                let v = i32::from(pty.lock().packet);
                 t.mm().write_obj(UserAddr(arg), &v)?;
                 Ok(0)
             }
