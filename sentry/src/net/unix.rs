@@ -1,6 +1,7 @@
 //! AF_UNIX sockets, entirely inside the sentry: stream, datagram and seqpacket; socketpair;
 //! names in the filesystem (a socket inode, found again by its device and inode number) and
-//! in the abstract namespace; SCM_RIGHTS and SCM_CREDENTIALS; SO_PEERCRED; shutdown.
+//! in the abstract namespace; SCM_RIGHTS and SCM_CREDENTIALS; SO_PEERCRED; shutdown; the
+//! ECONNRESET a peer sees when a connection closes with data unread or never accepted.
 //!
 //! Each socket file owns an [`Endpoint`]: its receive queue, connection state and wait queue.
 //! A sender writes into the *peer's* receive queue, so a connected pair holds each other's
@@ -1414,6 +1415,32 @@ mod tests {
         let r = sb.readiness();
         assert_ne!(r & libc::POLLHUP as u32, 0);
         assert_ne!(r & libc::POLLIN as u32, 0);
+    }
+
+    #[test]
+    fn closing_with_data_unread_resets_the_peer_once() {
+        let names = Arc::new(Names::default());
+        let a = Endpoint::new(Kind::Stream, names.clone());
+        let b = Endpoint::new(Kind::Stream, names);
+        a.lock().conn = Conn::Connected(b.clone());
+        b.lock().conn = Conn::Connected(a.clone());
+        let sa = UnixSocket::with_endpoint(a.clone());
+        b.push(Message {
+            data: b"unread".to_vec(),
+            read: 0,
+            fds: Vec::new(),
+            creds: None,
+            from: None,
+            charge: None,
+        });
+        b.close();
+        assert_ne!(sa.readiness() & libc::POLLERR as u32, 0);
+        let first = sa.take(10, IoFlags::default()).map(|r| r.map(|m| m.data));
+        assert!(matches!(first, Some(Err(Errno::ECONNRESET))));
+        // Reported once: then end of file, and no POLLERR.
+        let then = sa.take(10, IoFlags::default()).map(|r| r.map(|m| m.data));
+        assert!(matches!(then, Some(Ok(d)) if d.is_empty()));
+        assert_eq!(sa.readiness() & libc::POLLERR as u32, 0);
     }
 
     #[test]
