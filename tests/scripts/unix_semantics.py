@@ -110,3 +110,52 @@ p = select.poll()
 p.register(a, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
 print("seqpacket full shutdown", [ev for _, ev in p.poll(0)])
 print("unknown option", err(lambda: a.getsockopt(S, 999)))
+
+# A listener closed with a connection it never accepted resets that connection: the client
+# sees POLLERR, then ECONNRESET once (from a read or SO_ERROR), then end of file.
+d = tempfile.mkdtemp()
+for how in ("read", "so_error"):
+    path = os.path.join(d, "l-" + how)
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(1)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    ls.close()
+    p = select.poll()
+    p.register(c, select.POLLIN)
+    print("listener closed", how, [bool(ev & select.POLLERR) for _, ev in p.poll(0)])
+    if how == "read":
+        print("reset read", err(lambda: c.recv(1)), err(lambda: c.recv(1)))
+    else:
+        print("reset so_error", c.getsockopt(S, socket.SO_ERROR), c.getsockopt(S, socket.SO_ERROR))
+    c.close()
+# Closing with data unread resets the peer too; closing with all of it read does not.
+for unread in (True, False):
+    a, b = socket.socketpair()
+    a.send(b"x")
+    if not unread:
+        b.recv(1)
+    b.close()
+    print("closed unread" if unread else "closed drained", err(lambda: a.recv(1)))
+    a.close()
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+a.send(b"x")
+b.close()
+print("seqpacket reset send", err(lambda: a.send(b"y")), err(lambda: a.send(b"y")))
+
+# sendto with an address: a stream refuses it (EISCONN once connected), a seqpacket socket
+# ignores it (ENOTCONN unconnected).
+for ty in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
+    a, b = socket.socketpair(socket.AF_UNIX, ty)
+    u = socket.socket(socket.AF_UNIX, ty)
+    print("sendto addr", ty, err(lambda: a.sendto(b"x", "\0nowhere")),
+          err(lambda: u.sendto(b"x", "\0nowhere")))
+
+# SIOCOUTQ on an idle socket; reopening a socket through /proc/self/fd; fstatfs (sockfs).
+import fcntl
+a, b = socket.socketpair()
+print("outq idle", struct.unpack("i", fcntl.ioctl(a, 0x5411, b"\0" * 4))[0])
+print("reopen", err(lambda: os.open("/proc/self/fd/%d" % a.fileno(), os.O_RDWR)))
+v = os.fstatvfs(a.fileno())
+print("fstatfs", v.f_bsize, v.f_namemax)

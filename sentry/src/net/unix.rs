@@ -1,6 +1,7 @@
 //! AF_UNIX sockets, entirely inside the sentry: stream, datagram and seqpacket; socketpair;
 //! names in the filesystem (a socket inode, found again by its device and inode number) and
-//! in the abstract namespace; SCM_RIGHTS and SCM_CREDENTIALS; SO_PEERCRED; shutdown.
+//! in the abstract namespace; SCM_RIGHTS and SCM_CREDENTIALS; SO_PEERCRED; shutdown; the
+//! ECONNRESET a peer sees when a connection closes with data unread or never accepted.
 //!
 //! Each socket file owns an [`Endpoint`]: its receive queue, connection state and wait queue.
 //! A sender writes into the *peer's* receive queue, so a connected pair holds each other's
@@ -304,6 +305,10 @@ struct State {
     snd_shut: bool,
     /// The file is closed: nothing is delivered here any more.
     closed: bool,
+    /// The pending socket error (Linux's `sk_err`): ECONNRESET when the peer closed with
+    /// data unread or before accepting. Reported once, by a read that finds no data, a
+    /// seqpacket send or SO_ERROR; POLLERR while pending.
+    error: Option<Errno>,
     /// SO_PASSCRED.
     passcred: bool,
     /// A server-side endpoint not yet accepted (Linux records credentials on everything
@@ -356,6 +361,7 @@ impl Endpoint {
                 rcv_shut: false,
                 snd_shut: false,
                 closed: false,
+                error: None,
                 passcred: false,
                 embryo: false,
                 sndbuf: DEFAULT_BUF,
@@ -416,8 +422,11 @@ impl Endpoint {
 
     /// The file is closed: drop queued data and pending connections, tell the peer.
     fn close(&self) {
-        let (rx, conn, addr) = {
+        let (rx, conn, addr, reset) = {
             let mut s = self.lock();
+            // As Linux's `unix_release_sock`: the peer of a connection closed with data
+            // unread, or never accepted, sees ECONNRESET.
+            let reset = !s.rx.is_empty() || s.embryo;
             s.closed = true;
             s.rcv_shut = true;
             s.snd_shut = true;
@@ -426,6 +435,7 @@ impl Endpoint {
                 std::mem::take(&mut s.rx),
                 std::mem::replace(&mut s.conn, Conn::Unconnected),
                 s.addr.clone(),
+                reset,
             )
         };
         if let Some(a) = &addr {
@@ -438,6 +448,9 @@ impl Endpoint {
                     let mut p = peer.lock();
                     p.rcv_shut = true;
                     p.snd_shut = true;
+                    if reset {
+                        p.error = Some(Errno::ECONNRESET);
+                    }
                 }
                 peer.queue.notify_all();
             }
@@ -616,7 +629,12 @@ impl UnixSocket {
     ) -> Result<usize, Errno> {
         let ep = &self.ep;
         let (peer, passcred) = {
-            let s = ep.lock();
+            let mut s = ep.lock();
+            if ep.kind == Kind::SeqPacket {
+                if let Some(e) = s.error.take() {
+                    return Err(e);
+                }
+            }
             if s.snd_shut {
                 return Err(Errno::EPIPE);
             }
@@ -788,6 +806,9 @@ impl UnixSocket {
         let mut s = ep.lock();
         let passcred = s.passcred;
         if s.rx.is_empty() {
+            if let Some(e) = s.error.take() {
+                return Some(Err(e));
+            }
             return match s.conn {
                 _ if s.rcv_shut => Some(Ok(InMessage::default())),
                 Conn::Listening { .. } => Some(Err(Errno::EINVAL)),
@@ -1053,8 +1074,14 @@ impl Socket for UnixSocket {
         if self.ep.kind == Kind::Dgram {
             self.send_dgram(t, msg, flags, creds)
         } else {
-            if msg.to.is_some() && self.ep.peer().is_none() {
-                return Err(Errno::EOPNOTSUPP);
+            // As Linux: a stream refuses a destination (EISCONN once connected); a
+            // seqpacket socket ignores it and sends to its peer.
+            if self.ep.kind == Kind::Stream && msg.to.is_some() {
+                return Err(if self.ep.peer().is_some() {
+                    Errno::EISCONN
+                } else {
+                    Errno::EOPNOTSUPP
+                });
             }
             self.send_connected(t, msg, flags, creds)
         }
@@ -1163,13 +1190,13 @@ impl Socket for UnixSocket {
         if level != libc::SOL_SOCKET {
             return Err(Errno::EOPNOTSUPP);
         }
-        let s = self.ep.lock();
+        let mut s = self.ep.lock();
         let int = |v: i32| v.to_ne_bytes().to_vec();
         Ok(match name {
             libc::SO_TYPE => int(self.ep.kind.sock_type()),
             libc::SO_DOMAIN => int(libc::AF_UNIX),
             libc::SO_PROTOCOL => int(0),
-            libc::SO_ERROR => int(0),
+            libc::SO_ERROR => int(s.error.take().map_or(0, |e| e as i32)),
             libc::SO_SNDBUF => int(s.sndbuf as i32),
             libc::SO_RCVBUF => int(s.rcvbuf as i32),
             libc::SO_PASSCRED => int(i32::from(s.passcred)),
@@ -1259,6 +1286,9 @@ impl FileOps for UnixSocket {
             if !s.rx.is_empty() {
                 r |= libc::POLLIN | libc::POLLRDNORM;
             }
+            if s.error.is_some() {
+                r |= libc::POLLERR;
+            }
             if s.rcv_shut {
                 r |= libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP;
             }
@@ -1295,6 +1325,23 @@ impl FileOps for UnixSocket {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.ep.queue)
+    }
+
+    fn ioctl(
+        &self,
+        t: &mut dyn Context,
+        _file: &OpenFile,
+        cmd: u32,
+        arg: u64,
+    ) -> crate::abi::SysResult {
+        // SIOCOUTQ (TIOCOUTQ): as Linux's `unix_outq_len`, what this socket's sent messages
+        // still hold of its send buffer at their receivers.
+        if u64::from(cmd) == libc::TIOCOUTQ {
+            let n = i32::try_from(self.ep.wmem.load(Ordering::SeqCst)).unwrap_or(i32::MAX);
+            t.mm().write_obj(crate::mm::usermem::UserAddr(arg), &n)?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
     }
 }
 
@@ -1368,6 +1415,32 @@ mod tests {
         let r = sb.readiness();
         assert_ne!(r & libc::POLLHUP as u32, 0);
         assert_ne!(r & libc::POLLIN as u32, 0);
+    }
+
+    #[test]
+    fn closing_with_data_unread_resets_the_peer_once() {
+        let names = Arc::new(Names::default());
+        let a = Endpoint::new(Kind::Stream, names.clone());
+        let b = Endpoint::new(Kind::Stream, names);
+        a.lock().conn = Conn::Connected(b.clone());
+        b.lock().conn = Conn::Connected(a.clone());
+        let sa = UnixSocket::with_endpoint(a.clone());
+        b.push(Message {
+            data: b"unread".to_vec(),
+            read: 0,
+            fds: Vec::new(),
+            creds: None,
+            from: None,
+            charge: None,
+        });
+        b.close();
+        assert_ne!(sa.readiness() & libc::POLLERR as u32, 0);
+        let first = sa.take(10, IoFlags::default()).map(|r| r.map(|m| m.data));
+        assert!(matches!(first, Some(Err(Errno::ECONNRESET))));
+        // Reported once: then end of file, and no POLLERR.
+        let then = sa.take(10, IoFlags::default()).map(|r| r.map(|m| m.data));
+        assert!(matches!(then, Some(Ok(d)) if d.is_empty()));
+        assert_eq!(sa.readiness() & libc::POLLERR as u32, 0);
     }
 
     #[test]

@@ -399,8 +399,12 @@ fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Resu
             (libc::SOL_SOCKET, SCM_CREDENTIALS) => {
                 let mut c = Ucred::read_from_prefix(data).map_err(|_| Errno::EINVAL)?.0;
                 let cr = &t.creds;
-                // The pid is the sender's view; the sentry keeps it global.
-                let global = t.lookup_pid(c.pid);
+                // The pid is the sender's view; the sentry keeps it global. It must name a
+                // thread or process that is not yet reaped (Linux's `find_get_pid`).
+                let global = t.lookup_pid(c.pid).filter(|g| {
+                    let tree = t.kernel.tree();
+                    tree.procs.contains_key(g) || tree.tasks.contains_key(g)
+                });
                 let pid_ok = global == Some(t.tg.tgid) || cr.has_cap(cap::SYS_ADMIN);
                 c.pid = global.unwrap_or(0);
                 let uid_ok = [cr.uid, cr.euid, cr.suid].contains(&c.uid) || cr.has_cap(cap::SETUID);

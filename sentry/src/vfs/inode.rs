@@ -113,6 +113,11 @@ impl Inode for OpenFileInode {
     }
 
     fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        // A socket cannot be opened again, not even through its magic link (sockfs has no
+        // open: ENXIO, as Linux).
+        if matches!(self.0.kind(), super::FileKind::Socket(_)) {
+            return Err(Errno::ENXIO);
+        }
         Ok(self.0.kind().shared_ops())
     }
 
