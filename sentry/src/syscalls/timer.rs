@@ -10,14 +10,13 @@ use super::fd::nofile_limit;
 use super::time::{clock_now_nanos, clock_source};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
-use crate::kernel::signal::{SigInfo, NSIG};
+use crate::kernel::signal::{SigInfo, NSIG, SI_TIMER};
 use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd, CPU_TICK};
 use crate::kernel::usage::CpuTimes;
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{FileKind, OpenFile};
 
-const SI_TIMER: i32 = -2;
 const SIGEV_SIGNAL: i32 = 0;
 const SIGEV_NONE: i32 = 1;
 const SIGEV_THREAD: i32 = 2;
