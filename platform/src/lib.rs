@@ -219,6 +219,30 @@ pub fn xsave_size() -> usize {
     (r.ebx as usize).max(576)
 }
 
+/// The state components the host enabled for user mode (XCR0): the XSAVE features an
+/// application's state may hold, and what a signal frame's `_fpx_sw_bytes.xfeatures` reports.
+pub fn xfeatures() -> u64 {
+    static XCR0: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *XCR0.get_or_init(|| {
+        if !std::arch::is_x86_feature_detected!("xsave") {
+            // x87 and SSE only: what FXSAVE holds.
+            return 3;
+        }
+        // SAFETY: `xgetbv` with ECX=0 reads XCR0; the CPU supports it when CPUID reports
+        // OSXSAVE, which `is_x86_feature_detected!("xsave")` checks (it requires both XSAVE
+        // and OSXSAVE before reporting the feature).
+        unsafe { xgetbv0() }
+    })
+}
+
+/// # Safety
+/// The CPU must support XSAVE and the OS must have enabled it (CPUID.1:ECX.OSXSAVE).
+#[target_feature(enable = "xsave")]
+unsafe fn xgetbv0() -> u64 {
+    // SAFETY: the caller guarantees XSAVE is enabled, which makes `xgetbv` valid.
+    unsafe { std::arch::x86_64::_xgetbv(0) }
+}
+
 /// The registers of one application thread.
 #[derive(Clone, Debug)]
 pub struct CpuState {

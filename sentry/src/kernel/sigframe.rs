@@ -149,8 +149,9 @@ pub fn setup(t: &mut Task, info: &SigInfo, act: &SigAction) -> Result<(), Errno>
     }
 
     let mut fpbuf = fp.clone();
-    // Software-reserved bytes of the legacy area describe the extended state (_fpx_sw_bytes).
-    let xfeatures = u64::from_le_bytes(fpbuf[512..520].try_into().expect("8 bytes")) | 3;
+    // Software-reserved bytes of the legacy area describe the extended state (_fpx_sw_bytes):
+    // as on Linux, every feature the host enabled, whichever the thread uses now.
+    let xfeatures = platform::xfeatures();
     fpbuf[464..468].copy_from_slice(&FP_XSTATE_MAGIC1.to_le_bytes());
     fpbuf[468..472].copy_from_slice(&(fp_size as u32).to_le_bytes());
     fpbuf[472..480].copy_from_slice(&xfeatures.to_le_bytes());
@@ -256,7 +257,7 @@ pub fn restore(t: &mut Task) -> Result<u64, Errno> {
     } else {
         let cur_len = t.cpu.fp.area.len();
         let mut area = t.mm.read_bytes(UserAddr(fpstate), cur_len)?;
-        sanitize_xsave(&mut area, &t.cpu.fp.area);
+        sanitize_xsave(&mut area, &t.cpu.fp.area, platform::xfeatures());
         FpState {
             area,
             valid: true,
@@ -297,8 +298,15 @@ pub fn restore(t: &mut Task) -> Result<u64, Errno> {
 }
 
 /// Makes an application-supplied XSAVE image safe to load: MXCSR reserved bits cleared,
-/// only features the host enabled, compacted-format and reserved header bytes zero.
-fn sanitize_xsave(area: &mut [u8], current: &[u8]) {
+/// only features the host enabled (`host_features`, XCR0), compacted-format and reserved
+/// header bytes zero. As Linux, a frame without FP_XSTATE_MAGIC1 holds only the legacy
+/// x87/SSE state, and the state components its `_fpx_sw_bytes` leaves out are reset.
+///
+/// The features allowed are the host's, never those the current (handler's) state happens
+/// to use: a handler starts with the initial state (no AVX in use), and masking with it
+/// would drop the interrupted code's AVX registers on return (glibc's string functions keep
+/// heap data in them: issue 12's heap corruption).
+fn sanitize_xsave(area: &mut [u8], current: &[u8], host_features: u64) {
     let mxcsr_mask = match u32::from_le_bytes(current[28..32].try_into().expect("4 bytes")) {
         0 => 0xffbf,
         m => m,
@@ -307,7 +315,12 @@ fn sanitize_xsave(area: &mut [u8], current: &[u8]) {
     area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
     area[28..32].copy_from_slice(&current[28..32]);
     if area.len() >= 576 {
-        let allowed = u64::from_le_bytes(current[512..520].try_into().expect("8 bytes")) | 3;
+        let magic = u32::from_le_bytes(area[464..468].try_into().expect("4 bytes"));
+        let allowed = if magic == FP_XSTATE_MAGIC1 {
+            host_features & (u64::from_le_bytes(area[472..480].try_into().expect("8 bytes")) | 3)
+        } else {
+            3
+        };
         let bv = u64::from_le_bytes(area[512..520].try_into().expect("8 bytes")) & allowed;
         area[512..520].copy_from_slice(&bv.to_le_bytes());
         area[520..576].fill(0);

@@ -55,6 +55,13 @@ pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_QUEUE: i32 = -1;
 pub const SI_TKILL: i32 = -6;
+/// `si_code` of a POSIX timer's signal; its `si_timerid` and `si_overrun` share the first
+/// word of the union.
+pub const SI_TIMER: i32 = -2;
+
+/// The first real-time signal as the kernel numbers them (glibc keeps 32 and 33 for itself
+/// and reports 34 from `SIGRTMIN`, but they queue as every real-time signal does).
+pub const SIGRTMIN: i32 = 32;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
@@ -210,10 +217,27 @@ impl Pending {
         &self.queue
     }
 
-    /// Queues `info`; a standard signal already pending is merged (dropped).
+    /// Queues `info`; a standard signal already pending is merged (dropped). A POSIX
+    /// timer's signal is queued at most once, real-time or not, as on Linux: while it is
+    /// pending, later expirations only add to its `si_overrun`.
     pub fn push(&mut self, info: SigInfo) {
         let b = bit(info.signo);
-        if info.signo < libc::SIGRTMIN() && self.set & b != 0 {
+        if info.code == SI_TIMER {
+            let timer = info.fields[0] as u32;
+            let queued = self.queue.iter_mut().find(|q| {
+                q.signo == info.signo && q.code == SI_TIMER && q.fields[0] as u32 == timer
+            });
+            if let Some(q) = queued {
+                let overrun = |i: &SigInfo| (i.fields[0] >> 32) as u32 as i32;
+                let total = overrun(q)
+                    .saturating_add(overrun(&info))
+                    .saturating_add(1)
+                    .max(0);
+                q.fields[0] = u64::from(timer) | u64::from(total as u32) << 32;
+                return;
+            }
+        }
+        if info.signo < SIGRTMIN && self.set & b != 0 {
             return;
         }
         self.set |= b;
@@ -332,13 +356,37 @@ mod tests {
         let mut p = Pending::default();
         p.push(SigInfo::kernel(libc::SIGUSR1));
         p.push(SigInfo::kernel(libc::SIGUSR1));
-        let rt = libc::SIGRTMIN() + 1;
+        let rt = SIGRTMIN;
         p.push(SigInfo::kernel(rt));
         p.push(SigInfo::kernel(rt));
         assert_eq!(p.pop(0).unwrap().signo, libc::SIGUSR1);
         assert_eq!(p.pop(0).unwrap().signo, rt);
         assert_eq!(p.pop(0).unwrap().signo, rt);
         assert!(p.pop(0).is_none());
+    }
+
+    #[test]
+    fn a_timer_signal_is_queued_once_with_its_overruns() {
+        let rt = SIGRTMIN + 2;
+        let timer = |id: u64, over: u64| {
+            let mut i = SigInfo::new(rt, SI_TIMER);
+            i.fields[0] = id | over << 32;
+            i
+        };
+        let mut p = Pending::default();
+        p.push(timer(3, 0));
+        p.push(timer(3, 2));
+        p.push(timer(4, 0));
+        let first = p.pop(0).unwrap();
+        assert_eq!(
+            first.fields[0],
+            3 | 3 << 32,
+            "timer 3, 1 + 2 overruns merged"
+        );
+        assert_eq!(p.pop(0).unwrap().fields[0], 4);
+        assert!(p.pop(0).is_none());
+        p.push(timer(3, 0));
+        assert_eq!(p.pop(0).unwrap().fields[0], 3, "queued again once taken");
     }
 
     #[test]

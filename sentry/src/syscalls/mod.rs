@@ -33,6 +33,7 @@
 //! | futex | `futex.rs` |
 //! | uname, sysinfo, getrandom | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl | `process.rs` |
+//! | process_vm_readv, process_vm_writev | `process_vm.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
@@ -52,6 +53,7 @@ mod path;
 mod pipe;
 mod poll;
 mod process;
+mod process_vm;
 mod sched;
 mod seccomp;
 mod signal;
@@ -439,6 +441,8 @@ syscall_table! {
         319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB; F_SEAL_WRITE is added even while writable shared mappings exist");
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
+        310 process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_readv, Full;
+        311 process_vm_writev(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_writev, Full;
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("of the namespaces only CLONE_NEWPID; no pidfds, set_tid or cgroups");
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
@@ -460,8 +464,6 @@ syscall_table! {
         167 swapon, "never available in a sandbox";
         168 swapoff, "never available in a sandbox";
         163 acct, "never available in a sandbox";
-        310 process_vm_readv, "cross-process memory access is not offered";
-        311 process_vm_writev, "cross-process memory access is not offered";
     }
 }
 

@@ -10,14 +10,13 @@ use super::fd::nofile_limit;
 use super::time::{clock_now_nanos, clock_source};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
-use crate::kernel::signal::{SigInfo, NSIG};
+use crate::kernel::signal::{Pending, SigInfo, NSIG, SIGRTMIN, SI_TIMER};
 use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd, CPU_TICK};
 use crate::kernel::usage::CpuTimes;
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{FileKind, OpenFile};
 
-const SI_TIMER: i32 = -2;
 const SIGEV_SIGNAL: i32 = 0;
 const SIGEV_NONE: i32 = 1;
 const SIGEV_THREAD: i32 = 2;
@@ -82,12 +81,13 @@ fn timespec_from(d: Option<Duration>) -> Timespec {
 }
 
 /// An action that queues a signal to the process (or one of its threads), built by `info`
-/// from the expiration count. Holds neither the kernel nor the process alive.
+/// from the expiration count (None: nothing to queue this time). Holds neither the kernel
+/// nor the process alive.
 fn signal_action(
     kernel: &Arc<Kernel>,
     tg: &Arc<ThreadGroup>,
     thread: Option<i32>,
-    info: impl Fn(u64) -> SigInfo + Send + Sync + 'static,
+    info: impl Fn(u64) -> Option<SigInfo> + Send + Sync + 'static,
 ) -> Action {
     let k = Arc::downgrade(kernel);
     let g = Arc::downgrade(tg);
@@ -98,9 +98,17 @@ fn signal_action(
         let tree = k.tree();
         let target = thread.and_then(|tid| tree.tasks.get(&tid).cloned());
         match target {
-            Some(h) if Arc::ptr_eq(&h.tg, &g) => tree.send_thread(&h, info(count), false),
+            Some(h) if Arc::ptr_eq(&h.tg, &g) => {
+                if let Some(i) = info(count) {
+                    tree.send_thread(&h, i, false);
+                }
+            }
             Some(_) => {}
-            None => tree.send_group(&g, info(count), false),
+            None => {
+                if let Some(i) = info(count) {
+                    tree.send_group(&g, i, false);
+                }
+            }
         }
     })
 }
@@ -111,7 +119,9 @@ fn real_timer(t: &Task) -> Arc<Timer> {
     timers
         .real
         .get_or_insert_with(|| {
-            let action = signal_action(&t.kernel, &t.tg, None, |_| SigInfo::kernel(libc::SIGALRM));
+            let action = signal_action(&t.kernel, &t.tg, None, |_| {
+                Some(SigInfo::kernel(libc::SIGALRM))
+            });
             Timer::new(&t.kernel.timers, action)
         })
         .clone()
@@ -322,13 +332,37 @@ pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> 
         Box::new(move |count| o.store((count - 1).min(i32::MAX as u64) as i32, Ordering::Relaxed))
     } else {
         let o = overrun.clone();
+        let g = Arc::downgrade(&t.tg);
+        // Expirations not yet reported by a queued signal.
+        let carried = AtomicU64::new(0);
         signal_action(&t.kernel, &t.tg, thread, move |count| {
+            let count = count.saturating_add(carried.swap(0, Ordering::Relaxed));
+            // As Linux, a standard signal another sender left pending takes no timer
+            // signal: the expirations become overruns of the next one queued.
+            let blocked_by_other = signo < SIGRTMIN
+                && g.upgrade().is_some_and(|g| {
+                    let s = g.sig();
+                    let other = |p: &Pending| {
+                        p.queued().iter().any(|q| {
+                            q.signo == signo
+                                && !(q.code == SI_TIMER && q.fields[0] as u32 == id as u32)
+                        })
+                    };
+                    other(&s.shared)
+                        || thread
+                            .and_then(|tid| s.threads.get(&tid))
+                            .is_some_and(|th| other(&th.pending))
+                });
+            if blocked_by_other {
+                carried.fetch_add(count, Ordering::Relaxed);
+                return None;
+            }
             let over = (count - 1).min(i32::MAX as u64) as i32;
             o.store(over, Ordering::Relaxed);
             let mut info = SigInfo::new(signo, SI_TIMER);
             info.fields[0] = id as u32 as u64 | (over as u32 as u64) << 32;
             info.fields[1] = value;
-            info
+            Some(info)
         })
     };
     let timer = Timer::new(&t.kernel.timers, action);
