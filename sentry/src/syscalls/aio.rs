@@ -68,7 +68,7 @@ pub fn io_setup(t: &mut Task, nr: u32, ctxp: UserAddr) -> SysResult {
     if cur != 0 {
         return Err(Errno::EINVAL);
     }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let cpus = u32::try_from(crate::procfs::host_cpus()).unwrap_or(u32::MAX);
     let mf = t.kernel.memory.clone();
     let ctx = t.kernel.aio.create(&mf, nr, cpus)?;
     let len = ctx.ring_len();
