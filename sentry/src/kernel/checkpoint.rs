@@ -608,6 +608,8 @@ fn file_image(fd: i32, file: &OpenFile) -> Result<FileImage, CheckpointError> {
         FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
         FileKind::TimerFd(_) => return Err(unsupported("a timerfd")),
         FileKind::SignalFd(_) => return Err(unsupported("a signalfd")),
+        FileKind::PidFd(_) => return Err(unsupported("a pidfd")),
+        FileKind::Mqueue(_) => return Err(unsupported("a message queue")),
         FileKind::Pipe(p) if file.dentry.is_none() => {
             return Ok(FileImage::Pipe {
                 pipe: p.pipe_id(),

@@ -20,6 +20,7 @@
 //! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock` (see
 //! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
 
+pub mod aio;
 pub mod checkpoint;
 pub mod clone;
 pub mod context;
@@ -29,6 +30,7 @@ pub mod fd_table;
 pub mod freeze;
 pub mod futex;
 pub mod ipc;
+pub mod pidfd;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
@@ -102,6 +104,8 @@ pub struct Kernel {
     pub net: crate::net::Namespace,
     /// The IPC namespace: System V shared memory, semaphores and message queues.
     pub ipc: ipc::Namespace,
+    /// Native AIO contexts (io_setup).
+    pub aio: aio::Contexts,
     /// Every system-call number applications made, when `config.record_syscalls`.
     pub seen_syscalls: Option<syscall_set::SyscallSet>,
     /// Pause and resume ([`freeze`]).
@@ -155,6 +159,7 @@ impl Kernel {
             memfds,
             net,
             ipc: ipc::Namespace::default(),
+            aio: aio::Contexts::default(),
             seen_syscalls,
             freezer: freeze::Freezer::default(),
             warned: Mutex::new(HashSet::new()),

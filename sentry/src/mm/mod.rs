@@ -67,6 +67,9 @@ struct Vma {
     kind: VmaKind,
     /// The file mapped (None: anonymous memory).
     file: Option<FileMapping>,
+    /// VM_LOCKED (mlock, MAP_LOCKED, mlockall): never dropped by MADV_DONTNEED or
+    /// msync(MS_INVALIDATE); not inherited by fork children.
+    locked: bool,
 }
 
 impl Vma {
@@ -134,6 +137,8 @@ struct Inner {
     pmas: BTreeMap<u64, Pma>,
     brk_start: u64,
     brk: u64,
+    /// mlockall(MCL_FUTURE): new mappings are locked.
+    lock_future: bool,
     /// Thunks used in the patch table (`platform::patch`), header included; 0 before the
     /// table is mapped. Fork children inherit the table and this count.
     patch_next: u64,
@@ -180,6 +185,7 @@ impl MemoryManager {
                 pmas: BTreeMap::new(),
                 brk_start: 0,
                 brk: 0,
+                lock_future: false,
                 patch_next: 0,
             }),
         }
@@ -221,6 +227,7 @@ impl MemoryManager {
             if new_end > MMAP_BASE || i.vmas_overlap(old_end, new_end) {
                 return cur;
             }
+            let locked = i.lock_future;
             i.insert_vma(
                 old_end,
                 Vma {
@@ -229,6 +236,7 @@ impl MemoryManager {
                     shared: false,
                     kind: VmaKind::Heap,
                     file: None,
+                    locked,
                 },
             );
         } else if new_end < old_end
@@ -283,6 +291,7 @@ impl MemoryManager {
                 }
             }
         };
+        let locked = i.lock_future;
         i.insert_vma(
             addr,
             Vma {
@@ -291,6 +300,7 @@ impl MemoryManager {
                 shared: req.shared,
                 kind: req.kind,
                 file: req.file.clone(),
+                locked,
             },
         );
         if req.shared && req.file.is_none() {
@@ -418,6 +428,9 @@ impl MemoryManager {
         if !i.fully_mapped(addr, end) {
             return Err(Errno::ENOMEM);
         }
+        if i.any_locked(addr, end) {
+            return Err(Errno::EINVAL);
+        }
         // Shared pages keep their contents (Linux re-reads them from the shared object).
         let private: Vec<(u64, u64)> = i
             .vmas
@@ -435,13 +448,93 @@ impl MemoryManager {
     ///
     /// # Errors
     /// ENOMEM when part of the range is unmapped.
-    pub fn msync(&self, addr: u64, len: u64) -> Result<(), Errno> {
+    pub fn msync(&self, addr: u64, len: u64, invalidate: bool) -> Result<(), Errno> {
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-        if !self.lock().fully_mapped(addr, end) {
+        let i = self.lock();
+        if !i.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        // Locked pages cannot be invalidated (Linux: EBUSY).
+        if invalidate && i.any_locked(addr, end) {
+            return Err(Errno::EBUSY);
+        }
+        Ok(())
+    }
+
+    /// `mlock(2)`/`munlock(2)` of `[addr, addr+len)` (page-rounded outwards); `limit` is the
+    /// RLIMIT_MEMLOCK bytes the caller may have locked (None: CAP_IPC_LOCK, no limit).
+    ///
+    /// # Errors
+    /// ENOMEM when part of the range is unmapped, when locking would pass `limit`, or (after
+    /// locking, as Linux) when part of the range is PROT_NONE and cannot be populated.
+    pub fn mlock(&self, addr: u64, len: u64, lock: bool, limit: Option<u64>) -> Result<(), Errno> {
+        let start = page_down(addr);
+        let end = addr
+            .checked_add(len)
+            .and_then(page_up)
+            .ok_or(Errno::ENOMEM)?;
+        if start == end {
+            return Ok(());
+        }
+        let mut i = self.lock();
+        if !i.fully_mapped(start, end) {
+            return Err(Errno::ENOMEM);
+        }
+        if lock {
+            if let Some(limit) = limit {
+                let newly: u64 = i
+                    .vmas
+                    .range(..end)
+                    .filter(|(_, v)| v.end > start && !v.locked)
+                    .map(|(&s, v)| v.end.min(end) - s.max(start))
+                    .sum();
+                if i.locked_bytes() + newly > limit {
+                    return Err(Errno::ENOMEM);
+                }
+            }
+        }
+        i.split_vmas_at(start);
+        i.split_vmas_at(end);
+        let mut inaccessible = false;
+        for (_, v) in i.vmas.range_mut(start..end) {
+            v.locked = lock;
+            inaccessible |= v.perms == Perms::NONE;
+        }
+        if lock && inaccessible {
             return Err(Errno::ENOMEM);
         }
         Ok(())
+    }
+
+    /// `mlockall(2)`: `current` locks every mapping (within `limit`, as [`Self::mlock`]),
+    /// `future` every later one; `munlockall(2)` is both false.
+    ///
+    /// # Errors
+    /// ENOMEM when locking every mapping would pass `limit`.
+    pub fn mlockall(&self, current: bool, future: bool, limit: Option<u64>) -> Result<(), Errno> {
+        let mut i = self.lock();
+        if current {
+            let total: u64 = i.vmas.iter().map(|(&s, v)| v.end - s).sum();
+            if limit.is_some_and(|l| total > l) {
+                return Err(Errno::ENOMEM);
+            }
+        }
+        if current || !future {
+            for v in i.vmas.values_mut() {
+                v.locked = current;
+            }
+        }
+        i.lock_future = future;
+        Ok(())
+    }
+
+    /// Bytes of locked mappings (what RLIMIT_MEMLOCK counts), and whether the mapping at
+    /// `addr` is locked.
+    pub fn locked_bytes(&self, addr: u64) -> (u64, bool) {
+        let i = self.lock();
+        let here = i.vma_at(addr).is_some_and(|(_, v)| v.locked);
+        (i.locked_bytes(), here)
     }
 
     /// `mremap(2)`: resizes or moves `[old, old+old_len)`.
@@ -849,6 +942,7 @@ impl MemoryManager {
                     shared: false,
                     kind: VmaKind::Named(PATCH_TABLE_NAME.into()),
                     file: None,
+                    locked: false,
                 },
             );
             i.patch_next = 1;
@@ -975,11 +1069,17 @@ impl MemoryManager {
                 },
             );
         }
+        // Memory locks are not inherited (VM_LOCKED is cleared in the child, as is MCL_FUTURE).
+        let mut vmas = i.vmas.clone();
+        for v in vmas.values_mut() {
+            v.locked = false;
+        }
         let inner = Inner {
-            vmas: i.vmas.clone(),
+            vmas,
             pmas: child_pmas,
             brk_start: i.brk_start,
             brk: i.brk,
+            lock_future: false,
             patch_next: i.patch_next,
         };
         Ok(MemoryManager {
@@ -1132,6 +1232,20 @@ impl Inner {
             .range(..end)
             .next_back()
             .is_some_and(|(_, v)| v.end > start)
+    }
+
+    fn any_locked(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .range(..end)
+            .any(|(_, v)| v.end > start && v.locked)
+    }
+
+    fn locked_bytes(&self) -> u64 {
+        self.vmas
+            .iter()
+            .filter(|(_, v)| v.locked)
+            .map(|(&s, v)| v.end - s)
+            .sum()
     }
 
     fn fully_mapped(&self, start: u64, end: u64) -> bool {

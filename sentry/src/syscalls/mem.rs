@@ -1,4 +1,4 @@
-//! Memory system calls: brk, mmap family, madvise.
+//! Memory system calls: brk, mmap family, madvise, the mlock family.
 
 use platform::Perms;
 
@@ -60,17 +60,95 @@ pub fn mmap(
     {
         return Err(Errno::EINVAL);
     }
-    if flags & libc::MAP_ANONYMOUS == 0 {
-        return mmap_file(t, placement, len, perms, shared, fd, off);
+    let locked = flags & libc::MAP_LOCKED != 0;
+    if locked {
+        // Linux: EPERM without any right to lock, EAGAIN past RLIMIT_MEMLOCK.
+        if let Some(limit) = memlock_limit(t)? {
+            if t.mm.locked_bytes(0).0.saturating_add(len) > limit {
+                return Err(Errno::EAGAIN);
+            }
+        }
     }
-    t.mm.mmap(MmapRequest {
-        placement,
-        len,
-        perms,
-        shared,
-        kind: VmaKind::Anon,
-        file: None,
-    })
+    let addr = if flags & libc::MAP_ANONYMOUS == 0 {
+        mmap_file(t, placement, len, perms, shared, fd, off)?
+    } else {
+        t.mm.mmap(MmapRequest {
+            placement,
+            len,
+            perms,
+            shared,
+            kind: VmaKind::Anon,
+            file: None,
+        })?
+    };
+    if locked {
+        // The limit was checked above; a PROT_NONE mapping is locked but not populated,
+        // which MAP_LOCKED does not report.
+        let _ = t.mm.mlock(addr, len, true, None);
+    }
+    Ok(addr)
+}
+
+/// The RLIMIT_MEMLOCK bytes the caller may lock, None with CAP_IPC_LOCK.
+///
+/// # Errors
+/// EPERM when it may lock nothing at all (a zero limit and no CAP_IPC_LOCK).
+fn memlock_limit(t: &Task) -> Result<Option<u64>, Errno> {
+    if t.creds.has_cap(CAP_IPC_LOCK) {
+        return Ok(None);
+    }
+    match t.tg.limits.lock().unwrap()[libc::RLIMIT_MEMLOCK as usize].cur {
+        0 => Err(Errno::EPERM),
+        u64::MAX => Ok(None),
+        limit => Ok(Some(limit)),
+    }
+}
+
+/// CAP_IPC_LOCK: lock memory past RLIMIT_MEMLOCK.
+const CAP_IPC_LOCK: u32 = 14;
+
+/// `mlock2` flag: lock pages as they are faulted in.
+const MLOCK_ONFAULT: u32 = 1;
+
+/// mlock(2). Pages are locked as far as the sandbox can say: the sentry never swaps them
+/// out, and the locked state shows where Linux shows it (MADV_DONTNEED and
+/// msync(MS_INVALIDATE) refuse locked pages, RLIMIT_MEMLOCK counts them).
+pub fn mlock(t: &mut Task, addr: UserAddr, len: usize) -> SysResult {
+    mlock2(t, addr, len, 0)
+}
+
+/// mlock2(2)
+pub fn mlock2(t: &mut Task, addr: UserAddr, len: usize, flags: u32) -> SysResult {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let limit = memlock_limit(t)?;
+    t.mm.mlock(addr.0, len as u64, true, limit).map(|()| 0)
+}
+
+/// munlock(2)
+pub fn munlock(t: &mut Task, addr: UserAddr, len: usize) -> SysResult {
+    t.mm.mlock(addr.0, len as u64, false, None).map(|()| 0)
+}
+
+/// mlockall(2)
+pub fn mlockall(t: &mut Task, flags: i32) -> SysResult {
+    let known = libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT;
+    if flags & !known != 0 || flags & (libc::MCL_CURRENT | libc::MCL_FUTURE) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let limit = memlock_limit(t)?;
+    t.mm.mlockall(
+        flags & libc::MCL_CURRENT != 0,
+        flags & libc::MCL_FUTURE != 0,
+        limit,
+    )
+    .map(|()| 0)
+}
+
+/// munlockall(2)
+pub fn munlockall(t: &mut Task) -> SysResult {
+    t.mm.mlockall(false, false, None).map(|()| 0)
 }
 
 /// A file mapping: the VMA maps the file's pages (tmpfs) or the page cache's (host files),
@@ -136,7 +214,7 @@ pub fn msync(t: &mut Task, addr: UserAddr, len: u64, flags: Flags) -> SysResult 
     {
         return Err(Errno::EINVAL);
     }
-    t.mm.msync(addr.0, len)?;
+    t.mm.msync(addr.0, len, flags & libc::MS_INVALIDATE != 0)?;
     Ok(0)
 }
 
@@ -171,6 +249,14 @@ pub fn mremap(
     let fixed = flags & libc::MREMAP_FIXED != 0;
     if fixed && !may_move {
         return Err(Errno::EINVAL);
+    }
+    // Growing a locked mapping locks the new part: RLIMIT_MEMLOCK applies (EAGAIN).
+    let (locked, old_locked) = t.mm.locked_bytes(old.0);
+    if old_locked && new_len > old_len && !t.creds.has_cap(CAP_IPC_LOCK) {
+        let limit = t.tg.limits.lock().unwrap()[libc::RLIMIT_MEMLOCK as usize].cur;
+        if locked.saturating_add(new_len - old_len) > limit {
+            return Err(Errno::EAGAIN);
+        }
     }
     t.mm.mremap(
         old.0,

@@ -24,7 +24,7 @@
 //! | poll, ppoll, select, pselect6, epoll | `poll.rs` |
 //! | inotify | `inotify.rs` |
 //! | mount, umount2 | `mount.rs` |
-//! | mmap, munmap, mprotect, mremap, msync, madvise, brk | `mem.rs` |
+//! | mmap, munmap, mprotect, mremap, msync, madvise, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
 //! | socket calls | `socket.rs` |
 //! | signals: sigaction, sigprocmask, kill family, sigqueue, sigsuspend, sigtimedwait, sigaltstack | `signal.rs` |
 //! | signalfd, signalfd4 | `signalfd.rs` |
@@ -36,8 +36,12 @@
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
+//! | POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify, mq_getsetattr | `mq.rs` |
+//! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
+//! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
+mod aio;
 mod attr;
 mod creds;
 mod dir;
@@ -49,7 +53,9 @@ mod ipc;
 mod lock;
 mod mem;
 mod mount;
+mod mq;
 mod path;
+mod pidfd;
 mod pipe;
 mod poll;
 mod process;
@@ -338,6 +344,10 @@ syscall_table! {
         145 sched_getscheduler(pid: i32) => sched::sched_getscheduler, Full;
         146 sched_get_priority_max(policy: i32) => sched::sched_get_priority_max, Full;
         147 sched_get_priority_min(policy: i32) => sched::sched_get_priority_min, Full;
+        149 mlock(addr: UserAddr, len: usize) => mem::mlock, Full;
+        150 munlock(addr: UserAddr, len: usize) => mem::munlock, Full;
+        151 mlockall(flags: i32) => mem::mlockall, Full;
+        152 munlockall() => mem::munlockall, Full;
         148 sched_rr_get_interval(pid: i32, tp: UserAddr) => sched::sched_rr_get_interval, Full;
         157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable, capability bounding and ambient sets, keepcaps, securebits");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
@@ -366,6 +376,11 @@ syscall_table! {
         202 futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) => futex::futex, Partial("no PI futexes; WAKE_OP is not atomic against application stores");
         203 sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => sched::sched_setaffinity, Partial("recorded per thread within the sandbox's CPUs; the host places the sentry's threads");
         204 sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => sched::sched_getaffinity, Full;
+        206 io_setup(nr: u32, ctxp: UserAddr) => aio::io_setup, Partial("requests run synchronously at submission; no IOCB_FLAG_RESFD");
+        207 io_destroy(ctx: u64) => aio::io_destroy, Full;
+        208 io_getevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserAddr) => aio::io_getevents, Full;
+        209 io_submit(ctx: u64, nr: i64, iocbpp: UserAddr) => aio::io_submit, Partial("PREAD, PWRITE, PREADV, PWRITEV, FSYNC, FDSYNC, done synchronously; IOCB_CMD_POLL is EINVAL");
+        210 io_cancel(ctx: u64, iocb: UserAddr, result: UserAddr) => aio::io_cancel, Partial("nothing is ever in flight: EINVAL");
         213 epoll_create(size: i32) => poll::epoll_create, Full;
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
@@ -386,7 +401,13 @@ syscall_table! {
         233 epoll_ctl(epfd: Fd, op: i32, fd: Fd, event: UserAddr) => poll::epoll_ctl, Full;
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
         235 utimes(path: PathArg, times: UserAddr) => attr::utimes, Full;
-        247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("no P_PIDFD; rusage as wait4");
+        240 mq_open(name: UserAddr, oflag: Flags, mode: u32, attr: UserAddr) => mq::mq_open, Partial("no mqueue file system to mount; RLIMIT_MSGQUEUE is not charged");
+        241 mq_unlink(name: UserAddr) => mq::mq_unlink, Full;
+        242 mq_timedsend(fd: Fd, msg: UserAddr, len: usize, prio: u32, timeout: UserAddr) => mq::mq_timedsend, Full;
+        243 mq_timedreceive(fd: Fd, msg: UserAddr, len: usize, prio: UserAddr, timeout: UserAddr) => mq::mq_timedreceive, Full;
+        244 mq_notify(fd: Fd, sevp: UserAddr) => mq::mq_notify, Partial("SIGEV_NONE and SIGEV_SIGNAL; SIGEV_THREAD is EINVAL");
+        245 mq_getsetattr(fd: Fd, new: UserAddr, old: UserAddr) => mq::mq_getsetattr, Full;
+        247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("rusage as wait4");
         251 ioprio_set(which: i32, who: i32, ioprio: i32) => sched::ioprio_set, Partial("recorded per thread; the host schedules the sentry's I/O");
         252 ioprio_get(which: i32, who: i32) => sched::ioprio_get, Full;
         253 inotify_init() => inotify::inotify_init, Full;
@@ -433,6 +454,7 @@ syscall_table! {
         305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;
         307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
+        308 setns(fd: Fd, nstype: i32) => pidfd::setns, Partial("pidfds only (no /proc/[pid]/ns files); every process shares one namespace of each kind but PID, so joining is staying; another PID namespace is EINVAL");
         309 getcpu(cpu: UserAddr, node: UserAddr) => sched::getcpu, Full;
         314 sched_setattr(pid: i32, attr: UserAddr, flags: u32) => sched::sched_setattr, Partial("no SCHED_DEADLINE (EINVAL) or utilization clamps (EOPNOTSUPP); recorded per thread");
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
@@ -440,11 +462,15 @@ syscall_table! {
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
         319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB; F_SEAL_WRITE is added even while writable shared mappings exist");
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
+        325 mlock2(addr: UserAddr, len: usize, flags: u32) => mem::mlock2, Full;
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
         310 process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_readv, Full;
         311 process_vm_writev(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_writev, Full;
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
-        435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("of the namespaces only CLONE_NEWPID; no pidfds, set_tid or cgroups");
+        424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("of the PIDFD_SIGNAL_* scopes only PIDFD_SIGNAL_THREAD_GROUP");
+        434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("no PIDFD_THREAD (EINVAL)");
+        435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("of the namespaces only CLONE_NEWPID; no set_tid or cgroups");
+        438 pidfd_getfd(fd: Fd, target_fd: i32, flags: u32) => pidfd::pidfd_getfd, Full;
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
         437 openat2(dirfd: Fd, path: PathArg, how: UserAddr, size: usize) => path::openat2, Partial("RESOLVE_NO_XDEV and RESOLVE_NO_MAGICLINKS are accepted but not enforced");
         317 seccomp(op: u32, flags: Flags, uargs: UserAddr) => seccomp::seccomp, Partial("no SECCOMP_RET_USER_NOTIF listeners, no tracer for SECCOMP_RET_TRACE (ENOSYS as without one)");

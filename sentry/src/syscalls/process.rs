@@ -235,8 +235,15 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
         (0, _) | (_, 0) => return Err(Errno::EINVAL),
         (s, n) => s.checked_add(n).ok_or(Errno::EINVAL)?,
     };
+    let pidfd_slot = (a.flags & CLONE_PIDFD != 0).then_some(UserAddr(a.pidfd));
+    if let Some(slot) = pidfd_slot {
+        if a.flags & libc::CLONE_THREAD as u64 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        super::pidfd::check_slot(t, slot)?;
+    }
     let args = CloneArgs {
-        flags: a.flags,
+        flags: a.flags & !CLONE_PIDFD,
         exit_signal: a.exit_signal as i32,
         stack,
         parent_tid: UserAddr(a.parent_tid),
@@ -244,8 +251,15 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
         tls: a.tls,
     };
     check_nproc(t)?;
-    Ok(clone::clone(t, args)? as u64)
+    let child = clone::clone(t, args)?;
+    if let Some(slot) = pidfd_slot {
+        super::pidfd::give_child_pidfd(t, child, slot)?;
+    }
+    Ok(child as u64)
 }
+
+/// clone3's CLONE_PIDFD: a pidfd of the child is stored at `clone_args.pidfd`.
+const CLONE_PIDFD: u64 = 0x1000;
 
 /// fork(2)
 pub fn fork(t: &mut Task) -> SysResult {
@@ -385,7 +399,7 @@ pub fn wait4(
     }
 }
 
-/// waitid(2) (P_ALL, P_PID, P_PGID).
+/// waitid(2) (P_ALL, P_PID, P_PGID, P_PIDFD).
 pub fn waitid(
     t: &mut Task,
     idtype: i32,
@@ -400,12 +414,18 @@ pub fn waitid(
     {
         return Err(Errno::EINVAL);
     }
-    // P_ALL, P_PID, P_PGID
+    // P_ALL, P_PID, P_PGID, P_PIDFD
+    let mut nonblock_fd = false;
     let sel = match idtype {
         0 => WaitSel::Any,
         1 if id > 0 => WaitSel::Pid(t.lookup_pid(id).ok_or(Errno::ECHILD)?),
         2 if id == 0 => WaitSel::Pgid(0),
         2 if id > 0 => WaitSel::Pgid(t.lookup_pid(id).ok_or(Errno::ECHILD)?),
+        3 => {
+            let (pid, nonblock) = super::pidfd::wait_target(t, id)?;
+            nonblock_fd = nonblock;
+            WaitSel::Pid(pid)
+        }
         _ => return Err(Errno::EINVAL),
     };
     let opts = WaitOpts {
@@ -416,7 +436,12 @@ pub fn waitid(
         clone: options & WCLONE != 0,
         all: options & WALL != 0,
     };
-    let found = wait_common(t, sel, opts, options & WNOHANG != 0)?;
+    let nohang = options & WNOHANG != 0;
+    let found = wait_common(t, sel, opts, nohang || nonblock_fd)?;
+    // A non-blocking pidfd turns a wait that would block into EAGAIN.
+    if found.is_none() && nonblock_fd && !nohang {
+        return Err(Errno::EAGAIN);
+    }
     if !infop.is_null() {
         let info = match found {
             Some((pid, st, _)) => {

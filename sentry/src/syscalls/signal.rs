@@ -135,7 +135,7 @@ fn forced(t: &Task, target: &ThreadGroup, sig: i32) -> bool {
 }
 
 /// Sends `sig` (siginfo from `info`, or kill(2)'s own when None) to every group.
-fn send_to_groups(
+pub(super) fn send_to_groups(
     t: &Task,
     groups: &[Arc<ThreadGroup>],
     sig: i32,

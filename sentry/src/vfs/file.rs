@@ -211,6 +211,63 @@ pub trait SignalFdFile: FileOps {
     fn set_mask(&self, mask: u64);
 }
 
+/// A pidfd (implemented by the kernel's process table).
+pub trait PidFdFile: FileOps {
+    /// The process it names: its global PID and an identity token that tells it apart from
+    /// a later process given the same PID.
+    fn target(&self) -> (i32, usize);
+}
+
+/// A signal `mq_timedsend` owes the process that registered with `mq_notify` (signo 0:
+/// SIGEV_NONE, the registration is only used up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MqNotification {
+    pub tgid: i32,
+    pub signo: i32,
+    pub value: u64,
+}
+
+/// A POSIX message queue open through `mq_open` (implemented by the kernel's IPC
+/// namespace).
+pub trait MqueueFile: FileOps {
+    /// `mq_timedsend`: queues `msg` at priority `prio`, waiting for room until `deadline`
+    /// unless `nonblock`; returns the notification the arrival triggers.
+    ///
+    /// # Errors
+    /// EINVAL (priority), EMSGSIZE, EAGAIN, ETIMEDOUT, EINTR.
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        msg: Vec<u8>,
+        prio: u32,
+        nonblock: bool,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<MqNotification>, Errno>;
+
+    /// `mq_timedreceive`: the oldest message of the highest priority and that priority,
+    /// for a buffer of `max` bytes.
+    ///
+    /// # Errors
+    /// EMSGSIZE (buffer below mq_msgsize), EAGAIN, ETIMEDOUT, EINTR.
+    fn receive(
+        &self,
+        t: &mut dyn Context,
+        max: usize,
+        nonblock: bool,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(Vec<u8>, u32), Errno>;
+
+    /// (mq_maxmsg, mq_msgsize, mq_curmsgs).
+    fn attr(&self) -> [i64; 3];
+
+    /// `mq_notify`: registers process `tgid` for (sigev_notify, signo, value), or with None
+    /// removes its registration.
+    ///
+    /// # Errors
+    /// EBUSY when another registration exists.
+    fn notify(&self, tgid: i32, request: Option<(i32, i32, u64)>) -> Result<(), Errno>;
+}
+
 /// A pipe end or an opened FIFO (implemented by the kernel's pipes): what splice, tee,
 /// vmsplice and fcntl's pipe-size commands need beyond read and write. The pipe's lock is
 /// taken and released inside each call, so callers never hold it across a wait.
@@ -272,6 +329,10 @@ pub enum FileKind {
     SignalFd(Arc<dyn SignalFdFile>),
     /// A pipe end or an opened FIFO.
     Pipe(Arc<dyn PipeFile>),
+    /// A process file descriptor (pidfd_open, CLONE_PIDFD).
+    PidFd(Arc<dyn PidFdFile>),
+    /// A POSIX message queue opened with mq_open.
+    Mqueue(Arc<dyn MqueueFile>),
 }
 
 impl FileKind {
@@ -285,6 +346,8 @@ impl FileKind {
             FileKind::TimerFd(f) => &**f,
             FileKind::SignalFd(f) => &**f,
             FileKind::Pipe(f) => &**f,
+            FileKind::PidFd(f) => &**f,
+            FileKind::Mqueue(f) => &**f,
         }
     }
 
@@ -298,6 +361,8 @@ impl FileKind {
             FileKind::TimerFd(f) => f.clone(),
             FileKind::SignalFd(f) => f.clone(),
             FileKind::Pipe(f) => f.clone(),
+            FileKind::PidFd(f) => f.clone(),
+            FileKind::Mqueue(f) => f.clone(),
         }
     }
 }

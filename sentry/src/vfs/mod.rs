@@ -25,7 +25,10 @@ pub mod walk;
 
 pub use crate::mm::usermem::{IoDst, IoSrc};
 pub use context::{Context, JobIds, ProcessGroups};
-pub use file::{FileKind, FileOps, OpenFile, PipeFile, SignalFdFile, Stat, TimerFdFile};
+pub use file::{
+    FileKind, FileOps, MqNotification, MqueueFile, OpenFile, PidFdFile, PipeFile, SignalFdFile,
+    Stat, TimerFdFile,
+};
 pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
 pub use mount::{Dentry, FsContext, Mount, MountNamespace};
 pub use walk::Resolver;

@@ -1,5 +1,6 @@
 //! System V IPC: shared memory ([`shm`]), semaphore sets ([`sem`]) and message queues
-//! ([`msg`]), in one IPC namespace per kernel ([`Namespace`]).
+//! ([`msg`]), and POSIX message queues ([`mq`]), in one IPC namespace per kernel
+//! ([`Namespace`]).
 //!
 //! The three kinds share what `ipc/util.c` shares in Linux: objects found by key or by
 //! identifier ([`Registry`]), the owner/creator/mode record with its permission check
@@ -11,6 +12,7 @@
 //! never held while the caller's `MemoryManager::inner` is taken (user memory is copied
 //! before or after), and process exit takes the semaphore registry under `Kernel::tree`.
 
+pub mod mq;
 pub mod msg;
 pub mod sem;
 pub mod shm;
@@ -51,6 +53,8 @@ pub struct Namespace {
     pub shm: shm::Shm,
     pub sem: sem::Sem,
     pub msg: msg::Msg,
+    /// POSIX message queues.
+    pub mq: mq::Mq,
 }
 
 impl Namespace {
