@@ -334,6 +334,7 @@ fn set_acl(t: &Task, f: &Found, default: bool, entries: Option<acl::Acl>) -> Res
         };
     }
     let mut mode = st.mode;
+    let given = entries.is_some();
     let mut stored = entries;
     if let Some(a) = &stored {
         let (m, extended) = acl::equiv_mode(a, mode);
@@ -347,7 +348,12 @@ fn set_acl(t: &Task, f: &Found, default: bool, entries: Option<acl::Acl>) -> Res
     }
     match &stored {
         Some(a) => f.inode.setxattr(name, &acl::encode(a), 0)?,
-        None => f.inode.removexattr(name)?,
+        // An ACL that folds into the mode replaces one the file may not have (an overlay's
+        // lower file without one answers ENODATA to removal).
+        None => match f.inode.removexattr(name) {
+            Err(Errno::ENODATA) if given => {}
+            r => r?,
+        },
     }
     f.inode.setattr(&SetAttr {
         mode: Some(mode & 0o7777),

@@ -57,7 +57,7 @@ pub fn parse(value: &[u8]) -> Result<Option<Acl>, Errno> {
     if value.is_empty() {
         return Ok(None);
     }
-    if value.len() < 4 || (value.len() - 4) % 8 != 0 {
+    if value.len() < 4 || !(value.len() - 4).is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let version = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
