@@ -21,6 +21,7 @@ pub mod cap {
     pub const DAC_OVERRIDE: u32 = 1;
     pub const DAC_READ_SEARCH: u32 = 2;
     pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
     pub const KILL: u32 = 5;
     pub const SETGID: u32 = 6;
     pub const SETUID: u32 = 7;
@@ -31,6 +32,7 @@ pub mod cap {
     pub const SYS_ADMIN: u32 = 21;
     pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
+    pub const SETFCAP: u32 = 31;
 }
 
 /// `NGROUPS_MAX`: the most supplementary groups a task may have.

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::tmpfs::{TmpFs, TmpNode};
 use crate::abi::Errno;
 use crate::memory::MemoryFile;
+use crate::vfs::acl;
 use crate::vfs::inode::RenameFlags;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
@@ -67,18 +68,24 @@ pub fn new_overlay(mf: &Arc<MemoryFile>, lower: Arc<dyn Inode>) -> Result<Arc<Ov
         ..SetAttr::default()
     })?;
     upper.set_times_from(&st);
+    Ok(new_overlay_on(lower, upper))
+}
+
+/// An overlay of the directory `upper` of a tmpfs over `lower` (`mount -t overlay` with
+/// `upperdir=` a tmpfs directory); returns its root.
+pub fn new_overlay_on(lower: Arc<dyn Inode>, upper: Arc<TmpNode>) -> Arc<OvlNode> {
     let fs = Arc::new(OvlFs {
         dev: super::anon_dev(),
         copy_lock: Mutex::new(()),
     });
-    Ok(Arc::new_cyclic(|me| OvlNode {
+    Arc::new_cyclic(|me| OvlNode {
         fs,
         me: me.clone(),
         parent: None,
         name: Vec::new(),
         lower: Some(lower),
         upper: Mutex::new(Some(upper)),
-    }))
+    })
 }
 
 impl OvlNode {
@@ -209,6 +216,16 @@ impl OvlNode {
             FileType::Socket => pu.create_node(&self.name, NewNode::Socket, attrs)?,
             _ => return Err(Errno::EACCES),
         };
+        // Extended attributes (and so ACLs) come up with the file, as overlayfs's
+        // ovl_copy_xattr.
+        for name in lower.listxattr().unwrap_or_default() {
+            if let Ok(value) = lower.getxattr(&name) {
+                match node.setxattr(&name, &value, 0) {
+                    Ok(()) | Err(Errno::EOPNOTSUPP) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         node.set_times_from(&st);
         *self.upper.lock().unwrap() = Some(node.clone());
         Ok(node)
@@ -443,6 +460,45 @@ impl Inode for OvlNode {
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         let u = self.copy_up(a.size != Some(0))?;
         u.setattr(a)
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        match self.upper() {
+            Some(u) => u.getxattr(name),
+            // A lower filesystem without attributes shows none through the overlay.
+            None => match self.top()?.getxattr(name) {
+                Err(Errno::EOPNOTSUPP)
+                    if !(acl::is_acl_name(name)
+                        && self.file_type().ok() == Some(FileType::Symlink)) =>
+                {
+                    Err(Errno::ENODATA)
+                }
+                r => r,
+            },
+        }
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        self.copy_up(true)?.setxattr(name, value, flags)
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        // Removing what the lower file does not have copies nothing up.
+        if self.upper().is_none() {
+            self.getxattr(name)?;
+        }
+        self.copy_up(true)?.removexattr(name)
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        match self.top()?.listxattr() {
+            Err(Errno::EOPNOTSUPP) => Ok(Vec::new()),
+            r => r,
+        }
+    }
+
+    fn access_acl(&self) -> Option<acl::Acl> {
+        self.top().ok()?.access_acl()
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {

@@ -22,7 +22,8 @@ use crate::abi::{Errno, PAGE_SIZE};
 use crate::memory::{FileRange, MemoryFile};
 use crate::mm::filemap::Mappable;
 use crate::mm::pagecache;
-use crate::vfs::inode::{now, RenameFlags, TimeSet};
+use crate::vfs::acl;
+use crate::vfs::inode::{now, RenameFlags, TimeSet, XATTR_CREATE, XATTR_REPLACE};
 use crate::vfs::Context;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
@@ -284,6 +285,8 @@ struct TmpState {
     atime: (i64, i64),
     mtime: (i64, i64),
     ctime: (i64, i64),
+    /// Extended attributes (user, trusted, security, and the ACLs as their raw values).
+    xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
     data: Data,
 }
 
@@ -301,6 +304,28 @@ impl std::fmt::Debug for TmpFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TmpFs").field("dev", &self.dev).finish()
     }
+}
+
+/// Most bytes of names and values one file's extended attributes may hold (Linux's tmpfs
+/// bounds them by its inode space; this keeps one file from taking unbounded sentry heap).
+const XATTRS_MAX_BYTES: usize = 1 << 20;
+
+/// Whether tmpfs keeps the attribute `name` on a file in `st`, as shmem's handlers: the
+/// user, trusted and security namespaces, and the two ACLs except on symbolic links.
+fn xattr_supported(st: &TmpState, name: &[u8]) -> Result<(), Errno> {
+    if acl::is_acl_name(name) {
+        if matches!(st.data, Data::Symlink(_)) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        return Ok(());
+    }
+    if [&b"user."[..], b"trusted.", b"security."]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        return Ok(());
+    }
+    Err(Errno::EOPNOTSUPP)
 }
 
 /// A tmpfs file.
@@ -372,6 +397,7 @@ impl TmpNode {
                 atime: t,
                 mtime: t,
                 ctime: t,
+                xattrs: BTreeMap::new(),
                 data,
             }),
         })
@@ -1055,6 +1081,13 @@ impl Inode for TmpNode {
         }
         if let Some(m) = a.mode {
             st.mode = (st.mode & libc::S_IFMT) | (m & 0o7777);
+            // chmod changes an extended access ACL with the mode (posix_acl_chmod).
+            if let Some(v) = st.xattrs.get_mut(acl::ACCESS) {
+                if let Ok(Some(mut entries)) = acl::parse(v) {
+                    acl::chmod(&mut entries, m);
+                    *v = acl::encode(&entries);
+                }
+            }
         }
         if let Some(u) = a.uid {
             st.uid = u;
@@ -1070,6 +1103,56 @@ impl Inode for TmpNode {
         }
         st.ctime = now();
         Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        let st = self.lock();
+        xattr_supported(&st, name)?;
+        st.xattrs.get(name).cloned().ok_or(Errno::ENODATA)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        let mut st = self.lock();
+        xattr_supported(&st, name)?;
+        let exists = st.xattrs.contains_key(name);
+        if exists && flags & XATTR_CREATE != 0 {
+            return Err(Errno::EEXIST);
+        }
+        if !exists && flags & XATTR_REPLACE != 0 {
+            return Err(Errno::ENODATA);
+        }
+        let total: usize = st
+            .xattrs
+            .iter()
+            .filter(|(k, _)| k.as_slice() != name)
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if total + name.len() + value.len() > XATTRS_MAX_BYTES {
+            return Err(Errno::ENOSPC);
+        }
+        st.xattrs.insert(name.to_vec(), value.to_vec());
+        st.ctime = now();
+        Ok(())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        let mut st = self.lock();
+        xattr_supported(&st, name)?;
+        // Removing an ACL the file does not have succeeds, as shmem's simple_set_acl(NULL).
+        if st.xattrs.remove(name).is_none() && !acl::is_acl_name(name) {
+            return Err(Errno::ENODATA);
+        }
+        st.ctime = now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        Ok(self.lock().xattrs.keys().cloned().collect())
+    }
+
+    fn access_acl(&self) -> Option<acl::Acl> {
+        let st = self.lock();
+        acl::parse(st.xattrs.get(acl::ACCESS)?).ok().flatten()
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {

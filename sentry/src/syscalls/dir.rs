@@ -8,7 +8,7 @@ use super::{Fd, PathArg};
 use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
-use crate::vfs::inode::may_access;
+use crate::vfs::inode::may_access_inode;
 use crate::vfs::inotify;
 use crate::vfs::{Dentry, FileType};
 
@@ -36,7 +36,7 @@ fn enter_dir(t: &Task, d: Arc<Dentry>) -> Result<Arc<Dentry>, Errno> {
     if FileType::from_mode(st.mode) != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
-    if !may_access(&st, &t.creds, 1, false) {
+    if !may_access_inode(d.inode.as_ref(), &st, &t.creds, 1, false) {
         return Err(Errno::EACCES);
     }
     Ok(d)

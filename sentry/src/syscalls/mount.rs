@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::{Flags, PathArg};
 use crate::abi::{Errno, SysResult};
 use crate::fs::devpts::{DevPts, DevPtsOptions};
-use crate::fs::tmpfs::TmpFs;
+use crate::fs::overlay;
+use crate::fs::tmpfs::{TmpFs, TmpNode};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
@@ -172,12 +173,59 @@ pub fn mount(
                 "proc",
                 source,
             ),
+            "overlay" => {
+                let data = read_opt_string(t, data)?.unwrap_or_default();
+                (overlay_root(t, &data)?, "overlay", source)
+            }
             _ => return Err(Errno::ENODEV),
         }
     };
     let m = t.fs.ns.mount(&dir.path, root, fs_type, &source, readonly);
     log::debug!("mounted {m:?}");
     Ok(0)
+}
+
+/// The root of a new overlay from its options: one `lowerdir`, and an `upperdir` that is a
+/// tmpfs directory (the sentry's overlay keeps its upper layer in tmpfs); `workdir` must
+/// name a directory and is otherwise unused. Anything else is EINVAL.
+fn overlay_root(t: &Task, data: &str) -> Result<Arc<dyn Inode>, Errno> {
+    let (mut lower, mut upper, mut work) = (None, None, None);
+    for opt in data.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        match k {
+            "lowerdir" => lower = Some(v),
+            "upperdir" => upper = Some(v),
+            "workdir" => work = Some(v),
+            _ => {
+                log::debug!("mount overlay: unsupported option {opt}");
+                return Err(Errno::EINVAL);
+            }
+        }
+    }
+    let (Some(lower), Some(upper), Some(work)) = (lower, upper, work) else {
+        return Err(Errno::EINVAL);
+    };
+    if lower.contains(':') {
+        // Several lower layers are not supported.
+        return Err(Errno::EINVAL);
+    }
+    let dir = |p: &str| -> Result<Arc<Dentry>, Errno> {
+        let d = resolve(t, p.as_bytes(), true)?;
+        if d.inode.file_type()? != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(d)
+    };
+    let lower = dir(lower)?;
+    let upper = dir(upper)?;
+    dir(work)?;
+    let upper = upper
+        .inode
+        .clone()
+        .as_any()
+        .downcast::<TmpNode>()
+        .map_err(|_| Errno::EINVAL)?;
+    Ok(overlay::new_overlay_on(lower.inode.clone(), upper))
 }
 
 /// Whether some task has a file, cwd or root inside one of `mounts`.

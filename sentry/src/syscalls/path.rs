@@ -12,11 +12,9 @@ use crate::abi::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::vfs::dir::{DirFile, PathFile};
-use crate::vfs::inode::{may_access, OpenFileInode, RenameFlags};
+use crate::vfs::inode::{may_access, may_access_inode, OpenFileInode, RenameFlags};
 use crate::vfs::inotify;
-use crate::vfs::{
-    Caller, Dentry, FileKind, FileType, NewAttrs, NewNode, OpenFile, Resolver, SetAttr, Stat,
-};
+use crate::vfs::{Caller, Dentry, FileKind, FileType, NewNode, OpenFile, Resolver, SetAttr, Stat};
 
 pub(super) const AT_FDCWD: i32 = libc::AT_FDCWD;
 pub(super) const AT_EMPTY_PATH: u64 = libc::AT_EMPTY_PATH as u64;
@@ -186,18 +184,16 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
                 Err(Errno::ENOENT) => {
                     check_writable_mount(&pn.parent)?;
                     let pst = pn.parent.inode.stat()?;
-                    if !may_access(&pst, &t.creds, 3, false) {
+                    if !may_access_inode(pn.parent.inode.as_ref(), &pst, &t.creds, 3, false) {
                         return Err(Errno::EACCES);
                     }
-                    let attrs = NewAttrs {
-                        mode: mode & 0o7777 & !t.fs.umask(),
-                        uid: t.creds.euid,
-                        gid: t.creds.egid,
-                    };
+                    let (attrs, acls) =
+                        super::xattr::new_file_attrs(t, pn.parent.inode.as_ref(), mode, false);
                     let inode = pn
                         .parent
                         .inode
                         .create(&cx, &pn.name, NewNode::Regular, attrs)?;
+                    super::xattr::apply_inherited(inode.as_ref(), acls)?;
                     created = true;
                     inotify::created(&pn.parent, &pn.name, false);
                     break Arc::new(Dentry {
@@ -249,7 +245,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         } else {
             (if writes { 2 } else { 0 }) | if acc != libc::O_WRONLY as u32 { 4 } else { 0 }
         };
-        if !may_access(&st, &t.creds, mask, false) {
+        if !may_access_inode(dentry.inode.as_ref(), &st, &t.creds, mask, false) {
             return Err(Errno::EACCES);
         }
         if kind == FileType::Fifo && !is_host_pipe(&dentry) {
@@ -323,14 +319,14 @@ fn open_tmpfile(t: &Task, dir: Arc<Dentry>, flags: u32, mode: u32) -> SysResult 
         return Err(Errno::ENOTDIR);
     }
     check_writable_mount(&dir)?;
-    if !may_access(&st, &t.creds, 3, false) {
+    if !may_access_inode(dir.inode.as_ref(), &st, &t.creds, 3, false) {
         return Err(Errno::EACCES);
     }
     let cx = Caller::of(t);
     let linkable = flags & libc::O_EXCL as u32 == 0;
-    let inode = dir
-        .inode
-        .create_tmpfile(&cx, new_attrs(t, mode), linkable)?;
+    let (attrs, acls) = super::xattr::new_file_attrs(t, dir.inode.as_ref(), mode, false);
+    let inode = dir.inode.create_tmpfile(&cx, attrs, linkable)?;
+    super::xattr::apply_inherited(inode.as_ref(), acls)?;
     let ino = inode.stat()?.ino;
     let name = format!("#{ino}").into_bytes();
     let mut path = dir.child_path(&name);
@@ -426,7 +422,12 @@ fn do_access(t: &Task, dirfd: Fd, path: PathArg, mode: i32, flags: u64) -> SysRe
             }
         }
     }
-    if mode != 0 && !may_access(&st, &t.creds, mode, flags & AT_EACCESS == 0) {
+    let real = flags & AT_EACCESS == 0;
+    let ok = match &target {
+        Target::Path(d) => may_access_inode(d.inode.as_ref(), &st, &t.creds, mode, real),
+        Target::File(_) => may_access(&st, &t.creds, mode, real),
+    };
+    if mode != 0 && !ok {
         return Err(Errno::EACCES);
     }
     Ok(0)
@@ -453,14 +454,6 @@ fn parent_of(t: &Task, dirfd: Fd, path: PathArg) -> Result<crate::vfs::walk::Par
     resolver(t).resolve_parent(start, &p)
 }
 
-fn new_attrs(t: &Task, mode: u32) -> NewAttrs {
-    NewAttrs {
-        mode: mode & 0o7777 & !t.fs.umask(),
-        uid: t.creds.euid,
-        gid: t.creds.egid,
-    }
-}
-
 fn make_node(t: &Task, dirfd: Fd, path: PathArg, node: NewNode, mode: u32) -> SysResult {
     let pn = parent_of(t, dirfd, path)?;
     if pn.name == b"." || pn.name == b".." {
@@ -473,13 +466,17 @@ fn make_node(t: &Task, dirfd: Fd, path: PathArg, node: NewNode, mode: u32) -> Sy
         return Err(Errno::EEXIST);
     }
     check_writable_mount(&pn.parent)?;
-    if !may_access(&pn.parent.inode.stat()?, &t.creds, 3, false) {
+    let pst = pn.parent.inode.stat()?;
+    if !may_access_inode(pn.parent.inode.as_ref(), &pst, &t.creds, 3, false) {
         return Err(Errno::EACCES);
     }
     let is_dir = node == NewNode::Directory;
-    pn.parent
+    let (attrs, acls) = super::xattr::new_file_attrs(t, pn.parent.inode.as_ref(), mode, is_dir);
+    let inode = pn
+        .parent
         .inode
-        .create(&Caller::of(t), &pn.name, node, new_attrs(t, mode))?;
+        .create(&Caller::of(t), &pn.name, node, attrs)?;
+    super::xattr::apply_inherited(inode.as_ref(), acls)?;
     inotify::created(&pn.parent, &pn.name, is_dir);
     Ok(0)
 }

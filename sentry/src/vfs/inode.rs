@@ -333,6 +333,47 @@ pub trait Inode: Send + Sync {
         None
     }
 
+    /// The value of the extended attribute `name` (the caller has checked permissions and
+    /// the name's form).
+    ///
+    /// # Errors
+    /// ENODATA when the file has no such attribute, EOPNOTSUPP when the filesystem does not
+    /// keep attributes of that namespace.
+    fn getxattr(&self, _name: &[u8]) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Sets the extended attribute `name` (`flags`: [`XATTR_CREATE`], [`XATTR_REPLACE`]). The
+    /// ACL attributes are stored as given: [`super::acl`] has already applied their meaning.
+    ///
+    /// # Errors
+    /// EEXIST, ENODATA (for the flags), EOPNOTSUPP, EROFS.
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: u32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Removes the extended attribute `name`.
+    ///
+    /// # Errors
+    /// ENODATA when there is none, EOPNOTSUPP, EROFS.
+    fn removexattr(&self, _name: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// The names of the file's extended attributes (every namespace; the caller filters).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        Ok(Vec::new())
+    }
+
+    /// The file's extended access ACL, if it has one and the filesystem enforces ACLs (asked
+    /// on permission checks, so it must be cheap).
+    fn access_acl(&self) -> Option<super::acl::Acl> {
+        None
+    }
+
     /// The file type, from `stat`.
     ///
     /// # Errors
@@ -341,6 +382,10 @@ pub trait Inode: Send + Sync {
         Ok(FileType::from_mode(self.stat()?.mode))
     }
 }
+
+/// `setxattr` flags: fail with EEXIST if the attribute exists; with ENODATA if it does not.
+pub const XATTR_CREATE: u32 = 1;
+pub const XATTR_REPLACE: u32 = 2;
 
 /// The current wall-clock time as (seconds, nanoseconds).
 pub fn now() -> (i64, i64) {
@@ -369,17 +414,49 @@ pub fn may_chown(st: &Stat, creds: &Creds, uid: Option<u32>, gid: Option<u32>) -
 /// CAP_DAC_OVERRIDE (everything but executing a file without any x bit). `use_real_ids`
 /// checks as access(2) does, with the real IDs and root's capabilities.
 pub fn may_access(st: &Stat, creds: &Creds, mask: u32, use_real_ids: bool) -> bool {
+    may_access_with_acl(st, None, creds, mask, use_real_ids)
+}
+
+/// [`may_access`] for `inode`, whose stat is `st`: a caller other than the owner is checked
+/// against the file's extended access ACL when it has one, as acl_permission_check does.
+pub fn may_access_inode(
+    inode: &dyn Inode,
+    st: &Stat,
+    creds: &Creds,
+    mask: u32,
+    use_real_ids: bool,
+) -> bool {
     if use_real_ids {
-        return may_access(st, &creds.for_real_ids(), mask, false);
+        return may_access_inode(inode, st, &creds.for_real_ids(), mask, false);
     }
-    let bits = if st.uid == creds.euid {
-        (st.mode >> 6) & 7
-    } else if creds.in_group(st.gid) {
-        (st.mode >> 3) & 7
+    let acl = if st.uid != creds.euid && st.mode & 0o070 != 0 {
+        inode.access_acl()
     } else {
-        st.mode & 7
+        None
     };
-    if bits & mask == mask {
+    may_access_with_acl(st, acl.as_ref(), creds, mask, false)
+}
+
+fn may_access_with_acl(
+    st: &Stat,
+    acl: Option<&super::acl::Acl>,
+    creds: &Creds,
+    mask: u32,
+    use_real_ids: bool,
+) -> bool {
+    if use_real_ids {
+        return may_access_with_acl(st, acl, &creds.for_real_ids(), mask, false);
+    }
+    let allowed = if st.uid == creds.euid {
+        (st.mode >> 6) & 7 & mask == mask
+    } else if let Some(acl) = acl {
+        super::acl::permits(acl, st.gid, creds, mask)
+    } else if creds.in_group(st.gid) {
+        (st.mode >> 3) & 7 & mask == mask
+    } else {
+        st.mode & 7 & mask == mask
+    };
+    if allowed {
         return true;
     }
     if FileType::from_mode(st.mode) == FileType::Directory {

@@ -11,6 +11,7 @@
 //! [`Context`] (implemented by the kernel), and the kinds implemented above it are traits
 //! declared here ([`socket::Socket`], [`TimerFdFile`], [`SignalFdFile`]).
 
+pub mod acl;
 pub mod context;
 pub mod dir;
 pub mod epoll;

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::inode::{may_access, Caller, FileType, MagicTarget, OpenFileInode};
+use super::inode::{may_access_inode, Caller, FileType, MagicTarget, OpenFileInode};
 use super::mount::{Dentry, MountNamespace};
 use crate::abi::Errno;
 
@@ -192,7 +192,7 @@ impl<'a> Resolver<'a> {
         if FileType::from_mode(st.mode) != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        if !may_access(&st, &self.cx.creds, 1, false) {
+        if !may_access_inode(cur.inode.as_ref(), &st, &self.cx.creds, 1, false) {
             return Err(Errno::EACCES);
         }
         match name {
