@@ -518,6 +518,7 @@ pub fn dispatch(t: &mut Task) {
     } else {
         None
     };
+    crate::vfs::dcache::begin_call();
     let result = match def.and_then(|d| d.handler) {
         Some(h) => h(t, &args),
         None => {
@@ -531,6 +532,7 @@ pub fn dispatch(t: &mut Task) {
             Err(Errno::ENOSYS)
         }
     };
+    crate::vfs::dcache::end_call();
     if let Some(line) = entry {
         let res = match result {
             Ok(v) if v < 0x10000 => v.to_string(),

@@ -12,6 +12,7 @@
 //! declared here ([`socket::Socket`], [`TimerFdFile`], [`SignalFdFile`]).
 
 pub mod context;
+pub mod dcache;
 pub mod dir;
 pub mod epoll;
 pub mod file;
