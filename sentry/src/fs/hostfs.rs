@@ -590,7 +590,10 @@ impl Inode for HostNode {
                 OFlags::RDWR
             }
         };
-        Ok(Arc::new(HostFile::shared(self.io_fd(host_flags)?)))
+        Ok(Arc::new(HostFile::with_kind(
+            self.io_fd(host_flags)?,
+            self.ident.kind,
+        )))
     }
 
     fn create(
