@@ -25,6 +25,20 @@
 //!
 //! A filesystem is read-only unless created writable (`--volume` without `:ro`).
 //!
+//! # Dentry cache
+//! A directory keeps the nodes it looked up ([`Children`]), so a walk does not open every
+//! component again. The host may change the tree behind the sandbox's back (a shared volume,
+//! or the host's own `/` under `runsc-rs do`), so a cached child is *revalidated* at each use:
+//! one `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, which must find the inode the cached
+//! `O_PATH` fd holds (same device and inode number; the fd pins the inode, so its number
+//! cannot be reused); anything else drops the entry and looks the name up afresh. The
+//! revalidation only compares; every operation still acts on the node's own fd, so the cache
+//! adds no second resolution of a name. Changes made through the sentry drop the entries they
+//! touch. The attributes the revalidation fetched serve the rest of the system call
+//! ([`crate::vfs::dcache`]): a walk asks each directory for them several times. How many
+//! children all trees keep is bounded ([`cache_budget`]); over the bound every cache starts
+//! afresh (a generation count, cleared lazily as directories are next used).
+//!
 //! A bind mount of a single host file is a one-node tree ([`HostNode::new_file`]): the sandbox
 //! cannot reopen a file by name (it has no host filesystem and no host `/proc`), so the file
 //! arrives as an fd already open for I/O (`O_RDWR` for a writable mount, `O_RDONLY` for a
@@ -33,12 +47,15 @@
 //! `futimens`/`ftruncate` on it.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use crate::abi::Errno;
+use crate::vfs::dcache::EpochCell;
 use crate::vfs::host::HostFile;
 use crate::vfs::inode::{now, RenameFlags, TimeSet};
 use crate::vfs::{
@@ -63,6 +80,74 @@ struct HostFs {
     writable: bool,
 }
 
+/// Children kept by all host trees together (counted since the last generation began).
+static CACHED: AtomicUsize = AtomicUsize::new(0);
+/// Bumped when [`CACHED`] reaches the budget: every directory's cache of an older generation
+/// is dropped when next used.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// How many children the caches may keep ([`set_cache_budget`]).
+static BUDGET: OnceLock<usize> = OnceLock::new();
+/// The budget when boot did not set one (unit tests).
+const DEFAULT_BUDGET: usize = 256;
+
+/// Sizes the dentry caches from the sentry's own fd limit: each cached child holds a host
+/// `O_PATH` fd, so they may keep at most an eighth of the limit, and never more than 4096.
+/// Boot calls it before the host seccomp filter goes on (which refuses `prlimit64`).
+pub fn set_cache_budget() {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let _ = BUDGET.set(usize::try_from(soft / 8).unwrap_or(usize::MAX).min(4096));
+}
+
+fn cache_budget() -> usize {
+    BUDGET.get().copied().unwrap_or(DEFAULT_BUDGET)
+}
+
+/// A directory's looked-up children, by name.
+#[derive(Default)]
+struct Children {
+    /// The [`GENERATION`] the entries belong to.
+    generation: u64,
+    map: HashMap<Vec<u8>, Arc<HostNode>>,
+}
+
+impl Children {
+    /// The entries, emptied first if they are of an older generation.
+    fn current(&mut self) -> &mut HashMap<Vec<u8>, Arc<HostNode>> {
+        let generation = GENERATION.load(Ordering::Relaxed);
+        if self.generation != generation {
+            self.map.clear();
+            self.generation = generation;
+        }
+        &mut self.map
+    }
+}
+
+/// What identifies a host inode while an fd holds it, and its (unchangeable) file type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ident {
+    dev: u64,
+    ino: u64,
+    /// `S_IFMT` bits.
+    kind: u32,
+}
+
+impl Ident {
+    fn of(st: &rustix::fs::Stat) -> Ident {
+        Ident {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            kind: st.st_mode & libc::S_IFMT,
+        }
+    }
+
+    fn same_inode(&self, st: &rustix::fs::Stat) -> bool {
+        self.dev == st.st_dev && self.ino == st.st_ino
+    }
+}
+
 /// How a node was reached, which decides how it is opened and changed.
 enum Origin {
     /// The root directory of a tree; `fd` is a directory fd (O_PATH is enough).
@@ -81,6 +166,11 @@ pub struct HostNode {
     fs: Arc<HostFs>,
     fd: Arc<OwnedFd>,
     origin: Origin,
+    ident: Ident,
+    /// The attributes fetched from the host in the current system call.
+    attr: EpochCell<Stat>,
+    /// Directories only: the cache of looked-up children (see the module doc).
+    children: Mutex<Children>,
 }
 
 impl std::fmt::Debug for HostNode {
@@ -122,11 +212,12 @@ impl HostNode {
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
-        Ok(Arc::new(HostNode {
-            fs: Arc::new(HostFs { writable }),
-            fd: Arc::new(dir),
-            origin: Origin::TreeRoot,
-        }))
+        Ok(HostNode::with_ident(
+            Arc::new(HostFs { writable }),
+            Arc::new(dir),
+            Origin::TreeRoot,
+            &st,
+        ))
     }
 
     /// A single host file as the root of a mount (a file bind mount): `file` must be a
@@ -159,11 +250,12 @@ impl HostNode {
             }
             _ => return Err(Errno::EBADF),
         };
-        Ok(Arc::new(HostNode {
-            fs: Arc::new(HostFs { writable }),
-            fd: Arc::new(file),
-            origin: Origin::File,
-        }))
+        Ok(HostNode::with_ident(
+            Arc::new(HostFs { writable }),
+            Arc::new(file),
+            Origin::File,
+            &st,
+        ))
     }
 
     /// The root of a bind mount: a directory tree ([`HostNode::new_root`]) or a single file
@@ -199,11 +291,53 @@ impl HostNode {
         HostNode::new_root(fd, writable)
     }
 
+    /// A node for `fd`, whose host attributes are `st`.
+    fn with_ident(
+        fs: Arc<HostFs>,
+        fd: Arc<OwnedFd>,
+        origin: Origin,
+        st: &rustix::fs::Stat,
+    ) -> Arc<HostNode> {
+        let node = HostNode {
+            fs,
+            fd,
+            origin,
+            ident: Ident::of(st),
+            attr: EpochCell::new(),
+            children: Mutex::new(Children::default()),
+        };
+        node.attr.set(to_stat(st));
+        Arc::new(node)
+    }
+
+    fn children(&self) -> std::sync::MutexGuard<'_, Children> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The child `name`: the cached node if the host still has that inode under the name,
+    /// else a fresh lookup (see the module doc).
     fn child(&self, name: &[u8]) -> Result<Arc<HostNode>, Errno> {
         check_name(name)?;
         if matches!(self.origin, Origin::File) {
             return Err(Errno::ENOTDIR);
         }
+        let cached = self.children().current().get(name).cloned();
+        if let Some(node) = cached {
+            match rustix::fs::statat(self.fd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if node.ident.same_inode(&st) => {
+                    node.attr.set(to_stat(&st));
+                    return Ok(node);
+                }
+                _ => self.forget(name),
+            }
+        }
+        let node = self.lookup_uncached(name)?;
+        self.remember(name, &node);
+        Ok(node)
+    }
+
+    /// Opens `name` in this directory on the host (`O_PATH|O_NOFOLLOW`).
+    fn lookup_uncached(&self, name: &[u8]) -> Result<Arc<HostNode>, Errno> {
         let fd = rustix::fs::openat(
             self.fd.as_fd(),
             name,
@@ -211,14 +345,39 @@ impl HostNode {
             Mode::empty(),
         )
         .map_err(herr)?;
-        Ok(Arc::new(HostNode {
-            fs: self.fs.clone(),
-            fd: Arc::new(fd),
-            origin: Origin::Child {
+        let st = rustix::fs::fstat(&fd).map_err(herr)?;
+        Ok(HostNode::with_ident(
+            self.fs.clone(),
+            Arc::new(fd),
+            Origin::Child {
                 dir: self.fd.clone(),
                 name: name.to_vec(),
             },
-        }))
+            &st,
+        ))
+    }
+
+    /// Caches `node` as the child `name`, within the budget.
+    fn remember(&self, name: &[u8], node: &Arc<HostNode>) {
+        let mut children = self.children();
+        let map = children.current();
+        if map.contains_key(name) {
+            map.insert(name.to_vec(), node.clone());
+            return;
+        }
+        if CACHED.fetch_add(1, Ordering::Relaxed) >= cache_budget() {
+            // Over budget: start a new generation, in which this is the first entry.
+            CACHED.store(1, Ordering::Relaxed);
+            GENERATION.fetch_add(1, Ordering::Relaxed);
+            children.current().insert(name.to_vec(), node.clone());
+            return;
+        }
+        map.insert(name.to_vec(), node.clone());
+    }
+
+    /// Drops the cached child `name` (it changed, or was changed through the sentry).
+    fn forget(&self, name: &[u8]) {
+        self.children().map.remove(name);
     }
 
     fn host_stat(&self) -> Result<rustix::fs::Stat, Errno> {
@@ -241,9 +400,8 @@ impl HostNode {
     /// Opens the file itself for I/O with `flags` (regular files and directories of a tree
     /// only), checking it is still the file the O_PATH fd refers to.
     fn reopen(&self, flags: OFlags) -> Result<OwnedFd, Errno> {
-        let want = self.host_stat()?;
-        let kind = want.st_mode & libc::S_IFMT;
-        let fd = match (&self.origin, kind) {
+        let want = self.ident;
+        let fd = match (&self.origin, want.kind) {
             (Origin::File, _) => return Err(Errno::ENXIO),
             (_, libc::S_IFDIR) => rustix::fs::openat(
                 self.fd.as_fd(),
@@ -261,7 +419,7 @@ impl HostNode {
         }
         .map_err(herr)?;
         let got = rustix::fs::fstat(&fd).map_err(herr)?;
-        if got.st_dev != want.st_dev || got.st_ino != want.st_ino {
+        if !want.same_inode(&got) {
             return Err(Errno::ESTALE);
         }
         Ok(fd)
@@ -284,11 +442,12 @@ impl HostNode {
         kind: libc::mode_t,
         made: Option<&rustix::fs::Stat>,
     ) -> Result<Arc<HostNode>, Errno> {
+        self.forget(name);
+        self.attr.clear();
         let node = self.child(name)?;
-        let st = node.host_stat()?;
         let same = match made {
-            Some(m) => st.st_dev == m.st_dev && st.st_ino == m.st_ino,
-            None => st.st_mode & libc::S_IFMT == kind,
+            Some(m) => node.ident.same_inode(m),
+            None => node.ident.kind == kind,
         };
         if same {
             Ok(node)
@@ -313,7 +472,7 @@ impl HostNode {
         if matches!(self.origin, Origin::File) {
             return rustix::fs::fchmod(self.fd.as_fd(), mode).map_err(herr);
         }
-        match self.host_stat()?.st_mode & libc::S_IFMT {
+        match self.ident.kind {
             libc::S_IFREG | libc::S_IFDIR => {
                 let fd = self.reopen(OFlags::RDONLY)?;
                 rustix::fs::fchmod(&fd, mode).map_err(herr)
@@ -349,7 +508,16 @@ impl HostNode {
 
 impl Inode for HostNode {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(to_stat(&self.host_stat()?))
+        if let Some(st) = self.attr.get() {
+            return Ok(st);
+        }
+        let st = to_stat(&self.host_stat()?);
+        self.attr.set(st);
+        Ok(st)
+    }
+
+    fn file_type(&self) -> Result<FileType, Errno> {
+        Ok(FileType::from_mode(self.ident.kind))
     }
 
     fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
@@ -388,7 +556,7 @@ impl Inode for HostNode {
     }
 
     fn readlink(&self, _cx: &Caller) -> Result<Vec<u8>, Errno> {
-        if self.host_stat()?.st_mode & libc::S_IFMT != libc::S_IFLNK {
+        if self.ident.kind != libc::S_IFLNK {
             return Err(Errno::EINVAL);
         }
         rustix::fs::readlinkat(self.fd.as_fd(), "", Vec::new())
@@ -422,7 +590,10 @@ impl Inode for HostNode {
                 OFlags::RDWR
             }
         };
-        Ok(Arc::new(HostFile::shared(self.io_fd(host_flags)?)))
+        Ok(Arc::new(HostFile::with_kind(
+            self.io_fd(host_flags)?,
+            self.ident.kind,
+        )))
     }
 
     fn create(
@@ -475,6 +646,8 @@ impl Inode for HostNode {
         if !matches!(t.origin, Origin::Child { .. }) {
             return Err(Errno::EPERM);
         }
+        self.attr.clear();
+        t.attr.clear();
         // The target's own inode, not whatever its name leads to by now.
         rustix::fs::linkat(t.fd.as_fd(), "", self.fd.as_fd(), name, AtFlags::EMPTY_PATH)
             .map_err(herr)
@@ -488,6 +661,8 @@ impl Inode for HostNode {
         } else {
             AtFlags::empty()
         };
+        self.forget(name);
+        self.attr.clear();
         rustix::fs::unlinkat(self.fd.as_fd(), name, flags).map_err(herr)
     }
 
@@ -510,6 +685,10 @@ impl Inode for HostNode {
         if flags.exchange {
             f |= rustix::fs::RenameFlags::EXCHANGE;
         }
+        self.forget(name);
+        nd.forget(new_name);
+        self.attr.clear();
+        nd.attr.clear();
         rustix::fs::renameat_with(self.fd.as_fd(), name, nd.fd.as_fd(), new_name, f).map_err(herr)
     }
 
@@ -547,6 +726,7 @@ impl Inode for HostNode {
         if matches!(self.origin, Origin::TreeRoot) {
             return Err(Errno::EPERM);
         }
+        self.attr.clear();
         // Every change acts on the node's own fd (the module doc says how), never its name.
         let fd = self.fd.as_fd();
         if let Some(size) = a.size {
@@ -561,6 +741,7 @@ impl Inode for HostNode {
         if let Some(ts) = times {
             rustix::fs::utimensat(fd, "", &ts, AtFlags::EMPTY_PATH).map_err(herr)?;
         }
+        self.attr.clear();
         Ok(())
     }
 
@@ -723,6 +904,56 @@ mod tests {
         assert_eq!(tree.file_type(), Ok(FileType::Directory));
         let file = HostNode::new_bind_root(open_file(&path, OFlags::RDONLY), false).unwrap();
         assert_eq!(file.file_type(), Ok(FileType::Regular));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// The dentry cache: a cached child is reused while the host still has its inode under
+    /// the name, and looked up afresh when the host replaced or removed it; attributes are
+    /// fetched once per system call.
+    #[test]
+    fn cached_children_are_revalidated_against_the_host() {
+        use crate::vfs::dcache;
+        let base = scratch("dcache");
+        std::fs::write(base.join("f"), b"one").unwrap();
+        let tree = HostNode::open_root(&base, false).unwrap();
+        let a = tree.child(b"f").unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &tree.child(b"f").unwrap()),
+            "the cached node"
+        );
+        std::fs::write(base.join("g"), b"two!").unwrap();
+        std::fs::rename(base.join("g"), base.join("f")).unwrap();
+        let c = tree.child(b"f").unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "replaced on the host");
+        assert_eq!(c.contents().unwrap(), b"two!");
+        std::fs::remove_file(base.join("f")).unwrap();
+        assert_eq!(tree.child(b"f").err(), Some(Errno::ENOENT));
+        // A name swapped for a symlink is the symlink, not the cached file.
+        std::fs::write(base.join("s"), b"file").unwrap();
+        tree.child(b"s").unwrap();
+        std::fs::remove_file(base.join("s")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", base.join("s")).unwrap();
+        assert_eq!(tree.child(b"s").unwrap().file_type(), Ok(FileType::Symlink));
+
+        std::fs::write(base.join("h"), b"x").unwrap();
+        dcache::begin_call();
+        let h = tree.child(b"h").unwrap();
+        assert_eq!(h.stat().unwrap().size, 1);
+        std::fs::write(base.join("h"), b"xyz").unwrap();
+        assert_eq!(h.stat().unwrap().size, 1, "one call, one answer");
+        dcache::begin_call();
+        assert_eq!(h.stat().unwrap().size, 3, "the next call asks again");
+        dcache::end_call();
+        std::fs::write(base.join("h"), b"xyzw").unwrap();
+        assert_eq!(h.stat().unwrap().size, 4, "outside a call nothing is kept");
+
+        // More children than the budget: every one still resolves.
+        for i in 0..DEFAULT_BUDGET + 10 {
+            std::fs::write(base.join(format!("n{i}")), b"").unwrap();
+        }
+        for i in 0..DEFAULT_BUDGET + 10 {
+            assert!(tree.child(format!("n{i}").as_bytes()).is_ok());
+        }
         let _ = std::fs::remove_dir_all(&base);
     }
 

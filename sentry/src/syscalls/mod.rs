@@ -549,6 +549,7 @@ pub fn dispatch(t: &mut Task) {
         None
     };
     let gated = seccomp::gate(t, nr, &args);
+    crate::vfs::dcache::begin_call();
     let result = match (gated, def.and_then(|d| d.handler)) {
         (Some(verdict), _) => verdict,
         (None, Some(h)) => h(t, &args),
@@ -563,6 +564,7 @@ pub fn dispatch(t: &mut Task) {
             Err(Errno::ENOSYS)
         }
     };
+    crate::vfs::dcache::end_call();
     if let Some(line) = entry {
         let res = match result {
             Ok(v) if v < 0x10000 => v.to_string(),

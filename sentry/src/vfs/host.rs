@@ -47,6 +47,16 @@ impl HostFile {
         }
     }
 
+    /// [`HostFile::shared`] for an fd whose file type (`S_IFMT` bits of `kind`) the caller
+    /// knows already (hostfs checked the inode when it opened it), without asking the host.
+    pub fn with_kind(fd: Arc<OwnedFd>, kind: u32) -> HostFile {
+        HostFile {
+            fd,
+            seekable: kind == libc::S_IFREG,
+            waits: !matches!(kind, libc::S_IFREG | libc::S_IFBLK),
+        }
+    }
+
     /// A host fd donated to the sandbox (stdio): data moves at the host fd's own offset.
     pub fn donated(fd: OwnedFd) -> HostFile {
         let waits = can_wait(&fd);

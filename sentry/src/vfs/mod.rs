@@ -13,6 +13,7 @@
 
 pub mod acl;
 pub mod context;
+pub mod dcache;
 pub mod dir;
 pub mod epoll;
 pub mod file;

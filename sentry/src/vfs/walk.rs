@@ -162,12 +162,12 @@ impl<'a> Resolver<'a> {
         }
         let mut cur = self.start_of(start, path)?;
         let trailing = path.ends_with(b"/");
-        let comps: Vec<&[u8]> = path
+        let mut comps = path
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty())
-            .collect();
-        for (i, c) in comps.iter().enumerate() {
-            let last = i + 1 == comps.len();
+            .peekable();
+        while let Some(c) = comps.next() {
+            let last = comps.peek().is_none();
             cur = self.step(cur, c, !last || follow_last || trailing, links)?;
         }
         if trailing && cur.inode.file_type()? != FileType::Directory {

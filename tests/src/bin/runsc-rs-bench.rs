@@ -8,7 +8,9 @@
 //! Figures: ns per `getpid`, `stat` and `open`+`read`+`close`, and µs per `fork`+`exec`+`wait`
 //! (tests/programs/syscall_bench.c; its `getpid` goes through libc's `syscall()`, which no
 //! platform patches), ns per `getpid` from a `mov $39,%eax; syscall` site that systrap patches
-//! (tests/programs/patch_getpid.c), ms per start of `busybox true` (median), MiB of PSS for an
+//! (tests/programs/patch_getpid.c), ms per start of `busybox true` (median), ms per
+//! `python3 -S -c pass` and per Python loop of 200,000 `os.getppid()` (the system's Python,
+//! median of 3), MiB of PSS for an
 //! idle `busybox sleep` (sum over the process tree, from /proc/PID/smaps_rollup). Each
 //! runsc-rs platform is measured twice: free to use both CPUs, and pinned to one CPU with
 //! `taskset` (the sentry and its stubs then hand off without waking another vCPU, which on
@@ -398,6 +400,27 @@ fn op_ns(runtime: &Runtime, bench: &Path, op: &str, reps: u32) -> Result<f64> {
     Ok(median(samples))
 }
 
+/// The syscall-heavy Python loop: `os.getppid()` [`PY_LOOP_CALLS`] times.
+const PY_LOOP_CALLS: u32 = 200_000;
+/// Runs of each Python figure (the median is reported).
+const PY_RUNS: usize = 3;
+
+/// ms per run of `python3 -c CODE` (spawn to exit): the median over [`PY_RUNS`] runs after one
+/// warm-up. Python is the host's (`python3` on PATH), dynamically linked: the sandbox loads it
+/// and its libraries through its own loader and file system.
+fn python_ms(runtime: &Runtime, python: &Path, code: &str) -> Result<f64> {
+    let python = python.to_str().context("UTF-8 path")?;
+    run_quietly(runtime.command(&[python, "-S", "-c", code])?)?;
+    let mut samples = Vec::new();
+    for _ in 0..PY_RUNS {
+        let cmd = runtime.command(&[python, "-S", "-c", code])?;
+        let started = Instant::now();
+        run_quietly(cmd)?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(samples))
+}
+
 /// ms per start of `busybox true`: the median over [`START_RUNS`] runs, spawn to exit.
 fn start_ms(runtime: &Runtime, busybox: &str) -> Result<f64> {
     // One warm-up run (page cache, first-use costs), not counted.
@@ -672,6 +695,15 @@ fn main() -> Result<()> {
 
     let mut ops: Vec<Vec<String>> = vec![Vec::new(); OPS.len()];
     let mut start = Vec::new();
+    let mut py_pass = Vec::new();
+    let mut py_loop = Vec::new();
+    // The system's Python: a `python3` earlier on PATH may be a version manager's shell shim.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .context("python3 not found in /usr/bin or /usr/local/bin");
+    let py_loop_code = format!("import os\nfor _ in range({PY_LOOP_CALLS}): os.getppid()");
     let mut idle = Vec::new();
     let mut tcp_rate = Vec::new();
     let mut tcp_rr = Vec::new();
@@ -681,10 +713,14 @@ fn main() -> Result<()> {
             Ok(runtime) => runtime,
             Err(e) => {
                 let na = format!("n/a ({})", first_line(&format!("{e:#}")));
-                for row in ops
-                    .iter_mut()
-                    .chain([&mut start, &mut idle, &mut tcp_rate, &mut tcp_rr])
-                {
+                for row in ops.iter_mut().chain([
+                    &mut start,
+                    &mut py_pass,
+                    &mut py_loop,
+                    &mut idle,
+                    &mut tcp_rate,
+                    &mut tcp_rr,
+                ]) {
                     row.push(na.clone());
                 }
                 continue;
@@ -709,6 +745,15 @@ fn main() -> Result<()> {
             });
         }
         start.push(cell(start_ms(runtime, busybox), 1));
+        for (row, code) in [
+            (&mut py_pass, "pass"),
+            (&mut py_loop, py_loop_code.as_str()),
+        ] {
+            row.push(match &python {
+                Ok(python) => cell(python_ms(runtime, python, code), 0),
+                Err(e) => format!("n/a ({})", first_line(&format!("{e:#}"))),
+            });
+        }
         idle.push(cell(idle_mib(runtime, busybox), 1));
         match &net_pair {
             Err(e) => {
@@ -761,6 +806,14 @@ fn main() -> Result<()> {
     println!(
         "| start `busybox true` (ms, median of {START_RUNS}) | {} |",
         start.join(" | ")
+    );
+    println!(
+        "| `python3 -S -c pass` (ms, median of {PY_RUNS}) | {} |",
+        py_pass.join(" | ")
+    );
+    println!(
+        "| Python loop of {PY_LOOP_CALLS} `os.getppid()` (ms, median of {PY_RUNS}) | {} |",
+        py_loop.join(" | ")
     );
     println!(
         "| idle `busybox sleep` (MiB PSS, process tree) | {} |",
