@@ -736,8 +736,10 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
 /// destination is on the link or the loopback), SO_BROADCAST (TCP ignores it),
 /// SO_OOBINLINE (smoltcp keeps urgent data in line), SO_NO_CHECK (UDP checksums are
 /// always sent), SO_BSDCOMPAT (ignored by Linux), SO_PRIORITY and SO_MARK (no queueing
-/// discipline or policy routing in the stack).
-const RECORDED_SOCKET_OPTIONS: [i32; 8] = [
+/// discipline or policy routing in the stack), SO_PASSCRED (credentials travel only over
+/// AF_UNIX; Linux before 6.x accepts it on any socket, as gVisor's suite expects).
+const RECORDED_SOCKET_OPTIONS: [i32; 9] = [
+    libc::SO_PASSCRED,
     libc::SO_DEBUG,
     libc::SO_DONTROUTE,
     libc::SO_BROADCAST,
