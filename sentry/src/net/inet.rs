@@ -670,7 +670,9 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
             e.options.insert((level, name), int(v));
         }
         // No filter is ever attached (SO_ATTACH_FILTER is not offered).
-        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOENT),
+        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) if e.proto != Proto::Udp => {
+            return Err(Errno::ENOENT)
+        }
         // UDP sockets keep recording the others (the UDP code's to sort out).
         (libc::SOL_SOCKET, _) if e.proto == Proto::Udp => {
             if value.is_empty() {
