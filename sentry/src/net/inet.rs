@@ -158,8 +158,48 @@ impl std::fmt::Debug for InetSocket {
 
 impl Drop for InetSocket {
     fn drop(&mut self) {
+        let linger = self.linger();
         self.stack.lock().remove(self.id);
         self.stack.kick();
+        if let Some((h, until)) = linger {
+            self.linger_wait(h, until);
+        }
+    }
+}
+
+impl InetSocket {
+    /// A connection whose close lingers (SO_LINGER with a time): its handle and until
+    /// when.
+    fn linger(&self) -> Option<(smoltcp::iface::SocketHandle, Instant)> {
+        let g = self.stack.lock();
+        let e = g.entries.get(&self.id)?;
+        match (&e.st, e.opts.linger) {
+            (St::Connected(h), Some(secs)) if secs > 0 => {
+                Some((*h, Instant::now() + Duration::from_secs(secs.into())))
+            }
+            _ => None,
+        }
+    }
+
+    /// SO_LINGER: the close waits (at most until `until`) for the peer to acknowledge
+    /// what was sent and the FIN, as Linux's close does. The socket's file is gone, so
+    /// no signal can interrupt it; the wait is bounded by the time the application set.
+    fn linger_wait(&self, h: smoltcp::iface::SocketHandle, until: Instant) {
+        use smoltcp::socket::tcp::State as T;
+        while Instant::now() < until {
+            {
+                let mut g = self.stack.lock();
+                g.pump();
+                // The orphaned connection leaves the set once closed.
+                if !g.is_orphan(h) {
+                    return;
+                }
+                if !matches!(g.tcp(h).state(), T::FinWait1 | T::Closing | T::LastAck) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -265,7 +305,7 @@ impl InetSocket {
         if g.entries[&id].bound.is_some() {
             return Err(Errno::EINVAL);
         }
-        let port = g.take_port(proto, port, id)?;
+        let port = g.bind_port(proto, addr, port, id)?;
         let udp = (proto == Proto::Udp).then(|| g.new_udp(addr, port));
         if let Some(h) = udp {
             let hops = hop_limit(&g.entries[&id]);
@@ -425,9 +465,18 @@ impl InetSocket {
         let rd_shut = e.rd_shut;
         let peer = e.udp_peer;
         let reset_unread = e.reset && !e.fin_seen && e.error == Some(Errno::ECONNRESET);
+        // SO_RCVLOWAT: a blocking read waits for that many bytes (or all it asked for).
+        let target = if flags.nonblocking || flags.peek {
+            1
+        } else {
+            e.opts.rcvlowat.min(len).max(1)
+        };
         match e.st {
             St::Connected(h) => {
                 let s = g.tcp(h);
+                if s.recv_queue() < target && s.may_recv() && !rd_shut {
+                    return None;
+                }
                 if s.recv_queue() > 0 && len > 0 {
                     let n = if flags.peek {
                         // Peeking takes nothing: a staging copy cannot lose data.
@@ -583,6 +632,216 @@ pub(super) fn int_of(value: &[u8]) -> Result<i32, Errno> {
     ))
 }
 
+/// The socket-level and TCP options besides buffer sizes, timeouts and TCP_NODELAY.
+///
+/// # Errors
+/// As Linux: EINVAL for a short value or one out of range, ENOPROTOOPT for an option
+/// the stack does not offer.
+fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+    let e = g.entries.get_mut(&id).expect("present");
+    let before = e.opts.clone();
+    let o = &mut e.opts;
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => o.reuse_addr = int_of(value)? != 0,
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => o.reuse_port = int_of(value)? != 0,
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = int_of(value)? != 0,
+        (libc::SOL_SOCKET, libc::SO_LINGER) => {
+            let v = value.get(..8).ok_or(Errno::EINVAL)?;
+            let on = int_of(&v[..4])?;
+            let secs = int_of(&v[4..])?;
+            o.linger = (on != 0).then_some(secs.max(0) as u32);
+        }
+        (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => {
+            // Linux takes a negative value as INT_MAX and 0 as 1.
+            let v = int_of(value)?;
+            o.rcvlowat = if v < 0 {
+                i32::MAX as usize
+            } else {
+                v.max(1) as usize
+            };
+        }
+        (libc::SOL_SOCKET, libc::SO_PRIORITY) => {
+            // Above 6 takes CAP_NET_ADMIN, which the caller's namespace root holds.
+            let v = int_of(value)?;
+            e.options.insert((level, name), int(v));
+        }
+        (libc::SOL_SOCKET, name) if RECORDED_SOCKET_OPTIONS.contains(&name) => {
+            let v = i32::from(int_of(value)? != 0);
+            e.options.insert((level, name), int(v));
+        }
+        // No filter is ever attached (SO_ATTACH_FILTER is not offered).
+        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) if e.proto != Proto::Udp => {
+            return Err(Errno::ENOENT)
+        }
+        // UDP sockets keep recording the others (the UDP code's to sort out).
+        (libc::SOL_SOCKET, _) if e.proto == Proto::Udp => {
+            if value.is_empty() {
+                return Err(Errno::EINVAL);
+            }
+            e.options.insert((level, name), value.to_vec());
+        }
+        (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
+        (SOL_TCP, libc::TCP_CORK) => o.cork = int_of(value)? != 0,
+        (SOL_TCP, libc::TCP_QUICKACK) => o.quickack = int_of(value)? != 0,
+        (SOL_TCP, libc::TCP_MAXSEG) => {
+            // TCP_MIN_MSS..=MAX_TCP_WINDOW; the value only bounds the MSS in Linux,
+            // which getsockopt never shows; smoltcp sends segments the peer's MSS
+            // allows, so it is checked and otherwise has no effect.
+            if !(88..=32767).contains(&int_of(value)?) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        (SOL_TCP, libc::TCP_KEEPIDLE) => o.keep_idle = ranged(value, 1, 32767)?,
+        (SOL_TCP, libc::TCP_KEEPINTVL) => o.keep_intvl = ranged(value, 1, 32767)?,
+        (SOL_TCP, libc::TCP_KEEPCNT) => o.keep_cnt = ranged(value, 1, 127)?,
+        (SOL_TCP, libc::TCP_SYNCNT) => o.syn_count = ranged(value, 1, 127)?,
+        (SOL_TCP, libc::TCP_USER_TIMEOUT) => {
+            o.user_timeout_ms = u32::try_from(int_of(value)?).map_err(|_| Errno::EINVAL)?;
+        }
+        (SOL_TCP, libc::TCP_DEFER_ACCEPT) => o.defer_accept = defer_accept(int_of(value)?),
+        (SOL_TCP, libc::TCP_WINDOW_CLAMP) => {
+            let v = int_of(value)?;
+            if v == 0 {
+                if !matches!(e.st, St::Idle | St::Failed) {
+                    return Err(Errno::EINVAL);
+                }
+                e.opts.window_clamp = 0;
+            } else {
+                // At least half of SOCK_MIN_RCVBUF.
+                e.opts.window_clamp = v.max(MIN_RCVBUF / 2);
+            }
+        }
+        (SOL_TCP, libc::TCP_LINGER2) => {
+            // Linux: negative turns FIN_WAIT2's timeout off (-1), 0 is the default
+            // (tcp_fin_timeout, 60 s), at most TCP_FIN_TIMEOUT_MAX (120 s).
+            o.linger2 = match int_of(value)? {
+                v if v < 0 => -1,
+                0 => 60,
+                v => v.min(120),
+            };
+        }
+        _ => return Err(Errno::ENOPROTOOPT),
+    }
+    if e.opts != before {
+        // The connection follows at once.
+        let nodelay = e.nodelay;
+        let opts = e.opts.clone();
+        if let St::Connected(h) = e.st {
+            opts.apply(g.tcp(h), nodelay);
+        }
+    }
+    Ok(())
+}
+
+/// Socket-level flags Linux accepts on an internet socket whose effect the stack has by
+/// nature or that only matter elsewhere: SO_DEBUG (kernel tracing), SO_DONTROUTE (every
+/// destination is on the link or the loopback), SO_BROADCAST (TCP ignores it),
+/// SO_OOBINLINE (smoltcp keeps urgent data in line), SO_NO_CHECK (UDP checksums are
+/// always sent), SO_BSDCOMPAT (ignored by Linux), SO_PRIORITY and SO_MARK (no queueing
+/// discipline or policy routing in the stack), SO_PASSCRED (credentials travel only over
+/// AF_UNIX; Linux before 6.x accepts it on any socket, as gVisor's suite expects).
+const RECORDED_SOCKET_OPTIONS: [i32; 9] = [
+    libc::SO_PASSCRED,
+    libc::SO_DEBUG,
+    libc::SO_DONTROUTE,
+    libc::SO_BROADCAST,
+    libc::SO_OOBINLINE,
+    libc::SO_NO_CHECK,
+    libc::SO_BSDCOMPAT,
+    libc::SO_PRIORITY,
+    libc::SO_MARK,
+];
+/// Linux's TCP MSS before a connection (TCP_MSS_DEFAULT).
+const DEFAULT_MSS: i32 = 536;
+/// SOCK_MIN_RCVBUF.
+const MIN_RCVBUF: i32 = 2304;
+
+/// An integer option in `lo..=hi` (else EINVAL).
+fn ranged(value: &[u8], lo: i32, hi: i32) -> Result<u32, Errno> {
+    let v = int_of(value)?;
+    if (lo..=hi).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+/// TCP_DEFER_ACCEPT's seconds as Linux keeps them: rounded up to a number of SYN-ACK
+/// retransmissions (1 s doubling up to 120 s, at most 255 of them) and shown as the
+/// seconds those take; 0 or less turns it off.
+fn defer_accept(secs: i32) -> i32 {
+    if secs <= 0 {
+        return 0;
+    }
+    let (mut period, mut total, mut retries) = (1, 1, 1);
+    while total < secs && retries < 255 {
+        period = (period * 2).min(120);
+        total += period;
+        retries += 1;
+    }
+    total
+}
+
+/// The MSS of a connection: the path's MTU (inside the stack, Linux's loopback figure,
+/// which leaves room for the timestamp option; else the link's 1500) less the IP and TCP
+/// headers.
+fn mss_of(g: &mut Inner, h: smoltcp::iface::SocketHandle) -> i32 {
+    let Some(remote) = g.tcp(h).remote_endpoint() else {
+        return DEFAULT_MSS;
+    };
+    let ip_header = if remote.addr.version() == smoltcp::wire::IpVersion::Ipv6 {
+        40
+    } else {
+        20
+    };
+    if g.is_own(remote.addr) {
+        65_535 - ip_header - 20 - 12
+    } else {
+        1_500 - ip_header - 20
+    }
+}
+
+/// TCP_INFO: `struct tcp_info` with what the stack knows (state, MSS, the options in
+/// use, queued bytes); the round-trip estimates smoltcp keeps to itself are 0.
+fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
+    use smoltcp::socket::tcp::State as T;
+    let mut info = vec![0u8; TCP_INFO_LEN];
+    let (state, mss, unacked) = match g.entries[&id].st {
+        St::Listening { ref ready, .. } => (10u8, DEFAULT_MSS, ready.len() as u32),
+        St::Connecting { .. } => (2, DEFAULT_MSS, 0),
+        St::Connected(h) => {
+            let mss = mss_of(g, h);
+            let s = g.tcp(h);
+            let state = match s.state() {
+                T::Established => 1,
+                T::SynSent => 2,
+                T::SynReceived => 3,
+                T::FinWait1 => 4,
+                T::FinWait2 => 5,
+                T::TimeWait => 6,
+                T::Closed => 7,
+                T::CloseWait => 8,
+                T::LastAck => 9,
+                T::Listen => 10,
+                T::Closing => 11,
+            };
+            (state, mss, s.send_queue() as u32)
+        }
+        _ => (7, DEFAULT_MSS, 0),
+    };
+    info[0] = state; // tcpi_state
+    let put = |info: &mut Vec<u8>, at: usize, v: u32| {
+        info[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    };
+    put(&mut info, 16, mss as u32); // tcpi_snd_mss
+    put(&mut info, 20, mss as u32); // tcpi_rcv_mss
+    put(&mut info, 24, unacked); // tcpi_unacked (listener: its accept queue)
+    info
+}
+
+/// `sizeof(struct tcp_info)` up to `tcpi_snd_wnd` (Linux 5.4's).
+const TCP_INFO_LEN: usize = 232;
+
 /// The TTL (hop limit) of a socket that set none (Linux's net.ipv4.ip_default_ttl).
 const DEFAULT_TTL: i32 = 64;
 /// The ECN bits of IP_TOS and IPV6_TCLASS (INET_ECN_MASK).
@@ -664,6 +923,9 @@ impl Socket for InetSocket {
             if g.entries[&id].bound.is_none() {
                 Self::bind_locked(g, id, None, 0)?;
             }
+            if g.listen_conflict(id) {
+                return Err(Errno::EADDRINUSE);
+            }
             g.listen(id, backlog);
             Ok(())
         })
@@ -678,16 +940,18 @@ impl Socket for InetSocket {
             return Err(Errno::EOPNOTSUPP);
         }
         let deadline = self.deadline(libc::SO_RCVTIMEO);
-        let (h, nodelay) = t
+        let (h, nodelay, opts, bufs) = t
             .block_on(&[&self.queue], deadline, || {
                 self.with(|g, id| {
                     let e = g.entries.get_mut(&id).expect("present");
                     let nodelay = e.nodelay;
+                    let opts = e.opts.clone();
+                    let bufs = (e.sndbuf, e.rcvbuf);
                     let St::Listening { ready, .. } = &mut e.st else {
                         return Some(Err(Errno::EINVAL));
                     };
                     match ready.pop_front() {
-                        Some(h) => Some(Ok((h, nodelay))),
+                        Some(h) => Some(Ok((h, nodelay, opts, bufs))),
                         None if nonblocking => Some(Err(Errno::EAGAIN)),
                         None => None,
                     }
@@ -699,9 +963,13 @@ impl Socket for InetSocket {
             let s = g.tcp(h);
             let local = s.local_endpoint();
             let remote = s.remote_endpoint();
+            // The connection inherits the listener's options, as in Linux.
+            opts.apply(g.tcp(h), nodelay);
             let e = g.entries.get_mut(&sock.id).expect("present");
             e.st = St::Connected(h);
             e.nodelay = nodelay;
+            e.opts = opts;
+            (e.sndbuf, e.rcvbuf) = bufs;
             e.bound = local.map(|l| (Some(l.addr), l.port));
             remote.map_or_else(
                 || self.addr(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
@@ -745,14 +1013,15 @@ impl Socket for InetSocket {
             let e = &g.entries[&id];
             let (local, lport) = e.bound.expect("bound");
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
-            let nodelay = e.nodelay;
-            let h = g.new_tcp(nodelay);
+            let nagle_off = e.nodelay && !e.opts.cork;
+            let connect_timeout = e.opts.connect_timeout();
+            let h = g.new_tcp(nagle_off);
             let hops = hop_limit(&g.entries[&id]);
             g.tcp(h).set_hop_limit(hops);
             let r = {
                 let cx = g.iface.context();
                 let s = g.set.get_mut::<tcp::Socket>(h);
-                s.set_timeout(Some(super::stack::CONNECT_TIMEOUT));
+                s.set_timeout(Some(connect_timeout));
                 s.connect(cx, remote, IpEndpoint::new(local, lport))
             };
             if r.is_err() {
@@ -915,6 +1184,20 @@ impl Socket for InetSocket {
             let h = match e.st {
                 St::Connected(h) => Some(h),
                 St::Udp(_) if e.udp_peer.is_some() => None,
+                // Linux stops a listener shut down for reading (its pending connections
+                // are reset, accept fails with EINVAL) and keeps its port; SHUT_WR alone
+                // does nothing to it.
+                St::Listening { .. } => {
+                    if rd {
+                        g.stop_listening(id);
+                    }
+                    return Ok(());
+                }
+                // A handshake under way is abandoned: the socket reports ECONNRESET.
+                St::Connecting { .. } => {
+                    g.abort_connecting(id, Errno::ECONNRESET);
+                    return Ok(());
+                }
                 _ => return Err(Errno::ENOTCONN),
             };
             e.rd_shut |= rd;
@@ -930,6 +1213,19 @@ impl Socket for InetSocket {
 
     fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
         let mut g = self.stack.lock();
+        if level == SOL_TCP && self.proto == Proto::Tcp {
+            let connected = match g.entries[&self.id].st {
+                St::Connected(h) => Some(h),
+                _ => None,
+            };
+            match (name, connected) {
+                (libc::TCP_INFO, _) => return Ok(tcp_info(&mut g, self.id)),
+                // Linux shows the default MSS until connected, then the connection's.
+                (libc::TCP_MAXSEG, Some(h)) => return Ok(int(mss_of(&mut g, h))),
+                (libc::TCP_MAXSEG, _) => return Ok(int(DEFAULT_MSS)),
+                _ => {}
+            }
+        }
         let e = g.entries.get_mut(&self.id).expect("present");
         let proto = match self.proto {
             Proto::Tcp => libc::IPPROTO_TCP,
@@ -946,26 +1242,48 @@ impl Socket for InetSocket {
             (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(e.rcvbuf as i32),
-            // Reads wake at one byte; a larger SO_RCVLOWAT is kept but not honoured.
-            (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => int(opt_int(e, level, name).unwrap_or(1)),
+            (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => int(e.opts.rcvlowat as i32),
+            // Fixed at 1 in Linux.
+            (libc::SOL_SOCKET, libc::SO_SNDLOWAT) => int(1),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
                 int(i32::from(matches!(e.st, St::Listening { .. })))
             }
-            (libc::SOL_SOCKET, libc::SO_PEERCRED | libc::SO_PEERSEC | libc::SO_PASSSEC) => {
-                return Err(Errno::ENOPROTOOPT)
-            }
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => int(i32::from(e.opts.reuse_addr)),
+            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => int(i32::from(e.opts.reuse_port)),
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => int(i32::from(e.opts.keepalive)),
             (libc::SOL_SOCKET, libc::SO_LINGER) => {
-                e.options.get(&(level, name)).cloned().unwrap_or(vec![0; 8])
+                let (on, secs) = e.opts.linger.map_or((0, 0), |t| (1, t as i32));
+                [int(on), int(secs)].concat()
+            }
+            (libc::SOL_SOCKET, name) if RECORDED_SOCKET_OPTIONS.contains(&name) => {
+                int(opt_int(e, level, name).unwrap_or(0))
             }
             (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => e
                 .options
                 .get(&(level, name))
                 .cloned()
                 .unwrap_or(vec![0; 16]),
-            (SOL_TCP, libc::TCP_NODELAY) if self.proto == Proto::Tcp => int(i32::from(e.nodelay)),
-            (SOL_TCP, libc::TCP_MAXSEG) if self.proto == Proto::Tcp => int(65_483),
+            // UDP sockets keep their recorded options (the UDP code's to sort out).
+            (libc::SOL_SOCKET, _) if self.proto == Proto::Udp => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
+            (SOL_TCP, _) if self.proto != Proto::Tcp => return Err(Errno::EOPNOTSUPP),
+            (SOL_TCP, libc::TCP_NODELAY) => int(i32::from(e.nodelay)),
+            (SOL_TCP, libc::TCP_CORK) => int(i32::from(e.opts.cork)),
+            (SOL_TCP, libc::TCP_QUICKACK) => int(i32::from(e.opts.quickack)),
+            (SOL_TCP, libc::TCP_KEEPIDLE) => int(e.opts.keep_idle as i32),
+            (SOL_TCP, libc::TCP_KEEPINTVL) => int(e.opts.keep_intvl as i32),
+            (SOL_TCP, libc::TCP_KEEPCNT) => int(e.opts.keep_cnt as i32),
+            (SOL_TCP, libc::TCP_SYNCNT) => int(e.opts.syn_count as i32),
+            (SOL_TCP, libc::TCP_USER_TIMEOUT) => int(e.opts.user_timeout_ms as i32),
+            (SOL_TCP, libc::TCP_DEFER_ACCEPT) => int(e.opts.defer_accept),
+            (SOL_TCP, libc::TCP_WINDOW_CLAMP) => int(e.opts.window_clamp),
+            (SOL_TCP, libc::TCP_LINGER2) => int(e.opts.linger2),
             // The name in a TCP_CA_NAME_MAX buffer, NUL-padded as Linux copies it out.
-            (SOL_TCP, libc::TCP_CONGESTION) if self.proto == Proto::Tcp => {
+            (SOL_TCP, libc::TCP_CONGESTION) => {
                 let mut name = e
                     .options
                     .get(&(level, name))
@@ -974,6 +1292,7 @@ impl Socket for InetSocket {
                 name.resize(TCP_CA_NAME_MAX, 0);
                 name
             }
+            (SOL_TCP, _) => return Err(Errno::ENOPROTOOPT),
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if self.family == libc::AF_INET6 => {
                 int(i32::from(v6only(e)))
             }
@@ -985,17 +1304,12 @@ impl Socket for InetSocket {
             (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if self.family == libc::AF_INET6 => {
                 int(opt_int(e, level, name).unwrap_or(0))
             }
-            (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
+            (libc::IPPROTO_IP, _) => e
                 .options
                 .get(&(level, name))
                 .cloned()
                 .unwrap_or_else(|| int(0)),
             (libc::IPPROTO_IPV6, _) if self.family == libc::AF_INET6 => e
-                .options
-                .get(&(level, name))
-                .cloned()
-                .unwrap_or_else(|| int(0)),
-            (SOL_TCP, _) if self.proto == Proto::Tcp => e
                 .options
                 .get(&(level, name))
                 .cloned()
@@ -1098,11 +1412,16 @@ impl Socket for InetSocket {
                 }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;
-                    let nodelay = e.nodelay;
+                    let nagle = e.opts.cork || !e.nodelay;
                     if let St::Connected(h) | St::Connecting { h, .. } = e.st {
-                        g.tcp(h).set_nagle_enabled(!nodelay);
+                        g.tcp(h).set_nagle_enabled(nagle);
                     }
                 }
+                (libc::SOL_SOCKET, _) | (SOL_TCP, _) => {
+                    set_option(g, id, level, name, value)?;
+                }
+                // IP, IPv6 and UDP options not handled above are recorded (those are the
+                // UDP and raw-socket code's to sort out).
                 _ => {
                     if value.is_empty() {
                         return Err(Errno::EINVAL);
@@ -1175,18 +1494,101 @@ mod tests {
         );
     }
 
+    fn get_int(s: &InetSocket, level: i32, name: i32) -> Result<i32, Errno> {
+        s.getsockopt(level, name).map(|v| int_of(&v).unwrap())
+    }
+
     #[test]
-    fn options_are_recorded() {
+    fn unknown_options_are_refused() {
         let s = InetSocket::new(&Stack::start(), Proto::Tcp);
-        s.setsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(1))
+        // SO_PEEK_OFF, SO_ATTACH_FILTER, TCP_FASTOPEN, TCP_REPAIR, unassigned names.
+        for (level, name) in [
+            (libc::SOL_SOCKET, 42), // SO_PEEK_OFF
+            (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER),
+            (libc::SOL_SOCKET, 999),
+            (SOL_TCP, libc::TCP_FASTOPEN),
+            (SOL_TCP, libc::TCP_REPAIR),
+            (SOL_TCP, 999),
+        ] {
+            assert_eq!(
+                s.setsockopt(level, name, &int(1)),
+                Err(Errno::ENOPROTOOPT),
+                "set {level} {name}"
+            );
+            assert_eq!(get_int(&s, level, name), Err(Errno::ENOPROTOOPT));
+        }
+    }
+
+    #[test]
+    fn options_read_back_as_linux() {
+        let s = InetSocket::new(&Stack::start(), Proto::Tcp);
+        // Linux's defaults (checked natively).
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_MAXSEG), Ok(536));
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_KEEPIDLE), Ok(7200));
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_KEEPINTVL), Ok(75));
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_KEEPCNT), Ok(9));
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_SYNCNT), Ok(6));
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_LINGER2), Ok(60));
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_QUICKACK), Ok(1));
+        assert_eq!(get_int(&s, libc::SOL_SOCKET, libc::SO_RCVLOWAT), Ok(1));
+        // Booleans read back as 0 or 1.
+        s.setsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(7))
+            .unwrap();
+        assert_eq!(get_int(&s, libc::SOL_SOCKET, libc::SO_REUSEADDR), Ok(1));
+        s.setsockopt(libc::SOL_SOCKET, libc::SO_KEEPALIVE, &int(1))
+            .unwrap();
+        assert_eq!(get_int(&s, libc::SOL_SOCKET, libc::SO_KEEPALIVE), Ok(1));
+        // Ranges.
+        assert_eq!(
+            s.setsockopt(SOL_TCP, libc::TCP_MAXSEG, &int(10)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            s.setsockopt(SOL_TCP, libc::TCP_SYNCNT, &int(0)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            s.setsockopt(SOL_TCP, libc::TCP_USER_TIMEOUT, &int(-1)),
+            Err(Errno::EINVAL)
+        );
+        s.setsockopt(SOL_TCP, libc::TCP_DEFER_ACCEPT, &int(5))
+            .unwrap();
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_DEFER_ACCEPT), Ok(7));
+        s.setsockopt(SOL_TCP, libc::TCP_WINDOW_CLAMP, &int(1))
+            .unwrap();
+        assert_eq!(get_int(&s, SOL_TCP, libc::TCP_WINDOW_CLAMP), Ok(1152));
+        let linger = [int(1), int(3)].concat();
+        s.setsockopt(libc::SOL_SOCKET, libc::SO_LINGER, &linger)
             .unwrap();
         assert_eq!(
-            s.getsockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap(),
-            int(1)
+            s.getsockopt(libc::SOL_SOCKET, libc::SO_LINGER).unwrap(),
+            linger
         );
-        let g = s.stack.lock();
-        assert!(g.entries[&s.id]
-            .options
-            .contains_key(&(libc::SOL_SOCKET, libc::SO_REUSEADDR)));
+        assert_eq!(s.getsockopt(SOL_TCP, libc::TCP_INFO).unwrap()[0], 7);
+    }
+
+    #[test]
+    fn port_sharing_follows_linux() {
+        let any = |f| (f, false, None);
+        let lo = Some(IpAddress::v4(127, 0, 0, 1));
+        use super::super::stack::overlap;
+        assert!(overlap(any(libc::AF_INET), any(libc::AF_INET6)));
+        assert!(!overlap(any(libc::AF_INET), (libc::AF_INET6, true, None)));
+        assert!(overlap(
+            (libc::AF_INET6, false, None),
+            (libc::AF_INET, false, lo)
+        ));
+        assert!(!overlap(
+            (libc::AF_INET6, true, None),
+            (libc::AF_INET, false, lo)
+        ));
+        assert!(!overlap(
+            (libc::AF_INET, false, lo),
+            (
+                libc::AF_INET6,
+                false,
+                Some(IpAddress::Ipv6(Ipv6Address::LOCALHOST))
+            )
+        ));
     }
 }

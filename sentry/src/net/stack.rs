@@ -43,6 +43,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use super::config::NetConfig;
+use super::inet::v6only;
 use super::link::Device;
 use crate::abi::Errno;
 use crate::waiter::{WaitQueue, Wake};
@@ -68,9 +69,6 @@ const MAX_ROUNDS: usize = 256;
 /// How long a connect waits for its next hop to answer ARP or neighbour discovery before
 /// failing with EHOSTUNREACH (Linux: 3 probes a second apart).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long an unanswered connect retransmits its SYN before ETIMEDOUT (Linux with
-/// `tcp_syn_retries` = 6: about 127 s).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
 
 /// The transport protocol of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,6 +129,8 @@ pub struct Entry {
     /// A connected UDP socket's peer.
     pub udp_peer: Option<(IpAddress, u16)>,
     pub nodelay: bool,
+    /// Socket and TCP options that act on the connection.
+    pub opts: SockOpts,
     pub rcvbuf: usize,
     pub sndbuf: usize,
     /// Options recorded only, by (level, name).
@@ -155,11 +155,117 @@ impl Entry {
             error: None,
             udp_peer: None,
             nodelay: false,
+            opts: SockOpts::default(),
             rcvbuf: super::unix::DEFAULT_BUF,
             sndbuf: super::unix::DEFAULT_BUF,
             options: HashMap::new(),
             seen: (0, 0, 0),
         }
+    }
+}
+
+/// The options of a socket that change what its connection does (Linux's defaults in
+/// [`Default`]); accepted connections inherit them from the listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SockOpts {
+    pub reuse_addr: bool,
+    pub reuse_port: bool,
+    /// SO_KEEPALIVE, and TCP_KEEPIDLE, TCP_KEEPINTVL (seconds) and TCP_KEEPCNT.
+    pub keepalive: bool,
+    pub keep_idle: u32,
+    pub keep_intvl: u32,
+    pub keep_cnt: u32,
+    /// SO_LINGER: `Some(seconds)` when on.
+    pub linger: Option<u32>,
+    /// SO_RCVLOWAT: bytes a read waits for (at least 1).
+    pub rcvlowat: usize,
+    /// TCP_USER_TIMEOUT in milliseconds (0: the stack's default).
+    pub user_timeout_ms: u32,
+    /// TCP_SYNCNT: SYN retransmissions before a connect times out.
+    pub syn_count: u32,
+    /// TCP_CORK: small segments wait (as under Nagle's algorithm).
+    pub cork: bool,
+    /// TCP_QUICKACK (the stack acknowledges at once whatever the value).
+    pub quickack: bool,
+    /// TCP_DEFER_ACCEPT in seconds: accept waits for the first data that long.
+    pub defer_accept: i32,
+    /// TCP_WINDOW_CLAMP as set (0: none).
+    pub window_clamp: i32,
+    /// TCP_LINGER2 as Linux reads it back (seconds; -1: off).
+    pub linger2: i32,
+}
+
+/// Linux's defaults: net.ipv4.tcp_keepalive_{time,intvl,probes}, tcp_syn_retries,
+/// tcp_fin_timeout.
+impl Default for SockOpts {
+    fn default() -> SockOpts {
+        SockOpts {
+            reuse_addr: false,
+            reuse_port: false,
+            keepalive: false,
+            keep_idle: 7200,
+            keep_intvl: 75,
+            keep_cnt: 9,
+            linger: None,
+            rcvlowat: 1,
+            user_timeout_ms: 0,
+            syn_count: 6,
+            cork: false,
+            quickack: true,
+            defer_accept: 0,
+            window_clamp: 0,
+            linger2: 60,
+        }
+    }
+}
+
+impl SockOpts {
+    /// How long an unanswered connect retransmits its SYN: 1 + 2 + 4 + ... seconds, as
+    /// Linux's exponential backoff from a 1 s RTO over `syn_count` retries (6: 127 s).
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs((1u64 << (self.syn_count.min(30) + 1)) - 1)
+    }
+
+    /// Applies the options to a connection past its handshake: Nagle (TCP_NODELAY,
+    /// TCP_CORK), keep-alive probes and the time after which an unanswered connection
+    /// ends (TCP_USER_TIMEOUT; with keep-alive, the probes' idle + interval × count).
+    pub fn apply(&self, s: &mut tcp::Socket, nodelay: bool) {
+        s.set_nagle_enabled(self.cork || !nodelay);
+        if self.keepalive {
+            s.set_keep_alive(Some(Duration::from_secs(self.keep_idle.into())));
+        } else {
+            s.set_keep_alive(None);
+        }
+        let timeout = if self.user_timeout_ms > 0 {
+            Some(Duration::from_millis(self.user_timeout_ms.into()))
+        } else if self.keepalive {
+            Some(Duration::from_secs(
+                u64::from(self.keep_idle) + u64::from(self.keep_intvl) * u64::from(self.keep_cnt),
+            ))
+        } else {
+            None
+        };
+        s.set_timeout(timeout);
+    }
+}
+
+/// Whether two bindings of one port cover a common address: equal addresses, or a
+/// wildcard and an address (or wildcard) of a family it hears (an AF_INET6 wildcard hears
+/// IPv4 unless IPV6_V6ONLY).
+pub fn overlap(a: (i32, bool, Option<IpAddress>), b: (i32, bool, Option<IpAddress>)) -> bool {
+    let hears_v4 = |(family, v6only, addr): (i32, bool, Option<IpAddress>)| match addr {
+        None => family == libc::AF_INET || !v6only,
+        Some(IpAddress::Ipv4(_)) => true,
+        Some(IpAddress::Ipv6(_)) => false,
+    };
+    let hears_v6 = |(family, _, addr): (i32, bool, Option<IpAddress>)| match addr {
+        None => family == libc::AF_INET6,
+        Some(IpAddress::Ipv6(_)) => true,
+        Some(IpAddress::Ipv4(_)) => false,
+    };
+    match (a.2, b.2) {
+        (Some(x), Some(y)) => x == y,
+        _ => (hears_v4(a) && hears_v4(b)) || (hears_v6(a) && hears_v6(b)),
     }
 }
 
@@ -190,8 +296,9 @@ pub struct Inner {
     cidrs: Vec<IpCidr>,
     /// Routes through a gateway: destination and gateway.
     gateways: Vec<(IpCidr, IpAddress)>,
-    /// Ports held, per protocol.
-    ports: HashMap<(Proto, u16), u64>,
+    /// The entries holding each port, per protocol (several when SO_REUSEADDR or
+    /// SO_REUSEPORT let them share it).
+    ports: HashMap<(Proto, u16), Vec<u64>>,
     next_ephemeral: u16,
     /// TCP sockets whose file is closed, finishing their close before removal.
     orphans: Vec<SocketHandle>,
@@ -665,30 +772,143 @@ impl Inner {
         self.set.get_mut::<udp::Socket>(h)
     }
 
-    /// Takes `port` (0: an ephemeral one) for entry `id`.
+    /// Takes `port` (0: an ephemeral one) for entry `id`, alone.
     ///
     /// # Errors
     /// EADDRINUSE when held, EADDRNOTAVAIL when no ephemeral port is free.
     pub fn take_port(&mut self, proto: Proto, port: u16, id: u64) -> Result<u16, Errno> {
         if port != 0 {
-            return match self.ports.entry((proto, port)) {
-                std::collections::hash_map::Entry::Occupied(_) => Err(Errno::EADDRINUSE),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(id);
-                    Ok(port)
-                }
-            };
+            let holders = self.ports.entry((proto, port)).or_default();
+            if !holders.is_empty() {
+                return Err(Errno::EADDRINUSE);
+            }
+            holders.push(id);
+            return Ok(port);
         }
+        self.ephemeral(proto, id)
+    }
+
+    /// A free ephemeral port, taken for `id`.
+    fn ephemeral(&mut self, proto: Proto, id: u64) -> Result<u16, Errno> {
         let span = EPHEMERAL.1 - EPHEMERAL.0 + 1;
         for _ in 0..span {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p == EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
-            if let std::collections::hash_map::Entry::Vacant(v) = self.ports.entry((proto, p)) {
-                v.insert(id);
+            let holders = self.ports.entry((proto, p)).or_default();
+            if holders.is_empty() {
+                holders.push(id);
                 return Ok(p);
             }
         }
         Err(Errno::EADDRNOTAVAIL)
+    }
+
+    /// The binding of entry `id` for port sharing: family, IPV6_V6ONLY, address.
+    fn binding(&self, id: u64, addr: Option<IpAddress>) -> (i32, bool, Option<IpAddress>) {
+        let e = &self.entries[&id];
+        (e.family, v6only(e), addr)
+    }
+
+    /// Whether entry `other`, holding the port at `at`, keeps `id` from binding `addr`
+    /// there, by Linux's rules: no conflict unless the addresses overlap; none when both
+    /// set SO_REUSEPORT, nor (TCP) when both set SO_REUSEADDR and `other` is not
+    /// listening, nor (UDP) when both set SO_REUSEADDR.
+    fn conflicts(&self, id: u64, addr: Option<IpAddress>, other: u64) -> bool {
+        let (Some(me), Some(o)) = (self.entries.get(&id), self.entries.get(&other)) else {
+            return false;
+        };
+        let Some((oaddr, _)) = o.bound else {
+            return false;
+        };
+        if !overlap(self.binding(id, addr), self.binding(other, oaddr)) {
+            return false;
+        }
+        if me.opts.reuse_port && o.opts.reuse_port {
+            return false;
+        }
+        let listening = matches!(o.st, St::Listening { .. });
+        !(me.opts.reuse_addr && o.opts.reuse_addr && (me.proto == Proto::Udp || !listening))
+    }
+
+    /// Takes `port` (0: an ephemeral one) at `addr` (`None`: the wildcard) for entry `id`,
+    /// shared with the sockets holding it as SO_REUSEADDR and SO_REUSEPORT allow.
+    ///
+    /// # Errors
+    /// EADDRINUSE when held, EADDRNOTAVAIL when no ephemeral port is free.
+    pub fn bind_port(
+        &mut self,
+        proto: Proto,
+        addr: Option<IpAddress>,
+        port: u16,
+        id: u64,
+    ) -> Result<u16, Errno> {
+        if port == 0 {
+            return self.ephemeral(proto, id);
+        }
+        let holders = self.ports.get(&(proto, port)).cloned().unwrap_or_default();
+        if holders.iter().any(|&o| self.conflicts(id, addr, o)) {
+            return Err(Errno::EADDRINUSE);
+        }
+        self.ports.entry((proto, port)).or_default().push(id);
+        Ok(port)
+    }
+
+    /// Whether listening on entry `id`'s port would take connections another listener
+    /// there takes (both listening on overlapping addresses without both setting
+    /// SO_REUSEPORT): Linux's EADDRINUSE from listen(2).
+    pub fn listen_conflict(&self, id: u64) -> bool {
+        let Some((addr, port)) = self.entries[&id].bound else {
+            return false;
+        };
+        let holders = self
+            .ports
+            .get(&(Proto::Tcp, port))
+            .cloned()
+            .unwrap_or_default();
+        holders.iter().filter(|&&o| o != id).any(|&o| {
+            let (me, other) = (&self.entries[&id], &self.entries[&o]);
+            matches!(other.st, St::Listening { .. })
+                && !(me.opts.reuse_port && other.opts.reuse_port)
+                && overlap(
+                    self.binding(id, addr),
+                    self.binding(o, other.bound.and_then(|b| b.0)),
+                )
+        })
+    }
+
+    /// Ends entry `id`'s listening: the connections not accepted yet are reset, the socket
+    /// is as if bound only, and its waiters wake.
+    pub fn stop_listening(&mut self, id: u64) {
+        let e = self.entries.get_mut(&id).expect("present");
+        if let St::Listening { waiting, ready, .. } = std::mem::replace(&mut e.st, St::Idle) {
+            for h in waiting.into_iter().chain(ready) {
+                self.set.get_mut::<tcp::Socket>(h).abort();
+                self.orphans.push(h);
+            }
+        }
+        self.entries[&id].queue.notify_all();
+    }
+
+    /// Abandons entry `id`'s handshake: the connection is reset and the socket fails with
+    /// `err`.
+    pub fn abort_connecting(&mut self, id: u64, err: Errno) {
+        let e = self.entries.get_mut(&id).expect("present");
+        if let St::Connecting { h, .. } = std::mem::replace(&mut e.st, St::Failed) {
+            e.error = Some(err);
+            self.set.get_mut::<tcp::Socket>(h).abort();
+            self.orphans.push(h);
+        }
+        self.entries[&id].queue.notify_all();
+    }
+
+    /// Whether `h` is a connection whose file is closed, still finishing its close.
+    pub fn is_orphan(&self, h: SocketHandle) -> bool {
+        self.orphans.contains(&h)
+    }
+
+    /// Gives up entry `id`'s hold on `port`.
+    fn release_port(&mut self, proto: Proto, port: u16, id: u64) {
+        release(&mut self.ports, proto, port, id);
     }
 
     /// Removes entry `id` (its file closed): connections close (reset when unread data
@@ -699,15 +919,14 @@ impl Inner {
         };
         if e.owns_port {
             if let Some((_, port)) = e.bound {
-                if self.ports.get(&(e.proto, port)) == Some(&id) {
-                    self.ports.remove(&(e.proto, port));
-                }
+                self.release_port(e.proto, port, id);
             }
         }
         match e.st {
             St::Connected(h) | St::Connecting { h, .. } => {
                 let s = self.tcp(h);
-                if s.can_recv() {
+                // Unread data, or SO_LINGER with a zero time: a reset.
+                if s.can_recv() || e.opts.linger == Some(0) {
                     s.abort();
                 } else {
                     s.close();
@@ -806,11 +1025,11 @@ impl Inner {
                 let elapsed = now - since;
                 let unresolved = hop.is_some_and(|a| !self.dev.heard_from(&a));
                 let failure = if synchronized(state) {
-                    s.set_timeout(None);
+                    e.opts.apply(s, e.nodelay);
                     e.st = St::Connected(h);
                     None
                 } else if state == tcp::State::Closed {
-                    Some(if elapsed >= CONNECT_TIMEOUT {
+                    Some(if elapsed >= e.opts.connect_timeout() {
                         Errno::ETIMEDOUT
                     } else {
                         Errno::ECONNREFUSED
@@ -827,7 +1046,7 @@ impl Inner {
                     if e.owns_port {
                         e.owns_port = false;
                         e.bound = None;
-                        self.ports.remove(&(Proto::Tcp, port));
+                        release(&mut self.ports, Proto::Tcp, port, id);
                     }
                 }
             }
@@ -908,6 +1127,16 @@ impl Inner {
     }
 }
 
+/// Takes `id` off the holders of `port`.
+fn release(ports: &mut HashMap<(Proto, u16), Vec<u64>>, proto: Proto, port: u16, id: u64) {
+    if let Some(holders) = ports.get_mut(&(proto, port)) {
+        holders.retain(|&h| h != id);
+        if holders.is_empty() {
+            ports.remove(&(proto, port));
+        }
+    }
+}
+
 /// Bytes waiting to be read.
 pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
@@ -953,7 +1182,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
             let s = set.get::<tcp::Socket>(h);
             let state = s.state();
             let peer_done = !s.may_recv();
-            if s.can_recv() || peer_done || e.rd_shut {
+            if s.recv_queue() >= e.opts.rcvlowat.max(1) || peer_done || e.rd_shut {
                 r |= rd;
             }
             if peer_done || e.rd_shut {

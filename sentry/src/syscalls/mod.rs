@@ -255,12 +255,12 @@ syscall_table! {
         46 sendmsg(fd: Fd, msg: UserAddr, flags: i32) => socket::sendmsg, Partial("SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB");
         47 recvmsg(fd: Fd, msg: UserAddr, flags: i32) => socket::recvmsg, Partial("SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB or MSG_ERRQUEUE; no IP control messages");
         48 shutdown(fd: Fd, how: i32) => socket::shutdown, Full;
-        49 bind(fd: Fd, addr: UserAddr, len: u32) => socket::bind, Partial("AF_UNIX paths on host volumes are EPERM; AF_INET only 127.0.0.1 and 0.0.0.0 (others EADDRNOTAVAIL), SO_REUSEADDR does not share a port");
+        49 bind(fd: Fd, addr: UserAddr, len: u32) => socket::bind, Partial("AF_UNIX paths on host volumes are EPERM; AF_INET only 127.0.0.1 and 0.0.0.0 (others EADDRNOTAVAIL); SO_REUSEADDR and SO_REUSEPORT share a port as in Linux");
         50 listen(fd: Fd, backlog: i32) => socket::listen, Partial("AF_INET backlog capped at 16 pending connections");
         51 getsockname(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::getsockname, Full;
         52 getpeername(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::getpeername, Full;
         53 socketpair(domain: i32, ty: i32, protocol: i32, sv: UserAddr) => socket::socketpair, Partial("AF_UNIX only");
-        54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_PASSCRED and TCP_NODELAY take effect; SO_SNDBUF/SO_RCVBUF on AF_UNIX; other SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP and IPPROTO_UDP options are recorded only");
+        54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_PASSCRED, SO_SNDBUF/SO_RCVBUF on AF_UNIX; on AF_INET TCP: SO_REUSEADDR/REUSEPORT, SO_KEEPALIVE with TCP_KEEP*, SO_LINGER, SO_RCVLOWAT, TCP_NODELAY/CORK, TCP_SYNCNT, TCP_USER_TIMEOUT take effect, others ENOPROTOOPT; IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP and UDP SOL_SOCKET options beyond TTL/TOS are recorded only");
         55 getsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, lenp: UserAddr) => socket::getsockopt, Partial("SOL_SOCKET; for AF_INET also IPPROTO_IP, IPPROTO_TCP and IPPROTO_UDP (recorded values)");
         56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("of the namespaces only CLONE_NEWPID; no pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
