@@ -55,7 +55,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -153,6 +153,9 @@ pub struct KernelImage {
     /// What this image does not hold although the sandbox may have it ([`NOT_SAVED`]); a
     /// restore must refuse an image whose list names state it cannot do without.
     pub not_saved: Vec<String>,
+    /// The platform the sandbox ran on: patched system-call sites jump into its stub, so a
+    /// restore runs on the same one.
+    pub platform: String,
     pub hostname: String,
     pub tasks: Vec<TaskImage>,
     pub processes: Vec<ProcessImage>,
@@ -166,6 +169,8 @@ pub struct KernelImage {
 pub struct TaskImage {
     pub tid: i32,
     pub tgid: i32,
+    /// `comm`.
+    pub comm: Vec<u8>,
     /// The TID as the task's own PID namespace numbers it, and that namespace's level.
     pub vtid: i32,
     pub pidns_level: usize,
@@ -240,7 +245,16 @@ pub struct ProcessImage {
     pub shared_pending: Vec<Vec<u8>>,
     pub threads: Vec<i32>,
     /// A zombie's status as a wait status word.
-    pub zombie: Option<String>,
+    pub zombie: Option<i32>,
+    /// The Loader's container the process belongs to.
+    pub container: String,
+    /// The executable's path (`/proc/[pid]/exe`) and where its argument and environment
+    /// strings lie: `[arg_start, arg_end, env_start, env_end]`.
+    pub exe: Option<String>,
+    pub args: [u64; 4],
+    /// Resource limits, `[soft, hard]` per resource.
+    pub limits: Vec<[u64; 2]>,
+    pub did_exec: bool,
 }
 
 /// One address space.
@@ -249,6 +263,7 @@ pub struct MmImage {
     pub vmas: Vec<VmaImage>,
     /// Present pages: `[start, end)` at `file_offset` of the memory file.
     pub pages: Vec<PageRange>,
+    pub brk: crate::mm::BrkState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -263,6 +278,8 @@ pub struct VmaImage {
     pub offset: u64,
     pub dev: u64,
     pub ino: u64,
+    /// A file backs it (reopened by `name` on restore); else anonymous memory.
+    pub file: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -285,6 +302,8 @@ pub struct FdImage {
     pub cloexec: bool,
     pub flags: u32,
     pub offset: u64,
+    /// The open file description: equal for fds that share one (dup, fork).
+    pub description: usize,
     pub file: FileImage,
 }
 
@@ -370,6 +389,7 @@ impl Task {
         Ok(TaskImage {
             tid: self.tid,
             tgid: self.tg.tgid,
+            comm: self.handle.comm.lock().unwrap().clone(),
             vtid: self.vtid(),
             pidns_level: self.tg.pidns.level(),
             regs: regs_words(&self.cpu.regs),
@@ -465,6 +485,7 @@ impl Kernel {
                 .procs
                 .iter()
                 .map(|(&tgid, p)| {
+                    let image = p.tg.image.lock().unwrap().clone();
                     let s = p.tg.sig();
                     ProcessImage {
                         tgid,
@@ -484,7 +505,24 @@ impl Kernel {
                             .map(|i| i.as_bytes().to_vec())
                             .collect(),
                         threads: s.threads.keys().copied().collect(),
-                        zombie: p.zombie.map(|z| format!("{z:?}")),
+                        zombie: p.zombie.map(super::ExitStatus::wait_status),
+                        container: p.tg.container.to_string(),
+                        exe: image.exe.as_ref().map(|d| lossy(&d.path)),
+                        args: [
+                            image.strings.arg_start,
+                            image.strings.arg_end,
+                            image.strings.env_start,
+                            image.strings.env_end,
+                        ],
+                        limits: p
+                            .tg
+                            .limits
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .map(|l| [l.cur, l.max])
+                            .collect(),
+                        did_exec: p.did_exec,
                     }
                 })
                 .collect();
@@ -501,12 +539,17 @@ impl Kernel {
                 t.fds = fd_tables.intern(&fds);
             }
         }
+        let mut descriptions = Interner::new();
         let fd_tables = fd_tables
             .items
             .iter()
-            .map(|table| fd_table_image(table))
+            .map(|table| fd_table_image(table, &mut descriptions))
             .collect::<Result<Vec<_>, _>>()?;
-        let mms = mms.items.iter().map(|mm| mm_image(mm)).collect();
+        let mms = mms
+            .items
+            .iter()
+            .map(|mm| mm_image(mm))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -524,6 +567,7 @@ impl Kernel {
         memory.flush()?;
         let image = KernelImage {
             not_saved: NOT_SAVED.iter().map(|s| (*s).to_owned()).collect(),
+            platform: self.platform.name().to_owned(),
             hostname: self.hostname.lock().unwrap().clone(),
             tasks,
             processes,
@@ -543,9 +587,21 @@ impl Kernel {
     }
 }
 
-fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
-    let vmas = mm
-        .maps()
+fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
+    let maps = mm.maps();
+    if let Some(m) = maps.iter().find(|m| m.shared && m.is_file) {
+        return Err(CheckpointError::Unsupported {
+            what: format!(
+                "a shared file mapping at {:#x} ({})",
+                m.start,
+                match &m.kind {
+                    crate::mm::VmaKind::Named(n) => n.as_str(),
+                    _ => "?",
+                }
+            ),
+        });
+    }
+    let vmas = maps
         .into_iter()
         .map(|m| VmaImage {
             start: m.start,
@@ -566,6 +622,7 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
             offset: m.offset,
             dev: m.dev,
             ino: m.ino,
+            file: m.is_file,
         })
         .collect();
     let pages = mm
@@ -578,10 +635,17 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
             cow,
         })
         .collect();
-    MmImage { vmas, pages }
+    Ok(MmImage {
+        vmas,
+        pages,
+        brk: mm.brk_state(),
+    })
 }
 
-fn fd_table_image(table: &super::FdTable) -> Result<FdTableImage, CheckpointError> {
+fn fd_table_image(
+    table: &super::FdTable,
+    descriptions: &mut Interner<OpenFile>,
+) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
         let (Ok(file), Ok(cloexec)) = (table.get(fd), table.cloexec(fd)) else {
@@ -592,6 +656,7 @@ fn fd_table_image(table: &super::FdTable) -> Result<FdTableImage, CheckpointErro
             cloexec,
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
+            description: descriptions.intern(&file),
             file: file_image(fd, &file)?,
         });
     }

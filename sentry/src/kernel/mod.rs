@@ -32,6 +32,7 @@ pub mod ipc;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
+pub mod restore;
 pub mod sched;
 pub mod sigframe;
 pub mod signal;
