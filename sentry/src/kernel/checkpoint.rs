@@ -32,14 +32,23 @@
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
 //!   a file the sandbox was given (stdio);
-//! - the memory file's used ranges with their reference counts.
+//! - the memory file's used ranges with their reference counts;
+//! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
+//!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
+//! - the platform the sandbox ran on (patched system-call sites jump into its stub).
+//!
+//! Format 2 added to format 1: the open file description of each fd (`description`, equal
+//! for fds that share one), the program break of each address space, each process's
+//! executable, argument area, limits and container, `comm`, the platform and the tmpfs
+//! files; zombies' status became a wait status word. [`super::restore`] reads it.
 //!
 //! Anything else (sockets, epoll, inotify, timerfd, signalfd; a process waiting for its
-//! vfork child) makes the checkpoint fail with `cannot checkpoint: ... (kind not supported
-//! yet)`, never a silently wrong image. What is not saved yet is listed in the image itself
-//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): the file contents of tmpfs and overlay
-//! upper layers (they live in the sentry's heap, not in the memory file), the mount tree,
-//! interval and POSIX timers, System V IPC objects. Futex waiters need nothing: a waiter
+//! vfork child; a shared mapping of a file; a FIFO, socket or device node in a tmpfs)
+//! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
+//! a silently wrong image. What is not saved yet is listed in the image itself
+//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
+//! files, the mount tree (a restore rebuilds it from the bundle), interval and POSIX timers,
+//! System V IPC objects. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
 
 use std::collections::HashMap;
@@ -61,8 +70,8 @@ pub const FORMAT_VERSION: u32 = 2;
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
-    "file contents of tmpfs mounts and overlay upper layers",
-    "the mount tree",
+    "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
+    "the mount tree (a restore rebuilds it from the bundle)",
     "interval timers and POSIX timers",
     "System V IPC objects",
 ];
@@ -162,6 +171,43 @@ pub struct KernelImage {
     pub mms: Vec<MmImage>,
     pub fd_tables: Vec<FdTableImage>,
     pub memory: Vec<MemoryRange>,
+    /// The files of tmpfs mounts and of overlay upper layers.
+    pub tmpfs: Vec<TmpfsImage>,
+}
+
+/// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TmpfsImage {
+    /// The mountpoint.
+    pub mount: String,
+    pub overlay_upper: bool,
+    /// In pre-order: a directory before its entries.
+    pub entries: Vec<TmpEntry>,
+}
+
+/// One file of a [`TmpfsImage`]; `path` is relative to the mount's root.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TmpEntry {
+    pub path: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub node: TmpNodeImage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TmpNodeImage {
+    Dir {
+        opaque: bool,
+    },
+    File {
+        data: Vec<u8>,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// An overlay whiteout: the lower layer's file of this name was removed.
+    Whiteout,
 }
 
 /// One task, as its own thread recorded it when it parked ([`Task::image`]).
@@ -201,6 +247,8 @@ pub struct TaskImage {
     mm_ref: Option<Arc<crate::mm::MemoryManager>>,
     #[serde(skip)]
     fds_ref: Option<Arc<super::FdTable>>,
+    #[serde(skip)]
+    ns_ref: Option<Arc<crate::vfs::MountNamespace>>,
 }
 
 /// [`Restart`] in the image.
@@ -423,6 +471,7 @@ impl Task {
             fds: 0,
             mm_ref: Some(self.mm.clone()),
             fds_ref: Some(self.fds.clone()),
+            ns_ref: Some(self.fs.ns.clone()),
         })
     }
 }
@@ -530,8 +579,12 @@ impl Kernel {
         };
         let mut tasks = tasks;
         tasks.sort_by_key(|t| t.tid);
-        let (mut mms, mut fd_tables) = (Interner::new(), Interner::new());
+        let (mut mms, mut fd_tables, mut namespaces) =
+            (Interner::new(), Interner::new(), Interner::new());
         for t in &mut tasks {
+            if let Some(ns) = t.ns_ref.take() {
+                namespaces.intern(&ns);
+            }
             if let Some(mm) = t.mm_ref.take() {
                 t.mm = mms.intern(&mm);
             }
@@ -550,6 +603,10 @@ impl Kernel {
             .iter()
             .map(|mm| mm_image(mm))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut tmpfs = Vec::new();
+        for ns in &namespaces.items {
+            tmpfs.extend(tmpfs_images(ns)?);
+        }
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -574,6 +631,7 @@ impl Kernel {
             mms,
             fd_tables,
             memory: memory_ranges,
+            tmpfs,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -585,6 +643,97 @@ impl Kernel {
             memory_bytes,
         })
     }
+}
+
+/// The files of every visible tmpfs mount of `ns` (but the sentry's own `/dev`) and of
+/// the upper layer of every overlay.
+fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, CheckpointError> {
+    use crate::fs::overlay::OvlNode;
+    use crate::fs::tmpfs::TmpNode;
+    let mut images = Vec::new();
+    for m in ns.mounts() {
+        let visible = m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id);
+        if !visible || m.source == "devtmpfs" {
+            continue;
+        }
+        let root = m.root.clone().as_any();
+        let (root, overlay_upper) = match (m.fs_type, root) {
+            ("tmpfs", root) => match root.downcast::<TmpNode>() {
+                Ok(n) => (n, false),
+                Err(_) => continue,
+            },
+            ("overlay", root) => match root
+                .downcast::<OvlNode>()
+                .ok()
+                .and_then(|o| o.upper_layer())
+            {
+                Some(n) => (n, true),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let mut entries = Vec::new();
+        tmp_entries(&root, "", &mut entries, &lossy(&m.path))?;
+        images.push(TmpfsImage {
+            mount: lossy(&m.path),
+            overlay_upper,
+            entries,
+        });
+    }
+    Ok(images)
+}
+
+fn tmp_entries(
+    dir: &crate::fs::tmpfs::TmpNode,
+    prefix: &str,
+    out: &mut Vec<TmpEntry>,
+    mount: &str,
+) -> Result<(), CheckpointError> {
+    use crate::vfs::Inode;
+    for (name, node) in dir.children() {
+        let path = format!("{prefix}{}", lossy(&name));
+        let unsupported = |what: &str| CheckpointError::Unsupported {
+            what: format!("{what} {path} in the tmpfs at {mount}"),
+        };
+        let image = if node.is_whiteout() {
+            TmpNodeImage::Whiteout
+        } else {
+            let st = node.stat().map_err(|_| unsupported("unreadable"))?;
+            let kind = match st.mode & libc::S_IFMT {
+                libc::S_IFDIR => TmpNodeImage::Dir {
+                    opaque: node.is_opaque(),
+                },
+                libc::S_IFREG => TmpNodeImage::File {
+                    data: node.contents().map_err(|_| unsupported("unreadable"))?,
+                },
+                libc::S_IFLNK => TmpNodeImage::Symlink {
+                    target: node
+                        .readlink(&crate::vfs::Caller::kernel())
+                        .map_err(|_| unsupported("unreadable"))?,
+                },
+                _ => return Err(unsupported("a special file")),
+            };
+            out.push(TmpEntry {
+                path: path.clone(),
+                mode: st.mode,
+                uid: st.uid,
+                gid: st.gid,
+                node: kind,
+            });
+            if st.mode & libc::S_IFMT == libc::S_IFDIR {
+                tmp_entries(&node, &format!("{path}/"), out, mount)?;
+            }
+            continue;
+        };
+        out.push(TmpEntry {
+            path,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            node: image,
+        });
+    }
+    Ok(())
 }
 
 fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {

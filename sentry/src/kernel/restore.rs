@@ -6,7 +6,11 @@
 //! nothing yet. In order:
 //! 1. the memory file: each saved range is claimed at its old offset and filled from
 //!    `memory.bin` (all-zero chunks are skipped: the file reads as zero there and the host
-//!    keeps no pages for them);
+//!    keeps no pages for them); the container must not have allocated memory yet (its
+//!    mounts are made empty), else the saved offsets are taken and the restore is refused;
+//!    then the files of tmpfs mounts and overlay upper layers are put back into the
+//!    container's mounts of the same kind at the same place (modes and owners; new
+//!    timestamps), before anything is opened;
 //! 2. address spaces: the VMAs (file mappings reopened by path in the container's
 //!    filesystem, refused when the file's device or inode changed) and the present pages at
 //!    their memory-file offsets, copy-on-write sharing as it was (two address spaces naming
@@ -15,8 +19,8 @@
 //! 3. open file descriptions, once each however many fds share them: pipes with their
 //!    buffered bytes (an end nobody holds is closed, so readers see EOF as before), files by
 //!    path, reopened in the container's filesystem and refused when their device, inode,
-//!    size or mtime changed, and the stdio the old sandbox was given, replaced by the new
-//!    sandbox's by fd number (0, 1, 2);
+//!    size or mtime changed (files put back in step 1 are new: type and size only), and
+//!    the stdio the old sandbox was given, replaced by the new sandbox's by fd number;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask;
@@ -27,7 +31,7 @@
 //! A restore that fails leaves nothing running; the memory and tables it made are released
 //! with the sandbox.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -37,7 +41,8 @@ use platform::{CpuState, FpState, Perms};
 use zerocopy::FromBytes;
 
 use super::checkpoint::{
-    FileImage, KernelImage, MmImage, ProcessImage, RestartImage, TaskImage, VmaImage,
+    FileImage, KernelImage, MmImage, ProcessImage, RestartImage, TaskImage, TmpNodeImage,
+    TmpfsImage, VmaImage,
 };
 use super::signal::{SigAction, SigInfo};
 use super::task::{register_thread, Restart, RestartBlock, Resumed, DISABLED_ALTSTACK};
@@ -50,7 +55,7 @@ use crate::mm::usermem::UserAddr;
 use crate::mm::{MemoryManager, RestoredVma, VmaKind};
 use crate::vfs::dir::{DirFile, PathFile};
 use crate::vfs::host::HostFile;
-use crate::vfs::{Caller, FileKind, FileType, FsContext, OpenFile};
+use crate::vfs::{Caller, FileKind, FileType, FsContext, NewAttrs, NewNode, OpenFile};
 
 /// Why a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,18 +140,29 @@ impl Kernel {
         }
         *self.hostname.lock().unwrap() = image.hostname.clone();
         let claimed = self.restore_memory(&image, memory)?;
+        // The files before anything is opened: the paths of open files and mappings may
+        // lie in them. After the memory: their pages go wherever the saved ranges are not.
+        let refilled = match refill_tmpfs(&image.tmpfs, &target.fs) {
+            Ok(r) => r,
+            Err(e) => {
+                for r in claimed {
+                    self.memory.dec_ref(r);
+                }
+                return Err(e);
+            }
+        };
         // The address spaces take their own references on the claimed ranges; the claims
         // are dropped whatever happens, so that memory nobody names goes back.
         let mms = image
             .mms
             .iter()
-            .map(|m| self.restore_mm(m, &target.fs))
+            .map(|m| self.restore_mm(m, &target.fs, &refilled))
             .collect::<Result<Vec<_>, _>>();
         for r in claimed {
             self.memory.dec_ref(r);
         }
         let mms = mms?;
-        let mut files = Files::new(std::mem::take(&mut target.stdio));
+        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled);
         let tables = image
             .fd_tables
             .iter()
@@ -203,6 +219,7 @@ impl Kernel {
         &self,
         image: &MmImage,
         fs: &Arc<FsContext>,
+        refilled: &HashSet<String>,
     ) -> Result<Arc<MemoryManager>, RestoreError> {
         let mm = MemoryManager::new(self.memory.clone(), self.platform.new_address_space()?);
         let mut vmas = Vec::new();
@@ -214,7 +231,7 @@ impl Kernel {
                 shared: v.shared,
                 kind: vma_kind(v),
                 file: if v.file {
-                    Some(self.mapping(v, fs)?)
+                    Some(self.mapping(v, fs, refilled)?)
                 } else {
                     None
                 },
@@ -231,7 +248,12 @@ impl Kernel {
     }
 
     /// A file VMA's file, reopened by path and checked to be the same file.
-    fn mapping(&self, v: &VmaImage, fs: &Arc<FsContext>) -> Result<FileMapping, RestoreError> {
+    fn mapping(
+        &self,
+        v: &VmaImage,
+        fs: &Arc<FsContext>,
+        refilled: &HashSet<String>,
+    ) -> Result<FileMapping, RestoreError> {
         let cx = Caller::kernel();
         let d = fs
             .resolve(&cx, v.name.as_bytes())
@@ -241,7 +263,7 @@ impl Kernel {
         let st = d.inode.stat().map_err(|e| RestoreError::Changed {
             what: format!("{} ({e:?})", v.name),
         })?;
-        if (st.dev, st.ino) != (v.dev, v.ino) {
+        if (st.dev, st.ino) != (v.dev, v.ino) && !refilled.contains(&v.name) {
             return Err(RestoreError::Changed {
                 what: format!("the file mapped at {:#x}, {}", v.start, v.name),
             });
@@ -513,14 +535,18 @@ struct Files {
     /// rebuilt (an end no fd names is dropped then: closed).
     pipes: HashMap<usize, [Option<Arc<super::pipe::PipeEnd>>; 2]>,
     stdio: [Option<OwnedFd>; 3],
+    /// Paths of the files the restore put back in tmpfs mounts and overlay upper layers:
+    /// new files, whose identity is checked by type and size only.
+    refilled: HashSet<String>,
 }
 
 impl Files {
-    fn new(stdio: [Option<OwnedFd>; 3]) -> Files {
+    fn new(stdio: [Option<OwnedFd>; 3], refilled: HashSet<String>) -> Files {
         Files {
             descriptions: HashMap::new(),
             pipes: HashMap::new(),
             stdio,
+            refilled,
         }
     }
 
@@ -602,14 +628,19 @@ impl Files {
                 if st.mode & libc::S_IFMT != mode & libc::S_IFMT {
                     return Err(changed("its type".into()));
                 }
+                let refilled = self.refilled.contains(path);
                 match kind {
+                    FileType::Regular if refilled && st.size != *size => {
+                        return Err(changed("size".into()));
+                    }
                     FileType::Regular
-                        if (st.dev, st.ino, st.size, (st.mtime, st.mtime_nsec))
-                            != (*dev, *ino, *size, *mtime) =>
+                        if !refilled
+                            && (st.dev, st.ino, st.size, (st.mtime, st.mtime_nsec))
+                                != (*dev, *ino, *size, *mtime) =>
                     {
                         return Err(changed("device, inode, size or mtime".into()));
                     }
-                    FileType::Directory if (st.dev, st.ino) != (*dev, *ino) => {
+                    FileType::Directory if !refilled && (st.dev, st.ino) != (*dev, *ino) => {
                         return Err(changed("device or inode".into()));
                     }
                     FileType::Fifo | FileType::Socket | FileType::Symlink => {
@@ -633,6 +664,107 @@ impl Files {
             }
         }
     }
+}
+
+/// Puts the saved files back into the new sandbox's tmpfs mounts and overlay upper layers
+/// (the container's mounts, made from the same bundle); returns their absolute paths.
+fn refill_tmpfs(
+    images: &[TmpfsImage],
+    fs: &Arc<FsContext>,
+) -> Result<HashSet<String>, RestoreError> {
+    use crate::fs::overlay::OvlNode;
+    use crate::fs::tmpfs::TmpNode;
+    let ns = &fs.ns;
+    let mut refilled = HashSet::new();
+    for image in images {
+        let mount = if image.mount == "/" {
+            Some(ns.root().mount.clone())
+        } else {
+            ns.mount_at(image.mount.as_bytes())
+        };
+        let root = mount.and_then(|m| {
+            let any = m.root.clone().as_any();
+            match (m.fs_type, image.overlay_upper) {
+                ("tmpfs", false) => any.downcast::<TmpNode>().ok(),
+                ("overlay", true) => any.downcast::<OvlNode>().ok().and_then(|o| o.upper_layer()),
+                _ => None,
+            }
+        });
+        let root = root.ok_or_else(|| {
+            RestoreError::Unsupported(format!(
+                "the bundle has no {} at {} any more",
+                if image.overlay_upper {
+                    "overlay"
+                } else {
+                    "tmpfs"
+                },
+                image.mount
+            ))
+        })?;
+        for e in &image.entries {
+            let (dir, name) = match e.path.rsplit_once('/') {
+                Some((parent, name)) => (walk_tmp(&root, parent), name),
+                None => (Some(root.clone()), e.path.as_str()),
+            };
+            let dir = dir.ok_or_else(|| invalid(format!("{}: no parent directory", e.path)))?;
+            let name = name.as_bytes();
+            let attrs = NewAttrs {
+                mode: e.mode & 0o7777,
+                uid: e.uid,
+                gid: e.gid,
+            };
+            let failed = |err: crate::abi::Errno| {
+                invalid(format!(
+                    "putting back {} in {} ({err:?})",
+                    e.path, image.mount
+                ))
+            };
+            match &e.node {
+                TmpNodeImage::Dir { opaque } => {
+                    let d = match dir.child(name).filter(|c| !c.is_whiteout()) {
+                        Some(d) => d,
+                        None => {
+                            dir.remove_entry(name);
+                            dir.create_node(name, NewNode::Directory, attrs)
+                                .map_err(failed)?
+                        }
+                    };
+                    if *opaque {
+                        d.set_opaque();
+                    }
+                }
+                TmpNodeImage::File { data } => {
+                    dir.remove_entry(name);
+                    dir.create_file_with(name, data, attrs).map_err(failed)?;
+                }
+                TmpNodeImage::Symlink { target } => {
+                    dir.remove_entry(name);
+                    dir.create_node(name, NewNode::Symlink(target.clone()), attrs)
+                        .map_err(failed)?;
+                }
+                TmpNodeImage::Whiteout => dir.put_whiteout(name),
+            }
+            let abs = if image.mount == "/" {
+                format!("/{}", e.path)
+            } else {
+                format!("{}/{}", image.mount, e.path)
+            };
+            refilled.insert(abs);
+        }
+    }
+    Ok(refilled)
+}
+
+/// The directory at relative `path` under `root`.
+fn walk_tmp(
+    root: &Arc<crate::fs::tmpfs::TmpNode>,
+    path: &str,
+) -> Option<Arc<crate::fs::tmpfs::TmpNode>> {
+    let mut at = root.clone();
+    for part in path.split('/') {
+        at = at.child(part.as_bytes()).filter(|c| !c.is_whiteout())?;
+    }
+    Some(at)
 }
 
 fn perms(s: &str) -> Result<Perms, RestoreError> {
