@@ -342,8 +342,11 @@ impl Runtime {
         out: &Path,
     ) -> (i32, String) {
         let file = std::fs::File::create(out).unwrap();
+        // Not a pipe: the detached container keeps the command's stderr open.
+        let err_path = out.with_extension("err");
+        let err = std::fs::File::create(&err_path).unwrap();
         let started = Instant::now();
-        let o = self
+        let status = self
             .cmd(&[
                 "restore",
                 "-d",
@@ -354,15 +357,15 @@ impl Runtime {
                 id,
             ])
             .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(Stdio::piped())
-            .output()
+            .stdout(file)
+            .stderr(err)
+            .status()
             .unwrap();
         eprintln!("restore {id}: {:?}", started.elapsed());
         self.ids.push(id.to_owned());
         (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(&err_path).unwrap_or_default(),
         )
     }
 }
