@@ -197,6 +197,34 @@ impl MemoryFile {
         a.used.iter().map(|(&o, &(l, r))| (o, l, r)).collect()
     }
 
+    /// Takes `[offset, offset + len)` (page aligned, free) with one reference: a restore
+    /// puts a checkpoint's memory back at the offsets its page tables name.
+    ///
+    /// # Errors
+    /// `Exhausted` when the range is not wholly free.
+    pub fn claim(&self, offset: u64, len: u64) -> Result<(), Error> {
+        let mut a = self.alloc.lock().unwrap();
+        let end = offset.checked_add(len).ok_or(Error::Exhausted(len))?;
+        let (&fo, &fl) = a
+            .free
+            .range(..=offset)
+            .next_back()
+            .filter(|(&fo, &fl)| {
+                offset.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE) && end <= fo + fl
+            })
+            .ok_or(Error::Exhausted(len))?;
+        a.free.remove(&fo);
+        if fo < offset {
+            a.free.insert(fo, offset - fo);
+        }
+        if end < fo + fl {
+            a.free.insert(end, fo + fl - end);
+        }
+        a.used.insert(offset, (len, 1));
+        a.in_use += len;
+        Ok(())
+    }
+
     /// Bytes of the file in use.
     pub fn in_use(&self) -> u64 {
         self.alloc.lock().unwrap().in_use

@@ -102,6 +102,12 @@ pub enum Request {
     StartContainer {
         id: String,
     },
+    /// Fds: `kernel.json` and `memory.bin` of a checkpoint image. Starts created container
+    /// `id` from the image instead of its init's program ([`Loader::restore_container`]);
+    /// answered with the `Pid` standing for init.
+    RestoreContainer {
+        id: String,
+    },
     /// Records an exec process; it runs on [`Request::StartExec`].
     AddExec {
         id: String,
@@ -195,6 +201,13 @@ impl From<&loader::Error> for ErrorKind {
                 ErrorKind::Unimplemented
             }
             E::Checkpoint(_) => ErrorKind::Internal,
+            E::Restore(crate::kernel::restore::RestoreError::Unsupported(_)) => {
+                ErrorKind::Unimplemented
+            }
+            E::Restore(crate::kernel::restore::RestoreError::Changed { .. }) => {
+                ErrorKind::FailedPrecondition
+            }
+            E::Restore(_) => ErrorKind::InvalidArgument,
         }
     }
 }
@@ -564,6 +577,7 @@ fn request_name(r: &Request) -> &'static str {
     match r {
         Request::CreateContainer { .. } => "create_container",
         Request::StartContainer { .. } => "start_container",
+        Request::RestoreContainer { .. } => "restore_container",
         Request::AddExec { .. } => "add_exec",
         Request::StartExec { .. } => "start_exec",
         Request::Signal { .. } => "signal",
@@ -595,6 +609,15 @@ fn dispatch(
         }
         Request::StartContainer { id } => {
             let pid = loader.start_container(&id)?;
+            watch_exit(channel, loader, id, ProcessRef::Init);
+            Ok(Response::Pid(pid))
+        }
+        Request::RestoreContainer { id } => {
+            let got = fds.len();
+            let [state, memory]: [OwnedFd; 2] = fds
+                .try_into()
+                .map_err(|_| bad_fds(Error::Fds { expected: 2, got }))?;
+            let pid = loader.restore_container(&id, state, memory)?;
             watch_exit(channel, loader, id, ProcessRef::Init);
             Ok(Response::Pid(pid))
         }

@@ -72,6 +72,8 @@ pub enum Error {
     Pause(#[from] crate::kernel::freeze::PauseError),
     #[error(transparent)]
     Checkpoint(#[from] crate::kernel::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Restore(#[from] crate::kernel::restore::RestoreError),
 }
 
 impl From<super::Error> for Error {
@@ -635,6 +637,70 @@ impl Loader {
     }
 
     fn start(self: &Arc<Self>, id: &str, which: &ProcessRef) -> Result<i32, Error> {
+        self.start_with(id, which, |loader, fs, pidns, spec, stdio| {
+            loader.spawn(id, fs, pidns, spec, stdio)
+        })
+    }
+
+    /// Starts container `id` from a checkpoint image instead of running its init's program:
+    /// the image's processes continue where they stopped ([`crate::kernel::restore`]), in
+    /// the container as created from the bundle (its mounts, PID namespace and stdio).
+    /// Returns the PID of the image's first process, which stands for init.
+    ///
+    /// # Errors
+    /// `NoContainer`, `NotCreated`; `Unsupported` for a terminal; `Restore` for an image
+    /// this sandbox cannot continue.
+    pub fn restore_container(
+        self: &Arc<Self>,
+        id: &str,
+        state: OwnedFd,
+        memory: OwnedFd,
+    ) -> Result<i32, Error> {
+        use crate::kernel::restore::RestoreTarget;
+        let begin = std::time::Instant::now();
+        let pid = self.start_with(id, &ProcessRef::Init, |loader, fs, pidns, spec, stdio| {
+            if spec.terminal {
+                return Err(Error::Unsupported("restoring a container with a terminal"));
+            }
+            let target = RestoreTarget {
+                container: id.into(),
+                fs: fs.clone(),
+                pidns: pidns.clone(),
+                stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
+            };
+            let mut state = std::io::BufReader::new(std::fs::File::from(state));
+            let mut memory =
+                std::io::BufReader::with_capacity(1 << 20, std::fs::File::from(memory));
+            let restored = loader.kernel.restore(&mut state, &mut memory, target)?;
+            log::info!(
+                "container {id}: restored {} processes, {} threads",
+                restored.processes,
+                restored.tasks
+            );
+            Ok(Running {
+                pid: restored.init_pid,
+                tg: restored.init,
+                tty: None,
+            })
+        })?;
+        log::info!("container {id} restored in {:?}", begin.elapsed());
+        Ok(pid)
+    }
+
+    /// Starts process `which` of container `id` with `run` (which makes its thread group)
+    /// and waits for its end on a reaper thread.
+    fn start_with(
+        self: &Arc<Self>,
+        id: &str,
+        which: &ProcessRef,
+        run: impl FnOnce(
+            &Arc<Self>,
+            &Arc<FsContext>,
+            &Arc<PidNamespace>,
+            &ProcessSpec,
+            Stdio,
+        ) -> Result<Running, Error>,
+    ) -> Result<i32, Error> {
         let mut inner = self.lock();
         let c = container(&mut inner, id)?;
         let fs = c.fs.clone();
@@ -651,7 +717,7 @@ impl Loader {
                     return Err(Error::NotCreated(id.to_owned(), which.clone()));
                 }
             };
-        let running = match self.spawn(id, &fs, &pidns, &p.spec, stdio) {
+        let running = match run(self, &fs, &pidns, &p.spec, stdio) {
             Ok(r) => r,
             Err(e) => {
                 // A process that cannot start is finished, as a failed execve would leave it.

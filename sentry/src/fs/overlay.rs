@@ -123,6 +123,12 @@ impl OvlNode {
         Some(c)
     }
 
+    /// The upper layer's directory of this node (the whole upper layer at the overlay's
+    /// root), for a checkpoint to save and a restore to refill.
+    pub fn upper_layer(&self) -> Option<Arc<TmpNode>> {
+        self.upper()
+    }
+
     /// The layer that currently answers for this file.
     fn top(&self) -> Result<Arc<dyn Inode>, Errno> {
         match self.upper() {

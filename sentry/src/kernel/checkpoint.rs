@@ -32,14 +32,23 @@
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
 //!   a file the sandbox was given (stdio);
-//! - the memory file's used ranges with their reference counts.
+//! - the memory file's used ranges with their reference counts;
+//! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
+//!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
+//! - the platform the sandbox ran on (patched system-call sites jump into its stub).
+//!
+//! Format 2 added to format 1: the open file description of each fd (`description`, equal
+//! for fds that share one), the program break of each address space, each process's
+//! executable, argument area, limits and container, `comm`, the platform and the tmpfs
+//! files; zombies' status became a wait status word. [`super::restore`] reads it.
 //!
 //! Anything else (sockets, epoll, inotify, timerfd, signalfd; a process waiting for its
-//! vfork child) makes the checkpoint fail with `cannot checkpoint: ... (kind not supported
-//! yet)`, never a silently wrong image. What is not saved yet is listed in the image itself
-//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): the file contents of tmpfs and overlay
-//! upper layers (they live in the sentry's heap, not in the memory file), the mount tree,
-//! interval and POSIX timers, System V IPC objects. Futex waiters need nothing: a waiter
+//! vfork child; a shared mapping of a file; a FIFO, socket or device node in a tmpfs)
+//! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
+//! a silently wrong image. What is not saved yet is listed in the image itself
+//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
+//! files, the mount tree (a restore rebuilds it from the bundle), interval and POSIX timers,
+//! System V IPC objects. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
 
 use std::collections::HashMap;
@@ -55,14 +64,14 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
-    "file contents of tmpfs mounts and overlay upper layers",
-    "the mount tree",
+    "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
+    "the mount tree (a restore rebuilds it from the bundle)",
     "interval timers and POSIX timers",
     "System V IPC objects",
 ];
@@ -153,12 +162,52 @@ pub struct KernelImage {
     /// What this image does not hold although the sandbox may have it ([`NOT_SAVED`]); a
     /// restore must refuse an image whose list names state it cannot do without.
     pub not_saved: Vec<String>,
+    /// The platform the sandbox ran on: patched system-call sites jump into its stub, so a
+    /// restore runs on the same one.
+    pub platform: String,
     pub hostname: String,
     pub tasks: Vec<TaskImage>,
     pub processes: Vec<ProcessImage>,
     pub mms: Vec<MmImage>,
     pub fd_tables: Vec<FdTableImage>,
     pub memory: Vec<MemoryRange>,
+    /// The files of tmpfs mounts and of overlay upper layers.
+    pub tmpfs: Vec<TmpfsImage>,
+}
+
+/// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TmpfsImage {
+    /// The mountpoint.
+    pub mount: String,
+    pub overlay_upper: bool,
+    /// In pre-order: a directory before its entries.
+    pub entries: Vec<TmpEntry>,
+}
+
+/// One file of a [`TmpfsImage`]; `path` is relative to the mount's root.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TmpEntry {
+    pub path: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub node: TmpNodeImage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TmpNodeImage {
+    Dir {
+        opaque: bool,
+    },
+    File {
+        data: Vec<u8>,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// An overlay whiteout: the lower layer's file of this name was removed.
+    Whiteout,
 }
 
 /// One task, as its own thread recorded it when it parked ([`Task::image`]).
@@ -166,6 +215,8 @@ pub struct KernelImage {
 pub struct TaskImage {
     pub tid: i32,
     pub tgid: i32,
+    /// `comm`.
+    pub comm: Vec<u8>,
     /// The TID as the task's own PID namespace numbers it, and that namespace's level.
     pub vtid: i32,
     pub pidns_level: usize,
@@ -196,6 +247,8 @@ pub struct TaskImage {
     mm_ref: Option<Arc<crate::mm::MemoryManager>>,
     #[serde(skip)]
     fds_ref: Option<Arc<super::FdTable>>,
+    #[serde(skip)]
+    ns_ref: Option<Arc<crate::vfs::MountNamespace>>,
 }
 
 /// [`Restart`] in the image.
@@ -240,7 +293,16 @@ pub struct ProcessImage {
     pub shared_pending: Vec<Vec<u8>>,
     pub threads: Vec<i32>,
     /// A zombie's status as a wait status word.
-    pub zombie: Option<String>,
+    pub zombie: Option<i32>,
+    /// The Loader's container the process belongs to.
+    pub container: String,
+    /// The executable's path (`/proc/[pid]/exe`) and where its argument and environment
+    /// strings lie: `[arg_start, arg_end, env_start, env_end]`.
+    pub exe: Option<String>,
+    pub args: [u64; 4],
+    /// Resource limits, `[soft, hard]` per resource.
+    pub limits: Vec<[u64; 2]>,
+    pub did_exec: bool,
 }
 
 /// One address space.
@@ -249,6 +311,7 @@ pub struct MmImage {
     pub vmas: Vec<VmaImage>,
     /// Present pages: `[start, end)` at `file_offset` of the memory file.
     pub pages: Vec<PageRange>,
+    pub brk: crate::mm::BrkState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -263,6 +326,8 @@ pub struct VmaImage {
     pub offset: u64,
     pub dev: u64,
     pub ino: u64,
+    /// A file backs it (reopened by `name` on restore); else anonymous memory.
+    pub file: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -285,6 +350,8 @@ pub struct FdImage {
     pub cloexec: bool,
     pub flags: u32,
     pub offset: u64,
+    /// The open file description: equal for fds that share one (dup, fork).
+    pub description: usize,
     pub file: FileImage,
 }
 
@@ -370,6 +437,7 @@ impl Task {
         Ok(TaskImage {
             tid: self.tid,
             tgid: self.tg.tgid,
+            comm: self.handle.comm.lock().unwrap().clone(),
             vtid: self.vtid(),
             pidns_level: self.tg.pidns.level(),
             regs: regs_words(&self.cpu.regs),
@@ -403,6 +471,7 @@ impl Task {
             fds: 0,
             mm_ref: Some(self.mm.clone()),
             fds_ref: Some(self.fds.clone()),
+            ns_ref: Some(self.fs.ns.clone()),
         })
     }
 }
@@ -465,6 +534,7 @@ impl Kernel {
                 .procs
                 .iter()
                 .map(|(&tgid, p)| {
+                    let image = p.tg.image.lock().unwrap().clone();
                     let s = p.tg.sig();
                     ProcessImage {
                         tgid,
@@ -484,7 +554,24 @@ impl Kernel {
                             .map(|i| i.as_bytes().to_vec())
                             .collect(),
                         threads: s.threads.keys().copied().collect(),
-                        zombie: p.zombie.map(|z| format!("{z:?}")),
+                        zombie: p.zombie.map(super::ExitStatus::wait_status),
+                        container: p.tg.container.to_string(),
+                        exe: image.exe.as_ref().map(|d| lossy(&d.path)),
+                        args: [
+                            image.strings.arg_start,
+                            image.strings.arg_end,
+                            image.strings.env_start,
+                            image.strings.env_end,
+                        ],
+                        limits: p
+                            .tg
+                            .limits
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .map(|l| [l.cur, l.max])
+                            .collect(),
+                        did_exec: p.did_exec,
                     }
                 })
                 .collect();
@@ -492,8 +579,12 @@ impl Kernel {
         };
         let mut tasks = tasks;
         tasks.sort_by_key(|t| t.tid);
-        let (mut mms, mut fd_tables) = (Interner::new(), Interner::new());
+        let (mut mms, mut fd_tables, mut namespaces) =
+            (Interner::new(), Interner::new(), Interner::new());
         for t in &mut tasks {
+            if let Some(ns) = t.ns_ref.take() {
+                namespaces.intern(&ns);
+            }
             if let Some(mm) = t.mm_ref.take() {
                 t.mm = mms.intern(&mm);
             }
@@ -501,12 +592,21 @@ impl Kernel {
                 t.fds = fd_tables.intern(&fds);
             }
         }
+        let mut descriptions = Interner::new();
         let fd_tables = fd_tables
             .items
             .iter()
-            .map(|table| fd_table_image(table))
+            .map(|table| fd_table_image(table, &mut descriptions))
             .collect::<Result<Vec<_>, _>>()?;
-        let mms = mms.items.iter().map(|mm| mm_image(mm)).collect();
+        let mms = mms
+            .items
+            .iter()
+            .map(|mm| mm_image(mm))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tmpfs = Vec::new();
+        for ns in &namespaces.items {
+            tmpfs.extend(tmpfs_images(ns)?);
+        }
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -524,12 +624,14 @@ impl Kernel {
         memory.flush()?;
         let image = KernelImage {
             not_saved: NOT_SAVED.iter().map(|s| (*s).to_owned()).collect(),
+            platform: self.platform.name().to_owned(),
             hostname: self.hostname.lock().unwrap().clone(),
             tasks,
             processes,
             mms,
             fd_tables,
             memory: memory_ranges,
+            tmpfs,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -543,9 +645,112 @@ impl Kernel {
     }
 }
 
-fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
-    let vmas = mm
-        .maps()
+/// The files of every visible tmpfs mount of `ns` (but the sentry's own `/dev`) and of
+/// the upper layer of every overlay.
+fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, CheckpointError> {
+    use crate::fs::overlay::OvlNode;
+    use crate::fs::tmpfs::TmpNode;
+    let mut images = Vec::new();
+    for m in ns.mounts() {
+        let visible = m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id);
+        if !visible || m.source == "devtmpfs" {
+            continue;
+        }
+        let root = m.root.clone().as_any();
+        let (root, overlay_upper) = match (m.fs_type, root) {
+            ("tmpfs", root) => match root.downcast::<TmpNode>() {
+                Ok(n) => (n, false),
+                Err(_) => continue,
+            },
+            ("overlay", root) => match root
+                .downcast::<OvlNode>()
+                .ok()
+                .and_then(|o| o.upper_layer())
+            {
+                Some(n) => (n, true),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let mut entries = Vec::new();
+        tmp_entries(&root, "", &mut entries, &lossy(&m.path))?;
+        images.push(TmpfsImage {
+            mount: lossy(&m.path),
+            overlay_upper,
+            entries,
+        });
+    }
+    Ok(images)
+}
+
+fn tmp_entries(
+    dir: &crate::fs::tmpfs::TmpNode,
+    prefix: &str,
+    out: &mut Vec<TmpEntry>,
+    mount: &str,
+) -> Result<(), CheckpointError> {
+    use crate::vfs::Inode;
+    for (name, node) in dir.children() {
+        let path = format!("{prefix}{}", lossy(&name));
+        let unsupported = |what: &str| CheckpointError::Unsupported {
+            what: format!("{what} {path} in the tmpfs at {mount}"),
+        };
+        let image = if node.is_whiteout() {
+            TmpNodeImage::Whiteout
+        } else {
+            let st = node.stat().map_err(|_| unsupported("unreadable"))?;
+            let kind = match st.mode & libc::S_IFMT {
+                libc::S_IFDIR => TmpNodeImage::Dir {
+                    opaque: node.is_opaque(),
+                },
+                libc::S_IFREG => TmpNodeImage::File {
+                    data: node.contents().map_err(|_| unsupported("unreadable"))?,
+                },
+                libc::S_IFLNK => TmpNodeImage::Symlink {
+                    target: node
+                        .readlink(&crate::vfs::Caller::kernel())
+                        .map_err(|_| unsupported("unreadable"))?,
+                },
+                _ => return Err(unsupported("a special file")),
+            };
+            out.push(TmpEntry {
+                path: path.clone(),
+                mode: st.mode,
+                uid: st.uid,
+                gid: st.gid,
+                node: kind,
+            });
+            if st.mode & libc::S_IFMT == libc::S_IFDIR {
+                tmp_entries(&node, &format!("{path}/"), out, mount)?;
+            }
+            continue;
+        };
+        out.push(TmpEntry {
+            path,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            node: image,
+        });
+    }
+    Ok(())
+}
+
+fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
+    let maps = mm.maps();
+    if let Some(m) = maps.iter().find(|m| m.shared && m.is_file) {
+        return Err(CheckpointError::Unsupported {
+            what: format!(
+                "a shared file mapping at {:#x} ({})",
+                m.start,
+                match &m.kind {
+                    crate::mm::VmaKind::Named(n) => n.as_str(),
+                    _ => "?",
+                }
+            ),
+        });
+    }
+    let vmas = maps
         .into_iter()
         .map(|m| VmaImage {
             start: m.start,
@@ -566,6 +771,7 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
             offset: m.offset,
             dev: m.dev,
             ino: m.ino,
+            file: m.is_file,
         })
         .collect();
     let pages = mm
@@ -578,10 +784,17 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> MmImage {
             cow,
         })
         .collect();
-    MmImage { vmas, pages }
+    Ok(MmImage {
+        vmas,
+        pages,
+        brk: mm.brk_state(),
+    })
 }
 
-fn fd_table_image(table: &super::FdTable) -> Result<FdTableImage, CheckpointError> {
+fn fd_table_image(
+    table: &super::FdTable,
+    descriptions: &mut Interner<OpenFile>,
+) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
         let (Ok(file), Ok(cloexec)) = (table.get(fd), table.cloexec(fd)) else {
@@ -592,6 +805,7 @@ fn fd_table_image(table: &super::FdTable) -> Result<FdTableImage, CheckpointErro
             cloexec,
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
+            description: descriptions.intern(&file),
             file: file_image(fd, &file)?,
         });
     }

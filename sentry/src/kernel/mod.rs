@@ -34,6 +34,7 @@ pub mod pidfd;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
+pub mod restore;
 pub mod sched;
 pub mod seccomp;
 pub mod sigframe;

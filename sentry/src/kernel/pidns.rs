@@ -155,6 +155,38 @@ impl PidNamespace {
         Ok(global)
     }
 
+    /// Takes the IDs a checkpointed task had: `global`, and `local` in this namespace (a
+    /// child of the root, or the root itself where the two are equal); a process with local
+    /// ID 1 becomes the namespace's init. Later allocations continue above them.
+    ///
+    /// # Errors
+    /// EINVAL for a namespace deeper than one level, or IDs already taken.
+    pub fn claim(self: &Arc<Self>, global: i32, local: i32, process: bool) -> Result<(), Errno> {
+        if self.level > 1 || global <= 0 || local <= 0 || (self.level == 0 && global != local) {
+            return Err(Errno::EINVAL);
+        }
+        {
+            let mut root = self.root().ids();
+            if self.level == 0 && process && global == 1 {
+                root.init = Some(global);
+            }
+            root.next = root.next.max(global + 1);
+        }
+        if self.level == 1 {
+            let mut ids = self.ids();
+            if ids.global.contains_key(&local) || ids.local.contains_key(&global) {
+                return Err(Errno::EINVAL);
+            }
+            ids.local.insert(global, local);
+            ids.global.insert(local, global);
+            ids.next = ids.next.max(local + 1);
+            if local == 1 && process {
+                ids.init = Some(global);
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets the global ID `global` in this namespace and its ancestors (the task and
     /// every process group and session it named are gone).
     pub fn release(&self, global: i32) {

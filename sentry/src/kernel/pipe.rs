@@ -115,6 +115,15 @@ pub fn new_pipe() -> (Arc<PipeEnd>, Arc<PipeEnd>) {
     )
 }
 
+impl PipeEnd {
+    /// Puts a checkpoint's buffered bytes back into this end's empty pipe.
+    pub(super) fn refill(&self, bytes: &[u8]) {
+        let mut s = self.pipe.state.lock().unwrap();
+        s.buf.extend(bytes);
+        s.capacity = s.capacity.max(bytes.len());
+    }
+}
+
 impl Drop for PipeEnd {
     fn drop(&mut self) {
         let mut s = self.pipe.state.lock().unwrap();

@@ -124,6 +124,17 @@ pub enum RestartBlock {
     Sleep { deadline: Instant, rem: UserAddr },
 }
 
+/// What a task rebuilt from a checkpoint resumes with besides its registers
+/// ([`Task::spawn_restored`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resumed {
+    /// How the system call the checkpoint interrupted continues.
+    pub restart: Option<Restart>,
+    pub restart_block: Option<RestartBlock>,
+    pub saved_mask: Option<u64>,
+    pub robust_list: (u64, u64),
+}
+
 /// The part of a task other host threads may touch.
 pub struct TaskHandle {
     pub tid: i32,
@@ -271,6 +282,25 @@ impl Task {
     /// # Errors
     /// The host thread could not be created.
     pub fn spawn(init: TaskInit) -> std::io::Result<std::thread::JoinHandle<()>> {
+        Task::spawn_with(init, None)
+    }
+
+    /// Starts a task rebuilt from a checkpoint: it continues its interrupted system call as
+    /// `resumed` says, then returns to the application where it stopped.
+    ///
+    /// # Errors
+    /// The host thread could not be created.
+    pub fn spawn_restored(
+        init: TaskInit,
+        resumed: Resumed,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        Task::spawn_with(init, Some(resumed))
+    }
+
+    fn spawn_with(
+        init: TaskInit,
+        resumed: Option<Resumed>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         *init.handle.view.lock().unwrap() = Some(TaskView {
             mm: init.mm.clone(),
             fds: init.fds.clone(),
@@ -284,7 +314,7 @@ impl Task {
             .spawn(move || {
                 let handle = init.handle.clone();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    Task::start(init);
+                    Task::start(init, resumed);
                 }));
                 if let Err(payload) = ran {
                     abort_sandbox(&handle, payload.as_ref());
@@ -293,9 +323,18 @@ impl Task {
     }
 
     /// The body of a task's host thread: creates its platform context and runs it.
-    fn start(init: TaskInit) {
+    fn start(init: TaskInit, resumed: Option<Resumed>) {
         match init.kernel.platform.new_context() {
-            Ok(ctx) => Task::from_init(init, ctx).run(),
+            Ok(ctx) => {
+                let mut task = Task::from_init(init, ctx);
+                let restart = resumed.and_then(|r| {
+                    task.restart_block = r.restart_block;
+                    task.saved_mask = r.saved_mask;
+                    task.robust_list = r.robust_list;
+                    r.restart
+                });
+                task.run_from(RunState::Interrupted(restart));
+            }
             Err(e) => {
                 log::error!("creating a platform context: {e}");
                 let status = ExitStatus::Signaled {
@@ -337,8 +376,11 @@ impl Task {
     }
 
     /// The run loop: runs until the task exits, then leaves the process table.
-    pub fn run(mut self) {
-        let mut state = RunState::Interrupted(None);
+    pub fn run(self) {
+        self.run_from(RunState::Interrupted(None));
+    }
+
+    fn run_from(mut self, mut state: RunState) {
         let status = loop {
             state = match state {
                 RunState::Running => self.run_app(),

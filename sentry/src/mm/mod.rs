@@ -118,6 +118,28 @@ pub struct MapsEntry {
     pub offset: u64,
     pub dev: u64,
     pub ino: u64,
+    /// Whether a file backs the mapping (anonymous memory may have a name too).
+    pub is_file: bool,
+}
+
+/// The program break and the patch table's fill: what a checkpoint saves of an address
+/// space besides its mappings and pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct BrkState {
+    pub brk_start: u64,
+    pub brk: u64,
+    pub patch_next: u64,
+}
+
+/// One mapping of an address space being restored from a checkpoint.
+#[derive(Debug, Clone)]
+pub struct RestoredVma {
+    pub start: u64,
+    pub end: u64,
+    pub perms: Perms,
+    pub shared: bool,
+    pub kind: VmaKind,
+    pub file: Option<FileMapping>,
 }
 
 /// Where a fault lands, when it cannot be resolved: the `si_code` of the SIGSEGV.
@@ -1158,8 +1180,84 @@ impl MemoryManager {
                 offset: v.file_offset(s, s).unwrap_or(0),
                 dev: v.file.as_ref().map_or(0, |f| f.dev),
                 ino: v.file.as_ref().map_or(0, |f| f.ino),
+                is_file: v.file.is_some(),
             })
             .collect()
+    }
+
+    /// The program break and patch-table fill (for a checkpoint).
+    pub fn brk_state(&self) -> BrkState {
+        let i = self.lock();
+        BrkState {
+            brk_start: i.brk_start,
+            brk: i.brk,
+            patch_next: i.patch_next,
+        }
+    }
+
+    /// Rebuilds an address space from a checkpoint: the mappings, then the present pages
+    /// `(start, end, memory-file offset, copy-on-write)`, each of which takes a reference on
+    /// its memory-file range (the restore claimed the ranges before). Nothing is mapped in
+    /// the platform address space yet: the first faults map the pages.
+    ///
+    /// # Errors
+    /// EINVAL for mappings or pages that overlap, are unaligned or lie outside a mapping.
+    pub fn restore(
+        &self,
+        vmas: Vec<RestoredVma>,
+        pages: &[(u64, u64, u64, bool)],
+        brk: BrkState,
+    ) -> Result<(), Errno> {
+        let mut i = self.lock();
+        let aligned = |a: u64| a.is_multiple_of(PAGE_SIZE);
+        for v in vmas {
+            if !aligned(v.start)
+                || !aligned(v.end)
+                || v.start >= v.end
+                || v.end > platform::MAX_USER_ADDRESS
+                || i.vmas_overlap(v.start, v.end)
+            {
+                return Err(Errno::EINVAL);
+            }
+            i.insert_vma(
+                v.start,
+                Vma {
+                    end: v.end,
+                    perms: v.perms,
+                    shared: v.shared,
+                    kind: v.kind,
+                    file: v.file,
+                },
+            );
+        }
+        for &(start, end, file_offset, cow) in pages {
+            let inside = i.fully_mapped(start, end);
+            let free = i
+                .pmas
+                .range(..end)
+                .next_back()
+                .is_none_or(|(_, p)| p.end <= start);
+            if !aligned(start) || !aligned(end) || start >= end || !inside || !free {
+                return Err(Errno::EINVAL);
+            }
+            self.mf.inc_ref(FileRange {
+                offset: file_offset,
+                len: end - start,
+            });
+            i.pmas.insert(
+                start,
+                Pma {
+                    end,
+                    file_offset,
+                    cow,
+                    mapped: Perms::NONE,
+                },
+            );
+        }
+        i.brk_start = brk.brk_start;
+        i.brk = brk.brk;
+        i.patch_next = brk.patch_next;
+        Ok(())
     }
 
     /// Bytes of memory-file pages this mm refers to (an RSS upper bound).

@@ -129,16 +129,16 @@ pub enum OciCommand {
         leave_running: bool,
         id: String,
     },
-    /// Starts container ID from a checkpoint image. Checks the image; restoring the
-    /// processes is not implemented yet, and is refused.
+    /// Creates container ID from its bundle and starts it from a checkpoint image (as
+    /// `run`, its processes continuing where the checkpoint stopped them); waits for it
+    /// unless --detach.
     Restore {
         #[arg(long, value_name = "DIR")]
         image_path: PathBuf,
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
+        #[command(flatten)]
+        new: NewArgs,
         #[arg(short, long)]
         detach: bool,
-        id: String,
     },
     /// Prints the container's resource usage as runc does: one stats object with --stats,
     /// else one every --interval and an `oom` event for each OOM kill, until it stops.
@@ -377,7 +377,27 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
             leave_running,
             id,
         } => checkpoint(g, &id, &image_path, leave_running).map(|()| 0),
-        OciCommand::Restore { image_path, id, .. } => restore(&id, &image_path).map(|()| 0),
+        OciCommand::Restore {
+            image_path,
+            new,
+            detach,
+        } => {
+            let files = open_image(&new.id, &image_path)?;
+            let mut child = create(g, &new)?;
+            if let Err(e) = restore(g, &new.id, files) {
+                let _ = delete(g, &new.id, true);
+                let _ = child.wait();
+                return Err(e);
+            }
+            if detach {
+                return Ok(0);
+            }
+            let status = child.wait()?;
+            delete(g, &new.id, true)?;
+            Ok(status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            }))
+        }
         OciCommand::Events {
             stats,
             interval,
@@ -648,20 +668,32 @@ fn checkpoint(g: &Globals, id: &str, image: &Path, leave_running: bool) -> anyho
     Ok(())
 }
 
-/// `restore`: checks the image (a clear refusal for another format version), then refuses:
-/// rebuilding the processes from it is the next slice of issue 17.
-fn restore(id: &str, image: &Path) -> anyhow::Result<()> {
+/// Checks the image at `image` (a clear refusal for another format version) and opens its
+/// `kernel.json` and `memory.bin`, before anything is created.
+fn open_image(id: &str, image: &Path) -> anyhow::Result<[OwnedFd; 2]> {
     use sentry::kernel::checkpoint::Header;
     check_id(id)?;
     let path = image.join("header.json");
     let bytes = std::fs::read(&path)
         .with_context(|| format!("{} is not a checkpoint image", image.display()))?;
-    let header = Header::check(&bytes).with_context(|| format!("reading {}", path.display()))?;
-    bail!(
-        "cannot restore {id}: the image (format {}, written by runsc-rs {}) is readable, but restoring processes is not implemented yet",
-        header.format_version,
-        header.runsc_rs_version
-    )
+    Header::check(&bytes)
+        .with_context(|| format!("cannot restore {id} from {}", path.display()))?;
+    let open = |name: &str| -> anyhow::Result<OwnedFd> {
+        let path = image.join(name);
+        let f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(f.into())
+    };
+    Ok([open("kernel.json")?, open("memory.bin")?])
+}
+
+/// `restore`'s start: the created container continues from the image.
+fn restore(g: &Globals, id: &str, files: [OwnedFd; 2]) -> anyhow::Result<()> {
+    let dir = container_dir(g, id)?;
+    let conn = monitor::connect(&dir)?;
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(AsFd::as_fd).collect();
+    monitor::call(&conn, &Call::Restore, &fds)?;
+    Ok(())
 }
 
 fn start(g: &Globals, id: &str) -> anyhow::Result<()> {

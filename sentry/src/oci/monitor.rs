@@ -59,6 +59,9 @@ pub enum Call {
         systemd_cgroup: bool,
     },
     Start,
+    /// Fds: the image's `kernel.json` and `memory.bin`. As `Start`, but the container
+    /// continues from the checkpoint image instead of running its program.
+    Restore,
     Kill {
         signo: i32,
         all: bool,
@@ -453,6 +456,22 @@ impl Monitor {
                 }
                 let _started = self.waiters.lock().unwrap();
                 let pid = self.pid(&Request::StartContainer { id })?;
+                state::set_status(&self.dir, Status::Running, None)?;
+                conn.send(&Reply::Pid(pid), &[])?;
+                return Ok(None);
+            }
+            Call::Restore => {
+                if state::status(&self.dir) != Status::Created {
+                    anyhow::bail!("cannot restore into a container that is not created");
+                }
+                let _started = self.waiters.lock().unwrap();
+                let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+                let reply = self
+                    .client
+                    .call(&Request::RestoreContainer { id }, &borrowed)?;
+                let Response::Pid(pid) = reply else {
+                    anyhow::bail!("unexpected answer {reply:?}");
+                };
                 state::set_status(&self.dir, Status::Running, None)?;
                 conn.send(&Reply::Pid(pid), &[])?;
                 return Ok(None);

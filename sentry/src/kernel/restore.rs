@@ -1,0 +1,851 @@
+//! Restore: a kernel rebuilt from a checkpoint image ([`super::checkpoint`] documents the
+//! format), the second half of issue 17.
+//!
+//! [`Kernel::restore`] runs in a fresh sandbox whose container was created from the same
+//! bundle (its mounts, PID namespace and stdio are the new sandbox's) and that has run
+//! nothing yet. In order:
+//! 1. the memory file: each saved range is claimed at its old offset and filled from
+//!    `memory.bin` (all-zero chunks are skipped: the file reads as zero there and the host
+//!    keeps no pages for them); the container must not have allocated memory yet (its
+//!    mounts are made empty), else the saved offsets are taken and the restore is refused;
+//!    then the files of tmpfs mounts and overlay upper layers are put back into the
+//!    container's mounts of the same kind at the same place (modes and owners; new
+//!    timestamps), before anything is opened;
+//! 2. address spaces: the VMAs (file mappings reopened by path in the container's
+//!    filesystem, refused when the file's device or inode changed) and the present pages at
+//!    their memory-file offsets, copy-on-write sharing as it was (two address spaces naming
+//!    one offset share it, with the same reference counts). Memory no address space names
+//!    (the page cache of host files) is released: the new sandbox reads those files again;
+//! 3. open file descriptions, once each however many fds share them: pipes with their
+//!    buffered bytes (an end nobody holds is closed, so readers see EOF as before), files by
+//!    path, reopened in the container's filesystem and refused when their device, inode,
+//!    size or mtime changed (files put back in step 1 are new: type and size only), and
+//!    the stdio the old sandbox was given, replaced by the new sandbox's by fd number;
+//! 4. processes and threads with their IDs (global and in the container's PID namespace, so
+//!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
+//!    actions, pending signals and masks, credentials, root, cwd and umask;
+//! 5. the threads start: each finishes the system call the checkpoint interrupted as it
+//!    would have after a signal without handler (restarted; a sleep through
+//!    `restart_syscall` with the rest of its time), then returns to the application.
+//!
+//! A restore that fails leaves nothing running; the memory and tables it made are released
+//! with the sandbox.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use platform::{CpuState, FpState, Perms};
+use zerocopy::FromBytes;
+
+use super::checkpoint::{
+    FileImage, KernelImage, MmImage, ProcessImage, RestartImage, TaskImage, TmpNodeImage,
+    TmpfsImage, VmaImage,
+};
+use super::signal::{SigAction, SigInfo};
+use super::task::{register_thread, Restart, RestartBlock, Resumed, DISABLED_ALTSTACK};
+use super::thread_group::ExecImage;
+use super::{ExitStatus, FdTable, Kernel, PidNamespace, Task, TaskHandle, TaskInit, ThreadGroup};
+use crate::auth::{CapSet, Caps, Creds};
+use crate::memory::FileRange;
+use crate::mm::filemap::FileMapping;
+use crate::mm::usermem::UserAddr;
+use crate::mm::{MemoryManager, RestoredVma, VmaKind};
+use crate::vfs::dir::{DirFile, PathFile};
+use crate::vfs::host::HostFile;
+use crate::vfs::{Caller, FileKind, FileType, FsContext, NewAttrs, NewNode, OpenFile};
+
+/// Why a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("cannot restore: {0}")]
+    Unsupported(String),
+    #[error("cannot restore: {0}")]
+    Invalid(String),
+    #[error("cannot restore: {what} changed since the checkpoint")]
+    Changed { what: String },
+    #[error("reading the image: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("decoding kernel.json: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("cannot restore: {0}")]
+    Platform(#[from] platform::Error),
+}
+
+/// Where the image's processes go in the new sandbox.
+#[derive(Debug)]
+pub struct RestoreTarget {
+    /// The Loader's container they belong to.
+    pub container: Arc<str>,
+    /// The container's filesystem (its mounts as created from the bundle).
+    pub fs: Arc<FsContext>,
+    /// The container's PID namespace.
+    pub pidns: Arc<PidNamespace>,
+    /// The new sandbox's stdio, by fd number: replaces the files the old one was given.
+    pub stdio: [Option<OwnedFd>; 3],
+}
+
+/// What [`Kernel::restore`] started.
+#[derive(Debug)]
+pub struct Restored {
+    /// The container's first process (the one without a parent in the sandbox).
+    pub init: Arc<ThreadGroup>,
+    /// Its PID in the container's namespace.
+    pub init_pid: i32,
+    pub tasks: usize,
+    pub processes: usize,
+}
+
+fn invalid(what: impl Into<String>) -> RestoreError {
+    RestoreError::Invalid(what.into())
+}
+
+impl Kernel {
+    /// Rebuilds the kernel state of `state` (`kernel.json`) and `memory` (`memory.bin`) in
+    /// this kernel, which must not have run anything yet, and starts its threads.
+    ///
+    /// # Errors
+    /// `Unsupported` for an image of another platform or with state this build cannot
+    /// rebuild, `Changed` for files that changed since the checkpoint, `Invalid` for an
+    /// inconsistent image, I/O and decoding failures.
+    pub fn restore(
+        self: &Arc<Self>,
+        state: &mut dyn Read,
+        memory: &mut dyn Read,
+        mut target: RestoreTarget,
+    ) -> Result<Restored, RestoreError> {
+        let mut json = Vec::new();
+        state.read_to_end(&mut json)?;
+        let image: KernelImage = serde_json::from_slice(&json)?;
+        if image.platform != self.platform.name() {
+            return Err(RestoreError::Unsupported(format!(
+                "the image was taken on the {} platform, this sandbox runs on {}",
+                image.platform,
+                self.platform.name()
+            )));
+        }
+        if !self.tree().tasks.is_empty() {
+            return Err(RestoreError::Unsupported(
+                "the sandbox already runs processes".into(),
+            ));
+        }
+        let level = target.pidns.level();
+        if let Some(t) = image.tasks.iter().find(|t| t.pidns_level != level) {
+            return Err(RestoreError::Unsupported(format!(
+                "task {} lives in a PID namespace of level {}, the container's is of level {level}",
+                t.tid, t.pidns_level
+            )));
+        }
+        *self.hostname.lock().unwrap() = image.hostname.clone();
+        let claimed = self.restore_memory(&image, memory)?;
+        // The files before anything is opened: the paths of open files and mappings may
+        // lie in them. After the memory: their pages go wherever the saved ranges are not.
+        let refilled = match refill_tmpfs(&image.tmpfs, &target.fs) {
+            Ok(r) => r,
+            Err(e) => {
+                for r in claimed {
+                    self.memory.dec_ref(r);
+                }
+                return Err(e);
+            }
+        };
+        // The address spaces take their own references on the claimed ranges; the claims
+        // are dropped whatever happens, so that memory nobody names goes back.
+        let mms = image
+            .mms
+            .iter()
+            .map(|m| self.restore_mm(m, &target.fs, &refilled))
+            .collect::<Result<Vec<_>, _>>();
+        for r in claimed {
+            self.memory.dec_ref(r);
+        }
+        let mms = mms?;
+        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled);
+        let tables = image
+            .fd_tables
+            .iter()
+            .map(|t| files.table(t, self, &target.fs))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(files);
+        self.restore_tasks(&image, &target, &mms, &tables)
+    }
+
+    /// Claims each saved range of the memory file and fills it from `memory`.
+    fn restore_memory(
+        &self,
+        image: &KernelImage,
+        memory: &mut dyn Read,
+    ) -> Result<Vec<FileRange>, RestoreError> {
+        let mut claimed = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let result = (|| {
+            for r in &image.memory {
+                self.memory.claim(r.offset, r.len).map_err(|_| {
+                    invalid(format!(
+                        "memory range {:#x}+{:#x} overlaps another or lies outside the memory file",
+                        r.offset, r.len
+                    ))
+                })?;
+                claimed.push(FileRange {
+                    offset: r.offset,
+                    len: r.len,
+                });
+                let mut done = 0u64;
+                while done < r.len {
+                    let n = (r.len - done).min(buf.len() as u64) as usize;
+                    memory.read_exact(&mut buf[..n])?;
+                    if buf[..n].iter().any(|&b| b != 0) {
+                        self.memory.write(r.offset + done, &buf[..n]);
+                    }
+                    done += n as u64;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(claimed),
+            Err(e) => {
+                for r in claimed {
+                    self.memory.dec_ref(r);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn restore_mm(
+        &self,
+        image: &MmImage,
+        fs: &Arc<FsContext>,
+        refilled: &HashSet<String>,
+    ) -> Result<Arc<MemoryManager>, RestoreError> {
+        let mm = MemoryManager::new(self.memory.clone(), self.platform.new_address_space()?);
+        let mut vmas = Vec::new();
+        for v in &image.vmas {
+            vmas.push(RestoredVma {
+                start: v.start,
+                end: v.end,
+                perms: perms(&v.perms)?,
+                shared: v.shared,
+                kind: vma_kind(v),
+                file: if v.file {
+                    Some(self.mapping(v, fs, refilled)?)
+                } else {
+                    None
+                },
+            });
+        }
+        let pages: Vec<(u64, u64, u64, bool)> = image
+            .pages
+            .iter()
+            .map(|p| (p.start, p.end, p.file_offset, p.cow))
+            .collect();
+        mm.restore(vmas, &pages, image.brk)
+            .map_err(|e| invalid(format!("inconsistent address space ({e:?})")))?;
+        Ok(Arc::new(mm))
+    }
+
+    /// A file VMA's file, reopened by path and checked to be the same file.
+    fn mapping(
+        &self,
+        v: &VmaImage,
+        fs: &Arc<FsContext>,
+        refilled: &HashSet<String>,
+    ) -> Result<FileMapping, RestoreError> {
+        let cx = Caller::kernel();
+        let d = fs
+            .resolve(&cx, v.name.as_bytes())
+            .map_err(|e| RestoreError::Changed {
+                what: format!("the file mapped at {:#x}, {} ({e:?})", v.start, v.name),
+            })?;
+        let st = d.inode.stat().map_err(|e| RestoreError::Changed {
+            what: format!("{} ({e:?})", v.name),
+        })?;
+        if (st.dev, st.ino) != (v.dev, v.ino) && !refilled.contains(&v.name) {
+            return Err(RestoreError::Changed {
+                what: format!("the file mapped at {:#x}, {}", v.start, v.name),
+            });
+        }
+        let file = d
+            .inode
+            .open(&cx, libc::O_RDONLY as u32)
+            .ok()
+            .and_then(|ops| ops.mappable(&self.memory))
+            .ok_or_else(|| {
+                RestoreError::Unsupported(format!("{} can no longer be mapped", v.name))
+            })?;
+        Ok(FileMapping {
+            file,
+            offset: v.offset,
+            may_write: false,
+            dev: st.dev,
+            ino: st.ino,
+        })
+    }
+
+    fn restore_tasks(
+        self: &Arc<Self>,
+        image: &KernelImage,
+        target: &RestoreTarget,
+        mms: &[Arc<MemoryManager>],
+        tables: &[Arc<FdTable>],
+    ) -> Result<Restored, RestoreError> {
+        let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
+        // The IDs first, so that every process and thread has its old ones.
+        for p in &image.processes {
+            let local = match tasks_of(p.tgid).find(|t| t.tid == p.tgid) {
+                Some(t) => t.vtid,
+                None if p.zombie.is_some() => {
+                    return Err(RestoreError::Unsupported(format!(
+                        "zombie {} (its PID in the container is not in the image)",
+                        p.tgid
+                    )))
+                }
+                None => return Err(invalid(format!("process {} has no leader", p.tgid))),
+            };
+            target
+                .pidns
+                .claim(p.tgid, local, true)
+                .map_err(|_| invalid(format!("PID {} taken twice", p.tgid)))?;
+        }
+        for t in image.tasks.iter().filter(|t| t.tid != t.tgid) {
+            target
+                .pidns
+                .claim(t.tid, t.vtid, false)
+                .map_err(|_| invalid(format!("TID {} taken twice", t.tid)))?;
+        }
+        let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
+        for p in &image.processes {
+            groups.insert(p.tgid, Arc::new(self.thread_group(p, target)?));
+        }
+        let mut inits = Vec::new();
+        let mut starts = Vec::new();
+        {
+            let mut tree = self.tree();
+            for p in &image.processes {
+                let tg = groups[&p.tgid].clone();
+                tree.add_proc(tg.clone(), 0, p.exit_signal);
+                let proc = tree.procs.get_mut(&p.tgid).expect("just added");
+                proc.parent = p.parent;
+                proc.pgid = p.pgid;
+                proc.sid = p.sid;
+                proc.did_exec = p.did_exec;
+                if let Some(w) = p.zombie {
+                    let status = exit_status(w);
+                    proc.zombie = Some(status);
+                    tg.set_done(status);
+                }
+                if p.parent == 0 {
+                    inits.push(tg);
+                }
+            }
+            for p in &image.processes {
+                if let Some(parent) = tree.procs.get_mut(&p.parent) {
+                    parent.children.insert(p.tgid);
+                }
+            }
+            for t in &image.tasks {
+                let tg = groups
+                    .get(&t.tgid)
+                    .ok_or_else(|| invalid(format!("task {} has no process", t.tid)))?;
+                let handle = TaskHandle::new(t.tid, tg.clone(), t.comm.clone());
+                tree.tasks.insert(t.tid, handle.clone());
+                register_thread(&handle, t.mask);
+                {
+                    let mut s = tg.sig();
+                    if let Some(me) = s.threads.get_mut(&t.tid) {
+                        for info in &t.pending {
+                            me.pending.push(siginfo(info)?);
+                        }
+                    }
+                }
+                starts.push(self.task_init(t, handle, target, mms, tables)?);
+            }
+        }
+        inits.sort_by_key(|tg| tg.tgid);
+        let init = inits
+            .first()
+            .cloned()
+            .ok_or_else(|| invalid("no process without a parent"))?;
+        let init_pid = target.pidns.id_of(init.tgid).unwrap_or(0);
+        let tasks = starts.len();
+        for (init, resumed) in starts {
+            // The thread runs detached; the Loader's reaper waits on the thread group.
+            drop(Task::spawn_restored(init, resumed)?);
+        }
+        Ok(Restored {
+            init,
+            init_pid,
+            tasks,
+            processes: image.processes.len(),
+        })
+    }
+
+    fn thread_group(
+        &self,
+        p: &ProcessImage,
+        target: &RestoreTarget,
+    ) -> Result<ThreadGroup, RestoreError> {
+        let tg = ThreadGroup::new(p.tgid, target.pidns.clone(), target.container.clone());
+        {
+            let mut limits = tg.limits.lock().unwrap();
+            for (l, [cur, max]) in limits.iter_mut().zip(&p.limits) {
+                l.cur = *cur;
+                l.max = *max;
+            }
+        }
+        {
+            let mut s = tg.sig();
+            for (a, [handler, flags, restorer, mask]) in s.actions.iter_mut().zip(&p.actions) {
+                *a = SigAction {
+                    handler: *handler,
+                    flags: *flags,
+                    restorer: *restorer,
+                    mask: *mask,
+                };
+            }
+            for info in &p.shared_pending {
+                s.shared.push(siginfo(info)?);
+            }
+        }
+        let exe = p
+            .exe
+            .as_ref()
+            .and_then(|path| target.fs.resolve(&Caller::kernel(), path.as_bytes()).ok());
+        *tg.image.lock().unwrap() = ExecImage {
+            exe,
+            strings: crate::elf::ArgArea {
+                arg_start: p.args[0],
+                arg_end: p.args[1],
+                env_start: p.args[2],
+                env_end: p.args[3],
+            },
+        };
+        Ok(tg)
+    }
+
+    fn task_init(
+        self: &Arc<Self>,
+        t: &TaskImage,
+        handle: Arc<TaskHandle>,
+        target: &RestoreTarget,
+        mms: &[Arc<MemoryManager>],
+        tables: &[Arc<FdTable>],
+    ) -> Result<(TaskInit, Resumed), RestoreError> {
+        let mm = mms
+            .get(t.mm)
+            .ok_or_else(|| invalid(format!("task {}: no address space {}", t.tid, t.mm)))?;
+        let fds = tables
+            .get(t.fds)
+            .ok_or_else(|| invalid(format!("task {}: no fd table {}", t.tid, t.fds)))?;
+        if t.fp.len() != platform::xsave_size() {
+            return Err(RestoreError::Unsupported(format!(
+                "task {}: its XSAVE area has {} bytes, this CPU's {}",
+                t.tid,
+                t.fp.len(),
+                platform::xsave_size()
+            )));
+        }
+        let mut cpu = CpuState::new(0, 0);
+        set_regs(&mut cpu.regs, &t.regs)
+            .ok_or_else(|| invalid(format!("task {}: bad registers", t.tid)))?;
+        cpu.fp = FpState {
+            area: t.fp.clone(),
+            valid: true,
+            dirty: true,
+        };
+        let c = &t.creds;
+        let creds = Creds {
+            uid: c.uid[0],
+            euid: c.uid[1],
+            suid: c.uid[2],
+            gid: c.gid[0],
+            egid: c.gid[1],
+            sgid: c.gid[2],
+            groups: c.groups.clone().into(),
+            caps: Caps {
+                permitted: CapSet(c.caps[0]),
+                effective: CapSet(c.caps[1]),
+                inheritable: CapSet(c.caps[2]),
+                bounding: CapSet(c.caps[3]),
+                ambient: CapSet(c.caps[4]),
+            },
+            securebits: c.securebits,
+        };
+        let fs = FsContext::new(target.fs.ns.clone(), t.umask);
+        let cx = Caller::kernel();
+        let walk = |path: &str| {
+            fs.resolve(&cx, path.as_bytes())
+                .map_err(|e| RestoreError::Changed {
+                    what: format!("task {}'s directory {path} ({e:?})", t.tid),
+                })
+        };
+        if t.root != "/" {
+            let root = walk(&t.root)?;
+            fs.set_root(root);
+        }
+        let cwd = walk(&t.cwd)?;
+        fs.set_cwd(cwd);
+        let altstack: [u8; 24] = t
+            .altstack
+            .as_slice()
+            .try_into()
+            .unwrap_or(DISABLED_ALTSTACK);
+        let restart = t.restart.map(|r| match r {
+            RestartImage::Sys => Restart::Sys,
+            RestartImage::NoIntr => Restart::NoIntr,
+            RestartImage::NoHand => Restart::NoHand,
+            RestartImage::Block => Restart::Block,
+        });
+        let restart_block = match (t.sleep_remaining_ns, t.sleep_rem_addr) {
+            (Some(ns), Some(rem)) => Some(RestartBlock::Sleep {
+                deadline: Instant::now() + Duration::from_nanos(ns),
+                rem: UserAddr(rem),
+            }),
+            _ => None,
+        };
+        let init = TaskInit {
+            kernel: self.clone(),
+            handle,
+            mm: mm.clone(),
+            cpu,
+            fds: fds.clone(),
+            creds,
+            fs,
+            clear_child_tid: t.clear_child_tid,
+            altstack,
+            vfork_done: None,
+        };
+        let resumed = Resumed {
+            restart,
+            restart_block,
+            saved_mask: t.saved_mask,
+            robust_list: t.robust_list,
+        };
+        Ok((init, resumed))
+    }
+}
+
+/// The open file descriptions being rebuilt, by their identity in the image.
+struct Files {
+    descriptions: HashMap<usize, Arc<OpenFile>>,
+    /// Both ends of each pipe, by the pipe's identity in the image, until every table is
+    /// rebuilt (an end no fd names is dropped then: closed).
+    pipes: HashMap<usize, [Option<Arc<super::pipe::PipeEnd>>; 2]>,
+    stdio: [Option<OwnedFd>; 3],
+    /// Paths of the files the restore put back in tmpfs mounts and overlay upper layers:
+    /// new files, whose identity is checked by type and size only.
+    refilled: HashSet<String>,
+}
+
+impl Files {
+    fn new(stdio: [Option<OwnedFd>; 3], refilled: HashSet<String>) -> Files {
+        Files {
+            descriptions: HashMap::new(),
+            pipes: HashMap::new(),
+            stdio,
+            refilled,
+        }
+    }
+
+    fn table(
+        &mut self,
+        image: &super::checkpoint::FdTableImage,
+        kernel: &Kernel,
+        fs: &Arc<FsContext>,
+    ) -> Result<Arc<FdTable>, RestoreError> {
+        let table = FdTable::new();
+        for f in &image.fds {
+            let file = match self.descriptions.get(&f.description) {
+                Some(file) => file.clone(),
+                None => {
+                    let file = self.open(f, kernel, fs)?;
+                    *file.offset.lock().unwrap() = f.offset;
+                    self.descriptions.insert(f.description, file.clone());
+                    file
+                }
+            };
+            table.install_at(f.fd, file, f.cloexec);
+        }
+        Ok(Arc::new(table))
+    }
+
+    fn open(
+        &mut self,
+        f: &super::checkpoint::FdImage,
+        kernel: &Kernel,
+        fs: &Arc<FsContext>,
+    ) -> Result<Arc<OpenFile>, RestoreError> {
+        match &f.file {
+            FileImage::Pipe { pipe, buffered } => {
+                let ends = self.pipes.entry(*pipe).or_insert_with(|| {
+                    let (r, w) = kernel.fifos.new_pipe();
+                    r.refill(buffered);
+                    [Some(r), Some(w)]
+                });
+                let write = f.flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32;
+                let end = ends[usize::from(write)].take().ok_or_else(|| {
+                    RestoreError::Unsupported(format!(
+                        "fd {}: a second open description of one pipe end",
+                        f.fd
+                    ))
+                })?;
+                Ok(OpenFile::of_kind(FileKind::Pipe(end), f.flags))
+            }
+            FileImage::Donated { .. } => {
+                let host = usize::try_from(f.fd)
+                    .ok()
+                    .and_then(|i| self.stdio.get_mut(i))
+                    .and_then(Option::take)
+                    .ok_or_else(|| {
+                        RestoreError::Unsupported(format!(
+                            "fd {}: a file the old sandbox was given, not at fd 0, 1 or 2",
+                            f.fd
+                        ))
+                    })?;
+                Ok(OpenFile::new(Arc::new(HostFile::donated(host)), f.flags))
+            }
+            FileImage::Path {
+                path,
+                mode,
+                dev,
+                ino,
+                size,
+                mtime,
+                ..
+            } => {
+                let cx = Caller::kernel();
+                let changed = |why: String| RestoreError::Changed {
+                    what: format!("fd {}, {path} ({why})", f.fd),
+                };
+                let d = fs
+                    .resolve(&cx, path.as_bytes())
+                    .map_err(|e| changed(format!("{e:?}")))?;
+                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                let kind = FileType::from_mode(st.mode);
+                if st.mode & libc::S_IFMT != mode & libc::S_IFMT {
+                    return Err(changed("its type".into()));
+                }
+                let refilled = self.refilled.contains(path);
+                match kind {
+                    FileType::Regular if refilled && st.size != *size => {
+                        return Err(changed("size".into()));
+                    }
+                    FileType::Regular
+                        if !refilled
+                            && (st.dev, st.ino, st.size, (st.mtime, st.mtime_nsec))
+                                != (*dev, *ino, *size, *mtime) =>
+                    {
+                        return Err(changed("device, inode, size or mtime".into()));
+                    }
+                    FileType::Directory if !refilled && (st.dev, st.ino) != (*dev, *ino) => {
+                        return Err(changed("device or inode".into()));
+                    }
+                    FileType::Fifo | FileType::Socket | FileType::Symlink => {
+                        return Err(RestoreError::Unsupported(format!(
+                            "fd {}: {path} is a {kind:?}",
+                            f.fd
+                        )));
+                    }
+                    _ => {}
+                }
+                let ops: Arc<dyn crate::vfs::FileOps> = if f.flags & libc::O_PATH as u32 != 0 {
+                    Arc::new(PathFile::new(d.clone()))
+                } else if kind == FileType::Directory {
+                    Arc::new(DirFile::new(d.clone()))
+                } else {
+                    d.inode
+                        .open(&cx, f.flags)
+                        .map_err(|e| changed(format!("opening: {e:?}")))?
+                };
+                Ok(OpenFile::with_dentry(ops, f.flags, d))
+            }
+        }
+    }
+}
+
+/// Puts the saved files back into the new sandbox's tmpfs mounts and overlay upper layers
+/// (the container's mounts, made from the same bundle); returns their absolute paths.
+fn refill_tmpfs(
+    images: &[TmpfsImage],
+    fs: &Arc<FsContext>,
+) -> Result<HashSet<String>, RestoreError> {
+    use crate::fs::overlay::OvlNode;
+    use crate::fs::tmpfs::TmpNode;
+    let ns = &fs.ns;
+    let mut refilled = HashSet::new();
+    for image in images {
+        let mount = if image.mount == "/" {
+            Some(ns.root().mount.clone())
+        } else {
+            ns.mount_at(image.mount.as_bytes())
+        };
+        let root = mount.and_then(|m| {
+            let any = m.root.clone().as_any();
+            match (m.fs_type, image.overlay_upper) {
+                ("tmpfs", false) => any.downcast::<TmpNode>().ok(),
+                ("overlay", true) => any.downcast::<OvlNode>().ok().and_then(|o| o.upper_layer()),
+                _ => None,
+            }
+        });
+        let root = root.ok_or_else(|| {
+            RestoreError::Unsupported(format!(
+                "the bundle has no {} at {} any more",
+                if image.overlay_upper {
+                    "overlay"
+                } else {
+                    "tmpfs"
+                },
+                image.mount
+            ))
+        })?;
+        for e in &image.entries {
+            let (dir, name) = match e.path.rsplit_once('/') {
+                Some((parent, name)) => (walk_tmp(&root, parent), name),
+                None => (Some(root.clone()), e.path.as_str()),
+            };
+            let dir = dir.ok_or_else(|| invalid(format!("{}: no parent directory", e.path)))?;
+            let name = name.as_bytes();
+            let attrs = NewAttrs {
+                mode: e.mode & 0o7777,
+                uid: e.uid,
+                gid: e.gid,
+            };
+            let failed = |err: crate::abi::Errno| {
+                invalid(format!(
+                    "putting back {} in {} ({err:?})",
+                    e.path, image.mount
+                ))
+            };
+            match &e.node {
+                TmpNodeImage::Dir { opaque } => {
+                    let d = match dir.child(name).filter(|c| !c.is_whiteout()) {
+                        Some(d) => d,
+                        None => {
+                            dir.remove_entry(name);
+                            dir.create_node(name, NewNode::Directory, attrs)
+                                .map_err(failed)?
+                        }
+                    };
+                    if *opaque {
+                        d.set_opaque();
+                    }
+                }
+                TmpNodeImage::File { data } => {
+                    dir.remove_entry(name);
+                    dir.create_file_with(name, data, attrs).map_err(failed)?;
+                }
+                TmpNodeImage::Symlink { target } => {
+                    dir.remove_entry(name);
+                    dir.create_node(name, NewNode::Symlink(target.clone()), attrs)
+                        .map_err(failed)?;
+                }
+                TmpNodeImage::Whiteout => dir.put_whiteout(name),
+            }
+            let abs = if image.mount == "/" {
+                format!("/{}", e.path)
+            } else {
+                format!("{}/{}", image.mount, e.path)
+            };
+            refilled.insert(abs);
+        }
+    }
+    Ok(refilled)
+}
+
+/// The directory at relative `path` under `root`.
+fn walk_tmp(
+    root: &Arc<crate::fs::tmpfs::TmpNode>,
+    path: &str,
+) -> Option<Arc<crate::fs::tmpfs::TmpNode>> {
+    let mut at = root.clone();
+    for part in path.split('/') {
+        at = at.child(part.as_bytes()).filter(|c| !c.is_whiteout())?;
+    }
+    Some(at)
+}
+
+fn perms(s: &str) -> Result<Perms, RestoreError> {
+    let b = s.as_bytes();
+    if b.len() != 3 {
+        return Err(invalid(format!("bad permissions {s:?}")));
+    }
+    Ok(Perms {
+        read: b[0] == b'r',
+        write: b[1] == b'w',
+        exec: b[2] == b'x',
+    })
+}
+
+fn vma_kind(v: &VmaImage) -> VmaKind {
+    match v.name.as_str() {
+        "[anon]" if !v.file => VmaKind::Anon,
+        "[heap]" if !v.file => VmaKind::Heap,
+        "[stack]" if !v.file => VmaKind::Stack,
+        name => VmaKind::Named(name.to_owned()),
+    }
+}
+
+fn siginfo(bytes: &[u8]) -> Result<SigInfo, RestoreError> {
+    SigInfo::read_from_bytes(bytes).map_err(|_| invalid("a pending signal of the wrong size"))
+}
+
+/// The exit status a wait status word stands for.
+fn exit_status(w: i32) -> ExitStatus {
+    match w & 0x7f {
+        0 => ExitStatus::Exited(((w >> 8) & 0xff) as u8),
+        signo => ExitStatus::Signaled {
+            signo,
+            core: w & 0x80 != 0,
+        },
+    }
+}
+
+/// Sets `regs` from the image's words (`user_regs_struct` order); None for a wrong count.
+fn set_regs(r: &mut platform::Regs, w: &[u64]) -> Option<()> {
+    let w: &[u64; 27] = w.try_into().ok()?;
+    [
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
+        r.es, r.fs, r.gs,
+    ] = *w;
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_round_trip() {
+        for s in [
+            ExitStatus::Exited(0),
+            ExitStatus::Exited(42),
+            ExitStatus::Signaled {
+                signo: 9,
+                core: false,
+            },
+            ExitStatus::Signaled {
+                signo: 11,
+                core: true,
+            },
+        ] {
+            assert_eq!(exit_status(s.wait_status()), s);
+        }
+    }
+
+    #[test]
+    fn registers_round_trip_in_image_order() {
+        let mut cpu = CpuState::new(0x1234, 0x5678);
+        let words: Vec<u64> = (1..=27).collect();
+        set_regs(&mut cpu.regs, &words).unwrap();
+        assert_eq!(cpu.regs.r15, 1);
+        assert_eq!(cpu.regs.rip, 17);
+        assert_eq!(cpu.regs.gs, 27);
+        assert!(set_regs(&mut cpu.regs, &words[1..]).is_none());
+        assert_eq!(perms("r-x").unwrap(), Perms::RX);
+        assert!(perms("rw").is_err());
+    }
+}
