@@ -515,7 +515,16 @@ impl Kernel {
         let (tasks, processes) = {
             let tree = self.tree();
             let mut tasks = Vec::new();
-            for tid in tree.tasks.keys() {
+            for (tid, handle) in &tree.tasks {
+                // seccomp filters and no_new_privs are not in the image: a restore would
+                // run the task unfiltered.
+                if handle.seccomp.mode() != super::seccomp::Mode::Disabled
+                    || handle.seccomp.no_new_privs()
+                {
+                    return Err(CheckpointError::Unsupported {
+                        what: format!("task {tid} has seccomp filters or no_new_privs"),
+                    });
+                }
                 match images.remove(tid) {
                     Some(Ok(image)) => tasks.push(image),
                     Some(Err(e)) => return Err(e),
