@@ -737,7 +737,9 @@ impl Socket for InetSocket {
                 St::Idle | St::Failed => {}
                 St::Connecting { .. } => return Err(Errno::EALREADY),
                 St::Connected(_) => return Err(Errno::EISCONN),
-                St::Listening { .. } | St::Udp(_) | St::Icmp(_) => return Err(Errno::EISCONN),
+                St::Listening { .. } | St::Udp(_) | St::Icmp(_) | St::Raw(_) => {
+                    return Err(Errno::EISCONN)
+                }
             }
             if g.entries[&id].bound.is_none() {
                 Self::bind_locked(g, id, None, 0)?;

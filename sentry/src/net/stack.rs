@@ -38,7 +38,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::socket::{icmp, tcp, udp};
+use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
@@ -77,7 +77,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
 pub enum Proto {
     Tcp,
     Udp,
-    /// ICMP echo (ping and raw ICMP sockets); its "port" is the echo identifier.
+    /// ICMP echo (ping sockets); its "port" is the echo identifier. Raw IP sockets
+    /// ([`super::raw`]), which hold no port, are entries of this protocol too.
     Icmp,
 }
 
@@ -104,6 +105,9 @@ pub enum St {
     Udp(SocketHandle),
     /// An ICMP socket with its echo identifier.
     Icmp(SocketHandle),
+    /// A raw IP socket: a smoltcp raw socket that gets a copy of every packet of its
+    /// protocol.
+    Raw(SocketHandle),
     /// A connect that failed; the error is in `Entry::error` until read.
     Failed,
 }
@@ -653,6 +657,26 @@ impl Inner {
         self.set.add(s)
     }
 
+    /// A new smoltcp raw socket of IP `version` and `protocol` (`None`: every protocol).
+    pub fn new_raw(
+        &mut self,
+        version: smoltcp::wire::IpVersion,
+        protocol: Option<smoltcp::wire::IpProtocol>,
+    ) -> SocketHandle {
+        let buf = || {
+            raw::PacketBuffer::new(
+                vec![raw::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BUF],
+            )
+        };
+        self.set
+            .add(raw::Socket::new(Some(version), protocol, buf(), buf()))
+    }
+
+    pub fn raw(&mut self, h: SocketHandle) -> &mut raw::Socket<'static> {
+        self.set.get_mut::<raw::Socket>(h)
+    }
+
     pub fn icmp(&mut self, h: SocketHandle) -> &mut icmp::Socket<'static> {
         self.set.get_mut::<icmp::Socket>(h)
     }
@@ -720,7 +744,7 @@ impl Inner {
                     self.orphans.push(h);
                 }
             }
-            St::Udp(h) | St::Icmp(h) => {
+            St::Udp(h) | St::Icmp(h) | St::Raw(h) => {
                 self.set.remove(h);
             }
             St::Idle | St::Failed => {}
@@ -914,6 +938,7 @@ pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
         St::Udp(h) => set.get::<udp::Socket>(h).recv_queue(),
         St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
+        St::Raw(h) => set.get::<raw::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
         _ => 0,
     }
@@ -977,6 +1002,15 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
         }
         St::Icmp(h) => {
             let s = set.get::<icmp::Socket>(h);
+            if s.can_recv() {
+                r |= rd;
+            }
+            if s.can_send() {
+                r |= wr;
+            }
+        }
+        St::Raw(h) => {
+            let s = set.get::<raw::Socket>(h);
             if s.can_recv() {
                 r |= rd;
             }
