@@ -46,6 +46,8 @@ const IPV6_CHECKSUM: i32 = 7;
 /// Bytes of an IPv4 header without options and of an IPv6 header.
 const IPV4_HEADER: usize = 20;
 const IPV6_HEADER: usize = 40;
+/// `net.core.rmem_max` and `wmem_max`: the largest SO_RCVBUF and SO_SNDBUF asked (doubled).
+const BUF_MAX: usize = super::unix::DEFAULT_BUF;
 /// The default hop limit (Linux's ip_default_ttl and hop_limit).
 const DEFAULT_TTL: u8 = 64;
 /// The ICMPv6 checksum's offset, which ICMPv6 raw sockets always compute.
@@ -61,6 +63,8 @@ struct RawOptions {
     icmp6_filter: [u32; 8],
     /// IPV6_CHECKSUM's offset (`None`: off).
     checksum: Option<usize>,
+    /// The local address was set by connect (not bind): a disconnect clears it.
+    bound_by_connect: bool,
 }
 
 /// A raw IP socket file.
@@ -145,8 +149,8 @@ impl RawSocket {
             IpVersion::Ipv4
         };
         let mut g = stack.lock();
-        let h = g.new_raw(version, Some(IpProtocol::from(protocol)));
         let mut e = Entry::new(Proto::Icmp, family, queue.clone());
+        let h = g.new_raw(version, Some(IpProtocol::from(protocol)), e.rcvbuf);
         e.st = St::Raw(h);
         g.entries.insert(id, e);
         drop(g);
@@ -189,6 +193,33 @@ impl RawSocket {
             St::Raw(h) => Some(h),
             _ => None,
         }
+    }
+
+    /// Gives entry `id` a smoltcp socket whose receive buffer holds `rcvbuf` bytes of
+    /// packets (Linux drops packets arriving at a full SO_RCVBUF). Only while nothing is
+    /// queued (smoltcp cannot move packets between sockets): a socket with packets waiting
+    /// keeps its buffer.
+    fn resize_rx(g: &mut Inner, id: u64, rcvbuf: usize) {
+        let Some(old) = Self::handle(g, id) else {
+            return;
+        };
+        let (version, protocol, queued) = {
+            let s = g.raw(old);
+            (
+                s.ip_version(),
+                s.ip_protocol(),
+                s.can_recv() || s.send_queue() > 0,
+            )
+        };
+        let Some(version) = version else {
+            return;
+        };
+        if queued {
+            return;
+        }
+        let new = g.new_raw(version, protocol, rcvbuf);
+        g.set.remove(old);
+        g.entries.get_mut(&id).expect("present").st = St::Raw(new);
     }
 
     /// The address parsed for this socket's family (never a v4-mapped one on AF_INET6).
@@ -327,6 +358,13 @@ impl RawSocket {
                 p.append(&mut data);
                 Ok(p)
             }
+            // An IPv6 raw socket never takes the application's header (IPV6_HDRINCL is not
+            // offered), so IPPROTO_RAW has nothing to send.
+            (IpAddress::Ipv6(_), IpAddress::Ipv6(_))
+                if i32::from(self.protocol) == libc::IPPROTO_RAW =>
+            {
+                Err(Errno::EINVAL)
+            }
             (IpAddress::Ipv6(d), IpAddress::Ipv6(s)) => {
                 let len = u16::try_from(data.len()).map_err(|_| Errno::EMSGSIZE)?;
                 if let Some(off) = opts.checksum {
@@ -411,6 +449,7 @@ impl Socket for RawSocket {
                 return Err(Errno::EADDRNOTAVAIL);
             };
             g.entries.get_mut(&id).expect("present").bound = Some((ip, 0));
+            self.opts().bound_by_connect = false;
             Ok(())
         })
     }
@@ -434,7 +473,23 @@ impl Socket for RawSocket {
             None => None,
             Some(ip) => Some((destination(&g, ip, 0)?.0.addr, 0)),
         };
-        g.entries.get_mut(&self.id).expect("present").udp_peer = peer;
+        // As Linux, a connect picks the local address an unbound socket then has.
+        let source = peer.map(|(ip, _)| g.source_for(ip));
+        let mut opts = self.opts();
+        let e = g.entries.get_mut(&self.id).expect("present");
+        e.udp_peer = peer;
+        let unbound = e.bound.and_then(|b| b.0).is_none();
+        match source {
+            Some(src) if unbound || opts.bound_by_connect => {
+                e.bound = Some((Some(src), 0));
+                opts.bound_by_connect = true;
+            }
+            None if opts.bound_by_connect => {
+                e.bound = None;
+                opts.bound_by_connect = false;
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -454,9 +509,6 @@ impl Socket for RawSocket {
         let (packet, h) = {
             let g = self.stack.lock();
             let e = &g.entries[&self.id];
-            if e.wr_shut {
-                return Err(Errno::EPIPE);
-            }
             let ip = match to.or(e.udp_peer.map(|p| p.0)) {
                 Some(ip) => ip,
                 None => return Err(Errno::EDESTADDRREQ),
@@ -509,15 +561,13 @@ impl Socket for RawSocket {
             _ => IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
         };
         let ip = g.entries[&self.id].bound.and_then(|b| b.0).unwrap_or(any);
-        sockaddr(self.family, ip, 0)
+        // Linux shows a raw socket's protocol as its port.
+        sockaddr(self.family, ip, u16::from(self.protocol))
     }
 
     fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
-        let g = self.stack.lock();
-        g.entries[&self.id]
-            .udp_peer
-            .map(|(ip, _)| sockaddr(self.family, ip, 0))
-            .ok_or(Errno::ENOTCONN)
+        // A raw socket has no peer port, and Linux's getpeername wants one: never connected.
+        Err(Errno::ENOTCONN)
     }
 
     fn shutdown(&self, how: i32) -> Result<(), Errno> {
@@ -541,6 +591,9 @@ impl Socket for RawSocket {
         let mut g = self.stack.lock();
         let e = g.entries.get_mut(&self.id).expect("present");
         Ok(match (level, name) {
+            (libc::IPPROTO_IPV6 | libc::IPPROTO_ICMPV6, _) if self.family == libc::AF_INET => {
+                return Err(Errno::EOPNOTSUPP)
+            }
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_RAW),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(i32::from(self.protocol)),
@@ -577,6 +630,10 @@ impl Socket for RawSocket {
                     .and_then(|v| int_of(v).ok())
                     .unwrap_or(i32::from(DEFAULT_TTL)))
             }
+            (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOPROTOOPT),
+            (libc::IPPROTO_IP, _) if self.family != libc::AF_INET => {
+                return Err(Errno::ENOPROTOOPT)
+            }
             (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
                 .options
                 .get(&(level, name))
@@ -593,6 +650,9 @@ impl Socket for RawSocket {
 
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
         match (level, name) {
+            (libc::IPPROTO_IPV6 | libc::IPPROTO_ICMPV6, _) if self.family == libc::AF_INET => {
+                return Err(Errno::EOPNOTSUPP)
+            }
             (libc::IPPROTO_IP, libc::IP_HDRINCL) if self.family == libc::AF_INET => {
                 let v = if value.len() < 4 {
                     i32::from(*value.first().ok_or(Errno::EINVAL)?)
@@ -649,11 +709,21 @@ impl Socket for RawSocket {
         self.with(|g, id| {
             let e = g.entries.get_mut(&id).expect("present");
             match (level, name) {
+                // Linux caps the value (read as unsigned) at wmem_max/rmem_max, then doubles
+                // it, with a floor.
                 (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                    e.sndbuf = (int_of(value)?.max(0) as usize * 2).max(4608);
+                    e.sndbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(4608);
                 }
                 (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                    e.rcvbuf = (int_of(value)?.max(0) as usize * 2).max(2304);
+                    e.rcvbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(2304);
+                    let rcvbuf = e.rcvbuf;
+                    Self::resize_rx(g, id, rcvbuf);
+                }
+                // No socket filter can be attached (SO_ATTACH_FILTER is not offered), so
+                // there is none to detach.
+                (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOENT),
+                (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER | libc::SO_ATTACH_BPF) => {
+                    return Err(Errno::ENOPROTOOPT)
                 }
                 _ => {
                     e.options.insert((level, name), value.to_vec());

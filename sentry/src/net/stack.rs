@@ -657,20 +657,26 @@ impl Inner {
         self.set.add(s)
     }
 
-    /// A new smoltcp raw socket of IP `version` and `protocol` (`None`: every protocol).
+    /// A new smoltcp raw socket of IP `version` and `protocol` (`None`: every protocol)
+    /// whose receive buffer holds `rcvbuf` bytes of packets.
     pub fn new_raw(
         &mut self,
         version: smoltcp::wire::IpVersion,
         protocol: Option<smoltcp::wire::IpProtocol>,
+        rcvbuf: usize,
     ) -> SocketHandle {
-        let buf = || {
-            raw::PacketBuffer::new(
-                vec![raw::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_BUF],
-            )
-        };
+        // Linux takes a packet while less than SO_RCVBUF is queued, so one as large as the
+        // buffer fits an empty one: room for SO_RCVBUF and a packet's headers.
+        let rx = raw::PacketBuffer::new(
+            vec![raw::PacketMetadata::EMPTY; (rcvbuf / 256).clamp(8, 1024)],
+            vec![0; rcvbuf + 64],
+        );
+        let tx = raw::PacketBuffer::new(
+            vec![raw::PacketMetadata::EMPTY; UDP_PACKETS],
+            vec![0; UDP_BUF],
+        );
         self.set
-            .add(raw::Socket::new(Some(version), protocol, buf(), buf()))
+            .add(raw::Socket::new(Some(version), protocol, rx, tx))
     }
 
     pub fn raw(&mut self, h: SocketHandle) -> &mut raw::Socket<'static> {
