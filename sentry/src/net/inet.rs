@@ -938,6 +938,11 @@ impl Socket for InetSocket {
             Proto::Udp => libc::IPPROTO_UDP,
             Proto::Icmp => libc::IPPROTO_ICMP,
         };
+        if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
+            if let Some(r) = super::multicast::get(e, name) {
+                return r;
+            }
+        }
         Ok(match (level, name) {
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(match self.proto {
                 Proto::Tcp => libc::SOCK_STREAM,
@@ -1018,6 +1023,11 @@ impl Socket for InetSocket {
             || (level == libc::IPPROTO_UDP && self.proto == Proto::Udp);
         if !known {
             return Err(Errno::ENOPROTOOPT);
+        }
+        if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
+            if let Some(r) = self.with(|g, id| super::multicast::set(g, id, name, value)) {
+                return r;
+            }
         }
         self.with(|g, id| {
             let e = g.entries.get_mut(&id).expect("present");

@@ -23,6 +23,7 @@ pub mod hostinet;
 pub mod icmp;
 pub mod inet;
 pub mod link;
+pub mod multicast;
 pub mod netlink;
 pub mod raw;
 pub mod stack;

@@ -594,6 +594,11 @@ impl Socket for RawSocket {
             (libc::IPPROTO_IPV6 | libc::IPPROTO_ICMPV6, _) if self.family == libc::AF_INET => {
                 return Err(Errno::EOPNOTSUPP)
             }
+            (libc::IPPROTO_IP, _)
+                if self.family == libc::AF_INET && super::multicast::get(e, name).is_some() =>
+            {
+                return super::multicast::get(e, name).expect("a multicast option")
+            }
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_RAW),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(i32::from(self.protocol)),
@@ -694,6 +699,11 @@ impl Socket for RawSocket {
                     v => Some(v as usize),
                 };
                 return Ok(());
+            }
+            (libc::IPPROTO_IP, _) if self.family == libc::AF_INET => {
+                if let Some(r) = self.with(|g, id| super::multicast::set(g, id, name, value)) {
+                    return r;
+                }
             }
             _ => {}
         }

@@ -197,6 +197,8 @@ pub struct Inner {
     /// Ports held, per protocol.
     ports: HashMap<(Proto, u16), u64>,
     next_ephemeral: u16,
+    /// The sandbox's index of the link the stack runs on (`None`: loopback only).
+    pub link_index: Option<i32>,
     /// TCP sockets whose file is closed, finishing their close before removal.
     orphans: Vec<SocketHandle>,
     epoch: std::time::Instant,
@@ -440,7 +442,10 @@ impl Stack {
         // Longest prefix first, as routing picks.
         gateways.sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
         let s = Arc::new(Stack {
-            inner: Mutex::new(Inner::new(iface, dev, cidrs, gateways, epoch)),
+            inner: Mutex::new(Inner {
+                link_index: Some(link.index),
+                ..Inner::new(iface, dev, cidrs, gateways, epoch)
+            }),
             sleep: Sleep::Ppoll {
                 link: fd,
                 wake_rd,
@@ -572,6 +577,7 @@ impl Inner {
             gateways,
             ports: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
+            link_index: None,
             orphans: Vec::new(),
             epoch,
         }
