@@ -655,8 +655,9 @@ impl Socket for RawSocket {
 
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
         match (level, name) {
+            // (Linux's getsockopt answers EOPNOTSUPP here, its setsockopt ENOPROTOOPT.)
             (libc::IPPROTO_IPV6 | libc::IPPROTO_ICMPV6, _) if self.family == libc::AF_INET => {
-                return Err(Errno::EOPNOTSUPP)
+                return Err(Errno::ENOPROTOOPT)
             }
             (libc::IPPROTO_IP, libc::IP_HDRINCL) if self.family == libc::AF_INET => {
                 let v = if value.len() < 4 {
