@@ -1,13 +1,11 @@
 //! ICMP echo sockets over the sentry's stack ([`super::stack`]): ping sockets
-//! (`SOCK_DGRAM, IPPROTO_ICMP` / `IPPROTO_ICMPV6`, what an unprivileged `ping` opens) and raw
-//! ICMP sockets (`SOCK_RAW`, which need CAP_NET_RAW, as busybox `ping` uses).
+//! (`SOCK_DGRAM, IPPROTO_ICMP` / `IPPROTO_ICMPV6`, what an unprivileged `ping` opens). Raw
+//! ICMP sockets (`SOCK_RAW`, as busybox `ping` uses) are raw IP sockets ([`super::raw`]).
 //!
-//! Each is one smoltcp ICMP socket bound to an echo identifier. A ping socket's identifier
-//! is its "port" (bound, or an ephemeral one at the first send) and the stack writes it into
-//! every echo request, as Linux does; it receives echo replies only. A raw socket takes the
-//! identifier of the first echo request it sends and receives the echo messages with it; an
-//! IPv4 raw socket reads each message behind an IPv4 header, as Linux gives raw sockets.
-//! smoltcp answers echo requests to the stack's addresses itself.
+//! Each is one smoltcp ICMP socket bound to an echo identifier: its "port" (bound, or an
+//! ephemeral one at the first send), which the stack writes into every echo request, as
+//! Linux does; it receives echo replies only. smoltcp answers echo requests to the stack's
+//! addresses itself.
 //!
 //! # Lock order
 //! The stack lock → wait queues (see [`super::stack`]).
@@ -36,8 +34,6 @@ pub struct IcmpSocket {
     id: u64,
     /// AF_INET or AF_INET6.
     family: i32,
-    /// SOCK_RAW rather than a ping socket.
-    raw: bool,
     queue: Arc<WaitQueue>,
     stack: Arc<Stack>,
 }
@@ -47,7 +43,6 @@ impl std::fmt::Debug for IcmpSocket {
         f.debug_struct("IcmpSocket")
             .field("id", &self.id)
             .field("family", &self.family)
-            .field("raw", &self.raw)
             .finish()
     }
 }
@@ -59,42 +54,18 @@ impl Drop for IcmpSocket {
     }
 }
 
-/// Whether (`family`, `ty`, `protocol`) names an ICMP echo socket, and if so whether raw.
-pub fn kind_of(family: i32, ty: i32, protocol: i32) -> Option<bool> {
+/// Whether (`family`, `ty`, `protocol`) names a ping socket.
+pub fn is_ping(family: i32, ty: i32, protocol: i32) -> bool {
     let icmp = match family {
         libc::AF_INET => libc::IPPROTO_ICMP,
         _ => libc::IPPROTO_ICMPV6,
     };
-    match ty {
-        libc::SOCK_DGRAM if protocol == icmp => Some(false),
-        libc::SOCK_RAW if protocol == icmp => Some(true),
-        _ => None,
-    }
-}
-
-/// An IPv4 header in front of `icmp`, as a raw socket reads it.
-fn ipv4_header(src: Ipv4Address, dst: Ipv4Address, icmp: &[u8]) -> Vec<u8> {
-    let total = (20 + icmp.len()).min(usize::from(u16::MAX)) as u16;
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0x40, 0, 64, libc::IPPROTO_ICMP as u8, 0, 0]);
-    h.extend_from_slice(&src.octets());
-    h.extend_from_slice(&dst.octets());
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    h.extend_from_slice(icmp);
-    h
+    ty == libc::SOCK_DGRAM && protocol == icmp
 }
 
 impl IcmpSocket {
-    /// A new ICMP echo socket of `family`; `raw` for SOCK_RAW.
-    pub fn new(stack: &Arc<Stack>, family: i32, raw: bool) -> IcmpSocket {
+    /// A new ping socket of `family`.
+    pub fn new(stack: &Arc<Stack>, family: i32) -> IcmpSocket {
         let queue = Arc::new(WaitQueue::new());
         let id = next_id();
         stack
@@ -104,7 +75,6 @@ impl IcmpSocket {
         IcmpSocket {
             id,
             family,
-            raw,
             queue,
             stack: stack.clone(),
         }
@@ -163,7 +133,6 @@ impl IcmpSocket {
             return None;
         };
         let peer = g.entries[&id].udp_peer.map(|p| p.0);
-        let local = g.entries[&id].bound.and_then(|b| b.0);
         loop {
             let (data, from) = {
                 let s = g.icmp(h);
@@ -171,24 +140,11 @@ impl IcmpSocket {
                 (d.to_vec(), from)
             };
             // A ping socket hears replies only (its own requests to itself come back too).
-            let unwanted = (!self.raw && data.first() == Some(&self.echo_request()))
-                || peer.is_some_and(|p| p != from);
+            let unwanted =
+                data.first() == Some(&self.echo_request()) || peer.is_some_and(|p| p != from);
             if unwanted {
                 continue;
             }
-            let data = match (self.raw, self.family, from) {
-                (true, libc::AF_INET, IpAddress::Ipv4(src)) => {
-                    let dst = match local {
-                        Some(IpAddress::Ipv4(a)) => a,
-                        _ => match g.source_for(from) {
-                            IpAddress::Ipv4(a) => a,
-                            IpAddress::Ipv6(_) => Ipv4Address::UNSPECIFIED,
-                        },
-                    };
-                    ipv4_header(src, dst, &data)
-                }
-                _ => data,
-            };
             let n = data.len().min(len);
             return Some(InMessage {
                 data: data[..n].to_vec(),
@@ -211,11 +167,6 @@ impl Socket for IcmpSocket {
             } else {
                 return Err(Errno::EADDRNOTAVAIL);
             };
-            // A raw socket has no identifier of its own (it takes its first request's):
-            // binding only checks the address.
-            if self.raw {
-                return Ok(());
-            }
             Self::bind_locked(g, id, ip, ident)
         })
     }
@@ -262,7 +213,7 @@ impl Socket for IcmpSocket {
             return Err(Errno::EINVAL);
         }
         // Linux's ping sockets send echo requests only.
-        if !self.raw && (data[0] != self.echo_request() || data[1] != 0) {
+        if data[0] != self.echo_request() || data[1] != 0 {
             return Err(Errno::EINVAL);
         }
         t.block_on(&[&self.queue], None, || {
@@ -276,12 +227,7 @@ impl Socket for IcmpSocket {
                     Err(e) => return Some(Err(e)),
                 };
                 if g.entries[&id].bound.is_none() {
-                    let ident = if self.raw {
-                        u16::from_be_bytes([data[4], data[5]])
-                    } else {
-                        0
-                    };
-                    if let Err(e) = Self::bind_locked(g, id, None, ident) {
+                    if let Err(e) = Self::bind_locked(g, id, None, 0) {
                         return Some(Err(e));
                     }
                 }
@@ -291,9 +237,7 @@ impl Socket for IcmpSocket {
                 let St::Icmp(h) = g.entries[&id].st else {
                     return Some(Err(Errno::EINVAL));
                 };
-                if !self.raw {
-                    data[4..6].copy_from_slice(&ident.to_be_bytes());
-                }
+                data[4..6].copy_from_slice(&ident.to_be_bytes());
                 match g.icmp(h).send_slice(&data, dst) {
                     Ok(()) => Some(Ok(data.len())),
                     Err(icmp::SendError::BufferFull) if flags.nonblocking => {
@@ -364,11 +308,7 @@ impl Socket for IcmpSocket {
             _ => libc::IPPROTO_ICMP,
         };
         Ok(match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_TYPE) => int(if self.raw {
-                libc::SOCK_RAW
-            } else {
-                libc::SOCK_DGRAM
-            }),
+            (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_DGRAM),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(protocol),
             (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
@@ -462,29 +402,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_reads_carry_a_valid_ipv4_header() {
-        let icmp = [0u8, 0, 0, 0, 0, 1, 0, 1];
-        let p = ipv4_header(
-            Ipv4Address::new(10, 0, 0, 2),
-            Ipv4Address::new(10, 0, 0, 1),
-            &icmp,
-        );
-        let ip = smoltcp::wire::Ipv4Packet::new_checked(&p[..]).unwrap();
-        assert!(ip.verify_checksum());
-        assert_eq!(ip.total_len() as usize, 28);
-        assert_eq!(ip.payload(), &icmp);
-    }
-
-    #[test]
     fn socket_kinds() {
-        assert_eq!(
-            kind_of(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
-            Some(false)
-        );
-        assert_eq!(
-            kind_of(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
-            Some(true)
-        );
-        assert_eq!(kind_of(libc::AF_INET, libc::SOCK_DGRAM, 0), None);
+        assert!(is_ping(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP));
+        assert!(is_ping(
+            libc::AF_INET6,
+            libc::SOCK_DGRAM,
+            libc::IPPROTO_ICMPV6
+        ));
+        assert!(!is_ping(
+            libc::AF_INET6,
+            libc::SOCK_RAW,
+            libc::IPPROTO_ICMPV6
+        ));
+        assert!(!is_ping(libc::AF_INET, libc::SOCK_DGRAM, 0));
     }
 }

@@ -1005,7 +1005,9 @@ impl Socket for InetSocket {
                 St::Idle | St::Failed => {}
                 St::Connecting { .. } => return Err(Errno::EALREADY),
                 St::Connected(_) => return Err(Errno::EISCONN),
-                St::Listening { .. } | St::Udp(_) | St::Icmp(_) => return Err(Errno::EISCONN),
+                St::Listening { .. } | St::Udp(_) | St::Icmp(_) | St::Raw(_) => {
+                    return Err(Errno::EISCONN)
+                }
             }
             if g.entries[&id].bound.is_none() {
                 Self::bind_locked(g, id, None, 0)?;
@@ -1232,6 +1234,11 @@ impl Socket for InetSocket {
             Proto::Udp => libc::IPPROTO_UDP,
             Proto::Icmp => libc::IPPROTO_ICMP,
         };
+        if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
+            if let Some(r) = super::multicast::get(e, name) {
+                return r;
+            }
+        }
         Ok(match (level, name) {
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(match self.proto {
                 Proto::Tcp => libc::SOCK_STREAM,
@@ -1330,6 +1337,11 @@ impl Socket for InetSocket {
             || (level == libc::IPPROTO_UDP && self.proto == Proto::Udp);
         if !known {
             return Err(Errno::ENOPROTOOPT);
+        }
+        if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
+            if let Some(r) = self.with(|g, id| super::multicast::set(g, id, name, value)) {
+                return r;
+            }
         }
         self.with(|g, id| {
             let e = g.entries.get_mut(&id).expect("present");

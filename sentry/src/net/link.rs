@@ -230,6 +230,10 @@ impl phy::Device for Device {
         let mut checksum = ChecksumCapabilities::default();
         if self.medium == Medium::Ip {
             checksum = ChecksumCapabilities::ignored();
+            // ICMP checksums are kept on the loopback as Linux does (raw sockets read them,
+            // and a request with a bad one gets no reply).
+            checksum.icmpv4 = Checksum::Both;
+            checksum.icmpv6 = Checksum::Both;
         } else {
             checksum.ipv4 = Checksum::Tx;
             checksum.udp = Checksum::Tx;

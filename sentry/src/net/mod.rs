@@ -23,7 +23,9 @@ pub mod hostinet;
 pub mod icmp;
 pub mod inet;
 pub mod link;
+pub mod multicast;
 pub mod netlink;
+pub mod raw;
 pub mod stack;
 pub mod unix;
 
@@ -132,15 +134,15 @@ pub fn socket(
             Ok(Arc::new(hostinet::socket(domain, ty, protocol)?))
         }
         libc::AF_INET | libc::AF_INET6 => {
-            if let Some(raw) = icmp::kind_of(domain, ty, protocol) {
-                if raw && !t.creds().has_cap(crate::auth::cap::NET_RAW) {
+            if ty == libc::SOCK_RAW {
+                let protocol = raw::check_protocol(protocol)?;
+                if !t.creds().has_cap(crate::auth::cap::NET_RAW) {
                     return Err(Errno::EPERM);
                 }
-                return Ok(Arc::new(icmp::IcmpSocket::new(ns.inet(), domain, raw)));
+                return Ok(Arc::new(raw::RawSocket::new(ns.inet(), domain, protocol)));
             }
-            if ty == libc::SOCK_RAW {
-                // Raw sockets of other protocols are not offered.
-                return Err(Errno::EPROTONOSUPPORT);
+            if icmp::is_ping(domain, ty, protocol) {
+                return Ok(Arc::new(icmp::IcmpSocket::new(ns.inet(), domain)));
             }
             let proto = inet::proto_of(ty, protocol)?;
             Ok(Arc::new(inet::InetSocket::of_family(

@@ -38,7 +38,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::socket::{icmp, tcp, udp};
+use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
@@ -75,7 +75,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum Proto {
     Tcp,
     Udp,
-    /// ICMP echo (ping and raw ICMP sockets); its "port" is the echo identifier.
+    /// ICMP echo (ping sockets); its "port" is the echo identifier. Raw IP sockets
+    /// ([`super::raw`]), which hold no port, are entries of this protocol too.
     Icmp,
 }
 
@@ -102,6 +103,9 @@ pub enum St {
     Udp(SocketHandle),
     /// An ICMP socket with its echo identifier.
     Icmp(SocketHandle),
+    /// A raw IP socket: a smoltcp raw socket that gets a copy of every packet of its
+    /// protocol.
+    Raw(SocketHandle),
     /// A connect that failed; the error is in `Entry::error` until read.
     Failed,
 }
@@ -300,6 +304,8 @@ pub struct Inner {
     /// SO_REUSEPORT let them share it).
     ports: HashMap<(Proto, u16), Vec<u64>>,
     next_ephemeral: u16,
+    /// The sandbox's index of the link the stack runs on (`None`: loopback only).
+    pub link_index: Option<i32>,
     /// TCP sockets whose file is closed, finishing their close before removal.
     orphans: Vec<SocketHandle>,
     epoch: std::time::Instant,
@@ -543,7 +549,10 @@ impl Stack {
         // Longest prefix first, as routing picks.
         gateways.sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
         let s = Arc::new(Stack {
-            inner: Mutex::new(Inner::new(iface, dev, cidrs, gateways, epoch)),
+            inner: Mutex::new(Inner {
+                link_index: Some(link.index),
+                ..Inner::new(iface, dev, cidrs, gateways, epoch)
+            }),
             sleep: Sleep::Ppoll {
                 link: fd,
                 wake_rd,
@@ -675,6 +684,7 @@ impl Inner {
             gateways,
             ports: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
+            link_index: None,
             orphans: Vec::new(),
             epoch,
         }
@@ -758,6 +768,32 @@ impl Inner {
         s.bind(icmp::Endpoint::Ident(ident))
             .expect("an unbound socket");
         self.set.add(s)
+    }
+
+    /// A new smoltcp raw socket of IP `version` and `protocol` (`None`: every protocol)
+    /// whose receive buffer holds `rcvbuf` bytes of packets.
+    pub fn new_raw(
+        &mut self,
+        version: smoltcp::wire::IpVersion,
+        protocol: Option<smoltcp::wire::IpProtocol>,
+        rcvbuf: usize,
+    ) -> SocketHandle {
+        // Linux takes a packet while less than SO_RCVBUF is queued, so one as large as the
+        // buffer fits an empty one: room for SO_RCVBUF and a packet's headers.
+        let rx = raw::PacketBuffer::new(
+            vec![raw::PacketMetadata::EMPTY; (rcvbuf / 256).clamp(8, 1024)],
+            vec![0; rcvbuf + 64],
+        );
+        let tx = raw::PacketBuffer::new(
+            vec![raw::PacketMetadata::EMPTY; UDP_PACKETS],
+            vec![0; UDP_BUF],
+        );
+        self.set
+            .add(raw::Socket::new(Some(version), protocol, rx, tx))
+    }
+
+    pub fn raw(&mut self, h: SocketHandle) -> &mut raw::Socket<'static> {
+        self.set.get_mut::<raw::Socket>(h)
     }
 
     pub fn icmp(&mut self, h: SocketHandle) -> &mut icmp::Socket<'static> {
@@ -939,7 +975,7 @@ impl Inner {
                     self.orphans.push(h);
                 }
             }
-            St::Udp(h) | St::Icmp(h) => {
+            St::Udp(h) | St::Icmp(h) | St::Raw(h) => {
                 self.set.remove(h);
             }
             St::Idle | St::Failed => {}
@@ -1143,6 +1179,7 @@ pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
         St::Udp(h) => set.get::<udp::Socket>(h).recv_queue(),
         St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
+        St::Raw(h) => set.get::<raw::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
         _ => 0,
     }
@@ -1206,6 +1243,15 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
         }
         St::Icmp(h) => {
             let s = set.get::<icmp::Socket>(h);
+            if s.can_recv() {
+                r |= rd;
+            }
+            if s.can_send() {
+                r |= wr;
+            }
+        }
+        St::Raw(h) => {
+            let s = set.get::<raw::Socket>(h);
             if s.can_recv() {
                 r |= rd;
             }

@@ -1,0 +1,784 @@
+//! Raw IP sockets over the sentry's stack ([`super::stack`]): `socket(AF_INET or AF_INET6,
+//! SOCK_RAW, protocol)` for any protocol, which need CAP_NET_RAW (checked by the caller).
+//!
+//! Each is one smoltcp raw socket of its IP version and protocol; smoltcp hands every raw
+//! socket a copy of each incoming packet of its protocol (on the loopback, every packet the
+//! sandbox sends to itself), before and besides the normal processing, as Linux does. A
+//! receive then filters as Linux's raw sockets do: the bound address (destination), the
+//! connected peer (source), ICMP_FILTER (ICMP over IPv4) and ICMP6_FILTER (ICMPv6), and
+//! IPV6_CHECKSUM's verification. An IPv4 raw socket reads each packet with its IPv4 header
+//! (the header smoltcp parsed, written again: TOS, identification and fragment fields read
+//! as 0 and DF); an IPv6 one reads the payload only.
+//!
+//! Sending builds the IP header from the socket's addresses and options (IP_TTL, IP_TOS,
+//! IPV6_UNICAST_HOPS), or, with IP_HDRINCL (and on `IPPROTO_RAW` sockets, where it is
+//! implied), takes the application's IPv4 header, filling in the total length, a zero source
+//! address and the checksum as Linux does. ICMPv6 checksums are always computed, other IPv6
+//! protocols' at IPV6_CHECKSUM's offset when set. A packet whose protocol differs from the
+//! socket's (IP_HDRINCL) leaves through a smoltcp raw socket of that protocol made for the
+//! one send. `IPPROTO_RAW` sockets receive nothing, as on Linux.
+//!
+//! # Lock order
+//! The stack lock → wait queues (see [`super::stack`]).
+
+use std::sync::Arc;
+
+use smoltcp::socket::raw;
+use smoltcp::wire::{IpAddress, IpProtocol, IpVersion, Ipv4Address, Ipv6Address};
+
+use super::inet::{destination, int, int_of, parse, sockaddr};
+use super::stack::{next_id, readiness, Entry, Inner, Proto, St, Stack};
+use super::{InMessage, IoFlags, OutMessage, Socket};
+use crate::abi::Errno;
+use crate::vfs::Context;
+use crate::vfs::{FileOps, Stat};
+use crate::vfs::{IoDst, IoSrc};
+use crate::waiter::WaitQueue;
+
+/// `IPPROTO_MAX`: protocols at or above it are EINVAL.
+const IPPROTO_MAX: i32 = 263;
+/// `SOL_RAW`'s `ICMP_FILTER`.
+const ICMP_FILTER: i32 = 1;
+/// `IPPROTO_ICMPV6`'s `ICMP6_FILTER`.
+const ICMP6_FILTER: i32 = 1;
+/// `IPV6_CHECKSUM`.
+const IPV6_CHECKSUM: i32 = 7;
+/// Bytes of an IPv4 header without options and of an IPv6 header.
+const IPV4_HEADER: usize = 20;
+const IPV6_HEADER: usize = 40;
+/// `net.core.rmem_max` and `wmem_max`: the largest SO_RCVBUF and SO_SNDBUF asked (doubled).
+const BUF_MAX: usize = super::unix::DEFAULT_BUF;
+/// The default hop limit (Linux's ip_default_ttl and hop_limit).
+const DEFAULT_TTL: u8 = 64;
+/// The ICMPv6 checksum's offset, which ICMPv6 raw sockets always compute.
+const ICMPV6_CHECKSUM_OFFSET: usize = 2;
+
+/// Per-socket raw options (under the stack lock, in the socket).
+#[derive(Debug, Default, Clone)]
+struct RawOptions {
+    hdrincl: bool,
+    /// ICMP_FILTER: bit n set drops ICMP type n (< 32).
+    icmp_filter: u32,
+    /// ICMP6_FILTER: bit n set drops ICMPv6 type n.
+    icmp6_filter: [u32; 8],
+    /// IPV6_CHECKSUM's offset (`None`: off).
+    checksum: Option<usize>,
+    /// The local address was set by connect (not bind): a disconnect clears it.
+    bound_by_connect: bool,
+}
+
+/// A raw IP socket file.
+pub struct RawSocket {
+    id: u64,
+    /// AF_INET or AF_INET6.
+    family: i32,
+    /// The IP protocol number (`IPPROTO_RAW`: send only).
+    protocol: u8,
+    opts: std::sync::Mutex<RawOptions>,
+    queue: Arc<WaitQueue>,
+    stack: Arc<Stack>,
+}
+
+impl std::fmt::Debug for RawSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSocket")
+            .field("id", &self.id)
+            .field("family", &self.family)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RawSocket {
+    fn drop(&mut self) {
+        self.stack.lock().remove(self.id);
+        self.stack.kick();
+    }
+}
+
+/// Checks the protocol of a raw socket: EINVAL outside 0..IPPROTO_MAX, EPROTONOSUPPORT for
+/// 0 and the numbers past a byte (Linux's raw sockets take an IP protocol number).
+///
+/// # Errors
+/// As above.
+pub fn check_protocol(protocol: i32) -> Result<u8, Errno> {
+    if !(0..IPPROTO_MAX).contains(&protocol) {
+        return Err(Errno::EINVAL);
+    }
+    match u8::try_from(protocol) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(Errno::EPROTONOSUPPORT),
+    }
+}
+
+/// The Internet checksum of `data` added to `sum` (ones' complement, not yet inverted).
+fn sum16(mut sum: u32, data: &[u8]) -> u32 {
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        sum += u32::from(w);
+        if sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+    }
+    sum
+}
+
+/// The IPv6 upper-layer checksum of `payload` (with its checksum field as it is).
+fn checksum_v6(src: &Ipv6Address, dst: &Ipv6Address, next: u8, payload: &[u8]) -> u16 {
+    let mut s = sum16(0, &src.octets());
+    s = sum16(s, &dst.octets());
+    s = sum16(s, &(payload.len() as u32).to_be_bytes());
+    s = sum16(s, &[0, 0, 0, next]);
+    s = sum16(s, payload);
+    !(s as u16)
+}
+
+impl RawSocket {
+    /// A new raw socket of `family` for IP protocol `protocol` (checked by
+    /// [`check_protocol`]).
+    pub fn new(stack: &Arc<Stack>, family: i32, protocol: u8) -> RawSocket {
+        let queue = Arc::new(WaitQueue::new());
+        let id = next_id();
+        let version = if family == libc::AF_INET6 {
+            IpVersion::Ipv6
+        } else {
+            IpVersion::Ipv4
+        };
+        let mut g = stack.lock();
+        let mut e = Entry::new(Proto::Icmp, family, queue.clone());
+        let h = g.new_raw(version, Some(IpProtocol::from(protocol)), e.rcvbuf);
+        e.st = St::Raw(h);
+        g.entries.insert(id, e);
+        drop(g);
+        let opts = RawOptions {
+            hdrincl: family == libc::AF_INET && i32::from(protocol) == libc::IPPROTO_RAW,
+            checksum: (family == libc::AF_INET6 && i32::from(protocol) == libc::IPPROTO_ICMPV6)
+                .then_some(ICMPV6_CHECKSUM_OFFSET),
+            ..RawOptions::default()
+        };
+        RawSocket {
+            id,
+            family,
+            protocol,
+            opts: std::sync::Mutex::new(opts),
+            queue,
+            stack: stack.clone(),
+        }
+    }
+
+    fn opts(&self) -> std::sync::MutexGuard<'_, RawOptions> {
+        self.opts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_icmpv6(&self) -> bool {
+        self.family == libc::AF_INET6 && i32::from(self.protocol) == libc::IPPROTO_ICMPV6
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner, u64) -> R) -> R {
+        let s = &self.stack;
+        let mut g = s.lock();
+        let r = f(&mut g, self.id);
+        g.pump();
+        drop(g);
+        s.kick();
+        r
+    }
+
+    fn handle(g: &Inner, id: u64) -> Option<smoltcp::iface::SocketHandle> {
+        match g.entries.get(&id)?.st {
+            St::Raw(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Gives entry `id` a smoltcp socket whose receive buffer holds `rcvbuf` bytes of
+    /// packets (Linux drops packets arriving at a full SO_RCVBUF). Only while nothing is
+    /// queued (smoltcp cannot move packets between sockets): a socket with packets waiting
+    /// keeps its buffer.
+    fn resize_rx(g: &mut Inner, id: u64, rcvbuf: usize) {
+        let Some(old) = Self::handle(g, id) else {
+            return;
+        };
+        let (version, protocol, queued) = {
+            let s = g.raw(old);
+            (
+                s.ip_version(),
+                s.ip_protocol(),
+                s.can_recv() || s.send_queue() > 0,
+            )
+        };
+        let Some(version) = version else {
+            return;
+        };
+        if queued {
+            return;
+        }
+        let new = g.new_raw(version, protocol, rcvbuf);
+        g.set.remove(old);
+        g.entries.get_mut(&id).expect("present").st = St::Raw(new);
+    }
+
+    /// The address parsed for this socket's family (never a v4-mapped one on AF_INET6).
+    fn parse(&self, addr: &[u8]) -> Result<Option<IpAddress>, Errno> {
+        let r = parse(self.family, addr)?;
+        if self.family == libc::AF_INET6 && matches!(r, Some((IpAddress::Ipv4(_), _))) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(r.map(|(ip, _)| ip))
+    }
+
+    /// What an application reads of `packet` (as received, with its IP header), and its
+    /// source; `None` when the socket's filters drop it.
+    fn accept(&self, e: &Entry, opts: &RawOptions, packet: &[u8]) -> Option<(Vec<u8>, IpAddress)> {
+        let local = e.bound.and_then(|b| b.0);
+        let peer = e.udp_peer.map(|p| p.0);
+        let (src, dst, payload, data) = if self.family == libc::AF_INET6 {
+            let p = smoltcp::wire::Ipv6Packet::new_checked(packet).ok()?;
+            let payload = p.payload();
+            (
+                IpAddress::Ipv6(p.src_addr()),
+                IpAddress::Ipv6(p.dst_addr()),
+                payload,
+                payload.to_vec(),
+            )
+        } else {
+            let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
+            (
+                IpAddress::Ipv4(p.src_addr()),
+                IpAddress::Ipv4(p.dst_addr()),
+                p.payload(),
+                packet.to_vec(),
+            )
+        };
+        if local.is_some_and(|l| l != dst) || peer.is_some_and(|p| p != src) {
+            return None;
+        }
+        if self.family == libc::AF_INET && i32::from(self.protocol) == libc::IPPROTO_ICMP {
+            let ty = *payload.first()?;
+            if ty < 32 && opts.icmp_filter & (1 << ty) != 0 {
+                return None;
+            }
+        }
+        if self.is_icmpv6() {
+            let ty = *payload.first()?;
+            if opts.icmp6_filter[usize::from(ty >> 5)] & (1 << (ty & 31)) != 0 {
+                return None;
+            }
+        }
+        if let (Some(off), IpAddress::Ipv6(s), IpAddress::Ipv6(d)) = (opts.checksum, src, dst) {
+            // A checksum that does not verify (or no room for it) drops the packet.
+            if payload.len() < off + 2 || checksum_v6(&s, &d, self.protocol, payload) != 0 {
+                return None;
+            }
+        }
+        Some((data, src))
+    }
+
+    /// One receive attempt of at most `len` bytes: `None` when nothing is there yet.
+    fn take(&self, g: &mut Inner, id: u64, len: usize, peek: bool) -> Option<InMessage> {
+        let h = Self::handle(g, id)?;
+        let opts = self.opts().clone();
+        loop {
+            let packet = g.raw(h).peek().ok()?.to_vec();
+            let wanted = if i32::from(self.protocol) == libc::IPPROTO_RAW {
+                None
+            } else {
+                self.accept(&g.entries[&id], &opts, &packet)
+            };
+            if !peek || wanted.is_none() {
+                let _ = g.raw(h).recv();
+            }
+            let Some((data, from)) = wanted else {
+                continue;
+            };
+            let n = data.len().min(len);
+            return Some(InMessage {
+                data: data[..n].to_vec(),
+                full_len: data.len(),
+                from: Some(sockaddr(self.family, from, 0)),
+                ..InMessage::default()
+            });
+        }
+    }
+
+    /// The IP packet for `data` to `dst`.
+    fn packet(
+        &self,
+        g: &Inner,
+        id: u64,
+        mut data: Vec<u8>,
+        dst: IpAddress,
+    ) -> Result<Vec<u8>, Errno> {
+        let e = &g.entries[&id];
+        let opts = self.opts().clone();
+        let opt =
+            |level: i32, name: i32| e.options.get(&(level, name)).and_then(|v| int_of(v).ok());
+        let src = e
+            .bound
+            .and_then(|b| b.0)
+            .unwrap_or_else(|| g.source_for(dst));
+        match (dst, src) {
+            (IpAddress::Ipv4(d), IpAddress::Ipv4(s)) if opts.hdrincl => {
+                if data.len() < IPV4_HEADER {
+                    return Err(Errno::EINVAL);
+                }
+                if data.len() > usize::from(u16::MAX) {
+                    return Err(Errno::EMSGSIZE);
+                }
+                let total = data.len() as u16;
+                data[2..4].copy_from_slice(&total.to_be_bytes());
+                let ihl = usize::from(data[0] & 0xf) * 4;
+                if data[0] >> 4 != 4 || ihl < IPV4_HEADER || ihl > data.len() {
+                    return Err(Errno::EINVAL);
+                }
+                if data[12..16] == [0; 4] {
+                    data[12..16].copy_from_slice(&s.octets());
+                }
+                if data[16..20] == [0; 4] {
+                    data[16..20].copy_from_slice(&d.octets());
+                }
+                Ok(data)
+            }
+            (IpAddress::Ipv4(d), IpAddress::Ipv4(s)) => {
+                let total = IPV4_HEADER + data.len();
+                let total = u16::try_from(total).map_err(|_| Errno::EMSGSIZE)?;
+                let ttl = opt(libc::IPPROTO_IP, libc::IP_TTL)
+                    .and_then(|v| u8::try_from(v).ok())
+                    .unwrap_or(DEFAULT_TTL);
+                let tos = opt(libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8;
+                let mut p = vec![0x45, tos];
+                p.extend_from_slice(&total.to_be_bytes());
+                p.extend_from_slice(&[0, 0, 0x40, 0, ttl, self.protocol, 0, 0]);
+                p.extend_from_slice(&s.octets());
+                p.extend_from_slice(&d.octets());
+                p.append(&mut data);
+                Ok(p)
+            }
+            // An IPv6 raw socket never takes the application's header (IPV6_HDRINCL is not
+            // offered), so IPPROTO_RAW has nothing to send.
+            (IpAddress::Ipv6(_), IpAddress::Ipv6(_))
+                if i32::from(self.protocol) == libc::IPPROTO_RAW =>
+            {
+                Err(Errno::EINVAL)
+            }
+            (IpAddress::Ipv6(d), IpAddress::Ipv6(s)) => {
+                let len = u16::try_from(data.len()).map_err(|_| Errno::EMSGSIZE)?;
+                if let Some(off) = opts.checksum {
+                    if data.len() < off + 2 {
+                        return Err(Errno::EINVAL);
+                    }
+                    data[off..off + 2].copy_from_slice(&[0, 0]);
+                    let c = checksum_v6(&s, &d, self.protocol, &data);
+                    data[off..off + 2].copy_from_slice(&c.to_be_bytes());
+                }
+                let hops = opt(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+                    .and_then(|v| u8::try_from(v).ok())
+                    .unwrap_or(DEFAULT_TTL);
+                let class = opt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS).unwrap_or(0) as u8;
+                let mut p = vec![0x60 | (class >> 4), class << 4, 0, 0];
+                p.extend_from_slice(&len.to_be_bytes());
+                p.extend_from_slice(&[self.protocol, hops]);
+                p.extend_from_slice(&s.octets());
+                p.extend_from_slice(&d.octets());
+                p.append(&mut data);
+                Ok(p)
+            }
+            _ => Err(Errno::EAFNOSUPPORT),
+        }
+    }
+
+    /// Queues `packet` on the smoltcp raw socket of its protocol: the socket's own, or one
+    /// made for this send (IP_HDRINCL with another protocol).
+    fn emit(
+        &self,
+        g: &mut Inner,
+        h: smoltcp::iface::SocketHandle,
+        packet: &[u8],
+        nonblocking: bool,
+    ) -> Option<Result<usize, Errno>> {
+        let proto = if self.family == libc::AF_INET6 {
+            packet[6]
+        } else {
+            packet[9]
+        };
+        if proto != self.protocol {
+            // (Its receive buffer holds nothing, so it takes no packet from anyone.)
+            let version = if self.family == libc::AF_INET6 {
+                IpVersion::Ipv6
+            } else {
+                IpVersion::Ipv4
+            };
+            let once = g.set.add(raw::Socket::new(
+                Some(version),
+                Some(IpProtocol::from(proto)),
+                raw::PacketBuffer::new(Vec::new(), Vec::new()),
+                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 1], vec![0; packet.len()]),
+            ));
+            let r = g.raw(once).send_slice(packet);
+            g.pump();
+            g.set.remove(once);
+            return Some(r.map(|()| packet.len()).map_err(|_| Errno::EMSGSIZE));
+        }
+        match g.raw(h).send_slice(packet) {
+            Ok(()) => Some(Ok(packet.len())),
+            Err(raw::SendError::BufferFull) if packet.len() > g.raw(h).payload_send_capacity() => {
+                Some(Err(Errno::EMSGSIZE))
+            }
+            Err(raw::SendError::BufferFull) if nonblocking => Some(Err(Errno::EAGAIN)),
+            Err(raw::SendError::BufferFull) => None,
+        }
+    }
+}
+
+impl Socket for RawSocket {
+    fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
+        if addr.len() >= 2 && i32::from(u16::from_ne_bytes([addr[0], addr[1]])) == libc::AF_UNSPEC {
+            return Err(Errno::EINVAL);
+        }
+        let ip = self.parse(addr)?.ok_or(Errno::EAFNOSUPPORT)?;
+        self.with(|g, id| {
+            let ip = if ip.is_unspecified() {
+                None
+            } else if g.is_own(ip) {
+                Some(ip)
+            } else {
+                return Err(Errno::EADDRNOTAVAIL);
+            };
+            g.entries.get_mut(&id).expect("present").bound = Some((ip, 0));
+            self.opts().bound_by_connect = false;
+            Ok(())
+        })
+    }
+
+    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn accept(
+        &self,
+        _t: &mut dyn Context,
+        _nonblocking: bool,
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn connect(&self, _t: &mut dyn Context, addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
+        let target = self.parse(addr)?;
+        let mut g = self.stack.lock();
+        let peer = match target {
+            None => None,
+            Some(ip) => Some((destination(&g, ip, 0)?.0.addr, 0)),
+        };
+        // As Linux, a connect picks the local address an unbound socket then has.
+        let source = peer.map(|(ip, _)| g.source_for(ip));
+        let mut opts = self.opts();
+        let e = g.entries.get_mut(&self.id).expect("present");
+        e.udp_peer = peer;
+        let unbound = e.bound.and_then(|b| b.0).is_none();
+        match source {
+            Some(src) if unbound || opts.bound_by_connect => {
+                e.bound = Some((Some(src), 0));
+                opts.bound_by_connect = true;
+            }
+            None if opts.bound_by_connect => {
+                e.bound = None;
+                opts.bound_by_connect = false;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        t: &mut dyn Context,
+        mut msg: OutMessage,
+        src: &mut dyn IoSrc,
+        flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        msg.data = super::gather(src)?;
+        let to = match msg.to.as_deref() {
+            Some(a) => Some(self.parse(a)?.ok_or(Errno::EAFNOSUPPORT)?),
+            None => None,
+        };
+        let data = msg.data;
+        let (packet, h) = {
+            let g = self.stack.lock();
+            let e = &g.entries[&self.id];
+            let ip = match to.or(e.udp_peer.map(|p| p.0)) {
+                Some(ip) => ip,
+                None => return Err(Errno::EDESTADDRREQ),
+            };
+            let dst = destination(&g, ip, 0)?.0.addr;
+            let h = Self::handle(&g, self.id).ok_or(Errno::EINVAL)?;
+            (self.packet(&g, self.id, data, dst)?, h)
+        };
+        let sent = t.block_on(&[&self.queue], None, || {
+            self.with(|g, _| self.emit(g, h, &packet, flags.nonblocking))
+        })?;
+        // What the caller wrote (without the header the socket added).
+        let header = match (self.family, self.opts().hdrincl) {
+            (libc::AF_INET6, _) => IPV6_HEADER,
+            (_, true) => 0,
+            _ => IPV4_HEADER,
+        };
+        Ok(sent - header)
+    }
+
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        let mut g = self.stack.lock();
+        Ok(self
+            .take(&mut g, self.id, usize::MAX, true)
+            .map_or(0, |m| m.full_len))
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let len = dst.remaining();
+        let m = t.block_on(&[&self.queue], None, || {
+            self.with(|g, id| match self.take(g, id, len, flags.peek) {
+                Some(m) => Some(Ok(m)),
+                None if g.entries[&id].rd_shut => Some(Ok(InMessage::default())),
+                None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None => None,
+            })
+        })?;
+        super::deliver(m, dst)
+    }
+
+    fn local_addr(&self) -> Vec<u8> {
+        let g = self.stack.lock();
+        let any = match self.family {
+            libc::AF_INET6 => IpAddress::Ipv6(Ipv6Address::UNSPECIFIED),
+            _ => IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
+        };
+        let ip = g.entries[&self.id].bound.and_then(|b| b.0).unwrap_or(any);
+        // Linux shows a raw socket's protocol as its port.
+        sockaddr(self.family, ip, u16::from(self.protocol))
+    }
+
+    fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
+        // A raw socket has no peer port, and Linux's getpeername wants one: never connected.
+        Err(Errno::ENOTCONN)
+    }
+
+    fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(Errno::EINVAL);
+        }
+        self.with(|g, id| {
+            let e = g.entries.get_mut(&id).expect("present");
+            if e.udp_peer.is_none() {
+                return Err(Errno::ENOTCONN);
+            }
+            e.rd_shut |= how != libc::SHUT_WR;
+            e.wr_shut |= how != libc::SHUT_RD;
+            e.queue.notify(crate::waiter::Wake::Any);
+            Ok(())
+        })
+    }
+
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        let opts = self.opts().clone();
+        let mut g = self.stack.lock();
+        let e = g.entries.get_mut(&self.id).expect("present");
+        Ok(match (level, name) {
+            (libc::IPPROTO_IPV6 | libc::IPPROTO_ICMPV6, _) if self.family == libc::AF_INET => {
+                return Err(Errno::EOPNOTSUPP)
+            }
+            (libc::IPPROTO_IP, _)
+                if self.family == libc::AF_INET && super::multicast::get(e, name).is_some() =>
+            {
+                return super::multicast::get(e, name).expect("a multicast option")
+            }
+            (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_RAW),
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(self.family),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(i32::from(self.protocol)),
+            (libc::SOL_SOCKET, libc::SO_ERROR) => int(e.error.take().map_or(0, |e| e as i32)),
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(e.sndbuf as i32),
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(e.rcvbuf as i32),
+            (libc::IPPROTO_IP, libc::IP_HDRINCL) if self.family == libc::AF_INET => {
+                int(i32::from(opts.hdrincl))
+            }
+            (libc::IPPROTO_IP, libc::IP_TTL) if self.family == libc::AF_INET => int(e
+                .options
+                .get(&(level, name))
+                .and_then(|v| int_of(v).ok())
+                .unwrap_or(i32::from(DEFAULT_TTL))),
+            (libc::SOL_RAW, ICMP_FILTER)
+                if self.family == libc::AF_INET
+                    && i32::from(self.protocol) == libc::IPPROTO_ICMP =>
+            {
+                opts.icmp_filter.to_ne_bytes().to_vec()
+            }
+            (libc::SOL_RAW, ICMP_FILTER) => return Err(Errno::EOPNOTSUPP),
+            (libc::IPPROTO_ICMPV6, ICMP6_FILTER) if self.is_icmpv6() => opts
+                .icmp6_filter
+                .iter()
+                .flat_map(|w| w.to_ne_bytes())
+                .collect(),
+            (libc::IPPROTO_IPV6, IPV6_CHECKSUM) if self.family == libc::AF_INET6 => {
+                int(opts.checksum.map_or(-1, |o| o as i32))
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) if self.family == libc::AF_INET6 => {
+                int(e
+                    .options
+                    .get(&(level, name))
+                    .and_then(|v| int_of(v).ok())
+                    .unwrap_or(i32::from(DEFAULT_TTL)))
+            }
+            (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOPROTOOPT),
+            (libc::IPPROTO_IP, _) if self.family != libc::AF_INET => {
+                return Err(Errno::ENOPROTOOPT)
+            }
+            (libc::SOL_SOCKET | libc::IPPROTO_IP, _) => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            (libc::IPPROTO_IPV6, _) if self.family == libc::AF_INET6 => e
+                .options
+                .get(&(level, name))
+                .cloned()
+                .unwrap_or_else(|| int(0)),
+            _ => return Err(Errno::ENOPROTOOPT),
+        })
+    }
+
+    fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+        match (level, name) {
+            // (Linux's getsockopt answers EOPNOTSUPP here, its setsockopt ENOPROTOOPT.)
+            (libc::IPPROTO_IPV6 | libc::IPPROTO_ICMPV6, _) if self.family == libc::AF_INET => {
+                return Err(Errno::ENOPROTOOPT)
+            }
+            (libc::IPPROTO_IP, libc::IP_HDRINCL) if self.family == libc::AF_INET => {
+                let v = if value.len() < 4 {
+                    i32::from(*value.first().ok_or(Errno::EINVAL)?)
+                } else {
+                    int_of(value)?
+                };
+                // An IPPROTO_RAW socket always includes the header.
+                if i32::from(self.protocol) != libc::IPPROTO_RAW {
+                    self.opts().hdrincl = v != 0;
+                }
+                return Ok(());
+            }
+            (libc::SOL_RAW, ICMP_FILTER) => {
+                if self.family != libc::AF_INET || i32::from(self.protocol) != libc::IPPROTO_ICMP {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                let v = value.get(..4).ok_or(Errno::EINVAL)?;
+                self.opts().icmp_filter = u32::from_ne_bytes(v.try_into().expect("4 bytes"));
+                return Ok(());
+            }
+            (libc::IPPROTO_ICMPV6, ICMP6_FILTER) if self.is_icmpv6() => {
+                // Linux takes at most the filter's size; a shorter one sets its prefix.
+                let mut f = [0u32; 8];
+                for (w, c) in f.iter_mut().zip(value.chunks_exact(4)) {
+                    *w = u32::from_ne_bytes(c.try_into().expect("4 bytes"));
+                }
+                self.opts().icmp6_filter = f;
+                return Ok(());
+            }
+            (libc::IPPROTO_IPV6, IPV6_CHECKSUM) if self.family == libc::AF_INET6 => {
+                let v = int_of(value)?;
+                if self.is_icmpv6() {
+                    // The kernel's own: an ICMPv6 socket cannot change it.
+                    return Err(Errno::EINVAL);
+                }
+                self.opts().checksum = match v {
+                    v if v < 0 => None,
+                    v if v % 2 == 1 => return Err(Errno::EINVAL),
+                    v => Some(v as usize),
+                };
+                return Ok(());
+            }
+            (libc::IPPROTO_IP, _) if self.family == libc::AF_INET => {
+                if let Some(r) = self.with(|g, id| super::multicast::set(g, id, name, value)) {
+                    return r;
+                }
+            }
+            _ => {}
+        }
+        let known = matches!(level, libc::SOL_SOCKET)
+            || (level == libc::IPPROTO_IP && self.family == libc::AF_INET)
+            || (level == libc::IPPROTO_IPV6 && self.family == libc::AF_INET6);
+        if !known {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        if value.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        self.with(|g, id| {
+            let e = g.entries.get_mut(&id).expect("present");
+            match (level, name) {
+                // Linux caps the value (read as unsigned) at wmem_max/rmem_max, then doubles
+                // it, with a floor.
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                    e.sndbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(4608);
+                }
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                    e.rcvbuf = ((int_of(value)? as u32 as usize).min(BUF_MAX) * 2).max(2304);
+                    let rcvbuf = e.rcvbuf;
+                    Self::resize_rx(g, id, rcvbuf);
+                }
+                // No socket filter can be attached (SO_ATTACH_FILTER is not offered), so
+                // there is none to detach.
+                (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOENT),
+                (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER | libc::SO_ATTACH_BPF) => {
+                    return Err(Errno::ENOPROTOOPT)
+                }
+                _ => {
+                    e.options.insert((level, name), value.to_vec());
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl FileOps for RawSocket {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(crate::vfs::socket::stat(self.id))
+    }
+
+    fn readiness(&self) -> u32 {
+        let g = self.stack.lock();
+        readiness(&g.set, &g.entries[&self.id])
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols() {
+        assert_eq!(check_protocol(0), Err(Errno::EPROTONOSUPPORT));
+        assert_eq!(check_protocol(-1), Err(Errno::EINVAL));
+        assert_eq!(check_protocol(IPPROTO_MAX), Err(Errno::EINVAL));
+        assert_eq!(check_protocol(256), Err(Errno::EPROTONOSUPPORT));
+        assert_eq!(check_protocol(17), Ok(17));
+    }
+
+    #[test]
+    fn an_ipv6_checksum_verifies() {
+        let s = Ipv6Address::LOCALHOST;
+        let mut p = vec![128u8, 0, 0, 0, 0, 1, 0, 1, b'x'];
+        let c = checksum_v6(&s, &s, 58, &p);
+        p[2..4].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(checksum_v6(&s, &s, 58, &p), 0);
+    }
+}

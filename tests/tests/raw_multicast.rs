@@ -1,0 +1,46 @@
+//! Raw IP sockets and the IPv4 multicast options over the sandbox's loopback, compared
+//! with native Linux on stdout and exit status (`tests/programs/raw_loopback.c`,
+//! `tests/programs/multicast_opts.c`). Raw sockets need root (CAP_NET_RAW) natively.
+
+use runsc_rs_tests::{assert_same, program_str, skip};
+
+#[test]
+fn raw_sockets_match_native() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return skip("raw sockets need CAP_NET_RAW natively");
+    }
+    let Some(prog) = program_str("raw_loopback") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    let text = native.stdout_text();
+    // The native run itself shows what is checked.
+    for line in [
+        "raw udp 0: len 33 version 4 ihl 5 proto 17 total 33 payload hello\n",
+        "raw udp 1: len 33 version 4 ihl 5 proto 17 total 33 payload hello\n",
+        "filtered: len 28 type 0\n",
+        "udp got 4 rawd from port 9\n",
+        "icmpv6 got len 8 type 129 (no IPv6 header)\n",
+        "without CAP_NET_RAW: -1 Operation not permitted\n",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+}
+
+#[test]
+fn multicast_options_match_native() {
+    let Some(prog) = program_str("multicast_opts") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    let text = native.stdout_text();
+    for line in [
+        "join again: -1 Address already in use\n",
+        "drop again: -1 Cannot assign requested address\n",
+        "IF after ip_mreq: 0 len 4: 127 0 0 1\n",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+}
