@@ -1227,6 +1227,8 @@ impl MemoryManager {
                     shared: v.shared,
                     kind: v.kind,
                     file: v.file,
+                    // mlock is not in the image: restored pages are unlocked.
+                    locked: false,
                 },
             );
         }
