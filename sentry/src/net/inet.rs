@@ -650,6 +650,9 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
             let on = int_of(&v[..4])?;
             let secs = int_of(&v[4..])?;
             o.linger = (on != 0).then_some(secs.max(0) as u32);
+            if let Some(t) = o.linger {
+                o.linger_time = t;
+            }
         }
         (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => {
             // Linux takes a negative value as INT_MAX and 0 as 1.
@@ -1259,7 +1262,8 @@ impl Socket for InetSocket {
             (libc::SOL_SOCKET, libc::SO_REUSEPORT) => int(i32::from(e.opts.reuse_port)),
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => int(i32::from(e.opts.keepalive)),
             (libc::SOL_SOCKET, libc::SO_LINGER) => {
-                let (on, secs) = e.opts.linger.map_or((0, 0), |t| (1, t as i32));
+                let on = i32::from(e.opts.linger.is_some());
+                let secs = e.opts.linger_time as i32;
                 [int(on), int(secs)].concat()
             }
             (libc::SOL_SOCKET, name) if RECORDED_SOCKET_OPTIONS.contains(&name) => {

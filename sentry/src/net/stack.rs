@@ -181,6 +181,9 @@ pub struct SockOpts {
     pub keep_cnt: u32,
     /// SO_LINGER: `Some(seconds)` when on.
     pub linger: Option<u32>,
+    /// SO_LINGER's time as last set while on: Linux keeps it (and `getsockopt` shows it)
+    /// after lingering is turned off.
+    pub linger_time: u32,
     /// SO_RCVLOWAT: bytes a read waits for (at least 1).
     pub rcvlowat: usize,
     /// TCP_USER_TIMEOUT in milliseconds (0: the stack's default).
@@ -211,6 +214,7 @@ impl Default for SockOpts {
             keep_intvl: 75,
             keep_cnt: 9,
             linger: None,
+            linger_time: 0,
             rcvlowat: 1,
             user_timeout_ms: 0,
             syn_count: 6,
