@@ -1148,6 +1148,7 @@ fn container_filesystem(
         volumes,
         None,
         crate::procfs::new_proc(Arc::downgrade(kernel), pidns.clone()),
+        &kernel.notify,
     )?)
 }
 

@@ -34,6 +34,7 @@ use crate::kernel::{ExitStatus, FdTable, Kernel, Task, TaskHandle, TaskInit, Thr
 use crate::memory::MemoryFile;
 use crate::mm::MemoryManager;
 use crate::procfs;
+use crate::vfs::inotify::FsNotify;
 use crate::vfs::{
     Caller, Dentry, FileType, FsContext, Inode, MountNamespace, NewAttrs, NewNode, Resolver,
 };
@@ -200,11 +201,12 @@ pub fn build_filesystem(
     volumes: Vec<(Volume, OwnedFd)>,
     cwd: Option<&std::path::Path>,
     proc_root: Arc<dyn Inode>,
+    notify: &Arc<FsNotify>,
 ) -> Result<Arc<FsContext>, Error> {
     use crate::fs::{dev, devpts, hostfs::HostNode, overlay, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
-    let ns = MountNamespace::new(ovl, "overlay", "overlay");
+    let ns = MountNamespace::new(ovl, "overlay", "overlay", notify);
     let mount = |path: &str, root: Arc<dyn Inode>, fs_type, source: &str, ro| {
         let kind = root.file_type().map_err(mount_err(path))?;
         make_mountpoint(&ns, path.as_bytes(), kind).map_err(mount_err(path))?;
@@ -769,6 +771,7 @@ mod tests {
                 std::sync::Weak::new(),
                 crate::kernel::PidNamespace::new_root(),
             ),
+            &Arc::default(),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -824,6 +827,7 @@ mod tests {
                 std::sync::Weak::new(),
                 crate::kernel::PidNamespace::new_root(),
             ),
+            &Arc::default(),
         )
         .unwrap();
         let cx = Caller::kernel();
@@ -867,6 +871,7 @@ mod tests {
                     std::sync::Weak::new(),
                     crate::kernel::PidNamespace::new_root(),
                 ),
+                &Arc::default(),
             )
             .err();
             assert!(

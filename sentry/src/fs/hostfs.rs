@@ -782,7 +782,7 @@ mod tests {
         std::os::unix::fs::symlink("/../../secret", root.join("abs")).unwrap();
 
         let node = HostNode::open_root(&root, false).unwrap();
-        let ns = MountNamespace::new(node, "hostfs", "test");
+        let ns = MountNamespace::new(node, "hostfs", "test", &Arc::default());
         let r = Resolver::new(Caller::kernel(), ns.root(), &ns);
         let read = |p: &str| {
             r.resolve(ns.root(), p.as_bytes(), true)

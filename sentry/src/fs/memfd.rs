@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::memory::MemoryFile;
+use crate::vfs::inotify::FsNotify;
 use crate::vfs::{Caller, Dentry, FileOps, Inode, Mount, NewAttrs};
 
 use super::tmpfs::{TmpFs, TmpNode, SEAL_SEAL};
@@ -24,7 +25,7 @@ impl std::fmt::Debug for MemfdFs {
 
 impl MemfdFs {
     /// An empty one keeping file data in `mf`.
-    pub fn new(mf: &Arc<MemoryFile>) -> MemfdFs {
+    pub fn new(mf: &Arc<MemoryFile>, notify: &Arc<FsNotify>) -> MemfdFs {
         let root = TmpFs::new_root(mf, 0o1777);
         let mount = Arc::new(Mount {
             id: 0,
@@ -33,6 +34,7 @@ impl MemfdFs {
             fs_type: "tmpfs",
             source: "memfd".to_owned(),
             readonly: false,
+            notify: notify.clone(),
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

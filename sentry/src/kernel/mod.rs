@@ -101,6 +101,8 @@ pub struct Kernel {
     pub fifos: pipe::Fifos,
     /// The internal filesystem of `memfd_create`'s files.
     pub memfds: crate::fs::memfd::MemfdFs,
+    /// The inotify watches on every file of this kernel (every mount holds it).
+    pub notify: Arc<crate::vfs::inotify::FsNotify>,
     /// The network namespace: AF_UNIX names and the internet stack.
     pub net: crate::net::Namespace,
     /// The IPC namespace: System V shared memory, semaphores and message queues.
@@ -139,7 +141,8 @@ impl Kernel {
         syscalls: SyscallTable,
         net: crate::net::Namespace,
     ) -> Arc<Kernel> {
-        let memfds = crate::fs::memfd::MemfdFs::new(&memory);
+        let notify = Arc::new(crate::vfs::inotify::FsNotify::default());
+        let memfds = crate::fs::memfd::MemfdFs::new(&memory, &notify);
         let seen_syscalls = config
             .record_syscalls
             .then(syscall_set::SyscallSet::default);
@@ -158,6 +161,7 @@ impl Kernel {
             locks: Arc::default(),
             fifos: pipe::Fifos::default(),
             memfds,
+            notify,
             net,
             ipc: ipc::Namespace::default(),
             aio: aio::Contexts::default(),

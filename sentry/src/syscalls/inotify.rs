@@ -19,7 +19,7 @@ pub fn inotify_init1(t: &mut Task, flags: Flags) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let f = OpenFile::of_kind(
-        FileKind::Inotify(Inotify::new()?),
+        FileKind::Inotify(Inotify::new(&t.kernel.notify)?),
         libc::O_RDONLY as u32 | (flags.0 as u32 & libc::O_NONBLOCK as u32),
     );
     let limit = nofile_limit(t);

@@ -5,7 +5,8 @@
 //! through the hooks at the end of this module (one per kind of operation: [`file_event`],
 //! [`created`], [`removed`], [`moved`], [`linked`], [`attr_changed`], [`closed`]); the hooks
 //! deliver Linux's events to the watches of the file and of its parent directory (with the
-//! file's name), in Linux's order.
+//! file's name), in Linux's order. The watches belong to the kernel ([`FsNotify`], one per
+//! kernel, reached from every mount as `Mount::notify`).
 //!
 //! Only changes made through the sentry are seen: a host process changing a host-backed file
 //! produces no event. `IN_EXCL_UNLINK` is accepted and ignored (unlinked files produce no
@@ -15,7 +16,7 @@
 //! counted for the whole sandbox.
 //!
 //! # Lock order
-//! `Inotify::state` → `REGISTRY` → `WaitQueue` locks. Event delivery takes the registry alone
+//! `Inotify::state` → `FsNotify::registry` → `WaitQueue` locks. Event delivery takes the registry alone
 //! (to find the targets), then each instance's state.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -128,6 +129,8 @@ struct State {
 
 /// An inotify instance (the file behind an inotify fd).
 pub struct Inotify {
+    /// The kernel's watches this instance registers in.
+    hub: Arc<FsNotify>,
     id: u64,
     me: Weak<Inotify>,
     state: Mutex<State>,
@@ -137,32 +140,102 @@ pub struct Inotify {
 /// Watched identities → the instances and watch descriptors watching them.
 type Registry = BTreeMap<Key, Vec<(u64, Weak<Inotify>, i32)>>;
 
-static REGISTRY: Mutex<Registry> = Mutex::new(BTreeMap::new());
-/// Watches in the registry: the hooks do nothing (not even a stat) while it is zero.
-static WATCHES: AtomicUsize = AtomicUsize::new(0);
-/// Live instances (for [`MAX_INSTANCES`]).
-static INSTANCES: AtomicUsize = AtomicUsize::new(0);
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static NEXT_COOKIE: AtomicU32 = AtomicU32::new(0);
-
-fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+/// The inotify watches of one kernel: which instances watch which files, and the limits
+/// counted for the whole sandbox. Linux hangs watches on inodes; here they are keyed by file
+/// identity. Every mount of a kernel's namespaces holds the kernel's one (`Mount::notify`), so
+/// a change made through any mount reaches every watch on the file, and two kernels in one
+/// process (tests, a restore beside a running sandbox) never see each other's watches.
+#[derive(Default)]
+pub struct FsNotify {
+    registry: Mutex<Registry>,
+    /// Watches in the registry: the hooks do nothing (not even a stat) while it is zero.
+    watches: AtomicUsize,
+    /// Live instances (for [`MAX_INSTANCES`]).
+    instances: AtomicUsize,
+    next_id: AtomicU64,
+    next_cookie: AtomicU32,
 }
 
-fn register(key: Key, id: u64, me: Weak<Inotify>, wd: i32) {
-    registry().entry(key).or_default().push((id, me, wd));
-    WATCHES.fetch_add(1, Ordering::Relaxed);
+impl std::fmt::Debug for FsNotify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsNotify")
+            .field("watches", &self.watches.load(Ordering::Relaxed))
+            .field("instances", &self.instances.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
-fn unregister(key: Key, id: u64, wd: i32) {
-    let mut r = registry();
-    if let Some(v) = r.get_mut(&key) {
-        let before = v.len();
-        v.retain(|(i, _, w)| !(*i == id && *w == wd));
-        WATCHES.fetch_sub(before - v.len(), Ordering::Relaxed);
-        if v.is_empty() {
-            r.remove(&key);
+impl FsNotify {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register(&self, key: Key, id: u64, me: Weak<Inotify>, wd: i32) {
+        self.registry().entry(key).or_default().push((id, me, wd));
+        self.watches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn unregister(&self, key: Key, id: u64, wd: i32) {
+        let mut r = self.registry();
+        if let Some(v) = r.get_mut(&key) {
+            let before = v.len();
+            v.retain(|(i, _, w)| !(*i == id && *w == wd));
+            self.watches.fetch_sub(before - v.len(), Ordering::Relaxed);
+            if v.is_empty() {
+                r.remove(&key);
+            }
         }
+    }
+
+    /// Sends an event to every watch on `key`; one-shot watches that fire are removed.
+    fn notify_key(&self, key: Key, mask: u32, cookie: u32, name: &[u8]) {
+        let targets: Vec<(Arc<Inotify>, i32)> = match self.registry().get(&key) {
+            Some(v) => v
+                .iter()
+                .filter_map(|(_, w, wd)| Some((w.upgrade()?, *wd)))
+                .collect(),
+            None => return,
+        };
+        for (inst, wd) in targets {
+            if let Some(k) = inst.deliver(wd, mask, cookie, name) {
+                self.unregister(k, inst.id, wd);
+            }
+        }
+    }
+
+    /// Removes every watch on `key` (its file is gone), queueing IN_IGNORED.
+    fn forget_key(&self, key: Key) {
+        let targets = self.registry().remove(&key).unwrap_or_default();
+        self.watches.fetch_sub(targets.len(), Ordering::Relaxed);
+        for (_, w, wd) in targets {
+            if let Some(inst) = w.upgrade() {
+                inst.forget(wd);
+            }
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.watches.load(Ordering::Relaxed) > 0
+    }
+
+    /// An event on the file only, not its parent (link-count changes, IN_MOVE_SELF).
+    fn inode_event(&self, st: &Stat, mask: u32) {
+        self.notify_key((st.dev, st.ino), mask | isdir_bit(st), 0, &[]);
+    }
+
+    /// An event about `name` in the directory `dir`.
+    fn dir_event(&self, dir: &Dentry, mask: u32, cookie: u32, name: &[u8]) {
+        if let Ok(ds) = dir.inode.stat() {
+            self.notify_key((ds.dev, ds.ino), mask, cookie, name);
+        }
+    }
+
+    /// A cookie tying an IN_MOVED_FROM to its IN_MOVED_TO (never 0).
+    fn cookie(&self) -> u32 {
+        self.next_cookie
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1)
     }
 }
 
@@ -171,14 +244,15 @@ impl Inotify {
     ///
     /// # Errors
     /// EMFILE when [`MAX_INSTANCES`] are alive.
-    pub fn new() -> Result<Arc<Inotify>, Errno> {
-        INSTANCES
+    pub fn new(hub: &Arc<FsNotify>) -> Result<Arc<Inotify>, Errno> {
+        hub.instances
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < MAX_INSTANCES).then_some(n + 1)
             })
             .map_err(|_| Errno::EMFILE)?;
         Ok(Arc::new_cyclic(|me| Inotify {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            hub: hub.clone(),
+            id: hub.next_id.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
             state: Mutex::new(State {
                 next_wd: 1,
@@ -217,14 +291,14 @@ impl Inotify {
             };
             return Ok(wd);
         }
-        if WATCHES.load(Ordering::Relaxed) >= MAX_WATCHES {
+        if self.hub.watches.load(Ordering::Relaxed) >= MAX_WATCHES {
             return Err(Errno::ENOSPC);
         }
         let wd = s.next_wd;
         s.next_wd = s.next_wd.checked_add(1).ok_or(Errno::ENOSPC)?;
         s.watches.insert(wd, Watch { key, mask });
         s.by_key.insert(key, wd);
-        register(key, self.id, self.me.clone(), wd);
+        self.hub.register(key, self.id, self.me.clone(), wd);
         Ok(wd)
     }
 
@@ -236,7 +310,7 @@ impl Inotify {
         let mut s = self.lock();
         let w = s.watches.remove(&wd).ok_or(Errno::EINVAL)?;
         s.by_key.remove(&w.key);
-        unregister(w.key, self.id, wd);
+        self.hub.unregister(w.key, self.id, wd);
         self.push(&mut s, wd, IN_IGNORED, 0, &[]);
         drop(s);
         self.queue.notify(Wake::Readable);
@@ -314,11 +388,11 @@ impl Inotify {
 
 impl Drop for Inotify {
     fn drop(&mut self) {
-        INSTANCES.fetch_sub(1, Ordering::Relaxed);
+        self.hub.instances.fetch_sub(1, Ordering::Relaxed);
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let keys: Vec<(Key, i32)> = s.watches.iter().map(|(wd, w)| (w.key, *wd)).collect();
         for (key, wd) in keys {
-            unregister(key, self.id, wd);
+            self.hub.unregister(key, self.id, wd);
         }
     }
 }
@@ -392,37 +466,6 @@ impl FileOps for Inotify {
     }
 }
 
-/// Sends an event to every watch on `key`; one-shot watches that fire are removed.
-fn notify_key(key: Key, mask: u32, cookie: u32, name: &[u8]) {
-    let targets: Vec<(Arc<Inotify>, i32)> = match registry().get(&key) {
-        Some(v) => v
-            .iter()
-            .filter_map(|(_, w, wd)| Some((w.upgrade()?, *wd)))
-            .collect(),
-        None => return,
-    };
-    for (inst, wd) in targets {
-        if let Some(k) = inst.deliver(wd, mask, cookie, name) {
-            unregister(k, inst.id, wd);
-        }
-    }
-}
-
-/// Removes every watch on `key` (its file is gone), queueing IN_IGNORED.
-fn forget_key(key: Key) {
-    let targets = registry().remove(&key).unwrap_or_default();
-    WATCHES.fetch_sub(targets.len(), Ordering::Relaxed);
-    for (_, w, wd) in targets {
-        if let Some(inst) = w.upgrade() {
-            inst.forget(wd);
-        }
-    }
-}
-
-fn active() -> bool {
-    WATCHES.load(Ordering::Relaxed) > 0
-}
-
 fn isdir_bit(st: &Stat) -> u32 {
     if FileType::from_mode(st.mode) == FileType::Directory {
         IN_ISDIR
@@ -442,47 +485,38 @@ fn parent_of(d: &Dentry) -> Option<&Arc<Dentry>> {
 /// An event on the file `d` itself (IN_ACCESS, IN_MODIFY, IN_ATTRIB, IN_OPEN, IN_CLOSE_*):
 /// to its parent's watches with its name, then to its own.
 pub fn file_event(d: &Dentry, mask: u32) {
-    if !active() {
+    let hub = &d.mount.notify;
+    if !hub.active() {
         return;
     }
     let Ok(st) = d.inode.stat() else { return };
     let mask = mask | isdir_bit(&st);
     if let Some(p) = parent_of(d) {
         if let Ok(ps) = p.inode.stat() {
-            notify_key((ps.dev, ps.ino), mask, 0, &d.name);
+            hub.notify_key((ps.dev, ps.ino), mask, 0, &d.name);
         }
     }
-    notify_key((st.dev, st.ino), mask, 0, &[]);
-}
-
-/// An event on the file only, not its parent (link-count changes, IN_MOVE_SELF).
-fn inode_event(st: &Stat, mask: u32) {
-    notify_key((st.dev, st.ino), mask | isdir_bit(st), 0, &[]);
-}
-
-/// An event about `name` in the directory `dir`.
-fn dir_event(dir: &Dentry, mask: u32, cookie: u32, name: &[u8]) {
-    if let Ok(ds) = dir.inode.stat() {
-        notify_key((ds.dev, ds.ino), mask, cookie, name);
-    }
+    hub.notify_key((st.dev, st.ino), mask, 0, &[]);
 }
 
 /// `name` was created in `dir` (open O_CREAT, mkdir, mknod, symlink).
 pub fn created(dir: &Dentry, name: &[u8], is_dir: bool) {
-    if active() {
-        dir_event(dir, IN_CREATE | if is_dir { IN_ISDIR } else { 0 }, 0, name);
+    let hub = &dir.mount.notify;
+    if hub.active() {
+        hub.dir_event(dir, IN_CREATE | if is_dir { IN_ISDIR } else { 0 }, 0, name);
     }
 }
 
 /// The file `target` got a new name `name` in `dir` (link, linkat).
 pub fn linked(target: &Dentry, dir: &Dentry, name: &[u8]) {
-    if !active() {
+    let hub = &dir.mount.notify;
+    if !hub.active() {
         return;
     }
     if let Ok(st) = target.inode.stat() {
-        inode_event(&st, IN_ATTRIB);
+        hub.inode_event(&st, IN_ATTRIB);
     }
-    dir_event(dir, IN_CREATE, 0, name);
+    hub.dir_event(dir, IN_CREATE, 0, name);
 }
 
 /// What the hooks need to know about a file before an operation removes or replaces it.
@@ -492,7 +526,10 @@ pub struct Before(Option<Stat>);
 /// Takes the file's identity before an unlink or a rename replaces it (nothing when no
 /// watch exists).
 pub fn before(d: Option<&Dentry>) -> Before {
-    Before(d.filter(|_| active()).and_then(|d| d.inode.stat().ok()))
+    Before(
+        d.filter(|d| d.mount.notify.active())
+            .and_then(|d| d.inode.stat().ok()),
+    )
 }
 
 /// The last link of a file went away: IN_DELETE_SELF now, IN_IGNORED after `then`.
@@ -503,17 +540,18 @@ fn last_link_gone(st: &Stat) -> bool {
 /// `name` (stat'ed into `child` before) was removed from `dir` (unlink, rmdir).
 pub fn removed(dir: &Dentry, name: &[u8], child: Before) {
     let Some(st) = child.0 else { return };
+    let hub = &dir.mount.notify;
     let is_dir = FileType::from_mode(st.mode) == FileType::Directory;
     if !is_dir {
-        inode_event(&st, IN_ATTRIB);
+        hub.inode_event(&st, IN_ATTRIB);
     }
     let gone = last_link_gone(&st);
     if gone {
-        inode_event(&st, IN_DELETE_SELF);
+        hub.inode_event(&st, IN_DELETE_SELF);
     }
-    dir_event(dir, IN_DELETE | isdir_bit(&st), 0, name);
+    hub.dir_event(dir, IN_DELETE | isdir_bit(&st), 0, name);
     if gone {
-        forget_key((st.dev, st.ino));
+        hub.forget_key((st.dev, st.ino));
     }
 }
 
@@ -530,34 +568,32 @@ pub fn moved(
     exchange: bool,
 ) {
     let Some(ss) = src.0 else { return };
+    let hub = &old_dir.mount.notify;
     let one = |from_dir: &Dentry, from: &[u8], to_dir: &Dentry, to: &[u8], st: &Stat| {
-        let cookie = NEXT_COOKIE
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(1)
-            .max(1);
+        let cookie = hub.cookie();
         let isdir = isdir_bit(st);
-        dir_event(from_dir, IN_MOVED_FROM | isdir, cookie, from);
-        dir_event(to_dir, IN_MOVED_TO | isdir, cookie, to);
+        hub.dir_event(from_dir, IN_MOVED_FROM | isdir, cookie, from);
+        hub.dir_event(to_dir, IN_MOVED_TO | isdir, cookie, to);
     };
     one(old_dir, old_name, new_dir, new_name, &ss);
     if exchange {
         if let Some(rs) = replaced.0 {
             one(new_dir, new_name, old_dir, old_name, &rs);
-            inode_event(&rs, IN_MOVE_SELF);
+            hub.inode_event(&rs, IN_MOVE_SELF);
         }
-        inode_event(&ss, IN_MOVE_SELF);
+        hub.inode_event(&ss, IN_MOVE_SELF);
         return;
     }
     if let Some(rs) = replaced.0 {
         if FileType::from_mode(rs.mode) != FileType::Directory {
-            inode_event(&rs, IN_ATTRIB);
+            hub.inode_event(&rs, IN_ATTRIB);
         }
     }
-    inode_event(&ss, IN_MOVE_SELF);
+    hub.inode_event(&ss, IN_MOVE_SELF);
     if let Some(rs) = replaced.0 {
         if last_link_gone(&rs) {
-            inode_event(&rs, IN_DELETE_SELF);
-            forget_key((rs.dev, rs.ino));
+            hub.inode_event(&rs, IN_DELETE_SELF);
+            hub.forget_key((rs.dev, rs.ino));
         }
     }
 }
@@ -650,7 +686,8 @@ mod tests {
 
     #[test]
     fn watches_masks_oneshot_and_coalescing() {
-        let i = Inotify::new().unwrap();
+        let hub = Arc::new(FsNotify::default());
+        let i = Inotify::new(&hub).unwrap();
         let f = st(9_000_001, false);
         assert_eq!(i.add_watch(&f, 0), Err(Errno::EINVAL));
         assert_eq!(i.add_watch(&f, IN_ONLYDIR | IN_MODIFY), Err(Errno::ENOTDIR));
@@ -660,18 +697,18 @@ mod tests {
             i.add_watch(&f, IN_ATTRIB | IN_MASK_CREATE),
             Err(Errno::EEXIST)
         );
-        inode_event(&f, IN_MODIFY);
-        inode_event(&f, IN_MODIFY);
-        inode_event(&f, IN_ATTRIB);
-        inode_event(&f, IN_ACCESS);
+        hub.inode_event(&f, IN_MODIFY);
+        hub.inode_event(&f, IN_MODIFY);
+        hub.inode_event(&f, IN_ATTRIB);
+        hub.inode_event(&f, IN_ACCESS);
         assert_eq!(
             drain(&i),
             vec![(wd, IN_MODIFY, 0, vec![]), (wd, IN_ATTRIB, 0, vec![])]
         );
         // Replacing the mask (no IN_MASK_ADD), one-shot.
         i.add_watch(&f, IN_ACCESS | IN_ONESHOT).unwrap();
-        inode_event(&f, IN_ACCESS);
-        inode_event(&f, IN_ACCESS);
+        hub.inode_event(&f, IN_ACCESS);
+        hub.inode_event(&f, IN_ACCESS);
         assert_eq!(
             drain(&i),
             vec![(wd, IN_ACCESS, 0, vec![]), (wd, IN_IGNORED, 0, vec![])]
@@ -685,11 +722,12 @@ mod tests {
 
     #[test]
     fn the_queue_overflows_once() {
-        let i = Inotify::new().unwrap();
+        let hub = Arc::new(FsNotify::default());
+        let i = Inotify::new(&hub).unwrap();
         let d = st(9_000_002, true);
         let wd = i.add_watch(&d, IN_CREATE).unwrap();
         for n in 0..MAX_QUEUED_EVENTS + 10 {
-            notify_key((d.dev, d.ino), IN_CREATE, 0, format!("f{n}").as_bytes());
+            hub.notify_key((d.dev, d.ino), IN_CREATE, 0, format!("f{n}").as_bytes());
         }
         let ev = drain(&i);
         assert_eq!(ev.len(), MAX_QUEUED_EVENTS + 1);
@@ -700,10 +738,11 @@ mod tests {
     #[test]
     fn dropping_the_instance_unregisters() {
         let f = st(9_000_003, false);
-        let i = Inotify::new().unwrap();
+        let hub = Arc::new(FsNotify::default());
+        let i = Inotify::new(&hub).unwrap();
         i.add_watch(&f, IN_MODIFY).unwrap();
-        assert!(registry().contains_key(&(f.dev, f.ino)));
+        assert!(hub.registry().contains_key(&(f.dev, f.ino)));
         drop(i);
-        assert!(!registry().contains_key(&(f.dev, f.ino)));
+        assert!(!hub.registry().contains_key(&(f.dev, f.ino)));
     }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::inode::{Caller, Inode};
+use super::inotify::FsNotify;
 use super::walk::Resolver;
 use crate::abi::Errno;
 
@@ -28,6 +29,8 @@ pub struct Mount {
     pub source: String,
     /// Mounted read-only: every change is EROFS.
     pub readonly: bool,
+    /// The kernel's inotify watches, which changes made through this mount reach.
+    pub notify: Arc<FsNotify>,
 }
 
 impl std::fmt::Debug for Mount {
@@ -78,6 +81,8 @@ pub struct MountNamespace {
     mounts: RwLock<BTreeMap<Vec<u8>, Vec<Arc<Mount>>>>,
     next_id: AtomicU64,
     root: Arc<Dentry>,
+    /// The kernel's inotify watches, given to every mount made here.
+    notify: Arc<FsNotify>,
 }
 
 impl std::fmt::Debug for MountNamespace {
@@ -87,8 +92,14 @@ impl std::fmt::Debug for MountNamespace {
 }
 
 impl MountNamespace {
-    /// A namespace whose root filesystem is `root`.
-    pub fn new(root: Arc<dyn Inode>, fs_type: &'static str, source: &str) -> Arc<MountNamespace> {
+    /// A namespace whose root filesystem is `root`, of the kernel whose inotify watches are
+    /// `notify`.
+    pub fn new(
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        notify: &Arc<FsNotify>,
+    ) -> Arc<MountNamespace> {
         let mount = Arc::new(Mount {
             id: 1,
             root: root.clone(),
@@ -96,6 +107,7 @@ impl MountNamespace {
             fs_type,
             source: source.to_string(),
             readonly: false,
+            notify: notify.clone(),
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -110,7 +122,13 @@ impl MountNamespace {
             mounts: RwLock::new(mounts),
             next_id: AtomicU64::new(2),
             root: dentry,
+            notify: notify.clone(),
         })
+    }
+
+    /// The kernel's inotify watches.
+    pub fn notify(&self) -> &Arc<FsNotify> {
+        &self.notify
     }
 
     /// The root dentry.
@@ -134,6 +152,7 @@ impl MountNamespace {
             fs_type,
             source: source.to_string(),
             readonly,
+            notify: self.notify.clone(),
         });
         self.mounts
             .write()
@@ -212,6 +231,7 @@ impl MountNamespace {
                 fs_type: m.fs_type,
                 source: m.source.clone(),
                 readonly,
+                notify: m.notify.clone(),
             });
         }
     }

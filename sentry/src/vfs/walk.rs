@@ -290,7 +290,7 @@ mod tests {
         link(&a, b"escape", b"../../../../a");
         let r: Arc<dyn Inode> = root;
         link(&r, b"rel", b"a/b");
-        MountNamespace::new(r, "tmpfs", "none")
+        MountNamespace::new(r, "tmpfs", "none", &Arc::default())
     }
 
     fn resolve(ns: &MountNamespace, path: &str, follow: bool) -> Result<Vec<u8>, Errno> {
