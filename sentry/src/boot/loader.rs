@@ -1146,7 +1146,6 @@ fn container_filesystem(
         lowers,
         &tmpfs,
         volumes,
-        None,
         crate::procfs::new_proc(Arc::downgrade(kernel), pidns.clone()),
         &kernel.notify,
     )?)

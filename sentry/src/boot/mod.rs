@@ -21,7 +21,6 @@ pub mod seccomp;
 pub mod spec;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -199,7 +198,6 @@ pub fn build_filesystem(
     lowers: Vec<(String, OwnedFd)>,
     tmpfs: &[(String, u32)],
     volumes: Vec<(Volume, OwnedFd)>,
-    cwd: Option<&std::path::Path>,
     proc_root: Arc<dyn Inode>,
     notify: &Arc<FsNotify>,
 ) -> Result<Arc<FsContext>, Error> {
@@ -260,15 +258,7 @@ pub fn build_filesystem(
             readonly,
         )?;
     }
-    let fs = FsContext::new(ns, 0o022);
-    if let Some(cwd) = cwd {
-        if let Ok(d) = fs.resolve(&Caller::kernel(), cwd.as_os_str().as_bytes()) {
-            if d.inode.file_type() == Ok(FileType::Directory) {
-                fs.set_cwd(d);
-            }
-        }
-    }
-    Ok(fs)
+    Ok(FsContext::new(ns, 0o022))
 }
 
 /// Filesystems the sentry provides itself: host mounts at or under these are never shown.
@@ -766,7 +756,6 @@ mod tests {
             Vec::new(),
             &[("/run".into(), 0o755)],
             open_volumes(&volumes).unwrap(),
-            None,
             procfs::new_proc(
                 std::sync::Weak::new(),
                 crate::kernel::PidNamespace::new_root(),
@@ -822,7 +811,6 @@ mod tests {
             Vec::new(),
             &[],
             open_volumes(&volumes).unwrap(),
-            None,
             procfs::new_proc(
                 std::sync::Weak::new(),
                 crate::kernel::PidNamespace::new_root(),
@@ -866,7 +854,6 @@ mod tests {
                 Vec::new(),
                 &[],
                 open_volumes(&[v]).unwrap(),
-                None,
                 procfs::new_proc(
                     std::sync::Weak::new(),
                     crate::kernel::PidNamespace::new_root(),
