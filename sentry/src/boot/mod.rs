@@ -676,6 +676,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         ids,
         random,
         stack_size: elf::stack_size(limits[libc::RLIMIT_STACK as usize].cur),
+        min_sigstack: crate::kernel::sigframe::max_frame_size(),
     };
     let read_interp = |i: &str| elf::read_interp(&p.fs, &Caller::kernel(), &kernel.memory, i);
     let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {

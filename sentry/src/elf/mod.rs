@@ -102,6 +102,8 @@ pub struct ExecArgs<'a> {
     pub random: [u8; 16],
     /// Bytes reserved for the stack ([`stack_size`] of RLIMIT_STACK).
     pub stack_size: u64,
+    /// AT_MINSIGSTKSZ: the largest signal frame the kernel builds, for the host's XSAVE size.
+    pub min_sigstack: u64,
 }
 
 /// The stack reservation for an RLIMIT_STACK soft limit: the limit in whole pages, at least
@@ -604,7 +606,7 @@ fn build_stack(
         (at::CLKTCK, 100),
         (at::PLATFORM, platform),
         (at::EXECFN, execfn),
-        (at::MINSIGSTKSZ, 2048),
+        (at::MINSIGSTKSZ, args.min_sigstack),
         (at::NULL, 0),
     ];
     // argc, argv..., NULL, envp..., NULL, auxv pairs: 16-byte aligned at argc.

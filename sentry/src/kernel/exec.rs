@@ -65,6 +65,7 @@ pub fn execve(
         },
         random,
         stack_size: elf::stack_size(t.tg.limits.lock().unwrap()[libc::RLIMIT_STACK as usize].cur),
+        min_sigstack: crate::kernel::sigframe::max_frame_size(),
     };
     let read_interp = |p: &str| elf::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
     let loaded = elf::load(&mm, &args, &read_interp).map_err(|e| {

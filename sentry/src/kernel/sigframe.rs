@@ -42,6 +42,14 @@ const EFLAGS_TF: u64 = 0x100;
 const EFLAGS_DF: u64 = 0x400;
 const EFLAGS_RF: u64 = 0x10000;
 
+/// The most stack a signal frame can take (what AT_MINSIGSTKSZ advertises, as Linux computes
+/// it): the frame, the host's XSAVE area with its trailing magic, and the worst alignment
+/// padding of each, rounded up to 16.
+pub fn max_frame_size() -> u64 {
+    let fp = platform::xsave_size() as u64 + 4;
+    (8 + FRAME_SIZE + 15 + fp + 63).next_multiple_of(16)
+}
+
 /// The alternate stack as (sp, flags, size).
 pub fn altstack(raw: &[u8; 24]) -> (u64, i32, u64) {
     (
