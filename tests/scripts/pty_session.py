@@ -40,8 +40,9 @@ if mode == "jobs":
         # too): wait until the job is sleep.
         (b'until [ "$(cat /proc/$!/comm 2>/dev/null)" = sleep ]; do sleep 0.05; done; '
          b'echo E""XECED\n', b"EXECED"),
-        (b"kill %1\n", b"$ "),
-        (b'wait %1; echo W""AITED $?\n', b"WAITED "),
+        # kill and wait on one line: with a prompt between them, whether the shell has
+        # already reported (and forgotten) the job depends on how fast SIGCHLD comes.
+        (b'kill %1; wait %1; echo W""AITED $?\n', b"WAITED "),
         (b"exit 3\n", b"exit 3"),
     ])
     print("running listed", b"Running" in out and b"sleep 10" in out)

@@ -9,7 +9,7 @@ use super::{Kernel, Task};
 use crate::abi::Errno;
 use crate::auth::Creds;
 use crate::mm::MemoryManager;
-use crate::vfs::{self, Caller, FsContext, JobIds, ProcessGroups, TaskIds};
+use crate::vfs::{self, Caller, ControllingTerminal, FsContext, JobIds, ProcessGroups, TaskIds};
 use crate::waiter::WaitQueue;
 
 impl ProcessGroups for Kernel {
@@ -103,6 +103,16 @@ impl vfs::Context for Task {
     fn process_groups_weak(&self) -> std::sync::Weak<dyn ProcessGroups + Send + Sync> {
         let weak: std::sync::Weak<Kernel> = Arc::downgrade(&self.kernel);
         weak
+    }
+
+    fn session_terminal(&self, sid: i32) -> Option<Arc<dyn ControllingTerminal>> {
+        self.kernel.terminals.lock().unwrap().get(&sid)?.upgrade()
+    }
+
+    fn set_session_terminal(&self, sid: i32, term: std::sync::Weak<dyn ControllingTerminal>) {
+        let mut all = self.kernel.terminals.lock().unwrap();
+        all.retain(|_, w| w.strong_count() > 0);
+        all.insert(sid, term);
     }
 
     fn signal_would_act(&self, signo: i32) -> bool {

@@ -46,8 +46,8 @@ pub mod thread_group;
 pub mod timer;
 pub mod usage;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use platform::Platform;
@@ -103,6 +103,8 @@ pub struct Kernel {
     pub memfds: crate::fs::memfd::MemfdFs,
     /// The inotify watches on every file of this kernel (every mount holds it).
     pub notify: Arc<crate::vfs::inotify::FsNotify>,
+    /// Each session's controlling terminal, by session ID (global). A leaf lock.
+    pub terminals: Mutex<BTreeMap<i32, Weak<dyn crate::vfs::ControllingTerminal>>>,
     /// The network namespace: AF_UNIX names and the internet stack.
     pub net: crate::net::Namespace,
     /// The IPC namespace: System V shared memory, semaphores and message queues.
@@ -162,6 +164,7 @@ impl Kernel {
             fifos: pipe::Fifos::default(),
             memfds,
             notify,
+            terminals: Mutex::default(),
             net,
             ipc: ipc::Namespace::default(),
             aio: aio::Contexts::default(),

@@ -4,20 +4,20 @@
 //! Both terminal backends (the host pty passthrough in [`super::HostTty`] and the sentry's
 //! own pseudo-terminals in [`super::pty`]) keep a [`Job`] and hand these ioctls to it.
 //!
-//! `/dev/tty` needs the terminal controlling the caller's session. The kernel does not keep
-//! it per session; the terminals register themselves here when they become a session's
-//! controlling terminal, keyed by the kernel (the address of its [`ProcessGroups`]) and the
-//! session ID, and a terminal that no longer names that session is not found.
+//! `/dev/tty` needs the terminal controlling the caller's session. A terminal that becomes a
+//! session's controlling terminal records itself with the kernel
+//! ([`Context::set_session_terminal`]); a record whose terminal no longer names that session
+//! is not followed.
 //!
 //! # Lock order
 //! `Job::state` is a leaf, never held while asking the context (which takes the kernel's
-//! process-table lock) or signalling. `CTTYS` is a leaf taken alone.
+//! process-table lock) or signalling.
 
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
-use crate::vfs::{Context, FileOps, JobIds, ProcessGroups};
+use crate::vfs::{Context, JobIds, ProcessGroups};
 
 /// Which session a terminal controls and who is in the foreground (global IDs; 0: none).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,46 +26,14 @@ pub struct JobState {
     pub foreground: i32,
 }
 
-/// A terminal that can be a session's controlling terminal (what `/dev/tty` opens).
-pub trait ControllingTerminal: Send + Sync {
-    /// A new open of the terminal, as opening its device node would give.
-    ///
-    /// # Errors
-    /// EIO when the terminal is hung up.
-    fn reopen(&self) -> Result<Arc<dyn FileOps>, Errno>;
+pub use crate::vfs::ControllingTerminal;
 
-    /// The terminal's job control.
-    fn job(&self) -> &Job;
-}
-
-type CttyEntry = (usize, i32, Weak<dyn ControllingTerminal>);
-
-/// The controlling terminals by (kernel, session).
-static CTTYS: Mutex<Vec<CttyEntry>> = Mutex::new(Vec::new());
-
-fn kernel_key(t: &dyn Context) -> usize {
-    t.process_groups() as *const dyn ProcessGroups as *const () as usize
-}
-
-/// The terminal controlling the caller's session, if any.
+/// The terminal controlling the caller's session, if any (the kernel's record, while the
+/// terminal still says it controls that session).
 pub fn controlling_terminal(t: &dyn Context) -> Option<Arc<dyn ControllingTerminal>> {
     let sid = t.job_ids().ok()?.sid;
-    let key = kernel_key(t);
-    let mut all = CTTYS.lock().unwrap();
-    all.retain(|(_, _, w)| w.strong_count() > 0);
-    let found = all
-        .iter()
-        .filter(|(k, s, _)| *k == key && *s == sid)
-        .find_map(|(_, _, w)| w.upgrade())?;
-    drop(all);
-    (found.job().state().session == sid).then_some(found)
-}
-
-fn register(t: &dyn Context, sid: i32, term: Weak<dyn ControllingTerminal>) {
-    let key = kernel_key(t);
-    let mut all = CTTYS.lock().unwrap();
-    all.retain(|(k, s, w)| w.strong_count() > 0 && !(*k == key && *s == sid));
-    all.push((key, sid, term));
+    let found = t.session_terminal(sid)?;
+    (found.session() == sid).then_some(found)
 }
 
 /// Job control of one terminal.
@@ -214,7 +182,7 @@ impl Job {
             };
         }
         *self.groups.lock().unwrap() = Some(t.process_groups_weak());
-        register(t, sid, me);
+        t.set_session_terminal(sid, me);
         Ok(0)
     }
 

@@ -112,8 +112,8 @@ impl ControllingTerminal for HostTty {
         Ok(me)
     }
 
-    fn job(&self) -> &Job {
-        &self.job
+    fn session(&self) -> i32 {
+        self.job.state().session
     }
 }
 

@@ -650,8 +650,8 @@ impl ControllingTerminal for Pty {
         Ok(me.open_slave()?)
     }
 
-    fn job(&self) -> &Job {
-        &self.job
+    fn session(&self) -> i32 {
+        self.job.state().session
     }
 }
 

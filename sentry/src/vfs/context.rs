@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::abi::Errno;
 use crate::auth::Creds;
 use crate::mm::MemoryManager;
-use crate::vfs::{Caller, FsContext};
+use crate::vfs::{Caller, FileOps, FsContext};
 use crate::waiter::WaitQueue;
 
 /// The caller's process, process group and session (global IDs), for job control.
@@ -28,6 +28,18 @@ pub struct JobIds {
 pub trait ProcessGroups {
     /// Sends `signo` from the kernel to every process of group `pgid` (a global ID).
     fn signal_process_group(&self, pgid: i32, signo: i32);
+}
+
+/// A terminal that can be a session's controlling terminal (what `/dev/tty` opens).
+pub trait ControllingTerminal: Send + Sync {
+    /// A new open of the terminal, as opening its device node would give.
+    ///
+    /// # Errors
+    /// EIO when the terminal is hung up.
+    fn reopen(&self) -> Result<Arc<dyn FileOps>, Errno>;
+
+    /// The session the terminal controls now (0: none).
+    fn session(&self) -> i32;
 }
 
 /// The calling task, as file-level code sees it.
@@ -98,6 +110,13 @@ pub trait Context {
     /// thread nor ignored by its process (a background read or write on a terminal fails
     /// with EIO instead of stopping a process that would not stop).
     fn signal_would_act(&self, signo: i32) -> bool;
+
+    /// The terminal recorded as the controlling terminal of session `sid` (a global ID), if
+    /// it still exists. The kernel keeps the record, as Linux keeps it with the session.
+    fn session_terminal(&self, sid: i32) -> Option<Arc<dyn ControllingTerminal>>;
+
+    /// Records `term` as the controlling terminal of session `sid`, replacing the record.
+    fn set_session_terminal(&self, sid: i32, term: Weak<dyn ControllingTerminal>);
 }
 
 impl dyn Context + '_ {

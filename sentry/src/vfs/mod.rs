@@ -26,7 +26,7 @@ pub mod socket;
 pub mod walk;
 
 pub use crate::mm::usermem::{IoDst, IoSrc};
-pub use context::{Context, JobIds, ProcessGroups};
+pub use context::{Context, ControllingTerminal, JobIds, ProcessGroups};
 pub use file::{
     FileKind, FileOps, MqNotification, MqueueFile, OpenFile, PidFdFile, PipeFile, SignalFdFile,
     Stat, TimerFdFile,
