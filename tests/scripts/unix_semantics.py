@@ -224,3 +224,18 @@ print("autobind on connect", len(cc.getsockname()))
 plain = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 plain.sendto(b"y", "\0rx-" + tag)
 print("no autobind without passcred", plain.getsockname(), rx.recvfrom(10))
+
+# SO_MARK keeps its value; setting it takes CAP_NET_ADMIN or CAP_NET_RAW (dropped from the
+# effective set here, last, with capset).
+import ctypes
+SO_MARK = 36
+m = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+set_ok = err(lambda: m.setsockopt(S, SO_MARK, 1234))
+print("so_mark", set_ok == "ok None" and m.getsockopt(S, SO_MARK) == 1234 or set_ok)
+libc = ctypes.CDLL(None, use_errno=True)
+hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)
+caps = (ctypes.c_uint32 * 6)()
+libc.syscall(125, hdr, caps)
+caps[0] &= ~((1 << 12) | (1 << 13))
+print("capset", libc.syscall(126, hdr, caps))
+print("so_mark without caps", err(lambda: m.setsockopt(S, SO_MARK, 5)), m.getsockopt(S, SO_MARK))
