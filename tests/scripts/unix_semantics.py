@@ -226,7 +226,7 @@ plain.sendto(b"y", "\0rx-" + tag)
 print("no autobind without passcred", plain.getsockname(), rx.recvfrom(10))
 
 # SO_MARK keeps its value; setting it takes CAP_NET_ADMIN or CAP_NET_RAW (dropped from the
-# effective set here, last, with capset).
+# effective set here with capset).
 import ctypes
 SO_MARK = 36
 m = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -239,3 +239,15 @@ libc.syscall(125, hdr, caps)
 caps[0] &= ~((1 << 12) | (1 << 13))
 print("capset", libc.syscall(126, hdr, caps))
 print("so_mark without caps", err(lambda: m.setsockopt(S, SO_MARK, 5)), m.getsockopt(S, SO_MARK))
+
+# fchmod of a socket changes its own inode's mode; a bind to a path creates the file with
+# that mode less the umask.
+fm = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+os.fchmod(fm.fileno(), 0o765)
+print("fchmod socket", oct(os.fstat(fm.fileno()).st_mode))
+old = os.umask(0o123)
+fpath = os.path.join(os.getcwd(), "fm-" + tag)
+fm.bind(fpath)
+os.umask(old)
+print("bound mode", oct(os.stat(fpath).st_mode))
+os.unlink(fpath)

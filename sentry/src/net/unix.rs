@@ -16,7 +16,7 @@
 //! lock, because dropping the last reference to a socket file closes it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -508,6 +508,9 @@ fn timed_out(e: Errno) -> Errno {
 pub struct UnixSocket {
     ep: Arc<Endpoint>,
     ino: u64,
+    /// The permission bits of the socket's own inode (fchmod); a bind to a path creates the
+    /// file with these less the umask, as Linux.
+    mode: AtomicU32,
 }
 
 impl std::fmt::Debug for UnixSocket {
@@ -538,7 +541,7 @@ fn start_dir(t: &dyn Context, path: &[u8]) -> Arc<Dentry> {
 }
 
 /// Creates the socket inode for `bind(path)`; returns its (device, inode) identity.
-fn create_socket_file(t: &dyn Context, path: &[u8]) -> Result<(u64, u64), Errno> {
+fn create_socket_file(t: &dyn Context, path: &[u8], mode: u32) -> Result<(u64, u64), Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -557,7 +560,7 @@ fn create_socket_file(t: &dyn Context, path: &[u8]) -> Result<(u64, u64), Errno>
         return Err(Errno::EACCES);
     }
     let attrs = NewAttrs {
-        mode: 0o777 & !t.fs().umask(),
+        mode: mode & !t.fs().umask(),
         uid: t.creds().euid,
         gid: t.creds().egid,
     };
@@ -609,7 +612,11 @@ impl UnixSocket {
     }
 
     fn with_endpoint(ep: Arc<Endpoint>) -> UnixSocket {
-        UnixSocket { ino: ep.ino, ep }
+        UnixSocket {
+            ino: ep.ino,
+            ep,
+            mode: AtomicU32::new(0o777),
+        }
     }
 
     /// socketpair(2): two connected sockets, each reporting `cred` as its peer.
@@ -956,7 +963,7 @@ impl Socket for UnixSocket {
             Name::Unnamed => return self.autobind(),
             Name::Abstract(n) => Addr::Abstract(n),
             Name::Path(p) => {
-                let key = create_socket_file(t, &p)?;
+                let key = create_socket_file(t, &p, self.mode.load(Ordering::Relaxed))?;
                 Addr::Path { path: p, key }
             }
         };
@@ -1264,6 +1271,11 @@ impl Socket for UnixSocket {
         })
     }
 
+    fn set_mode(&self, mode: u32) -> Result<(), Errno> {
+        self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
         if level != libc::SOL_SOCKET {
             return Err(Errno::EOPNOTSUPP);
@@ -1319,7 +1331,9 @@ impl Socket for UnixSocket {
 
 impl FileOps for UnixSocket {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(crate::vfs::socket::stat(self.ino))
+        let mut st = crate::vfs::socket::stat(self.ino);
+        st.mode = libc::S_IFSOCK | self.mode.load(Ordering::Relaxed);
+        Ok(st)
     }
 
     fn readiness(&self) -> u32 {
