@@ -1,10 +1,13 @@
 // NETLINK_ROUTE as programs use it: getifaddrs, if_nameindex, and raw requests (dumps,
-// single links, acks, errors, MSG_PEEK|MSG_TRUNC, nonblocking reads, poll, port ids).
+// single links, acks, errors, MSG_PEEK|MSG_TRUNC, nonblocking reads, poll, port ids), and
+// SIOCETHTOOL's link state and timestamping on loopback.
 // Prints only what native Linux and the sandbox must agree on for loopback.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -12,6 +15,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -156,8 +160,43 @@ static void raw(void) {
     close(fd);
 }
 
+/* SIOCETHTOOL on `name` with the command struct `data` (cmd first). */
+static void ethtool(int fd, const char *what, const char *name, void *data) {
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    strcpy(r.ifr_name, name);
+    r.ifr_data = data;
+    errno = 0;
+    int rc = ioctl(fd, SIOCETHTOOL, &r);
+    printf("ethtool %s %d %s", what, rc, rc ? strerror(errno) : "");
+}
+
+static void ethtools(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ethtool_ts_info ts = {.cmd = ETHTOOL_GET_TS_INFO};
+    ethtool(fd, "ts", "lo", &ts);
+    printf(" so 0x%x phc %d tx %u rx %u\n", ts.so_timestamping, ts.phc_index, ts.tx_types,
+           ts.rx_filters);
+    struct ethtool_value link = {.cmd = ETHTOOL_GLINK};
+    ethtool(fd, "glink", "lo", &link);
+    printf(" up %u\n", link.data);
+    struct ethtool_value unknown = {.cmd = 0x7fff};
+    ethtool(fd, "unknown", "lo", &unknown);
+    printf("\n");
+    ethtool(fd, "nodev", "nosuch0", &ts);
+    printf("\n");
+    ethtool(fd, "fault", "lo", (void *)8);
+    printf("\n");
+    close(fd);
+    int ux = socket(AF_UNIX, SOCK_STREAM, 0);
+    ethtool(ux, "unix", "lo", &ts);
+    printf("\n");
+    close(ux);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    ethtools();
     ifaddrs();
     raw();
     struct addrinfo hints = {.ai_flags = AI_ADDRCONFIG, .ai_socktype = SOCK_STREAM}, *res;

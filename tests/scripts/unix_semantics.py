@@ -159,3 +159,95 @@ print("outq idle", struct.unpack("i", fcntl.ioctl(a, 0x5411, b"\0" * 4))[0])
 print("reopen", err(lambda: os.open("/proc/self/fd/%d" % a.fileno(), os.O_RDWR)))
 v = os.fstatvfs(a.fileno())
 print("fstatfs", v.f_bsize, v.f_namemax)
+
+# A stream or seqpacket receiver learns its peer's name as it is when reading: none while
+# unbound, the name bound after connecting once it is.
+tag = "%d-%d" % (os.getpid(), time.monotonic_ns())
+for ty in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
+    ls = socket.socket(socket.AF_UNIX, ty)
+    ls.bind("\0srv-%s-%d" % (tag, ty))
+    ls.listen(1)
+    c = socket.socket(socket.AF_UNIX, ty)
+    c.connect("\0srv-%s-%d" % (tag, ty))
+    s, _ = ls.accept()
+    c.send(b"a")
+    print("from unbound", ty, s.recvfrom(10))
+    c.bind("\0cli-%s-%d" % (tag, ty))
+    c.send(b"b")
+    d, addr = s.recvfrom(10)
+    print("from bound", ty, d, addr == b"\0cli-%s-%d" % (tag.encode(), ty))
+    for x in (ls, c, s):
+        x.close()
+
+# Abstract names belong to one socket type: a stream and a datagram socket may share one,
+# and connecting to a name held only by another type is refused (a path says EPROTOTYPE).
+name = "\0shared-" + tag
+st = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+dg = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sq = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+print("abstract per type", err(lambda: st.bind(name)), err(lambda: dg.bind(name)))
+st.listen(1)
+print("abstract wrong type", err(lambda: sq.connect(name)))
+print("abstract same type dup", err(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind(name)))
+u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+print("abstract dgram to stream name", err(lambda: u.sendto(b"x", "\0only-stream-" + tag)))
+only = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+only.bind("\0only-stream-" + tag)
+print("abstract dgram to stream-only name", err(lambda: u.sendto(b"x", "\0only-stream-" + tag)))
+path = os.path.join(os.getcwd(), "st-" + tag)
+ps = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ps.bind(path)
+ps.listen(1)
+print("path wrong type", err(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).connect(path)))
+os.unlink(path)
+for x in (st, dg, sq, u, only, ps):
+    x.close()
+
+# Under SO_PASSCRED an unnamed socket gets an autobind name when it sends or connects, and
+# the receiver sees it as the sender.
+rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+rx.bind("\0rx-" + tag)
+tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+tx.setsockopt(S, SO_PASSCRED, 1)
+print("before send", tx.getsockname())
+tx.sendto(b"x", "\0rx-" + tag)
+me = tx.getsockname()
+_, frm = rx.recvfrom(10)
+print("autobind on send", len(me), me[:1], frm == me)
+cc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+cc.setsockopt(S, SO_PASSCRED, 1)
+ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ls.bind("\0ls-" + tag)
+ls.listen(1)
+cc.connect("\0ls-" + tag)
+print("autobind on connect", len(cc.getsockname()))
+plain = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+plain.sendto(b"y", "\0rx-" + tag)
+print("no autobind without passcred", plain.getsockname(), rx.recvfrom(10))
+
+# SO_MARK keeps its value; setting it takes CAP_NET_ADMIN or CAP_NET_RAW (dropped from the
+# effective set here with capset).
+import ctypes
+SO_MARK = 36
+m = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+set_ok = err(lambda: m.setsockopt(S, SO_MARK, 1234))
+print("so_mark", set_ok == "ok None" and m.getsockopt(S, SO_MARK) == 1234 or set_ok)
+libc = ctypes.CDLL(None, use_errno=True)
+hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)
+caps = (ctypes.c_uint32 * 6)()
+libc.syscall(125, hdr, caps)
+caps[0] &= ~((1 << 12) | (1 << 13))
+print("capset", libc.syscall(126, hdr, caps))
+print("so_mark without caps", err(lambda: m.setsockopt(S, SO_MARK, 5)), m.getsockopt(S, SO_MARK))
+
+# fchmod of a socket changes its own inode's mode; a bind to a path creates the file with
+# that mode less the umask.
+fm = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+os.fchmod(fm.fileno(), 0o765)
+print("fchmod socket", oct(os.fstat(fm.fileno()).st_mode))
+old = os.umask(0o123)
+fpath = os.path.join(os.getcwd(), "fm-" + tag)
+fm.bind(fpath)
+os.umask(old)
+print("bound mode", oct(os.stat(fpath).st_mode))
+os.unlink(fpath)

@@ -96,6 +96,9 @@ fn c_program_with_getifaddrs_and_raw_requests() {
         "link 99: ERROR -19 len 52 seq 13\n",
         "getaddr without dump: ERROR -95 len 52 seq 15\n",
         "peek trunc positive 1, small read 4 flags trunc 1\n",
+        "ethtool ts 0  so 0x1a phc -1 tx 0 rx 0\n",
+        "ethtool unknown -1 Operation not supported\n",
+        "ethtool nodev -1 No such device\n",
     ] {
         assert!(out.contains(line), "native output lacks {line:?}:\n{out}");
     }

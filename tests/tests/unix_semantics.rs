@@ -2,7 +2,9 @@
 //! natively and under `runsc-rs do` and must print the same (SO_RCVTIMEO, SOCK_RAW as
 //! datagram, per-message credentials and their coalescing, MSG_CTRUNC cuts, files ending a
 //! stream read, a listener's SO_PEERCRED, SO_SNDBUF-bounded datagram sends and their POLLOUT,
-//! POLLHUP after a full shutdown, unknown options).
+//! POLLHUP after a full shutdown, unknown options, the sender's name on a connection, abstract
+//! names per socket type, autobind under SO_PASSCRED, SO_MARK's value and capability, fchmod
+//! of a socket and the mode its bind gives the file).
 //!
 //! Needs a built `runsc-rs` and Debian's python3; without python3 it prints `SKIPPED: reason`.
 

@@ -663,8 +663,10 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
                 v.max(1) as usize
             };
         }
-        (libc::SOL_SOCKET, libc::SO_PRIORITY) => {
-            // Above 6 takes CAP_NET_ADMIN, which the caller's namespace root holds.
+        // SO_MARK is an integer (the syscall checked CAP_NET_ADMIN or CAP_NET_RAW).
+        (libc::SOL_SOCKET, libc::SO_PRIORITY | libc::SO_MARK) => {
+            // SO_PRIORITY above 6 takes CAP_NET_ADMIN, which the caller's namespace root
+            // holds.
             let v = int_of(value)?;
             e.options.insert((level, name), int(v));
         }

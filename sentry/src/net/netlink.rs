@@ -204,7 +204,44 @@ pub fn is_netdevice_ioctl(cmd: u32) -> bool {
             | libc::SIOCGIFBRDADDR
             | libc::SIOCGIFTXQLEN
             | libc::SIOCGIFCONF
+            | SIOCETHTOOL
     )
+}
+
+/// `SIOCETHTOOL`: an ethtool command whose struct `ifr_data` points at.
+const SIOCETHTOOL: u64 = 0x8946;
+/// ethtool commands the sentry's links answer: the link state and the timestamping they
+/// offer (software time stamps only, as Linux's loopback and veth links).
+const ETHTOOL_GLINK: u32 = 0x0a;
+const ETHTOOL_GET_TS_INFO: u32 = 0x41;
+/// SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE.
+const SOFTWARE_TIMESTAMPING: u32 = 0x2 | 0x8 | 0x10;
+
+/// An ethtool command for link `l`, its struct at `data` (read and written back whole).
+///
+/// # Errors
+/// EOPNOTSUPP for commands the links lack (a driver without the operation), EFAULT.
+fn ethtool(l: &Link, t: &dyn Context, data: UserAddr) -> SysResult {
+    let mm = t.mm();
+    let cmd: u32 = mm.read_obj(data)?;
+    match cmd {
+        // struct ethtool_value { cmd, data }.
+        ETHTOOL_GLINK => {
+            let up = u32::from(l.flags & libc::IFF_RUNNING as u32 != 0);
+            mm.write_obj(data, &[cmd, up])?;
+        }
+        // struct ethtool_ts_info { cmd, so_timestamping, phc_index, tx_types,
+        // tx_reserved[3], rx_filters, rx_reserved[3] }: no hardware clock (-1).
+        ETHTOOL_GET_TS_INFO => {
+            let mut v = [0u32; 11];
+            v[0] = cmd;
+            v[1] = SOFTWARE_TIMESTAMPING;
+            v[2] = u32::MAX;
+            mm.write_obj(data, &v)?;
+        }
+        _ => return Err(Errno::EOPNOTSUPP),
+    }
+    Ok(0)
 }
 
 /// A `sockaddr_in` padded to the 16 bytes of an `ifreq`'s address.
@@ -217,7 +254,8 @@ fn sockaddr_in(a: Ipv4Addr) -> [u8; 16] {
 
 /// The netdevice ioctls (`netdevice(7)`: SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS,
 /// SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFTXQLEN,
-/// SIOCGIFCONF) on any socket, answered from `network` as NETLINK_ROUTE answers.
+/// SIOCGIFCONF, and SIOCETHTOOL's link state and timestamping) on any socket, answered from
+/// `network` as NETLINK_ROUTE answers.
 ///
 /// # Errors
 /// ENODEV for an unknown link, EADDRNOTAVAIL for a link without an IPv4 address, EFAULT.
@@ -264,6 +302,10 @@ pub fn netdevice_ioctl(network: &Network, t: &dyn Context, cmd: u32, arg: u64) -
         links.iter().find(|l| l.name.as_bytes() == &req[..end])
     };
     let l = link.ok_or(Errno::ENODEV)?;
+    if u64::from(cmd) == SIOCETHTOOL {
+        let ptr = u64::from_ne_bytes(req[IFNAMSIZ..IFNAMSIZ + 8].try_into().expect("8"));
+        return ethtool(l, t, UserAddr(ptr));
+    }
     let data = &mut req[IFNAMSIZ..];
     let v4 = l.addrs.iter().find_map(|a| match a.ip {
         IpAddr::V4(ip) => Some((ip, a.prefix)),

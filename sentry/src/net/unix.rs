@@ -16,7 +16,7 @@
 //! lock, because dropping the last reference to a socket file closes it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 static NEXT_AUTOBIND: AtomicU64 = AtomicU64::new(1);
 
 /// The socket type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Stream,
     Dgram,
@@ -133,17 +133,22 @@ pub struct Names {
     live: Mutex<Vec<Weak<Endpoint>>>,
 }
 
+/// Where a bound socket is found. As Linux hashes abstract names together with the socket
+/// type, each type has its own abstract namespace: a stream and a datagram socket may hold
+/// the same abstract name, and connecting to an abstract name only finds sockets of the
+/// caller's type (ECONNREFUSED otherwise, where a path finds the socket and says
+/// EPROTOTYPE).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum NameKey {
-    Abstract(Vec<u8>),
+    Abstract(Vec<u8>, Kind),
     Inode(u64, u64),
 }
 
 impl NameKey {
-    fn of(a: &Addr) -> NameKey {
+    fn of(a: &Addr, kind: Kind) -> NameKey {
         match a {
             Addr::Path { key, .. } => NameKey::Inode(key.0, key.1),
-            Addr::Abstract(n) => NameKey::Abstract(n.clone()),
+            Addr::Abstract(n) => NameKey::Abstract(n.clone(), kind),
         }
     }
 }
@@ -439,7 +444,7 @@ impl Endpoint {
             )
         };
         if let Some(a) = &addr {
-            self.names.remove(&NameKey::of(a), self);
+            self.names.remove(&NameKey::of(a, self.kind), self);
         }
         self.queue.notify_all();
         match conn {
@@ -503,6 +508,9 @@ fn timed_out(e: Errno) -> Errno {
 pub struct UnixSocket {
     ep: Arc<Endpoint>,
     ino: u64,
+    /// The permission bits of the socket's own inode (fchmod); a bind to a path creates the
+    /// file with these less the umask, as Linux.
+    mode: AtomicU32,
 }
 
 impl std::fmt::Debug for UnixSocket {
@@ -533,7 +541,7 @@ fn start_dir(t: &dyn Context, path: &[u8]) -> Arc<Dentry> {
 }
 
 /// Creates the socket inode for `bind(path)`; returns its (device, inode) identity.
-fn create_socket_file(t: &dyn Context, path: &[u8]) -> Result<(u64, u64), Errno> {
+fn create_socket_file(t: &dyn Context, path: &[u8], mode: u32) -> Result<(u64, u64), Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -552,7 +560,7 @@ fn create_socket_file(t: &dyn Context, path: &[u8]) -> Result<(u64, u64), Errno>
         return Err(Errno::EACCES);
     }
     let attrs = NewAttrs {
-        mode: 0o777 & !t.fs().umask(),
+        mode: mode & !t.fs().umask(),
         uid: t.creds().euid,
         gid: t.creds().egid,
     };
@@ -571,11 +579,11 @@ fn create_socket_file(t: &dyn Context, path: &[u8]) -> Result<(u64, u64), Errno>
     Ok((st.dev, st.ino))
 }
 
-/// Finds the endpoint bound at `name` for connect or sendto.
-fn lookup(t: &dyn Context, names: &Names, name: &Name) -> Result<Arc<Endpoint>, Errno> {
+/// Finds the endpoint bound at `name` for connect or sendto from a socket of type `kind`.
+fn lookup(t: &dyn Context, names: &Names, name: &Name, kind: Kind) -> Result<Arc<Endpoint>, Errno> {
     let key = match name {
         Name::Unnamed => return Err(Errno::EINVAL),
-        Name::Abstract(n) => NameKey::Abstract(n.clone()),
+        Name::Abstract(n) => NameKey::Abstract(n.clone(), kind),
         Name::Path(p) => {
             if p.is_empty() {
                 return Err(Errno::ENOENT);
@@ -604,7 +612,11 @@ impl UnixSocket {
     }
 
     fn with_endpoint(ep: Arc<Endpoint>) -> UnixSocket {
-        UnixSocket { ino: ep.ino, ep }
+        UnixSocket {
+            ino: ep.ino,
+            ep,
+            mode: AtomicU32::new(0o777),
+        }
     }
 
     /// socketpair(2): two connected sockets, each reporting `cred` as its peer.
@@ -736,7 +748,7 @@ impl UnixSocket {
             (connected, s.addr.clone(), s.sndbuf, s.passcred)
         };
         let target = match &msg.to {
-            Some(a) => lookup(t, &ep.names, &parse(a)?)?,
+            Some(a) => lookup(t, &ep.names, &parse(a)?, ep.kind)?,
             None => target.ok_or(Errno::ENOTCONN)?,
         };
         let creds = msg
@@ -798,6 +810,39 @@ impl UnixSocket {
             }
         })
         .map_err(timed_out)
+    }
+
+    /// Binds an unnamed socket to a free abstract name of five hex digits, as Linux's
+    /// autobind (bind with only the family, or a send or connect under SO_PASSCRED, so that
+    /// the receiver can tell who sent); ENOSPC when every such name is taken.
+    fn autobind(&self) -> Result<(), Errno> {
+        let ep = &self.ep;
+        let mut s = ep.lock();
+        if s.addr.is_some() {
+            return Ok(());
+        }
+        // The map never locks this endpoint here: it holds no name yet.
+        for _ in 0..=0xfffff {
+            let n = NEXT_AUTOBIND.fetch_add(1, Ordering::Relaxed);
+            let a = Addr::Abstract(format!("{:05x}", n & 0xfffff).into_bytes());
+            if ep.names.insert(NameKey::of(&a, ep.kind), ep).is_ok() {
+                s.addr = Some(a);
+                return Ok(());
+            }
+        }
+        Err(Errno::ENOSPC)
+    }
+
+    /// An unnamed socket with SO_PASSCRED gets a name before it connects or sends.
+    fn autobind_for_creds(&self) -> Result<(), Errno> {
+        let needed = {
+            let s = self.ep.lock();
+            s.passcred && s.addr.is_none()
+        };
+        if needed {
+            self.autobind()?;
+        }
+        Ok(())
     }
 
     /// Takes (or peeks) from the front of the receive queue.
@@ -893,6 +938,13 @@ impl UnixSocket {
             _ => None,
         };
         drop(s);
+        if ep.kind.connection_oriented() {
+            // As Linux: the sender's name as it is now (it may have bound since sending);
+            // the only sender of a connection is the peer.
+            out.from = peer
+                .as_ref()
+                .and_then(|p| p.lock().addr.as_ref().map(Addr::to_sockaddr));
+        }
         if !flags.peek {
             // The data was the peer's: room appeared on its side.
             ep.notify_pair(peer.as_ref(), Wake::Blocked, Wake::Writable);
@@ -908,14 +960,10 @@ impl Socket for UnixSocket {
             return Err(Errno::EINVAL);
         }
         let a = match name {
-            Name::Unnamed => {
-                // Autobind: a unique abstract name of five hex digits, as Linux.
-                let n = NEXT_AUTOBIND.fetch_add(1, Ordering::Relaxed);
-                Addr::Abstract(format!("{:05x}", n & 0xfffff).into_bytes())
-            }
+            Name::Unnamed => return self.autobind(),
             Name::Abstract(n) => Addr::Abstract(n),
             Name::Path(p) => {
-                let key = create_socket_file(t, &p)?;
+                let key = create_socket_file(t, &p, self.mode.load(Ordering::Relaxed))?;
                 Addr::Path { path: p, key }
             }
         };
@@ -924,7 +972,7 @@ impl Socket for UnixSocket {
         if s.addr.is_some() {
             return Err(Errno::EINVAL);
         }
-        names.insert(NameKey::of(&a), &self.ep)?;
+        names.insert(NameKey::of(&a, self.ep.kind), &self.ep)?;
         s.addr = Some(a);
         Ok(())
     }
@@ -1000,7 +1048,8 @@ impl Socket for UnixSocket {
                 ep.lock().conn = Conn::Unconnected;
                 return Ok(());
             }
-            let target = lookup(t, &ep.names, &name)?;
+            self.autobind_for_creds()?;
+            let target = lookup(t, &ep.names, &name, ep.kind)?;
             if target.kind != Kind::Dgram {
                 return Err(Errno::EPROTOTYPE);
             }
@@ -1010,6 +1059,10 @@ impl Socket for UnixSocket {
             s.peer_addr = peer_addr;
             return Ok(());
         }
+        if name == Name::Unnamed {
+            return Err(Errno::EINVAL);
+        }
+        self.autobind_for_creds()?;
         let my_addr = {
             let s = ep.lock();
             match s.conn {
@@ -1019,7 +1072,7 @@ impl Socket for UnixSocket {
             }
             s.addr.clone()
         };
-        let listener = lookup(t, &ep.names, &name)?;
+        let listener = lookup(t, &ep.names, &name, ep.kind)?;
         if listener.kind != ep.kind {
             return Err(Errno::EPROTOTYPE);
         }
@@ -1072,6 +1125,7 @@ impl Socket for UnixSocket {
         msg.data = super::gather(src)?;
         let creds = Ucred::of(t);
         if self.ep.kind == Kind::Dgram {
+            self.autobind_for_creds()?;
             self.send_dgram(t, msg, flags, creds)
         } else {
             // As Linux: a stream refuses a destination (EISCONN once connected); a
@@ -1123,6 +1177,9 @@ impl Socket for UnixSocket {
                     out.data.append(&mut m.data);
                     out.fds.append(&mut m.fds);
                     out.creds = out.creds.or(m.creds);
+                    if out.from.is_none() {
+                        out.from = m.from.take();
+                    }
                     if out.data.len() == len || !out.fds.is_empty() {
                         return Some(Ok(()));
                     }
@@ -1214,6 +1271,11 @@ impl Socket for UnixSocket {
         })
     }
 
+    fn set_mode(&self, mode: u32) -> Result<(), Errno> {
+        self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
         if level != libc::SOL_SOCKET {
             return Err(Errno::EOPNOTSUPP);
@@ -1269,7 +1331,9 @@ impl Socket for UnixSocket {
 
 impl FileOps for UnixSocket {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(crate::vfs::socket::stat(self.ino))
+        let mut st = crate::vfs::socket::stat(self.ino);
+        st.mode = libc::S_IFSOCK | self.mode.load(Ordering::Relaxed);
+        Ok(st)
     }
 
     fn readiness(&self) -> u32 {
@@ -1372,7 +1436,7 @@ mod tests {
     fn two_namespaces_share_no_socket_state() {
         use crate::net::{inet, stack, Namespace};
         let (a, b) = (Namespace::default(), Namespace::default());
-        let key = NameKey::Abstract(b"same".to_vec());
+        let key = NameKey::Abstract(b"same".to_vec(), Kind::Stream);
         let ea = Endpoint::new(Kind::Stream, a.unix_names.clone());
         let eb = Endpoint::new(Kind::Stream, b.unix_names.clone());
         a.unix_names.insert(key.clone(), &ea).unwrap();
@@ -1391,7 +1455,7 @@ mod tests {
         let names = Arc::new(Names::default());
         let a = Endpoint::new(Kind::Stream, names.clone());
         let b = Endpoint::new(Kind::Stream, names.clone());
-        let key = NameKey::Abstract(b"n".to_vec());
+        let key = NameKey::Abstract(b"n".to_vec(), Kind::Stream);
         names.insert(key.clone(), &a).unwrap();
         assert_eq!(names.insert(key.clone(), &b), Err(Errno::EADDRINUSE));
         a.lock().addr = Some(Addr::Abstract(b"n".to_vec()));

@@ -30,6 +30,16 @@ pub fn chmod(t: &mut Task, path: PathArg, mode: u32) -> SysResult {
 
 /// fchmod(2)
 pub fn fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    if let (None, crate::vfs::FileKind::Socket(s)) = (&f.dentry, f.kind()) {
+        // A socket's inode (sockfs): its owner, or CAP_FOWNER, may change its mode.
+        let st = s.stat()?;
+        if t.creds.euid != st.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+            return Err(Errno::EPERM);
+        }
+        s.set_mode(mode & 0o7777)?;
+        return Ok(0);
+    }
     let d = fd_dentry(t, fd)?;
     setattr(
         &d,

@@ -233,6 +233,13 @@ pub fn setsockopt(
     {
         return Err(Errno::EPERM);
     }
+    // A packet mark takes CAP_NET_ADMIN or CAP_NET_RAW, whatever the family.
+    if (level, name) == (libc::SOL_SOCKET, libc::SO_MARK)
+        && !t.creds.has_cap(cap::NET_ADMIN)
+        && !t.creds.has_cap(cap::NET_RAW)
+    {
+        return Err(Errno::EPERM);
+    }
     with_socket(&f, |s| s.setsockopt(level, name, &v))?;
     Ok(0)
 }

@@ -225,4 +225,13 @@ pub trait Socket: FileOps {
     /// # Errors
     /// EINVAL for short values, ENOPROTOOPT/EOPNOTSUPP for unknown levels.
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno>;
+
+    /// `fchmod(2)` of the socket's own inode (its permission bits, which an AF_UNIX bind
+    /// gives the file it creates, less the umask). The caller checked ownership.
+    ///
+    /// # Errors
+    /// EPERM for families whose inode keeps no mode of its own.
+    fn set_mode(&self, _mode: u32) -> Result<(), Errno> {
+        Err(Errno::EPERM)
+    }
 }
