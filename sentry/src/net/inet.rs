@@ -478,7 +478,23 @@ impl InetSocket {
                     return None;
                 }
                 if s.recv_queue() > 0 && len > 0 {
-                    let n = if flags.peek {
+                    let n = if flags.trunc {
+                        // MSG_TRUNC on a stream: Linux counts (with MSG_PEEK) or drops the
+                        // bytes without copying them.
+                        let n = len.min(s.recv_queue());
+                        if !flags.peek {
+                            // The queue may wrap: two pieces.
+                            let before = s.recv_queue();
+                            for _ in 0..2 {
+                                let want = n - (before - s.recv_queue());
+                                if want == 0 {
+                                    break;
+                                }
+                                let _ = s.recv(|buf| (want.min(buf.len()), ()));
+                            }
+                        }
+                        Ok(n)
+                    } else if flags.peek {
                         // Peeking takes nothing: a staging copy cannot lose data.
                         let mut buf = vec![0; len.min(s.recv_queue())];
                         let n = s.peek_slice(&mut buf).unwrap_or(0);
@@ -804,8 +820,14 @@ fn mss_of(g: &mut Inner, h: smoltcp::iface::SocketHandle) -> i32 {
     }
 }
 
+/// smoltcp's retransmission timeout never falls below 1 s (its `RTTE_MIN_RTO`), which is
+/// what a connection inside the stack (round trips of microseconds) runs with.
+const RTO_FLOOR_US: u32 = 1_000_000;
+
 /// TCP_INFO: `struct tcp_info` with what the stack knows (state, MSS, the options in
-/// use, queued bytes); the round-trip estimates smoltcp keeps to itself are 0.
+/// use, queued bytes, the retransmission timeout's floor, the congestion window); the
+/// round-trip estimates smoltcp keeps to itself are 0. smoltcp runs without congestion
+/// control, so the window is what the send buffer lets fly, in segments.
 fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
     use smoltcp::socket::tcp::State as T;
     let mut info = vec![0u8; TCP_INFO_LEN];
@@ -839,6 +861,9 @@ fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
     put(&mut info, 16, mss as u32); // tcpi_snd_mss
     put(&mut info, 20, mss as u32); // tcpi_rcv_mss
     put(&mut info, 24, unacked); // tcpi_unacked (listener: its accept queue)
+    put(&mut info, 8, RTO_FLOOR_US); // tcpi_rto
+    let cwnd = (super::stack::TCP_BUF / mss.max(1) as usize) as u32;
+    put(&mut info, 80, cwnd); // tcpi_snd_cwnd
     info
 }
 
@@ -974,6 +999,11 @@ impl Socket for InetSocket {
             e.opts = opts;
             (e.sndbuf, e.rcvbuf) = bufs;
             e.bound = local.map(|l| (Some(l.addr), l.port));
+            if let Some(l) = local {
+                // The connection holds the listener's port until it is closed, as in Linux.
+                e.owns_port = true;
+                g.hold_port(Proto::Tcp, l.port, sock.id);
+            }
             remote.map_or_else(
                 || self.addr(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
                 |r| self.addr(r.addr, r.port),
@@ -1018,6 +1048,8 @@ impl Socket for InetSocket {
             let e = &g.entries[&id];
             let (local, lport) = e.bound.expect("bound");
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
+            g.clear_tuple(IpEndpoint::new(local, lport), remote, hop == Hop::Inside)?;
+            let e = &g.entries[&id];
             let nagle_off = e.nodelay && !e.opts.cork;
             let connect_timeout = e.opts.connect_timeout();
             let h = g.new_tcp(nagle_off);
