@@ -575,6 +575,12 @@ impl InetSocket {
                 }
             }
             St::Connecting { .. } => None,
+            // A connect that failed: its error once, then end of file (Linux shuts the
+            // socket down both ways when the connection ends).
+            St::Failed => {
+                let e = g.entries.get_mut(&id).expect("present");
+                Some(e.error.take().map_or(Ok(InMessage::default()), Err))
+            }
             _ => Some(Err(Errno::ENOTCONN)),
         }
     }
@@ -1029,11 +1035,30 @@ impl Socket for InetSocket {
                 Ok(())
             });
         }
-        self.with(|g, id| {
+        let done = self.with(|g, id| {
             let Some((ip, port)) = self.parse(g, addr)? else {
                 return Err(Errno::EAFNOSUPPORT);
             };
             let (remote, hop) = destination(g, ip, port)?;
+            let e = g.entries.get_mut(&id).expect("present");
+            if e.connecting {
+                // Linux reports the end of a connect started earlier: success once
+                // established (whatever happened since, short of a reset), else the
+                // pending error or ECONNABORTED; the socket is then unconnected.
+                let closed = match e.st {
+                    St::Connecting { .. } if nonblocking => return Err(Errno::EALREADY),
+                    St::Connecting { .. } => return Ok(false),
+                    St::Connected(h) => g.tcp(h).state() == tcp::State::Closed,
+                    _ => true,
+                };
+                let e = g.entries.get_mut(&id).expect("present");
+                e.connecting = false;
+                return if closed {
+                    Err(e.error.take().unwrap_or(Errno::ECONNABORTED))
+                } else {
+                    Ok(true)
+                };
+            }
             match g.entries[&id].st {
                 St::Idle | St::Failed => {}
                 St::Connecting { .. } => return Err(Errno::EALREADY),
@@ -1044,6 +1069,14 @@ impl Socket for InetSocket {
             }
             if g.entries[&id].bound.is_none() {
                 Self::bind_locked(g, id, None, 0)?;
+            }
+            if port == 0 {
+                // Nothing listens on port 0: Linux's SYN to it is answered by a reset.
+                let e = g.entries.get_mut(&id).expect("present");
+                e.st = St::Failed;
+                e.error = Some(Errno::ECONNREFUSED);
+                e.connecting = true;
+                return Ok(false);
             }
             let e = &g.entries[&id];
             let (local, lport) = e.bound.expect("bound");
@@ -1076,19 +1109,25 @@ impl Socket for InetSocket {
                 },
             };
             e.error = None;
-            Ok(())
+            e.connecting = true;
+            Ok(false)
         })?;
+        if done {
+            return Ok(());
+        }
         if nonblocking {
             return Err(Errno::EINPROGRESS);
         }
         t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = g.entries.get_mut(&id).expect("present");
-                match e.st {
-                    St::Connected(_) => Some(Ok(())),
-                    St::Failed => Some(Err(e.error.take().unwrap_or(Errno::ECONNREFUSED))),
-                    _ => None,
-                }
+                let r = match e.st {
+                    St::Connected(_) => Ok(()),
+                    St::Failed => Err(e.error.take().unwrap_or(Errno::ECONNREFUSED)),
+                    _ => return None,
+                };
+                e.connecting = false;
+                Some(r)
             })
         })
     }
@@ -1239,11 +1278,20 @@ impl Socket for InetSocket {
             };
             e.rd_shut |= rd;
             e.wr_shut |= wr;
-            if let (Some(h), true) = (h, wr) {
+            // A connection in TIME_WAIT or closed is no longer connected in Linux (the
+            // socket is closed; a TIME_WAIT remnant takes its place): ENOTCONN, the
+            // shutdown bits still set.
+            let gone = h.is_some_and(|h| {
+                matches!(g.tcp(h).state(), tcp::State::TimeWait | tcp::State::Closed)
+            });
+            if let (Some(h), true, false) = (h, wr, gone) {
                 g.tcp(h).close();
             }
             let q = g.entries[&id].queue.clone();
             q.notify_all();
+            if gone {
+                return Err(Errno::ENOTCONN);
+            }
             Ok(())
         })
     }

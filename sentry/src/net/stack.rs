@@ -87,6 +87,7 @@ pub enum St {
     Idle,
     /// Listening: smoltcp sockets waiting for a SYN and established ones to accept.
     Listening {
+        /// The accept queue's room: listen(2)'s backlog + 1, as in Linux.
         backlog: usize,
         waiting: Vec<SocketHandle>,
         ready: VecDeque<SocketHandle>,
@@ -130,6 +131,9 @@ pub struct Entry {
     pub reset: bool,
     /// The pending SO_ERROR.
     pub error: Option<Errno>,
+    /// A connect was started and no connect call has seen it end yet (Linux's
+    /// `SS_CONNECTING`): the next connect reports how it ended.
+    pub connecting: bool,
     /// A connected UDP socket's peer.
     pub udp_peer: Option<(IpAddress, u16)>,
     pub nodelay: bool,
@@ -157,6 +161,7 @@ impl Entry {
             fin_seen: false,
             reset: false,
             error: None,
+            connecting: false,
             udp_peer: None,
             nodelay: false,
             opts: SockOpts::default(),
@@ -1095,9 +1100,18 @@ impl Inner {
             self.drop_ghost(id);
         }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
+        let mut full = Vec::new();
         for id in ids {
             self.advance(id, at);
             let e = &self.entries[&id];
+            if let St::Listening { backlog, ready, .. } = &e.st {
+                if ready.len() >= *backlog {
+                    full.push(IpListenEndpoint {
+                        addr: e.bound.and_then(|b| b.0),
+                        port: e.bound.map_or(0, |b| b.1),
+                    });
+                }
+            }
             let now = (
                 readiness(&self.set, e),
                 rx_len(&self.set, e),
@@ -1120,6 +1134,7 @@ impl Inner {
                 (false, false) => q.notify(Wake::Blocked),
             }
         }
+        self.dev.full_listeners = full;
     }
 
     /// Forgets the closed entry `id`, releasing its port.
@@ -1294,7 +1309,9 @@ impl Inner {
 
     /// Starts listening with `backlog`.
     pub fn listen(&mut self, id: u64, backlog: i32) {
-        let backlog = usize::try_from(backlog).unwrap_or(0).clamp(1, MAX_BACKLOG);
+        // Linux caps the backlog at somaxconn and takes connections while fewer than
+        // backlog + 1 wait in the accept queue.
+        let backlog = usize::try_from(backlog).unwrap_or(0).min(MAX_BACKLOG) + 1;
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
             St::Listening { backlog: b, .. } => *b = backlog,
