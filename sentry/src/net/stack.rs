@@ -1022,9 +1022,16 @@ impl Inner {
                 } else {
                     s.close();
                 }
+                let local = s.local_endpoint();
                 let linger2 = e.opts.linger2;
                 let ghost = e.owns_port.then_some(id);
                 if e.owns_port {
+                    // A connection holds its port at its own address (Linux's bind table
+                    // has the source address once connected), not the wildcard it bound.
+                    let mut e = e;
+                    if let (Some(l), Some((_, port))) = (local, e.bound) {
+                        e.bound = Some((Some(l.addr), port));
+                    }
                     self.ghosts.insert(id, e);
                 }
                 self.orphans.push(Orphan {
