@@ -25,6 +25,13 @@
 //! On a link the stack starts with the namespace, before any socket exists, so that it
 //! answers ARP and pings from the start.
 //!
+//! The port table follows Linux's bind table: a connection holds its port (an accepted one,
+//! its listener's) until it is closed, so a closed file's connection still finishing its
+//! close (FIN_WAIT, TIME_WAIT; an orphaned FIN_WAIT2 ends after TCP_LINGER2) keeps its entry
+//! as a ghost ([`Inner::remove`]). A listener's accept queue takes backlog + 1 connections;
+//! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
+//! the peer's retransmission is taken once accept makes room.
+//!
 //! Each network namespace ([`super::Namespace`], owned by the kernel) has its own stack;
 //! its poller thread ends once the stack is gone.
 //!
