@@ -32,6 +32,30 @@ fn tcp_udp_loopback_match_native() {
     assert!(text.ends_with("done\n"), "{text}");
 }
 
+#[test]
+fn tcp_states_match_native() {
+    let Some(prog) = program_str("tcp_states") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    assert_eq!(native.status, 0, "{}", native.stdout_text());
+    let text = native.stdout_text();
+    // The native run itself shows what is checked, so a broken program cannot hide a bug.
+    for line in [
+        "shutdown in TIME_WAIT -1 ENOTCONN\nbind TIME_WAIT port: EADDRINUSE\n",
+        "bind TIME_WAIT port with SO_REUSEADDR: EADDRINUSE\nbind passive closer's port: 0\n",
+        "bind port of an open accepted connection: EADDRINUSE\n",
+        "second connected within 200 ms: 0\nsecond connected after an accept: 1\n",
+        "refused read -1 ECONNREFUSED\nthen read 0\nconnect again -1 ECONNABORTED\n",
+        "connect port 0 -1 ECONNREFUSED\n",
+        "MSG_TRUNC 4 untouched 1\nMSG_TRUNC|MSG_PEEK 4 untouched 1\nrest 6 efghij\n",
+        "TCP_INFO len 1 state 1 rto>0 1 cwnd>0 1\n",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+}
+
 /// `http.server` in a thread and `urllib` against it, over 127.0.0.1.
 const HTTP: &str = r#"
 import http.server, threading, urllib.request

@@ -478,7 +478,23 @@ impl InetSocket {
                     return None;
                 }
                 if s.recv_queue() > 0 && len > 0 {
-                    let n = if flags.peek {
+                    let n = if flags.trunc {
+                        // MSG_TRUNC on a stream: Linux counts (with MSG_PEEK) or drops the
+                        // bytes without copying them.
+                        let n = len.min(s.recv_queue());
+                        if !flags.peek {
+                            // The queue may wrap: two pieces.
+                            let before = s.recv_queue();
+                            for _ in 0..2 {
+                                let want = n - (before - s.recv_queue());
+                                if want == 0 {
+                                    break;
+                                }
+                                let _ = s.recv(|buf| (want.min(buf.len()), ()));
+                            }
+                        }
+                        Ok(n)
+                    } else if flags.peek {
                         // Peeking takes nothing: a staging copy cannot lose data.
                         let mut buf = vec![0; len.min(s.recv_queue())];
                         let n = s.peek_slice(&mut buf).unwrap_or(0);
@@ -559,6 +575,12 @@ impl InetSocket {
                 }
             }
             St::Connecting { .. } => None,
+            // A connect that failed: its error once, then end of file (Linux shuts the
+            // socket down both ways when the connection ends).
+            St::Failed => {
+                let e = g.entries.get_mut(&id).expect("present");
+                Some(e.error.take().map_or(Ok(InMessage::default()), Err))
+            }
             _ => Some(Err(Errno::ENOTCONN)),
         }
     }
@@ -806,8 +828,14 @@ fn mss_of(g: &mut Inner, h: smoltcp::iface::SocketHandle) -> i32 {
     }
 }
 
+/// smoltcp's retransmission timeout never falls below 1 s (its `RTTE_MIN_RTO`), which is
+/// what a connection inside the stack (round trips of microseconds) runs with.
+const RTO_FLOOR_US: u32 = 1_000_000;
+
 /// TCP_INFO: `struct tcp_info` with what the stack knows (state, MSS, the options in
-/// use, queued bytes); the round-trip estimates smoltcp keeps to itself are 0.
+/// use, queued bytes, the retransmission timeout's floor, the congestion window); the
+/// round-trip estimates smoltcp keeps to itself are 0. smoltcp runs without congestion
+/// control, so the window is what the send buffer lets fly, in segments.
 fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
     use smoltcp::socket::tcp::State as T;
     let mut info = vec![0u8; TCP_INFO_LEN];
@@ -841,6 +869,9 @@ fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
     put(&mut info, 16, mss as u32); // tcpi_snd_mss
     put(&mut info, 20, mss as u32); // tcpi_rcv_mss
     put(&mut info, 24, unacked); // tcpi_unacked (listener: its accept queue)
+    put(&mut info, 8, RTO_FLOOR_US); // tcpi_rto
+    let cwnd = (super::stack::TCP_BUF / mss.max(1) as usize) as u32;
+    put(&mut info, 80, cwnd); // tcpi_snd_cwnd
     info
 }
 
@@ -976,6 +1007,11 @@ impl Socket for InetSocket {
             e.opts = opts;
             (e.sndbuf, e.rcvbuf) = bufs;
             e.bound = local.map(|l| (Some(l.addr), l.port));
+            if let Some(l) = local {
+                // The connection holds the listener's port until it is closed, as in Linux.
+                e.owns_port = true;
+                g.hold_port(Proto::Tcp, l.port, sock.id);
+            }
             remote.map_or_else(
                 || self.addr(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
                 |r| self.addr(r.addr, r.port),
@@ -1001,11 +1037,30 @@ impl Socket for InetSocket {
                 Ok(())
             });
         }
-        self.with(|g, id| {
+        let done = self.with(|g, id| {
             let Some((ip, port)) = self.parse(g, addr)? else {
                 return Err(Errno::EAFNOSUPPORT);
             };
             let (remote, hop) = destination(g, ip, port)?;
+            let e = g.entries.get_mut(&id).expect("present");
+            if e.connecting {
+                // Linux reports the end of a connect started earlier: success once
+                // established (whatever happened since, short of a reset), else the
+                // pending error or ECONNABORTED; the socket is then unconnected.
+                let closed = match e.st {
+                    St::Connecting { .. } if nonblocking => return Err(Errno::EALREADY),
+                    St::Connecting { .. } => return Ok(false),
+                    St::Connected(h) => g.tcp(h).state() == tcp::State::Closed,
+                    _ => true,
+                };
+                let e = g.entries.get_mut(&id).expect("present");
+                e.connecting = false;
+                return if closed {
+                    Err(e.error.take().unwrap_or(Errno::ECONNABORTED))
+                } else {
+                    Ok(true)
+                };
+            }
             match g.entries[&id].st {
                 St::Idle | St::Failed => {}
                 St::Connecting { .. } => return Err(Errno::EALREADY),
@@ -1017,9 +1072,19 @@ impl Socket for InetSocket {
             if g.entries[&id].bound.is_none() {
                 Self::bind_locked(g, id, None, 0)?;
             }
+            if port == 0 {
+                // Nothing listens on port 0: Linux's SYN to it is answered by a reset.
+                let e = g.entries.get_mut(&id).expect("present");
+                e.st = St::Failed;
+                e.error = Some(Errno::ECONNREFUSED);
+                e.connecting = true;
+                return Ok(false);
+            }
             let e = &g.entries[&id];
             let (local, lport) = e.bound.expect("bound");
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
+            g.clear_tuple(IpEndpoint::new(local, lport), remote, hop == Hop::Inside)?;
+            let e = &g.entries[&id];
             let nagle_off = e.nodelay && !e.opts.cork;
             let connect_timeout = e.opts.connect_timeout();
             let h = g.new_tcp(nagle_off);
@@ -1046,19 +1111,25 @@ impl Socket for InetSocket {
                 },
             };
             e.error = None;
-            Ok(())
+            e.connecting = true;
+            Ok(false)
         })?;
+        if done {
+            return Ok(());
+        }
         if nonblocking {
             return Err(Errno::EINPROGRESS);
         }
         t.block_on(&[&self.queue], None, || {
             self.with(|g, id| {
                 let e = g.entries.get_mut(&id).expect("present");
-                match e.st {
-                    St::Connected(_) => Some(Ok(())),
-                    St::Failed => Some(Err(e.error.take().unwrap_or(Errno::ECONNREFUSED))),
-                    _ => None,
-                }
+                let r = match e.st {
+                    St::Connected(_) => Ok(()),
+                    St::Failed => Err(e.error.take().unwrap_or(Errno::ECONNREFUSED)),
+                    _ => return None,
+                };
+                e.connecting = false;
+                Some(r)
             })
         })
     }
@@ -1209,11 +1280,20 @@ impl Socket for InetSocket {
             };
             e.rd_shut |= rd;
             e.wr_shut |= wr;
-            if let (Some(h), true) = (h, wr) {
+            // A connection in TIME_WAIT or closed is no longer connected in Linux (the
+            // socket is closed; a TIME_WAIT remnant takes its place): ENOTCONN, the
+            // shutdown bits still set.
+            let gone = h.is_some_and(|h| {
+                matches!(g.tcp(h).state(), tcp::State::TimeWait | tcp::State::Closed)
+            });
+            if let (Some(h), true, false) = (h, wr, gone) {
                 g.tcp(h).close();
             }
             let q = g.entries[&id].queue.clone();
             q.notify_all();
+            if gone {
+                return Err(Errno::ENOTCONN);
+            }
             Ok(())
         })
     }

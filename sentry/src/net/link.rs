@@ -28,7 +28,7 @@ use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Med
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress,
-    IpProtocol, Ipv4Packet, Ipv6Packet,
+    IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
 };
 
 /// Most frames one interface poll takes in (wire and loopback together).
@@ -66,6 +66,9 @@ pub struct Device {
     /// neighbour from a silent one).
     heard: HashSet<IpAddress>,
     rx: Vec<u8>,
+    /// Listeners whose accept queue is full: a SYN for them is dropped unanswered, as Linux
+    /// does, and the peer's retransmission comes back later.
+    pub full_listeners: Vec<IpListenEndpoint>,
 }
 
 impl Device {
@@ -79,6 +82,7 @@ impl Device {
             budget: FRAMES_PER_POLL,
             heard: HashSet::new(),
             rx: Vec::new(),
+            full_listeners: Vec::new(),
         }
     }
 
@@ -96,6 +100,7 @@ impl Device {
             budget: FRAMES_PER_POLL,
             heard: HashSet::new(),
             rx: vec![0; MAX_FRAME],
+            full_listeners: Vec::new(),
         }
     }
 
@@ -211,15 +216,20 @@ impl phy::Device for Device {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
-        if self.budget == 0 {
-            return None;
+        loop {
+            if self.budget == 0 {
+                return None;
+            }
+            let frame = match self.looped.pop_front() {
+                Some(f) => f,
+                None => self.read_wire()?,
+            };
+            self.budget -= 1;
+            if !self.full_listeners.is_empty() && self.for_full_listener(&frame) {
+                continue;
+            }
+            return Some((RxToken { frame }, self.tx()));
         }
-        let frame = match self.looped.pop_front() {
-            Some(f) => f,
-            None => self.read_wire()?,
-        };
-        self.budget -= 1;
-        Some((RxToken { frame }, self.tx()))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
@@ -255,6 +265,44 @@ impl phy::Device for Device {
 }
 
 impl Device {
+    /// Whether `frame` is a SYN (without ACK) for a listener whose accept queue is full.
+    fn for_full_listener(&self, frame: &[u8]) -> bool {
+        let ip = if self.medium == Medium::Ethernet {
+            match EthernetFrame::new_checked(frame) {
+                Ok(eth) => &frame[frame.len() - eth.payload().len()..],
+                Err(_) => return false,
+            }
+        } else {
+            frame
+        };
+        let (dst, tcp) = match ip.first().map(|b| b >> 4) {
+            Some(4) => match Ipv4Packet::new_checked(ip) {
+                Ok(p) if p.next_header() == IpProtocol::Tcp => {
+                    let off = usize::from(p.header_len());
+                    let end = usize::from(p.total_len()).min(ip.len());
+                    (IpAddress::Ipv4(p.dst_addr()), &ip[off.min(end)..end])
+                }
+                _ => return false,
+            },
+            Some(6) => match Ipv6Packet::new_checked(ip) {
+                Ok(p) if p.next_header() == IpProtocol::Tcp => {
+                    (IpAddress::Ipv6(p.dst_addr()), &ip[40..])
+                }
+                _ => return false,
+            },
+            _ => return false,
+        };
+        let Ok(tcp) = TcpPacket::new_checked(tcp) else {
+            return false;
+        };
+        tcp.syn()
+            && !tcp.ack()
+            && self
+                .full_listeners
+                .iter()
+                .any(|l| l.port == tcp.dst_port() && l.addr.is_none_or(|a| a == dst))
+    }
+
     fn tx(&mut self) -> TxToken<'_> {
         TxToken {
             port: self.port.as_ref(),

@@ -25,6 +25,13 @@
 //! On a link the stack starts with the namespace, before any socket exists, so that it
 //! answers ARP and pings from the start.
 //!
+//! The port table follows Linux's bind table: a connection holds its port (an accepted one,
+//! its listener's) until it is closed, so a closed file's connection still finishing its
+//! close (FIN_WAIT, TIME_WAIT; an orphaned FIN_WAIT2 ends after TCP_LINGER2) keeps its entry
+//! as a ghost ([`Inner::remove`]). A listener's accept queue takes backlog + 1 connections;
+//! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
+//! the peer's retransmission is taken once accept makes room.
+//!
 //! Each network namespace ([`super::Namespace`], owned by the kernel) has its own stack;
 //! its poller thread ends once the stack is gone.
 //!
@@ -87,6 +94,7 @@ pub enum St {
     Idle,
     /// Listening: smoltcp sockets waiting for a SYN and established ones to accept.
     Listening {
+        /// The accept queue's room: listen(2)'s backlog + 1, as in Linux.
         backlog: usize,
         waiting: Vec<SocketHandle>,
         ready: VecDeque<SocketHandle>,
@@ -130,6 +138,9 @@ pub struct Entry {
     pub reset: bool,
     /// The pending SO_ERROR.
     pub error: Option<Errno>,
+    /// A connect was started and no connect call has seen it end yet (Linux's
+    /// `SS_CONNECTING`): the next connect reports how it ended.
+    pub connecting: bool,
     /// A connected UDP socket's peer.
     pub udp_peer: Option<(IpAddress, u16)>,
     pub nodelay: bool,
@@ -157,6 +168,7 @@ impl Entry {
             fin_seen: false,
             reset: false,
             error: None,
+            connecting: false,
             udp_peer: None,
             nodelay: false,
             opts: SockOpts::default(),
@@ -310,9 +322,38 @@ pub struct Inner {
     next_ephemeral: u16,
     /// The sandbox's index of the link the stack runs on (`None`: loopback only).
     pub link_index: Option<i32>,
-    /// TCP sockets whose file is closed, finishing their close before removal.
-    orphans: Vec<SocketHandle>,
+    /// TCP connections whose file is closed, finishing their close before removal.
+    orphans: Vec<Orphan>,
+    /// The entries of closed files whose connection still holds their port (as Linux keeps
+    /// a closing socket, TIME_WAIT included, in its bind table until it is gone), by id.
+    ghosts: HashMap<u64, Entry>,
     epoch: std::time::Instant,
+}
+
+/// A connection whose file is closed.
+#[derive(Debug)]
+struct Orphan {
+    h: SocketHandle,
+    /// The entry holding its port ([`Inner::ghosts`]), if it held one.
+    ghost: Option<u64>,
+    /// TCP_LINGER2 of its socket (seconds; -1: off).
+    linger2: i32,
+    /// When it was first seen in FIN_WAIT2.
+    fin_wait2_since: Option<Instant>,
+    /// Seen closed with its reset still to send (it goes at the next poll).
+    reset_pending: bool,
+}
+
+impl Orphan {
+    fn new(h: SocketHandle) -> Orphan {
+        Orphan {
+            h,
+            ghost: None,
+            linger2: SockOpts::default().linger2,
+            fin_wait2_since: None,
+            reset_pending: false,
+        }
+    }
 }
 
 /// How the poller waits for work.
@@ -690,6 +731,7 @@ impl Inner {
             next_ephemeral: EPHEMERAL.0,
             link_index: None,
             orphans: Vec::new(),
+            ghosts: HashMap::new(),
             epoch,
         }
     }
@@ -843,9 +885,20 @@ impl Inner {
         Err(Errno::EADDRNOTAVAIL)
     }
 
-    /// The binding of entry `id` for port sharing: family, IPV6_V6ONLY, address.
-    fn binding(&self, id: u64, addr: Option<IpAddress>) -> (i32, bool, Option<IpAddress>) {
-        let e = &self.entries[&id];
+    /// The entry `id` of an open socket, or of a closed one whose connection still holds
+    /// its port.
+    fn holder(&self, id: u64) -> Option<&Entry> {
+        self.entries.get(&id).or_else(|| self.ghosts.get(&id))
+    }
+
+    /// Entry `id` (also a port holder, see [`Inner::holder`]) takes `port` too: an accepted
+    /// connection holds its listener's port, as in Linux, until it is closed.
+    pub fn hold_port(&mut self, proto: Proto, port: u16, id: u64) {
+        self.ports.entry((proto, port)).or_default().push(id);
+    }
+
+    /// The binding of `e` at `addr` for port sharing: family, IPV6_V6ONLY, address.
+    fn binding(e: &Entry, addr: Option<IpAddress>) -> (i32, bool, Option<IpAddress>) {
         (e.family, v6only(e), addr)
     }
 
@@ -854,13 +907,13 @@ impl Inner {
     /// set SO_REUSEPORT, nor (TCP) when both set SO_REUSEADDR and `other` is not
     /// listening, nor (UDP) when both set SO_REUSEADDR.
     fn conflicts(&self, id: u64, addr: Option<IpAddress>, other: u64) -> bool {
-        let (Some(me), Some(o)) = (self.entries.get(&id), self.entries.get(&other)) else {
+        let (Some(me), Some(o)) = (self.entries.get(&id), self.holder(other)) else {
             return false;
         };
         let Some((oaddr, _)) = o.bound else {
             return false;
         };
-        if !overlap(self.binding(id, addr), self.binding(other, oaddr)) {
+        if !overlap(Self::binding(me, addr), Self::binding(o, oaddr)) {
             return false;
         }
         if me.opts.reuse_port && o.opts.reuse_port {
@@ -905,13 +958,16 @@ impl Inner {
             .get(&(Proto::Tcp, port))
             .cloned()
             .unwrap_or_default();
+        let me = &self.entries[&id];
         holders.iter().filter(|&&o| o != id).any(|&o| {
-            let (me, other) = (&self.entries[&id], &self.entries[&o]);
+            let Some(other) = self.entries.get(&o) else {
+                return false;
+            };
             matches!(other.st, St::Listening { .. })
                 && !(me.opts.reuse_port && other.opts.reuse_port)
                 && overlap(
-                    self.binding(id, addr),
-                    self.binding(o, other.bound.and_then(|b| b.0)),
+                    Self::binding(me, addr),
+                    Self::binding(other, other.bound.and_then(|b| b.0)),
                 )
         })
     }
@@ -923,7 +979,7 @@ impl Inner {
         if let St::Listening { waiting, ready, .. } = std::mem::replace(&mut e.st, St::Idle) {
             for h in waiting.into_iter().chain(ready) {
                 self.set.get_mut::<tcp::Socket>(h).abort();
-                self.orphans.push(h);
+                self.orphans.push(Orphan::new(h));
             }
         }
         self.entries[&id].queue.notify_all();
@@ -936,14 +992,14 @@ impl Inner {
         if let St::Connecting { h, .. } = std::mem::replace(&mut e.st, St::Failed) {
             e.error = Some(err);
             self.set.get_mut::<tcp::Socket>(h).abort();
-            self.orphans.push(h);
+            self.orphans.push(Orphan::new(h));
         }
         self.entries[&id].queue.notify_all();
     }
 
     /// Whether `h` is a connection whose file is closed, still finishing its close.
     pub fn is_orphan(&self, h: SocketHandle) -> bool {
-        self.orphans.contains(&h)
+        self.orphans.iter().any(|o| o.h == h)
     }
 
     /// Gives up entry `id`'s hold on `port`.
@@ -952,12 +1008,14 @@ impl Inner {
     }
 
     /// Removes entry `id` (its file closed): connections close (reset when unread data
-    /// remains), listeners reset their pending connections, the port is released.
+    /// remains), listeners reset their pending connections, the port is released (a
+    /// connection's once it is closed: FIN_WAIT and TIME_WAIT hold it, as in Linux).
     pub fn remove(&mut self, id: u64) {
         let Some(e) = self.entries.remove(&id) else {
             return;
         };
-        if e.owns_port {
+        let connection = matches!(e.st, St::Connected(_) | St::Connecting { .. });
+        if e.owns_port && !connection {
             if let Some((_, port)) = e.bound {
                 self.release_port(e.proto, port, id);
             }
@@ -971,12 +1029,28 @@ impl Inner {
                 } else {
                     s.close();
                 }
-                self.orphans.push(h);
+                let local = s.local_endpoint();
+                let linger2 = e.opts.linger2;
+                let ghost = e.owns_port.then_some(id);
+                if e.owns_port {
+                    // A connection holds its port at its own address (Linux's bind table
+                    // has the source address once connected), not the wildcard it bound.
+                    let mut e = e;
+                    if let (Some(l), Some((_, port))) = (local, e.bound) {
+                        e.bound = Some((Some(l.addr), port));
+                    }
+                    self.ghosts.insert(id, e);
+                }
+                self.orphans.push(Orphan {
+                    ghost,
+                    linger2,
+                    ..Orphan::new(h)
+                });
             }
             St::Listening { waiting, ready, .. } => {
                 for h in waiting.into_iter().chain(ready) {
                     self.tcp(h).abort();
-                    self.orphans.push(h);
+                    self.orphans.push(Orphan::new(h));
                 }
             }
             St::Udp(h) | St::Icmp(h) | St::Raw(h) => {
@@ -1003,26 +1077,55 @@ impl Inner {
 
     /// Moves sockets along after a poll and notifies the wait queues that have news.
     fn settle(&mut self) {
+        // One clock read for the whole pass: it visits every socket.
+        let at = self.now();
         let set = &mut self.set;
-        self.orphans.retain(|&h| {
-            let s = set.get_mut::<tcp::Socket>(h);
+        let mut gone = Vec::new();
+        self.orphans.retain_mut(|o| {
+            let s = set.get_mut::<tcp::Socket>(o.h);
             if s.can_recv() {
                 // Data for a closed file: Linux answers with a reset.
                 s.abort();
             }
-            if s.state() == tcp::State::Closed {
-                set.remove(h);
+            if s.state() == tcp::State::FinWait2 {
+                // Linux ends an orphaned FIN_WAIT2 after TCP_LINGER2 (tcp_fin_timeout)
+                // quietly, or at once with a reset when TCP_LINGER2 is negative.
+                let since = *o.fin_wait2_since.get_or_insert(at);
+                if o.linger2 < 0 {
+                    s.abort();
+                } else if at - since >= Duration::from_secs(o.linger2.unsigned_abs().into()) {
+                    set.remove(o.h);
+                    gone.extend(o.ghost);
+                    return false;
+                }
+            }
+            // An aborted connection keeps its addresses until its reset is sent.
+            if s.state() == tcp::State::Closed && (s.remote_endpoint().is_none() || o.reset_pending)
+            {
+                set.remove(o.h);
+                gone.extend(o.ghost);
                 false
             } else {
+                o.reset_pending = s.state() == tcp::State::Closed;
                 true
             }
         });
+        for id in gone {
+            self.drop_ghost(id);
+        }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
-        // One clock read for the whole pass: it visits every socket.
-        let at = self.now();
+        let mut full = Vec::new();
         for id in ids {
             self.advance(id, at);
             let e = &self.entries[&id];
+            if let St::Listening { backlog, ready, .. } = &e.st {
+                if ready.len() >= *backlog {
+                    full.push(IpListenEndpoint {
+                        addr: e.bound.and_then(|b| b.0),
+                        port: e.bound.map_or(0, |b| b.1),
+                    });
+                }
+            }
             let now = (
                 readiness(&self.set, e),
                 rx_len(&self.set, e),
@@ -1045,6 +1148,75 @@ impl Inner {
                 (false, false) => q.notify(Wake::Blocked),
             }
         }
+        self.dev.full_listeners = full;
+    }
+
+    /// Forgets the closed entry `id`, releasing its port.
+    fn drop_ghost(&mut self, id: u64) {
+        if let Some(e) = self.ghosts.remove(&id) {
+            if let Some((_, port)) = e.bound {
+                release(&mut self.ports, e.proto, port, id);
+            }
+        }
+    }
+
+    /// Makes way for a connection from `local` to `remote` (one of the stack's own
+    /// addresses when `inside`), as Linux treats an existing connection with the same
+    /// addresses and ports: on this side, one in TIME_WAIT is reused (tcp_tw_reuse, which
+    /// Linux allows on the loopback) and any other makes the connect fail; on the far side
+    /// (when inside), one in TIME_WAIT takes the new SYN as a new connection and ends, and
+    /// any other is reset (its challenge ACK draws a reset from the connecting side).
+    ///
+    /// # Errors
+    /// EADDRNOTAVAIL when this side already has that connection.
+    pub fn clear_tuple(
+        &mut self,
+        local: smoltcp::wire::IpEndpoint,
+        remote: smoltcp::wire::IpEndpoint,
+        inside: bool,
+    ) -> Result<(), Errno> {
+        let mut recycle = Vec::new();
+        let mut reset = Vec::new();
+        for (h, sock) in self.set.iter() {
+            let smoltcp::socket::Socket::Tcp(s) = sock else {
+                continue;
+            };
+            if matches!(s.state(), tcp::State::Closed | tcp::State::Listen) {
+                continue;
+            }
+            let (Some(l), Some(r)) = (s.local_endpoint(), s.remote_endpoint()) else {
+                continue;
+            };
+            let time_wait = s.state() == tcp::State::TimeWait;
+            let orphan = self.orphans.iter().any(|o| o.h == h);
+            if l == local && r == remote {
+                if time_wait && orphan {
+                    recycle.push(h);
+                } else {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+            } else if inside && l == remote && r == local {
+                if time_wait && orphan {
+                    recycle.push(h);
+                } else {
+                    reset.push(h);
+                }
+            }
+        }
+        for h in reset {
+            self.tcp(h).abort();
+        }
+        for h in recycle {
+            let Some(i) = self.orphans.iter().position(|o| o.h == h) else {
+                continue;
+            };
+            let o = self.orphans.swap_remove(i);
+            self.set.remove(h);
+            if let Some(id) = o.ghost {
+                self.drop_ghost(id);
+            }
+        }
+        Ok(())
     }
 
     /// Listener upkeep and connect completion for entry `id`.
@@ -1151,7 +1323,9 @@ impl Inner {
 
     /// Starts listening with `backlog`.
     pub fn listen(&mut self, id: u64, backlog: i32) {
-        let backlog = usize::try_from(backlog).unwrap_or(0).clamp(1, MAX_BACKLOG);
+        // Linux caps the backlog at somaxconn and takes connections while fewer than
+        // backlog + 1 wait in the accept queue.
+        let backlog = usize::try_from(backlog).unwrap_or(0).min(MAX_BACKLOG) + 1;
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
             St::Listening { backlog: b, .. } => *b = backlog,

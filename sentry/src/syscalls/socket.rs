@@ -282,6 +282,7 @@ fn io_flags(f: &OpenFile, flags: i32) -> IoFlags {
         peek: flags & MSG_PEEK != 0,
         waitall: flags & MSG_WAITALL != 0,
         errqueue: flags & MSG_ERRQUEUE != 0,
+        trunc: flags & MSG_TRUNC != 0,
     }
 }
 

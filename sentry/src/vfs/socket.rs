@@ -133,6 +133,9 @@ pub struct IoFlags {
     pub waitall: bool,
     /// MSG_ERRQUEUE: read the socket's error queue instead of its data.
     pub errqueue: bool,
+    /// MSG_TRUNC: a stream socket discards what it would have copied (with MSG_PEEK, only
+    /// counts it).
+    pub trunc: bool,
 }
 
 /// What a socket file does beyond read/write. Blocking operations block the calling task
