@@ -139,6 +139,12 @@ pub struct Entry {
     pub sndbuf: usize,
     /// Options recorded only, by (level, name).
     pub options: HashMap<(i32, i32), Vec<u8>>,
+    /// Datagrams the sentry delivered ([`super::udp`]), read before the smoltcp socket's.
+    pub dgrams: VecDeque<super::udp::Datagram>,
+    /// Payload bytes in `dgrams` (bounded by `rcvbuf`).
+    pub dgram_bytes: usize,
+    /// SO_BINDTODEVICE: the interface index the socket is bound to (0: none).
+    pub bound_dev: i32,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -163,6 +169,9 @@ impl Entry {
             rcvbuf: super::unix::DEFAULT_BUF,
             sndbuf: super::unix::DEFAULT_BUF,
             options: HashMap::new(),
+            dgrams: VecDeque::new(),
+            dgram_bytes: 0,
+            bound_dev: 0,
             seen: (0, 0, 0),
         }
     }
@@ -310,6 +319,8 @@ pub struct Inner {
     next_ephemeral: u16,
     /// The sandbox's index of the link the stack runs on (`None`: loopback only).
     pub link_index: Option<i32>,
+    /// The link's name (SO_BINDTODEVICE names it).
+    pub link_name: Option<String>,
     /// TCP sockets whose file is closed, finishing their close before removal.
     orphans: Vec<SocketHandle>,
     epoch: std::time::Instant,
@@ -555,6 +566,7 @@ impl Stack {
         let s = Arc::new(Stack {
             inner: Mutex::new(Inner {
                 link_index: Some(link.index),
+                link_name: Some(link.name.clone()),
                 ..Inner::new(iface, dev, cidrs, gateways, epoch)
             }),
             sleep: Sleep::Ppoll {
@@ -689,6 +701,7 @@ impl Inner {
             ports: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
             link_index: None,
+            link_name: None,
             orphans: Vec::new(),
             epoch,
         }
@@ -696,6 +709,16 @@ impl Inner {
 
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    /// The interface's addresses with their networks.
+    pub fn cidrs(&self) -> &[IpCidr] {
+        &self.cidrs
+    }
+
+    /// The entries holding `port` of `proto`, in the order they bound it.
+    pub fn port_holders(&self, proto: Proto, port: u16) -> Vec<u64> {
+        self.ports.get(&(proto, port)).cloned().unwrap_or_default()
     }
 
     /// Whether `addr` is one of the stack's own addresses.
@@ -861,6 +884,10 @@ impl Inner {
             return false;
         };
         if !overlap(self.binding(id, addr), self.binding(other, oaddr)) {
+            return false;
+        }
+        // Sockets bound to different devices do not share addresses.
+        if me.bound_dev != 0 && o.bound_dev != 0 && me.bound_dev != o.bound_dev {
             return false;
         }
         if me.opts.reuse_port && o.opts.reuse_port {
@@ -1181,7 +1208,7 @@ fn release(ports: &mut HashMap<(Proto, u16), Vec<u64>>, proto: Proto, port: u16,
 pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
-        St::Udp(h) => set.get::<udp::Socket>(h).recv_queue(),
+        St::Udp(h) => set.get::<udp::Socket>(h).recv_queue() + e.dgram_bytes,
         St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
         St::Raw(h) => set.get::<raw::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
@@ -1238,7 +1265,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
         }
         St::Udp(h) => {
             let s = set.get::<udp::Socket>(h);
-            if s.can_recv() {
+            if s.can_recv() || !e.dgrams.is_empty() {
                 r |= rd;
             }
             if s.can_send() {
