@@ -480,6 +480,7 @@ impl InetSocket {
         } else {
             let d = e.dgrams.pop_front()?;
             e.dgram_bytes -= d.data.len();
+            super::udp::note_read(e, d.at);
             d
         };
         let control = super::udp::control(e, &d);
@@ -563,7 +564,7 @@ impl InetSocket {
                     match s.peek() {
                         Ok((d, m)) => (d, *m),
                         Err(_) => {
-                            return if rd_shut {
+                            return if rd_shut && !flags.nonblocking {
                                 Some(Ok(InMessage::default()))
                             } else {
                                 None
@@ -573,8 +574,10 @@ impl InetSocket {
                 } else {
                     match s.recv() {
                         Ok(x) => x,
+                        // Shut for reading, an empty queue is the end of file to a
+                        // blocking read only, as in Linux.
                         Err(_) => {
-                            return if rd_shut {
+                            return if rd_shut && !flags.nonblocking {
                                 Some(Ok(InMessage::default()))
                             } else {
                                 None
@@ -584,7 +587,8 @@ impl InetSocket {
                 };
                 let from = (meta.endpoint.addr, meta.endpoint.port);
                 let foreign = self.family == libc::AF_INET && matches!(from.0, IpAddress::Ipv6(_));
-                if foreign || peer.is_some_and(|p| p != from) {
+                let stranger = peer.is_some_and(|(a, p)| a != from.0 || (p != 0 && p != from.1));
+                if foreign || stranger {
                     if flags.peek {
                         // Drop the stranger's (or an IPv6 datagram on an AF_INET socket)
                         // and look again.
@@ -594,15 +598,20 @@ impl InetSocket {
                 }
                 // A datagram leaves the queue even when the copy faults, as in Linux.
                 let full_len = data.len();
-                return Some(dst.copy_from(data).map(|n| InMessage {
+                let r = dst.copy_from(data).map(|n| InMessage {
                     len: n,
                     full_len,
                     from: Some(self.addr(from.0, from.1)),
                     ..InMessage::default()
-                }));
+                });
+                if !flags.peek {
+                    let e = g.entries.get_mut(&id).expect("present");
+                    super::udp::note_read(e, std::time::SystemTime::now());
+                }
+                return Some(r);
             },
             St::Idle if e.proto == Proto::Udp => {
-                if rd_shut {
+                if rd_shut && !flags.nonblocking {
                     Some(Ok(InMessage::default()))
                 } else {
                     None
@@ -836,6 +845,18 @@ fn set_udp_option(
             g.entries.get_mut(&id).expect("present").bound_dev = index;
             Ok(())
         }),
+        // IP_PMTUDISC_DONT ..= IP_PMTUDISC_OMIT. Datagrams inside the sandbox are never
+        // fragmented, and smoltcp sends none larger than the link's MTU either way.
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => {
+            let v = ip_int(value);
+            if value.is_empty() || !(0..=5).contains(&v) {
+                Err(Errno::EINVAL)
+            } else {
+                let e = g.entries.get_mut(&id).expect("present");
+                e.options.insert((level, name), int(v));
+                Ok(())
+            }
+        }
         key if super::udp::RECV_FLAGS.contains(&key) => {
             let v = if level == libc::IPPROTO_IP {
                 if value.is_empty() {
@@ -872,6 +893,8 @@ fn get_udp_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Ve
                 v
             }),
         (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => int(e.bound_dev),
+        // IP_PMTUDISC_WANT by default (net.ipv4.ip_no_pmtu_disc = 0).
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => int(opt_int(e, level, name).unwrap_or(1)),
         key if super::udp::RECV_FLAGS.contains(&key) => int(opt_int(e, level, name).unwrap_or(0)),
         _ => return None,
     }))
@@ -986,16 +1009,7 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
             e.options.insert((level, name), int(v));
         }
         // No filter is ever attached (SO_ATTACH_FILTER is not offered).
-        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) if e.proto != Proto::Udp => {
-            return Err(Errno::ENOENT)
-        }
-        // UDP sockets keep recording the others (the UDP code's to sort out).
-        (libc::SOL_SOCKET, _) if e.proto == Proto::Udp => {
-            if value.is_empty() {
-                return Err(Errno::EINVAL);
-            }
-            e.options.insert((level, name), value.to_vec());
-        }
+        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOENT),
         (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
         (SOL_TCP, libc::TCP_CORK) => o.cork = int_of(value)? != 0,
         (SOL_TCP, libc::TCP_QUICKACK) => o.quickack = int_of(value)? != 0,
@@ -1230,7 +1244,9 @@ impl Socket for InetSocket {
             } else {
                 return Err(Errno::EADDRNOTAVAIL);
             };
-            Self::bind_locked(g, id, ip, port)
+            Self::bind_locked(g, id, ip, port)?;
+            g.entries.get_mut(&id).expect("present").port_locked = port != 0;
+            Ok(())
         })
     }
 
@@ -1305,7 +1321,20 @@ impl Socket for InetSocket {
     fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
         if self.proto == Proto::Udp {
             return self.with(|g, id| {
-                let peer = match self.parse(g, addr)? {
+                // An AF_INET6 socket takes an AF_INET address too (as v4-mapped), unless
+                // IPV6_V6ONLY (glibc's getaddrinfo relies on it).
+                let given = addr
+                    .get(..2)
+                    .map(|f| i32::from(u16::from_ne_bytes([f[0], f[1]])));
+                let parsed = if self.family == libc::AF_INET6 && given == Some(libc::AF_INET) {
+                    if v6only(&g.entries[&id]) {
+                        return Err(Errno::EAFNOSUPPORT);
+                    }
+                    parse(libc::AF_INET, addr)?
+                } else {
+                    self.parse(g, addr)?
+                };
+                let peer = match parsed {
                     None => None,
                     Some((ip, port)) => {
                         use super::udp::Kind;
@@ -1328,10 +1357,16 @@ impl Socket for InetSocket {
                         }
                     }
                 };
-                if peer.is_some() && g.entries[&id].bound.is_none() {
+                let Some((ip, port)) = peer else {
+                    g.udp_disconnect(id);
+                    return Ok(());
+                };
+                if g.entries[&id].bound.is_none() {
                     Self::bind_locked(g, id, None, 0)?;
                 }
-                g.entries.get_mut(&id).expect("present").udp_peer = peer;
+                // Connected to port 0, the socket has a peer address (its source follows
+                // it) but no peer (getpeername: ENOTCONN).
+                g.entries.get_mut(&id).expect("present").udp_peer = Some((ip, port));
                 Ok(())
             });
         }
@@ -1509,6 +1544,7 @@ impl Socket for InetSocket {
                 .ok_or(Errno::ENOTCONN),
             _ => e
                 .udp_peer
+                .filter(|&(_, port)| port != 0)
                 .map(|(ip, port)| self.addr(ip, port))
                 .ok_or(Errno::ENOTCONN),
         }
@@ -1617,12 +1653,6 @@ impl Socket for InetSocket {
                 .get(&(level, name))
                 .cloned()
                 .unwrap_or(vec![0; 16]),
-            // UDP sockets keep their recorded options (the UDP code's to sort out).
-            (libc::SOL_SOCKET, _) if self.proto == Proto::Udp => e
-                .options
-                .get(&(level, name))
-                .cloned()
-                .unwrap_or_else(|| int(0)),
             (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
             (SOL_TCP, _) if self.proto != Proto::Tcp => return Err(Errno::EOPNOTSUPP),
             (SOL_TCP, libc::TCP_NODELAY) => int(i32::from(e.nodelay)),
@@ -1811,7 +1841,43 @@ impl FileOps for InetSocket {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
     }
+
+    /// SIOCGSTAMP and SIOCGSTAMPNS: when the last datagram read arrived (ENOENT before
+    /// the first).
+    fn ioctl(
+        &self,
+        t: &mut dyn Context,
+        _file: &crate::vfs::OpenFile,
+        cmd: u32,
+        arg: u64,
+    ) -> crate::abi::SysResult {
+        let cmd = u64::from(cmd);
+        if cmd != SIOCGSTAMP && cmd != SIOCGSTAMPNS {
+            return Err(Errno::ENOTTY);
+        }
+        let stamp = {
+            let mut g = self.stack.lock();
+            super::udp::stamp(g.entries.get_mut(&self.id).expect("present"))
+        };
+        let since = stamp
+            .ok_or(Errno::ENOENT)?
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let frac = if cmd == SIOCGSTAMP {
+            i64::from(since.subsec_micros())
+        } else {
+            i64::from(since.subsec_nanos())
+        };
+        let mut v = (since.as_secs() as i64).to_ne_bytes().to_vec();
+        v.extend_from_slice(&frac.to_ne_bytes());
+        t.mm().write_bytes(crate::mm::usermem::UserAddr(arg), &v)?;
+        Ok(0)
+    }
 }
+
+/// `SIOCGSTAMP` and `SIOCGSTAMPNS` (x86-64's `_OLD` numbers, with a 64-bit time).
+const SIOCGSTAMP: u64 = 0x8906;
+const SIOCGSTAMPNS: u64 = 0x8907;
 
 #[cfg(test)]
 mod tests {

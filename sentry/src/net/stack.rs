@@ -145,6 +145,11 @@ pub struct Entry {
     pub dgram_bytes: usize,
     /// SO_BINDTODEVICE: the interface index the socket is bound to (0: none).
     pub bound_dev: i32,
+    /// The port was bound explicitly (bind with a nonzero port), so a UDP disconnect
+    /// keeps it (Linux's SOCK_BINDPORT_LOCK).
+    pub port_locked: bool,
+    /// What SIOCGSTAMP answers ([`super::udp::Stamp`]).
+    pub stamp: super::udp::Stamp,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -172,6 +177,8 @@ impl Entry {
             dgrams: VecDeque::new(),
             dgram_bytes: 0,
             bound_dev: 0,
+            port_locked: false,
+            stamp: super::udp::Stamp::default(),
             seen: (0, 0, 0),
         }
     }
@@ -971,6 +978,22 @@ impl Inner {
     /// Whether `h` is a connection whose file is closed, still finishing its close.
     pub fn is_orphan(&self, h: SocketHandle) -> bool {
         self.orphans.contains(&h)
+    }
+
+    /// A UDP disconnect of entry `id`: the peer is forgotten and, unless bound
+    /// explicitly to a port or an address, so is the port the connect or a send took.
+    pub fn udp_disconnect(&mut self, id: u64) {
+        let e = self.entries.get_mut(&id).expect("present");
+        e.udp_peer = None;
+        if e.port_locked || !matches!(e.bound, Some((None, _))) || !e.owns_port {
+            return;
+        }
+        let (_, port) = e.bound.take().expect("bound");
+        e.owns_port = false;
+        if let St::Udp(h) = std::mem::replace(&mut e.st, St::Idle) {
+            self.set.remove(h);
+        }
+        self.release_port(Proto::Udp, port, id);
     }
 
     /// Gives up entry `id`'s hold on `port`.

@@ -137,11 +137,18 @@ fn score(e: &Entry, d: &Datagram) -> Option<u32> {
         }
         score += 4;
     }
-    if let Some(peer) = e.udp_peer {
-        if peer != d.src {
+    // Connected: the peer's address, and its port unless connected to port 0.
+    if let Some((addr, port)) = e.udp_peer {
+        if addr != d.src.0 {
             return None;
         }
-        score += 8;
+        score += 4;
+        if port != 0 {
+            if port != d.src.1 {
+                return None;
+            }
+            score += 4;
+        }
     }
     if e.bound_dev != 0 {
         if e.bound_dev != d.ifindex {
@@ -237,6 +244,46 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
         n += 1;
     }
     n
+}
+
+/// The receive timestamp SIOCGSTAMP reports, as Linux keeps `sk_stamp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stamp {
+    /// Nothing read yet (ENOENT).
+    #[default]
+    Unset,
+    /// Read without timestamping: the first SIOCGSTAMP takes the time it is asked.
+    Pending,
+    /// SIOCGSTAMP was asked: each read records its datagram's arrival.
+    Tracking(Option<SystemTime>),
+}
+
+/// A datagram that arrived `at` was read from `e`: SO_TIMESTAMP gives it in a control
+/// message and leaves the ioctl's stamp alone; otherwise the stamp follows, once
+/// SIOCGSTAMP asked for it.
+pub fn note_read(e: &mut Entry, at: SystemTime) {
+    if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) || on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
+        return;
+    }
+    e.stamp = match e.stamp {
+        Stamp::Tracking(_) => Stamp::Tracking(Some(at)),
+        Stamp::Unset => Stamp::Pending,
+        s => s,
+    };
+}
+
+/// SIOCGSTAMP: the stamp, `None` when nothing was read (ENOENT). Asking turns tracking on.
+pub fn stamp(e: &mut Entry) -> Option<SystemTime> {
+    let (now, next) = match e.stamp {
+        Stamp::Unset => (None, Stamp::Tracking(None)),
+        Stamp::Pending => {
+            let t = SystemTime::now();
+            (Some(t), Stamp::Tracking(Some(t)))
+        }
+        Stamp::Tracking(t) => (t, Stamp::Tracking(t)),
+    };
+    e.stamp = next;
+    now
 }
 
 /// `SO_TIMESTAMP`, `SO_TIMESTAMPNS` (and their SCM_ types).
