@@ -25,6 +25,9 @@
 //! On a link the stack starts with the namespace, before any socket exists, so that it
 //! answers ARP and pings from the start.
 //!
+//! UDP datagrams that stay inside the sandbox do not pass through smoltcp: the sentry
+//! delivers them to every socket Linux would ([`super::udp`]), into the entry's own queue.
+//!
 //! Each network namespace ([`super::Namespace`], owned by the kernel) has its own stack;
 //! its poller thread ends once the stack is gone.
 //!
