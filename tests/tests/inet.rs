@@ -56,6 +56,33 @@ fn tcp_states_match_native() {
     assert!(text.ends_with("done\n"), "{text}");
 }
 
+/// UDP's delivery rules over the loopback: multicast to every member (IP_MULTICAST_ALL),
+/// broadcast to the wildcard and broadcast-bound sockets, SO_REUSEADDR to the latest
+/// socket, SO_REUSEPORT spread over the group, receive and send control messages, and
+/// ECONNREFUSED from a closed port.
+#[test]
+fn udp_fanout_and_control_messages_match_native() {
+    let Some(prog) = program_str("udp_fanout") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    assert_eq!(native.status, 0, "{}", native.stdout_text());
+    let text = native.stdout_text();
+    for line in [
+        "mcast nobody joined: sent 2 got 0 0 0\n",
+        "mcast a joined, b not all: sent 2 got 1 0 0\n",
+        "mcast a joined, b all: sent 2 got 1 1 0\n",
+        "bcast without SO_BROADCAST: EACCES\nbcast: sent 2 got 1 1 0\n",
+        "reuseaddr latest: 1 1 1 1 others 0\n",
+        "reuseport: total 64 both 1\n",
+        "round 1: timestamp set pktinfo if 1 spec 127.0.0.1 addr 127.0.0.1 ttl 7 tos 4 len 1",
+        "closed port: send 1 recv -1 ECONNREFUSED\n",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+}
+
 /// `http.server` in a thread and `urllib` against it, over 127.0.0.1.
 const HTTP: &str = r#"
 import http.server, threading, urllib.request

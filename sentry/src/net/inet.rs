@@ -377,9 +377,11 @@ impl InetSocket {
         &self,
         t: &mut dyn Context,
         src: &mut dyn IoSrc,
-        to: Option<&[u8]>,
+        msg: &OutMessage,
         flags: IoFlags,
     ) -> Result<usize, Errno> {
+        let cmsgs = SendControl::parse(&msg.control)?;
+        let to = msg.to.as_deref();
         let dest = match to {
             Some(a) => match self.parse(&self.stack.lock(), a)? {
                 Some(d) => Some(d),
@@ -403,13 +405,20 @@ impl InetSocket {
                 if g.entries[&id].wr_shut {
                     return Some(Err(Errno::EPIPE));
                 }
+                if let Some(err) = g.entries.get_mut(&id).expect("present").error.take() {
+                    return Some(Err(err));
+                }
                 let (ip, port) = match dest.or(g.entries[&id].udp_peer) {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
                 };
-                let ep = match destination(g, ip, port) {
-                    Ok((ep, _)) => ep,
-                    Err(e) => return Some(Err(e)),
+                let inside = super::udp::kind(g, this_host(ip));
+                let ep = match inside {
+                    Some(_) => IpEndpoint::new(this_host(ip), port),
+                    None => match destination(g, ip, port) {
+                        Ok((ep, _)) => ep,
+                        Err(e) => return Some(Err(e)),
+                    },
                 };
                 if port == 0 {
                     return Some(Err(Errno::EINVAL));
@@ -436,6 +445,9 @@ impl InetSocket {
                         return Some(Err(e));
                     }
                 }
+                if let Some(kind) = inside {
+                    return Some(send_inside(g, id, data, ep, kind, &cmsgs));
+                }
                 let St::Udp(h) = g.entries[&id].st else {
                     return Some(Err(Errno::EINVAL));
                 };
@@ -450,6 +462,36 @@ impl InetSocket {
             })
         })
         .map_err(timed_out_again(deadline))
+    }
+
+    /// The next datagram the sentry queued for entry `id` ([`super::udp`]) into `dst`, with
+    /// its control messages; `None` when none is queued. The datagram leaves the queue
+    /// (unless peeking) even when the copy faults, as in Linux.
+    fn take_datagram(
+        &self,
+        g: &mut Inner,
+        id: u64,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Option<Result<InMessage, Errno>> {
+        let e = g.entries.get_mut(&id).expect("present");
+        let d = if flags.peek {
+            e.dgrams.front()?.clone()
+        } else {
+            let d = e.dgrams.pop_front()?;
+            e.dgram_bytes -= d.data.len();
+            super::udp::note_read(e, d.at);
+            d
+        };
+        let control = super::udp::control(e, &d);
+        let full_len = d.data.len();
+        Some(dst.copy_from(&d.data).map(|n| InMessage {
+            len: n,
+            full_len,
+            from: Some(self.addr(d.src.0, d.src.1)),
+            control,
+            ..InMessage::default()
+        }))
     }
 
     /// One receive attempt into `dst`: `None` when nothing is there yet.
@@ -524,12 +566,21 @@ impl InetSocket {
                 Some(Ok(InMessage::default()))
             }
             St::Udp(h) => loop {
+                if let Some(r) = self.take_datagram(g, id, dst, flags) {
+                    return Some(r);
+                }
+                if !g.udp(h).can_recv() {
+                    // ECONNREFUSED (Linux's ICMP error) when nothing is queued.
+                    if let Some(err) = g.entries.get_mut(&id).expect("present").error.take() {
+                        return Some(Err(err));
+                    }
+                }
                 let s = g.udp(h);
                 let (data, meta) = if flags.peek {
                     match s.peek() {
                         Ok((d, m)) => (d, *m),
                         Err(_) => {
-                            return if rd_shut {
+                            return if rd_shut && !flags.nonblocking {
                                 Some(Ok(InMessage::default()))
                             } else {
                                 None
@@ -539,8 +590,10 @@ impl InetSocket {
                 } else {
                     match s.recv() {
                         Ok(x) => x,
+                        // Shut for reading, an empty queue is the end of file to a
+                        // blocking read only, as in Linux.
                         Err(_) => {
-                            return if rd_shut {
+                            return if rd_shut && !flags.nonblocking {
                                 Some(Ok(InMessage::default()))
                             } else {
                                 None
@@ -550,7 +603,8 @@ impl InetSocket {
                 };
                 let from = (meta.endpoint.addr, meta.endpoint.port);
                 let foreign = self.family == libc::AF_INET && matches!(from.0, IpAddress::Ipv6(_));
-                if foreign || peer.is_some_and(|p| p != from) {
+                let stranger = peer.is_some_and(|(a, p)| a != from.0 || (p != 0 && p != from.1));
+                if foreign || stranger {
                     if flags.peek {
                         // Drop the stranger's (or an IPv6 datagram on an AF_INET socket)
                         // and look again.
@@ -560,15 +614,20 @@ impl InetSocket {
                 }
                 // A datagram leaves the queue even when the copy faults, as in Linux.
                 let full_len = data.len();
-                return Some(dst.copy_from(data).map(|n| InMessage {
+                let r = dst.copy_from(data).map(|n| InMessage {
                     len: n,
                     full_len,
                     from: Some(self.addr(from.0, from.1)),
                     ..InMessage::default()
-                }));
+                });
+                if !flags.peek {
+                    let e = g.entries.get_mut(&id).expect("present");
+                    super::udp::note_read(e, std::time::SystemTime::now());
+                }
+                return Some(r);
             },
             St::Idle if e.proto == Proto::Udp => {
-                if rd_shut {
+                if rd_shut && !flags.nonblocking {
                     Some(Ok(InMessage::default()))
                 } else {
                     None
@@ -584,6 +643,283 @@ impl InetSocket {
             _ => Some(Err(Errno::ENOTCONN)),
         }
     }
+}
+
+/// The send-side control messages of a UDP `sendmsg` that change the datagram: IP_TTL,
+/// IP_TOS, IPV6_HOPLIMIT, IPV6_TCLASS, and the source address of IP_PKTINFO and
+/// IPV6_PKTINFO (`ipi_spec_dst`, `ipi6_addr`).
+#[derive(Debug, Default)]
+struct SendControl {
+    ttl: Option<u8>,
+    tos: Option<u8>,
+    hop_limit: Option<u8>,
+    tclass: Option<u8>,
+    source: Option<IpAddress>,
+}
+
+impl SendControl {
+    /// Parses the messages as Linux's `ip_cmsg_send` and `ip6_datagram_send_ctl` do
+    /// (messages of other levels are ignored).
+    ///
+    /// # Errors
+    /// EINVAL for a short value, one out of range or an unknown IP or IPv6 message.
+    fn parse(control: &[(i32, i32, Vec<u8>)]) -> Result<SendControl, Errno> {
+        let mut c = SendControl::default();
+        let int = |v: &[u8]| int_of(v);
+        for (level, ty, data) in control {
+            match (*level, *ty) {
+                (libc::IPPROTO_IP, libc::IP_TTL) => match int(data)? {
+                    v @ 1..=255 => c.ttl = Some(v as u8),
+                    _ => return Err(Errno::EINVAL),
+                },
+                (libc::IPPROTO_IP, libc::IP_TOS) => {
+                    // An int, or (as Linux also takes) a single byte.
+                    let v = match data.len() {
+                        1 => i32::from(data[0]),
+                        4 => int(data)?,
+                        _ => return Err(Errno::EINVAL),
+                    };
+                    c.tos = Some(u8::try_from(v).map_err(|_| Errno::EINVAL)?);
+                }
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let v = data.get(..12).ok_or(Errno::EINVAL)?;
+                    let a = Ipv4Address::new(v[4], v[5], v[6], v[7]);
+                    c.source = (!a.is_unspecified()).then_some(IpAddress::Ipv4(a));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => match int(data)? {
+                    -1 => c.hop_limit = None,
+                    v @ 0..=255 => c.hop_limit = Some(v as u8),
+                    _ => return Err(Errno::EINVAL),
+                },
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => match int(data)? {
+                    -1 => c.tclass = None,
+                    v @ 0..=255 => c.tclass = Some(v as u8),
+                    _ => return Err(Errno::EINVAL),
+                },
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let v = data.get(..20).ok_or(Errno::EINVAL)?;
+                    let a = Ipv6Address::from(<[u8; 16]>::try_from(&v[..16]).expect("16"));
+                    c.source = (!a.is_unspecified()).then_some(IpAddress::Ipv6(a));
+                }
+                (libc::IPPROTO_IP | libc::IPPROTO_IPV6, _) => return Err(Errno::EINVAL),
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Sends `data` from entry `id` (bound) to `to`, a destination inside the sandbox: the
+/// datagram goes to the receivers' queues ([`super::udp::deliver`]) with the header fields
+/// the socket's options (or the message's `c`) give it. A unicast datagram nobody takes is
+/// refused as Linux's ICMP port unreachable refuses it: a connected sender gets
+/// ECONNREFUSED from its next call.
+///
+/// # Errors
+/// EACCES for a broadcast without SO_BROADCAST, ENETUNREACH without a route for a
+/// multicast or broadcast destination, EADDRNOTAVAIL for a source not ours.
+fn send_inside(
+    g: &mut Inner,
+    id: u64,
+    data: &[u8],
+    to: IpEndpoint,
+    kind: super::udp::Kind,
+    c: &SendControl,
+) -> Result<usize, Errno> {
+    use super::udp::{address_of, Datagram, Kind};
+    let e = &g.entries[&id];
+    let (bound, port) = e.bound.expect("bound");
+    if let Some(s) = c.source {
+        if !g.is_own(s) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+    }
+    let own_bound = bound.filter(|&a| g.is_own(a));
+    let (ifindex, src, spec_dst) = match kind {
+        Kind::Unicast => {
+            let src = c
+                .source
+                .or(own_bound)
+                .unwrap_or_else(|| g.source_for(to.addr));
+            (super::config::LOOPBACK_INDEX, src, to.addr)
+        }
+        Kind::Multicast | Kind::Broadcast => {
+            if kind == Kind::Broadcast
+                && opt_int(e, libc::SOL_SOCKET, libc::SO_BROADCAST) != Some(1)
+            {
+                return Err(Errno::EACCES);
+            }
+            let index = super::udp::out_interface(g, e, to.addr, kind).ok_or(Errno::ENETUNREACH)?;
+            let if_addr = address_of(g, index).map(IpAddress::Ipv4);
+            let chosen = e
+                .options
+                .get(&(libc::IPPROTO_IP, libc::IP_MULTICAST_IF))
+                .map(|v| IpAddress::v4(v[0], v[1], v[2], v[3]))
+                .filter(|a| kind == Kind::Multicast && !a.is_unspecified());
+            let src = c
+                .source
+                .or(own_bound)
+                .or(chosen)
+                .or(if_addr)
+                .ok_or(Errno::ENETUNREACH)?;
+            (index, src, if_addr.unwrap_or(src))
+        }
+    };
+    let v6 = matches!(to.addr, IpAddress::Ipv6(_));
+    let ttl = if kind == Kind::Multicast {
+        c.ttl.unwrap_or_else(|| super::multicast::ttl(e))
+    } else if v6 {
+        c.hop_limit.or(hop_limit(e)).unwrap_or(DEFAULT_TTL as u8)
+    } else {
+        c.ttl.or(hop_limit(e)).unwrap_or(DEFAULT_TTL as u8)
+    };
+    let tos = if v6 {
+        c.tclass
+            .unwrap_or_else(|| opt_int(e, libc::IPPROTO_IPV6, libc::IPV6_TCLASS).unwrap_or(0) as u8)
+    } else {
+        c.tos
+            .unwrap_or_else(|| opt_int(e, libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8)
+    };
+    let connected = e.udp_peer.is_some();
+    let on_link = ifindex != super::config::LOOPBACK_INDEX;
+    let looped = kind != Kind::Multicast || !on_link || super::multicast::looped(e);
+    if on_link {
+        // The link's other hosts get it too.
+        if let St::Udp(h) = e.st {
+            let _ = g.udp(h).send_slice(data, to);
+        }
+    }
+    if looped {
+        let d = Datagram {
+            data: data.to_vec(),
+            src: (src, port),
+            dst: (to.addr, to.port),
+            spec_dst,
+            ttl,
+            tos,
+            ifindex,
+            at: std::time::SystemTime::now(),
+        };
+        let taken = super::udp::deliver(g, &d, kind);
+        if taken == 0 && kind == Kind::Unicast && connected {
+            g.entries.get_mut(&id).expect("present").error = Some(Errno::ECONNREFUSED);
+        }
+    }
+    Ok(data.len())
+}
+
+/// `IFNAMSIZ`.
+const IFNAMSIZ: usize = 16;
+/// `SO_BINDTOIFINDEX` (not in the libc crate for every target).
+const SO_BINDTOIFINDEX: i32 = 62;
+
+/// The interface index `name` (SO_BINDTODEVICE's value, NUL-terminated or not) names; 0
+/// for the empty name.
+///
+/// # Errors
+/// ENODEV for an unknown interface, EINVAL for a name of IFNAMSIZ bytes or more.
+fn device_index(g: &Inner, value: &[u8]) -> Result<i32, Errno> {
+    let name = value.split(|&b| b == 0).next().unwrap_or_default();
+    if name.len() >= IFNAMSIZ {
+        return Err(Errno::EINVAL);
+    }
+    match name {
+        b"" => Ok(0),
+        b"lo" => Ok(super::config::LOOPBACK_INDEX),
+        n if g.link_name.as_deref().map(str::as_bytes) == Some(n) => {
+            g.link_index.ok_or(Errno::ENODEV)
+        }
+        _ => Err(Errno::ENODEV),
+    }
+}
+
+/// The name of interface `index`.
+fn device_name(g: &Inner, index: i32) -> Option<&str> {
+    if index == super::config::LOOPBACK_INDEX {
+        Some("lo")
+    } else if g.link_index == Some(index) {
+        g.link_name.as_deref()
+    } else {
+        None
+    }
+}
+
+/// setsockopt of the options only datagram sockets have here: SO_BINDTODEVICE,
+/// SO_BINDTOIFINDEX and the receive flags ([`super::udp::RECV_FLAGS`]). `None`: not one
+/// of them.
+fn set_udp_option(
+    g: &mut Inner,
+    id: u64,
+    level: i32,
+    name: i32,
+    value: &[u8],
+) -> Option<Result<(), Errno>> {
+    let r = match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => {
+            device_index(g, &value[..value.len().min(IFNAMSIZ)]).map(|index| {
+                g.entries.get_mut(&id).expect("present").bound_dev = index;
+            })
+        }
+        (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => int_of(value).and_then(|index| {
+            if index != 0 && device_name(g, index).is_none() {
+                return Err(Errno::ENODEV);
+            }
+            g.entries.get_mut(&id).expect("present").bound_dev = index;
+            Ok(())
+        }),
+        // IP_PMTUDISC_DONT ..= IP_PMTUDISC_OMIT. Datagrams inside the sandbox are never
+        // fragmented, and smoltcp sends none larger than the link's MTU either way.
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => {
+            let v = ip_int(value);
+            if value.is_empty() || !(0..=5).contains(&v) {
+                Err(Errno::EINVAL)
+            } else {
+                let e = g.entries.get_mut(&id).expect("present");
+                e.options.insert((level, name), int(v));
+                Ok(())
+            }
+        }
+        key if super::udp::RECV_FLAGS.contains(&key) => {
+            let v = if level == libc::IPPROTO_IP {
+                if value.is_empty() {
+                    Err(Errno::EINVAL)
+                } else {
+                    Ok(ip_int(value))
+                }
+            } else {
+                int_of(value)
+            };
+            v.map(|v| {
+                let e = g.entries.get_mut(&id).expect("present");
+                e.options.insert(key, int(i32::from(v != 0)));
+            })
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// getsockopt of the options [`set_udp_option`] sets.
+fn get_udp_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Vec<u8>, Errno>> {
+    let e = &g.entries[&id];
+    if level == libc::IPPROTO_IPV6 && e.family != libc::AF_INET6 {
+        return None;
+    }
+    Some(Ok(match (level, name) {
+        // The name with its NUL; nothing when unbound.
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => device_name(g, e.bound_dev)
+            .filter(|_| e.bound_dev != 0)
+            .map_or_else(Vec::new, |n| {
+                let mut v = n.as_bytes().to_vec();
+                v.push(0);
+                v
+            }),
+        (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => int(e.bound_dev),
+        // IP_PMTUDISC_WANT by default (net.ipv4.ip_no_pmtu_disc = 0).
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => int(opt_int(e, level, name).unwrap_or(1)),
+        key if super::udp::RECV_FLAGS.contains(&key) => int(opt_int(e, level, name).unwrap_or(0)),
+        _ => return None,
+    }))
 }
 
 /// Queues at most `max` bytes of `src` on the TCP socket `s` (its free space may wrap, so
@@ -697,16 +1033,7 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
             e.options.insert((level, name), int(v));
         }
         // No filter is ever attached (SO_ATTACH_FILTER is not offered).
-        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) if e.proto != Proto::Udp => {
-            return Err(Errno::ENOENT)
-        }
-        // UDP sockets keep recording the others (the UDP code's to sort out).
-        (libc::SOL_SOCKET, _) if e.proto == Proto::Udp => {
-            if value.is_empty() {
-                return Err(Errno::EINVAL);
-            }
-            e.options.insert((level, name), value.to_vec());
-        }
+        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOENT),
         (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
         (SOL_TCP, libc::TCP_CORK) => o.cork = int_of(value)? != 0,
         (SOL_TCP, libc::TCP_QUICKACK) => o.quickack = int_of(value)? != 0,
@@ -936,14 +1263,23 @@ impl Socket for InetSocket {
                 }
                 None => return Err(Errno::EAFNOSUPPORT),
             };
+            // A datagram socket may also bind a multicast group or a broadcast address
+            // (to hear only those).
+            let group = self.proto == Proto::Udp
+                && matches!(
+                    super::udp::kind(g, ip),
+                    Some(super::udp::Kind::Multicast | super::udp::Kind::Broadcast)
+                );
             let ip = if ip.is_unspecified() {
                 None
-            } else if g.is_own(ip) {
+            } else if g.is_own(ip) || group {
                 Some(ip)
             } else {
                 return Err(Errno::EADDRNOTAVAIL);
             };
-            Self::bind_locked(g, id, ip, port)
+            Self::bind_locked(g, id, ip, port)?;
+            g.entries.get_mut(&id).expect("present").port_locked = port != 0;
+            Ok(())
         })
     }
 
@@ -1023,17 +1359,52 @@ impl Socket for InetSocket {
     fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
         if self.proto == Proto::Udp {
             return self.with(|g, id| {
-                let peer = match self.parse(g, addr)? {
+                // An AF_INET6 socket takes an AF_INET address too (as v4-mapped), unless
+                // IPV6_V6ONLY (glibc's getaddrinfo relies on it).
+                let given = addr
+                    .get(..2)
+                    .map(|f| i32::from(u16::from_ne_bytes([f[0], f[1]])));
+                let parsed = if self.family == libc::AF_INET6 && given == Some(libc::AF_INET) {
+                    if v6only(&g.entries[&id]) {
+                        return Err(Errno::EAFNOSUPPORT);
+                    }
+                    parse(libc::AF_INET, addr)?
+                } else {
+                    self.parse(g, addr)?
+                };
+                let peer = match parsed {
                     None => None,
                     Some((ip, port)) => {
-                        let (ep, _) = destination(g, ip, port)?;
-                        Some((ep.addr, port))
+                        use super::udp::Kind;
+                        match super::udp::kind(g, ip) {
+                            Some(kind @ (Kind::Multicast | Kind::Broadcast)) => {
+                                let e = &g.entries[&id];
+                                let broadcast_ok =
+                                    opt_int(e, libc::SOL_SOCKET, libc::SO_BROADCAST) == Some(1);
+                                if kind == Kind::Broadcast && !broadcast_ok {
+                                    return Err(Errno::EACCES);
+                                }
+                                super::udp::out_interface(g, e, ip, kind)
+                                    .ok_or(Errno::ENETUNREACH)?;
+                                Some((ip, port))
+                            }
+                            _ => {
+                                let (ep, _) = destination(g, ip, port)?;
+                                Some((ep.addr, port))
+                            }
+                        }
                     }
                 };
-                if peer.is_some() && g.entries[&id].bound.is_none() {
+                let Some((ip, port)) = peer else {
+                    g.udp_disconnect(id);
+                    return Ok(());
+                };
+                if g.entries[&id].bound.is_none() {
                     Self::bind_locked(g, id, None, 0)?;
                 }
-                g.entries.get_mut(&id).expect("present").udp_peer = peer;
+                // Connected to port 0, the socket has a peer address (its source follows
+                // it) but no peer (getpeername: ENOTCONN).
+                g.entries.get_mut(&id).expect("present").udp_peer = Some((ip, port));
                 Ok(())
             });
         }
@@ -1146,7 +1517,7 @@ impl Socket for InetSocket {
                 // Linux ignores the address on a connected stream socket.
                 self.send_tcp(t, src, flags)
             }
-            Proto::Udp | Proto::Icmp => self.send_udp(t, src, msg.to.as_deref(), flags),
+            Proto::Udp | Proto::Icmp => self.send_udp(t, src, &msg, flags),
         }
     }
 
@@ -1154,6 +1525,7 @@ impl Socket for InetSocket {
         let mut g = self.stack.lock();
         let e = &g.entries[&self.id];
         Ok(match e.st {
+            St::Udp(_) if !e.dgrams.is_empty() => e.dgrams[0].data.len(),
             St::Udp(h) => g.udp(h).peek().map_or(0, |(d, _)| d.len()),
             St::Listening { .. } => 0,
             _ => rx_len(&g.set, e),
@@ -1245,6 +1617,7 @@ impl Socket for InetSocket {
                 .ok_or(Errno::ENOTCONN),
             _ => e
                 .udp_peer
+                .filter(|&(_, port)| port != 0)
                 .map(|(ip, port)| self.addr(ip, port))
                 .ok_or(Errno::ENOTCONN),
         }
@@ -1324,6 +1697,12 @@ impl Socket for InetSocket {
                 return r;
             }
         }
+        if self.proto == Proto::Udp {
+            if let Some(r) = get_udp_option(&g, self.id, level, name) {
+                return r;
+            }
+        }
+        let e = g.entries.get_mut(&self.id).expect("present");
         Ok(match (level, name) {
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(match self.proto {
                 Proto::Tcp => libc::SOCK_STREAM,
@@ -1356,12 +1735,6 @@ impl Socket for InetSocket {
                 .get(&(level, name))
                 .cloned()
                 .unwrap_or(vec![0; 16]),
-            // UDP sockets keep their recorded options (the UDP code's to sort out).
-            (libc::SOL_SOCKET, _) if self.proto == Proto::Udp => e
-                .options
-                .get(&(level, name))
-                .cloned()
-                .unwrap_or_else(|| int(0)),
             (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
             (SOL_TCP, _) if self.proto != Proto::Tcp => return Err(Errno::EOPNOTSUPP),
             (SOL_TCP, libc::TCP_NODELAY) => int(i32::from(e.nodelay)),
@@ -1426,6 +1799,11 @@ impl Socket for InetSocket {
         }
         if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
             if let Some(r) = self.with(|g, id| super::multicast::set(g, id, name, value)) {
+                return r;
+            }
+        }
+        if self.proto == Proto::Udp {
+            if let Some(r) = self.with(|g, id| set_udp_option(g, id, level, name, value)) {
                 return r;
             }
         }
@@ -1545,7 +1923,43 @@ impl FileOps for InetSocket {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
     }
+
+    /// SIOCGSTAMP and SIOCGSTAMPNS: when the last datagram read arrived (ENOENT before
+    /// the first).
+    fn ioctl(
+        &self,
+        t: &mut dyn Context,
+        _file: &crate::vfs::OpenFile,
+        cmd: u32,
+        arg: u64,
+    ) -> crate::abi::SysResult {
+        let cmd = u64::from(cmd);
+        if cmd != SIOCGSTAMP && cmd != SIOCGSTAMPNS {
+            return Err(Errno::ENOTTY);
+        }
+        let stamp = {
+            let mut g = self.stack.lock();
+            super::udp::stamp(g.entries.get_mut(&self.id).expect("present"))
+        };
+        let since = stamp
+            .ok_or(Errno::ENOENT)?
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let frac = if cmd == SIOCGSTAMP {
+            i64::from(since.subsec_micros())
+        } else {
+            i64::from(since.subsec_nanos())
+        };
+        let mut v = (since.as_secs() as i64).to_ne_bytes().to_vec();
+        v.extend_from_slice(&frac.to_ne_bytes());
+        t.mm().write_bytes(crate::mm::usermem::UserAddr(arg), &v)?;
+        Ok(0)
+    }
 }
+
+/// `SIOCGSTAMP` and `SIOCGSTAMPNS` (x86-64's `_OLD` numbers, with a 64-bit time).
+const SIOCGSTAMP: u64 = 0x8906;
+const SIOCGSTAMPNS: u64 = 0x8907;
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,7 @@ pub mod multicast;
 pub mod netlink;
 pub mod raw;
 pub mod stack;
+pub mod udp;
 pub mod unix;
 
 use std::sync::{Arc, OnceLock};

@@ -4,8 +4,7 @@
 //! [`Entry`] options. One entry point each for setsockopt and getsockopt, which UDP
 //! ([`super::inet`]) and raw ([`super::raw`]) sockets call first.
 //!
-//! Known gap: the stack does not yet deliver multicast datagrams to member sockets (smoltcp
-//! hands a UDP datagram to one socket), so a membership is recorded but receives nothing.
+//! The sentry's UDP demultiplexer ([`super::udp`]) delivers by these memberships.
 
 use smoltcp::wire::{IpAddress, Ipv4Address};
 
@@ -87,6 +86,42 @@ fn set_memberships(e: &mut Entry, list: &[(Ipv4Address, i32)]) {
         v.extend_from_slice(&index.to_ne_bytes());
     }
     e.options.insert(MEMBERSHIPS, v);
+}
+
+/// The interface IP_MULTICAST_IF names (`None`: not set).
+pub fn interface(e: &Entry) -> Option<i32> {
+    let v = e.options.get(&(libc::IPPROTO_IP, libc::IP_MULTICAST_IF))?;
+    Some(i32::from_ne_bytes(v.get(4..8)?.try_into().ok()?))
+}
+
+/// Whether the entry joined `group` on interface `index`.
+pub fn is_member(e: &Entry, group: Ipv4Address, index: i32) -> bool {
+    e.options.contains_key(&MEMBERSHIPS) && memberships(e).contains(&(group, index))
+}
+
+/// IP_MULTICAST_ALL (on by default): the socket also hears the groups other sockets
+/// joined.
+pub fn all(e: &Entry) -> bool {
+    e.options
+        .get(&(libc::IPPROTO_IP, IP_MULTICAST_ALL))
+        .is_none_or(|v| v.iter().any(|&b| b != 0))
+}
+
+/// IP_MULTICAST_TTL (1 by default).
+pub fn ttl(e: &Entry) -> u8 {
+    e.options
+        .get(&(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL))
+        .and_then(|v| v.get(..4))
+        .map_or(1, |v| {
+            i32::from_ne_bytes(v.try_into().expect("4 bytes")) as u8
+        })
+}
+
+/// IP_MULTICAST_LOOP (on by default): the host's own sockets get what it sends to a group.
+pub fn looped(e: &Entry) -> bool {
+    e.options
+        .get(&(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP))
+        .is_none_or(|v| v.iter().any(|&b| b != 0))
 }
 
 /// setsockopt at `IPPROTO_IP` for entry `id`: `None` when `name` is not a multicast option.

@@ -1301,6 +1301,7 @@ impl NetlinkSocket {
                     data: d[..len.min(d.len())].to_vec(),
                     from: Some(sockaddr_nl(0, 0)),
                     fds: Vec::new(),
+                    control: Vec::new(),
                     len: 0,
                     // Replies come from the kernel: PID 0, root.
                     creds: passcred.then_some(Ucred {

@@ -32,6 +32,9 @@
 //! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
 //! the peer's retransmission is taken once accept makes room.
 //!
+//! UDP datagrams that stay inside the sandbox do not pass through smoltcp: the sentry
+//! delivers them to every socket Linux would ([`super::udp`]), into the entry's own queue.
+//!
 //! Each network namespace ([`super::Namespace`], owned by the kernel) has its own stack;
 //! its poller thread ends once the stack is gone.
 //!
@@ -150,6 +153,17 @@ pub struct Entry {
     pub sndbuf: usize,
     /// Options recorded only, by (level, name).
     pub options: HashMap<(i32, i32), Vec<u8>>,
+    /// Datagrams the sentry delivered ([`super::udp`]), read before the smoltcp socket's.
+    pub dgrams: VecDeque<super::udp::Datagram>,
+    /// Payload bytes in `dgrams` (bounded by `rcvbuf`).
+    pub dgram_bytes: usize,
+    /// SO_BINDTODEVICE: the interface index the socket is bound to (0: none).
+    pub bound_dev: i32,
+    /// The port was bound explicitly (bind with a nonzero port), so a UDP disconnect
+    /// keeps it (Linux's SOCK_BINDPORT_LOCK).
+    pub port_locked: bool,
+    /// What SIOCGSTAMP answers ([`super::udp::Stamp`]).
+    pub stamp: super::udp::Stamp,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -175,6 +189,11 @@ impl Entry {
             rcvbuf: super::unix::DEFAULT_BUF,
             sndbuf: super::unix::DEFAULT_BUF,
             options: HashMap::new(),
+            dgrams: VecDeque::new(),
+            dgram_bytes: 0,
+            bound_dev: 0,
+            port_locked: false,
+            stamp: super::udp::Stamp::default(),
             seen: (0, 0, 0),
         }
     }
@@ -322,6 +341,8 @@ pub struct Inner {
     next_ephemeral: u16,
     /// The sandbox's index of the link the stack runs on (`None`: loopback only).
     pub link_index: Option<i32>,
+    /// The link's name (SO_BINDTODEVICE names it).
+    pub link_name: Option<String>,
     /// TCP connections whose file is closed, finishing their close before removal.
     orphans: Vec<Orphan>,
     /// The entries of closed files whose connection still holds their port (as Linux keeps
@@ -596,6 +617,7 @@ impl Stack {
         let s = Arc::new(Stack {
             inner: Mutex::new(Inner {
                 link_index: Some(link.index),
+                link_name: Some(link.name.clone()),
                 ..Inner::new(iface, dev, cidrs, gateways, epoch)
             }),
             sleep: Sleep::Ppoll {
@@ -730,6 +752,7 @@ impl Inner {
             ports: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
             link_index: None,
+            link_name: None,
             orphans: Vec::new(),
             ghosts: HashMap::new(),
             epoch,
@@ -738,6 +761,16 @@ impl Inner {
 
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    /// The interface's addresses with their networks.
+    pub fn cidrs(&self) -> &[IpCidr] {
+        &self.cidrs
+    }
+
+    /// The entries holding `port` of `proto`, in the order they bound it.
+    pub fn port_holders(&self, proto: Proto, port: u16) -> Vec<u64> {
+        self.ports.get(&(proto, port)).cloned().unwrap_or_default()
     }
 
     /// Whether `addr` is one of the stack's own addresses.
@@ -916,6 +949,10 @@ impl Inner {
         if !overlap(Self::binding(me, addr), Self::binding(o, oaddr)) {
             return false;
         }
+        // Sockets bound to different devices do not share addresses.
+        if me.bound_dev != 0 && o.bound_dev != 0 && me.bound_dev != o.bound_dev {
+            return false;
+        }
         if me.opts.reuse_port && o.opts.reuse_port {
             return false;
         }
@@ -1000,6 +1037,22 @@ impl Inner {
     /// Whether `h` is a connection whose file is closed, still finishing its close.
     pub fn is_orphan(&self, h: SocketHandle) -> bool {
         self.orphans.iter().any(|o| o.h == h)
+    }
+
+    /// A UDP disconnect of entry `id`: the peer is forgotten and, unless bound
+    /// explicitly to a port or an address, so is the port the connect or a send took.
+    pub fn udp_disconnect(&mut self, id: u64) {
+        let e = self.entries.get_mut(&id).expect("present");
+        e.udp_peer = None;
+        if e.port_locked || !matches!(e.bound, Some((None, _))) || !e.owns_port {
+            return;
+        }
+        let (_, port) = e.bound.take().expect("bound");
+        e.owns_port = false;
+        if let St::Udp(h) = std::mem::replace(&mut e.st, St::Idle) {
+            self.set.remove(h);
+        }
+        self.release_port(Proto::Udp, port, id);
     }
 
     /// Gives up entry `id`'s hold on `port`.
@@ -1355,7 +1408,7 @@ fn release(ports: &mut HashMap<(Proto, u16), Vec<u64>>, proto: Proto, port: u16,
 pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
-        St::Udp(h) => set.get::<udp::Socket>(h).recv_queue(),
+        St::Udp(h) => set.get::<udp::Socket>(h).recv_queue() + e.dgram_bytes,
         St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
         St::Raw(h) => set.get::<raw::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
@@ -1412,7 +1465,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
         }
         St::Udp(h) => {
             let s = set.get::<udp::Socket>(h);
-            if s.can_recv() {
+            if s.can_recv() || !e.dgrams.is_empty() {
                 r |= rd;
             }
             if s.can_send() {

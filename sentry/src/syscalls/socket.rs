@@ -371,7 +371,8 @@ pub fn recvfrom(
     } as u64)
 }
 
-/// Parses the control messages of a sendmsg: SCM_RIGHTS and SCM_CREDENTIALS.
+/// Parses the control messages of a sendmsg: SCM_RIGHTS and SCM_CREDENTIALS; those of
+/// other levels go to the socket (which ignores the ones it has no use for, as Linux).
 fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Result<(), Errno> {
     if len == 0 {
         return Ok(());
@@ -426,7 +427,8 @@ fn parse_control(t: &Task, control: u64, len: u64, msg: &mut OutMessage) -> Resu
                 }
                 msg.creds = Some(c);
             }
-            _ => return Err(Errno::EINVAL),
+            (libc::SOL_SOCKET, _) => return Err(Errno::EINVAL),
+            (level, ty) => msg.control.push((level, ty, data.to_vec())),
         }
         off += cmsg_align(clen);
     }
@@ -488,6 +490,9 @@ fn build_control(t: &Task, m: &mut InMessage, room: usize, cloexec: bool) -> (Ve
     };
     if let Some(cr) = m.creds {
         c.put(libc::SOL_SOCKET, SCM_CREDENTIALS, cr.seen_by(t).as_bytes());
+    }
+    for (level, ty, data) in std::mem::take(&mut m.control) {
+        c.put(level, ty, &data);
     }
     let files = std::mem::take(&mut m.fds);
     if !files.is_empty() {

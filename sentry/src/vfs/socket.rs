@@ -103,6 +103,9 @@ pub struct OutMessage {
     pub fds: Vec<Arc<OpenFile>>,
     /// SCM_CREDENTIALS as the sender asked (already validated); None: the sender's own.
     pub creds: Option<Ucred>,
+    /// Control messages of other levels than SOL_SOCKET, as (level, type, data), for the
+    /// socket to interpret (internet sockets: IP_TTL, IP_TOS, IPV6_HOPLIMIT, ...).
+    pub control: Vec<(i32, i32, Vec<u8>)>,
 }
 
 /// A message received; its data went to the [`IoDst`] given to [`Socket::recv`].
@@ -120,6 +123,9 @@ pub struct InMessage {
     pub fds: Vec<Arc<OpenFile>>,
     /// The sender's credentials, present when the receiver set SO_PASSCRED.
     pub creds: Option<Ucred>,
+    /// Further control messages as (level, type, data), in the order Linux writes them
+    /// (internet sockets: SO_TIMESTAMP, IP_PKTINFO, IP_TTL, ...).
+    pub control: Vec<(i32, i32, Vec<u8>)>,
 }
 
 /// Flags of one send or receive call.

@@ -1,0 +1,475 @@
+//! UDP delivery inside the sandbox: a demultiplexer above smoltcp.
+//!
+//! smoltcp hands an arriving datagram to the first of its sockets that matches. Linux
+//! delivers a unicast datagram to the best-matching socket (a bound address over the
+//! wildcard, a connected socket over an unconnected one, a bound device over none; among
+//! SO_REUSEPORT sockets of the same rank one chosen by a hash of the source, otherwise the
+//! most recently bound), and a multicast or broadcast datagram to every socket that matches
+//! (for multicast, only when a socket joined the group on the receiving interface; each
+//! socket then by its own memberships or IP_MULTICAST_ALL). So a datagram that stays inside
+//! the sandbox (to one of its own addresses, a multicast group or a broadcast address) never
+//! enters smoltcp: `sendmsg` builds a [`Datagram`] with what its IP header would carry (TTL,
+//! TOS, addresses, interface) and [`deliver`] queues it on the receivers' entries
+//! ([`Entry::dgrams`]), from which `recvmsg` reads it with its control messages
+//! ([`control`]). Datagrams from the link still come through each socket's smoltcp socket:
+//! one receiver each, and without the TTL and TOS, which smoltcp does not report.
+
+use std::time::SystemTime;
+
+use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
+
+use super::config::LOOPBACK_INDEX;
+use super::inet::{int, sockaddr, v6only};
+use super::stack::{Entry, Inner, Proto, St};
+
+/// A datagram queued for a socket by the sentry.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub data: Vec<u8>,
+    pub src: (IpAddress, u16),
+    /// The destination as addressed (the group or broadcast address for those).
+    pub dst: (IpAddress, u16),
+    /// The local address a reply would come from (IP_PKTINFO's `ipi_spec_dst`).
+    pub spec_dst: IpAddress,
+    pub ttl: u8,
+    pub tos: u8,
+    /// The receiving interface.
+    pub ifindex: i32,
+    pub at: SystemTime,
+}
+
+/// How a destination inside the sandbox is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One of the stack's own addresses.
+    Unicast,
+    /// An IPv4 multicast group.
+    Multicast,
+    /// 255.255.255.255 or the broadcast address of one of the stack's IPv4 networks.
+    Broadcast,
+}
+
+/// Whether `ip` (already resolved from the unspecified address) is delivered by the
+/// sentry, and how.
+pub fn kind(g: &Inner, ip: IpAddress) -> Option<Kind> {
+    match ip {
+        IpAddress::Ipv4(a) if a.is_multicast() => Some(Kind::Multicast),
+        IpAddress::Ipv4(a) if is_broadcast(g, a) => Some(Kind::Broadcast),
+        a if g.is_own(a) => Some(Kind::Unicast),
+        _ => None,
+    }
+}
+
+/// Whether `a` is the limited broadcast address or the broadcast address of one of the
+/// stack's IPv4 networks.
+pub fn is_broadcast(g: &Inner, a: Ipv4Address) -> bool {
+    a.is_broadcast()
+        || g.cidrs().iter().any(|c| match c {
+            IpCidr::Ipv4(c) => c.prefix_len() < 31 && c.broadcast() == Some(a),
+            IpCidr::Ipv6(_) => false,
+        })
+}
+
+/// The IPv4 address the stack holds on interface `index`.
+pub fn address_of(g: &Inner, index: i32) -> Option<Ipv4Address> {
+    g.cidrs().iter().find_map(|c| match c.address() {
+        IpAddress::Ipv4(a) if (index == LOOPBACK_INDEX) == a.is_loopback() => Some(a),
+        _ => None,
+    })
+}
+
+/// The interface a datagram to `dst` (multicast or broadcast) leaves by: the socket's
+/// IP_MULTICAST_IF (multicast), its bound device, its bound address's interface, or the
+/// link; `None` when there is no route (ENETUNREACH).
+pub fn out_interface(g: &Inner, e: &Entry, dst: IpAddress, kind: Kind) -> Option<i32> {
+    if kind == Kind::Multicast {
+        if let Some(index) = super::multicast::interface(e) {
+            return Some(index);
+        }
+    }
+    if e.bound_dev != 0 {
+        return Some(e.bound_dev);
+    }
+    // A network's own broadcast address leaves by that network's interface.
+    if let IpAddress::Ipv4(a) = dst {
+        let net = g.cidrs().iter().find(|c| match c {
+            IpCidr::Ipv4(c) => c.prefix_len() < 31 && c.broadcast() == Some(a),
+            IpCidr::Ipv6(_) => false,
+        });
+        if let Some(c) = net {
+            return Some(if is_loopback(c.address()) {
+                LOOPBACK_INDEX
+            } else {
+                g.link_index?
+            });
+        }
+    }
+    match e.bound.and_then(|b| b.0) {
+        Some(a) if is_loopback(a) => Some(LOOPBACK_INDEX),
+        _ => g.link_index,
+    }
+}
+
+fn is_loopback(a: IpAddress) -> bool {
+    std::net::IpAddr::from(a).is_loopback()
+}
+
+/// A datagram's rank for entry `e` by Linux's UDP lookup (higher is better), `None` when
+/// `e` does not take it. Multicast and broadcast datagrams also need the port and address
+/// match; their group membership is checked by the caller.
+fn score(e: &Entry, d: &Datagram) -> Option<u32> {
+    if e.proto != Proto::Udp || !matches!(e.st, St::Udp(_)) {
+        return None;
+    }
+    let (addr, port) = e.bound?;
+    if port != d.dst.1 {
+        return None;
+    }
+    let mut score = match (d.dst.0, e.family) {
+        (IpAddress::Ipv4(_), libc::AF_INET) => 2,
+        (IpAddress::Ipv4(_), _) if !v6only(e) => 1,
+        (IpAddress::Ipv6(_), libc::AF_INET6) => 2,
+        _ => return None,
+    };
+    if let Some(a) = addr {
+        if a != d.dst.0 {
+            return None;
+        }
+        score += 4;
+    }
+    // Connected: the peer's address, and its port unless connected to port 0.
+    if let Some((addr, port)) = e.udp_peer {
+        if addr != d.src.0 {
+            return None;
+        }
+        score += 4;
+        if port != 0 {
+            if port != d.src.1 {
+                return None;
+            }
+            score += 4;
+        }
+    }
+    if e.bound_dev != 0 {
+        if e.bound_dev != d.ifindex {
+            return None;
+        }
+        score += 4;
+    }
+    Some(score)
+}
+
+/// A stable hash of the datagram's source, for choosing among SO_REUSEPORT sockets.
+fn flow_hash(d: &Datagram) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    match d.src.0 {
+        IpAddress::Ipv4(a) => a.octets().into_iter().for_each(&mut mix),
+        IpAddress::Ipv6(a) => a.octets().into_iter().for_each(&mut mix),
+    }
+    d.src.1.to_be_bytes().into_iter().for_each(&mut mix);
+    h
+}
+
+/// Queues `d` for the sockets that take it (see the module docs); returns how many did.
+pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
+    let holders = g.port_holders(Proto::Udp, d.dst.1);
+    let receivers: Vec<u64> = match kind {
+        Kind::Unicast => {
+            // Most recently bound first: it wins a tie between SO_REUSEADDR sockets.
+            let mut best: Vec<u64> = Vec::new();
+            let mut top = 0;
+            for &id in holders.iter().rev() {
+                let Some(s) = score(&g.entries[&id], d) else {
+                    continue;
+                };
+                if s > top {
+                    (top, best) = (s, vec![id]);
+                } else if s == top {
+                    best.push(id);
+                }
+            }
+            let group: Vec<u64> = best
+                .iter()
+                .copied()
+                .filter(|id| g.entries[id].opts.reuse_port)
+                .collect();
+            match (best.first(), group.len()) {
+                (None, _) => Vec::new(),
+                (Some(&first), _) if !g.entries[&first].opts.reuse_port => vec![first],
+                // In bind order, so that a source keeps its socket while the group stays.
+                (_, n) => {
+                    let mut group = group;
+                    group.reverse();
+                    vec![group[(flow_hash(d) % n as u64) as usize]]
+                }
+            }
+        }
+        Kind::Broadcast => holders
+            .iter()
+            .copied()
+            .filter(|id| score(&g.entries[id], d).is_some())
+            .collect(),
+        Kind::Multicast => {
+            let IpAddress::Ipv4(group) = d.dst.0 else {
+                return 0;
+            };
+            let joined = |e: &Entry| super::multicast::is_member(e, group, d.ifindex);
+            if !g.entries.values().any(joined) {
+                // No socket joined the group on this interface: the host drops it.
+                return 0;
+            }
+            holders
+                .iter()
+                .copied()
+                .filter(|id| {
+                    let e = &g.entries[id];
+                    score(e, d).is_some() && (joined(e) || super::multicast::all(e))
+                })
+                .collect()
+        }
+    };
+    let mut n = 0;
+    for id in receivers {
+        let e = g.entries.get_mut(&id).expect("present");
+        // Linux takes a datagram while the queue is below SO_RCVBUF.
+        if e.rd_shut || e.dgram_bytes >= e.rcvbuf {
+            continue;
+        }
+        e.dgram_bytes += d.data.len();
+        e.dgrams.push_back(d.clone());
+        n += 1;
+    }
+    n
+}
+
+/// The receive timestamp SIOCGSTAMP reports, as Linux keeps `sk_stamp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stamp {
+    /// Nothing read yet (ENOENT).
+    #[default]
+    Unset,
+    /// Read without timestamping: the first SIOCGSTAMP takes the time it is asked.
+    Pending,
+    /// SIOCGSTAMP was asked: each read records its datagram's arrival.
+    Tracking(Option<SystemTime>),
+}
+
+/// A datagram that arrived `at` was read from `e`: SO_TIMESTAMP gives it in a control
+/// message and leaves the ioctl's stamp alone; otherwise the stamp follows, once
+/// SIOCGSTAMP asked for it.
+pub fn note_read(e: &mut Entry, at: SystemTime) {
+    if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) || on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
+        return;
+    }
+    e.stamp = match e.stamp {
+        Stamp::Tracking(_) => Stamp::Tracking(Some(at)),
+        Stamp::Unset => Stamp::Pending,
+        s => s,
+    };
+}
+
+/// SIOCGSTAMP: the stamp, `None` when nothing was read (ENOENT). Asking turns tracking on.
+pub fn stamp(e: &mut Entry) -> Option<SystemTime> {
+    let (now, next) = match e.stamp {
+        Stamp::Unset => (None, Stamp::Tracking(None)),
+        Stamp::Pending => {
+            let t = SystemTime::now();
+            (Some(t), Stamp::Tracking(Some(t)))
+        }
+        Stamp::Tracking(t) => (t, Stamp::Tracking(t)),
+    };
+    e.stamp = next;
+    now
+}
+
+/// `SO_TIMESTAMP`, `SO_TIMESTAMPNS` (and their SCM_ types).
+const SO_TIMESTAMP: i32 = 29;
+const SO_TIMESTAMPNS: i32 = 35;
+const IP_RECVORIGDSTADDR: i32 = 20;
+const IPV6_RECVORIGDSTADDR: i32 = 74;
+
+/// The receive options of datagram sockets that are plain flags (as Linux keeps them: 0
+/// or 1).
+pub const RECV_FLAGS: [(i32, i32); 10] = [
+    (libc::SOL_SOCKET, SO_TIMESTAMP),
+    (libc::SOL_SOCKET, SO_TIMESTAMPNS),
+    (libc::IPPROTO_IP, libc::IP_PKTINFO),
+    (libc::IPPROTO_IP, libc::IP_RECVTTL),
+    (libc::IPPROTO_IP, libc::IP_RECVTOS),
+    (libc::IPPROTO_IP, IP_RECVORIGDSTADDR),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
+    (libc::IPPROTO_IPV6, IPV6_RECVORIGDSTADDR),
+];
+
+fn on(e: &Entry, level: i32, name: i32) -> bool {
+    e.options
+        .get(&(level, name))
+        .is_some_and(|v| v.iter().any(|&b| b != 0))
+}
+
+fn v4_octets(a: IpAddress) -> [u8; 4] {
+    match a {
+        IpAddress::Ipv4(a) => a.octets(),
+        IpAddress::Ipv6(a) => a.to_ipv4_mapped().map_or([0; 4], |a| a.octets()),
+    }
+}
+
+fn v6_octets(a: IpAddress) -> [u8; 16] {
+    match a {
+        IpAddress::Ipv4(a) => a.to_ipv6_mapped().octets(),
+        IpAddress::Ipv6(a) => a.octets(),
+    }
+}
+
+/// The control messages `recvmsg` gives with `d` on entry `e`, in Linux's order: the
+/// timestamp, then the IPv4 ones (IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR) for an IPv4
+/// datagram, then the IPv6 ones of an AF_INET6 socket (IPV6_PKTINFO, IPV6_HOPLIMIT,
+/// IPV6_TCLASS, IPV6_ORIGDSTADDR).
+pub fn control(e: &Entry, d: &Datagram) -> Vec<(i32, i32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let since =
+        d.at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+    if on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
+        let mut ts = (since.as_secs() as i64).to_ne_bytes().to_vec();
+        ts.extend_from_slice(&i64::from(since.subsec_nanos()).to_ne_bytes());
+        out.push((libc::SOL_SOCKET, SO_TIMESTAMPNS, ts));
+    } else if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) {
+        let mut tv = (since.as_secs() as i64).to_ne_bytes().to_vec();
+        tv.extend_from_slice(&i64::from(since.subsec_micros()).to_ne_bytes());
+        out.push((libc::SOL_SOCKET, SO_TIMESTAMP, tv));
+    }
+    let ip = libc::IPPROTO_IP;
+    if let IpAddress::Ipv4(_) = d.dst.0 {
+        if on(e, ip, libc::IP_PKTINFO) {
+            let mut v = d.ifindex.to_ne_bytes().to_vec();
+            v.extend_from_slice(&v4_octets(d.spec_dst));
+            v.extend_from_slice(&v4_octets(d.dst.0));
+            out.push((ip, libc::IP_PKTINFO, v));
+        }
+        if on(e, ip, libc::IP_RECVTTL) {
+            out.push((ip, libc::IP_TTL, int(i32::from(d.ttl))));
+        }
+        if on(e, ip, libc::IP_RECVTOS) {
+            out.push((ip, libc::IP_TOS, vec![d.tos]));
+        }
+        if on(e, ip, IP_RECVORIGDSTADDR) {
+            out.push((
+                ip,
+                IP_RECVORIGDSTADDR,
+                sockaddr(libc::AF_INET, d.dst.0, d.dst.1),
+            ));
+        }
+    }
+    if e.family == libc::AF_INET6 {
+        let ip6 = libc::IPPROTO_IPV6;
+        if on(e, ip6, libc::IPV6_RECVPKTINFO) {
+            let mut v = v6_octets(d.dst.0).to_vec();
+            v.extend_from_slice(&d.ifindex.to_ne_bytes());
+            out.push((ip6, libc::IPV6_PKTINFO, v));
+        }
+        if let IpAddress::Ipv6(_) = d.dst.0 {
+            if on(e, ip6, libc::IPV6_RECVHOPLIMIT) {
+                out.push((ip6, libc::IPV6_HOPLIMIT, int(i32::from(d.ttl))));
+            }
+            if on(e, ip6, libc::IPV6_RECVTCLASS) {
+                out.push((ip6, libc::IPV6_TCLASS, int(i32::from(d.tos))));
+            }
+            if on(e, ip6, IPV6_RECVORIGDSTADDR) {
+                out.push((
+                    ip6,
+                    IPV6_RECVORIGDSTADDR,
+                    sockaddr(libc::AF_INET6, d.dst.0, d.dst.1),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::stack::Stack;
+    use std::sync::Arc;
+
+    fn udp_entry(g: &mut Inner, addr: Option<IpAddress>, port: u16, reuse_port: bool) -> u64 {
+        let id = crate::net::stack::next_id();
+        let mut e = Entry::new(
+            Proto::Udp,
+            libc::AF_INET,
+            Arc::new(crate::waiter::WaitQueue::new()),
+        );
+        e.opts.reuse_port = reuse_port;
+        e.opts.reuse_addr = true;
+        g.entries.insert(id, e);
+        g.bind_port(Proto::Udp, addr, port, id).unwrap();
+        let h = g.new_udp(addr, port);
+        let e = g.entries.get_mut(&id).unwrap();
+        e.bound = Some((addr, port));
+        e.st = St::Udp(h);
+        id
+    }
+
+    fn datagram(src_port: u16, dst: IpAddress, port: u16) -> Datagram {
+        let lo = IpAddress::v4(127, 0, 0, 1);
+        Datagram {
+            data: vec![1, 2, 3],
+            src: (lo, src_port),
+            dst: (dst, port),
+            spec_dst: lo,
+            ttl: 64,
+            tos: 0,
+            ifindex: LOOPBACK_INDEX,
+            at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn unicast_goes_to_the_best_then_latest_socket() {
+        let stack = Stack::start();
+        let mut g = stack.lock();
+        let lo = IpAddress::v4(127, 0, 0, 1);
+        let wild = udp_entry(&mut g, None, 5000, false);
+        let exact = udp_entry(&mut g, Some(lo), 5000, false);
+        assert_eq!(deliver(&mut g, &datagram(1, lo, 5000), Kind::Unicast), 1);
+        assert_eq!(g.entries[&exact].dgrams.len(), 1);
+        assert!(g.entries[&wild].dgrams.is_empty());
+        let later = udp_entry(&mut g, Some(lo), 5000, false);
+        deliver(&mut g, &datagram(1, lo, 5000), Kind::Unicast);
+        assert_eq!(g.entries[&later].dgrams.len(), 1);
+        assert_eq!(g.entries[&exact].dgrams.len(), 1);
+    }
+
+    #[test]
+    fn reuseport_spreads_by_source_and_broadcast_reaches_all() {
+        let stack = Stack::start();
+        let mut g = stack.lock();
+        let lo = IpAddress::v4(127, 0, 0, 1);
+        let a = udp_entry(&mut g, Some(lo), 6000, true);
+        let b = udp_entry(&mut g, Some(lo), 6000, true);
+        for port in 1..=64 {
+            deliver(&mut g, &datagram(port, lo, 6000), Kind::Unicast);
+        }
+        let (na, nb) = (g.entries[&a].dgrams.len(), g.entries[&b].dgrams.len());
+        assert_eq!(na + nb, 64);
+        assert!(na > 0 && nb > 0, "{na} {nb}");
+        let bcast = IpAddress::v4(255, 255, 255, 255);
+        let c = udp_entry(&mut g, None, 6001, false);
+        let d = udp_entry(&mut g, Some(bcast), 6001, false);
+        let e = udp_entry(&mut g, Some(lo), 6001, false);
+        assert_eq!(
+            deliver(&mut g, &datagram(1, bcast, 6001), Kind::Broadcast),
+            2
+        );
+        assert_eq!(g.entries[&c].dgrams.len(), 1);
+        assert_eq!(g.entries[&d].dgrams.len(), 1);
+        assert!(g.entries[&e].dgrams.is_empty());
+    }
+}
