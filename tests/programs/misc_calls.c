@@ -7,6 +7,7 @@
  *   misc_calls memory        mincore and the NUMA policy calls (one-node machines)
  *   misc_calls keys          keyctl's session keyrings: join, describe, setperm, by name
  *   misc_calls syslog        syslog(2) (sandbox only: the host's log differs)
+ *   misc_calls waits         select/pselect/ppoll write back the time left; kill of a zombie
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/select.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <sys/personality.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -347,9 +352,39 @@ static void section_syslog(void) {
     report("READ_ALL negative", syscall(SYS_syslog, 3, buf, -1));
 }
 
+static void section_waits(void) {
+    struct timeval tv = {0, 10000};
+    report("select no fds", select(0, NULL, NULL, NULL, &tv));
+    printf("select left: %ld.%06ld\n", (long)tv.tv_sec, (long)tv.tv_usec);
+    struct timespec ts = {0, 10000000};
+    report("pselect no fds", syscall(SYS_pselect6, 0, NULL, NULL, NULL, &ts, NULL));
+    printf("pselect left: %ld.%09ld\n", (long)ts.tv_sec, ts.tv_nsec);
+    ts.tv_sec = 0;
+    ts.tv_nsec = 10000000;
+    report("ppoll no fds", syscall(SYS_ppoll, NULL, 0, &ts, NULL, 8));
+    printf("ppoll left: %ld.%09ld\n", (long)ts.tv_sec, ts.tv_nsec);
+    int p[2];
+    if (pipe(p) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        syscall(SYS_exit, 3);
+    }
+    close(p[1]);
+    char c;
+    report("read until the child is gone", read(p[0], &c, 1));
+    /* The child may still be finishing its exit; give it a moment to become a zombie. */
+    usleep(100000);
+    report("kill zombie", kill(pid, SIGKILL));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("zombie exit status kept: %d\n", WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    report("kill reaped", kill(pid, SIGKILL));
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|syslog\n");
+        fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|waits|syslog\n");
         return 2;
     }
     snprintf(dir, sizeof dir, "/tmp/misc_calls.%d", getpid());
@@ -367,6 +402,8 @@ int main(int argc, char **argv) {
         section_memory();
     else if (!strcmp(argv[1], "keys"))
         section_keys();
+    else if (!strcmp(argv[1], "waits"))
+        section_waits();
     else if (!strcmp(argv[1], "syslog"))
         section_syslog();
     else

@@ -1,7 +1,8 @@
 //! Small system-call families compared with native Linux (issue 12): personality, the
 //! vectored positional calls (preadv/pwritev and their *2 forms) with readahead and
 //! sync_file_range, what an O_PATH descriptor refuses, mincore and the NUMA policy calls,
-//! keyctl's session keyrings, and syslog. The program (`tests/programs/misc_calls.c`) prints
+//! keyctl's session keyrings, the time left that select/pselect6/ppoll write back, kill of
+//! a zombie, and syslog. The program (`tests/programs/misc_calls.c`) prints
 //! one line per step; both runs must match.
 
 use runsc_rs_tests::{assert_same, program_str, run_sandbox, skip};
@@ -129,5 +130,21 @@ fn syslog_reads_an_empty_log() {
         out.stdout_text(),
         "SIZE_BUFFER: 131072\nREAD_ALL: 0\nREAD_ALL null: -1 EINVAL\n\
          READ_ALL negative: -1 EINVAL\ndone\n"
+    );
+}
+
+/// select, pselect6 and ppoll write the time left back (0 after a full timeout), and a
+/// zombie can still be signalled without its exit status changing.
+#[test]
+fn wait_timeouts_and_zombie_kills_match_native() {
+    section(
+        "waits",
+        &[
+            "select left: 0.000000\n",
+            "pselect left: 0.000000000\n",
+            "ppoll left: 0.000000000\n",
+            "kill zombie: 0\n",
+            "zombie exit status kept: 1\n",
+        ],
     );
 }

@@ -285,6 +285,7 @@ pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
             mask,
             pending: signal::Pending::default(),
             handle: handle.clone(),
+            exiting: false,
         },
     );
 }
@@ -515,6 +516,9 @@ impl Task {
 
     /// Thread exit: clear_child_tid, vfork completion, leave the tables.
     fn finish(mut self, status: ExitStatus) {
+        if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
+            t.exiting = true;
+        }
         self.sample_rss();
         self.exit_mm();
         self.acct.charge_sys(&self.handle.clock);
