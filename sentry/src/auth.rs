@@ -33,6 +33,7 @@ pub mod cap {
     pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
     pub const SETFCAP: u32 = 31;
+    pub const SYSLOG: u32 = 34;
 }
 
 /// `NGROUPS_MAX`: the most supplementary groups a task may have.

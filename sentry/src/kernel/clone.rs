@@ -5,6 +5,7 @@
 //! and of the fd table (unless CLONE_FILES). Each new task runs on its own host thread.
 //! CLONE_NEWPID puts the new process in a new PID namespace under the caller's, as its init.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::task::{register_thread, TaskInit, VforkDone, DISABLED_ALTSTACK};
@@ -138,6 +139,12 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     let handle = TaskHandle::new(tid, tg.clone(), comm);
     *handle.sched.lock().unwrap() = t.handle.sched.lock().unwrap().for_child();
     handle.seccomp.inherit_from(&t.handle.seccomp);
+    handle.personality.store(
+        t.handle.personality.load(Ordering::Relaxed),
+        Ordering::Relaxed,
+    );
+    *handle.mempolicy.lock().unwrap() = *t.handle.mempolicy.lock().unwrap();
+    *handle.session_keyring.lock().unwrap() = t.handle.session_keyring.lock().unwrap().clone();
 
     let mut cpu = t.cpu.clone();
     cpu.regs.rax = 0;

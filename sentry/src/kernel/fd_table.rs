@@ -53,6 +53,20 @@ impl FdTable {
             .ok_or(Errno::EBADF)
     }
 
+    /// The file at `fd` for a call that uses the open file itself (I/O, attributes through
+    /// the descriptor, ioctl): an O_PATH descriptor is only a location, so it is EBADF, as
+    /// Linux's fdget (unlike fdget_raw, which [`FdTable::get`] is) refuses it.
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn get_io(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+        let f = self.get(fd)?;
+        if f.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        Ok(f)
+    }
+
     /// Whether `fd` is close-on-exec.
     ///
     /// # Errors

@@ -30,6 +30,7 @@ pub mod fd_table;
 pub mod freeze;
 pub mod futex;
 pub mod ipc;
+pub mod keys;
 pub mod pidfd;
 pub mod pidns;
 pub mod pids;
@@ -111,6 +112,8 @@ pub struct Kernel {
     pub ipc: ipc::Namespace,
     /// Native AIO contexts (io_setup).
     pub aio: aio::Contexts,
+    /// Keyrings (keyctl).
+    pub keys: keys::Keys,
     /// Every system-call number applications made, when `config.record_syscalls`.
     pub seen_syscalls: Option<syscall_set::SyscallSet>,
     /// Pause and resume ([`freeze`]).
@@ -168,6 +171,7 @@ impl Kernel {
             net,
             ipc: ipc::Namespace::default(),
             aio: aio::Contexts::default(),
+            keys: keys::Keys::default(),
             seen_syscalls,
             freezer: freeze::Freezer::default(),
             warned: Mutex::new(HashSet::new()),

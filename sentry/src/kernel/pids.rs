@@ -180,7 +180,7 @@ impl Tree {
         let continued;
         {
             let mut s = tg.sig();
-            if s.exit.is_some() || s.threads.is_empty() {
+            if s.exit.is_some() || s.threads.values().all(|t| t.exiting) {
                 return;
             }
             let unkillable = tg.unkillable.load(Ordering::Relaxed);

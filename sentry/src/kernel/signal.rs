@@ -278,6 +278,9 @@ pub struct ThreadSig {
     pub mask: u64,
     pub pending: Pending,
     pub handle: Arc<TaskHandle>,
+    /// The thread is on its way out (releasing its memory and files): a SIGKILL that finds
+    /// only such threads has nobody left to kill and leaves the exit status alone.
+    pub exiting: bool,
 }
 
 /// A stop or continue the parent has not collected with `wait` yet.

@@ -27,12 +27,13 @@
 //! interrupted call continues, Linux's ERESTART* codes) and the exit request of
 //! [`Task::exit_thread`] / [`Task::exit_group`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use platform::{Context, CpuState, Exit, Interrupter};
 
+use super::keys::Key;
 use super::pidns::PidNamespace;
 use super::pids::ChildState;
 use super::sched::SchedAttr;
@@ -43,7 +44,7 @@ use super::{sigframe, ExitStatus, FdTable, Kernel, ThreadGroup};
 use crate::abi::Errno;
 use crate::auth::Creds;
 use crate::mm::usermem::UserAddr;
-use crate::mm::MemoryManager;
+use crate::mm::{MemoryManager, NumaPolicy};
 use crate::vfs::FsContext;
 use crate::waiter::{WaitQueue, Waiter};
 
@@ -155,6 +156,15 @@ pub struct TaskHandle {
     /// seccomp filters and `no_new_privs` ([`super::seccomp`]): here, not in the `Task`,
     /// because TSYNC installs a filter on the other threads of the group.
     pub seccomp: SeccompState,
+    /// The execution domain personality(2) set (`PER_LINUX` = 0 by default); a child starts
+    /// with its parent's and execve keeps it.
+    pub personality: AtomicU32,
+    /// The thread's NUMA policy (set_mempolicy); a child starts with its parent's. A leaf
+    /// lock.
+    pub mempolicy: Mutex<NumaPolicy>,
+    /// The thread's session keyring ([`super::keys`]); None until it joins one or first
+    /// needs the initial one. A child starts with its parent's. A leaf lock.
+    pub session_keyring: Mutex<Option<Arc<Key>>>,
 }
 
 /// The task state other tasks may inspect through `/proc`: the task publishes it when it
@@ -188,6 +198,9 @@ impl TaskHandle {
             clock: TaskClock::default(),
             sched: Mutex::new(SchedAttr::default()),
             seccomp: SeccompState::default(),
+            personality: AtomicU32::new(0),
+            mempolicy: Mutex::new(NumaPolicy::default()),
+            session_keyring: Mutex::new(None),
         })
     }
 
@@ -272,6 +285,7 @@ pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
             mask,
             pending: signal::Pending::default(),
             handle: handle.clone(),
+            exiting: false,
         },
     );
 }
@@ -502,6 +516,9 @@ impl Task {
 
     /// Thread exit: clear_child_tid, vfork completion, leave the tables.
     fn finish(mut self, status: ExitStatus) {
+        if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
+            t.exiting = true;
+        }
         self.sample_rss();
         self.exit_mm();
         self.acct.charge_sys(&self.handle.clock);

@@ -70,6 +70,17 @@ struct Vma {
     /// VM_LOCKED (mlock, MAP_LOCKED, mlockall): never dropped by MADV_DONTNEED or
     /// msync(MS_INVALIDATE); not inherited by fork children.
     locked: bool,
+    /// The NUMA policy `mbind` gave the range (the sandbox has one node, so it only reads
+    /// back).
+    numa: NumaPolicy,
+}
+
+/// A NUMA memory policy as `set_mempolicy`/`mbind` take it: the mode with its mode flags
+/// and the node mask. The sandbox has one node, so the mask is 0 or 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NumaPolicy {
+    pub mode: i32,
+    pub nodes: u64,
 }
 
 impl Vma {
@@ -259,6 +270,7 @@ impl MemoryManager {
                     kind: VmaKind::Heap,
                     file: None,
                     locked,
+                    numa: NumaPolicy::default(),
                 },
             );
         } else if new_end < old_end
@@ -323,6 +335,7 @@ impl MemoryManager {
                 kind: req.kind,
                 file: req.file.clone(),
                 locked,
+                numa: NumaPolicy::default(),
             },
         );
         if req.shared && req.file.is_none() {
@@ -557,6 +570,68 @@ impl MemoryManager {
         let i = self.lock();
         let here = i.vma_at(addr).is_some_and(|(_, v)| v.locked);
         (i.locked_bytes(), here)
+    }
+
+    /// `mincore(2)` for the `pages` pages from `addr` (page-aligned, the caller checked):
+    /// one byte per page, 1 where the page is resident. A page is resident when this address
+    /// space holds memory-file pages for it (it was touched, or populated with a neighbour).
+    ///
+    /// # Errors
+    /// ENOMEM when part of the range is unmapped.
+    pub fn mincore(&self, addr: u64, pages: u64) -> Result<Vec<u8>, Errno> {
+        let end = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(Errno::ENOMEM)?;
+        let i = self.lock();
+        if !i.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut vec = vec![0u8; pages as usize];
+        for (&s, p) in i.pmas.range(..end) {
+            if p.end <= addr {
+                continue;
+            }
+            let first = (s.max(addr) - addr) / PAGE_SIZE;
+            let last = (p.end.min(end) - addr) / PAGE_SIZE;
+            vec[first as usize..last as usize].fill(1);
+        }
+        Ok(vec)
+    }
+
+    /// `mbind(2)`: gives `[addr, addr+len)` the NUMA policy `policy`.
+    ///
+    /// # Errors
+    /// EINVAL for an unaligned address, EFAULT when part of the range is unmapped (as
+    /// Linux's mbind).
+    pub fn set_numa_policy(&self, addr: u64, len: u64, policy: NumaPolicy) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut i = self.lock();
+        if !i.fully_mapped(addr, end) {
+            return Err(Errno::EFAULT);
+        }
+        i.split_vmas_at(addr);
+        i.split_vmas_at(end);
+        for (_, v) in i.vmas.range_mut(addr..end) {
+            v.numa = policy;
+        }
+        Ok(())
+    }
+
+    /// The NUMA policy of the mapping at `addr` (`get_mempolicy(MPOL_F_ADDR)`).
+    ///
+    /// # Errors
+    /// EFAULT when nothing is mapped there.
+    pub fn numa_policy(&self, addr: u64) -> Result<NumaPolicy, Errno> {
+        let i = self.lock();
+        i.vma_at(addr).map(|(_, v)| v.numa).ok_or(Errno::EFAULT)
     }
 
     /// `mremap(2)`: resizes or moves `[old, old+old_len)`.
@@ -965,6 +1040,7 @@ impl MemoryManager {
                     kind: VmaKind::Named(PATCH_TABLE_NAME.into()),
                     file: None,
                     locked: false,
+                    numa: NumaPolicy::default(),
                 },
             );
             i.patch_next = 1;
@@ -1229,6 +1305,7 @@ impl MemoryManager {
                     file: v.file,
                     // mlock is not in the image: restored pages are unlocked.
                     locked: false,
+                    numa: NumaPolicy::default(),
                 },
             );
         }

@@ -20,7 +20,7 @@ fn setattr(d: &Dentry, a: SetAttr) -> SysResult {
 }
 
 fn fd_dentry(t: &Task, fd: Fd) -> Result<Arc<Dentry>, Errno> {
-    t.fds.get(fd.0)?.dentry.clone().ok_or(Errno::EPERM)
+    t.fds.get_io(fd.0)?.dentry.clone().ok_or(Errno::EPERM)
 }
 
 /// chmod(2)
@@ -229,7 +229,7 @@ pub fn ftruncate(t: &mut Task, fd: Fd, len: i64) -> SysResult {
     if len < 0 {
         return Err(Errno::EINVAL);
     }
-    let f = t.fds.get(fd.0)?;
+    let f = t.fds.get_io(fd.0)?;
     if !f.writable() {
         return Err(Errno::EINVAL);
     }
@@ -252,7 +252,7 @@ pub fn fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysR
     if offset < 0 || len <= 0 {
         return Err(Errno::EINVAL);
     }
-    let f = t.fds.get(fd.0)?;
+    let f = t.fds.get_io(fd.0)?;
     if !f.writable() {
         return Err(Errno::EBADF);
     }

@@ -1,5 +1,6 @@
-//! Calls on an open file descriptor: the read/write family, close/close_range, dup/dup2/dup3,
-//! fcntl, ioctl, lseek and fadvise64.
+//! Calls on an open file descriptor: the read/write family (vectored and positional ones
+//! included), close/close_range, dup/dup2/dup3,
+//! fcntl, ioctl, lseek, fadvise64 and readahead.
 
 use std::sync::Arc;
 
@@ -14,8 +15,9 @@ use crate::vfs::OpenFile;
 /// so nothing of this size is ever allocated.
 const MAX_RW: usize = 0x7fff_f000;
 
+/// The open file `fd` for I/O and ioctl: O_PATH descriptors are EBADF.
 fn file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
-    t.fds.get(fd.0)
+    t.fds.get_io(fd.0)
 }
 
 /// RLIMIT_NOFILE's soft limit: every call that installs a file descriptor stays below it.
@@ -138,6 +140,129 @@ pub fn writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
     Ok(f.write(t, &mut src)? as u64)
 }
 
+/// preadv2/pwritev2 flags (RWF_*).
+const RWF_HIPRI: u32 = 0x01;
+const RWF_DSYNC: u32 = 0x02;
+const RWF_SYNC: u32 = 0x04;
+const RWF_NOAPPEND: u32 = 0x20;
+/// The flags the sentry honours: HIPRI is a polling hint; DSYNC and SYNC ask for what fsync
+/// gives, which the sentry's files have once a write returns; NOAPPEND asks a positional
+/// write to ignore O_APPEND, which positional writes here always do. RWF_NOWAIT, RWF_APPEND and the
+/// newer flags are EOPNOTSUPP, as Linux answers for files that lack them.
+const RWF_SUPPORTED: u32 = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOAPPEND;
+
+/// The offset of preadv/pwritev and their *2 variants: on x86-64 the low word is the whole
+/// offset (Linux's pos_from_hilo drops the high word).
+fn hilo_offset(pos_l: u64) -> i64 {
+    pos_l as i64
+}
+
+/// The common part of readv(2) and preadv(2)/preadv2(2): `off` None reads at the file
+/// offset.
+fn do_readv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, off: Option<i64>) -> SysResult {
+    if off.is_some_and(|o| o < 0) {
+        return Err(Errno::EINVAL);
+    }
+    let f = file(t, fd)?;
+    if off.is_some() && !f.ops().seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let iovs =
+        t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
+    let mm = t.mm.clone();
+    let mut dst = UserIo::new(&mm, iovs, MAX_RW);
+    let n = match off {
+        Some(o) => f.read_at(t, &mut dst, o as u64)?,
+        None => f.read(t, &mut dst)?,
+    };
+    Ok(n as u64)
+}
+
+/// The common part of writev(2) and pwritev(2)/pwritev2(2).
+fn do_writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, off: Option<i64>) -> SysResult {
+    let Some(o) = off else {
+        return writev(t, fd, iov, iovcnt);
+    };
+    if o < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = file(t, fd)?;
+    if !f.ops().seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let iovs =
+        t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
+    let total = iovs
+        .iter()
+        .fold(0usize, |acc, v| acc.saturating_add(v.len as usize));
+    let max = fsize_allowance(t, &f, Some(o as u64), total.min(MAX_RW))?;
+    let mm = t.mm.clone();
+    let mut src = UserIo::new(&mm, iovs, max);
+    Ok(f.write_at(t, &mut src, o as u64)? as u64)
+}
+
+/// preadv(2)
+pub fn preadv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64) -> SysResult {
+    do_readv(t, fd, iov, iovcnt, Some(hilo_offset(pos_l)))
+}
+
+/// pwritev(2)
+pub fn pwritev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64) -> SysResult {
+    do_writev(t, fd, iov, iovcnt, Some(hilo_offset(pos_l)))
+}
+
+/// Checks preadv2/pwritev2 flags against an open `fd` (EBADF first, as Linux looks the file
+/// up before its flags).
+fn check_rwf(t: &Task, fd: Fd, flags: u32) -> Result<(), Errno> {
+    file(t, fd)?;
+    if flags & !RWF_SUPPORTED != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+/// preadv2(2): an offset of -1 reads at the file offset (as readv).
+pub fn preadv2(
+    t: &mut Task,
+    fd: Fd,
+    iov: UserAddr,
+    iovcnt: i32,
+    pos_l: u64,
+    _pos_h: u64,
+    flags: u32,
+) -> SysResult {
+    let pos = hilo_offset(pos_l);
+    if pos < -1 {
+        return Err(Errno::EINVAL);
+    }
+    check_rwf(t, fd, flags)?;
+    do_readv(t, fd, iov, iovcnt, (pos != -1).then_some(pos))
+}
+
+/// pwritev2(2): an offset of -1 writes at the file offset (as writev).
+pub fn pwritev2(
+    t: &mut Task,
+    fd: Fd,
+    iov: UserAddr,
+    iovcnt: i32,
+    pos_l: u64,
+    _pos_h: u64,
+    flags: u32,
+) -> SysResult {
+    let pos = hilo_offset(pos_l);
+    if pos < -1 {
+        return Err(Errno::EINVAL);
+    }
+    check_rwf(t, fd, flags)?;
+    do_writev(t, fd, iov, iovcnt, (pos != -1).then_some(pos))
+}
+
 /// close(2)
 pub fn close(t: &mut Task, fd: Fd) -> SysResult {
     let f = t.fds.remove(fd.0)?;
@@ -173,7 +298,7 @@ pub fn close_range(t: &mut Task, first: u32, last: u32, flags: Flags) -> SysResu
 
 /// dup(2)
 pub fn dup(t: &mut Task, fd: Fd) -> SysResult {
-    let f = file(t, fd)?;
+    let f = t.fds.get(fd.0)?;
     let limit = nofile_limit(t);
     Ok(t.fds.install(f, 0, false, limit)? as u64)
 }
@@ -181,7 +306,7 @@ pub fn dup(t: &mut Task, fd: Fd) -> SysResult {
 /// dup2(2)
 pub fn dup2(t: &mut Task, old: Fd, new: Fd) -> SysResult {
     if old == new {
-        file(t, old)?;
+        t.fds.get(old.0)?;
         return Ok(new.0 as u64);
     }
     dup3(t, old, new, Flags(0))
@@ -192,7 +317,7 @@ pub fn dup3(t: &mut Task, old: Fd, new: Fd, flags: Flags) -> SysResult {
     if flags.0 & !(libc::O_CLOEXEC as u64) != 0 || old == new {
         return Err(Errno::EINVAL);
     }
-    let f = file(t, old)?;
+    let f = t.fds.get(old.0)?;
     if new.0 < 0 || new.0 as u64 >= nofile_limit(t) {
         return Err(Errno::EBADF);
     }
@@ -203,7 +328,16 @@ pub fn dup3(t: &mut Task, old: Fd, new: Fd, flags: Flags) -> SysResult {
 
 /// fcntl(2)
 pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
-    let f = file(t, fd)?;
+    let f = t.fds.get(fd.0)?;
+    // An O_PATH descriptor answers only the descriptor-level commands (Linux's
+    // check_fcntl_cmd).
+    let descriptor_cmd = matches!(
+        cmd,
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
+    );
+    if f.is_path_only() && !descriptor_cmd {
+        return Err(Errno::EBADF);
+    }
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
             let min = i32::try_from(arg).map_err(|_| Errno::EINVAL)?;
@@ -328,11 +462,28 @@ pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
 
 /// fadvise64(2): advice about the page cache, which the sentry's files do not need.
 pub fn fadvise64(t: &mut Task, fd: Fd, _offset: i64, len: i64, advice: i32) -> SysResult {
-    let f = t.fds.get(fd.0)?;
+    let f = file(t, fd)?;
     if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
     if len < 0 || !(0..=5).contains(&advice) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// readahead(2): a regular file opened for reading. Its pages come in when they are read
+/// (the sentry's page cache fills on demand), so after the checks there is nothing to start.
+pub fn readahead(t: &mut Task, fd: Fd, _offset: i64, _count: usize) -> SysResult {
+    let f = file(t, fd)?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let regular = f
+        .dentry
+        .as_ref()
+        .is_some_and(|d| d.inode.file_type() == Ok(crate::vfs::FileType::Regular));
+    if !regular {
         return Err(Errno::EINVAL);
     }
     Ok(0)

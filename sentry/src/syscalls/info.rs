@@ -1,9 +1,11 @@
-//! System information: uname, sysinfo, getrandom.
+//! System information: uname, sysinfo, getrandom, syslog.
 
 use super::Flags;
 use crate::abi::{Errno, SysResult, Sysinfo, Utsname, RELEASE, VERSION};
+use crate::auth::cap;
+use crate::kernel::task::Restart;
 use crate::kernel::Task;
-use crate::mm::usermem::UserAddr;
+use crate::mm::usermem::{access_ok, UserAddr};
 
 fn field(s: &str) -> [u8; 65] {
     let mut f = [0u8; 65];
@@ -55,4 +57,53 @@ pub fn getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: Flags) -> SysRe
     rustix::rand::getrandom(&mut data, rustix::rand::GetRandomFlags::empty())
         .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
     Ok(t.mm.copy_out(buf.0, &data)? as u64)
+}
+
+const SYSLOG_ACTION_CLOSE: i32 = 0;
+const SYSLOG_ACTION_OPEN: i32 = 1;
+const SYSLOG_ACTION_READ: i32 = 2;
+const SYSLOG_ACTION_READ_ALL: i32 = 3;
+const SYSLOG_ACTION_READ_CLEAR: i32 = 4;
+const SYSLOG_ACTION_CLEAR: i32 = 5;
+const SYSLOG_ACTION_CONSOLE_OFF: i32 = 6;
+const SYSLOG_ACTION_CONSOLE_ON: i32 = 7;
+const SYSLOG_ACTION_CONSOLE_LEVEL: i32 = 8;
+const SYSLOG_ACTION_SIZE_UNREAD: i32 = 9;
+const SYSLOG_ACTION_SIZE_BUFFER: i32 = 10;
+/// The size of the sandbox's kernel log buffer (Linux's common 1 << CONFIG_LOG_BUF_SHIFT).
+const LOG_BUF_LEN: u64 = 1 << 17;
+
+/// syslog(2): the sandbox's kernel log, which is empty: the sentry writes its own log to
+/// the host, never into the application's view. As with `kernel.dmesg_restrict = 0`,
+/// reading it all and asking its size need no capability; the other actions need
+/// CAP_SYSLOG (or CAP_SYS_ADMIN).
+pub fn syslog(t: &mut Task, action: i32, buf: UserAddr, len: i32) -> SysResult {
+    let open_to_all = action == SYSLOG_ACTION_READ_ALL || action == SYSLOG_ACTION_SIZE_BUFFER;
+    if !open_to_all && !t.creds.has_cap(cap::SYSLOG) && !t.creds.has_cap(cap::SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    match action {
+        SYSLOG_ACTION_CLOSE | SYSLOG_ACTION_OPEN => Ok(0),
+        SYSLOG_ACTION_READ | SYSLOG_ACTION_READ_ALL | SYSLOG_ACTION_READ_CLEAR => {
+            if buf.is_null() || len < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if len == 0 {
+                return Ok(0);
+            }
+            access_ok(buf, len as u64)?;
+            if action == SYSLOG_ACTION_READ {
+                // Waits for a message, which never comes: only a signal ends the wait.
+                let r = t.sleep_until(None);
+                t.restart = Some(Restart::Sys);
+                return r.and(Err(Errno::EINTR));
+            }
+            Ok(0)
+        }
+        SYSLOG_ACTION_CLEAR | SYSLOG_ACTION_CONSOLE_OFF | SYSLOG_ACTION_CONSOLE_ON => Ok(0),
+        SYSLOG_ACTION_CONSOLE_LEVEL if (1..=8).contains(&len) => Ok(0),
+        SYSLOG_ACTION_SIZE_UNREAD => Ok(0),
+        SYSLOG_ACTION_SIZE_BUFFER => Ok(LOG_BUF_LEN),
+        _ => Err(Errno::EINVAL),
+    }
 }

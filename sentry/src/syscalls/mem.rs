@@ -1,4 +1,4 @@
-//! Memory system calls: brk, mmap family, madvise, the mlock family.
+//! Memory system calls: brk, mmap family, madvise, mincore, the mlock family.
 
 use platform::Perms;
 
@@ -7,7 +7,7 @@ use crate::abi::{Errno, SysResult, PAGE_SIZE};
 use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
 use crate::mm::filemap::FileMapping;
-use crate::mm::usermem::UserAddr;
+use crate::mm::usermem::{access_ok, UserAddr};
 use crate::mm::{MmapRequest, Placement, VmaKind};
 use crate::vfs::FileType;
 
@@ -110,6 +110,27 @@ const CAP_IPC_LOCK: u32 = 14;
 /// `mlock2` flag: lock pages as they are faulted in.
 const MLOCK_ONFAULT: u32 = 1;
 
+/// Pages whose residency mincore(2) reports per round (a bounded buffer; the mm lock is
+/// released between rounds, as Linux does between its chunks).
+const MINCORE_CHUNK: u64 = 64 * 1024;
+
+/// mincore(2)
+pub fn mincore(t: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> SysResult {
+    if !addr.0.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    access_ok(addr, len).map_err(|_| Errno::ENOMEM)?;
+    let pages = len.div_ceil(PAGE_SIZE);
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(MINCORE_CHUNK);
+        let resident = t.mm.mincore(addr.0 + done * PAGE_SIZE, n)?;
+        t.mm.write_bytes(vec.offset(done)?, &resident)?;
+        done += n;
+    }
+    Ok(0)
+}
+
 /// mlock(2). Pages are locked as far as the sandbox can say: the sentry never swaps them
 /// out, and the locked state shows where Linux shows it (MADV_DONTNEED and
 /// msync(MS_INVALIDATE) refuse locked pages, RLIMIT_MEMLOCK counts them).
@@ -164,7 +185,7 @@ fn mmap_file(
     fd: Fd,
     off: u64,
 ) -> SysResult {
-    let f = t.fds.get(fd.0)?;
+    let f = t.fds.get_io(fd.0)?;
     if !f.readable() {
         return Err(Errno::EACCES);
     }

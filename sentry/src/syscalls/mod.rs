@@ -16,29 +16,31 @@
 //! | chmod, chown, utimensat/futimesat/utimes, truncate, ftruncate, fallocate, umask | `attr.rs` |
 //! | getdents64, getcwd, chdir, fchdir, chroot | `dir.rs` |
 //! | getxattr, setxattr, listxattr, removexattr (path, l*, f* variants) | `xattr.rs` |
-//! | read/write family, close, close_range, dup*, fcntl, ioctl, lseek, fadvise64 | `fd.rs` |
+//! | read/write family (readv/writev, pread64/pwrite64, preadv/pwritev, preadv2/pwritev2), close, close_range, dup*, fcntl, ioctl, lseek, fadvise64, readahead | `fd.rs` |
 //! | flock, fcntl record and OFD locks | `lock.rs` |
-//! | fsync, fdatasync, syncfs, sync | `sync.rs` |
+//! | fsync, fdatasync, syncfs, sync, sync_file_range | `sync.rs` |
 //! | pipe, pipe2, eventfd, eventfd2, memfd_create | `pipe.rs` |
 //! | sendfile, splice, tee, vmsplice, copy_file_range | `splice.rs` |
 //! | poll, ppoll, select, pselect6, epoll | `poll.rs` |
 //! | inotify | `inotify.rs` |
 //! | mount, umount2 | `mount.rs` |
-//! | mmap, munmap, mprotect, mremap, msync, madvise, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
+//! | mmap, munmap, mprotect, mremap, msync, madvise, mincore, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
+//! | NUMA policies: set_mempolicy, get_mempolicy, mbind | `mempolicy.rs` |
 //! | socket calls | `socket.rs` |
 //! | signals: sigaction, sigprocmask, kill family, sigqueue, sigsuspend, sigtimedwait, sigaltstack | `signal.rs` |
 //! | signalfd, signalfd4 | `signalfd.rs` |
 //! | clocks, gettimeofday, time, nanosleep, clock_nanosleep; clock_settime, settimeofday, adjtimex, clock_adjtime | `time.rs` |
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
 //! | futex | `futex.rs` |
-//! | uname, sysinfo, getrandom | `info.rs` |
-//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl | `process.rs` |
+//! | uname, sysinfo, getrandom, syslog | `info.rs` |
+//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify, mq_getsetattr | `mq.rs` |
 //! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
 //! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
+//! | keyctl (session keyrings) | `keys.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod aio;
@@ -50,8 +52,10 @@ mod futex;
 pub(crate) mod info;
 mod inotify;
 mod ipc;
+mod keys;
 mod lock;
 mod mem;
+mod mempolicy;
 mod mount;
 mod mq;
 mod path;
@@ -234,6 +238,7 @@ syscall_table! {
         24 sched_yield() => sched::sched_yield, Full;
         25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
+        27 mincore(addr: UserAddr, len: u64, vec: UserAddr) => mem::mincore, Partial("a page counts as resident once this address space has memory for it: a fault populates up to 2 MiB around the page touched, and file pages cached for other processes count only after a fault here");
         28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
         29 shmget(key: i32, size: usize, flags: i32) => ipc::shmget, Full;
         30 shmat(id: i32, addr: UserAddr, flags: i32) => ipc::shmat, Full;
@@ -307,6 +312,7 @@ syscall_table! {
         99 sysinfo(info: UserAddr) => info::sysinfo, Full;
         100 times(buf: UserAddr) => process::times, Partial("user time is wall time in the application");
         102 getuid() => creds::getuid, Full;
+        103 syslog(action: i32, buf: UserAddr, len: i32) => info::syslog, Partial("the sandbox's kernel log is empty");
         104 getgid() => creds::getgid, Full;
         105 setuid(uid: u32) => creds::setuid, Full;
         106 setgid(gid: u32) => creds::setgid, Full;
@@ -333,6 +339,7 @@ syscall_table! {
         129 rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr) => signal::rt_sigqueueinfo, Full;
         130 rt_sigsuspend(mask: UserAddr, sigsetsize: usize) => signal::rt_sigsuspend, Full;
         131 sigaltstack(ss: UserAddr, old: UserAddr) => signal::sigaltstack, Full;
+        135 personality(persona: u64) => process::personality, Partial("execution domains are recorded; ADDR_NO_RANDOMIZE holds always (no layout randomization); READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, UNAME26, the other behaviour flags and PER_LINUX32 are EINVAL");
         133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
@@ -359,6 +366,7 @@ syscall_table! {
         165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
+        187 readahead(fd: Fd, offset: i64, count: usize) => fd::readahead, Partial("checks the file; pages are read when the application reads them");
         188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
         189 lsetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
         190 fsetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
@@ -401,6 +409,9 @@ syscall_table! {
         233 epoll_ctl(epfd: Fd, op: i32, fd: Fd, event: UserAddr) => poll::epoll_ctl, Full;
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
         235 utimes(path: PathArg, times: UserAddr) => attr::utimes, Full;
+        237 mbind(addr: UserAddr, len: u64, mode: i32, nmask: UserAddr, maxnode: u64, flags: u32) => mempolicy::mbind, Partial("one memory node: policies are checked and recorded; nothing moves");
+        238 set_mempolicy(mode: i32, nmask: UserAddr, maxnode: u64) => mempolicy::set_mempolicy, Partial("one memory node: policies are checked and recorded");
+        239 get_mempolicy(policy: UserAddr, nmask: UserAddr, maxnode: u64, addr: UserAddr, flags: u64) => mempolicy::get_mempolicy, Full;
         240 mq_open(name: UserAddr, oflag: Flags, mode: u32, attr: UserAddr) => mq::mq_open, Partial("no mqueue file system to mount; RLIMIT_MSGQUEUE is not charged");
         241 mq_unlink(name: UserAddr) => mq::mq_unlink, Full;
         242 mq_timedsend(fd: Fd, msg: UserAddr, len: usize, prio: u32, timeout: UserAddr) => mq::mq_timedsend, Full;
@@ -408,6 +419,7 @@ syscall_table! {
         244 mq_notify(fd: Fd, sevp: UserAddr) => mq::mq_notify, Partial("SIGEV_NONE and SIGEV_SIGNAL; SIGEV_THREAD is EINVAL");
         245 mq_getsetattr(fd: Fd, new: UserAddr, old: UserAddr) => mq::mq_getsetattr, Full;
         247 waitid(idtype: i32, id: i32, infop: UserAddr, options: i32, rusage: UserAddr) => process::waitid, Partial("rusage as wait4");
+        250 keyctl(op: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => keys::keyctl, Partial("session keyrings: GET_KEYRING_ID, JOIN_SESSION_KEYRING, SETPERM, DESCRIBE; other operations and keyrings are EOPNOTSUPP");
         251 ioprio_set(which: i32, who: i32, ioprio: i32) => sched::ioprio_set, Partial("recorded per thread; the host schedules the sentry's I/O");
         252 ioprio_get(which: i32, who: i32) => sched::ioprio_get, Full;
         253 inotify_init() => inotify::inotify_init, Full;
@@ -432,6 +444,7 @@ syscall_table! {
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");
         276 tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32) => splice::tee, Full;
+        277 sync_file_range(fd: Fd, offset: i64, nbytes: i64, flags: u32) => sync::sync_file_range, Full;
         278 vmsplice(fd: Fd, iov: UserAddr, nr_segs: usize, flags: u32) => splice::vmsplice, Partial("copies (SPLICE_F_GIFT is a hint); later changes to the memory do not reach the pipe");
         280 utimensat(dirfd: Fd, path: PathArg, times: UserAddr, flags: Flags) => attr::utimensat, Full;
         281 epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
@@ -448,6 +461,8 @@ syscall_table! {
         292 dup3(old: Fd, new: Fd, flags: Flags) => fd::dup3, Full;
         293 pipe2(fds: UserAddr, flags: Flags) => pipe::pipe2, Partial("O_DIRECT pipes are byte streams");
         294 inotify_init1(flags: Flags) => inotify::inotify_init1, Full;
+        295 preadv(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64) => fd::preadv, Full;
+        296 pwritev(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64) => fd::pwritev, Full;
         297 rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr) => signal::rt_tgsigqueueinfo, Full;
         299 recvmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32, timeout: UserAddr) => socket::recvmmsg, Partial("as recvmsg in a loop; the timeout is checked after each message, as Linux does");
         302 prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr) => process::prlimit64, Full;
@@ -466,6 +481,8 @@ syscall_table! {
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
         310 process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_readv, Full;
         311 process_vm_writev(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_writev, Full;
+        327 preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::preadv2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
+        328 pwritev2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::pwritev2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
         424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("of the PIDFD_SIGNAL_* scopes only PIDFD_SIGNAL_THREAD_GROUP");
         434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("no PIDFD_THREAD (EINVAL)");

@@ -28,6 +28,40 @@ fn deadline_ts(t: &Task, ts: UserAddr) -> Result<Option<Instant>, Errno> {
     ))
 }
 
+/// Writes the time left until `deadline` back to the caller's timeout, as Linux's
+/// poll_select_finish does for select, pselect6 and ppoll whatever the outcome. A timeout
+/// that cannot be written back leaves the result alone, except that an interrupted call
+/// is then not restarted (its timeout could not be updated).
+fn finish_timeout(
+    t: &mut Task,
+    addr: UserAddr,
+    deadline: Option<Instant>,
+    as_timeval: bool,
+    r: SysResult,
+) -> SysResult {
+    let Some(d) = deadline else {
+        return r;
+    };
+    let left = d.saturating_duration_since(Instant::now());
+    let written = if as_timeval {
+        let tv = Timeval {
+            tv_sec: left.as_secs() as i64,
+            tv_usec: left.subsec_micros() as i64,
+        };
+        t.mm.write_obj(addr, &tv)
+    } else {
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        t.mm.write_obj(addr, &ts)
+    };
+    if written.is_err() && r == Err(Errno::EINTR) {
+        t.restart = None;
+    }
+    r
+}
+
 /// `struct pollfd`.
 #[derive(
     Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
@@ -101,7 +135,8 @@ pub fn ppoll(
     let deadline = deadline_ts(t, tsp)?;
     let mask = read_temp_mask(t, sigmask, sigsetsize)?;
     apply_temp_mask(t, mask);
-    do_poll(t, fds, nfds, deadline)
+    let r = do_poll(t, fds, nfds, deadline);
+    finish_timeout(t, tsp, deadline, false, r)
 }
 
 fn read_fdset(t: &Task, addr: UserAddr, nfds: usize) -> Result<Option<Vec<u64>>, Errno> {
@@ -191,17 +226,8 @@ pub fn select(
         }
         Some(Instant::now() + Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
     };
-    let (count, deadline) = do_select(t, nfds, [r, w, e], deadline)?;
-    if let Some(d) = deadline {
-        // Linux reports the time left.
-        let left = d.saturating_duration_since(Instant::now());
-        let tv = Timeval {
-            tv_sec: left.as_secs() as i64,
-            tv_usec: left.subsec_micros() as i64,
-        };
-        t.mm.write_obj(timeout, &tv)?;
-    }
-    Ok(count)
+    let res = do_select(t, nfds, [r, w, e], deadline).map(|(count, _)| count);
+    finish_timeout(t, timeout, deadline, true, res)
 }
 
 /// pselect6(2): the sixth argument points to { const sigset_t *ss; size_t ss_len; }.
@@ -222,7 +248,8 @@ pub fn pselect6(
         read_temp_mask(t, UserAddr(ptr), len as usize)?
     };
     apply_temp_mask(t, mask);
-    Ok(do_select(t, nfds, [r, w, e], deadline)?.0)
+    let res = do_select(t, nfds, [r, w, e], deadline).map(|(count, _)| count);
+    finish_timeout(t, timeout, deadline, false, res)
 }
 
 /// epoll_create1(2)

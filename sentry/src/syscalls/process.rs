@@ -1,6 +1,8 @@
 //! Processes: identity, clone/fork/vfork, execve, exit, wait, process groups and sessions,
 //! limits, prctl (its capability options are in `creds`), arch_prctl. Scheduling is in `sched`.
 
+use std::sync::atomic::Ordering;
+
 use super::{Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
 use crate::kernel::clone::CloneArgs;
@@ -680,4 +682,31 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// personality(2)'s query value: returns the current personality and changes nothing.
+const PERSONALITY_QUERY: u32 = 0xffff_ffff;
+/// The flag bits the sentry honours by doing nothing: SHORT_INODE and WHOLE_SECONDS (legacy
+/// in Linux too) and ADDR_NO_RANDOMIZE (the sentry never randomizes the address-space
+/// layout).
+const PERSONALITY_INERT_FLAGS: u32 = 0x0100_0000 | 0x0200_0000 | 0x0004_0000;
+/// PER_LINUX32: a 32-bit `uname` machine, which the sentry does not offer.
+const PER_LINUX32: u32 = 0x0008;
+
+/// personality(2): the execution domain (low byte) and its flags. Domains other than
+/// PER_LINUX32 change nothing on x86-64 and are recorded; flags that would change memory
+/// layout, `mmap` or `uname` (READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, UNAME26, ...) are not
+/// implemented and refused with EINVAL rather than recorded without effect.
+pub fn personality(t: &mut Task, persona: u64) -> SysResult {
+    // Linux takes the argument as an unsigned int.
+    let persona = persona as u32;
+    let old = t.handle.personality.load(Ordering::Relaxed);
+    if persona == PERSONALITY_QUERY {
+        return Ok(u64::from(old));
+    }
+    if persona & 0xff == PER_LINUX32 || persona & !(0xff | PERSONALITY_INERT_FLAGS) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.handle.personality.store(persona, Ordering::Relaxed);
+    Ok(u64::from(old))
 }

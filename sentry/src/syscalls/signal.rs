@@ -196,9 +196,18 @@ pub fn kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
     let groups = {
         let tree = t.kernel.tree();
         match pid {
+            // A zombie still has its PID until it is reaped: signalling it succeeds (and
+            // changes nothing), as in Linux.
             p if p > 0 => t
                 .lookup_pid(p)
-                .and_then(|g| tree.group_of(g))
+                .and_then(|g| {
+                    tree.group_of(g).or_else(|| {
+                        tree.procs
+                            .get(&g)
+                            .filter(|z| z.zombie.is_some())
+                            .map(|z| z.tg.clone())
+                    })
+                })
                 .into_iter()
                 .collect(),
             0 => {
