@@ -32,6 +32,10 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error("invalid OCI spec: {0}")]
     BadSpec(&'static str),
+    #[error("{path} is not a checkpoint image this runsc-rs can restore: {why}")]
+    BadImage { path: PathBuf, why: String },
+    #[error("invalid checkpoint options: {0}")]
+    BadOptions(String),
     #[error("invalid resources for update: {0}")]
     BadResources(#[source] serde_json::Error),
     #[error("mounting the rootfs at {path}: {source}")]
@@ -72,7 +76,11 @@ impl Error {
             Error::Cgroup(CgroupError::Io { .. }) => Code::INTERNAL,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Spec(SpecError::Open { .. }) => Code::INTERNAL,
-            Error::Spec(_) | Error::BadSpec(_) | Error::BadResources(_) => Code::INVALID_ARGUMENT,
+            Error::Spec(_)
+            | Error::BadSpec(_)
+            | Error::BadResources(_)
+            | Error::BadImage { .. }
+            | Error::BadOptions(_) => Code::INVALID_ARGUMENT,
             Error::Sandbox(e) => match e.kind {
                 ErrorKind::NotFound => Code::NOT_FOUND,
                 ErrorKind::AlreadyExists => Code::ALREADY_EXISTS,

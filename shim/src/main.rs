@@ -12,6 +12,7 @@
 mod bootstrap;
 mod cgroup;
 mod error;
+mod image;
 mod io;
 mod sandbox;
 mod service;

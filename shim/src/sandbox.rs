@@ -127,7 +127,15 @@ impl Sandbox {
     /// # Errors
     /// As [`Sandbox::call`].
     pub fn call_pid(&self, request: &Request) -> Result<i32> {
-        match self.call(request, &[])? {
+        self.call_pid_with(request, &[])
+    }
+
+    /// A call with `fds` that answers with a PID.
+    ///
+    /// # Errors
+    /// As [`Sandbox::call`].
+    pub fn call_pid_with(&self, request: &Request, fds: &[OwnedFd]) -> Result<i32> {
+        match self.call(request, fds)? {
             Response::Pid(pid) => Ok(pid),
             other => {
                 log::warn!("unexpected answer {other:?}");

@@ -19,6 +19,7 @@
 //! started the process has published TaskStart. TaskOOM is published under it too.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 
@@ -49,6 +50,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 
 use crate::cgroup::CgroupMetrics;
 use crate::error::{Error, Result};
+use crate::image;
 use crate::io::{self, Console, Opened, StdinHandle};
 use crate::sandbox::{self, Sandbox};
 use sentry::boot::cgroup::SandboxCgroup;
@@ -120,6 +122,10 @@ struct Container {
     mounted_rootfs: Option<PathBuf>,
     init: Proc,
     execs: HashMap<String, Proc>,
+    /// `kernel.json` and `memory.bin` of the checkpoint image the container was created
+    /// from (CreateTaskRequest.checkpoint), opened at Create: its Start restores them
+    /// instead of running the init's program.
+    restore_from: Option<[OwnedFd; 2]>,
 }
 
 impl Container {
@@ -505,9 +511,16 @@ impl Service {
     }
 
     fn do_create(&self, req: &CreateTaskRequest) -> Result<u32> {
-        if !req.checkpoint.is_empty() {
-            return Err(Error::Unsupported("restoring from a checkpoint"));
-        }
+        // Restore: the image is checked and opened now (containerd may remove its unpacked
+        // copy), and restored at Start, when a runc task would run `runc restore`.
+        let restore_from = if req.checkpoint.is_empty() {
+            None
+        } else {
+            if req.terminal {
+                return Err(Error::Unsupported("restoring a container with a terminal"));
+            }
+            Some(image::open(Path::new(&req.checkpoint))?)
+        };
         let bundle = PathBuf::from(&req.bundle);
         let mut st = self.lock();
         if st.containers.contains_key(&req.id) {
@@ -569,6 +582,7 @@ impl Service {
                 mounted_rootfs,
                 init,
                 execs: HashMap::new(),
+                restore_from,
             },
         );
         self.publish(TaskCreate {
@@ -599,7 +613,14 @@ impl Service {
             ProcStatus::Running => return Err(Error::AlreadyStarted(id.to_owned())),
             ProcStatus::Stopped => return Err(Error::Finished(id.to_owned())),
         }
-        let request = if exec_id.is_empty() {
+        let restore_from = if exec_id.is_empty() {
+            c.restore_from.take()
+        } else {
+            None
+        };
+        let request = if restore_from.is_some() {
+            Request::RestoreContainer { id: id.to_owned() }
+        } else if exec_id.is_empty() {
             Request::StartContainer { id: id.to_owned() }
         } else {
             Request::StartExec {
@@ -608,7 +629,10 @@ impl Service {
             }
         };
         let sandbox = sandbox?;
-        let result = sandbox.call_pid(&request);
+        let result = match &restore_from {
+            Some(files) => sandbox.call_pid_with(&request, files),
+            None => sandbox.call_pid(&request),
+        };
         let p = c.process_mut(id, exec_id)?;
         let inner_pid = match result {
             Ok(pid) => pid,
@@ -919,6 +943,69 @@ impl Service {
         Ok(())
     }
 
+    /// Task.Checkpoint: the sandbox writes its image into `req.path` (see [`image`]);
+    /// with runc's `exit` option the container then stops, otherwise it goes on as it was
+    /// (paused if containerd paused it first, as its clients do).
+    fn do_checkpoint(&self, req: &CheckpointTaskRequest) -> Result<()> {
+        let exit = match req.options.as_ref() {
+            Some(any) => image::exit_requested(&any.type_url, &any.value)?,
+            None => false,
+        };
+        let mut st = self.lock();
+        if st.container(&req.id)?.init.status != ProcStatus::Running {
+            return Err(Error::NotRunning(req.id.clone()));
+        }
+        let sandbox = st.sandbox()?;
+        let dir = PathBuf::from(&req.path);
+        let files = image::create(&dir)?;
+        // A paused sandbox is frozen in its cgroup too: thawed for the sentry to answer (its
+        // tasks stay parked in the sentry), and frozen again afterwards.
+        let frozen = st.paused && st.cgroup.is_some();
+        if let (true, Some(cg)) = (frozen, st.cgroup.as_ref()) {
+            cg.freeze(false)?;
+        }
+        let request = Request::Checkpoint {
+            id: req.id.clone(),
+            leave_running: !exit,
+        };
+        let result = sandbox.call(&request, &files);
+        if exit && result.is_ok() {
+            // Nothing runs after the image was taken: SIGKILL reaches parked tasks.
+            let kill = Request::Signal {
+                id: req.id.clone(),
+                target: SignalTarget::All,
+                signo: libc::SIGKILL,
+            };
+            if let Err(e) = sandbox.call(&kill, &[]) {
+                log::warn!("stopping {} after its checkpoint: {e}", req.id);
+            }
+            // Unless containerd paused it (and resumes it next), the rest of the sandbox
+            // goes on.
+            if !st.paused {
+                let resume = Request::Resume { id: req.id.clone() };
+                if let Err(e) = sandbox.call(&resume, &[]) {
+                    log::warn!("resuming the sandbox after checkpointing {}: {e}", req.id);
+                }
+            }
+        } else if let (true, Some(cg)) = (frozen, st.cgroup.as_ref()) {
+            cg.freeze(true)?;
+        }
+        let summary = match result? {
+            Response::Checkpointed(summary) => summary,
+            other => {
+                log::warn!("unexpected answer {other:?}");
+                return Err(Error::SandboxGone);
+            }
+        };
+        image::finish(&dir, &summary)?;
+        log::info!(
+            "container {} checkpointed into {}: {summary:?}",
+            req.id,
+            dir.display()
+        );
+        Ok(())
+    }
+
     fn do_update(&self, req: &UpdateTaskRequest) -> Result<()> {
         let resources: LinuxResources =
             serde_json::from_slice(&req.resources.value).map_err(Error::BadResources)?;
@@ -1024,8 +1111,9 @@ impl Task for Service {
         Ok(Empty::new())
     }
 
-    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
-        Err(Error::Unsupported("checkpoint").into())
+    fn checkpoint(&self, _: &TtrpcContext, req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        self.do_checkpoint(&req)?;
+        Ok(Empty::new())
     }
 
     fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {

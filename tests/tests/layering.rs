@@ -35,7 +35,7 @@ const PLATFORM: &[&[&str]] = &[
 
 const SHIM: &[&[&str]] = &[
     &["error", "bootstrap"],
-    &["cgroup", "io"],
+    &["cgroup", "image", "io"],
     &["sandbox"],
     &["service"],
     &["shim"],

@@ -31,7 +31,11 @@
 //! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
-//!   a file the sandbox was given (stdio);
+//!   a file the sandbox was given (stdio), an unnamed AF_UNIX socket by its endpoint, an
+//!   eventfd with its counter;
+//! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
+//!   peer, queued messages with their credentials and the sender they count against,
+//!   shutdown state, pending error and socket options;
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
 //!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
@@ -40,10 +44,14 @@
 //! Format 2 added to format 1: the open file description of each fd (`description`, equal
 //! for fds that share one), the program break of each address space, each process's
 //! executable, argument area, limits and container, `comm`, the platform and the tmpfs
-//! files; zombies' status became a wait status word. [`super::restore`] reads it.
+//! files; zombies' status became a wait status word. Format 3 added unnamed AF_UNIX sockets
+//! (socket pairs, stream, datagram and seqpacket, with their queued data), eventfds, and
+//! shared mappings of files opened read-only (saved without pages: the file is read
+//! again). [`super::restore`] reads it.
 //!
-//! Anything else (sockets, epoll, inotify, timerfd, signalfd; a process waiting for its
-//! vfork child; a shared mapping of a file; a FIFO, socket or device node in a tmpfs)
+//! Anything else (named, listening or inet sockets, files in flight over SCM_RIGHTS, epoll,
+//! inotify, timerfd, signalfd; a process waiting for its vfork child; a writable shared
+//! mapping of a file; a FIFO, socket or device node in a tmpfs)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
@@ -64,7 +72,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -173,6 +181,9 @@ pub struct KernelImage {
     pub memory: Vec<MemoryRange>,
     /// The files of tmpfs mounts and of overlay upper layers.
     pub tmpfs: Vec<TmpfsImage>,
+    /// The endpoints of AF_UNIX sockets ([`FileImage::Unix`] names them by index), with
+    /// their connections and queued messages.
+    pub unix: Vec<crate::net::unix::EndpointImage>,
 }
 
 /// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
@@ -372,6 +383,10 @@ pub enum FileImage {
     Pipe { pipe: usize, buffered: Vec<u8> },
     /// A file the sandbox was given (the container's stdio), by its mode.
     Donated { mode: u32 },
+    /// An unnamed AF_UNIX socket: its endpoint in [`KernelImage::unix`].
+    Unix { endpoint: usize },
+    /// An eventfd: its counter and whether it is a semaphore.
+    EventFd { count: u64, semaphore: bool },
 }
 
 /// A used range of the memory file and its reference count.
@@ -602,11 +617,15 @@ impl Kernel {
             }
         }
         let mut descriptions = Interner::new();
+        let mut unix = crate::net::unix::Saver::default();
         let fd_tables = fd_tables
             .items
             .iter()
-            .map(|table| fd_table_image(table, &mut descriptions))
+            .map(|table| fd_table_image(table, &mut descriptions, &mut unix))
             .collect::<Result<Vec<_>, _>>()?;
+        let unix = unix
+            .finish()
+            .map_err(|what| CheckpointError::Unsupported { what })?;
         let mms = mms
             .items
             .iter()
@@ -641,6 +660,7 @@ impl Kernel {
             fd_tables,
             memory: memory_ranges,
             tmpfs,
+            unix,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -747,10 +767,19 @@ fn tmp_entries(
 
 fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
     let maps = mm.maps();
-    if let Some(m) = maps.iter().find(|m| m.shared && m.is_file) {
+
+    let file_backed: Vec<(u64, u64)> = maps
+        .iter()
+        .filter(|m| m.shared && m.is_file)
+        .map(|m| (m.start, m.end))
+        .collect();
+    // A shared mapping of a file opened read-only (glibc's gconv cache, for one) only ever
+    // shows the file: it is saved as a mapping without pages, which the restored process
+    // faults in from the file again. One that may write the file is not saved yet.
+    if let Some(m) = maps.iter().find(|m| m.shared && m.is_file && m.may_write) {
         return Err(CheckpointError::Unsupported {
             what: format!(
-                "a shared file mapping at {:#x} ({})",
+                "a writable shared file mapping at {:#x} ({})",
                 m.start,
                 match &m.kind {
                     crate::mm::VmaKind::Named(n) => n.as_str(),
@@ -783,16 +812,27 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
             file: m.is_file,
         })
         .collect();
-    let pages = mm
-        .present_ranges()
-        .into_iter()
-        .map(|(start, end, file_offset, cow)| PageRange {
-            start,
-            end,
-            file_offset,
-            cow,
-        })
-        .collect();
+    let mut pages = Vec::new();
+    for (start, end, file_offset, cow) in mm.present_ranges() {
+        let overlapping = file_backed
+            .iter()
+            .find(|&&(s, e)| start < e && s < end)
+            .copied();
+        match overlapping {
+            Some((s, e)) if s <= start && end <= e => continue,
+            Some((s, _)) => {
+                return Err(CheckpointError::Unsupported {
+                    what: format!("pages straddling the shared file mapping at {s:#x}"),
+                })
+            }
+            None => pages.push(PageRange {
+                start,
+                end,
+                file_offset,
+                cow,
+            }),
+        }
+    }
     Ok(MmImage {
         vmas,
         pages,
@@ -803,6 +843,7 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
 fn fd_table_image(
     table: &super::FdTable,
     descriptions: &mut Interner<OpenFile>,
+    unix: &mut crate::net::unix::Saver,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -815,18 +856,33 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file)?,
+            file: file_image(fd, &file, unix)?,
         });
     }
     Ok(FdTableImage { fds })
 }
 
-fn file_image(fd: i32, file: &OpenFile) -> Result<FileImage, CheckpointError> {
+fn file_image(
+    fd: i32,
+    file: &OpenFile,
+    unix: &mut crate::net::unix::Saver,
+) -> Result<FileImage, CheckpointError> {
+    use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
         what: format!("fd {fd} is {kind}"),
     };
     match file.kind() {
-        FileKind::Socket(_) => return Err(unsupported("a socket")),
+        FileKind::Socket(s) => {
+            return match s
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<UnixSocket>())
+            {
+                Some(socket) => Ok(FileImage::Unix {
+                    endpoint: unix.socket(socket),
+                }),
+                None => Err(unsupported("a socket other than AF_UNIX")),
+            }
+        }
         FileKind::Epoll(_) => return Err(unsupported("an epoll instance")),
         FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
         FileKind::TimerFd(_) => return Err(unsupported("a timerfd")),
@@ -840,7 +896,15 @@ fn file_image(fd: i32, file: &OpenFile) -> Result<FileImage, CheckpointError> {
             })
         }
         FileKind::Pipe(_) => return Err(unsupported("an open FIFO")),
-        FileKind::Plain(_) => {}
+        FileKind::Plain(ops) => {
+            if let Some(e) = ops
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::epoll::EventFd>())
+            {
+                let (count, semaphore) = e.saved();
+                return Ok(FileImage::EventFd { count, semaphore });
+            }
+        }
     }
     let st = file
         .ops()
@@ -866,7 +930,7 @@ fn file_image(fd: i32, file: &OpenFile) -> Result<FileImage, CheckpointError> {
             libc::S_IFREG | libc::S_IFCHR | libc::S_IFIFO => {
                 Ok(FileImage::Donated { mode: st.mode })
             }
-            _ => Err(unsupported("an anonymous file (memfd, eventfd...)")),
+            _ => Err(unsupported("an anonymous file (memfd...)")),
         },
     }
 }

@@ -54,6 +54,11 @@ pub struct EventFd {
 }
 
 impl EventFd {
+    /// The counter and whether it is a semaphore (`EFD_SEMAPHORE`), for a checkpoint.
+    pub fn saved(&self) -> (u64, bool) {
+        (*self.count.lock().unwrap(), self.semaphore)
+    }
+
     pub fn new(initval: u64, semaphore: bool) -> EventFd {
         EventFd {
             count: Mutex::new(initval),
@@ -64,6 +69,10 @@ impl EventFd {
 }
 
 impl FileOps for EventFd {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,

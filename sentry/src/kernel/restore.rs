@@ -162,7 +162,9 @@ impl Kernel {
             self.memory.dec_ref(r);
         }
         let mms = mms?;
-        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled);
+        let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix)
+            .map_err(invalid)?;
+        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix);
         let tables = image
             .fd_tables
             .iter()
@@ -263,25 +265,37 @@ impl Kernel {
         let st = d.inode.stat().map_err(|e| RestoreError::Changed {
             what: format!("{} ({e:?})", v.name),
         })?;
-        if (st.dev, st.ino) != (v.dev, v.ino) && !refilled.contains(&v.name) {
+        let ops = d.inode.open(&cx, libc::O_RDONLY as u32).map_err(|e| {
+            RestoreError::Unsupported(format!("{} can no longer be opened ({e:?})", v.name))
+        })?;
+        // mmap(2) records the identity its open file reports, which for a file under an
+        // overlay is the layer's own; the path gives the merged one. Either names the file.
+        let opened = ops.stat().map_err(|e| RestoreError::Changed {
+            what: format!("{} ({e:?})", v.name),
+        })?;
+        let same = |s: &crate::vfs::Stat| (s.dev, s.ino) == (v.dev, v.ino);
+        if !same(&st) && !same(&opened) && !refilled.contains(&v.name) {
             return Err(RestoreError::Changed {
-                what: format!("the file mapped at {:#x}, {}", v.start, v.name),
+                what: format!(
+                    "the file mapped at {:#x}, {} (device and inode {:#x}:{} were {:#x}:{})",
+                    v.start, v.name, st.dev, st.ino, v.dev, v.ino
+                ),
             });
         }
-        let file = d
-            .inode
-            .open(&cx, libc::O_RDONLY as u32)
-            .ok()
-            .and_then(|ops| ops.mappable(&self.memory))
-            .ok_or_else(|| {
-                RestoreError::Unsupported(format!("{} can no longer be mapped", v.name))
-            })?;
+        let file = ops.mappable(&self.memory).ok_or_else(|| {
+            RestoreError::Unsupported(format!("{} can no longer be mapped", v.name))
+        })?;
+        let (dev, ino) = if refilled.contains(&v.name) {
+            (st.dev, st.ino)
+        } else {
+            (v.dev, v.ino)
+        };
         Ok(FileMapping {
             file,
             offset: v.offset,
             may_write: false,
-            dev: st.dev,
-            ino: st.ino,
+            dev,
+            ino,
         })
     }
 
@@ -538,15 +552,34 @@ struct Files {
     /// Paths of the files the restore put back in tmpfs mounts and overlay upper layers:
     /// new files, whose identity is checked by type and size only.
     refilled: HashSet<String>,
+    /// The AF_UNIX endpoints of the image, each taken by the one socket file that owns it.
+    unix: Vec<Option<Arc<crate::net::unix::Endpoint>>>,
+}
+
+impl Drop for Files {
+    /// An endpoint no fd took (its socket file was not in any table) is closed, as its file
+    /// would have been, so that its peer sees the end of the connection.
+    fn drop(&mut self) {
+        for ep in self.unix.drain(..).flatten() {
+            if !ep.is_closed() {
+                drop(crate::net::unix::UnixSocket::restored(&ep));
+            }
+        }
+    }
 }
 
 impl Files {
-    fn new(stdio: [Option<OwnedFd>; 3], refilled: HashSet<String>) -> Files {
+    fn new(
+        stdio: [Option<OwnedFd>; 3],
+        refilled: HashSet<String>,
+        unix: Vec<Arc<crate::net::unix::Endpoint>>,
+    ) -> Files {
         Files {
             descriptions: HashMap::new(),
             pipes: HashMap::new(),
             stdio,
             refilled,
+            unix: unix.into_iter().map(Some).collect(),
         }
     }
 
@@ -594,6 +627,27 @@ impl Files {
                 })?;
                 Ok(OpenFile::of_kind(FileKind::Pipe(end), f.flags))
             }
+            FileImage::Unix { endpoint } => {
+                let ep = self
+                    .unix
+                    .get_mut(*endpoint)
+                    .and_then(Option::take)
+                    .ok_or_else(|| {
+                        RestoreError::Invalid(format!(
+                            "fd {}: AF_UNIX endpoint {endpoint} missing or owned twice",
+                            f.fd
+                        ))
+                    })?;
+                let socket = crate::net::unix::UnixSocket::restored(&ep);
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
+            FileImage::EventFd { count, semaphore } => Ok(OpenFile::new(
+                Arc::new(super::epoll::EventFd::new(*count, *semaphore)),
+                f.flags,
+            )),
             FileImage::Donated { .. } => {
                 let host = usize::try_from(f.fd)
                     .ok()

@@ -131,6 +131,9 @@ pub struct MapsEntry {
     pub ino: u64,
     /// Whether a file backs the mapping (anonymous memory may have a name too).
     pub is_file: bool,
+    /// Whether the file mapping may ever be written through (its file was opened for
+    /// writing): false for read-only opens, whose pages are always the file's.
+    pub may_write: bool,
 }
 
 /// The program break and the patch table's fill: what a checkpoint saves of an address
@@ -1257,6 +1260,7 @@ impl MemoryManager {
                 dev: v.file.as_ref().map_or(0, |f| f.dev),
                 ino: v.file.as_ref().map_or(0, |f| f.ino),
                 is_file: v.file.is_some(),
+                may_write: v.file.as_ref().is_some_and(|f| f.may_write),
             })
             .collect()
     }

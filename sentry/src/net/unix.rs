@@ -388,7 +388,8 @@ impl Endpoint {
         self.state.lock().unwrap()
     }
 
-    fn is_closed(&self) -> bool {
+    /// Its socket file was closed.
+    pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
@@ -1330,6 +1331,10 @@ impl Socket for UnixSocket {
 }
 
 impl FileOps for UnixSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         let mut st = crate::vfs::socket::stat(self.ino);
         st.mode = libc::S_IFSOCK | self.mode.load(Ordering::Relaxed);
@@ -1406,6 +1411,215 @@ impl FileOps for UnixSocket {
             return Ok(0);
         }
         Err(Errno::ENOTTY)
+    }
+}
+
+/// A saved endpoint of a checkpoint ([`Saver`], [`restore_endpoints`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EndpointImage {
+    /// `stream`, `dgram` or `seqpacket`.
+    pub kind: String,
+    /// The endpoint it is connected to (or sends to by default), by index.
+    pub peer: Option<usize>,
+    /// The receive queue, oldest first.
+    pub rx: Vec<MessageImage>,
+    pub rcv_shut: bool,
+    pub snd_shut: bool,
+    /// Its file was closed (an endpoint kept only by its peer's connection).
+    pub closed: bool,
+    /// The pending socket error, an errno.
+    pub error: Option<i32>,
+    pub passcred: bool,
+    pub sndbuf: usize,
+    pub rcvbuf: usize,
+    /// SO_PEERCRED: pid, uid, gid.
+    pub peercred: (i32, u32, u32),
+    /// Other SOL_SOCKET options as they were set.
+    pub options: Vec<(i32, Vec<u8>)>,
+}
+
+/// A queued message of a saved endpoint: its unread bytes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MessageImage {
+    pub data: Vec<u8>,
+    /// The sender's credentials recorded with it: pid, uid, gid.
+    pub creds: Option<(i32, u32, u32)>,
+    /// The endpoint whose send buffer it counts against, by index.
+    pub charged_to: Option<usize>,
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Stream => "stream",
+        Kind::Dgram => "dgram",
+        Kind::SeqPacket => "seqpacket",
+    }
+}
+
+/// Records the endpoints of unnamed AF_UNIX sockets (socketpair's, and sockets never bound
+/// or connected) for a checkpoint, each once, with the endpoints they reach (peers, senders
+/// whose buffers queued messages count against).
+#[derive(Default)]
+pub struct Saver {
+    index: HashMap<usize, usize>,
+    endpoints: Vec<Arc<Endpoint>>,
+}
+
+impl Saver {
+    /// The index of `socket`'s endpoint in the saved list.
+    pub fn socket(&mut self, socket: &UnixSocket) -> usize {
+        self.intern(&socket.ep)
+    }
+
+    fn intern(&mut self, ep: &Arc<Endpoint>) -> usize {
+        let key = Arc::as_ptr(ep) as usize;
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        self.endpoints.push(ep.clone());
+        self.index.insert(key, self.endpoints.len() - 1);
+        self.endpoints.len() - 1
+    }
+
+    /// The images of every endpoint recorded (and of those they reach).
+    ///
+    /// # Errors
+    /// What a checkpoint cannot hold yet, as a description: a named socket or one connected
+    /// to a name, a listener, a connection not yet accepted, files in flight (SCM_RIGHTS).
+    pub fn finish(mut self) -> Result<Vec<EndpointImage>, String> {
+        let mut images = Vec::new();
+        let mut next = 0;
+        while next < self.endpoints.len() {
+            let ep = self.endpoints[next].clone();
+            next += 1;
+            // One endpoint lock at a time: what is needed is copied out first.
+            let (image, peer, senders) = {
+                let s = ep.lock();
+                if s.addr.is_some() || s.peer_addr.is_some() {
+                    return Err("a named AF_UNIX socket or one connected to a name".into());
+                }
+                if s.embryo {
+                    return Err("an AF_UNIX connection not yet accepted".into());
+                }
+                let peer = match &s.conn {
+                    Conn::Unconnected => None,
+                    Conn::Listening { .. } => return Err("a listening AF_UNIX socket".into()),
+                    Conn::Connected(p) => Some(p.clone()),
+                };
+                let mut rx = Vec::new();
+                let mut senders = Vec::new();
+                for m in &s.rx {
+                    if !m.fds.is_empty() {
+                        return Err("files in flight on an AF_UNIX socket (SCM_RIGHTS)".into());
+                    }
+                    if m.from.is_some() {
+                        return Err("a datagram from a named AF_UNIX socket".into());
+                    }
+                    senders.push(m.charge.as_ref().and_then(|c| c.to.upgrade()));
+                    rx.push(MessageImage {
+                        data: m.data[m.read..].to_vec(),
+                        creds: m.creds.map(|c| (c.pid, c.uid, c.gid)),
+                        charged_to: None,
+                    });
+                }
+                let image = EndpointImage {
+                    kind: kind_name(ep.kind).to_owned(),
+                    peer: None,
+                    rx,
+                    rcv_shut: s.rcv_shut,
+                    snd_shut: s.snd_shut,
+                    closed: s.closed,
+                    error: s.error.map(|e| e as i32),
+                    passcred: s.passcred,
+                    sndbuf: s.sndbuf,
+                    rcvbuf: s.rcvbuf,
+                    peercred: (s.peercred.pid, s.peercred.uid, s.peercred.gid),
+                    options: s.options.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                };
+                (image, peer, senders)
+            };
+            let mut image = image;
+            image.peer = peer.map(|p| self.intern(&p));
+            for (m, sender) in image.rx.iter_mut().zip(senders) {
+                m.charged_to = sender.map(|e| self.intern(&e));
+            }
+            images.push(image);
+        }
+        Ok(images)
+    }
+}
+
+/// Rebuilds saved endpoints (a restore), in the order of `images`; [`UnixSocket::restored`]
+/// makes the socket file of one.
+///
+/// # Errors
+/// An image that does not hold together (unknown kind, index out of range), as a description.
+pub fn restore_endpoints(
+    names: &Arc<Names>,
+    images: &[EndpointImage],
+) -> Result<Vec<Arc<Endpoint>>, String> {
+    let endpoints = images
+        .iter()
+        .map(|im| {
+            let kind = match im.kind.as_str() {
+                "stream" => Kind::Stream,
+                "dgram" => Kind::Dgram,
+                "seqpacket" => Kind::SeqPacket,
+                other => return Err(format!("unknown AF_UNIX socket kind {other:?}")),
+            };
+            Ok(Endpoint::new(kind, names.clone()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let at = |i: usize| {
+        endpoints
+            .get(i)
+            .cloned()
+            .ok_or_else(|| format!("AF_UNIX endpoint {i} is not in the image"))
+    };
+    for (ep, im) in endpoints.iter().zip(images) {
+        let peer = im.peer.map(at).transpose()?;
+        let mut rx = VecDeque::new();
+        let mut rx_bytes = 0;
+        for m in &im.rx {
+            let charge = match m.charged_to {
+                Some(i) => Some(Charge::new(&at(i)?, m.data.len())),
+                None => None,
+            };
+            rx_bytes += m.data.len();
+            rx.push_back(Message {
+                data: m.data.clone(),
+                read: 0,
+                fds: Vec::new(),
+                creds: m.creds.map(|(pid, uid, gid)| Ucred { pid, uid, gid }),
+                from: None,
+                charge,
+            });
+        }
+        let mut s = ep.lock();
+        s.conn = peer.map_or(Conn::Unconnected, Conn::Connected);
+        s.rx = rx;
+        s.rx_bytes = rx_bytes;
+        s.rcv_shut = im.rcv_shut;
+        s.snd_shut = im.snd_shut;
+        s.closed = im.closed;
+        s.error = im.error.map(Errno::from_raw);
+        s.passcred = im.passcred;
+        s.sndbuf = im.sndbuf;
+        s.rcvbuf = im.rcvbuf;
+        s.peercred = Ucred {
+            pid: im.peercred.0,
+            uid: im.peercred.1,
+            gid: im.peercred.2,
+        };
+        s.options = im.options.iter().cloned().collect();
+    }
+    Ok(endpoints)
+}
+
+impl UnixSocket {
+    /// The socket file of a restored endpoint ([`restore_endpoints`]).
+    pub fn restored(ep: &Arc<Endpoint>) -> UnixSocket {
+        UnixSocket::with_endpoint(ep.clone())
     }
 }
 

@@ -56,6 +56,12 @@ impl Stat {
 /// What a kind of file does. Defaults are the Linux answers for a file that lacks the
 /// operation.
 pub trait FileOps: Send + Sync {
+    /// The file as `Any`, for a checkpoint to recognise the kinds it can save (eventfds,
+    /// AF_UNIX sockets); None for the rest.
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// Reads at `offset` (None: the file has no offset, e.g. a pipe or tty) into `dst`,
     /// at most `dst.remaining()` bytes. Data leaves a stream (pipe, socket) only as far as
     /// `dst` took it: a destination that faults leaves the rest for the next read.
