@@ -10,6 +10,10 @@
 //! - [`pty`]: pseudo-terminals made entirely in the sentry (devpts, `/dev/ptmx`), with the
 //!   sentry's own line discipline ([`ldisc`]).
 //!
+//! A host terminal can also appear as a node of the container's devpts (`/dev/pts/N`, as
+//! the pty runc makes inside the container does): the node's owner learns through
+//! [`pty::PtyOwner`] when the terminal is gone, as for the sentry's own ptys.
+//!
 //! [`DevTty`] is `/dev/tty`: opening it opens the caller's controlling terminal.
 //!
 //! Layer: above `vfs` (a terminal is a file), below the filesystems (devpts makes ptys)
@@ -25,11 +29,12 @@ pub mod ldisc;
 pub mod pty;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use nix::sys::termios::{self, SetArg};
 
 use self::job::{ControllingTerminal, Job};
+use self::pty::PtyOwner;
 use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::host::HostFile;
@@ -42,6 +47,19 @@ pub struct HostTty {
     host: HostFile,
     job: Job,
     me: Weak<HostTty>,
+    /// The devpts node standing for this terminal, if any: its filesystem and number, told
+    /// when the terminal is gone (the last open file closed).
+    node: OnceLock<(Weak<dyn PtyOwner>, u32)>,
+}
+
+impl Drop for HostTty {
+    fn drop(&mut self) {
+        if let Some((owner, index)) = self.node.get() {
+            if let Some(owner) = owner.upgrade() {
+                owner.released(*index);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for HostTty {
@@ -59,7 +77,14 @@ impl HostTty {
             host: HostFile::donated(fd),
             job: Job::default(),
             me: me.clone(),
+            node: OnceLock::new(),
         })
+    }
+
+    /// Records that node `index` of `owner` (a devpts instance) stands for this terminal;
+    /// `owner` is told when the terminal is gone. A second call is ignored.
+    pub fn set_node(&self, owner: Weak<dyn PtyOwner>, index: u32) {
+        let _ = self.node.set((owner, index));
     }
 
     /// Makes this the controlling terminal of session `sid` with `pgid` in the foreground,
