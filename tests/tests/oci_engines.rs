@@ -212,6 +212,17 @@ impl Engine {
         let screen = tmux.screen();
         let name_line = screen.iter().find(|l| l.starts_with("name=")).unwrap();
         t.push(name_line.clone());
+        // A background job that reads the terminal stops (SIGTTIN) instead of taking what
+        // is typed for the shell.
+        tmux.send(&["cat &", "Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+        tmux.send(&["echo typed-for-the-shell", "Enter"]);
+        tmux.wait_line("typed-for-the-shell");
+        tmux.wait_for("the background cat stopped", |s| {
+            s.iter().any(|l| l.contains("Stopped (tty input)"))
+        });
+        tmux.send(&["kill -9 %1", "Enter"]);
+        t.push("background read stops".to_owned());
         tmux.send(&[
             "sh -c 'trap \"echo got-winch; exit\" WINCH; echo waiting; while :; do sleep 0.2; done'",
             "Enter",

@@ -646,7 +646,11 @@ impl Loader {
 
     fn start(self: &Arc<Self>, id: &str, which: &ProcessRef) -> Result<i32, Error> {
         self.start_with(id, which, |loader, fs, pidns, devpts, spec, stdio| {
-            loader.spawn(id, fs, pidns, devpts, spec, stdio)
+            let terminal = TerminalPlace {
+                devpts,
+                console: *which == ProcessRef::Init,
+            };
+            loader.spawn(id, fs, pidns, terminal, spec, stdio)
         })
     }
 
@@ -1034,14 +1038,14 @@ impl Loader {
         self.lock().containers.is_empty()
     }
 
-    /// Starts `spec` as a new thread group of container `id`, whose filesystem is `fs`, PID
-    /// namespace `pidns` and `/dev/pts` `devpts`.
+    /// Starts `spec` as a new thread group of container `id`, whose filesystem is `fs` and
+    /// PID namespace `pidns`; a terminal appears as `terminal` says.
     fn spawn(
         &self,
         id: &str,
         fs: &Arc<FsContext>,
         pidns: &Arc<PidNamespace>,
-        devpts: &DevPts,
+        terminal: TerminalPlace<'_>,
         spec: &ProcessSpec,
         stdio: Stdio,
     ) -> Result<Running, Error> {
@@ -1052,7 +1056,7 @@ impl Loader {
                 .stdin
                 .ok_or(Error::BadSpec("terminal=true without a terminal fd"))?;
             let tty = HostTty::new(slave);
-            let file = terminal_file(fs, devpts, &tty, spec);
+            let file = terminal_file(fs, terminal, &tty, spec);
             for fd in 0..3 {
                 fds.install_at(fd, file.clone(), false);
             }
@@ -1101,23 +1105,38 @@ impl Loader {
     }
 }
 
+/// Where a process's host terminal appears in its container.
+#[derive(Clone, Copy)]
+struct TerminalPlace<'a> {
+    /// The container's `/dev/pts`.
+    devpts: &'a DevPts,
+    /// Also bound over `/dev/console` (runc does that for the init's terminal).
+    console: bool,
+}
+
 /// The open file of a process's host terminal: opened as node `/dev/pts/N` of the
 /// container's devpts, as runc's console is a pty of the container's own devpts (so `tty`
 /// and `/proc/self/fd/0` name it, and `stat` of the path is `fstat` of the fd). Without
 /// that node (the numbers used up, `/dev/pts` covered) the terminal has no path.
 fn terminal_file(
     fs: &FsContext,
-    devpts: &DevPts,
+    place: TerminalPlace<'_>,
     tty: &Arc<HostTty>,
     spec: &ProcessSpec,
 ) -> Arc<OpenFile> {
     let flags = libc::O_RDWR as u32;
-    let opened = devpts
+    let opened = place
+        .devpts
         .add_host_terminal(tty, spec.uid, spec.gid)
         .and_then(|n| {
             let cx = Caller::kernel();
             let d = fs.resolve(&cx, format!("/dev/pts/{n}").as_bytes())?;
             let ops = d.inode.open(&cx, flags)?;
+            if place.console {
+                if let Err(e) = super::bind_console(fs, d.inode.clone()) {
+                    log::debug!("binding the terminal over /dev/console: {e}");
+                }
+            }
             Ok(OpenFile::with_dentry(ops, flags, d))
         });
     opened.unwrap_or_else(|e| {

@@ -450,6 +450,18 @@ fn open_volumes(volumes: &[Volume]) -> Result<Vec<(Volume, OwnedFd)>, Error> {
 /// # Errors
 /// ENOTDIR when `path` exists as a directory and `kind` is not one or the other way round
 /// (Linux refuses such a mount the same way); the walk's and the filesystem's errors.
+/// Binds `node` (the devpts node of a container's terminal) over `/dev/console` of `fs`, as
+/// runc binds the console of a container's init there.
+///
+/// # Errors
+/// Making the mountpoint failed.
+pub fn bind_console(fs: &FsContext, node: Arc<dyn Inode>) -> Result<(), nix::errno::Errno> {
+    make_mountpoint(&fs.ns, b"/dev/console", FileType::CharDevice)?;
+    fs.ns
+        .mount(b"/dev/console", node, "devpts", "devpts", false);
+    Ok(())
+}
+
 fn make_mountpoint(
     ns: &MountNamespace,
     path: &[u8],

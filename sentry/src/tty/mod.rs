@@ -6,7 +6,8 @@
 //!   termios and window size calls to it. Typed `^C`/`^\\`/`^Z`: the host pty has no session
 //!   of its own, so its `ISIG` handling only drops those characters; the shim, which sees
 //!   the typed bytes on their way in, asks the sentry to signal the foreground group
-//!   ([`HostTty::signal_foreground`] through the Loader).
+//!   ([`HostTty::signal_foreground`] through the Loader). Job control of its readers is the
+//!   sentry's: a background job that reads it stops with SIGTTIN.
 //! - [`pty`]: pseudo-terminals made entirely in the sentry (devpts, `/dev/ptmx`), with the
 //!   sentry's own line discipline ([`ldisc`]).
 //!
@@ -150,6 +151,17 @@ impl FileOps for HostTty {
         dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
+        // A background job reading its controlling terminal stops (SIGTTIN) rather than
+        // take the foreground's input; EIO if it ignores or blocks the signal.
+        if dst.remaining() > 0 && self.job.in_background(t) {
+            if !t.signal_would_act(libc::SIGTTIN) {
+                return Err(Errno::EIO);
+            }
+            let pgid = t.job_ids()?.pgid;
+            t.process_groups().signal_process_group(pgid, libc::SIGTTIN);
+            // Interrupted by the stop; the read restarts once the job continues.
+            t.block(&[], None, &mut || false)?;
+        }
         self.host.read(t, f, dst, None)
     }
 
