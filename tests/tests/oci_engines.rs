@@ -25,7 +25,7 @@ fn image_tar(dir: &Path, busybox: &str) -> PathBuf {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(busybox, bin.join("busybox")).unwrap();
     for applet in [
-        "sh", "echo", "sleep", "cat", "stty", "tty", "readlink", "ls",
+        "sh", "echo", "sleep", "cat", "stty", "tty", "readlink", "ls", "stat",
     ] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
@@ -205,7 +205,12 @@ impl Engine {
         }
         tmux.wait_line("30 100");
         t.push("on-a-tty 30 100".to_owned());
-        tmux.send(&["echo name=$(tty) fd0=$(readlink /proc/self/fd/0)", "Enter"]);
+        // The name of the terminal, and `/dev/console` (runc binds the init's terminal there).
+        let names = concat!(
+            "echo name=$(tty) fd0=$(readlink /proc/self/fd/0)",
+            " console=$(stat -c %t:%T /dev/console)"
+        );
+        tmux.send(&[names, "Enter"]);
         tmux.wait_for("the terminal's name", |s| {
             s.iter().any(|l| l.starts_with("name="))
         });
