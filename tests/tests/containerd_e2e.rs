@@ -616,7 +616,7 @@ fn processes_in_pid_ns(ns: &Path) -> Vec<String> {
 }
 
 /// Drives `ctr run -t` in a tmux window, as a person at a terminal would: the shell in the
-/// container has a terminal of the window's size, a resize reaches it (ResizePty, SIGWINCH to
+/// container has a terminal of the window's size (`/dev/pts/0`), a resize reaches it (ResizePty, SIGWINCH to
 /// the foreground job, the new size in `stty size`), `^C` stops `sleep 100` but not the shell,
 /// which runs what is typed next and exits with its code.
 fn check_terminal(env: &Env, runtimes: &[&str]) {
@@ -665,6 +665,9 @@ fn terminal_session(env: &Env, runtime: &str) {
     tmux.send(&["test -t 0 && echo on-a-tty; stty size", "Enter"]);
     tmux.wait_line("on-a-tty");
     tmux.wait_line("30 100");
+    // The terminal is a pty of the container's own devpts, as runc makes it.
+    tmux.send(&["echo name=$(busybox tty)", "Enter"]);
+    tmux.wait_line("name=/dev/pts/0");
 
     // A foreground job that waits for SIGWINCH, then the new size.
     tmux.send(&[

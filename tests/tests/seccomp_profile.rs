@@ -7,6 +7,10 @@
 //! (dynamically linked: the loader, glibc's start-up, mmap, locks). The rootfs is a fresh
 //! directory holding busybox-static, with the host's `/usr` bound read-only (as a volume in
 //! the sandbox, a bind mount under runc) and a private `/tmp`.
+//!
+//! Through containerd (`ctr run --annotation`, the shim) the workloads are busybox only, on
+//! the end-to-end image; runc's shim then runs them with the written profile
+//! (`ctr run --seccomp --seccomp-profile`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -390,4 +394,100 @@ fn oci_annotation_writes_the_profile_when_the_sandbox_ends() {
         false,
     );
     assert_ne!(code, 0, "workload B ran under A's profile");
+}
+
+/// Workload A through containerd: file I/O and `ls`, busybox applets of the e2e image.
+const CTR_WORKLOAD_A: &str = "echo hello > /tmp/f && cat /tmp/f && ls /bin/sh /bin/ls";
+/// Workload B through containerd: `mkdir`, which A never calls.
+const CTR_WORKLOAD_B: &str = "busybox mkdir /tmp/newdir && echo made";
+
+#[test]
+fn containerd_annotation_writes_the_profile_through_the_shim() {
+    use runsc_rs_tests::containerd::{
+        build_shim, check_prerequisites, on_path, Env, RUNC_RUNTIME, RUNTIME,
+    };
+    if let Err(reason) = check_prerequisites() {
+        return skip(&reason);
+    }
+    const IMAGE: &str = "docker.io/library/runsc-rs-seclearn:latest";
+    let env = Env::start(&build_shim(), "runsc-rs-seclearn", None);
+    env.build_image(IMAGE, r#"["/bin/sh"]"#);
+    let profile_path = env.tmp.join("learned.json");
+    let annotation = format!(
+        "dev.runsc-rs.seccomp-profile-out={}",
+        profile_path.display()
+    );
+    let ctr_run = |runtime: &str, extra: &[&str], id: &str, script: &str| {
+        let mut args = vec!["run", "--rm", "--runtime", runtime];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, id, "/bin/sh", "-c", script]);
+        let out = env.ctr(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = ctr_run(
+        RUNTIME,
+        &["--annotation", &annotation],
+        "learn",
+        CTR_WORKLOAD_A,
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "hello\n/bin/ls\n/bin/sh\n"),
+        "workload A on the shim: {err}\n--- containerd log ---\n{}",
+        env.log()
+    );
+    // The sandbox writes the file as it ends, which `ctr run --rm` need not wait for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let profile = loop {
+        let text = std::fs::read(&profile_path).unwrap_or_default();
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no profile at {}\n--- containerd log ---\n{}",
+            profile_path.display(),
+            env.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    let allowed = names(&profile);
+    for want in ["execve", "openat", "write", "getdents64", "exit_group"] {
+        assert!(
+            allowed.contains(&want.to_owned()),
+            "{want} missing: {allowed:?}"
+        );
+    }
+    for never in ["mkdir", "mkdirat", "ptrace", "mount"] {
+        assert!(!allowed.contains(&never.to_owned()), "{never} allowed");
+    }
+
+    if !on_path("runc") {
+        return skip("runc is not installed: the profile is not tried under runc");
+    }
+    let file = profile_path.to_string_lossy().into_owned();
+    let with_profile = ["--seccomp", "--seccomp-profile", file.as_str()];
+    let (code, got, err) = ctr_run(RUNC_RUNTIME, &with_profile, "a-runc", CTR_WORKLOAD_A);
+    assert_eq!(
+        (code, got.as_str()),
+        (0, out.as_str()),
+        "workload A under runc with its profile: {err}"
+    );
+    let (code, got, err) = ctr_run(RUNC_RUNTIME, &[], "b-runc", CTR_WORKLOAD_B);
+    assert_eq!(
+        (code, got.as_str()),
+        (0, "made\n"),
+        "workload B under runc: {err}"
+    );
+    let (code, got, err) = ctr_run(RUNC_RUNTIME, &with_profile, "b-refused", CTR_WORKLOAD_B);
+    assert_ne!(code, 0, "workload B ran under A's profile: {got}");
+    assert!(
+        err.contains("Operation not permitted") || got.contains("Operation not permitted"),
+        "workload B's refusal: {got} {err}"
+    );
 }

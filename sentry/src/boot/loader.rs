@@ -32,6 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CapSet, Caps, Creds};
+use crate::fs::devpts::DevPts;
 use crate::kernel::signal::SigInfo;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
@@ -46,7 +47,8 @@ pub enum Error {
     NoContainer(String),
     #[error("process {1:?} of container {0:?} not found")]
     NoProcess(String, ProcessRef),
-    #[error("{0}: executable file not found in the container")]
+    /// runc's words, which engines look for.
+    #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),
     #[error("{0:?} already exists")]
     Exists(String),
@@ -386,6 +388,8 @@ struct Container {
     fs: Arc<FsContext>,
     /// The PID namespace its processes live in.
     pidns: Arc<PidNamespace>,
+    /// Its `/dev/pts`, where a process's host terminal appears.
+    devpts: Arc<DevPts>,
     processes: HashMap<ProcessRef, Process>,
 }
 
@@ -553,8 +557,11 @@ impl Loader {
                 }
             }
         };
-        let fs = container_filesystem(&self.kernel, &spec, fds, &pidns)?;
-        process_fs(&fs, &spec.process)?;
+        let (fs, devpts) = container_filesystem(&self.kernel, &spec, fds, &pidns)?;
+        // As runc, whose `create` fails for a program that is not there (engines tell a
+        // missing command, 127, from a runtime failure by the message create reports).
+        let init_fs = process_fs(&fs, &spec.process)?;
+        super::find_program(&init_fs, &spec.process.args, &spec.process.env)?;
         let mut inner = self.lock();
         if inner.containers.contains_key(id) {
             return Err(Error::Exists(id.to_owned()));
@@ -574,6 +581,7 @@ impl Loader {
             Container {
                 fs,
                 pidns,
+                devpts,
                 processes: HashMap::from([(ProcessRef::Init, init)]),
             },
         );
@@ -637,8 +645,12 @@ impl Loader {
     }
 
     fn start(self: &Arc<Self>, id: &str, which: &ProcessRef) -> Result<i32, Error> {
-        self.start_with(id, which, |loader, fs, pidns, spec, stdio| {
-            loader.spawn(id, fs, pidns, spec, stdio)
+        self.start_with(id, which, |loader, fs, pidns, devpts, spec, stdio| {
+            let terminal = TerminalPlace {
+                devpts,
+                console: *which == ProcessRef::Init,
+            };
+            loader.spawn(id, fs, pidns, terminal, spec, stdio)
         })
     }
 
@@ -658,31 +670,35 @@ impl Loader {
     ) -> Result<i32, Error> {
         use crate::kernel::restore::RestoreTarget;
         let begin = std::time::Instant::now();
-        let pid = self.start_with(id, &ProcessRef::Init, |loader, fs, pidns, spec, stdio| {
-            if spec.terminal {
-                return Err(Error::Unsupported("restoring a container with a terminal"));
-            }
-            let target = RestoreTarget {
-                container: id.into(),
-                fs: fs.clone(),
-                pidns: pidns.clone(),
-                stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
-            };
-            let mut state = std::io::BufReader::new(std::fs::File::from(state));
-            let mut memory =
-                std::io::BufReader::with_capacity(1 << 20, std::fs::File::from(memory));
-            let restored = loader.kernel.restore(&mut state, &mut memory, target)?;
-            log::info!(
-                "container {id}: restored {} processes, {} threads",
-                restored.processes,
-                restored.tasks
-            );
-            Ok(Running {
-                pid: restored.init_pid,
-                tg: restored.init,
-                tty: None,
-            })
-        })?;
+        let pid = self.start_with(
+            id,
+            &ProcessRef::Init,
+            |loader, fs, pidns, _, spec, stdio| {
+                if spec.terminal {
+                    return Err(Error::Unsupported("restoring a container with a terminal"));
+                }
+                let target = RestoreTarget {
+                    container: id.into(),
+                    fs: fs.clone(),
+                    pidns: pidns.clone(),
+                    stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
+                };
+                let mut state = std::io::BufReader::new(std::fs::File::from(state));
+                let mut memory =
+                    std::io::BufReader::with_capacity(1 << 20, std::fs::File::from(memory));
+                let restored = loader.kernel.restore(&mut state, &mut memory, target)?;
+                log::info!(
+                    "container {id}: restored {} processes, {} threads",
+                    restored.processes,
+                    restored.tasks
+                );
+                Ok(Running {
+                    pid: restored.init_pid,
+                    tg: restored.init,
+                    tty: None,
+                })
+            },
+        )?;
         log::info!("container {id} restored in {:?}", begin.elapsed());
         Ok(pid)
     }
@@ -697,6 +713,7 @@ impl Loader {
             &Arc<Self>,
             &Arc<FsContext>,
             &Arc<PidNamespace>,
+            &Arc<DevPts>,
             &ProcessSpec,
             Stdio,
         ) -> Result<Running, Error>,
@@ -705,6 +722,7 @@ impl Loader {
         let c = container(&mut inner, id)?;
         let fs = c.fs.clone();
         let pidns = c.pidns.clone();
+        let devpts = c.devpts.clone();
         let p = c
             .processes
             .get_mut(which)
@@ -717,7 +735,7 @@ impl Loader {
                     return Err(Error::NotCreated(id.to_owned(), which.clone()));
                 }
             };
-        let running = match run(self, &fs, &pidns, &p.spec, stdio) {
+        let running = match run(self, &fs, &pidns, &devpts, &p.spec, stdio) {
             Ok(r) => r,
             Err(e) => {
                 // A process that cannot start is finished, as a failed execve would leave it.
@@ -1021,12 +1039,13 @@ impl Loader {
     }
 
     /// Starts `spec` as a new thread group of container `id`, whose filesystem is `fs` and
-    /// PID namespace `pidns`.
+    /// PID namespace `pidns`; a terminal appears as `terminal` says.
     fn spawn(
         &self,
         id: &str,
         fs: &Arc<FsContext>,
         pidns: &Arc<PidNamespace>,
+        terminal: TerminalPlace<'_>,
         spec: &ProcessSpec,
         stdio: Stdio,
     ) -> Result<Running, Error> {
@@ -1037,7 +1056,7 @@ impl Loader {
                 .stdin
                 .ok_or(Error::BadSpec("terminal=true without a terminal fd"))?;
             let tty = HostTty::new(slave);
-            let file = OpenFile::new(tty.clone(), libc::O_RDWR as u32);
+            let file = terminal_file(fs, terminal, &tty, spec);
             for fd in 0..3 {
                 fds.install_at(fd, file.clone(), false);
             }
@@ -1086,6 +1105,46 @@ impl Loader {
     }
 }
 
+/// Where a process's host terminal appears in its container.
+#[derive(Clone, Copy)]
+struct TerminalPlace<'a> {
+    /// The container's `/dev/pts`.
+    devpts: &'a DevPts,
+    /// Also bound over `/dev/console` (runc does that for the init's terminal).
+    console: bool,
+}
+
+/// The open file of a process's host terminal: opened as node `/dev/pts/N` of the
+/// container's devpts, as runc's console is a pty of the container's own devpts (so `tty`
+/// and `/proc/self/fd/0` name it, and `stat` of the path is `fstat` of the fd). Without
+/// that node (the numbers used up, `/dev/pts` covered) the terminal has no path.
+fn terminal_file(
+    fs: &FsContext,
+    place: TerminalPlace<'_>,
+    tty: &Arc<HostTty>,
+    spec: &ProcessSpec,
+) -> Arc<OpenFile> {
+    let flags = libc::O_RDWR as u32;
+    let opened = place
+        .devpts
+        .add_host_terminal(tty, spec.uid, spec.gid)
+        .and_then(|n| {
+            let cx = Caller::kernel();
+            let d = fs.resolve(&cx, format!("/dev/pts/{n}").as_bytes())?;
+            let ops = d.inode.open(&cx, flags)?;
+            if place.console {
+                if let Err(e) = super::bind_console(fs, d.inode.clone()) {
+                    log::debug!("binding the terminal over /dev/console: {e}");
+                }
+            }
+            Ok(OpenFile::with_dentry(ops, flags, d))
+        });
+    opened.unwrap_or_else(|e| {
+        log::debug!("the terminal has no /dev/pts node: {e}");
+        OpenFile::new(tty.clone(), flags)
+    })
+}
+
 /// Destinations the sentry always provides itself; the spec's mounts there (containerd's
 /// default spec has a tmpfs at `/dev`, for one) are left to the sentry's.
 const SENTRY_MOUNTS: [&str; 4] = ["/proc", "/sys", "/dev", "/dev/shm"];
@@ -1100,7 +1159,7 @@ fn container_filesystem(
     spec: &ContainerSpec,
     fds: ContainerFds,
     pidns: &Arc<PidNamespace>,
-) -> Result<Arc<FsContext>, Error> {
+) -> Result<(Arc<FsContext>, Arc<DevPts>), Error> {
     let mut binds = fds.binds.into_iter();
     let mut lowers = Vec::new();
     let mut tmpfs = Vec::new();

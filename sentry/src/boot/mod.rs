@@ -191,7 +191,8 @@ fn mount_err(what: &str) -> impl FnOnce(nix::errno::Errno) -> Error + '_ {
 /// (absolute, normalized paths with their root directory's mode), and the volumes; `/proc`
 /// is `proc_root`. File data
 /// of the tmpfs mounts and the overlays' upper layers lives in `memory`. `/tmp` is the root's
-/// (writes to it stay in memory), as with runc.
+/// (writes to it stay in memory), as with runc. Returns the context and the `/dev/pts`
+/// instance (where the container's host terminals get their numbers).
 pub fn build_filesystem(
     memory: &Arc<MemoryFile>,
     root: OwnedFd,
@@ -200,7 +201,7 @@ pub fn build_filesystem(
     volumes: Vec<(Volume, OwnedFd)>,
     proc_root: Arc<dyn Inode>,
     notify: &Arc<FsNotify>,
-) -> Result<Arc<FsContext>, Error> {
+) -> Result<(Arc<FsContext>, Arc<crate::fs::devpts::DevPts>), Error> {
     use crate::fs::{dev, devpts, hostfs::HostNode, overlay, sys, tmpfs::TmpFs};
     let lower = HostNode::new_root(root, false).map_err(mount_err("opening the root"))?;
     let ovl = overlay::new_overlay(memory, lower).map_err(mount_err("creating the overlay"))?;
@@ -235,6 +236,7 @@ pub fn build_filesystem(
     )?;
     // As the OCI spec's default `/dev/pts` mount (containers and `runsc-rs do` alike).
     let devpts = devpts::DevPts::new(memory, devpts::DevPtsOptions::container())
+        .map(Arc::new)
         .map_err(mount_err("building /dev/pts"))?;
     mount("/dev/pts", devpts.root(), "devpts", "devpts", false)?;
     for (path, mode) in tmpfs {
@@ -258,7 +260,7 @@ pub fn build_filesystem(
             readonly,
         )?;
     }
-    Ok(FsContext::new(ns, 0o022))
+    Ok((FsContext::new(ns, 0o022), devpts))
 }
 
 /// Filesystems the sentry provides itself: host mounts at or under these are never shown.
@@ -440,6 +442,18 @@ fn open_volumes(volumes: &[Volume]) -> Result<Vec<(Volume, OwnedFd)>, Error> {
 /// # Errors
 /// ENOTDIR when `path` exists as a directory and `kind` is not one or the other way round
 /// (Linux refuses such a mount the same way); the walk's and the filesystem's errors.
+/// Binds `node` (the devpts node of a container's terminal) over `/dev/console` of `fs`, as
+/// runc binds the console of a container's init there.
+///
+/// # Errors
+/// Making the mountpoint failed.
+pub fn bind_console(fs: &FsContext, node: Arc<dyn Inode>) -> Result<(), nix::errno::Errno> {
+    make_mountpoint(&fs.ns, b"/dev/console", FileType::CharDevice)?;
+    fs.ns
+        .mount(b"/dev/console", node, "devpts", "devpts", false);
+    Ok(())
+}
+
 fn make_mountpoint(
     ns: &MountNamespace,
     path: &[u8],
@@ -614,22 +628,28 @@ pub struct Started {
 /// `PATH` used when the environment has none (runc's default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The file `argv[0]` names, found as execvp finds it (on `env`'s `PATH`, else runc's
+/// default, unless the name has a slash), with `fs`'s root and cwd.
+///
+/// # Errors
+/// NotFound when there is none.
+pub fn find_program(fs: &FsContext, argv: &[String], env: &[String]) -> Result<Arc<Dentry>, Error> {
+    let cmd = argv.first().ok_or_else(|| Error::NotFound(String::new()))?;
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    resolve(fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))
+}
+
 /// Starts a new process (a new thread group with no parent in the sandbox) running `p.argv`.
 ///
 /// # Errors
 /// NotFound when argv\[0\] does not resolve, exec errors of the image and its interpreter,
 /// platform and thread failures.
 pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started, Error> {
-    let cmd = p
-        .argv
-        .first()
-        .ok_or_else(|| Error::NotFound(String::new()))?;
-    let path_var = p
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    let found = resolve(&p.fs, cmd, path_var).ok_or_else(|| Error::NotFound(cmd.clone()))?;
+    let found = find_program(&p.fs, p.argv, p.env)?;
+    let cmd = &p.argv[0];
     let argv: Vec<Vec<u8>> = p.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
     let Program {
         exe,
@@ -751,7 +771,7 @@ mod tests {
             .unwrap()];
         let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
         let memory = Arc::new(MemoryFile::new().unwrap());
-        let fs = build_filesystem(
+        let (fs, _) = build_filesystem(
             &memory,
             root,
             Vec::new(),
@@ -806,7 +826,7 @@ mod tests {
         ];
         let root = sandbox::RootFs::open(&base.join("root")).unwrap().into_fd();
         let memory = Arc::new(MemoryFile::new().unwrap());
-        let fs = build_filesystem(
+        let (fs, _) = build_filesystem(
             &memory,
             root,
             Vec::new(),

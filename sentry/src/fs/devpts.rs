@@ -5,6 +5,11 @@
 //! the master closes. The nodes live in a tmpfs directory that reports devpts's magic; the
 //! mount options are Linux's `ptmxmode=`, `mode=`, `gid=` and `uid=`.
 //!
+//! A container's host terminal (a [`HostTty`]) takes a number of the container's instance
+//! too ([`DevPts::add_host_terminal`]): under runc the console is a pty of the container's
+//! own devpts, so `tty` names `/dev/pts/0`; here the node opens the host terminal, and goes
+//! away when the last file of that terminal closes.
+//!
 //! # Lock order
 //! `Instance::used` is a leaf; it is released before the tmpfs directory is changed.
 
@@ -15,6 +20,7 @@ use super::tmpfs::{Device, TmpFs, TmpNode};
 use crate::abi::Errno;
 use crate::memory::MemoryFile;
 use crate::tty::pty::{Pty, PtyOwner, SLAVE_MAJOR};
+use crate::tty::HostTty;
 use crate::vfs::{Caller, FileOps, Inode, SetAttr};
 
 /// DEVPTS_SUPER_MAGIC.
@@ -92,6 +98,7 @@ impl DevPtsOptions {
 /// One devpts instance: its root directory (held by the mount) and its numbering.
 pub struct DevPts {
     root: Arc<TmpNode>,
+    instance: Arc<Instance>,
 }
 
 /// What the instance's `ptmx` node keeps (the root only weakly: the node is in it).
@@ -114,19 +121,57 @@ impl DevPts {
             options,
             used: Mutex::new(BTreeSet::new()),
         });
-        let ptmx = Ptmx { instance };
+        let ptmx = Ptmx {
+            instance: instance.clone(),
+        };
         root.add_device(
             b"ptmx",
             options.ptmx_mode,
             libc::makedev(5, 2),
             Arc::new(ptmx),
         )?;
-        Ok(DevPts { root })
+        Ok(DevPts { root, instance })
     }
 
     /// The root directory, to mount.
     pub fn root(&self) -> Arc<dyn Inode> {
         self.root.clone()
+    }
+
+    /// Gives host terminal `tty` the lowest free number of this instance: node `N`, owned
+    /// by `uid` (and the instance's `gid=`, else `gid`), opens `tty` until it is gone.
+    /// Returns `N`.
+    ///
+    /// # Errors
+    /// ENOSPC when every number is taken.
+    pub fn add_host_terminal(&self, tty: &Arc<HostTty>, uid: u32, gid: u32) -> Result<u32, Errno> {
+        let instance = &self.instance;
+        let index = instance.allocate()?;
+        let node = HostTerminalNode {
+            tty: Arc::downgrade(tty),
+        };
+        let added = self
+            .root
+            .add_device(
+                index.to_string().as_bytes(),
+                instance.options.mode,
+                libc::makedev(SLAVE_MAJOR, index),
+                Arc::new(node),
+            )
+            .and_then(|n| {
+                n.setattr(&SetAttr {
+                    uid: Some(instance.options.uid.unwrap_or(uid)),
+                    gid: Some(instance.options.gid.unwrap_or(gid)),
+                    ..SetAttr::default()
+                })
+            });
+        if let Err(e) = added {
+            instance.released(index);
+            return Err(e);
+        }
+        let owner: Weak<dyn PtyOwner> = Arc::downgrade(instance) as Weak<dyn PtyOwner>;
+        tty.set_node(owner, index);
+        Ok(index)
     }
 }
 
@@ -203,6 +248,18 @@ impl Device for SlaveNode {
     }
 }
 
+/// The node of a host terminal: opens it while it lives.
+struct HostTerminalNode {
+    tty: Weak<HostTty>,
+}
+
+impl Device for HostTerminalNode {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let tty = self.tty.upgrade().ok_or(Errno::EIO)?;
+        Ok(tty)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +293,30 @@ mod tests {
         let again = open();
         assert!(fs.root.child(b"0").is_some());
         drop((m1, again));
+    }
+
+    #[test]
+    fn host_terminal_takes_a_number_until_it_is_gone() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let fs = DevPts::new(&mf, DevPtsOptions::container()).unwrap();
+        let cx = Caller::kernel();
+        let host = nix::pty::openpty(None, None).unwrap();
+        let tty = HostTty::new(host.slave);
+        assert_eq!(fs.add_host_terminal(&tty, 1000, 1000), Ok(0));
+        let node = fs.root.child(b"0").unwrap();
+        let st = node.stat().unwrap();
+        assert_eq!(st.mode, libc::S_IFCHR | 0o620);
+        assert_eq!((st.uid, st.gid), (1000, 5));
+        assert_eq!(st.rdev, libc::makedev(SLAVE_MAJOR, 0));
+        let opened = node.open(&cx, libc::O_RDWR as u32).unwrap();
+        // A pty of the sentry's own takes the next number.
+        let ptmx = fs.root.child(b"ptmx").unwrap();
+        let master = ptmx.open(&cx, libc::O_RDWR as u32).unwrap();
+        assert!(fs.root.child(b"1").is_some());
+        drop(tty);
+        assert!(fs.root.child(b"0").is_some(), "an open file keeps it");
+        drop(opened);
+        assert!(fs.root.child(b"0").is_none());
+        drop(master);
     }
 }

@@ -328,12 +328,14 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
             cmd,
         } => {
             let dir = container_dir(g, &id)?;
+            let mut size = None;
             let mut spec = match process {
                 Some(file) => {
                     let bytes = std::fs::read(&file)
                         .with_context(|| format!("reading {}", file.display()))?;
                     let p: oci_spec::runtime::Process = serde_json::from_slice(&bytes)
                         .with_context(|| format!("parsing {}", file.display()))?;
+                    size = p.console_size();
                     spec::process_spec(&p)?
                 }
                 None => exec_from_args(&dir, cmd, cwd, env, user)?,
@@ -345,7 +347,7 @@ fn dispatch(g: &Globals, cmd: OciCommand) -> anyhow::Result<i32> {
                 &dir,
                 spec,
                 detach,
-                console_socket.as_deref(),
+                (console_socket.as_deref(), size),
                 pid_file.as_deref(),
             )
         }
@@ -525,6 +527,7 @@ fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    let size = config.process().as_ref().and_then(|p| p.console_size());
     std::fs::create_dir_all(&g.root).with_context(|| format!("creating {}", g.root.display()))?;
     let dir = g.root.join(&new.id);
     std::fs::create_dir(&dir).map_err(|e| match e.kind() {
@@ -532,7 +535,7 @@ fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
         _ => anyhow!(e).context(format!("creating {}", dir.display())),
     })?;
     let made = (|| {
-        let stdio = container_stdio(terminal, new.console_socket.as_deref())?;
+        let stdio = container_stdio(terminal, new.console_socket.as_deref(), size)?;
         let (ours, theirs) = Channel::pair()?;
         let log = if g.log_json { None } else { g.log.as_deref() };
         let mut child = monitor::spawn(theirs, log)?;
@@ -570,8 +573,13 @@ fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
 }
 
 /// The container's stdio: ours, or with a terminal a new pty's slave (its master goes to
-/// the console socket, for the engine to drive).
-fn container_stdio(terminal: bool, console: Option<&Path>) -> anyhow::Result<Vec<OwnedFd>> {
+/// the console socket, for the engine to drive), of the process's `consoleSize` as runc
+/// makes it (the engine may resize it later through the master).
+fn container_stdio(
+    terminal: bool,
+    console: Option<&Path>,
+    size: Option<oci_spec::runtime::Box>,
+) -> anyhow::Result<Vec<OwnedFd>> {
     if !terminal {
         return [
             std::io::stdin().as_fd(),
@@ -583,7 +591,13 @@ fn container_stdio(terminal: bool, console: Option<&Path>) -> anyhow::Result<Vec
         .collect();
     }
     let console = console.context("the process has a terminal: --console-socket is required")?;
-    let pty = nix::pty::openpty(None, None).context("opening a pty")?;
+    let winsize = size.map(|b| nix::pty::Winsize {
+        ws_row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+        ws_col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
+    let pty = nix::pty::openpty(winsize.as_ref(), None).context("opening a pty")?;
     send_console(console, pty.master)?;
     Ok(vec![pty.slave])
 }
@@ -897,13 +911,13 @@ fn exec(
     dir: &Path,
     spec: sentry::boot::loader::ProcessSpec,
     detach: bool,
-    console: Option<&Path>,
+    (console, size): (Option<&Path>, Option<oci_spec::runtime::Box>),
     pid_file: Option<&Path>,
 ) -> anyhow::Result<i32> {
     if state::status(dir) != Status::Running {
         bail!("cannot exec in a container that is not running");
     }
-    let stdio = container_stdio(spec.terminal, console)?;
+    let stdio = container_stdio(spec.terminal, console, size)?;
     let present = StdioPresent {
         stdin: true,
         stdout: !spec.terminal,

@@ -6,9 +6,14 @@
 //!   termios and window size calls to it. Typed `^C`/`^\\`/`^Z`: the host pty has no session
 //!   of its own, so its `ISIG` handling only drops those characters; the shim, which sees
 //!   the typed bytes on their way in, asks the sentry to signal the foreground group
-//!   ([`HostTty::signal_foreground`] through the Loader).
+//!   ([`HostTty::signal_foreground`] through the Loader). Job control of its readers is the
+//!   sentry's: a background job that reads it stops with SIGTTIN.
 //! - [`pty`]: pseudo-terminals made entirely in the sentry (devpts, `/dev/ptmx`), with the
 //!   sentry's own line discipline ([`ldisc`]).
+//!
+//! A host terminal can also appear as a node of the container's devpts (`/dev/pts/N`, as
+//! the pty runc makes inside the container does): the node's owner learns through
+//! [`pty::PtyOwner`] when the terminal is gone, as for the sentry's own ptys.
 //!
 //! [`DevTty`] is `/dev/tty`: opening it opens the caller's controlling terminal.
 //!
@@ -25,11 +30,12 @@ pub mod ldisc;
 pub mod pty;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use nix::sys::termios::{self, SetArg};
 
 use self::job::{ControllingTerminal, Job};
+use self::pty::PtyOwner;
 use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::host::HostFile;
@@ -42,6 +48,19 @@ pub struct HostTty {
     host: HostFile,
     job: Job,
     me: Weak<HostTty>,
+    /// The devpts node standing for this terminal, if any: its filesystem and number, told
+    /// when the terminal is gone (the last open file closed).
+    node: OnceLock<(Weak<dyn PtyOwner>, u32)>,
+}
+
+impl Drop for HostTty {
+    fn drop(&mut self) {
+        if let Some((owner, index)) = self.node.get() {
+            if let Some(owner) = owner.upgrade() {
+                owner.released(*index);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for HostTty {
@@ -59,7 +78,14 @@ impl HostTty {
             host: HostFile::donated(fd),
             job: Job::default(),
             me: me.clone(),
+            node: OnceLock::new(),
         })
+    }
+
+    /// Records that node `index` of `owner` (a devpts instance) stands for this terminal;
+    /// `owner` is told when the terminal is gone. A second call is ignored.
+    pub fn set_node(&self, owner: Weak<dyn PtyOwner>, index: u32) {
+        let _ = self.node.set((owner, index));
     }
 
     /// Makes this the controlling terminal of session `sid` with `pgid` in the foreground,
@@ -125,6 +151,17 @@ impl FileOps for HostTty {
         dst: &mut dyn IoDst,
         _offset: Option<u64>,
     ) -> Result<usize, Errno> {
+        // A background job reading its controlling terminal stops (SIGTTIN) rather than
+        // take the foreground's input; EIO if it ignores or blocks the signal.
+        if dst.remaining() > 0 && self.job.in_background(t) {
+            if !t.signal_would_act(libc::SIGTTIN) {
+                return Err(Errno::EIO);
+            }
+            let pgid = t.job_ids()?.pgid;
+            t.process_groups().signal_process_group(pgid, libc::SIGTTIN);
+            // Interrupted by the stop; the read restarts once the job continues.
+            t.block(&[], None, &mut || false)?;
+        }
         self.host.read(t, f, dst, None)
     }
 
