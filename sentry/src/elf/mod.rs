@@ -207,7 +207,10 @@ fn open_executable(
 ) -> Result<Opened, Errno> {
     let d = fs.resolve(cx, path)?;
     let st = d.inode.stat()?;
-    if FileType::from_mode(st.mode) != FileType::Regular || !may_access(&st, &cx.creds, 1, false) {
+    if FileType::from_mode(st.mode) != FileType::Regular
+        || !may_access(&st, &cx.creds, 1, false)
+        || d.mount.noexec()
+    {
         return Err(Errno::EACCES);
     }
     let file = image_file(&d, cx, mf);

@@ -33,6 +33,9 @@ impl MemfdFs {
             fs_type: "tmpfs",
             source: "memfd".to_owned(),
             readonly: false,
+            flags: 0,
+            root_path: b"/".to_vec(),
+            fs_options: String::new(),
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

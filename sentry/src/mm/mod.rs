@@ -120,6 +120,11 @@ pub struct MapsEntry {
     pub ino: u64,
     /// Whether a file backs the mapping (anonymous memory may have a name too).
     pub is_file: bool,
+    /// Whether the mapping may be made writable (VM_MAYWRITE: not a shared mapping of a
+    /// file opened read-only).
+    pub may_write: bool,
+    /// VM_LOCKED.
+    pub locked: bool,
 }
 
 /// The program break and the patch table's fill: what a checkpoint saves of an address
@@ -1181,8 +1186,19 @@ impl MemoryManager {
                 dev: v.file.as_ref().map_or(0, |f| f.dev),
                 ino: v.file.as_ref().map_or(0, |f| f.ino),
                 is_file: v.file.is_some(),
+                may_write: v.may_write(),
+                locked: v.locked,
             })
             .collect()
+    }
+
+    /// Bytes of `[start, end)` backed by memory now (one mapping's `Rss` in smaps).
+    pub fn resident_in(&self, start: u64, end: u64) -> u64 {
+        self.lock()
+            .pmas
+            .range(..end)
+            .map(|(&s, p)| p.end.min(end).saturating_sub(s.max(start)))
+            .sum()
     }
 
     /// The program break and patch-table fill (for a checkpoint).

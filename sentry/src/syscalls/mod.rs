@@ -37,7 +37,7 @@
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify, mq_getsetattr | `mq.rs` |
-//! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
+//! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns, unshare (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
 //! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
@@ -428,6 +428,7 @@ syscall_table! {
         269 faccessat(dirfd: Fd, path: PathArg, mode: i32) => path::faccessat, Full;
         270 pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr, sigmask: UserAddr) => poll::pselect6, Full;
         271 ppoll(fds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::ppoll, Full;
+        272 unshare(flags: Flags) => pidfd::unshare, Partial("CLONE_FILES, CLONE_FS and CLONE_NEWNS (a copy of the mount namespace, no propagation); thread, signal-handler and VM flags only when single-threaded; other namespaces and CLONE_SYSVSEM are EINVAL");
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");
@@ -454,7 +455,7 @@ syscall_table! {
         305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;
         307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
-        308 setns(fd: Fd, nstype: i32) => pidfd::setns, Partial("pidfds only (no /proc/[pid]/ns files); every process shares one namespace of each kind but PID, so joining is staying; another PID namespace is EINVAL");
+        308 setns(fd: Fd, nstype: i32) => pidfd::setns, Partial("pidfds only (no /proc/[pid]/ns files); joins the target's mount namespace; every process shares one namespace of each other kind but PID, so joining is staying; another PID namespace is EINVAL");
         309 getcpu(cpu: UserAddr, node: UserAddr) => sched::getcpu, Full;
         314 sched_setattr(pid: i32, attr: UserAddr, flags: u32) => sched::sched_setattr, Partial("no SCHED_DEADLINE (EINVAL) or utilization clamps (EOPNOTSUPP); recorded per thread");
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
