@@ -629,6 +629,10 @@ impl Inode for PidNode {
             (st.atime, st.mtime, st.ctime) = (secs, secs, secs);
             (st.atime_nsec, st.mtime_nsec, st.ctime_nsec) = (nsec, nsec, nsec);
         }
+        if let Node::TaskDir = self.node {
+            // The parent's entry, `.`, and the `..` of each thread's directory.
+            st.nlink = 2 + snap.threads.len() as u64;
+        }
         if let Node::Fd(fd) = self.node {
             if let Some(v) = &snap.view {
                 if let Ok(f) = v.fds.get(fd) {
@@ -1152,6 +1156,8 @@ fn maps_text(v: &TaskView) -> String {
     let mut s = String::new();
     for m in v.mm.maps() {
         let name = match &m.kind {
+            // Shared anonymous memory is a deleted shmem file on Linux (proc(5)).
+            VmaKind::Anon if m.shared => "/dev/zero (deleted)".into(),
             VmaKind::Anon => String::new(),
             VmaKind::Heap => "[heap]".into(),
             VmaKind::Stack => "[stack]".into(),

@@ -356,7 +356,7 @@ syscall_table! {
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc, devpts, overlay and bind mounts in the caller's mount namespace; remount sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); propagation flags accepted as no-ops (no peer groups); not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
         188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
