@@ -326,6 +326,7 @@ enum PidFile {
     CoredumpFilter,
     LoginUid,
     Smaps,
+    Auxv,
 }
 
 /// The symlinks of a `/proc/[pid]` directory.
@@ -393,6 +394,7 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("coredump_filter", Node::File(PidFile::CoredumpFilter)),
     ("loginuid", Node::File(PidFile::LoginUid)),
     ("smaps", Node::File(PidFile::Smaps)),
+    ("auxv", Node::File(PidFile::Auxv)),
     ("net", Node::Net),
 ];
 
@@ -446,7 +448,7 @@ impl PidNode {
             Node::Fd(_) => libc::S_IFLNK | 0o700,
             Node::Ns(_) | Node::Link(_) => libc::S_IFLNK | 0o777,
             Node::FdInfo(_) => libc::S_IFREG | 0o400,
-            Node::File(PidFile::Environ) => libc::S_IFREG | 0o400,
+            Node::File(PidFile::Environ | PidFile::Auxv) => libc::S_IFREG | 0o400,
             Node::File(
                 PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter | PidFile::LoginUid,
             ) => libc::S_IFREG | 0o644,
@@ -534,7 +536,11 @@ impl PidNode {
         let snap = self.snapshot()?;
         let needs_access = matches!(
             f,
-            PidFile::Environ | PidFile::Maps | PidFile::Smaps | PidFile::SmapsRollup
+            PidFile::Environ
+                | PidFile::Auxv
+                | PidFile::Maps
+                | PidFile::Smaps
+                | PidFile::SmapsRollup
         );
         if needs_access && !snap.may_inspect(cx) {
             return Err(Errno::EACCES);
@@ -542,6 +548,18 @@ impl PidNode {
         Ok(match f {
             PidFile::Cmdline => read_strings(&snap, true),
             PidFile::Environ => read_strings(&snap, false),
+            // Nothing once the process has exited (its memory is gone), as Linux.
+            PidFile::Auxv if snap.view.is_none() => Vec::new(),
+            PidFile::Auxv => snap
+                .tg
+                .image
+                .lock()
+                .unwrap()
+                .auxv
+                .iter()
+                .flat_map(|(k, v)| [k.to_ne_bytes(), v.to_ne_bytes()])
+                .flatten()
+                .collect(),
             PidFile::Stat => stat_text(&snap, self.thread).into_bytes(),
             PidFile::Status => status_text(&snap).into_bytes(),
             PidFile::Statm => statm_text(&snap).into_bytes(),

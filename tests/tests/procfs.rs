@@ -494,3 +494,25 @@ except OSError as e: print(e.errno)\"; \
         "{out}"
     );
 }
+
+#[test]
+fn auxv_is_the_vector_the_program_started_with() {
+    if skip(&["/usr/bin/python3"]) {
+        return;
+    }
+    // Every entry of /proc/self/auxv is what getauxval(3) reports (but AT_HWCAP, which glibc
+    // answers from its own CPU model, and the vDSO's), and the vector ends with AT_NULL.
+    let cmd = [
+        "/usr/bin/python3",
+        "-c",
+        "import ctypes, struct\n\
+         libc = ctypes.CDLL(None); libc.getauxval.restype = ctypes.c_ulong\n\
+         data = open('/proc/self/auxv', 'rb').read()\n\
+         pairs = [struct.unpack_from('QQ', data, i) for i in range(0, len(data), 16)]\n\
+         print(pairs[-1] == (0, 0), dict(pairs)[6],\n\
+               all(libc.getauxval(k) == v for k, v in pairs if k not in (0, 16, 32, 33)))\n",
+    ];
+    let inside = stdout_ok(&sandbox(&cmd));
+    assert_eq!(inside, stdout_ok(&native(&cmd)));
+    assert_eq!(inside, "True 4096 True\n");
+}

@@ -43,6 +43,8 @@ impl ExitStatus {
 pub struct ExecImage {
     pub exe: Option<Arc<Dentry>>,
     pub strings: ArgArea,
+    /// The auxiliary vector the program started with (`/proc/[pid]/auxv`).
+    pub auxv: Vec<(u64, u64)>,
 }
 
 /// Linux's default `coredump_filter`: private and shared anonymous memory, ELF headers and
