@@ -22,6 +22,7 @@ mod net;
 use std::any::Any;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::abi::Errno;
@@ -32,12 +33,15 @@ use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
 use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
 use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
 use crate::kernel::task::TaskView;
+use crate::kernel::thread_group::COREDUMP_FILTER_MASK;
 use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
+use crate::mm::usermem::IoSrc;
 use crate::mm::VmaKind;
 use crate::vfs::inode::MagicTarget;
 use crate::vfs::{
-    Caller, DirEntry, FileOps, FileType, FsStats, Inode, MountNamespace, OpenFile, Stat,
+    Caller, Context, DirEntry, FileOps, FileType, FsStats, Inode, IoDst, MountNamespace, OpenFile,
+    Stat,
 };
 
 /// PROC_SUPER_MAGIC.
@@ -317,8 +321,12 @@ enum PidFile {
     MountInfo,
     SmapsRollup,
     Cgroup,
+    OomScore,
     OomScoreAdj,
+    CoredumpFilter,
     LoginUid,
+    Smaps,
+    Auxv,
 }
 
 /// The symlinks of a `/proc/[pid]` directory.
@@ -333,7 +341,8 @@ enum PidLink {
 const NAMESPACES: [(&str, u64); 8] = [
     ("cgroup", 0xEFFF_FFFB),
     ("ipc", 0xEFFF_FFFF),
-    ("mnt", 0xF000_0000),
+    // The task's own mount namespace's number is shown (`MountNamespace::inode`).
+    ("mnt", 0),
     ("net", 0xF000_0098),
     // The process's own namespace's number is shown (`PidNamespace::inode`).
     ("pid", 0),
@@ -354,6 +363,8 @@ enum Node {
     Fd(i32),
     FdInfo(i32),
     Ns(usize),
+    /// `net`: the network namespace's `/proc/net` directory (every process shares one).
+    Net,
     File(PidFile),
     Link(PidLink),
 }
@@ -378,14 +389,21 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("mountinfo", Node::File(PidFile::MountInfo)),
     ("smaps_rollup", Node::File(PidFile::SmapsRollup)),
     ("cgroup", Node::File(PidFile::Cgroup)),
+    ("oom_score", Node::File(PidFile::OomScore)),
     ("oom_score_adj", Node::File(PidFile::OomScoreAdj)),
+    ("coredump_filter", Node::File(PidFile::CoredumpFilter)),
     ("loginuid", Node::File(PidFile::LoginUid)),
+    ("smaps", Node::File(PidFile::Smaps)),
+    ("auxv", Node::File(PidFile::Auxv)),
+    ("net", Node::Net),
 ];
 
 /// A node of `/proc/[pid]` (or `/proc/[pid]/task/[tid]`). Holds the kernel weakly: a task
 /// whose cwd is in `/proc` must not keep the kernel alive.
 struct PidNode {
     fs: Arc<SynthFs>,
+    /// The instance's `net` directory, which `/proc/[pid]/net` is.
+    net: Arc<dyn Inode>,
     kernel: Weak<Kernel>,
     /// The namespace of the `/proc` instance.
     ns: Arc<PidNamespace>,
@@ -400,6 +418,7 @@ impl PidNode {
     fn child(&self, node: Node) -> Arc<PidNode> {
         Arc::new(PidNode {
             fs: self.fs.clone(),
+            net: self.net.clone(),
             kernel: self.kernel.clone(),
             ns: self.ns.clone(),
             tgid: self.tgid,
@@ -429,10 +448,11 @@ impl PidNode {
             Node::Fd(_) => libc::S_IFLNK | 0o700,
             Node::Ns(_) | Node::Link(_) => libc::S_IFLNK | 0o777,
             Node::FdInfo(_) => libc::S_IFREG | 0o400,
-            Node::File(PidFile::Environ) => libc::S_IFREG | 0o400,
-            Node::File(PidFile::Comm | PidFile::OomScoreAdj | PidFile::LoginUid) => {
-                libc::S_IFREG | 0o644
-            }
+            Node::File(PidFile::Environ | PidFile::Auxv) => libc::S_IFREG | 0o400,
+            Node::File(
+                PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter | PidFile::LoginUid,
+            ) => libc::S_IFREG | 0o644,
+            Node::Net => libc::S_IFDIR | 0o555,
             Node::File(_) => libc::S_IFREG | 0o444,
         }
     }
@@ -484,6 +504,7 @@ impl PidNode {
                 .unwrap_or(self.tid);
             return Arc::new(PidNode {
                 fs: self.fs.clone(),
+                net: self.net.clone(),
                 kernel: self.kernel.clone(),
                 ns: self.ns.clone(),
                 tgid: self.tgid,
@@ -513,13 +534,32 @@ impl PidNode {
 
     fn generate(&self, cx: &Caller, f: PidFile) -> Result<Vec<u8>, Errno> {
         let snap = self.snapshot()?;
-        let needs_access = matches!(f, PidFile::Environ | PidFile::Maps | PidFile::SmapsRollup);
+        let needs_access = matches!(
+            f,
+            PidFile::Environ
+                | PidFile::Auxv
+                | PidFile::Maps
+                | PidFile::Smaps
+                | PidFile::SmapsRollup
+        );
         if needs_access && !snap.may_inspect(cx) {
             return Err(Errno::EACCES);
         }
         Ok(match f {
             PidFile::Cmdline => read_strings(&snap, true),
             PidFile::Environ => read_strings(&snap, false),
+            // Nothing once the process has exited (its memory is gone), as Linux.
+            PidFile::Auxv if snap.view.is_none() => Vec::new(),
+            PidFile::Auxv => snap
+                .tg
+                .image
+                .lock()
+                .unwrap()
+                .auxv
+                .iter()
+                .flat_map(|(k, v)| [k.to_ne_bytes(), v.to_ne_bytes()])
+                .flatten()
+                .collect(),
             PidFile::Stat => stat_text(&snap, self.thread).into_bytes(),
             PidFile::Status => status_text(&snap).into_bytes(),
             PidFile::Statm => statm_text(&snap).into_bytes(),
@@ -531,6 +571,12 @@ impl PidNode {
                 .unwrap_or_default()
                 .into_bytes(),
             PidFile::SmapsRollup => smaps_rollup_text(&snap).into_bytes(),
+            PidFile::Smaps => snap
+                .view
+                .as_ref()
+                .map(smaps_text)
+                .unwrap_or_default()
+                .into_bytes(),
             PidFile::Limits => limits_text(&snap.tg).into_bytes(),
             PidFile::Mounts => snap
                 .view
@@ -545,7 +591,14 @@ impl PidNode {
                 .unwrap_or_default()
                 .into_bytes(),
             PidFile::Cgroup => b"0::/\n".to_vec(),
-            PidFile::OomScoreAdj => b"0\n".to_vec(),
+            // No OOM killer weighs processes in the sandbox: every badness is 0.
+            PidFile::OomScore => b"0\n".to_vec(),
+            PidFile::OomScoreAdj => {
+                format!("{}\n", snap.tg.oom_score_adj.load(Ordering::Relaxed)).into_bytes()
+            }
+            PidFile::CoredumpFilter => {
+                format!("{:08x}\n", snap.tg.coredump_filter.load(Ordering::Relaxed)).into_bytes()
+            }
             PidFile::LoginUid => b"4294967295".to_vec(),
         })
     }
@@ -594,6 +647,10 @@ impl Inode for PidNode {
             (st.atime, st.mtime, st.ctime) = (secs, secs, secs);
             (st.atime_nsec, st.mtime_nsec, st.ctime_nsec) = (nsec, nsec, nsec);
         }
+        if let Node::TaskDir = self.node {
+            // The parent's entry, `.`, and the `..` of each thread's directory.
+            st.nlink = 2 + snap.threads.len() as u64;
+        }
         if let Node::Fd(fd) = self.node {
             if let Some(v) = &snap.view {
                 if let Ok(f) = v.fds.get(fd) {
@@ -616,6 +673,9 @@ impl Inode for PidNode {
             .into_iter()
             .find(|(n, _)| n == name)
             .ok_or(Errno::ENOENT)?;
+        if node == Node::Net {
+            return Ok(self.net.clone());
+        }
         Ok(self.entry_inode(name, node))
     }
 
@@ -641,6 +701,10 @@ impl Inode for PidNode {
                 let name = name.strip_suffix("_for_children").unwrap_or(name);
                 if name == "pid" {
                     ino = self.snapshot()?.tg.pidns.inode();
+                } else if name == "mnt" {
+                    if let Some(v) = self.snapshot()?.view {
+                        ino = v.fs.ns.inode();
+                    }
                 }
                 Ok(format!("{name}:[{ino}]").into_bytes())
             }
@@ -671,16 +735,27 @@ impl Inode for PidNode {
 
     fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let data = match self.node {
-            Node::Dir | Node::TaskDir | Node::FdDir | Node::FdInfoDir | Node::NsDir => {
+            Node::Dir | Node::TaskDir | Node::FdDir | Node::FdInfoDir | Node::NsDir | Node::Net => {
                 return Err(Errno::EISDIR)
             }
             Node::Fd(_) | Node::Ns(_) | Node::Link(_) => return Err(Errno::ELOOP),
             Node::FdInfo(fd) => self.fdinfo(cx, fd)?,
             Node::File(f) => {
+                let data = self.generate(cx, f)?;
                 if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
-                    return Err(Errno::EACCES);
+                    if !matches!(
+                        f,
+                        PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter
+                    ) {
+                        return Err(Errno::EACCES);
+                    }
+                    return Ok(Arc::new(PidWriteFile {
+                        node: self.child(self.node),
+                        file: f,
+                        contents: BytesFile::new(data, Inode::stat(self)?),
+                    }));
                 }
-                self.generate(cx, f)?
+                data
             }
         };
         Ok(Arc::new(BytesFile::new(data, Inode::stat(self)?)))
@@ -710,6 +785,131 @@ impl PidNode {
                 .clone()
                 .ok_or(Errno::ENOENT)?,
         }))
+    }
+}
+
+/// A writable `/proc/[pid]` file (`comm`, `oom_score_adj`, `coredump_filter`) open for
+/// writing: reads see the contents at open, each write is parsed and applied at once.
+struct PidWriteFile {
+    node: Arc<PidNode>,
+    file: PidFile,
+    contents: BytesFile,
+}
+
+/// The bytes of one write to a `/proc` control file: at most `max` of them, up to a NUL,
+/// as Linux copies them into a small buffer.
+fn control_bytes(src: &mut dyn IoSrc, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; src.remaining().min(max)];
+    let n = src.copy_to(&mut buf)?;
+    buf.truncate(n);
+    if let Some(nul) = buf.iter().position(|&b| b == 0) {
+        buf.truncate(nul);
+    }
+    Ok(buf)
+}
+
+/// An integer as the kernel's `kstrtoint(.., 0, ..)` reads it: optional sign, then decimal,
+/// `0x` hex or `0` octal, with surrounding whitespace (a trailing newline) allowed.
+fn parse_kernel_int(bytes: &[u8]) -> Result<i64, Errno> {
+    let s = std::str::from_utf8(bytes)
+        .map_err(|_| Errno::EINVAL)?
+        .trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (radix, digits) = if let Some(h) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        (16, h)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return Err(Errno::EINVAL);
+    }
+    let v = i64::from_str_radix(digits, radix).map_err(|_| Errno::EINVAL)?;
+    Ok(if neg { -v } else { v })
+}
+
+/// TASK_COMM_LEN - 1: the longest thread name.
+const COMM_MAX: usize = 15;
+
+impl PidWriteFile {
+    fn apply(&self, t: &mut dyn Context, src: &mut dyn IoSrc) -> Result<(), Errno> {
+        let snap = self.node.snapshot()?;
+        match self.file {
+            PidFile::Comm => {
+                let name = control_bytes(src, COMM_MAX)?;
+                // Only threads of the writer's own process may be renamed.
+                if snap.tgid != t.tgid() {
+                    return Err(Errno::EINVAL);
+                }
+                let h = snap.handle.as_ref().ok_or(Errno::ESRCH)?;
+                *h.comm.lock().unwrap() = name;
+            }
+            PidFile::OomScoreAdj => {
+                let v = parse_kernel_int(&control_bytes(src, 12)?)?;
+                if !(-1000..=1000).contains(&v) {
+                    return Err(Errno::EINVAL);
+                }
+                let old = snap.tg.oom_score_adj.load(Ordering::Relaxed);
+                // Lowering it below what it was takes CAP_SYS_RESOURCE.
+                if (v as i32) < old && !t.creds().has_cap(crate::auth::cap::SYS_RESOURCE) {
+                    return Err(Errno::EACCES);
+                }
+                snap.tg.oom_score_adj.store(v as i32, Ordering::Relaxed);
+            }
+            PidFile::CoredumpFilter => {
+                let v = parse_kernel_int(&control_bytes(src, 127)?)?;
+                let v = u32::try_from(v).map_err(|_| Errno::EINVAL)?;
+                snap.tg
+                    .coredump_filter
+                    .store(v & COREDUMP_FILTER_MASK, Ordering::Relaxed);
+            }
+            _ => return Err(Errno::EACCES),
+        }
+        Ok(())
+    }
+}
+
+impl FileOps for PidWriteFile {
+    fn read(
+        &self,
+        t: &mut dyn Context,
+        f: &OpenFile,
+        dst: &mut dyn IoDst,
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        self.contents.read(t, f, dst, off)
+    }
+
+    fn write(
+        &self,
+        t: &mut dyn Context,
+        _f: &OpenFile,
+        src: &mut dyn IoSrc,
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        // Linux answers with the whole count whatever part of it the file took.
+        let count = src.remaining();
+        self.apply(t, src)?;
+        Ok(count)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.contents.stat()
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        self.contents.size()
     }
 }
 
@@ -974,6 +1174,8 @@ fn maps_text(v: &TaskView) -> String {
     let mut s = String::new();
     for m in v.mm.maps() {
         let name = match &m.kind {
+            // Shared anonymous memory is a deleted shmem file on Linux (proc(5)).
+            VmaKind::Anon if m.shared => "/dev/zero (deleted)".into(),
             VmaKind::Anon => String::new(),
             VmaKind::Heap => "[heap]".into(),
             VmaKind::Stack => "[stack]".into(),
@@ -999,6 +1201,67 @@ fn maps_text(v: &TaskView) -> String {
         }
     }
     s
+}
+
+/// `/proc/[pid]/smaps`: each mapping's `maps` line, its sizes and its `VmFlags`. Pages are
+/// never shared between address spaces in the sentry's accounting (copy-on-write pages
+/// count for each), so the resident pages of a mapping are its private ones.
+fn smaps_text(v: &TaskView) -> String {
+    let maps_lines = maps_text(v);
+    let mut out = String::new();
+    for (m, line) in v.mm.maps().iter().zip(maps_lines.lines()) {
+        let size = (m.end - m.start) / 1024;
+        let rss = v.mm.resident_in(m.start, m.end) / 1024;
+        // Shared anonymous memory is a shmem file on Linux, not anonymous pages.
+        let anon = if m.is_file || m.shared { 0 } else { rss };
+        let (clean, dirty) = if m.perms.write { (0, rss) } else { (rss, 0) };
+        let _ = writeln!(out, "{line}");
+        for (k, val) in [
+            ("Size", size),
+            ("KernelPageSize", 4),
+            ("MMUPageSize", 4),
+            ("Rss", rss),
+            ("Pss", rss),
+            ("Shared_Clean", 0),
+            ("Shared_Dirty", 0),
+            ("Private_Clean", clean),
+            ("Private_Dirty", dirty),
+            ("Referenced", rss),
+            ("Anonymous", anon),
+            ("LazyFree", 0),
+            ("AnonHugePages", 0),
+            ("ShmemPmdMapped", 0),
+            ("FilePmdMapped", 0),
+            ("Shared_Hugetlb", 0),
+            ("Private_Hugetlb", 0),
+            ("Swap", 0),
+            ("SwapPss", 0),
+            ("Locked", if m.locked { rss } else { 0 }),
+        ] {
+            let _ = writeln!(out, "{:<16}{val:>8} kB", format!("{k}:"));
+        }
+        let _ = writeln!(out, "THPeligible:    0");
+        let mut flags = Vec::new();
+        for (on, name) in [
+            (m.perms.read, "rd"),
+            (m.perms.write, "wr"),
+            (m.perms.exec, "ex"),
+            (m.shared && m.may_write, "sh"),
+            (true, "mr"),
+            (m.may_write, "mw"),
+            (true, "me"),
+            (m.shared, "ms"),
+            (matches!(m.kind, VmaKind::Stack), "gd"),
+            (m.locked, "lo"),
+            (!m.shared && m.perms.write, "ac"),
+        ] {
+            if on {
+                flags.push(name);
+            }
+        }
+        let _ = writeln!(out, "VmFlags: {} ", flags.join(" "));
+    }
+    out
 }
 
 fn smaps_rollup_text(s: &Snapshot) -> String {
@@ -1105,11 +1368,12 @@ fn mounts_text(ns: &MountNamespace) -> String {
     for m in ns.mounts() {
         let _ = writeln!(
             s,
-            "{} {} {} {},relatime 0 0",
+            "{} {} {} {}{} 0 0",
             m.source,
             mangle(&m.path),
             m.fs_type,
-            if m.readonly { "ro" } else { "rw" }
+            m.options(),
+            m.fs_options
         );
     }
     s
@@ -1132,14 +1396,16 @@ fn mountinfo_text(ns: &MountNamespace) -> String {
             ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
             (dev & 0xff) | ((dev >> 12) & !0xff),
         );
-        let rw = if m.readonly { "ro" } else { "rw" };
         let _ = writeln!(
             s,
-            "{} {parent} {major}:{minor} / {} {rw},relatime - {} {} {rw}",
+            "{} {parent} {major}:{minor} {} {} {} - {} {} {}",
             m.id,
+            mangle(&m.root_path),
             mangle(&m.path),
+            m.options(),
             m.fs_type,
             m.source,
+            m.super_options(),
         );
     }
     s
@@ -1253,6 +1519,8 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         &fs,
         vec![
             ("cap_last_cap", fixed("40\n")),
+            // Linux's value when no domain name was set; the sandbox has no setdomainname.
+            ("domainname", fixed("(none)\n")),
             (
                 "hostname",
                 f(|k| format!("{}\n", k.hostname.lock().unwrap())),
@@ -1271,6 +1539,8 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
                 fixed(&format!("{}\n", (1024 * host_info().ncpu).max(32768))),
             ),
             ("random", random_dir),
+            // The sentry lays out every address space the same way: no randomisation.
+            ("randomize_va_space", fixed("0\n")),
             (
                 "sem",
                 fixed(&format!("{SEMMSL}\t{SEMMNS}\t{SEMOPM}\t{SEMMNI}\n")),
@@ -1312,9 +1582,21 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         ],
     );
     let fixed_entries: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![
+        // There is no boot command line: a sandbox has no bootloader.
+        ("cmdline", fixed("quiet\n")),
         (
             "cpuinfo",
             SynthFile::fixed(&fs, host_info().cpuinfo.clone()) as Arc<dyn Inode>,
+        ),
+        // The character devices the sentry implements: the memory devices, the terminal
+        // devices and the pty slaves; no block devices.
+        (
+            "devices",
+            fixed(&format!(
+                "Character devices:\n  1 mem\n  5 /dev/tty\n  5 /dev/ptmx\n{:3} pts\n\n\
+                 Block devices:\n",
+                crate::tty::pty::SLAVE_MAJOR
+            )),
         ),
         (
             "filesystems",
@@ -1333,7 +1615,8 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         }),
         ("meminfo", f(meminfo)),
         ("mounts", SynthLink::fixed(&fs, "self/mounts")),
-        ("net", net::net_dir(&fs, &kernel)),
+        // As on Linux, `/proc/net` is `self/net`: the network namespace's files.
+        ("net", SynthLink::fixed(&fs, "self/net")),
         ("self", {
             let ns = ns.clone();
             SynthLink::new(
@@ -1391,6 +1674,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
     .map(|(n, i)| (n.as_bytes().to_vec(), i))
     .collect();
     Arc::new(ProcRoot {
+        net: net::net_dir(&fs, &kernel),
         fs,
         kernel,
         ns,
@@ -1401,6 +1685,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
 /// `/proc` itself: the fixed entries plus one directory per sandbox process.
 struct ProcRoot {
     fs: Arc<SynthFs>,
+    net: Arc<dyn Inode>,
     kernel: Weak<Kernel>,
     ns: Arc<PidNamespace>,
     fixed: Vec<(Vec<u8>, Arc<dyn Inode>)>,
@@ -1410,6 +1695,7 @@ impl ProcRoot {
     fn pid_dir(&self, k: &Arc<Kernel>, tgid: i32, tid: i32) -> Arc<PidNode> {
         Arc::new(PidNode {
             fs: self.fs.clone(),
+            net: self.net.clone(),
             kernel: Arc::downgrade(k),
             ns: self.ns.clone(),
             tgid,

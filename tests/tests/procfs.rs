@@ -375,3 +375,144 @@ fn mount_and_umount_stay_in_the_sandbox() {
     assert!(!after.contains("/mnt/rs-"), "a host mount appeared");
     assert_eq!(before.lines().count(), after.lines().count());
 }
+
+#[test]
+fn process_control_files_take_writes_like_linux() {
+    if skip(&["/bin/sh", "/usr/bin/cat", "/usr/bin/readlink"]) {
+        return;
+    }
+    // oom_score_adj and coredump_filter are per process and inherited by children; a thread
+    // may rename itself through task/[tid]/comm (the newline is kept, as on Linux); out of
+    // range values are refused; /proc/net is the link to self/net.
+    let cmd = [
+        "/bin/sh",
+        "-c",
+        "echo 7 > /proc/self/oom_score_adj; cat /proc/$$/oom_score_adj; \
+         sh -c 'cat /proc/$$/oom_score_adj'; \
+         (echo 2000 > /proc/self/oom_score_adj) 2>/dev/null || echo refused; \
+         echo 0x31 > /proc/self/coredump_filter; cat /proc/$$/coredump_filter; \
+         sh -c 'cat /proc/$$/coredump_filter'; \
+         echo 100 > /proc/self/coredump_filter; cat /proc/$$/coredump_filter; \
+         echo renamed > /proc/self/task/$$/comm; cat /proc/$$/comm; \
+         readlink /proc/net; test -d /proc/self/net && test -e /proc/self/net/tcp && echo netdir; \
+         grep -q '^VmFlags: ' /proc/self/smaps && grep -q '^Rss: ' /proc/self/smaps && echo smaps",
+    ];
+    let inside = stdout_ok(&sandbox(&cmd));
+    assert_eq!(inside, stdout_ok(&native(&cmd)));
+    assert!(
+        inside.contains("refused\n") && inside.ends_with("smaps\n"),
+        "{inside}"
+    );
+}
+
+#[test]
+fn memory_devices_answer_every_seek_with_zero() {
+    if skip(&["/usr/bin/python3"]) {
+        return;
+    }
+    let cmd = [
+        "/usr/bin/python3",
+        "-c",
+        "import os\n\
+         fd = os.open('/dev/null', os.O_RDONLY)\n\
+         print(os.lseek(fd, 1000, 1), os.lseek(fd, -10, 1), os.lseek(fd, 5, 2))\n\
+         fd = os.open('/dev/urandom', os.O_RDONLY); os.read(fd, 10)\n\
+         print(os.lseek(fd, -10, 1), os.lseek(fd, 0, 1))\n\
+         fd = os.open('/dev/full', os.O_RDONLY)\n\
+         print(os.lseek(fd, 123, 0), os.lseek(fd, 123, 2))\n\
+         try: os.lseek(fd, 0, 9)\n\
+         except OSError as e: print(e.errno)\n",
+    ];
+    let inside = stdout_ok(&sandbox(&cmd));
+    assert_eq!(inside, stdout_ok(&native(&cmd)));
+    assert_eq!(inside, "0 0 0\n0 0\n0 0\n22\n");
+}
+
+#[test]
+fn unshare_newns_gives_a_private_copy_of_the_mounts() {
+    if skip(&[
+        "/bin/sh",
+        "/usr/bin/unshare",
+        "/usr/bin/mount",
+        "/usr/bin/umount",
+    ]) {
+        return;
+    }
+    // The child namespace starts with the parent's mounts; unmounting or mounting there
+    // leaves the parent's alone, and the two have different ns/mnt numbers.
+    let out = stdout_ok(&sandbox(&[
+        "/bin/sh",
+        "-c",
+        "mkdir -p /mnt/rs-ns; mount -t tmpfs none /mnt/rs-ns; echo x > /mnt/rs-ns/f; \
+         unshare -m sh -c 'cat /mnt/rs-ns/f && umount /mnt/rs-ns && test ! -e /mnt/rs-ns/f \
+           && echo child-unmounted'; \
+         cat /mnt/rs-ns/f; \
+         unshare -m sh -c 'mount -t tmpfs none /mnt/rs-ns && test ! -e /mnt/rs-ns/f \
+           && echo child-mounted'; \
+         cat /mnt/rs-ns/f; \
+         [ \"$(readlink /proc/self/ns/mnt)\" != \"$(unshare -m readlink /proc/self/ns/mnt)\" ] \
+           && echo differs",
+    ]));
+    assert_eq!(
+        out, "x\nchild-unmounted\nx\nchild-mounted\nx\ndiffers\n",
+        "{out}"
+    );
+}
+
+#[test]
+fn mount_flags_show_in_mountinfo_and_statfs_and_noexec_holds() {
+    if skip(&["/bin/sh", "/usr/bin/mount", "/usr/bin/python3"]) {
+        return;
+    }
+    // Linux's formats: mountinfo's root (a bind mount of a subdirectory shows it), the
+    // mount's options in Linux's order, tmpfs's mode among the filesystem's options; statfs
+    // reports the flags as ST_* bits; noexec refuses execve (EACCES) and PROT_EXEC mappings
+    // (EPERM); a remount replaces the flags.
+    let out = stdout_ok(&sandbox(&[
+        "/bin/sh",
+        "-c",
+        "mkdir -p /mnt/rs-x /mnt/rs-b; \
+         mount -t tmpfs -o noexec,nodev,mode=750 none /mnt/rs-x; mkdir /mnt/rs-x/sub; \
+         mount --bind /mnt/rs-x/sub /mnt/rs-b; \
+         grep -E ' /mnt/rs-(x|b) ' /proc/self/mountinfo | cut -d' ' -f4-6,8-; \
+         grep ' /mnt/rs-x ' /proc/mounts; \
+         printf '#!/bin/sh\\necho ran\\n' > /mnt/rs-x/s; chmod 755 /mnt/rs-x/s; \
+         /mnt/rs-x/s 2>/dev/null || echo refused; \
+         python3 -c \"import os, mmap\n\
+print(hex(os.statvfs('/mnt/rs-x').f_flag))\n\
+f = open('/mnt/rs-x/s', 'rb')\n\
+try: mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)\n\
+except OSError as e: print(e.errno)\"; \
+         mount -o remount,bind,exec,dev /mnt/rs-x; grep -c noexec /proc/mounts; /mnt/rs-x/s",
+    ]));
+    assert_eq!(
+        out,
+        "/ /mnt/rs-x rw,nodev,noexec,relatime tmpfs none rw,mode=750\n\
+         /sub /mnt/rs-b rw,nodev,noexec,relatime tmpfs none rw,mode=750\n\
+         none /mnt/rs-x tmpfs rw,nodev,noexec,relatime,mode=750 0 0\n\
+         refused\n0x100c\n1\n1\nran\n",
+        "{out}"
+    );
+}
+
+#[test]
+fn auxv_is_the_vector_the_program_started_with() {
+    if skip(&["/usr/bin/python3"]) {
+        return;
+    }
+    // Every entry of /proc/self/auxv is what getauxval(3) reports (but AT_HWCAP, which glibc
+    // answers from its own CPU model, and the vDSO's), and the vector ends with AT_NULL.
+    let cmd = [
+        "/usr/bin/python3",
+        "-c",
+        "import ctypes, struct\n\
+         libc = ctypes.CDLL(None); libc.getauxval.restype = ctypes.c_ulong\n\
+         data = open('/proc/self/auxv', 'rb').read()\n\
+         pairs = [struct.unpack_from('QQ', data, i) for i in range(0, len(data), 16)]\n\
+         print(pairs[-1] == (0, 0), dict(pairs)[6],\n\
+               all(libc.getauxval(k) == v for k, v in pairs if k not in (0, 16, 32, 33)))\n",
+    ];
+    let inside = stdout_ok(&sandbox(&cmd));
+    assert_eq!(inside, stdout_ok(&native(&cmd)));
+    assert_eq!(inside, "True 4096 True\n");
+}

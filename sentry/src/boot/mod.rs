@@ -714,6 +714,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
     *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
         exe: Some(exe),
         strings: loaded.strings,
+        auxv: loaded.auxv.clone(),
     };
     let base = cmd.rsplit('/').next().unwrap_or(cmd).as_bytes();
     let handle = TaskHandle::new(pid, tg.clone(), base[..base.len().min(15)].to_vec());

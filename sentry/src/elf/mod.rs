@@ -65,7 +65,12 @@ pub struct Loaded {
     pub sp: u64,
     /// Where the argument and environment strings are (`/proc/[pid]/cmdline`, `environ`).
     pub strings: ArgArea,
+    /// The auxiliary vector given to the program (`/proc/[pid]/auxv`).
+    pub auxv: Auxv,
 }
+
+/// An auxiliary vector: (key, value) pairs, AT_NULL included.
+pub type Auxv = Vec<(u64, u64)>;
 
 /// The argv and envp strings on the initial stack, as Linux's `mm->arg_start..env_end`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -209,7 +214,10 @@ fn open_executable(
 ) -> Result<Opened, Errno> {
     let d = fs.resolve(cx, path)?;
     let st = d.inode.stat()?;
-    if FileType::from_mode(st.mode) != FileType::Regular || !may_access(&st, &cx.creds, 1, false) {
+    if FileType::from_mode(st.mode) != FileType::Regular
+        || !may_access(&st, &cx.creds, 1, false)
+        || d.mount.noexec()
+    {
         return Err(Errno::EACCES);
     }
     let file = image_file(&d, cx, mf);
@@ -505,8 +513,13 @@ pub fn load(
         }
         None => (exe.entry, 0),
     };
-    let (sp, strings) = build_stack(mm, args, &exe, interp_base)?;
-    Ok(Loaded { entry, sp, strings })
+    let (sp, strings, auxv) = build_stack(mm, args, &exe, interp_base)?;
+    Ok(Loaded {
+        entry,
+        sp,
+        strings,
+        auxv,
+    })
 }
 
 /// Auxiliary-vector keys (include/uapi/linux/auxvec.h).
@@ -538,7 +551,7 @@ fn build_stack(
     args: &ExecArgs<'_>,
     exe: &Image,
     interp_base: u64,
-) -> Result<(u64, ArgArea), Error> {
+) -> Result<(u64, ArgArea, Auxv), Error> {
     let bottom = STACK_TOP - args.stack_size;
     mm.mmap(MmapRequest {
         placement: Placement::Fixed(bottom),
@@ -619,11 +632,11 @@ fn build_stack(
     for p in envp.iter().chain([&0u64]) {
         table.extend_from_slice(&p.to_le_bytes());
     }
-    for (k, v) in auxv {
+    for (k, v) in &auxv {
         table.extend_from_slice(&k.to_le_bytes());
         table.extend_from_slice(&v.to_le_bytes());
     }
-    Ok((push(&table, 16)?, strings))
+    Ok((push(&table, 16)?, strings, auxv))
 }
 
 fn cpuid_edx_leaf1() -> u64 {

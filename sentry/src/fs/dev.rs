@@ -115,6 +115,10 @@ impl FileOps for CharFile {
         true
     }
 
+    fn offset_pinned(&self) -> bool {
+        self.kind != Kind::Tty
+    }
+
     fn size(&self) -> Result<u64, Errno> {
         Ok(0)
     }

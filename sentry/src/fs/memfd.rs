@@ -35,6 +35,9 @@ impl MemfdFs {
             source: "memfd".to_owned(),
             readonly: false,
             notify: notify.clone(),
+            flags: 0,
+            root_path: b"/".to_vec(),
+            fs_options: String::new(),
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

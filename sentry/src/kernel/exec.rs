@@ -99,6 +99,7 @@ pub fn execve(
     *t.tg.image.lock().unwrap() = super::thread_group::ExecImage {
         exe: Some(exe),
         strings: loaded.strings,
+        auxv: loaded.auxv.clone(),
     };
     t.publish_view();
     if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {

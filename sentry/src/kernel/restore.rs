@@ -436,6 +436,8 @@ impl Kernel {
                 env_start: p.args[2],
                 env_end: p.args[3],
             },
+            // Not in the image (format 2): a restored process's auxv file is empty.
+            auxv: Vec::new(),
         };
         Ok(tg)
     }

@@ -1,6 +1,6 @@
 //! Thread groups (processes): identity, limits, signal state, exit status.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -43,7 +43,16 @@ impl ExitStatus {
 pub struct ExecImage {
     pub exe: Option<Arc<Dentry>>,
     pub strings: ArgArea,
+    /// The auxiliary vector the program started with (`/proc/[pid]/auxv`).
+    pub auxv: Vec<(u64, u64)>,
 }
+
+/// Linux's default `coredump_filter`: private and shared anonymous memory, ELF headers and
+/// private huge pages (`MMF_DUMP_FILTER_DEFAULT`).
+pub const DEFAULT_COREDUMP_FILTER: u32 = 0x33;
+
+/// The bits `coredump_filter` keeps (`MMF_DUMP_FILTER_MASK`).
+pub const COREDUMP_FILTER_MASK: u32 = 0x1ff;
 
 /// Number of resource limits (RLIM_NLIMITS).
 pub const RLIM_NLIMITS: usize = 16;
@@ -79,6 +88,12 @@ pub struct ThreadGroup {
     pub start: Instant,
     /// CPU time of exited threads and reaped children, peak RSS ([`super::usage`]).
     pub usage: Mutex<GroupUsage>,
+    /// `/proc/[pid]/oom_score_adj` (-1000..=1000): recorded and shown; the sandbox has no
+    /// OOM killer of its own to weigh it. Inherited by fork.
+    pub oom_score_adj: AtomicI32,
+    /// `/proc/[pid]/coredump_filter` (the `MMF_DUMP_*` bits): recorded and inherited by
+    /// fork; the sandbox writes no core files.
+    pub coredump_filter: AtomicU32,
     /// Set once the last thread has exited, with the final status.
     done: Mutex<Option<ExitStatus>>,
     done_cv: Condvar,
@@ -133,6 +148,8 @@ impl ThreadGroup {
             image: Mutex::new(ExecImage::default()),
             start: Instant::now(),
             usage: Mutex::new(GroupUsage::default()),
+            oom_score_adj: AtomicI32::new(0),
+            coredump_filter: AtomicU32::new(DEFAULT_COREDUMP_FILTER),
             done: Mutex::new(None),
             done_cv: Condvar::new(),
         }
@@ -145,6 +162,10 @@ impl ThreadGroup {
         *tg.limits.lock().unwrap() = *parent.limits.lock().unwrap();
         tg.sig.lock().unwrap().actions = parent.sig.lock().unwrap().actions;
         *tg.image.lock().unwrap() = parent.image.lock().unwrap().clone();
+        let adj = parent.oom_score_adj.load(Ordering::Relaxed);
+        tg.oom_score_adj.store(adj, Ordering::Relaxed);
+        let filter = parent.coredump_filter.load(Ordering::Relaxed);
+        tg.coredump_filter.store(filter, Ordering::Relaxed);
         tg
     }
 

@@ -131,9 +131,11 @@ pub struct MapsEntry {
     pub ino: u64,
     /// Whether a file backs the mapping (anonymous memory may have a name too).
     pub is_file: bool,
-    /// Whether the file mapping may ever be written through (its file was opened for
-    /// writing): false for read-only opens, whose pages are always the file's.
+    /// Whether the mapping may be made writable (VM_MAYWRITE: not a shared mapping of a
+    /// file opened read-only).
     pub may_write: bool,
+    /// VM_LOCKED.
+    pub locked: bool,
 }
 
 /// The program break and the patch table's fill: what a checkpoint saves of an address
@@ -1260,9 +1262,19 @@ impl MemoryManager {
                 dev: v.file.as_ref().map_or(0, |f| f.dev),
                 ino: v.file.as_ref().map_or(0, |f| f.ino),
                 is_file: v.file.is_some(),
-                may_write: v.file.as_ref().is_some_and(|f| f.may_write),
+                may_write: v.may_write(),
+                locked: v.locked,
             })
             .collect()
+    }
+
+    /// Bytes of `[start, end)` backed by memory now (one mapping's `Rss` in smaps).
+    pub fn resident_in(&self, start: u64, end: u64) -> u64 {
+        self.lock()
+            .pmas
+            .range(..end)
+            .map(|(&s, p)| p.end.min(end).saturating_sub(s.max(start)))
+            .sum()
     }
 
     /// The program break and patch-table fill (for a checkpoint).

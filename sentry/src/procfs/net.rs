@@ -238,6 +238,7 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             ("tcp_keepalive_probes", fixed("9")),
             ("tcp_keepalive_time", fixed("7200")),
             ("tcp_rmem", fixed("4096\t131072\t6291456")),
+            ("tcp_recovery", fixed("1")),
             ("tcp_sack", fixed("1")),
             ("tcp_syn_retries", fixed("6")),
             ("tcp_synack_retries", fixed("5")),
@@ -280,6 +281,15 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             }),
         )
     };
-    let ipv6 = SynthDir::fixed(fs, vec![("conf", conf)]);
+    let ipv6 = SynthDir::fixed(
+        fs,
+        vec![
+            ("auto_flowlabels", fixed("1")),
+            ("bindv6only", fixed("0")),
+            ("conf", conf),
+            ("ip6frag_time", fixed("60")),
+            ("ip_nonlocal_bind", fixed("0")),
+        ],
+    );
     SynthDir::fixed(fs, vec![("core", core), ("ipv4", ipv4), ("ipv6", ipv6)])
 }

@@ -446,6 +446,13 @@ pub fn lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult {
         return f.ops().seek(offset, whence);
     }
     let mut off = f.offset.lock().unwrap();
+    if f.ops().offset_pinned() {
+        if !(libc::SEEK_SET..=libc::SEEK_HOLE).contains(&whence) {
+            return Err(Errno::EINVAL);
+        }
+        *off = 0;
+        return Ok(0);
+    }
     let base = match whence {
         libc::SEEK_SET => 0i64,
         libc::SEEK_CUR => *off as i64,

@@ -193,6 +193,9 @@ fn mmap_file(
         return Err(Errno::EACCES);
     }
     let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
+    if perms.exec && d.mount.noexec() {
+        return Err(Errno::EPERM);
+    }
     let st = f.ops().stat()?;
     if FileType::from_mode(st.mode) != FileType::Regular {
         return Err(Errno::ENODEV);

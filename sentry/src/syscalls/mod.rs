@@ -38,7 +38,7 @@
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify, mq_getsetattr | `mq.rs` |
-//! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
+//! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns, unshare (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
 //! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
 //! | keyctl (session keyrings) | `keys.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
@@ -363,7 +363,7 @@ syscall_table! {
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc and bind mounts in the sentry's namespace; remount changes only read-only; propagation flags accepted as no-ops; not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc, devpts, overlay and bind mounts in the caller's mount namespace; remount sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); propagation flags accepted as no-ops (no peer groups); not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         186 gettid() => process::gettid, Full;
         187 readahead(fd: Fd, offset: i64, count: usize) => fd::readahead, Partial("checks the file; pages are read when the application reads them");
@@ -440,6 +440,7 @@ syscall_table! {
         269 faccessat(dirfd: Fd, path: PathArg, mode: i32) => path::faccessat, Full;
         270 pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr, sigmask: UserAddr) => poll::pselect6, Full;
         271 ppoll(fds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::ppoll, Full;
+        272 unshare(flags: Flags) => pidfd::unshare, Partial("CLONE_FILES, CLONE_FS and CLONE_NEWNS (a copy of the mount namespace, no propagation); thread, signal-handler and VM flags only when single-threaded; other namespaces and CLONE_SYSVSEM are EINVAL");
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");
@@ -469,7 +470,7 @@ syscall_table! {
         305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;
         307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
-        308 setns(fd: Fd, nstype: i32) => pidfd::setns, Partial("pidfds only (no /proc/[pid]/ns files); every process shares one namespace of each kind but PID, so joining is staying; another PID namespace is EINVAL");
+        308 setns(fd: Fd, nstype: i32) => pidfd::setns, Partial("pidfds only (no /proc/[pid]/ns files); joins the target's mount namespace; every process shares one namespace of each other kind but PID, so joining is staying; another PID namespace is EINVAL");
         309 getcpu(cpu: UserAddr, node: UserAddr) => sched::getcpu, Full;
         314 sched_setattr(pid: i32, attr: UserAddr, flags: u32) => sched::sched_setattr, Partial("no SCHED_DEADLINE (EINVAL) or utilization clamps (EOPNOTSUPP); recorded per thread");
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;

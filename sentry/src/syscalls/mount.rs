@@ -11,7 +11,7 @@ use crate::fs::tmpfs::{TmpFs, TmpNode};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
-use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, Resolver};
+use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, MountOpts, Resolver};
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
 const MS_REMOUNT: u64 = libc::MS_REMOUNT;
@@ -111,11 +111,14 @@ pub fn mount(
 
     if flags & MS_REMOUNT != 0 {
         let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
-        t.fs.ns.set_readonly(&m, readonly);
+        t.fs.ns.set_flags(&m, readonly, flags);
         return Ok(0);
     }
     if flags & MS_PROPAGATION != 0 {
-        if flags & !(MS_PROPAGATION | MS_REC | libc::MS_SILENT) != 0 {
+        // Exactly one propagation type per call.
+        if flags & !(MS_PROPAGATION | MS_REC | libc::MS_SILENT) != 0
+            || (flags & MS_PROPAGATION).count_ones() != 1
+        {
             return Err(Errno::EINVAL);
         }
         mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
@@ -131,19 +134,23 @@ pub fn mount(
         return Err(Errno::EBUSY);
     }
 
-    let mut readonly = readonly;
+    let mut opts = MountOpts {
+        readonly,
+        flags,
+        ..MountOpts::default()
+    };
     let (root, fs_type, source): (Arc<dyn Inode>, &'static str, String) = if flags & MS_BIND != 0 {
         let src_path = t.mm.read_cstring(source, PATH_MAX)?;
         let src = resolve(t, &src_path, true)?;
         let src_dir = src.inode.file_type()? == FileType::Directory;
+        // A directory goes only onto a directory, anything else only onto a non-directory.
         if src_dir != (dir.inode.file_type()? == FileType::Directory) {
-            return Err(if src_dir {
-                Errno::ENOTDIR
-            } else {
-                Errno::EISDIR
-            });
+            return Err(Errno::ENOTDIR);
         }
-        readonly |= src.mount.readonly;
+        opts.readonly |= src.mount.readonly;
+        opts.flags |= src.mount.flags;
+        opts.root_path = bind_root_path(&src);
+        opts.fs_options = src.mount.fs_options.clone();
         (
             src.inode.clone(),
             src.mount.fs_type,
@@ -158,8 +165,11 @@ pub fn mount(
         match fstype.as_str() {
             "tmpfs" => {
                 let data = read_opt_string(t, data)?;
-                let root: Arc<dyn Inode> =
-                    TmpFs::new_root(&t.kernel.memory, tmpfs_mode(data.as_deref())?);
+                let mode = tmpfs_mode(data.as_deref())?;
+                if mode != 0o1777 {
+                    opts.fs_options = format!(",mode={mode:o}");
+                }
+                let root: Arc<dyn Inode> = TmpFs::new_root(&t.kernel.memory, mode);
                 (root, "tmpfs", source)
             }
             "devpts" => {
@@ -180,9 +190,28 @@ pub fn mount(
             _ => return Err(Errno::ENODEV),
         }
     };
-    let m = t.fs.ns.mount(&dir.path, root, fs_type, &source, readonly);
+    let m = t.fs.ns.mount_with(&dir.path, root, fs_type, &source, opts);
     log::debug!("mounted {m:?}");
     Ok(0)
+}
+
+/// Where the bind source `src` is within its filesystem: its path below its mount's
+/// mountpoint, under that mount's own root.
+fn bind_root_path(src: &Dentry) -> Vec<u8> {
+    let below = if src.mount.path == b"/" {
+        &src.path[..]
+    } else {
+        src.path.strip_prefix(&src.mount.path[..]).unwrap_or(b"")
+    };
+    let mut p = src.mount.root_path.clone();
+    let below = below.strip_prefix(b"/").unwrap_or(below);
+    if !below.is_empty() {
+        if p != b"/" {
+            p.push(b'/');
+        }
+        p.extend_from_slice(below);
+    }
+    p
 }
 
 /// The root of a new overlay from its options: one `lowerdir`, and an `upperdir` that is a

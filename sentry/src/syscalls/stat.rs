@@ -177,15 +177,35 @@ fn write_statfs(t: &Task, d: &Dentry, buf: UserAddr) -> SysResult {
         f_fsid: [0, d.mount.id as i32],
         f_namelen: s.name_max,
         f_frsize: s.block_size,
-        f_flags: if d.mount.readonly {
-            libc::ST_RDONLY as i64
-        } else {
-            0
-        } | libc::ST_RELATIME as i64,
+        f_flags: statfs_flags(&d.mount),
         f_spare: [0; 4],
     };
     t.mm.write_obj(buf, &out)?;
     Ok(0)
+}
+
+/// `statfs`'s `f_flags`: the mount's flags as `ST_*` bits, and ST_VALID as Linux sets it.
+fn statfs_flags(m: &crate::vfs::Mount) -> i64 {
+    const ST_VALID: u64 = 0x20;
+    let mut f = ST_VALID;
+    for (ms, st) in [
+        (libc::MS_NOSUID, libc::ST_NOSUID),
+        (libc::MS_NODEV, libc::ST_NODEV),
+        (libc::MS_NOEXEC, libc::ST_NOEXEC),
+        (libc::MS_NOATIME, libc::ST_NOATIME),
+        (libc::MS_NODIRATIME, libc::ST_NODIRATIME),
+    ] {
+        if m.flags & ms != 0 {
+            f |= st;
+        }
+    }
+    if m.readonly {
+        f |= libc::ST_RDONLY;
+    }
+    if m.flags & (libc::MS_NOATIME | libc::MS_STRICTATIME) == 0 {
+        f |= libc::ST_RELATIME;
+    }
+    f as i64
 }
 
 /// statfs(2)

@@ -112,6 +112,12 @@ pub trait FileOps: Send + Sync {
         false
     }
 
+    /// Whether the offset stays at 0 whatever `lseek` asks (Linux's memory devices:
+    /// null, zero, full, random and urandom answer every seek with 0).
+    fn offset_pinned(&self) -> bool {
+        false
+    }
+
     /// Readiness for poll/select/epoll as `POLL*` bits. The default is a file that never
     /// blocks.
     fn readiness(&self) -> u32 {

@@ -31,6 +31,74 @@ pub struct Mount {
     pub readonly: bool,
     /// The kernel's inotify watches, which changes made through this mount reach.
     pub notify: Arc<FsNotify>,
+    /// The other per-mount flags, as `MS_*` bits ([`MOUNT_FLAGS`]): `noexec` refuses execve
+    /// and executable mappings of its files; all of them show in `statfs` and
+    /// `/proc/[pid]/mountinfo`.
+    pub flags: u64,
+    /// The mount's root within its filesystem (`/` unless a bind mount of a subdirectory),
+    /// the fourth field of `/proc/[pid]/mountinfo`.
+    pub root_path: Vec<u8>,
+    /// Options of the filesystem itself, shown after the mount's (tmpfs `mode=`), each
+    /// with a leading comma.
+    pub fs_options: String,
+}
+
+/// How a mount is made, besides what it mounts and where.
+#[derive(Debug, Clone, Default)]
+pub struct MountOpts {
+    pub readonly: bool,
+    /// [`MOUNT_FLAGS`] bits (others are dropped).
+    pub flags: u64,
+    /// [`Mount::root_path`]; empty means `/`.
+    pub root_path: Vec<u8>,
+    /// [`Mount::fs_options`].
+    pub fs_options: String,
+}
+
+/// The per-mount `MS_*` flags a [`Mount`] keeps besides read-only.
+pub const MOUNT_FLAGS: u64 = libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME;
+
+impl Mount {
+    /// Mounted `noexec`.
+    pub fn noexec(&self) -> bool {
+        self.flags & libc::MS_NOEXEC != 0
+    }
+
+    /// The mount options `/proc/[pid]/mounts` shows: `rw` or `ro`, then the flags in
+    /// Linux's order; the access-time mode defaults to `relatime`.
+    pub fn options(&self) -> String {
+        let mut o = String::from(if self.readonly { "ro" } else { "rw" });
+        for (bit, name) in [
+            (libc::MS_NOSUID, ",nosuid"),
+            (libc::MS_NODEV, ",nodev"),
+            (libc::MS_NOEXEC, ",noexec"),
+            (libc::MS_NOATIME, ",noatime"),
+            (libc::MS_NODIRATIME, ",nodiratime"),
+        ] {
+            if self.flags & bit != 0 {
+                o.push_str(name);
+            }
+        }
+        if self.flags & (libc::MS_NOATIME | libc::MS_STRICTATIME) == 0 {
+            o.push_str(",relatime");
+        }
+        o
+    }
+
+    /// The filesystem's options as mountinfo's last field shows them.
+    pub fn super_options(&self) -> String {
+        format!(
+            "{}{}",
+            if self.readonly { "ro" } else { "rw" },
+            self.fs_options
+        )
+    }
 }
 
 impl std::fmt::Debug for Mount {
@@ -74,15 +142,22 @@ impl Dentry {
     }
 }
 
-/// All mounts of a sandbox.
+/// The numbers `/proc/[pid]/ns/mnt` shows, one per namespace.
+static NEXT_NS_INODE: AtomicU64 = AtomicU64::new(0xF000_0000);
+
+/// A mount namespace: the mounts tasks see. The sandbox starts with one; `unshare(CLONE_NEWNS)`
+/// copies it, after which mounting and unmounting in one copy leaves the other alone (no
+/// propagation between them).
 pub struct MountNamespace {
     /// Mounts by mountpoint; a later mount on the same path covers the earlier ones (last is
     /// visible) until it is unmounted.
     mounts: RwLock<BTreeMap<Vec<u8>, Vec<Arc<Mount>>>>,
-    next_id: AtomicU64,
+    /// Mount IDs, shared by every copy of a namespace so that IDs stay unique among them.
+    next_id: Arc<AtomicU64>,
     root: Arc<Dentry>,
     /// The kernel's inotify watches, given to every mount made here.
     notify: Arc<FsNotify>,
+    inode: u64,
 }
 
 impl std::fmt::Debug for MountNamespace {
@@ -108,6 +183,9 @@ impl MountNamespace {
             source: source.to_string(),
             readonly: false,
             notify: notify.clone(),
+            flags: 0,
+            root_path: b"/".to_vec(),
+            fs_options: String::new(),
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -120,15 +198,32 @@ impl MountNamespace {
         mounts.insert(b"/".to_vec(), vec![mount]);
         Arc::new(MountNamespace {
             mounts: RwLock::new(mounts),
-            next_id: AtomicU64::new(2),
+            next_id: Arc::new(AtomicU64::new(2)),
             root: dentry,
             notify: notify.clone(),
+            inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     /// The kernel's inotify watches.
     pub fn notify(&self) -> &Arc<FsNotify> {
         &self.notify
+    }
+
+    /// A new namespace holding the same mounts (unshare(CLONE_NEWNS)).
+    pub fn copy(&self) -> Arc<MountNamespace> {
+        Arc::new(MountNamespace {
+            mounts: RwLock::new(self.mounts.read().unwrap().clone()),
+            next_id: self.next_id.clone(),
+            root: self.root.clone(),
+            notify: self.notify.clone(),
+            inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The namespace's inode number (`mnt:[N]` in `/proc/[pid]/ns`).
+    pub fn inode(&self) -> u64 {
+        self.inode
     }
 
     /// The root dentry.
@@ -145,14 +240,38 @@ impl MountNamespace {
         source: &str,
         readonly: bool,
     ) -> Arc<Mount> {
+        let opts = MountOpts {
+            readonly,
+            ..MountOpts::default()
+        };
+        self.mount_with(path, root, fs_type, source, opts)
+    }
+
+    /// [`MountNamespace::mount`] with all of its options.
+    pub fn mount_with(
+        &self,
+        path: &[u8],
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        opts: MountOpts,
+    ) -> Arc<Mount> {
+        let root_path = if opts.root_path.is_empty() {
+            b"/".to_vec()
+        } else {
+            opts.root_path
+        };
         let m = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             root,
             path: path.to_vec(),
             fs_type,
             source: source.to_string(),
-            readonly,
             notify: self.notify.clone(),
+            readonly: opts.readonly,
+            flags: opts.flags & MOUNT_FLAGS,
+            root_path,
+            fs_options: opts.fs_options,
         });
         self.mounts
             .write()
@@ -217,8 +336,9 @@ impl MountNamespace {
         }
     }
 
-    /// Replaces `m` by a copy with `readonly` (a remount); walks from now on see the change.
-    pub fn set_readonly(&self, m: &Mount, readonly: bool) {
+    /// Replaces `m` by a copy with `readonly` and `flags` (a remount); walks from now on see
+    /// the change.
+    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64) {
         let mut mounts = self.mounts.write().unwrap();
         if let Some(slot) = mounts
             .get_mut(&m.path)
@@ -232,6 +352,9 @@ impl MountNamespace {
                 source: m.source.clone(),
                 readonly,
                 notify: m.notify.clone(),
+                flags: flags & MOUNT_FLAGS,
+                root_path: m.root_path.clone(),
+                fs_options: m.fs_options.clone(),
             });
         }
     }
@@ -270,6 +393,20 @@ impl FsContext {
         Arc::new(FsContext {
             ns: self.ns.clone(),
             state: Mutex::new(self.state.lock().unwrap().clone()),
+        })
+    }
+
+    /// A context of its own in namespace `ns`: the same root, cwd and umask
+    /// (unshare(CLONE_NEWNS)), or with `at_root` both at the namespace's root (setns).
+    pub fn with_namespace(&self, ns: Arc<MountNamespace>, at_root: bool) -> Arc<FsContext> {
+        let mut state = self.state.lock().unwrap().clone();
+        if at_root {
+            state.root = ns.root();
+            state.cwd = ns.root();
+        }
+        Arc::new(FsContext {
+            ns,
+            state: Mutex::new(state),
         })
     }
 
