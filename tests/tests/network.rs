@@ -662,14 +662,17 @@ fn host_loopback_reaches_sandbox_listeners() {
     let Some(pair) = Pair::new() else {
         return;
     };
-    let serve = [py, "-c", NET, "fwd-serve", "8090"];
-    let client = [py, "-c", NET, "fwd-client", "8090"];
+    // Native and sandbox runs use different ports: the native run's connections may leave
+    // TIME_WAIT sockets on the host kernel's ports, which a new listener without
+    // SO_REUSEADDR on both sides cannot bind.
+    let serve = |port| [py, "-c", NET, "fwd-serve", port];
+    let client = |port| [py, "-c", NET, "fwd-client", port];
     let expected_server = "peer 127.0.0.1 then bye\ndone\n";
     let expected_client = "True True\nrefused after close\ndone\n";
     let timeout = Duration::from_secs(120);
     let (s, c) = std::thread::scope(|sc| {
-        let n = sc.spawn(|| pair.native(0, &client).timeout(timeout).native());
-        let s = pair.native(0, &serve).timeout(timeout).native();
+        let n = sc.spawn(|| pair.native(0, &client("8090")).timeout(timeout).native());
+        let s = pair.native(0, &serve("8090")).timeout(timeout).native();
         (s, n.join().expect("native client"))
     });
     check("native server", &s);
@@ -680,9 +683,9 @@ fn host_loopback_reaches_sandbox_listeners() {
     let (s, c) = std::thread::scope(|sc| {
         let n = sc.spawn(|| {
             std::thread::sleep(Duration::from_millis(300));
-            pair.native(0, &client).timeout(timeout).native()
+            pair.native(0, &client("8092")).timeout(timeout).native()
         });
-        let s = pair.sandbox(&serve, timeout);
+        let s = pair.sandbox(&serve("8092"), timeout);
         (s, n.join().expect("host client"))
     });
     check("sandbox server", &s);

@@ -13,7 +13,9 @@
 //!
 //! - [`listening`] (called by [`super::inet`] after a successful `listen`) opens the host
 //!   listener for the port on its first application listener; a host port already taken is
-//!   logged at warn and the application's `listen` succeeds all the same.
+//!   logged at warn and the application's `listen` succeeds all the same. (The host listener
+//!   sets SO_REUSEADDR, so its own earlier connections in TIME_WAIT do not block it; those
+//!   of a host program that did not set it do, as on Linux.)
 //! - [`closed`] (called when an application listener closes or is shut down) forgets it; the
 //!   port's last listener closing shuts the host listener down, which ends its accept thread.
 //!   Connections already relayed go on, as established connections outlive a listener.
@@ -240,6 +242,9 @@ impl Inside {
                 let g = &mut *g;
                 let cx = g.iface.context();
                 let s = g.set.get_mut::<tcp::Socket>(h);
+                // A handshake that never completes (a listener whose backlog stays full)
+                // fails as an application's connect would, ending the relay.
+                s.set_timeout(Some(super::stack::SockOpts::default().connect_timeout()));
                 s.connect(cx, to, IpEndpoint::new(to.addr, lport))
             };
             if r.is_err() {
