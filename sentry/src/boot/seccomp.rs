@@ -348,8 +348,8 @@ fn port_forwarding_rules() -> Vec<(Sysno, &'static str)> {
         ),
         (
             shutdown,
-            "forward::closed (waking the accept thread); forward::stack_to_host passing on \
-             a FIN or reset",
+            "forward::closed (waking the accept thread); the relay passing on a FIN or a \
+             reset, or ending a connection it cannot relay",
         ),
     ]
 }
@@ -883,6 +883,25 @@ mod tests {
     }
 
     /// Host sockets only in host mode, and there only the kinds hostinet makes.
+    #[test]
+    fn port_forwarding_adds_only_its_restricted_calls() {
+        let base = Allowlist::new(&NoPlatform).unwrap();
+        for s in [Sysno::socket, Sysno::accept4, Sysno::bind, Sysno::shutdown] {
+            assert!(base.entries().all(|a| a.sysno != s), "{s:?}");
+        }
+        let fwd = Allowlist::new(&NoPlatform).unwrap().with_port_forwarding();
+        assert!(!fwd.host_network());
+        let args = |s| fwd.entries().find(|a| a.sysno == s).unwrap().args;
+        assert!(args(Sysno::socket).starts_with("AF_INET, SOCK_STREAM"));
+        assert!(args(Sysno::setsockopt).contains("SO_REUSEADDR"));
+        assert!(args(Sysno::sendto).contains("MSG_NOSIGNAL"));
+        assert!(fwd.entries().all(|a| a.sysno != Sysno::connect));
+        for mode in [Mode::Enforce, Mode::Log] {
+            let progs = fwd.compile(mode).unwrap();
+            assert!(progs[1].len() < 4096);
+        }
+    }
+
     #[test]
     fn host_network_extends_only_host_mode() {
         let socket_calls = [
