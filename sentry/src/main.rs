@@ -241,7 +241,8 @@ fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()
     let list = sentry::boot::seccomp::Allowlist::new(&*platform)?;
     let list = match network {
         NetworkArg::Host => list.with_host_network(),
-        NetworkArg::None | NetworkArg::Sandbox => list,
+        NetworkArg::Sandbox => list.with_port_forwarding(),
+        NetworkArg::None => list,
     };
     let mut out = std::io::stdout().lock();
     for a in list.entries() {

@@ -2,7 +2,9 @@
 //! namespaces joined by a veth pair (private addresses 10.251.N.0/24 and fd00:251:N::/64),
 //! runs `runsc-rs do --network sandbox` in the first and native programs in the second, and
 //! checks what crosses the link both ways: HTTP, UDP, ping, 100 MiB with its SHA-256, the
-//! errors of connect, and that the loopback keeps working. Nothing leaves the namespaces the
+//! errors of connect, that the loopback keeps working, and that a listener in the sandbox is
+//! reachable at the host kernel's 127.0.0.1 in its namespace (the port forwarding CRI
+//! PortForward uses). Nothing leaves the namespaces the
 //! test made; a guard deletes them.
 //!
 //! Needs root (namespaces), `ip`, Debian's python3 and curl; a missing piece prints
@@ -260,6 +262,65 @@ elif mode == "ping-socket":
         s.sendto(req, (host, 0))
         d, peer = s.recvfrom(100)
         print(host, "type", d[0], "seq", d[7], d[8:].decode(), peer[0] == host)
+elif mode == "fwd-serve":
+    # One connection on 127.0.0.1:PORT: read to the peer's FIN, answer with what came and
+    # 2 MiB, close; then listen on PORT+1 (the wildcard) for the peer's "bye".
+    port = int(args[0])
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("127.0.0.1", port))
+    l.listen(5)
+    c, peer = l.accept()
+    n, h = bulk_recv(c)
+    c.sendall(("%d %s\n" % (n, h)).encode())
+    c.sendall(block() * 2)
+    c.close()
+    l.close()
+    l2 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l2.bind(("0.0.0.0", port + 1))
+    l2.listen(1)
+    c, _ = l2.accept()
+    print("peer", peer[0], "then", c.recv(10).decode())
+elif mode == "fwd-client":
+    port = int(args[0])
+    s = connect(socket.AF_INET, "127.0.0.1", port)
+    sent = bulk_send(s, 8)
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        d = s.recv(1 << 16)
+        if not d:
+            break
+        data += d
+    line, rest = data.split(b"\n", 1)
+    print(line.decode() == "%d %s" % (8 << 20, sent), rest == block() * 2)
+    s.close()
+    end = time.time() + 10
+    while True:
+        try:
+            t = socket.create_connection(("127.0.0.1", port), timeout=2)
+            t.close()
+        except ConnectionRefusedError:
+            print("refused after close")
+            break
+        if time.time() > end:
+            print("still listening")
+            break
+        time.sleep(0.1)
+    s2 = connect(socket.AF_INET, "127.0.0.1", port + 1)
+    s2.sendall(b"bye")
+    s2.close()
+elif mode == "fwd-taken":
+    # Listens on the wildcard at a port the host kernel's 127.0.0.1 has taken, and talks to
+    # itself through it.
+    port = int(args[0])
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.bind(("0.0.0.0", port))
+    l.listen(1)
+    c = socket.create_connection(("127.0.0.1", port))
+    a, _ = l.accept()
+    c.sendall(b"x")
+    print("listening, got", a.recv(1).decode())
 print("done")
 "#;
 
@@ -586,4 +647,77 @@ fn ipv6_dual_stack() {
     );
     assert_eq!(native.stdout_text(), expected);
     assert_eq!(out.stdout_text(), expected);
+}
+
+/// A listener in the sandbox on 127.0.0.1 or the wildcard is reachable at the host kernel's
+/// 127.0.0.1 in the sandbox's namespace (what containerd's CRI PortForward dials): 8 MiB in,
+/// a half-close, the answer and 2 MiB out; the host port closes with the application's
+/// listener; a port the host has taken leaves the application's listen working. The same
+/// programs run natively first, both sides on the namespace's own kernel.
+#[test]
+fn host_loopback_reaches_sandbox_listeners() {
+    let Some(py) = python() else {
+        return;
+    };
+    let Some(pair) = Pair::new() else {
+        return;
+    };
+    // Native and sandbox runs use different ports: the native run's connections may leave
+    // TIME_WAIT sockets on the host kernel's ports, which a new listener without
+    // SO_REUSEADDR on both sides cannot bind.
+    let serve = |port| [py, "-c", NET, "fwd-serve", port];
+    let client = |port| [py, "-c", NET, "fwd-client", port];
+    let expected_server = "peer 127.0.0.1 then bye\ndone\n";
+    let expected_client = "True True\nrefused after close\ndone\n";
+    let timeout = Duration::from_secs(120);
+    let (s, c) = std::thread::scope(|sc| {
+        let n = sc.spawn(|| pair.native(0, &client("8090")).timeout(timeout).native());
+        let s = pair.native(0, &serve("8090")).timeout(timeout).native();
+        (s, n.join().expect("native client"))
+    });
+    check("native server", &s);
+    check("native client", &c);
+    assert_eq!(s.stdout_text(), expected_server);
+    assert_eq!(c.stdout_text(), expected_client);
+
+    let (s, c) = std::thread::scope(|sc| {
+        let n = sc.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            pair.native(0, &client("8092")).timeout(timeout).native()
+        });
+        let s = pair.sandbox(&serve("8092"), timeout);
+        (s, n.join().expect("host client"))
+    });
+    check("sandbox server", &s);
+    check("host client", &c);
+    assert_eq!(s.stdout_text(), expected_server);
+    assert_eq!(c.stdout_text(), expected_client);
+
+    // The host kernel's 127.0.0.1:8095 is taken by a native listener.
+    let hold = "import socket, time\n\
+                l = socket.socket()\n\
+                l.bind(('127.0.0.1', 8095))\n\
+                l.listen(1)\n\
+                print('held', flush=True)\n\
+                time.sleep(60)\n";
+    let mut holder = pair
+        .net
+        .a
+        .command(py)
+        .args(["-c", hold])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the holder");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("piped")),
+        &mut line,
+    )
+    .expect("the holder's line");
+    assert_eq!(line, "held\n");
+    let out = pair.sandbox(&[py, "-c", NET, "fwd-taken", "8095"], timeout);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    check("sandbox on a taken port", &out);
+    assert_eq!(out.stdout_text(), "listening, got x\ndone\n");
 }

@@ -472,6 +472,8 @@ impl Loader {
         .map_err(super::Error::from)?;
         let allowlist = if matches!(net, crate::net::config::Network::Host { .. }) {
             allowlist.with_host_network()
+        } else if matches!(net, crate::net::config::Network::Sandbox { .. }) {
+            allowlist.with_port_forwarding()
         } else {
             allowlist
         };

@@ -10,6 +10,10 @@
 //! - with `--network host` only ([`Allowlist::with_host_network`], [`host_network_rules`]):
 //!   the socket calls of `net::hostinet`, whose argument rules ([`host_network_arguments`])
 //!   admit only the socket kinds, flags, options and ioctls that module uses.
+//! - with `--network sandbox` only ([`Allowlist::with_port_forwarding`],
+//!   [`port_forwarding_rules`]): the host listener and relayed connections of `net::forward`
+//!   on the pod namespace's 127.0.0.1, with argument rules ([`port_forwarding_arguments`]):
+//!   AF_INET SOCK_STREAM sockets only, close-on-exec, SO_REUSEADDR, sends with MSG_NOSIGNAL.
 //!
 //! Argument checks ([`argument_rules`]) apply to a system call whoever asks for it; they follow
 //! gVisor where it has them: `openat` only with `O_NOFOLLOW` and a non-negative dirfd, `mmap`
@@ -69,6 +73,8 @@ pub struct Allowlist {
     allowed: BTreeMap<Sysno, Allowed>,
     /// Host sockets are allowed ([`Allowlist::with_host_network`]).
     host_network: bool,
+    /// The port forwarder's host sockets are allowed ([`Allowlist::with_port_forwarding`]).
+    port_forwarding: bool,
 }
 
 /// The sentry's own host system calls (beyond the platform's), each with the path needing it.
@@ -315,6 +321,73 @@ fn host_network_rules() -> Vec<(Sysno, &'static str)> {
         ),
         (close, "dropping a HostSocket"),
     ]
+}
+
+/// What `--network sandbox` adds: the host sockets of `net::forward`, which relays
+/// connections to the pod namespace's 127.0.0.1 into the sandbox's stack.
+fn port_forwarding_rules() -> Vec<(Sysno, &'static str)> {
+    use Sysno::*;
+    vec![
+        (
+            socket,
+            "forward::host_listener: the host listener on 127.0.0.1:PORT",
+        ),
+        (
+            setsockopt,
+            "forward::host_listener: SO_REUSEADDR (a port closed and listened on again)",
+        ),
+        (bind, "forward::host_listener: 127.0.0.1:PORT"),
+        (listen, "forward::host_listener"),
+        (
+            accept4,
+            "forward::serve: a host connection to relay, blocking, close-on-exec",
+        ),
+        (
+            sendto,
+            "forward::send_all: the application's data to the host connection",
+        ),
+        (
+            shutdown,
+            "forward::closed (waking the accept thread); the relay passing on a FIN or a \
+             reset, or ending a connection it cannot relay",
+        ),
+    ]
+}
+
+/// The argument rules of the port forwarder's calls that have one; None for the others,
+/// which keep [`argument_rules`].
+fn port_forwarding_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+    use crate::net::forward::{HOST_SEND_FLAGS, HOST_SOCKET_FLAGS};
+    Some(match sysno {
+        Sysno::socket => (
+            vec![rule(vec![
+                cond(0, Len::Dword, Op::Eq, libc::AF_INET as u64),
+                cond(
+                    1,
+                    Len::Dword,
+                    Op::Eq,
+                    (libc::SOCK_STREAM | HOST_SOCKET_FLAGS) as u64,
+                ),
+                cond(2, Len::Dword, Op::Eq, 0),
+            ])],
+            "AF_INET, SOCK_STREAM|SOCK_CLOEXEC, protocol 0",
+        ),
+        Sysno::accept4 => (one_of(3, &[HOST_SOCKET_FLAGS as u64]), "flags SOCK_CLOEXEC"),
+        Sysno::setsockopt => {
+            let (mut rules, _) = argument_rules(sysno)?;
+            rules.push(rule(vec![
+                cond(1, Len::Dword, Op::Eq, libc::SOL_SOCKET as u64),
+                cond(2, Len::Dword, Op::Eq, libc::SO_REUSEADDR as u64),
+            ]));
+            (rules, "SOL_SOCKET, SO_PASSCRED or SO_REUSEADDR")
+        }
+        Sysno::sendto => (one_of(3, &[HOST_SEND_FLAGS as u64]), "flags MSG_NOSIGNAL"),
+        Sysno::shutdown => (
+            one_of(1, &[libc::SHUT_WR as u64, libc::SHUT_RDWR as u64]),
+            "SHUT_WR or SHUT_RDWR",
+        ),
+        _ => return None,
+    })
 }
 
 /// The argument rules of host mode for the calls whose rules it widens or adds; None for the
@@ -598,6 +671,7 @@ impl Allowlist {
         let mut list = Allowlist {
             allowed: BTreeMap::new(),
             host_network: false,
+            port_forwarding: false,
         };
         for (sysno, why) in base_rules().into_iter().chain(config_rules()) {
             list.add(sysno, why);
@@ -636,6 +710,24 @@ impl Allowlist {
         self
     }
 
+    /// This allowlist plus the host sockets of the port forwarder of `--network sandbox`
+    /// ([`port_forwarding_rules`]), with their argument rules. Only a sandbox in sandbox
+    /// network mode installs it; `runsc-rs syscalls --host --network sandbox` shows it.
+    pub fn with_port_forwarding(mut self) -> Allowlist {
+        self.port_forwarding = true;
+        for (sysno, why) in port_forwarding_rules() {
+            self.add(sysno, why);
+        }
+        // setsockopt was present: it now carries the wider rule.
+        let forwarding = |s| port_forwarding_arguments(s).map(|(_, doc)| doc);
+        for (sysno, a) in self.allowed.iter_mut() {
+            if let Some(doc) = forwarding(*sysno) {
+                a.args = doc;
+            }
+        }
+        self
+    }
+
     /// Whether host sockets are allowed.
     pub fn host_network(&self) -> bool {
         self.host_network
@@ -643,6 +735,11 @@ impl Allowlist {
 
     /// The argument rules of `sysno` under this allowlist's configuration.
     fn arguments(&self, sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+        if self.port_forwarding {
+            if let Some(r) = port_forwarding_arguments(sysno) {
+                return Some(r);
+            }
+        }
         rules_in_mode(self.host_network, sysno)
     }
 
@@ -786,6 +883,25 @@ mod tests {
     }
 
     /// Host sockets only in host mode, and there only the kinds hostinet makes.
+    #[test]
+    fn port_forwarding_adds_only_its_restricted_calls() {
+        let base = Allowlist::new(&NoPlatform).unwrap();
+        for s in [Sysno::socket, Sysno::accept4, Sysno::bind, Sysno::shutdown] {
+            assert!(base.entries().all(|a| a.sysno != s), "{s:?}");
+        }
+        let fwd = Allowlist::new(&NoPlatform).unwrap().with_port_forwarding();
+        assert!(!fwd.host_network());
+        let args = |s| fwd.entries().find(|a| a.sysno == s).unwrap().args;
+        assert!(args(Sysno::socket).starts_with("AF_INET, SOCK_STREAM"));
+        assert!(args(Sysno::setsockopt).contains("SO_REUSEADDR"));
+        assert!(args(Sysno::sendto).contains("MSG_NOSIGNAL"));
+        assert!(fwd.entries().all(|a| a.sysno != Sysno::connect));
+        for mode in [Mode::Enforce, Mode::Log] {
+            let progs = fwd.compile(mode).unwrap();
+            assert!(progs[1].len() < 4096);
+        }
+    }
+
     #[test]
     fn host_network_extends_only_host_mode() {
         let socket_calls = [

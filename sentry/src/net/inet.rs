@@ -161,6 +161,7 @@ impl Drop for InetSocket {
         let linger = self.linger();
         self.stack.lock().remove(self.id);
         self.stack.kick();
+        super::forward::closed(&self.stack, self.id);
         if let Some((h, until)) = linger {
             self.linger_wait(h, until);
         }
@@ -1300,7 +1301,9 @@ impl Socket for InetSocket {
             }
             g.listen(id, backlog);
             Ok(())
-        })
+        })?;
+        super::forward::listening(&self.stack, self.id);
+        Ok(())
     }
 
     fn accept(
@@ -1630,6 +1633,9 @@ impl Socket for InetSocket {
             libc::SHUT_RDWR => (true, true),
             _ => return Err(Errno::EINVAL),
         };
+        if rd {
+            super::forward::closed(&self.stack, self.id);
+        }
         self.with(|g, id| {
             let e = g.entries.get_mut(&id).expect("present");
             let h = match e.st {

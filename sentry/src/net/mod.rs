@@ -8,6 +8,9 @@
 //! the pod's link through the packet socket boot opened; destinations without a route are
 //! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
 //! configuration.
+//! In sandbox mode a TCP listener on the wildcard or a loopback address is also reachable at
+//! the host kernel's 127.0.0.1 in the pod's namespace ([`forward`]: the sentry's own host
+//! listener relays into the stack), which is what CRI PortForward dials.
 //!
 //! With `--network host` ([`config::Network::Host`]) AF_INET and AF_INET6 sockets are
 //! instead host sockets the sentry holds ([`hostinet`]).
@@ -19,6 +22,7 @@
 //! vfs, with the caller's memory as the destination or source.
 
 pub mod config;
+pub mod forward;
 pub mod hostinet;
 pub mod icmp;
 pub mod inet;

@@ -410,6 +410,8 @@ pub struct InetEntry {
 pub struct Stack {
     inner: Mutex<Inner>,
     sleep: Sleep,
+    /// The ports forwarded from the host's loopback ([`super::forward`]).
+    pub forwards: super::forward::Forwards,
 }
 
 /// Why a stack on a link cannot start.
@@ -531,6 +533,7 @@ impl Stack {
         let s = Arc::new(Stack {
             inner: Mutex::new(Inner::new(iface, dev, cidrs, Vec::new(), epoch)),
             sleep: Sleep::Condvar(Condvar::new()),
+            forwards: super::forward::Forwards::default(),
         });
         if let Err(e) = s.spawn_poller() {
             log::error!("netstack: {e}; TCP timers only run on socket operations");
@@ -625,6 +628,7 @@ impl Stack {
                 wake_rd,
                 wake_wr,
             },
+            forwards: super::forward::Forwards::default(),
         });
         s.spawn_poller()?;
         Ok(s)
