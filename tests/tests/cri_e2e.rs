@@ -3,7 +3,11 @@
 //! sandbox process. A container in the pod's PID namespace sees the pod's processes; one with
 //! a namespace of its own sees only its own, its shell as PID 1. The pod has its own network
 //! namespace (CNI's host-device plugin moves one end of a veth pair in as `eth0`) and the sandbox
-//! process runs in it, its own stack holding the pod's address (`--network sandbox`).
+//! process runs in it, its own stack holding the pod's address (`--network sandbox`). The
+//! veth's other end goes into a network namespace the test makes (10.250.77.1): from there a
+//! server in the pod answers at the pod IP, and a container in the pod fetches from a server
+//! there. CRI `PortForward` (what `kubectl port-forward` calls) reaches the pod's server through
+//! containerd's streaming server on 127.0.0.1 with Kubernetes' port-forward WebSocket protocol.
 //!
 //! The CRI client is `tests/e2e/cri/pod.py` on Python's grpcio, against the subset of the
 //! CRI API in `tests/e2e/cri/runtime.proto` (stubs generated here with grpc_tools). Needs
@@ -19,6 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e_common::{build_shim, is_root, on_path, skip, Env};
+use runsc_rs_tests::netns::Netns;
 
 const NAMESPACE: &str = "k8s.io";
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
@@ -74,6 +79,21 @@ impl Drop for VethPair {
             .args(["link", "del", &self.0])
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+/// The address the test's end of the pod link has, in a namespace of the test's own.
+const OUTSIDE_ADDR: &str = "10.250.77.1";
+/// The pod's address (the CNI configuration's static IPAM).
+const POD_ADDR: &str = "10.250.77.2";
+
+/// A process the test started (a server in its namespace), killed and reaped on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -203,6 +223,38 @@ fn cri_pod_runs_in_one_sandbox() {
         cni_conflist(&device.0),
     )
     .unwrap();
+    // The veth's other end goes into a namespace of the test's own, with the pod network's
+    // other address: the only place traffic to and from the pod goes.
+    let outside = Netns::new("cri").unwrap_or_else(|e| panic!("{e}"));
+    let peer = format!("{}p", device.0);
+    runsc_rs_tests::netns::ip(&["link", "set", &peer, "netns", &outside.name])
+        .unwrap_or_else(|e| panic!("{e}"));
+    outside
+        .ip(&["addr", "add", &format!("{OUTSIDE_ADDR}/24"), "dev", &peer])
+        .and_then(|_| outside.ip(&["link", "set", &peer, "up"]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A server there, for a container in the pod to fetch from.
+    let www = env.tmp.join("outside-www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("outside.txt"), "from-the-test-namespace\n").unwrap();
+    let _outside_server = Reaped(
+        outside
+            .command(&python)
+            .args([
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                OUTSIDE_ADDR,
+                "--directory",
+            ])
+            .arg(&www)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting python3 -m http.server"),
+    );
     let netns_before = cni_netns();
     env.build_image(IMAGE, r#"["/bin/sh"]"#);
     env.build_image(PAUSE_IMAGE, r#"["/bin/sleep","2147483"]"#);
@@ -226,7 +278,13 @@ fn cri_pod_runs_in_one_sandbox() {
         &python,
         &env,
         &stubs,
-        &["up", "runsc-rs", IMAGE, logs.to_str().unwrap()],
+        &[
+            "up",
+            "runsc-rs",
+            IMAGE,
+            logs.to_str().unwrap(),
+            &format!("http://{OUTSIDE_ADDR}:8000/outside.txt"),
+        ],
     );
     let field = |k: &str| up[k].as_str().unwrap_or_default().to_owned();
     assert_eq!(field("c1_state"), "CONTAINER_RUNNING", "{up}");
@@ -236,6 +294,12 @@ fn cri_pod_runs_in_one_sandbox() {
     assert!(log("c1").contains(" stdout F one"), "c1 log: {up}");
     assert!(log("c2").contains(" stdout F two"), "c2 log: {up}");
     assert_eq!(field("c3_state"), "CONTAINER_RUNNING", "{up}");
+    assert_eq!(field("c4_state"), "CONTAINER_RUNNING", "{up}");
+    // The pod reaches a server outside it, across the pod link.
+    assert!(
+        log("c4").contains(" stdout F c4 fetched from-the-test-namespace\n"),
+        "c4 did not fetch from {OUTSIDE_ADDR}: {up}"
+    );
 
     // PID namespaces: c1 shares the pod's, whose init is the pause process; c3 has its own.
     // `ps` rows are "PID USER COMMAND"; busybox runs the ps applet in a forked shell, so
@@ -338,6 +402,58 @@ fn cri_pod_runs_in_one_sandbox() {
         "the host kernel still has the pod address: {link}"
     );
 
+    // From outside the pod, its server answers at the pod IP (c4 started it in the
+    // background; give it a moment).
+    let url = format!("http://{POD_ADDR}:8080/index.html");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let fetched = loop {
+        let out = outside
+            .command("curl")
+            .args(["-sS", "--max-time", "3", &url])
+            .output()
+            .expect("running curl");
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&fetched.stdout),
+        "from-the-pod\n",
+        "GET {url} from the test's namespace: {}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+
+    // CRI PortForward: containerd dials 127.0.0.1:8080 of the host kernel in the pod's
+    // namespace, which the sentry relays to the pod's server.
+    let pf = run_pod_py(
+        &python,
+        &env,
+        &stubs,
+        &["portforward", &field("pod"), "8080", "/index.html"],
+    );
+    assert!(
+        pf["upgrade"].as_str().unwrap_or_default().contains(" 101 "),
+        "{pf}"
+    );
+    assert_eq!(
+        pf["headers"]["0"].as_i64(),
+        Some(8080),
+        "data channel's port: {pf}"
+    );
+    assert_eq!(
+        pf["headers"]["1"].as_i64(),
+        Some(8080),
+        "error channel's port: {pf}"
+    );
+    assert_eq!(pf["error"].as_str(), Some(""), "{pf}");
+    let reply = pf["reply"].as_str().unwrap_or_default();
+    assert!(
+        reply.starts_with("HTTP/1.") && reply.lines().next().unwrap_or_default().contains(" 200 "),
+        "{pf}"
+    );
+    assert!(reply.ends_with("\r\n\r\nfrom-the-pod\n"), "{pf}");
+
     run_pod_py(
         &python,
         &env,
@@ -348,6 +464,7 @@ fn cri_pod_runs_in_one_sandbox() {
             &field("c1"),
             &field("c2"),
             &field("c3"),
+            &field("c4"),
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(10);
