@@ -377,6 +377,30 @@ pub fn program(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// Runs test program `name` (`tests/programs/NAME.c`) with `args` natively and in the
+/// sandbox (the runs must match, see [`assert_same`]) and checks the native run itself, so
+/// that a broken program cannot hide a sandbox bug: it exits 0, its output holds each of
+/// `expect` and ends with `done`. Returns the native run; `None` after a skip.
+pub fn assert_same_program(name: &str, args: &[&str], expect: &[&str]) -> Option<Outcome> {
+    let prog = program_str(name)?;
+    let mut argv = vec![prog.as_str()];
+    argv.extend_from_slice(args);
+    let (native, _) = assert_same(&argv);
+    assert_eq!(
+        native.status,
+        0,
+        "{}{}",
+        native.stdout_text(),
+        native.stderr_text()
+    );
+    let text = native.stdout_text();
+    for line in expect {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+    Some(native)
+}
+
 /// `program(name)` as a string for argv; `None` after a skip.
 pub fn program_str(name: &str) -> Option<String> {
     program(name).map(|p| p.to_str().expect("UTF-8 target path").to_owned())

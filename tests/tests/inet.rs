@@ -6,54 +6,44 @@
 
 use std::path::Path;
 
-use runsc_rs_tests::{assert_same, program_str, skip};
+use runsc_rs_tests::{assert_same, assert_same_program, skip};
 
 #[test]
 fn tcp_udp_loopback_match_native() {
-    let Some(prog) = program_str("inet_loopback") else {
-        return;
-    };
-    let (native, _) = assert_same(&[&prog]);
-    assert_eq!(native.status, 0, "{}", native.stdout_text());
-    let text = native.stdout_text();
     // The native run itself shows what is checked, so a broken program cannot hide a bug.
-    for line in [
-        "client got: 65536 bytes sum ",
-        "server got ping 2 from-client 1\nclient got pong 2\n",
-        "trunc 10\n",
-        "connect closed port -1 ECONNREFUSED\n",
-        "nonblocking connect -1 EINPROGRESS\npoll 1 out 1\nSO_ERROR 0\n",
-        "eof 0\nepipe 1 sigpipe 1\nnosignal -1 EPIPE new-signals 0\n",
-        "reset poll 1 in 1 err 1\nreset read -1 ECONNRESET\nthen read 0\n",
-        "et empty 0\net first 1\net again 0\net second 1\net read 2\n",
-    ] {
-        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
-    }
-    assert!(text.ends_with("done\n"), "{text}");
+    assert_same_program(
+        "inet_loopback",
+        &[],
+        &[
+            "client got: 65536 bytes sum ",
+            "server got ping 2 from-client 1\nclient got pong 2\n",
+            "trunc 10\n",
+            "connect closed port -1 ECONNREFUSED\n",
+            "nonblocking connect -1 EINPROGRESS\npoll 1 out 1\nSO_ERROR 0\n",
+            "eof 0\nepipe 1 sigpipe 1\nnosignal -1 EPIPE new-signals 0\n",
+            "reset poll 1 in 1 err 1\nreset read -1 ECONNRESET\nthen read 0\n",
+            "et empty 0\net first 1\net again 0\net second 1\net read 2\n",
+        ],
+    );
 }
 
 #[test]
 fn tcp_states_match_native() {
-    let Some(prog) = program_str("tcp_states") else {
-        return;
-    };
-    let (native, _) = assert_same(&[&prog]);
-    assert_eq!(native.status, 0, "{}", native.stdout_text());
-    let text = native.stdout_text();
     // The native run itself shows what is checked, so a broken program cannot hide a bug.
-    for line in [
-        "shutdown in TIME_WAIT -1 ENOTCONN\nbind TIME_WAIT port: EADDRINUSE\n",
-        "bind TIME_WAIT port with SO_REUSEADDR: EADDRINUSE\nbind passive closer's port: 0\n",
-        "bind port of an open accepted connection: EADDRINUSE\n",
-        "second connected within 200 ms: 0\nsecond connected after an accept: 1\n",
-        "refused read -1 ECONNREFUSED\nthen read 0\nconnect again -1 ECONNABORTED\n",
-        "connect port 0 -1 ECONNREFUSED\n",
-        "MSG_TRUNC 4 untouched 1\nMSG_TRUNC|MSG_PEEK 4 untouched 1\nrest 6 efghij\n",
-        "TCP_INFO len 1 state 1 rto>0 1 cwnd>0 1\n",
-    ] {
-        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
-    }
-    assert!(text.ends_with("done\n"), "{text}");
+    assert_same_program(
+        "tcp_states",
+        &[],
+        &[
+            "shutdown in TIME_WAIT -1 ENOTCONN\nbind TIME_WAIT port: EADDRINUSE\n",
+            "bind TIME_WAIT port with SO_REUSEADDR: EADDRINUSE\nbind passive closer's port: 0\n",
+            "bind port of an open accepted connection: EADDRINUSE\n",
+            "second connected within 200 ms: 0\nsecond connected after an accept: 1\n",
+            "refused read -1 ECONNREFUSED\nthen read 0\nconnect again -1 ECONNABORTED\n",
+            "connect port 0 -1 ECONNREFUSED\n",
+            "MSG_TRUNC 4 untouched 1\nMSG_TRUNC|MSG_PEEK 4 untouched 1\nrest 6 efghij\n",
+            "TCP_INFO len 1 state 1 rto>0 1 cwnd>0 1\n",
+        ],
+    );
 }
 
 /// UDP's delivery rules over the loopback: multicast to every member (IP_MULTICAST_ALL),
@@ -62,25 +52,20 @@ fn tcp_states_match_native() {
 /// ECONNREFUSED from a closed port.
 #[test]
 fn udp_fanout_and_control_messages_match_native() {
-    let Some(prog) = program_str("udp_fanout") else {
-        return;
-    };
-    let (native, _) = assert_same(&[&prog]);
-    assert_eq!(native.status, 0, "{}", native.stdout_text());
-    let text = native.stdout_text();
-    for line in [
-        "mcast nobody joined: sent 2 got 0 0 0\n",
-        "mcast a joined, b not all: sent 2 got 1 0 0\n",
-        "mcast a joined, b all: sent 2 got 1 1 0\n",
-        "bcast without SO_BROADCAST: EACCES\nbcast: sent 2 got 1 1 0\n",
-        "reuseaddr latest: 1 1 1 1 others 0\n",
-        "reuseport: total 64 both 1\n",
-        "round 1: timestamp set pktinfo if 1 spec 127.0.0.1 addr 127.0.0.1 ttl 7 tos 4 len 1",
-        "closed port: send 1 recv -1 ECONNREFUSED\n",
-    ] {
-        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
-    }
-    assert!(text.ends_with("done\n"), "{text}");
+    assert_same_program(
+        "udp_fanout",
+        &[],
+        &[
+            "mcast nobody joined: sent 2 got 0 0 0\n",
+            "mcast a joined, b not all: sent 2 got 1 0 0\n",
+            "mcast a joined, b all: sent 2 got 1 1 0\n",
+            "bcast without SO_BROADCAST: EACCES\nbcast: sent 2 got 1 1 0\n",
+            "reuseaddr latest: 1 1 1 1 others 0\n",
+            "reuseport: total 64 both 1\n",
+            "round 1: timestamp set pktinfo if 1 spec 127.0.0.1 addr 127.0.0.1 ttl 7 tos 4 len 1",
+            "closed port: send 1 recv -1 ECONNREFUSED\n",
+        ],
+    );
 }
 
 /// `http.server` in a thread and `urllib` against it, over 127.0.0.1.

@@ -3,21 +3,12 @@
 //! splice, tee, vmsplice, copy_file_range, memfd_create with seals and the pipe-size fcntls.
 //! The program (`tests/programs/iofam.c`) prints one line per step; both runs must match.
 
-use runsc_rs_tests::{assert_same, program_str};
+use runsc_rs_tests::assert_same_program;
 
 /// Runs one section of the program natively and in the sandbox; checks the native run
 /// itself shows `expect` (so a broken program cannot hide a sandbox bug).
 fn section(name: &str, expect: &[&str]) {
-    let Some(prog) = program_str("iofam") else {
-        return;
-    };
-    let (native, _) = assert_same(&[prog.as_str(), name]);
-    assert_eq!(native.status, 0, "{}", native.stderr_text());
-    let text = native.stdout_text();
-    for line in expect {
-        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
-    }
-    assert!(text.ends_with("done\n"), "{text}");
+    assert_same_program("iofam", &[name], expect);
 }
 
 #[test]

@@ -5,21 +5,12 @@
 //! a zombie, and syslog. The program (`tests/programs/misc_calls.c`) prints
 //! one line per step; both runs must match.
 
-use runsc_rs_tests::{assert_same, program_str, run_sandbox, skip};
+use runsc_rs_tests::{assert_same_program, program_str, run_sandbox, skip};
 
 /// Runs one section natively and in the sandbox; checks the native run itself shows
 /// `expect` (so a broken program cannot hide a sandbox bug).
 fn section(name: &str, expect: &[&str]) {
-    let Some(prog) = program_str("misc_calls") else {
-        return;
-    };
-    let (native, _) = assert_same(&[prog.as_str(), name]);
-    assert_eq!(native.status, 0, "{}", native.stderr_text());
-    let text = native.stdout_text();
-    for line in expect {
-        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
-    }
-    assert!(text.ends_with("done\n"), "{text}");
+    assert_same_program("misc_calls", &[name], expect);
 }
 
 #[test]

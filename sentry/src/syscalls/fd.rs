@@ -227,6 +227,17 @@ fn check_rwf(t: &Task, fd: Fd, flags: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The offset of preadv2/pwritev2 after checking it and the flags: -1 (None) means the file
+/// offset, as readv/writev use.
+fn v2_offset(t: &mut Task, fd: Fd, pos_l: u64, flags: u32) -> Result<Option<i64>, Errno> {
+    let pos = hilo_offset(pos_l);
+    if pos < -1 {
+        return Err(Errno::EINVAL);
+    }
+    check_rwf(t, fd, flags)?;
+    Ok((pos != -1).then_some(pos))
+}
+
 /// preadv2(2): an offset of -1 reads at the file offset (as readv).
 pub fn preadv2(
     t: &mut Task,
@@ -237,12 +248,8 @@ pub fn preadv2(
     _pos_h: u64,
     flags: u32,
 ) -> SysResult {
-    let pos = hilo_offset(pos_l);
-    if pos < -1 {
-        return Err(Errno::EINVAL);
-    }
-    check_rwf(t, fd, flags)?;
-    do_readv(t, fd, iov, iovcnt, (pos != -1).then_some(pos))
+    let pos = v2_offset(t, fd, pos_l, flags)?;
+    do_readv(t, fd, iov, iovcnt, pos)
 }
 
 /// pwritev2(2): an offset of -1 writes at the file offset (as writev).
@@ -255,12 +262,8 @@ pub fn pwritev2(
     _pos_h: u64,
     flags: u32,
 ) -> SysResult {
-    let pos = hilo_offset(pos_l);
-    if pos < -1 {
-        return Err(Errno::EINVAL);
-    }
-    check_rwf(t, fd, flags)?;
-    do_writev(t, fd, iov, iovcnt, (pos != -1).then_some(pos))
+    let pos = v2_offset(t, fd, pos_l, flags)?;
+    do_writev(t, fd, iov, iovcnt, pos)
 }
 
 /// close(2)
