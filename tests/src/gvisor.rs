@@ -1248,6 +1248,7 @@ pub fn update(
         let mut expected = Expected::new(run.status);
         expected.seconds = run.seconds.round() as u64;
         expected.timeout = old.programs.get(&p.name).and_then(|e| e.timeout);
+        expected.shards = old.programs.get(&p.name).and_then(|e| e.shards);
         expected.excluded = excluded;
         if let Some(e) = old.programs.get(&p.name) {
             for (case, why) in rerun_missing(runner, &p.name, e, &mut run, &mut flaky)? {
