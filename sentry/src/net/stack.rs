@@ -990,6 +990,20 @@ impl Inner {
     /// Whether listening on entry `id`'s port would take connections another listener
     /// there takes (both listening on overlapping addresses without both setting
     /// SO_REUSEPORT): Linux's EADDRINUSE from listen(2).
+    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
+    /// protocol). Datagrams inside the sandbox then go through smoltcp, which hands raw
+    /// sockets their copy, instead of the sentry's own delivery ([`super::udp`]).
+    pub fn raw_sees_udp(&self) -> bool {
+        self.entries.values().any(|e| match e.st {
+            St::Raw(h) => self
+                .set
+                .get::<raw::Socket>(h)
+                .ip_protocol()
+                .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
+            _ => false,
+        })
+    }
+
     pub fn listen_conflict(&self, id: u64) -> bool {
         let Some((addr, port)) = self.entries[&id].bound else {
             return false;
