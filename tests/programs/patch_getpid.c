@@ -6,7 +6,8 @@
  *
  *   patch_getpid loop N       N getpid calls from one site; registers and FP kept
  *   patch_getpid threads T N  T threads making N calls each from the same site at once
- *   patch_getpid signals N    N calls while another thread sends SIGUSR1 all the time
+ *   patch_getpid signals N    N calls (and more until 100 signals arrived) while another
+ *                             thread sends SIGUSR1 all the time
  *                             (the handler makes the same call)
  *   patch_getpid fork N       N calls, fork, N more in both (the child shares the page)
  *   patch_getpid exec N       N calls, then exec itself in loop mode
@@ -217,6 +218,16 @@ int main(int argc, char **argv) {
         pthread_t self = pthread_self(), sender;
         pthread_create(&sender, NULL, sender_main, &self);
         int r = run(n);
+        /* Natively n calls can end before the sender thread has even started: keep
+         * calling until a hundred signals have arrived (or ten seconds have passed). */
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (r == 0 && atomic_load(&handled) < 100) {
+            r = run(1000);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - t0.tv_sec > 10)
+                break;
+        }
         atomic_store(&stop, 1);
         pthread_join(sender, NULL);
         int ok = r == 0 && !atomic_load(&handler_bad) && atomic_load(&handled) > 0;
