@@ -1,7 +1,7 @@
 //! Signal frames and CPU-time interval timers: C programs run natively and under
 //! `runsc-rs do`, outputs compared.
 
-use runsc_rs_tests::{assert_same, program_str};
+use runsc_rs_tests::{assert_same, assert_same_program, program_str};
 
 /// Frames on and off the alternate stack (SS_ONSTACK, SS_AUTODISARM, EPERM while on it,
 /// nesting, the red zone, alignment), the FP state's magic numbers and sizes, and
@@ -36,6 +36,18 @@ fn cpu_time_itimers_fire() {
         text.contains("busy 0.5s: SIGVTALRM >=5, SIGPROF >=5\n")
             && text.contains("one-shot: fired=1 disarmed=1\n"),
         "{text}"
+    );
+}
+
+/// A blocked signal whose default action is to ignore it is not dropped while
+/// `sigtimedwait` waits for it (the wait unblocks it only to be woken), whether `kill` or a
+/// pty resize sends it.
+#[test]
+fn sigtimedwait_receives_default_ignored_signals() {
+    assert_same_program(
+        "sigwait_ignored",
+        &[],
+        &["kill Window changed: got 1\n", "pty resize: got 1\n"],
     );
 }
 

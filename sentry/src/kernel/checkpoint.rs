@@ -424,7 +424,12 @@ impl Task {
             let s = self.tg.sig();
             s.threads.get(&self.tid).map_or((0, Vec::new()), |t| {
                 (
-                    t.mask,
+                    // Stopped inside rt_sigtimedwait, whose restart unblocks again.
+                    if t.real_blocked != 0 {
+                        t.real_blocked
+                    } else {
+                        t.mask
+                    },
                     t.pending
                         .queued()
                         .iter()

@@ -220,7 +220,7 @@ impl Tree {
                 .or_else(|| s.threads.keys().next().copied());
             let blocked = probe
                 .and_then(|tid| s.threads.get(&tid))
-                .is_some_and(|t| t.mask & bit(sig) != 0);
+                .is_some_and(|t| (t.mask | t.real_blocked) & bit(sig) != 0);
             // Blocked signals are never dropped (Linux's sig_ignored): the handler may change
             // before they are unblocked, and sigtimedwait/signalfd take them while blocked.
             let dropped = !blocked

@@ -276,6 +276,11 @@ impl Pending {
 #[derive(Debug)]
 pub struct ThreadSig {
     pub mask: u64,
+    /// While `rt_sigtimedwait` waits with the waited-for signals unblocked, the mask it
+    /// will restore (Linux's `real_blocked`): a signal blocked there is never dropped as
+    /// ignored, so a default-ignored SIGWINCH or SIGCHLD still reaches the waiter. 0
+    /// otherwise.
+    pub real_blocked: u64,
     pub pending: Pending,
     pub handle: Arc<TaskHandle>,
     /// The thread is on its way out (releasing its memory and files): a SIGKILL that finds

@@ -285,6 +285,7 @@ pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
             mask,
             pending: signal::Pending::default(),
             handle: handle.clone(),
+            real_blocked: 0,
             exiting: false,
         },
     );
@@ -726,7 +727,22 @@ impl Task {
     pub fn set_sigmask(&mut self, mask: u64) {
         if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
             t.mask = mask & !UNBLOCKABLE;
+            t.real_blocked = 0;
         }
+    }
+
+    /// Unblocks `wanted` for a `rt_sigtimedwait`, remembering the mask in force as the one
+    /// that decides whether a signal is dropped as ignored; returns that mask, which
+    /// [`Task::set_sigmask`] restores afterwards.
+    pub fn unblock_for_sigwait(&mut self, wanted: u64) -> u64 {
+        let mut s = self.tg.sig();
+        let Some(t) = s.threads.get_mut(&self.tid) else {
+            return 0;
+        };
+        let old = t.mask;
+        t.real_blocked = old;
+        t.mask = old & !wanted;
+        old
     }
 
     /// Whether a blocking wait must stop: a deliverable signal, group exit or stop, or a

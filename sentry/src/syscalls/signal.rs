@@ -369,9 +369,8 @@ pub fn rt_sigtimedwait(
         let ts: Timespec = t.mm.read_obj(timeout)?;
         Some(Instant::now() + std::time::Duration::from_nanos(ts.to_nanos()? as u64))
     };
-    let old = t.sigmask();
     // The waited-for signals must wake this thread while it waits (Linux's real_blocked).
-    t.set_sigmask(old & !wanted);
+    let old = t.unblock_for_sigwait(wanted);
     let tid = t.tid;
     let r = t.block_on(&[], deadline, |t| {
         let mut s = t.tg.sig();
