@@ -95,3 +95,20 @@ fn script_runs_a_command_on_a_new_pty() {
         native.stdout_text()
     );
 }
+
+/// The job-control rules of a pty: the master is a terminal of its own for TIOCNOTTY, a
+/// background tcsetpgrp stops with SIGTTOU, a reaped group is ESRCH, and a session leader's
+/// exit frees its terminal for the next session.
+#[test]
+fn job_control_rules_match_linux() {
+    runsc_rs_tests::assert_same_program(
+        "pty_jobs",
+        &[],
+        &[
+            "release-master: ok\n",
+            "sigttou: ok\n",
+            "gone-group: ok\n",
+            "reuse: ok\nreuse: ok\n",
+        ],
+    );
+}

@@ -88,12 +88,20 @@ impl vfs::Context for Task {
         })
     }
 
-    fn group_in_session(&self, pgid: i32, sid: i32) -> bool {
-        self.kernel
-            .tree()
-            .procs
-            .values()
-            .any(|p| p.pgid == pgid && p.sid == sid && p.zombie.is_none())
+    fn group_in_session(&self, pgid: i32, sid: i32) -> Result<bool, Errno> {
+        let tree = self.kernel.tree();
+        let mut named = false;
+        for p in tree.procs.values() {
+            if p.pgid == pgid && p.sid == sid && p.zombie.is_none() {
+                return Ok(true);
+            }
+            named |= p.tg.tgid == pgid || p.pgid == pgid || p.sid == pgid;
+        }
+        if named {
+            Ok(false)
+        } else {
+            Err(Errno::ESRCH)
+        }
     }
 
     fn process_groups(&self) -> &dyn ProcessGroups {

@@ -948,7 +948,11 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         }
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
+    let mut leader_of = None;
     if let Some(final_status) = last {
+        if tree.procs.get(&tg.tgid).is_some_and(|p| p.sid == tg.tgid) {
+            leader_of = Some(tg.tgid);
+        }
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
         tree.process_exited(tg.tgid, final_status);
@@ -956,6 +960,13 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     }
     let empty = tree.tasks.is_empty();
     drop(tree);
+    if let Some(sid) = leader_of {
+        // Not under the process table's lock: the terminal signals through it.
+        let term = kernel.terminals.lock().unwrap().remove(&sid);
+        if let Some(term) = term.and_then(|w| w.upgrade()) {
+            term.session_leader_exited(&**kernel, sid);
+        }
+    }
     if empty {
         kernel.all_exited.notify_all();
     }

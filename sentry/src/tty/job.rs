@@ -24,6 +24,9 @@ use crate::vfs::{Context, JobIds, ProcessGroups};
 pub struct JobState {
     pub session: i32,
     pub foreground: i32,
+    /// A pty whose master end was made the controlling terminal (`TIOCSCTTY` on the
+    /// master): Linux keeps the two ends apart, so `TIOCNOTTY` on the other end is ENOTTY.
+    pub by_master: bool,
 }
 
 pub use crate::vfs::ControllingTerminal;
@@ -62,7 +65,23 @@ impl Job {
         *self.state.lock().unwrap() = JobState {
             session: sid,
             foreground: pgid,
+            by_master: false,
         };
+    }
+
+    /// The leader of the session this terminal controls exited: the session loses it, and
+    /// the foreground group gets SIGHUP (Linux's `disassociate_ctty` on exit).
+    pub fn leader_exited(&self, groups: &dyn ProcessGroups, sid: i32) {
+        let job = {
+            let mut state = self.state.lock().unwrap();
+            if state.session != sid {
+                return;
+            }
+            std::mem::take(&mut *state)
+        };
+        if job.foreground > 0 {
+            groups.signal_process_group(job.foreground, libc::SIGHUP);
+        }
     }
 
     /// Sends `signo` to the foreground process group.
@@ -97,11 +116,13 @@ impl Job {
     }
 
     /// The job-control ioctls; None for other commands. `me` is the terminal, registered
-    /// for `/dev/tty` when it becomes the caller's controlling terminal.
+    /// for `/dev/tty` when it becomes the caller's controlling terminal; `master`: the call
+    /// came through a pty's master end.
     pub fn ioctl(
         &self,
         t: &mut dyn Context,
         me: Weak<dyn ControllingTerminal>,
+        master: bool,
         cmd: u64,
         arg: u64,
     ) -> Option<SysResult> {
@@ -116,7 +137,8 @@ impl Job {
                 Ok(0)
             }),
             libc::TIOCSPGRP => self.set_foreground(t, arg),
-            libc::TIOCSCTTY => self.acquire(t, me, arg == 1),
+            libc::TIOCSCTTY => self.acquire(t, me, arg == 1, master),
+            libc::TIOCNOTTY if self.state().by_master != master => Err(Errno::ENOTTY),
             libc::TIOCNOTTY => self.release(t),
             _ => return None,
         })
@@ -137,7 +159,7 @@ impl Job {
         // A group outside the caller's namespace is in no session of it.
         let pgid = t.lookup_pid(pgid).ok_or(Errno::ESRCH)?;
         // Asked before taking `state`: the process table's lock comes first.
-        if !t.group_in_session(pgid, sid) {
+        if !t.group_in_session(pgid, sid)? {
             return Err(Errno::EPERM);
         }
         let mut job = self.state.lock().unwrap();
@@ -159,6 +181,7 @@ impl Job {
         t: &mut dyn Context,
         me: Weak<dyn ControllingTerminal>,
         steal: bool,
+        by_master: bool,
     ) -> SysResult {
         let JobIds { tgid, pgid, sid } = t.job_ids()?;
         if self.state().session == sid {
@@ -179,6 +202,7 @@ impl Job {
             *job = JobState {
                 session: sid,
                 foreground: pgid,
+                by_master,
             };
         }
         *self.groups.lock().unwrap() = Some(t.process_groups_weak());
@@ -193,7 +217,7 @@ impl Job {
             return;
         };
         if sid == tgid && self.state().session == 0 && controlling_terminal(t).is_none() {
-            let _ = self.acquire(t, me, false);
+            let _ = self.acquire(t, me, false, false);
         }
     }
 

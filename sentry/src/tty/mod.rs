@@ -141,6 +141,10 @@ impl ControllingTerminal for HostTty {
     fn session(&self) -> i32 {
         self.job.state().session
     }
+
+    fn session_leader_exited(&self, groups: &dyn ProcessGroups, sid: i32) {
+        self.job.leader_exited(groups, sid);
+    }
 }
 
 impl FileOps for HostTty {
@@ -183,7 +187,7 @@ impl FileOps for HostTty {
             libc::TIOCSWINSZ => self.set_winsize(t, arg),
             c => {
                 let me: Weak<dyn ControllingTerminal> = self.me.clone();
-                match self.job.ioctl(t, me, c, arg) {
+                match self.job.ioctl(t, me, false, c, arg) {
                     Some(r) => r,
                     None => self.host.ioctl(t, f, cmd, arg),
                 }
@@ -215,7 +219,8 @@ mod tests {
             tty.job.state(),
             JobState {
                 session: 5,
-                foreground: 5
+                foreground: 5,
+                by_master: false,
             }
         );
     }

@@ -234,7 +234,13 @@ impl Pty {
                     t.mm().write_obj(UserAddr(arg), &t.vpid_of(sid)).map(|_| 0)
                 }
             }
-            _ => return self.job.ioctl(t, self.weak_terminal(), cmd, arg),
+            // A background group changing the foreground stops with SIGTTOU first (it
+            // proceeds if it ignores or blocks the signal), as Linux's tty_check_change.
+            libc::TIOCSPGRP if !master => match self.check_background_change(t) {
+                Ok(()) => return self.job.ioctl(t, self.weak_terminal(), master, cmd, arg),
+                Err(e) => Err(e),
+            },
+            _ => return self.job.ioctl(t, self.weak_terminal(), master, cmd, arg),
         };
         Some(r)
     }
@@ -652,6 +658,10 @@ impl ControllingTerminal for Pty {
 
     fn session(&self) -> i32 {
         self.job.state().session
+    }
+
+    fn session_leader_exited(&self, groups: &dyn crate::vfs::ProcessGroups, sid: i32) {
+        self.job.leader_exited(groups, sid);
     }
 }
 

@@ -40,6 +40,10 @@ pub trait ControllingTerminal: Send + Sync {
 
     /// The session the terminal controls now (0: none).
     fn session(&self) -> i32;
+
+    /// Session `sid`'s leader exited: if the terminal still controls `sid`, it controls no
+    /// session any more and its foreground group gets SIGHUP.
+    fn session_leader_exited(&self, groups: &dyn ProcessGroups, sid: i32);
 }
 
 /// The calling task, as file-level code sees it.
@@ -97,7 +101,10 @@ pub trait Context {
     fn job_ids(&self) -> Result<JobIds, Errno>;
 
     /// Whether group `pgid` has a live process in session `sid` (global IDs).
-    fn group_in_session(&self, pgid: i32, sid: i32) -> bool;
+    ///
+    /// # Errors
+    /// ESRCH when no process, process group or session has the ID `pgid` any more.
+    fn group_in_session(&self, pgid: i32, sid: i32) -> Result<bool, Errno>;
 
     /// Signalling process groups.
     fn process_groups(&self) -> &dyn ProcessGroups;
