@@ -51,6 +51,22 @@ fn sigtimedwait_receives_default_ignored_signals() {
     );
 }
 
+/// RLIMIT_CPU: SIGXCPU at the soft limit (which then moves on by a second), SIGKILL at the
+/// hard one, and no SIGXCPU for a process while it is blocked.
+#[test]
+fn rlimit_cpu_matches_linux() {
+    assert_same_program(
+        "cpu_limit",
+        &[],
+        &[
+            "soft: killed by SIGXCPU, CPU about 1 s\n",
+            "hard: SIGXCPU handled, soft limit in the handler 2\nhard: killed by SIGKILL\n",
+            "blocked: waitpid returned the child\n",
+            "prlimit: set and read back, the child sees it\n",
+        ],
+    );
+}
+
 /// A fresh directory of this test's own.
 fn fresh_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("runsc-rs-signals-{name}-{}", std::process::id()));

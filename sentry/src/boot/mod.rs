@@ -711,6 +711,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
     }
     let tg = Arc::new(ThreadGroup::new(pid, p.pidns.clone(), p.container.clone()));
     *tg.limits.lock().unwrap() = limits;
+    crate::kernel::cpu_timers::arm(kernel, &tg);
     *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
         exe: Some(exe),
         strings: loaded.strings,

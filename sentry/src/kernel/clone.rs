@@ -133,7 +133,10 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     let tg = if f & CLONE_THREAD != 0 {
         t.tg.clone()
     } else {
-        Arc::new(ThreadGroup::fork_from(tid, &t.tg, ns.clone()))
+        let tg = Arc::new(ThreadGroup::fork_from(tid, &t.tg, ns.clone()));
+        // An inherited RLIMIT_CPU keeps counting in the child.
+        super::cpu_timers::arm(&t.kernel, &tg);
+        tg
     };
     let comm = t.handle.comm.lock().unwrap().clone();
     let handle = TaskHandle::new(tid, tg.clone(), comm);

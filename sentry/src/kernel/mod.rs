@@ -24,6 +24,7 @@ pub mod aio;
 pub mod checkpoint;
 pub mod clone;
 pub mod context;
+pub mod cpu_timers;
 pub mod epoll;
 pub mod exec;
 pub mod fd_table;

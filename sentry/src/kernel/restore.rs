@@ -332,7 +332,9 @@ impl Kernel {
         }
         let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
         for p in &image.processes {
-            groups.insert(p.tgid, Arc::new(self.thread_group(p, target)?));
+            let tg = Arc::new(self.thread_group(p, target)?);
+            super::cpu_timers::arm(self, &tg);
+            groups.insert(p.tgid, tg);
         }
         let mut inits = Vec::new();
         let mut starts = Vec::new();

@@ -432,8 +432,17 @@ impl Task {
                     panic!("test hook: system call {}", self.cpu.regs.orig_rax);
                 }
                 self.maybe_patch_syscall();
-                let dispatch = self.kernel.syscalls;
-                dispatch(self);
+                if self.interrupted() {
+                    // A signal (or a stop, exit or freeze) came while the application ran,
+                    // before this call: as on Linux, where it is handled on the way back to
+                    // user mode before the `syscall` instruction, it is handled first and the
+                    // call then made afresh, instead of the call starting with the signal
+                    // pending and failing with EINTR.
+                    self.restart = Some(Restart::NoIntr);
+                } else {
+                    let dispatch = self.kernel.syscalls;
+                    dispatch(self);
+                }
                 if let Some(status) = self.exit_request.take() {
                     return RunState::Exiting(status);
                 }

@@ -247,9 +247,9 @@ syscall_table! {
         33 dup2(old: Fd, new: Fd) => fd::dup2, Full;
         34 pause() => signal::pause, Full;
         35 nanosleep(req: UserAddr, rem: UserAddr) => time::nanosleep, Full;
-        36 getitimer(which: i32, cur: UserAddr) => timer::getitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
+        36 getitimer(which: i32, cur: UserAddr) => timer::getitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are checked on a 10 ms tick, against time in the application counted as wall time");
         37 alarm(seconds: u32) => timer::alarm, Full;
-        38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are recorded but never fire (no CPU-time accounting)");
+        38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are checked on a 10 ms tick, against time in the application counted as wall time");
         39 getpid() => process::getpid, Full;
         40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => splice::sendfile, Partial("data moves through a 64 KiB sentry buffer; a stream source's bytes that the destination refused are lost");
         41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");

@@ -2,6 +2,7 @@
 //! limits, prctl (its capability options are in `creds`), arch_prctl. Scheduling is in `sched`.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
@@ -114,18 +115,31 @@ pub fn setrlimit(t: &mut Task, res: u32, rlim: UserAddr) -> SysResult {
     prlimit64(t, 0, res, rlim, UserAddr::NULL)
 }
 
-/// prlimit64(2) for the calling process (other pids arrive with process management).
+/// prlimit64(2): the limits of the caller's process or, with Linux's permission rule,
+/// another one's (the caller's real, effective and saved UIDs and GIDs all equal the
+/// target's real UID and GID, or CAP_SYS_RESOURCE).
 pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr) -> SysResult {
     let r = resource(res)?;
-    if pid != 0 && t.lookup_pid(pid) != Some(t.tg.tgid) {
-        return Err(Errno::ESRCH);
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = super::sched::thread_arg(t, pid)?;
+    let tg = target.tg.clone();
+    if !Arc::ptr_eq(&tg, &t.tg) && !t.creds.has_cap(crate::auth::cap::SYS_RESOURCE) {
+        let c = &t.creds;
+        let other = super::sched::creds_of(t, &target).ok_or(Errno::ESRCH)?;
+        let same_user = [c.uid, c.euid, c.suid].iter().all(|&u| u == other.uid)
+            && [c.gid, c.egid, c.sgid].iter().all(|&g| g == other.gid);
+        if !same_user {
+            return Err(Errno::EPERM);
+        }
     }
     let new_limit: Option<Rlimit> = if new.is_null() {
         None
     } else {
         Some(t.mm.read_obj(new)?)
     };
-    let mut limits = t.tg.limits.lock().unwrap();
+    let mut limits = tg.limits.lock().unwrap();
     let cur = limits[r];
     if let Some(n) = new_limit {
         if n.cur > n.max {
@@ -143,6 +157,10 @@ pub fn prlimit64(t: &mut Task, pid: i32, res: u32, new: UserAddr, old: UserAddr)
     }
     if let Some(n) = new_limit {
         limits[r] = n;
+        drop(limits);
+        if r == libc::RLIMIT_CPU as usize {
+            crate::kernel::cpu_timers::arm(&t.kernel, &tg);
+        }
     }
     Ok(0)
 }

@@ -30,7 +30,7 @@ const RR_TIMESLICE_NS: u128 = 100_000_000;
 ///
 /// # Errors
 /// ESRCH when there is none (also for negative IDs: callers that answer EINVAL check first).
-fn thread_arg(t: &Task, pid: i32) -> Result<Arc<TaskHandle>, Errno> {
+pub(super) fn thread_arg(t: &Task, pid: i32) -> Result<Arc<TaskHandle>, Errno> {
     if pid == 0 {
         return Ok(t.handle.clone());
     }
@@ -39,7 +39,7 @@ fn thread_arg(t: &Task, pid: i32) -> Result<Arc<TaskHandle>, Errno> {
 }
 
 /// The credentials of the thread `h` (the caller's own are current; others' as published).
-fn creds_of(t: &Task, h: &TaskHandle) -> Option<Creds> {
+pub(super) fn creds_of(t: &Task, h: &TaskHandle) -> Option<Creds> {
     if h.tid == t.tid {
         return Some(t.creds.clone());
     }

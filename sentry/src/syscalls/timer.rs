@@ -10,9 +10,9 @@ use super::fd::nofile_limit;
 use super::time::{clock_now_nanos, clock_source};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::cpu_timers::{self, cpu_clock};
 use crate::kernel::signal::{Pending, SigInfo, NSIG, SIGRTMIN, SI_TIMER};
-use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd, CPU_TICK};
-use crate::kernel::usage::CpuTimes;
+use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd};
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{FileKind, OpenFile};
@@ -127,83 +127,6 @@ fn real_timer(t: &Task) -> Arc<Timer> {
         .clone()
 }
 
-/// The CPU clock an interval timer counts: user time (ITIMER_VIRTUAL) or user plus system
-/// time (ITIMER_PROF).
-fn cpu_clock(times: &CpuTimes, which: i32) -> Duration {
-    if which == libc::ITIMER_VIRTUAL {
-        times.user
-    } else {
-        times.total()
-    }
-}
-
-/// Starts the process's CPU-time sampler unless it runs (see [`CPU_TICK`]). It stops itself
-/// once no CPU-time timer is armed.
-fn arm_cpu_sampler(t: &Task) {
-    let mut timers = t.tg.timers.lock().unwrap();
-    if timers.cpu_sampler.is_some() || !(timers.virt.armed() || timers.prof.armed()) {
-        return;
-    }
-    let k = Arc::downgrade(&t.kernel);
-    let g = Arc::downgrade(&t.tg);
-    let ticks = AtomicU64::new(0);
-    let action: Action = Box::new(move |_| {
-        let (Some(k), Some(g)) = (k.upgrade(), g.upgrade()) else {
-            return;
-        };
-        sample_cpu_timers(&k, &g, ticks.fetch_add(1, Ordering::Relaxed));
-    });
-    let sampler = Timer::new(&t.kernel.timers, action);
-    sampler.set(Some(CPU_TICK), Some(CPU_TICK));
-    timers.cpu_sampler = Some(sampler);
-}
-
-/// One tick of the CPU-time sampler: expires ITIMER_VIRTUAL (SIGVTALRM) and ITIMER_PROF
-/// (SIGPROF) whose clocks passed their deadlines, each signal queued once however many
-/// periods passed (a pending standard signal is not queued twice on Linux either). As
-/// Linux, where the tick that expires the timer charges the thread it interrupts, the
-/// signal goes to a thread running application code (taking turns among them, so busy
-/// threads share the signals), else to the process.
-fn sample_cpu_timers(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tick: u64) {
-    let times = tg.cpu_times();
-    let (virt, prof, idle) = {
-        let mut timers = tg.timers.lock().unwrap();
-        let virt = timers.virt.expire(cpu_clock(&times, libc::ITIMER_VIRTUAL));
-        let prof = timers.prof.expire(cpu_clock(&times, libc::ITIMER_PROF));
-        let idle = !(timers.virt.armed() || timers.prof.armed());
-        let sampler = if idle {
-            timers.cpu_sampler.take()
-        } else {
-            None
-        };
-        (virt, prof, sampler)
-    };
-    if let Some(sampler) = idle {
-        sampler.set(None, None);
-    }
-    if virt == 0 && prof == 0 {
-        return;
-    }
-    let running: Vec<_> = tg
-        .sig()
-        .threads
-        .values()
-        .filter(|t| t.handle.clock.in_app())
-        .map(|t| t.handle.clone())
-        .collect();
-    let tree = kernel.tree();
-    for (count, signo) in [(virt, libc::SIGVTALRM), (prof, libc::SIGPROF)] {
-        if count == 0 {
-            continue;
-        }
-        let info = SigInfo::kernel(signo);
-        match running.len() {
-            0 => tree.send_group(tg, info, false),
-            n => tree.send_thread(&running[(tick % n as u64) as usize], info, false),
-        }
-    }
-}
-
 /// alarm(2)
 pub fn alarm(t: &mut Task, seconds: u32) -> SysResult {
     let value = (seconds > 0).then(|| Duration::from_secs(seconds.into()));
@@ -235,7 +158,7 @@ pub fn setitimer(t: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> SysR
                 };
                 slot.set(now, value, interval)
             };
-            arm_cpu_sampler(t);
+            cpu_timers::arm(&t.kernel, &t.tg);
             prev
         }
         _ => return Err(Errno::EINVAL),
