@@ -12,7 +12,7 @@
 //! | `Interrupted(restart)` (the first state) | check the thread group, then deliver one pending signal | group exit: `Exiting(group status)`; another thread's execve: `Exiting(0)`; group stop: `GroupStopped(restart)`; kernel paused: `Frozen(restart)`; ignored signal: `Interrupted(restart)`; stop signal: enter group stop, `Interrupted(restart)`; fatal signal or unbuildable frame: end the group, `Exiting`; handler: finish the interrupted call (SA_RESTART or EINTR), push the frame, `Running`; nothing pending: finish the interrupted call (restart, `restart_syscall`, restore a temporary mask), `Running` |
 //! | `Frozen(restart)` | park until the kernel resumes ([`super::freeze`]) | `Interrupted(restart)` |
 //! | `GroupStopped(restart)` | sleep until kicked (SIGCONT, SIGKILL, group exit) | `Interrupted(restart)` |
-//! | `Running` | switch into the application, handle how it came back (system call through the kernel's syscall table, fault, signal, kick) | `Exiting(status)` if the call was `exit`/`exit_group` or the platform failed; else `Interrupted(restart)` with the restart behaviour the call left in [`Task::restart`] |
+//! | `Running` | switch into the application, handle how it came back (system call through the kernel's syscall table, or, when a signal, stop, exit or freeze is already pending, not run but set to restart always; fault, signal, kick) | `Exiting(status)` if the call was `exit`/`exit_group` or the platform failed; else `Interrupted(restart)` with the restart behaviour the call left in [`Task::restart`] |
 //! | `Exiting(status)` | leave the tables ([`thread_finished`]) | the loop ends |
 //!
 //! # A panicking task
