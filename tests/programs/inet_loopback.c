@@ -26,22 +26,7 @@ static void die(const char *what) {
     exit(1);
 }
 
-static struct sockaddr_in loopback(unsigned short port) {
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-}
-
-static unsigned short port_of(int fd) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        die("getsockname");
-    return ntohs(a.sin_port);
-}
+#include "inet_util.h"
 
 static int write_all(int fd, const unsigned char *p, size_t n) {
     while (n > 0) {

@@ -28,22 +28,7 @@ static const char *err(int r) {
     return r == 0 ? "0" : strerrorname_np(errno);
 }
 
-static struct sockaddr_in loopback(unsigned short port) {
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-}
-
-static unsigned short port_of(int fd) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        die("getsockname");
-    return ntohs(a.sin_port);
-}
+#include "inet_util.h"
 
 static int tcp(void) {
     int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -34,13 +34,7 @@ static struct sockaddr_in sin_of(const char *ip, unsigned short port) {
     return a;
 }
 
-static unsigned short port_of(int fd) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        die("getsockname");
-    return ntohs(a.sin_port);
-}
+#include "inet_util.h"
 
 static int udp(void) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);

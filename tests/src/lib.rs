@@ -422,7 +422,16 @@ fn build_program(name: &str) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&out_dir)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", out_dir.display()));
     let output = out_dir.join(name);
-    if matches!((modified(&output), modified(&source)), (Some(built), Some(src)) if built >= src) {
+    // A program is stale when its source or any shared header (tests/programs/*.h) is newer.
+    let headers = std::fs::read_dir(source.parent().expect("programs directory"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "h"))
+        .filter_map(|p| modified(&p));
+    let newest = headers.chain(modified(&source)).max();
+    if matches!((modified(&output), newest), (Some(built), Some(src)) if built >= src) {
         return Ok(output);
     }
     // Build under a unique name and rename: concurrent test processes never see a partial file.
