@@ -273,9 +273,9 @@ mod tests {
         let slept = c.times().sys - before;
         assert!(slept < Duration::from_millis(20), "sleep charged {slept:?}");
         // Short stretches are charged too (by the monotonic clock), never more than they took.
-        a.leave_app(&c);
-        let started = Instant::now();
         let before = c.times().sys;
+        let started = Instant::now();
+        a.leave_app(&c);
         a.enter_app(&c);
         let took = started.elapsed();
         assert!(c.times().sys - before <= took);
