@@ -1,11 +1,11 @@
 //! System-call patching: the byte formats of the rewrite (the sentry decides and writes; see
 //! `sentry::mm::MemoryManager::patch_syscall`).
 //!
-//! A trapped `syscall` that follows `mov $NR, %eax` (`b8 NR32 0f 05`, what glibc's wrappers
-//! emit) is rewritten in place into `jmp *THUNK` (`ff 24 25 THUNK32`, also 7 bytes): an
-//! indirect jump through the first word of a *thunk* in the patch table, a private read +
-//! execute mapping at [`TABLE_ADDR`] in the application's address space. Each patched site
-//! has its own 32-byte thunk:
+//! A `syscall` that follows `mov $NR, %eax` (`b8 NR32 0f 05`, what glibc's wrappers emit) and
+//! traps a second time in a thread is rewritten in place into `jmp *THUNK` (`ff 24 25
+//! THUNK32`, also 7 bytes): an indirect jump through the first word of a *thunk* in the patch
+//! table, a private read + execute mapping at [`TABLE_ADDR`] in the application's address
+//! space. Each patched site has its own 32-byte thunk:
 //!
 //! ```text
 //! +0   u64  address of +8 (what the site's indirect jump loads)

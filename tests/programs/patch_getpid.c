@@ -146,12 +146,14 @@ static int restart_mode(void) {
     sigaction(SIGUSR1, &sa, NULL);
     if (pipe(restart_pipe) != 0)
         return 2;
-    /* Patch the read site first (a call that does not block). */
-    if (write(restart_pipe[1], "y", 1) != 1)
+    /* Patch the read site first (calls that do not block; a site is patched when it traps
+     * for the second time). */
+    if (write(restart_pipe[1], "yy", 2) != 2)
         return 2;
     char c = 0;
-    if (site_read(restart_pipe[0], &c) != 1 || c != 'y')
-        return 3;
+    for (int i = 0; i < 2; i++)
+        if (site_read(restart_pipe[0], &c) != 1 || c != 'y')
+            return 3;
     pthread_t self = pthread_self(), poker;
     pthread_create(&poker, NULL, poke_main, &self);
     long got = site_read(restart_pipe[0], &c);
@@ -160,6 +162,7 @@ static int restart_mode(void) {
     printf("restart: read %s\n", read_ok ? "ok" : "FAILED");
     /* nanosleep stopped by SIGSTOP and continued: restart_syscall. */
     struct timespec short_ts = {0, 1000};
+    site_nanosleep(&short_ts);
     site_nanosleep(&short_ts);
     pid_t parent = getpid();
     pid_t child = fork();

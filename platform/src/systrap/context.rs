@@ -267,6 +267,8 @@ impl SystrapContext {
         regs.rip = code.entry;
         regs.orig_rax = u64::MAX;
         ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+        // The stub runs from here: the state says so until its handler reports EVENT.
+        region.state().store(STATE_RESUME, Ordering::SeqCst);
         ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
         // The stub runs into `ud2` and parks in its handler.
         wait_event(&region, pid, Duration::ZERO).map(drop)
@@ -402,11 +404,15 @@ fn wait_event(region: &Region<'_>, pid: Pid, spin: Duration) -> Result<bool> {
     }
     loop {
         region.sentry_sleeping().store(1, Ordering::SeqCst);
-        if state.load(Ordering::SeqCst) == STATE_EVENT {
+        let seen = state.load(Ordering::SeqCst);
+        if seen == STATE_EVENT {
             region.sentry_sleeping().store(0, Ordering::Relaxed);
             return Ok(true);
         }
-        let timed_out = futex_wait(state, STATE_RESUME, LIVENESS_PERIOD);
+        // Sleep on the value just seen, whatever it is: expecting one fixed value would
+        // turn every other one (a fresh region's 0, or anything application code writes
+        // into its stub's region) into a FUTEX_WAIT that fails at once, a busy loop.
+        let timed_out = futex_wait(state, seen, LIVENESS_PERIOD);
         region.sentry_sleeping().store(0, Ordering::Relaxed);
         if state.load(Ordering::Acquire) == STATE_EVENT {
             return Ok(true);

@@ -21,7 +21,9 @@
 //!   `KIND_FAST_SYSCALL`) and hands off through the same code as the handler; a stub's gs
 //!   base is its region while the application's gs base is 0 (see `context.rs`).
 //! - A side that waits sleeps on the state word with `FUTEX_WAIT`, and `FUTEX_WAKE` goes
-//!   only to a side that said it sleeps. By default each stub is kept on the CPU its sentry
+//!   only to a side that said it sleeps. The sentry sleeps on the value it last saw (a fresh
+//!   stub's region says RESUME from its detach until its first EVENT), so no value of the
+//!   word, including one the application writes, turns its wait into a busy loop. By default each stub is kept on the CPU its sentry
 //!   thread runs on, so that a hand-off is a same-CPU switch: on virtual machines waking a
 //!   halted vCPU costs tens to hundreds of microseconds.
 //! - When the sentry may use more than one CPU, a context also tries *polling*: the stub is

@@ -115,7 +115,7 @@ pub enum Restart {
     Block,
 }
 
-/// Entries of a task's cache of unpatchable system-call sites.
+/// Entries of a task's caches of unpatchable and of once-trapped system-call sites.
 const PATCH_REFUSED_SLOTS: usize = 64;
 
 /// What `restart_syscall(2)` resumes.
@@ -266,6 +266,11 @@ pub struct Task {
     /// Return addresses of system calls found unpatchable, direct-mapped (a stale entry only
     /// leaves a site trapping): spares such calls the mm lock on every trap.
     patch_refused: [u64; PATCH_REFUSED_SLOTS],
+    /// Return addresses of system calls that trapped once in this thread (direct-mapped): a
+    /// site is patched when it traps again. Patching costs host calls (un-sharing the code
+    /// page, the thunk table) worth tens of trapped calls, and most sites of a short-lived
+    /// process (its start-up, a shell's fork and exec) run once.
+    patch_seen: [u64; PATCH_REFUSED_SLOTS],
 }
 
 impl std::fmt::Debug for Task {
@@ -387,6 +392,7 @@ impl Task {
             exit_request: None,
             acct: Accountant::start(),
             patch_refused: [0; PATCH_REFUSED_SLOTS],
+            patch_seen: [0; PATCH_REFUSED_SLOTS],
         }
     }
 
@@ -474,8 +480,9 @@ impl Task {
         RunState::Interrupted(self.restart.take())
     }
 
-    /// Rewrites the `mov $NR,%eax; syscall` site of the system call just trapped into a
-    /// jump to the platform's fast entry, when the platform takes them
+    /// Rewrites the `mov $NR,%eax; syscall` site of the system call just trapped (for the
+    /// second time in this thread) into a jump to the platform's fast entry, when the
+    /// platform takes them
     /// (`platform::patch`; off with `RUNSC_RS_SYSCALL_PATCH=0`).
     fn maybe_patch_syscall(&mut self) {
         let Some(entry) = self.ctx.syscall_patch_entry() else {
@@ -484,6 +491,10 @@ impl Task {
         let (rip, nr) = (self.cpu.regs.rip, self.cpu.regs.orig_rax);
         let slot = (rip as usize) % PATCH_REFUSED_SLOTS;
         if self.patch_refused[slot] == rip {
+            return;
+        }
+        if self.patch_seen[slot] != rip {
+            self.patch_seen[slot] = rip;
             return;
         }
         if self.mm.patch_syscall(rip, nr, entry) {

@@ -9,9 +9,11 @@
 //! system calls and faults, delivering signals. Time a task sleeps in a blocking system call
 //! costs no host CPU, so it counts as neither, as on Linux. The platform's own work inside
 //! `switch` (ptrace stops, the systrap sentry spinning for the stub) is left out of both.
-//! The cost is two reads of the thread's host CPU clock per switch (a host system call each,
-//! the vDSO does not serve CPU clocks: a few hundred nanoseconds beside a switch's
-//! microseconds) and two of the monotonic clock (vDSO).
+//! The cost is one read of the thread's host CPU clock per switch (a host system call, the
+//! vDSO does not serve CPU clocks: about 350 ns) and two of the monotonic clock (vDSO): a
+//! stretch in the sentry shorter than [`SHORT_SENTRY_STRETCH`] (a cheap system call) is
+//! charged by the monotonic clock, which cannot count a sleep of any length there and saves
+//! the second read; longer stretches read the CPU clock again.
 //!
 //! A thread group's own times are the sum of its live threads' and those of its exited
 //! threads; its children's times (`RUSAGE_CHILDREN`, `cutime`/`cstime`) are the totals of the
@@ -135,11 +137,18 @@ fn thread_cpu_now() -> Duration {
         .map_or(Duration::ZERO, Duration::from)
 }
 
+/// A stretch in the sentry between two switches shorter than this is charged as system time
+/// by the monotonic clock instead of the thread's CPU clock: it cannot have slept for long,
+/// and reading the CPU clock is a host system call (about 350 ns here), as much as the
+/// sentry's whole work for a cheap system call.
+const SHORT_SENTRY_STRETCH: Duration = Duration::from_micros(20);
+
 /// The task thread's side of its [`TaskClock`]: where the thread's host CPU clock stood when
-/// system time was last charged.
+/// system time was last charged, and when (monotonic) that was.
 #[derive(Debug)]
 pub struct Accountant {
     sys_mark: Duration,
+    marked_at: Instant,
 }
 
 impl Accountant {
@@ -147,6 +156,7 @@ impl Accountant {
     pub fn start() -> Accountant {
         Accountant {
             sys_mark: thread_cpu_now(),
+            marked_at: Instant::now(),
         }
     }
 
@@ -155,27 +165,37 @@ impl Accountant {
         let now = thread_cpu_now();
         let spent = now.saturating_sub(self.sys_mark);
         self.sys_mark = now;
+        self.marked_at = Instant::now();
         clock.state.lock().unwrap().sys += spent;
     }
 
-    /// The task is about to switch into the application.
+    /// The task is about to switch into the application. A short stretch in the sentry is
+    /// charged by the monotonic clock ([`SHORT_SENTRY_STRETCH`]), a longer one (which may
+    /// have slept) by the thread's CPU clock.
     pub fn enter_app(&mut self, clock: &TaskClock) {
-        let now = thread_cpu_now();
-        let spent = now.saturating_sub(self.sys_mark);
+        let now = Instant::now();
+        let wall = now.saturating_duration_since(self.marked_at);
+        let spent = if wall < SHORT_SENTRY_STRETCH {
+            wall
+        } else {
+            thread_cpu_now().saturating_sub(self.sys_mark)
+        };
         let mut s = clock.state.lock().unwrap();
         s.sys += spent;
-        s.app_since = Some(Instant::now());
+        s.app_since = Some(now);
     }
 
     /// The task came back from the application.
     pub fn leave_app(&mut self, clock: &TaskClock) {
+        let now = Instant::now();
         {
             let mut s = clock.state.lock().unwrap();
             if let Some(t) = s.app_since.take() {
-                s.user += t.elapsed();
+                s.user += now.saturating_duration_since(t);
             }
         }
         self.sys_mark = thread_cpu_now();
+        self.marked_at = now;
     }
 }
 
@@ -238,6 +258,27 @@ mod tests {
         let idle = c.times().sys - busy;
         assert!(idle < Duration::from_millis(20), "sleep charged {idle:?}");
         assert_eq!(c.times().user, Duration::ZERO);
+    }
+
+    #[test]
+    fn sleeping_between_switches_is_not_system_time() {
+        let c = TaskClock::default();
+        let mut a = Accountant::start();
+        a.enter_app(&c);
+        a.leave_app(&c);
+        let before = c.times().sys;
+        // A stretch in the sentry long enough to be charged by the CPU clock: a sleep.
+        std::thread::sleep(Duration::from_millis(50));
+        a.enter_app(&c);
+        let slept = c.times().sys - before;
+        assert!(slept < Duration::from_millis(20), "sleep charged {slept:?}");
+        // Short stretches are charged too (by the monotonic clock), never more than they took.
+        let before = c.times().sys;
+        let started = Instant::now();
+        a.leave_app(&c);
+        a.enter_app(&c);
+        let took = started.elapsed();
+        assert!(c.times().sys - before <= took);
     }
 
     #[test]

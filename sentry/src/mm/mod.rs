@@ -922,7 +922,8 @@ impl MemoryManager {
     ) -> Result<(u64, u64), Errno> {
         let page = page_down(addr);
         let (_, v) = i.vma_at(page).ok_or(Errno::EFAULT)?;
-        let ok = force || if write { v.perms.write } else { v.perms.read };
+        let perms = v.perms;
+        let ok = force || if write { perms.write } else { perms.read };
         if !ok || i.beyond_eof(page) {
             return Err(Errno::EFAULT);
         }
@@ -931,9 +932,14 @@ impl MemoryManager {
             let mapped = i.pmas[&pstart].mapped;
             self.break_cow(i, page)?;
             if mapped != Perms::NONE {
-                // The host mapping still shows the shared page: drop it, refault later.
-                self.space.unmap(page, PAGE_SIZE).map_err(platform_err)?;
-                i.pmas.get_mut(&page).expect("present").mapped = Perms::NONE;
+                // The host mapping still shows the shared page: map the page's own copy over
+                // it, with all the VMA allows (as a fault would), in one host call rather
+                // than an unmap and a fault later (a patched system-call site, a ptrace poke).
+                let own = i.pmas[&page];
+                self.space
+                    .map(page, PAGE_SIZE, own.file_offset, perms)
+                    .map_err(platform_err)?;
+                i.pmas.get_mut(&page).expect("present").mapped = perms;
             }
             pstart = page;
         }
@@ -1150,6 +1156,9 @@ impl MemoryManager {
         let mut i = self.lock();
         let mut child_pmas = BTreeMap::new();
         let starts: Vec<u64> = i.pmas.keys().copied().collect();
+        // Writable private mappings of the parent go (they refault copy-on-write); adjacent
+        // ones in one host munmap, since each costs a call injected into a stub.
+        let mut unmap: Vec<(u64, u64)> = Vec::new();
         for s in starts {
             let shared = i.vma_at(s).is_some_and(|(_, v)| v.shared);
             let p = i.pmas.get_mut(&s).expect("present");
@@ -1160,7 +1169,10 @@ impl MemoryManager {
             if !shared {
                 p.cow = true;
                 if p.mapped.write {
-                    self.space.unmap(s, p.end - s).map_err(platform_err)?;
+                    match unmap.last_mut() {
+                        Some(last) if last.1 == s => last.1 = p.end,
+                        _ => unmap.push((s, p.end)),
+                    }
                     p.mapped = Perms::NONE;
                 }
             }
@@ -1185,12 +1197,17 @@ impl MemoryManager {
             lock_future: false,
             patch_next: i.patch_next,
         };
-        Ok(MemoryManager {
+        // Made before the unmaps: on a failure, dropping it gives back the references taken.
+        let child = MemoryManager {
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
             mf: self.mf.clone(),
             space,
             inner: Mutex::new(inner),
-        })
+        };
+        for (start, end) in unmap {
+            self.space.unmap(start, end - start).map_err(platform_err)?;
+        }
+        Ok(child)
     }
 
     /// `shmdt(2)`: unmaps one attachment at `addr`. The first VMA at or above `addr` that
