@@ -253,7 +253,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 3, "{header}");
+    assert_eq!(header["format_version"], 4, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -534,6 +534,94 @@ fn checkpoint_refuses_a_socket_and_keeps_running() {
     assert!(
         wait_count(&out, at + 3) >= at + 3,
         "the refused checkpoint left it stopped"
+    );
+}
+
+/// Checkpoints `prog` (a static test program copied into a busybox bundle, run with `args`)
+/// once it printed `ready`, stopping it, and restores it twice from the one image: each
+/// restored copy must print `native`'s lines after `ready`. Returns the image's
+/// `kernel.json`.
+fn checkpoint_program_and_compare(
+    tag: &str,
+    prog: &Path,
+    args: &[&str],
+    native: &str,
+) -> serde_json::Value {
+    let busybox = static_busybox().expect("checked by the caller");
+    let scratch = Scratch::new(tag);
+    let mut rt = Runtime::new(scratch.path());
+    let mut argv = vec!["/bin/prog"];
+    argv.extend_from_slice(args);
+    let bundle = bundle(scratch.path(), &rt, busybox, &argv);
+    std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, tag, &out);
+    assert!(
+        wait_text(&out, "ready", Duration::from_secs(30)),
+        "{tag}: never ready: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), tag]);
+    assert_eq!(code, 0, "{tag}: checkpoint: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        "ready",
+        "{tag}: the program went on before the checkpoint (machine too slow?)"
+    );
+    let want = native
+        .split_once("ready\n")
+        .map_or(native, |(_, rest)| rest);
+    for n in 1..=2 {
+        let id = format!("{tag}{n}");
+        let out = scratch.path().join(format!("out-{id}"));
+        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), want, "{id}");
+        let (code, text) = rt.run(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
+    read_json(&image.join("kernel.json"))
+}
+
+/// Periodic timers of every kind keep ticking after a restore, from the rest of their
+/// period: ITIMER_REAL (SIGALRM), a POSIX timer (its signal, with its `sigev_value`), a
+/// timerfd; a far ITIMER_VIRTUAL and a far one-shot POSIX timer are still armed; a
+/// signalfd still reports the signal pending for it; an epoll instance still reports the
+/// timerfd and the pipe it watches (and not the pipe's write end). `ckpt_timers.c`
+/// natively, with a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_timers_signalfd_and_epoll() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_timers") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nalarm=moving posix=moving si_value=42 virtual=armed far=armed \
+         epoll=timer,pipe timerfd=moving signalfd=SIGUSR1\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("timers", &prog, &["6"], &native);
+    let timers = &kernel["processes"][0]["timers"];
+    assert!(timers["real"]["interval_ns"] == 50_000_000, "{timers}");
+    assert_eq!(
+        timers["posix"].as_array().map(Vec::len),
+        Some(2),
+        "{timers}"
+    );
+    assert_eq!(
+        kernel["epolls"][0]["interests"].as_array().map(Vec::len),
+        Some(3)
     );
 }
 

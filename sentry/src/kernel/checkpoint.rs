@@ -24,7 +24,10 @@
 //!   cwd paths, and which address space ([`MmImage`]) and fd table ([`FdTableImage`]) it
 //!   uses (shared ones appear once);
 //! - every process ([`ProcessImage`]): parent, process group, session, signal actions and
-//!   group-wide pending signals;
+//!   group-wide pending signals, and its timers ([`TimersImage`]: ITIMER_REAL, VIRTUAL and
+//!   PROF and the POSIX timers with their `sigevent`, each as the time left to its next
+//!   expiration and its period, so that a restored timer fires after the rest of its
+//!   period, then every period);
 //! - every address space: its VMAs (permissions, shared or private, what backs a file
 //!   mapping: path, device, inode, offset) and where each present page range lies in the
 //!   memory file (and whether it is shared copy-on-write);
@@ -32,7 +35,12 @@
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
 //!   a file the sandbox was given (stdio), an unnamed AF_UNIX socket by its endpoint, an
-//!   eventfd with its counter;
+//!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
+//!   a signalfd (mask, creating process), an epoll instance by index;
+//! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
+//!   number, the open file description watched, the events, the data and whether
+//!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
+//!   whose file is ready reports it once more);
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
 //!   peer, queued messages with their credentials and the sender they count against,
 //!   shutdown state, pending error and socket options;
@@ -47,16 +55,19 @@
 //! files; zombies' status became a wait status word. Format 3 added unnamed AF_UNIX sockets
 //! (socket pairs, stream, datagram and seqpacket, with their queued data), eventfds, and
 //! shared mappings of files opened read-only (saved without pages: the file is read
-//! again). [`super::restore`] reads it.
+//! again). Format 4 added the processes' timers, timerfds, signalfds and epoll instances.
+//! [`super::restore`] reads it.
 //!
-//! Anything else (named, listening or inet sockets, files in flight over SCM_RIGHTS, epoll,
-//! inotify, timerfd, signalfd; a process waiting for its vfork child; a writable shared
+//! Anything else (named, listening or inet sockets, files in flight over SCM_RIGHTS,
+//! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
+//! whose file no fd holds; a process waiting for its vfork child; a writable shared
 //! mapping of a file; a FIFO, socket or device node in a tmpfs)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle), interval and POSIX timers,
-//! System V IPC objects. Futex waiters need nothing: a waiter
+//! files, the mount tree (a restore rebuilds it from the bundle), System V IPC objects.
+//! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
+//! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
 
 use std::collections::HashMap;
@@ -72,7 +83,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -80,7 +91,6 @@ pub const FORMAT_VERSION: u32 = 3;
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
     "the mount tree (a restore rebuilds it from the bundle)",
-    "interval timers and POSIX timers",
     "System V IPC objects",
 ];
 
@@ -184,6 +194,100 @@ pub struct KernelImage {
     /// The endpoints of AF_UNIX sockets ([`FileImage::Unix`] names them by index), with
     /// their connections and queued messages.
     pub unix: Vec<crate::net::unix::EndpointImage>,
+    /// The interest lists of epoll instances ([`FileImage::Epoll`] names them by index).
+    pub epolls: Vec<EpollImage>,
+}
+
+/// One epoll instance: its interest list. Readiness is not saved: it is polled afresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpollImage {
+    pub interests: Vec<InterestImage>,
+}
+
+/// One item of an epoll interest list: the fd number it was added by and the open file
+/// description it watches (an index as [`FdImage::description`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterestImage {
+    pub fd: i32,
+    pub description: usize,
+    pub events: u32,
+    pub data: u64,
+    /// EPOLLONESHOT fired and it was not re-armed.
+    pub disarmed: bool,
+}
+
+/// A process's timers. Times are what was left when the checkpoint was taken: a restored
+/// timer expires after the rest of its period, then every period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimersImage {
+    /// ITIMER_REAL (on the wall clock), ITIMER_VIRTUAL and ITIMER_PROF (on the process's
+    /// CPU clocks); None: disarmed.
+    pub real: Option<ItimerImage>,
+    pub virt: Option<ItimerImage>,
+    pub prof: Option<ItimerImage>,
+    pub posix: Vec<PosixTimerImage>,
+}
+
+/// An armed timer: nanoseconds to its next expiration and its period (0: one-shot).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ItimerImage {
+    pub remaining_ns: u64,
+    pub interval_ns: u64,
+}
+
+/// A POSIX timer with its `sigevent`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PosixTimerImage {
+    pub id: i32,
+    pub clock: i32,
+    pub notify: i32,
+    pub signo: i32,
+    pub value: u64,
+    /// SIGEV_THREAD_ID's thread (global TID).
+    pub thread: Option<i32>,
+    /// None: disarmed.
+    pub armed: Option<ItimerImage>,
+    pub overrun: i32,
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A timer setting as `Timer::get` reports it, for the image.
+pub(super) fn itimer_image(
+    (value, interval): (Option<std::time::Duration>, Option<std::time::Duration>),
+) -> Option<ItimerImage> {
+    value.map(|v| ItimerImage {
+        remaining_ns: nanos(v),
+        interval_ns: interval.map_or(0, nanos),
+    })
+}
+
+/// The timers of process `tg` (which must not hold its `timers` lock).
+fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
+    use super::timer::cpu_clock;
+    let times = tg.cpu_times();
+    let timers = tg.timers.lock().unwrap();
+    TimersImage {
+        real: timers.real.as_ref().and_then(|t| itimer_image(t.get())),
+        virt: itimer_image(timers.virt.get(cpu_clock(&times, libc::ITIMER_VIRTUAL))),
+        prof: itimer_image(timers.prof.get(cpu_clock(&times, libc::ITIMER_PROF))),
+        posix: timers
+            .posix
+            .iter()
+            .map(|(&id, p)| PosixTimerImage {
+                id,
+                clock: p.clock,
+                notify: p.event.notify,
+                signo: p.event.signo,
+                value: p.event.value,
+                thread: p.event.thread,
+                armed: itimer_image(p.timer.get()),
+                overrun: p.overrun.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect(),
+    }
 }
 
 /// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
@@ -314,6 +418,7 @@ pub struct ProcessImage {
     /// Resource limits, `[soft, hard]` per resource.
     pub limits: Vec<[u64; 2]>,
     pub did_exec: bool,
+    pub timers: TimersImage,
 }
 
 /// One address space.
@@ -387,6 +492,16 @@ pub enum FileImage {
     Unix { endpoint: usize },
     /// An eventfd: its counter and whether it is a semaphore.
     EventFd { count: u64, semaphore: bool },
+    /// A timerfd: its clock, setting (None: disarmed) and expirations not read yet.
+    TimerFd {
+        clock: i32,
+        armed: Option<ItimerImage>,
+        ticks: u64,
+    },
+    /// A signalfd: its mask and the process that created it (whose signals it reports).
+    SignalFd { mask: u64, tgid: i32 },
+    /// An epoll instance: its interest list in [`KernelImage::epolls`].
+    Epoll { epoll: usize },
 }
 
 /// A used range of the memory file and its reference count.
@@ -505,6 +620,12 @@ impl<T> Interner<T> {
         }
     }
 
+    fn get(&self, item: &Arc<T>) -> Option<usize> {
+        self.index
+            .get(&(Arc::as_ptr(item) as *const () as usize))
+            .copied()
+    }
+
     fn intern(&mut self, item: &Arc<T>) -> usize {
         let key = Arc::as_ptr(item) as *const () as usize;
         *self.index.entry(key).or_insert_with(|| {
@@ -559,6 +680,7 @@ impl Kernel {
                 .iter()
                 .map(|(&tgid, p)| {
                     let image = p.tg.image.lock().unwrap().clone();
+                    let timers = timers_image(&p.tg);
                     let s = p.tg.sig();
                     ProcessImage {
                         tgid,
@@ -596,6 +718,7 @@ impl Kernel {
                             .map(|l| [l.cur, l.max])
                             .collect(),
                         did_exec: p.did_exec,
+                        timers,
                     }
                 })
                 .collect();
@@ -618,11 +741,34 @@ impl Kernel {
         }
         let mut descriptions = Interner::new();
         let mut unix = crate::net::unix::Saver::default();
+        let mut epolls = Interner::new();
         let fd_tables = fd_tables
             .items
             .iter()
-            .map(|table| fd_table_image(table, &mut descriptions, &mut unix))
+            .map(|table| fd_table_image(table, &mut descriptions, &mut unix, &mut epolls))
             .collect::<Result<Vec<_>, _>>()?;
+        let epolls = epolls
+            .items
+            .iter()
+            .map(|ep| epoll_image(ep, &descriptions))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A signalfd reports the signals of the process that made it: that process must
+        // be in the image.
+        for f in fd_tables.iter().flat_map(|t| &t.fds) {
+            if let FileImage::SignalFd { tgid, .. } = f.file {
+                if !processes
+                    .iter()
+                    .any(|p| p.tgid == tgid && p.zombie.is_none())
+                {
+                    return Err(CheckpointError::Unsupported {
+                        what: format!(
+                            "fd {} is a signalfd whose creating process {tgid} has exited",
+                            f.fd
+                        ),
+                    });
+                }
+            }
+        }
         let unix = unix
             .finish()
             .map_err(|what| CheckpointError::Unsupported { what })?;
@@ -661,6 +807,7 @@ impl Kernel {
             memory: memory_ranges,
             tmpfs,
             unix,
+            epolls,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -840,10 +987,38 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
     })
 }
 
+/// The interest list of `ep`; every watched file must be open in some fd table.
+fn epoll_image(
+    ep: &crate::vfs::epoll::Epoll,
+    descriptions: &Interner<OpenFile>,
+) -> Result<EpollImage, CheckpointError> {
+    let interests = ep
+        .saved()
+        .into_iter()
+        .map(|(fd, file, events, data, disarmed)| {
+            let description =
+                descriptions
+                    .get(&file)
+                    .ok_or_else(|| CheckpointError::Unsupported {
+                        what: format!("an epoll instance watches fd {fd}, which no fd holds now"),
+                    })?;
+            Ok(InterestImage {
+                fd,
+                description,
+                events,
+                data,
+                disarmed,
+            })
+        })
+        .collect::<Result<Vec<_>, CheckpointError>>()?;
+    Ok(EpollImage { interests })
+}
+
 fn fd_table_image(
     table: &super::FdTable,
     descriptions: &mut Interner<OpenFile>,
     unix: &mut crate::net::unix::Saver,
+    epolls: &mut Interner<crate::vfs::epoll::Epoll>,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -856,7 +1031,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix)?,
+            file: file_image(fd, &file, unix, epolls)?,
         });
     }
     Ok(FdTableImage { fds })
@@ -866,6 +1041,7 @@ fn file_image(
     fd: i32,
     file: &OpenFile,
     unix: &mut crate::net::unix::Saver,
+    epolls: &mut Interner<crate::vfs::epoll::Epoll>,
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
@@ -883,10 +1059,40 @@ fn file_image(
                 None => Err(unsupported("a socket other than AF_UNIX")),
             }
         }
-        FileKind::Epoll(_) => return Err(unsupported("an epoll instance")),
+        FileKind::Epoll(ep) => {
+            return Ok(FileImage::Epoll {
+                epoll: epolls.intern(ep),
+            })
+        }
         FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
-        FileKind::TimerFd(_) => return Err(unsupported("a timerfd")),
-        FileKind::SignalFd(_) => return Err(unsupported("a signalfd")),
+        FileKind::TimerFd(t) => {
+            return match t
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::timer::TimerFd>())
+            {
+                Some(t) => {
+                    let (clock, setting, ticks) = t.saved();
+                    Ok(FileImage::TimerFd {
+                        clock,
+                        armed: itimer_image(setting),
+                        ticks,
+                    })
+                }
+                None => Err(unsupported("a timerfd of an unknown kind")),
+            }
+        }
+        FileKind::SignalFd(f) => {
+            return match f
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::signalfd::SignalFd>())
+            {
+                Some(f) => {
+                    let (mask, tgid) = f.saved();
+                    Ok(FileImage::SignalFd { mask, tgid })
+                }
+                None => Err(unsupported("a signalfd of an unknown kind")),
+            }
+        }
         FileKind::PidFd(_) => return Err(unsupported("a pidfd")),
         FileKind::Mqueue(_) => return Err(unsupported("a message queue")),
         FileKind::Pipe(p) if file.dentry.is_none() => {

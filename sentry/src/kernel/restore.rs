@@ -41,8 +41,8 @@ use platform::{CpuState, FpState, Perms};
 use zerocopy::FromBytes;
 
 use super::checkpoint::{
-    FileImage, KernelImage, MmImage, ProcessImage, RestartImage, TaskImage, TmpNodeImage,
-    TmpfsImage, VmaImage,
+    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, ProcessImage, RestartImage,
+    TaskImage, TimersImage, TmpNodeImage, TmpfsImage, VmaImage,
 };
 use super::signal::{SigAction, SigInfo};
 use super::task::{register_thread, Restart, RestartBlock, Resumed, DISABLED_ALTSTACK};
@@ -164,14 +164,20 @@ impl Kernel {
         let mms = mms?;
         let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix)
             .map_err(invalid)?;
+        // The processes before their files: a signalfd reports its creator's signals.
+        let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
+        for p in &image.processes {
+            groups.insert(p.tgid, Arc::new(self.thread_group(p, &target)?));
+        }
         let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix);
         let tables = image
             .fd_tables
             .iter()
-            .map(|t| files.table(t, self, &target.fs))
+            .map(|t| files.table(t, self, &target.fs, &groups))
             .collect::<Result<Vec<_>, _>>()?;
+        files.fill_epolls(&image.epolls)?;
         drop(files);
-        self.restore_tasks(&image, &target, &mms, &tables)
+        self.restore_tasks(&image, &target, &mms, &tables, groups)
     }
 
     /// Claims each saved range of the memory file and fills it from `memory`.
@@ -305,6 +311,7 @@ impl Kernel {
         target: &RestoreTarget,
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
+        groups: HashMap<i32, Arc<ThreadGroup>>,
     ) -> Result<Restored, RestoreError> {
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
         // The IDs first, so that every process and thread has its old ones.
@@ -329,10 +336,6 @@ impl Kernel {
                 .pidns
                 .claim(t.tid, t.vtid, false)
                 .map_err(|_| invalid(format!("TID {} taken twice", t.tid)))?;
-        }
-        let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
-        for p in &image.processes {
-            groups.insert(p.tgid, Arc::new(self.thread_group(p, target)?));
         }
         let mut inits = Vec::new();
         let mut starts = Vec::new();
@@ -378,6 +381,11 @@ impl Kernel {
                 starts.push(self.task_init(t, handle, target, mms, tables)?);
             }
         }
+        // Timers once every thread is in the tree (an expiry finds its target), before any
+        // runs.
+        for p in image.processes.iter().filter(|p| p.zombie.is_none()) {
+            self.restore_timers(&groups[&p.tgid], &p.timers);
+        }
         inits.sort_by_key(|tg| tg.tgid);
         let init = inits
             .first()
@@ -395,6 +403,54 @@ impl Kernel {
             tasks,
             processes: image.processes.len(),
         })
+    }
+
+    /// Arms the process's timers as the image has them: each expires after the rest of
+    /// its period, then every period.
+    fn restore_timers(self: &Arc<Self>, tg: &Arc<ThreadGroup>, image: &TimersImage) {
+        use super::timer::{arm_cpu_sampler, cpu_clock, real_timer, PosixTimer, TimerEvent};
+        let setting = |i: &ItimerImage| {
+            (
+                Some(Duration::from_nanos(i.remaining_ns.max(1))),
+                (i.interval_ns > 0).then(|| Duration::from_nanos(i.interval_ns)),
+            )
+        };
+        if let Some(i) = &image.real {
+            let (value, interval) = setting(i);
+            real_timer(self, tg).set(value, interval);
+        }
+        let times = tg.cpu_times();
+        {
+            let mut timers = tg.timers.lock().unwrap();
+            if let Some(i) = &image.virt {
+                let (value, interval) = setting(i);
+                let now = cpu_clock(&times, libc::ITIMER_VIRTUAL);
+                timers.virt.set(now, value, interval);
+            }
+            if let Some(i) = &image.prof {
+                let (value, interval) = setting(i);
+                let now = cpu_clock(&times, libc::ITIMER_PROF);
+                timers.prof.set(now, value, interval);
+            }
+        }
+        arm_cpu_sampler(self, tg);
+        for p in &image.posix {
+            let event = TimerEvent {
+                notify: p.notify,
+                signo: p.signo,
+                value: p.value,
+                thread: p.thread,
+            };
+            let timer = PosixTimer::new(self, tg, p.id, p.clock, event);
+            timer
+                .overrun
+                .store(p.overrun, std::sync::atomic::Ordering::Relaxed);
+            if let Some(i) = &p.armed {
+                let (value, interval) = setting(i);
+                timer.timer.set(value, interval);
+            }
+            tg.timers.lock().unwrap().posix.insert(p.id, timer);
+        }
     }
 
     fn thread_group(
@@ -556,6 +612,9 @@ struct Files {
     refilled: HashSet<String>,
     /// The AF_UNIX endpoints of the image, each taken by the one socket file that owns it.
     unix: Vec<Option<Arc<crate::net::unix::Endpoint>>>,
+    /// The epoll instances made so far, by their index in the image; their interest lists
+    /// are filled once every table is rebuilt ([`Files::fill_epolls`]).
+    epolls: HashMap<usize, Arc<crate::vfs::epoll::Epoll>>,
 }
 
 impl Drop for Files {
@@ -582,21 +641,42 @@ impl Files {
             stdio,
             refilled,
             unix: unix.into_iter().map(Some).collect(),
+            epolls: HashMap::new(),
         }
+    }
+
+    /// Puts back the interest lists of the epoll instances the tables hold.
+    fn fill_epolls(&self, images: &[EpollImage]) -> Result<(), RestoreError> {
+        for (&index, ep) in &self.epolls {
+            let image = images
+                .get(index)
+                .ok_or_else(|| invalid(format!("no epoll instance {index}")))?;
+            for i in &image.interests {
+                let file = self.descriptions.get(&i.description).ok_or_else(|| {
+                    invalid(format!(
+                        "an epoll instance watches open file {}, which no fd holds",
+                        i.description
+                    ))
+                })?;
+                ep.restore_interest(i.fd, file, i.events, i.data, i.disarmed);
+            }
+        }
+        Ok(())
     }
 
     fn table(
         &mut self,
         image: &super::checkpoint::FdTableImage,
-        kernel: &Kernel,
+        kernel: &Arc<Kernel>,
         fs: &Arc<FsContext>,
+        groups: &HashMap<i32, Arc<ThreadGroup>>,
     ) -> Result<Arc<FdTable>, RestoreError> {
         let table = FdTable::new();
         for f in &image.fds {
             let file = match self.descriptions.get(&f.description) {
                 Some(file) => file.clone(),
                 None => {
-                    let file = self.open(f, kernel, fs)?;
+                    let file = self.open(f, kernel, fs, groups)?;
                     *file.offset.lock().unwrap() = f.offset;
                     self.descriptions.insert(f.description, file.clone());
                     file
@@ -610,10 +690,48 @@ impl Files {
     fn open(
         &mut self,
         f: &super::checkpoint::FdImage,
-        kernel: &Kernel,
+        kernel: &Arc<Kernel>,
         fs: &Arc<FsContext>,
+        groups: &HashMap<i32, Arc<ThreadGroup>>,
     ) -> Result<Arc<OpenFile>, RestoreError> {
         match &f.file {
+            FileImage::TimerFd {
+                clock,
+                armed,
+                ticks,
+            } => {
+                let (value, interval) = armed.map_or((None, None), |i| {
+                    (
+                        Some(Duration::from_nanos(i.remaining_ns.max(1))),
+                        (i.interval_ns > 0).then(|| Duration::from_nanos(i.interval_ns)),
+                    )
+                });
+                let t = super::timer::TimerFd::restored(
+                    &kernel.timers,
+                    *clock,
+                    value,
+                    interval,
+                    *ticks,
+                );
+                Ok(OpenFile::of_kind(FileKind::TimerFd(Arc::new(t)), f.flags))
+            }
+            FileImage::SignalFd { mask, tgid } => {
+                let tg = groups.get(tgid).ok_or_else(|| {
+                    invalid(format!(
+                        "fd {}: a signalfd of process {tgid}, which is not in the image",
+                        f.fd
+                    ))
+                })?;
+                let sfd = super::signalfd::SignalFd::new(kernel, tg.clone(), *mask);
+                Ok(OpenFile::of_kind(
+                    FileKind::SignalFd(Arc::new(sfd)),
+                    f.flags,
+                ))
+            }
+            FileImage::Epoll { epoll } => {
+                let ep = self.epolls.entry(*epoll).or_default().clone();
+                Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
+            }
             FileImage::Pipe { pipe, buffered } => {
                 let ends = self.pipes.entry(*pipe).or_insert_with(|| {
                     let (r, w) = kernel.fifos.new_pipe();
