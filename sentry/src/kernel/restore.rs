@@ -21,9 +21,13 @@
 //!    path, reopened in the container's filesystem and refused when their device, inode,
 //!    size or mtime changed (files put back in step 1 are new: type and size only), and
 //!    the stdio the old sandbox was given, replaced by the new sandbox's by fd number;
+//!    eventfds, timerfds (armed with the time that was left), signalfds (the processes are
+//!    made before the files: a signalfd reports its creator's signals) and epoll
+//!    instances, whose interest lists are filled once every table is rebuilt;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
-//!    actions, pending signals and masks, credentials, root, cwd and umask;
+//!    actions, pending signals and masks, credentials, root, cwd and umask; then each
+//!    process's timers are armed with the time that was left and their periods;
 //! 5. the threads start: each finishes the system call the checkpoint interrupted as it
 //!    would have after a signal without handler (restarted; a sleep through
 //!    `restart_syscall` with the rest of its time), then returns to the application.
