@@ -36,7 +36,9 @@
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
 //!   a file the sandbox was given (stdio), an unnamed AF_UNIX socket by its endpoint, an
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
-//!   a signalfd (mask, creating process), an epoll instance by index;
+//!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
+//!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
+//!   backlog, its options);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
 //!   number, the open file description watched, the events, the data and whether
 //!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
@@ -55,10 +57,15 @@
 //! files; zombies' status became a wait status word. Format 3 added unnamed AF_UNIX sockets
 //! (socket pairs, stream, datagram and seqpacket, with their queued data), eventfds, and
 //! shared mappings of files opened read-only (saved without pages: the file is read
-//! again). Format 4 added the processes' timers, timerfds, signalfds and epoll instances.
+//! again). Format 4 added the processes' timers, timerfds, signalfds, epoll instances and
+//! TCP and UDP sockets: a listening socket is bound and listening again after a restore
+//! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
+//! (datagrams queued are lost), and an established TCP connection comes back **reset**
+//! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved.
 //! [`super::restore`] reads it.
 //!
-//! Anything else (named, listening or inet sockets, files in flight over SCM_RIGHTS,
+//! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
+//! sockets, sockets of the host's stack (`--network host`), files in flight over SCM_RIGHTS,
 //! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
 //! whose file no fd holds; a process waiting for its vfork child; a writable shared
 //! mapping of a file; a FIFO, socket or device node in a tmpfs)
@@ -502,6 +509,9 @@ pub enum FileImage {
     SignalFd { mask: u64, tgid: i32 },
     /// An epoll instance: its interest list in [`KernelImage::epolls`].
     Epoll { epoll: usize },
+    /// A TCP or UDP socket of the sandbox's stack: bound and listening again on restore, a
+    /// connection reset.
+    Inet(crate::net::inet::InetImage),
 }
 
 /// A used range of the memory file and its reference count.
@@ -1049,15 +1059,19 @@ fn file_image(
     };
     match file.kind() {
         FileKind::Socket(s) => {
-            return match s
-                .checkpoint_any()
-                .and_then(|a| a.downcast_ref::<UnixSocket>())
-            {
-                Some(socket) => Ok(FileImage::Unix {
+            let any = s.checkpoint_any();
+            if let Some(socket) = any.and_then(|a| a.downcast_ref::<UnixSocket>()) {
+                return Ok(FileImage::Unix {
                     endpoint: unix.socket(socket),
-                }),
-                None => Err(unsupported("a socket other than AF_UNIX")),
+                });
             }
+            return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
+                Some(socket) => socket
+                    .saved()
+                    .map(FileImage::Inet)
+                    .map_err(|what| unsupported(&what)),
+                None => Err(unsupported("a socket other than AF_UNIX, TCP or UDP")),
+            };
         }
         FileKind::Epoll(ep) => {
             return Ok(FileImage::Epoll {
