@@ -626,6 +626,37 @@ fn restore_keeps_timers_signalfd_and_epoll() {
     );
 }
 
+/// System V semaphores (values, a child blocked in `semop` that the parent wakes after the
+/// restore) and a message queue (messages of two types, received by type) come back under
+/// their identifiers and keys. `ckpt_ipc.c` natively, with a short sleep instead of the
+/// checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_system_v_semaphores_and_message_queues() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_ipc") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nsem=7,0,5 sem_by_key=same waiter=woke queued=2 msg_by_key=same \
+         type2=then-type-2 then=first-of-type-1\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("ipc", &prog, &["6"], &native);
+    assert_eq!(
+        kernel["ipc"]["msg"]["objects"][0][2]["msgs"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{}",
+        kernel["ipc"]
+    );
+}
+
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's
 /// python3).
 fn python_bundle(dir: &Path, rt: &Runtime, python: &str, args: &[&str]) -> PathBuf {

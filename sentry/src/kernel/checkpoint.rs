@@ -46,6 +46,8 @@
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
 //!   peer, queued messages with their credentials and the sender they count against,
 //!   shutdown state, pending error and socket options;
+//! - System V semaphore sets (values, SEM_UNDO adjustments) and message queues (their
+//!   messages), with their identifiers, keys, owners and modes (`ipc`);
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
 //!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
@@ -61,18 +63,21 @@
 //! TCP and UDP sockets: a listening socket is bound and listening again after a restore
 //! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
 //! (datagrams queued are lost), and an established TCP connection comes back **reset**
-//! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved.
+//! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
+//! System V semaphore sets and message queues.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
-//! sockets, sockets of the host's stack (`--network host`), files in flight over SCM_RIGHTS,
+//! sockets, sockets of the host's stack (`--network host`), System V shared memory
+//! segments, files in flight over SCM_RIGHTS,
 //! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
 //! whose file no fd holds; a process waiting for its vfork child; a writable shared
 //! mapping of a file; a FIFO, socket or device node in a tmpfs)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle), System V IPC objects.
+//! files, the mount tree (a restore rebuilds it from the bundle), POSIX message queues no
+//! fd holds.
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
@@ -98,7 +103,7 @@ pub const FORMAT_VERSION: u32 = 4;
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
     "the mount tree (a restore rebuilds it from the bundle)",
-    "System V IPC objects",
+    "POSIX message queues no fd holds (an open one is refused)",
 ];
 
 /// Why a checkpoint failed.
@@ -203,6 +208,9 @@ pub struct KernelImage {
     pub unix: Vec<crate::net::unix::EndpointImage>,
     /// The interest lists of epoll instances ([`FileImage::Epoll`] names them by index).
     pub epolls: Vec<EpollImage>,
+    /// System V semaphore sets (with SEM_UNDO adjustments) and message queues (with their
+    /// messages), under their identifiers and keys.
+    pub ipc: super::ipc::IpcImage,
 }
 
 /// One epoll instance: its interest list. Readiness is not saved: it is polled afresh.
@@ -791,6 +799,10 @@ impl Kernel {
         for ns in &namespaces.items {
             tmpfs.extend(tmpfs_images(ns)?);
         }
+        let ipc = self
+            .ipc
+            .saved()
+            .map_err(|what| CheckpointError::Unsupported { what })?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -818,6 +830,7 @@ impl Kernel {
             tmpfs,
             unix,
             epolls,
+            ipc,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;

@@ -27,7 +27,8 @@
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask; then each
-//!    process's timers are armed with the time that was left and their periods;
+//!    process's timers are armed with the time that was left and their periods; System V
+//!    semaphore sets and message queues come back under their identifiers;
 //! 5. the threads start: each finishes the system call the checkpoint interrupted as it
 //!    would have after a signal without handler (restarted; a sleep through
 //!    `restart_syscall` with the rest of its time), then returns to the application.
@@ -181,6 +182,7 @@ impl Kernel {
             .collect::<Result<Vec<_>, _>>()?;
         files.fill_epolls(&image.epolls)?;
         drop(files);
+        self.ipc.restore(&image.ipc).map_err(invalid)?;
         self.restore_tasks(&image, &target, &mms, &tables, groups)
     }
 
