@@ -1,10 +1,12 @@
 // A checkpoint workload (tests/tests/checkpoint.rs): System V semaphores (values, a
-// SEM_UNDO adjustment, a child blocked in semop) and a message queue holding messages of
-// two types. It prints "ready", sleeps ARGV[1] seconds (the checkpoint is taken then), and
+// SEM_UNDO adjustment, a child blocked in semop), a message queue holding messages of
+// two types, and a sealed memfd. It prints "ready", sleeps ARGV[1] seconds (the checkpoint is taken then), and
 // checks that everything is as it was: restored, the lines after "ready" show what came
 // back; natively (a short sleep, no checkpoint) it prints the same.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,10 @@ int main(int argc, char **argv) {
   strcpy(m.text, "then-type-2");
   if (msgsnd(q, &m, sizeof m.text, 0)) die("msgsnd 2");
 
+  int mfd = memfd_create("ckpt", MFD_ALLOW_SEALING);
+  if (mfd < 0 || write(mfd, "memfd-data", 10) != 10) die("memfd");
+  if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW)) die("F_ADD_SEALS");
+
   pid_t child = fork();
   if (child == 0) {
     // Blocks until the parent raises semaphore 1.
@@ -86,7 +92,20 @@ int main(int argc, char **argv) {
   if (msgrcv(q, &got, sizeof got.text, 2, IPC_NOWAIT) < 0) die("msgrcv 2");
   printf("type2=%s ", got.text);
   if (msgrcv(q, &got, sizeof got.text, 0, IPC_NOWAIT) < 0) die("msgrcv any");
-  printf("then=%s\n", got.text);
+  printf("then=%s ", got.text);
+
+  char buf[32] = {0};
+  char link[64];
+  char path[64] = {0};
+  snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
+  if (readlink(link, path, sizeof path - 1) < 0) strcpy(path, "?");
+  int seals = fcntl(mfd, F_GET_SEALS);
+  ssize_t n = pread(mfd, buf, sizeof buf - 1, 0);
+  errno = 0;
+  ssize_t grow = pwrite(mfd, "x", 1, 10);
+  printf("memfd=%.*s name=%s seals=%s grow=%s\n", (int)(n > 0 ? n : 0), buf, path,
+         seals == (F_SEAL_SHRINK | F_SEAL_GROW) ? "shrink,grow" : "other",
+         grow < 0 && errno == EPERM ? "EPERM" : "allowed");
   semctl(sem, 0, IPC_RMID);
   msgctl(q, IPC_RMID, NULL);
   printf("done\n");

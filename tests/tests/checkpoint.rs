@@ -628,10 +628,10 @@ fn restore_keeps_timers_signalfd_and_epoll() {
 
 /// System V semaphores (values, a child blocked in `semop` that the parent wakes after the
 /// restore) and a message queue (messages of two types, received by type) come back under
-/// their identifiers and keys. `ckpt_ipc.c` natively, with a short sleep instead of the
+/// their identifiers and keys, and a memfd with its name, contents and seals. `ckpt_ipc.c` natively, with a short sleep instead of the
 /// checkpoint, prints the same lines.
 #[test]
-fn restore_keeps_system_v_semaphores_and_message_queues() {
+fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
     if static_busybox().is_none() {
         return;
     }
@@ -643,7 +643,8 @@ fn restore_keeps_system_v_semaphores_and_message_queues() {
     assert_eq!(
         native,
         "ready\nsem=7,0,5 sem_by_key=same waiter=woke queued=2 msg_by_key=same \
-         type2=then-type-2 then=first-of-type-1\ndone\n",
+         type2=then-type-2 then=first-of-type-1 memfd=memfd-data name=/memfd:ckpt (deleted) \
+         seals=shrink,grow grow=EPERM\ndone\n",
         "natively"
     );
     let kernel = checkpoint_program_and_compare("ipc", &prog, &["6"], &native);

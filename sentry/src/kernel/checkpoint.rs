@@ -38,7 +38,9 @@
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
-//!   backlog, its options);
+//!   backlog, its options), a memfd by index;
+//! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
+//!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
 //!   number, the open file description watched, the events, the data and whether
 //!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
@@ -64,7 +66,7 @@
 //! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
 //! (datagrams queued are lost), and an established TCP connection comes back **reset**
 //! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
-//! System V semaphore sets and message queues.
+//! System V semaphore sets and message queues, and memfds.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
@@ -211,6 +213,26 @@ pub struct KernelImage {
     /// System V semaphore sets (with SEM_UNDO adjustments) and message queues (with their
     /// messages), under their identifiers and keys.
     pub ipc: super::ipc::IpcImage,
+    /// `memfd_create` files ([`FileImage::Memfd`] names them by index).
+    pub memfds: Vec<MemfdImage>,
+}
+
+/// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemfdImage {
+    pub name: Vec<u8>,
+    pub data: Vec<u8>,
+    pub seals: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The memfds met while walking the fd tables, each once (by its inode).
+#[derive(Default)]
+struct Memfds {
+    index: HashMap<usize, usize>,
+    images: Vec<MemfdImage>,
 }
 
 /// One epoll instance: its interest list. Readiness is not saved: it is polled afresh.
@@ -520,6 +542,8 @@ pub enum FileImage {
     /// A TCP or UDP socket of the sandbox's stack: bound and listening again on restore, a
     /// connection reset.
     Inet(crate::net::inet::InetImage),
+    /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
+    Memfd { memfd: usize },
 }
 
 /// A used range of the memory file and its reference count.
@@ -760,10 +784,19 @@ impl Kernel {
         let mut descriptions = Interner::new();
         let mut unix = crate::net::unix::Saver::default();
         let mut epolls = Interner::new();
+        let mut memfds = Memfds::default();
         let fd_tables = fd_tables
             .items
             .iter()
-            .map(|table| fd_table_image(table, &mut descriptions, &mut unix, &mut epolls))
+            .map(|table| {
+                fd_table_image(
+                    table,
+                    &mut descriptions,
+                    &mut unix,
+                    &mut epolls,
+                    &mut memfds,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let epolls = epolls
             .items
@@ -831,6 +864,7 @@ impl Kernel {
             unix,
             epolls,
             ipc,
+            memfds: memfds.images,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -958,6 +992,14 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
             ),
         });
     }
+    // A mapping of a memfd names a file no path reaches again.
+    if let Some(m) = maps.iter().find(|m| {
+        m.is_file && matches!(&m.kind, crate::mm::VmaKind::Named(n) if n.starts_with("/memfd:"))
+    }) {
+        return Err(CheckpointError::Unsupported {
+            what: format!("a mapping of a memfd at {:#x}", m.start),
+        });
+    }
     let vmas = maps
         .into_iter()
         .map(|m| VmaImage {
@@ -1042,6 +1084,7 @@ fn fd_table_image(
     descriptions: &mut Interner<OpenFile>,
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
+    memfds: &mut Memfds,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -1054,7 +1097,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix, epolls)?,
+            file: file_image(fd, &file, unix, epolls, memfds)?,
         });
     }
     Ok(FdTableImage { fds })
@@ -1065,6 +1108,7 @@ fn file_image(
     file: &OpenFile,
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
+    memfds: &mut Memfds,
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
@@ -1144,6 +1188,28 @@ fn file_image(
         .stat()
         .map_err(|e| unsupported(&format!("a file whose stat fails ({e:?})")))?;
     match &file.dentry {
+        Some(d) if d.mount.source == "memfd" => {
+            let key = Arc::as_ptr(&d.inode) as *const () as usize;
+            if let Some(&memfd) = memfds.index.get(&key) {
+                return Ok(FileImage::Memfd { memfd });
+            }
+            let data = d
+                .inode
+                .contents()
+                .map_err(|e| unsupported(&format!("a memfd that cannot be read ({e:?})")))?;
+            let name = d.name.strip_prefix(b"memfd:").unwrap_or(&d.name).to_vec();
+            memfds.images.push(MemfdImage {
+                name,
+                data,
+                seals: file.ops().seals().unwrap_or(0),
+                mode: st.mode,
+                uid: st.uid,
+                gid: st.gid,
+            });
+            let memfd = memfds.images.len() - 1;
+            memfds.index.insert(key, memfd);
+            Ok(FileImage::Memfd { memfd })
+        }
         Some(d) => {
             let fs_type = d.mount.fs_type;
             if fs_type == "proc" || fs_type == "sysfs" {
@@ -1163,7 +1229,7 @@ fn file_image(
             libc::S_IFREG | libc::S_IFCHR | libc::S_IFIFO => {
                 Ok(FileImage::Donated { mode: st.mode })
             }
-            _ => Err(unsupported("an anonymous file (memfd...)")),
+            _ => Err(unsupported("an anonymous file")),
         },
     }
 }

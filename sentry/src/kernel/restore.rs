@@ -178,7 +178,7 @@ impl Kernel {
         let tables = image
             .fd_tables
             .iter()
-            .map(|t| files.table(t, self, &target.fs, &groups))
+            .map(|t| files.table(t, self, &target.fs, &groups, &image.memfds))
             .collect::<Result<Vec<_>, _>>()?;
         files.fill_epolls(&image.epolls)?;
         drop(files);
@@ -621,6 +621,8 @@ struct Files {
     /// The epoll instances made so far, by their index in the image; their interest lists
     /// are filled once every table is rebuilt ([`Files::fill_epolls`]).
     epolls: HashMap<usize, Arc<crate::vfs::epoll::Epoll>>,
+    /// The memfds made so far, by their index in the image.
+    memfds: HashMap<usize, Arc<crate::vfs::Dentry>>,
 }
 
 impl Drop for Files {
@@ -648,6 +650,7 @@ impl Files {
             refilled,
             unix: unix.into_iter().map(Some).collect(),
             epolls: HashMap::new(),
+            memfds: HashMap::new(),
         }
     }
 
@@ -676,13 +679,14 @@ impl Files {
         kernel: &Arc<Kernel>,
         fs: &Arc<FsContext>,
         groups: &HashMap<i32, Arc<ThreadGroup>>,
+        memfds: &[super::checkpoint::MemfdImage],
     ) -> Result<Arc<FdTable>, RestoreError> {
         let table = FdTable::new();
         for f in &image.fds {
             let file = match self.descriptions.get(&f.description) {
                 Some(file) => file.clone(),
                 None => {
-                    let file = self.open(f, kernel, fs, groups)?;
+                    let file = self.open(f, kernel, fs, groups, memfds)?;
                     *file.offset.lock().unwrap() = f.offset;
                     self.descriptions.insert(f.description, file.clone());
                     file
@@ -699,8 +703,36 @@ impl Files {
         kernel: &Arc<Kernel>,
         fs: &Arc<FsContext>,
         groups: &HashMap<i32, Arc<ThreadGroup>>,
+        memfds: &[super::checkpoint::MemfdImage],
     ) -> Result<Arc<OpenFile>, RestoreError> {
         match &f.file {
+            FileImage::Memfd { memfd } => {
+                let cx = Caller::kernel();
+                let failed = |e: crate::abi::Errno| {
+                    RestoreError::Unsupported(format!("fd {}: a memfd ({e:?})", f.fd))
+                };
+                let (ops, dentry) = match self.memfds.get(memfd) {
+                    // Another description of a memfd made already.
+                    Some(d) => (d.inode.open(&cx, f.flags).map_err(failed)?, d.clone()),
+                    None => {
+                        let m = memfds
+                            .get(*memfd)
+                            .ok_or_else(|| invalid(format!("fd {}: no memfd {memfd}", f.fd)))?;
+                        let attrs = NewAttrs {
+                            mode: m.mode & 0o7777,
+                            uid: m.uid,
+                            gid: m.gid,
+                        };
+                        let (ops, d) = kernel
+                            .memfds
+                            .restored(&cx, &m.name, attrs, &m.data, m.seals)
+                            .map_err(failed)?;
+                        self.memfds.insert(*memfd, d.clone());
+                        (ops, d)
+                    }
+                };
+                Ok(OpenFile::with_dentry(ops, f.flags, dentry))
+            }
             FileImage::TimerFd {
                 clock,
                 armed,
