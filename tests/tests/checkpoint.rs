@@ -253,7 +253,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 3, "{header}");
+    assert_eq!(header["format_version"], 4, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -492,12 +492,14 @@ fn restore_puts_back_tmpfs_files() {
     );
 }
 
+/// What the image cannot hold yet (here an open FIFO) fails the checkpoint by name, writes
+/// no image, and leaves the container running.
 #[test]
-fn checkpoint_refuses_a_socket_and_keeps_running() {
+fn checkpoint_refuses_an_open_fifo_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
         return;
     };
-    let scratch = Scratch::new("socket");
+    let scratch = Scratch::new("fifo");
     let mut rt = Runtime::new(scratch.path());
     let bundle = bundle(
         scratch.path(),
@@ -506,35 +508,261 @@ fn checkpoint_refuses_a_socket_and_keeps_running() {
         &[
             "sh",
             "-c",
-            "nc -l -p 5000 & i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+            "busybox mkfifo /f; exec 3<>/f; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
     let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "sock", &out);
+    rt.run_detached(&bundle, "fifo", &out);
     assert!(wait_count(&out, 5) >= 5, "the counter never ran");
     let image = scratch.path().join("image");
     let (code, text) = rt.run(&[
         "checkpoint",
         "--image-path",
         image.to_str().unwrap(),
-        "sock",
+        "fifo",
     ]);
-    assert_ne!(code, 0, "a socket was checkpointed: {text}");
+    assert_ne!(code, 0, "an open FIFO was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd")
-            && text.contains("is a socket other than AF_UNIX (kind not supported yet)"),
+        text.contains("cannot checkpoint: fd 3 is an open FIFO (kind not supported yet)"),
         "{text}"
     );
     assert!(
         !image.join("header.json").exists(),
         "a refused image has a header"
     );
-    assert_eq!(rt.status("sock"), "running");
+    assert_eq!(rt.status("fifo"), "running");
     let at = last_count(&out);
     assert!(
         wait_count(&out, at + 3) >= at + 3,
         "the refused checkpoint left it stopped"
     );
+}
+
+/// Checkpoints `prog` (a static test program copied into a busybox bundle, run with `args`)
+/// once it printed `ready`, stopping it, and restores it twice from the one image: each
+/// restored copy must print `native`'s lines after `ready`. Returns the image's
+/// `kernel.json`.
+fn checkpoint_program_and_compare(
+    tag: &str,
+    prog: &Path,
+    args: &[&str],
+    native: &str,
+) -> serde_json::Value {
+    let busybox = static_busybox().expect("checked by the caller");
+    let scratch = Scratch::new(tag);
+    let mut rt = Runtime::new(scratch.path());
+    let mut argv = vec!["/bin/prog"];
+    argv.extend_from_slice(args);
+    let bundle = bundle(scratch.path(), &rt, busybox, &argv);
+    std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, tag, &out);
+    assert!(
+        wait_text(&out, "ready", Duration::from_secs(30)),
+        "{tag}: never ready: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), tag]);
+    assert_eq!(code, 0, "{tag}: checkpoint: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        "ready",
+        "{tag}: the program went on before the checkpoint (machine too slow?)"
+    );
+    let want = native
+        .split_once("ready\n")
+        .map_or(native, |(_, rest)| rest);
+    for n in 1..=2 {
+        let id = format!("{tag}{n}");
+        let out = scratch.path().join(format!("out-{id}"));
+        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), want, "{id}");
+        let (code, text) = rt.run(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
+    read_json(&image.join("kernel.json"))
+}
+
+/// Periodic timers of every kind keep ticking after a restore, from the rest of their
+/// period: ITIMER_REAL (SIGALRM), a POSIX timer (its signal, with its `sigev_value`), a
+/// timerfd; a far ITIMER_VIRTUAL and a far one-shot POSIX timer are still armed; a
+/// signalfd still reports the signal pending for it; an epoll instance still reports the
+/// timerfd and the pipe it watches (and not the pipe's write end). `ckpt_timers.c`
+/// natively, with a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_timers_signalfd_and_epoll() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_timers") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nalarm=moving posix=moving si_value=42 virtual=armed far=armed \
+         epoll=timer,pipe timerfd=moving signalfd=SIGUSR1\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("timers", &prog, &["6"], &native);
+    let timers = &kernel["processes"][0]["timers"];
+    assert!(timers["real"]["interval_ns"] == 50_000_000, "{timers}");
+    assert_eq!(
+        timers["posix"].as_array().map(Vec::len),
+        Some(2),
+        "{timers}"
+    );
+    assert_eq!(
+        kernel["epolls"][0]["interests"].as_array().map(Vec::len),
+        Some(3)
+    );
+}
+
+/// System V semaphores (values, a child blocked in `semop` that the parent wakes after the
+/// restore) and a message queue (messages of two types, received by type) come back under
+/// their identifiers and keys, and a memfd with its name, contents and seals. `ckpt_ipc.c` natively, with a short sleep instead of the
+/// checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_ipc") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nsem=7,0,5 sem_by_key=same waiter=woke queued=2 msg_by_key=same \
+         type2=then-type-2 then=first-of-type-1 memfd=memfd-data name=/memfd:ckpt (deleted) \
+         seals=shrink,grow grow=EPERM\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("ipc", &prog, &["6"], &native);
+    assert_eq!(
+        kernel["ipc"]["msg"]["objects"][0][2]["msgs"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{}",
+        kernel["ipc"]
+    );
+}
+
+/// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's
+/// python3).
+fn python_bundle(dir: &Path, rt: &Runtime, python: &str, args: &[&str]) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let (code, _) = rt.run(&["spec", "--bundle", bundle.to_str().unwrap()]);
+    assert_eq!(code, 0, "spec");
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["root"] = serde_json::json!({"path": "/", "readonly": true});
+    config["process"]["terminal"] = false.into();
+    let mut argv = vec![python];
+    argv.extend_from_slice(args);
+    config["process"]["args"] = serde_json::json!(argv);
+    std::fs::write(&path, config.to_string()).unwrap();
+    bundle
+}
+
+fn find_python() -> Option<&'static str> {
+    ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+}
+
+/// An asyncio echo server (`tests/scripts/checkpoint_server.py`, an epoll event loop)
+/// listening on 127.0.0.1 with one connection open, checkpointed while it sleeps and
+/// restored twice: each restored copy accepts and serves a new connection on the port it
+/// listened on, its event loop's timers run on, and the connection that was open is reset
+/// (documented: established TCP connections do not survive a restore). Natively, with no
+/// checkpoint, the old connection is still alive and the rest is the same.
+#[test]
+fn restore_keeps_a_listening_asyncio_server_and_resets_its_connection() {
+    let Some(python) = find_python() else {
+        return runsc_rs_tests::skip("no python3");
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_server.py");
+    let native = Command::new(python)
+        .arg(&script)
+        .arg("0.1")
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let expected = "first=echo:before new=echo:after old=alive ticker_moving=True";
+    assert_eq!(native, format!("ready\n{expected}\ndone\n"), "natively");
+    let restored = expected.replace("old=alive", "old=reset");
+
+    let scratch = Scratch::new("server");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = python_bundle(
+        scratch.path(),
+        &rt,
+        python,
+        &[script.to_str().unwrap(), "6"],
+    );
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, "srv", &out);
+    assert!(
+        wait_text(&out, "ready", Duration::from_secs(30)),
+        "never ready: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), "srv"]);
+    assert_eq!(code, 0, "checkpoint: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        "ready",
+        "the program went on before the checkpoint (machine too slow?)"
+    );
+    let kernel = read_json(&image.join("kernel.json"));
+    let inet: Vec<&serde_json::Value> = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter_map(|f| f["file"].get("Inet"))
+        .collect();
+    assert_eq!(
+        inet.iter().filter(|i| i["listening"].is_number()).count(),
+        1,
+        "one listening socket: {inet:?}"
+    );
+    assert_eq!(
+        inet.iter().filter(|i| i["connection"] == true).count(),
+        2,
+        "both ends of the open connection: {inet:?}"
+    );
+    for id in ["srv1", "srv2"] {
+        let out = scratch.path().join(format!("out-{id}"));
+        let (code, text) = rt.restore_detached(&image, &bundle, id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            format!("{restored}\ndone\n"),
+            "{id}"
+        );
+        let (code, text) = rt.run(&["delete", "--force", id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
 }
 
 /// The line `tests/scripts/checkpoint_threads.py` prints when everything came back.
@@ -549,10 +777,7 @@ const PYTHON_EXPECTED: &str = "pipe=in-the-pipe stream=in-the-stream dgrams=dgra
 /// read-only, for Debian's python3.
 #[test]
 fn restore_brings_back_python_threads_pipes_socket_pairs_and_eventfd() {
-    let Some(python) = ["/usr/bin/python3.11", "/usr/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-    else {
+    let Some(python) = find_python() else {
         return runsc_rs_tests::skip("no python3");
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_threads.py");
@@ -566,17 +791,12 @@ fn restore_brings_back_python_threads_pipes_socket_pairs_and_eventfd() {
 
     let scratch = Scratch::new("python");
     let mut rt = Runtime::new(scratch.path());
-    let bundle = scratch.path().join("bundle");
-    std::fs::create_dir_all(&bundle).unwrap();
-    let (code, _) = rt.run(&["spec", "--bundle", bundle.to_str().unwrap()]);
-    assert_eq!(code, 0, "spec");
-    let path = bundle.join("config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    config["root"] = serde_json::json!({"path": "/", "readonly": true});
-    config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!([python, script.to_str().unwrap(), "6"]);
-    std::fs::write(&path, config.to_string()).unwrap();
+    let bundle = python_bundle(
+        scratch.path(),
+        &rt,
+        python,
+        &[script.to_str().unwrap(), "6"],
+    );
 
     let out = scratch.path().join("out");
     rt.run_detached(&bundle, "py", &out);

@@ -65,6 +65,33 @@ impl MemfdFs {
     ) -> Result<(Arc<dyn FileOps>, Arc<Dentry>), Errno> {
         let start = if sealing { seals } else { SEAL_SEAL | seals };
         let node = self.root.new_memfd(attrs, start)?;
+        self.named(cx, name, node)
+    }
+
+    /// A memfd a checkpoint saved: named `name`, holding `data`, with `seals` (as
+    /// `F_GET_SEALS` gave them).
+    ///
+    /// # Errors
+    /// ENOMEM-class failures of the tmpfs.
+    pub fn restored(
+        &self,
+        cx: &Caller,
+        name: &[u8],
+        attrs: NewAttrs,
+        data: &[u8],
+        seals: u32,
+    ) -> Result<(Arc<dyn FileOps>, Arc<Dentry>), Errno> {
+        let node = self.root.restored_memfd(attrs, data, seals)?;
+        self.named(cx, name, node)
+    }
+
+    /// Opens `node` and gives it the dentry that names it `memfd:NAME`.
+    fn named(
+        &self,
+        cx: &Caller,
+        name: &[u8],
+        node: Arc<TmpNode>,
+    ) -> Result<(Arc<dyn FileOps>, Arc<Dentry>), Errno> {
         let ops = node.open(cx, libc::O_RDWR as u32)?;
         let mut leaf = b"memfd:".to_vec();
         leaf.extend_from_slice(name);

@@ -1206,6 +1206,31 @@ impl TmpNode {
         Ok(n)
     }
 
+    /// A restored `memfd_create` file: `data` written, then `seals` set (a checkpoint's
+    /// memfd, whose seals may forbid writing).
+    ///
+    /// # Errors
+    /// ENOTDIR when this is not a directory, ENOSPC when the memory file is exhausted.
+    pub fn restored_memfd(
+        &self,
+        attrs: NewAttrs,
+        data: &[u8],
+        seals: u32,
+    ) -> Result<Arc<TmpNode>, Errno> {
+        let n = self.new_tmpfile(attrs, false)?;
+        {
+            let mut st = n.lock();
+            if let Data::File(f) = &mut st.data {
+                if let Err(e) = f.write(&self.fs.mf, data, 0) {
+                    f.truncate(&self.fs.mf, 0);
+                    return Err(e);
+                }
+            }
+            st.seals = seals;
+        }
+        Ok(n)
+    }
+
     /// Removes `name` without counting it as an unlink (overlay rename moves it on).
     pub fn take_entry(&self, name: &[u8]) -> Option<Arc<TmpNode>> {
         let mut st = self.lock();

@@ -24,7 +24,10 @@
 //!   cwd paths, and which address space ([`MmImage`]) and fd table ([`FdTableImage`]) it
 //!   uses (shared ones appear once);
 //! - every process ([`ProcessImage`]): parent, process group, session, signal actions and
-//!   group-wide pending signals;
+//!   group-wide pending signals, and its timers ([`TimersImage`]: ITIMER_REAL, VIRTUAL and
+//!   PROF and the POSIX timers with their `sigevent`, each as the time left to its next
+//!   expiration and its period, so that a restored timer fires after the rest of its
+//!   period, then every period);
 //! - every address space: its VMAs (permissions, shared or private, what backs a file
 //!   mapping: path, device, inode, offset) and where each present page range lies in the
 //!   memory file (and whether it is shared copy-on-write);
@@ -32,10 +35,21 @@
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
 //!   a file the sandbox was given (stdio), an unnamed AF_UNIX socket by its endpoint, an
-//!   eventfd with its counter;
+//!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
+//!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
+//!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
+//!   backlog, its options), a memfd by index;
+//! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
+//!   once each however many descriptions open them (a mapping of one is refused);
+//! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
+//!   number, the open file description watched, the events, the data and whether
+//!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
+//!   whose file is ready reports it once more);
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
 //!   peer, queued messages with their credentials and the sender they count against,
 //!   shutdown state, pending error and socket options;
+//! - System V semaphore sets (values, SEM_UNDO adjustments) and message queues (their
+//!   messages), with their identifiers, keys, owners and modes (`ipc`);
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
 //!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
@@ -47,16 +61,27 @@
 //! files; zombies' status became a wait status word. Format 3 added unnamed AF_UNIX sockets
 //! (socket pairs, stream, datagram and seqpacket, with their queued data), eventfds, and
 //! shared mappings of files opened read-only (saved without pages: the file is read
-//! again). [`super::restore`] reads it.
+//! again). Format 4 added the processes' timers, timerfds, signalfds, epoll instances and
+//! TCP and UDP sockets: a listening socket is bound and listening again after a restore
+//! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
+//! (datagrams queued are lost), and an established TCP connection comes back **reset**
+//! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
+//! System V semaphore sets and message queues, and memfds.
+//! [`super::restore`] reads it.
 //!
-//! Anything else (named, listening or inet sockets, files in flight over SCM_RIGHTS, epoll,
-//! inotify, timerfd, signalfd; a process waiting for its vfork child; a writable shared
+//! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
+//! sockets, sockets of the host's stack (`--network host`), System V shared memory
+//! segments, files in flight over SCM_RIGHTS,
+//! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
+//! whose file no fd holds; a process waiting for its vfork child; a writable shared
 //! mapping of a file; a FIFO, socket or device node in a tmpfs)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle), interval and POSIX timers,
-//! System V IPC objects. Futex waiters need nothing: a waiter
+//! files, the mount tree (a restore rebuilds it from the bundle), POSIX message queues no
+//! fd holds.
+//! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
+//! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
 
 use std::collections::HashMap;
@@ -72,7 +97,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -80,8 +105,7 @@ pub const FORMAT_VERSION: u32 = 3;
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
     "the mount tree (a restore rebuilds it from the bundle)",
-    "interval timers and POSIX timers",
-    "System V IPC objects",
+    "POSIX message queues no fd holds (an open one is refused)",
 ];
 
 /// Why a checkpoint failed.
@@ -184,6 +208,123 @@ pub struct KernelImage {
     /// The endpoints of AF_UNIX sockets ([`FileImage::Unix`] names them by index), with
     /// their connections and queued messages.
     pub unix: Vec<crate::net::unix::EndpointImage>,
+    /// The interest lists of epoll instances ([`FileImage::Epoll`] names them by index).
+    pub epolls: Vec<EpollImage>,
+    /// System V semaphore sets (with SEM_UNDO adjustments) and message queues (with their
+    /// messages), under their identifiers and keys.
+    pub ipc: super::ipc::IpcImage,
+    /// `memfd_create` files ([`FileImage::Memfd`] names them by index).
+    pub memfds: Vec<MemfdImage>,
+}
+
+/// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemfdImage {
+    pub name: Vec<u8>,
+    pub data: Vec<u8>,
+    pub seals: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The memfds met while walking the fd tables, each once (by its inode).
+#[derive(Default)]
+struct Memfds {
+    index: HashMap<usize, usize>,
+    images: Vec<MemfdImage>,
+}
+
+/// One epoll instance: its interest list. Readiness is not saved: it is polled afresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpollImage {
+    pub interests: Vec<InterestImage>,
+}
+
+/// One item of an epoll interest list: the fd number it was added by and the open file
+/// description it watches (an index as [`FdImage::description`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterestImage {
+    pub fd: i32,
+    pub description: usize,
+    pub events: u32,
+    pub data: u64,
+    /// EPOLLONESHOT fired and it was not re-armed.
+    pub disarmed: bool,
+}
+
+/// A process's timers. Times are what was left when the checkpoint was taken: a restored
+/// timer expires after the rest of its period, then every period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimersImage {
+    /// ITIMER_REAL (on the wall clock), ITIMER_VIRTUAL and ITIMER_PROF (on the process's
+    /// CPU clocks); None: disarmed.
+    pub real: Option<ItimerImage>,
+    pub virt: Option<ItimerImage>,
+    pub prof: Option<ItimerImage>,
+    pub posix: Vec<PosixTimerImage>,
+}
+
+/// An armed timer: nanoseconds to its next expiration and its period (0: one-shot).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ItimerImage {
+    pub remaining_ns: u64,
+    pub interval_ns: u64,
+}
+
+/// A POSIX timer with its `sigevent`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PosixTimerImage {
+    pub id: i32,
+    pub clock: i32,
+    pub notify: i32,
+    pub signo: i32,
+    pub value: u64,
+    /// SIGEV_THREAD_ID's thread (global TID).
+    pub thread: Option<i32>,
+    /// None: disarmed.
+    pub armed: Option<ItimerImage>,
+    pub overrun: i32,
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A timer setting as `Timer::get` reports it, for the image.
+pub(super) fn itimer_image(
+    (value, interval): (Option<std::time::Duration>, Option<std::time::Duration>),
+) -> Option<ItimerImage> {
+    value.map(|v| ItimerImage {
+        remaining_ns: nanos(v),
+        interval_ns: interval.map_or(0, nanos),
+    })
+}
+
+/// The timers of process `tg` (which must not hold its `timers` lock).
+fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
+    use super::cpu_timers::cpu_clock;
+    let times = tg.cpu_times();
+    let timers = tg.timers.lock().unwrap();
+    TimersImage {
+        real: timers.real.as_ref().and_then(|t| itimer_image(t.get())),
+        virt: itimer_image(timers.virt.get(cpu_clock(&times, libc::ITIMER_VIRTUAL))),
+        prof: itimer_image(timers.prof.get(cpu_clock(&times, libc::ITIMER_PROF))),
+        posix: timers
+            .posix
+            .iter()
+            .map(|(&id, p)| PosixTimerImage {
+                id,
+                clock: p.clock,
+                notify: p.event.notify,
+                signo: p.event.signo,
+                value: p.event.value,
+                thread: p.event.thread,
+                armed: itimer_image(p.timer.get()),
+                overrun: p.overrun.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect(),
+    }
 }
 
 /// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
@@ -314,6 +455,7 @@ pub struct ProcessImage {
     /// Resource limits, `[soft, hard]` per resource.
     pub limits: Vec<[u64; 2]>,
     pub did_exec: bool,
+    pub timers: TimersImage,
 }
 
 /// One address space.
@@ -387,6 +529,21 @@ pub enum FileImage {
     Unix { endpoint: usize },
     /// An eventfd: its counter and whether it is a semaphore.
     EventFd { count: u64, semaphore: bool },
+    /// A timerfd: its clock, setting (None: disarmed) and expirations not read yet.
+    TimerFd {
+        clock: i32,
+        armed: Option<ItimerImage>,
+        ticks: u64,
+    },
+    /// A signalfd: its mask and the process that created it (whose signals it reports).
+    SignalFd { mask: u64, tgid: i32 },
+    /// An epoll instance: its interest list in [`KernelImage::epolls`].
+    Epoll { epoll: usize },
+    /// A TCP or UDP socket of the sandbox's stack: bound and listening again on restore, a
+    /// connection reset.
+    Inet(crate::net::inet::InetImage),
+    /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
+    Memfd { memfd: usize },
 }
 
 /// A used range of the memory file and its reference count.
@@ -510,6 +667,12 @@ impl<T> Interner<T> {
         }
     }
 
+    fn get(&self, item: &Arc<T>) -> Option<usize> {
+        self.index
+            .get(&(Arc::as_ptr(item) as *const () as usize))
+            .copied()
+    }
+
     fn intern(&mut self, item: &Arc<T>) -> usize {
         let key = Arc::as_ptr(item) as *const () as usize;
         *self.index.entry(key).or_insert_with(|| {
@@ -564,6 +727,7 @@ impl Kernel {
                 .iter()
                 .map(|(&tgid, p)| {
                     let image = p.tg.image.lock().unwrap().clone();
+                    let timers = timers_image(&p.tg);
                     let s = p.tg.sig();
                     ProcessImage {
                         tgid,
@@ -601,6 +765,7 @@ impl Kernel {
                             .map(|l| [l.cur, l.max])
                             .collect(),
                         did_exec: p.did_exec,
+                        timers,
                     }
                 })
                 .collect();
@@ -623,11 +788,43 @@ impl Kernel {
         }
         let mut descriptions = Interner::new();
         let mut unix = crate::net::unix::Saver::default();
+        let mut epolls = Interner::new();
+        let mut memfds = Memfds::default();
         let fd_tables = fd_tables
             .items
             .iter()
-            .map(|table| fd_table_image(table, &mut descriptions, &mut unix))
+            .map(|table| {
+                fd_table_image(
+                    table,
+                    &mut descriptions,
+                    &mut unix,
+                    &mut epolls,
+                    &mut memfds,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let epolls = epolls
+            .items
+            .iter()
+            .map(|ep| epoll_image(ep, &descriptions))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A signalfd reports the signals of the process that made it: that process must
+        // be in the image.
+        for f in fd_tables.iter().flat_map(|t| &t.fds) {
+            if let FileImage::SignalFd { tgid, .. } = f.file {
+                if !processes
+                    .iter()
+                    .any(|p| p.tgid == tgid && p.zombie.is_none())
+                {
+                    return Err(CheckpointError::Unsupported {
+                        what: format!(
+                            "fd {} is a signalfd whose creating process {tgid} has exited",
+                            f.fd
+                        ),
+                    });
+                }
+            }
+        }
         let unix = unix
             .finish()
             .map_err(|what| CheckpointError::Unsupported { what })?;
@@ -640,6 +837,10 @@ impl Kernel {
         for ns in &namespaces.items {
             tmpfs.extend(tmpfs_images(ns)?);
         }
+        let ipc = self
+            .ipc
+            .saved()
+            .map_err(|what| CheckpointError::Unsupported { what })?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -666,6 +867,9 @@ impl Kernel {
             memory: memory_ranges,
             tmpfs,
             unix,
+            epolls,
+            ipc,
+            memfds: memfds.images,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -793,6 +997,14 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
             ),
         });
     }
+    // A mapping of a memfd names a file no path reaches again.
+    if let Some(m) = maps.iter().find(|m| {
+        m.is_file && matches!(&m.kind, crate::mm::VmaKind::Named(n) if n.starts_with("/memfd:"))
+    }) {
+        return Err(CheckpointError::Unsupported {
+            what: format!("a mapping of a memfd at {:#x}", m.start),
+        });
+    }
     let vmas = maps
         .into_iter()
         .map(|m| VmaImage {
@@ -845,10 +1057,39 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
     })
 }
 
+/// The interest list of `ep`; every watched file must be open in some fd table.
+fn epoll_image(
+    ep: &crate::vfs::epoll::Epoll,
+    descriptions: &Interner<OpenFile>,
+) -> Result<EpollImage, CheckpointError> {
+    let interests = ep
+        .saved()
+        .into_iter()
+        .map(|(fd, file, events, data, disarmed)| {
+            let description =
+                descriptions
+                    .get(&file)
+                    .ok_or_else(|| CheckpointError::Unsupported {
+                        what: format!("an epoll instance watches fd {fd}, which no fd holds now"),
+                    })?;
+            Ok(InterestImage {
+                fd,
+                description,
+                events,
+                data,
+                disarmed,
+            })
+        })
+        .collect::<Result<Vec<_>, CheckpointError>>()?;
+    Ok(EpollImage { interests })
+}
+
 fn fd_table_image(
     table: &super::FdTable,
     descriptions: &mut Interner<OpenFile>,
     unix: &mut crate::net::unix::Saver,
+    epolls: &mut Interner<crate::vfs::epoll::Epoll>,
+    memfds: &mut Memfds,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -861,7 +1102,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix)?,
+            file: file_image(fd, &file, unix, epolls, memfds)?,
         });
     }
     Ok(FdTableImage { fds })
@@ -871,6 +1112,8 @@ fn file_image(
     fd: i32,
     file: &OpenFile,
     unix: &mut crate::net::unix::Saver,
+    epolls: &mut Interner<crate::vfs::epoll::Epoll>,
+    memfds: &mut Memfds,
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
@@ -878,20 +1121,54 @@ fn file_image(
     };
     match file.kind() {
         FileKind::Socket(s) => {
-            return match s
-                .checkpoint_any()
-                .and_then(|a| a.downcast_ref::<UnixSocket>())
-            {
-                Some(socket) => Ok(FileImage::Unix {
+            let any = s.checkpoint_any();
+            if let Some(socket) = any.and_then(|a| a.downcast_ref::<UnixSocket>()) {
+                return Ok(FileImage::Unix {
                     endpoint: unix.socket(socket),
-                }),
-                None => Err(unsupported("a socket other than AF_UNIX")),
+                });
+            }
+            return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
+                Some(socket) => socket
+                    .saved()
+                    .map(FileImage::Inet)
+                    .map_err(|what| unsupported(&what)),
+                None => Err(unsupported("a socket other than AF_UNIX, TCP or UDP")),
+            };
+        }
+        FileKind::Epoll(ep) => {
+            return Ok(FileImage::Epoll {
+                epoll: epolls.intern(ep),
+            })
+        }
+        FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
+        FileKind::TimerFd(t) => {
+            return match t
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::timer::TimerFd>())
+            {
+                Some(t) => {
+                    let (clock, setting, ticks) = t.saved();
+                    Ok(FileImage::TimerFd {
+                        clock,
+                        armed: itimer_image(setting),
+                        ticks,
+                    })
+                }
+                None => Err(unsupported("a timerfd of an unknown kind")),
             }
         }
-        FileKind::Epoll(_) => return Err(unsupported("an epoll instance")),
-        FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
-        FileKind::TimerFd(_) => return Err(unsupported("a timerfd")),
-        FileKind::SignalFd(_) => return Err(unsupported("a signalfd")),
+        FileKind::SignalFd(f) => {
+            return match f
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::signalfd::SignalFd>())
+            {
+                Some(f) => {
+                    let (mask, tgid) = f.saved();
+                    Ok(FileImage::SignalFd { mask, tgid })
+                }
+                None => Err(unsupported("a signalfd of an unknown kind")),
+            }
+        }
         FileKind::PidFd(_) => return Err(unsupported("a pidfd")),
         FileKind::Mqueue(_) => return Err(unsupported("a message queue")),
         FileKind::Pipe(p) if file.dentry.is_none() => {
@@ -916,6 +1193,28 @@ fn file_image(
         .stat()
         .map_err(|e| unsupported(&format!("a file whose stat fails ({e:?})")))?;
     match &file.dentry {
+        Some(d) if d.mount.source == "memfd" => {
+            let key = Arc::as_ptr(&d.inode) as *const () as usize;
+            if let Some(&memfd) = memfds.index.get(&key) {
+                return Ok(FileImage::Memfd { memfd });
+            }
+            let data = d
+                .inode
+                .contents()
+                .map_err(|e| unsupported(&format!("a memfd that cannot be read ({e:?})")))?;
+            let name = d.name.strip_prefix(b"memfd:").unwrap_or(&d.name).to_vec();
+            memfds.images.push(MemfdImage {
+                name,
+                data,
+                seals: file.ops().seals().unwrap_or(0),
+                mode: st.mode,
+                uid: st.uid,
+                gid: st.gid,
+            });
+            let memfd = memfds.images.len() - 1;
+            memfds.index.insert(key, memfd);
+            Ok(FileImage::Memfd { memfd })
+        }
         Some(d) => {
             let fs_type = d.mount.fs_type;
             if fs_type == "proc" || fs_type == "sysfs" {
@@ -935,7 +1234,7 @@ fn file_image(
             libc::S_IFREG | libc::S_IFCHR | libc::S_IFIFO => {
                 Ok(FileImage::Donated { mode: st.mode })
             }
-            _ => Err(unsupported("an anonymous file (memfd...)")),
+            _ => Err(unsupported("an anonymous file")),
         },
     }
 }

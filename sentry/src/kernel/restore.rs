@@ -21,9 +21,14 @@
 //!    path, reopened in the container's filesystem and refused when their device, inode,
 //!    size or mtime changed (files put back in step 1 are new: type and size only), and
 //!    the stdio the old sandbox was given, replaced by the new sandbox's by fd number;
+//!    eventfds, timerfds (armed with the time that was left), signalfds (the processes are
+//!    made before the files: a signalfd reports its creator's signals) and epoll
+//!    instances, whose interest lists are filled once every table is rebuilt;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
-//!    actions, pending signals and masks, credentials, root, cwd and umask;
+//!    actions, pending signals and masks, credentials, root, cwd and umask; then each
+//!    process's timers are armed with the time that was left and their periods; System V
+//!    semaphore sets and message queues come back under their identifiers;
 //! 5. the threads start: each finishes the system call the checkpoint interrupted as it
 //!    would have after a signal without handler (restarted; a sleep through
 //!    `restart_syscall` with the rest of its time), then returns to the application.
@@ -41,8 +46,8 @@ use platform::{CpuState, FpState, Perms};
 use zerocopy::FromBytes;
 
 use super::checkpoint::{
-    FileImage, KernelImage, MmImage, ProcessImage, RestartImage, TaskImage, TmpNodeImage,
-    TmpfsImage, VmaImage,
+    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, ProcessImage, RestartImage,
+    TaskImage, TimersImage, TmpNodeImage, TmpfsImage, VmaImage,
 };
 use super::signal::{SigAction, SigInfo};
 use super::task::{register_thread, Restart, RestartBlock, Resumed, DISABLED_ALTSTACK};
@@ -164,14 +169,21 @@ impl Kernel {
         let mms = mms?;
         let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix)
             .map_err(invalid)?;
+        // The processes before their files: a signalfd reports its creator's signals.
+        let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
+        for p in &image.processes {
+            groups.insert(p.tgid, Arc::new(self.thread_group(p, &target)?));
+        }
         let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix);
         let tables = image
             .fd_tables
             .iter()
-            .map(|t| files.table(t, self, &target.fs))
+            .map(|t| files.table(t, self, &target.fs, &groups, &image.memfds))
             .collect::<Result<Vec<_>, _>>()?;
+        files.fill_epolls(&image.epolls)?;
         drop(files);
-        self.restore_tasks(&image, &target, &mms, &tables)
+        self.ipc.restore(&image.ipc).map_err(invalid)?;
+        self.restore_tasks(&image, &target, &mms, &tables, groups)
     }
 
     /// Claims each saved range of the memory file and fills it from `memory`.
@@ -305,6 +317,7 @@ impl Kernel {
         target: &RestoreTarget,
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
+        groups: HashMap<i32, Arc<ThreadGroup>>,
     ) -> Result<Restored, RestoreError> {
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
         // The IDs first, so that every process and thread has its old ones.
@@ -329,12 +342,6 @@ impl Kernel {
                 .pidns
                 .claim(t.tid, t.vtid, false)
                 .map_err(|_| invalid(format!("TID {} taken twice", t.tid)))?;
-        }
-        let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
-        for p in &image.processes {
-            let tg = Arc::new(self.thread_group(p, target)?);
-            super::cpu_timers::arm(self, &tg);
-            groups.insert(p.tgid, tg);
         }
         let mut inits = Vec::new();
         let mut starts = Vec::new();
@@ -380,6 +387,11 @@ impl Kernel {
                 starts.push(self.task_init(t, handle, target, mms, tables)?);
             }
         }
+        // Timers once every thread is in the tree (an expiry finds its target), before any
+        // runs.
+        for p in image.processes.iter().filter(|p| p.zombie.is_none()) {
+            self.restore_timers(&groups[&p.tgid], &p.timers);
+        }
         inits.sort_by_key(|tg| tg.tgid);
         let init = inits
             .first()
@@ -397,6 +409,56 @@ impl Kernel {
             tasks,
             processes: image.processes.len(),
         })
+    }
+
+    /// Arms the process's timers as the image has them: each expires after the rest of
+    /// its period, then every period.
+    fn restore_timers(self: &Arc<Self>, tg: &Arc<ThreadGroup>, image: &TimersImage) {
+        use super::cpu_timers::{arm, cpu_clock};
+        use super::timer::{real_timer, PosixTimer, TimerEvent};
+        let setting = |i: &ItimerImage| {
+            (
+                Some(Duration::from_nanos(i.remaining_ns.max(1))),
+                (i.interval_ns > 0).then(|| Duration::from_nanos(i.interval_ns)),
+            )
+        };
+        if let Some(i) = &image.real {
+            let (value, interval) = setting(i);
+            real_timer(self, tg).set(value, interval);
+        }
+        let times = tg.cpu_times();
+        {
+            let mut timers = tg.timers.lock().unwrap();
+            if let Some(i) = &image.virt {
+                let (value, interval) = setting(i);
+                let now = cpu_clock(&times, libc::ITIMER_VIRTUAL);
+                timers.virt.set(now, value, interval);
+            }
+            if let Some(i) = &image.prof {
+                let (value, interval) = setting(i);
+                let now = cpu_clock(&times, libc::ITIMER_PROF);
+                timers.prof.set(now, value, interval);
+            }
+        }
+        // Also what RLIMIT_CPU needs.
+        arm(self, tg);
+        for p in &image.posix {
+            let event = TimerEvent {
+                notify: p.notify,
+                signo: p.signo,
+                value: p.value,
+                thread: p.thread,
+            };
+            let timer = PosixTimer::new(self, tg, p.id, p.clock, event);
+            timer
+                .overrun
+                .store(p.overrun, std::sync::atomic::Ordering::Relaxed);
+            if let Some(i) = &p.armed {
+                let (value, interval) = setting(i);
+                timer.timer.set(value, interval);
+            }
+            tg.timers.lock().unwrap().posix.insert(p.id, timer);
+        }
     }
 
     fn thread_group(
@@ -558,6 +620,11 @@ struct Files {
     refilled: HashSet<String>,
     /// The AF_UNIX endpoints of the image, each taken by the one socket file that owns it.
     unix: Vec<Option<Arc<crate::net::unix::Endpoint>>>,
+    /// The epoll instances made so far, by their index in the image; their interest lists
+    /// are filled once every table is rebuilt ([`Files::fill_epolls`]).
+    epolls: HashMap<usize, Arc<crate::vfs::epoll::Epoll>>,
+    /// The memfds made so far, by their index in the image.
+    memfds: HashMap<usize, Arc<crate::vfs::Dentry>>,
 }
 
 impl Drop for Files {
@@ -584,21 +651,44 @@ impl Files {
             stdio,
             refilled,
             unix: unix.into_iter().map(Some).collect(),
+            epolls: HashMap::new(),
+            memfds: HashMap::new(),
         }
+    }
+
+    /// Puts back the interest lists of the epoll instances the tables hold.
+    fn fill_epolls(&self, images: &[EpollImage]) -> Result<(), RestoreError> {
+        for (&index, ep) in &self.epolls {
+            let image = images
+                .get(index)
+                .ok_or_else(|| invalid(format!("no epoll instance {index}")))?;
+            for i in &image.interests {
+                let file = self.descriptions.get(&i.description).ok_or_else(|| {
+                    invalid(format!(
+                        "an epoll instance watches open file {}, which no fd holds",
+                        i.description
+                    ))
+                })?;
+                ep.restore_interest(i.fd, file, i.events, i.data, i.disarmed);
+            }
+        }
+        Ok(())
     }
 
     fn table(
         &mut self,
         image: &super::checkpoint::FdTableImage,
-        kernel: &Kernel,
+        kernel: &Arc<Kernel>,
         fs: &Arc<FsContext>,
+        groups: &HashMap<i32, Arc<ThreadGroup>>,
+        memfds: &[super::checkpoint::MemfdImage],
     ) -> Result<Arc<FdTable>, RestoreError> {
         let table = FdTable::new();
         for f in &image.fds {
             let file = match self.descriptions.get(&f.description) {
                 Some(file) => file.clone(),
                 None => {
-                    let file = self.open(f, kernel, fs)?;
+                    let file = self.open(f, kernel, fs, groups, memfds)?;
                     *file.offset.lock().unwrap() = f.offset;
                     self.descriptions.insert(f.description, file.clone());
                     file
@@ -612,10 +702,92 @@ impl Files {
     fn open(
         &mut self,
         f: &super::checkpoint::FdImage,
-        kernel: &Kernel,
+        kernel: &Arc<Kernel>,
         fs: &Arc<FsContext>,
+        groups: &HashMap<i32, Arc<ThreadGroup>>,
+        memfds: &[super::checkpoint::MemfdImage],
     ) -> Result<Arc<OpenFile>, RestoreError> {
         match &f.file {
+            FileImage::Memfd { memfd } => {
+                let cx = Caller::kernel();
+                let failed = |e: crate::abi::Errno| {
+                    RestoreError::Unsupported(format!("fd {}: a memfd ({e:?})", f.fd))
+                };
+                let (ops, dentry) = match self.memfds.get(memfd) {
+                    // Another description of a memfd made already.
+                    Some(d) => (d.inode.open(&cx, f.flags).map_err(failed)?, d.clone()),
+                    None => {
+                        let m = memfds
+                            .get(*memfd)
+                            .ok_or_else(|| invalid(format!("fd {}: no memfd {memfd}", f.fd)))?;
+                        let attrs = NewAttrs {
+                            mode: m.mode & 0o7777,
+                            uid: m.uid,
+                            gid: m.gid,
+                        };
+                        let (ops, d) = kernel
+                            .memfds
+                            .restored(&cx, &m.name, attrs, &m.data, m.seals)
+                            .map_err(failed)?;
+                        self.memfds.insert(*memfd, d.clone());
+                        (ops, d)
+                    }
+                };
+                Ok(OpenFile::with_dentry(ops, f.flags, dentry))
+            }
+            FileImage::TimerFd {
+                clock,
+                armed,
+                ticks,
+            } => {
+                let (value, interval) = armed.map_or((None, None), |i| {
+                    (
+                        Some(Duration::from_nanos(i.remaining_ns.max(1))),
+                        (i.interval_ns > 0).then(|| Duration::from_nanos(i.interval_ns)),
+                    )
+                });
+                let t = super::timer::TimerFd::restored(
+                    &kernel.timers,
+                    *clock,
+                    value,
+                    interval,
+                    *ticks,
+                );
+                Ok(OpenFile::of_kind(FileKind::TimerFd(Arc::new(t)), f.flags))
+            }
+            FileImage::SignalFd { mask, tgid } => {
+                let tg = groups.get(tgid).ok_or_else(|| {
+                    invalid(format!(
+                        "fd {}: a signalfd of process {tgid}, which is not in the image",
+                        f.fd
+                    ))
+                })?;
+                let sfd = super::signalfd::SignalFd::new(kernel, tg.clone(), *mask);
+                Ok(OpenFile::of_kind(
+                    FileKind::SignalFd(Arc::new(sfd)),
+                    f.flags,
+                ))
+            }
+            FileImage::Inet(image) => {
+                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
+                    return Err(RestoreError::Unsupported(format!(
+                        "fd {}: a socket of the sentry's stack, and this sandbox uses the host's",
+                        f.fd
+                    )));
+                }
+                let stack = kernel.net.inet();
+                let socket = crate::net::inet::InetSocket::restored(stack, image).map_err(|e| {
+                    RestoreError::Unsupported(format!("fd {}: a socket: {e}", f.fd))
+                })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
+            FileImage::Epoll { epoll } => {
+                let ep = self.epolls.entry(*epoll).or_default().clone();
+                Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
+            }
             FileImage::Pipe { pipe, buffered } => {
                 let ends = self.pipes.entry(*pipe).or_insert_with(|| {
                     let (r, w) = kernel.fifos.new_pipe();

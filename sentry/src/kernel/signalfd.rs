@@ -107,6 +107,11 @@ impl SignalFd {
         }
     }
 
+    /// For a checkpoint: the mask and the PID of the process that created the file.
+    pub fn saved(&self) -> (u64, i32) {
+        (*self.mask.lock().unwrap(), self.tg.tgid)
+    }
+
     /// Takes a signal of the mask pending for thread `tid` of `tg` (the reader).
     fn dequeue(&self, tg: &ThreadGroup, tid: i32) -> Option<SigInfo> {
         let others = !*self.mask.lock().unwrap();
@@ -126,6 +131,10 @@ impl SignalFdFile for SignalFd {
 }
 
 impl FileOps for SignalFd {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,

@@ -13,10 +13,12 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::signal::{Pending, SigInfo, SIGRTMIN, SI_TIMER};
+use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
 use crate::vfs::IoDst;
 use crate::vfs::{Context, FileOps, OpenFile, Stat, TimerFdFile};
@@ -290,6 +292,22 @@ impl CpuItimer {
     }
 }
 
+/// `sigev_notify` values.
+pub const SIGEV_SIGNAL: i32 = 0;
+pub const SIGEV_NONE: i32 = 1;
+pub const SIGEV_THREAD: i32 = 2;
+pub const SIGEV_THREAD_ID: i32 = 4;
+
+/// How a POSIX timer reports an expiration: the `sigevent` it was created with (`thread`:
+/// the global TID of SIGEV_THREAD_ID's thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerEvent {
+    pub notify: i32,
+    pub signo: i32,
+    pub value: u64,
+    pub thread: Option<i32>,
+}
+
 /// A POSIX timer (`timer_create`).
 #[derive(Debug)]
 pub struct PosixTimer {
@@ -298,6 +316,120 @@ pub struct PosixTimer {
     pub overrun: Arc<AtomicI32>,
     /// The clock absolute times are measured on.
     pub clock: i32,
+    pub event: TimerEvent,
+}
+
+impl PosixTimer {
+    /// A disarmed timer `id` of process `tg` that notifies as `event` says.
+    pub fn new(
+        kernel: &Arc<Kernel>,
+        tg: &Arc<ThreadGroup>,
+        id: i32,
+        clock: i32,
+        event: TimerEvent,
+    ) -> PosixTimer {
+        let overrun = Arc::new(AtomicI32::new(0));
+        let TimerEvent {
+            notify,
+            signo,
+            value,
+            thread,
+        } = event;
+        let action: Action = if notify == SIGEV_NONE {
+            let o = overrun.clone();
+            Box::new(move |count| {
+                o.store(
+                    (count - 1).min(i32::MAX as u64) as i32,
+                    AtomicOrdering::Relaxed,
+                )
+            })
+        } else {
+            let o = overrun.clone();
+            let g = Arc::downgrade(tg);
+            // Expirations not yet reported by a queued signal.
+            let carried = AtomicU64::new(0);
+            signal_action(kernel, tg, thread, move |count| {
+                let count = count.saturating_add(carried.swap(0, AtomicOrdering::Relaxed));
+                // As Linux, a standard signal another sender left pending takes no timer
+                // signal: the expirations become overruns of the next one queued.
+                let blocked_by_other = signo < SIGRTMIN
+                    && g.upgrade().is_some_and(|g| {
+                        let s = g.sig();
+                        let other = |p: &Pending| {
+                            p.queued().iter().any(|q| {
+                                q.signo == signo
+                                    && !(q.code == SI_TIMER && q.fields[0] as u32 == id as u32)
+                            })
+                        };
+                        other(&s.shared)
+                            || thread
+                                .and_then(|tid| s.threads.get(&tid))
+                                .is_some_and(|th| other(&th.pending))
+                    });
+                if blocked_by_other {
+                    carried.fetch_add(count, AtomicOrdering::Relaxed);
+                    return None;
+                }
+                let over = (count - 1).min(i32::MAX as u64) as i32;
+                o.store(over, AtomicOrdering::Relaxed);
+                let mut info = SigInfo::new(signo, SI_TIMER);
+                info.fields[0] = id as u32 as u64 | (over as u32 as u64) << 32;
+                info.fields[1] = value;
+                Some(info)
+            })
+        };
+        PosixTimer {
+            timer: Timer::new(&kernel.timers, action),
+            overrun,
+            clock,
+            event,
+        }
+    }
+}
+
+/// An action that queues a signal to the process (or one of its threads), built by `info`
+/// from the expiration count (None: nothing to queue this time). Holds neither the kernel
+/// nor the process alive.
+pub fn signal_action(
+    kernel: &Arc<Kernel>,
+    tg: &Arc<ThreadGroup>,
+    thread: Option<i32>,
+    info: impl Fn(u64) -> Option<SigInfo> + Send + Sync + 'static,
+) -> Action {
+    let k = Arc::downgrade(kernel);
+    let g = Arc::downgrade(tg);
+    Box::new(move |count| {
+        let (Some(k), Some(g)) = (k.upgrade(), g.upgrade()) else {
+            return;
+        };
+        let tree = k.tree();
+        let target = thread.and_then(|tid| tree.tasks.get(&tid).cloned());
+        match target {
+            Some(h) if Arc::ptr_eq(&h.tg, &g) => {
+                if let Some(i) = info(count) {
+                    tree.send_thread(&h, i, false);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if let Some(i) = info(count) {
+                    tree.send_group(&g, i, false);
+                }
+            }
+        }
+    })
+}
+
+/// The process's ITIMER_REAL timer (SIGALRM), created on first use.
+pub fn real_timer(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) -> Arc<Timer> {
+    let mut timers = tg.timers.lock().unwrap();
+    timers
+        .real
+        .get_or_insert_with(|| {
+            let action = signal_action(kernel, tg, None, |_| Some(SigInfo::kernel(libc::SIGALRM)));
+            Timer::new(&kernel.timers, action)
+        })
+        .clone()
 }
 
 /// A process's timers. Not inherited by fork; exec keeps the interval timers and deletes the
@@ -353,6 +485,31 @@ impl TimerFd {
             ticks,
         }
     }
+
+    /// For a checkpoint: the clock, the time left and the period, and the expirations not
+    /// read yet.
+    pub fn saved(&self) -> (i32, (Option<Duration>, Option<Duration>), u64) {
+        (
+            self.clock,
+            self.timer.get(),
+            *self.ticks.count.lock().unwrap(),
+        )
+    }
+
+    /// A restored timerfd: armed to expire after `value` then every `interval`, with
+    /// `ticks` expirations not read yet.
+    pub fn restored(
+        service: &Arc<TimerService>,
+        clock: i32,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+        ticks: u64,
+    ) -> TimerFd {
+        let fd = TimerFd::new(service, clock);
+        fd.timer.set(value, interval);
+        *fd.ticks.count.lock().unwrap() = ticks;
+        fd
+    }
 }
 
 impl TimerFdFile for TimerFd {
@@ -376,6 +533,10 @@ impl TimerFdFile for TimerFd {
 }
 
 impl FileOps for TimerFd {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,

@@ -1250,6 +1250,160 @@ pub(super) fn v6only(e: &Entry) -> bool {
         .is_some_and(|v| v.iter().any(|&b| b != 0))
 }
 
+/// What a checkpoint keeps of an AF_INET or AF_INET6 socket on the sandbox's stack
+/// (`kernel::checkpoint`): how it was bound, whether it listens, and its options. A
+/// listening socket is bound and listening again after a restore (connections waiting in
+/// its accept queue are not kept); a TCP connection is restored reset (its peer's side of
+/// it is gone): a read reports ECONNRESET once, then end of file, a write EPIPE.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InetImage {
+    pub family: i32,
+    pub udp: bool,
+    /// The bound address (None: the wildcard) and port; None: unbound.
+    pub bound: Option<(Option<String>, u16)>,
+    pub port_locked: bool,
+    /// A listening socket's backlog as listen(2) was given it.
+    pub listening: Option<i32>,
+    /// A TCP connection, established, closed or under way: restored reset.
+    pub connection: bool,
+    pub nodelay: bool,
+    pub opts: super::stack::SockOpts,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    /// Options recorded only: (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+    pub bound_dev: i32,
+}
+
+impl InetSocket {
+    /// This socket for a checkpoint.
+    ///
+    /// # Errors
+    /// What the image cannot hold yet (a connected or multicast UDP socket, an ICMP or
+    /// raw one).
+    pub fn saved(&self) -> Result<InetImage, String> {
+        let g = self.stack.lock();
+        let e = &g.entries[&self.id];
+        let (listening, connection) = match &e.st {
+            St::Idle | St::Udp(_) => (None, false),
+            St::Listening { backlog, .. } => (Some((*backlog as i32 - 1).max(0)), false),
+            St::Connecting { .. } | St::Connected(_) | St::Failed => (None, true),
+            St::Icmp(_) | St::Raw(_) => return Err("an ICMP or raw socket".into()),
+        };
+        if e.udp_peer.is_some() {
+            return Err("a connected UDP socket".into());
+        }
+        let udp = e.proto == Proto::Udp;
+        if udp && bound_group(&g, e) {
+            return Err("a UDP socket bound to a multicast or broadcast address".into());
+        }
+        Ok(InetImage {
+            family: self.family,
+            udp,
+            // A connection comes back reset, holding no port.
+            bound: if e.owns_port && !connection {
+                e.bound.map(|(a, p)| (a.map(|a| a.to_string()), p))
+            } else {
+                None
+            },
+            port_locked: e.port_locked,
+            listening,
+            connection,
+            nodelay: e.nodelay,
+            opts: e.opts.clone(),
+            rcvbuf: e.rcvbuf,
+            sndbuf: e.sndbuf,
+            options: e
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+            bound_dev: e.bound_dev,
+        })
+    }
+
+    /// A socket as [`InetSocket::saved`] described it, on `stack`: bound and listening
+    /// again, a connection reset.
+    ///
+    /// # Errors
+    /// The address cannot be bound in this sandbox (another socket has the port, the
+    /// address is not the stack's), or the image is malformed.
+    pub fn restored(stack: &Arc<Stack>, image: &InetImage) -> Result<InetSocket, String> {
+        if image.family != libc::AF_INET && image.family != libc::AF_INET6 {
+            return Err(format!("family {}", image.family));
+        }
+        let proto = if image.udp { Proto::Udp } else { Proto::Tcp };
+        let sock = InetSocket::of_family(stack, image.family, proto);
+        let bound = match &image.bound {
+            Some((addr, port)) => {
+                let ip = match addr {
+                    Some(a) => Some(
+                        a.parse::<IpAddress>()
+                            .map_err(|_| format!("bad address {a:?}"))?,
+                    ),
+                    None => None,
+                };
+                Some((ip, *port))
+            }
+            None => None,
+        };
+        sock.with(|g, id| {
+            {
+                let e = g.entries.get_mut(&id).expect("present");
+                e.nodelay = image.nodelay;
+                e.opts = image.opts.clone();
+                e.rcvbuf = image.rcvbuf;
+                e.sndbuf = image.sndbuf;
+                e.bound_dev = image.bound_dev;
+                e.options = image
+                    .options
+                    .iter()
+                    .map(|(level, name, v)| ((*level, *name), v.clone()))
+                    .collect();
+            }
+            if let Some((ip, port)) = bound {
+                if ip.is_some_and(|ip| !g.is_own(ip)) {
+                    return Err(format!(
+                        "{} is not an address of this sandbox",
+                        ip.map_or(String::new(), |ip| ip.to_string())
+                    ));
+                }
+                Self::bind_locked(g, id, ip, port)
+                    .map_err(|e| format!("binding port {port} ({e:?})"))?;
+                g.entries.get_mut(&id).expect("present").port_locked = image.port_locked;
+            }
+            if let Some(backlog) = image.listening {
+                if g.listen_conflict(id) {
+                    return Err("another socket listens on its port".into());
+                }
+                g.listen(id, backlog);
+            }
+            if image.connection {
+                let e = g.entries.get_mut(&id).expect("present");
+                e.st = St::Failed;
+                e.reset = true;
+                e.error = Some(Errno::ECONNRESET);
+            }
+            Ok(())
+        })?;
+        if image.listening.is_some() {
+            super::forward::listening(&sock.stack, sock.id);
+        }
+        Ok(sock)
+    }
+}
+
+/// Whether UDP entry `e` is bound to a multicast or broadcast address.
+fn bound_group(g: &Inner, e: &Entry) -> bool {
+    matches!(
+        e.bound,
+        Some((Some(ip), _)) if matches!(
+            super::udp::kind(g, ip),
+            Some(super::udp::Kind::Multicast | super::udp::Kind::Broadcast)
+        )
+    )
+}
+
 impl Socket for InetSocket {
     fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
         self.with(|g, id| {
@@ -1917,6 +2071,10 @@ impl Socket for InetSocket {
 }
 
 impl FileOps for InetSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.id))
     }

@@ -201,7 +201,7 @@ impl Entry {
 
 /// The options of a socket that change what its connection does (Linux's defaults in
 /// [`Default`]); accepted connections inherit them from the listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SockOpts {
     pub reuse_addr: bool,
     pub reuse_port: bool,

@@ -1,6 +1,6 @@
 //! Timers: alarm, setitimer/getitimer, POSIX timers, and timerfd.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,16 +11,15 @@ use super::time::{clock_now_nanos, clock_source};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::kernel::cpu_timers::{self, cpu_clock};
-use crate::kernel::signal::{Pending, SigInfo, NSIG, SIGRTMIN, SI_TIMER};
-use crate::kernel::timer::{Action, PosixTimer, Timer, TimerFd};
-use crate::kernel::{Kernel, Task, ThreadGroup};
+use crate::kernel::signal::NSIG;
+use crate::kernel::timer::{
+    real_timer, PosixTimer, Timer, TimerEvent, TimerFd, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD,
+    SIGEV_THREAD_ID,
+};
+use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{FileKind, OpenFile};
 
-const SIGEV_SIGNAL: i32 = 0;
-const SIGEV_NONE: i32 = 1;
-const SIGEV_THREAD: i32 = 2;
-const SIGEV_THREAD_ID: i32 = 4;
 const TIMER_ABSTIME: i32 = 1;
 const TFD_TIMER_ABSTIME: i32 = 1;
 const TFD_TIMER_CANCEL_ON_SET: i32 = 2;
@@ -80,57 +79,10 @@ fn timespec_from(d: Option<Duration>) -> Timespec {
     d.map_or(Timespec::default(), |d| Timespec::from_nanos(d.as_nanos()))
 }
 
-/// An action that queues a signal to the process (or one of its threads), built by `info`
-/// from the expiration count (None: nothing to queue this time). Holds neither the kernel
-/// nor the process alive.
-fn signal_action(
-    kernel: &Arc<Kernel>,
-    tg: &Arc<ThreadGroup>,
-    thread: Option<i32>,
-    info: impl Fn(u64) -> Option<SigInfo> + Send + Sync + 'static,
-) -> Action {
-    let k = Arc::downgrade(kernel);
-    let g = Arc::downgrade(tg);
-    Box::new(move |count| {
-        let (Some(k), Some(g)) = (k.upgrade(), g.upgrade()) else {
-            return;
-        };
-        let tree = k.tree();
-        let target = thread.and_then(|tid| tree.tasks.get(&tid).cloned());
-        match target {
-            Some(h) if Arc::ptr_eq(&h.tg, &g) => {
-                if let Some(i) = info(count) {
-                    tree.send_thread(&h, i, false);
-                }
-            }
-            Some(_) => {}
-            None => {
-                if let Some(i) = info(count) {
-                    tree.send_group(&g, i, false);
-                }
-            }
-        }
-    })
-}
-
-/// The process's ITIMER_REAL timer (SIGALRM), created on first use.
-fn real_timer(t: &Task) -> Arc<Timer> {
-    let mut timers = t.tg.timers.lock().unwrap();
-    timers
-        .real
-        .get_or_insert_with(|| {
-            let action = signal_action(&t.kernel, &t.tg, None, |_| {
-                Some(SigInfo::kernel(libc::SIGALRM))
-            });
-            Timer::new(&t.kernel.timers, action)
-        })
-        .clone()
-}
-
 /// alarm(2)
 pub fn alarm(t: &mut Task, seconds: u32) -> SysResult {
     let value = (seconds > 0).then(|| Duration::from_secs(seconds.into()));
-    let (old, _) = real_timer(t).set(value, None);
+    let (old, _) = real_timer(&t.kernel, &t.tg).set(value, None);
     Ok(old.map_or(0, |d| {
         let s = d.as_secs() + u64::from(d.subsec_micros() >= 500_000);
         s.max(1)
@@ -146,7 +98,7 @@ pub fn setitimer(t: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> SysR
     };
     let (value, interval) = (timeval_to(v.value)?, timeval_to(v.interval)?);
     let prev = match which {
-        libc::ITIMER_REAL => real_timer(t).set(value, interval),
+        libc::ITIMER_REAL => real_timer(&t.kernel, &t.tg).set(value, interval),
         libc::ITIMER_VIRTUAL | libc::ITIMER_PROF => {
             let now = cpu_clock(&t.tg.cpu_times(), which);
             let prev = {
@@ -176,7 +128,7 @@ pub fn setitimer(t: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> SysR
 /// getitimer(2)
 pub fn getitimer(t: &mut Task, which: i32, cur: UserAddr) -> SysResult {
     let (value, interval) = match which {
-        libc::ITIMER_REAL => real_timer(t).get(),
+        libc::ITIMER_REAL => real_timer(&t.kernel, &t.tg).get(),
         libc::ITIMER_VIRTUAL => {
             let now = cpu_clock(&t.tg.cpu_times(), which);
             t.tg.timers.lock().unwrap().virt.get(now)
@@ -248,55 +200,14 @@ pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> 
     }
     let id = timers.free_id();
     // Without a sigevent the value is the timer id.
-    let value = value.unwrap_or(id as u64);
-    let overrun = Arc::new(AtomicI32::new(0));
-    let action: Action = if notify == SIGEV_NONE {
-        let o = overrun.clone();
-        Box::new(move |count| o.store((count - 1).min(i32::MAX as u64) as i32, Ordering::Relaxed))
-    } else {
-        let o = overrun.clone();
-        let g = Arc::downgrade(&t.tg);
-        // Expirations not yet reported by a queued signal.
-        let carried = AtomicU64::new(0);
-        signal_action(&t.kernel, &t.tg, thread, move |count| {
-            let count = count.saturating_add(carried.swap(0, Ordering::Relaxed));
-            // As Linux, a standard signal another sender left pending takes no timer
-            // signal: the expirations become overruns of the next one queued.
-            let blocked_by_other = signo < SIGRTMIN
-                && g.upgrade().is_some_and(|g| {
-                    let s = g.sig();
-                    let other = |p: &Pending| {
-                        p.queued().iter().any(|q| {
-                            q.signo == signo
-                                && !(q.code == SI_TIMER && q.fields[0] as u32 == id as u32)
-                        })
-                    };
-                    other(&s.shared)
-                        || thread
-                            .and_then(|tid| s.threads.get(&tid))
-                            .is_some_and(|th| other(&th.pending))
-                });
-            if blocked_by_other {
-                carried.fetch_add(count, Ordering::Relaxed);
-                return None;
-            }
-            let over = (count - 1).min(i32::MAX as u64) as i32;
-            o.store(over, Ordering::Relaxed);
-            let mut info = SigInfo::new(signo, SI_TIMER);
-            info.fields[0] = id as u32 as u64 | (over as u32 as u64) << 32;
-            info.fields[1] = value;
-            Some(info)
-        })
+    let event = TimerEvent {
+        notify,
+        signo,
+        value: value.unwrap_or(id as u64),
+        thread,
     };
-    let timer = Timer::new(&t.kernel.timers, action);
-    timers.posix.insert(
-        id,
-        PosixTimer {
-            timer,
-            overrun,
-            clock,
-        },
-    );
+    let timer = PosixTimer::new(&t.kernel, &t.tg, id, clock, event);
+    timers.posix.insert(id, timer);
     drop(timers);
     if let Err(e) = t.mm.write_obj(idp, &id) {
         t.tg.timers.lock().unwrap().posix.remove(&id);

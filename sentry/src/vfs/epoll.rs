@@ -166,6 +166,40 @@ impl Epoll {
         }
     }
 
+    /// For a checkpoint: the interest list, each item as (fd, watched file, events, data,
+    /// whether EPOLLONESHOT disarmed it). Items of closed files are left out.
+    pub fn saved(&self) -> Vec<(i32, Arc<OpenFile>, u32, u64, bool)> {
+        self.interests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|i| {
+                let f = i.file.upgrade()?;
+                Some((i.fd, f, i.events, i.data, i.disarmed))
+            })
+            .collect()
+    }
+
+    /// For a restore: adds an item as [`Epoll::saved`] gave it. Its readiness is polled
+    /// afresh (an edge-triggered item reports a ready file once more).
+    pub fn restore_interest(
+        &self,
+        fd: i32,
+        file: &Arc<OpenFile>,
+        events: u32,
+        data: u64,
+        disarmed: bool,
+    ) {
+        self.interests.lock().unwrap().push(Interest {
+            fd,
+            file: Arc::downgrade(file),
+            events,
+            data,
+            disarmed,
+            edge: Edge::Fresh,
+        });
+    }
+
     /// The files currently watched (for their wait queues).
     pub fn files(&self) -> Vec<Arc<OpenFile>> {
         self.interests

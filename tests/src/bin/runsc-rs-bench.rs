@@ -22,6 +22,12 @@
 //! inside those namespaces only); runsc-rs runs the client with `--network sandbox`, its own
 //! TCP/IP stack on the namespace's link. Nothing here asserts a time; a tool that is missing or
 //! fails gives `n/a (reason)` in its cell.
+//!
+//! Checkpoint and restore (runsc-rs columns only; `--checkpoint-only` measures just these):
+//! through the OCI CLI (`checkpoint --image-path`, then `restore -d` in a new sandbox; pause,
+//! sandbox start and container creation included), ms for each and the image's size, for an
+//! idle shell and for a process holding 256 MiB (`dd`'s buffer, filled from /dev/zero,
+//! blocked writing to a pipe nobody reads). One run each.
 
 use anyhow::{bail, ensure, Context, Result};
 use runsc_rs_tests::containerd::{self, Env};
@@ -639,15 +645,188 @@ fn runsc_rs_version(bin: &Path) -> String {
         )
 }
 
+/// The workloads of the checkpoint rows: (what, shell script that prints `ready` once set).
+const CHECKPOINT_WORKLOADS: [(&str, &str); 2] = [
+    ("an idle shell", "echo ready; exec sleep 1000"),
+    (
+        "a process holding 256 MiB",
+        "dd if=/dev/zero bs=256M count=1 2>/dev/null | (sleep 8; echo ready; exec sleep 1000)",
+    ),
+];
+
+/// The runsc-rs CLI with state directory `root` on `platform`, pinned to CPU 0 or not.
+fn oci_cli(bin: &Path, platform: &str, pinned: bool, root: &Path) -> Result<Command> {
+    let mut cmd = if pinned {
+        let mut c = Command::new(which("taskset")?);
+        c.args(["-c", "0"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.env("RUNSC_RS_PLATFORM", platform)
+        .arg("--root")
+        .arg(root)
+        .stdin(Stdio::null());
+    Ok(cmd)
+}
+
+/// Runs an OCI command to its end; fails with what it printed.
+fn oci_run(mut cmd: Command) -> Result<()> {
+    let out = cmd.output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        first_line(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    );
+    Ok(())
+}
+
+/// Checkpoint and restore of `script` (a busybox shell script that prints `ready`) through
+/// the OCI CLI: (checkpoint ms, restore ms, image MiB).
+fn checkpoint_figures(
+    bin: &Path,
+    platform: &str,
+    pinned: bool,
+    busybox: &str,
+    script: &str,
+) -> Result<(f64, f64, f64)> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("runsc-rs-bench-ckpt-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bundle/rootfs/bin"))?;
+    let root = dir.join("root");
+    let ids = [
+        format!("bench-ckpt-{n}"),
+        format!("bench-ckpt-{n}-restored"),
+    ];
+    let result = (|| {
+        let bundle = dir.join("bundle");
+        std::fs::copy(busybox, bundle.join("rootfs/bin/busybox"))?;
+        for applet in ["sh", "sleep", "echo", "dd"] {
+            std::os::unix::fs::symlink("busybox", bundle.join("rootfs/bin").join(applet))?;
+        }
+        let mut spec = oci_cli(bin, platform, pinned, &root)?;
+        spec.args(["spec", "--bundle"]).arg(&bundle);
+        oci_run(spec)?;
+        let path = bundle.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        std::fs::write(&path, config.to_string())?;
+        let out = dir.join("out");
+        let mut run = oci_cli(bin, platform, pinned, &root)?;
+        run.args(["run", "-d", "--bundle"])
+            .arg(&bundle)
+            .arg(&ids[0])
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(Stdio::null());
+        ensure!(run.status()?.success(), "run -d failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            ensure!(Instant::now() < deadline, "the workload never got ready");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let image = dir.join("image");
+        let mut ckpt = oci_cli(bin, platform, pinned, &root)?;
+        ckpt.args(["checkpoint", "--image-path"])
+            .arg(&image)
+            .arg(&ids[0]);
+        let started = Instant::now();
+        oci_run(ckpt)?;
+        let checkpoint_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(&image)? {
+            bytes += entry?.metadata()?.len();
+        }
+        let mut restore = oci_cli(bin, platform, pinned, &root)?;
+        restore
+            .args(["restore", "-d", "--image-path"])
+            .arg(&image)
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(&ids[1])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let started = Instant::now();
+        ensure!(restore.status()?.success(), "restore -d failed");
+        let restore_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok((checkpoint_ms, restore_ms, bytes as f64 / (1024.0 * 1024.0)))
+    })();
+    for id in &ids {
+        if let Ok(mut delete) = oci_cli(bin, platform, pinned, &root) {
+            delete.args(["delete", "--force", id]);
+            let _ = delete.output();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The checkpoint rows: (label, one cell per runtime column).
+fn checkpoint_rows(
+    runtimes: &[(String, Result<Runtime>)],
+    busybox: &str,
+) -> Vec<(String, Vec<String>)> {
+    let mut rows = Vec::new();
+    for (what, script) in CHECKPOINT_WORKLOADS {
+        let mut ckpt = Vec::new();
+        let mut restore = Vec::new();
+        for (column, runtime) in runtimes {
+            match runtime {
+                Ok(Runtime::RunscRs {
+                    bin,
+                    platform,
+                    pinned,
+                }) => {
+                    eprintln!("checkpoint of {what} on {column}...");
+                    match checkpoint_figures(bin, platform, *pinned, busybox, script) {
+                        Ok((c, r, mib)) => {
+                            ckpt.push(format!("{c:.0} ({mib:.1} MiB)"));
+                            restore.push(format!("{r:.0}"));
+                        }
+                        Err(e) => {
+                            let na = format!("n/a ({})", first_line(&format!("{e:#}")));
+                            ckpt.push(na.clone());
+                            restore.push(na);
+                        }
+                    }
+                }
+                _ => {
+                    ckpt.push("—".to_owned());
+                    restore.push("—".to_owned());
+                }
+            }
+        }
+        rows.push((
+            format!("`checkpoint` of {what} through the OCI CLI (ms; image size)"),
+            ckpt,
+        ));
+        rows.push((
+            format!("`restore -d` of {what} through the OCI CLI (ms)"),
+            restore,
+        ));
+    }
+    rows
+}
+
 fn main() -> Result<()> {
     let mut platforms = Vec::new();
+    let mut checkpoint_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--platform" => platforms.push(args.next().context("--platform needs a value")?),
+            "--checkpoint-only" => checkpoint_only = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: runsc-rs-bench [--platform NAME]...  (default: ptrace and systrap)"
+                    "usage: runsc-rs-bench [--platform NAME]... [--checkpoint-only]  (default: ptrace and systrap)"
                 );
                 return Ok(());
             }
@@ -665,7 +844,6 @@ fn main() -> Result<()> {
     let site_bench = program("patch_getpid").context("a C compiler is needed")?;
     let net_bench = program("net_bench").context("a C compiler is needed")?;
     let bin = find_runsc_rs_bin();
-    let net_pair = NetPair::new(&net_bench);
 
     let mut runtimes: Vec<(String, Result<Runtime>)> = vec![
         ("native".into(), Ok(Runtime::Native)),
@@ -693,6 +871,16 @@ fn main() -> Result<()> {
         }
     }
 
+    let columns: Vec<&str> = runtimes.iter().map(|(c, _)| c.as_str()).collect();
+    if checkpoint_only {
+        println!("| | {} |", columns.join(" | "));
+        println!("|---|{}", "---:|".repeat(columns.len()));
+        for (label, cells) in checkpoint_rows(&runtimes, busybox) {
+            println!("| {label} | {} |", cells.join(" | "));
+        }
+        return Ok(());
+    }
+    let net_pair = NetPair::new(&net_bench);
     let mut ops: Vec<Vec<String>> = vec![Vec::new(); OPS.len()];
     let mut start = Vec::new();
     let mut py_pass = Vec::new();
@@ -774,6 +962,7 @@ fn main() -> Result<()> {
         }
     }
     drop(net_pair);
+    let checkpoint = checkpoint_rows(&runtimes, busybox);
     eprintln!("measuring `ctr run --rm` through containerd...");
     let (ctr_runc, ctr_runsc_rs) = ctr_run_ms();
     let shim_column = format!("runsc-rs ({SHIM_PLATFORM})");
@@ -785,7 +974,6 @@ fn main() -> Result<()> {
             _ => "—".to_owned(),
         })
         .collect();
-    let columns: Vec<&str> = runtimes.iter().map(|(c, _)| c.as_str()).collect();
 
     let version = bin
         .as_deref()
@@ -827,6 +1015,9 @@ fn main() -> Result<()> {
         "| TCP connect + 64-byte request/answer + close over a veth (µs per iteration) | {} |",
         tcp_rr.join(" | ")
     );
+    for (label, cells) in &checkpoint {
+        println!("| {label} | {} |", cells.join(" | "));
+    }
     println!(
         "| `ctr run --rm ... /bin/true` through containerd (ms, median of {CTR_RUNS}; the shim runs {SHIM_PLATFORM}) | {} |",
         ctr_row.join(" | ")

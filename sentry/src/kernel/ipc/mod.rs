@@ -89,7 +89,7 @@ pub struct IpcPerm64 {
 }
 
 /// Owner, creator and mode of one object (`struct kern_ipc_perm`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Perm {
     pub key: i32,
     pub uid: u32,
@@ -191,6 +191,52 @@ impl<T> Default for Registry<T> {
             unused: 0,
             next_seq: 0,
         }
+    }
+}
+
+/// A [`Registry`] in a checkpoint image.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RegistryImage<U> {
+    /// (index, sequence number, object).
+    pub objects: Vec<(i32, i32, U)>,
+    /// (key, index).
+    pub keys: Vec<(i32, i32)>,
+    pub freed: Vec<i32>,
+    pub unused: i32,
+    pub next_seq: i32,
+}
+
+/// The System V semaphore sets and message queues of an IPC namespace in a checkpoint
+/// image (shared memory segments are refused for now).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IpcImage {
+    pub sem: sem::SemImage,
+    pub msg: RegistryImage<msg::QueueImage>,
+}
+
+impl Namespace {
+    /// The namespace's System V objects for a checkpoint.
+    ///
+    /// # Errors
+    /// What the image cannot hold yet: shared memory segments.
+    pub fn saved(&self) -> Result<IpcImage, String> {
+        let segments = self.shm.count();
+        if segments > 0 {
+            return Err(format!("{segments} System V shared memory segment(s)"));
+        }
+        Ok(IpcImage {
+            sem: self.sem.saved(),
+            msg: self.msg.saved(),
+        })
+    }
+
+    /// Puts back what [`Namespace::saved`] gave, in a namespace that has no objects yet.
+    ///
+    /// # Errors
+    /// A malformed image.
+    pub fn restore(&self, image: &IpcImage) -> Result<(), String> {
+        self.sem.restore(&image.sem)?;
+        self.msg.restore(&image.msg)
     }
 }
 
@@ -313,6 +359,55 @@ impl<T> Registry<T> {
             let objects = &self.objects;
             self.keys.retain(|_, idx| objects.contains_key(idx));
         }
+    }
+
+    /// The registry for a checkpoint, each object as `save` gives it: identifiers, keys and
+    /// the allocator's state are kept, so a restored object has its identifier and the next
+    /// one created gets what it would have.
+    pub fn saved<U>(&self, save: impl Fn(&T) -> U) -> RegistryImage<U> {
+        RegistryImage {
+            objects: self
+                .objects
+                .iter()
+                .map(|(&idx, (seq, o))| (idx, *seq, save(o)))
+                .collect(),
+            keys: self.keys.iter().map(|(&k, &i)| (k, i)).collect(),
+            freed: self.freed.iter().copied().collect(),
+            unused: self.unused,
+            next_seq: self.next_seq,
+        }
+    }
+
+    /// A registry as [`Registry::saved`] described it, each object made by `restore`.
+    ///
+    /// # Errors
+    /// An index out of range or used twice, a key naming no object, or `restore`'s error.
+    pub fn restored<U>(
+        image: &RegistryImage<U>,
+        restore: impl Fn(&U) -> Result<T, String>,
+    ) -> Result<Registry<T>, String> {
+        let mut r = Registry {
+            objects: BTreeMap::new(),
+            keys: HashMap::new(),
+            freed: image.freed.iter().copied().collect(),
+            unused: image.unused.clamp(0, IPCMNI),
+            next_seq: image.next_seq.clamp(0, i32::MAX / IPCMNI - 1),
+        };
+        for (idx, seq, o) in &image.objects {
+            if !(0..IPCMNI).contains(idx) || !(0..i32::MAX / IPCMNI).contains(seq) {
+                return Err(format!("IPC identifier index {idx} sequence {seq}"));
+            }
+            if r.objects.insert(*idx, (*seq, restore(o)?)).is_some() {
+                return Err(format!("IPC index {idx} used twice"));
+            }
+        }
+        for &(key, idx) in &image.keys {
+            if !r.objects.contains_key(&idx) {
+                return Err(format!("IPC key {key} names no object"));
+            }
+            r.keys.insert(key, idx);
+        }
+        Ok(r)
     }
 
     /// Every object with its identifier, by index.

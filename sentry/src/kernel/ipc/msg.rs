@@ -123,6 +123,19 @@ impl Queue {
     }
 }
 
+/// A message queue in a checkpoint image, with its messages (type, text).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueueImage {
+    pub perm: Perm,
+    pub msgs: Vec<(i64, Vec<u8>)>,
+    pub qbytes: u64,
+    pub stime: i64,
+    pub rtime: i64,
+    pub ctime: i64,
+    pub lspid: i32,
+    pub lrpid: i32,
+}
+
 /// The namespace's message queues.
 #[derive(Debug, Default)]
 pub struct Msg {
@@ -130,6 +143,46 @@ pub struct Msg {
 }
 
 impl Msg {
+    /// The queues with their messages, for a checkpoint.
+    pub fn saved(&self) -> super::RegistryImage<QueueImage> {
+        self.lock().saved(|q| QueueImage {
+            perm: q.perm,
+            msgs: q.msgs.iter().cloned().collect(),
+            qbytes: q.qbytes,
+            stime: q.stime,
+            rtime: q.rtime,
+            ctime: q.ctime,
+            lspid: q.lspid,
+            lrpid: q.lrpid,
+        })
+    }
+
+    /// Puts back the queues of [`Msg::saved`].
+    ///
+    /// # Errors
+    /// A malformed image, or a namespace that has queues already.
+    pub fn restore(&self, image: &super::RegistryImage<QueueImage>) -> Result<(), String> {
+        let mut r = self.lock();
+        if !r.is_empty() {
+            return Err("the namespace has message queues already".into());
+        }
+        *r = Registry::restored(image, |q| {
+            Ok(Queue {
+                perm: q.perm,
+                msgs: q.msgs.iter().cloned().collect(),
+                cbytes: q.msgs.iter().map(|(_, m)| m.len() as u64).sum(),
+                qbytes: q.qbytes,
+                stime: q.stime,
+                rtime: q.rtime,
+                ctime: q.ctime,
+                lspid: q.lspid,
+                lrpid: q.lrpid,
+                waiters: Arc::default(),
+            })
+        })?;
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry<Queue>> {
         self.queues.lock().unwrap()
     }
@@ -369,9 +422,10 @@ impl Msg {
     }
 }
 
-/// System V IPC calls interrupted by a handler fail with EINTR, never restarted (signal(7)).
+/// System V IPC calls interrupted by a handler fail with EINTR, never restarted (signal(7));
+/// one interrupted by a pause of the kernel (a checkpoint) restarts, unseen.
 fn not_restarted<T>(t: &mut Task, r: Result<T, Errno>) -> Result<T, Errno> {
-    if r.is_err() && t.restart.is_some() {
+    if r.is_err() && t.restart.is_some() && !t.kernel.freezer.is_frozen() {
         t.restart = None;
     }
     r

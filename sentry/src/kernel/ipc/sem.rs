@@ -146,6 +146,25 @@ enum Blocked {
     Zero(usize),
 }
 
+/// A semaphore set in a checkpoint image: per semaphore its value and the process that
+/// last changed it (waiters are not saved: a waiting `semop` is restarted and counts
+/// itself again).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SetImage {
+    pub perm: Perm,
+    pub otime: i64,
+    pub ctime: i64,
+    pub sems: Vec<(i32, i32)>,
+}
+
+/// The semaphore sets and the SEM_UNDO adjustments of the namespace's processes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SemImage {
+    pub sets: super::RegistryImage<SetImage>,
+    /// (process, set identifier, one adjustment per semaphore).
+    pub undo: Vec<(i32, i32, Vec<i32>)>,
+}
+
 /// The namespace's semaphore sets.
 #[derive(Debug, Default)]
 pub struct Sem {
@@ -153,6 +172,70 @@ pub struct Sem {
 }
 
 impl Sem {
+    /// The sets and undo adjustments, for a checkpoint.
+    pub fn saved(&self) -> SemImage {
+        let g = self.lock();
+        SemImage {
+            sets: g.sets.saved(|s| SetImage {
+                perm: s.perm,
+                otime: s.otime,
+                ctime: s.ctime,
+                sems: s.sems.iter().map(|x| (x.val, x.pid)).collect(),
+            }),
+            undo: g
+                .undo
+                .iter()
+                .map(|(&(tgid, id), adj)| (tgid, id, adj.clone()))
+                .collect(),
+        }
+    }
+
+    /// Puts back what [`Sem::saved`] gave.
+    ///
+    /// # Errors
+    /// A malformed image (a value out of range, an adjustment of no set), or a namespace
+    /// that has sets already.
+    pub fn restore(&self, image: &SemImage) -> Result<(), String> {
+        let mut g = self.lock();
+        if !g.sets.is_empty() {
+            return Err("the namespace has semaphore sets already".into());
+        }
+        let sets = Registry::restored(&image.sets, |s| {
+            if s.sems.len() > SEMMSL as usize
+                || s.sems.iter().any(|&(v, _)| !(0..=SEMVMX).contains(&v))
+            {
+                return Err("a semaphore set out of range".into());
+            }
+            Ok(Set {
+                perm: s.perm,
+                otime: s.otime,
+                ctime: s.ctime,
+                sems: s
+                    .sems
+                    .iter()
+                    .map(|&(val, pid)| Semaphore {
+                        val,
+                        pid,
+                        ..Semaphore::default()
+                    })
+                    .collect(),
+                queue: Arc::default(),
+            })
+        })?;
+        let mut undo = HashMap::new();
+        for (tgid, id, adj) in &image.undo {
+            let n = sets.get(*id).map_err(|_| "an undo of no set")?.sems.len();
+            if adj.len() != n {
+                return Err("an undo of the wrong length".into());
+            }
+            undo.insert((*tgid, *id), adj.clone());
+        }
+        g.total = sets.iter().map(|(_, s)| s.sems.len() as i64).sum();
+        g.sets = sets;
+        g.undo = undo;
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap()
     }
@@ -253,7 +336,11 @@ impl Sem {
         match r {
             Err(Errno::ETIMEDOUT) => Err(Errno::EAGAIN),
             Err(Errno::EINTR) => {
-                t.restart = None;
+                // Never restarted after a signal (signal(7)); a pause of the kernel (a
+                // checkpoint) restarts it, unseen.
+                if !t.kernel.freezer.is_frozen() {
+                    t.restart = None;
+                }
                 Err(Errno::EINTR)
             }
             r => r,

@@ -394,6 +394,11 @@ impl Shm {
         }
     }
 
+    /// Segments in the namespace (removed ones still mapped included).
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// `/proc/sysvipc/shm`.
     pub fn proc_table(&self) -> String {
         let mut out = String::from(
