@@ -413,7 +413,7 @@ impl InetSocket {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
                 };
-                let inside = super::udp::kind(g, this_host(ip)).filter(|_| !g.raw_sees_udp());
+                let inside = super::udp::kind(g, this_host(ip)).filter(|_| !g.udp_copies_wanted());
                 let ep = match inside {
                     Some(_) => IpEndpoint::new(this_host(ip), port),
                     None => match destination(g, ip, port) {

@@ -29,6 +29,7 @@ pub mod inet;
 pub mod link;
 pub mod multicast;
 pub mod netlink;
+pub mod packet;
 pub mod raw;
 pub mod stack;
 pub mod udp;
@@ -155,6 +156,16 @@ pub fn socket(
                 domain,
                 proto,
             )))
+        }
+        libc::AF_PACKET if !matches!(ns.network, config::Network::Host { .. }) => {
+            if !t.creds().has_cap(crate::auth::cap::NET_RAW) {
+                return Err(Errno::EPERM);
+            }
+            Ok(Arc::new(packet::PacketSocket::new(
+                ns.inet(),
+                ty,
+                protocol,
+            )?))
         }
         libc::AF_NETLINK => {
             netlink::check_type(ty, protocol)?;

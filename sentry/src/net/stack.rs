@@ -574,7 +574,7 @@ impl Stack {
         cidrs.truncate(smoltcp::config::IFACE_MAX_ADDR_COUNT);
         let own = cidrs.iter().map(IpCidr::address).collect();
         let epoch = std::time::Instant::now();
-        let mut dev = Device::ethernet(fd.clone(), link.mac, own);
+        let mut dev = Device::ethernet(fd.clone(), link, own);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(link.mac)));
         iface_config.random_seed = seed(epoch);
         let mut iface = Interface::new(iface_config, &mut dev, Instant::from_micros(0));
@@ -987,23 +987,47 @@ impl Inner {
         Ok(port)
     }
 
+    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
+    /// protocol), or a packet socket exists. Datagrams inside the sandbox then go through
+    /// smoltcp and the device, which hand those sockets their copies, instead of the
+    /// sentry's own delivery ([`super::udp`]).
+    pub fn udp_copies_wanted(&self) -> bool {
+        !self.dev.taps.is_empty()
+            || self.entries.values().any(|e| match e.st {
+                St::Raw(h) => self
+                    .set
+                    .get::<raw::Socket>(h)
+                    .ip_protocol()
+                    .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
+                _ => false,
+            })
+    }
+
+    /// The packet sockets' taps on the device ([`super::packet`]).
+    pub fn taps(&mut self) -> &mut super::packet::Taps {
+        &mut self.dev.taps
+    }
+
+    /// The link's hardware address (`None`: loopback only).
+    pub fn link_mac(&self) -> Option<[u8; 6]> {
+        self.dev.link().map(|l| l.0)
+    }
+
+    /// The link's MTU (the loopback's when there is no link).
+    pub fn link_mtu(&self) -> usize {
+        self.dev
+            .link()
+            .map_or(super::config::LOOPBACK_MTU as usize, |l| l.1)
+    }
+
+    /// Sends a packet socket's frame on `iface` ([`Device::send_frame`]); the caller pumps.
+    pub fn send_frame(&mut self, iface: super::packet::Iface, frame: Vec<u8>, sender: u64) {
+        self.dev.send_frame(iface, frame, sender);
+    }
+
     /// Whether listening on entry `id`'s port would take connections another listener
     /// there takes (both listening on overlapping addresses without both setting
     /// SO_REUSEPORT): Linux's EADDRINUSE from listen(2).
-    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
-    /// protocol). Datagrams inside the sandbox then go through smoltcp, which hands raw
-    /// sockets their copy, instead of the sentry's own delivery ([`super::udp`]).
-    pub fn raw_sees_udp(&self) -> bool {
-        self.entries.values().any(|e| match e.st {
-            St::Raw(h) => self
-                .set
-                .get::<raw::Socket>(h)
-                .ip_protocol()
-                .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
-            _ => false,
-        })
-    }
-
     pub fn listen_conflict(&self, id: u64) -> bool {
         let Some((addr, port)) = self.entries[&id].bound else {
             return false;
