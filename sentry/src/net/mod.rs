@@ -198,7 +198,15 @@ pub fn socketpair(
             let (a, b) = unix::UnixSocket::pair(&ns.unix_names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
-        libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
+        libc::AF_INET | libc::AF_INET6 => {
+            // The socket is made first, so a type socket(2) refuses fails as there; internet
+            // sockets have no pairs.
+            if ty != libc::SOCK_RAW && !icmp::is_ping(domain, ty, protocol) {
+                inet::proto_of(ty, protocol)?;
+            }
+            Err(Errno::EOPNOTSUPP)
+        }
+        libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }

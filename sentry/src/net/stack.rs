@@ -348,6 +348,9 @@ pub struct Inner {
     /// The entries of closed files whose connection still holds their port (as Linux keeps
     /// a closing socket, TIME_WAIT included, in its bind table until it is gone), by id.
     ghosts: HashMap<u64, Entry>,
+    /// Established connections a TCP_DEFER_ACCEPT listener holds back until data comes,
+    /// with when they were first seen established.
+    deferred: HashMap<SocketHandle, Instant>,
     epoch: std::time::Instant,
 }
 
@@ -759,6 +762,7 @@ impl Inner {
             link_name: None,
             orphans: Vec::new(),
             ghosts: HashMap::new(),
+            deferred: HashMap::new(),
             epoch,
         }
     }
@@ -1323,6 +1327,7 @@ impl Inner {
             port,
         };
         let nodelay = self.entries[&id].nodelay;
+        let defer = Duration::from_secs(self.entries[&id].opts.defer_accept.max(0) as u64);
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
             St::Connecting { h, since, hop } => {
@@ -1388,10 +1393,25 @@ impl Inner {
                         tcp::State::Listen | tcp::State::SynReceived => i += 1,
                         tcp::State::Closed => {
                             // A handshake that failed: listen again.
+                            self.deferred.remove(&waiting[i]);
                             let _ = s.listen(listen_at);
                             i += 1;
                         }
-                        _ => ready.push_back(waiting.swap_remove(i)),
+                        // TCP_DEFER_ACCEPT: an established connection without data waits
+                        // for its first data (or the peer's FIN), at most the option's time.
+                        tcp::State::Established if defer > Duration::ZERO && !s.can_recv() => {
+                            let since = *self.deferred.entry(waiting[i]).or_insert(now);
+                            if now - since >= defer {
+                                self.deferred.remove(&waiting[i]);
+                                ready.push_back(waiting.swap_remove(i));
+                            } else {
+                                i += 1;
+                            }
+                        }
+                        _ => {
+                            self.deferred.remove(&waiting[i]);
+                            ready.push_back(waiting.swap_remove(i));
+                        }
                     }
                 }
                 // Enough sockets listen for the SYNs of one poll round (up to the backlog),
@@ -1400,8 +1420,12 @@ impl Inner {
                 let target = (*backlog)
                     .saturating_sub(ready.len())
                     .clamp(1, SPARE_LISTENERS);
+                let held = waiting
+                    .iter()
+                    .filter(|h| self.deferred.contains_key(h))
+                    .count();
                 let mut fresh = Vec::new();
-                while waiting.len() + fresh.len() < target {
+                while waiting.len() - held + fresh.len() < target {
                     let mut s = tcp_socket(nodelay);
                     if s.listen(listen_at).is_err() {
                         break;
