@@ -1740,7 +1740,8 @@ impl Socket for InetSocket {
             Proto::Udp => libc::IPPROTO_UDP,
             Proto::Icmp => libc::IPPROTO_ICMP,
         };
-        if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
+        // TCP sockets answer the multicast options' defaults too, as Linux's inet sockets.
+        if level == libc::IPPROTO_IP && matches!(self.proto, Proto::Udp | Proto::Tcp) {
             if let Some(r) = super::multicast::get(e, name) {
                 return r;
             }
