@@ -1,9 +1,10 @@
 //! Sockets: the [`Socket`] operations the socket system calls use, and the families the
 //! sentry offers.
 //!
-//! AF_UNIX ([`unix`]) and the internet families over the sentry's own stack ([`stack`] on
-//! smoltcp, [`link`] its device) are implemented entirely inside the sentry: no host socket
-//! is ever created for an application. AF_INET and AF_INET6 TCP and UDP ([`inet`]) and ICMP
+//! AF_UNIX ([`unix`]), AF_PACKET ([`packet`], taps on the stack's device) and the internet
+//! families over the sentry's own stack ([`stack`] on smoltcp, [`link`] its device) are
+//! implemented entirely inside the sentry: no host socket is ever created for an
+//! application. AF_INET and AF_INET6 TCP and UDP ([`inet`]) and ICMP
 //! echo ([`icmp`]) run on the loopback (127.0.0.1, ::1) and, with `--network sandbox`, on
 //! the pod's link through the packet socket boot opened; destinations without a route are
 //! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
