@@ -1,6 +1,8 @@
-//! Raw IP sockets and the IPv4 multicast options over the sandbox's loopback, compared
-//! with native Linux on stdout and exit status (`tests/programs/raw_loopback.c`,
-//! `tests/programs/multicast_opts.c`). Raw sockets need root (CAP_NET_RAW) natively.
+//! Raw IP sockets, AF_PACKET sockets and the IPv4 multicast options over the sandbox's
+//! loopback, compared with native Linux on stdout and exit status
+//! (`tests/programs/raw_loopback.c`, `tests/programs/packet_loopback.c`,
+//! `tests/programs/multicast_opts.c`). Raw and packet sockets need root (CAP_NET_RAW)
+//! natively.
 
 use runsc_rs_tests::{assert_same, program_str, skip};
 
@@ -21,6 +23,31 @@ fn raw_sockets_match_native() {
         "filtered: len 28 type 0\n",
         "udp got 4 rawd from port 9\n",
         "icmpv6 got len 8 type 129 (no IPv6 header)\n",
+        "without CAP_NET_RAW: -1 Operation not permitted\n",
+    ] {
+        assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
+    }
+    assert!(text.ends_with("done\n"), "{text}");
+}
+
+#[test]
+fn packet_sockets_match_native() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return skip("packet sockets need CAP_NET_RAW natively");
+    }
+    let Some(prog) = program_str("packet_loopback") else {
+        return;
+    };
+    let (native, _) = assert_same(&[&prog]);
+    let text = native.stdout_text();
+    // The native run itself shows what is checked.
+    for line in [
+        "bound: len 18 family 17 lo 1 proto 0x3 hatype 772 halen 6\n",
+        "raw 1: len 47 pkttype 4 proto 0x800 lo 1 hatype 772 halen 6 ethproto 0x800 zero-macs 1 payload hello\n",
+        "raw 2: len 47 pkttype 0 proto 0x800 lo 1 hatype 772 halen 6 ethproto 0x800 zero-macs 1 payload hello\n",
+        "cooked 1: len 33 pkttype 0 proto 0x800 lo 1 hatype 772 halen 6 payload hello\n",
+        "udp got 5 rawfr from port 9\n",
+        "no device: -1 No such device or address\n",
         "without CAP_NET_RAW: -1 Operation not permitted\n",
     ] {
         assert!(text.contains(line), "native output lacks {line:?}:\n{text}");

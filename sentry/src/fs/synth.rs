@@ -168,6 +168,96 @@ impl Inode for SynthFile {
     }
 }
 
+/// A small file that keeps what is written to it (a sysctl whose value the sentry records
+/// but does not act on); root may write it (mode 0644), as Linux's sysctl files.
+pub struct SettingFile {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    value: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl SettingFile {
+    /// A setting holding `initial`.
+    pub fn new(fs: &Arc<SynthFs>, initial: &str) -> Arc<SettingFile> {
+        Arc::new(SettingFile {
+            fs: fs.clone(),
+            ino: fs.ino(),
+            value: Arc::new(std::sync::Mutex::new(initial.as_bytes().to_vec())),
+        })
+    }
+}
+
+impl Inode for SettingFile {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFREG | 0o644, 0))
+    }
+
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        Ok(self.value.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(Arc::new(OpenSetting {
+            value: self.value.clone(),
+            st: self.stat()?,
+        }))
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(self.fs.statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// An open [`SettingFile`]: reads see the current value; a write replaces it (a newline is
+/// added when missing, as the kernel prints values).
+struct OpenSetting {
+    value: Arc<std::sync::Mutex<Vec<u8>>>,
+    st: Stat,
+}
+
+impl FileOps for OpenSetting {
+    fn read(
+        &self,
+        _t: &mut dyn Context,
+        _f: &OpenFile,
+        dst: &mut dyn IoDst,
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let data = self.value.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let start = (off.unwrap_or(0) as usize).min(data.len());
+        let n = dst.remaining().min(data.len() - start);
+        dst.copy_from(&data[start..start + n])
+    }
+
+    fn write(
+        &self,
+        _t: &mut dyn Context,
+        _f: &OpenFile,
+        src: &mut dyn IoSrc,
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let mut data = vec![0u8; src.remaining().min(64)];
+        let n = src.copy_to(&mut data)?;
+        data.truncate(n);
+        let text = String::from_utf8_lossy(&data);
+        let v = text.trim().parse::<i64>().map_err(|_| Errno::EINVAL)?;
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = format!("{v}\n").into_bytes();
+        Ok(n)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.st)
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+}
+
 /// A symlink whose target is computed per caller (`/proc/self`, `/proc/[pid]/exe`).
 pub struct SynthLink {
     fs: Arc<SynthFs>,

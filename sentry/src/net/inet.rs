@@ -259,6 +259,40 @@ impl InetSocket {
         Ok(r)
     }
 
+    /// A destination as `sendto` takes it: an AF_INET6 datagram socket also takes an
+    /// AF_INET address (as v4-mapped), ENETUNREACH under IPV6_V6ONLY, as Linux's
+    /// `udpv6_sendmsg`.
+    fn parse_dest(&self, g: &Inner, addr: &[u8]) -> Result<Option<(IpAddress, u16)>, Errno> {
+        let given = addr
+            .get(..2)
+            .map(|f| i32::from(u16::from_ne_bytes([f[0], f[1]])));
+        if self.family == libc::AF_INET6 && given == Some(libc::AF_INET) {
+            if v6only(&g.entries[&self.id]) {
+                return Err(Errno::ENETUNREACH);
+            }
+            return parse(libc::AF_INET, addr);
+        }
+        self.parse(g, addr)
+    }
+
+    /// Whether an AF_INET6 socket bound to a specific address may reach `dst`: one bound
+    /// to an IPv6 address cannot reach an IPv4 (v4-mapped) one (ENETUNREACH), one bound to
+    /// a v4-mapped address cannot reach an IPv6 one (EAFNOSUPPORT), as Linux.
+    fn check_bound_family(&self, g: &Inner, id: u64, dst: IpAddress) -> Result<(), Errno> {
+        if self.family != libc::AF_INET6 {
+            return Ok(());
+        }
+        match (g.entries[&id].bound, dst) {
+            (Some((Some(IpAddress::Ipv6(a)), _)), IpAddress::Ipv4(_)) if !a.is_unspecified() => {
+                Err(Errno::ENETUNREACH)
+            }
+            (Some((Some(IpAddress::Ipv4(a)), _)), IpAddress::Ipv6(_)) if !a.is_unspecified() => {
+                Err(Errno::EAFNOSUPPORT)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Gives the socket's smoltcp socket, if it has one yet, its hop limit.
     fn apply_hop_limit(&self, g: &mut Inner, id: u64) {
         let hops = hop_limit(&g.entries[&id]);
@@ -384,10 +418,16 @@ impl InetSocket {
         let cmsgs = SendControl::parse(&msg.control)?;
         let to = msg.to.as_deref();
         let dest = match to {
-            Some(a) => match self.parse(&self.stack.lock(), a)? {
-                Some(d) => Some(d),
-                None => return Err(Errno::EAFNOSUPPORT),
-            },
+            Some(a) => {
+                let g = self.stack.lock();
+                match self.parse_dest(&g, a)? {
+                    Some(d) => {
+                        self.check_bound_family(&g, self.id, d.0)?;
+                        Some(d)
+                    }
+                    None => return Err(Errno::EAFNOSUPPORT),
+                }
+            }
             None => None,
         };
         let max = if self.family == libc::AF_INET6 {
@@ -413,7 +453,7 @@ impl InetSocket {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
                 };
-                let inside = super::udp::kind(g, this_host(ip)).filter(|_| !g.raw_sees_udp());
+                let inside = super::udp::kind(g, this_host(ip)).filter(|_| !g.udp_copies_wanted());
                 let ep = match inside {
                     Some(_) => IpEndpoint::new(this_host(ip), port),
                     None => match destination(g, ip, port) {
@@ -1533,6 +1573,7 @@ impl Socket for InetSocket {
                     None => None,
                     Some((ip, port)) => {
                         use super::udp::Kind;
+                        self.check_bound_family(g, id, ip)?;
                         match super::udp::kind(g, ip) {
                             Some(kind @ (Kind::Multicast | Kind::Broadcast)) => {
                                 let e = &g.entries[&id];
@@ -1569,6 +1610,7 @@ impl Socket for InetSocket {
             let Some((ip, port)) = self.parse(g, addr)? else {
                 return Err(Errno::EAFNOSUPPORT);
             };
+            self.check_bound_family(g, id, ip)?;
             let (remote, hop) = destination(g, ip, port)?;
             let e = g.entries.get_mut(&id).expect("present");
             if e.connecting {
@@ -1852,7 +1894,8 @@ impl Socket for InetSocket {
             Proto::Udp => libc::IPPROTO_UDP,
             Proto::Icmp => libc::IPPROTO_ICMP,
         };
-        if level == libc::IPPROTO_IP && self.proto == Proto::Udp {
+        // TCP sockets answer the multicast options' defaults too, as Linux's inet sockets.
+        if level == libc::IPPROTO_IP && matches!(self.proto, Proto::Udp | Proto::Tcp) {
             if let Some(r) = super::multicast::get(e, name) {
                 return r;
             }

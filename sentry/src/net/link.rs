@@ -24,6 +24,11 @@ use std::collections::{HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use super::config::{Link, LOOPBACK_INDEX};
+use super::packet::{
+    pkttype_of, Iface, Taps, ARPHRD_ETHER, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, PACKET_HOST,
+    PACKET_OUTGOING,
+};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -49,6 +54,9 @@ const NDP_SOLICIT: u8 = 135;
 struct Port {
     fd: Arc<OwnedFd>,
     mac: EthernetAddress,
+    /// The link as the sandbox's packet sockets see it.
+    iface: Iface,
+    mtu: usize,
 }
 
 /// The stack's device: the link (if any) and the loopback queue.
@@ -69,6 +77,8 @@ pub struct Device {
     /// Listeners whose accept queue is full: a SYN for them is dropped unanswered, as Linux
     /// does, and the peer's retransmission comes back later.
     pub full_listeners: Vec<IpListenEndpoint>,
+    /// The sandbox's packet sockets, which get copies of the frames ([`super::packet`]).
+    pub taps: Taps,
 }
 
 impl Device {
@@ -83,17 +93,23 @@ impl Device {
             heard: HashSet::new(),
             rx: Vec::new(),
             full_listeners: Vec::new(),
+            taps: Taps::default(),
         }
     }
 
-    /// A device on packet socket `fd` (nonblocking) with hardware address `mac`; `own` are
-    /// the interface's addresses.
-    pub fn ethernet(fd: Arc<OwnedFd>, mac: [u8; 6], own: Vec<IpAddress>) -> Device {
+    /// A device on packet socket `fd` (nonblocking) of `link`; `own` are the interface's
+    /// addresses.
+    pub fn ethernet(fd: Arc<OwnedFd>, link: &Link, own: Vec<IpAddress>) -> Device {
         Device {
             medium: Medium::Ethernet,
             port: Some(Port {
                 fd,
-                mac: EthernetAddress(mac),
+                mac: EthernetAddress(link.mac),
+                iface: Iface {
+                    index: link.index,
+                    hatype: ARPHRD_ETHER,
+                },
+                mtu: link.mtu as usize,
             }),
             looped: VecDeque::new(),
             own,
@@ -101,6 +117,7 @@ impl Device {
             heard: HashSet::new(),
             rx: vec![0; MAX_FRAME],
             full_listeners: Vec::new(),
+            taps: Taps::default(),
         }
     }
 
@@ -124,6 +141,45 @@ impl Device {
         self.heard.contains(addr)
     }
 
+    /// The link's hardware address and MTU (`None`: loopback only).
+    pub fn link(&self) -> Option<([u8; 6], usize)> {
+        self.port.as_ref().map(|p| (p.mac.0, p.mtu))
+    }
+
+    /// Sends a frame a packet socket (`sender`) wrote on `iface`: the taps see it leave; on
+    /// the loopback it comes back as received (an IPv4 or IPv6 one into the stack at the
+    /// next poll), on the link it goes to the wire.
+    pub fn send_frame(&mut self, iface: Iface, mut frame: Vec<u8>, sender: u64) {
+        self.taps
+            .capture(iface, &frame, PACKET_OUTGOING, Some(sender));
+        if iface.index != LOOPBACK_INDEX {
+            if let Some(port) = &self.port {
+                if let Err(e) = rustix::io::write(port.fd.as_fd(), &frame) {
+                    log::trace!("netstack: a packet socket's frame: {e}");
+                }
+            }
+            return;
+        }
+        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+        if !matches!(ethertype, ETH_P_IP | ETH_P_IPV6) {
+            self.taps.capture(iface, &frame, PACKET_HOST, None);
+            return;
+        }
+        match &self.port {
+            Some(port) => {
+                frame[..6].copy_from_slice(&port.mac.0);
+                frame[6..12].copy_from_slice(&port.mac.0);
+                self.looped.push_back(frame);
+            }
+            None => self.looped.push_back(frame.split_off(ETH_HLEN)),
+        }
+    }
+
+    /// Hands the taps a copy of a frame the loopback carried (`pkttype`: sent or received).
+    fn capture_looped(&mut self, frame: &[u8], pkttype: u8) {
+        capture_looped(&mut self.taps, self.medium, frame, pkttype);
+    }
+
     /// The next frame off the wire, skipping our own transmissions.
     fn read_wire(&mut self) -> Option<Vec<u8>> {
         let port = self.port.as_ref()?;
@@ -144,6 +200,10 @@ impl Device {
             if eth.src_addr() == port.mac {
                 continue;
             }
+            if !self.taps.is_empty() {
+                let pkttype = pkttype_of(frame, port.mac.0);
+                self.taps.capture(port.iface, frame, pkttype, None);
+            }
             if let Some(src) = sender(&eth) {
                 if self.heard.len() >= MAX_HEARD {
                     self.heard.clear();
@@ -153,6 +213,31 @@ impl Device {
             return Some(frame.to_vec());
         }
     }
+}
+
+/// Hands `taps` a copy of a frame the loopback carried: an IP packet (`Medium::Ip`) or an
+/// Ethernet frame between our own addresses, shown as the loopback shows it (zero
+/// addresses; the loopback carries no ARP nor neighbour discovery).
+fn capture_looped(taps: &mut Taps, medium: Medium, frame: &[u8], pkttype: u8) {
+    if taps.is_empty() {
+        return;
+    }
+    if medium == Medium::Ip {
+        taps.capture_ip(frame, pkttype);
+        return;
+    }
+    let Some(ethertype) = frame.get(12..14) else {
+        return;
+    };
+    if !matches!(
+        u16::from_be_bytes([ethertype[0], ethertype[1]]),
+        ETH_P_IP | ETH_P_IPV6
+    ) {
+        return;
+    }
+    let mut copy = frame.to_vec();
+    copy[..12].fill(0);
+    taps.capture(Iface::LOOPBACK, &copy, pkttype, None);
 }
 
 /// The IP address that sent an Ethernet frame (an ARP sender or an IP source).
@@ -221,7 +306,10 @@ impl phy::Device for Device {
                 return None;
             }
             let frame = match self.looped.pop_front() {
-                Some(f) => f,
+                Some(f) => {
+                    self.capture_looped(&f, PACKET_HOST);
+                    f
+                }
                 None => self.read_wire()?,
             };
             self.budget -= 1;
@@ -308,6 +396,8 @@ impl Device {
             port: self.port.as_ref(),
             looped: &mut self.looped,
             own: &self.own,
+            medium: self.medium,
+            taps: &mut self.taps,
         }
     }
 }
@@ -328,6 +418,8 @@ pub struct TxToken<'a> {
     port: Option<&'a Port>,
     looped: &'a mut VecDeque<Vec<u8>>,
     own: &'a [IpAddress],
+    medium: Medium,
+    taps: &'a mut Taps,
 }
 
 impl phy::TxToken for TxToken<'_> {
@@ -336,13 +428,19 @@ impl phy::TxToken for TxToken<'_> {
         let r = f(&mut frame);
         match self.port {
             Some(port) if !stays_inside(&frame, port.mac, self.own) => {
+                if !self.taps.is_empty() {
+                    self.taps.capture(port.iface, &frame, PACKET_OUTGOING, None);
+                }
                 // A full queue or a frame the link refuses is a lost frame, as on a NIC:
                 // TCP retransmits, UDP and ICMP are unreliable anyway.
                 if let Err(e) = rustix::io::write(port.fd.as_fd(), &frame) {
                     log::trace!("netstack: sending a frame of {len} bytes: {e}");
                 }
             }
-            _ => self.looped.push_back(frame),
+            _ => {
+                capture_looped(self.taps, self.medium, &frame, PACKET_OUTGOING);
+                self.looped.push_back(frame);
+            }
         }
         r
     }

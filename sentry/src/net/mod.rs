@@ -1,9 +1,10 @@
 //! Sockets: the [`Socket`] operations the socket system calls use, and the families the
 //! sentry offers.
 //!
-//! AF_UNIX ([`unix`]) and the internet families over the sentry's own stack ([`stack`] on
-//! smoltcp, [`link`] its device) are implemented entirely inside the sentry: no host socket
-//! is ever created for an application. AF_INET and AF_INET6 TCP and UDP ([`inet`]) and ICMP
+//! AF_UNIX ([`unix`]), AF_PACKET ([`packet`], taps on the stack's device) and the internet
+//! families over the sentry's own stack ([`stack`] on smoltcp, [`link`] its device) are
+//! implemented entirely inside the sentry: no host socket is ever created for an
+//! application. AF_INET and AF_INET6 TCP and UDP ([`inet`]) and ICMP
 //! echo ([`icmp`]) run on the loopback (127.0.0.1, ::1) and, with `--network sandbox`, on
 //! the pod's link through the packet socket boot opened; destinations without a route are
 //! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
@@ -29,6 +30,7 @@ pub mod inet;
 pub mod link;
 pub mod multicast;
 pub mod netlink;
+pub mod packet;
 pub mod raw;
 pub mod stack;
 pub mod udp;
@@ -156,6 +158,16 @@ pub fn socket(
                 proto,
             )))
         }
+        libc::AF_PACKET if !matches!(ns.network, config::Network::Host { .. }) => {
+            if !t.creds().has_cap(crate::auth::cap::NET_RAW) {
+                return Err(Errno::EPERM);
+            }
+            Ok(Arc::new(packet::PacketSocket::new(
+                ns.inet(),
+                ty,
+                protocol,
+            )?))
+        }
         libc::AF_NETLINK => {
             netlink::check_type(ty, protocol)?;
             Ok(Arc::new(netlink::NetlinkSocket::new(
@@ -187,7 +199,15 @@ pub fn socketpair(
             let (a, b) = unix::UnixSocket::pair(&ns.unix_names, kind, Ucred::of(t));
             Ok([Arc::new(a), Arc::new(b)])
         }
-        libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
+        libc::AF_INET | libc::AF_INET6 => {
+            // The socket is made first, so a type socket(2) refuses fails as there; internet
+            // sockets have no pairs.
+            if ty != libc::SOCK_RAW && !icmp::is_ping(domain, ty, protocol) {
+                inet::proto_of(ty, protocol)?;
+            }
+            Err(Errno::EOPNOTSUPP)
+        }
+        libc::AF_NETLINK => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }

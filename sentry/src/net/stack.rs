@@ -348,6 +348,9 @@ pub struct Inner {
     /// The entries of closed files whose connection still holds their port (as Linux keeps
     /// a closing socket, TIME_WAIT included, in its bind table until it is gone), by id.
     ghosts: HashMap<u64, Entry>,
+    /// Established connections a TCP_DEFER_ACCEPT listener holds back until data comes,
+    /// with when they were first seen established.
+    deferred: HashMap<SocketHandle, Instant>,
     epoch: std::time::Instant,
 }
 
@@ -574,7 +577,7 @@ impl Stack {
         cidrs.truncate(smoltcp::config::IFACE_MAX_ADDR_COUNT);
         let own = cidrs.iter().map(IpCidr::address).collect();
         let epoch = std::time::Instant::now();
-        let mut dev = Device::ethernet(fd.clone(), link.mac, own);
+        let mut dev = Device::ethernet(fd.clone(), link, own);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(link.mac)));
         iface_config.random_seed = seed(epoch);
         let mut iface = Interface::new(iface_config, &mut dev, Instant::from_micros(0));
@@ -759,6 +762,7 @@ impl Inner {
             link_name: None,
             orphans: Vec::new(),
             ghosts: HashMap::new(),
+            deferred: HashMap::new(),
             epoch,
         }
     }
@@ -987,23 +991,47 @@ impl Inner {
         Ok(port)
     }
 
+    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
+    /// protocol), or a packet socket exists. Datagrams inside the sandbox then go through
+    /// smoltcp and the device, which hand those sockets their copies, instead of the
+    /// sentry's own delivery ([`super::udp`]).
+    pub fn udp_copies_wanted(&self) -> bool {
+        !self.dev.taps.is_empty()
+            || self.entries.values().any(|e| match e.st {
+                St::Raw(h) => self
+                    .set
+                    .get::<raw::Socket>(h)
+                    .ip_protocol()
+                    .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
+                _ => false,
+            })
+    }
+
+    /// The packet sockets' taps on the device ([`super::packet`]).
+    pub fn taps(&mut self) -> &mut super::packet::Taps {
+        &mut self.dev.taps
+    }
+
+    /// The link's hardware address (`None`: loopback only).
+    pub fn link_mac(&self) -> Option<[u8; 6]> {
+        self.dev.link().map(|l| l.0)
+    }
+
+    /// The link's MTU (the loopback's when there is no link).
+    pub fn link_mtu(&self) -> usize {
+        self.dev
+            .link()
+            .map_or(super::config::LOOPBACK_MTU as usize, |l| l.1)
+    }
+
+    /// Sends a packet socket's frame on `iface` ([`Device::send_frame`]); the caller pumps.
+    pub fn send_frame(&mut self, iface: super::packet::Iface, frame: Vec<u8>, sender: u64) {
+        self.dev.send_frame(iface, frame, sender);
+    }
+
     /// Whether listening on entry `id`'s port would take connections another listener
     /// there takes (both listening on overlapping addresses without both setting
     /// SO_REUSEPORT): Linux's EADDRINUSE from listen(2).
-    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
-    /// protocol). Datagrams inside the sandbox then go through smoltcp, which hands raw
-    /// sockets their copy, instead of the sentry's own delivery ([`super::udp`]).
-    pub fn raw_sees_udp(&self) -> bool {
-        self.entries.values().any(|e| match e.st {
-            St::Raw(h) => self
-                .set
-                .get::<raw::Socket>(h)
-                .ip_protocol()
-                .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
-            _ => false,
-        })
-    }
-
     pub fn listen_conflict(&self, id: u64) -> bool {
         let Some((addr, port)) = self.entries[&id].bound else {
             return false;
@@ -1299,6 +1327,7 @@ impl Inner {
             port,
         };
         let nodelay = self.entries[&id].nodelay;
+        let defer = Duration::from_secs(self.entries[&id].opts.defer_accept.max(0) as u64);
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
             St::Connecting { h, since, hop } => {
@@ -1364,10 +1393,25 @@ impl Inner {
                         tcp::State::Listen | tcp::State::SynReceived => i += 1,
                         tcp::State::Closed => {
                             // A handshake that failed: listen again.
+                            self.deferred.remove(&waiting[i]);
                             let _ = s.listen(listen_at);
                             i += 1;
                         }
-                        _ => ready.push_back(waiting.swap_remove(i)),
+                        // TCP_DEFER_ACCEPT: an established connection without data waits
+                        // for its first data (or the peer's FIN), at most the option's time.
+                        tcp::State::Established if defer > Duration::ZERO && !s.can_recv() => {
+                            let since = *self.deferred.entry(waiting[i]).or_insert(now);
+                            if now - since >= defer {
+                                self.deferred.remove(&waiting[i]);
+                                ready.push_back(waiting.swap_remove(i));
+                            } else {
+                                i += 1;
+                            }
+                        }
+                        _ => {
+                            self.deferred.remove(&waiting[i]);
+                            ready.push_back(waiting.swap_remove(i));
+                        }
                     }
                 }
                 // Enough sockets listen for the SYNs of one poll round (up to the backlog),
@@ -1376,8 +1420,12 @@ impl Inner {
                 let target = (*backlog)
                     .saturating_sub(ready.len())
                     .clamp(1, SPARE_LISTENERS);
+                let held = waiting
+                    .iter()
+                    .filter(|h| self.deferred.contains_key(h))
+                    .count();
                 let mut fresh = Vec::new();
-                while waiting.len() + fresh.len() < target {
+                while waiting.len() - held + fresh.len() < target {
                     let mut s = tcp_socket(nodelay);
                     if s.listen(listen_at).is_err() {
                         break;

@@ -3,14 +3,15 @@
 //! Links, addresses and routes come from the namespace's configuration (the same view its
 //! NETLINK_ROUTE sockets give); sockets from the namespace's live listings. The sentry keeps
 //! no per-link packet counters, so `dev` shows zeros. `/proc/sys/net` holds the values Linux
-//! boots with that programs read (buffer sizes, port range, TCP timers), read-only.
+//! boots with that programs read (buffer sizes, port range, TCP timers), read-only, except
+//! `ipv4/conf/*/{accept_local,route_localnet}`, which keep what root writes.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::text;
-use crate::fs::synth::{SynthDir, SynthFile, SynthFs};
+use crate::fs::synth::{SettingFile, SynthDir, SynthFile, SynthFs};
 use crate::kernel::Kernel;
 use crate::net::netlink;
 use crate::net::stack::Proto;
@@ -226,9 +227,43 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             ("wmem_max", fixed("212992")),
         ],
     );
+    // `conf/{all,default,<link>}` with the two martian settings programs toggle
+    // (accept_local, route_localnet): recorded, without effect (the sentry's stack drops no
+    // martian packets).
+    let ipv4_conf = {
+        let fs = fs.clone();
+        let kernel = kernel.clone();
+        let made: Arc<OnceLock<Vec<Entry>>> = Arc::default();
+        SynthDir::new(
+            &fs.clone(),
+            Arc::new(move |cx| {
+                let k = super::kernel_for(&kernel, cx)?;
+                let entries = made.get_or_init(|| {
+                    let mut names = vec!["all".to_string(), "default".to_string()];
+                    names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
+                    names
+                        .into_iter()
+                        .map(|n| {
+                            let dir: Arc<dyn Inode> = SynthDir::fixed(
+                                &fs,
+                                vec![
+                                    ("accept_local", SettingFile::new(&fs, "0\n")),
+                                    ("forwarding", SynthFile::fixed(&fs, "0\n")),
+                                    ("route_localnet", SettingFile::new(&fs, "0\n")),
+                                ],
+                            );
+                            (n.into_bytes(), dir)
+                        })
+                        .collect()
+                });
+                Ok(entries.clone())
+            }),
+        )
+    };
     let ipv4 = SynthDir::fixed(
         fs,
         vec![
+            ("conf", ipv4_conf),
             ("ip_default_ttl", fixed("64")),
             ("ip_forward", fixed("0")),
             ("ip_local_port_range", fixed("32768\t60999")),

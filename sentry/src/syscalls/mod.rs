@@ -252,7 +252,7 @@ syscall_table! {
         38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are checked on a 10 ms tick, against time in the application counted as wall time");
         39 getpid() => process::getpid, Full;
         40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => splice::sendfile, Partial("data moves through a 64 KiB sentry buffer; a stream source's bytes that the destination refused are lost");
-        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
+        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_PACKET SOCK_RAW and SOCK_DGRAM on the sentry's links (no filters nor rings); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
         42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Full;
         43 accept(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::accept, Full;
         44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB");

@@ -1,0 +1,676 @@
+//! AF_PACKET sockets on the sentry's own links: `socket(AF_PACKET, SOCK_RAW or SOCK_DGRAM,
+//! htons(protocol))`, which need CAP_NET_RAW (checked by the caller).
+//!
+//! A packet socket is a tap ([`Tap`]) on the stack's device ([`super::link`]): the device
+//! hands every registered tap a copy of each frame it carries, as Linux's `dev_queue_xmit_nit`
+//! and `__netif_receive_skb` do. An outgoing frame (PACKET_OUTGOING) reaches only the taps
+//! bound to ETH_P_ALL, and never the socket that sent it; a received frame reaches the taps
+//! bound to ETH_P_ALL or to its EtherType. A tap bound to an interface index sees that
+//! interface only; protocol 0 sees nothing until a bind names a protocol. The loopback
+//! (index 1, ARPHRD_LOOPBACK) shows each packet the sandbox sends to itself twice (sent,
+//! then received) with an Ethernet header of zero addresses, as Linux's `lo` does; the
+//! pod's link (with `--network sandbox`) shows the frames on the wire, marked host,
+//! broadcast, multicast or other host by their destination.
+//!
+//! A SOCK_RAW socket reads and writes whole frames; a SOCK_DGRAM one the payload only, with
+//! the link header built from the destination `sockaddr_ll` on send. Sending needs an
+//! interface (the destination's, or the bound one: ENXIO without). A frame sent on the
+//! loopback comes back as received, and an IPv4 or IPv6 one goes to the stack; one sent on
+//! the link leaves on the wire.
+//!
+//! While any tap exists, UDP datagrams inside the sandbox go through smoltcp rather than
+//! the sentry's own delivery ([`super::udp`]), so the device sees them.
+//!
+//! Not offered: socket filters (SO_ATTACH_FILTER is ENOPROTOOPT), the mmap rings
+//! (PACKET_RX_RING, PACKET_TX_RING: ENOPROTOOPT) and SOCK_PACKET.
+//!
+//! # Lock order
+//! The stack lock → a tap's wait queue (frames are queued and notified under the stack lock).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::config::LOOPBACK_INDEX;
+use super::inet::{int, int_of};
+use super::stack::{next_id, Stack};
+use super::{InMessage, IoFlags, OutMessage, Socket};
+use crate::abi::Errno;
+use crate::vfs::{Context, FileOps, IoDst, IoSrc, Stat};
+use crate::waiter::{WaitQueue, Wake};
+
+/// `ETH_P_ALL`: every protocol.
+pub const ETH_P_ALL: u16 = 0x0003;
+/// EtherTypes the loopback hands to the stack.
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// Bytes of an Ethernet header.
+pub const ETH_HLEN: usize = 14;
+/// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK`.
+pub const ARPHRD_ETHER: u16 = 1;
+pub const ARPHRD_LOOPBACK: u16 = 772;
+/// `sll_pkttype` values.
+pub const PACKET_HOST: u8 = 0;
+pub const PACKET_BROADCAST: u8 = 1;
+pub const PACKET_MULTICAST: u8 = 2;
+pub const PACKET_OTHERHOST: u8 = 3;
+pub const PACKET_OUTGOING: u8 = 4;
+/// `SOL_PACKET` and its options.
+const SOL_PACKET: i32 = 263;
+const PACKET_ADD_MEMBERSHIP: i32 = 1;
+const PACKET_DROP_MEMBERSHIP: i32 = 2;
+const PACKET_STATISTICS: i32 = 6;
+/// `PACKET_MR_*` membership types.
+const PACKET_MR_MULTICAST: u16 = 0;
+const PACKET_MR_PROMISC: u16 = 1;
+const PACKET_MR_ALLMULTI: u16 = 2;
+const PACKET_MR_UNICAST: u16 = 3;
+/// Bytes of `struct sockaddr_ll` and the offset of its `sll_addr`.
+const SOCKADDR_LL: usize = 20;
+const SLL_ADDR: usize = 12;
+/// Bytes of `struct packet_mreq`.
+const PACKET_MREQ: usize = 16;
+/// Linux's `net.core.rmem_max`/`wmem_max` (the default too) and the least buffers
+/// (SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF).
+const BUF_MAX: usize = super::unix::DEFAULT_BUF;
+const MIN_RCVBUF: usize = 2304;
+const MIN_SNDBUF: usize = 4608;
+/// What a queued frame costs against SO_RCVBUF beyond its bytes (Linux's skb truesize).
+const FRAME_OVERHEAD: usize = 576;
+
+/// The interface a frame travelled on.
+#[derive(Debug, Clone, Copy)]
+pub struct Iface {
+    pub index: i32,
+    /// `ARPHRD_*`.
+    pub hatype: u16,
+}
+
+impl Iface {
+    pub const LOOPBACK: Iface = Iface {
+        index: LOOPBACK_INDEX,
+        hatype: ARPHRD_LOOPBACK,
+    };
+}
+
+/// A frame as a tap keeps it.
+#[derive(Debug)]
+struct Captured {
+    /// The whole frame, Ethernet header first.
+    frame: Vec<u8>,
+    iface: Iface,
+    pkttype: u8,
+}
+
+/// One packet socket's view of the device (under the stack lock).
+#[derive(Debug)]
+pub struct Tap {
+    /// The protocol bound (host order; 0: none, [`ETH_P_ALL`]: every one).
+    protocol: u16,
+    /// The interface bound (0: every one).
+    ifindex: i32,
+    queue: VecDeque<Captured>,
+    /// Bytes charged against `rcvbuf` by the queued frames.
+    charged: usize,
+    rcvbuf: usize,
+    sndbuf: usize,
+    /// Frames queued and dropped since PACKET_STATISTICS last read them.
+    packets: u32,
+    drops: u32,
+    /// PACKET_ADD_MEMBERSHIP entries: (ifindex, type, address).
+    memberships: Vec<(i32, u16, Vec<u8>)>,
+    /// Options only recorded (SO_LINGER, SO_PRIORITY, ...), by (level, name).
+    options: HashMap<(i32, i32), Vec<u8>>,
+    wq: Arc<WaitQueue>,
+}
+
+/// The device's taps, by socket id.
+#[derive(Debug, Default)]
+pub struct Taps {
+    taps: HashMap<u64, Tap>,
+}
+
+impl Taps {
+    pub fn is_empty(&self) -> bool {
+        self.taps.is_empty()
+    }
+
+    /// Hands a copy of the Ethernet `frame` seen on `iface` to every tap that wants it;
+    /// `skip` is the packet socket that sent it (it sees no copy of its own transmission).
+    pub fn capture(&mut self, iface: Iface, frame: &[u8], pkttype: u8, skip: Option<u64>) {
+        if frame.len() < ETH_HLEN {
+            return;
+        }
+        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+        for (id, tap) in &mut self.taps {
+            if Some(*id) == skip || (tap.ifindex != 0 && tap.ifindex != iface.index) {
+                continue;
+            }
+            let wanted = match tap.protocol {
+                0 => false,
+                ETH_P_ALL => true,
+                p => p == ethertype && pkttype != PACKET_OUTGOING,
+            };
+            if !wanted {
+                continue;
+            }
+            let cost = frame.len() + FRAME_OVERHEAD;
+            if tap.charged + cost > tap.rcvbuf && !tap.queue.is_empty() {
+                tap.drops = tap.drops.saturating_add(1);
+                continue;
+            }
+            tap.charged += cost;
+            tap.packets = tap.packets.saturating_add(1);
+            tap.queue.push_back(Captured {
+                frame: frame.to_vec(),
+                iface,
+                pkttype,
+            });
+            tap.wq.notify(Wake::Readable);
+        }
+    }
+
+    /// Hands a copy of an IP packet the loopback carried (no link header) to the taps:
+    /// the loopback's frame has zero addresses and the EtherType of the IP version.
+    pub fn capture_ip(&mut self, packet: &[u8], pkttype: u8) {
+        if self.taps.is_empty() {
+            return;
+        }
+        let ethertype = match packet.first().map(|b| b >> 4) {
+            Some(4) => ETH_P_IP,
+            Some(6) => ETH_P_IPV6,
+            _ => return,
+        };
+        let mut frame = vec![0; ETH_HLEN + packet.len()];
+        frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        frame[ETH_HLEN..].copy_from_slice(packet);
+        self.capture(Iface::LOOPBACK, &frame, pkttype, None);
+    }
+}
+
+/// The `sll_pkttype` of a frame received on a link with hardware address `mac`.
+pub fn pkttype_of(frame: &[u8], mac: [u8; 6]) -> u8 {
+    match frame.get(..6) {
+        Some(d) if d == mac => PACKET_HOST,
+        Some(d) if d == [0xff; 6] => PACKET_BROADCAST,
+        Some(d) if d[0] & 1 == 1 => PACKET_MULTICAST,
+        _ => PACKET_OTHERHOST,
+    }
+}
+
+/// A `sockaddr_ll`.
+fn sockaddr_ll(protocol: u16, ifindex: i32, hatype: u16, pkttype: u8, addr: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; SOCKADDR_LL];
+    b[0..2].copy_from_slice(&(libc::AF_PACKET as u16).to_ne_bytes());
+    b[2..4].copy_from_slice(&protocol.to_be_bytes());
+    b[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+    b[8..10].copy_from_slice(&hatype.to_ne_bytes());
+    b[10] = pkttype;
+    b[11] = addr.len() as u8;
+    b[SLL_ADDR..SLL_ADDR + addr.len()].copy_from_slice(addr);
+    b
+}
+
+/// A parsed `sockaddr_ll`: protocol (host order), interface index, hardware address.
+struct Ll {
+    protocol: u16,
+    ifindex: i32,
+    addr: [u8; 8],
+}
+
+fn parse_ll(addr: &[u8]) -> Result<Ll, Errno> {
+    if addr.len() < SOCKADDR_LL {
+        return Err(Errno::EINVAL);
+    }
+    if i32::from(u16::from_ne_bytes([addr[0], addr[1]])) != libc::AF_PACKET {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Ll {
+        protocol: u16::from_be_bytes([addr[2], addr[3]]),
+        ifindex: i32::from_ne_bytes(addr[4..8].try_into().expect("4 bytes")),
+        addr: addr[SLL_ADDR..SLL_ADDR + 8].try_into().expect("8 bytes"),
+    })
+}
+
+/// A packet socket file.
+pub struct PacketSocket {
+    id: u64,
+    /// SOCK_RAW or SOCK_DGRAM.
+    ty: i32,
+    /// The protocol given to socket(2) (host order), for SO_PROTOCOL.
+    created_protocol: u16,
+    queue: Arc<WaitQueue>,
+    stack: Arc<Stack>,
+}
+
+impl std::fmt::Debug for PacketSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketSocket")
+            .field("id", &self.id)
+            .field("ty", &self.ty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PacketSocket {
+    fn drop(&mut self) {
+        self.stack.lock().taps().taps.remove(&self.id);
+    }
+}
+
+impl PacketSocket {
+    /// A packet socket of type `ty` for `protocol` as socket(2) got it (network order in
+    /// its low 16 bits).
+    ///
+    /// # Errors
+    /// ESOCKTNOSUPPORT for types other than SOCK_RAW and SOCK_DGRAM.
+    pub fn new(stack: &Arc<Stack>, ty: i32, protocol: i32) -> Result<PacketSocket, Errno> {
+        if ty != libc::SOCK_RAW && ty != libc::SOCK_DGRAM {
+            return Err(Errno::ESOCKTNOSUPPORT);
+        }
+        let protocol = u16::from_be(protocol as u16);
+        let s = PacketSocket {
+            id: next_id(),
+            ty,
+            created_protocol: protocol,
+            queue: Arc::new(WaitQueue::new()),
+            stack: stack.clone(),
+        };
+        stack.lock().taps().taps.insert(
+            s.id,
+            Tap {
+                protocol,
+                ifindex: 0,
+                queue: VecDeque::new(),
+                charged: 0,
+                rcvbuf: BUF_MAX,
+                sndbuf: BUF_MAX,
+                packets: 0,
+                drops: 0,
+                memberships: Vec::new(),
+                options: HashMap::new(),
+                wq: s.queue.clone(),
+            },
+        );
+        Ok(s)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Tap) -> R) -> R {
+        let mut g = self.stack.lock();
+        f(g.taps().taps.get_mut(&self.id).expect("registered"))
+    }
+
+    /// The hardware address and type of interface `index`, or ENODEV.
+    fn iface(&self, index: i32) -> Result<(Iface, [u8; 6]), Errno> {
+        let g = self.stack.lock();
+        if index == LOOPBACK_INDEX {
+            return Ok((Iface::LOOPBACK, [0; 6]));
+        }
+        match (g.link_index, g.link_mac()) {
+            (Some(i), Some(mac)) if i == index => Ok((
+                Iface {
+                    index,
+                    hatype: ARPHRD_ETHER,
+                },
+                mac,
+            )),
+            _ => Err(Errno::ENODEV),
+        }
+    }
+
+    /// One receive attempt of at most `len` bytes: `None` when nothing is queued.
+    fn take(&self, len: usize, peek: bool) -> Option<InMessage> {
+        self.with(|tap| {
+            if peek {
+                return tap.queue.front().map(|c| self.message(c, len));
+            }
+            let c = tap.queue.pop_front()?;
+            tap.charged -= c.frame.len() + FRAME_OVERHEAD;
+            Some(self.message(&c, len))
+        })
+    }
+
+    fn message(&self, c: &Captured, len: usize) -> InMessage {
+        let data = if self.ty == libc::SOCK_DGRAM {
+            &c.frame[ETH_HLEN..]
+        } else {
+            &c.frame[..]
+        };
+        let protocol = u16::from_be_bytes([c.frame[12], c.frame[13]]);
+        let n = data.len().min(len);
+        InMessage {
+            data: data[..n].to_vec(),
+            full_len: data.len(),
+            from: Some(sockaddr_ll(
+                protocol,
+                c.iface.index,
+                c.iface.hatype,
+                c.pkttype,
+                &c.frame[6..12],
+            )),
+            ..InMessage::default()
+        }
+    }
+}
+
+impl Socket for PacketSocket {
+    fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
+        let ll = parse_ll(addr)?;
+        if ll.ifindex != 0 {
+            self.iface(ll.ifindex)?;
+        }
+        self.with(|tap| {
+            tap.ifindex = ll.ifindex;
+            if ll.protocol != 0 {
+                tap.protocol = ll.protocol;
+            }
+        });
+        Ok(())
+    }
+
+    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn accept(
+        &self,
+        _t: &mut dyn Context,
+        _nonblocking: bool,
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn connect(&self, _t: &mut dyn Context, _addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn send(
+        &self,
+        _t: &mut dyn Context,
+        mut msg: OutMessage,
+        src: &mut dyn IoSrc,
+        _flags: IoFlags,
+    ) -> Result<usize, Errno> {
+        let (bound_index, bound_protocol) = self.with(|tap| (tap.ifindex, tap.protocol));
+        let (ifindex, protocol, dst) = match msg.to.as_deref() {
+            Some(a) => {
+                let ll = parse_ll(a)?;
+                (ll.ifindex, ll.protocol, ll.addr)
+            }
+            None => (bound_index, bound_protocol, [0; 8]),
+        };
+        if ifindex == 0 {
+            return Err(Errno::ENXIO);
+        }
+        let (iface, mac) = self.iface(ifindex)?;
+        let mtu = if iface.index == LOOPBACK_INDEX {
+            super::config::LOOPBACK_MTU as usize
+        } else {
+            self.stack.lock().link_mtu()
+        };
+        let header = if self.ty == libc::SOCK_RAW {
+            0
+        } else {
+            ETH_HLEN
+        };
+        if src.remaining() + header > mtu + ETH_HLEN {
+            return Err(Errno::EMSGSIZE);
+        }
+        msg.data = super::gather(src)?;
+        let len = msg.data.len();
+        let frame = if self.ty == libc::SOCK_RAW {
+            if len < ETH_HLEN {
+                return Err(Errno::EINVAL);
+            }
+            msg.data
+        } else {
+            let mut f = Vec::with_capacity(ETH_HLEN + len);
+            f.extend_from_slice(&dst[..6]);
+            f.extend_from_slice(&mac);
+            f.extend_from_slice(&protocol.to_be_bytes());
+            f.extend_from_slice(&msg.data);
+            f
+        };
+        let mut g = self.stack.lock();
+        g.send_frame(iface, frame, self.id);
+        g.pump();
+        Ok(len)
+    }
+
+    fn recv(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        let len = dst.remaining();
+        let m = t.block_on(&[&self.queue], None, || match self.take(len, flags.peek) {
+            Some(m) => Some(Ok(m)),
+            None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+            None => None,
+        })?;
+        super::deliver(m, dst)
+    }
+
+    fn rx_queued(&self) -> Result<usize, Errno> {
+        Ok(self.with(|tap| {
+            tap.queue.front().map_or(0, |c| {
+                if self.ty == libc::SOCK_DGRAM {
+                    c.frame.len() - ETH_HLEN
+                } else {
+                    c.frame.len()
+                }
+            })
+        }))
+    }
+
+    fn local_addr(&self) -> Vec<u8> {
+        let (protocol, ifindex) = self.with(|tap| (tap.protocol, tap.ifindex));
+        match self.iface(ifindex) {
+            Ok((iface, mac)) if ifindex != 0 => {
+                sockaddr_ll(protocol, ifindex, iface.hatype, 0, &mac)[..SLL_ADDR + 6].to_vec()
+            }
+            _ => sockaddr_ll(protocol, ifindex, 0, 0, &[])[..SLL_ADDR].to_vec(),
+        }
+    }
+
+    fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn shutdown(&self, _how: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        self.with(|tap| {
+            Ok(match (level, name) {
+                (libc::SOL_SOCKET, libc::SO_TYPE) => int(self.ty),
+                (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_PACKET),
+                (libc::SOL_SOCKET, libc::SO_PROTOCOL) => {
+                    int(i32::from(self.created_protocol.to_be()))
+                }
+                (libc::SOL_SOCKET, libc::SO_ERROR | libc::SO_ACCEPTCONN) => int(0),
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(tap.sndbuf as i32),
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(tap.rcvbuf as i32),
+                (libc::SOL_SOCKET, libc::SO_LINGER) => tap
+                    .options
+                    .get(&(level, name))
+                    .cloned()
+                    .unwrap_or_else(|| vec![0; 8]),
+                (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER | libc::SO_DETACH_FILTER) => {
+                    return Err(Errno::ENOPROTOOPT)
+                }
+                (SOL_PACKET, PACKET_STATISTICS) => {
+                    // struct tpacket_stats { tp_packets, tp_drops }: counted since the last
+                    // read, dropped frames included in the packets.
+                    let mut v = tap.packets.saturating_add(tap.drops).to_ne_bytes().to_vec();
+                    v.extend_from_slice(&tap.drops.to_ne_bytes());
+                    tap.packets = 0;
+                    tap.drops = 0;
+                    v
+                }
+                (libc::SOL_SOCKET, _) => tap
+                    .options
+                    .get(&(level, name))
+                    .cloned()
+                    .unwrap_or_else(|| int(0)),
+                _ => return Err(Errno::ENOPROTOOPT),
+            })
+        })
+    }
+
+    fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_SNDBUF) => {
+                let v = (int_of(value)? as u32 as usize).min(BUF_MAX) * 2;
+                self.with(|tap| {
+                    if name == libc::SO_RCVBUF {
+                        tap.rcvbuf = v.max(MIN_RCVBUF);
+                    } else {
+                        tap.sndbuf = v.max(MIN_SNDBUF);
+                    }
+                });
+                Ok(())
+            }
+            // No filter can be attached, so there is none to detach.
+            (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => Err(Errno::ENOENT),
+            (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) => Err(Errno::ENOPROTOOPT),
+            (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                if value.len() < 8 {
+                    return Err(Errno::EINVAL);
+                }
+                self.with(|tap| tap.options.insert((level, name), value[..8].to_vec()));
+                Ok(())
+            }
+            (libc::SOL_SOCKET, _) => {
+                if value.len() < 4 {
+                    return Err(Errno::EINVAL);
+                }
+                self.with(|tap| tap.options.insert((level, name), value[..4].to_vec()));
+                Ok(())
+            }
+            (SOL_PACKET, PACKET_ADD_MEMBERSHIP | PACKET_DROP_MEMBERSHIP) => {
+                if value.len() < PACKET_MREQ - 8 {
+                    return Err(Errno::EINVAL);
+                }
+                let ifindex = i32::from_ne_bytes(value[0..4].try_into().expect("4 bytes"));
+                let ty = u16::from_ne_bytes([value[4], value[5]]);
+                let alen = usize::from(u16::from_ne_bytes([value[6], value[7]]));
+                let addr = value.get(8..8 + alen).ok_or(Errno::EINVAL)?.to_vec();
+                self.iface(ifindex)?;
+                if !matches!(
+                    ty,
+                    PACKET_MR_MULTICAST
+                        | PACKET_MR_PROMISC
+                        | PACKET_MR_ALLMULTI
+                        | PACKET_MR_UNICAST
+                ) {
+                    return Err(Errno::EINVAL);
+                }
+                let entry = (ifindex, ty, addr);
+                self.with(|tap| {
+                    if name == PACKET_ADD_MEMBERSHIP {
+                        tap.memberships.push(entry);
+                        Ok(())
+                    } else {
+                        let i = tap
+                            .memberships
+                            .iter()
+                            .position(|m| *m == entry)
+                            .ok_or(Errno::EADDRNOTAVAIL)?;
+                        tap.memberships.remove(i);
+                        Ok(())
+                    }
+                })
+            }
+            _ => Err(Errno::ENOPROTOOPT),
+        }
+    }
+}
+
+impl FileOps for PacketSocket {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(crate::vfs::socket::stat(self.id))
+    }
+
+    fn readiness(&self) -> u32 {
+        let readable = self.with(|tap| !tap.queue.is_empty());
+        let mut r = (libc::POLLOUT | libc::POLLWRNORM) as u32;
+        if readable {
+            r |= (libc::POLLIN | libc::POLLRDNORM) as u32;
+        }
+        r
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(dst: [u8; 6], ethertype: u16) -> Vec<u8> {
+        let mut f = vec![0; ETH_HLEN + 4];
+        f[..6].copy_from_slice(&dst);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    fn tap(protocol: u16, ifindex: i32) -> Tap {
+        Tap {
+            protocol,
+            ifindex,
+            queue: VecDeque::new(),
+            charged: 0,
+            rcvbuf: BUF_MAX,
+            sndbuf: BUF_MAX,
+            packets: 0,
+            drops: 0,
+            memberships: Vec::new(),
+            options: HashMap::new(),
+            wq: Arc::new(WaitQueue::new()),
+        }
+    }
+
+    #[test]
+    fn taps_follow_protocol_interface_and_direction() {
+        let mut taps = Taps::default();
+        taps.taps.insert(1, tap(ETH_P_ALL, 0));
+        taps.taps.insert(2, tap(ETH_P_IP, LOOPBACK_INDEX));
+        taps.taps.insert(3, tap(ETH_P_IP, 2));
+        taps.taps.insert(4, tap(0, 0));
+        let f = frame([0; 6], ETH_P_IP);
+        taps.capture(Iface::LOOPBACK, &f, PACKET_OUTGOING, None);
+        taps.capture(Iface::LOOPBACK, &f, PACKET_HOST, None);
+        taps.capture(Iface::LOOPBACK, &frame([0; 6], 0x0806), PACKET_HOST, None);
+        let n = |taps: &Taps, id| taps.taps[&id].queue.len();
+        // ETH_P_ALL: both directions and every protocol; ETH_P_IP: received IPv4 only, on
+        // its interface; protocol 0: nothing.
+        assert_eq!(
+            (n(&taps, 1), n(&taps, 2), n(&taps, 3), n(&taps, 4)),
+            (3, 1, 0, 0)
+        );
+        taps.capture(Iface::LOOPBACK, &f, PACKET_OUTGOING, Some(1));
+        assert_eq!(n(&taps, 1), 3, "the sender sees no copy of its own frame");
+    }
+
+    #[test]
+    fn pkttype_by_destination() {
+        let mac = [2, 0, 0, 0, 0, 1];
+        assert_eq!(pkttype_of(&frame(mac, ETH_P_IP), mac), PACKET_HOST);
+        assert_eq!(
+            pkttype_of(&frame([0xff; 6], ETH_P_IP), mac),
+            PACKET_BROADCAST
+        );
+        assert_eq!(
+            pkttype_of(&frame([1, 0, 0x5e, 0, 0, 1], ETH_P_IP), mac),
+            PACKET_MULTICAST
+        );
+        assert_eq!(
+            pkttype_of(&frame([2, 0, 0, 0, 0, 2], ETH_P_IP), mac),
+            PACKET_OTHERHOST
+        );
+    }
+}
