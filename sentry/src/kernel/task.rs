@@ -36,6 +36,7 @@ use platform::{Context, CpuState, Exit, Interrupter};
 use super::keys::Key;
 use super::pidns::PidNamespace;
 use super::pids::ChildState;
+use super::ptrace::{self, PtraceState};
 use super::sched::SchedAttr;
 use super::seccomp::SeccompState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
@@ -165,6 +166,9 @@ pub struct TaskHandle {
     /// The thread's session keyring ([`super::keys`]); None until it joins one or first
     /// needs the initial one. A child starts with its parent's. A leaf lock.
     pub session_keyring: Mutex<Option<Arc<Key>>>,
+    /// Who traces the task and its ptrace-stop ([`super::ptrace`]); after `sig` in the lock
+    /// order, a leaf.
+    pub ptrace: Mutex<PtraceState>,
 }
 
 /// The task state other tasks may inspect through `/proc`: the task publishes it when it
@@ -201,6 +205,7 @@ impl TaskHandle {
             personality: AtomicU32::new(0),
             mempolicy: Mutex::new(NumaPolicy::default()),
             session_keyring: Mutex::new(None),
+            ptrace: Mutex::new(PtraceState::default()),
         })
     }
 
@@ -266,6 +271,8 @@ pub struct Task {
     /// Return addresses of system calls found unpatchable, direct-mapped (a stale entry only
     /// leaves a site trapping): spares such calls the mm lock on every trap.
     patch_refused: [u64; PATCH_REFUSED_SLOTS],
+    /// The tracee's own ptrace state: how it was resumed, group-stop and listen progress.
+    pub(super) ptrace: ptrace::Local,
 }
 
 impl std::fmt::Debug for Task {
@@ -386,6 +393,7 @@ impl Task {
             exit_request: None,
             acct: Accountant::start(),
             patch_refused: [0; PATCH_REFUSED_SLOTS],
+            ptrace: ptrace::Local::default(),
         }
     }
 
@@ -412,9 +420,11 @@ impl Task {
 
     /// `Running`: switches into the application and handles how it came back.
     fn run_app(&mut self) -> RunState {
+        self.ptrace_before_switch();
         self.acct.enter_app(&self.handle.clock);
         let switched = self.ctx.switch(self.mm.address_space(), &mut self.cpu);
         self.acct.leave_app(&self.handle.clock);
+        self.ptrace_after_switch(matches!(switched, Ok(Exit::Syscall)));
         let exit = match switched {
             Ok(exit) => exit,
             Err(e) => {
@@ -430,9 +440,18 @@ impl Task {
                 if self.kernel.test_panic_syscall == Some(self.cpu.regs.orig_rax) {
                     panic!("test hook: system call {}", self.cpu.regs.orig_rax);
                 }
-                self.maybe_patch_syscall();
                 let dispatch = self.kernel.syscalls;
-                dispatch(self);
+                if self.ptrace.step == ptrace::Step::Continue {
+                    self.maybe_patch_syscall();
+                    dispatch(self);
+                    // Resumed with PTRACE_SYSCALL at an event stop inside the call.
+                    if self.ptrace.step != ptrace::Step::Continue {
+                        self.syscall_exit_stop();
+                    }
+                } else {
+                    // Syscall-stops; a traced call site stays unpatched for the tracer.
+                    self.traced_syscall(dispatch);
+                }
                 if let Some(status) = self.exit_request.take() {
                     return RunState::Exiting(status);
                 }
@@ -516,6 +535,7 @@ impl Task {
 
     /// Thread exit: clear_child_tid, vfork completion, leave the tables.
     fn finish(mut self, status: ExitStatus) {
+        self.ptrace_exit_event(status);
         if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
             t.exiting = true;
         }
@@ -591,8 +611,8 @@ impl Task {
     /// delivers one pending signal; with none left, finishes the interrupted system call
     /// (`restart`) and returns to the application.
     fn handle_interrupt(&mut self, restart: Option<Restart>) -> RunState {
-        let next = {
-            let mut s = self.tg.sig();
+        let stopped = {
+            let s = self.tg.sig();
             if let Some(status) = s.exit {
                 return RunState::Exiting(status);
             }
@@ -603,9 +623,17 @@ impl Task {
             if self.kernel.freezer.is_frozen() && !s.must_die(self.tid) {
                 return RunState::Frozen(restart);
             }
-            if s.stopped {
-                return RunState::GroupStopped(restart);
-            }
+            s.stopped
+        };
+        // A tracee reports a group stop (and PTRACE_INTERRUPT) to its tracer and runs on
+        // when resumed; anyone else sleeps in it.
+        match self.ptrace_before_signals(stopped) {
+            None => return RunState::Interrupted(restart),
+            Some(true) => return RunState::GroupStopped(restart),
+            Some(false) => {}
+        }
+        let next = {
+            let mut s = self.tg.sig();
             let Some(me) = s.threads.get(&self.tid) else {
                 return RunState::Running;
             };
@@ -623,6 +651,12 @@ impl Task {
         let Some((info, act)) = next else {
             self.finish_without_handler(restart);
             return RunState::Running;
+        };
+        // A tracee's signals go through its tracer first (signal-delivery-stop).
+        let (info, act) = match self.ptrace_signal(info) {
+            Some(i) if i == info => (i, act),
+            Some(i) => (i, self.tg.sig().action(i.signo)),
+            None => return RunState::Interrupted(restart),
         };
         match signal::disposition(info.signo, &act) {
             Disposition::Ignore => RunState::Interrupted(restart),
@@ -691,6 +725,7 @@ impl Task {
                 return;
             }
             s.stopped = true;
+            s.stop_signal = sig;
             s.stop_event = Some(StopEvent::Stopped(sig));
             s.kick_all();
         }
@@ -732,7 +767,7 @@ impl Task {
     /// Whether a blocking wait must stop: a deliverable signal, group exit or stop, or a
     /// kernel pause.
     pub fn interrupted(&self) -> bool {
-        if self.kernel.freezer.is_frozen() {
+        if self.kernel.freezer.is_frozen() || self.handle.ptrace.lock().unwrap().interrupt {
             return true;
         }
         let s = self.tg.sig();
@@ -932,6 +967,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         }
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
+    ptrace::task_exited(&mut tree, handle, last.unwrap_or(status), last.is_some());
     if let Some(final_status) = last {
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
