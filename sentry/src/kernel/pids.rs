@@ -427,9 +427,7 @@ impl Tree {
         // their exit signal (as with __WALL).
         let pick = |tree: &Tree, tid: i32, tgid: i32| match sel {
             WaitSel::Any => true,
-            WaitSel::Pid(pid) => {
-                tid == pid || (tgid == pid && !tree.tasks.contains_key(&pid))
-            }
+            WaitSel::Pid(pid) => tid == pid || (tgid == pid && !tree.tasks.contains_key(&pid)),
             WaitSel::Pgid(g) => {
                 let g = if g == 0 { my_pgid } else { g };
                 tree.procs.get(&tgid).is_some_and(|p| p.pgid == g)
@@ -465,7 +463,11 @@ impl Tree {
             })
             .collect();
         if candidates.is_empty() {
-            return if tracees { Ok(None) } else { Err(Errno::ECHILD) };
+            return if tracees {
+                Ok(None)
+            } else {
+                Err(Errno::ECHILD)
+            };
         }
         for c in candidates {
             let cp = &self.procs[&c];

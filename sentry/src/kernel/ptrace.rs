@@ -363,7 +363,11 @@ fn collected(tree: &mut Tree, h: &Arc<TaskHandle>) {
     if h.tid != tgid {
         return;
     }
-    if let Some(pp) = tree.procs.get(&tgid).and_then(|p| tree.procs.get(&p.parent)) {
+    if let Some(pp) = tree
+        .procs
+        .get(&tgid)
+        .and_then(|p| tree.procs.get(&p.parent))
+    {
         pp.tg.child_events.notify_all();
     }
 }
@@ -771,11 +775,7 @@ impl Task {
         if std::mem::take(&mut self.ptrace.set_tf) {
             self.cpu.regs.eflags &= !EFLAGS_TF;
             if syscall && self.ptrace.step.single() {
-                self.force_signal(SigInfo::fault(
-                    libc::SIGTRAP,
-                    TRAP_TRACE,
-                    self.cpu.regs.rip,
-                ));
+                self.force_signal(SigInfo::fault(libc::SIGTRAP, TRAP_TRACE, self.cpu.regs.rip));
             }
         }
     }

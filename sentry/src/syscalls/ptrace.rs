@@ -225,8 +225,8 @@ fn request_on(
             in_stop(h, |st| {
                 let seized = st.seized;
                 let stop = stop_of(st);
-                let event_stop = stop.kind == StopKind::Group
-                    || stop.kind == StopKind::Event(kp::EVENT_STOP);
+                let event_stop =
+                    stop.kind == StopKind::Group || stop.kind == StopKind::Event(kp::EVENT_STOP);
                 if !seized || !event_stop {
                     return Err(Errno::EIO);
                 }
@@ -261,7 +261,7 @@ fn request_on(
         }
         PEEKUSR => {
             let off = addr.0;
-            if off % 8 != 0 || off >= USER_SIZE {
+            if !off.is_multiple_of(8) || off >= USER_SIZE {
                 return Err(Errno::EIO);
             }
             let word = in_stop(h, |st| {
@@ -280,7 +280,7 @@ fn request_on(
         }
         POKEUSR => {
             let off = addr.0;
-            if off % 8 != 0 || off >= USER_SIZE {
+            if !off.is_multiple_of(8) || off >= USER_SIZE {
                 return Err(Errno::EIO);
             }
             in_stop(h, |st| {
@@ -571,7 +571,11 @@ fn set_reg(r: &mut platform::Regs, i: usize, v: u64) -> Result<(), Errno> {
 fn set_regs(r: &mut platform::Regs, bytes: &[u8]) -> Result<(), Errno> {
     let mut new = *r;
     for (i, w) in bytes.chunks_exact(8).enumerate().take(27) {
-        set_reg(&mut new, i, u64::from_le_bytes(w.try_into().expect("8 bytes")))?;
+        set_reg(
+            &mut new,
+            i,
+            u64::from_le_bytes(w.try_into().expect("8 bytes")),
+        )?;
     }
     *r = new;
     Ok(())
