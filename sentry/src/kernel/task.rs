@@ -23,6 +23,12 @@
 //! status of a SIGKILLed program (128 + 9), which is what its waiter reports. The kernel's
 //! timer thread follows the same policy: without it, every timer would stop firing.
 //!
+//! A traced task ([`super::ptrace`]) makes its ptrace-stops inside these steps: in
+//! `Interrupted` a group stop is reported to the tracer once (and then run through, as Linux
+//! does after `PTRACE_CONT`) instead of sleeping in `GroupStopped`, and every dequeued signal
+//! first passes a signal-delivery-stop; in `Running` the syscall-stops wrap the dispatch; at
+//! `Exiting` the exit event stop comes before leaving the tables.
+//!
 //! A system call reaches the loop only through two outputs: [`Task::restart`] (how an
 //! interrupted call continues, Linux's ERESTART* codes) and the exit request of
 //! [`Task::exit_thread`] / [`Task::exit_group`].
