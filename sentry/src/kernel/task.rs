@@ -638,6 +638,7 @@ impl Task {
             Some(true) => return RunState::GroupStopped(restart),
             Some(false) => {}
         }
+        let traced = self.ptraced();
         let next = {
             let mut s = self.tg.sig();
             let Some(me) = s.threads.get(&self.tid) else {
@@ -652,7 +653,29 @@ impl Task {
                 Some(i) => Some(i),
                 None => s.shared.pop(mask),
             };
-            info.map(|i| (i, s.action(i.signo)))
+            let next = info.map(|i| (i, s.action(i.signo)));
+            // A stop signal enters the group stop under the lock that dequeued it (as Linux),
+            // so that a SIGCONT sent meanwhile finds the stop and ends it. A tracee's tracer
+            // sees the signal first.
+            match next {
+                Some((i, act))
+                    if !traced && signal::disposition(i.signo, &act) == Disposition::Stop =>
+                {
+                    Some(Err(enter_group_stop(&mut s, i.signo)))
+                }
+                n => n.map(Ok),
+            }
+        };
+        let next = match next {
+            Some(Err(stopped)) => {
+                if let Some(sig) = stopped {
+                    let tree = self.kernel.tree();
+                    tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
+                }
+                return RunState::Interrupted(restart);
+            }
+            Some(Ok(n)) => Some(n),
+            None => None,
         };
         let Some((info, act)) = next else {
             self.finish_without_handler(restart);
@@ -725,17 +748,9 @@ impl Task {
     /// Enters group stop for `sig` and tells the parent.
     fn group_stop(&mut self, sig: i32) {
         let tree = self.kernel.tree();
-        {
-            let mut s = self.tg.sig();
-            if s.exit.is_some() {
-                return;
-            }
-            s.stopped = true;
-            s.stop_signal = sig;
-            s.stop_event = Some(StopEvent::Stopped(sig));
-            s.kick_all();
+        if enter_group_stop(&mut self.tg.sig(), sig).is_some() {
+            tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
         }
-        tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
     }
 
     /// Ends this thread only (`exit(2)`) when the current system call returns.
@@ -921,6 +936,19 @@ impl Task {
     pub fn pull_fp(&mut self) -> Result<(), platform::Error> {
         self.ctx.pull_fp(self.mm.address_space(), &mut self.cpu)
     }
+}
+
+/// Puts the thread group whose signal state is `s` into a group stop for `sig` (unless it is
+/// exiting); Some(sig) when it did, and the parent is to be told.
+fn enter_group_stop(s: &mut signal::SigState, sig: i32) -> Option<i32> {
+    if s.exit.is_some() {
+        return None;
+    }
+    s.stopped = true;
+    s.stop_signal = sig;
+    s.stop_event = Some(StopEvent::Stopped(sig));
+    s.kick_all();
+    Some(sig)
 }
 
 /// Ends the sandbox after task `handle` panicked (see the module documentation): the panic
