@@ -780,3 +780,119 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::pids::{WaitOpts, WaitSel};
+    use super::super::{PidNamespace, ThreadGroup};
+    use super::*;
+    use crate::abi::Errno;
+
+    /// Adds a one-thread process with parent `parent`; returns its handle.
+    fn spawn(t: &mut Tree, ns: &Arc<PidNamespace>, parent: i32) -> Arc<TaskHandle> {
+        let pid = ns.alloc(true).unwrap();
+        let tg = Arc::new(ThreadGroup::new(pid, ns.clone(), "c".into()));
+        t.add_proc(tg.clone(), parent, libc::SIGCHLD);
+        let h = TaskHandle::new(pid, tg, b"t".to_vec());
+        super::super::task::register_thread(&h, 0);
+        t.tasks.insert(pid, h.clone());
+        h
+    }
+
+    /// The only thread of `h`'s process exits with `status` (as `thread_finished` does).
+    fn exit(t: &mut Tree, h: &Arc<TaskHandle>, status: ExitStatus) {
+        t.tasks.remove(&h.tid);
+        h.tg.sig().threads.remove(&h.tid);
+        task_exited(t, h, status, true);
+        t.process_exited(h.tg.tgid, status);
+    }
+
+    fn exited() -> WaitOpts {
+        WaitOpts {
+            exited: true,
+            ..WaitOpts::default()
+        }
+    }
+
+    fn tracer(h: &TaskHandle) -> Tracer {
+        Tracer {
+            tid: h.tid,
+            tgid: h.tid,
+        }
+    }
+
+    #[test]
+    fn the_parent_sees_a_traced_exit_after_the_tracer() {
+        let ns = PidNamespace::new_root();
+        let mut t = Tree::default();
+        let init = spawn(&mut t, &ns, 0);
+        let child = spawn(&mut t, &ns, init.tid);
+        let tracer_proc = spawn(&mut t, &ns, init.tid);
+        attach(&mut t, &child, tracer(&tracer_proc), false, None).unwrap();
+        assert_eq!(
+            attach(&mut t, &child, tracer(&init), false, None),
+            Err(Errno::EPERM),
+            "one tracer at a time"
+        );
+        exit(&mut t, &child, ExitStatus::Exited(5));
+        let pid = WaitSel::Pid(child.tid);
+        assert_eq!(t.wait_child(init.tid, pid, exited()), Ok(None), "held");
+        let got = t
+            .wait_child(tracer_proc.tid, pid, exited())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.0, got.1),
+            (child.tid, ChildState::Exited(ExitStatus::Exited(5)))
+        );
+        assert_eq!(
+            t.wait_child(tracer_proc.tid, pid, exited()),
+            Err(Errno::ECHILD),
+            "collected once"
+        );
+        let got = t.wait_child(init.tid, pid, exited()).unwrap().unwrap();
+        assert_eq!(got.1, ChildState::Exited(ExitStatus::Exited(5)));
+    }
+
+    #[test]
+    fn a_parent_tracing_its_child_sees_its_exit_once() {
+        let ns = PidNamespace::new_root();
+        let mut t = Tree::default();
+        let init = spawn(&mut t, &ns, 0);
+        let child = spawn(&mut t, &ns, init.tid);
+        attach(&mut t, &child, tracer(&init), false, None).unwrap();
+        exit(&mut t, &child, ExitStatus::Exited(2));
+        let pid = WaitSel::Pid(child.tid);
+        assert!(t.wait_child(init.tid, pid, exited()).unwrap().is_some());
+        assert_eq!(t.wait_child(init.tid, pid, exited()), Err(Errno::ECHILD));
+        assert!(t.ptraced.is_empty());
+    }
+
+    #[test]
+    fn a_tracer_exit_lets_its_tracees_go() {
+        let ns = PidNamespace::new_root();
+        let mut t = Tree::default();
+        let init = spawn(&mut t, &ns, 0);
+        let child = spawn(&mut t, &ns, init.tid);
+        let tracer_proc = spawn(&mut t, &ns, init.tid);
+        attach(
+            &mut t,
+            &child,
+            tracer(&tracer_proc),
+            false,
+            Some(O_EXITKILL),
+        )
+        .unwrap();
+        exit(&mut t, &tracer_proc, ExitStatus::Exited(0));
+        assert!(child.ptrace.lock().unwrap().tracer.is_none());
+        assert!(t.ptraced.is_empty());
+        assert_eq!(
+            child.tg.sig().exit,
+            Some(ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false
+            }),
+            "PTRACE_O_EXITKILL"
+        );
+    }
+}
