@@ -25,7 +25,8 @@
 //! tracees (Linux accepts only the tracing thread); segment selectors are read but not
 //! written; no hardware breakpoints (debug registers read as 0, only 0 can be written);
 //! `PTRACE_EVENT_SECCOMP` is not offered; a non-leader thread's execve keeps its own thread
-//! ID (the sentry's execve does not steal the leader's), so the exec event reports it.
+//! ID (the sentry's execve does not steal the leader's), so the exec event reports it; a
+//! kernel pause (checkpoint) times out while a tracee is in a ptrace-stop.
 //!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `TaskHandle::ptrace`; nothing is locked under
@@ -216,12 +217,14 @@ pub fn attach(
         if st.tracer.is_some() {
             return Err(crate::abi::Errno::EPERM);
         }
-        *st = PtraceState {
-            tracer: Some(tracer),
-            seized: seize.is_some(),
-            options: seize.unwrap_or(0),
-            ..PtraceState::default()
-        };
+        // A stop left by a former tracer (resumed, the tracee not yet out of it) stays.
+        st.tracer = Some(tracer);
+        st.seized = seize.is_some();
+        st.options = seize.unwrap_or(0);
+        st.interrupt = false;
+        st.event_msg = 0;
+        st.exited = None;
+        st.debugreg = [0; 8];
     }
     tree.ptraced.insert(target.tid, target.clone());
     if stop {
@@ -535,9 +538,12 @@ impl Task {
                 let resumed = st.stop.as_ref().and_then(|s| s.resume);
                 let gone = st.tracer.is_none();
                 if resumed.is_some() || gone || die {
-                    let stop = st.stop.take().expect("in a stop");
+                    let stop = st.stop.take();
                     drop(st);
-                    self.cpu = stop.cpu;
+                    let siginfo = stop.and_then(|stop| {
+                        self.cpu = stop.cpu;
+                        stop.siginfo
+                    });
                     if die {
                         return None;
                     }
@@ -547,7 +553,7 @@ impl Task {
                         _ => Step::Continue,
                     };
                     self.ptrace.listening = how == Resume::Listen;
-                    return Some((how, stop.siginfo));
+                    return Some((how, siginfo));
                 }
             }
             self.handle.waiter.wait(None);
