@@ -177,6 +177,8 @@ struct Snapshot {
     vtgid: i32,
     vtid: i32,
     ppid: i32,
+    /// The tracing process (`TracerPid:`), 0 when untraced.
+    tracer: i32,
     pgid: i32,
     sid: i32,
     /// `NStgid:` and `NSpid:`, from the `/proc` instance's namespace down to the process's.
@@ -212,6 +214,10 @@ impl Snapshot {
             _ => threads.first().and_then(|t| tree.tasks.get(t)).cloned(),
         };
         let view = handle.as_ref().and_then(|h| h.view.lock().unwrap().clone());
+        let tracer = handle
+            .as_ref()
+            .and_then(|h| h.ptrace.lock().unwrap().tracer)
+            .map_or(0, |t| shown(t.tgid));
         Ok(Snapshot {
             kernel: kernel.clone(),
             tgid,
@@ -219,6 +225,7 @@ impl Snapshot {
             vtgid,
             vtid,
             ppid: shown(p.parent),
+            tracer,
             pgid: shown(p.pgid),
             sid: shown(p.sid),
             nstgid: ns.ids_down_to(&p.tg.pidns, tgid),
@@ -1074,7 +1081,7 @@ fn status_text(s: &Snapshot) -> String {
     let allowed = allowed_cpus(affinity.as_deref());
     let mut out = format!(
         "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\n\
-         PPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
+         PPid:\t{ppid}\nTracerPid:\t{tracer}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
          Groups:\t{groups}\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
         c.uid,
         c.euid,
@@ -1092,6 +1099,7 @@ fn status_text(s: &Snapshot) -> String {
         nstgid = join_ids(&s.nstgid),
         nspid = join_ids(&s.nspid),
         ppid = s.ppid,
+        tracer = s.tracer,
         pgid = s.pgid,
         sid = s.sid,
     );

@@ -172,6 +172,8 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         ns.release(tid);
         return Err(e);
     }
+    // A tracee's child is traced too when its tracer's options (or CLONE_PTRACE) say so.
+    let (event, traced) = super::ptrace::clone_event(&t.handle, f, a.exit_signal);
     {
         let mut tree = kernel.tree();
         if f & CLONE_THREAD == 0 {
@@ -187,6 +189,9 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         }
         tree.tasks.insert(tid, handle.clone());
         register_thread(&handle, t.sigmask());
+        if traced {
+            super::ptrace::trace_child(&mut tree, &t.handle, &handle);
+        }
     }
     let vfork_done = (f & CLONE_VFORK != 0).then(|| VforkDone::new(t.handle.waiter.clone()));
     let altstack = if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
@@ -225,8 +230,19 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         tree.forget_id(tid, &ns);
         return Err(Errno::EAGAIN);
     }
+    let msg = if traced || event.is_some() || t.ptraced() {
+        t.tracer_view_of(tid)
+    } else {
+        0
+    };
+    if let Some(event) = event {
+        t.ptrace_event(event, msg);
+    }
     if let Some(done) = vfork_done {
         t.wait_vfork(&done);
+        if t.ptrace_option(super::ptrace::O_TRACEVFORKDONE) {
+            t.ptrace_event(super::ptrace::EVENT_VFORK_DONE, msg);
+        }
     }
     Ok(vtid)
 }

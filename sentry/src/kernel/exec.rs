@@ -105,6 +105,7 @@ pub fn execve(
     if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
         p.did_exec = true;
     }
+    t.ptrace_exec();
     Ok(())
 }
 

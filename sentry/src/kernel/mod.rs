@@ -36,6 +36,7 @@ pub mod pidfd;
 pub mod pidns;
 pub mod pids;
 pub mod pipe;
+pub mod ptrace;
 pub mod restore;
 pub mod sched;
 pub mod seccomp;

@@ -55,6 +55,8 @@ pub enum ChildState {
     Exited(ExitStatus),
     Stopped(i32),
     Continued,
+    /// A tracee's ptrace-stop, with the status bits above the low byte (signal and event).
+    Trapped(i32),
 }
 
 impl ChildState {
@@ -64,6 +66,7 @@ impl ChildState {
             ChildState::Exited(s) => s.wait_status(),
             ChildState::Stopped(sig) => 0x7f | (sig << 8),
             ChildState::Continued => 0xffff,
+            ChildState::Trapped(code) => 0x7f | (code << 8),
         }
     }
 
@@ -76,6 +79,7 @@ impl ChildState {
             }
             ChildState::Stopped(sig) => (CLD_STOPPED, sig),
             ChildState::Continued => (CLD_CONTINUED, libc::SIGCONT),
+            ChildState::Trapped(code) => (super::ptrace::CLD_TRAPPED, code),
         }
     }
 }
@@ -106,6 +110,9 @@ pub struct WaitOpts {
 pub struct Tree {
     pub tasks: HashMap<i32, Arc<TaskHandle>>,
     pub procs: HashMap<i32, Proc>,
+    /// Traced tasks by TID ([`super::ptrace`]), kept after their exit until the tracer's
+    /// `wait` collects it.
+    pub ptraced: HashMap<i32, Arc<TaskHandle>>,
 }
 
 impl Tree {
@@ -223,7 +230,12 @@ impl Tree {
                 .is_some_and(|t| (t.mask | t.real_blocked) & bit(sig) != 0);
             // Blocked signals are never dropped (Linux's sig_ignored): the handler may change
             // before they are unblocked, and sigtimedwait/signalfd take them while blocked.
+            // Nor are ignored ones for a tracee: its tracer sees every signal but SIGKILL.
+            let traced = probe
+                .and_then(|tid| s.threads.get(&tid))
+                .is_some_and(|t| t.handle.ptrace.lock().unwrap().tracer.is_some());
             let dropped = !blocked
+                && !traced
                 && (signal::is_ignored(sig, &act)
                     || (unkillable && act.handler == signal::SIG_DFL && !from_kernel));
             if !dropped {
@@ -411,6 +423,24 @@ impl Tree {
         let my_pgid = p.pgid;
         let my_ns = p.tg.pidns.clone();
         let seen = |c: i32| my_ns.id_of(c).unwrap_or(0);
+        // Tracees first: their stops are reported whatever WUNTRACED says, and whatever
+        // their exit signal (as with __WALL).
+        let pick = |tree: &Tree, tid: i32, tgid: i32| match sel {
+            WaitSel::Any => true,
+            WaitSel::Pid(pid) => tid == pid || (tgid == pid && !tree.tasks.contains_key(&pid)),
+            WaitSel::Pgid(g) => {
+                let g = if g == 0 { my_pgid } else { g };
+                tree.procs.get(&tgid).is_some_and(|p| p.pgid == g)
+            }
+        };
+        let (tracees, traced) =
+            super::ptrace::wait_tracee(self, me, pick, opts.exited, opts.nowait);
+        if let Some((tid, state, h)) = traced {
+            return Ok(Some((seen(tid), state, h.tg.rusage_both())));
+        }
+        let Some(p) = self.procs.get(&me) else {
+            return Err(Errno::ECHILD);
+        };
         let candidates: Vec<i32> = p
             .children
             .iter()
@@ -433,12 +463,16 @@ impl Tree {
             })
             .collect();
         if candidates.is_empty() {
-            return Err(Errno::ECHILD);
+            return if tracees {
+                Ok(None)
+            } else {
+                Err(Errno::ECHILD)
+            };
         }
         for c in candidates {
             let cp = &self.procs[&c];
             if let Some(st) = cp.zombie {
-                if !opts.exited {
+                if !opts.exited || super::ptrace::exit_held(self, c) {
                     continue;
                 }
                 let pid = seen(c);

@@ -16,8 +16,8 @@
 //!
 //! Not offered: `SECCOMP_RET_USER_NOTIF` listeners (`SECCOMP_FILTER_FLAG_NEW_LISTENER` is
 //! refused with EINVAL and the action reported unavailable), and tracers for
-//! `SECCOMP_RET_TRACE` (ptrace is not offered, so the call fails with ENOSYS as Linux does
-//! without a tracer).
+//! `SECCOMP_RET_TRACE` (ptrace's `PTRACE_O_TRACESECCOMP` is not offered, so the call fails
+//! with ENOSYS as Linux does without a tracer asking for seccomp stops).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};

@@ -305,6 +305,8 @@ pub struct SigState {
     pub exit: Option<ExitStatus>,
     /// Group stop in effect (SIGSTOP and friends until SIGCONT).
     pub stopped: bool,
+    /// The signal that began the last group stop.
+    pub stop_signal: i32,
     /// Stop/continue not yet reported to the parent's `wait`.
     pub stop_event: Option<StopEvent>,
     /// An execve in another thread is killing this one (it exits without a group status).
@@ -319,6 +321,7 @@ impl SigState {
             threads: BTreeMap::new(),
             exit: None,
             stopped: false,
+            stop_signal: libc::SIGSTOP,
             stop_event: None,
             exec_killer: None,
         }

@@ -23,6 +23,12 @@
 //! status of a SIGKILLed program (128 + 9), which is what its waiter reports. The kernel's
 //! timer thread follows the same policy: without it, every timer would stop firing.
 //!
+//! A traced task ([`super::ptrace`]) makes its ptrace-stops inside these steps: in
+//! `Interrupted` a group stop is reported to the tracer once (and then run through, as Linux
+//! does after `PTRACE_CONT`) instead of sleeping in `GroupStopped`, and every dequeued signal
+//! first passes a signal-delivery-stop; in `Running` the syscall-stops wrap the dispatch; at
+//! `Exiting` the exit event stop comes before leaving the tables.
+//!
 //! A system call reaches the loop only through two outputs: [`Task::restart`] (how an
 //! interrupted call continues, Linux's ERESTART* codes) and the exit request of
 //! [`Task::exit_thread`] / [`Task::exit_group`].
@@ -36,6 +42,7 @@ use platform::{Context, CpuState, Exit, Interrupter};
 use super::keys::Key;
 use super::pidns::PidNamespace;
 use super::pids::ChildState;
+use super::ptrace::{self, PtraceState};
 use super::sched::SchedAttr;
 use super::seccomp::SeccompState;
 use super::signal::{self, bit, Disposition, SigInfo, StopEvent, ThreadSig, UNBLOCKABLE};
@@ -165,6 +172,9 @@ pub struct TaskHandle {
     /// The thread's session keyring ([`super::keys`]); None until it joins one or first
     /// needs the initial one. A child starts with its parent's. A leaf lock.
     pub session_keyring: Mutex<Option<Arc<Key>>>,
+    /// Who traces the task and its ptrace-stop ([`super::ptrace`]); after `sig` in the lock
+    /// order, a leaf.
+    pub ptrace: Mutex<PtraceState>,
 }
 
 /// The task state other tasks may inspect through `/proc`: the task publishes it when it
@@ -201,6 +211,7 @@ impl TaskHandle {
             personality: AtomicU32::new(0),
             mempolicy: Mutex::new(NumaPolicy::default()),
             session_keyring: Mutex::new(None),
+            ptrace: Mutex::new(PtraceState::default()),
         })
     }
 
@@ -271,6 +282,8 @@ pub struct Task {
     /// page, the thunk table) worth tens of trapped calls, and most sites of a short-lived
     /// process (its start-up, a shell's fork and exec) run once.
     patch_seen: [u64; PATCH_REFUSED_SLOTS],
+    /// The tracee's own ptrace state: how it was resumed, group-stop and listen progress.
+    pub(super) ptrace: ptrace::Local,
 }
 
 impl std::fmt::Debug for Task {
@@ -393,6 +406,7 @@ impl Task {
             acct: Accountant::start(),
             patch_refused: [0; PATCH_REFUSED_SLOTS],
             patch_seen: [0; PATCH_REFUSED_SLOTS],
+            ptrace: ptrace::Local::default(),
         }
     }
 
@@ -419,9 +433,11 @@ impl Task {
 
     /// `Running`: switches into the application and handles how it came back.
     fn run_app(&mut self) -> RunState {
+        self.ptrace_before_switch();
         self.acct.enter_app(&self.handle.clock);
         let switched = self.ctx.switch(self.mm.address_space(), &mut self.cpu);
         self.acct.leave_app(&self.handle.clock);
+        self.ptrace_after_switch(matches!(switched, Ok(Exit::Syscall)));
         let exit = match switched {
             Ok(exit) => exit,
             Err(e) => {
@@ -437,17 +453,26 @@ impl Task {
                 if self.kernel.test_panic_syscall == Some(self.cpu.regs.orig_rax) {
                     panic!("test hook: system call {}", self.cpu.regs.orig_rax);
                 }
-                self.maybe_patch_syscall();
-                if self.interrupted() {
-                    // A signal (or a stop, exit or freeze) came while the application ran,
-                    // before this call: as on Linux, where it is handled on the way back to
-                    // user mode before the `syscall` instruction, it is handled first and the
-                    // call then made afresh, instead of the call starting with the signal
-                    // pending and failing with EINTR.
-                    self.restart = Some(Restart::NoIntr);
+                let dispatch = self.kernel.syscalls;
+                if self.ptrace.step == ptrace::Step::Continue {
+                    self.maybe_patch_syscall();
+                    if self.interrupted() {
+                        // A signal (or a stop, exit or freeze) came while the application
+                        // ran, before this call: as on Linux, where it is handled on the way
+                        // back to user mode before the `syscall` instruction, it is handled
+                        // first and the call then made afresh, instead of the call starting
+                        // with the signal pending and failing with EINTR.
+                        self.restart = Some(Restart::NoIntr);
+                    } else {
+                        dispatch(self);
+                        // Resumed with PTRACE_SYSCALL at an event stop inside the call.
+                        if self.ptrace.step != ptrace::Step::Continue {
+                            self.syscall_exit_stop();
+                        }
+                    }
                 } else {
-                    let dispatch = self.kernel.syscalls;
-                    dispatch(self);
+                    // Syscall-stops; a traced call site stays unpatched for the tracer.
+                    self.traced_syscall(dispatch);
                 }
                 if let Some(status) = self.exit_request.take() {
                     return RunState::Exiting(status);
@@ -537,6 +562,7 @@ impl Task {
 
     /// Thread exit: clear_child_tid, vfork completion, leave the tables.
     fn finish(mut self, status: ExitStatus) {
+        self.ptrace_exit_event(status);
         if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
             t.exiting = true;
         }
@@ -612,8 +638,8 @@ impl Task {
     /// delivers one pending signal; with none left, finishes the interrupted system call
     /// (`restart`) and returns to the application.
     fn handle_interrupt(&mut self, restart: Option<Restart>) -> RunState {
-        let next = {
-            let mut s = self.tg.sig();
+        let stopped = {
+            let s = self.tg.sig();
             if let Some(status) = s.exit {
                 return RunState::Exiting(status);
             }
@@ -624,9 +650,18 @@ impl Task {
             if self.kernel.freezer.is_frozen() && !s.must_die(self.tid) {
                 return RunState::Frozen(restart);
             }
-            if s.stopped {
-                return RunState::GroupStopped(restart);
-            }
+            s.stopped
+        };
+        // A tracee reports a group stop (and PTRACE_INTERRUPT) to its tracer and runs on
+        // when resumed; anyone else sleeps in it.
+        match self.ptrace_before_signals(stopped) {
+            None => return RunState::Interrupted(restart),
+            Some(true) => return RunState::GroupStopped(restart),
+            Some(false) => {}
+        }
+        let traced = self.ptraced();
+        let next = {
+            let mut s = self.tg.sig();
             let Some(me) = s.threads.get(&self.tid) else {
                 return RunState::Running;
             };
@@ -639,11 +674,39 @@ impl Task {
                 Some(i) => Some(i),
                 None => s.shared.pop(mask),
             };
-            info.map(|i| (i, s.action(i.signo)))
+            let next = info.map(|i| (i, s.action(i.signo)));
+            // A stop signal enters the group stop under the lock that dequeued it (as Linux),
+            // so that a SIGCONT sent meanwhile finds the stop and ends it. A tracee's tracer
+            // sees the signal first.
+            match next {
+                Some((i, act))
+                    if !traced && signal::disposition(i.signo, &act) == Disposition::Stop =>
+                {
+                    Some(Err(enter_group_stop(&mut s, i.signo)))
+                }
+                n => n.map(Ok),
+            }
+        };
+        let next = match next {
+            Some(Err(stopped)) => {
+                if let Some(sig) = stopped {
+                    let tree = self.kernel.tree();
+                    tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
+                }
+                return RunState::Interrupted(restart);
+            }
+            Some(Ok(n)) => Some(n),
+            None => None,
         };
         let Some((info, act)) = next else {
             self.finish_without_handler(restart);
             return RunState::Running;
+        };
+        // A tracee's signals go through its tracer first (signal-delivery-stop).
+        let (info, act) = match self.ptrace_signal(info) {
+            Some(i) if i == info => (i, act),
+            Some(i) => (i, self.tg.sig().action(i.signo)),
+            None => return RunState::Interrupted(restart),
         };
         match signal::disposition(info.signo, &act) {
             Disposition::Ignore => RunState::Interrupted(restart),
@@ -706,16 +769,9 @@ impl Task {
     /// Enters group stop for `sig` and tells the parent.
     fn group_stop(&mut self, sig: i32) {
         let tree = self.kernel.tree();
-        {
-            let mut s = self.tg.sig();
-            if s.exit.is_some() {
-                return;
-            }
-            s.stopped = true;
-            s.stop_event = Some(StopEvent::Stopped(sig));
-            s.kick_all();
+        if enter_group_stop(&mut self.tg.sig(), sig).is_some() {
+            tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
         }
-        tree.notify_parent(self.tg.tgid, ChildState::Stopped(sig));
     }
 
     /// Ends this thread only (`exit(2)`) when the current system call returns.
@@ -768,7 +824,7 @@ impl Task {
     /// Whether a blocking wait must stop: a deliverable signal, group exit or stop, or a
     /// kernel pause.
     pub fn interrupted(&self) -> bool {
-        if self.kernel.freezer.is_frozen() {
+        if self.kernel.freezer.is_frozen() || self.handle.ptrace.lock().unwrap().interrupt {
             return true;
         }
         let s = self.tg.sig();
@@ -918,6 +974,19 @@ impl Task {
     }
 }
 
+/// Puts the thread group whose signal state is `s` into a group stop for `sig` (unless it is
+/// exiting); Some(sig) when it did, and the parent is to be told.
+fn enter_group_stop(s: &mut signal::SigState, sig: i32) -> Option<i32> {
+    if s.exit.is_some() {
+        return None;
+    }
+    s.stopped = true;
+    s.stop_signal = sig;
+    s.stop_event = Some(StopEvent::Stopped(sig));
+    s.kick_all();
+    Some(sig)
+}
+
 /// Ends the sandbox after task `handle` panicked (see the module documentation): the panic
 /// cannot be contained, since the task's locks and waiters are left in an unknown state.
 fn abort_sandbox(handle: &TaskHandle, payload: &(dyn std::any::Any + Send)) -> ! {
@@ -968,6 +1037,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         }
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
+    ptrace::task_exited(&mut tree, handle, last.unwrap_or(status), last.is_some());
     let mut leader_of = None;
     if let Some(final_status) = last {
         if tree.procs.get(&tg.tgid).is_some_and(|p| p.sid == tg.tgid) {

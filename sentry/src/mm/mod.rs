@@ -957,6 +957,17 @@ impl MemoryManager {
         })
     }
 
+    /// Copies user memory at `addr` into `dst` ignoring VMA permissions (a debugger's peek);
+    /// returns bytes copied (partial at an unmapped page).
+    ///
+    /// # Errors
+    /// EFAULT when `addr` is not mapped.
+    pub fn copy_in_force(&self, addr: u64, dst: &mut [u8]) -> Result<usize, Errno> {
+        self.copy(addr, dst.len(), false, true, |off, done, n| {
+            self.mf.read(off, &mut dst[done..done + n])
+        })
+    }
+
     /// Copies `src` to user memory at `addr`; returns bytes copied (partial on a fault).
     ///
     /// # Errors

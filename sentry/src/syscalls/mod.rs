@@ -35,6 +35,7 @@
 //! | uname, sysinfo, getrandom, syslog | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
+//! | ptrace (the tracer's requests; the stops are the kernel's `ptrace`) | `ptrace.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify, mq_getsetattr | `mq.rs` |
@@ -64,6 +65,7 @@ mod pipe;
 mod poll;
 mod process;
 mod process_vm;
+mod ptrace;
 mod sched;
 mod seccomp;
 mod signal;
@@ -311,6 +313,7 @@ syscall_table! {
         98 getrusage(who: i32, usage: UserAddr) => process::getrusage, Partial("CPU times and a sampled ru_maxrss only; user time is wall time in the application");
         99 sysinfo(info: UserAddr) => info::sysinfo, Full;
         100 times(buf: UserAddr) => process::times, Partial("user time is wall time in the application");
+        101 ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => ptrace::ptrace, Partial("between tasks of the sandbox; no hardware breakpoints (DR7 stays disabled), no PTRACE_O_TRACESECCOMP or PTRACE_PEEKSIGINFO, segment selectors are not writable; any thread of the tracing process may make requests");
         102 getuid() => creds::getuid, Full;
         103 syslog(action: i32, buf: UserAddr, len: i32) => info::syslog, Partial("the sandbox's kernel log is empty");
         104 getgid() => creds::getgid, Full;
@@ -496,7 +499,6 @@ syscall_table! {
     }
     unsupported {
         334 rseq, "optional for glibc, which falls back without it";
-        101 ptrace, "tracing inside the sandbox is not offered";
         246 kexec_load, "never available in a sandbox";
         320 kexec_file_load, "never available in a sandbox";
         321 bpf, "never available in a sandbox";

@@ -23,7 +23,7 @@ enum Direction {
 
 /// Linux's PTRACE_MODE_ATTACH_REALCREDS for a target in another process: the caller's real
 /// user and group IDs are all of the target's IDs, or the caller has CAP_SYS_PTRACE.
-fn may_attach(caller: &Creds, target: &Creds) -> bool {
+pub(super) fn may_attach(caller: &Creds, target: &Creds) -> bool {
     let uid_ok = [target.uid, target.euid, target.suid]
         .iter()
         .all(|&u| u == caller.uid);
