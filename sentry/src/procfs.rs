@@ -590,7 +590,11 @@ impl PidNode {
                 .map(|v| mountinfo_text(&v.fs.ns))
                 .unwrap_or_default()
                 .into_bytes(),
-            PidFile::Cgroup => b"0::/\n".to_vec(),
+            PidFile::Cgroup => {
+                let cg = snap.kernel.cgroups.of(&snap.tg);
+                let deleted = if cg.is_deleted() { " (deleted)" } else { "" };
+                format!("0::{}{deleted}\n", cg.path).into_bytes()
+            }
             // No OOM killer weighs processes in the sandbox: every badness is 0.
             PidFile::OomScore => b"0\n".to_vec(),
             PidFile::OomScoreAdj => {

@@ -55,7 +55,7 @@ const SUPPORTED: u64 = CLONE_VM
     | CLONE_IO;
 
 /// The arguments of clone/clone3, decoded.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CloneArgs {
     pub flags: u64,
     pub exit_signal: i32,
@@ -64,6 +64,8 @@ pub struct CloneArgs {
     pub parent_tid: UserAddr,
     pub child_tid: UserAddr,
     pub tls: u64,
+    /// clone3's CLONE_INTO_CGROUP: the new process's cgroup (else its parent's).
+    pub cgroup: Option<Arc<super::cgroup::Cgroup>>,
 }
 
 /// Creates the task; returns its TID in the caller's namespace.
@@ -169,6 +171,14 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         ns.release(tid);
         return Err(e);
     }
+    let new_process = f & CLONE_THREAD == 0;
+    let charged = kernel
+        .cgroups
+        .fork(&t.tg, new_process.then_some(&*tg), a.cgroup.as_ref());
+    if let Err(e) = charged {
+        ns.release(tid);
+        return Err(e);
+    }
     {
         let mut tree = kernel.tree();
         if f & CLONE_THREAD == 0 {
@@ -179,6 +189,8 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             };
             tree.add_proc(tg.clone(), parent, a.exit_signal);
         } else if t.tg.sig().exit.is_some() {
+            drop(tree);
+            kernel.cgroups.fork_failed(&tg, false);
             ns.release(tid);
             return Err(Errno::EINTR);
         }
@@ -220,6 +232,8 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             tree.reap(tid);
         }
         tree.forget_id(tid, &ns);
+        drop(tree);
+        kernel.cgroups.fork_failed(&tg, new_process);
         return Err(Errno::EAGAIN);
     }
     if let Some(done) = vfork_done {

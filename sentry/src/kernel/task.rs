@@ -932,6 +932,9 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         }
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
+    // The process's CPU time, read before the hierarchy's lock (its lock order).
+    let final_cpu = last.map(|_| tg.cpu_times());
+    kernel.cgroups.thread_exited(tg, final_cpu);
     if let Some(final_status) = last {
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
