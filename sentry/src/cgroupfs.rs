@@ -13,15 +13,18 @@
 //! the file was opened with.
 //!
 //! Not offered: threaded cgroups (`cgroup.threads` is read-only, `cgroup.type` stays
-//! `domain`), cgroup namespaces, the freezer, io/cpuset controllers, poll and inotify
-//! notifications of the events files; memory and CPU limits are recorded, not enforced.
+//! `domain`), cgroup namespaces, the freezer, io/cpuset controllers; memory and CPU limits are
+//! recorded, not enforced. The event files (`cgroup.events`, `pids.events[.local]`) announce
+//! changes as Linux's: POLLPRI|POLLERR until read again, and IN_MODIFY.
 
 use std::any::Any;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::abi::Errno;
 use crate::auth::Creds;
-use crate::kernel::cgroup::{self, Cgroup, CpuMax, FileAttr, CONTROLLERS, CPU, MEMORY, PIDS};
+use crate::kernel::cgroup::{
+    self, Cgroup, CpuMax, EventFile, FileAttr, CONTROLLERS, CPU, MEMORY, PIDS,
+};
 use crate::kernel::signal::SigInfo;
 use crate::kernel::Kernel;
 use crate::mm::usermem::IoSrc;
@@ -68,6 +71,18 @@ enum Kind {
     PidsPeak,
     PidsEvents,
     PidsEventsLocal,
+}
+
+impl Kind {
+    /// The event file this is, for the files whose changes are announced.
+    fn event(self) -> Option<EventFile> {
+        match self {
+            Kind::Events => Some(EventFile::Events),
+            Kind::PidsEvents => Some(EventFile::PidsEvents),
+            Kind::PidsEventsLocal => Some(EventFile::PidsEventsLocal),
+            _ => None,
+        }
+    }
 }
 
 /// An interface file: name, controller (0: the core files), where it exists, default mode.
@@ -239,7 +254,8 @@ const FILES: &[FileDef] = &[
     },
 ];
 
-/// One mount's view: the kernel and the device number its files show.
+/// One mount's view: the kernel and the device number its files show (the hierarchy's, the
+/// same for every mount).
 struct CgroupFs {
     kernel: Weak<Kernel>,
     dev: u64,
@@ -284,7 +300,7 @@ impl CgroupFs {
 pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     let fs = Arc::new(CgroupFs {
         kernel: Arc::downgrade(kernel),
-        dev: crate::fs::anon_dev(),
+        dev: kernel.cgroups.dev,
     });
     Arc::new(CgDir {
         fs,
@@ -340,9 +356,17 @@ fn file_attr(node: &cgroup::Node, name: &str, default_mode: u32) -> FileAttr {
     })
 }
 
-/// Inode numbers: 64 per cgroup, the directory first, then its files in table order.
+/// Inode numbers: 64 per cgroup, the directory first, then its files in table order; the
+/// event files have the kernel's fixed slots (it announces their changes).
 fn ino_of(cg: &Cgroup, index: usize) -> u64 {
-    cg.id * 64 + index as u64
+    let slot = match FILES
+        .get(index.wrapping_sub(1))
+        .and_then(|d| d.kind.event())
+    {
+        Some(e) => e as u64,
+        None => index as u64,
+    };
+    cgroup::ino(cg.id, slot)
 }
 
 /// A cgroup's directory.
@@ -637,6 +661,7 @@ impl Inode for CgFile {
             def: self.def,
             ino: self.ino,
             opener: cx.creds.clone(),
+            seen: Mutex::new(None),
         }))
     }
 
@@ -666,6 +691,9 @@ struct CgOpen {
     ino: u64,
     /// Moving processes is checked with the credentials of the opener, not the writer.
     opener: Creds,
+    /// For an event file: the change count its last read saw (None: never read, so a new
+    /// file is ready at once).
+    seen: Mutex<Option<u64>>,
 }
 
 impl CgOpen {
@@ -679,6 +707,14 @@ impl CgOpen {
             return Err(Errno::ENODEV);
         }
         Ok(k)
+    }
+
+    /// The change count of the event file this is (None for other files).
+    fn generation(&self) -> Option<u64> {
+        let e = self.def.kind.event()?;
+        let k = self.fs.kernel().ok()?;
+        let s = k.cgroups.lock();
+        Some(s.node(self.cg.id).map_or(0, |n| n.events_gen[e.index()]))
     }
 
     fn contents(&self, t: &dyn Context) -> Result<String, Errno> {
@@ -965,7 +1001,11 @@ impl FileOps for CgOpen {
         dst: &mut dyn IoDst,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
+        let gen = self.generation();
         let data = self.contents(t)?.into_bytes();
+        if gen.is_some() {
+            *self.seen.lock().unwrap() = gen;
+        }
         let start = (off.unwrap_or(0) as usize).min(data.len());
         let n = dst.remaining().min(data.len() - start);
         dst.copy_from(&data[start..start + n])
@@ -1002,6 +1042,18 @@ impl FileOps for CgOpen {
 
     fn seekable(&self) -> bool {
         true
+    }
+
+    /// Always readable and writable; an event file that changed since it was last read is
+    /// also POLLPRI|POLLERR (what waiters for `populated` poll for).
+    fn readiness(&self) -> u32 {
+        let base = (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32;
+        match self.generation() {
+            Some(g) if *self.seen.lock().unwrap() != Some(g) => {
+                base | (libc::POLLPRI | libc::POLLERR) as u32
+            }
+            _ => base,
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::usage::CpuTimes;
 use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
+use crate::vfs::inotify::FsNotify;
 
 /// The `cpu` controller.
 pub const CPU: u8 = 1;
@@ -37,6 +38,38 @@ pub const ALL: u8 = CPU | MEMORY | PIDS;
 pub const CPU_PERIOD_DEFAULT: u64 = 100_000;
 /// `cpu.weight`'s default.
 pub const CPU_WEIGHT_DEFAULT: u64 = 100;
+
+/// The interface files whose changes are announced (poll wakes with POLLPRI, inotify sees
+/// IN_MODIFY), each with its fixed inode slot (see [`ino`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFile {
+    /// `cgroup.events`: populated changed.
+    Events = 61,
+    /// `pids.events`: a fork was refused here or below.
+    PidsEvents = 62,
+    /// `pids.events.local`: a fork was refused by this cgroup's own limit.
+    PidsEventsLocal = 63,
+}
+
+impl EventFile {
+    pub fn name(self) -> &'static [u8] {
+        match self {
+            EventFile::Events => b"cgroup.events",
+            EventFile::PidsEvents => b"pids.events",
+            EventFile::PidsEventsLocal => b"pids.events.local",
+        }
+    }
+
+    /// Its index in [`Node::events_gen`].
+    pub fn index(self) -> usize {
+        self as usize - EventFile::Events as usize
+    }
+}
+
+/// The inode number of slot `slot` (0: the directory; 1..61 its other files) of cgroup `id`.
+pub fn ino(id: u64, slot: u64) -> u64 {
+    id * 64 + slot
+}
 
 /// One cgroup as its members and open files hold it: identity that never changes.
 #[derive(Debug)]
@@ -117,8 +150,11 @@ pub struct Node {
     /// cgroup's own limit (`pids.events.local`).
     pub pids_events: u64,
     pub pids_events_local: u64,
-    /// Live processes directly in this cgroup.
+    /// Live processes directly in this cgroup, and in it and below it.
     pub nr_procs: u64,
+    subtree_procs: u64,
+    /// Change counts of the [`EventFile`]s (an open file that saw an older one is ready).
+    pub events_gen: [u64; 3],
     /// CPU time of processes that left this cgroup (exited or moved) and of removed children.
     pub cpu_carried: CpuTimes,
     /// Files whose owner or mode was changed; the directory itself under "".
@@ -148,6 +184,8 @@ impl Node {
             pids_events: 0,
             pids_events_local: 0,
             nr_procs: 0,
+            subtree_procs: 0,
+            events_gen: [0; 3],
             cpu_carried: CpuTimes::default(),
             attrs: BTreeMap::new(),
             xattrs: BTreeMap::new(),
@@ -163,14 +201,26 @@ pub struct State {
 }
 
 /// The kernel's cgroup hierarchy.
-#[derive(Debug)]
 pub struct Hierarchy {
     root: Arc<Cgroup>,
     inner: Mutex<State>,
+    /// The device number of every mount of it (Linux's one superblock).
+    pub dev: u64,
+    /// Where changes of the event files are announced to inotify.
+    notify: Arc<FsNotify>,
 }
 
-impl Default for Hierarchy {
-    fn default() -> Self {
+impl std::fmt::Debug for Hierarchy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hierarchy")
+            .field("dev", &self.dev)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hierarchy {
+    /// A hierarchy of only the root, announcing changes to `notify`.
+    pub fn new(notify: Arc<FsNotify>) -> Self {
         let root = Arc::new(Cgroup {
             id: 1,
             path: "/".into(),
@@ -183,6 +233,8 @@ impl Default for Hierarchy {
         Hierarchy {
             root,
             inner: Mutex::new(State { nodes, next_id: 2 }),
+            dev: crate::fs::anon_dev(),
+            notify,
         }
     }
 }
@@ -227,9 +279,36 @@ impl State {
 
     /// Whether a live process is in `id` or below it (`populated` of `cgroup.events`).
     pub fn populated(&self, id: u64) -> bool {
-        self.subtree(id)
-            .iter()
-            .any(|c| self.nodes.get(c).is_some_and(|n| n.nr_procs > 0))
+        self.nodes.get(&id).is_some_and(|n| n.subtree_procs > 0)
+    }
+
+    /// One more (`up`) or one fewer live process directly in `id`; the cgroups whose
+    /// `populated` changed get an event.
+    fn count_proc(&mut self, id: u64, up: bool, events: &mut Vec<(u64, EventFile)>) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.nr_procs = if up {
+                n.nr_procs + 1
+            } else {
+                n.nr_procs.saturating_sub(1)
+            };
+        }
+        let mut at = Some(id);
+        while let Some(cur) = at {
+            let Some(n) = self.nodes.get_mut(&cur) else {
+                break;
+            };
+            let before = n.subtree_procs > 0;
+            n.subtree_procs = if up {
+                n.subtree_procs + 1
+            } else {
+                n.subtree_procs.saturating_sub(1)
+            };
+            if before != (n.subtree_procs > 0) && n.parent.is_some() {
+                n.events_gen[EventFile::Events.index()] += 1;
+                events.push((cur, EventFile::Events));
+            }
+            at = n.parent;
+        }
     }
 
     /// Changes `cgroup.subtree_control` of `id`: `enable` and `disable` are masks.
@@ -264,7 +343,7 @@ impl State {
 
     /// Charges one new task to `id` and its ancestors: the pids limit of each level where
     /// the controller is enabled is checked, from `id` up, as Linux charges.
-    fn try_charge(&mut self, id: u64) -> Result<(), Errno> {
+    fn try_charge(&mut self, id: u64, events: &mut Vec<(u64, EventFile)>) -> Result<(), Errno> {
         let mut charged = Vec::new();
         let mut at = Some(id);
         while let Some(cur) = at {
@@ -276,12 +355,16 @@ impl State {
             charged.push(cur);
             if enabled && n.pids_max.is_some_and(|max| n.pids_current > max) {
                 n.pids_events_local += 1;
+                n.events_gen[EventFile::PidsEventsLocal.index()] += 1;
+                events.push((cur, EventFile::PidsEventsLocal));
                 let mut up = Some(cur);
                 while let Some(u) = up {
                     let Some(un) = self.nodes.get_mut(&u) else {
                         break;
                     };
                     un.pids_events += 1;
+                    un.events_gen[EventFile::PidsEvents.index()] += 1;
+                    events.push((u, EventFile::PidsEvents));
                     up = un.parent;
                 }
                 for c in charged {
@@ -427,12 +510,25 @@ impl Hierarchy {
         child: Option<&ThreadGroup>,
         into: Option<&Arc<Cgroup>>,
     ) -> Result<(), Errno> {
+        let mut events = Vec::new();
+        let result = self.fork_locked(parent, child, into, &mut events);
+        self.announce(&events);
+        result
+    }
+
+    fn fork_locked(
+        &self,
+        parent: &ThreadGroup,
+        child: Option<&ThreadGroup>,
+        into: Option<&Arc<Cgroup>>,
+        events: &mut Vec<(u64, EventFile)>,
+    ) -> Result<(), Errno> {
         let mut s = self.lock();
         let mut pm = parent.cgroup.lock().unwrap();
         let Some(child) = child else {
             // A thread: charged where its process is, when the process is accounted.
             if let Some(m) = pm.as_mut() {
-                s.try_charge(m.cg.id)?;
+                s.try_charge(m.cg.id, events)?;
                 m.threads += 1;
             }
             return Ok(());
@@ -449,10 +545,8 @@ impl Hierarchy {
                 .as_ref()
                 .map_or_else(|| self.root.clone(), |m| m.cg.clone()),
         };
-        s.try_charge(cg.id)?;
-        if let Some(n) = s.nodes.get_mut(&cg.id) {
-            n.nr_procs += 1;
-        }
+        s.try_charge(cg.id, events)?;
+        s.count_proc(cg.id, true, events);
         drop(pm);
         *child.cgroup.lock().unwrap() = Some(Membership {
             cg,
@@ -467,9 +561,7 @@ impl Hierarchy {
     pub fn enter_root(&self, tg: &ThreadGroup) {
         let mut s = self.lock();
         s.charge_unchecked(self.root.id, 1);
-        if let Some(n) = s.nodes.get_mut(&self.root.id) {
-            n.nr_procs += 1;
-        }
+        s.count_proc(self.root.id, true, &mut Vec::new());
         *tg.cgroup.lock().unwrap() = Some(Membership {
             cg: self.root.clone(),
             threads: 1,
@@ -487,24 +579,28 @@ impl Hierarchy {
     /// A thread of `tg` exited; `last` carries the process's final CPU time when it was the
     /// last one (the process leaves its cgroup's live members).
     pub fn thread_exited(&self, tg: &ThreadGroup, last: Option<CpuTimes>) {
-        let mut s = self.lock();
-        let mut m = tg.cgroup.lock().unwrap();
-        let Some(m) = m.as_mut() else {
-            return;
-        };
-        if m.threads > 0 {
-            m.threads -= 1;
-            s.uncharge(m.cg.id, 1);
-        }
-        if let Some(total) = last {
-            if m.live {
-                m.live = false;
-                if let Some(n) = s.nodes.get_mut(&m.cg.id) {
-                    n.nr_procs = n.nr_procs.saturating_sub(1);
-                    n.cpu_carried += since(total, m.cpu_base);
+        let mut events = Vec::new();
+        {
+            let mut s = self.lock();
+            let mut m = tg.cgroup.lock().unwrap();
+            let Some(m) = m.as_mut() else {
+                return;
+            };
+            if m.threads > 0 {
+                m.threads -= 1;
+                s.uncharge(m.cg.id, 1);
+            }
+            if let Some(total) = last {
+                if m.live {
+                    m.live = false;
+                    s.count_proc(m.cg.id, false, &mut events);
+                    if let Some(n) = s.nodes.get_mut(&m.cg.id) {
+                        n.cpu_carried += since(total, m.cpu_base);
+                    }
                 }
             }
         }
+        self.announce(&events);
     }
 
     /// Moves the live process `tg` into `to` (a write to `cgroup.procs`); `cpu` is its CPU
@@ -513,33 +609,47 @@ impl Hierarchy {
     /// # Errors
     /// ENODEV when `to` was removed, EBUSY when `to` enables controllers for its children.
     pub fn migrate(&self, tg: &ThreadGroup, to: &Arc<Cgroup>, cpu: CpuTimes) -> Result<(), Errno> {
-        let mut s = self.lock();
-        let n = s.nodes.get(&to.id).ok_or(Errno::ENODEV)?;
-        if n.parent.is_some() && n.subtree_control != 0 {
-            return Err(Errno::EBUSY);
+        let mut events = Vec::new();
+        {
+            let mut s = self.lock();
+            let n = s.nodes.get(&to.id).ok_or(Errno::ENODEV)?;
+            if n.parent.is_some() && n.subtree_control != 0 {
+                return Err(Errno::EBUSY);
+            }
+            let mut slot = tg.cgroup.lock().unwrap();
+            let threads = match slot.as_mut() {
+                Some(m) if !m.live || m.cg.id == to.id => return Ok(()),
+                Some(m) => {
+                    s.uncharge(m.cg.id, m.threads);
+                    s.count_proc(m.cg.id, false, &mut events);
+                    if let Some(n) = s.nodes.get_mut(&m.cg.id) {
+                        n.cpu_carried += since(cpu, m.cpu_base);
+                    }
+                    m.threads
+                }
+                // A process never placed (restored) was not counted anywhere: it starts being
+                // counted, without its threads.
+                None => 0,
+            };
+            s.charge_unchecked(to.id, threads);
+            s.count_proc(to.id, true, &mut events);
+            *slot = Some(Membership {
+                cg: to.clone(),
+                threads,
+                cpu_base: cpu,
+                live: true,
+            });
         }
-        let mut slot = tg.cgroup.lock().unwrap();
-        let m = slot.get_or_insert_with(|| Membership {
-            cg: self.root.clone(),
-            threads: 0,
-            cpu_base: CpuTimes::default(),
-            live: true,
-        });
-        if !m.live || m.cg.id == to.id {
-            return Ok(());
-        }
-        s.uncharge(m.cg.id, m.threads);
-        if let Some(n) = s.nodes.get_mut(&m.cg.id) {
-            n.nr_procs = n.nr_procs.saturating_sub(1);
-            n.cpu_carried += since(cpu, m.cpu_base);
-        }
-        s.charge_unchecked(to.id, m.threads);
-        if let Some(n) = s.nodes.get_mut(&to.id) {
-            n.nr_procs += 1;
-        }
-        m.cg = to.clone();
-        m.cpu_base = cpu;
+        self.announce(&events);
         Ok(())
+    }
+
+    /// Tells inotify about changed event files (after the hierarchy's lock is dropped).
+    fn announce(&self, events: &[(u64, EventFile)]) {
+        for &(id, file) in events {
+            self.notify
+                .kernel_modified(self.dev, ino(id, file as u64), ino(id, 0), file.name());
+        }
     }
 
     /// The live processes in `cg` itself (`cgroup.procs`), by global PID, with their groups.
@@ -630,7 +740,7 @@ mod tests {
 
     #[test]
     fn paths_and_limits_on_depth_and_descendants() {
-        let h = Hierarchy::default();
+        let h = Hierarchy::new(Arc::default());
         let a = child(&h, &h.root().clone(), "a");
         let b = child(&h, &a, "b");
         assert_eq!(b.path, "/a/b");
@@ -647,7 +757,7 @@ mod tests {
 
     #[test]
     fn subtree_control_rules() {
-        let h = Hierarchy::default();
+        let h = Hierarchy::new(Arc::default());
         let a = child(&h, &h.root().clone(), "a");
         let b = child(&h, &a, "b");
         let mut s = h.lock();
@@ -661,16 +771,16 @@ mod tests {
 
     #[test]
     fn pids_charge_checks_each_enabled_level() {
-        let h = Hierarchy::default();
+        let h = Hierarchy::new(Arc::default());
         let a = child(&h, &h.root().clone(), "a");
         let b = child(&h, &a, "b");
         let mut s = h.lock();
         s.set_subtree_control(1, PIDS, 0).unwrap();
         s.set_subtree_control(a.id, PIDS, 0).unwrap();
         s.node_mut(a.id).unwrap().pids_max = Some(2);
-        s.try_charge(b.id).unwrap();
-        s.try_charge(b.id).unwrap();
-        assert_eq!(s.try_charge(b.id), Err(Errno::EAGAIN));
+        s.try_charge(b.id, &mut Vec::new()).unwrap();
+        s.try_charge(b.id, &mut Vec::new()).unwrap();
+        assert_eq!(s.try_charge(b.id, &mut Vec::new()), Err(Errno::EAGAIN));
         let (na, nb) = (s.node(a.id).unwrap(), s.node(b.id).unwrap());
         assert_eq!((na.pids_current, na.pids_peak), (2, 2));
         // The level below the refusing one saw the third task for a moment.

@@ -152,6 +152,7 @@ impl Kernel {
     ) -> Arc<Kernel> {
         let notify = Arc::new(crate::vfs::inotify::FsNotify::default());
         let memfds = crate::fs::memfd::MemfdFs::new(&memory, &notify);
+        let cgroups = cgroup::Hierarchy::new(notify.clone());
         let seen_syscalls = config
             .record_syscalls
             .then(syscall_set::SyscallSet::default);
@@ -174,7 +175,7 @@ impl Kernel {
             terminals: Mutex::default(),
             net,
             ipc: ipc::Namespace::default(),
-            cgroups: cgroup::Hierarchy::default(),
+            cgroups,
             aio: aio::Contexts::default(),
             keys: keys::Keys::default(),
             seen_syscalls,
