@@ -1,5 +1,5 @@
 //! Building blocks for synthetic filesystems (`/proc`, `/dev`): files whose contents are
-//! generated when opened, symlinks whose targets are computed, fixed directories.
+//! generated when opened (and control files that also take writes), symlinks whose targets are computed, fixed directories.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,6 +165,110 @@ impl Inode for SynthFile {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+/// Applies one write to a control file: the caller that opened it and the bytes written.
+pub type Applier = Arc<dyn Fn(&Caller, &[u8]) -> Result<(), Errno> + Send + Sync>;
+
+/// The most a control file takes in one write (a page, as Linux's sysctl buffer).
+const CONTROL_WRITE_MAX: usize = 4096;
+
+/// A file generated at open that also takes writes (a sysctl): each write is handed whole
+/// to its applier.
+pub struct SynthControl {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    gen: Generator,
+    apply: Applier,
+}
+
+impl SynthControl {
+    /// A root-owned 0644 control file.
+    pub fn new(fs: &Arc<SynthFs>, gen: Generator, apply: Applier) -> Arc<SynthControl> {
+        Arc::new(SynthControl {
+            fs: fs.clone(),
+            ino: fs.ino(),
+            gen,
+            apply,
+        })
+    }
+}
+
+impl Inode for SynthControl {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFREG | 0o644, 0))
+    }
+
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        (self.gen)(&Caller::kernel())
+    }
+
+    fn open(&self, cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(Arc::new(ControlFile {
+            contents: BytesFile::new((self.gen)(cx)?, self.stat()?),
+            apply: self.apply.clone(),
+            opener: cx.clone(),
+        }))
+    }
+
+    fn setattr(&self, _attr: &crate::vfs::inode::SetAttr) -> Result<(), Errno> {
+        // Truncation at open (`O_TRUNC`, a shell's `>`) is accepted and changes nothing.
+        Ok(())
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(self.fs.statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// An open [`SynthControl`]: reads see the contents at open, writes are applied at once.
+struct ControlFile {
+    contents: BytesFile,
+    apply: Applier,
+    opener: Caller,
+}
+
+impl FileOps for ControlFile {
+    fn read(
+        &self,
+        t: &mut dyn Context,
+        f: &OpenFile,
+        dst: &mut dyn IoDst,
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        self.contents.read(t, f, dst, off)
+    }
+
+    fn write(
+        &self,
+        _t: &mut dyn Context,
+        _f: &OpenFile,
+        src: &mut dyn IoSrc,
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let count = src.remaining();
+        let mut buf = vec![0u8; count.min(CONTROL_WRITE_MAX)];
+        let n = src.copy_to(&mut buf)?;
+        buf.truncate(n);
+        (self.apply)(&self.opener, &buf)?;
+        Ok(count)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.contents.stat()
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        self.contents.size()
     }
 }
 
