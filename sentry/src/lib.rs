@@ -8,12 +8,13 @@
 //!
 //! Layers, each importing only those below it (`tests/tests/layering.rs` enforces the order):
 //! `abi`; `auth`, `waiter`, `memory`; `mm`; `vfs`; `elf`, `fs`, `net`, `tty`; `kernel`;
-//! `procfs`; `syscalls`; `boot`. Code below the kernel sees the calling task only as a
+//! `procfs`, `cgroupfs`; `syscalls`; `boot`. Code below the kernel sees the calling task only as a
 //! [`vfs::Context`].
 
 pub mod abi;
 pub mod auth;
 pub mod boot;
+pub mod cgroupfs;
 pub mod elf;
 pub mod fs;
 pub mod kernel;

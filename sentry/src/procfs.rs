@@ -73,17 +73,26 @@ fn host_info() -> &'static HostInfo {
     static INFO: OnceLock<HostInfo> = OnceLock::new();
     INFO.get_or_init(|| {
         let raw = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        // Keep the CPU description; drop host-identifying and microcode details.
+        // Keep the CPU description; drop microcode and bug details, and show the APIC IDs
+        // and power management Linux always prints as the sandbox's own (each CPU's APIC ID
+        // is its number, no power management) rather than the host's topology.
+        let mut processor = 0u32;
         let cpuinfo: String = raw
             .lines()
-            .filter(|l| {
+            .filter_map(|l| {
                 let key = l.split(':').next().unwrap_or("").trim();
-                !matches!(
-                    key,
-                    "microcode" | "bugs" | "power management" | "apicid" | "initial apicid"
-                )
+                match key {
+                    "processor" => {
+                        processor = l.split(':').nth(1)?.trim().parse().unwrap_or(processor);
+                        Some(format!("{l}\n"))
+                    }
+                    "microcode" | "bugs" => None,
+                    "apicid" => Some(format!("apicid\t\t: {processor}\n")),
+                    "initial apicid" => Some(format!("initial apicid\t: {processor}\n")),
+                    "power management" => Some("power management:\n".to_string()),
+                    _ => Some(format!("{l}\n")),
+                }
             })
-            .map(|l| format!("{l}\n"))
             .collect();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mem_total_kb = nix::sys::sysinfo::sysinfo().map_or(1 << 20, |s| s.ram_total() / 1024);
@@ -597,7 +606,11 @@ impl PidNode {
                 .map(|v| mountinfo_text(&v.fs.ns))
                 .unwrap_or_default()
                 .into_bytes(),
-            PidFile::Cgroup => b"0::/\n".to_vec(),
+            PidFile::Cgroup => {
+                let cg = snap.kernel.cgroups.of(&snap.tg);
+                let deleted = if cg.is_deleted() { " (deleted)" } else { "" };
+                format!("0::{}{deleted}\n", cg.path).into_bytes()
+            }
             // No OOM killer weighs processes in the sandbox: every badness is 0.
             PidFile::OomScore => b"0\n".to_vec(),
             PidFile::OomScoreAdj => {

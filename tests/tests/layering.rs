@@ -18,7 +18,7 @@ const SENTRY: &[&[&str]] = &[
     &["tty"],
     &["elf", "fs", "net"],
     &["kernel"],
-    &["procfs"],
+    &["procfs", "cgroupfs"],
     &["syscalls"],
     &["boot"],
     // The `runsc-rs` binary's OCI runtime CLI, above the whole library.

@@ -516,3 +516,25 @@ fn auxv_is_the_vector_the_program_started_with() {
     assert_eq!(inside, stdout_ok(&native(&cmd)));
     assert_eq!(inside, "True 4096 True\n");
 }
+
+/// MAP_POPULATE shows in statm, /proc/cpuinfo has apicid and power management, read-only
+/// /proc files refuse truncation (EACCES) and writes: as natively (root, to change users).
+#[test]
+fn populate_rss_cpuinfo_fields_and_read_only_files() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("setuid to another user needs root natively");
+    }
+    runsc_rs_tests::assert_same_program(
+        "proc_facts",
+        &[],
+        &[
+            "populate counted: 1\n",
+            "apicid: 1\n",
+            "initial apicid: 1\n",
+            "power management: 1\n",
+            "root opens for writing: 1\n",
+            "root write fails: 1\n",
+            "user truncate: EACCES\n",
+        ],
+    );
+}

@@ -1201,7 +1201,7 @@ fn container_filesystem(
     if binds.next().is_some() {
         return Err(Error::BadSpec("more bind mount fds than bind mounts"));
     }
-    Ok(super::build_filesystem(
+    let (fs, devpts) = super::build_filesystem(
         &kernel.memory,
         fds.rootfs,
         lowers,
@@ -1209,7 +1209,17 @@ fn container_filesystem(
         volumes,
         crate::procfs::new_proc(Arc::downgrade(kernel), pidns.clone()),
         &kernel.notify,
-    )?)
+    )?;
+    // The kernel's cgroup hierarchy where programs look for it (systemd, JVMs and Go
+    // runtimes size themselves from it), as gVisor provides.
+    fs.ns.mount(
+        b"/sys/fs/cgroup",
+        crate::cgroupfs::new_root(kernel),
+        "cgroup2",
+        "cgroup2",
+        false,
+    );
+    Ok((fs, devpts))
 }
 
 /// The fd of the spec's next bind mount or host lower layer.

@@ -725,6 +725,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         tree.tasks.insert(pid, handle.clone());
         register_thread(&handle, 0);
     }
+    kernel.cgroups.enter_root(&tg);
     let init = TaskInit {
         kernel: kernel.clone(),
         handle,

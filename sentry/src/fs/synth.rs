@@ -1,5 +1,5 @@
 //! Building blocks for synthetic filesystems (`/proc`, `/dev`): files whose contents are
-//! generated when opened, symlinks whose targets are computed, fixed directories.
+//! generated when opened (and control files that also take writes), symlinks whose targets are computed, fixed directories.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,10 +152,9 @@ impl Inode for SynthFile {
         (self.gen)(&Caller::kernel())
     }
 
-    fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
-            return Err(Errno::EACCES);
-        }
+    fn open(&self, cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        // Opening for writing is the mode's business (root may, as on Linux); every write
+        // then fails.
         Ok(Arc::new(BytesFile::new((self.gen)(cx)?, self.stat()?)))
     }
 
@@ -168,39 +167,71 @@ impl Inode for SynthFile {
     }
 }
 
-/// A small file that keeps what is written to it (a sysctl whose value the sentry records
-/// but does not act on); root may write it (mode 0644), as Linux's sysctl files.
-pub struct SettingFile {
+/// Applies one write to a control file: the caller that opened it and the bytes written.
+pub type Applier = Arc<dyn Fn(&Caller, &[u8]) -> Result<(), Errno> + Send + Sync>;
+
+/// The most a control file takes in one write (a page, as Linux's sysctl buffer).
+const CONTROL_WRITE_MAX: usize = 4096;
+
+/// A file generated at open that also takes writes (a sysctl): each write is handed whole
+/// to its applier.
+pub struct SynthControl {
     fs: Arc<SynthFs>,
     ino: u64,
-    value: Arc<std::sync::Mutex<Vec<u8>>>,
+    gen: Generator,
+    apply: Applier,
 }
 
-impl SettingFile {
-    /// A setting holding `initial`.
-    pub fn new(fs: &Arc<SynthFs>, initial: &str) -> Arc<SettingFile> {
-        Arc::new(SettingFile {
+impl SynthControl {
+    /// A root-owned 0644 control file.
+    pub fn new(fs: &Arc<SynthFs>, gen: Generator, apply: Applier) -> Arc<SynthControl> {
+        Arc::new(SynthControl {
             fs: fs.clone(),
             ino: fs.ino(),
-            value: Arc::new(std::sync::Mutex::new(initial.as_bytes().to_vec())),
+            gen,
+            apply,
         })
     }
 }
 
-impl Inode for SettingFile {
+impl SynthControl {
+    /// A sysctl the sentry records but does not act on: it holds an integer (`initial` at
+    /// first) that root may replace; anything but an integer is EINVAL.
+    pub fn setting(fs: &Arc<SynthFs>, initial: &str) -> Arc<SynthControl> {
+        let value = Arc::new(std::sync::Mutex::new(initial.as_bytes().to_vec()));
+        let current = value.clone();
+        let gen: Generator =
+            Arc::new(move |_| Ok(current.lock().unwrap_or_else(|e| e.into_inner()).clone()));
+        let apply: Applier = Arc::new(move |_, data| {
+            let text = String::from_utf8_lossy(data);
+            let v = text.trim().parse::<i64>().map_err(|_| Errno::EINVAL)?;
+            *value.lock().unwrap_or_else(|e| e.into_inner()) = format!("{v}\n").into_bytes();
+            Ok(())
+        });
+        SynthControl::new(fs, gen, apply)
+    }
+}
+
+impl Inode for SynthControl {
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(self.fs.stat(self.ino, libc::S_IFREG | 0o644, 0))
     }
 
     fn contents(&self) -> Result<Vec<u8>, Errno> {
-        Ok(self.value.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        (self.gen)(&Caller::kernel())
     }
 
-    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        Ok(Arc::new(OpenSetting {
-            value: self.value.clone(),
-            st: self.stat()?,
+    fn open(&self, cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(Arc::new(ControlFile {
+            contents: BytesFile::new((self.gen)(cx)?, self.stat()?),
+            apply: self.apply.clone(),
+            opener: cx.clone(),
         }))
+    }
+
+    fn setattr(&self, _attr: &crate::vfs::inode::SetAttr) -> Result<(), Errno> {
+        // Truncation at open (`O_TRUNC`, a shell's `>`) is accepted and changes nothing.
+        Ok(())
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
@@ -212,25 +243,22 @@ impl Inode for SettingFile {
     }
 }
 
-/// An open [`SettingFile`]: reads see the current value; a write replaces it (a newline is
-/// added when missing, as the kernel prints values).
-struct OpenSetting {
-    value: Arc<std::sync::Mutex<Vec<u8>>>,
-    st: Stat,
+/// An open [`SynthControl`]: reads see the contents at open, writes are applied at once.
+struct ControlFile {
+    contents: BytesFile,
+    apply: Applier,
+    opener: Caller,
 }
 
-impl FileOps for OpenSetting {
+impl FileOps for ControlFile {
     fn read(
         &self,
-        _t: &mut dyn Context,
-        _f: &OpenFile,
+        t: &mut dyn Context,
+        f: &OpenFile,
         dst: &mut dyn IoDst,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
-        let data = self.value.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let start = (off.unwrap_or(0) as usize).min(data.len());
-        let n = dst.remaining().min(data.len() - start);
-        dst.copy_from(&data[start..start + n])
+        self.contents.read(t, f, dst, off)
     }
 
     fn write(
@@ -240,21 +268,24 @@ impl FileOps for OpenSetting {
         src: &mut dyn IoSrc,
         _off: Option<u64>,
     ) -> Result<usize, Errno> {
-        let mut data = vec![0u8; src.remaining().min(64)];
-        let n = src.copy_to(&mut data)?;
-        data.truncate(n);
-        let text = String::from_utf8_lossy(&data);
-        let v = text.trim().parse::<i64>().map_err(|_| Errno::EINVAL)?;
-        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = format!("{v}\n").into_bytes();
-        Ok(n)
+        let count = src.remaining();
+        let mut buf = vec![0u8; count.min(CONTROL_WRITE_MAX)];
+        let n = src.copy_to(&mut buf)?;
+        buf.truncate(n);
+        (self.apply)(&self.opener, &buf)?;
+        Ok(count)
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.st)
+        self.contents.stat()
     }
 
     fn seekable(&self) -> bool {
         true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        self.contents.size()
     }
 }
 

@@ -1,5 +1,5 @@
 //! `/sys`: the few files programs read to size themselves (CPU lists), and an empty
-//! `fs/cgroup`.
+//! `fs/cgroup`, where boot mounts the cgroup2 hierarchy (`cgroupfs`).
 
 use std::sync::Arc;
 

@@ -55,7 +55,7 @@ const SUPPORTED: u64 = CLONE_VM
     | CLONE_IO;
 
 /// The arguments of clone/clone3, decoded.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CloneArgs {
     pub flags: u64,
     pub exit_signal: i32,
@@ -64,6 +64,8 @@ pub struct CloneArgs {
     pub parent_tid: UserAddr,
     pub child_tid: UserAddr,
     pub tls: u64,
+    /// clone3's CLONE_INTO_CGROUP: the new process's cgroup (else its parent's).
+    pub cgroup: Option<Arc<super::cgroup::Cgroup>>,
 }
 
 /// Creates the task; returns its TID in the caller's namespace.
@@ -174,6 +176,14 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     }
     // A tracee's child is traced too when its tracer's options (or CLONE_PTRACE) say so.
     let (event, traced) = super::ptrace::clone_event(&t.handle, f, a.exit_signal);
+    let new_process = f & CLONE_THREAD == 0;
+    let charged = kernel
+        .cgroups
+        .fork(&t.tg, new_process.then_some(&*tg), a.cgroup.as_ref());
+    if let Err(e) = charged {
+        ns.release(tid);
+        return Err(e);
+    }
     {
         let mut tree = kernel.tree();
         if f & CLONE_THREAD == 0 {
@@ -184,6 +194,8 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             };
             tree.add_proc(tg.clone(), parent, a.exit_signal);
         } else if t.tg.sig().exit.is_some() {
+            drop(tree);
+            kernel.cgroups.fork_failed(&tg, false);
             ns.release(tid);
             return Err(Errno::EINTR);
         }
@@ -228,6 +240,8 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             tree.reap(tid);
         }
         tree.forget_id(tid, &ns);
+        drop(tree);
+        kernel.cgroups.fork_failed(&tg, new_process);
         return Err(Errno::EAGAIN);
     }
     let msg = if traced || event.is_some() || t.ptraced() {

@@ -16,11 +16,13 @@
 //! construction, and the run loop hands each application system call to it.
 //!
 //! # Lock order
+//! `Kernel::tree` → `cgroup::Hierarchy` → `ThreadGroup::cgroup`;
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
 //! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock` (see
 //! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
 
 pub mod aio;
+pub mod cgroup;
 pub mod checkpoint;
 pub mod clone;
 pub mod context;
@@ -112,6 +114,8 @@ pub struct Kernel {
     pub net: crate::net::Namespace,
     /// The IPC namespace: System V shared memory, semaphores and message queues.
     pub ipc: ipc::Namespace,
+    /// The cgroup v2 hierarchy: which process is in which group, the controllers' counts.
+    pub cgroups: cgroup::Hierarchy,
     /// Native AIO contexts (io_setup).
     pub aio: aio::Contexts,
     /// Keyrings (keyctl).
@@ -150,6 +154,7 @@ impl Kernel {
     ) -> Arc<Kernel> {
         let notify = Arc::new(crate::vfs::inotify::FsNotify::default());
         let memfds = crate::fs::memfd::MemfdFs::new(&memory, &notify);
+        let cgroups = cgroup::Hierarchy::new(notify.clone());
         let seen_syscalls = config
             .record_syscalls
             .then(syscall_set::SyscallSet::default);
@@ -172,6 +177,7 @@ impl Kernel {
             terminals: Mutex::default(),
             net,
             ipc: ipc::Namespace::default(),
+            cgroups,
             aio: aio::Contexts::default(),
             keys: keys::Keys::default(),
             seen_syscalls,

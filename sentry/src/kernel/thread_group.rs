@@ -94,6 +94,9 @@ pub struct ThreadGroup {
     /// `/proc/[pid]/coredump_filter` (the `MMF_DUMP_*` bits): recorded and inherited by
     /// fork; the sandbox writes no core files.
     pub coredump_filter: AtomicU32,
+    /// Its cgroup (None: never placed, counted in the root); see [`super::cgroup`]. A leaf
+    /// lock, taken under `Hierarchy::inner`.
+    pub cgroup: Mutex<Option<super::cgroup::Membership>>,
     /// Set once the last thread has exited, with the final status.
     done: Mutex<Option<ExitStatus>>,
     done_cv: Condvar,
@@ -150,6 +153,7 @@ impl ThreadGroup {
             usage: Mutex::new(GroupUsage::default()),
             oom_score_adj: AtomicI32::new(0),
             coredump_filter: AtomicU32::new(DEFAULT_COREDUMP_FILTER),
+            cgroup: Mutex::new(None),
             done: Mutex::new(None),
             done_cv: Condvar::new(),
         }

@@ -753,6 +753,27 @@ impl MemoryManager {
         Ok(new)
     }
 
+    /// `MAP_POPULATE` of a writable mapping: backs every page of `[addr, addr+len)` with
+    /// memory now (counted in the resident set, as Linux commits them); the application's
+    /// address space maps them on first touch, as after any fault.
+    ///
+    /// # Errors
+    /// ENOMEM when the memory file cannot grow.
+    pub fn prefault(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let mut i = self.lock();
+        let mut page = page_down(addr);
+        let end = addr.saturating_add(len);
+        while page < end {
+            if i.vma_at(page).is_none() {
+                break;
+            }
+            let start = self.populate(&mut i, page, true)?;
+            let next = i.pmas.get(&start).map_or(page + PAGE_SIZE, |p| p.end);
+            page = next.max(page + PAGE_SIZE);
+        }
+        Ok(())
+    }
+
     /// Resolves an application fault at `addr`.
     ///
     /// # Errors

@@ -1472,7 +1472,12 @@ impl Socket for InetSocket {
             } else {
                 return Err(Errno::EADDRNOTAVAIL);
             };
-            Self::bind_locked(g, id, ip, port)?;
+            // bind(2) to port 0 with every ephemeral port taken is EADDRINUSE on Linux
+            // (an implicit bind, as connect's, answers EADDRNOTAVAIL).
+            Self::bind_locked(g, id, ip, port).map_err(|e| match e {
+                Errno::EADDRNOTAVAIL if port == 0 => Errno::EADDRINUSE,
+                e => e,
+            })?;
             g.entries.get_mut(&id).expect("present").port_locked = port != 0;
             Ok(())
         })

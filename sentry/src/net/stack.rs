@@ -70,8 +70,10 @@ const MAX_BACKLOG: usize = 4096;
 /// Listening smoltcp sockets a listener keeps ready for new SYNs (each takes one); as many
 /// as frames one poll round can bring, so a burst of SYNs is never reset.
 const SPARE_LISTENERS: usize = super::link::FRAMES_PER_POLL;
-/// First and last ephemeral port (Linux's `ip_local_port_range`).
+/// First and last ephemeral port by default (Linux's `ip_local_port_range`).
 const EPHEMERAL: (u16, u16) = (32768, 60999);
+/// The lowest port `ip_local_port_range` may start at (Linux's `ip_unprivileged_port_start`).
+const PORT_RANGE_MIN: u16 = 1024;
 /// Longest the poller sleeps without a timer due.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most poll rounds one pump makes (each takes at most `FRAMES_PER_POLL` frames).
@@ -339,6 +341,8 @@ pub struct Inner {
     /// SO_REUSEPORT let them share it).
     ports: HashMap<(Proto, u16), Vec<u64>>,
     next_ephemeral: u16,
+    /// First and last ephemeral port (`/proc/sys/net/ipv4/ip_local_port_range`).
+    port_range: (u16, u16),
     /// The sandbox's index of the link the stack runs on (`None`: loopback only).
     pub link_index: Option<i32>,
     /// The link's name (SO_BINDTODEVICE names it).
@@ -758,6 +762,7 @@ impl Inner {
             gateways,
             ports: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
+            port_range: EPHEMERAL,
             link_index: None,
             link_name: None,
             orphans: Vec::new(),
@@ -913,10 +918,14 @@ impl Inner {
 
     /// A free ephemeral port, taken for `id`.
     fn ephemeral(&mut self, proto: Proto, id: u64) -> Result<u16, Errno> {
-        let span = EPHEMERAL.1 - EPHEMERAL.0 + 1;
+        let (lo, hi) = self.port_range;
+        let span = u32::from(hi - lo) + 1;
+        if !(lo..=hi).contains(&self.next_ephemeral) {
+            self.next_ephemeral = lo;
+        }
         for _ in 0..span {
             let p = self.next_ephemeral;
-            self.next_ephemeral = if p == EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
+            self.next_ephemeral = if p >= hi { lo } else { p + 1 };
             let holders = self.ports.entry((proto, p)).or_default();
             if holders.is_empty() {
                 holders.push(id);
@@ -924,6 +933,23 @@ impl Inner {
             }
         }
         Err(Errno::EADDRNOTAVAIL)
+    }
+
+    /// The ephemeral port range.
+    pub fn port_range(&self) -> (u16, u16) {
+        self.port_range
+    }
+
+    /// Sets the ephemeral port range, as a write to `ip_local_port_range`.
+    ///
+    /// # Errors
+    /// EINVAL for a range that ends before it starts or starts below 1024.
+    pub fn set_port_range(&mut self, lo: u16, hi: u16) -> Result<(), Errno> {
+        if hi < lo || lo < PORT_RANGE_MIN {
+            return Err(Errno::EINVAL);
+        }
+        self.port_range = (lo, hi);
+        Ok(())
     }
 
     /// The entry `id` of an open socket, or of a closed one whose connection still holds
@@ -1673,6 +1699,20 @@ mod tests {
             assert_eq!(local.version(), to.version());
             assert!(a.lock().is_own(local));
         }
+    }
+
+    #[test]
+    fn ephemeral_ports_come_from_the_configured_range() {
+        let s = Stack::start();
+        let mut g = s.lock();
+        assert_eq!(g.port_range(), EPHEMERAL);
+        assert_eq!(g.set_port_range(2000, 1999), Err(Errno::EINVAL));
+        assert_eq!(g.set_port_range(80, 2000), Err(Errno::EINVAL));
+        g.set_port_range(40000, 40001).unwrap();
+        let a = g.take_port(Proto::Udp, 0, 1).unwrap();
+        let b = g.take_port(Proto::Udp, 0, 2).unwrap();
+        assert_eq!([a.min(b), a.max(b)], [40000, 40001]);
+        assert_eq!(g.take_port(Proto::Udp, 0, 3), Err(Errno::EADDRNOTAVAIL));
     }
 
     #[test]

@@ -11,8 +11,10 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::text;
-use crate::fs::synth::{SettingFile, SynthDir, SynthFile, SynthFs};
+use crate::abi::Errno;
+use crate::fs::synth::{Applier, Generator, SynthControl, SynthDir, SynthFile, SynthFs};
 use crate::kernel::Kernel;
+use crate::net::config::Network;
 use crate::net::netlink;
 use crate::net::stack::Proto;
 use crate::vfs::Inode;
@@ -214,6 +216,38 @@ pub fn net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
 /// A directory entry: name and inode.
 type Entry = (Vec<u8>, Arc<dyn Inode>);
 
+/// `/proc/sys/net/ipv4/ip_local_port_range`: the stack's ephemeral ports, which root in the
+/// sandbox may change ("LOW HIGH", as Linux: HIGH >= LOW >= 1024). With host networking the
+/// host's ports are not the sandbox's to change: EACCES, as gVisor's hostinet.
+fn local_port_range(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let k = kernel.clone();
+    let gen: Generator = Arc::new(move |_| {
+        let k = k.upgrade().ok_or(Errno::ENOENT)?;
+        let (lo, hi) = if matches!(k.net.network, Network::Host { .. }) {
+            // The host's range is not read: Linux's default is shown.
+            (32768, 60999)
+        } else {
+            k.net.inet().lock().port_range()
+        };
+        Ok(format!("{lo}\t{hi}\n").into_bytes())
+    });
+    let k = kernel.clone();
+    let apply: Applier = Arc::new(move |_, bytes| {
+        let k = k.upgrade().ok_or(Errno::ENOENT)?;
+        if matches!(k.net.network, Network::Host { .. }) {
+            return Err(Errno::EACCES);
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| Errno::EINVAL)?;
+        let mut it = text.split_whitespace().map(|w| w.parse::<u16>());
+        let (Some(Ok(lo)), Some(Ok(hi)), None) = (it.next(), it.next(), it.next()) else {
+            return Err(Errno::EINVAL);
+        };
+        let result = k.net.inet().lock().set_port_range(lo, hi);
+        result
+    });
+    SynthControl::new(fs, gen, apply)
+}
+
 /// `/proc/sys/net`.
 pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{s}\n")) };
@@ -247,9 +281,9 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
                             let dir: Arc<dyn Inode> = SynthDir::fixed(
                                 &fs,
                                 vec![
-                                    ("accept_local", SettingFile::new(&fs, "0\n")),
+                                    ("accept_local", SynthControl::setting(&fs, "0\n")),
                                     ("forwarding", SynthFile::fixed(&fs, "0\n")),
-                                    ("route_localnet", SettingFile::new(&fs, "0\n")),
+                                    ("route_localnet", SynthControl::setting(&fs, "0\n")),
                                 ],
                             );
                             (n.into_bytes(), dir)
@@ -266,7 +300,7 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             ("conf", ipv4_conf),
             ("ip_default_ttl", fixed("64")),
             ("ip_forward", fixed("0")),
-            ("ip_local_port_range", fixed("32768\t60999")),
+            ("ip_local_port_range", local_port_range(fs, kernel)),
             ("ip_nonlocal_bind", fixed("0")),
             ("tcp_fin_timeout", fixed("60")),
             ("tcp_keepalive_intvl", fixed("75")),

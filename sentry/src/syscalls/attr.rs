@@ -214,7 +214,12 @@ pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
         FileType::Regular => {}
         _ => return Err(Errno::EINVAL),
     }
-    newsize_ok(t, d.inode.stat()?.size as u64, len as u64)?;
+    // As Linux's do_sys_truncate: the caller needs write permission on the file.
+    let st = d.inode.stat()?;
+    if !crate::vfs::inode::may_access_inode(d.inode.as_ref(), &st, &t.creds, 2, false) {
+        return Err(Errno::EACCES);
+    }
+    newsize_ok(t, st.size as u64, len as u64)?;
     setattr(
         &d,
         SetAttr {

@@ -86,6 +86,12 @@ pub fn mmap(
         // which MAP_LOCKED does not report.
         let _ = t.mm.mlock(addr, len, true, None);
     }
+    // MAP_POPULATE commits writable mappings at once (a read-only private one would only
+    // see the shared zero page on Linux, which is not counted as resident). Failing to
+    // populate is not an error of mmap: the pages come on first touch instead.
+    if flags & libc::MAP_POPULATE != 0 && perms.write {
+        let _ = t.mm.prefault(addr, len);
+    }
     Ok(addr)
 }
 

@@ -1,10 +1,12 @@
-//! mount(2) and umount2(2) inside the sandbox: tmpfs, proc, devpts and bind mounts of sandbox paths,
-//! all in the sentry's mount namespace (nothing ever reaches the host's mount table).
+//! mount(2) and umount2(2) inside the sandbox: tmpfs, proc, devpts, overlay, cgroup2 and bind
+//! mounts of sandbox paths, all in the sentry's mount namespace (nothing ever reaches the
+//! host's mount table).
 
 use std::sync::Arc;
 
 use super::{Flags, PathArg};
 use crate::abi::{Errno, SysResult};
+use crate::cgroupfs;
 use crate::fs::devpts::{DevPts, DevPtsOptions};
 use crate::fs::overlay;
 use crate::fs::tmpfs::{TmpFs, TmpNode};
@@ -187,6 +189,24 @@ pub fn mount(
                 let data = read_opt_string(t, data)?.unwrap_or_default();
                 (overlay_root(t, &data)?, "overlay", source)
             }
+            "cgroup2" => {
+                let data = read_opt_string(t, data)?.unwrap_or_default();
+                cgroup2_options(&data)?;
+                // The one hierarchy again where it is already mounted.
+                if mount_rooted_at(t, &dir).is_some_and(|m| m.fs_type == "cgroup2") {
+                    return Err(Errno::EBUSY);
+                }
+                (cgroupfs::new_root(&t.kernel), "cgroup2", source)
+            }
+            "cgroup" => {
+                // cgroup v1 is not offered; a controller the v2 hierarchy uses could not
+                // move to a v1 hierarchy anyway.
+                let data = read_opt_string(t, data)?.unwrap_or_default();
+                let busy = data
+                    .split(',')
+                    .any(|c| cgroupfs::controller_in_use(&t.kernel, c));
+                return Err(if busy { Errno::EBUSY } else { Errno::ENODEV });
+            }
             _ => return Err(Errno::ENODEV),
         }
     };
@@ -255,6 +275,28 @@ fn overlay_root(t: &Task, data: &str) -> Result<Arc<dyn Inode>, Errno> {
         .downcast::<TmpNode>()
         .map_err(|_| Errno::EINVAL)?;
     Ok(overlay::new_overlay_on(lower.inode.clone(), upper))
+}
+
+/// cgroup2 mount options: Linux's are accepted (one hierarchy is shared by every mount, and
+/// none of them changes what the sandbox does), anything else is EINVAL.
+fn cgroup2_options(data: &str) -> Result<(), Errno> {
+    const KNOWN: [&str; 6] = [
+        "nsdelegate",
+        "favordynmods",
+        "memory_localevents",
+        "memory_recursiveprot",
+        "memory_hugetlb_accounting",
+        "pids_localevents",
+    ];
+    let ok = data
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .all(|o| KNOWN.contains(&o));
+    if ok {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
 
 /// Whether some task has a file, cwd or root inside one of `mounts`.

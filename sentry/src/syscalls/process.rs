@@ -213,6 +213,7 @@ pub fn clone(
         parent_tid,
         child_tid,
         tls,
+        cgroup: None,
     };
     check_nproc(t)?;
     Ok(clone::clone(t, args)? as u64)
@@ -240,9 +241,16 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let a: CloneArgs3 = t.mm.read_obj(uargs)?;
+    let mut cgroup_fd = 0u64;
     if size > 64 {
-        let rest = t.mm.read_bytes(uargs.offset(64)?, size - 64)?;
-        // set_tid and cgroup are not offered: they must be zero.
+        let mut rest = t.mm.read_bytes(uargs.offset(64)?, size - 64)?;
+        // `cgroup` (bytes 80..88) is read; set_tid and what follows are not offered and
+        // must be zero.
+        if rest.len() >= 24 {
+            let field: [u8; 8] = rest[16..24].try_into().map_err(|_| Errno::EINVAL)?;
+            cgroup_fd = u64::from_ne_bytes(field);
+            rest[16..24].fill(0);
+        }
         if rest.iter().any(|&b| b != 0) {
             return Err(Errno::EINVAL);
         }
@@ -250,6 +258,14 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
     if a.exit_signal > 64 || a.flags & 0xff != 0 {
         return Err(Errno::EINVAL);
     }
+    let cgroup = if a.flags & CLONE_INTO_CGROUP != 0 {
+        if size < 88 {
+            return Err(Errno::EINVAL);
+        }
+        Some(into_cgroup(t, cgroup_fd)?)
+    } else {
+        None
+    };
     let stack = match (a.stack, a.stack_size) {
         (0, 0) => 0,
         (0, _) | (_, 0) => return Err(Errno::EINVAL),
@@ -263,12 +279,13 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
         super::pidfd::check_slot(t, slot)?;
     }
     let args = CloneArgs {
-        flags: a.flags & !CLONE_PIDFD,
+        flags: a.flags & !(CLONE_PIDFD | CLONE_INTO_CGROUP),
         exit_signal: a.exit_signal as i32,
         stack,
         parent_tid: UserAddr(a.parent_tid),
         child_tid: UserAddr(a.child_tid),
         tls: a.tls,
+        cgroup,
     };
     check_nproc(t)?;
     let child = clone::clone(t, args)?;
@@ -280,6 +297,27 @@ pub fn clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult {
 
 /// clone3's CLONE_PIDFD: a pidfd of the child is stored at `clone_args.pidfd`.
 const CLONE_PIDFD: u64 = 0x1000;
+/// clone3's CLONE_INTO_CGROUP: the child starts in the cgroup whose directory is open at
+/// `clone_args.cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The cgroup of CLONE_INTO_CGROUP's fd: EINVAL for a number no fd can have, EBADF for an fd
+/// that is not a cgroup2 directory, ENOENT for a removed cgroup, EACCES when the caller could
+/// not move a process there through `cgroup.procs`.
+fn into_cgroup(t: &Task, fd: u64) -> Result<Arc<crate::kernel::cgroup::Cgroup>, Errno> {
+    let fd = i32::try_from(fd).map_err(|_| Errno::EINVAL)?;
+    let file = t.fds.get(fd)?;
+    let dentry = file.dentry.clone().ok_or(Errno::EBADF)?;
+    let cg = crate::cgroupfs::cgroup_of(&dentry.inode).ok_or(Errno::EBADF)?;
+    if cg.is_deleted() {
+        return Err(Errno::ENOENT);
+    }
+    let from = t.kernel.cgroups.of(&t.tg);
+    if !crate::cgroupfs::may_migrate(&t.kernel, &t.creds, &from, &cg) {
+        return Err(Errno::EACCES);
+    }
+    Ok(cg)
+}
 
 /// fork(2)
 pub fn fork(t: &mut Task) -> SysResult {

@@ -230,6 +230,16 @@ impl FsNotify {
         }
     }
 
+    /// A file the kernel changed by itself, not through a file description (cgroup event
+    /// files): IN_MODIFY to the file's watches and, with its name, to its directory's.
+    pub fn kernel_modified(&self, dev: u64, ino: u64, dir_ino: u64, name: &[u8]) {
+        if !self.active() {
+            return;
+        }
+        self.notify_key((dev, dir_ino), IN_MODIFY, 0, name);
+        self.notify_key((dev, ino), IN_MODIFY, 0, &[]);
+    }
+
     /// A cookie tying an IN_MOVED_FROM to its IN_MOVED_TO (never 0).
     fn cookie(&self) -> u32 {
         self.next_cookie

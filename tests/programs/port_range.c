@@ -1,0 +1,68 @@
+// /proc/sys/net/ipv4/ip_local_port_range: root may narrow it, bad ranges are EINVAL, and
+// bind(2) to port 0 then takes ports only from it (EADDRINUSE once they are all taken).
+// Natively the program first enters a new network namespace (the sysctl is per namespace),
+// so the host's range is never touched; it exits 77 when it cannot (the sandbox, whose
+// network stack is its own, goes on in it).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static const char *kRange = "/proc/sys/net/ipv4/ip_local_port_range";
+
+static int put(const char *val) {
+    int fd = open(kRange, O_WRONLY | O_TRUNC);
+    if (fd < 0) return errno;
+    int err = write(fd, val, strlen(val)) < 0 ? errno : 0;
+    close(fd);
+    return err;
+}
+
+static void show(void) {
+    char buf[64] = {0};
+    int fd = open(kRange, O_RDONLY);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    printf("range: %.*s", (int)(n > 0 ? n : 0), buf);
+}
+
+static int bind_any(int type, int *port) {
+    int s = socket(AF_INET, type, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0) return -errno;
+    socklen_t len = sizeof(a);
+    getsockname(s, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+int main(void) {
+    if (unshare(CLONE_NEWNET) != 0) {
+        // Only the sandbox (its own network stack already) may go on without a namespace
+        // of its own: the host's range is never written.
+        struct utsname u;
+        if (uname(&u) != 0 || !strstr(u.version, "runsc-rs")) {
+            fprintf(stderr, "no network namespace of its own: %s\n", strerror(errno));
+            return 77;
+        }
+    }
+    printf("reversed: %d\n", put("2000 1999"));
+    printf("below 1024: %d\n", put("80 2000"));
+    printf("garbage: %d\n", put("abc"));
+    printf("narrow: %d\n", put("40000 40001"));
+    show();
+    int p1 = 0, p2 = 0, p3 = 0;
+    int a = bind_any(SOCK_DGRAM, &p1), b = bind_any(SOCK_DGRAM, &p2);
+    printf("first two: %d %d\n", a >= 0 && p1 >= 40000 && p1 <= 40001,
+           b >= 0 && p2 >= 40000 && p2 <= 40001 && p1 != p2);
+    int c = bind_any(SOCK_DGRAM, &p3);
+    printf("third: %s\n", c == -EADDRINUSE ? "EADDRINUSE" : "other");
+    printf("done\n");
+    return 0;
+}

@@ -1,0 +1,51 @@
+//! cgroup v2 in the sandbox: `/sys/fs/cgroup` and `mount -t cgroup2` show the sentry's
+//! hierarchy; a child cgroup with the pids controller refuses a fork past `pids.max` with
+//! EAGAIN, `cgroup.procs` moves a process, `/proc/self/cgroup` names the path.
+//!
+//! Sandbox only: natively every cgroup2 mount is the host's one hierarchy, so the program
+//! would create and limit cgroups of the machine running the tests. The expected lines are
+//! Linux's answers (Documentation/admin-guide/cgroup-v2.rst, and gVisor's cgroup2 suite,
+//! which holds them against Linux).
+
+use runsc_rs_tests::{program_str, run_sandbox};
+
+#[test]
+fn cgroup2_hierarchy_limits_and_moves_processes() {
+    let Some(p) = program_str("cgroup2") else {
+        return;
+    };
+    let out = run_sandbox(&[&p], &[]);
+    let text = out.stdout_text();
+    assert_eq!(out.status, 0, "{text}{}", out.stderr_text());
+    let expect = [
+        "/sys/fs/cgroup is cgroup2: 1\n",
+        "same mount again: errno 16\n",
+        "cgroup.controllers: cpu memory pids|\n",
+        "enable pids memory: 0 0\n",
+        "enable bogus: 22\n",
+        "mkdir: 0\n",
+        "t/cgroup.type: domain|\n",
+        "t/cgroup.events: populated 0|frozen 0|\n",
+        "t/pids.max: max|\n",
+        "cgroup.stat: nr_descendants 1|nr_dying_descendants 0|\n",
+        "memory.max 100M: 0\n",
+        "t/memory.max: 104857600|\n",
+        "memory.max abc: 22\n",
+        "pids.max 1: 0\n",
+        "move child: 0\n",
+        "t/cgroup.events: populated 1|frozen 0|\n",
+        "rmdir busy: 16\n",
+        "/proc/self/cgroup: 0::/t\n",
+        "fork in t: errno 11\n",
+        "child exit: 0\n",
+        "t/pids.events: max 1|\n",
+        "t/pids.current: 0|\n",
+        "t/cgroup.procs: \n",
+        "rmdir: 0\n",
+        "umount: 0\n",
+        "done\n",
+    ];
+    for line in expect {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

@@ -1,0 +1,25 @@
+//! `/proc/sys/net/ipv4/ip_local_port_range` is root's to narrow, and bind(2) to port 0 then
+//! takes ports from it alone, natively and in the sandbox alike. Natively the program runs in
+//! a network namespace of its own (root only), never changing the host's range.
+
+use runsc_rs_tests::{assert_same_program, skip};
+
+#[test]
+fn bind_to_port_zero_honours_the_local_port_range() {
+    if !nix::unistd::geteuid().is_root() {
+        return skip("a network namespace of its own needs root natively");
+    }
+    assert_same_program(
+        "port_range",
+        &[],
+        &[
+            "reversed: 22\n",
+            "below 1024: 22\n",
+            "garbage: 22\n",
+            "narrow: 0\n",
+            "range: 40000\t40001\n",
+            "first two: 1 1\n",
+            "third: EADDRINUSE\n",
+        ],
+    );
+}
