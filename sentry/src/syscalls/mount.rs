@@ -7,7 +7,7 @@ use super::{Flags, PathArg};
 use crate::abi::{Errno, SysResult};
 use crate::fs::devpts::{DevPts, DevPtsOptions};
 use crate::fs::overlay;
-use crate::fs::tmpfs::{TmpFs, TmpNode};
+use crate::fs::tmpfs::{TmpFs, TmpNode, TmpfsOptions};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
@@ -74,20 +74,9 @@ fn mount_rooted_at(t: &Task, d: &Dentry) -> Option<Arc<Mount>> {
     same.then_some(m)
 }
 
-/// `mode=` from tmpfs mount data (octal), else the default 1777.
-fn tmpfs_mode(data: Option<&str>) -> Result<u32, Errno> {
-    let Some(data) = data else {
-        return Ok(0o1777);
-    };
-    for opt in data.split(',') {
-        if let Some(m) = opt.strip_prefix("mode=") {
-            return u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or(Errno::EINVAL);
-        }
-    }
-    Ok(0o1777)
+/// The sandbox's memory in bytes, which a tmpfs's default limits and `size=N%` are shares of.
+fn mem_bytes() -> u64 {
+    proc::host_mem_total_kb() * 1024
 }
 
 /// mount(2)
@@ -111,7 +100,17 @@ pub fn mount(
 
     if flags & MS_REMOUNT != 0 {
         let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
-        t.fs.ns.set_flags(&m, readonly, flags);
+        // Without MS_BIND a remount reconfigures the filesystem too (a tmpfs's limits).
+        let mut fs_options = None;
+        if flags & MS_BIND == 0 {
+            if let Ok(node) = m.root.clone().as_any().downcast::<TmpNode>() {
+                if let Some(data) = read_opt_string(t, data)? {
+                    node.reconfigure(&TmpfsOptions::parse(&data, mem_bytes())?)?;
+                }
+                fs_options = Some(node.fs_options());
+            }
+        }
+        t.fs.ns.set_flags(&m, readonly, flags, fs_options);
         return Ok(0);
     }
     if flags & MS_PROPAGATION != 0 {
@@ -164,12 +163,10 @@ pub fn mount(
         let source = read_opt_string(t, source)?.unwrap_or_else(|| "none".into());
         match fstype.as_str() {
             "tmpfs" => {
-                let data = read_opt_string(t, data)?;
-                let mode = tmpfs_mode(data.as_deref())?;
-                if mode != 0o1777 {
-                    opts.fs_options = format!(",mode={mode:o}");
-                }
-                let root: Arc<dyn Inode> = TmpFs::new_root(&t.kernel.memory, mode);
+                let data = read_opt_string(t, data)?.unwrap_or_default();
+                let tmp_opts = TmpfsOptions::parse(&data, mem_bytes())?;
+                let root = TmpFs::new_root_mounted(&t.kernel.memory, &tmp_opts, mem_bytes());
+                opts.fs_options = root.fs_options();
                 (root, "tmpfs", source)
             }
             "devpts" => {
@@ -313,17 +310,4 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     }
     t.fs.ns.unmount(&m);
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tmpfs_mode_option() {
-        assert_eq!(tmpfs_mode(None), Ok(0o1777));
-        assert_eq!(tmpfs_mode(Some("size=1m,mode=755")), Ok(0o755));
-        assert_eq!(tmpfs_mode(Some("mode=9")), Err(Errno::EINVAL));
-        assert_eq!(tmpfs_mode(Some("uid=0")), Ok(0o1777));
-    }
 }

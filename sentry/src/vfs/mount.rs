@@ -336,9 +336,9 @@ impl MountNamespace {
         }
     }
 
-    /// Replaces `m` by a copy with `readonly` and `flags` (a remount); walks from now on see
-    /// the change.
-    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64) {
+    /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
+    /// options `fs_options` when given; walks from now on see the change.
+    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64, fs_options: Option<String>) {
         let mut mounts = self.mounts.write().unwrap();
         if let Some(slot) = mounts
             .get_mut(&m.path)
@@ -354,7 +354,7 @@ impl MountNamespace {
                 notify: m.notify.clone(),
                 flags: flags & MOUNT_FLAGS,
                 root_path: m.root_path.clone(),
-                fs_options: m.fs_options.clone(),
+                fs_options: fs_options.unwrap_or_else(|| m.fs_options.clone()),
             });
         }
     }
