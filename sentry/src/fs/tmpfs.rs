@@ -758,6 +758,14 @@ impl TmpNode {
         removed
     }
 
+    /// After an unlink: a name of a file that keeps others gives its inode back (the last
+    /// one goes with the node).
+    fn name_removed(&self) {
+        if self.kind() != FileType::Directory && self.lock().nlink >= 1 {
+            self.fs.uncharge_inode();
+        }
+    }
+
     /// Removes every whiteout in this directory.
     pub fn clear_whiteouts(&self) {
         if let Data::Dir { entries, .. } = &mut self.lock().data {
@@ -1278,7 +1286,16 @@ impl Inode for TmpNode {
                 return Err(Errno::ENOENT);
             }
         }
-        self.insert(name, t.clone())?;
+        // Each further name of a file counts as an inode, as Linux's tmpfs.
+        let first_name = t.lock().nlink == 0;
+        if !first_name {
+            self.fs.charge_inode()?;
+        }
+        self.insert(name, t.clone()).inspect_err(|_| {
+            if !first_name {
+                self.fs.uncharge_inode();
+            }
+        })?;
         let mut ts = t.lock();
         ts.linkable = false;
         ts.nlink += 1;
@@ -1298,7 +1315,9 @@ impl Inode for TmpNode {
             (true, true) if !child.dir_is_empty() => return Err(Errno::ENOTEMPTY),
             _ => {}
         }
-        self.remove_entry(name);
+        if let Some(gone) = self.remove_entry(name) {
+            gone.name_removed();
+        }
         Ok(())
     }
 
@@ -1346,7 +1365,9 @@ impl Inode for TmpNode {
                 (true, true) if !d.dir_is_empty() => return Err(Errno::ENOTEMPTY),
                 _ => {}
             }
-            nd.remove_entry(new_name);
+            if let Some(gone) = nd.remove_entry(new_name) {
+                gone.name_removed();
+            }
         }
         self.remove_entry(name);
         src.lock().nlink += 1;
