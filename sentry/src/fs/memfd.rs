@@ -38,6 +38,7 @@ impl MemfdFs {
             flags: 0,
             root_path: b"/".to_vec(),
             fs_options: String::new(),
+            parent: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

@@ -11,7 +11,9 @@ use crate::fs::tmpfs::{TmpFs, TmpNode, TmpfsOptions};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
-use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, MountOpts, Resolver};
+use crate::vfs::{
+    rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Resolver,
+};
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
 const MS_REMOUNT: u64 = libc::MS_REMOUNT;
@@ -278,6 +280,107 @@ fn busy(t: &Task, mounts: &[Arc<Mount>]) -> bool {
     })
 }
 
+/// Whether `path` is `dir` or below it.
+fn at_or_under(path: &[u8], dir: &[u8]) -> bool {
+    dir == b"/" || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+}
+
+/// pivot_root(2): the mount at `new_root` becomes the caller's root mount, and the old root
+/// mount moves to `put_old`; every task of the namespace whose root or cwd was the old root
+/// gets the new one. As Linux's, the current root must be a mount's root and not the
+/// namespace's own root mount (which has no parent), `new_root` a mount's root below it on
+/// another mount, and `put_old` at or below `new_root`, not on the root's mount.
+pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResult {
+    check_admin(t)?;
+    let new_path = t.mm.read_cstring(new_root.0, PATH_MAX)?;
+    let old_path = t.mm.read_cstring(put_old.0, PATH_MAX)?;
+    let new = resolve(t, &new_path, true)?;
+    if new.inode.file_type()? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let put = resolve(t, &old_path, true)?;
+    if put.inode.file_type()? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let root = t.fs.root();
+    if new.mount.id == root.mount.id || put.mount.id == root.mount.id {
+        return Err(Errno::EBUSY);
+    }
+    let root_mnt = mount_rooted_at(t, &root).ok_or(Errno::EINVAL)?;
+    if root_mnt.path == b"/" {
+        return Err(Errno::EINVAL);
+    }
+    let new_mnt = mount_rooted_at(t, &new).ok_or(Errno::EINVAL)?;
+    if !at_or_under(&put.path, &new.path)
+        || !at_or_under(&new.path, &root.path)
+        || new.path == root.path
+    {
+        return Err(Errno::EINVAL);
+    }
+    let ns = t.fs.ns.clone();
+    let (new_mnt, _) = ns.pivot(&root_mnt, &new_mnt, &put.path, put.mount.id);
+    let new_root_dentry = Arc::new(Dentry {
+        inode: new_mnt.root.clone(),
+        parent: root.parent.clone(),
+        name: root.name.clone(),
+        path: new_mnt.path.clone(),
+        mount: new_mnt.clone(),
+    });
+    // Every root and cwd in the namespace follows: the old root becomes the new one, and
+    // one inside either moved tree is found again at its new place.
+    let views: Vec<_> = {
+        let tree = t.kernel.tree();
+        tree.tasks
+            .values()
+            .filter_map(|h| h.view.lock().unwrap().clone())
+            .collect()
+    };
+    let mut seen: Vec<*const crate::vfs::FsContext> = Vec::new();
+    for fs in views.iter().map(|v| &v.fs).chain(std::iter::once(&t.fs)) {
+        if !Arc::ptr_eq(&fs.ns, &ns) || seen.contains(&Arc::as_ptr(fs)) {
+            continue;
+        }
+        seen.push(Arc::as_ptr(fs));
+        let fix = |d: Arc<Dentry>| -> Arc<Dentry> {
+            if d.mount.id == root_mnt.id
+                && std::ptr::addr_eq(Arc::as_ptr(&d.inode), Arc::as_ptr(&root_mnt.root))
+            {
+                return new_root_dentry.clone();
+            }
+            relocate(&ns, &d).unwrap_or(d)
+        };
+        fs.set_root(fix(fs.root()));
+        fs.set_cwd(fix(fs.cwd()));
+    }
+    Ok(0)
+}
+
+/// `d` found again after pivot_root moved its mount: its path rebased onto the mount's new
+/// place, its parent walked to afresh. None when its mount did not move.
+fn relocate(ns: &Arc<MountNamespace>, d: &Dentry) -> Option<Arc<Dentry>> {
+    let now = ns.mounts().into_iter().find(|m| m.id == d.mount.id)?;
+    if now.path == d.mount.path {
+        return None;
+    }
+    let path = rebase(&d.path, &d.mount.path, &now.path)?;
+    let cut = path.iter().rposition(|&c| c == b'/')?;
+    let parent_path = if cut == 0 {
+        b"/".to_vec()
+    } else {
+        path[..cut].to_vec()
+    };
+    let parent = Resolver::new(Caller::kernel(), ns.root(), ns)
+        .resolve(ns.root(), &parent_path, false)
+        .ok()?;
+    Some(Arc::new(Dentry {
+        inode: d.inode.clone(),
+        parent: Some(parent),
+        name: d.name.clone(),
+        path,
+        mount: now,
+    }))
+}
+
 /// umount2(2)
 pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
@@ -288,7 +391,13 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     check_admin(t)?;
     let path = t.mm.read_cstring(target.0, PATH_MAX)?;
     let d = resolve(t, &path, flags & UMOUNT_NOFOLLOW == 0)?;
-    let m = mount_rooted_at(t, &d).ok_or(Errno::EINVAL)?;
+    // The topmost mount at that point: a mount stacked on the cwd is reached through ".".
+    let m = if d.path == b"/" {
+        mount_rooted_at(t, &d)
+    } else {
+        t.fs.ns.top_mount_over(&d)
+    }
+    .ok_or(Errno::EINVAL)?;
     if m.path == b"/" {
         return Err(Errno::EBUSY);
     }
@@ -296,7 +405,7 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
         // Expiry marks are not kept: the first call would only mark the mount.
         return Err(Errno::EAGAIN);
     }
-    let below = t.fs.ns.mounts_under(&m.path);
+    let below = t.fs.ns.submounts(&m);
     if flags & MNT_DETACH == 0 {
         let mut all = below.clone();
         all.push(m.clone());
