@@ -22,3 +22,22 @@ fn tmpfs_limits_match_native() {
         ],
     );
 }
+
+/// pivot_root(2) from a chroot onto a tmpfs: ENOTDIR, ENOENT, EBUSY and EINVAL checks, the
+/// old root moved to put_old (and unmountable there), another process's cwd at the old root
+/// following to the new one, and `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)`.
+#[test]
+fn pivot_root_matches_native() {
+    assert_same_program(
+        "pivot_root",
+        &[],
+        &[
+            "pivot_root /new /new/old: 0",
+            "ls /old: new plain",
+            "cwd followed to the new root: 1",
+            "pivot_root . .: 0",
+            "umount2 . detach: 0",
+            "stat file: 0",
+        ],
+    );
+}
