@@ -1,7 +1,8 @@
 /* pivot_root(2) (issue 12), printed so the output compares between native Linux and the
  * sandbox: the argument checks, pivot_root onto a mount from a chroot (the old root moved to
  * put_old, the cwd of another process that was at the old root following), and the
- * pivot_root(".", ".") idiom followed by umount2(".", MNT_DETACH). Natively it runs in a
+ * pivot_root(".", ".") idiom followed by umount2(".", MNT_DETACH); and mount(2)'s MS_MOVE,
+ * which shares pivot_root's machinery. Natively it runs in a
  * private mount namespace of its own, so the host's mount table never sees its mounts.
  * Usage: pivot_root */
 #define _GNU_SOURCE
@@ -29,11 +30,17 @@ static long pivot(const char *new_root, const char *put_old) {
     return syscall(SYS_pivot_root, new_root, put_old);
 }
 
-/* The names in `path`, sorted, on one line. */
+static char dir[64], new_dir[128];
+
+/* The names in `path`, sorted, on one line (the temporary directory shown as TMP). */
 static void list(const char *path) {
     struct dirent **names;
     int n = scandir(path, &names, NULL, alphasort);
-    printf("ls %s:", path);
+    size_t k = strlen(dir);
+    if (strncmp(path, dir, k) == 0)
+        printf("ls TMP%s:", path + k);
+    else
+        printf("ls %s:", path);
     for (int i = 0; i < n; i++) {
         if (strcmp(names[i]->d_name, ".") && strcmp(names[i]->d_name, ".."))
             printf(" %s", names[i]->d_name);
@@ -44,8 +51,6 @@ static void list(const char *path) {
     free(names);
     printf("\n");
 }
-
-static char dir[64], new_dir[128];
 
 /* A tmpfs at `dir`, and one at `dir`/new holding a file and a directory "old". */
 static void setup(void) {
@@ -139,6 +144,33 @@ int main(void) {
 
     setup();
     run_child(dot_dot);
+    umount2(dir, MNT_DETACH);
+
+    /* MS_MOVE: a mount (with what is mounted on it) moves; not a non-mount, not into its
+     * own tree, not out of a shared mount. */
+    setup();
+    char plain[160], dest[160], sub[200], p[240];
+    snprintf(plain, sizeof plain, "%s/plain", dir);
+    snprintf(dest, sizeof dest, "%s/dest", dir);
+    mkdir(dest, 0755);
+    mount("none", plain, "tmpfs", 0, "mode=0755");
+    snprintf(sub, sizeof sub, "%s/sub", plain);
+    mkdir(sub, 0755);
+    mount("none", sub, "tmpfs", 0, "mode=0755");
+    snprintf(p, sizeof p, "%s/subfile", sub);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
+    result("move a plain directory", mount(dest, plain, NULL, MS_MOVE, NULL));
+    result("move into its own tree", mount(plain, sub, NULL, MS_MOVE, NULL));
+    result("move plain to dest", mount(plain, dest, NULL, MS_MOVE, NULL));
+    list(plain);
+    snprintf(p, sizeof p, "%s/sub", dest);
+    list(p);
+    result("make the parent shared", mount(NULL, dir, NULL, MS_SHARED, NULL));
+    result("move out of a shared mount", mount(dest, plain, NULL, MS_MOVE, NULL));
+    result("make it private", mount(NULL, dir, NULL, MS_PRIVATE, NULL));
+    result("move back", mount(dest, plain, NULL, MS_MOVE, NULL));
+    snprintf(p, sizeof p, "%s/sub", plain);
+    list(p);
     umount2(dir, MNT_DETACH);
     rmdir(dir);
     printf("done\n");

@@ -25,7 +25,9 @@ fn tmpfs_limits_match_native() {
 
 /// pivot_root(2) from a chroot onto a tmpfs: ENOTDIR, ENOENT, EBUSY and EINVAL checks, the
 /// old root moved to put_old (and unmountable there), another process's cwd at the old root
-/// following to the new one, and `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)`.
+/// following to the new one, and `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)`;
+/// MS_MOVE of a mount tree (EINVAL for a non-mount or out of a shared mount, ELOOP into
+/// itself).
 #[test]
 fn pivot_root_matches_native() {
     assert_same_program(
@@ -38,6 +40,9 @@ fn pivot_root_matches_native() {
             "pivot_root . .: 0",
             "umount2 . detach: 0",
             "stat file: 0",
+            "move into its own tree: -1 ELOOP",
+            "ls TMP/dest/sub: subfile",
+            "move out of a shared mount: -1 EINVAL",
         ],
     );
 }

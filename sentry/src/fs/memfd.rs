@@ -39,6 +39,7 @@ impl MemfdFs {
             root_path: b"/".to_vec(),
             fs_options: String::new(),
             parent: 0,
+            shared: false,
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

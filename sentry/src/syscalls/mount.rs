@@ -115,6 +115,9 @@ pub fn mount(
         t.fs.ns.set_flags(&m, readonly, flags, fs_options);
         return Ok(0);
     }
+    if flags & libc::MS_MOVE != 0 && flags & (MS_BIND | MS_PROPAGATION) == 0 {
+        return move_mount_old(t, source, &dir);
+    }
     if flags & MS_PROPAGATION != 0 {
         // Exactly one propagation type per call.
         if flags & !(MS_PROPAGATION | MS_REC | libc::MS_SILENT) != 0
@@ -122,7 +125,10 @@ pub fn mount(
         {
             return Err(Errno::EINVAL);
         }
-        mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        // Only the shared mark is kept (see Mount::shared); slave and unbindable are private.
+        t.fs.ns
+            .set_shared(&m, flags & libc::MS_SHARED != 0, flags & MS_REC != 0);
         return Ok(0);
     }
     let unknown = flags & !(MS_RDONLY | MS_BIND | MS_IGNORED);
@@ -303,6 +309,20 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
         return Err(Errno::ENOTDIR);
     }
     let root = t.fs.root();
+    // Nothing moves out of or onto shared mounts.
+    let ns = t.fs.ns.clone();
+    let current = |id: u64| ns.mounts().into_iter().find(|m| m.id == id);
+    let shared_parent = |id: u64| {
+        current(id)
+            .and_then(|m| m.parent_in(&ns))
+            .is_some_and(|p| p.shared)
+    };
+    if current(put.mount.id).is_some_and(|m| m.shared)
+        || shared_parent(new.mount.id)
+        || shared_parent(root.mount.id)
+    {
+        return Err(Errno::EINVAL);
+    }
     if new.mount.id == root.mount.id || put.mount.id == root.mount.id {
         return Err(Errno::EBUSY);
     }
@@ -317,7 +337,6 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
     {
         return Err(Errno::EINVAL);
     }
-    let ns = t.fs.ns.clone();
     let (new_mnt, _) = ns.pivot(&root_mnt, &new_mnt, &put.path, put.mount.id);
     let new_root_dentry = Arc::new(Dentry {
         inode: new_mnt.root.clone(),
@@ -326,8 +345,22 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
         path: new_mnt.path.clone(),
         mount: new_mnt.clone(),
     });
-    // Every root and cwd in the namespace follows: the old root becomes the new one, and
-    // one inside either moved tree is found again at its new place.
+    // The old root becomes the new one; others inside either moved tree are found again.
+    follow_moves(t, &ns, |d| {
+        (d.mount.id == root_mnt.id
+            && std::ptr::addr_eq(Arc::as_ptr(&d.inode), Arc::as_ptr(&root_mnt.root)))
+        .then(|| new_root_dentry.clone())
+    });
+    Ok(0)
+}
+
+/// After mounts moved: every task root and cwd in namespace `ns` is replaced by what
+/// `special` gives for it, or found again at its mount's new place.
+fn follow_moves(
+    t: &Task,
+    ns: &Arc<MountNamespace>,
+    special: impl Fn(&Arc<Dentry>) -> Option<Arc<Dentry>>,
+) {
     let views: Vec<_> = {
         let tree = t.kernel.tree();
         tree.tasks
@@ -337,21 +370,46 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
     };
     let mut seen: Vec<*const crate::vfs::FsContext> = Vec::new();
     for fs in views.iter().map(|v| &v.fs).chain(std::iter::once(&t.fs)) {
-        if !Arc::ptr_eq(&fs.ns, &ns) || seen.contains(&Arc::as_ptr(fs)) {
+        if !Arc::ptr_eq(&fs.ns, ns) || seen.contains(&Arc::as_ptr(fs)) {
             continue;
         }
         seen.push(Arc::as_ptr(fs));
         let fix = |d: Arc<Dentry>| -> Arc<Dentry> {
-            if d.mount.id == root_mnt.id
-                && std::ptr::addr_eq(Arc::as_ptr(&d.inode), Arc::as_ptr(&root_mnt.root))
-            {
-                return new_root_dentry.clone();
-            }
-            relocate(&ns, &d).unwrap_or(d)
+            special(&d).or_else(|| relocate(ns, &d)).unwrap_or(d)
         };
         fs.set_root(fix(fs.root()));
         fs.set_cwd(fix(fs.cwd()));
     }
+}
+
+/// mount(2) with MS_MOVE: the mount rooted at `source` (with everything mounted on it) moves
+/// onto `dir`. EINVAL unless `source` is a mount's root other than the namespace's; ELOOP
+/// onto its own tree; ENOTDIR between a directory and a non-directory.
+fn move_mount_old(t: &mut Task, source: UserAddr, dir: &Arc<Dentry>) -> SysResult {
+    let src_path = t.mm.read_cstring(source, PATH_MAX)?;
+    let src = resolve(t, &src_path, true)?;
+    let m = mount_rooted_at(t, &src).ok_or(Errno::EINVAL)?;
+    if m.path == b"/" {
+        return Err(Errno::EINVAL);
+    }
+    if (src.inode.file_type()? == FileType::Directory)
+        != (dir.inode.file_type()? == FileType::Directory)
+    {
+        return Err(Errno::ENOTDIR);
+    }
+    let ns = t.fs.ns.clone();
+    if m.parent_in(&ns).is_some_and(|p| p.shared) {
+        return Err(Errno::EINVAL);
+    }
+    let subtree = ns.submounts(&m);
+    if dir.mount.id == m.id || subtree.iter().any(|x| x.id == dir.mount.id) {
+        return Err(Errno::ELOOP);
+    }
+    if dir.path == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    ns.move_mount(&m, &dir.path);
+    follow_moves(t, &ns, |_| None);
     Ok(0)
 }
 

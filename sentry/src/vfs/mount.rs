@@ -43,6 +43,10 @@ pub struct Mount {
     pub fs_options: String,
     /// The ID of the mount this one is mounted on (0 for a namespace's root).
     pub parent: u64,
+    /// Marked shared (MS_SHARED; a mount made on a shared one is shared too). Only the mark
+    /// is kept, for the rules that refuse moves out of shared mounts: mounts do not
+    /// propagate between peers.
+    pub shared: bool,
 }
 
 /// How a mount is made, besides what it mounts and where.
@@ -118,7 +122,13 @@ impl Mount {
             root_path: self.root_path.clone(),
             fs_options: self.fs_options.clone(),
             parent,
+            shared: self.shared,
         }
+    }
+
+    /// The mount this one is mounted on, in namespace `ns`.
+    pub fn parent_in(&self, ns: &MountNamespace) -> Option<Arc<Mount>> {
+        ns.mounts().into_iter().find(|m| m.id == self.parent)
     }
 }
 
@@ -246,6 +256,7 @@ impl MountNamespace {
             root_path: b"/".to_vec(),
             fs_options: String::new(),
             parent: 0,
+            shared: false,
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -322,7 +333,9 @@ impl MountNamespace {
             opts.root_path
         };
         let mut mounts = self.mounts.write().unwrap();
-        let parent = visible_mount(&mounts, path).map_or(0, |p| p.id);
+        let under = visible_mount(&mounts, path);
+        let parent = under.as_ref().map_or(0, |p| p.id);
+        let shared = under.is_some_and(|p| p.shared);
         let m = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             root,
@@ -335,6 +348,7 @@ impl MountNamespace {
             root_path,
             fs_options: opts.fs_options,
             parent,
+            shared,
         });
         mounts.entry(path.to_vec()).or_default().push(m.clone());
         m
@@ -373,6 +387,49 @@ impl MountNamespace {
         }
         out.sort_by_key(|x| x.id);
         out
+    }
+
+    /// Marks `m` (and with `recursive` every mount on it) shared or not.
+    pub fn set_shared(&self, m: &Mount, shared: bool, recursive: bool) {
+        let mut ids = vec![m.id];
+        if recursive {
+            ids.extend(self.submounts(m).iter().map(|x| x.id));
+        }
+        let mut mounts = self.mounts.write().unwrap();
+        for x in mounts.values_mut().flatten() {
+            if ids.contains(&x.id) && x.shared != shared {
+                let mut nx = x.relocated(x.path.clone(), x.parent);
+                nx.shared = shared;
+                *x = Arc::new(nx);
+            }
+        }
+    }
+
+    /// Moves `m` and every mount on it so that `m` is mounted at `to` (MS_MOVE), on top of
+    /// what is there.
+    pub fn move_mount(&self, m: &Mount, to: &[u8]) {
+        let tree: Vec<u64> = std::iter::once(m.id)
+            .chain(self.submounts(m).iter().map(|x| x.id))
+            .collect();
+        let mut mounts = self.mounts.write().unwrap();
+        let mut moving = Vec::new();
+        for stack in mounts.values_mut() {
+            stack.retain(|x| {
+                let go = tree.contains(&x.id);
+                if go {
+                    moving.push(x.clone());
+                }
+                !go
+            });
+        }
+        mounts.retain(|_, v| !v.is_empty());
+        let parent = visible_mount(&mounts, to).map_or(0, |p| p.id);
+        moving.sort_by_key(|x| x.id);
+        for x in moving {
+            let path = rebase(&x.path, &m.path, to).unwrap_or_else(|| x.path.clone());
+            let nx = Arc::new(x.relocated(path, if x.id == m.id { parent } else { x.parent }));
+            mounts.entry(nx.path.clone()).or_default().push(nx);
+        }
     }
 
     /// pivot_root(2)'s move: `new_root` (mounted below `old_root`'s mountpoint) takes
@@ -501,6 +558,7 @@ impl MountNamespace {
                 root_path: m.root_path.clone(),
                 fs_options: fs_options.unwrap_or_else(|| m.fs_options.clone()),
                 parent: m.parent,
+                shared: m.shared,
             });
         }
     }
