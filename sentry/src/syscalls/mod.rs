@@ -365,7 +365,7 @@ syscall_table! {
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
         165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); MS_MOVE; MS_SHARED only marks a mount (refusing moves out of it), no peer groups or propagation; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
-        155 pivot_root(new_root: PathArg, put_old: PathArg) => mount::pivot_root, Partial("from a chroot onto a mount (the namespace's root mount has no parent: EINVAL, as Linux's); no propagation checks");
+        155 pivot_root(new_root: PathArg, put_old: PathArg) => mount::pivot_root, Partial("from a chroot onto a mount (the namespace's root mount has no parent: EINVAL, as Linux's); refused out of shared mounts; no locked mounts");
         186 gettid() => process::gettid, Full;
         187 readahead(fd: Fd, offset: i64, count: usize) => fd::readahead, Partial("checks the file; pages are read when the application reads them");
         188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
