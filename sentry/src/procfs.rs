@@ -1402,16 +1402,10 @@ fn mounts_text(ns: &MountNamespace) -> String {
 
 fn mountinfo_text(ns: &MountNamespace) -> String {
     let mounts = ns.mounts();
-    let is_under = |child: &[u8], parent: &[u8]| {
-        parent == b"/" || (child.starts_with(parent) && child.get(parent.len()) == Some(&b'/'))
-    };
     let mut s = String::new();
     for m in &mounts {
-        let parent = mounts
-            .iter()
-            .filter(|p| p.path != m.path && is_under(&m.path, &p.path))
-            .max_by_key(|p| p.path.len())
-            .map_or(m.id, |p| p.id);
+        // The namespace's root shows itself as its parent.
+        let parent = if m.parent == 0 { m.id } else { m.parent };
         let dev = m.root.stat().map_or(0, |st| st.dev);
         let (major, minor) = (
             ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),

@@ -38,6 +38,8 @@ impl MemfdFs {
             flags: 0,
             root_path: b"/".to_vec(),
             fs_options: String::new(),
+            parent: 0,
+            shared: false,
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

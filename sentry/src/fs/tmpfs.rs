@@ -170,8 +170,10 @@ impl FileData {
         pieces
     }
 
-    /// Allocates the missing pages of `[first, end)`, each run of holes in one piece.
-    fn fill_holes(&mut self, mf: &MemoryFile, first: u64, end: u64) -> Result<(), Errno> {
+    /// Allocates the missing pages of `[first, end)` in order, each run of holes in one piece,
+    /// as far as the filesystem's size limit and the memory file allow. Returns the index of
+    /// the first page still missing (`end` when all are there).
+    fn fill_holes(&mut self, fs: &TmpFs, first: u64, end: u64) -> u64 {
         let mut idx = first;
         while idx < end {
             if self.pages.contains_key(&idx) {
@@ -179,23 +181,34 @@ impl FileData {
                 continue;
             }
             let run_end = self.pages.range(idx..end).next().map_or(end, |(&k, _)| k);
-            let r = mf
-                .allocate((run_end - idx) * PAGE_SIZE)
-                .map_err(|_| Errno::ENOSPC)?;
-            for k in idx..run_end {
+            let got = fs.charge_pages(run_end - idx);
+            if got == 0 {
+                return idx;
+            }
+            let Ok(r) = fs.mf.allocate(got * PAGE_SIZE) else {
+                fs.uncharge_pages(got);
+                return idx;
+            };
+            for k in idx..idx + got {
                 self.pages.insert(k, r.offset + (k - idx) * PAGE_SIZE);
             }
-            idx = run_end;
+            idx += got;
+            if idx < run_end {
+                return idx;
+            }
         }
-        Ok(())
+        end
     }
 
-    fn write(&mut self, mf: &MemoryFile, buf: &[u8], off: u64) -> Result<usize, Errno> {
+    fn write(&mut self, fs: &TmpFs, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        let mf = &fs.mf;
         let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        self.fill_holes(mf, off / PAGE_SIZE, end.div_ceil(PAGE_SIZE))?;
+        if self.fill_holes(fs, off / PAGE_SIZE, end.div_ceil(PAGE_SIZE)) < end.div_ceil(PAGE_SIZE) {
+            return Err(Errno::ENOSPC);
+        }
         let mut done = 0;
         while done < buf.len() {
             let pos = off + done as u64;
@@ -212,19 +225,40 @@ impl FileData {
     }
 
     /// Drops the pages `[first, end)` (mappings that hold them keep them).
-    fn drop_pages(&mut self, mf: &MemoryFile, first: u64, end: u64) {
+    fn drop_pages(&mut self, fs: &TmpFs, first: u64, end: u64) {
         let gone: Vec<(u64, u64)> = self
             .pages
             .range(first..end)
             .map(|(&k, &v)| (k, v))
             .collect();
+        fs.uncharge_pages(gone.len() as u64);
         for (k, off) in gone {
             self.pages.remove(&k);
-            mf.dec_ref(FileRange {
+            fs.mf.dec_ref(FileRange {
                 offset: off,
                 len: PAGE_SIZE,
             });
         }
+    }
+
+    /// fallocate(2) mode 0: every page of `[off, end)` present, or none added (ENOSPC, as
+    /// Linux's shmem undoes a partial allocation).
+    fn allocate(&mut self, fs: &TmpFs, off: u64, end: u64) -> Result<(), Errno> {
+        let (first, last) = (off / PAGE_SIZE, end.div_ceil(PAGE_SIZE));
+        let had: Vec<u64> = self.pages.range(first..last).map(|(&k, _)| k).collect();
+        if self.fill_holes(fs, first, last) < last {
+            let added: Vec<u64> = self
+                .pages
+                .range(first..last)
+                .map(|(&k, _)| k)
+                .filter(|k| had.binary_search(k).is_err())
+                .collect();
+            for k in added {
+                self.drop_pages(fs, k, k + 1);
+            }
+            return Err(Errno::ENOSPC);
+        }
+        Ok(())
     }
 
     /// Zeroes `[off, end)` inside one page, if that page exists.
@@ -234,19 +268,20 @@ impl FileData {
         }
     }
 
-    fn truncate(&mut self, mf: &MemoryFile, size: u64) {
+    fn truncate(&mut self, fs: &TmpFs, size: u64) {
         if size < self.size {
-            self.drop_pages(mf, size.div_ceil(PAGE_SIZE), u64::MAX);
+            self.drop_pages(fs, size.div_ceil(PAGE_SIZE), u64::MAX);
             // The rest of the last page reads as zero if the file grows again.
             if !size.is_multiple_of(PAGE_SIZE) {
-                self.zero_in_page(mf, size, page_end(size));
+                self.zero_in_page(&fs.mf, size, page_end(size));
             }
         }
         self.size = size;
     }
 
     /// Zeroes `[off, off+len)`, giving whole pages back (FALLOC_FL_PUNCH_HOLE).
-    fn punch_hole(&mut self, mf: &MemoryFile, off: u64, len: u64) {
+    fn punch_hole(&mut self, fs: &TmpFs, off: u64, len: u64) {
+        let mf = &fs.mf;
         let end = off.saturating_add(len).min(self.size);
         if off >= end {
             return;
@@ -254,7 +289,7 @@ impl FileData {
         let first_whole = off.div_ceil(PAGE_SIZE);
         let end_whole = end / PAGE_SIZE;
         if first_whole < end_whole {
-            self.drop_pages(mf, first_whole, end_whole);
+            self.drop_pages(fs, first_whole, end_whole);
         }
         if !off.is_multiple_of(PAGE_SIZE) {
             self.zero_in_page(mf, off, page_end(off).min(end));
@@ -298,6 +333,149 @@ pub struct TmpFs {
     magic: i64,
     next_ino: AtomicU64,
     rename_lock: Mutex<()>,
+    usage: Mutex<Usage>,
+}
+
+/// A tmpfs's limits and what it holds against them. Pages count file data (allocated pages,
+/// not sizes: holes are free) and symbolic links whose target does not fit in the inode;
+/// inodes count every node, the root included, until its last reference goes.
+#[derive(Debug, Default)]
+struct Usage {
+    /// No limit when `None` (the sentry's own tmpfs instances).
+    max_pages: Option<u64>,
+    max_inodes: Option<u64>,
+    pages: u64,
+    inodes: u64,
+    /// The limits a new mount gets when not given (Linux: half of memory), which
+    /// mountinfo leaves out.
+    default_pages: Option<u64>,
+    default_inodes: Option<u64>,
+    /// The root's mode, owner and group at mount time, for mountinfo.
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Longest symbolic-link target (with its NUL) kept in the inode; longer ones take a page,
+/// as shmem's inline symlinks.
+const SHORT_SYMLINK_LEN: usize = 128;
+
+/// Whether a symbolic link to `target` takes a page of the filesystem's size.
+fn symlink_takes_page(target: &[u8]) -> bool {
+    target.len() + 1 > SHORT_SYMLINK_LEN
+}
+
+/// The options a tmpfs is mounted or remounted with (`mount -t tmpfs -o ...`): each is `None`
+/// when not given. A limit of 0 means none.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TmpfsOptions {
+    /// Size limit in pages: `size=` (bytes with a k/m/g/... suffix or a percentage of
+    /// memory, rounded up to pages) or `nr_blocks=`.
+    pub pages: Option<u64>,
+    /// `nr_inodes=`.
+    pub inodes: Option<u64>,
+    /// `mode=` (octal), the root directory's permissions.
+    pub mode: Option<u32>,
+    /// `uid=` and `gid=`, the root directory's owner.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// A number as Linux's `memparse`: decimal, `0x` hex or `0` octal, then an optional
+/// binary suffix (k, m, g, t, p, e). Returns the value and the rest of the string.
+fn memparse(s: &str) -> Option<(u64, &str)> {
+    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (16, h)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..])
+    } else {
+        (10, s)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if end == 0 && radix != 8 {
+        return None;
+    }
+    let v = if end == 0 {
+        0
+    } else {
+        u64::from_str_radix(&digits[..end], radix).ok()?
+    };
+    let rest = &digits[end..];
+    let shift = match rest.chars().next() {
+        Some('k' | 'K') => 10,
+        Some('m' | 'M') => 20,
+        Some('g' | 'G') => 30,
+        Some('t' | 'T') => 40,
+        Some('p' | 'P') => 50,
+        Some('e' | 'E') => 60,
+        _ => return Some((v, rest)),
+    };
+    Some((
+        v.checked_shl(shift).filter(|r| r >> shift == v)?,
+        &rest[1..],
+    ))
+}
+
+impl TmpfsOptions {
+    /// Parses mount data; `mem_bytes` is the memory a `size=N%` is a share of. Options that
+    /// change nothing in the sandbox (`huge=`, `inode64`, `noswap`) are accepted; anything
+    /// else, or a bad value, is EINVAL.
+    ///
+    /// # Errors
+    /// EINVAL.
+    pub fn parse(data: &str, mem_bytes: u64) -> Result<TmpfsOptions, Errno> {
+        let mut o = TmpfsOptions::default();
+        for opt in data.split(',').filter(|o| !o.is_empty()) {
+            let (key, val) = match opt.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (opt, None),
+            };
+            let bad = Errno::EINVAL;
+            match (key, val) {
+                ("size", Some(v)) => {
+                    let (n, rest) = memparse(v).ok_or(bad)?;
+                    let bytes = match rest {
+                        "" => n,
+                        "%" => {
+                            let pages = mem_bytes / PAGE_SIZE;
+                            n.checked_mul(pages).ok_or(bad)? / 100 * PAGE_SIZE
+                        }
+                        _ => return Err(bad),
+                    };
+                    o.pages = Some(bytes.div_ceil(PAGE_SIZE));
+                }
+                ("nr_blocks", Some(v)) => match memparse(v) {
+                    Some((n, "")) if n <= i64::MAX as u64 => o.pages = Some(n),
+                    _ => return Err(bad),
+                },
+                ("nr_inodes", Some(v)) => match memparse(v) {
+                    Some((n, "")) => o.inodes = Some(n),
+                    _ => return Err(bad),
+                },
+                ("mode", Some(v)) => {
+                    o.mode = Some(u32::from_str_radix(v, 8).map_err(|_| bad)? & 0o7777);
+                }
+                ("uid" | "gid", Some(v)) => {
+                    let id = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&i| i != u32::MAX)
+                        .ok_or(bad)?;
+                    if key == "uid" {
+                        o.uid = Some(id);
+                    } else {
+                        o.gid = Some(id);
+                    }
+                }
+                ("huge", Some("never" | "always" | "within_size" | "advise"))
+                | ("inode64" | "noswap", None) => {}
+                _ => return Err(bad),
+            }
+        }
+        Ok(o)
+    }
 }
 
 impl std::fmt::Debug for TmpFs {
@@ -351,24 +529,102 @@ impl TmpFs {
 
     /// A tmpfs reporting `magic` in statfs (the overlay's upper layer, devtmpfs).
     pub fn new_root_with_magic(mf: &Arc<MemoryFile>, mode: u32, magic: i64) -> Arc<TmpNode> {
+        Self::new_fs(mf, magic, Usage::default(), mode, 0, 0)
+    }
+
+    /// A tmpfs mounted with `opts` (mount(2)); `mem_bytes` is the memory its default limits
+    /// are half of, as Linux's.
+    pub fn new_root_mounted(
+        mf: &Arc<MemoryFile>,
+        opts: &TmpfsOptions,
+        mem_bytes: u64,
+    ) -> Arc<TmpNode> {
+        let half = (mem_bytes / PAGE_SIZE / 2).max(1);
+        let limit = |given: Option<u64>| match given {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(half),
+        };
+        let usage = Usage {
+            max_pages: limit(opts.pages),
+            max_inodes: limit(opts.inodes),
+            default_pages: Some(half),
+            default_inodes: Some(half),
+            ..Usage::default()
+        };
+        Self::new_fs(
+            mf,
+            TMPFS_MAGIC,
+            usage,
+            opts.mode.unwrap_or(0o1777),
+            opts.uid.unwrap_or(0),
+            opts.gid.unwrap_or(0),
+        )
+    }
+
+    fn new_fs(
+        mf: &Arc<MemoryFile>,
+        magic: i64,
+        mut usage: Usage,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Arc<TmpNode> {
+        usage.mode = mode & 0o7777;
+        usage.uid = uid;
+        usage.gid = gid;
+        // The root is an inode like any other.
+        usage.inodes = 1;
         let fs = Arc::new(TmpFs {
             mf: mf.clone(),
             dev: super::anon_dev(),
             magic,
             next_ino: AtomicU64::new(2),
             rename_lock: Mutex::new(()),
+            usage: Mutex::new(usage),
         });
         TmpNode::new(
             &fs,
             1,
             libc::S_IFDIR | (mode & 0o7777),
-            0,
-            0,
+            uid,
+            gid,
             Data::Dir {
                 entries: BTreeMap::new(),
                 opaque: false,
             },
         )
+    }
+
+    /// Takes up to `want` pages of the size limit; returns how many it got.
+    fn charge_pages(&self, want: u64) -> u64 {
+        let mut u = self.usage.lock().unwrap();
+        let got = match u.max_pages {
+            Some(m) => want.min(m.saturating_sub(u.pages)),
+            None => want,
+        };
+        u.pages += got;
+        got
+    }
+
+    fn uncharge_pages(&self, n: u64) {
+        let mut u = self.usage.lock().unwrap();
+        u.pages = u.pages.saturating_sub(n);
+    }
+
+    /// Takes one inode of the limit (ENOSPC when none is left).
+    fn charge_inode(&self) -> Result<(), Errno> {
+        let mut u = self.usage.lock().unwrap();
+        if u.max_inodes.is_some_and(|m| u.inodes >= m) {
+            return Err(Errno::ENOSPC);
+        }
+        u.inodes += 1;
+        Ok(())
+    }
+
+    fn uncharge_inode(&self) {
+        let mut u = self.usage.lock().unwrap();
+        u.inodes = u.inodes.saturating_sub(1);
     }
 }
 
@@ -407,7 +663,14 @@ impl TmpNode {
         self.st.lock().unwrap()
     }
 
-    fn new_node(&self, mode: u32, attrs: NewAttrs, data: Data) -> Arc<TmpNode> {
+    /// A new node of this filesystem, counted against its inode limit (ENOSPC at it).
+    fn new_node(&self, mode: u32, attrs: NewAttrs, data: Data) -> Result<Arc<TmpNode>, Errno> {
+        self.fs.charge_inode()?;
+        Ok(self.new_node_charged(mode, attrs, data))
+    }
+
+    /// [`TmpNode::new_node`] for a node whose inode is already counted.
+    fn new_node_charged(&self, mode: u32, attrs: NewAttrs, data: Data) -> Arc<TmpNode> {
         let ino = self.fs.next_ino.fetch_add(1, Ordering::Relaxed);
         TmpNode::new(
             &self.fs,
@@ -459,7 +722,9 @@ impl TmpNode {
 
     /// Puts a whiteout at `name`, replacing what is there.
     pub fn put_whiteout(&self, name: &[u8]) {
-        let wo = self.new_node(
+        // Counted, never refused: the overlay's upper layer has no limits.
+        self.fs.usage.lock().unwrap().inodes += 1;
+        let wo = self.new_node_charged(
             libc::S_IFCHR,
             NewAttrs {
                 mode: 0,
@@ -493,6 +758,14 @@ impl TmpNode {
         removed
     }
 
+    /// After an unlink: a name of a file that keeps others gives its inode back (the last
+    /// one goes with the node).
+    fn name_removed(&self) {
+        if self.kind() != FileType::Directory && self.lock().nlink >= 1 {
+            self.fs.uncharge_inode();
+        }
+    }
+
     /// Removes every whiteout in this directory.
     pub fn clear_whiteouts(&self) {
         if let Data::Dir { entries, .. } = &mut self.lock().data {
@@ -510,12 +783,14 @@ impl TmpNode {
         data: &[u8],
         attrs: NewAttrs,
     ) -> Result<Arc<TmpNode>, Errno> {
+        self.fs.charge_inode()?;
         let mut contents = FileData::default();
-        if let Err(e) = contents.write(&self.fs.mf, data, 0) {
-            contents.truncate(&self.fs.mf, 0);
+        if let Err(e) = contents.write(&self.fs, data, 0) {
+            contents.truncate(&self.fs, 0);
+            self.fs.uncharge_inode();
             return Err(e);
         }
-        let node = self.new_node(libc::S_IFREG, attrs, Data::File(contents));
+        let node = self.new_node_charged(libc::S_IFREG, attrs, Data::File(contents));
         self.insert(name, node.clone())?;
         Ok(node)
     }
@@ -539,7 +814,7 @@ impl TmpNode {
                 gid: 0,
             },
             Data::Device(dev),
-        );
+        )?;
         node.lock().rdev = rdev;
         self.insert(name, node.clone())?;
         Ok(node)
@@ -598,7 +873,7 @@ impl TmpNode {
         let Data::File(d) = &mut st.data else {
             return Err(Errno::EINVAL);
         };
-        d.write(&self.fs.mf, buf, off)?;
+        d.write(&self.fs, buf, off)?;
         st.mtime = now();
         st.ctime = st.mtime;
         Ok(buf.len())
@@ -680,8 +955,20 @@ impl TmpNode {
                     return Err(Errno::EINVAL);
                 };
                 let want = src.remaining().min(IO_CHUNK).min(limit - done);
-                let chunk_end = pos + want as u64;
-                d.fill_holes(mf, pos / PAGE_SIZE, chunk_end.div_ceil(PAGE_SIZE))?;
+                // At the size limit the write stops at the last page it could get, as
+                // Linux's: a partial count, or ENOSPC when not one byte fits.
+                let avail = d.fill_holes(
+                    &self.fs,
+                    pos / PAGE_SIZE,
+                    (pos + want as u64).div_ceil(PAGE_SIZE),
+                );
+                let chunk_end = (pos + want as u64).min(avail * PAGE_SIZE);
+                if chunk_end <= pos {
+                    if done == 0 {
+                        return Err(Errno::ENOSPC);
+                    }
+                    break;
+                }
                 d.held_pieces(mf, pos, chunk_end)
             };
             let (moved, r) = copy_pieces(&pieces, |p| {
@@ -725,7 +1012,7 @@ impl TmpNode {
         let Data::File(d) = &mut st.data else {
             return Err(Errno::EINVAL);
         };
-        d.punch_hole(&self.fs.mf, off, len);
+        d.punch_hole(&self.fs, off, len);
         st.mtime = now();
         st.ctime = st.mtime;
         Ok(())
@@ -746,9 +1033,13 @@ impl Mappable for TmpNode {
         if first >= end {
             return Ok(Vec::new());
         }
-        d.fill_holes(&self.fs.mf, first, end)
-            .map_err(|_| Errno::ENOMEM)?;
-        Ok(pagecache::runs(&d.pages, first, end, &self.fs.mf))
+        // A mapping takes what pages the size limit leaves; the fault on a page it cannot
+        // have is ENOSPC (SIGBUS, as Linux's shmem fault).
+        let avail = d.fill_holes(&self.fs, first, end);
+        if avail == first {
+            return Err(Errno::ENOSPC);
+        }
+        Ok(pagecache::runs(&d.pages, first, avail, &self.fs.mf))
     }
 
     fn shared_writable(&self) -> bool {
@@ -758,9 +1049,12 @@ impl Mappable for TmpNode {
 
 impl Drop for TmpNode {
     fn drop(&mut self) {
-        if let Data::File(d) = &mut self.st.get_mut().unwrap().data {
-            d.truncate(&self.fs.mf, 0);
+        match &mut self.st.get_mut().unwrap().data {
+            Data::File(d) => d.truncate(&self.fs, 0),
+            Data::Symlink(t) if symlink_takes_page(t) => self.fs.uncharge_pages(1),
+            _ => {}
         }
+        self.fs.uncharge_inode();
     }
 }
 
@@ -950,7 +1244,17 @@ impl Inode for TmpNode {
         } else {
             attrs
         };
-        let n = self.new_node(mode, attrs, data);
+        // A long symlink target takes a page; the node gives it back when it goes (and so
+        // when the insert below fails).
+        let page = matches!(&data, Data::Symlink(t) if symlink_takes_page(t));
+        if page && self.fs.charge_pages(1) == 0 {
+            return Err(Errno::ENOSPC);
+        }
+        let n = self.new_node(mode, attrs, data).inspect_err(|_| {
+            if page {
+                self.fs.uncharge_pages(1);
+            }
+        })?;
         self.insert(name, n.clone())?;
         Ok(n)
     }
@@ -982,7 +1286,16 @@ impl Inode for TmpNode {
                 return Err(Errno::ENOENT);
             }
         }
-        self.insert(name, t.clone())?;
+        // Each further name of a file counts as an inode, as Linux's tmpfs.
+        let first_name = t.lock().nlink == 0;
+        if !first_name {
+            self.fs.charge_inode()?;
+        }
+        self.insert(name, t.clone()).inspect_err(|_| {
+            if !first_name {
+                self.fs.uncharge_inode();
+            }
+        })?;
         let mut ts = t.lock();
         ts.linkable = false;
         ts.nlink += 1;
@@ -1002,7 +1315,9 @@ impl Inode for TmpNode {
             (true, true) if !child.dir_is_empty() => return Err(Errno::ENOTEMPTY),
             _ => {}
         }
-        self.remove_entry(name);
+        if let Some(gone) = self.remove_entry(name) {
+            gone.name_removed();
+        }
         Ok(())
     }
 
@@ -1050,7 +1365,9 @@ impl Inode for TmpNode {
                 (true, true) if !d.dir_is_empty() => return Err(Errno::ENOTEMPTY),
                 _ => {}
             }
-            nd.remove_entry(new_name);
+            if let Some(gone) = nd.remove_entry(new_name) {
+                gone.name_removed();
+            }
         }
         self.remove_entry(name);
         src.lock().nlink += 1;
@@ -1072,7 +1389,7 @@ impl Inode for TmpNode {
                     {
                         return Err(Errno::EPERM);
                     }
-                    d.truncate(&self.fs.mf, size);
+                    d.truncate(&self.fs, size);
                     st.mtime = now();
                 }
                 Data::Dir { .. } => return Err(Errno::EISDIR),
@@ -1155,15 +1472,43 @@ impl Inode for TmpNode {
         acl::parse(st.xattrs.get(acl::ACCESS)?).ok().flatten()
     }
 
+    fn allocate(&self, off: u64, end: u64) -> Result<(), Errno> {
+        let mut st = self.lock();
+        let seals = st.seals;
+        let Data::File(d) = &mut st.data else {
+            return Err(Errno::ENODEV);
+        };
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        if end > d.size && seals & SEAL_GROW != 0 {
+            return Err(Errno::EPERM);
+        }
+        d.allocate(&self.fs, off, end)?;
+        if end > d.size {
+            d.size = end;
+            st.mtime = now();
+        }
+        st.ctime = now();
+        Ok(())
+    }
+
     fn statfs(&self) -> Result<FsStats, Errno> {
+        let u = self.fs.usage.lock().unwrap();
+        let (blocks, blocks_free) = u
+            .max_pages
+            .map_or((1 << 20, 1 << 20), |m| (m, m.saturating_sub(u.pages)));
+        let (files, files_free) = u
+            .max_inodes
+            .map_or((1 << 20, 1 << 20), |m| (m, m.saturating_sub(u.inodes)));
         Ok(FsStats {
             fs_type: self.fs.magic,
             block_size: 4096,
-            blocks: 1 << 20,
-            blocks_free: 1 << 20,
-            blocks_avail: 1 << 20,
-            files: 1 << 20,
-            files_free: 1 << 20,
+            blocks,
+            blocks_free,
+            blocks_avail: blocks_free,
+            files,
+            files_free,
             name_max: 255,
         })
     }
@@ -1187,7 +1532,7 @@ impl TmpNode {
         if self.kind() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        let n = self.new_node(libc::S_IFREG, attrs, Data::File(FileData::default()));
+        let n = self.new_node(libc::S_IFREG, attrs, Data::File(FileData::default()))?;
         {
             let mut st = n.lock();
             st.nlink = 0;
@@ -1221,14 +1566,64 @@ impl TmpNode {
         {
             let mut st = n.lock();
             if let Data::File(f) = &mut st.data {
-                if let Err(e) = f.write(&self.fs.mf, data, 0) {
-                    f.truncate(&self.fs.mf, 0);
+                if let Err(e) = f.write(&self.fs, data, 0) {
+                    f.truncate(&self.fs, 0);
                     return Err(e);
                 }
             }
             st.seals = seals;
         }
         Ok(n)
+    }
+
+    /// The filesystem's options as mountinfo shows them after `rw`/`ro`, each with a leading
+    /// comma: limits that differ from a new mount's defaults, then the root's mode, owner
+    /// and group when not 1777, 0 and 0 (Linux's order and formats).
+    pub fn fs_options(&self) -> String {
+        let u = self.fs.usage.lock().unwrap();
+        let mut o = String::new();
+        if u.max_pages != u.default_pages {
+            o.push_str(&format!(
+                ",size={}k",
+                u.max_pages.unwrap_or(0) * (PAGE_SIZE / 1024)
+            ));
+        }
+        if u.max_inodes != u.default_inodes {
+            o.push_str(&format!(",nr_inodes={}", u.max_inodes.unwrap_or(0)));
+        }
+        if u.mode != 0o1777 {
+            o.push_str(&format!(",mode={:03o}", u.mode));
+        }
+        if u.uid != 0 {
+            o.push_str(&format!(",uid={}", u.uid));
+        }
+        if u.gid != 0 {
+            o.push_str(&format!(",gid={}", u.gid));
+        }
+        o
+    }
+
+    /// A remount with `opts`: new limits (0 lifts one); `mode=`, `uid=` and `gid=` change
+    /// nothing on a remount, as Linux's.
+    ///
+    /// # Errors
+    /// EINVAL when a limit would be set on a filesystem that has none, or is below what is
+    /// in use.
+    pub fn reconfigure(&self, opts: &TmpfsOptions) -> Result<(), Errno> {
+        let mut u = self.fs.usage.lock().unwrap();
+        let check = |given: Option<u64>, max: Option<u64>, used: u64| match given {
+            Some(n) if n != 0 && (max.is_none() || used > n) => Err(Errno::EINVAL),
+            _ => Ok(()),
+        };
+        check(opts.pages, u.max_pages, u.pages)?;
+        check(opts.inodes, u.max_inodes, u.inodes)?;
+        if let Some(n) = opts.pages {
+            u.max_pages = (n != 0).then_some(n);
+        }
+        if let Some(n) = opts.inodes {
+            u.max_inodes = (n != 0).then_some(n);
+        }
+        Ok(())
     }
 
     /// Removes `name` without counting it as an unlink (overlay rename moves it on).
@@ -1417,5 +1812,93 @@ mod tests {
         assert_eq!(mf.refs(r.offset), 1);
         mf.dec_ref(r);
         assert_eq!(mf.in_use(), 0);
+    }
+
+    #[test]
+    fn mount_options_parse_as_linux() {
+        let mem = 1 << 30;
+        let o = TmpfsOptions::parse("size=2048,mode=0755,uid=5,gid=6", mem).unwrap();
+        assert_eq!(o.pages, Some(1));
+        assert_eq!((o.mode, o.uid, o.gid), (Some(0o755), Some(5), Some(6)));
+        assert_eq!(
+            TmpfsOptions::parse("size=1m", mem).unwrap().pages,
+            Some(256)
+        );
+        assert_eq!(
+            TmpfsOptions::parse("size=0x2000", mem).unwrap().pages,
+            Some(2)
+        );
+        assert_eq!(
+            TmpfsOptions::parse("size=50%", mem).unwrap().pages,
+            Some(mem / PAGE_SIZE / 2)
+        );
+        assert_eq!(
+            TmpfsOptions::parse("nr_blocks=3,nr_inodes=1k", mem)
+                .unwrap()
+                .inodes,
+            Some(1024)
+        );
+        assert_eq!(TmpfsOptions::parse("", mem), Ok(TmpfsOptions::default()));
+        for bad in [
+            "size",
+            "size=1q",
+            "mode=9",
+            "uid=x",
+            "bogus",
+            "nr_inodes=",
+            "mpol=default",
+        ] {
+            assert_eq!(TmpfsOptions::parse(bad, mem), Err(Errno::EINVAL), "{bad}");
+        }
+    }
+
+    #[test]
+    fn size_limit_counts_pages_symlinks_and_inodes() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let opts = TmpfsOptions {
+            pages: Some(2),
+            inodes: Some(3),
+            ..TmpfsOptions::default()
+        };
+        let root = TmpFs::new_root_mounted(&mf, &opts, 1 << 30);
+        assert_eq!(root.fs_options(), ",size=8k,nr_inodes=3");
+        let f = root.create_node(b"f", NewNode::Regular, attrs()).unwrap();
+        // A write past the limit stops at the last page it could get.
+        assert_eq!(f.write_at(&[1; 10], PAGE_SIZE - 5), Ok(10));
+        assert_eq!(
+            Inode::allocate(f.as_ref(), 0, 3 * PAGE_SIZE),
+            Err(Errno::ENOSPC)
+        );
+        assert_eq!(f.stat().unwrap().size as u64, PAGE_SIZE + 5);
+        // Short symlink targets live in the inode; the third inode is the last.
+        let long = NewNode::Symlink(vec![b'a'; 128]);
+        assert_eq!(
+            root.create_node(b"l", long, attrs()).unwrap_err(),
+            Errno::ENOSPC
+        );
+        root.create_node(b"s", NewNode::Symlink(vec![b'a'; 127]), attrs())
+            .unwrap();
+        assert_eq!(
+            root.create_node(b"d", NewNode::Directory, attrs())
+                .unwrap_err(),
+            Errno::ENOSPC
+        );
+        // Removing a file gives its pages back; a remount cannot go below what is used.
+        assert_eq!(
+            root.reconfigure(&TmpfsOptions {
+                pages: Some(1),
+                ..TmpfsOptions::default()
+            }),
+            Err(Errno::EINVAL)
+        );
+        drop(f);
+        root.unlink(&Caller::kernel(), b"f", false).unwrap();
+        assert_eq!(root.statfs().unwrap().blocks_free, 2);
+        root.reconfigure(&TmpfsOptions {
+            pages: Some(1),
+            ..TmpfsOptions::default()
+        })
+        .unwrap();
+        assert_eq!(root.statfs().unwrap().blocks, 1);
     }
 }

@@ -797,8 +797,14 @@ impl MemoryManager {
         if i.beyond_eof(page) {
             return Err(SegvCode::BusErr);
         }
-        self.populate(&mut i, page, false)
-            .map_err(|_| SegvCode::MapErr)?;
+        // A file that has no room for the page (a tmpfs at its size limit) is SIGBUS.
+        self.populate(&mut i, page, false).map_err(|e| {
+            if e == Errno::ENOSPC {
+                SegvCode::BusErr
+            } else {
+                SegvCode::MapErr
+            }
+        })?;
         // Map no further than this VMA: its neighbours may have other permissions.
         i.split_pmas_at(vstart);
         i.split_pmas_at(vma.end);
@@ -887,7 +893,34 @@ impl MemoryManager {
         let cow = !v.writes_in_place();
         // VMAs are page aligned in the file, so addresses and file pages line up.
         let first = (fm.offset + (start - vstart)) / PAGE_SIZE;
-        let runs = fm.file.pages(first, (end - start) / PAGE_SIZE)?;
+        let mut runs = fm.file.pages(first, (end - start) / PAGE_SIZE);
+        let page_idx = (fm.offset + (page - vstart)) / PAGE_SIZE;
+        // A file may give fewer pages than asked (a tmpfs at its size limit): then the
+        // faulting page alone, whose failure is the fault's.
+        let covered = runs.as_ref().is_ok_and(|r| {
+            r.iter()
+                .any(|(idx, fr)| *idx <= page_idx && page_idx < idx + fr.len / PAGE_SIZE)
+        });
+        if !covered && page_idx != first {
+            if let Ok(r) = runs {
+                self.insert_file_pmas(i, vstart, &fm, r, cow);
+            }
+            runs = fm.file.pages(page_idx, 1);
+        }
+        self.insert_file_pmas(i, vstart, &fm, runs?, cow);
+        // The file may have shrunk since the caller checked: no page, no mapping.
+        i.pma_at(page).map(|(s, _)| s).ok_or(Errno::EFAULT)
+    }
+
+    /// Records PMAs for `runs` of the file mapped at `vstart` by `fm`.
+    fn insert_file_pmas(
+        &self,
+        i: &mut Inner,
+        vstart: u64,
+        fm: &FileMapping,
+        runs: Vec<(u64, FileRange)>,
+        cow: bool,
+    ) {
         for (idx, r) in runs {
             let at = vstart + (idx * PAGE_SIZE - fm.offset);
             i.pmas.insert(
@@ -900,8 +933,6 @@ impl MemoryManager {
                 },
             );
         }
-        // The file may have shrunk since the caller checked: no page, no mapping.
-        i.pma_at(page).map(|(s, _)| s).ok_or(Errno::EFAULT)
     }
 
     /// Gives the page at `page` its own copy (or takes sole ownership if nobody else refers

@@ -273,12 +273,7 @@ pub fn fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysR
     }
     let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
     newsize_ok(t, st.size as u64, end as u64)?;
-    if end > st.size {
-        d.inode.setattr(&SetAttr {
-            size: Some(end as u64),
-            ..SetAttr::default()
-        })?;
-    }
+    d.inode.allocate(offset as u64, end as u64)?;
     inotify::file_event(&d, inotify::IN_MODIFY);
     Ok(0)
 }

@@ -23,7 +23,7 @@
 //! | sendfile, splice, tee, vmsplice, copy_file_range | `splice.rs` |
 //! | poll, ppoll, select, pselect6, epoll | `poll.rs` |
 //! | inotify | `inotify.rs` |
-//! | mount, umount2 | `mount.rs` |
+//! | mount, umount2, pivot_root | `mount.rs` |
 //! | mmap, munmap, mprotect, mremap, msync, madvise, mincore, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
 //! | NUMA policies: set_mempolicy, get_mempolicy, mbind | `mempolicy.rs` |
 //! | socket calls | `socket.rs` |
@@ -366,8 +366,9 @@ syscall_table! {
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs, proc, devpts, overlay and bind mounts in the caller's mount namespace; remount sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); propagation flags accepted as no-ops (no peer groups); not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); MS_MOVE; MS_SHARED only marks a mount (refusing moves out of it), no peer groups or propagation; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
+        155 pivot_root(new_root: PathArg, put_old: PathArg) => mount::pivot_root, Partial("from a chroot onto a mount (the namespace's root mount has no parent: EINVAL, as Linux's); refused out of shared mounts; no locked mounts");
         186 gettid() => process::gettid, Full;
         187 readahead(fd: Fd, offset: i64, count: usize) => fd::readahead, Partial("checks the file; pages are read when the application reads them");
         188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");

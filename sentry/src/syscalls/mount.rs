@@ -9,11 +9,13 @@ use crate::abi::{Errno, SysResult};
 use crate::cgroupfs;
 use crate::fs::devpts::{DevPts, DevPtsOptions};
 use crate::fs::overlay;
-use crate::fs::tmpfs::{TmpFs, TmpNode};
+use crate::fs::tmpfs::{TmpFs, TmpNode, TmpfsOptions};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
-use crate::vfs::{Caller, Dentry, FileType, Inode, Mount, MountOpts, Resolver};
+use crate::vfs::{
+    rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Resolver,
+};
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
 const MS_REMOUNT: u64 = libc::MS_REMOUNT;
@@ -76,20 +78,9 @@ fn mount_rooted_at(t: &Task, d: &Dentry) -> Option<Arc<Mount>> {
     same.then_some(m)
 }
 
-/// `mode=` from tmpfs mount data (octal), else the default 1777.
-fn tmpfs_mode(data: Option<&str>) -> Result<u32, Errno> {
-    let Some(data) = data else {
-        return Ok(0o1777);
-    };
-    for opt in data.split(',') {
-        if let Some(m) = opt.strip_prefix("mode=") {
-            return u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or(Errno::EINVAL);
-        }
-    }
-    Ok(0o1777)
+/// The sandbox's memory in bytes, which a tmpfs's default limits and `size=N%` are shares of.
+fn mem_bytes() -> u64 {
+    proc::host_mem_total_kb() * 1024
 }
 
 /// mount(2)
@@ -113,8 +104,21 @@ pub fn mount(
 
     if flags & MS_REMOUNT != 0 {
         let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
-        t.fs.ns.set_flags(&m, readonly, flags);
+        // Without MS_BIND a remount reconfigures the filesystem too (a tmpfs's limits).
+        let mut fs_options = None;
+        if flags & MS_BIND == 0 {
+            if let Ok(node) = m.root.clone().as_any().downcast::<TmpNode>() {
+                if let Some(data) = read_opt_string(t, data)? {
+                    node.reconfigure(&TmpfsOptions::parse(&data, mem_bytes())?)?;
+                }
+                fs_options = Some(node.fs_options());
+            }
+        }
+        t.fs.ns.set_flags(&m, readonly, flags, fs_options);
         return Ok(0);
+    }
+    if flags & libc::MS_MOVE != 0 && flags & (MS_BIND | MS_PROPAGATION) == 0 {
+        return move_mount_old(t, source, &dir);
     }
     if flags & MS_PROPAGATION != 0 {
         // Exactly one propagation type per call.
@@ -123,7 +127,10 @@ pub fn mount(
         {
             return Err(Errno::EINVAL);
         }
-        mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        // Only the shared mark is kept (see Mount::shared); slave and unbindable are private.
+        t.fs.ns
+            .set_shared(&m, flags & libc::MS_SHARED != 0, flags & MS_REC != 0);
         return Ok(0);
     }
     let unknown = flags & !(MS_RDONLY | MS_BIND | MS_IGNORED);
@@ -166,12 +173,10 @@ pub fn mount(
         let source = read_opt_string(t, source)?.unwrap_or_else(|| "none".into());
         match fstype.as_str() {
             "tmpfs" => {
-                let data = read_opt_string(t, data)?;
-                let mode = tmpfs_mode(data.as_deref())?;
-                if mode != 0o1777 {
-                    opts.fs_options = format!(",mode={mode:o}");
-                }
-                let root: Arc<dyn Inode> = TmpFs::new_root(&t.kernel.memory, mode);
+                let data = read_opt_string(t, data)?.unwrap_or_default();
+                let tmp_opts = TmpfsOptions::parse(&data, mem_bytes())?;
+                let root = TmpFs::new_root_mounted(&t.kernel.memory, &tmp_opts, mem_bytes());
+                opts.fs_options = root.fs_options();
                 (root, "tmpfs", source)
             }
             "devpts" => {
@@ -323,6 +328,159 @@ fn busy(t: &Task, mounts: &[Arc<Mount>]) -> bool {
     })
 }
 
+/// Whether `path` is `dir` or below it.
+fn at_or_under(path: &[u8], dir: &[u8]) -> bool {
+    dir == b"/" || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+}
+
+/// pivot_root(2): the mount at `new_root` becomes the caller's root mount, and the old root
+/// mount moves to `put_old`; every task of the namespace whose root or cwd was the old root
+/// gets the new one. As Linux's, the current root must be a mount's root and not the
+/// namespace's own root mount (which has no parent), `new_root` a mount's root below it on
+/// another mount, and `put_old` at or below `new_root`, not on the root's mount.
+pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResult {
+    check_admin(t)?;
+    let new_path = t.mm.read_cstring(new_root.0, PATH_MAX)?;
+    let old_path = t.mm.read_cstring(put_old.0, PATH_MAX)?;
+    let new = resolve(t, &new_path, true)?;
+    if new.inode.file_type()? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let put = resolve(t, &old_path, true)?;
+    if put.inode.file_type()? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let root = t.fs.root();
+    // Nothing moves out of or onto shared mounts.
+    let ns = t.fs.ns.clone();
+    let current = |id: u64| ns.mounts().into_iter().find(|m| m.id == id);
+    let shared_parent = |id: u64| {
+        current(id)
+            .and_then(|m| m.parent_in(&ns))
+            .is_some_and(|p| p.shared)
+    };
+    if current(put.mount.id).is_some_and(|m| m.shared)
+        || shared_parent(new.mount.id)
+        || shared_parent(root.mount.id)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if new.mount.id == root.mount.id || put.mount.id == root.mount.id {
+        return Err(Errno::EBUSY);
+    }
+    let root_mnt = mount_rooted_at(t, &root).ok_or(Errno::EINVAL)?;
+    if root_mnt.path == b"/" {
+        return Err(Errno::EINVAL);
+    }
+    let new_mnt = mount_rooted_at(t, &new).ok_or(Errno::EINVAL)?;
+    if !at_or_under(&put.path, &new.path)
+        || !at_or_under(&new.path, &root.path)
+        || new.path == root.path
+    {
+        return Err(Errno::EINVAL);
+    }
+    let (new_mnt, _) = ns.pivot(&root_mnt, &new_mnt, &put.path, put.mount.id);
+    let new_root_dentry = Arc::new(Dentry {
+        inode: new_mnt.root.clone(),
+        parent: root.parent.clone(),
+        name: root.name.clone(),
+        path: new_mnt.path.clone(),
+        mount: new_mnt.clone(),
+    });
+    // The old root becomes the new one; others inside either moved tree are found again.
+    follow_moves(t, &ns, |d| {
+        (d.mount.id == root_mnt.id
+            && std::ptr::addr_eq(Arc::as_ptr(&d.inode), Arc::as_ptr(&root_mnt.root)))
+        .then(|| new_root_dentry.clone())
+    });
+    Ok(0)
+}
+
+/// After mounts moved: every task root and cwd in namespace `ns` is replaced by what
+/// `special` gives for it, or found again at its mount's new place.
+fn follow_moves(
+    t: &Task,
+    ns: &Arc<MountNamespace>,
+    special: impl Fn(&Arc<Dentry>) -> Option<Arc<Dentry>>,
+) {
+    let views: Vec<_> = {
+        let tree = t.kernel.tree();
+        tree.tasks
+            .values()
+            .filter_map(|h| h.view.lock().unwrap().clone())
+            .collect()
+    };
+    let mut seen: Vec<*const crate::vfs::FsContext> = Vec::new();
+    for fs in views.iter().map(|v| &v.fs).chain(std::iter::once(&t.fs)) {
+        if !Arc::ptr_eq(&fs.ns, ns) || seen.contains(&Arc::as_ptr(fs)) {
+            continue;
+        }
+        seen.push(Arc::as_ptr(fs));
+        let fix = |d: Arc<Dentry>| -> Arc<Dentry> {
+            special(&d).or_else(|| relocate(ns, &d)).unwrap_or(d)
+        };
+        fs.set_root(fix(fs.root()));
+        fs.set_cwd(fix(fs.cwd()));
+    }
+}
+
+/// mount(2) with MS_MOVE: the mount rooted at `source` (with everything mounted on it) moves
+/// onto `dir`. EINVAL unless `source` is a mount's root other than the namespace's; ELOOP
+/// onto its own tree; ENOTDIR between a directory and a non-directory.
+fn move_mount_old(t: &mut Task, source: UserAddr, dir: &Arc<Dentry>) -> SysResult {
+    let src_path = t.mm.read_cstring(source, PATH_MAX)?;
+    let src = resolve(t, &src_path, true)?;
+    let m = mount_rooted_at(t, &src).ok_or(Errno::EINVAL)?;
+    if m.path == b"/" {
+        return Err(Errno::EINVAL);
+    }
+    if (src.inode.file_type()? == FileType::Directory)
+        != (dir.inode.file_type()? == FileType::Directory)
+    {
+        return Err(Errno::ENOTDIR);
+    }
+    let ns = t.fs.ns.clone();
+    if m.parent_in(&ns).is_some_and(|p| p.shared) {
+        return Err(Errno::EINVAL);
+    }
+    let subtree = ns.submounts(&m);
+    if dir.mount.id == m.id || subtree.iter().any(|x| x.id == dir.mount.id) {
+        return Err(Errno::ELOOP);
+    }
+    if dir.path == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    ns.move_mount(&m, &dir.path);
+    follow_moves(t, &ns, |_| None);
+    Ok(0)
+}
+
+/// `d` found again after pivot_root moved its mount: its path rebased onto the mount's new
+/// place, its parent walked to afresh. None when its mount did not move.
+fn relocate(ns: &Arc<MountNamespace>, d: &Dentry) -> Option<Arc<Dentry>> {
+    let now = ns.mounts().into_iter().find(|m| m.id == d.mount.id)?;
+    if now.path == d.mount.path {
+        return None;
+    }
+    let path = rebase(&d.path, &d.mount.path, &now.path)?;
+    let cut = path.iter().rposition(|&c| c == b'/')?;
+    let parent_path = if cut == 0 {
+        b"/".to_vec()
+    } else {
+        path[..cut].to_vec()
+    };
+    let parent = Resolver::new(Caller::kernel(), ns.root(), ns)
+        .resolve(ns.root(), &parent_path, false)
+        .ok()?;
+    Some(Arc::new(Dentry {
+        inode: d.inode.clone(),
+        parent: Some(parent),
+        name: d.name.clone(),
+        path,
+        mount: now,
+    }))
+}
+
 /// umount2(2)
 pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
@@ -333,7 +491,13 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     check_admin(t)?;
     let path = t.mm.read_cstring(target.0, PATH_MAX)?;
     let d = resolve(t, &path, flags & UMOUNT_NOFOLLOW == 0)?;
-    let m = mount_rooted_at(t, &d).ok_or(Errno::EINVAL)?;
+    // The topmost mount at that point: a mount stacked on the cwd is reached through ".".
+    let m = if d.path == b"/" {
+        mount_rooted_at(t, &d)
+    } else {
+        t.fs.ns.top_mount_over(&d)
+    }
+    .ok_or(Errno::EINVAL)?;
     if m.path == b"/" {
         return Err(Errno::EBUSY);
     }
@@ -341,7 +505,7 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
         // Expiry marks are not kept: the first call would only mark the mount.
         return Err(Errno::EAGAIN);
     }
-    let below = t.fs.ns.mounts_under(&m.path);
+    let below = t.fs.ns.submounts(&m);
     if flags & MNT_DETACH == 0 {
         let mut all = below.clone();
         all.push(m.clone());
@@ -355,17 +519,4 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     }
     t.fs.ns.unmount(&m);
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tmpfs_mode_option() {
-        assert_eq!(tmpfs_mode(None), Ok(0o1777));
-        assert_eq!(tmpfs_mode(Some("size=1m,mode=755")), Ok(0o755));
-        assert_eq!(tmpfs_mode(Some("mode=9")), Err(Errno::EINVAL));
-        assert_eq!(tmpfs_mode(Some("uid=0")), Ok(0o1777));
-    }
 }

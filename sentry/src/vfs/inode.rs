@@ -317,6 +317,22 @@ pub trait Inode: Send + Sync {
         Err(Errno::EROFS)
     }
 
+    /// fallocate(2) mode 0 on a regular file: storage for `[off, end)`, and the size grown
+    /// to `end` if smaller. A filesystem that reserves nothing ahead (the default) only grows
+    /// the file.
+    ///
+    /// # Errors
+    /// ENOSPC when the storage is not there (nothing is reserved then), and setattr's.
+    fn allocate(&self, _off: u64, end: u64) -> Result<(), Errno> {
+        if end > self.stat()?.size as u64 {
+            self.setattr(&SetAttr {
+                size: Some(end),
+                ..SetAttr::default()
+            })?;
+        }
+        Ok(())
+    }
+
     /// `statfs(2)` of the filesystem holding this file.
     ///
     /// # Errors

@@ -32,5 +32,5 @@ pub use file::{
     Stat, TimerFdFile,
 };
 pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
-pub use mount::{Dentry, FsContext, Mount, MountNamespace, MountOpts};
+pub use mount::{rebase, Dentry, FsContext, Mount, MountNamespace, MountOpts};
 pub use walk::Resolver;

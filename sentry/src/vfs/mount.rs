@@ -41,6 +41,12 @@ pub struct Mount {
     /// Options of the filesystem itself, shown after the mount's (tmpfs `mode=`), each
     /// with a leading comma.
     pub fs_options: String,
+    /// The ID of the mount this one is mounted on (0 for a namespace's root).
+    pub parent: u64,
+    /// Marked shared (MS_SHARED; a mount made on a shared one is shared too). Only the mark
+    /// is kept, for the rules that refuse moves out of shared mounts: mounts do not
+    /// propagate between peers.
+    pub shared: bool,
 }
 
 /// How a mount is made, besides what it mounts and where.
@@ -98,6 +104,69 @@ impl Mount {
             if self.readonly { "ro" } else { "rw" },
             self.fs_options
         )
+    }
+}
+
+impl Mount {
+    /// A copy at `path` on the mount `parent` (pivot_root).
+    fn relocated(&self, path: Vec<u8>, parent: u64) -> Mount {
+        Mount {
+            id: self.id,
+            root: self.root.clone(),
+            path,
+            fs_type: self.fs_type,
+            source: self.source.clone(),
+            readonly: self.readonly,
+            notify: self.notify.clone(),
+            flags: self.flags,
+            root_path: self.root_path.clone(),
+            fs_options: self.fs_options.clone(),
+            parent,
+            shared: self.shared,
+        }
+    }
+
+    /// The mount this one is mounted on, in namespace `ns`.
+    pub fn parent_in(&self, ns: &MountNamespace) -> Option<Arc<Mount>> {
+        ns.mounts().into_iter().find(|m| m.id == self.parent)
+    }
+}
+
+/// `path` with its prefix `from` (a directory, or `path` itself) replaced by `to`; None when
+/// `path` is not at or below `from`.
+pub fn rebase(path: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
+    let rest = if from == b"/" {
+        path.strip_prefix(b"/")?
+    } else {
+        let r = path.strip_prefix(from)?;
+        if r.is_empty() {
+            r
+        } else {
+            r.strip_prefix(b"/")?
+        }
+    };
+    let mut p = to.to_vec();
+    if !rest.is_empty() {
+        if p != b"/" {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rest);
+    }
+    Some(p)
+}
+
+/// The mount a walk to `path` ends in: the top of the deepest stack at or above it.
+fn visible_mount(mounts: &BTreeMap<Vec<u8>, Vec<Arc<Mount>>>, path: &[u8]) -> Option<Arc<Mount>> {
+    let mut p = path.to_vec();
+    loop {
+        if let Some(m) = mounts.get(&p).and_then(|v| v.last()) {
+            return Some(m.clone());
+        }
+        if p == b"/" {
+            return None;
+        }
+        let cut = p.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        p.truncate(cut.max(1));
     }
 }
 
@@ -186,6 +255,8 @@ impl MountNamespace {
             flags: 0,
             root_path: b"/".to_vec(),
             fs_options: String::new(),
+            parent: 0,
+            shared: false,
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -261,6 +332,10 @@ impl MountNamespace {
         } else {
             opts.root_path
         };
+        let mut mounts = self.mounts.write().unwrap();
+        let under = visible_mount(&mounts, path);
+        let parent = under.as_ref().map_or(0, |p| p.id);
+        let shared = under.is_some_and(|p| p.shared);
         let m = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             root,
@@ -272,14 +347,153 @@ impl MountNamespace {
             flags: opts.flags & MOUNT_FLAGS,
             root_path,
             fs_options: opts.fs_options,
+            parent,
+            shared,
         });
-        self.mounts
-            .write()
-            .unwrap()
-            .entry(path.to_vec())
-            .or_default()
-            .push(m.clone());
+        mounts.entry(path.to_vec()).or_default().push(m.clone());
         m
+    }
+
+    /// When mounts are stacked on `d` (it is the directory they cover or the root of one of
+    /// them), the topmost: what umount(2) of that path reaches, as Linux's final component
+    /// follows mounts (a cwd that mounts were stacked on afterwards).
+    pub fn top_mount_over(&self, d: &Dentry) -> Option<Arc<Mount>> {
+        let mounts = self.mounts.read().unwrap();
+        let stack = mounts.get(&d.path)?;
+        let covers = stack.first().is_some_and(|m| m.parent == d.mount.id);
+        let is_root = stack
+            .iter()
+            .any(|m| std::ptr::addr_eq(Arc::as_ptr(&m.root), Arc::as_ptr(&d.inode)));
+        (covers || is_root).then(|| stack.last().cloned()).flatten()
+    }
+
+    /// The mounts mounted on `m`, and on those, ..., in mount order.
+    pub fn submounts(&self, m: &Mount) -> Vec<Arc<Mount>> {
+        let all = self.mounts();
+        let mut ids = vec![m.id];
+        let mut out = Vec::new();
+        // Mount order puts parents first, but pivot_root can reparent; iterate to a fixpoint.
+        loop {
+            let before = out.len();
+            for x in &all {
+                if x.id != m.id && ids.contains(&x.parent) && !ids.contains(&x.id) {
+                    ids.push(x.id);
+                    out.push(x.clone());
+                }
+            }
+            if out.len() == before {
+                break;
+            }
+        }
+        out.sort_by_key(|x| x.id);
+        out
+    }
+
+    /// Marks `m` (and with `recursive` every mount on it) shared or not.
+    pub fn set_shared(&self, m: &Mount, shared: bool, recursive: bool) {
+        let mut ids = vec![m.id];
+        if recursive {
+            ids.extend(self.submounts(m).iter().map(|x| x.id));
+        }
+        let mut mounts = self.mounts.write().unwrap();
+        for x in mounts.values_mut().flatten() {
+            if ids.contains(&x.id) && x.shared != shared {
+                let mut nx = x.relocated(x.path.clone(), x.parent);
+                nx.shared = shared;
+                *x = Arc::new(nx);
+            }
+        }
+    }
+
+    /// Moves `m` and every mount on it so that `m` is mounted at `to` (MS_MOVE), on top of
+    /// what is there.
+    pub fn move_mount(&self, m: &Mount, to: &[u8]) {
+        let tree: Vec<u64> = std::iter::once(m.id)
+            .chain(self.submounts(m).iter().map(|x| x.id))
+            .collect();
+        let mut mounts = self.mounts.write().unwrap();
+        let mut moving = Vec::new();
+        for stack in mounts.values_mut() {
+            stack.retain(|x| {
+                let go = tree.contains(&x.id);
+                if go {
+                    moving.push(x.clone());
+                }
+                !go
+            });
+        }
+        mounts.retain(|_, v| !v.is_empty());
+        let parent = visible_mount(&mounts, to).map_or(0, |p| p.id);
+        moving.sort_by_key(|x| x.id);
+        for x in moving {
+            let path = rebase(&x.path, &m.path, to).unwrap_or_else(|| x.path.clone());
+            let nx = Arc::new(x.relocated(path, if x.id == m.id { parent } else { x.parent }));
+            mounts.entry(nx.path.clone()).or_default().push(nx);
+        }
+    }
+
+    /// pivot_root(2)'s move: `new_root` (mounted below `old_root`'s mountpoint) takes
+    /// `old_root`'s place, and `old_root` goes to `put_old` (a path at or below `new_root`'s
+    /// mountpoint, on the mount `put_old_mount`), on top of whatever is there. Every mount of
+    /// either tree moves with it. Returns the moved `new_root` and `old_root`.
+    pub fn pivot(
+        &self,
+        old_root: &Mount,
+        new_root: &Mount,
+        put_old: &[u8],
+        put_old_mount: u64,
+    ) -> (Arc<Mount>, Arc<Mount>) {
+        let a = old_root.path.clone();
+        let b = new_root.path.clone();
+        let old_dest = rebase(put_old, &b, &a).unwrap_or_else(|| a.clone());
+        let mut mounts = self.mounts.write().unwrap();
+        let all: Vec<Arc<Mount>> = mounts.values().flatten().cloned().collect();
+        let in_tree = |root: &Mount, m: &Mount| {
+            let mut cur = m.parent;
+            while cur != 0 {
+                if cur == root.id {
+                    return true;
+                }
+                cur = all.iter().find(|x| x.id == cur).map_or(0, |x| x.parent);
+            }
+            false
+        };
+        let mut moved = BTreeMap::new();
+        for m in &all {
+            let (path, parent) = if m.id == old_root.id {
+                (old_dest.clone(), put_old_mount)
+            } else if m.id == new_root.id {
+                (a.clone(), old_root.parent)
+            } else if in_tree(new_root, m) {
+                (
+                    rebase(&m.path, &b, &a).unwrap_or_else(|| m.path.clone()),
+                    m.parent,
+                )
+            } else if in_tree(old_root, m) {
+                (
+                    rebase(&m.path, &a, &old_dest).unwrap_or_else(|| m.path.clone()),
+                    m.parent,
+                )
+            } else {
+                continue;
+            };
+            moved.insert(m.id, Arc::new(m.relocated(path, parent)));
+        }
+        let old = std::mem::take(&mut *mounts);
+        for m in old.into_values().flatten() {
+            if m.id == old_root.id {
+                continue;
+            }
+            let m = moved.get(&m.id).cloned().unwrap_or(m);
+            mounts.entry(m.path.clone()).or_default().push(m);
+        }
+        // The old root goes on top of what is at put_old.
+        let top = moved[&old_root.id].clone();
+        mounts
+            .entry(top.path.clone())
+            .or_default()
+            .push(top.clone());
+        (moved[&new_root.id].clone(), top)
     }
 
     /// The visible mount whose mountpoint is exactly `path`.
@@ -309,18 +523,6 @@ impl MountNamespace {
         v
     }
 
-    /// Mounts strictly below the directory `path`.
-    pub fn mounts_under(&self, path: &[u8]) -> Vec<Arc<Mount>> {
-        self.mounts()
-            .into_iter()
-            .filter(|m| {
-                m.path != path
-                    && (path == b"/"
-                        || (m.path.starts_with(path) && m.path.get(path.len()) == Some(&b'/')))
-            })
-            .collect()
-    }
-
     /// Removes the mount `m` (the root mount stays). Dentries already walked into it keep
     /// working, as after a lazy unmount.
     pub fn unmount(&self, m: &Mount) {
@@ -336,9 +538,9 @@ impl MountNamespace {
         }
     }
 
-    /// Replaces `m` by a copy with `readonly` and `flags` (a remount); walks from now on see
-    /// the change.
-    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64) {
+    /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
+    /// options `fs_options` when given; walks from now on see the change.
+    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64, fs_options: Option<String>) {
         let mut mounts = self.mounts.write().unwrap();
         if let Some(slot) = mounts
             .get_mut(&m.path)
@@ -354,7 +556,9 @@ impl MountNamespace {
                 notify: m.notify.clone(),
                 flags: flags & MOUNT_FLAGS,
                 root_path: m.root_path.clone(),
-                fs_options: m.fs_options.clone(),
+                fs_options: fs_options.unwrap_or_else(|| m.fs_options.clone()),
+                parent: m.parent,
+                shared: m.shared,
             });
         }
     }
