@@ -85,6 +85,19 @@ impl Runtime {
         self.ids.push(id.to_owned());
     }
 
+    /// `run -d` of `bundle` as `id` (stdio to `out`), waits until it prints "ready", then
+    /// checkpoints it into `image`.
+    fn start_and_checkpoint(&mut self, bundle: &Path, id: &str, out: &Path, image: &Path) {
+        self.run_detached(bundle, id, out);
+        assert!(
+            wait_text(out, "ready", Duration::from_secs(30)),
+            "{id}: never ready: {}",
+            std::fs::read_to_string(out).unwrap_or_default()
+        );
+        let (code, text) = self.run(&["checkpoint", "--image-path", image.to_str().unwrap(), id]);
+        assert_eq!(code, 0, "{id}: checkpoint: {text}");
+    }
+
     fn status(&self, id: &str) -> String {
         let (code, out) = self.run(&["state", id]);
         if code != 0 {
@@ -556,15 +569,8 @@ fn checkpoint_program_and_compare(
     let bundle = bundle(scratch.path(), &rt, busybox, &argv);
     std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
     let out = scratch.path().join("out");
-    rt.run_detached(&bundle, tag, &out);
-    assert!(
-        wait_text(&out, "ready", Duration::from_secs(30)),
-        "{tag}: never ready: {}",
-        std::fs::read_to_string(&out).unwrap_or_default()
-    );
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), tag]);
-    assert_eq!(code, 0, "{tag}: checkpoint: {text}");
+    rt.start_and_checkpoint(&bundle, tag, &out, &image);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap().trim(),
         "ready",
@@ -714,15 +720,8 @@ fn restore_keeps_a_listening_asyncio_server_and_resets_its_connection() {
         &[script.to_str().unwrap(), "6"],
     );
     let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "srv", &out);
-    assert!(
-        wait_text(&out, "ready", Duration::from_secs(30)),
-        "never ready: {}",
-        std::fs::read_to_string(&out).unwrap_or_default()
-    );
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), "srv"]);
-    assert_eq!(code, 0, "checkpoint: {text}");
+    rt.start_and_checkpoint(&bundle, "srv", &out, &image);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap().trim(),
         "ready",
@@ -799,15 +798,8 @@ fn restore_brings_back_python_threads_pipes_socket_pairs_and_eventfd() {
     );
 
     let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "py", &out);
-    assert!(
-        wait_text(&out, "ready", Duration::from_secs(30)),
-        "never ready: {}",
-        std::fs::read_to_string(&out).unwrap_or_default()
-    );
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), "py"]);
-    assert_eq!(code, 0, "checkpoint: {text}");
+    rt.start_and_checkpoint(&bundle, "py", &out, &image);
     assert!(
         !std::fs::read_to_string(&out).unwrap().contains("pipe="),
         "the program woke before the checkpoint (machine too slow?)"

@@ -149,8 +149,8 @@ fn containerd_checkpoints_and_restores_a_task() {
     restore_and_check(&env, "ckpt/c1:1", "c3", before);
     kill_and_remove(&env, "c3");
 
-    // A task the image cannot hold (a listening TCP socket): the checkpoint fails with the
-    // sentry's reason, and the task runs on (containerd resumes it).
+    // A task the image cannot hold (an open FIFO): the checkpoint fails with the sentry's
+    // reason, and the task runs on (containerd resumes it).
     env.ctr_ok(&[
         "run",
         "-d",
@@ -160,7 +160,7 @@ fn containerd_checkpoints_and_restores_a_task() {
         "c4",
         "/bin/sh",
         "-c",
-        "nc -l -p 5000 & exec sleep 100",
+        "busybox mkfifo /tmp/f; exec 3<>/tmp/f; exec sleep 100",
     ]);
     std::thread::sleep(Duration::from_millis(500));
     let out = env.ctr(&["containers", "checkpoint", "--task", "c4", "ckpt/c4:1"]);

@@ -193,6 +193,11 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
                 t.tg.tgid
             };
             tree.add_proc(tg.clone(), parent, a.exit_signal);
+            if f & CLONE_PARENT == 0 {
+                if let Some(p) = tree.procs.get_mut(&tid) {
+                    p.parent_thread = t.tid;
+                }
+            }
         } else if t.tg.sig().exit.is_some() {
             drop(tree);
             kernel.cgroups.fork_failed(&tg, false);

@@ -45,6 +45,10 @@ pub struct Proc {
     pub subreaper: bool,
     /// PR_SET_PDEATHSIG: sent to this process when its parent exits.
     pub pdeathsig: i32,
+    /// The thread of the parent that made this process (0: none known). Linux's parent is
+    /// that thread: when it exits while others of its group live on, the process is
+    /// handed to one of them and gets its PR_SET_PDEATHSIG signal.
+    pub parent_thread: i32,
     /// The process has called execve (setpgid on it by the parent fails with EACCES).
     pub did_exec: bool,
 }
@@ -142,6 +146,7 @@ impl Tree {
                 zombie: None,
                 subreaper: false,
                 pdeathsig: 0,
+                parent_thread: 0,
                 did_exec: false,
             },
         );
@@ -284,6 +289,31 @@ impl Tree {
             );
         }
         parent.tg.child_events.notify_all();
+    }
+
+    /// Thread `tid` of `tgid` exited while others of its group live on: the processes it
+    /// made now belong to the group's other threads, and each one that asked for
+    /// PR_SET_PDEATHSIG gets its signal (Linux sends it when the parent thread exits).
+    pub fn parent_thread_exited(&mut self, tgid: i32, tid: i32) {
+        let Some(p) = self.procs.get(&tgid) else {
+            return;
+        };
+        let orphans: Vec<i32> = p
+            .children
+            .iter()
+            .copied()
+            .filter(|c| self.procs.get(c).is_some_and(|cp| cp.parent_thread == tid))
+            .collect();
+        for c in orphans {
+            let Some(cp) = self.procs.get_mut(&c) else {
+                continue;
+            };
+            cp.parent_thread = 0;
+            let (pdeathsig, zombie, ctg) = (cp.pdeathsig, cp.zombie.is_some(), cp.tg.clone());
+            if pdeathsig != 0 && !zombie {
+                self.send_group(&ctg, SigInfo::kernel(pdeathsig), true);
+            }
+        }
     }
 
     /// The last thread of `tgid` exited with `status`: make it a zombie, hand its children to

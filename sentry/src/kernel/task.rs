@@ -1038,6 +1038,9 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         s.threads.is_empty().then(|| s.exit.unwrap_or(status))
     };
     ptrace::task_exited(&mut tree, handle, last.unwrap_or(status), last.is_some());
+    if last.is_none() {
+        tree.parent_thread_exited(tg.tgid, handle.tid);
+    }
     // The process's CPU time, read before the hierarchy's lock (its lock order).
     let final_cpu = last.map(|_| tg.cpu_times());
     kernel.cgroups.thread_exited(tg, final_cpu);

@@ -249,6 +249,37 @@ fn local_port_range(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> 
 }
 
 /// `/proc/sys/net`.
+/// A `conf` directory: one directory per link plus `all` and `default`, as Linux, each
+/// holding what `files` makes. The links never change after boot: the directories are made
+/// once, on first use, so that their inode numbers stay put.
+fn per_link_dirs(
+    fs: &Arc<SynthFs>,
+    kernel: &Weak<Kernel>,
+    files: impl Fn(&Arc<SynthFs>) -> Vec<(&'static str, Arc<dyn Inode>)> + Send + Sync + 'static,
+) -> Arc<dyn Inode> {
+    let dir_fs = fs.clone();
+    let kernel = kernel.clone();
+    let made: Arc<OnceLock<Vec<Entry>>> = Arc::default();
+    SynthDir::new(
+        fs,
+        Arc::new(move |cx| {
+            let k = super::kernel_for(&kernel, cx)?;
+            let entries = made.get_or_init(|| {
+                let mut names = vec!["all".to_string(), "default".to_string()];
+                names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
+                names
+                    .into_iter()
+                    .map(|n| {
+                        let dir: Arc<dyn Inode> = SynthDir::fixed(&dir_fs, files(&dir_fs));
+                        (n.into_bytes(), dir)
+                    })
+                    .collect()
+            });
+            Ok(entries.clone())
+        }),
+    )
+}
+
 pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let fixed = |s: &str| -> Arc<dyn Inode> { SynthFile::fixed(fs, format!("{s}\n")) };
     let core = SynthDir::fixed(
@@ -264,36 +295,13 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     // `conf/{all,default,<link>}` with the two martian settings programs toggle
     // (accept_local, route_localnet): recorded, without effect (the sentry's stack drops no
     // martian packets).
-    let ipv4_conf = {
-        let fs = fs.clone();
-        let kernel = kernel.clone();
-        let made: Arc<OnceLock<Vec<Entry>>> = Arc::default();
-        SynthDir::new(
-            &fs.clone(),
-            Arc::new(move |cx| {
-                let k = super::kernel_for(&kernel, cx)?;
-                let entries = made.get_or_init(|| {
-                    let mut names = vec!["all".to_string(), "default".to_string()];
-                    names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
-                    names
-                        .into_iter()
-                        .map(|n| {
-                            let dir: Arc<dyn Inode> = SynthDir::fixed(
-                                &fs,
-                                vec![
-                                    ("accept_local", SynthControl::setting(&fs, "0\n")),
-                                    ("forwarding", SynthFile::fixed(&fs, "0\n")),
-                                    ("route_localnet", SynthControl::setting(&fs, "0\n")),
-                                ],
-                            );
-                            (n.into_bytes(), dir)
-                        })
-                        .collect()
-                });
-                Ok(entries.clone())
-            }),
-        )
-    };
+    let ipv4_conf = per_link_dirs(fs, kernel, |fs| {
+        vec![
+            ("accept_local", SynthControl::setting(fs, "0\n")),
+            ("forwarding", SynthFile::fixed(fs, "0\n")),
+            ("route_localnet", SynthControl::setting(fs, "0\n")),
+        ]
+    });
     let ipv4 = SynthDir::fixed(
         fs,
         vec![
@@ -318,38 +326,12 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             ("tcp_wmem", fixed("4096\t16384\t4194304")),
         ],
     );
-    // One directory per link plus `all` and `default`, as Linux.
-    // The links never change after boot: the directories are made once, on first use, so
-    // that their inode numbers stay put.
-    let conf = {
-        let fs = fs.clone();
-        let kernel = kernel.clone();
-        let made: Arc<OnceLock<Vec<Entry>>> = Arc::default();
-        SynthDir::new(
-            &fs.clone(),
-            Arc::new(move |cx| {
-                let k = super::kernel_for(&kernel, cx)?;
-                let entries = made.get_or_init(|| {
-                    let mut names = vec!["all".to_string(), "default".to_string()];
-                    names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
-                    names
-                        .into_iter()
-                        .map(|n| {
-                            let dir: Arc<dyn Inode> = SynthDir::fixed(
-                                &fs,
-                                vec![
-                                    ("disable_ipv6", SynthFile::fixed(&fs, "0\n")),
-                                    ("forwarding", SynthFile::fixed(&fs, "0\n")),
-                                ],
-                            );
-                            (n.into_bytes(), dir)
-                        })
-                        .collect()
-                });
-                Ok(entries.clone())
-            }),
-        )
-    };
+    let conf = per_link_dirs(fs, kernel, |fs| {
+        vec![
+            ("disable_ipv6", SynthFile::fixed(fs, "0\n")),
+            ("forwarding", SynthFile::fixed(fs, "0\n")),
+        ]
+    });
     let ipv6 = SynthDir::fixed(
         fs,
         vec![

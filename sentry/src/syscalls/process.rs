@@ -729,6 +729,9 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
             t.mm.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
+        // Rewriting the memory map's fields is not offered; Linux asks for the capability
+        // before anything else.
+        libc::PR_SET_MM if !t.creds.has_cap(crate::auth::cap::SYS_RESOURCE) => Err(Errno::EPERM),
         libc::PR_GET_DUMPABLE => Ok(1),
         libc::PR_SET_DUMPABLE => {
             if arg2 > 1 {
