@@ -123,11 +123,15 @@ fn bootstrap<S: Shim + Send + Sync + 'static>(runtime_id: &str) -> Result<()> {
         return Err(Error::NoNamespace);
     }
     let ttrpc_address = std::env::var(TTRPC_ADDRESS).map_err(Error::TtrpcAddress)?;
-    // Registered before any thread exists (signal-hook's advice) and for every action, as
-    // 0.11 does: SIGTERM and SIGINT are caught rather than ending the process, and only
-    // `delete` and the server run the thread that reads them.
-    let signals = Signals::new([SIGTERM, SIGINT, SIGPIPE, SIGCHLD]).map_err(Error::Signals)?;
     nix::sys::prctl::set_child_subreaper(true).map_err(Error::Subreaper)?;
+    // `delete` and the server catch SIGTERM and SIGINT rather than end, and reap children
+    // on SIGCHLD: registered at the start of their arms, before any thread exists
+    // (signal-hook's advice), and read by a thread that keeps them to the end. `start`
+    // registers nothing: its handlers would outlive the reader when `start` returns, and
+    // the SIGCHLD of the server it spawned, arriving then, made the handler write to a
+    // closed socket, whose SIGPIPE ran the handler again, forever (containerd killed the
+    // `start` of a pod's second container after 60 s).
+    let catch = || Signals::new([SIGTERM, SIGINT, SIGPIPE, SIGCHLD]).map_err(Error::Signals);
 
     let mut config = Config::default();
     let mut shim = S::new(runtime_id, &flags, &mut config);
@@ -152,6 +156,7 @@ fn bootstrap<S: Shim + Send + Sync + 'static>(runtime_id: &str) -> Result<()> {
                 .map_err(Error::Stdout)
         }
         "delete" => {
+            let signals = catch()?;
             std::thread::spawn(move || handle_signals(signals));
             let response = shim.delete_shim().map_err(|source| Error::Action {
                 action: "delete",
@@ -163,7 +168,10 @@ fn bootstrap<S: Shim + Send + Sync + 'static>(runtime_id: &str) -> Result<()> {
                 .map_err(Error::DeleteResponse)?;
             out.flush().map_err(Error::Stdout)
         }
-        _ => serve(&mut shim, &config, &flags, &ttrpc_address, signals),
+        _ => {
+            let signals = catch()?;
+            serve(&mut shim, &config, &flags, &ttrpc_address, signals)
+        }
     }
 }
 
