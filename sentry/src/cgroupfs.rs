@@ -459,11 +459,9 @@ impl Inode for CgDir {
         Ok(out)
     }
 
-    fn open(&self, _cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
-            return Err(Errno::EISDIR);
-        }
-        Ok(Arc::new(DirFile { stat: self.stat()? }))
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        // Directories are opened by the vfs (`vfs::DirFile` over the dentry), never here.
+        Err(Errno::EISDIR)
     }
 
     fn create(
@@ -593,41 +591,6 @@ fn changed(cur: FileAttr, attr: &SetAttr) -> FileAttr {
         mode: attr.mode.map_or(cur.mode, |m| m & 0o7777),
         uid: attr.uid.unwrap_or(cur.uid),
         gid: attr.gid.unwrap_or(cur.gid),
-    }
-}
-
-/// An open cgroup directory (its entries are read through the inode).
-struct DirFile {
-    stat: Stat,
-}
-
-impl FileOps for DirFile {
-    fn read(
-        &self,
-        _t: &mut dyn Context,
-        _f: &OpenFile,
-        _dst: &mut dyn IoDst,
-        _off: Option<u64>,
-    ) -> Result<usize, Errno> {
-        Err(Errno::EISDIR)
-    }
-
-    fn write(
-        &self,
-        _t: &mut dyn Context,
-        _f: &OpenFile,
-        _src: &mut dyn IoSrc,
-        _off: Option<u64>,
-    ) -> Result<usize, Errno> {
-        Err(Errno::EISDIR)
-    }
-
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.stat)
-    }
-
-    fn seekable(&self) -> bool {
-        true
     }
 }
 

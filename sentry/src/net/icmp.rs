@@ -171,18 +171,6 @@ impl Socket for IcmpSocket {
         })
     }
 
-    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
-    fn accept(
-        &self,
-        _t: &mut dyn Context,
-        _nonblocking: bool,
-    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
     fn connect(&self, _t: &mut dyn Context, addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
         let target = self.parse(addr)?;
         // Only the peer is recorded: nothing is sent, so the interface is not pumped (a

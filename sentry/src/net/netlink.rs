@@ -1110,18 +1110,6 @@ impl Socket for NetlinkSocket {
         Ok(())
     }
 
-    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
-    fn accept(
-        &self,
-        _t: &mut dyn Context,
-        _nonblocking: bool,
-    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
     fn connect(&self, t: &mut dyn Context, addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
         let (port, _) = parse_sockaddr(addr)?;
         // Only the kernel (port 0) is a peer: user ports would need NL_CFG_F_NONROOT_SEND.

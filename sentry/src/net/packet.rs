@@ -367,18 +367,6 @@ impl Socket for PacketSocket {
         Ok(())
     }
 
-    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
-    fn accept(
-        &self,
-        _t: &mut dyn Context,
-        _nonblocking: bool,
-    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
     fn connect(&self, _t: &mut dyn Context, _addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
         Err(Errno::EOPNOTSUPP)
     }

@@ -454,18 +454,6 @@ impl Socket for RawSocket {
         })
     }
 
-    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
-    fn accept(
-        &self,
-        _t: &mut dyn Context,
-        _nonblocking: bool,
-    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
-        Err(Errno::EOPNOTSUPP)
-    }
-
     fn connect(&self, _t: &mut dyn Context, addr: &[u8], _nonblocking: bool) -> Result<(), Errno> {
         let target = self.parse(addr)?;
         let mut g = self.stack.lock();

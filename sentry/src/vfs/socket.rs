@@ -153,21 +153,27 @@ pub trait Socket: FileOps {
     /// EINVAL (already bound, bad address), EADDRINUSE, and path-resolution errors.
     fn bind(&self, t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno>;
 
-    /// `listen(2)`.
+    /// `listen(2)`. The default is a connectionless socket's answer.
     ///
     /// # Errors
     /// EOPNOTSUPP for datagram sockets, EINVAL when unbound or connected.
-    fn listen(&self, t: &mut dyn Context, backlog: i32) -> Result<(), Errno>;
+    fn listen(&self, _t: &mut dyn Context, _backlog: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 
-    /// `accept(2)`: the new connection's socket and the peer's `sockaddr`.
+    /// `accept(2)`: the new connection's socket and the peer's `sockaddr`. The default is a
+    /// connectionless socket's answer.
     ///
     /// # Errors
-    /// EINVAL when not listening, EAGAIN when nonblocking and none is pending.
+    /// EOPNOTSUPP for datagram sockets, EINVAL when not listening, EAGAIN when nonblocking
+    /// and none is pending.
     fn accept(
         &self,
-        t: &mut dyn Context,
-        nonblocking: bool,
-    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno>;
+        _t: &mut dyn Context,
+        _nonblocking: bool,
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 
     /// `connect(2)`.
     ///
