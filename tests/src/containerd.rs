@@ -53,6 +53,23 @@ pub fn check_prerequisites() -> Result<(), String> {
     Ok(())
 }
 
+/// How a containerd end-to-end test starts: [`check_prerequisites`] and the `tools` it needs
+/// besides, then the shim built and a containerd of its own ([`Env::start`], `cri` as there).
+///
+/// # Errors
+/// Why this machine cannot run the test (the reason it prints `SKIPPED:` with).
+pub fn start_for_test(
+    namespace: &'static str,
+    cri: Option<&str>,
+    tools: &[&str],
+) -> Result<Env, String> {
+    check_prerequisites()?;
+    if let Some(tool) = tools.iter().find(|t| !on_path(t)) {
+        return Err(format!("{tool} is not installed"));
+    }
+    Ok(Env::start(&build_shim(), namespace, cri))
+}
+
 /// Builds the shim with cargo and returns the directory holding it.
 pub fn build_shim() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -21,7 +21,7 @@ mod e2e_common;
 
 use std::time::{Duration, Instant};
 
-use e2e_common::{build_shim, check_prerequisites, skip, Env, RUNTIME};
+use e2e_common::{skip, start_for_test, Env, RUNTIME};
 
 const IMAGE: &str = "docker.io/library/runsc-rs-ckpt:latest";
 const NAMESPACE: &str = "runsc-rs-ckpt";
@@ -88,11 +88,10 @@ fn restore_and_check(env: &Env, reference: &str, id: &str, before: u64) {
 
 #[test]
 fn containerd_checkpoints_and_restores_a_task() {
-    if let Err(reason) = check_prerequisites() {
-        return skip(&reason);
-    }
-    let shim_dir = build_shim();
-    let env = Env::start(&shim_dir, NAMESPACE, None);
+    let env = match start_for_test(NAMESPACE, None, &[]) {
+        Ok(env) => env,
+        Err(reason) => return skip(&reason),
+    };
     env.build_image(IMAGE, r#"["/bin/sh"]"#);
 
     // The task route names the image it made; the task goes on. (On a container of its

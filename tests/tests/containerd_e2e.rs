@@ -17,20 +17,17 @@ use std::time::{Duration, Instant};
 
 use runsc_rs_tests::tmux::Tmux;
 
-use e2e_common::{
-    build_shim, check_prerequisites, mounts_under, on_path, skip, Env, RUNC_RUNTIME, RUNTIME,
-};
+use e2e_common::{mounts_under, on_path, skip, start_for_test, Env, RUNC_RUNTIME, RUNTIME};
 
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e";
 
 #[test]
 fn containerd_runs_containers_in_the_sandbox() {
-    if let Err(reason) = check_prerequisites() {
-        return skip(&reason);
-    }
-    let shim_dir = build_shim();
-    let env = Env::start(&shim_dir, NAMESPACE, None);
+    let env = match start_for_test(NAMESPACE, None, &[]) {
+        Ok(env) => env,
+        Err(reason) => return skip(&reason),
+    };
     env.build_image(IMAGE, r#"["/bin/sh"]"#);
 
     // Exit code and output of the container's init.

@@ -11,11 +11,10 @@
 
 mod e2e_common;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_common::{build_shim, is_root, on_path, skip, Env, RUNTIME};
+use e2e_common::{on_path, skip, start_for_test, Env, RUNTIME};
 
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e-oom";
@@ -26,30 +25,11 @@ const FILL_MEMORY: &str = "dd if=/dev/zero of=/dev/null bs=256M count=1";
 
 #[test]
 fn containerd_reports_oom_and_joins_pod_network() {
-    if !is_root() {
-        return skip("containerd e2e needs root");
-    }
-    for tool in ["containerd", "ctr", "timeout", "tar", "sha256sum", "ip"] {
-        if !on_path(tool) {
-            return skip(&format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return skip("no static /bin/busybox (install busybox-static)");
-    }
-    let shim_dir = build_shim();
-    let env = Env::start(&shim_dir, NAMESPACE, None);
-    let image = env.tmp.join("image.tar");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-image.sh");
-    let built = Command::new("sh")
-        .arg(&script)
-        .arg(&image)
-        .arg(IMAGE)
-        .arg(env.tmp.join("image-work"))
-        .status()
-        .expect("running build-image.sh");
-    assert!(built.success(), "building the test image failed");
-    env.ctr_ok(&["images", "import", image.to_str().unwrap()]);
+    let env = match start_for_test(NAMESPACE, None, &["ip"]) {
+        Ok(env) => env,
+        Err(reason) => return skip(&reason),
+    };
+    env.build_image(IMAGE, r#"["/bin/sh"]"#);
 
     oom_is_reported_before_the_exit(&env);
     sandbox_joins_the_pod_network(&env);

@@ -20,7 +20,7 @@ use containerd_shim_protos::api::{
 use containerd_shim_protos::protobuf::Message;
 use ttrpc::{Code, Request};
 
-use e2e_common::{build_shim, check_prerequisites, skip, Env, RUNTIME};
+use e2e_common::{skip, start_for_test, RUNTIME};
 
 const IMAGE: &str = "docker.io/library/runsc-rs-e2e:latest";
 const NAMESPACE: &str = "runsc-rs-e2e-v3";
@@ -47,11 +47,10 @@ fn call<R: Message>(
 
 #[test]
 fn shim_answers_task_v2_and_v3() {
-    if let Err(reason) = check_prerequisites() {
-        return skip(&reason);
-    }
-    let shim_dir = build_shim();
-    let env = Env::start(&shim_dir, NAMESPACE, None);
+    let env = match start_for_test(NAMESPACE, None, &[]) {
+        Ok(env) => env,
+        Err(reason) => return skip(&reason),
+    };
     env.build_image(IMAGE, r#"["/bin/sh"]"#);
 
     let id = "v3";

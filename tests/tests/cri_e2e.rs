@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e_common::{build_shim, is_root, on_path, skip, Env};
+use e2e_common::{skip, start_for_test, Env};
 use runsc_rs_tests::netns::Netns;
 
 const NAMESPACE: &str = "k8s.io";
@@ -191,28 +191,16 @@ fn run_pod_py(python: &Path, env: &Env, stubs: &Path, args: &[&str]) -> serde_js
 
 #[test]
 fn cri_pod_runs_in_one_sandbox() {
-    if !is_root() {
-        return skip("CRI e2e needs root");
-    }
-    for tool in ["containerd", "ctr", "timeout", "tar", "sha256sum"] {
-        if !on_path(tool) {
-            return skip(&format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return skip("no static /bin/busybox (install busybox-static)");
-    }
     let Some(python) = python_with_grpc() else {
         return skip("no Python 3 with grpcio and grpc_tools (python3-grpcio python3-grpc-tools)");
     };
     if !Path::new(CNI_HOST_DEVICE).is_file() {
         return skip("no CNI host-device plugin (install containernetworking-plugins)");
     }
-    if !on_path("ip") {
-        return skip("no ip (install iproute2)");
-    }
-    let shim_dir = build_shim();
-    let env = Env::start(&shim_dir, NAMESPACE, Some(CRI_CONFIG));
+    let env = match start_for_test(NAMESPACE, Some(CRI_CONFIG), &["ip"]) {
+        Ok(env) => env,
+        Err(reason) => return skip(&reason),
+    };
     // The CRI plugin watches its CNI configuration directory and is ready once a network
     // is configured there.
     let conf = env.tmp.join("cni/conf");
@@ -354,7 +342,11 @@ fn cri_pod_runs_in_one_sandbox() {
 
     // One shim and one sandbox for the whole pod; each container's task reports the
     // sandbox process's PID.
-    assert_eq!(shim_processes(&shim_dir), (1, 1), "one shim, one sandbox");
+    assert_eq!(
+        shim_processes(&env.shim_dir),
+        (1, 1),
+        "one shim, one sandbox"
+    );
     let tasks = env.ctr_ok(&["task", "ls"]);
     let pid_of = |id: &str| {
         tasks
@@ -468,11 +460,11 @@ fn cri_pod_runs_in_one_sandbox() {
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while shim_processes(&shim_dir) != (0, 0) {
+    while shim_processes(&env.shim_dir) != (0, 0) {
         assert!(
             Instant::now() < deadline,
             "shim or sandbox left after the pod was removed: {:?}",
-            shim_processes(&shim_dir)
+            shim_processes(&env.shim_dir)
         );
         std::thread::sleep(Duration::from_millis(100));
     }

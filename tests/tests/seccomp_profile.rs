@@ -403,14 +403,12 @@ const CTR_WORKLOAD_B: &str = "busybox mkdir /tmp/newdir && echo made";
 
 #[test]
 fn containerd_annotation_writes_the_profile_through_the_shim() {
-    use runsc_rs_tests::containerd::{
-        build_shim, check_prerequisites, on_path, Env, RUNC_RUNTIME, RUNTIME,
-    };
-    if let Err(reason) = check_prerequisites() {
-        return skip(&reason);
-    }
+    use runsc_rs_tests::containerd::{on_path, start_for_test, RUNC_RUNTIME, RUNTIME};
     const IMAGE: &str = "docker.io/library/runsc-rs-seclearn:latest";
-    let env = Env::start(&build_shim(), "runsc-rs-seclearn", None);
+    let env = match start_for_test("runsc-rs-seclearn", None, &[]) {
+        Ok(env) => env,
+        Err(reason) => return skip(&reason),
+    };
     env.build_image(IMAGE, r#"["/bin/sh"]"#);
     let profile_path = env.tmp.join("learned.json");
     let annotation = format!(
