@@ -17,7 +17,11 @@
 //!   answers for `AT_SYMLINK_NOFOLLOW`.
 //! - chown, utimes: `fchownat`/`utimensat(fd, "", AT_EMPTY_PATH)`.
 //! - truncate and opens for I/O: a reopen by name with `O_NOFOLLOW`, used only after
-//!   `fstat` shows it is the same inode as the node's fd (else ESTALE).
+//!   `fstat` shows it is the same inode as the node's fd (else ESTALE). A regular file is
+//!   reopened for reading once: every read-only open of the node shares that fd (the sentry
+//!   keeps each open's offset and reads are positional, and hostfs passes the host no
+//!   status flags, so one fd serves them all), so an open and close of a cached file costs
+//!   no host open, `fstat` or close, and never uses the name again.
 //! - link: `linkat(fd, "", dir, name, AT_EMPTY_PATH)` links the node's own inode (before
 //!   Linux 6.10 that needs CAP_DAC_READ_SEARCH on the host: ENOENT without it).
 //! - unlink, rename, mkdir, symlink, open O_CREAT|O_EXCL act on one name in a directory fd
@@ -92,13 +96,14 @@ static BUDGET: OnceLock<usize> = OnceLock::new();
 const DEFAULT_BUDGET: usize = 256;
 
 /// Sizes the dentry caches from the sentry's own fd limit: each cached child holds a host
-/// `O_PATH` fd, so they may keep at most an eighth of the limit, and never more than 4096.
+/// `O_PATH` fd and, once a regular file was opened for reading, its shared read fd, so they
+/// may keep at most a sixteenth of the limit (an eighth in fds), and never more than 4096.
 /// Boot calls it before the host seccomp filter goes on (which refuses `prlimit64`).
 pub fn set_cache_budget() {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    let _ = BUDGET.set(usize::try_from(soft / 8).unwrap_or(usize::MAX).min(4096));
+    let _ = BUDGET.set(usize::try_from(soft / 16).unwrap_or(usize::MAX).min(4096));
 }
 
 fn cache_budget() -> usize {
@@ -171,6 +176,9 @@ pub struct HostNode {
     attr: EpochCell<Stat>,
     /// Directories only: the cache of looked-up children (see the module doc).
     children: Mutex<Children>,
+    /// Regular files of a tree only: one fd open for reading, shared by every read-only
+    /// open of the node (see the module doc).
+    read_fd: OnceLock<Arc<OwnedFd>>,
 }
 
 impl std::fmt::Debug for HostNode {
@@ -305,6 +313,7 @@ impl HostNode {
             ident: Ident::of(st),
             attr: EpochCell::new(),
             children: Mutex::new(Children::default()),
+            read_fd: OnceLock::new(),
         };
         node.attr.set(to_stat(st));
         Arc::new(node)
@@ -388,13 +397,28 @@ impl HostNode {
     /// a single-file mount, its own fd (open for writing exactly when the filesystem is
     /// writable).
     fn io_fd(&self, flags: OFlags) -> Result<Arc<OwnedFd>, Errno> {
+        let reads_only = (flags & (OFlags::WRONLY | OFlags::RDWR)).is_empty();
         if matches!(self.origin, Origin::File) {
-            if !(flags & (OFlags::WRONLY | OFlags::RDWR)).is_empty() {
+            if !reads_only {
                 self.check_writable()?;
             }
             return Ok(self.fd.clone());
         }
+        if reads_only && self.ident.kind == libc::S_IFREG {
+            return self.read_fd();
+        }
         Ok(Arc::new(self.reopen(flags)?))
+    }
+
+    /// The regular file's shared read-only fd (the module doc says why): opened and checked
+    /// by the first read-only open, reused by every later one.
+    fn read_fd(&self) -> Result<Arc<OwnedFd>, Errno> {
+        if let Some(fd) = self.read_fd.get() {
+            return Ok(fd.clone());
+        }
+        let fd = Arc::new(self.reopen(OFlags::RDONLY)?);
+        // Two first opens may race: one fd wins, the other is closed with its open file.
+        Ok(self.read_fd.get_or_init(|| fd).clone())
     }
 
     /// Opens the file itself for I/O with `flags` (regular files and directories of a tree
@@ -957,6 +981,40 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
     }
 
+    /// A regular file is reopened by name for reading once; later read-only opens share that
+    /// fd, so they read the looked-up inode even after another file took its name, while an
+    /// open for writing reopens by name and finds the swap.
+    #[test]
+    fn read_only_opens_share_one_checked_fd() {
+        let base = scratch("readfd");
+        let root = base.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("f"), b"file").unwrap();
+        std::fs::write(root.join("other"), b"other").unwrap();
+        let tree = HostNode::open_root(&root, true).unwrap();
+        let cx = Caller::kernel();
+        let file = tree.lookup(&cx, b"f").unwrap();
+        assert_eq!(file.contents().unwrap(), b"file");
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            root.join("f"),
+            rustix::fs::CWD,
+            root.join("other"),
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .unwrap();
+        assert_eq!(file.contents().unwrap(), b"file");
+        assert!(file.open(&cx, libc::O_RDONLY as u32).is_ok());
+        assert_eq!(
+            file.open(&cx, libc::O_WRONLY as u32).err(),
+            Some(Errno::ESTALE)
+        );
+        // In-place changes are seen through the shared fd.
+        std::fs::write(root.join("other"), b"changed").unwrap();
+        assert_eq!(file.contents().unwrap(), b"changed");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
     /// Issue 15: after the lookup, the guest swaps the name for a symlink to a host file
     /// outside the tree; every change still reaches the looked-up inode, never the target.
     #[test]
@@ -1017,7 +1075,6 @@ mod tests {
             node.chmod_by_reopen(Mode::from_bits_truncate(0o600)),
             Err(Errno::ESTALE)
         );
-        swap("f", "other");
         // A hard link is of the looked-up inode, wherever its name went.
         tree.link(b"l", &file).unwrap();
         assert_eq!(

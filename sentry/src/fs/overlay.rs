@@ -15,12 +15,14 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::tmpfs::{TmpFs, TmpNode};
 use crate::abi::Errno;
 use crate::memory::MemoryFile;
 use crate::vfs::acl;
+use crate::vfs::dcache;
 use crate::vfs::inode::RenameFlags;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
@@ -44,6 +46,9 @@ pub struct OvlNode {
     name: Vec<u8>,
     lower: Option<Arc<dyn Inode>>,
     upper: Mutex<Option<Arc<TmpNode>>>,
+    /// The system call ([`dcache::current`]) in which [`OvlNode::upper`] last found no
+    /// upper file: a walk asks each node several times, and each answer climbs to the root.
+    no_upper_in: AtomicU64,
 }
 
 impl std::fmt::Debug for OvlNode {
@@ -85,6 +90,7 @@ pub fn new_overlay_on(lower: Arc<dyn Inode>, upper: Arc<TmpNode>) -> Arc<OvlNode
         name: Vec::new(),
         lower: Some(lower),
         upper: Mutex::new(Some(upper)),
+        no_upper_in: AtomicU64::new(dcache::NO_EPOCH),
     })
 }
 
@@ -108,12 +114,28 @@ impl OvlNode {
             name: name.to_vec(),
             lower,
             upper: Mutex::new(upper),
+            no_upper_in: AtomicU64::new(dcache::NO_EPOCH),
         })
     }
 
     /// The upper file, if this path has one (found through the parent when another node
-    /// copied it up).
+    /// copied it up). Within one system call a "none" is remembered: another node of the
+    /// same path copying it up meanwhile is then seen from the next call on, as if it had
+    /// come after this one (a copy-up through this node is always seen; it sets `upper`).
     fn upper(&self) -> Option<Arc<TmpNode>> {
+        let call = dcache::current();
+        if call != dcache::NO_EPOCH && self.no_upper_in.load(Ordering::Relaxed) == call {
+            return self.upper.lock().unwrap().clone();
+        }
+        let found = self.upper_fresh();
+        if found.is_none() {
+            self.no_upper_in.store(call, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// [`OvlNode::upper`] asking the upper layer again (what copy-up decides on).
+    fn upper_fresh(&self) -> Option<Arc<TmpNode>> {
         if let Some(u) = self.upper.lock().unwrap().clone() {
             return Some(u);
         }
@@ -191,7 +213,7 @@ impl OvlNode {
         let parent = self.parent.as_ref().ok_or(Errno::EIO)?;
         let pu = parent.copy_up(true)?;
         let _g = self.fs.copy_lock.lock().unwrap();
-        if let Some(u) = self.upper() {
+        if let Some(u) = self.upper_fresh() {
             return Ok(u);
         }
         let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
@@ -274,6 +296,19 @@ impl Inode for OvlNode {
         };
         st.dev = self.fs.dev;
         Ok(st)
+    }
+
+    /// A merged directory's mode and owners are its upper directory's: the walk need not
+    /// ask the lower layer (a host call for hostfs) for the inode number it does not check.
+    fn walk_attrs(&self) -> Result<Stat, Errno> {
+        if let Some(u) = self.upper() {
+            let mut st = u.stat()?;
+            if FileType::from_mode(st.mode) == FileType::Directory {
+                st.dev = self.fs.dev;
+                return Ok(st);
+            }
+        }
+        self.stat()
     }
 
     fn lookup(&self, cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
@@ -576,6 +611,42 @@ mod tests {
         let lower = HostNode::open_root(&s.0, false).unwrap();
         let mf = Arc::new(MemoryFile::new().unwrap());
         (s, new_overlay(&mf, lower).unwrap())
+    }
+
+    /// Within one system call a node remembers that it has no upper file; a copy-up by
+    /// another node of the same path is seen from the next call, and a copy-up through the
+    /// remembering node in the same call takes the existing copy instead of making another.
+    #[test]
+    fn a_missing_upper_file_is_remembered_for_one_call() {
+        let (_s, root) = setup("nocopy");
+        let cx = Caller::kernel();
+        dcache::begin_call();
+        let a = root.lookup(&cx, b"dir").unwrap();
+        let a_inner = a.lookup(&cx, b"inner").unwrap();
+        assert_eq!(a_inner.stat().unwrap().mode & 0o777, 0o644);
+        let b = root.lookup(&cx, b"dir").unwrap();
+        let b_inner = b.lookup(&cx, b"inner").unwrap();
+        b_inner
+            .setattr(&SetAttr {
+                mode: Some(0o600),
+                ..SetAttr::default()
+            })
+            .unwrap();
+        a_inner
+            .setattr(&SetAttr {
+                uid: Some(7),
+                ..SetAttr::default()
+            })
+            .unwrap();
+        let st = b_inner.stat().unwrap();
+        assert_eq!(
+            (st.mode & 0o777, st.uid),
+            (0o600, 7),
+            "one copy, changed twice"
+        );
+        dcache::begin_call();
+        assert_eq!(a.lookup(&cx, b"inner").unwrap().stat().unwrap().uid, 7);
+        dcache::end_call();
     }
 
     #[test]

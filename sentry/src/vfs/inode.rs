@@ -210,6 +210,17 @@ pub trait Inode: Send + Sync {
     /// Backend failures.
     fn stat(&self) -> Result<Stat, Errno>;
 
+    /// What a path walk checks of a directory it passes through: the file type, mode, owner
+    /// and group of [`Inode::stat`] (the other fields may be left out). A filesystem whose
+    /// full `stat` costs more than those four overrides it (a merged overlay directory
+    /// takes its inode number from the lower layer, which may be the host).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn walk_attrs(&self) -> Result<Stat, Errno> {
+        self.stat()
+    }
+
     /// Looks `name` up in this directory.
     ///
     /// # Errors

@@ -124,8 +124,7 @@ impl<'a> Resolver<'a> {
         } else {
             self.walk(start, dir, true, links)?
         };
-        let st = parent.inode.stat()?;
-        if FileType::from_mode(st.mode) != FileType::Directory {
+        if FileType::from_mode(parent.inode.walk_attrs()?.mode) != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
         Ok(ParentAndName {
@@ -188,7 +187,7 @@ impl<'a> Resolver<'a> {
         follow: bool,
         links: &mut u32,
     ) -> Result<Arc<Dentry>, Errno> {
-        let st = cur.inode.stat()?;
+        let st = cur.inode.walk_attrs()?;
         if FileType::from_mode(st.mode) != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
