@@ -217,6 +217,8 @@ impl Systrap {
     /// As for [`Systrap::new`].
     pub fn with_tuning(memfd: BorrowedFd<'_>, tuning: Tuning) -> Result<Systrap> {
         stub::install()?;
+        // Before the zygote forks: every stub must inherit the sealed page.
+        stub::seal_systrap_setup(&context::HANDLED, &filter::program(&stub::systrap_code()))?;
         let sysmsg = SysmsgFile::new()?;
         let master =
             FactoryMaster::start(dup_cloexec(memfd)?, Some(dup_cloexec(sysmsg.fd())?), None)?;
