@@ -239,7 +239,7 @@ pub(super) fn forget_dead_stub(pid: Pid) {
 /// A ptrace request on stub `pid`, which should be in a ptrace stop, failed with `e`. ESRCH
 /// there means the stub was killed while stopped (from outside, or by the OOM killer): its
 /// death is collected (the wait reaps it) and reported as [`Error::StubDied`].
-pub(super) fn stopped_stub_error(pid: Pid, call: &'static str, e: nix::errno::Errno) -> Error {
+pub(crate) fn stopped_stub_error(pid: Pid, call: &'static str, e: nix::errno::Errno) -> Error {
     if e != nix::errno::Errno::ESRCH {
         return host(call)(e);
     }
@@ -384,21 +384,25 @@ impl Drop for PtraceAddressSpace {
 /// kept stopped there would hold the factory's socket open forever, and a dead factory would
 /// never show as end of file. So the close is run here (again, harmlessly, if it was done).
 pub(crate) fn seize(pid: Pid) -> Result<()> {
+    seize_stopped(pid)?;
+    match inject_into(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]) {
+        Ok(_) | Err(Error::Injected { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the calling thread the tracer of a fresh stub and waits for it to stop, leaving its
+/// factory socket (fd 1) open: the caller must close it (see [`seize`]).
+pub(crate) fn seize_stopped(pid: Pid) -> Result<()> {
     let options = ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL;
     ptrace::seize(pid, options).map_err(host("ptrace(PTRACE_SEIZE)"))?;
     ptrace::interrupt(pid).map_err(host("ptrace(PTRACE_INTERRUPT)"))?;
     match sys::wait(pid).map_err(host("wait4 (stub)"))? {
-        WaitStatus::Stopped { .. } => {}
-        died => {
-            return Err(Error::StubDied {
-                pid: pid.as_raw(),
-                status: died.describe(),
-            })
-        }
-    }
-    match inject_into(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]) {
-        Ok(_) | Err(Error::Injected { .. }) => Ok(()),
-        Err(e) => Err(e),
+        WaitStatus::Stopped { .. } => Ok(()),
+        died => Err(Error::StubDied {
+            pid: pid.as_raw(),
+            status: died.describe(),
+        }),
     }
 }
 

@@ -3,10 +3,11 @@
 //! When the platform is created, its master thread — a dedicated, long-lived host thread,
 //! because `PR_SET_PDEATHSIG` fires when the *thread* that forked exits — forks a [`Zygote`]:
 //! a copy of the sentry as it is then, before the sentry installs its seccomp filter. Every
-//! factory is forked by the zygote. A factory sheds everything of the sentry (fds, signal
-//! state, rseq registration, capabilities), installs the platform's factory filter if it has
-//! one (the ptrace platform's, `filter.rs`; stubs inherit it), then drops every mapping except
-//! the stub pages and runs the factory loop of `stub.rs`.
+//! factory is forked by the zygote. The zygote sheds everything of the sentry once (fds, signal
+//! state, rseq registration, capabilities); a factory inherits that state, only moves its
+//! socket to fd 1 and arms its death signal again, installs the platform's factory filter if
+//! it has one (the ptrace platform's, `filter.rs`; stubs inherit it), then drops every mapping
+//! except the stub pages and runs the factory loop of `stub.rs`.
 //!
 //! Why a zygote rather than forking factories from the sentry: a factory forked after the
 //! sentry's filter would carry that filter under its own. Seccomp filters only add up, so the
@@ -253,15 +254,13 @@ struct ChildSetup {
     rseq: Option<RseqArea>,
 }
 
-/// Turns the forked child into a factory: [`shed_sentry`], then installs `filter` (if given),
-/// then jumps to the stub's factory loop.
+/// Installs `filter` (if given) and jumps to the stub's factory loop.
 ///
 /// # Safety
-/// Call only in the child of a fork-like clone: its own copy of the address space, with only
-/// the calling thread. Never returns.
-unsafe fn become_factory(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
-    // SAFETY: the caller guarantees we are a fresh single-threaded fork-like child.
-    unsafe { shed_sentry(setup) };
+/// Call only in the child of a fork-like clone (its own copy of the address space, with only
+/// the calling thread) already stripped down to the factory's files, signal state and
+/// credentials. Never returns.
+unsafe fn run_factory(filter: Option<&[Insn]>) -> ! {
     // SAFETY: `filter` points into this process's copy of the memory it was built in; only
     // raw system calls are made.
     if filter.is_some_and(|program| !unsafe { stub_filter::install_raw(program) }) {
@@ -472,19 +471,13 @@ impl Drop for Zygote {
 /// The zygote's loop (see [`Zygote`]).
 ///
 /// # Safety
-/// As for [`become_factory`]. Never returns.
+/// As for [`run_factory`], in a fresh child not stripped yet. Never returns.
 unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
     use libc::{c_long, syscall};
     // SAFETY: the caller guarantees we are a fresh single-threaded fork-like child.
     unsafe { shed_sentry(setup) };
-    // What each factory keeps: the zygote's own fd 0 and fd 2; its rseq area is gone.
-    let factory = ChildSetup {
-        memfd: 0,
-        extra: setup.extra.map(|_| 2),
-        socket: -1,
-        parent: setup.parent,
-        rseq: None,
-    };
+    // Each factory keeps the zygote's own fd 0 and fd 2, and its stripped state.
+    let parent = setup.parent;
     loop {
         let mut byte = 0u8;
         let mut iov = libc::iovec {
@@ -534,15 +527,23 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
                 )
             };
             if pid == 0 {
-                // SAFETY: we are that child.
+                // SAFETY: we are that child: a copy of the zygote, which `shed_sentry` already
+                // stripped (fds 0 and 2, signal state, rseq, capabilities are the factory's),
+                // so only the socket moves to fd 1 and the death signal, which a fork
+                // clears, is armed again.
                 unsafe {
-                    become_factory(
-                        ChildSetup {
-                            socket: fd,
-                            ..factory
-                        },
-                        filter,
-                    )
+                    let ready = syscall(libc::SYS_dup2, c_long::from(fd), 1) == 1
+                        && syscall(libc::SYS_close, c_long::from(fd)) == 0
+                        && syscall(
+                            libc::SYS_prctl,
+                            c_long::from(libc::PR_SET_PDEATHSIG),
+                            c_long::from(libc::SIGKILL),
+                        ) == 0
+                        && syscall(libc::SYS_getppid) == c_long::from(parent);
+                    if !ready {
+                        syscall(libc::SYS_exit_group, c_long::from(SETUP_FAILED));
+                    }
+                    run_factory(filter)
                 }
             }
             // SAFETY: closes our copy of the factory's socket end, received above.

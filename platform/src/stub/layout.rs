@@ -15,7 +15,7 @@
 //! | [`OFF_SIGINFO`] | the `siginfo_t` of the signal (128 bytes) |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
 //! | [`OFF_FP`] | the signal frame's XSAVE area (at most [`FP_MAX`] bytes) |
-//! | [`ALT_STACK`].. | the alternate signal stack (setup data at [`SCRATCH`] before first use) |
+//! | [`ALT_STACK`].. | the alternate signal stack (the set-up's `stack_t` at [`SCRATCH`] before first use) |
 
 pub(crate) const REGION_SIZE: u64 = 0x1_0000;
 /// Application address of the first region (4 GiB above the stub pages; the space between
@@ -39,8 +39,9 @@ pub(crate) const OFF_GREGS: usize = 192;
 pub(crate) const OFF_FP: usize = 512;
 pub(crate) const ALT_STACK: usize = 0x4000;
 pub(crate) const FP_MAX: usize = ALT_STACK - OFF_FP;
-/// Setup data (sigaction, sigaltstack, filter) written by the sentry for injected calls;
-/// inside the alternate stack, unused before the first signal.
+/// Where a fresh stub's set-up code builds the `stack_t` of its `sigaltstack` (the rest of
+/// its set-up data is on the read-only setup page, see `stub`); inside the alternate stack,
+/// unused before the first signal.
 pub(crate) const SCRATCH: usize = 0x8000;
 
 /// asm/prctl.h and asm/signal.h values the libc crate does not export.

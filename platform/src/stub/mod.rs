@@ -1,13 +1,18 @@
 //! The stub code page: the only code of ours that exists in an application address space.
 //!
-//! Two pages at [`STUB_BASE`] are mapped into the sentry once per process, before any factory
+//! Three pages at [`STUB_BASE`] are mapped into the sentry once per process, before any factory
 //! is forked, so every factory and stub inherits them at the same address:
 //! - page 0 (read + execute) holds the position-independent code below;
-//! - page 1 (read + write) is the factory's scratch buffer and stack.
+//! - page 1 (read + write) is the factory's scratch buffer and stack;
+//! - page 2 (read only once sealed) is the systrap *setup page*: the `struct sigaction` of
+//!   the stub's handler, the list of signals it handles and the stub's seccomp filter, which a
+//!   fresh systrap stub reads while it sets itself up ([`seal_systrap_setup`]).
 //!
 //! The application can read and write page 1, so nothing the sentry trusts ever goes through
 //! it: a stub's pid reaches the sentry as the kernel-attested sender of a socket message (see
-//! `factory.rs`), never as bytes in memory.
+//! `factory.rs`), never as bytes in memory. Pages 0 and 2 are read-only in every stub, and the
+//! application cannot change that (its `mprotect`/`mmap` are the sentry's, which refuses the
+//! stub range): what a stub installs from them is what the sentry wrote.
 
 use std::arch::global_asm;
 use std::sync::OnceLock;
@@ -17,14 +22,29 @@ use nix::errno::Errno;
 pub(crate) mod layout;
 
 use self::layout as sysmsg;
-use crate::{Error, Result, MAX_USER_ADDRESS, PAGE_SIZE};
+use crate::{stub_filter, Error, Result, MAX_USER_ADDRESS, PAGE_SIZE};
 
 /// Where the stub pages live in the sentry, in every factory and in every stub.
 pub(crate) const STUB_BASE: u64 = MAX_USER_ADDRESS;
-const STUB_LEN: u64 = 2 * PAGE_SIZE;
+const STUB_LEN: u64 = 3 * PAGE_SIZE;
 /// The factory's read buffer; also the bottom of its stack.
 const DATA_PAGE: u64 = STUB_BASE + PAGE_SIZE;
+/// Top of the factory's stack.
+const DATA_END: u64 = DATA_PAGE + PAGE_SIZE;
+/// The systrap setup page (see the module documentation and [`seal_systrap_setup`]).
+pub(crate) const SETUP_PAGE: u64 = DATA_END;
 const STUB_END: u64 = STUB_BASE + STUB_LEN;
+/// Setup page layout: the kernel `struct sigaction` (handler, flags, restorer, mask).
+const SETUP_SIGACTION: u64 = 0;
+/// `struct sock_fprog` (length, padding, pointer to [`SETUP_FILTER`]).
+const SETUP_FPROG: u64 = 32;
+/// The handled signal numbers, one byte each, ending with 0.
+const SETUP_SIGNALS: u64 = 48;
+const SETUP_SIGNALS_MAX: usize = 15;
+/// The seccomp filter's instructions.
+const SETUP_FILTER: u64 = 64;
+/// Exit status of a systrap stub whose set-up failed (what a factory's child uses, too).
+pub(crate) const SETUP_FAILED: i32 = 126;
 /// End of the x86-64 user address range with 4-level paging (`TASK_SIZE_MAX`).
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// A stub shares its factory's memory (`CLONE_VM`) and is a child of the sentry
@@ -76,7 +96,7 @@ global_asm!(
     "    syscall",
     "    int3",
     "runsc_ptrace_stub_factory:",
-    "    mov rsp, {stub_end}",
+    "    mov rsp, {data_end}",
     "    mov eax, {sys_munmap}",
     "    xor edi, edi",
     "    mov rsi, {stub_base}",
@@ -164,6 +184,77 @@ global_asm!(
     ".hidden runsc_systrap_site_arch_prctl",
     ".globl runsc_systrap_site_sigreturn",
     ".hidden runsc_systrap_site_sigreturn",
+    // A fresh stub's set-up, entered once (the sentry points a seized stub here and
+    // detaches it) with rdi = its message region's address, rsi = the region's offset in the
+    // message file (fd 2). It closes its factory socket (fd 1), maps the region, sets the
+    // alternate signal stack inside it, installs the handler for each signal of the setup
+    // page, then the setup page's seccomp filter, and runs into the entry `ud2`; any failure
+    // ends the process with SETUP_FAILED. No stack is used: the only memory it reads is the
+    // read-only setup page, and the stack_t it writes into its own region.
+    ".globl runsc_systrap_setup",
+    ".hidden runsc_systrap_setup",
+    "runsc_systrap_setup:",
+    "    mov r12, rdi",
+    "    mov r13, rsi",
+    "    mov eax, {sys_close}",
+    "    mov edi, 1",
+    "    syscall",
+    "    mov eax, {sys_mmap}",
+    "    mov rdi, r12",
+    "    mov esi, {region_size}",
+    "    mov edx, {prot_rw}",
+    "    mov r10d, {map_shared_fixed}",
+    "    mov r8d, 2",
+    "    mov r9, r13",
+    "    syscall",
+    "    cmp rax, r12",
+    "    jne .Lsetup_failed",
+    "    lea rax, [r12 + {alt_stack}]",
+    "    mov [r12 + {scratch}], rax",
+    "    mov qword ptr [r12 + {scratch} + 8], 0",
+    "    mov qword ptr [r12 + {scratch} + 16], {alt_stack_size}",
+    "    mov eax, {sys_sigaltstack}",
+    "    lea rdi, [r12 + {scratch}]",
+    "    xor esi, esi",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz .Lsetup_failed",
+    "    mov rbx, {setup_signals}",
+    ".Lsetup_next_signal:",
+    "    movzx edi, byte ptr [rbx]",
+    "    test edi, edi",
+    "    jz .Lsetup_filter",
+    "    mov eax, {sys_rt_sigaction}",
+    "    mov rsi, {setup_sigaction}",
+    "    xor edx, edx",
+    "    mov r10d, 8",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz .Lsetup_failed",
+    "    inc rbx",
+    "    jmp .Lsetup_next_signal",
+    ".Lsetup_filter:",
+    "    mov eax, {sys_prctl}",
+    "    mov edi, {pr_set_no_new_privs}",
+    "    mov esi, 1",
+    "    xor edx, edx",
+    "    xor r10d, r10d",
+    "    xor r8d, r8d",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz .Lsetup_failed",
+    "    mov eax, {sys_seccomp}",
+    "    mov edi, {seccomp_set_mode_filter}",
+    "    xor esi, esi",
+    "    mov rdx, {setup_fprog}",
+    "    syscall",
+    "    test rax, rax",
+    "    jz runsc_systrap_entry",
+    ".Lsetup_failed:",
+    "    mov eax, {sys_exit_group}",
+    "    mov edi, {setup_failed}",
+    "    syscall",
+    "    ud2",
     "runsc_systrap_entry:",
     "    ud2",
     "runsc_systrap_handler:",
@@ -405,7 +496,25 @@ global_asm!(
     ".popsection",
     stub_base = const STUB_BASE,
     stub_end = const STUB_END,
+    data_end = const DATA_END,
     data_page = const DATA_PAGE,
+    sys_close = const libc::SYS_close,
+    sys_mmap = const libc::SYS_mmap,
+    sys_sigaltstack = const libc::SYS_sigaltstack,
+    sys_rt_sigaction = const libc::SYS_rt_sigaction,
+    sys_seccomp = const libc::SYS_seccomp,
+    region_size = const sysmsg::REGION_SIZE,
+    prot_rw = const libc::PROT_READ | libc::PROT_WRITE,
+    map_shared_fixed = const libc::MAP_SHARED | libc::MAP_FIXED,
+    alt_stack = const sysmsg::ALT_STACK,
+    alt_stack_size = const sysmsg::REGION_SIZE - sysmsg::ALT_STACK as u64,
+    scratch = const sysmsg::SCRATCH,
+    setup_signals = const SETUP_PAGE + SETUP_SIGNALS,
+    setup_sigaction = const SETUP_PAGE + SETUP_SIGACTION,
+    setup_fprog = const SETUP_PAGE + SETUP_FPROG,
+    pr_set_no_new_privs = const libc::PR_SET_NO_NEW_PRIVS,
+    seccomp_set_mode_filter = const libc::SECCOMP_SET_MODE_FILTER,
+    setup_failed = const SETUP_FAILED,
     upper_len = const TASK_SIZE - STUB_END,
     clone_flags = const STUB_CLONE_FLAGS,
     pr_set_pdeathsig = const libc::PR_SET_PDEATHSIG,
@@ -466,7 +575,7 @@ extern "C" {
     static runsc_ptrace_stub_start: u8;
     static runsc_ptrace_stub_syscall: u8;
     static runsc_ptrace_stub_factory: u8;
-    static runsc_systrap_entry: u8;
+    static runsc_systrap_setup: u8;
     static runsc_systrap_handler: u8;
     static runsc_systrap_restorer: u8;
     static runsc_systrap_fast_entry: u8;
@@ -490,8 +599,10 @@ extern "C" {
 /// Addresses of the systrap platform's code in every stub.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SystrapCode {
-    /// `ud2`: a stub detached here enters the handler once and parks in it.
-    pub(crate) entry: u64,
+    /// A fresh stub's set-up (`runsc_systrap_setup`): rdi = region address, rsi = region
+    /// offset in the message file; ends at the entry `ud2` (the stub enters its handler
+    /// once and parks in it), or exits with [`SETUP_FAILED`].
+    pub(crate) setup: u64,
     /// The signal handler (`sa_handler`, with `SA_SIGINFO | SA_ONSTACK`).
     pub(crate) handler: u64,
     /// `rt_sigreturn` (`sa_restorer`).
@@ -513,7 +624,7 @@ pub(crate) struct SystrapCode {
 pub(crate) fn systrap_code() -> SystrapCode {
     let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
     SystrapCode {
-        entry: at(&raw const runsc_systrap_entry),
+        setup: at(&raw const runsc_systrap_setup),
         handler: at(&raw const runsc_systrap_handler),
         restorer: at(&raw const runsc_systrap_restorer),
         fast_entry: at(&raw const runsc_systrap_fast_entry),
@@ -631,4 +742,59 @@ fn map_stub_pages() -> std::result::Result<(), Errno> {
     // SAFETY: changes the protection of our own fresh code page only.
     let rc = unsafe { libc::mprotect(addr, PAGE_SIZE as usize, libc::PROT_READ | libc::PROT_EXEC) };
     Errno::result(rc).map(drop)
+}
+
+/// Writes the systrap setup page (see the module documentation) and makes it read-only:
+/// the handler's `struct sigaction` for each of `signals`, and the seccomp filter `filter`.
+/// Once per process (later calls return the first outcome); call it after [`install`] and
+/// before forking the factories whose stubs use it.
+///
+/// # Errors
+/// The filter or the signal list does not fit the page, or the page cannot be sealed.
+pub(crate) fn seal_systrap_setup(signals: &[i32], filter: &[stub_filter::Insn]) -> Result<()> {
+    static SEALED: OnceLock<std::result::Result<(), Errno>> = OnceLock::new();
+    let outcome = *SEALED.get_or_init(|| {
+        let filter_bytes: Vec<u8> = filter.iter().flat_map(|i| i.to_bytes()).collect();
+        let fits = SETUP_FILTER as usize + filter_bytes.len() <= PAGE_SIZE as usize
+            && signals.len() <= SETUP_SIGNALS_MAX
+            && signals.iter().all(|&s| (1..=64).contains(&s));
+        if !fits {
+            return Err(Errno::E2BIG);
+        }
+        let code = systrap_code();
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | sysmsg::SA_RESTORER;
+        // All signals blocked while the handler runs.
+        for (i, word) in [code.handler, flags, code.restorer, u64::MAX]
+            .into_iter()
+            .enumerate()
+        {
+            let at = SETUP_SIGACTION as usize + 8 * i;
+            page[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        let fprog = SETUP_FPROG as usize;
+        page[fprog..fprog + 8].copy_from_slice(&(filter.len() as u64).to_le_bytes());
+        page[fprog + 8..fprog + 16].copy_from_slice(&(SETUP_PAGE + SETUP_FILTER).to_le_bytes());
+        for (i, &signo) in signals.iter().enumerate() {
+            page[SETUP_SIGNALS as usize + i] = signo as u8;
+        }
+        let at = SETUP_FILTER as usize;
+        page[at..at + filter_bytes.len()].copy_from_slice(&filter_bytes);
+        // SAFETY: SETUP_PAGE is the third page of the stub mapping `install` made read +
+        // write in this process and nothing else uses yet; `page` is one page long. Then
+        // only its protection changes.
+        let rc = unsafe {
+            std::ptr::copy_nonoverlapping(page.as_ptr(), SETUP_PAGE as *mut u8, page.len());
+            libc::mprotect(
+                SETUP_PAGE as *mut libc::c_void,
+                PAGE_SIZE as usize,
+                libc::PROT_READ,
+            )
+        };
+        Errno::result(rc).map(drop)
+    });
+    outcome.map_err(|source| Error::Host {
+        call: "systrap setup page",
+        source,
+    })
 }

@@ -10,10 +10,9 @@ use nix::sys::ptrace;
 use nix::unistd::{gettid, Pid};
 
 use super::address_space::SystrapAddressSpace;
-use super::filter;
-use super::sysmsg::{self, Region, Slot, SCRATCH, STATE_EVENT, STATE_RESUME};
+use super::sysmsg::{self, Region, Slot, STATE_EVENT, STATE_RESUME};
 use super::Shared;
-use crate::ptrace::address_space::{inject_into, seize};
+use crate::ptrace::address_space::{seize_stopped, stopped_stub_error};
 use crate::ptrace::context::{StubInterrupter, INTERRUPT_SIGNAL};
 use crate::ptrace::sys::host;
 use crate::stub;
@@ -23,7 +22,7 @@ use crate::{
 
 /// The host signal an [`Interrupter`] sends to a running stub.
 /// Signals the stub's handler catches.
-const HANDLED: [i32; 7] = [
+pub(super) const HANDLED: [i32; 7] = [
     libc::SIGSYS,
     libc::SIGSEGV,
     libc::SIGBUS,
@@ -40,11 +39,6 @@ const PF_INSTR: u64 = 1 << 4;
 const TRAP_PAGE_FAULT: u64 = 14;
 /// How long the sentry sleeps on a silent stub before checking that it still lives.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
-/// Scratch layout for the setup calls.
-const SCRATCH_SIGALTSTACK: usize = SCRATCH;
-const SCRATCH_SIGACTION: usize = SCRATCH + 64;
-const SCRATCH_FPROG: usize = SCRATCH + 128;
-const SCRATCH_FILTER: usize = SCRATCH + 256;
 
 /// One application thread's way onto the CPU.
 pub(super) struct SystrapContext {
@@ -182,95 +176,29 @@ impl SystrapContext {
         Ok(self.stubs.len() - 1)
     }
 
-    /// Turns the fresh stub `pid` into a systrap stub parked in its handler.
+    /// Turns the fresh stub `pid` into a systrap stub parked in its handler: seizes it,
+    /// points it at the stub's set-up code (`stub::SystrapCode::setup`, which maps the region,
+    /// installs the handlers and the filter from the read-only setup page, and runs into the
+    /// entry `ud2`) and detaches. One ptrace stop in all, instead of one per set-up call.
     fn set_up(&self, pid: Pid, slot: Slot) -> Result<()> {
         let region = self.shared.sysmsg.region(slot);
         region.reset(self.shared.fsgsbase);
-        let base = slot.app_addr();
         let code = stub::systrap_code();
-        seize(pid)?;
-        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-        let shared_fixed = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        // fd 2 of every stub is the message file (see `FactoryMaster::start`).
-        let args = [
-            base,
-            sysmsg::REGION_SIZE,
-            rw,
-            shared_fixed,
-            2,
-            slot.file_offset(),
-        ];
-        let mapped = inject_into(pid, "mmap (systrap region)", libc::SYS_mmap, args)?;
-        if mapped != base {
-            return Err(Error::Injected {
-                call: "mmap (systrap region)",
-                errno: libc::EFAULT,
-            });
-        }
-        // stack_t: ss_sp, ss_flags (+ padding), ss_size.
-        let mut altstack = Vec::new();
-        altstack.extend((base + sysmsg::ALT_STACK as u64).to_le_bytes());
-        altstack.extend(0u64.to_le_bytes());
-        altstack.extend((sysmsg::REGION_SIZE - sysmsg::ALT_STACK as u64).to_le_bytes());
-        region.write_bytes(SCRATCH_SIGALTSTACK, &altstack);
-        // The kernel's struct sigaction: handler, flags, restorer, mask (all blocked).
-        let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | sysmsg::SA_RESTORER;
-        let mut action = Vec::new();
-        for word in [code.handler, flags, code.restorer, u64::MAX] {
-            action.extend(word.to_le_bytes());
-        }
-        region.write_bytes(SCRATCH_SIGACTION, &action);
-        let program = filter::program(&code);
-        let bytes: Vec<u8> = program.iter().flat_map(|i| i.to_bytes()).collect();
-        region.write_bytes(SCRATCH_FILTER, &bytes);
-        // struct sock_fprog: len (u16, padded), filter pointer.
-        let mut fprog = Vec::new();
-        fprog.extend((program.len() as u64).to_le_bytes());
-        fprog.extend((base + SCRATCH_FILTER as u64).to_le_bytes());
-        region.write_bytes(SCRATCH_FPROG, &fprog);
-
-        let at = |offset: usize| base + offset as u64;
-        inject_into(
-            pid,
-            "sigaltstack",
-            libc::SYS_sigaltstack,
-            [at(SCRATCH_SIGALTSTACK), 0, 0, 0, 0, 0],
-        )?;
-        for signo in HANDLED {
-            inject_into(
-                pid,
-                "rt_sigaction",
-                libc::SYS_rt_sigaction,
-                [signo as u64, at(SCRATCH_SIGACTION), 0, 8, 0, 0],
-            )?;
-        }
-        inject_into(
-            pid,
-            "prctl(PR_SET_NO_NEW_PRIVS)",
-            libc::SYS_prctl,
-            [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
-        )?;
-        inject_into(
-            pid,
-            "seccomp(SECCOMP_SET_MODE_FILTER)",
-            libc::SYS_seccomp,
-            [
-                libc::SECCOMP_SET_MODE_FILTER as u64,
-                0,
-                at(SCRATCH_FPROG),
-                0,
-                0,
-                0,
-            ],
-        )?;
-        let mut regs = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
-        regs.rip = code.entry;
+        seize_stopped(pid)?;
+        let mut regs = ptrace::getregs(pid)
+            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?;
+        regs.rip = code.setup;
+        regs.rdi = slot.app_addr();
+        regs.rsi = slot.file_offset();
+        // Not in a system call: no restart logic may rewrite rax or rip on the way out.
         regs.orig_rax = u64::MAX;
-        ptrace::setregs(pid, regs).map_err(host("ptrace(PTRACE_SETREGS)"))?;
+        ptrace::setregs(pid, regs)
+            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
         // The stub runs from here: the state says so until its handler reports EVENT.
         region.state().store(STATE_RESUME, Ordering::SeqCst);
         ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
-        // The stub runs into `ud2` and parks in its handler.
+        // The stub sets itself up, runs into `ud2` and parks in its handler (or exits with
+        // `stub::SETUP_FAILED`, which the wait reports as its death).
         wait_event(&region, pid, Duration::ZERO).map(drop)
     }
 

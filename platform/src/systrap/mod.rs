@@ -8,9 +8,12 @@
 //!   space. `map`/`unmap` are the ptrace platform's: `mmap`/`munmap` injected by ptrace into
 //!   a stub traced by the calling thread, so they are complete when they return.
 //! - Each [`Context`] gets its own **systrap stub** per address space. The context's thread
-//!   seizes a fresh stub once, injects its setup (map its message region, alternate signal
-//!   stack, handlers for SIGSYS, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and SIGUSR2, then
-//!   the seccomp filter of `filter.rs`), and detaches. The stub then parks in its handler.
+//!   seizes a fresh stub once, points it at the stub's set-up code with its message region's
+//!   address and file offset in registers, and detaches: the stub itself maps its region,
+//!   sets the alternate signal stack, the handlers for SIGSYS, SIGSEGV, SIGBUS, SIGILL,
+//!   SIGFPE, SIGTRAP and SIGUSR2, then the seccomp filter of `filter.rs`, all read from the
+//!   read-only setup page (`stub::seal_systrap_setup`, sealed before the zygote forks), and
+//!   parks in its handler; a failed step ends it with `stub::SETUP_FAILED`.
 //! - A switch writes the registers into the stub's message region (`sysmsg.rs`), flips the
 //!   state word to RESUME, and waits for EVENT. The handler copies the registers into its
 //!   signal frame and returns into application code through `rt_sigreturn`. The next system
@@ -217,6 +220,8 @@ impl Systrap {
     /// As for [`Systrap::new`].
     pub fn with_tuning(memfd: BorrowedFd<'_>, tuning: Tuning) -> Result<Systrap> {
         stub::install()?;
+        // Before the zygote forks: every stub must inherit the sealed page.
+        stub::seal_systrap_setup(&context::HANDLED, &filter::program(&stub::systrap_code()))?;
         let sysmsg = SysmsgFile::new()?;
         let master =
             FactoryMaster::start(dup_cloexec(memfd)?, Some(dup_cloexec(sysmsg.fd())?), None)?;

@@ -233,15 +233,6 @@ impl Region<'_> {
         self.word(offset).store(value, Ordering::Relaxed);
     }
 
-    /// Copies `bytes` to `offset` (setup data in the scratch area).
-    pub(crate) fn write_bytes(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= REGION_SIZE as usize);
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: inside the region (checked above).
-            unsafe { self.base.add(offset + i).write_volatile(*b) };
-        }
-    }
-
     /// Prepares a fresh stub's region: not yet stopped, nobody sleeping, no polling.
     pub(crate) fn reset(&self, fsgsbase: bool) {
         for offset in (0..OFF_SIGINFO).step_by(4) {

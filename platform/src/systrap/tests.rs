@@ -365,3 +365,31 @@ fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
     polling.record(false);
     assert_eq!(skipped(&polling), super::MAX_BACKOFF / 2);
 }
+
+/// A stub takes its handlers and seccomp filter from the setup page, which application code
+/// can read but not write: a store there faults as a write to a read-only page, and the
+/// filter the page holds is the one the stubs run under.
+#[test]
+fn the_setup_page_is_read_only_to_application_code() {
+    let page = crate::stub::SETUP_PAGE;
+    // mov rbx, page; mov rax, 7; mov [rbx], rax; syscall
+    let mut code = vec![0x48, 0xbb];
+    code.extend_from_slice(&page.to_le_bytes());
+    code.extend_from_slice(&[
+        0x48, 0xc7, 0xc0, 0x07, 0, 0, 0, 0x48, 0x89, 0x03, 0x0f, 0x05,
+    ]);
+    let mut t = setup(&code);
+    let mut state = CpuState::new(CODE, 0);
+    match t.switch(&mut state) {
+        Exit::Fault { addr, access, info } => {
+            assert_eq!((addr, access), (page, Access::Write));
+            assert_eq!(info.code, 2, "SEGV_ACCERR: the page is there, read-only");
+        }
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    let program = super::filter::program(&crate::stub::systrap_code());
+    let bytes: Vec<u8> = program.iter().flat_map(|i| i.to_bytes()).collect();
+    // SAFETY: the setup page is mapped read-only in this process for its whole life.
+    let sealed = unsafe { std::slice::from_raw_parts((page + 64) as *const u8, bytes.len()) };
+    assert_eq!(sealed, &bytes[..]);
+}

@@ -811,6 +811,15 @@ impl MemoryManager {
         let p = *i.pma_at(page).expect("populated").1;
         let wants_write =
             access == Access::Write || (access == Access::Unknown && p.mapped != Perms::NONE);
+        if p.cow && vma.perms.write && !wants_write && p.mapped == Perms::NONE {
+            // A read of copy-on-write memory nobody else refers to any more (the other side
+            // of a fork exited or exec'd): take it over now, as the write fault that usually
+            // follows would, and map it writable in this one host call instead of two.
+            let pstart = i.pma_at(page).expect("populated").0;
+            if self.sole_owner(pstart, &i.pmas[&pstart]) {
+                i.pmas.get_mut(&pstart).expect("present").cow = false;
+            }
+        }
         if p.cow && vma.perms.write && wants_write {
             self.break_cow(&mut i, page).map_err(|_| SegvCode::MapErr)?;
         } else if p.mapped != Perms::NONE {
@@ -838,6 +847,15 @@ impl MemoryManager {
             })?;
         i.pmas.get_mut(&pstart).expect("present").mapped = eff;
         Ok(())
+    }
+
+    /// Whether every memory-file page behind the PMA `p` starting at `start` has this PMA as
+    /// its only reference (what `break_cow` checks before taking a page over instead of
+    /// copying it). PMAs of more than 64 pages are not scanned: their write faults decide.
+    fn sole_owner(&self, start: u64, p: &Pma) -> bool {
+        const MAX_PAGES: u64 = 64;
+        let pages = (p.end - start) / PAGE_SIZE;
+        pages <= MAX_PAGES && (0..pages).all(|n| self.mf.refs(p.file_offset + n * PAGE_SIZE) == 1)
     }
 
     /// Whether a fault at `page`, mapped with `mapped` already, was resolved meanwhile and the
@@ -1662,5 +1680,56 @@ mod tests {
         assert_eq!(mm.handle_fault(addr, Access::Write), Err(SegvCode::AccErr));
         drop(mm);
         mf.dec_ref(page);
+    }
+
+    /// An address space that records the permissions of every host mapping it is asked for.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u64, Perms)>>);
+
+    impl AddressSpace for Recorder {
+        fn map(&self, addr: u64, _: u64, _: u64, perms: Perms) -> platform::Result<()> {
+            self.0.lock().unwrap().push((addr, perms));
+            Ok(())
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn release(&self) {}
+    }
+
+    #[test]
+    fn a_read_of_copy_on_write_memory_nobody_shares_maps_it_writable() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let space = Arc::new(Recorder::default());
+        let parent = MemoryManager::new(mf.clone(), space.clone());
+        let (a, b) = (0x40_0000, 0x60_0000);
+        for addr in [a, b] {
+            parent
+                .mmap(MmapRequest {
+                    placement: Placement::Fixed(addr),
+                    len: PAGE_SIZE,
+                    perms: Perms::RW,
+                    shared: false,
+                    kind: VmaKind::Named("anon".into()),
+                    file: None,
+                })
+                .unwrap();
+            parent.copy_out(addr, b"data").unwrap();
+        }
+        // While the child shares the pages, a read maps one read-only (a write must copy).
+        let child = parent.fork(Arc::new(NullSpace)).unwrap();
+        parent.handle_fault(a, Access::Read).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::R)));
+        // Once the child is gone, a read fault takes the page over and maps it writable in
+        // one go, with the contents it had.
+        drop(child);
+        parent.handle_fault(b, Access::Read).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), Some((b, Perms::RW)));
+        let mut buf = [0u8; 4];
+        parent.copy_in(b, &mut buf).unwrap();
+        assert_eq!(&buf, b"data");
+        // The first page is still copy-on-write: a write fault takes it over too.
+        parent.handle_fault(a, Access::Write).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::RW)));
     }
 }
