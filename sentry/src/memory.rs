@@ -190,6 +190,25 @@ impl MemoryFile {
         }
     }
 
+    /// Whether every page of `r` is allocated (a restore checks what an image names).
+    pub fn is_used(&self, r: FileRange) -> bool {
+        let a = self.alloc.lock().unwrap();
+        let end = r.offset.saturating_add(r.len);
+        let mut at = r.offset;
+        if let Some((&o, &(l, _))) = a.used.range(..=at).next_back() {
+            if at < o + l {
+                at = o + l;
+            }
+        }
+        for (&o, &(l, _)) in a.used.range(r.offset..end) {
+            if o > at {
+                return false;
+            }
+            at = at.max(o + l);
+        }
+        at >= end
+    }
+
     /// The allocated ranges as (offset, length, references), in offset order (for a
     /// checkpoint).
     pub fn used_ranges(&self) -> Vec<(u64, u64, u32)> {

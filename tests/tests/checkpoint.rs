@@ -266,7 +266,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 4, "{header}");
+    assert_eq!(header["format_version"], 5, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -662,6 +662,40 @@ fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
         "{}",
         kernel["ipc"]
     );
+}
+
+/// System V shared memory: a keyed segment that a parent and its child attach at
+/// addresses of their own (the child counting in it, the parent reading the count and
+/// answering through it) and a segment removed while both attach it keep their pages
+/// shared after a restore, with their identifiers, keys, sizes, modes and IPC_RMID state.
+/// `ckpt_shm.c` natively, with a short sleep instead of the checkpoint, prints the same.
+#[test]
+fn restore_keeps_system_v_shared_memory_shared() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_shm") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\ncounter=moving child=0 echo=42 private=shared nattch=1 size=10000 mode=640 \
+         by_key=same removed=dest nattch=1\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("shm", &prog, &["6"], &native);
+    let segments = kernel["ipc"]["shm"]["objects"].as_array().unwrap();
+    assert_eq!(segments.len(), 2, "{}", kernel["ipc"]);
+    let attached = kernel["mms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|mm| mm["vmas"].as_array().unwrap())
+        .filter(|v| !v["shm"].is_null())
+        .count();
+    assert_eq!(attached, 4, "two processes attach two segments each");
 }
 
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's

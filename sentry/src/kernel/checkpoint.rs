@@ -97,7 +97,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -481,6 +481,11 @@ pub struct VmaImage {
     pub ino: u64,
     /// A file backs it (reopened by `name` on restore); else anonymous memory.
     pub file: bool,
+    /// A System V shared memory segment it attaches (by identifier): restored, it maps the
+    /// segment's pages again, shared with every other attachment.
+    pub shm: Option<i32>,
+    /// Whether the mapping may be made writable (an attachment without SHM_RDONLY).
+    pub may_write: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -828,10 +833,11 @@ impl Kernel {
         let unix = unix
             .finish()
             .map_err(|what| CheckpointError::Unsupported { what })?;
+        let segments = self.ipc.shm.segments();
         let mms = mms
             .items
             .iter()
-            .map(|mm| mm_image(mm))
+            .map(|mm| mm_image(mm, &segments))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tmpfs = Vec::new();
         for ns in &namespaces.items {
@@ -974,8 +980,23 @@ fn tmp_entries(
     Ok(())
 }
 
-fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
+fn mm_image(
+    mm: &crate::mm::MemoryManager,
+    segments: &[Arc<super::ipc::shm::Segment>],
+) -> Result<MmImage, CheckpointError> {
     let maps = mm.maps();
+    // The System V segments attached, by the start of their mappings: their pages are the
+    // segment's, saved once with the memory file, and fault in again from it.
+    let shm: HashMap<u64, i32> = mm
+        .mapped_files()
+        .into_iter()
+        .filter_map(|(start, file)| {
+            segments
+                .iter()
+                .find(|s| std::ptr::addr_eq(Arc::as_ptr(&file), Arc::as_ptr(*s)))
+                .map(|s| (start, s.id()))
+        })
+        .collect();
 
     let file_backed: Vec<(u64, u64)> = maps
         .iter()
@@ -985,7 +1006,10 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
     // A shared mapping of a file opened read-only (glibc's gconv cache, for one) only ever
     // shows the file: it is saved as a mapping without pages, which the restored process
     // faults in from the file again. One that may write the file is not saved yet.
-    if let Some(m) = maps.iter().find(|m| m.shared && m.is_file && m.may_write) {
+    if let Some(m) = maps
+        .iter()
+        .find(|m| m.shared && m.is_file && m.may_write && !shm.contains_key(&m.start))
+    {
         return Err(CheckpointError::Unsupported {
             what: format!(
                 "a writable shared file mapping at {:#x} ({})",
@@ -1027,6 +1051,8 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
             dev: m.dev,
             ino: m.ino,
             file: m.is_file,
+            shm: shm.get(&m.start).copied(),
+            may_write: m.may_write,
         })
         .collect();
     let mut pages = Vec::new();

@@ -158,11 +158,20 @@ impl Kernel {
         };
         // The address spaces take their own references on the claimed ranges; the claims
         // are dropped whatever happens, so that memory nobody names goes back.
-        let mms = image
-            .mms
-            .iter()
-            .map(|m| self.restore_mm(m, &target.fs, &refilled))
-            .collect::<Result<Vec<_>, _>>();
+        // System V shared memory segments before the address spaces that attach them, and
+        // while their pages are claimed.
+        let mms = self
+            .ipc
+            .shm
+            .restore(&self.memory, &image.ipc.shm)
+            .map_err(invalid)
+            .and_then(|segments| {
+                image
+                    .mms
+                    .iter()
+                    .map(|m| self.restore_mm(m, &target.fs, &refilled, &segments))
+                    .collect::<Result<Vec<_>, _>>()
+            });
         for r in claimed {
             self.memory.dec_ref(r);
         }
@@ -234,21 +243,37 @@ impl Kernel {
         image: &MmImage,
         fs: &Arc<FsContext>,
         refilled: &HashSet<String>,
+        segments: &HashMap<i32, Arc<super::ipc::shm::Segment>>,
     ) -> Result<Arc<MemoryManager>, RestoreError> {
         let mm = MemoryManager::new(self.memory.clone(), self.platform.new_address_space()?);
         let mut vmas = Vec::new();
         for v in &image.vmas {
+            let file = match v.shm {
+                Some(id) => {
+                    let seg = segments.get(&id).ok_or_else(|| {
+                        invalid(format!(
+                            "the mapping at {:#x} attaches System V segment {id}, which is not in the image",
+                            v.start
+                        ))
+                    })?;
+                    Some(FileMapping {
+                        file: seg.clone(),
+                        offset: v.offset,
+                        may_write: v.may_write,
+                        dev: v.dev,
+                        ino: v.ino,
+                    })
+                }
+                None if v.file => Some(self.mapping(v, fs, refilled)?),
+                None => None,
+            };
             vmas.push(RestoredVma {
                 start: v.start,
                 end: v.end,
                 perms: perms(&v.perms)?,
                 shared: v.shared,
                 kind: vma_kind(v),
-                file: if v.file {
-                    Some(self.mapping(v, fs, refilled)?)
-                } else {
-                    None
-                },
+                file,
             });
         }
         let pages: Vec<(u64, u64, u64, bool)> = image
