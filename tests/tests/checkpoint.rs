@@ -698,6 +698,39 @@ fn restore_keeps_system_v_shared_memory_shared() {
     assert_eq!(attached, 4, "two processes attach two segments each");
 }
 
+/// POSIX message queues: one held open (limits, O_NONBLOCK, messages received by
+/// priority then age), one no fd holds (found by name again), one unlinked but open, one
+/// with an `mq_notify` registration (kept: the first message after the restore signals its
+/// process) and one a child waits on in `mq_receive` (restarted, woken by a send after the
+/// restore). `ckpt_mq.c` natively, with a short sleep instead of the checkpoint, prints
+/// the same.
+#[test]
+fn restore_keeps_posix_message_queues() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_mq") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nheld=4,64,3,nonblock first=high/7 second=low/1 third=low-2/1 \
+         fourth=Resource temporarily unavailable idle_max=2 idle=idle/3 anon=anon/0 \
+         anon_name=gone notified=yes value=77 waiter=woke\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("mq", &prog, &["6"], &native);
+    let queues = kernel["ipc"]["mq"].as_array().unwrap();
+    assert_eq!(queues.len(), 5, "{}", kernel["ipc"]["mq"]);
+    assert_eq!(
+        queues.iter().filter(|q| q["name"].is_null()).count(),
+        1,
+        "one queue is unlinked"
+    );
+}
+
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's
 /// python3).
 fn python_bundle(dir: &Path, rt: &Runtime, python: &str, args: &[&str]) -> PathBuf {

@@ -105,7 +105,6 @@ pub const FORMAT_VERSION: u32 = 5;
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
     "the mount tree (a restore rebuilds it from the bundle)",
-    "POSIX message queues no fd holds (an open one is refused)",
 ];
 
 /// Why a checkpoint failed.
@@ -549,6 +548,8 @@ pub enum FileImage {
     Inet(crate::net::inet::InetImage),
     /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
     Memfd { memfd: usize },
+    /// A POSIX message queue: its name, limits and messages in [`KernelImage::ipc`]'s `mq`.
+    Mqueue { queue: usize },
 }
 
 /// A used range of the memory file and its reference count.
@@ -795,6 +796,7 @@ impl Kernel {
         let mut unix = crate::net::unix::Saver::default();
         let mut epolls = Interner::new();
         let mut memfds = Memfds::default();
+        let mut mqueues = Interner::new();
         let fd_tables = fd_tables
             .items
             .iter()
@@ -805,6 +807,7 @@ impl Kernel {
                     &mut unix,
                     &mut epolls,
                     &mut memfds,
+                    &mut mqueues,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -845,7 +848,7 @@ impl Kernel {
         }
         let ipc = self
             .ipc
-            .saved()
+            .saved(&mqueues.items)
             .map_err(|what| CheckpointError::Unsupported { what })?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
@@ -1116,6 +1119,7 @@ fn fd_table_image(
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
     memfds: &mut Memfds,
+    mqueues: &mut Interner<super::ipc::mq::Queue>,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -1128,7 +1132,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix, epolls, memfds)?,
+            file: file_image(fd, &file, unix, epolls, memfds, mqueues)?,
         });
     }
     Ok(FdTableImage { fds })
@@ -1140,6 +1144,7 @@ fn file_image(
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
     memfds: &mut Memfds,
+    mqueues: &mut Interner<super::ipc::mq::Queue>,
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
@@ -1196,7 +1201,17 @@ fn file_image(
             }
         }
         FileKind::PidFd(_) => return Err(unsupported("a pidfd")),
-        FileKind::Mqueue(_) => return Err(unsupported("a message queue")),
+        FileKind::Mqueue(q) => {
+            return match q
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::ipc::mq::QueueFile>())
+            {
+                Some(q) => Ok(FileImage::Mqueue {
+                    queue: mqueues.intern(&q.0),
+                }),
+                None => Err(unsupported("a message queue of an unknown kind")),
+            }
+        }
         FileKind::Pipe(p) if file.dentry.is_none() => {
             return Ok(FileImage::Pipe {
                 pipe: p.pipe_id(),

@@ -183,7 +183,8 @@ impl Kernel {
         for p in &image.processes {
             groups.insert(p.tgid, Arc::new(self.thread_group(p, &target)?));
         }
-        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix);
+        let mqueues = self.ipc.mq.restore(&image.ipc.mq).map_err(invalid)?;
+        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix, mqueues);
         let tables = image
             .fd_tables
             .iter()
@@ -650,6 +651,8 @@ struct Files {
     epolls: HashMap<usize, Arc<crate::vfs::epoll::Epoll>>,
     /// The memfds made so far, by their index in the image.
     memfds: HashMap<usize, Arc<crate::vfs::Dentry>>,
+    /// The POSIX message queues, in the image's order.
+    mqueues: Vec<Arc<super::ipc::mq::Queue>>,
 }
 
 impl Drop for Files {
@@ -669,6 +672,7 @@ impl Files {
         stdio: [Option<OwnedFd>; 3],
         refilled: HashSet<String>,
         unix: Vec<Arc<crate::net::unix::Endpoint>>,
+        mqueues: Vec<Arc<super::ipc::mq::Queue>>,
     ) -> Files {
         Files {
             descriptions: HashMap::new(),
@@ -678,6 +682,7 @@ impl Files {
             unix: unix.into_iter().map(Some).collect(),
             epolls: HashMap::new(),
             memfds: HashMap::new(),
+            mqueues,
         }
     }
 
@@ -808,6 +813,14 @@ impl Files {
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
                 ))
+            }
+            FileImage::Mqueue { queue } => {
+                let q = self
+                    .mqueues
+                    .get(*queue)
+                    .ok_or_else(|| invalid(format!("fd {}: no message queue {queue}", f.fd)))?;
+                let file = super::ipc::mq::QueueFile(q.clone());
+                Ok(OpenFile::of_kind(FileKind::Mqueue(Arc::new(file)), f.flags))
             }
             FileImage::Epoll { epoll } => {
                 let ep = self.epolls.entry(*epoll).or_default().clone();
