@@ -505,14 +505,14 @@ fn restore_puts_back_tmpfs_files() {
     );
 }
 
-/// What the image cannot hold yet (here an open FIFO) fails the checkpoint by name, writes
-/// no image, and leaves the container running.
+/// What the image cannot hold yet (here an open `/proc` file) fails the checkpoint by name,
+/// writes no image, and leaves the container running.
 #[test]
-fn checkpoint_refuses_an_open_fifo_and_keeps_running() {
+fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
         return;
     };
-    let scratch = Scratch::new("fifo");
+    let scratch = Scratch::new("procfile");
     let mut rt = Runtime::new(scratch.path());
     let bundle = bundle(
         scratch.path(),
@@ -521,34 +521,119 @@ fn checkpoint_refuses_an_open_fifo_and_keeps_running() {
         &[
             "sh",
             "-c",
-            "busybox mkfifo /f; exec 3<>/f; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+            "exec 3</proc/self/status; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
     let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "fifo", &out);
+    rt.run_detached(&bundle, "procfile", &out);
     assert!(wait_count(&out, 5) >= 5, "the counter never ran");
     let image = scratch.path().join("image");
     let (code, text) = rt.run(&[
         "checkpoint",
         "--image-path",
         image.to_str().unwrap(),
-        "fifo",
+        "procfile",
     ]);
-    assert_ne!(code, 0, "an open FIFO was checkpointed: {text}");
+    assert_ne!(code, 0, "an open /proc file was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd 3 is an open FIFO (kind not supported yet)"),
+        text.contains("cannot checkpoint: fd 3 is a proc file (kind not supported yet)"),
         "{text}"
     );
     assert!(
         !image.join("header.json").exists(),
         "a refused image has a header"
     );
-    assert_eq!(rt.status("fifo"), "running");
+    assert_eq!(rt.status("procfile"), "running");
     let at = last_count(&out);
     assert!(
         wait_count(&out, at + 3) >= at + 3,
         "the refused checkpoint left it stopped"
     );
+}
+
+/// A shell pipeline through a FIFO in the container's root (an overlay's upper layer):
+/// a reader subshell holding the FIFO open, asleep, and the writer's two lines buffered
+/// in the pipe at the checkpoint. Restored (twice, from one image), the FIFO node is back,
+/// the reader reads the buffered lines, then the line the writer writes afterwards, then
+/// the end of file when the writer closes; the same script natively prints the same.
+#[test]
+fn restore_keeps_a_fifo_pipeline_and_its_buffered_data() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    const SCRIPT: &str = "busybox mkfifo F; \
+        (exec 4<F; sleep 3; while read l <&4; do echo \"got $l\"; done; echo eof) & \
+        exec 3>F; echo one >&3; echo two >&3; echo ready; sleep 4; echo three >&3; \
+        exec 3>&-; wait; echo done";
+    let scratch = Scratch::new("fifo");
+    let native_fifo = scratch.path().join("native-fifo");
+    let native = Command::new(busybox)
+        .args([
+            "sh",
+            "-c",
+            &SCRIPT.replace('F', native_fifo.to_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native, "ready\ngot one\ngot two\ngot three\neof\ndone\n",
+        "natively"
+    );
+    let mut rt = Runtime::new(scratch.path());
+    let script = SCRIPT.replace('F', "/f");
+    let bundle = bundle(scratch.path(), &rt, busybox, &["sh", "-c", &script]);
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "fifo", &out, &image);
+    let kernel = read_json(&image.join("kernel.json"));
+    // The shells' fds and their `sleep` children's copies: two open file descriptions.
+    let fifos: Vec<&serde_json::Value> = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["file"].get("Fifo").is_some())
+        .collect();
+    let mut descriptions: Vec<u64> = fifos
+        .iter()
+        .map(|f| f["description"].as_u64().unwrap())
+        .collect();
+    descriptions.sort_unstable();
+    descriptions.dedup();
+    assert_eq!(
+        descriptions.len(),
+        2,
+        "the reader's and the writer's: {fifos:?}"
+    );
+    assert!(
+        fifos
+            .iter()
+            .all(|f| f["file"]["Fifo"]["pipe"] == fifos[0]["file"]["Fifo"]["pipe"]),
+        "one pipe: {fifos:?}"
+    );
+    assert_eq!(
+        fifos[0]["file"]["Fifo"]["buffered"],
+        serde_json::json!(b"one\ntwo\n".to_vec())
+    );
+    for n in 1..=2 {
+        let id = format!("fifo{n}");
+        let out = scratch.path().join(format!("out-{id}"));
+        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            native.strip_prefix("ready\n").unwrap(),
+            "{id}"
+        );
+        let (code, text) = rt.run(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
 }
 
 /// Checkpoints `prog` (a static test program copied into a busybox bundle, run with `args`)

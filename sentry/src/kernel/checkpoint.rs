@@ -359,6 +359,8 @@ pub enum TmpNodeImage {
     },
     /// An overlay whiteout: the lower layer's file of this name was removed.
     Whiteout,
+    /// A named pipe (its data, if open, is with the fds that hold it: [`FileImage::Fifo`]).
+    Fifo,
 }
 
 /// One task, as its own thread recorded it when it parked ([`Task::image`]).
@@ -527,6 +529,13 @@ pub enum FileImage {
     },
     /// A pipe end; `pipe` is equal for the ends of one pipe; `buffered` is what it held.
     Pipe { pipe: usize, buffered: Vec<u8> },
+    /// A FIFO opened by path (for reading, writing or both, as the fd's flags say); `pipe`
+    /// is equal for every opener of one FIFO's pipe, `buffered` is what it held.
+    Fifo {
+        path: String,
+        pipe: usize,
+        buffered: Vec<u8>,
+    },
     /// A file the sandbox was given (the container's stdio), by its mode.
     Donated { mode: u32 },
     /// An unnamed AF_UNIX socket: its endpoint in [`KernelImage::unix`].
@@ -958,6 +967,7 @@ fn tmp_entries(
                         .readlink(&crate::vfs::Caller::kernel())
                         .map_err(|_| unsupported("unreadable"))?,
                 },
+                libc::S_IFIFO => TmpNodeImage::Fifo,
                 _ => return Err(unsupported("a special file")),
             };
             out.push(TmpEntry {
@@ -1218,7 +1228,16 @@ fn file_image(
                 buffered: p.buffered(),
             })
         }
-        FileKind::Pipe(_) => return Err(unsupported("an open FIFO")),
+        FileKind::Pipe(p) => {
+            return match &file.dentry {
+                Some(d) if d.mount.fs_type != "proc" => Ok(FileImage::Fifo {
+                    path: lossy(&d.path),
+                    pipe: p.pipe_id(),
+                    buffered: p.buffered(),
+                }),
+                _ => Err(unsupported("a pipe reopened through /proc")),
+            }
+        }
         FileKind::Plain(ops) => {
             if let Some(e) = ops
                 .checkpoint_any()

@@ -653,6 +653,8 @@ struct Files {
     memfds: HashMap<usize, Arc<crate::vfs::Dentry>>,
     /// The POSIX message queues, in the image's order.
     mqueues: Vec<Arc<super::ipc::mq::Queue>>,
+    /// The FIFOs' pipes (by their identity in the image) whose bytes are back already.
+    fifos: HashSet<usize>,
 }
 
 impl Drop for Files {
@@ -683,6 +685,7 @@ impl Files {
             epolls: HashMap::new(),
             memfds: HashMap::new(),
             mqueues,
+            fifos: HashSet::new(),
         }
     }
 
@@ -812,6 +815,35 @@ impl Files {
                 Ok(OpenFile::of_kind(
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
+                ))
+            }
+            FileImage::Fifo {
+                path,
+                pipe,
+                buffered,
+            } => {
+                let cx = Caller::kernel();
+                let changed = |why: String| RestoreError::Changed {
+                    what: format!("fd {}, the FIFO {path} ({why})", f.fd),
+                };
+                let d = fs
+                    .resolve(&cx, path.as_bytes())
+                    .map_err(|e| changed(format!("{e:?}")))?;
+                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                if st.mode & libc::S_IFMT != libc::S_IFIFO {
+                    return Err(changed("no longer a FIFO".into()));
+                }
+                let end = kernel
+                    .fifos
+                    .restored(&(st.dev, st.ino), f.flags)
+                    .map_err(|e| invalid(format!("fd {}: FIFO flags ({e:?})", f.fd)))?;
+                if self.fifos.insert(*pipe) {
+                    end.refill(buffered);
+                }
+                Ok(OpenFile::of_kind_with_dentry(
+                    FileKind::Pipe(end),
+                    f.flags,
+                    d,
                 ))
             }
             FileImage::Mqueue { queue } => {
@@ -1008,6 +1040,11 @@ fn refill_tmpfs(
                 TmpNodeImage::Symlink { target } => {
                     dir.remove_entry(name);
                     dir.create_node(name, NewNode::Symlink(target.clone()), attrs)
+                        .map_err(failed)?;
+                }
+                TmpNodeImage::Fifo => {
+                    dir.remove_entry(name);
+                    dir.create_node(name, NewNode::Fifo, attrs)
                         .map_err(failed)?;
                 }
                 TmpNodeImage::Whiteout => dir.put_whiteout(name),
