@@ -816,6 +816,48 @@ fn restore_keeps_posix_message_queues() {
     );
 }
 
+/// pidfds and inotify: a pidfd of a running child still names it after a restore (poll
+/// shows it running, `pidfd_send_signal` kills it, `waitid(P_PIDFD)` reaps it with its
+/// PID) and one of a child reaped before the checkpoint stays such (exited and hung up,
+/// ESRCH); an inotify instance keeps its queued events and its watches on the same files
+/// (a write and a creation after the restore are reported, a new watch gets the next
+/// descriptor). `ckpt_notify.c` natively, with a short sleep instead of the checkpoint,
+/// prints the same.
+#[test]
+fn restore_keeps_pidfds_and_inotify() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_notify") else {
+        return;
+    };
+    let scratch = Scratch::new("notify-native");
+    let native = Command::new(&prog)
+        .args(["0.1", scratch.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nlive_poll=0 reaped_poll=1,in+hup reaped_signal=No such process live=killed \
+         pid=same wds=1,2 queued=1:CREATE:a,2:MODIFY: after=2:MODIFY:,1:CREATE:b new_wd=3\n\
+         done\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("notify", &prog, &["6", "/"], &native);
+    let inotify = &kernel["inotify"][0];
+    assert_eq!(
+        inotify["watches"].as_array().map(Vec::len),
+        Some(2),
+        "{inotify}"
+    );
+    assert_eq!(
+        inotify["events"].as_array().map(Vec::len),
+        Some(2),
+        "{inotify}"
+    );
+}
+
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's
 /// python3).
 fn python_bundle(dir: &Path, rt: &Runtime, python: &str, args: &[&str]) -> PathBuf {

@@ -214,6 +214,9 @@ pub struct KernelImage {
     pub ipc: super::ipc::IpcImage,
     /// `memfd_create` files ([`FileImage::Memfd`] names them by index).
     pub memfds: Vec<MemfdImage>,
+    /// inotify instances ([`FileImage::Inotify`] names them by index): watches by path and
+    /// mask, queued events.
+    pub inotify: Vec<crate::vfs::inotify::InotifyImage>,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -559,6 +562,11 @@ pub enum FileImage {
     Memfd { memfd: usize },
     /// A POSIX message queue: its name, limits and messages in [`KernelImage::ipc`]'s `mq`.
     Mqueue { queue: usize },
+    /// An inotify instance: its watches and events in [`KernelImage::inotify`].
+    Inotify { inotify: usize },
+    /// A pidfd: the global PID of its process (which keeps it across a restore); `reaped`:
+    /// the process was reaped already, and the pidfd names none.
+    PidFd { tgid: i32, reaped: bool },
 }
 
 /// A used range of the memory file and its reference count.
@@ -806,6 +814,7 @@ impl Kernel {
         let mut epolls = Interner::new();
         let mut memfds = Memfds::default();
         let mut mqueues = Interner::new();
+        let mut inotify = Interner::new();
         let fd_tables = fd_tables
             .items
             .iter()
@@ -817,7 +826,16 @@ impl Kernel {
                     &mut epolls,
                     &mut memfds,
                     &mut mqueues,
+                    &mut inotify,
                 )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let inotify = inotify
+            .items
+            .iter()
+            .map(|i| {
+                i.saved()
+                    .map_err(|what| CheckpointError::Unsupported { what })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let epolls = epolls
@@ -888,6 +906,7 @@ impl Kernel {
             epolls,
             ipc,
             memfds: memfds.images,
+            inotify,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -1130,6 +1149,7 @@ fn fd_table_image(
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
     memfds: &mut Memfds,
     mqueues: &mut Interner<super::ipc::mq::Queue>,
+    inotify: &mut Interner<crate::vfs::inotify::Inotify>,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -1142,7 +1162,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix, epolls, memfds, mqueues)?,
+            file: file_image(fd, &file, unix, epolls, memfds, mqueues, inotify)?,
         });
     }
     Ok(FdTableImage { fds })
@@ -1155,6 +1175,7 @@ fn file_image(
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
     memfds: &mut Memfds,
     mqueues: &mut Interner<super::ipc::mq::Queue>,
+    inotify: &mut Interner<crate::vfs::inotify::Inotify>,
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
@@ -1181,7 +1202,11 @@ fn file_image(
                 epoll: epolls.intern(ep),
             })
         }
-        FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
+        FileKind::Inotify(i) => {
+            return Ok(FileImage::Inotify {
+                inotify: inotify.intern(i),
+            })
+        }
         FileKind::TimerFd(t) => {
             return match t
                 .checkpoint_any()
@@ -1210,7 +1235,21 @@ fn file_image(
                 None => Err(unsupported("a signalfd of an unknown kind")),
             }
         }
-        FileKind::PidFd(_) => return Err(unsupported("a pidfd")),
+        FileKind::PidFd(p) => {
+            return match p
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::pidfd::PidFd>())
+            {
+                Some(p) => {
+                    let (tgid, present) = p.saved();
+                    Ok(FileImage::PidFd {
+                        tgid,
+                        reaped: !present,
+                    })
+                }
+                None => Err(unsupported("a pidfd of an unknown kind")),
+            }
+        }
         FileKind::Mqueue(q) => {
             return match q
                 .checkpoint_any()

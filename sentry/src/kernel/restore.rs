@@ -185,6 +185,7 @@ impl Kernel {
         }
         let mqueues = self.ipc.mq.restore(&image.ipc.mq).map_err(invalid)?;
         let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix, mqueues);
+        files.inotify_images = image.inotify.clone();
         let tables = image
             .fd_tables
             .iter()
@@ -655,6 +656,9 @@ struct Files {
     mqueues: Vec<Arc<super::ipc::mq::Queue>>,
     /// The FIFOs' pipes (by their identity in the image) whose bytes are back already.
     fifos: HashSet<usize>,
+    /// The image's inotify instances, and those made so far by index.
+    inotify_images: Vec<crate::vfs::inotify::InotifyImage>,
+    inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
 }
 
 impl Drop for Files {
@@ -686,6 +690,8 @@ impl Files {
             memfds: HashMap::new(),
             mqueues,
             fifos: HashSet::new(),
+            inotify_images: Vec::new(),
+            inotify: HashMap::new(),
         }
     }
 
@@ -845,6 +851,49 @@ impl Files {
                     f.flags,
                     d,
                 ))
+            }
+            FileImage::PidFd { tgid, reaped } => {
+                let pidfd = if *reaped {
+                    super::pidfd::PidFd::reaped(kernel, *tgid)
+                } else {
+                    let tg = groups.get(tgid).ok_or_else(|| {
+                        invalid(format!(
+                            "fd {}: a pidfd of process {tgid}, which is not in the image",
+                            f.fd
+                        ))
+                    })?;
+                    super::pidfd::PidFd::new(kernel, tg)
+                };
+                Ok(OpenFile::of_kind(FileKind::PidFd(Arc::new(pidfd)), f.flags))
+            }
+            FileImage::Inotify { inotify } => {
+                if let Some(i) = self.inotify.get(inotify) {
+                    return Ok(OpenFile::of_kind(FileKind::Inotify(i.clone()), f.flags));
+                }
+                let image = self.inotify_images.get(*inotify).ok_or_else(|| {
+                    invalid(format!("fd {}: no inotify instance {inotify}", f.fd))
+                })?;
+                let refilled = &self.refilled;
+                let mut find = |w: &crate::vfs::inotify::WatchImage| {
+                    let path = String::from_utf8_lossy(&w.path).into_owned();
+                    let st = fs
+                        .resolve(&Caller::kernel(), &w.path)
+                        .and_then(|d| d.inode.stat())
+                        .map_err(|e| {
+                            format!("the file {path} inotify watch {} watches ({e:?})", w.wd)
+                        })?;
+                    if !refilled.contains(&path) && (st.dev, st.ino) != (w.dev, w.ino) {
+                        return Err(format!(
+                            "the file {path} inotify watch {} watches is another file now",
+                            w.wd
+                        ));
+                    }
+                    Ok(st)
+                };
+                let i = crate::vfs::inotify::Inotify::restored(&kernel.notify, image, &mut find)
+                    .map_err(|what| RestoreError::Changed { what })?;
+                self.inotify.insert(*inotify, i.clone());
+                Ok(OpenFile::of_kind(FileKind::Inotify(i), f.flags))
             }
             FileImage::Mqueue { queue } => {
                 let q = self
