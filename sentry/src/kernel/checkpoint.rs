@@ -29,8 +29,10 @@
 //!   expiration and its period, so that a restored timer fires after the rest of its
 //!   period, then every period);
 //! - every address space: its VMAs (permissions, shared or private, what backs a file
-//!   mapping: path, device, inode, offset) and where each present page range lies in the
-//!   memory file (and whether it is shared copy-on-write);
+//!   mapping: path, device, inode, offset; or the System V segment it attaches, by
+//!   identifier) and where each present page range lies in the memory file (and whether it
+//!   is shared copy-on-write; pages of a shared file mapping are not listed: they fault in
+//!   again from the file or segment);
 //! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
@@ -38,7 +40,9 @@
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
-//!   backlog, its options), a memfd by index;
+//!   backlog, its options), a memfd by index, a FIFO opened by path (the pipe's identity,
+//!   equal for every opener, and its buffered bytes), a POSIX message queue, an inotify
+//!   instance (by index), a pidfd (the process's global PID, or that it was reaped);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -48,11 +52,21 @@
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
 //!   peer, queued messages with their credentials and the sender they count against,
 //!   shutdown state, pending error and socket options;
-//! - System V semaphore sets (values, SEM_UNDO adjustments) and message queues (their
-//!   messages), with their identifiers, keys, owners and modes (`ipc`);
+//! - System V semaphore sets (values, SEM_UNDO adjustments), message queues (their
+//!   messages) and shared memory segments (size, times, PIDs, whether IPC_RMID removed one
+//!   still attached, and where its pages lie in the memory file, saved with the rest of
+//!   it), with their identifiers, keys, owners and modes (`ipc`); POSIX message queues
+//!   (`ipc.mq`: those fds hold first, by index, then the named ones no fd holds; name or
+//!   none once unlinked, limits, owner and mode, messages with their priorities, and the
+//!   `mq_notify` registration, kept since its process has its PID again);
+//! - inotify instances (`inotify`, [`crate::vfs::inotify::InotifyImage`]): each watch by
+//!   the path it was added by, its mask, descriptor and the file's identity then (a restore
+//!   refuses a host file that is another one now and watches the new inode of a file it
+//!   put back in a tmpfs), the next descriptor and the events not read yet;
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
-//!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
+//!   directories, regular files with their bytes, symlinks, FIFOs, whiteouts; mode and
+//!   owner);
 //! - the platform the sandbox ran on (patched system-call sites jump into its stub).
 //!
 //! Format 2 added to format 1: the open file description of each fd (`description`, equal
@@ -66,20 +80,21 @@
 //! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
 //! (datagrams queued are lost), and an established TCP connection comes back **reset**
 //! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
-//! System V semaphore sets and message queues, and memfds.
+//! System V semaphore sets and message queues, and memfds. Format 5 added System V shared
+//! memory segments and their attachments, POSIX message queues, open FIFOs and FIFO nodes
+//! in tmpfs, pidfds and inotify instances.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
-//! sockets, sockets of the host's stack (`--network host`), System V shared memory
-//! segments, files in flight over SCM_RIGHTS,
-//! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
-//! whose file no fd holds; a process waiting for its vfork child; a writable shared
-//! mapping of a file; a FIFO, socket or device node in a tmpfs)
+//! sockets, sockets of the host's stack (`--network host`), files in flight over
+//! SCM_RIGHTS, a pipe reopened through `/proc`, `/proc` and sysfs files; a signalfd whose
+//! creating process exited; an epoll item whose file no fd holds; a process waiting for
+//! its vfork child; a writable shared mapping of a file; a socket or device node in a
+//! tmpfs)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle), POSIX message queues no
-//! fd holds.
+//! files, the mount tree (a restore rebuilds it from the bundle).
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.

@@ -13,17 +13,23 @@
 //!    timestamps), before anything is opened;
 //! 2. address spaces: the VMAs (file mappings reopened by path in the container's
 //!    filesystem, refused when the file's device or inode changed) and the present pages at
-//!    their memory-file offsets, copy-on-write sharing as it was (two address spaces naming
-//!    one offset share it, with the same reference counts). Memory no address space names
+//!    their memory-file offsets, copy-on-write sharing as it was (System V shared memory
+//!    segments come back first, over their claimed pages, and the mappings that attached
+//!    them attach them again; two address spaces naming one offset share it, with the
+//!    same reference counts). Memory no address space names
 //!    (the page cache of host files) is released: the new sandbox reads those files again;
 //! 3. open file descriptions, once each however many fds share them: pipes with their
 //!    buffered bytes (an end nobody holds is closed, so readers see EOF as before), files by
 //!    path, reopened in the container's filesystem and refused when their device, inode,
 //!    size or mtime changed (files put back in step 1 are new: type and size only), and
 //!    the stdio the old sandbox was given, replaced by the new sandbox's by fd number;
-//!    eventfds, timerfds (armed with the time that was left), signalfds (the processes are
-//!    made before the files: a signalfd reports its creator's signals) and epoll
-//!    instances, whose interest lists are filled once every table is rebuilt;
+//!    eventfds, timerfds (armed with the time that was left), signalfds and pidfds (the
+//!    processes are made before the files: a signalfd reports its creator's signals, a
+//!    pidfd names its process), FIFOs (reopened by path: every opener of one pipe shares
+//!    the pipe the FIFO's inode keys, with its bytes back), POSIX message queues (made
+//!    with their names before the files), inotify instances (watches re-added on the files
+//!    their paths name) and epoll instances, whose interest lists are filled once every
+//!    table is rebuilt;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask; then each
