@@ -520,6 +520,32 @@ mod tests {
     }
 
     #[test]
+    fn is_used_covers_allocated_pages_only() {
+        let mf = MemoryFile::new().unwrap();
+        let a = mf.allocate(2 * PAGE_SIZE).unwrap();
+        let b = mf.allocate(PAGE_SIZE).unwrap();
+        assert_eq!(b.offset, a.offset + a.len, "allocated back to back");
+        let both = FileRange {
+            offset: a.offset,
+            len: 3 * PAGE_SIZE,
+        };
+        assert!(mf.is_used(both), "across two allocations");
+        assert!(mf.is_used(FileRange {
+            offset: a.offset + PAGE_SIZE,
+            len: PAGE_SIZE,
+        }));
+        mf.dec_ref(FileRange {
+            offset: a.offset + PAGE_SIZE,
+            len: PAGE_SIZE,
+        });
+        assert!(!mf.is_used(both), "a freed page in the middle");
+        assert!(!mf.is_used(FileRange {
+            offset: b.offset + PAGE_SIZE,
+            len: PAGE_SIZE,
+        }));
+    }
+
+    #[test]
     fn partial_refcounts_split() {
         let mf = MemoryFile::new().unwrap();
         let r = mf.allocate(4 * PAGE_SIZE).unwrap();

@@ -874,4 +874,37 @@ mod tests {
         drop(i);
         assert!(!hub.registry().contains_key(&(f.dev, f.ino)));
     }
+
+    #[test]
+    fn a_saved_instance_comes_back_with_its_watches_and_events() {
+        let hub = Arc::new(FsNotify::default());
+        let i = Inotify::new(&hub).unwrap();
+        let dir = st(1, true);
+        let wd = i.add_watch_at(&dir, IN_CREATE, b"/d").unwrap();
+        hub.notify_key((dir.dev, dir.ino), IN_CREATE, 0, b"x");
+        assert!(i.add_watch(&st(2, false), IN_MODIFY).is_ok());
+        assert!(i.saved().is_err(), "a watch without a path");
+        i.rm_watch(wd + 1).unwrap();
+        let image = i.saved().unwrap();
+        drop(i);
+        assert!(!hub.active(), "the old instance's watches are gone");
+        // The directory has another identity in the new sandbox.
+        let moved = st(7, true);
+        let mut find = |w: &WatchImage| {
+            assert_eq!((w.path.as_slice(), w.ino), (&b"/d"[..], 1));
+            Ok(moved)
+        };
+        let j = Inotify::restored(&hub, &image, &mut find).unwrap();
+        hub.notify_key((moved.dev, moved.ino), IN_CREATE, 0, b"y");
+        hub.notify_key((dir.dev, dir.ino), IN_CREATE, 0, b"z");
+        assert_eq!(
+            drain(&j),
+            vec![
+                (wd, IN_CREATE, 0, b"x".to_vec()),
+                (wd + 1, IN_IGNORED, 0, Vec::new()),
+                (wd, IN_CREATE, 0, b"y".to_vec()),
+            ]
+        );
+        assert_eq!(j.add_watch(&st(3, false), IN_MODIFY), Ok(wd + 2));
+    }
 }
