@@ -190,6 +190,25 @@ impl MemoryFile {
         }
     }
 
+    /// Whether every page of `r` is allocated (a restore checks what an image names).
+    pub fn is_used(&self, r: FileRange) -> bool {
+        let a = self.alloc.lock().unwrap();
+        let end = r.offset.saturating_add(r.len);
+        let mut at = r.offset;
+        if let Some((&o, &(l, _))) = a.used.range(..=at).next_back() {
+            if at < o + l {
+                at = o + l;
+            }
+        }
+        for (&o, &(l, _)) in a.used.range(r.offset..end) {
+            if o > at {
+                return false;
+            }
+            at = at.max(o + l);
+        }
+        at >= end
+    }
+
     /// The allocated ranges as (offset, length, references), in offset order (for a
     /// checkpoint).
     pub fn used_ranges(&self) -> Vec<(u64, u64, u32)> {
@@ -498,6 +517,32 @@ mod tests {
         let r2 = mf.allocate(PAGE_SIZE).unwrap();
         mf.read(r2.offset + 5, &mut buf);
         assert_eq!(buf, [0; 5]);
+    }
+
+    #[test]
+    fn is_used_covers_allocated_pages_only() {
+        let mf = MemoryFile::new().unwrap();
+        let a = mf.allocate(2 * PAGE_SIZE).unwrap();
+        let b = mf.allocate(PAGE_SIZE).unwrap();
+        assert_eq!(b.offset, a.offset + a.len, "allocated back to back");
+        let both = FileRange {
+            offset: a.offset,
+            len: 3 * PAGE_SIZE,
+        };
+        assert!(mf.is_used(both), "across two allocations");
+        assert!(mf.is_used(FileRange {
+            offset: a.offset + PAGE_SIZE,
+            len: PAGE_SIZE,
+        }));
+        mf.dec_ref(FileRange {
+            offset: a.offset + PAGE_SIZE,
+            len: PAGE_SIZE,
+        });
+        assert!(!mf.is_used(both), "a freed page in the middle");
+        assert!(!mf.is_used(FileRange {
+            offset: b.offset + PAGE_SIZE,
+            len: PAGE_SIZE,
+        }));
     }
 
     #[test]

@@ -266,7 +266,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 4, "{header}");
+    assert_eq!(header["format_version"], 5, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -505,14 +505,14 @@ fn restore_puts_back_tmpfs_files() {
     );
 }
 
-/// What the image cannot hold yet (here an open FIFO) fails the checkpoint by name, writes
-/// no image, and leaves the container running.
+/// What the image cannot hold yet (here an open `/proc` file) fails the checkpoint by name,
+/// writes no image, and leaves the container running.
 #[test]
-fn checkpoint_refuses_an_open_fifo_and_keeps_running() {
+fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
         return;
     };
-    let scratch = Scratch::new("fifo");
+    let scratch = Scratch::new("procfile");
     let mut rt = Runtime::new(scratch.path());
     let bundle = bundle(
         scratch.path(),
@@ -521,34 +521,119 @@ fn checkpoint_refuses_an_open_fifo_and_keeps_running() {
         &[
             "sh",
             "-c",
-            "busybox mkfifo /f; exec 3<>/f; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+            "exec 3</proc/self/status; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
     let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "fifo", &out);
+    rt.run_detached(&bundle, "procfile", &out);
     assert!(wait_count(&out, 5) >= 5, "the counter never ran");
     let image = scratch.path().join("image");
     let (code, text) = rt.run(&[
         "checkpoint",
         "--image-path",
         image.to_str().unwrap(),
-        "fifo",
+        "procfile",
     ]);
-    assert_ne!(code, 0, "an open FIFO was checkpointed: {text}");
+    assert_ne!(code, 0, "an open /proc file was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd 3 is an open FIFO (kind not supported yet)"),
+        text.contains("cannot checkpoint: fd 3 is a proc file (kind not supported yet)"),
         "{text}"
     );
     assert!(
         !image.join("header.json").exists(),
         "a refused image has a header"
     );
-    assert_eq!(rt.status("fifo"), "running");
+    assert_eq!(rt.status("procfile"), "running");
     let at = last_count(&out);
     assert!(
         wait_count(&out, at + 3) >= at + 3,
         "the refused checkpoint left it stopped"
     );
+}
+
+/// A shell pipeline through a FIFO in the container's root (an overlay's upper layer):
+/// a reader subshell holding the FIFO open, asleep, and the writer's two lines buffered
+/// in the pipe at the checkpoint. Restored (twice, from one image), the FIFO node is back,
+/// the reader reads the buffered lines, then the line the writer writes afterwards, then
+/// the end of file when the writer closes; the same script natively prints the same.
+#[test]
+fn restore_keeps_a_fifo_pipeline_and_its_buffered_data() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    const SCRIPT: &str = "busybox mkfifo F; \
+        (exec 4<F; sleep 3; while read l <&4; do echo \"got $l\"; done; echo eof) & \
+        exec 3>F; echo one >&3; echo two >&3; echo ready; sleep 4; echo three >&3; \
+        exec 3>&-; wait; echo done";
+    let scratch = Scratch::new("fifo");
+    let native_fifo = scratch.path().join("native-fifo");
+    let native = Command::new(busybox)
+        .args([
+            "sh",
+            "-c",
+            &SCRIPT.replace('F', native_fifo.to_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native, "ready\ngot one\ngot two\ngot three\neof\ndone\n",
+        "natively"
+    );
+    let mut rt = Runtime::new(scratch.path());
+    let script = SCRIPT.replace('F', "/f");
+    let bundle = bundle(scratch.path(), &rt, busybox, &["sh", "-c", &script]);
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "fifo", &out, &image);
+    let kernel = read_json(&image.join("kernel.json"));
+    // The shells' fds and their `sleep` children's copies: two open file descriptions.
+    let fifos: Vec<&serde_json::Value> = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["file"].get("Fifo").is_some())
+        .collect();
+    let mut descriptions: Vec<u64> = fifos
+        .iter()
+        .map(|f| f["description"].as_u64().unwrap())
+        .collect();
+    descriptions.sort_unstable();
+    descriptions.dedup();
+    assert_eq!(
+        descriptions.len(),
+        2,
+        "the reader's and the writer's: {fifos:?}"
+    );
+    assert!(
+        fifos
+            .iter()
+            .all(|f| f["file"]["Fifo"]["pipe"] == fifos[0]["file"]["Fifo"]["pipe"]),
+        "one pipe: {fifos:?}"
+    );
+    assert_eq!(
+        fifos[0]["file"]["Fifo"]["buffered"],
+        serde_json::json!(b"one\ntwo\n".to_vec())
+    );
+    for n in 1..=2 {
+        let id = format!("fifo{n}");
+        let out = scratch.path().join(format!("out-{id}"));
+        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            native.strip_prefix("ready\n").unwrap(),
+            "{id}"
+        );
+        let (code, text) = rt.run(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
 }
 
 /// Checkpoints `prog` (a static test program copied into a busybox bundle, run with `args`)
@@ -661,6 +746,115 @@ fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
         Some(2),
         "{}",
         kernel["ipc"]
+    );
+}
+
+/// System V shared memory: a keyed segment that a parent and its child attach at
+/// addresses of their own (the child counting in it, the parent reading the count and
+/// answering through it) and a segment removed while both attach it keep their pages
+/// shared after a restore, with their identifiers, keys, sizes, modes and IPC_RMID state.
+/// `ckpt_shm.c` natively, with a short sleep instead of the checkpoint, prints the same.
+#[test]
+fn restore_keeps_system_v_shared_memory_shared() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_shm") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\ncounter=moving child=0 echo=42 private=shared nattch=1 size=10000 mode=640 \
+         by_key=same removed=dest nattch=1\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("shm", &prog, &["6"], &native);
+    let segments = kernel["ipc"]["shm"]["objects"].as_array().unwrap();
+    assert_eq!(segments.len(), 2, "{}", kernel["ipc"]);
+    let attached = kernel["mms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|mm| mm["vmas"].as_array().unwrap())
+        .filter(|v| !v["shm"].is_null())
+        .count();
+    assert_eq!(attached, 4, "two processes attach two segments each");
+}
+
+/// POSIX message queues: one held open (limits, O_NONBLOCK, messages received by
+/// priority then age), one no fd holds (found by name again), one unlinked but open, one
+/// with an `mq_notify` registration (kept: the first message after the restore signals its
+/// process) and one a child waits on in `mq_receive` (restarted, woken by a send after the
+/// restore). `ckpt_mq.c` natively, with a short sleep instead of the checkpoint, prints
+/// the same.
+#[test]
+fn restore_keeps_posix_message_queues() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_mq") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nheld=4,64,3,nonblock first=high/7 second=low/1 third=low-2/1 \
+         fourth=Resource temporarily unavailable idle_max=2 idle=idle/3 anon=anon/0 \
+         anon_name=gone notified=yes value=77 waiter=woke\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("mq", &prog, &["6"], &native);
+    let queues = kernel["ipc"]["mq"].as_array().unwrap();
+    assert_eq!(queues.len(), 5, "{}", kernel["ipc"]["mq"]);
+    assert_eq!(
+        queues.iter().filter(|q| q["name"].is_null()).count(),
+        1,
+        "one queue is unlinked"
+    );
+}
+
+/// pidfds and inotify: a pidfd of a running child still names it after a restore (poll
+/// shows it running, `pidfd_send_signal` kills it, `waitid(P_PIDFD)` reaps it with its
+/// PID) and one of a child reaped before the checkpoint stays such (exited and hung up,
+/// ESRCH); an inotify instance keeps its queued events and its watches on the same files
+/// (a write and a creation after the restore are reported, a new watch gets the next
+/// descriptor). `ckpt_notify.c` natively, with a short sleep instead of the checkpoint,
+/// prints the same.
+#[test]
+fn restore_keeps_pidfds_and_inotify() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_notify") else {
+        return;
+    };
+    let scratch = Scratch::new("notify-native");
+    let native = Command::new(&prog)
+        .args(["0.1", scratch.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nlive_poll=0 reaped_poll=1,in+hup reaped_signal=No such process live=killed \
+         pid=same wds=1,2 queued=1:CREATE:a,2:MODIFY: after=2:MODIFY:,1:CREATE:b new_wd=3\n\
+         done\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("notify", &prog, &["6", "/"], &native);
+    let inotify = &kernel["inotify"][0];
+    assert_eq!(
+        inotify["watches"].as_array().map(Vec::len),
+        Some(2),
+        "{inotify}"
+    );
+    assert_eq!(
+        inotify["events"].as_array().map(Vec::len),
+        Some(2),
+        "{inotify}"
     );
 }
 

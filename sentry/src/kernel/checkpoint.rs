@@ -29,8 +29,10 @@
 //!   expiration and its period, so that a restored timer fires after the rest of its
 //!   period, then every period);
 //! - every address space: its VMAs (permissions, shared or private, what backs a file
-//!   mapping: path, device, inode, offset) and where each present page range lies in the
-//!   memory file (and whether it is shared copy-on-write);
+//!   mapping: path, device, inode, offset; or the System V segment it attaches, by
+//!   identifier) and where each present page range lies in the memory file (and whether it
+//!   is shared copy-on-write; pages of a shared file mapping are not listed: they fault in
+//!   again from the file or segment);
 //! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
@@ -38,7 +40,9 @@
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
-//!   backlog, its options), a memfd by index;
+//!   backlog, its options), a memfd by index, a FIFO opened by path (the pipe's identity,
+//!   equal for every opener, and its buffered bytes), a POSIX message queue, an inotify
+//!   instance (by index), a pidfd (the process's global PID, or that it was reaped);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -48,11 +52,21 @@
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
 //!   peer, queued messages with their credentials and the sender they count against,
 //!   shutdown state, pending error and socket options;
-//! - System V semaphore sets (values, SEM_UNDO adjustments) and message queues (their
-//!   messages), with their identifiers, keys, owners and modes (`ipc`);
+//! - System V semaphore sets (values, SEM_UNDO adjustments), message queues (their
+//!   messages) and shared memory segments (size, times, PIDs, whether IPC_RMID removed one
+//!   still attached, and where its pages lie in the memory file, saved with the rest of
+//!   it), with their identifiers, keys, owners and modes (`ipc`); POSIX message queues
+//!   (`ipc.mq`: those fds hold first, by index, then the named ones no fd holds; name or
+//!   none once unlinked, limits, owner and mode, messages with their priorities, and the
+//!   `mq_notify` registration, kept since its process has its PID again);
+//! - inotify instances (`inotify`, [`crate::vfs::inotify::InotifyImage`]): each watch by
+//!   the path it was added by, its mask, descriptor and the file's identity then (a restore
+//!   refuses a host file that is another one now and watches the new inode of a file it
+//!   put back in a tmpfs), the next descriptor and the events not read yet;
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
-//!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
+//!   directories, regular files with their bytes, symlinks, FIFOs, whiteouts; mode and
+//!   owner);
 //! - the platform the sandbox ran on (patched system-call sites jump into its stub).
 //!
 //! Format 2 added to format 1: the open file description of each fd (`description`, equal
@@ -66,20 +80,21 @@
 //! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
 //! (datagrams queued are lost), and an established TCP connection comes back **reset**
 //! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
-//! System V semaphore sets and message queues, and memfds.
+//! System V semaphore sets and message queues, and memfds. Format 5 added System V shared
+//! memory segments and their attachments, POSIX message queues, open FIFOs and FIFO nodes
+//! in tmpfs, pidfds and inotify instances.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
-//! sockets, sockets of the host's stack (`--network host`), System V shared memory
-//! segments, files in flight over SCM_RIGHTS,
-//! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
-//! whose file no fd holds; a process waiting for its vfork child; a writable shared
-//! mapping of a file; a FIFO, socket or device node in a tmpfs)
+//! sockets, sockets of the host's stack (`--network host`), files in flight over
+//! SCM_RIGHTS, a pipe reopened through `/proc`, `/proc` and sysfs files; a signalfd whose
+//! creating process exited; an epoll item whose file no fd holds; a process waiting for
+//! its vfork child; a writable shared mapping of a file; a socket or device node in a
+//! tmpfs)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle), POSIX message queues no
-//! fd holds.
+//! files, the mount tree (a restore rebuilds it from the bundle).
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
@@ -97,7 +112,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -105,7 +120,6 @@ pub const FORMAT_VERSION: u32 = 4;
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
     "the mount tree (a restore rebuilds it from the bundle)",
-    "POSIX message queues no fd holds (an open one is refused)",
 ];
 
 /// Why a checkpoint failed.
@@ -215,6 +229,9 @@ pub struct KernelImage {
     pub ipc: super::ipc::IpcImage,
     /// `memfd_create` files ([`FileImage::Memfd`] names them by index).
     pub memfds: Vec<MemfdImage>,
+    /// inotify instances ([`FileImage::Inotify`] names them by index): watches by path and
+    /// mask, queued events.
+    pub inotify: Vec<crate::vfs::inotify::InotifyImage>,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -360,6 +377,8 @@ pub enum TmpNodeImage {
     },
     /// An overlay whiteout: the lower layer's file of this name was removed.
     Whiteout,
+    /// A named pipe (its data, if open, is with the fds that hold it: [`FileImage::Fifo`]).
+    Fifo,
 }
 
 /// One task, as its own thread recorded it when it parked ([`Task::image`]).
@@ -481,6 +500,11 @@ pub struct VmaImage {
     pub ino: u64,
     /// A file backs it (reopened by `name` on restore); else anonymous memory.
     pub file: bool,
+    /// A System V shared memory segment it attaches (by identifier): restored, it maps the
+    /// segment's pages again, shared with every other attachment.
+    pub shm: Option<i32>,
+    /// Whether the mapping may be made writable (an attachment without SHM_RDONLY).
+    pub may_write: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -523,6 +547,13 @@ pub enum FileImage {
     },
     /// A pipe end; `pipe` is equal for the ends of one pipe; `buffered` is what it held.
     Pipe { pipe: usize, buffered: Vec<u8> },
+    /// A FIFO opened by path (for reading, writing or both, as the fd's flags say); `pipe`
+    /// is equal for every opener of one FIFO's pipe, `buffered` is what it held.
+    Fifo {
+        path: String,
+        pipe: usize,
+        buffered: Vec<u8>,
+    },
     /// A file the sandbox was given (the container's stdio), by its mode.
     Donated { mode: u32 },
     /// An unnamed AF_UNIX socket: its endpoint in [`KernelImage::unix`].
@@ -544,6 +575,13 @@ pub enum FileImage {
     Inet(crate::net::inet::InetImage),
     /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
     Memfd { memfd: usize },
+    /// A POSIX message queue: its name, limits and messages in [`KernelImage::ipc`]'s `mq`.
+    Mqueue { queue: usize },
+    /// An inotify instance: its watches and events in [`KernelImage::inotify`].
+    Inotify { inotify: usize },
+    /// A pidfd: the global PID of its process (which keeps it across a restore); `reaped`:
+    /// the process was reaped already, and the pidfd names none.
+    PidFd { tgid: i32, reaped: bool },
 }
 
 /// A used range of the memory file and its reference count.
@@ -790,6 +828,8 @@ impl Kernel {
         let mut unix = crate::net::unix::Saver::default();
         let mut epolls = Interner::new();
         let mut memfds = Memfds::default();
+        let mut mqueues = Interner::new();
+        let mut inotify = Interner::new();
         let fd_tables = fd_tables
             .items
             .iter()
@@ -800,7 +840,17 @@ impl Kernel {
                     &mut unix,
                     &mut epolls,
                     &mut memfds,
+                    &mut mqueues,
+                    &mut inotify,
                 )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let inotify = inotify
+            .items
+            .iter()
+            .map(|i| {
+                i.saved()
+                    .map_err(|what| CheckpointError::Unsupported { what })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let epolls = epolls
@@ -828,10 +878,11 @@ impl Kernel {
         let unix = unix
             .finish()
             .map_err(|what| CheckpointError::Unsupported { what })?;
+        let segments = self.ipc.shm.segments();
         let mms = mms
             .items
             .iter()
-            .map(|mm| mm_image(mm))
+            .map(|mm| mm_image(mm, &segments))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tmpfs = Vec::new();
         for ns in &namespaces.items {
@@ -839,7 +890,7 @@ impl Kernel {
         }
         let ipc = self
             .ipc
-            .saved()
+            .saved(&mqueues.items)
             .map_err(|what| CheckpointError::Unsupported { what })?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
@@ -870,6 +921,7 @@ impl Kernel {
             epolls,
             ipc,
             memfds: memfds.images,
+            inotify,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -949,6 +1001,7 @@ fn tmp_entries(
                         .readlink(&crate::vfs::Caller::kernel())
                         .map_err(|_| unsupported("unreadable"))?,
                 },
+                libc::S_IFIFO => TmpNodeImage::Fifo,
                 _ => return Err(unsupported("a special file")),
             };
             out.push(TmpEntry {
@@ -974,8 +1027,23 @@ fn tmp_entries(
     Ok(())
 }
 
-fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
+fn mm_image(
+    mm: &crate::mm::MemoryManager,
+    segments: &[Arc<super::ipc::shm::Segment>],
+) -> Result<MmImage, CheckpointError> {
     let maps = mm.maps();
+    // The System V segments attached, by the start of their mappings: their pages are the
+    // segment's, saved once with the memory file, and fault in again from it.
+    let shm: HashMap<u64, i32> = mm
+        .mapped_files()
+        .into_iter()
+        .filter_map(|(start, file)| {
+            segments
+                .iter()
+                .find(|s| std::ptr::addr_eq(Arc::as_ptr(&file), Arc::as_ptr(*s)))
+                .map(|s| (start, s.id()))
+        })
+        .collect();
 
     let file_backed: Vec<(u64, u64)> = maps
         .iter()
@@ -985,7 +1053,10 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
     // A shared mapping of a file opened read-only (glibc's gconv cache, for one) only ever
     // shows the file: it is saved as a mapping without pages, which the restored process
     // faults in from the file again. One that may write the file is not saved yet.
-    if let Some(m) = maps.iter().find(|m| m.shared && m.is_file && m.may_write) {
+    if let Some(m) = maps
+        .iter()
+        .find(|m| m.shared && m.is_file && m.may_write && !shm.contains_key(&m.start))
+    {
         return Err(CheckpointError::Unsupported {
             what: format!(
                 "a writable shared file mapping at {:#x} ({})",
@@ -1027,6 +1098,8 @@ fn mm_image(mm: &crate::mm::MemoryManager) -> Result<MmImage, CheckpointError> {
             dev: m.dev,
             ino: m.ino,
             file: m.is_file,
+            shm: shm.get(&m.start).copied(),
+            may_write: m.may_write,
         })
         .collect();
     let mut pages = Vec::new();
@@ -1090,6 +1163,8 @@ fn fd_table_image(
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
     memfds: &mut Memfds,
+    mqueues: &mut Interner<super::ipc::mq::Queue>,
+    inotify: &mut Interner<crate::vfs::inotify::Inotify>,
 ) -> Result<FdTableImage, CheckpointError> {
     let mut fds = Vec::new();
     for fd in table.fds() {
@@ -1102,7 +1177,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix, epolls, memfds)?,
+            file: file_image(fd, &file, unix, epolls, memfds, mqueues, inotify)?,
         });
     }
     Ok(FdTableImage { fds })
@@ -1114,6 +1189,8 @@ fn file_image(
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
     memfds: &mut Memfds,
+    mqueues: &mut Interner<super::ipc::mq::Queue>,
+    inotify: &mut Interner<crate::vfs::inotify::Inotify>,
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
@@ -1140,7 +1217,11 @@ fn file_image(
                 epoll: epolls.intern(ep),
             })
         }
-        FileKind::Inotify(_) => return Err(unsupported("an inotify instance")),
+        FileKind::Inotify(i) => {
+            return Ok(FileImage::Inotify {
+                inotify: inotify.intern(i),
+            })
+        }
         FileKind::TimerFd(t) => {
             return match t
                 .checkpoint_any()
@@ -1169,15 +1250,48 @@ fn file_image(
                 None => Err(unsupported("a signalfd of an unknown kind")),
             }
         }
-        FileKind::PidFd(_) => return Err(unsupported("a pidfd")),
-        FileKind::Mqueue(_) => return Err(unsupported("a message queue")),
+        FileKind::PidFd(p) => {
+            return match p
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::pidfd::PidFd>())
+            {
+                Some(p) => {
+                    let (tgid, present) = p.saved();
+                    Ok(FileImage::PidFd {
+                        tgid,
+                        reaped: !present,
+                    })
+                }
+                None => Err(unsupported("a pidfd of an unknown kind")),
+            }
+        }
+        FileKind::Mqueue(q) => {
+            return match q
+                .checkpoint_any()
+                .and_then(|a| a.downcast_ref::<super::ipc::mq::QueueFile>())
+            {
+                Some(q) => Ok(FileImage::Mqueue {
+                    queue: mqueues.intern(&q.0),
+                }),
+                None => Err(unsupported("a message queue of an unknown kind")),
+            }
+        }
         FileKind::Pipe(p) if file.dentry.is_none() => {
             return Ok(FileImage::Pipe {
                 pipe: p.pipe_id(),
                 buffered: p.buffered(),
             })
         }
-        FileKind::Pipe(_) => return Err(unsupported("an open FIFO")),
+        FileKind::Pipe(p) => {
+            return match &file.dentry {
+                Some(d) if d.mount.fs_type != "proc" => Ok(FileImage::Fifo {
+                    path: lossy(&d.path),
+                    pipe: p.pipe_id(),
+                    buffered: p.buffered(),
+                }),
+                _ => Err(unsupported("a pipe reopened through /proc")),
+            }
+        }
         FileKind::Plain(ops) => {
             if let Some(e) = ops
                 .checkpoint_any()

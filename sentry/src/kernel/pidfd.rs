@@ -31,6 +31,31 @@ impl PidFd {
         }
     }
 
+    /// A pidfd a restore puts back for a process reaped before the checkpoint: it names no
+    /// process (signals fail with ESRCH) and polls as exited and reaped.
+    pub fn reaped(kernel: &Arc<Kernel>, tgid: i32) -> PidFd {
+        PidFd {
+            tgid,
+            tg: Weak::new(),
+            kernel: Arc::downgrade(kernel),
+        }
+    }
+
+    /// For a checkpoint: the process's global PID (which a restore gives it again) and
+    /// whether the process is still in the process tree (running or a zombie); false once
+    /// it has been reaped.
+    pub fn saved(&self) -> (i32, bool) {
+        let me = Weak::as_ptr(&self.tg) as usize;
+        let present = self.tg.strong_count() > 0
+            && self.kernel.upgrade().is_some_and(|k| {
+                k.tree()
+                    .procs
+                    .get(&self.tgid)
+                    .is_some_and(|p| PidFd::identity(&p.tg) == me)
+            });
+        (self.tgid, present)
+    }
+
     /// Identity token of a thread group, as [`PidFdFile::target`] returns it.
     pub fn identity(tg: &Arc<ThreadGroup>) -> usize {
         Arc::as_ptr(tg) as usize
@@ -44,6 +69,10 @@ impl PidFdFile for PidFd {
 }
 
 impl FileOps for PidFd {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(Stat::anonymous())
     }

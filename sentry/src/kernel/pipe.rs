@@ -188,6 +188,21 @@ impl Fifos {
         (r, w)
     }
 
+    /// An opener of FIFO `key` a restore puts back, with the access mode of `flags` (it
+    /// does not wait: the other side is restored too).
+    ///
+    /// # Errors
+    /// EINVAL for the access mode 3.
+    pub fn restored(&self, key: &(u64, u64), flags: u32) -> Result<Arc<PipeEnd>, Errno> {
+        let (read, write) = match (flags & libc::O_ACCMODE as u32) as i32 {
+            libc::O_RDONLY => (true, false),
+            libc::O_WRONLY => (false, true),
+            libc::O_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(Arc::new(PipeEnd::open(self.pipe(*key), read, write)))
+    }
+
     /// Opens FIFO `key` with the access mode and O_NONBLOCK of `flags`, waiting for the
     /// other side as Linux's `fifo_open` does.
     ///

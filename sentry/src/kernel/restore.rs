@@ -13,17 +13,23 @@
 //!    timestamps), before anything is opened;
 //! 2. address spaces: the VMAs (file mappings reopened by path in the container's
 //!    filesystem, refused when the file's device or inode changed) and the present pages at
-//!    their memory-file offsets, copy-on-write sharing as it was (two address spaces naming
-//!    one offset share it, with the same reference counts). Memory no address space names
+//!    their memory-file offsets, copy-on-write sharing as it was (System V shared memory
+//!    segments come back first, over their claimed pages, and the mappings that attached
+//!    them attach them again; two address spaces naming one offset share it, with the
+//!    same reference counts). Memory no address space names
 //!    (the page cache of host files) is released: the new sandbox reads those files again;
 //! 3. open file descriptions, once each however many fds share them: pipes with their
 //!    buffered bytes (an end nobody holds is closed, so readers see EOF as before), files by
 //!    path, reopened in the container's filesystem and refused when their device, inode,
 //!    size or mtime changed (files put back in step 1 are new: type and size only), and
 //!    the stdio the old sandbox was given, replaced by the new sandbox's by fd number;
-//!    eventfds, timerfds (armed with the time that was left), signalfds (the processes are
-//!    made before the files: a signalfd reports its creator's signals) and epoll
-//!    instances, whose interest lists are filled once every table is rebuilt;
+//!    eventfds, timerfds (armed with the time that was left), signalfds and pidfds (the
+//!    processes are made before the files: a signalfd reports its creator's signals, a
+//!    pidfd names its process), FIFOs (reopened by path: every opener of one pipe shares
+//!    the pipe the FIFO's inode keys, with its bytes back), POSIX message queues (made
+//!    with their names before the files), inotify instances (watches re-added on the files
+//!    their paths name) and epoll instances, whose interest lists are filled once every
+//!    table is rebuilt;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask; then each
@@ -158,11 +164,20 @@ impl Kernel {
         };
         // The address spaces take their own references on the claimed ranges; the claims
         // are dropped whatever happens, so that memory nobody names goes back.
-        let mms = image
-            .mms
-            .iter()
-            .map(|m| self.restore_mm(m, &target.fs, &refilled))
-            .collect::<Result<Vec<_>, _>>();
+        // System V shared memory segments before the address spaces that attach them, and
+        // while their pages are claimed.
+        let mms = self
+            .ipc
+            .shm
+            .restore(&self.memory, &image.ipc.shm)
+            .map_err(invalid)
+            .and_then(|segments| {
+                image
+                    .mms
+                    .iter()
+                    .map(|m| self.restore_mm(m, &target.fs, &refilled, &segments))
+                    .collect::<Result<Vec<_>, _>>()
+            });
         for r in claimed {
             self.memory.dec_ref(r);
         }
@@ -174,7 +189,9 @@ impl Kernel {
         for p in &image.processes {
             groups.insert(p.tgid, Arc::new(self.thread_group(p, &target)?));
         }
-        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix);
+        let mqueues = self.ipc.mq.restore(&image.ipc.mq).map_err(invalid)?;
+        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix, mqueues);
+        files.inotify_images = image.inotify.clone();
         let tables = image
             .fd_tables
             .iter()
@@ -234,21 +251,37 @@ impl Kernel {
         image: &MmImage,
         fs: &Arc<FsContext>,
         refilled: &HashSet<String>,
+        segments: &HashMap<i32, Arc<super::ipc::shm::Segment>>,
     ) -> Result<Arc<MemoryManager>, RestoreError> {
         let mm = MemoryManager::new(self.memory.clone(), self.platform.new_address_space()?);
         let mut vmas = Vec::new();
         for v in &image.vmas {
+            let file = match v.shm {
+                Some(id) => {
+                    let seg = segments.get(&id).ok_or_else(|| {
+                        invalid(format!(
+                            "the mapping at {:#x} attaches System V segment {id}, which is not in the image",
+                            v.start
+                        ))
+                    })?;
+                    Some(FileMapping {
+                        file: seg.clone(),
+                        offset: v.offset,
+                        may_write: v.may_write,
+                        dev: v.dev,
+                        ino: v.ino,
+                    })
+                }
+                None if v.file => Some(self.mapping(v, fs, refilled)?),
+                None => None,
+            };
             vmas.push(RestoredVma {
                 start: v.start,
                 end: v.end,
                 perms: perms(&v.perms)?,
                 shared: v.shared,
                 kind: vma_kind(v),
-                file: if v.file {
-                    Some(self.mapping(v, fs, refilled)?)
-                } else {
-                    None
-                },
+                file,
             });
         }
         let pages: Vec<(u64, u64, u64, bool)> = image
@@ -625,6 +658,13 @@ struct Files {
     epolls: HashMap<usize, Arc<crate::vfs::epoll::Epoll>>,
     /// The memfds made so far, by their index in the image.
     memfds: HashMap<usize, Arc<crate::vfs::Dentry>>,
+    /// The POSIX message queues, in the image's order.
+    mqueues: Vec<Arc<super::ipc::mq::Queue>>,
+    /// The FIFOs' pipes (by their identity in the image) whose bytes are back already.
+    fifos: HashSet<usize>,
+    /// The image's inotify instances, and those made so far by index.
+    inotify_images: Vec<crate::vfs::inotify::InotifyImage>,
+    inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
 }
 
 impl Drop for Files {
@@ -644,6 +684,7 @@ impl Files {
         stdio: [Option<OwnedFd>; 3],
         refilled: HashSet<String>,
         unix: Vec<Arc<crate::net::unix::Endpoint>>,
+        mqueues: Vec<Arc<super::ipc::mq::Queue>>,
     ) -> Files {
         Files {
             descriptions: HashMap::new(),
@@ -653,6 +694,10 @@ impl Files {
             unix: unix.into_iter().map(Some).collect(),
             epolls: HashMap::new(),
             memfds: HashMap::new(),
+            mqueues,
+            fifos: HashSet::new(),
+            inotify_images: Vec::new(),
+            inotify: HashMap::new(),
         }
     }
 
@@ -783,6 +828,86 @@ impl Files {
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
                 ))
+            }
+            FileImage::Fifo {
+                path,
+                pipe,
+                buffered,
+            } => {
+                let cx = Caller::kernel();
+                let changed = |why: String| RestoreError::Changed {
+                    what: format!("fd {}, the FIFO {path} ({why})", f.fd),
+                };
+                let d = fs
+                    .resolve(&cx, path.as_bytes())
+                    .map_err(|e| changed(format!("{e:?}")))?;
+                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                if st.mode & libc::S_IFMT != libc::S_IFIFO {
+                    return Err(changed("no longer a FIFO".into()));
+                }
+                let end = kernel
+                    .fifos
+                    .restored(&(st.dev, st.ino), f.flags)
+                    .map_err(|e| invalid(format!("fd {}: FIFO flags ({e:?})", f.fd)))?;
+                if self.fifos.insert(*pipe) {
+                    end.refill(buffered);
+                }
+                Ok(OpenFile::of_kind_with_dentry(
+                    FileKind::Pipe(end),
+                    f.flags,
+                    d,
+                ))
+            }
+            FileImage::PidFd { tgid, reaped } => {
+                let pidfd = if *reaped {
+                    super::pidfd::PidFd::reaped(kernel, *tgid)
+                } else {
+                    let tg = groups.get(tgid).ok_or_else(|| {
+                        invalid(format!(
+                            "fd {}: a pidfd of process {tgid}, which is not in the image",
+                            f.fd
+                        ))
+                    })?;
+                    super::pidfd::PidFd::new(kernel, tg)
+                };
+                Ok(OpenFile::of_kind(FileKind::PidFd(Arc::new(pidfd)), f.flags))
+            }
+            FileImage::Inotify { inotify } => {
+                if let Some(i) = self.inotify.get(inotify) {
+                    return Ok(OpenFile::of_kind(FileKind::Inotify(i.clone()), f.flags));
+                }
+                let image = self.inotify_images.get(*inotify).ok_or_else(|| {
+                    invalid(format!("fd {}: no inotify instance {inotify}", f.fd))
+                })?;
+                let refilled = &self.refilled;
+                let mut find = |w: &crate::vfs::inotify::WatchImage| {
+                    let path = String::from_utf8_lossy(&w.path).into_owned();
+                    let st = fs
+                        .resolve(&Caller::kernel(), &w.path)
+                        .and_then(|d| d.inode.stat())
+                        .map_err(|e| {
+                            format!("the file {path} inotify watch {} watches ({e:?})", w.wd)
+                        })?;
+                    if !refilled.contains(&path) && (st.dev, st.ino) != (w.dev, w.ino) {
+                        return Err(format!(
+                            "the file {path} inotify watch {} watches is another file now",
+                            w.wd
+                        ));
+                    }
+                    Ok(st)
+                };
+                let i = crate::vfs::inotify::Inotify::restored(&kernel.notify, image, &mut find)
+                    .map_err(|what| RestoreError::Changed { what })?;
+                self.inotify.insert(*inotify, i.clone());
+                Ok(OpenFile::of_kind(FileKind::Inotify(i), f.flags))
+            }
+            FileImage::Mqueue { queue } => {
+                let q = self
+                    .mqueues
+                    .get(*queue)
+                    .ok_or_else(|| invalid(format!("fd {}: no message queue {queue}", f.fd)))?;
+                let file = super::ipc::mq::QueueFile(q.clone());
+                Ok(OpenFile::of_kind(FileKind::Mqueue(Arc::new(file)), f.flags))
             }
             FileImage::Epoll { epoll } => {
                 let ep = self.epolls.entry(*epoll).or_default().clone();
@@ -970,6 +1095,11 @@ fn refill_tmpfs(
                 TmpNodeImage::Symlink { target } => {
                     dir.remove_entry(name);
                     dir.create_node(name, NewNode::Symlink(target.clone()), attrs)
+                        .map_err(failed)?;
+                }
+                TmpNodeImage::Fifo => {
+                    dir.remove_entry(name);
+                    dir.create_node(name, NewNode::Fifo, attrs)
                         .map_err(failed)?;
                 }
                 TmpNodeImage::Whiteout => dir.put_whiteout(name),

@@ -1375,6 +1375,16 @@ impl MemoryManager {
             .sum()
     }
 
+    /// The file each file mapping maps, by its start address (a checkpoint recognises the
+    /// System V shared memory segments among them).
+    pub fn mapped_files(&self) -> Vec<(u64, Arc<dyn filemap::Mappable>)> {
+        self.lock()
+            .vmas
+            .iter()
+            .filter_map(|(&s, v)| v.file.as_ref().map(|f| (s, f.file.clone())))
+            .collect()
+    }
+
     /// The program break and patch-table fill (for a checkpoint).
     pub fn brk_state(&self) -> BrkState {
         let i = self.lock();

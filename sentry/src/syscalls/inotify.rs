@@ -50,8 +50,7 @@ pub fn inotify_add_watch(t: &mut Task, fd: Fd, path: PathArg, mask: u32) -> SysR
     if !may_access(&st, &t.creds, 4, false) {
         return Err(Errno::EACCES);
     }
-    let ino = f;
-    Ok(ino.add_watch(&st, mask)? as u64)
+    Ok(f.add_watch_at(&st, mask, &d.path)? as u64)
 }
 
 /// inotify_rm_watch(2)

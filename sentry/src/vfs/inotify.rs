@@ -116,6 +116,28 @@ impl Event {
 struct Watch {
     key: Key,
     mask: u32,
+    /// The path it was added by (empty: none), for a checkpoint to find the file again.
+    path: Vec<u8>,
+}
+
+/// An inotify instance in a checkpoint image: its watches by the path they were added by,
+/// the next watch descriptor, and the events not read yet.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InotifyImage {
+    pub watches: Vec<WatchImage>,
+    pub next_wd: i32,
+    /// (wd, mask, cookie, name), oldest first.
+    pub events: Vec<(i32, u32, u32, Vec<u8>)>,
+}
+
+/// One watch: its descriptor, mask, the path it was added by and the identity the file had.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WatchImage {
+    pub wd: i32,
+    pub mask: u32,
+    pub path: Vec<u8>,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 #[derive(Default)]
@@ -283,6 +305,14 @@ impl Inotify {
     /// ENOTDIR for IN_ONLYDIR on a non-directory, EEXIST for IN_MASK_CREATE on a watched file,
     /// ENOSPC beyond [`MAX_WATCHES`].
     pub fn add_watch(&self, st: &Stat, mask: u32) -> Result<i32, Errno> {
+        self.add_watch_at(st, mask, &[])
+    }
+
+    /// [`Inotify::add_watch`] by `path` (resolved to `st`), which a checkpoint saves.
+    ///
+    /// # Errors
+    /// As [`Inotify::add_watch`].
+    pub fn add_watch_at(&self, st: &Stat, mask: u32, path: &[u8]) -> Result<i32, Errno> {
         check_mask(mask)?;
         if mask & IN_ONLYDIR != 0 && FileType::from_mode(st.mode) != FileType::Directory {
             return Err(Errno::ENOTDIR);
@@ -299,6 +329,9 @@ impl Inotify {
             } else {
                 mask
             };
+            if !path.is_empty() {
+                w.path = path.to_vec();
+            }
             return Ok(wd);
         }
         if self.hub.watches.load(Ordering::Relaxed) >= MAX_WATCHES {
@@ -306,7 +339,14 @@ impl Inotify {
         }
         let wd = s.next_wd;
         s.next_wd = s.next_wd.checked_add(1).ok_or(Errno::ENOSPC)?;
-        s.watches.insert(wd, Watch { key, mask });
+        s.watches.insert(
+            wd,
+            Watch {
+                key,
+                mask,
+                path: path.to_vec(),
+            },
+        );
         s.by_key.insert(key, wd);
         self.hub.register(key, self.id, self.me.clone(), wd);
         Ok(wd)
@@ -388,6 +428,85 @@ impl Inotify {
             drop(s);
             self.queue.notify(Wake::Readable);
         }
+    }
+
+    /// The instance for a checkpoint.
+    ///
+    /// # Errors
+    /// A watch added without a path (none is, by the system calls).
+    pub fn saved(&self) -> Result<InotifyImage, String> {
+        let s = self.lock();
+        let watches = s
+            .watches
+            .iter()
+            .map(|(&wd, w)| {
+                if w.path.is_empty() {
+                    return Err(format!("inotify watch {wd} was added without a path"));
+                }
+                Ok(WatchImage {
+                    wd,
+                    mask: w.mask,
+                    path: w.path.clone(),
+                    dev: w.key.0,
+                    ino: w.key.1,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(InotifyImage {
+            watches,
+            next_wd: s.next_wd,
+            events: s
+                .events
+                .iter()
+                .map(|e| (e.wd, e.mask, e.cookie, e.name.clone()))
+                .collect(),
+        })
+    }
+
+    /// An instance as [`Inotify::saved`] described it: each watch on the file `find` gives
+    /// for its path and old identity (the stat of that file in the new sandbox), its events
+    /// queued again.
+    ///
+    /// # Errors
+    /// EMFILE beyond [`MAX_INSTANCES`], or `find`'s error.
+    pub fn restored(
+        hub: &Arc<FsNotify>,
+        image: &InotifyImage,
+        find: &mut dyn FnMut(&WatchImage) -> Result<Stat, String>,
+    ) -> Result<Arc<Inotify>, String> {
+        let inst = Inotify::new(hub).map_err(|e| format!("an inotify instance ({e:?})"))?;
+        {
+            let mut s = inst.lock();
+            for w in &image.watches {
+                let st = find(w)?;
+                let key = (st.dev, st.ino);
+                if w.wd <= 0 || s.watches.contains_key(&w.wd) || s.by_key.contains_key(&key) {
+                    return Err(format!("inotify watch {} twice or on one file twice", w.wd));
+                }
+                s.watches.insert(
+                    w.wd,
+                    Watch {
+                        key,
+                        mask: w.mask,
+                        path: w.path.clone(),
+                    },
+                );
+                s.by_key.insert(key, w.wd);
+                hub.register(key, inst.id, inst.me.clone(), w.wd);
+            }
+            s.next_wd = image.next_wd.max(1);
+            for (wd, mask, cookie, name) in &image.events {
+                let ev = Event {
+                    wd: *wd,
+                    mask: *mask,
+                    cookie: *cookie,
+                    name: name.clone(),
+                };
+                s.bytes += ev.size();
+                s.events.push_back(ev);
+            }
+        }
+        Ok(inst)
     }
 
     /// Bytes of queued events (FIONREAD).
@@ -754,5 +873,38 @@ mod tests {
         assert!(hub.registry().contains_key(&(f.dev, f.ino)));
         drop(i);
         assert!(!hub.registry().contains_key(&(f.dev, f.ino)));
+    }
+
+    #[test]
+    fn a_saved_instance_comes_back_with_its_watches_and_events() {
+        let hub = Arc::new(FsNotify::default());
+        let i = Inotify::new(&hub).unwrap();
+        let dir = st(1, true);
+        let wd = i.add_watch_at(&dir, IN_CREATE, b"/d").unwrap();
+        hub.notify_key((dir.dev, dir.ino), IN_CREATE, 0, b"x");
+        assert!(i.add_watch(&st(2, false), IN_MODIFY).is_ok());
+        assert!(i.saved().is_err(), "a watch without a path");
+        i.rm_watch(wd + 1).unwrap();
+        let image = i.saved().unwrap();
+        drop(i);
+        assert!(!hub.active(), "the old instance's watches are gone");
+        // The directory has another identity in the new sandbox.
+        let moved = st(7, true);
+        let mut find = |w: &WatchImage| {
+            assert_eq!((w.path.as_slice(), w.ino), (&b"/d"[..], 1));
+            Ok(moved)
+        };
+        let j = Inotify::restored(&hub, &image, &mut find).unwrap();
+        hub.notify_key((moved.dev, moved.ino), IN_CREATE, 0, b"y");
+        hub.notify_key((dir.dev, dir.ino), IN_CREATE, 0, b"z");
+        assert_eq!(
+            drain(&j),
+            vec![
+                (wd, IN_CREATE, 0, b"x".to_vec()),
+                (wd + 1, IN_IGNORED, 0, Vec::new()),
+                (wd, IN_CREATE, 0, b"y".to_vec()),
+            ]
+        );
+        assert_eq!(j.add_watch(&st(3, false), IN_MODIFY), Ok(wd + 2));
     }
 }

@@ -206,31 +206,36 @@ pub struct RegistryImage<U> {
     pub next_seq: i32,
 }
 
-/// The System V semaphore sets and message queues of an IPC namespace in a checkpoint
-/// image (shared memory segments are refused for now).
+/// The System V objects of an IPC namespace in a checkpoint image: semaphore sets, message
+/// queues and shared memory segments (whose pages are in the image's memory).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IpcImage {
     pub sem: sem::SemImage,
     pub msg: RegistryImage<msg::QueueImage>,
+    pub shm: RegistryImage<shm::SegmentImage>,
+    /// POSIX message queues: first those fds hold (by index), then named ones no fd holds.
+    pub mq: Vec<mq::QueueImage>,
 }
 
 impl Namespace {
-    /// The namespace's System V objects for a checkpoint.
+    /// The namespace's IPC objects for a checkpoint; `open_mqueues` are the POSIX message
+    /// queues the fd tables hold, in the order their images name them.
     ///
     /// # Errors
-    /// What the image cannot hold yet: shared memory segments.
-    pub fn saved(&self) -> Result<IpcImage, String> {
-        let segments = self.shm.count();
-        if segments > 0 {
-            return Err(format!("{segments} System V shared memory segment(s)"));
-        }
+    /// What the image cannot hold.
+    pub fn saved(&self, open_mqueues: &[std::sync::Arc<mq::Queue>]) -> Result<IpcImage, String> {
         Ok(IpcImage {
             sem: self.sem.saved(),
             msg: self.msg.saved(),
+            shm: self.shm.saved()?,
+            mq: self.mq.saved(open_mqueues),
         })
     }
 
-    /// Puts back what [`Namespace::saved`] gave, in a namespace that has no objects yet.
+    /// Puts back the semaphore sets and message queues of [`Namespace::saved`], in a
+    /// namespace that has none yet. (Shared memory segments come back before the address
+    /// spaces that attach them, [`shm::Shm::restore`], and POSIX message queues before the
+    /// files that open them, [`mq::Mq::restore`].)
     ///
     /// # Errors
     /// A malformed image.

@@ -158,6 +158,125 @@ impl Mq {
     }
 }
 
+/// A message queue in a checkpoint image.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueueImage {
+    /// Its name (without the slash); None: unlinked, reachable only by the fds that hold it.
+    pub name: Option<Vec<u8>>,
+    pub maxmsg: i64,
+    pub msgsize: i64,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    /// (priority, bytes), in the order they are received.
+    pub messages: Vec<(u32, Vec<u8>)>,
+    /// The `mq_notify` registration: (global PID of the process, `sigev_notify`, signal,
+    /// `sigev_value`). Kept: the process has its PID again after a restore.
+    pub notify: Option<(i32, i32, i32, u64)>,
+}
+
+impl Mq {
+    /// Every queue for a checkpoint: first those of `open` (the queues fds hold, an fd's
+    /// image names its queue by index in it), then the named ones no fd holds.
+    pub fn saved(&self, open: &[Arc<Queue>]) -> Vec<QueueImage> {
+        let queues = self.queues.lock().unwrap();
+        let name_of = |q: &Arc<Queue>| {
+            queues
+                .iter()
+                .find(|(_, n)| Arc::ptr_eq(n, q))
+                .map(|(name, _)| name.clone())
+        };
+        let idle = queues
+            .values()
+            .filter(|q| !open.iter().any(|o| Arc::ptr_eq(o, q)));
+        open.iter()
+            .chain(idle)
+            .map(|q| {
+                let s = q.state.lock().unwrap();
+                QueueImage {
+                    name: name_of(q),
+                    maxmsg: q.maxmsg,
+                    msgsize: q.msgsize,
+                    uid: s.uid,
+                    gid: s.gid,
+                    mode: s.mode,
+                    messages: s
+                        .messages
+                        .iter()
+                        .map(|(&(rprio, _), m)| (PRIO_MAX - 1 - rprio, m.clone()))
+                        .collect(),
+                    notify: s.notify.map(|n| (n.tgid, n.notify, n.signo, n.value)),
+                }
+            })
+            .collect()
+    }
+
+    /// Puts back the queues of [`Mq::saved`] in a namespace that has none; returns them in
+    /// the image's order (the restored fds take theirs by index).
+    ///
+    /// # Errors
+    /// A malformed image or a namespace with queues already.
+    pub fn restore(&self, images: &[QueueImage]) -> Result<Vec<Arc<Queue>>, String> {
+        let mut queues = self.queues.lock().unwrap();
+        if !queues.is_empty() {
+            return Err("the namespace has POSIX message queues already".into());
+        }
+        let mut restored = Vec::new();
+        let mut named = HashMap::new();
+        for image in images {
+            let bad = |what: &str| format!("a POSIX message queue with {what}");
+            if !(1..=HARD_MSGMAX).contains(&image.maxmsg)
+                || !(1..=HARD_MSGSIZEMAX).contains(&image.msgsize)
+            {
+                return Err(bad("impossible limits"));
+            }
+            if image.messages.len() as i64 > image.maxmsg
+                || image
+                    .messages
+                    .iter()
+                    .any(|(p, m)| *p >= PRIO_MAX || m.len() as i64 > image.msgsize)
+            {
+                return Err(bad("messages beyond its limits"));
+            }
+            let mut messages = BTreeMap::new();
+            let mut bytes = 0;
+            for (seq, (prio, m)) in image.messages.iter().enumerate() {
+                bytes += m.len() as u64;
+                messages.insert((PRIO_MAX - 1 - prio, seq as u64), m.clone());
+            }
+            let q = Arc::new(Queue {
+                maxmsg: image.maxmsg,
+                msgsize: image.msgsize,
+                events: WaitQueue::new(),
+                state: Mutex::new(State {
+                    uid: image.uid,
+                    gid: image.gid,
+                    mode: image.mode & 0o777,
+                    messages,
+                    next_seq: image.messages.len() as u64,
+                    bytes,
+                    notify: image.notify.map(|(tgid, notify, signo, value)| Notify {
+                        tgid,
+                        notify,
+                        signo,
+                        value,
+                    }),
+                    receivers: 0,
+                }),
+            });
+            if let Some(name) = &image.name {
+                check_name(name).map_err(|_| bad("a bad name"))?;
+                if named.insert(name.clone(), q.clone()).is_some() {
+                    return Err(bad("a name used twice"));
+                }
+            }
+            restored.push(q);
+        }
+        *queues = named;
+        Ok(restored)
+    }
+}
+
 /// A registered `mq_notify` request.
 #[derive(Debug, Clone, Copy)]
 struct Notify {
@@ -331,6 +450,10 @@ impl QueueFile {
 }
 
 impl FileOps for QueueFile {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         _t: &mut dyn Context,

@@ -128,6 +128,11 @@ impl Segment {
         self.pages.len
     }
 
+    /// The identifier.
+    pub fn id(&self) -> i32 {
+        self.meta().id
+    }
+
     /// The key, as `/proc/[pid]/maps` names the mapping.
     pub fn key(&self) -> i32 {
         self.meta().perm.key
@@ -394,6 +399,113 @@ impl Shm {
         }
     }
 
+    /// The segments for a checkpoint: identifiers, keys, records and where their pages lie
+    /// in the memory file (which the image saves with the rest of it). A segment removed
+    /// while attached is saved as such: the mappings that hold it are its only owners.
+    ///
+    /// # Errors
+    /// None in a paused kernel; a removed segment whose last mapping went meanwhile.
+    pub fn saved(&self) -> Result<super::RegistryImage<SegmentImage>, String> {
+        let r = self.lock();
+        let image = r.saved(|slot| {
+            slot.segment().map(|seg| {
+                let m = *seg.meta();
+                SegmentImage {
+                    size: seg.size,
+                    offset: seg.pages.offset,
+                    len: seg.pages.len,
+                    perm: m.perm,
+                    atime: m.atime,
+                    dtime: m.dtime,
+                    ctime: m.ctime,
+                    cpid: m.cpid,
+                    lpid: m.lpid,
+                    removed: matches!(slot, Slot::Removed(_)),
+                }
+            })
+        });
+        let objects = image
+            .objects
+            .into_iter()
+            .map(|(idx, seq, o)| {
+                o.map(|o| (idx, seq, o))
+                    .ok_or_else(|| format!("System V shared memory segment at index {idx} went"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(super::RegistryImage {
+            objects,
+            keys: image.keys,
+            freed: image.freed,
+            unused: image.unused,
+            next_seq: image.next_seq,
+        })
+    }
+
+    /// Puts back the segments of [`Shm::saved`] in a namespace that has none, over pages of
+    /// `mf` the restore has claimed already (each segment takes its own reference). Returns
+    /// every segment by identifier: the restored mappings attach them (a removed one lives
+    /// only as long as they do).
+    ///
+    /// # Errors
+    /// A malformed image: pages not in the memory file, a size that does not fit them.
+    pub fn restore(
+        &self,
+        mf: &Arc<MemoryFile>,
+        image: &super::RegistryImage<SegmentImage>,
+    ) -> Result<std::collections::HashMap<i32, Arc<Segment>>, String> {
+        let mut r = self.registry.lock().unwrap();
+        if !r.is_empty() {
+            return Err("the namespace has shared memory segments already".into());
+        }
+        let segments = std::sync::Mutex::new(Vec::new());
+        let restored = Registry::restored(image, |s| {
+            let pages = FileRange {
+                offset: s.offset,
+                len: s.len,
+            };
+            let fits = s.offset.is_multiple_of(PAGE_SIZE)
+                && s.len == s.size.div_ceil(PAGE_SIZE) * PAGE_SIZE
+                && (SHMMIN..=SHMMAX).contains(&s.size);
+            if !fits || !mf.is_used(pages) {
+                return Err(format!(
+                    "a shared memory segment of {} bytes at {:#x}+{:#x} of the memory file",
+                    s.size, s.offset, s.len
+                ));
+            }
+            mf.inc_ref(pages);
+            let seg = Arc::new(Segment {
+                size: s.size,
+                pages,
+                mf: mf.clone(),
+                meta: Mutex::new(Meta {
+                    id: 0,
+                    perm: s.perm,
+                    atime: s.atime,
+                    dtime: s.dtime,
+                    ctime: s.ctime,
+                    cpid: s.cpid,
+                    lpid: s.lpid,
+                }),
+            });
+            segments.lock().unwrap().push(seg.clone());
+            Ok(if s.removed {
+                Slot::Removed(Arc::downgrade(&seg))
+            } else {
+                Slot::Live(seg)
+            })
+        })?;
+        let segments = segments.into_inner().unwrap();
+        let mut by_id = std::collections::HashMap::new();
+        for (id, slot) in restored.iter() {
+            if let Some(seg) = segments.iter().find(|s| slot_holds(slot, s)) {
+                seg.meta().id = id;
+                by_id.insert(id, seg.clone());
+            }
+        }
+        *r = restored;
+        Ok(by_id)
+    }
+
     /// Segments in the namespace (removed ones still mapped included).
     pub fn count(&self) -> usize {
         self.lock().len()
@@ -416,6 +528,30 @@ impl Shm {
         }
         out
     }
+}
+
+/// Whether `slot` names `seg`.
+fn slot_holds(slot: &Slot, seg: &Arc<Segment>) -> bool {
+    match slot {
+        Slot::Live(s) => Arc::ptr_eq(s, seg),
+        Slot::Removed(w) => std::ptr::eq(w.as_ptr(), Arc::as_ptr(seg)),
+    }
+}
+
+/// A segment in a checkpoint image: its record and where its pages lie in the memory file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SegmentImage {
+    pub size: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub perm: Perm,
+    pub atime: i64,
+    pub dtime: i64,
+    pub ctime: i64,
+    pub cpid: i32,
+    pub lpid: i32,
+    /// IPC_RMID while attached: the mappings hold it, the registry no longer does.
+    pub removed: bool,
 }
 
 fn perm_of(slot: &Slot) -> Result<Perm, Errno> {
