@@ -266,7 +266,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 4, "{header}");
+    assert_eq!(header["format_version"], 5, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -568,6 +568,7 @@ fn checkpoint_program_and_compare(
     argv.extend_from_slice(args);
     let bundle = bundle(scratch.path(), &rt, busybox, &argv);
     std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
+    std::fs::create_dir_all(bundle.join("rootfs/tmp")).unwrap();
     let out = scratch.path().join("out");
     let image = scratch.path().join("image");
     rt.start_and_checkpoint(&bundle, tag, &out, &image);
@@ -662,6 +663,55 @@ fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
         "{}",
         kernel["ipc"]
     );
+}
+
+/// Named AF_UNIX sockets come back bound where they were: a listener on a path in /tmp
+/// (the root overlay's upper layer: its socket file is put back) with a connection
+/// accepted and one waiting in its accept queue, each with unread data; a listener on an
+/// abstract name with a connection waiting; a datagram from a socket bound in /dev/shm (a
+/// tmpfs) to one on an abstract name, with its sender's name; files in flight over
+/// SCM_RIGHTS (a pipe and a socket no fd holds). Each restored copy accepts the waiting
+/// connections and a new client on the path, and all of them carry data both ways.
+/// `ckpt_unix.c` natively, with a short sleep instead of the checkpoint, prints the same
+/// lines.
+#[test]
+fn restore_keeps_named_unix_sockets_their_accept_queues_and_files_in_flight() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_unix") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\naccepted=a-before reply=reply names=same,same,same queued=b-queued \
+         peer=unnamed b=to-b abstract=c-after peer=same new=new-client file=socket \
+         dgram=dgram-from-named from=same back=back \
+         in_flight=carry:in-pipe,via-passed-socket,echo\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("unix", &prog, &["6"], &native);
+    let unix = kernel["unix"].as_array().unwrap();
+    let queued: Vec<usize> = unix
+        .iter()
+        .filter_map(|e| e["listening"]["pending"].as_array().map(Vec::len))
+        .collect();
+    assert_eq!(queued, [1, 1], "two listeners, one waiting each: {unix:?}");
+    assert_eq!(
+        kernel["in_flight"].as_array().map(Vec::len),
+        Some(2),
+        "the pipe and the socket in flight"
+    );
+    let sockets = kernel["tmpfs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["entries"].as_array().unwrap())
+        .filter(|e| e["node"].get("Socket").is_some())
+        .count();
+    assert_eq!(sockets, 2, "the socket files in /tmp and /dev/shm");
 }
 
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's

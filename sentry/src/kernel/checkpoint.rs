@@ -34,7 +34,7 @@
 //! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
-//!   a file the sandbox was given (stdio), an unnamed AF_UNIX socket by its endpoint, an
+//!   a file the sandbox was given (stdio), an AF_UNIX socket by its endpoint, an
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
@@ -46,13 +46,20 @@
 //!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
 //!   whose file is ready reports it once more);
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
-//!   peer, queued messages with their credentials and the sender they count against,
-//!   shutdown state, pending error and socket options;
+//!   name (a path with the identity its socket file had, or an abstract name) and whether
+//!   it is bound there, peer and the peer's name, a listener's backlog and the server ends
+//!   of the connections waiting in its accept queue, queued messages with their
+//!   credentials, the sender they count against, the sender's name and the open file
+//!   descriptions in flight with them (SCM_RIGHTS), shutdown state, pending error and
+//!   socket options;
+//! - the open file descriptions in flight that no fd holds (`in_flight`, saved as an fd's
+//!   are, with fd -1; a socket in flight brings its endpoints);
 //! - System V semaphore sets (values, SEM_UNDO adjustments) and message queues (their
 //!   messages), with their identifiers, keys, owners and modes (`ipc`);
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
-//!   directories, regular files with their bytes, symlinks, whiteouts; mode and owner);
+//!   directories, regular files with their bytes, symlinks, socket files with the identity
+//!   they had through the mount, whiteouts; mode and owner);
 //! - the platform the sandbox ran on (patched system-call sites jump into its stub).
 //!
 //! Format 2 added to format 1: the open file description of each fd (`description`, equal
@@ -66,15 +73,20 @@
 //! (connections waiting in its accept queue are lost), a bound UDP socket is bound again
 //! (datagrams queued are lost), and an established TCP connection comes back **reset**
 //! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
-//! System V semaphore sets and message queues, and memfds.
+//! System V semaphore sets and message queues, and memfds. Format 5 added named AF_UNIX
+//! sockets (bound to a path or an abstract name, listening with the connections waiting in
+//! their accept queue, connected to a name; a restored path socket is bound to the socket
+//! file put back at its path, and one whose file was unlinked stays unreachable by it, as
+//! before), socket files in tmpfs and files in flight over SCM_RIGHTS.
 //! [`super::restore`] reads it.
 //!
-//! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
+//! Anything else (connected UDP, ICMP, raw and netlink
 //! sockets, sockets of the host's stack (`--network host`), System V shared memory
-//! segments, files in flight over SCM_RIGHTS,
+//! segments,
 //! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
 //! whose file no fd holds; a process waiting for its vfork child; a writable shared
-//! mapping of a file; a FIFO, socket or device node in a tmpfs)
+//! mapping of a file; a FIFO or device node in a tmpfs; a socket file in the sentry's
+//! `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
@@ -97,7 +109,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -215,6 +227,10 @@ pub struct KernelImage {
     pub ipc: super::ipc::IpcImage,
     /// `memfd_create` files ([`FileImage::Memfd`] names them by index).
     pub memfds: Vec<MemfdImage>,
+    /// The open file descriptions in flight over AF_UNIX sockets (SCM_RIGHTS) that no fd
+    /// holds, with `fd` -1 ([`crate::net::unix::MessageImage::fds`] names them by
+    /// `description`, as it names those fds hold).
+    pub in_flight: Vec<FdImage>,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -357,6 +373,12 @@ pub enum TmpNodeImage {
     },
     Symlink {
         target: Vec<u8>,
+    },
+    /// A socket file (bind(2) made it): the device and inode it had as the mount showed
+    /// them, which name the socket bound there ([`crate::net::unix::Addr::Path`]).
+    Socket {
+        dev: u64,
+        ino: u64,
     },
     /// An overlay whiteout: the lower layer's file of this name was removed.
     Whiteout,
@@ -803,6 +825,39 @@ impl Kernel {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // The endpoints the tables reach, and what their queued messages carry: a file in
+        // flight is saved as an fd's is, and may be a socket with more endpoints.
+        let mut in_flight = Vec::new();
+        loop {
+            let mut flying = Vec::new();
+            unix.save_pending(&mut |file| {
+                if let Some(d) = descriptions.get(file) {
+                    return d;
+                }
+                flying.push(file.clone());
+                descriptions.intern(file)
+            });
+            if flying.is_empty() {
+                break;
+            }
+            for file in flying {
+                in_flight.push(FdImage {
+                    fd: -1,
+                    cloexec: false,
+                    flags: file.flags(),
+                    offset: *file.offset.lock().unwrap(),
+                    description: descriptions.intern(&file),
+                    file: file_image(
+                        "a file in flight (SCM_RIGHTS)",
+                        &file,
+                        &mut unix,
+                        &mut epolls,
+                        &mut memfds,
+                    )?,
+                });
+            }
+        }
+        let unix = unix.finish();
         let epolls = epolls
             .items
             .iter()
@@ -825,9 +880,6 @@ impl Kernel {
                 }
             }
         }
-        let unix = unix
-            .finish()
-            .map_err(|what| CheckpointError::Unsupported { what })?;
         let mms = mms
             .items
             .iter()
@@ -870,6 +922,7 @@ impl Kernel {
             epolls,
             ipc,
             memfds: memfds.images,
+            in_flight,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -891,7 +944,18 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
     let mut images = Vec::new();
     for m in ns.mounts() {
         let visible = m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id);
-        if !visible || m.source == "devtmpfs" {
+        if !visible {
+            continue;
+        }
+        if m.source == "devtmpfs" {
+            // Not saved (the restored sandbox makes its own): a socket bound there would
+            // come back unreachable by its name.
+            let root = m.root.clone().as_any().downcast::<TmpNode>().ok();
+            if let Some(path) = root.and_then(|r| socket_file_in(&r, &lossy(&m.path))) {
+                return Err(CheckpointError::Unsupported {
+                    what: format!("the socket file {path} in the sentry's /dev"),
+                });
+            }
             continue;
         }
         let root = m.root.clone().as_any();
@@ -912,6 +976,25 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
         };
         let mut entries = Vec::new();
         tmp_entries(&root, "", &mut entries, &lossy(&m.path))?;
+        // A socket's name holds the identity its file has through the mount (an overlay
+        // reports its own device and numbers), so it is asked of the path.
+        let resolver = crate::vfs::Resolver::new(crate::vfs::Caller::kernel(), ns.root(), ns);
+        for e in &mut entries {
+            if let TmpNodeImage::Socket { dev, ino } = &mut e.node {
+                let mut path = m.path.clone();
+                if path != b"/" {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(e.path.as_bytes());
+                let st = resolver
+                    .resolve(ns.root(), &path, false)
+                    .and_then(|d| d.inode.stat())
+                    .map_err(|err| CheckpointError::Unsupported {
+                        what: format!("the socket file {} ({err:?})", lossy(&path)),
+                    })?;
+                (*dev, *ino) = (st.dev, st.ino);
+            }
+        }
         images.push(TmpfsImage {
             mount: lossy(&m.path),
             overlay_upper,
@@ -919,6 +1002,27 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
         });
     }
     Ok(images)
+}
+
+/// The path of a socket file under `dir` (whose path is `prefix`), if there is one.
+fn socket_file_in(dir: &crate::fs::tmpfs::TmpNode, prefix: &str) -> Option<String> {
+    use crate::vfs::Inode;
+    for (name, node) in dir.children() {
+        if node.is_whiteout() {
+            continue;
+        }
+        let path = format!("{prefix}/{}", lossy(&name));
+        match node.stat().map(|st| st.mode & libc::S_IFMT) {
+            Ok(libc::S_IFSOCK) => return Some(path),
+            Ok(libc::S_IFDIR) => {
+                if let Some(p) = socket_file_in(&node, &path) {
+                    return Some(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn tmp_entries(
@@ -949,6 +1053,8 @@ fn tmp_entries(
                         .readlink(&crate::vfs::Caller::kernel())
                         .map_err(|_| unsupported("unreadable"))?,
                 },
+                // Its identity as the mount shows it is filled in by `tmpfs_images`.
+                libc::S_IFSOCK => TmpNodeImage::Socket { dev: 0, ino: 0 },
                 _ => return Err(unsupported("a special file")),
             };
             out.push(TmpEntry {
@@ -1102,14 +1208,15 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix, epolls, memfds)?,
+            file: file_image(&format!("fd {fd}"), &file, unix, epolls, memfds)?,
         });
     }
     Ok(FdTableImage { fds })
 }
 
+/// What `file` is; `whose` names it in a refusal ("fd 3").
 fn file_image(
-    fd: i32,
+    whose: &str,
     file: &OpenFile,
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
@@ -1117,7 +1224,7 @@ fn file_image(
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
-        what: format!("fd {fd} is {kind}"),
+        what: format!("{whose} is {kind}"),
     };
     match file.kind() {
         FileKind::Socket(s) => {
