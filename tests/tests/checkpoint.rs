@@ -714,6 +714,38 @@ fn restore_keeps_named_unix_sockets_their_accept_queues_and_files_in_flight() {
     assert_eq!(sockets, 2, "the socket files in /tmp and /dev/shm");
 }
 
+/// A UDP socket connect()ed to another on 127.0.0.1 is bound and connected again after a
+/// restore: it sends to its peer without an address, from the same port, getpeername
+/// names the peer, and a datagram from a third socket is not delivered to it.
+/// `ckpt_inet.c` natively, with a short sleep instead of the checkpoint, prints the same
+/// lines.
+#[test]
+fn restore_keeps_a_connected_udp_socket() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_inet") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nudp=udp-after from=same name=same peer=same back=udp-back \
+         then=Resource temporarily unavailable\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("udp", &prog, &["6"], &native);
+    let peers = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["file"]["Inet"]["peer"].is_array())
+        .count();
+    assert_eq!(peers, 1, "one connected UDP socket");
+}
+
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's
 /// python3).
 fn python_bundle(dir: &Path, rt: &Runtime, python: &str, args: &[&str]) -> PathBuf {

@@ -38,7 +38,7 @@
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
-//!   backlog, its options), a memfd by index;
+//!   backlog, a UDP socket's peer, its options), a memfd by index;
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -77,10 +77,11 @@
 //! sockets (bound to a path or an abstract name, listening with the connections waiting in
 //! their accept queue, connected to a name; a restored path socket is bound to the socket
 //! file put back at its path, and one whose file was unlinked stays unreachable by it, as
-//! before), socket files in tmpfs and files in flight over SCM_RIGHTS.
+//! before), socket files in tmpfs, files in flight over SCM_RIGHTS, and connected UDP
+//! sockets (bound and connected again; datagrams queued are lost, as for a bound one).
 //! [`super::restore`] reads it.
 //!
-//! Anything else (connected UDP, ICMP, raw and netlink
+//! Anything else (ICMP, raw and netlink
 //! sockets, sockets of the host's stack (`--network host`), System V shared memory
 //! segments,
 //! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item

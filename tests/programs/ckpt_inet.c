@@ -1,0 +1,94 @@
+// A checkpoint workload (tests/tests/checkpoint.rs): a UDP socket connect()ed to another on
+// 127.0.0.1. It prints "ready", sleeps ARGV[1] seconds (the checkpoint is taken then), and
+// checks that the connection is as it was: send() without an address reaches the peer
+// from the same port, getpeername names the peer, and a datagram from a third socket is
+// not delivered to it (a connected UDP socket takes datagrams from its peer only).
+// Restored, the lines after "ready" show what came back; natively (a short sleep, no
+// checkpoint) it prints the same.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_for(double secs) {
+  struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static void die(const char *what) {
+  perror(what);
+  exit(1);
+}
+
+static int udp_on_loopback(void) {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  if (s < 0) die("socket");
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0) die("bind");
+  return s;
+}
+
+static struct sockaddr_in name_of(int s) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  if (getsockname(s, (struct sockaddr *)&a, &len) != 0) die("getsockname");
+  return a;
+}
+
+static const char *same(const struct sockaddr_in *x, const struct sockaddr_in *y) {
+  return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr ? "same"
+                                                                               : "other";
+}
+
+static const char *got(int fd, char *buf, size_t size) {
+  ssize_t n = recv(fd, buf, size - 1, MSG_DONTWAIT);
+  if (n < 0) return strerror(errno);
+  buf[n] = 0;
+  return buf;
+}
+
+int main(int argc, char **argv) {
+  double window = argc > 1 ? atof(argv[1]) : 0.1;
+  int srv = udp_on_loopback();
+  struct sockaddr_in srv_addr = name_of(srv);
+  int cli = socket(AF_INET, SOCK_DGRAM, 0);
+  if (cli < 0) die("socket");
+  if (connect(cli, (struct sockaddr *)&srv_addr, sizeof(srv_addr)) != 0) die("connect");
+  struct sockaddr_in cli_addr = name_of(cli);
+  int stray = udp_on_loopback();
+
+  printf("ready\n");
+  fflush(stdout);
+  sleep_for(window);
+
+  char buf[64];
+  if (send(cli, "udp-after", 9, 0) != 9) die("send");
+  struct sockaddr_in from;
+  socklen_t fromlen = sizeof(from);
+  sleep_for(0.1);
+  ssize_t n = recvfrom(srv, buf, sizeof(buf) - 1, MSG_DONTWAIT, (struct sockaddr *)&from,
+                       &fromlen);
+  if (n < 0) die("recvfrom");
+  buf[n] = 0;
+  printf("udp=%s from=%s", buf, same(&from, &cli_addr));
+  struct sockaddr_in now = name_of(cli), peer;
+  socklen_t plen = sizeof(peer);
+  if (getpeername(cli, (struct sockaddr *)&peer, &plen) != 0) die("getpeername");
+  printf(" name=%s peer=%s", same(&now, &cli_addr), same(&peer, &srv_addr));
+  if (sendto(stray, "stray", 5, 0, (struct sockaddr *)&cli_addr, sizeof(cli_addr)) != 5)
+    die("sendto stray");
+  if (sendto(srv, "udp-back", 8, 0, (struct sockaddr *)&cli_addr, sizeof(cli_addr)) != 8)
+    die("sendto back");
+  sleep_for(0.1);
+  printf(" back=%s", got(cli, buf, sizeof(buf)));
+  printf(" then=%s\n", got(cli, buf, sizeof(buf)));
+  printf("done\n");
+  return 0;
+}
