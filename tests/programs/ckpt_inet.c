@@ -1,14 +1,18 @@
 // A checkpoint workload (tests/tests/checkpoint.rs): a UDP socket connect()ed to another on
-// 127.0.0.1. It prints "ready", sleeps ARGV[1] seconds (the checkpoint is taken then), and
-// checks that the connection is as it was: send() without an address reaches the peer
-// from the same port, getpeername names the peer, and a datagram from a third socket is
-// not delivered to it (a connected UDP socket takes datagrams from its peer only).
+// 127.0.0.1, and a ping socket bound to an echo identifier and connected to 127.0.0.1. It
+// prints "ready", sleeps ARGV[1] seconds (the checkpoint is taken then), and checks that
+// the connections are as they were: send() without an address reaches the peer from the
+// same port, getpeername names the peer, and a datagram from a third socket is not
+// delivered to it (a connected UDP socket takes datagrams from its peer only); the ping
+// socket keeps its identifier and peer and gets the reply to an echo request.
+// Natively ping sockets need net.ipv4.ping_group_range to hold the caller's group.
 // Restored, the lines after "ready" show what came back; natively (a short sleep, no
 // checkpoint) it prints the same.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +67,15 @@ int main(int argc, char **argv) {
   if (connect(cli, (struct sockaddr *)&srv_addr, sizeof(srv_addr)) != 0) die("connect");
   struct sockaddr_in cli_addr = name_of(cli);
   int stray = udp_on_loopback();
+  int ping = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+  if (ping < 0) die("ping socket");
+  struct sockaddr_in ping_addr = {.sin_family = AF_INET, .sin_port = htons(4242),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (bind(ping, (struct sockaddr *)&ping_addr, sizeof(ping_addr)) != 0) die("bind ping");
+  struct sockaddr_in ping_peer = {.sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (connect(ping, (struct sockaddr *)&ping_peer, sizeof(ping_peer)) != 0)
+    die("connect ping");
 
   printf("ready\n");
   fflush(stdout);
@@ -88,7 +101,22 @@ int main(int argc, char **argv) {
     die("sendto back");
   sleep_for(0.1);
   printf(" back=%s", got(cli, buf, sizeof(buf)));
-  printf(" then=%s\n", got(cli, buf, sizeof(buf)));
+  printf(" then=%s", got(cli, buf, sizeof(buf)));
+
+  struct sockaddr_in ping_now = name_of(ping);
+  plen = sizeof(peer);
+  // Connected without a port, a ping socket has no peer name.
+  int r = getpeername(ping, (struct sockaddr *)&peer, &plen);
+  printf(" ping_ident=%d ping_peer=%s", ntohs(ping_now.sin_port),
+         r != 0 ? strerror(errno) : "named");
+  struct icmphdr req = {.type = ICMP_ECHO, .un.echo.sequence = htons(7)};
+  if (send(ping, &req, sizeof(req), 0) != sizeof(req)) die("send ping");
+  struct icmphdr reply;
+  n = recv(ping, &reply, sizeof(reply), 0);
+  printf(" ping=%s\n", n == sizeof(reply) && reply.type == ICMP_ECHOREPLY &&
+                                ntohs(reply.un.echo.sequence) == 7
+                            ? "reply"
+                            : "none");
   printf("done\n");
   return 0;
 }

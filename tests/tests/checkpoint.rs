@@ -716,23 +716,41 @@ fn restore_keeps_named_unix_sockets_their_accept_queues_and_files_in_flight() {
 
 /// A UDP socket connect()ed to another on 127.0.0.1 is bound and connected again after a
 /// restore: it sends to its peer without an address, from the same port, getpeername
-/// names the peer, and a datagram from a third socket is not delivered to it.
-/// `ckpt_inet.c` natively, with a short sleep instead of the checkpoint, prints the same
-/// lines.
+/// names the peer, and a datagram from a third socket is not delivered to it; a ping
+/// socket keeps its echo identifier and peer and gets its reply. `ckpt_inet.c` natively
+/// (in a network namespace of its own whose ping_group_range allows ping sockets), with
+/// a short sleep instead of the checkpoint, prints the same lines.
 #[test]
-fn restore_keeps_a_connected_udp_socket() {
+fn restore_keeps_connected_udp_and_ping_sockets() {
     if static_busybox().is_none() {
         return;
     }
     let Some(prog) = runsc_rs_tests::program("ckpt_inet") else {
         return;
     };
-    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "echo '0 0' > /proc/sys/net/ipv4/ping_group_range && ip link set lo up && \
+             exec \"$0\" 0.1",
+        ])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    if !native.status.success() {
+        return runsc_rs_tests::skip(&format!(
+            "ping sockets natively in a network namespace of the test's own: {}",
+            String::from_utf8_lossy(&native.stderr)
+        ));
+    }
     let native = String::from_utf8_lossy(&native.stdout).into_owned();
     assert_eq!(
         native,
         "ready\nudp=udp-after from=same name=same peer=same back=udp-back \
-         then=Resource temporarily unavailable\ndone\n",
+         then=Resource temporarily unavailable ping_ident=4242 \
+         ping_peer=Transport endpoint is not connected ping=reply\ndone\n",
         "natively"
     );
     let kernel = checkpoint_program_and_compare("udp", &prog, &["6"], &native);
@@ -744,6 +762,14 @@ fn restore_keeps_a_connected_udp_socket() {
         .filter(|f| f["file"]["Inet"]["peer"].is_array())
         .count();
     assert_eq!(peers, 1, "one connected UDP socket");
+    let pings = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["file"]["Icmp"]["bound"].is_array())
+        .count();
+    assert_eq!(pings, 1, "one bound ping socket");
 }
 
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's

@@ -38,7 +38,8 @@
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
-//!   backlog, a UDP socket's peer, its options), a memfd by index;
+//!   backlog, a UDP socket's peer, its options), a ping socket of that stack
+//!   ([`crate::net::icmp::IcmpImage`]: echo identifier, peer, options), a memfd by index;
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -77,11 +78,12 @@
 //! sockets (bound to a path or an abstract name, listening with the connections waiting in
 //! their accept queue, connected to a name; a restored path socket is bound to the socket
 //! file put back at its path, and one whose file was unlinked stays unreachable by it, as
-//! before), socket files in tmpfs, files in flight over SCM_RIGHTS, and connected UDP
-//! sockets (bound and connected again; datagrams queued are lost, as for a bound one).
+//! before), socket files in tmpfs, files in flight over SCM_RIGHTS, connected UDP
+//! sockets and ping sockets (bound and connected again; datagrams and replies queued are
+//! lost, as for a bound UDP socket).
 //! [`super::restore`] reads it.
 //!
-//! Anything else (ICMP, raw and netlink
+//! Anything else (raw and netlink
 //! sockets, sockets of the host's stack (`--network host`), System V shared memory
 //! segments,
 //! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
@@ -565,6 +567,8 @@ pub enum FileImage {
     /// A TCP or UDP socket of the sandbox's stack: bound and listening again on restore, a
     /// connection reset.
     Inet(crate::net::inet::InetImage),
+    /// A ping socket of the sandbox's stack: bound and connected again on restore.
+    Icmp(crate::net::icmp::IcmpImage),
     /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
     Memfd { memfd: usize },
 }
@@ -1235,12 +1239,16 @@ fn file_image(
                     endpoint: unix.socket(socket),
                 });
             }
+            if let Some(socket) = any.and_then(|a| a.downcast_ref::<crate::net::icmp::IcmpSocket>())
+            {
+                return Ok(FileImage::Icmp(socket.saved()));
+            }
             return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
                 Some(socket) => socket
                     .saved()
                     .map(FileImage::Inet)
                     .map_err(|what| unsupported(&what)),
-                None => Err(unsupported("a socket other than AF_UNIX, TCP or UDP")),
+                None => Err(unsupported("a socket other than AF_UNIX, TCP, UDP or ping")),
             };
         }
         FileKind::Epoll(ep) => {

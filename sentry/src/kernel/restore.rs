@@ -801,6 +801,22 @@ impl Files {
                     f.flags,
                 ))
             }
+            FileImage::Icmp(image) => {
+                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
+                    return Err(RestoreError::Unsupported(format!(
+                        "fd {}: a ping socket of the sentry's stack, and this sandbox uses the host's",
+                        f.fd
+                    )));
+                }
+                let socket = crate::net::icmp::IcmpSocket::restored(kernel.net.inet(), image)
+                    .map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
+                    })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
             FileImage::Epoll { epoll } => {
                 let ep = self.epolls.entry(*epoll).or_default().clone();
                 Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
