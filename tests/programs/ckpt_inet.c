@@ -4,7 +4,9 @@
 // the connections are as they were: send() without an address reaches the peer from the
 // same port, getpeername names the peer, and a datagram from a third socket is not
 // delivered to it (a connected UDP socket takes datagrams from its peer only); the ping
-// socket keeps its identifier and peer and gets the reply to an echo request.
+// socket keeps its identifier and peer and gets the reply to an echo request; a
+// NETLINK_ROUTE socket keeps its port id and the reply to a link dump it had not read,
+// and answers a new request.
 // Natively ping sockets need net.ipv4.ping_group_range to hold the caller's group.
 // Restored, the lines after "ready" show what came back; natively (a short sleep, no
 // checkpoint) it prints the same.
@@ -13,6 +15,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,44 @@ static const char *got(int fd, char *buf, size_t size) {
   return buf;
 }
 
+// Sends a dump request of `type` with sequence number `seq`.
+static void nl_request(int nl, int type, int seq) {
+  struct {
+    struct nlmsghdr h;
+    struct rtgenmsg g;
+  } req = {.h = {.nlmsg_len = sizeof(req), .nlmsg_type = type,
+                 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = seq},
+           .g = {.rtgen_family = AF_UNSPEC}};
+  if (send(nl, &req, sizeof(req), 0) != sizeof(req)) die("netlink send");
+}
+
+// The type of the first message of the next reply and whether its sequence is `seq`.
+static const char *nl_reply(int nl, int seq) {
+  static char buf[16384];
+  ssize_t n = recv(nl, buf, sizeof(buf), MSG_DONTWAIT);
+  if (n < (ssize_t)sizeof(struct nlmsghdr)) return n < 0 ? strerror(errno) : "short";
+  struct nlmsghdr *h = (struct nlmsghdr *)buf;
+  if (h->nlmsg_seq != (unsigned)seq) return "other-seq";
+  switch (h->nlmsg_type) {
+    case RTM_NEWLINK: return "newlink";
+    case RTM_NEWADDR: return "newaddr";
+    case NLMSG_DONE: return "done";
+    default: return "other";
+  }
+}
+
+// Reads the rest of a dump, through its NLMSG_DONE.
+static void nl_drain(int nl) {
+  static char buf[16384];
+  for (;;) {
+    ssize_t n = recv(nl, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0) die("netlink drain");
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) return;
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   double window = argc > 1 ? atof(argv[1]) : 0.1;
   int srv = udp_on_loopback();
@@ -76,6 +118,12 @@ int main(int argc, char **argv) {
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(ping, (struct sockaddr *)&ping_peer, sizeof(ping_peer)) != 0)
     die("connect ping");
+
+  int nl = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+  if (nl < 0) die("netlink socket");
+  struct sockaddr_nl nla = {.nl_family = AF_NETLINK};
+  if (bind(nl, (struct sockaddr *)&nla, sizeof(nla)) != 0) die("bind netlink");
+  nl_request(nl, RTM_GETLINK, 1);
 
   printf("ready\n");
   fflush(stdout);
@@ -113,10 +161,18 @@ int main(int argc, char **argv) {
   if (send(ping, &req, sizeof(req), 0) != sizeof(req)) die("send ping");
   struct icmphdr reply;
   n = recv(ping, &reply, sizeof(reply), 0);
-  printf(" ping=%s\n", n == sizeof(reply) && reply.type == ICMP_ECHOREPLY &&
+  printf(" ping=%s", n == sizeof(reply) && reply.type == ICMP_ECHOREPLY &&
                                 ntohs(reply.un.echo.sequence) == 7
                             ? "reply"
                             : "none");
+  struct sockaddr_nl nl_now;
+  socklen_t nllen = sizeof(nl_now);
+  if (getsockname(nl, (struct sockaddr *)&nl_now, &nllen) != 0) die("getsockname netlink");
+  printf(" nl_port=%s nl_queued=%s", nl_now.nl_pid == (unsigned)getpid() ? "pid" : "other",
+         nl_reply(nl, 1));
+  nl_drain(nl);
+  nl_request(nl, RTM_GETADDR, 2);
+  printf(" nl_after=%s\n", nl_reply(nl, 2));
   printf("done\n");
   return 0;
 }

@@ -717,11 +717,12 @@ fn restore_keeps_named_unix_sockets_their_accept_queues_and_files_in_flight() {
 /// A UDP socket connect()ed to another on 127.0.0.1 is bound and connected again after a
 /// restore: it sends to its peer without an address, from the same port, getpeername
 /// names the peer, and a datagram from a third socket is not delivered to it; a ping
-/// socket keeps its echo identifier and peer and gets its reply. `ckpt_inet.c` natively
+/// socket keeps its echo identifier and peer and gets its reply; a NETLINK_ROUTE socket
+/// keeps its port id and a dump reply not read yet, and answers anew. `ckpt_inet.c` natively
 /// (in a network namespace of its own whose ping_group_range allows ping sockets), with
 /// a short sleep instead of the checkpoint, prints the same lines.
 #[test]
-fn restore_keeps_connected_udp_and_ping_sockets() {
+fn restore_keeps_connected_udp_ping_and_netlink_sockets() {
     if static_busybox().is_none() {
         return;
     }
@@ -750,7 +751,8 @@ fn restore_keeps_connected_udp_and_ping_sockets() {
         native,
         "ready\nudp=udp-after from=same name=same peer=same back=udp-back \
          then=Resource temporarily unavailable ping_ident=4242 \
-         ping_peer=Transport endpoint is not connected ping=reply\ndone\n",
+         ping_peer=Transport endpoint is not connected ping=reply nl_port=pid \
+         nl_queued=newlink nl_after=newaddr\ndone\n",
         "natively"
     );
     let kernel = checkpoint_program_and_compare("udp", &prog, &["6"], &native);
@@ -770,6 +772,18 @@ fn restore_keeps_connected_udp_and_ping_sockets() {
         .filter(|f| f["file"]["Icmp"]["bound"].is_array())
         .count();
     assert_eq!(pings, 1, "one bound ping socket");
+    let netlink = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| {
+            f["file"]["Netlink"]["rx"]
+                .as_array()
+                .is_some_and(|rx| !rx.is_empty())
+        })
+        .count();
+    assert_eq!(netlink, 1, "one netlink socket with its dump queued");
 }
 
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's

@@ -39,7 +39,9 @@
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
 //!   backlog, a UDP socket's peer, its options), a ping socket of that stack
-//!   ([`crate::net::icmp::IcmpImage`]: echo identifier, peer, options), a memfd by index;
+//!   ([`crate::net::icmp::IcmpImage`]: echo identifier, peer, options), an AF_NETLINK
+//!   socket ([`crate::net::netlink::NetlinkImage`]: port id, groups, replies not read,
+//!   options), a memfd by index;
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -80,10 +82,10 @@
 //! file put back at its path, and one whose file was unlinked stays unreachable by it, as
 //! before), socket files in tmpfs, files in flight over SCM_RIGHTS, connected UDP
 //! sockets and ping sockets (bound and connected again; datagrams and replies queued are
-//! lost, as for a bound UDP socket).
+//! lost, as for a bound UDP socket), and netlink sockets (with their replies not read).
 //! [`super::restore`] reads it.
 //!
-//! Anything else (raw and netlink
+//! Anything else (raw IP and packet
 //! sockets, sockets of the host's stack (`--network host`), System V shared memory
 //! segments,
 //! inotify, pidfds, message queues; a signalfd whose creating process exited; an epoll item
@@ -569,6 +571,8 @@ pub enum FileImage {
     Inet(crate::net::inet::InetImage),
     /// A ping socket of the sandbox's stack: bound and connected again on restore.
     Icmp(crate::net::icmp::IcmpImage),
+    /// An AF_NETLINK socket: bound to its port id again on restore, with its replies.
+    Netlink(crate::net::netlink::NetlinkImage),
     /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
     Memfd { memfd: usize },
 }
@@ -1243,12 +1247,19 @@ fn file_image(
             {
                 return Ok(FileImage::Icmp(socket.saved()));
             }
+            if let Some(socket) =
+                any.and_then(|a| a.downcast_ref::<crate::net::netlink::NetlinkSocket>())
+            {
+                return Ok(FileImage::Netlink(socket.saved()));
+            }
             return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
                 Some(socket) => socket
                     .saved()
                     .map(FileImage::Inet)
                     .map_err(|what| unsupported(&what)),
-                None => Err(unsupported("a socket other than AF_UNIX, TCP, UDP or ping")),
+                None => Err(unsupported(
+                    "a socket other than AF_UNIX, TCP, UDP, ping or AF_NETLINK",
+                )),
             };
         }
         FileKind::Epoll(ep) => {

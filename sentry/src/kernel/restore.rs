@@ -817,6 +817,16 @@ impl Files {
                     f.flags,
                 ))
             }
+            FileImage::Netlink(image) => {
+                let socket = crate::net::netlink::NetlinkSocket::restored(&kernel.net, image)
+                    .map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a netlink socket: {e}", f.fd))
+                    })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
             FileImage::Epoll { epoll } => {
                 let ep = self.epolls.entry(*epoll).or_default().clone();
                 Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
