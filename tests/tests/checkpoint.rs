@@ -653,6 +653,7 @@ fn checkpoint_program_and_compare(
     argv.extend_from_slice(args);
     let bundle = bundle(scratch.path(), &rt, busybox, &argv);
     std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
+    std::fs::create_dir_all(bundle.join("rootfs/tmp")).unwrap();
     let out = scratch.path().join("out");
     let image = scratch.path().join("image");
     rt.start_and_checkpoint(&bundle, tag, &out, &image);
@@ -856,6 +857,127 @@ fn restore_keeps_pidfds_and_inotify() {
         Some(2),
         "{inotify}"
     );
+}
+
+/// Named AF_UNIX sockets come back bound where they were: a listener on a path in /tmp
+/// (the root overlay's upper layer: its socket file is put back) with a connection
+/// accepted and one waiting in its accept queue, each with unread data; a listener on an
+/// abstract name with a connection waiting; a datagram from a socket bound in /dev/shm (a
+/// tmpfs) to one on an abstract name, with its sender's name; files in flight over
+/// SCM_RIGHTS (a pipe and a socket no fd holds). Each restored copy accepts the waiting
+/// connections and a new client on the path, and all of them carry data both ways.
+/// `ckpt_unix.c` natively, with a short sleep instead of the checkpoint, prints the same
+/// lines.
+#[test]
+fn restore_keeps_named_unix_sockets_their_accept_queues_and_files_in_flight() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_unix") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\naccepted=a-before reply=reply names=same,same,same queued=b-queued \
+         peer=unnamed b=to-b abstract=c-after peer=same new=new-client file=socket \
+         dgram=dgram-from-named from=same back=back \
+         in_flight=carry:in-pipe,via-passed-socket,echo\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("unix", &prog, &["6"], &native);
+    let unix = kernel["unix"].as_array().unwrap();
+    let queued: Vec<usize> = unix
+        .iter()
+        .filter_map(|e| e["listening"]["pending"].as_array().map(Vec::len))
+        .collect();
+    assert_eq!(queued, [1, 1], "two listeners, one waiting each: {unix:?}");
+    assert_eq!(
+        kernel["in_flight"].as_array().map(Vec::len),
+        Some(2),
+        "the pipe and the socket in flight"
+    );
+    let sockets = kernel["tmpfs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["entries"].as_array().unwrap())
+        .filter(|e| e["node"].get("Socket").is_some())
+        .count();
+    assert_eq!(sockets, 2, "the socket files in /tmp and /dev/shm");
+}
+
+/// A UDP socket connect()ed to another on 127.0.0.1 is bound and connected again after a
+/// restore: it sends to its peer without an address, from the same port, getpeername
+/// names the peer, and a datagram from a third socket is not delivered to it; a ping
+/// socket keeps its echo identifier and peer and gets its reply; a NETLINK_ROUTE socket
+/// keeps its port id and a dump reply not read yet, and answers anew. `ckpt_inet.c` natively
+/// (in a network namespace of its own whose ping_group_range allows ping sockets), with
+/// a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_connected_udp_ping_and_netlink_sockets() {
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_inet") else {
+        return;
+    };
+    let native = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "echo '0 0' > /proc/sys/net/ipv4/ping_group_range && ip link set lo up && \
+             exec \"$0\" 0.1",
+        ])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    if !native.status.success() {
+        return runsc_rs_tests::skip(&format!(
+            "ping sockets natively in a network namespace of the test's own: {}",
+            String::from_utf8_lossy(&native.stderr)
+        ));
+    }
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native,
+        "ready\nudp=udp-after from=same name=same peer=same back=udp-back \
+         then=Resource temporarily unavailable ping_ident=4242 \
+         ping_peer=Transport endpoint is not connected ping=reply nl_port=pid \
+         nl_queued=newlink nl_after=newaddr\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("udp", &prog, &["6"], &native);
+    let peers = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["file"]["Inet"]["peer"].is_array())
+        .count();
+    assert_eq!(peers, 1, "one connected UDP socket");
+    let pings = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["file"]["Icmp"]["bound"].is_array())
+        .count();
+    assert_eq!(pings, 1, "one bound ping socket");
+    let netlink = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| {
+            f["file"]["Netlink"]["rx"]
+                .as_array()
+                .is_some_and(|rx| !rx.is_empty())
+        })
+        .count();
+    assert_eq!(netlink, 1, "one netlink socket with its dump queued");
 }
 
 /// A bundle running `python` with `args`, the root the host's `/`, read-only (for Debian's

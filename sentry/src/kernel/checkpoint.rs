@@ -36,13 +36,16 @@
 //! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,
-//!   a file the sandbox was given (stdio), an unnamed AF_UNIX socket by its endpoint, an
+//!   a file the sandbox was given (stdio), an AF_UNIX socket by its endpoint, an
 //!   eventfd with its counter, a timerfd (clock, time left, period, expirations not read),
 //!   a signalfd (mask, creating process), an epoll instance by index, a TCP or UDP socket
 //!   of the sentry's stack ([`crate::net::inet::InetImage`]: how it is bound, its listen
-//!   backlog, its options), a memfd by index, a FIFO opened by path (the pipe's identity,
-//!   equal for every opener, and its buffered bytes), a POSIX message queue, an inotify
-//!   instance (by index), a pidfd (the process's global PID, or that it was reaped);
+//!   backlog, a UDP socket's peer, its options), a ping socket of that stack
+//!   ([`crate::net::icmp::IcmpImage`]: echo identifier, peer, options), an AF_NETLINK
+//!   socket ([`crate::net::netlink::NetlinkImage`]: port id, groups, replies not read,
+//!   options), a memfd by index, a FIFO opened by path (the pipe's identity, equal for
+//!   every opener, and its buffered bytes), a POSIX message queue, an inotify instance (by
+//!   index), a pidfd (the process's global PID, or that it was reaped);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -50,8 +53,14 @@
 //!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
 //!   whose file is ready reports it once more);
 //! - the endpoints of AF_UNIX sockets (`unix`, [`crate::net::unix::EndpointImage`]): kind,
-//!   peer, queued messages with their credentials and the sender they count against,
-//!   shutdown state, pending error and socket options;
+//!   name (a path with the identity its socket file had, or an abstract name) and whether
+//!   it is bound there, peer and the peer's name, a listener's backlog and the server ends
+//!   of the connections waiting in its accept queue, queued messages with their
+//!   credentials, the sender they count against, the sender's name and the open file
+//!   descriptions in flight with them (SCM_RIGHTS), shutdown state, pending error and
+//!   socket options;
+//! - the open file descriptions in flight that no fd holds (`in_flight`, saved as an fd's
+//!   are, with fd -1; a socket in flight brings its endpoints);
 //! - System V semaphore sets (values, SEM_UNDO adjustments), message queues (their
 //!   messages) and shared memory segments (size, times, PIDs, whether IPC_RMID removed one
 //!   still attached, and where its pages lie in the memory file, saved with the rest of
@@ -65,8 +74,8 @@
 //!   put back in a tmpfs), the next descriptor and the events not read yet;
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
-//!   directories, regular files with their bytes, symlinks, FIFOs, whiteouts; mode and
-//!   owner);
+//!   directories, regular files with their bytes, symlinks, FIFOs, socket files with the
+//!   identity they had through the mount, whiteouts; mode and owner);
 //! - the platform the sandbox ran on (patched system-call sites jump into its stub).
 //!
 //! Format 2 added to format 1: the open file description of each fd (`description`, equal
@@ -82,15 +91,20 @@
 //! (ECONNRESET once, then end of file; writes EPIPE): its peer's state is not saved; and
 //! System V semaphore sets and message queues, and memfds. Format 5 added System V shared
 //! memory segments and their attachments, POSIX message queues, open FIFOs and FIFO nodes
-//! in tmpfs, pidfds and inotify instances.
+//! in tmpfs, pidfds and inotify instances; named AF_UNIX sockets (bound to a path or an
+//! abstract name, listening with the connections waiting in their accept queue, connected
+//! to a name; a restored path socket is bound to the socket file put back at its path, and
+//! one whose file was unlinked stays unreachable by it, as before), socket files in tmpfs,
+//! files in flight over SCM_RIGHTS, connected UDP sockets and ping sockets (bound and
+//! connected again; datagrams and replies queued are lost, as for a bound UDP socket), and
+//! netlink sockets (with their replies not read).
 //! [`super::restore`] reads it.
 //!
-//! Anything else (named or listening AF_UNIX sockets, connected UDP, ICMP, raw and netlink
-//! sockets, sockets of the host's stack (`--network host`), files in flight over
-//! SCM_RIGHTS, a pipe reopened through `/proc`, `/proc` and sysfs files; a signalfd whose
-//! creating process exited; an epoll item whose file no fd holds; a process waiting for
-//! its vfork child; a writable shared mapping of a file; a socket or device node in a
-//! tmpfs)
+//! Anything else (raw IP and packet sockets, sockets of the host's stack (`--network
+//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the pty state; a
+//! signalfd whose creating process exited; an epoll item whose file no fd holds; a process
+//! waiting for its vfork child; a writable shared mapping of a file; a device node in a
+//! tmpfs; a socket file in the sentry's `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
@@ -232,6 +246,10 @@ pub struct KernelImage {
     /// inotify instances ([`FileImage::Inotify`] names them by index): watches by path and
     /// mask, queued events.
     pub inotify: Vec<crate::vfs::inotify::InotifyImage>,
+    /// The open file descriptions in flight over AF_UNIX sockets (SCM_RIGHTS) that no fd
+    /// holds, with `fd` -1 ([`crate::net::unix::MessageImage::fds`] names them by
+    /// `description`, as it names those fds hold).
+    pub in_flight: Vec<FdImage>,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -374,6 +392,12 @@ pub enum TmpNodeImage {
     },
     Symlink {
         target: Vec<u8>,
+    },
+    /// A socket file (bind(2) made it): the device and inode it had as the mount showed
+    /// them, which name the socket bound there ([`crate::net::unix::Addr::Path`]).
+    Socket {
+        dev: u64,
+        ino: u64,
     },
     /// An overlay whiteout: the lower layer's file of this name was removed.
     Whiteout,
@@ -573,6 +597,10 @@ pub enum FileImage {
     /// A TCP or UDP socket of the sandbox's stack: bound and listening again on restore, a
     /// connection reset.
     Inet(crate::net::inet::InetImage),
+    /// A ping socket of the sandbox's stack: bound and connected again on restore.
+    Icmp(crate::net::icmp::IcmpImage),
+    /// An AF_NETLINK socket: bound to its port id again on restore, with its replies.
+    Netlink(crate::net::netlink::NetlinkImage),
     /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
     Memfd { memfd: usize },
     /// A POSIX message queue: its name, limits and messages in [`KernelImage::ipc`]'s `mq`.
@@ -845,6 +873,41 @@ impl Kernel {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // The endpoints the tables reach, and what their queued messages carry: a file in
+        // flight is saved as an fd's is, and may be a socket with more endpoints.
+        let mut in_flight = Vec::new();
+        loop {
+            let mut flying = Vec::new();
+            unix.save_pending(&mut |file| {
+                if let Some(d) = descriptions.get(file) {
+                    return d;
+                }
+                flying.push(file.clone());
+                descriptions.intern(file)
+            });
+            if flying.is_empty() {
+                break;
+            }
+            for file in flying {
+                in_flight.push(FdImage {
+                    fd: -1,
+                    cloexec: false,
+                    flags: file.flags(),
+                    offset: *file.offset.lock().unwrap(),
+                    description: descriptions.intern(&file),
+                    file: file_image(
+                        "a file in flight (SCM_RIGHTS)",
+                        &file,
+                        &mut unix,
+                        &mut epolls,
+                        &mut memfds,
+                        &mut mqueues,
+                        &mut inotify,
+                    )?,
+                });
+            }
+        }
+        let unix = unix.finish();
         let inotify = inotify
             .items
             .iter()
@@ -875,9 +938,6 @@ impl Kernel {
                 }
             }
         }
-        let unix = unix
-            .finish()
-            .map_err(|what| CheckpointError::Unsupported { what })?;
         let segments = self.ipc.shm.segments();
         let mms = mms
             .items
@@ -922,6 +982,7 @@ impl Kernel {
             ipc,
             memfds: memfds.images,
             inotify,
+            in_flight,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -943,7 +1004,18 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
     let mut images = Vec::new();
     for m in ns.mounts() {
         let visible = m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id);
-        if !visible || m.source == "devtmpfs" {
+        if !visible {
+            continue;
+        }
+        if m.source == "devtmpfs" {
+            // Not saved (the restored sandbox makes its own): a socket bound there would
+            // come back unreachable by its name.
+            let root = m.root.clone().as_any().downcast::<TmpNode>().ok();
+            if let Some(path) = root.and_then(|r| socket_file_in(&r, &lossy(&m.path))) {
+                return Err(CheckpointError::Unsupported {
+                    what: format!("the socket file {path} in the sentry's /dev"),
+                });
+            }
             continue;
         }
         let root = m.root.clone().as_any();
@@ -964,6 +1036,25 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
         };
         let mut entries = Vec::new();
         tmp_entries(&root, "", &mut entries, &lossy(&m.path))?;
+        // A socket's name holds the identity its file has through the mount (an overlay
+        // reports its own device and numbers), so it is asked of the path.
+        let resolver = crate::vfs::Resolver::new(crate::vfs::Caller::kernel(), ns.root(), ns);
+        for e in &mut entries {
+            if let TmpNodeImage::Socket { dev, ino } = &mut e.node {
+                let mut path = m.path.clone();
+                if path != b"/" {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(e.path.as_bytes());
+                let st = resolver
+                    .resolve(ns.root(), &path, false)
+                    .and_then(|d| d.inode.stat())
+                    .map_err(|err| CheckpointError::Unsupported {
+                        what: format!("the socket file {} ({err:?})", lossy(&path)),
+                    })?;
+                (*dev, *ino) = (st.dev, st.ino);
+            }
+        }
         images.push(TmpfsImage {
             mount: lossy(&m.path),
             overlay_upper,
@@ -971,6 +1062,27 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
         });
     }
     Ok(images)
+}
+
+/// The path of a socket file under `dir` (whose path is `prefix`), if there is one.
+fn socket_file_in(dir: &crate::fs::tmpfs::TmpNode, prefix: &str) -> Option<String> {
+    use crate::vfs::Inode;
+    for (name, node) in dir.children() {
+        if node.is_whiteout() {
+            continue;
+        }
+        let path = format!("{prefix}/{}", lossy(&name));
+        match node.stat().map(|st| st.mode & libc::S_IFMT) {
+            Ok(libc::S_IFSOCK) => return Some(path),
+            Ok(libc::S_IFDIR) => {
+                if let Some(p) = socket_file_in(&node, &path) {
+                    return Some(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn tmp_entries(
@@ -1002,6 +1114,8 @@ fn tmp_entries(
                         .map_err(|_| unsupported("unreadable"))?,
                 },
                 libc::S_IFIFO => TmpNodeImage::Fifo,
+                // Its identity as the mount shows it is filled in by `tmpfs_images`.
+                libc::S_IFSOCK => TmpNodeImage::Socket { dev: 0, ino: 0 },
                 _ => return Err(unsupported("a special file")),
             };
             out.push(TmpEntry {
@@ -1177,14 +1291,23 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
-            file: file_image(fd, &file, unix, epolls, memfds, mqueues, inotify)?,
+            file: file_image(
+                &format!("fd {fd}"),
+                &file,
+                unix,
+                epolls,
+                memfds,
+                mqueues,
+                inotify,
+            )?,
         });
     }
     Ok(FdTableImage { fds })
 }
 
+/// What `file` is; `whose` names it in a refusal ("fd 3").
 fn file_image(
-    fd: i32,
+    whose: &str,
     file: &OpenFile,
     unix: &mut crate::net::unix::Saver,
     epolls: &mut Interner<crate::vfs::epoll::Epoll>,
@@ -1194,7 +1317,7 @@ fn file_image(
 ) -> Result<FileImage, CheckpointError> {
     use crate::net::unix::UnixSocket;
     let unsupported = |kind: &str| CheckpointError::Unsupported {
-        what: format!("fd {fd} is {kind}"),
+        what: format!("{whose} is {kind}"),
     };
     match file.kind() {
         FileKind::Socket(s) => {
@@ -1204,12 +1327,23 @@ fn file_image(
                     endpoint: unix.socket(socket),
                 });
             }
+            if let Some(socket) = any.and_then(|a| a.downcast_ref::<crate::net::icmp::IcmpSocket>())
+            {
+                return Ok(FileImage::Icmp(socket.saved()));
+            }
+            if let Some(socket) =
+                any.and_then(|a| a.downcast_ref::<crate::net::netlink::NetlinkSocket>())
+            {
+                return Ok(FileImage::Netlink(socket.saved()));
+            }
             return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
                 Some(socket) => socket
                     .saved()
                     .map(FileImage::Inet)
                     .map_err(|what| unsupported(&what)),
-                None => Err(unsupported("a socket other than AF_UNIX, TCP or UDP")),
+                None => Err(unsupported(
+                    "a socket other than AF_UNIX, TCP, UDP, ping or AF_NETLINK",
+                )),
             };
         }
         FileKind::Epoll(ep) => {

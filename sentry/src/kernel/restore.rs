@@ -153,7 +153,7 @@ impl Kernel {
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
-        let refilled = match refill_tmpfs(&image.tmpfs, &target.fs) {
+        let (refilled, moved) = match refill_tmpfs(&image.tmpfs, &target.fs) {
             Ok(r) => r,
             Err(e) => {
                 for r in claimed {
@@ -182,7 +182,7 @@ impl Kernel {
             self.memory.dec_ref(r);
         }
         let mms = mms?;
-        let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix)
+        let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix, &moved)
             .map_err(invalid)?;
         // The processes before their files: a signalfd reports its creator's signals.
         let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
@@ -190,13 +190,25 @@ impl Kernel {
             groups.insert(p.tgid, Arc::new(self.thread_group(p, &target)?));
         }
         let mqueues = self.ipc.mq.restore(&image.ipc.mq).map_err(invalid)?;
-        let mut files = Files::new(std::mem::take(&mut target.stdio), refilled, unix, mqueues);
+        let mut files = Files::new(
+            std::mem::take(&mut target.stdio),
+            refilled,
+            unix.clone(),
+            mqueues,
+        );
         files.inotify_images = image.inotify.clone();
         let tables = image
             .fd_tables
             .iter()
             .map(|t| files.table(t, self, &target.fs, &groups, &image.memfds))
             .collect::<Result<Vec<_>, _>>()?;
+        for f in &image.in_flight {
+            files.description(f, self, &target.fs, &groups, &image.memfds)?;
+        }
+        crate::net::unix::restore_in_flight(&unix, &image.unix, &|d| {
+            files.descriptions.get(&d).cloned()
+        })
+        .map_err(invalid)?;
         files.fill_epolls(&image.epolls)?;
         drop(files);
         self.ipc.restore(&image.ipc).map_err(invalid)?;
@@ -672,7 +684,7 @@ impl Drop for Files {
     /// would have been, so that its peer sees the end of the connection.
     fn drop(&mut self) {
         for ep in self.unix.drain(..).flatten() {
-            if !ep.is_closed() {
+            if !ep.is_closed() && !ep.awaits_accept() {
                 drop(crate::net::unix::UnixSocket::restored(&ep));
             }
         }
@@ -730,18 +742,28 @@ impl Files {
     ) -> Result<Arc<FdTable>, RestoreError> {
         let table = FdTable::new();
         for f in &image.fds {
-            let file = match self.descriptions.get(&f.description) {
-                Some(file) => file.clone(),
-                None => {
-                    let file = self.open(f, kernel, fs, groups, memfds)?;
-                    *file.offset.lock().unwrap() = f.offset;
-                    self.descriptions.insert(f.description, file.clone());
-                    file
-                }
-            };
+            let file = self.description(f, kernel, fs, groups, memfds)?;
             table.install_at(f.fd, file, f.cloexec);
         }
         Ok(Arc::new(table))
+    }
+
+    /// The open file description `f` names, made the first time.
+    fn description(
+        &mut self,
+        f: &super::checkpoint::FdImage,
+        kernel: &Arc<Kernel>,
+        fs: &Arc<FsContext>,
+        groups: &HashMap<i32, Arc<ThreadGroup>>,
+        memfds: &[super::checkpoint::MemfdImage],
+    ) -> Result<Arc<OpenFile>, RestoreError> {
+        if let Some(file) = self.descriptions.get(&f.description) {
+            return Ok(file.clone());
+        }
+        let file = self.open(f, kernel, fs, groups, memfds)?;
+        *file.offset.lock().unwrap() = f.offset;
+        self.descriptions.insert(f.description, file.clone());
+        Ok(file)
     }
 
     fn open(
@@ -909,6 +931,32 @@ impl Files {
                 let file = super::ipc::mq::QueueFile(q.clone());
                 Ok(OpenFile::of_kind(FileKind::Mqueue(Arc::new(file)), f.flags))
             }
+            FileImage::Icmp(image) => {
+                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
+                    return Err(RestoreError::Unsupported(format!(
+                        "fd {}: a ping socket of the sentry's stack, and this sandbox uses the host's",
+                        f.fd
+                    )));
+                }
+                let socket = crate::net::icmp::IcmpSocket::restored(kernel.net.inet(), image)
+                    .map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
+                    })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
+            FileImage::Netlink(image) => {
+                let socket = crate::net::netlink::NetlinkSocket::restored(&kernel.net, image)
+                    .map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a netlink socket: {e}", f.fd))
+                    })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
             FileImage::Epoll { epoll } => {
                 let ep = self.epolls.entry(*epoll).or_default().clone();
                 Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
@@ -1021,12 +1069,17 @@ impl Files {
     }
 }
 
+/// Old and new (device, inode) of the socket files a restore put back.
+type Moved = HashMap<(u64, u64), (u64, u64)>;
+
 /// Puts the saved files back into the new sandbox's tmpfs mounts and overlay upper layers
-/// (the container's mounts, made from the same bundle); returns their absolute paths.
+/// (the container's mounts, made from the same bundle); returns their absolute paths and
+/// the identities of the socket files, old and new.
 fn refill_tmpfs(
     images: &[TmpfsImage],
     fs: &Arc<FsContext>,
-) -> Result<HashSet<String>, RestoreError> {
+) -> Result<(HashSet<String>, Moved), RestoreError> {
+    let mut sockets = Vec::new();
     use crate::fs::overlay::OvlNode;
     use crate::fs::tmpfs::TmpNode;
     let ns = &fs.ns;
@@ -1102,6 +1155,11 @@ fn refill_tmpfs(
                     dir.create_node(name, NewNode::Fifo, attrs)
                         .map_err(failed)?;
                 }
+                TmpNodeImage::Socket { .. } => {
+                    dir.remove_entry(name);
+                    dir.create_node(name, NewNode::Socket, attrs)
+                        .map_err(failed)?;
+                }
                 TmpNodeImage::Whiteout => dir.put_whiteout(name),
             }
             let abs = if image.mount == "/" {
@@ -1109,10 +1167,23 @@ fn refill_tmpfs(
             } else {
                 format!("{}/{}", image.mount, e.path)
             };
+            if let TmpNodeImage::Socket { dev, ino } = e.node {
+                sockets.push(((dev, ino), abs.clone()));
+            }
             refilled.insert(abs);
         }
     }
-    Ok(refilled)
+    // The identities through the mounts, once every file is back (as the checkpoint asked
+    // them of the paths).
+    let mut moved = HashMap::new();
+    for (old, path) in sockets {
+        let st = fs
+            .resolve(&Caller::kernel(), path.as_bytes())
+            .and_then(|d| d.inode.stat())
+            .map_err(|e| invalid(format!("the socket file {path} put back ({e:?})")))?;
+        moved.insert(old, (st.dev, st.ino));
+    }
+    Ok((refilled, moved))
 }
 
 /// The directory at relative `path` under `root`.

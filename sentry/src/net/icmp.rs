@@ -178,7 +178,8 @@ impl Socket for IcmpSocket {
         let mut g = self.stack.lock();
         let peer = match target {
             None => None,
-            Some((ip, _)) => Some((destination(&g, ip, 0)?.0.addr, 0)),
+            // The port means nothing to ICMP but getpeername reports it, as Linux's.
+            Some((ip, port)) => Some((destination(&g, ip, 0)?.0.addr, port)),
         };
         g.entries.get_mut(&self.id).expect("present").udp_peer = peer;
         Ok(())
@@ -267,9 +268,11 @@ impl Socket for IcmpSocket {
 
     fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
         let g = self.stack.lock();
+        // As Linux's `inet_getname`: a socket connected without a port has no peer name.
         g.entries[&self.id]
             .udp_peer
-            .map(|(ip, _)| sockaddr(self.family, ip, 0))
+            .filter(|&(_, port)| port != 0)
+            .map(|(ip, port)| sockaddr(self.family, ip, port))
             .ok_or(Errno::ENOTCONN)
     }
 
@@ -370,7 +373,103 @@ impl IcmpSocket {
     }
 }
 
+/// What a checkpoint keeps of a ping socket (`kernel::checkpoint`): its echo identifier
+/// and address (how it was bound), its peer, shutdown state and options. Replies queued
+/// when the checkpoint was taken are not kept (as datagrams queued at a UDP socket).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IcmpImage {
+    pub family: i32,
+    /// The bound address (None: the wildcard) and echo identifier; None: unbound.
+    pub bound: Option<(Option<String>, u16)>,
+    /// The address (and port, which only getpeername reports) it is connected to.
+    pub peer: Option<(String, u16)>,
+    pub rd_shut: bool,
+    pub wr_shut: bool,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    /// Options recorded only: (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+fn address(a: &str) -> Result<IpAddress, String> {
+    a.parse().map_err(|_| format!("bad address {a:?}"))
+}
+
+impl IcmpSocket {
+    /// This socket for a checkpoint.
+    pub fn saved(&self) -> IcmpImage {
+        let g = self.stack.lock();
+        let e = &g.entries[&self.id];
+        IcmpImage {
+            family: self.family,
+            bound: e
+                .bound
+                .filter(|_| e.owns_port)
+                .map(|(a, ident)| (a.map(|a| a.to_string()), ident)),
+            peer: e.udp_peer.map(|(a, port)| (a.to_string(), port)),
+            rd_shut: e.rd_shut,
+            wr_shut: e.wr_shut,
+            rcvbuf: e.rcvbuf,
+            sndbuf: e.sndbuf,
+            options: e
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+        }
+    }
+
+    /// A ping socket as [`IcmpSocket::saved`] described it, on `stack`.
+    ///
+    /// # Errors
+    /// The identifier is taken or the address is not the stack's in this sandbox, or the
+    /// image is malformed.
+    pub fn restored(stack: &Arc<Stack>, image: &IcmpImage) -> Result<IcmpSocket, String> {
+        if image.family != libc::AF_INET && image.family != libc::AF_INET6 {
+            return Err(format!("family {}", image.family));
+        }
+        let bound = match &image.bound {
+            Some((a, ident)) => Some((a.as_deref().map(address).transpose()?, *ident)),
+            None => None,
+        };
+        let peer = match &image.peer {
+            Some((a, port)) => Some((address(a)?, *port)),
+            None => None,
+        };
+        let sock = IcmpSocket::new(stack, image.family);
+        sock.with(|g, id| {
+            if let Some((ip, ident)) = bound {
+                if ip.is_some_and(|ip| !g.is_own(ip)) {
+                    return Err(format!(
+                        "{} is not an address of this sandbox",
+                        ip.map_or(String::new(), |ip| ip.to_string())
+                    ));
+                }
+                Self::bind_locked(g, id, ip, ident)
+                    .map_err(|e| format!("taking echo identifier {ident} ({e:?})"))?;
+            }
+            let e = g.entries.get_mut(&id).expect("present");
+            e.udp_peer = peer;
+            e.rd_shut = image.rd_shut;
+            e.wr_shut = image.wr_shut;
+            e.rcvbuf = image.rcvbuf;
+            e.sndbuf = image.sndbuf;
+            e.options = image
+                .options
+                .iter()
+                .map(|(level, name, v)| ((*level, *name), v.clone()))
+                .collect();
+            Ok(())
+        })?;
+        Ok(sock)
+    }
+}
+
 impl FileOps for IcmpSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.id))
     }

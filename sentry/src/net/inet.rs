@@ -1291,10 +1291,12 @@ pub(super) fn v6only(e: &Entry) -> bool {
 }
 
 /// What a checkpoint keeps of an AF_INET or AF_INET6 socket on the sandbox's stack
-/// (`kernel::checkpoint`): how it was bound, whether it listens, and its options. A
-/// listening socket is bound and listening again after a restore (connections waiting in
-/// its accept queue are not kept); a TCP connection is restored reset (its peer's side of
-/// it is gone): a read reports ECONNRESET once, then end of file, a write EPIPE.
+/// (`kernel::checkpoint`): how it was bound, whether it listens, a UDP socket's peer, and
+/// its options. A listening socket is bound and listening again after a restore
+/// (connections waiting in its accept queue are not kept); a connected UDP socket is
+/// bound and connected again (datagrams queued are not kept); a TCP connection is
+/// restored reset (its peer's side of it is gone): a read reports ECONNRESET once, then
+/// end of file, a write EPIPE.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InetImage {
     pub family: i32,
@@ -1306,6 +1308,8 @@ pub struct InetImage {
     pub listening: Option<i32>,
     /// A TCP connection, established, closed or under way: restored reset.
     pub connection: bool,
+    /// The address and port a UDP socket is connected to.
+    pub peer: Option<(String, u16)>,
     pub nodelay: bool,
     pub opts: super::stack::SockOpts,
     pub rcvbuf: usize,
@@ -1319,8 +1323,8 @@ impl InetSocket {
     /// This socket for a checkpoint.
     ///
     /// # Errors
-    /// What the image cannot hold yet (a connected or multicast UDP socket, an ICMP or
-    /// raw one).
+    /// What the image cannot hold yet (a UDP socket bound to a multicast or broadcast
+    /// address, an ICMP or raw one).
     pub fn saved(&self) -> Result<InetImage, String> {
         let g = self.stack.lock();
         let e = &g.entries[&self.id];
@@ -1330,9 +1334,6 @@ impl InetSocket {
             St::Connecting { .. } | St::Connected(_) | St::Failed => (None, true),
             St::Icmp(_) | St::Raw(_) => return Err("an ICMP or raw socket".into()),
         };
-        if e.udp_peer.is_some() {
-            return Err("a connected UDP socket".into());
-        }
         let udp = e.proto == Proto::Udp;
         if udp && bound_group(&g, e) {
             return Err("a UDP socket bound to a multicast or broadcast address".into());
@@ -1349,6 +1350,7 @@ impl InetSocket {
             port_locked: e.port_locked,
             listening,
             connection,
+            peer: e.udp_peer.map(|(a, p)| (a.to_string(), p)),
             nodelay: e.nodelay,
             opts: e.opts.clone(),
             rcvbuf: e.rcvbuf,
@@ -1374,6 +1376,14 @@ impl InetSocket {
         }
         let proto = if image.udp { Proto::Udp } else { Proto::Tcp };
         let sock = InetSocket::of_family(stack, image.family, proto);
+        let peer = match &image.peer {
+            Some((a, port)) => Some((
+                a.parse::<IpAddress>()
+                    .map_err(|_| format!("bad peer address {a:?}"))?,
+                *port,
+            )),
+            None => None,
+        };
         let bound = match &image.bound {
             Some((addr, port)) => {
                 let ip = match addr {
@@ -1417,6 +1427,12 @@ impl InetSocket {
                     return Err("another socket listens on its port".into());
                 }
                 g.listen(id, backlog);
+            }
+            if peer.is_some() {
+                if !image.udp || bound.is_none() {
+                    return Err("a peer without a bound UDP socket".into());
+                }
+                g.entries.get_mut(&id).expect("present").udp_peer = peer;
             }
             if image.connection {
                 let e = g.entries.get_mut(&id).expect("present");

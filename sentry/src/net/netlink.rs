@@ -1305,7 +1305,88 @@ impl NetlinkSocket {
     }
 }
 
+/// What a checkpoint keeps of a netlink socket (`kernel::checkpoint`): type, protocol,
+/// port id and groups, the replies not read yet (the restored namespace answers from its
+/// own configuration afterwards) and options.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NetlinkImage {
+    pub ty: i32,
+    pub protocol: i32,
+    pub port: Option<u32>,
+    pub groups: u32,
+    pub rx: Vec<Vec<u8>>,
+    pub sndbuf: usize,
+    pub rcvbuf: usize,
+    pub passcred: bool,
+    pub cap_ack: bool,
+    pub filter: bool,
+    /// Options recorded only: (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+impl NetlinkSocket {
+    /// This socket for a checkpoint.
+    pub fn saved(&self) -> NetlinkImage {
+        let st = self.state.lock().unwrap();
+        NetlinkImage {
+            ty: self.ty,
+            protocol: self.protocol,
+            port: st.port,
+            groups: st.groups,
+            rx: st.rx.iter().cloned().collect(),
+            sndbuf: st.sndbuf,
+            rcvbuf: st.rcvbuf,
+            passcred: st.passcred,
+            cap_ack: st.cap_ack,
+            filter: st.filter,
+            options: st
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+        }
+    }
+
+    /// A socket as [`NetlinkSocket::saved`] described it in namespace `ns`, its port id
+    /// taken again there.
+    ///
+    /// # Errors
+    /// The type or protocol is not one this build makes, or the port id is taken.
+    pub fn restored(ns: &super::Namespace, image: &NetlinkImage) -> Result<NetlinkSocket, String> {
+        check_type(image.ty, image.protocol)
+            .map_err(|e| format!("type {} protocol {} ({e:?})", image.ty, image.protocol))?;
+        let ports = &ns.netlink_ports;
+        let sock = NetlinkSocket::new(&ns.network, ports, image.ty, image.protocol);
+        if let Some(port) = image.port {
+            ports
+                .take(image.protocol, port, 0)
+                .map_err(|e| format!("port id {port} ({e:?})"))?;
+        }
+        let mut st = sock.state.lock().unwrap();
+        st.port = image.port;
+        st.groups = image.groups;
+        st.rx_bytes = image.rx.iter().map(Vec::len).sum();
+        st.rx = image.rx.iter().cloned().collect();
+        st.sndbuf = image.sndbuf;
+        st.rcvbuf = image.rcvbuf;
+        st.passcred = image.passcred;
+        st.cap_ack = image.cap_ack;
+        st.filter = image.filter;
+        st.options = image
+            .options
+            .iter()
+            .map(|(level, name, v)| ((*level, *name), v.clone()))
+            .collect();
+        drop(st);
+        Ok(sock)
+    }
+}
+
 impl FileOps for NetlinkSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.ino))
     }

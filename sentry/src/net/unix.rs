@@ -64,7 +64,7 @@ impl Kind {
 }
 
 /// A socket name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Addr {
     /// A filesystem path (as given to bind, for getsockname) and the socket inode's
     /// (device, inode) identity.
@@ -1419,8 +1419,20 @@ impl FileOps for UnixSocket {
 pub struct EndpointImage {
     /// `stream`, `dgram` or `seqpacket`.
     pub kind: String,
+    /// Its name (a path with the identity its socket file had, or an abstract name); an
+    /// accepted socket carries its listener's.
+    pub addr: Option<Addr>,
+    /// The name is bound here: connect and sendto find this endpoint by it.
+    pub bound: bool,
     /// The endpoint it is connected to (or sends to by default), by index.
     pub peer: Option<usize>,
+    /// The peer's name as getpeername reports it.
+    pub peer_addr: Option<Addr>,
+    /// A listener's backlog and the server ends of the connections waiting in its accept
+    /// queue, oldest first, by index.
+    pub listening: Option<ListenImage>,
+    /// A server end not accepted yet.
+    pub embryo: bool,
     /// The receive queue, oldest first.
     pub rx: Vec<MessageImage>,
     pub rcv_shut: bool,
@@ -1434,8 +1446,17 @@ pub struct EndpointImage {
     pub rcvbuf: usize,
     /// SO_PEERCRED: pid, uid, gid.
     pub peercred: (i32, u32, u32),
+    /// The credentials recorded at listen(2), handed to connecting clients.
+    pub listen_cred: (i32, u32, u32),
     /// Other SOL_SOCKET options as they were set.
     pub options: Vec<(i32, Vec<u8>)>,
+}
+
+/// A saved listener's queue.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ListenImage {
+    pub backlog: usize,
+    pub pending: Vec<usize>,
 }
 
 /// A queued message of a saved endpoint: its unread bytes.
@@ -1446,6 +1467,11 @@ pub struct MessageImage {
     pub creds: Option<(i32, u32, u32)>,
     /// The endpoint whose send buffer it counts against, by index.
     pub charged_to: Option<usize>,
+    /// The name of the datagram's sender, as recvfrom reports it.
+    pub from: Option<Addr>,
+    /// The open file descriptions in flight with it (SCM_RIGHTS), by the index the
+    /// checkpoint gave them (its open file descriptions are shared with the fd tables').
+    pub fds: Vec<usize>,
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -1456,13 +1482,23 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Records the endpoints of unnamed AF_UNIX sockets (socketpair's, and sockets never bound
-/// or connected) for a checkpoint, each once, with the endpoints they reach (peers, senders
-/// whose buffers queued messages count against).
+fn cred_tuple(c: Ucred) -> (i32, u32, u32) {
+    (c.pid, c.uid, c.gid)
+}
+
+fn tuple_cred((pid, uid, gid): (i32, u32, u32)) -> Ucred {
+    Ucred { pid, uid, gid }
+}
+
+/// Records the endpoints of AF_UNIX sockets for a checkpoint, each once, with the
+/// endpoints they reach (peers, connections waiting to be accepted, senders whose buffers
+/// queued messages count against).
 #[derive(Default)]
 pub struct Saver {
     index: HashMap<usize, usize>,
     endpoints: Vec<Arc<Endpoint>>,
+    /// The images of `endpoints[..images.len()]`.
+    images: Vec<EndpointImage>,
 }
 
 impl Saver {
@@ -1481,50 +1517,52 @@ impl Saver {
         self.endpoints.len() - 1
     }
 
-    /// The images of every endpoint recorded (and of those they reach).
-    ///
-    /// # Errors
-    /// What a checkpoint cannot hold yet, as a description: a named socket or one connected
-    /// to a name, a listener, a connection not yet accepted, files in flight (SCM_RIGHTS).
-    pub fn finish(mut self) -> Result<Vec<EndpointImage>, String> {
-        let mut images = Vec::new();
-        let mut next = 0;
-        while next < self.endpoints.len() {
-            let ep = self.endpoints[next].clone();
-            next += 1;
-            // One endpoint lock at a time: what is needed is copied out first.
-            let (image, peer, senders) = {
+    /// Makes the images of the endpoints recorded since the last call and of those they
+    /// reach. Each file in flight in a queued message (SCM_RIGHTS) goes to `file`, which
+    /// returns the index of its open file description; the caller saves it, which may
+    /// record more endpoints (a socket in flight): call again until it returns false.
+    pub fn save_pending(&mut self, file: &mut dyn FnMut(&Arc<OpenFile>) -> usize) -> bool {
+        let before = self.images.len();
+        while self.images.len() < self.endpoints.len() {
+            let ep = self.endpoints[self.images.len()].clone();
+            // One endpoint lock at a time, and none while the names map is read: what is
+            // needed is copied out first.
+            let (mut image, peer, pending, senders, fds) = {
                 let s = ep.lock();
-                if s.addr.is_some() || s.peer_addr.is_some() {
-                    return Err("a named AF_UNIX socket or one connected to a name".into());
-                }
-                if s.embryo {
-                    return Err("an AF_UNIX connection not yet accepted".into());
-                }
-                let peer = match &s.conn {
-                    Conn::Unconnected => None,
-                    Conn::Listening { .. } => return Err("a listening AF_UNIX socket".into()),
-                    Conn::Connected(p) => Some(p.clone()),
+                let (peer, listening, pending) = match &s.conn {
+                    Conn::Unconnected => (None, None, Vec::new()),
+                    Conn::Listening { backlog, pending } => (
+                        None,
+                        Some(ListenImage {
+                            backlog: *backlog,
+                            pending: Vec::new(),
+                        }),
+                        pending.iter().cloned().collect(),
+                    ),
+                    Conn::Connected(p) => (Some(p.clone()), None, Vec::new()),
                 };
                 let mut rx = Vec::new();
                 let mut senders = Vec::new();
+                let mut fds = Vec::new();
                 for m in &s.rx {
-                    if !m.fds.is_empty() {
-                        return Err("files in flight on an AF_UNIX socket (SCM_RIGHTS)".into());
-                    }
-                    if m.from.is_some() {
-                        return Err("a datagram from a named AF_UNIX socket".into());
-                    }
                     senders.push(m.charge.as_ref().and_then(|c| c.to.upgrade()));
+                    fds.push(m.fds.clone());
                     rx.push(MessageImage {
                         data: m.data[m.read..].to_vec(),
-                        creds: m.creds.map(|c| (c.pid, c.uid, c.gid)),
+                        creds: m.creds.map(cred_tuple),
                         charged_to: None,
+                        from: m.from.clone(),
+                        fds: Vec::new(),
                     });
                 }
                 let image = EndpointImage {
                     kind: kind_name(ep.kind).to_owned(),
+                    addr: s.addr.clone(),
+                    bound: false,
                     peer: None,
+                    peer_addr: s.peer_addr.clone(),
+                    listening,
+                    embryo: s.embryo,
                     rx,
                     rcv_shut: s.rcv_shut,
                     snd_shut: s.snd_shut,
@@ -1533,30 +1571,63 @@ impl Saver {
                     passcred: s.passcred,
                     sndbuf: s.sndbuf,
                     rcvbuf: s.rcvbuf,
-                    peercred: (s.peercred.pid, s.peercred.uid, s.peercred.gid),
+                    peercred: cred_tuple(s.peercred),
+                    listen_cred: cred_tuple(s.listen_cred),
                     options: s.options.iter().map(|(k, v)| (*k, v.clone())).collect(),
                 };
-                (image, peer, senders)
+                (image, peer, pending, senders, fds)
             };
-            let mut image = image;
+            image.bound = image.addr.as_ref().is_some_and(|a| {
+                ep.names
+                    .get(&NameKey::of(a, ep.kind))
+                    .is_some_and(|e| Arc::ptr_eq(&e, &ep))
+            });
             image.peer = peer.map(|p| self.intern(&p));
-            for (m, sender) in image.rx.iter_mut().zip(senders) {
-                m.charged_to = sender.map(|e| self.intern(&e));
+            if let Some(l) = &mut image.listening {
+                l.pending = pending.iter().map(|p| self.intern(p)).collect();
             }
-            images.push(image);
+            for ((m, sender), fds) in image.rx.iter_mut().zip(senders).zip(fds) {
+                m.charged_to = sender.map(|e| self.intern(&e));
+                m.fds = fds.iter().map(&mut *file).collect();
+            }
+            self.images.push(image);
         }
-        Ok(images)
+        self.images.len() > before
+    }
+
+    /// The images of every endpoint recorded ([`Saver::save_pending`] made them).
+    pub fn finish(self) -> Vec<EndpointImage> {
+        debug_assert_eq!(self.images.len(), self.endpoints.len());
+        self.images
+    }
+}
+
+/// `a` with the identity its socket file has after a restore (`moved`: old to new device
+/// and inode of the socket files the restore put back); None for a path whose file did not
+/// come back.
+fn relocated(a: &Addr, moved: &HashMap<(u64, u64), (u64, u64)>) -> Option<Addr> {
+    match a {
+        Addr::Path { path, key } => moved.get(key).map(|&key| Addr::Path {
+            path: path.clone(),
+            key,
+        }),
+        Addr::Abstract(_) => Some(a.clone()),
     }
 }
 
 /// Rebuilds saved endpoints (a restore), in the order of `images`; [`UnixSocket::restored`]
-/// makes the socket file of one.
+/// makes the socket file of one, [`restore_in_flight`] puts back the files their messages
+/// carried. A name bound to a path is bound again to the socket file the restore put back
+/// there (`moved` maps the old identities of those files to the new); one whose file did
+/// not come back (it was unlinked) is not found by that path any more, as before.
 ///
 /// # Errors
-/// An image that does not hold together (unknown kind, index out of range), as a description.
+/// An image that does not hold together (unknown kind, index out of range, a name bound
+/// twice), as a description.
 pub fn restore_endpoints(
     names: &Arc<Names>,
     images: &[EndpointImage],
+    moved: &HashMap<(u64, u64), (u64, u64)>,
 ) -> Result<Vec<Arc<Endpoint>>, String> {
     let endpoints = images
         .iter()
@@ -1576,8 +1647,29 @@ pub fn restore_endpoints(
             .cloned()
             .ok_or_else(|| format!("AF_UNIX endpoint {i} is not in the image"))
     };
+    // A relocated path keeps its name for getsockname even when its file is gone.
+    let keep = |a: &Addr| relocated(a, moved).unwrap_or_else(|| a.clone());
     for (ep, im) in endpoints.iter().zip(images) {
+        if im.bound {
+            let a = im
+                .addr
+                .as_ref()
+                .ok_or_else(|| "a bound AF_UNIX endpoint without a name".to_owned())?;
+            if let Some(a) = relocated(a, moved) {
+                names
+                    .insert(NameKey::of(&a, ep.kind), ep)
+                    .map_err(|_| format!("the AF_UNIX name {a:?} is bound twice"))?;
+            }
+        }
         let peer = im.peer.map(at).transpose()?;
+        let conn = match (&im.listening, peer) {
+            (Some(l), _) => Conn::Listening {
+                backlog: l.backlog,
+                pending: l.pending.iter().map(|&i| at(i)).collect::<Result<_, _>>()?,
+            },
+            (None, Some(p)) => Conn::Connected(p),
+            (None, None) => Conn::Unconnected,
+        };
         let mut rx = VecDeque::new();
         let mut rx_bytes = 0;
         for m in &im.rx {
@@ -1590,13 +1682,16 @@ pub fn restore_endpoints(
                 data: m.data.clone(),
                 read: 0,
                 fds: Vec::new(),
-                creds: m.creds.map(|(pid, uid, gid)| Ucred { pid, uid, gid }),
-                from: None,
+                creds: m.creds.map(tuple_cred),
+                from: m.from.as_ref().map(keep),
                 charge,
             });
         }
         let mut s = ep.lock();
-        s.conn = peer.map_or(Conn::Unconnected, Conn::Connected);
+        s.addr = im.addr.as_ref().map(keep);
+        s.peer_addr = im.peer_addr.as_ref().map(keep);
+        s.conn = conn;
+        s.embryo = im.embryo;
         s.rx = rx;
         s.rx_bytes = rx_bytes;
         s.rcv_shut = im.rcv_shut;
@@ -1606,14 +1701,47 @@ pub fn restore_endpoints(
         s.passcred = im.passcred;
         s.sndbuf = im.sndbuf;
         s.rcvbuf = im.rcvbuf;
-        s.peercred = Ucred {
-            pid: im.peercred.0,
-            uid: im.peercred.1,
-            gid: im.peercred.2,
-        };
+        s.peercred = tuple_cred(im.peercred);
+        s.listen_cred = tuple_cred(im.listen_cred);
         s.options = im.options.iter().cloned().collect();
     }
     Ok(endpoints)
+}
+
+/// Puts back the files in flight in the messages of restored endpoints (`endpoints` as
+/// [`restore_endpoints`] made them from `images`); `file` gives the open file description
+/// of an index of [`MessageImage::fds`].
+///
+/// # Errors
+/// A description the restore did not make, as a description.
+pub fn restore_in_flight(
+    endpoints: &[Arc<Endpoint>],
+    images: &[EndpointImage],
+    file: &dyn Fn(usize) -> Option<Arc<OpenFile>>,
+) -> Result<(), String> {
+    for (ep, im) in endpoints.iter().zip(images) {
+        let mut per_message = Vec::new();
+        for m in &im.rx {
+            per_message.push(
+                m.fds
+                    .iter()
+                    .map(|&d| file(d).ok_or_else(|| format!("no open file {d} for a message")))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        let mut s = ep.lock();
+        for (m, fds) in s.rx.iter_mut().zip(per_message) {
+            m.fds = fds;
+        }
+    }
+    Ok(())
+}
+
+impl Endpoint {
+    /// A server end of a connection not accepted yet: its listener holds it, no file does.
+    pub fn awaits_accept(&self) -> bool {
+        self.lock().embryo
+    }
 }
 
 impl UnixSocket {
