@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One task's wake-up flag.
 #[derive(Debug, Default)]
@@ -22,6 +22,9 @@ pub struct Waiter {
     cv: Condvar,
     /// The owner is inside [`Waiter::wait`] (`/proc` shows it as sleeping, state `S`).
     sleeping: AtomicBool,
+    /// Nanoseconds spent in [`Waiter::wait`] so far (monotonic clock): time a task blocks,
+    /// which CPU-time accounting leaves out of its system time.
+    slept_ns: AtomicU64,
 }
 
 impl Waiter {
@@ -39,9 +42,17 @@ impl Waiter {
     /// timeout.
     pub fn wait(&self, deadline: Option<Instant>) -> bool {
         self.sleeping.store(true, Ordering::Relaxed);
+        let started = Instant::now();
         let woken = self.wait_notified(deadline);
+        let slept = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.slept_ns.fetch_add(slept, Ordering::Relaxed);
         self.sleeping.store(false, Ordering::Relaxed);
         woken
+    }
+
+    /// The total time spent in [`Waiter::wait`] (by its owner, the only caller).
+    pub fn slept(&self) -> Duration {
+        Duration::from_nanos(self.slept_ns.load(Ordering::Relaxed))
     }
 
     /// Whether the owner is blocked in a wait.

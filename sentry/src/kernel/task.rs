@@ -384,6 +384,7 @@ impl Task {
 
     fn from_init(i: TaskInit, ctx: Box<dyn Context>) -> Task {
         let _ = i.handle.interrupter.set(ctx.interrupter());
+        let acct = Accountant::start(i.handle.waiter.slept());
         Task {
             kernel: i.kernel,
             tid: i.handle.tid,
@@ -403,7 +404,7 @@ impl Task {
             vfork_done: i.vfork_done,
             ctx,
             exit_request: None,
-            acct: Accountant::start(),
+            acct,
             patch_refused: [0; PATCH_REFUSED_SLOTS],
             patch_seen: [0; PATCH_REFUSED_SLOTS],
             ptrace: ptrace::Local::default(),
@@ -434,9 +435,11 @@ impl Task {
     /// `Running`: switches into the application and handles how it came back.
     fn run_app(&mut self) -> RunState {
         self.ptrace_before_switch();
-        self.acct.enter_app(&self.handle.clock);
+        self.acct
+            .enter_app(&self.handle.clock, self.handle.waiter.slept());
         let switched = self.ctx.switch(self.mm.address_space(), &mut self.cpu);
-        self.acct.leave_app(&self.handle.clock);
+        self.acct
+            .leave_app(&self.handle.clock, self.handle.waiter.slept());
         self.ptrace_after_switch(matches!(switched, Ok(Exit::Syscall)));
         let exit = match switched {
             Ok(exit) => exit,
@@ -568,7 +571,8 @@ impl Task {
         }
         self.sample_rss();
         self.exit_mm();
-        self.acct.charge_sys(&self.handle.clock);
+        self.acct
+            .charge_sys(&self.handle.clock, self.handle.waiter.slept());
         let (kernel, handle) = (self.kernel.clone(), self.handle.clone());
         // As Linux's exit_mm and exit_files before exit_notify: the address space and files
         // are released before a parent can see the exit (a waiter then finds the shared
@@ -586,7 +590,8 @@ impl Task {
 
     /// This thread's CPU time up to now (system time charged up to this call).
     pub fn thread_times(&mut self) -> CpuTimes {
-        self.acct.charge_sys(&self.handle.clock);
+        self.acct
+            .charge_sys(&self.handle.clock, self.handle.waiter.slept());
         self.handle.clock.times()
     }
 
