@@ -17,6 +17,7 @@
 //! `fd` directories, `maps` and the `cwd`/`root`/`exe` links need ptrace-read access (the same
 //! user, or root in the sandbox).
 
+mod mem;
 mod net;
 
 use std::any::Any;
@@ -381,6 +382,8 @@ enum Node {
     Ns(usize),
     /// `net`: the network namespace's `/proc/net` directory (every process shares one).
     Net,
+    /// `mem`: the process's memory.
+    Mem,
     File(PidFile),
     Link(PidLink),
 }
@@ -411,6 +414,7 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("loginuid", Node::File(PidFile::LoginUid)),
     ("smaps", Node::File(PidFile::Smaps)),
     ("auxv", Node::File(PidFile::Auxv)),
+    ("mem", Node::Mem),
     ("net", Node::Net),
 ];
 
@@ -465,6 +469,7 @@ impl PidNode {
             Node::Ns(_) | Node::Link(_) => libc::S_IFLNK | 0o777,
             Node::FdInfo(_) => libc::S_IFREG | 0o400,
             Node::File(PidFile::Environ | PidFile::Auxv) => libc::S_IFREG | 0o400,
+            Node::Mem => libc::S_IFREG | 0o600,
             Node::File(
                 PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter | PidFile::LoginUid,
             ) => libc::S_IFREG | 0o644,
@@ -760,6 +765,7 @@ impl Inode for PidNode {
             }
             Node::Fd(_) | Node::Ns(_) | Node::Link(_) => return Err(Errno::ELOOP),
             Node::FdInfo(fd) => self.fdinfo(cx, fd)?,
+            Node::Mem => return Ok(Arc::new(self.open_mem(cx)?)),
             Node::File(f) => {
                 let data = self.generate(cx, f)?;
                 if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
@@ -791,6 +797,20 @@ impl Inode for PidNode {
 }
 
 impl PidNode {
+    /// Opens `mem`: ptrace-attach access with the filesystem IDs unless the caller is the
+    /// process itself.
+    fn open_mem(&self, cx: &Caller) -> Result<mem::MemFile, Errno> {
+        let snap = self.snapshot()?;
+        let own = cx.task.is_some_and(|t| t.tgid == snap.tgid);
+        if !own && !cx.creds.may_ptrace_attach(&snap.creds(), true) {
+            return Err(Errno::EACCES);
+        }
+        Ok(mem::MemFile::new(
+            snap.view.as_ref().map(|v| &v.mm),
+            Inode::stat(self)?,
+        ))
+    }
+
     fn link_target(&self, cx: &Caller, l: PidLink) -> Result<MagicTarget, Errno> {
         let (snap, view) = self.view(cx)?;
         Ok(MagicTarget::Path(match l {

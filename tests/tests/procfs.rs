@@ -538,3 +538,30 @@ fn populate_rss_cpuinfo_fields_and_read_only_files() {
         ],
     );
 }
+
+/// `/proc/[pid]/mem`: the caller's own memory read and written at addresses (read-only pages
+/// too), offsets moved by read and lseek, SEEK_END refused, EIO at an unmapped address, a
+/// child's memory read by its parent, nothing once it has exited, another user refused: as
+/// natively (root, to change users).
+#[test]
+fn proc_pid_mem_reads_and_writes_memory_like_linux() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("setuid to another user needs root natively");
+    }
+    runsc_rs_tests::assert_same_program(
+        "proc_mem",
+        &[],
+        &[
+            "pread: 12 hello-world\n",
+            "pwrite: 12 written-now\n",
+            "write read-only page: 4 poke\n",
+            "read advances: 3 345\n",
+            "seek end: EINVAL\n",
+            "read across the end of a mapping: 2 x\n",
+            "read unmapped: EIO\n",
+            "read child: 11 child-own!\n",
+            "other user opens: EACCES\n",
+            "read after exit: 0\n",
+        ],
+    );
+}
