@@ -518,7 +518,8 @@ fn auxv_is_the_vector_the_program_started_with() {
 }
 
 /// MAP_POPULATE shows in statm, /proc/cpuinfo has apicid and power management, read-only
-/// /proc files refuse truncation (EACCES) and writes: as natively (root, to change users).
+/// /proc files refuse truncation (EACCES) and writes, directories without read permission
+/// cannot be listed: as natively (root, to change users).
 #[test]
 fn populate_rss_cpuinfo_fields_and_read_only_files() {
     if !nix::unistd::geteuid().is_root() {
@@ -535,6 +536,8 @@ fn populate_rss_cpuinfo_fields_and_read_only_files() {
             "root opens for writing: 1\n",
             "root write fails: 1\n",
             "user truncate: EACCES\n",
+            "user lists root's 0700 directory: EACCES\n",
+            "user lists root's fd directory: EACCES\n",
         ],
     );
 }
