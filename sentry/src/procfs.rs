@@ -29,7 +29,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use crate::abi::Errno;
 use crate::abi::{RELEASE, VERSION};
 use crate::auth::Creds;
-use crate::fs::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
+use crate::fs::synth::{
+    BytesFile, Generator, SynthControl, SynthDir, SynthFile, SynthFs, SynthLink,
+};
 use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
 use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
 use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
@@ -103,6 +105,25 @@ fn host_info() -> &'static HostInfo {
             ncpu,
         }
     })
+}
+
+/// `/proc/sys/kernel/keys`: `maxkeys`, the keyring quota of users other than root, which
+/// root may change (a negative number is EINVAL).
+fn keys_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let k = kernel.clone();
+    let gen: Generator =
+        Arc::new(move |cx| Ok(format!("{}\n", kernel_for(&k, cx)?.keys.max_keys()).into_bytes()));
+    let k = kernel.clone();
+    let apply: crate::fs::synth::Applier = Arc::new(move |cx, bytes| {
+        let v = parse_kernel_int(bytes)?;
+        let v = u32::try_from(v)
+            .ok()
+            .filter(|&v| v <= i32::MAX as u32)
+            .ok_or(Errno::EINVAL)?;
+        kernel_for(&k, cx)?.keys.set_max_keys(v);
+        Ok(())
+    });
+    SynthDir::fixed(fs, vec![("maxkeys", SynthControl::new(fs, gen, apply))])
 }
 
 /// Reads the host facts now (call at boot, before any sandboxing).
@@ -1554,6 +1575,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         &fs,
         vec![
             ("cap_last_cap", fixed("40\n")),
+            ("keys", keys_dir(&fs, &kernel)),
             // Linux's value when no domain name was set; the sandbox has no setdomainname.
             ("domainname", fixed("(none)\n")),
             (
