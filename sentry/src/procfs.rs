@@ -15,7 +15,8 @@
 //!
 //! Access follows Linux: everyone may read `stat`, `status`, `cmdline`...; `environ`, the
 //! `fd` directories, `maps` and the `cwd`/`root`/`exe` links need ptrace-read access (the same
-//! user, or root in the sandbox).
+//! user, or root in the sandbox); opening `mem` (the process's memory at its addresses, see
+//! `mem`) needs ptrace-attach access.
 
 mod mem;
 mod net;
