@@ -29,6 +29,7 @@ pub mod cap {
     pub const NET_ADMIN: u32 = 12;
     pub const NET_RAW: u32 = 13;
     pub const SYS_CHROOT: u32 = 18;
+    pub const SYS_PTRACE: u32 = 19;
     pub const SYS_ADMIN: u32 = 21;
     pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
@@ -235,6 +236,26 @@ impl Creds {
             .iter()
             .any(|u| *u == target.uid || *u == target.suid)
             || self.has_cap(cap::KILL)
+    }
+
+    /// Whether these credentials may attach to (or read and write the memory of) a process
+    /// of another thread group with credentials `target` (Linux's PTRACE_MODE_ATTACH):
+    /// `fscreds` checks with the filesystem IDs (the effective ones here; `/proc/[pid]/mem`),
+    /// otherwise with the real IDs (ptrace, process_vm_readv). The checking IDs must be all
+    /// of the target's user and group IDs, or the caller has CAP_SYS_PTRACE.
+    pub fn may_ptrace_attach(&self, target: &Creds, fscreds: bool) -> bool {
+        let (uid, gid) = if fscreds {
+            (self.euid, self.egid)
+        } else {
+            (self.uid, self.gid)
+        };
+        let ids_match = [target.uid, target.euid, target.suid]
+            .iter()
+            .all(|&u| u == uid)
+            && [target.gid, target.egid, target.sgid]
+                .iter()
+                .all(|&g| g == gid);
+        ids_match || self.has_cap(cap::SYS_PTRACE)
     }
 
     /// Whether `gid` is the effective group or one of the supplementary groups (the group

@@ -15,8 +15,10 @@
 //!
 //! Access follows Linux: everyone may read `stat`, `status`, `cmdline`...; `environ`, the
 //! `fd` directories, `maps` and the `cwd`/`root`/`exe` links need ptrace-read access (the same
-//! user, or root in the sandbox).
+//! user, or root in the sandbox); opening `mem` (the process's memory at its addresses, see
+//! `mem`) needs ptrace-attach access.
 
+mod mem;
 mod net;
 
 use std::any::Any;
@@ -28,7 +30,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use crate::abi::Errno;
 use crate::abi::{RELEASE, VERSION};
 use crate::auth::Creds;
-use crate::fs::synth::{BytesFile, Generator, SynthDir, SynthFile, SynthFs, SynthLink};
+use crate::fs::synth::{
+    BytesFile, Generator, SynthControl, SynthDir, SynthFile, SynthFs, SynthLink,
+};
 use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
 use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
 use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
@@ -102,6 +106,25 @@ fn host_info() -> &'static HostInfo {
             ncpu,
         }
     })
+}
+
+/// `/proc/sys/kernel/keys`: `maxkeys`, the keyring quota of users other than root, which
+/// root may change (a negative number is EINVAL).
+fn keys_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let k = kernel.clone();
+    let gen: Generator =
+        Arc::new(move |cx| Ok(format!("{}\n", kernel_for(&k, cx)?.keys.max_keys()).into_bytes()));
+    let k = kernel.clone();
+    let apply: crate::fs::synth::Applier = Arc::new(move |cx, bytes| {
+        let v = parse_kernel_int(bytes)?;
+        let v = u32::try_from(v)
+            .ok()
+            .filter(|&v| v <= i32::MAX as u32)
+            .ok_or(Errno::EINVAL)?;
+        kernel_for(&k, cx)?.keys.set_max_keys(v);
+        Ok(())
+    });
+    SynthDir::fixed(fs, vec![("maxkeys", SynthControl::new(fs, gen, apply))])
 }
 
 /// Reads the host facts now (call at boot, before any sandboxing).
@@ -381,6 +404,8 @@ enum Node {
     Ns(usize),
     /// `net`: the network namespace's `/proc/net` directory (every process shares one).
     Net,
+    /// `mem`: the process's memory.
+    Mem,
     File(PidFile),
     Link(PidLink),
 }
@@ -411,6 +436,7 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("loginuid", Node::File(PidFile::LoginUid)),
     ("smaps", Node::File(PidFile::Smaps)),
     ("auxv", Node::File(PidFile::Auxv)),
+    ("mem", Node::Mem),
     ("net", Node::Net),
 ];
 
@@ -465,6 +491,7 @@ impl PidNode {
             Node::Ns(_) | Node::Link(_) => libc::S_IFLNK | 0o777,
             Node::FdInfo(_) => libc::S_IFREG | 0o400,
             Node::File(PidFile::Environ | PidFile::Auxv) => libc::S_IFREG | 0o400,
+            Node::Mem => libc::S_IFREG | 0o600,
             Node::File(
                 PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter | PidFile::LoginUid,
             ) => libc::S_IFREG | 0o644,
@@ -760,6 +787,7 @@ impl Inode for PidNode {
             }
             Node::Fd(_) | Node::Ns(_) | Node::Link(_) => return Err(Errno::ELOOP),
             Node::FdInfo(fd) => self.fdinfo(cx, fd)?,
+            Node::Mem => return Ok(Arc::new(self.open_mem(cx)?)),
             Node::File(f) => {
                 let data = self.generate(cx, f)?;
                 if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
@@ -791,6 +819,20 @@ impl Inode for PidNode {
 }
 
 impl PidNode {
+    /// Opens `mem`: ptrace-attach access with the filesystem IDs unless the caller is the
+    /// process itself.
+    fn open_mem(&self, cx: &Caller) -> Result<mem::MemFile, Errno> {
+        let snap = self.snapshot()?;
+        let own = cx.task.is_some_and(|t| t.tgid == snap.tgid);
+        if !own && !cx.creds.may_ptrace_attach(&snap.creds(), true) {
+            return Err(Errno::EACCES);
+        }
+        Ok(mem::MemFile::new(
+            snap.view.as_ref().map(|v| &v.mm),
+            Inode::stat(self)?,
+        ))
+    }
+
     fn link_target(&self, cx: &Caller, l: PidLink) -> Result<MagicTarget, Errno> {
         let (snap, view) = self.view(cx)?;
         Ok(MagicTarget::Path(match l {
@@ -1534,6 +1576,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         &fs,
         vec![
             ("cap_last_cap", fixed("40\n")),
+            ("keys", keys_dir(&fs, &kernel)),
             // Linux's value when no domain name was set; the sandbox has no setdomainname.
             ("domainname", fixed("(none)\n")),
             (

@@ -206,8 +206,21 @@ int main(void) {
   show("mask_create", inotify_add_watch(fd, path("y"), IN_OPEN | IN_MASK_CREATE));
   put("y", NULL, 0);
   drain(fd, "mask add");
+  show("pwrite on inotify", pwrite(fd, "x", 1, 0));
+  show("pread on inotify", pread(fd, buf, 1, 0));
   close(fd);
   unlink(path("y"));
+
+  // rmdir of a watched directory nothing else holds: the directory's IN_DELETE_SELF
+  // (without IN_ISDIR) and IN_IGNORED come before its parent's IN_DELETE|IN_ISDIR.
+  fd = inotify_init1(IN_NONBLOCK);
+  if (mkdir(path("gone"), 0755) != 0)
+    die("mkdir gone");
+  inotify_add_watch(fd, dir, IN_ALL_EVENTS);
+  inotify_add_watch(fd, path("gone"), IN_ALL_EVENTS);
+  rmdir(path("gone"));
+  drain(fd, "rmdir watched");
+  close(fd);
   rmdir(dir);
   printf("done\n");
   return 0;

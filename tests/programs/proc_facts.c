@@ -1,11 +1,13 @@
 // /proc facts programs rely on: MAP_POPULATE of writable memory shows in the resident set
 // at once (statm), /proc/cpuinfo has every x86 field Linux prints (apicid, initial apicid,
 // power management), and a read-only /proc file can be neither truncated by a user without
-// access (EACCES) nor written by root (open succeeds, write fails).
+// access (EACCES) nor written by root (open succeeds, write fails); a user cannot list a
+// directory without read permission (root's 0700 directory, another user's /proc/PID/fd).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -41,15 +43,24 @@ int main(void) {
     fd = open("/proc/cpuinfo", O_WRONLY);
     printf("root opens for writing: %d\n", fd >= 0);
     printf("root write fails: %d\n", fd >= 0 && write(fd, "x", 1) < 0);
+    char private_dir[] = "/tmp/proc_facts.XXXXXX";
+    if (!mkdtemp(private_dir)) return 1;
+    char parent_fd_dir[64];
+    snprintf(parent_fd_dir, sizeof(parent_fd_dir), "/proc/%d/fd", getpid());
     pid_t pid = fork();
     if (pid == 0) {
         if (setuid(65534) != 0) _exit(2);
+        int d = open(private_dir, O_RDONLY | O_DIRECTORY);
+        printf("user lists root's 0700 directory: %s\n", d >= 0 ? "ok" : strerrorname_np(errno));
+        d = open(parent_fd_dir, O_RDONLY | O_DIRECTORY);
+        printf("user lists root's fd directory: %s\n", d >= 0 ? "ok" : strerrorname_np(errno));
         printf("user truncate: %s\n", truncate("/proc/cpuinfo", 1) == 0 ? "ok"
                                       : errno == EACCES              ? "EACCES"
                                                                      : strerror(errno));
         _exit(0);
     }
     waitpid(pid, NULL, 0);
+    rmdir(private_dir);
     printf("done\n");
     return 0;
 }

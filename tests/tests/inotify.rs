@@ -7,7 +7,8 @@ use runsc_rs_tests::assert_same_program;
 fn inotify_events_match_native() {
     // The native run shows the behaviours under test (a broken program cannot hide a
     // sandbox bug): cookies on renames, IN_ISDIR, one-shot, deletion of a watched file,
-    // a blocking read woken by another process, the queue's overflow.
+    // a blocking read woken by another process, the queue's overflow, the order of an
+    // rmdir's events, ESPIPE before EBADF for pwrite.
     assert_same_program(
         "inotify",
         &[],
@@ -20,6 +21,8 @@ fn inotify_events_match_native() {
             "epoll event 1 0x1 7\nepoll again 0\nepoll new event 1\n",
             "blocking read 1 0x100 from-child\n",
             "overflow events 16385 overflows 1 last -1 0x4000\n",
+            "pwrite on inotify -1 ESPIPE\n",
+            "== rmdir watched\n2 0x400 - 0\n2 0x8000 - 0\n1 0x40000200 gone 0\n",
         ],
     );
 }

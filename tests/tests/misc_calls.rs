@@ -139,3 +139,21 @@ fn wait_timeouts_and_zombie_kills_match_native() {
         ],
     );
 }
+
+/// `/proc/sys/kernel/keys/maxkeys` (`tests/programs/keys_quota.c`): 200 at boot, root may
+/// lower it (not below 0), and a user other than root then owns at most that many live
+/// keyrings (EDQUOT past it) while root is not held to it. Sandbox only: natively it would
+/// change the host's setting.
+#[test]
+fn maxkeys_limits_the_keyrings_a_user_owns() {
+    let Some(prog) = program_str("keys_quota") else {
+        return;
+    };
+    let out = run_sandbox(&[prog.as_str(), "sandbox"], &[]);
+    assert_eq!(out.status, 0, "{}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text(),
+        "maxkeys: 200\nwrite -1: EINVAL\nwrite 2: ok\nmaxkeys: 2\nuser join 1: ok\n\
+         user join 2: ok\nuser join 3: EDQUOT\nroot join past it: ok\ndone\n"
+    );
+}

@@ -192,6 +192,39 @@ fn proc_net_files_match_native() {
     assert!(out.contains("core/somaxconn 4096\n"), "{out}");
 }
 
+/// Root's writes to `ipv4/{ip_forward,tcp_sack,tcp_recovery}` (per network namespace on
+/// Linux) are read back, also through the descriptor that wrote them; junk is EINVAL. (The
+/// values before are not compared: a new namespace's ip_forward follows the host's.)
+#[test]
+fn ipv4_sysctls_keep_what_root_writes() {
+    let Some(out) = assert_same_in_netns(
+        "python3 -c \"
+import os
+for name, value in (('ip_forward', b'1'), ('tcp_sack', b'0'), ('tcp_recovery', b'100')):
+    fd = os.open('/proc/sys/net/ipv4/' + name, os.O_RDWR)
+    os.pwrite(fd, value, 0)
+    after = os.pread(fd, 16, 0)
+    try:
+        os.pwrite(fd, b'x', 0)
+        junk = 'ok'
+    except OSError as e:
+        junk = os.strerror(e.errno)
+    print(name, after, open('/proc/sys/net/ipv4/' + name).read().strip(), junk)
+print('done')
+\"",
+    ) else {
+        return;
+    };
+    for line in [
+        "ip_forward b'1\\n' 1 Invalid argument\n",
+        "tcp_sack b'0\\n' 0 Invalid argument\n",
+        "tcp_recovery b'100\\n' 100 Invalid argument\n",
+    ] {
+        assert!(out.contains(line), "native output lacks {line:?}:\n{out}");
+    }
+    assert!(out.ends_with("done\n"), "{out}");
+}
+
 /// A network namespace with a veth link, made for one test and removed on drop.
 struct VethNamespace {
     name: String,

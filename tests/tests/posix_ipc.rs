@@ -26,6 +26,32 @@ fn message_queues_match_native() {
     assert!(out.contains("notified: sig 10 code -3 value 77"), "{out}");
 }
 
+/// The mqueue file system (`tests/programs/mqueue_fs.c`, root natively: it mounts in a
+/// private mount namespace): queues as files with their mode and status line, listed,
+/// MQUEUE_MAGIC, unlink(2) as mq_unlink.
+#[test]
+fn mqueue_file_system_matches_native() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("mounting mqueue natively needs root");
+    }
+    runsc_rs_tests::assert_same_program(
+        "mqueue_fs",
+        &[],
+        &[
+            "mount: ok\n",
+            "mode: 100640\n",
+            "root mode: 41777\n",
+            "magic: 19800202\n",
+            "listed as a regular file: 1\n",
+            "read 60: [QSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     \n]\n",
+            "stat missing: ENOENT\n",
+            "unlink file: ok\n",
+            "mq_unlink after: ENOENT\n",
+            "umount: ok\n",
+        ],
+    );
+}
+
 /// pidfd_open, clone3(CLONE_PIDFD), pidfd_send_signal (siginfo checks, zombies, reaped
 /// processes), pidfd_getfd, poll on a pidfd and waitid(P_PIDFD), blocking and not.
 #[test]

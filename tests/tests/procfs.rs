@@ -518,7 +518,8 @@ fn auxv_is_the_vector_the_program_started_with() {
 }
 
 /// MAP_POPULATE shows in statm, /proc/cpuinfo has apicid and power management, read-only
-/// /proc files refuse truncation (EACCES) and writes: as natively (root, to change users).
+/// /proc files refuse truncation (EACCES) and writes, directories without read permission
+/// cannot be listed: as natively (root, to change users).
 #[test]
 fn populate_rss_cpuinfo_fields_and_read_only_files() {
     if !nix::unistd::geteuid().is_root() {
@@ -535,6 +536,35 @@ fn populate_rss_cpuinfo_fields_and_read_only_files() {
             "root opens for writing: 1\n",
             "root write fails: 1\n",
             "user truncate: EACCES\n",
+            "user lists root's 0700 directory: EACCES\n",
+            "user lists root's fd directory: EACCES\n",
+        ],
+    );
+}
+
+/// `/proc/[pid]/mem`: the caller's own memory read and written at addresses (read-only pages
+/// too), offsets moved by read and lseek, SEEK_END refused, EIO at an unmapped address, a
+/// child's memory read by its parent, nothing once it has exited, another user refused: as
+/// natively (root, to change users).
+#[test]
+fn proc_pid_mem_reads_and_writes_memory_like_linux() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("setuid to another user needs root natively");
+    }
+    runsc_rs_tests::assert_same_program(
+        "proc_mem",
+        &[],
+        &[
+            "pread: 12 hello-world\n",
+            "pwrite: 12 written-now\n",
+            "write read-only page: 4 poke\n",
+            "read advances: 3 345\n",
+            "seek end: EINVAL\n",
+            "read across the end of a mapping: 2 x\n",
+            "read unmapped: EIO\n",
+            "read child: 11 child-own!\n",
+            "other user opens: EACCES\n",
+            "read after exit: 0\n",
         ],
     );
 }

@@ -5,7 +5,9 @@
 //!
 //! A keyring lives while a thread has it as its session keyring; the registry holds it
 //! weakly, so a serial nobody uses any more is ENOKEY, as after Linux's garbage collector.
-//! Keys other than keyrings (add_key, request_key) are not offered.
+//! Keys other than keyrings (add_key, request_key) are not offered. A user other than root
+//! may own at most `/proc/sys/kernel/keys/maxkeys` live keyrings (200 at boot, as Linux):
+//! joining a new one past that is EDQUOT.
 //!
 //! # Lock order
 //! `Keys::inner` is a leaf; a `Key`'s `perm` is a leaf taken alone.
@@ -107,13 +109,55 @@ struct Inner {
     initial: Option<Arc<Key>>,
 }
 
+/// `/proc/sys/kernel/keys/maxkeys` at boot.
+pub const DEFAULT_MAX_KEYS: u32 = 200;
+
 /// The kernel's keyrings, by serial number.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Keys {
     inner: Mutex<Inner>,
+    /// How many live keyrings a user other than root may own (`maxkeys`).
+    max_keys: AtomicU32,
+}
+
+impl Default for Keys {
+    fn default() -> Keys {
+        Keys {
+            inner: Mutex::default(),
+            max_keys: AtomicU32::new(DEFAULT_MAX_KEYS),
+        }
+    }
 }
 
 impl Keys {
+    /// `/proc/sys/kernel/keys/maxkeys`.
+    pub fn max_keys(&self) -> u32 {
+        self.max_keys.load(Ordering::Relaxed)
+    }
+
+    /// Sets `maxkeys`; keyrings already owned past a lowered limit stay.
+    pub fn set_max_keys(&self, max: u32) {
+        self.max_keys.store(max, Ordering::Relaxed);
+    }
+
+    /// Refuses a new keyring for `creds` once its user owns `maxkeys` (root is not limited
+    /// here: Linux's root_maxkeys is a million).
+    fn check_quota(&self, inner: &Inner, creds: &Creds) -> Result<(), Errno> {
+        if creds.euid == 0 {
+            return Ok(());
+        }
+        let owned = inner
+            .by_serial
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|k| k.uid == creds.euid)
+            .count();
+        if owned >= self.max_keys() as usize {
+            return Err(Errno::EDQUOT);
+        }
+        Ok(())
+    }
+
     fn alloc(&self, inner: &mut Inner, creds: &Creds, description: &str, named: bool) -> Arc<Key> {
         inner.by_serial.retain(|_, k| k.strong_count() > 0);
         // Serials are random positive numbers, as Linux's, so they cannot be guessed.
@@ -169,10 +213,14 @@ impl Keys {
 
     /// KEYCTL_JOIN_SESSION_KEYRING: a new anonymous keyring for None; for a name, an
     /// existing named keyring `creds` may search, else a new one with that name.
-    pub fn join_session(&self, creds: &Creds, name: Option<&str>) -> Arc<Key> {
+    ///
+    /// # Errors
+    /// EDQUOT when a new keyring would pass the user's `maxkeys`.
+    pub fn join_session(&self, creds: &Creds, name: Option<&str>) -> Result<Arc<Key>, Errno> {
         let mut inner = self.inner.lock().unwrap();
         let Some(name) = name else {
-            return self.alloc(&mut inner, creds, ANON_SESSION_NAME, false);
+            self.check_quota(&inner, creds)?;
+            return Ok(self.alloc(&mut inner, creds, ANON_SESSION_NAME, false));
         };
         let found = inner
             .by_serial
@@ -181,8 +229,11 @@ impl Keys {
             .filter(|k| k.named && k.description == name)
             .find(|k| k.check(creds, false, KEY_SEARCH).is_ok());
         match found {
-            Some(k) => k,
-            None => self.alloc(&mut inner, creds, name, true),
+            Some(k) => Ok(k),
+            None => {
+                self.check_quota(&inner, creds)?;
+                Ok(self.alloc(&mut inner, creds, name, true))
+            }
         }
     }
 }
@@ -200,16 +251,16 @@ mod tests {
     fn named_keyrings_are_found_only_when_searchable() {
         let keys = Keys::default();
         let c = creds(1000);
-        let first = keys.join_session(&c, Some("ring"));
+        let first = keys.join_session(&c, Some("ring")).unwrap();
         assert_eq!(first.perm(), 0x3f13_0000);
         // The owner lacks search on a new named keyring: joining again makes another.
-        let second = keys.join_session(&c, Some("ring"));
+        let second = keys.join_session(&c, Some("ring")).unwrap();
         assert_ne!(first.serial, second.serial);
         first.set_perm(first.perm() | (KEY_SEARCH << USR_SHIFT));
-        let again = keys.join_session(&c, Some("ring"));
+        let again = keys.join_session(&c, Some("ring")).unwrap();
         assert_eq!(again.serial, first.serial);
         // Another user has only the "other" bits, which are clear.
-        let stranger = keys.join_session(&creds(2000), Some("ring"));
+        let stranger = keys.join_session(&creds(2000), Some("ring")).unwrap();
         assert_ne!(stranger.serial, first.serial);
     }
 
@@ -217,7 +268,7 @@ mod tests {
     fn permissions_follow_owner_and_possession() {
         let keys = Keys::default();
         let c = creds(1000);
-        let k = keys.join_session(&c, None);
+        let k = keys.join_session(&c, None).unwrap();
         assert_eq!(k.description, "_ses");
         assert_eq!(k.allowed(&c, false), KEY_VIEW | KEY_READ);
         assert_eq!(k.allowed(&c, true), KEY_ALL);
@@ -227,9 +278,26 @@ mod tests {
     }
 
     #[test]
+    fn users_other_than_root_are_held_to_maxkeys() {
+        let keys = Keys::default();
+        keys.set_max_keys(2);
+        let c = creds(1000);
+        let held = [
+            keys.join_session(&c, None).unwrap(),
+            keys.join_session(&c, None).unwrap(),
+        ];
+        assert_eq!(keys.join_session(&c, None).err(), Some(Errno::EDQUOT));
+        assert_eq!(keys.join_session(&c, Some("n")).err(), Some(Errno::EDQUOT));
+        // Root is not counted against maxkeys; a dropped keyring frees its place.
+        assert!(keys.join_session(&creds(0), None).is_ok());
+        drop(held);
+        assert!(keys.join_session(&c, None).is_ok());
+    }
+
+    #[test]
     fn serials_of_dropped_keyrings_are_gone() {
         let keys = Keys::default();
-        let k = keys.join_session(&creds(0), None);
+        let k = keys.join_session(&creds(0), None).unwrap();
         let serial = k.serial;
         assert!(serial > 3);
         assert_eq!(keys.lookup(serial).unwrap().serial, serial);

@@ -4,7 +4,9 @@
 //! NETLINK_ROUTE sockets give); sockets from the namespace's live listings. The sentry keeps
 //! no per-link packet counters, so `dev` shows zeros. `/proc/sys/net` holds the values Linux
 //! boots with that programs read (buffer sizes, port range, TCP timers), read-only, except
-//! `ipv4/conf/*/{accept_local,route_localnet}`, which keep what root writes.
+//! `ipv4/conf/*/{accept_local,route_localnet}` and `ipv4/{ip_forward,tcp_recovery,tcp_sack}`,
+//! which keep what root writes without acting on it (the sentry's stack forwards nothing
+//! between links, and its TCP's loss recovery and SACK use are its own).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
@@ -307,7 +309,7 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
         vec![
             ("conf", ipv4_conf),
             ("ip_default_ttl", fixed("64")),
-            ("ip_forward", fixed("0")),
+            ("ip_forward", SynthControl::setting(fs, "0\n")),
             ("ip_local_port_range", local_port_range(fs, kernel)),
             ("ip_nonlocal_bind", fixed("0")),
             ("tcp_fin_timeout", fixed("60")),
@@ -315,8 +317,8 @@ pub fn sys_net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
             ("tcp_keepalive_probes", fixed("9")),
             ("tcp_keepalive_time", fixed("7200")),
             ("tcp_rmem", fixed("4096\t131072\t6291456")),
-            ("tcp_recovery", fixed("1")),
-            ("tcp_sack", fixed("1")),
+            ("tcp_recovery", SynthControl::setting(fs, "1\n")),
+            ("tcp_sack", SynthControl::setting(fs, "1\n")),
             ("tcp_syn_retries", fixed("6")),
             ("tcp_synack_retries", fixed("5")),
             ("tcp_syncookies", fixed("1")),

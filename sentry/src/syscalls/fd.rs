@@ -77,17 +77,19 @@ pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
 
 /// pread64(2)
 pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
-    let f = file(t, fd)?;
-    access_ok(buf, count as u64)?;
+    // Linux's order: a negative offset, a file without positions (ESPIPE, before the
+    // access mode is looked at), the access mode, then the buffer.
     if off < 0 {
         return Err(Errno::EINVAL);
+    }
+    let f = file(t, fd)?;
+    if !f.ops().seekable() {
+        return Err(Errno::ESPIPE);
     }
     if !f.readable() {
         return Err(Errno::EBADF);
     }
-    if !f.ops().seekable() {
-        return Err(Errno::ESPIPE);
-    }
+    access_ok(buf, count as u64)?;
     let mm = t.mm.clone();
     let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
     Ok(f.read_at(t, &mut dst, off as u64)? as u64)
@@ -95,17 +97,19 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
 
 /// pwrite64(2)
 pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
-    let f = file(t, fd)?;
-    access_ok(buf, count as u64)?;
+    // Linux's order: a negative offset, a file without positions (ESPIPE, before the
+    // access mode is looked at), the access mode, then the buffer.
     if off < 0 {
         return Err(Errno::EINVAL);
+    }
+    let f = file(t, fd)?;
+    if !f.ops().seekable() {
+        return Err(Errno::ESPIPE);
     }
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    if !f.ops().seekable() {
-        return Err(Errno::ESPIPE);
-    }
+    access_ok(buf, count as u64)?;
     let max = fsize_allowance(t, &f, Some(off as u64), count.min(MAX_RW))?;
     let mm = t.mm.clone();
     let mut src = UserIo::single(&mm, buf, count, max);

@@ -72,7 +72,7 @@ pub fn keyctl(t: &mut Task, op: i32, arg2: u64, arg3: u64, arg4: u64, _arg5: u64
                         })?;
                 Some(String::from_utf8_lossy(&raw).into_owned())
             };
-            let key = t.kernel.keys.join_session(&t.creds, name.as_deref());
+            let key = t.kernel.keys.join_session(&t.creds, name.as_deref())?;
             let serial = key.serial;
             *t.handle.session_keyring.lock().unwrap() = Some(key);
             Ok(serial as u64)

@@ -366,7 +366,7 @@ syscall_table! {
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); MS_MOVE; MS_SHARED only marks a mount (refusing moves out of it), no peer groups or propagation; not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2, mqueue and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); MS_MOVE; MS_SHARED only marks a mount (refusing moves out of it), no peer groups or propagation; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         155 pivot_root(new_root: PathArg, put_old: PathArg) => mount::pivot_root, Partial("from a chroot onto a mount (the namespace's root mount has no parent: EINVAL, as Linux's); refused out of shared mounts; no locked mounts");
         186 gettid() => process::gettid, Full;
@@ -416,7 +416,7 @@ syscall_table! {
         237 mbind(addr: UserAddr, len: u64, mode: i32, nmask: UserAddr, maxnode: u64, flags: u32) => mempolicy::mbind, Partial("one memory node: policies are checked and recorded; nothing moves");
         238 set_mempolicy(mode: i32, nmask: UserAddr, maxnode: u64) => mempolicy::set_mempolicy, Partial("one memory node: policies are checked and recorded");
         239 get_mempolicy(policy: UserAddr, nmask: UserAddr, maxnode: u64, addr: UserAddr, flags: u64) => mempolicy::get_mempolicy, Full;
-        240 mq_open(name: UserAddr, oflag: Flags, mode: u32, attr: UserAddr) => mq::mq_open, Partial("no mqueue file system to mount; RLIMIT_MSGQUEUE is not charged");
+        240 mq_open(name: UserAddr, oflag: Flags, mode: u32, attr: UserAddr) => mq::mq_open, Partial("RLIMIT_MSGQUEUE is not charged; a queue opened with open(2) on the mqueue file system is its status file, not a queue descriptor");
         241 mq_unlink(name: UserAddr) => mq::mq_unlink, Full;
         242 mq_timedsend(fd: Fd, msg: UserAddr, len: usize, prio: u32, timeout: UserAddr) => mq::mq_timedsend, Full;
         243 mq_timedreceive(fd: Fd, msg: UserAddr, len: usize, prio: UserAddr, timeout: UserAddr) => mq::mq_timedreceive, Full;

@@ -203,6 +203,11 @@ pub fn mount(
                 }
                 (cgroupfs::new_root(&t.kernel), "cgroup2", source)
             }
+            "mqueue" => (
+                crate::kernel::ipc::mq::fs::new_root(&t.kernel),
+                "mqueue",
+                source,
+            ),
             "cgroup" => {
                 // cgroup v1 is not offered; a controller the v2 hierarchy uses could not
                 // move to a v1 hierarchy anyway.

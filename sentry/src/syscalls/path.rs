@@ -234,6 +234,10 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         if writes || o(libc::O_CREAT) {
             return Err(Errno::EISDIR);
         }
+        // Listing a directory takes read permission, as for any other open for reading.
+        if !may_access_inode(dentry.inode.as_ref(), &st, &t.creds, 4, false) {
+            return Err(Errno::EACCES);
+        }
         Arc::new(DirFile::new(dentry.clone()))
     } else {
         // As Linux, a FIFO on a read-only mount may still be opened for writing.

@@ -2,13 +2,10 @@
 //! another process's, with Linux's ptrace-attach permission check and partial transfers.
 
 use crate::abi::{Errno, Iovec, SysResult};
-use crate::auth::Creds;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::mm::MemoryManager;
 
-/// CAP_SYS_PTRACE.
-const CAP_SYS_PTRACE: u32 = 19;
 /// The most bytes staged in the sentry at a time.
 const CHUNK: usize = 64 << 10;
 
@@ -19,18 +16,6 @@ enum Direction {
     Read,
     /// From the caller into the remote process (`process_vm_writev`).
     Write,
-}
-
-/// Linux's PTRACE_MODE_ATTACH_REALCREDS for a target in another process: the caller's real
-/// user and group IDs are all of the target's IDs, or the caller has CAP_SYS_PTRACE.
-pub(super) fn may_attach(caller: &Creds, target: &Creds) -> bool {
-    let uid_ok = [target.uid, target.euid, target.suid]
-        .iter()
-        .all(|&u| u == caller.uid);
-    let gid_ok = [target.gid, target.egid, target.sgid]
-        .iter()
-        .all(|&g| g == caller.gid);
-    (uid_ok && gid_ok) || caller.has_cap(CAP_SYS_PTRACE)
 }
 
 /// process_vm_readv(2)
@@ -110,7 +95,8 @@ fn transfer(
         .cloned()
         .ok_or(Errno::ESRCH)?;
     let view = handle.view.lock().unwrap().clone().ok_or(Errno::ESRCH)?;
-    if !std::sync::Arc::ptr_eq(&handle.tg, &t.tg) && !may_attach(&t.creds, &view.creds) {
+    if !std::sync::Arc::ptr_eq(&handle.tg, &t.tg) && !t.creds.may_ptrace_attach(&view.creds, false)
+    {
         return Err(Errno::EPERM);
     }
     let (src, src_iov, dst, dst_iov) = match dir {

@@ -117,7 +117,7 @@ fn attach(t: &mut Task, pid: i32, seize: Option<u32>) -> SysResult {
         .as_ref()
         .map(|v| v.creds.clone())
         .ok_or(Errno::ESRCH)?;
-    if !super::process_vm::may_attach(&t.creds, &creds) {
+    if !t.creds.may_ptrace_attach(&creds, false) {
         return Err(Errno::EPERM);
     }
     let tracer = Tracer {

@@ -245,6 +245,14 @@ impl FsNotify {
         self.notify_key((st.dev, st.ino), mask | isdir_bit(st), 0, &[]);
     }
 
+    /// The file is gone: IN_DELETE_SELF (never with IN_ISDIR, as Linux reports it), then
+    /// its watches end with IN_IGNORED.
+    fn delete_self(&self, st: &Stat) {
+        let key = (st.dev, st.ino);
+        self.notify_key(key, IN_DELETE_SELF, 0, &[]);
+        self.forget_key(key);
+    }
+
     /// An event about `name` in the directory `dir`.
     fn dir_event(&self, dir: &Dentry, mask: u32, cookie: u32, name: &[u8]) {
         if let Ok(ds) = dir.inode.stat() {
@@ -674,14 +682,12 @@ pub fn removed(dir: &Dentry, name: &[u8], child: Before) {
     if !is_dir {
         hub.inode_event(&st, IN_ATTRIB);
     }
-    let gone = last_link_gone(&st);
-    if gone {
-        hub.inode_event(&st, IN_DELETE_SELF);
+    // As Linux when nothing else holds the file: the file's own IN_DELETE_SELF and
+    // IN_IGNORED come before its directory's IN_DELETE.
+    if last_link_gone(&st) {
+        hub.delete_self(&st);
     }
     hub.dir_event(dir, IN_DELETE | isdir_bit(&st), 0, name);
-    if gone {
-        hub.forget_key((st.dev, st.ino));
-    }
 }
 
 /// `old_name` in `old_dir` was renamed to `new_name` in `new_dir`; `src` and `replaced` were
@@ -721,8 +727,7 @@ pub fn moved(
     hub.inode_event(&ss, IN_MOVE_SELF);
     if let Some(rs) = replaced.0 {
         if last_link_gone(&rs) {
-            hub.inode_event(&rs, IN_DELETE_SELF);
-            hub.forget_key((rs.dev, rs.ino));
+            hub.delete_self(&rs);
         }
     }
 }

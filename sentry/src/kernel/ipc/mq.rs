@@ -4,16 +4,21 @@
 //! ([`crate::vfs::MqueueFile`]): `read(2)` shows the queue's status line, poll says whether
 //! a message can be received (POLLIN) or sent (POLLOUT).
 //!
-//! Not offered: mounting the mqueue file system (queues are reachable only through the
-//! `mq_*` calls), SIGEV_THREAD notification (glibc's netlink helper), and RLIMIT_MSGQUEUE
-//! accounting.
+//! The mqueue file system ([`fs`], `mount -t mqueue`) shows the same queues as files: stat
+//! and read (the status line) them, unlink removes one. A queue opened through it with
+//! open(2) is a plain file of the status line, not a queue descriptor for the `mq_*` calls,
+//! and creating files there is refused (EPERM). Not offered either: SIGEV_THREAD
+//! notification (glibc's netlink helper) and RLIMIT_MSGQUEUE accounting.
 //!
 //! # Lock order
 //! [`Mq::queues`] → one [`Queue::state`] → `WaitQueue::waiters`. Neither is held across a
 //! wait or a user-memory copy.
 
+pub mod fs;
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::abi::Errno;
@@ -48,6 +53,8 @@ pub const SIGEV_NONE: i32 = 1;
 #[derive(Debug, Default)]
 pub struct Mq {
     queues: Mutex<HashMap<Vec<u8>, Arc<Queue>>>,
+    /// The device number every mount of the namespace's mqueue file system shows.
+    dev: OnceLock<u64>,
 }
 
 /// Checks a queue name as the kernel sees it (glibc has removed the leading slash).
@@ -123,7 +130,9 @@ impl Mq {
         if queues.len() >= QUEUES_MAX && !privileged {
             return Err(Errno::ENOSPC);
         }
+        static NEXT_INO: AtomicU64 = AtomicU64::new(2);
         let q = Arc::new(Queue {
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             maxmsg,
             msgsize,
             events: WaitQueue::new(),
@@ -155,6 +164,28 @@ impl Mq {
         }
         queues.remove(name);
         Ok(())
+    }
+
+    /// The queue named `name`, if it exists.
+    pub fn get(&self, name: &[u8]) -> Option<Arc<Queue>> {
+        self.queues.lock().unwrap().get(name).cloned()
+    }
+
+    /// Every named queue, sorted by name.
+    pub fn list(&self) -> Vec<(Vec<u8>, Arc<Queue>)> {
+        let mut v: Vec<_> = self
+            .queues
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, q)| (n.clone(), q.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn dev(&self) -> u64 {
+        *self.dev.get_or_init(crate::fs::anon_dev)
     }
 }
 
@@ -304,6 +335,8 @@ struct State {
 /// One message queue.
 #[derive(Debug)]
 pub struct Queue {
+    /// The inode number the mqueue file system shows.
+    ino: u64,
     maxmsg: i64,
     msgsize: i64,
     events: WaitQueue,
@@ -437,10 +470,10 @@ impl MqueueFile for QueueFile {
     }
 }
 
-impl QueueFile {
+impl Queue {
     /// The status line `read(2)` shows (Linux's format).
     fn status(&self) -> String {
-        let s = self.0.state.lock().unwrap();
+        let s = self.state.lock().unwrap();
         let (notify, signo, pid) = s.notify.map_or((0, 0, 0), |n| (n.notify, n.signo, n.tgid));
         format!(
             "QSIZE:{:<10} NOTIFY:{:<5} SIGNO:{:<5} NOTIFY_PID:{:<6}\n",
@@ -461,7 +494,7 @@ impl FileOps for QueueFile {
         dst: &mut dyn IoDst,
         offset: Option<u64>,
     ) -> Result<usize, Errno> {
-        let status = self.status();
+        let status = self.0.status();
         let at = usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX);
         let part = status.as_bytes().get(at..).unwrap_or(&[]);
         dst.copy_from(part)
