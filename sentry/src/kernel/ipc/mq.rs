@@ -130,9 +130,8 @@ impl Mq {
         if queues.len() >= QUEUES_MAX && !privileged {
             return Err(Errno::ENOSPC);
         }
-        static NEXT_INO: AtomicU64 = AtomicU64::new(2);
         let q = Arc::new(Queue {
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: next_ino(),
             maxmsg,
             msgsize,
             events: WaitQueue::new(),
@@ -187,6 +186,12 @@ impl Mq {
     fn dev(&self) -> u64 {
         *self.dev.get_or_init(crate::fs::anon_dev)
     }
+}
+
+/// A new queue's inode number in the mqueue file system.
+fn next_ino() -> u64 {
+    static NEXT_INO: AtomicU64 = AtomicU64::new(2);
+    NEXT_INO.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A message queue in a checkpoint image.
@@ -276,6 +281,7 @@ impl Mq {
                 messages.insert((PRIO_MAX - 1 - prio, seq as u64), m.clone());
             }
             let q = Arc::new(Queue {
+                ino: next_ino(),
                 maxmsg: image.maxmsg,
                 msgsize: image.msgsize,
                 events: WaitQueue::new(),
