@@ -887,7 +887,12 @@ impl PidNode {
             "ipc" => NsRef::Ipc(view.ns.ipc),
             "mnt" => NsRef::Mnt(view.fs.ns.clone()),
             "net" => NsRef::Net(view.ns.net),
-            "pid" | "pid_for_children" => NsRef::Pid(snap.tg.pidns.clone()),
+            "pid" => NsRef::Pid(snap.tg.pidns.clone()),
+            "pid_for_children" => NsRef::Pid(
+                view.ns
+                    .pid_for_children
+                    .unwrap_or_else(|| snap.tg.pidns.clone()),
+            ),
             "user" => NsRef::User(view.creds.user_ns),
             _ => NsRef::Uts(view.ns.uts),
         })

@@ -98,7 +98,9 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     {
         return Err(Errno::EINVAL);
     }
-    if (f & CLONE_NEWUSER != 0 && f & (CLONE_THREAD | CLONE_FS) != 0)
+    // A thread stays in its process's PID namespace.
+    if (f & CLONE_THREAD != 0 && t.ns.pid_for_children.is_some())
+        || (f & CLONE_NEWUSER != 0 && f & (CLONE_THREAD | CLONE_FS) != 0)
         || (f & CLONE_NEWIPC != 0 && f & CLONE_SYSVSEM != 0)
     {
         return Err(Errno::EINVAL);
@@ -123,7 +125,13 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         if f & CLONE_THREAD != 0 {
             return Err(Errno::EINVAL);
         }
-        if t.tg.pidns.level() >= MAX_PIDNS_LEVEL {
+        if t.ns
+            .pid_for_children
+            .as_ref()
+            .unwrap_or(&t.tg.pidns)
+            .level()
+            >= MAX_PIDNS_LEVEL
+        {
             return Err(Errno::ENOSPC);
         }
     }
@@ -153,10 +161,15 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     if f & CLONE_SETTLS != 0 && a.tls >= platform::MAX_USER_ADDRESS {
         return Err(Errno::EPERM);
     }
+    // A new process goes into the namespace setns(CLONE_NEWPID) chose for children, if any.
+    let base =
+        t.ns.pid_for_children
+            .clone()
+            .unwrap_or_else(|| t.tg.pidns.clone());
     let ns = if f & CLONE_NEWPID != 0 {
-        t.tg.pidns.new_child()
+        base.new_child()
     } else {
-        t.tg.pidns.clone()
+        base
     };
     let tid = ns.alloc(f & CLONE_THREAD == 0)?;
     // The caller's view of the new task, and the task's own (1 in a new namespace).
@@ -252,7 +265,10 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         mm,
         cpu,
         fds,
-        ns: t.ns.unshared(new_ns, &creds.user_ns),
+        ns: super::ns::Namespaces {
+            pid_for_children: None,
+            ..t.ns.unshared(new_ns, &creds.user_ns)
+        },
         creds,
         fs: if f & CLONE_FS != 0 {
             t.fs.clone()

@@ -88,6 +88,9 @@ pub struct Namespaces {
     pub uts: Arc<UtsNs>,
     pub ipc: Arc<IpcNs>,
     pub net: Arc<NetNs>,
+    /// Where the task's new processes go when setns(2) chose a PID namespace below its
+    /// own (Linux's `pid_for_children`); None: its process's namespace.
+    pub pid_for_children: Option<Arc<super::PidNamespace>>,
 }
 
 /// Which namespaces to make anew ([`Namespaces::unshared`]).

@@ -106,9 +106,9 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
 /// setns(2). `fd` is a namespace file (`/proc/[pid]/ns/*`; `nstype` 0 or its kind) or a
 /// pidfd (`nstype` the kinds to join of that process's). Joining takes CAP_SYS_ADMIN over
 /// the namespace and in the caller's own user namespace; a user namespace must not be the
-/// caller's own and the caller must be single-threaded. Another PID namespace than the
-/// caller's is not offered (EINVAL), nor joining a mount namespace by file other than the
-/// caller's own (EINVAL).
+/// caller's own and the caller must be single-threaded. A PID namespace must be the
+/// caller's or one below it, and becomes its new processes' (`pid_for_children`).
+
 pub fn setns(t: &mut Task, fd: Fd, nstype: i32) -> SysResult {
     let f = t.fds.get(fd.0)?;
     let targets = if let FileKind::PidFd(_) = f.kind() {
@@ -176,7 +176,7 @@ fn join(t: &mut Task, ns: NsRef) -> Result<(), Errno> {
             if Arc::ptr_eq(&ns, &t.creds.user_ns) {
                 return Err(Errno::EINVAL);
             }
-            if t.tg.sig().threads.len() > 1 {
+            if t.tg.sig().threads.len() > 1 || fs_shared(t) {
                 return Err(Errno::EINVAL);
             }
             if !t.creds.has_cap_in(&ns, cap::SYS_ADMIN) {
@@ -208,9 +208,15 @@ fn join(t: &mut Task, ns: NsRef) -> Result<(), Errno> {
             if !t.creds.has_cap(cap::SYS_ADMIN) {
                 return Err(Errno::EPERM);
             }
-            if !Arc::ptr_eq(&ns, &t.tg.pidns) {
+            // The caller's own namespace or one below it, for its new processes.
+            let mut cur = Some(&ns);
+            while let Some(n) = cur.filter(|n| !Arc::ptr_eq(n, &t.tg.pidns)) {
+                cur = n.parent();
+            }
+            if cur.is_none() {
                 return Err(Errno::EINVAL);
             }
+            t.ns.pid_for_children = (!Arc::ptr_eq(&ns, &t.tg.pidns)).then_some(ns);
         }
         NsRef::Cgroup => {
             if !t.creds.has_cap(cap::SYS_ADMIN) {
@@ -219,6 +225,18 @@ fn join(t: &mut Task, ns: NsRef) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// Whether another task shares the caller's filesystem context (CLONE_FS).
+fn fs_shared(t: &Task) -> bool {
+    t.kernel.tree().tasks.values().any(|h| {
+        h.tid != t.tid
+            && h.view
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|v| Arc::ptr_eq(&v.fs, &t.fs))
+    })
 }
 
 fn field(s: &str) -> [u8; 65] {
