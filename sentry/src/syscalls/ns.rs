@@ -108,7 +108,6 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
 /// the namespace and in the caller's own user namespace; a user namespace must not be the
 /// caller's own and the caller must be single-threaded. A PID namespace must be the
 /// caller's or one below it, and becomes its new processes' (`pid_for_children`).
-
 pub fn setns(t: &mut Task, fd: Fd, nstype: i32) -> SysResult {
     let f = t.fds.get(fd.0)?;
     let targets = if let FileKind::PidFd(_) = f.kind() {
