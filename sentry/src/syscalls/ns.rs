@@ -124,6 +124,9 @@ pub fn setns(t: &mut Task, fd: Fd, nstype: i32) -> SysResult {
             .values()
             .find_map(|th| th.handle.view.lock().unwrap().clone())
             .ok_or(Errno::ESRCH)?;
+        if tg.tgid != t.tg.tgid && !super::pidfd::may_ptrace(&t.creds, &view.creds) {
+            return Err(Errno::EPERM);
+        }
         let mut targets = Vec::new();
         // The user namespace first: the others are checked with its capabilities.
         if nstype & libc::CLONE_NEWUSER != 0 {

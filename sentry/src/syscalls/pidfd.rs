@@ -8,6 +8,7 @@ use super::fd::nofile_limit;
 use super::signal::send_to_groups;
 use super::Fd;
 use crate::abi::{Errno, SysResult};
+use crate::auth::Creds;
 use crate::kernel::pidfd::PidFd;
 use crate::kernel::signal::{SigInfo, SI_TKILL};
 use crate::kernel::{Task, ThreadGroup};
@@ -49,6 +50,26 @@ pub(super) fn target(t: &Task, fd: Fd) -> Result<(Arc<ThreadGroup>, bool), Errno
         .filter(|p| PidFd::identity(&p.tg) == identity)
         .ok_or(Errno::ESRCH)?;
     Ok((proc.tg.clone(), proc.zombie.is_some()))
+}
+
+/// Linux's ptrace access check with real credentials (PTRACE_MODE_*_REALCREDS), without
+/// the dumpable and LSM parts: the caller's real IDs match every target ID, or it has
+/// CAP_SYS_PTRACE over the target's user namespace; and then, in the capability check,
+/// the target is in the caller's user namespace with no capability the caller lacks, or
+/// the caller has CAP_SYS_PTRACE over the target's user namespace.
+pub(super) fn may_ptrace(me: &Creds, them: &Creds) -> bool {
+    let over_them = me.has_cap_in(&them.user_ns, CAP_SYS_PTRACE);
+    let same_user = [them.uid, them.euid, them.suid]
+        .iter()
+        .all(|&u| u == me.uid)
+        && [them.gid, them.egid, them.sgid]
+            .iter()
+            .all(|&g| g == me.gid);
+    if !same_user && !over_them {
+        return false;
+    }
+    (Arc::ptr_eq(&me.user_ns, &them.user_ns) && them.caps.permitted.is_subset_of(me.caps.permitted))
+        || over_them
 }
 
 /// pidfd_open(2)
@@ -117,17 +138,7 @@ pub fn pidfd_getfd(t: &mut Task, fd: Fd, target_fd: i32, flags: u32) -> SysResul
         let view = leader.view.lock().unwrap().clone();
         view.ok_or(Errno::ESRCH)?
     };
-    // Linux's ptrace access check (PTRACE_MODE_ATTACH_REALCREDS), without the LSM part: the
-    // caller's real IDs match every target ID, or it has CAP_SYS_PTRACE.
-    let me = &t.creds;
-    let them = &view.creds;
-    let same_user = [them.uid, them.euid, them.suid]
-        .iter()
-        .all(|&u| u == me.uid)
-        && [them.gid, them.egid, them.sgid]
-            .iter()
-            .all(|&g| g == me.gid);
-    if tg.tgid != t.tg.tgid && !same_user && !me.has_cap(CAP_SYS_PTRACE) {
+    if tg.tgid != t.tg.tgid && !may_ptrace(&t.creds, &view.creds) {
         return Err(Errno::EPERM);
     }
     let file = view.fds.get(target_fd)?;
