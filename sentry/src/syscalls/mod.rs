@@ -447,7 +447,7 @@ syscall_table! {
         269 faccessat(dirfd: Fd, path: PathArg, mode: i32) => path::faccessat, Full;
         270 pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr, sigmask: UserAddr) => poll::pselect6, Full;
         271 ppoll(fds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::ppoll, Full;
-        272 unshare(flags: Flags) => ns::unshare, Partial("CLONE_FILES, CLONE_FS, new mount (a copy, no propagation), user, UTS, IPC and network (loopback only) namespaces; thread, signal-handler and VM flags only when single-threaded; new PID, cgroup and time namespaces and CLONE_SYSVSEM are EINVAL");
+        272 unshare(flags: Flags) => ns::unshare, Partial("CLONE_FILES, CLONE_FS, new mount (a copy, no propagation), user (IDs translated by the get/set*id calls and /proc/[pid]/uid_map, not yet by stat or chown), UTS, IPC and network (loopback only, up at once) namespaces; thread, signal-handler and VM flags only when single-threaded; new PID, cgroup and time namespaces and CLONE_SYSVSEM are EINVAL");
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");
@@ -477,7 +477,7 @@ syscall_table! {
         305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;
         307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
-        308 setns(fd: Fd, nstype: i32) => ns::setns, Partial("/proc/[pid]/ns files and pidfds; user, UTS, IPC, network and mount namespaces; another PID namespace than the caller's is EINVAL; one cgroup and time namespace");
+        308 setns(fd: Fd, nstype: i32) => ns::setns, Partial("/proc/[pid]/ns files and pidfds; user, UTS, IPC, network and mount namespaces; a PID namespace at or below the caller's becomes its children's (pid_for_children); one cgroup and time namespace");
         309 getcpu(cpu: UserAddr, node: UserAddr) => sched::getcpu, Full;
         314 sched_setattr(pid: i32, attr: UserAddr, flags: u32) => sched::sched_setattr, Partial("no SCHED_DEADLINE (EINVAL) or utilization clamps (EOPNOTSUPP); recorded per thread");
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
