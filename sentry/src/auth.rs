@@ -585,6 +585,51 @@ mod tests {
         Creds::new(0, 0, &[], CapSet::FULL)
     }
 
+    #[test]
+    fn a_new_user_namespace_gives_capabilities_over_what_it_owns_only() {
+        let user = Creds::new(1000, 1000, &[], CapSet::FULL);
+        assert!(!user.has_cap(cap::SYS_ADMIN));
+        let ns = UserNs::new_child(&user.user_ns, user.euid, user.egid);
+        // Its owner, still outside, holds every capability over it.
+        assert!(user.has_cap_in(&ns, cap::SYS_ADMIN));
+        let inside = user.entering(ns.clone());
+        assert!(inside.has_cap_in(&ns, cap::SYS_ADMIN));
+        assert!(!inside.has_cap(cap::SYS_ADMIN));
+        assert!(!inside.has_cap_in(&UserNs::initial(), cap::NET_ADMIN));
+        // A namespace below its own, made by another user, gives it nothing of the owner's.
+        let other = UserNs::new_child(&ns, 2000, 2000);
+        assert!(inside.has_cap_in(&other, cap::SYS_ADMIN));
+        let mut dropped = inside.clone();
+        dropped.caps.effective = CapSet::EMPTY;
+        assert!(!dropped.has_cap_in(&other, cap::SYS_ADMIN));
+        // Root of the initial namespace holds its capabilities over every namespace.
+        assert!(root().has_cap_in(&other, cap::SYS_ADMIN));
+    }
+
+    #[test]
+    fn ids_translate_through_the_maps_and_unmapped_ones_overflow() {
+        let ns = UserNs::new_child(&UserNs::initial(), 1000, 1000);
+        assert_eq!(ns.show(1000, false), OVERFLOW_ID);
+        assert_eq!(ns.to_kernel(0, false), None);
+        let one = |first, lower_first, count| IdExtent {
+            first,
+            lower_first,
+            count,
+        };
+        assert!(ns.set_map(false, vec![one(0, 1000, 1), one(10, 5000, 10)]));
+        assert!(!ns.set_map(false, vec![one(0, 0, 1)]), "written once");
+        assert_eq!(ns.to_kernel(0, false), Some(1000));
+        assert_eq!(ns.to_kernel(19, false), Some(5009));
+        assert_eq!(ns.to_kernel(20, false), None);
+        assert_eq!(ns.show(5003, false), 13);
+        assert_eq!(ns.show(1000, true), OVERFLOW_ID, "the gid map is separate");
+        let nested = UserNs::new_child(&ns, 1000, 1000);
+        assert!(nested.set_map(false, vec![one(7, 12, 1)]));
+        assert_eq!(nested.to_kernel(7, false), Some(5002));
+        assert_eq!(nested.show(5002, false), 7);
+        assert_eq!(nested.show(1000, false), OVERFLOW_ID);
+    }
+
     fn set_uids(c: &Creds, r: u32, e: u32, s: u32) -> Creds {
         let mut n = c.clone();
         (n.uid, n.euid, n.suid) = (r, e, s);
