@@ -67,11 +67,6 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     if has(f, libc::CLONE_THREAD) && t.tg.sig().threads.len() > 1 {
         return Err(Errno::EINVAL);
     }
-    let unsupported = libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP | 0x80 | libc::CLONE_SYSVSEM;
-    if has(f, unsupported) {
-        log::debug!("unshare: {:#x} not offered", f & unsupported as u64);
-        return Err(Errno::EINVAL);
-    }
     let creds = if has(f, libc::CLONE_NEWUSER) {
         if t.creds.user_ns.level >= MAX_USER_NS_LEVEL {
             return Err(Errno::EUSERS);
@@ -81,12 +76,18 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     } else {
         t.creds.clone()
     };
-    let new_ns = NewNamespaces::from_flags(f);
-    if (new_ns.any() || has(f, libc::CLONE_NEWNS))
-        && !creds.has_cap_in(&creds.user_ns, cap::SYS_ADMIN)
-    {
+    // Any namespace but a user one takes CAP_SYS_ADMIN (in the new user namespace if one is
+    // made), checked before whether it is offered, as Linux checks it before making any.
+    let namespaces = f & (NS_FLAGS & !libc::CLONE_NEWUSER) as u64;
+    if namespaces != 0 && !creds.has_cap_in(&creds.user_ns, cap::SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
+    let unsupported = libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP | 0x80 | libc::CLONE_SYSVSEM;
+    if has(f, unsupported) {
+        log::debug!("unshare: {:#x} not offered", f & unsupported as u64);
+        return Err(Errno::EINVAL);
+    }
+    let new_ns = NewNamespaces::from_flags(f);
     if has(f, libc::CLONE_FILES) {
         t.fds = Arc::new(t.fds.fork());
     }
