@@ -9,7 +9,8 @@
 //! the capability sets when the user IDs change ([`Creds::fix_caps_after_setuid`]) and on
 //! execve ([`Creds::after_exec`]) live here so that every caller applies the same rules.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// The highest capability number Linux knows (`CAP_CHECKPOINT_RESTORE`, as
 /// `/proc/sys/kernel/cap_last_cap` reports).
@@ -168,8 +169,203 @@ pub struct Caps {
     pub ambient: CapSet,
 }
 
-/// User and group identity of a task, with its privileges.
+/// The first inode number handed to a namespace made at run time (Linux numbers
+/// namespaces from 0xF0000000; the initial ones have fixed numbers just below).
+static NEXT_NS_INODE: AtomicU64 = AtomicU64::new(0xF000_2000);
+
+/// A fresh namespace inode number (`/proc/[pid]/ns/*`, `NS_GET_*`), unique in the process.
+pub fn next_ns_inode() -> u64 {
+    NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The user ID a user namespace shows for a kernel ID it does not map (Linux's
+/// `overflowuid` and `overflowgid`).
+pub const OVERFLOW_ID: u32 = 65534;
+
+/// How deep user namespaces may nest below the initial one (Linux's limit).
+pub const MAX_USER_NS_LEVEL: u32 = 32;
+
+/// One line of a `uid_map` or `gid_map`: IDs `first..first+count` of the namespace are
+/// `lower_first..` of its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdExtent {
+    pub first: u32,
+    pub lower_first: u32,
+    pub count: u32,
+}
+
+/// A namespace's ID map, written once (`None`: not written yet, every ID unmapped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap(pub Option<Vec<IdExtent>>);
+
+impl IdMap {
+    /// The parent's ID of namespace ID `id`.
+    fn down(&self, id: u32) -> Option<u32> {
+        self.0.as_ref()?.iter().find_map(|e| {
+            let off = id.checked_sub(e.first)?;
+            (off < e.count).then(|| e.lower_first + off)
+        })
+    }
+
+    /// The namespace's ID of the parent's ID `lower`.
+    fn up(&self, lower: u32) -> Option<u32> {
+        self.0.as_ref()?.iter().find_map(|e| {
+            let off = lower.checked_sub(e.lower_first)?;
+            (off < e.count).then(|| e.first + off)
+        })
+    }
+}
+
+/// The ID maps of a user namespace and its `setgroups` setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserNsMaps {
+    pub uid: IdMap,
+    pub gid: IdMap,
+    /// `/proc/[pid]/setgroups` says `deny`: setgroups(2) is refused in the namespace (and
+    /// an unprivileged gid_map may then be written).
+    pub setgroups_denied: bool,
+}
+
+/// A user namespace (user_namespaces(7)): which IDs of its parent it maps, and who owns it.
+/// Credentials hold kernel IDs (those of the initial namespace); the namespace translates
+/// at the system-call boundary. Compared by identity.
+#[derive(Debug)]
+pub struct UserNs {
+    pub parent: Option<Arc<UserNs>>,
+    /// 0 for the initial namespace.
+    pub level: u32,
+    /// The effective user and group of the process that made it (kernel IDs).
+    pub owner: u32,
+    pub owner_gid: u32,
+    /// The inode number of its `/proc/[pid]/ns/user` file.
+    pub inode: u64,
+    /// Guards the maps; a leaf lock.
+    pub maps: Mutex<UserNsMaps>,
+}
+
+impl PartialEq for UserNs {
+    fn eq(&self, other: &UserNs) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for UserNs {}
+
+static INITIAL_USER_NS: LazyLock<Arc<UserNs>> = LazyLock::new(|| {
+    let all = IdExtent {
+        first: 0,
+        lower_first: 0,
+        count: u32::MAX,
+    };
+    Arc::new(UserNs {
+        parent: None,
+        level: 0,
+        owner: 0,
+        owner_gid: 0,
+        // Linux's fixed number for the initial user namespace.
+        inode: 0xEFFF_FFFD,
+        maps: Mutex::new(UserNsMaps {
+            uid: IdMap(Some(vec![all])),
+            gid: IdMap(Some(vec![all])),
+            setgroups_denied: false,
+        }),
+    })
+});
+
+impl UserNs {
+    /// The initial user namespace, which maps every ID to itself.
+    pub fn initial() -> Arc<UserNs> {
+        INITIAL_USER_NS.clone()
+    }
+
+    /// A new namespace under `parent`, owned by `owner`:`owner_gid`, with nothing mapped.
+    pub fn new_child(parent: &Arc<UserNs>, owner: u32, owner_gid: u32) -> Arc<UserNs> {
+        Arc::new(UserNs {
+            parent: Some(parent.clone()),
+            level: parent.level + 1,
+            owner,
+            owner_gid,
+            inode: next_ns_inode(),
+            maps: Mutex::new(UserNsMaps::default()),
+        })
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, UserNsMaps> {
+        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the maps.
+    pub fn snapshot(&self) -> UserNsMaps {
+        self.maps().clone()
+    }
+
+    /// Whether `self` is `ns` or one of its ancestors.
+    pub fn is_ancestor_of(self: &Arc<UserNs>, ns: &Arc<UserNs>) -> bool {
+        let mut cur = Some(ns);
+        while let Some(n) = cur {
+            if Arc::ptr_eq(n, self) {
+                return true;
+            }
+            cur = n.parent.as_ref();
+        }
+        false
+    }
+
+    /// The kernel ID of this namespace's `id` (`gid` picks the group map), if mapped.
+    pub fn to_kernel(&self, id: u32, gid: bool) -> Option<u32> {
+        if self.parent.is_none() {
+            return Some(id);
+        }
+        let maps = self.maps();
+        let down = if gid {
+            maps.gid.down(id)
+        } else {
+            maps.uid.down(id)
+        }?;
+        drop(maps);
+        match &self.parent {
+            Some(p) => p.to_kernel(down, gid),
+            None => Some(down),
+        }
+    }
+
+    /// This namespace's ID for kernel ID `kid`, if it maps it.
+    pub fn from_kernel(&self, kid: u32, gid: bool) -> Option<u32> {
+        if self.parent.is_none() {
+            return Some(kid);
+        }
+        let lower = match &self.parent {
+            Some(p) => p.from_kernel(kid, gid)?,
+            None => kid,
+        };
+        let maps = self.maps();
+        if gid {
+            maps.gid.up(lower)
+        } else {
+            maps.uid.up(lower)
+        }
+    }
+
+    /// This namespace's ID for kernel ID `kid`, or [`OVERFLOW_ID`] (what getuid(2) and
+    /// stat(2) show for an unmapped ID).
+    pub fn show(&self, kid: u32, gid: bool) -> u32 {
+        self.from_kernel(kid, gid).unwrap_or(OVERFLOW_ID)
+    }
+
+    /// Records a written map (the caller has checked it); false if it was written before.
+    pub fn set_map(&self, gid: bool, extents: Vec<IdExtent>) -> bool {
+        let mut maps = self.maps();
+        let slot = if gid { &mut maps.gid } else { &mut maps.uid };
+        if slot.0.is_some() {
+            return false;
+        }
+        slot.0 = Some(extents);
+        true
+    }
+}
+
+/// User and group identity of a task, with its privileges.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Creds {
     pub uid: u32,
     pub euid: u32,
@@ -183,6 +379,25 @@ pub struct Creds {
     pub caps: Caps,
     /// `secbit` bits.
     pub securebits: u32,
+    /// The user namespace the capabilities hold in (and the IDs are shown through).
+    pub user_ns: Arc<UserNs>,
+}
+
+impl Default for Creds {
+    fn default() -> Creds {
+        Creds {
+            uid: 0,
+            euid: 0,
+            suid: 0,
+            gid: 0,
+            egid: 0,
+            sgid: 0,
+            groups: Arc::from([]),
+            caps: Caps::default(),
+            securebits: 0,
+            user_ns: UserNs::initial(),
+        }
+    }
 }
 
 impl Creds {
@@ -208,6 +423,7 @@ impl Creds {
                 ambient: CapSet::EMPTY,
             },
             securebits: 0,
+            user_ns: UserNs::initial(),
         }
     }
 
@@ -223,9 +439,50 @@ impl Creds {
         self
     }
 
-    /// Whether the task holds `cap` in its effective set.
+    /// Whether the task holds `cap` over what the initial user namespace owns (the
+    /// sandbox's files, devices, its first network, UTS and IPC namespaces): in its
+    /// effective set, and its own user namespace is the initial one.
     pub fn has_cap(&self, cap: u32) -> bool {
-        self.caps.effective.has(cap)
+        self.has_cap_in(&UserNs::initial(), cap)
+    }
+
+    /// Whether the task holds `cap` over what user namespace `ns` owns (Linux's
+    /// `ns_capable`): its effective set if `ns` is its own namespace, every capability if it
+    /// owns `ns` or an ancestor of `ns` below its own, nothing if `ns` is not its own or a
+    /// descendant of it.
+    pub fn has_cap_in(&self, ns: &Arc<UserNs>, cap: u32) -> bool {
+        let mut target = ns;
+        loop {
+            if Arc::ptr_eq(target, &self.user_ns) {
+                return self.caps.effective.has(cap);
+            }
+            if target.level <= self.user_ns.level {
+                return false;
+            }
+            let Some(parent) = target.parent.as_ref() else {
+                return false;
+            };
+            if Arc::ptr_eq(parent, &self.user_ns) && target.owner == self.euid {
+                return true;
+            }
+            target = parent;
+        }
+    }
+
+    /// The credentials of a task that has just entered user namespace `ns` (by unshare,
+    /// clone or setns): every capability there, none inherited, default securebits.
+    pub fn entering(&self, ns: Arc<UserNs>) -> Creds {
+        let mut c = self.clone();
+        c.caps = Caps {
+            permitted: CapSet::FULL,
+            effective: CapSet::FULL,
+            inheritable: CapSet::EMPTY,
+            bounding: CapSet::FULL,
+            ambient: CapSet::EMPTY,
+        };
+        c.securebits = 0;
+        c.user_ns = ns;
+        c
     }
 
     /// Whether these credentials may signal a process with credentials `target` (Linux's
@@ -347,6 +604,51 @@ mod tests {
 
     fn root() -> Creds {
         Creds::new(0, 0, &[], CapSet::FULL)
+    }
+
+    #[test]
+    fn a_new_user_namespace_gives_capabilities_over_what_it_owns_only() {
+        let user = Creds::new(1000, 1000, &[], CapSet::FULL);
+        assert!(!user.has_cap(cap::SYS_ADMIN));
+        let ns = UserNs::new_child(&user.user_ns, user.euid, user.egid);
+        // Its owner, still outside, holds every capability over it.
+        assert!(user.has_cap_in(&ns, cap::SYS_ADMIN));
+        let inside = user.entering(ns.clone());
+        assert!(inside.has_cap_in(&ns, cap::SYS_ADMIN));
+        assert!(!inside.has_cap(cap::SYS_ADMIN));
+        assert!(!inside.has_cap_in(&UserNs::initial(), cap::NET_ADMIN));
+        // A namespace below its own, made by another user, gives it nothing of the owner's.
+        let other = UserNs::new_child(&ns, 2000, 2000);
+        assert!(inside.has_cap_in(&other, cap::SYS_ADMIN));
+        let mut dropped = inside.clone();
+        dropped.caps.effective = CapSet::EMPTY;
+        assert!(!dropped.has_cap_in(&other, cap::SYS_ADMIN));
+        // Root of the initial namespace holds its capabilities over every namespace.
+        assert!(root().has_cap_in(&other, cap::SYS_ADMIN));
+    }
+
+    #[test]
+    fn ids_translate_through_the_maps_and_unmapped_ones_overflow() {
+        let ns = UserNs::new_child(&UserNs::initial(), 1000, 1000);
+        assert_eq!(ns.show(1000, false), OVERFLOW_ID);
+        assert_eq!(ns.to_kernel(0, false), None);
+        let one = |first, lower_first, count| IdExtent {
+            first,
+            lower_first,
+            count,
+        };
+        assert!(ns.set_map(false, vec![one(0, 1000, 1), one(10, 5000, 10)]));
+        assert!(!ns.set_map(false, vec![one(0, 0, 1)]), "written once");
+        assert_eq!(ns.to_kernel(0, false), Some(1000));
+        assert_eq!(ns.to_kernel(19, false), Some(5009));
+        assert_eq!(ns.to_kernel(20, false), None);
+        assert_eq!(ns.show(5003, false), 13);
+        assert_eq!(ns.show(1000, true), OVERFLOW_ID, "the gid map is separate");
+        let nested = UserNs::new_child(&ns, 1000, 1000);
+        assert!(nested.set_map(false, vec![one(7, 12, 1)]));
+        assert_eq!(nested.to_kernel(7, false), Some(5002));
+        assert_eq!(nested.show(5002, false), 7);
+        assert_eq!(nested.show(1000, false), OVERFLOW_ID);
     }
 
     fn set_uids(c: &Creds, r: u32, e: u32, s: u32) -> Creds {

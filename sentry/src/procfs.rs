@@ -27,7 +27,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::abi::Errno;
+use crate::abi::{Errno, SysResult};
 use crate::abi::{RELEASE, VERSION};
 use crate::auth::Creds;
 use crate::fs::synth::{
@@ -36,11 +36,12 @@ use crate::fs::synth::{
 use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
 use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
 use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
+use crate::kernel::ns::NsRef;
 use crate::kernel::task::TaskView;
 use crate::kernel::thread_group::COREDUMP_FILTER_MASK;
 use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
-use crate::mm::usermem::IoSrc;
+use crate::mm::usermem::{IoSrc, UserAddr};
 use crate::mm::VmaKind;
 use crate::vfs::inode::MagicTarget;
 use crate::vfs::{
@@ -59,6 +60,20 @@ const USER_HZ: u128 = 100;
 fn kernel_for(kernel: &Weak<Kernel>, cx: &Caller) -> Result<Arc<Kernel>, Errno> {
     cx.task.ok_or(Errno::ENOENT)?;
     kernel.upgrade().ok_or(Errno::ENOENT)
+}
+
+/// A name of the reader's UTS namespace, as `/proc/sys/kernel/{hostname,domainname}`.
+fn uts_text(kernel: &Weak<Kernel>, f: fn(&crate::kernel::ns::Uts) -> &String) -> Generator {
+    let kernel = kernel.clone();
+    Arc::new(move |cx| {
+        let k = kernel_for(&kernel, cx)?;
+        let uts = cx
+            .task
+            .and_then(|t| k.namespaces_of(t.tid))
+            .map_or_else(|| k.uts.clone(), |ns| ns.uts);
+        let names = uts.names();
+        Ok(format!("{}\n", f(&names)).into_bytes())
+    })
 }
 
 fn text(kernel: &Weak<Kernel>, f: impl Fn(&Kernel) -> String + Send + Sync + 'static) -> Generator {
@@ -364,6 +379,9 @@ enum PidFile {
     OomScoreAdj,
     CoredumpFilter,
     LoginUid,
+    UidMap,
+    GidMap,
+    Setgroups,
     Smaps,
     Auxv,
 }
@@ -376,19 +394,60 @@ enum PidLink {
     Exe,
 }
 
-/// Namespaces shown in `/proc/[pid]/ns`.
-const NAMESPACES: [(&str, u64); 8] = [
-    ("cgroup", 0xEFFF_FFFB),
-    ("ipc", 0xEFFF_FFFF),
-    // The task's own mount namespace's number is shown (`MountNamespace::inode`).
-    ("mnt", 0),
-    ("net", 0xF000_0098),
-    // The process's own namespace's number is shown (`PidNamespace::inode`).
-    ("pid", 0),
-    ("pid_for_children", 0),
-    ("user", 0xEFFF_FFFD),
-    ("uts", 0xEFFF_FFFE),
+/// Namespaces shown in `/proc/[pid]/ns`, in Linux's order.
+const NAMESPACES: [&str; 8] = [
+    "cgroup",
+    "ipc",
+    "mnt",
+    "net",
+    "pid",
+    "pid_for_children",
+    "user",
+    "uts",
 ];
+
+/// An open namespace file (Linux's nsfs inode): holds the namespace alive, shows its
+/// number as the inode number, and is what setns(2) takes.
+struct NsFile {
+    ns: NsRef,
+}
+
+/// The device number of Linux's nsfs (an anonymous device).
+const NSFS_DEV: u64 = 4;
+
+/// `NS_GET_NSTYPE` and `NS_GET_OWNER_UID` of ioctl_ns(2).
+const NS_GET_NSTYPE: u32 = 0xb703;
+const NS_GET_OWNER_UID: u32 = 0xb704;
+
+impl FileOps for NsFile {
+    fn namespace_inode(&self) -> Option<u64> {
+        Some(self.ns.inode())
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            dev: NSFS_DEV,
+            ino: self.ns.inode(),
+            mode: libc::S_IFREG | 0o444,
+            ..Stat::anonymous()
+        })
+    }
+
+    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
+        match cmd {
+            NS_GET_NSTYPE => Ok(self.ns.clone_flag() as u64),
+            NS_GET_OWNER_UID => {
+                let NsRef::User(ns) = &self.ns else {
+                    return Err(Errno::EINVAL);
+                };
+                let uid = t.creds().user_ns.show(ns.owner, false);
+                t.mm().write_obj(UserAddr(arg), &uid)?;
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+}
 
 /// One node under `/proc/[pid]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -434,6 +493,9 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("oom_score_adj", Node::File(PidFile::OomScoreAdj)),
     ("coredump_filter", Node::File(PidFile::CoredumpFilter)),
     ("loginuid", Node::File(PidFile::LoginUid)),
+    ("uid_map", Node::File(PidFile::UidMap)),
+    ("gid_map", Node::File(PidFile::GidMap)),
+    ("setgroups", Node::File(PidFile::Setgroups)),
     ("smaps", Node::File(PidFile::Smaps)),
     ("auxv", Node::File(PidFile::Auxv)),
     ("mem", Node::Mem),
@@ -493,7 +555,13 @@ impl PidNode {
             Node::File(PidFile::Environ | PidFile::Auxv) => libc::S_IFREG | 0o400,
             Node::Mem => libc::S_IFREG | 0o600,
             Node::File(
-                PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter | PidFile::LoginUid,
+                PidFile::Comm
+                | PidFile::OomScoreAdj
+                | PidFile::CoredumpFilter
+                | PidFile::LoginUid
+                | PidFile::UidMap
+                | PidFile::GidMap
+                | PidFile::Setgroups,
             ) => libc::S_IFREG | 0o644,
             Node::Net => libc::S_IFDIR | 0o555,
             Node::File(_) => libc::S_IFREG | 0o444,
@@ -531,7 +599,7 @@ impl PidNode {
             Node::NsDir => NAMESPACES
                 .iter()
                 .enumerate()
-                .map(|(i, (name, _))| (name.as_bytes().to_vec(), Node::Ns(i)))
+                .map(|(i, name)| (name.as_bytes().to_vec(), Node::Ns(i)))
                 .collect(),
             _ => return Err(Errno::ENOTDIR),
         })
@@ -647,6 +715,27 @@ impl PidNode {
                 format!("{:08x}\n", snap.tg.coredump_filter.load(Ordering::Relaxed)).into_bytes()
             }
             PidFile::LoginUid => b"4294967295".to_vec(),
+            PidFile::UidMap | PidFile::GidMap => match &snap.view {
+                Some(v) => {
+                    let maps = v.creds.user_ns.snapshot();
+                    let map = if f == PidFile::GidMap {
+                        maps.gid
+                    } else {
+                        maps.uid
+                    };
+                    let mut s = String::new();
+                    for e in map.0.unwrap_or_default() {
+                        let _ =
+                            writeln!(s, "{:>10} {:>10} {:>10}", e.first, e.lower_first, e.count);
+                    }
+                    s.into_bytes()
+                }
+                None => Vec::new(),
+            },
+            PidFile::Setgroups => match &snap.view {
+                Some(v) if v.creds.user_ns.snapshot().setgroups_denied => b"deny\n".to_vec(),
+                _ => b"allow\n".to_vec(),
+            },
         })
     }
 
@@ -744,15 +833,9 @@ impl Inode for PidNode {
     fn readlink(&self, cx: &Caller) -> Result<Vec<u8>, Errno> {
         match self.node {
             Node::Ns(i) => {
-                let (name, mut ino) = NAMESPACES[i];
+                let name = NAMESPACES[i];
                 let name = name.strip_suffix("_for_children").unwrap_or(name);
-                if name == "pid" {
-                    ino = self.snapshot()?.tg.pidns.inode();
-                } else if name == "mnt" {
-                    if let Some(v) = self.snapshot()?.view {
-                        ino = v.fs.ns.inode();
-                    }
-                }
+                let ino = self.namespace(cx, i)?.inode();
                 Ok(format!("{name}:[{ino}]").into_bytes())
             }
             Node::Fd(fd) => {
@@ -774,8 +857,7 @@ impl Inode for PidNode {
                 None => MagicTarget::File(f),
             })),
             Node::Link(l) => Some(self.link_target(cx, l)),
-            // Namespace files cannot be opened in the sandbox (no setns).
-            Node::Ns(_) => Some(Err(Errno::ENOENT)),
+            Node::Ns(i) => Some(self.namespace_file(cx, i)),
             _ => None,
         }
     }
@@ -793,7 +875,12 @@ impl Inode for PidNode {
                 if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
                     if !matches!(
                         f,
-                        PidFile::Comm | PidFile::OomScoreAdj | PidFile::CoredumpFilter
+                        PidFile::Comm
+                            | PidFile::OomScoreAdj
+                            | PidFile::CoredumpFilter
+                            | PidFile::UidMap
+                            | PidFile::GidMap
+                            | PidFile::Setgroups
                     ) {
                         return Err(Errno::EACCES);
                     }
@@ -831,6 +918,38 @@ impl PidNode {
             snap.view.as_ref().map(|v| &v.mm),
             Inode::stat(self)?,
         ))
+    }
+
+    /// The namespace `/proc/[pid]/ns/NAMESPACES[i]` names (the caller must be allowed to
+    /// inspect the process, as ptrace's read access demands on Linux).
+    fn namespace(&self, cx: &Caller, i: usize) -> Result<NsRef, Errno> {
+        let (snap, view) = self.view(cx)?;
+        Ok(match NAMESPACES[i] {
+            "cgroup" => NsRef::Cgroup,
+            "ipc" => NsRef::Ipc(view.ns.ipc),
+            "mnt" => NsRef::Mnt(view.fs.ns.clone()),
+            "net" => NsRef::Net(view.ns.net),
+            "pid" => NsRef::Pid(snap.tg.pidns.clone()),
+            "pid_for_children" => NsRef::Pid(
+                view.ns
+                    .pid_for_children
+                    .unwrap_or_else(|| snap.tg.pidns.clone()),
+            ),
+            "user" => NsRef::User(view.creds.user_ns),
+            _ => NsRef::Uts(view.ns.uts),
+        })
+    }
+
+    /// The open namespace file a `/proc/[pid]/ns/*` link leads to.
+    fn namespace_file(&self, cx: &Caller, i: usize) -> Result<MagicTarget, Errno> {
+        let ns = self.namespace(cx, i)?;
+        let k = self.kernel.upgrade().ok_or(Errno::ENOENT)?;
+        k.ns_files.register(&ns);
+        let file = NsFile { ns };
+        Ok(MagicTarget::File(OpenFile::new(
+            Arc::new(file),
+            libc::O_RDONLY as u32,
+        )))
     }
 
     fn link_target(&self, cx: &Caller, l: PidLink) -> Result<MagicTarget, Errno> {
@@ -932,9 +1051,123 @@ impl PidWriteFile {
                     .coredump_filter
                     .store(v & COREDUMP_FILTER_MASK, Ordering::Relaxed);
             }
+            PidFile::UidMap | PidFile::GidMap => {
+                let ns = snap
+                    .view
+                    .as_ref()
+                    .ok_or(Errno::ESRCH)?
+                    .creds
+                    .user_ns
+                    .clone();
+                let text = control_bytes(src, 4096)?;
+                write_id_map(&t.creds(), &ns, self.file == PidFile::GidMap, &text)?;
+            }
+            PidFile::Setgroups => {
+                let ns = snap
+                    .view
+                    .as_ref()
+                    .ok_or(Errno::ESRCH)?
+                    .creds
+                    .user_ns
+                    .clone();
+                let text = control_bytes(src, 8)?;
+                let deny = match text.trim_ascii() {
+                    b"deny" => true,
+                    b"allow" => false,
+                    _ => return Err(Errno::EINVAL),
+                };
+                let creds = t.creds();
+                if !creds.has_cap_in(&ns, crate::auth::cap::SYS_ADMIN) {
+                    return Err(Errno::EPERM);
+                }
+                let mut maps = ns.maps.lock().unwrap();
+                // Settled once the gid_map is written, and a denial is final.
+                if maps.gid.0.is_some() || (maps.setgroups_denied && !deny) {
+                    return Err(Errno::EPERM);
+                }
+                maps.setgroups_denied = deny;
+            }
             _ => return Err(Errno::EACCES),
         }
         Ok(())
+    }
+}
+
+/// The most lines a `uid_map` or `gid_map` takes (Linux's UID_GID_MAP_MAX_EXTENTS).
+const MAX_ID_EXTENTS: usize = 340;
+
+/// Writes user namespace `ns`'s uid_map (or gid_map) as `writer` (user_namespaces(7),
+/// "Defining user and group ID mappings"): once; by a process of the namespace or of its
+/// parent holding CAP_SETUID (CAP_SETGID) over it; every line's IDs mapped in the parent;
+/// and either the writer holds the capability in the parent namespace too, or it owns the
+/// namespace and maps only its own effective ID (for a gid_map, after setgroups is denied).
+fn write_id_map(
+    writer: &Creds,
+    ns: &Arc<crate::auth::UserNs>,
+    gid: bool,
+    text: &[u8],
+) -> Result<(), Errno> {
+    use crate::auth::{cap, IdExtent};
+    let parent = ns.parent.as_ref().ok_or(Errno::EPERM)?;
+    let own = Arc::ptr_eq(&writer.user_ns, ns) || Arc::ptr_eq(&writer.user_ns, parent);
+    let setid = if gid { cap::SETGID } else { cap::SETUID };
+    if !own || !writer.has_cap_in(ns, setid) {
+        return Err(Errno::EPERM);
+    }
+    let text = std::str::from_utf8(text).map_err(|_| Errno::EINVAL)?;
+    let mut extents: Vec<IdExtent> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<u32> = line
+            .split_ascii_whitespace()
+            .map(|f| f.parse::<u32>().map_err(|_| Errno::EINVAL))
+            .collect::<Result<_, _>>()?;
+        let [first, lower_first, count] = fields[..] else {
+            return Err(Errno::EINVAL);
+        };
+        if count == 0
+            || first.checked_add(count - 1).is_none()
+            || lower_first.checked_add(count - 1).is_none()
+        {
+            return Err(Errno::EINVAL);
+        }
+        let overlaps = |a: u32, b: u32| a < b.saturating_add(count) && b < a.saturating_add(count);
+        if extents
+            .iter()
+            .any(|e| overlaps(e.first, first) || overlaps(e.lower_first, lower_first))
+        {
+            return Err(Errno::EINVAL);
+        }
+        extents.push(IdExtent {
+            first,
+            lower_first,
+            count,
+        });
+    }
+    if extents.is_empty() || extents.len() > MAX_ID_EXTENTS {
+        return Err(Errno::EINVAL);
+    }
+    for e in &extents {
+        let last = e.lower_first + (e.count - 1);
+        if parent.to_kernel(e.lower_first, gid).is_none() || parent.to_kernel(last, gid).is_none() {
+            return Err(Errno::EPERM);
+        }
+    }
+    let own_id_only = extents.len() == 1
+        && extents[0].count == 1
+        && ns.owner == writer.euid
+        && if gid {
+            ns.snapshot().setgroups_denied
+                && parent.to_kernel(extents[0].lower_first, true) == Some(writer.egid)
+        } else {
+            parent.to_kernel(extents[0].lower_first, false) == Some(writer.euid)
+        };
+    if !own_id_only && !writer.has_cap_in(parent, setid) {
+        return Err(Errno::EPERM);
+    }
+    if ns.set_map(gid, extents) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
     }
 }
 
@@ -1577,11 +1810,13 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         vec![
             ("cap_last_cap", fixed("40\n")),
             ("keys", keys_dir(&fs, &kernel)),
-            // Linux's value when no domain name was set; the sandbox has no setdomainname.
-            ("domainname", fixed("(none)\n")),
+            (
+                "domainname",
+                SynthFile::new(&fs, 0o444, uts_text(&kernel, |u| &u.domainname)),
+            ),
             (
                 "hostname",
-                f(|k| format!("{}\n", k.hostname.lock().unwrap())),
+                SynthFile::new(&fs, 0o444, uts_text(&kernel, |u| &u.hostname)),
             ),
             ("msgmax", fixed(&format!("{MSGMAX}\n"))),
             ("msgmnb", fixed(&format!("{MSGMNB}\n"))),

@@ -26,7 +26,8 @@ const SENTRY: &[&[&str]] = &[
 ];
 
 const PLATFORM: &[&[&str]] = &[
-    &["stub", "stub_filter"],
+    &["stub_filter"],
+    &["stub"],
     &["patch"],
     &["testing"],
     &["ptrace"],

@@ -571,7 +571,7 @@ impl Loader {
         inner.first.get_or_insert_with(|| id.to_owned());
         if inner.containers.is_empty() {
             if let Some(h) = spec.hostname.as_ref().filter(|h| !h.is_empty()) {
-                h.clone_into(&mut self.kernel.hostname.lock().unwrap());
+                h.clone_into(&mut self.kernel.uts.names().hostname);
             }
         }
         let init = Process {

@@ -734,6 +734,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         fds: p.fds,
         creds: p.creds,
         fs: p.fs,
+        ns: kernel.initial_namespaces(),
         clear_child_tid: 0,
         altstack: DISABLED_ALTSTACK,
         vfork_done: None,

@@ -774,6 +774,20 @@ impl Kernel {
                         what: format!("task {tid} has seccomp filters or no_new_privs"),
                     });
                 }
+                // The image holds the initial namespaces only.
+                let nested = handle.view.lock().unwrap().as_ref().is_some_and(|v| {
+                    !Arc::ptr_eq(&v.ns.uts, &self.uts)
+                        || !Arc::ptr_eq(&v.ns.ipc, &self.ipc)
+                        || !Arc::ptr_eq(&v.ns.net, &self.net)
+                        || v.creds.user_ns.level > 0
+                });
+                if nested {
+                    return Err(CheckpointError::Unsupported {
+                        what: format!(
+                            "task {tid} is in a UTS, IPC, network or user namespace of its own"
+                        ),
+                    });
+                }
                 match images.remove(tid) {
                     Some(Ok(image)) => tasks.push(image),
                     Some(Err(e)) => return Err(e),
@@ -970,7 +984,7 @@ impl Kernel {
         let image = KernelImage {
             not_saved: NOT_SAVED.iter().map(|s| (*s).to_owned()).collect(),
             platform: self.platform.name().to_owned(),
-            hostname: self.hostname.lock().unwrap().clone(),
+            hostname: self.uts.names().hostname.clone(),
             tasks,
             processes,
             mms,

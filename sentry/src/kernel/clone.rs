@@ -4,6 +4,9 @@
 //! dispositions; a process gets a copy-on-write copy of the address space (unless CLONE_VM)
 //! and of the fd table (unless CLONE_FILES). Each new task runs on its own host thread.
 //! CLONE_NEWPID puts the new process in a new PID namespace under the caller's, as its init.
+//! CLONE_NEWUSER gives it a new user namespace (owned by the caller's effective user, with
+//! every capability in it) and CLONE_NEWUTS, CLONE_NEWIPC and CLONE_NEWNET new namespaces of
+//! those kinds ([`super::ns`]), owned by its user namespace.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,13 +34,22 @@ const CLONE_UNTRACED: u64 = libc::CLONE_UNTRACED as u64;
 const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
 const CLONE_IO: u64 = libc::CLONE_IO as u64;
 const CLONE_NEWPID: u64 = libc::CLONE_NEWPID as u64;
+const CLONE_NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
+const CLONE_NEWUTS: u64 = libc::CLONE_NEWUTS as u64;
+const CLONE_NEWIPC: u64 = libc::CLONE_NEWIPC as u64;
+const CLONE_NEWNET: u64 = libc::CLONE_NEWNET as u64;
 
 /// How deep PID namespaces may nest (Linux's MAX_PID_NS_LEVEL).
 const MAX_PIDNS_LEVEL: usize = 32;
 
-/// Flags accepted (of the namespaces only the PID namespace; pidfds are not offered yet).
+/// Flags accepted (of the namespaces all but mount, cgroup and time; pidfds are not
+/// offered yet).
 const SUPPORTED: u64 = CLONE_VM
     | CLONE_NEWPID
+    | CLONE_NEWUSER
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWNET
     | CLONE_FS
     | CLONE_FILES
     | CLONE_SIGHAND
@@ -86,14 +98,40 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     {
         return Err(Errno::EINVAL);
     }
+    // A thread stays in its process's PID namespace.
+    if (f & CLONE_THREAD != 0 && t.ns.pid_for_children.is_some())
+        || (f & CLONE_NEWUSER != 0 && f & (CLONE_THREAD | CLONE_FS) != 0)
+        || (f & CLONE_NEWIPC != 0 && f & CLONE_SYSVSEM != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // The new user namespace comes first: the other new namespaces are its.
+    let creds = if f & CLONE_NEWUSER != 0 {
+        if t.creds.user_ns.level >= crate::auth::MAX_USER_NS_LEVEL {
+            return Err(Errno::EUSERS);
+        }
+        let userns = crate::auth::UserNs::new_child(&t.creds.user_ns, t.creds.euid, t.creds.egid);
+        t.creds.entering(userns)
+    } else {
+        t.creds.clone()
+    };
+    let new_ns = super::ns::NewNamespaces::from_flags(f);
+    if (new_ns.any() || f & CLONE_NEWPID != 0)
+        && !creds.has_cap_in(&creds.user_ns, crate::auth::cap::SYS_ADMIN)
+    {
+        return Err(Errno::EPERM);
+    }
     if f & CLONE_NEWPID != 0 {
         if f & CLONE_THREAD != 0 {
             return Err(Errno::EINVAL);
         }
-        if !t.creds.has_cap(crate::auth::cap::SYS_ADMIN) {
-            return Err(Errno::EPERM);
-        }
-        if t.tg.pidns.level() >= MAX_PIDNS_LEVEL {
+        if t.ns
+            .pid_for_children
+            .as_ref()
+            .unwrap_or(&t.tg.pidns)
+            .level()
+            >= MAX_PIDNS_LEVEL
+        {
             return Err(Errno::ENOSPC);
         }
     }
@@ -123,10 +161,15 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     if f & CLONE_SETTLS != 0 && a.tls >= platform::MAX_USER_ADDRESS {
         return Err(Errno::EPERM);
     }
+    // A new process goes into the namespace setns(CLONE_NEWPID) chose for children, if any.
+    let base =
+        t.ns.pid_for_children
+            .clone()
+            .unwrap_or_else(|| t.tg.pidns.clone());
     let ns = if f & CLONE_NEWPID != 0 {
-        t.tg.pidns.new_child()
+        base.new_child()
     } else {
-        t.tg.pidns.clone()
+        base
     };
     let tid = ns.alloc(f & CLONE_THREAD == 0)?;
     // The caller's view of the new task, and the task's own (1 in a new namespace).
@@ -222,7 +265,11 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         mm,
         cpu,
         fds,
-        creds: t.creds.clone(),
+        ns: super::ns::Namespaces {
+            pid_for_children: None,
+            ..t.ns.unshared(new_ns, &creds.user_ns)
+        },
+        creds,
         fs: if f & CLONE_FS != 0 {
             t.fs.clone()
         } else {

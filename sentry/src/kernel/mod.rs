@@ -34,6 +34,7 @@ pub mod freeze;
 pub mod futex;
 pub mod ipc;
 pub mod keys;
+pub mod ns;
 pub mod pidfd;
 pub mod pidns;
 pub mod pids;
@@ -90,7 +91,8 @@ pub struct Kernel {
     pub syscalls: SyscallTable,
     /// Sandbox boot time, for uptime.
     pub boot: Instant,
-    pub hostname: Mutex<String>,
+    /// The initial UTS namespace: the sandbox's hostname (`uname -n`).
+    pub uts: Arc<ns::UtsNs>,
     /// The root PID namespace: its IDs are the process table's keys.
     pub root_pidns: Arc<PidNamespace>,
     /// The process table; see [`pids`].
@@ -110,10 +112,13 @@ pub struct Kernel {
     pub notify: Arc<crate::vfs::inotify::FsNotify>,
     /// Each session's controlling terminal, by session ID (global). A leaf lock.
     pub terminals: Mutex<BTreeMap<i32, Weak<dyn crate::vfs::ControllingTerminal>>>,
-    /// The network namespace: AF_UNIX names and the internet stack.
-    pub net: crate::net::Namespace,
-    /// The IPC namespace: System V shared memory, semaphores and message queues.
-    pub ipc: ipc::Namespace,
+    /// The initial network namespace: AF_UNIX names and the internet stack on the pod's
+    /// link or the host's (tasks may hold others, [`ns`]).
+    pub net: Arc<ns::NetNs>,
+    /// The initial IPC namespace: System V shared memory, semaphores and message queues.
+    pub ipc: Arc<ns::IpcNs>,
+    /// The namespaces open `/proc/[pid]/ns/*` files name ([`ns::NsFiles`]).
+    pub ns_files: ns::NsFiles,
     /// The cgroup v2 hierarchy: which process is in which group, the controllers' counts.
     pub cgroups: cgroup::Hierarchy,
     /// Native AIO contexts (io_setup).
@@ -162,7 +167,14 @@ impl Kernel {
             platform,
             memory,
             syscalls,
-            hostname: Mutex::new(config.hostname.clone()),
+            uts: ns::Ns::with_inode(
+                Mutex::new(ns::Uts {
+                    hostname: config.hostname.clone(),
+                    domainname: "(none)".into(),
+                }),
+                crate::auth::UserNs::initial(),
+                ns::INITIAL_UTS_INODE,
+            ),
             config,
             boot: Instant::now(),
             root_pidns: PidNamespace::new_root(),
@@ -175,8 +187,13 @@ impl Kernel {
             memfds,
             notify,
             terminals: Mutex::default(),
-            net,
-            ipc: ipc::Namespace::default(),
+            net: ns::Ns::with_inode(net, crate::auth::UserNs::initial(), ns::INITIAL_NET_INODE),
+            ipc: ns::Ns::with_inode(
+                ipc::Namespace::default(),
+                crate::auth::UserNs::initial(),
+                ns::INITIAL_IPC_INODE,
+            ),
+            ns_files: ns::NsFiles::default(),
             cgroups,
             aio: aio::Contexts::default(),
             keys: keys::Keys::default(),
@@ -187,6 +204,23 @@ impl Kernel {
                 .ok()
                 .and_then(|v| v.parse().ok()),
         })
+    }
+
+    /// The namespaces the first task of every container starts in.
+    pub fn initial_namespaces(&self) -> ns::Namespaces {
+        ns::Namespaces {
+            uts: self.uts.clone(),
+            ipc: self.ipc.clone(),
+            net: self.net.clone(),
+            pid_for_children: None,
+        }
+    }
+
+    /// The namespaces task `tid` (global) holds, while it runs.
+    pub fn namespaces_of(&self, tid: i32) -> Option<ns::Namespaces> {
+        let handle = self.tree().tasks.get(&tid)?.clone();
+        let view = handle.view.lock().unwrap();
+        view.as_ref().map(|v| v.ns.clone())
     }
 
     /// Locks the process table.

@@ -149,7 +149,7 @@ impl Kernel {
                 t.tid, t.pidns_level
             )));
         }
-        *self.hostname.lock().unwrap() = image.hostname.clone();
+        self.uts.names().hostname = image.hostname.clone();
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
@@ -598,6 +598,7 @@ impl Kernel {
                 ambient: CapSet(c.caps[4]),
             },
             securebits: c.securebits,
+            user_ns: crate::auth::UserNs::initial(),
         };
         let fs = FsContext::new(target.fs.ns.clone(), t.umask);
         let cx = Caller::kernel();
@@ -639,6 +640,7 @@ impl Kernel {
             fds: fds.clone(),
             creds,
             fs,
+            ns: self.initial_namespaces(),
             clear_child_tid: t.clear_child_tid,
             altstack,
             vfork_done: None,

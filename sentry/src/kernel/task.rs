@@ -185,6 +185,7 @@ pub struct TaskView {
     pub fds: Arc<FdTable>,
     pub fs: Arc<FsContext>,
     pub creds: Creds,
+    pub ns: super::ns::Namespaces,
 }
 
 impl std::fmt::Debug for TaskHandle {
@@ -237,6 +238,7 @@ pub struct TaskInit {
     pub creds: Creds,
     /// Root, cwd and umask (shared with CLONE_FS).
     pub fs: Arc<FsContext>,
+    pub ns: super::ns::Namespaces,
     pub clear_child_tid: u64,
     pub altstack: [u8; 24],
     /// Completed when the task execs or exits (vfork parent waits on it).
@@ -255,6 +257,8 @@ pub struct Task {
     pub creds: Creds,
     /// Root, cwd and umask (shared with CLONE_FS).
     pub fs: Arc<FsContext>,
+    /// The UTS, IPC and network namespaces (the thread's own, as on Linux).
+    pub ns: super::ns::Namespaces,
     /// `set_tid_address`: cleared (and woken) when the thread exits.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
@@ -339,6 +343,7 @@ impl Task {
             fds: init.fds.clone(),
             fs: init.fs.clone(),
             creds: init.creds.clone(),
+            ns: init.ns.clone(),
         });
         let name = format!("task-{}", init.handle.tid);
         std::thread::Builder::new()
@@ -395,6 +400,7 @@ impl Task {
             fds: i.fds,
             creds: i.creds,
             fs: i.fs,
+            ns: i.ns,
             clear_child_tid: i.clear_child_tid,
             robust_list: (0, 0),
             altstack: i.altstack,
@@ -955,6 +961,7 @@ impl Task {
             fds: self.fds.clone(),
             fs: self.fs.clone(),
             creds: self.creds.clone(),
+            ns: self.ns.clone(),
         });
     }
 
@@ -1056,6 +1063,15 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         }
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
+        let ipc = handle
+            .view
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|v| v.ns.ipc.clone());
+        if let Some(ipc) = ipc.filter(|ipc| !Arc::ptr_eq(ipc, &kernel.ipc)) {
+            ipc.process_exited(tg.tgid);
+        }
         tree.process_exited(tg.tgid, final_status);
         tg.set_done(final_status);
     }

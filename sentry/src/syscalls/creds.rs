@@ -40,6 +40,27 @@ fn commit(t: &mut Task, new: Creds) {
     t.sync_creds();
 }
 
+/// Kernel ID `kid` as the caller's user namespace shows it (65534 when unmapped).
+fn shown(t: &Task, kid: u32, gid: bool) -> u32 {
+    t.creds.user_ns.show(kid, gid)
+}
+
+/// The kernel ID of the caller's namespace ID `id` (-1, "unchanged", stays itself).
+///
+/// # Errors
+/// EINVAL when the caller's user namespace does not map `id`.
+fn kernel_id(t: &Task, id: u32, gid: bool) -> Result<u32, Errno> {
+    if id == UNCHANGED {
+        return Ok(id);
+    }
+    t.creds.user_ns.to_kernel(id, gid).ok_or(Errno::EINVAL)
+}
+
+/// Whether the caller holds `c` in its own user namespace (over its IDs).
+fn privileged(t: &Task, c: u32) -> bool {
+    t.creds.has_cap_in(&t.creds.user_ns, c)
+}
+
 /// Installs user IDs changed from the current ones, with Linux's capability fix-up.
 fn commit_uids(t: &mut Task, mut new: Creds) {
     new.fix_caps_after_setuid(&t.creds);
@@ -48,27 +69,32 @@ fn commit_uids(t: &mut Task, mut new: Creds) {
 
 /// getuid(2)
 pub fn getuid(t: &mut Task) -> SysResult {
-    Ok(t.creds.uid.into())
+    Ok(shown(t, t.creds.uid, false).into())
 }
 
 /// geteuid(2)
 pub fn geteuid(t: &mut Task) -> SysResult {
-    Ok(t.creds.euid.into())
+    Ok(shown(t, t.creds.euid, false).into())
 }
 
 /// getgid(2)
 pub fn getgid(t: &mut Task) -> SysResult {
-    Ok(t.creds.gid.into())
+    Ok(shown(t, t.creds.gid, true).into())
 }
 
 /// getegid(2)
 pub fn getegid(t: &mut Task) -> SysResult {
-    Ok(t.creds.egid.into())
+    Ok(shown(t, t.creds.egid, true).into())
 }
 
 /// getresuid(2)
 pub fn getresuid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResult {
-    let (uid, euid, suid) = (t.creds.uid, t.creds.euid, t.creds.suid);
+    let c = &t.creds;
+    let (uid, euid, suid) = (
+        shown(t, c.uid, false),
+        shown(t, c.euid, false),
+        shown(t, c.suid, false),
+    );
     t.mm.write_obj(r, &uid)?;
     t.mm.write_obj(e, &euid)?;
     t.mm.write_obj(s, &suid)?;
@@ -77,7 +103,12 @@ pub fn getresuid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResu
 
 /// getresgid(2)
 pub fn getresgid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResult {
-    let (gid, egid, sgid) = (t.creds.gid, t.creds.egid, t.creds.sgid);
+    let c = &t.creds;
+    let (gid, egid, sgid) = (
+        shown(t, c.gid, true),
+        shown(t, c.egid, true),
+        shown(t, c.sgid, true),
+    );
     t.mm.write_obj(r, &gid)?;
     t.mm.write_obj(e, &egid)?;
     t.mm.write_obj(s, &sgid)?;
@@ -87,11 +118,12 @@ pub fn getresgid(t: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> SysResu
 /// setuid(2): with CAP_SETUID every user ID, otherwise only the effective one and only to
 /// the real or saved ID.
 pub fn setuid(t: &mut Task, uid: u32) -> SysResult {
+    let uid = kernel_id(t, uid, false)?;
     if uid == UNCHANGED {
         return Err(Errno::EINVAL);
     }
     let mut new = t.creds.clone();
-    if t.creds.has_cap(cap::SETUID) {
+    if privileged(t, cap::SETUID) {
         (new.uid, new.euid, new.suid) = (uid, uid, uid);
     } else if uid == t.creds.uid || uid == t.creds.suid {
         new.euid = uid;
@@ -104,11 +136,12 @@ pub fn setuid(t: &mut Task, uid: u32) -> SysResult {
 
 /// setgid(2): as setuid(2), with CAP_SETGID.
 pub fn setgid(t: &mut Task, gid: u32) -> SysResult {
+    let gid = kernel_id(t, gid, true)?;
     if gid == UNCHANGED {
         return Err(Errno::EINVAL);
     }
     let mut new = t.creds.clone();
-    if t.creds.has_cap(cap::SETGID) {
+    if privileged(t, cap::SETGID) {
         (new.gid, new.egid, new.sgid) = (gid, gid, gid);
     } else if gid == t.creds.gid || gid == t.creds.sgid {
         new.egid = gid;
@@ -162,8 +195,9 @@ fn setres(old: [u32; 3], ids: [u32; 3], privileged: bool) -> Result<[u32; 3], Er
 
 /// setreuid(2)
 pub fn setreuid(t: &mut Task, r: u32, e: u32) -> SysResult {
+    let (r, e) = (kernel_id(t, r, false)?, kernel_id(t, e, false)?);
     let c = &t.creds;
-    let ids = setre([c.uid, c.euid, c.suid], r, e, c.has_cap(cap::SETUID))?;
+    let ids = setre([c.uid, c.euid, c.suid], r, e, privileged(t, cap::SETUID))?;
     let mut new = t.creds.clone();
     [new.uid, new.euid, new.suid] = ids;
     commit_uids(t, new);
@@ -172,8 +206,9 @@ pub fn setreuid(t: &mut Task, r: u32, e: u32) -> SysResult {
 
 /// setregid(2)
 pub fn setregid(t: &mut Task, r: u32, e: u32) -> SysResult {
+    let (r, e) = (kernel_id(t, r, true)?, kernel_id(t, e, true)?);
     let c = &t.creds;
-    let ids = setre([c.gid, c.egid, c.sgid], r, e, c.has_cap(cap::SETGID))?;
+    let ids = setre([c.gid, c.egid, c.sgid], r, e, privileged(t, cap::SETGID))?;
     let mut new = t.creds.clone();
     [new.gid, new.egid, new.sgid] = ids;
     commit(t, new);
@@ -182,8 +217,17 @@ pub fn setregid(t: &mut Task, r: u32, e: u32) -> SysResult {
 
 /// setresuid(2)
 pub fn setresuid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
+    let (r, e, s) = (
+        kernel_id(t, r, false)?,
+        kernel_id(t, e, false)?,
+        kernel_id(t, s, false)?,
+    );
     let c = &t.creds;
-    let ids = setres([c.uid, c.euid, c.suid], [r, e, s], c.has_cap(cap::SETUID))?;
+    let ids = setres(
+        [c.uid, c.euid, c.suid],
+        [r, e, s],
+        privileged(t, cap::SETUID),
+    )?;
     let mut new = t.creds.clone();
     [new.uid, new.euid, new.suid] = ids;
     commit_uids(t, new);
@@ -192,8 +236,17 @@ pub fn setresuid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
 
 /// setresgid(2)
 pub fn setresgid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
+    let (r, e, s) = (
+        kernel_id(t, r, true)?,
+        kernel_id(t, e, true)?,
+        kernel_id(t, s, true)?,
+    );
     let c = &t.creds;
-    let ids = setres([c.gid, c.egid, c.sgid], [r, e, s], c.has_cap(cap::SETGID))?;
+    let ids = setres(
+        [c.gid, c.egid, c.sgid],
+        [r, e, s],
+        privileged(t, cap::SETGID),
+    )?;
     let mut new = t.creds.clone();
     [new.gid, new.egid, new.sgid] = ids;
     commit(t, new);
@@ -203,7 +256,7 @@ pub fn setresgid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
 /// getgroups(2): the count alone for a size of 0, EINVAL when `size` is too small.
 pub fn getgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult {
     let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
-    let groups = t.creds.groups.clone();
+    let groups: Vec<u32> = t.creds.groups.iter().map(|&g| shown(t, g, true)).collect();
     if size != 0 {
         if size < groups.len() {
             return Err(Errno::EINVAL);
@@ -219,14 +272,17 @@ pub fn setgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult {
         .ok()
         .filter(|&n| n <= NGROUPS_MAX)
         .ok_or(Errno::EINVAL)?;
-    if !t.creds.has_cap(cap::SETGID) {
+    if !privileged(t, cap::SETGID) || t.creds.user_ns.snapshot().setgroups_denied {
         return Err(Errno::EPERM);
     }
     let bytes = t.mm.read_bytes(list, size * 4)?;
-    let groups: Vec<u32> = bytes
+    let groups = bytes
         .chunks_exact(4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+        .map(|b| {
+            let g = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            t.creds.user_ns.to_kernel(g, true).ok_or(Errno::EINVAL)
+        })
+        .collect::<Result<Vec<u32>, Errno>>()?;
     let mut new = t.creds.clone();
     new.set_groups(&groups);
     commit(t, new);

@@ -1,34 +1,12 @@
-//! System information: uname, sysinfo, getrandom, syslog.
+//! System information: sysinfo, getrandom, syslog (uname is the UTS namespace's, in
+//! [`super::ns`]).
 
 use super::Flags;
-use crate::abi::{Errno, SysResult, Sysinfo, Utsname, RELEASE, VERSION};
+use crate::abi::{Errno, SysResult, Sysinfo};
 use crate::auth::cap;
 use crate::kernel::task::Restart;
 use crate::kernel::Task;
 use crate::mm::usermem::{access_ok, UserAddr};
-
-fn field(s: &str) -> [u8; 65] {
-    let mut f = [0u8; 65];
-    let b = s.as_bytes();
-    let n = b.len().min(64);
-    f[..n].copy_from_slice(&b[..n]);
-    f
-}
-
-/// uname(2)
-pub fn uname(t: &mut Task, buf: UserAddr) -> SysResult {
-    let host = t.kernel.hostname.lock().unwrap().clone();
-    let u = Utsname {
-        sysname: field("Linux"),
-        nodename: field(&host),
-        release: field(RELEASE),
-        version: field(VERSION),
-        machine: field("x86_64"),
-        domainname: field("(none)"),
-    };
-    t.mm.write_obj(buf, &u)?;
-    Ok(0)
-}
 
 /// sysinfo(2)
 pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {

@@ -26,11 +26,10 @@ const SHMLBA: u64 = PAGE_SIZE;
 pub fn shmget(t: &mut Task, key: i32, size: usize, flags: i32) -> SysResult {
     let pid = t.vtgid();
     let mf = t.kernel.memory.clone();
-    let id = t
-        .kernel
-        .ipc
-        .shm
-        .get(&mf, &t.creds, pid, key, size as u64, flags)?;
+    let id =
+        t.ns.ipc
+            .shm
+            .get(&mf, &t.creds, pid, key, size as u64, flags)?;
     Ok(id as u64)
 }
 
@@ -48,7 +47,7 @@ pub fn shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult {
     }
     let read_only = flags & SHM_RDONLY != 0;
     let exec = flags & SHM_EXEC != 0;
-    let seg = t.kernel.ipc.shm.for_attach(&t.creds, id, read_only, exec)?;
+    let seg = t.ns.ipc.shm.for_attach(&t.creds, id, read_only, exec)?;
     // An address (even one SHM_RND rounds down to zero) is where the segment goes; SHM_REMAP
     // lets it replace mappings there and needs an address.
     let placement = match addr.0 {
@@ -87,7 +86,7 @@ pub fn shmdt(t: &mut Task, addr: UserAddr) -> SysResult {
     if !addr.0.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
-    let segments = t.kernel.ipc.shm.segments();
+    let segments = t.ns.ipc.shm.segments();
     let same =
         |f: &Arc<dyn Mappable>, s: &Arc<_>| std::ptr::addr_eq(Arc::as_ptr(f), Arc::as_ptr(s));
     let file =
@@ -106,7 +105,7 @@ pub fn shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult {
     } else {
         None
     };
-    let reply = t.kernel.ipc.shm.ctl(&t.creds, id, cmd, set.as_ref())?;
+    let reply = t.ns.ipc.shm.ctl(&t.creds, id, cmd, set.as_ref())?;
     let ret = match reply {
         CtlReply::Value(v) => v,
         CtlReply::Stat(ds, v) => {
@@ -127,8 +126,8 @@ pub fn shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult {
 
 /// semget(2)
 pub fn semget(t: &mut Task, key: i32, nsems: i32, flags: i32) -> SysResult {
-    let kernel = t.kernel.clone();
-    kernel.ipc.sem.get(t, key, nsems, flags).map(|id| id as u64)
+    let ipc = t.ns.ipc.clone();
+    ipc.sem.get(t, key, nsems, flags).map(|id| id as u64)
 }
 
 /// semop(2)
@@ -158,36 +157,36 @@ pub fn semtimedop(
         let ns = ts.to_nanos()?;
         Some(Instant::now() + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
     };
-    let kernel = t.kernel.clone();
-    kernel.ipc.sem.op(t, id, &ops, deadline).map(|()| 0)
+    let ipc = t.ns.ipc.clone();
+    ipc.sem.op(t, id, &ops, deadline).map(|()| 0)
 }
 
 /// semctl(2)
 pub fn semctl(t: &mut Task, id: i32, semnum: i32, cmd: i32, arg: u64) -> SysResult {
-    let kernel = t.kernel.clone();
-    kernel.ipc.sem.ctl(t, id, semnum, cmd, arg)
+    let ipc = t.ns.ipc.clone();
+    ipc.sem.ctl(t, id, semnum, cmd, arg)
 }
 
 /// msgget(2)
 pub fn msgget(t: &mut Task, key: i32, flags: i32) -> SysResult {
-    let kernel = t.kernel.clone();
-    kernel.ipc.msg.get(t, key, flags).map(|id| id as u64)
+    let ipc = t.ns.ipc.clone();
+    ipc.msg.get(t, key, flags).map(|id| id as u64)
 }
 
 /// msgsnd(2)
 pub fn msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) -> SysResult {
-    let kernel = t.kernel.clone();
-    kernel.ipc.msg.send(t, id, msgp, size, flags)
+    let ipc = t.ns.ipc.clone();
+    ipc.msg.send(t, id, msgp, size, flags)
 }
 
 /// msgrcv(2)
 pub fn msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, typ: i64, flags: i32) -> SysResult {
-    let kernel = t.kernel.clone();
-    kernel.ipc.msg.receive(t, id, msgp, size, typ, flags)
+    let ipc = t.ns.ipc.clone();
+    ipc.msg.receive(t, id, msgp, size, typ, flags)
 }
 
 /// msgctl(2)
 pub fn msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult {
-    let kernel = t.kernel.clone();
-    kernel.ipc.msg.ctl(t, id, cmd, buf)
+    let ipc = t.ns.ipc.clone();
+    ipc.msg.ctl(t, id, cmd, buf)
 }

@@ -204,7 +204,7 @@ pub fn mount(
                 (cgroupfs::new_root(&t.kernel), "cgroup2", source)
             }
             "mqueue" => (
-                crate::kernel::ipc::mq::fs::new_root(&t.kernel),
+                crate::kernel::ipc::mq::fs::new_root(&t.ns.ipc),
                 "mqueue",
                 source,
             ),

@@ -97,7 +97,7 @@ pub fn mq_open(t: &mut Task, name: UserAddr, oflag: Flags, mode: u32, attr: User
         mode: mode & 0o777 & !t.fs.umask(),
         attr,
     };
-    let q = t.kernel.ipc.mq.open(&t.creds, &name, req)?;
+    let q = t.ns.ipc.mq.open(&t.creds, &name, req)?;
     let flags = (oflag & (libc::O_ACCMODE | libc::O_NONBLOCK)) as u32;
     let f = OpenFile::of_kind(FileKind::Mqueue(Arc::new(QueueFile(q))), flags);
     let limit = nofile_limit(t);
@@ -108,7 +108,7 @@ pub fn mq_open(t: &mut Task, name: UserAddr, oflag: Flags, mode: u32, attr: User
 /// mq_unlink(2)
 pub fn mq_unlink(t: &mut Task, name: UserAddr) -> SysResult {
     let name = t.mm.read_cstring(name, libc::PATH_MAX as usize)?;
-    t.kernel.ipc.mq.unlink(&t.creds, &name).map(|()| 0)
+    t.ns.ipc.mq.unlink(&t.creds, &name).map(|()| 0)
 }
 
 /// mq_timedsend(2)

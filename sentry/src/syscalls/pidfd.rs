@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::fd::nofile_limit;
 use super::signal::send_to_groups;
-use super::{Fd, Flags};
+use super::Fd;
 use crate::abi::{Errno, SysResult};
+use crate::auth::Creds;
 use crate::kernel::pidfd::PidFd;
 use crate::kernel::signal::{SigInfo, SI_TKILL};
 use crate::kernel::{Task, ThreadGroup};
@@ -19,8 +20,6 @@ const PIDFD_SIGNAL_THREAD_GROUP: u32 = 2;
 
 /// CAP_SYS_PTRACE: pidfd_getfd of another user's process.
 const CAP_SYS_PTRACE: u32 = 19;
-/// CAP_SYS_ADMIN: setns.
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// A new pidfd for `tg`, installed close-on-exec (as Linux always does).
 fn install(t: &mut Task, tg: &Arc<ThreadGroup>, nonblock: bool) -> Result<i32, Errno> {
@@ -38,7 +37,7 @@ fn install(t: &mut Task, tg: &Arc<ThreadGroup>, nonblock: bool) -> Result<i32, E
 ///
 /// # Errors
 /// EBADF when `fd` is not a pidfd, ESRCH once the process has been reaped.
-fn target(t: &Task, fd: Fd) -> Result<(Arc<ThreadGroup>, bool), Errno> {
+pub(super) fn target(t: &Task, fd: Fd) -> Result<(Arc<ThreadGroup>, bool), Errno> {
     let f = t.fds.get(fd.0)?;
     let FileKind::PidFd(p) = f.kind() else {
         return Err(Errno::EBADF);
@@ -51,6 +50,26 @@ fn target(t: &Task, fd: Fd) -> Result<(Arc<ThreadGroup>, bool), Errno> {
         .filter(|p| PidFd::identity(&p.tg) == identity)
         .ok_or(Errno::ESRCH)?;
     Ok((proc.tg.clone(), proc.zombie.is_some()))
+}
+
+/// Linux's ptrace access check with real credentials (PTRACE_MODE_*_REALCREDS), without
+/// the dumpable and LSM parts: the caller's real IDs match every target ID, or it has
+/// CAP_SYS_PTRACE over the target's user namespace; and then, in the capability check,
+/// the target is in the caller's user namespace with no capability the caller lacks, or
+/// the caller has CAP_SYS_PTRACE over the target's user namespace.
+pub(super) fn may_ptrace(me: &Creds, them: &Creds) -> bool {
+    let over_them = me.has_cap_in(&them.user_ns, CAP_SYS_PTRACE);
+    let same_user = [them.uid, them.euid, them.suid]
+        .iter()
+        .all(|&u| u == me.uid)
+        && [them.gid, them.egid, them.sgid]
+            .iter()
+            .all(|&g| g == me.gid);
+    if !same_user && !over_them {
+        return false;
+    }
+    (Arc::ptr_eq(&me.user_ns, &them.user_ns) && them.caps.permitted.is_subset_of(me.caps.permitted))
+        || over_them
 }
 
 /// pidfd_open(2)
@@ -119,17 +138,7 @@ pub fn pidfd_getfd(t: &mut Task, fd: Fd, target_fd: i32, flags: u32) -> SysResul
         let view = leader.view.lock().unwrap().clone();
         view.ok_or(Errno::ESRCH)?
     };
-    // Linux's ptrace access check (PTRACE_MODE_ATTACH_REALCREDS), without the LSM part: the
-    // caller's real IDs match every target ID, or it has CAP_SYS_PTRACE.
-    let me = &t.creds;
-    let them = &view.creds;
-    let same_user = [them.uid, them.euid, them.suid]
-        .iter()
-        .all(|&u| u == me.uid)
-        && [them.gid, them.egid, them.sgid]
-            .iter()
-            .all(|&g| g == me.gid);
-    if tg.tgid != t.tg.tgid && !same_user && !me.has_cap(CAP_SYS_PTRACE) {
+    if tg.tgid != t.tg.tgid && !may_ptrace(&t.creds, &view.creds) {
         return Err(Errno::EPERM);
     }
     let file = view.fds.get(target_fd)?;
@@ -180,127 +189,4 @@ pub(super) fn wait_target(t: &Task, fd: i32) -> Result<(i32, bool), Errno> {
         return Err(Errno::ECHILD);
     }
     Ok((tgid, f.nonblocking()))
-}
-
-/// The namespace kinds `setns` takes with a pidfd.
-const NS_FLAGS: i32 = libc::CLONE_NEWNS
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP
-    | 0x80; // CLONE_NEWTIME
-
-/// setns(2) with a pidfd. CLONE_NEWNS joins the target's mount namespace (root and cwd
-/// move to its root, as on Linux). Every process of the sandbox shares one UTS, IPC,
-/// network, cgroup and time namespace and one user namespace (unshare does not offer them),
-/// so joining another process's namespaces of those kinds leaves the caller where it is, as
-/// Linux does when they are already the caller's. Joining its own user namespace is EINVAL,
-/// as on Linux; another PID namespace than the caller's is not offered (EINVAL). Namespace
-/// files (`/proc/[pid]/ns/*`) cannot be opened yet: any other fd is EINVAL.
-pub fn setns(t: &mut Task, fd: Fd, nstype: i32) -> SysResult {
-    let f = t.fds.get(fd.0)?;
-    if !matches!(f.kind(), FileKind::PidFd(_)) {
-        return Err(Errno::EINVAL);
-    }
-    if nstype == 0 || nstype & !NS_FLAGS != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let (tg, zombie) = target(t, fd)?;
-    if zombie {
-        return Err(Errno::ESRCH);
-    }
-    if !t.creds.has_cap(CAP_SYS_ADMIN) {
-        return Err(Errno::EPERM);
-    }
-    if nstype & libc::CLONE_NEWUSER != 0 {
-        return Err(Errno::EINVAL);
-    }
-    if nstype & libc::CLONE_NEWPID != 0 && !Arc::ptr_eq(&tg.pidns, &t.tg.pidns) {
-        return Err(Errno::EINVAL);
-    }
-    if nstype & libc::CLONE_NEWNS != 0 {
-        let ns = tg
-            .sig()
-            .threads
-            .values()
-            .find_map(|th| {
-                th.handle
-                    .view
-                    .lock()
-                    .unwrap()
-                    .as_ref()
-                    .map(|v| v.fs.ns.clone())
-            })
-            .ok_or(Errno::ESRCH)?;
-        if !Arc::ptr_eq(&ns, &t.fs.ns) {
-            t.fs = t.fs.with_namespace(ns, true);
-            t.publish_view();
-        }
-    }
-    Ok(0)
-}
-
-/// What unshare(2) takes; anything else is EINVAL.
-const UNSHARE_FLAGS: u64 = (libc::CLONE_THREAD
-    | libc::CLONE_FS
-    | libc::CLONE_NEWNS
-    | libc::CLONE_SIGHAND
-    | libc::CLONE_VM
-    | libc::CLONE_FILES
-    | libc::CLONE_SYSVSEM
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWCGROUP
-    | 0x80) as u64; // CLONE_NEWTIME
-
-/// unshare(2): a private fd table (CLONE_FILES), filesystem context (CLONE_FS) or mount
-/// namespace (CLONE_NEWNS, a copy of the caller's). CLONE_THREAD, CLONE_SIGHAND and
-/// CLONE_VM succeed only for a single-threaded process, where there is nothing to unshare.
-/// The other namespaces and CLONE_SYSVSEM are not offered: EINVAL.
-pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
-    let mut f = flags.0;
-    if f & !UNSHARE_FLAGS != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let has = |f: u64, flag: i32| f & flag as u64 != 0;
-    // The implications Linux applies before checking.
-    if has(f, libc::CLONE_NEWUSER) {
-        f |= (libc::CLONE_THREAD | libc::CLONE_FS) as u64;
-    }
-    if has(f, libc::CLONE_VM) {
-        f |= libc::CLONE_SIGHAND as u64;
-    }
-    if has(f, libc::CLONE_SIGHAND) {
-        f |= libc::CLONE_THREAD as u64;
-    }
-    if has(f, libc::CLONE_NEWNS) {
-        f |= libc::CLONE_FS as u64;
-    }
-    if has(f, libc::CLONE_THREAD) && t.tg.sig().threads.len() > 1 {
-        return Err(Errno::EINVAL);
-    }
-    let namespaces = f & (NS_FLAGS as u64) & !(libc::CLONE_NEWUSER as u64);
-    if namespaces != 0 && !t.creds.has_cap(CAP_SYS_ADMIN) {
-        return Err(Errno::EPERM);
-    }
-    let unsupported = (NS_FLAGS & !libc::CLONE_NEWNS) | libc::CLONE_SYSVSEM;
-    if has(f, unsupported) {
-        log::debug!("unshare: {:#x} not offered", f & unsupported as u64);
-        return Err(Errno::EINVAL);
-    }
-    if has(f, libc::CLONE_FILES) {
-        t.fds = Arc::new(t.fds.fork());
-    }
-    if has(f, libc::CLONE_NEWNS) {
-        t.fs = t.fs.with_namespace(t.fs.ns.copy(), false);
-    } else if has(f, libc::CLONE_FS) {
-        t.fs = t.fs.fork();
-    }
-    t.publish_view();
-    Ok(0)
 }

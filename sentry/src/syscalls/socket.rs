@@ -123,14 +123,14 @@ fn install(t: &Task, socket: Arc<dyn net::Socket>, flags: i32) -> Result<i32, Er
 /// socket(2)
 pub fn socket(t: &mut Task, domain: i32, ty: i32, protocol: i32) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let ops = net::socket(t, &t.kernel.net, domain, ty & !flags, protocol)?;
+    let ops = net::socket(t, &t.ns.net, domain, ty & !flags, protocol)?;
     Ok(install(t, ops, flags)? as u64)
 }
 
 /// socketpair(2)
 pub fn socketpair(t: &mut Task, domain: i32, ty: i32, protocol: i32, sv: UserAddr) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let [a, b] = net::socketpair(t, &t.kernel.net, domain, ty & !flags, protocol)?;
+    let [a, b] = net::socketpair(t, &t.ns.net, domain, ty & !flags, protocol)?;
     let fa = install(t, a, flags)?;
     let fb = match install(t, b, flags) {
         Ok(fd) => fd,

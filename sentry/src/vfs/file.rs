@@ -62,6 +62,12 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// For a namespace file (`/proc/[pid]/ns/*`): the inode number of the namespace it
+    /// holds, which setns(2) looks up in the kernel's table of such files.
+    fn namespace_inode(&self) -> Option<u64> {
+        None
+    }
+
     /// Reads at `offset` (None: the file has no offset, e.g. a pipe or tty) into `dst`,
     /// at most `dst.remaining()` bytes. Data leaves a stream (pipe, socket) only as far as
     /// `dst` took it: a destination that faults leaves the rest for the next read.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 
 use super::{Queue, QueueFile};
 use crate::abi::Errno;
-use crate::kernel::Kernel;
+use crate::kernel::ns::IpcNs;
 use crate::vfs::inode::now;
 use crate::vfs::{Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, Stat};
 
@@ -18,10 +18,11 @@ const MQUEUE_MAGIC: i64 = 0x1980_0202;
 /// The root directory's inode number.
 const ROOT_INO: u64 = 1;
 
-/// The root of a new mount of the kernel's mqueue file system.
-pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
+/// The root of a new mount of the mqueue file system of IPC namespace `ipc` (the mounting
+/// task's, as on Linux).
+pub fn new_root(ipc: &Arc<IpcNs>) -> Arc<dyn Inode> {
     Arc::new(Root {
-        kernel: Arc::downgrade(kernel),
+        ipc: Arc::downgrade(ipc),
     })
 }
 
@@ -34,24 +35,24 @@ fn statfs() -> FsStats {
     }
 }
 
-/// The directory of queues. Holds the kernel weakly: a task whose cwd is here must not keep
-/// the kernel alive.
+/// The directory of queues. Holds the namespace weakly: a task whose cwd is here must not
+/// keep the namespace alive.
 struct Root {
-    kernel: Weak<Kernel>,
+    ipc: Weak<IpcNs>,
 }
 
 impl Root {
-    fn kernel(&self) -> Result<Arc<Kernel>, Errno> {
-        self.kernel.upgrade().ok_or(Errno::ENOENT)
+    fn ipc(&self) -> Result<Arc<IpcNs>, Errno> {
+        self.ipc.upgrade().ok_or(Errno::ENOENT)
     }
 }
 
 impl Inode for Root {
     fn stat(&self) -> Result<Stat, Errno> {
-        let k = self.kernel()?;
+        let k = self.ipc()?;
         let (s, ns) = now();
         Ok(Stat {
-            dev: k.ipc.mq.dev(),
+            dev: k.mq.dev(),
             ino: ROOT_INO,
             nlink: 2,
             // World-writable and sticky, as Linux's mqueue root.
@@ -68,18 +69,17 @@ impl Inode for Root {
     }
 
     fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
-        let k = self.kernel()?;
-        let q = k.ipc.mq.get(name).ok_or(Errno::ENOENT)?;
+        let k = self.ipc()?;
+        let q = k.mq.get(name).ok_or(Errno::ENOENT)?;
         Ok(Arc::new(QueueNode {
-            dev: k.ipc.mq.dev(),
+            dev: k.mq.dev(),
             queue: q,
         }))
     }
 
     fn readdir(&self, _cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
         Ok(self
-            .kernel()?
-            .ipc
+            .ipc()?
             .mq
             .list()
             .into_iter()
@@ -108,14 +108,14 @@ impl Inode for Root {
     }
 
     fn unlink(&self, cx: &Caller, name: &[u8], dir: bool) -> Result<(), Errno> {
-        let k = self.kernel()?;
-        if k.ipc.mq.get(name).is_none() {
+        let k = self.ipc()?;
+        if k.mq.get(name).is_none() {
             return Err(Errno::ENOENT);
         }
         if dir {
             return Err(Errno::ENOTDIR);
         }
-        k.ipc.mq.unlink(&cx.creds, name)
+        k.mq.unlink(&cx.creds, name)
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
