@@ -34,6 +34,7 @@ impl MemfdFs {
             fs_type: "tmpfs",
             source: "memfd".to_owned(),
             readonly: false,
+            sb_readonly: false,
             notify: notify.clone(),
             flags: 0,
             root_path: b"/".to_vec(),

@@ -5,8 +5,14 @@
 //! mountpoint; stepping onto a mountpoint replaces the inode with the mount's root, and `..`
 //! follows the parent chain, so mount crossings need no separate stack.
 //!
+//! A detached mount (made by fsmount(2) or cloned by open_tree(2), not yet attached with
+//! move_mount(2)) lives in the detached table every copy of a namespace shares, at a path
+//! no application can name: a NUL byte and the mount's ID (`\0N`), with the mounts later
+//! made on it below that (`\0N/sub`). Walks from its root cross its submounts as they cross
+//! attached ones; attaching moves the whole tree into a namespace's own table.
+//!
 //! # Lock order
-//! `FsContext::state` → `MountNamespace::mounts`.
+//! `FsContext::state` → `MountNamespace::mounts` → `MountNamespace::detached`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +35,10 @@ pub struct Mount {
     pub source: String,
     /// Mounted read-only: every change is EROFS.
     pub readonly: bool,
+    /// The filesystem itself is read-only (mountinfo's super options): a new mount's
+    /// read-only flag, or a remount's without MS_BIND; a bind mount or mount_setattr
+    /// changes only the mount's.
+    pub sb_readonly: bool,
     /// The kernel's inotify watches, which changes made through this mount reach.
     pub notify: Arc<FsNotify>,
     /// The other per-mount flags, as `MS_*` bits ([`MOUNT_FLAGS`]): `noexec` refuses execve
@@ -53,6 +63,8 @@ pub struct Mount {
 #[derive(Debug, Clone, Default)]
 pub struct MountOpts {
     pub readonly: bool,
+    /// [`Mount::sb_readonly`]; None: as `readonly`.
+    pub sb_readonly: Option<bool>,
     /// [`MOUNT_FLAGS`] bits (others are dropped).
     pub flags: u64,
     /// [`Mount::root_path`]; empty means `/`.
@@ -101,7 +113,7 @@ impl Mount {
     pub fn super_options(&self) -> String {
         format!(
             "{}{}",
-            if self.readonly { "ro" } else { "rw" },
+            if self.sb_readonly { "ro" } else { "rw" },
             self.fs_options
         )
     }
@@ -117,6 +129,7 @@ impl Mount {
             fs_type: self.fs_type,
             source: self.source.clone(),
             readonly: self.readonly,
+            sb_readonly: self.sb_readonly,
             notify: self.notify.clone(),
             flags: self.flags,
             root_path: self.root_path.clone(),
@@ -155,8 +168,23 @@ pub fn rebase(path: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
     Some(p)
 }
 
+/// Mounts by mountpoint, a stack per path (last is visible).
+type MountTable = BTreeMap<Vec<u8>, Vec<Arc<Mount>>>;
+
+/// Whether `path` is in a detached tree (`\0N...`).
+pub fn is_detached_path(path: &[u8]) -> bool {
+    path.first() == Some(&0)
+}
+
+/// The mountpoint path of the detached tree whose root mount has ID `id`.
+fn detached_root_path(id: u64) -> Vec<u8> {
+    let mut p = vec![0];
+    p.extend_from_slice(id.to_string().as_bytes());
+    p
+}
+
 /// The mount a walk to `path` ends in: the top of the deepest stack at or above it.
-fn visible_mount(mounts: &BTreeMap<Vec<u8>, Vec<Arc<Mount>>>, path: &[u8]) -> Option<Arc<Mount>> {
+fn visible_mount(mounts: &MountTable, path: &[u8]) -> Option<Arc<Mount>> {
     let mut p = path.to_vec();
     loop {
         if let Some(m) = mounts.get(&p).and_then(|v| v.last()) {
@@ -165,8 +193,27 @@ fn visible_mount(mounts: &BTreeMap<Vec<u8>, Vec<Arc<Mount>>>, path: &[u8]) -> Op
         if p == b"/" {
             return None;
         }
-        let cut = p.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        // A detached tree's root path has no slash: nothing is above it.
+        let cut = p.iter().rposition(|&c| c == b'/')?;
         p.truncate(cut.max(1));
+    }
+}
+
+/// Keeps a detached tree mounted while the descriptor returned for it is open: dropping the
+/// last one unmounts whatever is still detached there (a tree attached since has left the
+/// detached table and is not touched).
+pub struct DetachedTree {
+    table: std::sync::Weak<RwLock<MountTable>>,
+    path: Vec<u8>,
+}
+
+impl Drop for DetachedTree {
+    fn drop(&mut self) {
+        if let Some(table) = self.table.upgrade() {
+            let mut t = table.write().unwrap();
+            let p = &self.path;
+            t.retain(|k, _| !(k == p || (k.starts_with(p) && k.get(p.len()) == Some(&b'/'))));
+        }
     }
 }
 
@@ -220,7 +267,10 @@ static NEXT_NS_INODE: AtomicU64 = AtomicU64::new(0xF000_0000);
 pub struct MountNamespace {
     /// Mounts by mountpoint; a later mount on the same path covers the earlier ones (last is
     /// visible) until it is unmounted.
-    mounts: RwLock<BTreeMap<Vec<u8>, Vec<Arc<Mount>>>>,
+    mounts: RwLock<MountTable>,
+    /// Detached trees (paths `\0N...`), shared by every copy of a namespace: a tree's fd
+    /// may be used from any of them.
+    detached: Arc<RwLock<MountTable>>,
     /// Mount IDs, shared by every copy of a namespace so that IDs stay unique among them.
     next_id: Arc<AtomicU64>,
     root: Arc<Dentry>,
@@ -251,6 +301,7 @@ impl MountNamespace {
             fs_type,
             source: source.to_string(),
             readonly: false,
+            sb_readonly: false,
             notify: notify.clone(),
             flags: 0,
             root_path: b"/".to_vec(),
@@ -269,6 +320,7 @@ impl MountNamespace {
         mounts.insert(b"/".to_vec(), vec![mount]);
         Arc::new(MountNamespace {
             mounts: RwLock::new(mounts),
+            detached: Arc::default(),
             next_id: Arc::new(AtomicU64::new(2)),
             root: dentry,
             notify: notify.clone(),
@@ -281,10 +333,20 @@ impl MountNamespace {
         &self.notify
     }
 
+    /// The table holding `path`: the detached one for `\0N...` paths.
+    fn table(&self, path: &[u8]) -> &RwLock<MountTable> {
+        if is_detached_path(path) {
+            &self.detached
+        } else {
+            &self.mounts
+        }
+    }
+
     /// A new namespace holding the same mounts (unshare(CLONE_NEWNS)).
     pub fn copy(&self) -> Arc<MountNamespace> {
         Arc::new(MountNamespace {
             mounts: RwLock::new(self.mounts.read().unwrap().clone()),
+            detached: self.detached.clone(),
             next_id: self.next_id.clone(),
             root: self.root.clone(),
             notify: self.notify.clone(),
@@ -332,7 +394,7 @@ impl MountNamespace {
         } else {
             opts.root_path
         };
-        let mut mounts = self.mounts.write().unwrap();
+        let mut mounts = self.table(path).write().unwrap();
         let under = visible_mount(&mounts, path);
         let parent = under.as_ref().map_or(0, |p| p.id);
         let shared = under.is_some_and(|p| p.shared);
@@ -344,6 +406,7 @@ impl MountNamespace {
             source: source.to_string(),
             notify: self.notify.clone(),
             readonly: opts.readonly,
+            sb_readonly: opts.sb_readonly.unwrap_or(opts.readonly),
             flags: opts.flags & MOUNT_FLAGS,
             root_path,
             fs_options: opts.fs_options,
@@ -358,7 +421,7 @@ impl MountNamespace {
     /// them), the topmost: what umount(2) of that path reaches, as Linux's final component
     /// follows mounts (a cwd that mounts were stacked on afterwards).
     pub fn top_mount_over(&self, d: &Dentry) -> Option<Arc<Mount>> {
-        let mounts = self.mounts.read().unwrap();
+        let mounts = self.table(&d.path).read().unwrap();
         let stack = mounts.get(&d.path)?;
         let covers = stack.first().is_some_and(|m| m.parent == d.mount.id);
         let is_root = stack
@@ -369,7 +432,15 @@ impl MountNamespace {
 
     /// The mounts mounted on `m`, and on those, ..., in mount order.
     pub fn submounts(&self, m: &Mount) -> Vec<Arc<Mount>> {
-        let all = self.mounts();
+        let mut all: Vec<_> = self
+            .table(&m.path)
+            .read()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        all.sort_by_key(|x| x.id);
         let mut ids = vec![m.id];
         let mut out = Vec::new();
         // Mount order puts parents first, but pivot_root can reparent; iterate to a fixpoint.
@@ -395,7 +466,7 @@ impl MountNamespace {
         if recursive {
             ids.extend(self.submounts(m).iter().map(|x| x.id));
         }
-        let mut mounts = self.mounts.write().unwrap();
+        let mut mounts = self.table(&m.path).write().unwrap();
         for x in mounts.values_mut().flatten() {
             if ids.contains(&x.id) && x.shared != shared {
                 let mut nx = x.relocated(x.path.clone(), x.parent);
@@ -405,31 +476,149 @@ impl MountNamespace {
         }
     }
 
-    /// Moves `m` and every mount on it so that `m` is mounted at `to` (MS_MOVE), on top of
-    /// what is there.
+    /// Moves `m` and every mount on it so that `m` is mounted at `to` (MS_MOVE, move_mount),
+    /// on top of what is there; either may be in a detached tree.
     pub fn move_mount(&self, m: &Mount, to: &[u8]) {
         let tree: Vec<u64> = std::iter::once(m.id)
             .chain(self.submounts(m).iter().map(|x| x.id))
             .collect();
-        let mut mounts = self.mounts.write().unwrap();
+        let mut attached = self.mounts.write().unwrap();
+        let mut detached = self.detached.write().unwrap();
         let mut moving = Vec::new();
-        for stack in mounts.values_mut() {
-            stack.retain(|x| {
-                let go = tree.contains(&x.id);
-                if go {
-                    moving.push(x.clone());
-                }
-                !go
-            });
+        {
+            let src = if is_detached_path(&m.path) {
+                &mut *detached
+            } else {
+                &mut *attached
+            };
+            for stack in src.values_mut() {
+                stack.retain(|x| {
+                    let go = tree.contains(&x.id);
+                    if go {
+                        moving.push(x.clone());
+                    }
+                    !go
+                });
+            }
+            src.retain(|_, v| !v.is_empty());
         }
-        mounts.retain(|_, v| !v.is_empty());
-        let parent = visible_mount(&mounts, to).map_or(0, |p| p.id);
+        let dst = if is_detached_path(to) {
+            &mut *detached
+        } else {
+            &mut *attached
+        };
+        let parent = visible_mount(dst, to).map_or(0, |p| p.id);
         moving.sort_by_key(|x| x.id);
         for x in moving {
             let path = rebase(&x.path, &m.path, to).unwrap_or_else(|| x.path.clone());
             let nx = Arc::new(x.relocated(path, if x.id == m.id { parent } else { x.parent }));
-            mounts.entry(nx.path.clone()).or_default().push(nx);
+            dst.entry(nx.path.clone()).or_default().push(nx);
         }
+    }
+
+    /// A new detached mount of `root` (fsmount(2)), and what keeps it mounted.
+    pub fn mount_detached(
+        &self,
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        opts: MountOpts,
+    ) -> (Arc<Mount>, Arc<DetachedTree>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = detached_root_path(id);
+        let m = Arc::new(Mount {
+            id,
+            root,
+            path: path.clone(),
+            fs_type,
+            source: source.to_string(),
+            readonly: opts.readonly,
+            sb_readonly: opts.sb_readonly.unwrap_or(opts.readonly),
+            notify: self.notify.clone(),
+            flags: opts.flags & MOUNT_FLAGS,
+            root_path: if opts.root_path.is_empty() {
+                b"/".to_vec()
+            } else {
+                opts.root_path
+            },
+            fs_options: opts.fs_options,
+            parent: 0,
+            shared: false,
+        });
+        self.detached
+            .write()
+            .unwrap()
+            .insert(path.clone(), vec![m.clone()]);
+        (m, self.hold(path))
+    }
+
+    fn hold(&self, path: Vec<u8>) -> Arc<DetachedTree> {
+        Arc::new(DetachedTree {
+            table: Arc::downgrade(&self.detached),
+            path,
+        })
+    }
+
+    /// open_tree(2)'s OPEN_TREE_CLONE: a detached copy of the mount `m` rooted at `root`
+    /// (a directory of it at `at`, whose place in the filesystem is `root_path`), with
+    /// `recursive` copies of the mounts below `at` too. Unshared, as Linux's clones.
+    pub fn clone_tree(
+        &self,
+        m: &Mount,
+        root: Arc<dyn Inode>,
+        at: &[u8],
+        root_path: Vec<u8>,
+        recursive: bool,
+    ) -> (Arc<Mount>, Arc<DetachedTree>) {
+        let below: Vec<Arc<Mount>> = if recursive {
+            self.submounts(m)
+                .into_iter()
+                .filter(|x| x.path != at && rebase(&x.path, at, b"/").is_some())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = detached_root_path(id);
+        let mut top = m.relocated(path.clone(), 0);
+        top.id = id;
+        top.root = root;
+        top.root_path = root_path;
+        top.shared = false;
+        let top = Arc::new(top);
+        let mut ids = vec![(m.id, id)];
+        let mut copies = vec![top.clone()];
+        for x in below {
+            let Some(&(_, parent)) = ids.iter().find(|(old, _)| *old == x.parent) else {
+                // Mounted on a mount outside the copied part.
+                continue;
+            };
+            let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let p = rebase(&x.path, at, &path).unwrap_or_else(|| x.path.clone());
+            let mut c = x.relocated(p, parent);
+            c.id = nid;
+            c.shared = false;
+            ids.push((x.id, nid));
+            copies.push(Arc::new(c));
+        }
+        let mut table = self.detached.write().unwrap();
+        for c in copies {
+            table.entry(c.path.clone()).or_default().push(c);
+        }
+        (top, self.hold(path))
+    }
+
+    /// The current copy of the mount with ID `id`, attached in this namespace or detached;
+    /// None once unmounted.
+    pub fn find(&self, id: u64) -> Option<Arc<Mount>> {
+        let attached = self.mounts.read().unwrap();
+        let detached = self.detached.read().unwrap();
+        attached
+            .values()
+            .chain(detached.values())
+            .flatten()
+            .find(|m| m.id == id)
+            .cloned()
     }
 
     /// pivot_root(2)'s move: `new_root` (mounted below `old_root`'s mountpoint) takes
@@ -501,7 +690,7 @@ impl MountNamespace {
         if path == b"/" {
             return None;
         }
-        self.mounts
+        self.table(path)
             .read()
             .unwrap()
             .get(path)
@@ -526,7 +715,7 @@ impl MountNamespace {
     /// Removes the mount `m` (the root mount stays). Dentries already walked into it keep
     /// working, as after a lazy unmount.
     pub fn unmount(&self, m: &Mount) {
-        let mut mounts = self.mounts.write().unwrap();
+        let mut mounts = self.table(&m.path).write().unwrap();
         if m.path == b"/" {
             return;
         }
@@ -539,9 +728,17 @@ impl MountNamespace {
     }
 
     /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
-    /// options `fs_options` when given; walks from now on see the change.
-    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64, fs_options: Option<String>) {
-        let mut mounts = self.mounts.write().unwrap();
+    /// options `fs_options` and read-only state `sb_readonly` when given; walks from now on
+    /// see the change.
+    pub fn set_flags(
+        &self,
+        m: &Mount,
+        readonly: bool,
+        flags: u64,
+        fs_options: Option<String>,
+        sb_readonly: Option<bool>,
+    ) {
+        let mut mounts = self.table(&m.path).write().unwrap();
         if let Some(slot) = mounts
             .get_mut(&m.path)
             .and_then(|v| v.iter_mut().find(|x| x.id == m.id))
@@ -553,6 +750,7 @@ impl MountNamespace {
                 fs_type: m.fs_type,
                 source: m.source.clone(),
                 readonly,
+                sb_readonly: sb_readonly.unwrap_or(m.sb_readonly),
                 notify: m.notify.clone(),
                 flags: flags & MOUNT_FLAGS,
                 root_path: m.root_path.clone(),
