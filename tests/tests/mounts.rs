@@ -70,3 +70,24 @@ fn mount_api_matches_native() {
         ],
     );
 }
+
+/// Mount propagation: MS_SHARED peer groups (distinct `shared:N`, the same for a bind's
+/// peer), mounts and unmounts reaching peers, MS_SLAVE (`master:N`, mounts reach the slave
+/// and not back), a bind of a slave, MS_PRIVATE, and the EINVAL checks.
+#[test]
+fn mount_propagation_matches_native() {
+    assert_same_program(
+        "mount_propagation",
+        &[],
+        &[
+            "b: 1 mounts, shared:B",
+            "c: 1 mounts, shared:A",
+            "c/x: 1 mounts, shared:C",
+            "c/x: 0 mounts, -",
+            "d/x: 1 mounts, master:C",
+            "a/y: 0 mounts, -",
+            "e: 1 mounts, master:A",
+            "propagation of a non-mount: -1 EINVAL",
+        ],
+    );
+}

@@ -40,7 +40,8 @@ impl MemfdFs {
             root_path: b"/".to_vec(),
             fs_options: String::new(),
             parent: 0,
-            shared: false,
+            group: 0,
+            master: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

@@ -20,6 +20,7 @@ use crate::mm::usermem::UserAddr;
 use crate::vfs::file::Stat;
 use crate::vfs::{
     dir::PathFile, is_detached_path, Dentry, FileOps, FileType, Inode, Mount, MountOpts, OpenFile,
+    Propagation,
 };
 
 const FSOPEN_CLOEXEC: u32 = 1;
@@ -371,6 +372,8 @@ pub fn fsmount(t: &mut Task, fd: Fd, flags: u32, attr: u32) -> SysResult {
         flags: mflags,
         root_path: Vec::new(),
         fs_options,
+        group: 0,
+        master: 0,
     };
     let (m, hold) = t.fs.ns.mount_detached(root, fs_type, &source, opts);
     install_mount_fd(t, &m, Some(hold), flags & FSMOUNT_CLOEXEC != 0)
@@ -492,7 +495,7 @@ pub fn move_mount(
         return Err(Errno::ENOTDIR);
     }
     let ns = t.fs.ns.clone();
-    if m.parent_in(&ns).is_some_and(|p| p.shared) {
+    if m.parent_in(&ns).is_some_and(|p| p.shared()) {
         return Err(Errno::EINVAL);
     }
     let subtree = ns.submounts(&m);
@@ -587,12 +590,14 @@ pub fn mount_setattr(
         }
     }
     if propagation != 0 {
+        let kind = match propagation {
+            libc::MS_SHARED => Propagation::Shared,
+            libc::MS_SLAVE => Propagation::Slave,
+            libc::MS_UNBINDABLE => Propagation::Unbindable,
+            _ => Propagation::Private,
+        };
         if let Some(now) = ns.find(m.id) {
-            ns.set_shared(
-                &now,
-                propagation == libc::MS_SHARED,
-                flags & AT_RECURSIVE != 0,
-            );
+            ns.set_propagation(&now, kind, flags & AT_RECURSIVE != 0);
         }
     }
     Ok(0)

@@ -14,14 +14,15 @@ use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
 use crate::vfs::{
-    rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Resolver,
+    rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Propagation,
+    Resolver,
 };
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
 const MS_REMOUNT: u64 = libc::MS_REMOUNT;
 const MS_BIND: u64 = libc::MS_BIND;
 const MS_REC: u64 = libc::MS_REC;
-/// Propagation changes (`mount --make-rprivate /`): accepted, the sandbox has one namespace.
+/// Propagation changes (`mount --make-rprivate /`).
 const MS_PROPAGATION: u64 =
     libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE;
 /// Per-mount flags recorded by Linux that do not change what the sandbox does.
@@ -130,9 +131,13 @@ pub fn mount(
             return Err(Errno::EINVAL);
         }
         let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
-        // Only the shared mark is kept (see Mount::shared); slave and unbindable are private.
-        t.fs.ns
-            .set_shared(&m, flags & libc::MS_SHARED != 0, flags & MS_REC != 0);
+        let kind = match flags & MS_PROPAGATION {
+            libc::MS_SHARED => Propagation::Shared,
+            libc::MS_SLAVE => Propagation::Slave,
+            libc::MS_UNBINDABLE => Propagation::Unbindable,
+            _ => Propagation::Private,
+        };
+        t.fs.ns.set_propagation(&m, kind, flags & MS_REC != 0);
         return Ok(0);
     }
     let unknown = flags & !(MS_RDONLY | MS_BIND | MS_IGNORED);
@@ -163,6 +168,11 @@ pub fn mount(
         opts.flags |= src.mount.flags;
         opts.root_path = bind_root_path(&src);
         opts.fs_options = src.mount.fs_options.clone();
+        // A bind of a shared mount is its peer, of a slave a slave of the same master.
+        if let Some(now) = t.fs.ns.find(src.mount.id) {
+            opts.group = now.group;
+            opts.master = now.master;
+        }
         (
             src.inode.clone(),
             src.mount.fs_type,
@@ -376,9 +386,9 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
     let shared_parent = |id: u64| {
         current(id)
             .and_then(|m| m.parent_in(&ns))
-            .is_some_and(|p| p.shared)
+            .is_some_and(|p| p.shared())
     };
-    if current(put.mount.id).is_some_and(|m| m.shared)
+    if current(put.mount.id).is_some_and(|m| m.shared())
         || shared_parent(new.mount.id)
         || shared_parent(root.mount.id)
     {
@@ -459,7 +469,7 @@ fn move_mount_old(t: &mut Task, source: UserAddr, dir: &Arc<Dentry>) -> SysResul
         return Err(Errno::ENOTDIR);
     }
     let ns = t.fs.ns.clone();
-    if m.parent_in(&ns).is_some_and(|p| p.shared) {
+    if m.parent_in(&ns).is_some_and(|p| p.shared()) {
         return Err(Errno::EINVAL);
     }
     let subtree = ns.submounts(&m);
@@ -533,9 +543,19 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
             return Err(Errno::EBUSY);
         }
     }
+    // What propagation copied of them onto their parents' peers and slaves goes too.
+    let copies: Vec<_> = below
+        .iter()
+        .chain(std::iter::once(&m))
+        .flat_map(|x| t.fs.ns.propagated_copies(x))
+        .filter(|c| c.id != m.id && !below.iter().any(|b| b.id == c.id))
+        .collect();
     for sub in below.iter().rev() {
         t.fs.ns.unmount(sub);
     }
     t.fs.ns.unmount(&m);
+    for c in copies {
+        t.fs.ns.unmount(&c);
+    }
     Ok(0)
 }

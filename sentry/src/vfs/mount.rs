@@ -53,10 +53,25 @@ pub struct Mount {
     pub fs_options: String,
     /// The ID of the mount this one is mounted on (0 for a namespace's root).
     pub parent: u64,
-    /// Marked shared (MS_SHARED; a mount made on a shared one is shared too). Only the mark
-    /// is kept, for the rules that refuse moves out of shared mounts: mounts do not
-    /// propagate between peers.
-    pub shared: bool,
+    /// The peer group a shared mount is in (0: not shared), `shared:N` in mountinfo. A
+    /// mount made on a shared one is shared in a group of its own, and copied onto the
+    /// same place in the parent's peers (and slaves) of this namespace; a bind mount of a
+    /// shared mount joins its group. Peers in other namespaces (after unshare) keep the
+    /// number but see no propagation.
+    pub group: u64,
+    /// The peer group a slave mount receives mounts from (0: none), `master:N`.
+    pub master: u64,
+}
+
+/// Propagation changes (mount(2)'s MS_SHARED, MS_PRIVATE, MS_SLAVE, MS_UNBINDABLE, and
+/// mount_setattr's propagation field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Shared,
+    Private,
+    Slave,
+    /// Private here: binds of it are not refused.
+    Unbindable,
 }
 
 /// How a mount is made, besides what it mounts and where.
@@ -71,6 +86,10 @@ pub struct MountOpts {
     pub root_path: Vec<u8>,
     /// [`Mount::fs_options`].
     pub fs_options: String,
+    /// The peer group to join (a bind mount of a shared mount); 0: none.
+    pub group: u64,
+    /// The peer group to be a slave of (a bind mount of a slave); 0: none.
+    pub master: u64,
 }
 
 /// The per-mount `MS_*` flags a [`Mount`] keeps besides read-only.
@@ -83,6 +102,23 @@ pub const MOUNT_FLAGS: u64 = libc::MS_NOSUID
     | libc::MS_STRICTATIME;
 
 impl Mount {
+    /// In a peer group.
+    pub fn shared(&self) -> bool {
+        self.group != 0
+    }
+
+    /// mountinfo's optional fields: `shared:N`, `master:N`, each with a leading space.
+    pub fn optional_fields(&self) -> String {
+        let mut s = String::new();
+        if self.group != 0 {
+            s.push_str(&format!(" shared:{}", self.group));
+        }
+        if self.master != 0 {
+            s.push_str(&format!(" master:{}", self.master));
+        }
+        s
+    }
+
     /// Mounted `noexec`.
     pub fn noexec(&self) -> bool {
         self.flags & libc::MS_NOEXEC != 0
@@ -135,7 +171,8 @@ impl Mount {
             root_path: self.root_path.clone(),
             fs_options: self.fs_options.clone(),
             parent,
-            shared: self.shared,
+            group: self.group,
+            master: self.master,
         }
     }
 
@@ -307,7 +344,8 @@ impl MountNamespace {
             root_path: b"/".to_vec(),
             fs_options: String::new(),
             parent: 0,
-            shared: false,
+            group: 0,
+            master: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -380,7 +418,8 @@ impl MountNamespace {
         self.mount_with(path, root, fs_type, source, opts)
     }
 
-    /// [`MountNamespace::mount`] with all of its options.
+    /// [`MountNamespace::mount`] with all of its options. On a shared mount the new one is
+    /// shared, and copied onto the same place in the parent's peers and slaves.
     pub fn mount_with(
         &self,
         path: &[u8],
@@ -397,7 +436,14 @@ impl MountNamespace {
         let mut mounts = self.table(path).write().unwrap();
         let under = visible_mount(&mounts, path);
         let parent = under.as_ref().map_or(0, |p| p.id);
-        let shared = under.is_some_and(|p| p.shared);
+        let parent_group = under.as_ref().map_or(0, |p| p.group);
+        let group = if opts.group != 0 {
+            opts.group
+        } else if parent_group != 0 {
+            self.free_group(&mounts)
+        } else {
+            0
+        };
         let m = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             root,
@@ -411,10 +457,93 @@ impl MountNamespace {
             root_path,
             fs_options: opts.fs_options,
             parent,
-            shared,
+            group,
+            master: opts.master,
         });
         mounts.entry(path.to_vec()).or_default().push(m.clone());
+        if let Some(under) = under.filter(|p| p.group != 0) {
+            self.propagate(&mut mounts, &under, &m);
+        }
         m
+    }
+
+    /// The smallest peer group number no mount of `mounts` (or a detached one) uses, as
+    /// Linux reuses the numbers of groups that are gone.
+    fn free_group(&self, mounts: &MountTable) -> u64 {
+        let mut used: Vec<u64> = mounts
+            .values()
+            .flatten()
+            .flat_map(|m| [m.group, m.master])
+            .collect();
+        if let Ok(d) = self.detached.try_read() {
+            used.extend(d.values().flatten().flat_map(|m| [m.group, m.master]));
+        }
+        (1..).find(|g| !used.contains(g)).unwrap_or(1)
+    }
+
+    /// Where `path` (below the mountpoint of `from`) is in the mount `to` of the same
+    /// filesystem; None when `to` does not show that part of it.
+    fn corresponding(path: &[u8], from: &Mount, to: &Mount) -> Option<Vec<u8>> {
+        let in_fs = rebase(path, &from.path, &from.root_path)?;
+        rebase(&in_fs, &to.root_path, &to.path)
+    }
+
+    /// Copies the new mount `m` (made on the shared mount `under`) onto the same place in
+    /// `under`'s other peers (as peers of `m`) and in its slaves (as slaves of `m`'s group).
+    fn propagate(&self, mounts: &mut MountTable, under: &Mount, m: &Arc<Mount>) {
+        let targets: Vec<(Arc<Mount>, bool)> = mounts
+            .values()
+            .flatten()
+            .filter(|x| x.id != under.id && x.id != m.id)
+            .filter_map(|x| {
+                if x.group == under.group {
+                    Some((x.clone(), true))
+                } else if x.master == under.group {
+                    Some((x.clone(), false))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (target, peer) in targets {
+            let Some(at) = Self::corresponding(&m.path, under, &target) else {
+                continue;
+            };
+            // Only where the target is the mount seen at that place.
+            if visible_mount(mounts, &at).map(|v| v.id) != Some(target.id) {
+                continue;
+            }
+            let mut c = m.relocated(at.clone(), target.id);
+            c.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if !peer {
+                c.master = m.group;
+                c.group = 0;
+            }
+            mounts.entry(at).or_default().push(Arc::new(c));
+        }
+    }
+
+    /// The copies propagation made of `m` (mounted on the shared mount `under`): mounts of
+    /// the same root at the same place in `under`'s peers and slaves, with nothing on them.
+    pub fn propagated_copies(&self, m: &Mount) -> Vec<Arc<Mount>> {
+        let mounts = self.table(&m.path).read().unwrap();
+        let all: Vec<Arc<Mount>> = mounts.values().flatten().cloned().collect();
+        let Some(under) = all.iter().find(|x| x.id == m.parent && x.group != 0) else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter(|x| {
+                x.id != m.id && std::ptr::addr_eq(Arc::as_ptr(&x.root), Arc::as_ptr(&m.root))
+            })
+            .filter(|x| {
+                all.iter().find(|p| p.id == x.parent).is_some_and(|p| {
+                    (p.group == under.group || p.master == under.group)
+                        && Self::corresponding(&m.path, under, p).as_deref() == Some(&x.path[..])
+                })
+            })
+            .filter(|x| !all.iter().any(|c| c.parent == x.id))
+            .cloned()
+            .collect()
     }
 
     /// When mounts are stacked on `d` (it is the directory they cover or the root of one of
@@ -460,18 +589,38 @@ impl MountNamespace {
         out
     }
 
-    /// Marks `m` (and with `recursive` every mount on it) shared or not.
-    pub fn set_shared(&self, m: &Mount, shared: bool, recursive: bool) {
+    /// Changes the propagation of `m` (and with `recursive` of every mount on it).
+    pub fn set_propagation(&self, m: &Mount, kind: Propagation, recursive: bool) {
         let mut ids = vec![m.id];
         if recursive {
             ids.extend(self.submounts(m).iter().map(|x| x.id));
         }
         let mut mounts = self.table(&m.path).write().unwrap();
-        for x in mounts.values_mut().flatten() {
-            if ids.contains(&x.id) && x.shared != shared {
-                let mut nx = x.relocated(x.path.clone(), x.parent);
-                nx.shared = shared;
-                *x = Arc::new(nx);
+        for id in ids {
+            let Some(x) = mounts.values().flatten().find(|x| x.id == id).cloned() else {
+                continue;
+            };
+            let (group, master) = match kind {
+                Propagation::Shared if x.group != 0 => continue,
+                Propagation::Shared => (self.free_group(&mounts), x.master),
+                Propagation::Private | Propagation::Unbindable => (0, 0),
+                Propagation::Slave => {
+                    let peers = x.group != 0
+                        && mounts
+                            .values()
+                            .flatten()
+                            .any(|p| p.id != x.id && p.group == x.group);
+                    (0, if peers { x.group } else { x.master })
+                }
+            };
+            let mut nx = x.relocated(x.path.clone(), x.parent);
+            nx.group = group;
+            nx.master = master;
+            if let Some(slot) = mounts
+                .get_mut(&x.path)
+                .and_then(|v| v.iter_mut().find(|y| y.id == id))
+            {
+                *slot = Arc::new(nx);
             }
         }
     }
@@ -543,7 +692,8 @@ impl MountNamespace {
             },
             fs_options: opts.fs_options,
             parent: 0,
-            shared: false,
+            group: 0,
+            master: 0,
         });
         self.detached
             .write()
@@ -584,7 +734,8 @@ impl MountNamespace {
         top.id = id;
         top.root = root;
         top.root_path = root_path;
-        top.shared = false;
+        top.group = 0;
+        top.master = 0;
         let top = Arc::new(top);
         let mut ids = vec![(m.id, id)];
         let mut copies = vec![top.clone()];
@@ -597,7 +748,8 @@ impl MountNamespace {
             let p = rebase(&x.path, at, &path).unwrap_or_else(|| x.path.clone());
             let mut c = x.relocated(p, parent);
             c.id = nid;
-            c.shared = false;
+            c.group = 0;
+            c.master = 0;
             ids.push((x.id, nid));
             copies.push(Arc::new(c));
         }
@@ -756,7 +908,8 @@ impl MountNamespace {
                 root_path: m.root_path.clone(),
                 fs_options: fs_options.unwrap_or_else(|| m.fs_options.clone()),
                 parent: m.parent,
-                shared: m.shared,
+                group: m.group,
+                master: m.master,
             });
         }
     }
