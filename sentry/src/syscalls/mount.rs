@@ -13,6 +13,7 @@ use crate::fs::tmpfs::{TmpFs, TmpNode, TmpfsOptions};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
+use crate::vfs::inode::OpenFileInode;
 use crate::vfs::{
     rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Propagation,
     Resolver,
@@ -101,6 +102,16 @@ pub fn mount(
     };
     let target_path = t.mm.read_cstring(target.0, PATH_MAX)?;
     let dir = resolve(t, &target_path, true)?;
+    // A file with no path (an eventfd's /proc/self/fd link) is in no mount of the namespace.
+    if dir
+        .inode
+        .clone()
+        .as_any()
+        .downcast::<OpenFileInode>()
+        .is_ok()
+    {
+        return Err(Errno::ENOENT);
+    }
     let readonly = flags & MS_RDONLY != 0;
 
     if flags & MS_REMOUNT != 0 {
@@ -169,10 +180,10 @@ pub fn mount(
         opts.root_path = bind_root_path(&src);
         opts.fs_options = src.mount.fs_options.clone();
         // A bind of a shared mount is its peer, of a slave a slave of the same master.
-        if let Some(now) = t.fs.ns.find(src.mount.id) {
-            opts.group = now.group;
-            opts.master = now.master;
-        }
+        // Nothing is bound out of a mount unmounted since (or of no namespace).
+        let now = t.fs.ns.find(src.mount.id).ok_or(Errno::EINVAL)?;
+        opts.group = now.group;
+        opts.master = now.master;
         (
             src.inode.clone(),
             src.mount.fs_type,
