@@ -1688,11 +1688,12 @@ fn mountinfo_text(ns: &MountNamespace) -> String {
         );
         let _ = writeln!(
             s,
-            "{} {parent} {major}:{minor} {} {} {} - {} {} {}",
+            "{} {parent} {major}:{minor} {} {} {}{} - {} {} {}",
             m.id,
             mangle(&m.root_path),
             mangle(&m.path),
             m.options(),
+            m.optional_fields(),
             m.fs_type,
             m.source,
             m.super_options(),

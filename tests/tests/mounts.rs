@@ -46,3 +46,48 @@ fn pivot_root_matches_native() {
         ],
     );
 }
+
+/// The new mount API: fsopen/fsconfig/fsmount (parameter errors at set time, EBUSY twice,
+/// options and statfs of a detached tmpfs, files made through its fd), move_mount attaching
+/// a detached tree and a detached mount onto another (only a tree's root leaves it, ELOOP
+/// into itself), open_tree plain and cloned with and without AT_RECURSIVE (EINVAL for an
+/// unmounted mount), mount_setattr's checks, read-only and atime changes, and mountinfo.
+#[test]
+fn mount_api_matches_native() {
+    assert_same_program(
+        "mount_api",
+        &[],
+        &[
+            "bad size: -1 EINVAL",
+            "statfs files 321 nosuid 1 nodev 1 rdonly 0",
+            "move a detached tree's submount: -1 EINVAL",
+            "submount file after attach: ok",
+            "clone sub/inner: -1 ENOENT",
+            "clone's submount file after attach: ok",
+            "create on the read-only submount: -1 EROFS",
+            "mountinfo TMP/a/sub ro,noexec,relatime tmpfs src2 rw,mode=700",
+            "clone an unmounted mount: -1 EINVAL",
+        ],
+    );
+}
+
+/// Mount propagation: MS_SHARED peer groups (distinct `shared:N`, the same for a bind's
+/// peer), mounts and unmounts reaching peers, MS_SLAVE (`master:N`, mounts reach the slave
+/// and not back), a bind of a slave, MS_PRIVATE, and the EINVAL checks.
+#[test]
+fn mount_propagation_matches_native() {
+    assert_same_program(
+        "mount_propagation",
+        &[],
+        &[
+            "b: 1 mounts, shared:B",
+            "c: 1 mounts, shared:A",
+            "c/x: 1 mounts, shared:C",
+            "c/x: 0 mounts, -",
+            "d/x: 1 mounts, master:C",
+            "a/y: 0 mounts, -",
+            "e: 1 mounts, master:A",
+            "propagation of a non-mount: -1 EINVAL",
+        ],
+    );
+}

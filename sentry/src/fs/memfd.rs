@@ -34,12 +34,14 @@ impl MemfdFs {
             fs_type: "tmpfs",
             source: "memfd".to_owned(),
             readonly: false,
+            sb_readonly: false,
             notify: notify.clone(),
             flags: 0,
             root_path: b"/".to_vec(),
             fs_options: String::new(),
             parent: 0,
-            shared: false,
+            group: 0,
+            master: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

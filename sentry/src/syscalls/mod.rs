@@ -24,6 +24,7 @@
 //! | poll, ppoll, select, pselect6, epoll | `poll.rs` |
 //! | inotify | `inotify.rs` |
 //! | mount, umount2, pivot_root | `mount.rs` |
+//! | the new mount API: fsopen, fsconfig, fsmount, open_tree, move_mount, mount_setattr | `fsmount.rs` |
 //! | mmap, munmap, mprotect, mremap, msync, madvise, mincore, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
 //! | NUMA policies: set_mempolicy, get_mempolicy, mbind | `mempolicy.rs` |
 //! | socket calls | `socket.rs` |
@@ -49,6 +50,7 @@ mod attr;
 mod creds;
 mod dir;
 mod fd;
+mod fsmount;
 mod futex;
 pub(crate) mod info;
 mod inotify;
@@ -367,10 +369,16 @@ syscall_table! {
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2, mqueue and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); MS_MOVE; MS_SHARED only marks a mount (refusing moves out of it), no peer groups or propagation; not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2, mqueue and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve and mmap, not yet mprotect); MS_MOVE; MS_SHARED, MS_SLAVE and MS_PRIVATE with peer groups and propagation between the mounts of one namespace (not across namespaces), MS_UNBINDABLE as private; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         170 sethostname(name: UserAddr, len: i32) => ns::sethostname, Full;
         171 setdomainname(name: UserAddr, len: i32) => ns::setdomainname, Full;
+        428 open_tree(dirfd: Fd, path: PathArg, flags: Flags) => fsmount::open_tree, Partial("OPEN_TREE_CLONE and AT_RECURSIVE make a detached copy; unbindable mounts are cloned too");
+        429 move_mount(from_dirfd: Fd, from_path: PathArg, to_dirfd: Fd, to_path: PathArg, flags: u32) => fsmount::move_mount, Partial("attaches a detached tree (onto an attached or a detached place) or moves an attached mount as MS_MOVE; descriptors of an attached tree keep their old path for mount crossings");
+        430 fsopen(fsname: UserAddr, flags: u32) => fsmount::fsopen, Partial("tmpfs, proc, devpts, overlay, cgroup2 and mqueue, as mount(2)");
+        431 fsconfig(fd: Fd, cmd: u32, key: UserAddr, value: UserAddr, aux: i32) => fsmount::fsconfig, Partial("flag and string parameters; binary, path and fd parameters are EINVAL; FSCONFIG_CMD_RECONFIGURE changes a tmpfs's limits only");
+        432 fsmount(fd: Fd, flags: u32, attr_flags: u32) => fsmount::fsmount, Partial("no MOUNT_ATTR_IDMAP");
+        442 mount_setattr(dirfd: Fd, path: PathArg, flags: Flags, uattr: UserAddr, size: usize) => fsmount::mount_setattr, Partial("read-only, nosuid, nodev, noexec, atime modes and propagation; no MOUNT_ATTR_IDMAP or MOUNT_ATTR_NOSYMFOLLOW (EINVAL)");
         155 pivot_root(new_root: PathArg, put_old: PathArg) => mount::pivot_root, Partial("from a chroot onto a mount (the namespace's root mount has no parent: EINVAL, as Linux's); refused out of shared mounts; no locked mounts");
         186 gettid() => process::gettid, Full;
         187 readahead(fd: Fd, offset: i64, count: usize) => fd::readahead, Partial("checks the file; pages are read when the application reads them");

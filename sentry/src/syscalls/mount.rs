@@ -13,15 +13,17 @@ use crate::fs::tmpfs::{TmpFs, TmpNode, TmpfsOptions};
 use crate::kernel::Task;
 use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::procfs as proc;
+use crate::vfs::inode::OpenFileInode;
 use crate::vfs::{
-    rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Resolver,
+    rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Propagation,
+    Resolver,
 };
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
 const MS_REMOUNT: u64 = libc::MS_REMOUNT;
 const MS_BIND: u64 = libc::MS_BIND;
 const MS_REC: u64 = libc::MS_REC;
-/// Propagation changes (`mount --make-rprivate /`): accepted, the sandbox has one namespace.
+/// Propagation changes (`mount --make-rprivate /`).
 const MS_PROPAGATION: u64 =
     libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE;
 /// Per-mount flags recorded by Linux that do not change what the sandbox does.
@@ -47,7 +49,7 @@ const MNT_EXPIRE: i32 = libc::MNT_EXPIRE;
 const UMOUNT_NOFOLLOW: i32 = libc::UMOUNT_NOFOLLOW;
 
 /// Mounting needs CAP_SYS_ADMIN, which root in the sandbox has.
-fn check_admin(t: &Task) -> Result<(), Errno> {
+pub(super) fn check_admin(t: &Task) -> Result<(), Errno> {
     if t.creds.has_cap(crate::auth::cap::SYS_ADMIN) {
         Ok(())
     } else {
@@ -79,7 +81,7 @@ fn mount_rooted_at(t: &Task, d: &Dentry) -> Option<Arc<Mount>> {
 }
 
 /// The sandbox's memory in bytes, which a tmpfs's default limits and `size=N%` are shares of.
-fn mem_bytes() -> u64 {
+pub(super) fn mem_bytes() -> u64 {
     proc::host_mem_total_kb() * 1024
 }
 
@@ -100,6 +102,16 @@ pub fn mount(
     };
     let target_path = t.mm.read_cstring(target.0, PATH_MAX)?;
     let dir = resolve(t, &target_path, true)?;
+    // A file with no path (an eventfd's /proc/self/fd link) is in no mount of the namespace.
+    if dir
+        .inode
+        .clone()
+        .as_any()
+        .downcast::<OpenFileInode>()
+        .is_ok()
+    {
+        return Err(Errno::ENOENT);
+    }
     let readonly = flags & MS_RDONLY != 0;
 
     if flags & MS_REMOUNT != 0 {
@@ -114,7 +126,9 @@ pub fn mount(
                 fs_options = Some(node.fs_options());
             }
         }
-        t.fs.ns.set_flags(&m, readonly, flags, fs_options);
+        let sb_readonly = (flags & MS_BIND == 0).then_some(readonly);
+        t.fs.ns
+            .set_flags(&m, readonly, flags, fs_options, sb_readonly);
         return Ok(0);
     }
     if flags & libc::MS_MOVE != 0 && flags & (MS_BIND | MS_PROPAGATION) == 0 {
@@ -128,9 +142,13 @@ pub fn mount(
             return Err(Errno::EINVAL);
         }
         let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
-        // Only the shared mark is kept (see Mount::shared); slave and unbindable are private.
-        t.fs.ns
-            .set_shared(&m, flags & libc::MS_SHARED != 0, flags & MS_REC != 0);
+        let kind = match flags & MS_PROPAGATION {
+            libc::MS_SHARED => Propagation::Shared,
+            libc::MS_SLAVE => Propagation::Slave,
+            libc::MS_UNBINDABLE => Propagation::Unbindable,
+            _ => Propagation::Private,
+        };
+        t.fs.ns.set_propagation(&m, kind, flags & MS_REC != 0);
         return Ok(0);
     }
     let unknown = flags & !(MS_RDONLY | MS_BIND | MS_IGNORED);
@@ -157,9 +175,15 @@ pub fn mount(
             return Err(Errno::ENOTDIR);
         }
         opts.readonly |= src.mount.readonly;
+        opts.sb_readonly = Some(src.mount.sb_readonly);
         opts.flags |= src.mount.flags;
         opts.root_path = bind_root_path(&src);
         opts.fs_options = src.mount.fs_options.clone();
+        // A bind of a shared mount is its peer, of a slave a slave of the same master.
+        // Nothing is bound out of a mount unmounted since (or of no namespace).
+        let now = t.fs.ns.find(src.mount.id).ok_or(Errno::EINVAL)?;
+        opts.group = now.group;
+        opts.master = now.master;
         (
             src.inode.clone(),
             src.mount.fs_type,
@@ -171,63 +195,79 @@ pub fn mount(
         }
         let fstype = read_opt_string(t, fstype)?.ok_or(Errno::EINVAL)?;
         let source = read_opt_string(t, source)?.unwrap_or_else(|| "none".into());
-        match fstype.as_str() {
-            "tmpfs" => {
-                let data = read_opt_string(t, data)?.unwrap_or_default();
-                let tmp_opts = TmpfsOptions::parse(&data, mem_bytes())?;
-                let root = TmpFs::new_root_mounted(&t.kernel.memory, &tmp_opts, mem_bytes());
-                opts.fs_options = root.fs_options();
-                (root, "tmpfs", source)
-            }
-            "devpts" => {
-                let data = read_opt_string(t, data)?;
-                let opts = DevPtsOptions::parse(data.as_deref().unwrap_or(""))?;
-                let fs = DevPts::new(&t.kernel.memory, opts)?;
-                (fs.root(), "devpts", source)
-            }
-            "proc" => (
-                proc::new_proc(Arc::downgrade(&t.kernel), t.pidns().clone()),
-                "proc",
-                source,
-            ),
-            "overlay" => {
-                let data = read_opt_string(t, data)?.unwrap_or_default();
-                (overlay_root(t, &data)?, "overlay", source)
-            }
-            "cgroup2" => {
-                let data = read_opt_string(t, data)?.unwrap_or_default();
-                cgroup2_options(&data)?;
-                // The one hierarchy again where it is already mounted.
-                if mount_rooted_at(t, &dir).is_some_and(|m| m.fs_type == "cgroup2") {
-                    return Err(Errno::EBUSY);
-                }
-                (cgroupfs::new_root(&t.kernel), "cgroup2", source)
-            }
-            "mqueue" => (
-                crate::kernel::ipc::mq::fs::new_root(&t.ns.ipc),
-                "mqueue",
-                source,
-            ),
-            "cgroup" => {
-                // cgroup v1 is not offered; a controller the v2 hierarchy uses could not
-                // move to a v1 hierarchy anyway.
-                let data = read_opt_string(t, data)?.unwrap_or_default();
-                let busy = data
-                    .split(',')
-                    .any(|c| cgroupfs::controller_in_use(&t.kernel, c));
-                return Err(if busy { Errno::EBUSY } else { Errno::ENODEV });
-            }
-            _ => return Err(Errno::ENODEV),
-        }
+        let data = read_opt_string(t, data)?.unwrap_or_default();
+        let (root, fs_type, fs_options) = new_filesystem(t, &fstype, &data, Some(&dir))?;
+        opts.fs_options = fs_options;
+        (root, fs_type, source)
     };
     let m = t.fs.ns.mount_with(&dir.path, root, fs_type, &source, opts);
     log::debug!("mounted {m:?}");
     Ok(0)
 }
 
+/// A new filesystem of type `fstype` with the options `data` (mount(2)'s, or fsconfig(2)'s
+/// joined): its root, its type's name and the options mountinfo shows for it. `at` is where
+/// mount(2) puts it. An unknown type is ENODEV.
+pub(super) fn new_filesystem(
+    t: &Task,
+    fstype: &str,
+    data: &str,
+    at: Option<&Dentry>,
+) -> Result<(Arc<dyn Inode>, &'static str, String), Errno> {
+    Ok(match fstype {
+        "tmpfs" => {
+            let tmp_opts = TmpfsOptions::parse(data, mem_bytes())?;
+            let root = TmpFs::new_root_mounted(&t.kernel.memory, &tmp_opts, mem_bytes());
+            let o = root.fs_options();
+            (root, "tmpfs", o)
+        }
+        "devpts" => {
+            let opts = DevPtsOptions::parse(data)?;
+            let fs = DevPts::new(&t.kernel.memory, opts)?;
+            (fs.root(), "devpts", String::new())
+        }
+        "proc" => (
+            proc::new_proc(Arc::downgrade(&t.kernel), t.pidns().clone()),
+            "proc",
+            String::new(),
+        ),
+        "overlay" => (overlay_root(t, data)?, "overlay", String::new()),
+        "cgroup2" => {
+            cgroup2_options(data)?;
+            // The one hierarchy again where it is already mounted.
+            if at.is_some_and(|d| mount_rooted_at(t, d).is_some_and(|m| m.fs_type == "cgroup2")) {
+                return Err(Errno::EBUSY);
+            }
+            (cgroupfs::new_root(&t.kernel), "cgroup2", String::new())
+        }
+        "mqueue" => (
+            crate::kernel::ipc::mq::fs::new_root(&t.ns.ipc),
+            "mqueue",
+            String::new(),
+        ),
+        "cgroup" => {
+            // cgroup v1 is not offered; a controller the v2 hierarchy uses could not
+            // move to a v1 hierarchy anyway.
+            let busy = data
+                .split(',')
+                .any(|c| cgroupfs::controller_in_use(&t.kernel, c));
+            return Err(if busy { Errno::EBUSY } else { Errno::ENODEV });
+        }
+        _ => return Err(Errno::ENODEV),
+    })
+}
+
+/// Whether mount(2) and fsopen(2) know the filesystem type `name`.
+pub(super) fn known_filesystem(name: &str) -> bool {
+    matches!(
+        name,
+        "tmpfs" | "devpts" | "proc" | "overlay" | "cgroup2" | "mqueue" | "cgroup"
+    )
+}
+
 /// Where the bind source `src` is within its filesystem: its path below its mount's
 /// mountpoint, under that mount's own root.
-fn bind_root_path(src: &Dentry) -> Vec<u8> {
+pub(super) fn bind_root_path(src: &Dentry) -> Vec<u8> {
     let below = if src.mount.path == b"/" {
         &src.path[..]
     } else {
@@ -289,7 +329,7 @@ fn overlay_root(t: &Task, data: &str) -> Result<Arc<dyn Inode>, Errno> {
 
 /// cgroup2 mount options: Linux's are accepted (one hierarchy is shared by every mount, and
 /// none of them changes what the sandbox does), anything else is EINVAL.
-fn cgroup2_options(data: &str) -> Result<(), Errno> {
+pub(super) fn cgroup2_options(data: &str) -> Result<(), Errno> {
     const KNOWN: [&str; 6] = [
         "nsdelegate",
         "favordynmods",
@@ -362,9 +402,9 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
     let shared_parent = |id: u64| {
         current(id)
             .and_then(|m| m.parent_in(&ns))
-            .is_some_and(|p| p.shared)
+            .is_some_and(|p| p.shared())
     };
-    if current(put.mount.id).is_some_and(|m| m.shared)
+    if current(put.mount.id).is_some_and(|m| m.shared())
         || shared_parent(new.mount.id)
         || shared_parent(root.mount.id)
     {
@@ -403,7 +443,7 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
 
 /// After mounts moved: every task root and cwd in namespace `ns` is replaced by what
 /// `special` gives for it, or found again at its mount's new place.
-fn follow_moves(
+pub(super) fn follow_moves(
     t: &Task,
     ns: &Arc<MountNamespace>,
     special: impl Fn(&Arc<Dentry>) -> Option<Arc<Dentry>>,
@@ -445,7 +485,7 @@ fn move_mount_old(t: &mut Task, source: UserAddr, dir: &Arc<Dentry>) -> SysResul
         return Err(Errno::ENOTDIR);
     }
     let ns = t.fs.ns.clone();
-    if m.parent_in(&ns).is_some_and(|p| p.shared) {
+    if m.parent_in(&ns).is_some_and(|p| p.shared()) {
         return Err(Errno::EINVAL);
     }
     let subtree = ns.submounts(&m);
@@ -519,9 +559,19 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
             return Err(Errno::EBUSY);
         }
     }
+    // What propagation copied of them onto their parents' peers and slaves goes too.
+    let copies: Vec<_> = below
+        .iter()
+        .chain(std::iter::once(&m))
+        .flat_map(|x| t.fs.ns.propagated_copies(x))
+        .filter(|c| c.id != m.id && !below.iter().any(|b| b.id == c.id))
+        .collect();
     for sub in below.iter().rev() {
         t.fs.ns.unmount(sub);
     }
     t.fs.ns.unmount(&m);
+    for c in copies {
+        t.fs.ns.unmount(&c);
+    }
     Ok(0)
 }

@@ -114,11 +114,25 @@ impl FileOps for DirFile {
 /// An `O_PATH` descriptor: a location for *at calls and fstat, nothing else.
 pub struct PathFile {
     dentry: Arc<Dentry>,
+    /// What the descriptor keeps alive besides its dentry (a detached mount tree).
+    _hold: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl PathFile {
     pub fn new(dentry: Arc<Dentry>) -> PathFile {
-        PathFile { dentry }
+        PathFile {
+            dentry,
+            _hold: None,
+        }
+    }
+
+    /// A descriptor that also keeps `hold` alive while it is open (fsmount's and
+    /// open_tree's descriptors of a detached tree).
+    pub fn holding(dentry: Arc<Dentry>, hold: Arc<dyn std::any::Any + Send + Sync>) -> PathFile {
+        PathFile {
+            dentry,
+            _hold: Some(hold),
+        }
     }
 }
 

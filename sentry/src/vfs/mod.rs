@@ -32,5 +32,8 @@ pub use file::{
     Stat, TimerFdFile,
 };
 pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
-pub use mount::{rebase, Dentry, FsContext, Mount, MountNamespace, MountOpts};
+pub use mount::{
+    is_detached_path, rebase, Dentry, DetachedTree, FsContext, Mount, MountNamespace, MountOpts,
+    Propagation,
+};
 pub use walk::Resolver;

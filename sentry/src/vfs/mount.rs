@@ -5,8 +5,14 @@
 //! mountpoint; stepping onto a mountpoint replaces the inode with the mount's root, and `..`
 //! follows the parent chain, so mount crossings need no separate stack.
 //!
+//! A detached mount (made by fsmount(2) or cloned by open_tree(2), not yet attached with
+//! move_mount(2)) lives in the detached table every copy of a namespace shares, at a path
+//! no application can name: a NUL byte and the mount's ID (`\0N`), with the mounts later
+//! made on it below that (`\0N/sub`). Walks from its root cross its submounts as they cross
+//! attached ones; attaching moves the whole tree into a namespace's own table.
+//!
 //! # Lock order
-//! `FsContext::state` → `MountNamespace::mounts`.
+//! `FsContext::state` → `MountNamespace::mounts` → `MountNamespace::detached`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +35,10 @@ pub struct Mount {
     pub source: String,
     /// Mounted read-only: every change is EROFS.
     pub readonly: bool,
+    /// The filesystem itself is read-only (mountinfo's super options): a new mount's
+    /// read-only flag, or a remount's without MS_BIND; a bind mount or mount_setattr
+    /// changes only the mount's.
+    pub sb_readonly: bool,
     /// The kernel's inotify watches, which changes made through this mount reach.
     pub notify: Arc<FsNotify>,
     /// The other per-mount flags, as `MS_*` bits ([`MOUNT_FLAGS`]): `noexec` refuses execve
@@ -43,22 +53,43 @@ pub struct Mount {
     pub fs_options: String,
     /// The ID of the mount this one is mounted on (0 for a namespace's root).
     pub parent: u64,
-    /// Marked shared (MS_SHARED; a mount made on a shared one is shared too). Only the mark
-    /// is kept, for the rules that refuse moves out of shared mounts: mounts do not
-    /// propagate between peers.
-    pub shared: bool,
+    /// The peer group a shared mount is in (0: not shared), `shared:N` in mountinfo. A
+    /// mount made on a shared one is shared in a group of its own, and copied onto the
+    /// same place in the parent's peers (and slaves) of this namespace; a bind mount of a
+    /// shared mount joins its group. Peers in other namespaces (after unshare) keep the
+    /// number but see no propagation.
+    pub group: u64,
+    /// The peer group a slave mount receives mounts from (0: none), `master:N`.
+    pub master: u64,
+}
+
+/// Propagation changes (mount(2)'s MS_SHARED, MS_PRIVATE, MS_SLAVE, MS_UNBINDABLE, and
+/// mount_setattr's propagation field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Shared,
+    Private,
+    Slave,
+    /// Private here: binds of it are not refused.
+    Unbindable,
 }
 
 /// How a mount is made, besides what it mounts and where.
 #[derive(Debug, Clone, Default)]
 pub struct MountOpts {
     pub readonly: bool,
+    /// [`Mount::sb_readonly`]; None: as `readonly`.
+    pub sb_readonly: Option<bool>,
     /// [`MOUNT_FLAGS`] bits (others are dropped).
     pub flags: u64,
     /// [`Mount::root_path`]; empty means `/`.
     pub root_path: Vec<u8>,
     /// [`Mount::fs_options`].
     pub fs_options: String,
+    /// The peer group to join (a bind mount of a shared mount); 0: none.
+    pub group: u64,
+    /// The peer group to be a slave of (a bind mount of a slave); 0: none.
+    pub master: u64,
 }
 
 /// The per-mount `MS_*` flags a [`Mount`] keeps besides read-only.
@@ -71,6 +102,23 @@ pub const MOUNT_FLAGS: u64 = libc::MS_NOSUID
     | libc::MS_STRICTATIME;
 
 impl Mount {
+    /// In a peer group.
+    pub fn shared(&self) -> bool {
+        self.group != 0
+    }
+
+    /// mountinfo's optional fields: `shared:N`, `master:N`, each with a leading space.
+    pub fn optional_fields(&self) -> String {
+        let mut s = String::new();
+        if self.group != 0 {
+            s.push_str(&format!(" shared:{}", self.group));
+        }
+        if self.master != 0 {
+            s.push_str(&format!(" master:{}", self.master));
+        }
+        s
+    }
+
     /// Mounted `noexec`.
     pub fn noexec(&self) -> bool {
         self.flags & libc::MS_NOEXEC != 0
@@ -101,7 +149,7 @@ impl Mount {
     pub fn super_options(&self) -> String {
         format!(
             "{}{}",
-            if self.readonly { "ro" } else { "rw" },
+            if self.sb_readonly { "ro" } else { "rw" },
             self.fs_options
         )
     }
@@ -117,12 +165,14 @@ impl Mount {
             fs_type: self.fs_type,
             source: self.source.clone(),
             readonly: self.readonly,
+            sb_readonly: self.sb_readonly,
             notify: self.notify.clone(),
             flags: self.flags,
             root_path: self.root_path.clone(),
             fs_options: self.fs_options.clone(),
             parent,
-            shared: self.shared,
+            group: self.group,
+            master: self.master,
         }
     }
 
@@ -155,8 +205,23 @@ pub fn rebase(path: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
     Some(p)
 }
 
+/// Mounts by mountpoint, a stack per path (last is visible).
+type MountTable = BTreeMap<Vec<u8>, Vec<Arc<Mount>>>;
+
+/// Whether `path` is in a detached tree (`\0N...`).
+pub fn is_detached_path(path: &[u8]) -> bool {
+    path.first() == Some(&0)
+}
+
+/// The mountpoint path of the detached tree whose root mount has ID `id`.
+fn detached_root_path(id: u64) -> Vec<u8> {
+    let mut p = vec![0];
+    p.extend_from_slice(id.to_string().as_bytes());
+    p
+}
+
 /// The mount a walk to `path` ends in: the top of the deepest stack at or above it.
-fn visible_mount(mounts: &BTreeMap<Vec<u8>, Vec<Arc<Mount>>>, path: &[u8]) -> Option<Arc<Mount>> {
+fn visible_mount(mounts: &MountTable, path: &[u8]) -> Option<Arc<Mount>> {
     let mut p = path.to_vec();
     loop {
         if let Some(m) = mounts.get(&p).and_then(|v| v.last()) {
@@ -165,8 +230,27 @@ fn visible_mount(mounts: &BTreeMap<Vec<u8>, Vec<Arc<Mount>>>, path: &[u8]) -> Op
         if p == b"/" {
             return None;
         }
-        let cut = p.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        // A detached tree's root path has no slash: nothing is above it.
+        let cut = p.iter().rposition(|&c| c == b'/')?;
         p.truncate(cut.max(1));
+    }
+}
+
+/// Keeps a detached tree mounted while the descriptor returned for it is open: dropping the
+/// last one unmounts whatever is still detached there (a tree attached since has left the
+/// detached table and is not touched).
+pub struct DetachedTree {
+    table: std::sync::Weak<RwLock<MountTable>>,
+    path: Vec<u8>,
+}
+
+impl Drop for DetachedTree {
+    fn drop(&mut self) {
+        if let Some(table) = self.table.upgrade() {
+            let mut t = table.write().unwrap();
+            let p = &self.path;
+            t.retain(|k, _| !(k == p || (k.starts_with(p) && k.get(p.len()) == Some(&b'/'))));
+        }
     }
 }
 
@@ -220,7 +304,10 @@ static NEXT_NS_INODE: AtomicU64 = AtomicU64::new(0xF000_0000);
 pub struct MountNamespace {
     /// Mounts by mountpoint; a later mount on the same path covers the earlier ones (last is
     /// visible) until it is unmounted.
-    mounts: RwLock<BTreeMap<Vec<u8>, Vec<Arc<Mount>>>>,
+    mounts: RwLock<MountTable>,
+    /// Detached trees (paths `\0N...`), shared by every copy of a namespace: a tree's fd
+    /// may be used from any of them.
+    detached: Arc<RwLock<MountTable>>,
     /// Mount IDs, shared by every copy of a namespace so that IDs stay unique among them.
     next_id: Arc<AtomicU64>,
     root: Arc<Dentry>,
@@ -251,12 +338,14 @@ impl MountNamespace {
             fs_type,
             source: source.to_string(),
             readonly: false,
+            sb_readonly: false,
             notify: notify.clone(),
             flags: 0,
             root_path: b"/".to_vec(),
             fs_options: String::new(),
             parent: 0,
-            shared: false,
+            group: 0,
+            master: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -269,6 +358,7 @@ impl MountNamespace {
         mounts.insert(b"/".to_vec(), vec![mount]);
         Arc::new(MountNamespace {
             mounts: RwLock::new(mounts),
+            detached: Arc::default(),
             next_id: Arc::new(AtomicU64::new(2)),
             root: dentry,
             notify: notify.clone(),
@@ -281,10 +371,20 @@ impl MountNamespace {
         &self.notify
     }
 
+    /// The table holding `path`: the detached one for `\0N...` paths.
+    fn table(&self, path: &[u8]) -> &RwLock<MountTable> {
+        if is_detached_path(path) {
+            &self.detached
+        } else {
+            &self.mounts
+        }
+    }
+
     /// A new namespace holding the same mounts (unshare(CLONE_NEWNS)).
     pub fn copy(&self) -> Arc<MountNamespace> {
         Arc::new(MountNamespace {
             mounts: RwLock::new(self.mounts.read().unwrap().clone()),
+            detached: self.detached.clone(),
             next_id: self.next_id.clone(),
             root: self.root.clone(),
             notify: self.notify.clone(),
@@ -318,7 +418,8 @@ impl MountNamespace {
         self.mount_with(path, root, fs_type, source, opts)
     }
 
-    /// [`MountNamespace::mount`] with all of its options.
+    /// [`MountNamespace::mount`] with all of its options. On a shared mount the new one is
+    /// shared, and copied onto the same place in the parent's peers and slaves.
     pub fn mount_with(
         &self,
         path: &[u8],
@@ -332,10 +433,17 @@ impl MountNamespace {
         } else {
             opts.root_path
         };
-        let mut mounts = self.mounts.write().unwrap();
+        let mut mounts = self.table(path).write().unwrap();
         let under = visible_mount(&mounts, path);
         let parent = under.as_ref().map_or(0, |p| p.id);
-        let shared = under.is_some_and(|p| p.shared);
+        let parent_group = under.as_ref().map_or(0, |p| p.group);
+        let group = if opts.group != 0 {
+            opts.group
+        } else if parent_group != 0 {
+            self.free_group(&mounts)
+        } else {
+            0
+        };
         let m = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             root,
@@ -344,21 +452,105 @@ impl MountNamespace {
             source: source.to_string(),
             notify: self.notify.clone(),
             readonly: opts.readonly,
+            sb_readonly: opts.sb_readonly.unwrap_or(opts.readonly),
             flags: opts.flags & MOUNT_FLAGS,
             root_path,
             fs_options: opts.fs_options,
             parent,
-            shared,
+            group,
+            master: opts.master,
         });
         mounts.entry(path.to_vec()).or_default().push(m.clone());
+        if let Some(under) = under.filter(|p| p.group != 0) {
+            self.propagate(&mut mounts, &under, &m);
+        }
         m
+    }
+
+    /// The smallest peer group number no mount of `mounts` (or a detached one) uses, as
+    /// Linux reuses the numbers of groups that are gone.
+    fn free_group(&self, mounts: &MountTable) -> u64 {
+        let mut used: Vec<u64> = mounts
+            .values()
+            .flatten()
+            .flat_map(|m| [m.group, m.master])
+            .collect();
+        if let Ok(d) = self.detached.try_read() {
+            used.extend(d.values().flatten().flat_map(|m| [m.group, m.master]));
+        }
+        (1..).find(|g| !used.contains(g)).unwrap_or(1)
+    }
+
+    /// Where `path` (below the mountpoint of `from`) is in the mount `to` of the same
+    /// filesystem; None when `to` does not show that part of it.
+    fn corresponding(path: &[u8], from: &Mount, to: &Mount) -> Option<Vec<u8>> {
+        let in_fs = rebase(path, &from.path, &from.root_path)?;
+        rebase(&in_fs, &to.root_path, &to.path)
+    }
+
+    /// Copies the new mount `m` (made on the shared mount `under`) onto the same place in
+    /// `under`'s other peers (as peers of `m`) and in its slaves (as slaves of `m`'s group).
+    fn propagate(&self, mounts: &mut MountTable, under: &Mount, m: &Arc<Mount>) {
+        let targets: Vec<(Arc<Mount>, bool)> = mounts
+            .values()
+            .flatten()
+            .filter(|x| x.id != under.id && x.id != m.id)
+            .filter_map(|x| {
+                if x.group == under.group {
+                    Some((x.clone(), true))
+                } else if x.master == under.group {
+                    Some((x.clone(), false))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (target, peer) in targets {
+            let Some(at) = Self::corresponding(&m.path, under, &target) else {
+                continue;
+            };
+            // Only where the target is the mount seen at that place.
+            if visible_mount(mounts, &at).map(|v| v.id) != Some(target.id) {
+                continue;
+            }
+            let mut c = m.relocated(at.clone(), target.id);
+            c.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if !peer {
+                c.master = m.group;
+                c.group = 0;
+            }
+            mounts.entry(at).or_default().push(Arc::new(c));
+        }
+    }
+
+    /// The copies propagation made of `m` (mounted on the shared mount `under`): mounts of
+    /// the same root at the same place in `under`'s peers and slaves, with nothing on them.
+    pub fn propagated_copies(&self, m: &Mount) -> Vec<Arc<Mount>> {
+        let mounts = self.table(&m.path).read().unwrap();
+        let all: Vec<Arc<Mount>> = mounts.values().flatten().cloned().collect();
+        let Some(under) = all.iter().find(|x| x.id == m.parent && x.group != 0) else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter(|x| {
+                x.id != m.id && std::ptr::addr_eq(Arc::as_ptr(&x.root), Arc::as_ptr(&m.root))
+            })
+            .filter(|x| {
+                all.iter().find(|p| p.id == x.parent).is_some_and(|p| {
+                    (p.group == under.group || p.master == under.group)
+                        && Self::corresponding(&m.path, under, p).as_deref() == Some(&x.path[..])
+                })
+            })
+            .filter(|x| !all.iter().any(|c| c.parent == x.id))
+            .cloned()
+            .collect()
     }
 
     /// When mounts are stacked on `d` (it is the directory they cover or the root of one of
     /// them), the topmost: what umount(2) of that path reaches, as Linux's final component
     /// follows mounts (a cwd that mounts were stacked on afterwards).
     pub fn top_mount_over(&self, d: &Dentry) -> Option<Arc<Mount>> {
-        let mounts = self.mounts.read().unwrap();
+        let mounts = self.table(&d.path).read().unwrap();
         let stack = mounts.get(&d.path)?;
         let covers = stack.first().is_some_and(|m| m.parent == d.mount.id);
         let is_root = stack
@@ -369,7 +561,15 @@ impl MountNamespace {
 
     /// The mounts mounted on `m`, and on those, ..., in mount order.
     pub fn submounts(&self, m: &Mount) -> Vec<Arc<Mount>> {
-        let all = self.mounts();
+        let mut all: Vec<_> = self
+            .table(&m.path)
+            .read()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        all.sort_by_key(|x| x.id);
         let mut ids = vec![m.id];
         let mut out = Vec::new();
         // Mount order puts parents first, but pivot_root can reparent; iterate to a fixpoint.
@@ -389,47 +589,188 @@ impl MountNamespace {
         out
     }
 
-    /// Marks `m` (and with `recursive` every mount on it) shared or not.
-    pub fn set_shared(&self, m: &Mount, shared: bool, recursive: bool) {
+    /// Changes the propagation of `m` (and with `recursive` of every mount on it).
+    pub fn set_propagation(&self, m: &Mount, kind: Propagation, recursive: bool) {
         let mut ids = vec![m.id];
         if recursive {
             ids.extend(self.submounts(m).iter().map(|x| x.id));
         }
-        let mut mounts = self.mounts.write().unwrap();
-        for x in mounts.values_mut().flatten() {
-            if ids.contains(&x.id) && x.shared != shared {
-                let mut nx = x.relocated(x.path.clone(), x.parent);
-                nx.shared = shared;
-                *x = Arc::new(nx);
+        let mut mounts = self.table(&m.path).write().unwrap();
+        for id in ids {
+            let Some(x) = mounts.values().flatten().find(|x| x.id == id).cloned() else {
+                continue;
+            };
+            let (group, master) = match kind {
+                Propagation::Shared if x.group != 0 => continue,
+                Propagation::Shared => (self.free_group(&mounts), x.master),
+                Propagation::Private | Propagation::Unbindable => (0, 0),
+                Propagation::Slave => {
+                    let peers = x.group != 0
+                        && mounts
+                            .values()
+                            .flatten()
+                            .any(|p| p.id != x.id && p.group == x.group);
+                    (0, if peers { x.group } else { x.master })
+                }
+            };
+            let mut nx = x.relocated(x.path.clone(), x.parent);
+            nx.group = group;
+            nx.master = master;
+            if let Some(slot) = mounts
+                .get_mut(&x.path)
+                .and_then(|v| v.iter_mut().find(|y| y.id == id))
+            {
+                *slot = Arc::new(nx);
             }
         }
     }
 
-    /// Moves `m` and every mount on it so that `m` is mounted at `to` (MS_MOVE), on top of
-    /// what is there.
+    /// Moves `m` and every mount on it so that `m` is mounted at `to` (MS_MOVE, move_mount),
+    /// on top of what is there; either may be in a detached tree.
     pub fn move_mount(&self, m: &Mount, to: &[u8]) {
         let tree: Vec<u64> = std::iter::once(m.id)
             .chain(self.submounts(m).iter().map(|x| x.id))
             .collect();
-        let mut mounts = self.mounts.write().unwrap();
+        let mut attached = self.mounts.write().unwrap();
+        let mut detached = self.detached.write().unwrap();
         let mut moving = Vec::new();
-        for stack in mounts.values_mut() {
-            stack.retain(|x| {
-                let go = tree.contains(&x.id);
-                if go {
-                    moving.push(x.clone());
-                }
-                !go
-            });
+        {
+            let src = if is_detached_path(&m.path) {
+                &mut *detached
+            } else {
+                &mut *attached
+            };
+            for stack in src.values_mut() {
+                stack.retain(|x| {
+                    let go = tree.contains(&x.id);
+                    if go {
+                        moving.push(x.clone());
+                    }
+                    !go
+                });
+            }
+            src.retain(|_, v| !v.is_empty());
         }
-        mounts.retain(|_, v| !v.is_empty());
-        let parent = visible_mount(&mounts, to).map_or(0, |p| p.id);
+        let dst = if is_detached_path(to) {
+            &mut *detached
+        } else {
+            &mut *attached
+        };
+        let parent = visible_mount(dst, to).map_or(0, |p| p.id);
         moving.sort_by_key(|x| x.id);
         for x in moving {
             let path = rebase(&x.path, &m.path, to).unwrap_or_else(|| x.path.clone());
             let nx = Arc::new(x.relocated(path, if x.id == m.id { parent } else { x.parent }));
-            mounts.entry(nx.path.clone()).or_default().push(nx);
+            dst.entry(nx.path.clone()).or_default().push(nx);
         }
+    }
+
+    /// A new detached mount of `root` (fsmount(2)), and what keeps it mounted.
+    pub fn mount_detached(
+        &self,
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        opts: MountOpts,
+    ) -> (Arc<Mount>, Arc<DetachedTree>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = detached_root_path(id);
+        let m = Arc::new(Mount {
+            id,
+            root,
+            path: path.clone(),
+            fs_type,
+            source: source.to_string(),
+            readonly: opts.readonly,
+            sb_readonly: opts.sb_readonly.unwrap_or(opts.readonly),
+            notify: self.notify.clone(),
+            flags: opts.flags & MOUNT_FLAGS,
+            root_path: if opts.root_path.is_empty() {
+                b"/".to_vec()
+            } else {
+                opts.root_path
+            },
+            fs_options: opts.fs_options,
+            parent: 0,
+            group: 0,
+            master: 0,
+        });
+        self.detached
+            .write()
+            .unwrap()
+            .insert(path.clone(), vec![m.clone()]);
+        (m, self.hold(path))
+    }
+
+    fn hold(&self, path: Vec<u8>) -> Arc<DetachedTree> {
+        Arc::new(DetachedTree {
+            table: Arc::downgrade(&self.detached),
+            path,
+        })
+    }
+
+    /// open_tree(2)'s OPEN_TREE_CLONE: a detached copy of the mount `m` rooted at `root`
+    /// (a directory of it at `at`, whose place in the filesystem is `root_path`), with
+    /// `recursive` copies of the mounts below `at` too. Unshared, as Linux's clones.
+    pub fn clone_tree(
+        &self,
+        m: &Mount,
+        root: Arc<dyn Inode>,
+        at: &[u8],
+        root_path: Vec<u8>,
+        recursive: bool,
+    ) -> (Arc<Mount>, Arc<DetachedTree>) {
+        let below: Vec<Arc<Mount>> = if recursive {
+            self.submounts(m)
+                .into_iter()
+                .filter(|x| x.path != at && rebase(&x.path, at, b"/").is_some())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = detached_root_path(id);
+        let mut top = m.relocated(path.clone(), 0);
+        top.id = id;
+        top.root = root;
+        top.root_path = root_path;
+        top.group = 0;
+        top.master = 0;
+        let top = Arc::new(top);
+        let mut ids = vec![(m.id, id)];
+        let mut copies = vec![top.clone()];
+        for x in below {
+            let Some(&(_, parent)) = ids.iter().find(|(old, _)| *old == x.parent) else {
+                // Mounted on a mount outside the copied part.
+                continue;
+            };
+            let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let p = rebase(&x.path, at, &path).unwrap_or_else(|| x.path.clone());
+            let mut c = x.relocated(p, parent);
+            c.id = nid;
+            c.group = 0;
+            c.master = 0;
+            ids.push((x.id, nid));
+            copies.push(Arc::new(c));
+        }
+        let mut table = self.detached.write().unwrap();
+        for c in copies {
+            table.entry(c.path.clone()).or_default().push(c);
+        }
+        (top, self.hold(path))
+    }
+
+    /// The current copy of the mount with ID `id`, attached in this namespace or detached;
+    /// None once unmounted.
+    pub fn find(&self, id: u64) -> Option<Arc<Mount>> {
+        let attached = self.mounts.read().unwrap();
+        let detached = self.detached.read().unwrap();
+        attached
+            .values()
+            .chain(detached.values())
+            .flatten()
+            .find(|m| m.id == id)
+            .cloned()
     }
 
     /// pivot_root(2)'s move: `new_root` (mounted below `old_root`'s mountpoint) takes
@@ -501,7 +842,7 @@ impl MountNamespace {
         if path == b"/" {
             return None;
         }
-        self.mounts
+        self.table(path)
             .read()
             .unwrap()
             .get(path)
@@ -526,7 +867,7 @@ impl MountNamespace {
     /// Removes the mount `m` (the root mount stays). Dentries already walked into it keep
     /// working, as after a lazy unmount.
     pub fn unmount(&self, m: &Mount) {
-        let mut mounts = self.mounts.write().unwrap();
+        let mut mounts = self.table(&m.path).write().unwrap();
         if m.path == b"/" {
             return;
         }
@@ -539,9 +880,17 @@ impl MountNamespace {
     }
 
     /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
-    /// options `fs_options` when given; walks from now on see the change.
-    pub fn set_flags(&self, m: &Mount, readonly: bool, flags: u64, fs_options: Option<String>) {
-        let mut mounts = self.mounts.write().unwrap();
+    /// options `fs_options` and read-only state `sb_readonly` when given; walks from now on
+    /// see the change.
+    pub fn set_flags(
+        &self,
+        m: &Mount,
+        readonly: bool,
+        flags: u64,
+        fs_options: Option<String>,
+        sb_readonly: Option<bool>,
+    ) {
+        let mut mounts = self.table(&m.path).write().unwrap();
         if let Some(slot) = mounts
             .get_mut(&m.path)
             .and_then(|v| v.iter_mut().find(|x| x.id == m.id))
@@ -553,12 +902,14 @@ impl MountNamespace {
                 fs_type: m.fs_type,
                 source: m.source.clone(),
                 readonly,
+                sb_readonly: sb_readonly.unwrap_or(m.sb_readonly),
                 notify: m.notify.clone(),
                 flags: flags & MOUNT_FLAGS,
                 root_path: m.root_path.clone(),
                 fs_options: fs_options.unwrap_or_else(|| m.fs_options.clone()),
                 parent: m.parent,
-                shared: m.shared,
+                group: m.group,
+                master: m.master,
             });
         }
     }

@@ -327,6 +327,50 @@ mod tests {
     }
 
     #[test]
+    fn a_detached_tree_is_walked_from_its_fd_and_attached_whole() {
+        let ns = tree();
+        let mf = Arc::new(crate::memory::MemoryFile::new().unwrap());
+        let top = TmpFs::new_root(&mf, 0o1777);
+        top.create(&Caller::kernel(), b"sub", NewNode::Directory, attrs())
+            .unwrap();
+        let inner = TmpFs::new_root(&mf, 0o1777);
+        inner
+            .create(&Caller::kernel(), b"f", NewNode::Regular, attrs())
+            .unwrap();
+        let (m, hold) = ns.mount_detached(top, "tmpfs", "none", Default::default());
+        let (m2, hold2) = ns.mount_detached(inner, "tmpfs", "none", Default::default());
+        ns.move_mount(&m2, &[&m.path[..], b"/sub"].concat());
+        drop(hold2);
+        let root = Arc::new(Dentry {
+            inode: m.root.clone(),
+            parent: None,
+            name: Vec::new(),
+            path: m.path.clone(),
+            mount: m.clone(),
+        });
+        let r = Resolver::new(Caller::kernel(), ns.root(), &ns);
+        let d = r.resolve(root.clone(), b"sub/f", true).unwrap();
+        assert_eq!(d.mount.id, m2.id);
+        // `..` stops at the detached root; the namespace never lists the tree.
+        assert_eq!(r.resolve(root, b"../..", true).unwrap().mount.id, m.id);
+        assert!(ns.mounts().iter().all(|x| x.id != m.id && x.id != m2.id));
+        ns.move_mount(&m, b"/a");
+        drop(hold);
+        assert_eq!(resolve(&ns, "/a/sub/f", true).unwrap(), b"/a/sub/f");
+        assert_eq!(ns.find(m2.id).unwrap().parent, m.id);
+    }
+
+    #[test]
+    fn a_detached_tree_goes_with_its_last_fd() {
+        let ns = tree();
+        let t = TmpFs::new_root(&Arc::new(crate::memory::MemoryFile::new().unwrap()), 0o1777);
+        let (m, hold) = ns.mount_detached(t, "tmpfs", "none", Default::default());
+        assert!(ns.find(m.id).is_some());
+        drop(hold);
+        assert!(ns.find(m.id).is_none());
+    }
+
+    #[test]
     fn mounts_are_crossed_both_ways() {
         let ns = tree();
         let t = TmpFs::new_root(&Arc::new(crate::memory::MemoryFile::new().unwrap()), 0o1777);
