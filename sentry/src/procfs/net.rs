@@ -223,20 +223,20 @@ type Entry = (Vec<u8>, Arc<dyn Inode>);
 /// host's ports are not the sandbox's to change: EACCES, as gVisor's hostinet.
 fn local_port_range(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
     let k = kernel.clone();
-    let gen: Generator = Arc::new(move |_| {
-        let k = k.upgrade().ok_or(Errno::ENOENT)?;
-        let (lo, hi) = if matches!(k.net.network, Network::Host { .. }) {
+    let gen: Generator = Arc::new(move |cx| {
+        let net = caller_net(&k, cx)?;
+        let (lo, hi) = if matches!(net.network, Network::Host { .. }) {
             // The host's range is not read: Linux's default is shown.
             (32768, 60999)
         } else {
-            k.net.inet().lock().port_range()
+            net.inet().lock().port_range()
         };
         Ok(format!("{lo}\t{hi}\n").into_bytes())
     });
     let k = kernel.clone();
-    let apply: Applier = Arc::new(move |_, bytes| {
-        let k = k.upgrade().ok_or(Errno::ENOENT)?;
-        if matches!(k.net.network, Network::Host { .. }) {
+    let apply: Applier = Arc::new(move |cx, bytes| {
+        let net = caller_net(&k, cx)?;
+        if matches!(net.network, Network::Host { .. }) {
             return Err(Errno::EACCES);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| Errno::EINVAL)?;
@@ -244,10 +244,23 @@ fn local_port_range(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> 
         let (Some(Ok(lo)), Some(Ok(hi)), None) = (it.next(), it.next(), it.next()) else {
             return Err(Errno::EINVAL);
         };
-        let result = k.net.inet().lock().set_port_range(lo, hi);
+        let result = net.inet().lock().set_port_range(lo, hi);
         result
     });
     SynthControl::new(fs, gen, apply)
+}
+
+/// The network namespace of the task reading or writing a file (the kernel's initial one
+/// for the kernel's own reads).
+fn caller_net(
+    kernel: &Weak<Kernel>,
+    cx: &crate::vfs::Caller,
+) -> Result<Arc<crate::kernel::ns::NetNs>, Errno> {
+    let k = super::kernel_for(kernel, cx)?;
+    Ok(cx
+        .task
+        .and_then(|t| k.namespaces_of(t.tid))
+        .map_or_else(|| k.net.clone(), |ns| ns.net))
 }
 
 /// `/proc/sys/net`.
