@@ -636,6 +636,25 @@ fn restore_keeps_a_fifo_pipeline_and_its_buffered_data() {
     }
 }
 
+/// [`checkpoint_program_and_compare`] for the test program `name` run with `6` in the
+/// sandbox, once it has printed `expected` natively (run with `0.1`: a short sleep instead
+/// of the checkpoint). None when the static busybox or the program is missing.
+fn checkpoint_program_like_native(
+    name: &str,
+    tag: &str,
+    expected: &str,
+) -> Option<serde_json::Value> {
+    static_busybox()?;
+    let prog = runsc_rs_tests::program(name)?;
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&native.stdout),
+        expected,
+        "{name} natively"
+    );
+    Some(checkpoint_program_and_compare(tag, &prog, &["6"], expected))
+}
+
 /// Checkpoints `prog` (a static test program copied into a busybox bundle, run with `args`)
 /// once it printed `ready`, stopping it, and restores it twice from the one image: each
 /// restored copy must print `native`'s lines after `ready`. Returns the image's
@@ -690,21 +709,14 @@ fn checkpoint_program_and_compare(
 /// natively, with a short sleep instead of the checkpoint, prints the same lines.
 #[test]
 fn restore_keeps_timers_signalfd_and_epoll() {
-    if static_busybox().is_none() {
-        return;
-    }
-    let Some(prog) = runsc_rs_tests::program("ckpt_timers") else {
-        return;
-    };
-    let native = Command::new(&prog).arg("0.1").output().unwrap();
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert_eq!(
-        native,
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_timers",
+        "timers",
         "ready\nalarm=moving posix=moving si_value=42 virtual=armed far=armed \
          epoll=timer,pipe timerfd=moving signalfd=SIGUSR1\ndone\n",
-        "natively"
-    );
-    let kernel = checkpoint_program_and_compare("timers", &prog, &["6"], &native);
+    ) else {
+        return;
+    };
     let timers = &kernel["processes"][0]["timers"];
     assert!(timers["real"]["interval_ns"] == 50_000_000, "{timers}");
     assert_eq!(
@@ -724,22 +736,15 @@ fn restore_keeps_timers_signalfd_and_epoll() {
 /// checkpoint, prints the same lines.
 #[test]
 fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
-    if static_busybox().is_none() {
-        return;
-    }
-    let Some(prog) = runsc_rs_tests::program("ckpt_ipc") else {
-        return;
-    };
-    let native = Command::new(&prog).arg("0.1").output().unwrap();
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert_eq!(
-        native,
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_ipc",
+        "ipc",
         "ready\nsem=7,0,5 sem_by_key=same waiter=woke queued=2 msg_by_key=same \
          type2=then-type-2 then=first-of-type-1 memfd=memfd-data name=/memfd:ckpt (deleted) \
          seals=shrink,grow grow=EPERM\ndone\n",
-        "natively"
-    );
-    let kernel = checkpoint_program_and_compare("ipc", &prog, &["6"], &native);
+    ) else {
+        return;
+    };
     assert_eq!(
         kernel["ipc"]["msg"]["objects"][0][2]["msgs"]
             .as_array()
@@ -757,21 +762,14 @@ fn restore_keeps_system_v_semaphores_message_queues_and_memfds() {
 /// `ckpt_shm.c` natively, with a short sleep instead of the checkpoint, prints the same.
 #[test]
 fn restore_keeps_system_v_shared_memory_shared() {
-    if static_busybox().is_none() {
-        return;
-    }
-    let Some(prog) = runsc_rs_tests::program("ckpt_shm") else {
-        return;
-    };
-    let native = Command::new(&prog).arg("0.1").output().unwrap();
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert_eq!(
-        native,
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_shm",
+        "shm",
         "ready\ncounter=moving child=0 echo=42 private=shared nattch=1 size=10000 mode=640 \
          by_key=same removed=dest nattch=1\ndone\n",
-        "natively"
-    );
-    let kernel = checkpoint_program_and_compare("shm", &prog, &["6"], &native);
+    ) else {
+        return;
+    };
     let segments = kernel["ipc"]["shm"]["objects"].as_array().unwrap();
     assert_eq!(segments.len(), 2, "{}", kernel["ipc"]);
     let attached = kernel["mms"]
@@ -792,22 +790,15 @@ fn restore_keeps_system_v_shared_memory_shared() {
 /// the same.
 #[test]
 fn restore_keeps_posix_message_queues() {
-    if static_busybox().is_none() {
-        return;
-    }
-    let Some(prog) = runsc_rs_tests::program("ckpt_mq") else {
-        return;
-    };
-    let native = Command::new(&prog).arg("0.1").output().unwrap();
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert_eq!(
-        native,
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_mq",
+        "mq",
         "ready\nheld=4,64,3,nonblock first=high/7 second=low/1 third=low-2/1 \
          fourth=Resource temporarily unavailable idle_max=2 idle=idle/3 anon=anon/0 \
          anon_name=gone notified=yes value=77 waiter=woke\ndone\n",
-        "natively"
-    );
-    let kernel = checkpoint_program_and_compare("mq", &prog, &["6"], &native);
+    ) else {
+        return;
+    };
     let queues = kernel["ipc"]["mq"].as_array().unwrap();
     assert_eq!(queues.len(), 5, "{}", kernel["ipc"]["mq"]);
     assert_eq!(
@@ -870,23 +861,16 @@ fn restore_keeps_pidfds_and_inotify() {
 /// lines.
 #[test]
 fn restore_keeps_named_unix_sockets_their_accept_queues_and_files_in_flight() {
-    if static_busybox().is_none() {
-        return;
-    }
-    let Some(prog) = runsc_rs_tests::program("ckpt_unix") else {
-        return;
-    };
-    let native = Command::new(&prog).arg("0.1").output().unwrap();
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert_eq!(
-        native,
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_unix",
+        "unix",
         "ready\naccepted=a-before reply=reply names=same,same,same queued=b-queued \
          peer=unnamed b=to-b abstract=c-after peer=same new=new-client file=socket \
          dgram=dgram-from-named from=same back=back \
          in_flight=carry:in-pipe,via-passed-socket,echo\ndone\n",
-        "natively"
-    );
-    let kernel = checkpoint_program_and_compare("unix", &prog, &["6"], &native);
+    ) else {
+        return;
+    };
     let unix = kernel["unix"].as_array().unwrap();
     let queued: Vec<usize> = unix
         .iter()
