@@ -588,11 +588,7 @@ fn restore_keeps_a_fifo_pipeline_and_its_buffered_data() {
     rt.start_and_checkpoint(&bundle, "fifo", &out, &image);
     let kernel = read_json(&image.join("kernel.json"));
     // The shells' fds and their `sleep` children's copies: two open file descriptions.
-    let fifos: Vec<&serde_json::Value> = kernel["fd_tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["fds"].as_array().unwrap())
+    let fifos: Vec<&serde_json::Value> = all_fds(&kernel)
         .filter(|f| f["file"].get("Fifo").is_some())
         .collect();
     let mut descriptions: Vec<u64> = fifos
@@ -634,6 +630,15 @@ fn restore_keeps_a_fifo_pipeline_and_its_buffered_data() {
         let (code, text) = rt.run(&["delete", "--force", &id]);
         assert_eq!(code, 0, "delete {id}: {text}");
     }
+}
+
+/// Every fd of every fd table in an image's `kernel.json`.
+fn all_fds(kernel: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
 }
 
 /// [`checkpoint_program_and_compare`] for the test program `name` run with `6` in the
@@ -934,27 +939,15 @@ fn restore_keeps_connected_udp_ping_and_netlink_sockets() {
         "natively"
     );
     let kernel = checkpoint_program_and_compare("udp", &prog, &["6"], &native);
-    let peers = kernel["fd_tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["fds"].as_array().unwrap())
+    let peers = all_fds(&kernel)
         .filter(|f| f["file"]["Inet"]["peer"].is_array())
         .count();
     assert_eq!(peers, 1, "one connected UDP socket");
-    let pings = kernel["fd_tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["fds"].as_array().unwrap())
+    let pings = all_fds(&kernel)
         .filter(|f| f["file"]["Icmp"]["bound"].is_array())
         .count();
     assert_eq!(pings, 1, "one bound ping socket");
-    let netlink = kernel["fd_tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["fds"].as_array().unwrap())
+    let netlink = all_fds(&kernel)
         .filter(|f| {
             f["file"]["Netlink"]["rx"]
                 .as_array()
@@ -1028,11 +1021,7 @@ fn restore_keeps_a_listening_asyncio_server_and_resets_its_connection() {
         "the program went on before the checkpoint (machine too slow?)"
     );
     let kernel = read_json(&image.join("kernel.json"));
-    let inet: Vec<&serde_json::Value> = kernel["fd_tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["fds"].as_array().unwrap())
+    let inet: Vec<&serde_json::Value> = all_fds(&kernel)
         .filter_map(|f| f["file"].get("Inet"))
         .collect();
     assert_eq!(

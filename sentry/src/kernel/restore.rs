@@ -858,14 +858,10 @@ impl Files {
                 pipe,
                 buffered,
             } => {
-                let cx = Caller::kernel();
                 let changed = |why: String| RestoreError::Changed {
                     what: format!("fd {}, the FIFO {path} ({why})", f.fd),
                 };
-                let d = fs
-                    .resolve(&cx, path.as_bytes())
-                    .map_err(|e| changed(format!("{e:?}")))?;
-                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                let (d, st) = resolve_saved(fs, path, changed)?;
                 if st.mode & libc::S_IFMT != libc::S_IFIFO {
                     return Err(changed("no longer a FIFO".into()));
                 }
@@ -1025,10 +1021,7 @@ impl Files {
                 let changed = |why: String| RestoreError::Changed {
                     what: format!("fd {}, {path} ({why})", f.fd),
                 };
-                let d = fs
-                    .resolve(&cx, path.as_bytes())
-                    .map_err(|e| changed(format!("{e:?}")))?;
-                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                let (d, st) = resolve_saved(fs, path, changed)?;
                 let kind = FileType::from_mode(st.mode);
                 if st.mode & libc::S_IFMT != mode & libc::S_IFMT {
                     return Err(changed("its type".into()));
@@ -1069,6 +1062,20 @@ impl Files {
             }
         }
     }
+}
+
+/// The file an fd saved by `path` names now, and its attributes; `changed` says why a
+/// lookup or stat failed.
+fn resolve_saved(
+    fs: &FsContext,
+    path: &str,
+    changed: impl Fn(String) -> RestoreError,
+) -> Result<(Arc<crate::vfs::Dentry>, crate::vfs::Stat), RestoreError> {
+    let d = fs
+        .resolve(&Caller::kernel(), path.as_bytes())
+        .map_err(|e| changed(format!("{e:?}")))?;
+    let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+    Ok((d, st))
 }
 
 /// Old and new (device, inode) of the socket files a restore put back.

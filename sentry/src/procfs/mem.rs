@@ -47,6 +47,40 @@ fn progress(done: usize, err: Errno) -> Result<usize, Errno> {
     }
 }
 
+/// Moves up to `len` bytes starting at address `addr`, a chunk at a time through a buffer:
+/// `stage` fills the buffer from the source (given the chunk's address), `deliver` hands
+/// what was staged to the destination. The source is staged in full before the destination
+/// is written: the two may be one address space, whose lock is not held across both. Stops
+/// after the first short delivery; an error ends the transfer as [`progress`] says.
+fn transfer(
+    addr: u64,
+    len: usize,
+    mut stage: impl FnMut(u64, &mut [u8]) -> Result<usize, Errno>,
+    mut deliver: impl FnMut(u64, &[u8]) -> Result<usize, Errno>,
+) -> Result<usize, Errno> {
+    let mut buf = [0u8; CHUNK];
+    let mut done = 0usize;
+    while done < len {
+        let want = (len - done).min(CHUNK);
+        let Some(at) = addr.checked_add(done as u64) else {
+            return progress(done, Errno::EIO);
+        };
+        let got = match stage(at, &mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) => return progress(done, e),
+        };
+        let put = match deliver(at, &buf[..got]) {
+            Ok(n) => n,
+            Err(e) => return progress(done, e),
+        };
+        done += put;
+        if put < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
 impl FileOps for MemFile {
     fn read(
         &self,
@@ -58,30 +92,12 @@ impl FileOps for MemFile {
         let Some(mm) = self.mm() else {
             return Ok(0);
         };
-        let addr = off.unwrap_or(0);
-        let mut buf = [0u8; CHUNK];
-        let mut done = 0usize;
-        while dst.remaining() > 0 {
-            let want = dst.remaining().min(CHUNK);
-            let Some(at) = addr.checked_add(done as u64) else {
-                return progress(done, Errno::EIO);
-            };
-            // The target's memory is staged before the caller's is written: the two may be
-            // one address space, whose lock is not held across both.
-            let got = match mm.copy_in_force(at, &mut buf[..want]) {
-                Ok(n) => n,
-                Err(_) => return progress(done, Errno::EIO),
-            };
-            let put = match dst.copy_from(&buf[..got]) {
-                Ok(n) => n,
-                Err(e) => return progress(done, e),
-            };
-            done += put;
-            if put < want {
-                break;
-            }
-        }
-        Ok(done)
+        transfer(
+            off.unwrap_or(0),
+            dst.remaining(),
+            |at, buf| mm.copy_in_force(at, buf).map_err(|_| Errno::EIO),
+            |_, buf| dst.copy_from(buf),
+        )
     }
 
     fn write(
@@ -94,28 +110,12 @@ impl FileOps for MemFile {
         let Some(mm) = self.mm() else {
             return Ok(0);
         };
-        let addr = off.unwrap_or(0);
-        let mut buf = [0u8; CHUNK];
-        let mut done = 0usize;
-        while src.remaining() > 0 {
-            let want = src.remaining().min(CHUNK);
-            let Some(at) = addr.checked_add(done as u64) else {
-                return progress(done, Errno::EIO);
-            };
-            let got = match src.copy_to(&mut buf[..want]) {
-                Ok(n) => n,
-                Err(e) => return progress(done, e),
-            };
-            let put = match mm.copy_out_force(at, &buf[..got]) {
-                Ok(n) => n,
-                Err(_) => return progress(done, Errno::EIO),
-            };
-            done += put;
-            if put < want {
-                break;
-            }
-        }
-        Ok(done)
+        transfer(
+            off.unwrap_or(0),
+            src.remaining(),
+            |_, buf| src.copy_to(buf),
+            |at, buf| mm.copy_out_force(at, buf).map_err(|_| Errno::EIO),
+        )
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
