@@ -126,7 +126,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
