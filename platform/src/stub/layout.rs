@@ -10,7 +10,8 @@
 //! | [`OFF_FP_LEN`] | bytes of FP state the handler saved |
 //! | [`OFF_SPIN`] | how many `pause` iterations the handler polls before sleeping |
 //! | [`OFF_KIND`] | what published the event: [`KIND_SIGNAL`] (the handler: siginfo and frame) or [`KIND_FAST_SYSCALL`] (the fast entry of a patched system call) |
-//! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`]) |
+//! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`] when it saves) |
+//! | [`OFF_FP_REQUEST`] | set by the sentry before a resume that only asks for the FP state: the stub saves it (the fast entry with `xsave`) and publishes the same event again |
 //! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
 //! | [`OFF_SIGINFO`] | the `siginfo_t` of the signal (128 bytes) |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
@@ -32,6 +33,7 @@ pub(crate) const OFF_FP_LEN: usize = 20;
 pub(crate) const OFF_SPIN: usize = 24;
 pub(crate) const OFF_KIND: usize = 28;
 pub(crate) const OFF_XSAVE_SIZE: usize = 48;
+pub(crate) const OFF_FP_REQUEST: usize = 52;
 pub(crate) const OFF_FS_BASE: usize = 32;
 pub(crate) const OFF_GS_BASE: usize = 40;
 pub(crate) const OFF_SIGINFO: usize = 64;

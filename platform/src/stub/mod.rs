@@ -373,8 +373,8 @@ global_asm!(
     "    ud2",
     // The fast path of patched system calls (platform/src/patch.rs): entered by a jump from
     // a patch thunk with rax = system call number, rcx = return address, and r11 free (as
-    // after `syscall`); gs base = this stub's region. Saves the registers into the region
-    // as the handler would (kind KIND_FAST_SYSCALL), hands off, and returns straight to the
+    // after `syscall`); gs base = this stub's region. Saves the general registers into the
+    // region as the handler would (kind KIND_FAST_SYSCALL), hands off, and returns straight to the
     // application unless the sentry changed the FP state, the gs base or set TF (then the
     // slow-resume `ud2` restores through a signal frame). The arithmetic flags are the
     // check's, not the application's (no compiled code keeps flags across `syscall`).
@@ -409,15 +409,12 @@ global_asm!(
     "    mov [r11 + {off_gregs} + 16*8], rcx",
     "    mov rax, [r11 + {off_gregs} + 17*8]",
     "    mov [r11 + {off_gregs} + 3*8], rax",
+    // The FP state stays in the registers (nothing on this path touches it): it is saved
+    // only when the sentry asks for it (`.Lsystrap_fp_request`).
     "    rdfsbase rax",
-    "    mov [r11 + {off_fs_base}], rax",
-    "    mov [r11 + {off_gs_base}], r11",
     "    mov r12, r11",
-    "    mov eax, -1",
-    "    mov edx, -1",
-    "    xsave64 [r12 + {off_fp}]",
-    "    mov eax, dword ptr [r12 + {off_xsave_size}]",
-    "    mov dword ptr [r12 + {off_fp_len}], eax",
+    "    mov [r12 + {off_fs_base}], rax",
+    "    mov [r12 + {off_gs_base}], r12",
     "    mov dword ptr [r12 + {off_kind}], {kind_fast}",
     "    call .Lsystrap_handoff",
     "    cmp [r12 + {off_gs_base}], r12",
@@ -490,7 +487,22 @@ global_asm!(
     ".Lsystrap_awake:",
     "    mov dword ptr [r12 + {off_stub_sleeping}], 0",
     ".Lsystrap_resumed:",
+    "    cmp dword ptr [r12 + {off_fp_request}], 0",
+    "    jne .Lsystrap_fp_request",
     "    ret",
+    // The sentry asks for the FP state of the stopped thread and publishes the same event
+    // again when it has it. After the fast entry the state is still in the registers; the
+    // handler's events already carry the frame's copy.
+    ".Lsystrap_fp_request:",
+    "    mov dword ptr [r12 + {off_fp_request}], 0",
+    "    cmp dword ptr [r12 + {off_kind}], {kind_fast}",
+    "    jne .Lsystrap_handoff",
+    "    mov eax, -1",
+    "    mov edx, -1",
+    "    xsave64 [r12 + {off_fp}]",
+    "    mov eax, dword ptr [r12 + {off_xsave_size}]",
+    "    mov dword ptr [r12 + {off_fp_len}], eax",
+    "    jmp .Lsystrap_handoff",
     "runsc_systrap_fast_end:",
     "runsc_ptrace_stub_end:",
     ".popsection",
@@ -536,6 +548,7 @@ global_asm!(
     off_spin = const sysmsg::OFF_SPIN,
     off_kind = const sysmsg::OFF_KIND,
     off_xsave_size = const sysmsg::OFF_XSAVE_SIZE,
+    off_fp_request = const sysmsg::OFF_FP_REQUEST,
     kind_signal = const sysmsg::KIND_SIGNAL,
     kind_fast = const sysmsg::KIND_FAST_SYSCALL,
     greg_rip = const 16 * 8,

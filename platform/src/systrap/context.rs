@@ -59,6 +59,9 @@ struct ContextStub {
     cpu: Cell<Option<usize>>,
     /// Polling state (see the module documentation of `systrap`).
     polling: Polling,
+    /// The stub's last event came through the fast entry, which leaves the FP state in the
+    /// thread's registers: [`SystrapContext::fetch_fp`] has it saved when the sentry needs it.
+    fp_in_registers: Cell<bool>,
 }
 
 /// A stub's record of how polling fared. A failed poll costs a whole budget of CPU (and
@@ -165,6 +168,7 @@ impl SystrapContext {
             slot,
             cpu: Cell::new(None),
             polling: Polling::default(),
+            fp_in_registers: Cell::new(false),
         };
         self.set_up(pid, slot)?;
         log::debug!(
@@ -244,11 +248,45 @@ impl SystrapContext {
         if polls {
             stub.polling.record(!slept && (!stub_polled || !woke));
         }
+        stub.fp_in_registers
+            .set(region.kind() == sysmsg::KIND_FAST_SYSCALL);
         region.load_regs(&mut state.regs, self.shared.fsgsbase);
         if self.shared.fsgsbase && state.regs.gs_base == stub.slot.app_addr() {
             state.regs.gs_base = 0;
         }
         Ok(classify(&region, state))
+    }
+
+    /// Has the stub, stopped in the fast entry of a patched system call, save its FP state
+    /// into its region: one more hand-off, made only when the sentry needs the state (a
+    /// signal frame, `fork`, a ptrace stop, a checkpoint), so that patched calls never pay
+    /// for an `xsave`. Interruptible like a switch: should application code have published
+    /// an event of its own (its region is writable to it) and run on, an interrupt still
+    /// brings the stub back into its handler.
+    fn fetch_fp(&self, stub: &ContextStub, region: &Region<'_>) -> Result<()> {
+        if stub
+            .owner
+            .upgrade()
+            .is_none_or(|owner| owner.ptrace.is_released())
+        {
+            return Err(Error::StubDied {
+                pid: stub.pid.as_raw(),
+                status: "address space released".into(),
+            });
+        }
+        region.fp_request().store(1, Ordering::Relaxed);
+        self.interrupt
+            .running_pid
+            .store(stub.pid.as_raw(), Ordering::SeqCst);
+        // An interrupt that came before the pid was published sent no signal: send it now
+        // (the fast path drops it; the interrupt stays pending for the next switch).
+        if self.interrupt.pending.load(Ordering::SeqCst) {
+            let _ = nix::sys::signal::kill(stub.pid, INTERRUPT_SIGNAL);
+        }
+        resume(region);
+        let waited = wait_event(region, stub.pid, Duration::ZERO);
+        self.interrupt.running_pid.store(0, Ordering::SeqCst);
+        waited.map(drop)
     }
 }
 
@@ -520,7 +558,12 @@ impl Context for SystrapContext {
             return Ok(());
         }
         let index = self.stub_for(address_space)?;
-        let region = self.shared.sysmsg.region(self.stubs[index].slot);
+        let stub = &self.stubs[index];
+        let region = self.shared.sysmsg.region(stub.slot);
+        if stub.fp_in_registers.get() {
+            self.fetch_fp(stub, &region)?;
+            stub.fp_in_registers.set(false);
+        }
         region.load_fp(&mut state.fp.area);
         state.fp.valid = true;
         Ok(())

@@ -210,6 +210,12 @@ impl Region<'_> {
         self.word(OFF_SENTRY_SLEEPING)
     }
 
+    /// Set before a resume that only asks the stub to save its FP state and publish the same
+    /// event again (cleared by the stub).
+    pub(crate) fn fp_request(&self) -> &AtomicU32 {
+        self.word(OFF_FP_REQUEST)
+    }
+
     fn read_u64(&self, offset: usize) -> u64 {
         debug_assert!(offset.is_multiple_of(8) && offset + 8 <= ALT_STACK);
         // SAFETY: an aligned word inside the region; a racing writer can only change the

@@ -148,6 +148,51 @@ fn fp_state_survives_switches_that_do_not_touch_it() {
 }
 
 #[test]
+fn fp_state_of_a_patched_call_is_saved_when_pulled_and_loaded_when_set() {
+    // `movq xmm1, rdi; mov eax, 39; lea rcx, [rip + 2]; jmp rdx` (a patched call: rdx holds
+    // the fast entry), then `movq rax, xmm1; syscall` (trapped) at CODE + 19.
+    let code = [
+        0x66, 0x48, 0x0f, 0x6e, 0xcf, 0xb8, 0x27, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x0d, 0x02, 0x00,
+        0x00, 0x00, 0xff, 0xe2, 0x66, 0x48, 0x0f, 0x7e, 0xc8, 0x0f, 0x05,
+    ];
+    /// XMM1's low quadword in the legacy XSAVE area.
+    const XMM1: usize = 160 + 16;
+    let xmm1 =
+        |state: &CpuState| u64::from_le_bytes(state.fp.area[XMM1..XMM1 + 8].try_into().unwrap());
+    let mut t = setup(&code);
+    let Some(entry) = t.context.syscall_patch_entry() else {
+        eprintln!("SKIPPED: this host's systrap takes no patched system calls");
+        return;
+    };
+    let mut state = CpuState::new(CODE, 0);
+    state.regs.rdi = 0x0bad_cafe;
+    state.regs.rdx = entry;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(
+        (state.regs.orig_rax, state.regs.rip),
+        (39, CODE + 19),
+        "not the fast entry"
+    );
+    // The fast entry left the FP state in the registers; pulling fetches it.
+    t.context.pull_fp(&t.dyn_space, &mut state).unwrap();
+    assert_eq!(xmm1(&state), 0x0bad_cafe);
+    // The fetch resumed nothing: the thread goes on from the call.
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 0x0bad_cafe);
+    // FP state the sentry sets after a patched call reaches the application.
+    state.regs.rip = CODE + 5;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 39);
+    t.context.pull_fp(&t.dyn_space, &mut state).unwrap();
+    assert_eq!(xmm1(&state), 0x0bad_cafe);
+    state.fp.area[XMM1..XMM1 + 8].copy_from_slice(&0x5555_u64.to_le_bytes());
+    state.fp.dirty = true;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 0x5555);
+    assert_eq!(state.regs.rip, CODE + 26);
+}
+
+#[test]
 fn dropping_context_and_address_space_kills_every_process() {
     let mut t = setup(GETPID_THEN_EXIT);
     let mut state = CpuState::new(CODE, 0);
