@@ -8,6 +8,7 @@
 //! | [`OFF_FP_DIRTY`] | the sentry wrote new FP state: the handler copies it into the signal frame |
 //! | [`OFF_FSGSBASE`] | the handler reads and writes fs/gs base with `rdfsbase`/`wrfsbase` (else `arch_prctl(ARCH_SET_FS)`) |
 //! | [`OFF_FP_LEN`] | bytes of FP state the handler saved |
+//! | [`OFF_FP_AT`] | where in the region they are: the handler's signal frame, or [`OFF_FP`] (the fast entry's `xsave`) |
 //! | [`OFF_SPIN`] | how many `pause` iterations the handler polls before sleeping |
 //! | [`OFF_KIND`] | what published the event: [`KIND_SIGNAL`] (the handler: siginfo and frame) or [`KIND_FAST_SYSCALL`] (the fast entry of a patched system call) |
 //! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`] when it saves) |
@@ -15,7 +16,7 @@
 //! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
 //! | [`OFF_SIGINFO`] | the `siginfo_t` of the signal (128 bytes) |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
-//! | [`OFF_FP`] | the signal frame's XSAVE area (at most [`FP_MAX`] bytes) |
+//! | [`OFF_FP`] | the fast entry's XSAVE area, and the FP state the sentry sets (at most [`FP_MAX`] bytes) |
 //! | [`ALT_STACK`].. | the alternate signal stack (the set-up's `stack_t` at [`SCRATCH`] before first use) |
 
 pub(crate) const REGION_SIZE: u64 = 0x1_0000;
@@ -34,6 +35,7 @@ pub(crate) const OFF_SPIN: usize = 24;
 pub(crate) const OFF_KIND: usize = 28;
 pub(crate) const OFF_XSAVE_SIZE: usize = 48;
 pub(crate) const OFF_FP_REQUEST: usize = 52;
+pub(crate) const OFF_FP_AT: usize = 56;
 pub(crate) const OFF_FS_BASE: usize = 32;
 pub(crate) const OFF_GS_BASE: usize = 40;
 pub(crate) const OFF_SIGINFO: usize = 64;

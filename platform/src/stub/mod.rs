@@ -292,14 +292,13 @@ global_asm!(
     "    lea rsi, [r13 + {uc_gregs}]",
     "    mov ecx, {gregs_len}",
     "    rep movsb",
+    // The FP state stays in the frame (inside the region, on the alternate stack) until the
+    // stub resumes: the sentry reads it there when it needs it.
     "    mov rsi, [r13 + {uc_fpstate}]",
+    "    mov [r12 + {off_fp_at}], rsi",
     "    xor ecx, ecx",
     "    test rsi, rsi",
     "    jz .Lsystrap_fp_saved",
-    "    call .Lsystrap_fp_len",
-    "    lea rdi, [r12 + {off_fp}]",
-    "    rep movsb",
-    "    mov rsi, [r13 + {uc_fpstate}]",
     "    call .Lsystrap_fp_len",
     ".Lsystrap_fp_saved:",
     "    mov dword ptr [r12 + {off_fp_len}], ecx",
@@ -492,11 +491,13 @@ global_asm!(
     "    ret",
     // The sentry asks for the FP state of the stopped thread and publishes the same event
     // again when it has it. After the fast entry the state is still in the registers; the
-    // handler's events already carry the frame's copy.
+    // handler's events leave it in their frame.
     ".Lsystrap_fp_request:",
     "    mov dword ptr [r12 + {off_fp_request}], 0",
     "    cmp dword ptr [r12 + {off_kind}], {kind_fast}",
     "    jne .Lsystrap_handoff",
+    "    lea rax, [r12 + {off_fp}]",
+    "    mov [r12 + {off_fp_at}], rax",
     "    mov eax, -1",
     "    mov edx, -1",
     "    xsave64 [r12 + {off_fp}]",
@@ -549,6 +550,7 @@ global_asm!(
     off_kind = const sysmsg::OFF_KIND,
     off_xsave_size = const sysmsg::OFF_XSAVE_SIZE,
     off_fp_request = const sysmsg::OFF_FP_REQUEST,
+    off_fp_at = const sysmsg::OFF_FP_AT,
     kind_signal = const sysmsg::KIND_SIGNAL,
     kind_fast = const sysmsg::KIND_FAST_SYSCALL,
     greg_rip = const 16 * 8,

@@ -564,7 +564,7 @@ impl Context for SystrapContext {
             self.fetch_fp(stub, &region)?;
             stub.fp_in_registers.set(false);
         }
-        region.load_fp(&mut state.fp.area);
+        region.load_fp(&mut state.fp.area, stub.slot.app_addr());
         state.fp.valid = true;
         Ok(())
     }

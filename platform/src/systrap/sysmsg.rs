@@ -366,13 +366,25 @@ impl Region<'_> {
         self.read_u32(OFF_SIGINFO + 28)
     }
 
-    /// Copies the saved FP state into `area` (as much as both hold).
-    pub(crate) fn load_fp(&self, area: &mut [u8]) {
+    /// Copies the saved FP state into `area` (as much as both hold). It is where the stub
+    /// said, in the region mapped at `app_addr` in the stub: the handler's signal frame or the
+    /// fast entry's `xsave` area. The application can rewrite that address: one outside the
+    /// region copies nothing.
+    pub(crate) fn load_fp(&self, area: &mut [u8], app_addr: u64) {
         let saved = (self.read_u32(OFF_FP_LEN) as usize).min(FP_MAX);
         let len = saved.min(area.len());
-        // SAFETY: `len <= FP_MAX`, inside the region's FP area; `area` is at least `len`
-        // long and is ours.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(OFF_FP), area.as_mut_ptr(), len) };
+        let offset = self.read_u64(OFF_FP_AT).wrapping_sub(app_addr);
+        let Some(offset) = usize::try_from(offset).ok().filter(|&offset| {
+            offset >= OFF_FP
+                && offset
+                    .checked_add(len)
+                    .is_some_and(|end| end <= REGION_SIZE as usize)
+        }) else {
+            return;
+        };
+        // SAFETY: `offset + len` lies inside the region (checked above); `area` is at least
+        // `len` long and is ours.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), area.as_mut_ptr(), len) };
     }
 }
 
