@@ -22,9 +22,12 @@
 //!
 //! # Lock order
 //! `Freezer::state` is a leaf: nothing is locked while holding it (the pauser reads the
-//! process table before taking it).
+//! process table before taking it). The freeze flag itself is an atomic, changed only under
+//! `state`: every task reads it at least twice per system call, and a kernel-wide lock there
+//! would make all of them take turns.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -51,13 +54,14 @@ pub enum PauseError {
 /// The kernel's freeze flag and the count of tasks that obey it.
 #[derive(Debug, Default)]
 pub struct Freezer {
+    /// Tasks must stop at their next safe point (written under `state`).
+    frozen: AtomicBool,
     state: Mutex<FreezeState>,
     changed: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct FreezeState {
-    frozen: bool,
     /// What each parked task recorded of itself for a checkpoint, by TID.
     images: HashMap<i32, Result<TaskImage, CheckpointError>>,
     /// Tasks parked in their `Frozen` state.
@@ -80,7 +84,9 @@ impl Freezer {
 
     /// Whether tasks must stop at their next safe point.
     pub fn is_frozen(&self) -> bool {
-        self.lock().frozen
+        // SeqCst: a pauser sets it before kicking the tasks (whose interrupt flags are
+        // SeqCst too), so a task that sees the kick sees the flag.
+        self.frozen.load(Ordering::SeqCst)
     }
 
     /// Parks the calling task (`tid`, whose wake-up flag is `waiter`) until the kernel
@@ -167,11 +173,10 @@ impl Kernel {
     /// is then resumed, as it was).
     pub fn pause(&self, timeout: Duration) -> Result<Stopped, PauseError> {
         {
-            let mut s = self.freezer.lock();
-            if s.frozen {
+            let _s = self.freezer.lock();
+            if self.freezer.frozen.swap(true, Ordering::SeqCst) {
                 return Err(PauseError::AlreadyPaused);
             }
-            s.frozen = true;
         }
         let start = Instant::now();
         loop {
@@ -224,7 +229,10 @@ impl Kernel {
     }
 
     fn resume_frozen(&self) {
-        self.freezer.lock().frozen = false;
+        {
+            let _s = self.freezer.lock();
+            self.freezer.frozen.store(false, Ordering::SeqCst);
+        }
         for t in self.tree().tasks.values() {
             t.kick();
         }
@@ -253,7 +261,7 @@ mod tests {
             let f = std::sync::Arc::new(Freezer::default());
             let w = Waiter::new();
             let dying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            f.lock().frozen = true;
+            f.frozen.store(true, Ordering::SeqCst);
             let (f2, w2, d2) = (f.clone(), w.clone(), dying.clone());
             let t = std::thread::spawn(move || {
                 f2.park(
@@ -276,7 +284,7 @@ mod tests {
             if kill {
                 dying.store(true, std::sync::atomic::Ordering::SeqCst);
             } else {
-                f.lock().frozen = false;
+                f.frozen.store(false, Ordering::SeqCst);
             }
             w.notify();
             t.join().unwrap();
