@@ -576,7 +576,91 @@ impl Socket for PacketSocket {
     }
 }
 
+/// What a checkpoint keeps of a packet socket (`kernel::checkpoint`): its type, the
+/// protocol socket(2) got and the one bound, the interface bound (by index), buffer sizes,
+/// the PACKET_STATISTICS counters, PACKET_ADD_MEMBERSHIP entries and the socket options
+/// recorded. Frames queued when the checkpoint was taken are not kept (as datagrams queued
+/// at a UDP socket).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PacketImage {
+    /// SOCK_RAW or SOCK_DGRAM.
+    pub ty: i32,
+    /// The protocol given to socket(2), host order.
+    pub created_protocol: u16,
+    /// The protocol bound (host order; 0: none).
+    pub protocol: u16,
+    /// The interface bound (0: every one).
+    pub ifindex: i32,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub packets: u32,
+    pub drops: u32,
+    /// (ifindex, `PACKET_MR_*` type, address).
+    pub memberships: Vec<(i32, u16, Vec<u8>)>,
+    /// (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+impl PacketSocket {
+    /// This socket for a checkpoint.
+    pub fn saved(&self) -> PacketImage {
+        self.with(|tap| PacketImage {
+            ty: self.ty,
+            created_protocol: self.created_protocol,
+            protocol: tap.protocol,
+            ifindex: tap.ifindex,
+            rcvbuf: tap.rcvbuf,
+            sndbuf: tap.sndbuf,
+            packets: tap.packets,
+            drops: tap.drops,
+            memberships: tap.memberships.clone(),
+            options: tap
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+        })
+    }
+
+    /// A packet socket as [`PacketSocket::saved`] described it, on `stack`.
+    ///
+    /// # Errors
+    /// An interface it is bound to or a member on is not in this sandbox, or the image is
+    /// malformed.
+    pub fn restored(stack: &Arc<Stack>, image: &PacketImage) -> Result<PacketSocket, String> {
+        let sock = PacketSocket::new(stack, image.ty, i32::from(image.created_protocol.to_be()))
+            .map_err(|_| format!("socket type {}", image.ty))?;
+        let indexes = std::iter::once(image.ifindex).chain(image.memberships.iter().map(|m| m.0));
+        for index in indexes.filter(|&i| i != 0) {
+            sock.iface(index)
+                .map_err(|_| format!("no interface of index {index} in this sandbox"))?;
+        }
+        if image.memberships.iter().any(|m| m.1 > PACKET_MR_UNICAST) {
+            return Err("a membership of an unknown type".into());
+        }
+        sock.with(|tap| {
+            tap.protocol = image.protocol;
+            tap.ifindex = image.ifindex;
+            tap.rcvbuf = image.rcvbuf.clamp(MIN_RCVBUF, BUF_MAX * 2);
+            tap.sndbuf = image.sndbuf.clamp(MIN_SNDBUF, BUF_MAX * 2);
+            tap.packets = image.packets;
+            tap.drops = image.drops;
+            tap.memberships = image.memberships.clone();
+            tap.options = image
+                .options
+                .iter()
+                .map(|(level, name, v)| ((*level, *name), v.clone()))
+                .collect();
+        });
+        Ok(sock)
+    }
+}
+
 impl FileOps for PacketSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.id))
     }

@@ -534,8 +534,10 @@ impl Socket for RawSocket {
         let m = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| match self.take(g, id, len, flags.peek) {
                 Some(m) => Some(Ok(m)),
-                None if g.entries[&id].rd_shut => Some(Ok(InMessage::default())),
+                // As Linux's datagram receive: a nonblocking one is EAGAIN even shut down;
+                // a blocking one ends (0 bytes) instead of waiting.
                 None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None if g.entries[&id].rd_shut => Some(Ok(InMessage::default())),
                 None => None,
             })
         })?;
@@ -733,7 +735,128 @@ impl Socket for RawSocket {
     }
 }
 
+/// What a checkpoint keeps of a raw IP socket (`kernel::checkpoint`): its protocol, the
+/// local address a bind (or a connect) gave it, its peer, shutdown state, buffer sizes, the
+/// raw options (IP_HDRINCL, ICMP_FILTER, ICMP6_FILTER, IPV6_CHECKSUM) and the options kept
+/// in its entry (IP_TTL, IP_TOS, multicast memberships, ...). Packets queued when the
+/// checkpoint was taken are not kept (as datagrams queued at a UDP socket).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RawImage {
+    pub family: i32,
+    pub protocol: u8,
+    /// The local address (None: the wildcard).
+    pub local: Option<String>,
+    /// The local address was set by connect, not bind.
+    pub bound_by_connect: bool,
+    /// The address it is connected to.
+    pub peer: Option<String>,
+    pub rd_shut: bool,
+    pub wr_shut: bool,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub hdrincl: bool,
+    pub icmp_filter: u32,
+    pub icmp6_filter: [u32; 8],
+    pub checksum: Option<usize>,
+    /// Options kept in the entry: (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+fn address(a: &str) -> Result<IpAddress, String> {
+    a.parse().map_err(|_| format!("bad address {a:?}"))
+}
+
+impl RawSocket {
+    /// This socket for a checkpoint.
+    pub fn saved(&self) -> RawImage {
+        let opts = self.opts().clone();
+        let g = self.stack.lock();
+        let e = &g.entries[&self.id];
+        RawImage {
+            family: self.family,
+            protocol: self.protocol,
+            local: e.bound.and_then(|b| b.0).map(|a| a.to_string()),
+            bound_by_connect: opts.bound_by_connect,
+            peer: e.udp_peer.map(|(a, _)| a.to_string()),
+            rd_shut: e.rd_shut,
+            wr_shut: e.wr_shut,
+            rcvbuf: e.rcvbuf,
+            sndbuf: e.sndbuf,
+            hdrincl: opts.hdrincl,
+            icmp_filter: opts.icmp_filter,
+            icmp6_filter: opts.icmp6_filter,
+            checksum: opts.checksum,
+            options: e
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+        }
+    }
+
+    /// A raw socket as [`RawSocket::saved`] described it, on `stack`.
+    ///
+    /// # Errors
+    /// The local address is not the stack's in this sandbox, or the image is malformed.
+    pub fn restored(stack: &Arc<Stack>, image: &RawImage) -> Result<RawSocket, String> {
+        if image.family != libc::AF_INET && image.family != libc::AF_INET6 {
+            return Err(format!("family {}", image.family));
+        }
+        check_protocol(i32::from(image.protocol)).map_err(|_| "protocol 0".to_string())?;
+        let local = image.local.as_deref().map(address).transpose()?;
+        let peer = image.peer.as_deref().map(address).transpose()?;
+        let v6 = image.family == libc::AF_INET6;
+        for ip in local.iter().chain(peer.iter()) {
+            if matches!(ip, IpAddress::Ipv6(_)) != v6 {
+                return Err(format!("{ip} is not of the socket's family"));
+            }
+        }
+        if image.checksum.is_some_and(|c| c % 2 == 1) {
+            return Err("an odd IPV6_CHECKSUM offset".into());
+        }
+        let sock = RawSocket::new(stack, image.family, image.protocol);
+        {
+            let mut opts = sock.opts();
+            // IPPROTO_RAW always includes the header, and ICMPv6 always checksums.
+            opts.hdrincl |= image.hdrincl;
+            opts.icmp_filter = image.icmp_filter;
+            opts.icmp6_filter = image.icmp6_filter;
+            if !sock.is_icmpv6() {
+                opts.checksum = image.checksum;
+            }
+            opts.bound_by_connect = image.bound_by_connect;
+        }
+        sock.with(|g, id| {
+            if let Some(ip) = local.filter(|&ip| !g.is_own(ip)) {
+                return Err(format!("{ip} is not an address of this sandbox"));
+            }
+            let e = g.entries.get_mut(&id).expect("present");
+            e.bound = local.map(|ip| (Some(ip), 0));
+            e.udp_peer = peer.map(|ip| (ip, 0));
+            e.rd_shut = image.rd_shut;
+            e.wr_shut = image.wr_shut;
+            e.sndbuf = image.sndbuf.clamp(4608, BUF_MAX * 2);
+            e.options = image
+                .options
+                .iter()
+                .map(|(level, name, v)| ((*level, *name), v.clone()))
+                .collect();
+            let rcvbuf = image.rcvbuf.clamp(2304, BUF_MAX * 2);
+            if e.rcvbuf != rcvbuf {
+                e.rcvbuf = rcvbuf;
+                Self::resize_rx(g, id, rcvbuf);
+            }
+            Ok(())
+        })?;
+        Ok(sock)
+    }
+}
+
 impl FileOps for RawSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.id))
     }
