@@ -9,10 +9,15 @@
 //! IPV6_CHECKSUM's verification. An IPv4 raw socket reads each packet with its IPv4 header
 //! (the header smoltcp parsed, written again: TOS, identification and fragment fields read
 //! as 0 and DF); an IPv6 one reads the payload only.
+//! A receive gives the control messages the socket asked for (IP_PKTINFO, IP_RECVTTL,
+//! IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS) from that header, as
+//! UDP's ([`super::udp::control`]); the TOS and traffic class read 0 there too, as the
+//! header does (smoltcp keeps neither). Raw sockets keep no arrival time (no SO_TIMESTAMP).
 //!
-//! Sending builds the IP header from the socket's addresses and options (IP_TTL, IP_TOS,
-//! IPV6_UNICAST_HOPS), or, with IP_HDRINCL (and on `IPPROTO_RAW` sockets, where it is
-//! implied), takes the application's IPv4 header, filling in the total length, a zero source
+//! Sending builds the IP header from the socket's addresses, the message's IP_TTL, IP_TOS,
+//! IPV6_HOPLIMIT and IPV6_TCLASS control messages and the socket's options (IP_TTL, IP_TOS,
+//! IPV6_UNICAST_HOPS, IPV6_TCLASS), or, with IP_HDRINCL (and on `IPPROTO_RAW` sockets, where
+//! it is implied), takes the application's IPv4 header, filling in the total length, a zero source
 //! address and the checksum as Linux does. ICMPv6 checksums are always computed, other IPv6
 //! protocols' at IPV6_CHECKSUM's offset when set. A packet whose protocol differs from the
 //! socket's (IP_HDRINCL) leaves through a smoltcp raw socket of that protocol made for the
@@ -26,7 +31,8 @@ use std::sync::Arc;
 use smoltcp::socket::raw;
 use smoltcp::wire::{IpAddress, IpProtocol, IpVersion, Ipv4Address, Ipv6Address};
 
-use super::inet::{destination, int, int_of, parse, sockaddr};
+use super::config::LOOPBACK_INDEX;
+use super::inet::{destination, int, int_of, parse, sockaddr, SendControl};
 use super::stack::{next_id, readiness, Entry, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::Errno;
@@ -65,6 +71,15 @@ struct RawOptions {
     checksum: Option<usize>,
     /// The local address was set by connect (not bind): a disconnect clears it.
     bound_by_connect: bool,
+}
+
+/// A packet a raw socket takes: what the application reads, and the IP header's facts.
+struct Received {
+    data: Vec<u8>,
+    src: IpAddress,
+    dst: IpAddress,
+    ttl: u8,
+    tos: u8,
 }
 
 /// A raw IP socket file.
@@ -231,12 +246,12 @@ impl RawSocket {
         Ok(r.map(|(ip, _)| ip))
     }
 
-    /// What an application reads of `packet` (as received, with its IP header), and its
-    /// source; `None` when the socket's filters drop it.
-    fn accept(&self, e: &Entry, opts: &RawOptions, packet: &[u8]) -> Option<(Vec<u8>, IpAddress)> {
+    /// What an application reads of `packet` (as received, with its IP header), with the
+    /// header's facts; `None` when the socket's filters drop it.
+    fn accept(&self, e: &Entry, opts: &RawOptions, packet: &[u8]) -> Option<Received> {
         let local = e.bound.and_then(|b| b.0);
         let peer = e.udp_peer.map(|p| p.0);
-        let (src, dst, payload, data) = if self.family == libc::AF_INET6 {
+        let (src, dst, payload, data, ttl, tos) = if self.family == libc::AF_INET6 {
             let p = smoltcp::wire::Ipv6Packet::new_checked(packet).ok()?;
             let payload = p.payload();
             (
@@ -244,6 +259,8 @@ impl RawSocket {
                 IpAddress::Ipv6(p.dst_addr()),
                 payload,
                 payload.to_vec(),
+                p.hop_limit(),
+                p.traffic_class(),
             )
         } else {
             let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
@@ -252,6 +269,8 @@ impl RawSocket {
                 IpAddress::Ipv4(p.dst_addr()),
                 p.payload(),
                 packet.to_vec(),
+                p.hop_limit(),
+                (p.dscp() << 2) | p.ecn(),
             )
         };
         if local.is_some_and(|l| l != dst) || peer.is_some_and(|p| p != src) {
@@ -275,7 +294,42 @@ impl RawSocket {
                 return None;
             }
         }
-        Some((data, src))
+        Some(Received {
+            data,
+            src,
+            dst,
+            ttl,
+            tos,
+        })
+    }
+
+    /// The control messages a receive of `r` gives (IP_PKTINFO, IP_TTL, IP_TOS and their
+    /// IPv6 counterparts, as the socket asked for them). Raw sockets keep no arrival time,
+    /// so SO_TIMESTAMP gives nothing.
+    fn control(g: &Inner, e: &Entry, r: &Received) -> Vec<(i32, i32, Vec<u8>)> {
+        // A packet from one of the stack's own addresses came over the loopback.
+        let ifindex = if g.is_own(r.src) {
+            LOOPBACK_INDEX
+        } else {
+            g.link_index.unwrap_or(LOOPBACK_INDEX)
+        };
+        let d = super::udp::Datagram {
+            data: Vec::new(),
+            src: (r.src, 0),
+            dst: (r.dst, 0),
+            spec_dst: if g.is_own(r.dst) {
+                r.dst
+            } else {
+                g.source_for(r.src)
+            },
+            ttl: r.ttl,
+            tos: r.tos,
+            ifindex,
+            at: std::time::SystemTime::UNIX_EPOCH,
+        };
+        let mut control = super::udp::control(e, &d);
+        control.retain(|(level, _, _)| *level != libc::SOL_SOCKET);
+        control
     }
 
     /// One receive attempt of at most `len` bytes: `None` when nothing is there yet.
@@ -292,26 +346,29 @@ impl RawSocket {
             if !peek || wanted.is_none() {
                 let _ = g.raw(h).recv();
             }
-            let Some((data, from)) = wanted else {
+            let Some(r) = wanted else {
                 continue;
             };
-            let n = data.len().min(len);
+            let n = r.data.len().min(len);
             return Some(InMessage {
-                data: data[..n].to_vec(),
-                full_len: data.len(),
-                from: Some(sockaddr(self.family, from, 0)),
+                data: r.data[..n].to_vec(),
+                full_len: r.data.len(),
+                from: Some(sockaddr(self.family, r.src, 0)),
+                control: Self::control(g, &g.entries[&id], &r),
                 ..InMessage::default()
             });
         }
     }
 
-    /// The IP packet for `data` to `dst`.
+    /// The IP packet for `data` to `dst` (`c`: the message's IP_TTL, IP_TOS,
+    /// IPV6_HOPLIMIT and IPV6_TCLASS, before the socket's options).
     fn packet(
         &self,
         g: &Inner,
         id: u64,
         mut data: Vec<u8>,
         dst: IpAddress,
+        c: &SendControl,
     ) -> Result<Vec<u8>, Errno> {
         let e = &g.entries[&id];
         let opts = self.opts().clone();
@@ -346,10 +403,14 @@ impl RawSocket {
             (IpAddress::Ipv4(d), IpAddress::Ipv4(s)) => {
                 let total = IPV4_HEADER + data.len();
                 let total = u16::try_from(total).map_err(|_| Errno::EMSGSIZE)?;
-                let ttl = opt(libc::IPPROTO_IP, libc::IP_TTL)
-                    .and_then(|v| u8::try_from(v).ok())
-                    .unwrap_or(DEFAULT_TTL);
-                let tos = opt(libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8;
+                let ttl = c.ttl.unwrap_or_else(|| {
+                    opt(libc::IPPROTO_IP, libc::IP_TTL)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .unwrap_or(DEFAULT_TTL)
+                });
+                let tos = c
+                    .tos
+                    .unwrap_or_else(|| opt(libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8);
                 let mut p = vec![0x45, tos];
                 p.extend_from_slice(&total.to_be_bytes());
                 p.extend_from_slice(&[0, 0, 0x40, 0, ttl, self.protocol, 0, 0]);
@@ -375,10 +436,14 @@ impl RawSocket {
                     let c = checksum_v6(&s, &d, self.protocol, &data);
                     data[off..off + 2].copy_from_slice(&c.to_be_bytes());
                 }
-                let hops = opt(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
-                    .and_then(|v| u8::try_from(v).ok())
-                    .unwrap_or(DEFAULT_TTL);
-                let class = opt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS).unwrap_or(0) as u8;
+                let hops = c.hop_limit.unwrap_or_else(|| {
+                    opt(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .unwrap_or(DEFAULT_TTL)
+                });
+                let class = c.tclass.unwrap_or_else(|| {
+                    opt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS).unwrap_or(0) as u8
+                });
                 let mut p = vec![0x60 | (class >> 4), class << 4, 0, 0];
                 p.extend_from_slice(&len.to_be_bytes());
                 p.extend_from_slice(&[self.protocol, hops]);
@@ -489,6 +554,7 @@ impl Socket for RawSocket {
         flags: IoFlags,
     ) -> Result<usize, Errno> {
         msg.data = super::gather(src)?;
+        let control = SendControl::parse(&msg.control)?;
         let to = match msg.to.as_deref() {
             Some(a) => Some(self.parse(a)?.ok_or(Errno::EAFNOSUPPORT)?),
             None => None,
@@ -503,7 +569,7 @@ impl Socket for RawSocket {
             };
             let dst = destination(&g, ip, 0)?.0.addr;
             let h = Self::handle(&g, self.id).ok_or(Errno::EINVAL)?;
-            (self.packet(&g, self.id, data, dst)?, h)
+            (self.packet(&g, self.id, data, dst, &control)?, h)
         };
         let sent = t.block_on(&[&self.queue], None, || {
             self.with(|g, _| self.emit(g, h, &packet, flags.nonblocking))
