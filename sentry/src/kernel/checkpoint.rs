@@ -43,7 +43,11 @@
 //!   backlog, a UDP socket's peer, its options), a ping socket of that stack
 //!   ([`crate::net::icmp::IcmpImage`]: echo identifier, peer, options), an AF_NETLINK
 //!   socket ([`crate::net::netlink::NetlinkImage`]: port id, groups, replies not read,
-//!   options), a memfd by index, a FIFO opened by path (the pipe's identity, equal for
+//!   options), a raw IP socket of the sentry's stack ([`crate::net::raw::RawImage`]:
+//!   protocol, local address, peer, IP_HDRINCL, ICMP_FILTER, ICMP6_FILTER, IPV6_CHECKSUM,
+//!   the options its entry keeps, multicast memberships among them), an AF_PACKET socket
+//!   ([`crate::net::packet::PacketImage`]: protocol, interface index, statistics,
+//!   PACKET_ADD_MEMBERSHIP entries, options), a memfd by index, a FIFO opened by path (the pipe's identity, equal for
 //!   every opener, and its buffered bytes), a POSIX message queue, an inotify instance (by
 //!   index), a pidfd (the process's global PID, or that it was reaped);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
@@ -98,9 +102,12 @@
 //! files in flight over SCM_RIGHTS, connected UDP sockets and ping sockets (bound and
 //! connected again; datagrams and replies queued are lost, as for a bound UDP socket), and
 //! netlink sockets (with their replies not read).
+//! Format 6 added raw IP and packet sockets (bound, connected and with their options again;
+//! packets and frames queued are lost, as for a bound UDP socket; no socket filter can be
+//! attached to either, so none is saved).
 //! [`super::restore`] reads it.
 //!
-//! Anything else (raw IP and packet sockets, sockets of the host's stack (`--network
+//! Anything else (sockets of the host's stack (`--network
 //! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the pty state; a
 //! signalfd whose creating process exited; an epoll item whose file no fd holds; a process
 //! waiting for its vfork child; a writable shared mapping of a file; a device node in a
@@ -601,6 +608,10 @@ pub enum FileImage {
     Icmp(crate::net::icmp::IcmpImage),
     /// An AF_NETLINK socket: bound to its port id again on restore, with its replies.
     Netlink(crate::net::netlink::NetlinkImage),
+    /// A raw IP socket of the sandbox's stack: bound and connected again on restore.
+    Raw(crate::net::raw::RawImage),
+    /// An AF_PACKET socket: bound to its interface and protocol again on restore.
+    Packet(crate::net::packet::PacketImage),
     /// A `memfd_create` file: its contents and seals in [`KernelImage::memfds`].
     Memfd { memfd: usize },
     /// A POSIX message queue: its name, limits and messages in [`KernelImage::ipc`]'s `mq`.
@@ -1350,13 +1361,21 @@ fn file_image(
             {
                 return Ok(FileImage::Netlink(socket.saved()));
             }
+            if let Some(socket) = any.and_then(|a| a.downcast_ref::<crate::net::raw::RawSocket>()) {
+                return Ok(FileImage::Raw(socket.saved()));
+            }
+            if let Some(socket) =
+                any.and_then(|a| a.downcast_ref::<crate::net::packet::PacketSocket>())
+            {
+                return Ok(FileImage::Packet(socket.saved()));
+            }
             return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
                 Some(socket) => socket
                     .saved()
                     .map(FileImage::Inet)
                     .map_err(|what| unsupported(&what)),
                 None => Err(unsupported(
-                    "a socket other than AF_UNIX, TCP, UDP, ping or AF_NETLINK",
+                    "a socket other than AF_UNIX, TCP, UDP, ping, raw, AF_PACKET or AF_NETLINK",
                 )),
             };
         }

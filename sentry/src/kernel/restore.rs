@@ -930,15 +930,30 @@ impl Files {
                 Ok(OpenFile::of_kind(FileKind::Mqueue(Arc::new(file)), f.flags))
             }
             FileImage::Icmp(image) => {
-                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
-                    return Err(RestoreError::Unsupported(format!(
-                        "fd {}: a ping socket of the sentry's stack, and this sandbox uses the host's",
-                        f.fd
-                    )));
-                }
-                let socket = crate::net::icmp::IcmpSocket::restored(kernel.net.inet(), image)
-                    .map_err(|e| {
-                        RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
+                let stack = sentry_stack(kernel, f.fd, "a ping socket")?;
+                let socket = crate::net::icmp::IcmpSocket::restored(stack, image).map_err(|e| {
+                    RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
+                })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
+            FileImage::Raw(image) => {
+                let socket = sentry_stack(kernel, f.fd, "a raw socket")?;
+                let socket = crate::net::raw::RawSocket::restored(socket, image).map_err(|e| {
+                    RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
+                })?;
+                Ok(OpenFile::of_kind(
+                    FileKind::Socket(Arc::new(socket)),
+                    f.flags,
+                ))
+            }
+            FileImage::Packet(image) => {
+                let socket = sentry_stack(kernel, f.fd, "a packet socket")?;
+                let socket =
+                    crate::net::packet::PacketSocket::restored(socket, image).map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a packet socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
                     FileKind::Socket(Arc::new(socket)),
@@ -1066,6 +1081,21 @@ impl Files {
 
 /// The file an fd saved by `path` names now, and its attributes; `changed` says why a
 /// lookup or stat failed.
+/// The sentry's stack, for socket `what` of fd `fd`: refused when this sandbox uses the
+/// host's.
+fn sentry_stack<'k>(
+    kernel: &'k Kernel,
+    fd: i32,
+    what: &str,
+) -> Result<&'k Arc<crate::net::stack::Stack>, RestoreError> {
+    if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
+        return Err(RestoreError::Unsupported(format!(
+            "fd {fd}: {what} of the sentry's stack, and this sandbox uses the host's"
+        )));
+    }
+    Ok(kernel.net.inet())
+}
+
 fn resolve_saved(
     fs: &FsContext,
     path: &str,

@@ -159,6 +159,11 @@ impl IcmpSocket {
 impl Socket for IcmpSocket {
     fn bind(&self, _t: &mut dyn Context, addr: &[u8]) -> Result<(), Errno> {
         let (ip, ident) = self.parse(addr)?.ok_or(Errno::EAFNOSUPPORT)?;
+        // As Linux's ping_check_bind_addr: an IPv6 address that is neither the wildcard
+        // nor unicast is EINVAL (an IPv4 multicast one is EADDRNOTAVAIL, below).
+        if matches!(ip, IpAddress::Ipv6(a) if a.is_multicast()) {
+            return Err(Errno::EINVAL);
+        }
         self.with(|g, id| {
             let ip = if ip.is_unspecified() {
                 None
@@ -192,6 +197,10 @@ impl Socket for IcmpSocket {
         src: &mut dyn IoSrc,
         flags: IoFlags,
     ) -> Result<usize, Errno> {
+        // Linux's ping_v4_sendmsg and ping_v6_sendmsg: at most 64 KiB.
+        if src.remaining() > usize::from(u16::MAX) {
+            return Err(Errno::EMSGSIZE);
+        }
         msg.data = super::gather(src)?;
         let to = match msg.to.as_deref() {
             Some(a) => Some(self.parse(a)?.ok_or(Errno::EAFNOSUPPORT)?.0),

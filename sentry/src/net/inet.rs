@@ -690,12 +690,12 @@ impl InetSocket {
 /// IP_TOS, IPV6_HOPLIMIT, IPV6_TCLASS, and the source address of IP_PKTINFO and
 /// IPV6_PKTINFO (`ipi_spec_dst`, `ipi6_addr`).
 #[derive(Debug, Default)]
-struct SendControl {
-    ttl: Option<u8>,
-    tos: Option<u8>,
-    hop_limit: Option<u8>,
-    tclass: Option<u8>,
-    source: Option<IpAddress>,
+pub(super) struct SendControl {
+    pub ttl: Option<u8>,
+    pub tos: Option<u8>,
+    pub hop_limit: Option<u8>,
+    pub tclass: Option<u8>,
+    pub source: Option<IpAddress>,
 }
 
 impl SendControl {
@@ -704,7 +704,7 @@ impl SendControl {
     ///
     /// # Errors
     /// EINVAL for a short value, one out of range or an unknown IP or IPv6 message.
-    fn parse(control: &[(i32, i32, Vec<u8>)]) -> Result<SendControl, Errno> {
+    pub(super) fn parse(control: &[(i32, i32, Vec<u8>)]) -> Result<SendControl, Errno> {
         let mut c = SendControl::default();
         let int = |v: &[u8]| int_of(v);
         for (level, ty, data) in control {

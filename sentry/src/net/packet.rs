@@ -22,7 +22,8 @@
 //! the sentry's own delivery ([`super::udp`]), so the device sees them.
 //!
 //! Not offered: socket filters (SO_ATTACH_FILTER is ENOPROTOOPT), the mmap rings
-//! (PACKET_RX_RING, PACKET_TX_RING: ENOPROTOOPT) and SOCK_PACKET.
+//! (PACKET_RX_RING, PACKET_TX_RING: a request Linux refuses is EINVAL, one for no ring does
+//! nothing, a ring is ENOPROTOOPT; PACKET_VERSION is kept for getsockopt) and SOCK_PACKET.
 //!
 //! # Lock order
 //! The stack lock → a tap's wait queue (frames are queued and notified under the stack lock).
@@ -58,7 +59,19 @@ pub const PACKET_OUTGOING: u8 = 4;
 const SOL_PACKET: i32 = 263;
 const PACKET_ADD_MEMBERSHIP: i32 = 1;
 const PACKET_DROP_MEMBERSHIP: i32 = 2;
+const PACKET_RX_RING: i32 = 5;
 const PACKET_STATISTICS: i32 = 6;
+const PACKET_VERSION: i32 = 10;
+const PACKET_TX_RING: i32 = 13;
+/// `TPACKET_V1`..`TPACKET_V3`.
+const TPACKET_V3: i32 = 2;
+/// Bytes of `struct tpacket_req`, and the least frame of each version (`TPACKET_HDRLEN`,
+/// `TPACKET2_HDRLEN`, `TPACKET3_HDRLEN`: the header, aligned, and a `sockaddr_ll`).
+const TPACKET_REQ: usize = 16;
+const MIN_FRAME: [u32; 3] = [52, 52, 68];
+/// `TPACKET_ALIGNMENT`.
+const TPACKET_ALIGNMENT: u32 = 16;
+const PAGE_SIZE: u32 = 4096;
 /// `PACKET_MR_*` membership types.
 const PACKET_MR_MULTICAST: u16 = 0;
 const PACKET_MR_PROMISC: u16 = 1;
@@ -208,6 +221,43 @@ fn sockaddr_ll(protocol: u16, ifindex: i32, hatype: u16, pkttype: u8, addr: &[u8
     b[11] = addr.len() as u8;
     b[SLL_ADDR..SLL_ADDR + addr.len()].copy_from_slice(addr);
     b
+}
+
+/// PACKET_RX_RING and PACKET_TX_RING with `struct tpacket_req` `value`, for a socket of
+/// TPACKET version `version`: a request Linux's `packet_set_ring` refuses is EINVAL as
+/// there; one without blocks asks for no ring and has nothing to do; a ring is not offered
+/// (ENOPROTOOPT: the sentry cannot map one into the application yet).
+fn check_ring(version: i32, value: &[u8]) -> Result<(), Errno> {
+    // TPACKET_V3 takes a `struct tpacket_req3` (three more fields).
+    let wanted = if version == TPACKET_V3 {
+        TPACKET_REQ + 12
+    } else {
+        TPACKET_REQ
+    };
+    if value.len() < wanted {
+        return Err(Errno::EINVAL);
+    }
+    let field = |i: usize| u32::from_ne_bytes(value[i * 4..i * 4 + 4].try_into().expect("4"));
+    let (block_size, block_nr, frame_size, frame_nr) = (field(0), field(1), field(2), field(3));
+    if block_nr == 0 {
+        return if frame_nr == 0 {
+            Ok(())
+        } else {
+            Err(Errno::EINVAL)
+        };
+    }
+    let min_frame = MIN_FRAME[usize::try_from(version).unwrap_or(0).min(2)];
+    let per_block = block_size.checked_div(frame_size).unwrap_or(0);
+    let valid = (block_size as i32) > 0
+        && block_size.is_multiple_of(PAGE_SIZE)
+        && frame_size >= min_frame
+        && frame_size.is_multiple_of(TPACKET_ALIGNMENT)
+        && per_block != 0
+        && per_block.checked_mul(block_nr) == Some(frame_nr);
+    if !valid {
+        return Err(Errno::EINVAL);
+    }
+    Err(Errno::ENOPROTOOPT)
 }
 
 /// A parsed `sockaddr_ll`: protocol (host order), interface index, hardware address.
@@ -488,6 +538,11 @@ impl Socket for PacketSocket {
                 (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER | libc::SO_DETACH_FILTER) => {
                     return Err(Errno::ENOPROTOOPT)
                 }
+                (SOL_PACKET, PACKET_VERSION) => tap
+                    .options
+                    .get(&(level, name))
+                    .cloned()
+                    .unwrap_or_else(|| int(0)),
                 (SOL_PACKET, PACKET_STATISTICS) => {
                     // struct tpacket_stats { tp_packets, tp_drops }: counted since the last
                     // read, dropped frames included in the packets.
@@ -537,6 +592,24 @@ impl Socket for PacketSocket {
                 self.with(|tap| tap.options.insert((level, name), value[..4].to_vec()));
                 Ok(())
             }
+            (SOL_PACKET, PACKET_VERSION) => {
+                if value.len() != 4 {
+                    return Err(Errno::EINVAL);
+                }
+                if !(0..=TPACKET_V3).contains(&int_of(value)?) {
+                    return Err(Errno::EINVAL);
+                }
+                self.with(|tap| tap.options.insert((level, name), value.to_vec()));
+                Ok(())
+            }
+            (SOL_PACKET, PACKET_RX_RING | PACKET_TX_RING) => {
+                let version = self.with(|tap| {
+                    tap.options
+                        .get(&(SOL_PACKET, PACKET_VERSION))
+                        .map_or(Ok(0), |v| int_of(v))
+                })?;
+                check_ring(version, value)
+            }
             (SOL_PACKET, PACKET_ADD_MEMBERSHIP | PACKET_DROP_MEMBERSHIP) => {
                 if value.len() < PACKET_MREQ - 8 {
                     return Err(Errno::EINVAL);
@@ -576,7 +649,91 @@ impl Socket for PacketSocket {
     }
 }
 
+/// What a checkpoint keeps of a packet socket (`kernel::checkpoint`): its type, the
+/// protocol socket(2) got and the one bound, the interface bound (by index), buffer sizes,
+/// the PACKET_STATISTICS counters, PACKET_ADD_MEMBERSHIP entries and the socket options
+/// recorded. Frames queued when the checkpoint was taken are not kept (as datagrams queued
+/// at a UDP socket).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PacketImage {
+    /// SOCK_RAW or SOCK_DGRAM.
+    pub ty: i32,
+    /// The protocol given to socket(2), host order.
+    pub created_protocol: u16,
+    /// The protocol bound (host order; 0: none).
+    pub protocol: u16,
+    /// The interface bound (0: every one).
+    pub ifindex: i32,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub packets: u32,
+    pub drops: u32,
+    /// (ifindex, `PACKET_MR_*` type, address).
+    pub memberships: Vec<(i32, u16, Vec<u8>)>,
+    /// (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+impl PacketSocket {
+    /// This socket for a checkpoint.
+    pub fn saved(&self) -> PacketImage {
+        self.with(|tap| PacketImage {
+            ty: self.ty,
+            created_protocol: self.created_protocol,
+            protocol: tap.protocol,
+            ifindex: tap.ifindex,
+            rcvbuf: tap.rcvbuf,
+            sndbuf: tap.sndbuf,
+            packets: tap.packets,
+            drops: tap.drops,
+            memberships: tap.memberships.clone(),
+            options: tap
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+        })
+    }
+
+    /// A packet socket as [`PacketSocket::saved`] described it, on `stack`.
+    ///
+    /// # Errors
+    /// An interface it is bound to or a member on is not in this sandbox, or the image is
+    /// malformed.
+    pub fn restored(stack: &Arc<Stack>, image: &PacketImage) -> Result<PacketSocket, String> {
+        let sock = PacketSocket::new(stack, image.ty, i32::from(image.created_protocol.to_be()))
+            .map_err(|_| format!("socket type {}", image.ty))?;
+        let indexes = std::iter::once(image.ifindex).chain(image.memberships.iter().map(|m| m.0));
+        for index in indexes.filter(|&i| i != 0) {
+            sock.iface(index)
+                .map_err(|_| format!("no interface of index {index} in this sandbox"))?;
+        }
+        if image.memberships.iter().any(|m| m.1 > PACKET_MR_UNICAST) {
+            return Err("a membership of an unknown type".into());
+        }
+        sock.with(|tap| {
+            tap.protocol = image.protocol;
+            tap.ifindex = image.ifindex;
+            tap.rcvbuf = image.rcvbuf.clamp(MIN_RCVBUF, BUF_MAX * 2);
+            tap.sndbuf = image.sndbuf.clamp(MIN_SNDBUF, BUF_MAX * 2);
+            tap.packets = image.packets;
+            tap.drops = image.drops;
+            tap.memberships = image.memberships.clone();
+            tap.options = image
+                .options
+                .iter()
+                .map(|(level, name, v)| ((*level, *name), v.clone()))
+                .collect();
+        });
+        Ok(sock)
+    }
+}
+
 impl FileOps for PacketSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.id))
     }
@@ -642,6 +799,34 @@ mod tests {
         );
         taps.capture(Iface::LOOPBACK, &f, PACKET_OUTGOING, Some(1));
         assert_eq!(n(&taps, 1), 3, "the sender sees no copy of its own frame");
+    }
+
+    fn req(block_size: u32, block_nr: u32, frame_size: u32, frame_nr: u32) -> Vec<u8> {
+        [block_size, block_nr, frame_size, frame_nr]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn ring_requests_checked_as_linux_checks_them() {
+        // Not a page multiple, a frame below the header, a frame not aligned, a frame
+        // count that is not the blocks' frames, frames without blocks, a short request.
+        for r in [
+            req(100, 1, 64, 1),
+            req(4096, 1, 16, 256),
+            req(4096, 1, 100, 40),
+            req(4096, 1, 2048, 3),
+            req(4096, 0, 2048, 2),
+            req(4096, 1, 2048, 2)[..12].to_vec(),
+        ] {
+            assert_eq!(check_ring(0, &r), Err(Errno::EINVAL), "{r:?}");
+        }
+        assert_eq!(check_ring(0, &req(0, 0, 0, 0)), Ok(()), "no ring");
+        assert_eq!(
+            check_ring(1, &req(8192, 2, 2048, 8)),
+            Err(Errno::ENOPROTOOPT)
+        );
     }
 
     #[test]

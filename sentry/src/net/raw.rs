@@ -9,10 +9,15 @@
 //! IPV6_CHECKSUM's verification. An IPv4 raw socket reads each packet with its IPv4 header
 //! (the header smoltcp parsed, written again: TOS, identification and fragment fields read
 //! as 0 and DF); an IPv6 one reads the payload only.
+//! A receive gives the control messages the socket asked for (IP_PKTINFO, IP_RECVTTL,
+//! IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS) from that header, as
+//! UDP's ([`super::udp::control`]); the TOS and traffic class read 0 there too, as the
+//! header does (smoltcp keeps neither). Raw sockets keep no arrival time (no SO_TIMESTAMP).
 //!
-//! Sending builds the IP header from the socket's addresses and options (IP_TTL, IP_TOS,
-//! IPV6_UNICAST_HOPS), or, with IP_HDRINCL (and on `IPPROTO_RAW` sockets, where it is
-//! implied), takes the application's IPv4 header, filling in the total length, a zero source
+//! Sending builds the IP header from the socket's addresses, the message's IP_TTL, IP_TOS,
+//! IPV6_HOPLIMIT and IPV6_TCLASS control messages and the socket's options (IP_TTL, IP_TOS,
+//! IPV6_UNICAST_HOPS, IPV6_TCLASS), or, with IP_HDRINCL (and on `IPPROTO_RAW` sockets, where
+//! it is implied), takes the application's IPv4 header, filling in the total length, a zero source
 //! address and the checksum as Linux does. ICMPv6 checksums are always computed, other IPv6
 //! protocols' at IPV6_CHECKSUM's offset when set. A packet whose protocol differs from the
 //! socket's (IP_HDRINCL) leaves through a smoltcp raw socket of that protocol made for the
@@ -26,7 +31,8 @@ use std::sync::Arc;
 use smoltcp::socket::raw;
 use smoltcp::wire::{IpAddress, IpProtocol, IpVersion, Ipv4Address, Ipv6Address};
 
-use super::inet::{destination, int, int_of, parse, sockaddr};
+use super::config::LOOPBACK_INDEX;
+use super::inet::{destination, int, int_of, parse, sockaddr, SendControl};
 use super::stack::{next_id, readiness, Entry, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::Errno;
@@ -65,6 +71,15 @@ struct RawOptions {
     checksum: Option<usize>,
     /// The local address was set by connect (not bind): a disconnect clears it.
     bound_by_connect: bool,
+}
+
+/// A packet a raw socket takes: what the application reads, and the IP header's facts.
+struct Received {
+    data: Vec<u8>,
+    src: IpAddress,
+    dst: IpAddress,
+    ttl: u8,
+    tos: u8,
 }
 
 /// A raw IP socket file.
@@ -231,12 +246,12 @@ impl RawSocket {
         Ok(r.map(|(ip, _)| ip))
     }
 
-    /// What an application reads of `packet` (as received, with its IP header), and its
-    /// source; `None` when the socket's filters drop it.
-    fn accept(&self, e: &Entry, opts: &RawOptions, packet: &[u8]) -> Option<(Vec<u8>, IpAddress)> {
+    /// What an application reads of `packet` (as received, with its IP header), with the
+    /// header's facts; `None` when the socket's filters drop it.
+    fn accept(&self, e: &Entry, opts: &RawOptions, packet: &[u8]) -> Option<Received> {
         let local = e.bound.and_then(|b| b.0);
         let peer = e.udp_peer.map(|p| p.0);
-        let (src, dst, payload, data) = if self.family == libc::AF_INET6 {
+        let (src, dst, payload, data, ttl, tos) = if self.family == libc::AF_INET6 {
             let p = smoltcp::wire::Ipv6Packet::new_checked(packet).ok()?;
             let payload = p.payload();
             (
@@ -244,6 +259,8 @@ impl RawSocket {
                 IpAddress::Ipv6(p.dst_addr()),
                 payload,
                 payload.to_vec(),
+                p.hop_limit(),
+                p.traffic_class(),
             )
         } else {
             let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
@@ -252,6 +269,8 @@ impl RawSocket {
                 IpAddress::Ipv4(p.dst_addr()),
                 p.payload(),
                 packet.to_vec(),
+                p.hop_limit(),
+                (p.dscp() << 2) | p.ecn(),
             )
         };
         if local.is_some_and(|l| l != dst) || peer.is_some_and(|p| p != src) {
@@ -275,7 +294,42 @@ impl RawSocket {
                 return None;
             }
         }
-        Some((data, src))
+        Some(Received {
+            data,
+            src,
+            dst,
+            ttl,
+            tos,
+        })
+    }
+
+    /// The control messages a receive of `r` gives (IP_PKTINFO, IP_TTL, IP_TOS and their
+    /// IPv6 counterparts, as the socket asked for them). Raw sockets keep no arrival time,
+    /// so SO_TIMESTAMP gives nothing.
+    fn control(g: &Inner, e: &Entry, r: &Received) -> Vec<(i32, i32, Vec<u8>)> {
+        // A packet from one of the stack's own addresses came over the loopback.
+        let ifindex = if g.is_own(r.src) {
+            LOOPBACK_INDEX
+        } else {
+            g.link_index.unwrap_or(LOOPBACK_INDEX)
+        };
+        let d = super::udp::Datagram {
+            data: Vec::new(),
+            src: (r.src, 0),
+            dst: (r.dst, 0),
+            spec_dst: if g.is_own(r.dst) {
+                r.dst
+            } else {
+                g.source_for(r.src)
+            },
+            ttl: r.ttl,
+            tos: r.tos,
+            ifindex,
+            at: std::time::SystemTime::UNIX_EPOCH,
+        };
+        let mut control = super::udp::control(e, &d);
+        control.retain(|(level, _, _)| *level != libc::SOL_SOCKET);
+        control
     }
 
     /// One receive attempt of at most `len` bytes: `None` when nothing is there yet.
@@ -292,26 +346,29 @@ impl RawSocket {
             if !peek || wanted.is_none() {
                 let _ = g.raw(h).recv();
             }
-            let Some((data, from)) = wanted else {
+            let Some(r) = wanted else {
                 continue;
             };
-            let n = data.len().min(len);
+            let n = r.data.len().min(len);
             return Some(InMessage {
-                data: data[..n].to_vec(),
-                full_len: data.len(),
-                from: Some(sockaddr(self.family, from, 0)),
+                data: r.data[..n].to_vec(),
+                full_len: r.data.len(),
+                from: Some(sockaddr(self.family, r.src, 0)),
+                control: Self::control(g, &g.entries[&id], &r),
                 ..InMessage::default()
             });
         }
     }
 
-    /// The IP packet for `data` to `dst`.
+    /// The IP packet for `data` to `dst` (`c`: the message's IP_TTL, IP_TOS,
+    /// IPV6_HOPLIMIT and IPV6_TCLASS, before the socket's options).
     fn packet(
         &self,
         g: &Inner,
         id: u64,
         mut data: Vec<u8>,
         dst: IpAddress,
+        c: &SendControl,
     ) -> Result<Vec<u8>, Errno> {
         let e = &g.entries[&id];
         let opts = self.opts().clone();
@@ -346,10 +403,14 @@ impl RawSocket {
             (IpAddress::Ipv4(d), IpAddress::Ipv4(s)) => {
                 let total = IPV4_HEADER + data.len();
                 let total = u16::try_from(total).map_err(|_| Errno::EMSGSIZE)?;
-                let ttl = opt(libc::IPPROTO_IP, libc::IP_TTL)
-                    .and_then(|v| u8::try_from(v).ok())
-                    .unwrap_or(DEFAULT_TTL);
-                let tos = opt(libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8;
+                let ttl = c.ttl.unwrap_or_else(|| {
+                    opt(libc::IPPROTO_IP, libc::IP_TTL)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .unwrap_or(DEFAULT_TTL)
+                });
+                let tos = c
+                    .tos
+                    .unwrap_or_else(|| opt(libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8);
                 let mut p = vec![0x45, tos];
                 p.extend_from_slice(&total.to_be_bytes());
                 p.extend_from_slice(&[0, 0, 0x40, 0, ttl, self.protocol, 0, 0]);
@@ -375,10 +436,14 @@ impl RawSocket {
                     let c = checksum_v6(&s, &d, self.protocol, &data);
                     data[off..off + 2].copy_from_slice(&c.to_be_bytes());
                 }
-                let hops = opt(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
-                    .and_then(|v| u8::try_from(v).ok())
-                    .unwrap_or(DEFAULT_TTL);
-                let class = opt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS).unwrap_or(0) as u8;
+                let hops = c.hop_limit.unwrap_or_else(|| {
+                    opt(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .unwrap_or(DEFAULT_TTL)
+                });
+                let class = c.tclass.unwrap_or_else(|| {
+                    opt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS).unwrap_or(0) as u8
+                });
                 let mut p = vec![0x60 | (class >> 4), class << 4, 0, 0];
                 p.extend_from_slice(&len.to_be_bytes());
                 p.extend_from_slice(&[self.protocol, hops]);
@@ -489,6 +554,7 @@ impl Socket for RawSocket {
         flags: IoFlags,
     ) -> Result<usize, Errno> {
         msg.data = super::gather(src)?;
+        let control = SendControl::parse(&msg.control)?;
         let to = match msg.to.as_deref() {
             Some(a) => Some(self.parse(a)?.ok_or(Errno::EAFNOSUPPORT)?),
             None => None,
@@ -503,7 +569,7 @@ impl Socket for RawSocket {
             };
             let dst = destination(&g, ip, 0)?.0.addr;
             let h = Self::handle(&g, self.id).ok_or(Errno::EINVAL)?;
-            (self.packet(&g, self.id, data, dst)?, h)
+            (self.packet(&g, self.id, data, dst, &control)?, h)
         };
         let sent = t.block_on(&[&self.queue], None, || {
             self.with(|g, _| self.emit(g, h, &packet, flags.nonblocking))
@@ -534,8 +600,10 @@ impl Socket for RawSocket {
         let m = t.block_on(&[&self.queue], None, || {
             self.with(|g, id| match self.take(g, id, len, flags.peek) {
                 Some(m) => Some(Ok(m)),
-                None if g.entries[&id].rd_shut => Some(Ok(InMessage::default())),
+                // As Linux's datagram receive: a nonblocking one is EAGAIN even shut down;
+                // a blocking one ends (0 bytes) instead of waiting.
                 None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                None if g.entries[&id].rd_shut => Some(Ok(InMessage::default())),
                 None => None,
             })
         })?;
@@ -733,7 +801,128 @@ impl Socket for RawSocket {
     }
 }
 
+/// What a checkpoint keeps of a raw IP socket (`kernel::checkpoint`): its protocol, the
+/// local address a bind (or a connect) gave it, its peer, shutdown state, buffer sizes, the
+/// raw options (IP_HDRINCL, ICMP_FILTER, ICMP6_FILTER, IPV6_CHECKSUM) and the options kept
+/// in its entry (IP_TTL, IP_TOS, multicast memberships, ...). Packets queued when the
+/// checkpoint was taken are not kept (as datagrams queued at a UDP socket).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RawImage {
+    pub family: i32,
+    pub protocol: u8,
+    /// The local address (None: the wildcard).
+    pub local: Option<String>,
+    /// The local address was set by connect, not bind.
+    pub bound_by_connect: bool,
+    /// The address it is connected to.
+    pub peer: Option<String>,
+    pub rd_shut: bool,
+    pub wr_shut: bool,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub hdrincl: bool,
+    pub icmp_filter: u32,
+    pub icmp6_filter: [u32; 8],
+    pub checksum: Option<usize>,
+    /// Options kept in the entry: (level, name, value).
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+fn address(a: &str) -> Result<IpAddress, String> {
+    a.parse().map_err(|_| format!("bad address {a:?}"))
+}
+
+impl RawSocket {
+    /// This socket for a checkpoint.
+    pub fn saved(&self) -> RawImage {
+        let opts = self.opts().clone();
+        let g = self.stack.lock();
+        let e = &g.entries[&self.id];
+        RawImage {
+            family: self.family,
+            protocol: self.protocol,
+            local: e.bound.and_then(|b| b.0).map(|a| a.to_string()),
+            bound_by_connect: opts.bound_by_connect,
+            peer: e.udp_peer.map(|(a, _)| a.to_string()),
+            rd_shut: e.rd_shut,
+            wr_shut: e.wr_shut,
+            rcvbuf: e.rcvbuf,
+            sndbuf: e.sndbuf,
+            hdrincl: opts.hdrincl,
+            icmp_filter: opts.icmp_filter,
+            icmp6_filter: opts.icmp6_filter,
+            checksum: opts.checksum,
+            options: e
+                .options
+                .iter()
+                .map(|(&(level, name), v)| (level, name, v.clone()))
+                .collect(),
+        }
+    }
+
+    /// A raw socket as [`RawSocket::saved`] described it, on `stack`.
+    ///
+    /// # Errors
+    /// The local address is not the stack's in this sandbox, or the image is malformed.
+    pub fn restored(stack: &Arc<Stack>, image: &RawImage) -> Result<RawSocket, String> {
+        if image.family != libc::AF_INET && image.family != libc::AF_INET6 {
+            return Err(format!("family {}", image.family));
+        }
+        check_protocol(i32::from(image.protocol)).map_err(|_| "protocol 0".to_string())?;
+        let local = image.local.as_deref().map(address).transpose()?;
+        let peer = image.peer.as_deref().map(address).transpose()?;
+        let v6 = image.family == libc::AF_INET6;
+        for ip in local.iter().chain(peer.iter()) {
+            if matches!(ip, IpAddress::Ipv6(_)) != v6 {
+                return Err(format!("{ip} is not of the socket's family"));
+            }
+        }
+        if image.checksum.is_some_and(|c| c % 2 == 1) {
+            return Err("an odd IPV6_CHECKSUM offset".into());
+        }
+        let sock = RawSocket::new(stack, image.family, image.protocol);
+        {
+            let mut opts = sock.opts();
+            // IPPROTO_RAW always includes the header, and ICMPv6 always checksums.
+            opts.hdrincl |= image.hdrincl;
+            opts.icmp_filter = image.icmp_filter;
+            opts.icmp6_filter = image.icmp6_filter;
+            if !sock.is_icmpv6() {
+                opts.checksum = image.checksum;
+            }
+            opts.bound_by_connect = image.bound_by_connect;
+        }
+        sock.with(|g, id| {
+            if let Some(ip) = local.filter(|&ip| !g.is_own(ip)) {
+                return Err(format!("{ip} is not an address of this sandbox"));
+            }
+            let e = g.entries.get_mut(&id).expect("present");
+            e.bound = local.map(|ip| (Some(ip), 0));
+            e.udp_peer = peer.map(|ip| (ip, 0));
+            e.rd_shut = image.rd_shut;
+            e.wr_shut = image.wr_shut;
+            e.sndbuf = image.sndbuf.clamp(4608, BUF_MAX * 2);
+            e.options = image
+                .options
+                .iter()
+                .map(|(level, name, v)| ((*level, *name), v.clone()))
+                .collect();
+            let rcvbuf = image.rcvbuf.clamp(2304, BUF_MAX * 2);
+            if e.rcvbuf != rcvbuf {
+                e.rcvbuf = rcvbuf;
+                Self::resize_rx(g, id, rcvbuf);
+            }
+            Ok(())
+        })?;
+        Ok(sock)
+    }
+}
+
 impl FileOps for RawSocket {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(crate::vfs::socket::stat(self.id))
     }
