@@ -1,4 +1,5 @@
-//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, Python
+//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, what
+//! execve leaves of the old program's memory (`tests/programs/exec_fresh.c`), Python
 //! multiprocessing (semaphores in /dev/shm) and sqlite3 in WAL mode (a shared-memory index
 //! file), natively and in the sandbox, compared on stdout and exit status.
 //!
@@ -111,6 +112,29 @@ fn shared_and_private_file_mappings() {
     }
     // The program wrote to a private mapping of its own (host) file.
     assert_eq!(std::fs::read(&prog).unwrap(), before, "host file changed");
+}
+
+/// execve starts from an empty address space: a page the old program mapped faults in the
+/// new one, and a new page at that address reads zero, also when another thread was writing
+/// the page at the time (the sandbox hands the old program's host address space on to the new
+/// one after clearing it); a vfork parent's memory survives its child's execve (that one
+/// shares the parent's and gets a new host address space).
+#[test]
+fn exec_starts_from_an_empty_address_space() {
+    let Some(prog) = program("exec_fresh") else {
+        return;
+    };
+    if let Some(out) = assert_same_in_dirs("exec", &[&prog]) {
+        assert!(
+            out.contains("single: reading the old page faults\n"),
+            "{out}"
+        );
+        assert!(out.contains("threads: new page reads 0\n"), "{out}");
+        assert!(
+            out.contains("vfork: child exited 0, parent's page intact\n"),
+            "{out}"
+        );
+    }
 }
 
 #[test]

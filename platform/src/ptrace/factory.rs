@@ -186,11 +186,19 @@ impl FactoryMaster {
                 // The zygote holds its own copies of the files and of the filter.
                 drop((memfd, extra, filter));
                 let _ = ready_tx.send(Ok(()));
+                // One factory is kept ready: each request is answered with it and the next
+                // one is forked while the requester goes on (often on the other CPU), which
+                // takes the zygote's fork off the critical path of `fork` and `execve`. A
+                // spare that died meanwhile shows as a dead factory at first use, as any.
+                let mut spare: Option<Factory> = None;
                 for reply in requests {
+                    let factory = spare.take().map_or_else(|| zygote.spawn_factory(), Ok);
                     // The requester may have given up waiting; then nobody needs the answer
                     // and dropping the factory kills it.
-                    let _ = reply.send(zygote.spawn_factory());
+                    let _ = reply.send(factory);
+                    spare = zygote.spawn_factory().ok();
                 }
+                drop(spare);
                 log::info!("ptrace: factory master thread exits");
             })
             .map_err(|e| Error::Host {

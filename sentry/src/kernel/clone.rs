@@ -145,6 +145,9 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     t.pull_fp().map_err(|_| Errno::EAGAIN)?;
     let kernel = t.kernel.clone();
     let mm = if f & CLONE_VM != 0 {
+        if f & CLONE_THREAD == 0 {
+            t.mm.mark_vm_shared();
+        }
         t.mm.clone()
     } else {
         let space = kernel

@@ -41,12 +41,20 @@ pub fn execve(
     .map_err(|(_, e)| e)?;
     let resolved = String::from_utf8_lossy(&exe.path).into_owned();
 
-    let space = t
-        .kernel
-        .platform
-        .new_address_space()
-        .map_err(|_| Errno::ENOMEM)?;
-    let mm = Arc::new(MemoryManager::new(t.kernel.memory.clone(), space));
+    // A process that shares its mm with no other process hands the host address space on
+    // to the new program (`MemoryManager::take_host_for_exec`) instead of making a new one;
+    // until then the program is loaded into an mm without one (loading makes no host call).
+    let reuse = !t.mm.vm_shared();
+    let mut mm = if reuse {
+        MemoryManager::new_unbacked(t.kernel.memory.clone())
+    } else {
+        let space = t
+            .kernel
+            .platform
+            .new_address_space()
+            .map_err(|_| Errno::ENOMEM)?;
+        MemoryManager::new(t.kernel.memory.clone(), space)
+    };
     let mut random = [0u8; 16];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())
         .map_err(|_| Errno::EIO)?;
@@ -74,6 +82,20 @@ pub fn execve(
     })?;
 
     kill_other_threads(t)?;
+    if reuse {
+        // The process is single-threaded now; a sibling sharing the mm (a clone(CLONE_VM)
+        // another thread made meanwhile) or a failed clear means a new host address space.
+        let space = match t.mm.take_host_for_exec() {
+            Some(space) => space,
+            None => t
+                .kernel
+                .platform
+                .new_address_space()
+                .map_err(|_| Errno::ENOMEM)?,
+        };
+        mm.set_address_space(space);
+    }
+    let mm = Arc::new(mm);
     // Point of no return.
     t.sample_rss();
     t.exit_mm();

@@ -365,6 +365,16 @@ impl Kernel {
         groups: HashMap<i32, Arc<ThreadGroup>>,
     ) -> Result<Restored, RestoreError> {
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
+        // An mm two processes share (a vfork child and its parent) is marked so, as clone
+        // does: an execve of one of them must not take its host address space.
+        let mut user_of: HashMap<usize, i32> = HashMap::new();
+        for t in &image.tasks {
+            if *user_of.entry(t.mm).or_insert(t.tgid) != t.tgid {
+                if let Some(mm) = mms.get(t.mm) {
+                    mm.mark_vm_shared();
+                }
+            }
+        }
         // The IDs first, so that every process and thread has its old ones.
         for p in &image.processes {
             let local = match tasks_of(p.tgid).find(|t| t.tid == p.tgid) {

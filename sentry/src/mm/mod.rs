@@ -23,8 +23,8 @@ pub mod usermem;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use platform::{Access, AddressSpace, Perms};
 
@@ -180,12 +180,39 @@ struct Inner {
     /// Thunks used in the patch table (`platform::patch`), header included; 0 before the
     /// table is mapped. Fork children inherit the table and this count.
     patch_next: u64,
+    /// The host address space went to the program an `execve` started
+    /// ([`MemoryManager::take_host_for_exec`]): nothing of this mm is mapped there any more
+    /// and no host call may reach it from here.
+    detached: bool,
 }
 
 thread_local! {
     /// The last fault of an unknown access this host thread (one task's) found already
     /// resolved and retried: (mm id, page). See [`MemoryManager::stale_fault`].
     static RETRIED_FAULT: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// The host address space of an mm [`MemoryManager::new_unbacked`] made, until it gets a
+/// real one: refuses every call, so a host call made too early fails instead of landing in
+/// some other program's address space.
+struct Unbacked;
+
+impl AddressSpace for Unbacked {
+    fn map(&self, _: u64, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+        Err(platform::Error::Injected {
+            call: "mmap (address space not attached yet)",
+            errno: libc::EFAULT,
+        })
+    }
+
+    fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+        Err(platform::Error::Injected {
+            call: "munmap (address space not attached yet)",
+            errno: libc::EFAULT,
+        })
+    }
+
+    fn release(&self) {}
 }
 
 /// Source of [`MemoryManager`] ids.
@@ -197,6 +224,10 @@ pub struct MemoryManager {
     id: u64,
     mf: Arc<MemoryFile>,
     space: Arc<dyn AddressSpace>,
+    /// A process other than this mm's own threads shares it (`clone(CLONE_VM)` without
+    /// `CLONE_THREAD`, `vfork`): set once, never cleared. Such an mm never gives its host
+    /// address space to an `execve`.
+    vm_shared: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -218,6 +249,7 @@ impl MemoryManager {
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
             mf,
             space,
+            vm_shared: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 vmas: BTreeMap::new(),
                 pmas: BTreeMap::new(),
@@ -225,8 +257,63 @@ impl MemoryManager {
                 brk: 0,
                 lock_future: false,
                 patch_next: 0,
+                detached: false,
             }),
         }
+    }
+
+    /// An empty address space not yet backed by a host one: what `execve` loads a program
+    /// into before it knows whether the old program's host address space can be reused. Every
+    /// host call fails until [`MemoryManager::set_address_space`] gives it one (loading makes
+    /// none: nothing is mapped on the host before the program first runs).
+    pub fn new_unbacked(mf: Arc<MemoryFile>) -> MemoryManager {
+        MemoryManager::new(mf, Arc::new(Unbacked))
+    }
+
+    /// Gives an mm made by [`MemoryManager::new_unbacked`] its host address space. The mm
+    /// is not shared yet (`&mut`), and none of its pages is mapped on the host.
+    pub fn set_address_space(&mut self, space: Arc<dyn AddressSpace>) {
+        let i = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        debug_assert!(i.pmas.values().all(|p| p.mapped == Perms::NONE));
+        for p in i.pmas.values_mut() {
+            p.mapped = Perms::NONE;
+        }
+        self.space = space;
+    }
+
+    /// Records that another process shares this mm (see `vm_shared`).
+    pub fn mark_vm_shared(&self) {
+        self.vm_shared.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether another process may share this mm (see `vm_shared`).
+    pub fn vm_shared(&self) -> bool {
+        self.vm_shared.load(Ordering::SeqCst)
+    }
+
+    /// Hands this mm's host address space to the program an `execve` of its only process
+    /// (single-threaded by then) is starting: everything in the application range is
+    /// unmapped there in one host call, and this mm, which /proc or a tracer may still
+    /// hold, makes no host call from now on (its memory stays readable and writable
+    /// through the memory file). Saves the new program a host address space of its own
+    /// (on systrap a factory and two stubs, and the set-up of each).
+    ///
+    /// None when another process shares the mm, it was handed over already, or the unmap
+    /// failed (then every page of it refaults, so the old program still sees its memory).
+    pub fn take_host_for_exec(&self) -> Option<Arc<dyn AddressSpace>> {
+        let mut i = self.lock();
+        if self.vm_shared() || i.detached {
+            return None;
+        }
+        for p in i.pmas.values_mut() {
+            p.mapped = Perms::NONE;
+        }
+        if let Err(e) = self.space.unmap(0, platform::MAX_USER_ADDRESS) {
+            log::warn!("execve: clearing the old address space failed: {e}");
+            return None;
+        }
+        i.detached = true;
+        Some(self.space.clone())
     }
 
     /// The platform address space applications of this mm run in.
@@ -396,7 +483,7 @@ impl MemoryManager {
         i.split_pmas_at(addr);
         i.split_pmas_at(end);
         let removed: Vec<(u64, Pma)> = i.pmas.range(addr..end).map(|(&s, &p)| (s, p)).collect();
-        if removed.iter().any(|(_, p)| p.mapped != Perms::NONE) {
+        if !i.detached && removed.iter().any(|(_, p)| p.mapped != Perms::NONE) {
             self.space.unmap(addr, end - addr).map_err(platform_err)?;
         }
         for (s, p) in removed {
@@ -446,7 +533,7 @@ impl MemoryManager {
             any |= p.mapped != Perms::NONE;
             p.mapped = Perms::NONE;
         }
-        if any {
+        if any && !i.detached {
             self.space.unmap(addr, len).map_err(platform_err)?;
         }
         Ok(())
@@ -728,7 +815,7 @@ impl MemoryManager {
             .range(old..old + keep)
             .map(|(&s, &p)| (s, p))
             .collect();
-        if moved.iter().any(|(_, p)| p.mapped != Perms::NONE) {
+        if !i.detached && moved.iter().any(|(_, p)| p.mapped != Perms::NONE) {
             self.space.unmap(old, keep).map_err(platform_err)?;
         }
         for (s, p) in moved {
@@ -839,6 +926,10 @@ impl MemoryManager {
             write: vma.perms.write && !p.cow,
             ..vma.perms
         };
+        if i.detached {
+            // No task runs this mm any more; a stray fault here is not mapped anywhere.
+            return Err(SegvCode::MapErr);
+        }
         self.space
             .map(pstart, p.end - pstart, p.file_offset, eff)
             .map_err(|e| {
@@ -1001,7 +1092,7 @@ impl MemoryManager {
         if write && i.pmas[&pstart].cow {
             let mapped = i.pmas[&pstart].mapped;
             self.break_cow(i, page)?;
-            if mapped != Perms::NONE {
+            if mapped != Perms::NONE && !i.detached {
                 // The host mapping still shows the shared page: map the page's own copy over
                 // it, with all the VMA allows (as a fault would), in one host call rather
                 // than an unmap and a fault later (a patched system-call site, a ptrace poke).
@@ -1277,14 +1368,19 @@ impl MemoryManager {
             brk: i.brk,
             lock_future: false,
             patch_next: i.patch_next,
+            detached: false,
         };
         // Made before the unmaps: on a failure, dropping it gives back the references taken.
         let child = MemoryManager {
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
             mf: self.mf.clone(),
             space,
+            vm_shared: AtomicBool::new(false),
             inner: Mutex::new(inner),
         };
+        if i.detached {
+            unmap.clear();
+        }
         for (start, end) in unmap {
             self.space.unmap(start, end - start).map_err(platform_err)?;
         }
