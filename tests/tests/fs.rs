@@ -384,3 +384,20 @@ fn file_volume_that_is_a_symlink_is_refused() {
         "root:host-secret-hash\n"
     );
 }
+
+/// Times the sentry keeps for files in its own filesystem (the sandbox's /tmp is a tmpfs
+/// upper layer) as Linux keeps them: a read and a directory listing set the access time
+/// (once, by relatime's rule), a rename sets the renamed file's change time.
+#[test]
+fn read_listing_and_rename_times_match_native() {
+    runsc_rs_tests::assert_same_program(
+        "file_times",
+        &[],
+        &[
+            "read sets atime: yes, later than before: yes\n",
+            "relatime: second read keeps atime: yes\n",
+            "listing sets atime: yes, keeps mtime: yes\n",
+            "rename sets ctime: yes, keeps mtime: yes, keeps atime: yes\n",
+        ],
+    );
+}

@@ -489,6 +489,7 @@ impl Inode for OvlNode {
         nu.take_entry(new_name);
         ou.take_entry(name);
         nu.replace_entry(new_name, su.clone());
+        su.touch_ctime();
         if src_dir && dst_lower_has {
             su.set_opaque();
         }
@@ -501,6 +502,13 @@ impl Inode for OvlNode {
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         let u = self.copy_up(a.size != Some(0))?;
         u.setattr(a)
+    }
+
+    /// A file only the lower layer has keeps the lower layer's times (the host's).
+    fn touch_atime(&self, relatime: bool) {
+        if let Some(u) = self.upper() {
+            u.touch_atime(relatime);
+        }
     }
 
     fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {

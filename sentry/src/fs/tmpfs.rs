@@ -23,7 +23,7 @@ use crate::memory::{FileRange, MemoryFile};
 use crate::mm::filemap::Mappable;
 use crate::mm::pagecache;
 use crate::vfs::acl;
-use crate::vfs::inode::{now, RenameFlags, TimeSet, XATTR_CREATE, XATTR_REPLACE};
+use crate::vfs::inode::{now, relatime_due, RenameFlags, TimeSet, XATTR_CREATE, XATTR_REPLACE};
 use crate::vfs::Context;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
@@ -1345,6 +1345,8 @@ impl Inode for TmpNode {
         let dst = nd.child(new_name).filter(|c| !c.is_whiteout());
         if flags.exchange {
             let dst = dst.ok_or(Errno::ENOENT)?;
+            dst.touch_ctime();
+            src.touch_ctime();
             self.replace_entry(name, dst);
             nd.replace_entry(new_name, src);
             return Ok(());
@@ -1420,6 +1422,14 @@ impl Inode for TmpNode {
         }
         st.ctime = now();
         Ok(())
+    }
+
+    fn touch_atime(&self, relatime: bool) {
+        let mut st = self.lock();
+        let t = now();
+        if !relatime || relatime_due(st.atime, st.mtime, st.ctime, t) {
+            st.atime = t;
+        }
     }
 
     fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
@@ -1650,6 +1660,11 @@ impl TmpNode {
     ) -> Result<Arc<TmpNode>, Errno> {
         let n = Inode::create(self, &Caller::kernel(), name, node, attrs)?;
         n.as_any().downcast::<TmpNode>().map_err(|_| Errno::EIO)
+    }
+
+    /// Sets the change time to now (a rename changes the renamed file's).
+    pub fn touch_ctime(&self) {
+        self.lock().ctime = now();
     }
 
     /// Puts `node` at `name`, replacing what is there.

@@ -543,6 +543,7 @@ impl OpenFile {
             // A read on a socket is a receive without flags.
             return Ok(s.recv(t, dst, self.socket_flags())?.len);
         }
+        let wanted = dst.remaining();
         let n = if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
             let n = self.ops().read(t, self, dst, Some(*off))?;
@@ -551,7 +552,7 @@ impl OpenFile {
         } else {
             self.ops().read(t, self, dst, None)?
         };
-        self.accessed(n);
+        self.accessed(wanted, n);
         Ok(n)
     }
 
@@ -565,8 +566,9 @@ impl OpenFile {
         dst: &mut dyn IoDst,
         offset: u64,
     ) -> Result<usize, Errno> {
+        let wanted = dst.remaining();
         let n = self.ops().read(t, self, dst, Some(offset))?;
-        self.accessed(n);
+        self.accessed(wanted, n);
         Ok(n)
     }
 
@@ -585,11 +587,35 @@ impl OpenFile {
         Ok(n)
     }
 
-    /// inotify's IN_ACCESS after a read that returned data.
-    fn accessed(&self, n: usize) {
+    /// After a read of `wanted` bytes that returned `n`: the access time (even at the end
+    /// of the file, as Linux's), and inotify's IN_ACCESS when it returned data.
+    fn accessed(&self, wanted: usize, n: usize) {
+        if let (Some(d), true) = (&self.dentry, wanted > 0) {
+            self.touch_atime(d);
+        }
         if let (Some(d), true) = (&self.dentry, n > 0) {
             super::inotify::file_event(d, super::inotify::IN_ACCESS);
         }
+    }
+
+    /// Records an access to the file at `d` (a read, a directory listing) in its access
+    /// time as the mount's access-time mode says: never on a read-only or `noatime` mount,
+    /// for `O_NOATIME` descriptions or (`nodiratime`) directories; with `strictatime`
+    /// always; else by relatime's rule.
+    pub fn touch_atime(&self, d: &Dentry) {
+        let m = &d.mount;
+        if m.readonly
+            || m.flags & libc::MS_NOATIME != 0
+            || self.flags() & libc::O_NOATIME as u32 != 0
+        {
+            return;
+        }
+        if m.flags & libc::MS_NODIRATIME != 0
+            && d.inode.file_type() == Ok(super::FileType::Directory)
+        {
+            return;
+        }
+        d.inode.touch_atime(m.flags & libc::MS_STRICTATIME == 0);
     }
 
     /// inotify's IN_MODIFY after a write that wrote something.
