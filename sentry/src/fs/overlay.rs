@@ -242,7 +242,14 @@ impl OvlNode {
             }
             FileType::Fifo => pu.create_node(&self.name, NewNode::Fifo, attrs)?,
             FileType::Socket => pu.create_node(&self.name, NewNode::Socket, attrs)?,
-            _ => return Err(Errno::EACCES),
+            kind @ (FileType::CharDevice | FileType::BlockDevice) => pu.create_node(
+                &self.name,
+                NewNode::Device {
+                    block: kind == FileType::BlockDevice,
+                    rdev: st.rdev,
+                },
+                attrs,
+            )?,
         };
         // Extended attributes (and so ACLs) come up with the file, as overlayfs's
         // ovl_copy_xattr.

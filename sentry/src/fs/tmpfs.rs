@@ -1235,6 +1235,16 @@ impl Inode for TmpNode {
             NewNode::Symlink(t) => (libc::S_IFLNK, Data::Symlink(t)),
             NewNode::Fifo => (libc::S_IFIFO, Data::Fifo),
             NewNode::Socket => (libc::S_IFSOCK, Data::Socket),
+            NewNode::Device { block, rdev } => {
+                let n = self.new_node(
+                    if block { libc::S_IFBLK } else { libc::S_IFCHR },
+                    attrs,
+                    Data::Device(super::dev::by_number(block, rdev)),
+                )?;
+                n.lock().rdev = rdev;
+                self.insert(name, n.clone())?;
+                return Ok(n);
+            }
         };
         let attrs = if mode == libc::S_IFLNK {
             NewAttrs {

@@ -152,6 +152,12 @@ pub enum NewNode {
     Fifo,
     /// A socket's name in the filesystem (`bind` on an AF_UNIX socket, `mknod S_IFSOCK`).
     Socket,
+    /// A character (or, with `block`, block) device node with device number `rdev`
+    /// (`mknod S_IFCHR`/`S_IFBLK`, in `st_rdev`'s encoding).
+    Device {
+        block: bool,
+        rdev: u64,
+    },
 }
 
 /// Ownership and permission of a new file (mode already has the umask applied).
