@@ -449,7 +449,9 @@ impl Inode for OvlNode {
         }
         let u = self.copy_up(true)?;
         let lower_has = self.lower_has(cx, name);
-        u.take_entry(name);
+        if let Some(gone) = u.take_entry(name) {
+            gone.drop_link();
+        }
         if lower_has {
             u.put_whiteout(name);
         }

@@ -1672,6 +1672,16 @@ impl TmpNode {
         n.as_any().downcast::<TmpNode>().map_err(|_| Errno::EIO)
     }
 
+    /// A name of this file (not a directory) went without the unlink's accounting (the
+    /// overlay's unlink): one link fewer, and a new change time.
+    pub fn drop_link(&self) {
+        let mut st = self.lock();
+        if FileType::from_mode(st.mode) != FileType::Directory {
+            st.nlink = st.nlink.saturating_sub(1);
+        }
+        st.ctime = now();
+    }
+
     /// Sets the change time to now (a rename changes the renamed file's).
     pub fn touch_ctime(&self) {
         self.lock().ctime = now();

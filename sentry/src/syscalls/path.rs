@@ -319,8 +319,8 @@ fn install_opened_kind(t: &Task, kind: FileKind, flags: u32, dentry: Arc<Dentry>
     let keep = flags
         & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
             as u32);
-    inotify::file_event(&dentry, inotify::IN_OPEN);
     let file = OpenFile::of_kind_with_dentry(kind, keep | libc::O_LARGEFILE as u32, dentry);
+    file.opened();
     let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
     Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
 }

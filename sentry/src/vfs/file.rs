@@ -397,6 +397,8 @@ pub struct OpenFile {
     /// The lock table a lock was taken in through this description, if ever (its locks
     /// are released there on drop).
     locks: OnceLock<Arc<Locks>>,
+    /// The file's identity as inotify counted its open descriptions ([`OpenFile::opened`]).
+    watched: OnceLock<(u64, u64)>,
 }
 
 impl Drop for OpenFile {
@@ -407,7 +409,7 @@ impl Drop for OpenFile {
         // The last reference to the description: inotify's IN_CLOSE_*.
         if let Some(d) = &self.dentry {
             if !self.is_path_only() {
-                super::inotify::closed(d, self.writable());
+                super::inotify::closed(d, self.writable(), self.watched.get().copied());
             }
         }
     }
@@ -439,6 +441,7 @@ impl OpenFile {
             offset: Mutex::new(0),
             dentry: None,
             locks: OnceLock::new(),
+            watched: OnceLock::new(),
         })
     }
 
@@ -455,7 +458,21 @@ impl OpenFile {
             offset: Mutex::new(0),
             dentry: Some(dentry),
             locks: OnceLock::new(),
+            watched: OnceLock::new(),
         })
+    }
+
+    /// The file was just opened by path: inotify's IN_OPEN, and its count of the open
+    /// descriptions of a watched file.
+    pub fn opened(&self) {
+        if let Some(d) = &self.dentry {
+            super::inotify::file_event(d, super::inotify::IN_OPEN);
+            if !self.is_path_only() {
+                if let Some(key) = super::inotify::opened(d) {
+                    let _ = self.watched.set(key);
+                }
+            }
+        }
     }
 
     /// The file's operations.
