@@ -438,7 +438,7 @@ syscall_table! {
         251 ioprio_set(which: i32, who: i32, ioprio: i32) => sched::ioprio_set, Partial("recorded per thread; the host schedules the sentry's I/O");
         252 ioprio_get(which: i32, who: i32) => sched::ioprio_get, Full;
         253 inotify_init() => inotify::inotify_init, Full;
-        254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; IN_EXCL_UNLINK ignored; IN_DELETE_SELF comes at the unlink even while the file is open; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
+        254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
         255 inotify_rm_watch(fd: Fd, wd: i32) => inotify::inotify_rm_watch, Full;
         257 openat(dirfd: Fd, path: PathArg, flags: Flags, mode: u32) => path::openat, Partial("O_TMPFILE on tmpfs and the overlay (in its upper layer); host volumes are EOPNOTSUPP");
         258 mkdirat(dirfd: Fd, path: PathArg, mode: u32) => path::mkdirat, Full;
