@@ -384,6 +384,8 @@ enum PidFile {
     Setgroups,
     Smaps,
     Auxv,
+    /// `io`: the read and write calls of the thread (under `task/`) or the process.
+    Io,
 }
 
 /// The symlinks of a `/proc/[pid]` directory.
@@ -498,6 +500,7 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("setgroups", Node::File(PidFile::Setgroups)),
     ("smaps", Node::File(PidFile::Smaps)),
     ("auxv", Node::File(PidFile::Auxv)),
+    ("io", Node::File(PidFile::Io)),
     ("mem", Node::Mem),
     ("net", Node::Net),
 ];
@@ -552,7 +555,7 @@ impl PidNode {
             Node::Fd(_) => libc::S_IFLNK | 0o700,
             Node::Ns(_) | Node::Link(_) => libc::S_IFLNK | 0o777,
             Node::FdInfo(_) => libc::S_IFREG | 0o400,
-            Node::File(PidFile::Environ | PidFile::Auxv) => libc::S_IFREG | 0o400,
+            Node::File(PidFile::Environ | PidFile::Auxv | PidFile::Io) => libc::S_IFREG | 0o400,
             Node::Mem => libc::S_IFREG | 0o600,
             Node::File(
                 PidFile::Comm
@@ -652,6 +655,7 @@ impl PidNode {
                 | PidFile::Maps
                 | PidFile::Smaps
                 | PidFile::SmapsRollup
+                | PidFile::Io
         );
         if needs_access && !snap.may_inspect(cx) {
             return Err(Errno::EACCES);
@@ -671,6 +675,18 @@ impl PidNode {
                 .flat_map(|(k, v)| [k.to_ne_bytes(), v.to_ne_bytes()])
                 .flatten()
                 .collect(),
+            PidFile::Io => {
+                let io = match (&snap.handle, self.thread) {
+                    (Some(h), true) => h.io.totals(),
+                    _ => snap.tg.io_totals(),
+                };
+                // The sentry's files are not block devices it counts: no storage bytes.
+                format!(
+                    "rchar: {}\nwchar: {}\nsyscr: {}\nsyscw: {}\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n",
+                    io.rchar, io.wchar, io.syscr, io.syscw
+                )
+                .into_bytes()
+            }
             PidFile::Stat => stat_text(&snap, self.thread).into_bytes(),
             PidFile::Status => status_text(&snap).into_bytes(),
             PidFile::Statm => statm_text(&snap).into_bytes(),

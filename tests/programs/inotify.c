@@ -221,6 +221,37 @@ int main(void) {
   rmdir(path("gone"));
   drain(fd, "rmdir watched");
   close(fd);
+
+  // Files that lose their last name while open (opened before the watches were added):
+  // IN_DELETE_SELF and IN_IGNORED wait for the last close; fstat shows no link; a watch
+  // with IN_EXCL_UNLINK takes no events about the unlinked file, one without it does.
+  fd = inotify_init1(IN_NONBLOCK);
+  put("held", "data", O_CREAT);
+  put("held2", "data", O_CREAT);
+  if (mkdir(path("helddir"), 0755) != 0)
+    die("mkdir helddir");
+  int held = open(path("held"), O_RDWR), held2 = open(path("held2"), O_RDWR);
+  int helddir = open(path("helddir"), O_RDONLY | O_DIRECTORY);
+  inotify_add_watch(fd, dir, IN_ALL_EVENTS | IN_EXCL_UNLINK);
+  inotify_add_watch(fd, path("held"), IN_ALL_EVENTS | IN_EXCL_UNLINK);
+  inotify_add_watch(fd, path("held2"), IN_ALL_EVENTS);
+  inotify_add_watch(fd, path("helddir"), IN_ALL_EVENTS);
+  unlink(path("held"));
+  unlink(path("held2"));
+  rmdir(path("helddir"));
+  struct stat hs;
+  fstat(held, &hs);
+  printf("unlinked open file nlink %ld\n", (long)hs.st_nlink);
+  show("write unlinked", write(held, "x", 1));
+  show("write unlinked without exclusion", write(held2, "x", 1));
+  drain(fd, "unlinked while open");
+  close(held);
+  drain(fd, "closed excluded");
+  close(held2);
+  drain(fd, "closed not excluded");
+  close(helddir);
+  drain(fd, "closed directory");
+  close(fd);
   rmdir(dir);
   printf("done\n");
   return 0;

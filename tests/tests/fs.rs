@@ -384,3 +384,81 @@ fn file_volume_that_is_a_symlink_is_refused() {
         "root:host-secret-hash\n"
     );
 }
+
+/// Times the sentry keeps for files in its own filesystem (the sandbox's /tmp is a tmpfs
+/// upper layer) as Linux keeps them: a read and a directory listing set the access time
+/// (once, by relatime's rule), a rename sets the renamed file's change time.
+#[test]
+fn read_listing_and_rename_times_match_native() {
+    runsc_rs_tests::assert_same_program(
+        "file_times",
+        &[],
+        &[
+            "read sets atime: yes, later than before: yes\n",
+            "relatime: second read keeps atime: yes\n",
+            "listing sets atime: yes, keeps mtime: yes\n",
+            "rename sets ctime: yes, keeps mtime: yes, keeps atime: yes\n",
+        ],
+    );
+}
+
+/// Runs section `name` of `tests/programs/file_perms.c` natively and in the sandbox (both
+/// as root: its checks change users and make device nodes).
+fn file_perms_section(name: &str, expect: &[&str]) {
+    if !nix::unistd::geteuid().is_root() {
+        runsc_rs_tests::skip("file_perms changes users and makes devices: needs root");
+        return;
+    }
+    runsc_rs_tests::assert_same_program("file_perms", &[name], expect);
+}
+
+/// Removing or renaming a name needs write access to its directory (EACCES), and in a
+/// sticky directory ownership of the file or the directory (EPERM); chmod by another user
+/// is EPERM, and a set-group-ID bit outside the caller's groups is dropped.
+#[test]
+fn name_and_mode_permissions_match_native() {
+    file_perms_section(
+        "names",
+        &[
+            "unlink in a closed dir: -1 EACCES\n",
+            "rename into a closed dir: -1 EACCES\n",
+            "unlink another's file in a sticky dir: -1 EPERM\n",
+            "rename over another's file in a sticky dir: -1 EPERM\n",
+            "unlink own file in a sticky dir: 0\n",
+            "chmod another's file: -1 EPERM\n",
+            "mode after: 755\n",
+            "mknod a device without CAP_MKNOD: -1 EPERM\n",
+        ],
+    );
+}
+
+/// chown clears set-user-ID, a group-executable set-group-ID and the file capabilities.
+#[test]
+fn chown_clears_set_id_bits_and_capabilities_like_native() {
+    file_perms_section(
+        "owners",
+        &[
+            "mode of 6755 after: 755\n",
+            "mode of 6745 after: 2745\n",
+            "mode of 2745 after: 2745\n",
+            "security.capability after: -1 ENODATA\n",
+        ],
+    );
+}
+
+/// mknod makes character and block device nodes; a known number opens as its device, an
+/// unknown one is ENXIO; S_IFDIR is EPERM, an unknown type EINVAL.
+#[test]
+fn mknod_devices_match_native() {
+    file_perms_section(
+        "devices",
+        &[
+            "type chr: 1, rdev 1:3\n",
+            "write to it: 1\n",
+            "mknod block 240:77: 0\n",
+            "open it: -1 ENXIO\n",
+            "mknod a directory: -1 EPERM\n",
+            "mknod a bad type: -1 EINVAL\n",
+        ],
+    );
+}

@@ -23,6 +23,12 @@ fn inotify_events_match_native() {
             "overflow events 16385 overflows 1 last -1 0x4000\n",
             "pwrite on inotify -1 ESPIPE\n",
             "== rmdir watched\n2 0x400 - 0\n2 0x8000 - 0\n1 0x40000200 gone 0\n",
+            // Unlinked while open: no link left, IN_EXCL_UNLINK watches ignore the file,
+            // IN_DELETE_SELF waits for the last close (of a directory too).
+            "unlinked open file nlink 0\n",
+            "== closed excluded\n2 0x400 - 0\n2 0x8000 - 0\n",
+            "== closed not excluded\n3 0x8 - 0\n3 0x400 - 0\n3 0x8000 - 0\n",
+            "== closed directory\n4 0x40000010 - 0\n4 0x400 - 0\n4 0x8000 - 0\n",
         ],
     );
 }

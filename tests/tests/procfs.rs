@@ -568,3 +568,18 @@ fn proc_pid_mem_reads_and_writes_memory_like_linux() {
         ],
     );
 }
+
+/// `/proc/[pid]/task/[tid]/io` counts the thread's read and write calls and their bytes,
+/// and `/proc/[pid]/io` keeps an exited thread's in the process's sum: as natively.
+#[test]
+fn io_accounting_counts_read_and_write_calls_like_linux() {
+    runsc_rs_tests::assert_same_program(
+        "proc_io",
+        &[],
+        &[
+            "thread: rchar 10 wchar 21 syscr 5 syscw 7\n",
+            "mode: 400\n",
+            "process counts the thread: yes\n",
+        ],
+    );
+}

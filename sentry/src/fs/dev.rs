@@ -124,6 +124,32 @@ impl FileOps for CharFile {
     }
 }
 
+/// The device a node made by mknod(2) with device number `rdev` opens: the character
+/// devices the sentry implements (null, zero, full, random, urandom, tty) by their Linux
+/// numbers; any other, and every block device, is absent (ENXIO on open), as a number
+/// without a driver is on Linux.
+pub fn by_number(block: bool, rdev: u64) -> Arc<dyn Device> {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let kind = match (block, major, minor) {
+        (false, 1, 3) => Kind::Null,
+        (false, 1, 5) => Kind::Zero,
+        (false, 1, 7) => Kind::Full,
+        (false, 1, 8 | 9) => Kind::Random,
+        (false, 5, 0) => Kind::Tty,
+        _ => return Arc::new(Absent),
+    };
+    Arc::new(CharDev { kind, rdev })
+}
+
+/// A device number without a device behind it.
+struct Absent;
+
+impl Device for Absent {
+    fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Err(Errno::ENXIO)
+    }
+}
+
 /// Builds the `/dev` tree; mount a tmpfs at `/dev/shm` separately.
 ///
 /// # Errors

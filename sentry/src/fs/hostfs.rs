@@ -658,7 +658,7 @@ impl Inode for HostNode {
                 rustix::fs::symlinkat(target.as_slice(), dir, name).map_err(herr)?;
                 self.created_child(name, libc::S_IFLNK, None)?
             }
-            NewNode::Fifo | NewNode::Socket => return Err(Errno::EPERM),
+            NewNode::Fifo | NewNode::Socket | NewNode::Device { .. } => return Err(Errno::EPERM),
         };
         Ok(node)
     }

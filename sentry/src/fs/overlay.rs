@@ -242,7 +242,14 @@ impl OvlNode {
             }
             FileType::Fifo => pu.create_node(&self.name, NewNode::Fifo, attrs)?,
             FileType::Socket => pu.create_node(&self.name, NewNode::Socket, attrs)?,
-            _ => return Err(Errno::EACCES),
+            kind @ (FileType::CharDevice | FileType::BlockDevice) => pu.create_node(
+                &self.name,
+                NewNode::Device {
+                    block: kind == FileType::BlockDevice,
+                    rdev: st.rdev,
+                },
+                attrs,
+            )?,
         };
         // Extended attributes (and so ACLs) come up with the file, as overlayfs's
         // ovl_copy_xattr.
@@ -442,7 +449,9 @@ impl Inode for OvlNode {
         }
         let u = self.copy_up(true)?;
         let lower_has = self.lower_has(cx, name);
-        u.take_entry(name);
+        if let Some(gone) = u.take_entry(name) {
+            gone.drop_link();
+        }
         if lower_has {
             u.put_whiteout(name);
         }
@@ -489,6 +498,7 @@ impl Inode for OvlNode {
         nu.take_entry(new_name);
         ou.take_entry(name);
         nu.replace_entry(new_name, su.clone());
+        su.touch_ctime();
         if src_dir && dst_lower_has {
             su.set_opaque();
         }
@@ -501,6 +511,13 @@ impl Inode for OvlNode {
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         let u = self.copy_up(a.size != Some(0))?;
         u.setattr(a)
+    }
+
+    /// A file only the lower layer has keeps the lower layer's times (the host's).
+    fn touch_atime(&self, relatime: bool) {
+        if let Some(u) = self.upper() {
+            u.touch_atime(relatime);
+        }
     }
 
     fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {

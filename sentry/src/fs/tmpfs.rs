@@ -23,7 +23,7 @@ use crate::memory::{FileRange, MemoryFile};
 use crate::mm::filemap::Mappable;
 use crate::mm::pagecache;
 use crate::vfs::acl;
-use crate::vfs::inode::{now, RenameFlags, TimeSet, XATTR_CREATE, XATTR_REPLACE};
+use crate::vfs::inode::{now, relatime_due, RenameFlags, TimeSet, XATTR_CREATE, XATTR_REPLACE};
 use crate::vfs::Context;
 use crate::vfs::{
     Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, OpenFile, SetAttr, Stat,
@@ -1235,6 +1235,16 @@ impl Inode for TmpNode {
             NewNode::Symlink(t) => (libc::S_IFLNK, Data::Symlink(t)),
             NewNode::Fifo => (libc::S_IFIFO, Data::Fifo),
             NewNode::Socket => (libc::S_IFSOCK, Data::Socket),
+            NewNode::Device { block, rdev } => {
+                let n = self.new_node(
+                    if block { libc::S_IFBLK } else { libc::S_IFCHR },
+                    attrs,
+                    Data::Device(super::dev::by_number(block, rdev)),
+                )?;
+                n.lock().rdev = rdev;
+                self.insert(name, n.clone())?;
+                return Ok(n);
+            }
         };
         let attrs = if mode == libc::S_IFLNK {
             NewAttrs {
@@ -1345,6 +1355,8 @@ impl Inode for TmpNode {
         let dst = nd.child(new_name).filter(|c| !c.is_whiteout());
         if flags.exchange {
             let dst = dst.ok_or(Errno::ENOENT)?;
+            dst.touch_ctime();
+            src.touch_ctime();
             self.replace_entry(name, dst);
             nd.replace_entry(new_name, src);
             return Ok(());
@@ -1420,6 +1432,14 @@ impl Inode for TmpNode {
         }
         st.ctime = now();
         Ok(())
+    }
+
+    fn touch_atime(&self, relatime: bool) {
+        let mut st = self.lock();
+        let t = now();
+        if !relatime || relatime_due(st.atime, st.mtime, st.ctime, t) {
+            st.atime = t;
+        }
     }
 
     fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
@@ -1650,6 +1670,21 @@ impl TmpNode {
     ) -> Result<Arc<TmpNode>, Errno> {
         let n = Inode::create(self, &Caller::kernel(), name, node, attrs)?;
         n.as_any().downcast::<TmpNode>().map_err(|_| Errno::EIO)
+    }
+
+    /// A name of this file (not a directory) went without the unlink's accounting (the
+    /// overlay's unlink): one link fewer, and a new change time.
+    pub fn drop_link(&self) {
+        let mut st = self.lock();
+        if FileType::from_mode(st.mode) != FileType::Directory {
+            st.nlink = st.nlink.saturating_sub(1);
+        }
+        st.ctime = now();
+    }
+
+    /// Sets the change time to now (a rename changes the renamed file's).
+    pub fn touch_ctime(&self) {
+        self.lock().ctime = now();
     }
 
     /// Puts `node` at `name`, replacing what is there.

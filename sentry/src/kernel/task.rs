@@ -158,6 +158,8 @@ pub struct TaskHandle {
     pub start: Instant,
     /// The task's CPU time ([`super::usage`]).
     pub clock: TaskClock,
+    /// The task's read and write calls (`/proc/[pid]/io`).
+    pub io: super::usage::IoCounts,
     /// Scheduling policy, priority, nice value and affinity ([`super::sched`]); a leaf lock.
     pub sched: Mutex<SchedAttr>,
     /// seccomp filters and `no_new_privs` ([`super::seccomp`]): here, not in the `Task`,
@@ -207,6 +209,7 @@ impl TaskHandle {
             view: Mutex::new(None),
             start: Instant::now(),
             clock: TaskClock::default(),
+            io: Default::default(),
             sched: Mutex::new(SchedAttr::default()),
             seccomp: SeccompState::default(),
             personality: AtomicU32::new(0),
@@ -1043,7 +1046,11 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         s.threads.remove(&handle.tid);
         // Under `sig`, so a reader summing the live threads and the exited ones counts
         // this thread exactly once.
-        tg.usage.lock().unwrap().exited += handle.clock.times();
+        {
+            let mut u = tg.usage.lock().unwrap();
+            u.exited += handle.clock.times();
+            u.exited_io += handle.io.totals();
+        }
         if s.exec_killer.is_some() {
             tg.child_events.notify_all();
         }

@@ -200,6 +200,16 @@ impl ThreadGroup {
         live + self.usage.lock().unwrap().exited
     }
 
+    /// The process's read and write calls: its live threads' and its exited threads'.
+    pub fn io_totals(&self) -> super::usage::IoTotals {
+        let s = self.sig();
+        let mut io = self.usage.lock().unwrap().exited_io;
+        for t in s.threads.values() {
+            io += t.handle.io.totals();
+        }
+        io
+    }
+
     /// `RUSAGE_SELF`: the process's own times and sampled peak RSS.
     pub fn rusage_self(&self) -> Rusage {
         let times = self.cpu_times();

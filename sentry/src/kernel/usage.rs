@@ -38,6 +38,7 @@
 //! precedes it).
 
 use std::ops::{Add, AddAssign};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,57 @@ impl Rusage {
         (r[2], r[3]) = tv(self.times.sys);
         r[4] = self.maxrss_kb as i64;
         r
+    }
+}
+
+/// The read and write calls of one task and the bytes they moved (`/proc/[pid]/io`'s
+/// `rchar`, `wchar`, `syscr`, `syscw`): written by the task's own thread, read by anyone.
+#[derive(Debug, Default)]
+pub struct IoCounts {
+    rchar: AtomicU64,
+    wchar: AtomicU64,
+    syscr: AtomicU64,
+    syscw: AtomicU64,
+}
+
+/// A sum of [`IoCounts`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IoTotals {
+    pub rchar: u64,
+    pub wchar: u64,
+    pub syscr: u64,
+    pub syscw: u64,
+}
+
+impl AddAssign for IoTotals {
+    fn add_assign(&mut self, o: IoTotals) {
+        self.rchar += o.rchar;
+        self.wchar += o.wchar;
+        self.syscr += o.syscr;
+        self.syscw += o.syscw;
+    }
+}
+
+impl IoCounts {
+    /// A read call that reached a file and moved `bytes`.
+    pub fn read(&self, bytes: usize) {
+        self.rchar.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.syscr.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A write call that reached a file and moved `bytes`.
+    pub fn write(&self, bytes: usize) {
+        self.wchar.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.syscw.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn totals(&self) -> IoTotals {
+        IoTotals {
+            rchar: self.rchar.load(Ordering::Relaxed),
+            wchar: self.wchar.load(Ordering::Relaxed),
+            syscr: self.syscr.load(Ordering::Relaxed),
+            syscw: self.syscw.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -245,6 +297,8 @@ pub struct GroupUsage {
     pub maxrss_kb: u64,
     /// Reaped, waited-for children (each with its own reaped children).
     pub children: Rusage,
+    /// Read and write calls of the group's exited threads.
+    pub exited_io: IoTotals,
 }
 
 impl GroupUsage {

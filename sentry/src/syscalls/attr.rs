@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::path::{check_writable_mount, path_at, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::inode::{may_chown, TimeSet};
@@ -41,57 +42,95 @@ pub fn fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult {
         return Ok(0);
     }
     let d = fd_dentry(t, fd)?;
-    setattr(
-        &d,
-        SetAttr {
-            mode: Some(mode & 0o7777),
-            ..SetAttr::default()
-        },
-    )
+    setattr(&d, new_mode(t, &d, mode)?)
 }
 
 /// fchmodat(2)
 pub fn fchmodat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
     let d = path_at(t, dirfd, path, 0)?.dentry()?;
-    setattr(
-        &d,
-        SetAttr {
-            mode: Some(mode & 0o7777),
-            ..SetAttr::default()
-        },
-    )
+    setattr(&d, new_mode(t, &d, mode)?)
+}
+
+/// The change of mode chmod(2) asks for on `d`, as setattr_prepare allows it: only the
+/// owner or a holder of CAP_FOWNER (else EPERM), and the set-group-ID bit only for a
+/// member of the file's group or a holder of CAP_FSETID (else it is dropped silently).
+fn new_mode(t: &Task, d: &Dentry, mode: u32) -> Result<SetAttr, Errno> {
+    let st = d.inode.stat()?;
+    if t.creds.euid != st.uid && !t.creds.has_cap(cap::FOWNER) {
+        return Err(Errno::EPERM);
+    }
+    let mut mode = mode & 0o7777;
+    if mode & libc::S_ISGID != 0 && !t.creds.in_group(st.gid) && !t.creds.has_cap(cap::FSETID) {
+        mode &= !libc::S_ISGID;
+    }
+    Ok(SetAttr {
+        mode: Some(mode),
+        ..SetAttr::default()
+    })
 }
 
 /// The change of owner chown(2) asks for on `d`; EPERM unless the caller may make it.
 fn owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    if !may_chown(&d.inode.stat()?, &t.creds, uid, gid) {
+    let st = d.inode.stat()?;
+    if !may_chown(&st, &t.creds, uid, gid) {
         return Err(Errno::EPERM);
+    }
+    // chown_common: a file that is not a directory loses its set-user-ID bit, and its
+    // set-group-ID bit when group-executable (or when the caller is neither in its group
+    // nor holds CAP_FSETID), whoever changes the owner.
+    let mut mode = None;
+    if FileType::from_mode(st.mode) != FileType::Directory {
+        let mut m = st.mode & 0o7777;
+        m &= !libc::S_ISUID;
+        if m & libc::S_ISGID != 0
+            && (m & libc::S_IXGRP != 0
+                || (!t.creds.in_group(st.gid) && !t.creds.has_cap(cap::FSETID)))
+        {
+            m &= !libc::S_ISGID;
+        }
+        mode = (m != st.mode & 0o7777).then_some(m);
     }
     Ok(SetAttr {
         uid,
         gid,
+        mode,
         ..SetAttr::default()
     })
 }
 
+/// chown(2) of `d`: the new owner, then (for a file that is not a directory) the file
+/// capabilities go, as the security module's inode_killpriv removes them.
+fn change_owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
+    let a = owner(t, d, uid, gid)?;
+    setattr(d, a)?;
+    if d.inode.file_type()? != FileType::Directory && d.inode.getxattr(SECURITY_CAPABILITY).is_ok()
+    {
+        d.inode.removexattr(SECURITY_CAPABILITY)?;
+    }
+    Ok(0)
+}
+
+/// The extended attribute that holds a file's capabilities.
+const SECURITY_CAPABILITY: &[u8] = b"security.capability";
+
 /// chown(2)
 pub fn chown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
     let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;
-    setattr(&d, owner(t, &d, uid, gid)?)
+    change_owner(t, &d, uid, gid)
 }
 
 /// lchown(2)
 pub fn lchown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
     let d = path_at(t, Fd(AT_FDCWD), path, AT_SYMLINK_NOFOLLOW)?.dentry()?;
-    setattr(&d, owner(t, &d, uid, gid)?)
+    change_owner(t, &d, uid, gid)
 }
 
 /// fchown(2)
 pub fn fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult {
     let d = fd_dentry(t, fd)?;
-    setattr(&d, owner(t, &d, uid, gid)?)
+    change_owner(t, &d, uid, gid)
 }
 
 /// fchownat(2)
@@ -107,7 +146,7 @@ pub fn fchownat(
         return Err(Errno::EINVAL);
     }
     let d = path_at(t, dirfd, path, flags.0)?.dentry()?;
-    setattr(&d, owner(t, &d, uid, gid)?)
+    change_owner(t, &d, uid, gid)
 }
 
 fn time_of(ts: Timespec) -> Result<Option<TimeSet>, Errno> {

@@ -26,6 +26,7 @@ pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult 
     *off = next;
     drop(off);
     if let Some(d) = &f.dentry {
+        f.touch_atime(d);
         inotify::file_event(d, inotify::IN_ACCESS);
     }
     Ok(data.len() as u64)

@@ -52,13 +52,27 @@ fn fsize_allowance(
     super::splice::fsize_limit(t, pos, len)
 }
 
+/// Counts a read call that reached the file in the task's I/O accounting
+/// (`/proc/[pid]/io`: the call always, the bytes when it moved some).
+fn counted_read(t: &Task, r: Result<usize, Errno>) -> SysResult {
+    t.handle.io.read(*r.as_ref().unwrap_or(&0));
+    Ok(r? as u64)
+}
+
+/// [`counted_read`] for a write call.
+fn counted_write(t: &Task, r: Result<usize, Errno>) -> SysResult {
+    t.handle.io.write(*r.as_ref().unwrap_or(&0));
+    Ok(r? as u64)
+}
+
 /// read(2)
 pub fn read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     let f = file(t, fd)?;
     access_ok(buf, count as u64)?;
     let mm = t.mm.clone();
     let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
-    Ok(f.read(t, &mut dst)? as u64)
+    let r = f.read(t, &mut dst);
+    counted_read(t, r)
 }
 
 /// write(2)
@@ -72,7 +86,8 @@ pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     };
     let mm = t.mm.clone();
     let mut src = UserIo::single(&mm, buf, count, max);
-    Ok(f.write(t, &mut src)? as u64)
+    let r = f.write(t, &mut src);
+    counted_write(t, r)
 }
 
 /// pread64(2)
@@ -92,7 +107,8 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
     access_ok(buf, count as u64)?;
     let mm = t.mm.clone();
     let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
-    Ok(f.read_at(t, &mut dst, off as u64)? as u64)
+    let r = f.read_at(t, &mut dst, off as u64);
+    counted_read(t, r)
 }
 
 /// pwrite64(2)
@@ -113,7 +129,8 @@ pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> 
     let max = fsize_allowance(t, &f, Some(off as u64), count.min(MAX_RW))?;
     let mm = t.mm.clone();
     let mut src = UserIo::single(&mm, buf, count, max);
-    Ok(f.write_at(t, &mut src, off as u64)? as u64)
+    let r = f.write_at(t, &mut src, off as u64);
+    counted_write(t, r)
 }
 
 /// readv(2)
@@ -123,7 +140,8 @@ pub fn readv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
         t.mm.read_iovecs(iov, usize::try_from(iovcnt).map_err(|_| Errno::EINVAL)?)?;
     let mm = t.mm.clone();
     let mut dst = UserIo::new(&mm, iovs, MAX_RW);
-    Ok(f.read(t, &mut dst)? as u64)
+    let r = f.read(t, &mut dst);
+    counted_read(t, r)
 }
 
 /// writev(2)
@@ -141,7 +159,8 @@ pub fn writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult {
     };
     let mm = t.mm.clone();
     let mut src = UserIo::new(&mm, iovs, max);
-    Ok(f.write(t, &mut src)? as u64)
+    let r = f.write(t, &mut src);
+    counted_write(t, r)
 }
 
 /// preadv2/pwritev2 flags (RWF_*).
@@ -179,10 +198,10 @@ fn do_readv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, off: Option<i64>) 
     let mm = t.mm.clone();
     let mut dst = UserIo::new(&mm, iovs, MAX_RW);
     let n = match off {
-        Some(o) => f.read_at(t, &mut dst, o as u64)?,
-        None => f.read(t, &mut dst)?,
+        Some(o) => f.read_at(t, &mut dst, o as u64),
+        None => f.read(t, &mut dst),
     };
-    Ok(n as u64)
+    counted_read(t, n)
 }
 
 /// The common part of writev(2) and pwritev(2)/pwritev2(2).
@@ -208,7 +227,8 @@ fn do_writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, off: Option<i64>)
     let max = fsize_allowance(t, &f, Some(o as u64), total.min(MAX_RW))?;
     let mm = t.mm.clone();
     let mut src = UserIo::new(&mm, iovs, max);
-    Ok(f.write_at(t, &mut src, o as u64)? as u64)
+    let r = f.write_at(t, &mut src, o as u64);
+    counted_write(t, r)
 }
 
 /// preadv(2)

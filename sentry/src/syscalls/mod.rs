@@ -346,7 +346,7 @@ syscall_table! {
         130 rt_sigsuspend(mask: UserAddr, sigsetsize: usize) => signal::rt_sigsuspend, Full;
         131 sigaltstack(ss: UserAddr, old: UserAddr) => signal::sigaltstack, Full;
         135 personality(persona: u64) => process::personality, Partial("execution domains are recorded; ADDR_NO_RANDOMIZE holds always (no layout randomization); READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, UNAME26, the other behaviour flags and PER_LINUX32 are EINVAL");
-        133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
+        133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9 and 5:0 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
         140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded per thread; the host schedules the sentry's threads");
@@ -438,11 +438,11 @@ syscall_table! {
         251 ioprio_set(which: i32, who: i32, ioprio: i32) => sched::ioprio_set, Partial("recorded per thread; the host schedules the sentry's I/O");
         252 ioprio_get(which: i32, who: i32) => sched::ioprio_get, Full;
         253 inotify_init() => inotify::inotify_init, Full;
-        254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; IN_EXCL_UNLINK ignored; IN_DELETE_SELF comes at the unlink even while the file is open; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
+        254 inotify_add_watch(fd: Fd, path: PathArg, mask: u32) => inotify::inotify_add_watch, Partial("only changes made in the sandbox are seen, not host-side changes to host files; sendfile/splice/copy_file_range and writes through mappings give no IN_MODIFY/IN_ACCESS; a watch on a lower-layer file stops seeing events once it is copied up (its inode number changes)");
         255 inotify_rm_watch(fd: Fd, wd: i32) => inotify::inotify_rm_watch, Full;
         257 openat(dirfd: Fd, path: PathArg, flags: Flags, mode: u32) => path::openat, Partial("O_TMPFILE on tmpfs and the overlay (in its upper layer); host volumes are EOPNOTSUPP");
         258 mkdirat(dirfd: Fd, path: PathArg, mode: u32) => path::mkdirat, Full;
-        259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => path::mknodat, Partial("regular files, FIFOs and sockets; device nodes are EPERM");
+        259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => path::mknodat, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9 and 5:0 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         260 fchownat(dirfd: Fd, path: PathArg, uid: u32, gid: u32, flags: Flags) => attr::fchownat, Full;
         261 futimesat(dirfd: Fd, path: PathArg, times: UserAddr) => attr::futimesat, Full;
         262 newfstatat(dirfd: Fd, path: PathArg, statbuf: UserAddr, flags: Flags) => stat::newfstatat, Full;

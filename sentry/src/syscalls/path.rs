@@ -240,9 +240,19 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         }
         Arc::new(DirFile::new(dentry.clone()))
     } else {
-        // As Linux, a FIFO on a read-only mount may still be opened for writing.
-        if (writes && kind != FileType::Fifo) || (o(libc::O_TRUNC) && kind == FileType::Regular) {
+        // As Linux, a special file (FIFO, device, socket) on a read-only mount may still be
+        // opened for writing; a device on a `nodev` mount may not be opened at all.
+        let special = matches!(
+            kind,
+            FileType::Fifo | FileType::CharDevice | FileType::BlockDevice | FileType::Socket
+        );
+        if (writes && !special) || (o(libc::O_TRUNC) && kind == FileType::Regular) {
             check_writable_mount(&dentry)?;
+        }
+        if matches!(kind, FileType::CharDevice | FileType::BlockDevice)
+            && dentry.mount.flags & libc::MS_NODEV != 0
+        {
+            return Err(Errno::EACCES);
         }
         let mask = if created {
             0
@@ -309,8 +319,8 @@ fn install_opened_kind(t: &Task, kind: FileKind, flags: u32, dentry: Arc<Dentry>
     let keep = flags
         & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
             as u32);
-    inotify::file_event(&dentry, inotify::IN_OPEN);
     let file = OpenFile::of_kind_with_dentry(kind, keep | libc::O_LARGEFILE as u32, dentry);
+    file.opened();
     let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
     Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
 }
@@ -495,25 +505,35 @@ pub fn mkdirat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
     make_node(t, dirfd, path, NewNode::Directory, mode)
 }
 
-fn do_mknod(t: &Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
+fn do_mknod(t: &Task, dirfd: Fd, path: PathArg, mode: u32, dev: u64) -> SysResult {
     let node = match mode & libc::S_IFMT {
         0 | libc::S_IFREG => NewNode::Regular,
         libc::S_IFIFO => NewNode::Fifo,
         libc::S_IFSOCK => NewNode::Socket,
-        libc::S_IFDIR => return Err(Errno::EINVAL),
-        _ => return Err(Errno::EPERM),
+        kind @ (libc::S_IFCHR | libc::S_IFBLK) => {
+            if !t.creds.has_cap(crate::auth::cap::MKNOD) {
+                return Err(Errno::EPERM);
+            }
+            // The kernel takes the number as 32 bits, whose encoding is st_rdev's.
+            NewNode::Device {
+                block: kind == libc::S_IFBLK,
+                rdev: dev & 0xffff_ffff,
+            }
+        }
+        libc::S_IFDIR => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
     };
     make_node(t, dirfd, path, node, mode)
 }
 
 /// mknod(2)
-pub fn mknod(t: &mut Task, path: PathArg, mode: u32, _dev: u64) -> SysResult {
-    do_mknod(t, Fd(AT_FDCWD), path, mode)
+pub fn mknod(t: &mut Task, path: PathArg, mode: u32, dev: u64) -> SysResult {
+    do_mknod(t, Fd(AT_FDCWD), path, mode, dev)
 }
 
 /// mknodat(2)
-pub fn mknodat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32, _dev: u64) -> SysResult {
-    do_mknod(t, dirfd, path, mode)
+pub fn mknodat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32, dev: u64) -> SysResult {
+    do_mknod(t, dirfd, path, mode, dev)
 }
 
 /// symlink(2)
@@ -528,6 +548,33 @@ pub fn symlinkat(t: &mut Task, target: PathArg, dirfd: Fd, path: PathArg) -> Sys
         return Err(Errno::ENOENT);
     }
     make_node(t, dirfd, path, NewNode::Symlink(tgt), 0o777)
+}
+
+/// may_create: write and search permission on the directory `dir` a name is added to.
+fn may_create(t: &Task, dir: &Dentry) -> Result<(), Errno> {
+    let st = dir.inode.stat()?;
+    if !may_access_inode(dir.inode.as_ref(), &st, &t.creds, 3, false) {
+        return Err(Errno::EACCES);
+    }
+    Ok(())
+}
+
+/// may_delete: whether the caller may take `victim`'s name out of `dir` (unlink, rmdir,
+/// rename's source and the target it replaces): write and search permission on the
+/// directory (EACCES), and in a sticky directory (EPERM) being the file's or the
+/// directory's owner or holding CAP_FOWNER.
+fn may_delete(t: &Task, dir: &Dentry, victim: &Dentry) -> Result<(), Errno> {
+    let st = dir.inode.stat()?;
+    if !may_access_inode(dir.inode.as_ref(), &st, &t.creds, 3, false) {
+        return Err(Errno::EACCES);
+    }
+    if st.mode & libc::S_ISVTX != 0 && t.creds.euid != st.uid {
+        let vst = victim.inode.stat()?;
+        if t.creds.euid != vst.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+            return Err(Errno::EPERM);
+        }
+    }
+    Ok(())
 }
 
 fn do_unlink(t: &Task, dirfd: Fd, path: PathArg, dir: bool) -> SysResult {
@@ -550,6 +597,7 @@ fn do_unlink(t: &Task, dirfd: Fd, path: PathArg, dir: bool) -> SysResult {
         return Err(Errno::EBUSY);
     }
     check_writable_mount(&pn.parent)?;
+    may_delete(t, &pn.parent, &child)?;
     let before = inotify::before(Some(&child));
     pn.parent.inode.unlink(&Caller::of(t), &pn.name, dir)?;
     inotify::removed(&pn.parent, &pn.name, before);
@@ -627,6 +675,25 @@ fn do_rename(
         }
     }
     check_writable_mount(&op.parent)?;
+    // vfs_rename's permission checks: the source's name may go, the target's may be
+    // replaced (or a name added), and a directory moving to another parent (or, in an
+    // exchange, the directory coming back) must be writable for its `..`.
+    may_delete(t, &op.parent, &src)?;
+    match &dst {
+        Some(d) => may_delete(t, &np.parent, d)?,
+        None => may_create(t, &np.parent)?,
+    }
+    if op.parent.path != np.parent.path {
+        let moving_dirs = [Some(&src), dst.as_ref().filter(|_| flags & EXCHANGE != 0)];
+        for d in moving_dirs.into_iter().flatten() {
+            let st = d.inode.stat()?;
+            if FileType::from_mode(st.mode) == FileType::Directory
+                && !may_access_inode(d.inode.as_ref(), &st, &t.creds, 2, false)
+            {
+                return Err(Errno::EACCES);
+            }
+        }
+    }
     // Renaming a name onto itself (or a link of the same file) changes nothing.
     let same = match (&dst, src.inode.stat()) {
         (Some(d), Ok(a)) => d

@@ -397,6 +397,8 @@ pub struct OpenFile {
     /// The lock table a lock was taken in through this description, if ever (its locks
     /// are released there on drop).
     locks: OnceLock<Arc<Locks>>,
+    /// The file's identity as inotify counted its open descriptions ([`OpenFile::opened`]).
+    watched: OnceLock<(u64, u64)>,
 }
 
 impl Drop for OpenFile {
@@ -407,7 +409,7 @@ impl Drop for OpenFile {
         // The last reference to the description: inotify's IN_CLOSE_*.
         if let Some(d) = &self.dentry {
             if !self.is_path_only() {
-                super::inotify::closed(d, self.writable());
+                super::inotify::closed(d, self.writable(), self.watched.get().copied());
             }
         }
     }
@@ -439,6 +441,7 @@ impl OpenFile {
             offset: Mutex::new(0),
             dentry: None,
             locks: OnceLock::new(),
+            watched: OnceLock::new(),
         })
     }
 
@@ -455,7 +458,21 @@ impl OpenFile {
             offset: Mutex::new(0),
             dentry: Some(dentry),
             locks: OnceLock::new(),
+            watched: OnceLock::new(),
         })
+    }
+
+    /// The file was just opened by path: inotify's IN_OPEN, and its count of the open
+    /// descriptions of a watched file.
+    pub fn opened(&self) {
+        if let Some(d) = &self.dentry {
+            super::inotify::file_event(d, super::inotify::IN_OPEN);
+            if !self.is_path_only() {
+                if let Some(key) = super::inotify::opened(d) {
+                    let _ = self.watched.set(key);
+                }
+            }
+        }
     }
 
     /// The file's operations.
@@ -543,6 +560,7 @@ impl OpenFile {
             // A read on a socket is a receive without flags.
             return Ok(s.recv(t, dst, self.socket_flags())?.len);
         }
+        let wanted = dst.remaining();
         let n = if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
             let n = self.ops().read(t, self, dst, Some(*off))?;
@@ -551,7 +569,7 @@ impl OpenFile {
         } else {
             self.ops().read(t, self, dst, None)?
         };
-        self.accessed(n);
+        self.accessed(wanted, n);
         Ok(n)
     }
 
@@ -565,8 +583,9 @@ impl OpenFile {
         dst: &mut dyn IoDst,
         offset: u64,
     ) -> Result<usize, Errno> {
+        let wanted = dst.remaining();
         let n = self.ops().read(t, self, dst, Some(offset))?;
-        self.accessed(n);
+        self.accessed(wanted, n);
         Ok(n)
     }
 
@@ -585,11 +604,35 @@ impl OpenFile {
         Ok(n)
     }
 
-    /// inotify's IN_ACCESS after a read that returned data.
-    fn accessed(&self, n: usize) {
+    /// After a read of `wanted` bytes that returned `n`: the access time (even at the end
+    /// of the file, as Linux's), and inotify's IN_ACCESS when it returned data.
+    fn accessed(&self, wanted: usize, n: usize) {
+        if let (Some(d), true) = (&self.dentry, wanted > 0) {
+            self.touch_atime(d);
+        }
         if let (Some(d), true) = (&self.dentry, n > 0) {
             super::inotify::file_event(d, super::inotify::IN_ACCESS);
         }
+    }
+
+    /// Records an access to the file at `d` (a read, a directory listing) in its access
+    /// time as the mount's access-time mode says: never on a read-only or `noatime` mount,
+    /// for `O_NOATIME` descriptions or (`nodiratime`) directories; with `strictatime`
+    /// always; else by relatime's rule.
+    pub fn touch_atime(&self, d: &Dentry) {
+        let m = &d.mount;
+        if m.readonly
+            || m.flags & libc::MS_NOATIME != 0
+            || self.flags() & libc::O_NOATIME as u32 != 0
+        {
+            return;
+        }
+        if m.flags & libc::MS_NODIRATIME != 0
+            && d.inode.file_type() == Ok(super::FileType::Directory)
+        {
+            return;
+        }
+        d.inode.touch_atime(m.flags & libc::MS_STRICTATIME == 0);
     }
 
     /// inotify's IN_MODIFY after a write that wrote something.

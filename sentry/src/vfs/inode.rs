@@ -152,6 +152,12 @@ pub enum NewNode {
     Fifo,
     /// A socket's name in the filesystem (`bind` on an AF_UNIX socket, `mknod S_IFSOCK`).
     Socket,
+    /// A character (or, with `block`, block) device node with device number `rdev`
+    /// (`mknod S_IFCHR`/`S_IFBLK`, in `st_rdev`'s encoding).
+    Device {
+        block: bool,
+        rdev: u64,
+    },
 }
 
 /// Ownership and permission of a new file (mode already has the umask applied).
@@ -344,6 +350,12 @@ pub trait Inode: Send + Sync {
         Ok(())
     }
 
+    /// Records an access (a read, a directory listing) in the access time, for a
+    /// filesystem that keeps its own times (the host keeps a host file's). `relatime`:
+    /// only when the access time is not later than the modification or change time, or is
+    /// a day old (Linux's default); else always.
+    fn touch_atime(&self, _relatime: bool) {}
+
     /// `statfs(2)` of the filesystem holding this file.
     ///
     /// # Errors
@@ -413,6 +425,17 @@ pub trait Inode: Send + Sync {
 /// `setxattr` flags: fail with EEXIST if the attribute exists; with ENODATA if it does not.
 pub const XATTR_CREATE: u32 = 1;
 pub const XATTR_REPLACE: u32 = 2;
+
+/// Whether an access at `now` updates an access time of `atime` under `relatime`: the
+/// access time is not later than the modification or change time, or is a day old.
+pub fn relatime_due(
+    atime: (i64, i64),
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    now: (i64, i64),
+) -> bool {
+    atime <= mtime || atime <= ctime || now.0 - atime.0 >= 24 * 60 * 60
+}
 
 /// The current wall-clock time as (seconds, nanoseconds).
 pub fn now() -> (i64, i64) {

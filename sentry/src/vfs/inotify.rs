@@ -9,10 +9,9 @@
 //! kernel, reached from every mount as `Mount::notify`).
 //!
 //! Only changes made through the sentry are seen: a host process changing a host-backed file
-//! produces no event. `IN_EXCL_UNLINK` is accepted and ignored (unlinked files produce no
-//! events anyway once their last name is gone, as nothing walks to them). A file unlinked
-//! while still open reports `IN_DELETE_SELF`/`IN_IGNORED` at the unlink, not at the last
-//! close as Linux does. The per-user limits (`max_user_instances`, `max_user_watches`) are
+//! produces no event. A file whose last name goes while open descriptions hold it reports `IN_DELETE_SELF`/`IN_IGNORED` at the last close, as Linux
+//! does when the inode goes; until then its events reach its old directory's watches unless
+//! they asked for `IN_EXCL_UNLINK`. The per-user limits (`max_user_instances`, `max_user_watches`) are
 //! counted for the whole sandbox.
 //!
 //! # Lock order
@@ -176,6 +175,9 @@ pub struct FsNotify {
     instances: AtomicUsize,
     next_id: AtomicU64,
     next_cookie: AtomicU32,
+    /// Files opened while watches existed: how many open descriptions hold each, and
+    /// whether its last name is gone (its IN_DELETE_SELF waits for the last close).
+    open: Mutex<BTreeMap<Key, (usize, bool)>>,
 }
 
 impl std::fmt::Debug for FsNotify {
@@ -211,6 +213,12 @@ impl FsNotify {
 
     /// Sends an event to every watch on `key`; one-shot watches that fire are removed.
     fn notify_key(&self, key: Key, mask: u32, cookie: u32, name: &[u8]) {
+        self.notify_key_from(key, mask, cookie, name, false);
+    }
+
+    /// [`FsNotify::notify_key`]; `unlinked_child`: the event is about a child with no name
+    /// left, which watches with IN_EXCL_UNLINK do not take.
+    fn notify_key_from(&self, key: Key, mask: u32, cookie: u32, name: &[u8], unlinked_child: bool) {
         let targets: Vec<(Arc<Inotify>, i32)> = match self.registry().get(&key) {
             Some(v) => v
                 .iter()
@@ -219,7 +227,7 @@ impl FsNotify {
             None => return,
         };
         for (inst, wd) in targets {
-            if let Some(k) = inst.deliver(wd, mask, cookie, name) {
+            if let Some(k) = inst.deliver(wd, mask, cookie, name, unlinked_child) {
                 self.unregister(k, inst.id, wd);
             }
         }
@@ -243,6 +251,18 @@ impl FsNotify {
     /// An event on the file only, not its parent (link-count changes, IN_MOVE_SELF).
     fn inode_event(&self, st: &Stat, mask: u32) {
         self.notify_key((st.dev, st.ino), mask | isdir_bit(st), 0, &[]);
+    }
+
+    /// The last name of the file went: IN_DELETE_SELF now, or at the last close of the
+    /// open descriptions that hold it.
+    fn last_name_gone(&self, st: &Stat) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = open.get_mut(&(st.dev, st.ino)) {
+            o.1 = true;
+            return;
+        }
+        drop(open);
+        self.delete_self(st);
     }
 
     /// The file is gone: IN_DELETE_SELF (never with IN_ISDIR, as Linux reports it), then
@@ -406,9 +426,19 @@ impl Inotify {
 
     /// Delivers an event to watch `wd` if it asked for it. Returns the key of a one-shot
     /// watch that fired (to be unregistered by the caller).
-    fn deliver(&self, wd: i32, mask: u32, cookie: u32, name: &[u8]) -> Option<Key> {
+    fn deliver(
+        &self,
+        wd: i32,
+        mask: u32,
+        cookie: u32,
+        name: &[u8],
+        unlinked_child: bool,
+    ) -> Option<Key> {
         let mut s = self.lock();
         let w = s.watches.get(&wd)?;
+        if unlinked_child && w.mask & IN_EXCL_UNLINK != 0 {
+            return None;
+        }
         let wanted = w.mask & mask & IN_ALL_EVENTS;
         if wanted == 0 {
             return None;
@@ -628,12 +658,24 @@ pub fn file_event(d: &Dentry, mask: u32) {
     }
     let Ok(st) = d.inode.stat() else { return };
     let mask = mask | isdir_bit(&st);
+    // A file without a name left (a directory whose name no longer leads to it): watches
+    // with IN_EXCL_UNLINK (its own or its old directory's) take no events about it.
+    let unlinked = if mask & IN_ISDIR == 0 {
+        st.nlink == 0
+    } else {
+        parent_of(d).is_some_and(|p| {
+            p.inode
+                .lookup(&super::Caller::kernel(), &d.name)
+                .and_then(|c| c.stat())
+                .map_or(true, |c| (c.dev, c.ino) != (st.dev, st.ino))
+        })
+    };
     if let Some(p) = parent_of(d) {
         if let Ok(ps) = p.inode.stat() {
-            hub.notify_key((ps.dev, ps.ino), mask, 0, &d.name);
+            hub.notify_key_from((ps.dev, ps.ino), mask, 0, &d.name, unlinked);
         }
     }
-    hub.notify_key((st.dev, st.ino), mask, 0, &[]);
+    hub.notify_key_from((st.dev, st.ino), mask, 0, &[], unlinked);
 }
 
 /// `name` was created in `dir` (open O_CREAT, mkdir, mknod, symlink).
@@ -685,7 +727,7 @@ pub fn removed(dir: &Dentry, name: &[u8], child: Before) {
     // As Linux when nothing else holds the file: the file's own IN_DELETE_SELF and
     // IN_IGNORED come before its directory's IN_DELETE.
     if last_link_gone(&st) {
-        hub.delete_self(&st);
+        hub.last_name_gone(&st);
     }
     hub.dir_event(dir, IN_DELETE | isdir_bit(&st), 0, name);
 }
@@ -727,7 +769,7 @@ pub fn moved(
     hub.inode_event(&ss, IN_MOVE_SELF);
     if let Some(rs) = replaced.0 {
         if last_link_gone(&rs) {
-            hub.delete_self(&rs);
+            hub.last_name_gone(&rs);
         }
     }
 }
@@ -754,8 +796,21 @@ pub fn attr_changed(d: &Dentry, a: &SetAttr) {
     }
 }
 
-/// The last reference to an open file description went away.
-pub fn closed(d: &Dentry, wrote: bool) {
+/// The file at `d` was opened (not O_PATH): the description is counted against the file
+/// (returned: the key [`closed`] is given back), so that an IN_DELETE_SELF can wait for
+/// the last close (a watch may be added after the open).
+pub fn opened(d: &Dentry) -> Option<(u64, u64)> {
+    let hub = &d.mount.notify;
+    let st = d.inode.stat().ok()?;
+    let key = (st.dev, st.ino);
+    let mut open = hub.open.lock().unwrap_or_else(|e| e.into_inner());
+    open.entry(key).or_insert((0, false)).0 += 1;
+    Some(key)
+}
+
+/// The last reference to an open file description went away (`key`: what [`opened`]
+/// returned for it).
+pub fn closed(d: &Dentry, wrote: bool, key: Option<(u64, u64)>) {
     file_event(
         d,
         if wrote {
@@ -764,6 +819,21 @@ pub fn closed(d: &Dentry, wrote: bool) {
             IN_CLOSE_NOWRITE
         },
     );
+    let Some(key) = key else { return };
+    let hub = &d.mount.notify;
+    let mut open = hub.open.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(o) = open.get_mut(&key) else { return };
+    o.0 -= 1;
+    if o.0 > 0 {
+        return;
+    }
+    let deleted = o.1;
+    open.remove(&key);
+    drop(open);
+    if deleted {
+        hub.notify_key(key, IN_DELETE_SELF, 0, &[]);
+        hub.forget_key(key);
+    }
 }
 
 #[cfg(test)]

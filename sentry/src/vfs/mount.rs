@@ -101,6 +101,17 @@ pub const MOUNT_FLAGS: u64 = libc::MS_NOSUID
     | libc::MS_RELATIME
     | libc::MS_STRICTATIME;
 
+/// The [`MOUNT_FLAGS`] of `flags` a mount keeps: `strictatime` overrides `noatime` and
+/// `relatime`, as on Linux.
+fn mount_flags(flags: u64) -> u64 {
+    let f = flags & MOUNT_FLAGS;
+    if f & libc::MS_STRICTATIME != 0 {
+        f & !(libc::MS_NOATIME | libc::MS_RELATIME)
+    } else {
+        f
+    }
+}
+
 impl Mount {
     /// In a peer group.
     pub fn shared(&self) -> bool {
@@ -453,7 +464,7 @@ impl MountNamespace {
             notify: self.notify.clone(),
             readonly: opts.readonly,
             sb_readonly: opts.sb_readonly.unwrap_or(opts.readonly),
-            flags: opts.flags & MOUNT_FLAGS,
+            flags: mount_flags(opts.flags),
             root_path,
             fs_options: opts.fs_options,
             parent,
@@ -684,7 +695,7 @@ impl MountNamespace {
             readonly: opts.readonly,
             sb_readonly: opts.sb_readonly.unwrap_or(opts.readonly),
             notify: self.notify.clone(),
-            flags: opts.flags & MOUNT_FLAGS,
+            flags: mount_flags(opts.flags),
             root_path: if opts.root_path.is_empty() {
                 b"/".to_vec()
             } else {
@@ -904,7 +915,7 @@ impl MountNamespace {
                 readonly,
                 sb_readonly: sb_readonly.unwrap_or(m.sb_readonly),
                 notify: m.notify.clone(),
-                flags: flags & MOUNT_FLAGS,
+                flags: mount_flags(flags),
                 root_path: m.root_path.clone(),
                 fs_options: fs_options.unwrap_or_else(|| m.fs_options.clone()),
                 parent: m.parent,
