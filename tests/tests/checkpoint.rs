@@ -1170,3 +1170,46 @@ fn checkpoint_and_restore_figures() {
         assert!(memory > 0 && kernel > 0);
     }
 }
+
+/// The sentry's pseudo-terminals come back whole: a pair (opened by its /dev/pts path) in
+/// raw mode with a window size and its master in packet mode, with input for the slave and
+/// output for the master unread and a flush the master was not told of yet; a pair whose
+/// slave came through TIOCGPTPEER, locked again, with a typed line and a partial one (and
+/// their echo); the session that pair controls, led by a child, with a grandchild's group
+/// in the foreground (getsid, getpgrp, tcgetsid, tcgetpgrp, a background read); a hung-up
+/// pair. `ckpt_pty.c` natively, with a short sleep instead of the checkpoint, prints the
+/// same lines.
+#[test]
+fn restore_keeps_ptys_their_buffers_and_the_session_they_control() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_pty",
+        "pty",
+        "ready\n\
+         a_pkt=1 a_lock=0 a_raw=yes vmin=1 a_win=30x100,7,9 a_slave_queued=10 \
+         a_master_status=1:\\x02 a_master_data=11:\\x00to-master\\x0a \
+         a_slave=10:to-slave\\x0d\\x03 \n\
+         b_lock=1 b_canon=yes b_echo=11:line1\\x0d\\x0apart b_line=6:line1\\x0a \
+         b_rest=8:partial\\x0a b_sid_from_master=child\n\
+         child: sid=self pgrp=self tcgetsid=self tcgetpgrp=grandchild \
+         dev_tty=Input/output error bg_read=Input/output error\n\
+         child_exit=0 c_read=0: c_write=Input/output error \
+         b_open_locked=Input/output error\n\
+         done\n",
+    ) else {
+        return;
+    };
+    let ptys: Vec<&serde_json::Value> = all_fds(&kernel)
+        .filter_map(|f| f["file"].get("Pty"))
+        .collect();
+    assert!(
+        ptys.iter()
+            .any(|p| p["end"] == "Master" && p["pty"]["packet"] == true),
+        "{ptys:?}"
+    );
+    assert!(
+        ptys.iter()
+            .any(|p| p["end"] == "Slave" && p["pty"]["hung_up"] == true),
+        "{ptys:?}"
+    );
+    assert!(ptys.iter().any(|p| p["pty"]["session"] != 0), "{ptys:?}");
+}

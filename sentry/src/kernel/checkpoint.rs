@@ -610,6 +610,13 @@ pub enum FileImage {
     /// A pidfd: the global PID of its process (which keeps it across a restore); `reaped`:
     /// the process was reaped already, and the pidfd names none.
     PidFd { tgid: i32, reaped: bool },
+    /// An end of a pty pair of the container's `/dev/pts`, opened by `path`; the pair's
+    /// state is saved with each of its files ([`crate::tty::image`]).
+    Pty {
+        end: crate::tty::image::PtyEnd,
+        path: Option<String>,
+        pty: crate::tty::image::PtyImage,
+    },
 }
 
 /// A used range of the memory file and its reference count.
@@ -1441,6 +1448,10 @@ fn file_image(
             }
         }
         FileKind::Plain(ops) => {
+            if let Some(saved) = crate::fs::devpts::saved_pty(file) {
+                let (end, path, pty) = saved.map_err(|what| unsupported(&what))?;
+                return Ok(FileImage::Pty { end, path, pty });
+            }
             if let Some(e) = ops
                 .checkpoint_any()
                 .and_then(|a| a.downcast_ref::<super::epoll::EventFd>())

@@ -96,6 +96,8 @@ pub struct RestoreTarget {
     pub pidns: Arc<PidNamespace>,
     /// The new sandbox's stdio, by fd number: replaces the files the old one was given.
     pub stdio: [Option<OwnedFd>; 3],
+    /// The container's devpts instance (`/dev/pts`), where saved ptys come back.
+    pub devpts: Option<Arc<crate::fs::devpts::DevPts>>,
 }
 
 /// What [`Kernel::restore`] started.
@@ -197,6 +199,8 @@ impl Kernel {
             mqueues,
         );
         files.inotify_images = image.inotify.clone();
+        let groups_of: std::sync::Weak<Kernel> = Arc::downgrade(self);
+        files.ptys = crate::fs::devpts::PtyRestorer::new(target.devpts.clone(), groups_of);
         let tables = image
             .fd_tables
             .iter()
@@ -679,6 +683,8 @@ struct Files {
     /// The image's inotify instances, and those made so far by index.
     inotify_images: Vec<crate::vfs::inotify::InotifyImage>,
     inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
+    /// The pty pairs made so far.
+    ptys: crate::fs::devpts::PtyRestorer,
 }
 
 impl Drop for Files {
@@ -712,6 +718,7 @@ impl Files {
             fifos: HashSet::new(),
             inotify_images: Vec::new(),
             inotify: HashMap::new(),
+            ptys: crate::fs::devpts::PtyRestorer::default(),
         }
     }
 
@@ -920,6 +927,22 @@ impl Files {
                     .map_err(|what| RestoreError::Changed { what })?;
                 self.inotify.insert(*inotify, i.clone());
                 Ok(OpenFile::of_kind(FileKind::Inotify(i), f.flags))
+            }
+            FileImage::Pty { end, path, pty } => {
+                let (file, pair) = self
+                    .ptys
+                    .file(fs, *end, path.as_deref(), pty, f.flags)
+                    .map_err(|e| RestoreError::Unsupported(format!("fd {}: {e}", f.fd)))?;
+                // The session it controls finds it again (`/dev/tty`, TIOCSCTTY checks).
+                let sid = pair.controlled_session();
+                if sid != 0 {
+                    kernel
+                        .terminals
+                        .lock()
+                        .unwrap()
+                        .insert(sid, pair.weak_terminal());
+                }
+                Ok(file)
             }
             FileImage::Mqueue { queue } => {
                 let q = self
