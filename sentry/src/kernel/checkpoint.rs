@@ -45,7 +45,9 @@
 //!   socket ([`crate::net::netlink::NetlinkImage`]: port id, groups, replies not read,
 //!   options), a memfd by index, a FIFO opened by path (the pipe's identity, equal for
 //!   every opener, and its buffered bytes), a POSIX message queue, an inotify instance (by
-//!   index), a pidfd (the process's global PID, or that it was reaped);
+//!   index), a pidfd (the process's global PID, or that it was reaped), an end of a pty
+//!   pair of the container's `/dev/pts` (the path it was opened by and the whole pair,
+//!   [`crate::tty::image::PtyImage`], equal for every file of the pair);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -97,11 +99,19 @@
 //! one whose file was unlinked stays unreachable by it, as before), socket files in tmpfs,
 //! files in flight over SCM_RIGHTS, connected UDP sockets and ping sockets (bound and
 //! connected again; datagrams and replies queued are lost, as for a bound UDP socket), and
-//! netlink sockets (with their replies not read).
+//! netlink sockets (with their replies not read). Format 6 added the sentry's
+//! pseudo-terminals: each pty pair of the container's `/dev/pts` (opened by path, through
+//! `/dev/ptmx` or TIOCGPTPEER) with its number, `TIOCSPTLCK` lock, packet mode and the
+//! status its master has not read, whether it hung up, its termios and window size, the
+//! line discipline's buffers in both directions, the session it controls with that
+//! session's foreground group, and its node's mode and owner; a restore makes the pair
+//! again under its number and records it as its session's controlling terminal.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (raw IP and packet sockets, sockets of the host's stack (`--network
-//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the pty state; a
+//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the container's host
+//! terminal (its console: a restore cannot give the sandbox a terminal yet), a pty of a
+//! devpts mount other than the container's `/dev/pts`; a
 //! signalfd whose creating process exited; an epoll item whose file no fd holds; a process
 //! waiting for its vfork child; a writable shared mapping of a file; a device node in a
 //! tmpfs; a socket file in the sentry's `/dev`, which is not saved)

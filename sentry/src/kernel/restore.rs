@@ -27,7 +27,9 @@
 //!    processes are made before the files: a signalfd reports its creator's signals, a
 //!    pidfd names its process), FIFOs (reopened by path: every opener of one pipe shares
 //!    the pipe the FIFO's inode keys, with its bytes back), POSIX message queues (made
-//!    with their names before the files), inotify instances (watches re-added on the files
+//!    with their names before the files), pty pairs (made again under their numbers in
+//!    the container's `/dev/pts`, each the controlling terminal of the session it was),
+//!    inotify instances (watches re-added on the files
 //!    their paths name) and epoll instances, whose interest lists are filled once every
 //!    table is rebuilt;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
