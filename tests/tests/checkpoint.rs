@@ -1213,3 +1213,117 @@ fn restore_keeps_ptys_their_buffers_and_the_session_they_control() {
     );
     assert!(ptys.iter().any(|p| p["pty"]["session"] != 0), "{ptys:?}");
 }
+
+/// A container whose process has a terminal (`terminal: true`, the pty master handed to
+/// the console socket) is refused by name: the host pty behind its stdio is not the
+/// sandbox's to save, and a restore cannot give the sandbox a terminal yet. The refused
+/// checkpoint leaves it running, its terminal working.
+#[test]
+fn checkpoint_refuses_the_container_terminal_by_name_and_keeps_running() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("console");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(
+        scratch.path(),
+        &rt,
+        busybox,
+        &[
+            "sh",
+            "-c",
+            "echo ready; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+        ],
+    );
+    let config = bundle.join("config.json");
+    let mut spec = read_json(&config);
+    spec["process"]["terminal"] = true.into();
+    std::fs::write(&config, spec.to_string()).unwrap();
+    let socket = scratch.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let receiver = std::thread::spawn(move || {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let (stream, _) = listener.accept().unwrap();
+        let mut byte = [0u8; 64];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let fd = msg
+            .cmsgs()
+            .unwrap()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+            .expect("a pty master over the console socket");
+        fd
+    });
+    let code = rt
+        .cmd(&[
+            "run",
+            "-d",
+            "--console-socket",
+            socket.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "console",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .code();
+    rt.ids.push("console".into());
+    assert_eq!(code, Some(0), "run -d with a terminal");
+    // The master as nix reads it (a raw fd; it stays open until the test ends).
+    let master = receiver.join().unwrap();
+    // What the terminal shows, read on a thread (a read blocks while the shell sleeps).
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::unistd::read(master, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let mut wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let start = shown.len();
+        while Instant::now() < deadline {
+            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+                shown.extend(chunk);
+            }
+            if String::from_utf8_lossy(&shown[start..]).contains(what) {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(wait_for("ready"), "the terminal never showed ready");
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "console",
+    ]);
+    assert_ne!(code, 0, "a container's terminal was checkpointed: {text}");
+    assert!(
+        text.contains("cannot checkpoint: fd 0 is the container's terminal"),
+        "{text}"
+    );
+    assert!(!image.join("header.json").exists());
+    assert_eq!(rt.status("console"), "running");
+    assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
+    assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
+}
