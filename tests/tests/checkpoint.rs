@@ -1327,3 +1327,33 @@ fn checkpoint_refuses_the_container_terminal_by_name_and_keeps_running() {
     assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
     assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
 }
+
+/// An interactive busybox shell with job control on a pty of the sentry's, driven through
+/// the master by `ckpt_pty_shell.c`: `cat` in the foreground at the checkpoint. Restored
+/// (twice, from one image), cat still echoes a typed line, ^C interrupts it (the shell
+/// reports status 130, so the foreground group and the session came back) and the shell
+/// exits. Natively, with a short sleep instead of the checkpoint, the same lines.
+#[test]
+fn restore_keeps_an_interactive_shell_and_its_foreground_job_on_a_pty() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let Some(prog) = runsc_rs_tests::program("ckpt_pty_shell") else {
+        return;
+    };
+    let native = Command::new(&prog)
+        .args(["0.1", busybox])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native, "ready\ncat_after=echoes prompt_after_intr=yes status=130 shell_exit=0\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("ptyshell", &prog, &["6", "/bin/sh"], &native);
+    assert!(
+        all_fds(&kernel).any(|f| f["file"]["Pty"]["pty"]["session"] != 0),
+        "the shell's terminal controls its session"
+    );
+}

@@ -237,6 +237,20 @@ impl PtyOwner for Instance {
         }
         self.used.lock().unwrap().remove(&index);
     }
+
+    fn node(&self, index: u32) -> Option<NodeImage> {
+        let st = self
+            .root
+            .upgrade()?
+            .child(index.to_string().as_bytes())?
+            .stat()
+            .ok()?;
+        Some(NodeImage {
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+        })
+    }
 }
 
 /// `ptmx`: every open makes a new pair.
@@ -289,8 +303,14 @@ pub fn saved_pty(file: &OpenFile) -> Option<Result<(PtyEnd, Option<String>, PtyI
         ));
     }
     let (pty, end) = crate::tty::pty::pair_of(ops)?;
+    // Opened in the container's /dev/pts (or as the caller's terminal, `/dev/tty`).
     let d = match &file.dentry {
-        Some(d) if d.mount.fs_type == "devpts" && d.mount.path == b"/dev/pts" => d,
+        Some(d)
+            if (d.mount.fs_type == "devpts" && d.mount.path == b"/dev/pts")
+                || (end == PtyEnd::Slave && d.path == b"/dev/tty") =>
+        {
+            d
+        }
         _ => {
             return Some(Err(
                 "a pty of a devpts mount other than the container's /dev/pts".into(),
@@ -299,25 +319,12 @@ pub fn saved_pty(file: &OpenFile) -> Option<Result<(PtyEnd, Option<String>, PtyI
     };
     let mut image = pty.saved(Arc::as_ptr(pty) as usize);
     if !image.hung_up {
-        let node = d
-            .mount
-            .root
-            .lookup(&Caller::kernel(), image.index.to_string().as_bytes())
-            .and_then(|n| n.stat());
-        match node {
-            Ok(st) => {
-                image.node = Some(NodeImage {
-                    mode: st.mode & 0o7777,
-                    uid: st.uid,
-                    gid: st.gid,
-                })
-            }
-            Err(e) => {
-                return Some(Err(format!(
-                    "a pty whose node /dev/pts/{} is gone ({e:?})",
-                    image.index
-                )))
-            }
+        image.node = pty.node();
+        if image.node.is_none() {
+            return Some(Err(format!(
+                "a pty whose node /dev/pts/{} is gone",
+                image.index
+            )));
         }
     }
     Some(Ok((

@@ -49,6 +49,12 @@ struct Termios2 {
 pub trait PtyOwner: Send + Sync {
     /// The master of pty `index` closed: its slave node goes away.
     fn released(&self, index: u32);
+
+    /// The permission bits and owner of slave node `index`, while it is there (what a
+    /// checkpoint saves of it).
+    fn node(&self, _index: u32) -> Option<super::image::NodeImage> {
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -671,6 +677,11 @@ impl Pty {
             ldisc: s.ldisc.saved(),
             node: None,
         }
+    }
+
+    /// Its slave node's permission bits and owner, while the node is there.
+    pub fn node(&self) -> Option<super::image::NodeImage> {
+        self.owner.upgrade()?.node(self.index)
     }
 
     /// Whether the pair is hung up (its master closed).
