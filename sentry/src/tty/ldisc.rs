@@ -606,7 +606,8 @@ impl LineDiscipline {
             line: image.line.clone(),
             literal: image.literal,
             output: image.output.iter().copied().collect(),
-            column: image.column,
+            // A column is never beyond the output buffer's size (no arithmetic overflows).
+            column: image.column.min(OUTPUT_MAX),
             pending: image.pending.iter().copied().collect(),
             signals: Vec::new(),
         })
