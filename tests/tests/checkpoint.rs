@@ -1271,4 +1271,190 @@ fn restore_keeps_raw_and_packet_sockets_with_their_options() {
         .filter(|f| f["file"]["Packet"]["ifindex"] == 1)
         .count();
     assert_eq!(packet, 1, "one packet socket bound to lo");
+
+/// The sentry's pseudo-terminals come back whole: a pair (opened by its /dev/pts path) in
+/// raw mode with a window size and its master in packet mode, with input for the slave and
+/// output for the master unread and a flush the master was not told of yet; a pair whose
+/// slave came through TIOCGPTPEER, locked again, with a typed line and a partial one (and
+/// their echo); the session that pair controls, led by a child, with a grandchild's group
+/// in the foreground (getsid, getpgrp, tcgetsid, tcgetpgrp, a background read); a hung-up
+/// pair. `ckpt_pty.c` natively, with a short sleep instead of the checkpoint, prints the
+/// same lines.
+#[test]
+fn restore_keeps_ptys_their_buffers_and_the_session_they_control() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_pty",
+        "pty",
+        "ready\n\
+         a_pkt=1 a_lock=0 a_raw=yes vmin=1 a_win=30x100,7,9 a_slave_queued=10 \
+         a_master_status=1:\\x02 a_master_data=11:\\x00to-master\\x0a \
+         a_slave=10:to-slave\\x0d\\x03 \n\
+         b_lock=1 b_canon=yes b_echo=11:line1\\x0d\\x0apart b_line=6:line1\\x0a \
+         b_rest=8:partial\\x0a b_sid_from_master=child\n\
+         child: sid=self pgrp=self tcgetsid=self tcgetpgrp=grandchild \
+         dev_tty=Input/output error bg_read=Input/output error\n\
+         child_exit=0 c_read=0: c_write=Input/output error \
+         b_open_locked=Input/output error\n\
+         done\n",
+    ) else {
+        return;
+    };
+    let ptys: Vec<&serde_json::Value> = all_fds(&kernel)
+        .filter_map(|f| f["file"].get("Pty"))
+        .collect();
+    assert!(
+        ptys.iter()
+            .any(|p| p["end"] == "Master" && p["pty"]["packet"] == true),
+        "{ptys:?}"
+    );
+    assert!(
+        ptys.iter()
+            .any(|p| p["end"] == "Slave" && p["pty"]["hung_up"] == true),
+        "{ptys:?}"
+    );
+    assert!(ptys.iter().any(|p| p["pty"]["session"] != 0), "{ptys:?}");
+}
+
+/// A container whose process has a terminal (`terminal: true`, the pty master handed to
+/// the console socket) is refused by name: the host pty behind its stdio is not the
+/// sandbox's to save, and a restore cannot give the sandbox a terminal yet. The refused
+/// checkpoint leaves it running, its terminal working.
+#[test]
+fn checkpoint_refuses_the_container_terminal_by_name_and_keeps_running() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("console");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(
+        scratch.path(),
+        &rt,
+        busybox,
+        &[
+            "sh",
+            "-c",
+            "echo ready; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+        ],
+    );
+    let config = bundle.join("config.json");
+    let mut spec = read_json(&config);
+    spec["process"]["terminal"] = true.into();
+    std::fs::write(&config, spec.to_string()).unwrap();
+    let socket = scratch.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let receiver = std::thread::spawn(move || {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let (stream, _) = listener.accept().unwrap();
+        let mut byte = [0u8; 64];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let fd = msg
+            .cmsgs()
+            .unwrap()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+            .expect("a pty master over the console socket");
+        fd
+    });
+    let code = rt
+        .cmd(&[
+            "run",
+            "-d",
+            "--console-socket",
+            socket.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "console",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .code();
+    rt.ids.push("console".into());
+    assert_eq!(code, Some(0), "run -d with a terminal");
+    // The master as nix reads it (a raw fd; it stays open until the test ends).
+    let master = receiver.join().unwrap();
+    // What the terminal shows, read on a thread (a read blocks while the shell sleeps).
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::unistd::read(master, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let mut wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let start = shown.len();
+        while Instant::now() < deadline {
+            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+                shown.extend(chunk);
+            }
+            if String::from_utf8_lossy(&shown[start..]).contains(what) {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(wait_for("ready"), "the terminal never showed ready");
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "console",
+    ]);
+    assert_ne!(code, 0, "a container's terminal was checkpointed: {text}");
+    assert!(
+        text.contains("cannot checkpoint: fd 0 is the container's terminal"),
+        "{text}"
+    );
+    assert!(!image.join("header.json").exists());
+    assert_eq!(rt.status("console"), "running");
+    assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
+    assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
+}
+
+/// An interactive busybox shell with job control on a pty of the sentry's, driven through
+/// the master by `ckpt_pty_shell.c`: `cat` in the foreground at the checkpoint. Restored
+/// (twice, from one image), cat still echoes a typed line, ^C interrupts it (the shell
+/// reports status 130, so the foreground group and the session came back) and the shell
+/// exits. Natively, with a short sleep instead of the checkpoint, the same lines.
+#[test]
+fn restore_keeps_an_interactive_shell_and_its_foreground_job_on_a_pty() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let Some(prog) = runsc_rs_tests::program("ckpt_pty_shell") else {
+        return;
+    };
+    let native = Command::new(&prog)
+        .args(["0.1", busybox])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(
+        native, "ready\ncat_after=echoes prompt_after_intr=yes status=130 shell_exit=0\ndone\n",
+        "natively"
+    );
+    let kernel = checkpoint_program_and_compare("ptyshell", &prog, &["6", "/bin/sh"], &native);
+    assert!(
+        all_fds(&kernel).any(|f| f["file"]["Pty"]["pty"]["session"] != 0),
+        "the shell's terminal controls its session"
+    );
 }

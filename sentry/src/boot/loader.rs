@@ -675,7 +675,7 @@ impl Loader {
         let pid = self.start_with(
             id,
             &ProcessRef::Init,
-            |loader, fs, pidns, _, spec, stdio| {
+            |loader, fs, pidns, devpts, spec, stdio| {
                 if spec.terminal {
                     return Err(Error::Unsupported("restoring a container with a terminal"));
                 }
@@ -684,6 +684,7 @@ impl Loader {
                     fs: fs.clone(),
                     pidns: pidns.clone(),
                     stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
+                    devpts: Some(devpts.clone()),
                 };
                 let mut state = std::io::BufReader::new(std::fs::File::from(state));
                 let mut memory =

@@ -10,18 +10,24 @@
 //! own devpts, so `tty` names `/dev/pts/0`; here the node opens the host terminal, and goes
 //! away when the last file of that terminal closes.
 //!
+//! A checkpoint saves the sentry's ptys of the container's instance (mounted at
+//! `/dev/pts`) with the files that open them ([`saved_pty`]); a restore makes each pair
+//! again in the new container's instance under its number, its node with the mode and
+//! owner it had ([`PtyRestorer`]). The container's host terminal is refused by name.
+//!
 //! # Lock order
 //! `Instance::used` is a leaf; it is released before the tmpfs directory is changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::tmpfs::{Device, TmpFs, TmpNode};
 use crate::abi::Errno;
 use crate::memory::MemoryFile;
+use crate::tty::image::{NodeImage, PtyEnd, PtyImage};
 use crate::tty::pty::{Pty, PtyOwner, SLAVE_MAJOR};
 use crate::tty::HostTty;
-use crate::vfs::{Caller, FileOps, Inode, SetAttr};
+use crate::vfs::{Caller, FileOps, FsContext, Inode, OpenFile, ProcessGroups, SetAttr};
 
 /// DEVPTS_SUPER_MAGIC.
 pub const DEVPTS_MAGIC: i64 = 0x1cd1;
@@ -99,6 +105,14 @@ impl DevPtsOptions {
 pub struct DevPts {
     root: Arc<TmpNode>,
     instance: Arc<Instance>,
+}
+
+impl std::fmt::Debug for DevPts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevPts")
+            .field("options", &self.instance.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the instance's `ptmx` node keeps (the root only weakly: the node is in it).
@@ -223,6 +237,20 @@ impl PtyOwner for Instance {
         }
         self.used.lock().unwrap().remove(&index);
     }
+
+    fn node(&self, index: u32) -> Option<NodeImage> {
+        let st = self
+            .root
+            .upgrade()?
+            .child(index.to_string().as_bytes())?
+            .stat()
+            .ok()?;
+        Some(NodeImage {
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+        })
+    }
 }
 
 /// `ptmx`: every open makes a new pair.
@@ -257,6 +285,171 @@ impl Device for HostTerminalNode {
     fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let tty = self.tty.upgrade().ok_or(Errno::EIO)?;
         Ok(tty)
+    }
+}
+
+/// What a checkpoint saves of `file` when it is a terminal: which end of which pty pair
+/// it opens and the path it was opened by; None for any other file.
+///
+/// # Errors
+/// What makes it unsaved: the container's host terminal, a pty of another devpts mount.
+#[allow(clippy::type_complexity)]
+pub fn saved_pty(file: &OpenFile) -> Option<Result<(PtyEnd, Option<String>, PtyImage), String>> {
+    let ops = file.ops();
+    let any = ops.checkpoint_any()?;
+    if any.downcast_ref::<HostTty>().is_some() {
+        return Some(Err(
+            "the container's terminal (a host pty the runtime provides; a restore cannot give the sandbox a terminal yet)".into(),
+        ));
+    }
+    let (pty, end) = crate::tty::pty::pair_of(ops)?;
+    // Opened in the container's /dev/pts (or as the caller's terminal, `/dev/tty`).
+    let d = match &file.dentry {
+        Some(d)
+            if (d.mount.fs_type == "devpts" && d.mount.path == b"/dev/pts")
+                || (end == PtyEnd::Slave && d.path == b"/dev/tty") =>
+        {
+            d
+        }
+        _ => {
+            return Some(Err(
+                "a pty of a devpts mount other than the container's /dev/pts".into(),
+            ))
+        }
+    };
+    let mut image = pty.saved(Arc::as_ptr(pty) as usize);
+    if !image.hung_up {
+        image.node = pty.node();
+        if image.node.is_none() {
+            return Some(Err(format!(
+                "a pty whose node /dev/pts/{} is gone",
+                image.index
+            )));
+        }
+    }
+    Some(Ok((
+        end,
+        Some(String::from_utf8_lossy(&d.path).into_owned()),
+        image,
+    )))
+}
+
+/// Makes the pty pairs of a checkpoint again in a container's devpts instance, once each
+/// however many files open them.
+#[derive(Default)]
+pub struct PtyRestorer {
+    devpts: Option<Arc<DevPts>>,
+    groups: Option<Weak<dyn ProcessGroups + Send + Sync>>,
+    made: HashMap<usize, Arc<Pty>>,
+    /// The pairs whose master end is open again.
+    masters: BTreeSet<usize>,
+}
+
+impl PtyRestorer {
+    /// Pairs go into `devpts`; a hang-up signals the process groups of `groups`.
+    pub fn new(
+        devpts: Option<Arc<DevPts>>,
+        groups: Weak<dyn ProcessGroups + Send + Sync>,
+    ) -> PtyRestorer {
+        PtyRestorer {
+            devpts,
+            groups: Some(groups),
+            made: HashMap::new(),
+            masters: BTreeSet::new(),
+        }
+    }
+
+    /// The open file of `end` of the pair `image`, opened by `path` in `fs` with `flags`;
+    /// the pair is made the first time. Also returns the pair.
+    ///
+    /// # Errors
+    /// A message: no devpts instance, the number taken, an inconsistent image.
+    pub fn file(
+        &mut self,
+        fs: &FsContext,
+        end: PtyEnd,
+        path: Option<&str>,
+        image: &PtyImage,
+        flags: u32,
+    ) -> Result<(Arc<OpenFile>, Arc<Pty>), String> {
+        let pty = match self.made.get(&image.id) {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.make(image)?;
+                self.made.insert(image.id, p.clone());
+                p
+            }
+        };
+        let ops: Arc<dyn FileOps> = match end {
+            PtyEnd::Master => {
+                if image.hung_up || !self.masters.insert(image.id) {
+                    return Err(format!(
+                        "pty {}: a master that is hung up or saved twice",
+                        image.index
+                    ));
+                }
+                pty.restored_master()
+            }
+            PtyEnd::Slave => pty.restored_slave(),
+        };
+        // The node the file was opened by, while it is there (a hung-up pair has none).
+        let dentry = path
+            .filter(|_| !pty.hung_up())
+            .and_then(|p| fs.resolve(&Caller::kernel(), p.as_bytes()).ok());
+        let file = match dentry {
+            Some(d) => OpenFile::with_dentry(ops, flags, d),
+            None => OpenFile::new(ops, flags),
+        };
+        Ok((file, pty))
+    }
+
+    fn make(&self, image: &PtyImage) -> Result<Arc<Pty>, String> {
+        let groups = self.groups.clone().ok_or("no kernel to restore a pty in")?;
+        let Some(node) = image.node.filter(|_| !image.hung_up) else {
+            // Hung up: no number, no node, and nobody to tell.
+            let owner: Weak<dyn PtyOwner> = Weak::<Instance>::new();
+            return Pty::restored(image, owner, groups);
+        };
+        let devpts = self
+            .devpts
+            .as_ref()
+            .ok_or("a pty, and the container has no /dev/pts of the sentry's")?;
+        let instance = &devpts.instance;
+        if image.index >= MAX_PTYS || !instance.used.lock().unwrap().insert(image.index) {
+            return Err(format!("pty number {} is taken", image.index));
+        }
+        let owner: Weak<dyn PtyOwner> = Arc::downgrade(instance) as Weak<dyn PtyOwner>;
+        let pty = match Pty::restored(image, owner, groups) {
+            Ok(p) => p,
+            Err(e) => {
+                instance.used.lock().unwrap().remove(&image.index);
+                return Err(e);
+            }
+        };
+        let slave = SlaveNode {
+            pty: Arc::downgrade(&pty),
+        };
+        let added = devpts
+            .root
+            .add_device(
+                image.index.to_string().as_bytes(),
+                node.mode & 0o7777,
+                libc::makedev(SLAVE_MAJOR, image.index),
+                Arc::new(slave),
+            )
+            .and_then(|n| {
+                n.setattr(&SetAttr {
+                    uid: Some(node.uid),
+                    gid: Some(node.gid),
+                    ..SetAttr::default()
+                })
+            });
+        if let Err(e) = added {
+            devpts.root.remove_entry(image.index.to_string().as_bytes());
+            instance.used.lock().unwrap().remove(&image.index);
+            return Err(format!("pty {}: its node ({e:?})", image.index));
+        }
+        Ok(pty)
     }
 }
 

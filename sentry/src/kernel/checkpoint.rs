@@ -49,7 +49,9 @@
 //!   ([`crate::net::packet::PacketImage`]: protocol, interface index, statistics,
 //!   PACKET_ADD_MEMBERSHIP entries, options), a memfd by index, a FIFO opened by path (the pipe's identity, equal for
 //!   every opener, and its buffered bytes), a POSIX message queue, an inotify instance (by
-//!   index), a pidfd (the process's global PID, or that it was reaped);
+//!   index), a pidfd (the process's global PID, or that it was reaped), an end of a pty
+//!   pair of the container's `/dev/pts` (the path it was opened by and the whole pair,
+//!   [`crate::tty::image::PtyImage`], equal for every file of the pair);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them (a mapping of one is refused);
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -104,11 +106,19 @@
 //! netlink sockets (with their replies not read).
 //! Format 6 added raw IP and packet sockets (bound, connected and with their options again;
 //! packets and frames queued are lost, as for a bound UDP socket; no socket filter can be
-//! attached to either, so none is saved).
+//! attached to either, so none is saved), and the sentry's pseudo-terminals: each pty pair
+//! of the container's `/dev/pts` (opened by path, through `/dev/ptmx` or TIOCGPTPEER) with
+//! its number, `TIOCSPTLCK` lock, packet mode and the status its master has not read,
+//! whether it hung up, its termios and window size, the line discipline's buffers in both
+//! directions, the session it controls with that session's foreground group, and its node's
+//! mode and owner; a restore makes the pair again under its number and records it as its
+//! session's controlling terminal.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network
-//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the pty state; a
+//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the container's host
+//! terminal (its console: a restore cannot give the sandbox a terminal yet), a pty of a
+//! devpts mount other than the container's `/dev/pts`; a
 //! signalfd whose creating process exited; an epoll item whose file no fd holds; a process
 //! waiting for its vfork child; a writable shared mapping of a file; a device node in a
 //! tmpfs; a socket file in the sentry's `/dev`, which is not saved)
@@ -621,6 +631,13 @@ pub enum FileImage {
     /// A pidfd: the global PID of its process (which keeps it across a restore); `reaped`:
     /// the process was reaped already, and the pidfd names none.
     PidFd { tgid: i32, reaped: bool },
+    /// An end of a pty pair of the container's `/dev/pts`, opened by `path`; the pair's
+    /// state is saved with each of its files ([`crate::tty::image`]).
+    Pty {
+        end: crate::tty::image::PtyEnd,
+        path: Option<String>,
+        pty: crate::tty::image::PtyImage,
+    },
 }
 
 /// A used range of the memory file and its reference count.
@@ -1460,6 +1477,10 @@ fn file_image(
             }
         }
         FileKind::Plain(ops) => {
+            if let Some(saved) = crate::fs::devpts::saved_pty(file) {
+                let (end, path, pty) = saved.map_err(|what| unsupported(&what))?;
+                return Ok(FileImage::Pty { end, path, pty });
+            }
             if let Some(e) = ops
                 .checkpoint_any()
                 .and_then(|a| a.downcast_ref::<super::epoll::EventFd>())

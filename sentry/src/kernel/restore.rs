@@ -27,7 +27,9 @@
 //!    processes are made before the files: a signalfd reports its creator's signals, a
 //!    pidfd names its process), FIFOs (reopened by path: every opener of one pipe shares
 //!    the pipe the FIFO's inode keys, with its bytes back), POSIX message queues (made
-//!    with their names before the files), inotify instances (watches re-added on the files
+//!    with their names before the files), pty pairs (made again under their numbers in
+//!    the container's `/dev/pts`, each the controlling terminal of the session it was),
+//!    inotify instances (watches re-added on the files
 //!    their paths name) and epoll instances, whose interest lists are filled once every
 //!    table is rebuilt;
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
@@ -96,6 +98,8 @@ pub struct RestoreTarget {
     pub pidns: Arc<PidNamespace>,
     /// The new sandbox's stdio, by fd number: replaces the files the old one was given.
     pub stdio: [Option<OwnedFd>; 3],
+    /// The container's devpts instance (`/dev/pts`), where saved ptys come back.
+    pub devpts: Option<Arc<crate::fs::devpts::DevPts>>,
 }
 
 /// What [`Kernel::restore`] started.
@@ -197,6 +201,8 @@ impl Kernel {
             mqueues,
         );
         files.inotify_images = image.inotify.clone();
+        let groups_of: std::sync::Weak<Kernel> = Arc::downgrade(self);
+        files.ptys = crate::fs::devpts::PtyRestorer::new(target.devpts.clone(), groups_of);
         let tables = image
             .fd_tables
             .iter()
@@ -689,6 +695,8 @@ struct Files {
     /// The image's inotify instances, and those made so far by index.
     inotify_images: Vec<crate::vfs::inotify::InotifyImage>,
     inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
+    /// The pty pairs made so far.
+    ptys: crate::fs::devpts::PtyRestorer,
 }
 
 impl Drop for Files {
@@ -722,6 +730,7 @@ impl Files {
             fifos: HashSet::new(),
             inotify_images: Vec::new(),
             inotify: HashMap::new(),
+            ptys: crate::fs::devpts::PtyRestorer::default(),
         }
     }
 
@@ -930,6 +939,22 @@ impl Files {
                     .map_err(|what| RestoreError::Changed { what })?;
                 self.inotify.insert(*inotify, i.clone());
                 Ok(OpenFile::of_kind(FileKind::Inotify(i), f.flags))
+            }
+            FileImage::Pty { end, path, pty } => {
+                let (file, pair) = self
+                    .ptys
+                    .file(fs, *end, path.as_deref(), pty, f.flags)
+                    .map_err(|e| RestoreError::Unsupported(format!("fd {}: {e}", f.fd)))?;
+                // The session it controls finds it again (`/dev/tty`, TIOCSCTTY checks).
+                let sid = pair.controlled_session();
+                if sid != 0 {
+                    kernel
+                        .terminals
+                        .lock()
+                        .unwrap()
+                        .insert(sid, pair.weak_terminal());
+                }
+                Ok(file)
             }
             FileImage::Mqueue { queue } => {
                 let q = self

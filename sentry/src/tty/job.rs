@@ -69,6 +69,15 @@ impl Job {
         };
     }
 
+    /// Job control as a checkpoint saved it: `state`, hung up through `groups` (the
+    /// restored kernel's) when it controls a session.
+    pub fn restored(state: JobState, groups: Weak<dyn ProcessGroups + Send + Sync>) -> Job {
+        Job {
+            state: Mutex::new(state),
+            groups: Mutex::new((state.session != 0).then_some(groups)),
+        }
+    }
+
     /// The leader of the session this terminal controls exited: the session loses it, and
     /// the foreground group gets SIGHUP (Linux's `disassociate_ctty` on exit).
     pub fn leader_exited(&self, groups: &dyn ProcessGroups, sid: i32) {

@@ -569,6 +569,51 @@ impl LineDiscipline {
     }
 }
 
+impl LineDiscipline {
+    /// The image of this line discipline (signals raised and not yet sent are not in it:
+    /// the pty sends them before it lets its lock go).
+    pub fn saved(&self) -> super::image::LdiscImage {
+        super::image::LdiscImage {
+            termios: (&self.termios).into(),
+            winsize: super::image::winsize_image(&self.winsize),
+            ready: self.ready.iter().cloned().collect(),
+            line: self.line.clone(),
+            literal: self.literal,
+            pending: self.pending.iter().copied().collect(),
+            output: self.output.iter().copied().collect(),
+            column: self.column,
+        }
+    }
+
+    /// The line discipline `image` describes.
+    ///
+    /// # Errors
+    /// A message for an image beyond the buffers' limits.
+    pub fn restored(image: &super::image::LdiscImage) -> Result<LineDiscipline, String> {
+        let ready_len: usize = image.ready.iter().map(Vec::len).sum();
+        if ready_len > INPUT_MAX
+            || image.line.len() >= INPUT_MAX
+            || image.pending.len() > PENDING_MAX
+            || image.output.len() > OUTPUT_MAX
+        {
+            return Err("a pty whose buffers exceed their limits".into());
+        }
+        Ok(LineDiscipline {
+            termios: image.termios.termios()?,
+            winsize: super::image::winsize(image.winsize),
+            ready: image.ready.iter().cloned().collect(),
+            ready_len,
+            line: image.line.clone(),
+            literal: image.literal,
+            output: image.output.iter().copied().collect(),
+            // A column is never beyond the output buffer's size (no arithmetic overflows).
+            column: image.column.min(OUTPUT_MAX),
+            pending: image.pending.iter().copied().collect(),
+            signals: Vec::new(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -714,5 +759,24 @@ mod tests {
         assert_eq!(fed.consumed, INPUT_MAX + 10);
         l.write_input(b"\n");
         assert_eq!(l.take_input(usize::MAX).unwrap().len(), INPUT_MAX);
+    }
+
+    #[test]
+    fn an_image_round_trips_every_buffer() {
+        let mut l = LineDiscipline::default();
+        l.write_input(b"one\ntwo\nparti");
+        l.write_output(b"out\n");
+        let image = l.saved();
+        let mut back = LineDiscipline::restored(&image).unwrap();
+        assert_eq!(back.saved(), image);
+        assert_eq!(back.take_input(100).unwrap(), b"one\n");
+        assert_eq!(back.take_input(100).unwrap(), b"two\n");
+        assert!(back.take_input(100).is_none());
+        back.write_input(b"al\n");
+        assert_eq!(back.take_input(100).unwrap(), b"partial\n");
+        assert!(read_all(&mut back).starts_with(b"one\r\ntwo\r\npartiout\r\n"));
+        let mut too_big = image;
+        too_big.output = vec![0; OUTPUT_MAX + 1];
+        assert!(LineDiscipline::restored(&too_big).is_err());
     }
 }

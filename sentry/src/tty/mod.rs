@@ -25,6 +25,7 @@
 //! Every lock here is a leaf (see [`job`] and [`pty`]): none is held while asking the
 //! context, which takes the kernel's process-table lock.
 
+pub mod image;
 pub mod job;
 pub mod ldisc;
 pub mod pty;
@@ -148,6 +149,10 @@ impl ControllingTerminal for HostTty {
 }
 
 impl FileOps for HostTty {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,

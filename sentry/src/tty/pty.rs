@@ -49,6 +49,12 @@ struct Termios2 {
 pub trait PtyOwner: Send + Sync {
     /// The master of pty `index` closed: its slave node goes away.
     fn released(&self, index: u32);
+
+    /// The permission bits and owner of slave node `index`, while it is there (what a
+    /// checkpoint saves of it).
+    fn node(&self, _index: u32) -> Option<super::image::NodeImage> {
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -169,7 +175,8 @@ impl Pty {
         self.slave_queue.notify_all();
     }
 
-    fn weak_terminal(&self) -> Weak<dyn ControllingTerminal> {
+    /// The pair as a controlling terminal (what the kernel records for its session).
+    pub fn weak_terminal(&self) -> Weak<dyn ControllingTerminal> {
         let w: Weak<dyn ControllingTerminal> = self.me.clone();
         w
     }
@@ -650,6 +657,101 @@ impl Pty {
     }
 }
 
+impl Pty {
+    /// The image of this pair as open file `id`'s (the slave node's attributes are the
+    /// filesystem's to add).
+    pub fn saved(&self, id: usize) -> super::image::PtyImage {
+        let job = self.job.state();
+        let s = self.lock();
+        super::image::PtyImage {
+            id,
+            index: self.index,
+            locked: s.locked,
+            hung_up: s.hung_up,
+            slave_opened: s.slave_opened,
+            packet: s.packet,
+            packet_status: s.packet_status,
+            session: job.session,
+            foreground: job.foreground,
+            by_master: job.by_master,
+            ldisc: s.ldisc.saved(),
+            node: None,
+        }
+    }
+
+    /// Its slave node's permission bits and owner, while the node is there.
+    pub fn node(&self) -> Option<super::image::NodeImage> {
+        self.owner.upgrade()?.node(self.index)
+    }
+
+    /// Whether the pair is hung up (its master closed).
+    pub fn hung_up(&self) -> bool {
+        self.lock().hung_up
+    }
+
+    /// The pair `image` describes, with no end open yet ([`Pty::restored_master`],
+    /// [`Pty::restored_slave`]); `owner` is its devpts instance, `groups` the kernel whose
+    /// groups a hang-up signals.
+    ///
+    /// # Errors
+    /// A message for an inconsistent image.
+    pub fn restored(
+        image: &super::image::PtyImage,
+        owner: Weak<dyn PtyOwner>,
+        groups: Weak<dyn crate::vfs::ProcessGroups + Send + Sync>,
+    ) -> Result<Arc<Pty>, String> {
+        let ldisc = LineDiscipline::restored(&image.ldisc)?;
+        let job = super::job::JobState {
+            session: image.session,
+            foreground: image.foreground,
+            by_master: image.by_master,
+        };
+        Ok(Arc::new_cyclic(|me| Pty {
+            index: image.index,
+            state: Mutex::new(PtyState {
+                ldisc,
+                locked: image.locked,
+                hung_up: image.hung_up,
+                slaves: 0,
+                slave_opened: image.slave_opened,
+                packet: image.packet,
+                packet_status: image.packet_status,
+            }),
+            master_queue: WaitQueue::new(),
+            slave_queue: WaitQueue::new(),
+            job: Job::restored(job, groups),
+            owner,
+            me: me.clone(),
+        }))
+    }
+
+    /// The master end of a restored pair (made once).
+    pub fn restored_master(self: &Arc<Self>) -> Arc<Master> {
+        self.master()
+    }
+
+    /// An open of the slave end of a restored pair, locked or hung up as it may be now.
+    pub fn restored_slave(self: &Arc<Self>) -> Arc<Slave> {
+        self.lock().slaves += 1;
+        Arc::new(Slave { pty: self.clone() })
+    }
+
+    /// The session this pair controls (0: none).
+    pub fn controlled_session(&self) -> i32 {
+        self.job.state().session
+    }
+}
+
+/// The pair an open file of the sentry's ptys opens, and which end.
+pub fn pair_of(ops: &dyn FileOps) -> Option<(&Arc<Pty>, super::image::PtyEnd)> {
+    let any = ops.checkpoint_any()?;
+    if let Some(m) = any.downcast_ref::<Master>() {
+        return Some((&m.pty, super::image::PtyEnd::Master));
+    }
+    any.downcast_ref::<Slave>()
+        .map(|s| (&s.pty, super::image::PtyEnd::Slave))
+}
+
 impl ControllingTerminal for Pty {
     fn reopen(&self) -> Result<Arc<dyn FileOps>, Errno> {
         let me = self.me.upgrade().ok_or(Errno::EIO)?;
@@ -683,6 +785,10 @@ impl Drop for Master {
 }
 
 impl FileOps for Master {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,
@@ -780,6 +886,10 @@ impl Drop for Slave {
 }
 
 impl FileOps for Slave {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,
