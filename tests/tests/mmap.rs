@@ -1,6 +1,6 @@
-//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, Python
-//! multiprocessing (semaphores in /dev/shm) and sqlite3 in WAL mode (a shared-memory index
-//! file), natively and in the sandbox, compared on stdout and exit status.
+//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, mremap's
+//! corner cases, Python multiprocessing (semaphores in /dev/shm) and sqlite3 in WAL mode (a
+//! shared-memory index file), natively and in the sandbox, compared on stdout and exit status.
 //!
 //! Needs a built `runsc-rs` (`cargo build --release -p sentry`; found through RUNSC_RS_BIN,
 //! CARGO_TARGET_DIR or `<workspace>/target/release`), `cc` for `tests/programs/mmap_shared.c`,
@@ -111,6 +111,16 @@ fn shared_and_private_file_mappings() {
     }
     // The program wrote to a private mapping of its own (host) file.
     assert_eq!(std::fs::read(&prog).unwrap(), before, "host file changed");
+}
+
+#[test]
+fn mremap_moves_grows_shrinks_and_duplicates_like_linux() {
+    let Some(prog) = program("mremap_cases") else {
+        return;
+    };
+    if let Some(out) = assert_same_in_dirs("mremap", &[&prog]) {
+        assert!(out.ends_with("done\n"), "{out}");
+    }
 }
 
 #[test]

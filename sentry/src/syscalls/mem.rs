@@ -8,7 +8,7 @@ use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
 use crate::mm::filemap::FileMapping;
 use crate::mm::usermem::{access_ok, UserAddr};
-use crate::mm::{MmapRequest, Placement, VmaKind};
+use crate::mm::{MmapRequest, Placement, Remap, VmaKind};
 use crate::vfs::FileType;
 
 fn prot_perms(prot: u64) -> Result<Perms, Errno> {
@@ -272,14 +272,22 @@ pub fn mremap(
     if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & libc::MREMAP_DONTUNMAP != 0 {
-        return Err(Errno::EINVAL);
-    }
     let may_move = flags & libc::MREMAP_MAYMOVE != 0;
     let fixed = flags & libc::MREMAP_FIXED != 0;
-    if fixed && !may_move {
+    let dontunmap = flags & libc::MREMAP_DONTUNMAP != 0;
+    if (fixed || dontunmap) && !may_move {
         return Err(Errno::EINVAL);
     }
+    // MREMAP_DONTUNMAP always moves, and never resizes.
+    if dontunmap && old_len != new_len {
+        return Err(Errno::EINVAL);
+    }
+    let how = match (dontunmap, fixed, may_move) {
+        (true, _, _) => Remap::DontUnmap(fixed.then_some(new_addr.0)),
+        (false, true, _) => Remap::Fixed(new_addr.0),
+        (false, false, true) => Remap::MayMove,
+        (false, false, false) => Remap::InPlace,
+    };
     // Growing a locked mapping locks the new part: RLIMIT_MEMLOCK applies (EAGAIN).
     let (locked, old_locked) = t.mm.locked_bytes(old.0);
     if old_locked && new_len > old_len && !t.creds.has_cap(CAP_IPC_LOCK) {
@@ -288,13 +296,7 @@ pub fn mremap(
             return Err(Errno::EAGAIN);
         }
     }
-    t.mm.mremap(
-        old.0,
-        old_len,
-        new_len,
-        may_move,
-        fixed.then_some(new_addr.0),
-    )
+    t.mm.mremap(old.0, old_len, new_len, how)
 }
 
 /// madvise(2)

@@ -241,7 +241,7 @@ syscall_table! {
         22 pipe(fds: UserAddr) => pipe::pipe, Full;
         23 select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr) => poll::select, Full;
         24 sched_yield() => sched::sched_yield, Full;
-        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
+        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("growing a shared anonymous mapping backs the new part with new shared pages (Linux: SIGBUS past the mapping's object), and shrinking one drops its tail pages");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         27 mincore(addr: UserAddr, len: u64, vec: UserAddr) => mem::mincore, Partial("a page counts as resident once this address space has memory for it: a fault populates up to 2 MiB around the page touched, and file pages cached for other processes count only after a fault here");
         28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
