@@ -73,6 +73,16 @@ struct Vma {
     /// The NUMA policy `mbind` gave the range (the sandbox has one node, so it only reads
     /// back).
     numa: NumaPolicy,
+    /// What `fork` does with the mapping (`madvise`).
+    fork: ForkAdvice,
+}
+
+/// `madvise` flags for `fork`: MADV_DONTFORK (VM_DONTCOPY) leaves the mapping out of the
+/// child; MADV_WIPEONFORK (private anonymous memory only) gives the child zeroed memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForkAdvice {
+    pub dontfork: bool,
+    pub wipe: bool,
 }
 
 /// A NUMA memory policy as `set_mempolicy`/`mbind` take it: the mode with its mode flags
@@ -276,6 +286,7 @@ impl MemoryManager {
                     file: None,
                     locked,
                     numa: NumaPolicy::default(),
+                    fork: ForkAdvice::default(),
                 },
             );
         } else if new_end < old_end
@@ -341,6 +352,7 @@ impl MemoryManager {
                 file: req.file.clone(),
                 locked,
                 numa: NumaPolicy::default(),
+                fork: ForkAdvice::default(),
             },
         );
         if req.shared && req.file.is_none() {
@@ -628,6 +640,43 @@ impl MemoryManager {
     pub fn numa_policy(&self, addr: u64) -> Result<NumaPolicy, Errno> {
         let i = self.lock();
         i.vma_at(addr).map(|(_, v)| v.numa).ok_or(Errno::EFAULT)
+    }
+
+    /// `madvise(2)` with MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK: `set` changes the fork
+    /// advice of the mappings in `[addr, end)` (page aligned, the caller checked).
+    ///
+    /// # Errors
+    /// EINVAL for MADV_WIPEONFORK of a shared or file mapping (nothing changes then); ENOMEM
+    /// when part of the range is unmapped (the mapped parts change, as Linux).
+    pub fn advise_fork(
+        &self,
+        addr: u64,
+        end: u64,
+        set: impl Fn(&mut ForkAdvice),
+    ) -> Result<(), Errno> {
+        let mut i = self.lock();
+        let mut probe = ForkAdvice::default();
+        set(&mut probe);
+        if probe.wipe
+            && i.vmas
+                .range(..end)
+                .any(|(_, v)| v.end > addr && (v.shared || v.file.is_some()))
+        {
+            return Err(Errno::EINVAL);
+        }
+        i.split_vmas_at(addr);
+        i.split_vmas_at(end);
+        // fork decides per PMA from the VMA it lies in: PMAs must not straddle the edges.
+        i.split_pmas_at(addr);
+        i.split_pmas_at(end);
+        for (_, v) in i.vmas.range_mut(addr..end) {
+            set(&mut v.fork);
+        }
+        if i.fully_mapped(addr, end) {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
     }
 
     /// `mremap(2)`: resizes or moves `[old, old+old_len)`, in Linux's order of checks and
@@ -1182,6 +1231,7 @@ impl MemoryManager {
                     file: None,
                     locked: false,
                     numa: NumaPolicy::default(),
+                    fork: ForkAdvice::default(),
                 },
             );
             i.patch_next = 1;
@@ -1290,7 +1340,13 @@ impl MemoryManager {
         // ones in one host munmap, since each costs a call injected into a stub.
         let mut unmap: Vec<(u64, u64)> = Vec::new();
         for s in starts {
-            let shared = i.vma_at(s).is_some_and(|(_, v)| v.shared);
+            let (shared, fork) = i
+                .vma_at(s)
+                .map_or((false, ForkAdvice::default()), |(_, v)| (v.shared, v.fork));
+            // The child has none of these pages: its copy of a wiped mapping is new memory.
+            if fork.dontfork || fork.wipe {
+                continue;
+            }
             let p = i.pmas.get_mut(&s).expect("present");
             self.mf.inc_ref(FileRange {
                 offset: p.file_offset,
@@ -1316,6 +1372,7 @@ impl MemoryManager {
         }
         // Memory locks are not inherited (VM_LOCKED is cleared in the child, as is MCL_FUTURE).
         let mut vmas = i.vmas.clone();
+        vmas.retain(|_, v| !v.fork.dontfork);
         for v in vmas.values_mut() {
             v.locked = false;
         }
@@ -1479,6 +1536,7 @@ impl MemoryManager {
                     // mlock is not in the image: restored pages are unlocked.
                     locked: false,
                     numa: NumaPolicy::default(),
+                    fork: ForkAdvice::default(),
                 },
             );
         }

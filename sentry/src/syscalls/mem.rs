@@ -3,12 +3,12 @@
 use platform::Perms;
 
 use super::{Fd, Flags};
-use crate::abi::{Errno, SysResult, PAGE_SIZE};
+use crate::abi::{page_up, Errno, SysResult, PAGE_SIZE};
 use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
 use crate::mm::filemap::FileMapping;
 use crate::mm::usermem::{access_ok, UserAddr};
-use crate::mm::{MmapRequest, Placement, Remap, VmaKind};
+use crate::mm::{ForkAdvice, MmapRequest, Placement, Remap, VmaKind};
 use crate::vfs::FileType;
 
 fn prot_perms(prot: u64) -> Result<Perms, Errno> {
@@ -301,23 +301,39 @@ pub fn mremap(
 
 /// madvise(2)
 pub fn madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult {
-    if !addr.0.is_multiple_of(PAGE_SIZE) {
-        return Err(Errno::EINVAL);
-    }
-    match advice {
-        libc::MADV_DONTNEED | libc::MADV_FREE => t.mm.dontneed(addr.0, len).map(|_| 0),
-        libc::MADV_NORMAL
+    let fork_advice: Option<fn(&mut ForkAdvice)> = match advice {
+        libc::MADV_DONTFORK => Some(|f| f.dontfork = true),
+        libc::MADV_DOFORK => Some(|f| f.dontfork = false),
+        libc::MADV_WIPEONFORK => Some(|f| f.wipe = true),
+        libc::MADV_KEEPONFORK => Some(|f| f.wipe = false),
+        libc::MADV_DONTNEED
+        | libc::MADV_FREE
+        | libc::MADV_NORMAL
         | libc::MADV_RANDOM
         | libc::MADV_SEQUENTIAL
         | libc::MADV_WILLNEED
-        | libc::MADV_DONTFORK
-        | libc::MADV_DOFORK
         | libc::MADV_MERGEABLE
         | libc::MADV_UNMERGEABLE
         | libc::MADV_HUGEPAGE
         | libc::MADV_NOHUGEPAGE
         | libc::MADV_DONTDUMP
-        | libc::MADV_DODUMP => Ok(0),
-        _ => Err(Errno::EINVAL),
+        | libc::MADV_DODUMP => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    if !addr.0.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    // The length is rounded up to pages; a length that wraps doing so is EINVAL, and an
+    // empty range succeeds whatever lies there.
+    let end = page_up(len)
+        .and_then(|l| addr.0.checked_add(l))
+        .ok_or(Errno::EINVAL)?;
+    if end == addr.0 {
+        return Ok(0);
+    }
+    match (advice, fork_advice) {
+        (_, Some(set)) => t.mm.advise_fork(addr.0, end, set).map(|_| 0),
+        (libc::MADV_DONTNEED | libc::MADV_FREE, None) => t.mm.dontneed(addr.0, len).map(|_| 0),
+        _ => Ok(0),
     }
 }

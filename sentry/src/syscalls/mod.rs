@@ -244,7 +244,7 @@ syscall_table! {
         25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("growing a shared anonymous mapping backs the new part with new shared pages (Linux: SIGBUS past the mapping's object), and shrinking one drops its tail pages");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         27 mincore(addr: UserAddr, len: u64, vec: UserAddr) => mem::mincore, Partial("a page counts as resident once this address space has memory for it: a fault populates up to 2 MiB around the page touched, and file pages cached for other processes count only after a fault here");
-        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
+        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory, DONTFORK/WIPEONFORK shape fork children; other advice is accepted as a hint");
         29 shmget(key: i32, size: usize, flags: i32) => ipc::shmget, Full;
         30 shmat(id: i32, addr: UserAddr, flags: i32) => ipc::shmat, Full;
         31 shmctl(id: i32, cmd: i32, buf: UserAddr) => ipc::shmctl, Full;
