@@ -8,6 +8,7 @@
  *   misc_calls keys          keyctl's session keyrings: join, describe, setperm, by name
  *   misc_calls syslog        syslog(2) (sandbox only: the host's log differs)
  *   misc_calls waits         select/pselect/ppoll write back the time left; kill of a zombie
+ *   misc_calls dumpable      prctl's dumpable flag: set, fork, seteuid and exec
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <signal.h>
 #include <sys/time.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 static char dir[64];
+static const char *self_path;
 
 static void report(const char *what, long n) {
     if (n < 0)
@@ -382,9 +385,47 @@ static void section_waits(void) {
     report("kill reaped", kill(pid, SIGKILL));
 }
 
+static void child_reads_dumpable(void) {
+    report("child dumpable", prctl(PR_GET_DUMPABLE));
+}
+
+static void child_execs_undumpable(void) {
+    report("child set dumpable 0", prctl(PR_SET_DUMPABLE, 0));
+    fflush(stdout);
+    execl(self_path, self_path, "dumpable_after_exec", (char *)NULL);
+    report("exec", -1);
+}
+
+static void section_dumpable(void) {
+    report("dumpable", prctl(PR_GET_DUMPABLE));
+    report("set dumpable 0", prctl(PR_SET_DUMPABLE, 0));
+    report("dumpable now", prctl(PR_GET_DUMPABLE));
+    in_child("undumpable", child_reads_dumpable);
+    report("set dumpable 1", prctl(PR_SET_DUMPABLE, 1));
+    report("dumpable again", prctl(PR_GET_DUMPABLE));
+    report("set dumpable 2", prctl(PR_SET_DUMPABLE, 2));
+    report("set dumpable 3", prctl(PR_SET_DUMPABLE, 3));
+    in_child("exec", child_execs_undumpable);
+    /* A change of the effective user ID makes the process undumpable. */
+    report("seteuid 65534", seteuid(65534));
+    report("dumpable after seteuid", prctl(PR_GET_DUMPABLE));
+    report("seteuid 0", seteuid(0));
+    report("dumpable after seteuid back", prctl(PR_GET_DUMPABLE));
+    report("setuid to the same", setuid(getuid()));
+    report("set dumpable 1 again", prctl(PR_SET_DUMPABLE, 1));
+    report("setuid to the same again", setuid(getuid()));
+    report("dumpable after setuid to the same", prctl(PR_GET_DUMPABLE));
+}
+
 int main(int argc, char **argv) {
+    self_path = argv[0];
+    if (argc == 2 && !strcmp(argv[1], "dumpable_after_exec")) {
+        report("dumpable after exec", prctl(PR_GET_DUMPABLE));
+        return 0;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|waits|syslog\n");
+        fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|waits|syslog|"
+                        "dumpable\n");
         return 2;
     }
     snprintf(dir, sizeof dir, "/tmp/misc_calls.%d", getpid());
@@ -406,6 +447,8 @@ int main(int argc, char **argv) {
         section_waits();
     else if (!strcmp(argv[1], "syslog"))
         section_syslog();
+    else if (!strcmp(argv[1], "dumpable"))
+        section_dumpable();
     else
         return 2;
     char file[PATH_MAX];

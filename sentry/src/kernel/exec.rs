@@ -93,6 +93,9 @@ pub fn execve(
     drop(posix_timers);
     t.altstack = DISABLED_ALTSTACK;
     t.creds = t.creds.after_exec();
+    let dumpable = t.creds.euid == t.creds.uid && t.creds.egid == t.creds.gid;
+    t.tg.dumpable
+        .store(dumpable.into(), std::sync::atomic::Ordering::Relaxed);
     t.cpu = CpuState::new(loaded.entry, loaded.sp);
     let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
     *t.handle.comm.lock().unwrap() = base[..base.len().min(15)].to_vec();

@@ -362,7 +362,7 @@ syscall_table! {
         151 mlockall(flags: i32) => mem::mlockall, Full;
         152 munlockall() => mem::munlockall, Full;
         148 sched_rr_get_interval(pid: i32, tp: UserAddr) => sched::sched_rr_get_interval, Full;
-        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable, capability bounding and ambient sets, keepcaps, securebits");
+        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable (not yet shown in /proc ownership), capability bounding and ambient sets, keepcaps, securebits");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
         159 adjtimex(buf: UserAddr) => time::adjtimex, Partial("reads an unsynchronized clock; changes are EPERM (no CAP_SYS_TIME in a sandbox)");
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
