@@ -9,6 +9,7 @@
  *   misc_calls syslog        syslog(2) (sandbox only: the host's log differs)
  *   misc_calls waits         select/pselect/ppoll write back the time left; kill of a zombie
  *   misc_calls dumpable      prctl's dumpable flag: set, fork, seteuid and exec
+ *   misc_calls seals         F_SEAL_WRITE while shared mappings (a fork child's too) may write
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -417,6 +418,57 @@ static void section_dumpable(void) {
     report("dumpable after setuid to the same", prctl(PR_GET_DUMPABLE));
 }
 
+static int sealed_fd;
+
+static void child_tries_seal(void) {
+    report("child seal write", fcntl(sealed_fd, F_ADD_SEALS, F_SEAL_WRITE));
+}
+
+static void section_seals(void) {
+    int fd = memfd_create("seals", MFD_ALLOW_SEALING);
+    sealed_fd = fd;
+    report("write", write(fd, dir, 4096 > sizeof dir ? sizeof dir : 4096));
+    report("ftruncate", ftruncate(fd, 4096));
+    char *ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    report("seal write, read-only shared mapping",
+           fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW));
+    report("seals after refusal", fcntl(fd, F_GET_SEALS));
+    /* Split into two VMAs: both must go before the seal is allowed. */
+    char *rw = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    mprotect(rw, 4096, PROT_READ);
+    munmap(ro, 4096);
+    report("seal write, split rw mapping", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    munmap(rw, 4096);
+    report("seal write, half of it left", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    /* A fork child's copy keeps the mapping alive after the parent unmaps. */
+    fflush(stdout);
+    int pipefd[2];
+    pipe(pipefd);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        read(pipefd[0], &c, 1);
+        child_tries_seal();
+        munmap(rw + 4096, 4096);
+        report("child seal write after munmap", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+        fflush(stdout);
+        _exit(0);
+    }
+    munmap(rw + 4096, 4096);
+    report("parent seal write, child still maps", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    write(pipefd[1], "x", 1);
+    int status;
+    waitpid(pid, &status, 0);
+    report("seals", fcntl(fd, F_GET_SEALS));
+    char *priv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    report("private mapping after seal", priv == MAP_FAILED ? -1 : 0);
+    report("shared read-only mapping after seal",
+           mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+    report("shared writable mapping after seal",
+           mmap(NULL, 4096, PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+    close(fd);
+}
+
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc == 2 && !strcmp(argv[1], "dumpable_after_exec")) {
@@ -425,7 +477,7 @@ int main(int argc, char **argv) {
     }
     if (argc < 2) {
         fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|waits|syslog|"
-                        "dumpable\n");
+                        "dumpable|seals\n");
         return 2;
     }
     snprintf(dir, sizeof dir, "/tmp/misc_calls.%d", getpid());
@@ -449,6 +501,8 @@ int main(int argc, char **argv) {
         section_syslog();
     else if (!strcmp(argv[1], "dumpable"))
         section_dumpable();
+    else if (!strcmp(argv[1], "seals"))
+        section_seals();
     else
         return 2;
     char file[PATH_MAX];

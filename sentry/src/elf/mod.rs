@@ -309,6 +309,7 @@ fn map_segment(
             may_write: false,
             dev: f.dev,
             ino: f.ino,
+            writer: None,
         }),
     })
     .map_err(Error::Memory)?;

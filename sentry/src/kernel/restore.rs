@@ -282,6 +282,7 @@ impl Kernel {
                         may_write: v.may_write,
                         dev: v.dev,
                         ino: v.ino,
+                        writer: None,
                     })
                 }
                 None if v.file => Some(self.mapping(v, fs, refilled)?),
@@ -353,6 +354,7 @@ impl Kernel {
             may_write: false,
             dev,
             ino,
+            writer: None,
         })
     }
 

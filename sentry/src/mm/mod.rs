@@ -1815,6 +1815,7 @@ mod tests {
                 may_write: false,
                 dev: 0,
                 ino: 1,
+                writer: None,
             }),
         })
         .unwrap();

@@ -6,7 +6,7 @@ use super::{Fd, Flags};
 use crate::abi::{page_up, Errno, SysResult, PAGE_SIZE};
 use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
-use crate::mm::filemap::FileMapping;
+use crate::mm::filemap::{FileMapping, WritableMapping};
 use crate::mm::usermem::{access_ok, UserAddr};
 use crate::mm::{ForkAdvice, MmapRequest, Placement, Remap, VmaKind};
 use crate::vfs::FileType;
@@ -210,13 +210,18 @@ fn mmap_file(
     if shared && perms.write && !file.shared_writable() {
         return Err(Errno::ENODEV);
     }
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    // Counted before the seals are read, so F_SEAL_WRITE either sees this mapping (EBUSY)
+    // or this call sees the seal.
+    let writer =
+        (shared && f.writable() && file.shared_writable()).then(|| WritableMapping::new(&file));
     // A memfd sealed against writing refuses new writable shared mappings, now and later.
     let write_sealed = f.ops().seals().unwrap_or(0) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0;
     if shared && perms.write && write_sealed {
         return Err(Errno::EPERM);
     }
-    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
     let may_write = f.writable() && file.shared_writable() && !(shared && write_sealed);
+    let writer = writer.filter(|_| may_write);
     let name = String::from_utf8_lossy(&d.path).into_owned();
     t.mm.mmap(MmapRequest {
         placement,
@@ -230,6 +235,7 @@ fn mmap_file(
             may_write,
             dev: st.dev,
             ino: st.ino,
+            writer,
         }),
     })
 }
