@@ -491,7 +491,7 @@ syscall_table! {
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
         316 renameat2(olddirfd: Fd, old: PathArg, newdirfd: Fd, new: PathArg, flags: Flags) => path::renameat2, Partial("RENAME_WHITEOUT is EINVAL; RENAME_EXCHANGE only on tmpfs and host volumes");
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
-        319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB; F_SEAL_WRITE is added even while writable shared mappings exist");
+        319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB");
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
         325 mlock2(addr: UserAddr, len: usize, flags: u32) => mem::mlock2, Full;
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
