@@ -8,6 +8,8 @@
  *   misc_calls keys          keyctl's session keyrings: join, describe, setperm, by name
  *   misc_calls syslog        syslog(2) (sandbox only: the host's log differs)
  *   misc_calls waits         select/pselect/ppoll write back the time left; kill of a zombie
+ *   misc_calls dumpable      prctl's dumpable flag: set, fork, seteuid and exec
+ *   misc_calls seals         F_SEAL_WRITE while shared mappings (a fork child's too) may write
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <signal.h>
 #include <sys/time.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,6 +35,7 @@
 #include <unistd.h>
 
 static char dir[64];
+static const char *self_path;
 
 static void report(const char *what, long n) {
     if (n < 0)
@@ -382,9 +386,98 @@ static void section_waits(void) {
     report("kill reaped", kill(pid, SIGKILL));
 }
 
+static void child_reads_dumpable(void) {
+    report("child dumpable", prctl(PR_GET_DUMPABLE));
+}
+
+static void child_execs_undumpable(void) {
+    report("child set dumpable 0", prctl(PR_SET_DUMPABLE, 0));
+    fflush(stdout);
+    execl(self_path, self_path, "dumpable_after_exec", (char *)NULL);
+    report("exec", -1);
+}
+
+static void section_dumpable(void) {
+    report("dumpable", prctl(PR_GET_DUMPABLE));
+    report("set dumpable 0", prctl(PR_SET_DUMPABLE, 0));
+    report("dumpable now", prctl(PR_GET_DUMPABLE));
+    in_child("undumpable", child_reads_dumpable);
+    report("set dumpable 1", prctl(PR_SET_DUMPABLE, 1));
+    report("dumpable again", prctl(PR_GET_DUMPABLE));
+    report("set dumpable 2", prctl(PR_SET_DUMPABLE, 2));
+    report("set dumpable 3", prctl(PR_SET_DUMPABLE, 3));
+    in_child("exec", child_execs_undumpable);
+    /* A change of the effective user ID makes the process undumpable. */
+    report("seteuid 65534", seteuid(65534));
+    report("dumpable after seteuid", prctl(PR_GET_DUMPABLE));
+    report("seteuid 0", seteuid(0));
+    report("dumpable after seteuid back", prctl(PR_GET_DUMPABLE));
+    report("setuid to the same", setuid(getuid()));
+    report("set dumpable 1 again", prctl(PR_SET_DUMPABLE, 1));
+    report("setuid to the same again", setuid(getuid()));
+    report("dumpable after setuid to the same", prctl(PR_GET_DUMPABLE));
+}
+
+static int sealed_fd;
+
+static void child_tries_seal(void) {
+    report("child seal write", fcntl(sealed_fd, F_ADD_SEALS, F_SEAL_WRITE));
+}
+
+static void section_seals(void) {
+    int fd = memfd_create("seals", MFD_ALLOW_SEALING);
+    sealed_fd = fd;
+    report("write", write(fd, dir, 4096 > sizeof dir ? sizeof dir : 4096));
+    report("ftruncate", ftruncate(fd, 4096));
+    char *ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    report("seal write, read-only shared mapping",
+           fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW));
+    report("seals after refusal", fcntl(fd, F_GET_SEALS));
+    /* Split into two VMAs: both must go before the seal is allowed. */
+    char *rw = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    mprotect(rw, 4096, PROT_READ);
+    munmap(ro, 4096);
+    report("seal write, split rw mapping", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    munmap(rw, 4096);
+    report("seal write, half of it left", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    /* A fork child's copy keeps the mapping alive after the parent unmaps. */
+    fflush(stdout);
+    int pipefd[2];
+    pipe(pipefd);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        read(pipefd[0], &c, 1);
+        child_tries_seal();
+        munmap(rw + 4096, 4096);
+        report("child seal write after munmap", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+        fflush(stdout);
+        _exit(0);
+    }
+    munmap(rw + 4096, 4096);
+    report("parent seal write, child still maps", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    write(pipefd[1], "x", 1);
+    int status;
+    waitpid(pid, &status, 0);
+    report("seals", fcntl(fd, F_GET_SEALS));
+    char *priv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    report("private mapping after seal", priv == MAP_FAILED ? -1 : 0);
+    report("shared read-only mapping after seal",
+           mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+    report("shared writable mapping after seal",
+           mmap(NULL, 4096, PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+    close(fd);
+}
+
 int main(int argc, char **argv) {
+    self_path = argv[0];
+    if (argc == 2 && !strcmp(argv[1], "dumpable_after_exec")) {
+        report("dumpable after exec", prctl(PR_GET_DUMPABLE));
+        return 0;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|waits|syslog\n");
+        fprintf(stderr, "usage: misc_calls personality|vectored|opath|memory|keys|waits|syslog|"
+                        "dumpable|seals\n");
         return 2;
     }
     snprintf(dir, sizeof dir, "/tmp/misc_calls.%d", getpid());
@@ -406,6 +499,10 @@ int main(int argc, char **argv) {
         section_waits();
     else if (!strcmp(argv[1], "syslog"))
         section_syslog();
+    else if (!strcmp(argv[1], "dumpable"))
+        section_dumpable();
+    else if (!strcmp(argv[1], "seals"))
+        section_seals();
     else
         return 2;
     char file[PATH_MAX];

@@ -2,7 +2,10 @@
 //! names the binary and the dynamic linker for their segments with Linux's permissions, a
 //! `.bss` that begins mid-page reads as zero while the initialized data before it is intact,
 //! and a write to a global stays private to its process (the file and a later process running
-//! the same binary keep the original bytes).
+//! the same binary keep the original bytes). A segment that cannot be mapped (file offset and
+//! address disagreeing within the page, an address that overflows) fails after exec's point of
+//! no return, so execve does not return and the process dies of SIGSEGV, while a segment
+//! reaching past the end of the file maps what the file has.
 //!
 //! Each test checks the native run against what Linux must show, then the sandbox against it.
 
@@ -104,4 +107,21 @@ fn bss_mid_page_and_private_globals_dynamic() {
         Err(e) => return skip(&format!("no C compiler: {e}")),
     }
     check_bss_program(out.to_str().expect("UTF-8 target path"));
+}
+
+/// What `elf_late_fail` prints natively.
+const LATE_FAIL_EXPECTED: &str = "well formed: exit 7\n\
+unaligned offset: killed by Segmentation fault\n\
+pie overflow: killed by Segmentation fault\n\
+past the end of the file: exit 7\n\
+done\n";
+
+#[test]
+fn unmappable_segments_fail_past_the_point_of_no_return() {
+    let Some(prog) = program_str("elf_late_fail") else {
+        return;
+    };
+    let (native, sandbox) = assert_same(&[&prog]);
+    assert_eq!(native.stdout_text(), LATE_FAIL_EXPECTED);
+    assert_eq!(sandbox.status, 0);
 }

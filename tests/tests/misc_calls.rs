@@ -2,8 +2,8 @@
 //! vectored positional calls (preadv/pwritev and their *2 forms) with readahead and
 //! sync_file_range, what an O_PATH descriptor refuses, mincore and the NUMA policy calls,
 //! keyctl's session keyrings, the time left that select/pselect6/ppoll write back, kill of
-//! a zombie, and syslog. The program (`tests/programs/misc_calls.c`) prints
-//! one line per step; both runs must match.
+//! a zombie, syslog, prctl's dumpable flag and memfd's F_SEAL_WRITE against shared mappings.
+//! The program (`tests/programs/misc_calls.c`) prints one line per step; both runs must match.
 
 use runsc_rs_tests::{assert_same_program, program_str, run_sandbox, skip};
 
@@ -22,6 +22,37 @@ fn personality_is_per_process_inherited_and_checked_as_natively() {
             "grandchild personality: 6\n",
             "child query again: 262144\n",
             "parent unchanged: 0\n",
+        ],
+    );
+}
+
+#[test]
+fn dumpable_flag_is_kept_inherited_and_reset_as_natively() {
+    section(
+        "dumpable",
+        &[
+            "dumpable now: 0\n",
+            "child dumpable: 0\n",
+            "dumpable again: 1\n",
+            "set dumpable 2: -1 EINVAL\n",
+            "dumpable after exec: 1\n",
+            "dumpable after seteuid: 0\n",
+            "dumpable after setuid to the same: 1\n",
+        ],
+    );
+}
+
+#[test]
+fn write_seal_waits_for_every_writable_shared_mapping_as_natively() {
+    section(
+        "seals",
+        &[
+            "seal write, read-only shared mapping: -1 EBUSY\n",
+            "seals after refusal: 0\n",
+            "parent seal write, child still maps: -1 EBUSY\n",
+            "child seal write after munmap: 0\n",
+            "seals: 8\n",
+            "shared writable mapping after seal: -1 EPERM\n",
         ],
     );
 }

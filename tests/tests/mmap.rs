@@ -1,7 +1,8 @@
-//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, what
-//! execve leaves of the old program's memory (`tests/programs/exec_fresh.c`), Python
-//! multiprocessing (semaphores in /dev/shm) and sqlite3 in WAL mode (a shared-memory index
-//! file), natively and in the sandbox, compared on stdout and exit status.
+//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, mremap's
+//! corner cases, madvise's fork advice, what execve leaves of the old program's memory
+//! (`tests/programs/exec_fresh.c`), Python multiprocessing (semaphores in /dev/shm) and
+//! sqlite3 in WAL mode (a shared-memory index file), natively and in the sandbox, compared on
+//! stdout and exit status.
 //!
 //! Needs a built `runsc-rs` (`cargo build --release -p sentry`; found through RUNSC_RS_BIN,
 //! CARGO_TARGET_DIR or `<workspace>/target/release`), `cc` for `tests/programs/mmap_shared.c`,
@@ -134,6 +135,26 @@ fn exec_starts_from_an_empty_address_space() {
             out.contains("vfork: child exited 0, parent's page intact\n"),
             "{out}"
         );
+    }
+}
+
+#[test]
+fn mremap_moves_grows_shrinks_and_duplicates_like_linux() {
+    let Some(prog) = program("mremap_cases") else {
+        return;
+    };
+    if let Some(out) = assert_same_in_dirs("mremap", &[&prog]) {
+        assert!(out.ends_with("done\n"), "{out}");
+    }
+}
+
+#[test]
+fn madvise_dontfork_and_wipeonfork_shape_the_child_like_linux() {
+    let Some(prog) = program("madvise_fork") else {
+        return;
+    };
+    if let Some(out) = assert_same_in_dirs("madvise", &[&prog]) {
+        assert!(out.ends_with("done\n"), "{out}");
     }
 }
 

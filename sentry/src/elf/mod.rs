@@ -45,6 +45,10 @@ pub enum Error {
     Interp { path: String, errno: Errno },
     #[error("setting up memory: {0}")]
     Memory(Errno),
+    /// A loadable segment that cannot be mapped. Linux finds these only while mapping, past
+    /// exec's point of no return, so the exec goes ahead and the process dies of SIGSEGV.
+    #[error("mapping a segment: {0}")]
+    Segment(String),
 }
 
 impl Error {
@@ -54,6 +58,7 @@ impl Error {
             Error::BadElf(_) => Errno::ENOEXEC,
             Error::Interp { errno, .. } => *errno,
             Error::Memory(e) => *e,
+            Error::Segment(_) => Errno::EINVAL,
         }
     }
 }
@@ -309,6 +314,7 @@ fn map_segment(
             may_write: false,
             dev: f.dev,
             ino: f.ino,
+            writer: None,
         }),
     })
     .map_err(Error::Memory)?;
@@ -440,8 +446,8 @@ fn map_image(
     let mut end = 0u64;
     let mut phdr = 0u64;
     for p in &loads {
-        let bad = || Error::BadElf("segment out of range".into());
-        if p.p_filesz > p.p_memsz || p.p_offset.checked_add(p.p_filesz).is_none_or(|e| e > size) {
+        let bad = || Error::Segment("segment out of range".into());
+        if p.p_filesz > p.p_memsz || p.p_offset.checked_add(p.p_filesz).is_none() {
             return Err(bad());
         }
         let start = page_down(p.p_vaddr.wrapping_add(bias));
@@ -454,12 +460,21 @@ fn map_image(
         if seg_end > platform::MAX_USER_ADDRESS || start < crate::mm::MMAP_MIN_ADDR {
             return Err(bad());
         }
-        match file.filter(|_| p.p_filesz > 0 && p.p_vaddr % PAGE_SIZE == p.p_offset % PAGE_SIZE) {
-            Some(f) => map_segment(mm, p, start, seg_end, bias, name, f)?,
-            // No file to map, or a segment Linux would refuse to map (its address and file
-            // offset disagree within the page; filesz 0 has nothing to map): copy it.
-            None => copy_segment(mm, p, start, seg_end, &bytes, name)?,
+        match file.filter(|_| p.p_filesz > 0) {
+            // Linux maps the file: a segment whose address and file offset disagree within
+            // the page cannot be, and pages past the end of the file fault when touched.
+            Some(_) if p.p_vaddr % PAGE_SIZE != p.p_offset % PAGE_SIZE => Err(Error::Segment(
+                "file offset and address disagree within the page".into(),
+            )),
+            Some(f) => map_segment(mm, p, start, seg_end, bias, name, f),
+            // No file to map (filesz 0 has nothing to map): copy what the image holds.
+            None if p.p_offset + p.p_filesz > size => Err(bad()),
+            None => copy_segment(mm, p, start, seg_end, &bytes, name),
         }
+        .map_err(|e| match e {
+            Error::Segment(_) => e,
+            e => Error::Segment(e.to_string()),
+        })?;
         if p.p_offset <= hdr.e_phoff && hdr.e_phoff < p.p_offset + p.p_filesz {
             phdr = p.p_vaddr + (hdr.e_phoff - p.p_offset) + bias;
         }

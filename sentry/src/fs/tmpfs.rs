@@ -317,6 +317,9 @@ struct TmpState {
     /// `F_SEAL_*` (memfd seals): F_SEAL_SEAL alone unless created by `memfd_create` with
     /// MFD_ALLOW_SEALING, as Linux's shmem files.
     seals: u32,
+    /// Shared mappings that may be written (`mm::filemap::WritableMapping`): F_SEAL_WRITE is
+    /// refused while there are any.
+    writable_maps: u64,
     atime: (i64, i64),
     mtime: (i64, i64),
     ctime: (i64, i64),
@@ -650,6 +653,7 @@ impl TmpNode {
                 linkable: false,
                 rdev: 0,
                 seals: SEAL_SEAL,
+                writable_maps: 0,
                 atime: t,
                 mtime: t,
                 ctime: t,
@@ -1045,6 +1049,15 @@ impl Mappable for TmpNode {
     fn shared_writable(&self) -> bool {
         true
     }
+
+    fn count_writable_mapping(&self, up: bool) {
+        let mut st = self.lock();
+        if up {
+            st.writable_maps += 1;
+        } else {
+            st.writable_maps -= 1;
+        }
+    }
 }
 
 impl Drop for TmpNode {
@@ -1111,6 +1124,10 @@ impl FileOps for TmpFile {
         let mut st = self.node.lock();
         if st.seals & SEAL_SEAL != 0 {
             return Err(Errno::EPERM);
+        }
+        // Nothing is sealed while a shared mapping could still write.
+        if seals & SEAL_WRITE != 0 && st.seals & SEAL_WRITE == 0 && st.writable_maps > 0 {
+            return Err(Errno::EBUSY);
         }
         st.seals |= seals;
         Ok(())

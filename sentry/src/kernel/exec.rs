@@ -76,11 +76,21 @@ pub fn execve(
         min_sigstack: crate::kernel::sigframe::max_frame_size(),
     };
     let read_interp = |p: &str| elf::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
-    let loaded = elf::load(&mm, &args, &read_interp).map_err(|e| {
-        log::debug!("execve {path}: {e}");
-        e.errno()
-    })?;
+    // A segment that cannot be mapped fails past the point of no return, as in Linux: the
+    // exec completes and the process dies of SIGSEGV before running anything.
+    let loaded = match elf::load(&mm, &args, &read_interp) {
+        Ok(l) => Some(l),
+        Err(e @ elf::Error::Segment(_)) => {
+            log::debug!("execve {path}: {e}; the process gets SIGSEGV");
+            None
+        }
+        Err(e) => {
+            log::debug!("execve {path}: {e}");
+            return Err(e.errno());
+        }
+    };
 
+    let segv = loaded.is_none();
     kill_other_threads(t)?;
     if reuse {
         // The process is single-threaded now; a sibling sharing the mm (a clone(CLONE_VM)
@@ -115,19 +125,27 @@ pub fn execve(
     drop(posix_timers);
     t.altstack = DISABLED_ALTSTACK;
     t.creds = t.creds.after_exec();
-    t.cpu = CpuState::new(loaded.entry, loaded.sp);
+    let dumpable = t.creds.euid == t.creds.uid && t.creds.egid == t.creds.gid;
+    t.tg.dumpable
+        .store(dumpable.into(), std::sync::atomic::Ordering::Relaxed);
+    let (entry, sp) = loaded.as_ref().map_or((0, 0), |l| (l.entry, l.sp));
+    t.cpu = CpuState::new(entry, sp);
     let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
     *t.handle.comm.lock().unwrap() = base[..base.len().min(15)].to_vec();
+    let (strings, auxv) = loaded.map(|l| (l.strings, l.auxv)).unwrap_or_default();
     *t.tg.image.lock().unwrap() = super::thread_group::ExecImage {
         exe: Some(exe),
-        strings: loaded.strings,
-        auxv: loaded.auxv.clone(),
+        strings,
+        auxv,
     };
     t.publish_view();
     if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
         p.did_exec = true;
     }
     t.ptrace_exec();
+    if segv {
+        t.force_signal(super::signal::SigInfo::kernel(libc::SIGSEGV));
+    }
     Ok(())
 }
 

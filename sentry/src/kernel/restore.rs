@@ -288,6 +288,7 @@ impl Kernel {
                         may_write: v.may_write,
                         dev: v.dev,
                         ino: v.ino,
+                        writer: None,
                     })
                 }
                 None if v.file => Some(self.mapping(v, fs, refilled)?),
@@ -359,6 +360,7 @@ impl Kernel {
             may_write: false,
             dev,
             ino,
+            writer: None,
         })
     }
 

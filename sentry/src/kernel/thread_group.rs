@@ -1,6 +1,6 @@
 //! Thread groups (processes): identity, limits, signal state, exit status.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -94,6 +94,10 @@ pub struct ThreadGroup {
     /// `/proc/[pid]/coredump_filter` (the `MMF_DUMP_*` bits): recorded and inherited by
     /// fork; the sandbox writes no core files.
     pub coredump_filter: AtomicU32,
+    /// `prctl(PR_SET_DUMPABLE)`'s flag (SUID_DUMP_DISABLE 0 or SUID_DUMP_USER 1): inherited
+    /// by fork, 1 again after an exec that leaves the real and effective IDs equal, 0 when
+    /// the effective IDs change (Linux's suid_dumpable default).
+    pub dumpable: AtomicU8,
     /// Its cgroup (None: never placed, counted in the root); see [`super::cgroup`]. A leaf
     /// lock, taken under `Hierarchy::inner`.
     pub cgroup: Mutex<Option<super::cgroup::Membership>>,
@@ -153,6 +157,7 @@ impl ThreadGroup {
             usage: Mutex::new(GroupUsage::default()),
             oom_score_adj: AtomicI32::new(0),
             coredump_filter: AtomicU32::new(DEFAULT_COREDUMP_FILTER),
+            dumpable: AtomicU8::new(1),
             cgroup: Mutex::new(None),
             done: Mutex::new(None),
             done_cv: Condvar::new(),
@@ -170,6 +175,8 @@ impl ThreadGroup {
         tg.oom_score_adj.store(adj, Ordering::Relaxed);
         let filter = parent.coredump_filter.load(Ordering::Relaxed);
         tg.coredump_filter.store(filter, Ordering::Relaxed);
+        let dumpable = parent.dumpable.load(Ordering::Relaxed);
+        tg.dumpable.store(dumpable, Ordering::Relaxed);
         tg
     }
 

@@ -28,6 +28,36 @@ pub trait Mappable: Send + Sync {
     /// Whether stores through a MAP_SHARED mapping may go to these pages (tmpfs files). When
     /// false (cached pages of a host file) shared mappings never get write access.
     fn shared_writable(&self) -> bool;
+
+    /// Counts one more (`up`) or one fewer shared mapping that may be written (VM_MAYWRITE),
+    /// for files that refuse F_SEAL_WRITE while one exists. [`WritableMapping`] calls it.
+    fn count_writable_mapping(&self, _up: bool) {}
+}
+
+/// A shared mapping that may be written, held by every VMA of it (splits and fork children
+/// clone it): the file counts it from creation until the last VMA goes.
+pub struct WritableMapping {
+    file: Arc<dyn Mappable>,
+}
+
+impl WritableMapping {
+    /// Counts a new writable shared mapping of `file`.
+    pub fn new(file: &Arc<dyn Mappable>) -> WritableMapping {
+        file.count_writable_mapping(true);
+        WritableMapping { file: file.clone() }
+    }
+}
+
+impl Clone for WritableMapping {
+    fn clone(&self) -> WritableMapping {
+        WritableMapping::new(&self.file)
+    }
+}
+
+impl Drop for WritableMapping {
+    fn drop(&mut self) {
+        self.file.count_writable_mapping(false);
+    }
 }
 
 /// What a file VMA maps.
@@ -42,6 +72,8 @@ pub struct FileMapping {
     /// Device and inode as `stat` shows them, for `/proc/[pid]/maps`.
     pub dev: u64,
     pub ino: u64,
+    /// Set for shared mappings that may be written (see [`WritableMapping`]).
+    pub writer: Option<WritableMapping>,
 }
 
 impl std::fmt::Debug for FileMapping {

@@ -73,6 +73,16 @@ struct Vma {
     /// The NUMA policy `mbind` gave the range (the sandbox has one node, so it only reads
     /// back).
     numa: NumaPolicy,
+    /// What `fork` does with the mapping (`madvise`).
+    fork: ForkAdvice,
+}
+
+/// `madvise` flags for `fork`: MADV_DONTFORK (VM_DONTCOPY) leaves the mapping out of the
+/// child; MADV_WIPEONFORK (private anonymous memory only) gives the child zeroed memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForkAdvice {
+    pub dontfork: bool,
+    pub wipe: bool,
 }
 
 /// A NUMA memory policy as `set_mempolicy`/`mbind` take it: the mode with its mode flags
@@ -363,6 +373,7 @@ impl MemoryManager {
                     file: None,
                     locked,
                     numa: NumaPolicy::default(),
+                    fork: ForkAdvice::default(),
                 },
             );
         } else if new_end < old_end
@@ -428,21 +439,13 @@ impl MemoryManager {
                 file: req.file.clone(),
                 locked,
                 numa: NumaPolicy::default(),
+                fork: ForkAdvice::default(),
             },
         );
         if req.shared && req.file.is_none() {
             // Shared pages must be the same pages in every fork child: back them now (the
             // host materialises them only when touched).
-            let r = self.mf.allocate(len).map_err(|_| Errno::ENOMEM)?;
-            i.pmas.insert(
-                addr,
-                Pma {
-                    end: addr + len,
-                    file_offset: r.offset,
-                    cow: false,
-                    mapped: Perms::NONE,
-                },
-            );
+            self.back_shared(&mut i, addr, addr + len)?;
         }
         Ok(addr)
     }
@@ -726,100 +729,174 @@ impl MemoryManager {
         i.vma_at(addr).map(|(_, v)| v.numa).ok_or(Errno::EFAULT)
     }
 
-    /// `mremap(2)`: resizes or moves `[old, old+old_len)`.
+    /// `madvise(2)` with MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK: `set` changes the fork
+    /// advice of the mappings in `[addr, end)` (page aligned, the caller checked).
+    ///
+    /// # Errors
+    /// EINVAL for MADV_WIPEONFORK of a shared or file mapping (nothing changes then); ENOMEM
+    /// when part of the range is unmapped (the mapped parts change, as Linux).
+    pub fn advise_fork(
+        &self,
+        addr: u64,
+        end: u64,
+        set: impl Fn(&mut ForkAdvice),
+    ) -> Result<(), Errno> {
+        let mut i = self.lock();
+        let mut probe = ForkAdvice::default();
+        set(&mut probe);
+        if probe.wipe
+            && i.vmas
+                .range(..end)
+                .any(|(_, v)| v.end > addr && (v.shared || v.file.is_some()))
+        {
+            return Err(Errno::EINVAL);
+        }
+        i.split_vmas_at(addr);
+        i.split_vmas_at(end);
+        // fork decides per PMA from the VMA it lies in: PMAs must not straddle the edges.
+        i.split_pmas_at(addr);
+        i.split_pmas_at(end);
+        for (_, v) in i.vmas.range_mut(addr..end) {
+            set(&mut v.fork);
+        }
+        if i.fully_mapped(addr, end) {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    /// `mremap(2)`: resizes or moves `[old, old+old_len)`, in Linux's order of checks and
+    /// side effects.
+    ///
+    /// An old size of 0 maps the pages of a shared mapping a second time. Growing a shared
+    /// anonymous mapping backs the new part with new shared pages (Linux maps past the end
+    /// of the mapping's shmem object there, so touching it raises SIGBUS).
     ///
     /// # Errors
     /// EINVAL/EFAULT/ENOMEM as Linux.
-    pub fn mremap(
-        &self,
-        old: u64,
-        old_len: u64,
-        new_len: u64,
-        may_move: bool,
-        fixed: Option<u64>,
-    ) -> Result<u64, Errno> {
+    pub fn mremap(&self, old: u64, old_len: u64, new_len: u64, how: Remap) -> Result<u64, Errno> {
         if !old.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let mut old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
         let new_len = page_up(new_len).filter(|&l| l > 0).ok_or(Errno::EINVAL)?;
-        let old_end = old.checked_add(old_len).ok_or(Errno::EINVAL)?;
         let mut i = self.lock();
-        let (&vstart, vma) = i
-            .vmas
-            .range(..=old)
-            .next_back()
-            .filter(|(_, v)| v.end > old)
-            .ok_or(Errno::EFAULT)?;
-        // An old size of 0 asks for a second mapping of a shared mapping's pages; Linux refuses
-        // it for private mappings, and the sentry does not offer it for shared ones either.
-        if old_len == 0 {
-            return Err(Errno::EINVAL);
+        let dontunmap = matches!(how, Remap::DontUnmap(_));
+        match how {
+            Remap::Fixed(new) | Remap::DontUnmap(Some(new)) => {
+                let new_end = new
+                    .checked_add(new_len)
+                    .filter(|&e| new.is_multiple_of(PAGE_SIZE) && e <= platform::MAX_USER_ADDRESS)
+                    .ok_or(Errno::EINVAL)?;
+                if new < old.saturating_add(old_len) && old < new_end {
+                    return Err(Errno::EINVAL);
+                }
+                // Checked before anything is unmapped (Linux 6.17 on; before, a failure here
+                // came after the unmaps): only the part that moves must lie in one VMA.
+                let (vstart, vma) =
+                    i.vma_to_resize(old, old_len.min(new_len), new_len, dontunmap)?;
+                self.unmap_locked(&mut i, new, new_len)?;
+                if old_len > new_len {
+                    self.unmap_locked(&mut i, old + new_len, old_len - new_len)?;
+                    old_len = new_len;
+                }
+                self.move_locked(&mut i, old, old_len, new, new_len, vstart, vma, dontunmap)
+            }
+            Remap::DontUnmap(None) => {
+                let (vstart, vma) = i.vma_to_resize(old, old_len, new_len, true)?;
+                let new = i.find_gap(new_len).ok_or(Errno::ENOMEM)?;
+                self.move_locked(&mut i, old, old_len, new, new_len, vstart, vma, true)
+            }
+            Remap::InPlace | Remap::MayMove => {
+                // Shrinking only unmaps the tail, whatever lies there.
+                if old_len >= new_len {
+                    if old_len > new_len {
+                        self.unmap_locked(&mut i, old + new_len, old_len - new_len)?;
+                    }
+                    return Ok(old);
+                }
+                let (vstart, vma) = i.vma_to_resize(old, old_len, new_len, false)?;
+                let old_end = old + old_len;
+                let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+                if vma.end == old_end
+                    && grow_end <= platform::MAX_USER_ADDRESS
+                    && !i.vmas_overlap(old_end, grow_end)
+                {
+                    let mut file = vma.file.clone();
+                    if let Some(f) = &mut file {
+                        f.offset += old_end - vstart;
+                    }
+                    let shared_anon = vma.shared && file.is_none();
+                    i.insert_vma(
+                        old_end,
+                        Vma {
+                            end: grow_end,
+                            file,
+                            ..vma
+                        },
+                    );
+                    if shared_anon {
+                        self.back_shared(&mut i, old_end, grow_end)?;
+                    }
+                    return Ok(old);
+                }
+                if how != Remap::MayMove {
+                    return Err(Errno::ENOMEM);
+                }
+                let new = i.find_gap(new_len).ok_or(Errno::ENOMEM)?;
+                self.move_locked(&mut i, old, old_len, new, new_len, vstart, vma, false)
+            }
         }
-        if vma.end < old_end {
-            return Err(Errno::EFAULT);
-        }
-        let mut vma = vma.clone();
+    }
+
+    /// Moves `[old, old+old_len)` of the VMA `vma` (starting at `vstart`) to `new`, as a
+    /// mapping of `new_len` bytes, for [`Self::mremap`]; `new` is free. Pages of a shared
+    /// anonymous mapping that stays mapped (an old size of 0, MREMAP_DONTUNMAP) are mapped at
+    /// both places; everything else moves, and MREMAP_DONTUNMAP leaves the old range mapped
+    /// but empty (anonymous memory reads as zero, file mappings show the file again).
+    #[allow(clippy::too_many_arguments)]
+    fn move_locked(
+        &self,
+        i: &mut Inner,
+        old: u64,
+        old_len: u64,
+        new: u64,
+        new_len: u64,
+        vstart: u64,
+        mut vma: Vma,
+        dontunmap: bool,
+    ) -> Result<u64, Errno> {
         if let Some(f) = &mut vma.file {
             f.offset += old - vstart;
         }
-        if fixed.is_none() {
-            if new_len <= old_len {
-                if new_len < old_len {
-                    self.unmap_locked(&mut i, old + new_len, old_len - new_len)?;
-                }
-                return Ok(old);
-            }
-            let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
-            if grow_end <= MMAP_BASE.max(old_end)
-                && !i.vmas_overlap(old_end, grow_end)
-                && grow_end <= platform::MAX_USER_ADDRESS
-            {
-                if vma.shared && vma.file.is_none() {
-                    return Err(Errno::ENOMEM);
-                }
-                let mut file = vma.file.clone();
-                if let Some(f) = &mut file {
-                    f.offset += old_len;
-                }
-                i.insert_vma(
-                    old_end,
-                    Vma {
-                        end: grow_end,
-                        file,
-                        ..vma
-                    },
-                );
-                return Ok(old);
-            }
-            if !may_move {
-                return Err(Errno::ENOMEM);
-            }
-        }
-        let new = match fixed {
-            Some(a) => {
-                if !a.is_multiple_of(PAGE_SIZE) || (a < old_end && old < a + new_len) {
-                    return Err(Errno::EINVAL);
-                }
-                self.unmap_locked(&mut i, a, new_len)?;
-                a
-            }
-            None => i.find_gap(new_len).ok_or(Errno::ENOMEM)?,
+        let shared_anon = vma.shared && vma.file.is_none();
+        // The source pages the new mapping takes: a duplicate of a shared mapping covers as
+        // much of the old VMA as it can.
+        let (src_len, share) = if old_len == 0 {
+            (new_len.min(vma.end - old), true)
+        } else {
+            (old_len.min(new_len), shared_anon && dontunmap)
         };
-        let keep = old_len.min(new_len);
-        // Move the PMAs (their memory stays where it is in the file).
         i.split_pmas_at(old);
-        i.split_pmas_at(old + keep);
-        let moved: Vec<(u64, Pma)> = i
+        i.split_pmas_at(old + src_len);
+        let pages: Vec<(u64, Pma)> = i
             .pmas
-            .range(old..old + keep)
+            .range(old..old + src_len)
             .map(|(&s, &p)| (s, p))
             .collect();
-        if !i.detached && moved.iter().any(|(_, p)| p.mapped != Perms::NONE) {
-            self.space.unmap(old, keep).map_err(platform_err)?;
+        if !share && !i.detached && pages.iter().any(|(_, p)| p.mapped != Perms::NONE) {
+            self.space.unmap(old, src_len).map_err(platform_err)?;
         }
-        for (s, p) in moved {
-            i.pmas.remove(&s);
+        for (s, p) in pages {
+            if share {
+                self.mf.inc_ref(FileRange {
+                    offset: p.file_offset,
+                    len: p.end - s,
+                });
+            } else {
+                i.pmas.remove(&s);
+            }
             i.pmas.insert(
                 new + (s - old),
                 Pma {
@@ -829,7 +906,9 @@ impl MemoryManager {
                 },
             );
         }
-        self.unmap_locked(&mut i, old, old_len)?;
+        if !dontunmap {
+            self.unmap_locked(i, old, old_len)?;
+        }
         i.insert_vma(
             new,
             Vma {
@@ -837,7 +916,26 @@ impl MemoryManager {
                 ..vma
             },
         );
+        if shared_anon && src_len < new_len {
+            self.back_shared(i, new + src_len, new + new_len)?;
+        }
         Ok(new)
+    }
+
+    /// Backs `[start, end)` of a shared anonymous mapping with new pages now, so fork
+    /// children share them.
+    fn back_shared(&self, i: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
+        let r = self.mf.allocate(end - start).map_err(|_| Errno::ENOMEM)?;
+        i.pmas.insert(
+            start,
+            Pma {
+                end,
+                file_offset: r.offset,
+                cow: false,
+                mapped: Perms::NONE,
+            },
+        );
+        Ok(())
     }
 
     /// `MAP_POPULATE` of a writable mapping: backs every page of `[addr, addr+len)` with
@@ -1224,6 +1322,7 @@ impl MemoryManager {
                     file: None,
                     locked: false,
                     numa: NumaPolicy::default(),
+                    fork: ForkAdvice::default(),
                 },
             );
             i.patch_next = 1;
@@ -1332,7 +1431,13 @@ impl MemoryManager {
         // ones in one host munmap, since each costs a call injected into a stub.
         let mut unmap: Vec<(u64, u64)> = Vec::new();
         for s in starts {
-            let shared = i.vma_at(s).is_some_and(|(_, v)| v.shared);
+            let (shared, fork) = i
+                .vma_at(s)
+                .map_or((false, ForkAdvice::default()), |(_, v)| (v.shared, v.fork));
+            // The child has none of these pages: its copy of a wiped mapping is new memory.
+            if fork.dontfork || fork.wipe {
+                continue;
+            }
             let p = i.pmas.get_mut(&s).expect("present");
             self.mf.inc_ref(FileRange {
                 offset: p.file_offset,
@@ -1358,6 +1463,7 @@ impl MemoryManager {
         }
         // Memory locks are not inherited (VM_LOCKED is cleared in the child, as is MCL_FUTURE).
         let mut vmas = i.vmas.clone();
+        vmas.retain(|_, v| !v.fork.dontfork);
         for v in vmas.values_mut() {
             v.locked = false;
         }
@@ -1526,6 +1632,7 @@ impl MemoryManager {
                     // mlock is not in the image: restored pages are unlocked.
                     locked: false,
                     numa: NumaPolicy::default(),
+                    fork: ForkAdvice::default(),
                 },
             );
         }
@@ -1596,6 +1703,20 @@ pub struct MmapRequest {
     pub file: Option<FileMapping>,
 }
 
+/// How `mremap` may place the result (its flags, decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remap {
+    /// No flags: resize where it is.
+    InPlace,
+    /// MREMAP_MAYMOVE: resize in place if there is room, else move anywhere.
+    MayMove,
+    /// MREMAP_MAYMOVE | MREMAP_FIXED: move to this address, replacing what is there.
+    Fixed(u64),
+    /// MREMAP_MAYMOVE | MREMAP_DONTUNMAP (with MREMAP_FIXED: the address): move the pages
+    /// and leave the old range mapped.
+    DontUnmap(Option<u64>),
+}
+
 impl Inner {
     fn vma_at(&self, addr: u64) -> Option<(u64, &Vma)> {
         self.vmas
@@ -1622,6 +1743,33 @@ impl Inner {
             Some(f) => f.offset + (page - s) >= page_up(f.file.size()).unwrap_or(u64::MAX),
             None => false,
         }
+    }
+
+    /// The VMA that `mremap` resizes (Linux's checks, in its order): it holds `old` and
+    /// the whole old range; an old size of 0 (a second mapping) needs a shared mapping.
+    /// Returns its start and a copy.
+    fn vma_to_resize(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        dontunmap: bool,
+    ) -> Result<(u64, Vma), Errno> {
+        let (vstart, vma) = self.vma_at(old).ok_or(Errno::EFAULT)?;
+        if old_len == 0 && !vma.shared {
+            return Err(Errno::EINVAL);
+        }
+        if vma.end - old < old_len {
+            return Err(Errno::EFAULT);
+        }
+        if new_len != old_len || dontunmap {
+            if let Some(f) = &vma.file {
+                (f.offset + (old - vstart))
+                    .checked_add(new_len)
+                    .ok_or(Errno::EINVAL)?;
+            }
+        }
+        Ok((vstart, vma.clone()))
     }
 
     fn vmas_overlap(&self, start: u64, end: u64) -> bool {
@@ -1763,6 +1911,7 @@ mod tests {
                 may_write: false,
                 dev: 0,
                 ino: 1,
+                writer: None,
             }),
         })
         .unwrap();

@@ -84,6 +84,7 @@ pub fn io_setup(t: &mut Task, nr: u32, ctxp: UserAddr) -> SysResult {
             may_write: true,
             dev: 0,
             ino: ctx.id,
+            writer: None,
         }),
     });
     let addr = match addr {

@@ -34,8 +34,12 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Installs `new` as the caller's credentials and shows them to `/proc`.
+/// Installs `new` as the caller's credentials and shows them to `/proc`. A change of the
+/// effective IDs makes the process undumpable (Linux's commit_creds).
 fn commit(t: &mut Task, new: Creds) {
+    if new.euid != t.creds.euid || new.egid != t.creds.egid {
+        t.tg.dumpable.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     t.creds = new;
     t.sync_creds();
 }

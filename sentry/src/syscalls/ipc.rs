@@ -73,6 +73,7 @@ pub fn shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult {
             may_write: !read_only,
             dev: 0,
             ino: id as u64,
+            writer: None,
         }),
     });
     // Without SHM_REMAP an address in use is refused, not replaced.

@@ -3,12 +3,12 @@
 use platform::Perms;
 
 use super::{Fd, Flags};
-use crate::abi::{Errno, SysResult, PAGE_SIZE};
+use crate::abi::{page_up, Errno, SysResult, PAGE_SIZE};
 use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
-use crate::mm::filemap::FileMapping;
+use crate::mm::filemap::{FileMapping, WritableMapping};
 use crate::mm::usermem::{access_ok, UserAddr};
-use crate::mm::{MmapRequest, Placement, VmaKind};
+use crate::mm::{ForkAdvice, MmapRequest, Placement, Remap, VmaKind};
 use crate::vfs::FileType;
 
 fn prot_perms(prot: u64) -> Result<Perms, Errno> {
@@ -210,13 +210,18 @@ fn mmap_file(
     if shared && perms.write && !file.shared_writable() {
         return Err(Errno::ENODEV);
     }
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    // Counted before the seals are read, so F_SEAL_WRITE either sees this mapping (EBUSY)
+    // or this call sees the seal.
+    let writer =
+        (shared && f.writable() && file.shared_writable()).then(|| WritableMapping::new(&file));
     // A memfd sealed against writing refuses new writable shared mappings, now and later.
     let write_sealed = f.ops().seals().unwrap_or(0) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0;
     if shared && perms.write && write_sealed {
         return Err(Errno::EPERM);
     }
-    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
     let may_write = f.writable() && file.shared_writable() && !(shared && write_sealed);
+    let writer = writer.filter(|_| may_write);
     let name = String::from_utf8_lossy(&d.path).into_owned();
     t.mm.mmap(MmapRequest {
         placement,
@@ -230,6 +235,7 @@ fn mmap_file(
             may_write,
             dev: st.dev,
             ino: st.ino,
+            writer,
         }),
     })
 }
@@ -272,14 +278,22 @@ pub fn mremap(
     if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & libc::MREMAP_DONTUNMAP != 0 {
-        return Err(Errno::EINVAL);
-    }
     let may_move = flags & libc::MREMAP_MAYMOVE != 0;
     let fixed = flags & libc::MREMAP_FIXED != 0;
-    if fixed && !may_move {
+    let dontunmap = flags & libc::MREMAP_DONTUNMAP != 0;
+    if (fixed || dontunmap) && !may_move {
         return Err(Errno::EINVAL);
     }
+    // MREMAP_DONTUNMAP always moves, and never resizes.
+    if dontunmap && old_len != new_len {
+        return Err(Errno::EINVAL);
+    }
+    let how = match (dontunmap, fixed, may_move) {
+        (true, _, _) => Remap::DontUnmap(fixed.then_some(new_addr.0)),
+        (false, true, _) => Remap::Fixed(new_addr.0),
+        (false, false, true) => Remap::MayMove,
+        (false, false, false) => Remap::InPlace,
+    };
     // Growing a locked mapping locks the new part: RLIMIT_MEMLOCK applies (EAGAIN).
     let (locked, old_locked) = t.mm.locked_bytes(old.0);
     if old_locked && new_len > old_len && !t.creds.has_cap(CAP_IPC_LOCK) {
@@ -288,34 +302,44 @@ pub fn mremap(
             return Err(Errno::EAGAIN);
         }
     }
-    t.mm.mremap(
-        old.0,
-        old_len,
-        new_len,
-        may_move,
-        fixed.then_some(new_addr.0),
-    )
+    t.mm.mremap(old.0, old_len, new_len, how)
 }
 
 /// madvise(2)
 pub fn madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult {
-    if !addr.0.is_multiple_of(PAGE_SIZE) {
-        return Err(Errno::EINVAL);
-    }
-    match advice {
-        libc::MADV_DONTNEED | libc::MADV_FREE => t.mm.dontneed(addr.0, len).map(|_| 0),
-        libc::MADV_NORMAL
+    let fork_advice: Option<fn(&mut ForkAdvice)> = match advice {
+        libc::MADV_DONTFORK => Some(|f| f.dontfork = true),
+        libc::MADV_DOFORK => Some(|f| f.dontfork = false),
+        libc::MADV_WIPEONFORK => Some(|f| f.wipe = true),
+        libc::MADV_KEEPONFORK => Some(|f| f.wipe = false),
+        libc::MADV_DONTNEED
+        | libc::MADV_FREE
+        | libc::MADV_NORMAL
         | libc::MADV_RANDOM
         | libc::MADV_SEQUENTIAL
         | libc::MADV_WILLNEED
-        | libc::MADV_DONTFORK
-        | libc::MADV_DOFORK
         | libc::MADV_MERGEABLE
         | libc::MADV_UNMERGEABLE
         | libc::MADV_HUGEPAGE
         | libc::MADV_NOHUGEPAGE
         | libc::MADV_DONTDUMP
-        | libc::MADV_DODUMP => Ok(0),
-        _ => Err(Errno::EINVAL),
+        | libc::MADV_DODUMP => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    if !addr.0.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    // The length is rounded up to pages; a length that wraps doing so is EINVAL, and an
+    // empty range succeeds whatever lies there.
+    let end = page_up(len)
+        .and_then(|l| addr.0.checked_add(l))
+        .ok_or(Errno::EINVAL)?;
+    if end == addr.0 {
+        return Ok(0);
+    }
+    match (advice, fork_advice) {
+        (_, Some(set)) => t.mm.advise_fork(addr.0, end, set).map(|_| 0),
+        (libc::MADV_DONTNEED | libc::MADV_FREE, None) => t.mm.dontneed(addr.0, len).map(|_| 0),
+        _ => Ok(0),
     }
 }

@@ -241,10 +241,10 @@ syscall_table! {
         22 pipe(fds: UserAddr) => pipe::pipe, Full;
         23 select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr) => poll::select, Full;
         24 sched_yield() => sched::sched_yield, Full;
-        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("an old size of 0 (a second mapping of shared pages) is EINVAL");
+        25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("growing a shared anonymous mapping backs the new part with new shared pages (Linux: SIGBUS past the mapping's object), and shrinking one drops its tail pages");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         27 mincore(addr: UserAddr, len: u64, vec: UserAddr) => mem::mincore, Partial("a page counts as resident once this address space has memory for it: a fault populates up to 2 MiB around the page touched, and file pages cached for other processes count only after a fault here");
-        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory; other advice is accepted as a hint");
+        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory, DONTFORK/WIPEONFORK shape fork children; other advice is accepted as a hint");
         29 shmget(key: i32, size: usize, flags: i32) => ipc::shmget, Full;
         30 shmat(id: i32, addr: UserAddr, flags: i32) => ipc::shmat, Full;
         31 shmctl(id: i32, cmd: i32, buf: UserAddr) => ipc::shmctl, Full;
@@ -362,7 +362,7 @@ syscall_table! {
         151 mlockall(flags: i32) => mem::mlockall, Full;
         152 munlockall() => mem::munlockall, Full;
         148 sched_rr_get_interval(pid: i32, tp: UserAddr) => sched::sched_rr_get_interval, Full;
-        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable, capability bounding and ambient sets, keepcaps, securebits");
+        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable (not yet shown in /proc ownership), capability bounding and ambient sets, keepcaps, securebits");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
         159 adjtimex(buf: UserAddr) => time::adjtimex, Partial("reads an unsynchronized clock; changes are EPERM (no CAP_SYS_TIME in a sandbox)");
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
@@ -491,7 +491,7 @@ syscall_table! {
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
         316 renameat2(olddirfd: Fd, old: PathArg, newdirfd: Fd, new: PathArg, flags: Flags) => path::renameat2, Partial("RENAME_WHITEOUT is EINVAL; RENAME_EXCHANGE only on tmpfs and host volumes");
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
-        319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB; F_SEAL_WRITE is added even while writable shared mappings exist");
+        319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB");
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
         325 mlock2(addr: UserAddr, len: usize, flags: u32) => mem::mlock2, Full;
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;

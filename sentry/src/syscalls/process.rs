@@ -732,11 +732,13 @@ pub fn prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u
         // Rewriting the memory map's fields is not offered; Linux asks for the capability
         // before anything else.
         libc::PR_SET_MM if !t.creds.has_cap(crate::auth::cap::SYS_RESOURCE) => Err(Errno::EPERM),
-        libc::PR_GET_DUMPABLE => Ok(1),
+        libc::PR_GET_DUMPABLE => Ok(t.tg.dumpable.load(Ordering::Relaxed).into()),
         libc::PR_SET_DUMPABLE => {
+            // SUID_DUMP_DISABLE or SUID_DUMP_USER; SUID_DUMP_ROOT is not settable.
             if arg2 > 1 {
                 return Err(Errno::EINVAL);
             }
+            t.tg.dumpable.store(arg2 as u8, Ordering::Relaxed);
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
