@@ -1170,3 +1170,40 @@ fn checkpoint_and_restore_figures() {
         assert!(memory > 0 && kernel > 0);
     }
 }
+
+/// A process in UTS, IPC, network and user namespaces of its own comes back in them, twice
+/// from one image: its host and domain names, its uid and gid maps (it is root inside), the
+/// namespace's inode number, the System V semaphore set and message queue and the POSIX
+/// message queue of its IPC namespace, the abstract AF_UNIX name and the UDP port bound in
+/// its network namespace; and its child, left in the caller's namespaces, still sees none
+/// of them. `ckpt_ns.c` natively, with a short sleep instead of the checkpoint, prints the
+/// same lines. Needs root natively (it unshares a user namespace and maps itself to root).
+#[test]
+fn restore_keeps_uts_ipc_net_and_user_namespaces() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("ckpt_ns maps the caller's root into its user namespace");
+    }
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_ns",
+        "ns",
+        "ready\ninside: host=ckpt-ns domain=ckpt-dom uid=0 gid=0 uts_ino=same\n\
+         ipc: sem=5 msg=3:in-the-ns mq=posix-in-ns:2\n\
+         net: abstract=delivered udp_port=kept rebind=EADDRINUSE\n\
+         outside: host=other sem=absent mq=absent abstract=absent udp_port=free\ndone\n",
+    ) else {
+        return;
+    };
+    let ns = &kernel["namespaces"];
+    assert_eq!(ns["uts"][0]["hostname"], "ckpt-ns", "{ns}");
+    assert_eq!(ns["user"][0]["setgroups_denied"], true, "{ns}");
+    assert_eq!(ns["ipc"].as_array().map(Vec::len), Some(1), "{ns}");
+    assert_eq!(ns["net"].as_array().map(Vec::len), Some(1), "{ns}");
+    let inside = kernel["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["namespaces"]["net"] == 1)
+        .count();
+    assert_eq!(inside, 1, "one task in the new namespaces");
+    assert_eq!(kernel["unix"][0]["netns"], 1);
+}

@@ -250,6 +250,9 @@ pub struct KernelImage {
     /// holds, with `fd` -1 ([`crate::net::unix::MessageImage::fds`] names them by
     /// `description`, as it names those fds hold).
     pub in_flight: Vec<FdImage>,
+    /// The UTS, IPC, network and user namespaces other than the initial ones
+    /// ([`TaskImage::namespaces`] and [`FdImage::netns`] name them by index).
+    pub namespaces: super::ns::NamespacesImage,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -438,6 +441,11 @@ pub struct TaskImage {
     /// Index into [`KernelImage::mms`] and [`KernelImage::fd_tables`].
     pub mm: usize,
     pub fds: usize,
+    /// The UTS, IPC, network and user namespaces it holds, as indices of
+    /// [`KernelImage::namespaces`].
+    pub namespaces: super::ns::TaskNsImage,
+    #[serde(skip)]
+    ns_held: Option<(super::ns::Namespaces, Arc<crate::auth::UserNs>)>,
     #[serde(skip)]
     mm_ref: Option<Arc<crate::mm::MemoryManager>>,
     #[serde(skip)]
@@ -554,6 +562,10 @@ pub struct FdImage {
     /// The open file description: equal for fds that share one (dup, fork).
     pub description: usize,
     pub file: FileImage,
+    /// A socket's network namespace (an index of [`KernelImage::namespaces`]; 0: the
+    /// initial one).
+    #[serde(default)]
+    pub netns: usize,
 }
 
 /// What an open file is.
@@ -712,6 +724,8 @@ impl Task {
             umask: self.fs.umask(),
             mm: 0,
             fds: 0,
+            namespaces: super::ns::TaskNsImage::default(),
+            ns_held: Some((self.ns.clone(), self.creds.user_ns.clone())),
             mm_ref: Some(self.mm.clone()),
             fds_ref: Some(self.fds.clone()),
             ns_ref: Some(self.fs.ns.clone()),
@@ -772,20 +786,6 @@ impl Kernel {
                 {
                     return Err(CheckpointError::Unsupported {
                         what: format!("task {tid} has seccomp filters or no_new_privs"),
-                    });
-                }
-                // The image holds the initial namespaces only.
-                let nested = handle.view.lock().unwrap().as_ref().is_some_and(|v| {
-                    !Arc::ptr_eq(&v.ns.uts, &self.uts)
-                        || !Arc::ptr_eq(&v.ns.ipc, &self.ipc)
-                        || !Arc::ptr_eq(&v.ns.net, &self.net)
-                        || v.creds.user_ns.level > 0
-                });
-                if nested {
-                    return Err(CheckpointError::Unsupported {
-                        what: format!(
-                            "task {tid} is in a UTS, IPC, network or user namespace of its own"
-                        ),
                     });
                 }
                 match images.remove(tid) {
@@ -853,11 +853,28 @@ impl Kernel {
         };
         let mut tasks = tasks;
         tasks.sort_by_key(|t| t.tid);
+        // Nested PID namespaces are not in the image: every task is in the container's.
+        if let Some(t) = tasks.iter().find(|t| t.pidns_level != tasks[0].pidns_level) {
+            return Err(CheckpointError::Unsupported {
+                what: format!("task {} is in a PID namespace of its own", t.tid),
+            });
+        }
+        let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces());
         let (mut mms, mut fd_tables, mut namespaces) =
             (Interner::new(), Interner::new(), Interner::new());
         for t in &mut tasks {
             if let Some(ns) = t.ns_ref.take() {
                 namespaces.intern(&ns);
+            }
+            if let Some((ns, user)) = t.ns_held.take() {
+                let pidns = self.tree().tasks.get(&t.tid).map(|h| h.tg.pidns.clone());
+                if let Some(pidns) = pidns {
+                    t.namespaces = ns_saver.task(&ns, &user, &pidns).map_err(|what| {
+                        CheckpointError::Unsupported {
+                            what: format!("task {} holds {what}", t.tid),
+                        }
+                    })?;
+                }
             }
             if let Some(mm) = t.mm_ref.take() {
                 t.mm = mms.intern(&mm);
@@ -872,11 +889,12 @@ impl Kernel {
         let mut memfds = Memfds::default();
         let mut mqueues = Interner::new();
         let mut inotify = Interner::new();
+        let nets = ns_saver.nets();
         let fd_tables = fd_tables
             .items
             .iter()
             .map(|table| {
-                fd_table_image(
+                let mut image = fd_table_image(
                     table,
                     &mut descriptions,
                     &mut unix,
@@ -884,9 +902,15 @@ impl Kernel {
                     &mut memfds,
                     &mut mqueues,
                     &mut inotify,
-                )
+                )?;
+                for f in &mut image.fds {
+                    if let Ok(file) = table.get(f.fd) {
+                        f.netns = socket_netns(&file, &nets)?;
+                    }
+                }
+                Ok(image)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, CheckpointError>>()?;
         // The endpoints the tables reach, and what their queued messages carry: a file in
         // flight is saved as an fd's is, and may be a socket with more endpoints.
         let mut in_flight = Vec::new();
@@ -909,6 +933,7 @@ impl Kernel {
                     flags: file.flags(),
                     offset: *file.offset.lock().unwrap(),
                     description: descriptions.intern(&file),
+                    netns: socket_netns(&file, &nets)?,
                     file: file_image(
                         "a file in flight (SCM_RIGHTS)",
                         &file,
@@ -921,7 +946,9 @@ impl Kernel {
                 });
             }
         }
-        let unix = unix.finish();
+        let unix = unix
+            .finish(&|names| nets.iter().position(|n| Arc::ptr_eq(&n.unix_names, names)))
+            .map_err(|what| CheckpointError::Unsupported { what })?;
         let inotify = inotify
             .items
             .iter()
@@ -966,6 +993,9 @@ impl Kernel {
             .ipc
             .saved(&mqueues.items)
             .map_err(|what| CheckpointError::Unsupported { what })?;
+        let namespaces = ns_saver
+            .finish(&mqueues.items)
+            .map_err(|what| CheckpointError::Unsupported { what })?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -997,6 +1027,7 @@ impl Kernel {
             memfds: memfds.images,
             inotify,
             in_flight,
+            namespaces,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -1305,6 +1336,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
+            netns: 0,
             file: file_image(
                 &format!("fd {fd}"),
                 &file,
@@ -1317,6 +1349,31 @@ fn fd_table_image(
         });
     }
     Ok(FdTableImage { fds })
+}
+
+/// The network namespace (an index of `nets`) of `file` if it is a socket of the sentry's;
+/// 0 for anything else.
+fn socket_netns(file: &OpenFile, nets: &[Arc<super::ns::NetNs>]) -> Result<usize, CheckpointError> {
+    let FileKind::Socket(s) = file.kind() else {
+        return Ok(0);
+    };
+    let Some(any) = s.checkpoint_any() else {
+        return Ok(0);
+    };
+    let found = if let Some(s) = any.downcast_ref::<crate::net::inet::InetSocket>() {
+        nets.iter().position(|n| n.holds_stack(s.stack()))
+    } else if let Some(s) = any.downcast_ref::<crate::net::icmp::IcmpSocket>() {
+        nets.iter().position(|n| n.holds_stack(s.stack()))
+    } else if let Some(s) = any.downcast_ref::<crate::net::netlink::NetlinkSocket>() {
+        nets.iter().position(|n| s.in_namespace(n))
+    } else {
+        // AF_UNIX sockets name theirs per endpoint (`EndpointImage::netns`); others are
+        // refused by `file_image`.
+        Some(0)
+    };
+    found.ok_or_else(|| CheckpointError::Unsupported {
+        what: "a socket of a network namespace no task holds".into(),
+    })
 }
 
 /// What `file` is; `whose` names it in a refusal ("fd 3").

@@ -150,6 +150,9 @@ impl Kernel {
             )));
         }
         self.uts.names().hostname = image.hostname.clone();
+        let namespaces =
+            super::ns::RestoredNamespaces::restore(&image.namespaces, &self.initial_namespaces())
+                .map_err(invalid)?;
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
@@ -182,8 +185,9 @@ impl Kernel {
             self.memory.dec_ref(r);
         }
         let mms = mms?;
-        let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix, &moved)
-            .map_err(invalid)?;
+        let names: Vec<_> = namespaces.net.iter().map(|n| &n.unix_names).collect();
+        let unix =
+            crate::net::unix::restore_endpoints(&names, &image.unix, &moved).map_err(invalid)?;
         // The processes before their files: a signalfd reports its creator's signals.
         let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
         for p in &image.processes {
@@ -197,6 +201,7 @@ impl Kernel {
             mqueues,
         );
         files.inotify_images = image.inotify.clone();
+        files.nets = namespaces.net.clone();
         let tables = image
             .fd_tables
             .iter()
@@ -212,7 +217,7 @@ impl Kernel {
         files.fill_epolls(&image.epolls)?;
         drop(files);
         self.ipc.restore(&image.ipc).map_err(invalid)?;
-        self.restore_tasks(&image, &target, &mms, &tables, groups)
+        self.restore_tasks(&image, &target, &mms, &tables, groups, &namespaces)
     }
 
     /// Claims each saved range of the memory file and fills it from `memory`.
@@ -363,6 +368,7 @@ impl Kernel {
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
         groups: HashMap<i32, Arc<ThreadGroup>>,
+        namespaces: &super::ns::RestoredNamespaces,
     ) -> Result<Restored, RestoreError> {
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
         // The IDs first, so that every process and thread has its old ones.
@@ -429,7 +435,7 @@ impl Kernel {
                         }
                     }
                 }
-                starts.push(self.task_init(t, handle, target, mms, tables)?);
+                starts.push(self.task_init(t, handle, target, mms, tables, namespaces)?);
             }
         }
         // Timers once every thread is in the tree (an expiry finds its target), before any
@@ -558,7 +564,11 @@ impl Kernel {
         target: &RestoreTarget,
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
+        namespaces: &super::ns::RestoredNamespaces,
     ) -> Result<(TaskInit, Resumed), RestoreError> {
+        let (ns, user_ns) = namespaces
+            .task(&t.namespaces)
+            .map_err(|e| invalid(format!("task {}: {e}", t.tid)))?;
         let mm = mms
             .get(t.mm)
             .ok_or_else(|| invalid(format!("task {}: no address space {}", t.tid, t.mm)))?;
@@ -598,7 +608,7 @@ impl Kernel {
                 ambient: CapSet(c.caps[4]),
             },
             securebits: c.securebits,
-            user_ns: crate::auth::UserNs::initial(),
+            user_ns,
         };
         let fs = FsContext::new(target.fs.ns.clone(), t.umask);
         let cx = Caller::kernel();
@@ -640,7 +650,7 @@ impl Kernel {
             fds: fds.clone(),
             creds,
             fs,
-            ns: self.initial_namespaces(),
+            ns,
             clear_child_tid: t.clear_child_tid,
             altstack,
             vfork_done: None,
@@ -679,6 +689,8 @@ struct Files {
     /// The image's inotify instances, and those made so far by index.
     inotify_images: Vec<crate::vfs::inotify::InotifyImage>,
     inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
+    /// The network namespaces, by their index in the image (sockets name theirs).
+    nets: Vec<Arc<super::ns::NetNs>>,
 }
 
 impl Drop for Files {
@@ -712,7 +724,16 @@ impl Files {
             fifos: HashSet::new(),
             inotify_images: Vec::new(),
             inotify: HashMap::new(),
+            nets: Vec::new(),
         }
+    }
+
+    /// The network namespace of socket `f`.
+    fn net(&self, f: &super::checkpoint::FdImage) -> Result<Arc<super::ns::NetNs>, RestoreError> {
+        self.nets
+            .get(f.netns)
+            .cloned()
+            .ok_or_else(|| invalid(format!("fd {}: no network namespace {}", f.fd, f.netns)))
     }
 
     /// Puts back the interest lists of the epoll instances the tables hold.
@@ -838,13 +859,14 @@ impl Files {
                 ))
             }
             FileImage::Inet(image) => {
-                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
+                let net = self.net(f)?;
+                if matches!(net.network, crate::net::config::Network::Host { .. }) {
                     return Err(RestoreError::Unsupported(format!(
                         "fd {}: a socket of the sentry's stack, and this sandbox uses the host's",
                         f.fd
                     )));
                 }
-                let stack = kernel.net.inet();
+                let stack = net.inet();
                 let socket = crate::net::inet::InetSocket::restored(stack, image).map_err(|e| {
                     RestoreError::Unsupported(format!("fd {}: a socket: {e}", f.fd))
                 })?;
@@ -930,14 +952,15 @@ impl Files {
                 Ok(OpenFile::of_kind(FileKind::Mqueue(Arc::new(file)), f.flags))
             }
             FileImage::Icmp(image) => {
-                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
+                let net = self.net(f)?;
+                if matches!(net.network, crate::net::config::Network::Host { .. }) {
                     return Err(RestoreError::Unsupported(format!(
                         "fd {}: a ping socket of the sentry's stack, and this sandbox uses the host's",
                         f.fd
                     )));
                 }
-                let socket = crate::net::icmp::IcmpSocket::restored(kernel.net.inet(), image)
-                    .map_err(|e| {
+                let socket =
+                    crate::net::icmp::IcmpSocket::restored(net.inet(), image).map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
@@ -946,8 +969,9 @@ impl Files {
                 ))
             }
             FileImage::Netlink(image) => {
-                let socket = crate::net::netlink::NetlinkSocket::restored(&kernel.net, image)
-                    .map_err(|e| {
+                let net = self.net(f)?;
+                let socket =
+                    crate::net::netlink::NetlinkSocket::restored(&net, image).map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a netlink socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
