@@ -1207,3 +1207,29 @@ fn restore_keeps_uts_ipc_net_and_user_namespaces() {
     assert_eq!(inside, 1, "one task in the new namespaces");
     assert_eq!(kernel["unix"][0]["netns"], 1);
 }
+
+/// Writable shared mappings of a tmpfs file and of a memfd come back as the file's pages:
+/// after each of two restores from one image, what was written through the mapping before
+/// the checkpoint reads through the fd and what was written through the fd shows in the
+/// mapping, and writes after the restore go both ways too. `ckpt_shared.c` natively, with
+/// a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_shared_writable_mappings_of_tmpfs_files_and_memfds() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_shared",
+        "shared",
+        "ready\ntmpfs: map->read=before-map read->map=before-fd after: map->read=after-map \
+         read->map=after-fd\nmemfd: map->read=before-map read->map=before-fd after: \
+         map->read=after-map read->map=after-fd\ndone\n",
+    ) else {
+        return;
+    };
+    let vmas: Vec<&serde_json::Value> = kernel["mms"][0]["vmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["shared"] == true && v["may_write"] == true)
+        .collect();
+    assert_eq!(vmas.len(), 2, "{vmas:?}");
+    assert!(vmas.iter().any(|v| v["memfd"] == 0), "{vmas:?}");
+}

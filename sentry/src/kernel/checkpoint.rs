@@ -535,8 +535,13 @@ pub struct VmaImage {
     /// A System V shared memory segment it attaches (by identifier): restored, it maps the
     /// segment's pages again, shared with every other attachment.
     pub shm: Option<i32>,
-    /// Whether the mapping may be made writable (an attachment without SHM_RDONLY).
+    /// Whether the mapping may be made writable (an attachment without SHM_RDONLY, a
+    /// shared mapping of a tmpfs file or memfd open for writing).
     pub may_write: bool,
+    /// The memfd it maps (an index of [`KernelImage::memfds`]): restored, it maps that
+    /// memfd's pages again, shared with its fds.
+    #[serde(default)]
+    pub memfd: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -983,7 +988,7 @@ impl Kernel {
         let mms = mms
             .items
             .iter()
-            .map(|mm| mm_image(mm, &segments))
+            .map(|mm| mm_image(mm, &segments, &memfds.index))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tmpfs = Vec::new();
         for ns in &namespaces.items {
@@ -1189,8 +1194,27 @@ fn tmp_entries(
 fn mm_image(
     mm: &crate::mm::MemoryManager,
     segments: &[Arc<super::ipc::shm::Segment>],
+    memfds: &HashMap<usize, usize>,
 ) -> Result<MmImage, CheckpointError> {
     let maps = mm.maps();
+    let files = mm.mapped_files();
+    // The memfds mapped (by the start of their mappings), those fds hold: the image has
+    // them, and their pages are theirs.
+    let memfd: HashMap<u64, usize> = files
+        .iter()
+        .filter_map(|(start, file)| {
+            memfds
+                .get(&(Arc::as_ptr(file) as *const () as usize))
+                .map(|&i| (*start, i))
+        })
+        .collect();
+    // Files whose pages shared mappings write (tmpfs files, memfds): the pages are the
+    // file's, saved with its contents, and fault in from it again once it is restored.
+    let writable_file: std::collections::HashSet<u64> = files
+        .iter()
+        .filter(|(_, file)| file.shared_writable())
+        .map(|(start, _)| *start)
+        .collect();
     // The System V segments attached, by the start of their mappings: their pages are the
     // segment's, saved once with the memory file, and fault in again from it.
     let shm: HashMap<u64, i32> = mm
@@ -1211,14 +1235,18 @@ fn mm_image(
         .collect();
     // A shared mapping of a file opened read-only (glibc's gconv cache, for one) only ever
     // shows the file: it is saved as a mapping without pages, which the restored process
-    // faults in from the file again. One that may write the file is not saved yet.
-    if let Some(m) = maps
-        .iter()
-        .find(|m| m.shared && m.is_file && m.may_write && !shm.contains_key(&m.start))
-    {
+    // faults in from the file again; so is one that writes a tmpfs file or a memfd, whose
+    // pages are the file's. A host file's cached pages are not written back to it.
+    if let Some(m) = maps.iter().find(|m| {
+        m.shared
+            && m.is_file
+            && m.may_write
+            && !shm.contains_key(&m.start)
+            && !writable_file.contains(&m.start)
+    }) {
         return Err(CheckpointError::Unsupported {
             what: format!(
-                "a writable shared file mapping at {:#x} ({})",
+                "a writable shared mapping of a host file at {:#x} ({})",
                 m.start,
                 match &m.kind {
                     crate::mm::VmaKind::Named(n) => n.as_str(),
@@ -1227,12 +1255,15 @@ fn mm_image(
             ),
         });
     }
-    // A mapping of a memfd names a file no path reaches again.
+    // A mapping of a memfd names a file no path reaches again: the memfd must be in the
+    // image, which holds those fds hold.
     if let Some(m) = maps.iter().find(|m| {
-        m.is_file && matches!(&m.kind, crate::mm::VmaKind::Named(n) if n.starts_with("/memfd:"))
+        m.is_file
+            && !memfd.contains_key(&m.start)
+            && matches!(&m.kind, crate::mm::VmaKind::Named(n) if n.starts_with("/memfd:"))
     }) {
         return Err(CheckpointError::Unsupported {
-            what: format!("a mapping of a memfd at {:#x}", m.start),
+            what: format!("a mapping of a memfd no fd holds at {:#x}", m.start),
         });
     }
     let vmas = maps
@@ -1259,6 +1290,7 @@ fn mm_image(
             file: m.is_file,
             shm: shm.get(&m.start).copied(),
             may_write: m.may_write,
+            memfd: memfd.get(&m.start).copied(),
         })
         .collect();
     let mut pages = Vec::new();

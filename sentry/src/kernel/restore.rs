@@ -169,17 +169,23 @@ impl Kernel {
         // are dropped whatever happens, so that memory nobody names goes back.
         // System V shared memory segments before the address spaces that attach them, and
         // while their pages are claimed.
-        let mms = self
-            .ipc
-            .shm
-            .restore(&self.memory, &image.ipc.shm)
-            .map_err(invalid)
-            .and_then(|segments| {
-                image
-                    .mms
-                    .iter()
-                    .map(|m| self.restore_mm(m, &target.fs, &refilled, &segments))
-                    .collect::<Result<Vec<_>, _>>()
+        // Memfds before the address spaces that map them.
+        let memfds = self.restore_memfds(&image.memfds);
+        let mms = memfds
+            .as_ref()
+            .map_err(|e| invalid(e.clone()))
+            .and_then(|memfds| {
+                self.ipc
+                    .shm
+                    .restore(&self.memory, &image.ipc.shm)
+                    .map_err(invalid)
+                    .and_then(|segments| {
+                        image
+                            .mms
+                            .iter()
+                            .map(|m| self.restore_mm(m, &target.fs, &refilled, &segments, memfds))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
             });
         for r in claimed {
             self.memory.dec_ref(r);
@@ -201,6 +207,7 @@ impl Kernel {
             mqueues,
         );
         files.inotify_images = image.inotify.clone();
+        files.memfds = memfds.map_err(invalid)?;
         files.nets = namespaces.net.clone();
         let tables = image
             .fd_tables
@@ -263,12 +270,34 @@ impl Kernel {
         }
     }
 
+    /// The memfds of the image, by index, with their contents and seals.
+    fn restore_memfds(
+        &self,
+        images: &[super::checkpoint::MemfdImage],
+    ) -> Result<HashMap<usize, Arc<crate::vfs::Dentry>>, String> {
+        let mut made = HashMap::new();
+        for (i, m) in images.iter().enumerate() {
+            let attrs = NewAttrs {
+                mode: m.mode & 0o7777,
+                uid: m.uid,
+                gid: m.gid,
+            };
+            let (_, d) = self
+                .memfds
+                .restored(&Caller::kernel(), &m.name, attrs, &m.data, m.seals)
+                .map_err(|e| format!("memfd {i} ({e:?})"))?;
+            made.insert(i, d);
+        }
+        Ok(made)
+    }
+
     fn restore_mm(
         &self,
         image: &MmImage,
         fs: &Arc<FsContext>,
         refilled: &HashSet<String>,
         segments: &HashMap<i32, Arc<super::ipc::shm::Segment>>,
+        memfds: &HashMap<usize, Arc<crate::vfs::Dentry>>,
     ) -> Result<Arc<MemoryManager>, RestoreError> {
         let mm = MemoryManager::new(self.memory.clone(), self.platform.new_address_space()?);
         let mut vmas = Vec::new();
@@ -289,7 +318,18 @@ impl Kernel {
                         ino: v.ino,
                     })
                 }
-                None if v.file => Some(self.mapping(v, fs, refilled)?),
+                None if v.file => Some(match v.memfd {
+                    Some(i) => self.memfd_mapping(
+                        v,
+                        memfds.get(&i).ok_or_else(|| {
+                            invalid(format!(
+                                "the mapping at {:#x} maps memfd {i}, which is not in the image",
+                                v.start
+                            ))
+                        })?,
+                    )?,
+                    None => self.mapping(v, fs, refilled)?,
+                }),
                 None => None,
             };
             vmas.push(RestoredVma {
@@ -311,6 +351,32 @@ impl Kernel {
         Ok(Arc::new(mm))
     }
 
+    /// A VMA's memfd, `d` (restored already).
+    fn memfd_mapping(
+        &self,
+        v: &VmaImage,
+        d: &Arc<crate::vfs::Dentry>,
+    ) -> Result<FileMapping, RestoreError> {
+        let failed = |e: crate::abi::Errno| {
+            RestoreError::Unsupported(format!("the memfd mapped at {:#x} ({e:?})", v.start))
+        };
+        let ops = d
+            .inode
+            .open(&Caller::kernel(), libc::O_RDWR as u32)
+            .map_err(failed)?;
+        let st = ops.stat().map_err(failed)?;
+        let file = ops
+            .mappable(&self.memory)
+            .ok_or_else(|| failed(crate::abi::Errno::ENODEV))?;
+        Ok(FileMapping {
+            file,
+            offset: v.offset,
+            may_write: v.shared && v.may_write,
+            dev: st.dev,
+            ino: st.ino,
+        })
+    }
+
     /// A file VMA's file, reopened by path and checked to be the same file.
     fn mapping(
         &self,
@@ -327,7 +393,14 @@ impl Kernel {
         let st = d.inode.stat().map_err(|e| RestoreError::Changed {
             what: format!("{} ({e:?})", v.name),
         })?;
-        let ops = d.inode.open(&cx, libc::O_RDONLY as u32).map_err(|e| {
+        // A shared mapping that may write the file (a tmpfs file's) opens it for writing.
+        let may_write = v.shared && v.may_write;
+        let mode = if may_write {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        let ops = d.inode.open(&cx, mode as u32).map_err(|e| {
             RestoreError::Unsupported(format!("{} can no longer be opened ({e:?})", v.name))
         })?;
         // mmap(2) records the identity its open file reports, which for a file under an
@@ -352,10 +425,16 @@ impl Kernel {
         } else {
             (v.dev, v.ino)
         };
+        if may_write && !file.shared_writable() {
+            return Err(RestoreError::Unsupported(format!(
+                "{}, mapped shared and writable at {:#x}, is not a tmpfs file any more",
+                v.name, v.start
+            )));
+        }
         Ok(FileMapping {
             file,
             offset: v.offset,
-            may_write: false,
+            may_write,
             dev,
             ino,
         })
