@@ -505,10 +505,10 @@ fn restore_puts_back_tmpfs_files() {
     );
 }
 
-/// What the image cannot hold yet (here an open `/proc` file) fails the checkpoint by name,
-/// writes no image, and leaves the container running.
+/// What the image cannot hold yet (here an open `/proc/[pid]/ns` file) fails the checkpoint
+/// by name, writes no image, and leaves the container running.
 #[test]
-fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
+fn checkpoint_refuses_an_open_namespace_file_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
         return;
     };
@@ -521,7 +521,7 @@ fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
         &[
             "sh",
             "-c",
-            "exec 3</proc/self/status; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+            "exec 3</proc/self/ns/uts; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
     let out = scratch.path().join("out");
@@ -534,9 +534,9 @@ fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
         image.to_str().unwrap(),
         "procfile",
     ]);
-    assert_ne!(code, 0, "an open /proc file was checkpointed: {text}");
+    assert_ne!(code, 0, "an open namespace file was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd 3 is a proc file (kind not supported yet)"),
+        text.contains("cannot checkpoint: fd 3 is a namespace file (kind not supported yet)"),
         "{text}"
     );
     assert!(
@@ -1232,4 +1232,27 @@ fn restore_keeps_shared_writable_mappings_of_tmpfs_files_and_memfds() {
         .collect();
     assert_eq!(vmas.len(), 2, "{vmas:?}");
     assert!(vmas.iter().any(|v| v["memfd"] == 0), "{vmas:?}");
+}
+
+/// /proc files held open come back by path at their offsets, naming the same processes (a
+/// process's own status file, its child's stat file), and a pipe reopened through
+/// /proc/self/fd is the same pipe again: its second reader reads what both writers wrote,
+/// and closing both writers gives end of file. `ckpt_proc.c` natively, with a short sleep
+/// instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_proc_files_and_pipes_reopened_through_proc() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_proc",
+        "proc",
+        "ready\nstatus at offset 6: its name\nchild stat after its pid: (its name)\n\
+         reopened reader: abcdefghi\nafter closing both writers: end of file\ndone\n",
+    ) else {
+        return;
+    };
+    let fds: Vec<&serde_json::Value> = all_fds(&kernel).collect();
+    assert!(
+        fds.iter()
+            .any(|f| f["file"]["Path"]["fs_type"] == "proc" && f["offset"] == 6),
+        "{fds:?}"
+    );
 }

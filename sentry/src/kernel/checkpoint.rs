@@ -967,6 +967,27 @@ impl Kernel {
             .iter()
             .map(|ep| epoll_image(ep, &descriptions))
             .collect::<Result<Vec<_>, _>>()?;
+        // A FIFO reopened through /proc is a description of the FIFO's pipe, which the
+        // image names by path only.
+        let fifo_pipes: std::collections::HashSet<usize> = fd_tables
+            .iter()
+            .flat_map(|t| &t.fds)
+            .chain(&in_flight)
+            .filter_map(|f| match f.file {
+                FileImage::Fifo { pipe, .. } => Some(pipe),
+                _ => None,
+            })
+            .collect();
+        if let Some(f) = fd_tables
+            .iter()
+            .flat_map(|t| &t.fds)
+            .chain(&in_flight)
+            .find(|f| matches!(f.file, FileImage::Pipe { pipe, .. } if fifo_pipes.contains(&pipe)))
+        {
+            return Err(CheckpointError::Unsupported {
+                what: format!("fd {} is a FIFO reopened through /proc", f.fd),
+            });
+        }
         // A signalfd reports the signals of the process that made it: that process must
         // be in the image.
         for f in fd_tables.iter().flat_map(|t| &t.fds) {
@@ -1526,8 +1547,12 @@ fn file_image(
                     pipe: p.pipe_id(),
                     buffered: p.buffered(),
                 }),
-                _ => Err(unsupported("a pipe reopened through /proc")),
-            }
+                // Reopened through /proc/[pid]/fd: another description of the same pipe.
+                _ => Ok(FileImage::Pipe {
+                    pipe: p.pipe_id(),
+                    buffered: p.buffered(),
+                }),
+            };
         }
         FileKind::Plain(ops) => {
             if let Some(e) = ops
@@ -1568,8 +1593,13 @@ fn file_image(
         }
         Some(d) => {
             let fs_type = d.mount.fs_type;
-            if fs_type == "proc" || fs_type == "sysfs" {
-                return Err(unsupported(&format!("a {fs_type} file")));
+            // A /proc file is opened again by its path (PIDs are kept); a namespace file
+            // names a namespace, not what its path names after a setns.
+            if fs_type == "sysfs" {
+                return Err(unsupported("a sysfs file"));
+            }
+            if fs_type == "proc" && d.path.windows(4).any(|w| w == b"/ns/") {
+                return Err(unsupported("a namespace file"));
             }
             Ok(FileImage::Path {
                 path: lossy(&d.path),

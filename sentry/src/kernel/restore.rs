@@ -222,9 +222,18 @@ impl Kernel {
         })
         .map_err(invalid)?;
         files.fill_epolls(&image.epolls)?;
+        let deferred = std::mem::take(&mut files.deferred);
         drop(files);
         self.ipc.restore(&image.ipc).map_err(invalid)?;
-        self.restore_tasks(&image, &target, &mms, &tables, groups, &namespaces)
+        self.restore_tasks(
+            &image,
+            &target,
+            &mms,
+            &tables,
+            groups,
+            &namespaces,
+            deferred,
+        )
     }
 
     /// Claims each saved range of the memory file and fills it from `memory`.
@@ -448,6 +457,7 @@ impl Kernel {
         tables: &[Arc<FdTable>],
         groups: HashMap<i32, Arc<ThreadGroup>>,
         namespaces: &super::ns::RestoredNamespaces,
+        deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
     ) -> Result<Restored, RestoreError> {
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
         // The IDs first, so that every process and thread has its old ones.
@@ -522,6 +532,18 @@ impl Kernel {
         for p in image.processes.iter().filter(|p| p.zombie.is_none()) {
             self.restore_timers(&groups[&p.tgid], &p.timers);
         }
+        // /proc files once every process is in the tree (their paths name processes).
+        let opener = |table: &Arc<FdTable>| {
+            let t = image
+                .tasks
+                .iter()
+                .find(|t| tables.get(t.fds).is_some_and(|x| Arc::ptr_eq(x, table)))?;
+            Some(crate::vfs::TaskIds {
+                tid: t.tid,
+                tgid: t.tgid,
+            })
+        };
+        reopen_proc_files(&target.fs, deferred, &opener)?;
         inits.sort_by_key(|tg| tg.tgid);
         let init = inits
             .first()
@@ -770,6 +792,11 @@ struct Files {
     inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
     /// The network namespaces, by their index in the image (sockets name theirs).
     nets: Vec<Arc<super::ns::NetNs>>,
+    /// The /proc files of the tables, opened once the processes exist.
+    deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
+    /// An end of each pipe, by the pipe's identity in the image: a description reopened
+    /// through /proc makes another end of it.
+    pipe_of: HashMap<usize, Arc<super::pipe::PipeEnd>>,
 }
 
 impl Drop for Files {
@@ -804,6 +831,8 @@ impl Files {
             inotify_images: Vec::new(),
             inotify: HashMap::new(),
             nets: Vec::new(),
+            deferred: Vec::new(),
+            pipe_of: HashMap::new(),
         }
     }
 
@@ -842,12 +871,16 @@ impl Files {
         groups: &HashMap<i32, Arc<ThreadGroup>>,
         memfds: &[super::checkpoint::MemfdImage],
     ) -> Result<Arc<FdTable>, RestoreError> {
-        let table = FdTable::new();
+        let table = Arc::new(FdTable::new());
         for f in &image.fds {
+            if matches!(&f.file, FileImage::Path { fs_type, .. } if fs_type == "proc") {
+                self.deferred.push((table.clone(), f.clone()));
+                continue;
+            }
             let file = self.description(f, kernel, fs, groups, memfds)?;
             table.install_at(f.fd, file, f.cloexec);
         }
-        Ok(Arc::new(table))
+        Ok(table)
     }
 
     /// The open file description `f` names, made the first time.
@@ -1063,18 +1096,28 @@ impl Files {
                 Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
             }
             FileImage::Pipe { pipe, buffered } => {
+                let pipe_of = &mut self.pipe_of;
                 let ends = self.pipes.entry(*pipe).or_insert_with(|| {
                     let (r, w) = kernel.fifos.new_pipe();
                     r.refill(buffered);
+                    pipe_of.insert(*pipe, r.clone());
                     [Some(r), Some(w)]
                 });
-                let write = f.flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32;
-                let end = ends[usize::from(write)].take().ok_or_else(|| {
-                    RestoreError::Unsupported(format!(
-                        "fd {}: a second open description of one pipe end",
-                        f.fd
-                    ))
-                })?;
+                let mode = f.flags & libc::O_ACCMODE as u32;
+                let write = mode == libc::O_WRONLY as u32;
+                // A description reopened through /proc (read-write, or a second one of an
+                // end) is another end of the same pipe.
+                let taken = if mode == libc::O_RDWR as u32 {
+                    None
+                } else {
+                    ends[usize::from(write)].take()
+                };
+                let end = match taken {
+                    Some(end) => end,
+                    None => self.pipe_of[pipe].another(f.flags).map_err(|e| {
+                        invalid(format!("fd {}: a pipe's access mode ({e:?})", f.fd))
+                    })?,
+                };
                 Ok(OpenFile::of_kind(FileKind::Pipe(end), f.flags))
             }
             FileImage::Unix { endpoint } => {
@@ -1165,6 +1208,57 @@ impl Files {
             }
         }
     }
+}
+
+/// Opens the /proc files of the tables (`deferred`) by their paths, once every process of
+/// the image is in the tree, and installs them; fds that shared a description share it
+/// again.
+fn reopen_proc_files(
+    fs: &FsContext,
+    deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
+    opener: &dyn Fn(&Arc<FdTable>) -> Option<crate::vfs::TaskIds>,
+) -> Result<(), RestoreError> {
+    let mut opened: HashMap<usize, Arc<OpenFile>> = HashMap::new();
+    for (table, f) in deferred {
+        let FileImage::Path { path, mode, .. } = &f.file else {
+            continue;
+        };
+        let file = match opened.get(&f.description) {
+            Some(file) => file.clone(),
+            None => {
+                let changed = |why: String| RestoreError::Changed {
+                    what: format!("fd {}, {path} ({why})", f.fd),
+                };
+                // /proc answers tasks only: the lookup is made as a task holding the table.
+                let cx = Caller {
+                    task: opener(&table),
+                    ..Caller::kernel()
+                };
+                let d = fs
+                    .resolve(&cx, path.as_bytes())
+                    .map_err(|e| changed(format!("{e:?}")))?;
+                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                if st.mode & libc::S_IFMT != mode & libc::S_IFMT {
+                    return Err(changed("its type".into()));
+                }
+                let ops: Arc<dyn crate::vfs::FileOps> = if f.flags & libc::O_PATH as u32 != 0 {
+                    Arc::new(PathFile::new(d.clone()))
+                } else if st.mode & libc::S_IFMT == libc::S_IFDIR {
+                    Arc::new(DirFile::new(d.clone()))
+                } else {
+                    d.inode
+                        .open(&cx, f.flags)
+                        .map_err(|e| changed(format!("opening: {e:?}")))?
+                };
+                let file = OpenFile::with_dentry(ops, f.flags, d);
+                *file.offset.lock().unwrap() = f.offset;
+                opened.insert(f.description, file.clone());
+                file
+            }
+        };
+        table.install_at(f.fd, file, f.cloexec);
+    }
+    Ok(())
 }
 
 /// The file an fd saved by `path` names now, and its attributes; `changed` says why a
