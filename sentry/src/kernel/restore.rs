@@ -225,15 +225,11 @@ impl Kernel {
         let deferred = std::mem::take(&mut files.deferred);
         drop(files);
         self.ipc.restore(&image.ipc).map_err(invalid)?;
-        self.restore_tasks(
-            &image,
-            &target,
-            &mms,
-            &tables,
-            groups,
-            &namespaces,
-            deferred,
-        )
+        let late = Late {
+            namespaces: &namespaces,
+            proc_files: deferred,
+        };
+        self.restore_tasks(&image, &target, &mms, &tables, groups, late)
     }
 
     /// Claims each saved range of the memory file and fills it from `memory`.
@@ -456,9 +452,12 @@ impl Kernel {
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
         groups: HashMap<i32, Arc<ThreadGroup>>,
-        namespaces: &super::ns::RestoredNamespaces,
-        deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
+        late: Late<'_>,
     ) -> Result<Restored, RestoreError> {
+        let Late {
+            namespaces,
+            proc_files: deferred,
+        } = late;
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
         // The IDs first, so that every process and thread has its old ones.
         for p in &image.processes {
@@ -764,6 +763,13 @@ impl Kernel {
         };
         Ok((init, resumed))
     }
+}
+
+/// What the tasks take besides their address spaces and fd tables: their namespaces, and
+/// the /proc files of the tables, opened once every process is in the tree.
+struct Late<'a> {
+    namespaces: &'a super::ns::RestoredNamespaces,
+    proc_files: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
 }
 
 /// The open file descriptions being rebuilt, by their identity in the image.
