@@ -47,7 +47,7 @@
 //!   every opener, and its buffered bytes), a POSIX message queue, an inotify instance (by
 //!   index), a pidfd (the process's global PID, or that it was reaped);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
-//!   once each however many descriptions open them (a mapping of one is refused);
+//!   once each however many descriptions open them;
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
 //!   number, the open file description watched, the events, the data and whether
 //!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
@@ -97,14 +97,26 @@
 //! one whose file was unlinked stays unreachable by it, as before), socket files in tmpfs,
 //! files in flight over SCM_RIGHTS, connected UDP sockets and ping sockets (bound and
 //! connected again; datagrams and replies queued are lost, as for a bound UDP socket), and
-//! netlink sockets (with their replies not read).
+//! netlink sockets (with their replies not read). Format 6 added the UTS, IPC, network and
+//! user namespaces tasks hold (`namespaces`, [`super::ns::NamespacesImage`]: each task's
+//! [`TaskImage::namespaces`] and each socket's `netns` name them by index; a nested IPC
+//! namespace with its System V semaphore sets and message queues and named POSIX queues, a
+//! nested network namespace loopback-only with its sockets, a user namespace with its maps,
+//! setgroups setting, owner and parent; inode numbers are kept), writable shared mappings of
+//! tmpfs files and of memfds (without pages: the pages are the file's, saved with its
+//! contents; [`VmaImage::memfd`] names a mapped memfd), `/proc` files held open (by path
+//! and offset, reopened once the processes are back) and pipes reopened through
+//! `/proc/[pid]/fd` (another description of the same pipe).
 //! [`super::restore`] reads it.
 //!
 //! Anything else (raw IP and packet sockets, sockets of the host's stack (`--network
-//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the pty state; a
-//! signalfd whose creating process exited; an epoll item whose file no fd holds; a process
-//! waiting for its vfork child; a writable shared mapping of a file; a device node in a
-//! tmpfs; a socket file in the sentry's `/dev`, which is not saved)
+//! host`), a FIFO reopened through `/proc`, `/proc/[pid]/ns` and sysfs files, the pty
+//! state; a task in a nested PID namespace or whose children go to another one (setns); in
+//! a nested IPC namespace, shared memory segments and message queues an fd holds; a socket
+//! or mapped memfd no task or fd holds the namespace or file of; a signalfd whose creating
+//! process exited; an epoll item whose file no fd holds; a process waiting for its vfork
+//! child; a writable shared mapping of a host file; a device node in a tmpfs; a socket file
+//! in the sentry's `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs

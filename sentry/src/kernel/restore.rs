@@ -30,8 +30,11 @@
 //!    with their names before the files), inotify instances (watches re-added on the files
 //!    their paths name) and epoll instances, whose interest lists are filled once every
 //!    table is rebuilt;
+//!    the UTS, IPC, network and user namespaces other than the initial ones come back
+//!    before the sockets (which name theirs) and the memfds before the address spaces
+//!    (which map them); `/proc` files wait for step 4 (their paths name processes);
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
-//!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
+//!    `getpid` answers what it did), their namespaces, parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask; then each
 //!    process's timers are armed with the time that was left and their periods; System V
 //!    semaphore sets and message queues come back under their identifiers;
