@@ -724,6 +724,29 @@ mod tests {
         assert_eq!(nested.show(1000, false), OVERFLOW_ID);
     }
 
+    #[test]
+    fn user_namespace_images_round_trip() {
+        let ns = UserNs::new_child(&UserNs::initial(), 1000, 1001);
+        let one = IdExtent {
+            first: 0,
+            lower_first: 1000,
+            count: 1,
+        };
+        assert!(ns.set_map(false, vec![one]));
+        ns.maps().setgroups_denied = true;
+        let image = ns.saved(0);
+        let back = UserNs::restored(&UserNs::initial(), &image).unwrap();
+        assert_eq!(back.snapshot(), ns.snapshot());
+        assert_eq!(
+            (back.owner, back.owner_gid, back.inode),
+            (1000, 1001, ns.inode)
+        );
+        assert_eq!(back.level, 1);
+        assert_eq!(back.to_kernel(0, false), Some(1000));
+        // The number is not handed out again.
+        assert!(next_ns_inode() > ns.inode);
+    }
+
     fn set_uids(c: &Creds, r: u32, e: u32, s: u32) -> Creds {
         let mut n = c.clone();
         (n.uid, n.euid, n.suid) = (r, e, s);
