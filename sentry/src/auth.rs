@@ -160,6 +160,20 @@ impl CapSet {
     }
 }
 
+/// A user namespace other than the initial one in a checkpoint image.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UserNsImage {
+    /// The parent's index in the image's list (0: the initial namespace).
+    pub parent: usize,
+    /// The effective user and group (kernel IDs) of the process that made it.
+    pub owner: [u32; 2],
+    pub inode: u64,
+    /// `uid_map` and `gid_map` as `[first, lower_first, count]` lines; None: not written.
+    pub uid_map: Option<Vec<[u32; 3]>>,
+    pub gid_map: Option<Vec<[u32; 3]>>,
+    pub setgroups_denied: bool,
+}
+
 /// The five capability sets of a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caps {
@@ -177,6 +191,11 @@ static NEXT_NS_INODE: AtomicU64 = AtomicU64::new(0xF000_2000);
 /// A fresh namespace inode number (`/proc/[pid]/ns/*`, `NS_GET_*`), unique in the process.
 pub fn next_ns_inode() -> u64 {
     NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Keeps `inode`, a number a restored namespace takes again, from being handed out anew.
+pub fn reserve_ns_inode(inode: u64) {
+    NEXT_NS_INODE.fetch_max(inode.saturating_add(1), Ordering::Relaxed);
 }
 
 /// The user ID a user namespace shows for a kernel ID it does not map (Linux's
@@ -298,6 +317,60 @@ impl UserNs {
     /// A copy of the maps.
     pub fn snapshot(&self) -> UserNsMaps {
         self.maps().clone()
+    }
+
+    /// The namespace in a checkpoint image; `parent` is the index its parent has there.
+    pub fn saved(&self, parent: usize) -> UserNsImage {
+        let maps = self.snapshot();
+        let extents = |m: &IdMap| {
+            m.0.as_ref().map(|v| {
+                v.iter()
+                    .map(|e| [e.first, e.lower_first, e.count])
+                    .collect()
+            })
+        };
+        UserNsImage {
+            parent,
+            owner: [self.owner, self.owner_gid],
+            inode: self.inode,
+            uid_map: extents(&maps.uid),
+            gid_map: extents(&maps.gid),
+            setgroups_denied: maps.setgroups_denied,
+        }
+    }
+
+    /// The namespace of `image` (a restore) under `parent`, with its inode number again.
+    ///
+    /// # Errors
+    /// A namespace nested deeper than Linux allows.
+    pub fn restored(parent: &Arc<UserNs>, image: &UserNsImage) -> Result<Arc<UserNs>, String> {
+        if parent.level >= MAX_USER_NS_LEVEL {
+            return Err("a user namespace nested too deep".into());
+        }
+        let map = |m: &Option<Vec<[u32; 3]>>| {
+            IdMap(m.as_ref().map(|v| {
+                v.iter()
+                    .map(|&[first, lower_first, count]| IdExtent {
+                        first,
+                        lower_first,
+                        count,
+                    })
+                    .collect()
+            }))
+        };
+        reserve_ns_inode(image.inode);
+        Ok(Arc::new(UserNs {
+            parent: Some(parent.clone()),
+            level: parent.level + 1,
+            owner: image.owner[0],
+            owner_gid: image.owner[1],
+            inode: image.inode,
+            maps: Mutex::new(UserNsMaps {
+                uid: map(&image.uid_map),
+                gid: map(&image.gid_map),
+                setgroups_denied: image.setgroups_denied,
+            }),
+        }))
     }
 
     /// Whether `self` is `ns` or one of its ancestors.
@@ -650,6 +723,29 @@ mod tests {
         assert_eq!(nested.to_kernel(7, false), Some(5002));
         assert_eq!(nested.show(5002, false), 7);
         assert_eq!(nested.show(1000, false), OVERFLOW_ID);
+    }
+
+    #[test]
+    fn user_namespace_images_round_trip() {
+        let ns = UserNs::new_child(&UserNs::initial(), 1000, 1001);
+        let one = IdExtent {
+            first: 0,
+            lower_first: 1000,
+            count: 1,
+        };
+        assert!(ns.set_map(false, vec![one]));
+        ns.maps().setgroups_denied = true;
+        let image = ns.saved(0);
+        let back = UserNs::restored(&UserNs::initial(), &image).unwrap();
+        assert_eq!(back.snapshot(), ns.snapshot());
+        assert_eq!(
+            (back.owner, back.owner_gid, back.inode),
+            (1000, 1001, ns.inode)
+        );
+        assert_eq!(back.level, 1);
+        assert_eq!(back.to_kernel(0, false), Some(1000));
+        // The number is not handed out again.
+        assert!(next_ns_inode() > ns.inode);
     }
 
     fn set_uids(c: &Creds, r: u32, e: u32, s: u32) -> Creds {

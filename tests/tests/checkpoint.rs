@@ -505,10 +505,10 @@ fn restore_puts_back_tmpfs_files() {
     );
 }
 
-/// What the image cannot hold yet (here an open `/proc` file) fails the checkpoint by name,
-/// writes no image, and leaves the container running.
+/// What the image cannot hold yet (here an open `/proc/[pid]/ns` file) fails the checkpoint
+/// by name, writes no image, and leaves the container running.
 #[test]
-fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
+fn checkpoint_refuses_an_open_namespace_file_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
         return;
     };
@@ -521,7 +521,7 @@ fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
         &[
             "sh",
             "-c",
-            "exec 3</proc/self/status; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+            "exec 3</proc/self/ns/uts; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
     let out = scratch.path().join("out");
@@ -534,9 +534,9 @@ fn checkpoint_refuses_an_open_proc_file_and_keeps_running() {
         image.to_str().unwrap(),
         "procfile",
     ]);
-    assert_ne!(code, 0, "an open /proc file was checkpointed: {text}");
+    assert_ne!(code, 0, "an open namespace file was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd 3 is a proc file (kind not supported yet)"),
+        text.contains("cannot checkpoint: fd 3 is a namespace file (kind not supported yet)"),
         "{text}"
     );
     assert!(
@@ -1456,5 +1456,89 @@ fn restore_keeps_an_interactive_shell_and_its_foreground_job_on_a_pty() {
     assert!(
         all_fds(&kernel).any(|f| f["file"]["Pty"]["pty"]["session"] != 0),
         "the shell's terminal controls its session"
+
+/// A process in UTS, IPC, network and user namespaces of its own comes back in them, twice
+/// from one image: its host and domain names, its uid and gid maps (it is root inside), the
+/// namespace's inode number, the System V semaphore set and message queue and the POSIX
+/// message queue of its IPC namespace, the abstract AF_UNIX name and the UDP port bound in
+/// its network namespace; and its child, left in the caller's namespaces, still sees none
+/// of them. `ckpt_ns.c` natively, with a short sleep instead of the checkpoint, prints the
+/// same lines. Needs root natively (it unshares a user namespace and maps itself to root).
+#[test]
+fn restore_keeps_uts_ipc_net_and_user_namespaces() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("ckpt_ns maps the caller's root into its user namespace");
+    }
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_ns",
+        "ns",
+        "ready\ninside: host=ckpt-ns domain=ckpt-dom uid=0 gid=0 uts_ino=same\n\
+         ipc: sem=5 msg=3:in-the-ns mq=posix-in-ns:2\n\
+         net: abstract=delivered udp_port=kept rebind=EADDRINUSE\n\
+         outside: host=other sem=absent mq=absent abstract=absent udp_port=free\ndone\n",
+    ) else {
+        return;
+    };
+    let ns = &kernel["namespaces"];
+    assert_eq!(ns["uts"][0]["hostname"], "ckpt-ns", "{ns}");
+    assert_eq!(ns["user"][0]["setgroups_denied"], true, "{ns}");
+    assert_eq!(ns["ipc"].as_array().map(Vec::len), Some(1), "{ns}");
+    assert_eq!(ns["net"].as_array().map(Vec::len), Some(1), "{ns}");
+    let inside = kernel["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["namespaces"]["net"] == 1)
+        .count();
+    assert_eq!(inside, 1, "one task in the new namespaces");
+    assert_eq!(kernel["unix"][0]["netns"], 1);
+}
+
+/// Writable shared mappings of a tmpfs file and of a memfd come back as the file's pages:
+/// after each of two restores from one image, what was written through the mapping before
+/// the checkpoint reads through the fd and what was written through the fd shows in the
+/// mapping, and writes after the restore go both ways too. `ckpt_shared.c` natively, with
+/// a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_shared_writable_mappings_of_tmpfs_files_and_memfds() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_shared",
+        "shared",
+        "ready\ntmpfs: map->read=before-map read->map=before-fd after: map->read=after-map \
+         read->map=after-fd\nmemfd: map->read=before-map read->map=before-fd after: \
+         map->read=after-map read->map=after-fd\ndone\n",
+    ) else {
+        return;
+    };
+    let vmas: Vec<&serde_json::Value> = kernel["mms"][0]["vmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["shared"] == true && v["may_write"] == true)
+        .collect();
+    assert_eq!(vmas.len(), 2, "{vmas:?}");
+    assert!(vmas.iter().any(|v| v["memfd"] == 0), "{vmas:?}");
+}
+
+/// /proc files held open come back by path at their offsets, naming the same processes (a
+/// process's own status file, its child's stat file), and a pipe reopened through
+/// /proc/self/fd is the same pipe again: its second reader reads what both writers wrote,
+/// and closing both writers gives end of file. `ckpt_proc.c` natively, with a short sleep
+/// instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_proc_files_and_pipes_reopened_through_proc() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_proc",
+        "proc",
+        "ready\nstatus at offset 6: its name\nchild stat after its pid: (its name)\n\
+         reopened reader: abcdefghi\nafter closing both writers: end of file\ndone\n",
+    ) else {
+        return;
+    };
+    let fds: Vec<&serde_json::Value> = all_fds(&kernel).collect();
+    assert!(
+        fds.iter()
+            .any(|f| f["file"]["Path"]["fs_type"] == "proc" && f["offset"] == 6),
+        "{fds:?}"
     );
 }

@@ -53,7 +53,7 @@
 //!   pair of the container's `/dev/pts` (the path it was opened by and the whole pair,
 //!   [`crate::tty::image::PtyImage`], equal for every file of the pair);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
-//!   once each however many descriptions open them (a mapping of one is refused);
+//!   once each however many descriptions open them;
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
 //!   number, the open file description watched, the events, the data and whether
 //!   EPOLLONESHOT disarmed it; readiness is polled afresh on restore (an edge-triggered item
@@ -106,22 +106,33 @@
 //! netlink sockets (with their replies not read).
 //! Format 6 added raw IP and packet sockets (bound, connected and with their options again;
 //! packets and frames queued are lost, as for a bound UDP socket; no socket filter can be
-//! attached to either, so none is saved), and the sentry's pseudo-terminals: each pty pair
+//! attached to either, so none is saved); the sentry's pseudo-terminals: each pty pair
 //! of the container's `/dev/pts` (opened by path, through `/dev/ptmx` or TIOCGPTPEER) with
 //! its number, `TIOCSPTLCK` lock, packet mode and the status its master has not read,
 //! whether it hung up, its termios and window size, the line discipline's buffers in both
 //! directions, the session it controls with that session's foreground group, and its node's
-//! mode and owner; a restore makes the pair again under its number and records it as its
-//! session's controlling terminal.
+//! mode and owner (a restore makes the pair again under its number and records it as its
+//! session's controlling terminal); the UTS, IPC, network and
+//! user namespaces tasks hold (`namespaces`, [`super::ns::NamespacesImage`]: each task's
+//! [`TaskImage::namespaces`] and each socket's `netns` name them by index; a nested IPC
+//! namespace with its System V semaphore sets and message queues and named POSIX queues, a
+//! nested network namespace loopback-only with its sockets, a user namespace with its maps,
+//! setgroups setting, owner and parent; inode numbers are kept); writable shared mappings of
+//! tmpfs files and of memfds (without pages: the pages are the file's, saved with its
+//! contents; [`VmaImage::memfd`] names a mapped memfd); `/proc` files held open (by path
+//! and offset, reopened once the processes are back) and pipes reopened through
+//! `/proc/[pid]/fd` (another description of the same pipe).
 //! [`super::restore`] reads it.
 //!
-//! Anything else (sockets of the host's stack (`--network
-//! host`), a pipe reopened through `/proc`, `/proc` and sysfs files, the container's host
-//! terminal (its console: a restore cannot give the sandbox a terminal yet), a pty of a
-//! devpts mount other than the container's `/dev/pts`; a
-//! signalfd whose creating process exited; an epoll item whose file no fd holds; a process
-//! waiting for its vfork child; a writable shared mapping of a file; a device node in a
-//! tmpfs; a socket file in the sentry's `/dev`, which is not saved)
+//! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
+//! `/proc`, `/proc/[pid]/ns` and sysfs files, the container's host terminal (its console: a
+//! restore cannot give the sandbox a terminal yet), a pty of a devpts mount other than the
+//! container's `/dev/pts`; a task in a nested PID namespace or whose children go to another
+//! one (setns); in a nested IPC namespace, shared memory segments and message queues an fd
+//! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
+//! whose creating process exited; an epoll item whose file no fd holds; a process waiting
+//! for its vfork child; a writable shared mapping of a host file; a device node in a tmpfs;
+//! a socket file in the sentry's `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
@@ -267,6 +278,9 @@ pub struct KernelImage {
     /// holds, with `fd` -1 ([`crate::net::unix::MessageImage::fds`] names them by
     /// `description`, as it names those fds hold).
     pub in_flight: Vec<FdImage>,
+    /// The UTS, IPC, network and user namespaces other than the initial ones
+    /// ([`TaskImage::namespaces`] and [`FdImage::netns`] name them by index).
+    pub namespaces: super::ns::NamespacesImage,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -455,6 +469,11 @@ pub struct TaskImage {
     /// Index into [`KernelImage::mms`] and [`KernelImage::fd_tables`].
     pub mm: usize,
     pub fds: usize,
+    /// The UTS, IPC, network and user namespaces it holds, as indices of
+    /// [`KernelImage::namespaces`].
+    pub namespaces: super::ns::TaskNsImage,
+    #[serde(skip)]
+    ns_held: Option<(super::ns::Namespaces, Arc<crate::auth::UserNs>)>,
     #[serde(skip)]
     mm_ref: Option<Arc<crate::mm::MemoryManager>>,
     #[serde(skip)]
@@ -544,8 +563,13 @@ pub struct VmaImage {
     /// A System V shared memory segment it attaches (by identifier): restored, it maps the
     /// segment's pages again, shared with every other attachment.
     pub shm: Option<i32>,
-    /// Whether the mapping may be made writable (an attachment without SHM_RDONLY).
+    /// Whether the mapping may be made writable (an attachment without SHM_RDONLY, a
+    /// shared mapping of a tmpfs file or memfd open for writing).
     pub may_write: bool,
+    /// The memfd it maps (an index of [`KernelImage::memfds`]): restored, it maps that
+    /// memfd's pages again, shared with its fds.
+    #[serde(default)]
+    pub memfd: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -571,6 +595,10 @@ pub struct FdImage {
     /// The open file description: equal for fds that share one (dup, fork).
     pub description: usize,
     pub file: FileImage,
+    /// A socket's network namespace (an index of [`KernelImage::namespaces`]; 0: the
+    /// initial one).
+    #[serde(default)]
+    pub netns: usize,
 }
 
 /// What an open file is.
@@ -740,6 +768,8 @@ impl Task {
             umask: self.fs.umask(),
             mm: 0,
             fds: 0,
+            namespaces: super::ns::TaskNsImage::default(),
+            ns_held: Some((self.ns.clone(), self.creds.user_ns.clone())),
             mm_ref: Some(self.mm.clone()),
             fds_ref: Some(self.fds.clone()),
             ns_ref: Some(self.fs.ns.clone()),
@@ -800,20 +830,6 @@ impl Kernel {
                 {
                     return Err(CheckpointError::Unsupported {
                         what: format!("task {tid} has seccomp filters or no_new_privs"),
-                    });
-                }
-                // The image holds the initial namespaces only.
-                let nested = handle.view.lock().unwrap().as_ref().is_some_and(|v| {
-                    !Arc::ptr_eq(&v.ns.uts, &self.uts)
-                        || !Arc::ptr_eq(&v.ns.ipc, &self.ipc)
-                        || !Arc::ptr_eq(&v.ns.net, &self.net)
-                        || v.creds.user_ns.level > 0
-                });
-                if nested {
-                    return Err(CheckpointError::Unsupported {
-                        what: format!(
-                            "task {tid} is in a UTS, IPC, network or user namespace of its own"
-                        ),
                     });
                 }
                 match images.remove(tid) {
@@ -881,11 +897,28 @@ impl Kernel {
         };
         let mut tasks = tasks;
         tasks.sort_by_key(|t| t.tid);
+        // Nested PID namespaces are not in the image: every task is in the container's.
+        if let Some(t) = tasks.iter().find(|t| t.pidns_level != tasks[0].pidns_level) {
+            return Err(CheckpointError::Unsupported {
+                what: format!("task {} is in a PID namespace of its own", t.tid),
+            });
+        }
+        let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces());
         let (mut mms, mut fd_tables, mut namespaces) =
             (Interner::new(), Interner::new(), Interner::new());
         for t in &mut tasks {
             if let Some(ns) = t.ns_ref.take() {
                 namespaces.intern(&ns);
+            }
+            if let Some((ns, user)) = t.ns_held.take() {
+                let pidns = self.tree().tasks.get(&t.tid).map(|h| h.tg.pidns.clone());
+                if let Some(pidns) = pidns {
+                    t.namespaces = ns_saver.task(&ns, &user, &pidns).map_err(|what| {
+                        CheckpointError::Unsupported {
+                            what: format!("task {} holds {what}", t.tid),
+                        }
+                    })?;
+                }
             }
             if let Some(mm) = t.mm_ref.take() {
                 t.mm = mms.intern(&mm);
@@ -900,11 +933,12 @@ impl Kernel {
         let mut memfds = Memfds::default();
         let mut mqueues = Interner::new();
         let mut inotify = Interner::new();
+        let nets = ns_saver.nets();
         let fd_tables = fd_tables
             .items
             .iter()
             .map(|table| {
-                fd_table_image(
+                let mut image = fd_table_image(
                     table,
                     &mut descriptions,
                     &mut unix,
@@ -912,9 +946,15 @@ impl Kernel {
                     &mut memfds,
                     &mut mqueues,
                     &mut inotify,
-                )
+                )?;
+                for f in &mut image.fds {
+                    if let Ok(file) = table.get(f.fd) {
+                        f.netns = socket_netns(&file, &nets)?;
+                    }
+                }
+                Ok(image)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, CheckpointError>>()?;
         // The endpoints the tables reach, and what their queued messages carry: a file in
         // flight is saved as an fd's is, and may be a socket with more endpoints.
         let mut in_flight = Vec::new();
@@ -937,6 +977,7 @@ impl Kernel {
                     flags: file.flags(),
                     offset: *file.offset.lock().unwrap(),
                     description: descriptions.intern(&file),
+                    netns: socket_netns(&file, &nets)?,
                     file: file_image(
                         "a file in flight (SCM_RIGHTS)",
                         &file,
@@ -949,7 +990,9 @@ impl Kernel {
                 });
             }
         }
-        let unix = unix.finish();
+        let unix = unix
+            .finish(&|names| nets.iter().position(|n| Arc::ptr_eq(&n.unix_names, names)))
+            .map_err(|what| CheckpointError::Unsupported { what })?;
         let inotify = inotify
             .items
             .iter()
@@ -963,6 +1006,27 @@ impl Kernel {
             .iter()
             .map(|ep| epoll_image(ep, &descriptions))
             .collect::<Result<Vec<_>, _>>()?;
+        // A FIFO reopened through /proc is a description of the FIFO's pipe, which the
+        // image names by path only.
+        let fifo_pipes: std::collections::HashSet<usize> = fd_tables
+            .iter()
+            .flat_map(|t| &t.fds)
+            .chain(&in_flight)
+            .filter_map(|f| match f.file {
+                FileImage::Fifo { pipe, .. } => Some(pipe),
+                _ => None,
+            })
+            .collect();
+        if let Some(f) = fd_tables
+            .iter()
+            .flat_map(|t| &t.fds)
+            .chain(&in_flight)
+            .find(|f| matches!(f.file, FileImage::Pipe { pipe, .. } if fifo_pipes.contains(&pipe)))
+        {
+            return Err(CheckpointError::Unsupported {
+                what: format!("fd {} is a FIFO reopened through /proc", f.fd),
+            });
+        }
         // A signalfd reports the signals of the process that made it: that process must
         // be in the image.
         for f in fd_tables.iter().flat_map(|t| &t.fds) {
@@ -984,7 +1048,7 @@ impl Kernel {
         let mms = mms
             .items
             .iter()
-            .map(|mm| mm_image(mm, &segments))
+            .map(|mm| mm_image(mm, &segments, &memfds.index))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tmpfs = Vec::new();
         for ns in &namespaces.items {
@@ -993,6 +1057,9 @@ impl Kernel {
         let ipc = self
             .ipc
             .saved(&mqueues.items)
+            .map_err(|what| CheckpointError::Unsupported { what })?;
+        let namespaces = ns_saver
+            .finish(&mqueues.items)
             .map_err(|what| CheckpointError::Unsupported { what })?;
         let mut memory_ranges = Vec::new();
         let mut memory_bytes = 0u64;
@@ -1025,6 +1092,7 @@ impl Kernel {
             memfds: memfds.images,
             inotify,
             in_flight,
+            namespaces,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -1186,8 +1254,27 @@ fn tmp_entries(
 fn mm_image(
     mm: &crate::mm::MemoryManager,
     segments: &[Arc<super::ipc::shm::Segment>],
+    memfds: &HashMap<usize, usize>,
 ) -> Result<MmImage, CheckpointError> {
     let maps = mm.maps();
+    let files = mm.mapped_files();
+    // The memfds mapped (by the start of their mappings), those fds hold: the image has
+    // them, and their pages are theirs.
+    let memfd: HashMap<u64, usize> = files
+        .iter()
+        .filter_map(|(start, file)| {
+            memfds
+                .get(&(Arc::as_ptr(file) as *const () as usize))
+                .map(|&i| (*start, i))
+        })
+        .collect();
+    // Files whose pages shared mappings write (tmpfs files, memfds): the pages are the
+    // file's, saved with its contents, and fault in from it again once it is restored.
+    let writable_file: std::collections::HashSet<u64> = files
+        .iter()
+        .filter(|(_, file)| file.shared_writable())
+        .map(|(start, _)| *start)
+        .collect();
     // The System V segments attached, by the start of their mappings: their pages are the
     // segment's, saved once with the memory file, and fault in again from it.
     let shm: HashMap<u64, i32> = mm
@@ -1208,14 +1295,18 @@ fn mm_image(
         .collect();
     // A shared mapping of a file opened read-only (glibc's gconv cache, for one) only ever
     // shows the file: it is saved as a mapping without pages, which the restored process
-    // faults in from the file again. One that may write the file is not saved yet.
-    if let Some(m) = maps
-        .iter()
-        .find(|m| m.shared && m.is_file && m.may_write && !shm.contains_key(&m.start))
-    {
+    // faults in from the file again; so is one that writes a tmpfs file or a memfd, whose
+    // pages are the file's. A host file's cached pages are not written back to it.
+    if let Some(m) = maps.iter().find(|m| {
+        m.shared
+            && m.is_file
+            && m.may_write
+            && !shm.contains_key(&m.start)
+            && !writable_file.contains(&m.start)
+    }) {
         return Err(CheckpointError::Unsupported {
             what: format!(
-                "a writable shared file mapping at {:#x} ({})",
+                "a writable shared mapping of a host file at {:#x} ({})",
                 m.start,
                 match &m.kind {
                     crate::mm::VmaKind::Named(n) => n.as_str(),
@@ -1224,12 +1315,15 @@ fn mm_image(
             ),
         });
     }
-    // A mapping of a memfd names a file no path reaches again.
+    // A mapping of a memfd names a file no path reaches again: the memfd must be in the
+    // image, which holds those fds hold.
     if let Some(m) = maps.iter().find(|m| {
-        m.is_file && matches!(&m.kind, crate::mm::VmaKind::Named(n) if n.starts_with("/memfd:"))
+        m.is_file
+            && !memfd.contains_key(&m.start)
+            && matches!(&m.kind, crate::mm::VmaKind::Named(n) if n.starts_with("/memfd:"))
     }) {
         return Err(CheckpointError::Unsupported {
-            what: format!("a mapping of a memfd at {:#x}", m.start),
+            what: format!("a mapping of a memfd no fd holds at {:#x}", m.start),
         });
     }
     let vmas = maps
@@ -1256,6 +1350,7 @@ fn mm_image(
             file: m.is_file,
             shm: shm.get(&m.start).copied(),
             may_write: m.may_write,
+            memfd: memfd.get(&m.start).copied(),
         })
         .collect();
     let mut pages = Vec::new();
@@ -1333,6 +1428,7 @@ fn fd_table_image(
             flags: file.flags(),
             offset: *file.offset.lock().unwrap(),
             description: descriptions.intern(&file),
+            netns: 0,
             file: file_image(
                 &format!("fd {fd}"),
                 &file,
@@ -1345,6 +1441,31 @@ fn fd_table_image(
         });
     }
     Ok(FdTableImage { fds })
+}
+
+/// The network namespace (an index of `nets`) of `file` if it is a socket of the sentry's;
+/// 0 for anything else.
+fn socket_netns(file: &OpenFile, nets: &[Arc<super::ns::NetNs>]) -> Result<usize, CheckpointError> {
+    let FileKind::Socket(s) = file.kind() else {
+        return Ok(0);
+    };
+    let Some(any) = s.checkpoint_any() else {
+        return Ok(0);
+    };
+    let found = if let Some(s) = any.downcast_ref::<crate::net::inet::InetSocket>() {
+        nets.iter().position(|n| n.holds_stack(s.stack()))
+    } else if let Some(s) = any.downcast_ref::<crate::net::icmp::IcmpSocket>() {
+        nets.iter().position(|n| n.holds_stack(s.stack()))
+    } else if let Some(s) = any.downcast_ref::<crate::net::netlink::NetlinkSocket>() {
+        nets.iter().position(|n| s.in_namespace(n))
+    } else {
+        // AF_UNIX sockets name theirs per endpoint (`EndpointImage::netns`); others are
+        // refused by `file_image`.
+        Some(0)
+    };
+    found.ok_or_else(|| CheckpointError::Unsupported {
+        what: "a socket of a network namespace no task holds".into(),
+    })
 }
 
 /// What `file` is; `whose` names it in a refusal ("fd 3").
@@ -1473,8 +1594,12 @@ fn file_image(
                     pipe: p.pipe_id(),
                     buffered: p.buffered(),
                 }),
-                _ => Err(unsupported("a pipe reopened through /proc")),
-            }
+                // Reopened through /proc/[pid]/fd: another description of the same pipe.
+                _ => Ok(FileImage::Pipe {
+                    pipe: p.pipe_id(),
+                    buffered: p.buffered(),
+                }),
+            };
         }
         FileKind::Plain(ops) => {
             if let Some(saved) = crate::fs::devpts::saved_pty(file) {
@@ -1519,8 +1644,13 @@ fn file_image(
         }
         Some(d) => {
             let fs_type = d.mount.fs_type;
-            if fs_type == "proc" || fs_type == "sysfs" {
-                return Err(unsupported(&format!("a {fs_type} file")));
+            // A /proc file is opened again by its path (PIDs are kept); a namespace file
+            // names a namespace, not what its path names after a setns.
+            if fs_type == "sysfs" {
+                return Err(unsupported("a sysfs file"));
+            }
+            if fs_type == "proc" && d.path.windows(4).any(|w| w == b"/ns/") {
+                return Err(unsupported("a namespace file"));
             }
             Ok(FileImage::Path {
                 path: lossy(&d.path),

@@ -254,3 +254,323 @@ impl NsFiles {
         map.get(&inode).and_then(NsWeak::upgrade)
     }
 }
+
+/// The namespaces of a checkpoint image, each once. In every list the initial namespace is
+/// index 0 and is not listed (the kernel has it): index `i` names the list's entry `i - 1`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NamespacesImage {
+    /// The initial UTS namespace's domain name (its host name is the image's `hostname`).
+    pub domainname: String,
+    /// User namespaces, a parent before its children.
+    pub user: Vec<crate::auth::UserNsImage>,
+    pub uts: Vec<UtsNsImage>,
+    pub ipc: Vec<IpcNsImage>,
+    pub net: Vec<NetNsImage>,
+}
+
+/// A UTS namespace of the image: its owner (an index of [`NamespacesImage::user`]), inode
+/// number and names.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UtsNsImage {
+    pub owner: usize,
+    pub inode: u64,
+    pub hostname: String,
+    pub domainname: String,
+}
+
+/// An IPC namespace of the image other than the initial one (whose objects are the image's
+/// `ipc`): its System V semaphore sets and message queues and its named POSIX message
+/// queues. Shared memory segments and message queues an fd holds are refused there.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IpcNsImage {
+    pub owner: usize,
+    pub inode: u64,
+    pub objects: ipc::IpcImage,
+}
+
+/// A network namespace of the image other than the initial one: a loopback-only stack
+/// (what unshare(2) makes). Its sockets are saved with the fds that hold them, naming it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NetNsImage {
+    pub owner: usize,
+    pub inode: u64,
+}
+
+/// Which namespaces of the image a task holds (indices as [`NamespacesImage`]'s).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct TaskNsImage {
+    pub user: usize,
+    pub uts: usize,
+    pub ipc: usize,
+    pub net: usize,
+}
+
+/// The index of `x` in `list` (0: `initial`, else one past its place), added if new.
+fn intern<T>(list: &mut Vec<Arc<T>>, initial: &Arc<T>, x: &Arc<T>) -> usize {
+    if Arc::ptr_eq(x, initial) {
+        return 0;
+    }
+    match list.iter().position(|n| Arc::ptr_eq(n, x)) {
+        Some(i) => i + 1,
+        None => {
+            list.push(x.clone());
+            list.len()
+        }
+    }
+}
+
+/// Collects the namespaces tasks hold for a checkpoint.
+#[derive(Debug)]
+pub struct NsSaver {
+    initial: Namespaces,
+    user: Vec<Arc<UserNs>>,
+    uts: Vec<Arc<UtsNs>>,
+    ipc: Vec<Arc<IpcNs>>,
+    net: Vec<Arc<NetNs>>,
+}
+
+impl NsSaver {
+    /// A saver for a kernel whose initial namespaces are `initial`.
+    pub fn new(initial: Namespaces) -> NsSaver {
+        NsSaver {
+            initial,
+            user: Vec::new(),
+            uts: Vec::new(),
+            ipc: Vec::new(),
+            net: Vec::new(),
+        }
+    }
+
+    /// The index of user namespace `u`, its ancestors added before it.
+    fn user(&mut self, u: &Arc<UserNs>) -> usize {
+        let Some(parent) = &u.parent else { return 0 };
+        if let Some(i) = self.user.iter().position(|n| Arc::ptr_eq(n, u)) {
+            return i + 1;
+        }
+        self.user(parent);
+        self.user.push(u.clone());
+        self.user.len()
+    }
+
+    /// Records the namespaces of a task (`user`: its credentials'; `pidns`: its process's
+    /// PID namespace).
+    ///
+    /// # Errors
+    /// What the image cannot hold: a PID namespace for its children other than its own.
+    pub fn task(
+        &mut self,
+        ns: &Namespaces,
+        user: &Arc<UserNs>,
+        pidns: &Arc<super::PidNamespace>,
+    ) -> Result<TaskNsImage, String> {
+        if ns
+            .pid_for_children
+            .as_ref()
+            .is_some_and(|p| !Arc::ptr_eq(p, pidns))
+        {
+            return Err("a PID namespace for its children other than its own (setns)".into());
+        }
+        Ok(TaskNsImage {
+            user: self.user(user),
+            uts: intern(&mut self.uts, &self.initial.uts, &ns.uts),
+            ipc: intern(&mut self.ipc, &self.initial.ipc, &ns.ipc),
+            net: intern(&mut self.net, &self.initial.net, &ns.net),
+        })
+    }
+
+    /// The network namespaces the tasks hold, the initial one first (a socket names its
+    /// own by this index).
+    pub fn nets(&self) -> Vec<Arc<NetNs>> {
+        std::iter::once(self.initial.net.clone())
+            .chain(self.net.iter().cloned())
+            .collect()
+    }
+
+    /// The image of the namespaces recorded; `open_mqueues` are the POSIX message queues fds
+    /// hold (saved with the initial namespace's objects).
+    ///
+    /// # Errors
+    /// What the image cannot hold (System V shared memory in, or a message queue an fd
+    /// holds named in, an IPC namespace other than the initial one).
+    pub fn finish(
+        mut self,
+        open_mqueues: &[Arc<ipc::mq::Queue>],
+    ) -> Result<NamespacesImage, String> {
+        let owners = |s: &mut NsSaver, owners: Vec<Arc<UserNs>>| -> Vec<usize> {
+            owners.iter().map(|o| s.user(o)).collect()
+        };
+        fn of<T>(list: &[Arc<Ns<T>>]) -> Vec<Arc<UserNs>> {
+            list.iter().map(|n| n.owner.clone()).collect()
+        }
+        let uts_owners = of(&self.uts);
+        let uts_owners = owners(&mut self, uts_owners);
+        let ipc_owners = of(&self.ipc);
+        let ipc_owners = owners(&mut self, ipc_owners);
+        let net_owners = of(&self.net);
+        let net_owners = owners(&mut self, net_owners);
+        let mut user = Vec::new();
+        for u in &self.user {
+            let parent = match &u.parent {
+                Some(p) => self
+                    .user
+                    .iter()
+                    .position(|n| Arc::ptr_eq(n, p))
+                    .map_or(0, |i| i + 1),
+                None => 0,
+            };
+            user.push(u.saved(parent));
+        }
+        let uts = self
+            .uts
+            .iter()
+            .zip(uts_owners)
+            .map(|(n, owner)| {
+                let names = n.names().clone();
+                UtsNsImage {
+                    owner,
+                    inode: n.inode,
+                    hostname: names.hostname,
+                    domainname: names.domainname,
+                }
+            })
+            .collect();
+        let mut ipcs = Vec::new();
+        for (n, owner) in self.ipc.iter().zip(ipc_owners) {
+            if open_mqueues.iter().any(|q| n.mq.names(q)) {
+                return Err(
+                    "a POSIX message queue of an IPC namespace of its own is open in an fd".into(),
+                );
+            }
+            let objects = n.saved(&[])?;
+            if !objects.shm.objects.is_empty() {
+                return Err("System V shared memory in an IPC namespace of its own".into());
+            }
+            ipcs.push(IpcNsImage {
+                owner,
+                inode: n.inode,
+                objects,
+            });
+        }
+        let net = self
+            .net
+            .iter()
+            .zip(net_owners)
+            .map(|(n, owner)| NetNsImage {
+                owner,
+                inode: n.inode,
+            })
+            .collect();
+        Ok(NamespacesImage {
+            domainname: self.initial.uts.names().domainname.clone(),
+            user,
+            uts,
+            ipc: ipcs,
+            net,
+        })
+    }
+}
+
+/// The namespaces of an image rebuilt (a restore), the initial ones at index 0.
+#[derive(Debug)]
+pub struct RestoredNamespaces {
+    pub user: Vec<Arc<UserNs>>,
+    pub uts: Vec<Arc<UtsNs>>,
+    pub ipc: Vec<Arc<IpcNs>>,
+    pub net: Vec<Arc<NetNs>>,
+}
+
+impl RestoredNamespaces {
+    /// Rebuilds the namespaces of `image` beside the kernel's `initial` ones (whose domain
+    /// name it sets), with their inode numbers, owners, names and IPC objects.
+    ///
+    /// # Errors
+    /// An inconsistent image.
+    pub fn restore(
+        image: &NamespacesImage,
+        initial: &Namespaces,
+    ) -> Result<RestoredNamespaces, String> {
+        initial.uts.names().domainname = image.domainname.clone();
+        let mut user = vec![UserNs::initial()];
+        for u in &image.user {
+            let parent = user
+                .get(u.parent)
+                .ok_or_else(|| format!("user namespace {} is not before its child", u.parent))?
+                .clone();
+            user.push(UserNs::restored(&parent, u)?);
+        }
+        let owner = |i: usize| {
+            user.get(i)
+                .cloned()
+                .ok_or_else(|| format!("no user namespace {i}"))
+        };
+        let mut uts = vec![initial.uts.clone()];
+        for n in &image.uts {
+            let names = Uts {
+                hostname: n.hostname.clone(),
+                domainname: n.domainname.clone(),
+            };
+            if names.hostname.len() > UTS_NAME_MAX || names.domainname.len() > UTS_NAME_MAX {
+                return Err("a host or domain name too long".into());
+            }
+            crate::auth::reserve_ns_inode(n.inode);
+            uts.push(Ns::with_inode(Mutex::new(names), owner(n.owner)?, n.inode));
+        }
+        let mut ipcs = vec![initial.ipc.clone()];
+        for n in &image.ipc {
+            if !n.objects.shm.objects.is_empty() {
+                return Err("System V shared memory in an IPC namespace of its own".into());
+            }
+            crate::auth::reserve_ns_inode(n.inode);
+            let ns = Ns::with_inode(ipc::Namespace::default(), owner(n.owner)?, n.inode);
+            ns.restore(&n.objects)?;
+            ns.mq.restore(&n.objects.mq)?;
+            ipcs.push(ns);
+        }
+        let mut net = vec![initial.net.clone()];
+        for n in &image.net {
+            crate::auth::reserve_ns_inode(n.inode);
+            net.push(Ns::with_inode(
+                net::Namespace::new(net::config::Network::Loopback),
+                owner(n.owner)?,
+                n.inode,
+            ));
+        }
+        Ok(RestoredNamespaces {
+            user,
+            uts,
+            ipc: ipcs,
+            net,
+        })
+    }
+
+    /// The namespaces a task of the image holds, and its user namespace.
+    ///
+    /// # Errors
+    /// An index the image does not have.
+    pub fn task(&self, t: &TaskNsImage) -> Result<(Namespaces, Arc<UserNs>), String> {
+        fn get<T>(list: &[Arc<T>], i: usize, kind: &str) -> Result<Arc<T>, String> {
+            list.get(i)
+                .cloned()
+                .ok_or_else(|| format!("no {kind} namespace {i}"))
+        }
+        Ok((
+            Namespaces {
+                uts: get(&self.uts, t.uts, "UTS")?,
+                ipc: get(&self.ipc, t.ipc, "IPC")?,
+                net: get(&self.net, t.net, "network")?,
+                pid_for_children: None,
+            },
+            get(&self.user, t.user, "user")?,
+        ))
+    }
+
+    /// Network namespace `i`.
+    ///
+    /// # Errors
+    /// An index the image does not have.
+    pub fn net(&self, i: usize) -> Result<&Arc<NetNs>, String> {
+        self.net
+            .get(i)
+            .ok_or_else(|| format!("no network namespace {i}"))
+    }
+}

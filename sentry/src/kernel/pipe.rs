@@ -116,6 +116,21 @@ pub fn new_pipe() -> (Arc<PipeEnd>, Arc<PipeEnd>) {
 }
 
 impl PipeEnd {
+    /// Another end of this end's pipe with the access mode of `flags` (a restore: a pipe
+    /// reopened through `/proc/[pid]/fd`).
+    ///
+    /// # Errors
+    /// EINVAL for the access mode 3.
+    pub(super) fn another(&self, flags: u32) -> Result<Arc<PipeEnd>, Errno> {
+        let (read, write) = match (flags & libc::O_ACCMODE as u32) as i32 {
+            libc::O_RDONLY => (true, false),
+            libc::O_WRONLY => (false, true),
+            libc::O_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(Arc::new(PipeEnd::open(self.pipe.clone(), read, write)))
+    }
+
     /// Puts a checkpoint's buffered bytes back into this end's empty pipe.
     pub(super) fn refill(&self, bytes: &[u8]) {
         let mut s = self.pipe.state.lock().unwrap();

@@ -32,8 +32,11 @@
 //!    inotify instances (watches re-added on the files
 //!    their paths name) and epoll instances, whose interest lists are filled once every
 //!    table is rebuilt;
+//!    the UTS, IPC, network and user namespaces other than the initial ones come back
+//!    before the sockets (which name theirs) and the memfds before the address spaces
+//!    (which map them); `/proc` files wait for step 4 (their paths name processes);
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
-//!    `getpid` answers what it did), parents, process groups, sessions, zombies, signal
+//!    `getpid` answers what it did), their namespaces, parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask; then each
 //!    process's timers are armed with the time that was left and their periods; System V
 //!    semaphore sets and message queues come back under their identifiers;
@@ -154,6 +157,9 @@ impl Kernel {
             )));
         }
         self.uts.names().hostname = image.hostname.clone();
+        let namespaces =
+            super::ns::RestoredNamespaces::restore(&image.namespaces, &self.initial_namespaces())
+                .map_err(invalid)?;
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
@@ -170,24 +176,31 @@ impl Kernel {
         // are dropped whatever happens, so that memory nobody names goes back.
         // System V shared memory segments before the address spaces that attach them, and
         // while their pages are claimed.
-        let mms = self
-            .ipc
-            .shm
-            .restore(&self.memory, &image.ipc.shm)
-            .map_err(invalid)
-            .and_then(|segments| {
-                image
-                    .mms
-                    .iter()
-                    .map(|m| self.restore_mm(m, &target.fs, &refilled, &segments))
-                    .collect::<Result<Vec<_>, _>>()
+        // Memfds before the address spaces that map them.
+        let memfds = self.restore_memfds(&image.memfds);
+        let mms = memfds
+            .as_ref()
+            .map_err(|e| invalid(e.clone()))
+            .and_then(|memfds| {
+                self.ipc
+                    .shm
+                    .restore(&self.memory, &image.ipc.shm)
+                    .map_err(invalid)
+                    .and_then(|segments| {
+                        image
+                            .mms
+                            .iter()
+                            .map(|m| self.restore_mm(m, &target.fs, &refilled, &segments, memfds))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
             });
         for r in claimed {
             self.memory.dec_ref(r);
         }
         let mms = mms?;
-        let unix = crate::net::unix::restore_endpoints(&self.net.unix_names, &image.unix, &moved)
-            .map_err(invalid)?;
+        let names: Vec<_> = namespaces.net.iter().map(|n| &n.unix_names).collect();
+        let unix =
+            crate::net::unix::restore_endpoints(&names, &image.unix, &moved).map_err(invalid)?;
         // The processes before their files: a signalfd reports its creator's signals.
         let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
         for p in &image.processes {
@@ -203,6 +216,8 @@ impl Kernel {
         files.inotify_images = image.inotify.clone();
         let groups_of: std::sync::Weak<Kernel> = Arc::downgrade(self);
         files.ptys = crate::fs::devpts::PtyRestorer::new(target.devpts.clone(), groups_of);
+        files.memfds = memfds.map_err(invalid)?;
+        files.nets = namespaces.net.clone();
         let tables = image
             .fd_tables
             .iter()
@@ -216,9 +231,14 @@ impl Kernel {
         })
         .map_err(invalid)?;
         files.fill_epolls(&image.epolls)?;
+        let deferred = std::mem::take(&mut files.deferred);
         drop(files);
         self.ipc.restore(&image.ipc).map_err(invalid)?;
-        self.restore_tasks(&image, &target, &mms, &tables, groups)
+        let late = Late {
+            namespaces: &namespaces,
+            proc_files: deferred,
+        };
+        self.restore_tasks(&image, &target, &mms, &tables, groups, late)
     }
 
     /// Claims each saved range of the memory file and fills it from `memory`.
@@ -264,12 +284,34 @@ impl Kernel {
         }
     }
 
+    /// The memfds of the image, by index, with their contents and seals.
+    fn restore_memfds(
+        &self,
+        images: &[super::checkpoint::MemfdImage],
+    ) -> Result<HashMap<usize, Arc<crate::vfs::Dentry>>, String> {
+        let mut made = HashMap::new();
+        for (i, m) in images.iter().enumerate() {
+            let attrs = NewAttrs {
+                mode: m.mode & 0o7777,
+                uid: m.uid,
+                gid: m.gid,
+            };
+            let (_, d) = self
+                .memfds
+                .restored(&Caller::kernel(), &m.name, attrs, &m.data, m.seals)
+                .map_err(|e| format!("memfd {i} ({e:?})"))?;
+            made.insert(i, d);
+        }
+        Ok(made)
+    }
+
     fn restore_mm(
         &self,
         image: &MmImage,
         fs: &Arc<FsContext>,
         refilled: &HashSet<String>,
         segments: &HashMap<i32, Arc<super::ipc::shm::Segment>>,
+        memfds: &HashMap<usize, Arc<crate::vfs::Dentry>>,
     ) -> Result<Arc<MemoryManager>, RestoreError> {
         let mm = MemoryManager::new(self.memory.clone(), self.platform.new_address_space()?);
         let mut vmas = Vec::new();
@@ -291,7 +333,18 @@ impl Kernel {
                         writer: None,
                     })
                 }
-                None if v.file => Some(self.mapping(v, fs, refilled)?),
+                None if v.file => Some(match v.memfd {
+                    Some(i) => self.memfd_mapping(
+                        v,
+                        memfds.get(&i).ok_or_else(|| {
+                            invalid(format!(
+                                "the mapping at {:#x} maps memfd {i}, which is not in the image",
+                                v.start
+                            ))
+                        })?,
+                    )?,
+                    None => self.mapping(v, fs, refilled)?,
+                }),
                 None => None,
             };
             vmas.push(RestoredVma {
@@ -313,6 +366,34 @@ impl Kernel {
         Ok(Arc::new(mm))
     }
 
+    /// A VMA's memfd, `d` (restored already).
+    fn memfd_mapping(
+        &self,
+        v: &VmaImage,
+        d: &Arc<crate::vfs::Dentry>,
+    ) -> Result<FileMapping, RestoreError> {
+        let failed = |e: crate::abi::Errno| {
+            RestoreError::Unsupported(format!("the memfd mapped at {:#x} ({e:?})", v.start))
+        };
+        let ops = d
+            .inode
+            .open(&Caller::kernel(), libc::O_RDWR as u32)
+            .map_err(failed)?;
+        let st = ops.stat().map_err(failed)?;
+        let file = ops
+            .mappable(&self.memory)
+            .ok_or_else(|| failed(crate::abi::Errno::ENODEV))?;
+        let may_write = v.shared && v.may_write;
+        Ok(FileMapping {
+            writer: may_write.then(|| crate::mm::filemap::WritableMapping::new(&file)),
+            file,
+            offset: v.offset,
+            may_write,
+            dev: st.dev,
+            ino: st.ino,
+        })
+    }
+
     /// A file VMA's file, reopened by path and checked to be the same file.
     fn mapping(
         &self,
@@ -329,7 +410,14 @@ impl Kernel {
         let st = d.inode.stat().map_err(|e| RestoreError::Changed {
             what: format!("{} ({e:?})", v.name),
         })?;
-        let ops = d.inode.open(&cx, libc::O_RDONLY as u32).map_err(|e| {
+        // A shared mapping that may write the file (a tmpfs file's) opens it for writing.
+        let may_write = v.shared && v.may_write;
+        let mode = if may_write {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        let ops = d.inode.open(&cx, mode as u32).map_err(|e| {
             RestoreError::Unsupported(format!("{} can no longer be opened ({e:?})", v.name))
         })?;
         // mmap(2) records the identity its open file reports, which for a file under an
@@ -354,13 +442,19 @@ impl Kernel {
         } else {
             (v.dev, v.ino)
         };
+        if may_write && !file.shared_writable() {
+            return Err(RestoreError::Unsupported(format!(
+                "{}, mapped shared and writable at {:#x}, is not a tmpfs file any more",
+                v.name, v.start
+            )));
+        }
         Ok(FileMapping {
+            writer: may_write.then(|| crate::mm::filemap::WritableMapping::new(&file)),
             file,
             offset: v.offset,
-            may_write: false,
+            may_write,
             dev,
             ino,
-            writer: None,
         })
     }
 
@@ -371,7 +465,12 @@ impl Kernel {
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
         groups: HashMap<i32, Arc<ThreadGroup>>,
+        late: Late<'_>,
     ) -> Result<Restored, RestoreError> {
+        let Late {
+            namespaces,
+            proc_files: deferred,
+        } = late;
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
         // An mm two processes share (a vfork child and its parent) is marked so, as clone
         // does: an execve of one of them must not take its host address space.
@@ -447,7 +546,7 @@ impl Kernel {
                         }
                     }
                 }
-                starts.push(self.task_init(t, handle, target, mms, tables)?);
+                starts.push(self.task_init(t, handle, target, mms, tables, namespaces)?);
             }
         }
         // Timers once every thread is in the tree (an expiry finds its target), before any
@@ -455,6 +554,18 @@ impl Kernel {
         for p in image.processes.iter().filter(|p| p.zombie.is_none()) {
             self.restore_timers(&groups[&p.tgid], &p.timers);
         }
+        // /proc files once every process is in the tree (their paths name processes).
+        let opener = |table: &Arc<FdTable>| {
+            let t = image
+                .tasks
+                .iter()
+                .find(|t| tables.get(t.fds).is_some_and(|x| Arc::ptr_eq(x, table)))?;
+            Some(crate::vfs::TaskIds {
+                tid: t.tid,
+                tgid: t.tgid,
+            })
+        };
+        reopen_proc_files(&target.fs, deferred, &opener)?;
         inits.sort_by_key(|tg| tg.tgid);
         let init = inits
             .first()
@@ -576,7 +687,11 @@ impl Kernel {
         target: &RestoreTarget,
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
+        namespaces: &super::ns::RestoredNamespaces,
     ) -> Result<(TaskInit, Resumed), RestoreError> {
+        let (ns, user_ns) = namespaces
+            .task(&t.namespaces)
+            .map_err(|e| invalid(format!("task {}: {e}", t.tid)))?;
         let mm = mms
             .get(t.mm)
             .ok_or_else(|| invalid(format!("task {}: no address space {}", t.tid, t.mm)))?;
@@ -616,7 +731,7 @@ impl Kernel {
                 ambient: CapSet(c.caps[4]),
             },
             securebits: c.securebits,
-            user_ns: crate::auth::UserNs::initial(),
+            user_ns,
         };
         let fs = FsContext::new(target.fs.ns.clone(), t.umask);
         let cx = Caller::kernel();
@@ -658,7 +773,7 @@ impl Kernel {
             fds: fds.clone(),
             creds,
             fs,
-            ns: self.initial_namespaces(),
+            ns,
             clear_child_tid: t.clear_child_tid,
             altstack,
             vfork_done: None,
@@ -671,6 +786,13 @@ impl Kernel {
         };
         Ok((init, resumed))
     }
+}
+
+/// What the tasks take besides their address spaces and fd tables: their namespaces, and
+/// the /proc files of the tables, opened once every process is in the tree.
+struct Late<'a> {
+    namespaces: &'a super::ns::RestoredNamespaces,
+    proc_files: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
 }
 
 /// The open file descriptions being rebuilt, by their identity in the image.
@@ -699,6 +821,13 @@ struct Files {
     inotify: HashMap<usize, Arc<crate::vfs::inotify::Inotify>>,
     /// The pty pairs made so far.
     ptys: crate::fs::devpts::PtyRestorer,
+    /// The network namespaces, by their index in the image (sockets name theirs).
+    nets: Vec<Arc<super::ns::NetNs>>,
+    /// The /proc files of the tables, opened once the processes exist.
+    deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
+    /// An end of each pipe, by the pipe's identity in the image: a description reopened
+    /// through /proc makes another end of it.
+    pipe_of: HashMap<usize, Arc<super::pipe::PipeEnd>>,
 }
 
 impl Drop for Files {
@@ -733,7 +862,35 @@ impl Files {
             inotify_images: Vec::new(),
             inotify: HashMap::new(),
             ptys: crate::fs::devpts::PtyRestorer::default(),
+            nets: Vec::new(),
+            deferred: Vec::new(),
+            pipe_of: HashMap::new(),
         }
+    }
+
+    /// The network namespace of socket `f`.
+    fn net(&self, f: &super::checkpoint::FdImage) -> Result<Arc<super::ns::NetNs>, RestoreError> {
+        self.nets
+            .get(f.netns)
+            .cloned()
+            .ok_or_else(|| invalid(format!("fd {}: no network namespace {}", f.fd, f.netns)))
+    }
+
+    /// The network namespace of socket `f`, whose `what` belongs to the sentry's stack:
+    /// refused when this sandbox uses the host's.
+    fn sentry_stack(
+        &self,
+        f: &super::checkpoint::FdImage,
+        what: &str,
+    ) -> Result<Arc<super::ns::NetNs>, RestoreError> {
+        let net = self.net(f)?;
+        if matches!(net.network, crate::net::config::Network::Host { .. }) {
+            return Err(RestoreError::Unsupported(format!(
+                "fd {}: {what} of the sentry's stack, and this sandbox uses the host's",
+                f.fd
+            )));
+        }
+        Ok(net)
     }
 
     /// Puts back the interest lists of the epoll instances the tables hold.
@@ -763,12 +920,16 @@ impl Files {
         groups: &HashMap<i32, Arc<ThreadGroup>>,
         memfds: &[super::checkpoint::MemfdImage],
     ) -> Result<Arc<FdTable>, RestoreError> {
-        let table = FdTable::new();
+        let table = Arc::new(FdTable::new());
         for f in &image.fds {
+            if matches!(&f.file, FileImage::Path { fs_type, .. } if fs_type == "proc") {
+                self.deferred.push((table.clone(), f.clone()));
+                continue;
+            }
             let file = self.description(f, kernel, fs, groups, memfds)?;
             table.install_at(f.fd, file, f.cloexec);
         }
-        Ok(Arc::new(table))
+        Ok(table)
     }
 
     /// The open file description `f` names, made the first time.
@@ -859,13 +1020,8 @@ impl Files {
                 ))
             }
             FileImage::Inet(image) => {
-                if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
-                    return Err(RestoreError::Unsupported(format!(
-                        "fd {}: a socket of the sentry's stack, and this sandbox uses the host's",
-                        f.fd
-                    )));
-                }
-                let stack = kernel.net.inet();
+                let net = self.sentry_stack(f, "a socket")?;
+                let stack = net.inet();
                 let socket = crate::net::inet::InetSocket::restored(stack, image).map_err(|e| {
                     RestoreError::Unsupported(format!("fd {}: a socket: {e}", f.fd))
                 })?;
@@ -967,8 +1123,8 @@ impl Files {
                 Ok(OpenFile::of_kind(FileKind::Mqueue(Arc::new(file)), f.flags))
             }
             FileImage::Icmp(image) => {
-                let stack = sentry_stack(kernel, f.fd, "a ping socket")?;
-                let socket = crate::net::icmp::IcmpSocket::restored(stack, image).map_err(|e| {
+                let net = self.sentry_stack(f, "a ping socket")?;
+                let socket = crate::net::icmp::IcmpSocket::restored(net.inet(), image).map_err(|e| {
                     RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
                 })?;
                 Ok(OpenFile::of_kind(
@@ -977,8 +1133,8 @@ impl Files {
                 ))
             }
             FileImage::Raw(image) => {
-                let socket = sentry_stack(kernel, f.fd, "a raw socket")?;
-                let socket = crate::net::raw::RawSocket::restored(socket, image).map_err(|e| {
+                let net = self.sentry_stack(f, "a raw socket")?;
+                let socket = crate::net::raw::RawSocket::restored(net.inet(), image).map_err(|e| {
                     RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
                 })?;
                 Ok(OpenFile::of_kind(
@@ -987,9 +1143,9 @@ impl Files {
                 ))
             }
             FileImage::Packet(image) => {
-                let socket = sentry_stack(kernel, f.fd, "a packet socket")?;
+                let net = self.sentry_stack(f, "a packet socket")?;
                 let socket =
-                    crate::net::packet::PacketSocket::restored(socket, image).map_err(|e| {
+                    crate::net::packet::PacketSocket::restored(net.inet(), image).map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a packet socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
@@ -998,8 +1154,9 @@ impl Files {
                 ))
             }
             FileImage::Netlink(image) => {
-                let socket = crate::net::netlink::NetlinkSocket::restored(&kernel.net, image)
-                    .map_err(|e| {
+                let net = self.net(f)?;
+                let socket =
+                    crate::net::netlink::NetlinkSocket::restored(&net, image).map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a netlink socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
@@ -1012,18 +1169,28 @@ impl Files {
                 Ok(OpenFile::of_kind(FileKind::Epoll(ep), f.flags))
             }
             FileImage::Pipe { pipe, buffered } => {
+                let pipe_of = &mut self.pipe_of;
                 let ends = self.pipes.entry(*pipe).or_insert_with(|| {
                     let (r, w) = kernel.fifos.new_pipe();
                     r.refill(buffered);
+                    pipe_of.insert(*pipe, r.clone());
                     [Some(r), Some(w)]
                 });
-                let write = f.flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32;
-                let end = ends[usize::from(write)].take().ok_or_else(|| {
-                    RestoreError::Unsupported(format!(
-                        "fd {}: a second open description of one pipe end",
-                        f.fd
-                    ))
-                })?;
+                let mode = f.flags & libc::O_ACCMODE as u32;
+                let write = mode == libc::O_WRONLY as u32;
+                // A description reopened through /proc (read-write, or a second one of an
+                // end) is another end of the same pipe.
+                let taken = if mode == libc::O_RDWR as u32 {
+                    None
+                } else {
+                    ends[usize::from(write)].take()
+                };
+                let end = match taken {
+                    Some(end) => end,
+                    None => self.pipe_of[pipe].another(f.flags).map_err(|e| {
+                        invalid(format!("fd {}: a pipe's access mode ({e:?})", f.fd))
+                    })?,
+                };
                 Ok(OpenFile::of_kind(FileKind::Pipe(end), f.flags))
             }
             FileImage::Unix { endpoint } => {
@@ -1116,23 +1283,59 @@ impl Files {
     }
 }
 
-/// The file an fd saved by `path` names now, and its attributes; `changed` says why a
-/// lookup or stat failed.
-/// The sentry's stack, for socket `what` of fd `fd`: refused when this sandbox uses the
-/// host's.
-fn sentry_stack<'k>(
-    kernel: &'k Kernel,
-    fd: i32,
-    what: &str,
-) -> Result<&'k Arc<crate::net::stack::Stack>, RestoreError> {
-    if matches!(kernel.net.network, crate::net::config::Network::Host { .. }) {
-        return Err(RestoreError::Unsupported(format!(
-            "fd {fd}: {what} of the sentry's stack, and this sandbox uses the host's"
-        )));
+/// Opens the /proc files of the tables (`deferred`) by their paths, once every process of
+/// the image is in the tree, and installs them; fds that shared a description share it
+/// again.
+fn reopen_proc_files(
+    fs: &FsContext,
+    deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
+    opener: &dyn Fn(&Arc<FdTable>) -> Option<crate::vfs::TaskIds>,
+) -> Result<(), RestoreError> {
+    let mut opened: HashMap<usize, Arc<OpenFile>> = HashMap::new();
+    for (table, f) in deferred {
+        let FileImage::Path { path, mode, .. } = &f.file else {
+            continue;
+        };
+        let file = match opened.get(&f.description) {
+            Some(file) => file.clone(),
+            None => {
+                let changed = |why: String| RestoreError::Changed {
+                    what: format!("fd {}, {path} ({why})", f.fd),
+                };
+                // /proc answers tasks only: the lookup is made as a task holding the table.
+                let cx = Caller {
+                    task: opener(&table),
+                    ..Caller::kernel()
+                };
+                let d = fs
+                    .resolve(&cx, path.as_bytes())
+                    .map_err(|e| changed(format!("{e:?}")))?;
+                let st = d.inode.stat().map_err(|e| changed(format!("{e:?}")))?;
+                if st.mode & libc::S_IFMT != mode & libc::S_IFMT {
+                    return Err(changed("its type".into()));
+                }
+                let ops: Arc<dyn crate::vfs::FileOps> = if f.flags & libc::O_PATH as u32 != 0 {
+                    Arc::new(PathFile::new(d.clone()))
+                } else if st.mode & libc::S_IFMT == libc::S_IFDIR {
+                    Arc::new(DirFile::new(d.clone()))
+                } else {
+                    d.inode
+                        .open(&cx, f.flags)
+                        .map_err(|e| changed(format!("opening: {e:?}")))?
+                };
+                let file = OpenFile::with_dentry(ops, f.flags, d);
+                *file.offset.lock().unwrap() = f.offset;
+                opened.insert(f.description, file.clone());
+                file
+            }
+        };
+        table.install_at(f.fd, file, f.cloexec);
     }
-    Ok(kernel.net.inet())
+    Ok(())
 }
 
+/// The file an fd saved by `path` names now, and its attributes; `changed` says why a
+/// lookup or stat failed.
 fn resolve_saved(
     fs: &FsContext,
     path: &str,

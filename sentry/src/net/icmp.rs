@@ -405,6 +405,11 @@ fn address(a: &str) -> Result<IpAddress, String> {
 }
 
 impl IcmpSocket {
+    /// The stack the socket lives in (its network namespace's).
+    pub fn stack(&self) -> &Arc<Stack> {
+        &self.stack
+    }
+
     /// This socket for a checkpoint.
     pub fn saved(&self) -> IcmpImage {
         let g = self.stack.lock();

@@ -1320,6 +1320,11 @@ pub struct InetImage {
 }
 
 impl InetSocket {
+    /// The stack the socket lives in (its network namespace's).
+    pub fn stack(&self) -> &Arc<Stack> {
+        &self.stack
+    }
+
     /// This socket for a checkpoint.
     ///
     /// # Errors

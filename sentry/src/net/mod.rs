@@ -91,6 +91,11 @@ impl Namespace {
         self.inet.get_or_init(stack::Stack::start)
     }
 
+    /// Whether `stack` is this namespace's (started) internet stack.
+    pub fn holds_stack(&self, stack: &Arc<stack::Stack>) -> bool {
+        self.inet.get().is_some_and(|s| Arc::ptr_eq(s, stack))
+    }
+
     /// The AF_INET sockets `/proc/net/tcp` and `/proc/net/udp` list
     /// ([`stack::Stack::listed_sockets`]). Does not start the stack.
     pub fn inet_sockets(&self) -> Vec<stack::InetEntry> {

@@ -1325,6 +1325,11 @@ pub struct NetlinkImage {
 }
 
 impl NetlinkSocket {
+    /// Whether the socket lives in network namespace `ns` (binds its port ids there).
+    pub fn in_namespace(&self, ns: &super::Namespace) -> bool {
+        Arc::ptr_eq(&self.ports, &ns.netlink_ports)
+    }
+
     /// This socket for a checkpoint.
     pub fn saved(&self) -> NetlinkImage {
         let st = self.state.lock().unwrap();

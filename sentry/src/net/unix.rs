@@ -1450,6 +1450,10 @@ pub struct EndpointImage {
     pub listen_cred: (i32, u32, u32),
     /// Other SOL_SOCKET options as they were set.
     pub options: Vec<(i32, Vec<u8>)>,
+    /// The network namespace whose names it binds (an index the kernel's image gives; 0:
+    /// the initial one).
+    #[serde(default)]
+    pub netns: usize,
 }
 
 /// A saved listener's queue.
@@ -1574,6 +1578,7 @@ impl Saver {
                     peercred: cred_tuple(s.peercred),
                     listen_cred: cred_tuple(s.listen_cred),
                     options: s.options.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                    netns: 0,
                 };
                 (image, peer, pending, senders, fds)
             };
@@ -1596,9 +1601,21 @@ impl Saver {
     }
 
     /// The images of every endpoint recorded ([`Saver::save_pending`] made them).
-    pub fn finish(self) -> Vec<EndpointImage> {
+    /// `netns` gives the index of the network namespace whose names an endpoint binds.
+    ///
+    /// # Errors
+    /// An endpoint of a namespace `netns` does not know.
+    pub fn finish(
+        mut self,
+        netns: &dyn Fn(&Arc<Names>) -> Option<usize>,
+    ) -> Result<Vec<EndpointImage>, String> {
         debug_assert_eq!(self.images.len(), self.endpoints.len());
-        self.images
+        for (image, ep) in self.images.iter_mut().zip(&self.endpoints) {
+            image.netns = netns(&ep.names).ok_or_else(|| {
+                "an AF_UNIX socket of a network namespace no task holds".to_owned()
+            })?;
+        }
+        Ok(self.images)
     }
 }
 
@@ -1625,7 +1642,7 @@ fn relocated(a: &Addr, moved: &HashMap<(u64, u64), (u64, u64)>) -> Option<Addr> 
 /// An image that does not hold together (unknown kind, index out of range, a name bound
 /// twice), as a description.
 pub fn restore_endpoints(
-    names: &Arc<Names>,
+    names: &[&Arc<Names>],
     images: &[EndpointImage],
     moved: &HashMap<(u64, u64), (u64, u64)>,
 ) -> Result<Vec<Arc<Endpoint>>, String> {
@@ -1638,7 +1655,10 @@ pub fn restore_endpoints(
                 "seqpacket" => Kind::SeqPacket,
                 other => return Err(format!("unknown AF_UNIX socket kind {other:?}")),
             };
-            Ok(Endpoint::new(kind, names.clone()))
+            let names = names
+                .get(im.netns)
+                .ok_or_else(|| format!("no network namespace {}", im.netns))?;
+            Ok(Endpoint::new(kind, Arc::clone(names)))
         })
         .collect::<Result<Vec<_>, String>>()?;
     let at = |i: usize| {
@@ -1656,7 +1676,7 @@ pub fn restore_endpoints(
                 .as_ref()
                 .ok_or_else(|| "a bound AF_UNIX endpoint without a name".to_owned())?;
             if let Some(a) = relocated(a, moved) {
-                names
+                ep.names
                     .insert(NameKey::of(&a, ep.kind), ep)
                     .map_err(|_| format!("the AF_UNIX name {a:?} is bound twice"))?;
             }

@@ -212,6 +212,12 @@ pub struct QueueImage {
 }
 
 impl Mq {
+    /// Whether `q` is one of the queues this namespace names.
+    pub fn names(&self, q: &Arc<Queue>) -> bool {
+        let queues = self.queues.lock().unwrap();
+        queues.values().any(|n| Arc::ptr_eq(n, q))
+    }
+
     /// Every queue for a checkpoint: first those of `open` (the queues fds hold, an fd's
     /// image names its queue by index in it), then the named ones no fd holds.
     pub fn saved(&self, open: &[Arc<Queue>]) -> Vec<QueueImage> {
