@@ -33,6 +33,7 @@ pub mod netlink;
 pub mod packet;
 pub mod raw;
 pub mod stack;
+pub mod tun;
 pub mod udp;
 pub mod unix;
 
@@ -51,6 +52,8 @@ pub struct Namespace {
     pub unix_names: Arc<unix::Names>,
     /// What boot gave this namespace ([`config::Network`]).
     pub network: config::Network,
+    /// The TUN/TAP links made in this namespace ([`tun`]).
+    pub tun: Arc<tun::Devices>,
     /// The netlink port ids bound.
     netlink_ports: Arc<netlink::Ports>,
     /// The internet stack (with its poller thread): on a link, started with the namespace;
@@ -79,16 +82,29 @@ impl Namespace {
                 Err(e) => log::error!("netstack: cannot run on the link: {e}; loopback only"),
             }
         }
+        let last = network
+            .config()
+            .and_then(|c| c.links.iter().map(|l| l.index).max())
+            .unwrap_or(config::LOOPBACK_INDEX);
+        let tun = Arc::new(tun::Devices::new(last));
+        if let Some(s) = inet.get() {
+            s.attach_tun(&tun);
+        }
         Namespace {
             network,
             inet,
+            tun,
             ..Namespace::default()
         }
     }
 
     /// The internet stack, started on first use.
     pub fn inet(&self) -> &Arc<stack::Stack> {
-        self.inet.get_or_init(stack::Stack::start)
+        self.inet.get_or_init(|| {
+            let s = stack::Stack::start();
+            s.attach_tun(&self.tun);
+            s
+        })
     }
 
     /// The AF_INET sockets `/proc/net/tcp` and `/proc/net/udp` list
@@ -172,6 +188,7 @@ pub fn socket(
             netlink::check_type(ty, protocol)?;
             Ok(Arc::new(netlink::NetlinkSocket::new(
                 &ns.network,
+                &ns.tun,
                 &ns.netlink_ports,
                 ty,
                 protocol,
