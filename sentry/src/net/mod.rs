@@ -8,7 +8,8 @@
 //! echo ([`icmp`]) run on the loopback (127.0.0.1, ::1) and, with `--network sandbox`, on
 //! the pod's link through the packet socket boot opened; destinations without a route are
 //! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
-//! configuration.
+//! configuration and its TUN/TAP links ([`tun`], made by `/dev/net/tun` files), which a
+//! loopback-only stack routes packets through.
 //! In sandbox mode a TCP listener on the wildcard or a loopback address is also reachable at
 //! the host kernel's 127.0.0.1 in the pod's namespace ([`forward`]: the sentry's own host
 //! listener relays into the stack), which is what CRI PortForward dials.
