@@ -1,7 +1,8 @@
 //! `/dev`: a tmpfs holding the standard character devices and the fd links.
 //!
 //! null, zero, full, random and urandom are implemented by the sentry; `tty` opens the
-//! caller's controlling terminal ([`crate::tty::DevTty`]). `shm` and `pts` are directories
+//! caller's controlling terminal ([`crate::tty::DevTty`]); `net/tun` opens a TUN/TAP file
+//! in the caller's network namespace ([`crate::vfs::Context::open_net_tun`]). `shm` and `pts` are directories
 //! for the tmpfs and devpts mounts; `ptmx` is a link to `pts/ptmx`, as runc makes it.
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ enum Kind {
     Full,
     Random,
     Tty,
+    /// `/dev/net/tun`: replaced at open by the caller's namespace's file.
+    Tun,
 }
 
 struct CharDev {
@@ -83,8 +86,12 @@ impl FileOps for CharFile {
                     .map(drop)
                     .map_err(|e| Errno::from_raw(e.raw_os_error()))
             }),
-            Kind::Tty => Err(Errno::ENXIO),
+            Kind::Tty | Kind::Tun => Err(Errno::ENXIO),
         }
+    }
+
+    fn opened(&self, t: &mut dyn Context, _flags: u32) -> Result<Option<Arc<dyn FileOps>>, Errno> {
+        Ok((self.kind == Kind::Tun).then(|| t.open_net_tun()))
     }
 
     fn write(
@@ -96,7 +103,7 @@ impl FileOps for CharFile {
     ) -> Result<usize, Errno> {
         match self.kind {
             Kind::Full => Err(Errno::ENOSPC),
-            Kind::Tty => Err(Errno::ENXIO),
+            Kind::Tty | Kind::Tun => Err(Errno::ENXIO),
             _ => Ok(src.remaining()),
         }
     }
@@ -116,7 +123,7 @@ impl FileOps for CharFile {
     }
 
     fn offset_pinned(&self) -> bool {
-        self.kind != Kind::Tty
+        !matches!(self.kind, Kind::Tty | Kind::Tun)
     }
 
     fn size(&self) -> Result<u64, Errno> {
@@ -194,6 +201,18 @@ pub fn new_dev(mf: &Arc<MemoryFile>) -> Result<Arc<TmpNode>, Errno> {
             attrs(0o777),
         )?;
     }
+    root.create(&cx, b"net", NewNode::Directory, attrs(0o755))?;
+    let net = root.child(b"net").ok_or(Errno::ENOENT)?;
+    let rdev = libc::makedev(10, 200);
+    net.add_device(
+        b"tun",
+        0o666,
+        rdev,
+        Arc::new(CharDev {
+            kind: Kind::Tun,
+            rdev,
+        }),
+    )?;
     root.create(&cx, b"shm", NewNode::Directory, attrs(0o1777))?;
     root.create(&cx, b"pts", NewNode::Directory, attrs(0o755))?;
     Ok(root)

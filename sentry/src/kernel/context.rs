@@ -123,6 +123,17 @@ impl vfs::Context for Task {
         all.insert(sid, term);
     }
 
+    fn open_net_tun(&self) -> Arc<dyn vfs::FileOps> {
+        let net = &self.ns.net;
+        // The links route through the namespace's stack, which must run to take the
+        // packets written to them.
+        net.inet();
+        Arc::new(crate::net::tun::TunFile::new(
+            net.tun.clone(),
+            net.owner.clone(),
+        ))
+    }
+
     fn signal_would_act(&self, signo: i32) -> bool {
         let s = self.tg.sig();
         let blocked = s

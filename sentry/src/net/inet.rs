@@ -854,39 +854,81 @@ const IFNAMSIZ: usize = 16;
 /// `SO_BINDTOIFINDEX` (not in the libc crate for every target).
 const SO_BINDTOIFINDEX: i32 = 62;
 
-/// The interface index `name` (SO_BINDTODEVICE's value, NUL-terminated or not) names; 0
-/// for the empty name.
+/// The interface index `value` (SO_BINDTODEVICE's value: at most IFNAMSIZ - 1 bytes of it
+/// count, up to a NUL) names; 0 for the empty name.
 ///
 /// # Errors
-/// ENODEV for an unknown interface, EINVAL for a name of IFNAMSIZ bytes or more.
+/// ENODEV for an unknown interface.
 fn device_index(g: &Inner, value: &[u8]) -> Result<i32, Errno> {
+    let value = &value[..value.len().min(IFNAMSIZ - 1)];
     let name = value.split(|&b| b == 0).next().unwrap_or_default();
-    if name.len() >= IFNAMSIZ {
-        return Err(Errno::EINVAL);
-    }
     match name {
         b"" => Ok(0),
         b"lo" => Ok(super::config::LOOPBACK_INDEX),
         n if g.link_name.as_deref().map(str::as_bytes) == Some(n) => {
             g.link_index.ok_or(Errno::ENODEV)
         }
-        _ => Err(Errno::ENODEV),
+        n => g.tun.index_of(n).ok_or(Errno::ENODEV),
     }
 }
 
 /// The name of interface `index`.
-fn device_name(g: &Inner, index: i32) -> Option<&str> {
+fn device_name(g: &Inner, index: i32) -> Option<String> {
     if index == super::config::LOOPBACK_INDEX {
-        Some("lo")
+        Some("lo".into())
     } else if g.link_index == Some(index) {
-        g.link_name.as_deref()
+        g.link_name.clone()
     } else {
-        None
+        g.tun.name_of(index)
     }
 }
 
-/// setsockopt of the options only datagram sockets have here: SO_BINDTODEVICE,
-/// SO_BINDTOIFINDEX and the receive flags ([`super::udp::RECV_FLAGS`]). `None`: not one
+/// setsockopt of SO_BINDTODEVICE and SO_BINDTOIFINDEX, which TCP and UDP sockets share.
+/// `None`: not one of them.
+fn set_device_option(
+    g: &mut Inner,
+    id: u64,
+    level: i32,
+    name: i32,
+    value: &[u8],
+) -> Option<Result<(), Errno>> {
+    let index = match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => device_index(g, value),
+        (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => int_of(value).and_then(|index| {
+            if index != 0 && device_name(g, index).is_none() {
+                return Err(Errno::ENODEV);
+            }
+            Ok(index)
+        }),
+        _ => return None,
+    };
+    Some(index.map(|index| {
+        g.entries.get_mut(&id).expect("present").bound_dev = index;
+    }))
+}
+
+/// getsockopt of the options [`set_device_option`] sets.
+fn get_device_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Vec<u8>, Errno>> {
+    let e = &g.entries[&id];
+    match (level, name) {
+        // The name with its NUL; nothing when unbound (the caller checks the room).
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) if e.bound_dev == 0 => Some(Ok(Vec::new())),
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => Some(
+            device_name(g, e.bound_dev)
+                .map(|n| {
+                    let mut v = n.into_bytes();
+                    v.push(0);
+                    v
+                })
+                .ok_or(Errno::ENODEV),
+        ),
+        (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => Some(Ok(int(e.bound_dev))),
+        _ => None,
+    }
+}
+
+/// setsockopt of the options only datagram sockets have here: IP_MTU_DISCOVER and the
+/// receive flags ([`super::udp::RECV_FLAGS`]). `None`: not one
 /// of them.
 fn set_udp_option(
     g: &mut Inner,
@@ -896,18 +938,6 @@ fn set_udp_option(
     value: &[u8],
 ) -> Option<Result<(), Errno>> {
     let r = match (level, name) {
-        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => {
-            device_index(g, &value[..value.len().min(IFNAMSIZ)]).map(|index| {
-                g.entries.get_mut(&id).expect("present").bound_dev = index;
-            })
-        }
-        (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => int_of(value).and_then(|index| {
-            if index != 0 && device_name(g, index).is_none() {
-                return Err(Errno::ENODEV);
-            }
-            g.entries.get_mut(&id).expect("present").bound_dev = index;
-            Ok(())
-        }),
         // IP_PMTUDISC_DONT ..= IP_PMTUDISC_OMIT. Datagrams inside the sandbox are never
         // fragmented, and smoltcp sends none larger than the link's MTU either way.
         (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => {
@@ -947,15 +977,6 @@ fn get_udp_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Ve
         return None;
     }
     Some(Ok(match (level, name) {
-        // The name with its NUL; nothing when unbound.
-        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => device_name(g, e.bound_dev)
-            .filter(|_| e.bound_dev != 0)
-            .map_or_else(Vec::new, |n| {
-                let mut v = n.as_bytes().to_vec();
-                v.push(0);
-                v
-            }),
-        (libc::SOL_SOCKET, SO_BINDTOIFINDEX) => int(e.bound_dev),
         // IP_PMTUDISC_WANT by default (net.ipv4.ip_no_pmtu_disc = 0).
         (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => int(opt_int(e, level, name).unwrap_or(1)),
         key if super::udp::RECV_FLAGS.contains(&key) => int(opt_int(e, level, name).unwrap_or(0)),
@@ -1926,6 +1947,9 @@ impl Socket for InetSocket {
                 return r;
             }
         }
+        if let Some(r) = get_device_option(&g, self.id, level, name) {
+            return r;
+        }
         if self.proto == Proto::Udp {
             if let Some(r) = get_udp_option(&g, self.id, level, name) {
                 return r;
@@ -2030,6 +2054,9 @@ impl Socket for InetSocket {
             if let Some(r) = self.with(|g, id| super::multicast::set(g, id, name, value)) {
                 return r;
             }
+        }
+        if let Some(r) = self.with(|g, id| set_device_option(g, id, level, name, value)) {
+            return r;
         }
         if self.proto == Proto::Udp {
             if let Some(r) = self.with(|g, id| set_udp_option(g, id, level, name, value)) {

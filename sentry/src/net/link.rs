@@ -21,6 +21,7 @@
 //! Host system calls: read(2) and write(2) on the packet socket.
 
 use std::collections::{HashSet, VecDeque};
+use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
@@ -32,8 +33,8 @@ use super::packet::{
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress,
-    IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpCidr,
+    IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
 
 /// Most frames one interface poll takes in (wire and loopback together).
@@ -48,6 +49,8 @@ const IP_MTU: usize = 65_535;
 const MAX_HEARD: usize = 4096;
 /// ICMPv6 neighbour solicitation.
 const NDP_SOLICIT: u8 = 135;
+/// Most packets written to TUN/TAP files waiting for the stack's next poll.
+const FROM_TUN_MAX: usize = 1024;
 
 /// One packet-socket link.
 #[derive(Debug)]
@@ -79,6 +82,12 @@ pub struct Device {
     pub full_listeners: Vec<IpListenEndpoint>,
     /// The sandbox's packet sockets, which get copies of the frames ([`super::packet`]).
     pub taps: Taps,
+    /// The namespace's TUN/TAP links (loopback-only stacks route to them).
+    pub tun: Option<Arc<super::tun::Devices>>,
+    /// Their networks that are up, by link index.
+    pub tun_routes: Vec<(IpCidr, i32)>,
+    /// IP packets written to a TUN/TAP file, delivered before the loopback's.
+    from_tun: VecDeque<Vec<u8>>,
 }
 
 impl Device {
@@ -94,6 +103,9 @@ impl Device {
             rx: Vec::new(),
             full_listeners: Vec::new(),
             taps: Taps::default(),
+            tun: None,
+            tun_routes: Vec::new(),
+            from_tun: VecDeque::new(),
         }
     }
 
@@ -118,6 +130,9 @@ impl Device {
             rx: vec![0; MAX_FRAME],
             full_listeners: Vec::new(),
             taps: Taps::default(),
+            tun: None,
+            tun_routes: Vec::new(),
+            from_tun: VecDeque::new(),
         }
     }
 
@@ -133,12 +148,34 @@ impl Device {
 
     /// Whether frames sent to ourselves wait for the next poll.
     pub fn has_looped(&self) -> bool {
-        !self.looped.is_empty()
+        !self.looped.is_empty() || !self.from_tun.is_empty()
     }
 
-    /// Whether `addr` has sent us anything on the wire.
+    /// Whether `addr` has sent us anything on the wire, or is reached through a TUN/TAP
+    /// link that can send to it now.
     pub fn heard_from(&self, addr: &IpAddress) -> bool {
         self.heard.contains(addr)
+            || match (&self.tun, tun_route(&self.tun_routes, *addr)) {
+                (Some(tun), Some(index)) => tun.resolved(index, IpAddr::from(*addr)),
+                _ => false,
+            }
+    }
+
+    /// Whether the device only loops (no link): TUN/TAP links are routed on such stacks.
+    pub fn is_loopback_only(&self) -> bool {
+        self.medium == Medium::Ip
+    }
+
+    /// Takes an IP packet written to a TUN/TAP file, for the next poll.
+    pub fn inject(&mut self, packet: Vec<u8>) {
+        if self.from_tun.len() < FROM_TUN_MAX {
+            if let Some(src) = source_of(&packet) {
+                if self.heard.len() < MAX_HEARD {
+                    self.heard.insert(src);
+                }
+            }
+            self.from_tun.push_back(packet);
+        }
     }
 
     /// The link's hardware address and MTU (`None`: loopback only).
@@ -305,12 +342,13 @@ impl phy::Device for Device {
             if self.budget == 0 {
                 return None;
             }
-            let frame = match self.looped.pop_front() {
-                Some(f) => {
-                    self.capture_looped(&f, PACKET_HOST);
-                    f
-                }
-                None => self.read_wire()?,
+            let frame = if let Some(p) = self.from_tun.pop_front() {
+                p
+            } else if let Some(f) = self.looped.pop_front() {
+                self.capture_looped(&f, PACKET_HOST);
+                f
+            } else {
+                self.read_wire()?
             };
             self.budget -= 1;
             if !self.full_listeners.is_empty() && self.for_full_listener(&frame) {
@@ -398,7 +436,73 @@ impl Device {
             own: &self.own,
             medium: self.medium,
             taps: &mut self.taps,
+            tun: self.tun.as_deref(),
+            tun_routes: &self.tun_routes,
         }
+    }
+}
+
+/// The TUN/TAP link whose network holds `dst`, unless `dst` is one of their own addresses.
+fn tun_route(routes: &[(IpCidr, i32)], dst: IpAddress) -> Option<i32> {
+    if routes.iter().any(|(c, _)| c.address() == dst) {
+        return None;
+    }
+    routes
+        .iter()
+        .find(|(c, _)| c.contains_addr(&dst))
+        .map(|&(_, i)| i)
+}
+
+/// The source and destination of an IP packet.
+fn addrs_of(packet: &[u8]) -> Option<(IpAddress, IpAddress)> {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => Ipv4Packet::new_checked(packet)
+            .ok()
+            .map(|p| (p.src_addr().into(), p.dst_addr().into())),
+        Some(6) => Ipv6Packet::new_checked(packet)
+            .ok()
+            .map(|p| (p.src_addr().into(), p.dst_addr().into())),
+        _ => None,
+    }
+}
+
+fn source_of(packet: &[u8]) -> Option<IpAddress> {
+    addrs_of(packet).map(|a| a.0)
+}
+
+/// Fills in the IPv4 header checksum and the TCP and UDP checksums the loopback leaves
+/// out, for a packet leaving through a TUN/TAP link.
+fn fill_checksums(packet: &mut [u8]) {
+    let Some((src, dst)) = addrs_of(packet) else {
+        return;
+    };
+    let (proto, start, end) = match packet[0] >> 4 {
+        4 => {
+            let mut p = Ipv4Packet::new_unchecked(&mut *packet);
+            p.fill_checksum();
+            let end = usize::from(p.total_len());
+            (p.next_header(), usize::from(p.header_len()), end)
+        }
+        _ => {
+            let p = Ipv6Packet::new_unchecked(&*packet);
+            (p.next_header(), 40, 40 + usize::from(p.payload_len()))
+        }
+    };
+    let Some(body) = packet.get_mut(start..end) else {
+        return;
+    };
+    match proto {
+        IpProtocol::Tcp => {
+            if let Ok(mut t) = TcpPacket::new_checked(body) {
+                t.fill_checksum(&src, &dst);
+            }
+        }
+        IpProtocol::Udp => {
+            if let Ok(mut u) = UdpPacket::new_checked(body) {
+                u.fill_checksum(&src, &dst);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -420,6 +524,8 @@ pub struct TxToken<'a> {
     own: &'a [IpAddress],
     medium: Medium,
     taps: &'a mut Taps,
+    tun: Option<&'a super::tun::Devices>,
+    tun_routes: &'a [(IpCidr, i32)],
 }
 
 impl phy::TxToken for TxToken<'_> {
@@ -438,6 +544,17 @@ impl phy::TxToken for TxToken<'_> {
                 }
             }
             _ => {
+                let out = match (self.medium, self.tun) {
+                    (Medium::Ip, Some(tun)) => addrs_of(&frame)
+                        .and_then(|(_, dst)| tun_route(self.tun_routes, dst))
+                        .map(|index| (tun, index)),
+                    _ => None,
+                };
+                if let Some((tun, index)) = out {
+                    fill_checksums(&mut frame);
+                    tun.transmit(index, &frame);
+                    return r;
+                }
                 capture_looped(self.taps, self.medium, &frame, PACKET_OUTGOING);
                 self.looped.push_back(frame);
             }

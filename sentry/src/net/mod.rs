@@ -8,7 +8,8 @@
 //! echo ([`icmp`]) run on the loopback (127.0.0.1, ::1) and, with `--network sandbox`, on
 //! the pod's link through the packet socket boot opened; destinations without a route are
 //! ENETUNREACH. AF_NETLINK NETLINK_ROUTE ([`netlink`]) answers from the namespace's
-//! configuration.
+//! configuration and its TUN/TAP links ([`tun`], made by `/dev/net/tun` files), which a
+//! loopback-only stack routes packets through.
 //! In sandbox mode a TCP listener on the wildcard or a loopback address is also reachable at
 //! the host kernel's 127.0.0.1 in the pod's namespace ([`forward`]: the sentry's own host
 //! listener relays into the stack), which is what CRI PortForward dials.
@@ -33,6 +34,7 @@ pub mod netlink;
 pub mod packet;
 pub mod raw;
 pub mod stack;
+pub mod tun;
 pub mod udp;
 pub mod unix;
 
@@ -51,6 +53,8 @@ pub struct Namespace {
     pub unix_names: Arc<unix::Names>,
     /// What boot gave this namespace ([`config::Network`]).
     pub network: config::Network,
+    /// The TUN/TAP links made in this namespace ([`tun`]).
+    pub tun: Arc<tun::Devices>,
     /// The netlink port ids bound.
     netlink_ports: Arc<netlink::Ports>,
     /// The internet stack (with its poller thread): on a link, started with the namespace;
@@ -79,16 +83,29 @@ impl Namespace {
                 Err(e) => log::error!("netstack: cannot run on the link: {e}; loopback only"),
             }
         }
+        let last = network
+            .config()
+            .and_then(|c| c.links.iter().map(|l| l.index).max())
+            .unwrap_or(config::LOOPBACK_INDEX);
+        let tun = Arc::new(tun::Devices::new(last));
+        if let Some(s) = inet.get() {
+            s.attach_tun(&tun);
+        }
         Namespace {
             network,
             inet,
+            tun,
             ..Namespace::default()
         }
     }
 
     /// The internet stack, started on first use.
     pub fn inet(&self) -> &Arc<stack::Stack> {
-        self.inet.get_or_init(stack::Stack::start)
+        self.inet.get_or_init(|| {
+            let s = stack::Stack::start();
+            s.attach_tun(&self.tun);
+            s
+        })
     }
 
     /// Whether `stack` is this namespace's (started) internet stack.
@@ -177,6 +194,7 @@ pub fn socket(
             netlink::check_type(ty, protocol)?;
             Ok(Arc::new(netlink::NetlinkSocket::new(
                 &ns.network,
+                &ns.tun,
                 &ns.netlink_ports,
                 ty,
                 protocol,

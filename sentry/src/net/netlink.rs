@@ -72,8 +72,14 @@ const RTM_MAX: u16 = 0x7f;
 const RTCF_LOCAL: u32 = 0x8000_0000;
 /// The low two bits of an rtnetlink type: NEW, DEL, GET, SET.
 const KIND_GET: u16 = 2;
+const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+/// `NLM_F_EXCL`: a new object must not exist yet.
+const NLM_F_EXCL: u16 = 0x200;
 const RTM_GETROUTE: u16 = 26;
 /// `RT_TABLE_LOCAL`.
 const TABLE_LOCAL: u8 = 255;
@@ -135,20 +141,21 @@ struct View {
 }
 
 impl View {
-    fn of(network: &Network) -> View {
+    fn of(network: &Network, tun: &super::tun::Devices) -> View {
         let mut links = vec![config::loopback()];
         let mut routes = Vec::new();
         if let Some(c) = network.config() {
             links.extend(c.links.iter().cloned());
             routes.extend(c.routes.iter().cloned());
         }
+        links.extend(tun.links());
         View { links, routes }
     }
 }
 
 /// The links a namespace shows, loopback first (for `/proc/net`).
-pub fn links(network: &Network) -> Vec<Link> {
-    View::of(network).links
+pub fn links(ns: &super::Namespace) -> Vec<Link> {
+    View::of(&ns.network, &ns.tun).links
 }
 
 /// An IPv4 route of the main table, as `/proc/net/route` lists it.
@@ -162,8 +169,8 @@ pub struct Ipv4Route {
 }
 
 /// The main table's IPv4 routes of a namespace (what `ip -4 route` shows).
-pub fn ipv4_main_routes(network: &Network) -> Vec<Ipv4Route> {
-    let view = View::of(network);
+pub fn ipv4_main_routes(ns: &super::Namespace) -> Vec<Ipv4Route> {
+    let view = View::of(&ns.network, &ns.tun);
     routes(&view)
         .into_iter()
         .filter(|r| r.table == RouteHeader::RT_TABLE_MAIN)
@@ -197,6 +204,7 @@ pub fn is_netdevice_ioctl(cmd: u32) -> bool {
         libc::SIOCGIFINDEX
             | libc::SIOCGIFNAME
             | libc::SIOCGIFFLAGS
+            | libc::SIOCSIFFLAGS
             | libc::SIOCGIFMTU
             | libc::SIOCGIFHWADDR
             | libc::SIOCGIFADDR
@@ -259,8 +267,14 @@ fn sockaddr_in(a: Ipv4Addr) -> [u8; 16] {
 ///
 /// # Errors
 /// ENODEV for an unknown link, EADDRNOTAVAIL for a link without an IPv4 address, EFAULT.
-pub fn netdevice_ioctl(network: &Network, t: &dyn Context, cmd: u32, arg: u64) -> SysResult {
-    let links = links(network);
+pub fn netdevice_ioctl(
+    ns: &super::Namespace,
+    net_admin: bool,
+    t: &dyn Context,
+    cmd: u32,
+    arg: u64,
+) -> SysResult {
+    let links = links(ns);
     let mm = t.mm();
     let at = UserAddr(arg);
     if u64::from(cmd) == libc::SIOCGIFCONF {
@@ -305,6 +319,25 @@ pub fn netdevice_ioctl(network: &Network, t: &dyn Context, cmd: u32, arg: u64) -
     if u64::from(cmd) == SIOCETHTOOL {
         let ptr = u64::from_ne_bytes(req[IFNAMSIZ..IFNAMSIZ + 8].try_into().expect("8"));
         return ethtool(l, t, UserAddr(ptr));
+    }
+    if u64::from(cmd) == libc::SIOCSIFFLAGS {
+        if !net_admin {
+            return Err(Errno::EPERM);
+        }
+        let flags = u32::from(u16::from_ne_bytes([req[IFNAMSIZ], req[IFNAMSIZ + 1]]));
+        // What SIOCSIFFLAGS may change (Linux's `dev_change_flags` mask).
+        let change = (libc::IFF_UP
+            | libc::IFF_DEBUG
+            | libc::IFF_NOTRAILERS
+            | libc::IFF_NOARP
+            | libc::IFF_PROMISC
+            | libc::IFF_ALLMULTI
+            | libc::IFF_MULTICAST) as u32;
+        return match ns.tun.change_flags(l.index, flags, change) {
+            Some(r) => r.map(|()| 0),
+            None if (flags ^ l.flags) & change != 0 => Err(Errno::EOPNOTSUPP),
+            None => Ok(0),
+        };
     }
     let data = &mut req[IFNAMSIZ..];
     let v4 = l.addrs.iter().find_map(|a| match a.ip {
@@ -411,7 +444,10 @@ pub struct NetlinkSocket {
     ty: i32,
     protocol: i32,
     ino: u64,
+    /// The configured links and routes (loopback first), without the TUN/TAP links.
     view: View,
+    /// The namespace's TUN/TAP links, which change.
+    tun: Arc<super::tun::Devices>,
     ports: Arc<Ports>,
     state: Mutex<Inner>,
     queue: WaitQueue,
@@ -437,12 +473,19 @@ impl Drop for NetlinkSocket {
 impl NetlinkSocket {
     /// A new unbound socket of type `ty` (SOCK_RAW or SOCK_DGRAM) and `protocol` (checked
     /// by [`check_type`]) answering from `network`.
-    pub fn new(network: &Network, ports: &Arc<Ports>, ty: i32, protocol: i32) -> NetlinkSocket {
+    pub fn new(
+        network: &Network,
+        tun: &Arc<super::tun::Devices>,
+        ports: &Arc<Ports>,
+        ty: i32,
+        protocol: i32,
+    ) -> NetlinkSocket {
         NetlinkSocket {
             ty,
             protocol,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-            view: View::of(network),
+            view: View::of(network, &super::tun::Devices::default()),
+            tun: tun.clone(),
             ports: ports.clone(),
             state: Mutex::new(Inner {
                 port: None,
@@ -573,8 +616,11 @@ fn link_message(l: &Link) -> LinkMessage {
     let running = l.flags & libc::IFF_RUNNING as u32 != 0;
     let mut m = LinkMessage::default();
     m.header.index = l.index as u32;
+    let tun = super::tun::is_tun_link(l.flags);
     m.header.link_layer_type = if loopback {
         LinkLayerType::Loopback
+    } else if tun {
+        LinkLayerType::None
     } else {
         LinkLayerType::Ether
     };
@@ -595,9 +641,13 @@ fn link_message(l: &Link) -> LinkMessage {
         LinkAttribute::Group(0),
         LinkAttribute::Qdisc("noqueue".into()),
         LinkAttribute::Carrier(u8::from(running)),
-        LinkAttribute::Address(l.mac.to_vec()),
-        LinkAttribute::Broadcast(broadcast.to_vec()),
     ];
+    // A TUN link has no hardware address.
+    if !tun {
+        m.attributes.push(LinkAttribute::Address(l.mac.to_vec()));
+        m.attributes
+            .push(LinkAttribute::Broadcast(broadcast.to_vec()));
+    }
     m
 }
 
@@ -904,9 +954,96 @@ enum Answer {
     Nothing,
 }
 
+/// RTM_NEWLINK or RTM_SETLINK on an existing link: its flags (IFF_UP) and, on a TAP link,
+/// its hardware address change on the namespace's TUN/TAP links; on the others only a
+/// request that changes nothing is accepted.
+fn change_link(view: &View, tun: &super::tun::Devices, payload: &[u8]) -> Result<(), Errno> {
+    let req = LinkMessage::parse(payload).map_err(|_| Errno::EINVAL)?;
+    let name = req.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    });
+    let l = match (req.header.index, name) {
+        (0, None) => return Err(Errno::EINVAL),
+        (0, Some(n)) => view.links.iter().find(|l| l.name == n),
+        (i, _) => view.links.iter().find(|l| l.index as u32 == i),
+    }
+    .ok_or(Errno::ENODEV)?;
+    let (flags, change) = (req.header.flags.bits(), req.header.change_mask.bits());
+    let mac = req.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(m) => Some(m.clone()),
+        _ => None,
+    });
+    let others = req.attributes.iter().any(|a| {
+        !matches!(
+            a,
+            LinkAttribute::IfName(_) | LinkAttribute::Address(_) | LinkAttribute::Other(_)
+        )
+    });
+    if let Some(r) = mac.as_ref().and_then(|m| tun.set_mac(l.index, m)) {
+        r?;
+    }
+    match tun.change_flags(l.index, flags, change) {
+        Some(r) => r?,
+        None if change & (flags ^ l.flags) != 0 || mac.is_some_and(|m| m != l.mac) => {
+            return Err(Errno::EOPNOTSUPP)
+        }
+        None => {}
+    }
+    if others {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+/// RTM_NEWADDR and RTM_DELADDR: addresses of the namespace's TUN/TAP links change; the
+/// configured links' are fixed (EOPNOTSUPP).
+fn change_addr(
+    view: &View,
+    tun: &super::tun::Devices,
+    ty: u16,
+    flags: u16,
+    payload: &[u8],
+) -> Result<(), Errno> {
+    let req = AddressMessage::parse(payload).map_err(|_| Errno::EINVAL)?;
+    let ip = req
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        })
+        .or_else(|| {
+            req.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        })
+        .ok_or(Errno::EINVAL)?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if req.header.prefix_len > max || family_of(ip) != req.header.family {
+        return Err(Errno::EINVAL);
+    }
+    let index = req.header.index as i32;
+    if !view.links.iter().any(|l| l.index == index) {
+        return Err(Errno::ENODEV);
+    }
+    let r = if ty == RTM_NEWADDR {
+        let a = config::Addr {
+            ip,
+            prefix: req.header.prefix_len,
+        };
+        tun.add_addr(index, a, flags & NLM_F_EXCL != 0)
+    } else {
+        tun.del_addr(index, ip)
+    };
+    r.unwrap_or(Err(Errno::EOPNOTSUPP))
+}
+
 /// Answers one rtnetlink request of `ty` with `payload` (after the netlink header).
 fn answer(
     view: &View,
+    tun: &super::tun::Devices,
     ty: u16,
     flags: u16,
     payload: &[u8],
@@ -926,6 +1063,10 @@ fn answer(
     // A dump reads only the family byte (glibc still sends a bare `rtgenmsg`); a single
     // request is parsed whole.
     match (ty, dump) {
+        (RTM_NEWLINK | RTM_SETLINK, _) => change_link(view, tun, payload).map(|()| Answer::Nothing),
+        (RTM_NEWADDR | RTM_DELADDR, _) => {
+            change_addr(view, tun, ty, flags, payload).map(|()| Answer::Nothing)
+        }
         (RTM_GETLINK, true) => Ok(Answer::Dump(
             view.links
                 .iter()
@@ -1027,7 +1168,14 @@ fn error_message(
 }
 
 /// Processes every request in `buf`; returns the datagrams to queue.
-fn process(view: &View, buf: &[u8], port: u32, caller: Caller, cap_ack: bool) -> Vec<Vec<u8>> {
+fn process(
+    configured: &View,
+    tun: &super::tun::Devices,
+    buf: &[u8],
+    port: u32,
+    caller: Caller,
+    cap_ack: bool,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut rest = buf;
     while let Ok(nl) = NetlinkBuffer::new_checked(rest) {
@@ -1038,7 +1186,10 @@ fn process(view: &View, buf: &[u8], port: u32, caller: Caller, cap_ack: bool) ->
         let result = if flags & NLM_F_REQUEST == 0 || ty < NLMSG_MIN_TYPE {
             Ok(Answer::Nothing)
         } else {
-            answer(view, ty, flags, nl.payload(), caller)
+            // The TUN/TAP links as they are now (an earlier request may have changed them).
+            let mut view = configured.clone();
+            view.links.extend(tun.links());
+            answer(&view, tun, ty, flags, nl.payload(), caller)
         };
         match result {
             Ok(Answer::Dump(entries)) => {
@@ -1146,7 +1297,7 @@ impl Socket for NetlinkSocket {
             }
             let port = self.bind_port(&mut st, t, 0)?;
             let replies = if self.protocol == NETLINK_ROUTE {
-                process(&self.view, &msg.data, port, caller, st.cap_ack)
+                process(&self.view, &self.tun, &msg.data, port, caller, st.cap_ack)
             } else {
                 Vec::new()
             };
@@ -1361,7 +1512,7 @@ impl NetlinkSocket {
         check_type(image.ty, image.protocol)
             .map_err(|e| format!("type {} protocol {} ({e:?})", image.ty, image.protocol))?;
         let ports = &ns.netlink_ports;
-        let sock = NetlinkSocket::new(&ns.network, ports, image.ty, image.protocol);
+        let sock = NetlinkSocket::new(&ns.network, &ns.tun, ports, image.ty, image.protocol);
         if let Some(port) = image.port {
             ports
                 .take(image.protocol, port, 0)
@@ -1451,14 +1602,18 @@ mod tests {
         out
     }
 
+    static NO_TUN: std::sync::LazyLock<super::super::tun::Devices> =
+        std::sync::LazyLock::new(super::super::tun::Devices::default);
+
     fn loopback_view() -> View {
-        View::of(&Network::Loopback)
+        View::of(&Network::Loopback, &NO_TUN)
     }
 
     #[test]
     fn link_dump_ends_with_done_alone() {
         let d = process(
             &loopback_view(),
+            &NO_TUN,
             &request(RTM_GETLINK, NLM_F_DUMP, &[0; 16]),
             42,
             ROOT,
@@ -1474,6 +1629,7 @@ mod tests {
         body.extend_from_slice(&[7, 0, 3, 0, b'l', b'o', 0, 0]);
         let d = process(
             &loopback_view(),
+            &NO_TUN,
             &request(RTM_GETLINK, 0, &body),
             1,
             ROOT,
@@ -1484,6 +1640,7 @@ mod tests {
         body[4] = 9;
         let d = process(
             &loopback_view(),
+            &NO_TUN,
             &request(RTM_GETLINK, 0, &body),
             1,
             ROOT,
@@ -1492,17 +1649,84 @@ mod tests {
         assert_eq!(kinds(&d), vec![(2, -(Errno::ENODEV as i32))]);
     }
 
+    /// An RTM_NEWADDR body: `ip`/24 on link `index`.
+    fn new_addr(index: u32, ip: [u8; 4]) -> Vec<u8> {
+        let mut body = vec![libc::AF_INET as u8, 24, 0, 0];
+        body.extend_from_slice(&index.to_ne_bytes());
+        body.extend_from_slice(&[8, 0, 2, 0]);
+        body.extend_from_slice(&ip);
+        body
+    }
+
     #[test]
-    fn changes_need_net_admin_and_are_not_supported() {
-        let body = [0u8; 8];
+    fn changes_need_net_admin_and_only_tun_links_change() {
+        let body = new_addr(1, [10, 0, 0, 1]);
         let user = Caller {
             uid: 1000,
             net_admin: false,
         };
-        let d = process(&loopback_view(), &request(20, 0, &body), 1, user, false);
+        let d = process(
+            &loopback_view(),
+            &NO_TUN,
+            &request(20, 0, &body),
+            1,
+            user,
+            false,
+        );
         assert_eq!(kinds(&d), vec![(2, -(Errno::EPERM as i32))]);
-        let d = process(&loopback_view(), &request(20, 0, &body), 1, ROOT, false);
+        let d = process(
+            &loopback_view(),
+            &NO_TUN,
+            &request(20, 0, &body),
+            1,
+            ROOT,
+            false,
+        );
         assert_eq!(kinds(&d), vec![(2, -(Errno::EOPNOTSUPP as i32))]);
+    }
+
+    #[test]
+    fn a_tun_link_takes_addresses_and_comes_up() {
+        let tun = super::super::tun::Devices::default();
+        let q = Arc::new(WaitQueue::new());
+        let (index, _) = tun
+            .attach(b"tun0", super::super::tun::IFF_TUN, &q, true)
+            .unwrap();
+        let body = new_addr(index as u32, [10, 0, 0, 1]);
+        let d = process(
+            &loopback_view(),
+            &tun,
+            &request(20, NLM_F_ACK, &body),
+            1,
+            ROOT,
+            false,
+        );
+        assert_eq!(kinds(&d), vec![(2, 0)]);
+        assert_eq!(tun.links()[0].addrs[0].ip, IpAddr::from([10, 0, 0, 1]));
+        let d = process(
+            &loopback_view(),
+            &tun,
+            &request(20, NLM_F_EXCL, &body),
+            1,
+            ROOT,
+            false,
+        );
+        assert_eq!(kinds(&d), vec![(2, -(Errno::EEXIST as i32))]);
+        // ifinfomsg: family, pad, type, index, flags IFF_UP, change IFF_UP.
+        let mut link = vec![0u8, 0, 0, 0];
+        link.extend_from_slice(&(index as u32).to_ne_bytes());
+        link.extend_from_slice(&1u32.to_ne_bytes());
+        link.extend_from_slice(&1u32.to_ne_bytes());
+        let d = process(
+            &loopback_view(),
+            &tun,
+            &request(16, NLM_F_ACK, &link),
+            1,
+            ROOT,
+            false,
+        );
+        assert_eq!(kinds(&d), vec![(2, 0)]);
+        assert!(tun.links()[0].flags & libc::IFF_UP as u32 != 0);
     }
 
     #[test]

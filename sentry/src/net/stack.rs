@@ -333,8 +333,11 @@ pub struct Inner {
     dev: Device,
     pub set: SocketSet<'static>,
     pub entries: HashMap<u64, Entry>,
-    /// The interface's addresses (as on the link, then the loopback ones).
+    /// The interface's addresses (as on the link, then the loopback ones; then those of
+    /// the TUN/TAP links that are up).
     cidrs: Vec<IpCidr>,
+    /// The addresses the stack started with (without TUN/TAP links').
+    base_cidrs: Vec<IpCidr>,
     /// Routes through a gateway: destination and gateway.
     gateways: Vec<(IpCidr, IpAddress)>,
     /// The entries holding each port, per protocol (several when SO_REUSEADDR or
@@ -347,6 +350,9 @@ pub struct Inner {
     pub link_index: Option<i32>,
     /// The link's name (SO_BINDTODEVICE names it).
     pub link_name: Option<String>,
+    /// The namespace's TUN/TAP links (SO_BINDTODEVICE names them too); its lock is taken
+    /// under this one, never the other way.
+    pub tun: Arc<super::tun::Devices>,
     /// TCP connections whose file is closed, finishing their close before removal.
     orphans: Vec<Orphan>,
     /// The entries of closed files whose connection still holds their port (as Linux keeps
@@ -356,6 +362,31 @@ pub struct Inner {
     /// with when they were first seen established.
     deferred: HashMap<SocketHandle, Instant>,
     epoch: std::time::Instant,
+}
+
+/// The stack as its namespace's TUN/TAP links reach it.
+struct TunHooks {
+    stack: Weak<Stack>,
+}
+
+impl super::tun::Hooks for TunHooks {
+    fn receive(&self, _index: i32, packet: Vec<u8>) {
+        let Some(s) = self.stack.upgrade() else {
+            return;
+        };
+        {
+            let mut g = s.lock();
+            g.dev.inject(packet);
+            g.pump();
+        }
+        s.kick();
+    }
+
+    fn changed(&self) {
+        if let Some(s) = self.stack.upgrade() {
+            s.lock().sync_tun();
+        }
+    }
 }
 
 /// A connection whose file is closed.
@@ -651,6 +682,20 @@ impl Stack {
     }
 
     /// The stack state; the caller pumps after changing it.
+    /// Joins the stack to its namespace's TUN/TAP links: SO_BINDTODEVICE names them, and a
+    /// loopback-only stack routes to their networks and takes the packets written to them.
+    pub fn attach_tun(self: &Arc<Self>, tun: &Arc<super::tun::Devices>) {
+        let mut g = self.lock();
+        g.tun = tun.clone();
+        if g.dev.is_loopback_only() {
+            g.dev.tun = Some(tun.clone());
+            tun.set_hooks(Arc::new(TunHooks {
+                stack: Arc::downgrade(self),
+            }));
+            g.sync_tun();
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -758,6 +803,7 @@ impl Inner {
             dev,
             set: SocketSet::new(Vec::new()),
             entries: HashMap::new(),
+            base_cidrs: cidrs.clone(),
             cidrs,
             gateways,
             ports: HashMap::new(),
@@ -765,6 +811,7 @@ impl Inner {
             port_range: EPHEMERAL,
             link_index: None,
             link_name: None,
+            tun: Arc::default(),
             orphans: Vec::new(),
             ghosts: HashMap::new(),
             deferred: HashMap::new(),
@@ -774,6 +821,32 @@ impl Inner {
 
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    /// Re-reads the addresses of the TUN/TAP links that are up: they become the
+    /// interface's, and their networks routes through those links (loopback-only stacks).
+    pub fn sync_tun(&mut self) {
+        if !self.dev.is_loopback_only() {
+            return;
+        }
+        let routes: Vec<(IpCidr, i32)> = self
+            .tun
+            .up_addrs()
+            .into_iter()
+            .map(|(i, a)| (IpCidr::new(IpAddress::from(a.ip), a.prefix), i))
+            .collect();
+        let mut cidrs = self.base_cidrs.clone();
+        cidrs.extend(routes.iter().map(|r| r.0));
+        cidrs.truncate(smoltcp::config::IFACE_MAX_ADDR_COUNT);
+        self.iface.update_ip_addrs(|a| {
+            a.clear();
+            for c in &cidrs {
+                // Bounded by the truncation above.
+                let _ = a.push(*c);
+            }
+        });
+        self.cidrs = cidrs;
+        self.dev.tun_routes = routes;
     }
 
     /// The interface's addresses with their networks.

@@ -39,7 +39,7 @@ fn dev(k: &Kernel) -> String {
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets \
          errs drop fifo colls carrier compressed\n",
     );
-    for l in netlink::links(&k.net.network) {
+    for l in netlink::links(&k.net) {
         let _ = writeln!(
             out,
             "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} \
@@ -58,7 +58,7 @@ fn route(k: &Kernel) -> String {
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
         UDP_LINE,
     );
-    for r in netlink::ipv4_main_routes(&k.net.network) {
+    for r in netlink::ipv4_main_routes(&k.net) {
         let mask = u32::MAX.checked_shl(32 - u32::from(r.prefix)).unwrap_or(0);
         // RTF_UP, RTF_GATEWAY, RTF_HOST.
         let mut flags = 1;
@@ -87,7 +87,7 @@ fn route(k: &Kernel) -> String {
 /// `/proc/net/if_inet6`.
 fn if_inet6(k: &Kernel) -> String {
     let mut out = String::new();
-    for l in netlink::links(&k.net.network) {
+    for l in netlink::links(&k.net) {
         for a in &l.addrs {
             let IpAddr::V6(ip) = a.ip else { continue };
             // IPV6_ADDR_LOOPBACK, IPV6_ADDR_LINKLOCAL, global.
@@ -281,7 +281,7 @@ fn per_link_dirs(
             let k = super::kernel_for(&kernel, cx)?;
             let entries = made.get_or_init(|| {
                 let mut names = vec!["all".to_string(), "default".to_string()];
-                names.extend(netlink::links(&k.net.network).into_iter().map(|l| l.name));
+                names.extend(netlink::links(&k.net).into_iter().map(|l| l.name));
                 names
                     .into_iter()
                     .map(|n| {

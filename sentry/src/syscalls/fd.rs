@@ -428,7 +428,9 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
         c if matches!(f.kind(), crate::vfs::FileKind::Socket(_))
             && crate::net::netlink::is_netdevice_ioctl(c as u32) =>
         {
-            crate::net::netlink::netdevice_ioctl(&t.ns.net.network, t, c as u32, arg)
+            let net = t.ns.net.clone();
+            let net_admin = t.creds.has_cap_in(&net.owner, crate::auth::cap::NET_ADMIN);
+            crate::net::netlink::netdevice_ioctl(&net, net_admin, t, c as u32, arg)
         }
         crate::tty::pty::TIOCGPTPEER => {
             let flags = arg as u32;

@@ -232,7 +232,7 @@ syscall_table! {
         13 rt_sigaction(sig: i32, act: UserAddr, oact: UserAddr, sigsetsize: usize) => signal::rt_sigaction, Full;
         14 rt_sigprocmask(how: i32, set: UserAddr, oset: UserAddr, sigsetsize: usize) => signal::rt_sigprocmask, Full;
         15 rt_sigreturn() => signal::rt_sigreturn, Full;
-        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fd::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets; the netdevice SIOCGIF* queries on sockets");
+        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fd::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets; the netdevice SIOCGIF* queries and SIOCSIFFLAGS (TUN/TAP links' IFF_UP) on sockets; TUNSETIFF, TUNGETIFF, TUNSETPERSIST, TUNGETFEATURES on /dev/net/tun");
         17 pread64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fd::pread64, Full;
         18 pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fd::pwrite64, Full;
         19 readv(fd: Fd, iov: UserAddr, iovcnt: i32) => fd::readv, Full;
@@ -270,7 +270,7 @@ syscall_table! {
         51 getsockname(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::getsockname, Full;
         52 getpeername(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::getpeername, Full;
         53 socketpair(domain: i32, ty: i32, protocol: i32, sv: UserAddr) => socket::socketpair, Partial("AF_UNIX only");
-        54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_PASSCRED, SO_SNDBUF/SO_RCVBUF on AF_UNIX; on AF_INET TCP: SO_REUSEADDR/REUSEPORT, SO_KEEPALIVE with TCP_KEEP*, SO_LINGER, SO_RCVLOWAT, TCP_NODELAY/CORK, TCP_SYNCNT, TCP_USER_TIMEOUT take effect, others ENOPROTOOPT; UDP: the multicast options, SO_BINDTODEVICE/SO_BINDTOIFINDEX, IP_MTU_DISCOVER and the receive control-message flags take effect, unknown SOL_SOCKET options ENOPROTOOPT; other IPPROTO_IP, IPPROTO_IPV6 and IPPROTO_UDP options are recorded only");
+        54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_PASSCRED, SO_SNDBUF/SO_RCVBUF on AF_UNIX; on AF_INET TCP: SO_REUSEADDR/REUSEPORT, SO_KEEPALIVE with TCP_KEEP*, SO_LINGER, SO_RCVLOWAT, TCP_NODELAY/CORK, TCP_SYNCNT, TCP_USER_TIMEOUT take effect, others ENOPROTOOPT; SO_BINDTODEVICE/SO_BINDTOIFINDEX (TCP and UDP); UDP: the multicast options, IP_MTU_DISCOVER and the receive control-message flags take effect, unknown SOL_SOCKET options ENOPROTOOPT; other IPPROTO_IP, IPPROTO_IPV6 and IPPROTO_UDP options are recorded only");
         55 getsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, lenp: UserAddr) => socket::getsockopt, Partial("SOL_SOCKET; for AF_INET also IPPROTO_IP, IPPROTO_TCP and IPPROTO_UDP (recorded values)");
         56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("new PID, user, UTS, IPC and network namespaces, not mount, cgroup or time ones; no pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;

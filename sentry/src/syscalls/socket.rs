@@ -257,6 +257,10 @@ pub fn getsockopt(
     let len: i32 = t.mm.read_obj(lenp)?;
     let room = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
     let mut v = with_socket(&f, |s| s.getsockopt(level, name))?;
+    // A bound device's name needs room for any name (Linux's `sock_getbindtodevice`).
+    if (level, name) == (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) && !v.is_empty() && room < 16 {
+        return Err(Errno::EINVAL);
+    }
     if (level, name) == (libc::SOL_SOCKET, libc::SO_PEERCRED) {
         if let Ok((c, _)) = Ucred::read_from_prefix(&v) {
             v = c.seen_by(t).as_bytes().to_vec();

@@ -4,8 +4,9 @@
 //! the filesystems, sockets, terminals) sees the caller only through this trait, so those
 //! layers never import the kernel. It offers exactly what they use: credentials and the
 //! filesystem context, the caller's memory (ioctl arguments), interruptible blocking on wait
-//! queues, raising a signal on the caller, PIDs as the caller sees them, and the process-group
-//! facts terminals need for job control.
+//! queues, raising a signal on the caller, PIDs as the caller sees them, the process-group
+//! facts terminals need for job control, and `/dev/net/tun` files in the caller's network
+//! namespace.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -124,6 +125,10 @@ pub trait Context {
 
     /// Records `term` as the controlling terminal of session `sid`, replacing the record.
     fn set_session_terminal(&self, sid: i32, term: Weak<dyn ControllingTerminal>);
+
+    /// A new open of `/dev/net/tun` bound to the caller's network namespace (where its
+    /// TUNSETIFF makes links), as Linux's tun keeps the opener's namespace.
+    fn open_net_tun(&self) -> Arc<dyn FileOps>;
 }
 
 impl dyn Context + '_ {
