@@ -670,40 +670,7 @@ fn checkpoint_program_and_compare(
     args: &[&str],
     native: &str,
 ) -> serde_json::Value {
-    let busybox = static_busybox().expect("checked by the caller");
-    let scratch = Scratch::new(tag);
-    let mut rt = Runtime::new(scratch.path());
-    let mut argv = vec!["/bin/prog"];
-    argv.extend_from_slice(args);
-    let bundle = bundle(scratch.path(), &rt, busybox, &argv);
-    std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
-    std::fs::create_dir_all(bundle.join("rootfs/tmp")).unwrap();
-    let out = scratch.path().join("out");
-    let image = scratch.path().join("image");
-    rt.start_and_checkpoint(&bundle, tag, &out, &image);
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap().trim(),
-        "ready",
-        "{tag}: the program went on before the checkpoint (machine too slow?)"
-    );
-    let want = native
-        .split_once("ready\n")
-        .map_or(native, |(_, rest)| rest);
-    for n in 1..=2 {
-        let id = format!("{tag}{n}");
-        let out = scratch.path().join(format!("out-{id}"));
-        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
-        assert_eq!(code, 0, "restore {id}: {text}");
-        assert!(
-            wait_text(&out, "done", Duration::from_secs(30)),
-            "{id}: not done after the restore: {}",
-            std::fs::read_to_string(&out).unwrap_or_default()
-        );
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), want, "{id}");
-        let (code, text) = rt.run(&["delete", "--force", &id]);
-        assert_eq!(code, 0, "delete {id}: {text}");
-    }
-    read_json(&image.join("kernel.json"))
+    checkpoint_configured_program_and_compare(tag, prog, args, native, |_| {})
 }
 
 /// Periodic timers of every kind keep ticking after a restore, from the rest of their
@@ -1172,8 +1139,7 @@ fn checkpoint_and_restore_figures() {
 }
 
 /// [`checkpoint_program_and_compare`] over a bundle whose `config.json` `edit` changes first
-/// (capabilities, say). (`checkpoint_program_and_compare` is this with no edit; kept apart
-/// while other branches append to this file.)
+/// (capabilities, say).
 fn checkpoint_configured_program_and_compare(
     tag: &str,
     prog: &Path,
@@ -1192,6 +1158,7 @@ fn checkpoint_configured_program_and_compare(
     edit(&mut value);
     std::fs::write(&config, value.to_string()).unwrap();
     std::fs::copy(prog, bundle.join("rootfs/bin/prog")).unwrap();
+    std::fs::create_dir_all(bundle.join("rootfs/tmp")).unwrap();
     let out = scratch.path().join("out");
     let image = scratch.path().join("image");
     rt.start_and_checkpoint(&bundle, tag, &out, &image);
@@ -1271,6 +1238,7 @@ fn restore_keeps_raw_and_packet_sockets_with_their_options() {
         .filter(|f| f["file"]["Packet"]["ifindex"] == 1)
         .count();
     assert_eq!(packet, 1, "one packet socket bound to lo");
+}
 
 /// The sentry's pseudo-terminals come back whole: a pair (opened by its /dev/pts path) in
 /// raw mode with a window size and its master in packet mode, with input for the slave and
@@ -1456,6 +1424,8 @@ fn restore_keeps_an_interactive_shell_and_its_foreground_job_on_a_pty() {
     assert!(
         all_fds(&kernel).any(|f| f["file"]["Pty"]["pty"]["session"] != 0),
         "the shell's terminal controls its session"
+    );
+}
 
 /// A process in UTS, IPC, network and user namespaces of its own comes back in them, twice
 /// from one image: its host and domain names, its uid and gid maps (it is root inside), the
