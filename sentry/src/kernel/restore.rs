@@ -1124,9 +1124,10 @@ impl Files {
             }
             FileImage::Icmp(image) => {
                 let net = self.sentry_stack(f, "a ping socket")?;
-                let socket = crate::net::icmp::IcmpSocket::restored(net.inet(), image).map_err(|e| {
-                    RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
-                })?;
+                let socket =
+                    crate::net::icmp::IcmpSocket::restored(net.inet(), image).map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
+                    })?;
                 Ok(OpenFile::of_kind(
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
@@ -1134,9 +1135,10 @@ impl Files {
             }
             FileImage::Raw(image) => {
                 let net = self.sentry_stack(f, "a raw socket")?;
-                let socket = crate::net::raw::RawSocket::restored(net.inet(), image).map_err(|e| {
-                    RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
-                })?;
+                let socket =
+                    crate::net::raw::RawSocket::restored(net.inet(), image).map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
+                    })?;
                 Ok(OpenFile::of_kind(
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
@@ -1144,8 +1146,8 @@ impl Files {
             }
             FileImage::Packet(image) => {
                 let net = self.sentry_stack(f, "a packet socket")?;
-                let socket =
-                    crate::net::packet::PacketSocket::restored(net.inet(), image).map_err(|e| {
+                let socket = crate::net::packet::PacketSocket::restored(net.inet(), image)
+                    .map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a packet socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
