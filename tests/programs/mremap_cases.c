@@ -147,6 +147,16 @@ int main(void) {
     result("unknown flag", remap((char *)PAGE, PAGE, PAGE, 8, NULL), NULL);
     result("zero new size", remap((char *)PAGE, PAGE, 0, 0, NULL), NULL);
     result("nothing mapped", remap((char *)PAGE, PAGE, 2 * PAGE, 0, NULL), NULL);
+    /* Shrinking from an old size that runs past the address space: EINVAL, and the
+     * mapping is still whole (the sentry used to drop it and fail on the host). */
+    char *g = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    g[0] = 'g';
+    result("shrinking a huge old size", remap(g, 1ul << 62, PAGE, 0, NULL), g);
+    result("moving with a huge old size",
+           remap(g, 1ul << 62, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, g + 64 * PAGE), g + 64 * PAGE);
+    printf("  pages %s, first byte %c\n", mapped(g, 2), g[0]);
+    munmap(g, 2 * PAGE);
+    munmap(g + 64 * PAGE, PAGE);
     printf("done\n");
     return 0;
 }

@@ -469,8 +469,14 @@ impl MemoryManager {
         self.unmap_locked(&mut i, addr, len)
     }
 
+    /// Unmaps `[addr, addr+len)`: EINVAL, before anything changes, when the range leaves
+    /// the application's address space (as Linux's munmap; mremap's shrinking of a garbage
+    /// old size reaches here unchecked).
     fn unmap_locked(&self, i: &mut Inner, addr: u64, len: u64) -> Result<(), Errno> {
-        let end = addr + len;
+        let end = addr
+            .checked_add(len)
+            .filter(|&e| e <= platform::MAX_USER_ADDRESS)
+            .ok_or(Errno::EINVAL)?;
         i.split_vmas_at(addr);
         i.split_vmas_at(end);
         let starts: Vec<u64> = i.vmas.range(addr..end).map(|(&s, _)| s).collect();
