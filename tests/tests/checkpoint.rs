@@ -1512,3 +1512,31 @@ fn restore_keeps_proc_files_and_pipes_reopened_through_proc() {
         "{fds:?}"
     );
 }
+
+/// A process blocked in vfork is saved waiting for its child (issue 17): the child, still
+/// in the vfork window (sharing the parent's memory), is checkpointed asleep; each restored
+/// copy's parent stays blocked until the child exits, then vfork returns the child's PID,
+/// waitpid gives its status, and a second vfork works. `ckpt_vfork.c` natively, with a
+/// short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_a_parent_blocked_in_vfork() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_vfork",
+        "vfork",
+        "ready\nvfork returned the child: yes\nchild status 7\nsecond vfork: ok, status 3\n\
+         done\n",
+    ) else {
+        return;
+    };
+    let tasks = kernel["tasks"].as_array().unwrap();
+    let parent = tasks
+        .iter()
+        .find(|t| !t["vfork_child"].is_null())
+        .unwrap_or_else(|| panic!("no task waits for a vfork child: {tasks:?}"));
+    let child = tasks
+        .iter()
+        .find(|t| t["tid"] == parent["vfork_child"])
+        .unwrap_or_else(|| panic!("the vfork child is not in the image: {tasks:?}"));
+    assert_eq!(child["vfork_parent"], parent["tid"]);
+    assert_eq!(child["mm"], parent["mm"], "one shared address space");
+}

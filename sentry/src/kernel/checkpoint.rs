@@ -462,6 +462,13 @@ pub struct TaskImage {
     pub altstack: Vec<u8>,
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
+    /// A vfork parent waiting for its child: the child's global TID (vfork's return value
+    /// is already in `regs`' rax; a restore waits for that child again before returning).
+    #[serde(default)]
+    pub vfork_child: Option<i32>,
+    /// The global TID of the vfork parent still waiting for this task to exec or exit.
+    #[serde(default)]
+    pub vfork_parent: Option<i32>,
     pub creds: CredsImage,
     pub root: String,
     pub cwd: String,
@@ -750,6 +757,8 @@ impl Task {
             altstack: self.altstack.to_vec(),
             clear_child_tid: self.clear_child_tid,
             robust_list: self.robust_list,
+            vfork_child: None,
+            vfork_parent: self.vfork_done.as_ref().map(|d| d.parent_tid),
             creds: CredsImage {
                 uid: [c.uid, c.euid, c.suid],
                 gid: [c.gid, c.egid, c.sgid],
@@ -835,15 +844,7 @@ impl Kernel {
                 match images.remove(tid) {
                     Some(Ok(image)) => tasks.push(image),
                     Some(Err(e)) => return Err(e),
-                    None => {
-                        return Err(if self.freezer.vfork_waiters() > 0 {
-                            CheckpointError::Unsupported {
-                                what: format!("task {tid} waits for its vfork child"),
-                            }
-                        } else {
-                            CheckpointError::NotStopped { tid: *tid }
-                        })
-                    }
+                    None => return Err(CheckpointError::NotStopped { tid: *tid }),
                 }
             }
             let processes: Vec<ProcessImage> = tree
