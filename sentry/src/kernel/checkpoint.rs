@@ -121,7 +121,10 @@
 //! tmpfs files and of memfds (without pages: the pages are the file's, saved with its
 //! contents; [`VmaImage::memfd`] names a mapped memfd); `/proc` files held open (by path
 //! and offset, reopened once the processes are back) and pipes reopened through
-//! `/proc/[pid]/fd` (another description of the same pipe).
+//! `/proc/[pid]/fd` (another description of the same pipe); a process blocked in vfork
+//! ([`TaskImage::vfork_child`], with vfork's return value in its rax) and the link from its
+//! child ([`TaskImage::vfork_parent`]): the restored parent waits again until the child
+//! execs or exits, then returns from vfork (the address space they share is saved once).
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -130,8 +133,8 @@
 //! container's `/dev/pts`; a task in a nested PID namespace or whose children go to another
 //! one (setns); in a nested IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
-//! whose creating process exited; an epoll item whose file no fd holds; a process waiting
-//! for its vfork child; a writable shared mapping of a host file; a device node in a tmpfs;
+//! whose creating process exited; an epoll item whose file no fd holds; a writable shared
+//! mapping of a host file; a device node in a tmpfs;
 //! a socket file in the sentry's `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
