@@ -1512,3 +1512,80 @@ fn restore_keeps_proc_files_and_pipes_reopened_through_proc() {
         "{fds:?}"
     );
 }
+
+/// A process blocked in vfork is saved waiting for its child (issue 17): the child, still
+/// in the vfork window (sharing the parent's memory), is checkpointed asleep; each restored
+/// copy's parent stays blocked until the child exits, then vfork returns the child's PID,
+/// waitpid gives its status, and a second vfork works. `ckpt_vfork.c` natively, with a
+/// short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_a_parent_blocked_in_vfork() {
+    let Some(kernel) = checkpoint_program_like_native(
+        "ckpt_vfork",
+        "vfork",
+        "ready\nvfork returned the child: yes\nchild status 7\nsecond vfork: ok, status 3\n\
+         done\n",
+    ) else {
+        return;
+    };
+    let tasks = kernel["tasks"].as_array().unwrap();
+    let parent = tasks
+        .iter()
+        .find(|t| !t["vfork_child"].is_null())
+        .unwrap_or_else(|| panic!("no task waits for a vfork child: {tasks:?}"));
+    let child = tasks
+        .iter()
+        .find(|t| t["tid"] == parent["vfork_child"])
+        .unwrap_or_else(|| panic!("the vfork child is not in the image: {tasks:?}"));
+    assert_eq!(child["vfork_parent"], parent["tid"]);
+    assert_eq!(child["mm"], parent["mm"], "one shared address space");
+}
+
+/// A checkpoint with `--leave-running` while a process is blocked in vfork: the parent,
+/// parked inside its wait for the image, goes on waiting once the kernel resumes and
+/// returns from vfork when its child exits, as natively.
+#[test]
+fn checkpoint_leave_running_keeps_a_parent_blocked_in_vfork_waiting() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let Some(prog) = runsc_rs_tests::program("ckpt_vfork") else {
+        return;
+    };
+    let scratch = Scratch::new("vforklive");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(scratch.path(), &rt, busybox, &["/bin/prog", "3"]);
+    std::fs::copy(&prog, bundle.join("rootfs/bin/prog")).unwrap();
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, "vforklive", &out);
+    assert!(
+        wait_text(&out, "ready", Duration::from_secs(30)),
+        "never ready: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "--leave-running",
+        "vforklive",
+    ]);
+    assert_eq!(code, 0, "checkpoint --leave-running: {text}");
+    assert!(
+        wait_text(&out, "done", Duration::from_secs(30)),
+        "not done after the checkpoint: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "ready\nvfork returned the child: yes\nchild status 7\nsecond vfork: ok, status 3\n\
+         done\n"
+    );
+    let kernel = read_json(&image.join("kernel.json"));
+    let tasks = kernel["tasks"].as_array().unwrap();
+    assert!(
+        tasks.iter().any(|t| !t["vfork_child"].is_null()),
+        "{tasks:?}"
+    );
+}

@@ -121,7 +121,10 @@
 //! tmpfs files and of memfds (without pages: the pages are the file's, saved with its
 //! contents; [`VmaImage::memfd`] names a mapped memfd); `/proc` files held open (by path
 //! and offset, reopened once the processes are back) and pipes reopened through
-//! `/proc/[pid]/fd` (another description of the same pipe).
+//! `/proc/[pid]/fd` (another description of the same pipe); a process blocked in vfork
+//! ([`TaskImage::vfork_child`], with vfork's return value in its rax) and the link from its
+//! child ([`TaskImage::vfork_parent`]): the restored parent waits again until the child
+//! execs or exits, then returns from vfork (the address space they share is saved once).
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -130,8 +133,8 @@
 //! container's `/dev/pts`; a task in a nested PID namespace or whose children go to another
 //! one (setns); in a nested IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
-//! whose creating process exited; an epoll item whose file no fd holds; a process waiting
-//! for its vfork child; a writable shared mapping of a host file; a device node in a tmpfs;
+//! whose creating process exited; an epoll item whose file no fd holds; a writable shared
+//! mapping of a host file; a device node in a tmpfs;
 //! a socket file in the sentry's `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
@@ -462,6 +465,13 @@ pub struct TaskImage {
     pub altstack: Vec<u8>,
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
+    /// A vfork parent waiting for its child: the child's global TID (vfork's return value
+    /// is already in `regs`' rax; a restore waits for that child again before returning).
+    #[serde(default)]
+    pub vfork_child: Option<i32>,
+    /// The global TID of the vfork parent still waiting for this task to exec or exit.
+    #[serde(default)]
+    pub vfork_parent: Option<i32>,
     pub creds: CredsImage,
     pub root: String,
     pub cwd: String,
@@ -750,6 +760,8 @@ impl Task {
             altstack: self.altstack.to_vec(),
             clear_child_tid: self.clear_child_tid,
             robust_list: self.robust_list,
+            vfork_child: None,
+            vfork_parent: self.vfork_done.as_ref().map(|d| d.parent_tid),
             creds: CredsImage {
                 uid: [c.uid, c.euid, c.suid],
                 gid: [c.gid, c.egid, c.sgid],
@@ -835,15 +847,7 @@ impl Kernel {
                 match images.remove(tid) {
                     Some(Ok(image)) => tasks.push(image),
                     Some(Err(e)) => return Err(e),
-                    None => {
-                        return Err(if self.freezer.vfork_waiters() > 0 {
-                            CheckpointError::Unsupported {
-                                what: format!("task {tid} waits for its vfork child"),
-                            }
-                        } else {
-                            CheckpointError::NotStopped { tid: *tid }
-                        })
-                    }
+                    None => return Err(CheckpointError::NotStopped { tid: *tid }),
                 }
             }
             let processes: Vec<ProcessImage> = tree

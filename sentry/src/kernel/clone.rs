@@ -256,7 +256,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             super::ptrace::trace_child(&mut tree, &t.handle, &handle);
         }
     }
-    let vfork_done = (f & CLONE_VFORK != 0).then(|| VforkDone::new(t.handle.waiter.clone()));
+    let vfork_done = (f & CLONE_VFORK != 0).then(|| VforkDone::new(t.handle.waiter.clone(), t.tid));
     let altstack = if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
         DISABLED_ALTSTACK
     } else {
@@ -308,7 +308,7 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         t.ptrace_event(event, msg);
     }
     if let Some(done) = vfork_done {
-        t.wait_vfork(&done);
+        t.wait_vfork(&done, tid, u64::try_from(vtid).unwrap_or_default());
         if t.ptrace_option(super::ptrace::O_TRACEVFORKDONE) {
             t.ptrace_event(super::ptrace::EVENT_VFORK_DONE, msg);
         }

@@ -16,9 +16,10 @@
 //! A SIGKILL still ends a task of a paused kernel (as Linux lets it end a frozen process):
 //! the task leaves its parked state to die, so destroying a paused container works.
 //!
-//! A task in the uninterruptible wait of a vfork parent runs no application code either; it
-//! counts as stopped (`vfork_waiters`), so a pause never waits for a child that is itself
-//! paused.
+//! A task in the uninterruptible wait of a vfork parent parks inside that wait (the pause's
+//! kick wakes it), recorded as waiting for its child with vfork's return value in rax
+//! ([`Task::park_in_vfork`]); it continues waiting on resume, and a restore makes it wait
+//! again for the restored child. `vfork_waiters` counts the tasks in that wait.
 //!
 //! # Lock order
 //! `Freezer::state` is a leaf: nothing is locked while holding it (the pauser reads the
@@ -66,7 +67,7 @@ struct FreezeState {
     images: HashMap<i32, Result<TaskImage, CheckpointError>>,
     /// Tasks parked in their `Frozen` state.
     parked: usize,
-    /// Tasks waiting for a vfork child (no application code runs in them).
+    /// Tasks waiting for a vfork child (parked there while the kernel is paused).
     vfork_waiters: usize,
 }
 
@@ -133,10 +134,6 @@ impl Freezer {
             .collect()
     }
 
-    pub(super) fn vfork_waiters(&self) -> usize {
-        self.lock().vfork_waiters
-    }
-
     /// Counts the caller as stopped while it waits for a vfork child.
     pub(super) fn enter_vfork_wait(&self) {
         self.lock().vfork_waiters += 1;
@@ -160,6 +157,28 @@ impl Task {
             &waiter,
             || tg.sig().must_die(tid),
             || self.image(restart),
+        );
+    }
+
+    /// Parks a vfork parent inside its wait for `child` (global TID) until the kernel
+    /// resumes or this task must die, recorded as returning `ret` from vfork once the child
+    /// execs or exits.
+    pub(super) fn park_in_vfork(&mut self, child: i32, ret: u64) {
+        let kernel = self.kernel.clone();
+        let (tg, tid, waiter) = (self.tg.clone(), self.tid, self.handle.waiter.clone());
+        kernel.freezer.park(
+            tid,
+            &waiter,
+            || tg.sig().must_die(tid),
+            || {
+                let rax = std::mem::replace(&mut self.cpu.regs.rax, ret);
+                let image = self.image(None);
+                self.cpu.regs.rax = rax;
+                image.map(|mut i| {
+                    i.vfork_child = Some(child);
+                    i
+                })
+            },
         );
     }
 }
@@ -191,7 +210,7 @@ impl Kernel {
                 tree.tasks.len()
             };
             let s = self.freezer.lock();
-            let stopped = s.parked + s.vfork_waiters;
+            let stopped = s.parked;
             if stopped >= live {
                 return Ok(Stopped {
                     parked: s.parked,

@@ -61,7 +61,7 @@ use super::checkpoint::{
     TaskImage, TimersImage, TmpNodeImage, TmpfsImage, VmaImage,
 };
 use super::signal::{SigAction, SigInfo};
-use super::task::{register_thread, Restart, RestartBlock, Resumed, DISABLED_ALTSTACK};
+use super::task::{register_thread, Restart, RestartBlock, Resumed, VforkDone, DISABLED_ALTSTACK};
 use super::thread_group::ExecImage;
 use super::{ExitStatus, FdTable, Kernel, PidNamespace, Task, TaskHandle, TaskInit, ThreadGroup};
 use crate::auth::{CapSet, Caps, Creds};
@@ -549,6 +549,26 @@ impl Kernel {
                 starts.push(self.task_init(t, handle, target, mms, tables, namespaces)?);
             }
         }
+        // A vfork parent waits again for its child when the child's image says it still
+        // holds that parent (one that exec'd or exited before the pause has ended the wait:
+        // the parent returns from vfork at once).
+        let index: HashMap<i32, usize> = image
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.tid, i))
+            .collect();
+        for (i, t) in image.tasks.iter().enumerate() {
+            let Some(c) = t.vfork_child.and_then(|child| index.get(&child).copied()) else {
+                continue;
+            };
+            if image.tasks[c].vfork_parent != Some(t.tid) || c == i {
+                continue;
+            }
+            let done = VforkDone::new(starts[i].0.handle.waiter.clone(), t.tid);
+            starts[c].0.vfork_done = Some(done.clone());
+            starts[i].1.vfork_wait = Some((done, image.tasks[c].tid));
+        }
         // Timers once every thread is in the tree (an expiry finds its target), before any
         // runs.
         for p in image.processes.iter().filter(|p| p.zombie.is_none()) {
@@ -783,6 +803,7 @@ impl Kernel {
             restart_block,
             saved_mask: t.saved_mask,
             robust_list: t.robust_list,
+            vfork_wait: None,
         };
         Ok((init, resumed))
     }

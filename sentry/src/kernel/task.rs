@@ -69,13 +69,16 @@ pub const DISABLED_ALTSTACK: [u8; 24] = {
 pub struct VforkDone {
     done: AtomicBool,
     parent: Arc<Waiter>,
+    /// The parent's global TID (a checkpoint records the link from the child).
+    pub parent_tid: i32,
 }
 
 impl VforkDone {
-    pub fn new(parent: Arc<Waiter>) -> Arc<VforkDone> {
+    pub fn new(parent: Arc<Waiter>, parent_tid: i32) -> Arc<VforkDone> {
         Arc::new(VforkDone {
             done: AtomicBool::new(false),
             parent,
+            parent_tid,
         })
     }
 
@@ -134,10 +137,13 @@ pub enum RestartBlock {
 
 /// What a task rebuilt from a checkpoint resumes with besides its registers
 /// ([`Task::spawn_restored`]).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Resumed {
     /// How the system call the checkpoint interrupted continues.
     pub restart: Option<Restart>,
+    /// A vfork parent's wait for its child (by global TID; the return value is already in
+    /// rax): waited for before the task returns to the application.
+    pub vfork_wait: Option<(Arc<VforkDone>, i32)>,
     pub restart_block: Option<RestartBlock>,
     pub saved_mask: Option<u64>,
     pub robust_list: (u64, u64),
@@ -372,6 +378,10 @@ impl Task {
                     task.restart_block = r.restart_block;
                     task.saved_mask = r.saved_mask;
                     task.robust_list = r.robust_list;
+                    if let Some((done, child)) = &r.vfork_wait {
+                        let ret = task.cpu.regs.rax;
+                        task.wait_vfork(done, *child, ret);
+                    }
                     r.restart
                 });
                 task.run_from(RunState::Interrupted(restart));
@@ -887,13 +897,16 @@ impl Task {
     /// an execve in another thread, or a pending signal whose action is to terminate without
     /// a core dump (which becomes the group's exit here, as Linux makes it at send time).
     /// Other signals stay pending until the call returns.
-    pub fn wait_vfork(&mut self, done: &VforkDone) {
+    ///
+    /// A pause parks the waiting task here, recorded for a checkpoint as waiting for
+    /// `child` (global TID) with `ret`, what vfork returns to it, in rax.
+    pub fn wait_vfork(&mut self, done: &VforkDone, child: i32, ret: u64) {
         self.kernel.freezer.enter_vfork_wait();
-        self.wait_vfork_child(done);
+        self.wait_vfork_child(done, child, ret);
         self.kernel.freezer.leave_vfork_wait();
     }
 
-    fn wait_vfork_child(&mut self, done: &VforkDone) {
+    fn wait_vfork_child(&mut self, done: &VforkDone, child: i32, ret: u64) {
         while !done.is_done() {
             let fatal = {
                 let s = self.tg.sig();
@@ -911,6 +924,12 @@ impl Task {
             if let Some(signo) = fatal {
                 self.end_group(ExitStatus::Signaled { signo, core: false });
                 return;
+            }
+            if self.kernel.freezer.is_frozen() {
+                // Returns at once only when thawed or dying, and the checks above end the
+                // wait of a dying task: no spin.
+                self.park_in_vfork(child, ret);
+                continue;
             }
             self.handle.waiter.wait(None);
         }
