@@ -121,7 +121,11 @@
 //! tmpfs files and of memfds (without pages: the pages are the file's, saved with its
 //! contents; [`VmaImage::memfd`] names a mapped memfd); `/proc` files held open (by path
 //! and offset, reopened once the processes are back) and pipes reopened through
-//! `/proc/[pid]/fd` (another description of the same pipe).
+//! `/proc/[pid]/fd` (another description of the same pipe); and each task's seccomp mode,
+//! filter chain and `no_new_privs` ([`TaskImage::seccomp`]: the programs are in
+//! `seccomp_filters`, each distinct filter once naming the one below it, so threads and
+//! fork children share their common filters again and TSYNC still works;
+//! [`super::seccomp`]).
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -281,6 +285,10 @@ pub struct KernelImage {
     /// The UTS, IPC, network and user namespaces other than the initial ones
     /// ([`TaskImage::namespaces`] and [`FdImage::netns`] name them by index).
     pub namespaces: super::ns::NamespacesImage,
+    /// The applications' seccomp filters, each distinct one once, every filter after the
+    /// one below it ([`TaskImage::seccomp`] names a chain by its newest filter).
+    #[serde(default)]
+    pub seccomp_filters: Vec<super::seccomp::FilterImage>,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -472,6 +480,10 @@ pub struct TaskImage {
     /// The UTS, IPC, network and user namespaces it holds, as indices of
     /// [`KernelImage::namespaces`].
     pub namespaces: super::ns::TaskNsImage,
+    /// Its seccomp mode, `no_new_privs` and chain (an index of
+    /// [`KernelImage::seccomp_filters`]).
+    #[serde(default)]
+    pub seccomp: super::seccomp::SeccompImage,
     #[serde(skip)]
     ns_held: Option<(super::ns::Namespaces, Arc<crate::auth::UserNs>)>,
     #[serde(skip)]
@@ -769,6 +781,7 @@ impl Task {
             mm: 0,
             fds: 0,
             namespaces: super::ns::TaskNsImage::default(),
+            seccomp: super::seccomp::SeccompImage::default(),
             ns_held: Some((self.ns.clone(), self.creds.user_ns.clone())),
             mm_ref: Some(self.mm.clone()),
             fds_ref: Some(self.fds.clone()),
@@ -819,21 +832,16 @@ impl Kernel {
         memory: &mut dyn Write,
     ) -> Result<Summary, CheckpointError> {
         let mut images = self.freezer.images();
+        let mut filters = super::seccomp::FilterSaver::default();
         let (tasks, processes) = {
             let tree = self.tree();
             let mut tasks = Vec::new();
             for (tid, handle) in &tree.tasks {
-                // seccomp filters and no_new_privs are not in the image: a restore would
-                // run the task unfiltered.
-                if handle.seccomp.mode() != super::seccomp::Mode::Disabled
-                    || handle.seccomp.no_new_privs()
-                {
-                    return Err(CheckpointError::Unsupported {
-                        what: format!("task {tid} has seccomp filters or no_new_privs"),
-                    });
-                }
                 match images.remove(tid) {
-                    Some(Ok(image)) => tasks.push(image),
+                    Some(Ok(mut image)) => {
+                        image.seccomp = filters.task(&handle.seccomp);
+                        tasks.push(image)
+                    }
                     Some(Err(e)) => return Err(e),
                     None => {
                         return Err(if self.freezer.vfork_waiters() > 0 {
@@ -1093,6 +1101,7 @@ impl Kernel {
             inotify,
             in_flight,
             namespaces,
+            seccomp_filters: filters.finish(),
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;

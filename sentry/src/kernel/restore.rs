@@ -531,11 +531,17 @@ impl Kernel {
                     parent.children.insert(p.tgid);
                 }
             }
+            let filters =
+                super::seccomp::restore_filters(&image.seccomp_filters).map_err(invalid)?;
             for t in &image.tasks {
                 let tg = groups
                     .get(&t.tgid)
                     .ok_or_else(|| invalid(format!("task {} has no process", t.tid)))?;
                 let handle = TaskHandle::new(t.tid, tg.clone(), t.comm.clone());
+                handle
+                    .seccomp
+                    .restore(&t.seccomp, &filters)
+                    .map_err(|e| invalid(format!("task {}: {e}", t.tid)))?;
                 tree.tasks.insert(t.tid, handle.clone());
                 register_thread(&handle, t.mask);
                 {
@@ -1124,9 +1130,10 @@ impl Files {
             }
             FileImage::Icmp(image) => {
                 let net = self.sentry_stack(f, "a ping socket")?;
-                let socket = crate::net::icmp::IcmpSocket::restored(net.inet(), image).map_err(|e| {
-                    RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
-                })?;
+                let socket =
+                    crate::net::icmp::IcmpSocket::restored(net.inet(), image).map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a ping socket: {e}", f.fd))
+                    })?;
                 Ok(OpenFile::of_kind(
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
@@ -1134,9 +1141,10 @@ impl Files {
             }
             FileImage::Raw(image) => {
                 let net = self.sentry_stack(f, "a raw socket")?;
-                let socket = crate::net::raw::RawSocket::restored(net.inet(), image).map_err(|e| {
-                    RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
-                })?;
+                let socket =
+                    crate::net::raw::RawSocket::restored(net.inet(), image).map_err(|e| {
+                        RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
+                    })?;
                 Ok(OpenFile::of_kind(
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
@@ -1144,8 +1152,8 @@ impl Files {
             }
             FileImage::Packet(image) => {
                 let net = self.sentry_stack(f, "a packet socket")?;
-                let socket =
-                    crate::net::packet::PacketSocket::restored(net.inet(), image).map_err(|e| {
+                let socket = crate::net::packet::PacketSocket::restored(net.inet(), image)
+                    .map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a packet socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(
