@@ -1589,3 +1589,57 @@ fn checkpoint_leave_running_keeps_a_parent_blocked_in_vfork_waiting() {
         "{tasks:?}"
     );
 }
+
+/// seccomp filters and `no_new_privs` survive a checkpoint: `ckpt_seccomp.c` sets
+/// `no_new_privs` and installs two filters, starts a thread and forks a child; after each
+/// restore the filters still fail their calls with their errnos in all three tasks,
+/// `PR_GET_NO_NEW_PRIVS` is 1, `/proc/self/status` says `Seccomp: 2`, a TSYNC filter still
+/// reaches the thread (whose chain is the main thread's) and the child can add one of its
+/// own. The image holds the two filters once, all three tasks naming the top one. The
+/// bundle asks for `noNewPrivileges` and carries a seccomp profile (allowing all), as
+/// container bundles do. Natively, with a short sleep instead of the checkpoint, the program
+/// prints the same lines.
+#[test]
+fn restore_keeps_seccomp_filters_and_no_new_privs() {
+    let expected = "ready\n\
+         main: nnp=1 seccomp=2 getppid=42 getpgrp=43 tsync=0 getsid=67\n\
+         thread: getppid=42 getpgrp=43 getsid=67\n\
+         child: nnp=1 seccomp=2 getppid=42 getpgrp=43 added=0 getsid=51\n\
+         done\n";
+    if static_busybox().is_none() {
+        return;
+    }
+    let Some(prog) = runsc_rs_tests::program("ckpt_seccomp") else {
+        return;
+    };
+    let native = Command::new(&prog).arg("0.1").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&native.stdout),
+        expected,
+        "ckpt_seccomp natively"
+    );
+    let kernel =
+        checkpoint_configured_program_and_compare("seccomp", &prog, &["6"], expected, |config| {
+            config["process"]["noNewPrivileges"] = serde_json::json!(true);
+            config["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}],
+            });
+        });
+    let filters = kernel["seccomp_filters"]
+        .as_array()
+        .expect("seccomp_filters");
+    assert_eq!(filters.len(), 2, "{filters:?}");
+    assert_eq!(filters[1]["prev"], 0, "{filters:?}");
+    let tasks = kernel["tasks"].as_array().unwrap();
+    let filtered: Vec<_> = tasks
+        .iter()
+        .filter(|t| t["seccomp"]["filter"] == 1)
+        .collect();
+    assert_eq!(filtered.len(), 3, "{tasks:?}");
+    for t in filtered {
+        assert_eq!(t["seccomp"]["mode"], 2);
+        assert_eq!(t["seccomp"]["no_new_privs"], true);
+    }
+}

@@ -124,7 +124,11 @@
 //! `/proc/[pid]/fd` (another description of the same pipe); a process blocked in vfork
 //! ([`TaskImage::vfork_child`], with vfork's return value in its rax) and the link from its
 //! child ([`TaskImage::vfork_parent`]): the restored parent waits again until the child
-//! execs or exits, then returns from vfork (the address space they share is saved once).
+//! execs or exits, then returns from vfork (the address space they share is saved once);
+//! and each task's seccomp mode, filter chain and `no_new_privs` ([`TaskImage::seccomp`]:
+//! the programs are in `seccomp_filters`, each distinct filter once naming the one below
+//! it, so threads and fork children share their common filters again and TSYNC still
+//! works; [`super::seccomp`]).
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -284,6 +288,10 @@ pub struct KernelImage {
     /// The UTS, IPC, network and user namespaces other than the initial ones
     /// ([`TaskImage::namespaces`] and [`FdImage::netns`] name them by index).
     pub namespaces: super::ns::NamespacesImage,
+    /// The applications' seccomp filters, each distinct one once, every filter after the
+    /// one below it ([`TaskImage::seccomp`] names a chain by its newest filter).
+    #[serde(default)]
+    pub seccomp_filters: Vec<super::seccomp::FilterImage>,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -482,6 +490,10 @@ pub struct TaskImage {
     /// The UTS, IPC, network and user namespaces it holds, as indices of
     /// [`KernelImage::namespaces`].
     pub namespaces: super::ns::TaskNsImage,
+    /// Its seccomp mode, `no_new_privs` and chain (an index of
+    /// [`KernelImage::seccomp_filters`]).
+    #[serde(default)]
+    pub seccomp: super::seccomp::SeccompImage,
     #[serde(skip)]
     ns_held: Option<(super::ns::Namespaces, Arc<crate::auth::UserNs>)>,
     #[serde(skip)]
@@ -781,6 +793,7 @@ impl Task {
             mm: 0,
             fds: 0,
             namespaces: super::ns::TaskNsImage::default(),
+            seccomp: super::seccomp::SeccompImage::default(),
             ns_held: Some((self.ns.clone(), self.creds.user_ns.clone())),
             mm_ref: Some(self.mm.clone()),
             fds_ref: Some(self.fds.clone()),
@@ -831,21 +844,16 @@ impl Kernel {
         memory: &mut dyn Write,
     ) -> Result<Summary, CheckpointError> {
         let mut images = self.freezer.images();
+        let mut filters = super::seccomp::FilterSaver::default();
         let (tasks, processes) = {
             let tree = self.tree();
             let mut tasks = Vec::new();
             for (tid, handle) in &tree.tasks {
-                // seccomp filters and no_new_privs are not in the image: a restore would
-                // run the task unfiltered.
-                if handle.seccomp.mode() != super::seccomp::Mode::Disabled
-                    || handle.seccomp.no_new_privs()
-                {
-                    return Err(CheckpointError::Unsupported {
-                        what: format!("task {tid} has seccomp filters or no_new_privs"),
-                    });
-                }
                 match images.remove(tid) {
-                    Some(Ok(image)) => tasks.push(image),
+                    Some(Ok(mut image)) => {
+                        image.seccomp = filters.task(&handle.seccomp);
+                        tasks.push(image)
+                    }
                     Some(Err(e)) => return Err(e),
                     None => return Err(CheckpointError::NotStopped { tid: *tid }),
                 }
@@ -1097,6 +1105,7 @@ impl Kernel {
             inotify,
             in_flight,
             namespaces,
+            seccomp_filters: filters.finish(),
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;

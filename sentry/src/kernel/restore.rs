@@ -531,11 +531,17 @@ impl Kernel {
                     parent.children.insert(p.tgid);
                 }
             }
+            let filters =
+                super::seccomp::restore_filters(&image.seccomp_filters).map_err(invalid)?;
             for t in &image.tasks {
                 let tg = groups
                     .get(&t.tgid)
                     .ok_or_else(|| invalid(format!("task {} has no process", t.tid)))?;
                 let handle = TaskHandle::new(t.tid, tg.clone(), t.comm.clone());
+                handle
+                    .seccomp
+                    .restore(&t.seccomp, &filters)
+                    .map_err(|e| invalid(format!("task {}: {e}", t.tid)))?;
                 tree.tasks.insert(t.tid, handle.clone());
                 register_thread(&handle, t.mask);
                 {

@@ -14,14 +14,23 @@
 //! `SECCOMP_FILTER_FLAG_TSYNC` installs a filter on the other threads of the group. A task
 //! that never used seccomp pays one atomic load per system call.
 //!
+//! A checkpoint saves each task's mode, `no_new_privs` and chain ([`SeccompImage`]): every
+//! distinct filter once ([`FilterSaver`], [`FilterImage`] naming the one below it by index),
+//! so threads and fork children that shared a chain prefix share it again after a restore
+//! ([`restore_filters`], [`SeccompState::restore`]) and TSYNC still finds a sibling's
+//! filters in its chain. No filter flag is kept after installation (`SECCOMP_FILTER_FLAG_LOG`
+//! changes nothing here), so none is saved.
+//!
 //! Not offered: `SECCOMP_RET_USER_NOTIF` listeners (`SECCOMP_FILTER_FLAG_NEW_LISTENER` is
 //! refused with EINVAL and the action reported unavailable), and tracers for
 //! `SECCOMP_RET_TRACE` (ptrace's `PTRACE_O_TRACESECCOMP` is not offered, so the call fails
 //! with ENOSYS as Linux does without a tracer asking for seccomp stops).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::Errno;
@@ -535,6 +544,138 @@ impl SeccompState {
     }
 }
 
+/// A task's seccomp state in a checkpoint image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompImage {
+    /// [`Mode`] as a number.
+    pub mode: u8,
+    pub no_new_privs: bool,
+    /// The newest filter of its chain, an index of the image's filter list.
+    pub filter: Option<usize>,
+}
+
+/// One filter in a checkpoint image: its instructions as `(code, jt, jf, k)` and the filter
+/// below it, an index smaller than its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterImage {
+    pub prog: Vec<(u16, u8, u8, u32)>,
+    pub prev: Option<usize>,
+}
+
+/// Collects the filters of the tasks a checkpoint saves, each distinct one once, every
+/// filter after the one below it.
+#[derive(Default)]
+pub struct FilterSaver {
+    /// By address: the filters are kept alive in `held` meanwhile.
+    index: HashMap<usize, usize>,
+    held: Vec<Arc<Filter>>,
+    images: Vec<FilterImage>,
+}
+
+impl FilterSaver {
+    /// The image of one task's state, its filters added to the list.
+    pub fn task(&mut self, state: &SeccompState) -> SeccompImage {
+        // One lock for the mode, the bit and the chain, so they agree with each other.
+        let slot = state.filter.lock().unwrap_or_else(|e| e.into_inner());
+        SeccompImage {
+            mode: state.mode.load(Ordering::Acquire),
+            no_new_privs: state.no_new_privs(),
+            filter: slot.as_ref().map(|f| self.intern(f)),
+        }
+    }
+
+    fn intern(&mut self, top: &Arc<Filter>) -> usize {
+        let key = |f: &Arc<Filter>| Arc::as_ptr(f) as usize;
+        // The filters not seen yet, newest first; the chain below them is already saved.
+        let mut new = Vec::new();
+        let mut below = None;
+        for f in top.chain() {
+            if let Some(&i) = self.index.get(&key(f)) {
+                below = Some(i);
+                break;
+            }
+            new.push(f.clone());
+        }
+        for f in new.into_iter().rev() {
+            let i = self.images.len();
+            self.images.push(FilterImage {
+                prog: f.prog.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect(),
+                prev: below,
+            });
+            self.index.insert(key(&f), i);
+            self.held.push(f);
+            below = Some(i);
+        }
+        below.expect("a chain has at least its top filter")
+    }
+
+    /// The image's filter list.
+    pub fn finish(self) -> Vec<FilterImage> {
+        self.images
+    }
+}
+
+/// The filters of an image, rebuilt in order with their chains; each program is checked
+/// again as an install checks it, so a damaged image cannot give the sentry a program it
+/// would refuse.
+pub fn restore_filters(images: &[FilterImage]) -> Result<Vec<Arc<Filter>>, String> {
+    let mut filters: Vec<Arc<Filter>> = Vec::with_capacity(images.len());
+    for (i, image) in images.iter().enumerate() {
+        let prog: Vec<SockFilter> = image
+            .prog
+            .iter()
+            .map(|&(code, jt, jf, k)| SockFilter { code, jt, jf, k })
+            .collect();
+        validate(&prog).map_err(|_| format!("seccomp filter {i} is not a valid program"))?;
+        let prev = match image.prev {
+            None => None,
+            Some(p) if p < i => Some(filters[p].clone()),
+            Some(p) => return Err(format!("seccomp filter {i} names filter {p} below it")),
+        };
+        let filter = Arc::new(Filter {
+            prog: prog.into_boxed_slice(),
+            prev,
+        });
+        if filter.path_len() > MAX_INSNS_PER_PATH {
+            return Err(format!("seccomp filter {i} makes too long a chain"));
+        }
+        filters.push(filter);
+    }
+    Ok(filters)
+}
+
+impl SeccompState {
+    /// Puts back a task's state from its image (a restored task, before it runs), the chain
+    /// taken from `filters` ([`restore_filters`]) so that shared filters stay shared.
+    pub fn restore(&self, image: &SeccompImage, filters: &[Arc<Filter>]) -> Result<(), String> {
+        let filter = match image.filter {
+            None => None,
+            Some(i) => Some(
+                filters
+                    .get(i)
+                    .ok_or_else(|| format!("no seccomp filter {i}"))?
+                    .clone(),
+            ),
+        };
+        let consistent = match image.mode {
+            m if m == Mode::Disabled as u8 || m == Mode::Strict as u8 => filter.is_none(),
+            m if m == Mode::Filter as u8 => filter.is_some(),
+            _ => false,
+        };
+        if !consistent {
+            return Err(format!(
+                "seccomp mode {} does not fit its filters",
+                image.mode
+            ));
+        }
+        *self.filter.lock().unwrap_or_else(|e| e.into_inner()) = filter;
+        self.no_new_privs
+            .store(image.no_new_privs, Ordering::Release);
+        self.mode.store(image.mode, Ordering::Release);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +799,86 @@ mod tests {
         assert_eq!(s.check(0, &[0; 6], 0), Some(Action::Allow));
         assert_eq!(s.check(39, &[0; 6], 0), Some(Action::KillThread));
         assert_eq!(s.install(deny_getpid()).err(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn an_image_keeps_shared_chains_shared() {
+        let parent = SeccompState::default();
+        parent.set_no_new_privs();
+        parent.install(deny_getpid()).unwrap();
+        let child = SeccompState::default();
+        child.inherit_from(&parent);
+        child.install(vec![stmt(RET_K, ret::ERRNO | 5)]).unwrap();
+        parent.install(vec![stmt(RET_K, ret::ALLOW)]).unwrap();
+        let strict = SeccompState::default();
+        strict.set_strict().unwrap();
+        let plain = SeccompState::default();
+
+        let mut saver = FilterSaver::default();
+        let images: Vec<SeccompImage> = [&parent, &child, &strict, &plain]
+            .iter()
+            .map(|s| saver.task(s))
+            .collect();
+        let list = saver.finish();
+        // The shared bottom filter once, then each task's own.
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].prev, None);
+        assert_eq!(list[1].prev, Some(0));
+        assert_eq!(list[2].prev, Some(0));
+        assert_eq!(images[2].filter, None);
+        assert_eq!(images[2].mode, Mode::Strict as u8);
+
+        let json = serde_json::to_string(&(&images, &list)).unwrap();
+        let (images, list): (Vec<SeccompImage>, Vec<FilterImage>) =
+            serde_json::from_str(&json).unwrap();
+        let filters = restore_filters(&list).unwrap();
+        let states: Vec<SeccompState> = images
+            .iter()
+            .map(|i| {
+                let s = SeccompState::default();
+                s.restore(i, &filters).unwrap();
+                s
+            })
+            .collect();
+        let (p, c) = (&states[0], &states[1]);
+        assert!(p.no_new_privs() && c.no_new_privs());
+        assert_eq!(p.check(39, &[0; 6], 0), Some(Action::Errno(1)));
+        assert_eq!(c.check(1, &[0; 6], 0), Some(Action::Errno(5)));
+        assert_eq!((p.filter_count(), c.filter_count()), (2, 2));
+        let (pc, cc) = (p.current().unwrap(), c.current().unwrap());
+        assert!(Arc::ptr_eq(
+            pc.prev.as_ref().unwrap(),
+            cc.prev.as_ref().unwrap()
+        ));
+        assert_eq!(states[2].mode(), Mode::Strict);
+        assert_eq!(states[3].check(39, &[0; 6], 0), None);
+    }
+
+    #[test]
+    fn a_damaged_image_is_refused() {
+        let ret_allow = (RET_K, 0, 0, ret::ALLOW);
+        let forward = FilterImage {
+            prog: vec![ret_allow],
+            prev: Some(0),
+        };
+        assert!(restore_filters(&[forward]).is_err());
+        let bad = FilterImage {
+            prog: vec![(LD_NR, 0, 0, 2), ret_allow],
+            prev: None,
+        };
+        assert!(restore_filters(&[bad]).is_err());
+        let s = SeccompState::default();
+        let image = SeccompImage {
+            mode: Mode::Filter as u8,
+            no_new_privs: false,
+            filter: None,
+        };
+        assert!(s.restore(&image, &[]).is_err());
+        let image = SeccompImage {
+            filter: Some(3),
+            ..image
+        };
+        assert!(s.restore(&image, &[]).is_err());
     }
 
     #[test]
