@@ -64,6 +64,23 @@ struct ContextStub {
     fp_in_registers: Cell<bool>,
 }
 
+impl ContextStub {
+    /// Fails with [`Error::StubDied`] once the stub's address space is gone or released.
+    fn check_owner_alive(&self) -> Result<()> {
+        if self
+            .owner
+            .upgrade()
+            .is_none_or(|owner| owner.ptrace.is_released())
+        {
+            return Err(Error::StubDied {
+                pid: self.pid.as_raw(),
+                status: "address space released".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A stub's record of how polling fared. A failed poll costs a whole budget of CPU (and
 /// often a cross-CPU wake-up), a successful one saves a few microseconds: polling only
 /// pays when nearly every poll succeeds. So a failure doubles the penalty, and only a run
@@ -264,16 +281,7 @@ impl SystrapContext {
     /// an event of its own (its region is writable to it) and run on, an interrupt still
     /// brings the stub back into its handler.
     fn fetch_fp(&self, stub: &ContextStub, region: &Region<'_>) -> Result<()> {
-        if stub
-            .owner
-            .upgrade()
-            .is_none_or(|owner| owner.ptrace.is_released())
-        {
-            return Err(Error::StubDied {
-                pid: stub.pid.as_raw(),
-                status: "address space released".into(),
-            });
-        }
+        stub.check_owner_alive()?;
         region.fp_request().store(1, Ordering::Relaxed);
         self.interrupt
             .running_pid
@@ -518,16 +526,7 @@ impl Context for SystrapContext {
         self.assert_owner();
         let index = self.stub_for(address_space)?;
         let stub = &self.stubs[index];
-        if stub
-            .owner
-            .upgrade()
-            .is_none_or(|owner| owner.ptrace.is_released())
-        {
-            return Err(Error::StubDied {
-                pid: stub.pid.as_raw(),
-                status: "address space released".into(),
-            });
-        }
+        stub.check_owner_alive()?;
         self.interrupt
             .running_pid
             .store(stub.pid.as_raw(), Ordering::SeqCst);

@@ -931,6 +931,11 @@ impl MemoryManager {
     /// Backs `[start, end)` of a shared anonymous mapping with new pages now, so fork
     /// children share them.
     fn back_shared(&self, i: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
+        self.back_anon(i, start, end)
+    }
+
+    /// Backs `[start, end)`, which no PMA covers, with new zeroed pages of the memory file.
+    fn back_anon(&self, i: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
         let r = self.mf.allocate(end - start).map_err(|_| Errno::ENOMEM)?;
         i.pmas.insert(
             start,
@@ -1091,16 +1096,7 @@ impl MemoryManager {
             end = end.min(s);
         }
         let Some(fm) = v.file.clone() else {
-            let r = self.mf.allocate(end - start).map_err(|_| Errno::ENOMEM)?;
-            i.pmas.insert(
-                start,
-                Pma {
-                    end,
-                    file_offset: r.offset,
-                    cow: false,
-                    mapped: Perms::NONE,
-                },
-            );
+            self.back_anon(i, start, end)?;
             return Ok(start);
         };
         let cow = !v.writes_in_place();
