@@ -417,3 +417,67 @@ fn cgroups_events_and_update_match_runc() {
         ],
     );
 }
+
+/// `linux.seccomp` and `process.noNewPrivileges`: calls the profile refuses fail with its
+/// errno (by name, and by an argument condition) and the rest run; an exec'd process is under
+/// the same profile; `/proc/self/status` shows the filter and `no_new_privs`.
+fn seccomp_profile(rt: &Runtime, dir: &Path, busybox: &str) -> Vec<String> {
+    let script = "busybox mkdir /made 2>/dev/null; echo mkdir=$?; \
+        kill -0 $$ 2>/dev/null; echo kill0=$?; kill -CONT $$; echo cont=$?; \
+        while read k v; do case $k in NoNewPrivs:|Seccomp:) echo $k $v;; esac; \
+        done </proc/self/status; exec sleep 1000";
+    let bundle = bundle(dir, rt, busybox, &["sh", "-c", script]);
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["noNewPrivileges"] = true.into();
+    config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["no_such_call_here"], "action": "SCMP_ACT_KILL"}
+        ]
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let b = bundle.to_str().unwrap();
+    let out = dir.join("out");
+    let mut t = Vec::new();
+    let code = rt.run_with_output(&["run", "-d", "--bundle", b, "sc"], &out);
+    t.push(format!("run -d {code} {}", rt.status("sc")));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read(&out).contains("Seccomp:") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.push(format!("output {:?}", read(&out)));
+    let exec = dir.join("exec-out");
+    let code = rt.run_with_output(
+        &[
+            "exec",
+            "sc",
+            "sh",
+            "-c",
+            "busybox mkdir /x 2>/dev/null; echo exec mkdir=$?",
+        ],
+        &exec,
+    );
+    t.push(format!("exec {code} {:?}", read(&exec)));
+    t.push(format!("delete -f {}", rt.run(&["delete", "-f", "sc"]).0));
+    t
+}
+
+#[test]
+fn seccomp_profile_and_no_new_privileges_match_runc() {
+    compare(
+        "seccomp",
+        seccomp_profile,
+        &[
+            "run -d 0 running",
+            "output \"mkdir=1\\nkill0=1\\ncont=0\\nNoNewPrivs: 1\\nSeccomp: 2\\n\"",
+            "exec 0 \"exec mkdir=1\\n\"",
+            "delete -f 0",
+        ],
+    );
+}

@@ -349,6 +349,20 @@ impl Engine {
             text(&out.stderr).contains("executable file not found")
         ));
 
+        // The engine's default seccomp profile (unshare needs CAP_SYS_ADMIN there) and
+        // no-new-privileges reach the container's processes.
+        let out = self.ok(&self.run_args(
+            &["run", "--rm", "--security-opt", "no-new-privileges"],
+            &[
+                image,
+                "sh",
+                "-c",
+                "busybox unshare -U true 2>/dev/null; echo unshare=$?; \
+                 busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status",
+            ],
+        ));
+        t.push(format!("default seccomp profile {out:?}"));
+
         self.ok(&self.run_args(
             &["run", "-d", "--name", "rs", "--restart", "on-failure:2"],
             &[image, "sh", "-c", "exit 1"],

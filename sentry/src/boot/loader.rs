@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{CapSet, Caps, Creds};
 use crate::fs::devpts::DevPts;
+use crate::kernel::seccomp::SockFilter;
 use crate::kernel::signal::SigInfo;
 use crate::kernel::{ExitStatus, FdTable, Kernel, KernelConfig, PidNamespace, ThreadGroup};
 use crate::memory::MemoryFile;
@@ -124,6 +125,14 @@ pub struct ProcessSpec {
     /// (for `runsc-rs do`, every limit of the caller).
     #[serde(default)]
     pub rlimits: Vec<SpecRlimit>,
+    /// `process.noNewPrivileges`: the process starts with `no_new_privs` set (set-ID bits
+    /// and file capabilities then give nothing on execve).
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// The container's seccomp program ([`ContainerSpec::seccomp`]), given to every process
+    /// of the container by the Loader (never sent: an exec process cannot choose its own).
+    #[serde(skip)]
+    pub seccomp: Option<Arc<[SockFilter]>>,
 }
 
 /// One resource limit of a process spec.
@@ -229,6 +238,10 @@ pub struct ContainerSpec {
     /// The container's PID namespace.
     #[serde(default)]
     pub pid_namespace: PidNamespaceSpec,
+    /// `linux.seccomp` as a BPF program ([`super::oci_seccomp`]), checked again here and
+    /// installed on the init and every exec process.
+    #[serde(default)]
+    pub seccomp: Option<Vec<SockFilter>>,
 }
 
 /// Which PID namespace a container's processes live in.
@@ -390,6 +403,8 @@ struct Container {
     pidns: Arc<PidNamespace>,
     /// Its `/dev/pts`, where a process's host terminal appears.
     devpts: Arc<DevPts>,
+    /// Its seccomp program, for each process it starts.
+    seccomp: Option<Arc<[SockFilter]>>,
     processes: HashMap<ProcessRef, Process>,
 }
 
@@ -536,11 +551,19 @@ impl Loader {
     pub fn create_container(
         &self,
         id: &str,
-        spec: ContainerSpec,
+        mut spec: ContainerSpec,
         fds: ContainerFds,
         stdio: Stdio,
     ) -> Result<(), Error> {
         check_process(&spec.process)?;
+        let seccomp: Option<Arc<[SockFilter]>> = match spec.seccomp.take() {
+            Some(prog) => {
+                crate::kernel::seccomp::validate(&prog)
+                    .map_err(|_| Error::BadSpec("the seccomp program is not valid"))?;
+                Some(prog.into())
+            }
+            None => None,
+        };
         let pidns = match &spec.pid_namespace {
             PidNamespaceSpec::New => self.kernel.root_pidns.new_child(),
             PidNamespaceSpec::Root => self.kernel.root_pidns.clone(),
@@ -575,7 +598,10 @@ impl Loader {
             }
         }
         let init = Process {
-            spec: spec.process,
+            spec: ProcessSpec {
+                seccomp: seccomp.clone(),
+                ..spec.process
+            },
             state: ProcessState::Created(stdio),
         };
         inner.containers.insert(
@@ -584,6 +610,7 @@ impl Loader {
                 fs,
                 pidns,
                 devpts,
+                seccomp,
                 processes: HashMap::from([(ProcessRef::Init, init)]),
             },
         );
@@ -613,6 +640,10 @@ impl Loader {
         check_process(&spec)?;
         let mut inner = self.lock();
         let c = container(&mut inner, id)?;
+        let spec = ProcessSpec {
+            seccomp: c.seccomp.clone(),
+            ..spec
+        };
         if !matches!(
             c.processes.get(&ProcessRef::Init).map(|p| &p.state),
             Some(ProcessState::Running(_))
@@ -1096,6 +1127,8 @@ impl Loader {
                 pidns: pidns.clone(),
                 container: id.into(),
                 rlimits: &spec.rlimits,
+                no_new_privs: spec.no_new_privileges,
+                seccomp: spec.seccomp.as_deref(),
             },
         )?;
         // The task thread runs detached; the reaper waits on the thread group instead.
@@ -1340,6 +1373,7 @@ mod tests {
             process,
             mounts: Vec::new(),
             pid_namespace: ns,
+            seccomp: None,
         };
         let fds = ContainerFds {
             rootfs: root,
@@ -1511,6 +1545,7 @@ mod tests {
                     process: spec(&["/bin/busybox", "true"]),
                     mounts: Vec::new(),
                     pid_namespace: PidNamespaceSpec::Share("nope".into()),
+                    seccomp: None,
                 },
                 ContainerFds {
                     rootfs: super::super::sandbox::RootFs::open(std::path::Path::new("/"))

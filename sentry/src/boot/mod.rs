@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod control;
 pub mod loader;
 pub mod netconf;
+pub mod oci_seccomp;
 pub mod profile;
 pub mod sandbox;
 pub mod seccomp;
@@ -57,6 +58,8 @@ pub enum Error {
     Load { path: PathBuf, source: elf::Error },
     #[error("starting the init task: {0}")]
     Spawn(std::io::Error),
+    #[error("installing the container's seccomp program: {0}")]
+    TaskSeccomp(String),
     #[error("duplicating stdio: {0}")]
     Stdio(std::io::Error),
     #[error("{path}: {errno}")]
@@ -580,6 +583,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
         },
         mounts,
         pid_namespace: PidNamespaceSpec::Root,
+        seccomp: None,
     };
     loader.create_container(DO_CONTAINER, spec, ContainerFds { rootfs, binds }, stdio)?;
     loader.start_container(DO_CONTAINER)?;
@@ -615,6 +619,10 @@ pub struct ProcessArgs<'a> {
     pub container: Arc<str>,
     /// Limits that differ from the defaults (checked: known resources, soft <= hard).
     pub rlimits: &'a [SpecRlimit],
+    /// Starts with `no_new_privs` set.
+    pub no_new_privs: bool,
+    /// A validated seccomp program the process starts under.
+    pub seccomp: Option<&'a [crate::kernel::seccomp::SockFilter]>,
 }
 
 /// A process [`start_process`] started.
@@ -719,6 +727,15 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
     };
     let base = cmd.rsplit('/').next().unwrap_or(cmd).as_bytes();
     let handle = TaskHandle::new(pid, tg.clone(), base[..base.len().min(15)].to_vec());
+    if p.no_new_privs {
+        handle.seccomp.set_no_new_privs();
+    }
+    if let Some(prog) = p.seccomp {
+        handle
+            .seccomp
+            .install(prog.to_vec())
+            .map_err(|e| Error::TaskSeccomp(format!("{e:?}")))?;
+    }
     {
         let mut tree = kernel.tree();
         tree.add_proc(tg.clone(), 0, libc::SIGCHLD);

@@ -29,6 +29,8 @@ pub enum Error {
     Invalid(&'static str),
     #[error("invalid exec process spec: {0}")]
     BadExecSpec(#[source] serde_json::Error),
+    #[error("linux.seccomp: {0}")]
+    Seccomp(#[from] super::oci_seccomp::ProfileError),
     #[error("opening {path}: {source}")]
     Open {
         path: PathBuf,
@@ -77,6 +79,12 @@ pub fn container(spec: &Spec, bundle: &Path) -> Result<ContainerSpec> {
             .filter_map(mount_spec)
             .collect(),
         pid_namespace: pid_namespace(spec),
+        seccomp: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(super::oci_seccomp::compile)
+            .transpose()?,
     })
 }
 
@@ -230,6 +238,8 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         rlimits: p.rlimits().iter().flatten().map(SpecRlimit::from).collect(),
         umask: user.umask(),
         terminal,
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        seccomp: None,
     })
 }
 

@@ -60,7 +60,18 @@ pub struct SeccompData {
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Serialize,
+    Deserialize,
 )]
 #[repr(C)]
 pub struct SockFilter {
@@ -177,14 +188,48 @@ fn precedence(value: u32) -> i32 {
     (value & ret::ACTION_FULL) as i32
 }
 
+/// System call numbers below this have a slot in a filter's verdict cache (x86-64's highest
+/// is 462; x32 numbers are above 0x4000_0000 and always run the programs).
+const CACHED_NRS: usize = 512;
+
 /// One installed filter and the chain below it.
 #[derive(Debug)]
 pub struct Filter {
     prog: Box<[SockFilter]>,
     prev: Option<Arc<Filter>>,
+    /// The chain's verdict by system call number, where no program of the chain looks at
+    /// anything but the number and the architecture for it (Linux's action cache does the
+    /// same): most calls of a container's profile then cost one lookup, not a run of every
+    /// program.
+    cache: Box<[Option<u32>]>,
 }
 
 impl Filter {
+    /// `prog` (validated) pushed on `prev`, its verdict cache filled.
+    fn new(prog: Vec<SockFilter>, prev: Option<Arc<Filter>>) -> Filter {
+        let cache = (0..CACHED_NRS)
+            .map(|nr| {
+                let mine = constant_verdict(&prog, nr as i32)?;
+                match &prev {
+                    None => Some(mine),
+                    Some(below) => {
+                        let theirs = below.cache[nr]?;
+                        Some(if precedence(theirs) < precedence(mine) {
+                            theirs
+                        } else {
+                            mine
+                        })
+                    }
+                }
+            })
+            .collect();
+        Filter {
+            prog: prog.into_boxed_slice(),
+            prev,
+            cache,
+        }
+    }
+
     /// Instructions in this filter and those below it, with Linux's overhead of 4 per filter.
     fn path_len(self: &Arc<Self>) -> usize {
         self.chain().map(|f| f.prog.len() + 4).sum()
@@ -199,8 +244,15 @@ impl Filter {
         self.chain().any(|f| Arc::ptr_eq(f, other))
     }
 
-    /// Runs every filter of the chain; returns the winning return value.
+    /// Runs every filter of the chain (or takes the cached verdict); returns the winning
+    /// return value.
     fn run(self: &Arc<Self>, data: &SeccompData) -> u32 {
+        if let Some(&Some(v)) = usize::try_from(data.nr)
+            .ok()
+            .and_then(|nr| self.cache.get(nr))
+        {
+            return v;
+        }
         let bytes = data.as_bytes();
         let mut verdict = ret::ALLOW;
         for f in self.chain() {
@@ -323,11 +375,34 @@ fn check_loads_after_stores(prog: &[SockFilter]) -> Result<(), Errno> {
 
 /// Runs a validated program over the 64 bytes of `seccomp_data`.
 fn execute(prog: &[SockFilter], data: &[u8]) -> u32 {
-    let word = |k: u32| -> u32 {
+    interpret(prog, data.len() as u32, |k| {
         let k = k as usize;
         data.get(k..k + 4)
             .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    })
+}
+
+/// What a validated program returns for system call `nr` whatever its arguments and
+/// instruction pointer: None when the path it takes for `nr` loads any word of
+/// `seccomp_data` but the number and the architecture.
+fn constant_verdict(prog: &[SockFilter], nr: i32) -> Option<u32> {
+    let depends = std::cell::Cell::new(false);
+    let verdict = interpret(prog, SECCOMP_DATA_LEN, |k| match k {
+        0 => nr as u32,
+        4 => AUDIT_ARCH_X86_64,
+        _ => {
+            depends.set(true);
+            0
+        }
+    });
+    (!depends.get()).then_some(verdict)
+}
+
+/// The size of `seccomp_data` (what `BPF_LEN` loads).
+const SECCOMP_DATA_LEN: u32 = 64;
+
+/// The interpreter: runs a validated program whose absolute loads `word` answers.
+fn interpret(prog: &[SockFilter], len: u32, word: impl Fn(u32) -> u32) -> u32 {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; MEMWORDS];
     let mut pc = 0usize;
@@ -340,14 +415,14 @@ fn execute(prog: &[SockFilter], data: &[u8]) -> u32 {
             CLASS_LD => {
                 a = match ins.code & 0xe0 {
                     MODE_ABS => word(k),
-                    MODE_LEN => data.len() as u32,
+                    MODE_LEN => len,
                     MODE_MEM => mem[k as usize % MEMWORDS],
                     _ => k,
                 }
             }
             CLASS_LDX => {
                 x = match ins.code & 0xe0 {
-                    MODE_LEN => data.len() as u32,
+                    MODE_LEN => len,
                     MODE_MEM => mem[k as usize % MEMWORDS],
                     _ => k,
                 }
@@ -482,10 +557,7 @@ impl SeccompState {
             return Err(Errno::EINVAL);
         }
         let mut slot = self.filter.lock().unwrap_or_else(|e| e.into_inner());
-        let filter = Arc::new(Filter {
-            prog: prog.into_boxed_slice(),
-            prev: slot.clone(),
-        });
+        let filter = Arc::new(Filter::new(prog, slot.clone()));
         if filter.path_len() > MAX_INSNS_PER_PATH {
             return Err(Errno::ENOMEM);
         }
@@ -632,10 +704,7 @@ pub fn restore_filters(images: &[FilterImage]) -> Result<Vec<Arc<Filter>>, Strin
             Some(p) if p < i => Some(filters[p].clone()),
             Some(p) => return Err(format!("seccomp filter {i} names filter {p} below it")),
         };
-        let filter = Arc::new(Filter {
-            prog: prog.into_boxed_slice(),
-            prev,
-        });
+        let filter = Arc::new(Filter::new(prog, prev));
         if filter.path_len() > MAX_INSNS_PER_PATH {
             return Err(format!("seccomp filter {i} makes too long a chain"));
         }
@@ -729,6 +798,52 @@ mod tests {
         child.inherit_from(&s);
         assert_eq!(child.filter_count(), 3);
         assert_eq!(child.check(1, &[0; 6], 0), Some(Action::KillProcess));
+    }
+
+    #[test]
+    fn the_cache_keeps_only_verdicts_that_need_no_arguments() {
+        // write (1) is denied when its fd (args[0]) is 2; getpid denied; the rest allowed.
+        let by_fd = vec![
+            stmt(LD_NR, 0),
+            jump(JEQ_K, 1, 0, 3),
+            stmt(LD_NR, 16),
+            jump(JEQ_K, 2, 0, 1),
+            stmt(RET_K, ret::ERRNO | 9),
+            stmt(RET_K, ret::ALLOW),
+        ];
+        validate(&by_fd).unwrap();
+        let s = SeccompState::default();
+        s.install(deny_getpid()).unwrap();
+        s.install(by_fd).unwrap();
+        let top = s.current().unwrap();
+        assert_eq!(top.cache[1], None, "write looks at its fd");
+        assert_eq!(
+            top.cache[39],
+            Some(ret::ERRNO | 1),
+            "the filter below decides getpid"
+        );
+        assert_eq!(top.cache[0], Some(ret::ALLOW));
+        assert_eq!(top.cache.len(), CACHED_NRS);
+        // Cached or not, the verdicts are the programs'.
+        assert_eq!(s.check(1, &[2, 0, 0, 0, 0, 0], 0), Some(Action::Errno(9)));
+        assert_eq!(s.check(1, &[1, 0, 0, 0, 0, 0], 0), Some(Action::Allow));
+        assert_eq!(s.check(39, &[2, 0, 0, 0, 0, 0], 0), Some(Action::Errno(1)));
+        for nr in [0u64, 1, 39, 300, 511, 512, 0x4000_0001] {
+            for args in [[0u64; 6], [2, 0, 0, 0, 0, 0]] {
+                let data = SeccompData {
+                    nr: nr as i32,
+                    arch: AUDIT_ARCH_X86_64,
+                    instruction_pointer: 0,
+                    args,
+                };
+                let slow = top
+                    .chain()
+                    .map(|f| execute(&f.prog, data.as_bytes()))
+                    .min_by_key(|&v| precedence(v))
+                    .unwrap();
+                assert_eq!(top.run(&data), slow, "nr {nr} args {args:?}");
+            }
+        }
     }
 
     #[test]

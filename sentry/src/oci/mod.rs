@@ -929,7 +929,7 @@ fn exec(
     let Reply::Pid(pid) = monitor::call(
         &conn,
         &Call::Exec {
-            spec,
+            spec: Box::new(spec),
             stdio: present,
         },
         &borrowed,

@@ -69,7 +69,7 @@ pub enum Call {
     /// Fds: the stdio `stdio` announces. Answered with `Pid`, then `Exited` on the same
     /// connection when the process ends.
     Exec {
-        spec: ProcessSpec,
+        spec: Box<ProcessSpec>,
         stdio: StdioPresent,
     },
     Ps,
@@ -512,7 +512,7 @@ impl Monitor {
                     &Request::AddExec {
                         id: id.clone(),
                         exec_id: exec_id.clone(),
-                        spec,
+                        spec: *spec,
                         stdio,
                     },
                     &borrowed,
