@@ -39,6 +39,22 @@ fn cpu_time_itimers_fire() {
     );
 }
 
+/// A signal pending for the process while every thread blocks it is delivered to the
+/// thread that unblocks it, right after its `sigprocmask` although it goes on making only
+/// system calls that never block (the run loop's lock-free common path must see the
+/// unblocked signal).
+#[test]
+fn an_unblocked_pending_signal_reaches_a_thread_busy_in_system_calls() {
+    assert_same_program(
+        "sig_unblock",
+        &[],
+        &[
+            "pending while blocked everywhere: 1\n",
+            "delivered once unblocked: yes, in the unblocking thread: yes\n",
+        ],
+    );
+}
+
 /// A blocked signal whose default action is to ignore it is not dropped while
 /// `sigtimedwait` waits for it (the wait unblocks it only to be woken), whether `kill` or a
 /// pty resize sends it.

@@ -84,7 +84,8 @@ impl ContextStub {
 /// A stub's record of how polling fared. A failed poll costs a whole budget of CPU (and
 /// often a cross-CPU wake-up), a successful one saves a few microseconds: polling only
 /// pays when nearly every poll succeeds. So a failure doubles the penalty, and only a run
-/// of [`STREAK`] successes halves it again.
+/// of [`STREAK`] successes halves it again. A fresh stub starts backed off
+/// ([`Polling::fresh`]).
 #[derive(Default)]
 pub(super) struct Polling {
     /// The stub was told to poll for its next resume.
@@ -101,6 +102,18 @@ pub(super) struct Polling {
 pub(super) const STREAK: u32 = 16;
 
 impl Polling {
+    /// A new stub's record: no polling for its first [`STREAK`] hand-offs, as after a failed
+    /// poll. Its first hand-offs are the least likely to answer within a budget (the stub's
+    /// pages are cold, a young process faults and maps memory), and most stubs live short
+    /// lives (a shell's fork and exec), where every failed poll is a whole budget wasted.
+    pub(super) fn fresh() -> Polling {
+        Polling {
+            skip: Cell::new(STREAK),
+            penalty: Cell::new(STREAK),
+            ..Polling::default()
+        }
+    }
+
     /// Whether this hand-off polls (counts a skipped one).
     pub(super) fn this_time(&self) -> bool {
         match self.skip.get() {
@@ -184,7 +197,7 @@ impl SystrapContext {
             pid,
             slot,
             cpu: Cell::new(None),
-            polling: Polling::default(),
+            polling: Polling::fresh(),
             fp_in_registers: Cell::new(false),
         };
         self.set_up(pid, slot)?;

@@ -325,8 +325,9 @@ fn cpu_ticks(pid: Pid) -> u64 {
 fn a_stub_waiting_for_a_slow_sentry_polls_only_briefly() {
     let mut t = setup(GETPID_LOOP);
     let mut state = CpuState::new(CODE, 0);
-    // A few quick round trips, so that polling is on when the sentry goes slow.
-    for _ in 0..10 {
+    // Quick round trips past a fresh stub's back-off, so that polling is on when the
+    // sentry goes slow.
+    for _ in 0..super::context::STREAK + 10 {
         assert_eq!(t.switch(&mut state), Exit::Syscall);
     }
     let before: u64 = t.pids().into_iter().map(cpu_ticks).sum();
@@ -375,7 +376,7 @@ fn the_sentry_waiting_for_busy_application_code_polls_only_briefly() {
 #[test]
 fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
     use super::context::{Polling, STREAK};
-    let polling = Polling::default();
+    let polling = Polling::fresh();
     let skipped = |polling: &Polling| {
         let mut n = 0;
         while !polling.this_time() {
@@ -383,6 +384,9 @@ fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
         }
         n
     };
+    // A fresh stub starts backed off, then polls until a poll fails.
+    assert_eq!(skipped(&polling), STREAK);
+    let polling = Polling::default();
     assert_eq!(skipped(&polling), 0);
     polling.record(false);
     assert_eq!(skipped(&polling), 1);

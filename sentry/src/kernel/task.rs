@@ -32,6 +32,19 @@
 //! A system call reaches the loop only through two outputs: [`Task::restart`] (how an
 //! interrupted call continues, Linux's ERESTART* codes) and the exit request of
 //! [`Task::exit_thread`] / [`Task::exit_group`].
+//!
+//! # The lock-free common path
+//! Looking at the thread group's signal state takes its lock (and the ptrace lock) several
+//! times, which a trivial system call cannot afford. So each task has an *attention* flag
+//! ([`TaskHandle::needs_attention`]), and a call that finished with nothing to restart and
+//! the flag down goes straight back to `Running`, taking no lock. The flag is raised by
+//! everything that can give `Interrupted` something to do: [`TaskHandle::kick`] (which every
+//! sender, group exit, group stop, execve, freeze and ptrace request already calls after
+//! changing the state), a signal the task forces on itself, and a mask change that unblocks
+//! a pending signal. `Interrupted` lowers it *before* it takes the lock to look, so a change
+//! made after the look raises it again, and raises it again itself unless the look found
+//! nothing at all for an untraced task (a traced task, or one that delivered a signal and may
+//! have more, looks again after its next call).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -155,6 +168,10 @@ pub struct TaskHandle {
     pub tg: Arc<ThreadGroup>,
     pub waiter: Arc<Waiter>,
     interrupter: OnceLock<Arc<dyn Interrupter>>,
+    /// Raised when the task must look at its signal state before it next returns to the
+    /// application (see the module documentation); SeqCst, like the state changes and
+    /// interrupts it is ordered with.
+    attention: AtomicBool,
     /// `comm` (PR_SET_NAME, the executable's base name).
     pub comm: Mutex<Vec<u8>>,
     /// What `/proc` shows of the task; None until it starts and after it exits (so an
@@ -211,6 +228,7 @@ impl TaskHandle {
             tg,
             waiter: Waiter::new(),
             interrupter: OnceLock::new(),
+            attention: AtomicBool::new(true),
             comm: Mutex::new(comm),
             view: Mutex::new(None),
             start: Instant::now(),
@@ -226,12 +244,25 @@ impl TaskHandle {
     }
 
     /// Makes the task look at its signal state: wakes a blocking wait and interrupts the
-    /// application if it is running.
+    /// application if it is running. Call it after changing the state the task is to see.
     pub fn kick(&self) {
+        self.attend();
         self.waiter.notify();
         if let Some(i) = self.interrupter.get() {
             i.interrupt();
         }
+    }
+
+    /// Makes the task look at its signal state before it next returns to the application,
+    /// without waking or interrupting it.
+    fn attend(&self) {
+        self.attention.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether something may be pending for the task (a signal, an exit, a stop, a freeze,
+    /// a tracer's request) since it last looked; false means it certainly has nothing to do.
+    pub fn needs_attention(&self) -> bool {
+        self.attention.load(Ordering::SeqCst)
     }
 }
 
@@ -478,7 +509,7 @@ impl Task {
                 let dispatch = self.kernel.syscalls;
                 if self.ptrace.step == ptrace::Step::Continue {
                     self.maybe_patch_syscall();
-                    if self.interrupted() {
+                    if self.handle.needs_attention() && self.interrupted() {
                         // A signal (or a stop, exit or freeze) came while the application
                         // ran, before this call: as on Linux, where it is handled on the way
                         // back to user mode before the `syscall` instruction, it is handled
@@ -524,7 +555,12 @@ impl Task {
             }
             Exit::Interrupted => {}
         }
-        RunState::Interrupted(self.restart.take())
+        let restart = self.restart.take();
+        if restart.is_none() && self.saved_mask.is_none() && !self.handle.needs_attention() {
+            // Nothing to finish and nothing pending: `Interrupted` would find nothing.
+            return RunState::Running;
+        }
+        RunState::Interrupted(restart)
     }
 
     /// Rewrites the `mov $NR,%eax; syscall` site of the system call just trapped (for the
@@ -650,6 +686,7 @@ impl Task {
             t.mask &= !bit(sig);
             t.pending.push(info);
         }
+        self.handle.attend();
     }
 
     /// Sends `info` to this thread (SIGPIPE, SIGXFSZ...).
@@ -661,7 +698,12 @@ impl Task {
     /// `Interrupted`: handles group exit, execve by another thread and group stop, then
     /// delivers one pending signal; with none left, finishes the interrupted system call
     /// (`restart`) and returns to the application.
+    ///
+    /// The attention flag is lowered before the look, so whatever changes after it raises
+    /// the flag again; the look raises it itself for a tracee and after dequeuing a signal
+    /// (more may wait). Every other state it returns but `Running` comes back here.
     fn handle_interrupt(&mut self, restart: Option<Restart>) -> RunState {
+        self.handle.attention.store(false, Ordering::SeqCst);
         let stopped = {
             let s = self.tg.sig();
             if let Some(status) = s.exit {
@@ -684,9 +726,13 @@ impl Task {
             Some(false) => {}
         }
         let traced = self.ptraced();
+        if traced {
+            self.handle.attend();
+        }
         let next = {
             let mut s = self.tg.sig();
             let Some(me) = s.threads.get(&self.tid) else {
+                self.handle.attend();
                 return RunState::Running;
             };
             let mask = me.mask;
@@ -698,6 +744,9 @@ impl Task {
                 Some(i) => Some(i),
                 None => s.shared.pop(mask),
             };
+            if info.is_some() {
+                self.handle.attend();
+            }
             let next = info.map(|i| (i, s.action(i.signo)));
             // A stop signal enters the group stop under the lock that dequeued it (as Linux),
             // so that a SIGCONT sent meanwhile finds the stop and ends it. A tracee's tracer
@@ -824,10 +873,27 @@ impl Task {
     }
 
     /// Sets the signal mask (SIGKILL and SIGSTOP are never blocked).
+    ///
+    /// A pending signal it unblocks is delivered before the next return to the application;
+    /// process-wide pending signals it blocks go to the other threads that can take them
+    /// (kicked, as Linux's `retarget_shared_pending`).
     pub fn set_sigmask(&mut self, mask: u64) {
-        if let Some(t) = self.tg.sig().threads.get_mut(&self.tid) {
-            t.mask = mask & !UNBLOCKABLE;
-            t.real_blocked = 0;
+        let mut s = self.tg.sig();
+        let Some(t) = s.threads.get_mut(&self.tid) else {
+            return;
+        };
+        let old = std::mem::replace(&mut t.mask, mask & !UNBLOCKABLE);
+        t.real_blocked = 0;
+        let newly_blocked = t.mask & !old;
+        if s.deliverable(self.tid) != 0 {
+            self.handle.attend();
+        }
+        let orphaned = s.shared.set() & newly_blocked;
+        if orphaned != 0 {
+            s.threads
+                .values()
+                .filter(|t| t.handle.tid != self.tid && orphaned & !t.mask != 0)
+                .for_each(|t| t.handle.kick());
         }
     }
 
