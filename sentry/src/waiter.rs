@@ -8,10 +8,17 @@
 //! delivery, by group exit) or until a deadline. Notifications are sticky, so a wake-up
 //! between the check and the sleep is never lost; spurious wake-ups only cost a re-check.
 //!
+//! A queue may also carry [`WakeHook`]s: code run on each of its wake-ups (the signal of an
+//! `O_ASYNC` file, Linux's `kill_fasync`), so every file whose readiness is announced on a
+//! queue gets signal-driven I/O from this one notification point.
+//!
 //! # Lock order
 //! `WaitQueue::waiters` → `Waiter::notified` (both leaves of every other lock).
+//! `WaitQueue::hooks` is a leaf too: hooks run after it is released, with no lock of the
+//! queue held, so a hook may take the locks of signal delivery (the process table); a queue
+//! that has hooks is therefore never notified with those locks held.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,6 +101,12 @@ pub enum Wake {
     Blocked,
 }
 
+/// Code run on every wake-up of a queue (other than [`Wake::Blocked`]), on the notifier's
+/// thread once the waiters are woken.
+pub trait WakeHook: Send + Sync {
+    fn woken(&self, kind: Wake);
+}
+
 /// How many wake-ups of each kind a queue has had; see [`WaitQueue::wakes`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WakeCount {
@@ -102,18 +115,46 @@ pub struct WakeCount {
 }
 
 /// The waiters interested in one event source (a pipe end, a child's exit...).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WaitQueue {
     waiters: Mutex<Vec<Arc<Waiter>>>,
+    /// Hooks run on each wake-up; `hooked` counts them so that a queue without any (nearly
+    /// all) never takes this lock on a wake-up.
+    hooks: Mutex<Vec<Arc<dyn WakeHook>>>,
+    hooked: AtomicUsize,
     /// Wake-ups about the reading side so far (edge-triggered epoll compares counts).
     readable_wakes: AtomicU64,
     /// Wake-ups about the writing side so far.
     writable_wakes: AtomicU64,
 }
 
+impl std::fmt::Debug for WaitQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitQueue")
+            .field("waiters", &self.waiters.lock().unwrap().len())
+            .field("hooks", &self.hooked.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl WaitQueue {
     pub fn new() -> WaitQueue {
         WaitQueue::default()
+    }
+
+    /// Runs `hook` on every later wake-up until [`WaitQueue::remove_hook`].
+    pub fn add_hook(&self, hook: &Arc<dyn WakeHook>) {
+        let mut v = self.hooks.lock().unwrap();
+        v.push(hook.clone());
+        self.hooked.store(v.len(), Ordering::SeqCst);
+    }
+
+    pub fn remove_hook(&self, hook: &Arc<dyn WakeHook>) {
+        let mut v = self.hooks.lock().unwrap();
+        if let Some(i) = v.iter().position(|x| Arc::ptr_eq(x, hook)) {
+            v.swap_remove(i);
+        }
+        self.hooked.store(v.len(), Ordering::SeqCst);
     }
 
     pub fn add(&self, w: &Arc<Waiter>) {
@@ -143,6 +184,13 @@ impl WaitQueue {
         }
         for w in self.waiters.lock().unwrap().iter() {
             w.notify();
+        }
+        if kind != Wake::Blocked && self.hooked.load(Ordering::SeqCst) > 0 {
+            // A copy, so that no lock of the queue is held while the hooks run.
+            let hooks = self.hooks.lock().unwrap().clone();
+            for h in hooks {
+                h.woken(kind);
+            }
         }
     }
 
@@ -216,6 +264,33 @@ mod tests {
         );
         // Every kind, Blocked included, wakes the waiter.
         assert!(w.wait(Some(Instant::now() + Duration::from_secs(5))));
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Wake>>);
+
+    impl WakeHook for Recorder {
+        fn woken(&self, kind: Wake) {
+            self.0.lock().unwrap().push(kind);
+        }
+    }
+
+    #[test]
+    fn hooks_see_readiness_wakes_until_removed() {
+        let q = WaitQueue::new();
+        let rec = Arc::new(Recorder::default());
+        let hook: Arc<dyn WakeHook> = rec.clone();
+        q.add_hook(&hook);
+        q.notify(Wake::Readable);
+        q.notify(Wake::Blocked);
+        q.notify(Wake::Writable);
+        q.notify_all();
+        q.remove_hook(&hook);
+        q.notify(Wake::Readable);
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            [Wake::Readable, Wake::Writable, Wake::Any]
+        );
     }
 
     #[test]

@@ -73,6 +73,11 @@ impl FileOps for EventFd {
         Some(self)
     }
 
+    /// Linux's eventfd has no `fasync`: `O_ASYNC` is recorded but never signals.
+    fn signals_io(&self) -> bool {
+        false
+    }
+
     fn read(
         &self,
         t: &mut dyn Context,

@@ -29,6 +29,7 @@ pub mod context;
 pub mod cpu_timers;
 pub mod epoll;
 pub mod exec;
+pub mod fasync;
 pub mod fd_table;
 pub mod freeze;
 pub mod futex;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult};
-use crate::kernel::Task;
+use crate::kernel::{fasync, Task};
 use crate::mm::usermem::{access_ok, UserAddr, UserIo};
 use crate::vfs::OpenFile;
 
@@ -386,9 +386,27 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
         }
         libc::F_GETFL => Ok(f.flags() as u64),
         libc::F_SETFL => {
+            // Turning O_ASYNC on or off arms or disarms the I/O signal; a file without
+            // signal-driven I/O keeps the flag all the same, as Linux's.
+            let on = arg as u32 & libc::O_ASYNC as u32 != 0;
+            if on != (f.flags() & libc::O_ASYNC as u32 != 0) {
+                fasync::set_async(t, &f, fd.0, on);
+            }
             f.set_flags(arg as u32);
             Ok(0)
         }
+        libc::F_SETOWN => fasync::setown(t, &f, arg as i32).map(|()| 0),
+        libc::F_GETOWN => Ok(fasync::getown(t, &f) as u64),
+        fasync::F_SETOWN_EX => {
+            let [kind, pid]: [i32; 2] = t.mm.read_obj(UserAddr(arg))?;
+            fasync::setown_ex(t, &f, kind, pid).map(|()| 0)
+        }
+        fasync::F_GETOWN_EX => {
+            t.mm.write_obj(UserAddr(arg), &fasync::getown_ex(t, &f))?;
+            Ok(0)
+        }
+        fasync::F_SETSIG => fasync::set_signal(&f, arg).map(|()| 0),
+        fasync::F_GETSIG => Ok(f.io_signal().signal as u64),
         libc::F_GETLK
         | libc::F_SETLK
         | libc::F_SETLKW
@@ -408,6 +426,32 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
     match cmd.0 {
         libc::FIOCLEX => t.fds.set_cloexec(fd.0, true).map(|_| 0),
         libc::FIONCLEX => t.fds.set_cloexec(fd.0, false).map(|_| 0),
+        libc::FIOASYNC => {
+            let on = t.mm.read_obj::<i32>(UserAddr(arg))? != 0;
+            let bit = libc::O_ASYNC as u32;
+            let fl = f.flags();
+            if on != (fl & bit != 0) {
+                if !fasync::set_async(t, &f, fd.0, on) {
+                    return Err(Errno::ENOTTY);
+                }
+                f.set_flags(if on { fl | bit } else { fl & !bit });
+            }
+            Ok(0)
+        }
+        // The owner ioctls are socket ioctls in Linux (sock_ioctl); other files answer
+        // ENOTTY.
+        fasync::FIOSETOWN | fasync::SIOCSPGRP
+            if matches!(f.kind(), crate::vfs::FileKind::Socket(_)) =>
+        {
+            let who: i32 = t.mm.read_obj(UserAddr(arg))?;
+            fasync::setown(t, &f, who).map(|()| 0)
+        }
+        fasync::FIOGETOWN | fasync::SIOCGPGRP
+            if matches!(f.kind(), crate::vfs::FileKind::Socket(_)) =>
+        {
+            t.mm.write_obj(UserAddr(arg), &fasync::getown(t, &f))?;
+            Ok(0)
+        }
         libc::FIONBIO => {
             let on: i32 = t.mm.read_obj(UserAddr(arg))?;
             let nb = libc::O_NONBLOCK as u32;

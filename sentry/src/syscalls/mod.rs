@@ -232,7 +232,7 @@ syscall_table! {
         13 rt_sigaction(sig: i32, act: UserAddr, oact: UserAddr, sigsetsize: usize) => signal::rt_sigaction, Full;
         14 rt_sigprocmask(how: i32, set: UserAddr, oset: UserAddr, sigsetsize: usize) => signal::rt_sigprocmask, Full;
         15 rt_sigreturn() => signal::rt_sigreturn, Full;
-        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fd::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO; FIONREAD on pipes and sockets; the netdevice SIOCGIF* queries and SIOCSIFFLAGS (TUN/TAP links' IFF_UP) on sockets; TUNSETIFF, TUNGETIFF, TUNSETPERSIST, TUNGETFEATURES on /dev/net/tun");
+        16 ioctl(fd: Fd, cmd: Flags, arg: u64) => fd::ioctl, Partial("host terminals: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ; a container terminal also TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY; FIOCLEX/FIONCLEX/FIONBIO/FIOASYNC; FIONREAD on pipes and sockets; FIOSETOWN/FIOGETOWN/SIOCSPGRP/SIOCGPGRP on sockets; the netdevice SIOCGIF* queries and SIOCSIFFLAGS (TUN/TAP links' IFF_UP) on sockets; TUNSETIFF, TUNGETIFF, TUNSETPERSIST, TUNGETFEATURES on /dev/net/tun");
         17 pread64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fd::pread64, Full;
         18 pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64) => fd::pwrite64, Full;
         19 readv(fd: Fd, iov: UserAddr, iovcnt: i32) => fd::readv, Full;
@@ -288,7 +288,7 @@ syscall_table! {
         69 msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => ipc::msgsnd, Full;
         70 msgrcv(id: i32, msgp: UserAddr, size: i64, typ: i64, flags: i32) => ipc::msgrcv, Full;
         71 msgctl(id: i32, cmd: i32, buf: UserAddr) => ipc::msgctl, Full;
-        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL (O_ASYNC signals on sockets, pipes, ptys, tun and inotify), F_SETOWN(_EX)/F_GETOWN(_EX), F_SETSIG/F_GETSIG, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
         73 flock(fd: Fd, op: i32) => lock::flock, Full;
         74 fsync(fd: Fd) => sync::fsync, Full;
         75 fdatasync(fd: Fd) => sync::fdatasync, Full;

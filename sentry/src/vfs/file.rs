@@ -14,7 +14,7 @@ use crate::vfs::lock::Locks;
 use crate::vfs::socket::{IoFlags, OutMessage, Socket};
 use crate::vfs::Context;
 use crate::vfs::Dentry;
-use crate::waiter::WaitQueue;
+use crate::waiter::{WaitQueue, WakeHook};
 
 /// `struct stat` (x86-64 layout).
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -133,6 +133,13 @@ pub trait FileOps: Send + Sync {
     /// The queue notified when [`FileOps::readiness`] may change. None: the file is polled.
     fn wait_queue(&self) -> Option<&WaitQueue> {
         None
+    }
+
+    /// Whether `O_ASYNC` makes the file signal its owner when [`FileOps::wait_queue`]
+    /// announces readiness (Linux's `fasync` operation, which terminals, sockets, tun
+    /// devices, pipes and inotify have and eventfd lacks).
+    fn signals_io(&self) -> bool {
+        self.wait_queue().is_some()
     }
 
     /// Directory entries from position `pos` (an index; `.` and `..` are 0 and 1) as
@@ -385,6 +392,56 @@ impl FileKind {
     }
 }
 
+/// Who gets a description's I/O signal (`F_SETOWN_EX`'s `F_OWNER_TID`, `F_OWNER_PID`,
+/// `F_OWNER_PGRP`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OwnerKind {
+    /// Also what a description without an owner reports, as Linux's.
+    #[default]
+    Thread,
+    Process,
+    ProcessGroup,
+}
+
+/// The owner of a description's signal-driven I/O (`F_SETOWN`), resolved by the kernel each
+/// time it sends the signal.
+#[derive(Clone)]
+pub struct FileOwner {
+    /// The thread's, process's or process group's global ID.
+    pub id: i32,
+    /// The owning thread's or process's identity (its address, which `pin` keeps from
+    /// being reused), so that a later one given the same ID is not the owner; 0 for a
+    /// group, which Linux too names by its ID.
+    pub token: usize,
+    /// Keeps `token` unique while the owner is set (a weak reference to the owner).
+    pub pin: Option<Arc<dyn Send + Sync>>,
+    /// The real and effective user IDs of whoever set the owner (Linux's `f_owner.uid` and
+    /// `euid`): the signal reaches only a target they may signal.
+    pub uid: u32,
+    pub euid: u32,
+}
+
+/// `fcntl`'s signal-driven I/O settings of a description (Linux's `f_owner`).
+#[derive(Clone, Default)]
+pub struct IoSignal {
+    /// What [`IoSignal::owner`] names; kept when the owner is cleared (`F_GETOWN_EX`
+    /// reports it).
+    pub kind: OwnerKind,
+    /// None: no owner, no signal.
+    pub owner: Option<FileOwner>,
+    /// `F_SETSIG`: 0 sends SIGIO without details; another signal is queued with
+    /// `si_code` `POLL_*`, `si_band` and `si_fd`.
+    pub signal: i32,
+}
+
+/// A description's `O_ASYNC` state, made on first use.
+struct AsyncState {
+    /// Shared with the hook that sends the signal.
+    settings: Arc<Mutex<IoSignal>>,
+    /// The hook on the file's wait queue while `O_ASYNC` is on.
+    hook: Mutex<Option<Arc<dyn WakeHook>>>,
+}
+
 /// An open file description. Shared by dup'd fds and across fork.
 pub struct OpenFile {
     kind: FileKind,
@@ -399,10 +456,13 @@ pub struct OpenFile {
     locks: OnceLock<Arc<Locks>>,
     /// The file's identity as inotify counted its open descriptions ([`OpenFile::opened`]).
     watched: OnceLock<(u64, u64)>,
+    /// Signal-driven I/O (`O_ASYNC`, `F_SETOWN`, `F_SETSIG`), if ever asked for.
+    sigio: OnceLock<AsyncState>,
 }
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
+        self.set_async_hook(None);
         if let Some(locks) = self.locks.get() {
             locks.release_file(self.lock_id());
         }
@@ -442,6 +502,7 @@ impl OpenFile {
             dentry: None,
             locks: OnceLock::new(),
             watched: OnceLock::new(),
+            sigio: OnceLock::new(),
         })
     }
 
@@ -459,6 +520,7 @@ impl OpenFile {
             dentry: Some(dentry),
             locks: OnceLock::new(),
             watched: OnceLock::new(),
+            sigio: OnceLock::new(),
         })
     }
 
@@ -538,6 +600,70 @@ impl OpenFile {
         }
         let acc = self.flags() & libc::O_ACCMODE as u32;
         acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32
+    }
+
+    /// The queue whose wake-ups send the description's `O_ASYNC` signal; None for files
+    /// without signal-driven I/O (Linux's files without `fasync`: epoll, eventfd, timerfd,
+    /// signalfd, pidfd, message queues, regular files).
+    fn async_queue(&self) -> Option<&WaitQueue> {
+        match &self.kind {
+            FileKind::Plain(_) | FileKind::Socket(_) | FileKind::Pipe(_) | FileKind::Inotify(_)
+                if self.ops().signals_io() =>
+            {
+                self.ops().wait_queue()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `O_ASYNC` can make this description signal (`FIOASYNC` is ENOTTY if not;
+    /// `F_SETFL` still records the flag, as Linux's).
+    pub fn can_signal_io(&self) -> bool {
+        self.async_queue().is_some()
+    }
+
+    fn async_state(&self) -> &AsyncState {
+        self.sigio.get_or_init(|| AsyncState {
+            settings: Arc::default(),
+            hook: Mutex::new(None),
+        })
+    }
+
+    /// The owner and signal of the description's signal-driven I/O.
+    pub fn io_signal(&self) -> IoSignal {
+        self.sigio
+            .get()
+            .map(|a| a.settings.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// Changes the owner or signal of the description's signal-driven I/O.
+    pub fn update_io_signal(&self, change: impl FnOnce(&mut IoSignal)) {
+        change(&mut self.async_state().settings.lock().unwrap());
+    }
+
+    /// The settings a hook made for [`OpenFile::set_async_hook`] reads when it fires.
+    pub fn io_signal_settings(&self) -> Arc<Mutex<IoSignal>> {
+        self.async_state().settings.clone()
+    }
+
+    /// Puts `hook` (`O_ASYNC` on) or nothing (off) on the file's wait queue in place of the
+    /// previous one. Does nothing for files that cannot signal ([`OpenFile::can_signal_io`]).
+    pub fn set_async_hook(&self, hook: Option<Arc<dyn WakeHook>>) {
+        if hook.is_none() && self.sigio.get().is_none() {
+            return;
+        }
+        let Some(q) = self.async_queue() else {
+            return;
+        };
+        let mut cur = self.async_state().hook.lock().unwrap();
+        if let Some(old) = cur.take() {
+            q.remove_hook(&old);
+        }
+        if let Some(h) = hook {
+            q.add_hook(&h);
+            *cur = Some(h);
+        }
     }
 
     /// The flags of a read or write on a socket file: O_NONBLOCK only.

@@ -28,8 +28,8 @@ pub mod walk;
 pub use crate::mm::usermem::{IoDst, IoSrc};
 pub use context::{Context, ControllingTerminal, JobIds, ProcessGroups};
 pub use file::{
-    FileKind, FileOps, MqNotification, MqueueFile, OpenFile, PidFdFile, PipeFile, SignalFdFile,
-    Stat, TimerFdFile,
+    FileKind, FileOps, FileOwner, IoSignal, MqNotification, MqueueFile, OpenFile, OwnerKind,
+    PidFdFile, PipeFile, SignalFdFile, Stat, TimerFdFile,
 };
 pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
 pub use mount::{
