@@ -42,6 +42,7 @@
 //! `Stack::inner` → a socket's `WaitQueue` (notified under the stack lock; waking takes no
 //! stack lock).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -55,6 +56,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListe
 use super::config::NetConfig;
 use super::inet::v6only;
 use super::link::Device;
+use super::mib::{Counted, Mib, TcpStates};
 use crate::abi::Errno;
 use crate::waiter::{WaitQueue, Wake};
 
@@ -362,6 +364,10 @@ pub struct Inner {
     /// with when they were first seen established.
     deferred: HashMap<SocketHandle, Instant>,
     epoch: std::time::Instant,
+    /// The counters `/proc/net/snmp` shows ([`super::mib`]).
+    pub mib: Mib,
+    /// TCP states at the last look, for counting connection events.
+    tcp_states: TcpStates,
 }
 
 /// The stack as its namespace's TUN/TAP links reach it.
@@ -816,6 +822,16 @@ impl Inner {
             ghosts: HashMap::new(),
             deferred: HashMap::new(),
             epoch,
+            mib: Mib::default(),
+            tcp_states: TcpStates::default(),
+        }
+    }
+
+    /// The stack's counters as `/proc/net/snmp` shows them now.
+    pub fn counters(&self) -> Mib {
+        Mib {
+            curr_estab: super::mib::curr_estab(&self.set),
+            ..self.mib.clone()
         }
     }
 
@@ -1262,10 +1278,20 @@ impl Inner {
     /// Polls the interface in rounds of a bounded number of frames, settling the sockets
     /// after each (so listeners replenish between SYNs), until nothing moves.
     pub fn pump(&mut self) {
+        // What the operation that pumps changed (a connect, a close, an abort) is seen
+        // before the poll moves it further.
+        self.tcp_states.observe(&mut self.mib, &self.set);
         for _ in 0..MAX_ROUNDS {
             self.dev.refill();
             let now = self.now();
-            let r = self.iface.poll(now, &mut self.dev, &mut self.set);
+            let mib = RefCell::new(std::mem::take(&mut self.mib));
+            let mut dev = Counted {
+                dev: &mut self.dev,
+                mib: &mib,
+            };
+            let r = self.iface.poll(now, &mut dev, &mut self.set);
+            self.mib = mib.into_inner();
+            self.tcp_states.observe(&mut self.mib, &self.set);
             self.settle();
             if r == PollResult::None && !self.dev.exhausted() && !self.dev.has_looped() {
                 break;
