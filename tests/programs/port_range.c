@@ -1,15 +1,20 @@
 // /proc/sys/net/ipv4/ip_local_port_range: root may narrow it, bad ranges are EINVAL, and
 // bind(2) to port 0 then takes ports only from it (EADDRINUSE once they are all taken).
+// connect(2)'s implicit bind shares a port among connections to different peers (Linux's
+// inet_hash_connect), while bind(2) to port 0 takes only a port nobody holds.
 // Natively the program first enters a new network namespace (the sysctl is per namespace),
 // so the host's range is never touched; it exits 77 when it cannot (the sandbox, whose
 // network stack is its own, goes on in it).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -63,6 +68,38 @@ int main(void) {
            b >= 0 && p2 >= 40000 && p2 <= 40001 && p1 != p2);
     int c = bind_any(SOCK_DGRAM, &p3);
     printf("third: %s\n", c == -EADDRINUSE ? "EADDRINUSE" : "other");
+
+    // TCP over a loopback that is up (a new namespace's is down): two ports for five
+    // connections to two listeners outside the range.
+    int ctl = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    ioctl(ctl, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0) printf("lo up: %s\n", strerror(errno));
+    close(ctl);
+    printf("tcp range: %d\n", put("40010 40011"));
+    struct sockaddr_in peer = {.sin_family = AF_INET};
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 2; i++) {
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        peer.sin_port = htons(5000 + i);
+        bind(l, (struct sockaddr *)&peer, sizeof(peer));
+        listen(l, 8);
+    }
+    for (int i = 0; i < 5; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        peer.sin_port = htons(5000 + i % 2);
+        int r = connect(s, (struct sockaddr *)&peer, sizeof(peer));
+        struct sockaddr_in me = {0};
+        socklen_t len = sizeof(me);
+        getsockname(s, (struct sockaddr *)&me, &len);
+        int in_range = ntohs(me.sin_port) >= 40010 && ntohs(me.sin_port) <= 40011;
+        printf("connect %d: %s\n", i,
+               r == 0 && in_range ? "ok" : r == 0 ? "outside the range" : strerror(errno));
+    }
+    int d = bind_any(SOCK_STREAM, &p3);
+    printf("tcp bind to port 0: %s\n", d == -EADDRINUSE ? "EADDRINUSE" : "other");
     printf("done\n");
     return 0;
 }

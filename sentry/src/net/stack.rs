@@ -28,7 +28,9 @@
 //! The port table follows Linux's bind table: a connection holds its port (an accepted one,
 //! its listener's) until it is closed, so a closed file's connection still finishing its
 //! close (FIN_WAIT, TIME_WAIT; an orphaned FIN_WAIT2 ends after TCP_LINGER2) keeps its entry
-//! as a ghost ([`Inner::remove`]). A listener's accept queue takes backlog + 1 connections;
+//! as a ghost ([`Inner::remove`]). bind(2) to port 0 takes a port nobody holds; connect's
+//! implicit bind may share one with other connections bound that way, to other peers
+//! ([`Inner::connect_port`]), as Linux's `inet_hash_connect`. A listener's accept queue takes backlog + 1 connections;
 //! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
 //! the peer's retransmission is taken once accept makes room.
 //!
@@ -51,7 +53,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+};
 
 use super::config::NetConfig;
 use super::inet::v6only;
@@ -168,6 +172,9 @@ pub struct Entry {
     pub port_locked: bool,
     /// What SIOCGSTAMP answers ([`super::udp::Stamp`]).
     pub stamp: super::udp::Stamp,
+    /// The port was taken by connect's implicit bind ([`Inner::connect_port`]): other such
+    /// connections may share it.
+    pub connect_bound: bool,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -198,6 +205,7 @@ impl Entry {
             bound_dev: 0,
             port_locked: false,
             stamp: super::udp::Stamp::default(),
+            connect_bound: false,
             seen: (0, 0, 0),
         }
     }
@@ -1007,6 +1015,18 @@ impl Inner {
 
     /// A free ephemeral port, taken for `id`.
     fn ephemeral(&mut self, proto: Proto, id: u64) -> Result<u16, Errno> {
+        self.scan_ephemeral(proto, id, |g, p| {
+            g.ports.get(&(proto, p)).is_none_or(Vec::is_empty)
+        })
+    }
+
+    /// The next ephemeral port from the rover that `usable` accepts, taken for `id`.
+    fn scan_ephemeral(
+        &mut self,
+        proto: Proto,
+        id: u64,
+        usable: impl Fn(&Self, u16) -> bool,
+    ) -> Result<u16, Errno> {
         let (lo, hi) = self.port_range;
         let span = u32::from(hi - lo) + 1;
         if !(lo..=hi).contains(&self.next_ephemeral) {
@@ -1015,13 +1035,49 @@ impl Inner {
         for _ in 0..span {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p >= hi { lo } else { p + 1 };
-            let holders = self.ports.entry((proto, p)).or_default();
-            if holders.is_empty() {
-                holders.push(id);
+            if usable(self, p) {
+                self.ports.entry((proto, p)).or_default().push(id);
                 return Ok(p);
             }
         }
         Err(Errno::EADDRNOTAVAIL)
+    }
+
+    /// Binds TCP entry `id`, unbound, to an ephemeral port for its connect to `remote`, as
+    /// Linux's `inet_hash_connect`: a free port, or one held only by other connections
+    /// that took theirs this way, none of them to `remote` (one closing in TIME_WAIT
+    /// excepted: [`Inner::clear_tuple`] recycles it). A bind(2) to port 0 never takes
+    /// such a shared port ([`Inner::ephemeral`]).
+    ///
+    /// # Errors
+    /// EADDRNOTAVAIL when no port is left.
+    pub fn connect_port(&mut self, id: u64, remote: IpEndpoint) -> Result<u16, Errno> {
+        let port = self.scan_ephemeral(Proto::Tcp, id, |g, p| {
+            let holders = g.ports.get(&(Proto::Tcp, p)).map_or(&[][..], Vec::as_slice);
+            holders
+                .iter()
+                .all(|&o| g.holder(o).is_some_and(|e| e.connect_bound))
+                && !g.connected_from(p, remote)
+        })?;
+        let e = self.entries.get_mut(&id).expect("present");
+        e.bound = Some((None, port));
+        e.owns_port = true;
+        e.connect_bound = true;
+        Ok(port)
+    }
+
+    /// Whether a connection from local port `port` to `remote` exists and is not a
+    /// closed file's in TIME_WAIT.
+    fn connected_from(&self, port: u16, remote: IpEndpoint) -> bool {
+        self.set.iter().any(|(h, sock)| {
+            let smoltcp::socket::Socket::Tcp(s) = sock else {
+                return false;
+            };
+            s.local_endpoint().is_some_and(|l| l.port == port)
+                && s.remote_endpoint() == Some(remote)
+                && !matches!(s.state(), tcp::State::Closed | tcp::State::Listen)
+                && !(s.state() == tcp::State::TimeWait && self.orphans.iter().any(|o| o.h == h))
+        })
     }
 
     /// The ephemeral port range.
@@ -1483,6 +1539,7 @@ impl Inner {
                     if e.owns_port {
                         e.owns_port = false;
                         e.bound = None;
+                        e.connect_bound = false;
                         release(&mut self.ports, Proto::Tcp, port, id);
                     }
                 }
