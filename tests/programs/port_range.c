@@ -1,7 +1,8 @@
 // /proc/sys/net/ipv4/ip_local_port_range: root may narrow it, bad ranges are EINVAL, and
 // bind(2) to port 0 then takes ports only from it (EADDRINUSE once they are all taken).
 // connect(2)'s implicit bind shares a port among connections to different peers (Linux's
-// inet_hash_connect), while bind(2) to port 0 takes only a port nobody holds.
+// inet_hash_connect), while bind(2) to port 0 takes only a port nobody holds (for UDP, or
+// one it may share by SO_REUSEADDR).
 // Natively the program first enters a new network namespace (the sysctl is per namespace),
 // so the host's range is never touched; it exits 77 when it cannot (the sandbox, whose
 // network stack is its own, goes on in it).
@@ -100,6 +101,21 @@ int main(void) {
     }
     int d = bind_any(SOCK_STREAM, &p3);
     printf("tcp bind to port 0: %s\n", d == -EADDRINUSE ? "EADDRINUSE" : "other");
+
+    // UDP's bind to port 0 shares a port with SO_REUSEADDR sockets once none is free.
+    printf("udp range: %d\n", put("40020 40020"));
+    int shared[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        int on = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        socklen_t len = sizeof(a);
+        if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+            getsockname(s, (struct sockaddr *)&a, &len) == 0)
+            shared[i] = ntohs(a.sin_port);
+    }
+    printf("udp reuseaddr ports: %d %d\n", shared[0], shared[1]);
     printf("done\n");
     return 0;
 }

@@ -25,6 +25,8 @@ fn bind_to_port_zero_honours_the_local_port_range() {
             "connect 3: ok\n",
             "connect 4: Cannot assign requested address\n",
             "tcp bind to port 0: EADDRINUSE\n",
+            "udp range: 0\n",
+            "udp reuseaddr ports: 40020 40020\n",
         ],
     );
 }

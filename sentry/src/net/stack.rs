@@ -1151,6 +1151,15 @@ impl Inner {
         port: u16,
         id: u64,
     ) -> Result<u16, Errno> {
+        if port == 0 && proto == Proto::Udp {
+            // Linux's UDP takes a port whose holders it may share as readily as a free one
+            // (`udp_lib_get_port`); TCP only a free one (`inet_csk_find_open_port`).
+            return self.scan_ephemeral(proto, id, |g, p| {
+                g.ports
+                    .get(&(proto, p))
+                    .is_none_or(|holders| !holders.iter().any(|&o| g.conflicts(id, addr, o)))
+            });
+        }
         if port == 0 {
             return self.ephemeral(proto, id);
         }
