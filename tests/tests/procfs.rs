@@ -583,3 +583,30 @@ fn io_accounting_counts_read_and_write_calls_like_linux() {
         ],
     );
 }
+
+/// `/proc/net/snmp` and `/proc/net/netstat` of a fresh network namespace: the TCP and UDP
+/// lines have Linux's fields, and a refused connect, an accepted connection reset on close
+/// and UDP datagrams to a closed and to a bound port move the counters as natively.
+#[test]
+fn net_snmp_counts_connections_and_datagrams_like_linux() {
+    if !is_root() {
+        return runsc_rs_tests::skip("a network namespace of its own needs root natively");
+    }
+    runsc_rs_tests::assert_same_program(
+        "net_snmp",
+        &[],
+        &[
+            "fresh: ActiveOpens 0 InSegs 0 InDatagrams 0\n",
+            "netstat: TCPOrigDataSent 1 TCPSynRetrans 1 InOctets 1\n",
+            "refused: ActiveOpens+1 PassiveOpens+0 AttemptFails+1 EstabResets+0 CurrEstab+0 \
+             OutRsts+1",
+            "refused segments: in +2 out +2\n",
+            "accepted: ActiveOpens+1 PassiveOpens+1 AttemptFails+0 EstabResets+0 CurrEstab+2",
+            "reset: ActiveOpens+0 PassiveOpens+0 AttemptFails+0 EstabResets+2 CurrEstab-2",
+            "udp closed port: ActiveOpens+0 PassiveOpens+0 AttemptFails+0 EstabResets+0 \
+             CurrEstab+0 OutRsts+0 InDatagrams+0 NoPorts+1 OutDatagrams+1\n",
+            "udp received: ActiveOpens+0 PassiveOpens+0 AttemptFails+0 EstabResets+0 \
+             CurrEstab+0 OutRsts+0 InDatagrams+1 NoPorts+0 OutDatagrams+1\n",
+        ],
+    );
+}

@@ -1687,7 +1687,7 @@ impl Socket for InetSocket {
                 }
             }
             if g.entries[&id].bound.is_none() {
-                Self::bind_locked(g, id, None, 0)?;
+                g.connect_port(id, remote)?;
             }
             if port == 0 {
                 // Nothing listens on port 0: Linux's SYN to it is answered by a reset.

@@ -29,6 +29,7 @@ pub mod hostinet;
 pub mod icmp;
 pub mod inet;
 pub mod link;
+pub mod mib;
 pub mod multicast;
 pub mod netlink;
 pub mod packet;
@@ -119,6 +120,14 @@ impl Namespace {
         self.inet
             .get()
             .map_or_else(Vec::new, |s| s.listed_sockets())
+    }
+
+    /// The internet stack's counters ([`mib::Mib`]; all zero before it starts). Does not
+    /// start the stack.
+    pub fn counters(&self) -> mib::Mib {
+        self.inet
+            .get()
+            .map_or_else(mib::Mib::default, |s| s.lock().counters())
     }
 }
 

@@ -28,7 +28,9 @@
 //! The port table follows Linux's bind table: a connection holds its port (an accepted one,
 //! its listener's) until it is closed, so a closed file's connection still finishing its
 //! close (FIN_WAIT, TIME_WAIT; an orphaned FIN_WAIT2 ends after TCP_LINGER2) keeps its entry
-//! as a ghost ([`Inner::remove`]). A listener's accept queue takes backlog + 1 connections;
+//! as a ghost ([`Inner::remove`]). bind(2) to port 0 takes a port nobody holds; connect's
+//! implicit bind may share one with other connections bound that way, to other peers
+//! ([`Inner::connect_port`]), as Linux's `inet_hash_connect`. A listener's accept queue takes backlog + 1 connections;
 //! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
 //! the peer's retransmission is taken once accept makes room.
 //!
@@ -42,6 +44,7 @@
 //! `Stack::inner` → a socket's `WaitQueue` (notified under the stack lock; waking takes no
 //! stack lock).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,11 +53,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+};
 
 use super::config::NetConfig;
 use super::inet::v6only;
 use super::link::Device;
+use super::mib::{Counted, Mib, TcpStates};
 use crate::abi::Errno;
 use crate::waiter::{WaitQueue, Wake};
 
@@ -166,6 +172,9 @@ pub struct Entry {
     pub port_locked: bool,
     /// What SIOCGSTAMP answers ([`super::udp::Stamp`]).
     pub stamp: super::udp::Stamp,
+    /// The port was taken by connect's implicit bind ([`Inner::connect_port`]): other such
+    /// connections may share it.
+    pub connect_bound: bool,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -196,6 +205,7 @@ impl Entry {
             bound_dev: 0,
             port_locked: false,
             stamp: super::udp::Stamp::default(),
+            connect_bound: false,
             seen: (0, 0, 0),
         }
     }
@@ -362,6 +372,10 @@ pub struct Inner {
     /// with when they were first seen established.
     deferred: HashMap<SocketHandle, Instant>,
     epoch: std::time::Instant,
+    /// The counters `/proc/net/snmp` shows ([`super::mib`]).
+    pub mib: Mib,
+    /// TCP states at the last look, for counting connection events.
+    tcp_states: TcpStates,
 }
 
 /// The stack as its namespace's TUN/TAP links reach it.
@@ -816,6 +830,16 @@ impl Inner {
             ghosts: HashMap::new(),
             deferred: HashMap::new(),
             epoch,
+            mib: Mib::default(),
+            tcp_states: TcpStates::default(),
+        }
+    }
+
+    /// The stack's counters as `/proc/net/snmp` shows them now.
+    pub fn counters(&self) -> Mib {
+        Mib {
+            curr_estab: super::mib::curr_estab(&self.set),
+            ..self.mib.clone()
         }
     }
 
@@ -991,6 +1015,18 @@ impl Inner {
 
     /// A free ephemeral port, taken for `id`.
     fn ephemeral(&mut self, proto: Proto, id: u64) -> Result<u16, Errno> {
+        self.scan_ephemeral(proto, id, |g, p| {
+            g.ports.get(&(proto, p)).is_none_or(Vec::is_empty)
+        })
+    }
+
+    /// The next ephemeral port from the rover that `usable` accepts, taken for `id`.
+    fn scan_ephemeral(
+        &mut self,
+        proto: Proto,
+        id: u64,
+        usable: impl Fn(&Self, u16) -> bool,
+    ) -> Result<u16, Errno> {
         let (lo, hi) = self.port_range;
         let span = u32::from(hi - lo) + 1;
         if !(lo..=hi).contains(&self.next_ephemeral) {
@@ -999,13 +1035,49 @@ impl Inner {
         for _ in 0..span {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p >= hi { lo } else { p + 1 };
-            let holders = self.ports.entry((proto, p)).or_default();
-            if holders.is_empty() {
-                holders.push(id);
+            if usable(self, p) {
+                self.ports.entry((proto, p)).or_default().push(id);
                 return Ok(p);
             }
         }
         Err(Errno::EADDRNOTAVAIL)
+    }
+
+    /// Binds TCP entry `id`, unbound, to an ephemeral port for its connect to `remote`, as
+    /// Linux's `inet_hash_connect`: a free port, or one held only by other connections
+    /// that took theirs this way, none of them to `remote` (one closing in TIME_WAIT
+    /// excepted: [`Inner::clear_tuple`] recycles it). A bind(2) to port 0 never takes
+    /// such a shared port ([`Inner::ephemeral`]).
+    ///
+    /// # Errors
+    /// EADDRNOTAVAIL when no port is left.
+    pub fn connect_port(&mut self, id: u64, remote: IpEndpoint) -> Result<u16, Errno> {
+        let port = self.scan_ephemeral(Proto::Tcp, id, |g, p| {
+            let holders = g.ports.get(&(Proto::Tcp, p)).map_or(&[][..], Vec::as_slice);
+            holders
+                .iter()
+                .all(|&o| g.holder(o).is_some_and(|e| e.connect_bound))
+                && !g.connected_from(p, remote)
+        })?;
+        let e = self.entries.get_mut(&id).expect("present");
+        e.bound = Some((None, port));
+        e.owns_port = true;
+        e.connect_bound = true;
+        Ok(port)
+    }
+
+    /// Whether a connection from local port `port` to `remote` exists and is not a
+    /// closed file's in TIME_WAIT.
+    fn connected_from(&self, port: u16, remote: IpEndpoint) -> bool {
+        self.set.iter().any(|(h, sock)| {
+            let smoltcp::socket::Socket::Tcp(s) = sock else {
+                return false;
+            };
+            s.local_endpoint().is_some_and(|l| l.port == port)
+                && s.remote_endpoint() == Some(remote)
+                && !matches!(s.state(), tcp::State::Closed | tcp::State::Listen)
+                && !(s.state() == tcp::State::TimeWait && self.orphans.iter().any(|o| o.h == h))
+        })
     }
 
     /// The ephemeral port range.
@@ -1079,6 +1151,15 @@ impl Inner {
         port: u16,
         id: u64,
     ) -> Result<u16, Errno> {
+        if port == 0 && proto == Proto::Udp {
+            // Linux's UDP takes a port whose holders it may share as readily as a free one
+            // (`udp_lib_get_port`); TCP only a free one (`inet_csk_find_open_port`).
+            return self.scan_ephemeral(proto, id, |g, p| {
+                g.ports
+                    .get(&(proto, p))
+                    .is_none_or(|holders| !holders.iter().any(|&o| g.conflicts(id, addr, o)))
+            });
+        }
         if port == 0 {
             return self.ephemeral(proto, id);
         }
@@ -1262,10 +1343,20 @@ impl Inner {
     /// Polls the interface in rounds of a bounded number of frames, settling the sockets
     /// after each (so listeners replenish between SYNs), until nothing moves.
     pub fn pump(&mut self) {
+        // What the operation that pumps changed (a connect, a close, an abort) is seen
+        // before the poll moves it further.
+        self.tcp_states.observe(&mut self.mib, &self.set);
         for _ in 0..MAX_ROUNDS {
             self.dev.refill();
             let now = self.now();
-            let r = self.iface.poll(now, &mut self.dev, &mut self.set);
+            let mib = RefCell::new(std::mem::take(&mut self.mib));
+            let mut dev = Counted {
+                dev: &mut self.dev,
+                mib: &mib,
+            };
+            let r = self.iface.poll(now, &mut dev, &mut self.set);
+            self.mib = mib.into_inner();
+            self.tcp_states.observe(&mut self.mib, &self.set);
             self.settle();
             if r == PollResult::None && !self.dev.exhausted() && !self.dev.has_looped() {
                 break;
@@ -1457,6 +1548,7 @@ impl Inner {
                     if e.owns_port {
                         e.owns_port = false;
                         e.bound = None;
+                        e.connect_bound = false;
                         release(&mut self.ports, Proto::Tcp, port, id);
                     }
                 }

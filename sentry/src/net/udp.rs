@@ -233,17 +233,53 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
         }
     };
     let mut n = 0;
+    let mut full = 0u64;
+    let unclaimed = receivers.is_empty();
     for id in receivers {
         let e = g.entries.get_mut(&id).expect("present");
         // Linux takes a datagram while the queue is below SO_RCVBUF.
-        if e.rd_shut || e.dgram_bytes >= e.rcvbuf {
+        if e.rd_shut {
+            continue;
+        }
+        if e.dgram_bytes >= e.rcvbuf {
+            full += 1;
             continue;
         }
         e.dgram_bytes += d.data.len();
         e.dgrams.push_back(d.clone());
         n += 1;
     }
+    count(g, d, kind, n as u64, full, unclaimed);
     n
+}
+
+/// Counts a datagram the sentry delivered into the UDP (and IP) counters of `/proc/net/snmp`
+/// ([`super::mib`]): IPv4 only, as Linux's `Udp:` line. One sent on a link as well was
+/// counted out by the device.
+fn count(g: &mut Inner, d: &Datagram, kind: Kind, taken: u64, full: u64, unclaimed: bool) {
+    if !matches!(d.dst.0, IpAddress::Ipv4(_)) {
+        return;
+    }
+    let mib = &mut g.mib;
+    if d.ifindex == LOOPBACK_INDEX {
+        // IPv4 and UDP headers.
+        let octets = 28 + d.data.len() as u64;
+        mib.udp.out_datagrams += 1;
+        mib.ip.out_requests += 1;
+        mib.ip.out_octets += octets;
+        mib.ip.in_receives += 1;
+        mib.ip.in_delivers += 1;
+        mib.ip.in_octets += octets;
+    }
+    mib.udp.in_datagrams += taken;
+    mib.udp.rcvbuf_errors += full;
+    mib.udp.in_errors += full;
+    if unclaimed {
+        match kind {
+            Kind::Unicast => mib.udp.no_ports += 1,
+            Kind::Broadcast | Kind::Multicast => mib.udp.ignored_multi += 1,
+        }
+    }
 }
 
 /// The receive timestamp SIOCGSTAMP reports, as Linux keeps `sk_stamp`.

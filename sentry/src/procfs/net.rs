@@ -1,8 +1,10 @@
 //! `/proc/net` and `/proc/sys/net`: the kernel's network namespace in Linux's text formats.
 //!
-//! Links, addresses and routes come from the namespace's configuration (the same view its
-//! NETLINK_ROUTE sockets give); sockets from the namespace's live listings. The sentry keeps
-//! no per-link packet counters, so `dev` shows zeros. `/proc/sys/net` holds the values Linux
+//! Every `/proc/net` file shows the reader's network namespace. Links, addresses and routes
+//! come from the namespace's configuration (the same view its NETLINK_ROUTE sockets give);
+//! sockets from the namespace's live listings; `snmp` and `netstat` from its stack's
+//! counters ([`crate::net::mib`], zeros before the stack starts). The sentry keeps no
+//! per-link packet counters, so `dev` shows zeros. `/proc/sys/net` holds the values Linux
 //! boots with that programs read (buffer sizes, port range, TCP timers), read-only, except
 //! `ipv4/conf/*/{accept_local,route_localnet}` and `ipv4/{ip_forward,tcp_recovery,tcp_sack}`,
 //! which keep what root writes without acting on it (the sentry's stack forwards nothing
@@ -12,13 +14,13 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::text;
 use crate::abi::Errno;
 use crate::fs::synth::{Applier, Generator, SynthControl, SynthDir, SynthFile, SynthFs};
 use crate::kernel::Kernel;
 use crate::net::config::Network;
 use crate::net::netlink;
 use crate::net::stack::Proto;
+use crate::net::Namespace;
 use crate::vfs::Inode;
 
 /// Width Linux pads each line of `/proc/net/tcp` to (`TMPSZ - 1`).
@@ -33,13 +35,13 @@ fn padded(out: &mut String, line: &str, width: usize) {
 }
 
 /// `/proc/net/dev`.
-fn dev(k: &Kernel) -> String {
+fn dev(ns: &Namespace) -> String {
     let mut out = String::from(
         "Inter-|   Receive                                                |  Transmit\n \
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets \
          errs drop fifo colls carrier compressed\n",
     );
-    for l in netlink::links(&k.net) {
+    for l in netlink::links(ns) {
         let _ = writeln!(
             out,
             "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} \
@@ -51,14 +53,14 @@ fn dev(k: &Kernel) -> String {
 }
 
 /// `/proc/net/route`: the main table's IPv4 routes.
-fn route(k: &Kernel) -> String {
+fn route(ns: &Namespace) -> String {
     let mut out = String::new();
     padded(
         &mut out,
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
         UDP_LINE,
     );
-    for r in netlink::ipv4_main_routes(&k.net) {
+    for r in netlink::ipv4_main_routes(ns) {
         let mask = u32::MAX.checked_shl(32 - u32::from(r.prefix)).unwrap_or(0);
         // RTF_UP, RTF_GATEWAY, RTF_HOST.
         let mut flags = 1;
@@ -85,9 +87,9 @@ fn route(k: &Kernel) -> String {
 }
 
 /// `/proc/net/if_inet6`.
-fn if_inet6(k: &Kernel) -> String {
+fn if_inet6(ns: &Namespace) -> String {
     let mut out = String::new();
-    for l in netlink::links(&k.net) {
+    for l in netlink::links(ns) {
         for a in &l.addrs {
             let IpAddr::V6(ip) = a.ip else { continue };
             // IPV6_ADDR_LOOPBACK, IPV6_ADDR_LINKLOCAL, global.
@@ -111,7 +113,7 @@ fn if_inet6(k: &Kernel) -> String {
 
 /// `/proc/net/tcp`, `udp` (AF_INET sockets, lines padded as Linux pads them), `tcp6`, `udp6`
 /// (AF_INET6 sockets, unpadded).
-fn inet(k: &Kernel, proto: Proto, family: i32) -> String {
+fn inet(ns: &Namespace, proto: Proto, family: i32) -> String {
     let v6 = family == libc::AF_INET6;
     let addr_head = if v6 {
         "local_address                         remote_address                        st"
@@ -147,7 +149,7 @@ fn inet(k: &Kernel, proto: Proto, family: i32) -> String {
             .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
             .collect()
     };
-    let sockets = k.net.inet_sockets();
+    let sockets = ns.inet_sockets();
     let listed = sockets
         .iter()
         .filter(|s| s.proto == proto && s.family == family);
@@ -175,9 +177,9 @@ fn inet(k: &Kernel, proto: Proto, family: i32) -> String {
 }
 
 /// `/proc/net/unix`.
-fn unix(k: &Kernel) -> String {
+fn unix(ns: &Namespace) -> String {
     let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
-    for b in k.net.unix_names.list() {
+    for b in ns.unix_names.list() {
         let flags = if b.listening { SO_ACCEPTCON } else { 0 };
         // SS_UNCONNECTED, SS_CONNECTED.
         let st = if b.connected { 3 } else { 1 };
@@ -196,16 +198,208 @@ fn unix(k: &Kernel) -> String {
     out
 }
 
-/// `/proc/net`.
+/// `/proc/net/snmp`: Linux's SNMP MIB lines (names, then values) for IPv4, ICMP, TCP
+/// (both families, as Linux) and UDP over IPv4, from the stack's counters.
+fn snmp(ns: &Namespace) -> String {
+    let m = ns.counters();
+    let mut out = String::new();
+    let mut lines = |name: &str, fields: &[(&str, i64)]| {
+        let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+        let values: Vec<String> = fields.iter().map(|f| f.1.to_string()).collect();
+        let _ = writeln!(out, "{name}: {}", names.join(" "));
+        let _ = writeln!(out, "{name}: {}", values.join(" "));
+    };
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let ip = &m.ip;
+    lines(
+        "Ip",
+        &[
+            // Not a router (the stack forwards nothing between links).
+            ("Forwarding", 2),
+            ("DefaultTTL", 64),
+            ("InReceives", n(ip.in_receives)),
+            ("InHdrErrors", 0),
+            ("InAddrErrors", 0),
+            ("ForwDatagrams", 0),
+            ("InUnknownProtos", 0),
+            ("InDiscards", 0),
+            ("InDelivers", n(ip.in_delivers)),
+            ("OutRequests", n(ip.out_requests)),
+            ("OutDiscards", 0),
+            ("OutNoRoutes", 0),
+            ("ReasmTimeout", 0),
+            ("ReasmReqds", 0),
+            ("ReasmOKs", 0),
+            ("ReasmFails", 0),
+            ("FragOKs", 0),
+            ("FragFails", 0),
+            ("FragCreates", 0),
+            ("OutTransmits", n(ip.out_requests)),
+        ],
+    );
+    let of = |types: &std::collections::BTreeMap<u8, u64>, ty: u8| {
+        n(types.get(&ty).copied().unwrap_or(0))
+    };
+    let (i, o) = (&m.icmp.in_types, &m.icmp.out_types);
+    let sum = |types: &std::collections::BTreeMap<u8, u64>| n(types.values().sum());
+    lines(
+        "Icmp",
+        &[
+            ("InMsgs", sum(i)),
+            ("InErrors", 0),
+            ("InCsumErrors", 0),
+            ("InDestUnreachs", of(i, 3)),
+            ("InTimeExcds", of(i, 11)),
+            ("InParmProbs", of(i, 12)),
+            ("InSrcQuenchs", of(i, 4)),
+            ("InRedirects", of(i, 5)),
+            ("InEchos", of(i, 8)),
+            ("InEchoReps", of(i, 0)),
+            ("InTimestamps", of(i, 13)),
+            ("InTimestampReps", of(i, 14)),
+            ("InAddrMasks", of(i, 17)),
+            ("InAddrMaskReps", of(i, 18)),
+            ("OutMsgs", sum(o)),
+            ("OutErrors", 0),
+            ("OutRateLimitGlobal", 0),
+            ("OutRateLimitHost", 0),
+            ("OutDestUnreachs", of(o, 3)),
+            ("OutTimeExcds", of(o, 11)),
+            ("OutParmProbs", of(o, 12)),
+            ("OutSrcQuenchs", of(o, 4)),
+            ("OutRedirects", of(o, 5)),
+            ("OutEchos", of(o, 8)),
+            ("OutEchoReps", of(o, 0)),
+            ("OutTimestamps", of(o, 13)),
+            ("OutTimestampReps", of(o, 14)),
+            ("OutAddrMasks", of(o, 17)),
+            ("OutAddrMaskReps", of(o, 18)),
+        ],
+    );
+    // IcmpMsg: the types seen, received ones first, as Linux (absent when none).
+    let msgs: Vec<(String, i64)> = i
+        .iter()
+        .map(|(t, c)| (format!("InType{t}"), n(*c)))
+        .chain(o.iter().map(|(t, c)| (format!("OutType{t}"), n(*c))))
+        .collect();
+    for chunk in msgs.chunks(16) {
+        let fields: Vec<(&str, i64)> = chunk.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        lines("IcmpMsg", &fields);
+    }
+    let t = &m.tcp;
+    lines(
+        "Tcp",
+        &[
+            ("RtoAlgorithm", 1),
+            ("RtoMin", 200),
+            ("RtoMax", 120_000),
+            ("MaxConn", -1),
+            ("ActiveOpens", n(t.active_opens)),
+            ("PassiveOpens", n(t.passive_opens)),
+            ("AttemptFails", n(t.attempt_fails)),
+            ("EstabResets", n(t.estab_resets)),
+            ("CurrEstab", n(m.curr_estab)),
+            ("InSegs", n(t.in_segs)),
+            ("OutSegs", n(t.out_segs)),
+            ("RetransSegs", 0),
+            ("InErrs", 0),
+            ("OutRsts", n(t.out_rsts)),
+            ("InCsumErrors", 0),
+        ],
+    );
+    let u = &m.udp;
+    let udp_fields = |u: &crate::net::mib::Udp| {
+        vec![
+            ("InDatagrams", n(u.in_datagrams)),
+            ("NoPorts", n(u.no_ports)),
+            ("InErrors", n(u.in_errors)),
+            ("OutDatagrams", n(u.out_datagrams)),
+            ("RcvbufErrors", n(u.rcvbuf_errors)),
+            ("SndbufErrors", 0),
+            ("InCsumErrors", 0),
+            ("IgnoredMulti", n(u.ignored_multi)),
+            ("MemErrors", 0),
+        ]
+    };
+    lines("Udp", &udp_fields(u));
+    // The sentry has no UDP-Lite (socket(2) refuses IPPROTO_UDPLITE).
+    lines("UdpLite", &udp_fields(&crate::net::mib::Udp::default()));
+    out
+}
+
+/// The `TcpExt:` counters Linux lists, in its order; the stack counts `TCPOrigDataSent`
+/// (segments with data, retransmissions included), the others it does not see (0).
+const TCP_EXT: &str = "SyncookiesSent SyncookiesRecv SyncookiesFailed EmbryonicRsts \
+    PruneCalled RcvPruned OfoPruned OutOfWindowIcmps LockDroppedIcmps ArpFilter TW TWRecycled \
+    TWKilled PAWSActive PAWSEstab BeyondWindow TSEcrRejected PAWSOldAck PAWSTimewait \
+    DelayedACKs DelayedACKLocked DelayedACKLost ListenOverflows ListenDrops TCPHPHits \
+    TCPPureAcks TCPHPAcks TCPRenoRecovery TCPSackRecovery TCPSACKReneging TCPSACKReorder \
+    TCPRenoReorder TCPTSReorder TCPFullUndo TCPPartialUndo TCPDSACKUndo TCPLossUndo \
+    TCPLostRetransmit TCPRenoFailures TCPSackFailures TCPLossFailures TCPFastRetrans \
+    TCPSlowStartRetrans TCPTimeouts TCPLossProbes TCPLossProbeRecovery TCPRenoRecoveryFail \
+    TCPSackRecoveryFail TCPRcvCollapsed TCPBacklogCoalesce TCPDSACKOldSent TCPDSACKOfoSent \
+    TCPDSACKRecv TCPDSACKOfoRecv TCPAbortOnData TCPAbortOnClose TCPAbortOnMemory \
+    TCPAbortOnTimeout TCPAbortOnLinger TCPAbortFailed TCPMemoryPressures \
+    TCPMemoryPressuresChrono TCPSACKDiscard TCPDSACKIgnoredOld TCPDSACKIgnoredNoUndo \
+    TCPSpuriousRTOs TCPMD5NotFound TCPMD5Unexpected TCPMD5Failure TCPSackShifted \
+    TCPSackMerged TCPSackShiftFallback TCPBacklogDrop PFMemallocDrop TCPMinTTLDrop \
+    TCPDeferAcceptDrop IPReversePathFilter TCPTimeWaitOverflow TCPReqQFullDoCookies \
+    TCPReqQFullDrop TCPRetransFail TCPRcvCoalesce TCPOFOQueue TCPOFODrop TCPOFOMerge \
+    TCPChallengeACK TCPSYNChallenge TCPFastOpenActive TCPFastOpenActiveFail \
+    TCPFastOpenPassive TCPFastOpenPassiveFail TCPFastOpenListenOverflow \
+    TCPFastOpenCookieReqd TCPFastOpenBlackhole TCPSpuriousRtxHostQueues BusyPollRxPackets \
+    TCPAutoCorking TCPFromZeroWindowAdv TCPToZeroWindowAdv TCPWantZeroWindowAdv \
+    TCPSynRetrans TCPOrigDataSent TCPHystartTrainDetect TCPHystartTrainCwnd \
+    TCPHystartDelayDetect TCPHystartDelayCwnd TCPACKSkippedSynRecv TCPACKSkippedPAWS \
+    TCPACKSkippedSeq TCPACKSkippedFinWait2 TCPACKSkippedTimeWait TCPACKSkippedChallenge \
+    TCPWinProbe TCPKeepAlive TCPMTUPFail TCPMTUPSuccess TCPDelivered TCPDeliveredCE \
+    TCPAckCompressed TCPZeroWindowDrop TCPRcvQDrop TCPWqueueTooBig TCPFastOpenPassiveAltKey \
+    TcpTimeoutRehash TcpDuplicateDataRehash TCPDSACKRecvSegs TCPDSACKIgnoredDubious \
+    TCPMigrateReqSuccess TCPMigrateReqFailure TCPPLBRehash";
+
+/// The `IpExt:` counters Linux lists; the stack counts the IPv4 octets each way.
+const IP_EXT: &str = "InNoRoutes InTruncatedPkts InMcastPkts OutMcastPkts InBcastPkts \
+    OutBcastPkts InOctets OutOctets InMcastOctets OutMcastOctets InBcastOctets OutBcastOctets \
+    InCsumErrors InNoECTPkts InECT1Pkts InECT0Pkts InCEPkts ReasmOverlaps";
+
+/// `/proc/net/netstat`: the `TcpExt:` and `IpExt:` lines.
+fn netstat(ns: &Namespace) -> String {
+    let m = ns.counters();
+    let mut out = String::new();
+    let mut lines = |name: &str, names: &str, value: &dyn Fn(&str) -> u64| {
+        let names: Vec<&str> = names.split_whitespace().collect();
+        let values: Vec<String> = names.iter().map(|f| value(f).to_string()).collect();
+        let _ = writeln!(out, "{name}: {}", names.join(" "));
+        let _ = writeln!(out, "{name}: {}", values.join(" "));
+    };
+    lines("TcpExt", TCP_EXT, &|f| match f {
+        "TCPOrigDataSent" => m.tcp.data_segs_out,
+        _ => 0,
+    });
+    lines("IpExt", IP_EXT, &|f| match f {
+        "InOctets" => m.ip.in_octets,
+        "OutOctets" => m.ip.out_octets,
+        _ => 0,
+    });
+    out
+}
+
+/// `/proc/net`: each file shows the reader's network namespace, as Linux's
+/// `/proc/self/net`.
 pub fn net_dir(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>) -> Arc<dyn Inode> {
-    let f =
-        |g: fn(&Kernel) -> String| -> Arc<dyn Inode> { SynthFile::new(fs, 0o444, text(kernel, g)) };
+    let f = |g: fn(&Namespace) -> String| -> Arc<dyn Inode> {
+        let kernel = kernel.clone();
+        let gen: Generator = Arc::new(move |cx| Ok(g(&**caller_net(&kernel, cx)?).into_bytes()));
+        SynthFile::new(fs, 0o444, gen)
+    };
     SynthDir::fixed(
         fs,
         vec![
             ("dev", f(dev)),
             ("if_inet6", f(if_inet6)),
+            ("netstat", f(netstat)),
             ("route", f(route)),
+            ("snmp", f(snmp)),
             ("tcp", f(|k| inet(k, Proto::Tcp, libc::AF_INET))),
             ("tcp6", f(|k| inet(k, Proto::Tcp, libc::AF_INET6))),
             ("udp", f(|k| inet(k, Proto::Udp, libc::AF_INET))),
