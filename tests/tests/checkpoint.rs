@@ -1782,6 +1782,7 @@ fn restore_puts_the_console_onto_the_new_console_socket() {
     assert_eq!(code, Some(0), "run -d with a terminal");
     let mut screen = Screen::new(master.join().unwrap());
     assert!(screen.wait_for("ready"), "never ready: {}", screen.text());
+    assert!(screen.wait_from(0, "n=2"), "the counter never ran");
     let size = |rows, cols| rustix::termios::Winsize {
         ws_row: rows,
         ws_col: cols,
