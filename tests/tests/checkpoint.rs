@@ -266,7 +266,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 6, "{header}");
+    assert_eq!(header["format_version"], 7, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -354,15 +354,27 @@ impl Runtime {
         id: &str,
         out: &Path,
     ) -> (i32, String) {
+        self.restore_detached_with(image, bundle, id, out, &[])
+    }
+
+    /// [`Runtime::restore_detached`] with `extra` arguments (`--console-socket PATH`).
+    fn restore_detached_with(
+        &mut self,
+        image: &Path,
+        bundle: &Path,
+        id: &str,
+        out: &Path,
+        extra: &[&str],
+    ) -> (i32, String) {
         let file = std::fs::File::create(out).unwrap();
         // Not a pipe: the detached container keeps the command's stderr open.
         let err_path = out.with_extension("err");
         let err = std::fs::File::create(&err_path).unwrap();
         let started = Instant::now();
         let status = self
-            .cmd(&[
-                "restore",
-                "-d",
+            .cmd(&["restore", "-d"])
+            .args(extra)
+            .args([
                 "--image-path",
                 image.to_str().unwrap(),
                 "--bundle",
@@ -1283,66 +1295,125 @@ fn restore_keeps_ptys_their_buffers_and_the_session_they_control() {
     assert!(ptys.iter().any(|p| p["pty"]["session"] != 0), "{ptys:?}");
 }
 
-/// A container whose process has a terminal (`terminal: true`, the pty master handed to
-/// the console socket) is refused by name: the host pty behind its stdio is not the
-/// sandbox's to save, and a restore cannot give the sandbox a terminal yet. The refused
-/// checkpoint leaves it running, its terminal working.
+/// Receives, on a thread, the pty master the runtime hands to the console socket `path`.
+fn console_socket(path: &Path) -> std::thread::JoinHandle<std::os::fd::OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut name = [0u8; 64];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        rustix::net::recvmsg(
+            &stream,
+            &mut [std::io::IoSliceMut::new(&mut name)],
+            &mut control,
+            RecvFlags::empty(),
+        )
+        .unwrap();
+        control
+            .drain()
+            .find_map(|m| match m {
+                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                _ => None,
+            })
+            .expect("a pty master over the console socket")
+    })
+}
+
+/// What a pty master shows, read on a thread (a read blocks while nothing is written).
+struct Screen {
+    master: std::fs::File,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    shown: Vec<u8>,
+}
+
+impl Screen {
+    fn new(master: std::os::fd::OwnedFd) -> Screen {
+        let master = std::fs::File::from(master);
+        let mut reader = master.try_clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Screen {
+            master,
+            rx,
+            shown: Vec::new(),
+        }
+    }
+
+    /// Waits until what is shown from `since` (an offset in [`Screen::text`]) on holds
+    /// `what`; true if it came.
+    fn wait_from(&mut self, since: usize, what: &str) -> bool {
+        self.wait_within(since, what, Duration::from_secs(30))
+    }
+
+    /// [`Screen::wait_from`], giving up after `within`.
+    fn wait_within(&mut self, since: usize, what: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.text()[since.min(self.shown.len())..].contains(what) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            if let Ok(chunk) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                self.shown.extend(chunk);
+            }
+        }
+    }
+
+    /// Waits for `what` among what comes from now on.
+    fn wait_for(&mut self, what: &str) -> bool {
+        self.wait_from(self.shown.len(), what)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.shown).into_owned()
+    }
+
+    fn type_in(&self, bytes: &[u8]) {
+        use std::io::Write;
+        (&self.master).write_all(bytes).unwrap();
+    }
+}
+
+/// The terminal of a process started by `exec -t` is refused by name: its pty's master
+/// went to that exec's caller, whom a restore cannot reach (the container's own console is
+/// saved: see `restore_puts_the_console_onto_the_new_console_socket` below). The refused
+/// checkpoint leaves the container running, the exec's terminal working.
 #[test]
-fn checkpoint_refuses_the_container_terminal_by_name_and_keeps_running() {
+fn checkpoint_refuses_an_exec_terminal_by_name_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
         return;
     };
-    let scratch = Scratch::new("console");
+    let scratch = Scratch::new("execterm");
     let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(
-        scratch.path(),
-        &rt,
-        busybox,
-        &[
-            "sh",
-            "-c",
-            "echo ready; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
-        ],
-    );
-    let config = bundle.join("config.json");
-    let mut spec = read_json(&config);
-    spec["process"]["terminal"] = true.into();
-    std::fs::write(&config, spec.to_string()).unwrap();
+    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER);
+    let out = scratch.path().join("out");
+    rt.run_detached(&bundle, "execterm", &out);
+    assert!(wait_count(&out, 3) >= 3, "the counter never ran");
     let socket = scratch.path().join("console.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let receiver = std::thread::spawn(move || {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        use std::os::fd::AsRawFd;
-        let (stream, _) = listener.accept().unwrap();
-        let mut byte = [0u8; 64];
-        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::empty(),
-        )
-        .unwrap();
-        let fd = msg
-            .cmsgs()
-            .unwrap()
-            .find_map(|c| match c {
-                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-                _ => None,
-            })
-            .expect("a pty master over the console socket");
-        fd
-    });
+    let master = console_socket(&socket);
     let code = rt
         .cmd(&[
-            "run",
+            "exec",
             "-d",
+            "-t",
             "--console-socket",
             socket.to_str().unwrap(),
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "console",
+            "execterm",
+            "sh",
+            "-c",
+            "echo ready; while :; do echo tick; sleep 0.05; done",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1350,51 +1421,29 @@ fn checkpoint_refuses_the_container_terminal_by_name_and_keeps_running() {
         .status()
         .unwrap()
         .code();
-    rt.ids.push("console".into());
-    assert_eq!(code, Some(0), "run -d with a terminal");
-    // The master as nix reads it (a raw fd; it stays open until the test ends).
-    let master = receiver.join().unwrap();
-    // What the terminal shows, read on a thread (a read blocks while the shell sleeps).
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = nix::unistd::read(master, &mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut shown = Vec::new();
-    let mut wait_for = |what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let start = shown.len();
-        while Instant::now() < deadline {
-            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
-                shown.extend(chunk);
-            }
-            if String::from_utf8_lossy(&shown[start..]).contains(what) {
-                return true;
-            }
-        }
-        false
-    };
-    assert!(wait_for("ready"), "the terminal never showed ready");
+    assert_eq!(code, Some(0), "exec -d -t");
+    let mut screen = Screen::new(master.join().unwrap());
+    assert!(screen.wait_for("ready"), "the terminal never showed ready");
     let image = scratch.path().join("image");
     let (code, text) = rt.run(&[
         "checkpoint",
         "--image-path",
         image.to_str().unwrap(),
-        "console",
+        "execterm",
     ]);
-    assert_ne!(code, 0, "a container's terminal was checkpointed: {text}");
+    assert_ne!(code, 0, "an exec's terminal was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd 0 is the container's terminal"),
+        text.contains("cannot checkpoint: fd 0 is the terminal of an exec'd process"),
         "{text}"
     );
     assert!(!image.join("header.json").exists());
-    assert_eq!(rt.status("console"), "running");
-    assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
-    assert!(wait_for("\r\n"), "the refused checkpoint left it stopped");
+    assert_eq!(rt.status("execterm"), "running");
+    assert!(
+        screen.wait_for("tick"),
+        "the refused checkpoint left it stopped"
+    );
+    let at = last_count(&out);
+    assert!(wait_count(&out, at + 2) >= at + 2, "the counter stopped");
 }
 
 /// An interactive busybox shell with job control on a pty of the sentry's, driven through
@@ -1642,4 +1691,206 @@ fn restore_keeps_seccomp_filters_and_no_new_privs() {
         assert_eq!(t["seccomp"]["mode"], 2);
         assert_eq!(t["seccomp"]["no_new_privs"], true);
     }
+}
+
+/// The shell of the console test: its terminal in `-icanon -echo` mode (set by `stty`), a
+/// counter in the background, and commands read from the terminal in the foreground (a
+/// `read` a trapped signal interrupts fails, as at end of file: it is read again, up to 50
+/// times in a row).
+const CONSOLE_SHELL: &str = r#"trap 'echo "winch $(stty size)"' WINCH
+trap 'echo intr' INT
+stty -icanon -echo min 1 time 0
+(i=0; while :; do i=$((i+1)); echo "n=$i"; sleep 0.1; done) &
+echo ready
+while :; do
+  read -r line || { f=$((f+1)); [ $f -lt 50 ] && continue; break; }
+  f=0
+  case "$line" in
+    modes) echo "<<"; stty -a; echo ">>";;
+    job) echo started; sleep 1000; echo "job=$?";;
+    *) echo "got=$line";;
+  esac
+done"#;
+
+/// The counter values `text` shows (`n=K` lines).
+fn console_counts(text: &str) -> Vec<u64> {
+    text.split("\r\n")
+        .filter_map(|l| l.strip_prefix("n=")?.parse().ok())
+        .collect()
+}
+
+/// What `modes` printed (`stty -a`) after offset `since` of `screen`'s text.
+fn console_modes(screen: &mut Screen) -> String {
+    let since = screen.shown.len();
+    screen.type_in(b"modes\n");
+    assert!(
+        screen.wait_from(since, ">>"),
+        "no stty -a: {}",
+        screen.text()
+    );
+    let text = screen.text()[since..].to_owned();
+    let start = text.find("<<\r\n").unwrap() + 4;
+    let end = text.find(">>").unwrap();
+    // The counter's lines may come between.
+    text[start..end]
+        .split("\r\n")
+        .filter(|l| !l.starts_with("n=") && !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 17: a container with a terminal (`process.terminal`, its pty master handed to
+/// `--console-socket`) checkpoints, and `restore --console-socket` puts it onto the new
+/// console: the counter continues on the new master, `stty -a` shows the same modes and
+/// window size (`-icanon -echo`, 40x100, set before the checkpoint; the new pty was made
+/// 0x0), a typed line reaches the shell unechoed, a resize through the new master raises
+/// SIGWINCH in the shell, and ^C interrupts its foreground job (`sleep`, status 130).
+/// Without a console socket the restore is refused.
+#[test]
+fn restore_puts_the_console_onto_the_new_console_socket() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("console");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(scratch.path(), &rt, busybox, &["sh", "-c", CONSOLE_SHELL]);
+    std::os::unix::fs::symlink("busybox", bundle.join("rootfs/bin/stty")).unwrap();
+    let config = bundle.join("config.json");
+    let mut spec = read_json(&config);
+    spec["process"]["terminal"] = true.into();
+    std::fs::write(&config, spec.to_string()).unwrap();
+
+    let socket = scratch.path().join("console.sock");
+    let master = console_socket(&socket);
+    let code = rt
+        .cmd(&[
+            "run",
+            "-d",
+            "--console-socket",
+            socket.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "console",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .code();
+    rt.ids.push("console".into());
+    assert_eq!(code, Some(0), "run -d with a terminal");
+    let mut screen = Screen::new(master.join().unwrap());
+    assert!(screen.wait_for("ready"), "never ready: {}", screen.text());
+    assert!(screen.wait_from(0, "n=2"), "the counter never ran");
+    let size = |rows, cols| rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&screen.master, size(40, 100)).unwrap();
+    assert!(screen.wait_for("winch 40 100"), "{}", screen.text());
+    let modes = console_modes(&mut screen);
+    assert!(modes.contains("rows 40; columns 100"), "{modes}");
+    assert!(
+        modes.contains("-icanon") && modes.contains("-echo "),
+        "{modes}"
+    );
+    assert!(screen.wait_for("n=3"), "the counter never ran");
+
+    let image = scratch.path().join("image");
+    let (code, text) = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        image.to_str().unwrap(),
+        "console",
+    ]);
+    assert_eq!(code, 0, "checkpoint: {text}");
+    assert_eq!(rt.status("console"), "stopped");
+    let before = *console_counts(&screen.text()).last().unwrap();
+    let kernel = read_json(&image.join("kernel.json"));
+    assert!(
+        all_fds(&kernel).any(|f| f["file"]["Console"]["console"]["session"] != 0),
+        "the console controls the shell's session"
+    );
+
+    // No console for a container whose image has one: refused, nothing left running.
+    let out = scratch.path().join("out-noconsole");
+    let (code, text) = rt.restore_detached(&image, &bundle, "noconsole", &out);
+    assert_ne!(code, 0, "restored without a console");
+    assert!(text.contains("--console-socket"), "{text}");
+    // The same rootfs (the image's files are checked), no terminal.
+    let mut plain = read_json(&config);
+    plain["process"]["terminal"] = false.into();
+    plain["root"]["path"] = bundle.join("rootfs").to_str().unwrap().into();
+    let plain_bundle = scratch.path().join("plain");
+    std::fs::create_dir(&plain_bundle).unwrap();
+    std::fs::write(plain_bundle.join("config.json"), plain.to_string()).unwrap();
+    let (code, text) = rt.restore_detached(&image, &plain_bundle, "plain", &out);
+    assert_ne!(code, 0, "restored a console onto no terminal");
+    assert!(text.contains("this restore was given none"), "{text}");
+
+    let socket = scratch.path().join("console2.sock");
+    let master = console_socket(&socket);
+    let out = scratch.path().join("out-again");
+    let console = ["--console-socket", socket.to_str().unwrap()];
+    let (code, text) = rt.restore_detached_with(&image, &bundle, "again", &out, &console);
+    assert_eq!(code, 0, "restore: {text}");
+    assert_eq!(rt.status("again"), "running");
+    let mut screen = Screen::new(master.join().unwrap());
+    assert!(
+        screen.wait_for(&format!("n={}", before + 3)),
+        "{}",
+        screen.text()
+    );
+    let counts = console_counts(&screen.text());
+    assert!(
+        counts.first().is_some_and(|&n| n > before) && counts.windows(2).all(|w| w[1] == w[0] + 1),
+        "the counter did not continue from {before}: {counts:?}"
+    );
+    assert_eq!(
+        console_modes(&mut screen),
+        modes,
+        "stty -a after the restore"
+    );
+
+    let since = screen.shown.len();
+    screen.type_in(b"hello\n");
+    assert!(
+        screen.wait_from(since, "got=hello\r\n"),
+        "{}",
+        screen.text()
+    );
+    assert_eq!(
+        screen.text()[since..].matches("hello").count(),
+        1,
+        "the typed line was echoed: {}",
+        screen.text()
+    );
+
+    rustix::termios::tcsetwinsize(&screen.master, size(50, 120)).unwrap();
+    screen.type_in(b"x\n");
+    assert!(
+        screen.wait_for("winch 50 120"),
+        "no SIGWINCH: {}",
+        screen.text()
+    );
+
+    let since = screen.shown.len();
+    screen.type_in(b"job\n");
+    assert!(screen.wait_from(since, "started"), "{}", screen.text());
+    // ^C until the job reports (the shell may still be starting `sleep`).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !screen.text()[since..].contains("job=") && Instant::now() < deadline {
+        screen.type_in(b"\x03");
+        screen.wait_within(since, "job=", Duration::from_millis(500));
+    }
+    assert!(
+        screen.wait_from(since, "job=130"),
+        "^C did not interrupt the foreground job: {}",
+        screen.text()
+    );
+    let (code, text) = rt.run(&["delete", "--force", "again"]);
+    assert_eq!(code, 0, "delete: {text}");
 }

@@ -692,9 +692,11 @@ impl Loader {
     /// the container as created from the bundle (its mounts, PID namespace and stdio).
     /// Returns the PID of the image's first process, which stands for init.
     ///
+    /// With a terminal, the new one (its node in `/dev/pts` and over `/dev/console`, as
+    /// at start) becomes the saved console.
+    ///
     /// # Errors
-    /// `NoContainer`, `NotCreated`; `Unsupported` for a terminal; `Restore` for an image
-    /// this sandbox cannot continue.
+    /// `NoContainer`, `NotCreated`; `Restore` for an image this sandbox cannot continue.
     pub fn restore_container(
         self: &Arc<Self>,
         id: &str,
@@ -706,16 +708,29 @@ impl Loader {
         let pid = self.start_with(
             id,
             &ProcessRef::Init,
-            |loader, fs, pidns, devpts, spec, stdio| {
-                if spec.terminal {
-                    return Err(Error::Unsupported("restoring a container with a terminal"));
-                }
+            |loader, fs, pidns, devpts, spec, mut stdio| {
+                let console = if spec.terminal {
+                    let slave = stdio
+                        .stdin
+                        .take()
+                        .ok_or(Error::BadSpec("terminal=true without a terminal fd"))?;
+                    let tty = HostTty::console(slave);
+                    let place = TerminalPlace {
+                        devpts,
+                        console: true,
+                    };
+                    terminal_file(fs, place, &tty, spec);
+                    Some(tty)
+                } else {
+                    None
+                };
                 let target = RestoreTarget {
                     container: id.into(),
                     fs: fs.clone(),
                     pidns: pidns.clone(),
                     stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
                     devpts: Some(devpts.clone()),
+                    console: console.clone(),
                 };
                 let mut state = std::io::BufReader::new(std::fs::File::from(state));
                 let mut memory =
@@ -729,7 +744,7 @@ impl Loader {
                 Ok(Running {
                     pid: restored.init_pid,
                     tg: restored.init,
-                    tty: None,
+                    tty: console.as_ref().map(Arc::downgrade),
                 })
             },
         )?;
@@ -1089,7 +1104,11 @@ impl Loader {
             let slave = stdio
                 .stdin
                 .ok_or(Error::BadSpec("terminal=true without a terminal fd"))?;
-            let tty = HostTty::new(slave);
+            let tty = if terminal.console {
+                HostTty::console(slave)
+            } else {
+                HostTty::new(slave)
+            };
             let file = terminal_file(fs, terminal, &tty, spec);
             for fd in 0..3 {
                 fds.install_at(fd, file.clone(), false);

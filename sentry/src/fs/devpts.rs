@@ -13,7 +13,10 @@
 //! A checkpoint saves the sentry's ptys of the container's instance (mounted at
 //! `/dev/pts`) with the files that open them ([`saved_pty`]); a restore makes each pair
 //! again in the new container's instance under its number, its node with the mode and
-//! owner it had ([`PtyRestorer`]). The container's host terminal is refused by name.
+//! owner it had ([`PtyRestorer`]). The container's console (its init's host terminal) is
+//! saved too ([`saved_console`]): a restore gives it the new console, whose node the
+//! container has under the same number (the console is the first terminal of a fresh
+//! instance), with the mode and owner the old node had. An exec's host terminal is refused.
 //!
 //! # Lock order
 //! `Instance::used` is a leaf; it is released before the tmpfs directory is changed.
@@ -24,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::tmpfs::{Device, TmpFs, TmpNode};
 use crate::abi::Errno;
 use crate::memory::MemoryFile;
-use crate::tty::image::{NodeImage, PtyEnd, PtyImage};
+use crate::tty::image::{ConsoleImage, NodeImage, PtyEnd, PtyImage};
 use crate::tty::pty::{Pty, PtyOwner, SLAVE_MAJOR};
 use crate::tty::HostTty;
 use crate::vfs::{Caller, FileOps, FsContext, Inode, OpenFile, ProcessGroups, SetAttr};
@@ -288,35 +291,42 @@ impl Device for HostTerminalNode {
     }
 }
 
-/// What a checkpoint saves of `file` when it is a terminal: which end of which pty pair
-/// it opens and the path it was opened by; None for any other file.
+/// The path `file` was opened by, when it has one.
+fn opened_by(file: &OpenFile) -> Option<String> {
+    let d = file.dentry.as_ref()?;
+    Some(String::from_utf8_lossy(&d.path).into_owned())
+}
+
+/// What a checkpoint saves of `file` when it is a host terminal: the path it was opened by
+/// and the console's state; None for any other file.
 ///
 /// # Errors
-/// What makes it unsaved: the container's host terminal, a pty of another devpts mount.
+/// What makes it unsaved: an exec's host terminal, the host pty's state unreadable.
+pub fn saved_console(file: &OpenFile) -> Option<Result<(Option<String>, ConsoleImage), String>> {
+    let ops = file.ops();
+    let tty = ops.checkpoint_any()?.downcast_ref::<HostTty>()?;
+    Some(tty.saved().map(|image| (opened_by(file), image)))
+}
+
+/// What a checkpoint saves of `file` when it is a pty of the sentry's: which end of which
+/// pair it opens and the path it was opened by; None for any other file.
+///
+/// # Errors
+/// What makes it unsaved: a pty of another devpts mount, one whose node is gone.
 #[allow(clippy::type_complexity)]
 pub fn saved_pty(file: &OpenFile) -> Option<Result<(PtyEnd, Option<String>, PtyImage), String>> {
     let ops = file.ops();
-    let any = ops.checkpoint_any()?;
-    if any.downcast_ref::<HostTty>().is_some() {
-        return Some(Err(
-            "the container's terminal (a host pty the runtime provides; a restore cannot give the sandbox a terminal yet)".into(),
-        ));
-    }
     let (pty, end) = crate::tty::pty::pair_of(ops)?;
     // Opened in the container's /dev/pts (or as the caller's terminal, `/dev/tty`).
-    let d = match &file.dentry {
-        Some(d)
-            if (d.mount.fs_type == "devpts" && d.mount.path == b"/dev/pts")
-                || (end == PtyEnd::Slave && d.path == b"/dev/tty") =>
-        {
-            d
-        }
-        _ => {
-            return Some(Err(
-                "a pty of a devpts mount other than the container's /dev/pts".into(),
-            ))
-        }
-    };
+    let ours = file.dentry.as_ref().is_some_and(|d| {
+        (d.mount.fs_type == "devpts" && d.mount.path == b"/dev/pts")
+            || (end == PtyEnd::Slave && d.path == b"/dev/tty")
+    });
+    if !ours {
+        return Some(Err(
+            "a pty of a devpts mount other than the container's /dev/pts".into(),
+        ));
+    }
     let mut image = pty.saved(Arc::as_ptr(pty) as usize);
     if !image.hung_up {
         image.node = pty.node();
@@ -327,11 +337,7 @@ pub fn saved_pty(file: &OpenFile) -> Option<Result<(PtyEnd, Option<String>, PtyI
             )));
         }
     }
-    Some(Ok((
-        end,
-        Some(String::from_utf8_lossy(&d.path).into_owned()),
-        image,
-    )))
+    Some(Ok((end, opened_by(file), image)))
 }
 
 /// Makes the pty pairs of a checkpoint again in a container's devpts instance, once each
@@ -343,12 +349,16 @@ pub struct PtyRestorer {
     made: HashMap<usize, Arc<Pty>>,
     /// The pairs whose master end is open again.
     masters: BTreeSet<usize>,
+    /// The restore's console, and whether the saved one was put onto it yet.
+    console: Option<(Arc<HostTty>, bool)>,
 }
 
 impl PtyRestorer {
-    /// Pairs go into `devpts`; a hang-up signals the process groups of `groups`.
+    /// Pairs go into `devpts`, the saved console onto `console`; a hang-up signals the
+    /// process groups of `groups`.
     pub fn new(
         devpts: Option<Arc<DevPts>>,
+        console: Option<Arc<HostTty>>,
         groups: Weak<dyn ProcessGroups + Send + Sync>,
     ) -> PtyRestorer {
         PtyRestorer {
@@ -356,7 +366,60 @@ impl PtyRestorer {
             groups: Some(groups),
             made: HashMap::new(),
             masters: BTreeSet::new(),
+            console: console.map(|c| (c, false)),
         }
+    }
+
+    /// An open file of the console, opened by `path` in `fs` with `flags`: the restore's
+    /// console, onto which the saved one (`image`) is put the first time. Also returns the
+    /// console.
+    ///
+    /// # Errors
+    /// A message: the restore was given no console, or the saved one does not fit it.
+    pub fn console_file(
+        &mut self,
+        fs: &FsContext,
+        path: Option<&str>,
+        image: &ConsoleImage,
+        flags: u32,
+    ) -> Result<(Arc<OpenFile>, Arc<HostTty>), String> {
+        let groups = self
+            .groups
+            .clone()
+            .ok_or("no kernel to restore a console in")?;
+        let Some((tty, put)) = &mut self.console else {
+            return Err(
+                "the processes had a terminal (the container's console) and this restore was given none: restore with process.terminal set and a console (--console-socket)"
+                    .into(),
+            );
+        };
+        if !*put {
+            tty.restore(image, groups)?;
+            if let Some((index, node)) = image.node {
+                let devpts = self
+                    .devpts
+                    .as_ref()
+                    .ok_or("a console node, and the container has no /dev/pts of the sentry's")?;
+                devpts
+                    .root
+                    .child(index.to_string().as_bytes())
+                    .ok_or_else(|| format!("the console's node /dev/pts/{index} is gone"))?
+                    .setattr(&SetAttr {
+                        mode: Some(node.mode & 0o7777),
+                        uid: Some(node.uid),
+                        gid: Some(node.gid),
+                        ..SetAttr::default()
+                    })
+                    .map_err(|e| format!("the console's node /dev/pts/{index} ({e:?})"))?;
+            }
+            *put = true;
+        }
+        let ops: Arc<dyn FileOps> = tty.clone();
+        let file = match path.and_then(|p| fs.resolve(&Caller::kernel(), p.as_bytes()).ok()) {
+            Some(d) => OpenFile::with_dentry(ops, flags, d),
+            None => OpenFile::new(ops, flags),
+        };
+        Ok((file, tty.clone()))
     }
 
     /// The open file of `end` of the pair `image`, opened by `path` in `fs` with `flags`;

@@ -51,7 +51,9 @@
 //!   every opener, and its buffered bytes), a POSIX message queue, an inotify instance (by
 //!   index), a pidfd (the process's global PID, or that it was reaped), an end of a pty
 //!   pair of the container's `/dev/pts` (the path it was opened by and the whole pair,
-//!   [`crate::tty::image::PtyImage`], equal for every file of the pair);
+//!   [`crate::tty::image::PtyImage`], equal for every file of the pair), the container's
+//!   console (the path it was opened by and [`crate::tty::image::ConsoleImage`], equal for
+//!   every file of it);
 //! - `memfd_create` files (`memfds`, [`MemfdImage`]): name, contents, seals, mode and owner,
 //!   once each however many descriptions open them;
 //! - the interest lists of epoll instances (`epolls`, [`EpollImage`]): per item the fd
@@ -129,11 +131,20 @@
 //! the programs are in `seccomp_filters`, each distinct filter once naming the one below
 //! it, so threads and fork children share their common filters again and TSYNC still
 //! works; [`super::seccomp`]).
+//! Format 7 added the container's console (its init's host terminal, `process.terminal`:
+//! a host pty whose master went to the runtime's console socket, a `FileImage::Console`
+//! for each file of it): the termios the host pty had (ICANON, ECHO, ISIG, the control
+//! characters...), its window size, the session it controls with that session's
+//! foreground group, and its `/dev/pts` node's number, mode and owner. A restore puts
+//! them onto the console of its own invocation (a new host pty, whose master goes to the
+//! restore's console socket) and records it as its session's controlling terminal; input
+//! and output the old host pty buffered are the host's and are lost; a restore given no
+//! console is refused. The terminal of an exec'd process is refused.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
-//! `/proc`, `/proc/[pid]/ns` and sysfs files, the container's host terminal (its console: a
-//! restore cannot give the sandbox a terminal yet), a pty of a devpts mount other than the
+//! `/proc`, `/proc/[pid]/ns` and sysfs files, the host terminal of an exec'd process (its
+//! master went to that exec's caller), a pty of a devpts mount other than the
 //! container's `/dev/pts`; a task in a nested PID namespace or whose children go to another
 //! one (setns); in a nested IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
@@ -161,7 +172,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -687,6 +698,12 @@ pub enum FileImage {
         end: crate::tty::image::PtyEnd,
         path: Option<String>,
         pty: crate::tty::image::PtyImage,
+    },
+    /// The container's console, opened by `path`; its state is saved with each of its
+    /// files and put onto the restore's console ([`crate::tty::image::ConsoleImage`]).
+    Console {
+        path: Option<String>,
+        console: crate::tty::image::ConsoleImage,
     },
 }
 
@@ -1615,6 +1632,10 @@ fn file_image(
             };
         }
         FileKind::Plain(ops) => {
+            if let Some(saved) = crate::fs::devpts::saved_console(file) {
+                let (path, console) = saved.map_err(|what| unsupported(&what))?;
+                return Ok(FileImage::Console { path, console });
+            }
             if let Some(saved) = crate::fs::devpts::saved_pty(file) {
                 let (end, path, pty) = saved.map_err(|what| unsupported(&what))?;
                 return Ok(FileImage::Pty { end, path, pty });

@@ -28,7 +28,9 @@
 //!    pidfd names its process), FIFOs (reopened by path: every opener of one pipe shares
 //!    the pipe the FIFO's inode keys, with its bytes back), POSIX message queues (made
 //!    with their names before the files), pty pairs (made again under their numbers in
-//!    the container's `/dev/pts`, each the controlling terminal of the session it was),
+//!    the container's `/dev/pts`, each the controlling terminal of the session it was), the
+//!    container's console (the saved one put onto the new sandbox's, the controlling
+//!    terminal of the session it was),
 //!    inotify instances (watches re-added on the files
 //!    their paths name) and epoll instances, whose interest lists are filled once every
 //!    table is rebuilt;
@@ -103,6 +105,9 @@ pub struct RestoreTarget {
     pub stdio: [Option<OwnedFd>; 3],
     /// The container's devpts instance (`/dev/pts`), where saved ptys come back.
     pub devpts: Option<Arc<crate::fs::devpts::DevPts>>,
+    /// The new sandbox's console (a container with `process.terminal`), onto which the
+    /// saved console comes back; its node is in `devpts` already.
+    pub console: Option<Arc<crate::tty::HostTty>>,
 }
 
 /// What [`Kernel::restore`] started.
@@ -114,6 +119,18 @@ pub struct Restored {
     pub init_pid: i32,
     pub tasks: usize,
     pub processes: usize,
+}
+
+/// Records `term` as the controlling terminal of session `sid` (0: none), so that the
+/// session finds it again (`/dev/tty`, TIOCSCTTY checks).
+fn record_terminal(
+    kernel: &Kernel,
+    sid: i32,
+    term: std::sync::Weak<dyn crate::vfs::ControllingTerminal>,
+) {
+    if sid != 0 {
+        kernel.terminals.lock().unwrap().insert(sid, term);
+    }
 }
 
 fn invalid(what: impl Into<String>) -> RestoreError {
@@ -215,7 +232,11 @@ impl Kernel {
         );
         files.inotify_images = image.inotify.clone();
         let groups_of: std::sync::Weak<Kernel> = Arc::downgrade(self);
-        files.ptys = crate::fs::devpts::PtyRestorer::new(target.devpts.clone(), groups_of);
+        files.ptys = crate::fs::devpts::PtyRestorer::new(
+            target.devpts.clone(),
+            target.console.clone(),
+            groups_of,
+        );
         files.memfds = memfds.map_err(invalid)?;
         files.nets = namespaces.net.clone();
         let tables = image
@@ -1130,15 +1151,15 @@ impl Files {
                     .ptys
                     .file(fs, *end, path.as_deref(), pty, f.flags)
                     .map_err(|e| RestoreError::Unsupported(format!("fd {}: {e}", f.fd)))?;
-                // The session it controls finds it again (`/dev/tty`, TIOCSCTTY checks).
-                let sid = pair.controlled_session();
-                if sid != 0 {
-                    kernel
-                        .terminals
-                        .lock()
-                        .unwrap()
-                        .insert(sid, pair.weak_terminal());
-                }
+                record_terminal(kernel, pair.controlled_session(), pair.weak_terminal());
+                Ok(file)
+            }
+            FileImage::Console { path, console } => {
+                let (file, tty) = self
+                    .ptys
+                    .console_file(fs, path.as_deref(), console, f.flags)
+                    .map_err(|e| RestoreError::Unsupported(format!("fd {}: {e}", f.fd)))?;
+                record_terminal(kernel, console.session, tty.weak_terminal());
                 Ok(file)
             }
             FileImage::Mqueue { queue } => {

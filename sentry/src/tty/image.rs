@@ -10,8 +10,14 @@
 //! size, the line discipline's buffers in both directions (input ready for the slave,
 //! the line being edited, raw input not yet processed, output for the master, the output
 //! column), the session the pair controls with its foreground group, and the slave node's
-//! mode and owner. The host terminal the sandbox may be given (its console, a
-//! [`super::HostTty`]) is not a pair of the sentry's and has no image.
+//! mode and owner.
+//!
+//! The container's console (a [`super::HostTty`]: the slave of a host pty whose master
+//! went to the runtime's console socket) is no pair of the sentry's: its line discipline
+//! is the host's. Its image ([`ConsoleImage`]) is what a restore puts onto the console of
+//! its own invocation: the termios and window size read from the host pty, the session
+//! it controls with the foreground group, and its `/dev/pts` node. Input and output the
+//! host pty buffered are the host's and are not saved.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +51,21 @@ pub struct PtyImage {
     pub ldisc: LdiscImage,
     /// The slave node `/dev/pts/N` while the pair is not hung up.
     pub node: Option<NodeImage>,
+}
+
+/// The container's console, saved with every open file of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleImage {
+    /// Read from the host pty (the host's line discipline keeps them).
+    pub termios: TermiosImage,
+    /// Rows, columns, x and y pixels.
+    pub winsize: [u16; 4],
+    /// The session it controls (global ID; 0: none) and its foreground process group.
+    pub session: i32,
+    pub foreground: i32,
+    /// Its node `/dev/pts/N` of the container's devpts: the number, mode and owner (None:
+    /// it had no node).
+    pub node: Option<(u32, NodeImage)>,
 }
 
 /// The slave node's permission bits and owner.

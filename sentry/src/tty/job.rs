@@ -72,10 +72,15 @@ impl Job {
     /// Job control as a checkpoint saved it: `state`, hung up through `groups` (the
     /// restored kernel's) when it controls a session.
     pub fn restored(state: JobState, groups: Weak<dyn ProcessGroups + Send + Sync>) -> Job {
-        Job {
-            state: Mutex::new(state),
-            groups: Mutex::new((state.session != 0).then_some(groups)),
-        }
+        let job = Job::default();
+        job.put_back(state, groups);
+        job
+    }
+
+    /// Puts back job control as a checkpoint saved it (see [`Job::restored`]).
+    pub fn put_back(&self, state: JobState, groups: Weak<dyn ProcessGroups + Send + Sync>) {
+        *self.state.lock().unwrap() = state;
+        *self.groups.lock().unwrap() = (state.session != 0).then_some(groups);
     }
 
     /// The leader of the session this terminal controls exited: the session loses it, and

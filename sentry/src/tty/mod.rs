@@ -15,6 +15,12 @@
 //! the pty runc makes inside the container does): the node's owner learns through
 //! [`pty::PtyOwner`] when the terminal is gone, as for the sentry's own ptys.
 //!
+//! A checkpoint saves the container's console (the init process's host terminal) as a
+//! [`image::ConsoleImage`] ([`HostTty::saved`]); a restore puts it onto the console of its
+//! own invocation, a new host pty ([`HostTty::restore`]). The host terminal of an exec'd
+//! process has no image: its master went to that exec's caller, whom a restore cannot
+//! reach.
+//!
 //! [`DevTty`] is `/dev/tty`: opening it opens the caller's controlling terminal.
 //!
 //! Layer: above `vfs` (a terminal is a file), below the filesystems (devpts makes ptys)
@@ -49,6 +55,8 @@ pub struct HostTty {
     host: HostFile,
     job: Job,
     me: Weak<HostTty>,
+    /// The container's console (its init's terminal), which a checkpoint saves.
+    console: bool,
     /// The devpts node standing for this terminal, if any: its filesystem and number, told
     /// when the terminal is gone (the last open file closed).
     node: OnceLock<(Weak<dyn PtyOwner>, u32)>,
@@ -73,14 +81,145 @@ impl std::fmt::Debug for HostTty {
 }
 
 impl HostTty {
-    /// Wraps the host terminal `fd` (donated to the sandbox).
+    /// Wraps the host terminal `fd` (donated to the sandbox) of an exec'd process.
     pub fn new(fd: OwnedFd) -> Arc<HostTty> {
+        Self::wrap(fd, false)
+    }
+
+    /// Wraps the host terminal `fd` that is the container's console (its init's).
+    pub fn console(fd: OwnedFd) -> Arc<HostTty> {
+        Self::wrap(fd, true)
+    }
+
+    fn wrap(fd: OwnedFd, console: bool) -> Arc<HostTty> {
         Arc::new_cyclic(|me| HostTty {
             host: HostFile::donated(fd),
             job: Job::default(),
             me: me.clone(),
+            console,
             node: OnceLock::new(),
         })
+    }
+
+    /// The number of its devpts node, if it has one.
+    pub fn node_index(&self) -> Option<u32> {
+        self.node.get().map(|(_, index)| *index)
+    }
+
+    /// What a checkpoint saves of the console: the host pty's termios and window size, the
+    /// session it controls and its node.
+    ///
+    /// # Errors
+    /// A message: not the container's console (an exec's terminal), the host pty's
+    /// termios unreadable.
+    pub fn saved(&self) -> Result<image::ConsoleImage, String> {
+        if !self.console {
+            return Err(
+                "the terminal of an exec'd process (its host pty's master went to that exec's caller, whom a restore cannot reach)"
+                    .into(),
+            );
+        }
+        let termios = self
+            .host_termios()
+            .map_err(|e| format!("the console's termios ({e:?})"))?;
+        let ws = rustix::termios::tcgetwinsize(self.host.as_fd())
+            .map_err(|e| format!("the console's window size ({e})"))?;
+        let job = self.job.state();
+        let node = self.node.get().and_then(|(owner, index)| {
+            let node = owner.upgrade()?.node(*index)?;
+            Some((*index, node))
+        });
+        Ok(image::ConsoleImage {
+            termios: image::TermiosImage::from(&termios),
+            winsize: [ws.ws_row, ws.ws_col, ws.ws_xpixel, ws.ws_ypixel],
+            session: job.session,
+            foreground: job.foreground,
+            node,
+        })
+    }
+
+    /// Puts the saved console `image` onto this one, a new host pty given to the restored
+    /// sandbox: its termios and window size go to the host pty, the session and foreground
+    /// group to its job control (hung up through `groups`, the restored kernel's).
+    ///
+    /// # Errors
+    /// A message: this is not a console, the image's node number differs from this one's,
+    /// the host pty refused the settings.
+    pub fn restore(
+        &self,
+        image: &image::ConsoleImage,
+        groups: Weak<dyn ProcessGroups + Send + Sync>,
+    ) -> Result<(), String> {
+        if !self.console {
+            return Err("the console put onto a terminal that is not one".into());
+        }
+        let index = image.node.map(|(index, _)| index);
+        if index != self.node_index() {
+            return Err(format!(
+                "the console was /dev/pts/{}, the new one is /dev/pts/{}",
+                fmt_index(index),
+                fmt_index(self.node_index())
+            ));
+        }
+        let termios = image.termios.termios()?;
+        self.set_host_termios(&termios, SetArg::TCSANOW)
+            .map_err(|e| format!("setting the console's termios ({e:?})"))?;
+        let ws = image::winsize(image.winsize);
+        rustix::termios::tcsetwinsize(
+            self.host.as_fd(),
+            rustix::termios::Winsize {
+                ws_row: ws.row,
+                ws_col: ws.col,
+                ws_xpixel: ws.xpixel,
+                ws_ypixel: ws.ypixel,
+            },
+        )
+        .map_err(|e| format!("setting the console's window size ({e})"))?;
+        let state = job::JobState {
+            session: image.session,
+            foreground: image.foreground,
+            by_master: false,
+        };
+        self.job.put_back(state, groups);
+        Ok(())
+    }
+
+    /// The terminal it is, for the kernel's record of the session it controls.
+    pub fn weak_terminal(&self) -> Weak<dyn ControllingTerminal> {
+        let w: Weak<dyn ControllingTerminal> = self.me.clone();
+        w
+    }
+
+    fn host_termios(&self) -> Result<Termios, Errno> {
+        let raw: libc::termios = termios::tcgetattr(self.host.as_fd())
+            .map_err(|_| Errno::ENOTTY)?
+            .into();
+        let mut cc = [0; 19];
+        let n = cc.len();
+        cc.copy_from_slice(&raw.c_cc[..n]);
+        Ok(Termios {
+            iflag: raw.c_iflag,
+            oflag: raw.c_oflag,
+            cflag: raw.c_cflag,
+            lflag: raw.c_lflag,
+            line: raw.c_line,
+            cc,
+        })
+    }
+
+    /// Sets the host pty's termios to `new` (the control characters it has; the host's
+    /// others are kept).
+    fn set_host_termios(&self, new: &Termios, when: SetArg) -> Result<(), Errno> {
+        let current = termios::tcgetattr(self.host.as_fd()).map_err(|_| Errno::ENOTTY)?;
+        let mut raw: libc::termios = current.into();
+        raw.c_iflag = new.iflag;
+        raw.c_oflag = new.oflag;
+        raw.c_cflag = new.cflag;
+        raw.c_lflag = new.lflag;
+        raw.c_line = new.line;
+        raw.c_cc[..new.cc.len()].copy_from_slice(&new.cc);
+        termios::tcsetattr(self.host.as_fd(), when, &raw.into())?;
+        Ok(())
     }
 
     /// Records that node `index` of `owner` (a devpts instance) stands for this terminal;
@@ -102,15 +241,7 @@ impl HostTty {
 
     fn set_termios(&self, t: &mut dyn Context, arg: u64, when: SetArg) -> SysResult {
         let new: Termios = t.mm().read_obj(UserAddr(arg))?;
-        let current = termios::tcgetattr(self.host.as_fd()).map_err(|_| Errno::ENOTTY)?;
-        let mut raw: libc::termios = current.into();
-        raw.c_iflag = new.iflag;
-        raw.c_oflag = new.oflag;
-        raw.c_cflag = new.cflag;
-        raw.c_lflag = new.lflag;
-        raw.c_line = new.line;
-        raw.c_cc[..new.cc.len()].copy_from_slice(&new.cc);
-        termios::tcsetattr(self.host.as_fd(), when, &raw.into())?;
+        self.set_host_termios(&new, when)?;
         Ok(0)
     }
 
@@ -131,6 +262,10 @@ impl HostTty {
         }
         Ok(0)
     }
+}
+
+fn fmt_index(index: Option<u32>) -> String {
+    index.map_or_else(|| "(none)".into(), |i| i.to_string())
 }
 
 impl ControllingTerminal for HostTty {
@@ -228,6 +363,46 @@ mod tests {
                 by_master: false,
             }
         );
+    }
+
+    struct NoGroups;
+
+    impl ProcessGroups for NoGroups {
+        fn signal_process_group(&self, _pgid: i32, _signo: i32) {}
+    }
+
+    #[test]
+    fn console_moves_onto_a_new_pty() {
+        let old = nix::pty::openpty(None, None).unwrap();
+        let tty = HostTty::console(old.slave);
+        let mut t: libc::termios = termios::tcgetattr(tty.host.as_fd()).unwrap().into();
+        t.c_lflag &= !(libc::ICANON | libc::ECHO);
+        t.c_cc[libc::VMIN] = 3;
+        termios::tcsetattr(tty.host.as_fd(), SetArg::TCSANOW, &t.into()).unwrap();
+        let size = rustix::termios::Winsize {
+            ws_row: 33,
+            ws_col: 101,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(tty.host.as_fd(), size).unwrap();
+        tty.set_controlling(7, 9);
+        let image = tty.saved().unwrap();
+        assert_eq!(image.winsize, [33, 101, 0, 0]);
+        assert_eq!((image.session, image.foreground, image.node), (7, 9, None));
+
+        let new = nix::pty::openpty(None, None).unwrap();
+        let again = HostTty::console(new.slave);
+        let groups = || -> Weak<dyn ProcessGroups + Send + Sync> { Weak::<NoGroups>::new() };
+        again.restore(&image, groups()).unwrap();
+        assert_eq!(again.saved().unwrap(), image);
+        let lflag = termios::tcgetattr(again.host.as_fd()).unwrap().local_flags;
+        assert!(!lflag.contains(termios::LocalFlags::ICANON | termios::LocalFlags::ECHO));
+
+        // An exec's terminal is not saved, and a console cannot move onto one.
+        let exec = HostTty::new(nix::pty::openpty(None, None).unwrap().slave);
+        assert!(exec.saved().is_err());
+        assert!(exec.restore(&image, groups()).is_err());
     }
 }
 
