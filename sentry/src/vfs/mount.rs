@@ -688,7 +688,9 @@ impl MountNamespace {
         self.mounts.read().unwrap().values().map(Vec::len).sum()
     }
 
-    /// Changes the propagation of `m` (and with `recursive` of every mount on it).
+    /// Changes the propagation of `m` (and with `recursive` of every mount on it). When the
+    /// last mount of a peer group leaves it, the group's slaves become slaves of that mount's
+    /// master (none if it had none), as Linux's.
     pub fn set_propagation(&self, m: &Mount, kind: Propagation, recursive: bool) {
         let mut ids = vec![m.id];
         if recursive {
@@ -712,14 +714,26 @@ impl MountNamespace {
                     (0, if peers { x.group } else { x.master })
                 }
             };
-            let mut nx = x.relocated(x.path.clone(), x.parent);
-            nx.group = group;
-            nx.master = master;
-            if let Some(slot) = mounts
-                .get_mut(&x.path)
-                .and_then(|v| v.iter_mut().find(|y| y.id == id))
-            {
-                *slot = Arc::new(nx);
+            let last_of_group = x.group != 0
+                && group != x.group
+                && !mounts
+                    .values()
+                    .flatten()
+                    .any(|p| p.id != x.id && p.group == x.group);
+            for stack in mounts.values_mut() {
+                for slot in stack.iter_mut() {
+                    if slot.id == id {
+                        let mut nx = x.relocated(x.path.clone(), x.parent);
+                        nx.group = group;
+                        nx.master = master;
+                        *slot = Arc::new(nx);
+                    } else if last_of_group && slot.master == x.group {
+                        // The group is gone: its slaves receive from its master instead.
+                        let mut ny = slot.relocated(slot.path.clone(), slot.parent);
+                        ny.master = x.master;
+                        *slot = Arc::new(ny);
+                    }
+                }
             }
         }
     }
