@@ -12,8 +12,11 @@
 //! to `cgroup.procs` of the common ancestor of its old and new cgroup, with the credentials
 //! the file was opened with.
 //!
+//! A mount made inside a cgroup namespace is rooted at the namespace's cgroup.
+//!
 //! Not offered: threaded cgroups (`cgroup.threads` is read-only, `cgroup.type` stays
-//! `domain`), cgroup namespaces, the freezer, io/cpuset controllers; memory and CPU limits are
+//! `domain`), `nsdelegate`'s delegation boundaries (the option is accepted and not shown),
+//! the freezer, io/cpuset controllers; memory and CPU limits are
 //! recorded, not enforced. The event files (`cgroup.events`, `pids.events[.local]`) announce
 //! changes as Linux's: POLLPRI|POLLERR until read again, and IN_MODIFY.
 
@@ -296,16 +299,14 @@ impl CgroupFs {
     }
 }
 
-/// The root directory of a new `cgroup2` mount: the hierarchy's root.
-pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
+/// The root directory of a new `cgroup2` mount: `root`, the hierarchy's root or that of
+/// the mounter's cgroup namespace.
+pub fn new_root(kernel: &Arc<Kernel>, root: Arc<Cgroup>) -> Arc<dyn Inode> {
     let fs = Arc::new(CgroupFs {
         kernel: Arc::downgrade(kernel),
         dev: kernel.cgroups.dev,
     });
-    Arc::new(CgDir {
-        fs,
-        cg: kernel.cgroups.root().clone(),
-    })
+    Arc::new(CgDir { fs, cg: root })
 }
 
 /// The cgroup a directory of a `cgroup2` mount is (clone3's CLONE_INTO_CGROUP takes one by

@@ -24,8 +24,8 @@ mod net;
 use std::any::Any;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::abi::{Errno, SysResult};
 use crate::abi::{RELEASE, VERSION};
@@ -33,6 +33,7 @@ use crate::auth::Creds;
 use crate::fs::synth::{
     BytesFile, Generator, SynthControl, SynthDir, SynthFile, SynthFs, SynthLink,
 };
+use crate::kernel::cgroup::{self, Cgroup};
 use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
 use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
 use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
@@ -45,8 +46,8 @@ use crate::mm::usermem::{IoSrc, UserAddr};
 use crate::mm::VmaKind;
 use crate::vfs::inode::MagicTarget;
 use crate::vfs::{
-    Caller, Context, DirEntry, FileOps, FileType, FsStats, Inode, IoDst, MountNamespace, OpenFile,
-    Stat,
+    rebase, Caller, Context, DirEntry, FileOps, FileType, FsContext, FsStats, Inode, IoDst, Mount,
+    MountNamespace, OpenFile, Stat,
 };
 
 /// PROC_SUPER_MAGIC.
@@ -694,33 +695,34 @@ impl PidNode {
             PidFile::Maps => snap
                 .view
                 .as_ref()
-                .map(maps_text)
+                .map(|v| maps_text(v, &reader_root(&snap.kernel, cx)))
                 .unwrap_or_default()
                 .into_bytes(),
             PidFile::SmapsRollup => smaps_rollup_text(&snap).into_bytes(),
             PidFile::Smaps => snap
                 .view
                 .as_ref()
-                .map(smaps_text)
+                .map(|v| smaps_text(v, &reader_root(&snap.kernel, cx)))
                 .unwrap_or_default()
                 .into_bytes(),
             PidFile::Limits => limits_text(&snap.tg).into_bytes(),
             PidFile::Mounts => snap
                 .view
                 .as_ref()
-                .map(|v| mounts_text(&v.fs.ns))
+                .map(|v| mounts_text(&v.fs))
                 .unwrap_or_default()
                 .into_bytes(),
             PidFile::MountInfo => snap
                 .view
                 .as_ref()
-                .map(|v| mountinfo_text(&v.fs.ns))
+                .map(|v| mountinfo_text(&v.fs, &reader_cgroup_root(&snap.kernel, cx)))
                 .unwrap_or_default()
                 .into_bytes(),
             PidFile::Cgroup => {
                 let cg = snap.kernel.cgroups.of(&snap.tg);
                 let deleted = if cg.is_deleted() { " (deleted)" } else { "" };
-                format!("0::{}{deleted}\n", cg.path).into_bytes()
+                let root = reader_cgroup_root(&snap.kernel, cx);
+                format!("0::{}{deleted}\n", cg.path_from(&root)).into_bytes()
             }
             // No OOM killer weighs processes in the sandbox: every badness is 0.
             PidFile::OomScore => b"0\n".to_vec(),
@@ -856,11 +858,11 @@ impl Inode for PidNode {
             }
             Node::Fd(fd) => {
                 let (f, _) = self.open_file(cx, fd)?;
-                Ok(file_name(&f))
+                Ok(self.seen_by(cx, file_name(&f)))
             }
             Node::Link(l) => match self.link_target(cx, l)? {
-                MagicTarget::Path(d) => Ok(d.path.clone()),
-                MagicTarget::File(f) => Ok(file_name(&f)),
+                MagicTarget::Path(d) => Ok(self.seen_by(cx, d.path.clone())),
+                MagicTarget::File(f) => Ok(self.seen_by(cx, file_name(&f))),
             },
             _ => Err(Errno::EINVAL),
         }
@@ -906,6 +908,19 @@ impl Inode for PidNode {
                         contents: BytesFile::new(data, Inode::stat(self)?),
                     }));
                 }
+                if let (PidFile::Mounts | PidFile::MountInfo, Some(view)) =
+                    (f, self.snapshot()?.view)
+                {
+                    let ns = view.fs.ns.clone();
+                    return Ok(Arc::new(MountsFile {
+                        node: self.child(self.node),
+                        file: f,
+                        seen: AtomicU64::new(ns.event()),
+                        ns,
+                        data: Mutex::new(data),
+                        st: Inode::stat(self)?,
+                    }));
+                }
                 data
             }
         };
@@ -941,7 +956,7 @@ impl PidNode {
     fn namespace(&self, cx: &Caller, i: usize) -> Result<NsRef, Errno> {
         let (snap, view) = self.view(cx)?;
         Ok(match NAMESPACES[i] {
-            "cgroup" => NsRef::Cgroup,
+            "cgroup" => NsRef::Cgroup(view.ns.cgroup),
             "ipc" => NsRef::Ipc(view.ns.ipc),
             "mnt" => NsRef::Mnt(view.fs.ns.clone()),
             "net" => NsRef::Net(view.ns.net),
@@ -968,6 +983,15 @@ impl PidNode {
         )))
     }
 
+    /// The absolute sandbox path `path` as the reader `cx` names it (Linux's d_path from
+    /// the reader's root): below its root, from there; elsewhere (unreachable) unchanged.
+    fn seen_by(&self, cx: &Caller, path: Vec<u8>) -> Vec<u8> {
+        match self.kernel.upgrade() {
+            Some(k) => from_root(path, &reader_root(&k, cx)),
+            None => path,
+        }
+    }
+
     fn link_target(&self, cx: &Caller, l: PidLink) -> Result<MagicTarget, Errno> {
         let (snap, view) = self.view(cx)?;
         Ok(MagicTarget::Path(match l {
@@ -982,6 +1006,72 @@ impl PidNode {
                 .clone()
                 .ok_or(Errno::ENOENT)?,
         }))
+    }
+}
+
+/// An open `/proc/[pid]/mounts` or `mountinfo`: generated again when read from the start
+/// (as Linux's seq_file), and pollable: POLLPRI|POLLERR once the mount namespace it was
+/// opened in changed since the poll that last said so (that poll consumes the event).
+struct MountsFile {
+    node: Arc<PidNode>,
+    file: PidFile,
+    ns: Arc<MountNamespace>,
+    /// The namespace's event count the last report (or the open) saw.
+    seen: AtomicU64,
+    /// What the last read from the start generated.
+    data: Mutex<Vec<u8>>,
+    st: Stat,
+}
+
+impl FileOps for MountsFile {
+    fn read(
+        &self,
+        t: &mut dyn Context,
+        _f: &OpenFile,
+        dst: &mut dyn IoDst,
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        let off = off.unwrap_or(0);
+        let mut data = self.data.lock().unwrap();
+        if off == 0 {
+            *data = self.node.generate(&Caller::of(t), self.file)?;
+        }
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
+        let n = dst.remaining().min(data.len() - start);
+        dst.copy_from(&data[start..start + n])
+    }
+
+    fn write(
+        &self,
+        _t: &mut dyn Context,
+        _f: &OpenFile,
+        _src: &mut dyn IoSrc,
+        _off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.st)
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn pollable(&self) -> bool {
+        true
+    }
+
+    fn readiness(&self) -> u32 {
+        let now = self.ns.event();
+        let changed = self.seen.swap(now, Ordering::AcqRel) != now;
+        let base = (libc::POLLIN | libc::POLLRDNORM) as u32;
+        if changed {
+            base | (libc::POLLPRI | libc::POLLERR) as u32
+        } else {
+            base
+        }
     }
 }
 
@@ -1482,7 +1572,8 @@ fn cpu_list(cpus: &[usize]) -> String {
     parts.join(",")
 }
 
-fn maps_text(v: &TaskView) -> String {
+/// `/proc/[pid]/maps`, file names seen from the reader's root `root`.
+fn maps_text(v: &TaskView, root: &[u8]) -> String {
     let mut s = String::new();
     for m in v.mm.maps() {
         let name = match &m.kind {
@@ -1491,7 +1582,9 @@ fn maps_text(v: &TaskView) -> String {
             VmaKind::Anon => String::new(),
             VmaKind::Heap => "[heap]".into(),
             VmaKind::Stack => "[stack]".into(),
-            VmaKind::Named(n) => n.clone(),
+            VmaKind::Named(n) => {
+                String::from_utf8_lossy(&from_root(n.clone().into_bytes(), root)).into_owned()
+            }
         };
         // Device as major:minor in hex (the glibc encoding of dev_t).
         let (major, minor) = (libc::major(m.dev), libc::minor(m.dev));
@@ -1518,8 +1611,8 @@ fn maps_text(v: &TaskView) -> String {
 /// `/proc/[pid]/smaps`: each mapping's `maps` line, its sizes and its `VmFlags`. Pages are
 /// never shared between address spaces in the sentry's accounting (copy-on-write pages
 /// count for each), so the resident pages of a mapping are its private ones.
-fn smaps_text(v: &TaskView) -> String {
-    let maps_lines = maps_text(v);
+fn smaps_text(v: &TaskView, root: &[u8]) -> String {
+    let maps_lines = maps_text(v, root);
     let mut out = String::new();
     for (m, line) in v.mm.maps().iter().zip(maps_lines.lines()) {
         let size = (m.end - m.start) / 1024;
@@ -1661,6 +1754,37 @@ fn limits_text(tg: &ThreadGroup) -> String {
     s
 }
 
+/// The path of the reader's root directory (`/` unless it chrooted; the sentry's is `/`).
+fn reader_root(k: &Kernel, cx: &Caller) -> Vec<u8> {
+    cx.task
+        .and_then(|t| k.tree().tasks.get(&t.tid).cloned())
+        .and_then(|h| {
+            h.view
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|v| v.fs.root().path.clone())
+        })
+        .unwrap_or_else(|| b"/".to_vec())
+}
+
+/// `path` (absolute in the sandbox) seen from the root directory `root`: rebased when at or
+/// below it, else unchanged (Linux shows an unreachable path from the namespace root).
+fn from_root(path: Vec<u8>, root: &[u8]) -> Vec<u8> {
+    if root == b"/" || !path.starts_with(b"/") {
+        return path;
+    }
+    rebase(&path, root, b"/").unwrap_or(path)
+}
+
+/// The root of the reader's cgroup namespace (paths of cgroups are shown from it); the
+/// hierarchy's root for the sentry itself.
+fn reader_cgroup_root(k: &Kernel, cx: &Caller) -> Arc<Cgroup> {
+    cx.task
+        .and_then(|t| k.namespaces_of(t.tid))
+        .map_or_else(|| k.cgroups.root().clone(), |ns| (*ns.cgroup).clone())
+}
+
 /// Octal-escapes what would break `/proc/mounts` fields (space, tab, newline, backslash).
 fn mangle(path: &[u8]) -> String {
     let mut s = String::new();
@@ -1675,14 +1799,33 @@ fn mangle(path: &[u8]) -> String {
     s
 }
 
-fn mounts_text(ns: &MountNamespace) -> String {
+/// The mounts of the namespace of `fs` its root reaches, each with its mountpoint seen
+/// from that root (Linux skips the others).
+fn mounts_seen_from(fs: &FsContext) -> Vec<(Arc<Mount>, Vec<u8>)> {
+    let root = fs.root().path.clone();
+    fs.ns
+        .mounts()
+        .into_iter()
+        .filter_map(|m| {
+            let at = if root == b"/" {
+                m.path.clone()
+            } else {
+                rebase(&m.path, &root, b"/")?
+            };
+            Some((m, at))
+        })
+        .collect()
+}
+
+/// `/proc/[pid]/mounts` of the process whose filesystem context is `fs`.
+fn mounts_text(fs: &FsContext) -> String {
     let mut s = String::new();
-    for m in ns.mounts() {
+    for (m, at) in mounts_seen_from(fs) {
         let _ = writeln!(
             s,
             "{} {} {} {}{} 0 0",
             m.source,
-            mangle(&m.path),
+            mangle(&at),
             m.fs_type,
             m.options(),
             m.fs_options
@@ -1691,10 +1834,11 @@ fn mounts_text(ns: &MountNamespace) -> String {
     s
 }
 
-fn mountinfo_text(ns: &MountNamespace) -> String {
-    let mounts = ns.mounts();
+/// `/proc/[pid]/mountinfo` of the process whose filesystem context is `fs`; a `cgroup2`
+/// mount's root is shown from `cgroup_root`, the reader's cgroup namespace root, as Linux's.
+fn mountinfo_text(fs: &FsContext, cgroup_root: &Cgroup) -> String {
     let mut s = String::new();
-    for m in &mounts {
+    for (m, at) in mounts_seen_from(fs) {
         // The namespace's root shows itself as its parent.
         let parent = if m.parent == 0 { m.id } else { m.parent };
         let dev = m.root.stat().map_or(0, |st| st.dev);
@@ -1702,12 +1846,18 @@ fn mountinfo_text(ns: &MountNamespace) -> String {
             ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
             (dev & 0xff) | ((dev >> 12) & !0xff),
         );
+        let root_path = if m.fs_type == "cgroup2" {
+            let path = String::from_utf8_lossy(&m.root_path);
+            cgroup::path_from(&path, &cgroup_root.path).into_bytes()
+        } else {
+            m.root_path.clone()
+        };
         let _ = writeln!(
             s,
             "{} {parent} {major}:{minor} {} {} {}{} - {} {} {}",
             m.id,
-            mangle(&m.root_path),
-            mangle(&m.path),
+            mangle(&root_path),
+            mangle(&at),
             m.options(),
             m.optional_fields(),
             m.fs_type,
@@ -1871,6 +2021,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
                     &fs,
                     vec![
                         ("file-max", fixed("9223372036854775807\n")),
+                        ("mount-max", fixed(&format!("{}\n", crate::vfs::MOUNT_MAX))),
                         ("nr_open", fixed("1048576\n")),
                         ("pipe-max-size", fixed("1048576\n")),
                     ],

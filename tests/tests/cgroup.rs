@@ -49,3 +49,43 @@ fn cgroup2_hierarchy_limits_and_moves_processes() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+/// cgroup namespaces: unshare(CLONE_NEWCGROUP) roots one at the caller's cgroup;
+/// `/proc/PID/cgroup` is relative to the reader's root (`/../a` for a sibling); a cgroup2
+/// mount made inside is rooted there (mountinfo root `/` inside, the real path from the
+/// initial namespace, `/../..` for the full hierarchy seen from inside); setns returns to
+/// the initial namespace; clone(CLONE_NEWCGROUP) starts at `/`. Sandbox only, for the
+/// reason above; the lines are Linux's (gVisor's cgroup2 suite checks them natively).
+#[test]
+fn cgroup_namespaces_root_paths_at_the_creators_cgroup() {
+    let Some(p) = program_str("cgroup_ns") else {
+        return;
+    };
+    let out = run_sandbox(&[&p], &[]);
+    let text = out.stdout_text();
+    assert_eq!(out.status, 0, "{text}{}", out.stderr_text());
+    let expect = [
+        "park in t/a: 0\n",
+        "enter t/b: 0\n",
+        "unshare: 0\n",
+        "self inside: /\n",
+        "sibling seen from inside: /../a\n",
+        "move to sub: 0\n",
+        "self in sub: /sub\n",
+        "mount inside: 0\n",
+        "its root has cgroup.type: 1\n",
+        "its root has sub: 1\n",
+        "mountinfo root inside: /\n",
+        "full hierarchy seen from inside: /../..\n",
+        "setns back: 0\n",
+        "self after setns: /t/b/sub\n",
+        "mountinfo root after setns: /t/b\n",
+        "unshare child: 0\n",
+        "clone child: /\n",
+        "clone child: 0\n",
+        "done\n",
+    ];
+    for line in expect {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

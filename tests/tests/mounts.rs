@@ -91,3 +91,30 @@ fn mount_propagation_matches_native() {
         ],
     );
 }
+
+/// What a process sees of mounts: mountinfo, mounts, fd links and maps relative to its chroot
+/// (mounts outside it left out), POLLPRI|POLLERR on an open mountinfo after a mount, remount
+/// and umount (consumed by the poll), and MNT_LOCKED mounts in a new user and mount
+/// namespace: EINVAL for an umount alone and a plain bind over them, EPERM for clearing a
+/// locked flag (of a bind of them too), a recursive bind taking them along, and pivot_root
+/// refusing a locked new root.
+#[test]
+fn mount_views_match_native() {
+    assert_same_program(
+        "mount_views",
+        &[],
+        &[
+            "chroot mountinfo: 2 lines, 0 naming the chroot's path",
+            "fd link in chroot: /file",
+            "chroot maps: 0 naming the chroot's path, /file shown: 1",
+            "poll after mount: 0xa",
+            "poll again: 0",
+            "umount a locked mount: -1 EINVAL",
+            "clear its read-only flag: -1 EPERM",
+            "plain bind over locked mounts: -1 EINVAL",
+            "b/sub is a mount: 1",
+            "clear the bind's read-only flag: -1 EPERM",
+            "pivot_root onto a locked mount: -1 EINVAL",
+        ],
+    );
+}

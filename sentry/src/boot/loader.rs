@@ -1267,7 +1267,7 @@ fn container_filesystem(
     // runtimes size themselves from it), as gVisor provides.
     fs.ns.mount(
         b"/sys/fs/cgroup",
-        crate::cgroupfs::new_root(kernel),
+        crate::cgroupfs::new_root(kernel, kernel.cgroups.root().clone()),
         "cgroup2",
         "cgroup2",
         false,

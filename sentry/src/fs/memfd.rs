@@ -42,6 +42,8 @@ impl MemfdFs {
             parent: 0,
             group: 0,
             master: 0,
+            locked: false,
+            locked_flags: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

@@ -7,6 +7,10 @@
 //! resident memory of the member processes; limits recorded, not enforced) and `pids` (the
 //! number of tasks, enforced on fork and clone with EAGAIN, as Linux).
 //!
+//! A cgroup namespace ([`CgroupNs`]) is a cgroup taken as the root: `/proc/[pid]/cgroup`
+//! and mountinfo show paths from the reader's namespace root ([`Cgroup::path_from`]), and
+//! `mount -t cgroup2` inside it mounts that cgroup.
+//!
 //! Membership is per process (every cgroup is a domain cgroup; threaded cgroups are not
 //! offered). A process records its group and how many of its threads it charged there
 //! ([`Membership`]); a process created by the Loader starts in the root.
@@ -19,9 +23,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::ns::{CgroupNs, Ns, INITIAL_CGROUP_INODE};
 use super::usage::CpuTimes;
 use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
+use crate::auth::UserNs;
 use crate::vfs::inotify::FsNotify;
 
 /// The `cpu` controller.
@@ -71,6 +77,27 @@ pub fn ino(id: u64, slot: u64) -> u64 {
     id * 64 + slot
 }
 
+/// The cgroup path `path` as seen from a cgroup namespace rooted at the cgroup `root`
+/// (Linux's `cgroup_path_ns`): below the root, the path from it; elsewhere one `/..` per
+/// step up from the root to the common ancestor, then the way down (`/../sibling`).
+pub fn path_from(path: &str, root: &str) -> String {
+    let mine: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let theirs: Vec<&str> = root.split('/').filter(|c| !c.is_empty()).collect();
+    let common = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+    let mut out = String::new();
+    for _ in common..theirs.len() {
+        out.push_str("/..");
+    }
+    for c in &mine[common..] {
+        out.push('/');
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 /// One cgroup as its members and open files hold it: identity that never changes.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -88,6 +115,11 @@ pub struct Cgroup {
 impl Cgroup {
     pub fn is_root(&self) -> bool {
         self.ancestors.is_empty()
+    }
+
+    /// Its path as seen from a cgroup namespace rooted at `root` ([`path_from`]).
+    pub fn path_from(&self, root: &Cgroup) -> String {
+        path_from(&self.path, &root.path)
     }
 
     /// Whether `other` is this cgroup or one of its descendants.
@@ -203,6 +235,8 @@ pub struct State {
 /// The kernel's cgroup hierarchy.
 pub struct Hierarchy {
     root: Arc<Cgroup>,
+    /// The initial cgroup namespace, rooted at `root`.
+    initial_ns: Arc<CgroupNs>,
     inner: Mutex<State>,
     /// The device number of every mount of it (Linux's one superblock).
     pub dev: u64,
@@ -231,6 +265,7 @@ impl Hierarchy {
         let mut nodes = HashMap::new();
         nodes.insert(1, Node::new(root.clone(), None));
         Hierarchy {
+            initial_ns: Ns::with_inode(root.clone(), UserNs::initial(), INITIAL_CGROUP_INODE),
             root,
             inner: Mutex::new(State { nodes, next_id: 2 }),
             dev: crate::fs::anon_dev(),
@@ -413,6 +448,11 @@ impl State {
 impl Hierarchy {
     pub fn root(&self) -> &Arc<Cgroup> {
         &self.root
+    }
+
+    /// The initial cgroup namespace (the hierarchy's root is its root).
+    pub fn initial_ns(&self) -> &Arc<CgroupNs> {
+        &self.initial_ns
     }
 
     /// Locks the hierarchy.
@@ -753,6 +793,20 @@ mod tests {
         assert_eq!(h.rmdir(h.root(), b"a"), Err(Errno::EBUSY));
         h.rmdir(&a, b"b").unwrap();
         assert!(b.is_deleted());
+    }
+
+    #[test]
+    fn paths_from_a_namespace_root_climb_to_the_common_ancestor() {
+        let h = Hierarchy::new(Arc::default());
+        let t = child(&h, &h.root().clone(), "test");
+        let a = child(&h, &t, "ns_a");
+        let b = child(&h, &t, "ns_b");
+        let sub = child(&h, &b, "sub");
+        assert_eq!(b.path_from(&b), "/");
+        assert_eq!(sub.path_from(&b), "/sub");
+        assert_eq!(a.path_from(&b), "/../ns_a");
+        assert_eq!(h.root().path_from(&b), "/../..");
+        assert_eq!(sub.path_from(h.root()), "/test/ns_b/sub");
     }
 
     #[test]

@@ -38,14 +38,15 @@ const CLONE_NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
 const CLONE_NEWUTS: u64 = libc::CLONE_NEWUTS as u64;
 const CLONE_NEWIPC: u64 = libc::CLONE_NEWIPC as u64;
 const CLONE_NEWNET: u64 = libc::CLONE_NEWNET as u64;
+const CLONE_NEWCGROUP: u64 = libc::CLONE_NEWCGROUP as u64;
 
 /// How deep PID namespaces may nest (Linux's MAX_PID_NS_LEVEL).
 const MAX_PIDNS_LEVEL: usize = 32;
 
-/// Flags accepted (of the namespaces all but mount, cgroup and time; pidfds are not
-/// offered yet).
+/// Flags accepted (of the namespaces all but mount and time; pidfds are not offered yet).
 const SUPPORTED: u64 = CLONE_VM
     | CLONE_NEWPID
+    | CLONE_NEWCGROUP
     | CLONE_NEWUSER
     | CLONE_NEWUTS
     | CLONE_NEWIPC
@@ -270,7 +271,8 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         fds,
         ns: super::ns::Namespaces {
             pid_for_children: None,
-            ..t.ns.unshared(new_ns, &creds.user_ns)
+            ..t.ns
+                .unshared(new_ns, &creds.user_ns, || kernel.cgroups.of(&t.tg))
         },
         creds,
         fs: if f & CLONE_FS != 0 {

@@ -213,6 +213,7 @@ impl Kernel {
             uts: self.uts.clone(),
             ipc: self.ipc.clone(),
             net: self.net.clone(),
+            cgroup: self.cgroups.initial_ns().clone(),
             pid_for_children: None,
         }
     }

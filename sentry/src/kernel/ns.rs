@@ -74,6 +74,8 @@ pub const UTS_NAME_MAX: usize = 64;
 pub type UtsNs = Ns<Mutex<Uts>>;
 pub type IpcNs = Ns<ipc::Namespace>;
 pub type NetNs = Ns<net::Namespace>;
+/// A cgroup namespace: the cgroup its members see as the root.
+pub type CgroupNs = Ns<Arc<super::cgroup::Cgroup>>;
 
 impl Ns<Mutex<Uts>> {
     /// The names, locked (a leaf).
@@ -88,6 +90,7 @@ pub struct Namespaces {
     pub uts: Arc<UtsNs>,
     pub ipc: Arc<IpcNs>,
     pub net: Arc<NetNs>,
+    pub cgroup: Arc<CgroupNs>,
     /// Where the task's new processes go when setns(2) chose a PID namespace below its
     /// own (Linux's `pid_for_children`); None: its process's namespace.
     pub pid_for_children: Option<Arc<super::PidNamespace>>,
@@ -99,6 +102,7 @@ pub struct NewNamespaces {
     pub uts: bool,
     pub ipc: bool,
     pub net: bool,
+    pub cgroup: bool,
 }
 
 impl NewNamespaces {
@@ -109,11 +113,12 @@ impl NewNamespaces {
             uts: has(libc::CLONE_NEWUTS),
             ipc: has(libc::CLONE_NEWIPC),
             net: has(libc::CLONE_NEWNET),
+            cgroup: has(libc::CLONE_NEWCGROUP),
         }
     }
 
     pub fn any(self) -> bool {
-        self.uts || self.ipc || self.net
+        self.uts || self.ipc || self.net || self.cgroup
     }
 }
 
@@ -121,8 +126,14 @@ impl Namespaces {
     /// A copy of these with the kinds `new` names made anew and owned by `owner`: a UTS
     /// namespace starts with a copy of the names, an IPC namespace empty, a network
     /// namespace with only its loopback (never the pod's link nor host sockets, which belong
-    /// to the initial one).
-    pub fn unshared(&self, new: NewNamespaces, owner: &Arc<UserNs>) -> Namespaces {
+    /// to the initial one), a cgroup namespace rooted at the cgroup `current` names (the
+    /// caller's).
+    pub fn unshared(
+        &self,
+        new: NewNamespaces,
+        owner: &Arc<UserNs>,
+        current: impl FnOnce() -> Arc<super::cgroup::Cgroup>,
+    ) -> Namespaces {
         let mut ns = self.clone();
         if new.uts {
             let names = self.uts.names().clone();
@@ -136,6 +147,9 @@ impl Namespaces {
                 net::Namespace::new(net::config::Network::Loopback),
                 owner.clone(),
             );
+        }
+        if new.cgroup {
+            ns.cgroup = Ns::new(current(), owner.clone());
         }
         ns
     }
@@ -151,8 +165,7 @@ pub enum NsRef {
     User(Arc<UserNs>),
     Mnt(Arc<crate::vfs::MountNamespace>),
     Pid(Arc<super::PidNamespace>),
-    /// The one cgroup namespace (none can be made).
-    Cgroup,
+    Cgroup(Arc<CgroupNs>),
 }
 
 impl NsRef {
@@ -165,7 +178,7 @@ impl NsRef {
             NsRef::User(_) => libc::CLONE_NEWUSER,
             NsRef::Mnt(_) => libc::CLONE_NEWNS,
             NsRef::Pid(_) => libc::CLONE_NEWPID,
-            NsRef::Cgroup => libc::CLONE_NEWCGROUP,
+            NsRef::Cgroup(_) => libc::CLONE_NEWCGROUP,
         }
     }
 
@@ -178,7 +191,7 @@ impl NsRef {
             NsRef::User(n) => n.inode,
             NsRef::Mnt(n) => n.inode(),
             NsRef::Pid(n) => n.inode(),
-            NsRef::Cgroup => INITIAL_CGROUP_INODE,
+            NsRef::Cgroup(n) => n.inode,
         }
     }
 
@@ -189,8 +202,9 @@ impl NsRef {
             NsRef::Uts(n) => Some(n.owner.clone()),
             NsRef::Ipc(n) => Some(n.owner.clone()),
             NsRef::Net(n) => Some(n.owner.clone()),
+            NsRef::Cgroup(n) => Some(n.owner.clone()),
             NsRef::User(n) => n.parent.clone(),
-            NsRef::Mnt(_) | NsRef::Pid(_) | NsRef::Cgroup => Some(UserNs::initial()),
+            NsRef::Mnt(_) | NsRef::Pid(_) => Some(UserNs::initial()),
         }
     }
 
@@ -202,7 +216,7 @@ impl NsRef {
             NsRef::User(n) => NsWeak::User(Arc::downgrade(n)),
             NsRef::Mnt(n) => NsWeak::Mnt(Arc::downgrade(n)),
             NsRef::Pid(n) => NsWeak::Pid(Arc::downgrade(n)),
-            NsRef::Cgroup => NsWeak::Cgroup,
+            NsRef::Cgroup(n) => NsWeak::Cgroup(Arc::downgrade(n)),
         }
     }
 }
@@ -215,7 +229,7 @@ enum NsWeak {
     User(Weak<UserNs>),
     Mnt(Weak<crate::vfs::MountNamespace>),
     Pid(Weak<super::PidNamespace>),
-    Cgroup,
+    Cgroup(Weak<CgroupNs>),
 }
 
 impl NsWeak {
@@ -227,7 +241,7 @@ impl NsWeak {
             NsWeak::User(n) => NsRef::User(n.upgrade()?),
             NsWeak::Mnt(n) => NsRef::Mnt(n.upgrade()?),
             NsWeak::Pid(n) => NsRef::Pid(n.upgrade()?),
-            NsWeak::Cgroup => NsRef::Cgroup,
+            NsWeak::Cgroup(n) => NsRef::Cgroup(n.upgrade()?),
         })
     }
 }
@@ -370,6 +384,9 @@ impl NsSaver {
         {
             return Err("a PID namespace for its children other than its own (setns)".into());
         }
+        if !Arc::ptr_eq(&ns.cgroup, &self.initial.cgroup) {
+            return Err("a cgroup namespace of its own".into());
+        }
         Ok(TaskNsImage {
             user: self.user(user),
             uts: intern(&mut self.uts, &self.initial.uts, &ns.uts),
@@ -473,6 +490,8 @@ impl NsSaver {
 /// The namespaces of an image rebuilt (a restore), the initial ones at index 0.
 #[derive(Debug)]
 pub struct RestoredNamespaces {
+    /// The initial cgroup namespace (an image holds no other).
+    pub cgroup: Arc<CgroupNs>,
     pub user: Vec<Arc<UserNs>>,
     pub uts: Vec<Arc<UtsNs>>,
     pub ipc: Vec<Arc<IpcNs>>,
@@ -536,6 +555,7 @@ impl RestoredNamespaces {
             ));
         }
         Ok(RestoredNamespaces {
+            cgroup: initial.cgroup.clone(),
             user,
             uts,
             ipc: ipcs,
@@ -558,6 +578,7 @@ impl RestoredNamespaces {
                 uts: get(&self.uts, t.uts, "UTS")?,
                 ipc: get(&self.ipc, t.ipc, "IPC")?,
                 net: get(&self.net, t.net, "network")?,
+                cgroup: self.cgroup.clone(),
                 pid_for_children: None,
             },
             get(&self.user, t.user, "user")?,

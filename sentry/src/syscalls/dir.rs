@@ -61,7 +61,11 @@ pub fn fchdir(t: &mut Task, fd: Fd) -> SysResult {
 
 /// chroot(2)
 pub fn chroot(t: &mut Task, path: PathArg) -> SysResult {
-    if !t.creds.has_cap(crate::auth::cap::SYS_CHROOT) {
+    // CAP_SYS_CHROOT in the caller's own user namespace, as Linux's.
+    if !t
+        .creds
+        .has_cap_in(&t.creds.user_ns, crate::auth::cap::SYS_CHROOT)
+    {
         return Err(Errno::EPERM);
     }
     let d = path_at(t, Fd(AT_FDCWD), path, 0)?.dentry()?;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::fd::nofile_limit;
 use super::mount::{
     bind_root_path, cgroup2_options, check_admin, known_filesystem, mem_bytes, new_filesystem,
+    new_root_path,
 };
 use super::path::{read_path, resolver, start_dir};
 use super::{Fd, Flags, PathArg};
@@ -370,10 +371,9 @@ pub fn fsmount(t: &mut Task, fd: Fd, flags: u32, attr: u32) -> SysResult {
         readonly: ro || sb_readonly,
         sb_readonly: Some(sb_readonly),
         flags: mflags,
-        root_path: Vec::new(),
+        root_path: new_root_path(&root),
         fs_options,
-        group: 0,
-        master: 0,
+        ..MountOpts::default()
     };
     let (m, hold) = t.fs.ns.mount_detached(root, fs_type, &source, opts);
     install_mount_fd(t, &m, Some(hold), flags & FSMOUNT_CLOEXEC != 0)

@@ -16,7 +16,7 @@ use crate::procfs as proc;
 use crate::vfs::inode::OpenFileInode;
 use crate::vfs::{
     rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Propagation,
-    Resolver,
+    Resolver, MOUNT_MAX,
 };
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
@@ -48,9 +48,13 @@ const MNT_DETACH: i32 = libc::MNT_DETACH;
 const MNT_EXPIRE: i32 = libc::MNT_EXPIRE;
 const UMOUNT_NOFOLLOW: i32 = libc::UMOUNT_NOFOLLOW;
 
-/// Mounting needs CAP_SYS_ADMIN, which root in the sandbox has.
+/// Mounting needs CAP_SYS_ADMIN over the caller's mount namespace (held in the user
+/// namespace that owns it: root in the sandbox, or the creator of a user namespace that
+/// unshared its mount namespace).
 pub(super) fn check_admin(t: &Task) -> Result<(), Errno> {
-    if t.creds.has_cap(crate::auth::cap::SYS_ADMIN) {
+    if t.creds
+        .has_cap_in(t.fs.ns.owner(), crate::auth::cap::SYS_ADMIN)
+    {
         Ok(())
     } else {
         Err(Errno::EPERM)
@@ -116,6 +120,9 @@ pub fn mount(
 
     if flags & MS_REMOUNT != 0 {
         let m = mount_rooted_at(t, &dir).ok_or(Errno::EINVAL)?;
+        if m.clears_locked_flags(readonly, flags) {
+            return Err(Errno::EPERM);
+        }
         // Without MS_BIND a remount reconfigures the filesystem too (a tmpfs's limits).
         let mut fs_options = None;
         if flags & MS_BIND == 0 {
@@ -166,6 +173,9 @@ pub fn mount(
         flags,
         ..MountOpts::default()
     };
+    // The mounts a recursive bind copies along with its root.
+    let mut subtree = Vec::new();
+    let mut bound_from = Vec::new();
     let (root, fs_type, source): (Arc<dyn Inode>, &'static str, String) = if flags & MS_BIND != 0 {
         let src_path = t.mm.read_cstring(source, PATH_MAX)?;
         let src = resolve(t, &src_path, true)?;
@@ -184,6 +194,20 @@ pub fn mount(
         let now = t.fs.ns.find(src.mount.id).ok_or(Errno::EINVAL)?;
         opts.group = now.group;
         opts.master = now.master;
+        opts.locked_flags = now.locked_flags;
+        let below: Vec<_> =
+            t.fs.ns
+                .submounts(&now)
+                .into_iter()
+                .filter(|s| rebase(&s.path, &src.path, b"/").is_some())
+                .collect();
+        if flags & MS_REC != 0 {
+            subtree = below;
+        } else if below.iter().any(|s| s.locked) {
+            // A plain bind would reveal what the locked mounts cover.
+            return Err(Errno::EINVAL);
+        }
+        bound_from = src.path.clone();
         (
             src.inode.clone(),
             src.mount.fs_type,
@@ -198,10 +222,32 @@ pub fn mount(
         let data = read_opt_string(t, data)?.unwrap_or_default();
         let (root, fs_type, fs_options) = new_filesystem(t, &fstype, &data, Some(&dir))?;
         opts.fs_options = fs_options;
+        opts.root_path = new_root_path(&root);
         (root, fs_type, source)
     };
+    if t.fs.ns.count() + 1 + subtree.len() > MOUNT_MAX {
+        return Err(Errno::ENOSPC);
+    }
     let m = t.fs.ns.mount_with(&dir.path, root, fs_type, &source, opts);
     log::debug!("mounted {m:?}");
+    for s in subtree {
+        let Some(at) = rebase(&s.path, &bound_from, &dir.path) else {
+            continue;
+        };
+        let copy = MountOpts {
+            readonly: s.readonly,
+            sb_readonly: Some(s.sb_readonly),
+            flags: s.flags,
+            root_path: s.root_path.clone(),
+            fs_options: s.fs_options.clone(),
+            group: s.group,
+            master: s.master,
+            locked_flags: s.locked_flags,
+            unpropagated: true,
+        };
+        t.fs.ns
+            .mount_with(&at, s.root.clone(), s.fs_type, &s.source, copy);
+    }
     Ok(0)
 }
 
@@ -238,7 +284,13 @@ pub(super) fn new_filesystem(
             if at.is_some_and(|d| mount_rooted_at(t, d).is_some_and(|m| m.fs_type == "cgroup2")) {
                 return Err(Errno::EBUSY);
             }
-            (cgroupfs::new_root(&t.kernel), "cgroup2", String::new())
+            // Rooted at the caller's cgroup namespace root.
+            let root = (*t.ns.cgroup).clone();
+            (
+                cgroupfs::new_root(&t.kernel, root),
+                "cgroup2",
+                String::new(),
+            )
         }
         "mqueue" => (
             crate::kernel::ipc::mq::fs::new_root(&t.ns.ipc),
@@ -255,6 +307,13 @@ pub(super) fn new_filesystem(
         }
         _ => return Err(Errno::ENODEV),
     })
+}
+
+/// Where a new filesystem's root `root` is within it: a `cgroup2` mount made in a cgroup
+/// namespace is rooted at the namespace's cgroup (mountinfo shows its path); else `/`
+/// (empty).
+pub(super) fn new_root_path(root: &Arc<dyn Inode>) -> Vec<u8> {
+    cgroupfs::cgroup_of(root).map_or_else(Vec::new, |cg| cg.path.clone().into_bytes())
 }
 
 /// Whether mount(2) and fsopen(2) know the filesystem type `name`.
@@ -418,6 +477,9 @@ pub fn pivot_root(t: &mut Task, new_root: PathArg, put_old: PathArg) -> SysResul
         return Err(Errno::EINVAL);
     }
     let new_mnt = mount_rooted_at(t, &new).ok_or(Errno::EINVAL)?;
+    if new_mnt.locked {
+        return Err(Errno::EINVAL);
+    }
     if !at_or_under(&put.path, &new.path)
         || !at_or_under(&new.path, &root.path)
         || new.path == root.path
@@ -546,6 +608,9 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
     if m.path == b"/" {
         return Err(Errno::EBUSY);
     }
+    if m.locked {
+        return Err(Errno::EINVAL);
+    }
     if flags & MNT_EXPIRE != 0 {
         // Expiry marks are not kept: the first call would only mark the mount.
         return Err(Errno::EAGAIN);
@@ -559,10 +624,19 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
             return Err(Errno::EBUSY);
         }
     }
-    // What propagation copied of them onto their parents' peers and slaves goes too.
+    // What propagation copied of them onto their parents' peers and slaves goes too (only
+    // mounts on shared ones were copied).
+    let shared: std::collections::HashSet<u64> =
+        t.fs.ns
+            .mounts()
+            .iter()
+            .filter(|x| x.shared())
+            .map(|x| x.id)
+            .collect();
     let copies: Vec<_> = below
         .iter()
         .chain(std::iter::once(&m))
+        .filter(|x| shared.contains(&x.parent))
         .flat_map(|x| t.fs.ns.propagated_copies(x))
         .filter(|c| c.id != m.id && !below.iter().any(|b| b.id == c.id))
         .collect();

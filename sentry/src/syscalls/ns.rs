@@ -41,10 +41,11 @@ const UNSHARE_FLAGS: u64 = (libc::CLONE_THREAD
 /// unshare(2): a private fd table (CLONE_FILES), filesystem context (CLONE_FS), mount
 /// namespace (CLONE_NEWNS, a copy of the caller's), user namespace (CLONE_NEWUSER: owned by
 /// the caller, which gets every capability in it and must be single-threaded), and UTS,
-/// IPC and network namespaces (owned by the caller's user namespace, the new one if both
-/// are asked). CLONE_THREAD, CLONE_SIGHAND and CLONE_VM succeed only for a single-threaded
-/// process, where there is nothing to unshare. New PID, cgroup and time namespaces and
-/// CLONE_SYSVSEM are not offered: EINVAL.
+/// IPC, network and cgroup namespaces (owned by the caller's user namespace, the new one if
+/// both are asked; a cgroup namespace is rooted at the caller's cgroup). CLONE_THREAD,
+/// CLONE_SIGHAND and CLONE_VM succeed only for a single-threaded process, where there is
+/// nothing to unshare. New PID and time namespaces and CLONE_SYSVSEM are not offered:
+/// EINVAL.
 pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     let mut f = flags.0;
     if f & !UNSHARE_FLAGS != 0 {
@@ -82,7 +83,7 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     if namespaces != 0 && !creds.has_cap_in(&creds.user_ns, cap::SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
-    let unsupported = libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP | 0x80 | libc::CLONE_SYSVSEM;
+    let unsupported = libc::CLONE_NEWPID | 0x80 | libc::CLONE_SYSVSEM;
     if has(f, unsupported) {
         log::debug!("unshare: {:#x} not offered", f & unsupported as u64);
         return Err(Errno::EINVAL);
@@ -92,12 +93,13 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
         t.fds = Arc::new(t.fds.fork());
     }
     if has(f, libc::CLONE_NEWNS) {
-        t.fs = t.fs.with_namespace(t.fs.ns.copy(), false);
+        t.fs = t.fs.with_namespace(t.fs.ns.copy(&creds.user_ns), false);
     } else if has(f, libc::CLONE_FS) {
         t.fs = t.fs.fork();
     }
     if new_ns.any() {
-        t.ns = t.ns.unshared(new_ns, &creds.user_ns);
+        t.ns =
+            t.ns.unshared(new_ns, &creds.user_ns, || t.kernel.cgroups.of(&t.tg));
     }
     t.creds = creds;
     t.publish_view();
@@ -139,7 +141,7 @@ pub fn setns(t: &mut Task, fd: Fd, nstype: i32) -> SysResult {
             (libc::CLONE_NEWIPC, NsRef::Ipc(view.ns.ipc.clone())),
             (libc::CLONE_NEWNET, NsRef::Net(view.ns.net.clone())),
             (libc::CLONE_NEWPID, NsRef::Pid(tg.pidns.clone())),
-            (libc::CLONE_NEWCGROUP, NsRef::Cgroup),
+            (libc::CLONE_NEWCGROUP, NsRef::Cgroup(view.ns.cgroup.clone())),
         ] {
             if nstype & flag != 0 {
                 targets.push(ns);
@@ -221,10 +223,9 @@ fn join(t: &mut Task, ns: NsRef) -> Result<(), Errno> {
             }
             t.ns.pid_for_children = (!Arc::ptr_eq(&ns, &t.tg.pidns)).then_some(ns);
         }
-        NsRef::Cgroup => {
-            if !t.creds.has_cap(cap::SYS_ADMIN) {
-                return Err(Errno::EPERM);
-            }
+        NsRef::Cgroup(ns) => {
+            admin_over(t, &ns.owner)?;
+            t.ns.cgroup = ns;
         }
     }
     Ok(())

@@ -292,8 +292,7 @@ pub fn epoll_ctl(t: &mut Task, epfd: Fd, op: i32, fd: Fd, event: UserAddr) -> Sy
     let FileKind::Epoll(epoll) = ep.kind() else {
         return Err(Errno::EINVAL);
     };
-    if target.ops().seekable() {
-        // Regular files cannot be watched (always ready).
+    if !target.ops().pollable() {
         return Err(Errno::EPERM);
     }
     let (events, data) = if op == libc::EPOLL_CTL_DEL {

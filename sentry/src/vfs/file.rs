@@ -124,6 +124,12 @@ pub trait FileOps: Send + Sync {
         false
     }
 
+    /// Whether epoll may watch the file (Linux: it has a poll method). By default the files
+    /// without an offset: a regular file is always ready, so watching it is EPERM.
+    fn pollable(&self) -> bool {
+        !self.seekable()
+    }
+
     /// Readiness for poll/select/epoll as `POLL*` bits. The default is a file that never
     /// blocks.
     fn readiness(&self) -> u32 {

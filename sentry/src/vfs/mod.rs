@@ -34,6 +34,6 @@ pub use file::{
 pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
 pub use mount::{
     is_detached_path, rebase, Dentry, DetachedTree, FsContext, Mount, MountNamespace, MountOpts,
-    Propagation,
+    Propagation, MOUNT_MAX,
 };
 pub use walk::Resolver;

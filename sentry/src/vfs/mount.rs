@@ -14,7 +14,7 @@
 //! # Lock order
 //! `FsContext::state` → `MountNamespace::mounts` → `MountNamespace::detached`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -22,6 +22,7 @@ use super::inode::{Caller, Inode};
 use super::inotify::FsNotify;
 use super::walk::Resolver;
 use crate::abi::Errno;
+use crate::auth::UserNs;
 
 /// A mounted filesystem.
 pub struct Mount {
@@ -61,7 +62,21 @@ pub struct Mount {
     pub group: u64,
     /// The peer group a slave mount receives mounts from (0: none), `master:N`.
     pub master: u64,
+    /// MNT_LOCKED: copied into a mount namespace of a less privileged user namespace, it
+    /// may not be unmounted alone (that would reveal what it covers), nor left out of a
+    /// bind of its parent (only a recursive bind takes it along).
+    pub locked: bool,
+    /// The [`LOCKABLE_FLAGS`] (and `MS_RDONLY`) that were set when the mount was copied into
+    /// such a namespace: a remount may not clear them, and a bind of it inherits them.
+    pub locked_flags: u64,
 }
+
+/// The most mounts a namespace holds (Linux's default `fs.mount-max`): a mount beyond it
+/// is ENOSPC.
+pub const MOUNT_MAX: usize = 100_000;
+
+/// The flags a copy into a less privileged namespace locks (with read-only).
+pub const LOCKABLE_FLAGS: u64 = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
 /// Propagation changes (mount(2)'s MS_SHARED, MS_PRIVATE, MS_SLAVE, MS_UNBINDABLE, and
 /// mount_setattr's propagation field).
@@ -90,6 +105,11 @@ pub struct MountOpts {
     pub group: u64,
     /// The peer group to be a slave of (a bind mount of a slave); 0: none.
     pub master: u64,
+    /// [`Mount::locked_flags`] (a bind mount of a mount with locked flags).
+    pub locked_flags: u64,
+    /// A copy of a submount made by a recursive bind: its tree's root was propagated, it
+    /// is not again.
+    pub unpropagated: bool,
 }
 
 /// The per-mount `MS_*` flags a [`Mount`] keeps besides read-only.
@@ -184,7 +204,18 @@ impl Mount {
             parent,
             group: self.group,
             master: self.master,
+            locked: self.locked,
+            locked_flags: self.locked_flags,
         }
+    }
+
+    /// Whether a remount to `readonly` and `flags` would clear a locked flag.
+    pub fn clears_locked_flags(&self, readonly: bool, flags: u64) -> bool {
+        let mut wanted = flags & LOCKABLE_FLAGS;
+        if readonly {
+            wanted |= libc::MS_RDONLY;
+        }
+        self.locked_flags & !wanted != 0
     }
 
     /// The mount this one is mounted on, in namespace `ns`.
@@ -313,6 +344,8 @@ static NEXT_NS_INODE: AtomicU64 = AtomicU64::new(0xF000_0000);
 /// copies it, after which mounting and unmounting in one copy leaves the other alone (no
 /// propagation between them).
 pub struct MountNamespace {
+    /// The user namespace that owns it.
+    owner: Arc<UserNs>,
     /// Mounts by mountpoint; a later mount on the same path covers the earlier ones (last is
     /// visible) until it is unmounted.
     mounts: RwLock<MountTable>,
@@ -325,6 +358,9 @@ pub struct MountNamespace {
     /// The kernel's inotify watches, given to every mount made here.
     notify: Arc<FsNotify>,
     inode: u64,
+    /// Counts changes of the attached mounts (mount, unmount, remount, move, pivot_root):
+    /// an open `/proc/[pid]/mounts` or `mountinfo` polls POLLPRI|POLLERR once it moved.
+    event: AtomicU64,
 }
 
 impl std::fmt::Debug for MountNamespace {
@@ -357,6 +393,8 @@ impl MountNamespace {
             parent: 0,
             group: 0,
             master: 0,
+            locked: false,
+            locked_flags: 0,
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -368,13 +406,32 @@ impl MountNamespace {
         let mut mounts = BTreeMap::new();
         mounts.insert(b"/".to_vec(), vec![mount]);
         Arc::new(MountNamespace {
+            owner: UserNs::initial(),
             mounts: RwLock::new(mounts),
             detached: Arc::default(),
             next_id: Arc::new(AtomicU64::new(2)),
             root: dentry,
             notify: notify.clone(),
             inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
+            event: AtomicU64::new(0),
         })
+    }
+
+    /// The user namespace that owns it (mounting takes CAP_SYS_ADMIN there).
+    pub fn owner(&self) -> &Arc<UserNs> {
+        &self.owner
+    }
+
+    /// The number of changes of the attached mounts so far.
+    pub fn event(&self) -> u64 {
+        self.event.load(Ordering::Acquire)
+    }
+
+    /// Records a change of the mounts at `path` (none for a detached tree).
+    fn touch(&self, path: &[u8]) {
+        if !is_detached_path(path) {
+            self.event.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// The kernel's inotify watches.
@@ -391,15 +448,36 @@ impl MountNamespace {
         }
     }
 
-    /// A new namespace holding the same mounts (unshare(CLONE_NEWNS)).
-    pub fn copy(&self) -> Arc<MountNamespace> {
+    /// A new namespace holding the same mounts (unshare(CLONE_NEWNS)), owned by `owner`.
+    /// When that is not this namespace's owner (a new user namespace), the copies are
+    /// locked as Linux's: each is [`Mount::locked`] with its flags locked, and shared
+    /// mounts become slaves of their peer groups.
+    pub fn copy(&self, owner: &Arc<UserNs>) -> Arc<MountNamespace> {
+        let mut mounts = self.mounts.read().unwrap().clone();
+        if !Arc::ptr_eq(owner, &self.owner) {
+            for m in mounts.values_mut().flatten() {
+                let mut c = m.relocated(m.path.clone(), m.parent);
+                c.locked = true;
+                c.locked_flags = m.flags & LOCKABLE_FLAGS;
+                if m.readonly {
+                    c.locked_flags |= libc::MS_RDONLY;
+                }
+                if m.group != 0 {
+                    c.master = m.group;
+                    c.group = 0;
+                }
+                *m = Arc::new(c);
+            }
+        }
         Arc::new(MountNamespace {
-            mounts: RwLock::new(self.mounts.read().unwrap().clone()),
+            owner: owner.clone(),
+            mounts: RwLock::new(mounts),
             detached: self.detached.clone(),
             next_id: self.next_id.clone(),
             root: self.root.clone(),
             notify: self.notify.clone(),
             inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
+            event: AtomicU64::new(0),
         })
     }
 
@@ -470,11 +548,14 @@ impl MountNamespace {
             parent,
             group,
             master: opts.master,
+            locked: false,
+            locked_flags: opts.locked_flags,
         });
         mounts.entry(path.to_vec()).or_default().push(m.clone());
-        if let Some(under) = under.filter(|p| p.group != 0) {
+        if let Some(under) = under.filter(|p| p.group != 0 && !opts.unpropagated) {
             self.propagate(&mut mounts, &under, &m);
         }
+        self.touch(path);
         m
     }
 
@@ -572,7 +653,7 @@ impl MountNamespace {
 
     /// The mounts mounted on `m`, and on those, ..., in mount order.
     pub fn submounts(&self, m: &Mount) -> Vec<Arc<Mount>> {
-        let mut all: Vec<_> = self
+        let all: Vec<_> = self
             .table(&m.path)
             .read()
             .unwrap()
@@ -580,27 +661,36 @@ impl MountNamespace {
             .flatten()
             .cloned()
             .collect();
-        all.sort_by_key(|x| x.id);
-        let mut ids = vec![m.id];
-        let mut out = Vec::new();
-        // Mount order puts parents first, but pivot_root can reparent; iterate to a fixpoint.
-        loop {
-            let before = out.len();
-            for x in &all {
-                if x.id != m.id && ids.contains(&x.parent) && !ids.contains(&x.id) {
-                    ids.push(x.id);
-                    out.push(x.clone());
-                }
+        let mut children: HashMap<u64, Vec<Arc<Mount>>> = HashMap::new();
+        for x in all {
+            if x.id != m.id {
+                children.entry(x.parent).or_default().push(x);
             }
-            if out.len() == before {
-                break;
+        }
+        // Down the parent links from `m` (pivot_root can reparent, so IDs are not enough).
+        let mut out = Vec::new();
+        let mut seen = HashSet::from([m.id]);
+        let mut todo = vec![m.id];
+        while let Some(id) = todo.pop() {
+            for c in children.remove(&id).unwrap_or_default() {
+                if seen.insert(c.id) {
+                    todo.push(c.id);
+                    out.push(c);
+                }
             }
         }
         out.sort_by_key(|x| x.id);
         out
     }
 
-    /// Changes the propagation of `m` (and with `recursive` of every mount on it).
+    /// How many mounts the namespace has (what [`MOUNT_MAX`] bounds).
+    pub fn count(&self) -> usize {
+        self.mounts.read().unwrap().values().map(Vec::len).sum()
+    }
+
+    /// Changes the propagation of `m` (and with `recursive` of every mount on it). When the
+    /// last mount of a peer group leaves it, the group's slaves become slaves of that mount's
+    /// master (none if it had none), as Linux's.
     pub fn set_propagation(&self, m: &Mount, kind: Propagation, recursive: bool) {
         let mut ids = vec![m.id];
         if recursive {
@@ -624,14 +714,26 @@ impl MountNamespace {
                     (0, if peers { x.group } else { x.master })
                 }
             };
-            let mut nx = x.relocated(x.path.clone(), x.parent);
-            nx.group = group;
-            nx.master = master;
-            if let Some(slot) = mounts
-                .get_mut(&x.path)
-                .and_then(|v| v.iter_mut().find(|y| y.id == id))
-            {
-                *slot = Arc::new(nx);
+            let last_of_group = x.group != 0
+                && group != x.group
+                && !mounts
+                    .values()
+                    .flatten()
+                    .any(|p| p.id != x.id && p.group == x.group);
+            for stack in mounts.values_mut() {
+                for slot in stack.iter_mut() {
+                    if slot.id == id {
+                        let mut nx = x.relocated(x.path.clone(), x.parent);
+                        nx.group = group;
+                        nx.master = master;
+                        *slot = Arc::new(nx);
+                    } else if last_of_group && slot.master == x.group {
+                        // The group is gone: its slaves receive from its master instead.
+                        let mut ny = slot.relocated(slot.path.clone(), slot.parent);
+                        ny.master = x.master;
+                        *slot = Arc::new(ny);
+                    }
+                }
             }
         }
     }
@@ -674,6 +776,8 @@ impl MountNamespace {
             let nx = Arc::new(x.relocated(path, if x.id == m.id { parent } else { x.parent }));
             dst.entry(nx.path.clone()).or_default().push(nx);
         }
+        self.touch(&m.path);
+        self.touch(to);
     }
 
     /// A new detached mount of `root` (fsmount(2)), and what keeps it mounted.
@@ -705,6 +809,8 @@ impl MountNamespace {
             parent: 0,
             group: 0,
             master: 0,
+            locked: false,
+            locked_flags: opts.locked_flags,
         });
         self.detached
             .write()
@@ -787,7 +893,8 @@ impl MountNamespace {
     /// pivot_root(2)'s move: `new_root` (mounted below `old_root`'s mountpoint) takes
     /// `old_root`'s place, and `old_root` goes to `put_old` (a path at or below `new_root`'s
     /// mountpoint, on the mount `put_old_mount`), on top of whatever is there. Every mount of
-    /// either tree moves with it. Returns the moved `new_root` and `old_root`.
+    /// either tree moves with it; a lock of `old_root` passes to `new_root`. Returns the moved
+    /// `new_root` and `old_root`.
     pub fn pivot(
         &self,
         old_root: &Mount,
@@ -829,7 +936,14 @@ impl MountNamespace {
             } else {
                 continue;
             };
-            moved.insert(m.id, Arc::new(m.relocated(path, parent)));
+            let mut c = m.relocated(path, parent);
+            // The old root's lock passes to the new root, which takes its place.
+            if m.id == old_root.id {
+                c.locked = false;
+            } else if m.id == new_root.id {
+                c.locked |= old_root.locked;
+            }
+            moved.insert(m.id, Arc::new(c));
         }
         let old = std::mem::take(&mut *mounts);
         for m in old.into_values().flatten() {
@@ -845,6 +959,7 @@ impl MountNamespace {
             .entry(top.path.clone())
             .or_default()
             .push(top.clone());
+        self.touch(b"/");
         (moved[&new_root.id].clone(), top)
     }
 
@@ -888,6 +1003,7 @@ impl MountNamespace {
                 mounts.remove(&m.path);
             }
         }
+        self.touch(&m.path);
     }
 
     /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
@@ -921,8 +1037,11 @@ impl MountNamespace {
                 parent: m.parent,
                 group: m.group,
                 master: m.master,
+                locked: m.locked,
+                locked_flags: m.locked_flags,
             });
         }
+        self.touch(&m.path);
     }
 }
 
