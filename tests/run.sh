@@ -21,8 +21,10 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 # every program of gVisor's syscall test suite links it (gvisor_suite test); podman, docker.io:
 # the OCI runtime CLI's end-to-end tests drive real podman and dockerd; iproute2, curl, procps:
 # the network tests make namespaces and veth pairs (`ip`), fetch with curl, set sysctls;
-# strace: the ptrace test traces a shell and its child with the real strace in the sandbox.
-packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins libbenchmark1debian podman docker.io iproute2 curl procps strace)
+# strace: the ptrace test traces a shell and its child with the real strace in the sandbox;
+# iptables: the netfilter test lists and changes tables with iptables-legacy and
+# ip6tables-legacy in the sandbox and in a fresh namespace of the host.
+packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins libbenchmark1debian podman docker.io iproute2 curl procps strace iptables)
 
 step "system packages"
 missing=()

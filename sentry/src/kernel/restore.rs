@@ -1183,8 +1183,8 @@ impl Files {
             }
             FileImage::Raw(image) => {
                 let net = self.sentry_stack(f, "a raw socket")?;
-                let socket =
-                    crate::net::raw::RawSocket::restored(net.inet(), image).map_err(|e| {
+                let socket = crate::net::raw::RawSocket::restored(net.inet(), &net.owner, image)
+                    .map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a raw socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(

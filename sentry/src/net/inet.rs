@@ -830,7 +830,14 @@ fn send_inside(
             let _ = g.udp(h).send_slice(data, to);
         }
     }
-    if looped {
+    if looped
+        && super::netfilter::udp_looped(
+            g.netfilter(),
+            (src.into(), port),
+            (to.addr.into(), to.port),
+            data.len(),
+        )?
+    {
         let d = Datagram {
             data: data.to_vec(),
             src: (src, port),
@@ -847,6 +854,27 @@ fn send_inside(
         }
     }
     Ok(data.len())
+}
+
+/// `SO_ORIGINAL_DST` of connection `h`: where its client sent it before the nat table
+/// redirected it.
+///
+/// # Errors
+/// ENOENT when it was not redirected (as Linux finding no translation), ENOTCONN when it
+/// has no peer any more.
+fn original_dst(g: &mut Inner, h: smoltcp::iface::SocketHandle) -> Result<Vec<u8>, Errno> {
+    let s = g.tcp(h);
+    let (Some(local), Some(peer)) = (s.local_endpoint(), s.remote_endpoint()) else {
+        return Err(Errno::ENOTCONN);
+    };
+    let (addr, port) = g
+        .netfilter()
+        .original_dst(
+            (local.addr.into(), local.port),
+            (peer.addr.into(), peer.port),
+        )
+        .ok_or(Errno::ENOENT)?;
+    Ok(sockaddr(libc::AF_INET, addr.into(), port))
 }
 
 /// `IFNAMSIZ`.
@@ -2022,6 +2050,18 @@ impl Socket for InetSocket {
             (libc::IPPROTO_IP, libc::IP_TOS) => int(opt_int(e, level, name).unwrap_or(0)),
             (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if self.family == libc::AF_INET6 => {
                 int(opt_int(e, level, name).unwrap_or(0))
+            }
+            // Where a redirected connection was going: ENOTCONN before a connection (as
+            // gVisor), ENOPROTOOPT for other protocols (as Linux).
+            (libc::IPPROTO_IP | libc::IPPROTO_IPV6, super::netfilter::SO_ORIGINAL_DST) => {
+                let St::Connected(h) = e.st else {
+                    return Err(if self.proto == Proto::Tcp {
+                        Errno::ENOTCONN
+                    } else {
+                        Errno::ENOPROTOOPT
+                    });
+                };
+                return original_dst(&mut g, h);
             }
             (libc::IPPROTO_IP, _) => e
                 .options

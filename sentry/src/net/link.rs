@@ -26,6 +26,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use super::config::{Link, LOOPBACK_INDEX};
+use super::netfilter::{Netfilter, Verdict, LOCAL_IN, LOCAL_OUT, POST_ROUTING, PRE_ROUTING};
 use super::packet::{
     pkttype_of, Iface, Taps, ARPHRD_ETHER, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, PACKET_HOST,
     PACKET_OUTGOING,
@@ -60,6 +61,8 @@ struct Port {
     /// The link as the sandbox's packet sockets see it.
     iface: Iface,
     mtu: usize,
+    /// Its name (what netfilter rules name as interface).
+    name: String,
 }
 
 /// The stack's device: the link (if any) and the loopback queue.
@@ -88,6 +91,8 @@ pub struct Device {
     pub tun_routes: Vec<(IpCidr, i32)>,
     /// IP packets written to a TUN/TAP file, delivered before the loopback's.
     from_tun: VecDeque<Vec<u8>>,
+    /// The namespace's netfilter tables, which every IP packet sent and received passes.
+    pub netfilter: Arc<Netfilter>,
 }
 
 impl Device {
@@ -106,6 +111,7 @@ impl Device {
             tun: None,
             tun_routes: Vec::new(),
             from_tun: VecDeque::new(),
+            netfilter: Arc::default(),
         }
     }
 
@@ -122,6 +128,7 @@ impl Device {
                     hatype: ARPHRD_ETHER,
                 },
                 mtu: link.mtu as usize,
+                name: link.name.clone(),
             }),
             looped: VecDeque::new(),
             own,
@@ -133,6 +140,7 @@ impl Device {
             tun: None,
             tun_routes: Vec::new(),
             from_tun: VecDeque::new(),
+            netfilter: Arc::default(),
         }
     }
 
@@ -342,15 +350,19 @@ impl phy::Device for Device {
             if self.budget == 0 {
                 return None;
             }
-            let frame = if let Some(p) = self.from_tun.pop_front() {
-                p
+            let (mut frame, iface) = if let Some(p) = self.from_tun.pop_front() {
+                (p, "")
             } else if let Some(f) = self.looped.pop_front() {
                 self.capture_looped(&f, PACKET_HOST);
-                f
+                (f, LOOPBACK_NAME)
             } else {
-                self.read_wire()?
+                let f = self.read_wire()?;
+                (f, self.port.as_ref().map_or("", |p| p.name.as_str()))
             };
             self.budget -= 1;
+            if !passes(&self.netfilter, self.medium, &mut frame, iface, "") {
+                continue;
+            }
             if !self.full_listeners.is_empty() && self.for_full_listener(&frame) {
                 continue;
             }
@@ -438,8 +450,43 @@ impl Device {
             taps: &mut self.taps,
             tun: self.tun.as_deref(),
             tun_routes: &self.tun_routes,
+            netfilter: &self.netfilter,
         }
     }
+}
+
+/// The loopback's name, as rules name it.
+const LOOPBACK_NAME: &str = "lo";
+
+/// Whether netfilter lets a frame of `medium` pass: received when `out_iface` is empty
+/// (PREROUTING, INPUT), sent otherwise (OUTPUT, POSTROUTING). A frame whose addresses the
+/// nat table rewrote gets its checksums again. Frames that are not IP (ARP) are not its
+/// business.
+fn passes(
+    nf: &Netfilter,
+    medium: Medium,
+    frame: &mut [u8],
+    in_iface: &str,
+    out_iface: &str,
+) -> bool {
+    let ip = if medium == Medium::Ip {
+        frame
+    } else {
+        match frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]])) {
+            Some(ETH_P_IP | ETH_P_IPV6) => &mut frame[ETH_HLEN..],
+            _ => return true,
+        }
+    };
+    let hooks = if out_iface.is_empty() {
+        [PRE_ROUTING, LOCAL_IN]
+    } else {
+        [LOCAL_OUT, POST_ROUTING]
+    };
+    let (verdict, rewritten) = nf.run(hooks, ip, (in_iface, out_iface));
+    if rewritten {
+        fill_checksums(ip);
+    }
+    verdict == Verdict::Accept
 }
 
 /// The TUN/TAP link whose network holds `dst`, unless `dst` is one of their own addresses.
@@ -526,14 +573,22 @@ pub struct TxToken<'a> {
     taps: &'a mut Taps,
     tun: Option<&'a super::tun::Devices>,
     tun_routes: &'a [(IpCidr, i32)],
+    netfilter: &'a Netfilter,
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut frame = vec![0; len];
         let r = f(&mut frame);
-        match self.port {
-            Some(port) if !stays_inside(&frame, port.mac, self.own) => {
+        let wire = self
+            .port
+            .filter(|port| !stays_inside(&frame, port.mac, self.own));
+        let out = wire.map_or(LOOPBACK_NAME, |port| port.name.as_str());
+        if !passes(self.netfilter, self.medium, &mut frame, "", out) {
+            return r;
+        }
+        match wire {
+            Some(port) => {
                 if !self.taps.is_empty() {
                     self.taps.capture(port.iface, &frame, PACKET_OUTGOING, None);
                 }

@@ -31,6 +31,7 @@ pub mod inet;
 pub mod link;
 pub mod mib;
 pub mod multicast;
+pub mod netfilter;
 pub mod netlink;
 pub mod packet;
 pub mod raw;
@@ -150,7 +151,8 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A new socket of `domain` and `ty` (without flags), for the caller `t`.
+/// A new socket of `domain` and `ty` (without flags), for the caller `t`, in `ns` (owned by
+/// user namespace `owner`).
 ///
 /// # Errors
 /// EAFNOSUPPORT for families the sentry has no stack for, ESOCKTNOSUPPORT, EPROTONOSUPPORT;
@@ -158,6 +160,7 @@ fn check_unix_protocol(protocol: i32) -> Result<(), Errno> {
 pub fn socket(
     t: &dyn Context,
     ns: &Namespace,
+    owner: &Arc<crate::auth::UserNs>,
     domain: i32,
     ty: i32,
     protocol: i32,
@@ -177,7 +180,12 @@ pub fn socket(
                 if !t.creds().has_cap(crate::auth::cap::NET_RAW) {
                     return Err(Errno::EPERM);
                 }
-                return Ok(Arc::new(raw::RawSocket::new(ns.inet(), domain, protocol)));
+                return Ok(Arc::new(raw::RawSocket::new(
+                    ns.inet(),
+                    owner,
+                    domain,
+                    protocol,
+                )));
             }
             if icmp::is_ping(domain, ty, protocol) {
                 return Ok(Arc::new(icmp::IcmpSocket::new(ns.inet(), domain)));

@@ -33,9 +33,12 @@ use smoltcp::wire::{IpAddress, IpProtocol, IpVersion, Ipv4Address, Ipv6Address};
 
 use super::config::LOOPBACK_INDEX;
 use super::inet::{destination, int, int_of, parse, sockaddr, SendControl};
+use super::netfilter;
 use super::stack::{next_id, readiness, Entry, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::Errno;
+use crate::auth::{cap, UserNs};
+use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, Stat};
 use crate::vfs::{IoDst, IoSrc};
@@ -92,6 +95,9 @@ pub struct RawSocket {
     opts: std::sync::Mutex<RawOptions>,
     queue: Arc<WaitQueue>,
     stack: Arc<Stack>,
+    /// The user namespace owning the socket's network namespace: netfilter's options take
+    /// CAP_NET_ADMIN over it.
+    owner: Arc<UserNs>,
 }
 
 impl std::fmt::Debug for RawSocket {
@@ -155,7 +161,7 @@ fn checksum_v6(src: &Ipv6Address, dst: &Ipv6Address, next: u8, payload: &[u8]) -
 impl RawSocket {
     /// A new raw socket of `family` for IP protocol `protocol` (checked by
     /// [`check_protocol`]).
-    pub fn new(stack: &Arc<Stack>, family: i32, protocol: u8) -> RawSocket {
+    pub fn new(stack: &Arc<Stack>, owner: &Arc<UserNs>, family: i32, protocol: u8) -> RawSocket {
         let queue = Arc::new(WaitQueue::new());
         let id = next_id();
         let version = if family == libc::AF_INET6 {
@@ -182,6 +188,7 @@ impl RawSocket {
             opts: std::sync::Mutex::new(opts),
             queue,
             stack: stack.clone(),
+            owner: owner.clone(),
         }
     }
 
@@ -642,6 +649,37 @@ impl Socket for RawSocket {
         })
     }
 
+    fn netfilter_query(
+        &self,
+        t: &mut dyn Context,
+        level: i32,
+        name: i32,
+        q: &[u8],
+    ) -> Result<Vec<u8>, Errno> {
+        let family = self.netfilter_family(t, level)?;
+        self.stack.netfilter.query(family, name, q)
+    }
+
+    fn netfilter_command(
+        &self,
+        t: &mut dyn Context,
+        level: i32,
+        name: i32,
+        value: &[u8],
+    ) -> Result<(), Errno> {
+        let family = self.netfilter_family(t, level)?;
+        match name {
+            netfilter::SO_SET_REPLACE => {
+                let old = self.stack.netfilter.replace(family, value)?;
+                // As Linux, the table stays replaced when the old counters cannot be
+                // written.
+                t.mm()
+                    .write_bytes(UserAddr(old.counters_addr), &old.counters)
+            }
+            _ => self.stack.netfilter.add_counters(family, value),
+        }
+    }
+
     fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
         let opts = self.opts().clone();
         let mut g = self.stack.lock();
@@ -860,11 +898,35 @@ impl RawSocket {
         }
     }
 
+    /// The table family a netfilter option at `level` reaches from this socket, for the
+    /// caller `t`.
+    ///
+    /// # Errors
+    /// ENOPROTOOPT at the other family's level, EPERM without CAP_NET_ADMIN over the
+    /// socket's network namespace.
+    fn netfilter_family(&self, t: &dyn Context, level: i32) -> Result<netfilter::Family, Errno> {
+        let family = match self.family {
+            libc::AF_INET => netfilter::Family::V4,
+            _ => netfilter::Family::V6,
+        };
+        if level != family.level() {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        if !t.creds().has_cap_in(&self.owner, cap::NET_ADMIN) {
+            return Err(Errno::EPERM);
+        }
+        Ok(family)
+    }
+
     /// A raw socket as [`RawSocket::saved`] described it, on `stack`.
     ///
     /// # Errors
     /// The local address is not the stack's in this sandbox, or the image is malformed.
-    pub fn restored(stack: &Arc<Stack>, image: &RawImage) -> Result<RawSocket, String> {
+    pub fn restored(
+        stack: &Arc<Stack>,
+        owner: &Arc<UserNs>,
+        image: &RawImage,
+    ) -> Result<RawSocket, String> {
         if image.family != libc::AF_INET && image.family != libc::AF_INET6 {
             return Err(format!("family {}", image.family));
         }
@@ -880,7 +942,7 @@ impl RawSocket {
         if image.checksum.is_some_and(|c| c % 2 == 1) {
             return Err("an odd IPV6_CHECKSUM offset".into());
         }
-        let sock = RawSocket::new(stack, image.family, image.protocol);
+        let sock = RawSocket::new(stack, owner, image.family, image.protocol);
         {
             let mut opts = sock.opts();
             // IPPROTO_RAW always includes the header, and ICMPv6 always checksums.

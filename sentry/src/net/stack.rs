@@ -42,7 +42,8 @@
 //!
 //! # Lock order
 //! `Stack::inner` → a socket's `WaitQueue` (notified under the stack lock; waking takes no
-//! stack lock).
+//! stack lock); `Stack::inner` → the netfilter tables' lock (the device runs packets through
+//! them under the stack lock).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -464,6 +465,8 @@ pub struct Stack {
     sleep: Sleep,
     /// The ports forwarded from the host's loopback ([`super::forward`]).
     pub forwards: super::forward::Forwards,
+    /// The netfilter tables its device applies ([`super::netfilter`]).
+    pub netfilter: Arc<super::netfilter::Netfilter>,
 }
 
 /// Why a stack on a link cannot start.
@@ -582,7 +585,9 @@ impl Stack {
                 a.push(*c).expect("room for the loopback addresses");
             }
         });
+        let netfilter = dev.netfilter.clone();
         let s = Arc::new(Stack {
+            netfilter,
             inner: Mutex::new(Inner::new(iface, dev, cidrs, Vec::new(), epoch)),
             sleep: Sleep::Condvar(Condvar::new()),
             forwards: super::forward::Forwards::default(),
@@ -669,7 +674,9 @@ impl Stack {
         }
         // Longest prefix first, as routing picks.
         gateways.sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
+        let netfilter = dev.netfilter.clone();
         let s = Arc::new(Stack {
+            netfilter,
             inner: Mutex::new(Inner {
                 link_index: Some(link.index),
                 link_name: Some(link.name.clone()),
@@ -805,6 +812,11 @@ fn tcp_socket(nodelay: bool) -> tcp::Socket<'static> {
 }
 
 impl Inner {
+    /// The netfilter tables the stack's packets pass.
+    pub fn netfilter(&self) -> &super::netfilter::Netfilter {
+        &self.dev.netfilter
+    }
+
     fn new(
         iface: Interface,
         dev: Device,

@@ -123,7 +123,7 @@ fn install(t: &Task, socket: Arc<dyn net::Socket>, flags: i32) -> Result<i32, Er
 /// socket(2)
 pub fn socket(t: &mut Task, domain: i32, ty: i32, protocol: i32) -> SysResult {
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let ops = net::socket(t, &t.ns.net, domain, ty & !flags, protocol)?;
+    let ops = net::socket(t, &t.ns.net, &t.ns.net.owner, domain, ty & !flags, protocol)?;
     Ok(install(t, ops, flags)? as u64)
 }
 
@@ -225,6 +225,15 @@ pub fn setsockopt(
     len: u32,
 ) -> SysResult {
     let f = socket_file(t, fd)?;
+    if net::netfilter::is_command(level, name) {
+        net::netfilter::check_command_len(name, len as usize)?;
+        if len as usize > net::netfilter::MAX_REPLACE {
+            return Err(Errno::ENOMEM);
+        }
+        let v = t.mm.read_bytes(val, len as usize)?;
+        with_socket(&f, |s| s.netfilter_command(t, level, name, &v))?;
+        return Ok(0);
+    }
     let v = t.mm.read_bytes(val, (len as usize).min(4096))?;
     // Setting a buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN.
     if level == libc::SOL_SOCKET
@@ -256,6 +265,17 @@ pub fn getsockopt(
     let f = socket_file(t, fd)?;
     let len: i32 = t.mm.read_obj(lenp)?;
     let room = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
+    if let Some(query) = net::netfilter::query_of(level, name) {
+        net::netfilter::check_len(query, room)?;
+        if room > net::netfilter::MAX_REPLACE {
+            return Err(Errno::ENOMEM);
+        }
+        let q = t.mm.read_bytes(val, room)?;
+        let v = with_socket(&f, |s| s.netfilter_query(t, level, query, &q))?;
+        t.mm.write_bytes(val, &v)?;
+        t.mm.write_obj(lenp, &(v.len() as u32))?;
+        return Ok(0);
+    }
     let mut v = with_socket(&f, |s| s.getsockopt(level, name))?;
     // A bound device's name needs room for any name (Linux's `sock_getbindtodevice`).
     if (level, name) == (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) && !v.is_empty() && room < 16 {

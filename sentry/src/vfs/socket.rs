@@ -241,6 +241,38 @@ pub trait Socket: FileOps {
     /// EINVAL for short values, ENOPROTOOPT/EOPNOTSUPP for unknown levels.
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno>;
 
+    /// `getsockopt(2)` of a netfilter query (`IPT_SO_GET_*`, `IP6T_SO_GET_*`, `name` as
+    /// IPv4 numbers it), whose buffer `q` (as long as the caller's optlen) carries the
+    /// question; the answer replaces it. Only raw sockets answer.
+    ///
+    /// # Errors
+    /// ENOPROTOOPT; for raw sockets EPERM without CAP_NET_ADMIN, and the query's own.
+    fn netfilter_query(
+        &self,
+        _t: &mut dyn Context,
+        _level: i32,
+        _name: i32,
+        _q: &[u8],
+    ) -> Result<Vec<u8>, Errno> {
+        Err(Errno::ENOPROTOOPT)
+    }
+
+    /// `setsockopt(2)` of a netfilter command (`IPT_SO_SET_*`, `IP6T_SO_SET_*`), which
+    /// writes to the caller's memory (the replaced table's counters). Only raw sockets
+    /// take it.
+    ///
+    /// # Errors
+    /// ENOPROTOOPT; for raw sockets EPERM without CAP_NET_ADMIN, and the command's own.
+    fn netfilter_command(
+        &self,
+        _t: &mut dyn Context,
+        _level: i32,
+        _name: i32,
+        _value: &[u8],
+    ) -> Result<(), Errno> {
+        Err(Errno::ENOPROTOOPT)
+    }
+
     /// `fchmod(2)` of the socket's own inode (its permission bits, which an AF_UNIX bind
     /// gives the file it creates, less the umask). The caller checked ownership.
     ///
