@@ -34,6 +34,10 @@ use filemap::FileMapping;
 
 /// Largest range one fault populates.
 pub const FAULT_CHUNK: u64 = 2 << 20;
+/// Pages `fork` copies for the child at most, instead of sharing them copy-on-write: pages the
+/// parent has mapped writable, whose sharing costs a host unmap and refaults in the parent
+/// (see `MemoryManager::copy_for_child`).
+pub const FORK_COPY_PAGES: u64 = 32;
 /// Top of the application stack.
 pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
 /// The default RLIMIT_STACK; the stack itself is as large as the limit at exec, up to the
@@ -1432,6 +1436,7 @@ impl MemoryManager {
         // Writable private mappings of the parent go (they refault copy-on-write); adjacent
         // ones in one host munmap, since each costs a call injected into a stub.
         let mut unmap: Vec<(u64, u64)> = Vec::new();
+        let mut copy_budget = FORK_COPY_PAGES * PAGE_SIZE;
         for s in starts {
             let (shared, fork) = i
                 .vma_at(s)
@@ -1441,6 +1446,12 @@ impl MemoryManager {
                 continue;
             }
             let p = i.pmas.get_mut(&s).expect("present");
+            if !shared && p.mapped.write {
+                if let Some(copy) = self.copy_for_child(s, p, &mut copy_budget) {
+                    child_pmas.insert(s, copy);
+                    continue;
+                }
+            }
             self.mf.inc_ref(FileRange {
                 offset: p.file_offset,
                 len: p.end - s,
@@ -1493,6 +1504,27 @@ impl MemoryManager {
             self.space.unmap(start, end - start).map_err(platform_err)?;
         }
         Ok(child)
+    }
+
+    /// The child's own copy of the parent's private PMA `p` at `start`, which the parent has
+    /// mapped writable, when it fits in `budget` (bytes, reduced by what is copied) and the
+    /// memory file has room. The parent then keeps its mapping: copying a few pages costs
+    /// far less than the host unmap and the write faults that copy-on-write would bring
+    /// (each a round trip to a stub); both sides see the same bytes either way.
+    fn copy_for_child(&self, start: u64, p: &Pma, budget: &mut u64) -> Option<Pma> {
+        let len = p.end - start;
+        if len > *budget {
+            return None;
+        }
+        let r = self.mf.allocate(len).ok()?;
+        self.mf.copy(p.file_offset, r.offset, len);
+        *budget -= len;
+        Some(Pma {
+            end: p.end,
+            file_offset: r.offset,
+            cow: false,
+            mapped: Perms::NONE,
+        })
     }
 
     /// `shmdt(2)`: unmaps one attachment at `addr`. The first VMA at or above `addr` that
@@ -1988,5 +2020,46 @@ mod tests {
         // The first page is still copy-on-write: a write fault takes it over too.
         parent.handle_fault(a, Access::Write).unwrap();
         assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::RW)));
+    }
+
+    #[test]
+    fn fork_copies_small_writable_mappings_and_shares_large_ones_copy_on_write() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let space = Arc::new(Recorder::default());
+        let parent = MemoryManager::new(mf.clone(), space.clone());
+        let (small, large) = (0x40_0000, 0x80_0000);
+        let large_len = (FORK_COPY_PAGES + 1) * PAGE_SIZE;
+        for (addr, len) in [(small, PAGE_SIZE), (large, large_len)] {
+            parent
+                .mmap(MmapRequest {
+                    placement: Placement::Fixed(addr),
+                    len,
+                    perms: Perms::RW,
+                    shared: false,
+                    kind: VmaKind::Named("anon".into()),
+                    file: None,
+                })
+                .unwrap();
+            parent.handle_fault(addr, Access::Write).unwrap();
+            parent.copy_out(addr, b"before").unwrap();
+        }
+        space.0.lock().unwrap().clear();
+        let child = parent.fork(Arc::new(NullSpace)).unwrap();
+        // The small mapping stays mapped writable in the parent: its write needs no fault.
+        parent.handle_fault(small, Access::Write).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), None);
+        // The large one went copy-on-write: the parent's write maps a copy of its own.
+        parent.handle_fault(large, Access::Write).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), Some((large, Perms::RW)));
+        // Either way, each side sees only its own writes.
+        for addr in [small, large] {
+            parent.copy_out(addr, b"parent").unwrap();
+            child.copy_out(addr + 8, b"child").unwrap();
+            let mut buf = [0u8; 13];
+            child.copy_in(addr, &mut buf).unwrap();
+            assert_eq!(&buf, b"before\0\0child");
+            parent.copy_in(addr, &mut buf).unwrap();
+            assert_eq!(&buf, b"parent\0\0\0\0\0\0\0");
+        }
     }
 }
