@@ -254,18 +254,24 @@ pub struct CpuState {
 impl CpuState {
     /// Registers of a thread about to start at `entry` with stack pointer `sp`.
     pub fn new(entry: u64, sp: u64) -> CpuState {
-        // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
-        let mut regs: Regs = unsafe { std::mem::zeroed() };
-        regs.rip = entry;
-        regs.rsp = sp;
-        regs.eflags = 0x202;
-        regs.cs = 0x33;
-        regs.ss = 0x2b;
         CpuState {
-            regs,
+            regs: initial_regs(entry, sp),
             fp: FpState::initial(),
         }
     }
+}
+
+/// General registers of a 64-bit thread about to start at `entry` with stack pointer `sp`:
+/// user code and stack segments, interrupts enabled, everything else zero.
+pub(crate) fn initial_regs(entry: u64, sp: u64) -> Regs {
+    // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
+    let mut regs: Regs = unsafe { std::mem::zeroed() };
+    regs.rip = entry;
+    regs.rsp = sp;
+    regs.eflags = 0x202;
+    regs.cs = 0x33;
+    regs.ss = 0x2b;
+    regs
 }
 
 /// Lets another host thread stop a running [`Context::switch`]. Cheap to clone.

@@ -259,7 +259,8 @@ pub(crate) fn stopped_stub_error(pid: Pid, call: &'static str, e: nix::errno::Er
 }
 
 /// Runs host system call `nr` in stub `pid`, stopped and traced by the calling thread, and
-/// returns its result. The stub's registers are as before afterwards.
+/// returns its result. The stub's registers are left as the call left them: they matter only
+/// when the sentry runs application code in the stub, and every switch loads them all first.
 ///
 /// # Errors
 /// ptrace failures, the stub died, or the call failed (the errno in [`Error::Injected`]).
@@ -269,10 +270,10 @@ pub(crate) fn inject_into(
     nr: libc::c_long,
     args: [u64; 6],
 ) -> Result<u64> {
-    let saved =
-        ptrace::getregs(pid).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?;
-    let mut regs = saved;
-    regs.rip = stub::syscall_insn();
+    // The 64-bit user segments and plain flags of a fresh thread; the call sets the rest it
+    // reads. No stub's registers are kept across an injection, so nothing needs saving:
+    // one PTRACE_SETREGS and one PTRACE_GETREGS (for the result) per call.
+    let mut regs = crate::initial_regs(stub::syscall_insn(), 0);
     regs.rax = nr as u64;
     // Not in a system call: no restart logic may rewrite rax or rip on the way out.
     regs.orig_rax = u64::MAX;
@@ -300,7 +301,6 @@ pub(crate) fn inject_into(
     let result = ptrace::getregs(pid)
         .map_err(host("ptrace(PTRACE_GETREGS)"))?
         .rax;
-    ptrace::setregs(pid, saved).map_err(host("ptrace(PTRACE_SETREGS)"))?;
     let signed = result as i64;
     if (-4095..0).contains(&signed) {
         return Err(Error::Injected {

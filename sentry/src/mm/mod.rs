@@ -34,6 +34,13 @@ use filemap::FileMapping;
 
 /// Largest range one fault populates.
 pub const FAULT_CHUNK: u64 = 2 << 20;
+/// Pages `fork` copies for the child at most, instead of sharing them copy-on-write: pages the
+/// parent has mapped writable, whose sharing costs a host unmap and refaults in the parent
+/// (see `MemoryManager::copy_for_child`).
+pub const FORK_COPY_PAGES: u64 = 32;
+/// Pages a write fault on a copy-on-write page of a private file mapping copies at once,
+/// from the faulting page on (see `MemoryManager::handle_fault`).
+pub const FILE_COW_AHEAD_PAGES: u64 = 16;
 /// Top of the application stack.
 pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
 /// The default RLIMIT_STACK; the stack itself is as large as the limit at exec, up to the
@@ -1017,7 +1024,16 @@ impl MemoryManager {
             }
         }
         if p.cow && vma.perms.write && wants_write {
-            self.break_cow(&mut i, page).map_err(|_| SegvCode::MapErr)?;
+            // A written page of a private file mapping (a program's data) usually has written
+            // neighbours to come: copying them now, mapped with this one, saves each its own
+            // fault. Memory shared copy-on-write by fork is copied a page at a time.
+            let pages = if vma.file.is_some() {
+                FILE_COW_AHEAD_PAGES
+            } else {
+                1
+            };
+            self.break_cow(&mut i, page, pages)
+                .map_err(|_| SegvCode::MapErr)?;
         } else if p.mapped != Perms::NONE {
             // Already mapped with everything the VMA allows: a real protection fault, or a
             // fault another thread of this mm resolved while this one waited for the lock
@@ -1145,22 +1161,30 @@ impl MemoryManager {
     }
 
     /// Gives the page at `page` its own copy (or takes sole ownership if nobody else refers
-    /// to it any more).
-    fn break_cow(&self, i: &mut Inner, page: u64) -> Result<(), Errno> {
+    /// to it any more). A copy takes up to `pages` pages from `page` on, as far as the
+    /// copy-on-write PMA holding it goes, into one new range of the memory file.
+    fn break_cow(&self, i: &mut Inner, page: u64, pages: u64) -> Result<(), Errno> {
+        let (pstart, whole) = i.pma_at(page).map(|(s, p)| (s, *p)).ok_or(Errno::EFAULT)?;
+        let shared = self.mf.refs(whole.file_offset + (page - pstart)) > 1;
+        let len = if shared {
+            (pages.max(1) * PAGE_SIZE).min(whole.end - page)
+        } else {
+            PAGE_SIZE
+        };
         i.split_pmas_at(page);
-        i.split_pmas_at(page + PAGE_SIZE);
+        i.split_pmas_at(page + len);
         let p = i.pmas[&page];
-        if self.mf.refs(p.file_offset) > 1 {
-            let r = self.mf.allocate(PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
-            self.mf.copy(p.file_offset, r.offset, PAGE_SIZE);
+        if shared {
+            let r = self.mf.allocate(len).map_err(|_| Errno::ENOMEM)?;
+            self.mf.copy(p.file_offset, r.offset, len);
             self.mf.dec_ref(FileRange {
                 offset: p.file_offset,
-                len: PAGE_SIZE,
+                len,
             });
             i.pmas.insert(
                 page,
                 Pma {
-                    end: page + PAGE_SIZE,
+                    end: page + len,
                     file_offset: r.offset,
                     cow: false,
                     mapped: p.mapped,
@@ -1191,7 +1215,7 @@ impl MemoryManager {
         let mut pstart = self.populate(i, page, write)?;
         if write && i.pmas[&pstart].cow {
             let mapped = i.pmas[&pstart].mapped;
-            self.break_cow(i, page)?;
+            self.break_cow(i, page, 1)?;
             if mapped != Perms::NONE && !i.detached {
                 // The host mapping still shows the shared page: map the page's own copy over
                 // it, with all the VMA allows (as a fault would), in one host call rather
@@ -1432,6 +1456,7 @@ impl MemoryManager {
         // Writable private mappings of the parent go (they refault copy-on-write); adjacent
         // ones in one host munmap, since each costs a call injected into a stub.
         let mut unmap: Vec<(u64, u64)> = Vec::new();
+        let mut copy_budget = FORK_COPY_PAGES * PAGE_SIZE;
         for s in starts {
             let (shared, fork) = i
                 .vma_at(s)
@@ -1441,6 +1466,12 @@ impl MemoryManager {
                 continue;
             }
             let p = i.pmas.get_mut(&s).expect("present");
+            if !shared && p.mapped.write {
+                if let Some(copy) = self.copy_for_child(s, p, &mut copy_budget) {
+                    child_pmas.insert(s, copy);
+                    continue;
+                }
+            }
             self.mf.inc_ref(FileRange {
                 offset: p.file_offset,
                 len: p.end - s,
@@ -1493,6 +1524,27 @@ impl MemoryManager {
             self.space.unmap(start, end - start).map_err(platform_err)?;
         }
         Ok(child)
+    }
+
+    /// The child's own copy of the parent's private PMA `p` at `start`, which the parent has
+    /// mapped writable, when it fits in `budget` (bytes, reduced by what is copied) and the
+    /// memory file has room. The parent then keeps its mapping: copying a few pages costs
+    /// far less than the host unmap and the write faults that copy-on-write would bring
+    /// (each a round trip to a stub); both sides see the same bytes either way.
+    fn copy_for_child(&self, start: u64, p: &Pma, budget: &mut u64) -> Option<Pma> {
+        let len = p.end - start;
+        if len > *budget {
+            return None;
+        }
+        let r = self.mf.allocate(len).ok()?;
+        self.mf.copy(p.file_offset, r.offset, len);
+        *budget -= len;
+        Some(Pma {
+            end: p.end,
+            file_offset: r.offset,
+            cow: false,
+            mapped: Perms::NONE,
+        })
     }
 
     /// `shmdt(2)`: unmaps one attachment at `addr`. The first VMA at or above `addr` that
@@ -1868,7 +1920,7 @@ mod tests {
         fn release(&self) {}
     }
 
-    /// A one-page file whose page lives in the memory file (as a cached page does).
+    /// A file whose pages live in the memory file, contiguously (as cached pages may).
     struct OnePage {
         mf: Arc<MemoryFile>,
         page: FileRange,
@@ -1876,14 +1928,19 @@ mod tests {
 
     impl filemap::Mappable for OnePage {
         fn size(&self) -> u64 {
-            PAGE_SIZE
+            self.page.len
         }
         fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
-            if first > 0 || count == 0 {
+            let end = (first + count).min(self.page.len / PAGE_SIZE);
+            if first >= end {
                 return Ok(Vec::new());
             }
-            self.mf.inc_ref(self.page);
-            Ok(vec![(0, self.page)])
+            let r = FileRange {
+                offset: self.page.offset + first * PAGE_SIZE,
+                len: (end - first) * PAGE_SIZE,
+            };
+            self.mf.inc_ref(r);
+            Ok(vec![(first, r)])
         }
         fn shared_writable(&self) -> bool {
             false
@@ -1988,5 +2045,96 @@ mod tests {
         // The first page is still copy-on-write: a write fault takes it over too.
         parent.handle_fault(a, Access::Write).unwrap();
         assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::RW)));
+    }
+
+    #[test]
+    fn a_write_to_a_private_file_mapping_copies_the_pages_after_it_too() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let len = 4 * PAGE_SIZE;
+        let pages = mf.allocate(len).unwrap();
+        mf.write(pages.offset + PAGE_SIZE, b"file");
+        let file = Arc::new(OnePage {
+            mf: mf.clone(),
+            page: pages,
+        });
+        let space = Arc::new(Recorder::default());
+        let mm = MemoryManager::new(mf.clone(), space.clone());
+        let addr = 0x40_0000;
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(addr),
+            len,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Named("f".into()),
+            file: Some(FileMapping {
+                file,
+                offset: 0,
+                may_write: false,
+                dev: 0,
+                ino: 1,
+                writer: None,
+            }),
+        })
+        .unwrap();
+        mm.handle_fault(addr + PAGE_SIZE, Access::Write).unwrap();
+        assert_eq!(
+            space.0.lock().unwrap().pop(),
+            Some((addr + PAGE_SIZE, Perms::RW))
+        );
+        // The pages after it were copied and mapped writable with it: no fault of their own.
+        mm.handle_fault(addr + 3 * PAGE_SIZE, Access::Write)
+            .unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), None);
+        // The copies hold the file's data, and writes to them never reach the file.
+        let mut buf = [0u8; 4];
+        mm.copy_in(addr + PAGE_SIZE, &mut buf).unwrap();
+        assert_eq!(&buf, b"file");
+        mm.copy_out(addr + PAGE_SIZE, b"mine").unwrap();
+        mf.read(pages.offset + PAGE_SIZE, &mut buf);
+        assert_eq!(&buf, b"file");
+        // The page before the fault is still the file's: its write copies it.
+        mm.handle_fault(addr, Access::Write).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), Some((addr, Perms::RW)));
+    }
+
+    #[test]
+    fn fork_copies_small_writable_mappings_and_shares_large_ones_copy_on_write() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let space = Arc::new(Recorder::default());
+        let parent = MemoryManager::new(mf.clone(), space.clone());
+        let (small, large) = (0x40_0000, 0x80_0000);
+        let large_len = (FORK_COPY_PAGES + 1) * PAGE_SIZE;
+        for (addr, len) in [(small, PAGE_SIZE), (large, large_len)] {
+            parent
+                .mmap(MmapRequest {
+                    placement: Placement::Fixed(addr),
+                    len,
+                    perms: Perms::RW,
+                    shared: false,
+                    kind: VmaKind::Named("anon".into()),
+                    file: None,
+                })
+                .unwrap();
+            parent.handle_fault(addr, Access::Write).unwrap();
+            parent.copy_out(addr, b"before").unwrap();
+        }
+        space.0.lock().unwrap().clear();
+        let child = parent.fork(Arc::new(NullSpace)).unwrap();
+        // The small mapping stays mapped writable in the parent: its write needs no fault.
+        parent.handle_fault(small, Access::Write).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), None);
+        // The large one went copy-on-write: the parent's write maps a copy of its own.
+        parent.handle_fault(large, Access::Write).unwrap();
+        assert_eq!(space.0.lock().unwrap().pop(), Some((large, Perms::RW)));
+        // Either way, each side sees only its own writes.
+        for addr in [small, large] {
+            parent.copy_out(addr, b"parent").unwrap();
+            child.copy_out(addr + 8, b"child").unwrap();
+            let mut buf = [0u8; 13];
+            child.copy_in(addr, &mut buf).unwrap();
+            assert_eq!(&buf, b"before\0\0child");
+            parent.copy_in(addr, &mut buf).unwrap();
+            assert_eq!(&buf, b"parent\0\0\0\0\0\0\0");
+        }
     }
 }
