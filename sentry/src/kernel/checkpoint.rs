@@ -129,13 +129,23 @@
 //! the programs are in `seccomp_filters`, each distinct filter once naming the one below
 //! it, so threads and fork children share their common filters again and TSYNC still
 //! works; [`super::seccomp`]).
+//! Format 7 added PID namespaces below the container's (`namespaces.pid`,
+//! [`super::pidns::PidNsImage`], a parent before its children: inode number, next ID, every
+//! `[global, local]` ID pair it holds, so process groups and sessions keep theirs, its init
+//! and whether that init exited), each task's ID in the container's namespace
+//! ([`TaskImage::container_vtid`]) and its process's PID namespace and `pid_for_children`
+//! (what `unshare(CLONE_NEWPID)` or setns(2) chose; [`super::ns::TaskNsImage`]): a restored
+//! task of a nested namespace has its IDs at every level, its namespace's init is its
+//! child reaper again, and numbering continues above the saved IDs; and open
+//! `/proc/[pid]/ns/*` files ([`FileImage::Namespace`], [`super::ns::NsFileImage`]: the kind
+//! and index of the namespace named, which the image saves even when only the file holds
+//! it), reopened on restore so that setns(2) through them joins the same namespace.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
-//! `/proc`, `/proc/[pid]/ns` and sysfs files, the container's host terminal (its console: a
+//! `/proc`, a `/proc/[pid]/ns/mnt` file, sysfs files, the container's host terminal (its console: a
 //! restore cannot give the sandbox a terminal yet), a pty of a devpts mount other than the
-//! container's `/dev/pts`; a task in a nested PID namespace or whose children go to another
-//! one (setns); in a nested IPC namespace, shared memory segments and message queues an fd
+//! container's `/dev/pts`; in a nested IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
 //! whose creating process exited; an epoll item whose file no fd holds; a writable shared
 //! mapping of a host file; a device node in a tmpfs;
@@ -161,7 +171,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
@@ -457,6 +467,11 @@ pub struct TaskImage {
     /// The TID as the task's own PID namespace numbers it, and that namespace's level.
     pub vtid: i32,
     pub pidns_level: usize,
+    /// The TID as the container's PID namespace numbers it (`vtid` for a task of that
+    /// namespace; a task of a namespace below it has an ID at every level between, which
+    /// that namespace's image keeps: [`super::pidns::PidNsImage::ids`]).
+    #[serde(default)]
+    pub container_vtid: i32,
     /// `user_regs_struct` in its field order (r15 ... gs).
     pub regs: Vec<u64>,
     /// The XSAVE area.
@@ -681,6 +696,9 @@ pub enum FileImage {
     /// A pidfd: the global PID of its process (which keeps it across a restore); `reaped`:
     /// the process was reaped already, and the pidfd names none.
     PidFd { tgid: i32, reaped: bool },
+    /// An open `/proc/[pid]/ns/*` file: the namespace it names (reopened on restore, so
+    /// that setns(2) through it joins that namespace).
+    Namespace(super::ns::NsFileImage),
     /// An end of a pty pair of the container's `/dev/pts`, opened by `path`; the pair's
     /// state is saved with each of its files ([`crate::tty::image`]).
     Pty {
@@ -761,6 +779,7 @@ impl Task {
             comm: self.handle.comm.lock().unwrap().clone(),
             vtid: self.vtid(),
             pidns_level: self.tg.pidns.level(),
+            container_vtid: 0,
             regs: regs_words(&self.cpu.regs),
             fp: self.cpu.fp.area.clone(),
             restart: restart.map(RestartImage::from),
@@ -909,13 +928,10 @@ impl Kernel {
         };
         let mut tasks = tasks;
         tasks.sort_by_key(|t| t.tid);
-        // Nested PID namespaces are not in the image: every task is in the container's.
-        if let Some(t) = tasks.iter().find(|t| t.pidns_level != tasks[0].pidns_level) {
-            return Err(CheckpointError::Unsupported {
-                what: format!("task {} is in a PID namespace of its own", t.tid),
-            });
-        }
-        let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces());
+        // The container's processes are those of the shallowest PID namespace; the
+        // namespaces below it are saved with every ID they hold.
+        let pid_level = tasks.iter().map(|t| t.pidns_level).min().unwrap_or(0);
+        let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces(), pid_level);
         let (mut mms, mut fd_tables, mut namespaces) =
             (Interner::new(), Interner::new(), Interner::new());
         for t in &mut tasks {
@@ -930,6 +946,10 @@ impl Kernel {
                             what: format!("task {} holds {what}", t.tid),
                         }
                     })?;
+                    t.container_vtid = ns_saver
+                        .container_pidns(&pidns)
+                        .id_of(t.tid)
+                        .unwrap_or(t.vtid);
                 }
             }
             if let Some(mm) = t.mm_ref.take() {
@@ -963,6 +983,7 @@ impl Kernel {
                     if let Ok(file) = table.get(f.fd) {
                         f.netns = socket_netns(&file, &nets)?;
                     }
+                    resolve_ns_file(f, &mut ns_saver)?;
                 }
                 Ok(image)
             })
@@ -983,7 +1004,7 @@ impl Kernel {
                 break;
             }
             for file in flying {
-                in_flight.push(FdImage {
+                let mut f = FdImage {
                     fd: -1,
                     cloexec: false,
                     flags: file.flags(),
@@ -999,7 +1020,9 @@ impl Kernel {
                         &mut mqueues,
                         &mut inotify,
                     )?,
-                });
+                };
+                resolve_ns_file(&mut f, &mut ns_saver)?;
+                in_flight.push(f);
             }
         }
         let unix = unix
@@ -1456,6 +1479,18 @@ fn fd_table_image(
     Ok(FdTableImage { fds })
 }
 
+/// Indexes the namespace an open namespace file `f` names.
+fn resolve_ns_file(f: &mut FdImage, saver: &mut super::ns::NsSaver) -> Result<(), CheckpointError> {
+    if let FileImage::Namespace(n) = &mut f.file {
+        saver
+            .resolve(n)
+            .map_err(|what| CheckpointError::Unsupported {
+                what: format!("fd {} is {what}", f.fd),
+            })?;
+    }
+    Ok(())
+}
+
 /// The network namespace (an index of `nets`) of `file` if it is a socket of the sentry's;
 /// 0 for anything else.
 fn socket_netns(file: &OpenFile, nets: &[Arc<super::ns::NetNs>]) -> Result<usize, CheckpointError> {
@@ -1615,6 +1650,9 @@ fn file_image(
             };
         }
         FileKind::Plain(ops) => {
+            if let Some(ns) = super::ns::namespace_of(file) {
+                return Ok(FileImage::Namespace(super::ns::NsFileImage::pending(ns)));
+            }
             if let Some(saved) = crate::fs::devpts::saved_pty(file) {
                 let (end, path, pty) = saved.map_err(|what| unsupported(&what))?;
                 return Ok(FileImage::Pty { end, path, pty });
