@@ -153,7 +153,8 @@
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle).
+//! files, the mount tree and mount namespaces (a restore rebuilds the container's mounts
+//! from the bundle and gives every task the container's mount namespace).
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
@@ -178,7 +179,7 @@ pub const FORMAT_VERSION: u32 = 7;
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
-    "the mount tree (a restore rebuilds it from the bundle)",
+    "the mount tree and mount namespaces (a restore rebuilds the container's mounts from the bundle, and every task, whatever mount namespace it had, gets the container's)",
 ];
 
 /// Why a checkpoint failed.
