@@ -27,7 +27,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use crate::abi::{Errno, SysResult};
+use crate::abi::Errno;
 use crate::abi::{RELEASE, VERSION};
 use crate::auth::Creds;
 use crate::fs::synth::{
@@ -42,7 +42,7 @@ use crate::kernel::task::TaskView;
 use crate::kernel::thread_group::COREDUMP_FILTER_MASK;
 use crate::kernel::usage::ticks;
 use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
-use crate::mm::usermem::{IoSrc, UserAddr};
+use crate::mm::usermem::IoSrc;
 use crate::mm::VmaKind;
 use crate::vfs::inode::MagicTarget;
 use crate::vfs::{
@@ -408,49 +408,6 @@ const NAMESPACES: [&str; 8] = [
     "user",
     "uts",
 ];
-
-/// An open namespace file (Linux's nsfs inode): holds the namespace alive, shows its
-/// number as the inode number, and is what setns(2) takes.
-struct NsFile {
-    ns: NsRef,
-}
-
-/// The device number of Linux's nsfs (an anonymous device).
-const NSFS_DEV: u64 = 4;
-
-/// `NS_GET_NSTYPE` and `NS_GET_OWNER_UID` of ioctl_ns(2).
-const NS_GET_NSTYPE: u32 = 0xb703;
-const NS_GET_OWNER_UID: u32 = 0xb704;
-
-impl FileOps for NsFile {
-    fn namespace_inode(&self) -> Option<u64> {
-        Some(self.ns.inode())
-    }
-
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            dev: NSFS_DEV,
-            ino: self.ns.inode(),
-            mode: libc::S_IFREG | 0o444,
-            ..Stat::anonymous()
-        })
-    }
-
-    fn ioctl(&self, t: &mut dyn Context, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult {
-        match cmd {
-            NS_GET_NSTYPE => Ok(self.ns.clone_flag() as u64),
-            NS_GET_OWNER_UID => {
-                let NsRef::User(ns) = &self.ns else {
-                    return Err(Errno::EINVAL);
-                };
-                let uid = t.creds().user_ns.show(ns.owner, false);
-                t.mm().write_obj(UserAddr(arg), &uid)?;
-                Ok(0)
-            }
-            _ => Err(Errno::ENOTTY),
-        }
-    }
-}
 
 /// One node under `/proc/[pid]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -975,12 +932,7 @@ impl PidNode {
     fn namespace_file(&self, cx: &Caller, i: usize) -> Result<MagicTarget, Errno> {
         let ns = self.namespace(cx, i)?;
         let k = self.kernel.upgrade().ok_or(Errno::ENOENT)?;
-        k.ns_files.register(&ns);
-        let file = NsFile { ns };
-        Ok(MagicTarget::File(OpenFile::new(
-            Arc::new(file),
-            libc::O_RDONLY as u32,
-        )))
+        Ok(MagicTarget::File(crate::kernel::ns::namespace_file(&k, ns)))
     }
 
     /// The absolute sandbox path `path` as the reader `cx` names it (Linux's d_path from

@@ -1894,3 +1894,209 @@ fn restore_puts_the_console_onto_the_new_console_socket() {
     let (code, text) = rt.run(&["delete", "--force", "again"]);
     assert_eq!(code, 0, "delete: {text}");
 }
+
+/// A busybox bundle whose container runs `sh -c outer` with `INNER=inner` in its
+/// environment (a script file held open would be a host file the restored sandbox sees
+/// anew), the applets namespace workloads use and CAP_SYS_ADMIN (unshare(2), setns(2)).
+fn namespace_bundle(dir: &Path, rt: &Runtime, busybox: &str, outer: &str, inner: &str) -> PathBuf {
+    let bundle = bundle(dir, rt, busybox, &["sh", "-c", outer]);
+    let rootfs = bundle.join("rootfs");
+    for applet in ["unshare", "nsenter", "readlink", "grep", "tr"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let path = bundle.join("config.json");
+    let mut config = read_json(&path);
+    config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(format!("INNER={inner}").into());
+    for set in ["bounding", "effective", "permitted"] {
+        config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_SYS_ADMIN".into());
+    }
+    std::fs::write(&path, config.to_string()).unwrap();
+    bundle
+}
+
+/// A tick of the nested namespace's loop: (tick, nested PID namespace's `NSpid` pair).
+fn nested_ticks(text: &str) -> Vec<(u64, [u64; 2])> {
+    text.lines()
+        .filter_map(|l| {
+            let (n, rest) = l.split_once(' ')?;
+            let n = n.parse().ok()?;
+            assert!(
+                rest.starts_with("ppid=1 child=alive nspid=NSpid: "),
+                "a tick seen from the nested namespace: {l}"
+            );
+            let ids: Vec<u64> = rest
+                .rsplit_once("NSpid: ")?
+                .1
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
+            assert_eq!(
+                ids.len(),
+                2,
+                "an ID in the container's and the nested namespace: {l}"
+            );
+            Some((n, [ids[0], ids[1]]))
+        })
+        .collect()
+}
+
+/// `unshare -p -f` in the container: a shell that is PID 1 of a nested PID namespace, with
+/// a child (PID 2 there) and a counter; each tick a new process reports its parent (the
+/// nested init, 1), that the child is there (`kill -0` by its nested PID) and its own IDs
+/// at both levels (`NSpid` in the container's /proc). After a restore the counter continues,
+/// the nested init still answers 1 to its children and finds its child by its nested PID,
+/// new processes have IDs at both levels numbered on from the old ones, and at the end the
+/// nested init reaps its killed child (SIGTERM) and `unshare`, in the container's namespace,
+/// reaps the nested init. Natively (as root) the scripts print the same kind of lines.
+#[test]
+fn restore_keeps_a_nested_pid_namespace_and_its_ids_at_every_level() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    const INNER: &str = "sleep 1000 &\nc=$!\necho \"inner=$$ child=$c\"\ni=0\n\
+        while [ $i -lt 80 ]; do\n  i=$((i+1))\n  \
+        echo \"$i ppid=$(sh -c 'echo $PPID') child=$(kill -0 $c && echo alive) nspid=$(grep NSpid /proc/self/status | tr -s '\\t' ' ')\"\n  \
+        [ $i = 3 ] && echo ready\n  sleep 0.05\ndone\nkill $c\nwait $c\necho \"child-status=$?\"\n";
+    const OUTER: &str = "unshare -p -f sh -c \"$INNER\"\necho \"unshare=$?\"\necho done\n";
+    let scratch = Scratch::new("pidns");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = namespace_bundle(scratch.path(), &rt, busybox, OUTER, INNER);
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "pidns", &out, &image);
+    let before = std::fs::read_to_string(&out).unwrap();
+    assert!(before.starts_with("inner=1 child=2\n"), "{before}");
+    let old = nested_ticks(&before);
+    let (last_tick, [last_outer, last_inner]) = *old.last().expect("ticks before the checkpoint");
+
+    let kernel = read_json(&image.join("kernel.json"));
+    let pid = kernel["namespaces"]["pid"]
+        .as_array()
+        .expect("namespaces.pid");
+    assert_eq!(pid.len(), 1, "one nested PID namespace: {pid:?}");
+    assert_eq!(pid[0]["parent"], 0);
+    let tasks = kernel["tasks"].as_array().unwrap();
+    let nested: Vec<_> = tasks
+        .iter()
+        .filter(|t| t["namespaces"]["pid"] == 1)
+        .collect();
+    assert!(
+        nested.len() >= 2,
+        "the nested init and its child: {tasks:?}"
+    );
+    let init = nested
+        .iter()
+        .find(|t| t["vtid"] == 1)
+        .expect("the nested init");
+    assert_eq!(pid[0]["init"], init["tid"], "{pid:?}");
+    assert_ne!(init["container_vtid"], 1);
+    let unshare = tasks
+        .iter()
+        .find(|t| t["namespaces"]["pid_for_children"] == 1)
+        .expect("unshare's children go to the nested namespace");
+    assert_eq!(unshare["namespaces"]["pid"], 0);
+
+    let id = "pidns-restored";
+    let out = scratch.path().join("out-restored");
+    let (code, text) = rt.restore_detached(&image, &bundle, id, &out);
+    assert_eq!(code, 0, "restore: {text}");
+    assert!(
+        wait_text(&out, "done", Duration::from_secs(40)),
+        "not done after the restore: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let after = std::fs::read_to_string(&out).unwrap();
+    let new = nested_ticks(&after);
+    let (first, _) = *new.first().expect("ticks after the restore");
+    assert!(
+        first > 3 && first <= last_tick + 1,
+        "the counter continues from {last_tick}: {after}"
+    );
+    assert_eq!(new.last().map(|t| t.0), Some(80), "{after}");
+    for (_, [outer, inner]) in &new {
+        assert!(
+            *outer > last_outer && *inner > last_inner,
+            "IDs are numbered on at both levels (after {last_outer} {last_inner}): {after}"
+        );
+    }
+    assert!(
+        after.ends_with("child-status=143\nunshare=0\ndone\n"),
+        "the nested init reaps its child, unshare the nested init: {after}"
+    );
+}
+
+/// An fd on another process's `/proc/[pid]/ns/net` (a network namespace only that fd keeps,
+/// its process gone) is kept across a restore: `nsenter --net=/proc/$$/fd/3` joins the same
+/// namespace (its inode number as before, not the shell's own) after it as before it.
+#[test]
+fn restore_keeps_a_namespace_fd_that_setns_joins() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    const OUTER: &str = "unshare -n sleep 1000 &\np=$!\nsleep 0.3\n\
+        exec 3</proc/$p/ns/net\nkill $p\nwait $p\n\
+        echo \"via=$(nsenter --net=/proc/$$/fd/3 readlink /proc/self/ns/net) own=$(readlink /proc/self/ns/net)\"\n\
+        echo ready\ni=0\nwhile [ $i -lt 40 ]; do i=$((i+1)); sleep 0.05; done\n\
+        echo \"via=$(nsenter --net=/proc/$$/fd/3 readlink /proc/self/ns/net) own=$(readlink /proc/self/ns/net)\"\n\
+        echo done\n";
+    let scratch = Scratch::new("nsfd");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = namespace_bundle(scratch.path(), &rt, busybox, OUTER, "");
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "nsfd", &out, &image);
+    let before = std::fs::read_to_string(&out).unwrap();
+    // The shell may report the killed job ("Terminated") first.
+    let line = before
+        .lines()
+        .find(|l| l.starts_with("via="))
+        .unwrap_or_default()
+        .to_owned();
+    let (via, own) = line
+        .strip_prefix("via=")
+        .and_then(|l| l.split_once(" own="))
+        .unwrap_or_else(|| panic!("{before}"));
+    assert!(
+        via.starts_with("net:[") && own.starts_with("net:["),
+        "{before}"
+    );
+    assert_ne!(via, own, "the fd names another namespace: {before}");
+
+    let kernel = read_json(&image.join("kernel.json"));
+    let held: Vec<_> = kernel["fd_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["fds"].as_array().unwrap())
+        .filter(|f| f["fd"] == 3)
+        .map(|f| f["file"]["Namespace"].clone())
+        .collect();
+    assert!(
+        held.iter().all(|n| n["kind"] == "Net" && n["index"] == 1),
+        "{held:?}"
+    );
+    assert_eq!(
+        kernel["namespaces"]["net"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let out = scratch.path().join("out-restored");
+    let (code, text) = rt.restore_detached(&image, &bundle, "nsfd-restored", &out);
+    assert_eq!(code, 0, "restore: {text}");
+    assert!(
+        wait_text(&out, "done", Duration::from_secs(30)),
+        "not done after the restore: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{line}\ndone\n"),
+        "setns through the restored fd joins the same namespace"
+    );
+}

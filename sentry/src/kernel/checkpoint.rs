@@ -140,13 +140,24 @@
 //! restore's console socket) and records it as its session's controlling terminal; input
 //! and output the old host pty buffered are the host's and are lost; a restore given no
 //! console is refused. The terminal of an exec'd process is refused.
+//! Format 7 also added PID namespaces below the container's (`namespaces.pid`,
+//! [`super::pidns::PidNsImage`], a parent before its children: inode number, next ID, every
+//! `[global, local]` ID pair it holds, so process groups and sessions keep theirs, its init
+//! and whether that init exited), each task's ID in the container's namespace
+//! ([`TaskImage::container_vtid`]) and its process's PID namespace and `pid_for_children`
+//! (what `unshare(CLONE_NEWPID)` or setns(2) chose; [`super::ns::TaskNsImage`]): a restored
+//! task of a nested namespace has its IDs at every level, its namespace's init is its
+//! child reaper again, and numbering continues above the saved IDs; and open
+//! `/proc/[pid]/ns/*` files ([`FileImage::Namespace`], [`super::ns::NsFileImage`]: the kind
+//! and index of the namespace named, which the image saves even when only the file holds
+//! it), reopened on restore so that setns(2) through them joins the same namespace.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
-//! `/proc`, `/proc/[pid]/ns` and sysfs files, the host terminal of an exec'd process (its
-//! master went to that exec's caller), a pty of a devpts mount other than the
-//! container's `/dev/pts`; a task in a nested PID namespace or whose children go to another
-//! one (setns); in a nested IPC namespace, shared memory segments and message queues an fd
+//! `/proc`, a `/proc/[pid]/ns/mnt` file, sysfs files, the host terminal of an exec'd
+//! process (its master went to that exec's caller), a pty of a devpts mount other than the
+//! container's `/dev/pts`; a task in a mount or cgroup namespace of its own; in a nested
+//! IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
 //! whose creating process exited; an epoll item whose file no fd holds; a writable shared
 //! mapping of a host file; a device node in a tmpfs;
@@ -154,7 +165,8 @@
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds it from the bundle).
+//! files, the mount tree (a restore rebuilds the container's mounts from the bundle; a task
+//! in a mount namespace of its own is refused).
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
@@ -179,7 +191,7 @@ pub const FORMAT_VERSION: u32 = 7;
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
-    "the mount tree (a restore rebuilds it from the bundle)",
+    "the mount tree (a restore rebuilds the container's mounts from the bundle; a task in a mount namespace of its own is refused)",
 ];
 
 /// Why a checkpoint failed.
@@ -468,6 +480,11 @@ pub struct TaskImage {
     /// The TID as the task's own PID namespace numbers it, and that namespace's level.
     pub vtid: i32,
     pub pidns_level: usize,
+    /// The TID as the container's PID namespace numbers it (`vtid` for a task of that
+    /// namespace; a task of a namespace below it has an ID at every level between, which
+    /// that namespace's image keeps: [`super::pidns::PidNsImage::ids`]).
+    #[serde(default)]
+    pub container_vtid: i32,
     /// `user_regs_struct` in its field order (r15 ... gs).
     pub regs: Vec<u64>,
     /// The XSAVE area.
@@ -692,6 +709,9 @@ pub enum FileImage {
     /// A pidfd: the global PID of its process (which keeps it across a restore); `reaped`:
     /// the process was reaped already, and the pidfd names none.
     PidFd { tgid: i32, reaped: bool },
+    /// An open `/proc/[pid]/ns/*` file: the namespace it names (reopened on restore, so
+    /// that setns(2) through it joins that namespace).
+    Namespace(super::ns::NsFileImage),
     /// An end of a pty pair of the container's `/dev/pts`, opened by `path`; the pair's
     /// state is saved with each of its files ([`crate::tty::image`]).
     Pty {
@@ -778,6 +798,7 @@ impl Task {
             comm: self.handle.comm.lock().unwrap().clone(),
             vtid: self.vtid(),
             pidns_level: self.tg.pidns.level(),
+            container_vtid: 0,
             regs: regs_words(&self.cpu.regs),
             fp: self.cpu.fp.area.clone(),
             restart: restart.map(RestartImage::from),
@@ -926,18 +947,29 @@ impl Kernel {
         };
         let mut tasks = tasks;
         tasks.sort_by_key(|t| t.tid);
-        // Nested PID namespaces are not in the image: every task is in the container's.
-        if let Some(t) = tasks.iter().find(|t| t.pidns_level != tasks[0].pidns_level) {
-            return Err(CheckpointError::Unsupported {
-                what: format!("task {} is in a PID namespace of its own", t.tid),
-            });
-        }
-        let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces());
+        // The container's processes are those of the shallowest PID namespace; the
+        // namespaces below it are saved with every ID they hold.
+        let pid_level = tasks.iter().map(|t| t.pidns_level).min().unwrap_or(0);
+        let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces(), pid_level);
         let (mut mms, mut fd_tables, mut namespaces) =
             (Interner::new(), Interner::new(), Interner::new());
+        // Mount namespaces are not in the image: a restore gives every task its container's,
+        // so a task in another one (`unshare -m`) is refused rather than moved.
+        let container_of: std::collections::HashMap<i32, &str> = processes
+            .iter()
+            .map(|p| (p.tgid, p.container.as_str()))
+            .collect();
+        let mut mount_ns_of: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
         for t in &mut tasks {
             if let Some(ns) = t.ns_ref.take() {
-                namespaces.intern(&ns);
+                let index = namespaces.intern(&ns);
+                let container = container_of.get(&t.tgid).copied().unwrap_or_default();
+                if *mount_ns_of.entry(container).or_insert(index) != index {
+                    return Err(CheckpointError::Unsupported {
+                        what: format!("task {} is in a mount namespace of its own", t.tid),
+                    });
+                }
             }
             if let Some((ns, user)) = t.ns_held.take() {
                 let pidns = self.tree().tasks.get(&t.tid).map(|h| h.tg.pidns.clone());
@@ -947,6 +979,10 @@ impl Kernel {
                             what: format!("task {} holds {what}", t.tid),
                         }
                     })?;
+                    t.container_vtid = ns_saver
+                        .container_pidns(&pidns)
+                        .id_of(t.tid)
+                        .unwrap_or(t.vtid);
                 }
             }
             if let Some(mm) = t.mm_ref.take() {
@@ -980,6 +1016,7 @@ impl Kernel {
                     if let Ok(file) = table.get(f.fd) {
                         f.netns = socket_netns(&file, &nets)?;
                     }
+                    resolve_ns_file(f, &mut ns_saver)?;
                 }
                 Ok(image)
             })
@@ -1000,7 +1037,7 @@ impl Kernel {
                 break;
             }
             for file in flying {
-                in_flight.push(FdImage {
+                let mut f = FdImage {
                     fd: -1,
                     cloexec: false,
                     flags: file.flags(),
@@ -1016,7 +1053,9 @@ impl Kernel {
                         &mut mqueues,
                         &mut inotify,
                     )?,
-                });
+                };
+                resolve_ns_file(&mut f, &mut ns_saver)?;
+                in_flight.push(f);
             }
         }
         let unix = unix
@@ -1473,6 +1512,18 @@ fn fd_table_image(
     Ok(FdTableImage { fds })
 }
 
+/// Indexes the namespace an open namespace file `f` names.
+fn resolve_ns_file(f: &mut FdImage, saver: &mut super::ns::NsSaver) -> Result<(), CheckpointError> {
+    if let FileImage::Namespace(n) = &mut f.file {
+        saver
+            .resolve(n)
+            .map_err(|what| CheckpointError::Unsupported {
+                what: format!("fd {} is {what}", f.fd),
+            })?;
+    }
+    Ok(())
+}
+
 /// The network namespace (an index of `nets`) of `file` if it is a socket of the sentry's;
 /// 0 for anything else.
 fn socket_netns(file: &OpenFile, nets: &[Arc<super::ns::NetNs>]) -> Result<usize, CheckpointError> {
@@ -1635,6 +1686,9 @@ fn file_image(
             if let Some(saved) = crate::fs::devpts::saved_console(file) {
                 let (path, console) = saved.map_err(|what| unsupported(&what))?;
                 return Ok(FileImage::Console { path, console });
+            }
+            if let Some(ns) = super::ns::namespace_of(file) {
+                return Ok(FileImage::Namespace(super::ns::NsFileImage::pending(ns)));
             }
             if let Some(saved) = crate::fs::devpts::saved_pty(file) {
                 let (end, path, pty) = saved.map_err(|what| unsupported(&what))?;

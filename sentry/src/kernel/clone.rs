@@ -40,8 +40,7 @@ const CLONE_NEWIPC: u64 = libc::CLONE_NEWIPC as u64;
 const CLONE_NEWNET: u64 = libc::CLONE_NEWNET as u64;
 const CLONE_NEWCGROUP: u64 = libc::CLONE_NEWCGROUP as u64;
 
-/// How deep PID namespaces may nest (Linux's MAX_PID_NS_LEVEL).
-const MAX_PIDNS_LEVEL: usize = 32;
+use super::pidns::MAX_LEVEL as MAX_PIDNS_LEVEL;
 
 /// Flags accepted (of the namespaces all but mount and time; pidfds are not offered yet).
 const SUPPORTED: u64 = CLONE_VM

@@ -246,6 +246,76 @@ impl NsWeak {
     }
 }
 
+/// An open namespace file (Linux's nsfs inode): holds the namespace alive, shows its
+/// number as the inode number, and is what setns(2) takes.
+pub struct NsFile {
+    ns: NsRef,
+}
+
+/// The device number of Linux's nsfs (an anonymous device).
+const NSFS_DEV: u64 = 4;
+
+/// `NS_GET_NSTYPE` and `NS_GET_OWNER_UID` of ioctl_ns(2).
+const NS_GET_NSTYPE: u32 = 0xb703;
+const NS_GET_OWNER_UID: u32 = 0xb704;
+
+/// An open namespace file naming `ns`, recorded in the kernel's table so that setns(2)
+/// finds it (what opening `/proc/[pid]/ns/*` gives, and what a restore reopens).
+pub fn namespace_file(kernel: &super::Kernel, ns: NsRef) -> Arc<crate::vfs::OpenFile> {
+    kernel.ns_files.register(&ns);
+    crate::vfs::OpenFile::new(Arc::new(NsFile { ns }), libc::O_RDONLY as u32)
+}
+
+/// The namespace `file` names if it is an open namespace file (for a checkpoint).
+pub fn namespace_of(file: &crate::vfs::OpenFile) -> Option<NsRef> {
+    let crate::vfs::FileKind::Plain(ops) = file.kind() else {
+        return None;
+    };
+    ops.checkpoint_any()
+        .and_then(|a| a.downcast_ref::<NsFile>())
+        .map(|f| f.ns.clone())
+}
+
+impl crate::vfs::FileOps for NsFile {
+    fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn namespace_inode(&self) -> Option<u64> {
+        Some(self.ns.inode())
+    }
+
+    fn stat(&self) -> Result<crate::vfs::Stat, crate::abi::Errno> {
+        Ok(crate::vfs::Stat {
+            dev: NSFS_DEV,
+            ino: self.ns.inode(),
+            mode: libc::S_IFREG | 0o444,
+            ..crate::vfs::Stat::anonymous()
+        })
+    }
+
+    fn ioctl(
+        &self,
+        t: &mut dyn crate::vfs::Context,
+        _file: &crate::vfs::OpenFile,
+        cmd: u32,
+        arg: u64,
+    ) -> crate::abi::SysResult {
+        match cmd {
+            NS_GET_NSTYPE => Ok(self.ns.clone_flag() as u64),
+            NS_GET_OWNER_UID => {
+                let NsRef::User(ns) = &self.ns else {
+                    return Err(crate::abi::Errno::EINVAL);
+                };
+                let uid = t.creds().user_ns.show(ns.owner, false);
+                t.mm().write_obj(crate::mm::usermem::UserAddr(arg), &uid)?;
+                Ok(0)
+            }
+            _ => Err(crate::abi::Errno::ENOTTY),
+        }
+    }
+}
+
 /// The namespaces that open `/proc/[pid]/ns/*` files name, by inode number: a namespace
 /// file's operations (in `procfs`) hold the namespace and report only its number, and
 /// setns(2) finds the namespace here. Held weakly: the files keep them alive. A leaf lock.
@@ -280,6 +350,10 @@ pub struct NamespacesImage {
     pub uts: Vec<UtsNsImage>,
     pub ipc: Vec<IpcNsImage>,
     pub net: Vec<NetNsImage>,
+    /// PID namespaces below the container's, a parent before its children (index 0 names
+    /// the container's own, as the other lists' 0 names the initial one).
+    #[serde(default)]
+    pub pid: Vec<super::pidns::PidNsImage>,
 }
 
 /// A UTS namespace of the image: its owner (an index of [`NamespacesImage::user`]), inode
@@ -317,6 +391,48 @@ pub struct TaskNsImage {
     pub uts: usize,
     pub ipc: usize,
     pub net: usize,
+    /// Its process's PID namespace.
+    #[serde(default)]
+    pub pid: usize,
+    /// Where its new processes go when setns(2) or unshare(2) chose a PID namespace other
+    /// than its process's (`pid_for_children`).
+    #[serde(default)]
+    pub pid_for_children: Option<usize>,
+}
+
+/// An open `/proc/[pid]/ns/*` file of the image: the namespace it names, by its kind and
+/// its index in that kind's list of [`NamespacesImage`] (the container's PID namespace and
+/// the initial ones are 0; there is one cgroup namespace).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NsFileImage {
+    pub kind: NsKind,
+    pub index: usize,
+    /// The namespace, while the checkpoint is being written (indexed once every task's
+    /// namespaces are known).
+    #[serde(skip)]
+    pub held: Option<NsRef>,
+}
+
+impl NsFileImage {
+    /// The image of a file naming `ns`, to be indexed by [`NsSaver::resolve`].
+    pub fn pending(ns: NsRef) -> NsFileImage {
+        NsFileImage {
+            kind: NsKind::Cgroup,
+            index: 0,
+            held: Some(ns),
+        }
+    }
+}
+
+/// The kinds of namespace file an image holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NsKind {
+    Uts,
+    Ipc,
+    Net,
+    User,
+    Pid,
+    Cgroup,
 }
 
 /// The index of `x` in `list` (0: `initial`, else one past its place), added if new.
@@ -341,18 +457,26 @@ pub struct NsSaver {
     uts: Vec<Arc<UtsNs>>,
     ipc: Vec<Arc<IpcNs>>,
     net: Vec<Arc<NetNs>>,
+    pid: super::pidns::PidNsSaver,
 }
 
 impl NsSaver {
-    /// A saver for a kernel whose initial namespaces are `initial`.
-    pub fn new(initial: Namespaces) -> NsSaver {
+    /// A saver for a kernel whose initial namespaces are `initial` and whose container's
+    /// PID namespaces are at level `pid_level`.
+    pub fn new(initial: Namespaces, pid_level: usize) -> NsSaver {
         NsSaver {
             initial,
             user: Vec::new(),
             uts: Vec::new(),
             ipc: Vec::new(),
             net: Vec::new(),
+            pid: super::pidns::PidNsSaver::new(pid_level),
         }
+    }
+
+    /// The container's PID namespace that `ns` lies in.
+    pub fn container_pidns<'a>(&self, ns: &'a super::PidNamespace) -> &'a super::PidNamespace {
+        self.pid.container_of(ns)
     }
 
     /// The index of user namespace `u`, its ancestors added before it.
@@ -370,29 +494,61 @@ impl NsSaver {
     /// PID namespace).
     ///
     /// # Errors
-    /// What the image cannot hold: a PID namespace for its children other than its own.
+    /// What the image cannot hold: a PID namespace above the container's.
     pub fn task(
         &mut self,
         ns: &Namespaces,
         user: &Arc<UserNs>,
         pidns: &Arc<super::PidNamespace>,
     ) -> Result<TaskNsImage, String> {
-        if ns
-            .pid_for_children
-            .as_ref()
-            .is_some_and(|p| !Arc::ptr_eq(p, pidns))
-        {
-            return Err("a PID namespace for its children other than its own (setns)".into());
-        }
         if !Arc::ptr_eq(&ns.cgroup, &self.initial.cgroup) {
             return Err("a cgroup namespace of its own".into());
         }
+        let pid_for_children = match &ns.pid_for_children {
+            Some(p) if !Arc::ptr_eq(p, pidns) => Some(self.pid.intern(p)?),
+            _ => None,
+        };
         Ok(TaskNsImage {
             user: self.user(user),
             uts: intern(&mut self.uts, &self.initial.uts, &ns.uts),
             ipc: intern(&mut self.ipc, &self.initial.ipc, &ns.ipc),
             net: intern(&mut self.net, &self.initial.net, &ns.net),
+            pid: self.pid.intern(pidns)?,
+            pid_for_children,
         })
+    }
+
+    /// The image of an open namespace file naming `ns`.
+    ///
+    /// # Errors
+    /// A mount namespace (the image has no mount tree), a PID namespace above the
+    /// container's.
+    pub fn file(&mut self, ns: &NsRef) -> Result<NsFileImage, String> {
+        let (kind, index) = match ns {
+            NsRef::Uts(n) => (NsKind::Uts, intern(&mut self.uts, &self.initial.uts, n)),
+            NsRef::Ipc(n) => (NsKind::Ipc, intern(&mut self.ipc, &self.initial.ipc, n)),
+            NsRef::Net(n) => (NsKind::Net, intern(&mut self.net, &self.initial.net, n)),
+            NsRef::User(n) => (NsKind::User, self.user(n)),
+            NsRef::Pid(n) => (NsKind::Pid, self.pid.intern(n)?),
+            NsRef::Cgroup => (NsKind::Cgroup, 0),
+            NsRef::Mnt(_) => return Err("a mount namespace file".into()),
+        };
+        Ok(NsFileImage {
+            kind,
+            index,
+            held: None,
+        })
+    }
+
+    /// Indexes the namespace of a [`NsFileImage::pending`] file image.
+    ///
+    /// # Errors
+    /// As [`NsSaver::file`].
+    pub fn resolve(&mut self, f: &mut NsFileImage) -> Result<(), String> {
+        if let Some(ns) = f.held.take() {
+            *f = self.file(&ns)?;
+        }
+        Ok(())
     }
 
     /// The network namespaces the tasks hold, the initial one first (a socket names its
@@ -483,6 +639,7 @@ impl NsSaver {
             uts,
             ipc: ipcs,
             net,
+            pid: self.pid.finish(),
         })
     }
 }
@@ -496,18 +653,23 @@ pub struct RestoredNamespaces {
     pub uts: Vec<Arc<UtsNs>>,
     pub ipc: Vec<Arc<IpcNs>>,
     pub net: Vec<Arc<NetNs>>,
+    /// The container's PID namespace, then those below it.
+    pub pid: Vec<Arc<super::PidNamespace>>,
 }
 
 impl RestoredNamespaces {
     /// Rebuilds the namespaces of `image` beside the kernel's `initial` ones (whose domain
-    /// name it sets), with their inode numbers, owners, names and IPC objects.
+    /// name it sets), with their inode numbers, owners, names and IPC objects, and the PID
+    /// namespaces below the container's `pid_base` with every ID they hold.
     ///
     /// # Errors
     /// An inconsistent image.
     pub fn restore(
         image: &NamespacesImage,
         initial: &Namespaces,
+        pid_base: &Arc<super::PidNamespace>,
     ) -> Result<RestoredNamespaces, String> {
+        let pid = super::pidns::restore_tree(pid_base, &image.pid)?;
         initial.uts.names().domainname = image.domainname.clone();
         let mut user = vec![UserNs::initial()];
         for u in &image.user {
@@ -560,6 +722,7 @@ impl RestoredNamespaces {
             uts,
             ipc: ipcs,
             net,
+            pid,
         })
     }
 
@@ -568,21 +731,43 @@ impl RestoredNamespaces {
     /// # Errors
     /// An index the image does not have.
     pub fn task(&self, t: &TaskNsImage) -> Result<(Namespaces, Arc<UserNs>), String> {
-        fn get<T>(list: &[Arc<T>], i: usize, kind: &str) -> Result<Arc<T>, String> {
-            list.get(i)
-                .cloned()
-                .ok_or_else(|| format!("no {kind} namespace {i}"))
-        }
+        let pid_for_children = match t.pid_for_children {
+            Some(i) => Some(get(&self.pid, i, "PID")?),
+            None => None,
+        };
         Ok((
             Namespaces {
                 uts: get(&self.uts, t.uts, "UTS")?,
                 ipc: get(&self.ipc, t.ipc, "IPC")?,
                 net: get(&self.net, t.net, "network")?,
                 cgroup: self.cgroup.clone(),
-                pid_for_children: None,
+                pid_for_children,
             },
             get(&self.user, t.user, "user")?,
         ))
+    }
+
+    /// The namespace an open namespace file of the image names.
+    ///
+    /// # Errors
+    /// An index the image does not have.
+    pub fn file(&self, f: &NsFileImage) -> Result<NsRef, String> {
+        Ok(match f.kind {
+            NsKind::Uts => NsRef::Uts(get(&self.uts, f.index, "UTS")?),
+            NsKind::Ipc => NsRef::Ipc(get(&self.ipc, f.index, "IPC")?),
+            NsKind::Net => NsRef::Net(get(&self.net, f.index, "network")?),
+            NsKind::User => NsRef::User(get(&self.user, f.index, "user")?),
+            NsKind::Pid => NsRef::Pid(get(&self.pid, f.index, "PID")?),
+            NsKind::Cgroup => NsRef::Cgroup,
+        })
+    }
+
+    /// The PID namespace of a task's process (`t.pid`).
+    ///
+    /// # Errors
+    /// An index the image does not have.
+    pub fn pid(&self, t: &TaskNsImage) -> Result<Arc<super::PidNamespace>, String> {
+        get(&self.pid, t.pid, "PID")
     }
 
     /// Network namespace `i`.
@@ -594,4 +779,11 @@ impl RestoredNamespaces {
             .get(i)
             .ok_or_else(|| format!("no network namespace {i}"))
     }
+}
+
+/// Entry `i` of a restored namespace list.
+fn get<T>(list: &[Arc<T>], i: usize, kind: &str) -> Result<Arc<T>, String> {
+    list.get(i)
+        .cloned()
+        .ok_or_else(|| format!("no {kind} namespace {i}"))
 }

@@ -49,6 +49,9 @@ struct Ids {
     dead: bool,
 }
 
+/// How deep PID namespaces may nest (Linux's MAX_PID_NS_LEVEL).
+pub const MAX_LEVEL: usize = 32;
+
 /// Linux's inode number of the initial PID namespace (PROC_PID_INIT_INO).
 const ROOT_INODE: u64 = 0xEFFF_FFFC;
 
@@ -187,6 +190,69 @@ impl PidNamespace {
         Ok(())
     }
 
+    /// The image of this namespace (below the container's), `parent` naming its parent as
+    /// [`PidNsImage::parent`] does.
+    pub fn saved(&self, parent: usize) -> PidNsImage {
+        let ids = self.ids();
+        let mut map: Vec<[i32; 2]> = ids.local.iter().map(|(&g, &l)| [g, l]).collect();
+        map.sort_unstable();
+        PidNsImage {
+            parent,
+            inode: self.inode,
+            next: ids.next,
+            ids: map,
+            init: ids.init,
+            dead: ids.dead,
+        }
+    }
+
+    /// A namespace under `self` rebuilt from its image: its inode number, every ID it had
+    /// (the global ones are claimed in the container's namespace by the restore), its init
+    /// and whether that init had exited.
+    ///
+    /// # Errors
+    /// An inconsistent image: an ID twice, one not below `next`, or not positive.
+    pub fn restored_child(
+        self: &Arc<Self>,
+        image: &PidNsImage,
+    ) -> Result<Arc<PidNamespace>, String> {
+        let mut local = HashMap::new();
+        let mut global = HashMap::new();
+        for &[g, l] in &image.ids {
+            if g <= 0 || l <= 0 || l >= image.next {
+                return Err(format!(
+                    "PID namespace {:#x}: bad ID {l} of {g}",
+                    image.inode
+                ));
+            }
+            if local.insert(g, l).is_some() || global.insert(l, g).is_some() {
+                return Err(format!(
+                    "PID namespace {:#x}: ID {l} of {g} twice",
+                    image.inode
+                ));
+            }
+        }
+        if image.init.is_some_and(|g| local.get(&g) != Some(&1)) {
+            return Err(format!(
+                "PID namespace {:#x}: its init is not its 1",
+                image.inode
+            ));
+        }
+        NEXT_INODE.fetch_max(image.inode + 1, Ordering::Relaxed);
+        Ok(Arc::new(PidNamespace {
+            inode: image.inode,
+            parent: Some(self.clone()),
+            level: self.level + 1,
+            ids: Mutex::new(Ids {
+                next: image.next,
+                local,
+                global,
+                init: image.init,
+                dead: image.dead,
+            }),
+        }))
+    }
+
     /// Forgets the global ID `global` in this namespace and its ancestors (the task and
     /// every process group and session it named are gone).
     pub fn release(&self, global: i32) {
@@ -262,6 +328,112 @@ impl PidNamespace {
     }
 }
 
+/// A PID namespace of a checkpoint image below the container's (whose IDs are the tasks'
+/// own, [`super::checkpoint::TaskImage::container_vtid`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PidNsImage {
+    /// Its parent: 0 for the container's namespace, `i` for the image's namespace `i - 1`
+    /// (a parent comes before its children).
+    pub parent: usize,
+    /// The number `/proc/[pid]/ns/pid` shows, kept.
+    pub inode: u64,
+    /// The next ID it hands out.
+    pub next: i32,
+    /// `[global, here]` for every task, process group and session it numbers.
+    pub ids: Vec<[i32; 2]>,
+    /// The global PID of its init (its child reaper).
+    pub init: Option<i32>,
+    /// Its init has exited: it takes no new task.
+    pub dead: bool,
+}
+
+/// Collects the PID namespaces below the container's for a checkpoint, each once, a parent
+/// before its children. The container's namespaces are those at `base_level` (the level of
+/// the container's processes).
+#[derive(Debug)]
+pub struct PidNsSaver {
+    base_level: usize,
+    list: Vec<Arc<PidNamespace>>,
+}
+
+impl PidNsSaver {
+    pub fn new(base_level: usize) -> PidNsSaver {
+        PidNsSaver {
+            base_level,
+            list: Vec::new(),
+        }
+    }
+
+    /// The index of `ns` as [`PidNsImage::parent`] counts (0: a namespace of the
+    /// container's level), its ancestors added first.
+    ///
+    /// # Errors
+    /// `ns` lies above the container's level.
+    pub fn intern(&mut self, ns: &Arc<PidNamespace>) -> Result<usize, String> {
+        if ns.level < self.base_level {
+            return Err("a PID namespace above the container's".into());
+        }
+        if ns.level == self.base_level {
+            return Ok(0);
+        }
+        if let Some(i) = self.list.iter().position(|n| Arc::ptr_eq(n, ns)) {
+            return Ok(i + 1);
+        }
+        if let Some(parent) = &ns.parent {
+            self.intern(parent)?;
+        }
+        self.list.push(ns.clone());
+        Ok(self.list.len())
+    }
+
+    /// The namespace at the container's level that `ns` lies in.
+    pub fn container_of<'a>(&self, ns: &'a PidNamespace) -> &'a PidNamespace {
+        let mut n = ns;
+        while n.level > self.base_level {
+            match &n.parent {
+                Some(p) => n = p,
+                None => break,
+            }
+        }
+        n
+    }
+
+    /// The images of the namespaces interned, in their index order.
+    pub fn finish(self) -> Vec<PidNsImage> {
+        self.list
+            .iter()
+            .map(|ns| {
+                let parent = ns
+                    .parent
+                    .as_ref()
+                    .and_then(|p| self.list.iter().position(|n| Arc::ptr_eq(n, p)))
+                    .map_or(0, |i| i + 1);
+                ns.saved(parent)
+            })
+            .collect()
+    }
+}
+
+/// Rebuilds the PID namespaces of an image under the container's `base`: index 0 is `base`,
+/// index `i` the image's namespace `i - 1`.
+///
+/// # Errors
+/// An inconsistent image.
+pub fn restore_tree(
+    base: &Arc<PidNamespace>,
+    images: &[PidNsImage],
+) -> Result<Vec<Arc<PidNamespace>>, String> {
+    let mut out = vec![base.clone()];
+    for image in images {
+        let parent = out
+            .get(image.parent)
+            .ok_or_else(|| format!("PID namespace {} is not before its child", image.parent))?
+            .clone();
+        out.push(parent.restored_child(image)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +491,64 @@ mod tests {
             Ok(Some(2)),
             "never reused"
         );
+    }
+
+    #[test]
+    fn a_saved_tree_comes_back_with_every_id() {
+        let root = PidNamespace::new_root();
+        let a = root.new_child();
+        let outer = a.alloc(true).unwrap();
+        let inner = a.new_child();
+        let i1 = inner.alloc(true).unwrap();
+        let i2 = inner.alloc(true).unwrap();
+        let deeper = inner.new_child();
+        let mut saver = PidNsSaver::new(1);
+        assert_eq!(saver.intern(&deeper), Ok(2), "its parent first");
+        assert_eq!(saver.intern(&inner), Ok(1));
+        assert_eq!(saver.intern(&a), Ok(0));
+        assert!(std::ptr::eq(saver.container_of(&deeper), a.as_ref()));
+        let images = saver.finish();
+        assert_eq!((images[0].parent, images[1].parent), (0, 1));
+
+        let root2 = PidNamespace::new_root();
+        let a2 = root2.new_child();
+        a2.claim(outer, 1, true).unwrap();
+        a2.claim(i1, 2, true).unwrap();
+        a2.claim(i2, 3, true).unwrap();
+        let tree = restore_tree(&a2, &images).unwrap();
+        let inner2 = &tree[1];
+        assert_eq!(inner2.inode(), inner.inode());
+        assert_eq!(inner2.level(), 2);
+        assert_eq!(inner2.init(), Some(i1));
+        assert_eq!((inner2.id_of(i1), inner2.id_of(i2)), (Some(1), Some(2)));
+        assert_eq!(root2.ids_down_to(inner2, i2), vec![i2, 3, 2]);
+        assert_eq!(tree[2].level(), 3);
+        let next = inner2.alloc(true).unwrap();
+        assert_eq!(inner2.id_of(next), Some(3), "numbering continues");
+        assert!(a2.id_of(next).is_some_and(|l| l > 3));
+    }
+
+    #[test]
+    fn a_bad_saved_namespace_is_refused() {
+        let root = PidNamespace::new_root();
+        let image = PidNsImage {
+            parent: 0,
+            inode: 0xF000_2000,
+            next: 2,
+            ids: vec![[5, 1], [6, 1]],
+            init: Some(5),
+            dead: false,
+        };
+        assert!(
+            restore_tree(&root, std::slice::from_ref(&image)).is_err(),
+            "ID twice"
+        );
+        let image = PidNsImage {
+            ids: vec![[5, 1]],
+            parent: 3,
+            ..image
+        };
+        assert!(restore_tree(&root, &[image]).is_err(), "no such parent");
     }
 
     #[test]

@@ -38,7 +38,9 @@
 //!    before the sockets (which name theirs) and the memfds before the address spaces
 //!    (which map them); `/proc` files wait for step 4 (their paths name processes);
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
-//!    `getpid` answers what it did), their namespaces, parents, process groups, sessions, zombies, signal
+//!    `getpid` answers what it did; the PID namespaces below the container's come back
+//!    first, with every ID they held, their init and their inode numbers, so that a task
+//!    there has its IDs at every level again), their namespaces, parents, process groups, sessions, zombies, signal
 //!    actions, pending signals and masks, credentials, root, cwd and umask; then each
 //!    process's timers are armed with the time that was left and their periods; System V
 //!    semaphore sets and message queues come back under their identifiers;
@@ -166,17 +168,26 @@ impl Kernel {
                 "the sandbox already runs processes".into(),
             ));
         }
-        let level = target.pidns.level();
-        if let Some(t) = image.tasks.iter().find(|t| t.pidns_level != level) {
-            return Err(RestoreError::Unsupported(format!(
-                "task {} lives in a PID namespace of level {}, the container's is of level {level}",
-                t.tid, t.pidns_level
-            )));
-        }
         self.uts.names().hostname = image.hostname.clone();
-        let namespaces =
-            super::ns::RestoredNamespaces::restore(&image.namespaces, &self.initial_namespaces())
-                .map_err(invalid)?;
+        let namespaces = Arc::new(
+            super::ns::RestoredNamespaces::restore(
+                &image.namespaces,
+                &self.initial_namespaces(),
+                &target.pidns,
+            )
+            .map_err(invalid)?,
+        );
+        for t in &image.tasks {
+            let level = namespaces.pid(&t.namespaces).map_err(invalid)?.level();
+            if t.pidns_level != level {
+                return Err(RestoreError::Unsupported(format!(
+                    "task {} lives in a PID namespace of level {}, it would be of level {level} here (the container's is of level {})",
+                    t.tid,
+                    t.pidns_level,
+                    target.pidns.level()
+                )));
+            }
+        }
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
@@ -221,7 +232,12 @@ impl Kernel {
         // The processes before their files: a signalfd reports its creator's signals.
         let mut groups: HashMap<i32, Arc<ThreadGroup>> = HashMap::new();
         for p in &image.processes {
-            groups.insert(p.tgid, Arc::new(self.thread_group(p, &target)?));
+            let leader = image.tasks.iter().find(|t| t.tid == p.tgid);
+            let pidns = match leader {
+                Some(t) => namespaces.pid(&t.namespaces).map_err(invalid)?,
+                None => target.pidns.clone(),
+            };
+            groups.insert(p.tgid, Arc::new(self.thread_group(p, &target, pidns)?));
         }
         let mqueues = self.ipc.mq.restore(&image.ipc.mq).map_err(invalid)?;
         let mut files = Files::new(
@@ -239,6 +255,7 @@ impl Kernel {
         );
         files.memfds = memfds.map_err(invalid)?;
         files.nets = namespaces.net.clone();
+        files.namespaces = Some(namespaces.clone());
         let tables = image
             .fd_tables
             .iter()
@@ -506,7 +523,7 @@ impl Kernel {
         // The IDs first, so that every process and thread has its old ones.
         for p in &image.processes {
             let local = match tasks_of(p.tgid).find(|t| t.tid == p.tgid) {
-                Some(t) => t.vtid,
+                Some(t) => t.container_vtid,
                 None if p.zombie.is_some() => {
                     return Err(RestoreError::Unsupported(format!(
                         "zombie {} (its PID in the container is not in the image)",
@@ -523,7 +540,7 @@ impl Kernel {
         for t in image.tasks.iter().filter(|t| t.tid != t.tgid) {
             target
                 .pidns
-                .claim(t.tid, t.vtid, false)
+                .claim(t.tid, t.container_vtid, false)
                 .map_err(|_| invalid(format!("TID {} taken twice", t.tid)))?;
         }
         let mut inits = Vec::new();
@@ -686,8 +703,9 @@ impl Kernel {
         &self,
         p: &ProcessImage,
         target: &RestoreTarget,
+        pidns: Arc<PidNamespace>,
     ) -> Result<ThreadGroup, RestoreError> {
-        let tg = ThreadGroup::new(p.tgid, target.pidns.clone(), target.container.clone());
+        let tg = ThreadGroup::new(p.tgid, pidns, target.container.clone());
         {
             let mut limits = tg.limits.lock().unwrap();
             for (l, [cur, max]) in limits.iter_mut().zip(&p.limits) {
@@ -871,6 +889,8 @@ struct Files {
     ptys: crate::fs::devpts::PtyRestorer,
     /// The network namespaces, by their index in the image (sockets name theirs).
     nets: Vec<Arc<super::ns::NetNs>>,
+    /// Every namespace of the image (open namespace files name theirs).
+    namespaces: Option<Arc<super::ns::RestoredNamespaces>>,
     /// The /proc files of the tables, opened once the processes exist.
     deferred: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
     /// An end of each pipe, by the pipe's identity in the image: a description reopened
@@ -911,6 +931,7 @@ impl Files {
             inotify: HashMap::new(),
             ptys: crate::fs::devpts::PtyRestorer::default(),
             nets: Vec::new(),
+            namespaces: None,
             deferred: Vec::new(),
             pipe_of: HashMap::new(),
         }
@@ -1259,6 +1280,15 @@ impl Files {
                     FileKind::Socket(Arc::new(socket)),
                     f.flags,
                 ))
+            }
+            FileImage::Namespace(image) => {
+                let ns = self
+                    .namespaces
+                    .as_ref()
+                    .ok_or_else(|| invalid("namespaces not restored yet"))?
+                    .file(image)
+                    .map_err(|e| invalid(format!("fd {}: {e}", f.fd)))?;
+                Ok(super::ns::namespace_file(kernel, ns))
             }
             FileImage::EventFd { count, semaphore } => Ok(OpenFile::new(
                 Arc::new(super::epoll::EventFd::new(*count, *semaphore)),

@@ -44,8 +44,10 @@ const UNSHARE_FLAGS: u64 = (libc::CLONE_THREAD
 /// IPC, network and cgroup namespaces (owned by the caller's user namespace, the new one if
 /// both are asked; a cgroup namespace is rooted at the caller's cgroup). CLONE_THREAD,
 /// CLONE_SIGHAND and CLONE_VM succeed only for a single-threaded process, where there is
-/// nothing to unshare. New PID and time namespaces and CLONE_SYSVSEM are not offered:
-/// EINVAL.
+/// nothing to unshare. CLONE_NEWPID makes a PID namespace under the caller's for its next
+/// children (`pid_for_children`; the caller stays where it is): EINVAL when its children
+/// already go elsewhere, ENOSPC past the deepest level. New time namespaces and
+/// CLONE_SYSVSEM are not offered: EINVAL.
 pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     let mut f = flags.0;
     if f & !UNSHARE_FLAGS != 0 {
@@ -83,12 +85,23 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     if namespaces != 0 && !creds.has_cap_in(&creds.user_ns, cap::SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
-    let unsupported = libc::CLONE_NEWPID | 0x80 | libc::CLONE_SYSVSEM;
+    let unsupported = 0x80 | libc::CLONE_SYSVSEM;
     if has(f, unsupported) {
         log::debug!("unshare: {:#x} not offered", f & unsupported as u64);
         return Err(Errno::EINVAL);
     }
     let new_ns = NewNamespaces::from_flags(f);
+    let pid_for_children = if has(f, libc::CLONE_NEWPID) {
+        if t.ns.pid_for_children.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if t.tg.pidns.level() >= crate::kernel::pidns::MAX_LEVEL {
+            return Err(Errno::ENOSPC);
+        }
+        Some(t.tg.pidns.new_child())
+    } else {
+        None
+    };
     if has(f, libc::CLONE_FILES) {
         t.fds = Arc::new(t.fds.fork());
     }
@@ -100,6 +113,9 @@ pub fn unshare(t: &mut Task, flags: Flags) -> SysResult {
     if new_ns.any() {
         t.ns =
             t.ns.unshared(new_ns, &creds.user_ns, || t.kernel.cgroups.of(&t.tg));
+    }
+    if pid_for_children.is_some() {
+        t.ns.pid_for_children = pid_for_children;
     }
     t.creds = creds;
     t.publish_view();
