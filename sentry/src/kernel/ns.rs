@@ -530,7 +530,8 @@ impl NsSaver {
             NsRef::Net(n) => (NsKind::Net, intern(&mut self.net, &self.initial.net, n)),
             NsRef::User(n) => (NsKind::User, self.user(n)),
             NsRef::Pid(n) => (NsKind::Pid, self.pid.intern(n)?),
-            NsRef::Cgroup => (NsKind::Cgroup, 0),
+            NsRef::Cgroup(n) if Arc::ptr_eq(n, &self.initial.cgroup) => (NsKind::Cgroup, 0),
+            NsRef::Cgroup(_) => return Err("a file of a cgroup namespace of its own".into()),
             NsRef::Mnt(_) => return Err("a mount namespace file".into()),
         };
         Ok(NsFileImage {
@@ -758,7 +759,7 @@ impl RestoredNamespaces {
             NsKind::Net => NsRef::Net(get(&self.net, f.index, "network")?),
             NsKind::User => NsRef::User(get(&self.user, f.index, "user")?),
             NsKind::Pid => NsRef::Pid(get(&self.pid, f.index, "PID")?),
-            NsKind::Cgroup => NsRef::Cgroup,
+            NsKind::Cgroup => NsRef::Cgroup(self.cgroup.clone()),
         })
     }
 
