@@ -98,6 +98,23 @@ pub struct Termios {
     pub cc: [u8; 19],
 }
 
+impl From<&libc::termios> for Termios {
+    /// A host terminal's termios (glibc's `struct termios` has more control characters and
+    /// the speeds; the first 19 are the kernel's).
+    fn from(raw: &libc::termios) -> Termios {
+        let mut cc = [0; 19];
+        cc.copy_from_slice(&raw.c_cc[..19]);
+        Termios {
+            iflag: raw.c_iflag,
+            oflag: raw.c_oflag,
+            cflag: raw.c_cflag,
+            lflag: raw.c_lflag,
+            line: raw.c_line,
+            cc,
+        }
+    }
+}
+
 /// `struct sysinfo`.
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]

@@ -211,6 +211,38 @@ pub fn run_sandbox(argv: &[&str], flags: &[&str]) -> Outcome {
     Run::new(argv).sandbox(flags)
 }
 
+/// Runs `script` with `sh -c` natively in a new network namespace with `lo` up, and in the
+/// sandbox (`--network none`); `None` (after a skip) when the namespace cannot be made here.
+pub fn netns_and_sandbox(script: &str) -> Option<(Outcome, Outcome)> {
+    let native_script = format!("ip link set lo up || exit 99\n{script}");
+    let native = run_native(&["unshare", "-n", "sh", "-c", &native_script]);
+    if native.status == 99 || native.stderr_text().contains("unshare failed") {
+        skip(&format!(
+            "cannot make a network namespace here: {}",
+            native.stderr_text()
+        ));
+        return None;
+    }
+    let sandbox = run_sandbox(&["sh", "-c", script], &["--network", "none"]);
+    Some((native, sandbox))
+}
+
+/// Fails with a diff (and both stderrs) unless the native and sandbox runs of `script` agree
+/// in stdout and exit status; returns the native stdout.
+pub fn assert_same_outcomes(script: &str, (native, sandbox): (Outcome, Outcome)) -> String {
+    assert!(
+        native.stdout == sandbox.stdout && native.status == sandbox.status,
+        "{script}: native (status {}) and sandbox (status {}) differ (- native, + sandbox):\n{}\n\
+         --- native stderr ---\n{}\n--- sandbox stderr ---\n{}",
+        native.status,
+        sandbox.status,
+        diff(&native.stdout, &sandbox.stdout),
+        native.stderr_text(),
+        sandbox.stderr_text()
+    );
+    native.stdout_text()
+}
+
 /// Runs `argv` natively and in the sandbox and fails with a readable diff unless stdout and the
 /// exit status are the same. Returns both outcomes (native, sandbox) for further checks.
 pub fn assert_same(argv: &[&str]) -> (Outcome, Outcome) {

@@ -85,6 +85,11 @@ impl Runtime {
         self.ids.push(id.to_owned());
     }
 
+    /// `checkpoint --image-path image id`: (status, what it printed).
+    fn checkpoint(&self, image: &Path, id: &str) -> (i32, String) {
+        self.run(&["checkpoint", "--image-path", image.to_str().unwrap(), id])
+    }
+
     /// `run -d` of `bundle` as `id` (stdio to `out`), waits until it prints "ready", then
     /// checkpoints it into `image`.
     fn start_and_checkpoint(&mut self, bundle: &Path, id: &str, out: &Path, image: &Path) {
@@ -94,7 +99,7 @@ impl Runtime {
             "{id}: never ready: {}",
             std::fs::read_to_string(out).unwrap_or_default()
         );
-        let (code, text) = self.run(&["checkpoint", "--image-path", image.to_str().unwrap(), id]);
+        let (code, text) = self.checkpoint(&image, id);
         assert_eq!(code, 0, "{id}: checkpoint: {text}");
     }
 
@@ -335,7 +340,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
 
     // Without --leave-running the container stops, and nothing runs after the image.
     let image2 = scratch.path().join("image2");
-    let (code, text) = rt.run(&["checkpoint", "--image-path", image2.to_str().unwrap(), "ck"]);
+    let (code, text) = rt.checkpoint(&image2, "ck");
     assert_eq!(code, 0, "checkpoint: {text}");
     assert_eq!(rt.status("ck"), "stopped");
     assert!(image2.join("header.json").exists());
@@ -431,12 +436,7 @@ fn restore_continues_the_counter_and_the_pipe_twice_from_one_image() {
     assert!(wait_count(&out, 3) >= 3, "the counter never ran");
     let image = scratch.path().join("image");
     let started = Instant::now();
-    let (code, text) = rt.run(&[
-        "checkpoint",
-        "--image-path",
-        image.to_str().unwrap(),
-        "orig",
-    ]);
+    let (code, text) = rt.checkpoint(&image, "orig");
     eprintln!("checkpoint: {:?}", started.elapsed());
     assert_eq!(code, 0, "checkpoint: {text}");
     assert_eq!(rt.status("orig"), "stopped");
@@ -493,12 +493,7 @@ fn restore_puts_back_tmpfs_files() {
         "never ready"
     );
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&[
-        "checkpoint",
-        "--image-path",
-        image.to_str().unwrap(),
-        "files",
-    ]);
+    let (code, text) = rt.checkpoint(&image, "files");
     assert_eq!(code, 0, "checkpoint: {text}");
     assert!(
         !std::fs::read_to_string(&out).unwrap().contains("in-shm"),
@@ -517,8 +512,9 @@ fn restore_puts_back_tmpfs_files() {
     );
 }
 
-/// What the image cannot hold yet (here an open `/proc/[pid]/ns` file) fails the checkpoint
-/// by name, writes no image, and leaves the container running.
+/// What the image cannot hold yet (here an open `/proc/[pid]/ns/mnt` file: mount namespaces
+/// are not in the image) fails the checkpoint by name, writes no image, and leaves the
+/// container running.
 #[test]
 fn checkpoint_refuses_an_open_namespace_file_and_keeps_running() {
     let Some(busybox) = static_busybox() else {
@@ -533,22 +529,17 @@ fn checkpoint_refuses_an_open_namespace_file_and_keeps_running() {
         &[
             "sh",
             "-c",
-            "exec 3</proc/self/ns/uts; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
+            "exec 3</proc/self/ns/mnt; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
     let out = scratch.path().join("out");
     rt.run_detached(&bundle, "procfile", &out);
     assert!(wait_count(&out, 5) >= 5, "the counter never ran");
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&[
-        "checkpoint",
-        "--image-path",
-        image.to_str().unwrap(),
-        "procfile",
-    ]);
+    let (code, text) = rt.checkpoint(&image, "procfile");
     assert_ne!(code, 0, "an open namespace file was checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: fd 3 is a namespace file (kind not supported yet)"),
+        text.contains("cannot checkpoint: fd 3 is a mount namespace file"),
         "{text}"
     );
     assert!(
@@ -1113,7 +1104,7 @@ fn measure(busybox: &str, tag: &str, args: &[&str]) -> (Duration, Duration, u64,
     }
     let image = scratch.path().join("image");
     let started = Instant::now();
-    let (code, text) = rt.run(&["checkpoint", "--image-path", image.to_str().unwrap(), tag]);
+    let (code, text) = rt.checkpoint(&image, tag);
     let took = started.elapsed();
     assert_eq!(code, 0, "checkpoint {tag}: {text}");
     let size = |f: &str| std::fs::metadata(image.join(f)).unwrap().len();
@@ -1425,12 +1416,7 @@ fn checkpoint_refuses_an_exec_terminal_by_name_and_keeps_running() {
     let mut screen = Screen::new(master.join().unwrap());
     assert!(screen.wait_for("ready"), "the terminal never showed ready");
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&[
-        "checkpoint",
-        "--image-path",
-        image.to_str().unwrap(),
-        "execterm",
-    ]);
+    let (code, text) = rt.checkpoint(&image, "execterm");
     assert_ne!(code, 0, "an exec's terminal was checkpointed: {text}");
     assert!(
         text.contains("cannot checkpoint: fd 0 is the terminal of an exec'd process"),
@@ -1644,9 +1630,9 @@ fn checkpoint_leave_running_keeps_a_parent_blocked_in_vfork_waiting() {
 /// restore the filters still fail their calls with their errnos in all three tasks,
 /// `PR_GET_NO_NEW_PRIVS` is 1, `/proc/self/status` says `Seccomp: 2`, a TSYNC filter still
 /// reaches the thread (whose chain is the main thread's) and the child can add one of its
-/// own. The image holds the two filters once, all three tasks naming the top one. The
-/// bundle asks for `noNewPrivileges` and carries a seccomp profile (allowing all), as
-/// container bundles do. Natively, with a short sleep instead of the checkpoint, the program
+/// own. The image holds the filters once, all three tasks naming the top one. The
+/// bundle asks for `noNewPrivileges` and carries a seccomp profile (refusing only `acct`),
+/// as container bundles do: enforced, it is the chain's first filter. Natively, with a short sleep instead of the checkpoint, the program
 /// prints the same lines.
 #[test]
 fn restore_keeps_seccomp_filters_and_no_new_privs() {
@@ -1679,12 +1665,15 @@ fn restore_keeps_seccomp_filters_and_no_new_privs() {
     let filters = kernel["seccomp_filters"]
         .as_array()
         .expect("seccomp_filters");
-    assert_eq!(filters.len(), 2, "{filters:?}");
+    // The bundle's profile is the chain's base, then the program's two filters.
+    assert_eq!(filters.len(), 3, "{filters:?}");
+    assert_eq!(filters[0]["prev"], serde_json::Value::Null, "{filters:?}");
     assert_eq!(filters[1]["prev"], 0, "{filters:?}");
+    assert_eq!(filters[2]["prev"], 1, "{filters:?}");
     let tasks = kernel["tasks"].as_array().unwrap();
     let filtered: Vec<_> = tasks
         .iter()
-        .filter(|t| t["seccomp"]["filter"] == 1)
+        .filter(|t| t["seccomp"]["filter"] == 2)
         .collect();
     assert_eq!(filtered.len(), 3, "{tasks:?}");
     for t in filtered {
@@ -1800,12 +1789,7 @@ fn restore_puts_the_console_onto_the_new_console_socket() {
     assert!(screen.wait_for("n=3"), "the counter never ran");
 
     let image = scratch.path().join("image");
-    let (code, text) = rt.run(&[
-        "checkpoint",
-        "--image-path",
-        image.to_str().unwrap(),
-        "console",
-    ]);
+    let (code, text) = rt.checkpoint(&image, "console");
     assert_eq!(code, 0, "checkpoint: {text}");
     assert_eq!(rt.status("console"), "stopped");
     let before = *console_counts(&screen.text()).last().unwrap();

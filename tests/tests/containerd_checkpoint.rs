@@ -148,7 +148,7 @@ fn containerd_checkpoints_and_restores_a_task() {
     restore_and_check(&env, "ckpt/c1:1", "c3", before);
     kill_and_remove(&env, "c3");
 
-    // A task the image cannot hold (an open /proc/[pid]/ns file): the checkpoint fails with
+    // A task the image cannot hold (an open /proc/[pid]/ns/mnt file): the checkpoint fails with
     // the sentry's reason, and the task runs on (containerd resumes it).
     env.ctr_ok(&[
         "run",
@@ -159,7 +159,7 @@ fn containerd_checkpoints_and_restores_a_task() {
         "c4",
         "/bin/sh",
         "-c",
-        "exec 3</proc/self/ns/uts; exec sleep 100",
+        "exec 3</proc/self/ns/mnt; exec sleep 100",
     ]);
     std::thread::sleep(Duration::from_millis(500));
     let out = env.ctr(&["containers", "checkpoint", "--task", "c4", "ckpt/c4:1"]);

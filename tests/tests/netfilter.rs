@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use runsc_rs_tests::{diff, run_native, run_sandbox, skip, Outcome};
+use runsc_rs_tests::{assert_same_outcomes, netns_and_sandbox, run_sandbox, skip, Outcome};
 
 /// Runs `script` with `sh -c` natively in a new network namespace with `lo` up, and in the
 /// sandbox (`--network none`); `None` (after a skip) when something it needs is missing.
@@ -28,15 +28,7 @@ fn both(script: &str) -> Option<(Outcome, Outcome)> {
         skip("python3 is not installed");
         return None;
     }
-    let native_script = format!("ip link set lo up || exit 99\n{script}");
-    let native = run_native(&["unshare", "-n", "sh", "-c", &native_script]);
-    if native.status == 99 || native.stderr_text().contains("unshare failed") {
-        skip(&format!(
-            "cannot make a network namespace here: {}",
-            native.stderr_text()
-        ));
-        return None;
-    }
+    let (native, sandbox) = netns_and_sandbox(script)?;
     if native
         .stderr_text()
         .contains("can't initialize iptables table")
@@ -47,25 +39,13 @@ fn both(script: &str) -> Option<(Outcome, Outcome)> {
         ));
         return None;
     }
-    let sandbox = run_sandbox(&["sh", "-c", script], &["--network", "none"]);
     Some((native, sandbox))
 }
 
 /// [`both`], failing with a diff unless stdout and the exit status agree; the native
 /// output.
 fn assert_same_in_netns(script: &str) -> Option<String> {
-    let (native, sandbox) = both(script)?;
-    assert!(
-        native.stdout == sandbox.stdout && native.status == sandbox.status,
-        "{script}: native (status {}) and sandbox (status {}) differ (- native, + sandbox):\n{}\n\
-         --- native stderr ---\n{}\n--- sandbox stderr ---\n{}",
-        native.status,
-        sandbox.status,
-        diff(&native.stdout, &sandbox.stdout),
-        native.stderr_text(),
-        sandbox.stderr_text()
-    );
-    Some(native.stdout_text())
+    both(script).map(|pair| assert_same_outcomes(script, pair))
 }
 
 #[test]

@@ -7,37 +7,14 @@
 
 use std::path::Path;
 
-use runsc_rs_tests::{diff, program_str, run_native, run_sandbox, skip, Outcome};
+use runsc_rs_tests::{
+    assert_same_outcomes, diff, netns_and_sandbox, program_str, run_native, skip,
+};
 
-/// Runs `script` with `sh -c` natively in a new network namespace with `lo` up, and in the
-/// sandbox; `None` (after a skip) when the namespace cannot be made here.
-fn both(script: &str) -> Option<(Outcome, Outcome)> {
-    let native_script = format!("ip link set lo up || exit 99\n{script}");
-    let native = run_native(&["unshare", "-n", "sh", "-c", &native_script]);
-    if native.status == 99 || native.stderr_text().contains("unshare failed") {
-        skip(&format!(
-            "cannot make a network namespace here: {}",
-            native.stderr_text()
-        ));
-        return None;
-    }
-    let sandbox = run_sandbox(&["sh", "-c", script], &["--network", "none"]);
-    Some((native, sandbox))
-}
-
-/// [`both`], failing with a diff unless stdout and the exit status agree.
+/// Runs `script` natively in a fresh network namespace and in the sandbox, failing with a
+/// diff unless stdout and the exit status agree; the native output.
 fn assert_same_in_netns(script: &str) -> Option<String> {
-    let (native, sandbox) = both(script)?;
-    assert!(
-        native.stdout == sandbox.stdout && native.status == sandbox.status,
-        "{script}: native (status {}) and sandbox (status {}) differ (- native, + sandbox):\n{}\n\
-         --- sandbox stderr ---\n{}",
-        native.status,
-        sandbox.status,
-        diff(&native.stdout, &sandbox.stdout),
-        sandbox.stderr_text()
-    );
-    Some(native.stdout_text())
+    netns_and_sandbox(script).map(|pair| assert_same_outcomes(script, pair))
 }
 
 fn have_ip() -> bool {

@@ -59,12 +59,12 @@ const X32_BIT: u32 = 0x4000_0000;
 pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<SockFilter>, ProfileError> {
     let default = action(profile.default_action(), profile.default_errno_ret())?;
     let mut prog = vec![
-        stmt(LD_ABS, ARCH),
-        jump(JEQ, AUDIT_ARCH_X86_64, 1, 0),
-        stmt(RET, default),
-        stmt(LD_ABS, NR),
-        jump(JGE, X32_BIT, 0, 1),
-        stmt(RET, default),
+        SockFilter::stmt(LD_ABS, ARCH),
+        SockFilter::jump(JEQ, AUDIT_ARCH_X86_64, 1, 0),
+        SockFilter::stmt(RET, default),
+        SockFilter::stmt(LD_ABS, NR),
+        SockFilter::jump(JGE, X32_BIT, 0, 1),
+        SockFilter::stmt(RET, default),
     ];
     for rule in profile.syscalls().iter().flatten() {
         let verdict = action(rule.action(), rule.errno_ret())?;
@@ -76,7 +76,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<SockFilter>, ProfileError> 
             rule_block(&mut prog, sysno.id() as u32, rule, name, verdict)?;
         }
     }
-    prog.push(stmt(RET, default));
+    prog.push(SockFilter::stmt(RET, default));
     if prog.len() > MAX_INSNS {
         return Err(ProfileError::TooLong(prog.len()));
     }
@@ -107,8 +107,8 @@ fn rule_block(
 ) -> Result<(), ProfileError> {
     let args = rule.args().as_deref().unwrap_or_default();
     if args.is_empty() {
-        prog.push(jump(JEQ, nr, 0, 1));
-        prog.push(stmt(RET, verdict));
+        prog.push(SockFilter::jump(JEQ, nr, 0, 1));
+        prog.push(SockFilter::stmt(RET, verdict));
         return Ok(());
     }
     let mut block = Vec::new();
@@ -125,9 +125,9 @@ fn rule_block(
         }
         condition(&mut block, arg, &mut fail_jf, &mut fail_jt);
     }
-    block.push(stmt(RET, verdict));
+    block.push(SockFilter::stmt(RET, verdict));
     let fail = block.len();
-    block.push(stmt(LD_ABS, NR));
+    block.push(SockFilter::stmt(LD_ABS, NR));
     if block.len() > usize::from(u8::MAX) {
         return Err(ProfileError::TooManyConditions(name.to_owned()));
     }
@@ -138,7 +138,7 @@ fn rule_block(
         block[i].jt = offset(i, fail);
     }
     // The compare skips the whole block, reload included (the number is still loaded).
-    prog.push(jump(JEQ, nr, 0, offset(0, block.len() + 1)));
+    prog.push(SockFilter::jump(JEQ, nr, 0, offset(0, block.len() + 1)));
     prog.extend(block);
     Ok(())
 }
@@ -164,20 +164,20 @@ fn condition(
     match arg.op() {
         LinuxSeccompOperator::ScmpCmpEq => {
             block.extend([
-                stmt(LD_ABS, hi),
-                jump(JEQ, v_hi, 0, 0),
-                stmt(LD_ABS, lo),
-                jump(JEQ, v_lo, 0, 0),
+                SockFilter::stmt(LD_ABS, hi),
+                SockFilter::jump(JEQ, v_hi, 0, 0),
+                SockFilter::stmt(LD_ABS, lo),
+                SockFilter::jump(JEQ, v_lo, 0, 0),
             ]);
             fail_jf.extend([at + 1, at + 3]);
         }
         LinuxSeccompOperator::ScmpCmpNe => {
             // Holds when either half differs.
             block.extend([
-                stmt(LD_ABS, hi),
-                jump(JEQ, v_hi, 0, 2),
-                stmt(LD_ABS, lo),
-                jump(JEQ, v_lo, 0, 0),
+                SockFilter::stmt(LD_ABS, hi),
+                SockFilter::jump(JEQ, v_hi, 0, 2),
+                SockFilter::stmt(LD_ABS, lo),
+                SockFilter::jump(JEQ, v_lo, 0, 0),
             ]);
             fail_jt.push(at + 3);
         }
@@ -185,12 +185,12 @@ fn condition(
             let (m_lo, m_hi) = (v_lo, v_hi);
             let (w_lo, w_hi) = split(arg.value_two().unwrap_or(0));
             block.extend([
-                stmt(LD_ABS, hi),
-                stmt(AND, m_hi),
-                jump(JEQ, w_hi, 0, 0),
-                stmt(LD_ABS, lo),
-                stmt(AND, m_lo),
-                jump(JEQ, w_lo, 0, 0),
+                SockFilter::stmt(LD_ABS, hi),
+                SockFilter::stmt(AND, m_hi),
+                SockFilter::jump(JEQ, w_hi, 0, 0),
+                SockFilter::stmt(LD_ABS, lo),
+                SockFilter::stmt(AND, m_lo),
+                SockFilter::jump(JEQ, w_lo, 0, 0),
             ]);
             fail_jf.extend([at + 2, at + 5]);
         }
@@ -202,11 +202,11 @@ fn condition(
                 JGE
             };
             block.extend([
-                stmt(LD_ABS, hi),
-                jump(JGT, v_hi, 3, 0),
-                jump(JEQ, v_hi, 0, 0),
-                stmt(LD_ABS, lo),
-                jump(low, v_lo, 0, 0),
+                SockFilter::stmt(LD_ABS, hi),
+                SockFilter::jump(JGT, v_hi, 3, 0),
+                SockFilter::jump(JEQ, v_hi, 0, 0),
+                SockFilter::stmt(LD_ABS, lo),
+                SockFilter::jump(low, v_lo, 0, 0),
             ]);
             fail_jf.extend([at + 2, at + 4]);
         }
@@ -219,29 +219,16 @@ fn condition(
                 JGT
             };
             block.extend([
-                stmt(LD_ABS, hi),
-                jump(JGE, v_hi, 0, 3),
-                jump(JEQ, v_hi, 0, 0),
-                stmt(LD_ABS, lo),
-                jump(low, v_lo, 0, 0),
+                SockFilter::stmt(LD_ABS, hi),
+                SockFilter::jump(JGE, v_hi, 0, 3),
+                SockFilter::jump(JEQ, v_hi, 0, 0),
+                SockFilter::stmt(LD_ABS, lo),
+                SockFilter::jump(low, v_lo, 0, 0),
             ]);
             fail_jf.push(at + 2);
             fail_jt.push(at + 4);
         }
     }
-}
-
-fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
-    SockFilter { code, jt, jf, k }
 }
 
 #[cfg(test)]

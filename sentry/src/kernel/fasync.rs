@@ -122,17 +122,7 @@ impl WakeHook for Sigio {
 /// real or effective user ID equal to the target's real or saved one. A process with no
 /// published credentials is exiting: it is not signalled.
 fn permitted(owner: &FileOwner, tg: &super::ThreadGroup) -> bool {
-    let creds: Option<Creds> = {
-        let s = tg.sig();
-        s.threads.values().find_map(|th| {
-            th.handle
-                .view
-                .lock()
-                .unwrap()
-                .as_ref()
-                .map(|v| v.creds.clone())
-        })
-    };
+    let creds: Option<Creds> = tg.published_creds();
     creds.is_some_and(|c| {
         owner.euid == 0
             || [owner.uid, owner.euid]

@@ -81,6 +81,23 @@ pub struct SockFilter {
     pub k: u32,
 }
 
+impl SockFilter {
+    /// An instruction that does not jump (`BPF_STMT`).
+    pub const fn stmt(code: u16, k: u32) -> SockFilter {
+        SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    /// A conditional jump (`BPF_JUMP`): `jt` / `jf` instructions forward.
+    pub const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
+        SockFilter { code, jt, jf, k }
+    }
+}
+
 // Classic BPF encoding: class, size, mode, ALU/JMP operation, source, return value.
 const CLASS_LD: u16 = 0x00;
 const CLASS_LDX: u16 = 0x01;
@@ -749,19 +766,6 @@ impl SeccompState {
 mod tests {
     use super::*;
 
-    fn stmt(code: u16, k: u32) -> SockFilter {
-        SockFilter {
-            code,
-            jt: 0,
-            jf: 0,
-            k,
-        }
-    }
-
-    fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
-        SockFilter { code, jt, jf, k }
-    }
-
     const LD_NR: u16 = CLASS_LD | SIZE_W | MODE_ABS;
     const JEQ_K: u16 = CLASS_JMP | JMP_JEQ;
     const RET_K: u16 = CLASS_RET;
@@ -769,10 +773,10 @@ mod tests {
     /// Denies getpid (39) with EPERM, allows the rest.
     fn deny_getpid() -> Vec<SockFilter> {
         vec![
-            stmt(LD_NR, 0),
-            jump(JEQ_K, 39, 0, 1),
-            stmt(RET_K, ret::ERRNO | 1),
-            stmt(RET_K, ret::ALLOW),
+            SockFilter::stmt(LD_NR, 0),
+            SockFilter::jump(JEQ_K, 39, 0, 1),
+            SockFilter::stmt(RET_K, ret::ERRNO | 1),
+            SockFilter::stmt(RET_K, ret::ALLOW),
         ]
     }
 
@@ -791,9 +795,11 @@ mod tests {
     fn the_least_permissive_filter_wins_and_children_inherit() {
         let s = SeccompState::default();
         s.install(deny_getpid()).unwrap();
-        s.install(vec![stmt(RET_K, ret::TRAP | 7)]).unwrap();
+        s.install(vec![SockFilter::stmt(RET_K, ret::TRAP | 7)])
+            .unwrap();
         assert_eq!(s.check(39, &[0; 6], 0), Some(Action::Trap(7)));
-        s.install(vec![stmt(RET_K, ret::KILL_PROCESS)]).unwrap();
+        s.install(vec![SockFilter::stmt(RET_K, ret::KILL_PROCESS)])
+            .unwrap();
         let child = SeccompState::default();
         child.inherit_from(&s);
         assert_eq!(child.filter_count(), 3);
@@ -804,12 +810,12 @@ mod tests {
     fn the_cache_keeps_only_verdicts_that_need_no_arguments() {
         // write (1) is denied when its fd (args[0]) is 2; getpid denied; the rest allowed.
         let by_fd = vec![
-            stmt(LD_NR, 0),
-            jump(JEQ_K, 1, 0, 3),
-            stmt(LD_NR, 16),
-            jump(JEQ_K, 2, 0, 1),
-            stmt(RET_K, ret::ERRNO | 9),
-            stmt(RET_K, ret::ALLOW),
+            SockFilter::stmt(LD_NR, 0),
+            SockFilter::jump(JEQ_K, 1, 0, 3),
+            SockFilter::stmt(LD_NR, 16),
+            SockFilter::jump(JEQ_K, 2, 0, 1),
+            SockFilter::stmt(RET_K, ret::ERRNO | 9),
+            SockFilter::stmt(RET_K, ret::ALLOW),
         ];
         validate(&by_fd).unwrap();
         let s = SeccompState::default();
@@ -850,13 +856,13 @@ mod tests {
     fn arguments_and_scratch_memory() {
         // A = args[0] low word; mem[0] = A; X = mem[0]; A = X + 1; return A (as an ERRNO).
         let prog = vec![
-            stmt(LD_NR, 16),
-            stmt(CLASS_ST, 0),
-            stmt(CLASS_LDX | MODE_MEM, 0),
-            stmt(CLASS_MISC | MISC_TXA, 0),
-            stmt(CLASS_ALU | ALU_ADD, 1),
-            stmt(CLASS_ALU | ALU_OR, ret::ERRNO),
-            stmt(CLASS_RET | RVAL_A, 0),
+            SockFilter::stmt(LD_NR, 16),
+            SockFilter::stmt(CLASS_ST, 0),
+            SockFilter::stmt(CLASS_LDX | MODE_MEM, 0),
+            SockFilter::stmt(CLASS_MISC | MISC_TXA, 0),
+            SockFilter::stmt(CLASS_ALU | ALU_ADD, 1),
+            SockFilter::stmt(CLASS_ALU | ALU_OR, ret::ERRNO),
+            SockFilter::stmt(CLASS_RET | RVAL_A, 0),
         ];
         validate(&prog).unwrap();
         let s = SeccompState::default();
@@ -869,40 +875,55 @@ mod tests {
         let bad: &[&[SockFilter]] = &[
             &[],
             // No RET at the end.
-            &[stmt(LD_NR, 0)],
+            &[SockFilter::stmt(LD_NR, 0)],
             // Unaligned and out-of-range loads.
-            &[stmt(LD_NR, 2), stmt(RET_K, 0)],
-            &[stmt(LD_NR, 64), stmt(RET_K, 0)],
+            &[SockFilter::stmt(LD_NR, 2), SockFilter::stmt(RET_K, 0)],
+            &[SockFilter::stmt(LD_NR, 64), SockFilter::stmt(RET_K, 0)],
             // Packet loads other than absolute words.
-            &[stmt(CLASS_LD | 0x08 | MODE_ABS, 0), stmt(RET_K, 0)],
+            &[
+                SockFilter::stmt(CLASS_LD | 0x08 | MODE_ABS, 0),
+                SockFilter::stmt(RET_K, 0),
+            ],
             // A jump past the end.
-            &[jump(JEQ_K, 0, 5, 0), stmt(RET_K, 0)],
+            &[SockFilter::jump(JEQ_K, 0, 5, 0), SockFilter::stmt(RET_K, 0)],
             // Division by a zero constant, a shift by 32.
-            &[stmt(CLASS_ALU | ALU_DIV, 0), stmt(RET_K, 0)],
-            &[stmt(CLASS_ALU | ALU_LSH, 32), stmt(RET_K, 0)],
+            &[
+                SockFilter::stmt(CLASS_ALU | ALU_DIV, 0),
+                SockFilter::stmt(RET_K, 0),
+            ],
+            &[
+                SockFilter::stmt(CLASS_ALU | ALU_LSH, 32),
+                SockFilter::stmt(RET_K, 0),
+            ],
             // A scratch slot read before any write.
-            &[stmt(CLASS_LD | MODE_MEM, 3), stmt(RET_K, 0)],
+            &[
+                SockFilter::stmt(CLASS_LD | MODE_MEM, 3),
+                SockFilter::stmt(RET_K, 0),
+            ],
             // MOD is not in seccomp's list.
-            &[stmt(CLASS_ALU | 0x90, 3), stmt(RET_K, 0)],
+            &[
+                SockFilter::stmt(CLASS_ALU | 0x90, 3),
+                SockFilter::stmt(RET_K, 0),
+            ],
         ];
         for prog in bad {
             assert_eq!(validate(prog), Err(Errno::EINVAL), "{prog:?}");
         }
         assert_eq!(
-            validate(&vec![stmt(RET_K, 0); MAX_INSNS + 1]),
+            validate(&vec![SockFilter::stmt(RET_K, 0); MAX_INSNS + 1]),
             Err(Errno::EINVAL)
         );
-        validate(&vec![stmt(RET_K, 0); MAX_INSNS]).unwrap();
+        validate(&vec![SockFilter::stmt(RET_K, 0); MAX_INSNS]).unwrap();
     }
 
     #[test]
     fn a_write_on_one_path_only_does_not_count() {
         // if A == 0 { mem[1] = A } ; A = mem[1]
         let prog = vec![
-            jump(JEQ_K, 0, 0, 1),
-            stmt(CLASS_ST, 1),
-            stmt(CLASS_LD | MODE_MEM, 1),
-            stmt(RET_K, 0),
+            SockFilter::jump(JEQ_K, 0, 0, 1),
+            SockFilter::stmt(CLASS_ST, 1),
+            SockFilter::stmt(CLASS_LD | MODE_MEM, 1),
+            SockFilter::stmt(RET_K, 0),
         ];
         assert_eq!(validate(&prog), Err(Errno::EINVAL));
     }
@@ -923,8 +944,12 @@ mod tests {
         parent.install(deny_getpid()).unwrap();
         let child = SeccompState::default();
         child.inherit_from(&parent);
-        child.install(vec![stmt(RET_K, ret::ERRNO | 5)]).unwrap();
-        parent.install(vec![stmt(RET_K, ret::ALLOW)]).unwrap();
+        child
+            .install(vec![SockFilter::stmt(RET_K, ret::ERRNO | 5)])
+            .unwrap();
+        parent
+            .install(vec![SockFilter::stmt(RET_K, ret::ALLOW)])
+            .unwrap();
         let strict = SeccompState::default();
         strict.set_strict().unwrap();
         let plain = SeccompState::default();
@@ -999,7 +1024,7 @@ mod tests {
     #[test]
     fn the_chain_has_a_length_limit() {
         let s = SeccompState::default();
-        let big = vec![stmt(RET_K, ret::ALLOW); MAX_INSNS];
+        let big = vec![SockFilter::stmt(RET_K, ret::ALLOW); MAX_INSNS];
         for _ in 0..7 {
             s.install(big.clone()).unwrap();
         }

@@ -184,6 +184,20 @@ impl ThreadGroup {
         self.sig.lock().unwrap()
     }
 
+    /// The credentials one of its threads last published (what permission checks against
+    /// the process use); None for a process whose threads have all left (it is exiting).
+    pub fn published_creds(&self) -> Option<crate::auth::Creds> {
+        let s = self.sig();
+        s.threads.values().find_map(|th| {
+            th.handle
+                .view
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|v| v.creds.clone())
+        })
+    }
+
     /// The group's exit status once exit_group or a fatal signal set it.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.sig().exit

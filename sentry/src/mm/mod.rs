@@ -1947,20 +1947,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_fault_another_thread_resolved_is_retried_not_a_segv() {
-        let mf = Arc::new(MemoryFile::new().unwrap());
-        let page = mf.allocate(PAGE_SIZE).unwrap();
-        mf.write(page.offset, b"file");
-        let file = Arc::new(OnePage {
-            mf: mf.clone(),
-            page,
-        });
-        let mm = MemoryManager::new(mf.clone(), Arc::new(NullSpace));
-        let addr = 0x40_0000;
+    /// Maps `file` privately and writable (copy-on-write) at `addr`.
+    fn map_private_file(mm: &MemoryManager, addr: u64, len: u64, file: Arc<OnePage>) {
         mm.mmap(MmapRequest {
             placement: Placement::Fixed(addr),
-            len: PAGE_SIZE,
+            len,
             perms: Perms::RW,
             shared: false,
             kind: VmaKind::Named("f".into()),
@@ -1974,6 +1965,20 @@ mod tests {
             }),
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_fault_another_thread_resolved_is_retried_not_a_segv() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let page = mf.allocate(PAGE_SIZE).unwrap();
+        mf.write(page.offset, b"file");
+        let file = Arc::new(OnePage {
+            mf: mf.clone(),
+            page,
+        });
+        let mm = MemoryManager::new(mf.clone(), Arc::new(NullSpace));
+        let addr = 0x40_0000;
+        map_private_file(&mm, addr, PAGE_SIZE, file);
         // Two threads write the copy-on-write page at once: the first fault copies it, the
         // second (handled after) finds it writable already and retries.
         mm.handle_fault(addr, Access::Write).unwrap();
@@ -2060,22 +2065,7 @@ mod tests {
         let space = Arc::new(Recorder::default());
         let mm = MemoryManager::new(mf.clone(), space.clone());
         let addr = 0x40_0000;
-        mm.mmap(MmapRequest {
-            placement: Placement::Fixed(addr),
-            len,
-            perms: Perms::RW,
-            shared: false,
-            kind: VmaKind::Named("f".into()),
-            file: Some(FileMapping {
-                file,
-                offset: 0,
-                may_write: false,
-                dev: 0,
-                ino: 1,
-                writer: None,
-            }),
-        })
-        .unwrap();
+        map_private_file(&mm, addr, len, file);
         mm.handle_fault(addr + PAGE_SIZE, Access::Write).unwrap();
         assert_eq!(
             space.0.lock().unwrap().pop(),

@@ -173,17 +173,7 @@ fn may_signal(t: &Task, tree: &Tree, target: &ThreadGroup, sig: i32) -> bool {
     if sig == libc::SIGCONT && session(target.tgid) == session(t.tg.tgid) {
         return true;
     }
-    let creds = {
-        let s = target.sig();
-        s.threads.values().find_map(|th| {
-            th.handle
-                .view
-                .lock()
-                .unwrap()
-                .as_ref()
-                .map(|v| v.creds.clone())
-        })
-    };
+    let creds = target.published_creds();
     // A process with no published credentials is exiting: nothing to protect.
     creds.is_none_or(|c| t.creds.may_signal(&c))
 }

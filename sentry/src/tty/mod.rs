@@ -194,17 +194,7 @@ impl HostTty {
         let raw: libc::termios = termios::tcgetattr(self.host.as_fd())
             .map_err(|_| Errno::ENOTTY)?
             .into();
-        let mut cc = [0; 19];
-        let n = cc.len();
-        cc.copy_from_slice(&raw.c_cc[..n]);
-        Ok(Termios {
-            iflag: raw.c_iflag,
-            oflag: raw.c_oflag,
-            cflag: raw.c_cflag,
-            lflag: raw.c_lflag,
-            line: raw.c_line,
-            cc,
-        })
+        Ok(Termios::from(&raw))
     }
 
     /// Sets the host pty's termios to `new` (the control characters it has; the host's

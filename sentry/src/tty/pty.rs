@@ -776,8 +776,10 @@ pub struct Master {
 impl Drop for Master {
     fn drop(&mut self) {
         self.pty.lock().hung_up = true;
-        self.pty.notify_both();
+        // The session's SIGHUP before the readers wake: a reader blocked on the terminal then
+        // takes the signal (as it does on Linux) instead of returning end of file first.
         self.pty.job.hangup();
+        self.pty.notify_both();
         if let Some(owner) = self.pty.owner.upgrade() {
             owner.released(self.pty.index);
         }

@@ -210,17 +210,7 @@ impl FileOps for HostFile {
             libc::TCGETS => {
                 let tio = nix::sys::termios::tcgetattr(&self.fd).map_err(|_| Errno::ENOTTY)?;
                 let raw: libc::termios = tio.into();
-                let mut cc = [0u8; 19];
-                cc.copy_from_slice(&raw.c_cc[..19]);
-                let out = Termios {
-                    iflag: raw.c_iflag,
-                    oflag: raw.c_oflag,
-                    cflag: raw.c_cflag,
-                    lflag: raw.c_lflag,
-                    line: raw.c_line,
-                    cc,
-                };
-                t.mm().write_obj(UserAddr(arg), &out)?;
+                t.mm().write_obj(UserAddr(arg), &Termios::from(&raw))?;
                 Ok(0)
             }
             libc::TIOCGWINSZ => {
