@@ -99,7 +99,7 @@ impl Runtime {
             "{id}: never ready: {}",
             std::fs::read_to_string(out).unwrap_or_default()
         );
-        let (code, text) = self.checkpoint(&image, id);
+        let (code, text) = self.checkpoint(image, id);
         assert_eq!(code, 0, "{id}: checkpoint: {text}");
     }
 
