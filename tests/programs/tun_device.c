@@ -157,6 +157,8 @@ int main(void) {
   ioctl(s, SIOCGIFFLAGS, &q);
   printf("flags at first: up %d pointopoint %d noarp %d\n", !!(q.ifr_flags & IFF_UP),
          !!(q.ifr_flags & IFF_POINTOPOINT), !!(q.ifr_flags & IFF_NOARP));
+  /* An IPv4 version nibble, so that the link's state decides (not stack garbage). */
+  memset(buf, 0x45, 40);
   SHOW("write while down", write(fd, buf, 40));
   fcntl(fd, F_SETFL, O_NONBLOCK);
   SHOW("nonblocking read, nothing queued", read(fd, buf, sizeof(buf)));
