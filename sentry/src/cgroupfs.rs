@@ -970,9 +970,7 @@ impl FileOps for CgOpen {
         if gen.is_some() {
             *self.seen.lock().unwrap() = gen;
         }
-        let start = (off.unwrap_or(0) as usize).min(data.len());
-        let n = dst.remaining().min(data.len() - start);
-        dst.copy_from(&data[start..start + n])
+        dst.copy_from_offset(&data, off.unwrap_or(0))
     }
 
     fn write(

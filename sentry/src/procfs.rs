@@ -988,9 +988,7 @@ impl FileOps for MountsFile {
         if off == 0 {
             *data = self.node.generate(&Caller::of(t), self.file)?;
         }
-        let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
-        let n = dst.remaining().min(data.len() - start);
-        dst.copy_from(&data[start..start + n])
+        dst.copy_from_offset(&data, off)
     }
 
     fn write(

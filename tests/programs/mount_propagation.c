@@ -15,14 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static void result(const char *what, long r) {
-    if (r == -1)
-        printf("%s: -1 %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, r);
-}
+#include "outcome.h"
 
 /* The propagation fields of the topmost mount at `dir`/`name`: "shared:N master:M" with N
  * and M as the letters of the groups in order of first appearance (numbers differ). */
@@ -60,14 +53,6 @@ static void show(const char *name) {
     }
     fclose(f);
     printf("%s: %d mounts,%s\n", name, count, count ? (last[0] ? last : " private") : " -");
-}
-
-static char *at(const char *name) {
-    static char bufs[4][256];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, 256, "%s/%s", dir, name);
-    return b;
 }
 
 static void tmpfs(const char *name) { mount("none", at(name), "tmpfs", 0, "mode=0755"); }

@@ -19,18 +19,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void result(const char *what, long r) {
-    if (r == -1)
-        printf("%s: -1 %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, r);
-}
+#include "outcome.h"
 
 static long pivot(const char *new_root, const char *put_old) {
     return syscall(SYS_pivot_root, new_root, put_old);
 }
 
-static char dir[64], new_dir[128];
+static char new_dir[128];
 
 /* The names in `path`, sorted, on one line (the temporary directory shown as TMP). */
 static void list(const char *path) {

@@ -18,24 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "outcome.h"
+
 #define PG 4096
-
-static char dir[64];
-
-static void result(const char *what, long r) {
-    if (r == -1)
-        printf("%s: -1 %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, r);
-}
-
-static char *at(const char *name) {
-    static char buf[2][256];
-    static int which;
-    which ^= 1;
-    snprintf(buf[which], sizeof buf[which], "%s/%s", dir, name);
-    return buf[which];
-}
 
 /* The super options mountinfo shows for the mount on `dir`. */
 static void show_mountinfo(void) {

@@ -208,6 +208,17 @@ pub trait IoDst {
     /// EFAULT when `src` and the destination are non-empty and nothing could be copied.
     fn copy_from(&mut self, src: &[u8]) -> Result<usize, Errno>;
 
+    /// Copies what a read at `off` of a file whose contents are `data` returns: the bytes
+    /// from `off` on, as many as the destination wants (none at or past the end).
+    ///
+    /// # Errors
+    /// As [`IoDst::copy_from`].
+    fn copy_from_offset(&mut self, data: &[u8], off: u64) -> Result<usize, Errno> {
+        let start = usize::try_from(off).map_or(data.len(), |o| o.min(data.len()));
+        let n = self.remaining().min(data.len() - start);
+        self.copy_from(&data[start..start + n])
+    }
+
     /// Copies `len` bytes of the memory file `mf` at `off` (file pages held by the caller).
     ///
     /// # Errors
