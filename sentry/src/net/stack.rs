@@ -372,6 +372,10 @@ pub struct Inner {
     /// Established connections a TCP_DEFER_ACCEPT listener holds back until data comes,
     /// with when they were first seen established.
     deferred: HashMap<SocketHandle, Instant>,
+    /// Connections that reached the accept queue stage on an SO_REUSEPORT listener this
+    /// settle pass, with that listener: [`Inner::place_arrivals`] hands each to the member
+    /// of the listener's group it belongs to.
+    arrivals: Vec<(u64, SocketHandle)>,
     epoch: std::time::Instant,
     /// The counters `/proc/net/snmp` shows ([`super::mib`]).
     pub mib: Mib,
@@ -841,6 +845,7 @@ impl Inner {
             orphans: Vec::new(),
             ghosts: HashMap::new(),
             deferred: HashMap::new(),
+            arrivals: Vec::new(),
             epoch,
             mib: Mib::default(),
             tcp_states: TcpStates::default(),
@@ -1415,9 +1420,12 @@ impl Inner {
             self.drop_ghost(id);
         }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
+        for &id in &ids {
+            self.advance(id, at);
+        }
+        self.place_arrivals();
         let mut full = Vec::new();
         for id in ids {
-            self.advance(id, at);
             let e = &self.entries[&id];
             if let St::Listening { backlog, ready, .. } = &e.st {
                 if ready.len() >= *backlog {
@@ -1450,6 +1458,48 @@ impl Inner {
             }
         }
         self.dev.full_listeners = full;
+    }
+
+    /// Hands each connection that arrived on an SO_REUSEPORT listener to the member of
+    /// the listener's group (the listening sockets of the same family with SO_REUSEPORT on
+    /// the same address and port) that its peer's address and port hash to, as Linux
+    /// spreads a reuseport group's connections; a connection stays with its member once
+    /// queued.
+    fn place_arrivals(&mut self) {
+        for (id, h) in std::mem::take(&mut self.arrivals) {
+            let me = &self.entries[&id];
+            let mut group: Vec<u64> = self
+                .entries
+                .iter()
+                .filter(|(_, o)| {
+                    o.opts.reuse_port
+                        && o.family == me.family
+                        && o.bound == me.bound
+                        && matches!(o.st, St::Listening { .. })
+                })
+                .map(|(&o, _)| o)
+                .collect();
+            group.sort_unstable();
+            let peer = self.set.get::<tcp::Socket>(h).remote_endpoint();
+            let target = match (group.len(), peer) {
+                (2.., Some(peer)) => {
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    std::hash::Hash::hash(&(peer.addr, peer.port), &mut hasher);
+                    let pick = std::hash::Hasher::finish(&hasher) % group.len() as u64;
+                    group[pick as usize]
+                }
+                _ => id,
+            };
+            match &mut self.entries.get_mut(&target).expect("present").st {
+                St::Listening { ready, .. } => ready.push_back(h),
+                // Unreachable (the group holds listeners only, and so did `id` when it
+                // queued the connection this pass); never leak the connection.
+                _ => {
+                    self.tcp(h).abort();
+                    self.orphans.push(Orphan::new(h));
+                }
+            }
+        }
     }
 
     /// Forgets the closed entry `id`, releasing its port.
@@ -1530,6 +1580,7 @@ impl Inner {
         };
         let nodelay = self.entries[&id].nodelay;
         let defer = Duration::from_secs(self.entries[&id].opts.defer_accept.max(0) as u64);
+        let reuse_port = self.entries[&id].opts.reuse_port;
         let e = self.entries.get_mut(&id).expect("present");
         match &mut e.st {
             St::Connecting { h, since, hop } => {
@@ -1606,14 +1657,24 @@ impl Inner {
                             let since = *self.deferred.entry(waiting[i]).or_insert(now);
                             if now - since >= defer {
                                 self.deferred.remove(&waiting[i]);
-                                ready.push_back(waiting.swap_remove(i));
+                                let h = waiting.swap_remove(i);
+                                if reuse_port {
+                                    self.arrivals.push((id, h));
+                                } else {
+                                    ready.push_back(h);
+                                }
                             } else {
                                 i += 1;
                             }
                         }
                         _ => {
                             self.deferred.remove(&waiting[i]);
-                            ready.push_back(waiting.swap_remove(i));
+                            let h = waiting.swap_remove(i);
+                            if reuse_port {
+                                self.arrivals.push((id, h));
+                            } else {
+                                ready.push_back(h);
+                            }
                         }
                     }
                 }
