@@ -68,6 +68,22 @@ fn udp_fanout_and_control_messages_match_native() {
     );
 }
 
+/// shutdown(2) of an unconnected UDP socket fails with ENOTCONN yet shuts it down: a
+/// thread blocked in recvfrom wakes with end of file (it used to sleep forever, which hung
+/// gVisor's UdpPortReuseMultiThread).
+#[test]
+fn udp_unconnected_shutdown_wakes_reader_match_native() {
+    assert_same_program(
+        "udp_shutdown",
+        &[],
+        &[
+            "blocked recvfrom woke: 0 -\nbound shutdown(SHUT_RD): -1 ENOTCONN\n",
+            "blocking recv after: 0 -\nnonblocking recv after: -1 EAGAIN\n",
+            "unbound shutdown(SHUT_RDWR): -1 ENOTCONN\nunbound blocking recv after: 0 -\n",
+        ],
+    );
+}
+
 /// `http.server` in a thread and `urllib` against it, over 127.0.0.1.
 const HTTP: &str = r#"
 import http.server, threading, urllib.request

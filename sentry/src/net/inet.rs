@@ -1912,6 +1912,14 @@ impl Socket for InetSocket {
             let h = match e.st {
                 St::Connected(h) => Some(h),
                 St::Udp(_) if e.udp_peer.is_some() => None,
+                // Linux shuts an unconnected datagram socket down all the same (its
+                // blocked readers wake and read end of file), then reports ENOTCONN.
+                St::Udp(_) | St::Idle if self.proto == Proto::Udp => {
+                    e.rd_shut |= rd;
+                    e.wr_shut |= wr;
+                    e.queue.clone().notify_all();
+                    return Err(Errno::ENOTCONN);
+                }
                 // Linux stops a listener shut down for reading (its pending connections
                 // are reset, accept fails with EINVAL) and keeps its port; SHUT_WR alone
                 // does nothing to it.
