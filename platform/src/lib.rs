@@ -295,6 +295,13 @@ pub trait AddressSpace: Send + Sync {
     /// Host failures of the injected unmap.
     fn unmap(&self, addr: u64, len: u64) -> Result<()>;
 
+    /// Changes the permissions of what [`AddressSpace::map`] mapped in `[addr, addr+len)`
+    /// to `perms`; every page of the range must be mapped. All arguments page aligned.
+    ///
+    /// # Errors
+    /// Host failures of the injected change (ENOMEM where part of the range is unmapped).
+    fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()>;
+
     /// Releases host resources early (also done on drop).
     fn release(&self);
 }

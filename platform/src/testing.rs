@@ -102,6 +102,18 @@ impl Guest {
             )
         }
     }
+
+    pub(crate) fn read(&self, offset: u64, bytes: &mut [u8]) {
+        assert!(offset as usize + bytes.len() <= MEMFD_SIZE);
+        // SAFETY: the range is inside our mapping of the memfd (checked above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.mem.add(offset as usize),
+                bytes.as_mut_ptr(),
+                bytes.len(),
+            )
+        }
+    }
 }
 
 impl Drop for Guest {

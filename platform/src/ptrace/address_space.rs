@@ -175,7 +175,7 @@ impl PtraceAddressSpace {
     /// The address space was released, or its factory failed.
     pub(crate) fn spawn_stub(&self) -> Result<Pid> {
         let mut inner = self.lock();
-        let factory = inner.factory.as_ref().ok_or(Error::Host {
+        let factory = inner.factory.as_mut().ok_or(Error::Host {
             call: "stub factory request (address space released)",
             source: Errno::ESRCH,
         })?;
@@ -347,6 +347,12 @@ impl AddressSpace for PtraceAddressSpace {
             .map(drop)
     }
 
+    fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()> {
+        Self::check_range("mprotect", addr, len)?;
+        let args = [addr, len, perms.prot() as u64, 0, 0, 0];
+        self.inject("mprotect", libc::SYS_mprotect, args).map(drop)
+    }
+
     fn release(&self) {
         let (factory, stubs) = {
             let mut inner = self.lock();
@@ -358,10 +364,7 @@ impl AddressSpace for PtraceAddressSpace {
                 self.id,
                 stubs.len()
             );
-            for pid in stubs {
-                sys::kill_and_reap(pid);
-            }
-            drop(factory);
+            factory.kill_with(stubs);
         }
     }
 }
@@ -380,11 +383,19 @@ impl Drop for PtraceAddressSpace {
 
 /// Makes the calling thread the tracer of a fresh stub and waits for it to stop.
 ///
-/// The stop may come between the stub's answer to its factory and its `close(1)`: a stub
+/// The stop may come between the stub's answer to its factory and its own `close(1)`: a stub
 /// kept stopped there would hold the factory's socket open forever, and a dead factory would
-/// never show as end of file. So the close is run here (again, harmlessly, if it was done).
+/// never show as end of file. So unless the stub stopped past its close (in its `pause` loop,
+/// as almost always), the close is injected here.
 pub(crate) fn seize(pid: Pid) -> Result<()> {
     seize_stopped(pid)?;
+    let sites = stub::factory_sites();
+    let rip = ptrace::getregs(pid)
+        .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?
+        .rip;
+    if (sites.close..=sites.pause).contains(&rip) {
+        return Ok(());
+    }
     match inject_into(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]) {
         Ok(_) | Err(Error::Injected { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -411,13 +422,14 @@ pub(super) type Registry = Mutex<HashMap<usize, Weak<PtraceAddressSpace>>>;
 
 #[cfg(test)]
 impl PtraceAddressSpace {
-    /// The factory and every registered stub, for tests that check they are gone.
+    /// The factory, its prepared stubs and every registered stub, for tests that check they
+    /// are gone.
     pub(crate) fn pids(&self) -> Vec<Pid> {
         let inner = self.lock();
         inner
             .factory
             .iter()
-            .map(Factory::pid)
+            .flat_map(Factory::pids)
             .chain(inner.stubs.iter().copied())
             .collect()
     }

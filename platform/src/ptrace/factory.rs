@@ -50,6 +50,9 @@ const SETUP_FAILED: i32 = 126;
 pub(crate) struct Factory {
     pid: Pid,
     socket: OwnedFd,
+    /// Stubs created before anyone asked (see [`Factory::prepare`]), not yet handed out.
+    /// Killed and reaped with the factory.
+    prepared: Vec<Pid>,
 }
 
 impl Factory {
@@ -57,12 +60,50 @@ impl Factory {
         self.pid
     }
 
-    /// Creates a stub: a process sharing the factory's address space, child of the sentry,
-    /// waiting in `pause()` to be seized. Callers serialise requests.
+    /// A stub: a process sharing the factory's address space, child of the sentry, waiting
+    /// in `pause()` to be seized. A prepared one if any is left, else a new one.
     ///
     /// # Errors
     /// The factory died, or its clone failed.
-    pub(super) fn new_stub(&self) -> Result<Pid> {
+    pub(super) fn new_stub(&mut self) -> Result<Pid> {
+        match self.prepared.pop() {
+            Some(pid) => Ok(pid),
+            None => self.request_stub(),
+        }
+    }
+
+    /// Creates up to `count` stubs now, for [`Factory::new_stub`] to hand out later: the
+    /// master thread does it for its spare factory, so that the first stubs of an address
+    /// space cost no round trip to the factory. A failure only ends the preparation (the
+    /// same failure shows again when a stub is needed).
+    fn prepare(&mut self, count: usize) {
+        while self.prepared.len() < count {
+            match self.request_stub() {
+                Ok(pid) => self.prepared.push(pid),
+                Err(e) => {
+                    log::debug!("ptrace: factory {}: preparing a stub: {e}", self.pid);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The factory and the stubs it has prepared.
+    #[cfg(test)]
+    pub(super) fn pids(&self) -> Vec<Pid> {
+        std::iter::once(self.pid)
+            .chain(self.prepared.iter().copied())
+            .collect()
+    }
+
+    /// Kills and reaps the factory together with `stubs` (those it handed out).
+    pub(super) fn kill_with(mut self, stubs: Vec<Pid>) {
+        self.prepared.extend(stubs);
+        // Dropping kills and reaps all of them.
+    }
+
+    /// Has the factory create a stub and returns its pid.
+    fn request_stub(&self) -> Result<Pid> {
         let fd = self.socket.as_raw_fd();
         loop {
             match send(fd, &[1], MsgFlags::MSG_NOSIGNAL) {
@@ -143,7 +184,9 @@ impl Factory {
 
 impl Drop for Factory {
     fn drop(&mut self) {
-        sys::kill_and_reap(self.pid);
+        let mut pids = std::mem::take(&mut self.prepared);
+        pids.push(self.pid);
+        sys::kill_and_reap_all(&pids);
     }
 }
 
@@ -161,6 +204,8 @@ impl FactoryMaster {
     /// seccomp filter: factories and stubs then carry only `filter` (installed by each factory
     /// before it serves requests, if given) and whatever filter the platform gives a stub
     /// itself. `memfd` becomes fd 0 and `extra`, if given, fd 2 of every factory and stub.
+    /// `stubs_per_space` is how many stubs an address space's first thread needs: the spare
+    /// factory has that many ready.
     ///
     /// # Errors
     /// The master thread or the zygote cannot be started.
@@ -168,6 +213,7 @@ impl FactoryMaster {
         memfd: OwnedFd,
         extra: Option<OwnedFd>,
         filter: Option<Vec<Insn>>,
+        stubs_per_space: usize,
     ) -> Result<FactoryMaster> {
         let (sender, requests) = mpsc::channel::<mpsc::Sender<Result<Factory>>>();
         let (ready_tx, ready) = mpsc::channel::<Result<()>>();
@@ -186,17 +232,21 @@ impl FactoryMaster {
                 // The zygote holds its own copies of the files and of the filter.
                 drop((memfd, extra, filter));
                 let _ = ready_tx.send(Ok(()));
-                // One factory is kept ready: each request is answered with it and the next
-                // one is forked while the requester goes on (often on the other CPU), which
-                // takes the zygote's fork off the critical path of `fork` and `execve`. A
-                // spare that died meanwhile shows as a dead factory at first use, as any.
+                // One factory is kept ready, with the stubs of a first thread: each request
+                // is answered with it and the next one is forked and given its stubs while
+                // the requester goes on (often on the other CPU), which takes the zygote's
+                // fork and the factory's clones off the critical path of `fork`. A spare
+                // (or a prepared stub) that died meanwhile shows as a dead one at first use.
                 let mut spare: Option<Factory> = None;
                 for reply in requests {
                     let factory = spare.take().map_or_else(|| zygote.spawn_factory(), Ok);
                     // The requester may have given up waiting; then nobody needs the answer
                     // and dropping the factory kills it.
                     let _ = reply.send(factory);
-                    spare = zygote.spawn_factory().ok();
+                    spare = zygote.spawn_factory().ok().map(|mut factory| {
+                        factory.prepare(stubs_per_space);
+                        factory
+                    });
                 }
                 drop(spare);
                 log::info!("ptrace: factory master thread exits");
@@ -466,7 +516,11 @@ impl Zygote {
         }
         let pid = Pid::from_raw(pid);
         log::debug!("ptrace: zygote forked stub factory {pid}");
-        Ok(Factory { pid, socket: ours })
+        Ok(Factory {
+            pid,
+            socket: ours,
+            prepared: Vec::new(),
+        })
     }
 }
 

@@ -7,9 +7,11 @@
 //!   of a request from fd 1, `clone(CLONE_VM | CLONE_PARENT)` of a stub, `write` of a failed
 //!   clone's errno to fd 1, `exit_group` at end of file;
 //! - a new stub before its first stop: `prctl(PR_SET_PDEATHSIG, SIGKILL)`, `write` of its
-//!   answer to fd 1, `pause` (restarted in place if interrupted);
+//!   answer to fd 1, `close(1)`, `pause` (restarted in place if interrupted);
 //! - the calls the sentry injects (`address_space.rs`), all through the stub's `syscall; int3`:
-//!   `mmap(MAP_SHARED | MAP_FIXED)` of the memory file (fd 0), `munmap`, `close(1)`.
+//!   `mmap(MAP_SHARED | MAP_FIXED)` of the memory file (fd 0), `munmap`, `mprotect` (of
+//!   what those mappings cover: the stub's own pages are mapped from elsewhere, so the
+//!   sentry never asks, and the stub's code cannot become writable through it), `close(1)`.
 //!
 //! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`, so `SIGSYS`). Application
 //! system calls never reach the filter: `PTRACE_SYSEMU` stops a stub at syscall entry and the
@@ -45,12 +47,14 @@ pub(crate) fn program() -> Vec<Insn> {
             .arg(0, PR_SET_PDEATHSIG as u64)
             .arg(1, SIGKILL as u64),
         Rule::any(SYS_write).at(factory.write_ready).arg(0, 1),
+        Rule::any(SYS_close).at(factory.close).arg(0, 1),
         Rule::any(SYS_pause).at(factory.pause),
         Rule::any(SYS_mmap)
             .at(injected)
             .arg(3, (MAP_SHARED | MAP_FIXED) as u64)
             .arg(4, 0),
         Rule::any(SYS_munmap).at(injected),
+        Rule::any(SYS_mprotect).at(injected),
         Rule::any(SYS_close).at(injected).arg(0, 1),
     ];
     stub_filter::program(&rules, SECCOMP_RET_KILL_PROCESS)
@@ -95,6 +99,9 @@ mod tests {
             run(&p, libc::SYS_close, injected, [1, 0, 0, 0, 0, 0]),
             allow
         );
+        let protect = [0x40_0000, 4096, libc::PROT_READ as u64, 0, 0, 0];
+        assert_eq!(run(&p, libc::SYS_mprotect, injected, protect), allow);
+        assert_eq!(run(&p, libc::SYS_mprotect, 0x40_0002, protect), kill);
         assert_eq!(run(&p, libc::SYS_close, injected, [0, 0, 0, 0, 0, 0]), kill);
         let factory = stub::factory_sites();
         let flags = STUB_CLONE_FLAGS as u64;
@@ -128,6 +135,10 @@ mod tests {
         let dumpable = [libc::PR_SET_DUMPABLE as u64, 1, 0, 0, 0, 0];
         assert_eq!(run(&p, libc::SYS_prctl, factory.prctl, dumpable), kill);
         assert_eq!(run(&p, libc::SYS_pause, factory.pause, [0; 6]), allow);
+        let socket = [1, 0, 0, 0, 0, 0];
+        assert_eq!(run(&p, libc::SYS_close, factory.close, socket), allow);
+        let memfd = [0; 6];
+        assert_eq!(run(&p, libc::SYS_close, factory.close, memfd), kill);
         assert_eq!(
             run(&p, libc::SYS_write, factory.write_ready, [1, 0, 1, 0, 0, 0]),
             allow

@@ -71,7 +71,8 @@ impl Ptrace {
     /// or the zygote cannot be started.
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
         stub::install()?;
-        let master = FactoryMaster::start(dup_cloexec(memfd)?, None, Some(filter::program()))?;
+        // A thread runs application code in its one stub and injects through it.
+        let master = FactoryMaster::start(dup_cloexec(memfd)?, None, Some(filter::program()), 1)?;
         Ok(Ptrace {
             shared: Arc::new(Shared::new(master)),
         })

@@ -69,11 +69,21 @@ pub(super) fn wait(pid: Pid) -> nix::Result<WaitStatus> {
 
 /// Kills `pid` and reaps it. Quiet if it is already gone or another thread reaped it.
 pub(crate) fn kill_and_reap(pid: Pid) {
-    if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
-        log::debug!("ptrace: kill({pid}) failed: {e}");
+    kill_and_reap_all(&[pid]);
+}
+
+/// Kills every process of `pids`, then reaps them: signalled together, they die in parallel
+/// rather than one after the other. Quiet for those already gone or reaped elsewhere.
+pub(crate) fn kill_and_reap_all(pids: &[Pid]) {
+    for &pid in pids {
+        if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
+            log::debug!("ptrace: kill({pid}) failed: {e}");
+        }
     }
-    // A stop reported before the kill may come first; the exit follows.
-    while let Ok(WaitStatus::Stopped { .. }) = wait(pid) {}
+    for &pid in pids {
+        // A stop reported before the kill may come first; the exit follows.
+        while let Ok(WaitStatus::Stopped { .. }) = wait(pid) {}
+    }
 }
 
 /// Reads the stopped tracee's XSAVE area into `area` (PTRACE_GETREGSET, NT_X86_XSTATE).

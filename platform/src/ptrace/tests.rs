@@ -91,6 +91,41 @@ fn dropping_the_address_space_kills_factory_and_stubs() {
 }
 
 #[test]
+fn a_spare_factory_comes_with_a_stub_that_dies_with_it_unused() {
+    let guest = Guest::new();
+    let ptrace = platform(&guest);
+    // The first address space gets a factory forked on demand; the second the spare one,
+    // forked meanwhile with the stub of a first thread ready.
+    let first = PtraceAddressSpace::create(&ptrace.shared).unwrap();
+    assert_eq!(first.pids().len(), 1, "factory alone");
+    let second = PtraceAddressSpace::create(&ptrace.shared).unwrap();
+    let pids = second.pids();
+    assert_eq!(pids.len(), 2, "factory and its prepared stub");
+    assert!(pids.iter().all(|&pid| !gone(pid)));
+    drop(second);
+    for pid in pids {
+        assert!(gone(pid), "{pid} is still there");
+    }
+    // A prepared stub is handed out like a new one: seized, it runs injected calls.
+    let third = PtraceAddressSpace::create(&ptrace.shared).unwrap();
+    let prepared = third.pids()[1];
+    assert_eq!(third.spawn_stub().unwrap(), prepared);
+    super::address_space::seize(prepared).unwrap();
+    let closed = inject_into(prepared, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]);
+    // The stub closed its factory socket itself before pausing.
+    assert!(
+        matches!(
+            closed,
+            Err(Error::Injected {
+                errno: libc::EBADF,
+                ..
+            })
+        ),
+        "{closed:?}"
+    );
+}
+
+#[test]
 fn a_stub_dies_with_its_host_thread() {
     let t = setup(GETPID_THEN_EXIT);
     let space = t.address_space.clone();

@@ -57,8 +57,9 @@ pub(crate) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
 // - `runsc_ptrace_stub_factory`: entered once by a freshly forked factory with fd 0 = memory
 //   file and fd 1 = its socket. It drops every mapping except the stub pages, then serves
 //   requests: each byte read from fd 1 creates one stub. The stub writes one byte to fd 1 (the
-//   kernel stamps it with the stub's pid) and waits in pause() to be seized; its tracer then
-//   closes the stub's fd 1 by injection (see `address_space.rs`). A failed
+//   kernel stamps it with the stub's pid), closes its fd 1 and waits in pause() to be seized;
+//   a tracer that stops it before the close closes fd 1 by injection (see
+//   `address_space.rs`). A failed
 //   clone is reported by the factory itself writing the errno as one byte. End of file on fd 1
 //   ends the factory.
 // Only registers are trusted here: the data page may be written by the application at any time.
@@ -87,6 +88,8 @@ global_asm!(
     ".hidden runsc_ptrace_site_prctl",
     ".globl runsc_ptrace_site_write_ready",
     ".hidden runsc_ptrace_site_write_ready",
+    ".globl runsc_ptrace_site_close",
+    ".hidden runsc_ptrace_site_close",
     ".globl runsc_ptrace_site_pause",
     ".hidden runsc_ptrace_site_pause",
     ".globl runsc_ptrace_stub_end",
@@ -154,6 +157,10 @@ global_asm!(
     "    mov edx, 1",
     "    syscall",
     "runsc_ptrace_site_write_ready:",
+    "    mov eax, {sys_close}",
+    "    mov edi, 1",
+    "    syscall",
+    "runsc_ptrace_site_close:",
     "runsc_ptrace_stub_pause:",
     "    mov eax, {sys_pause}",
     "    syscall",
@@ -607,6 +614,7 @@ extern "C" {
     static runsc_ptrace_site_exit_group: u8;
     static runsc_ptrace_site_prctl: u8;
     static runsc_ptrace_site_write_ready: u8;
+    static runsc_ptrace_site_close: u8;
     static runsc_ptrace_site_pause: u8;
     static runsc_ptrace_stub_end: u8;
 }
@@ -674,6 +682,8 @@ pub(crate) struct FactorySites {
     pub(crate) exit_group: u64,
     pub(crate) prctl: u64,
     pub(crate) write_ready: u64,
+    /// The stub's own `close(1)`; from here to `pause` its factory socket is closed.
+    pub(crate) close: u64,
     pub(crate) pause: u64,
 }
 
@@ -689,6 +699,7 @@ pub(crate) fn factory_sites() -> FactorySites {
         exit_group: at(&raw const runsc_ptrace_site_exit_group),
         prctl: at(&raw const runsc_ptrace_site_prctl),
         write_ready: at(&raw const runsc_ptrace_site_write_ready),
+        close: at(&raw const runsc_ptrace_site_close),
         pause: at(&raw const runsc_ptrace_site_pause),
     }
 }

@@ -79,6 +79,10 @@ impl AddressSpace for SystrapAddressSpace {
         self.ptrace.unmap(addr, len)
     }
 
+    fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()> {
+        self.ptrace.protect(addr, len, perms)
+    }
+
     fn release(&self) {
         self.ptrace.release();
     }

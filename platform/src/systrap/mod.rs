@@ -223,8 +223,13 @@ impl Systrap {
         // Before the zygote forks: every stub must inherit the sealed page.
         stub::seal_systrap_setup(&context::HANDLED, &filter::program(&stub::systrap_code()))?;
         let sysmsg = SysmsgFile::new()?;
-        let master =
-            FactoryMaster::start(dup_cloexec(memfd)?, Some(dup_cloexec(sysmsg.fd())?), None)?;
+        // A thread's systrap stub, and the ptrace stub that injects its address-space calls.
+        let master = FactoryMaster::start(
+            dup_cloexec(memfd)?,
+            Some(dup_cloexec(sysmsg.fd())?),
+            None,
+            2,
+        )?;
         let fsgsbase = sysmsg::fsgsbase_available();
         let patch = fsgsbase && std::arch::is_x86_feature_detected!("xsave") && patch_allowed();
         let waiting = Waiting::new(tuning);

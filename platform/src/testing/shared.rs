@@ -77,6 +77,38 @@ pub(crate) fn write_to_read_only_page_faults_and_unmap_removes_the_page<
     assert_eq!(state.regs.orig_rax, 7);
 }
 
+/// `protect` changes a mapping's permissions in place: a write to a page made read-only
+/// faults as an access error (not a missing page), and made writable again it goes through to
+/// the same memory-file page. A range with an unmapped page is refused.
+pub(crate) fn protect_changes_permissions_in_place<P: Platform + 'static, A: TestSpace>(
+    setup: Maker<P, A>,
+    write: Access,
+) {
+    let mut t = setup(&store(DATA, 7));
+    t.dyn_space.map(DATA, PAGE_SIZE, 0x1000, Perms::RW).unwrap();
+    t.dyn_space.protect(DATA, PAGE_SIZE, Perms::R).unwrap();
+    let mut state = CpuState::new(CODE, 0);
+    let (addr, access, info) = expect_fault(t.switch(&mut state));
+    assert_eq!((addr, access, info.code), (DATA, write, SEGV_ACCERR));
+    t.dyn_space.protect(DATA, PAGE_SIZE, Perms::RW).unwrap();
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 7);
+    let mut stored = [0u8; 8];
+    t.guest.read(0x1000, &mut stored);
+    assert_eq!(u64::from_le_bytes(stored), 7);
+    let refused = t.dyn_space.protect(DATA, 2 * PAGE_SIZE, Perms::R);
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Injected {
+                errno: libc::ENOMEM,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+}
+
 pub(crate) fn ud2_is_sigill_and_int3_is_sigtrap<P: Platform + 'static, A: TestSpace>(
     setup: Maker<P, A>,
 ) {
@@ -432,6 +464,11 @@ macro_rules! run_shared_tests {
             $crate::testing::shared::write_to_read_only_page_faults_and_unmap_removes_the_page(
                 $setup, $write,
             );
+        }
+
+        #[test]
+        fn protect_changes_permissions_in_place() {
+            $crate::testing::shared::protect_changes_permissions_in_place($setup, $write);
         }
 
         #[test]

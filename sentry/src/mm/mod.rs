@@ -229,7 +229,42 @@ impl AddressSpace for Unbacked {
         })
     }
 
+    fn protect(&self, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+        Err(platform::Error::Injected {
+            call: "mprotect (address space not attached yet)",
+            errno: libc::EFAULT,
+        })
+    }
+
     fn release(&self) {}
+}
+
+/// Changes to make to host mappings, as runs of adjacent PMAs that get the same
+/// permissions: (start, end, new host permissions). [`Perms::NONE`] unmaps.
+#[derive(Default)]
+struct HostRuns(Vec<(u64, u64, Perms)>);
+
+impl HostRuns {
+    /// Adds `[start, end)`, merged with the last run when adjacent and alike.
+    fn push(&mut self, start: u64, end: u64, perms: Perms) {
+        match self.0.last_mut() {
+            Some(run) if run.1 == start && run.2 == perms => run.1 = end,
+            _ => self.0.push((start, end, perms)),
+        }
+    }
+
+    /// Makes the changes in `space`, one host call per run.
+    fn apply(self, space: &dyn AddressSpace) -> Result<(), Errno> {
+        for (start, end, perms) in self.0 {
+            let done = if perms == Perms::NONE {
+                space.unmap(start, end - start)
+            } else {
+                space.protect(start, end - start, perms)
+            };
+            done.map_err(platform_err)?;
+        }
+        Ok(())
+    }
 }
 
 /// Source of [`MemoryManager`] ids.
@@ -541,18 +576,39 @@ impl MemoryManager {
         for (_, v) in i.vmas.range_mut(addr..end) {
             v.perms = perms;
         }
-        // Drop the host mappings; the next access faults them back with the new permissions.
         i.split_pmas_at(addr);
         i.split_pmas_at(end);
-        let mut any = false;
-        for (_, p) in i.pmas.range_mut(addr..end) {
-            any |= p.mapped != Perms::NONE;
-            p.mapped = Perms::NONE;
+        if i.detached {
+            return Ok(());
         }
-        if any && !i.detached {
-            self.space.unmap(addr, len).map_err(platform_err)?;
+        self.reprotect_mapped(&mut i, addr, end, perms)
+    }
+
+    /// Gives the host mappings of the PMAs in `[addr, end)` (split there) what a fault would
+    /// map them with under VMA permissions `perms`, in one host call per run of adjacent PMAs
+    /// that end up alike, rather than an unmap and a fault per PMA later (a program's
+    /// read-only-after-relocation `mprotect`). Runs that become inaccessible are unmapped:
+    /// a PMA mapped `Perms::NONE` is one the host does not map.
+    fn reprotect_mapped(
+        &self,
+        i: &mut Inner,
+        addr: u64,
+        end: u64,
+        perms: Perms,
+    ) -> Result<(), Errno> {
+        let mut runs = HostRuns::default();
+        for (&s, p) in i.pmas.range_mut(addr..end) {
+            let eff = Perms {
+                write: perms.write && !p.cow,
+                ..perms
+            };
+            if p.mapped == Perms::NONE || p.mapped == eff {
+                continue;
+            }
+            p.mapped = eff;
+            runs.push(s, p.end, eff);
         }
-        Ok(())
+        runs.apply(self.space.as_ref())
     }
 
     /// `madvise(MADV_DONTNEED)`: private anonymous memory reads as zero afterwards, private
@@ -1453,9 +1509,9 @@ impl MemoryManager {
         let mut i = self.lock();
         let mut child_pmas = BTreeMap::new();
         let starts: Vec<u64> = i.pmas.keys().copied().collect();
-        // Writable private mappings of the parent go (they refault copy-on-write); adjacent
-        // ones in one host munmap, since each costs a call injected into a stub.
-        let mut unmap: Vec<(u64, u64)> = Vec::new();
+        // Writable private mappings of the parent become read-only (a write faults and copies);
+        // adjacent ones in one host call, since each costs a call injected into a stub.
+        let mut downgrade = HostRuns::default();
         let mut copy_budget = FORK_COPY_PAGES * PAGE_SIZE;
         for s in starts {
             let (shared, fork) = i
@@ -1479,11 +1535,8 @@ impl MemoryManager {
             if !shared {
                 p.cow = true;
                 if p.mapped.write {
-                    match unmap.last_mut() {
-                        Some(last) if last.1 == s => last.1 = p.end,
-                        _ => unmap.push((s, p.end)),
-                    }
-                    p.mapped = Perms::NONE;
+                    p.mapped.write = false;
+                    downgrade.push(s, p.end, p.mapped);
                 }
             }
             child_pmas.insert(
@@ -1509,7 +1562,8 @@ impl MemoryManager {
             patch_next: i.patch_next,
             detached: false,
         };
-        // Made before the unmaps: on a failure, dropping it gives back the references taken.
+        // Made before the downgrades: on a failure, dropping it gives back the references
+        // taken.
         let child = MemoryManager {
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
             mf: self.mf.clone(),
@@ -1517,11 +1571,8 @@ impl MemoryManager {
             vm_shared: AtomicBool::new(false),
             inner: Mutex::new(inner),
         };
-        if i.detached {
-            unmap.clear();
-        }
-        for (start, end) in unmap {
-            self.space.unmap(start, end - start).map_err(platform_err)?;
+        if !i.detached {
+            downgrade.apply(self.space.as_ref())?;
         }
         Ok(child)
     }
@@ -1917,6 +1968,9 @@ mod tests {
         fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
             Ok(())
         }
+        fn protect(&self, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+            Ok(())
+        }
         fn release(&self) {}
     }
 
@@ -2001,7 +2055,8 @@ mod tests {
         mf.dec_ref(page);
     }
 
-    /// An address space that records the permissions of every host mapping it is asked for.
+    /// An address space that records the permissions of every host mapping (or change of
+    /// permissions) it is asked for.
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(u64, Perms)>>);
 
@@ -2011,6 +2066,10 @@ mod tests {
             Ok(())
         }
         fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn protect(&self, addr: u64, _: u64, perms: Perms) -> platform::Result<()> {
+            self.0.lock().unwrap().push((addr, perms));
             Ok(())
         }
         fn release(&self) {}
@@ -2050,6 +2109,58 @@ mod tests {
         // The first page is still copy-on-write: a write fault takes it over too.
         parent.handle_fault(a, Access::Write).unwrap();
         assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::RW)));
+    }
+
+    #[test]
+    fn mprotect_changes_mapped_pages_in_place_and_keeps_copy_on_write_read_only() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let len = 3 * PAGE_SIZE;
+        let pages = mf.allocate(len).unwrap();
+        let file = Arc::new(OnePage {
+            mf: mf.clone(),
+            page: pages,
+        });
+        let space = Arc::new(Recorder::default());
+        let mm = MemoryManager::new(mf.clone(), space.clone());
+        let addr = 0x40_0000;
+        let third = addr + 2 * PAGE_SIZE;
+        map_private_file(&mm, addr, len, file);
+        // The first two pages get copies of their own, the third stays the file's
+        // (copy-on-write).
+        mm.copy_out(addr, b"own").unwrap();
+        mm.copy_out(addr + PAGE_SIZE, b"own").unwrap();
+        for page in [addr, addr + PAGE_SIZE, third] {
+            mm.handle_fault(page, Access::Read).unwrap();
+        }
+        let log = |space: &Recorder| std::mem::take(&mut *space.0.lock().unwrap());
+        assert_eq!(
+            log(&space),
+            [
+                (addr, Perms::RW),
+                (addr + PAGE_SIZE, Perms::RW),
+                (third, Perms::R)
+            ]
+        );
+        // Read-only: one change for the two adjacent copies (the file's page is read-only
+        // already), and no fault needed to see them again.
+        mm.mprotect(addr, len, Perms::R).unwrap();
+        assert_eq!(log(&space), [(addr, Perms::R)]);
+        assert_eq!(mm.handle_fault(addr, Access::Write), Err(SegvCode::AccErr));
+        // Writable again: only the copies may be written in place; the file's page stays
+        // read-only and its write fault copies it.
+        mm.mprotect(addr, len, Perms::RW).unwrap();
+        assert_eq!(log(&space), [(addr, Perms::RW)]);
+        mm.handle_fault(third, Access::Write).unwrap();
+        assert_eq!(log(&space), [(third, Perms::RW)]);
+        // Inaccessible: the host mappings go, and every access is refused.
+        mm.mprotect(addr, len, Perms::NONE).unwrap();
+        assert!(log(&space).is_empty());
+        assert_eq!(mm.handle_fault(addr, Access::Read), Err(SegvCode::AccErr));
+        let mut buf = [0u8; 3];
+        mm.copy_in_force(addr + PAGE_SIZE, &mut buf).unwrap();
+        assert_eq!(&buf, b"own");
+        drop(mm);
+        mf.dec_ref(pages);
     }
 
     #[test]
@@ -2110,6 +2221,8 @@ mod tests {
         }
         space.0.lock().unwrap().clear();
         let child = parent.fork(Arc::new(NullSpace)).unwrap();
+        // The large one stays mapped in the parent, read-only: reads need no fault.
+        assert_eq!(space.0.lock().unwrap().pop(), Some((large, Perms::R)));
         // The small mapping stays mapped writable in the parent: its write needs no fault.
         parent.handle_fault(small, Access::Write).unwrap();
         assert_eq!(space.0.lock().unwrap().pop(), None);

@@ -511,6 +511,9 @@ mod tests {
         fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
             Ok(())
         }
+        fn protect(&self, _: u64, _: u64, _: Perms) -> platform::Result<()> {
+            Ok(())
+        }
         fn release(&self) {}
     }
 
