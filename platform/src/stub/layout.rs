@@ -14,7 +14,7 @@
 //! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`] when it saves) |
 //! | [`OFF_FP_REQUEST`] | set by the sentry before a resume that only asks for the FP state: the stub saves it (the fast entry with `xsave`) and publishes the same event again |
 //! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
-//! | [`OFF_SIGINFO`] | the `siginfo_t` of the signal (128 bytes) |
+//! | [`OFF_SIGINFO`] | the first [`SIGINFO_SAVED`] bytes of the signal's `siginfo_t` (signo, code, and the address or seccomp fields) in a 128-byte slot |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
 //! | [`OFF_FP`] | the fast entry's XSAVE area, and the FP state the sentry sets (at most [`FP_MAX`] bytes) |
 //! | [`ALT_STACK`].. | the alternate signal stack (the set-up's `stack_t` at [`SCRATCH`] before first use) |
@@ -40,6 +40,9 @@ pub(crate) const OFF_FS_BASE: usize = 32;
 pub(crate) const OFF_GS_BASE: usize = 40;
 pub(crate) const OFF_SIGINFO: usize = 64;
 pub(crate) const OFF_GREGS: usize = 192;
+/// Bytes of `siginfo_t` the handler saves: `si_signo`, `si_errno`, `si_code`, then `si_addr`
+/// (faults) or `si_call_addr`, `si_syscall` and `si_arch` (seccomp), all the sentry reads.
+pub(crate) const SIGINFO_SAVED: usize = 32;
 pub(crate) const OFF_FP: usize = 512;
 pub(crate) const ALT_STACK: usize = 0x4000;
 pub(crate) const FP_MAX: usize = ALT_STACK - OFF_FP;

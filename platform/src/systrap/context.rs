@@ -96,6 +96,11 @@ pub(super) struct Polling {
     penalty: Cell<u32>,
     /// Successful polls since the last failure or halving.
     streak: Cell<u32>,
+    /// Hand-offs so far, those in which the sentry polled, and those in which it slept:
+    /// logged when the stub goes, so that a run shows how well polling fared.
+    handoffs: Cell<u64>,
+    polled: Cell<u64>,
+    slept: Cell<u64>,
 }
 
 /// Successful polls in a row that halve the penalty.
@@ -125,6 +130,22 @@ impl Polling {
         }
     }
 
+    /// Takes in how a hand-off went: `polls` if the sentry polled in it, `stub_polled` if the
+    /// stub had been told to poll for it, `woke` if the stub was asleep and had to be woken,
+    /// `slept` if the sentry slept. A polling hand-off fails when the sentry slept, or when a
+    /// stub told to poll slept all the same. Waking a stub that was not told to poll (the
+    /// first hand-off after a back-off) fails only if the sentry then slept: on a busy or
+    /// virtual machine a cross-CPU wake-up takes longer than a budget, and on such a
+    /// machine returning to polling must stay rare.
+    pub(super) fn after(&self, polls: bool, stub_polled: bool, woke: bool, slept: bool) {
+        self.handoffs.set(self.handoffs.get() + 1);
+        self.polled.set(self.polled.get() + u64::from(polls));
+        self.slept.set(self.slept.get() + u64::from(slept));
+        if polls {
+            self.record(!slept && (!stub_polled || !woke));
+        }
+    }
+
     /// Records a hand-off that polled: `ok` when neither side had to sleep.
     pub(super) fn record(&self, ok: bool) {
         if ok {
@@ -146,6 +167,15 @@ impl Polling {
 
 impl Drop for ContextStub {
     fn drop(&mut self) {
+        let polling = &self.polling;
+        log::debug!(
+            "systrap: stub {}: {} hand-offs, {} polling, the sentry slept in {} (penalty {})",
+            self.pid,
+            polling.handoffs.get(),
+            polling.polled.get(),
+            polling.slept.get(),
+            polling.penalty.get()
+        );
         if let Some(owner) = self.owner.upgrade() {
             owner.retire(Some(self.pid), self.slot);
         }
@@ -233,7 +263,7 @@ impl SystrapContext {
         ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
         // The stub sets itself up, runs into `ud2` and parks in its handler (or exits with
         // `stub::SETUP_FAILED`, which the wait reports as its death).
-        wait_event(&region, pid, Duration::ZERO).map(drop)
+        wait_event(&region, pid, Duration::ZERO, None).map(drop)
     }
 
     fn assert_owner(&self) {
@@ -272,12 +302,10 @@ impl SystrapContext {
         } else {
             Duration::ZERO
         };
-        let waited = wait_event(&region, stub.pid, spin);
+        let waited = wait_event(&region, stub.pid, spin, Some(&self.interrupt));
         state.fp.valid = false;
         let slept = waited?;
-        if polls {
-            stub.polling.record(!slept && (!stub_polled || !woke));
-        }
+        stub.polling.after(polls, stub_polled, woke, slept);
         stub.fp_in_registers
             .set(region.kind() == sysmsg::KIND_FAST_SYSCALL);
         region.load_regs(&mut state.regs, self.shared.fsgsbase);
@@ -305,7 +333,7 @@ impl SystrapContext {
             let _ = nix::sys::signal::kill(stub.pid, INTERRUPT_SIGNAL);
         }
         resume(region);
-        let waited = wait_event(region, stub.pid, Duration::ZERO);
+        let waited = wait_event(region, stub.pid, Duration::ZERO, Some(&self.interrupt));
         self.interrupt.running_pid.store(0, Ordering::SeqCst);
         waited.map(drop)
     }
@@ -369,9 +397,20 @@ fn resume(region: &Region<'_>) -> bool {
 }
 
 /// Waits until the stub of `region` reports an event: polls for `spin`, then sleeps on the
-/// state word, checking every [`LIVENESS_PERIOD`] that the stub still lives. True if it
-/// slept.
-fn wait_event(region: &Region<'_>, pid: Pid, spin: Duration) -> Result<bool> {
+/// state word, checking every [`LIVENESS_PERIOD`] that the stub still lives and, while
+/// `interrupt` is pending, sending its signal again. True if it slept.
+///
+/// The signal again: the fast entry drops an interrupt signal that reaches it before it
+/// returns to the application (it expects to be on its way to the sentry), but one that
+/// lands after the switch looked at `pending`, while the stub is still in the fast entry's
+/// resume, would be lost, and application code that makes no more system calls would never
+/// come back.
+fn wait_event(
+    region: &Region<'_>,
+    pid: Pid,
+    spin: Duration,
+    interrupt: Option<&StubInterrupter>,
+) -> Result<bool> {
     /// Polls between looks at the clock.
     const POLLS_PER_CLOCK: u32 = 64;
     let state = region.state();
@@ -406,6 +445,10 @@ fn wait_event(region: &Region<'_>, pid: Pid, spin: Duration) -> Result<bool> {
         }
         if timed_out {
             check_alive(pid)?;
+            if interrupt.is_some_and(|i| i.pending.load(Ordering::SeqCst)) {
+                log::debug!("systrap: stub {pid}: interrupt not answered, signalled again");
+                let _ = nix::sys::signal::kill(pid, INTERRUPT_SIGNAL);
+            }
         }
     }
 }

@@ -363,6 +363,7 @@ impl Region<'_> {
 
     /// `si_arch` of the saved siginfo (a seccomp `SIGSYS`: which system-call ABI was used).
     pub(crate) fn sigsys_arch(&self) -> u32 {
+        const _: () = assert!(28 + 4 <= SIGINFO_SAVED);
         self.read_u32(OFF_SIGINFO + 28)
     }
 

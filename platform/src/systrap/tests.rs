@@ -192,6 +192,56 @@ fn fp_state_of_a_patched_call_is_saved_when_pulled_and_loaded_when_set() {
     assert_eq!(state.regs.rip, CODE + 26);
 }
 
+/// An interrupt whose signal reaches a stub still in the fast entry's hand-off is dropped
+/// there; the sentry, still waiting, signals again, so the switch comes back even though
+/// the application then runs on without a system call.
+#[test]
+fn an_interrupt_dropped_by_the_fast_entry_is_sent_again() {
+    // `mov eax, 39; lea rcx, [rip + 2]; jmp rdx` (a patched call: rdx holds the fast entry),
+    // then `jmp $` at CODE + 14.
+    let code = [
+        0xb8, 0x27, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x0d, 0x02, 0x00, 0x00, 0x00, 0xff, 0xe2, 0xeb,
+        0xfe,
+    ];
+    let mut t = setup(&code);
+    let Some(entry) = t.context.syscall_patch_entry() else {
+        eprintln!("SKIPPED: this host's systrap takes no patched system calls");
+        return;
+    };
+    let mut state = CpuState::new(CODE, 0);
+    state.regs.rdx = entry;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.rip, CODE + 14, "not the fast entry");
+    // Stopped in the fast entry's hand-off, the stub takes the interrupt's signal when it
+    // continues, still there: after the switch has resumed it.
+    let stub = *t.pids().last().unwrap();
+    kill(stub, Signal::SIGSTOP).unwrap();
+    while !stopped(stub) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let interrupter = t.context.interrupter();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let helper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        interrupter.interrupt();
+        kill(stub, Signal::SIGCONT).unwrap();
+        // A lost interrupt would leave the switch waiting for good: end it.
+        if finished.recv_timeout(Duration::from_secs(10)).is_err() {
+            kill(stub, Signal::SIGKILL).unwrap();
+        }
+    });
+    let result = t.context.switch(&t.dyn_space, &mut state);
+    let _ = done.send(());
+    helper.join().unwrap();
+    assert!(matches!(result, Ok(Exit::Interrupted)), "{result:?}");
+}
+
+/// Whether process `pid` is stopped (`T` in /proc/PID/stat).
+fn stopped(pid: Pid) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].starts_with('T')
+}
+
 #[test]
 fn dropping_context_and_address_space_kills_every_process() {
     let mut t = setup(GETPID_THEN_EXIT);
@@ -413,6 +463,26 @@ fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
     }
     polling.record(false);
     assert_eq!(skipped(&polling), super::MAX_BACKOFF / 2);
+}
+
+#[test]
+fn how_hand_offs_are_judged() {
+    use super::context::Polling;
+    let judged_ok = |polls, stub_polled, woke, slept| {
+        let polling = Polling::default();
+        polling.after(polls, stub_polled, woke, slept);
+        polling.this_time()
+    };
+    // Both polled and neither slept: the next hand-off polls too.
+    assert!(judged_ok(true, true, false, false));
+    // The sentry slept, or the stub told to poll slept all the same: backed off.
+    assert!(!judged_ok(true, true, false, true));
+    assert!(!judged_ok(true, true, true, false));
+    // Waking a stub to start it polling fails only if the sentry then slept.
+    assert!(judged_ok(true, false, true, false));
+    assert!(!judged_ok(true, false, true, true));
+    // A hand-off that did not poll is not judged.
+    assert!(judged_ok(false, true, true, true));
 }
 
 /// A stub takes its handlers and seccomp filter from the setup page, which application code
