@@ -269,12 +269,24 @@ pub(super) fn new_filesystem(
             if at.is_some_and(|d| mount_rooted_at(t, d).is_some_and(|m| m.fs_type == "cgroup2")) {
                 return Err(Errno::EBUSY);
             }
+            // nsdelegate is the hierarchy's: a mount from the initial cgroup namespace sets
+            // or clears it, one from another namespace leaves it (Linux ignores it there).
+            let h = &t.kernel.cgroups;
+            if Arc::ptr_eq(&t.ns.cgroup, h.initial_ns()) {
+                let on = data.split(',').any(|o| o == "nsdelegate");
+                h.nsdelegate.store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+            let opts = if h.nsdelegate.load(std::sync::atomic::Ordering::Relaxed) {
+                ",nsdelegate"
+            } else {
+                ""
+            };
             // Rooted at the caller's cgroup namespace root.
             let root = (*t.ns.cgroup).clone();
             (
                 cgroupfs::new_root(&t.kernel, root),
                 "cgroup2",
-                String::new(),
+                opts.to_string(),
             )
         }
         "mqueue" => (
