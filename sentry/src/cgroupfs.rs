@@ -14,13 +14,20 @@
 //!
 //! A mount made inside a cgroup namespace is rooted at the namespace's cgroup.
 //!
+//! `nsdelegate` (one flag for the hierarchy, set or cleared by every mount from the initial
+//! cgroup namespace, shown on mounts made while it is set) makes cgroup namespaces
+//! delegation boundaries: from inside one, as the file was opened, the namespace root's
+//! files other than `cgroup.procs`, `cgroup.threads` and `cgroup.subtree_control` are
+//! EPERM, and processes move (and CLONE_INTO_CGROUP starts them) only between cgroups of
+//! the namespace (ENOENT).
+//!
 //! Not offered: threaded cgroups (`cgroup.threads` is read-only, `cgroup.type` stays
-//! `domain`), `nsdelegate`'s delegation boundaries (the option is accepted and not shown),
-//! the freezer, io/cpuset controllers; memory and CPU limits are
+//! `domain`), cgroup v1 hierarchies, the freezer, io/cpuset controllers; memory and CPU limits are
 //! recorded, not enforced. The event files (`cgroup.events`, `pids.events[.local]`) announce
 //! changes as Linux's: POLLPRI|POLLERR until read again, and IN_MODIFY.
 
 use std::any::Any;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::abi::Errno;
@@ -28,6 +35,7 @@ use crate::auth::Creds;
 use crate::kernel::cgroup::{
     self, Cgroup, CpuMax, EventFile, FileAttr, CONTROLLERS, CPU, MEMORY, PIDS,
 };
+use crate::kernel::ns::CgroupNs;
 use crate::kernel::signal::SigInfo;
 use crate::kernel::Kernel;
 use crate::mm::usermem::IoSrc;
@@ -320,9 +328,30 @@ pub fn cgroup_of(inode: &Arc<dyn Inode>) -> Option<Arc<Cgroup>> {
         .map(|d| d.cg.clone())
 }
 
-/// Whether `creds` may move a process from `from` to `to`: write access to `cgroup.procs`
-/// of their nearest common ancestor (Linux's rule for delegated subtrees).
-pub fn may_migrate(kernel: &Kernel, creds: &Creds, from: &Cgroup, to: &Cgroup) -> bool {
+/// Whether `creds`, in the cgroup namespace `ns`, may move a process from `from` to `to`:
+/// EACCES without write access to `cgroup.procs` of their nearest common ancestor (Linux's
+/// rule for delegated subtrees), ENOENT under nsdelegate when either is outside `ns`.
+pub fn may_migrate(
+    kernel: &Kernel,
+    creds: &Creds,
+    ns: &CgroupNs,
+    from: &Cgroup,
+    to: &Cgroup,
+) -> Result<(), Errno> {
+    if !may_write_procs(kernel, creds, from, to) {
+        return Err(Errno::EACCES);
+    }
+    let root: &Cgroup = ns;
+    if kernel.cgroups.nsdelegate.load(Ordering::Relaxed)
+        && !(root.contains(from) && root.contains(to))
+    {
+        return Err(Errno::ENOENT);
+    }
+    Ok(())
+}
+
+/// Write access to `cgroup.procs` of the nearest common ancestor of `from` and `to`.
+fn may_write_procs(kernel: &Kernel, creds: &Creds, from: &Cgroup, to: &Cgroup) -> bool {
     let mut common = kernel.cgroups.root().id;
     let mut from_chain = from.ancestors.clone();
     from_chain.push(from.id);
@@ -619,12 +648,14 @@ impl Inode for CgFile {
     }
 
     fn open(&self, cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let k = self.fs.kernel()?;
         Ok(Arc::new(CgOpen {
             fs: self.fs.clone(),
             cg: self.cg.clone(),
             def: self.def,
             ino: self.ino,
             opener: cx.creds.clone(),
+            opener_ns: cgroup_ns_of(&k, cx),
             seen: Mutex::new(None),
         }))
     }
@@ -655,6 +686,8 @@ struct CgOpen {
     ino: u64,
     /// Moving processes is checked with the credentials of the opener, not the writer.
     opener: Creds,
+    /// The opener's cgroup namespace, which nsdelegate's checks use.
+    opener_ns: Arc<CgroupNs>,
     /// For an event file: the change count its last read saw (None: never read, so a new
     /// file is ready at once).
     seen: Mutex<Option<u64>>,
@@ -770,6 +803,19 @@ impl CgOpen {
 
     fn apply(&self, t: &mut dyn Context, text: &str) -> Result<(), Errno> {
         let k = self.live()?;
+        // Under nsdelegate, a namespace's root cgroup is the delegation boundary: from
+        // inside (as opened), only the delegatable files are written there.
+        let delegatable = matches!(
+            self.def.kind,
+            Kind::Procs | Kind::Threads | Kind::SubtreeControl
+        );
+        if k.cgroups.nsdelegate.load(Ordering::Relaxed)
+            && !delegatable
+            && !Arc::ptr_eq(&self.opener_ns, k.cgroups.initial_ns())
+            && self.opener_ns.id == self.cg.id
+        {
+            return Err(Errno::EPERM);
+        }
         let h = &k.cgroups;
         let id = self.cg.id;
         let word = text.trim();
@@ -901,12 +947,21 @@ impl CgOpen {
             tree.group_of(global).ok_or(Errno::ESRCH)?
         };
         let from = k.cgroups.of(&tg);
-        if !may_migrate(k, &self.opener, &from, &self.cg) {
-            return Err(Errno::EACCES);
-        }
+        may_migrate(k, &self.opener, &self.opener_ns, &from, &self.cg)?;
         let cpu = tg.cpu_times();
         k.cgroups.migrate(&tg, &self.cg, cpu)
     }
+}
+
+/// The cgroup namespace of the task `cx` is (the initial one for the sentry itself).
+fn cgroup_ns_of(k: &Kernel, cx: &Caller) -> Arc<CgroupNs> {
+    cx.task
+        .and_then(|ids| {
+            let h = k.tree().tasks.get(&ids.tid).cloned()?;
+            let view = h.view.lock().unwrap().clone()?;
+            Some(view.ns.cgroup.clone())
+        })
+        .unwrap_or_else(|| k.cgroups.initial_ns().clone())
 }
 
 /// Controller names of `mask`, space-separated, with a newline; empty for none.

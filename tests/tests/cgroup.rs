@@ -89,3 +89,42 @@ fn cgroup_namespaces_root_paths_at_the_creators_cgroup() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+/// nsdelegate: a cgroup2 mount with it from the initial cgroup namespace shows it in
+/// `/proc/self/mounts` and makes cgroup namespaces delegation boundaries: inside one, the
+/// namespace root's non-delegatable files are EPERM (an fd opened outside still writes),
+/// its cgroup.procs and the files below it are writable, and a process moves only between
+/// cgroups of the namespace (ENOENT, CLONE_INTO_CGROUP too); a mount without it clears the
+/// flag. Sandbox only: natively the flag is the host hierarchy's and the program would
+/// change it for the whole machine. The lines are Linux's (kernel/cgroup/cgroup.c, held
+/// against Linux by gVisor's cgroup2 Nsdelegate* cases).
+#[test]
+fn cgroup_nsdelegate_makes_namespaces_delegation_boundaries() {
+    let Some(p) = program_str("cgroup_nsdelegate") else {
+        return;
+    };
+    let out = run_sandbox(&[&p], &[]);
+    let text = out.stdout_text();
+    assert_eq!(out.status, 0, "{text}{}", out.stderr_text());
+    let expect = [
+        "mount nsdelegate: 0\nmounts show nsdelegate: 1\n",
+        "enter d: 0\n",
+        "unshare: 0\n",
+        "ns root max.depth: EPERM\n",
+        "ns root max.depth through an fd opened outside: 0\n",
+        "below the root max.depth: 0\n",
+        "ns root cgroup.procs: 0\n",
+        "move out of the ns: ENOENT\n",
+        "move within: 0\n",
+        "clone into a cgroup outside: -1 ENOENT\n",
+        "clone into a cgroup inside: exit 7\n",
+        "back to d: 0\n",
+        "mount without nsdelegate: 0\nmounts show nsdelegate: 0\n",
+        "ns root max.depth without nsdelegate: 0\n",
+        "move out of the ns without nsdelegate: 0\n",
+        "done\n",
+    ];
+    for line in expect {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

@@ -118,3 +118,30 @@ fn mount_views_match_native() {
         ],
     );
 }
+
+/// Propagation across mount namespaces and down propagation trees: peers in a namespace
+/// made by unshare(CLONE_NEWNS) (mounts and unmounts reach both ways), slaves in the
+/// namespace of a new user namespace (mounts reach it and not back), a shared slave passing
+/// mounts on to its peers and slaves (and their unmount), peers stacked at one place doubling
+/// with each bind there and going together, a recursive bind onto a shared mount reaching its
+/// peers with its submounts, and EACCES for mprotect(PROT_EXEC) of a file on a noexec mount.
+#[test]
+fn mount_propagation_across_namespaces_matches_native() {
+    assert_same_program(
+        "mount_propagation_ns",
+        &[],
+        &[
+            "child a/x: 1 mounts shared",
+            "parent a/x: 0 mounts",
+            "parent sees the child's file: 0",
+            "userns child a/x: 1 mounts slave",
+            "parent sees the child's file: -1 ENOENT",
+            "tree c/z: 1 mounts shared slave",
+            "tree d/z: 1 mounts slave",
+            "stack e/s: 8 mounts shared",
+            "stack e/s: 1 mounts shared",
+            "rbind c/r/sub: 1 mounts shared slave",
+            "mprotect exec on noexec: -1 EACCES",
+        ],
+    );
+}

@@ -312,6 +312,7 @@ fn map_segment(
             file: f.file.clone(),
             offset: page_down(p.p_offset),
             may_write: false,
+            may_exec: true,
             dev: f.dev,
             ino: f.ino,
             writer: None,

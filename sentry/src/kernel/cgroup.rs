@@ -242,6 +242,9 @@ pub struct Hierarchy {
     pub dev: u64,
     /// Where changes of the event files are announced to inotify.
     notify: Arc<FsNotify>,
+    /// cgroup2's `nsdelegate`, the one superblock's (set or cleared by each mount from the
+    /// initial cgroup namespace): cgroup namespaces are delegation boundaries.
+    pub nsdelegate: AtomicBool,
 }
 
 impl std::fmt::Debug for Hierarchy {
@@ -270,6 +273,7 @@ impl Hierarchy {
             inner: Mutex::new(State { nodes, next_id: 2 }),
             dev: crate::fs::anon_dev(),
             notify,
+            nsdelegate: AtomicBool::new(false),
         }
     }
 }

@@ -366,6 +366,7 @@ impl Kernel {
                         file: seg.clone(),
                         offset: v.offset,
                         may_write: v.may_write,
+                        may_exec: true,
                         dev: v.dev,
                         ino: v.ino,
                         writer: None,
@@ -424,6 +425,7 @@ impl Kernel {
         let may_write = v.shared && v.may_write;
         Ok(FileMapping {
             writer: may_write.then(|| crate::mm::filemap::WritableMapping::new(&file)),
+            may_exec: true,
             file,
             offset: v.offset,
             may_write,
@@ -488,6 +490,7 @@ impl Kernel {
         }
         Ok(FileMapping {
             writer: may_write.then(|| crate::mm::filemap::WritableMapping::new(&file)),
+            may_exec: true,
             file,
             offset: v.offset,
             may_write,

@@ -69,6 +69,9 @@ pub struct FileMapping {
     /// MAP_SHARED only: whether `mprotect` may add write access (the file was open for
     /// writing and writes reach it).
     pub may_write: bool,
+    /// Whether `mprotect` may add execute access (VM_MAYEXEC: the file is not on a
+    /// `noexec` mount).
+    pub may_exec: bool,
     /// Device and inode as `stat` shows them, for `/proc/[pid]/maps`.
     pub dev: u64,
     pub ino: u64,
@@ -81,6 +84,7 @@ impl std::fmt::Debug for FileMapping {
         f.debug_struct("FileMapping")
             .field("offset", &self.offset)
             .field("may_write", &self.may_write)
+            .field("may_exec", &self.may_exec)
             .field("dev", &self.dev)
             .field("ino", &self.ino)
             .finish_non_exhaustive()

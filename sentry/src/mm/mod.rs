@@ -118,6 +118,11 @@ impl Vma {
         }
     }
 
+    /// Whether `mprotect` may make this VMA executable.
+    fn may_exec(&self) -> bool {
+        self.file.as_ref().is_none_or(|f| f.may_exec)
+    }
+
     /// File offset of `addr` (in this VMA, which starts at `start`).
     fn file_offset(&self, start: u64, addr: u64) -> Option<u64> {
         self.file.as_ref().map(|f| f.offset + (addr - start))
@@ -550,7 +555,9 @@ impl MemoryManager {
     /// `mprotect(2)`.
     ///
     /// # Errors
-    /// EINVAL for unaligned addresses, ENOMEM if part of the range is unmapped.
+    /// EINVAL for unaligned addresses, ENOMEM if part of the range is unmapped, EACCES for
+    /// write access to a shared mapping that may not be written or execute access to a
+    /// file on a `noexec` mount.
     pub fn mprotect(&self, addr: u64, len: u64, perms: Perms) -> Result<(), Errno> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
@@ -564,11 +571,9 @@ impl MemoryManager {
         if !i.fully_mapped(addr, end) {
             return Err(Errno::ENOMEM);
         }
-        if perms.write
-            && i.vmas
-                .range(..end)
-                .any(|(_, v)| v.end > addr && !v.may_write())
-        {
+        if i.vmas.range(..end).any(|(_, v)| {
+            v.end > addr && (perms.write && !v.may_write() || perms.exec && !v.may_exec())
+        }) {
             return Err(Errno::EACCES);
         }
         i.split_vmas_at(addr);
@@ -2013,6 +2018,7 @@ mod tests {
                 file,
                 offset: 0,
                 may_write: false,
+                may_exec: true,
                 dev: 0,
                 ino: 1,
                 writer: None,

@@ -82,6 +82,7 @@ pub fn io_setup(t: &mut Task, nr: u32, ctxp: UserAddr) -> SysResult {
             file: ctx.mappable(),
             offset: 0,
             may_write: true,
+            may_exec: true,
             dev: 0,
             ino: ctx.id,
             writer: None,

@@ -71,6 +71,7 @@ pub fn shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult {
             file,
             offset: 0,
             may_write: !read_only,
+            may_exec: true,
             dev: 0,
             ino: id as u64,
             writer: None,

@@ -233,6 +233,7 @@ fn mmap_file(
             file,
             offset: off,
             may_write,
+            may_exec: !d.mount.noexec(),
             dev: st.dev,
             ino: st.ino,
             writer,

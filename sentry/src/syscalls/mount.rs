@@ -16,7 +16,7 @@ use crate::procfs as proc;
 use crate::vfs::inode::OpenFileInode;
 use crate::vfs::{
     rebase, Caller, Dentry, FileType, Inode, Mount, MountNamespace, MountOpts, Propagation,
-    Resolver, MOUNT_MAX,
+    Resolver,
 };
 
 const MS_RDONLY: u64 = libc::MS_RDONLY;
@@ -225,29 +225,14 @@ pub fn mount(
         opts.root_path = new_root_path(&root);
         (root, fs_type, source)
     };
-    if t.fs.ns.count() + 1 + subtree.len() > MOUNT_MAX {
-        return Err(Errno::ENOSPC);
-    }
-    let m = t.fs.ns.mount_with(&dir.path, root, fs_type, &source, opts);
-    log::debug!("mounted {m:?}");
-    for s in subtree {
-        let Some(at) = rebase(&s.path, &bound_from, &dir.path) else {
-            continue;
-        };
-        let copy = MountOpts {
-            readonly: s.readonly,
-            sb_readonly: Some(s.sb_readonly),
-            flags: s.flags,
-            root_path: s.root_path.clone(),
-            fs_options: s.fs_options.clone(),
-            group: s.group,
-            master: s.master,
-            locked_flags: s.locked_flags,
-            unpropagated: true,
-        };
+    let subs: Vec<(Vec<u8>, Arc<Mount>)> = subtree
+        .into_iter()
+        .filter_map(|s| Some((rebase(&s.path, &bound_from, &dir.path)?, s)))
+        .collect();
+    let m =
         t.fs.ns
-            .mount_with(&at, s.root.clone(), s.fs_type, &s.source, copy);
-    }
+            .mount_tree(&dir.path, root, fs_type, &source, opts, &subs)?;
+    log::debug!("mounted {m:?}");
     Ok(0)
 }
 
@@ -284,12 +269,24 @@ pub(super) fn new_filesystem(
             if at.is_some_and(|d| mount_rooted_at(t, d).is_some_and(|m| m.fs_type == "cgroup2")) {
                 return Err(Errno::EBUSY);
             }
+            // nsdelegate is the hierarchy's: a mount from the initial cgroup namespace sets
+            // or clears it, one from another namespace leaves it (Linux ignores it there).
+            let h = &t.kernel.cgroups;
+            if Arc::ptr_eq(&t.ns.cgroup, h.initial_ns()) {
+                let on = data.split(',').any(|o| o == "nsdelegate");
+                h.nsdelegate.store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+            let opts = if h.nsdelegate.load(std::sync::atomic::Ordering::Relaxed) {
+                ",nsdelegate"
+            } else {
+                ""
+            };
             // Rooted at the caller's cgroup namespace root.
             let root = (*t.ns.cgroup).clone();
             (
                 cgroupfs::new_root(&t.kernel, root),
                 "cgroup2",
-                String::new(),
+                opts.to_string(),
             )
         }
         "mqueue" => (
@@ -624,28 +621,7 @@ pub fn umount2(t: &mut Task, target: PathArg, flags: i32) -> SysResult {
             return Err(Errno::EBUSY);
         }
     }
-    // What propagation copied of them onto their parents' peers and slaves goes too (only
-    // mounts on shared ones were copied).
-    let shared: std::collections::HashSet<u64> =
-        t.fs.ns
-            .mounts()
-            .iter()
-            .filter(|x| x.shared())
-            .map(|x| x.id)
-            .collect();
-    let copies: Vec<_> = below
-        .iter()
-        .chain(std::iter::once(&m))
-        .filter(|x| shared.contains(&x.parent))
-        .flat_map(|x| t.fs.ns.propagated_copies(x))
-        .filter(|c| c.id != m.id && !below.iter().any(|b| b.id == c.id))
-        .collect();
-    for sub in below.iter().rev() {
-        t.fs.ns.unmount(sub);
-    }
-    t.fs.ns.unmount(&m);
-    for c in copies {
-        t.fs.ns.unmount(&c);
-    }
+    // What propagation copied of them onto their parents' peers and slaves goes too.
+    t.fs.ns.unmount_tree(&m, &below);
     Ok(0)
 }

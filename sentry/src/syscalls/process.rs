@@ -302,8 +302,9 @@ const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// The cgroup of CLONE_INTO_CGROUP's fd: EINVAL for a number no fd can have, EBADF for an fd
-/// that is not a cgroup2 directory, ENOENT for a removed cgroup, EACCES when the caller could
-/// not move a process there through `cgroup.procs`.
+/// that is not a cgroup2 directory, ENOENT for a removed cgroup, or what moving a process
+/// there through `cgroup.procs` would fail with (EACCES, ENOENT across an nsdelegate
+/// boundary).
 fn into_cgroup(t: &Task, fd: u64) -> Result<Arc<crate::kernel::cgroup::Cgroup>, Errno> {
     let fd = i32::try_from(fd).map_err(|_| Errno::EINVAL)?;
     let file = t.fds.get(fd)?;
@@ -313,9 +314,7 @@ fn into_cgroup(t: &Task, fd: u64) -> Result<Arc<crate::kernel::cgroup::Cgroup>, 
         return Err(Errno::ENOENT);
     }
     let from = t.kernel.cgroups.of(&t.tg);
-    if !crate::cgroupfs::may_migrate(&t.kernel, &t.creds, &from, &cg) {
-        return Err(Errno::EACCES);
-    }
+    crate::cgroupfs::may_migrate(&t.kernel, &t.creds, &t.ns.cgroup, &from, &cg)?;
     Ok(cg)
 }
 

@@ -11,12 +11,19 @@
 //! made on it below that (`\0N/sub`). Walks from its root cross its submounts as they cross
 //! attached ones; attaching moves the whole tree into a namespace's own table.
 //!
+//! Namespaces copied from one another form a [`Family`]: a mount made on (or unmounted
+//! from) a shared mount reaches its peers and slaves in every namespace of the family, and
+//! the slaves that are shared pass it on to their own peers and slaves, as Linux's
+//! propagation trees (Documentation/filesystems/sharedsubtree.rst).
+//!
 //! # Lock order
-//! `FsContext::state` → `MountNamespace::mounts` → `MountNamespace::detached`.
+//! `FsContext::state` → `Family::members` → `MountNamespace::mounts` (the changing
+//! namespace's own first, then the others') → `MountNamespace::detached`. Only a holder of
+//! `Family::members` locks more than one namespace's `mounts`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, Weak};
 
 use super::inode::{Caller, Inode};
 use super::inotify::FsNotify;
@@ -78,6 +85,12 @@ pub const MOUNT_MAX: usize = 100_000;
 /// The flags a copy into a less privileged namespace locks (with read-only).
 pub const LOCKABLE_FLAGS: u64 = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
+/// The flags of `m` a copy into a less privileged namespace locks.
+fn lockable_flags(m: &Mount) -> u64 {
+    let ro = if m.readonly { libc::MS_RDONLY } else { 0 };
+    m.flags & LOCKABLE_FLAGS | ro
+}
+
 /// Propagation changes (mount(2)'s MS_SHARED, MS_PRIVATE, MS_SLAVE, MS_UNBINDABLE, and
 /// mount_setattr's propagation field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +120,6 @@ pub struct MountOpts {
     pub master: u64,
     /// [`Mount::locked_flags`] (a bind mount of a mount with locked flags).
     pub locked_flags: u64,
-    /// A copy of a submount made by a recursive bind: its tree's root was propagated, it
-    /// is not again.
-    pub unpropagated: bool,
 }
 
 /// The per-mount `MS_*` flags a [`Mount`] keeps besides read-only.
@@ -361,6 +371,196 @@ pub struct MountNamespace {
     /// Counts changes of the attached mounts (mount, unmount, remount, move, pivot_root):
     /// an open `/proc/[pid]/mounts` or `mountinfo` polls POLLPRI|POLLERR once it moved.
     event: AtomicU64,
+    /// The namespaces propagation reaches from this one.
+    family: Arc<Family>,
+}
+
+/// The namespaces copied from one boot namespace (unshare(CLONE_NEWNS)): peer groups and
+/// masters are numbered alike in all of them, and propagation crosses between them. Its
+/// lock is Linux's namespace_sem for changes that propagate.
+#[derive(Default)]
+struct Family {
+    members: Mutex<Vec<Weak<MountNamespace>>>,
+}
+
+impl Family {
+    /// Adds `ns`, forgetting the namespaces that are gone.
+    fn join(&self, ns: Weak<MountNamespace>) {
+        let mut members = self.members.lock().unwrap();
+        members.retain(|w| w.strong_count() > 0);
+        members.push(ns);
+    }
+}
+
+/// One namespace's mount table, write-locked for a change that may propagate.
+struct Table<'a> {
+    ns: &'a MountNamespace,
+    mounts: &'a mut MountTable,
+}
+
+/// The mounts of some [`Table`]s by peer group and by master, to walk propagation without
+/// scanning every mount for every step.
+#[derive(Default)]
+struct Links {
+    peers: HashMap<u64, Vec<(usize, Arc<Mount>)>>,
+    slaves: HashMap<u64, Vec<(usize, Arc<Mount>)>>,
+}
+
+impl Links {
+    fn new(tables: &[Table]) -> Links {
+        let mut l = Links::default();
+        for (ti, t) in tables.iter().enumerate() {
+            for m in t.mounts.values().flatten() {
+                if m.group != 0 {
+                    l.peers.entry(m.group).or_default().push((ti, m.clone()));
+                }
+                if m.master != 0 {
+                    l.slaves.entry(m.master).or_default().push((ti, m.clone()));
+                }
+            }
+        }
+        l
+    }
+
+    /// Every mount that receives what is mounted at `at` on the shared mount `under` (in
+    /// table `table`): its peers and slaves, and in turn the peers and slaves of those slaves that
+    /// are shared, in every table. Only a mount that shows that place receives (see
+    /// [`shows`]). Mount IDs are unique within a table only (a namespace's copy keeps them).
+    fn receivers(
+        &self,
+        tables: &[Table],
+        table: usize,
+        under: &Arc<Mount>,
+        at: &[u8],
+    ) -> Vec<Receiver> {
+        let mut out: Vec<Receiver> = Vec::new();
+        let mut seen = HashSet::from([(table, under.id)]);
+        // The peer groups entered through one of their mounts as a slave: the others are
+        // its peers, reached from it.
+        let mut entered = HashSet::new();
+        let mut todo = VecDeque::from([(under.clone(), at.to_vec(), None)]);
+        while let Some((src, src_at, from)) = todo.pop_front() {
+            if src.group == 0 {
+                continue;
+            }
+            let peers = self.peers.get(&src.group).into_iter().flatten();
+            let slaves = self.slaves.get(&src.group).into_iter().flatten();
+            let all = peers.map(|x| (x, true)).chain(slaves.map(|x| (x, false)));
+            for ((ti, x), peer) in all {
+                let via_group = !peer && x.group != 0;
+                if seen.contains(&(*ti, x.id)) || via_group && entered.contains(&x.group) {
+                    continue;
+                }
+                let Some(place) = MountNamespace::corresponding(&src_at, &src, x) else {
+                    continue;
+                };
+                if !shows(tables[*ti].mounts, x, &place) {
+                    continue;
+                }
+                seen.insert((*ti, x.id));
+                if via_group {
+                    entered.insert(x.group);
+                    todo.push_back((x.clone(), place.clone(), Some(out.len())));
+                }
+                out.push(Receiver {
+                    table: *ti,
+                    target: x.clone(),
+                    at: place,
+                    from,
+                    peer,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A mount that receives a copy of a mount by propagation.
+struct Receiver {
+    table: usize,
+    target: Arc<Mount>,
+    /// Where the copy goes.
+    at: Vec<u8>,
+    /// The receiver whose copy this one's is made from (None: the mount itself).
+    from: Option<usize>,
+    /// A peer of the mount it receives from, or else its slave.
+    peer: bool,
+}
+
+/// Whether a mount made on `x` at `at` by propagation can be seen there: `x` is the mount
+/// seen there, or is in the stack at `at`, or the stack at `at` stands on it (Linux tucks
+/// a propagated mount beneath what is already mounted there). Not when a mount elsewhere
+/// covers that place.
+fn shows(mounts: &MountTable, x: &Mount, at: &[u8]) -> bool {
+    x.path == at
+        || mounts
+            .get(at)
+            .and_then(|s| s.first())
+            .is_some_and(|b| b.parent == x.id)
+        || visible_mount(mounts, at).is_some_and(|v| v.id == x.id)
+}
+
+/// Puts the copies `cs` (made by propagation at `at`) into the stack there: each right
+/// above its parent when that is in the stack, under the stack when that stands on its
+/// parent (the bottom mount moves onto the copy), else on top.
+fn insert_copies(mounts: &mut MountTable, at: &[u8], cs: Vec<Arc<Mount>>) {
+    let old = mounts.remove(at).unwrap_or_default();
+    let mut on: HashMap<u64, Arc<Mount>> = cs.into_iter().map(|c| (c.parent, c)).collect();
+    let mut stack = Vec::with_capacity(old.len() + on.len());
+    // A copy on the mount the whole stack is on goes under it.
+    if let Some(c) = old.first().and_then(|b| on.remove(&b.parent)) {
+        stack.push(c);
+    }
+    let mut last_copy: HashMap<u64, u64> = HashMap::new();
+    for c in &stack {
+        last_copy.insert(c.parent, c.id);
+    }
+    for y in old {
+        let y = match last_copy.get(&y.parent) {
+            Some(&c) => Arc::new(y.relocated(y.path.clone(), c)),
+            None => y,
+        };
+        let id = y.id;
+        stack.push(y);
+        if let Some(c) = on.remove(&id) {
+            last_copy.insert(id, c.id);
+            stack.push(c);
+        }
+    }
+    // Copies on the mount seen there (nothing stacked at `at` yet).
+    let mut rest: Vec<Arc<Mount>> = on.into_values().collect();
+    rest.sort_by_key(|c| c.id);
+    stack.extend(rest);
+    mounts.insert(at.to_vec(), stack);
+}
+
+/// Hands out peer group numbers no mount of a family (or a detached one) uses, smallest
+/// first, as Linux reuses the numbers of groups that are gone.
+struct Groups {
+    used: HashSet<u64>,
+    next: u64,
+}
+
+impl Groups {
+    fn new(tables: &[Table], detached: &RwLock<MountTable>) -> Groups {
+        let mut used: HashSet<u64> = tables
+            .iter()
+            .flat_map(|t| t.mounts.values().flatten())
+            .flat_map(|m| [m.group, m.master])
+            .collect();
+        if let Ok(d) = detached.try_read() {
+            used.extend(d.values().flatten().flat_map(|m| [m.group, m.master]));
+        }
+        Groups { used, next: 1 }
+    }
+
+    fn take(&mut self) -> u64 {
+        while self.used.contains(&self.next) {
+            self.next += 1;
+        }
+        self.used.insert(self.next);
+        self.next
+    }
 }
 
 impl std::fmt::Debug for MountNamespace {
@@ -405,7 +605,8 @@ impl MountNamespace {
         });
         let mut mounts = BTreeMap::new();
         mounts.insert(b"/".to_vec(), vec![mount]);
-        Arc::new(MountNamespace {
+        let family = Arc::new(Family::default());
+        let ns = Arc::new(MountNamespace {
             owner: UserNs::initial(),
             mounts: RwLock::new(mounts),
             detached: Arc::default(),
@@ -414,7 +615,10 @@ impl MountNamespace {
             notify: notify.clone(),
             inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
             event: AtomicU64::new(0),
-        })
+            family,
+        });
+        ns.family.join(Arc::downgrade(&ns));
+        ns
     }
 
     /// The user namespace that owns it (mounting takes CAP_SYS_ADMIN there).
@@ -449,6 +653,7 @@ impl MountNamespace {
     }
 
     /// A new namespace holding the same mounts (unshare(CLONE_NEWNS)), owned by `owner`.
+    /// Its shared mounts are peers of this one's (propagation crosses between the two).
     /// When that is not this namespace's owner (a new user namespace), the copies are
     /// locked as Linux's: each is [`Mount::locked`] with its flags locked, and shared
     /// mounts become slaves of their peer groups.
@@ -458,10 +663,7 @@ impl MountNamespace {
             for m in mounts.values_mut().flatten() {
                 let mut c = m.relocated(m.path.clone(), m.parent);
                 c.locked = true;
-                c.locked_flags = m.flags & LOCKABLE_FLAGS;
-                if m.readonly {
-                    c.locked_flags |= libc::MS_RDONLY;
-                }
+                c.locked_flags = lockable_flags(m);
                 if m.group != 0 {
                     c.master = m.group;
                     c.group = 0;
@@ -469,7 +671,7 @@ impl MountNamespace {
                 *m = Arc::new(c);
             }
         }
-        Arc::new(MountNamespace {
+        let ns = Arc::new(MountNamespace {
             owner: owner.clone(),
             mounts: RwLock::new(mounts),
             detached: self.detached.clone(),
@@ -478,7 +680,10 @@ impl MountNamespace {
             notify: self.notify.clone(),
             inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
             event: AtomicU64::new(0),
-        })
+            family: self.family.clone(),
+        });
+        self.family.join(Arc::downgrade(&ns));
+        ns
     }
 
     /// The namespace's inode number (`mnt:[N]` in `/proc/[pid]/ns`).
@@ -508,7 +713,8 @@ impl MountNamespace {
     }
 
     /// [`MountNamespace::mount`] with all of its options. On a shared mount the new one is
-    /// shared, and copied onto the same place in the parent's peers and slaves.
+    /// shared, and copied onto the same place in the parent's peers and slaves, in every
+    /// namespace of the family (see [`Links::receivers`]).
     pub fn mount_with(
         &self,
         path: &[u8],
@@ -517,24 +723,116 @@ impl MountNamespace {
         source: &str,
         opts: MountOpts,
     ) -> Arc<Mount> {
+        self.with_family(path, |tables| {
+            let plan = Self::plan(tables, path);
+            self.place(tables, path, root, fs_type, source, opts, &[], plan)
+        })
+    }
+
+    /// mount(2): [`MountNamespace::mount_with`], and copies of the mounts `subs` (a recursive
+    /// bind's: each with where it goes, below `path`) on the new mount and on every copy
+    /// propagation makes of it. ENOSPC when a namespace would hold more than [`MOUNT_MAX`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn mount_tree(
+        &self,
+        path: &[u8],
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        opts: MountOpts,
+        subs: &[(Vec<u8>, Arc<Mount>)],
+    ) -> Result<Arc<Mount>, Errno> {
+        self.with_family(path, |tables| {
+            let plan = Self::plan(tables, path);
+            for (ti, t) in tables.iter().enumerate() {
+                let copies = plan.iter().filter(|r| r.table == ti).count() + usize::from(ti == 0);
+                let now: usize = t.mounts.values().map(Vec::len).sum();
+                if now + copies * (1 + subs.len()) > MOUNT_MAX {
+                    return Err(Errno::ENOSPC);
+                }
+            }
+            Ok(self.place(tables, path, root, fs_type, source, opts, subs, plan))
+        })
+    }
+
+    /// Runs `f` on the table holding `path` (first) and, for an attached path, every other
+    /// namespace's of the family, all write-locked under the family's lock.
+    fn with_family<R>(&self, path: &[u8], f: impl FnOnce(&mut [Table]) -> R) -> R {
+        if is_detached_path(path) {
+            let mut own = self.detached.write().unwrap();
+            return f(&mut [Table {
+                ns: self,
+                mounts: &mut own,
+            }]);
+        }
+        let members = self.family.members.lock().unwrap();
+        let others: Vec<Arc<MountNamespace>> = members
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|n| !std::ptr::eq(Arc::as_ptr(n), self))
+            .collect();
+        let mut own = self.mounts.write().unwrap();
+        let mut guards: Vec<RwLockWriteGuard<MountTable>> =
+            others.iter().map(|n| n.mounts.write().unwrap()).collect();
+        let mut tables = vec![Table {
+            ns: self,
+            mounts: &mut own,
+        }];
+        tables.extend(
+            others
+                .iter()
+                .zip(guards.iter_mut())
+                .map(|(n, g)| Table { ns: n, mounts: g }),
+        );
+        let r = f(&mut tables);
+        drop(tables);
+        drop(guards);
+        drop(own);
+        drop(members);
+        r
+    }
+
+    /// The mounts that receive copies of a mount made at `path` in table 0.
+    fn plan(tables: &[Table], path: &[u8]) -> Vec<Receiver> {
+        match visible_mount(tables[0].mounts, path) {
+            Some(under) if under.group != 0 => {
+                Links::new(tables).receivers(tables, 0, &under, path)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Makes the mount (on what is seen at `path` in table 0), its copies on the receivers
+    /// of `plan`, and on each of those the copies of `subs`.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &self,
+        tables: &mut [Table],
+        path: &[u8],
+        root: Arc<dyn Inode>,
+        fs_type: &'static str,
+        source: &str,
+        opts: MountOpts,
+        subs: &[(Vec<u8>, Arc<Mount>)],
+        plan: Vec<Receiver>,
+    ) -> Arc<Mount> {
         let root_path = if opts.root_path.is_empty() {
             b"/".to_vec()
         } else {
             opts.root_path
         };
-        let mut mounts = self.table(path).write().unwrap();
-        let under = visible_mount(&mounts, path);
+        let mut groups = Groups::new(tables, &self.detached);
+        let under = visible_mount(tables[0].mounts, path);
         let parent = under.as_ref().map_or(0, |p| p.id);
-        let parent_group = under.as_ref().map_or(0, |p| p.group);
         let group = if opts.group != 0 {
             opts.group
-        } else if parent_group != 0 {
-            self.free_group(&mounts)
+        } else if under.as_ref().is_some_and(|p| p.group != 0) {
+            groups.take()
         } else {
             0
         };
         let m = Arc::new(Mount {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id: self.new_id(),
             root,
             path: path.to_vec(),
             fs_type,
@@ -551,26 +849,104 @@ impl MountNamespace {
             locked: false,
             locked_flags: opts.locked_flags,
         });
-        mounts.entry(path.to_vec()).or_default().push(m.clone());
-        if let Some(under) = under.filter(|p| p.group != 0 && !opts.unpropagated) {
-            self.propagate(&mut mounts, &under, &m);
+        tables[0]
+            .mounts
+            .entry(path.to_vec())
+            .or_default()
+            .push(m.clone());
+        // The copies, each made from the copy (or mount) its receiver receives from.
+        let mut copies: Vec<(usize, Arc<Mount>)> = Vec::with_capacity(plan.len());
+        for r in &plan {
+            let from = r.from.map_or(&m, |i| &copies[i].1);
+            let mut c = from.relocated(r.at.clone(), r.target.id);
+            c.id = self.new_id();
+            if !r.peer {
+                c.master = from.group;
+                c.group = if r.target.group != 0 {
+                    groups.take()
+                } else {
+                    0
+                };
+            }
+            if !Arc::ptr_eq(&tables[r.table].ns.owner, &self.owner) {
+                c.locked_flags = lockable_flags(&c);
+            }
+            copies.push((r.table, Arc::new(c)));
+        }
+        let mut by_place: HashMap<(usize, Vec<u8>), Vec<Arc<Mount>>> = HashMap::new();
+        for (ti, c) in &copies {
+            by_place
+                .entry((*ti, c.path.clone()))
+                .or_default()
+                .push(c.clone());
+        }
+        for ((ti, at), cs) in by_place {
+            insert_copies(tables[ti].mounts, &at, cs);
+            tables[ti].ns.touch(&at);
+        }
+        // A recursive bind's submounts: on the new mount, then on each copy of it, made
+        // from the copies on the tree its receiver received from. Attached on a shared
+        // mount, they are all shared.
+        let tree_shared = under.is_some_and(|p| p.group != 0);
+        let mut trees: Vec<Vec<Option<Arc<Mount>>>> = Vec::with_capacity(1 + copies.len());
+        for (i, (ti, top)) in std::iter::once((0, m.clone()))
+            .chain(copies.iter().cloned())
+            .enumerate()
+        {
+            let less_privileged = !Arc::ptr_eq(&tables[ti].ns.owner, &self.owner);
+            let step = i.checked_sub(1).map(|k| &plan[k]);
+            let mut tree = Vec::with_capacity(subs.len());
+            for (k, (at, s)) in subs.iter().enumerate() {
+                // The receiver and the copy this one is made from (none: the first tree).
+                let from = match step {
+                    None => None,
+                    Some(r) => match &trees[r.from.map_or(0, |j| j + 1)][k] {
+                        Some(src) => Some((r, src.clone())),
+                        None => {
+                            tree.push(None);
+                            continue;
+                        }
+                    },
+                };
+                let Some(at) = rebase(at, &m.path, &top.path) else {
+                    tree.push(None);
+                    continue;
+                };
+                let parent = visible_mount(tables[ti].mounts, &at).map_or(0, |p| p.id);
+                let mut c = s.relocated(at.clone(), parent);
+                c.id = self.new_id();
+                c.locked = false;
+                match from {
+                    None if tree_shared && c.group == 0 => c.group = groups.take(),
+                    None => {}
+                    Some((r, src)) => {
+                        (c.group, c.master) = if r.peer {
+                            (src.group, src.master)
+                        } else if top.group != 0 {
+                            (groups.take(), src.group)
+                        } else {
+                            (0, src.group)
+                        };
+                    }
+                }
+                if less_privileged {
+                    // Propagated from a more privileged namespace: unmounted only with the
+                    // tree it came in, flags as they came.
+                    c.locked = true;
+                    c.locked_flags = lockable_flags(&c);
+                }
+                let c = Arc::new(c);
+                tables[ti].mounts.entry(at).or_default().push(c.clone());
+                tree.push(Some(c));
+            }
+            trees.push(tree);
         }
         self.touch(path);
         m
     }
 
-    /// The smallest peer group number no mount of `mounts` (or a detached one) uses, as
-    /// Linux reuses the numbers of groups that are gone.
-    fn free_group(&self, mounts: &MountTable) -> u64 {
-        let mut used: Vec<u64> = mounts
-            .values()
-            .flatten()
-            .flat_map(|m| [m.group, m.master])
-            .collect();
-        if let Ok(d) = self.detached.try_read() {
-            used.extend(d.values().flatten().flat_map(|m| [m.group, m.master]));
-        }
-        (1..).find(|g| !used.contains(g)).unwrap_or(1)
+    fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Where `path` (below the mountpoint of `from`) is in the mount `to` of the same
@@ -580,62 +956,83 @@ impl MountNamespace {
         rebase(&in_fs, &to.root_path, &to.path)
     }
 
-    /// Copies the new mount `m` (made on the shared mount `under`) onto the same place in
-    /// `under`'s other peers (as peers of `m`) and in its slaves (as slaves of `m`'s group).
-    fn propagate(&self, mounts: &mut MountTable, under: &Mount, m: &Arc<Mount>) {
-        let targets: Vec<(Arc<Mount>, bool)> = mounts
-            .values()
-            .flatten()
-            .filter(|x| x.id != under.id && x.id != m.id)
-            .filter_map(|x| {
-                if x.group == under.group {
-                    Some((x.clone(), true))
-                } else if x.master == under.group {
-                    Some((x.clone(), false))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        for (target, peer) in targets {
-            let Some(at) = Self::corresponding(&m.path, under, &target) else {
-                continue;
-            };
-            // Only where the target is the mount seen at that place.
-            if visible_mount(mounts, &at).map(|v| v.id) != Some(target.id) {
-                continue;
-            }
-            let mut c = m.relocated(at.clone(), target.id);
-            c.id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            if !peer {
-                c.master = m.group;
-                c.group = 0;
-            }
-            mounts.entry(at).or_default().push(Arc::new(c));
+    /// umount(2) of `m` and `below` (every mount on it): they go, and with them what
+    /// propagation copied of each onto the peers and slaves of its parent, in every
+    /// namespace of the family, where nothing else is mounted on the copy.
+    pub fn unmount_tree(&self, m: &Arc<Mount>, below: &[Arc<Mount>]) {
+        if m.path == b"/" {
+            return;
         }
-    }
-
-    /// The copies propagation made of `m` (mounted on the shared mount `under`): mounts of
-    /// the same root at the same place in `under`'s peers and slaves, with nothing on them.
-    pub fn propagated_copies(&self, m: &Mount) -> Vec<Arc<Mount>> {
-        let mounts = self.table(&m.path).read().unwrap();
-        let all: Vec<Arc<Mount>> = mounts.values().flatten().cloned().collect();
-        let Some(under) = all.iter().find(|x| x.id == m.parent && x.group != 0) else {
-            return Vec::new();
-        };
-        all.iter()
-            .filter(|x| {
-                x.id != m.id && std::ptr::addr_eq(Arc::as_ptr(&x.root), Arc::as_ptr(&m.root))
-            })
-            .filter(|x| {
-                all.iter().find(|p| p.id == x.parent).is_some_and(|p| {
-                    (p.group == under.group || p.master == under.group)
-                        && Self::corresponding(&m.path, under, p).as_deref() == Some(&x.path[..])
-                })
-            })
-            .filter(|x| !all.iter().any(|c| c.parent == x.id))
-            .cloned()
-            .collect()
+        self.with_family(&m.path, |tables| {
+            // (table, ID): IDs are unique within a table only.
+            let mut gone: HashSet<(usize, u64)> = below.iter().map(|x| (0, x.id)).collect();
+            gone.insert((0, m.id));
+            let links = Links::new(tables);
+            let mut by_id: HashMap<(usize, u64), Arc<Mount>> = HashMap::new();
+            let mut children: HashMap<(usize, u64), Vec<u64>> = HashMap::new();
+            for (ti, t) in tables.iter().enumerate() {
+                for x in t.mounts.values().flatten() {
+                    by_id.insert((ti, x.id), x.clone());
+                    children.entry((ti, x.parent)).or_default().push(x.id);
+                }
+            }
+            // Whether every mount of a group and its slaves goes anyway (a whole stack of
+            // peers being unmounted): then there is nothing to look for.
+            let mut all_gone: HashMap<u64, bool> = HashMap::new();
+            // Each mount that goes takes its copies on its parent's receivers, where nothing
+            // that stays is mounted on them; those take theirs in turn.
+            let mut todo: Vec<(usize, Arc<Mount>)> = below
+                .iter()
+                .cloned()
+                .chain(std::iter::once(m.clone()))
+                .map(|x| (0, x))
+                .collect();
+            while let Some((ti, x)) = todo.pop() {
+                let Some(parent) = by_id.get(&(ti, x.parent)).filter(|p| p.group != 0) else {
+                    continue;
+                };
+                let done = *all_gone.entry(parent.group).or_insert_with(|| {
+                    links
+                        .peers
+                        .get(&parent.group)
+                        .into_iter()
+                        .chain(links.slaves.get(&parent.group))
+                        .flatten()
+                        .all(|(ti, p)| gone.contains(&(*ti, p.id)))
+                });
+                if done {
+                    continue;
+                }
+                for r in links.receivers(tables, ti, parent, &x.path) {
+                    let Some(c) = tables[r.table].mounts.get(&r.at).and_then(|stack| {
+                        stack.iter().find(|c| {
+                            c.parent == r.target.id
+                                && std::ptr::addr_eq(Arc::as_ptr(&c.root), Arc::as_ptr(&x.root))
+                        })
+                    }) else {
+                        continue;
+                    };
+                    let bare = children
+                        .get(&(r.table, c.id))
+                        .is_none_or(|ch| ch.iter().all(|id| gone.contains(&(r.table, *id))));
+                    if bare && gone.insert((r.table, c.id)) {
+                        todo.push((r.table, c.clone()));
+                    }
+                }
+            }
+            for (ti, t) in tables.iter_mut().enumerate() {
+                let mut changed = false;
+                for stack in t.mounts.values_mut() {
+                    let before = stack.len();
+                    stack.retain(|x| !gone.contains(&(ti, x.id)));
+                    changed |= stack.len() != before;
+                }
+                if changed {
+                    t.mounts.retain(|_, v| !v.is_empty());
+                    t.ns.event.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        });
     }
 
     /// When mounts are stacked on `d` (it is the directory they cover or the root of one of
@@ -683,11 +1080,6 @@ impl MountNamespace {
         out
     }
 
-    /// How many mounts the namespace has (what [`MOUNT_MAX`] bounds).
-    pub fn count(&self) -> usize {
-        self.mounts.read().unwrap().values().map(Vec::len).sum()
-    }
-
     /// Changes the propagation of `m` (and with `recursive` of every mount on it). When the
     /// last mount of a peer group leaves it, the group's slaves become slaves of that mount's
     /// master (none if it had none), as Linux's.
@@ -696,14 +1088,25 @@ impl MountNamespace {
         if recursive {
             ids.extend(self.submounts(m).iter().map(|x| x.id));
         }
-        let mut mounts = self.table(&m.path).write().unwrap();
-        for id in ids {
+        self.with_family(&m.path, |tables| {
+            let mut groups = Groups::new(tables, &self.detached);
+            Self::set_propagation_of(tables[0].mounts, &mut groups, &ids, kind);
+        });
+    }
+
+    fn set_propagation_of(
+        mounts: &mut MountTable,
+        groups: &mut Groups,
+        ids: &[u64],
+        kind: Propagation,
+    ) {
+        for &id in ids {
             let Some(x) = mounts.values().flatten().find(|x| x.id == id).cloned() else {
                 continue;
             };
             let (group, master) = match kind {
                 Propagation::Shared if x.group != 0 => continue,
-                Propagation::Shared => (self.free_group(&mounts), x.master),
+                Propagation::Shared => (groups.take(), x.master),
                 Propagation::Private | Propagation::Unbindable => (0, 0),
                 Propagation::Slave => {
                     let peers = x.group != 0
@@ -988,22 +1391,6 @@ impl MountNamespace {
             .collect();
         v.sort_by_key(|m| m.id);
         v
-    }
-
-    /// Removes the mount `m` (the root mount stays). Dentries already walked into it keep
-    /// working, as after a lazy unmount.
-    pub fn unmount(&self, m: &Mount) {
-        let mut mounts = self.table(&m.path).write().unwrap();
-        if m.path == b"/" {
-            return;
-        }
-        if let Some(stack) = mounts.get_mut(&m.path) {
-            stack.retain(|x| x.id != m.id);
-            if stack.is_empty() {
-                mounts.remove(&m.path);
-            }
-        }
-        self.touch(&m.path);
     }
 
     /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's

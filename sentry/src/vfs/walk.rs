@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(names.iter().filter(|e| e.name == b"f").count(), 1);
         // The covered file is back after an unmount.
         let m = ns.mount_at(b"/a/b/f").unwrap();
-        ns.unmount(&m);
+        ns.unmount_tree(&m, &[]);
         let d = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
         assert!(!Arc::ptr_eq(&d.inode, &file));
     }
