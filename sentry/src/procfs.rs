@@ -913,8 +913,12 @@ impl Inode for PidNode {
     }
 
     fn readdir(&self, cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
-        Ok(self
-            .entries(cx)?
+        // Listing a directory of a reaped process is ENOENT on Linux (lookups are ESRCH).
+        let entries = self.entries(cx).map_err(|e| match e {
+            Errno::ESRCH => Errno::ENOENT,
+            e => e,
+        })?;
+        Ok(entries
             .into_iter()
             .map(|(name, node)| {
                 let i = self.entry_inode(&name, node);
