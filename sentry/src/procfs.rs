@@ -37,10 +37,10 @@ use crate::kernel::cgroup::{self, Cgroup};
 use crate::kernel::ipc::msg::{MSGMAX, MSGMNB, MSGMNI};
 use crate::kernel::ipc::sem::{SEMMNI, SEMMNS, SEMMSL, SEMOPM};
 use crate::kernel::ipc::shm::{SHMALL, SHMMAX, SHMMNI};
-use crate::kernel::ns::NsRef;
+use crate::kernel::ns::{NsRef, UtsName};
 use crate::kernel::task::TaskView;
 use crate::kernel::thread_group::COREDUMP_FILTER_MASK;
-use crate::kernel::usage::ticks;
+use crate::kernel::usage::{ticks, CpuTimes};
 use crate::kernel::{Kernel, PidNamespace, TaskHandle, ThreadGroup};
 use crate::mm::usermem::IoSrc;
 use crate::mm::VmaKind;
@@ -63,18 +63,127 @@ fn kernel_for(kernel: &Weak<Kernel>, cx: &Caller) -> Result<Arc<Kernel>, Errno> 
     kernel.upgrade().ok_or(Errno::ENOENT)
 }
 
-/// A name of the reader's UTS namespace, as `/proc/sys/kernel/{hostname,domainname}`.
-fn uts_text(kernel: &Weak<Kernel>, f: fn(&crate::kernel::ns::Uts) -> &String) -> Generator {
-    let kernel = kernel.clone();
-    Arc::new(move |cx| {
-        let k = kernel_for(&kernel, cx)?;
+/// `/proc/sys/kernel/{hostname,domainname}`: a name of the reader's UTS namespace.
+struct UtsNameInode {
+    fs: Arc<SynthFs>,
+    ino: u64,
+    kernel: Weak<Kernel>,
+    name: UtsName,
+}
+
+impl UtsNameInode {
+    fn new(fs: &Arc<SynthFs>, kernel: &Weak<Kernel>, name: UtsName) -> Arc<UtsNameInode> {
+        Arc::new(UtsNameInode {
+            fs: fs.clone(),
+            ino: fs.ino(),
+            kernel: kernel.clone(),
+            name,
+        })
+    }
+
+    fn text(&self, cx: &Caller) -> Result<Vec<u8>, Errno> {
+        let k = kernel_for(&self.kernel, cx)?;
         let uts = cx
             .task
             .and_then(|t| k.namespaces_of(t.tid))
             .map_or_else(|| k.uts.clone(), |ns| ns.uts);
         let names = uts.names();
-        Ok(format!("{}\n", f(&names)).into_bytes())
-    })
+        let name = match self.name {
+            UtsName::Host => &names.hostname,
+            UtsName::Domain => &names.domainname,
+        };
+        Ok(format!("{name}\n").into_bytes())
+    }
+}
+
+impl Inode for UtsNameInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.fs.stat(self.ino, libc::S_IFREG | 0o444, 0))
+    }
+
+    fn contents(&self) -> Result<Vec<u8>, Errno> {
+        self.text(&Caller::kernel())
+    }
+
+    fn open(&self, cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let k = kernel_for(&self.kernel, cx)?;
+        Ok(Arc::new(UtsNameFile {
+            contents: BytesFile::new(self.text(cx)?, self.stat()?),
+            seen: AtomicU64::new(k.uts_events.count(self.name)),
+            kernel: self.kernel.clone(),
+            name: self.name,
+        }))
+    }
+
+    fn statfs(&self) -> Result<FsStats, Errno> {
+        Ok(proc_statfs())
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// An open `/proc/sys/kernel/{hostname,domainname}`: the contents at open, and pollable as
+/// Linux's `proc_sys_poll`: POLLERR|POLLPRI once the name was set (in any UTS namespace)
+/// since the open or the poll that last said so (that poll consumes the event).
+struct UtsNameFile {
+    contents: BytesFile,
+    /// The event count the last report (or the open) saw.
+    seen: AtomicU64,
+    kernel: Weak<Kernel>,
+    name: UtsName,
+}
+
+impl FileOps for UtsNameFile {
+    fn read(
+        &self,
+        t: &mut dyn Context,
+        f: &OpenFile,
+        dst: &mut dyn IoDst,
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        self.contents.read(t, f, dst, off)
+    }
+
+    fn write(
+        &self,
+        t: &mut dyn Context,
+        f: &OpenFile,
+        src: &mut dyn IoSrc,
+        off: Option<u64>,
+    ) -> Result<usize, Errno> {
+        self.contents.write(t, f, src, off)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.contents.stat()
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        self.contents.size()
+    }
+
+    fn pollable(&self) -> bool {
+        true
+    }
+
+    fn readiness(&self) -> u32 {
+        let base = (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32;
+        let Some(k) = self.kernel.upgrade() else {
+            return base;
+        };
+        let now = k.uts_events.count(self.name);
+        if self.seen.swap(now, Ordering::AcqRel) != now {
+            base | (libc::POLLERR | libc::POLLPRI) as u32
+        } else {
+            base
+        }
+    }
 }
 
 fn text(kernel: &Weak<Kernel>, f: impl Fn(&Kernel) -> String + Send + Sync + 'static) -> Generator {
@@ -387,6 +496,8 @@ enum PidFile {
     Auxv,
     /// `io`: the read and write calls of the thread (under `task/`) or the process.
     Io,
+    /// `children` (under `task/` only): the processes the thread made.
+    Children,
 }
 
 /// The symlinks of a `/proc/[pid]` directory.
@@ -459,6 +570,7 @@ const DIR_ENTRIES: &[(&str, Node)] = &[
     ("smaps", Node::File(PidFile::Smaps)),
     ("auxv", Node::File(PidFile::Auxv)),
     ("io", Node::File(PidFile::Io)),
+    ("children", Node::File(PidFile::Children)),
     ("mem", Node::Mem),
     ("net", Node::Net),
 ];
@@ -493,9 +605,14 @@ impl PidNode {
         })
     }
 
+    /// The process or thread now; ESRCH once it is gone (reaped), as Linux answers for a
+    /// `/proc/[pid]` node that outlived its task.
     fn snapshot(&self) -> Result<Snapshot, Errno> {
-        let k = self.kernel.upgrade().ok_or(Errno::ENOENT)?;
-        Snapshot::take(&k, &self.ns, self.tgid, self.tid)
+        let k = self.kernel.upgrade().ok_or(Errno::ESRCH)?;
+        Snapshot::take(&k, &self.ns, self.tgid, self.tid).map_err(|e| match e {
+            Errno::ENOENT => Errno::ESRCH,
+            e => e,
+        })
     }
 
     /// Stable inode numbers: the same file has the same number on every lookup.
@@ -540,7 +657,11 @@ impl PidNode {
         Ok(match self.node {
             Node::Dir => DIR_ENTRIES
                 .iter()
-                .filter(|(_, n)| !(self.thread && *n == Node::TaskDir))
+                .filter(|(_, n)| match n {
+                    Node::TaskDir => !self.thread,
+                    Node::File(PidFile::Children) => self.thread,
+                    _ => true,
+                })
                 .map(|(name, n)| (name.as_bytes().to_vec(), *n))
                 .collect(),
             Node::TaskDir => snap
@@ -645,6 +766,7 @@ impl PidNode {
                 )
                 .into_bytes()
             }
+            PidFile::Children => children_text(&snap, &self.ns).into_bytes(),
             PidFile::Stat => stat_text(&snap, self.thread).into_bytes(),
             PidFile::Status => status_text(&snap).into_bytes(),
             PidFile::Statm => statm_text(&snap).into_bytes(),
@@ -791,8 +913,12 @@ impl Inode for PidNode {
     }
 
     fn readdir(&self, cx: &Caller) -> Result<Vec<DirEntry>, Errno> {
-        Ok(self
-            .entries(cx)?
+        // Listing a directory of a reaped process is ENOENT on Linux (lookups are ESRCH).
+        let entries = self.entries(cx).map_err(|e| match e {
+            Errno::ESRCH => Errno::ENOENT,
+            e => e,
+        })?;
+        Ok(entries
             .into_iter()
             .map(|(name, node)| {
                 let i = self.entry_inode(&name, node);
@@ -865,20 +991,25 @@ impl Inode for PidNode {
                         contents: BytesFile::new(data, Inode::stat(self)?),
                     }));
                 }
-                if let (PidFile::Mounts | PidFile::MountInfo, Some(view)) =
-                    (f, self.snapshot()?.view)
-                {
-                    let ns = view.fs.ns.clone();
-                    return Ok(Arc::new(MountsFile {
-                        node: self.child(self.node),
-                        file: f,
-                        seen: AtomicU64::new(ns.event()),
-                        ns,
-                        data: Mutex::new(data),
-                        st: Inode::stat(self)?,
-                    }));
+                if matches!(f, PidFile::UidMap | PidFile::GidMap | PidFile::Setgroups) {
+                    // The user namespace is taken at open (Linux's proc_id_map_open): reads
+                    // show it even after the process is gone.
+                    return Ok(Arc::new(BytesFile::new(data, Inode::stat(self)?)));
                 }
-                data
+                let mounts = match (f, self.snapshot()?.view) {
+                    (PidFile::Mounts | PidFile::MountInfo, Some(view)) => {
+                        let ns = view.fs.ns.clone();
+                        Some((AtomicU64::new(ns.event()), ns))
+                    }
+                    _ => None,
+                };
+                return Ok(Arc::new(PidTextFile {
+                    node: self.child(self.node),
+                    file: f,
+                    mounts,
+                    data: Mutex::new(data),
+                    st: Inode::stat(self)?,
+                }));
             }
         };
         Ok(Arc::new(BytesFile::new(data, Inode::stat(self)?)))
@@ -961,21 +1092,24 @@ impl PidNode {
     }
 }
 
-/// An open `/proc/[pid]/mounts` or `mountinfo`: generated again when read from the start
-/// (as Linux's seq_file), and pollable: POLLPRI|POLLERR once the mount namespace it was
-/// opened in changed since the poll that last said so (that poll consumes the event).
-struct MountsFile {
+/// A `/proc/[pid]` file open for reading: generated again when read from the start (as
+/// Linux's seq_file), so a read after the process exits and is reaped fails with ESRCH and
+/// one while it is a zombie sees what a zombie shows.
+///
+/// `mounts` and `mountinfo` are pollable too: POLLPRI|POLLERR once the mount namespace they
+/// were opened in changed since the poll that last said so (that poll consumes the event).
+struct PidTextFile {
     node: Arc<PidNode>,
     file: PidFile,
-    ns: Arc<MountNamespace>,
-    /// The namespace's event count the last report (or the open) saw.
-    seen: AtomicU64,
+    /// For `mounts` and `mountinfo`: the namespace's event count the last report (or the
+    /// open) saw, and the namespace.
+    mounts: Option<(AtomicU64, Arc<MountNamespace>)>,
     /// What the last read from the start generated.
     data: Mutex<Vec<u8>>,
     st: Stat,
 }
 
-impl FileOps for MountsFile {
+impl FileOps for PidTextFile {
     fn read(
         &self,
         t: &mut dyn Context,
@@ -1009,14 +1143,21 @@ impl FileOps for MountsFile {
         true
     }
 
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.data.lock().unwrap().len() as u64)
+    }
+
     fn pollable(&self) -> bool {
-        true
+        self.mounts.is_some()
     }
 
     fn readiness(&self) -> u32 {
-        let now = self.ns.event();
-        let changed = self.seen.swap(now, Ordering::AcqRel) != now;
+        let Some((seen, ns)) = &self.mounts else {
+            return (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32;
+        };
         let base = (libc::POLLIN | libc::POLLRDNORM) as u32;
+        let now = ns.event();
+        let changed = seen.swap(now, Ordering::AcqRel) != now;
         if changed {
             base | (libc::POLLPRI | libc::POLLERR) as u32
         } else {
@@ -1297,6 +1438,32 @@ const MAX_STRINGS: u64 = 1 << 21;
 /// `cmdline` (`args`) or `environ` read from the process's memory. As Linux, a cmdline whose
 /// last byte is not NUL (the process rewrote its arguments) continues into the environment
 /// area up to the first NUL.
+/// `/proc/[pid]/task/[tid]/children`: the processes the thread made, as IDs in `ns`, each
+/// followed by a space, in increasing order. Children no thread made (adopted ones, or
+/// those of a thread that exited) are shown under the process's first live thread.
+fn children_text(snap: &Snapshot, ns: &PidNamespace) -> String {
+    let first = snap.threads.iter().min() == Some(&snap.tid);
+    let tree = snap.kernel.tree();
+    let mut ids: Vec<i32> = tree
+        .procs
+        .get(&snap.tgid)
+        .map(|p| {
+            p.children
+                .iter()
+                .filter(|c| {
+                    tree.procs.get(c).is_some_and(|c| {
+                        c.parent_thread == snap.tid || (c.parent_thread == 0 && first)
+                    })
+                })
+                .filter_map(|&c| ns.id_of(c))
+                .collect()
+        })
+        .unwrap_or_default();
+    drop(tree);
+    ids.sort_unstable();
+    ids.iter().map(|id| format!("{id} ")).collect()
+}
+
 fn read_strings(snap: &Snapshot, args: bool) -> Vec<u8> {
     let Some(view) = &snap.view else {
         return Vec::new();
@@ -1550,7 +1717,8 @@ fn maps_text(v: &TaskView, root: &[u8]) -> String {
             m.ino,
         );
         if name.is_empty() {
-            let _ = writeln!(s, "{line}");
+            // Linux ends the header with a space whether or not a name follows.
+            let _ = writeln!(s, "{line} ");
         } else {
             let _ = writeln!(s, "{line:<72} {name}");
         }
@@ -1883,12 +2051,27 @@ fn task_counts(k: &Kernel, ns: &PidNamespace) -> (usize, usize, i32) {
 
 fn proc_stat(k: &Kernel, ns: &PidNamespace) -> String {
     let up = k.boot.elapsed();
-    let ncpu = host_info().ncpu;
-    // Idle time grows with the uptime; the sandbox does not account busy time.
-    let idle = (up.as_millis() * USER_HZ / 1000) as u64;
-    let mut s = format!("cpu  0 0 0 {} 0 0 0 0 0 0\n", idle * ncpu as u64);
+    let ncpu = host_info().ncpu as u64;
+    // Busy time: the CPU time of every process of the sandbox, its reaped children's
+    // included (a reaped process's time lives on in its parent's). Idle time is the rest
+    // of the uptime of every CPU. The sentry does not know which CPU ran what, so each CPU
+    // line shows an equal share.
+    let procs: Vec<Arc<ThreadGroup>> = k.tree().procs.values().map(|p| p.tg.clone()).collect();
+    let busy = procs.iter().fold(CpuTimes::default(), |acc, tg| {
+        acc + tg.cpu_times() + tg.rusage_children().times
+    });
+    let (user, sys) = (ticks(busy.user), ticks(busy.sys));
+    let total = (up.as_millis() * USER_HZ / 1000) as u64 * ncpu;
+    let idle = total.saturating_sub(user + sys);
+    let mut s = format!("cpu  {user} 0 {sys} {idle} 0 0 0 0 0 0\n");
     for i in 0..ncpu {
-        let _ = writeln!(s, "cpu{i} 0 0 0 {idle} 0 0 0 0 0 0");
+        let _ = writeln!(
+            s,
+            "cpu{i} {} 0 {} {} 0 0 0 0 0 0",
+            user / ncpu,
+            sys / ncpu,
+            idle / ncpu
+        );
     }
     let btime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1929,12 +2112,9 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
             ("keys", keys_dir(&fs, &kernel)),
             (
                 "domainname",
-                SynthFile::new(&fs, 0o444, uts_text(&kernel, |u| &u.domainname)),
+                UtsNameInode::new(&fs, &kernel, UtsName::Domain),
             ),
-            (
-                "hostname",
-                SynthFile::new(&fs, 0o444, uts_text(&kernel, |u| &u.hostname)),
-            ),
+            ("hostname", UtsNameInode::new(&fs, &kernel, UtsName::Host)),
             ("msgmax", fixed(&format!("{MSGMAX}\n"))),
             ("msgmnb", fixed(&format!("{MSGMNB}\n"))),
             ("msgmni", fixed(&format!("{MSGMNI}\n"))),

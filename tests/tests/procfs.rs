@@ -610,3 +610,28 @@ fn net_snmp_counts_connections_and_datagrams_like_linux() {
         ],
     );
 }
+
+/// A Python parent that lists its thread's `children`, holds a `/proc/[pid]` file and
+/// directory of a child open across the child's death and reaping, then reads them.
+const REAPED: &str = "import errno,os,time\n\
+p=os.fork()\n\
+if p==0:\n    time.sleep(60)\n    os._exit(0)\n\
+me=os.getpid()\n\
+kids=open(f'/proc/{me}/task/{me}/children').read()\n\
+f=os.open(f'/proc/{p}/status',os.O_RDONLY)\n\
+d=os.open(f'/proc/{p}',os.O_RDONLY|os.O_DIRECTORY)\n\
+os.kill(p,9)\n\
+os.waitpid(p,0)\n\
+def attempt(call):\n    try:\n        call()\n        return 'ok'\n    except OSError as e:\n        return errno.errorcode[e.errno]\n\
+print(kids==f'{p} ', os.path.exists(f'/proc/{me}/children'), attempt(lambda: os.read(f,64)), attempt(lambda: os.readlink('exe',dir_fd=d)))\n";
+
+#[test]
+fn task_children_lists_the_threads_children_and_a_reaped_processs_files_fail_with_esrch() {
+    if skip(&["/usr/bin/python3"]) {
+        return;
+    }
+    let cmd = ["/usr/bin/python3", "-c", REAPED];
+    let inside = stdout_ok(&sandbox(&cmd));
+    assert_eq!(inside, "True False ESRCH ESRCH\n");
+    assert_eq!(inside, stdout_ok(&native(&cmd)));
+}

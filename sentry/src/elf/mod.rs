@@ -29,7 +29,7 @@ use crate::memory::MemoryFile;
 use crate::mm::filemap::{FileMapping, Mappable};
 use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_TOP};
 use crate::vfs::inode::may_access;
-use crate::vfs::{Caller, Dentry, FileType, FsContext};
+use crate::vfs::{inotify, Caller, Dentry, FileType, FsContext};
 
 /// Size of an ELF64 program header (and AT_PHENT).
 const PHDR_SIZE: u64 = 56;
@@ -230,6 +230,11 @@ fn open_executable(
         Some(f) => read_mapped(mf, &*f.file, 0, f.file.size().min(HEAD_BYTES) as usize)?,
         None => d.inode.contents()?,
     };
+    // inotify sees what Linux's open_exec and its read of the file's head do.
+    inotify::file_event(&d, inotify::IN_OPEN);
+    if !image.is_empty() {
+        inotify::file_event(&d, inotify::IN_ACCESS);
+    }
     Ok(Opened {
         dentry: d,
         image,
@@ -703,6 +708,8 @@ pub fn read_program(
                 argv,
             });
         };
+        // A script is only read: its interpreter runs, and the script file is closed.
+        inotify::file_event(&o.dentry, inotify::IN_CLOSE_NOWRITE);
         let mut new_argv = vec![interp.clone()];
         new_argv.extend(arg);
         new_argv.push(path.clone());

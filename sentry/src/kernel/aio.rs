@@ -241,4 +241,8 @@ impl Mappable for RingFile {
     fn shared_writable(&self) -> bool {
         true
     }
+
+    fn fixed_size_mapping(&self) -> bool {
+        true
+    }
 }

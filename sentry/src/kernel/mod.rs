@@ -94,6 +94,9 @@ pub struct Kernel {
     pub boot: Instant,
     /// The initial UTS namespace: the sandbox's hostname (`uname -n`).
     pub uts: Arc<ns::UtsNs>,
+    /// How often a host name and a domain name were set, in any UTS namespace: what a poll
+    /// of `/proc/sys/kernel/{hostname,domainname}` reports (Linux's `uts_proc_notify`).
+    pub uts_events: ns::UtsEvents,
     /// The root PID namespace: its IDs are the process table's keys.
     pub root_pidns: Arc<PidNamespace>,
     /// The process table; see [`pids`].
@@ -176,6 +179,7 @@ impl Kernel {
                 crate::auth::UserNs::initial(),
                 ns::INITIAL_UTS_INODE,
             ),
+            uts_events: ns::UtsEvents::default(),
             config,
             boot: Instant::now(),
             root_pidns: PidNamespace::new_root(),

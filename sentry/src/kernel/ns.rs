@@ -15,6 +15,7 @@
 //! `Ns<Mutex<Uts>>` is a leaf.
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::ipc;
@@ -66,6 +67,31 @@ impl<T> Deref for Ns<T> {
 pub struct Uts {
     pub hostname: String,
     pub domainname: String,
+}
+
+/// One of the names of a UTS namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UtsName {
+    Host,
+    Domain,
+}
+
+/// How many times each UTS name was set since boot, in any namespace (Linux counts them
+/// globally too): a poll of `/proc/sys/kernel/{hostname,domainname}` compares the count
+/// with the one it saw last.
+#[derive(Debug, Default)]
+pub struct UtsEvents([AtomicU64; 2]);
+
+impl UtsEvents {
+    /// Records that `name` was set.
+    pub fn note(&self, name: UtsName) {
+        self.0[name as usize].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The number of times `name` was set so far.
+    pub fn count(&self, name: UtsName) -> u64 {
+        self.0[name as usize].load(Ordering::Acquire)
+    }
 }
 
 /// The longest host or domain name (`__NEW_UTS_LEN`).

@@ -32,6 +32,13 @@ pub trait Mappable: Send + Sync {
     /// Counts one more (`up`) or one fewer shared mapping that may be written (VM_MAYWRITE),
     /// for files that refuse F_SEAL_WRITE while one exists. [`WritableMapping`] calls it.
     fn count_writable_mapping(&self, _up: bool) {}
+
+    /// Whether a mapping of the file keeps its size (Linux's VM_DONTEXPAND: an AIO ring):
+    /// mremap may move it but not resize it (EFAULT), nor leave it behind with
+    /// MREMAP_DONTUNMAP (EINVAL).
+    fn fixed_size_mapping(&self) -> bool {
+        false
+    }
 }
 
 /// A shared mapping that may be written, held by every VMA of it (splits and fork children

@@ -1869,6 +1869,13 @@ impl Inner {
         if old_len == 0 && !vma.shared {
             return Err(Errno::EINVAL);
         }
+        let fixed_size = vma
+            .file
+            .as_ref()
+            .is_some_and(|f| f.file.fixed_size_mapping());
+        if dontunmap && fixed_size {
+            return Err(Errno::EINVAL);
+        }
         if vma.end - old < old_len {
             return Err(Errno::EFAULT);
         }
@@ -1878,6 +1885,9 @@ impl Inner {
                     .checked_add(new_len)
                     .ok_or(Errno::EINVAL)?;
             }
+        }
+        if new_len != old_len && fixed_size {
+            return Err(Errno::EFAULT);
         }
         Ok((vstart, vma.clone()))
     }

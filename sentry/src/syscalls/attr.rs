@@ -177,9 +177,6 @@ fn set_times(
         }
         Some(p) => path_at(t, dirfd, p, flags)?.dentry()?,
     };
-    if times == [None, None] {
-        return Ok(0);
-    }
     setattr(
         &d,
         SetAttr {
@@ -202,6 +199,10 @@ pub fn utimensat(
         [Some(TimeSet::Now); 2]
     } else {
         let v: Vec<Timespec> = t.mm.read_slice(times, 2)?;
+        if v.iter().all(|ts| ts.tv_nsec == libc::UTIME_OMIT) {
+            // Nothing to change: Linux looks at neither the path nor the flags.
+            return Ok(0);
+        }
         [time_of(v[0])?, time_of(v[1])?]
     };
     let path = (!path.0.is_null()).then_some(path);
@@ -303,13 +304,19 @@ pub fn fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysR
     if mode != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    let d = f.dentry.clone().ok_or(Errno::ESPIPE)?;
-    let st = d.inode.stat()?;
-    match FileType::from_mode(st.mode) {
-        FileType::Regular => {}
-        FileType::Directory => return Err(Errno::EISDIR),
+    // Linux's vfs_fallocate: ESPIPE for a pipe, EISDIR for a directory, ENODEV for the rest
+    // that is not a regular file (sockets, devices, anonymous inodes such as eventfds).
+    let st = match &f.dentry {
+        Some(d) => d.inode.stat()?,
+        None => f.ops().stat()?,
+    };
+    match st.mode & libc::S_IFMT {
+        libc::S_IFREG => {}
+        libc::S_IFIFO => return Err(Errno::ESPIPE),
+        libc::S_IFDIR => return Err(Errno::EISDIR),
         _ => return Err(Errno::ENODEV),
     }
+    let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
     let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
     newsize_ok(t, st.size as u64, end as u64)?;
     d.inode.allocate(offset as u64, end as u64)?;

@@ -19,9 +19,15 @@ pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult 
         return Err(Errno::EBADF);
     }
     let mut off = f.offset.lock().unwrap();
-    let (data, next) = f.ops().getdents(t, *off, count as usize)?;
+    let (data, mut next) = f.ops().getdents(t, *off, count as usize)?;
+    let mut len = data.len();
     if !data.is_empty() {
-        t.mm.write_bytes(buf, &data)?;
+        let copied = t.mm.copy_out(buf.0, &data).unwrap_or(0);
+        if copied < len {
+            // As Linux's filldir64: the entries that fit before the fault are returned, and
+            // the offset moves past them only; EFAULT when not even one did.
+            (len, next) = whole_dirents(&data, copied).ok_or(Errno::EFAULT)?;
+        }
     }
     *off = next;
     drop(off);
@@ -29,7 +35,25 @@ pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult 
         f.touch_atime(d);
         inotify::file_event(d, inotify::IN_ACCESS);
     }
-    Ok(data.len() as u64)
+    Ok(len as u64)
+}
+
+/// The bytes of the whole `linux_dirent64` records of `data` that lie in its first `limit`
+/// bytes, and the directory offset after the last of them (its `d_off`); None when not even
+/// the first one does.
+fn whole_dirents(data: &[u8], limit: usize) -> Option<(usize, u64)> {
+    let mut at = 0;
+    let mut next = None;
+    while at + 19 <= data.len() {
+        let reclen = usize::from(u16::from_ne_bytes([data[at + 16], data[at + 17]]));
+        if reclen == 0 || at + reclen > limit {
+            break;
+        }
+        let d_off = u64::from_ne_bytes(data[at + 8..at + 16].try_into().ok()?);
+        at += reclen;
+        next = Some((at, d_off));
+    }
+    next
 }
 
 fn enter_dir(t: &Task, d: Arc<Dentry>) -> Result<Arc<Dentry>, Errno> {
@@ -96,4 +120,27 @@ pub fn getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult {
     }
     t.mm.write_bytes(buf, &path)?;
     Ok(path.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_dirents;
+
+    /// A `linux_dirent64` of `reclen` bytes whose `d_off` is `d_off`.
+    fn dirent(d_off: u64, reclen: u16) -> Vec<u8> {
+        let mut v = vec![0u8; usize::from(reclen)];
+        v[8..16].copy_from_slice(&d_off.to_ne_bytes());
+        v[16..18].copy_from_slice(&reclen.to_ne_bytes());
+        v
+    }
+
+    #[test]
+    fn only_whole_entries_before_a_fault_count() {
+        let data = [dirent(1, 24), dirent(2, 32), dirent(3, 24)].concat();
+        assert_eq!(whole_dirents(&data, 23), None);
+        assert_eq!(whole_dirents(&data, 24), Some((24, 1)));
+        assert_eq!(whole_dirents(&data, 55), Some((24, 1)));
+        assert_eq!(whole_dirents(&data, 56), Some((56, 2)));
+        assert_eq!(whole_dirents(&data, 80), Some((80, 3)));
+    }
 }

@@ -90,6 +90,16 @@ pub fn write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult {
     counted_write(t, r)
 }
 
+/// Linux's `rw_verify_area` for a positioned read or write: a range that ends past the
+/// largest file offset is EINVAL (checked after the buffer, before the file is touched).
+fn range_ok(off: i64, count: usize) -> Result<(), Errno> {
+    i64::try_from(count)
+        .ok()
+        .and_then(|c| off.checked_add(c))
+        .map(|_| ())
+        .ok_or(Errno::EINVAL)
+}
+
 /// pread64(2)
 pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
     // Linux's order: a negative offset, a file without positions (ESPIPE, before the
@@ -105,6 +115,7 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
         return Err(Errno::EBADF);
     }
     access_ok(buf, count as u64)?;
+    range_ok(off, count)?;
     let mm = t.mm.clone();
     let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
     let r = f.read_at(t, &mut dst, off as u64);
@@ -126,6 +137,7 @@ pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> 
         return Err(Errno::EBADF);
     }
     access_ok(buf, count as u64)?;
+    range_ok(off, count)?;
     let max = fsize_allowance(t, &f, Some(off as u64), count.min(MAX_RW))?;
     let mm = t.mm.clone();
     let mut src = UserIo::single(&mm, buf, count, max);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Utsname, RELEASE, VERSION};
 use crate::auth::{cap, UserNs, MAX_USER_NS_LEVEL};
-use crate::kernel::ns::{NewNamespaces, NsRef, UTS_NAME_MAX};
+use crate::kernel::ns::{NewNamespaces, NsRef, UtsName, UTS_NAME_MAX};
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::FileKind;
@@ -299,6 +299,7 @@ fn new_name(t: &Task, name: UserAddr, len: i32) -> Result<String, Errno> {
 pub fn sethostname(t: &mut Task, name: UserAddr, len: i32) -> SysResult {
     let name = new_name(t, name, len)?;
     t.ns.uts.names().hostname = name;
+    t.kernel.uts_events.note(UtsName::Host);
     Ok(0)
 }
 
@@ -306,5 +307,6 @@ pub fn sethostname(t: &mut Task, name: UserAddr, len: i32) -> SysResult {
 pub fn setdomainname(t: &mut Task, name: UserAddr, len: i32) -> SysResult {
     let name = new_name(t, name, len)?;
     t.ns.uts.names().domainname = name;
+    t.kernel.uts_events.note(UtsName::Domain);
     Ok(0)
 }

@@ -8,6 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::kernel::task::{Restart, RestartBlock};
+use crate::kernel::timer::CPU_TICK;
 use crate::kernel::{Task, TaskHandle, ThreadGroup};
 use crate::mm::usermem::UserAddr;
 
@@ -396,10 +397,15 @@ pub fn clock_nanosleep(
     req: UserAddr,
     rem: UserAddr,
 ) -> SysResult {
+    if clock == libc::CLOCK_THREAD_CPUTIME_ID {
+        // Linux's thread clock has no sleep at all.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if let Some(c) = cpu_clock(t, clock, false)? {
+        return cpu_clock_nanosleep(t, c, flags & libc::TIMER_ABSTIME != 0, req, rem);
+    }
     let src = match clock {
         libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME => clock_source(clock)?,
-        libc::CLOCK_PROCESS_CPUTIME_ID => return Err(Errno::EINVAL),
-        libc::CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
         _ => return Err(Errno::EINVAL),
     };
     let ts: Timespec = t.mm.read_obj(req)?;
@@ -415,4 +421,52 @@ pub fn clock_nanosleep(
         return r.map(|()| 0);
     }
     sleep_until_restartable(t, deadline_after(want), rem)
+}
+
+/// clock_nanosleep(2) on a CPU-time clock: sleeps until the clock reaches the target.
+///
+/// A clock only moves while its threads run, and they run without the sentry's knowledge, so
+/// the sleeper looks at the clock every [`CPU_TICK`] of wall time (an interruptible sleep, no
+/// spinning). The caller's own thread clock (by its `pthread_getcpuclockid` ID) cannot
+/// advance while it sleeps: EINVAL, as Linux.
+/// An interrupted relative sleep reports the remaining CPU time and returns EINTR even when no
+/// handler runs (Linux restarts it through its restart block; this one has none to keep).
+fn cpu_clock_nanosleep(
+    t: &mut Task,
+    clock: CpuClock,
+    absolute: bool,
+    req: UserAddr,
+    rem: UserAddr,
+) -> SysResult {
+    if matches!(clock.target, CpuTarget::Caller) {
+        return Err(Errno::EINVAL);
+    }
+    let ts: Timespec = t.mm.read_obj(req)?;
+    let want = Duration::from_nanos(ts.to_nanos()?.min(u64::MAX as u128) as u64);
+    let target = if absolute {
+        want
+    } else {
+        clock.read(t).saturating_add(want)
+    };
+    loop {
+        let left = target.saturating_sub(clock.read(t));
+        if left.is_zero() {
+            return Ok(0);
+        }
+        match t.sleep_until(Some(Instant::now() + left.min(CPU_TICK))) {
+            Ok(()) => {}
+            Err(Errno::EINTR) if absolute => {
+                t.restart = Some(Restart::NoHand);
+                return Err(Errno::EINTR);
+            }
+            Err(Errno::EINTR) => {
+                if !rem.is_null() {
+                    let left = target.saturating_sub(clock.read(t));
+                    t.mm.write_obj(rem, &Timespec::from_nanos(left.as_nanos()))?;
+                }
+                return Err(Errno::EINTR);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
