@@ -21,6 +21,10 @@ use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
 use super::config::LOOPBACK_INDEX;
 use super::inet::{int, sockaddr, v6only};
 use super::stack::{Entry, Inner, Proto, St};
+use crate::abi::bpf::{run_socket_filter, SockFilter};
+
+/// The UDP header's length.
+const UDP_HEADER: usize = 8;
 
 /// A datagram queued for a socket by the sentry.
 #[derive(Debug, Clone)]
@@ -174,7 +178,9 @@ fn flow_hash(d: &Datagram) -> u64 {
     h
 }
 
-/// Queues `d` for the sockets that take it (see the module docs); returns how many did.
+/// Queues `d` for the sockets that take it (see the module docs); returns how many sockets
+/// it was for (0: the port is closed), counting those whose full queue or socket filter
+/// dropped it, which Linux answers with no port unreachable either.
 pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
     let holders = g.port_holders(Proto::Udp, d.dst.1);
     let receivers: Vec<u64> = match kind {
@@ -233,8 +239,8 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
         }
     };
     let mut n = 0;
-    let mut full = 0u64;
-    let unclaimed = receivers.is_empty();
+    let (mut full, mut dropped) = (0u64, 0u64);
+    let claimed = receivers.len();
     for id in receivers {
         let e = g.entries.get_mut(&id).expect("present");
         // Linux takes a datagram while the queue is below SO_RCVBUF.
@@ -245,18 +251,55 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
             full += 1;
             continue;
         }
+        let mut d = d.clone();
+        if let Some(prog) = &e.filter {
+            match filtered(prog, d.src.1, d.dst.1, &d.data) {
+                Some(keep) => d.data.truncate(keep),
+                None => {
+                    dropped += 1;
+                    continue;
+                }
+            }
+        }
         e.dgram_bytes += d.data.len();
-        e.dgrams.push_back(d.clone());
+        e.dgrams.push_back(d);
         n += 1;
     }
-    count(g, d, kind, n as u64, full, unclaimed);
-    n
+    count(g, d, kind, n, (full, dropped), claimed == 0);
+    claimed
+}
+
+/// What the socket filter `prog` (SO_ATTACH_FILTER) leaves of a datagram from port `src`
+/// to port `dst`: `None` when it drops it, else the payload bytes kept. Linux runs the
+/// filter on the UDP header and payload and never trims below the header
+/// (`sk_filter_trim_cap`); the header's checksum, which the sentry never computes for a
+/// datagram that stays inside, reads as 0.
+pub fn filtered(prog: &[SockFilter], src: u16, dst: u16, data: &[u8]) -> Option<usize> {
+    let mut packet = Vec::with_capacity(UDP_HEADER + data.len());
+    packet.extend_from_slice(&src.to_be_bytes());
+    packet.extend_from_slice(&dst.to_be_bytes());
+    let len = u16::try_from(UDP_HEADER + data.len()).unwrap_or(u16::MAX);
+    packet.extend_from_slice(&len.to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(data);
+    match run_socket_filter(prog, &packet) {
+        0 => None,
+        keep => Some((keep as usize).clamp(UDP_HEADER, packet.len()) - UDP_HEADER),
+    }
 }
 
 /// Counts a datagram the sentry delivered into the UDP (and IP) counters of `/proc/net/snmp`
 /// ([`super::mib`]): IPv4 only, as Linux's `Udp:` line. One sent on a link as well was
 /// counted out by the device.
-fn count(g: &mut Inner, d: &Datagram, kind: Kind, taken: u64, full: u64, unclaimed: bool) {
+/// `full`: datagrams refused for a full queue; `dropped`: by a socket filter.
+fn count(
+    g: &mut Inner,
+    d: &Datagram,
+    kind: Kind,
+    taken: u64,
+    (full, dropped): (u64, u64),
+    unclaimed: bool,
+) {
     if !matches!(d.dst.0, IpAddress::Ipv4(_)) {
         return;
     }
@@ -273,7 +316,7 @@ fn count(g: &mut Inner, d: &Datagram, kind: Kind, taken: u64, full: u64, unclaim
     }
     mib.udp.in_datagrams += taken;
     mib.udp.rcvbuf_errors += full;
-    mib.udp.in_errors += full;
+    mib.udp.in_errors += full + dropped;
     if unclaimed {
         match kind {
             Kind::Unicast => mib.udp.no_ports += 1,
