@@ -607,6 +607,7 @@ impl InetSocket {
         let e = &g.entries[&id];
         let rd_shut = e.rd_shut;
         let peer = e.udp_peer;
+        let (filter, port) = (e.filter.clone(), e.bound.map_or(0, |b| b.1));
         let reset_unread = e.reset && !e.fin_seen && e.error == Some(Errno::ECONNRESET);
         // SO_RCVLOWAT: a blocking read waits for that many bytes (or all it asked for).
         let target = if flags.nonblocking || flags.peek {
@@ -705,14 +706,21 @@ impl InetSocket {
                 let from = (meta.endpoint.addr, meta.endpoint.port);
                 let foreign = self.family == libc::AF_INET && matches!(from.0, IpAddress::Ipv6(_));
                 let stranger = peer.is_some_and(|(a, p)| a != from.0 || (p != 0 && p != from.1));
-                if foreign || stranger {
+                // A datagram from the link meets the socket filter here (those delivered
+                // inside did on delivery).
+                let keep = match &filter {
+                    Some(prog) => super::udp::filtered(prog, from.1, port, data),
+                    None => Some(data.len()),
+                };
+                let Some(keep) = keep.filter(|_| !foreign && !stranger) else {
                     if flags.peek {
-                        // Drop the stranger's (or an IPv6 datagram on an AF_INET socket)
-                        // and look again.
+                        // Drop the stranger's (or an IPv6 datagram on an AF_INET socket,
+                        // or one the filter refuses) and look again.
                         let _ = s.recv();
                     }
                     continue;
-                }
+                };
+                let data = &data[..keep];
                 // A datagram leaves the queue even when the copy faults, as in Linux.
                 let full_len = data.len();
                 let r = dst.copy_from(data).map(|n| InMessage {
@@ -1015,11 +1023,17 @@ fn get_device_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result
     }
 }
 
-/// IP_MTU_DISCOVER, which TCP sockets take as well as datagram ones.
-const PMTU_DISCOVER: (i32, i32) = (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER);
+/// The options of [`set_udp_option`] TCP sockets take as well: IP_MTU_DISCOVER,
+/// SO_TIMESTAMP and SO_TIMESTAMPNS.
+const TCP_SHARED: [(i32, i32); 3] = [
+    (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+    (libc::SOL_SOCKET, super::udp::SO_TIMESTAMP),
+    (libc::SOL_SOCKET, super::udp::SO_TIMESTAMPNS),
+];
 
-/// setsockopt of the options datagram sockets have here: IP_MTU_DISCOVER (TCP sockets'
-/// too) and the receive flags ([`super::udp::RECV_FLAGS`]). `None`: not one of them.
+/// setsockopt of the options datagram sockets have here: IP_MTU_DISCOVER and the receive
+/// flags ([`super::udp::RECV_FLAGS`]); TCP sockets take some ([`TCP_SHARED`]). `None`: not
+/// one of them.
 fn set_udp_option(
     g: &mut Inner,
     id: u64,
@@ -2041,6 +2055,11 @@ impl Socket for InetSocket {
         let mut m = self.recv_data(t, dst, flags)?;
         if self.proto == Proto::Tcp {
             let mut g = self.stack.lock();
+            let e = &g.entries[&self.id];
+            // As Linux, the time the latest data read arrived, when data was read.
+            if let Some(at) = e.rx_at.filter(|_| m.len > 0) {
+                m.control.extend(super::udp::timestamp(e, at));
+            }
             if let Some(inq) = inq_hint(&mut g, self.id) {
                 m.control.push((SOL_TCP, TCP_INQ, int(inq)));
             }
@@ -2171,7 +2190,7 @@ impl Socket for InetSocket {
         if let Some(r) = get_device_option(&g, self.id, level, name) {
             return r;
         }
-        if self.proto == Proto::Udp || (level, name) == PMTU_DISCOVER {
+        if self.proto == Proto::Udp || TCP_SHARED.contains(&(level, name)) {
             if let Some(r) = get_udp_option(&g, self.id, level, name) {
                 return r;
             }
@@ -2292,7 +2311,7 @@ impl Socket for InetSocket {
         if let Some(r) = self.with(|g, id| set_device_option(g, id, level, name, value)) {
             return r;
         }
-        if self.proto == Proto::Udp || (level, name) == PMTU_DISCOVER {
+        if self.proto == Proto::Udp || TCP_SHARED.contains(&(level, name)) {
             if let Some(r) = self.with(|g, id| set_udp_option(g, id, level, name, value)) {
                 return r;
             }

@@ -182,6 +182,8 @@ pub struct Entry {
     pub corked_at: Option<std::time::Instant>,
     /// SO_ATTACH_FILTER: the socket filter received data passes (checked).
     pub filter: Option<Arc<[crate::abi::bpf::SockFilter]>>,
+    /// When a connection's latest data arrived (SO_TIMESTAMP on TCP).
+    pub rx_at: Option<std::time::SystemTime>,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -216,6 +218,7 @@ impl Entry {
             corked: Vec::new(),
             corked_at: None,
             filter: None,
+            rx_at: None,
             seen: (0, 0, 0),
         }
     }
@@ -1450,7 +1453,12 @@ impl Inner {
                 continue;
             }
             let q = e.queue.clone();
-            self.entries.get_mut(&id).expect("present").seen = now;
+            let tcp_arrival = e.proto == Proto::Tcp && now.1 > old.1;
+            let e = self.entries.get_mut(&id).expect("present");
+            e.seen = now;
+            if tcp_arrival {
+                e.rx_at = Some(std::time::SystemTime::now());
+            }
             let read_bits = (libc::POLLIN | libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as u32;
             let write_bits = (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) as u32;
             let readable = (now.0 & !old.0 & read_bits) != 0 || now.1 > old.1;

@@ -272,8 +272,8 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
 /// What the socket filter `prog` (SO_ATTACH_FILTER) leaves of a datagram from port `src`
 /// to port `dst`: `None` when it drops it, else the payload bytes kept. Linux runs the
 /// filter on the UDP header and payload and never trims below the header
-/// (`sk_filter_trim_cap`); the header's checksum, which the sentry never computes for a
-/// datagram that stays inside, reads as 0.
+/// (`sk_filter_trim_cap`); the header's checksum, which the sentry does not keep, reads
+/// as 0.
 pub fn filtered(prog: &[SockFilter], src: u16, dst: u16, data: &[u8]) -> Option<usize> {
     let mut packet = Vec::with_capacity(UDP_HEADER + data.len());
     packet.extend_from_slice(&src.to_be_bytes());
@@ -366,8 +366,8 @@ pub fn stamp(e: &mut Entry) -> Option<SystemTime> {
 }
 
 /// `SO_TIMESTAMP`, `SO_TIMESTAMPNS` (and their SCM_ types).
-const SO_TIMESTAMP: i32 = 29;
-const SO_TIMESTAMPNS: i32 = 35;
+pub const SO_TIMESTAMP: i32 = 29;
+pub const SO_TIMESTAMPNS: i32 = 35;
 const IP_RECVORIGDSTADDR: i32 = 20;
 const IPV6_RECVORIGDSTADDR: i32 = 74;
 
@@ -406,24 +406,30 @@ fn v6_octets(a: IpAddress) -> [u8; 16] {
     }
 }
 
+/// The SO_TIMESTAMPNS or SO_TIMESTAMP control message for data that arrived `at`, when
+/// entry `e` asked for one.
+pub fn timestamp(e: &Entry, at: SystemTime) -> Option<(i32, i32, Vec<u8>)> {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = (since.as_secs() as i64).to_ne_bytes();
+    if on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
+        let nanos = i64::from(since.subsec_nanos()).to_ne_bytes();
+        Some((libc::SOL_SOCKET, SO_TIMESTAMPNS, [secs, nanos].concat()))
+    } else if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) {
+        let micros = i64::from(since.subsec_micros()).to_ne_bytes();
+        Some((libc::SOL_SOCKET, SO_TIMESTAMP, [secs, micros].concat()))
+    } else {
+        None
+    }
+}
+
 /// The control messages `recvmsg` gives with `d` on entry `e`, in Linux's order: the
 /// timestamp, then the IPv4 ones (IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR) for an IPv4
 /// datagram, then the IPv6 ones of an AF_INET6 socket (IPV6_PKTINFO, IPV6_HOPLIMIT,
 /// IPV6_TCLASS, IPV6_ORIGDSTADDR).
 pub fn control(e: &Entry, d: &Datagram) -> Vec<(i32, i32, Vec<u8>)> {
-    let mut out = Vec::new();
-    let since =
-        d.at.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-    if on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
-        let mut ts = (since.as_secs() as i64).to_ne_bytes().to_vec();
-        ts.extend_from_slice(&i64::from(since.subsec_nanos()).to_ne_bytes());
-        out.push((libc::SOL_SOCKET, SO_TIMESTAMPNS, ts));
-    } else if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) {
-        let mut tv = (since.as_secs() as i64).to_ne_bytes().to_vec();
-        tv.extend_from_slice(&i64::from(since.subsec_micros()).to_ne_bytes());
-        out.push((libc::SOL_SOCKET, SO_TIMESTAMP, tv));
-    }
+    let mut out: Vec<_> = timestamp(e, d.at).into_iter().collect();
     let ip = libc::IPPROTO_IP;
     if let IpAddress::Ipv4(_) = d.dst.0 {
         if on(e, ip, libc::IP_PKTINFO) {

@@ -236,6 +236,9 @@ pub fn setsockopt(
     }
     let v = if (level, name) == (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) {
         socket_filter_program(t, val, len)?
+    } else if (level, name) == (libc::IPPROTO_IPV6, IPV6_CHECKSUM) {
+        // Linux's raw sockets read an int whatever the length (`do_rawv6_setsockopt`).
+        t.mm.read_bytes(val, std::mem::size_of::<i32>())?
     } else {
         t.mm.read_bytes(val, (len as usize).min(4096))?
     };
@@ -256,6 +259,9 @@ pub fn setsockopt(
     with_socket(&f, |s| s.setsockopt(level, name, &v))?;
     Ok(0)
 }
+
+/// `IPV6_CHECKSUM`.
+const IPV6_CHECKSUM: i32 = 7;
 
 /// `struct sock_fprog`.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
