@@ -7,6 +7,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub use nix::errno::Errno;
 
+pub mod bpf;
+
 /// Result of a system call handler: the value for `rax`, or an errno.
 pub type SysResult = Result<u64, Errno>;
 

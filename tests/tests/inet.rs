@@ -127,3 +127,26 @@ fn python_http_server_and_urllib() {
         native.stdout_text()
     );
 }
+
+/// TCP_CORK (held until uncorked, the 200 ms ceiling or close), TCP_INQ's control message,
+/// IP_MTU_DISCOVER on TCP, and classic BPF socket filters that really filter: a UDP filter
+/// on the payload's first byte, one that trims, and a TCP filter that drops the segments
+/// carrying data until it is detached (the sender's retransmission then gets through).
+#[test]
+fn cork_inq_and_socket_filters_match_native() {
+    assert_same_program(
+        "inet_cork_filter",
+        &[],
+        &[
+            "corked recv -1 EAGAIN\nuncorked recv 3\nceiling readable 1\nceiling recv 4\n",
+            "close flushed 2 then 0\n",
+            "TCP_INQ default 0\nTCP_INQ 2: -1 EINVAL\nTCP_INQ set 1\nrecvmsg 4 inq cmsg 6\n",
+            "tcp IP_MTU_DISCOVER default 1\ntcp IP_MTU_DISCOVER set 2, 99: EINVAL\n",
+            "udp attach 0\nudp first 2 A1\nudp then -1 EAGAIN\nudp trimmed 2\n",
+            "udp detach 0\nudp unfiltered 2 B2\nudp detach again -1 ENOENT\n",
+            "bad program -1 EINVAL\nnull program -1 EINVAL\n",
+            "tcp attach 0\ntcp filtered readable 0\n",
+            "tcp after detach readable 1\ntcp after detach recv 2\n",
+        ],
+    );
+}

@@ -33,20 +33,21 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use crate::abi::bpf::{
+    alu_ok, check_loads_after_stores, interpret, jump_ok, ALU_MOD, CLASS_ALU, CLASS_JMP, CLASS_LD,
+    CLASS_LDX, CLASS_MISC, CLASS_RET, CLASS_ST, CLASS_STX, MEMWORDS, MISC_TAX, MISC_TXA, MODE_ABS,
+    MODE_IMM, MODE_LEN, MODE_MEM, RVAL_A, SIZE_W,
+};
 use crate::abi::Errno;
 
 /// `AUDIT_ARCH_X86_64`: the `arch` of every call the sandbox runs.
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
-/// The longest program (`BPF_MAXINSNS`).
-pub const MAX_INSNS: usize = 4096;
+pub use crate::abi::bpf::{SockFilter, MAX_INSNS};
 
 /// Instructions the whole chain may hold, each filter counting 4 more
 /// (`MAX_INSNS_PER_PATH`): beyond it installing fails with ENOMEM.
 const MAX_INSNS_PER_PATH: usize = 32768;
-
-/// Scratch memory words of classic BPF (`BPF_MEMWORDS`).
-const MEMWORDS: usize = 16;
 
 /// The filter's input (`struct seccomp_data`, 64 bytes).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -57,80 +58,6 @@ pub struct SeccompData {
     pub instruction_pointer: u64,
     pub args: [u64; 6],
 }
-
-/// One classic BPF instruction (`struct sock_filter`).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Serialize,
-    Deserialize,
-)]
-#[repr(C)]
-pub struct SockFilter {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
-
-impl SockFilter {
-    /// An instruction that does not jump (`BPF_STMT`).
-    pub const fn stmt(code: u16, k: u32) -> SockFilter {
-        SockFilter {
-            code,
-            jt: 0,
-            jf: 0,
-            k,
-        }
-    }
-
-    /// A conditional jump (`BPF_JUMP`): `jt` / `jf` instructions forward.
-    pub const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
-        SockFilter { code, jt, jf, k }
-    }
-}
-
-// Classic BPF encoding: class, size, mode, ALU/JMP operation, source, return value.
-const CLASS_LD: u16 = 0x00;
-const CLASS_LDX: u16 = 0x01;
-const CLASS_ST: u16 = 0x02;
-const CLASS_STX: u16 = 0x03;
-const CLASS_ALU: u16 = 0x04;
-const CLASS_JMP: u16 = 0x05;
-const CLASS_RET: u16 = 0x06;
-const CLASS_MISC: u16 = 0x07;
-const SIZE_W: u16 = 0x00;
-const MODE_IMM: u16 = 0x00;
-const MODE_ABS: u16 = 0x20;
-const MODE_MEM: u16 = 0x60;
-const MODE_LEN: u16 = 0x80;
-const SRC_X: u16 = 0x08;
-const RVAL_A: u16 = 0x10;
-const ALU_ADD: u16 = 0x00;
-const ALU_SUB: u16 = 0x10;
-const ALU_MUL: u16 = 0x20;
-const ALU_DIV: u16 = 0x30;
-const ALU_OR: u16 = 0x40;
-const ALU_AND: u16 = 0x50;
-const ALU_LSH: u16 = 0x60;
-const ALU_RSH: u16 = 0x70;
-const ALU_NEG: u16 = 0x80;
-const ALU_XOR: u16 = 0xa0;
-const JMP_JA: u16 = 0x00;
-const JMP_JEQ: u16 = 0x10;
-const JMP_JGT: u16 = 0x20;
-const JMP_JGE: u16 = 0x30;
-const JMP_JSET: u16 = 0x40;
-const MISC_TAX: u16 = 0x00;
-const MISC_TXA: u16 = 0x80;
 
 /// `SECCOMP_RET_*` action values (the high 16 bits of a filter's return value).
 pub mod ret {
@@ -305,42 +232,9 @@ pub fn validate(prog: &[SockFilter]) -> Result<(), Errno> {
                 _ => false,
             },
             CLASS_ST | CLASS_STX => ins.code & !0x07 == 0 && (k as usize) < MEMWORDS,
-            CLASS_ALU => {
-                let op = ins.code & 0xf0;
-                let rest = ins.code & !(0xf0 | 0x07 | SRC_X);
-                let known = matches!(
-                    op,
-                    ALU_ADD
-                        | ALU_SUB
-                        | ALU_MUL
-                        | ALU_DIV
-                        | ALU_OR
-                        | ALU_AND
-                        | ALU_LSH
-                        | ALU_RSH
-                        | ALU_XOR
-                ) || (op == ALU_NEG && ins.code & SRC_X == 0);
-                let by_k = ins.code & SRC_X == 0;
-                let k_ok = !by_k
-                    || match op {
-                        ALU_DIV => k != 0,
-                        ALU_LSH | ALU_RSH => k < 32,
-                        _ => true,
-                    };
-                known && rest == 0 && k_ok
-            }
-            CLASS_JMP => {
-                let op = ins.code & 0xf0;
-                let rest = ins.code & !(0xf0 | 0x07 | SRC_X);
-                let after = prog.len() - pc - 1;
-                match op {
-                    JMP_JA if ins.code == CLASS_JMP | JMP_JA => (k as usize) < after,
-                    JMP_JEQ | JMP_JGT | JMP_JGE | JMP_JSET => {
-                        rest == 0 && (ins.jt as usize) < after && (ins.jf as usize) < after
-                    }
-                    _ => false,
-                }
-            }
+            // Every ALU operation of classic BPF but BPF_MOD.
+            CLASS_ALU => ins.code & 0xf0 != ALU_MOD && alu_ok(ins.code, k),
+            CLASS_JMP => jump_ok(ins, pc, prog.len()),
             CLASS_RET => ins.code == CLASS_RET || ins.code == CLASS_RET | RVAL_A,
             CLASS_MISC => ins.code == CLASS_MISC | MISC_TAX || ins.code == CLASS_MISC | MISC_TXA,
             _ => false,
@@ -355,47 +249,14 @@ pub fn validate(prog: &[SockFilter]) -> Result<(), Errno> {
     check_loads_after_stores(prog)
 }
 
-/// Linux's `check_load_and_stores`: a scratch slot must be written on every path before it
-/// is read.
-fn check_loads_after_stores(prog: &[SockFilter]) -> Result<(), Errno> {
-    const ALL: u16 = 0xffff;
-    // Per instruction, the slots known written on every path reaching it (ALL: unreached).
-    let mut valid = vec![ALL; prog.len()];
-    let mut written: u16 = 0;
-    for (pc, ins) in prog.iter().enumerate() {
-        written &= valid[pc];
-        let class = ins.code & 0x07;
-        let slot = 1u16.checked_shl(ins.k).unwrap_or(0);
-        match class {
-            CLASS_ST | CLASS_STX => written |= slot,
-            CLASS_LD | CLASS_LDX if ins.code & 0xe0 == MODE_MEM && written & slot == 0 => {
-                return Err(Errno::EINVAL);
-            }
-            CLASS_JMP => {
-                if ins.code & 0xf0 == JMP_JA {
-                    let target = pc + 1 + ins.k as usize;
-                    valid[target] &= written;
-                    // Nothing falls through an unconditional jump.
-                    written = ALL;
-                } else {
-                    valid[pc + 1 + ins.jt as usize] &= written;
-                    valid[pc + 1 + ins.jf as usize] &= written;
-                    written = ALL;
-                }
-            }
-            CLASS_RET => written = ALL,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// Runs a validated program over the 64 bytes of `seccomp_data`.
 fn execute(prog: &[SockFilter], data: &[u8]) -> u32 {
-    interpret(prog, data.len() as u32, |k| {
+    interpret(prog, data.len() as u32, |_, k| {
         let k = k as usize;
-        data.get(k..k + 4)
-            .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        Some(
+            data.get(k..k + 4)
+                .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        )
     })
 }
 
@@ -404,12 +265,12 @@ fn execute(prog: &[SockFilter], data: &[u8]) -> u32 {
 /// `seccomp_data` but the number and the architecture.
 fn constant_verdict(prog: &[SockFilter], nr: i32) -> Option<u32> {
     let depends = std::cell::Cell::new(false);
-    let verdict = interpret(prog, SECCOMP_DATA_LEN, |k| match k {
-        0 => nr as u32,
-        4 => AUDIT_ARCH_X86_64,
+    let verdict = interpret(prog, SECCOMP_DATA_LEN, |_, k| match k {
+        0 => Some(nr as u32),
+        4 => Some(AUDIT_ARCH_X86_64),
         _ => {
             depends.set(true);
-            0
+            Some(0)
         }
     });
     (!depends.get()).then_some(verdict)
@@ -417,79 +278,6 @@ fn constant_verdict(prog: &[SockFilter], nr: i32) -> Option<u32> {
 
 /// The size of `seccomp_data` (what `BPF_LEN` loads).
 const SECCOMP_DATA_LEN: u32 = 64;
-
-/// The interpreter: runs a validated program whose absolute loads `word` answers.
-fn interpret(prog: &[SockFilter], len: u32, word: impl Fn(u32) -> u32) -> u32 {
-    let (mut a, mut x) = (0u32, 0u32);
-    let mut mem = [0u32; MEMWORDS];
-    let mut pc = 0usize;
-    // Jumps only go forward (checked at install), so this ends within prog.len() steps.
-    while let Some(ins) = prog.get(pc) {
-        pc += 1;
-        let k = ins.k;
-        let src = if ins.code & SRC_X != 0 { x } else { k };
-        match ins.code & 0x07 {
-            CLASS_LD => {
-                a = match ins.code & 0xe0 {
-                    MODE_ABS => word(k),
-                    MODE_LEN => len,
-                    MODE_MEM => mem[k as usize % MEMWORDS],
-                    _ => k,
-                }
-            }
-            CLASS_LDX => {
-                x = match ins.code & 0xe0 {
-                    MODE_LEN => len,
-                    MODE_MEM => mem[k as usize % MEMWORDS],
-                    _ => k,
-                }
-            }
-            CLASS_ST => mem[k as usize % MEMWORDS] = a,
-            CLASS_STX => mem[k as usize % MEMWORDS] = x,
-            CLASS_ALU => {
-                a = match ins.code & 0xf0 {
-                    ALU_ADD => a.wrapping_add(src),
-                    ALU_SUB => a.wrapping_sub(src),
-                    ALU_MUL => a.wrapping_mul(src),
-                    // Division by a zero X ends the program with 0, as in Linux.
-                    ALU_DIV => match a.checked_div(src) {
-                        Some(v) => v,
-                        None => return 0,
-                    },
-                    ALU_OR => a | src,
-                    ALU_AND => a & src,
-                    ALU_LSH => a.checked_shl(src).unwrap_or(0),
-                    ALU_RSH => a.checked_shr(src).unwrap_or(0),
-                    ALU_NEG => a.wrapping_neg(),
-                    _ => a ^ src,
-                }
-            }
-            CLASS_JMP => {
-                let taken = match ins.code & 0xf0 {
-                    JMP_JA => {
-                        pc += k as usize;
-                        continue;
-                    }
-                    JMP_JEQ => a == src,
-                    JMP_JGT => a > src,
-                    JMP_JGE => a >= src,
-                    _ => a & src != 0,
-                };
-                pc += if taken { ins.jt } else { ins.jf } as usize;
-            }
-            CLASS_RET => return if ins.code & RVAL_A != 0 { a } else { k },
-            _ => {
-                if ins.code & 0xf8 == MISC_TXA {
-                    a = x;
-                } else {
-                    x = a;
-                }
-            }
-        }
-    }
-    // Unreachable for a validated program (its last instruction returns).
-    ret::KILL_PROCESS
-}
 
 /// The seccomp mode (`PR_GET_SECCOMP`, /proc/[pid]/status `Seccomp:`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -765,6 +553,7 @@ impl SeccompState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::bpf::{ALU_ADD, ALU_DIV, ALU_LSH, ALU_OR, JMP_JEQ};
 
     const LD_NR: u16 = CLASS_LD | SIZE_W | MODE_ABS;
     const JEQ_K: u16 = CLASS_JMP | JMP_JEQ;

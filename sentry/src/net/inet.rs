@@ -14,11 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv6Address};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address, TcpPacket};
 
 use super::stack::{next_id, readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
+use crate::abi::bpf::{run_socket_filter, SockFilter};
 use crate::abi::Errno;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, Stat};
@@ -36,6 +38,8 @@ const DEFAULT_CONGESTION: &[u8] = b"cubic";
 /// `TCP_CA_NAME_MAX`.
 const TCP_CA_NAME_MAX: usize = 16;
 const SOL_TCP: i32 = libc::IPPROTO_TCP;
+/// TCP_INQ, and TCP_CM_INQ, the control message it turns on.
+const TCP_INQ: i32 = 36;
 /// `sizeof(struct sockaddr_in6)` and the shortest one Linux accepts (RFC 2133's, without
 /// the scope id).
 const SOCKADDR_IN6_LEN: usize = 28;
@@ -381,11 +385,16 @@ impl InetSocket {
                     let e = g.entries.get_mut(&id).expect("present");
                     return Some(Err(e.error.take().unwrap_or(Errno::EPIPE)));
                 }
-                let sndbuf = g.entries[&id].sndbuf;
-                let s = g.tcp(h);
-                // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
-                let room = sndbuf.saturating_sub(s.send_queue());
-                match tcp_send_from(s, src, room) {
+                let (sndbuf, cork) = (g.entries[&id].sndbuf, g.entries[&id].opts.cork);
+                let r = if cork {
+                    hold_corked(g, id, h, src)
+                } else {
+                    let s = g.tcp(h);
+                    // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
+                    let room = sndbuf.saturating_sub(s.send_queue());
+                    tcp_send_from(s, src, room)
+                };
+                match r {
                     Ok(n) => sent += n,
                     Err(e) => return Some(Err(e)),
                 }
@@ -406,6 +415,57 @@ impl InetSocket {
             }
             Err(e) => Err(timed_out_again(deadline)(e)),
         }
+    }
+
+    /// The receive itself, without the control messages TCP_INQ adds.
+    fn recv_data(
+        &self,
+        t: &mut dyn Context,
+        dst: &mut dyn IoDst,
+        flags: IoFlags,
+    ) -> Result<InMessage, Errno> {
+        if flags.errqueue {
+            // The stack queues no extended errors (IP_RECVERR), and Linux answers a read of
+            // an empty error queue at once, blocking socket or not.
+            return Err(Errno::EAGAIN);
+        }
+        let deadline = self.deadline(libc::SO_RCVTIMEO);
+        if !flags.waitall || self.proto != Proto::Tcp {
+            return t
+                .block_on(&[&self.queue], deadline, || {
+                    self.with(|g, id| match self.take(g, id, dst, flags) {
+                        Some(r) => Some(r),
+                        None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
+                        None => None,
+                    })
+                })
+                .map_err(timed_out_again(deadline));
+        }
+        let mut out = InMessage::default();
+        let r = t.block_on(&[&self.queue], deadline, || {
+            self.with(|g, id| loop {
+                match self.take(g, id, dst, flags) {
+                    Some(Ok(m)) if m.len == 0 => return Some(Ok(())),
+                    Some(Ok(m)) => {
+                        out.len += m.len;
+                        if dst.remaining() == 0 {
+                            return Some(Ok(()));
+                        }
+                    }
+                    Some(Err(e)) if out.len > 0 && e == Errno::EFAULT => return Some(Ok(())),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
+                    None => return None,
+                }
+            })
+        });
+        match r {
+            Ok(()) => {}
+            Err(_) if out.len > 0 => t.clear_restart(),
+            Err(e) => return Err(timed_out_again(deadline)(e)),
+        }
+        out.full_len = out.len;
+        Ok(out)
     }
 
     fn send_udp(
@@ -547,6 +607,7 @@ impl InetSocket {
         let e = &g.entries[&id];
         let rd_shut = e.rd_shut;
         let peer = e.udp_peer;
+        let (filter, port) = (e.filter.clone(), e.bound.map_or(0, |b| b.1));
         let reset_unread = e.reset && !e.fin_seen && e.error == Some(Errno::ECONNRESET);
         // SO_RCVLOWAT: a blocking read waits for that many bytes (or all it asked for).
         let target = if flags.nonblocking || flags.peek {
@@ -645,14 +706,21 @@ impl InetSocket {
                 let from = (meta.endpoint.addr, meta.endpoint.port);
                 let foreign = self.family == libc::AF_INET && matches!(from.0, IpAddress::Ipv6(_));
                 let stranger = peer.is_some_and(|(a, p)| a != from.0 || (p != 0 && p != from.1));
-                if foreign || stranger {
+                // A datagram from the link meets the socket filter here (those delivered
+                // inside did on delivery).
+                let keep = match &filter {
+                    Some(prog) => super::udp::filtered(prog, from.1, port, data),
+                    None => Some(data.len()),
+                };
+                let Some(keep) = keep.filter(|_| !foreign && !stranger) else {
                     if flags.peek {
-                        // Drop the stranger's (or an IPv6 datagram on an AF_INET socket)
-                        // and look again.
+                        // Drop the stranger's (or an IPv6 datagram on an AF_INET socket,
+                        // or one the filter refuses) and look again.
                         let _ = s.recv();
                     }
                     continue;
-                }
+                };
+                let data = &data[..keep];
                 // A datagram leaves the queue even when the copy faults, as in Linux.
                 let full_len = data.len();
                 let r = dst.copy_from(data).map(|n| InMessage {
@@ -848,8 +916,8 @@ fn send_inside(
             ifindex,
             at: std::time::SystemTime::now(),
         };
-        let taken = super::udp::deliver(g, &d, kind);
-        if taken == 0 && kind == Kind::Unicast && connected {
+        let receivers = super::udp::deliver(g, &d, kind);
+        if receivers == 0 && kind == Kind::Unicast && connected {
             g.entries.get_mut(&id).expect("present").error = Some(Errno::ECONNREFUSED);
         }
     }
@@ -955,9 +1023,17 @@ fn get_device_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result
     }
 }
 
-/// setsockopt of the options only datagram sockets have here: IP_MTU_DISCOVER and the
-/// receive flags ([`super::udp::RECV_FLAGS`]). `None`: not one
-/// of them.
+/// The options of [`set_udp_option`] TCP sockets take as well: IP_MTU_DISCOVER,
+/// SO_TIMESTAMP and SO_TIMESTAMPNS.
+const TCP_SHARED: [(i32, i32); 3] = [
+    (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+    (libc::SOL_SOCKET, super::udp::SO_TIMESTAMP),
+    (libc::SOL_SOCKET, super::udp::SO_TIMESTAMPNS),
+];
+
+/// setsockopt of the options datagram sockets have here: IP_MTU_DISCOVER and the receive
+/// flags ([`super::udp::RECV_FLAGS`]); TCP sockets take some ([`TCP_SHARED`]). `None`: not
+/// one of them.
 fn set_udp_option(
     g: &mut Inner,
     id: u64,
@@ -1041,6 +1117,153 @@ fn tcp_send_from(s: &mut tcp::Socket, src: &mut dyn IoSrc, max: usize) -> Result
     Ok(total)
 }
 
+/// TCP_CM_INQ's value after a read from entry `id`, `None` unless TCP_INQ is on: the
+/// bytes left to read, and 1 when none are left but the connection ended (a read would
+/// see its end), as Linux's `tcp_inq_hint`.
+fn inq_hint(g: &mut Inner, id: u64) -> Option<i32> {
+    let e = &g.entries[&id];
+    if opt_int(e, SOL_TCP, TCP_INQ) != Some(1) {
+        return None;
+    }
+    Some(match e.st {
+        St::Connected(h) => {
+            let s = g.tcp(h);
+            match s.recv_queue() {
+                0 if !s.may_recv() => 1,
+                n => i32::try_from(n).unwrap_or(i32::MAX),
+            }
+        }
+        _ => 1,
+    })
+}
+
+/// A TCP socket's socket filter (SO_ATTACH_FILTER) as the device applies it to arriving
+/// segments ([`tcp_passes`]): a connection's to its own segments, a listener's to those for
+/// its address and port that no filtered connection claims (the handshakes of connections
+/// it has not handed out, which inherit the filter, as in Linux).
+#[derive(Debug, Clone)]
+pub struct TcpFilter {
+    local: IpListenEndpoint,
+    remote: Option<IpEndpoint>,
+    prog: Arc<[SockFilter]>,
+}
+
+/// Entry `e`'s socket filter, when it is a TCP socket with one that hears segments.
+pub(super) fn tcp_filter(set: &SocketSet<'static>, e: &Entry) -> Option<TcpFilter> {
+    let prog = e.filter.clone()?;
+    match e.st {
+        St::Connected(h) | St::Connecting { h, .. } => {
+            let s = set.get::<tcp::Socket>(h);
+            let local = s.local_endpoint()?;
+            Some(TcpFilter {
+                local: IpListenEndpoint {
+                    addr: Some(local.addr),
+                    port: local.port,
+                },
+                remote: Some(s.remote_endpoint()?),
+                prog,
+            })
+        }
+        St::Listening { .. } => {
+            let (addr, port) = e.bound?;
+            Some(TcpFilter {
+                local: IpListenEndpoint { addr, port },
+                remote: None,
+                prog,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether the TCP segment `seg` from `src` to `dst` passes the socket filter of the socket
+/// it is for, if that has one. Linux runs the filter on the TCP header and payload
+/// (`tcp_filter`); a segment is taken whole or dropped (a filter's shorter length does not
+/// trim it here).
+pub(super) fn tcp_passes(
+    filters: &[TcpFilter],
+    src: IpAddress,
+    dst: IpAddress,
+    seg: &[u8],
+) -> bool {
+    let Ok(tcp) = TcpPacket::new_checked(seg) else {
+        return true;
+    };
+    let from = IpEndpoint::new(src, tcp.src_port());
+    let port = tcp.dst_port();
+    let exact = filters
+        .iter()
+        .find(|f| f.remote == Some(from) && f.local.port == port && f.local.addr == Some(dst));
+    let filter = exact.or_else(|| {
+        filters.iter().find(|f| {
+            f.remote.is_none() && f.local.port == port && f.local.addr.is_none_or(|a| a == dst)
+        })
+    });
+    filter.is_none_or(|f| run_socket_filter(&f.prog, seg) != 0)
+}
+
+/// Linux's ceiling on how long TCP_CORK holds a partial segment back (man 7 tcp).
+const CORK_CEILING: Duration = Duration::from_millis(200);
+
+/// A write on a corked connection (entry `id`, connection `h`): the bytes are held in
+/// the entry (SO_SNDBUF bounds them with what waits unacknowledged, and so does the
+/// connection's buffer, so that a flush always fits), full segments go at once.
+///
+/// # Errors
+/// EFAULT when nothing could be read from `src`.
+fn hold_corked(
+    g: &mut Inner,
+    id: u64,
+    h: smoltcp::iface::SocketHandle,
+    src: &mut dyn IoSrc,
+) -> Result<usize, Errno> {
+    let queued = g.tcp(h).send_queue();
+    let e = g.entries.get_mut(&id).expect("present");
+    let limit = e.sndbuf.min(super::stack::TCP_BUF);
+    let want = limit
+        .saturating_sub(queued + e.corked.len())
+        .min(src.remaining());
+    if want == 0 {
+        return Ok(0);
+    }
+    let mut buf = vec![0; want];
+    let n = src.copy_to(&mut buf)?;
+    e.corked.extend_from_slice(&buf[..n]);
+    e.corked_at.get_or_insert_with(Instant::now);
+    push_corked(g, id, false);
+    Ok(n)
+}
+
+/// Moves what TCP_CORK held for entry `id` into its connection: full segments always;
+/// the rest once the socket is uncorked, 200 ms after it was first held, or when `force`d
+/// (shutdown, close), as Linux. Called on every write and from the stack's poller.
+pub(super) fn push_corked(g: &mut Inner, id: u64, force: bool) {
+    let Some(e) = g.entries.get_mut(&id) else {
+        return;
+    };
+    let St::Connected(h) = e.st else {
+        return;
+    };
+    if e.corked.is_empty() {
+        return;
+    }
+    let all = force || !e.opts.cork || e.corked_at.is_some_and(|t| t.elapsed() >= CORK_CEILING);
+    let mut held = std::mem::take(&mut e.corked);
+    let mss = mss_of(g, h).max(1) as usize;
+    let n = if all {
+        held.len()
+    } else {
+        held.len() / mss * mss
+    };
+    let taken = g.tcp(h).send_slice(&held[..n]).unwrap_or(0);
+    held.drain(..taken);
+    let e = g.entries.get_mut(&id).expect("present");
+    if held.is_empty() {
+        e.corked_at = None;
+    }
+    e.corked = held;
+}
+
 /// Moves received TCP data into `dst` (the queue may wrap: two pieces); data leaves the
 /// socket only as far as `dst` took it.
 ///
@@ -1122,11 +1345,25 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
             let v = i32::from(int_of(value)? != 0);
             e.options.insert((level, name), int(v));
         }
-        // No filter is ever attached (SO_ATTACH_FILTER is not offered).
-        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => return Err(Errno::ENOENT),
+        // The syscall passes the program itself ([`crate::abi::bpf`]).
+        (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) => {
+            e.filter = Some(crate::abi::bpf::parse_socket_filter(value)?.into());
+        }
+        (libc::SOL_SOCKET, libc::SO_DETACH_FILTER) => {
+            if e.filter.take().is_none() {
+                return Err(Errno::ENOENT);
+            }
+        }
         (libc::SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
         (SOL_TCP, libc::TCP_CORK) => o.cork = int_of(value)? != 0,
         (SOL_TCP, libc::TCP_QUICKACK) => o.quickack = int_of(value)? != 0,
+        (SOL_TCP, TCP_INQ) => {
+            let v = int_of(value)?;
+            if !(0..=1).contains(&v) {
+                return Err(Errno::EINVAL);
+            }
+            e.options.insert((level, name), int(v));
+        }
         (SOL_TCP, libc::TCP_MAXSEG) => {
             // TCP_MIN_MSS..=MAX_TCP_WINDOW; the value only bounds the MSS in Linux,
             // which getsockopt never shows; smoltcp sends segments the peer's MSS
@@ -1174,6 +1411,8 @@ fn set_option(g: &mut Inner, id: u64, level: i32, name: i32, value: &[u8]) -> Re
             opts.apply(g.tcp(h), nodelay);
         }
     }
+    // Uncorking sends what was held at once.
+    push_corked(g, id, false);
     Ok(())
 }
 
@@ -1584,12 +1823,12 @@ impl Socket for InetSocket {
             return Err(Errno::EOPNOTSUPP);
         }
         let deadline = self.deadline(libc::SO_RCVTIMEO);
-        let (h, nodelay, opts, bufs) = t
+        let (h, nodelay, (opts, filter), bufs) = t
             .block_on(&[&self.queue], deadline, || {
                 self.with(|g, id| {
                     let e = g.entries.get_mut(&id).expect("present");
                     let nodelay = e.nodelay;
-                    let opts = e.opts.clone();
+                    let opts = (e.opts.clone(), e.filter.clone());
                     let bufs = (e.sndbuf, e.rcvbuf);
                     let St::Listening { ready, .. } = &mut e.st else {
                         return Some(Err(Errno::EINVAL));
@@ -1613,6 +1852,7 @@ impl Socket for InetSocket {
             e.st = St::Connected(h);
             e.nodelay = nodelay;
             e.opts = opts;
+            e.filter = filter;
             (e.sndbuf, e.rcvbuf) = bufs;
             e.bound = local.map(|l| (Some(l.addr), l.port));
             if let Some(l) = local {
@@ -1730,7 +1970,7 @@ impl Socket for InetSocket {
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
             g.clear_tuple(IpEndpoint::new(local, lport), remote, hop == Hop::Inside)?;
             let e = &g.entries[&id];
-            let nagle_off = e.nodelay && !e.opts.cork;
+            let nagle_off = e.nodelay;
             let connect_timeout = e.opts.connect_timeout();
             let h = g.new_tcp(nagle_off);
             let hops = hop_limit(&g.entries[&id]);
@@ -1812,48 +2052,19 @@ impl Socket for InetSocket {
         dst: &mut dyn IoDst,
         flags: IoFlags,
     ) -> Result<InMessage, Errno> {
-        if flags.errqueue {
-            // The stack queues no extended errors (IP_RECVERR), and Linux answers a read of
-            // an empty error queue at once, blocking socket or not.
-            return Err(Errno::EAGAIN);
+        let mut m = self.recv_data(t, dst, flags)?;
+        if self.proto == Proto::Tcp {
+            let mut g = self.stack.lock();
+            let e = &g.entries[&self.id];
+            // As Linux, the time the latest data read arrived, when data was read.
+            if let Some(at) = e.rx_at.filter(|_| m.len > 0) {
+                m.control.extend(super::udp::timestamp(e, at));
+            }
+            if let Some(inq) = inq_hint(&mut g, self.id) {
+                m.control.push((SOL_TCP, TCP_INQ, int(inq)));
+            }
         }
-        let deadline = self.deadline(libc::SO_RCVTIMEO);
-        if !flags.waitall || self.proto != Proto::Tcp {
-            return t
-                .block_on(&[&self.queue], deadline, || {
-                    self.with(|g, id| match self.take(g, id, dst, flags) {
-                        Some(r) => Some(r),
-                        None if flags.nonblocking => Some(Err(Errno::EAGAIN)),
-                        None => None,
-                    })
-                })
-                .map_err(timed_out_again(deadline));
-        }
-        let mut out = InMessage::default();
-        let r = t.block_on(&[&self.queue], deadline, || {
-            self.with(|g, id| loop {
-                match self.take(g, id, dst, flags) {
-                    Some(Ok(m)) if m.len == 0 => return Some(Ok(())),
-                    Some(Ok(m)) => {
-                        out.len += m.len;
-                        if dst.remaining() == 0 {
-                            return Some(Ok(()));
-                        }
-                    }
-                    Some(Err(e)) if out.len > 0 && e == Errno::EFAULT => return Some(Ok(())),
-                    Some(Err(e)) => return Some(Err(e)),
-                    None if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
-                    None => return None,
-                }
-            })
-        });
-        match r {
-            Ok(()) => {}
-            Err(_) if out.len > 0 => t.clear_restart(),
-            Err(e) => return Err(timed_out_again(deadline)(e)),
-        }
-        out.full_len = out.len;
-        Ok(out)
+        Ok(m)
     }
 
     fn local_addr(&self) -> Vec<u8> {
@@ -1945,6 +2156,7 @@ impl Socket for InetSocket {
                 matches!(g.tcp(h).state(), tcp::State::TimeWait | tcp::State::Closed)
             });
             if let (Some(h), true, false) = (h, wr, gone) {
+                push_corked(g, id, true);
                 g.tcp(h).close();
             }
             let q = g.entries[&id].queue.clone();
@@ -1986,7 +2198,7 @@ impl Socket for InetSocket {
         if let Some(r) = get_device_option(&g, self.id, level, name) {
             return r;
         }
-        if self.proto == Proto::Udp {
+        if self.proto == Proto::Udp || TCP_SHARED.contains(&(level, name)) {
             if let Some(r) = get_udp_option(&g, self.id, level, name) {
                 return r;
             }
@@ -2029,6 +2241,7 @@ impl Socket for InetSocket {
             (SOL_TCP, libc::TCP_NODELAY) => int(i32::from(e.nodelay)),
             (SOL_TCP, libc::TCP_CORK) => int(i32::from(e.opts.cork)),
             (SOL_TCP, libc::TCP_QUICKACK) => int(i32::from(e.opts.quickack)),
+            (SOL_TCP, TCP_INQ) => int(opt_int(e, level, name).unwrap_or(0)),
             (SOL_TCP, libc::TCP_KEEPIDLE) => int(e.opts.keep_idle as i32),
             (SOL_TCP, libc::TCP_KEEPINTVL) => int(e.opts.keep_intvl as i32),
             (SOL_TCP, libc::TCP_KEEPCNT) => int(e.opts.keep_cnt as i32),
@@ -2106,7 +2319,7 @@ impl Socket for InetSocket {
         if let Some(r) = self.with(|g, id| set_device_option(g, id, level, name, value)) {
             return r;
         }
-        if self.proto == Proto::Udp {
+        if self.proto == Proto::Udp || TCP_SHARED.contains(&(level, name)) {
             if let Some(r) = self.with(|g, id| set_udp_option(g, id, level, name, value)) {
                 return r;
             }
@@ -2192,7 +2405,7 @@ impl Socket for InetSocket {
                 }
                 (SOL_TCP, libc::TCP_NODELAY) => {
                     e.nodelay = int_of(value)? != 0;
-                    let nagle = e.opts.cork || !e.nodelay;
+                    let nagle = !e.nodelay;
                     if let St::Connected(h) | St::Connecting { h, .. } = e.st {
                         g.tcp(h).set_nagle_enabled(nagle);
                     }
@@ -2321,10 +2534,9 @@ mod tests {
     #[test]
     fn unknown_options_are_refused() {
         let s = InetSocket::new(&Stack::start(), Proto::Tcp);
-        // SO_PEEK_OFF, SO_ATTACH_FILTER, TCP_FASTOPEN, TCP_REPAIR, unassigned names.
+        // SO_PEEK_OFF, TCP_FASTOPEN, TCP_REPAIR, unassigned names.
         for (level, name) in [
             (libc::SOL_SOCKET, 42), // SO_PEEK_OFF
-            (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER),
             (libc::SOL_SOCKET, 999),
             (SOL_TCP, libc::TCP_FASTOPEN),
             (SOL_TCP, libc::TCP_REPAIR),

@@ -83,6 +83,9 @@ pub struct Device {
     /// Listeners whose accept queue is full: a SYN for them is dropped unanswered, as Linux
     /// does, and the peer's retransmission comes back later.
     pub full_listeners: Vec<IpListenEndpoint>,
+    /// TCP sockets' socket filters (SO_ATTACH_FILTER), which the segments for them pass
+    /// ([`super::inet::TcpFilter`]).
+    pub tcp_filters: Vec<super::inet::TcpFilter>,
     /// The sandbox's packet sockets, which get copies of the frames ([`super::packet`]).
     pub taps: Taps,
     /// The namespace's TUN/TAP links (loopback-only stacks route to them).
@@ -107,6 +110,7 @@ impl Device {
             heard: HashSet::new(),
             rx: Vec::new(),
             full_listeners: Vec::new(),
+            tcp_filters: Vec::new(),
             taps: Taps::default(),
             tun: None,
             tun_routes: Vec::new(),
@@ -136,6 +140,7 @@ impl Device {
             heard: HashSet::new(),
             rx: vec![0; MAX_FRAME],
             full_listeners: Vec::new(),
+            tcp_filters: Vec::new(),
             taps: Taps::default(),
             tun: None,
             tun_routes: Vec::new(),
@@ -366,6 +371,13 @@ impl phy::Device for Device {
             if !self.full_listeners.is_empty() && self.for_full_listener(&frame) {
                 continue;
             }
+            if !self.tcp_filters.is_empty() {
+                let seg = self.tcp_segment(&frame);
+                if seg.is_some_and(|(s, d, t)| !super::inet::tcp_passes(&self.tcp_filters, s, d, t))
+                {
+                    continue;
+                }
+            }
             return Some((RxToken { frame }, self.tx()));
         }
     }
@@ -403,32 +415,38 @@ impl phy::Device for Device {
 }
 
 impl Device {
-    /// Whether `frame` is a SYN (without ACK) for a listener whose accept queue is full.
-    fn for_full_listener(&self, frame: &[u8]) -> bool {
+    /// The TCP segment `frame` carries, with its source and destination addresses.
+    fn tcp_segment<'a>(&self, frame: &'a [u8]) -> Option<(IpAddress, IpAddress, &'a [u8])> {
         let ip = if self.medium == Medium::Ethernet {
-            match EthernetFrame::new_checked(frame) {
-                Ok(eth) => &frame[frame.len() - eth.payload().len()..],
-                Err(_) => return false,
-            }
+            let eth = EthernetFrame::new_checked(frame).ok()?;
+            &frame[frame.len() - eth.payload().len()..]
         } else {
             frame
         };
-        let (dst, tcp) = match ip.first().map(|b| b >> 4) {
+        match ip.first().map(|b| b >> 4) {
             Some(4) => match Ipv4Packet::new_checked(ip) {
                 Ok(p) if p.next_header() == IpProtocol::Tcp => {
                     let off = usize::from(p.header_len());
                     let end = usize::from(p.total_len()).min(ip.len());
-                    (IpAddress::Ipv4(p.dst_addr()), &ip[off.min(end)..end])
+                    let (src, dst) = (p.src_addr(), p.dst_addr());
+                    Some((src.into(), dst.into(), &ip[off.min(end)..end]))
                 }
-                _ => return false,
+                _ => None,
             },
             Some(6) => match Ipv6Packet::new_checked(ip) {
                 Ok(p) if p.next_header() == IpProtocol::Tcp => {
-                    (IpAddress::Ipv6(p.dst_addr()), &ip[40..])
+                    Some((p.src_addr().into(), p.dst_addr().into(), &ip[40..]))
                 }
-                _ => return false,
+                _ => None,
             },
-            _ => return false,
+            _ => None,
+        }
+    }
+
+    /// Whether `frame` is a SYN (without ACK) for a listener whose accept queue is full.
+    fn for_full_listener(&self, frame: &[u8]) -> bool {
+        let Some((_, dst, tcp)) = self.tcp_segment(frame) else {
+            return false;
         };
         let Ok(tcp) = TcpPacket::new_checked(tcp) else {
             return false;

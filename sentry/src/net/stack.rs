@@ -176,6 +176,14 @@ pub struct Entry {
     /// The port was taken by connect's implicit bind ([`Inner::connect_port`]): other such
     /// connections may share it.
     pub connect_bound: bool,
+    /// TCP_CORK: bytes written and held back from the connection, and since when
+    /// ([`super::inet::push_corked`]).
+    pub corked: Vec<u8>,
+    pub corked_at: Option<std::time::Instant>,
+    /// SO_ATTACH_FILTER: the socket filter received data passes (checked).
+    pub filter: Option<Arc<[crate::abi::bpf::SockFilter]>>,
+    /// When a connection's latest data arrived (SO_TIMESTAMP on TCP).
+    pub rx_at: Option<std::time::SystemTime>,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -207,6 +215,10 @@ impl Entry {
             port_locked: false,
             stamp: super::udp::Stamp::default(),
             connect_bound: false,
+            corked: Vec::new(),
+            corked_at: None,
+            filter: None,
+            rx_at: None,
             seen: (0, 0, 0),
         }
     }
@@ -234,7 +246,7 @@ pub struct SockOpts {
     pub user_timeout_ms: u32,
     /// TCP_SYNCNT: SYN retransmissions before a connect times out.
     pub syn_count: u32,
-    /// TCP_CORK: small segments wait (as under Nagle's algorithm).
+    /// TCP_CORK: partial segments wait in [`Entry::corked`].
     pub cork: bool,
     /// TCP_QUICKACK (the stack acknowledges at once whatever the value).
     pub quickack: bool,
@@ -278,11 +290,11 @@ impl SockOpts {
         Duration::from_secs((1u64 << (self.syn_count.min(30) + 1)) - 1)
     }
 
-    /// Applies the options to a connection past its handshake: Nagle (TCP_NODELAY,
-    /// TCP_CORK), keep-alive probes and the time after which an unanswered connection
+    /// Applies the options to a connection past its handshake: Nagle (TCP_NODELAY; what
+    /// TCP_CORK holds back waits in the entry), keep-alive probes and the time after which an unanswered connection
     /// ends (TCP_USER_TIMEOUT; with keep-alive, the probes' idle + interval × count).
     pub fn apply(&self, s: &mut tcp::Socket, nodelay: bool) {
-        s.set_nagle_enabled(self.cork || !nodelay);
+        s.set_nagle_enabled(!nodelay);
         if self.keepalive {
             s.set_keep_alive(Some(Duration::from_secs(self.keep_idle.into())));
         } else {
@@ -1307,6 +1319,8 @@ impl Inner {
     /// remains), listeners reset their pending connections, the port is released (a
     /// connection's once it is closed: FIN_WAIT and TIME_WAIT hold it, as in Linux).
     pub fn remove(&mut self, id: u64) {
+        // What TCP_CORK held goes out before the FIN, as Linux's close sends it.
+        super::inet::push_corked(self, id, true);
         let Some(e) = self.entries.remove(&id) else {
             return;
         };
@@ -1425,8 +1439,10 @@ impl Inner {
         }
         self.place_arrivals();
         let mut full = Vec::new();
+        let mut filters = Vec::new();
         for id in ids {
             let e = &self.entries[&id];
+            filters.extend(super::inet::tcp_filter(&self.set, e));
             if let St::Listening { backlog, ready, .. } = &e.st {
                 if ready.len() >= *backlog {
                     full.push(IpListenEndpoint {
@@ -1445,7 +1461,12 @@ impl Inner {
                 continue;
             }
             let q = e.queue.clone();
-            self.entries.get_mut(&id).expect("present").seen = now;
+            let tcp_arrival = e.proto == Proto::Tcp && now.1 > old.1;
+            let e = self.entries.get_mut(&id).expect("present");
+            e.seen = now;
+            if tcp_arrival {
+                e.rx_at = Some(std::time::SystemTime::now());
+            }
             let read_bits = (libc::POLLIN | libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as u32;
             let write_bits = (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) as u32;
             let readable = (now.0 & !old.0 & read_bits) != 0 || now.1 > old.1;
@@ -1458,6 +1479,7 @@ impl Inner {
             }
         }
         self.dev.full_listeners = full;
+        self.dev.tcp_filters = filters;
     }
 
     /// Hands each connection that arrived on an SO_REUSEPORT listener to the member of
@@ -1572,6 +1594,7 @@ impl Inner {
 
     /// Listener upkeep and connect completion for entry `id`.
     fn advance(&mut self, id: u64, now: Instant) {
+        super::inet::push_corked(self, id, false);
         let bound = self.entries[&id].bound;
         let port = bound.map_or(0, |b| b.1);
         let listen_at = IpListenEndpoint {
@@ -1748,7 +1771,7 @@ pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
 
 fn tx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
-        St::Connected(h) => set.get::<tcp::Socket>(h).send_queue(),
+        St::Connected(h) => set.get::<tcp::Socket>(h).send_queue() + e.corked.len(),
         _ => 0,
     }
 }

@@ -21,6 +21,10 @@ use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
 use super::config::LOOPBACK_INDEX;
 use super::inet::{int, sockaddr, v6only};
 use super::stack::{Entry, Inner, Proto, St};
+use crate::abi::bpf::{run_socket_filter, SockFilter};
+
+/// The UDP header's length.
+const UDP_HEADER: usize = 8;
 
 /// A datagram queued for a socket by the sentry.
 #[derive(Debug, Clone)]
@@ -174,7 +178,9 @@ fn flow_hash(d: &Datagram) -> u64 {
     h
 }
 
-/// Queues `d` for the sockets that take it (see the module docs); returns how many did.
+/// Queues `d` for the sockets that take it (see the module docs); returns how many sockets
+/// it was for (0: the port is closed), counting those whose full queue or socket filter
+/// dropped it, which Linux answers with no port unreachable either.
 pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
     let holders = g.port_holders(Proto::Udp, d.dst.1);
     let receivers: Vec<u64> = match kind {
@@ -233,8 +239,8 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
         }
     };
     let mut n = 0;
-    let mut full = 0u64;
-    let unclaimed = receivers.is_empty();
+    let (mut full, mut dropped) = (0u64, 0u64);
+    let claimed = receivers.len();
     for id in receivers {
         let e = g.entries.get_mut(&id).expect("present");
         // Linux takes a datagram while the queue is below SO_RCVBUF.
@@ -245,18 +251,55 @@ pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
             full += 1;
             continue;
         }
+        let mut d = d.clone();
+        if let Some(prog) = &e.filter {
+            match filtered(prog, d.src.1, d.dst.1, &d.data) {
+                Some(keep) => d.data.truncate(keep),
+                None => {
+                    dropped += 1;
+                    continue;
+                }
+            }
+        }
         e.dgram_bytes += d.data.len();
-        e.dgrams.push_back(d.clone());
+        e.dgrams.push_back(d);
         n += 1;
     }
-    count(g, d, kind, n as u64, full, unclaimed);
-    n
+    count(g, d, kind, n, (full, dropped), claimed == 0);
+    claimed
+}
+
+/// What the socket filter `prog` (SO_ATTACH_FILTER) leaves of a datagram from port `src`
+/// to port `dst`: `None` when it drops it, else the payload bytes kept. Linux runs the
+/// filter on the UDP header and payload and never trims below the header
+/// (`sk_filter_trim_cap`); the header's checksum, which the sentry does not keep, reads
+/// as 0.
+pub fn filtered(prog: &[SockFilter], src: u16, dst: u16, data: &[u8]) -> Option<usize> {
+    let mut packet = Vec::with_capacity(UDP_HEADER + data.len());
+    packet.extend_from_slice(&src.to_be_bytes());
+    packet.extend_from_slice(&dst.to_be_bytes());
+    let len = u16::try_from(UDP_HEADER + data.len()).unwrap_or(u16::MAX);
+    packet.extend_from_slice(&len.to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(data);
+    match run_socket_filter(prog, &packet) {
+        0 => None,
+        keep => Some((keep as usize).clamp(UDP_HEADER, packet.len()) - UDP_HEADER),
+    }
 }
 
 /// Counts a datagram the sentry delivered into the UDP (and IP) counters of `/proc/net/snmp`
 /// ([`super::mib`]): IPv4 only, as Linux's `Udp:` line. One sent on a link as well was
 /// counted out by the device.
-fn count(g: &mut Inner, d: &Datagram, kind: Kind, taken: u64, full: u64, unclaimed: bool) {
+/// `full`: datagrams refused for a full queue; `dropped`: by a socket filter.
+fn count(
+    g: &mut Inner,
+    d: &Datagram,
+    kind: Kind,
+    taken: u64,
+    (full, dropped): (u64, u64),
+    unclaimed: bool,
+) {
     if !matches!(d.dst.0, IpAddress::Ipv4(_)) {
         return;
     }
@@ -273,7 +316,7 @@ fn count(g: &mut Inner, d: &Datagram, kind: Kind, taken: u64, full: u64, unclaim
     }
     mib.udp.in_datagrams += taken;
     mib.udp.rcvbuf_errors += full;
-    mib.udp.in_errors += full;
+    mib.udp.in_errors += full + dropped;
     if unclaimed {
         match kind {
             Kind::Unicast => mib.udp.no_ports += 1,
@@ -323,8 +366,8 @@ pub fn stamp(e: &mut Entry) -> Option<SystemTime> {
 }
 
 /// `SO_TIMESTAMP`, `SO_TIMESTAMPNS` (and their SCM_ types).
-const SO_TIMESTAMP: i32 = 29;
-const SO_TIMESTAMPNS: i32 = 35;
+pub const SO_TIMESTAMP: i32 = 29;
+pub const SO_TIMESTAMPNS: i32 = 35;
 const IP_RECVORIGDSTADDR: i32 = 20;
 const IPV6_RECVORIGDSTADDR: i32 = 74;
 
@@ -363,24 +406,30 @@ fn v6_octets(a: IpAddress) -> [u8; 16] {
     }
 }
 
+/// The SO_TIMESTAMPNS or SO_TIMESTAMP control message for data that arrived `at`, when
+/// entry `e` asked for one.
+pub fn timestamp(e: &Entry, at: SystemTime) -> Option<(i32, i32, Vec<u8>)> {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = (since.as_secs() as i64).to_ne_bytes();
+    if on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
+        let nanos = i64::from(since.subsec_nanos()).to_ne_bytes();
+        Some((libc::SOL_SOCKET, SO_TIMESTAMPNS, [secs, nanos].concat()))
+    } else if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) {
+        let micros = i64::from(since.subsec_micros()).to_ne_bytes();
+        Some((libc::SOL_SOCKET, SO_TIMESTAMP, [secs, micros].concat()))
+    } else {
+        None
+    }
+}
+
 /// The control messages `recvmsg` gives with `d` on entry `e`, in Linux's order: the
 /// timestamp, then the IPv4 ones (IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR) for an IPv4
 /// datagram, then the IPv6 ones of an AF_INET6 socket (IPV6_PKTINFO, IPV6_HOPLIMIT,
 /// IPV6_TCLASS, IPV6_ORIGDSTADDR).
 pub fn control(e: &Entry, d: &Datagram) -> Vec<(i32, i32, Vec<u8>)> {
-    let mut out = Vec::new();
-    let since =
-        d.at.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-    if on(e, libc::SOL_SOCKET, SO_TIMESTAMPNS) {
-        let mut ts = (since.as_secs() as i64).to_ne_bytes().to_vec();
-        ts.extend_from_slice(&i64::from(since.subsec_nanos()).to_ne_bytes());
-        out.push((libc::SOL_SOCKET, SO_TIMESTAMPNS, ts));
-    } else if on(e, libc::SOL_SOCKET, SO_TIMESTAMP) {
-        let mut tv = (since.as_secs() as i64).to_ne_bytes().to_vec();
-        tv.extend_from_slice(&i64::from(since.subsec_micros()).to_ne_bytes());
-        out.push((libc::SOL_SOCKET, SO_TIMESTAMP, tv));
-    }
+    let mut out: Vec<_> = timestamp(e, d.at).into_iter().collect();
     let ip = libc::IPPROTO_IP;
     if let IpAddress::Ipv4(_) = d.dst.0 {
         if on(e, ip, libc::IP_PKTINFO) {

@@ -234,7 +234,14 @@ pub fn setsockopt(
         with_socket(&f, |s| s.netfilter_command(t, level, name, &v))?;
         return Ok(0);
     }
-    let v = t.mm.read_bytes(val, (len as usize).min(4096))?;
+    let v = if (level, name) == (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) {
+        socket_filter_program(t, val, len)?
+    } else if (level, name) == (libc::IPPROTO_IPV6, IPV6_CHECKSUM) {
+        // Linux's raw sockets read an int whatever the length (`do_rawv6_setsockopt`).
+        t.mm.read_bytes(val, std::mem::size_of::<i32>())?
+    } else {
+        t.mm.read_bytes(val, (len as usize).min(4096))?
+    };
     // Setting a buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN.
     if level == libc::SOL_SOCKET
         && matches!(name, libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE)
@@ -251,6 +258,36 @@ pub fn setsockopt(
     }
     with_socket(&f, |s| s.setsockopt(level, name, &v))?;
     Ok(0)
+}
+
+/// `IPV6_CHECKSUM`.
+const IPV6_CHECKSUM: i32 = 7;
+
+/// `struct sock_fprog`.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    _pad: [u8; 6],
+    filter: u64,
+}
+
+/// SO_ATTACH_FILTER's value as the socket takes it: the instructions the `sock_fprog` at
+/// `val` points to (Linux's `bpf_prog_create_from_user`).
+///
+/// # Errors
+/// EINVAL for a short value, a null program or a length outside 1..=BPF_MAXINSNS; EFAULT.
+fn socket_filter_program(t: &mut Task, val: UserAddr, len: u32) -> Result<Vec<u8>, Errno> {
+    if (len as usize) < std::mem::size_of::<SockFprog>() {
+        return Err(Errno::EINVAL);
+    }
+    let fprog: SockFprog = t.mm.read_obj(val)?;
+    let count = usize::from(fprog.len);
+    if fprog.filter == 0 || count == 0 || count > crate::abi::bpf::MAX_INSNS {
+        return Err(Errno::EINVAL);
+    }
+    let size = std::mem::size_of::<crate::abi::bpf::SockFilter>();
+    t.mm.read_bytes(UserAddr(fprog.filter), count * size)
 }
 
 /// getsockopt(2)
