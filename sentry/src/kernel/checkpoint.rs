@@ -939,9 +939,19 @@ impl Kernel {
                     None => return Err(CheckpointError::NotStopped { tid: *tid }),
                 }
             }
+            // A zombie the Loader started (an exec'd process that exited, which the
+            // runtime has not reaped yet) is left out: nothing in the sandbox can wait for
+            // it, and the restored sandbox's runtime never knew it. Unless a process group
+            // or session still bears its ID.
+            let runtime_zombie = |tgid: i32, p: &super::pids::Proc| {
+                p.zombie.is_some()
+                    && p.parent == 0
+                    && !tree.procs.values().any(|o| o.pgid == tgid || o.sid == tgid)
+            };
             let processes: Vec<ProcessImage> = tree
                 .procs
                 .iter()
+                .filter(|(&tgid, p)| !runtime_zombie(tgid, p))
                 .map(|(&tgid, p)| {
                     let image = p.tg.image.lock().unwrap().clone();
                     let timers = timers_image(&p.tg);
