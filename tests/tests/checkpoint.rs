@@ -271,7 +271,7 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert_eq!(rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 7, "{header}");
+    assert_eq!(header["format_version"], 8, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -2083,4 +2083,207 @@ fn restore_keeps_a_namespace_fd_that_setns_joins() {
         format!("{line}\ndone\n"),
         "setns through the restored fd joins the same namespace"
     );
+}
+
+/// Rules the container's `iptables-legacy` set up, then its checks once restored: the
+/// listings of every table it changed (IPv4 filter and nat, IPv6 filter), and the UDP DROP
+/// rule's counters, before and after one more datagram it drops. `$1` is the pause
+/// between the two halves (the checkpoint falls in it).
+const IPTABLES_SCRIPT: &str = r#"R=iptables-legacy
+$R -N CKPT && $R -A CKPT -p tcp --dport 9 -j DROP && $R -A INPUT -j CKPT \
+  && $R -A OUTPUT -p udp --dport 7 -j DROP \
+  && $R -t nat -A OUTPUT -p tcp -d 127.0.0.2 --dport 80 -j REDIRECT --to-ports 8080 \
+  && ip6tables-legacy -A INPUT -p tcp --dport 9 -j DROP || echo setup failed
+send() { python3 -c 'import socket
+try: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 7)); print("sent")
+except OSError as e: print("send", e.errno)'; }
+show() { $R -S; $R -t nat -S; ip6tables-legacy -S; $R -S OUTPUT -v | grep dport; }
+send; show; echo ready
+sleep $1
+echo restored; show; send; $R -S OUTPUT -v | grep dport; echo done
+"#;
+
+/// Netfilter tables survive a restore: the container's `iptables-legacy -S` listings after
+/// the restore equal those before the checkpoint (rules, a user chain, a nat REDIRECT, an
+/// IPv6 rule, a DROP rule's packet and byte counters), and the DROP rule still drops (the
+/// send fails and its counter goes up). The same script natively, in a network namespace
+/// of its own with a short pause, prints the same lines.
+#[test]
+fn restore_keeps_netfilter_rules_and_counters() {
+    for tool in ["/usr/sbin/iptables-legacy", "/usr/sbin/ip6tables-legacy"] {
+        if !Path::new(tool).is_file() {
+            return runsc_rs_tests::skip(&format!("{tool} is not installed (package iptables)"));
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("the native run needs root for unshare -n");
+    }
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let native = Command::new("unshare")
+        .args(["-n", "sh", "-c"])
+        .arg(format!("ip link set lo up || exit 99\n{IPTABLES_SCRIPT}"))
+        .args(["sh", "0.1"])
+        .output()
+        .unwrap();
+    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
+    let native_err = String::from_utf8_lossy(&native.stderr);
+    if native.status.code() == Some(99) || native_err.contains("can't initialize") {
+        return runsc_rs_tests::skip(&format!("no legacy iptables natively: {native_err}"));
+    }
+    assert!(
+        native_out.ends_with("done\n"),
+        "natively: {native_out}{native_err}"
+    );
+
+    let scratch = Scratch::new("nf");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(
+        scratch.path(),
+        &rt,
+        busybox,
+        &["sh", "-c", IPTABLES_SCRIPT, "sh", "6"],
+    );
+    // iptables and its libraries from the host's /usr; its lock file in a tmpfs /run.
+    let rootfs = bundle.join("rootfs");
+    for dir in ["usr", "run"] {
+        std::fs::create_dir(rootfs.join(dir)).unwrap();
+    }
+    for link in ["lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), rootfs.join(link)).unwrap();
+    }
+    let config = bundle.join("config.json");
+    let mut value = read_json(&config);
+    let mounts = value["mounts"].as_array_mut().unwrap();
+    mounts.push(serde_json::json!({
+        "destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]
+    }));
+    mounts.push(serde_json::json!({
+        "destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
+    }));
+    add_capabilities(&mut value, &["CAP_NET_ADMIN", "CAP_NET_RAW"]);
+    std::fs::write(&config, value.to_string()).unwrap();
+
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "nf", &out, &image);
+    let before = std::fs::read_to_string(&out).unwrap();
+    let kernel = read_json(&image.join("kernel.json"));
+    assert_eq!(
+        kernel["netfilter"].as_array().map(Vec::len),
+        Some(1),
+        "the container's network namespace's tables are in the image"
+    );
+
+    let restored_out = scratch.path().join("out-restored");
+    let (code, text) = rt.restore_detached(&image, &bundle, "nf-restored", &restored_out);
+    assert_eq!(code, 0, "restore: {text}");
+    assert!(
+        wait_text(&restored_out, "done", Duration::from_secs(30)),
+        "not done after the restore: {}",
+        std::fs::read_to_string(&restored_out).unwrap_or_default()
+    );
+    let after = std::fs::read_to_string(&restored_out).unwrap();
+    assert_eq!(
+        format!("{before}{after}"),
+        native_out,
+        "sandbox (left), native (right)"
+    );
+    // What the listings showed before the checkpoint, they show after the restore.
+    let listing = |text: &str, from: &str| -> String {
+        let start = text.find(from).map_or(0, |i| i + from.len());
+        text[start..]
+            .lines()
+            .take_while(|l| !l.starts_with("send") && *l != "ready")
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(listing(&before, "send 1\n"), listing(&after, "restored\n"));
+    assert!(
+        after.contains("send 1\n") && after.contains("-c 2 58 -j DROP"),
+        "the DROP rule still drops (EPERM) and counts: {after}"
+    );
+}
+
+/// Adds `caps` to the bounding, effective and permitted sets of a bundle's `config`.
+fn add_capabilities(config: &mut serde_json::Value, caps: &[&str]) {
+    for set in ["bounding", "effective", "permitted"] {
+        let list = config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap();
+        list.extend(caps.iter().map(|c| serde_json::Value::from(*c)));
+    }
+}
+
+/// Mounts the container made at run time, after a restore: a tmpfs mounted on `/mnt` with
+/// its limits and mode and the file written in it, the bundle's `/dev/shm` remounted
+/// read-only, and the bundle's `/sys` unmounted (lazily: it has submounts). `$1` is the pause the checkpoint falls in.
+const MOUNTS_SCRIPT: &str = r#"busybox mount -t tmpfs -o size=1m,mode=750 none /mnt \
+  && echo kept > /mnt/f && busybox mount -o remount,ro /dev/shm && busybox umount -l /sys \
+  || echo setup failed
+echo ready
+sleep $1
+cat /mnt/f
+busybox grep -E ' /(mnt|dev/shm|sys) ' /proc/mounts | while read src at type opts rest; do
+  echo "$at $type ${opts%%,*}"
+done
+busybox stat -c %a /mnt
+busybox touch /dev/shm/x 2>/dev/null || echo shm read-only
+echo done
+"#;
+
+/// A tmpfs mounted at run time comes back with its file, limits and mode, a remount
+/// read-only of a bundle's mount stays, and a bundle's mount that was unmounted stays
+/// gone, twice from one image. The image lists the mounts.
+#[test]
+fn restore_keeps_mounts_made_at_run_time() {
+    let Some(busybox) = static_busybox() else {
+        return;
+    };
+    let scratch = Scratch::new("mnt");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = bundle(
+        scratch.path(),
+        &rt,
+        busybox,
+        &["sh", "-c", MOUNTS_SCRIPT, "sh", "6"],
+    );
+    std::fs::create_dir(bundle.join("rootfs/mnt")).unwrap();
+    let config = bundle.join("config.json");
+    let mut value = read_json(&config);
+    add_capabilities(&mut value, &["CAP_SYS_ADMIN"]);
+    std::fs::write(&config, value.to_string()).unwrap();
+
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "mnt", &out, &image);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "ready\n");
+    let kernel = read_json(&image.join("kernel.json"));
+    let mounts = kernel["mounts"].as_array().unwrap();
+    let mnt = mounts
+        .iter()
+        .find(|m| m["path"] == "/mnt")
+        .expect("/mnt in the image");
+    assert_eq!(mnt["fs_type"], "tmpfs", "{mnt}");
+    assert!(!mounts.iter().any(|m| m["path"] == "/sys"), "{mounts:?}");
+
+    for n in 1..=2 {
+        let id = format!("mnt{n}");
+        let out = scratch.path().join(format!("out-{id}"));
+        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "kept\n/dev/shm tmpfs ro\n/mnt tmpfs rw\n750\nshm read-only\ndone\n",
+            "{id}"
+        );
+        let (code, text) = rt.run(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
 }

@@ -1715,6 +1715,50 @@ impl TmpNode {
     }
 }
 
+/// A mounted tmpfs's limits and its root's attributes at mount time, as a checkpoint image
+/// saves them (its files are saved apart).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TmpfsLimitsImage {
+    pub max_pages: Option<u64>,
+    pub max_inodes: Option<u64>,
+    pub default_pages: Option<u64>,
+    pub default_inodes: Option<u64>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TmpNode {
+    /// The limits of this node's filesystem (for a checkpoint).
+    pub fn limits_image(&self) -> TmpfsLimitsImage {
+        let u = self.fs.usage.lock().unwrap();
+        TmpfsLimitsImage {
+            max_pages: u.max_pages,
+            max_inodes: u.max_inodes,
+            default_pages: u.default_pages,
+            default_inodes: u.default_inodes,
+            mode: u.mode,
+            uid: u.uid,
+            gid: u.gid,
+        }
+    }
+}
+
+impl TmpFs {
+    /// A new, empty tmpfs with the limits a checkpoint saved (its files are put back
+    /// after); returns its root directory.
+    pub fn new_root_restored(mf: &Arc<MemoryFile>, image: &TmpfsLimitsImage) -> Arc<TmpNode> {
+        let usage = Usage {
+            max_pages: image.max_pages,
+            max_inodes: image.max_inodes,
+            default_pages: image.default_pages,
+            default_inodes: image.default_inodes,
+            ..Usage::default()
+        };
+        Self::new_fs(mf, TMPFS_MAGIC, usage, image.mode, image.uid, image.gid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,6 +151,20 @@
 //! `/proc/[pid]/ns/*` files ([`FileImage::Namespace`], [`super::ns::NsFileImage`]: the kind
 //! and index of the namespace named, which the image saves even when only the file holds
 //! it), reopened on restore so that setns(2) through them joins the same namespace.
+//! Format 8 added the netfilter tables of each network namespace whose internet stack had
+//! started (`netfilter`, [`NetfilterNsImage`]: per namespace index, every table of both
+//! families, [`crate::net::netfilter::TableImage`]: name, valid hooks, hook entries and
+//! underflows, the number of entries, and the entries as `IPT_SO_GET_ENTRIES` gives them,
+//! with each rule's packet and byte counters). A restore checks them again as an
+//! `IPT_SO_SET_REPLACE` would and takes the counters; the connections REDIRECT translated
+//! are not saved (their TCP connections come back reset).
+//! Format 8 also added the container's mount tree (`mounts`, [`MountImage`]: each visible
+//! mount's path, type, source, read-only and other flags, and a tmpfs's limits, in the
+//! order they were made). A restore compares it with the mounts the bundle makes: a flag
+//! changed at run time (a remount read-only) is set again, a tmpfs mounted at run time is
+//! made again with its limits (its files are saved as every tmpfs's), a mount of the
+//! bundle that was unmounted goes, and any other mount the bundle does not make is refused
+//! by name.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -165,8 +179,8 @@
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, the mount tree (a restore rebuilds the container's mounts from the bundle; a task
-//! in a mount namespace of its own is refused).
+//! files, mounts other than tmpfs made at run time (a restore refuses them unless the
+//! bundle makes them), mount propagation and mount namespaces of their own.
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
@@ -184,14 +198,14 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
-    "the mount tree (a restore rebuilds the container's mounts from the bundle; a task in a mount namespace of its own is refused)",
+    "mounts other than tmpfs made at run time (a bind mount, proc...: a restore refuses them unless the bundle makes them), mount propagation, and mount namespaces of their own (a task in one is refused)",
 ];
 
 /// Why a checkpoint failed.
@@ -315,6 +329,20 @@ pub struct KernelImage {
     /// one below it ([`TaskImage::seccomp`] names a chain by its newest filter).
     #[serde(default)]
     pub seccomp_filters: Vec<super::seccomp::FilterImage>,
+    /// The container's mounts, in the order they were made (a parent before what is
+    /// mounted on it).
+    pub mounts: Vec<MountImage>,
+    /// The netfilter tables of each network namespace whose stack had started (one that
+    /// had not has Linux's initial tables).
+    pub netfilter: Vec<NetfilterNsImage>,
+}
+
+/// The netfilter tables of one network namespace (`netns`, an index as
+/// [`FdImage::netns`]'s): every table of both families with its rules and counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetfilterNsImage {
+    pub netns: usize,
+    pub tables: crate::net::netfilter::NetfilterImage,
 }
 
 /// A `memfd_create` file: its name (without `memfd:`), contents, seals, mode and owner.
@@ -425,6 +453,21 @@ fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
             })
             .collect(),
     }
+}
+
+/// A mount of the container's mount namespace, visible at `path` (a covered one is not
+/// saved): what a restore compares with the mount the bundle gives there, or makes again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountImage {
+    pub path: String,
+    pub fs_type: String,
+    pub source: String,
+    pub readonly: bool,
+    pub sb_readonly: bool,
+    /// The other `MS_*` flags ([`crate::vfs::mount::MOUNT_FLAGS`]).
+    pub flags: u64,
+    /// A tmpfs's limits and root attributes (its files are in [`KernelImage::tmpfs`]).
+    pub tmpfs: Option<crate::fs::tmpfs::TmpfsLimitsImage>,
 }
 
 /// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
@@ -896,9 +939,19 @@ impl Kernel {
                     None => return Err(CheckpointError::NotStopped { tid: *tid }),
                 }
             }
+            // A zombie the Loader started (an exec'd process that exited, which the
+            // runtime has not reaped yet) is left out: nothing in the sandbox can wait for
+            // it, and the restored sandbox's runtime never knew it. Unless a process group
+            // or session still bears its ID.
+            let runtime_zombie = |tgid: i32, p: &super::pids::Proc| {
+                p.zombie.is_some()
+                    && p.parent == 0
+                    && !tree.procs.values().any(|o| o.pgid == tgid || o.sid == tgid)
+            };
             let processes: Vec<ProcessImage> = tree
                 .procs
                 .iter()
+                .filter(|(&tgid, p)| !runtime_zombie(tgid, p))
                 .map(|(&tgid, p)| {
                     let image = p.tg.image.lock().unwrap().clone();
                     let timers = timers_image(&p.tg);
@@ -1119,13 +1172,23 @@ impl Kernel {
             .map(|mm| mm_image(mm, &segments, &memfds.index))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tmpfs = Vec::new();
+        let mut mounts = Vec::new();
         for ns in &namespaces.items {
             tmpfs.extend(tmpfs_images(ns)?);
+            mounts.extend(mount_images(ns));
         }
         let ipc = self
             .ipc
             .saved(&mqueues.items)
             .map_err(|what| CheckpointError::Unsupported { what })?;
+        let netfilter = nets
+            .iter()
+            .enumerate()
+            .filter_map(|(netns, n)| {
+                let tables = n.started_inet()?.netfilter.image();
+                Some(NetfilterNsImage { netns, tables })
+            })
+            .collect();
         let namespaces = ns_saver
             .finish(&mqueues.items)
             .map_err(|what| CheckpointError::Unsupported { what })?;
@@ -1162,6 +1225,8 @@ impl Kernel {
             in_flight,
             namespaces,
             seccomp_filters: filters.finish(),
+            mounts,
+            netfilter,
         };
         let json = serde_json::to_vec(&image)?;
         state.write_all(&json)?;
@@ -1177,6 +1242,32 @@ impl Kernel {
 
 /// The files of every visible tmpfs mount of `ns` (but the sentry's own `/dev`) and of
 /// the upper layer of every overlay.
+/// The mounts visible in `ns`, in the order they were made.
+fn mount_images(ns: &crate::vfs::MountNamespace) -> Vec<MountImage> {
+    ns.mounts()
+        .into_iter()
+        .filter(|m| m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id))
+        .map(|m| MountImage {
+            path: lossy(&m.path),
+            fs_type: m.fs_type.to_owned(),
+            source: m.source.clone(),
+            readonly: m.readonly,
+            sb_readonly: m.sb_readonly,
+            flags: m.flags,
+            tmpfs: (m.fs_type == "tmpfs")
+                .then(|| {
+                    m.root
+                        .clone()
+                        .as_any()
+                        .downcast::<crate::fs::tmpfs::TmpNode>()
+                        .ok()
+                })
+                .flatten()
+                .map(|root| root.limits_image()),
+        })
+        .collect()
+}
+
 fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, CheckpointError> {
     use crate::fs::overlay::OvlNode;
     use crate::fs::tmpfs::TmpNode;

@@ -4,7 +4,9 @@
 //! [`Kernel::restore`] runs in a fresh sandbox whose container was created from the same
 //! bundle (its mounts, PID namespace and stdio are the new sandbox's) and that has run
 //! nothing yet. In order:
-//! 1. the memory file: each saved range is claimed at its old offset and filled from
+//! 1. the mounts: the bundle's become the saved tree ([`restore_mounts`]: flags changed at
+//!    run time set again, tmpfs mounted at run time made again, mounts unmounted removed);
+//!    the memory file: each saved range is claimed at its old offset and filled from
 //!    `memory.bin` (all-zero chunks are skipped: the file reads as zero there and the host
 //!    keeps no pages for them); the container must not have allocated memory yet (its
 //!    mounts are made empty), else the saved offsets are taken and the restore is refused;
@@ -35,7 +37,8 @@
 //!    their paths name) and epoll instances, whose interest lists are filled once every
 //!    table is rebuilt;
 //!    the UTS, IPC, network and user namespaces other than the initial ones come back
-//!    before the sockets (which name theirs) and the memfds before the address spaces
+//!    before the sockets (which name theirs), each network namespace with the netfilter
+//!    tables it had (its stack started for them), and the memfds before the address spaces
 //!    (which map them); `/proc` files wait for step 4 (their paths name processes);
 //! 4. processes and threads with their IDs (global and in the container's PID namespace, so
 //!    `getpid` answers what it did; the PID namespaces below the container's come back
@@ -61,8 +64,8 @@ use platform::{CpuState, FpState, Perms};
 use zerocopy::FromBytes;
 
 use super::checkpoint::{
-    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, ProcessImage, RestartImage,
-    TaskImage, TimersImage, TmpNodeImage, TmpfsImage, VmaImage,
+    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, MountImage, ProcessImage,
+    RestartImage, TaskImage, TimersImage, TmpNodeImage, TmpfsImage, VmaImage,
 };
 use super::signal::{SigAction, SigInfo};
 use super::task::{register_thread, Restart, RestartBlock, Resumed, VforkDone, DISABLED_ALTSTACK};
@@ -177,6 +180,18 @@ impl Kernel {
             )
             .map_err(invalid)?,
         );
+        for saved in &image.netfilter {
+            let net = namespaces
+                .net
+                .get(saved.netns)
+                .ok_or_else(|| invalid(format!("no network namespace {}", saved.netns)))?;
+            net.inet().netfilter.restore(&saved.tables).map_err(|e| {
+                invalid(format!(
+                    "netfilter tables of namespace {}: {e:?}",
+                    saved.netns
+                ))
+            })?;
+        }
         for t in &image.tasks {
             let level = namespaces.pid(&t.namespaces).map_err(invalid)?.level();
             if t.pidns_level != level {
@@ -188,6 +203,7 @@ impl Kernel {
                 )));
             }
         }
+        restore_mounts(&image.mounts, &target.fs.ns, &self.memory)?;
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
@@ -1437,6 +1453,82 @@ type Moved = HashMap<(u64, u64), (u64, u64)>;
 /// Puts the saved files back into the new sandbox's tmpfs mounts and overlay upper layers
 /// (the container's mounts, made from the same bundle); returns their absolute paths and
 /// the identities of the socket files, old and new.
+/// Makes the container's mounts `ns` (as the bundle made them) those of `images`: a mount
+/// the application made or changed comes back with its flags (a remount read-only), a
+/// tmpfs it mounted is made again empty with its limits (its files are put back with the
+/// others), and a mount of the bundle it unmounted goes. Parents come before what is
+/// mounted on them in `images`, deeper mounts go first.
+///
+/// # Errors
+/// `Unsupported` for a mount other than a tmpfs that the bundle does not make (its contents
+/// are not in the image): it is named.
+fn restore_mounts(
+    images: &[MountImage],
+    ns: &crate::vfs::MountNamespace,
+    memory: &Arc<crate::memory::MemoryFile>,
+) -> Result<(), RestoreError> {
+    let visible = |path: &[u8]| {
+        if path == b"/" {
+            Some(ns.root().mount.clone())
+        } else {
+            ns.mount_at(path)
+        }
+    };
+    let mut gone: Vec<_> = ns
+        .mounts()
+        .into_iter()
+        .filter(|m| m.path != b"/" && visible(&m.path).is_some_and(|v| v.id == m.id))
+        .filter(|m| {
+            !images
+                .iter()
+                .any(|i| i.path.as_bytes() == m.path.as_slice())
+        })
+        .collect();
+    gone.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
+    for m in gone {
+        ns.unmount(&m);
+    }
+    for image in images {
+        let path = image.path.as_bytes();
+        match visible(path) {
+            Some(m) if m.fs_type == image.fs_type => {
+                if (m.readonly, m.sb_readonly, m.flags)
+                    != (image.readonly, image.sb_readonly, image.flags)
+                {
+                    ns.set_flags(
+                        &m,
+                        image.readonly,
+                        image.flags,
+                        None,
+                        Some(image.sb_readonly),
+                    );
+                }
+            }
+            // The console's node, bound there by the Loader for the restore's own console;
+            // a restore given none is refused when the console's files come back.
+            None if image.path == "/dev/console" => {}
+            _ => {
+                let Some(limits) = &image.tmpfs else {
+                    return Err(RestoreError::Unsupported(format!(
+                        "the {} mount at {} is not one the bundle makes (a mount of that kind made at run time cannot be restored yet)",
+                        image.fs_type, image.path
+                    )));
+                };
+                let root = crate::fs::tmpfs::TmpFs::new_root_restored(memory, limits);
+                let opts = crate::vfs::MountOpts {
+                    readonly: image.readonly,
+                    sb_readonly: Some(image.sb_readonly),
+                    flags: image.flags,
+                    fs_options: root.fs_options(),
+                    ..Default::default()
+                };
+                ns.mount_with(path, root, "tmpfs", &image.source, opts);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn refill_tmpfs(
     images: &[TmpfsImage],
     fs: &Arc<FsContext>,

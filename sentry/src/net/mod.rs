@@ -110,6 +110,12 @@ impl Namespace {
         })
     }
 
+    /// The internet stack if it has started (what a checkpoint saves of it, without
+    /// starting one).
+    pub fn started_inet(&self) -> Option<&Arc<stack::Stack>> {
+        self.inet.get()
+    }
+
     /// Whether `stack` is this namespace's (started) internet stack.
     pub fn holds_stack(&self, stack: &Arc<stack::Stack>) -> bool {
         self.inet.get().is_some_and(|s| Arc::ptr_eq(s, stack))

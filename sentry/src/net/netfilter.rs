@@ -1382,6 +1382,100 @@ impl Netfilter {
     }
 }
 
+/// One table of a checkpoint image: what `IPT_SO_GET_INFO` and `IPT_SO_GET_ENTRIES` tell of
+/// it, the entries with the rules' packet and byte counters in them. A restore checks and
+/// parses it again as a replacement ([`Table::build`]), then takes the counters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableImage {
+    pub name: String,
+    pub valid_hooks: u32,
+    pub hook_entry: [u32; HOOKS],
+    pub underflow: [u32; HOOKS],
+    pub num_entries: u32,
+    pub entries: Vec<u8>,
+}
+
+/// A namespace's netfilter tables in a checkpoint image, both families. The connections
+/// REDIRECT translated are not saved: they belong to TCP connections, which a restore
+/// resets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetfilterImage {
+    pub v4: Vec<TableImage>,
+    pub v6: Vec<TableImage>,
+}
+
+impl Table {
+    fn image(&self, f: Family) -> TableImage {
+        TableImage {
+            name: self.name.to_owned(),
+            valid_hooks: self.valid_hooks,
+            hook_entry: self.hook_entry,
+            underflow: self.underflow,
+            num_entries: self.rules.len() as u32,
+            entries: self.entries(f),
+        }
+    }
+
+    /// The table `image` saved, in place of `self` (the same table, as the kernel made it):
+    /// its entries checked again and its counters taken from them.
+    fn restored(&self, f: Family, image: &TableImage) -> Result<Table, Errno> {
+        if image.valid_hooks != self.valid_hooks {
+            return Err(Errno::EINVAL);
+        }
+        let r = Replace {
+            valid_hooks: image.valid_hooks,
+            num_entries: image.num_entries,
+            hook_entry: image.hook_entry,
+            underflow: image.underflow,
+        };
+        let mut t = Table::build(f, self.name, &r, image.entries.clone())?;
+        let (_, counters) = f.offsets();
+        for rule in &mut t.rules {
+            let at = rule.offset + counters;
+            let word = |o: usize| u64::from_ne_bytes(t.blob[o..o + 8].try_into().expect("8 bytes"));
+            (rule.packets, rule.bytes) = (word(at), word(at + 8));
+        }
+        Ok(t)
+    }
+}
+
+impl Netfilter {
+    /// Every table of both families, rules and counters, for a checkpoint image.
+    pub fn image(&self) -> NetfilterImage {
+        let family = |f: Family| {
+            let t = self.tables(f);
+            t.tables.iter().map(|table| table.image(f)).collect()
+        };
+        NetfilterImage {
+            v4: family(Family::V4),
+            v6: family(Family::V6),
+        }
+    }
+
+    /// Replaces the tables with those of `image` (a fresh namespace's, before any packet),
+    /// all of them or none.
+    ///
+    /// # Errors
+    /// ENOENT for a table this build does not have, EINVAL or what a replacement would
+    /// answer for tables it cannot take.
+    pub fn restore(&self, image: &NetfilterImage) -> Result<(), Errno> {
+        let rebuilt = |f: Family, saved: &[TableImage]| -> Result<Vec<Table>, Errno> {
+            let t = self.tables(f);
+            let mut tables = t.tables.clone();
+            for table in saved {
+                let i = t.find(&table.name)?;
+                tables[i] = t.tables[i].restored(f, table)?;
+            }
+            Ok(tables)
+        };
+        let v4 = rebuilt(Family::V4, &image.v4)?;
+        let v6 = rebuilt(Family::V6, &image.v6)?;
+        self.tables(Family::V4).tables = v4;
+        self.tables(Family::V6).tables = v6;
+        Ok(())
+    }
+}
+
 /// A UDP datagram that stays inside the sandbox (it does not pass the device): whether it
 /// is delivered, after OUTPUT and POSTROUTING, then PREROUTING and INPUT on the loopback.
 ///
@@ -1444,6 +1538,50 @@ mod tests {
         ip[22..24].copy_from_slice(&dport.to_be_bytes());
         ip[33] = 0x02;
         ip
+    }
+
+    #[test]
+    fn image_restores_rules_and_counters() {
+        let nf = Netfilter::default();
+        // filter's INPUT: a DROP of TCP to port 9 (counted once), then the policies.
+        let mut drop = bare_entry(Family::V4, &standard_target(VERDICT_DROP));
+        drop[80..82].copy_from_slice(&(libc::IPPROTO_TCP as u16).to_ne_bytes());
+        let mut entries = drop;
+        for _ in 0..3 {
+            entries.extend(bare_entry(Family::V4, &standard_target(VERDICT_ACCEPT)));
+        }
+        entries.extend(bare_entry(Family::V4, &error_target("ERROR")));
+        let mut r = replace_of(&nf, "filter", &entries, 5);
+        let e = 152u32;
+        for (h, at) in [(1usize, 0u32), (2, 2 * e), (3, 3 * e)] {
+            put_u32(&mut r, 44 + 4 * h, at);
+            put_u32(&mut r, 64 + 4 * h, if h == 1 { e } else { at });
+        }
+        nf.replace(Family::V4, &r).expect("replace");
+        let mut ip = tcp_packet(9);
+        assert_eq!(
+            nf.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            Verdict::Drop
+        );
+
+        let image = nf.image();
+        let json = serde_json::to_vec(&image).unwrap();
+        let back: NetfilterImage = serde_json::from_slice(&json).unwrap();
+        let restored = Netfilter::default();
+        restored.restore(&back).expect("restore");
+        assert_eq!(restored.image(), image);
+        let mut ip = tcp_packet(9);
+        assert_eq!(
+            restored.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            Verdict::Drop
+        );
+
+        // A table the kernel does not have is refused, and nothing changes.
+        let mut bad = image.clone();
+        bad.v6[0].name = "nothing".into();
+        let fresh = Netfilter::default();
+        assert_eq!(fresh.restore(&bad), Err(Errno::ENOENT));
+        assert_eq!(fresh.image(), Netfilter::default().image());
     }
 
     #[test]
