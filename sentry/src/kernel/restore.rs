@@ -1486,7 +1486,7 @@ fn restore_mounts(
         .collect();
     gone.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
     for m in gone {
-        ns.unmount(&m);
+        ns.unmount_tree(&m, &[]);
     }
     for image in images {
         let path = image.path.as_bytes();
