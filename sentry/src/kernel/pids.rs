@@ -181,7 +181,7 @@ impl Tree {
 
     /// Sends `info` to one thread.
     pub fn send_thread(&self, h: &Arc<TaskHandle>, info: SigInfo, from_kernel: bool) {
-        self.send(&h.tg, Some(h.tid), info, from_kernel);
+        self.send(&h.tg, Some(h.tid()), info, from_kernel);
     }
 
     fn send(&self, tg: &Arc<ThreadGroup>, target: Option<i32>, info: SigInfo, from_kernel: bool) {
@@ -421,6 +421,43 @@ impl Tree {
                 self.forget_id(id, &p.tg.pidns);
             }
         }
+    }
+
+    /// A thread that is not its group's leader has execed and is the group's only thread
+    /// now: it takes over the leader's ID (execve(2): its thread ID becomes the PID, in
+    /// every PID namespace it is seen from, since those IDs are the process's) and the ID it
+    /// had is released. Its pending signals, children and tracees follow it.
+    pub fn take_leader_id(&mut self, h: &Arc<TaskHandle>) {
+        let tg = &h.tg;
+        let (former, leader) = (h.tid(), tg.tgid);
+        if former == leader {
+            return;
+        }
+        super::ptrace::leader_replaced(self, h, former);
+        self.tasks.remove(&former);
+        self.tasks.insert(leader, h.clone());
+        {
+            let mut s = tg.sig();
+            if let Some(th) = s.threads.remove(&former) {
+                s.threads.insert(leader, th);
+            }
+            h.set_tid(leader);
+        }
+        let children: Vec<i32> = self
+            .procs
+            .get(&leader)
+            .map(|p| p.children.iter().copied().collect())
+            .unwrap_or_default();
+        for c in children {
+            if let Some(cp) = self
+                .procs
+                .get_mut(&c)
+                .filter(|cp| cp.parent_thread == former)
+            {
+                cp.parent_thread = leader;
+            }
+        }
+        self.forget_id(former, &tg.pidns);
     }
 
     /// Releases `id` in namespace `ns` (and its ancestors) once no task, process, process
