@@ -624,6 +624,39 @@ mod tests {
     }
 
     #[test]
+    fn a_non_leader_exec_takes_the_leader_id_at_every_level() {
+        let root = PidNamespace::new_root();
+        let mut t = Tree::default();
+        let init = spawn(&mut t, &root, 0, libc::SIGCHLD);
+        let (mid, inner) = {
+            let mid = root.new_child();
+            let inner = mid.new_child();
+            (mid, inner)
+        };
+        let pid = spawn(&mut t, &inner, init, libc::SIGCHLD);
+        let tg = t.procs[&pid].tg.clone();
+        let tid = inner.alloc(false).unwrap();
+        let h = TaskHandle::new(tid, tg.clone(), b"t".to_vec());
+        super::super::task::register_thread(&h, 0);
+        t.tasks.insert(tid, h.clone());
+        let grandchild = spawn(&mut t, &inner, pid, libc::SIGCHLD);
+        t.procs.get_mut(&grandchild).unwrap().parent_thread = tid;
+        let seen = (inner.id_of(pid), mid.id_of(pid));
+        // The leader thread has exited (as `thread_finished` leaves it).
+        t.tasks.remove(&pid);
+        tg.sig().threads.remove(&pid);
+
+        t.take_leader_id(&h);
+        assert_eq!(h.tid(), pid);
+        assert!(Arc::ptr_eq(&t.tasks[&pid], &h));
+        assert!(!t.tasks.contains_key(&tid));
+        assert_eq!(tg.sig().threads.keys().copied().collect::<Vec<_>>(), [pid]);
+        assert_eq!((inner.id_of(pid), mid.id_of(pid)), seen);
+        assert_eq!((inner.id_of(tid), mid.id_of(tid)), (None, None));
+        assert_eq!(t.procs[&grandchild].parent_thread, pid);
+    }
+
+    #[test]
     fn wait_reaps_zombies_once() {
         let (mut t, _) = tree_with(2);
         assert_eq!(t.wait_child(1, WaitSel::Any, exited()), Ok(None));
