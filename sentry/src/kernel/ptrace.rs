@@ -24,8 +24,9 @@
 //! Differences from Linux: any thread of the tracing process may issue requests for its
 //! tracees (Linux accepts only the tracing thread); segment selectors are read but not
 //! written; no hardware breakpoints (debug registers read as 0, only 0 can be written);
-//! `PTRACE_EVENT_SECCOMP` is not offered; a
-//! kernel pause (checkpoint) times out while a tracee is in a ptrace-stop.
+//! `PTRACE_EVENT_SECCOMP` is not offered; a kernel pause (checkpoint) times out while a
+//! tracee is in a ptrace-stop. A non-leader thread's execve gives it the leader's ID, as on
+//! Linux ([`super::pids::Tree::take_leader_id`]); the exec event's message is its former ID.
 //!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `TaskHandle::ptrace`; nothing is locked under
