@@ -149,3 +149,10 @@ fn signal_handler_restores_registers() {
         assert_same(&[&p]);
     }
 }
+
+#[test]
+fn exec_from_a_non_leader_thread_takes_the_leader_id() {
+    if let Some(p) = program("exec_leader") {
+        assert_same(&[&p]);
+    }
+}

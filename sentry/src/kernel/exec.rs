@@ -2,8 +2,9 @@
 //!
 //! Everything that can fail (reading the executable and its interpreter, loading into a
 //! fresh address space) happens before the point of no return; after it the other threads
-//! are killed, close-on-exec fds closed, caught signals reset, and the task starts the new
-//! program with fresh registers.
+//! are killed (a caller that is not the leader takes the leader's ID, as on Linux), robust
+//! futexes and `clear_child_tid` released under that ID, close-on-exec fds closed, caught
+//! signals reset, and the task starts the new program with fresh registers.
 
 use std::sync::Arc;
 
@@ -92,6 +93,9 @@ pub fn execve(
 
     let segv = loaded.is_none();
     kill_other_threads(t)?;
+    // Read before the thread may give its ID up for the leader's (below).
+    let former_tid_seen = t.tracer_view_of(t.tid);
+    take_leader_id(t);
     if reuse {
         // The process is single-threaded now; a sibling sharing the mm (a clone(CLONE_VM)
         // another thread made meanwhile) or a failed clear means a new host address space.
@@ -142,7 +146,7 @@ pub fn execve(
     if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
         p.did_exec = true;
     }
-    t.ptrace_exec();
+    t.ptrace_exec(former_tid_seen);
     if segv {
         t.force_signal(super::signal::SigInfo::kernel(libc::SIGSEGV));
     }
@@ -172,4 +176,18 @@ fn kill_other_threads(t: &mut Task) -> Result<(), Errno> {
     tg.sig().exec_killer = None;
     t.restart = None;
     r
+}
+
+/// A non-leader caller, alone in its process now, becomes its leader: its thread ID turns
+/// into the process ID ([`super::pids::Tree::take_leader_id`]). Before the old memory is
+/// released, as Linux's de_thread comes before exec_mmap: robust futexes are checked
+/// against the new ID.
+fn take_leader_id(t: &mut Task) {
+    if t.tid == t.tg.tgid {
+        return;
+    }
+    let former = t.tid;
+    t.kernel.tree().take_leader_id(&t.handle);
+    t.tid = t.handle.tid();
+    log::debug!("execve: thread {former} becomes the leader {}", t.tid);
 }

@@ -181,7 +181,7 @@ impl Tree {
 
     /// Sends `info` to one thread.
     pub fn send_thread(&self, h: &Arc<TaskHandle>, info: SigInfo, from_kernel: bool) {
-        self.send(&h.tg, Some(h.tid), info, from_kernel);
+        self.send(&h.tg, Some(h.tid()), info, from_kernel);
     }
 
     fn send(&self, tg: &Arc<ThreadGroup>, target: Option<i32>, info: SigInfo, from_kernel: bool) {
@@ -423,6 +423,43 @@ impl Tree {
         }
     }
 
+    /// A thread that is not its group's leader has execed and is the group's only thread
+    /// now: it takes over the leader's ID (execve(2): its thread ID becomes the PID, in
+    /// every PID namespace it is seen from, since those IDs are the process's) and the ID it
+    /// had is released. Its pending signals, children and tracees follow it.
+    pub fn take_leader_id(&mut self, h: &Arc<TaskHandle>) {
+        let tg = &h.tg;
+        let (former, leader) = (h.tid(), tg.tgid);
+        if former == leader {
+            return;
+        }
+        super::ptrace::leader_replaced(self, h, former);
+        self.tasks.remove(&former);
+        self.tasks.insert(leader, h.clone());
+        {
+            let mut s = tg.sig();
+            if let Some(th) = s.threads.remove(&former) {
+                s.threads.insert(leader, th);
+            }
+            h.set_tid(leader);
+        }
+        let children: Vec<i32> = self
+            .procs
+            .get(&leader)
+            .map(|p| p.children.iter().copied().collect())
+            .unwrap_or_default();
+        for c in children {
+            if let Some(cp) = self
+                .procs
+                .get_mut(&c)
+                .filter(|cp| cp.parent_thread == former)
+            {
+                cp.parent_thread = leader;
+            }
+        }
+        self.forget_id(former, &tg.pidns);
+    }
+
     /// Releases `id` in namespace `ns` (and its ancestors) once no task, process, process
     /// group or session uses it.
     pub fn forget_id(&self, id: i32, ns: &PidNamespace) {
@@ -584,6 +621,39 @@ mod tests {
                 signo: libc::SIGKILL,
                 core: false,
             })
+    }
+
+    #[test]
+    fn a_non_leader_exec_takes_the_leader_id_at_every_level() {
+        let root = PidNamespace::new_root();
+        let mut t = Tree::default();
+        let init = spawn(&mut t, &root, 0, libc::SIGCHLD);
+        let (mid, inner) = {
+            let mid = root.new_child();
+            let inner = mid.new_child();
+            (mid, inner)
+        };
+        let pid = spawn(&mut t, &inner, init, libc::SIGCHLD);
+        let tg = t.procs[&pid].tg.clone();
+        let tid = inner.alloc(false).unwrap();
+        let h = TaskHandle::new(tid, tg.clone(), b"t".to_vec());
+        super::super::task::register_thread(&h, 0);
+        t.tasks.insert(tid, h.clone());
+        let grandchild = spawn(&mut t, &inner, pid, libc::SIGCHLD);
+        t.procs.get_mut(&grandchild).unwrap().parent_thread = tid;
+        let seen = (inner.id_of(pid), mid.id_of(pid));
+        // The leader thread has exited (as `thread_finished` leaves it).
+        t.tasks.remove(&pid);
+        tg.sig().threads.remove(&pid);
+
+        t.take_leader_id(&h);
+        assert_eq!(h.tid(), pid);
+        assert!(Arc::ptr_eq(&t.tasks[&pid], &h));
+        assert!(!t.tasks.contains_key(&tid));
+        assert_eq!(tg.sig().threads.keys().copied().collect::<Vec<_>>(), [pid]);
+        assert_eq!((inner.id_of(pid), mid.id_of(pid)), seen);
+        assert_eq!((inner.id_of(tid), mid.id_of(tid)), (None, None));
+        assert_eq!(t.procs[&grandchild].parent_thread, pid);
     }
 
     #[test]

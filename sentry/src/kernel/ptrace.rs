@@ -24,9 +24,9 @@
 //! Differences from Linux: any thread of the tracing process may issue requests for its
 //! tracees (Linux accepts only the tracing thread); segment selectors are read but not
 //! written; no hardware breakpoints (debug registers read as 0, only 0 can be written);
-//! `PTRACE_EVENT_SECCOMP` is not offered; a non-leader thread's execve keeps its own thread
-//! ID (the sentry's execve does not steal the leader's), so the exec event reports it; a
-//! kernel pause (checkpoint) times out while a tracee is in a ptrace-stop.
+//! `PTRACE_EVENT_SECCOMP` is not offered; a kernel pause (checkpoint) times out while a
+//! tracee is in a ptrace-stop. A non-leader thread's execve gives it the leader's ID, as on
+//! Linux ([`super::pids::Tree::take_leader_id`]); the exec event's message is its former ID.
 //!
 //! # Lock order
 //! `Kernel::tree` → `ThreadGroup::sig` → `TaskHandle::ptrace`; nothing is locked under
@@ -208,7 +208,7 @@ pub fn attach(
 ) -> Result<(), crate::abi::Errno> {
     {
         let s = target.tg.sig();
-        if s.exit.is_some() || s.threads.get(&target.tid).is_none_or(|t| t.exiting) {
+        if s.exit.is_some() || s.threads.get(&target.tid()).is_none_or(|t| t.exiting) {
             return Err(crate::abi::Errno::EPERM);
         }
     }
@@ -226,7 +226,7 @@ pub fn attach(
         st.exited = None;
         st.debugreg = [0; 8];
     }
-    tree.ptraced.insert(target.tid, target.clone());
+    tree.ptraced.insert(target.tid(), target.clone());
     if stop {
         let pid = target.tg.pidns.id_of(tracer.tgid).unwrap_or(0);
         tree.send_thread(
@@ -252,7 +252,7 @@ pub fn detach(tree: &mut Tree, target: &Arc<TaskHandle>, sig: i32) {
             stop.resume.get_or_insert(Resume::Detach { sig });
         }
     }
-    tree.ptraced.remove(&target.tid);
+    tree.ptraced.remove(&target.tid());
     target.waiter.notify();
 }
 
@@ -301,7 +301,7 @@ pub fn task_exited(tree: &mut Tree, h: &Arc<TaskHandle>, status: ExitStatus, las
                 .lock()
                 .unwrap()
                 .tracer
-                .is_some_and(|tr| tr.tid == h.tid || (last && tr.tgid == tgid))
+                .is_some_and(|tr| tr.tid == h.tid() || (last && tr.tgid == tgid))
         })
         .cloned()
         .collect();
@@ -323,19 +323,17 @@ pub fn task_exited(tree: &mut Tree, h: &Arc<TaskHandle>, status: ExitStatus, las
         return;
     };
     let parent = tree.procs.get(&tgid).map_or(0, |p| p.parent);
-    // The last thread stands for the process (after a non-leader's execve, Linux gives it
-    // the leader's ID).
-    if (h.tid == tgid || last) && parent == tracer.tgid {
+    // The last thread stands for the process (whose leader thread may have exited first).
+    if (h.tid() == tgid || last) && parent == tracer.tgid {
         detach(tree, h, 0);
         return;
     }
     h.ptrace.lock().unwrap().exited = Some(status);
-    notify_tracer(tree, tracer, h.tid, ChildState::Exited(status));
+    notify_tracer(tree, tracer, h.tid(), ChildState::Exited(status));
 }
 
 /// The task `tid` names for ptrace and `wait`: the thread of that ID, or for a process
-/// whose leader thread is gone, its one remaining thread (after a non-leader's execve Linux
-/// gives that thread the leader's ID; the sentry's execve keeps the thread's own).
+/// whose leader thread is gone, its one remaining thread.
 pub fn task_for(tree: &Tree, tid: i32) -> Option<Arc<TaskHandle>> {
     if let Some(h) = tree.tasks.get(&tid) {
         return Some(h.clone());
@@ -359,11 +357,33 @@ fn wait_id(tree: &Tree, tid: i32, tgid: i32) -> i32 {
     }
 }
 
+/// The non-leader thread `h`, whose ID is `former`, has execed and takes its leader's ID
+/// ([`Tree::take_leader_id`]): the exited leader's tracer no longer waits for it (Linux
+/// releases the old leader at once), and the tracees `h` itself traces name its new ID.
+pub(super) fn leader_replaced(tree: &mut Tree, h: &Arc<TaskHandle>, former: i32) {
+    let leader = h.tg.tgid;
+    if let Some(old) = tree.ptraced.remove(&leader) {
+        let tracer = old.ptrace.lock().unwrap().tracer.take();
+        if let Some(p) = tracer.and_then(|tr| tree.procs.get(&tr.tgid)) {
+            p.tg.child_events.notify_all();
+        }
+    }
+    if let Some(me) = tree.ptraced.remove(&former) {
+        tree.ptraced.insert(leader, me);
+    }
+    for tracee in tree.ptraced.values() {
+        let mut st = tracee.ptrace.lock().unwrap();
+        if let Some(tr) = st.tracer.as_mut().filter(|tr| tr.tid == former) {
+            tr.tid = leader;
+        }
+    }
+}
+
 /// The tracer has collected the exit of `h` (or let it go): its parent may now see it.
 fn collected(tree: &mut Tree, h: &Arc<TaskHandle>) {
-    tree.ptraced.remove(&h.tid);
+    tree.ptraced.remove(&h.tid());
     let tgid = h.tg.tgid;
-    if h.tid != tgid {
+    if h.tid() != tgid {
         return;
     }
     if let Some(pp) = tree
@@ -456,11 +476,11 @@ pub fn trace_child(tree: &mut Tree, parent: &TaskHandle, child: &Arc<TaskHandle>
         ..PtraceState::default()
     };
     if !seized {
-        if let Some(t) = child.tg.sig().threads.get_mut(&child.tid) {
+        if let Some(t) = child.tg.sig().threads.get_mut(&child.tid()) {
             t.pending.push(SigInfo::new(libc::SIGSTOP, SI_USER));
         }
     }
-    tree.ptraced.insert(child.tid, child.clone());
+    tree.ptraced.insert(child.tid(), child.clone());
 }
 
 /// The event a clone with `flags` and `exit_signal` reports to the tracer of `parent`, if
@@ -599,9 +619,11 @@ impl Task {
             .unwrap_or(0) as u64
     }
 
-    /// After a successful execve: `PTRACE_EVENT_EXEC` (message: the thread's ID) with
-    /// `PTRACE_O_TRACEEXEC`, else a SIGTRAP for a tracee attached without `PTRACE_SEIZE`.
-    pub fn ptrace_exec(&mut self) {
+    /// After a successful execve: `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`, else a
+    /// SIGTRAP for a tracee attached without `PTRACE_SEIZE`. The event's message is
+    /// `former_tid_seen`: the thread's ID before the exec as the tracer sees it (a
+    /// non-leader's execve has since given it the leader's).
+    pub fn ptrace_exec(&mut self, former_tid_seen: u64) {
         let (traced, options, seized) = {
             let st = self.handle.ptrace.lock().unwrap();
             (st.tracer.is_some(), st.options, st.seized)
@@ -610,8 +632,7 @@ impl Task {
             return;
         }
         if options & O_TRACEEXEC != 0 {
-            let msg = self.tracer_view_of(self.tid);
-            self.ptrace_event(EVENT_EXEC, msg);
+            self.ptrace_event(EVENT_EXEC, former_tid_seen);
         } else if !seized {
             self.signal_self(SigInfo::new(libc::SIGTRAP, SI_USER));
         }
@@ -807,8 +828,8 @@ mod tests {
 
     /// The only thread of `h`'s process exits with `status` (as `thread_finished` does).
     fn exit(t: &mut Tree, h: &Arc<TaskHandle>, status: ExitStatus) {
-        t.tasks.remove(&h.tid);
-        h.tg.sig().threads.remove(&h.tid);
+        t.tasks.remove(&h.tid());
+        h.tg.sig().threads.remove(&h.tid());
         task_exited(t, h, status, true);
         t.process_exited(h.tg.tgid, status);
     }
@@ -822,8 +843,8 @@ mod tests {
 
     fn tracer(h: &TaskHandle) -> Tracer {
         Tracer {
-            tid: h.tid,
-            tgid: h.tid,
+            tid: h.tid(),
+            tgid: h.tid(),
         }
     }
 
@@ -832,8 +853,8 @@ mod tests {
         let ns = PidNamespace::new_root();
         let mut t = Tree::default();
         let init = spawn(&mut t, &ns, 0);
-        let child = spawn(&mut t, &ns, init.tid);
-        let tracer_proc = spawn(&mut t, &ns, init.tid);
+        let child = spawn(&mut t, &ns, init.tid());
+        let tracer_proc = spawn(&mut t, &ns, init.tid());
         attach(&mut t, &child, tracer(&tracer_proc), false, None).unwrap();
         assert_eq!(
             attach(&mut t, &child, tracer(&init), false, None),
@@ -841,22 +862,22 @@ mod tests {
             "one tracer at a time"
         );
         exit(&mut t, &child, ExitStatus::Exited(5));
-        let pid = WaitSel::Pid(child.tid);
-        assert_eq!(t.wait_child(init.tid, pid, exited()), Ok(None), "held");
+        let pid = WaitSel::Pid(child.tid());
+        assert_eq!(t.wait_child(init.tid(), pid, exited()), Ok(None), "held");
         let got = t
-            .wait_child(tracer_proc.tid, pid, exited())
+            .wait_child(tracer_proc.tid(), pid, exited())
             .unwrap()
             .unwrap();
         assert_eq!(
             (got.0, got.1),
-            (child.tid, ChildState::Exited(ExitStatus::Exited(5)))
+            (child.tid(), ChildState::Exited(ExitStatus::Exited(5)))
         );
         assert_eq!(
-            t.wait_child(tracer_proc.tid, pid, exited()),
+            t.wait_child(tracer_proc.tid(), pid, exited()),
             Err(Errno::ECHILD),
             "collected once"
         );
-        let got = t.wait_child(init.tid, pid, exited()).unwrap().unwrap();
+        let got = t.wait_child(init.tid(), pid, exited()).unwrap().unwrap();
         assert_eq!(got.1, ChildState::Exited(ExitStatus::Exited(5)));
     }
 
@@ -865,12 +886,12 @@ mod tests {
         let ns = PidNamespace::new_root();
         let mut t = Tree::default();
         let init = spawn(&mut t, &ns, 0);
-        let child = spawn(&mut t, &ns, init.tid);
+        let child = spawn(&mut t, &ns, init.tid());
         attach(&mut t, &child, tracer(&init), false, None).unwrap();
         exit(&mut t, &child, ExitStatus::Exited(2));
-        let pid = WaitSel::Pid(child.tid);
-        assert!(t.wait_child(init.tid, pid, exited()).unwrap().is_some());
-        assert_eq!(t.wait_child(init.tid, pid, exited()), Err(Errno::ECHILD));
+        let pid = WaitSel::Pid(child.tid());
+        assert!(t.wait_child(init.tid(), pid, exited()).unwrap().is_some());
+        assert_eq!(t.wait_child(init.tid(), pid, exited()), Err(Errno::ECHILD));
         assert!(t.ptraced.is_empty());
     }
 
@@ -879,8 +900,8 @@ mod tests {
         let ns = PidNamespace::new_root();
         let mut t = Tree::default();
         let init = spawn(&mut t, &ns, 0);
-        let child = spawn(&mut t, &ns, init.tid);
-        let tracer_proc = spawn(&mut t, &ns, init.tid);
+        let child = spawn(&mut t, &ns, init.tid());
+        let tracer_proc = spawn(&mut t, &ns, init.tid());
         attach(
             &mut t,
             &child,

@@ -46,7 +46,7 @@
 //! nothing at all for an untraced task (a traced task, or one that delivered a signal and may
 //! have more, looks again after its next call).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -164,7 +164,9 @@ pub struct Resumed {
 
 /// The part of a task other host threads may touch.
 pub struct TaskHandle {
-    pub tid: i32,
+    /// The global TID ([`TaskHandle::tid`]); changed only by a non-leader's execve, which
+    /// takes over the leader's ID with the process table and the group's `sig` locked.
+    tid: AtomicI32,
     pub tg: Arc<ThreadGroup>,
     pub waiter: Arc<Waiter>,
     interrupter: OnceLock<Arc<dyn Interrupter>>,
@@ -216,7 +218,7 @@ pub struct TaskView {
 impl std::fmt::Debug for TaskHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskHandle")
-            .field("tid", &self.tid)
+            .field("tid", &self.tid())
             .finish_non_exhaustive()
     }
 }
@@ -224,7 +226,7 @@ impl std::fmt::Debug for TaskHandle {
 impl TaskHandle {
     pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: Vec<u8>) -> Arc<TaskHandle> {
         Arc::new(TaskHandle {
-            tid,
+            tid: AtomicI32::new(tid),
             tg,
             waiter: Waiter::new(),
             interrupter: OnceLock::new(),
@@ -241,6 +243,18 @@ impl TaskHandle {
             session_keyring: Mutex::new(None),
             ptrace: Mutex::new(PtraceState::default()),
         })
+    }
+
+    /// The task's global TID. It changes once at most: when a thread that is not its
+    /// group's leader calls execve, it takes the leader's ID ([`super::exec`]); read it under
+    /// `Kernel::tree` or the group's `sig` to see it consistent with the tables.
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// Gives the task the ID `tid` (see [`TaskHandle::tid`]).
+    pub(super) fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed);
     }
 
     /// Makes the task look at its signal state: wakes a blocking wait and interrupts the
@@ -342,7 +356,7 @@ impl std::fmt::Debug for Task {
 /// Enters a new thread into its group's signal state with signal mask `mask`.
 pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
     handle.tg.sig().threads.insert(
-        handle.tid,
+        handle.tid(),
         ThreadSig {
             mask,
             pending: signal::Pending::default(),
@@ -385,7 +399,7 @@ impl Task {
             creds: init.creds.clone(),
             ns: init.ns.clone(),
         });
-        let name = format!("task-{}", init.handle.tid);
+        let name = format!("task-{}", init.handle.tid());
         std::thread::Builder::new()
             .name(name)
             .stack_size(1 << 20)
@@ -436,7 +450,7 @@ impl Task {
         let acct = Accountant::start(i.handle.waiter.slept());
         Task {
             kernel: i.kernel,
-            tid: i.handle.tid,
+            tid: i.handle.tid(),
             tg: i.handle.tg.clone(),
             handle: i.handle,
             mm: i.mm,
@@ -892,7 +906,7 @@ impl Task {
         if orphaned != 0 {
             s.threads
                 .values()
-                .filter(|t| t.handle.tid != self.tid && orphaned & !t.mask != 0)
+                .filter(|t| t.handle.tid() != self.tid && orphaned & !t.mask != 0)
                 .for_each(|t| t.handle.kick());
         }
     }
@@ -1096,7 +1110,7 @@ fn abort_sandbox(handle: &TaskHandle, payload: &(dyn std::any::Any + Send)) -> !
         .map_or_else(|e| e.into_inner().clone(), |c| c.clone());
     let who = format!(
         "task {} ({}) of process {}",
-        handle.tid,
+        handle.tid(),
         String::from_utf8_lossy(&comm),
         handle.tg.tgid
     );
@@ -1124,11 +1138,11 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     let tg = &handle.tg;
     handle.view.lock().unwrap().take();
     let mut tree = kernel.tree();
-    tree.tasks.remove(&handle.tid);
-    tree.forget_id(handle.tid, &tg.pidns);
+    tree.tasks.remove(&handle.tid());
+    tree.forget_id(handle.tid(), &tg.pidns);
     let last = {
         let mut s = tg.sig();
-        s.threads.remove(&handle.tid);
+        s.threads.remove(&handle.tid());
         // Under `sig`, so a reader summing the live threads and the exited ones counts
         // this thread exactly once.
         {
@@ -1143,7 +1157,7 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
     };
     ptrace::task_exited(&mut tree, handle, last.unwrap_or(status), last.is_some());
     if last.is_none() {
-        tree.parent_thread_exited(tg.tgid, handle.tid);
+        tree.parent_thread_exited(tg.tgid, handle.tid());
     }
     // The process's CPU time, read before the hierarchy's lock (its lock order).
     let final_cpu = last.map(|_| tg.cpu_times());

@@ -250,7 +250,7 @@ fn join(t: &mut Task, ns: NsRef) -> Result<(), Errno> {
 /// Whether another task shares the caller's filesystem context (CLONE_FS).
 fn fs_shared(t: &Task) -> bool {
     t.kernel.tree().tasks.values().any(|h| {
-        h.tid != t.tid
+        h.tid() != t.tid
             && h.view
                 .lock()
                 .unwrap()

@@ -358,11 +358,11 @@ fn request_on(
             }
             in_stop(h, |_| Ok(()))?;
             if request == GETSIGMASK {
-                let mask = h.tg.sig().threads.get(&h.tid).map_or(0, |th| th.mask);
+                let mask = h.tg.sig().threads.get(&h.tid()).map_or(0, |th| th.mask);
                 t.mm.write_obj(out, &mask)?;
             } else {
                 let mask: u64 = t.mm.read_obj(out)?;
-                if let Some(th) = h.tg.sig().threads.get_mut(&h.tid) {
+                if let Some(th) = h.tg.sig().threads.get_mut(&h.tid()) {
                     th.mask = mask & !UNBLOCKABLE;
                 }
             }

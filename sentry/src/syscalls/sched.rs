@@ -40,7 +40,7 @@ pub(super) fn thread_arg(t: &Task, pid: i32) -> Result<Arc<TaskHandle>, Errno> {
 
 /// The credentials of the thread `h` (the caller's own are current; others' as published).
 pub(super) fn creds_of(t: &Task, h: &TaskHandle) -> Option<Creds> {
-    if h.tid == t.tid {
+    if h.tid() == t.tid {
         return Some(t.creds.clone());
     }
     h.view.lock().unwrap().as_ref().map(|v| v.creds.clone())
