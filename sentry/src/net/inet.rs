@@ -115,10 +115,10 @@ fn this_host(ip: IpAddress) -> IpAddress {
 /// A destination and where it is reached.
 ///
 /// # Errors
-/// ENETUNREACH without a route.
+/// ENETUNREACH without a route ([`Inner::unreachable`]).
 pub(super) fn destination(g: &Inner, ip: IpAddress, port: u16) -> Result<(IpEndpoint, Hop), Errno> {
     let ip = this_host(ip);
-    let hop = g.hop(ip).ok_or(Errno::ENETUNREACH)?;
+    let hop = g.hop(ip).ok_or_else(|| g.unreachable(ip))?;
     Ok((IpEndpoint::new(ip, port), hop))
 }
 
