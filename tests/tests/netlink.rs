@@ -401,3 +401,40 @@ rm -f "$f"
     assert!(out.contains("127.0.0.5 udp b'hi' from 127.0.0.1"), "{out}");
     assert!(out.ends_with("192.0.2.254 errno 99\n"), "{out}");
 }
+
+/// connect(2) fixes an unbound socket's address to its source, as Linux: a dual-stack
+/// socket connected over ::1 holds its port at ::1 only, so 127.0.0.1 (plain or v4-mapped)
+/// may still bind that port while ::1 and the wildcard may not, for TCP and UDP.
+#[test]
+fn a_connection_holds_its_port_at_its_source_address_only() {
+    let script = r#"
+f=$(mktemp)
+cat > "$f" <<'PY'
+import socket
+for t in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    l = socket.socket(socket.AF_INET6, t)
+    l.bind(("::1", 0))
+    if t == socket.SOCK_STREAM:
+        l.listen(1)
+    c = socket.socket(socket.AF_INET6, t)
+    c.connect(l.getsockname()[:2])
+    port = c.getsockname()[1]
+    out = []
+    for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::ffff:127.0.0.1"),
+                      (socket.AF_INET6, "::1"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam, t)
+        try:
+            s.bind((addr, port))
+            out.append("ok")
+        except OSError as e:
+            out.append(str(e.errno))
+    print(t, c.getsockname()[0], " ".join(out))
+PY
+python3 "$f"
+rm -f "$f"
+"#;
+    let Some(out) = assert_same_in_netns(script) else {
+        return;
+    };
+    assert_eq!(out, "1 ::1 ok ok 98 98\n2 ::1 ok ok 98 98\n");
+}

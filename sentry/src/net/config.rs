@@ -3,8 +3,9 @@
 //!
 //! Boot reads these facts from the host (over the host's NETLINK_ROUTE, before the seccomp
 //! filter goes on) and opens one packet socket per link; the stack, the sandbox's
-//! AF_NETLINK sockets and /proc/net only ever read the values here. Plain data: nothing here
-//! makes a host system call.
+//! AF_NETLINK sockets and /proc/net only ever read the values here, but for the loopback's
+//! addresses ([`LoopbackAddrs`]), which root in the namespace changes. Nothing here makes a
+//! host system call.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;

@@ -3,14 +3,14 @@
 //!
 //! The sentry is the "kernel" end of every netlink socket: a send is parsed and answered at
 //! once, and the answers wait in the socket's receive queue, one datagram each, as Linux
-//! queues its reply skbs. What the answers describe is fixed at boot ([`super::config`]):
-//! [`config::loopback`] plus the namespace's [`config::NetConfig`], with the kernel's own
-//! routes (prefix routes and the `local` table) derived from the addresses as Linux derives
-//! them. Nothing ever changes, so multicast group membership is accepted and never delivers
-//! a notification (NETLINK_KOBJECT_UEVENT sockets likewise exist and never receive
-//! anything); requests that would change the configuration are refused: EPERM without
-//! CAP_NET_ADMIN, as Linux, and EOPNOTSUPP otherwise. Messages are built and parsed with
-//! netlink-packet-route.
+//! queues its reply skbs. What the answers describe is the loopback with its addresses now
+//! ([`config::LoopbackAddrs`], which RTM_NEWADDR and RTM_DELADDR change on the sentry's
+//! stack), the namespace's [`config::NetConfig`] as boot found it and its TUN/TAP links,
+//! with the kernel's own routes (prefix routes and the `local` table) derived from the
+//! addresses as Linux derives them. Multicast group membership is accepted and never
+//! delivers a notification (NETLINK_KOBJECT_UEVENT sockets likewise exist and never receive
+//! anything); other changes are refused: EPERM without CAP_NET_ADMIN, as Linux, and
+//! EOPNOTSUPP otherwise. Messages are built and parsed with netlink-packet-route.
 //!
 //! Semantics follow Linux (`net/netlink/af_netlink.c`, `net/core/rtnetlink.c`) and gVisor
 //! (`pkg/sentry/socket/netlink`): a socket binds to a port id (the caller's PID unless taken
@@ -1711,6 +1711,40 @@ mod tests {
             false,
         );
         assert_eq!(kinds(&d), vec![(2, -(Errno::EOPNOTSUPP as i32))]);
+    }
+
+    #[test]
+    fn loopback_addresses_change_on_the_sentrys_stack() {
+        let lo = LoopbackAddrs::default();
+        let body = new_addr(1, [192, 0, 2, 1]);
+        let send = |ty: u16, flags: u16| {
+            kinds(&process(
+                &loopback_view(),
+                &NO_TUN,
+                Some(&lo),
+                &request(ty, flags | NLM_F_ACK, &body),
+                1,
+                ROOT,
+                false,
+            ))
+        };
+        assert_eq!(send(RTM_NEWADDR, NLM_F_EXCL), vec![(2, 0)]);
+        assert!(lo.get().contains(&config::Addr {
+            ip: IpAddr::from([192, 0, 2, 1]),
+            prefix: 24
+        }));
+        assert_eq!(
+            send(RTM_NEWADDR, NLM_F_EXCL),
+            vec![(2, -(Errno::EEXIST as i32))]
+        );
+        assert_eq!(send(RTM_NEWADDR, 0), vec![(2, -(Errno::EEXIST as i32))]);
+        assert_eq!(send(RTM_NEWADDR, NLM_F_REPLACE), vec![(2, 0)]);
+        assert_eq!(send(RTM_DELADDR, 0), vec![(2, 0)]);
+        assert_eq!(
+            send(RTM_DELADDR, 0),
+            vec![(2, -(Errno::EADDRNOTAVAIL as i32))]
+        );
+        assert_eq!(lo.get(), config::loopback().addrs);
     }
 
     #[test]

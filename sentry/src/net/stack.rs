@@ -176,6 +176,9 @@ pub struct Entry {
     /// The port was taken by connect's implicit bind ([`Inner::connect_port`]): other such
     /// connections may share it.
     pub connect_bound: bool,
+    /// The bound address is the source connect chose for a wildcard-bound socket
+    /// ([`Inner::bind_source`]); a UDP disconnect undoes it.
+    pub source_from_connect: bool,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -207,6 +210,7 @@ impl Entry {
             port_locked: false,
             stamp: super::udp::Stamp::default(),
             connect_bound: false,
+            source_from_connect: false,
             seen: (0, 0, 0),
         }
     }
@@ -1143,6 +1147,20 @@ impl Inner {
         })
     }
 
+    /// Binds wildcard-bound entry `id` to `source`, the address its connect sends from, as
+    /// Linux sets a socket's receive address at connect: the port is then held at that
+    /// address only, so other addresses (127.0.0.1 beside ::1) may still bind it. A later
+    /// connect (UDP) replaces a source an earlier one chose.
+    pub fn bind_source(&mut self, id: u64, source: IpAddress) {
+        let e = self.entries.get_mut(&id).expect("present");
+        if let Some((addr, _)) = &mut e.bound {
+            if addr.is_none() || e.source_from_connect {
+                *addr = Some(source);
+                e.source_from_connect = true;
+            }
+        }
+    }
+
     /// The ephemeral port range.
     pub fn port_range(&self) -> (u16, u16) {
         self.port_range
@@ -1333,6 +1351,11 @@ impl Inner {
     pub fn udp_disconnect(&mut self, id: u64) {
         let e = self.entries.get_mut(&id).expect("present");
         e.udp_peer = None;
+        if std::mem::take(&mut e.source_from_connect) {
+            if let Some((addr, _)) = &mut e.bound {
+                *addr = None;
+            }
+        }
         if e.port_locked || !matches!(e.bound, Some((None, _))) || !e.owns_port {
             return;
         }
