@@ -2,11 +2,13 @@
 //! ([`super::link`]), its socket set, and the bookkeeping of the sentry's AF_INET sockets
 //! ([`super::inet`]).
 //!
-//! In loopback-only mode the interface holds 127.0.0.1/8 on an IP device that loops every
-//! packet. On the pod's link (`Network::Sandbox`) it is an Ethernet interface with the
-//! link's MAC and addresses, the gateways of the configured routes, and 127.0.0.1/8 and ::1
-//! as well: one interface and one socket set, whose device keeps the frames the sandbox
-//! sends to itself inside (see [`super::link`]). So a socket needs no choice of interface:
+//! In loopback-only mode the interface holds the loopback's addresses (127.0.0.1/8 and ::1
+//! first; [`LoopbackAddrs`], which root changes over netlink) on an IP device that loops
+//! every packet; an IPv4 network on the loopback is local whole ([`Inner::is_own`]). On
+//! the pod's link (`Network::Sandbox`) it is an Ethernet interface with the link's MAC and
+//! addresses, the gateways of the configured routes, and the loopback's addresses as well:
+//! one interface and one socket set, whose device keeps the frames the sandbox sends to
+//! itself inside (see [`super::link`]). So a socket needs no choice of interface:
 //! a wildcard listener or UDP socket is one smoltcp socket that hears every address, and the
 //! source address follows smoltcp's choice by destination. (One interface per link plus a
 //! loopback interface would need a socket per interface for every wildcard socket and a
@@ -28,11 +30,14 @@
 //! The port table follows Linux's bind table: a connection holds its port (an accepted one,
 //! its listener's) until it is closed, so a closed file's connection still finishing its
 //! close (FIN_WAIT, TIME_WAIT; an orphaned FIN_WAIT2 ends after TCP_LINGER2) keeps its entry
-//! as a ghost ([`Inner::remove`]). bind(2) to port 0 takes a port nobody holds; connect's
-//! implicit bind may share one with other connections bound that way, to other peers
-//! ([`Inner::connect_port`]), as Linux's `inet_hash_connect`. A listener's accept queue takes backlog + 1 connections;
-//! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
-//! the peer's retransmission is taken once accept makes room.
+//! as a ghost ([`Inner::remove`]). A wildcard-bound or unbound socket's connect fixes its
+//! address to the source it chose ([`Inner::bind_source`]), as Linux sets the receive
+//! address, so its port is held at that address only. bind(2) to port 0 takes a port
+//! nobody holds; connect's implicit bind may share one with other connections bound that
+//! way, to other peers ([`Inner::connect_port`]), as Linux's `inet_hash_connect`. A
+//! listener's accept queue takes backlog + 1 connections; beyond that the device drops SYNs
+//! for it unanswered ([`super::link`]), as Linux does, and the peer's retransmission is
+//! taken once accept makes room.
 //!
 //! UDP datagrams that stay inside the sandbox do not pass through smoltcp: the sentry
 //! delivers them to every socket Linux would ([`super::udp`]), into the entry's own queue.
@@ -43,7 +48,9 @@
 //! # Lock order
 //! `Stack::inner` → a socket's `WaitQueue` (notified under the stack lock; waking takes no
 //! stack lock); `Stack::inner` → the netfilter tables' lock (the device runs packets through
-//! them under the stack lock).
+//! them under the stack lock); `Stack::inner` → the loopback's addresses
+//! ([`LoopbackAddrs`], read under the stack lock; a change calls back into the stack with
+//! no lock of theirs held).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
