@@ -71,10 +71,14 @@ pub struct Local {
 }
 
 impl Local {
-    /// Whether `a` is one of the stack's addresses: its own, or one of a loopback network.
+    /// Whether `a` is one of the stack's addresses: its own, or one of a loopback network
+    /// other than its broadcast address (which Linux's `local` table lists as broadcast).
     pub fn contains(&self, a: IpAddress) -> bool {
         self.cidrs.iter().any(|c| c.address() == a)
-            || self.loopback_nets.iter().any(|c| c.contains_addr(&a))
+            || self
+                .loopback_nets
+                .iter()
+                .any(|c| c.contains_addr(&a) && broadcast(c).map(IpAddress::Ipv4) != Some(a))
     }
 
     /// Whether an IPv4 destination is for the stack: local, multicast, the limited
@@ -83,10 +87,7 @@ impl Local {
         dst.is_multicast()
             || dst.is_broadcast()
             || self.contains(IpAddress::Ipv4(dst))
-            || self.cidrs.iter().any(|c| match c {
-                IpCidr::Ipv4(c) => c.prefix_len() < 31 && c.broadcast() == Some(dst),
-                IpCidr::Ipv6(_) => false,
-            })
+            || self.cidrs.iter().any(|c| broadcast(c) == Some(dst))
     }
 
     fn accepts_v6(&self, dst: Ipv6Address) -> bool {
@@ -121,6 +122,14 @@ impl Local {
             }),
             _ => true,
         }
+    }
+}
+
+/// The broadcast address of an IPv4 network that has one (a prefix shorter than 31).
+fn broadcast(c: &IpCidr) -> Option<Ipv4Address> {
+    match c {
+        IpCidr::Ipv4(c) if c.prefix_len() < 31 => c.broadcast(),
+        _ => None,
     }
 }
 
@@ -781,5 +790,8 @@ mod tests {
         assert!(own.accepts(ip, &ipv4([224, 0, 0, 1]), true));
         assert!(!own.accepts(ip, &ipv4([10, 0, 0, 7]), true));
         assert!(!own.accepts(ip, &ipv4([127, 0, 0, 1]), true));
+        // A loopback network's broadcast address is not one of its addresses.
+        assert!(!own.contains(IpAddress::v4(127, 255, 255, 255)));
+        assert!(own.contains(IpAddress::v4(127, 255, 255, 254)));
     }
 }
