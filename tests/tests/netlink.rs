@@ -351,3 +351,90 @@ fn veth_namespace_matches_native() {
         sandbox.stderr_text()
     );
 }
+
+/// `ip addr add/del` on the loopback: the address shows, its whole network becomes local
+/// (as all of 127.0.0.0/8 is), TCP and UDP reach any address of it from the loopback's own
+/// address, and once removed the network is unreachable again.
+#[test]
+fn loopback_addresses_come_and_go_and_their_networks_are_local() {
+    if !have_ip() {
+        return;
+    }
+    let script = r#"
+ip addr add 192.0.2.1/24 dev lo; echo add $?
+ip addr add 192.0.2.1/24 dev lo 2>/dev/null; echo add again $?
+ip -4 addr show dev lo
+ip route show table local
+ip route get 192.0.2.254 | head -n 1
+f=$(mktemp)
+cat > "$f" <<'PY'
+import socket, sys
+for dst in sys.argv[1:]:
+    try:
+        l = socket.socket()
+        l.bind((dst, 0))
+        l.listen(1)
+        c = socket.socket()
+        c.connect(l.getsockname())
+        a, _ = l.accept()
+        print(dst, "tcp from", c.getsockname()[0], "accepted at", a.getsockname()[0])
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((dst, 0))
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"hi", u.getsockname())
+        data, frm = u.recvfrom(16)
+        print(dst, "udp", data, "from", frm[0])
+    except OSError as e:
+        print(dst, "errno", e.errno)
+PY
+python3 "$f" 127.0.0.5 127.1.2.3 192.0.2.254 192.0.2.1
+ip addr del 192.0.2.1/24 dev lo; echo del $?
+ip addr del 192.0.2.1/24 dev lo 2>/dev/null; echo del again $?
+ip -4 addr show dev lo
+python3 "$f" 192.0.2.254
+rm -f "$f"
+"#;
+    let Some(out) = assert_same_in_netns(script) else {
+        return;
+    };
+    assert!(out.contains("192.0.2.254 tcp from 192.0.2.1"), "{out}");
+    assert!(out.contains("127.0.0.5 udp b'hi' from 127.0.0.1"), "{out}");
+    assert!(out.ends_with("192.0.2.254 errno 99\n"), "{out}");
+}
+
+/// connect(2) fixes an unbound socket's address to its source, as Linux: a dual-stack
+/// socket connected over ::1 holds its port at ::1 only, so 127.0.0.1 (plain or v4-mapped)
+/// may still bind that port while ::1 and the wildcard may not, for TCP and UDP.
+#[test]
+fn a_connection_holds_its_port_at_its_source_address_only() {
+    let script = r#"
+f=$(mktemp)
+cat > "$f" <<'PY'
+import socket
+for t in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    l = socket.socket(socket.AF_INET6, t)
+    l.bind(("::1", 0))
+    if t == socket.SOCK_STREAM:
+        l.listen(1)
+    c = socket.socket(socket.AF_INET6, t)
+    c.connect(l.getsockname()[:2])
+    port = c.getsockname()[1]
+    out = []
+    for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::ffff:127.0.0.1"),
+                      (socket.AF_INET6, "::1"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam, t)
+        try:
+            s.bind((addr, port))
+            out.append("ok")
+        except OSError as e:
+            out.append(str(e.errno))
+    print(t, c.getsockname()[0], " ".join(out))
+PY
+python3 "$f"
+rm -f "$f"
+"#;
+    let Some(out) = assert_same_in_netns(script) else {
+        return;
+    };
+    assert_eq!(out, "1 ::1 ok ok 98 98\n2 ::1 ok ok 98 98\n");
+}

@@ -119,10 +119,10 @@ fn this_host(ip: IpAddress) -> IpAddress {
 /// A destination and where it is reached.
 ///
 /// # Errors
-/// ENETUNREACH without a route.
+/// ENETUNREACH without a route ([`Inner::unreachable`]).
 pub(super) fn destination(g: &Inner, ip: IpAddress, port: u16) -> Result<(IpEndpoint, Hop), Errno> {
     let ip = this_host(ip);
-    let hop = g.hop(ip).ok_or(Errno::ENETUNREACH)?;
+    let hop = g.hop(ip).ok_or_else(|| g.unreachable(ip))?;
     Ok((IpEndpoint::new(ip, port), hop))
 }
 
@@ -283,10 +283,11 @@ impl InetSocket {
     /// to an IPv6 address cannot reach an IPv4 (v4-mapped) one (ENETUNREACH), one bound to
     /// a v4-mapped address cannot reach an IPv6 one (EAFNOSUPPORT), as Linux.
     fn check_bound_family(&self, g: &Inner, id: u64, dst: IpAddress) -> Result<(), Errno> {
-        if self.family != libc::AF_INET6 {
+        let e = &g.entries[&id];
+        if self.family != libc::AF_INET6 || e.source_from_connect {
             return Ok(());
         }
-        match (g.entries[&id].bound, dst) {
+        match (e.bound, dst) {
             (Some((Some(IpAddress::Ipv6(a)), _)), IpAddress::Ipv4(_)) if !a.is_unspecified() => {
                 Err(Errno::ENETUNREACH)
             }
@@ -1915,6 +1916,10 @@ impl Socket for InetSocket {
                 if g.entries[&id].bound.is_none() {
                     Self::bind_locked(g, id, None, 0)?;
                 }
+                if super::udp::kind(g, ip).is_none_or(|k| k == super::udp::Kind::Unicast) {
+                    let source = g.source_for(ip);
+                    g.bind_source(id, source);
+                }
                 // Connected to port 0, the socket has a peer address (its source follows
                 // it) but no peer (getpeername: ENOTCONN).
                 g.entries.get_mut(&id).expect("present").udp_peer = Some((ip, port));
@@ -1969,6 +1974,7 @@ impl Socket for InetSocket {
             let (local, lport) = e.bound.expect("bound");
             let local = local.unwrap_or_else(|| g.source_for(remote.addr));
             g.clear_tuple(IpEndpoint::new(local, lport), remote, hop == Hop::Inside)?;
+            g.bind_source(id, local);
             let e = &g.entries[&id];
             let nagle_off = e.nodelay;
             let connect_timeout = e.opts.connect_timeout();
@@ -2521,10 +2527,10 @@ mod tests {
             destination(&g, IpAddress::v4(10, 0, 0, 1), 1),
             Err(Errno::ENETUNREACH)
         );
-        assert_eq!(
-            destination(&g, IpAddress::v4(127, 0, 0, 2), 1),
-            Err(Errno::ENETUNREACH)
-        );
+        // All of 127.0.0.0/8 is the loopback's, reached from 127.0.0.1.
+        let other = IpAddress::v4(127, 0, 0, 2);
+        assert_eq!(destination(&g, other, 1).map(|d| d.1), Ok(Hop::Inside));
+        assert_eq!(g.source_for(other), IpAddress::v4(127, 0, 0, 1));
     }
 
     fn get_int(s: &InetSocket, level: i32, name: i32) -> Result<i32, Errno> {

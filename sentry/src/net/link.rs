@@ -18,6 +18,13 @@
 //! with checksum offload (the checksum not yet filled in) and segmentation offload
 //! (segments larger than the MTU); both are whole and correct on that local medium.
 //!
+//! The interface takes every unicast packet (smoltcp's AnyIP), so that a whole network on
+//! the loopback is local as on Linux (127.0.0.5 as much as 127.0.0.1); the device lets in
+//! only what is for the stack ([`Local::accepts`]): a packet for one of its addresses or
+//! loopback networks, a broadcast or multicast one, an ARP request or neighbour
+//! solicitation for one of its addresses. Off the wire, nothing for 127.0.0.0/8 or ::1
+//! (Linux drops such martians too).
+//!
 //! Host system calls: read(2) and write(2) on the packet socket.
 
 use std::collections::{HashSet, VecDeque};
@@ -35,7 +42,8 @@ use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Med
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpCidr,
-    IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    IpListenEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, TcpPacket,
+    UdpPacket,
 };
 
 /// Most frames one interface poll takes in (wire and loopback together).
@@ -52,6 +60,96 @@ const MAX_HEARD: usize = 4096;
 const NDP_SOLICIT: u8 = 135;
 /// Most packets written to TUN/TAP files waiting for the stack's next poll.
 const FROM_TUN_MAX: usize = 1024;
+
+/// The addresses the stack answers for.
+#[derive(Debug, Clone, Default)]
+pub struct Local {
+    /// The interface's addresses with their networks.
+    pub cidrs: Vec<IpCidr>,
+    /// Of those, the IPv4 ones on the loopback: every address of their networks is local.
+    pub loopback_nets: Vec<IpCidr>,
+}
+
+impl Local {
+    /// Whether `a` is one of the stack's addresses: its own, or one of a loopback network
+    /// other than its broadcast address (which Linux's `local` table lists as broadcast).
+    pub fn contains(&self, a: IpAddress) -> bool {
+        self.cidrs.iter().any(|c| c.address() == a)
+            || self
+                .loopback_nets
+                .iter()
+                .any(|c| c.contains_addr(&a) && broadcast(c).map(IpAddress::Ipv4) != Some(a))
+    }
+
+    /// Whether an IPv4 destination is for the stack: local, multicast, the limited
+    /// broadcast or a network's broadcast address.
+    fn accepts_v4(&self, dst: Ipv4Address) -> bool {
+        dst.is_multicast()
+            || dst.is_broadcast()
+            || self.contains(IpAddress::Ipv4(dst))
+            || self.cidrs.iter().any(|c| broadcast(c) == Some(dst))
+    }
+
+    fn accepts_v6(&self, dst: Ipv6Address) -> bool {
+        dst.is_multicast() || self.contains(IpAddress::Ipv6(dst))
+    }
+
+    /// Whether a received frame (IP packet on `Medium::Ip`) is for the stack; off the wire
+    /// (`from_wire`) nothing for the loopback's 127.0.0.0/8 or ::1 is.
+    pub fn accepts(&self, medium: Medium, frame: &[u8], from_wire: bool) -> bool {
+        let martian = |a: IpAddress| from_wire && IpAddr::from(a).is_loopback();
+        let (ethertype, ip) = if medium == Medium::Ethernet {
+            let Ok(eth) = EthernetFrame::new_checked(frame) else {
+                return false;
+            };
+            (eth.ethertype(), &frame[frame.len() - eth.payload().len()..])
+        } else {
+            match frame.first().map(|b| b >> 4) {
+                Some(4) => (EthernetProtocol::Ipv4, frame),
+                Some(6) => (EthernetProtocol::Ipv6, frame),
+                _ => return false,
+            }
+        };
+        match ethertype {
+            EthernetProtocol::Arp => arp_target(ip)
+                .is_some_and(|t| self.contains(IpAddress::Ipv4(t)) && !martian(t.into())),
+            EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(ip)
+                .is_ok_and(|p| self.accepts_v4(p.dst_addr()) && !martian(p.dst_addr().into())),
+            EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(ip).is_ok_and(|p| {
+                self.accepts_v6(p.dst_addr())
+                    && !martian(p.dst_addr().into())
+                    && solicited(&p).is_none_or(|t| self.contains(IpAddress::Ipv6(t)))
+            }),
+            _ => true,
+        }
+    }
+}
+
+/// The broadcast address of an IPv4 network that has one (a prefix shorter than 31).
+fn broadcast(c: &IpCidr) -> Option<Ipv4Address> {
+    match c {
+        IpCidr::Ipv4(c) if c.prefix_len() < 31 => c.broadcast(),
+        _ => None,
+    }
+}
+
+/// The target of an ARP packet.
+fn arp_target(payload: &[u8]) -> Option<Ipv4Address> {
+    let arp = ArpPacket::new_checked(payload).ok()?;
+    let t: [u8; 4] = arp.target_protocol_addr().try_into().ok()?;
+    Some(Ipv4Address::from(t))
+}
+
+/// The target of a neighbour solicitation.
+fn solicited(ip: &Ipv6Packet<&[u8]>) -> Option<Ipv6Address> {
+    let icmp = ip.payload();
+    // A neighbour solicitation: type, code, checksum, reserved, then the target.
+    if ip.next_header() != IpProtocol::Icmpv6 || icmp.len() < 24 || icmp[0] != NDP_SOLICIT {
+        return None;
+    }
+    let target: [u8; 16] = icmp[8..24].try_into().ok()?;
+    Some(target.into())
+}
 
 /// One packet-socket link.
 #[derive(Debug)]
@@ -72,8 +170,9 @@ pub struct Device {
     port: Option<Port>,
     /// Frames sent to ourselves, delivered before the wire's.
     looped: VecDeque<Vec<u8>>,
-    /// Addresses whose ARP requests and neighbour solicitations stay inside.
-    own: Vec<IpAddress>,
+    /// The stack's addresses: ARP requests and neighbour solicitations for them stay
+    /// inside, and only packets for them come in ([`Local::accepts`]).
+    pub local: Local,
     /// Frames still allowed in this poll.
     budget: usize,
     /// Remote addresses that have sent us something on the wire (for telling an unreachable
@@ -105,7 +204,7 @@ impl Device {
             medium: Medium::Ip,
             port: None,
             looped: VecDeque::new(),
-            own: Vec::new(),
+            local: Local::default(),
             budget: FRAMES_PER_POLL,
             heard: HashSet::new(),
             rx: Vec::new(),
@@ -119,9 +218,9 @@ impl Device {
         }
     }
 
-    /// A device on packet socket `fd` (nonblocking) of `link`; `own` are the interface's
-    /// addresses.
-    pub fn ethernet(fd: Arc<OwnedFd>, link: &Link, own: Vec<IpAddress>) -> Device {
+    /// A device on packet socket `fd` (nonblocking) of `link`; the stack sets its
+    /// addresses ([`Device::local`]).
+    pub fn ethernet(fd: Arc<OwnedFd>, link: &Link) -> Device {
         Device {
             medium: Medium::Ethernet,
             port: Some(Port {
@@ -135,7 +234,7 @@ impl Device {
                 name: link.name.clone(),
             }),
             looped: VecDeque::new(),
-            own,
+            local: Local::default(),
             budget: FRAMES_PER_POLL,
             heard: HashSet::new(),
             rx: vec![0; MAX_FRAME],
@@ -312,7 +411,7 @@ fn sender(eth: &EthernetFrame<&[u8]>) -> Option<IpAddress> {
 
 /// Whether an outgoing Ethernet frame stays inside: it is for our own MAC, or it asks for
 /// the hardware address of one of our own addresses.
-fn stays_inside(frame: &[u8], mac: EthernetAddress, own: &[IpAddress]) -> bool {
+fn stays_inside(frame: &[u8], mac: EthernetAddress, local: &Local) -> bool {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return false;
     };
@@ -321,27 +420,14 @@ fn stays_inside(frame: &[u8], mac: EthernetAddress, own: &[IpAddress]) -> bool {
     }
     match eth.ethertype() {
         EthernetProtocol::Arp => {
-            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
-                return false;
-            };
-            let Ok(target) = <[u8; 4]>::try_from(arp.target_protocol_addr()) else {
-                return false;
-            };
-            arp.operation() == ArpOperation::Request
-                && own.contains(&IpAddress::v4(target[0], target[1], target[2], target[3]))
+            ArpPacket::new_checked(eth.payload())
+                .is_ok_and(|arp| arp.operation() == ArpOperation::Request)
+                && arp_target(eth.payload()).is_some_and(|t| local.contains(IpAddress::Ipv4(t)))
         }
-        EthernetProtocol::Ipv6 => {
-            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
-                return false;
-            };
-            let icmp = ip.payload();
-            // A neighbour solicitation: type, code, checksum, reserved, then the target.
-            if ip.next_header() != IpProtocol::Icmpv6 || icmp.len() < 24 || icmp[0] != NDP_SOLICIT {
-                return false;
-            }
-            let target: [u8; 16] = icmp[8..24].try_into().expect("16 bytes");
-            own.contains(&IpAddress::Ipv6(target.into()))
-        }
+        EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(eth.payload())
+            .ok()
+            .and_then(|ip| solicited(&ip))
+            .is_some_and(|t| local.contains(IpAddress::Ipv6(t))),
         _ => false,
     }
 }
@@ -355,17 +441,20 @@ impl phy::Device for Device {
             if self.budget == 0 {
                 return None;
             }
-            let (mut frame, iface) = if let Some(p) = self.from_tun.pop_front() {
-                (p, "")
+            let (mut frame, iface, from_wire) = if let Some(p) = self.from_tun.pop_front() {
+                (p, "", true)
             } else if let Some(f) = self.looped.pop_front() {
                 self.capture_looped(&f, PACKET_HOST);
-                (f, LOOPBACK_NAME)
+                (f, LOOPBACK_NAME, false)
             } else {
                 let f = self.read_wire()?;
-                (f, self.port.as_ref().map_or("", |p| p.name.as_str()))
+                (f, self.port.as_ref().map_or("", |p| p.name.as_str()), true)
             };
             self.budget -= 1;
             if !passes(&self.netfilter, self.medium, &mut frame, iface, "") {
+                continue;
+            }
+            if !self.local.accepts(self.medium, &frame, from_wire) {
                 continue;
             }
             if !self.full_listeners.is_empty() && self.for_full_listener(&frame) {
@@ -463,7 +552,7 @@ impl Device {
         TxToken {
             port: self.port.as_ref(),
             looped: &mut self.looped,
-            own: &self.own,
+            local: &self.local,
             medium: self.medium,
             taps: &mut self.taps,
             tun: self.tun.as_deref(),
@@ -586,7 +675,7 @@ impl phy::RxToken for RxToken {
 pub struct TxToken<'a> {
     port: Option<&'a Port>,
     looped: &'a mut VecDeque<Vec<u8>>,
-    own: &'a [IpAddress],
+    local: &'a Local,
     medium: Medium,
     taps: &'a mut Taps,
     tun: Option<&'a super::tun::Devices>,
@@ -600,7 +689,7 @@ impl phy::TxToken for TxToken<'_> {
         let r = f(&mut frame);
         let wire = self
             .port
-            .filter(|port| !stays_inside(&frame, port.mac, self.own));
+            .filter(|port| !stays_inside(&frame, port.mac, self.local));
         let out = wire.map_or(LOOPBACK_NAME, |port| port.name.as_str());
         if !passes(self.netfilter, self.medium, &mut frame, "", out) {
             return r;
@@ -639,7 +728,7 @@ impl phy::TxToken for TxToken<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::wire::{ArpRepr, EthernetRepr, Ipv4Address};
+    use smoltcp::wire::{ArpRepr, EthernetRepr};
 
     fn arp_request(target: Ipv4Address) -> Vec<u8> {
         let repr = ArpRepr::EthernetIpv4 {
@@ -664,7 +753,13 @@ mod tests {
     #[test]
     fn own_addresses_are_resolved_inside() {
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
-        let own = [IpAddress::v4(10, 0, 0, 1), IpAddress::v4(127, 0, 0, 1)];
+        let own = Local {
+            cidrs: vec![
+                IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24),
+                IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8),
+            ],
+            loopback_nets: vec![IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)],
+        };
         assert!(stays_inside(
             &arp_request(Ipv4Address::new(127, 0, 0, 1)),
             mac,
@@ -680,5 +775,41 @@ mod tests {
             mac,
             &own
         ));
+        // All of a loopback network is ours.
+        assert!(stays_inside(
+            &arp_request(Ipv4Address::new(127, 0, 0, 5)),
+            mac,
+            &own
+        ));
+    }
+
+    #[test]
+    fn only_frames_for_the_stack_come_in() {
+        let own = Local {
+            cidrs: vec![
+                IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24),
+                IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8),
+            ],
+            loopback_nets: vec![IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)],
+        };
+        let eth = Medium::Ethernet;
+        assert!(own.accepts(eth, &arp_request(Ipv4Address::new(10, 0, 0, 1)), true));
+        assert!(!own.accepts(eth, &arp_request(Ipv4Address::new(10, 0, 0, 9)), true));
+        assert!(own.accepts(eth, &arp_request(Ipv4Address::new(127, 0, 0, 5)), false));
+        assert!(!own.accepts(eth, &arp_request(Ipv4Address::new(127, 0, 0, 5)), true));
+        let ipv4 = |dst: [u8; 4]| {
+            let mut p = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2];
+            p.extend_from_slice(&dst);
+            p
+        };
+        let ip = Medium::Ip;
+        assert!(own.accepts(ip, &ipv4([127, 0, 0, 5]), false));
+        assert!(own.accepts(ip, &ipv4([10, 0, 0, 255]), true));
+        assert!(own.accepts(ip, &ipv4([224, 0, 0, 1]), true));
+        assert!(!own.accepts(ip, &ipv4([10, 0, 0, 7]), true));
+        assert!(!own.accepts(ip, &ipv4([127, 0, 0, 1]), true));
+        // A loopback network's broadcast address is not one of its addresses.
+        assert!(!own.contains(IpAddress::v4(127, 255, 255, 255)));
+        assert!(own.contains(IpAddress::v4(127, 255, 255, 254)));
     }
 }

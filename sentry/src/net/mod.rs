@@ -59,6 +59,8 @@ pub struct Namespace {
     pub tun: Arc<tun::Devices>,
     /// The netlink port ids bound.
     netlink_ports: Arc<netlink::Ports>,
+    /// The loopback's addresses (changed over netlink; the stack follows them).
+    loopback: Arc<config::LoopbackAddrs>,
     /// The internet stack (with its poller thread): on a link, started with the namespace;
     /// loopback-only, by the first internet socket.
     inet: OnceLock<Arc<stack::Stack>>,
@@ -90,13 +92,15 @@ impl Namespace {
             .and_then(|c| c.links.iter().map(|l| l.index).max())
             .unwrap_or(config::LOOPBACK_INDEX);
         let tun = Arc::new(tun::Devices::new(last));
+        let loopback = Arc::<config::LoopbackAddrs>::default();
         if let Some(s) = inet.get() {
-            s.attach_tun(&tun);
+            s.attach(&tun, &loopback);
         }
         Namespace {
             network,
             inet,
             tun,
+            loopback,
             ..Namespace::default()
         }
     }
@@ -105,7 +109,7 @@ impl Namespace {
     pub fn inet(&self) -> &Arc<stack::Stack> {
         self.inet.get_or_init(|| {
             let s = stack::Stack::start();
-            s.attach_tun(&self.tun);
+            s.attach(&self.tun, &self.loopback);
             s
         })
     }
@@ -114,6 +118,12 @@ impl Namespace {
     /// starting one).
     pub fn started_inet(&self) -> Option<&Arc<stack::Stack>> {
         self.inet.get()
+    }
+
+    /// The loopback's addresses, which change on the sentry's stack (`None`: the host's
+    /// stack, whose loopback the sandbox does not change).
+    pub fn loopback_addrs(&self) -> Option<&Arc<config::LoopbackAddrs>> {
+        (!matches!(self.network, config::Network::Host { .. })).then_some(&self.loopback)
     }
 
     /// Whether `stack` is this namespace's (started) internet stack.
@@ -215,13 +225,7 @@ pub fn socket(
         }
         libc::AF_NETLINK => {
             netlink::check_type(ty, protocol)?;
-            Ok(Arc::new(netlink::NetlinkSocket::new(
-                &ns.network,
-                &ns.tun,
-                &ns.netlink_ports,
-                ty,
-                protocol,
-            )))
+            Ok(Arc::new(netlink::NetlinkSocket::new(ns, ty, protocol)))
         }
         _ => Err(Errno::EAFNOSUPPORT),
     }

@@ -3,14 +3,14 @@
 //!
 //! The sentry is the "kernel" end of every netlink socket: a send is parsed and answered at
 //! once, and the answers wait in the socket's receive queue, one datagram each, as Linux
-//! queues its reply skbs. What the answers describe is fixed at boot ([`super::config`]):
-//! [`config::loopback`] plus the namespace's [`config::NetConfig`], with the kernel's own
-//! routes (prefix routes and the `local` table) derived from the addresses as Linux derives
-//! them. Nothing ever changes, so multicast group membership is accepted and never delivers
-//! a notification (NETLINK_KOBJECT_UEVENT sockets likewise exist and never receive
-//! anything); requests that would change the configuration are refused: EPERM without
-//! CAP_NET_ADMIN, as Linux, and EOPNOTSUPP otherwise. Messages are built and parsed with
-//! netlink-packet-route.
+//! queues its reply skbs. What the answers describe is the loopback with its addresses now
+//! ([`config::LoopbackAddrs`], which RTM_NEWADDR and RTM_DELADDR change on the sentry's
+//! stack), the namespace's [`config::NetConfig`] as boot found it and its TUN/TAP links,
+//! with the kernel's own routes (prefix routes and the `local` table) derived from the
+//! addresses as Linux derives them. Multicast group membership is accepted and never
+//! delivers a notification (NETLINK_KOBJECT_UEVENT sockets likewise exist and never receive
+//! anything); other changes are refused: EPERM without CAP_NET_ADMIN, as Linux, and
+//! EOPNOTSUPP otherwise. Messages are built and parsed with netlink-packet-route.
 //!
 //! Semantics follow Linux (`net/netlink/af_netlink.c`, `net/core/rtnetlink.c`) and gVisor
 //! (`pkg/sentry/socket/netlink`): a socket binds to a port id (the caller's PID unless taken
@@ -44,7 +44,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::config::{self, Link, Network, Route};
+use super::config::{self, Link, LoopbackAddrs, Network, Route, LOOPBACK_INDEX};
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
 use crate::mm::usermem::UserAddr;
@@ -78,6 +78,8 @@ const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+/// `NLM_F_REPLACE`: an existing object is replaced.
+const NLM_F_REPLACE: u16 = 0x100;
 /// `NLM_F_EXCL`: a new object must not exist yet.
 const NLM_F_EXCL: u16 = 0x200;
 const RTM_GETROUTE: u16 = 26;
@@ -141,8 +143,10 @@ struct View {
 }
 
 impl View {
-    fn of(network: &Network, tun: &super::tun::Devices) -> View {
-        let mut links = vec![config::loopback()];
+    /// The links and routes of `network`, with loopback addresses `lo` (`None`: the fixed
+    /// ones, as on the host's stack).
+    fn of(network: &Network, tun: &super::tun::Devices, lo: Option<&LoopbackAddrs>) -> View {
+        let mut links = vec![lo.map_or_else(config::loopback, LoopbackAddrs::link)];
         let mut routes = Vec::new();
         if let Some(c) = network.config() {
             links.extend(c.links.iter().cloned());
@@ -155,7 +159,7 @@ impl View {
 
 /// The links a namespace shows, loopback first (for `/proc/net`).
 pub fn links(ns: &super::Namespace) -> Vec<Link> {
-    View::of(&ns.network, &ns.tun).links
+    View::of(&ns.network, &ns.tun, ns.loopback_addrs().map(|a| &**a)).links
 }
 
 /// An IPv4 route of the main table, as `/proc/net/route` lists it.
@@ -170,7 +174,7 @@ pub struct Ipv4Route {
 
 /// The main table's IPv4 routes of a namespace (what `ip -4 route` shows).
 pub fn ipv4_main_routes(ns: &super::Namespace) -> Vec<Ipv4Route> {
-    let view = View::of(&ns.network, &ns.tun);
+    let view = View::of(&ns.network, &ns.tun, ns.loopback_addrs().map(|a| &**a));
     routes(&view)
         .into_iter()
         .filter(|r| r.table == RouteHeader::RT_TABLE_MAIN)
@@ -448,6 +452,8 @@ pub struct NetlinkSocket {
     view: View,
     /// The namespace's TUN/TAP links, which change.
     tun: Arc<super::tun::Devices>,
+    /// The loopback's addresses, which change on the sentry's stack (`None` on the host's).
+    lo: Option<Arc<LoopbackAddrs>>,
     ports: Arc<Ports>,
     state: Mutex<Inner>,
     queue: WaitQueue,
@@ -472,21 +478,16 @@ impl Drop for NetlinkSocket {
 
 impl NetlinkSocket {
     /// A new unbound socket of type `ty` (SOCK_RAW or SOCK_DGRAM) and `protocol` (checked
-    /// by [`check_type`]) answering from `network`.
-    pub fn new(
-        network: &Network,
-        tun: &Arc<super::tun::Devices>,
-        ports: &Arc<Ports>,
-        ty: i32,
-        protocol: i32,
-    ) -> NetlinkSocket {
+    /// by [`check_type`]) answering from namespace `ns`.
+    pub fn new(ns: &super::Namespace, ty: i32, protocol: i32) -> NetlinkSocket {
         NetlinkSocket {
             ty,
             protocol,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-            view: View::of(network, &super::tun::Devices::default()),
-            tun: tun.clone(),
-            ports: ports.clone(),
+            view: View::of(&ns.network, &super::tun::Devices::default(), None),
+            tun: ns.tun.clone(),
+            lo: ns.loopback_addrs().cloned(),
+            ports: ns.netlink_ports.clone(),
             state: Mutex::new(Inner {
                 port: None,
                 groups: 0,
@@ -996,11 +997,12 @@ fn change_link(view: &View, tun: &super::tun::Devices, payload: &[u8]) -> Result
     Ok(())
 }
 
-/// RTM_NEWADDR and RTM_DELADDR: addresses of the namespace's TUN/TAP links change; the
-/// configured links' are fixed (EOPNOTSUPP).
+/// RTM_NEWADDR and RTM_DELADDR: addresses of the loopback (on the sentry's stack) and of
+/// the namespace's TUN/TAP links change; the configured links' are fixed (EOPNOTSUPP).
 fn change_addr(
     view: &View,
     tun: &super::tun::Devices,
+    lo: Option<&LoopbackAddrs>,
     ty: u16,
     flags: u16,
     payload: &[u8],
@@ -1028,11 +1030,18 @@ fn change_addr(
     if !view.links.iter().any(|l| l.index == index) {
         return Err(Errno::ENODEV);
     }
-    let r = if ty == RTM_NEWADDR {
-        let a = config::Addr {
-            ip,
-            prefix: req.header.prefix_len,
+    let a = config::Addr {
+        ip,
+        prefix: req.header.prefix_len,
+    };
+    if let (LOOPBACK_INDEX, Some(lo)) = (index, lo) {
+        return if ty == RTM_NEWADDR {
+            lo.add(a, flags & NLM_F_EXCL != 0, flags & NLM_F_REPLACE != 0)
+        } else {
+            lo.del(ip)
         };
+    }
+    let r = if ty == RTM_NEWADDR {
         tun.add_addr(index, a, flags & NLM_F_EXCL != 0)
     } else {
         tun.del_addr(index, ip)
@@ -1044,6 +1053,7 @@ fn change_addr(
 fn answer(
     view: &View,
     tun: &super::tun::Devices,
+    lo: Option<&LoopbackAddrs>,
     ty: u16,
     flags: u16,
     payload: &[u8],
@@ -1065,7 +1075,7 @@ fn answer(
     match (ty, dump) {
         (RTM_NEWLINK | RTM_SETLINK, _) => change_link(view, tun, payload).map(|()| Answer::Nothing),
         (RTM_NEWADDR | RTM_DELADDR, _) => {
-            change_addr(view, tun, ty, flags, payload).map(|()| Answer::Nothing)
+            change_addr(view, tun, lo, ty, flags, payload).map(|()| Answer::Nothing)
         }
         (RTM_GETLINK, true) => Ok(Answer::Dump(
             view.links
@@ -1171,6 +1181,7 @@ fn error_message(
 fn process(
     configured: &View,
     tun: &super::tun::Devices,
+    lo: Option<&LoopbackAddrs>,
     buf: &[u8],
     port: u32,
     caller: Caller,
@@ -1186,10 +1197,14 @@ fn process(
         let result = if flags & NLM_F_REQUEST == 0 || ty < NLMSG_MIN_TYPE {
             Ok(Answer::Nothing)
         } else {
-            // The TUN/TAP links as they are now (an earlier request may have changed them).
+            // The loopback's addresses and the TUN/TAP links as they are now (an earlier
+            // request may have changed them).
             let mut view = configured.clone();
+            if let Some(lo) = lo {
+                view.links[0] = lo.link();
+            }
             view.links.extend(tun.links());
-            answer(&view, tun, ty, flags, nl.payload(), caller)
+            answer(&view, tun, lo, ty, flags, nl.payload(), caller)
         };
         match result {
             Ok(Answer::Dump(entries)) => {
@@ -1297,7 +1312,15 @@ impl Socket for NetlinkSocket {
             }
             let port = self.bind_port(&mut st, t, 0)?;
             let replies = if self.protocol == NETLINK_ROUTE {
-                process(&self.view, &self.tun, &msg.data, port, caller, st.cap_ack)
+                process(
+                    &self.view,
+                    &self.tun,
+                    self.lo.as_deref(),
+                    &msg.data,
+                    port,
+                    caller,
+                    st.cap_ack,
+                )
             } else {
                 Vec::new()
             };
@@ -1512,7 +1535,7 @@ impl NetlinkSocket {
         check_type(image.ty, image.protocol)
             .map_err(|e| format!("type {} protocol {} ({e:?})", image.ty, image.protocol))?;
         let ports = &ns.netlink_ports;
-        let sock = NetlinkSocket::new(&ns.network, &ns.tun, ports, image.ty, image.protocol);
+        let sock = NetlinkSocket::new(ns, image.ty, image.protocol);
         if let Some(port) = image.port {
             ports
                 .take(image.protocol, port, 0)
@@ -1606,7 +1629,7 @@ mod tests {
         std::sync::LazyLock::new(super::super::tun::Devices::default);
 
     fn loopback_view() -> View {
-        View::of(&Network::Loopback, &NO_TUN)
+        View::of(&Network::Loopback, &NO_TUN, None)
     }
 
     #[test]
@@ -1614,6 +1637,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &NO_TUN,
+            None,
             &request(RTM_GETLINK, NLM_F_DUMP, &[0; 16]),
             42,
             ROOT,
@@ -1630,6 +1654,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &NO_TUN,
+            None,
             &request(RTM_GETLINK, 0, &body),
             1,
             ROOT,
@@ -1641,6 +1666,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &NO_TUN,
+            None,
             &request(RTM_GETLINK, 0, &body),
             1,
             ROOT,
@@ -1668,6 +1694,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &NO_TUN,
+            None,
             &request(20, 0, &body),
             1,
             user,
@@ -1677,12 +1704,47 @@ mod tests {
         let d = process(
             &loopback_view(),
             &NO_TUN,
+            None,
             &request(20, 0, &body),
             1,
             ROOT,
             false,
         );
         assert_eq!(kinds(&d), vec![(2, -(Errno::EOPNOTSUPP as i32))]);
+    }
+
+    #[test]
+    fn loopback_addresses_change_on_the_sentrys_stack() {
+        let lo = LoopbackAddrs::default();
+        let body = new_addr(1, [192, 0, 2, 1]);
+        let send = |ty: u16, flags: u16| {
+            kinds(&process(
+                &loopback_view(),
+                &NO_TUN,
+                Some(&lo),
+                &request(ty, flags | NLM_F_ACK, &body),
+                1,
+                ROOT,
+                false,
+            ))
+        };
+        assert_eq!(send(RTM_NEWADDR, NLM_F_EXCL), vec![(2, 0)]);
+        assert!(lo.get().contains(&config::Addr {
+            ip: IpAddr::from([192, 0, 2, 1]),
+            prefix: 24
+        }));
+        assert_eq!(
+            send(RTM_NEWADDR, NLM_F_EXCL),
+            vec![(2, -(Errno::EEXIST as i32))]
+        );
+        assert_eq!(send(RTM_NEWADDR, 0), vec![(2, -(Errno::EEXIST as i32))]);
+        assert_eq!(send(RTM_NEWADDR, NLM_F_REPLACE), vec![(2, 0)]);
+        assert_eq!(send(RTM_DELADDR, 0), vec![(2, 0)]);
+        assert_eq!(
+            send(RTM_DELADDR, 0),
+            vec![(2, -(Errno::EADDRNOTAVAIL as i32))]
+        );
+        assert_eq!(lo.get(), config::loopback().addrs);
     }
 
     #[test]
@@ -1696,6 +1758,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &tun,
+            None,
             &request(20, NLM_F_ACK, &body),
             1,
             ROOT,
@@ -1706,6 +1769,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &tun,
+            None,
             &request(20, NLM_F_EXCL, &body),
             1,
             ROOT,
@@ -1720,6 +1784,7 @@ mod tests {
         let d = process(
             &loopback_view(),
             &tun,
+            None,
             &request(16, NLM_F_ACK, &link),
             1,
             ROOT,

@@ -2,11 +2,13 @@
 //! ([`super::link`]), its socket set, and the bookkeeping of the sentry's AF_INET sockets
 //! ([`super::inet`]).
 //!
-//! In loopback-only mode the interface holds 127.0.0.1/8 on an IP device that loops every
-//! packet. On the pod's link (`Network::Sandbox`) it is an Ethernet interface with the
-//! link's MAC and addresses, the gateways of the configured routes, and 127.0.0.1/8 and ::1
-//! as well: one interface and one socket set, whose device keeps the frames the sandbox
-//! sends to itself inside (see [`super::link`]). So a socket needs no choice of interface:
+//! In loopback-only mode the interface holds the loopback's addresses (127.0.0.1/8 and ::1
+//! first; [`LoopbackAddrs`], which root changes over netlink) on an IP device that loops
+//! every packet; an IPv4 network on the loopback is local whole ([`Inner::is_own`]). On
+//! the pod's link (`Network::Sandbox`) it is an Ethernet interface with the link's MAC and
+//! addresses, the gateways of the configured routes, and the loopback's addresses as well:
+//! one interface and one socket set, whose device keeps the frames the sandbox sends to
+//! itself inside (see [`super::link`]). So a socket needs no choice of interface:
 //! a wildcard listener or UDP socket is one smoltcp socket that hears every address, and the
 //! source address follows smoltcp's choice by destination. (One interface per link plus a
 //! loopback interface would need a socket per interface for every wildcard socket and a
@@ -28,11 +30,14 @@
 //! The port table follows Linux's bind table: a connection holds its port (an accepted one,
 //! its listener's) until it is closed, so a closed file's connection still finishing its
 //! close (FIN_WAIT, TIME_WAIT; an orphaned FIN_WAIT2 ends after TCP_LINGER2) keeps its entry
-//! as a ghost ([`Inner::remove`]). bind(2) to port 0 takes a port nobody holds; connect's
-//! implicit bind may share one with other connections bound that way, to other peers
-//! ([`Inner::connect_port`]), as Linux's `inet_hash_connect`. A listener's accept queue takes backlog + 1 connections;
-//! beyond that the device drops SYNs for it unanswered ([`super::link`]), as Linux does, and
-//! the peer's retransmission is taken once accept makes room.
+//! as a ghost ([`Inner::remove`]). A wildcard-bound or unbound socket's connect fixes its
+//! address to the source it chose ([`Inner::bind_source`]), as Linux sets the receive
+//! address, so its port is held at that address only. bind(2) to port 0 takes a port
+//! nobody holds; connect's implicit bind may share one with other connections bound that
+//! way, to other peers ([`Inner::connect_port`]), as Linux's `inet_hash_connect`. A
+//! listener's accept queue takes backlog + 1 connections; beyond that the device drops SYNs
+//! for it unanswered ([`super::link`]), as Linux does, and the peer's retransmission is
+//! taken once accept makes room.
 //!
 //! UDP datagrams that stay inside the sandbox do not pass through smoltcp: the sentry
 //! delivers them to every socket Linux would ([`super::udp`]), into the entry's own queue.
@@ -43,7 +48,9 @@
 //! # Lock order
 //! `Stack::inner` → a socket's `WaitQueue` (notified under the stack lock; waking takes no
 //! stack lock); `Stack::inner` → the netfilter tables' lock (the device runs packets through
-//! them under the stack lock).
+//! them under the stack lock); `Stack::inner` → the loopback's addresses
+//! ([`LoopbackAddrs`], read under the stack lock; a change calls back into the stack with
+//! no lock of theirs held).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -55,12 +62,12 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv6Address,
 };
 
-use super::config::NetConfig;
+use super::config::{LoopbackAddrs, NetConfig};
 use super::inet::v6only;
-use super::link::Device;
+use super::link::{Device, Local};
 use super::mib::{Counted, Mib, TcpStates};
 use crate::abi::Errno;
 use crate::waiter::{WaitQueue, Wake};
@@ -184,6 +191,9 @@ pub struct Entry {
     pub filter: Option<Arc<[crate::abi::bpf::SockFilter]>>,
     /// When a connection's latest data arrived (SO_TIMESTAMP on TCP).
     pub rx_at: Option<std::time::SystemTime>,
+    /// The bound address is the source connect chose for a wildcard-bound socket
+    /// ([`Inner::bind_source`]); a UDP disconnect undoes it.
+    pub source_from_connect: bool,
     /// Readiness and queue lengths at the last notification.
     seen: (u32, usize, usize),
 }
@@ -219,6 +229,7 @@ impl Entry {
             corked_at: None,
             filter: None,
             rx_at: None,
+            source_from_connect: false,
             seen: (0, 0, 0),
         }
     }
@@ -359,8 +370,11 @@ pub struct Inner {
     /// The interface's addresses (as on the link, then the loopback ones; then those of
     /// the TUN/TAP links that are up).
     cidrs: Vec<IpCidr>,
-    /// The addresses the stack started with (without TUN/TAP links').
+    /// The link's addresses (none on a loopback-only stack).
     base_cidrs: Vec<IpCidr>,
+    /// The loopback's addresses, which root changes over netlink; its lock is taken under
+    /// this one, never the other way.
+    loopback: Arc<LoopbackAddrs>,
     /// Routes through a gateway: destination and gateway.
     gateways: Vec<(IpCidr, IpAddress)>,
     /// The entries holding each port, per protocol (several when SO_REUSEADDR or
@@ -415,7 +429,7 @@ impl super::tun::Hooks for TunHooks {
 
     fn changed(&self) {
         if let Some(s) = self.stack.upgrade() {
-            s.lock().sync_tun();
+            s.lock().sync_addrs();
         }
     }
 }
@@ -595,16 +609,11 @@ impl Stack {
         let mut config = Config::new(HardwareAddress::Ip);
         config.random_seed = seed(epoch);
         let mut iface = Interface::new(config, &mut dev, Instant::from_micros(0));
-        let cidrs = loopback_cidrs();
-        iface.update_ip_addrs(|a| {
-            for c in &cidrs {
-                a.push(*c).expect("room for the loopback addresses");
-            }
-        });
+        iface.set_any_ip(true);
         let netfilter = dev.netfilter.clone();
         let s = Arc::new(Stack {
             netfilter,
-            inner: Mutex::new(Inner::new(iface, dev, cidrs, Vec::new(), epoch)),
+            inner: Mutex::new(Inner::new(iface, dev, Vec::new(), Vec::new(), epoch)),
             sleep: Sleep::Condvar(Condvar::new()),
             forwards: super::forward::Forwards::default(),
         });
@@ -638,24 +647,17 @@ impl Stack {
                 .map_err(Error::WakePipe)?;
         let fd = Arc::new(fd);
 
-        let mut cidrs: Vec<IpCidr> = link
+        let cidrs: Vec<IpCidr> = link
             .addrs
             .iter()
             .map(|a| IpCidr::new(ip(a.ip), a.prefix))
             .collect();
-        cidrs.extend(loopback_cidrs());
-        cidrs.truncate(smoltcp::config::IFACE_MAX_ADDR_COUNT);
-        let own = cidrs.iter().map(IpCidr::address).collect();
         let epoch = std::time::Instant::now();
-        let mut dev = Device::ethernet(fd.clone(), link, own);
+        let mut dev = Device::ethernet(fd.clone(), link);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(link.mac)));
         iface_config.random_seed = seed(epoch);
         let mut iface = Interface::new(iface_config, &mut dev, Instant::from_micros(0));
-        iface.update_ip_addrs(|a| {
-            for c in &cidrs {
-                let _ = a.push(*c);
-            }
-        });
+        iface.set_any_ip(true);
         let mut gateways = Vec::new();
         for r in &config.routes {
             let Some(gw) = r.gateway else { continue };
@@ -719,18 +721,26 @@ impl Stack {
     }
 
     /// The stack state; the caller pumps after changing it.
-    /// Joins the stack to its namespace's TUN/TAP links: SO_BINDTODEVICE names them, and a
-    /// loopback-only stack routes to their networks and takes the packets written to them.
-    pub fn attach_tun(self: &Arc<Self>, tun: &Arc<super::tun::Devices>) {
+    /// Joins the stack to its namespace's loopback addresses, which it follows, and TUN/TAP
+    /// links: SO_BINDTODEVICE names them, and a loopback-only stack routes to their
+    /// networks and takes the packets written to them.
+    pub fn attach(self: &Arc<Self>, tun: &Arc<super::tun::Devices>, loopback: &Arc<LoopbackAddrs>) {
         let mut g = self.lock();
         g.tun = tun.clone();
+        g.loopback = loopback.clone();
+        let stack = Arc::downgrade(self);
+        loopback.on_change(Arc::new(move || {
+            if let Some(s) = stack.upgrade() {
+                s.lock().sync_addrs();
+            }
+        }));
         if g.dev.is_loopback_only() {
             g.dev.tun = Some(tun.clone());
             tun.set_hooks(Arc::new(TunHooks {
                 stack: Arc::downgrade(self),
             }));
-            g.sync_tun();
         }
+        g.sync_addrs();
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -798,14 +808,6 @@ fn is_loopback(a: IpAddress) -> bool {
     IpAddr::from(a).is_loopback()
 }
 
-/// 127.0.0.1/8 and ::1/128.
-fn loopback_cidrs() -> Vec<IpCidr> {
-    vec![
-        IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8),
-        IpCidr::new(IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1), 128),
-    ]
-}
-
 /// Whether the TCP state is past the handshake.
 fn synchronized(s: tcp::State) -> bool {
     !matches!(
@@ -833,20 +835,23 @@ impl Inner {
         &self.dev.netfilter
     }
 
+    /// The state of a stack on `iface` and `dev` with the link's addresses `link_cidrs`
+    /// and the loopback's first ones.
     fn new(
         iface: Interface,
         dev: Device,
-        cidrs: Vec<IpCidr>,
+        link_cidrs: Vec<IpCidr>,
         gateways: Vec<(IpCidr, IpAddress)>,
         epoch: std::time::Instant,
     ) -> Inner {
-        Inner {
+        let mut inner = Inner {
             iface,
             dev,
             set: SocketSet::new(Vec::new()),
             entries: HashMap::new(),
-            base_cidrs: cidrs.clone(),
-            cidrs,
+            base_cidrs: link_cidrs,
+            cidrs: Vec::new(),
+            loopback: Arc::default(),
             gateways,
             ports: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
@@ -861,7 +866,9 @@ impl Inner {
             epoch,
             mib: Mib::default(),
             tcp_states: TcpStates::default(),
-        }
+        };
+        inner.sync_addrs();
+        inner
     }
 
     /// The stack's counters as `/proc/net/snmp` shows them now.
@@ -876,21 +883,38 @@ impl Inner {
         Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
     }
 
-    /// Re-reads the addresses of the TUN/TAP links that are up: they become the
-    /// interface's, and their networks routes through those links (loopback-only stacks).
-    pub fn sync_tun(&mut self) {
-        if !self.dev.is_loopback_only() {
-            return;
-        }
-        let routes: Vec<(IpCidr, i32)> = self
-            .tun
-            .up_addrs()
+    /// Re-reads the loopback's addresses and those of the TUN/TAP links that are up
+    /// (loopback-only stacks): they become the interface's, after the link's, and the TUN/TAP
+    /// links' networks are routed through them. smoltcp holds unicast addresses only (as
+    /// many as it has room for); the IPv4 networks on the loopback are local whole.
+    pub fn sync_addrs(&mut self) {
+        let loopback: Vec<IpCidr> = self
+            .loopback
+            .get()
             .into_iter()
-            .map(|(i, a)| (IpCidr::new(IpAddress::from(a.ip), a.prefix), i))
+            .map(|a| IpCidr::new(ip(a.ip), a.prefix))
             .collect();
+        let routes: Vec<(IpCidr, i32)> = if self.dev.is_loopback_only() {
+            self.tun
+                .up_addrs()
+                .into_iter()
+                .map(|(i, a)| (IpCidr::new(IpAddress::from(a.ip), a.prefix), i))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut cidrs = self.base_cidrs.clone();
+        cidrs.extend(&loopback);
         cidrs.extend(routes.iter().map(|r| r.0));
+        cidrs.retain(|c| c.address().is_unicast());
         cidrs.truncate(smoltcp::config::IFACE_MAX_ADDR_COUNT);
+        self.dev.local = Local {
+            cidrs: cidrs.clone(),
+            loopback_nets: loopback
+                .into_iter()
+                .filter(|c| matches!(c, IpCidr::Ipv4(_)) && c.address().is_unicast())
+                .collect(),
+        };
         self.iface.update_ip_addrs(|a| {
             a.clear();
             for c in &cidrs {
@@ -912,9 +936,41 @@ impl Inner {
         self.ports.get(&(proto, port)).cloned().unwrap_or_default()
     }
 
-    /// Whether `addr` is one of the stack's own addresses.
+    /// Whether `addr` is one of the stack's own addresses, or of a network on the loopback
+    /// (local whole, as 127.0.0.0/8).
     pub fn is_own(&self, addr: IpAddress) -> bool {
-        self.cidrs.iter().any(|c| c.address() == addr)
+        self.dev.local.contains(addr)
+    }
+
+    /// Whether `addr` is reached on the loopback: one of the loopback's networks (IPv4),
+    /// or ::1.
+    pub fn on_loopback(&self, addr: IpAddress) -> bool {
+        self.loopback_net(addr).is_some() || addr == IpAddress::Ipv6(Ipv6Address::LOCALHOST)
+    }
+
+    /// The loopback network holding `addr`, the longest prefix first.
+    fn loopback_net(&self, addr: IpAddress) -> Option<&IpCidr> {
+        self.dev
+            .local
+            .loopback_nets
+            .iter()
+            .filter(|c| c.contains_addr(&addr))
+            .max_by_key(|c| c.prefix_len())
+    }
+
+    /// The error for a destination without a route: EADDRNOTAVAIL for IPv6 when the stack
+    /// has no IPv6 address to send from (Linux finds no source before a route), else
+    /// ENETUNREACH.
+    pub fn unreachable(&self, dst: IpAddress) -> Errno {
+        let has_source = self
+            .cidrs
+            .iter()
+            .any(|c| c.address().version() == dst.version());
+        if dst.version() == smoltcp::wire::IpVersion::Ipv6 && !has_source {
+            Errno::EADDRNOTAVAIL
+        } else {
+            Errno::ENETUNREACH
+        }
     }
 
     /// Where `dst` is reached; `None`: no route (ENETUNREACH).
@@ -923,7 +979,7 @@ impl Inner {
             return Some(Hop::Inside);
         }
         if is_loopback(dst) {
-            // Only 127.0.0.1 of 127/8 is ours; the others must not reach the link.
+            // 127/8 and ::1 never reach the link, even with the loopback's addresses gone.
             return None;
         }
         if self.cidrs.iter().any(|c| c.contains_addr(&dst)) {
@@ -935,11 +991,17 @@ impl Inner {
             .map(|&(_, gw)| Hop::Link(gw))
     }
 
-    /// The source address Linux would choose for `dst`: the loopback for a loopback
-    /// destination, the address itself for one of ours, else our address on `dst`'s network
-    /// or the first one of its family on the link.
+    /// The source address Linux would choose for `dst`: the address itself for one of
+    /// ours, the loopback's address of a network on the loopback (127.0.0.1 for 127.0.0.5),
+    /// else our address on `dst`'s network or the first one of its family on the link.
     pub fn source_for(&self, dst: IpAddress) -> IpAddress {
-        if is_loopback(dst) || self.is_own(dst) {
+        if self.cidrs.iter().any(|c| c.address() == dst) {
+            return dst;
+        }
+        if let Some(net) = self.loopback_net(dst) {
+            return net.address();
+        }
+        if is_loopback(dst) {
             return dst;
         }
         let same_family = |c: &&IpCidr| c.address().version() == dst.version();
@@ -1107,6 +1169,20 @@ impl Inner {
                 && !matches!(s.state(), tcp::State::Closed | tcp::State::Listen)
                 && !(s.state() == tcp::State::TimeWait && self.orphans.iter().any(|o| o.h == h))
         })
+    }
+
+    /// Binds wildcard-bound entry `id` to `source`, the address its connect sends from, as
+    /// Linux sets a socket's receive address at connect: the port is then held at that
+    /// address only, so other addresses (127.0.0.1 beside ::1) may still bind it. A later
+    /// connect (UDP) replaces a source an earlier one chose.
+    pub fn bind_source(&mut self, id: u64, source: IpAddress) {
+        let e = self.entries.get_mut(&id).expect("present");
+        if let Some((addr, _)) = &mut e.bound {
+            if addr.is_none() || e.source_from_connect {
+                *addr = Some(source);
+                e.source_from_connect = true;
+            }
+        }
     }
 
     /// The ephemeral port range.
@@ -1299,6 +1375,11 @@ impl Inner {
     pub fn udp_disconnect(&mut self, id: u64) {
         let e = self.entries.get_mut(&id).expect("present");
         e.udp_peer = None;
+        if std::mem::take(&mut e.source_from_connect) {
+            if let Some((addr, _)) = &mut e.bound {
+                *addr = None;
+            }
+        }
         if e.port_locked || !matches!(e.bound, Some((None, _))) || !e.owns_port {
             return;
         }

@@ -101,7 +101,7 @@ pub fn out_interface(g: &Inner, e: &Entry, dst: IpAddress, kind: Kind) -> Option
             IpCidr::Ipv6(_) => false,
         });
         if let Some(c) = net {
-            return Some(if is_loopback(c.address()) {
+            return Some(if g.on_loopback(c.address()) {
                 LOOPBACK_INDEX
             } else {
                 g.link_index?
@@ -109,13 +109,9 @@ pub fn out_interface(g: &Inner, e: &Entry, dst: IpAddress, kind: Kind) -> Option
         }
     }
     match e.bound.and_then(|b| b.0) {
-        Some(a) if is_loopback(a) => Some(LOOPBACK_INDEX),
+        Some(a) if g.on_loopback(a) => Some(LOOPBACK_INDEX),
         _ => g.link_index,
     }
-}
-
-fn is_loopback(a: IpAddress) -> bool {
-    std::net::IpAddr::from(a).is_loopback()
 }
 
 /// A datagram's rank for entry `e` by Linux's UDP lookup (higher is better), `None` when
