@@ -95,9 +95,15 @@ impl Local {
     }
 
     /// Whether a received frame (IP packet on `Medium::Ip`) is for the stack; off the wire
-    /// (`from_wire`) nothing for the loopback's 127.0.0.0/8 or ::1 is.
+    /// (`from_wire`) nothing for the loopback's 127.0.0.0/8 or ::1 is. A frame the stack
+    /// looped to itself is, whatever its destination: it was routed to the loopback when
+    /// sent (Linux keeps a looped packet's local route, so a raw `IP_HDRINCL` packet sent
+    /// to 127.0.0.1 with another destination in its header is delivered here).
     pub fn accepts(&self, medium: Medium, frame: &[u8], from_wire: bool) -> bool {
-        let martian = |a: IpAddress| from_wire && IpAddr::from(a).is_loopback();
+        if !from_wire {
+            return true;
+        }
+        let martian = |a: IpAddress| IpAddr::from(a).is_loopback();
         let (ethertype, ip) = if medium == Medium::Ethernet {
             let Ok(eth) = EthernetFrame::new_checked(frame) else {
                 return false;
@@ -804,6 +810,9 @@ mod tests {
         };
         let ip = Medium::Ip;
         assert!(own.accepts(ip, &ipv4([127, 0, 0, 5]), false));
+        // Looped by the stack itself: delivered whatever the header names.
+        assert!(own.accepts(ip, &ipv4([42, 0, 0, 0]), false));
+        assert!(!own.accepts(ip, &ipv4([42, 0, 0, 0]), true));
         assert!(own.accepts(ip, &ipv4([10, 0, 0, 255]), true));
         assert!(own.accepts(ip, &ipv4([224, 0, 0, 1]), true));
         assert!(!own.accepts(ip, &ipv4([10, 0, 0, 7]), true));
