@@ -1560,8 +1560,8 @@ pub fn readme_figures(results: &Path, expectations: &Expectations) -> Result<Str
     out.push('\n');
     let _ = writeln!(
         out,
-        "runsc-rs: {excluded} cases that hang or kill their program are left out of the runs \
-         (listed in the expectations). gVisor was measured with its CI environment \
+        "runsc-rs: {excluded} cases are left out of the runs (listed in the expectations with \
+         why: slow by design past the runner's limits, racy, or hanging under runsc-rs). gVisor was measured with its CI environment \
          (`TEST_ON_GVISOR=systrap`), where a few cases are skipped rather than failed."
     );
     if !unfinished.is_empty() {
