@@ -19,15 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static char *at(const char *name) {
-    static char bufs[4][256];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, 256, "%s/%s", dir, name);
-    return b;
-}
+#include "outcome.h"
 
 /* 0, or the errno of writing `text` to the file `name`. */
 static int put(const char *name, const char *text) {

@@ -20,23 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static void result(const char *what, long r) {
-    if (r == -1)
-        printf("%s: -1 %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, r);
-    fflush(stdout);
-}
-
-static char *at(const char *name) {
-    static char bufs[4][256];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, 256, "%s/%s", dir, name);
-    return b;
-}
+#include "outcome.h"
 
 /* How many mounts are at `dir`/`name`, and whether the topmost is shared / a slave. */
 static void show(const char *who, const char *name) {
