@@ -9,14 +9,19 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <unistd.h>
+
+static void die(const char *what) {
+    perror(what);
+    exit(1);
+}
+
+#include "inet_util.h"
 
 static char snmp[16384];
 
@@ -83,20 +88,8 @@ static void moved(const char *what) {
     printf("\n");
 }
 
-static struct sockaddr_in loopback(int port) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-}
-
 int main(void) {
-    if (unshare(CLONE_NEWNET) != 0) {
-        struct utsname u;
-        if (uname(&u) != 0 || !strstr(u.version, "runsc-rs")) {
-            fprintf(stderr, "no network namespace of its own: %s\n", strerror(errno));
-            return 77;
-        }
-    }
+    own_network_namespace();
     int ctl = socket(AF_INET, SOCK_DGRAM, 0);
     struct ifreq ifr = {0};
     strcpy(ifr.ifr_name, "lo");

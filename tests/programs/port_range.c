@@ -12,13 +12,19 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <unistd.h>
+
+static void die(const char *what) {
+    perror(what);
+    exit(1);
+}
+
+#include "inet_util.h"
 
 static const char *kRange = "/proc/sys/net/ipv4/ip_local_port_range";
 
@@ -49,15 +55,8 @@ static int bind_any(int type, int *port) {
 }
 
 int main(void) {
-    if (unshare(CLONE_NEWNET) != 0) {
-        // Only the sandbox (its own network stack already) may go on without a namespace
-        // of its own: the host's range is never written.
-        struct utsname u;
-        if (uname(&u) != 0 || !strstr(u.version, "runsc-rs")) {
-            fprintf(stderr, "no network namespace of its own: %s\n", strerror(errno));
-            return 77;
-        }
-    }
+    // Never the host's range: a namespace of its own, or the sandbox's stack.
+    own_network_namespace();
     printf("reversed: %d\n", put("2000 1999"));
     printf("below 1024: %d\n", put("80 2000"));
     printf("garbage: %d\n", put("abc"));
