@@ -191,16 +191,14 @@ impl HostTty {
     }
 
     fn host_termios(&self) -> Result<Termios, Errno> {
-        let raw: libc::termios = termios::tcgetattr(self.host.as_fd())
-            .map_err(|_| Errno::ENOTTY)?
-            .into();
+        let raw: libc::termios = termios::tcgetattr(self.host.as_fd())?.into();
         Ok(Termios::from(&raw))
     }
 
     /// Sets the host pty's termios to `new` (the control characters it has; the host's
     /// others are kept).
     fn set_host_termios(&self, new: &Termios, when: SetArg) -> Result<(), Errno> {
-        let current = termios::tcgetattr(self.host.as_fd()).map_err(|_| Errno::ENOTTY)?;
+        let current = termios::tcgetattr(self.host.as_fd())?;
         let mut raw: libc::termios = current.into();
         raw.c_iflag = new.iflag;
         raw.c_oflag = new.oflag;
