@@ -516,9 +516,6 @@ impl Service {
         let restore_from = if req.checkpoint.is_empty() {
             None
         } else {
-            if req.terminal {
-                return Err(Error::Unsupported("restoring a container with a terminal"));
-            }
             Some(image::open(Path::new(&req.checkpoint))?)
         };
         let bundle = PathBuf::from(&req.bundle);
@@ -557,9 +554,13 @@ impl Service {
         };
         // The sandbox has no host filesystem: the rootfs and bind mount sources go as fds.
         let mut fds = spec::open_sources(&container, &bundle).map_err(|e| cleanup(e.into()))?;
+        // containerd 1.6 (`ctr containers restore`) creates a restored task with FIFOs and
+        // no terminal whatever its process had: the checkpointed console comes back on a pty
+        // of the shim's all the same, whose FIFOs `ctr task attach` then reaches as a terminal.
+        let terminal = req.terminal || (restore_from.is_some() && container.process.terminal);
         let stdio = (req.stdin.as_str(), req.stdout.as_str(), req.stderr.as_str());
         let (opened, console) = self
-            .open_stdio(&req.id, "", req.terminal, stdio)
+            .open_stdio(&req.id, "", terminal, stdio)
             .map_err(cleanup)?;
         fds.extend(opened.fds);
         let sandbox = self.sandbox_for(&mut st, &bundle, &oci).map_err(cleanup)?;
@@ -593,7 +594,7 @@ impl Service {
                 stdin: req.stdin.clone(),
                 stdout: req.stdout.clone(),
                 stderr: req.stderr.clone(),
-                terminal: req.terminal,
+                terminal,
                 ..Default::default()
             }),
             pid: sandbox.pid(),

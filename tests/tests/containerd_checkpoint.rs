@@ -14,6 +14,8 @@
 //! the unpacked image (CreateTaskRequest.checkpoint), which the shim restores at Start.
 //! `ctr task checkpoint ID` does the same first half and names the image it made. (`--exit`
 //! of `ctr task checkpoint` only reaches runc's runtimes: ctr sends no options to others.)
+//! A task of `ctr run -t` is checkpointed the same way; ctr 1.6 restores it without a
+//! terminal and leaves, and `ctr task attach` then reaches its new one (the shim's pty).
 //!
 //! Needs what `containerd_e2e.rs` needs; prints `SKIPPED: reason` otherwise.
 
@@ -21,7 +23,8 @@ mod e2e_common;
 
 use std::time::{Duration, Instant};
 
-use e2e_common::{skip, start_for_test, Env, RUNTIME};
+use e2e_common::{on_path, skip, start_for_test, Env, RUNTIME};
+use runsc_rs_tests::tmux::Tmux;
 
 const IMAGE: &str = "docker.io/library/runsc-rs-ckpt:latest";
 const NAMESPACE: &str = "runsc-rs-ckpt";
@@ -172,4 +175,126 @@ fn containerd_checkpoints_and_restores_a_task() {
     let exec = env.ctr_ok(&["task", "exec", "--exec-id", "e1", "c4", "echo", "alive"]);
     assert_eq!(exec.trim(), "alive");
     kill_and_remove(&env, "c4");
+
+    restore_with_a_terminal(&env);
+}
+
+/// The counter of [`restore_with_a_terminal`] on the shell's terminal: a line `n=N` about five
+/// times a second, and `got=LINE` for each line typed.
+const TERMINAL_COUNTER: &str =
+    "i=0; while :; do i=$((i+1)); echo n=$i; read -t 0.2 x && echo got=$x; done";
+
+/// A tmux window of its own (`session`) running `ctr COMMAND` for each of `commands` in turn,
+/// then saying how the last one exited.
+fn ctr_on_terminal(env: &Env, session: &str, commands: &[&str]) -> Tmux {
+    let tmux = Tmux {
+        socket: env.tmp.join(format!("tmux-{session}.sock")),
+        session: session.to_owned(),
+    };
+    // `--foreground`: ctr stays in the terminal's foreground group and can read it.
+    let ctr = format!(
+        "timeout --foreground -k 5 120 ctr -a {} -n {NAMESPACE}",
+        env.address.display()
+    );
+    let command = commands
+        .iter()
+        .map(|c| format!("{ctr} {c}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let command = format!("{command}; echo ctr-exited=$?; sleep 60");
+    let started = tmux.command(&[
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    tmux
+}
+
+/// The highest `n=N` line on `screen`.
+fn last_count(screen: &[String]) -> u64 {
+    screen
+        .iter()
+        .filter_map(|l| l.strip_prefix("n=")?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A task with a terminal (`ctr run -t`, the shell counting on it), checkpointed and restored
+/// with `ctr containers restore --live` and `ctr task attach` on another terminal: the
+/// restored shell's count goes on from where it was on the new terminal (a fresh shell would
+/// only show its prompt), and a line typed there reaches it.
+fn restore_with_a_terminal(env: &Env) {
+    if !on_path("tmux") {
+        return skip("terminal restore: tmux is not installed");
+    }
+    let _log = LogOnPanic(env);
+    let run = format!("run -t --runtime {RUNTIME} {IMAGE} t1 /bin/sh");
+    let first = ctr_on_terminal(env, "t1", &[&run]);
+    first.wait_for("the shell's prompt", |s| {
+        s.iter().any(|l| l.starts_with("/ #"))
+    });
+    first.send(&[TERMINAL_COUNTER, "Enter"]);
+    first.wait_for("the count on the first terminal", |s| last_count(s) >= 5);
+    first.send(&["first", "Enter"]);
+    first.wait_line("got=first");
+    let before = last_count(&first.screen());
+    env.ctr_ok(&["containers", "checkpoint", "--task", "t1", "ckpt/t1:1"]);
+    first.wait_for("the count after the checkpoint", |s| {
+        last_count(s) >= before + 3
+    });
+    end_on_terminal(env, "t1");
+
+    // ctr 1.6 restores without a terminal and leaves at once; the restored task's console
+    // is the shim's pty all the same, which `ctr task attach` reaches as a terminal.
+    let restore = ["containers restore --live t2 ckpt/t1:1", "task attach t2"];
+    let second = ctr_on_terminal(env, "t2", &restore);
+    second.wait_for("the count going on on the new terminal", |s| {
+        last_count(s) > before
+    });
+    let restored = last_count(&second.screen());
+    second.send(&["second", "Enter"]);
+    second.wait_line("got=second");
+    second.wait_for("the count going on", |s| last_count(s) >= restored + 3);
+    assert!(
+        !second.screen().iter().any(|l| l == "got=first"),
+        "the new terminal shows the old one's output"
+    );
+    end_on_terminal(env, "t2");
+}
+
+/// SIGKILLs task `id` of a `ctr run` or `ctr task attach` on a terminal, which deletes the
+/// task once it has stopped; then removes the container.
+fn end_on_terminal(env: &Env, id: &str) {
+    env.ctr_ok(&["task", "kill", "-s", "KILL", id]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.task_status(id).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "ctr did not delete task {id} after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.ctr_ok(&["containers", "rm", id]);
+}
+
+/// Prints containerd's log (the shim's and the sandbox's lines) when a check panics.
+struct LogOnPanic<'a>(&'a Env);
+
+impl Drop for LogOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- containerd log ---\n{}", self.0.log());
+        }
+    }
 }
