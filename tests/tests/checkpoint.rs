@@ -2110,60 +2110,12 @@ echo restored; show; send; $R -S OUTPUT -v | grep dport; echo done
 /// of its own with a short pause, prints the same lines.
 #[test]
 fn restore_keeps_netfilter_rules_and_counters() {
-    for tool in ["/usr/sbin/iptables-legacy", "/usr/sbin/ip6tables-legacy"] {
-        if !Path::new(tool).is_file() {
-            return runsc_rs_tests::skip(&format!("{tool} is not installed (package iptables)"));
-        }
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return runsc_rs_tests::skip("the native run needs root for unshare -n");
-    }
-    let Some(busybox) = static_busybox() else {
+    let Some((busybox, native_out)) = iptables_natively(IPTABLES_SCRIPT) else {
         return;
     };
-    let native = Command::new("unshare")
-        .args(["-n", "sh", "-c"])
-        .arg(format!("ip link set lo up || exit 99\n{IPTABLES_SCRIPT}"))
-        .args(["sh", "0.1"])
-        .output()
-        .unwrap();
-    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
-    let native_err = String::from_utf8_lossy(&native.stderr);
-    if native.status.code() == Some(99) || native_err.contains("can't initialize") {
-        return runsc_rs_tests::skip(&format!("no legacy iptables natively: {native_err}"));
-    }
-    assert!(
-        native_out.ends_with("done\n"),
-        "natively: {native_out}{native_err}"
-    );
-
     let scratch = Scratch::new("nf");
     let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(
-        scratch.path(),
-        &rt,
-        busybox,
-        &["sh", "-c", IPTABLES_SCRIPT, "sh", "6"],
-    );
-    // iptables and its libraries from the host's /usr; its lock file in a tmpfs /run.
-    let rootfs = bundle.join("rootfs");
-    for dir in ["usr", "run"] {
-        std::fs::create_dir(rootfs.join(dir)).unwrap();
-    }
-    for link in ["lib", "lib64", "sbin"] {
-        std::os::unix::fs::symlink(format!("usr/{link}"), rootfs.join(link)).unwrap();
-    }
-    let config = bundle.join("config.json");
-    let mut value = read_json(&config);
-    let mounts = value["mounts"].as_array_mut().unwrap();
-    mounts.push(serde_json::json!({
-        "destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]
-    }));
-    mounts.push(serde_json::json!({
-        "destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
-    }));
-    add_capabilities(&mut value, &["CAP_NET_ADMIN", "CAP_NET_RAW"]);
-    std::fs::write(&config, value.to_string()).unwrap();
+    let bundle = iptables_bundle(scratch.path(), &rt, busybox, IPTABLES_SCRIPT);
 
     let out = scratch.path().join("out");
     let image = scratch.path().join("image");
@@ -2286,4 +2238,128 @@ fn restore_keeps_mounts_made_at_run_time() {
         let (code, text) = rt.run(&["delete", "--force", &id]);
         assert_eq!(code, 0, "delete {id}: {text}");
     }
+}
+
+/// Runs `script` (sh, `$1` its pause: 0.1 s) natively in a network namespace of its own;
+/// returns the static busybox for the sandbox's run and what the script printed, which ends
+/// with `done`; `None` (after printing why it skips) when the test cannot run here.
+fn iptables_natively(script: &str) -> Option<(&'static str, String)> {
+    let skip = |reason: &str| {
+        runsc_rs_tests::skip(reason);
+        None
+    };
+    for tool in ["/usr/sbin/iptables-legacy", "/usr/sbin/ip6tables-legacy"] {
+        if !Path::new(tool).is_file() {
+            return skip(&format!("{tool} is not installed (package iptables)"));
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return skip("the native run needs root for unshare -n");
+    }
+    let busybox = static_busybox()?;
+    let native = Command::new("unshare")
+        .args(["-n", "sh", "-c"])
+        .arg(format!("ip link set lo up || exit 99\n{script}"))
+        .args(["sh", "0.1"])
+        .output()
+        .unwrap();
+    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
+    let native_err = String::from_utf8_lossy(&native.stderr);
+    if native.status.code() == Some(99) || native_err.contains("can't initialize") {
+        return skip(&format!("no legacy iptables natively: {native_err}"));
+    }
+    assert!(
+        native_out.ends_with("done\n"),
+        "natively: {native_out}{native_err}"
+    );
+    Some((busybox, native_out))
+}
+
+/// A bundle running `script` under sh with a pause of 6 s (the checkpoint falls in it), with
+/// iptables, python3 and their libraries from the host's /usr, iptables' lock file in a tmpfs
+/// /run, and CAP_NET_ADMIN and CAP_NET_RAW.
+fn iptables_bundle(dir: &Path, rt: &Runtime, busybox: &str, script: &str) -> PathBuf {
+    let bundle = bundle(dir, rt, busybox, &["sh", "-c", script, "sh", "6"]);
+    let rootfs = bundle.join("rootfs");
+    for dir in ["usr", "run"] {
+        std::fs::create_dir(rootfs.join(dir)).unwrap();
+    }
+    for link in ["lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), rootfs.join(link)).unwrap();
+    }
+    let config = bundle.join("config.json");
+    let mut value = read_json(&config);
+    let mounts = value["mounts"].as_array_mut().unwrap();
+    mounts.push(serde_json::json!({
+        "destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]
+    }));
+    mounts.push(serde_json::json!({
+        "destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
+    }));
+    add_capabilities(&mut value, &["CAP_NET_ADMIN", "CAP_NET_RAW"]);
+    std::fs::write(&config, value.to_string()).unwrap();
+    bundle
+}
+
+/// A listener on 127.0.0.1:8080 behind a nat OUTPUT REDIRECT of 127.0.0.2:80, asked once
+/// before the pause `$1` (the checkpoint falls in it) and once after: each connection to
+/// 127.0.0.2:80 is accepted by the listener, whose end's `SO_ORIGINAL_DST` names 127.0.0.2:80,
+/// and the listener reads what the client sent.
+const REDIRECT_SCRIPT: &str = r#"iptables-legacy -t nat -A OUTPUT -p tcp -d 127.0.0.2 --dport 80 \
+  -j REDIRECT --to-ports 8080 || echo setup failed
+python3 -c 'import socket, struct, sys, time
+srv = socket.socket()
+srv.bind(("127.0.0.1", 8080))
+srv.listen(4)
+def ask(tag):
+    c = socket.create_connection(("127.0.0.2", 80), timeout=10)
+    s, _ = srv.accept()
+    od = s.getsockopt(socket.SOL_IP, 80, 16)
+    c.sendall(tag.encode())
+    got = s.recv(16).decode()
+    print(got, socket.inet_ntoa(od[4:8]), struct.unpack("!H", od[2:4])[0], flush=True)
+    s.close()
+    c.close()
+ask("before")
+print("ready", flush=True)
+time.sleep(float(sys.argv[1]))
+print("restored", flush=True)
+ask("after")
+print("done", flush=True)' "$1"
+"#;
+
+/// A listening socket behind a REDIRECT rule keeps working after a restore: the image holds
+/// the rule and the listener (not the translations of connections, which a restore resets),
+/// and a new connection to the redirected address after the restore reaches the listener
+/// with the original destination, as natively.
+#[test]
+fn restore_keeps_a_listener_behind_a_redirect_rule() {
+    let Some((busybox, native_out)) = iptables_natively(REDIRECT_SCRIPT) else {
+        return;
+    };
+    assert_eq!(
+        native_out,
+        "before 127.0.0.2 80\nready\nrestored\nafter 127.0.0.2 80\ndone\n"
+    );
+    let scratch = Scratch::new("redirect");
+    let mut rt = Runtime::new(scratch.path());
+    let bundle = iptables_bundle(scratch.path(), &rt, busybox, REDIRECT_SCRIPT);
+    let out = scratch.path().join("out");
+    let image = scratch.path().join("image");
+    rt.start_and_checkpoint(&bundle, "redirect", &out, &image);
+    let before = std::fs::read_to_string(&out).unwrap();
+    let restored_out = scratch.path().join("out-restored");
+    let (code, text) = rt.restore_detached(&image, &bundle, "redirect-restored", &restored_out);
+    assert_eq!(code, 0, "restore: {text}");
+    assert!(
+        wait_text(&restored_out, "done", Duration::from_secs(30)),
+        "not done after the restore: {}",
+        std::fs::read_to_string(&restored_out).unwrap_or_default()
+    );
+    let after = std::fs::read_to_string(&restored_out).unwrap();
+    assert_eq!(
+        format!("{before}{after}"),
+        native_out,
+        "sandbox (left), native (right)"
+    );
 }
