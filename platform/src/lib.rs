@@ -280,6 +280,38 @@ pub trait Interrupter: Send + Sync {
     fn interrupt(&self);
 }
 
+/// One change to an application address space: what [`AddressSpace::map`],
+/// [`AddressSpace::unmap`] and [`AddressSpace::protect`] do, as an item of a batch for
+/// [`AddressSpace::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapOp {
+    Map {
+        addr: u64,
+        len: u64,
+        file_offset: u64,
+        perms: Perms,
+    },
+    Unmap {
+        addr: u64,
+        len: u64,
+    },
+    Protect {
+        addr: u64,
+        len: u64,
+        perms: Perms,
+    },
+}
+
+/// [`AddressSpace::apply`] stopped at `ops[index]`, which failed with `error`: the
+/// operations before it took effect, it and those after it did not.
+#[derive(Debug, thiserror::Error)]
+#[error("operation {index} of a batch failed: {error}")]
+pub struct BatchError {
+    pub index: usize,
+    #[source]
+    pub error: Error,
+}
+
 /// An application address space.
 pub trait AddressSpace: Send + Sync {
     /// Maps `len` bytes of the memory file at `file_offset` at application address `addr`
@@ -301,6 +333,29 @@ pub trait AddressSpace: Send + Sync {
     /// # Errors
     /// Host failures of the injected change (ENOMEM where part of the range is unmapped).
     fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()>;
+
+    /// Applies `ops` in order, as the calls of the same names would one after the other,
+    /// stopping at the first that fails. Platforms that pay a round trip per call run
+    /// several in one.
+    ///
+    /// # Errors
+    /// The index of the operation that failed and its error ([`BatchError`]).
+    fn apply(&self, ops: &[MapOp]) -> std::result::Result<(), BatchError> {
+        for (index, op) in ops.iter().enumerate() {
+            match *op {
+                MapOp::Map {
+                    addr,
+                    len,
+                    file_offset,
+                    perms,
+                } => self.map(addr, len, file_offset, perms),
+                MapOp::Unmap { addr, len } => self.unmap(addr, len),
+                MapOp::Protect { addr, len, perms } => self.protect(addr, len, perms),
+            }
+            .map_err(|error| BatchError { index, error })?;
+        }
+        Ok(())
+    }
 
     /// Releases host resources early (also done on drop).
     fn release(&self);

@@ -12,8 +12,8 @@ use nix::unistd::Pid;
 use super::factory::Factory;
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
-use crate::stub::{self, STUB_BASE};
-use crate::{AddressSpace, Error, Perms, Result};
+use crate::stub::{self, CMD_CAPACITY, CMD_PAGE, CMD_SIZE, STUB_BASE};
+use crate::{AddressSpace, BatchError, Error, MapOp, Perms, Regs, Result};
 
 /// Address-space ids, for logs. Never reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -24,6 +24,10 @@ pub(crate) struct PtraceAddressSpace {
     me: Weak<PtraceAddressSpace>,
     shared: Arc<Shared>,
     inner: Mutex<Inner>,
+    /// The words of the address space's command page (`stub::CMD_PAGE`) as last written,
+    /// so a batch pokes only those that change. Held for the whole of a batch: every stub of
+    /// the address space reads the same page. A leaf lock: nothing else is taken under it.
+    commands: Mutex<Vec<u64>>,
 }
 
 /// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
@@ -121,6 +125,8 @@ impl PtraceAddressSpace {
                 factory: Some(factory),
                 stubs: Vec::new(),
             }),
+            // The page starts as the zero page the sentry mapped.
+            commands: Mutex::new(vec![0; CMD_CAPACITY * 3]),
         });
         shared
             .address_spaces
@@ -270,14 +276,44 @@ pub(crate) fn inject_into(
     nr: libc::c_long,
     args: [u64; 6],
 ) -> Result<u64> {
-    // The 64-bit user segments and plain flags of a fresh thread; the call sets the rest it
-    // reads. No stub's registers are kept across an injection, so nothing needs saving:
-    // one PTRACE_SETREGS and one PTRACE_GETREGS (for the result) per call.
-    let mut regs = crate::initial_regs(stub::syscall_insn(), 0);
+    let regs = injection_regs(stub::syscall_insn(), nr, args);
+    let result = run_injected(pid, call, regs)?.rax;
+    injected_result(call, result)
+}
+
+/// The registers of an injection entered at `entry` with system call `nr` and `args`: the
+/// 64-bit user segments and plain flags of a fresh thread; the call sets the rest it reads.
+/// No stub's registers are kept across an injection, so nothing needs saving: one
+/// PTRACE_SETREGS and one PTRACE_GETREGS (for the result) per stop.
+fn injection_regs(entry: u64, nr: libc::c_long, args: [u64; 6]) -> Regs {
+    let mut regs = crate::initial_regs(entry, 0);
     regs.rax = nr as u64;
     // Not in a system call: no restart logic may rewrite rax or rip on the way out.
     regs.orig_rax = u64::MAX;
     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+    regs
+}
+
+/// A raw system-call result: the value, or the errno as [`Error::Injected`].
+fn injected_result(call: &'static str, result: u64) -> Result<u64> {
+    let signed = result as i64;
+    if (-4095..0).contains(&signed) {
+        return Err(Error::Injected {
+            call,
+            errno: -signed as i32,
+        });
+    }
+    Ok(result)
+}
+
+/// Runs stub `pid`, stopped and traced by the calling thread, from `regs` to its next
+/// `int3` and returns its registers there. The stub's registers are left as the injected
+/// code left them: they matter only when the sentry runs application code in the stub, and
+/// every switch loads them all first.
+///
+/// # Errors
+/// ptrace failures, or the stub died.
+fn run_injected(pid: Pid, call: &'static str, regs: Regs) -> Result<Regs> {
     ptrace::setregs(pid, regs).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
     loop {
         ptrace::cont(pid, None).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_CONT)", e))?;
@@ -298,17 +334,148 @@ pub(crate) fn inject_into(
             }
         }
     }
-    let result = ptrace::getregs(pid)
-        .map_err(host("ptrace(PTRACE_GETREGS)"))?
-        .rax;
-    let signed = result as i64;
-    if (-4095..0).contains(&signed) {
-        return Err(Error::Injected {
-            call,
-            errno: -signed as i32,
-        });
+    ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))
+}
+
+/// One operation of a batch as the stub runs it.
+struct Call {
+    name: &'static str,
+    nr: libc::c_long,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    offset: u64,
+}
+
+impl Call {
+    fn of(op: &MapOp) -> Call {
+        match *op {
+            MapOp::Map {
+                addr,
+                len,
+                file_offset,
+                perms,
+            } => Call {
+                name: "mmap",
+                nr: libc::SYS_mmap,
+                addr,
+                len,
+                prot: perms.prot(),
+                offset: file_offset,
+            },
+            MapOp::Unmap { addr, len } => Call {
+                name: "munmap",
+                nr: libc::SYS_munmap,
+                addr,
+                len,
+                prot: 0,
+                offset: 0,
+            },
+            MapOp::Protect { addr, len, perms } => Call {
+                name: "mprotect",
+                nr: libc::SYS_mprotect,
+                addr,
+                len,
+                prot: perms.prot(),
+                offset: 0,
+            },
+        }
     }
-    Ok(result)
+
+    /// The system-call arguments of the call (`mmap` maps the memory file, fd 0 of every
+    /// stub, shared and fixed; the other calls ignore the arguments they do not take).
+    fn args(&self) -> [u64; 6] {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        [self.addr, self.len, self.prot as u64, flags, 0, self.offset]
+    }
+}
+
+impl PtraceAddressSpace {
+    /// Runs `ops` in the calling thread's stub, as many in one stop as the command page
+    /// holds (plus the one in the registers).
+    fn apply_batched(&self, ops: &[MapOp]) -> std::result::Result<(), BatchError> {
+        let calls: Vec<Call> = ops.iter().map(Call::of).collect();
+        // Everything before the first refused range runs; the refused one fails.
+        let valid = calls
+            .iter()
+            .position(|c| Self::check_range(c.name, c.addr, c.len).is_err())
+            .unwrap_or(calls.len());
+        let mut done = 0;
+        while done < valid {
+            let end = valid.min(done + 1 + CMD_CAPACITY);
+            self.run_batch(&calls[done..end])
+                .map_err(|(i, error)| BatchError {
+                    index: done + i,
+                    error,
+                })?;
+            done = end;
+        }
+        match calls.get(valid) {
+            Some(c) => Err(BatchError {
+                index: valid,
+                error: Self::check_range(c.name, c.addr, c.len).unwrap_err(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `calls` (1 to 1 + `CMD_CAPACITY`) in one stop of the calling thread's stub: the
+    /// first from the registers, the rest from the command page. On failure, the index of
+    /// the call that failed (nothing after it ran).
+    fn run_batch(&self, calls: &[Call]) -> std::result::Result<(), (usize, Error)> {
+        let pid = self.stub_for_current_thread().map_err(|e| (0, e))?;
+        let result = {
+            let mut written = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+            poke_commands(pid, &calls[1..], &mut written).and_then(|()| {
+                let first = &calls[0];
+                let mut regs = injection_regs(stub::batch_entry(), first.nr, first.args());
+                regs.r12 = (calls.len() - 1) as u64;
+                run_injected(pid, first.name, regs)
+            })
+        };
+        let regs = result.map_err(|e| {
+            if let Error::StubDied { .. } = e {
+                forget_dead_stub(pid);
+            }
+            (0, e)
+        })?;
+        let index = regs.r13 as usize;
+        let Some(call) = calls.get(index) else {
+            log::error!(
+                "ptrace: stub {pid} stopped its batch at call {index} of {}",
+                calls.len()
+            );
+            return Err((0, host("batched injection")(Errno::EIO)));
+        };
+        injected_result(call.name, regs.rax).map_err(|e| (index, e))?;
+        if index + 1 != calls.len() {
+            log::error!(
+                "ptrace: stub {pid} stopped its batch early, at call {index} of {}",
+                calls.len()
+            );
+            return Err((index + 1, host("batched injection")(Errno::EIO)));
+        }
+        Ok(())
+    }
+}
+
+/// Writes the command-page words of `calls` into stub `pid`'s address space, skipping the
+/// words that already hold the value (`written`, the page as last written).
+fn poke_commands(pid: Pid, calls: &[Call], written: &mut [u64]) -> Result<()> {
+    for (i, call) in calls.iter().enumerate() {
+        let words = stub::encode_command(call.nr, call.addr, call.len, call.prot, call.offset);
+        for (j, word) in words.into_iter().enumerate() {
+            let slot = i * 3 + j;
+            if written[slot] == word {
+                continue;
+            }
+            let at = CMD_PAGE + i as u64 * CMD_SIZE + j as u64 * 8;
+            ptrace::write(pid, at as ptrace::AddressType, word as libc::c_long)
+                .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_POKEDATA)", e))?;
+            written[slot] = word;
+        }
+    }
+    Ok(())
 }
 
 impl PtraceAddressSpace {
@@ -351,6 +518,10 @@ impl AddressSpace for PtraceAddressSpace {
         Self::check_range("mprotect", addr, len)?;
         let args = [addr, len, perms.prot() as u64, 0, 0, 0];
         self.inject("mprotect", libc::SYS_mprotect, args).map(drop)
+    }
+
+    fn apply(&self, ops: &[MapOp]) -> std::result::Result<(), BatchError> {
+        self.apply_batched(ops)
     }
 
     fn release(&self) {

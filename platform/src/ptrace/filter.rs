@@ -11,7 +11,9 @@
 //! - the calls the sentry injects (`address_space.rs`), all through the stub's `syscall; int3`:
 //!   `mmap(MAP_SHARED | MAP_FIXED)` of the memory file (fd 0), `munmap`, `mprotect` (of
 //!   what those mappings cover: the stub's own pages are mapped from elsewhere, so the
-//!   sentry never asks, and the stub's code cannot become writable through it), `close(1)`.
+//!   sentry never asks, and the stub's code cannot become writable through it), `close(1)`;
+//!   and the same `mmap`, `munmap` and `mprotect` from the batch loop's one `syscall`
+//!   (`stub::batch_site`), which runs several of them in one stop.
 //!
 //! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`, so `SIGSYS`). Application
 //! system calls never reach the filter: `PTRACE_SYSEMU` stops a stub at syscall entry and the
@@ -32,6 +34,7 @@ pub(crate) fn program() -> Vec<Insn> {
     let factory = stub::factory_sites();
     // The instruction after the injection `syscall` (`syscall` is two bytes).
     let injected = stub::syscall_insn() + 2;
+    let batch = stub::batch_site();
     let rules = [
         Rule::any(SYS_munmap).at(factory.munmap_low),
         Rule::any(SYS_munmap).at(factory.munmap_high),
@@ -56,6 +59,12 @@ pub(crate) fn program() -> Vec<Insn> {
         Rule::any(SYS_munmap).at(injected),
         Rule::any(SYS_mprotect).at(injected),
         Rule::any(SYS_close).at(injected).arg(0, 1),
+        Rule::any(SYS_mmap)
+            .at(batch)
+            .arg(3, (MAP_SHARED | MAP_FIXED) as u64)
+            .arg(4, 0),
+        Rule::any(SYS_munmap).at(batch),
+        Rule::any(SYS_mprotect).at(batch),
     ];
     stub_filter::program(&rules, SECCOMP_RET_KILL_PROCESS)
 }
@@ -145,6 +154,16 @@ mod tests {
         );
         assert_eq!(
             run(&p, libc::SYS_write, factory.write_ready, [2, 0, 1, 0, 0, 0]),
+            kill
+        );
+        let batch = stub::batch_site();
+        assert_eq!(run(&p, libc::SYS_mmap, batch, map), allow);
+        assert_eq!(run(&p, libc::SYS_mmap, batch, other_fd), kill);
+        assert_eq!(run(&p, libc::SYS_mmap, batch, anonymous), kill);
+        assert_eq!(run(&p, libc::SYS_mprotect, batch, protect), allow);
+        assert_eq!(run(&p, libc::SYS_close, batch, [1, 0, 0, 0, 0, 0]), kill);
+        assert_eq!(
+            run(&p, libc::SYS_clone, batch, [flags, 0, 0, 0, 0, 0]),
             kill
         );
         for nr in [

@@ -14,7 +14,7 @@ use super::factory::RseqArea;
 use super::Ptrace;
 use crate::testing::shared::run_shared_tests;
 use crate::testing::{self, *};
-use crate::{Access, AddressSpace, CpuState, Error, Exit, Perms, PAGE_SIZE};
+use crate::{Access, AddressSpace, CpuState, Error, Exit, MapOp, Perms, PAGE_SIZE};
 
 type Setup = testing::Setup<Ptrace, PtraceAddressSpace>;
 
@@ -66,6 +66,54 @@ fn syscalls_stop_without_running_and_take_the_sentrys_result() {
     assert_eq!(state.regs.rdi, 1234);
     // exit was not executed by the host: the stub is alive and can run on.
     assert!(!gone(t.stubs()[0]));
+}
+
+/// The voluntary context switches of `pid` so far: one per ptrace stop of a stub.
+fn voluntary_switches(pid: Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_batch_of_operations_takes_one_stop_of_the_stub() {
+    let t = setup(GETPID_THEN_EXIT);
+    // Setting up mapped the code from this thread: its stub is registered last.
+    let stub = *t.pids().last().unwrap();
+    let ops: Vec<MapOp> = (0..6u64)
+        .map(|n| MapOp::Map {
+            addr: DATA + n * PAGE_SIZE,
+            len: PAGE_SIZE,
+            file_offset: n * PAGE_SIZE,
+            perms: Perms::RW,
+        })
+        .chain([MapOp::Protect {
+            addr: DATA,
+            len: 6 * PAGE_SIZE,
+            perms: Perms::R,
+        }])
+        .collect();
+    let before = voluntary_switches(stub);
+    t.dyn_space.apply(&ops).unwrap();
+    assert_eq!(
+        voluntary_switches(stub) - before,
+        1,
+        "one stop for 7 operations"
+    );
+    let before = voluntary_switches(stub);
+    for op in &ops[..3] {
+        t.dyn_space.apply(std::slice::from_ref(op)).unwrap();
+    }
+    assert_eq!(
+        voluntary_switches(stub) - before,
+        3,
+        "one stop per call otherwise"
+    );
 }
 
 #[test]

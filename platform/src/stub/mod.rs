@@ -1,18 +1,21 @@
 //! The stub code page: the only code of ours that exists in an application address space.
 //!
-//! Three pages at [`STUB_BASE`] are mapped into the sentry once per process, before any factory
+//! Four pages at [`STUB_BASE`] are mapped into the sentry once per process, before any factory
 //! is forked, so every factory and stub inherits them at the same address:
 //! - page 0 (read + execute) holds the position-independent code below;
 //! - page 1 (read + write) is the factory's scratch buffer and stack;
 //! - page 2 (read only once sealed) is the systrap *setup page*: the `struct sigaction` of
 //!   the stub's handler, the list of signals it handles and the stub's seccomp filter, which a
-//!   fresh systrap stub reads while it sets itself up ([`seal_systrap_setup`]).
+//!   fresh systrap stub reads while it sets itself up ([`seal_systrap_setup`]);
+//! - page 3 (read only) is the *command page* of batched injections ([`CMD_PAGE`]): the
+//!   sentry writes it with `PTRACE_POKEDATA`, which writes through the protection into the
+//!   address space's private copy of the page, and the stub's batch loop reads it.
 //!
 //! The application can read and write page 1, so nothing the sentry trusts ever goes through
 //! it: a stub's pid reaches the sentry as the kernel-attested sender of a socket message (see
-//! `factory.rs`), never as bytes in memory. Pages 0 and 2 are read-only in every stub, and the
-//! application cannot change that (its `mprotect`/`mmap` are the sentry's, which refuses the
-//! stub range): what a stub installs from them is what the sentry wrote.
+//! `factory.rs`), never as bytes in memory. Pages 0, 2 and 3 are read-only in every stub, and
+//! the application cannot change that (its `mprotect`/`mmap` are the sentry's, which refuses
+//! the stub range): what a stub installs or maps from them is what the sentry wrote.
 
 use std::arch::global_asm;
 use std::sync::OnceLock;
@@ -26,7 +29,7 @@ use crate::{stub_filter, Error, Result, MAX_USER_ADDRESS, PAGE_SIZE};
 
 /// Where the stub pages live in the sentry, in every factory and in every stub.
 pub(crate) const STUB_BASE: u64 = MAX_USER_ADDRESS;
-const STUB_LEN: u64 = 3 * PAGE_SIZE;
+const STUB_LEN: u64 = 4 * PAGE_SIZE;
 /// The factory's read buffer; also the bottom of its stack.
 const DATA_PAGE: u64 = STUB_BASE + PAGE_SIZE;
 /// Top of the factory's stack.
@@ -34,6 +37,12 @@ const DATA_END: u64 = DATA_PAGE + PAGE_SIZE;
 /// The systrap setup page (see the module documentation and [`seal_systrap_setup`]).
 pub(crate) const SETUP_PAGE: u64 = DATA_END;
 const STUB_END: u64 = STUB_BASE + STUB_LEN;
+/// The command page of batched injections (see [`batch_entry`] and [`encode_command`]).
+pub(crate) const CMD_PAGE: u64 = SETUP_PAGE + PAGE_SIZE;
+/// Bytes of one command on the command page.
+pub(crate) const CMD_SIZE: u64 = 24;
+/// Commands the command page holds.
+pub(crate) const CMD_CAPACITY: usize = (PAGE_SIZE / CMD_SIZE) as usize;
 /// Setup page layout: the kernel `struct sigaction` (handler, flags, restorer, mask).
 const SETUP_SIGACTION: u64 = 0;
 /// `struct sock_fprog` (length, padding, pointer to [`SETUP_FILTER`]).
@@ -54,6 +63,7 @@ pub(crate) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
 // Entry points:
 // - `runsc_ptrace_stub_syscall`: `syscall; int3`. The sentry points a stopped stub's rip here
 //   with a system call in the registers to run that call in the stub (`inject`).
+// - `runsc_ptrace_stub_batch`: the same for several calls in one stop (see `batch_entry`).
 // - `runsc_ptrace_stub_factory`: entered once by a freshly forked factory with fd 0 = memory
 //   file and fd 1 = its socket. It drops every mapping except the stub pages, then serves
 //   requests: each byte read from fd 1 creates one stub. The stub writes one byte to fd 1 (the
@@ -72,6 +82,10 @@ global_asm!(
     ".hidden runsc_ptrace_stub_syscall",
     ".globl runsc_ptrace_stub_factory",
     ".hidden runsc_ptrace_stub_factory",
+    ".globl runsc_ptrace_stub_batch",
+    ".hidden runsc_ptrace_stub_batch",
+    ".globl runsc_ptrace_site_batch",
+    ".hidden runsc_ptrace_site_batch",
     ".globl runsc_ptrace_site_munmap_low",
     ".hidden runsc_ptrace_site_munmap_low",
     ".globl runsc_ptrace_site_munmap_high",
@@ -97,6 +111,35 @@ global_asm!(
     "runsc_ptrace_stub_start:",
     "runsc_ptrace_stub_syscall:",
     "    syscall",
+    "    int3",
+    // Batched injection: the first call in the registers as for `syscall; int3`, r12 = how
+    // many more follow on the command page. Stops at the first failure or after the last
+    // call, with r13 = the index of the call whose result is in rax.
+    "runsc_ptrace_stub_batch:",
+    "    mov rbx, {cmd_page}",
+    "    xor r13d, r13d",
+    ".Lbatch_call:",
+    "    syscall",
+    "runsc_ptrace_site_batch:",
+    "    cmp rax, -4095",
+    "    jae .Lbatch_stop",
+    "    cmp r13, r12",
+    "    jae .Lbatch_stop",
+    "    mov rdi, [rbx]",
+    "    mov rsi, [rbx + 8]",
+    "    mov r9, [rbx + 16]",
+    "    mov eax, edi",
+    "    and eax, 15",
+    "    mov edx, edi",
+    "    shr edx, 4",
+    "    and edx, 7",
+    "    and rdi, -4096",
+    "    mov r10d, {map_shared_fixed}",
+    "    xor r8d, r8d",
+    "    add rbx, {cmd_size}",
+    "    inc r13",
+    "    jmp .Lbatch_call",
+    ".Lbatch_stop:",
     "    int3",
     "runsc_ptrace_stub_factory:",
     "    mov rsp, {data_end}",
@@ -522,6 +565,8 @@ global_asm!(
     ".popsection",
     stub_base = const STUB_BASE,
     stub_end = const STUB_END,
+    cmd_page = const CMD_PAGE,
+    cmd_size = const CMD_SIZE,
     data_end = const DATA_END,
     data_page = const DATA_PAGE,
     sys_close = const libc::SYS_close,
@@ -603,6 +648,8 @@ extern "C" {
     static runsc_ptrace_stub_start: u8;
     static runsc_ptrace_stub_syscall: u8;
     static runsc_ptrace_stub_factory: u8;
+    static runsc_ptrace_stub_batch: u8;
+    static runsc_ptrace_site_batch: u8;
     static runsc_systrap_setup: u8;
     static runsc_systrap_handler: u8;
     static runsc_systrap_restorer: u8;
@@ -673,6 +720,38 @@ fn offset_of(symbol: *const u8) -> u64 {
 /// Address of `syscall; int3` in every stub.
 pub(crate) fn syscall_insn() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_stub_syscall)
+}
+
+/// Where a batched injection starts: the first call in the registers as for
+/// [`syscall_insn`], `r12` = how many more calls follow on the command page ([`CMD_PAGE`],
+/// at most [`CMD_CAPACITY`], each as [`encode_command`] wrote it). The stub runs them in
+/// order and stops (`int3`) at the first that fails or after the last, with `r13` = the
+/// index of the call whose result is in `rax` (0 = the one in the registers).
+pub(crate) fn batch_entry() -> u64 {
+    STUB_BASE + offset_of(&raw const runsc_ptrace_stub_batch)
+}
+
+/// The instruction after the batch loop's `syscall`: the instruction pointer seccomp reports
+/// for every call of a batch.
+pub(crate) fn batch_site() -> u64 {
+    STUB_BASE + offset_of(&raw const runsc_ptrace_site_batch)
+}
+
+/// The command-page words of one call of a batch: `mmap(addr, len, prot, MAP_SHARED |
+/// MAP_FIXED, 0, offset)`, `munmap(addr, len)` or `mprotect(addr, len, prot)` (the loop
+/// passes the same registers to each; the calls ignore what they do not take). `addr` is
+/// page aligned, so its low bits carry the call number (4 bits) and `prot` (3 bits).
+pub(crate) fn encode_command(
+    nr: libc::c_long,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    offset: u64,
+) -> [u64; 3] {
+    debug_assert!(
+        addr.is_multiple_of(PAGE_SIZE) && (0..16).contains(&nr) && (0..8).contains(&prot)
+    );
+    [addr | nr as u64 | ((prot as u64) << 4), len, offset]
 }
 
 /// The instruction after each system call of the factory loop and of a new stub before its
@@ -773,6 +852,15 @@ fn map_stub_pages() -> std::result::Result<(), Errno> {
     }
     // SAFETY: changes the protection of our own fresh code page only.
     let rc = unsafe { libc::mprotect(addr, PAGE_SIZE as usize, libc::PROT_READ | libc::PROT_EXEC) };
+    Errno::result(rc)?;
+    // SAFETY: changes the protection of the fresh command page of the same mapping only.
+    let rc = unsafe {
+        libc::mprotect(
+            CMD_PAGE as *mut libc::c_void,
+            PAGE_SIZE as usize,
+            libc::PROT_READ,
+        )
+    };
     Errno::result(rc).map(drop)
 }
 

@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 use super::sysmsg::Slot;
 use super::Shared;
 use crate::ptrace::address_space::PtraceAddressSpace;
-use crate::{AddressSpace, Perms, Result};
+use crate::{AddressSpace, BatchError, MapOp, Perms, Result};
 
 /// An application address space of the systrap platform.
 pub(super) struct SystrapAddressSpace {
@@ -81,6 +81,10 @@ impl AddressSpace for SystrapAddressSpace {
 
     fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()> {
         self.ptrace.protect(addr, len, perms)
+    }
+
+    fn apply(&self, ops: &[MapOp]) -> std::result::Result<(), BatchError> {
+        self.ptrace.apply(ops)
     }
 
     fn release(&self) {

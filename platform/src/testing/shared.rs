@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 
 use super::*;
-use crate::{Access, Error, SignalInfo};
+use crate::{Access, BatchError, Error, MapOp, SignalInfo};
 
 /// The fixture maker of one platform.
 pub(crate) type Maker<P, A> = fn(&[u8]) -> Setup<P, A>;
@@ -107,6 +107,102 @@ pub(crate) fn protect_changes_permissions_in_place<P: Platform + 'static, A: Tes
         ),
         "{refused:?}"
     );
+}
+
+/// `apply` runs its operations in order (a later map of a page replaces an earlier one),
+/// stops at the first that fails and reports that one's index and error: a refused range,
+/// or a host failure in the middle of a batch. More operations than one host round trip
+/// takes are split, in order.
+pub(crate) fn apply_runs_in_order_and_stops_at_the_failing_operation<
+    P: Platform + 'static,
+    A: TestSpace,
+>(
+    setup: Maker<P, A>,
+) {
+    let mut t = setup(&load(DATA));
+    for page in 1..=4u64 {
+        t.guest
+            .write(page * PAGE_SIZE, &(0x100 + page).to_le_bytes());
+    }
+    let map = |file_page: u64| MapOp::Map {
+        addr: DATA,
+        len: PAGE_SIZE,
+        file_offset: file_page * PAGE_SIZE,
+        perms: Perms::R,
+    };
+    let unmapped_protect = MapOp::Protect {
+        addr: DATA + PAGE_SIZE,
+        len: PAGE_SIZE,
+        perms: Perms::R,
+    };
+    let read = |t: &mut Setup<P, A>| {
+        let mut state = CpuState::new(CODE, 0);
+        assert_eq!(t.switch(&mut state), Exit::Syscall);
+        state.regs.orig_rax
+    };
+    // The protect fails (nothing is mapped there): the maps before it ran, the one after
+    // did not.
+    let ops = [map(1), map(2), unmapped_protect, map(3)];
+    match t.dyn_space.apply(&ops) {
+        Err(BatchError {
+            index: 2,
+            error:
+                Error::Injected {
+                    errno: libc::ENOMEM,
+                    ..
+                },
+        }) => {}
+        other => panic!("expected the protect to fail, got {other:?}"),
+    }
+    assert_eq!(read(&mut t), 0x102);
+    // A range the platform refuses itself, after one it runs.
+    let beyond = MapOp::Unmap {
+        addr: crate::MAX_USER_ADDRESS - PAGE_SIZE,
+        len: 2 * PAGE_SIZE,
+    };
+    match t.dyn_space.apply(&[map(3), beyond, map(4)]) {
+        Err(BatchError { index: 1, .. }) => {}
+        other => panic!("expected the range to be refused, got {other:?}"),
+    }
+    assert_eq!(read(&mut t), 0x103);
+    // Many operations, the last map wins; then an unmap in the same batch is a missing page.
+    let many: Vec<MapOp> = (0..400u64).map(|n| map(1 + n % 4)).collect();
+    t.dyn_space.apply(&many).unwrap();
+    assert_eq!(read(&mut t), 0x104);
+    let unmap = MapOp::Unmap {
+        addr: DATA,
+        len: PAGE_SIZE,
+    };
+    t.dyn_space.apply(&[map(1), unmap]).unwrap();
+    let mut state = CpuState::new(CODE, 0);
+    let (addr, _, info) = expect_fault(t.switch(&mut state));
+    assert_eq!((addr, info.code), (DATA, SEGV_MAPERR));
+}
+
+/// Application code that jumps into the stub's batch loop with a `mmap` in its registers
+/// gets a system call the sentry handles, never a host `mmap`: the batch site is the
+/// sentry's only while it injects.
+pub(crate) fn application_code_cannot_run_the_batch_loop<P: Platform + 'static, A: TestSpace>(
+    setup: Maker<P, A>,
+) {
+    let mut code = vec![
+        0xb8, 9, 0, 0, 0, // mov eax, SYS_mmap
+        0xbf, 0, 0, 0x60, 0, // mov edi, 0x600000
+        0xbe, 0, 0x10, 0, 0, // mov esi, 4096
+        0xba, 3, 0, 0, 0, // mov edx, PROT_READ | PROT_WRITE
+        0x41, 0xba, 0x11, 0, 0, 0, // mov r10d, MAP_SHARED | MAP_FIXED
+        0x45, 0x31, 0xc0, // xor r8d, r8d
+        0x45, 0x31, 0xc9, // xor r9d, r9d
+        0x45, 0x31, 0xe4, // xor r12d, r12d
+        0x48, 0xb9, // movabs rcx, the batch loop
+    ];
+    code.extend_from_slice(&crate::stub::batch_entry().to_le_bytes());
+    code.extend_from_slice(&[0xff, 0xe1]); // jmp rcx
+    let mut t = setup(&code);
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, libc::SYS_mmap as u64);
+    assert_eq!(state.regs.rip, crate::stub::batch_site());
 }
 
 pub(crate) fn ud2_is_sigill_and_int3_is_sigtrap<P: Platform + 'static, A: TestSpace>(
@@ -442,6 +538,8 @@ macro_rules! run_shared_tests {
     ) => {
         run_shared_tests!(@each $setup;
             ud2_is_sigill_and_int3_is_sigtrap,
+            apply_runs_in_order_and_stops_at_the_failing_operation,
+            application_code_cannot_run_the_batch_loop,
             general_protection_fault_is_a_signal_not_a_fault,
             int80_is_refused_with_sigsegv,
             fs_base_is_loaded_exactly,

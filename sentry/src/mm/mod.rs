@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use platform::{Access, AddressSpace, Perms};
+use platform::{Access, AddressSpace, MapOp, Perms};
 
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
 use crate::memory::{FileRange, MemoryFile};
@@ -41,6 +41,11 @@ pub const FORK_COPY_PAGES: u64 = 32;
 /// Pages a write fault on a copy-on-write page of a private file mapping copies at once,
 /// from the faulting page on (see `MemoryManager::handle_fault`).
 pub const FILE_COW_AHEAD_PAGES: u64 = 16;
+/// Host mappings one fault makes at most: the faulting PMA and up to this many less one of
+/// the PMAs near it that are populated but not mapped (see `MemoryManager::fault_around`).
+pub const FAULT_AROUND_OPS: usize = 32;
+/// PMAs `MemoryManager::fault_around` looks at on each side of a fault at most.
+const FAULT_AROUND_SCAN: usize = 64;
 /// Top of the application stack.
 pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
 /// The default RLIMIT_STACK; the stack itself is as large as the limit at exec, up to the
@@ -258,17 +263,28 @@ impl HostRuns {
         }
     }
 
-    /// Makes the changes in `space`, one host call per run.
+    /// Makes the changes in `space`, one host operation per run, all in one batch.
     fn apply(self, space: &dyn AddressSpace) -> Result<(), Errno> {
-        for (start, end, perms) in self.0 {
-            let done = if perms == Perms::NONE {
-                space.unmap(start, end - start)
-            } else {
-                space.protect(start, end - start, perms)
-            };
-            done.map_err(platform_err)?;
+        let ops: Vec<MapOp> = self
+            .0
+            .into_iter()
+            .map(|(start, end, perms)| {
+                let len = end - start;
+                if perms == Perms::NONE {
+                    MapOp::Unmap { addr: start, len }
+                } else {
+                    MapOp::Protect {
+                        addr: start,
+                        len,
+                        perms,
+                    }
+                }
+            })
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        space.apply(&ops).map_err(|e| platform_err(e.error))
     }
 }
 
@@ -1093,7 +1109,7 @@ impl MemoryManager {
             } else {
                 1
             };
-            self.break_cow(&mut i, page, pages)
+            self.break_cow(&mut i, page, pages, vma.end)
                 .map_err(|_| SegvCode::MapErr)?;
         } else if p.mapped != Perms::NONE {
             // Already mapped with everything the VMA allows: a real protection fault, or a
@@ -1116,14 +1132,89 @@ impl MemoryManager {
             // No task runs this mm any more; a stray fault here is not mapped anywhere.
             return Err(SegvCode::MapErr);
         }
-        self.space
-            .map(pstart, p.end - pstart, p.file_offset, eff)
-            .map_err(|e| {
-                log::error!("mapping fault at {addr:#x}: {e}");
-                SegvCode::MapErr
-            })?;
-        i.pmas.get_mut(&pstart).expect("present").mapped = eff;
+        let mut ops = vec![MapOp::Map {
+            addr: pstart,
+            len: p.end - pstart,
+            file_offset: p.file_offset,
+            perms: eff,
+        }];
+        ops.extend(self.fault_around(&mut i, pstart, p.end));
+        let done = match self.space.apply(&ops) {
+            Ok(()) => ops.len(),
+            Err(e) if e.index > 0 => {
+                // The fault's own mapping is in; a neighbour's failure is only a later fault.
+                log::warn!("mapping around the fault at {addr:#x}: {}", e.error);
+                e.index
+            }
+            Err(e) => {
+                log::error!("mapping fault at {addr:#x}: {}", e.error);
+                return Err(SegvCode::MapErr);
+            }
+        };
+        for op in &ops[..done] {
+            if let MapOp::Map { addr, perms, .. } = *op {
+                i.pmas.get_mut(&addr).expect("present").mapped = perms;
+            }
+        }
         Ok(())
+    }
+
+    /// Host mappings for PMAs near the faulting one at `[start, end)` that are populated but
+    /// not mapped (a fork child's, the other runs of a file chunk one fault populated, pages
+    /// the sentry copied into): each, mapped now in the same batch as the fault's, saves its
+    /// own fault later (a round trip to the sentry and a host call). Nearest first on either
+    /// side, at most [`FAULT_AROUND_OPS`] less one, each as a read fault would map it:
+    /// with what its VMA allows, read-only while copy-on-write unless nobody else refers to
+    /// it any more (then it is taken over). PMAs that straddle a VMA boundary, lie in an
+    /// inaccessible VMA or past the end of their file are left to their own faults.
+    fn fault_around(&self, i: &mut Inner, start: u64, end: u64) -> Vec<MapOp> {
+        let candidate = |(&s, p): (&u64, &Pma)| -> Option<(u64, Perms)> {
+            if p.mapped != Perms::NONE {
+                return None;
+            }
+            let (vstart, v) = i.vma_at(s)?;
+            if s < vstart || p.end > v.end || v.perms == Perms::NONE {
+                return None;
+            }
+            if v.file.is_some() && i.beyond_eof(p.end - PAGE_SIZE) {
+                return None;
+            }
+            Some((s, v.perms))
+        };
+        let mut below = i.pmas.range(..start).rev().take(FAULT_AROUND_SCAN);
+        let mut above = i.pmas.range(end..).take(FAULT_AROUND_SCAN);
+        let mut picked = Vec::new();
+        'scan: loop {
+            let (b, a) = (below.next(), above.next());
+            if b.is_none() && a.is_none() {
+                break;
+            }
+            for pick in [b, a].into_iter().flatten().filter_map(candidate) {
+                if picked.len() + 1 >= FAULT_AROUND_OPS {
+                    break 'scan;
+                }
+                picked.push(pick);
+            }
+        }
+        picked
+            .into_iter()
+            .map(|(s, perms)| {
+                let p = i.pmas[&s];
+                let own = !p.cow || (perms.write && self.sole_owner(s, &p));
+                if p.cow && own {
+                    i.pmas.get_mut(&s).expect("present").cow = false;
+                }
+                MapOp::Map {
+                    addr: s,
+                    len: p.end - s,
+                    file_offset: p.file_offset,
+                    perms: Perms {
+                        write: perms.write && own,
+                        ..perms
+                    },
+                }
+            })
+            .collect()
     }
 
     /// Whether every memory-file page behind the PMA `p` starting at `start` has this PMA as
@@ -1222,38 +1313,59 @@ impl MemoryManager {
     }
 
     /// Gives the page at `page` its own copy (or takes sole ownership if nobody else refers
-    /// to it any more). A copy takes up to `pages` pages from `page` on, as far as the
-    /// copy-on-write PMA holding it goes, into one new range of the memory file.
-    fn break_cow(&self, i: &mut Inner, page: u64, pages: u64) -> Result<(), Errno> {
+    /// to it any more). A copy takes up to `pages` pages from `page` on, below `limit`, into
+    /// one new range of the memory file: across the copy-on-write PMAs that follow one
+    /// another there (a private file mapping's pages come in runs of the page cache), so one
+    /// host mapping covers them all afterwards.
+    fn break_cow(&self, i: &mut Inner, page: u64, pages: u64, limit: u64) -> Result<(), Errno> {
         let (pstart, whole) = i.pma_at(page).map(|(s, p)| (s, *p)).ok_or(Errno::EFAULT)?;
-        let shared = self.mf.refs(whole.file_offset + (page - pstart)) > 1;
-        let len = if shared {
-            (pages.max(1) * PAGE_SIZE).min(whole.end - page)
-        } else {
-            PAGE_SIZE
-        };
+        if self.mf.refs(whole.file_offset + (page - pstart)) <= 1 {
+            i.split_pmas_at(page);
+            i.split_pmas_at(page + PAGE_SIZE);
+            i.pmas.get_mut(&page).expect("present").cow = false;
+            return Ok(());
+        }
+        let want = page
+            .saturating_add(pages.max(1) * PAGE_SIZE)
+            .min(limit)
+            .max(page + PAGE_SIZE);
+        let mut end = whole.end.min(want);
+        // Following PMAs join while they are shared copy-on-write and mapped alike (the new
+        // PMA keeps one host mapping state).
+        while end < want {
+            match i.pmas.get(&end) {
+                Some(next)
+                    if next.cow
+                        && next.mapped == whole.mapped
+                        && self.mf.refs(next.file_offset) > 1 =>
+                {
+                    end = next.end.min(want);
+                }
+                _ => break,
+            }
+        }
+        let r = self.mf.allocate(end - page).map_err(|_| Errno::ENOMEM)?;
         i.split_pmas_at(page);
-        i.split_pmas_at(page + len);
-        let p = i.pmas[&page];
-        if shared {
-            let r = self.mf.allocate(len).map_err(|_| Errno::ENOMEM)?;
-            self.mf.copy(p.file_offset, r.offset, len);
+        i.split_pmas_at(end);
+        let pieces: Vec<(u64, Pma)> = i.pmas.range(page..end).map(|(&s, &p)| (s, p)).collect();
+        for (s, p) in pieces {
+            let len = p.end - s;
+            self.mf.copy(p.file_offset, r.offset + (s - page), len);
             self.mf.dec_ref(FileRange {
                 offset: p.file_offset,
                 len,
             });
-            i.pmas.insert(
-                page,
-                Pma {
-                    end: page + len,
-                    file_offset: r.offset,
-                    cow: false,
-                    mapped: p.mapped,
-                },
-            );
-        } else {
-            i.pmas.get_mut(&page).expect("present").cow = false;
+            i.pmas.remove(&s);
         }
+        i.pmas.insert(
+            page,
+            Pma {
+                end,
+                file_offset: r.offset,
+                cow: false,
+                mapped: whole.mapped,
+            },
+        );
         Ok(())
     }
 
@@ -1276,7 +1388,7 @@ impl MemoryManager {
         let mut pstart = self.populate(i, page, write)?;
         if write && i.pmas[&pstart].cow {
             let mapped = i.pmas[&pstart].mapped;
-            self.break_cow(i, page, 1)?;
+            self.break_cow(i, page, 1, page + PAGE_SIZE)?;
             if mapped != Perms::NONE && !i.detached {
                 // The host mapping still shows the shared page: map the page's own copy over
                 // it, with all the VMA allows (as a fault would), in one host call rather
@@ -2091,6 +2203,11 @@ mod tests {
         fn release(&self) {}
     }
 
+    /// Takes the calls `space` recorded so far.
+    fn log(space: &Recorder) -> Vec<(u64, Perms)> {
+        std::mem::take(&mut *space.0.lock().unwrap())
+    }
+
     #[test]
     fn a_read_of_copy_on_write_memory_nobody_shares_maps_it_writable() {
         let mf = Arc::new(MemoryFile::new().unwrap());
@@ -2110,21 +2227,23 @@ mod tests {
                 .unwrap();
             parent.copy_out(addr, b"data").unwrap();
         }
-        // While the child shares the pages, a read maps one read-only (a write must copy).
-        let child = parent.fork(Arc::new(NullSpace)).unwrap();
+        // While the child shares the pages, a read maps them read-only (a write must copy):
+        // the faulting one, and the other one around it in the same batch.
+        let child_space = Arc::new(Recorder::default());
+        let child = parent.fork(child_space.clone()).unwrap();
         parent.handle_fault(a, Access::Read).unwrap();
-        assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::R)));
-        // Once the child is gone, a read fault takes the page over and maps it writable in
-        // one go, with the contents it had.
-        drop(child);
-        parent.handle_fault(b, Access::Read).unwrap();
-        assert_eq!(space.0.lock().unwrap().pop(), Some((b, Perms::RW)));
+        assert_eq!(log(&space), [(a, Perms::R), (b, Perms::R)]);
+        // Once the parent is gone, a read fault of the child takes the pages over and maps
+        // them writable in one go, with the contents they had.
+        drop(parent);
+        child.handle_fault(b, Access::Read).unwrap();
+        assert_eq!(log(&child_space), [(b, Perms::RW), (a, Perms::RW)]);
         let mut buf = [0u8; 4];
-        parent.copy_in(b, &mut buf).unwrap();
+        child.copy_in(a, &mut buf).unwrap();
         assert_eq!(&buf, b"data");
-        // The first page is still copy-on-write: a write fault takes it over too.
-        parent.handle_fault(a, Access::Write).unwrap();
-        assert_eq!(space.0.lock().unwrap().pop(), Some((a, Perms::RW)));
+        // Both are writable already: a write needs no mapping.
+        child.handle_fault(a, Access::Write).unwrap();
+        assert!(log(&child_space).is_empty());
     }
 
     #[test]
@@ -2148,7 +2267,6 @@ mod tests {
         for page in [addr, addr + PAGE_SIZE, third] {
             mm.handle_fault(page, Access::Read).unwrap();
         }
-        let log = |space: &Recorder| std::mem::take(&mut *space.0.lock().unwrap());
         assert_eq!(
             log(&space),
             [
@@ -2194,14 +2312,15 @@ mod tests {
         let addr = 0x40_0000;
         map_private_file(&mm, addr, len, file);
         mm.handle_fault(addr + PAGE_SIZE, Access::Write).unwrap();
+        // The page before it is mapped around the fault, read-only (still the file's).
         assert_eq!(
-            space.0.lock().unwrap().pop(),
-            Some((addr + PAGE_SIZE, Perms::RW))
+            log(&space),
+            [(addr + PAGE_SIZE, Perms::RW), (addr, Perms::R)]
         );
         // The pages after it were copied and mapped writable with it: no fault of their own.
         mm.handle_fault(addr + 3 * PAGE_SIZE, Access::Write)
             .unwrap();
-        assert_eq!(space.0.lock().unwrap().pop(), None);
+        assert!(log(&space).is_empty());
         // The copies hold the file's data, and writes to them never reach the file.
         let mut buf = [0u8; 4];
         mm.copy_in(addr + PAGE_SIZE, &mut buf).unwrap();
@@ -2211,7 +2330,78 @@ mod tests {
         assert_eq!(&buf, b"file");
         // The page before the fault is still the file's: its write copies it.
         mm.handle_fault(addr, Access::Write).unwrap();
-        assert_eq!(space.0.lock().unwrap().pop(), Some((addr, Perms::RW)));
+        assert_eq!(log(&space), [(addr, Perms::RW)]);
+    }
+
+    /// A file whose two pages live apart in the memory file (two runs, as a page cache may
+    /// hold them).
+    struct TwoRuns {
+        mf: Arc<MemoryFile>,
+        runs: [FileRange; 2],
+    }
+
+    impl filemap::Mappable for TwoRuns {
+        fn size(&self) -> u64 {
+            2 * PAGE_SIZE
+        }
+        fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
+            let end = (first + count).min(2);
+            Ok((first..end)
+                .map(|idx| {
+                    let r = self.runs[idx as usize];
+                    self.mf.inc_ref(r);
+                    (idx, r)
+                })
+                .collect())
+        }
+        fn shared_writable(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_write_to_a_private_file_mapping_copies_across_page_cache_runs_into_one_mapping() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let first = mf.allocate(PAGE_SIZE).unwrap();
+        let _gap = mf.allocate(PAGE_SIZE).unwrap();
+        let runs = [first, mf.allocate(PAGE_SIZE).unwrap()];
+        mf.write(runs[1].offset, b"two");
+        let file = Arc::new(TwoRuns {
+            mf: mf.clone(),
+            runs,
+        });
+        let space = Arc::new(Recorder::default());
+        let mm = MemoryManager::new(mf.clone(), space.clone());
+        let addr = 0x40_0000;
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(addr),
+            len: 2 * PAGE_SIZE,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Named("f".into()),
+            file: Some(FileMapping {
+                file,
+                offset: 0,
+                may_write: false,
+                may_exec: true,
+                dev: 0,
+                ino: 1,
+                writer: None,
+            }),
+        })
+        .unwrap();
+        // One write fault copies both runs into one range: one mapping, writable, and the
+        // second page needs no fault of its own.
+        mm.handle_fault(addr, Access::Write).unwrap();
+        assert_eq!(log(&space), [(addr, Perms::RW)]);
+        mm.handle_fault(addr + PAGE_SIZE, Access::Write).unwrap();
+        assert!(log(&space).is_empty());
+        let mut buf = [0u8; 3];
+        mm.copy_in(addr + PAGE_SIZE, &mut buf).unwrap();
+        assert_eq!(&buf, b"two");
+        mm.copy_out(addr + PAGE_SIZE, b"own").unwrap();
+        mf.read(runs[1].offset, &mut buf);
+        assert_eq!(&buf, b"two", "the file's page stays untouched");
     }
 
     #[test]
