@@ -68,6 +68,53 @@ fn udp_fanout_and_control_messages_match_native() {
     );
 }
 
+/// IP_RECVERR and IPV6_RECVERR: a datagram to a closed loopback port comes back on the
+/// error queue (MSG_ERRQUEUE) as Linux's ICMP port unreachable, with SO_ERROR and POLLERR
+/// meanwhile; an IPv6 datagram too long to send leaves a local EMSGSIZE error. Natively the
+/// program runs in a network namespace of its own.
+#[test]
+fn udp_error_queue_matches_native() {
+    if !nix::unistd::geteuid().is_root() {
+        return skip("a network namespace of its own needs root natively");
+    }
+    assert_same_program(
+        "udp_errqueue",
+        &[],
+        &[
+            "plain errqueue: EAGAIN
+",
+            "v4 poll: 1 POLLERR
+",
+            "v4 errqueue: 300 same=1 flags=ERRQUEUE name=2/127.0.0.1/closed
+  cmsg 0/11 len 48 \
+             errno=ECONNREFUSED origin=2 type=3 code=3 pad=0 info=0 data=0 \
+             offender=2/127.0.0.1/0
+",
+            "v4 after read SO_ERROR: 0
+",
+            "v4 long errqueue: 520 ",
+            "v4 one left SO_ERROR: ECONNREFUSED
+",
+            "v4 off errqueue: EAGAIN
+v4 off SO_ERROR: ECONNREFUSED
+",
+            "v6 with IP_RECVERR errqueue: EAGAIN
+",
+            "v6 errqueue: 300 same=1 flags=ERRQUEUE name=10/::1/closed
+  cmsg 41/25 len 60 \
+             errno=ECONNREFUSED origin=3 type=1 code=4 pad=0 info=0 data=0 offender=10/::1/0
+",
+            "v6 long errqueue: 1184 ",
+            "v6 too big errqueue: 0 same=1 flags=ERRQUEUE name=10/::1/closed
+  cmsg 41/25 len 60 \
+             errno=EMSGSIZE origin=1 type=0 code=0 pad=0 info=65536 data=0 offender=0//0
+",
+            "v4 too big errqueue: EAGAIN
+",
+        ],
+    );
+}
+
 /// shutdown(2) of an unconnected UDP socket fails with ENOTCONN yet shuts it down: a
 /// thread blocked in recvfrom wakes with end of file (it used to sleep forever, which hung
 /// gVisor's UdpPortReuseMultiThread).

@@ -173,6 +173,8 @@ pub struct Entry {
     pub dgrams: VecDeque<super::udp::Datagram>,
     /// Payload bytes in `dgrams` (bounded by `rcvbuf`).
     pub dgram_bytes: usize,
+    /// Errors queued for MSG_ERRQUEUE (IP_RECVERR, [`super::udp::refused`]).
+    pub errors: VecDeque<super::udp::QueuedError>,
     /// SO_BINDTODEVICE: the interface index the socket is bound to (0: none).
     pub bound_dev: i32,
     /// The port was bound explicitly (bind with a nonzero port), so a UDP disconnect
@@ -221,6 +223,7 @@ impl Entry {
             options: HashMap::new(),
             dgrams: VecDeque::new(),
             dgram_bytes: 0,
+            errors: VecDeque::new(),
             bound_dev: 0,
             port_locked: false,
             stamp: super::udp::Stamp::default(),
@@ -1862,7 +1865,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
     let rd = libc::POLLIN | libc::POLLRDNORM;
     let wr = libc::POLLOUT | libc::POLLWRNORM;
     let mut r = 0;
-    if e.error.is_some() {
+    if e.error.is_some() || !e.errors.is_empty() {
         r |= libc::POLLERR;
     }
     match e.st {

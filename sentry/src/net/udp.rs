@@ -22,6 +22,7 @@ use super::config::LOOPBACK_INDEX;
 use super::inet::{int, sockaddr, v6only};
 use super::stack::{Entry, Inner, Proto, St};
 use crate::abi::bpf::{run_socket_filter, SockFilter};
+use crate::abi::Errno;
 
 /// The UDP header's length.
 const UDP_HEADER: usize = 8;
@@ -40,6 +41,154 @@ pub struct Datagram {
     /// The receiving interface.
     pub ifindex: i32,
     pub at: SystemTime,
+}
+
+/// An error queued on a socket that set IP_RECVERR (IPV6_RECVERR for IPv6), read with
+/// MSG_ERRQUEUE: Linux's `sk_error_queue` entry with its `sock_extended_err`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedError {
+    pub errno: Errno,
+    /// `SO_EE_ORIGIN_ICMP`, `SO_EE_ORIGIN_ICMP6` or `SO_EE_ORIGIN_LOCAL`.
+    pub origin: u8,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// `ee_info`: the path MTU of an EMSGSIZE.
+    pub info: u32,
+    /// The host that sent the ICMP message (none for a local error).
+    pub offender: Option<IpAddress>,
+    /// The failed datagram's destination.
+    pub dst: (IpAddress, u16),
+    /// As much of its payload as the ICMP message carried.
+    pub payload: Vec<u8>,
+}
+
+const SO_EE_ORIGIN_LOCAL: u8 = 1;
+const SO_EE_ORIGIN_ICMP: u8 = 2;
+const SO_EE_ORIGIN_ICMP6: u8 = 3;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_PORT_UNREACH: u8 = 3;
+const ICMP6_DST_UNREACH: u8 = 1;
+const ICMP6_DST_UNREACH_NOPORT: u8 = 4;
+/// `IP_RECVERR`, `IPV6_RECVERR`.
+const IP_RECVERR: i32 = 11;
+const IPV6_RECVERR: i32 = 25;
+/// The payload bytes an ICMP error quotes of a UDP datagram: Linux's ICMP messages are at
+/// most 576 bytes (IPv4) or the IPv6 minimum MTU, 1280 bytes, and quote the datagram from
+/// its IP header on.
+const ICMP_QUOTED: usize = 576 - 20 - 8 - 20 - UDP_HEADER;
+const ICMP6_QUOTED: usize = 1280 - 40 - 8 - 40 - UDP_HEADER;
+
+/// The datagram `d` that entry `id` sent inside the sandbox found no socket: Linux's ICMP
+/// port unreachable comes back from the destination. A socket that asked for errors of
+/// that IP version (IP_RECVERR, IPV6_RECVERR) queues it for MSG_ERRQUEUE, while its
+/// receive buffer has room, and has it as SO_ERROR; one without gets only a connected
+/// socket's SO_ERROR (ECONNREFUSED from its next call), as `__udp4_lib_err`.
+pub fn refused(g: &mut Inner, id: u64, d: &Datagram) {
+    let e = g.entries.get_mut(&id).expect("present");
+    let (wanted, quoted, origin, icmp_type, code) = match d.dst.0 {
+        IpAddress::Ipv4(_) => (
+            on(e, libc::IPPROTO_IP, IP_RECVERR),
+            ICMP_QUOTED,
+            SO_EE_ORIGIN_ICMP,
+            ICMP_DEST_UNREACH,
+            ICMP_PORT_UNREACH,
+        ),
+        IpAddress::Ipv6(_) => (
+            on(e, libc::IPPROTO_IPV6, IPV6_RECVERR),
+            ICMP6_QUOTED,
+            SO_EE_ORIGIN_ICMP6,
+            ICMP6_DST_UNREACH,
+            ICMP6_DST_UNREACH_NOPORT,
+        ),
+    };
+    if !wanted {
+        if e.udp_peer.is_some() {
+            e.error = Some(Errno::ECONNREFUSED);
+        }
+        return;
+    }
+    let payload = d.data[..d.data.len().min(quoted)].to_vec();
+    let queued: usize = e.errors.iter().map(|q| q.payload.len()).sum();
+    if e.dgram_bytes + queued + payload.len() < e.rcvbuf {
+        e.errors.push_back(QueuedError {
+            errno: Errno::ECONNREFUSED,
+            origin,
+            icmp_type,
+            code,
+            info: 0,
+            offender: Some(d.dst.0),
+            dst: d.dst,
+            payload,
+        });
+    }
+    e.error = Some(Errno::ECONNREFUSED);
+}
+
+/// Entry `e`, an AF_INET6 socket, refused to send an IPv6 datagram to `dst` longer than
+/// an IPv6 packet can carry (EMSGSIZE): with IPV6_RECVERR it queues a local error that
+/// gives the path's MTU, `mtu`, and leaves SO_ERROR alone, as Linux's
+/// `ipv6_local_error`. IPv4 queues none.
+pub fn too_big(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
+    if !matches!(dst.0, IpAddress::Ipv6(_)) || !on(e, libc::IPPROTO_IPV6, IPV6_RECVERR) {
+        return;
+    }
+    e.errors.push_back(QueuedError {
+        errno: Errno::EMSGSIZE,
+        origin: SO_EE_ORIGIN_LOCAL,
+        icmp_type: 0,
+        code: 0,
+        info: mtu,
+        offender: None,
+        dst,
+        payload: Vec::new(),
+    });
+}
+
+/// Takes the oldest error queued on `e` (MSG_ERRQUEUE). An ICMP error's SO_ERROR becomes
+/// the next ICMP error's, or none, as Linux's `sock_dequeue_err_skb`.
+pub fn take_error(e: &mut Entry) -> Option<QueuedError> {
+    let q = e.errors.pop_front()?;
+    let icmp = |q: &QueuedError| q.origin != SO_EE_ORIGIN_LOCAL;
+    match e.errors.front().filter(|n| icmp(n)) {
+        Some(next) => e.error = Some(next.errno),
+        None if icmp(&q) => e.error = None,
+        None => {}
+    }
+    Some(q)
+}
+
+/// The control message a read of `q` from the error queue of a socket of `family` gives:
+/// IP_RECVERR (IPV6_RECVERR for an ICMPv6 error) with the `sock_extended_err` and the
+/// offender's address after it.
+pub fn error_control(family: i32, q: &QueuedError) -> (i32, i32, Vec<u8>) {
+    let mut v = (q.errno as u32).to_ne_bytes().to_vec();
+    v.extend_from_slice(&[q.origin, q.icmp_type, q.code, 0]);
+    v.extend_from_slice(&q.info.to_ne_bytes());
+    // ee_data.
+    v.extend_from_slice(&[0; 4]);
+    let six = q.origin == SO_EE_ORIGIN_ICMP6
+        || (q.origin == SO_EE_ORIGIN_LOCAL && matches!(q.dst.0, IpAddress::Ipv6(_)));
+    let (level, name, family) = if six {
+        (libc::IPPROTO_IPV6, IPV6_RECVERR, libc::AF_INET6)
+    } else {
+        (libc::IPPROTO_IP, IP_RECVERR, family)
+    };
+    match q.offender {
+        Some(a) => v.extend_from_slice(&sockaddr(family, a, 0)),
+        // A local error names no offender: a zeroed address of family AF_UNSPEC.
+        None => v.resize(v.len() + sockaddr(family, q.dst.0, 0).len(), 0),
+    }
+    (level, name, v)
+}
+
+/// A socket that stops asking for errors (IP_RECVERR or IPV6_RECVERR set to 0) loses
+/// those queued, as in Linux.
+pub fn recverr_off(e: &mut Entry, level: i32, name: i32) {
+    if (level, name) == (libc::IPPROTO_IP, IP_RECVERR)
+        || (level, name) == (libc::IPPROTO_IPV6, IPV6_RECVERR)
+    {
+        e.errors.clear();
+    }
 }
 
 /// How a destination inside the sandbox is reached.
@@ -369,8 +518,10 @@ const IPV6_RECVORIGDSTADDR: i32 = 74;
 
 /// The receive options of datagram sockets that are plain flags (as Linux keeps them: 0
 /// or 1).
-pub const RECV_FLAGS: [(i32, i32); 10] = [
+pub const RECV_FLAGS: [(i32, i32); 12] = [
     (libc::SOL_SOCKET, SO_TIMESTAMP),
+    (libc::IPPROTO_IP, IP_RECVERR),
+    (libc::IPPROTO_IPV6, IPV6_RECVERR),
     (libc::SOL_SOCKET, SO_TIMESTAMPNS),
     (libc::IPPROTO_IP, libc::IP_PKTINFO),
     (libc::IPPROTO_IP, libc::IP_RECVTTL),
