@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address, TcpPacket};
+use smoltcp::wire::{
+    IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Address, Ipv6Address, TcpPacket,
+};
 
 use super::stack::{next_id, readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
@@ -534,7 +536,8 @@ impl InetSocket {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
                 };
-                let inside = super::udp::kind(g, this_host(ip)).filter(|_| !g.udp_copies_wanted());
+                let inside = super::udp::kind(g, this_host(ip))
+                    .filter(|_| !g.copies_wanted(IpProtocol::Udp));
                 let ep = match inside {
                     Some(_) => IpEndpoint::new(this_host(ip), port),
                     None => match destination(g, ip, port) {

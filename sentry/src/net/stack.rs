@@ -1279,18 +1279,18 @@ impl Inner {
         Ok(port)
     }
 
-    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
-    /// protocol), or a packet socket exists. Datagrams inside the sandbox then go through
-    /// smoltcp and the device, which hand those sockets their copies, instead of the
-    /// sentry's own delivery ([`super::udp`]).
-    pub fn udp_copies_wanted(&self) -> bool {
+    /// Whether a raw IP socket takes a copy of packets of `proto` (that protocol, or every
+    /// protocol), or a packet socket exists. Datagrams (UDP) and echoes (ICMP) inside the
+    /// sandbox then go through smoltcp and the device, which hand those sockets their
+    /// copies, instead of the sentry's own delivery ([`super::udp`], [`super::icmp`]).
+    pub fn copies_wanted(&self, proto: smoltcp::wire::IpProtocol) -> bool {
         !self.dev.taps.is_empty()
             || self.entries.values().any(|e| match e.st {
                 St::Raw(h) => self
                     .set
                     .get::<raw::Socket>(h)
                     .ip_protocol()
-                    .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
+                    .is_none_or(|p| p == proto),
                 _ => false,
             })
     }
@@ -1846,7 +1846,7 @@ pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
         St::Udp(h) => set.get::<udp::Socket>(h).recv_queue() + e.dgram_bytes,
-        St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
+        St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue() + e.dgram_bytes,
         St::Raw(h) => set.get::<raw::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
         _ => 0,
@@ -1911,7 +1911,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
         }
         St::Icmp(h) => {
             let s = set.get::<icmp::Socket>(h);
-            if s.can_recv() {
+            if s.can_recv() || !e.dgrams.is_empty() {
                 r |= rd;
             }
             if s.can_send() {
