@@ -62,7 +62,8 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv6Address,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, IpProtocol,
+    IpVersion, Ipv6Address,
 };
 
 use super::config::{LoopbackAddrs, NetConfig};
@@ -79,6 +80,8 @@ pub const TCP_BUF: usize = 256 * 1024;
 const UDP_BUF: usize = 256 * 1024;
 /// Datagrams each UDP buffer holds.
 const UDP_PACKETS: usize = 64;
+/// Bytes of ICMP messages the stack's own raw sockets hold between polls.
+const ICMP_ERRORS_BUF: usize = 64 * 1024;
 /// Largest listen backlog (Linux's default `somaxconn`).
 const MAX_BACKLOG: usize = 4096;
 /// Listening smoltcp sockets a listener keeps ready for new SYNs (each takes one); as many
@@ -410,6 +413,9 @@ pub struct Inner {
     pub mib: Mib,
     /// TCP states at the last look, for counting connection events.
     tcp_states: TcpStates,
+    /// The stack's own raw ICMP and ICMPv6 sockets: they see each ICMP error that arrives,
+    /// for the UDP socket whose datagram it reports ([`super::udp::icmp_arrived`]).
+    icmp_errors: [SocketHandle; 2],
 }
 
 /// The stack as its namespace's TUN/TAP links reach it.
@@ -847,10 +853,24 @@ impl Inner {
         gateways: Vec<(IpCidr, IpAddress)>,
         epoch: std::time::Instant,
     ) -> Inner {
+        let mut set = SocketSet::new(Vec::new());
+        let icmp_errors = [
+            (IpVersion::Ipv4, IpProtocol::Icmp),
+            (IpVersion::Ipv6, IpProtocol::Icmpv6),
+        ]
+        .map(|(version, protocol)| {
+            // Drained after every poll: room for one poll's worth of ICMP messages.
+            let rx = raw::PacketBuffer::new(
+                vec![raw::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; ICMP_ERRORS_BUF],
+            );
+            let tx = raw::PacketBuffer::new(Vec::new(), Vec::new());
+            set.add(raw::Socket::new(Some(version), Some(protocol), rx, tx))
+        });
         let mut inner = Inner {
             iface,
             dev,
-            set: SocketSet::new(Vec::new()),
+            set,
             entries: HashMap::new(),
             base_cidrs: link_cidrs,
             cidrs: Vec::new(),
@@ -869,6 +889,7 @@ impl Inner {
             epoch,
             mib: Mib::default(),
             tcp_states: TcpStates::default(),
+            icmp_errors,
         };
         inner.sync_addrs();
         inner
@@ -1471,11 +1492,25 @@ impl Inner {
             };
             let r = self.iface.poll(now, &mut dev, &mut self.set);
             self.mib = mib.into_inner();
+            self.icmp_errors_arrived();
             self.tcp_states.observe(&mut self.mib, &self.set);
             self.settle();
             if r == PollResult::None && !self.dev.exhausted() && !self.dev.has_looped() {
                 break;
             }
+        }
+    }
+
+    /// Hands each ICMP message the poll received to [`super::udp::icmp_arrived`].
+    fn icmp_errors_arrived(&mut self) {
+        let mut arrived = Vec::new();
+        for h in self.icmp_errors {
+            while let Ok(packet) = self.set.get_mut::<raw::Socket>(h).recv() {
+                arrived.push(packet.to_vec());
+            }
+        }
+        for packet in arrived {
+            super::udp::icmp_arrived(self, &packet);
         }
     }
 

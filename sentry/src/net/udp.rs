@@ -79,49 +79,195 @@ const ICMP_QUOTED: usize = 576 - 20 - 8 - 20 - UDP_HEADER;
 const ICMP6_QUOTED: usize = 1280 - 40 - 8 - 40 - UDP_HEADER;
 
 /// The datagram `d` that entry `id` sent inside the sandbox found no socket: Linux's ICMP
-/// port unreachable comes back from the destination. A socket that asked for errors of
-/// that IP version (IP_RECVERR, IPV6_RECVERR) queues it for MSG_ERRQUEUE, while its
-/// receive buffer has room, and has it as SO_ERROR; one without gets only a connected
-/// socket's SO_ERROR (ECONNREFUSED from its next call), as `__udp4_lib_err`.
+/// port unreachable comes back from the destination ([`report`]).
 pub fn refused(g: &mut Inner, id: u64, d: &Datagram) {
-    let e = g.entries.get_mut(&id).expect("present");
-    let (wanted, quoted, origin, icmp_type, code) = match d.dst.0 {
-        IpAddress::Ipv4(_) => (
-            on(e, libc::IPPROTO_IP, IP_RECVERR),
-            ICMP_QUOTED,
+    let v4 = matches!(d.dst.0, IpAddress::Ipv4(_));
+    let (origin, icmp_type, code, quoted) = if v4 {
+        (
             SO_EE_ORIGIN_ICMP,
             ICMP_DEST_UNREACH,
             ICMP_PORT_UNREACH,
-        ),
-        IpAddress::Ipv6(_) => (
-            on(e, libc::IPPROTO_IPV6, IPV6_RECVERR),
-            ICMP6_QUOTED,
+            ICMP_QUOTED,
+        )
+    } else {
+        (
             SO_EE_ORIGIN_ICMP6,
             ICMP6_DST_UNREACH,
             ICMP6_DST_UNREACH_NOPORT,
-        ),
+            ICMP6_QUOTED,
+        )
+    };
+    let q = QueuedError {
+        errno: Errno::ECONNREFUSED,
+        origin,
+        icmp_type,
+        code,
+        info: 0,
+        offender: Some(d.dst.0),
+        dst: d.dst,
+        payload: d.data[..d.data.len().min(quoted)].to_vec(),
+    };
+    report(g.entries.get_mut(&id).expect("present"), q, true);
+}
+
+/// ICMP error `q` arrived for a datagram entry `e` sent; `hard`: Linux reports it to a
+/// connected socket (`icmp_err_convert`'s fatal ones). A socket that asked for errors of
+/// that IP version (IP_RECVERR, IPV6_RECVERR) queues it for MSG_ERRQUEUE, while its
+/// receive buffer has room, and has it as SO_ERROR; one without gets only a connected
+/// socket's SO_ERROR for a hard error (the errno from its next call), as `__udp4_lib_err`.
+fn report(e: &mut Entry, q: QueuedError, hard: bool) {
+    let wanted = if q.origin == SO_EE_ORIGIN_ICMP6 {
+        on(e, libc::IPPROTO_IPV6, IPV6_RECVERR)
+    } else {
+        on(e, libc::IPPROTO_IP, IP_RECVERR)
     };
     if !wanted {
-        if e.udp_peer.is_some() {
-            e.error = Some(Errno::ECONNREFUSED);
+        if hard && e.udp_peer.is_some() {
+            e.error = Some(q.errno);
         }
         return;
     }
-    let payload = d.data[..d.data.len().min(quoted)].to_vec();
+    let errno = q.errno;
     let queued: usize = e.errors.iter().map(|q| q.payload.len()).sum();
-    if e.dgram_bytes + queued + payload.len() < e.rcvbuf {
-        e.errors.push_back(QueuedError {
-            errno: Errno::ECONNREFUSED,
-            origin,
-            icmp_type,
-            code,
-            info: 0,
-            offender: Some(d.dst.0),
-            dst: d.dst,
-            payload,
-        });
+    if e.dgram_bytes + queued + q.payload.len() < e.rcvbuf {
+        e.errors.push_back(q);
     }
-    e.error = Some(Errno::ECONNREFUSED);
+    e.error = Some(errno);
+}
+
+/// The errno of ICMP (`v4`) or ICMPv6 error `ty`/`code` and whether it is hard, as Linux's
+/// `__udp4_lib_err` and `icmpv6_err_convert` see it; `None` for a message that is no error
+/// of a datagram's.
+fn icmp_errno(v4: bool, ty: u8, code: u8) -> Option<(Errno, bool)> {
+    use Errno::*;
+    Some(match (v4, ty, code) {
+        (true, 3, 0 | 11) => (ENETUNREACH, false),
+        (true, 3, 1 | 12) => (EHOSTUNREACH, false),
+        (true, 3, 2) => (ENOPROTOOPT, true),
+        (true, 3, 3) => (ECONNREFUSED, true),
+        // Fragmentation needed (path MTU discovery is on by default).
+        (true, 3, 4) => (EMSGSIZE, true),
+        (true, 3, 5) => (EOPNOTSUPP, false),
+        (true, 3, 6 | 9) => (ENETUNREACH, true),
+        (true, 3, 7) => (EHOSTDOWN, true),
+        (true, 3, 8) => (ENONET, true),
+        (true, 3, 10 | 13..=15) => (EHOSTUNREACH, true),
+        (true, 11, _) => (EHOSTUNREACH, false),
+        (true, 12, _) => (EPROTO, true),
+        (false, 1, 0) => (ENETUNREACH, false),
+        (false, 1, 2 | 3) => (EHOSTUNREACH, false),
+        (false, 1, 4) => (ECONNREFUSED, true),
+        (false, 1, 1 | 5 | 6) => (EACCES, true),
+        (false, 2, _) => (EMSGSIZE, true),
+        (false, 3, _) => (EHOSTUNREACH, false),
+        (false, 4, _) => (EPROTO, true),
+        _ => return None,
+    })
+}
+
+/// An ICMP or ICMPv6 message `packet` (with its IP header) arrived: when it is an error
+/// about a UDP datagram one of the stack's sockets sent (its quoted IP and UDP headers
+/// name the socket, found as a reply to that datagram would find it), the socket hears of
+/// it ([`report`]).
+pub fn icmp_arrived(g: &mut Inner, packet: &[u8]) {
+    let Some((offender, icmp)) = ip_payload(packet) else {
+        return;
+    };
+    let v4 = matches!(offender, IpAddress::Ipv4(_));
+    let (Some(&ty), Some(&code)) = (icmp.first(), icmp.get(1)) else {
+        return;
+    };
+    let Some((errno, hard)) = icmp_errno(v4, ty, code) else {
+        return;
+    };
+    // The quoted datagram: its IP header (UDP, from us) and at least the UDP header.
+    let Some(quoted) = icmp.get(8..) else {
+        return;
+    };
+    let (src, dst, udp) = match (v4, quoted.first().map(|b| b >> 4)) {
+        (true, Some(4)) if quoted.get(9) == Some(&17) => {
+            let ihl = usize::from(quoted[0] & 0xf) * 4;
+            let (Some(s), Some(d)) = (quoted.get(12..16), quoted.get(16..20)) else {
+                return;
+            };
+            let a = |b: &[u8]| IpAddress::v4(b[0], b[1], b[2], b[3]);
+            (a(s), a(d), quoted.get(ihl..))
+        }
+        (false, Some(6)) if quoted.get(6) == Some(&17) => {
+            let (Some(s), Some(d)) = (quoted.get(8..24), quoted.get(24..40)) else {
+                return;
+            };
+            let a = |b: &[u8]| {
+                IpAddress::Ipv6(smoltcp::wire::Ipv6Address::from(
+                    <[u8; 16]>::try_from(b).expect("16 bytes"),
+                ))
+            };
+            (a(s), a(d), quoted.get(40..))
+        }
+        _ => return,
+    };
+    let Some(udp) = udp.filter(|u| u.len() >= UDP_HEADER) else {
+        return;
+    };
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    // The socket a reply from the destination would reach.
+    let reply = Datagram {
+        data: Vec::new(),
+        src: (dst, dport),
+        dst: (src, sport),
+        spec_dst: src,
+        ttl: 0,
+        tos: 0,
+        ifindex: if g.on_loopback(src) {
+            LOOPBACK_INDEX
+        } else {
+            g.link_index.unwrap_or(LOOPBACK_INDEX)
+        },
+        at: SystemTime::now(),
+    };
+    let Some(id) = unicast_receiver(g, &reply) else {
+        return;
+    };
+    // ee_info: the MTU of a "fragmentation needed" (16 bits) or "packet too big".
+    let info = match (v4, ty) {
+        (true, 3) if code == 4 => u32::from(u16::from_be_bytes([icmp[6], icmp[7]])),
+        (false, 2) => u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]),
+        _ => 0,
+    };
+    let q = QueuedError {
+        errno,
+        origin: if v4 {
+            SO_EE_ORIGIN_ICMP
+        } else {
+            SO_EE_ORIGIN_ICMP6
+        },
+        icmp_type: ty,
+        code,
+        info,
+        offender: Some(offender),
+        dst: (dst, dport),
+        payload: udp[UDP_HEADER..].to_vec(),
+    };
+    report(g.entries.get_mut(&id).expect("present"), q, hard);
+}
+
+/// The source and payload of IPv4 or IPv6 packet `packet`.
+fn ip_payload(packet: &[u8]) -> Option<(IpAddress, &[u8])> {
+    match packet.first()? >> 4 {
+        4 => {
+            let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
+            let end = usize::from(p.total_len()).min(packet.len());
+            let body = packet.get(usize::from(p.header_len())..end)?;
+            Some((IpAddress::Ipv4(p.src_addr()), body))
+        }
+        6 => {
+            let p = smoltcp::wire::Ipv6Packet::new_checked(packet).ok()?;
+            let end = (40 + usize::from(p.payload_len())).min(packet.len());
+            Some((IpAddress::Ipv6(p.src_addr()), packet.get(40..end)?))
+        }
+        _ => None,
+    }
 }
 
 /// Entry `e`, an AF_INET6 socket, refused to send an IPv6 datagram to `dst` longer than
@@ -323,42 +469,42 @@ fn flow_hash(d: &Datagram) -> u64 {
     h
 }
 
+/// The socket unicast datagram `d` goes to (see the module docs), if any.
+fn unicast_receiver(g: &Inner, d: &Datagram) -> Option<u64> {
+    let holders = g.port_holders(Proto::Udp, d.dst.1);
+    // Most recently bound first: it wins a tie between SO_REUSEADDR sockets.
+    let mut best: Vec<u64> = Vec::new();
+    let mut top = 0;
+    for &id in holders.iter().rev() {
+        let Some(s) = score(&g.entries[&id], d) else {
+            continue;
+        };
+        if s > top {
+            (top, best) = (s, vec![id]);
+        } else if s == top {
+            best.push(id);
+        }
+    }
+    let first = *best.first()?;
+    if !g.entries[&first].opts.reuse_port {
+        return Some(first);
+    }
+    // In bind order, so that a source keeps its socket while the group stays.
+    let group: Vec<u64> = best
+        .into_iter()
+        .rev()
+        .filter(|id| g.entries[id].opts.reuse_port)
+        .collect();
+    Some(group[(flow_hash(d) % group.len() as u64) as usize])
+}
+
 /// Queues `d` for the sockets that take it (see the module docs); returns how many sockets
 /// it was for (0: the port is closed), counting those whose full queue or socket filter
 /// dropped it, which Linux answers with no port unreachable either.
 pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
     let holders = g.port_holders(Proto::Udp, d.dst.1);
     let receivers: Vec<u64> = match kind {
-        Kind::Unicast => {
-            // Most recently bound first: it wins a tie between SO_REUSEADDR sockets.
-            let mut best: Vec<u64> = Vec::new();
-            let mut top = 0;
-            for &id in holders.iter().rev() {
-                let Some(s) = score(&g.entries[&id], d) else {
-                    continue;
-                };
-                if s > top {
-                    (top, best) = (s, vec![id]);
-                } else if s == top {
-                    best.push(id);
-                }
-            }
-            let group: Vec<u64> = best
-                .iter()
-                .copied()
-                .filter(|id| g.entries[id].opts.reuse_port)
-                .collect();
-            match (best.first(), group.len()) {
-                (None, _) => Vec::new(),
-                (Some(&first), _) if !g.entries[&first].opts.reuse_port => vec![first],
-                // In bind order, so that a source keeps its socket while the group stays.
-                (_, n) => {
-                    let mut group = group;
-                    group.reverse();
-                    vec![group[(flow_hash(d) % n as u64) as usize]]
-                }
-            }
-        }
+        Kind::Unicast => unicast_receiver(g, d).into_iter().collect(),
         Kind::Broadcast => holders
             .iter()
             .copied()
