@@ -13,6 +13,13 @@
 //! ([`Entry::dgrams`]), from which `recvmsg` reads it with its control messages
 //! ([`control`]). Datagrams from the link still come through each socket's smoltcp socket:
 //! one receiver each, and without the TTL and TOS, which smoltcp does not report.
+//!
+//! ICMP errors about a socket's datagrams reach it as on Linux ([`report`]): SO_ERROR for
+//! a connected socket's hard errors, and with IP_RECVERR (IPV6_RECVERR) the error queue
+//! that MSG_ERRQUEUE reads ([`Entry::errors`]). A unicast datagram the sentry delivers to
+//! nobody is refused there and then ([`refused`]); errors from the link, and those smoltcp
+//! answers looped datagrams with, come from the stack's own raw ICMP sockets
+//! ([`icmp_arrived`]).
 
 use std::time::SystemTime;
 
