@@ -7,13 +7,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 /* 127.0.0.1:port. */
 static inline struct sockaddr_in loopback(unsigned short port) {
@@ -45,6 +48,17 @@ static inline void own_network_namespace(void) {
         fprintf(stderr, "no network namespace of its own: %s\n", strerror(errno));
         exit(77);
     }
+}
+
+/* Brings the loopback up (a new namespace's is down); says so when it cannot. */
+static inline void loopback_up(void) {
+    int ctl = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    ioctl(ctl, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0) printf("lo up: %s\n", strerror(errno));
+    close(ctl);
 }
 
 #endif

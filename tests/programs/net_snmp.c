@@ -90,13 +90,7 @@ static void moved(const char *what) {
 
 int main(void) {
     own_network_namespace();
-    int ctl = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr = {0};
-    strcpy(ifr.ifr_name, "lo");
-    ioctl(ctl, SIOCGIFFLAGS, &ifr);
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0) printf("lo up: %s\n", strerror(errno));
-    close(ctl);
+    loopback_up();
 
     load("/proc/net/snmp");
     header("Tcp");

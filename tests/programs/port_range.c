@@ -71,13 +71,7 @@ int main(void) {
 
     // TCP over a loopback that is up (a new namespace's is down): two ports for five
     // connections to two listeners outside the range.
-    int ctl = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr = {0};
-    strcpy(ifr.ifr_name, "lo");
-    ioctl(ctl, SIOCGIFFLAGS, &ifr);
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0) printf("lo up: %s\n", strerror(errno));
-    close(ctl);
+    loopback_up();
     printf("tcp range: %d\n", put("40010 40011"));
     struct sockaddr_in peer = {.sin_family = AF_INET};
     peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -262,6 +262,36 @@ elif mode == "ping-socket":
         s.sendto(req, (host, 0))
         d, peer = s.recvfrom(100)
         print(host, "type", d[0], "seq", d[7], d[8:].decode(), peer[0] == host)
+elif mode == "udp-refused":
+    # Datagrams to a port the peer has closed: its ICMP port unreachable reaches the
+    # sender's error queue (IP_RECVERR/IPV6_RECVERR), and a connected socket's next call.
+    import select, struct
+    for host in args:
+        six = ":" in host
+        fam, level, opt = (socket.AF_INET6, socket.IPPROTO_IPV6, 25) if six else (socket.AF_INET, socket.IPPROTO_IP, 11)
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.setsockopt(level, opt, 1)
+        s.sendto(b"x" * 100, (host, 9))
+        p = select.poll()
+        p.register(s, 0)
+        print(host, "poll", [e for _, e in p.poll(10000)])
+        d, anc, flags, addr = s.recvmsg(200, 256, socket.MSG_ERRQUEUE)
+        lvl, ty, data = anc[0]
+        err, origin, t, code, _, info, _ = struct.unpack("IBBBBII", data[:16])
+        off = socket.inet_ntop(fam, data[20:24] if not six else data[24:40])
+        print(host, len(d), flags & socket.MSG_ERRQUEUE != 0, addr[0] == host, addr[1], lvl, ty,
+              err, origin, t, code, info, off == host)
+        c = socket.socket(fam, socket.SOCK_DGRAM)
+        c.connect((host, 9))
+        c.send(b"y")
+        p = select.poll()
+        p.register(c, 0)
+        print(host, "connected poll", [e for _, e in p.poll(10000)])
+        try:
+            c.send(b"z")
+            print(host, "sent again")
+        except OSError as e:
+            print(host, "send again:", e.strerror)
 elif mode == "fwd-serve":
     # One connection on 127.0.0.1:PORT: read to the peer's FIN, answer with what came and
     # 2 MiB, close; then listen on PORT+1 (the wildcard) for the peer's "bye".
@@ -553,6 +583,38 @@ fn ping_sockets() {
     }
     expected += "done\n";
     assert_eq!(out.stdout_text(), expected);
+}
+
+/// A peer's ICMP port unreachable for a datagram from the sandbox reaches the sender as
+/// on Linux: on its error queue with IP_RECVERR (IPV6_RECVERR), as POLLERR and as a
+/// connected socket's ECONNREFUSED. The same program runs natively in the sandbox's
+/// namespace first.
+#[test]
+fn udp_port_unreachable_from_the_link() {
+    let Some(py) = python() else {
+        return;
+    };
+    let Some(pair) = Pair::new() else {
+        return;
+    };
+    let n = pair.n;
+    let hosts = [v4(n, 2), v6(n, 2)];
+    let mut argv = vec![py, "-c", NET, "udp-refused"];
+    argv.extend(hosts.iter().map(String::as_str));
+    let native = pair.native(0, &argv).native();
+    check("native", &native);
+    let sandbox = pair.sandbox(&argv, Duration::from_secs(60));
+    check("sandbox", &sandbox);
+    let text = native.stdout_text();
+    let four = v4(n, 2);
+    assert!(
+        text.contains(&format!(
+            "{four} 100 True True 9 0 11 111 2 3 3 0 True\n{four} connected poll [8]\n\
+             {four} send again: Connection refused\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(sandbox.stdout_text(), text);
 }
 
 #[test]

@@ -5,7 +5,17 @@
 //! Each is one smoltcp ICMP socket bound to an echo identifier: its "port" (bound, or an
 //! ephemeral one at the first send), which the stack writes into every echo request, as
 //! Linux does; it receives echo replies only. smoltcp answers echo requests to the stack's
-//! addresses itself.
+//! addresses from the link.
+//!
+//! An echo request to one of the sandbox's own addresses never enters smoltcp (as UDP's
+//! datagrams, [`super::udp`]): the sentry passes it and its reply through netfilter's
+//! loopback hooks, counts both ([`super::mib`]) and queues the reply on the socket
+//! ([`Entry::dgrams`]) with what its IP header carries, as Linux's `icmp_reply` builds
+//! it: TTL (hop limit) 64, the request's TOS (traffic class). A receive gives the control
+//! messages the socket asked for from those ([`super::udp::control`]: IP_PKTINFO,
+//! IP_RECVTTL, IP_RECVTOS and the IPv6 ones). While a raw socket of the protocol or a
+//! packet socket wants copies, echoes go through smoltcp (replies then carry no control
+//! messages).
 //!
 //! # Lock order
 //! The stack lock → wait queues (see [`super::stack`]).
@@ -13,10 +23,15 @@
 use std::sync::Arc;
 
 use smoltcp::socket::icmp;
-use smoltcp::wire::{IpAddress, Ipv4Address, Ipv6Address};
+use smoltcp::wire::{
+    Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address,
+};
 
+use super::config::LOOPBACK_INDEX;
 use super::inet::{destination, int, int_of, parse, sockaddr, v6only};
+use super::netfilter::{self, Packet};
 use super::stack::{next_id, readiness, rx_len, Entry, Inner, Proto, St, Stack};
+use super::udp::Datagram;
 use super::{InMessage, IoFlags, OutMessage, Socket};
 use crate::abi::Errno;
 use crate::vfs::Context;
@@ -26,6 +41,10 @@ use crate::waiter::WaitQueue;
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REQUEST_V6: u8 = 128;
+const ECHO_REPLY_V4: u8 = 0;
+const ECHO_REPLY_V6: u8 = 129;
+/// The TTL (hop limit) of Linux's echo replies (`ip_default_ttl`, the route's hop limit).
+const REPLY_TTL: u8 = 64;
 /// ICMP header bytes: type, code, checksum, identifier, sequence.
 const HEADER: usize = 8;
 
@@ -133,6 +152,21 @@ impl IcmpSocket {
             return None;
         };
         let peer = g.entries[&id].udp_peer.map(|p| p.0);
+        let e = g.entries.get_mut(&id).expect("present");
+        while let Some(d) = e.dgrams.pop_front() {
+            e.dgram_bytes -= d.data.len();
+            if peer.is_some_and(|p| p != d.src.0) {
+                continue;
+            }
+            let n = d.data.len().min(len);
+            return Some(InMessage {
+                data: d.data[..n].to_vec(),
+                full_len: d.data.len(),
+                from: Some(sockaddr(self.family, d.src.0, 0)),
+                control: super::udp::control(e, &d),
+                ..InMessage::default()
+            });
+        }
         loop {
             let (data, from) = {
                 let s = g.icmp(h);
@@ -236,6 +270,14 @@ impl Socket for IcmpSocket {
                     return Some(Err(Errno::EINVAL));
                 };
                 data[4..6].copy_from_slice(&ident.to_be_bytes());
+                let proto = if self.family == libc::AF_INET6 {
+                    IpProtocol::Icmpv6
+                } else {
+                    IpProtocol::Icmp
+                };
+                if g.is_own(dst) && !g.copies_wanted(proto) {
+                    return Some(echo_inside(g, id, &data, dst).map(|()| data.len()));
+                }
                 match g.icmp(h).send_slice(&data, dst) {
                     Ok(()) => Some(Ok(data.len())),
                     Err(icmp::SendError::BufferFull) if flags.nonblocking => {
@@ -380,6 +422,127 @@ impl IcmpSocket {
             })
         })
     }
+}
+
+/// Answers echo request `request` (its identifier written) that entry `id` sends to `dst`,
+/// one of the sandbox's own addresses, as the sandbox's kernel: the request and the reply
+/// pass the loopback's netfilter hooks and counters, and the reply is queued on the entry
+/// while its receive buffer has room (see the module docs).
+///
+/// # Errors
+/// EPERM when an OUTPUT rule drops the request.
+fn echo_inside(g: &mut Inner, id: u64, request: &[u8], dst: IpAddress) -> Result<(), Errno> {
+    let e = &g.entries[&id];
+    let v4 = matches!(dst, IpAddress::Ipv4(_));
+    let src = e
+        .bound
+        .and_then(|b| b.0)
+        .filter(|a| g.is_own(*a) && matches!(a, IpAddress::Ipv4(_)) == v4)
+        .unwrap_or_else(|| g.source_for(dst));
+    let (tos, ttl) = if v4 {
+        (option_byte(e, libc::IPPROTO_IP, libc::IP_TOS), libc::IP_TTL)
+    } else {
+        (
+            option_byte(e, libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+            libc::IPV6_UNICAST_HOPS,
+        )
+    };
+    let level = if v4 {
+        libc::IPPROTO_IP
+    } else {
+        libc::IPPROTO_IPV6
+    };
+    let hops = match option_byte(e, level, ttl) {
+        0 => REPLY_TTL,
+        n => n,
+    };
+    let request = ip_packet(src, dst, hops, tos, request);
+    if !looped(g, &request)? {
+        return Ok(());
+    }
+    let header = if v4 { 20 } else { 40 };
+    let mut reply = request[header..].to_vec();
+    reply[0] = if v4 { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
+    let reply = ip_packet(dst, src, REPLY_TTL, tos, &reply);
+    // A reply dropped on its way out is no error of the sender's.
+    if !looped(g, &reply).unwrap_or(false) {
+        return Ok(());
+    }
+    let data = reply[header..].to_vec();
+    let e = g.entries.get_mut(&id).expect("present");
+    if e.dgram_bytes >= e.rcvbuf {
+        return Ok(());
+    }
+    e.dgram_bytes += data.len();
+    e.dgrams.push_back(Datagram {
+        data,
+        src: (dst, 0),
+        dst: (src, e.bound.map_or(0, |b| b.1)),
+        // Linux's ping sockets leave ipi_spec_dst unset.
+        spec_dst: IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
+        ttl: REPLY_TTL,
+        tos,
+        ifindex: LOOPBACK_INDEX,
+        at: std::time::SystemTime::now(),
+    });
+    Ok(())
+}
+
+/// Whether IP packet `ip` that stays inside the sandbox is delivered (netfilter's loopback
+/// hooks), counted as the loopback counts it.
+///
+/// # Errors
+/// EPERM when an OUTPUT rule drops it.
+fn looped(g: &mut Inner, ip: &[u8]) -> Result<bool, Errno> {
+    let p = Packet::parse(ip, "", "").ok_or(Errno::EINVAL)?;
+    let delivered = netfilter::looped(g.netfilter(), p);
+    g.mib.looped(ip, delivered == Ok(true));
+    delivered
+}
+
+/// The low byte of an option recorded as set (an int, or a single byte), 0 when unset.
+fn option_byte(e: &Entry, level: i32, name: i32) -> u8 {
+    match e.options.get(&(level, name)).map(Vec::as_slice) {
+        Some([b]) => *b,
+        Some(v) if v.len() >= 4 => i32::from_ne_bytes([v[0], v[1], v[2], v[3]]).clamp(0, 255) as u8,
+        _ => 0,
+    }
+}
+
+/// The IP packet (no options or extension headers) carrying ICMP message `icmp` from
+/// `src` to `dst`, its ICMP checksum filled in.
+fn ip_packet(src: IpAddress, dst: IpAddress, ttl: u8, tos: u8, icmp: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40 + icmp.len());
+    match (src, dst) {
+        (IpAddress::Ipv4(s), IpAddress::Ipv4(d)) => {
+            let len = u16::try_from(20 + icmp.len()).unwrap_or(u16::MAX);
+            p.extend_from_slice(&[0x45, tos]);
+            p.extend_from_slice(&len.to_be_bytes());
+            // Identification 0, DF, the TTL, ICMP, the header checksum below.
+            p.extend_from_slice(&[0, 0, 0x40, 0, ttl, 1, 0, 0]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+            p.extend_from_slice(icmp);
+            Icmpv4Packet::new_unchecked(&mut p[20..]).fill_checksum();
+        }
+        (s, d) => {
+            let six = |a: IpAddress| match a {
+                IpAddress::Ipv6(a) => a,
+                IpAddress::Ipv4(a) => a.to_ipv6_mapped(),
+            };
+            let (s, d) = (six(s), six(d));
+            let len = u16::try_from(icmp.len()).unwrap_or(u16::MAX);
+            p.extend_from_slice(&[0x60 | (tos >> 4), tos << 4, 0, 0]);
+            p.extend_from_slice(&len.to_be_bytes());
+            p.extend_from_slice(&[58, ttl]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(icmp);
+            Icmpv6Packet::new_unchecked(&mut p[40..]).fill_checksum(&s, &d);
+        }
+    }
+    p
 }
 
 /// What a checkpoint keeps of a ping socket (`kernel::checkpoint`): its echo identifier

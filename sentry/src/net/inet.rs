@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address, TcpPacket};
+use smoltcp::wire::{
+    IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Address, Ipv6Address, TcpPacket,
+};
 
 use super::stack::{next_id, readiness, rx_len, Entry, Hop, Inner, Proto, St, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
@@ -426,9 +428,19 @@ impl InetSocket {
         flags: IoFlags,
     ) -> Result<InMessage, Errno> {
         if flags.errqueue {
-            // The stack queues no extended errors (IP_RECVERR), and Linux answers a read of
-            // an empty error queue at once, blocking socket or not.
-            return Err(Errno::EAGAIN);
+            // Linux answers a read of an empty error queue at once, blocking socket or not.
+            return self.with(|g, id| {
+                let e = g.entries.get_mut(&id).expect("present");
+                let q = super::udp::take_error(e).ok_or(Errno::EAGAIN)?;
+                let len = dst.copy_from(&q.payload)?;
+                Ok(InMessage {
+                    len,
+                    full_len: q.payload.len(),
+                    from: Some(self.addr(q.dst.0, q.dst.1)),
+                    control: vec![super::udp::error_control(self.family, &q)],
+                    ..InMessage::default()
+                })
+            });
         }
         let deadline = self.deadline(libc::SO_RCVTIMEO);
         if !flags.waitall || self.proto != Proto::Tcp {
@@ -497,6 +509,16 @@ impl InetSocket {
             UDP_MAX
         };
         if src.remaining() > max {
+            self.with(|g, id| {
+                let to = dest.or(g.entries[&id].udp_peer);
+                let mtu = match to {
+                    Some((ip, _)) if g.is_own(this_host(ip)) => super::config::LOOPBACK_MTU,
+                    _ => g.link_mtu() as u32,
+                };
+                if let Some(to) = to {
+                    super::udp::too_big(g.entries.get_mut(&id).expect("present"), to, mtu);
+                }
+            });
             return Err(Errno::EMSGSIZE);
         }
         // A datagram is built whole, as Linux copies it into one buffer before sending.
@@ -514,7 +536,8 @@ impl InetSocket {
                     Some(d) => d,
                     None => return Some(Err(Errno::EDESTADDRREQ)),
                 };
-                let inside = super::udp::kind(g, this_host(ip)).filter(|_| !g.udp_copies_wanted());
+                let inside = super::udp::kind(g, this_host(ip))
+                    .filter(|_| !g.copies_wanted(IpProtocol::Udp));
                 let ep = match inside {
                     Some(_) => IpEndpoint::new(this_host(ip), port),
                     None => match destination(g, ip, port) {
@@ -527,13 +550,16 @@ impl InetSocket {
                 }
                 // A socket bound to (or connected over) one IP version cannot send over the
                 // other (smoltcp would build a packet with mixed addresses): as Linux, an
-                // IPv4 destination is unreachable from an IPv6 address, an IPv6 one is not
-                // of the family of a socket on IPv4.
+                // IPv4 destination is unreachable from an IPv6 address bound, an IPv6 one is
+                // not of the family of a socket on IPv4. An IPv6 source connect chose has
+                // no IPv4 one (Linux's inet_saddr stays unset): the route picks it.
                 let e = &g.entries[&id];
                 let fixed = e.bound.and_then(|b| b.0).or(e.udp_peer.map(|p| p.0));
                 if let Some(local) = fixed.filter(|l| !l.is_unspecified()) {
                     match (local, ep.addr) {
-                        (IpAddress::Ipv6(_), IpAddress::Ipv4(_)) => {
+                        (IpAddress::Ipv6(_), IpAddress::Ipv4(_))
+                            if !(e.source_from_connect && inside.is_some()) =>
+                        {
                             return Some(Err(Errno::ENETUNREACH))
                         }
                         (IpAddress::Ipv4(_), IpAddress::Ipv6(_)) => {
@@ -822,8 +848,7 @@ impl SendControl {
 /// Sends `data` from entry `id` (bound) to `to`, a destination inside the sandbox: the
 /// datagram goes to the receivers' queues ([`super::udp::deliver`]) with the header fields
 /// the socket's options (or the message's `c`) give it. A unicast datagram nobody takes is
-/// refused as Linux's ICMP port unreachable refuses it: a connected sender gets
-/// ECONNREFUSED from its next call.
+/// refused as Linux's ICMP port unreachable refuses it ([`super::udp::refused`]).
 ///
 /// # Errors
 /// EACCES for a broadcast without SO_BROADCAST, ENETUNREACH without a route for a
@@ -844,7 +869,9 @@ fn send_inside(
             return Err(Errno::EADDRNOTAVAIL);
         }
     }
-    let own_bound = bound.filter(|&a| g.is_own(a));
+    let own_bound = bound.filter(|&a| {
+        g.is_own(a) && matches!(a, IpAddress::Ipv4(_)) == matches!(to.addr, IpAddress::Ipv4(_))
+    });
     let (ifindex, src, spec_dst) = match kind {
         Kind::Unicast => {
             let src = c
@@ -890,7 +917,6 @@ fn send_inside(
         c.tos
             .unwrap_or_else(|| opt_int(e, libc::IPPROTO_IP, libc::IP_TOS).unwrap_or(0) as u8)
     };
-    let connected = e.udp_peer.is_some();
     let on_link = ifindex != super::config::LOOPBACK_INDEX;
     let looped = kind != Kind::Multicast || !on_link || super::multicast::looped(e);
     if on_link {
@@ -918,8 +944,8 @@ fn send_inside(
             at: std::time::SystemTime::now(),
         };
         let receivers = super::udp::deliver(g, &d, kind);
-        if receivers == 0 && kind == Kind::Unicast && connected {
-            g.entries.get_mut(&id).expect("present").error = Some(Errno::ECONNREFUSED);
+        if receivers == 0 && kind == Kind::Unicast {
+            super::udp::refused(g, id, &d);
         }
     }
     Ok(data.len())
@@ -1068,6 +1094,9 @@ fn set_udp_option(
             v.map(|v| {
                 let e = g.entries.get_mut(&id).expect("present");
                 e.options.insert(key, int(i32::from(v != 0)));
+                if v == 0 {
+                    super::udp::recverr_off(e, level, name);
+                }
             })
         }
         _ => return None,

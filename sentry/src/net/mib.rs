@@ -9,7 +9,8 @@
 //!   device loops what the sandbox sends itself, so such a packet counts out and in, as on
 //!   Linux's loopback.
 //! - UDP datagrams that stay inside the sandbox never reach the device
-//!   ([`super::udp`]): the sentry counts them where it delivers them.
+//!   ([`super::udp`]): the sentry counts them where it delivers them; so do the echoes a
+//!   ping socket sends to the sandbox itself ([`super::icmp`], [`Mib::looped`]).
 //! - TCP connection events (`ActiveOpens`, `PassiveOpens`, `AttemptFails`, `EstabResets`)
 //!   come from the states of the smoltcp sockets: [`TcpStates::observe`] compares each with
 //!   its state at the last look, before and after every poll (every socket operation ends
@@ -97,6 +98,16 @@ enum Way {
 }
 
 impl Mib {
+    /// Counts IP packet `packet`, which the sentry sent inside the sandbox without the
+    /// device ([`super::icmp`]'s echoes), as the loopback would: out, and in when
+    /// `delivered`.
+    pub fn looped(&mut self, packet: &[u8], delivered: bool) {
+        self.packet(packet, Way::Out);
+        if delivered {
+            self.packet(packet, Way::In);
+        }
+    }
+
     /// Counts one frame (of `medium`) crossing the device.
     fn frame(&mut self, medium: Medium, frame: &[u8], way: Way) {
         let packet = match medium {

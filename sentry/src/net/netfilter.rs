@@ -1491,16 +1491,29 @@ pub fn udp_looped(
     header[..2].copy_from_slice(&src.1.to_be_bytes());
     header[2..4].copy_from_slice(&dst.1.to_be_bytes());
     let ip_header = if src.0.is_ipv4() { 20 } else { 40 };
-    let mut p = Packet {
-        src: src.0,
-        dst: dst.0,
-        proto: libc::IPPROTO_UDP as u8,
-        fragment: false,
-        transport: &header,
-        len: ip_header + header.len() + len,
-        in_iface: "",
-        out_iface: "lo",
-    };
+    looped(
+        nf,
+        Packet {
+            src: src.0,
+            dst: dst.0,
+            proto: libc::IPPROTO_UDP as u8,
+            fragment: false,
+            transport: &header,
+            len: ip_header + header.len() + len,
+            in_iface: "",
+            out_iface: "",
+        },
+    )
+}
+
+/// A packet that stays inside the sandbox (a UDP datagram, an echo the sentry answers):
+/// whether it is delivered, after OUTPUT and POSTROUTING, then PREROUTING and INPUT on
+/// the loopback.
+///
+/// # Errors
+/// EPERM when a rule on the way out drops it, as Linux's sendmsg(2) reports.
+pub fn looped(nf: &Netfilter, mut p: Packet) -> Result<bool, Errno> {
+    (p.in_iface, p.out_iface) = ("", "lo");
     if nf.output(&p) == Verdict::Drop {
         return Err(Errno::EPERM);
     }

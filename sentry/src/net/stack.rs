@@ -62,7 +62,8 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{icmp, raw, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv6Address,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, IpProtocol,
+    IpVersion, Ipv6Address,
 };
 
 use super::config::{LoopbackAddrs, NetConfig};
@@ -79,6 +80,8 @@ pub const TCP_BUF: usize = 256 * 1024;
 const UDP_BUF: usize = 256 * 1024;
 /// Datagrams each UDP buffer holds.
 const UDP_PACKETS: usize = 64;
+/// Bytes of ICMP messages the stack's own raw sockets hold between polls.
+const ICMP_ERRORS_BUF: usize = 64 * 1024;
 /// Largest listen backlog (Linux's default `somaxconn`).
 const MAX_BACKLOG: usize = 4096;
 /// Listening smoltcp sockets a listener keeps ready for new SYNs (each takes one); as many
@@ -173,6 +176,8 @@ pub struct Entry {
     pub dgrams: VecDeque<super::udp::Datagram>,
     /// Payload bytes in `dgrams` (bounded by `rcvbuf`).
     pub dgram_bytes: usize,
+    /// Errors queued for MSG_ERRQUEUE (IP_RECVERR, [`super::udp::refused`]).
+    pub errors: VecDeque<super::udp::QueuedError>,
     /// SO_BINDTODEVICE: the interface index the socket is bound to (0: none).
     pub bound_dev: i32,
     /// The port was bound explicitly (bind with a nonzero port), so a UDP disconnect
@@ -221,6 +226,7 @@ impl Entry {
             options: HashMap::new(),
             dgrams: VecDeque::new(),
             dgram_bytes: 0,
+            errors: VecDeque::new(),
             bound_dev: 0,
             port_locked: false,
             stamp: super::udp::Stamp::default(),
@@ -407,6 +413,9 @@ pub struct Inner {
     pub mib: Mib,
     /// TCP states at the last look, for counting connection events.
     tcp_states: TcpStates,
+    /// The stack's own raw ICMP and ICMPv6 sockets: they see each ICMP error that arrives,
+    /// for the UDP socket whose datagram it reports ([`super::udp::icmp_arrived`]).
+    icmp_errors: [SocketHandle; 2],
 }
 
 /// The stack as its namespace's TUN/TAP links reach it.
@@ -844,10 +853,24 @@ impl Inner {
         gateways: Vec<(IpCidr, IpAddress)>,
         epoch: std::time::Instant,
     ) -> Inner {
+        let mut set = SocketSet::new(Vec::new());
+        let icmp_errors = [
+            (IpVersion::Ipv4, IpProtocol::Icmp),
+            (IpVersion::Ipv6, IpProtocol::Icmpv6),
+        ]
+        .map(|(version, protocol)| {
+            // Drained after every poll: room for one poll's worth of ICMP messages.
+            let rx = raw::PacketBuffer::new(
+                vec![raw::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; ICMP_ERRORS_BUF],
+            );
+            let tx = raw::PacketBuffer::new(Vec::new(), Vec::new());
+            set.add(raw::Socket::new(Some(version), Some(protocol), rx, tx))
+        });
         let mut inner = Inner {
             iface,
             dev,
-            set: SocketSet::new(Vec::new()),
+            set,
             entries: HashMap::new(),
             base_cidrs: link_cidrs,
             cidrs: Vec::new(),
@@ -866,6 +889,7 @@ impl Inner {
             epoch,
             mib: Mib::default(),
             tcp_states: TcpStates::default(),
+            icmp_errors,
         };
         inner.sync_addrs();
         inner
@@ -1276,18 +1300,18 @@ impl Inner {
         Ok(port)
     }
 
-    /// Whether a raw IP socket takes a copy of UDP datagrams (IPPROTO_UDP, or every
-    /// protocol), or a packet socket exists. Datagrams inside the sandbox then go through
-    /// smoltcp and the device, which hand those sockets their copies, instead of the
-    /// sentry's own delivery ([`super::udp`]).
-    pub fn udp_copies_wanted(&self) -> bool {
+    /// Whether a raw IP socket takes a copy of packets of `proto` (that protocol, or every
+    /// protocol), or a packet socket exists. Datagrams (UDP) and echoes (ICMP) inside the
+    /// sandbox then go through smoltcp and the device, which hand those sockets their
+    /// copies, instead of the sentry's own delivery ([`super::udp`], [`super::icmp`]).
+    pub fn copies_wanted(&self, proto: smoltcp::wire::IpProtocol) -> bool {
         !self.dev.taps.is_empty()
             || self.entries.values().any(|e| match e.st {
                 St::Raw(h) => self
                     .set
                     .get::<raw::Socket>(h)
                     .ip_protocol()
-                    .is_none_or(|p| p == smoltcp::wire::IpProtocol::Udp),
+                    .is_none_or(|p| p == proto),
                 _ => false,
             })
     }
@@ -1468,11 +1492,25 @@ impl Inner {
             };
             let r = self.iface.poll(now, &mut dev, &mut self.set);
             self.mib = mib.into_inner();
+            self.icmp_errors_arrived();
             self.tcp_states.observe(&mut self.mib, &self.set);
             self.settle();
             if r == PollResult::None && !self.dev.exhausted() && !self.dev.has_looped() {
                 break;
             }
+        }
+    }
+
+    /// Hands each ICMP message the poll received to [`super::udp::icmp_arrived`].
+    fn icmp_errors_arrived(&mut self) {
+        let mut arrived = Vec::new();
+        for h in self.icmp_errors {
+            while let Ok(packet) = self.set.get_mut::<raw::Socket>(h).recv() {
+                arrived.push(packet.to_vec());
+            }
+        }
+        for packet in arrived {
+            super::udp::icmp_arrived(self, &packet);
         }
     }
 
@@ -1843,7 +1881,7 @@ pub fn rx_len(set: &SocketSet<'static>, e: &Entry) -> usize {
     match e.st {
         St::Connected(h) => set.get::<tcp::Socket>(h).recv_queue(),
         St::Udp(h) => set.get::<udp::Socket>(h).recv_queue() + e.dgram_bytes,
-        St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue(),
+        St::Icmp(h) => set.get::<icmp::Socket>(h).recv_queue() + e.dgram_bytes,
         St::Raw(h) => set.get::<raw::Socket>(h).recv_queue(),
         St::Listening { ref ready, .. } => ready.len(),
         _ => 0,
@@ -1862,7 +1900,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
     let rd = libc::POLLIN | libc::POLLRDNORM;
     let wr = libc::POLLOUT | libc::POLLWRNORM;
     let mut r = 0;
-    if e.error.is_some() {
+    if e.error.is_some() || !e.errors.is_empty() {
         r |= libc::POLLERR;
     }
     match e.st {
@@ -1908,7 +1946,7 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
         }
         St::Icmp(h) => {
             let s = set.get::<icmp::Socket>(h);
-            if s.can_recv() {
+            if s.can_recv() || !e.dgrams.is_empty() {
                 r |= rd;
             }
             if s.can_send() {

@@ -13,6 +13,13 @@
 //! ([`Entry::dgrams`]), from which `recvmsg` reads it with its control messages
 //! ([`control`]). Datagrams from the link still come through each socket's smoltcp socket:
 //! one receiver each, and without the TTL and TOS, which smoltcp does not report.
+//!
+//! ICMP errors about a socket's datagrams reach it as on Linux ([`report`]): SO_ERROR for
+//! a connected socket's hard errors, and with IP_RECVERR (IPV6_RECVERR) the error queue
+//! that MSG_ERRQUEUE reads ([`Entry::errors`]). A unicast datagram the sentry delivers to
+//! nobody is refused there and then ([`refused`]); errors from the link, and those smoltcp
+//! answers looped datagrams with, come from the stack's own raw ICMP sockets
+//! ([`icmp_arrived`]).
 
 use std::time::SystemTime;
 
@@ -22,6 +29,7 @@ use super::config::LOOPBACK_INDEX;
 use super::inet::{int, sockaddr, v6only};
 use super::stack::{Entry, Inner, Proto, St};
 use crate::abi::bpf::{run_socket_filter, SockFilter};
+use crate::abi::Errno;
 
 /// The UDP header's length.
 const UDP_HEADER: usize = 8;
@@ -40,6 +48,300 @@ pub struct Datagram {
     /// The receiving interface.
     pub ifindex: i32,
     pub at: SystemTime,
+}
+
+/// An error queued on a socket that set IP_RECVERR (IPV6_RECVERR for IPv6), read with
+/// MSG_ERRQUEUE: Linux's `sk_error_queue` entry with its `sock_extended_err`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedError {
+    pub errno: Errno,
+    /// `SO_EE_ORIGIN_ICMP`, `SO_EE_ORIGIN_ICMP6` or `SO_EE_ORIGIN_LOCAL`.
+    pub origin: u8,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// `ee_info`: the path MTU of an EMSGSIZE.
+    pub info: u32,
+    /// The host that sent the ICMP message (none for a local error).
+    pub offender: Option<IpAddress>,
+    /// The failed datagram's destination.
+    pub dst: (IpAddress, u16),
+    /// As much of its payload as the ICMP message carried.
+    pub payload: Vec<u8>,
+}
+
+const SO_EE_ORIGIN_LOCAL: u8 = 1;
+const SO_EE_ORIGIN_ICMP: u8 = 2;
+const SO_EE_ORIGIN_ICMP6: u8 = 3;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_PORT_UNREACH: u8 = 3;
+const ICMP6_DST_UNREACH: u8 = 1;
+const ICMP6_DST_UNREACH_NOPORT: u8 = 4;
+/// `IP_RECVERR`, `IPV6_RECVERR`.
+const IP_RECVERR: i32 = 11;
+const IPV6_RECVERR: i32 = 25;
+/// The payload bytes an ICMP error quotes of a UDP datagram: Linux's ICMP messages are at
+/// most 576 bytes (IPv4) or the IPv6 minimum MTU, 1280 bytes, and quote the datagram from
+/// its IP header on.
+const ICMP_QUOTED: usize = 576 - 20 - 8 - 20 - UDP_HEADER;
+const ICMP6_QUOTED: usize = 1280 - 40 - 8 - 40 - UDP_HEADER;
+
+/// The datagram `d` that entry `id` sent inside the sandbox found no socket: Linux's ICMP
+/// port unreachable comes back from the destination ([`report`]).
+pub fn refused(g: &mut Inner, id: u64, d: &Datagram) {
+    let v4 = matches!(d.dst.0, IpAddress::Ipv4(_));
+    let (origin, icmp_type, code, quoted) = if v4 {
+        (
+            SO_EE_ORIGIN_ICMP,
+            ICMP_DEST_UNREACH,
+            ICMP_PORT_UNREACH,
+            ICMP_QUOTED,
+        )
+    } else {
+        (
+            SO_EE_ORIGIN_ICMP6,
+            ICMP6_DST_UNREACH,
+            ICMP6_DST_UNREACH_NOPORT,
+            ICMP6_QUOTED,
+        )
+    };
+    let q = QueuedError {
+        errno: Errno::ECONNREFUSED,
+        origin,
+        icmp_type,
+        code,
+        info: 0,
+        offender: Some(d.dst.0),
+        dst: d.dst,
+        payload: d.data[..d.data.len().min(quoted)].to_vec(),
+    };
+    report(g.entries.get_mut(&id).expect("present"), q, true);
+}
+
+/// ICMP error `q` arrived for a datagram entry `e` sent; `hard`: Linux reports it to a
+/// connected socket (`icmp_err_convert`'s fatal ones). A socket that asked for errors of
+/// that IP version (IP_RECVERR, IPV6_RECVERR) queues it for MSG_ERRQUEUE, while its
+/// receive buffer has room, and has it as SO_ERROR; one without gets only a connected
+/// socket's SO_ERROR for a hard error (the errno from its next call), as `__udp4_lib_err`.
+fn report(e: &mut Entry, q: QueuedError, hard: bool) {
+    let wanted = if q.origin == SO_EE_ORIGIN_ICMP6 {
+        on(e, libc::IPPROTO_IPV6, IPV6_RECVERR)
+    } else {
+        on(e, libc::IPPROTO_IP, IP_RECVERR)
+    };
+    if !wanted {
+        if hard && e.udp_peer.is_some() {
+            e.error = Some(q.errno);
+        }
+        return;
+    }
+    let errno = q.errno;
+    let queued: usize = e.errors.iter().map(|q| q.payload.len()).sum();
+    if e.dgram_bytes + queued + q.payload.len() < e.rcvbuf {
+        e.errors.push_back(q);
+    }
+    e.error = Some(errno);
+}
+
+/// The errno of ICMP (`v4`) or ICMPv6 error `ty`/`code` and whether it is hard, as Linux's
+/// `__udp4_lib_err` and `icmpv6_err_convert` see it; `None` for a message that is no error
+/// of a datagram's.
+fn icmp_errno(v4: bool, ty: u8, code: u8) -> Option<(Errno, bool)> {
+    use Errno::*;
+    Some(match (v4, ty, code) {
+        (true, 3, 0 | 11) => (ENETUNREACH, false),
+        (true, 3, 1 | 12) => (EHOSTUNREACH, false),
+        (true, 3, 2) => (ENOPROTOOPT, true),
+        (true, 3, 3) => (ECONNREFUSED, true),
+        // Fragmentation needed (path MTU discovery is on by default).
+        (true, 3, 4) => (EMSGSIZE, true),
+        (true, 3, 5) => (EOPNOTSUPP, false),
+        (true, 3, 6 | 9) => (ENETUNREACH, true),
+        (true, 3, 7) => (EHOSTDOWN, true),
+        (true, 3, 8) => (ENONET, true),
+        (true, 3, 10 | 13..=15) => (EHOSTUNREACH, true),
+        (true, 11, _) => (EHOSTUNREACH, false),
+        (true, 12, _) => (EPROTO, true),
+        (false, 1, 0) => (ENETUNREACH, false),
+        (false, 1, 2 | 3) => (EHOSTUNREACH, false),
+        (false, 1, 4) => (ECONNREFUSED, true),
+        (false, 1, 1 | 5 | 6) => (EACCES, true),
+        (false, 2, _) => (EMSGSIZE, true),
+        (false, 3, _) => (EHOSTUNREACH, false),
+        (false, 4, _) => (EPROTO, true),
+        _ => return None,
+    })
+}
+
+/// An ICMP or ICMPv6 message `packet` (with its IP header) arrived: when it is an error
+/// about a UDP datagram one of the stack's sockets sent (its quoted IP and UDP headers
+/// name the socket, found as a reply to that datagram would find it), the socket hears of
+/// it ([`report`]).
+pub fn icmp_arrived(g: &mut Inner, packet: &[u8]) {
+    let Some((offender, icmp)) = ip_payload(packet) else {
+        return;
+    };
+    let v4 = matches!(offender, IpAddress::Ipv4(_));
+    let (Some(&ty), Some(&code)) = (icmp.first(), icmp.get(1)) else {
+        return;
+    };
+    let Some((errno, hard)) = icmp_errno(v4, ty, code) else {
+        return;
+    };
+    // The quoted datagram: its IP header (UDP, from us) and at least the UDP header.
+    let Some(quoted) = icmp.get(8..) else {
+        return;
+    };
+    let (src, dst, udp) = match (v4, quoted.first().map(|b| b >> 4)) {
+        (true, Some(4)) if quoted.get(9) == Some(&17) => {
+            let ihl = usize::from(quoted[0] & 0xf) * 4;
+            let (Some(s), Some(d)) = (quoted.get(12..16), quoted.get(16..20)) else {
+                return;
+            };
+            let a = |b: &[u8]| IpAddress::v4(b[0], b[1], b[2], b[3]);
+            (a(s), a(d), quoted.get(ihl..))
+        }
+        (false, Some(6)) if quoted.get(6) == Some(&17) => {
+            let (Some(s), Some(d)) = (quoted.get(8..24), quoted.get(24..40)) else {
+                return;
+            };
+            let a = |b: &[u8]| {
+                IpAddress::Ipv6(smoltcp::wire::Ipv6Address::from(
+                    <[u8; 16]>::try_from(b).expect("16 bytes"),
+                ))
+            };
+            (a(s), a(d), quoted.get(40..))
+        }
+        _ => return,
+    };
+    let Some(udp) = udp.filter(|u| u.len() >= UDP_HEADER) else {
+        return;
+    };
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    // The socket a reply from the destination would reach.
+    let reply = Datagram {
+        data: Vec::new(),
+        src: (dst, dport),
+        dst: (src, sport),
+        spec_dst: src,
+        ttl: 0,
+        tos: 0,
+        ifindex: if g.on_loopback(src) {
+            LOOPBACK_INDEX
+        } else {
+            g.link_index.unwrap_or(LOOPBACK_INDEX)
+        },
+        at: SystemTime::now(),
+    };
+    let Some(id) = unicast_receiver(g, &reply) else {
+        return;
+    };
+    // ee_info: the MTU of a "fragmentation needed" (16 bits) or "packet too big".
+    let info = match (v4, ty) {
+        (true, 3) if code == 4 => u32::from(u16::from_be_bytes([icmp[6], icmp[7]])),
+        (false, 2) => u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]),
+        _ => 0,
+    };
+    let q = QueuedError {
+        errno,
+        origin: if v4 {
+            SO_EE_ORIGIN_ICMP
+        } else {
+            SO_EE_ORIGIN_ICMP6
+        },
+        icmp_type: ty,
+        code,
+        info,
+        offender: Some(offender),
+        dst: (dst, dport),
+        payload: udp[UDP_HEADER..].to_vec(),
+    };
+    report(g.entries.get_mut(&id).expect("present"), q, hard);
+}
+
+/// The source and payload of IPv4 or IPv6 packet `packet`.
+fn ip_payload(packet: &[u8]) -> Option<(IpAddress, &[u8])> {
+    match packet.first()? >> 4 {
+        4 => {
+            let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
+            let end = usize::from(p.total_len()).min(packet.len());
+            let body = packet.get(usize::from(p.header_len())..end)?;
+            Some((IpAddress::Ipv4(p.src_addr()), body))
+        }
+        6 => {
+            let p = smoltcp::wire::Ipv6Packet::new_checked(packet).ok()?;
+            let end = (40 + usize::from(p.payload_len())).min(packet.len());
+            Some((IpAddress::Ipv6(p.src_addr()), packet.get(40..end)?))
+        }
+        _ => None,
+    }
+}
+
+/// Entry `e`, an AF_INET6 socket, refused to send an IPv6 datagram to `dst` longer than
+/// an IPv6 packet can carry (EMSGSIZE): with IPV6_RECVERR it queues a local error that
+/// gives the path's MTU, `mtu`, and leaves SO_ERROR alone, as Linux's
+/// `ipv6_local_error`. IPv4 queues none.
+pub fn too_big(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
+    if !matches!(dst.0, IpAddress::Ipv6(_)) || !on(e, libc::IPPROTO_IPV6, IPV6_RECVERR) {
+        return;
+    }
+    e.errors.push_back(QueuedError {
+        errno: Errno::EMSGSIZE,
+        origin: SO_EE_ORIGIN_LOCAL,
+        icmp_type: 0,
+        code: 0,
+        info: mtu,
+        offender: None,
+        dst,
+        payload: Vec::new(),
+    });
+}
+
+/// Takes the oldest error queued on `e` (MSG_ERRQUEUE). An ICMP error's SO_ERROR becomes
+/// the next ICMP error's, or none, as Linux's `sock_dequeue_err_skb`.
+pub fn take_error(e: &mut Entry) -> Option<QueuedError> {
+    let q = e.errors.pop_front()?;
+    let icmp = |q: &QueuedError| q.origin != SO_EE_ORIGIN_LOCAL;
+    match e.errors.front().filter(|n| icmp(n)) {
+        Some(next) => e.error = Some(next.errno),
+        None if icmp(&q) => e.error = None,
+        None => {}
+    }
+    Some(q)
+}
+
+/// The control message a read of `q` from the error queue of a socket of `family` gives:
+/// IP_RECVERR (IPV6_RECVERR for an ICMPv6 error) with the `sock_extended_err` and the
+/// offender's address after it.
+pub fn error_control(family: i32, q: &QueuedError) -> (i32, i32, Vec<u8>) {
+    let mut v = (q.errno as u32).to_ne_bytes().to_vec();
+    v.extend_from_slice(&[q.origin, q.icmp_type, q.code, 0]);
+    v.extend_from_slice(&q.info.to_ne_bytes());
+    // ee_data.
+    v.extend_from_slice(&[0; 4]);
+    let six = q.origin == SO_EE_ORIGIN_ICMP6
+        || (q.origin == SO_EE_ORIGIN_LOCAL && matches!(q.dst.0, IpAddress::Ipv6(_)));
+    let (level, name, family) = if six {
+        (libc::IPPROTO_IPV6, IPV6_RECVERR, libc::AF_INET6)
+    } else {
+        (libc::IPPROTO_IP, IP_RECVERR, family)
+    };
+    match q.offender {
+        Some(a) => v.extend_from_slice(&sockaddr(family, a, 0)),
+        // A local error names no offender: a zeroed address of family AF_UNSPEC.
+        None => v.resize(v.len() + sockaddr(family, q.dst.0, 0).len(), 0),
+    }
+    (level, name, v)
+}
+
+/// A socket that stops asking for errors (IP_RECVERR or IPV6_RECVERR set to 0) loses
+/// those queued, as in Linux.
+pub fn recverr_off(e: &mut Entry, level: i32, name: i32) {
+    if (level, name) == (libc::IPPROTO_IP, IP_RECVERR)
+        || (level, name) == (libc::IPPROTO_IPV6, IPV6_RECVERR)
+    {
+        e.errors.clear();
+    }
 }
 
 /// How a destination inside the sandbox is reached.
@@ -174,42 +476,42 @@ fn flow_hash(d: &Datagram) -> u64 {
     h
 }
 
+/// The socket unicast datagram `d` goes to (see the module docs), if any.
+fn unicast_receiver(g: &Inner, d: &Datagram) -> Option<u64> {
+    let holders = g.port_holders(Proto::Udp, d.dst.1);
+    // Most recently bound first: it wins a tie between SO_REUSEADDR sockets.
+    let mut best: Vec<u64> = Vec::new();
+    let mut top = 0;
+    for &id in holders.iter().rev() {
+        let Some(s) = score(&g.entries[&id], d) else {
+            continue;
+        };
+        if s > top {
+            (top, best) = (s, vec![id]);
+        } else if s == top {
+            best.push(id);
+        }
+    }
+    let first = *best.first()?;
+    if !g.entries[&first].opts.reuse_port {
+        return Some(first);
+    }
+    // In bind order, so that a source keeps its socket while the group stays.
+    let group: Vec<u64> = best
+        .into_iter()
+        .rev()
+        .filter(|id| g.entries[id].opts.reuse_port)
+        .collect();
+    Some(group[(flow_hash(d) % group.len() as u64) as usize])
+}
+
 /// Queues `d` for the sockets that take it (see the module docs); returns how many sockets
 /// it was for (0: the port is closed), counting those whose full queue or socket filter
 /// dropped it, which Linux answers with no port unreachable either.
 pub fn deliver(g: &mut Inner, d: &Datagram, kind: Kind) -> usize {
     let holders = g.port_holders(Proto::Udp, d.dst.1);
     let receivers: Vec<u64> = match kind {
-        Kind::Unicast => {
-            // Most recently bound first: it wins a tie between SO_REUSEADDR sockets.
-            let mut best: Vec<u64> = Vec::new();
-            let mut top = 0;
-            for &id in holders.iter().rev() {
-                let Some(s) = score(&g.entries[&id], d) else {
-                    continue;
-                };
-                if s > top {
-                    (top, best) = (s, vec![id]);
-                } else if s == top {
-                    best.push(id);
-                }
-            }
-            let group: Vec<u64> = best
-                .iter()
-                .copied()
-                .filter(|id| g.entries[id].opts.reuse_port)
-                .collect();
-            match (best.first(), group.len()) {
-                (None, _) => Vec::new(),
-                (Some(&first), _) if !g.entries[&first].opts.reuse_port => vec![first],
-                // In bind order, so that a source keeps its socket while the group stays.
-                (_, n) => {
-                    let mut group = group;
-                    group.reverse();
-                    vec![group[(flow_hash(d) % n as u64) as usize]]
-                }
-            }
-        }
+        Kind::Unicast => unicast_receiver(g, d).into_iter().collect(),
         Kind::Broadcast => holders
             .iter()
             .copied()
@@ -369,8 +671,10 @@ const IPV6_RECVORIGDSTADDR: i32 = 74;
 
 /// The receive options of datagram sockets that are plain flags (as Linux keeps them: 0
 /// or 1).
-pub const RECV_FLAGS: [(i32, i32); 10] = [
+pub const RECV_FLAGS: [(i32, i32); 12] = [
     (libc::SOL_SOCKET, SO_TIMESTAMP),
+    (libc::IPPROTO_IP, IP_RECVERR),
+    (libc::IPPROTO_IPV6, IPV6_RECVERR),
     (libc::SOL_SOCKET, SO_TIMESTAMPNS),
     (libc::IPPROTO_IP, libc::IP_PKTINFO),
     (libc::IPPROTO_IP, libc::IP_RECVTTL),

@@ -611,7 +611,8 @@ pub fn recvmsg(t: &mut Task, fd: Fd, msg: UserAddr, flags: i32) -> SysResult {
     let mut dst = UserIo::new(&mm, iovs, MAX_SEND);
     let mut m = do_recv(t, &f, &mut dst, flags)?;
     let copied = m.len;
-    let mut out_flags = 0;
+    // What MSG_ERRQUEUE reads comes from the error queue, and says so.
+    let mut out_flags = flags & MSG_ERRQUEUE;
     if m.full_len > m.len {
         out_flags |= MSG_TRUNC;
     }
