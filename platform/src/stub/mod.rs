@@ -283,7 +283,7 @@ global_asm!(
     "    ud2",
     "runsc_systrap_handler:",
     // Where the signal found the thread (rax) says what it means (see "Leaving the handler"
-    // in the module documentation):
+    // in the systrap module's documentation):
     // - the return window (the last steps of a return without `rt_sigreturn`): the
     //   application's registers are the region's, its FP state and bases already loaded, so
     //   the frame becomes the application's state at its resume point and an interrupt is an

@@ -290,8 +290,9 @@ fn fp_state_of_a_patched_call_is_saved_when_pulled_and_loaded_when_set() {
 }
 
 /// An interrupt whose signal reaches a stub still in the fast entry's hand-off is dropped
-/// there; the sentry, still waiting, signals again, so the switch comes back even though
-/// the application then runs on without a system call.
+/// there but noted, and reported before the stub returns (the sentry, still waiting, would
+/// also signal again), so the switch comes back even though the application then runs on
+/// without a system call.
 #[test]
 fn an_interrupt_dropped_by_the_fast_entry_is_sent_again() {
     // `mov eax, 39; lea rcx, [rip + 2]; jmp rdx` (a patched call: rdx holds the fast entry),
