@@ -197,6 +197,65 @@ fn the_stubs_signal_mask_is_kept_across_trapped_calls() {
     assert_eq!(after & (1 << (libc::SIGSYS - 1)), 0, "SIGSYS blocked");
 }
 
+/// Interrupts sent all the time while application code makes trapped system calls land
+/// everywhere in the stub's handler: on the way to the sentry, in the hand-off, in the
+/// return window. None corrupts a register, and each switch ends with a system call at the
+/// instruction after `syscall` or an interrupt at one of the loop's instructions.
+#[test]
+fn interrupts_racing_trapped_calls_keep_every_register() {
+    // `loop: syscall; jmp loop`
+    let mut t = setup(&[0x0f, 0x05, 0xeb, 0xfc]);
+    let interrupter = t.context.interrupter();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                interrupter.interrupt();
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        })
+    };
+    let mut state = CpuState::new(CODE, 0);
+    let r = &mut state.regs;
+    (r.rbx, r.rbp, r.rsi, r.rdi, r.rdx, r.rsp) = (1, 2, 3, 4, 5, 0x7000_0000);
+    (r.r8, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15) = (8, 9, 10, 12, 13, 14, 15);
+    let kept = |s: &CpuState| {
+        let r = &s.regs;
+        [
+            r.rbx, r.rbp, r.rsi, r.rdi, r.rdx, r.rsp, r.r8, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15,
+        ]
+    };
+    let expected = kept(&state);
+    let (mut syscalls, mut interrupts) = (0, 0);
+    for _ in 0..4000 {
+        state.regs.rax = 0;
+        match t.switch(&mut state) {
+            Exit::Syscall => {
+                syscalls += 1;
+                assert_eq!(state.regs.rip, CODE + 2);
+                assert_eq!(state.regs.orig_rax, 0);
+            }
+            Exit::Interrupted => {
+                interrupts += 1;
+                assert!(
+                    [CODE, CODE + 2].contains(&state.regs.rip),
+                    "{:#x}",
+                    state.regs.rip
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(kept(&state), expected);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hammer.join().unwrap();
+    assert!(
+        syscalls > 0 && interrupts > 0,
+        "{syscalls} calls, {interrupts} interrupts"
+    );
+}
+
 #[test]
 fn executing_unmapped_code_is_an_exec_fault() {
     let mut t = setup(&[]);
