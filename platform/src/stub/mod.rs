@@ -45,8 +45,9 @@ const SETUP_FPROG: u64 = 32;
 /// The handled signal numbers, one byte each, ending with 0.
 const SETUP_SIGNALS: u64 = 48;
 const SETUP_SIGNALS_MAX: usize = 15;
-/// SIGSYS's `struct sigaction`: `SA_NODEFER` and an empty mask, so that the handler runs with
-/// the application's mask and can return without `rt_sigreturn` (see the module doc).
+/// SIGSYS's `struct sigaction`: with FSGSBASE `SA_NODEFER` and an empty mask, so that the
+/// handler runs with the application's mask and can return without `rt_sigreturn` (see
+/// "Leaving the handler" in `systrap`'s documentation); else the same as the others.
 const SETUP_SIGACTION_SIGSYS: u64 = 64;
 /// The seccomp filter's instructions.
 pub(crate) const SETUP_FILTER: u64 = 96;
@@ -383,8 +384,9 @@ global_asm!(
     ".Lsystrap_return:",
     "    cmp r14d, {sigsys}",
     "    jne .Lsystrap_slow",
+    // Without FSGSBASE SIGSYS blocks every signal (`seal_systrap_setup`).
     "    cmp dword ptr [r12 + {off_fsgsbase}], 0",
-    "    je .Lsystrap_block",
+    "    je .Lsystrap_slow",
     "    cmp [r12 + {off_gs_base}], r12",
     "    jne .Lsystrap_block",
     "    cmp dword ptr [r12 + {off_fp_dirty}], 0",
@@ -922,12 +924,18 @@ fn map_stub_pages() -> std::result::Result<(), Errno> {
 
 /// Writes the systrap setup page (see the module documentation) and makes it read-only:
 /// the handler's `struct sigaction` for each of `signals`, and the seccomp filter `filter`.
+/// `sigsys_nodefer`: SIGSYS's handler blocks no signal (it may return without
+/// `rt_sigreturn`: only with FSGSBASE, see `systrap`), else every signal as the others do.
 /// Once per process (later calls return the first outcome); call it after [`install`] and
 /// before forking the factories whose stubs use it.
 ///
 /// # Errors
 /// The filter or the signal list does not fit the page, or the page cannot be sealed.
-pub(crate) fn seal_systrap_setup(signals: &[i32], filter: &[stub_filter::Insn]) -> Result<()> {
+pub(crate) fn seal_systrap_setup(
+    signals: &[i32],
+    filter: &[stub_filter::Insn],
+    sigsys_nodefer: bool,
+) -> Result<()> {
     static SEALED: OnceLock<std::result::Result<(), Errno>> = OnceLock::new();
     let outcome = *SEALED.get_or_init(|| {
         let filter_bytes: Vec<u8> = filter.iter().flat_map(|i| i.to_bytes()).collect();
@@ -942,16 +950,20 @@ pub(crate) fn seal_systrap_setup(signals: &[i32], filter: &[stub_filter::Insn]) 
         let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | sysmsg::SA_RESTORER;
         // All signals blocked while the handler runs, but for SIGSYS: none more than the
         // application's (see `SETUP_SIGACTION_SIGSYS`).
-        let nodefer = flags | libc::SA_NODEFER as u64;
+        let block_all = [code.handler, flags, code.restorer, u64::MAX];
+        let sigsys = if sigsys_nodefer {
+            [
+                code.handler,
+                flags | libc::SA_NODEFER as u64,
+                code.restorer,
+                0,
+            ]
+        } else {
+            block_all
+        };
         for (offset, words) in [
-            (
-                SETUP_SIGACTION,
-                [code.handler, flags, code.restorer, u64::MAX],
-            ),
-            (
-                SETUP_SIGACTION_SIGSYS,
-                [code.handler, nodefer, code.restorer, 0],
-            ),
+            (SETUP_SIGACTION, block_all),
+            (SETUP_SIGACTION_SIGSYS, sigsys),
         ] {
             for (i, word) in words.into_iter().enumerate() {
                 let at = offset as usize + 8 * i;

@@ -75,7 +75,9 @@
 //!   No interrupt is lost between the last look at the note and the return. The fast entry of
 //!   patched calls shares the window and the note.
 //! - **When the fast return is not taken** (then the handler first blocks every signal with
-//!   `rt_sigprocmask`, looks at the note, and returns through the frame as before): the
+//!   `rt_sigprocmask`, looks at the note, and returns through the frame as before; on a host
+//!   without FSGSBASE SIGSYS's handler blocks every signal like the others and never takes
+//!   the fast return, so it skips that `rt_sigprocmask`): the
 //!   sentry set new FP state (`OFF_FP_DIRTY`: the kernel validates it in `rt_sigreturn`),
 //!   TF is set (single-step: the trap must come after the first application instruction),
 //!   the host has no FSGSBASE or the application's gs base is not 0 (the jump goes through
@@ -276,8 +278,14 @@ impl Systrap {
     /// As for [`Systrap::new`].
     pub fn with_tuning(memfd: BorrowedFd<'_>, tuning: Tuning) -> Result<Systrap> {
         stub::install()?;
-        // Before the zygote forks: every stub must inherit the sealed page.
-        stub::seal_systrap_setup(&context::HANDLED, &filter::program(&stub::systrap_code()))?;
+        // Before the zygote forks: every stub must inherit the sealed page. Without FSGSBASE
+        // the handler always leaves through `rt_sigreturn`, so SIGSYS blocks every signal
+        // like the others (see "Leaving the handler").
+        stub::seal_systrap_setup(
+            &context::HANDLED,
+            &filter::program(&stub::systrap_code()),
+            sysmsg::fsgsbase_available(),
+        )?;
         let sysmsg = SysmsgFile::new()?;
         // A thread's systrap stub, and the ptrace stub that injects its address-space calls.
         let master = FactoryMaster::start(
