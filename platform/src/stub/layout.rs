@@ -14,7 +14,8 @@
 //! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`] when it saves) |
 //! | [`OFF_FP_REQUEST`] | set by the sentry before a resume that only asks for the FP state: the stub saves it (the fast entry with `xsave`) and publishes the same event again |
 //! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
-//! | [`OFF_SIGINFO`] | the first [`SIGINFO_SAVED`] bytes of the signal's `siginfo_t` (signo, code, and the address or seccomp fields) in a 128-byte slot |
+//! | [`OFF_SIGINFO`] | the first [`SIGINFO_SAVED`] bytes of the signal's `siginfo_t` (signo, code, and the address or seccomp fields) |
+//! | [`OFF_INTERRUPTED`] | set by the stub when the sentry's interrupt signal reached it in its own code and was dropped; the stub reports an interrupt before it next returns to the application, and clears it |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
 //! | [`OFF_FP`] | the fast entry's XSAVE area, and the FP state the sentry sets (at most [`FP_MAX`] bytes) |
 //! | [`ALT_STACK`].. | the alternate signal stack (the set-up's `stack_t` at [`SCRATCH`] before first use) |
@@ -43,6 +44,7 @@ pub(crate) const OFF_GREGS: usize = 192;
 /// Bytes of `siginfo_t` the handler saves: `si_signo`, `si_errno`, `si_code`, then `si_addr`
 /// (faults) or `si_call_addr`, `si_syscall` and `si_arch` (seccomp), all the sentry reads.
 pub(crate) const SIGINFO_SAVED: usize = 32;
+pub(crate) const OFF_INTERRUPTED: usize = OFF_SIGINFO + SIGINFO_SAVED;
 pub(crate) const OFF_FP: usize = 512;
 pub(crate) const ALT_STACK: usize = 0x4000;
 pub(crate) const FP_MAX: usize = ALT_STACK - OFF_FP;
@@ -66,6 +68,12 @@ pub(crate) const GREGS_LEN: usize = 23 * 8;
 /// The handler restores r8..eflags (18 words); cs/ss, error code, trap number, old mask and
 /// cr2 stay as the kernel put them in the frame.
 pub(crate) const GREGS_RESTORED: usize = 18 * 8;
+/// The flags a return without `rt_sigreturn` takes from the sentry's eflags: those
+/// `rt_sigreturn` takes from a frame (the kernel's `FIX_EFLAGS`: CF, PF, AF, ZF, SF, DF,
+/// OF, AC; RF cannot be set from user mode) but TF, which only the slow path sets. The others
+/// (IF, IOPL, NT, ID...) stay as they are, as `rt_sigreturn` leaves them.
+pub(crate) const EFLAGS_FROM_SENTRY: u64 =
+    0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x400 | 0x800 | 0x4_0000;
 /// Offsets in `ucontext_t`: `uc_mcontext.gregs` and `uc_mcontext.fpregs`.
 pub(crate) const UC_GREGS: usize = 40;
 pub(crate) const UC_FPSTATE: usize = UC_GREGS + GREGS_LEN;
@@ -74,4 +82,6 @@ pub(crate) const UC_FPSTATE: usize = UC_GREGS + GREGS_LEN;
 pub(crate) const FP_LEGACY: usize = 512;
 pub(crate) const FP_SW_RESERVED: usize = 464;
 pub(crate) const FP_SW_XSTATE_SIZE: usize = FP_SW_RESERVED + 16;
+/// `_fpx_sw_bytes.xfeatures`: the XSAVE features the kernel saved in the frame.
+pub(crate) const FP_SW_XFEATURES: usize = FP_SW_RESERVED + 8;
 pub(crate) const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;

@@ -43,15 +43,23 @@ pub(crate) const CMD_PAGE: u64 = SETUP_PAGE + PAGE_SIZE;
 pub(crate) const CMD_SIZE: u64 = 24;
 /// Commands the command page holds.
 pub(crate) const CMD_CAPACITY: usize = (PAGE_SIZE / CMD_SIZE) as usize;
-/// Setup page layout: the kernel `struct sigaction` (handler, flags, restorer, mask).
+/// Setup page layout: the kernel `struct sigaction` (handler, flags, restorer, mask) of every
+/// handled signal but SIGSYS: all signals blocked while the handler runs.
 const SETUP_SIGACTION: u64 = 0;
+/// Its mask word, all ones: also what the SIGSYS handler blocks before it returns through
+/// `rt_sigreturn`.
+const SETUP_ALL_SIGNALS: u64 = SETUP_SIGACTION + 24;
 /// `struct sock_fprog` (length, padding, pointer to [`SETUP_FILTER`]).
 const SETUP_FPROG: u64 = 32;
 /// The handled signal numbers, one byte each, ending with 0.
 const SETUP_SIGNALS: u64 = 48;
 const SETUP_SIGNALS_MAX: usize = 15;
+/// SIGSYS's `struct sigaction`: with FSGSBASE `SA_NODEFER` and an empty mask, so that the
+/// handler runs with the application's mask and can return without `rt_sigreturn` (see
+/// "Leaving the handler" in `systrap`'s documentation); else the same as the others.
+const SETUP_SIGACTION_SIGSYS: u64 = 64;
 /// The seccomp filter's instructions.
-const SETUP_FILTER: u64 = 64;
+pub(crate) const SETUP_FILTER: u64 = 96;
 /// Exit status of a systrap stub whose set-up failed (what a factory's child uses, too).
 pub(crate) const SETUP_FAILED: i32 = 126;
 /// End of the x86-64 user address range with 4-level paging (`TASK_SIZE_MAX`).
@@ -234,6 +242,12 @@ global_asm!(
     ".hidden runsc_systrap_site_arch_prctl",
     ".globl runsc_systrap_site_sigreturn",
     ".hidden runsc_systrap_site_sigreturn",
+    ".globl runsc_systrap_site_sigprocmask",
+    ".hidden runsc_systrap_site_sigprocmask",
+    ".globl runsc_systrap_return_window",
+    ".hidden runsc_systrap_return_window",
+    ".globl runsc_systrap_return_window_end",
+    ".hidden runsc_systrap_return_window_end",
     // A fresh stub's set-up, entered once (the sentry points a seized stub here and
     // detaches it) with rdi = its message region's address, rsi = the region's offset in the
     // message file (fd 2). It closes its factory socket (fd 1), maps the region, sets the
@@ -276,6 +290,10 @@ global_asm!(
     "    jz .Lsetup_filter",
     "    mov eax, {sys_rt_sigaction}",
     "    mov rsi, {setup_sigaction}",
+    "    cmp edi, {sigsys}",
+    "    jne .Lsetup_sigaction",
+    "    mov rsi, {setup_sigaction_sigsys}",
+    ".Lsetup_sigaction:",
     "    xor edx, edx",
     "    mov r10d, 8",
     "    syscall",
@@ -308,11 +326,38 @@ global_asm!(
     "runsc_systrap_entry:",
     "    ud2",
     "runsc_systrap_handler:",
-    // A signal that interrupts the fast path (below): SIGUSR2 is dropped, since the fast
-    // path is on its way to the sentry anyway and the sentry keeps the interrupt pending;
-    // the slow-resume `ud2` resumes through this frame. Anything else is an event.
+    // Where the signal found the thread (rax) says what it means (see "Leaving the handler"
+    // in the systrap module's documentation):
+    // - the return window (the last steps of a return without `rt_sigreturn`): the
+    //   application's registers are the region's, its FP state and bases already loaded, so
+    //   the frame becomes the application's state at its resume point and an interrupt is an
+    //   event like any other;
+    // - the slow-resume `ud2` of the fast entry (SIGILL): resumes through this frame;
+    // - anywhere else in the systrap code (SIGUSR2 only reaches it in the SIGSYS handler, which
+    //   blocks no signal, or in the fast entry): the stub is on its way to the sentry or back;
+    //   SIGUSR2 is noted in the region (`off_interrupted`) for the return to report, and dropped.
+    // Anything else is an event.
     "    mov rax, [rdx + {uc_gregs} + {greg_rip}]",
-    "    lea rcx, [rip + runsc_systrap_fast_start]",
+    "    lea rcx, [rip + runsc_systrap_return_window]",
+    "    cmp rax, rcx",
+    "    jb .Lsystrap_not_window",
+    "    lea rcx, [rip + runsc_systrap_return_window_end]",
+    "    cmp rax, rcx",
+    "    jae .Lsystrap_not_window",
+    "    cmp edi, {sigusr2}",
+    "    jne .Lsystrap_body",
+    "    mov rbx, rsi",
+    "    lea rdi, [rdx + {uc_gregs}]",
+    "    mov rsi, rsp",
+    "    and rsi, {region_mask}",
+    "    add rsi, {off_gregs}",
+    "    mov ecx, {gregs_restored}",
+    "    rep movsb",
+    "    mov rsi, rbx",
+    "    mov edi, {sigusr2}",
+    "    jmp .Lsystrap_body",
+    ".Lsystrap_not_window:",
+    "    lea rcx, [rip + runsc_systrap_handler]",
     "    cmp rax, rcx",
     "    jb .Lsystrap_body",
     "    lea rcx, [rip + runsc_systrap_fast_end]",
@@ -326,15 +371,21 @@ global_asm!(
     "    mov r12, rsp",
     "    and r12, {region_mask}",
     "    mov r13, rdx",
-    "    jmp .Lsystrap_restore",
+    "    mov r14d, edi",
+    "    jmp .Lsystrap_return",
     ".Lsystrap_not_slow_resume:",
     "    cmp edi, {sigusr2}",
     "    jne .Lsystrap_body",
+    "    mov rax, rsp",
+    "    and rax, {region_mask}",
+    "    mov dword ptr [rax + {off_interrupted}], 1",
     "    ret",
     ".Lsystrap_body:",
     "    mov r12, rsp",
     "    and r12, {region_mask}",
     "    mov r13, rdx",
+    // The signal number decides how the handler may return (see `.Lsystrap_return`).
+    "    mov r14d, edi",
     // Only the siginfo words the sentry reads (`layout::SIGINFO_SAVED`).
     "    mov rax, [rsi]",
     "    mov [r12 + {off_siginfo}], rax",
@@ -344,6 +395,7 @@ global_asm!(
     "    mov [r12 + {off_siginfo} + 16], rax",
     "    mov rax, [rsi + 24]",
     "    mov [r12 + {off_siginfo} + 24], rax",
+    ".Lsystrap_save_frame:",
     "    lea rdi, [r12 + {off_gregs}]",
     "    lea rsi, [r13 + {uc_gregs}]",
     "    mov ecx, {gregs_len}",
@@ -360,15 +412,72 @@ global_asm!(
     "    mov dword ptr [r12 + {off_fp_len}], ecx",
     "    cmp dword ptr [r12 + {off_fsgsbase}], 0",
     "    je .Lsystrap_publish",
-    // rdfsbase rax; rdgsbase rax
-    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xc0",
+    "    rdfsbase rax",
     "    mov [r12 + {off_fs_base}], rax",
-    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xc8",
+    "    rdgsbase rax",
     "    mov [r12 + {off_gs_base}], rax",
     ".Lsystrap_publish:",
     "    mov dword ptr [r12 + {off_kind}], {kind_signal}",
     "    call .Lsystrap_handoff",
-    ".Lsystrap_restore:",
+    // Leaving: straight back to the application (SIGSYS only, whose handler blocks no
+    // signal, so the mask is already the application's) when the frame holds what `xrstor`
+    // needs and the sentry changed nothing that only `rt_sigreturn` applies; else block every
+    // signal (so none is lost between the last look at `off_interrupted` and the return) and
+    // return through the frame.
+    ".Lsystrap_return:",
+    "    cmp r14d, {sigsys}",
+    "    jne .Lsystrap_slow",
+    // Without FSGSBASE SIGSYS blocks every signal (`seal_systrap_setup`).
+    "    cmp dword ptr [r12 + {off_fsgsbase}], 0",
+    "    je .Lsystrap_slow",
+    "    cmp [r12 + {off_gs_base}], r12",
+    "    jne .Lsystrap_block",
+    "    cmp dword ptr [r12 + {off_fp_dirty}], 0",
+    "    jne .Lsystrap_block",
+    "    test qword ptr [r12 + {off_gregs} + 17*8], {eflags_tf}",
+    "    jnz .Lsystrap_block",
+    "    mov rsi, [r13 + {uc_fpstate}]",
+    "    test rsi, rsi",
+    "    jz .Lsystrap_block",
+    "    test rsi, 63",
+    "    jnz .Lsystrap_block",
+    "    cmp dword ptr [rsi + {fp_sw_reserved}], {fp_magic1}",
+    "    jne .Lsystrap_block",
+    // The kernel's own XSAVE image of the application's FP state, with the features it saved.
+    "    mov eax, dword ptr [rsi + {fp_sw_xfeatures}]",
+    "    mov edx, dword ptr [rsi + {fp_sw_xfeatures} + 4]",
+    "    xrstor64 [rsi]",
+    "    mov rax, [r12 + {off_fs_base}]",
+    "    wrfsbase rax",
+    "    wrgsbase r12",
+    "    jmp runsc_systrap_return_window",
+    ".Lsystrap_block:",
+    "    mov eax, {sys_rt_sigprocmask}",
+    "    mov edi, {sig_block}",
+    "    mov rsi, {all_signals}",
+    "    xor edx, edx",
+    "    mov r10d, 8",
+    "    syscall",
+    "runsc_systrap_site_sigprocmask:",
+    "    xor r14d, r14d",
+    ".Lsystrap_slow:",
+    "    cmp dword ptr [r12 + {off_interrupted}], 0",
+    "    jne .Lsystrap_interrupt_event",
+    "    call .Lsystrap_apply",
+    "    ret",
+    // An interrupt the stub noted on its way: reported as one that reached the application
+    // at its resume point (the frame gets the state it would resume with), then the handler
+    // returns again.
+    ".Lsystrap_interrupt_event:",
+    "    mov dword ptr [r12 + {off_interrupted}], 0",
+    "    call .Lsystrap_apply",
+    "    mov dword ptr [r12 + {off_siginfo}], {sigusr2}",
+    "    mov dword ptr [r12 + {off_siginfo} + 4], 0",
+    "    mov dword ptr [r12 + {off_siginfo} + 8], {si_tkill}",
+    "    jmp .Lsystrap_save_frame",
+    // Writes the region's state into the frame: general registers, the FP state if the
+    // sentry set it, and the bases (loaded right away).
+    ".Lsystrap_apply:",
     "    lea rdi, [r13 + {uc_gregs}]",
     "    lea rsi, [r12 + {off_gregs}]",
     "    mov ecx, {gregs_restored}",
@@ -395,11 +504,10 @@ global_asm!(
     ".Lsystrap_bases:",
     "    cmp dword ptr [r12 + {off_fsgsbase}], 0",
     "    je .Lsystrap_set_fs",
-    // wrfsbase rax; wrgsbase rax
     "    mov rax, [r12 + {off_fs_base}]",
-    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xd0",
+    "    wrfsbase rax",
     "    mov rax, [r12 + {off_gs_base}]",
-    "    .byte 0xf3, 0x48, 0x0f, 0xae, 0xd8",
+    "    wrgsbase rax",
     "    ret",
     ".Lsystrap_set_fs:",
     "    mov eax, {sys_arch_prctl}",
@@ -410,7 +518,6 @@ global_asm!(
     "    ret",
     // ecx = bytes of the frame's FP area at rsi to copy: the XSAVE size the kernel recorded
     // (bounded by the message area), or the 512-byte legacy area without the XSAVE magic.
-    // Uses the stack word below the frame's return address: the handler's only call.
     ".Lsystrap_fp_len:",
     "    mov ecx, {fp_legacy}",
     "    cmp dword ptr [rsi + {fp_sw_reserved}], {fp_magic1}",
@@ -430,9 +537,10 @@ global_asm!(
     // a patch thunk with rax = system call number, rcx = return address, and r11 free (as
     // after `syscall`); gs base = this stub's region. Saves the general registers into the
     // region as the handler would (kind KIND_FAST_SYSCALL), hands off, and returns straight to the
-    // application unless the sentry changed the FP state, the gs base or set TF (then the
-    // slow-resume `ud2` restores through a signal frame). The arithmetic flags are the
-    // check's, not the application's (no compiled code keeps flags across `syscall`).
+    // application unless the sentry changed the FP state, the gs base or set TF, or an
+    // interrupt was noted (then the slow-resume `ud2` restores through a signal frame). The
+    // arithmetic flags are the check's, not the application's (no compiled code keeps flags
+    // across `syscall`).
     "runsc_systrap_fast_start:",
     "runsc_systrap_fast_entry:",
     "    rdgsbase r11",
@@ -480,7 +588,21 @@ global_asm!(
     "    jnz runsc_systrap_fast_slow_resume",
     "    mov rax, [r12 + {off_fs_base}]",
     "    wrfsbase rax",
-    "    push qword ptr [r12 + {off_gregs} + 17*8]",
+    // The return window, shared by the fast entry and the SIGSYS handler: r12 = region (also
+    // gs base), the FP state and fs base are the application's. An interrupt noted before the
+    // first instruction is reported from here; one that arrives inside is handled by the
+    // handler (the window's start and end are what it checks). The flags become what
+    // `rt_sigreturn` would make them (only the bits it takes from the frame, never TF, which
+    // needs the slow path's single step). Then the general registers, rsp last but r12, and a
+    // jump through gs: nothing is pushed on the application's stack, its red zone is intact.
+    "runsc_systrap_return_window:",
+    "    cmp dword ptr [r12 + {off_interrupted}], 0",
+    "    jne .Lsystrap_window_interrupted",
+    "    pushfq",
+    "    mov rax, [r12 + {off_gregs} + 17*8]",
+    "    xor rax, [rsp]",
+    "    and rax, {eflags_fix}",
+    "    xor [rsp], rax",
     "    popfq",
     "    mov r8, [r12 + {off_gregs} + 0*8]",
     "    mov r9, [r12 + {off_gregs} + 1*8]",
@@ -499,6 +621,12 @@ global_asm!(
     "    mov rsp, [r12 + {off_gregs} + 15*8]",
     "    mov r12, gs:[{off_gregs} + 4*8]",
     "    jmp qword ptr gs:[{off_gregs} + 16*8]",
+    "runsc_systrap_return_window_end:",
+    // The fast entry leaves through a signal frame (the noted interrupt stays noted, and the
+    // slow path reports it); the SIGSYS handler reports it now.
+    ".Lsystrap_window_interrupted:",
+    "    cmp dword ptr [r12 + {off_kind}], {kind_fast}",
+    "    jne .Lsystrap_interrupt_event",
     "runsc_systrap_fast_slow_resume:",
     "    ud2",
     "runsc_systrap_fast_refuse:",
@@ -582,6 +710,7 @@ global_asm!(
     scratch = const sysmsg::SCRATCH,
     setup_signals = const SETUP_PAGE + SETUP_SIGNALS,
     setup_sigaction = const SETUP_PAGE + SETUP_SIGACTION,
+    setup_sigaction_sigsys = const SETUP_PAGE + SETUP_SIGACTION_SIGSYS,
     setup_fprog = const SETUP_PAGE + SETUP_FPROG,
     pr_set_no_new_privs = const libc::PR_SET_NO_NEW_PRIVS,
     seccomp_set_mode_filter = const libc::SECCOMP_SET_MODE_FILTER,
@@ -642,6 +771,14 @@ global_asm!(
     sys_futex = const libc::SYS_futex,
     sys_arch_prctl = const libc::SYS_arch_prctl,
     sys_rt_sigreturn = const libc::SYS_rt_sigreturn,
+    sys_rt_sigprocmask = const libc::SYS_rt_sigprocmask,
+    sig_block = const libc::SIG_BLOCK,
+    all_signals = const SETUP_PAGE + SETUP_ALL_SIGNALS,
+    sigsys = const libc::SIGSYS,
+    si_tkill = const libc::SI_TKILL,
+    off_interrupted = const sysmsg::OFF_INTERRUPTED,
+    fp_sw_xfeatures = const sysmsg::FP_SW_XFEATURES,
+    eflags_fix = const sysmsg::EFLAGS_FROM_SENTRY,
 );
 
 extern "C" {
@@ -659,6 +796,7 @@ extern "C" {
     static runsc_systrap_site_wait: u8;
     static runsc_systrap_site_arch_prctl: u8;
     static runsc_systrap_site_sigreturn: u8;
+    static runsc_systrap_site_sigprocmask: u8;
     static runsc_ptrace_site_munmap_low: u8;
     static runsc_ptrace_site_munmap_high: u8;
     static runsc_ptrace_site_read: u8;
@@ -694,6 +832,8 @@ pub(crate) struct SystrapCode {
     pub(crate) site_wait: u64,
     pub(crate) site_arch_prctl: u64,
     pub(crate) site_sigreturn: u64,
+    /// The SIGSYS handler blocking every signal before it returns through `rt_sigreturn`.
+    pub(crate) site_sigprocmask: u64,
 }
 
 /// Where the systrap handler's pieces are in every stub.
@@ -709,6 +849,7 @@ pub(crate) fn systrap_code() -> SystrapCode {
         site_wait: at(&raw const runsc_systrap_site_wait),
         site_arch_prctl: at(&raw const runsc_systrap_site_arch_prctl),
         site_sigreturn: at(&raw const runsc_systrap_site_sigreturn),
+        site_sigprocmask: at(&raw const runsc_systrap_site_sigprocmask),
     }
 }
 
@@ -789,6 +930,11 @@ pub(crate) fn factory_sites() -> FactorySites {
     }
 }
 
+/// Where the all-ones signal set of the setup page is (the SIGSYS handler blocks it).
+pub(crate) fn all_signals_set() -> u64 {
+    SETUP_PAGE + SETUP_ALL_SIGNALS
+}
+
 /// Address a forked factory jumps to.
 pub(crate) fn factory_entry() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_stub_factory)
@@ -866,12 +1012,18 @@ fn map_stub_pages() -> std::result::Result<(), Errno> {
 
 /// Writes the systrap setup page (see the module documentation) and makes it read-only:
 /// the handler's `struct sigaction` for each of `signals`, and the seccomp filter `filter`.
+/// `sigsys_nodefer`: SIGSYS's handler blocks no signal (it may return without
+/// `rt_sigreturn`: only with FSGSBASE, see `systrap`), else every signal as the others do.
 /// Once per process (later calls return the first outcome); call it after [`install`] and
 /// before forking the factories whose stubs use it.
 ///
 /// # Errors
 /// The filter or the signal list does not fit the page, or the page cannot be sealed.
-pub(crate) fn seal_systrap_setup(signals: &[i32], filter: &[stub_filter::Insn]) -> Result<()> {
+pub(crate) fn seal_systrap_setup(
+    signals: &[i32],
+    filter: &[stub_filter::Insn],
+    sigsys_nodefer: bool,
+) -> Result<()> {
     static SEALED: OnceLock<std::result::Result<(), Errno>> = OnceLock::new();
     let outcome = *SEALED.get_or_init(|| {
         let filter_bytes: Vec<u8> = filter.iter().flat_map(|i| i.to_bytes()).collect();
@@ -884,13 +1036,27 @@ pub(crate) fn seal_systrap_setup(signals: &[i32], filter: &[stub_filter::Insn]) 
         let code = systrap_code();
         let mut page = vec![0u8; PAGE_SIZE as usize];
         let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | sysmsg::SA_RESTORER;
-        // All signals blocked while the handler runs.
-        for (i, word) in [code.handler, flags, code.restorer, u64::MAX]
-            .into_iter()
-            .enumerate()
-        {
-            let at = SETUP_SIGACTION as usize + 8 * i;
-            page[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        // All signals blocked while the handler runs, but for SIGSYS: none more than the
+        // application's (see `SETUP_SIGACTION_SIGSYS`).
+        let block_all = [code.handler, flags, code.restorer, u64::MAX];
+        let sigsys = if sigsys_nodefer {
+            [
+                code.handler,
+                flags | libc::SA_NODEFER as u64,
+                code.restorer,
+                0,
+            ]
+        } else {
+            block_all
+        };
+        for (offset, words) in [
+            (SETUP_SIGACTION, block_all),
+            (SETUP_SIGACTION_SIGSYS, sigsys),
+        ] {
+            for (i, word) in words.into_iter().enumerate() {
+                let at = offset as usize + 8 * i;
+                page[at..at + 8].copy_from_slice(&word.to_le_bytes());
+            }
         }
         let fprog = SETUP_FPROG as usize;
         page[fprog..fprog + 8].copy_from_slice(&(filter.len() as u64).to_le_bytes());

@@ -5,6 +5,8 @@
 //! and only with the arguments the handler uses:
 //! - `futex(_, FUTEX_WAKE, ...)` and `futex(_, FUTEX_WAIT, ...)`: the hand-offs;
 //! - `arch_prctl(ARCH_SET_FS, ...)`: loading the fs base without `wrfsbase`;
+//! - `rt_sigprocmask(SIG_BLOCK, <all signals>, NULL)`: the SIGSYS handler blocking every
+//!   signal before it leaves through `rt_sigreturn` (the set is the setup page's, read-only);
 //! - `rt_sigreturn`: leaving the handler.
 //!
 //! Application code can jump to those sites with registers of its choosing; that gains it
@@ -27,6 +29,11 @@ pub(crate) fn program(code: &SystrapCode) -> Vec<Insn> {
         Rule::any(libc::SYS_arch_prctl)
             .at(code.site_arch_prctl)
             .arg(0, sysmsg::ARCH_SET_FS),
+        Rule::any(libc::SYS_rt_sigprocmask)
+            .at(code.site_sigprocmask)
+            .arg(0, libc::SIG_BLOCK as u64)
+            .arg(1, crate::stub::all_signals_set())
+            .arg(2, 0),
         Rule::any(libc::SYS_rt_sigreturn).at(code.site_sigreturn),
     ];
     // Everything else traps to the sentry, `int 0x80` included: the context tells it apart by
@@ -66,5 +73,17 @@ mod tests {
         assert_eq!(run(&p, sigreturn, code.site_wake, [0; 6]), trap);
         assert_eq!(run(&p, libc::SYS_mmap, code.site_sigreturn, [0; 6]), trap);
         assert_eq!(run(&p, libc::SYS_getpid, 0x40_0007, [0; 6]), trap);
+        let sigprocmask = libc::SYS_rt_sigprocmask;
+        let all = crate::stub::all_signals_set();
+        let block_all = [libc::SIG_BLOCK as u64, all, 0, 8, 0, 0];
+        assert_eq!(
+            run(&p, sigprocmask, code.site_sigprocmask, block_all),
+            allow
+        );
+        let unblock = [libc::SIG_UNBLOCK as u64, all, 0, 8, 0, 0];
+        assert_eq!(run(&p, sigprocmask, code.site_sigprocmask, unblock), trap);
+        let own_set = [libc::SIG_BLOCK as u64, 0x40_0000, 0, 8, 0, 0];
+        assert_eq!(run(&p, sigprocmask, code.site_sigprocmask, own_set), trap);
+        assert_eq!(run(&p, sigprocmask, code.site_wake, block_all), trap);
     }
 }

@@ -15,8 +15,9 @@
 //!   read-only setup page (`stub::seal_systrap_setup`, sealed before the zygote forks), and
 //!   parks in its handler; a failed step ends it with `stub::SETUP_FAILED`.
 //! - A switch writes the registers into the stub's message region (`sysmsg.rs`), flips the
-//!   state word to RESUME, and waits for EVENT. The handler copies the registers into its
-//!   signal frame and returns into application code through `rt_sigreturn`. The next system
+//!   state word to RESUME, and waits for EVENT. The handler returns into application code
+//!   (straight from the region after a trapped system call, else through its signal frame
+//!   and `rt_sigreturn`: see "Leaving the handler"). The next system
 //!   call (seccomp `SECCOMP_RET_TRAP`), fault, or interrupt (SIGUSR2 from the sentry) enters
 //!   the handler again, which saves the frame's registers and flips the state to EVENT.
 //! - Patched system calls (`crate::patch`) skip the trap: the stub's fast entry, reached by
@@ -49,6 +50,53 @@
 //! 1.3 µs, `rt_sigreturn` 0.95 µs; native `getpid` 0.14 µs); a hand-off that polls adds a
 //! few hundred nanoseconds, one that sleeps two context switches between processes (several
 //! microseconds there). Patched system calls take neither the signal nor the return.
+//!
+//! # Leaving the handler
+//! `rt_sigreturn` is 0.95 µs of the 2.25 above, so after a trapped system call (SIGSYS) the
+//! handler returns the way the fast entry of patched calls does, without it (the stub code in
+//! `crate::stub`, `.Lsystrap_return` and `runsc_systrap_return_window`). On the same VM,
+//! natively on the thread CPU clock, a SIGSYS with such a return costs 1.65 µs against 2.18
+//! with `rt_sigreturn` (a C program that traps getpid with seccomp and returns from its
+//! handler each way).
+//! - **Signal mask.** `rt_sigreturn` would restore the frame's `uc_sigmask`. SIGSYS's handler
+//!   is installed with `SA_NODEFER` and an empty `sa_mask` (the setup page's second
+//!   `sigaction`), so while it runs the thread's mask *is* the mask the application code ran
+//!   with, by construction, and leaving by a jump keeps it. The other handled signals (faults,
+//!   SIGUSR2) keep blocking every signal and always leave through `rt_sigreturn`.
+//! - **Interrupts.** With nothing blocked, the sentry's SIGUSR2 can reach the stub inside its
+//!   own code. The handler tells the cases apart by the interrupted instruction pointer: in the
+//!   *return window* (the last instructions before the jump, where FP state and bases are the
+//!   application's and its registers are the region's) the frame gets the region's registers
+//!   and the interrupt is an event at the application's resume point; anywhere else in the
+//!   systrap code the stub is on its way to the sentry or back, so the signal is noted in the
+//!   region (`OFF_INTERRUPTED`) and dropped, and the first instruction of the window (or the
+//!   slow path, after blocking) reports a noted interrupt as an event before returning (a
+//!   note that arrived before the event it rode with costs one spurious `Exit::Interrupted`).
+//!   No interrupt is lost between the last look at the note and the return. The fast entry of
+//!   patched calls shares the window and the note.
+//! - **When the fast return is not taken** (then the handler first blocks every signal with
+//!   `rt_sigprocmask`, looks at the note, and returns through the frame as before; on a host
+//!   without FSGSBASE SIGSYS's handler blocks every signal like the others and never takes
+//!   the fast return, so it skips that `rt_sigprocmask`): the
+//!   sentry set new FP state (`OFF_FP_DIRTY`: the kernel validates it in `rt_sigreturn`),
+//!   TF is set (single-step: the trap must come after the first application instruction),
+//!   the host has no FSGSBASE or the application's gs base is not 0 (the jump goes through
+//!   gs, which must be the region), or the frame's FP area is not an XSAVE image (no
+//!   `FP_XSTATE_MAGIC1`, not 64-byte aligned).
+//! - **FP state.** The kernel saved it in the frame with `XSAVE` (standard format) and gave the
+//!   handler a fresh one; `xrstor` loads the frame's image with the features the kernel
+//!   recorded (`_fpx_sw_bytes.xfeatures`). PKRU is part of it, as with `rt_sigreturn`.
+//! - **Flags, bases.** The flags are set with `popfq` to what `rt_sigreturn` would make them
+//!   (`layout::EFLAGS_FROM_SENTRY`); fs base with `wrfsbase` from the region (so the sentry's
+//!   `arch_prctl(ARCH_SET_FS)` reaches the host thread), gs base is the region.
+//! - **Stacks.** The handler runs on the alternate stack (the region); leaving it by a jump
+//!   leaves no kernel state behind (the kernel derives "on the alternate stack" from rsp), and
+//!   nothing is written below the application's rsp: rsp is loaded from the region, r12 last
+//!   through gs, and the jump reads rip through gs.
+//! - **Everything else** (ptrace stops, checkpoints, `execve`, signal delivery, faults) goes
+//!   through the sentry's registers in the region either way; a frame the fast path cannot use
+//!   falls back to `rt_sigreturn`.
+//!
 //! - Factories are forked by a zygote made at platform creation, before the sentry installs
 //!   its own seccomp filter (`ptrace/factory.rs`): a stub that inherited the sentry's filter
 //!   would be killed (`SECCOMP_RET_KILL_PROCESS` wins over `SECCOMP_RET_TRAP`) on any
@@ -230,8 +278,14 @@ impl Systrap {
     /// As for [`Systrap::new`].
     pub fn with_tuning(memfd: BorrowedFd<'_>, tuning: Tuning) -> Result<Systrap> {
         stub::install()?;
-        // Before the zygote forks: every stub must inherit the sealed page.
-        stub::seal_systrap_setup(&context::HANDLED, &filter::program(&stub::systrap_code()))?;
+        // Before the zygote forks: every stub must inherit the sealed page. Without FSGSBASE
+        // the handler always leaves through `rt_sigreturn`, so SIGSYS blocks every signal
+        // like the others (see "Leaving the handler").
+        stub::seal_systrap_setup(
+            &context::HANDLED,
+            &filter::program(&stub::systrap_code()),
+            sysmsg::fsgsbase_available(),
+        )?;
         let sysmsg = SysmsgFile::new()?;
         // A thread's systrap stub, and the ptrace stub that injects its address-space calls.
         let master = FactoryMaster::start(

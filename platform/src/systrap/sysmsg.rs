@@ -192,7 +192,9 @@ pub(crate) struct Region<'a> {
 
 impl Region<'_> {
     fn word(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset.is_multiple_of(4) && offset < OFF_SIGINFO);
+        debug_assert!(
+            offset.is_multiple_of(4) && (offset < OFF_SIGINFO || offset == OFF_INTERRUPTED)
+        );
         // SAFETY: `offset` is one of the aligned control words inside the region, which
         // lives as long as the file borrowed by `self`; all access to it is atomic.
         unsafe { AtomicU32::from_ptr(self.base.add(offset).cast()) }
@@ -241,7 +243,7 @@ impl Region<'_> {
 
     /// Prepares a fresh stub's region: not yet stopped, nobody sleeping, no polling.
     pub(crate) fn reset(&self, fsgsbase: bool) {
-        for offset in (0..OFF_SIGINFO).step_by(4) {
+        for offset in (0..OFF_SIGINFO).step_by(4).chain([OFF_INTERRUPTED]) {
             self.write_u32(offset, 0);
         }
         self.write_u32(OFF_FSGSBASE, u32::from(fsgsbase));

@@ -100,6 +100,162 @@ fn registers_round_trip_through_the_handler() {
     assert_eq!((after.cs, after.ss), (0x33, 0x2b));
 }
 
+/// A trapped system call returns without `rt_sigreturn` when it can: every register the
+/// sentry sets reaches the application, those `syscall` itself clobbers (rax, rcx, r11) and
+/// the flags included, and the FP state the sentry left alone is the application's.
+#[test]
+fn registers_and_fp_state_survive_the_return_from_a_trapped_call() {
+    // `movq xmm0, rdi; syscall; mov rbx, rcx; mov rbp, r11; mov r8, rax; movq rdx, xmm0;
+    // syscall`: the second call reports rcx, r11 and rax as the first one's return left
+    // them, and xmm0 as the application set it.
+    let code = [
+        0x66, 0x48, 0x0f, 0x6e, 0xc7, 0x0f, 0x05, 0x48, 0x89, 0xcb, 0x4c, 0x89, 0xdd, 0x49, 0x89,
+        0xc0, 0x66, 0x48, 0x0f, 0x7e, 0xc2, 0x0f, 0x05,
+    ];
+    const CF: u64 = 0x1;
+    const DF: u64 = 0x400;
+    const OF: u64 = 0x800;
+    let mut t = setup(&code);
+    for round in 0..3u64 {
+        let mut state = CpuState::new(CODE, 0);
+        state.regs.rdi = 0x0bad_cafe + round;
+        assert_eq!(t.switch(&mut state), Exit::Syscall);
+        assert_eq!(state.regs.rip, CODE + 7);
+        let r = &mut state.regs;
+        (r.rax, r.rcx, r.r11) = (0x1111 + round, 0x2222 + round, 0x3333 + round);
+        (r.rsi, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15) = (6, 9, 10, 12, 13, 14, 15);
+        r.rsp = 0x7000_0000 + 8 * round;
+        r.eflags = 0x202 | CF | DF | OF;
+        assert_eq!(t.switch(&mut state), Exit::Syscall);
+        let r = &state.regs;
+        assert_eq!(r.rip, CODE + code.len() as u64);
+        assert_eq!(
+            (r.rbx, r.rbp, r.r8),
+            (0x2222 + round, 0x3333 + round, 0x1111 + round),
+            "rcx, r11, rax as the sentry set them"
+        );
+        assert_eq!(r.rdx, 0x0bad_cafe + round, "xmm0 as the application set it");
+        assert_eq!(
+            (r.rsi, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15),
+            (6, 9, 10, 12, 13, 14, 15)
+        );
+        assert_eq!(r.rsp, 0x7000_0000 + 8 * round);
+        assert_eq!(
+            r.r11 & (CF | DF | OF),
+            CF | DF | OF,
+            "flags as the sentry set them"
+        );
+    }
+}
+
+/// The host signal mask of a stub that runs application code is the same after many
+/// trapped system calls as after one (the handler's return without `rt_sigreturn` must
+/// leave nothing blocked), and it never blocks the interrupt signal.
+#[test]
+fn the_stubs_signal_mask_is_kept_across_trapped_calls() {
+    // `syscall; jmp $`
+    let mut t = setup(&[0x0f, 0x05, 0xeb, 0xfe]);
+    let blocked_while_spinning = |t: &mut Setup, stub: Pid| -> u64 {
+        let mut state = CpuState::new(CODE + 2, 0);
+        let interrupter = t.context.interrupter();
+        let (done, finished) = std::sync::mpsc::channel::<u64>();
+        let helper = std::thread::spawn(move || {
+            // The stub is in `jmp $` once it has used CPU time in user mode there; its mask
+            // is then the application's.
+            let blocked = loop {
+                let status = std::fs::read_to_string(format!("/proc/{stub}/status")).unwrap();
+                let field = |name: &str| {
+                    let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+                    line[name.len()..].trim().to_owned()
+                };
+                if field("State:").starts_with('R') {
+                    break u64::from_str_radix(&field("SigBlk:"), 16).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            interrupter.interrupt();
+            blocked
+        });
+        let exit = t.context.switch(&t.dyn_space, &mut state).unwrap();
+        let blocked = helper.join().unwrap();
+        drop((done, finished));
+        assert_eq!(exit, Exit::Interrupted);
+        assert_eq!(state.regs.rip, CODE + 2);
+        blocked
+    };
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    let stub = *t.pids().last().unwrap();
+    let first = blocked_while_spinning(&mut t, stub);
+    for _ in 0..2000 {
+        let mut state = CpuState::new(CODE, 0);
+        assert_eq!(t.switch(&mut state), Exit::Syscall);
+    }
+    let after = blocked_while_spinning(&mut t, stub);
+    assert_eq!(after, first, "mask after 2000 trapped calls");
+    assert_eq!(after & (1 << (libc::SIGUSR2 - 1)), 0, "SIGUSR2 blocked");
+    assert_eq!(after & (1 << (libc::SIGSYS - 1)), 0, "SIGSYS blocked");
+}
+
+/// Interrupts sent all the time while application code makes trapped system calls land
+/// everywhere in the stub's handler: on the way to the sentry, in the hand-off, in the
+/// return window. None corrupts a register, and each switch ends with a system call at the
+/// instruction after `syscall` or an interrupt at one of the loop's instructions.
+#[test]
+fn interrupts_racing_trapped_calls_keep_every_register() {
+    // `loop: syscall; jmp loop`
+    let mut t = setup(&[0x0f, 0x05, 0xeb, 0xfc]);
+    let interrupter = t.context.interrupter();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                interrupter.interrupt();
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        })
+    };
+    let mut state = CpuState::new(CODE, 0);
+    let r = &mut state.regs;
+    (r.rbx, r.rbp, r.rsi, r.rdi, r.rdx, r.rsp) = (1, 2, 3, 4, 5, 0x7000_0000);
+    (r.r8, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15) = (8, 9, 10, 12, 13, 14, 15);
+    let kept = |s: &CpuState| {
+        let r = &s.regs;
+        [
+            r.rbx, r.rbp, r.rsi, r.rdi, r.rdx, r.rsp, r.r8, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15,
+        ]
+    };
+    let expected = kept(&state);
+    let (mut syscalls, mut interrupts) = (0, 0);
+    for _ in 0..4000 {
+        state.regs.rax = 0;
+        match t.switch(&mut state) {
+            Exit::Syscall => {
+                syscalls += 1;
+                assert_eq!(state.regs.rip, CODE + 2);
+                assert_eq!(state.regs.orig_rax, 0);
+            }
+            Exit::Interrupted => {
+                interrupts += 1;
+                assert!(
+                    [CODE, CODE + 2].contains(&state.regs.rip),
+                    "{:#x}",
+                    state.regs.rip
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(kept(&state), expected);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hammer.join().unwrap();
+    assert!(
+        syscalls > 0 && interrupts > 0,
+        "{syscalls} calls, {interrupts} interrupts"
+    );
+}
+
 #[test]
 fn executing_unmapped_code_is_an_exec_fault() {
     let mut t = setup(&[]);
@@ -193,8 +349,9 @@ fn fp_state_of_a_patched_call_is_saved_when_pulled_and_loaded_when_set() {
 }
 
 /// An interrupt whose signal reaches a stub still in the fast entry's hand-off is dropped
-/// there; the sentry, still waiting, signals again, so the switch comes back even though
-/// the application then runs on without a system call.
+/// there but noted, and reported before the stub returns (the sentry, still waiting, would
+/// also signal again), so the switch comes back even though the application then runs on
+/// without a system call.
 #[test]
 fn an_interrupt_dropped_by_the_fast_entry_is_sent_again() {
     // `mov eax, 39; lea rcx, [rip + 2]; jmp rdx` (a patched call: rdx holds the fast entry),
@@ -509,6 +666,8 @@ fn the_setup_page_is_read_only_to_application_code() {
     let program = super::filter::program(&crate::stub::systrap_code());
     let bytes: Vec<u8> = program.iter().flat_map(|i| i.to_bytes()).collect();
     // SAFETY: the setup page is mapped read-only in this process for its whole life.
-    let sealed = unsafe { std::slice::from_raw_parts((page + 64) as *const u8, bytes.len()) };
+    let sealed = unsafe {
+        std::slice::from_raw_parts((page + crate::stub::SETUP_FILTER) as *const u8, bytes.len())
+    };
     assert_eq!(sealed, &bytes[..]);
 }
