@@ -469,6 +469,20 @@ pub fn open_packet_socket(ifindex: i32, rcvbuf: usize) -> std::io::Result<std::o
     Ok(fd)
 }
 
+/// The host CPU's time-stamp counter, read after every earlier load has completed and
+/// before any later one starts (`lfence; rdtsc; lfence`, Linux's `rdtsc_ordered`).
+pub fn rdtsc() -> u64 {
+    use std::arch::x86_64::{_mm_lfence, _rdtsc};
+    // SAFETY: lfence and rdtsc read no memory and write none; every x86-64 CPU has both
+    // (SSE2 is part of the base ISA).
+    unsafe {
+        _mm_lfence();
+        let tsc = _rdtsc();
+        _mm_lfence();
+        tsc
+    }
+}
+
 /// CPUID `leaf`/`subleaf` of the host CPU as (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);

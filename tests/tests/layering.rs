@@ -13,6 +13,8 @@ const SENTRY: &[&[&str]] = &[
     &["abi"],
     &["auth", "waiter", "memory"],
     &["mm"],
+    // The vDSO's pages and the sandbox's clocks: mappings of its own memory.
+    &["vdso"],
     &["vfs"],
     // Terminals sit below the filesystems: devpts (in `fs`) makes the sentry's ptys.
     &["tty"],
