@@ -2287,3 +2287,16 @@ fn restore_keeps_mounts_made_at_run_time() {
         assert_eq!(code, 0, "delete {id}: {text}");
     }
 }
+
+/// The vDSO comes back where it was (glibc keeps pointers into it) with the restoring
+/// sentry's clock parameters: CLOCK_MONOTONIC read through it never goes back across the
+/// checkpoint, and its clocks agree with the system calls afterwards. `ckpt_vdso.c`
+/// natively, with a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_the_vdso_at_its_address_with_fresh_clocks() {
+    checkpoint_program_like_native(
+        "ckpt_vdso",
+        "vdso",
+        "ready\nmaps=same monotonic=yes agrees=yes\ndone\n",
+    );
+}
