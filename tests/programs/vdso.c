@@ -290,17 +290,17 @@ static void check_maps(uintptr_t base)
 		if (strstr(line, " [vvar]\n") && !vvar) {
 			vvar = 1;
 			vvar_start = start;
-			CHECK(!strncmp(perms, "r--", 3), "[vvar] is %s", perms);
+			CHECK(!strcmp(perms, "r--p"), "[vvar] is %s", perms);
 		} else if (strstr(line, " [vdso]\n")) {
 			vdso = 1;
-			CHECK(start == base && !strncmp(perms, "r-x", 3), "[vdso] at %lx is %s", start,
+			CHECK(start == base && !strcmp(perms, "r-xp"), "[vdso] at %lx is %s", start,
 			      perms);
 		}
 	}
 	if (f)
 		fclose(f);
 	CHECK(vvar && vdso, "maps: [vvar] %d, [vdso] %d", vvar, vdso);
-	printf("maps: [vvar] r--, [vdso] r-x at AT_SYSINFO_EHDR\n");
+	printf("maps: [vvar] r--p, [vdso] r-xp at AT_SYSINFO_EHDR\n");
 }
 
 static void write_vvar(void)

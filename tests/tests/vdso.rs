@@ -14,7 +14,7 @@ fn vdso_functions_agree_with_their_system_calls_as_natively() {
             "AT_SYSINFO_EHDR: an ELF object with symbols, hashes and versions\n",
             "__vdso_clock_gettime@LINUX_2.6: found\n",
             "__vdso_getcpu@LINUX_2.6: found\n",
-            "maps: [vvar] r--, [vdso] r-x at AT_SYSINFO_EHDR\n",
+            "maps: [vvar] r--p, [vdso] r-xp at AT_SYSINFO_EHDR\n",
             "[vvar]: read-only\n",
             "CLOCK_MONOTONIC: agrees with the system call\n",
             "CLOCK_BOOTTIME: agrees with the system call\n",
