@@ -150,6 +150,9 @@ pub(crate) fn refuse_32bit_syscall(regs: &mut Regs) -> Exit {
     })
 }
 
+/// The legacy vsyscall page (one page; Linux's VSYSCALL_ADDR).
+pub const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+
 /// Why [`Context::switch`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -157,6 +160,13 @@ pub enum Exit {
     /// rdi, rsi, rdx, r10, r8, r9; the sentry writes the result into `rax` and switches back.
     /// `rip` already points after the instruction.
     Syscall,
+    /// The application called the legacy vsyscall page (`gettimeofday`, `time` or `getcpu`
+    /// at [`VSYSCALL_PAGE`]): the host emulated the call up to the trap and then its `ret`,
+    /// so `rip` is the caller's return address; the number and arguments are as for
+    /// [`Exit::Syscall`]. Unlike a system call, a result the kernel cannot store is a
+    /// SIGSEGV, not EFAULT (Linux's `emulate_vsyscall`). Only platforms that can tell report
+    /// it (systrap, from the SIGSYS's `si_call_addr`).
+    Vsyscall,
     /// The application touched `addr`, which is unmapped or mapped without the needed
     /// permission in the host address space. The sentry maps it (or delivers SIGSEGV/SIGBUS)
     /// and switches back to retry the instruction.
@@ -522,6 +532,20 @@ pub fn open_packet_socket(ifindex: i32, rcvbuf: usize) -> std::io::Result<std::o
         )
     })?;
     Ok(fd)
+}
+
+/// The host CPU's time-stamp counter, read after every earlier load has completed and
+/// before any later one starts (`lfence; rdtsc; lfence`, Linux's `rdtsc_ordered`).
+pub fn rdtsc() -> u64 {
+    use std::arch::x86_64::{_mm_lfence, _rdtsc};
+    // SAFETY: lfence and rdtsc read no memory and write none; every x86-64 CPU has both
+    // (SSE2 is part of the base ISA).
+    unsafe {
+        _mm_lfence();
+        let tsc = _rdtsc();
+        _mm_lfence();
+        tsc
+    }
 }
 
 /// CPUID `leaf`/`subleaf` of the host CPU as (eax, ebx, ecx, edx).

@@ -24,5 +24,6 @@ pub mod net;
 pub mod procfs;
 pub mod syscalls;
 pub mod tty;
+pub mod vdso;
 pub mod vfs;
 pub mod waiter;

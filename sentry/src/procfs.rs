@@ -1689,6 +1689,12 @@ fn cpu_list(cpus: &[usize]) -> String {
     parts.join(",")
 }
 
+/// Whether maps and smaps show `m` as shared. The vDSO's parameter page is one page every
+/// address space shares, but Linux shows its `[vvar]` (a special mapping) as private.
+fn shows_shared(m: &crate::mm::MapsEntry) -> bool {
+    m.shared && !matches!(&m.kind, VmaKind::Named(n) if n == crate::vdso::VVAR_NAME)
+}
+
 /// `/proc/[pid]/maps`, file names seen from the reader's root `root`.
 fn maps_text(v: &TaskView, root: &[u8]) -> String {
     let mut s = String::new();
@@ -1712,7 +1718,7 @@ fn maps_text(v: &TaskView, root: &[u8]) -> String {
             if m.perms.read { 'r' } else { '-' },
             if m.perms.write { 'w' } else { '-' },
             if m.perms.exec { 'x' } else { '-' },
-            if m.shared { 's' } else { 'p' },
+            if shows_shared(&m) { 's' } else { 'p' },
             m.offset,
             m.ino,
         );
@@ -1773,7 +1779,7 @@ fn smaps_text(v: &TaskView, root: &[u8]) -> String {
             (true, "mr"),
             (m.may_write, "mw"),
             (true, "me"),
-            (m.shared, "ms"),
+            (shows_shared(m), "ms"),
             (matches!(m.kind, VmaKind::Stack), "gd"),
             (m.locked, "lo"),
             (!m.shared && m.perms.write, "ac"),

@@ -2363,3 +2363,16 @@ fn restore_keeps_a_listener_behind_a_redirect_rule() {
         "sandbox (left), native (right)"
     );
 }
+
+/// The vDSO comes back where it was (glibc keeps pointers into it) with the restoring
+/// sentry's clock parameters: CLOCK_MONOTONIC read through it never goes back across the
+/// checkpoint, and its clocks agree with the system calls afterwards. `ckpt_vdso.c`
+/// natively, with a short sleep instead of the checkpoint, prints the same lines.
+#[test]
+fn restore_keeps_the_vdso_at_its_address_with_fresh_clocks() {
+    checkpoint_program_like_native(
+        "ckpt_vdso",
+        "vdso",
+        "ready\nmaps=same monotonic=yes agrees=yes\ndone\n",
+    );
+}

@@ -13,7 +13,8 @@ const SENTRY: &[&[&str]] = &[
     &["abi"],
     &["auth", "waiter", "memory"],
     &["mm"],
-    &["vfs"],
+    // The vDSO: its pages and the sandbox's clocks, over the memory manager.
+    &["vfs", "vdso"],
     // Terminals sit below the filesystems: devpts (in `fs`) makes the sentry's ptys.
     &["tty"],
     &["elf", "fs", "net"],

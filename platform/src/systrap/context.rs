@@ -542,6 +542,11 @@ fn classify(region: &Region<'_>, state: &mut CpuState) -> Exit {
         // report what PTRACE_SYSEMU would.
         state.regs.orig_rax = state.regs.rax;
         state.regs.rax = (-libc::ENOSYS) as i64 as u64;
+        // `si_call_addr` is the vsyscall entry for an emulated vsyscall, else the address
+        // after the `syscall` instruction.
+        if (crate::VSYSCALL_PAGE..crate::VSYSCALL_PAGE + crate::PAGE_SIZE).contains(&addr) {
+            return Exit::Vsyscall;
+        }
         return Exit::Syscall;
     }
     let synchronous = matches!(

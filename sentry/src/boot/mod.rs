@@ -694,6 +694,13 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         gid: p.creds.gid,
         egid: p.creds.egid,
     };
+    let vdso = kernel
+        .vdso
+        .get(&kernel.memory)
+        .map_err(|errno| Error::Exec {
+            path: path.to_string_lossy().into_owned(),
+            errno,
+        })?;
     let args = ExecArgs {
         image: &image,
         argv: &argv,
@@ -705,6 +712,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         random,
         stack_size: elf::stack_size(limits[libc::RLIMIT_STACK as usize].cur),
         min_sigstack: crate::kernel::sigframe::max_frame_size(),
+        vdso: Some(&vdso),
     };
     let read_interp = |i: &str| elf::read_interp(&p.fs, &Caller::kernel(), &kernel.memory, i);
     let loaded = elf::load(&mm, &args, &read_interp).map_err(|source| Error::Load {

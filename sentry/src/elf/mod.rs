@@ -114,6 +114,8 @@ pub struct ExecArgs<'a> {
     pub stack_size: u64,
     /// AT_MINSIGSTKSZ: the largest signal frame the kernel builds, for the host's XSAVE size.
     pub min_sigstack: u64,
+    /// The vDSO to map (its address is AT_SYSINFO_EHDR); None: the program gets none.
+    pub vdso: Option<&'a crate::vdso::Vdso>,
 }
 
 /// The stack reservation for an RLIMIT_STACK soft limit: the limit in whole pages, at least
@@ -534,7 +536,12 @@ pub fn load(
         }
         None => (exe.entry, 0),
     };
-    let (sp, strings, auxv) = build_stack(mm, args, &exe, interp_base)?;
+    let sysinfo = args
+        .vdso
+        .map(|v| v.map(mm))
+        .transpose()
+        .map_err(Error::Memory)?;
+    let (sp, strings, auxv) = build_stack(mm, args, &exe, interp_base, sysinfo)?;
     Ok(Loaded {
         entry,
         sp,
@@ -564,6 +571,7 @@ mod at {
     pub const RANDOM: u64 = 25;
     pub const HWCAP2: u64 = 26;
     pub const EXECFN: u64 = 31;
+    pub const SYSINFO_EHDR: u64 = 33;
     pub const MINSIGSTKSZ: u64 = 51;
 }
 
@@ -572,6 +580,7 @@ fn build_stack(
     args: &ExecArgs<'_>,
     exe: &Image,
     interp_base: u64,
+    sysinfo: Option<u64>,
 ) -> Result<(u64, ArgArea, Auxv), Error> {
     let bottom = STACK_TOP - args.stack_size;
     mm.mmap(MmapRequest {
@@ -621,28 +630,33 @@ fn build_stack(
     let random = push(&args.random, 16)?;
     // Leaf 1 EDX is what Linux reports as AT_HWCAP on x86.
     let hwcap = cpuid_edx_leaf1();
-    let auxv: Vec<(u64, u64)> = vec![
-        (at::PHDR, exe.phdr),
-        (at::PHENT, PHDR_SIZE),
-        (at::PHNUM, exe.phnum),
-        (at::PAGESZ, PAGE_SIZE),
-        (at::BASE, interp_base),
-        (at::FLAGS, 0),
-        (at::ENTRY, exe.entry),
-        (at::UID, args.ids.uid as u64),
-        (at::EUID, args.ids.euid as u64),
-        (at::GID, args.ids.gid as u64),
-        (at::EGID, args.ids.egid as u64),
-        (at::SECURE, 0),
-        (at::RANDOM, random),
-        (at::HWCAP, hwcap),
-        (at::HWCAP2, 0),
-        (at::CLKTCK, 100),
-        (at::PLATFORM, platform),
-        (at::EXECFN, execfn),
-        (at::MINSIGSTKSZ, args.min_sigstack),
-        (at::NULL, 0),
-    ];
+    // Linux puts AT_SYSINFO_EHDR first (ARCH_DLINFO), when there is a vDSO.
+    let vdso = sysinfo.map(|a| (at::SYSINFO_EHDR, a));
+    let auxv: Vec<(u64, u64)> = vdso
+        .into_iter()
+        .chain([
+            (at::PHDR, exe.phdr),
+            (at::PHENT, PHDR_SIZE),
+            (at::PHNUM, exe.phnum),
+            (at::PAGESZ, PAGE_SIZE),
+            (at::BASE, interp_base),
+            (at::FLAGS, 0),
+            (at::ENTRY, exe.entry),
+            (at::UID, args.ids.uid as u64),
+            (at::EUID, args.ids.euid as u64),
+            (at::GID, args.ids.gid as u64),
+            (at::EGID, args.ids.egid as u64),
+            (at::SECURE, 0),
+            (at::RANDOM, random),
+            (at::HWCAP, hwcap),
+            (at::HWCAP2, 0),
+            (at::CLKTCK, 100),
+            (at::PLATFORM, platform),
+            (at::EXECFN, execfn),
+            (at::MINSIGSTKSZ, args.min_sigstack),
+            (at::NULL, 0),
+        ])
+        .collect();
     // argc, argv..., NULL, envp..., NULL, auxv pairs: 16-byte aligned at argc.
     let words = 1 + argv.len() + 1 + envp.len() + 1 + auxv.len() * 2;
     let mut table = Vec::with_capacity(words * 8);

@@ -32,7 +32,10 @@
 //!   mapping: path, device, inode, offset; or the System V segment it attaches, by
 //!   identifier) and where each present page range lies in the memory file (and whether it
 //!   is shared copy-on-write; pages of a shared file mapping are not listed: they fault in
-//!   again from the file or segment);
+//!   again from the file or segment; `[vvar]` and `[vdso]` are named only, and a restore
+//!   maps the restoring kernel's parameter page and image there, [`crate::vdso`]: the
+//!   image's pages a process holds privately come back as saved, so a vvar layout change
+//!   between builds needs a new format version);
 //! - every fd table: per fd the close-on-exec flag, the status flags, the offset, and what
 //!   the file is: a file by path with the device, inode, size and mtime it had (a restore
 //!   refuses a host file that changed), a pipe end by pipe identity with the bytes it held,

@@ -59,6 +59,7 @@ pub fn execve(
     let mut random = [0u8; 16];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())
         .map_err(|_| Errno::EIO)?;
+    let vdso = t.kernel.vdso.get(&t.kernel.memory)?;
     let args = ExecArgs {
         image: &image,
         argv: &argv,
@@ -75,6 +76,7 @@ pub fn execve(
         random,
         stack_size: elf::stack_size(t.tg.limits.lock().unwrap()[libc::RLIMIT_STACK as usize].cur),
         min_sigstack: crate::kernel::sigframe::max_frame_size(),
+        vdso: Some(&vdso),
     };
     let read_interp = |p: &str| elf::read_interp(&t.fs, &Caller::of(t), &t.kernel.memory, p);
     // A segment that cannot be mapped fails past the point of no return, as in Linux: the

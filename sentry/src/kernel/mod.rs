@@ -87,6 +87,8 @@ pub type SyscallTable = fn(&mut Task);
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     pub memory: Arc<MemoryFile>,
+    /// The vDSO every exec maps ([`crate::vdso`]), made by the first.
+    pub vdso: crate::vdso::VdsoSlot,
     pub config: KernelConfig,
     /// Where the run loop sends application system calls.
     pub syscalls: SyscallTable,
@@ -170,6 +172,7 @@ impl Kernel {
         Arc::new(Kernel {
             platform,
             memory,
+            vdso: Default::default(),
             syscalls,
             uts: ns::Ns::with_inode(
                 Mutex::new(ns::Uts {

@@ -76,6 +76,7 @@ use crate::memory::FileRange;
 use crate::mm::filemap::FileMapping;
 use crate::mm::usermem::UserAddr;
 use crate::mm::{MemoryManager, RestoredVma, VmaKind};
+use crate::vdso::{VDSO_NAME, VVAR_NAME};
 use crate::vfs::dir::{DirFile, PathFile};
 use crate::vfs::host::HostFile;
 use crate::vfs::{Caller, FileKind, FileType, FsContext, NewAttrs, NewNode, OpenFile};
@@ -387,6 +388,14 @@ impl Kernel {
                         ino: v.ino,
                         writer: None,
                     })
+                }
+                // The vDSO's pages are this kernel's, with this sentry's clock parameters.
+                None if v.file && [VVAR_NAME, VDSO_NAME].contains(&v.name.as_str()) => {
+                    let vdso = self
+                        .vdso
+                        .get(&self.memory)
+                        .map_err(|e| RestoreError::Unsupported(format!("the vDSO ({e:?})")))?;
+                    vdso.restored_mapping(&v.name, v.offset)
                 }
                 None if v.file => Some(match v.memfd {
                     Some(i) => self.memfd_mapping(

@@ -567,6 +567,18 @@ impl Task {
                     return RunState::Exiting(status);
                 }
             }
+            Exit::Vsyscall => {
+                // Linux emulates a vsyscall without syscall stops and kills the caller with
+                // SIGSEGV where the call would store its result at a bad address.
+                (self.kernel.syscalls)(self);
+                if self.cpu.regs.rax == (-libc::EFAULT) as i64 as u64 {
+                    // SEGV_MAPERR at the first pointer argument.
+                    self.force_signal(SigInfo::fault(libc::SIGSEGV, 1, self.cpu.regs.rdi));
+                }
+                if let Some(status) = self.exit_request.take() {
+                    return RunState::Exiting(status);
+                }
+            }
             Exit::Interrupted => {}
         }
         let restart = self.restart.take();

@@ -22,6 +22,19 @@ fn host_clock(id: libc::clockid_t) -> Timespec {
     }
 }
 
+/// The sandbox's `clock` (not a CPU-time clock) now: the vDSO's parameters where they
+/// serve it, so that the system call and the vDSO agree, else the host's clock.
+///
+/// # Errors
+/// EINVAL for unknown clocks.
+fn clock_now(clock: i32) -> Result<Timespec, Errno> {
+    let src = clock_source(clock)?;
+    Ok(match crate::vdso::clock::now(clock) {
+        Some(ns) => Timespec::from_nanos(ns as u128),
+        None => host_clock(src),
+    })
+}
+
 pub(super) fn clock_source(clock: i32) -> Result<libc::clockid_t, Errno> {
     match clock {
         libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Ok(libc::CLOCK_REALTIME),
@@ -41,7 +54,7 @@ pub(super) fn clock_source(clock: i32) -> Result<libc::clockid_t, Errno> {
 /// # Errors
 /// EINVAL for unknown clocks.
 pub(super) fn clock_now_nanos(clock: i32) -> Result<u128, Errno> {
-    let ts = host_clock(clock_source(clock)?);
+    let ts = clock_now(clock)?;
     Ok(ts.tv_sec.max(0) as u128 * 1_000_000_000 + ts.tv_nsec.max(0) as u128)
 }
 
@@ -161,7 +174,7 @@ impl CpuClock {
 pub fn clock_gettime(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
     let ts = match cpu_clock(t, clock, true)? {
         Some(c) => Timespec::from_nanos(c.read(t).as_nanos()),
-        None => host_clock(clock_source(clock)?),
+        None => clock_now(clock)?,
     };
     t.mm.write_obj(tp, &ts)?;
     Ok(0)
@@ -192,7 +205,7 @@ pub fn clock_getres(t: &mut Task, clock: i32, tp: UserAddr) -> SysResult {
 /// gettimeofday(2)
 pub fn gettimeofday(t: &mut Task, tv: UserAddr, tz: UserAddr) -> SysResult {
     if !tv.is_null() {
-        let ts = host_clock(libc::CLOCK_REALTIME);
+        let ts = clock_now(libc::CLOCK_REALTIME)?;
         t.mm.write_obj(
             tv,
             &Timeval {
@@ -308,7 +321,7 @@ fn adjtime_realtime(t: &mut Task, buf: UserAddr) -> SysResult {
     } else if tx.modes != 0 {
         return Err(Errno::EPERM);
     }
-    let now = host_clock(libc::CLOCK_REALTIME);
+    let now = clock_now(libc::CLOCK_REALTIME)?;
     // NTP_PHASE_LIMIT, the error bounds of an unsynchronized clock, in microseconds.
     const PHASE_LIMIT_US: i64 = 16_000_000;
     let out = Timex {
@@ -350,7 +363,7 @@ pub fn clock_adjtime(t: &mut Task, clock: i32, buf: UserAddr) -> SysResult {
 
 /// time(2)
 pub fn time(t: &mut Task, tloc: UserAddr) -> SysResult {
-    let now = host_clock(libc::CLOCK_REALTIME).tv_sec;
+    let now = clock_now(libc::CLOCK_REALTIME)?.tv_sec;
     if !tloc.is_null() {
         t.mm.write_obj(tloc, &now)?;
     }
@@ -404,14 +417,16 @@ pub fn clock_nanosleep(
     if let Some(c) = cpu_clock(t, clock, false)? {
         return cpu_clock_nanosleep(t, c, flags & libc::TIMER_ABSTIME != 0, req, rem);
     }
-    let src = match clock {
-        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME => clock_source(clock)?,
-        _ => return Err(Errno::EINVAL),
-    };
+    if !matches!(
+        clock,
+        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME
+    ) {
+        return Err(Errno::EINVAL);
+    }
     let ts: Timespec = t.mm.read_obj(req)?;
     let want = ts.to_nanos()?;
     if flags & libc::TIMER_ABSTIME != 0 {
-        let now = host_clock(src);
+        let now = clock_now(clock)?;
         let now = now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128;
         let r = t.sleep_until(Some(deadline_after(want.saturating_sub(now))));
         if r.is_err() {

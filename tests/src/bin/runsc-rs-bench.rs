@@ -5,9 +5,9 @@
 //! cargo run --release -p runsc-rs-tests --bin runsc-rs-bench [-- --platform ptrace ...]
 //! ```
 //!
-//! Figures: ns per `getpid`, `stat` and `open`+`read`+`close`, and µs per `fork`+`exec`+`wait`
-//! (tests/programs/syscall_bench.c; its `getpid` goes through libc's `syscall()`, which no
-//! platform patches), ns per `getpid` from a `mov $39,%eax; syscall` site that systrap patches
+//! Figures: ns per `getpid`, `clock_gettime` (through libc: the vDSO's, no trap), `stat` and
+//! `open`+`read`+`close`, and µs per `fork`+`exec`+`wait` (tests/programs/syscall_bench.c;
+//! its `getpid` goes through libc's `syscall()`, which no platform patches), ns per `getpid` from a `mov $39,%eax; syscall` site that systrap patches
 //! (tests/programs/patch_getpid.c), ms per start of `busybox true` (median), ms per
 //! `python3 -S -c pass` and per Python loop of 200,000 `os.getppid()` (the system's Python,
 //! median of 3), MiB of PSS for an
@@ -47,8 +47,15 @@ const OP_RUNS: usize = 3;
 /// divisor that turns ns into the row's unit).
 /// `site` runs tests/programs/patch_getpid.c instead: getpid from a `mov $39,%eax; syscall`
 /// site, which the systrap platform patches (see `platform::patch`).
-const OPS: [(&str, &str, u32, u32, f64); 5] = [
+const OPS: [(&str, &str, u32, u32, f64); 6] = [
     ("getpid", "`getpid` (ns per call)", 1_000_000, 20_000, 1.0),
+    (
+        "clock",
+        "`clock_gettime(CLOCK_MONOTONIC)` through libc: the vDSO (ns per call)",
+        10_000_000,
+        1_000_000,
+        1.0,
+    ),
     (
         "site",
         "`getpid` from a patchable `mov $39,%eax; syscall` site (ns per call)",
