@@ -11,7 +11,7 @@ use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::inode::{may_chown, TimeSet};
 use crate::vfs::inotify;
-use crate::vfs::{Dentry, FileType, SetAttr};
+use crate::vfs::{Dentry, FileType, SetAttr, Stat};
 
 fn setattr(d: &Dentry, a: SetAttr) -> SysResult {
     check_writable_mount(d)?;
@@ -70,11 +70,10 @@ fn new_mode(t: &Task, d: &Dentry, mode: u32) -> Result<SetAttr, Errno> {
 }
 
 /// The change of owner chown(2) asks for on `d`; EPERM unless the caller may make it.
-fn owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
+fn owner(t: &Task, st: &Stat, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    let st = d.inode.stat()?;
-    if !may_chown(&st, &t.creds, uid, gid) {
+    if !may_chown(st, &t.creds, uid, gid) {
         return Err(Errno::EPERM);
     }
     // chown_common: a file that is not a directory loses its set-user-ID bit, and its
@@ -103,7 +102,7 @@ fn owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
 /// chown(2) of `d`: the new owner, then (for a file that is not a directory) the file
 /// capabilities go, as the security module's inode_killpriv removes them.
 fn change_owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
-    let a = owner(t, d, uid, gid)?;
+    let a = owner(t, &d.inode.stat()?, uid, gid)?;
     setattr(d, a)?;
     if d.inode.file_type()? != FileType::Directory && d.inode.getxattr(SECURITY_CAPABILITY).is_ok()
     {
@@ -129,6 +128,14 @@ pub fn lchown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
 
 /// fchown(2)
 pub fn fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult {
+    let f = t.fds.get_io(fd.0)?;
+    if let (None, crate::vfs::FileKind::Pipe(p)) = (&f.dentry, f.kind()) {
+        // An anonymous pipe's pipefs inode has an owner too, with the same rules.
+        let st = p.stat()?;
+        let a = owner(t, &st, uid, gid)?;
+        p.set_owner(a.uid.unwrap_or(st.uid), a.gid.unwrap_or(st.gid));
+        return Ok(0);
+    }
     let d = fd_dentry(t, fd)?;
     change_owner(t, &d, uid, gid)
 }

@@ -301,7 +301,7 @@ fn security_permission(t: &Task, name: &[u8], ns: Ns) -> Result<(), Errno> {
 /// IN_ATTRIB for a changed attribute.
 fn changed(f: &Found) {
     if let Some(d) = &f.dentry {
-        inotify::file_event(d, inotify::IN_ATTRIB);
+        inotify::inode_changed(d, inotify::IN_ATTRIB);
     }
 }
 

@@ -306,6 +306,10 @@ pub trait PipeFile: FileOps {
     /// The pipe's identity: equal for both ends and for every opener of one FIFO.
     fn pipe_id(&self) -> usize;
 
+    /// Gives an anonymous pipe's pipefs inode a new owner (its creator at pipe(2), or
+    /// fchown(2), whose rules the caller has checked).
+    fn set_owner(&self, uid: u32, gid: u32);
+
     /// A copy of the bytes the pipe holds, left in place (for a checkpoint).
     fn buffered(&self) -> Vec<u8>;
 
