@@ -9,6 +9,7 @@ use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
+use crate::vfs::file::SECURITY_CAPABILITY;
 use crate::vfs::inode::{may_chown, TimeSet};
 use crate::vfs::inotify;
 use crate::vfs::{Dentry, FileType, SetAttr, Stat};
@@ -110,9 +111,6 @@ fn change_owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
     }
     Ok(0)
 }
-
-/// The extended attribute that holds a file's capabilities.
-const SECURITY_CAPABILITY: &[u8] = b"security.capability";
 
 /// chown(2)
 pub fn chown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
