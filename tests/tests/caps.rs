@@ -129,3 +129,18 @@ rm -rf "$d"
 fn set_id_exec_and_writes_that_clear_set_id_bits_match_native() {
     assert_same_narrowed(&["/bin/sh", "-c", SETID_SCRIPT]);
 }
+
+/// An anonymous pipe belongs to the user who made it (its pipefs inode's owner), as
+/// `fstat` shows.
+#[test]
+fn a_pipe_belongs_to_its_creator_as_natively() {
+    assert_same_narrowed(&[
+        "/usr/bin/setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "/bin/sh",
+        "-c",
+        "echo | stat -L -c '%u %g %a %F' /proc/self/fd/0",
+    ]);
+}
