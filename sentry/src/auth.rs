@@ -640,12 +640,27 @@ impl Creds {
     }
 
     /// The credentials after execve(2) of a file without set-user-ID bits or file
-    /// capabilities: root (real or effective, unless `SECBIT_NOROOT`) gets its bounding and
-    /// inheritable sets permitted, others keep only their ambient set; the effective set is
-    /// the new permitted set for an effective root, the ambient set otherwise. The saved
-    /// IDs become the effective ones and `SECBIT_KEEP_CAPS` is cleared.
+    /// capabilities (see [`Creds::after_setid_exec`]).
     pub fn after_exec(&self) -> Creds {
+        self.after_setid_exec(SetIdExec::default()).0
+    }
+
+    /// The credentials after execve(2) of a file whose set-user-ID or set-group-ID bits
+    /// give the effective IDs `setid` (the file has no file capabilities): root (real or
+    /// effective, unless `SECBIT_NOROOT`) gets its bounding and inheritable sets permitted,
+    /// others keep only their ambient set, which a set-ID exec (new effective IDs other
+    /// than the old real ones) clears; the effective set is the new permitted set for an
+    /// effective root, the ambient set otherwise. The saved IDs become the effective ones
+    /// and `SECBIT_KEEP_CAPS` is cleared. Also returns whether the exec is a secure one
+    /// (AT_SECURE: a set-ID exec, as Linux's secureexec without file capabilities).
+    pub fn after_setid_exec(&self, setid: SetIdExec) -> (Creds, bool) {
         let mut c = self.clone();
+        c.euid = setid.euid.unwrap_or(c.euid);
+        c.egid = setid.egid.unwrap_or(c.egid);
+        let is_setid = c.euid != self.uid || c.egid != self.gid;
+        if is_setid {
+            c.caps.ambient = CapSet::EMPTY;
+        }
         let root_privileged = c.securebits & secbit::NOROOT == 0;
         let mut permitted = CapSet::EMPTY;
         let mut effective_root = false;
@@ -662,8 +677,16 @@ impl Creds {
             c.caps.ambient
         };
         c.securebits &= !secbit::KEEP_CAPS;
-        c
+        (c, is_setid)
     }
+}
+
+/// The effective IDs execve(2) of a set-user-ID or set-group-ID file gives (None:
+/// unchanged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetIdExec {
+    pub euid: Option<u32>,
+    pub egid: Option<u32>,
 }
 
 fn sorted_groups(groups: &[u32]) -> Arc<[u32]> {
@@ -817,6 +840,32 @@ mod tests {
         c.securebits = secbit::NO_SETUID_FIXUP;
         let n = set_uids(&c, 1000, 1000, 1000);
         assert_eq!(n.caps, c.caps);
+    }
+
+    #[test]
+    fn a_set_user_id_exec_changes_the_effective_and_saved_ids_and_clears_ambient_caps() {
+        let mut u = Creds::new(1000, 1000, &[], CapSet::FULL);
+        u.caps.ambient = CapSet(0b10);
+        u.caps.permitted = CapSet(0b10);
+        u.caps.inheritable = CapSet(0b10);
+        let (e, secure) = u.after_setid_exec(SetIdExec {
+            euid: Some(5000),
+            egid: None,
+        });
+        assert!(secure);
+        assert_eq!((e.uid, e.euid, e.suid, e.egid), (1000, 5000, 5000, 1000));
+        assert_eq!(e.caps.ambient, CapSet::EMPTY);
+        assert_eq!(e.caps.permitted, CapSet::EMPTY);
+        // Set-user-ID root: full permitted and effective sets, a secure exec.
+        let (r, secure) = u.after_setid_exec(SetIdExec {
+            euid: Some(0),
+            egid: None,
+        });
+        assert!(secure && r.euid == 0 && r.caps.effective == r.caps.bounding);
+        // A plain exec is not a secure one and keeps the ambient set.
+        let (p, secure) = u.after_setid_exec(SetIdExec::default());
+        assert!(!secure);
+        assert_eq!(p.caps.ambient, CapSet(0b10));
     }
 
     #[test]

@@ -104,3 +104,43 @@ fn setpriv_ambient_capability_survives_exec_as_nobody() {
         "--dump",
     ]);
 }
+
+/// Set-user-ID and set-group-ID programs (execve's effective IDs, AT_SECURE: the dynamic
+/// loader drops `LD_LIBRARY_PATH`), a `nosuid`-free temp directory assumed on both sides, and
+/// what a write does to such a file: another user's write clears both bits, root's (with
+/// CAP_FSETID) keeps them.
+const SETID_SCRIPT: &str = r#"
+d=$(mktemp -d) || exit 9
+chmod 755 "$d"
+cp /usr/bin/id "$d/id"; chown 65534:65534 "$d/id"; chmod 6755 "$d/id"
+setpriv --reuid=1000 --regid=1000 --clear-groups "$d/id"
+cp /usr/bin/env "$d/env"; chmod 4755 "$d/env"
+LD_LIBRARY_PATH=/nonexistent setpriv --reuid=1000 --regid=1000 --clear-groups "$d/env" | grep -c '^LD_LIBRARY_PATH='
+LD_LIBRARY_PATH=/nonexistent "$d/env" | grep -c '^LD_LIBRARY_PATH='
+echo x > "$d/f"; chmod 6777 "$d/f"
+setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo y >> '$d/f'"
+stat -c %a "$d/f"
+echo x > "$d/g"; chmod 6775 "$d/g"; echo y >> "$d/g"
+stat -c %a "$d/g"
+rm -rf "$d"
+"#;
+
+#[test]
+fn set_id_exec_and_writes_that_clear_set_id_bits_match_native() {
+    assert_same_narrowed(&["/bin/sh", "-c", SETID_SCRIPT]);
+}
+
+/// An anonymous pipe belongs to the user who made it (its pipefs inode's owner), as
+/// `fstat` shows.
+#[test]
+fn a_pipe_belongs_to_its_creator_as_natively() {
+    assert_same_narrowed(&[
+        "/usr/bin/setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "/bin/sh",
+        "-c",
+        "echo | stat -L -c '%u %g %a %F' /proc/self/fd/0",
+    ]);
+}

@@ -693,6 +693,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         euid: p.creds.euid,
         gid: p.creds.gid,
         egid: p.creds.egid,
+        secure: false,
     };
     let vdso = kernel
         .vdso

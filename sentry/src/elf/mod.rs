@@ -93,6 +93,8 @@ pub struct AuxIds {
     pub euid: u32,
     pub gid: u32,
     pub egid: u32,
+    /// AT_SECURE: a set-ID exec (the dynamic loader then ignores LD_PRELOAD and the like).
+    pub secure: bool,
 }
 
 /// Everything `execve` hands the loader.
@@ -646,7 +648,7 @@ fn build_stack(
             (at::EUID, args.ids.euid as u64),
             (at::GID, args.ids.gid as u64),
             (at::EGID, args.ids.egid as u64),
-            (at::SECURE, 0),
+            (at::SECURE, args.ids.secure.into()),
             (at::RANDOM, random),
             (at::HWCAP, hwcap),
             (at::HWCAP2, 0),

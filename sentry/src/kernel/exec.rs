@@ -13,9 +13,10 @@ use platform::CpuState;
 use super::task::DISABLED_ALTSTACK;
 use super::Task;
 use crate::abi::Errno;
+use crate::auth::SetIdExec;
 use crate::elf::{self, AuxIds, ExecArgs, Program};
 use crate::mm::MemoryManager;
-use crate::vfs::Caller;
+use crate::vfs::{Caller, Dentry};
 
 /// Replaces the program of `t`'s process with `path`.
 ///
@@ -41,6 +42,7 @@ pub fn execve(
     )
     .map_err(|(_, e)| e)?;
     let resolved = String::from_utf8_lossy(&exe.path).into_owned();
+    let (creds, secure) = t.creds.after_setid_exec(setid_of(t, &exe));
 
     // A process that shares its mm with no other process hands the host address space on
     // to the new program (`MemoryManager::take_host_for_exec`) instead of making a new one;
@@ -68,10 +70,11 @@ pub fn execve(
         image_name: &resolved,
         image_file: file,
         ids: AuxIds {
-            uid: t.creds.uid,
-            euid: t.creds.euid,
-            gid: t.creds.gid,
-            egid: t.creds.egid,
+            uid: creds.uid,
+            euid: creds.euid,
+            gid: creds.gid,
+            egid: creds.egid,
+            secure,
         },
         random,
         stack_size: elf::stack_size(t.tg.limits.lock().unwrap()[libc::RLIMIT_STACK as usize].cur),
@@ -130,7 +133,7 @@ pub fn execve(
     let posix_timers = std::mem::take(&mut t.tg.timers.lock().unwrap().posix);
     drop(posix_timers);
     t.altstack = DISABLED_ALTSTACK;
-    t.creds = t.creds.after_exec();
+    t.creds = creds;
     let dumpable = t.creds.euid == t.creds.uid && t.creds.egid == t.creds.gid;
     t.tg.dumpable
         .store(dumpable.into(), std::sync::atomic::Ordering::Relaxed);
@@ -147,12 +150,36 @@ pub fn execve(
     t.publish_view();
     if let Some(p) = t.kernel.tree().procs.get_mut(&t.tg.tgid) {
         p.did_exec = true;
+        if secure {
+            // A secure exec forgets the parent-death signal (prctl(2) PR_SET_PDEATHSIG).
+            p.pdeathsig = 0;
+        }
     }
     t.ptrace_exec(former_tid_seen);
     if segv {
         t.force_signal(super::signal::SigInfo::kernel(libc::SIGSEGV));
     }
     Ok(())
+}
+
+/// The effective IDs a set-user-ID file, or a set-group-ID and group-executable one, gives
+/// at execve, as Linux's bprm_fill_uid: none on a `nosuid` mount, under `no_new_privs`, for an
+/// owner without a mapping in the caller's user namespace, or for a traced task (Linux
+/// honours them there for a tracer with CAP_SYS_PTRACE only; here never).
+fn setid_of(t: &Task, exe: &Dentry) -> SetIdExec {
+    if exe.mount.flags & libc::MS_NOSUID != 0 || t.handle.seccomp.no_new_privs() || t.ptraced() {
+        return SetIdExec::default();
+    }
+    let Ok(st) = exe.inode.stat() else {
+        return SetIdExec::default();
+    };
+    let ns = &t.creds.user_ns;
+    let sgid = libc::S_ISGID | libc::S_IXGRP;
+    SetIdExec {
+        euid: (st.mode & libc::S_ISUID != 0 && ns.from_kernel(st.uid, false).is_some())
+            .then_some(st.uid),
+        egid: (st.mode & sgid == sgid && ns.from_kernel(st.gid, true).is_some()).then_some(st.gid),
+    }
 }
 
 /// De-threads the process: every other thread exits, this one waits for them.

@@ -52,6 +52,8 @@ pub struct Pipe {
     /// Notified on every change (data, space, an end opening or closing).
     queue: WaitQueue,
     ino: u64,
+    /// The pipefs inode's owner (uid, gid): its creator's, until fchown(2) changes it.
+    owner: Mutex<(u32, u32)>,
 }
 
 impl Pipe {
@@ -67,6 +69,7 @@ impl Pipe {
             }),
             queue: WaitQueue::new(),
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            owner: Mutex::new((0, 0)),
         })
     }
 }
@@ -296,6 +299,10 @@ fn copy_out(buf: &VecDeque<u8>, dst: &mut dyn IoDst) -> Result<usize, Errno> {
 }
 
 impl PipeFile for PipeEnd {
+    fn set_owner(&self, uid: u32, gid: u32) {
+        *self.pipe.owner.lock().unwrap() = (uid, gid);
+    }
+
     fn pipe_id(&self) -> usize {
         Arc::as_ptr(&self.pipe) as usize
     }
@@ -545,10 +552,13 @@ impl FileOps for PipeEnd {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
+        let (uid, gid) = *self.pipe.owner.lock().unwrap();
         Ok(Stat {
             dev: PIPEFS_DEV,
             ino: self.pipe.ino,
             nlink: 1,
+            uid,
+            gid,
             mode: libc::S_IFIFO | 0o600,
             blksize: PIPE_BUF as i64,
             ..Stat::default()

@@ -141,6 +141,12 @@ pub fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
 }
 
 impl ThreadGroup {
+    /// Whether the process is dumpable (SUID_DUMP_USER): others' ptrace-style access to it
+    /// needs CAP_SYS_PTRACE when it is not.
+    pub fn dumpable(&self) -> bool {
+        self.dumpable.load(Ordering::Relaxed) == 1
+    }
+
     pub fn new(tgid: i32, pidns: Arc<PidNamespace>, container: Arc<str>) -> ThreadGroup {
         ThreadGroup {
             tgid,

@@ -73,7 +73,11 @@ pub enum VmaKind {
 #[derive(Debug, Clone)]
 struct Vma {
     end: u64,
+    /// The access the pages allow: `prot` with the read access x86 implies.
     perms: Perms,
+    /// The protection mmap or mprotect asked for (VM_READ/VM_WRITE/VM_EXEC), which maps and
+    /// smaps show.
+    prot: Perms,
     /// MAP_SHARED: pages stay shared with fork children instead of copy-on-write.
     shared: bool,
     kind: VmaKind,
@@ -87,6 +91,15 @@ struct Vma {
     numa: NumaPolicy,
     /// What `fork` does with the mapping (`madvise`).
     fork: ForkAdvice,
+}
+
+/// The access x86 gives pages of protection `prot`: readable whenever writable or
+/// executable, as its MMU cannot express otherwise.
+fn x86_access(prot: Perms) -> Perms {
+    Perms {
+        read: prot.read || prot.write || prot.exec,
+        ..prot
+    }
 }
 
 /// `madvise` flags for `fork`: MADV_DONTFORK (VM_DONTCOPY) leaves the mapping out of the
@@ -431,6 +444,7 @@ impl MemoryManager {
                 Vma {
                     end: new_end,
                     perms: Perms::RW,
+                    prot: Perms::RW,
                     shared: false,
                     kind: VmaKind::Heap,
                     file: None,
@@ -496,7 +510,8 @@ impl MemoryManager {
             addr,
             Vma {
                 end: addr + len,
-                perms: req.perms,
+                perms: x86_access(req.perms),
+                prot: req.perms,
                 shared: req.shared,
                 kind: req.kind,
                 file: req.file.clone(),
@@ -594,15 +609,17 @@ impl MemoryManager {
         }
         i.split_vmas_at(addr);
         i.split_vmas_at(end);
+        let access = x86_access(perms);
         for (_, v) in i.vmas.range_mut(addr..end) {
-            v.perms = perms;
+            v.perms = access;
+            v.prot = perms;
         }
         i.split_pmas_at(addr);
         i.split_pmas_at(end);
         if i.detached {
             return Ok(());
         }
-        self.reprotect_mapped(&mut i, addr, end, perms)
+        self.reprotect_mapped(&mut i, addr, end, access)
     }
 
     /// Gives the host mappings of the PMAs in `[addr, end)` (split there) what a fault would
@@ -1511,11 +1528,8 @@ impl MemoryManager {
                 patch::TABLE_ADDR,
                 Vma {
                     end: patch::TABLE_ADDR + patch::TABLE_LEN,
-                    perms: Perms {
-                        read: true,
-                        write: false,
-                        exec: true,
-                    },
+                    perms: Perms::RX,
+                    prot: Perms::RX,
                     shared: false,
                     kind: VmaKind::Named(PATCH_TABLE_NAME.into()),
                     file: None,
@@ -1777,7 +1791,7 @@ impl MemoryManager {
             .map(|(&s, v)| MapsEntry {
                 start: s,
                 end: v.end,
-                perms: v.perms,
+                perms: v.prot,
                 shared: v.shared,
                 kind: v.kind.clone(),
                 offset: v.file_offset(s, s).unwrap_or(0),
@@ -1847,7 +1861,8 @@ impl MemoryManager {
                 v.start,
                 Vma {
                     end: v.end,
-                    perms: v.perms,
+                    perms: x86_access(v.perms),
+                    prot: v.perms,
                     shared: v.shared,
                     kind: v.kind,
                     file: v.file,

@@ -9,9 +9,10 @@ use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
+use crate::vfs::file::SECURITY_CAPABILITY;
 use crate::vfs::inode::{may_chown, TimeSet};
 use crate::vfs::inotify;
-use crate::vfs::{Dentry, FileType, SetAttr};
+use crate::vfs::{Dentry, FileType, SetAttr, Stat};
 
 fn setattr(d: &Dentry, a: SetAttr) -> SysResult {
     check_writable_mount(d)?;
@@ -70,11 +71,10 @@ fn new_mode(t: &Task, d: &Dentry, mode: u32) -> Result<SetAttr, Errno> {
 }
 
 /// The change of owner chown(2) asks for on `d`; EPERM unless the caller may make it.
-fn owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
+fn owner(t: &Task, st: &Stat, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    let st = d.inode.stat()?;
-    if !may_chown(&st, &t.creds, uid, gid) {
+    if !may_chown(st, &t.creds, uid, gid) {
         return Err(Errno::EPERM);
     }
     // chown_common: a file that is not a directory loses its set-user-ID bit, and its
@@ -103,7 +103,7 @@ fn owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
 /// chown(2) of `d`: the new owner, then (for a file that is not a directory) the file
 /// capabilities go, as the security module's inode_killpriv removes them.
 fn change_owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
-    let a = owner(t, d, uid, gid)?;
+    let a = owner(t, &d.inode.stat()?, uid, gid)?;
     setattr(d, a)?;
     if d.inode.file_type()? != FileType::Directory && d.inode.getxattr(SECURITY_CAPABILITY).is_ok()
     {
@@ -111,9 +111,6 @@ fn change_owner(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
     }
     Ok(0)
 }
-
-/// The extended attribute that holds a file's capabilities.
-const SECURITY_CAPABILITY: &[u8] = b"security.capability";
 
 /// chown(2)
 pub fn chown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
@@ -129,6 +126,14 @@ pub fn lchown(t: &mut Task, path: PathArg, uid: u32, gid: u32) -> SysResult {
 
 /// fchown(2)
 pub fn fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult {
+    let f = t.fds.get_io(fd.0)?;
+    if let (None, crate::vfs::FileKind::Pipe(p)) = (&f.dentry, f.kind()) {
+        // An anonymous pipe's pipefs inode has an owner too, with the same rules.
+        let st = p.stat()?;
+        let a = owner(t, &st, uid, gid)?;
+        p.set_owner(a.uid.unwrap_or(st.uid), a.gid.unwrap_or(st.gid));
+        return Ok(0);
+    }
     let d = fd_dentry(t, fd)?;
     change_owner(t, &d, uid, gid)
 }

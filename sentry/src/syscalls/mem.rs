@@ -17,11 +17,12 @@ fn prot_perms(prot: u64) -> Result<Perms, Errno> {
     if prot & !(known | growsdown_up) != 0 {
         return Err(Errno::EINVAL);
     }
-    let write = prot & libc::PROT_WRITE as u64 != 0;
-    // x86: readable whenever writable or executable, as the MMU cannot express otherwise.
-    let exec = prot & libc::PROT_EXEC as u64 != 0;
-    let read = prot & libc::PROT_READ as u64 != 0 || write || exec;
-    Ok(Perms { read, write, exec })
+    // As asked: the memory manager adds the read access x86 implies.
+    Ok(Perms {
+        read: prot & libc::PROT_READ as u64 != 0,
+        write: prot & libc::PROT_WRITE as u64 != 0,
+        exec: prot & libc::PROT_EXEC as u64 != 0,
+    })
 }
 
 /// brk(2)

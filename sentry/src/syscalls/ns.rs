@@ -143,7 +143,7 @@ pub fn setns(t: &mut Task, fd: Fd, nstype: i32) -> SysResult {
             .values()
             .find_map(|th| th.handle.view.lock().unwrap().clone())
             .ok_or(Errno::ESRCH)?;
-        if tg.tgid != t.tg.tgid && !super::pidfd::may_ptrace(&t.creds, &view.creds) {
+        if tg.tgid != t.tg.tgid && !super::pidfd::may_ptrace(&t.creds, &view.creds, tg.dumpable()) {
             return Err(Errno::EPERM);
         }
         let mut targets = Vec::new();

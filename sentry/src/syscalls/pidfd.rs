@@ -53,11 +53,13 @@ pub(super) fn target(t: &Task, fd: Fd) -> Result<(Arc<ThreadGroup>, bool), Errno
 }
 
 /// Linux's ptrace access check with real credentials (PTRACE_MODE_*_REALCREDS), without
-/// the dumpable and LSM parts: the caller's real IDs match every target ID, or it has
-/// CAP_SYS_PTRACE over the target's user namespace; and then, in the capability check,
+/// the LSM parts: the caller's real IDs match every target ID, or it has CAP_SYS_PTRACE
+/// over the target's user namespace; a target that is not dumpable (`them_dumpable`:
+/// `PR_SET_DUMPABLE` 0, a set-ID exec) needs that capability anyway; and then, in the
+/// capability check,
 /// the target is in the caller's user namespace with no capability the caller lacks, or
 /// the caller has CAP_SYS_PTRACE over the target's user namespace.
-pub(super) fn may_ptrace(me: &Creds, them: &Creds) -> bool {
+pub(super) fn may_ptrace(me: &Creds, them: &Creds, them_dumpable: bool) -> bool {
     let over_them = me.has_cap_in(&them.user_ns, CAP_SYS_PTRACE);
     let same_user = [them.uid, them.euid, them.suid]
         .iter()
@@ -65,7 +67,8 @@ pub(super) fn may_ptrace(me: &Creds, them: &Creds) -> bool {
         && [them.gid, them.egid, them.sgid]
             .iter()
             .all(|&g| g == me.gid);
-    if !same_user && !over_them {
+    let ids_allow = same_user && them_dumpable;
+    if !ids_allow && !over_them {
         return false;
     }
     (Arc::ptr_eq(&me.user_ns, &them.user_ns) && them.caps.permitted.is_subset_of(me.caps.permitted))
@@ -138,7 +141,7 @@ pub fn pidfd_getfd(t: &mut Task, fd: Fd, target_fd: i32, flags: u32) -> SysResul
         let view = leader.view.lock().unwrap().clone();
         view.ok_or(Errno::ESRCH)?
     };
-    if tg.tgid != t.tg.tgid && !may_ptrace(&t.creds, &view.creds) {
+    if tg.tgid != t.tg.tgid && !may_ptrace(&t.creds, &view.creds, tg.dumpable()) {
         return Err(Errno::EPERM);
     }
     let file = view.fds.get(target_fd)?;

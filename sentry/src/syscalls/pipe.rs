@@ -12,7 +12,7 @@ use crate::kernel::epoll::EventFd;
 use crate::kernel::pipe::PIPE_MAX_SIZE;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
-use crate::vfs::{Caller, FileKind, NewAttrs, OpenFile};
+use crate::vfs::{Caller, FileKind, NewAttrs, OpenFile, PipeFile};
 
 /// pipe2(2)
 pub fn pipe2(t: &mut Task, fds: UserAddr, flags: Flags) -> SysResult {
@@ -23,6 +23,7 @@ pub fn pipe2(t: &mut Task, fds: UserAddr, flags: Flags) -> SysResult {
     let status = (flags.0 as u32) & (libc::O_NONBLOCK | libc::O_DIRECT) as u32;
     let cloexec = flags.0 & libc::O_CLOEXEC as u64 != 0;
     let (r, w) = t.kernel.fifos.new_pipe();
+    r.set_owner(t.creds.euid, t.creds.egid);
     let rf = OpenFile::of_kind(FileKind::Pipe(r), libc::O_RDONLY as u32 | status);
     let wf = OpenFile::of_kind(FileKind::Pipe(w), libc::O_WRONLY as u32 | status);
     let limit = nofile_limit(t);

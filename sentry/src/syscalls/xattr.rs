@@ -252,6 +252,9 @@ pub fn set<F: XattrFile>(
             return Err(Errno::EOPNOTSUPP);
         }
         f.inode.setxattr(&name, &value, flags.0 as u32)?;
+        if name == crate::vfs::file::SECURITY_CAPABILITY {
+            crate::vfs::file::file_caps_set();
+        }
     }
     changed(&f);
     Ok(0)
@@ -286,7 +289,7 @@ fn security_permission(t: &Task, name: &[u8], ns: Ns) -> Result<(), Errno> {
     if ns != Ns::Security {
         return Ok(());
     }
-    let need = if name == b"security.capability" {
+    let need = if name == crate::vfs::file::SECURITY_CAPABILITY {
         cap::SETFCAP
     } else {
         cap::SYS_ADMIN
@@ -301,7 +304,7 @@ fn security_permission(t: &Task, name: &[u8], ns: Ns) -> Result<(), Errno> {
 /// IN_ATTRIB for a changed attribute.
 fn changed(f: &Found) {
     if let Some(d) = &f.dentry {
-        inotify::file_event(d, inotify::IN_ATTRIB);
+        inotify::inode_changed(d, inotify::IN_ATTRIB);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Open file descriptions: what an fd points to (offset, status flags, the file's operations).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -306,6 +306,10 @@ pub trait PipeFile: FileOps {
     /// The pipe's identity: equal for both ends and for every opener of one FIFO.
     fn pipe_id(&self) -> usize;
 
+    /// Gives an anonymous pipe's pipefs inode a new owner (its creator at pipe(2), or
+    /// fchown(2), whose rules the caller has checked).
+    fn set_owner(&self, uid: u32, gid: u32);
+
     /// A copy of the bytes the pipe holds, left in place (for a checkpoint).
     fn buffered(&self) -> Vec<u8>;
 
@@ -449,8 +453,24 @@ struct AsyncState {
 }
 
 /// An open file description. Shared by dup'd fds and across fork.
+/// The extended attribute that holds a file's capabilities.
+pub const SECURITY_CAPABILITY: &[u8] = b"security.capability";
+
+/// How many times some file got a `security.capability` attribute: a description whose
+/// file had none need not look again until this moves (the part of Linux's S_NOSEC that a
+/// write would otherwise pay an attribute lookup for).
+static FILE_CAPS_SET: AtomicU64 = AtomicU64::new(1);
+
+/// Some file got file capabilities (a setxattr of [`SECURITY_CAPABILITY`]).
+pub fn file_caps_set() {
+    FILE_CAPS_SET.fetch_add(1, Ordering::Relaxed);
+}
+
 pub struct OpenFile {
     kind: FileKind,
+    /// [`FILE_CAPS_SET`] when a write through this description last found its file without
+    /// file capabilities (0: never looked).
+    no_file_caps: AtomicU64,
     /// `O_*` status flags (access mode, O_APPEND, O_NONBLOCK...).
     flags: AtomicU32,
     /// The file offset; also serialises reads and writes that use it, as Linux's f_pos_lock.
@@ -503,6 +523,7 @@ impl OpenFile {
     pub fn of_kind(kind: FileKind, flags: u32) -> Arc<OpenFile> {
         Arc::new(OpenFile {
             kind,
+            no_file_caps: AtomicU64::new(0),
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: None,
@@ -521,6 +542,7 @@ impl OpenFile {
     pub fn of_kind_with_dentry(kind: FileKind, flags: u32, dentry: Arc<Dentry>) -> Arc<OpenFile> {
         Arc::new(OpenFile {
             kind,
+            no_file_caps: AtomicU64::new(0),
             flags: AtomicU32::new(flags & !(libc::O_CLOEXEC as u32)),
             offset: Mutex::new(0),
             dentry: Some(dentry),
@@ -731,9 +753,54 @@ impl OpenFile {
         src: &mut dyn IoSrc,
         offset: u64,
     ) -> Result<usize, Errno> {
+        self.remove_privs(t, src)?;
         let n = self.ops().write(t, self, src, Some(offset))?;
         self.modified(n);
         Ok(n)
+    }
+
+    /// What a write of something does first, as Linux's file_remove_privs: a regular file
+    /// loses its set-user-ID bit, and its set-group-ID bit when group-executable or when the
+    /// writer is not in its group, unless the writer holds CAP_FSETID; and its file
+    /// capabilities, whoever writes.
+    ///
+    /// # Errors
+    /// The filesystem's, from changing the mode or removing the attribute.
+    fn remove_privs(&self, t: &dyn Context, src: &dyn IoSrc) -> Result<(), Errno> {
+        let Some(d) = self.dentry.as_ref().filter(|_| src.remaining() > 0) else {
+            return Ok(());
+        };
+        let Ok(st) = d.inode.stat() else {
+            return Ok(());
+        };
+        if st.mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(());
+        }
+        if st.mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+            let creds = t.creds();
+            let mut kill = st.mode & libc::S_ISUID;
+            if st.mode & libc::S_ISGID != 0
+                && (st.mode & libc::S_IXGRP != 0 || !creds.in_group(st.gid))
+            {
+                kill |= libc::S_ISGID;
+            }
+            if kill != 0 && !creds.has_cap(crate::auth::cap::FSETID) {
+                let a = super::SetAttr {
+                    mode: Some(st.mode & 0o7777 & !kill),
+                    ..super::SetAttr::default()
+                };
+                d.inode.setattr(&a)?;
+                super::inotify::attr_changed(d, &a);
+            }
+        }
+        let caps_set = FILE_CAPS_SET.load(Ordering::Relaxed);
+        if self.no_file_caps.load(Ordering::Relaxed) != caps_set {
+            if d.inode.getxattr(SECURITY_CAPABILITY).is_ok() {
+                d.inode.removexattr(SECURITY_CAPABILITY)?;
+            }
+            self.no_file_caps.store(caps_set, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// After a read of `wanted` bytes that returned `n`: the access time (even at the end
@@ -791,6 +858,7 @@ impl OpenFile {
             }
             return r;
         }
+        self.remove_privs(t, src)?;
         if self.ops().seekable() {
             let mut off = self.offset.lock().unwrap();
             if self.flags() & libc::O_APPEND as u32 != 0 {

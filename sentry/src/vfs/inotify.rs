@@ -3,7 +3,7 @@
 //! A watch names a file by its identity `(st_dev, st_ino)`, so every filesystem has watches
 //! without code of its own. The system calls that use or change files report what they did
 //! through the hooks at the end of this module (one per kind of operation: [`file_event`],
-//! [`created`], [`removed`], [`moved`], [`linked`], [`attr_changed`], [`closed`]); the hooks
+//! [`created`], [`removed`], [`moved`], [`linked`], [`attr_changed`], [`inode_changed`], [`closed`]); the hooks
 //! deliver Linux's events to the watches of the file and of its parent directory (with the
 //! file's name), in Linux's order. The watches belong to the kernel ([`FsNotify`], one per
 //! kernel, reached from every mount as `Mount::notify`).
@@ -213,12 +213,20 @@ impl FsNotify {
 
     /// Sends an event to every watch on `key`; one-shot watches that fire are removed.
     fn notify_key(&self, key: Key, mask: u32, cookie: u32, name: &[u8]) {
-        self.notify_key_from(key, mask, cookie, name, false);
+        self.notify_key_from(key, mask, cookie, name, &|| false);
     }
 
-    /// [`FsNotify::notify_key`]; `unlinked_child`: the event is about a child with no name
-    /// left, which watches with IN_EXCL_UNLINK do not take.
-    fn notify_key_from(&self, key: Key, mask: u32, cookie: u32, name: &[u8], unlinked_child: bool) {
+    /// [`FsNotify::notify_key`]; `unlinked_child`: whether the event came through a name
+    /// that no longer leads to the file, which watches with IN_EXCL_UNLINK do not take
+    /// (asked only when such a watch is there: it may cost a lookup).
+    fn notify_key_from(
+        &self,
+        key: Key,
+        mask: u32,
+        cookie: u32,
+        name: &[u8],
+        unlinked_child: &dyn Fn() -> bool,
+    ) {
         let targets: Vec<(Arc<Inotify>, i32)> = match self.registry().get(&key) {
             Some(v) => v
                 .iter()
@@ -432,11 +440,11 @@ impl Inotify {
         mask: u32,
         cookie: u32,
         name: &[u8],
-        unlinked_child: bool,
+        unlinked_child: &dyn Fn() -> bool,
     ) -> Option<Key> {
         let mut s = self.lock();
         let w = s.watches.get(&wd)?;
-        if unlinked_child && w.mask & IN_EXCL_UNLINK != 0 {
+        if w.mask & IN_EXCL_UNLINK != 0 && unlinked_child() {
             return None;
         }
         let wanted = w.mask & mask & IN_ALL_EVENTS;
@@ -649,33 +657,51 @@ fn parent_of(d: &Dentry) -> Option<&Arc<Dentry>> {
         .filter(|p| Arc::ptr_eq(&p.mount, &d.mount))
 }
 
-/// An event on the file `d` itself (IN_ACCESS, IN_MODIFY, IN_ATTRIB, IN_OPEN, IN_CLOSE_*):
-/// to its parent's watches with its name, then to its own.
+/// An event on the file `d` itself through an open file or a path (IN_ACCESS, IN_MODIFY of a
+/// write, IN_OPEN, IN_CLOSE_*): to its parent's watches with its name, then to its own.
+/// Watches with IN_EXCL_UNLINK (the file's own or its old directory's) take none once the
+/// name `d` came through no longer leads to the file.
 pub fn file_event(d: &Dentry, mask: u32) {
+    notify_file(d, mask, true);
+}
+
+/// An event on the inode `d` names (a change of attributes, size or extended attributes):
+/// as [`file_event`], but IN_EXCL_UNLINK does not hold it back, as Linux sends inode events
+/// whatever became of the name.
+pub fn inode_changed(d: &Dentry, mask: u32) {
+    notify_file(d, mask, false);
+}
+
+fn notify_file(d: &Dentry, mask: u32, through_name: bool) {
     let hub = &d.mount.notify;
     if !hub.active() {
         return;
     }
     let Ok(st) = d.inode.stat() else { return };
     let mask = mask | isdir_bit(&st);
-    // A file without a name left (a directory whose name no longer leads to it): watches
-    // with IN_EXCL_UNLINK (its own or its old directory's) take no events about it.
-    let unlinked = if mask & IN_ISDIR == 0 {
-        st.nlink == 0
-    } else {
-        parent_of(d).is_some_and(|p| {
-            p.inode
-                .lookup(&super::Caller::kernel(), &d.name)
-                .and_then(|c| c.stat())
-                .map_or(true, |c| (c.dev, c.ino) != (st.dev, st.ino))
-        })
-    };
+    let gone = std::cell::OnceCell::new();
+    let unlinked = || through_name && *gone.get_or_init(|| name_gone(d, &st));
     if let Some(p) = parent_of(d) {
         if let Ok(ps) = p.inode.stat() {
-            hub.notify_key_from((ps.dev, ps.ino), mask, 0, &d.name, unlinked);
+            hub.notify_key_from((ps.dev, ps.ino), mask, 0, &d.name, &unlinked);
         }
     }
-    hub.notify_key_from((st.dev, st.ino), mask, 0, &[], unlinked);
+    hub.notify_key_from((st.dev, st.ino), mask, 0, &[], &unlinked);
+}
+
+/// Whether `d`'s name (the file `st`) no longer leads to the file: its last link went, or
+/// its directory holds no such name or another file under it (a hard link's other names
+/// may live on).
+fn name_gone(d: &Dentry, st: &Stat) -> bool {
+    if isdir_bit(st) == 0 && st.nlink == 0 {
+        return true;
+    }
+    parent_of(d).is_some_and(|p| {
+        p.inode
+            .lookup(&super::Caller::kernel(), &d.name)
+            .and_then(|c| c.stat())
+            .map_or(true, |c| (c.dev, c.ino) != (st.dev, st.ino))
+    })
 }
 
 /// `name` was created in `dir` (open O_CREAT, mkdir, mknod, symlink).
@@ -792,7 +818,7 @@ pub fn attr_changed(d: &Dentry, a: &SetAttr) {
         (false, false) => {}
     }
     if mask != 0 {
-        file_event(d, mask);
+        inode_changed(d, mask);
     }
 }
 
