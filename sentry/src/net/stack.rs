@@ -65,7 +65,7 @@ use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv6Address,
 };
 
-use super::config::{LoopbackAddrs, NetConfig};
+use super::config::{LoopbackAddrs, NetConfig, LOOPBACK_INDEX};
 use super::inet::v6only;
 use super::link::{Device, Local};
 use super::mib::{Counted, Mib, TcpStates};
@@ -1627,11 +1627,19 @@ impl Inner {
     /// the listener's group (the listening sockets of the same family with SO_REUSEPORT on
     /// the same address and port) that its peer's address and port hash to, as Linux
     /// spreads a reuseport group's connections; a connection stays with its member once
-    /// queued.
+    /// queued. SO_BINDTODEVICE counts as in Linux's listener lookup (`compute_score`): a
+    /// listener bound to another interface than the one the connection came in by takes
+    /// none, and listeners bound to that interface go before unbound ones; a connection no
+    /// listener takes is reset.
     fn place_arrivals(&mut self) {
         for (id, h) in std::mem::take(&mut self.arrivals) {
             let me = &self.entries[&id];
-            let mut group: Vec<u64> = self
+            let local = self.set.get::<tcp::Socket>(h).local_endpoint();
+            let dev = match local.map(|l| l.addr) {
+                Some(a) if self.on_loopback(a) => Some(LOOPBACK_INDEX),
+                _ => self.link_index,
+            };
+            let mut group: Vec<(u64, bool)> = self
                 .entries
                 .iter()
                 .filter(|(_, o)| {
@@ -1639,19 +1647,29 @@ impl Inner {
                         && o.family == me.family
                         && o.bound == me.bound
                         && matches!(o.st, St::Listening { .. })
+                        && (o.bound_dev == 0 || Some(o.bound_dev) == dev)
                 })
-                .map(|(&o, _)| o)
+                .map(|(&o, e)| (o, e.bound_dev != 0))
                 .collect();
+            if group.iter().any(|&(_, bound)| bound) {
+                group.retain(|&(_, bound)| bound);
+            }
+            let mut group: Vec<u64> = group.into_iter().map(|(o, _)| o).collect();
             group.sort_unstable();
             let peer = self.set.get::<tcp::Socket>(h).remote_endpoint();
             let target = match (group.len(), peer) {
+                (0, _) => {
+                    self.tcp(h).abort();
+                    self.orphans.push(Orphan::new(h));
+                    continue;
+                }
                 (2.., Some(peer)) => {
                     let mut hasher = std::hash::DefaultHasher::new();
                     std::hash::Hash::hash(&(peer.addr, peer.port), &mut hasher);
                     let pick = std::hash::Hasher::finish(&hasher) % group.len() as u64;
                     group[pick as usize]
                 }
-                _ => id,
+                _ => group[0],
             };
             match &mut self.entries.get_mut(&target).expect("present").st {
                 St::Listening { ready, .. } => ready.push_back(h),
