@@ -397,7 +397,9 @@ impl Tap {
             status |= TP_STATUS_LOSING;
         }
         let base = ring.frame(head);
-        ring.mf.write(base + macoff as u64, &data[..snaplen]);
+        if snaplen > 0 {
+            ring.mf.write(base + macoff as u64, &data[..snaplen]);
+        }
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
