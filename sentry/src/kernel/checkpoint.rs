@@ -1680,7 +1680,10 @@ fn file_image(
             if let Some(socket) =
                 any.and_then(|a| a.downcast_ref::<crate::net::packet::PacketSocket>())
             {
-                return Ok(FileImage::Packet(socket.saved()));
+                return socket
+                    .saved()
+                    .map(FileImage::Packet)
+                    .map_err(|what| unsupported(&what));
             }
             return match any.and_then(|a| a.downcast_ref::<crate::net::inet::InetSocket>()) {
                 Some(socket) => socket

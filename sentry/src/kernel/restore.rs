@@ -1243,8 +1243,9 @@ impl Files {
             }
             FileImage::Packet(image) => {
                 let net = self.sentry_stack(f, "a packet socket")?;
-                let socket = crate::net::packet::PacketSocket::restored(net.inet(), image)
-                    .map_err(|e| {
+                let socket =
+                    crate::net::packet::PacketSocket::restored(net.inet(), &kernel.memory, image)
+                        .map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a packet socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(

@@ -316,7 +316,16 @@ impl Device {
             return;
         }
         let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-        if !matches!(ethertype, ETH_P_IP | ETH_P_IPV6) {
+        // The IP-only loopback keeps no link header: a frame whose payload is not a packet
+        // of its EtherType's IP version could not be told apart again when it comes back.
+        // The stack would drop it; the taps get its received copy now, as Linux's `lo`
+        // hands them a frame before IP looks at it.
+        let version = frame.get(ETH_HLEN).map(|b| b >> 4);
+        let ip_only = matches!(
+            (ethertype, version),
+            (ETH_P_IP, Some(4)) | (ETH_P_IPV6, Some(6))
+        );
+        if !matches!(ethertype, ETH_P_IP | ETH_P_IPV6) || (self.port.is_none() && !ip_only) {
             self.taps.capture(iface, &frame, PACKET_HOST, None);
             return;
         }

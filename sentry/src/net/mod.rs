@@ -219,6 +219,7 @@ pub fn socket(
             }
             Ok(Arc::new(packet::PacketSocket::new(
                 ns.inet(),
+                t.mm().memory_file(),
                 ty,
                 protocol,
             )?))

@@ -21,9 +21,19 @@
 //! While any tap exists, UDP datagrams inside the sandbox go through smoltcp rather than
 //! the sentry's own delivery ([`super::udp`]), so the device sees them.
 //!
-//! Not offered: socket filters (SO_ATTACH_FILTER is ENOPROTOOPT), the mmap rings
-//! (PACKET_RX_RING, PACKET_TX_RING: a request Linux refuses is EINVAL, one for no ring does
-//! nothing, a ring is ENOPROTOOPT; PACKET_VERSION is kept for getsockopt) and SOCK_PACKET.
+//! PACKET_RX_RING (TPACKET_V1 and V2) is a ring of frames in memory-file pages that the
+//! application maps (`mmap` of the socket: [`RingPages`]), filled as Linux's `tpacket_rcv`
+//! fills it: a frame the application still owns (its `tp_status` not TP_STATUS_KERNEL) stops
+//! the ring, and what arrives then is dropped (counted by PACKET_STATISTICS); a packet
+//! longer than its frame is cut (TP_STATUS_COPY and a copy in the receive queue with
+//! PACKET_COPY_THRESH). While a ring is set, frames go to it and not to the receive queue,
+//! and poll reports POLLIN while the frame before the ring's head is the application's.
+//! PACKET_RESERVE moves the data further into each frame; PACKET_VERSION and PACKET_RESERVE
+//! are EBUSY while a ring exists, a ring is EBUSY while mapped.
+//!
+//! Not offered: socket filters (SO_ATTACH_FILTER is ENOPROTOOPT), PACKET_TX_RING and
+//! TPACKET_V3 rings (a request Linux refuses is EINVAL as there, a valid one EOPNOTSUPP)
+//! and SOCK_PACKET.
 //!
 //! # Lock order
 //! The stack lock → a tap's wait queue (frames are queued and notified under the stack lock).
@@ -31,11 +41,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use std::sync::Weak;
+
 use super::config::LOOPBACK_INDEX;
 use super::inet::{int, int_of};
 use super::stack::{next_id, Stack};
 use super::{InMessage, IoFlags, OutMessage, Socket};
-use crate::abi::Errno;
+use crate::abi::{Errno, PAGE_SIZE as PAGE};
+use crate::memory::{FileRange, MemoryFile};
+use crate::mm::filemap::Mappable;
 use crate::vfs::{Context, FileOps, IoDst, IoSrc, Stat};
 use crate::waiter::{WaitQueue, Wake};
 
@@ -61,14 +75,24 @@ const PACKET_ADD_MEMBERSHIP: i32 = 1;
 const PACKET_DROP_MEMBERSHIP: i32 = 2;
 const PACKET_RX_RING: i32 = 5;
 const PACKET_STATISTICS: i32 = 6;
+const PACKET_COPY_THRESH: i32 = 7;
 const PACKET_VERSION: i32 = 10;
+const PACKET_RESERVE: i32 = 12;
 const PACKET_TX_RING: i32 = 13;
 /// `TPACKET_V1`..`TPACKET_V3`.
+const TPACKET_V1: i32 = 0;
 const TPACKET_V3: i32 = 2;
 /// Bytes of `struct tpacket_req`, and the least frame of each version (`TPACKET_HDRLEN`,
 /// `TPACKET2_HDRLEN`, `TPACKET3_HDRLEN`: the header, aligned, and a `sockaddr_ll`).
 const TPACKET_REQ: usize = 16;
 const MIN_FRAME: [u32; 3] = [52, 52, 68];
+/// Bytes of `struct tpacket_hdr` and `struct tpacket2_hdr` (both aligned already).
+const FRAME_HDR: u32 = 32;
+/// `tp_status` bits of a receive frame.
+const TP_STATUS_KERNEL: u64 = 0;
+const TP_STATUS_USER: u64 = 1;
+const TP_STATUS_COPY: u64 = 2;
+const TP_STATUS_LOSING: u64 = 4;
 /// `TPACKET_ALIGNMENT`.
 const TPACKET_ALIGNMENT: u32 = 16;
 const PAGE_SIZE: u32 = 4096;
@@ -117,6 +141,8 @@ struct Captured {
 /// One packet socket's view of the device (under the stack lock).
 #[derive(Debug)]
 pub struct Tap {
+    /// SOCK_RAW or SOCK_DGRAM.
+    ty: i32,
     /// The protocol bound (host order; 0: none, [`ETH_P_ALL`]: every one).
     protocol: u16,
     /// The interface bound (0: every one).
@@ -131,9 +157,123 @@ pub struct Tap {
     drops: u32,
     /// PACKET_ADD_MEMBERSHIP entries: (ifindex, type, address).
     memberships: Vec<(i32, u16, Vec<u8>)>,
-    /// Options only recorded (SO_LINGER, SO_PRIORITY, ...), by (level, name).
+    /// Options only recorded (SO_LINGER, SO_PRIORITY, ...), by (level, name); PACKET_VERSION,
+    /// PACKET_RESERVE and PACKET_COPY_THRESH among them.
     options: HashMap<(i32, i32), Vec<u8>>,
+    /// PACKET_RX_RING.
+    rx_ring: Option<Ring>,
+    /// The pages the application's mappings of the ring share (alive while one exists).
+    mapping: Weak<RingPages>,
     wq: Arc<WaitQueue>,
+}
+
+/// A ring of frames in memory-file pages (Linux's `packet_ring_buffer`): `tp_block_nr`
+/// blocks of `tp_block_size` bytes, each holding `block_size / frame_size` frames.
+struct Ring {
+    mf: Arc<MemoryFile>,
+    pages: FileRange,
+    block_size: u32,
+    frames_per_block: u32,
+    frame_size: u32,
+    frame_nr: u32,
+    /// The next frame the kernel fills.
+    head: u32,
+    /// TPACKET_V1 or TPACKET_V2 (the width of `tp_status` and the header's layout).
+    version: i32,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("pages", &self.pages)
+            .field("frame_size", &self.frame_size)
+            .field("frame_nr", &self.frame_nr)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.mf.dec_ref(self.pages);
+    }
+}
+
+impl Ring {
+    /// The memory-file offset of frame `i`.
+    fn frame(&self, i: u32) -> u64 {
+        self.pages.offset
+            + u64::from(i / self.frames_per_block) * u64::from(self.block_size)
+            + u64::from(i % self.frames_per_block) * u64::from(self.frame_size)
+    }
+
+    /// `tp_status` of frame `i` (an `unsigned long` in TPACKET_V1, a `__u32` in V2).
+    fn status(&self, i: u32) -> u64 {
+        let mut b = [0u8; 8];
+        let n = if self.version == TPACKET_V1 { 8 } else { 4 };
+        self.mf.read(self.frame(i), &mut b[..n]);
+        u64::from_ne_bytes(b)
+    }
+
+    fn set_status(&self, i: u32, status: u64) {
+        let n = if self.version == TPACKET_V1 { 8 } else { 4 };
+        self.mf.write(self.frame(i), &status.to_ne_bytes()[..n]);
+    }
+
+    /// Whether the frame before the head is the application's (packet_poll's POLLIN).
+    fn readable(&self) -> bool {
+        let previous = self.head.checked_sub(1).unwrap_or(self.frame_nr - 1);
+        self.status(previous) != TP_STATUS_KERNEL
+    }
+}
+
+/// The rings' pages as the socket's `mmap` shows them (the receive ring first). Holds one
+/// reference to each range, so a mapping keeps its pages after the ring or the socket goes.
+pub struct RingPages {
+    mf: Arc<MemoryFile>,
+    ranges: Vec<FileRange>,
+}
+
+impl Drop for RingPages {
+    fn drop(&mut self) {
+        for r in &self.ranges {
+            self.mf.dec_ref(*r);
+        }
+    }
+}
+
+impl Mappable for RingPages {
+    fn size(&self) -> u64 {
+        self.ranges.iter().map(|r| r.len).sum()
+    }
+
+    fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
+        let end = first.saturating_add(count);
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for r in &self.ranges {
+            let pages = r.len / PAGE;
+            let (lo, hi) = (first.max(start), end.min(start + pages));
+            if lo < hi {
+                let run = FileRange {
+                    offset: r.offset + (lo - start) * PAGE,
+                    len: (hi - lo) * PAGE,
+                };
+                self.mf.inc_ref(run);
+                runs.push((lo, run));
+            }
+            start += pages;
+        }
+        Ok(runs)
+    }
+
+    fn shared_writable(&self) -> bool {
+        true
+    }
+
+    fn fixed_size_mapping(&self) -> bool {
+        true
+    }
 }
 
 /// The device's taps, by socket id.
@@ -164,6 +304,10 @@ impl Taps {
                 p => p == ethertype && pkttype != PACKET_OUTGOING,
             };
             if !wanted {
+                continue;
+            }
+            if tap.rx_ring.is_some() {
+                tap.fill_frame(iface, frame, pkttype);
                 continue;
             }
             let cost = frame.len() + FRAME_OVERHEAD;
@@ -200,6 +344,155 @@ impl Taps {
     }
 }
 
+impl Tap {
+    /// A SOL_PACKET option kept as an int (0 when never set).
+    fn packet_option(&self, name: i32) -> u32 {
+        self.options
+            .get(&(SOL_PACKET, name))
+            .and_then(|v| int_of(v).ok())
+            .map_or(0, |v| v as u32)
+    }
+
+    /// Whether an application mapping of the rings exists.
+    fn mapped(&self) -> bool {
+        self.mapping.strong_count() > 0
+    }
+
+    /// Puts `frame` in the receive ring as Linux's `tpacket_rcv` does: the data at `tp_mac`
+    /// (the link header for SOCK_RAW, the network header for SOCK_DGRAM; `tp_net` is where
+    /// the network header lies), cut to the frame; a `sockaddr_ll` after the header; the
+    /// status last. Dropped (and counted) when the head frame is still the application's.
+    fn fill_frame(&mut self, iface: Iface, frame: &[u8], pkttype: u8) {
+        let reserve = self.packet_option(PACKET_RESERVE) as usize;
+        let copy_thresh = self.packet_option(PACKET_COPY_THRESH);
+        let ring = self.rx_ring.as_mut().expect("a ring");
+        let hdrlen = MIN_FRAME[ring.version as usize] as usize;
+        let align = |n: usize| n.next_multiple_of(TPACKET_ALIGNMENT as usize);
+        let (data, macoff, netoff) = if self.ty == libc::SOCK_DGRAM {
+            let off = align(hdrlen) + 16 + reserve;
+            (&frame[ETH_HLEN..], off, off)
+        } else {
+            let netoff = align(hdrlen + 16) + reserve;
+            (frame, netoff - ETH_HLEN, netoff)
+        };
+        let frame_size = ring.frame_size as usize;
+        let mut snaplen = data.len();
+        let mut status = TP_STATUS_USER;
+        let cost = frame.len() + FRAME_OVERHEAD;
+        let mut copy = false;
+        if macoff + snaplen > frame_size {
+            if copy_thresh != 0 && self.charged + cost <= self.rcvbuf {
+                copy = true;
+                status |= TP_STATUS_COPY;
+            }
+            snaplen = frame_size.saturating_sub(macoff);
+        }
+        let head = ring.head;
+        if netoff > usize::from(u16::MAX) || ring.status(head) != TP_STATUS_KERNEL {
+            self.drops = self.drops.saturating_add(1);
+            return;
+        }
+        self.packets = self.packets.saturating_add(1);
+        if self.drops != 0 {
+            status |= TP_STATUS_LOSING;
+        }
+        let base = ring.frame(head);
+        if snaplen > 0 {
+            ring.mf.write(base + macoff as u64, &data[..snaplen]);
+        }
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = since_epoch.as_secs() as u32;
+        let mut h = Vec::with_capacity(FRAME_HDR as usize);
+        // After `tp_status` (written last): tp_len, tp_snaplen, tp_mac, tp_net, then the time
+        // (microseconds in V1, nanoseconds in V2).
+        let (status_len, fraction) = if ring.version == TPACKET_V1 {
+            (8, since_epoch.subsec_micros())
+        } else {
+            (4, since_epoch.subsec_nanos())
+        };
+        h.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+        h.extend_from_slice(&(snaplen as u32).to_ne_bytes());
+        h.extend_from_slice(&(macoff as u16).to_ne_bytes());
+        h.extend_from_slice(&(netoff as u16).to_ne_bytes());
+        h.extend_from_slice(&secs.to_ne_bytes());
+        h.extend_from_slice(&fraction.to_ne_bytes());
+        ring.mf.write(base + status_len, &h);
+        let protocol = u16::from_be_bytes([frame[12], frame[13]]);
+        let sll = sockaddr_ll(protocol, iface.index, iface.hatype, pkttype, &frame[6..12]);
+        ring.mf.write(base + u64::from(FRAME_HDR), &sll);
+        ring.set_status(head, status);
+        ring.head = (head + 1) % ring.frame_nr;
+        if copy {
+            self.charged += cost;
+            self.queue.push_back(Captured {
+                frame: frame.to_vec(),
+                iface,
+                pkttype,
+            });
+        }
+        self.wq.notify(Wake::Readable);
+    }
+
+    /// PACKET_RX_RING and PACKET_TX_RING with `value` (Linux's `packet_set_ring`): EBUSY
+    /// while mapped or when a ring exists; a request without blocks frees the ring.
+    fn set_ring(&mut self, mf: &Arc<MemoryFile>, tx: bool, value: &[u8]) -> Result<(), Errno> {
+        let version = self.packet_option(PACKET_VERSION) as i32;
+        let reserve = self.packet_option(PACKET_RESERVE);
+        if value.len() < TPACKET_REQ {
+            return Err(Errno::EINVAL);
+        }
+        let block_nr = u32::from_ne_bytes(value[4..8].try_into().expect("4 bytes"));
+        if self.mapped() || (block_nr != 0 && !tx && self.rx_ring.is_some()) {
+            return Err(Errno::EBUSY);
+        }
+        let req = check_ring(version, reserve, value)?;
+        let Some(req) = req else {
+            if !tx {
+                self.rx_ring = None;
+            }
+            return Ok(());
+        };
+        if tx || version == TPACKET_V3 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let len = u64::from(req.block_size) * u64::from(req.block_nr);
+        let pages = mf.allocate(len).map_err(|_| Errno::ENOMEM)?;
+        mf.zero(pages.offset, pages.len);
+        self.rx_ring = Some(Ring {
+            mf: mf.clone(),
+            pages,
+            block_size: req.block_size,
+            frames_per_block: req.block_size / req.frame_size,
+            frame_size: req.frame_size,
+            frame_nr: req.frame_nr,
+            head: 0,
+            version,
+        });
+        Ok(())
+    }
+
+    /// The rings' pages for an `mmap` of `len` bytes at `offset`: EINVAL unless it maps
+    /// every ring whole from offset 0 (Linux's `packet_mmap`).
+    fn map_rings(&mut self, len: u64, offset: u64) -> Result<Arc<dyn Mappable>, Errno> {
+        let ring = self.rx_ring.as_ref().ok_or(Errno::EINVAL)?;
+        if offset != 0 || len != ring.pages.len {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(pages) = self.mapping.upgrade() {
+            return Ok(pages);
+        }
+        ring.mf.inc_ref(ring.pages);
+        let pages = Arc::new(RingPages {
+            mf: ring.mf.clone(),
+            ranges: vec![ring.pages],
+        });
+        self.mapping = Arc::downgrade(&pages);
+        Ok(pages)
+    }
+}
+
 /// The `sll_pkttype` of a frame received on a link with hardware address `mac`.
 pub fn pkttype_of(frame: &[u8], mac: [u8; 6]) -> u8 {
     match frame.get(..6) {
@@ -223,11 +516,19 @@ fn sockaddr_ll(protocol: u16, ifindex: i32, hatype: u16, pkttype: u8, addr: &[u8
     b
 }
 
+/// A valid ring request: `struct tpacket_req`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RingRequest {
+    block_size: u32,
+    block_nr: u32,
+    frame_size: u32,
+    frame_nr: u32,
+}
+
 /// PACKET_RX_RING and PACKET_TX_RING with `struct tpacket_req` `value`, for a socket of
-/// TPACKET version `version`: a request Linux's `packet_set_ring` refuses is EINVAL as
-/// there; one without blocks asks for no ring and has nothing to do; a ring is not offered
-/// (ENOPROTOOPT: the sentry cannot map one into the application yet).
-fn check_ring(version: i32, value: &[u8]) -> Result<(), Errno> {
+/// TPACKET version `version` with PACKET_RESERVE `reserve`: a request Linux's
+/// `packet_set_ring` refuses is EINVAL as there; one without blocks asks for no ring (None).
+fn check_ring(version: i32, reserve: u32, value: &[u8]) -> Result<Option<RingRequest>, Errno> {
     // TPACKET_V3 takes a `struct tpacket_req3` (three more fields).
     let wanted = if version == TPACKET_V3 {
         TPACKET_REQ + 12
@@ -241,12 +542,12 @@ fn check_ring(version: i32, value: &[u8]) -> Result<(), Errno> {
     let (block_size, block_nr, frame_size, frame_nr) = (field(0), field(1), field(2), field(3));
     if block_nr == 0 {
         return if frame_nr == 0 {
-            Ok(())
+            Ok(None)
         } else {
             Err(Errno::EINVAL)
         };
     }
-    let min_frame = MIN_FRAME[usize::try_from(version).unwrap_or(0).min(2)];
+    let min_frame = MIN_FRAME[usize::try_from(version).unwrap_or(0).min(2)].saturating_add(reserve);
     let per_block = block_size.checked_div(frame_size).unwrap_or(0);
     let valid = (block_size as i32) > 0
         && block_size.is_multiple_of(PAGE_SIZE)
@@ -257,7 +558,12 @@ fn check_ring(version: i32, value: &[u8]) -> Result<(), Errno> {
     if !valid {
         return Err(Errno::EINVAL);
     }
-    Err(Errno::ENOPROTOOPT)
+    Ok(Some(RingRequest {
+        block_size,
+        block_nr,
+        frame_size,
+        frame_nr,
+    }))
 }
 
 /// A parsed `sockaddr_ll`: protocol (host order), interface index, hardware address.
@@ -290,6 +596,8 @@ pub struct PacketSocket {
     created_protocol: u16,
     queue: Arc<WaitQueue>,
     stack: Arc<Stack>,
+    /// Where the rings' pages come from.
+    mf: Arc<MemoryFile>,
 }
 
 impl std::fmt::Debug for PacketSocket {
@@ -313,7 +621,12 @@ impl PacketSocket {
     ///
     /// # Errors
     /// ESOCKTNOSUPPORT for types other than SOCK_RAW and SOCK_DGRAM.
-    pub fn new(stack: &Arc<Stack>, ty: i32, protocol: i32) -> Result<PacketSocket, Errno> {
+    pub fn new(
+        stack: &Arc<Stack>,
+        mf: &Arc<MemoryFile>,
+        ty: i32,
+        protocol: i32,
+    ) -> Result<PacketSocket, Errno> {
         if ty != libc::SOCK_RAW && ty != libc::SOCK_DGRAM {
             return Err(Errno::ESOCKTNOSUPPORT);
         }
@@ -324,10 +637,12 @@ impl PacketSocket {
             created_protocol: protocol,
             queue: Arc::new(WaitQueue::new()),
             stack: stack.clone(),
+            mf: mf.clone(),
         };
         stack.lock().taps().taps.insert(
             s.id,
             Tap {
+                ty,
                 protocol,
                 ifindex: 0,
                 queue: VecDeque::new(),
@@ -338,6 +653,8 @@ impl PacketSocket {
                 drops: 0,
                 memberships: Vec::new(),
                 options: HashMap::new(),
+                rx_ring: None,
+                mapping: Weak::new(),
                 wq: s.queue.clone(),
             },
         );
@@ -538,11 +855,9 @@ impl Socket for PacketSocket {
                 (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER | libc::SO_DETACH_FILTER) => {
                     return Err(Errno::ENOPROTOOPT)
                 }
-                (SOL_PACKET, PACKET_VERSION) => tap
-                    .options
-                    .get(&(level, name))
-                    .cloned()
-                    .unwrap_or_else(|| int(0)),
+                (SOL_PACKET, PACKET_VERSION | PACKET_RESERVE) => {
+                    int(tap.packet_option(name) as i32)
+                }
                 (SOL_PACKET, PACKET_STATISTICS) => {
                     // struct tpacket_stats { tp_packets, tp_drops }: counted since the last
                     // read, dropped frames included in the packets.
@@ -592,23 +907,30 @@ impl Socket for PacketSocket {
                 self.with(|tap| tap.options.insert((level, name), value[..4].to_vec()));
                 Ok(())
             }
-            (SOL_PACKET, PACKET_VERSION) => {
-                if value.len() != 4 {
+            (SOL_PACKET, PACKET_VERSION | PACKET_RESERVE | PACKET_COPY_THRESH) => {
+                // PACKET_RESERVE takes a longer value; the others exactly an int.
+                if value.len() < 4 || (name != PACKET_RESERVE && value.len() != 4) {
                     return Err(Errno::EINVAL);
                 }
-                if !(0..=TPACKET_V3).contains(&int_of(value)?) {
+                let v = int_of(value)?;
+                let valid = match name {
+                    PACKET_VERSION => (0..=TPACKET_V3).contains(&v),
+                    PACKET_RESERVE => v >= 0,
+                    _ => true,
+                };
+                if !valid {
                     return Err(Errno::EINVAL);
                 }
-                self.with(|tap| tap.options.insert((level, name), value.to_vec()));
-                Ok(())
+                self.with(|tap| {
+                    if name != PACKET_COPY_THRESH && tap.rx_ring.is_some() {
+                        return Err(Errno::EBUSY);
+                    }
+                    tap.options.insert((level, name), value[..4].to_vec());
+                    Ok(())
+                })
             }
             (SOL_PACKET, PACKET_RX_RING | PACKET_TX_RING) => {
-                let version = self.with(|tap| {
-                    tap.options
-                        .get(&(SOL_PACKET, PACKET_VERSION))
-                        .map_or(Ok(0), |v| int_of(v))
-                })?;
-                check_ring(version, value)
+                self.with(|tap| tap.set_ring(&self.mf, name == PACKET_TX_RING, value))
             }
             (SOL_PACKET, PACKET_ADD_MEMBERSHIP | PACKET_DROP_MEMBERSHIP) => {
                 if value.len() < PACKET_MREQ - 8 {
@@ -676,22 +998,30 @@ pub struct PacketImage {
 
 impl PacketSocket {
     /// This socket for a checkpoint.
-    pub fn saved(&self) -> PacketImage {
-        self.with(|tap| PacketImage {
-            ty: self.ty,
-            created_protocol: self.created_protocol,
-            protocol: tap.protocol,
-            ifindex: tap.ifindex,
-            rcvbuf: tap.rcvbuf,
-            sndbuf: tap.sndbuf,
-            packets: tap.packets,
-            drops: tap.drops,
-            memberships: tap.memberships.clone(),
-            options: tap
-                .options
-                .iter()
-                .map(|(&(level, name), v)| (level, name, v.clone()))
-                .collect(),
+    ///
+    /// # Errors
+    /// The socket has a ring (its frames and mappings are not kept): what it is.
+    pub fn saved(&self) -> Result<PacketImage, String> {
+        self.with(|tap| {
+            if tap.rx_ring.is_some() {
+                return Err("a packet socket with a PACKET_RX_RING".to_owned());
+            }
+            Ok(PacketImage {
+                ty: self.ty,
+                created_protocol: self.created_protocol,
+                protocol: tap.protocol,
+                ifindex: tap.ifindex,
+                rcvbuf: tap.rcvbuf,
+                sndbuf: tap.sndbuf,
+                packets: tap.packets,
+                drops: tap.drops,
+                memberships: tap.memberships.clone(),
+                options: tap
+                    .options
+                    .iter()
+                    .map(|(&(level, name), v)| (level, name, v.clone()))
+                    .collect(),
+            })
         })
     }
 
@@ -700,9 +1030,18 @@ impl PacketSocket {
     /// # Errors
     /// An interface it is bound to or a member on is not in this sandbox, or the image is
     /// malformed.
-    pub fn restored(stack: &Arc<Stack>, image: &PacketImage) -> Result<PacketSocket, String> {
-        let sock = PacketSocket::new(stack, image.ty, i32::from(image.created_protocol.to_be()))
-            .map_err(|_| format!("socket type {}", image.ty))?;
+    pub fn restored(
+        stack: &Arc<Stack>,
+        mf: &Arc<MemoryFile>,
+        image: &PacketImage,
+    ) -> Result<PacketSocket, String> {
+        let sock = PacketSocket::new(
+            stack,
+            mf,
+            image.ty,
+            i32::from(image.created_protocol.to_be()),
+        )
+        .map_err(|_| format!("socket type {}", image.ty))?;
         let indexes = std::iter::once(image.ifindex).chain(image.memberships.iter().map(|m| m.0));
         for index in indexes.filter(|&i| i != 0) {
             sock.iface(index)
@@ -738,8 +1077,13 @@ impl FileOps for PacketSocket {
         Ok(crate::vfs::socket::stat(self.id))
     }
 
+    fn mmap_buffer(&self, len: u64, offset: u64) -> Option<Result<Arc<dyn Mappable>, Errno>> {
+        Some(self.with(|tap| tap.map_rings(len, offset)))
+    }
+
     fn readiness(&self) -> u32 {
-        let readable = self.with(|tap| !tap.queue.is_empty());
+        let readable = self
+            .with(|tap| !tap.queue.is_empty() || tap.rx_ring.as_ref().is_some_and(Ring::readable));
         let mut r = (libc::POLLOUT | libc::POLLWRNORM) as u32;
         if readable {
             r |= (libc::POLLIN | libc::POLLRDNORM) as u32;
@@ -765,6 +1109,7 @@ mod tests {
 
     fn tap(protocol: u16, ifindex: i32) -> Tap {
         Tap {
+            ty: libc::SOCK_RAW,
             protocol,
             ifindex,
             queue: VecDeque::new(),
@@ -775,6 +1120,8 @@ mod tests {
             drops: 0,
             memberships: Vec::new(),
             options: HashMap::new(),
+            rx_ring: None,
+            mapping: Weak::new(),
             wq: Arc::new(WaitQueue::new()),
         }
     }
@@ -820,13 +1167,20 @@ mod tests {
             req(4096, 0, 2048, 2),
             req(4096, 1, 2048, 2)[..12].to_vec(),
         ] {
-            assert_eq!(check_ring(0, &r), Err(Errno::EINVAL), "{r:?}");
+            assert_eq!(check_ring(0, 0, &r), Err(Errno::EINVAL), "{r:?}");
         }
-        assert_eq!(check_ring(0, &req(0, 0, 0, 0)), Ok(()), "no ring");
+        assert_eq!(check_ring(0, 0, &req(0, 0, 0, 0)), Ok(None), "no ring");
         assert_eq!(
-            check_ring(1, &req(8192, 2, 2048, 8)),
-            Err(Errno::ENOPROTOOPT)
+            check_ring(1, 0, &req(8192, 2, 2048, 8)),
+            Ok(Some(RingRequest {
+                block_size: 8192,
+                block_nr: 2,
+                frame_size: 2048,
+                frame_nr: 8
+            }))
         );
+        // PACKET_RESERVE counts against the least frame.
+        assert_eq!(check_ring(1, 16, &req(4096, 1, 64, 64)), Err(Errno::EINVAL));
     }
 
     #[test]

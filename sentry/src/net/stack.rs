@@ -66,7 +66,7 @@ use smoltcp::wire::{
     IpVersion, Ipv6Address,
 };
 
-use super::config::{LoopbackAddrs, NetConfig};
+use super::config::{LoopbackAddrs, NetConfig, LOOPBACK_INDEX};
 use super::inet::v6only;
 use super::link::{Device, Local};
 use super::mib::{Counted, Mib, TcpStates};
@@ -350,6 +350,17 @@ pub fn overlap(a: (i32, bool, Option<IpAddress>), b: (i32, bool, Option<IpAddres
     }
 }
 
+/// Which SO_REUSEPORT sockets may bind a TCP port without the conflict check (Linux's
+/// `tb->fastreuseport`, `sk_reuseport_match`): any when every holder set it since the port
+/// was first taken, those at the address of the last one that set it and did not match
+/// (Linux's FASTREUSEPORT_STRICT), or none once a holder without it bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FastReuseport {
+    Off,
+    Any,
+    Strict(Option<IpAddress>),
+}
+
 /// A fresh id for a socket's [`Entry`] (unique across the process, so the ids of internet
 /// and ICMP sockets never meet in one stack's entries).
 pub fn next_id() -> u64 {
@@ -386,6 +397,9 @@ pub struct Inner {
     /// The entries holding each port, per protocol (several when SO_REUSEADDR or
     /// SO_REUSEPORT let them share it).
     ports: HashMap<(Proto, u16), Vec<u64>>,
+    /// Each TCP port's SO_REUSEPORT fast path (Linux's `tb->fastreuseport`), set when a
+    /// socket binds it explicitly ([`Inner::bind_port`]).
+    fast_reuseport: HashMap<u16, FastReuseport>,
     next_ephemeral: u16,
     /// First and last ephemeral port (`/proc/sys/net/ipv4/ip_local_port_range`).
     port_range: (u16, u16),
@@ -877,6 +891,7 @@ impl Inner {
             loopback: Arc::default(),
             gateways,
             ports: HashMap::new(),
+            fast_reuseport: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
             port_range: EPHEMERAL,
             link_index: None,
@@ -1248,6 +1263,20 @@ impl Inner {
     /// set SO_REUSEPORT, nor (TCP) when both set SO_REUSEADDR and `other` is not
     /// listening, nor (UDP) when both set SO_REUSEADDR.
     fn conflicts(&self, id: u64, addr: Option<IpAddress>, other: u64) -> bool {
+        self.clashes(id, addr, other) && !self.both_reuse_port(id, other)
+    }
+
+    /// Whether entries `id` and `other` both set SO_REUSEPORT.
+    fn both_reuse_port(&self, id: u64, other: u64) -> bool {
+        let (Some(me), Some(o)) = (self.entries.get(&id), self.holder(other)) else {
+            return false;
+        };
+        me.opts.reuse_port && o.opts.reuse_port
+    }
+
+    /// [`Inner::conflicts`] without SO_REUSEPORT: whether `other` keeps `id` from binding
+    /// `addr` unless both set it.
+    fn clashes(&self, id: u64, addr: Option<IpAddress>, other: u64) -> bool {
         let (Some(me), Some(o)) = (self.entries.get(&id), self.holder(other)) else {
             return false;
         };
@@ -1259,9 +1288,6 @@ impl Inner {
         }
         // Sockets bound to different devices do not share addresses.
         if me.bound_dev != 0 && o.bound_dev != 0 && me.bound_dev != o.bound_dev {
-            return false;
-        }
-        if me.opts.reuse_port && o.opts.reuse_port {
             return false;
         }
         let listening = matches!(o.st, St::Listening { .. });
@@ -1293,8 +1319,42 @@ impl Inner {
             return self.ephemeral(proto, id);
         }
         let holders = self.ports.get(&(proto, port)).cloned().unwrap_or_default();
-        if holders.iter().any(|&o| self.conflicts(id, addr, o)) {
+        let reuse_port = self.entries.get(&id).is_some_and(|e| e.opts.reuse_port);
+        let free = match proto {
+            // Linux's `udp_lib_lport_inuse` goes through the holders newest first and stops
+            // at the first it clashes with: the port is free when both set SO_REUSEPORT,
+            // whatever older holders would say.
+            Proto::Udp => holders
+                .iter()
+                .rev()
+                .find(|&&o| self.clashes(id, addr, o))
+                .is_none_or(|&o| self.both_reuse_port(id, o)),
+            _ => !holders.iter().any(|&o| self.conflicts(id, addr, o)),
+        };
+        // TCP skips the conflict check on its port's SO_REUSEPORT fast path
+        // (`inet_csk_get_port`), which may let in a socket an older holder would refuse.
+        let fast = proto == Proto::Tcp
+            && !holders.is_empty()
+            && reuse_port
+            && match self.fast_reuseport.get(&port) {
+                Some(FastReuseport::Any) => true,
+                Some(FastReuseport::Strict(a)) => a.is_none() || *a == addr,
+                _ => false,
+            };
+        if !free && !fast {
             return Err(Errno::EADDRINUSE);
+        }
+        if proto == Proto::Tcp {
+            // Linux's `inet_csk_update_fastreuse`.
+            let state = match (holders.is_empty(), reuse_port) {
+                (true, true) => Some(FastReuseport::Any),
+                (_, false) => Some(FastReuseport::Off),
+                (false, true) if !fast => Some(FastReuseport::Strict(addr)),
+                (false, true) => None,
+            };
+            if let Some(state) = state {
+                self.fast_reuseport.insert(port, state);
+            }
         }
         self.ports.entry((proto, port)).or_default().push(id);
         Ok(port)
@@ -1605,11 +1665,19 @@ impl Inner {
     /// the listener's group (the listening sockets of the same family with SO_REUSEPORT on
     /// the same address and port) that its peer's address and port hash to, as Linux
     /// spreads a reuseport group's connections; a connection stays with its member once
-    /// queued.
+    /// queued. SO_BINDTODEVICE counts as in Linux's listener lookup (`compute_score`): a
+    /// listener bound to another interface than the one the connection came in by takes
+    /// none, and listeners bound to that interface go before unbound ones; a connection no
+    /// listener takes is reset.
     fn place_arrivals(&mut self) {
         for (id, h) in std::mem::take(&mut self.arrivals) {
             let me = &self.entries[&id];
-            let mut group: Vec<u64> = self
+            let local = self.set.get::<tcp::Socket>(h).local_endpoint();
+            let dev = match local.map(|l| l.addr) {
+                Some(a) if self.on_loopback(a) => Some(LOOPBACK_INDEX),
+                _ => self.link_index,
+            };
+            let mut group: Vec<(u64, bool)> = self
                 .entries
                 .iter()
                 .filter(|(_, o)| {
@@ -1617,19 +1685,29 @@ impl Inner {
                         && o.family == me.family
                         && o.bound == me.bound
                         && matches!(o.st, St::Listening { .. })
+                        && (o.bound_dev == 0 || Some(o.bound_dev) == dev)
                 })
-                .map(|(&o, _)| o)
+                .map(|(&o, e)| (o, e.bound_dev != 0))
                 .collect();
+            if group.iter().any(|&(_, bound)| bound) {
+                group.retain(|&(_, bound)| bound);
+            }
+            let mut group: Vec<u64> = group.into_iter().map(|(o, _)| o).collect();
             group.sort_unstable();
             let peer = self.set.get::<tcp::Socket>(h).remote_endpoint();
             let target = match (group.len(), peer) {
+                (0, _) => {
+                    self.tcp(h).abort();
+                    self.orphans.push(Orphan::new(h));
+                    continue;
+                }
                 (2.., Some(peer)) => {
                     let mut hasher = std::hash::DefaultHasher::new();
                     std::hash::Hash::hash(&(peer.addr, peer.port), &mut hasher);
                     let pick = std::hash::Hasher::finish(&hasher) % group.len() as u64;
                     group[pick as usize]
                 }
-                _ => id,
+                _ => group[0],
             };
             match &mut self.entries.get_mut(&target).expect("present").st {
                 St::Listening { ready, .. } => ready.push_back(h),

@@ -199,6 +199,25 @@ fn mmap_file(
     if shared && perms.write && !f.writable() {
         return Err(Errno::EACCES);
     }
+    if let Some(buffer) = f.ops().mmap_buffer(page_up(len).ok_or(Errno::ENOMEM)?, off) {
+        let st = f.ops().stat()?;
+        return t.mm.mmap(MmapRequest {
+            placement,
+            len,
+            perms,
+            shared,
+            kind: VmaKind::Named(format!("socket:[{}]", st.ino)),
+            file: Some(FileMapping {
+                file: buffer?,
+                offset: off,
+                may_write: true,
+                may_exec: true,
+                dev: st.dev,
+                ino: st.ino,
+                writer: None,
+            }),
+        });
+    }
     let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
     if perms.exec && d.mount.noexec() {
         return Err(Errno::EPERM);

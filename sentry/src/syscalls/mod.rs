@@ -225,7 +225,7 @@ syscall_table! {
         6 lstat(path: PathArg, statbuf: UserAddr) => stat::lstat, Full;
         7 poll(fds: UserAddr, nfds: u32, timeout: i32) => poll::poll, Partial("host fds are re-polled every 10 ms while waiting");
         8 lseek(fd: Fd, offset: i64, whence: i32) => fd::lseek, Full;
-        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("files map tmpfs pages or the page cache of host files; shared writable mappings of host files (volumes) are ENODEV; pages past EOF after a truncate stay mapped");
+        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("files map tmpfs pages or the page cache of host files; shared writable mappings of host files (volumes) are ENODEV; pages past EOF after a truncate stay mapped; a packet socket maps its PACKET_RX_RING");
         10 mprotect(addr: UserAddr, len: u64, prot: Flags) => mem::mprotect, Full;
         11 munmap(addr: UserAddr, len: u64) => mem::munmap, Full;
         12 brk(addr: UserAddr) => mem::brk, Full;
@@ -257,7 +257,7 @@ syscall_table! {
         38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are checked on a 10 ms tick, against time in the application counted as wall time");
         39 getpid() => process::getpid, Full;
         40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => splice::sendfile, Partial("data moves through a 64 KiB sentry buffer; a stream source's bytes that the destination refused are lost");
-        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_PACKET SOCK_RAW and SOCK_DGRAM on the sentry's links (no filters nor rings); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
+        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_PACKET SOCK_RAW and SOCK_DGRAM on the sentry's links (PACKET_RX_RING with TPACKET_V1 and V2; no filters nor TX rings); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
         42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Full;
         43 accept(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::accept, Full;
         44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB");

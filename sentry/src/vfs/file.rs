@@ -177,6 +177,18 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// For a file whose mapping shows a buffer of the kernel rather than file pages (a
+    /// packet socket's rings): that buffer for a mapping of `len` bytes (page aligned) at
+    /// file offset `offset`, or the error Linux's `mmap` file operation gives (EINVAL for a
+    /// size or offset it refuses). None: the file maps as [`FileOps::mappable`] says.
+    fn mmap_buffer(
+        &self,
+        _len: u64,
+        _offset: u64,
+    ) -> Option<Result<Arc<dyn crate::mm::filemap::Mappable>, Errno>> {
+        None
+    }
+
     /// Current size, for SEEK_END.
     ///
     /// # Errors
