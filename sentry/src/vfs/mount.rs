@@ -1393,6 +1393,40 @@ impl MountNamespace {
         v
     }
 
+    /// Every attached mount in table order: by mountpoint, each stack from the bottom (what
+    /// a checkpoint saves, [`MountNamespace::load`] takes back).
+    pub fn saved_mounts(&self) -> Vec<Arc<Mount>> {
+        self.mounts
+            .read()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces every attached mount by `mounts` (a restore's: IDs, parents, peer groups
+    /// and masters as they were saved), each put on the stack at its path in the order
+    /// given; no propagation. IDs handed out later continue above theirs.
+    pub fn load(&self, mounts: Vec<Mount>) {
+        let top = mounts.iter().map(|m| m.id).max().unwrap_or(0);
+        let mut table = MountTable::new();
+        for m in mounts {
+            table.entry(m.path.clone()).or_default().push(Arc::new(m));
+        }
+        self.next_id.fetch_max(top + 1, Ordering::Relaxed);
+        *self.mounts.write().unwrap() = table;
+        self.touch(b"/");
+    }
+
+    /// A namespace of this one's family (propagation crosses between them) owned by
+    /// `owner`, holding `mounts` ([`MountNamespace::load`]).
+    pub fn loaded_copy(&self, owner: &Arc<UserNs>, mounts: Vec<Mount>) -> Arc<MountNamespace> {
+        let ns = self.copy(owner);
+        ns.load(mounts);
+        ns
+    }
+
     /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
     /// options `fs_options` and read-only state `sb_readonly` when given; walks from now on
     /// see the change.
