@@ -1551,3 +1551,68 @@ impl FsContext {
         Resolver::new(cx.clone(), self.root(), &self.ns).resolve(self.cwd(), path, true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::tmpfs::TmpFs;
+    use crate::vfs::{NewAttrs, NewNode};
+
+    /// A tmpfs root with a directory `name`.
+    fn tmpfs_with(mf: &Arc<crate::memory::MemoryFile>, name: &[u8]) -> Arc<dyn Inode> {
+        let root: Arc<dyn Inode> = TmpFs::new_root(mf, 0o755);
+        let attrs = NewAttrs {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        root.create(&Caller::kernel(), name, NewNode::Directory, attrs)
+            .unwrap();
+        root
+    }
+
+    /// What mountinfo shows of each mount but its root: ID, parent, place, groups.
+    fn shape(ns: &MountNamespace) -> Vec<(u64, u64, Vec<u8>, u64, u64)> {
+        ns.saved_mounts()
+            .iter()
+            .map(|m| (m.id, m.parent, m.path.clone(), m.group, m.master))
+            .collect()
+    }
+
+    /// A saved tree loaded into a fresh namespace and a copy of it has the same IDs,
+    /// parents and peer groups, propagation crosses between the two again, and new IDs
+    /// continue above the loaded ones.
+    #[test]
+    fn loaded_namespaces_keep_ids_and_groups_and_propagate() {
+        let mf = Arc::new(crate::memory::MemoryFile::new().unwrap());
+        let ns = MountNamespace::new(tmpfs_with(&mf, b"mnt"), "tmpfs", "none", &Arc::default());
+        ns.mount(b"/mnt", tmpfs_with(&mf, b"sub"), "tmpfs", "none", false);
+        let mnt = ns.mount_at(b"/mnt").unwrap();
+        ns.set_propagation(&mnt, Propagation::Shared, false);
+        let copy = ns.copy(ns.owner());
+        copy.mount(b"/mnt/sub", tmpfs_with(&mf, b"x"), "tmpfs", "none", false);
+        assert!(ns.mount_at(b"/mnt/sub").is_some(), "propagated before");
+        let saved = |n: &MountNamespace| -> Vec<Mount> {
+            n.saved_mounts()
+                .iter()
+                .map(|m| m.relocated(m.path.clone(), m.parent))
+                .collect()
+        };
+
+        let fresh = MountNamespace::new(tmpfs_with(&mf, b"mnt"), "tmpfs", "none", &Arc::default());
+        fresh.load(saved(&ns));
+        let other = fresh.loaded_copy(fresh.owner(), saved(&copy));
+        assert_eq!(shape(&fresh), shape(&ns));
+        assert_eq!(shape(&other), shape(&copy));
+        let top = ns.mounts().iter().map(|m| m.id).max().unwrap();
+        other.mount(b"/mnt/late", tmpfs_with(&mf, b"y"), "tmpfs", "none", false);
+        let late = fresh
+            .mount_at(b"/mnt/late")
+            .expect("propagated after the load");
+        assert!(late.id > top, "{} after {top}", late.id);
+        assert!(
+            ns.mount_at(b"/mnt/late").is_none(),
+            "the saved family is apart"
+        );
+    }
+}
