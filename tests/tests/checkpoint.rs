@@ -2433,35 +2433,54 @@ fn restore_keeps_mount_namespaces_bind_mounts_and_propagation() {
     }
 }
 
-/// A mount the image cannot make again (a devpts instance of its own: its options are not
-/// kept) fails the checkpoint by name, writes no image, and leaves the container running.
-#[test]
-fn checkpoint_refuses_a_devpts_instance_of_its_own_by_name() {
-    let script = format!(
-        "busybox mount -t devpts none /mnt || echo mount failed; {}",
-        COUNTER[2]
-    );
-    let Some(mut c) = busybox_container("devpts", &["sh", "-c", &script]) else {
+/// Runs `setup` (with CAP_SYS_ADMIN), then the counter; its checkpoint must fail naming
+/// `refused`, write no image, and leave the container running.
+fn checkpoint_refuses_by_name(tag: &str, setup: &str, refused: &str) {
+    let script = format!("{setup} || echo setup failed; {}", COUNTER[2]);
+    let Some(mut c) = busybox_container(tag, &["sh", "-c", &script]) else {
         return;
     };
     std::fs::create_dir(c.bundle.join("rootfs/mnt")).unwrap();
+    std::os::unix::fs::symlink("busybox", c.bundle.join("rootfs/bin/unshare")).unwrap();
     c.configure(|config| add_capabilities(config, &["CAP_SYS_ADMIN"]));
     let out = c.file("out");
-    c.rt.run_detached(&c.bundle, "devpts", &out);
+    c.rt.run_detached(&c.bundle, tag, &out);
     assert!(wait_count(&out, 3) >= 3, "the counter never ran");
     assert!(!std::fs::read_to_string(&out).unwrap().contains("failed"));
     let image = c.file("image");
-    let (code, text) = c.rt.checkpoint(&image, "devpts");
-    assert_ne!(code, 0, "a devpts instance was checkpointed: {text}");
+    let (code, text) = c.rt.checkpoint(&image, tag);
+    assert_ne!(code, 0, "{tag}: checkpointed: {text}");
     assert!(
-        text.contains("cannot checkpoint: the devpts mount at /mnt (a devpts instance of its own"),
+        text.contains(&format!("cannot checkpoint: {refused}")),
         "{text}"
     );
     assert!(!image.join("header.json").exists());
-    assert_eq!(c.rt.status("devpts"), "running");
+    assert_eq!(c.rt.status(tag), "running");
     let at = last_count(&out);
     assert!(
         wait_count(&out, at + 3) >= at + 3,
         "the refused checkpoint left it stopped"
+    );
+}
+
+/// A mount the image cannot make again (a devpts instance of its own: its options are not
+/// kept) fails the checkpoint by name, writes no image, and leaves the container running.
+#[test]
+fn checkpoint_refuses_a_devpts_instance_of_its_own_by_name() {
+    checkpoint_refuses_by_name(
+        "devpts",
+        "busybox mount -t devpts none /mnt",
+        "the devpts mount at /mnt (a devpts instance of its own",
+    );
+}
+
+/// So does a proc mounted at run time in a mount namespace of its own (`unshare -m
+/// --mount-proc`), whose PID namespace the image does not tie it to.
+#[test]
+fn checkpoint_refuses_a_proc_of_a_mount_namespace_of_its_own_by_name() {
+    checkpoint_refuses_by_name(
+        "mntproc",
+        "(unshare -m --mount-proc sleep 1000 &); sleep 0.5",
+        "the proc mount at /proc (a filesystem made at run time in a mount namespace of its own",
     );
 }

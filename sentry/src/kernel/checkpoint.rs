@@ -181,9 +181,10 @@
 //! files ([`TmpfsImage`]) are saved once, by the namespace and ID of the mount that shows
 //! its root. A proc, mqueue or sysfs filesystem made at run time (not one the bundle
 //! makes at that place) is refused by the restore, by name; an overlay other than the
-//! root, a devpts instance other than the container's `/dev/pts`, and a bind mount of a
-//! part of a filesystem no other mount shows (its root unmounted) are refused by the
-//! checkpoint.
+//! root, a devpts instance other than the container's `/dev/pts`, a filesystem other than a
+//! tmpfs that only a namespace newer than the oldest shows (`unshare -m --mount-proc`'s
+//! proc), and a bind mount of a part of a filesystem no other mount shows (its root
+//! unmounted) are refused by the checkpoint.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -1322,7 +1323,8 @@ impl Kernel {
 /// # Errors
 /// What cannot be made again: a bind mount of a part of its filesystem no other mount
 /// shows (the filesystem's root was unmounted), an overlay other than the root (its layers
-/// are not saved), a devpts instance other than the container's `/dev/pts`.
+/// are not saved), a devpts instance other than the container's `/dev/pts`, a filesystem
+/// other than a tmpfs that only a namespace newer than the oldest shows (made at run time).
 fn mount_tree_image(
     nss: &[Arc<crate::vfs::MountNamespace>],
     owners: &[usize],
@@ -1418,6 +1420,15 @@ fn mount_tree_image(
             "devpts" if m.path != b"/dev/pts" && m.path != b"/dev/console" => {
                 return Err(unsupported(
                     "a devpts instance of its own: its options are not saved",
+                ))
+            }
+            // The bundle's filesystems are made in the container's namespace: one that only
+            // a newer namespace shows was made at run time there (`unshare --mount-proc`),
+            // and what it was made of (a PID or IPC namespace...) is not saved.
+            "tmpfs" => {}
+            _ if *ns != 0 => {
+                return Err(unsupported(
+                    "a filesystem made at run time in a mount namespace of its own",
                 ))
             }
             _ => {}
