@@ -141,6 +141,44 @@ fn bundle(dir: &Path, rt: &Runtime, busybox: &str, args: &[&str]) -> PathBuf {
     bundle
 }
 
+/// What most tests start from: a scratch directory, a runtime of its own and a busybox
+/// bundle running `args`. Fields drop in order: the runtime deletes its containers before
+/// the directory goes.
+struct BusyboxContainer {
+    rt: Runtime,
+    bundle: PathBuf,
+    scratch: Scratch,
+}
+
+/// A [`BusyboxContainer`] tagged `tag` (its directory's name) running `args`; None (the
+/// test skips) without a static busybox.
+fn busybox_container(tag: &str, args: &[&str]) -> Option<BusyboxContainer> {
+    let busybox = static_busybox()?;
+    let scratch = Scratch::new(tag);
+    let rt = Runtime::new(scratch.path());
+    let bundle = bundle(scratch.path(), &rt, busybox, args);
+    Some(BusyboxContainer {
+        rt,
+        bundle,
+        scratch,
+    })
+}
+
+impl BusyboxContainer {
+    /// A path in the scratch directory.
+    fn file(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    /// Edits the bundle's `config.json`.
+    fn configure(&self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let config = self.bundle.join("config.json");
+        let mut value = read_json(&config);
+        edit(&mut value);
+        std::fs::write(&config, value.to_string()).unwrap();
+    }
+}
+
 /// The shell counter: one line per tick, on stdout.
 const COUNTER: &[&str] = &[
     "sh",
@@ -171,28 +209,29 @@ fn wait_count(out: &Path, at_least: u64) -> u64 {
 
 #[test]
 fn pause_stops_the_counter_and_resume_continues_it() {
-    let Some(busybox) = static_busybox() else {
+    let Some(mut c) = busybox_container("pause", COUNTER) else {
         return;
     };
-    let scratch = Scratch::new("pause");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER);
-    let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "counter", &out);
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "counter", &out);
     assert!(wait_count(&out, 3) >= 3, "the counter never ran");
 
     assert_eq!(
-        rt.run(&["resume", "counter"]).0,
+        c.rt.run(&["resume", "counter"]).0,
         1,
         "resume of a running one"
     );
-    let (code, text) = rt.run(&["pause", "counter"]);
+    let (code, text) = c.rt.run(&["pause", "counter"]);
     assert_eq!(code, 0, "pause: {text}");
-    assert_eq!(rt.status("counter"), "paused");
-    let (_, listed) = rt.run(&["list"]);
+    assert_eq!(c.rt.status("counter"), "paused");
+    let (_, listed) = c.rt.run(&["list"]);
     assert!(listed.contains("paused"), "list shows the state: {listed}");
-    assert_eq!(rt.run(&["pause", "counter"]).0, 1, "pause of a paused one");
-    let (code, text) = rt.run(&["delete", "counter"]);
+    assert_eq!(
+        c.rt.run(&["pause", "counter"]).0,
+        1,
+        "pause of a paused one"
+    );
+    let (code, text) = c.rt.run(&["delete", "counter"]);
     assert_eq!(code, 1, "delete of a paused one without --force");
     assert!(text.contains("paused"), "{text}");
 
@@ -204,9 +243,9 @@ fn pause_stops_the_counter_and_resume_continues_it() {
         "the counter advanced while paused"
     );
 
-    let (code, text) = rt.run(&["resume", "counter"]);
+    let (code, text) = c.rt.run(&["resume", "counter"]);
     assert_eq!(code, 0, "resume: {text}");
-    assert_eq!(rt.status("counter"), "running");
+    assert_eq!(c.rt.status("counter"), "running");
     let after = wait_count(&out, frozen + 3);
     assert!(after >= frozen + 3, "the counter did not continue: {after}");
     // It continued from its value: every number printed once, in order.
@@ -218,10 +257,10 @@ fn pause_stops_the_counter_and_resume_continues_it() {
     );
 
     // A paused container can be killed (SIGKILL ends frozen tasks) and deleted.
-    assert_eq!(rt.run(&["pause", "counter"]).0, 0);
-    let (code, text) = rt.run(&["delete", "--force", "counter"]);
+    assert_eq!(c.rt.run(&["pause", "counter"]).0, 0);
+    let (code, text) = c.rt.run(&["delete", "--force", "counter"]);
     assert_eq!(code, 0, "delete --force of a paused one: {text}");
-    assert_eq!(rt.status("counter"), "gone");
+    assert_eq!(c.rt.status("counter"), "gone");
 }
 
 /// The counter with a pipeline beside it whose pipe holds data nobody reads.
@@ -247,20 +286,17 @@ fn numbers(out: &Path) -> Vec<u64> {
 
 #[test]
 fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
-    let Some(busybox) = static_busybox() else {
+    let Some(mut c) = busybox_container("image", COUNTER_AND_PIPE) else {
         return;
     };
-    let scratch = Scratch::new("image");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER_AND_PIPE);
-    let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "ck", &out);
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "ck", &out);
     assert!(wait_count(&out, 3) >= 3, "the counter never ran");
 
     // --leave-running: an image, and the counter goes on from where it was.
-    let image = scratch.path().join("image");
+    let image = c.file("image");
     let started = Instant::now();
-    let (code, text) = rt.run(&[
+    let (code, text) = c.rt.run(&[
         "checkpoint",
         "--image-path",
         image.to_str().unwrap(),
@@ -269,9 +305,9 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     ]);
     let took = started.elapsed();
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
-    assert_eq!(rt.status("ck"), "running");
+    assert_eq!(c.rt.status("ck"), "running");
     let header = read_json(&image.join("header.json"));
-    assert_eq!(header["format_version"], 8, "{header}");
+    assert_eq!(header["format_version"], 9, "{header}");
     let memory_bytes = header["memory_bytes"].as_u64().unwrap();
     assert!(memory_bytes > 0);
     assert_eq!(
@@ -326,23 +362,24 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     // Restore reads the header: another format version is refused by name.
     let mut old = header.clone();
     old["format_version"] = 999.into();
-    let other = scratch.path().join("other");
+    let other = c.file("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("header.json"), old.to_string()).unwrap();
-    let (code, text) = rt.run(&["restore", "--image-path", other.to_str().unwrap(), "r1"]);
+    let (code, text) =
+        c.rt.run(&["restore", "--image-path", other.to_str().unwrap(), "r1"]);
     assert_ne!(code, 0);
     assert!(text.contains("image format version 999"), "{text}");
     assert_eq!(
-        rt.status("r1"),
+        c.rt.status("r1"),
         "gone",
         "a refused restore left a container"
     );
 
     // Without --leave-running the container stops, and nothing runs after the image.
-    let image2 = scratch.path().join("image2");
-    let (code, text) = rt.checkpoint(&image2, "ck");
+    let image2 = c.file("image2");
+    let (code, text) = c.rt.checkpoint(&image2, "ck");
     assert_eq!(code, 0, "checkpoint: {text}");
-    assert_eq!(rt.status("ck"), "stopped");
+    assert_eq!(c.rt.status("ck"), "stopped");
     assert!(image2.join("header.json").exists());
     let at = last_count(&out);
     std::thread::sleep(Duration::from_millis(500));
@@ -425,21 +462,18 @@ const COUNTER_AND_SLOW_READER: &[&str] = &[
 
 #[test]
 fn restore_continues_the_counter_and_the_pipe_twice_from_one_image() {
-    let Some(busybox) = static_busybox() else {
+    let Some(mut c) = busybox_container("restore", COUNTER_AND_SLOW_READER) else {
         return;
     };
-    let scratch = Scratch::new("restore");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER_AND_SLOW_READER);
-    let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "orig", &out);
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "orig", &out);
     assert!(wait_count(&out, 3) >= 3, "the counter never ran");
-    let image = scratch.path().join("image");
+    let image = c.file("image");
     let started = Instant::now();
-    let (code, text) = rt.checkpoint(&image, "orig");
+    let (code, text) = c.rt.checkpoint(&image, "orig");
     eprintln!("checkpoint: {:?}", started.elapsed());
     assert_eq!(code, 0, "checkpoint: {text}");
-    assert_eq!(rt.status("orig"), "stopped");
+    assert_eq!(c.rt.status("orig"), "stopped");
     let at = last_count(&out);
     assert!(
         !std::fs::read_to_string(&out)
@@ -449,10 +483,10 @@ fn restore_continues_the_counter_and_the_pipe_twice_from_one_image() {
     );
 
     for id in ["again1", "again2"] {
-        let out = scratch.path().join(format!("out-{id}"));
-        let (code, text) = rt.restore_detached(&image, &bundle, id, &out);
+        let out = c.file(format!("out-{id}"));
+        let (code, text) = c.rt.restore_detached(&image, &c.bundle, id, &out);
         assert_eq!(code, 0, "restore {id}: {text}");
-        assert_eq!(rt.status(id), "running");
+        assert_eq!(c.rt.status(id), "running");
         let n = wait_count(&out, at + 5);
         assert!(n >= at + 5, "{id}: the counter did not continue: {n}");
         let printed = numbers(&out);
@@ -469,7 +503,7 @@ fn restore_continues_the_counter_and_the_pipe_twice_from_one_image() {
             wait_text(&out, "piped-data", Duration::from_secs(20)),
             "{id}: the pipe's data did not reach its reader"
         );
-        let (code, text) = rt.run(&["delete", "--force", id]);
+        let (code, text) = c.rt.run(&["delete", "--force", id]);
         assert_eq!(code, 0, "delete {id}: {text}");
     }
 }
@@ -478,29 +512,26 @@ fn restore_continues_the_counter_and_the_pipe_twice_from_one_image() {
 /// of them held open, are back after a restore.
 #[test]
 fn restore_puts_back_tmpfs_files() {
-    let Some(busybox) = static_busybox() else {
-        return;
-    };
-    let scratch = Scratch::new("tmpfs");
-    let mut rt = Runtime::new(scratch.path());
     let script = "echo in-shm > /dev/shm/f; mkdir -p /tmp/d; echo in-upper > /tmp/d/g; \
                   exec 3</tmp/d/g; echo ready; sleep 6; cat /dev/shm/f; cat <&3; exec sleep 1000";
-    let bundle = bundle(scratch.path(), &rt, busybox, &["sh", "-c", script]);
-    let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "files", &out);
+    let Some(mut c) = busybox_container("tmpfs", &["sh", "-c", script]) else {
+        return;
+    };
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "files", &out);
     assert!(
         wait_text(&out, "ready", Duration::from_secs(20)),
         "never ready"
     );
-    let image = scratch.path().join("image");
-    let (code, text) = rt.checkpoint(&image, "files");
+    let image = c.file("image");
+    let (code, text) = c.rt.checkpoint(&image, "files");
     assert_eq!(code, 0, "checkpoint: {text}");
     assert!(
         !std::fs::read_to_string(&out).unwrap().contains("in-shm"),
         "the reader woke before the checkpoint (machine too slow?)"
     );
-    let out2 = scratch.path().join("out2");
-    let (code, text) = rt.restore_detached(&image, &bundle, "files2", &out2);
+    let out2 = c.file("out2");
+    let (code, text) = c.rt.restore_detached(&image, &c.bundle, "files2", &out2);
     assert_eq!(code, 0, "restore: {text}");
     assert!(
         wait_text(&out2, "in-shm", Duration::from_secs(20)),
@@ -517,26 +548,21 @@ fn restore_puts_back_tmpfs_files() {
 /// container running.
 #[test]
 fn checkpoint_refuses_an_open_namespace_file_and_keeps_running() {
-    let Some(busybox) = static_busybox() else {
-        return;
-    };
-    let scratch = Scratch::new("procfile");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(
-        scratch.path(),
-        &rt,
-        busybox,
+    let Some(mut c) = busybox_container(
+        "procfile",
         &[
             "sh",
             "-c",
             "exec 3</proc/self/ns/mnt; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
-    );
-    let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "procfile", &out);
+    ) else {
+        return;
+    };
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "procfile", &out);
     assert!(wait_count(&out, 5) >= 5, "the counter never ran");
-    let image = scratch.path().join("image");
-    let (code, text) = rt.checkpoint(&image, "procfile");
+    let image = c.file("image");
+    let (code, text) = c.rt.checkpoint(&image, "procfile");
     assert_ne!(code, 0, "an open namespace file was checkpointed: {text}");
     assert!(
         text.contains("cannot checkpoint: fd 3 is a mount namespace file"),
@@ -546,7 +572,7 @@ fn checkpoint_refuses_an_open_namespace_file_and_keeps_running() {
         !image.join("header.json").exists(),
         "a refused image has a header"
     );
-    assert_eq!(rt.status("procfile"), "running");
+    assert_eq!(c.rt.status("procfile"), "running");
     let at = last_count(&out);
     assert!(
         wait_count(&out, at + 3) >= at + 3,
@@ -1383,19 +1409,16 @@ impl Screen {
 /// checkpoint leaves the container running, the exec's terminal working.
 #[test]
 fn checkpoint_refuses_an_exec_terminal_by_name_and_keeps_running() {
-    let Some(busybox) = static_busybox() else {
+    let Some(mut c) = busybox_container("execterm", COUNTER) else {
         return;
     };
-    let scratch = Scratch::new("execterm");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(scratch.path(), &rt, busybox, COUNTER);
-    let out = scratch.path().join("out");
-    rt.run_detached(&bundle, "execterm", &out);
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "execterm", &out);
     assert!(wait_count(&out, 3) >= 3, "the counter never ran");
-    let socket = scratch.path().join("console.sock");
+    let socket = c.file("console.sock");
     let master = console_socket(&socket);
-    let code = rt
-        .cmd(&[
+    let code =
+        c.rt.cmd(&[
             "exec",
             "-d",
             "-t",
@@ -1415,15 +1438,15 @@ fn checkpoint_refuses_an_exec_terminal_by_name_and_keeps_running() {
     assert_eq!(code, Some(0), "exec -d -t");
     let mut screen = Screen::new(master.join().unwrap());
     assert!(screen.wait_for("ready"), "the terminal never showed ready");
-    let image = scratch.path().join("image");
-    let (code, text) = rt.checkpoint(&image, "execterm");
+    let image = c.file("image");
+    let (code, text) = c.rt.checkpoint(&image, "execterm");
     assert_ne!(code, 0, "an exec's terminal was checkpointed: {text}");
     assert!(
         text.contains("cannot checkpoint: fd 0 is the terminal of an exec'd process"),
         "{text}"
     );
     assert!(!image.join("header.json").exists());
-    assert_eq!(rt.status("execterm"), "running");
+    assert_eq!(c.rt.status("execterm"), "running");
     assert!(
         screen.wait_for("tick"),
         "the refused checkpoint left it stopped"
@@ -2190,29 +2213,18 @@ echo done
 /// gone, twice from one image. The image lists the mounts.
 #[test]
 fn restore_keeps_mounts_made_at_run_time() {
-    let Some(busybox) = static_busybox() else {
+    let Some(mut c) = busybox_container("mnt", &["sh", "-c", MOUNTS_SCRIPT, "sh", "6"]) else {
         return;
     };
-    let scratch = Scratch::new("mnt");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = bundle(
-        scratch.path(),
-        &rt,
-        busybox,
-        &["sh", "-c", MOUNTS_SCRIPT, "sh", "6"],
-    );
-    std::fs::create_dir(bundle.join("rootfs/mnt")).unwrap();
-    let config = bundle.join("config.json");
-    let mut value = read_json(&config);
-    add_capabilities(&mut value, &["CAP_SYS_ADMIN"]);
-    std::fs::write(&config, value.to_string()).unwrap();
+    std::fs::create_dir(c.bundle.join("rootfs/mnt")).unwrap();
+    c.configure(|config| add_capabilities(config, &["CAP_SYS_ADMIN"]));
 
-    let out = scratch.path().join("out");
-    let image = scratch.path().join("image");
-    rt.start_and_checkpoint(&bundle, "mnt", &out, &image);
+    let out = c.file("out");
+    let image = c.file("image");
+    c.rt.start_and_checkpoint(&c.bundle, "mnt", &out, &image);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "ready\n");
     let kernel = read_json(&image.join("kernel.json"));
-    let mounts = kernel["mounts"].as_array().unwrap();
+    let mounts = kernel["mount_namespaces"][0]["mounts"].as_array().unwrap();
     let mnt = mounts
         .iter()
         .find(|m| m["path"] == "/mnt")
@@ -2222,8 +2234,8 @@ fn restore_keeps_mounts_made_at_run_time() {
 
     for n in 1..=2 {
         let id = format!("mnt{n}");
-        let out = scratch.path().join(format!("out-{id}"));
-        let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
+        let out = c.file(format!("out-{id}"));
+        let (code, text) = c.rt.restore_detached(&image, &c.bundle, &id, &out);
         assert_eq!(code, 0, "restore {id}: {text}");
         assert!(
             wait_text(&out, "done", Duration::from_secs(30)),
@@ -2235,7 +2247,7 @@ fn restore_keeps_mounts_made_at_run_time() {
             "kept\n/dev/shm tmpfs ro\n/mnt tmpfs rw\n750\nshm read-only\ndone\n",
             "{id}"
         );
-        let (code, text) = rt.run(&["delete", "--force", &id]);
+        let (code, text) = c.rt.run(&["delete", "--force", &id]);
         assert_eq!(code, 0, "delete {id}: {text}");
     }
 }
@@ -2374,5 +2386,190 @@ fn restore_keeps_the_vdso_at_its_address_with_fresh_clocks() {
         "ckpt_vdso",
         "vdso",
         "ready\nmaps=same monotonic=yes agrees=yes\ndone\n",
+    );
+}
+
+/// The container's init (the "outer" view): a shared tmpfs on `/mnt`, then a process in a
+/// mount namespace of its own (`unshare -m`, every mount made shared: its `/mnt` is a peer of
+/// the init's) that runs [`INNER_VIEW`] and waits for it to set up. Both print their
+/// `/proc/self/mountinfo` (IDs and device numbers cut) before the checkpoint (`$1` is the
+/// pause it falls in) and after; then the inner process mounts on its `/mnt`, which the init
+/// must see (propagation after the restore).
+const OUTER_VIEW: &str = r#"M="busybox mount"
+info() { sed "s/^[0-9]* [0-9]* [0-9:]* /$1 /" /proc/self/mountinfo; }
+$M -t tmpfs -o size=1m none /mnt && $M --make-shared /mnt && mkdir /mnt/late \
+  && echo outer > /mnt/o || echo outer setup failed
+unshare -m --propagation shared sh -c "$(cat /inner.sh)" inner "$1" &
+while [ ! -e /mnt/inner-ready ]; do sleep 0.05; done
+info outer-before
+echo ready
+sleep $1
+info outer-after
+: > /mnt/go
+wait
+cat /mnt/late/l
+[ -e /data/d ] || echo outer sees no /data/d
+echo all done
+"#;
+
+/// The process in its own mount namespace: a tmpfs on `/data` with a tmpfs below it, a
+/// bind of one of its directories remounted read-only, a bind of one of its files, a
+/// recursive bind of `/data` (taking the submount along) and a bind of a directory of the
+/// root filesystem.
+const INNER_VIEW: &str = r#"M="busybox mount"
+info() { sed "s/^[0-9]* [0-9]* [0-9:]* /$1 /" /proc/self/mountinfo; }
+$M -t tmpfs -o mode=700 none /data && mkdir /data/d /data/sub && echo bound > /data/d/b \
+  && echo file > /data/f && $M --bind /data/d /bindd && $M -o remount,bind,ro /bindd \
+  && $M --bind /data/f /bfile && $M -t tmpfs none /data/sub && echo sub > /data/sub/s \
+  && $M --rbind /data /rdata && $M --bind /bin /rbin || echo inner setup failed
+info inner-before
+: > /mnt/inner-ready
+sleep $1
+info inner-after
+cat /bindd/b /bfile /rdata/sub/s /mnt/o
+ls /rbin | grep -x busybox
+touch /bindd/x 2>/dev/null || echo bindd read-only
+while [ ! -e /mnt/go ]; do sleep 0.05; done
+$M -t tmpfs none /mnt/late && echo late > /mnt/late/l || echo late mount failed
+echo inner-done
+"#;
+
+/// The lines of `text` that start with `tag`, without it, sorted.
+fn tagged(text: &str, tag: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(tag))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A process in a mount namespace of its own keeps its view after a restore (a tmpfs,
+/// binds of a directory, read-only, and of a file, a recursive bind, a bind of the root
+/// filesystem's directory) while the container's init keeps its own, twice from one
+/// image: each one's mountinfo (IDs and device numbers cut) is the same before and after,
+/// and a mount on the shared `/mnt` in one namespace still shows in the other.
+#[test]
+fn restore_keeps_mount_namespaces_bind_mounts_and_propagation() {
+    let Some(mut c) = busybox_container("mntns", &["sh", "-c", OUTER_VIEW, "sh", "6"]) else {
+        return;
+    };
+    let rootfs = c.bundle.join("rootfs");
+    for applet in ["mkdir", "ls", "grep", "touch", "sed", "unshare"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    for dir in ["mnt", "data", "bindd", "rdata", "rbin"] {
+        std::fs::create_dir(rootfs.join(dir)).unwrap();
+    }
+    std::fs::write(rootfs.join("bfile"), "").unwrap();
+    std::fs::write(rootfs.join("inner.sh"), INNER_VIEW).unwrap();
+    c.configure(|config| add_capabilities(config, &["CAP_SYS_ADMIN"]));
+
+    let out = c.file("out");
+    let image = c.file("image");
+    c.rt.start_and_checkpoint(&c.bundle, "mntns", &out, &image);
+    let before = std::fs::read_to_string(&out).unwrap();
+    assert!(!before.contains("failed"), "{before}");
+    let (inner, outer) = (
+        tagged(&before, "inner-before "),
+        tagged(&before, "outer-before "),
+    );
+    assert!(inner.iter().any(|l| l.contains(" /bindd ")), "{before}");
+    assert!(!outer.iter().any(|l| l.contains(" /data ")), "{before}");
+    let kernel = read_json(&image.join("kernel.json"));
+    assert_eq!(
+        kernel["mount_namespaces"].as_array().map(Vec::len),
+        Some(2),
+        "two mount namespaces in the image"
+    );
+
+    for n in 1..=2 {
+        let id = format!("mntns{n}");
+        let out = c.file(format!("out-{id}"));
+        let (code, text) = c.rt.restore_detached(&image, &c.bundle, &id, &out);
+        assert_eq!(code, 0, "restore {id}: {text}");
+        assert!(
+            wait_text(&out, "all done", Duration::from_secs(30)),
+            "{id}: not done after the restore: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        let after = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(tagged(&after, "inner-after "), inner, "{id}: {after}");
+        assert_eq!(tagged(&after, "outer-after "), outer, "{id}: {after}");
+        let rest: Vec<&str> = after
+            .lines()
+            .filter(|l| !l.starts_with("inner-after ") && !l.starts_with("outer-after "))
+            .collect();
+        assert_eq!(
+            rest,
+            [
+                "bound",
+                "file",
+                "sub",
+                "outer",
+                "busybox",
+                "bindd read-only",
+                "inner-done",
+                "late",
+                "outer sees no /data/d",
+                "all done"
+            ],
+            "{id}"
+        );
+        let (code, text) = c.rt.run(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "delete {id}: {text}");
+    }
+}
+
+/// Runs `setup` (with CAP_SYS_ADMIN), then the counter; its checkpoint must fail naming
+/// `refused`, write no image, and leave the container running.
+fn checkpoint_refuses_by_name(tag: &str, setup: &str, refused: &str) {
+    let script = format!("{setup} || echo setup failed; {}", COUNTER[2]);
+    let Some(mut c) = busybox_container(tag, &["sh", "-c", &script]) else {
+        return;
+    };
+    std::fs::create_dir(c.bundle.join("rootfs/mnt")).unwrap();
+    std::os::unix::fs::symlink("busybox", c.bundle.join("rootfs/bin/unshare")).unwrap();
+    c.configure(|config| add_capabilities(config, &["CAP_SYS_ADMIN"]));
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, tag, &out);
+    assert!(wait_count(&out, 3) >= 3, "the counter never ran");
+    assert!(!std::fs::read_to_string(&out).unwrap().contains("failed"));
+    let image = c.file("image");
+    let (code, text) = c.rt.checkpoint(&image, tag);
+    assert_ne!(code, 0, "{tag}: checkpointed: {text}");
+    assert!(
+        text.contains(&format!("cannot checkpoint: {refused}")),
+        "{text}"
+    );
+    assert!(!image.join("header.json").exists());
+    assert_eq!(c.rt.status(tag), "running");
+    let at = last_count(&out);
+    assert!(
+        wait_count(&out, at + 3) >= at + 3,
+        "the refused checkpoint left it stopped"
+    );
+}
+
+/// A mount the image cannot make again (a devpts instance of its own: its options are not
+/// kept) fails the checkpoint by name, writes no image, and leaves the container running.
+#[test]
+fn checkpoint_refuses_a_devpts_instance_of_its_own_by_name() {
+    checkpoint_refuses_by_name(
+        "devpts",
+        "busybox mount -t devpts none /mnt",
+        "the devpts mount at /mnt (a devpts instance of its own",
+    );
+}
+
+/// So does a proc mounted at run time in a mount namespace of its own (`unshare -m
+/// --mount-proc`), whose PID namespace the image does not tie it to.
+#[test]
+fn checkpoint_refuses_a_proc_of_a_mount_namespace_of_its_own_by_name() {
+    checkpoint_refuses_by_name(
+        "mntproc",
+        "(unshare -m --mount-proc sleep 1000 &); sleep 0.5",
+        "the proc mount at /proc (a filesystem made at run time in a mount namespace of its own",
     );
 }

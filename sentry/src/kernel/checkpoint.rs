@@ -168,12 +168,33 @@
 //! made again with its limits (its files are saved as every tmpfs's), a mount of the
 //! bundle that was unmounted goes, and any other mount the bundle does not make is refused
 //! by name.
+//! Format 9 replaced `mounts` with every mount namespace tasks use (`mount_namespaces`,
+//! [`MountNsImage`], the oldest first; each task's [`TaskImage::mount_ns`] names its own):
+//! the user namespace that owns it and every mount of its table, covered ones too
+//! ([`MountImage`]: ID, parent ID, mountpoint, type, source, flags, root within its
+//! filesystem, the filesystem's options, peer group and master, `MNT_LOCKED` and the flags
+//! locked with it, a tmpfs's limits), and what the mounts show (`mount_roots`,
+//! [`MountRootImage`]): mounts showing one inode share a root; of the roots of one
+//! filesystem (same type and device) the one showing the most of it is the filesystem's
+//! (the bundle's mount of that kind at that place, or a tmpfs made again), the others
+//! (bind mounts, of a directory or a file, and the copies a recursive bind made) a path
+//! below it. A restore loads the oldest namespace into the bundle's and the others into
+//! copies of it, with the same IDs, peer groups and masters, so every task sees the tree it
+//! saw and a mount on a shared mount propagates to its peers and slaves again. Each tmpfs's
+//! files ([`TmpfsImage`]) are saved once, by the namespace and ID of the mount that shows
+//! its root. A proc, mqueue or sysfs filesystem made at run time (not one the bundle
+//! makes at that place) is refused by the restore, by name; an overlay other than the
+//! root, a devpts instance other than the container's `/dev/pts`, a filesystem other than a
+//! tmpfs that only a namespace newer than the oldest shows (`unshare -m --mount-proc`'s
+//! proc), and a bind mount of a part of a filesystem no other mount shows (its root
+//! unmounted) are refused by the checkpoint.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
 //! `/proc`, a `/proc/[pid]/ns/mnt` file, sysfs files, the host terminal of an exec'd
 //! process (its master went to that exec's caller), a pty of a devpts mount other than the
-//! container's `/dev/pts`; a task in a mount or cgroup namespace of its own; in a nested
+//! container's `/dev/pts`; a task in a cgroup namespace of its own; the mounts named
+//! under format 9; in a nested
 //! IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
 //! whose creating process exited; an epoll item whose file no fd holds; a writable shared
@@ -182,8 +203,10 @@
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, mounts other than tmpfs made at run time (a restore refuses them unless the
-//! bundle makes them), mount propagation and mount namespaces of their own.
+//! files, filesystems other than tmpfs made at run time (a restore refuses them unless the
+//! bundle makes them at the same place), mount namespace inode numbers, and the files an
+//! open file of another mount namespace than the oldest one names (a restore reopens
+//! paths in the oldest one's).
 //! Timers keep relative time: one armed for an absolute CLOCK_REALTIME time fires after the
 //! time that was left, whatever the clock says after the restore. Futex waiters need nothing: a waiter
 //! restarts its `futex` call, and the futex word is in saved memory.
@@ -201,14 +224,14 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
     "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
-    "mounts other than tmpfs made at run time (a bind mount, proc...: a restore refuses them unless the bundle makes them), mount propagation, and mount namespaces of their own (a task in one is refused)",
+    "filesystems other than tmpfs made at run time (proc, mqueue...: a restore refuses them unless the bundle makes them at the same place; bind mounts of any filesystem are kept), the inode numbers of mount namespaces, and open files and mappings by path in mount namespaces other than the oldest (reopened in the oldest one's tree)",
 ];
 
 /// Why a checkpoint failed.
@@ -332,9 +355,12 @@ pub struct KernelImage {
     /// one below it ([`TaskImage::seccomp`] names a chain by its newest filter).
     #[serde(default)]
     pub seccomp_filters: Vec<super::seccomp::FilterImage>,
-    /// The container's mounts, in the order they were made (a parent before what is
-    /// mounted on it).
-    pub mounts: Vec<MountImage>,
+    /// The mount namespaces tasks use ([`TaskImage::mount_ns`] names them by index), the
+    /// oldest first, each with every mount of its table.
+    pub mount_namespaces: Vec<MountNsImage>,
+    /// What the mounts show ([`MountImage::root`] names them by index): the root of a
+    /// filesystem, or a directory or file of one (a bind mount's).
+    pub mount_roots: Vec<MountRootImage>,
     /// The netfilter tables of each network namespace whose stack had started (one that
     /// had not has Linux's initial tables).
     pub netfilter: Vec<NetfilterNsImage>,
@@ -458,10 +484,23 @@ fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
     }
 }
 
-/// A mount of the container's mount namespace, visible at `path` (a covered one is not
-/// saved): what a restore compares with the mount the bundle gives there, or makes again.
+/// A mount namespace: the user namespace that owns it and its mounts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountNsImage {
+    /// An index as [`super::ns::TaskNsImage::user`]'s (0: the initial one).
+    pub owner: usize,
+    /// Every mount of its table, covered ones too: by mountpoint, each stack from the
+    /// bottom.
+    pub mounts: Vec<MountImage>,
+}
+
+/// A mount of a mount namespace, as `/proc/[pid]/mountinfo` shows it (IDs, peer groups
+/// and masters are kept: a restore makes them again with the same numbers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MountImage {
+    pub id: u64,
+    /// The ID of the mount it is on (0: the namespace's root).
+    pub parent: u64,
     pub path: String,
     pub fs_type: String,
     pub source: String,
@@ -469,8 +508,33 @@ pub struct MountImage {
     pub sb_readonly: bool,
     /// The other `MS_*` flags ([`crate::vfs::mount::MOUNT_FLAGS`]).
     pub flags: u64,
+    /// What it shows, an index of [`KernelImage::mount_roots`].
+    pub root: usize,
+    /// Where its root is in its filesystem (mountinfo's fourth field).
+    pub root_path: String,
+    /// The filesystem's options mountinfo shows after its own (tmpfs `mode=`...).
+    pub fs_options: String,
+    /// Peer group (`shared:N`, 0: private) and master (`master:N`, 0: none).
+    pub group: u64,
+    pub master: u64,
+    /// `MNT_LOCKED` and the flags locked with it ([`crate::vfs::Mount::locked_flags`]).
+    pub locked: bool,
+    pub locked_flags: u64,
     /// A tmpfs's limits and root attributes (its files are in [`KernelImage::tmpfs`]).
     pub tmpfs: Option<crate::fs::tmpfs::TmpfsLimitsImage>,
+}
+
+/// What a mount shows ([`MountImage::root`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MountRootImage {
+    /// The root of a filesystem as the mount `mount` of namespace `ns` (of
+    /// [`KernelImage::mount_namespaces`]) shows it, the filesystem's first mount showing
+    /// the most of it: a restore takes the bundle's mount of that kind at that place, or
+    /// makes a tmpfs again.
+    Filesystem { ns: usize, mount: usize },
+    /// The directory or file at `path` (relative, empty for that root itself) below the
+    /// root `of` (a `Filesystem` one): what a bind mount shows.
+    Below { of: usize, path: String },
 }
 
 /// The files of one tmpfs mount, or of the upper layer of the overlay mounted there.
@@ -478,6 +542,12 @@ pub struct MountImage {
 pub struct TmpfsImage {
     /// The mountpoint.
     pub mount: String,
+    /// The mount ([`MountImage::id`]) in namespace `ns` of
+    /// [`KernelImage::mount_namespaces`] that shows the filesystem's root.
+    #[serde(default)]
+    pub ns: usize,
+    #[serde(default)]
+    pub id: u64,
     pub overlay_upper: bool,
     /// In pre-order: a directory before its entries.
     pub entries: Vec<TmpEntry>,
@@ -561,6 +631,9 @@ pub struct TaskImage {
     /// Index into [`KernelImage::mms`] and [`KernelImage::fd_tables`].
     pub mm: usize,
     pub fds: usize,
+    /// Its mount namespace, an index of [`KernelImage::mount_namespaces`].
+    #[serde(default)]
+    pub mount_ns: usize,
     /// The UTS, IPC, network and user namespaces it holds, as indices of
     /// [`KernelImage::namespaces`].
     pub namespaces: super::ns::TaskNsImage,
@@ -877,6 +950,7 @@ impl Task {
             mm: 0,
             fds: 0,
             namespaces: super::ns::TaskNsImage::default(),
+            mount_ns: 0,
             seccomp: super::seccomp::SeccompImage::default(),
             ns_held: Some((self.ns.clone(), self.creds.user_ns.clone())),
             mm_ref: Some(self.mm.clone()),
@@ -1007,25 +1081,22 @@ impl Kernel {
         // namespaces below it are saved with every ID they hold.
         let pid_level = tasks.iter().map(|t| t.pidns_level).min().unwrap_or(0);
         let mut ns_saver = super::ns::NsSaver::new(self.initial_namespaces(), pid_level);
-        let (mut mms, mut fd_tables, mut namespaces) =
-            (Interner::new(), Interner::new(), Interner::new());
-        // Mount namespaces are not in the image: a restore gives every task its container's,
-        // so a task in another one (`unshare -m`) is refused rather than moved.
-        let container_of: std::collections::HashMap<i32, &str> = processes
-            .iter()
-            .map(|p| (p.tgid, p.container.as_str()))
-            .collect();
-        let mut mount_ns_of: std::collections::HashMap<&str, usize> =
-            std::collections::HashMap::new();
+        let (mut mms, mut fd_tables) = (Interner::new(), Interner::new());
+        // The mount namespaces tasks use, the oldest first (a restore loads that one into
+        // the bundle's namespace, the others into copies of it).
+        let mut mount_nss: Vec<Arc<crate::vfs::MountNamespace>> = Vec::new();
+        for ns in tasks.iter().filter_map(|t| t.ns_ref.as_ref()) {
+            if !mount_nss.iter().any(|n| Arc::ptr_eq(n, ns)) {
+                mount_nss.push(ns.clone());
+            }
+        }
+        mount_nss.sort_by_key(|n| n.inode());
         for t in &mut tasks {
             if let Some(ns) = t.ns_ref.take() {
-                let index = namespaces.intern(&ns);
-                let container = container_of.get(&t.tgid).copied().unwrap_or_default();
-                if *mount_ns_of.entry(container).or_insert(index) != index {
-                    return Err(CheckpointError::Unsupported {
-                        what: format!("task {} is in a mount namespace of its own", t.tid),
-                    });
-                }
+                t.mount_ns = mount_nss
+                    .iter()
+                    .position(|n| Arc::ptr_eq(n, &ns))
+                    .unwrap_or_default();
             }
             if let Some((ns, user)) = t.ns_held.take() {
                 let pidns = self.tree().tasks.get(&t.tid).map(|h| h.tg.pidns.clone());
@@ -1174,11 +1245,14 @@ impl Kernel {
             .iter()
             .map(|mm| mm_image(mm, &segments, &memfds.index))
             .collect::<Result<Vec<_>, _>>()?;
+        let owners = mount_nss
+            .iter()
+            .map(|ns| ns_saver.user(ns.owner()))
+            .collect::<Vec<_>>();
+        let (mount_namespaces, mount_roots) = mount_tree_image(&mount_nss, &owners)?;
         let mut tmpfs = Vec::new();
-        let mut mounts = Vec::new();
-        for ns in &namespaces.items {
-            tmpfs.extend(tmpfs_images(ns)?);
-            mounts.extend(mount_images(ns));
+        for (index, ns) in mount_nss.iter().enumerate() {
+            tmpfs.extend(tmpfs_images(ns, index, &mount_roots, &mount_namespaces)?);
         }
         let ipc = self
             .ipc
@@ -1228,7 +1302,8 @@ impl Kernel {
             in_flight,
             namespaces,
             seccomp_filters: filters.finish(),
-            mounts,
+            mount_namespaces,
+            mount_roots,
             netfilter,
         };
         let json = serde_json::to_vec(&image)?;
@@ -1243,43 +1318,152 @@ impl Kernel {
     }
 }
 
-/// The files of every visible tmpfs mount of `ns` (but the sentry's own `/dev`) and of
-/// the upper layer of every overlay.
-/// The mounts visible in `ns`, in the order they were made.
-fn mount_images(ns: &crate::vfs::MountNamespace) -> Vec<MountImage> {
-    ns.mounts()
-        .into_iter()
-        .filter(|m| m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id))
-        .map(|m| MountImage {
-            path: lossy(&m.path),
-            fs_type: m.fs_type.to_owned(),
-            source: m.source.clone(),
-            readonly: m.readonly,
-            sb_readonly: m.sb_readonly,
-            flags: m.flags,
-            tmpfs: (m.fs_type == "tmpfs")
-                .then(|| {
-                    m.root
-                        .clone()
-                        .as_any()
-                        .downcast::<crate::fs::tmpfs::TmpNode>()
-                        .ok()
-                })
-                .flatten()
-                .map(|root| root.limits_image()),
-        })
-        .collect()
+/// The mount tables of `nss` (whose owners' indices are `owners`) and what their mounts
+/// show. Mounts showing the same inode share a root; the roots of one filesystem (same
+/// type and device) are all below the one of them that shows the most of it, a
+/// [`MountRootImage::Filesystem`], which a restore gets from the bundle or makes again.
+///
+/// # Errors
+/// What cannot be made again: a bind mount of a part of its filesystem no other mount
+/// shows (the filesystem's root was unmounted), an overlay other than the root (its layers
+/// are not saved), a devpts instance other than the container's `/dev/pts`, a filesystem
+/// other than a tmpfs that only a namespace newer than the oldest shows (made at run time).
+fn mount_tree_image(
+    nss: &[Arc<crate::vfs::MountNamespace>],
+    owners: &[usize],
+) -> Result<(Vec<MountNsImage>, Vec<MountRootImage>), CheckpointError> {
+    // Each distinct root with the first mount that shows it.
+    let mut roots: Vec<(Arc<crate::vfs::Mount>, usize, usize)> = Vec::new();
+    let mut images = Vec::with_capacity(nss.len());
+    for (ni, ns) in nss.iter().enumerate() {
+        let mut mounts = Vec::new();
+        for (mi, m) in ns.saved_mounts().into_iter().enumerate() {
+            let root = match roots
+                .iter()
+                .position(|(r, ..)| std::ptr::addr_eq(Arc::as_ptr(&r.root), Arc::as_ptr(&m.root)))
+            {
+                Some(i) => i,
+                None => {
+                    roots.push((m.clone(), ni, mi));
+                    roots.len() - 1
+                }
+            };
+            mounts.push(MountImage {
+                id: m.id,
+                parent: m.parent,
+                path: lossy(&m.path),
+                fs_type: m.fs_type.to_owned(),
+                source: m.source.clone(),
+                readonly: m.readonly,
+                sb_readonly: m.sb_readonly,
+                flags: m.flags,
+                root,
+                root_path: lossy(&m.root_path),
+                fs_options: m.fs_options.clone(),
+                group: m.group,
+                master: m.master,
+                locked: m.locked,
+                locked_flags: m.locked_flags,
+                tmpfs: (m.fs_type == "tmpfs")
+                    .then(|| {
+                        m.root
+                            .clone()
+                            .as_any()
+                            .downcast::<crate::fs::tmpfs::TmpNode>()
+                            .ok()
+                    })
+                    .flatten()
+                    .map(|root| root.limits_image()),
+            });
+        }
+        images.push(MountNsImage {
+            owner: owners.get(ni).copied().unwrap_or_default(),
+            mounts,
+        });
+    }
+    // The filesystem of each root: its type and device (the console's node, bound over
+    // `/dev/console`, is a root of its own: a restore binds its own console there).
+    let fs_of = |i: usize| -> Result<(&'static str, u64), CheckpointError> {
+        let m = &roots[i].0;
+        if m.path == b"/dev/console" {
+            return Ok(("console", i as u64));
+        }
+        let st = m.root.stat().map_err(|err| CheckpointError::Unsupported {
+            what: format!("the {} mount at {} ({err:?})", m.fs_type, lossy(&m.path)),
+        })?;
+        Ok((m.fs_type, st.dev))
+    };
+    let keys = (0..roots.len()).map(fs_of).collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(roots.len());
+    for (i, (m, ns, mount)) in roots.iter().enumerate() {
+        let first = (0..roots.len())
+            .filter(|&j| keys[j] == keys[i])
+            .min_by_key(|&j| (roots[j].0.root_path.len(), j))
+            .unwrap_or(i);
+        let unsupported = |why: &str| CheckpointError::Unsupported {
+            what: format!("the {} mount at {} ({why})", m.fs_type, lossy(&m.path)),
+        };
+        if first != i {
+            let below = crate::vfs::rebase(&m.root_path, &roots[first].0.root_path, b"")
+                .ok_or_else(|| {
+                    unsupported("a bind mount of a part of its filesystem no other mount shows")
+                })?;
+            out.push(MountRootImage::Below {
+                of: first,
+                path: lossy(below.strip_prefix(b"/").unwrap_or(&below)),
+            });
+            continue;
+        }
+        match m.fs_type {
+            "overlay" if m.path != b"/" => {
+                return Err(unsupported(
+                    "an overlay made at run time: its layers are not saved",
+                ))
+            }
+            "devpts" if m.path != b"/dev/pts" && m.path != b"/dev/console" => {
+                return Err(unsupported(
+                    "a devpts instance of its own: its options are not saved",
+                ))
+            }
+            // The bundle's filesystems are made in the container's namespace: one that only
+            // a newer namespace shows was made at run time there (`unshare --mount-proc`),
+            // and what it was made of (a PID or IPC namespace...) is not saved.
+            "tmpfs" => {}
+            _ if *ns != 0 => {
+                return Err(unsupported(
+                    "a filesystem made at run time in a mount namespace of its own",
+                ))
+            }
+            _ => {}
+        }
+        out.push(MountRootImage::Filesystem {
+            ns: *ns,
+            mount: *mount,
+        });
+    }
+    Ok((images, out))
 }
 
-fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, CheckpointError> {
+/// The files of every tmpfs filesystem of `ns` (the `index`th of the image's mount
+/// namespaces) that the image makes again there ([`MountRootImage::Filesystem`]), but the
+/// sentry's own `/dev`, and of the upper layer of every overlay.
+fn tmpfs_images(
+    ns: &crate::vfs::MountNamespace,
+    index: usize,
+    roots: &[MountRootImage],
+    images_of: &[MountNsImage],
+) -> Result<Vec<TmpfsImage>, CheckpointError> {
     use crate::fs::overlay::OvlNode;
     use crate::fs::tmpfs::TmpNode;
     let mut images = Vec::new();
-    for m in ns.mounts() {
-        let visible = m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id);
-        if !visible {
+    for (mi, m) in ns.saved_mounts().into_iter().enumerate() {
+        let defines = images_of[index].mounts.get(mi).is_some_and(|i| {
+            matches!(roots.get(i.root), Some(MountRootImage::Filesystem { ns, mount }) if (*ns, *mount) == (index, mi))
+        });
+        if !defines {
             continue;
         }
+        let visible = m.path == b"/" || ns.mount_at(&m.path).is_some_and(|v| v.id == m.id);
         if m.source == "devtmpfs" {
             // Not saved (the restored sandbox makes its own): a socket bound there would
             // come back unreachable by its name.
@@ -1314,6 +1498,15 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
         let resolver = crate::vfs::Resolver::new(crate::vfs::Caller::kernel(), ns.root(), ns);
         for e in &mut entries {
             if let TmpNodeImage::Socket { dev, ino } = &mut e.node {
+                if !visible {
+                    return Err(CheckpointError::Unsupported {
+                        what: format!(
+                            "the socket file {} in a covered tmpfs at {}",
+                            e.path,
+                            lossy(&m.path)
+                        ),
+                    });
+                }
                 let mut path = m.path.clone();
                 if path != b"/" {
                     path.push(b'/');
@@ -1330,6 +1523,8 @@ fn tmpfs_images(ns: &crate::vfs::MountNamespace) -> Result<Vec<TmpfsImage>, Chec
         }
         images.push(TmpfsImage {
             mount: lossy(&m.path),
+            ns: index,
+            id: m.id,
             overlay_upper,
             entries,
         });

@@ -506,7 +506,7 @@ impl NsSaver {
     }
 
     /// The index of user namespace `u`, its ancestors added before it.
-    fn user(&mut self, u: &Arc<UserNs>) -> usize {
+    pub(super) fn user(&mut self, u: &Arc<UserNs>) -> usize {
         let Some(parent) = &u.parent else { return 0 };
         if let Some(i) = self.user.iter().position(|n| Arc::ptr_eq(n, u)) {
             return i + 1;

@@ -4,8 +4,11 @@
 //! [`Kernel::restore`] runs in a fresh sandbox whose container was created from the same
 //! bundle (its mounts, PID namespace and stdio are the new sandbox's) and that has run
 //! nothing yet. In order:
-//! 1. the mounts: the bundle's become the saved tree ([`restore_mounts`]: flags changed at
-//!    run time set again, tmpfs mounted at run time made again, mounts unmounted removed);
+//! 1. the mounts: the bundle's namespace becomes the oldest saved one, and each other mount
+//!    namespace a copy of it in the same family ([`restore_mounts`]: every mount with its
+//!    ID, flags, peer group and master; the bundle's filesystems where the image has them,
+//!    tmpfs mounted at run time made again, bind mounts looked up below their filesystem's
+//!    root, mounts unmounted gone);
 //!    the memory file: each saved range is claimed at its old offset and filled from
 //!    `memory.bin` (all-zero chunks are skipped: the file reads as zero there and the host
 //!    keeps no pages for them); the container must not have allocated memory yet (its
@@ -64,8 +67,8 @@ use platform::{CpuState, FpState, Perms};
 use zerocopy::FromBytes;
 
 use super::checkpoint::{
-    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, MountImage, ProcessImage,
-    RestartImage, TaskImage, TimersImage, TmpNodeImage, TmpfsImage, VmaImage,
+    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, MountRootImage, ProcessImage,
+    RestartImage, TaskImage, TimersImage, TmpNodeImage, VmaImage,
 };
 use super::signal::{SigAction, SigInfo};
 use super::task::{register_thread, Restart, RestartBlock, Resumed, VforkDone, DISABLED_ALTSTACK};
@@ -204,11 +207,17 @@ impl Kernel {
                 )));
             }
         }
-        restore_mounts(&image.mounts, &target.fs.ns, &self.memory)?;
+        let roots = mount_filesystems(&image, &target.fs.ns, &self.memory)?;
         let claimed = self.restore_memory(&image, memory)?;
         // The files before anything is opened: the paths of open files and mappings may
         // lie in them. After the memory: their pages go wherever the saved ranges are not.
-        let (refilled, moved) = match refill_tmpfs(&image.tmpfs, &target.fs) {
+        // Then the mount tree: a bind mount's root is looked up among those files.
+        let rebuilt = refill_tmpfs(&image, &roots).and_then(|(refilled, sockets)| {
+            let nss = restore_mounts(&image, &target.fs.ns, &namespaces.user, roots)?;
+            let moved = moved_sockets(sockets, &target.fs)?;
+            Ok((refilled, moved, nss))
+        });
+        let (refilled, moved, mount_nss) = match rebuilt {
             Ok(r) => r,
             Err(e) => {
                 for r in claimed {
@@ -291,6 +300,7 @@ impl Kernel {
         self.ipc.restore(&image.ipc).map_err(invalid)?;
         let late = Late {
             namespaces: &namespaces,
+            mounts: &mount_nss,
             proc_files: deferred,
         };
         self.restore_tasks(&image, &target, &mms, &tables, groups, late)
@@ -535,6 +545,7 @@ impl Kernel {
     ) -> Result<Restored, RestoreError> {
         let Late {
             namespaces,
+            mounts,
             proc_files: deferred,
         } = late;
         let tasks_of = |tgid: i32| image.tasks.iter().filter(move |t| t.tgid == tgid);
@@ -618,7 +629,7 @@ impl Kernel {
                         }
                     }
                 }
-                starts.push(self.task_init(t, handle, target, mms, tables, namespaces)?);
+                starts.push(self.task_init(t, handle, mms, tables, (namespaces, mounts))?);
             }
         }
         // A vfork parent waits again for its child when the child's image says it still
@@ -777,10 +788,12 @@ impl Kernel {
         self: &Arc<Self>,
         t: &TaskImage,
         handle: Arc<TaskHandle>,
-        target: &RestoreTarget,
         mms: &[Arc<MemoryManager>],
         tables: &[Arc<FdTable>],
-        namespaces: &super::ns::RestoredNamespaces,
+        (namespaces, mounts): (
+            &super::ns::RestoredNamespaces,
+            &[Arc<crate::vfs::MountNamespace>],
+        ),
     ) -> Result<(TaskInit, Resumed), RestoreError> {
         let (ns, user_ns) = namespaces
             .task(&t.namespaces)
@@ -826,7 +839,10 @@ impl Kernel {
             securebits: c.securebits,
             user_ns,
         };
-        let fs = FsContext::new(target.fs.ns.clone(), t.umask);
+        let mount_ns = mounts
+            .get(t.mount_ns)
+            .ok_or_else(|| invalid(format!("task {}: no mount namespace {}", t.tid, t.mount_ns)))?;
+        let fs = FsContext::new(mount_ns.clone(), t.umask);
         let cx = Caller::kernel();
         let walk = |path: &str| {
             fs.resolve(&cx, path.as_bytes())
@@ -886,6 +902,8 @@ impl Kernel {
 /// the /proc files of the tables, opened once every process is in the tree.
 struct Late<'a> {
     namespaces: &'a super::ns::RestoredNamespaces,
+    /// The mount namespaces, by their index in the image.
+    mounts: &'a [Arc<crate::vfs::MountNamespace>],
     proc_files: Vec<(Arc<FdTable>, super::checkpoint::FdImage)>,
 }
 
@@ -1460,108 +1478,180 @@ fn resolve_saved(
 /// Old and new (device, inode) of the socket files a restore put back.
 type Moved = HashMap<(u64, u64), (u64, u64)>;
 
-/// Puts the saved files back into the new sandbox's tmpfs mounts and overlay upper layers
-/// (the container's mounts, made from the same bundle); returns their absolute paths and
-/// the identities of the socket files, old and new.
-/// Makes the container's mounts `ns` (as the bundle made them) those of `images`: a mount
-/// the application made or changed comes back with its flags (a remount read-only), a
-/// tmpfs it mounted is made again empty with its limits (its files are put back with the
-/// others), and a mount of the bundle it unmounted goes. Parents come before what is
-/// mounted on them in `images`, deeper mounts go first.
+/// The roots of the filesystems of `image`'s mounts ([`MountRootImage::Filesystem`], by
+/// their index in [`KernelImage::mount_roots`]; the others are None): the bundle's mount of
+/// the same kind at the same place in its namespace `ns` (by ID first, then by place) or,
+/// for a tmpfs, a new one with its limits (its files are put back by [`refill_tmpfs`]).
+/// The console's node (`/dev/console`) is the restore's own, bound by the Loader; a restore
+/// given none leaves it out (and is refused when the console's files come back).
 ///
 /// # Errors
-/// `Unsupported` for a mount other than a tmpfs that the bundle does not make (its contents
-/// are not in the image): it is named.
-fn restore_mounts(
-    images: &[MountImage],
+/// `Unsupported` for a filesystem other than a tmpfs that the bundle does not make (its
+/// contents are not in the image), named; `Invalid` for an inconsistent image.
+fn mount_filesystems(
+    image: &KernelImage,
     ns: &crate::vfs::MountNamespace,
     memory: &Arc<crate::memory::MemoryFile>,
-) -> Result<(), RestoreError> {
-    let visible = |path: &[u8]| {
-        if path == b"/" {
-            Some(ns.root().mount.clone())
+) -> Result<MountRoots, RestoreError> {
+    let mut bundle = ns.saved_mounts();
+    let mut roots: MountRoots = vec![None; image.mount_roots.len()];
+    for (i, r) in image.mount_roots.iter().enumerate() {
+        let MountRootImage::Filesystem { ns: n, mount } = r else {
+            continue;
+        };
+        let m = image
+            .mount_namespaces
+            .get(*n)
+            .and_then(|i| i.mounts.get(*mount))
+            .ok_or_else(|| invalid(format!("no mount {mount} in mount namespace {n}")))?;
+        let same_place = |b: &Arc<crate::vfs::Mount>| {
+            b.path == m.path.as_bytes()
+                && b.fs_type == m.fs_type
+                && b.root_path == m.root_path.as_bytes()
+        };
+        let found = bundle
+            .iter()
+            .position(|b| b.id == m.id && same_place(b))
+            .or_else(|| bundle.iter().position(same_place));
+        roots[i] = if let Some(k) = found {
+            let b = bundle.remove(k);
+            Some((b.root.clone(), b.fs_type))
+        } else if let Some(limits) = &m.tmpfs {
+            let root: Arc<dyn crate::vfs::Inode> =
+                crate::fs::tmpfs::TmpFs::new_root_restored(memory, limits);
+            Some((root, "tmpfs"))
+        } else if m.path == "/dev/console" {
+            None
         } else {
-            ns.mount_at(path)
-        }
-    };
-    let mut gone: Vec<_> = ns
-        .mounts()
-        .into_iter()
-        .filter(|m| m.path != b"/" && visible(&m.path).is_some_and(|v| v.id == m.id))
-        .filter(|m| {
-            !images
-                .iter()
-                .any(|i| i.path.as_bytes() == m.path.as_slice())
-        })
-        .collect();
-    gone.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
-    for m in gone {
-        ns.unmount_tree(&m, &[]);
+            return Err(RestoreError::Unsupported(format!(
+                "the {} mount at {} is not one the bundle makes (a filesystem of that kind made at run time cannot be restored)",
+                m.fs_type, m.path
+            )));
+        };
     }
-    for image in images {
-        let path = image.path.as_bytes();
-        match visible(path) {
-            Some(m) if m.fs_type == image.fs_type => {
-                if (m.readonly, m.sb_readonly, m.flags)
-                    != (image.readonly, image.sb_readonly, image.flags)
-                {
-                    ns.set_flags(
-                        &m,
-                        image.readonly,
-                        image.flags,
-                        None,
-                        Some(image.sb_readonly),
-                    );
-                }
-            }
-            // The console's node, bound there by the Loader for the restore's own console;
-            // a restore given none is refused when the console's files come back.
-            None if image.path == "/dev/console" => {}
-            _ => {
-                let Some(limits) = &image.tmpfs else {
-                    return Err(RestoreError::Unsupported(format!(
-                        "the {} mount at {} is not one the bundle makes (a mount of that kind made at run time cannot be restored yet)",
-                        image.fs_type, image.path
-                    )));
-                };
-                let root = crate::fs::tmpfs::TmpFs::new_root_restored(memory, limits);
-                let opts = crate::vfs::MountOpts {
-                    readonly: image.readonly,
-                    sb_readonly: Some(image.sb_readonly),
-                    flags: image.flags,
-                    fs_options: root.fs_options(),
-                    ..Default::default()
-                };
-                ns.mount_with(path, root, "tmpfs", &image.source, opts);
-            }
-        }
-    }
-    Ok(())
+    Ok(roots)
 }
 
+/// What each mount root of an image is ([`mount_filesystems`]): an inode and its
+/// filesystem's type.
+type MountRoots = Vec<Option<(Arc<dyn crate::vfs::Inode>, &'static str)>>;
+
+/// Makes the mount namespaces of `image` over the filesystems `roots` (with their files
+/// back): the first is loaded into the bundle's namespace `ns`, the others into copies of
+/// it (one family: propagation crosses between them), each owned by its user namespace of
+/// `users`, with the saved IDs, peer groups and masters. A bind mount's root is looked up
+/// below its filesystem's. A mount of the bundle absent from the image goes.
+///
+/// # Errors
+/// `Changed` for a bind mount's root that is not there; `Invalid` for an inconsistent
+/// image.
+fn restore_mounts(
+    image: &KernelImage,
+    ns: &Arc<crate::vfs::MountNamespace>,
+    users: &[Arc<crate::auth::UserNs>],
+    mut roots: MountRoots,
+) -> Result<Vec<Arc<crate::vfs::MountNamespace>>, RestoreError> {
+    for (i, r) in image.mount_roots.iter().enumerate() {
+        let MountRootImage::Below { of, path } = r else {
+            continue;
+        };
+        let Some((mut at, fs_type)) = roots.get(*of).cloned().flatten() else {
+            continue;
+        };
+        for name in path.split('/').filter(|c| !c.is_empty()) {
+            at = at.lookup(&Caller::kernel(), name.as_bytes()).map_err(|e| {
+                RestoreError::Changed {
+                    what: format!("{path}, which a bind mount shows, in its filesystem ({e:?})"),
+                }
+            })?;
+        }
+        roots[i] = Some((at, fs_type));
+    }
+    let mut nss = Vec::with_capacity(image.mount_namespaces.len());
+    for (n, saved_ns) in image.mount_namespaces.iter().enumerate() {
+        let mut mounts = Vec::with_capacity(saved_ns.mounts.len());
+        for m in &saved_ns.mounts {
+            let Some((root, fs_type)) = roots.get(m.root).cloned().flatten() else {
+                continue;
+            };
+            if fs_type != m.fs_type && m.path != "/dev/console" {
+                return Err(invalid(format!(
+                    "the mount at {} is {}, its filesystem {fs_type}",
+                    m.path, m.fs_type
+                )));
+            }
+            mounts.push(crate::vfs::Mount {
+                id: m.id,
+                root,
+                path: m.path.as_bytes().to_vec(),
+                fs_type,
+                source: m.source.clone(),
+                readonly: m.readonly,
+                sb_readonly: m.sb_readonly,
+                notify: ns.notify().clone(),
+                flags: m.flags,
+                root_path: m.root_path.as_bytes().to_vec(),
+                fs_options: m.fs_options.clone(),
+                parent: m.parent,
+                group: m.group,
+                master: m.master,
+                locked: m.locked,
+                locked_flags: m.locked_flags,
+            });
+        }
+        if n == 0 {
+            if saved_ns.owner != 0 {
+                return Err(RestoreError::Unsupported(
+                    "the oldest mount namespace is owned by a user namespace of its own".into(),
+                ));
+            }
+            ns.load(mounts);
+            nss.push(ns.clone());
+        } else {
+            let owner = users.get(saved_ns.owner).ok_or_else(|| {
+                invalid(format!(
+                    "mount namespace {n}: no user namespace {}",
+                    saved_ns.owner
+                ))
+            })?;
+            nss.push(ns.loaded_copy(owner, mounts));
+        }
+    }
+    if nss.is_empty() {
+        nss.push(ns.clone());
+    }
+    Ok(nss)
+}
+
+/// Puts the saved files back into the tmpfs filesystems and overlay upper layers of
+/// `kernel` (the roots `roots` of the mounts each names); returns their absolute paths (as
+/// the mount that shows each filesystem's root shows them) and the socket files put back,
+/// for [`moved_sockets`].
 fn refill_tmpfs(
-    images: &[TmpfsImage],
-    fs: &Arc<FsContext>,
-) -> Result<(HashSet<String>, Moved), RestoreError> {
+    kernel: &KernelImage,
+    roots: &MountRoots,
+) -> Result<(HashSet<String>, Sockets), RestoreError> {
     let mut sockets = Vec::new();
     use crate::fs::overlay::OvlNode;
     use crate::fs::tmpfs::TmpNode;
-    let ns = &fs.ns;
     let mut refilled = HashSet::new();
-    for image in images {
-        let mount = if image.mount == "/" {
-            Some(ns.root().mount.clone())
-        } else {
-            ns.mount_at(image.mount.as_bytes())
-        };
-        let root = mount.and_then(|m| {
-            let any = m.root.clone().as_any();
-            match (m.fs_type, image.overlay_upper) {
-                ("tmpfs", false) => any.downcast::<TmpNode>().ok(),
-                ("overlay", true) => any.downcast::<OvlNode>().ok().and_then(|o| o.upper_layer()),
-                _ => None,
-            }
-        });
+    for image in &kernel.tmpfs {
+        let mount = kernel
+            .mount_namespaces
+            .get(image.ns)
+            .and_then(|n| n.mounts.iter().find(|m| m.id == image.id));
+        let root = mount
+            .and_then(|m| roots.get(m.root).cloned().flatten())
+            .and_then(|(root, fs_type)| {
+                let any = root.as_any();
+                match (fs_type, image.overlay_upper) {
+                    ("tmpfs", false) => any.downcast::<TmpNode>().ok(),
+                    ("overlay", true) => {
+                        any.downcast::<OvlNode>().ok().and_then(|o| o.upper_layer())
+                    }
+                    _ => None,
+                }
+            });
         let root = root.ok_or_else(|| {
             RestoreError::Unsupported(format!(
                 "the bundle has no {} at {} any more",
@@ -1637,8 +1727,15 @@ fn refill_tmpfs(
             refilled.insert(abs);
         }
     }
-    // The identities through the mounts, once every file is back (as the checkpoint asked
-    // them of the paths).
+    Ok((refilled, sockets))
+}
+
+/// The socket files put back: the identity each had, and its path.
+type Sockets = Vec<((u64, u64), String)>;
+
+/// The old and new identities of the socket files put back, through the mounts of `fs`
+/// (as the checkpoint asked them of the paths), once the mount tree is back.
+fn moved_sockets(sockets: Sockets, fs: &FsContext) -> Result<Moved, RestoreError> {
     let mut moved = HashMap::new();
     for (old, path) in sockets {
         let st = fs
@@ -1647,7 +1744,7 @@ fn refill_tmpfs(
             .map_err(|e| invalid(format!("the socket file {path} put back ({e:?})")))?;
         moved.insert(old, (st.dev, st.ino));
     }
-    Ok((refilled, moved))
+    Ok(moved)
 }
 
 /// The directory at relative `path` under `root`.

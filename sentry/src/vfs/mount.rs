@@ -1393,6 +1393,40 @@ impl MountNamespace {
         v
     }
 
+    /// Every attached mount in table order: by mountpoint, each stack from the bottom (what
+    /// a checkpoint saves, [`MountNamespace::load`] takes back).
+    pub fn saved_mounts(&self) -> Vec<Arc<Mount>> {
+        self.mounts
+            .read()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces every attached mount by `mounts` (a restore's: IDs, parents, peer groups
+    /// and masters as they were saved), each put on the stack at its path in the order
+    /// given; no propagation. IDs handed out later continue above theirs.
+    pub fn load(&self, mounts: Vec<Mount>) {
+        let top = mounts.iter().map(|m| m.id).max().unwrap_or(0);
+        let mut table = MountTable::new();
+        for m in mounts {
+            table.entry(m.path.clone()).or_default().push(Arc::new(m));
+        }
+        self.next_id.fetch_max(top + 1, Ordering::Relaxed);
+        *self.mounts.write().unwrap() = table;
+        self.touch(b"/");
+    }
+
+    /// A namespace of this one's family (propagation crosses between them) owned by
+    /// `owner`, holding `mounts` ([`MountNamespace::load`]).
+    pub fn loaded_copy(&self, owner: &Arc<UserNs>, mounts: Vec<Mount>) -> Arc<MountNamespace> {
+        let ns = self.copy(owner);
+        ns.load(mounts);
+        ns
+    }
+
     /// Replaces `m` by a copy with `readonly` and `flags` (a remount), and the filesystem's
     /// options `fs_options` and read-only state `sb_readonly` when given; walks from now on
     /// see the change.
@@ -1515,5 +1549,70 @@ impl FsContext {
     /// The walk's errors.
     pub fn resolve(&self, cx: &Caller, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
         Resolver::new(cx.clone(), self.root(), &self.ns).resolve(self.cwd(), path, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::tmpfs::TmpFs;
+    use crate::vfs::{NewAttrs, NewNode};
+
+    /// A tmpfs root with a directory `name`.
+    fn tmpfs_with(mf: &Arc<crate::memory::MemoryFile>, name: &[u8]) -> Arc<dyn Inode> {
+        let root: Arc<dyn Inode> = TmpFs::new_root(mf, 0o755);
+        let attrs = NewAttrs {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        root.create(&Caller::kernel(), name, NewNode::Directory, attrs)
+            .unwrap();
+        root
+    }
+
+    /// What mountinfo shows of each mount but its root: ID, parent, place, groups.
+    fn shape(ns: &MountNamespace) -> Vec<(u64, u64, Vec<u8>, u64, u64)> {
+        ns.saved_mounts()
+            .iter()
+            .map(|m| (m.id, m.parent, m.path.clone(), m.group, m.master))
+            .collect()
+    }
+
+    /// A saved tree loaded into a fresh namespace and a copy of it has the same IDs,
+    /// parents and peer groups, propagation crosses between the two again, and new IDs
+    /// continue above the loaded ones.
+    #[test]
+    fn loaded_namespaces_keep_ids_and_groups_and_propagate() {
+        let mf = Arc::new(crate::memory::MemoryFile::new().unwrap());
+        let ns = MountNamespace::new(tmpfs_with(&mf, b"mnt"), "tmpfs", "none", &Arc::default());
+        ns.mount(b"/mnt", tmpfs_with(&mf, b"sub"), "tmpfs", "none", false);
+        let mnt = ns.mount_at(b"/mnt").unwrap();
+        ns.set_propagation(&mnt, Propagation::Shared, false);
+        let copy = ns.copy(ns.owner());
+        copy.mount(b"/mnt/sub", tmpfs_with(&mf, b"x"), "tmpfs", "none", false);
+        assert!(ns.mount_at(b"/mnt/sub").is_some(), "propagated before");
+        let saved = |n: &MountNamespace| -> Vec<Mount> {
+            n.saved_mounts()
+                .iter()
+                .map(|m| m.relocated(m.path.clone(), m.parent))
+                .collect()
+        };
+
+        let fresh = MountNamespace::new(tmpfs_with(&mf, b"mnt"), "tmpfs", "none", &Arc::default());
+        fresh.load(saved(&ns));
+        let other = fresh.loaded_copy(fresh.owner(), saved(&copy));
+        assert_eq!(shape(&fresh), shape(&ns));
+        assert_eq!(shape(&other), shape(&copy));
+        let top = ns.mounts().iter().map(|m| m.id).max().unwrap();
+        other.mount(b"/mnt/late", tmpfs_with(&mf, b"y"), "tmpfs", "none", false);
+        let late = fresh
+            .mount_at(b"/mnt/late")
+            .expect("propagated after the load");
+        assert!(late.id > top, "{} after {top}", late.id);
+        assert!(
+            ns.mount_at(b"/mnt/late").is_none(),
+            "the saved family is apart"
+        );
     }
 }
