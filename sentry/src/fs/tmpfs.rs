@@ -1744,6 +1744,34 @@ impl TmpNode {
     }
 }
 
+/// A file's access, modification and change times as a checkpoint image saves them, each
+/// `(seconds, nanoseconds)` since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimesImage {
+    pub atime: (i64, i64),
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl TmpNode {
+    /// This file's times (for a checkpoint).
+    pub fn times_image(&self) -> TimesImage {
+        let st = self.lock();
+        TimesImage {
+            atime: st.atime,
+            mtime: st.mtime,
+            ctime: st.ctime,
+        }
+    }
+
+    /// Gives this file the times a checkpoint saved, the change time included: a restore
+    /// puts the same file back, it does not change it.
+    pub fn set_times_image(&self, t: &TimesImage) {
+        let mut st = self.lock();
+        (st.atime, st.mtime, st.ctime) = (t.atime, t.mtime, t.ctime);
+    }
+}
+
 impl TmpFs {
     /// A new, empty tmpfs with the limits a checkpoint saved (its files are put back
     /// after); returns its root directory.

@@ -86,7 +86,8 @@
 //! - the memory file's used ranges with their reference counts;
 //! - the files of every tmpfs mount and of every overlay's upper layer ([`TmpfsImage`]:
 //!   directories, regular files with their bytes, symlinks, FIFOs, socket files with the
-//!   identity they had through the mount, whiteouts; mode and owner);
+//!   identity they had through the mount, whiteouts; mode, owner and times; each inode
+//!   once, its further names as links to the first);
 //! - the platform the sandbox ran on (patched system-call sites jump into its stub).
 //!
 //! Format 2 added to format 1: the open file description of each fd (`description`, equal
@@ -188,6 +189,18 @@
 //! tmpfs that only a namespace newer than the oldest shows (`unshare -m --mount-proc`'s
 //! proc), and a bind mount of a part of a filesystem no other mount shows (its root
 //! unmounted) are refused by the checkpoint.
+//! Format 9 also added the times of tmpfs and overlay upper-layer files ([`TmpEntry::times`],
+//! and [`TmpfsImage::root_times`] for the root directory: access, modification and change
+//! times with their nanoseconds) and their hard links: an inode is saved once, at its
+//! first name in pre-order, and each further name is a [`TmpNodeImage::Link`] to that
+//! path, so that a restore makes them names of one inode again (same `st_ino`, the same
+//! `st_nlink`). The restore gives every file its saved times once all entries are back,
+//! the change time included: CRIU saves a tmpfs as a tar archive and restores it by
+//! extracting it, which gives back hard links and modification times but cannot give back
+//! the change time (Linux has no call that sets it), so there the change time is the
+//! restore's; the sentry owns its inodes and the restore
+//! puts back the same file unchanged, so it keeps the saved change time, as gVisor's own
+//! save/restore does.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
@@ -202,8 +215,7 @@
 //! a socket file in the sentry's `/dev`, which is not saved)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
-//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): timestamps and hard links of tmpfs
-//! files, filesystems other than tmpfs made at run time (a restore refuses them unless the
+//! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): filesystems other than tmpfs made at run time (a restore refuses them unless the
 //! bundle makes them at the same place), mount namespace inode numbers, and the files an
 //! open file of another mount namespace than the oldest one names (a restore reopens
 //! paths in the oldest one's).
@@ -230,7 +242,6 @@ pub const FORMAT_VERSION: u32 = 9;
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
 /// the sentry's heap, not in the memory file.
 pub const NOT_SAVED: &[&str] = &[
-    "timestamps and hard links of files in tmpfs mounts and overlay upper layers (each name is restored as a file of its own)",
     "filesystems other than tmpfs made at run time (proc, mqueue...: a restore refuses them unless the bundle makes them at the same place; bind mounts of any filesystem are kept), the inode numbers of mount namespaces, and open files and mappings by path in mount namespaces other than the oldest (reopened in the oldest one's tree)",
 ];
 
@@ -549,6 +560,8 @@ pub struct TmpfsImage {
     #[serde(default)]
     pub id: u64,
     pub overlay_upper: bool,
+    /// The times of the root directory (of the mount, or of the upper layer).
+    pub root_times: crate::fs::tmpfs::TimesImage,
     /// In pre-order: a directory before its entries.
     pub entries: Vec<TmpEntry>,
 }
@@ -560,6 +573,9 @@ pub struct TmpEntry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Access, modification and change times (None for a whiteout and for a
+    /// [`TmpNodeImage::Link`], whose inode has them at its first name).
+    pub times: Option<crate::fs::tmpfs::TimesImage>,
     pub node: TmpNodeImage,
 }
 
@@ -584,6 +600,12 @@ pub enum TmpNodeImage {
     Whiteout,
     /// A named pipe (its data, if open, is with the fds that hold it: [`FileImage::Fifo`]).
     Fifo,
+    /// A further name (hard link) of the file saved earlier at `to` (a path relative to
+    /// the same mount's root): each inode is saved once, at its first name in pre-order,
+    /// and its link count is the number of names that point at it.
+    Link {
+        to: String,
+    },
 }
 
 /// One task, as its own thread recorded it when it parked ([`Task::image`]).
@@ -1492,7 +1514,13 @@ fn tmpfs_images(
             _ => continue,
         };
         let mut entries = Vec::new();
-        tmp_entries(&root, "", &mut entries, &lossy(&m.path))?;
+        tmp_entries(
+            &root,
+            "",
+            &mut entries,
+            &mut HashMap::new(),
+            &lossy(&m.path),
+        )?;
         // A socket's name holds the identity its file has through the mount (an overlay
         // reports its own device and numbers), so it is asked of the path.
         let resolver = crate::vfs::Resolver::new(crate::vfs::Caller::kernel(), ns.root(), ns);
@@ -1526,6 +1554,7 @@ fn tmpfs_images(
             ns: index,
             id: m.id,
             overlay_upper,
+            root_times: root.times_image(),
             entries,
         });
     }
@@ -1553,10 +1582,14 @@ fn socket_file_in(dir: &crate::fs::tmpfs::TmpNode, prefix: &str) -> Option<Strin
     None
 }
 
+/// Appends the entries under `dir` (whose path is `prefix`) to `out`, in pre-order;
+/// `first_names` maps each file (not directory) met so far to the path it was saved at,
+/// so that its further names are saved as [`TmpNodeImage::Link`]s to it.
 fn tmp_entries(
     dir: &crate::fs::tmpfs::TmpNode,
     prefix: &str,
     out: &mut Vec<TmpEntry>,
+    first_names: &mut HashMap<usize, String>,
     mount: &str,
 ) -> Result<(), CheckpointError> {
     use crate::vfs::Inode;
@@ -1569,6 +1602,22 @@ fn tmp_entries(
             TmpNodeImage::Whiteout
         } else {
             let st = node.stat().map_err(|_| unsupported("unreadable"))?;
+            let is_dir = st.mode & libc::S_IFMT == libc::S_IFDIR;
+            let key = Arc::as_ptr(&node) as usize;
+            if let Some(to) = first_names.get(&key).filter(|_| !is_dir) {
+                out.push(TmpEntry {
+                    path,
+                    mode: st.mode,
+                    uid: st.uid,
+                    gid: st.gid,
+                    times: None,
+                    node: TmpNodeImage::Link { to: to.clone() },
+                });
+                continue;
+            }
+            if !is_dir {
+                first_names.insert(key, path.clone());
+            }
             let kind = match st.mode & libc::S_IFMT {
                 libc::S_IFDIR => TmpNodeImage::Dir {
                     opaque: node.is_opaque(),
@@ -1591,10 +1640,11 @@ fn tmp_entries(
                 mode: st.mode,
                 uid: st.uid,
                 gid: st.gid,
+                times: Some(node.times_image()),
                 node: kind,
             });
-            if st.mode & libc::S_IFMT == libc::S_IFDIR {
-                tmp_entries(&node, &format!("{path}/"), out, mount)?;
+            if is_dir {
+                tmp_entries(&node, &format!("{path}/"), out, first_names, mount)?;
             }
             continue;
         };
@@ -1603,6 +1653,7 @@ fn tmp_entries(
             mode: 0,
             uid: 0,
             gid: 0,
+            times: None,
             node: image,
         });
     }

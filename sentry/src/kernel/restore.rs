@@ -1663,6 +1663,11 @@ fn refill_tmpfs(
                 image.mount
             ))
         })?;
+        // The file put back at each path (for the further names of its inode), and the
+        // times to give each file once every entry is back (an entry made in a directory
+        // changes the directory's times).
+        let mut nodes: HashMap<&str, Arc<TmpNode>> = HashMap::new();
+        let mut times = vec![(root.clone(), image.root_times)];
         for e in &image.entries {
             let (dir, name) = match e.path.rsplit_once('/') {
                 Some((parent, name)) => (walk_tmp(&root, parent), name),
@@ -1681,7 +1686,7 @@ fn refill_tmpfs(
                     e.path, image.mount
                 ))
             };
-            match &e.node {
+            let node = match &e.node {
                 TmpNodeImage::Dir { opaque } => {
                     let d = match dir.child(name).filter(|c| !c.is_whiteout()) {
                         Some(d) => d,
@@ -1694,27 +1699,55 @@ fn refill_tmpfs(
                     if *opaque {
                         d.set_opaque();
                     }
+                    Some(d)
                 }
                 TmpNodeImage::File { data } => {
                     dir.remove_entry(name);
-                    dir.create_file_with(name, data, attrs).map_err(failed)?;
+                    Some(dir.create_file_with(name, data, attrs).map_err(failed)?)
                 }
                 TmpNodeImage::Symlink { target } => {
                     dir.remove_entry(name);
-                    dir.create_node(name, NewNode::Symlink(target.clone()), attrs)
-                        .map_err(failed)?;
+                    Some(
+                        dir.create_node(name, NewNode::Symlink(target.clone()), attrs)
+                            .map_err(failed)?,
+                    )
                 }
                 TmpNodeImage::Fifo => {
                     dir.remove_entry(name);
-                    dir.create_node(name, NewNode::Fifo, attrs)
-                        .map_err(failed)?;
+                    Some(
+                        dir.create_node(name, NewNode::Fifo, attrs)
+                            .map_err(failed)?,
+                    )
                 }
                 TmpNodeImage::Socket { .. } => {
                     dir.remove_entry(name);
-                    dir.create_node(name, NewNode::Socket, attrs)
-                        .map_err(failed)?;
+                    Some(
+                        dir.create_node(name, NewNode::Socket, attrs)
+                            .map_err(failed)?,
+                    )
                 }
-                TmpNodeImage::Whiteout => dir.put_whiteout(name),
+                TmpNodeImage::Link { to } => {
+                    let first = nodes.get(to.as_str()).cloned().ok_or_else(|| {
+                        invalid(format!(
+                            "{}: a link to {to}, which is not saved before it",
+                            e.path
+                        ))
+                    })?;
+                    dir.remove_entry(name);
+                    let target: Arc<dyn crate::vfs::Inode> = first;
+                    crate::vfs::Inode::link(&*dir, name, &target).map_err(failed)?;
+                    None
+                }
+                TmpNodeImage::Whiteout => {
+                    dir.put_whiteout(name);
+                    None
+                }
+            };
+            if let Some(node) = node {
+                if let Some(t) = e.times {
+                    times.push((node.clone(), t));
+                }
+                nodes.insert(e.path.as_str(), node);
             }
             let abs = if image.mount == "/" {
                 format!("/{}", e.path)
@@ -1725,6 +1758,9 @@ fn refill_tmpfs(
                 sockets.push(((dev, ino), abs.clone()));
             }
             refilled.insert(abs);
+        }
+        for (node, t) in times {
+            node.set_times_image(&t);
         }
     }
     Ok((refilled, sockets))
