@@ -9,10 +9,10 @@ use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::unistd::Pid;
 
-use super::factory::Factory;
+use super::factory::{CommandPage, Factory};
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
-use crate::stub::{self, CMD_CAPACITY, CMD_PAGE, CMD_SIZE, STUB_BASE};
+use crate::stub::{self, CMD_CAPACITY, STUB_BASE};
 use crate::{AddressSpace, BatchError, Error, MapOp, Perms, Regs, Result};
 
 /// Address-space ids, for logs. Never reused.
@@ -24,10 +24,12 @@ pub(crate) struct PtraceAddressSpace {
     me: Weak<PtraceAddressSpace>,
     shared: Arc<Shared>,
     inner: Mutex<Inner>,
-    /// The words of the address space's command page (`stub::CMD_PAGE`) as last written,
-    /// so a batch pokes only those that change. Held for the whole of a batch: every stub of
-    /// the address space reads the same page. A leaf lock: nothing else is taken under it.
-    commands: Mutex<Vec<u64>>,
+    /// The sentry's writable view of the address space's command page (`stub::CMD_PAGE`),
+    /// which every stub of this address space (and no other) maps read-only. Held for the
+    /// whole of a batch, from writing the page until the stub stops again: stubs read it only
+    /// while they run a batch, so no stub ever reads a page another batch is writing. A leaf
+    /// lock: nothing else is taken under it.
+    commands: Mutex<CommandPage>,
 }
 
 /// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
@@ -111,7 +113,11 @@ pub(super) fn stub_of(shared: &Shared, address_space: &Arc<dyn AddressSpace>) ->
 impl PtraceAddressSpace {
     /// Creates an address space with a fresh factory and registers it in `shared`.
     pub(crate) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
-        let factory = shared.master.spawn_factory()?;
+        let mut factory = shared.master.spawn_factory()?;
+        let commands = factory.take_commands().ok_or(Error::Host {
+            call: "stub factory without a command page",
+            source: Errno::EPROTO,
+        })?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         log::info!(
             "ptrace: address space {id} created (factory {})",
@@ -125,8 +131,7 @@ impl PtraceAddressSpace {
                 factory: Some(factory),
                 stubs: Vec::new(),
             }),
-            // The page starts as the zero page the sentry mapped.
-            commands: Mutex::new(vec![0; CMD_CAPACITY * 3]),
+            commands: Mutex::new(commands),
         });
         shared
             .address_spaces
@@ -425,13 +430,16 @@ impl PtraceAddressSpace {
     fn run_batch(&self, calls: &[Call]) -> std::result::Result<(), (usize, Error)> {
         let pid = self.stub_for_current_thread().map_err(|e| (0, e))?;
         let result = {
-            let mut written = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
-            poke_commands(pid, &calls[1..], &mut written).and_then(|()| {
-                let first = &calls[0];
-                let mut regs = injection_regs(stub::batch_entry(), first.nr, first.args());
-                regs.r12 = (calls.len() - 1) as u64;
-                run_injected(pid, first.name, regs)
-            })
+            let mut page = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+            page.write(
+                calls[1..]
+                    .iter()
+                    .flat_map(|c| stub::encode_command(c.nr, c.addr, c.len, c.prot, c.offset)),
+            );
+            let first = &calls[0];
+            let mut regs = injection_regs(stub::batch_entry(), first.nr, first.args());
+            regs.r12 = (calls.len() - 1) as u64;
+            run_injected(pid, first.name, regs)
         };
         let regs = result.map_err(|e| {
             if let Error::StubDied { .. } = e {
@@ -457,25 +465,6 @@ impl PtraceAddressSpace {
         }
         Ok(())
     }
-}
-
-/// Writes the command-page words of `calls` into stub `pid`'s address space, skipping the
-/// words that already hold the value (`written`, the page as last written).
-fn poke_commands(pid: Pid, calls: &[Call], written: &mut [u64]) -> Result<()> {
-    for (i, call) in calls.iter().enumerate() {
-        let words = stub::encode_command(call.nr, call.addr, call.len, call.prot, call.offset);
-        for (j, word) in words.into_iter().enumerate() {
-            let slot = i * 3 + j;
-            if written[slot] == word {
-                continue;
-            }
-            let at = CMD_PAGE + i as u64 * CMD_SIZE + j as u64 * 8;
-            ptrace::write(pid, at as ptrace::AddressType, word as libc::c_long)
-                .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_POKEDATA)", e))?;
-            written[slot] = word;
-        }
-    }
-    Ok(())
 }
 
 impl PtraceAddressSpace {

@@ -25,7 +25,7 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{mpsc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
@@ -38,7 +38,7 @@ use nix::unistd::Pid;
 use super::sys::{self, host};
 use crate::stub;
 use crate::stub_filter::{self, Insn};
-use crate::{Error, Result};
+use crate::{Error, Result, PAGE_SIZE};
 
 /// glibc's registration signature for rseq on x86 (`RSEQ_SIG`).
 const RSEQ_SIG: u32 = 0x5305_3053;
@@ -53,11 +53,153 @@ pub(crate) struct Factory {
     /// Stubs created before anyone asked (see [`Factory::prepare`]), not yet handed out.
     /// Killed and reaped with the factory.
     prepared: Vec<Pid>,
+    /// The sentry's writable view of the factory's command page, until its address space
+    /// takes it ([`Factory::take_commands`]).
+    commands: Option<CommandPage>,
+}
+
+/// Command pages: how many address spaces may exist at once (the file is sparse: only pages
+/// in use cost memory).
+const COMMAND_PAGES: u64 = 1 << 16;
+
+/// The command pages of every factory of a platform: one sparse memfd, created (with the
+/// platform, before the sentry's seccomp filter) and mapped read-write here once, then sealed
+/// against any later writable mapping (`F_SEAL_FUTURE_WRITE`), resizing and further seals.
+/// Each factory maps its own page of it ([`CommandPage`]) read-only and shared at
+/// `stub::CMD_PAGE`, so every stub it makes sees that page there and the sentry writes a
+/// batch with plain memory writes. The sentry's mapping is the only writable one there will
+/// ever be: a stub's mapping cannot be made writable even by an `mprotect` that escaped the
+/// filters, and a stub sees only its own factory's page.
+pub(crate) struct CommandFile {
+    fd: OwnedFd,
+    /// Address of the sentry's mapping of the whole file. Owned: unmapped on drop.
+    base: usize,
+    /// Page indexes free for a new factory; `next` is the first never used.
+    free: Mutex<(Vec<u64>, u64)>,
+}
+
+impl CommandFile {
+    fn create() -> Result<Arc<CommandFile>> {
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+        // SAFETY: memfd_create with a NUL-terminated name; returns a new fd or -1.
+        let raw = unsafe { libc::memfd_create(c"runsc-rs-commands".as_ptr(), flags) };
+        let raw = Errno::result(raw).map_err(host("memfd_create (command pages)"))?;
+        // SAFETY: memfd_create just returned this descriptor; nothing else owns it.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let len = COMMAND_PAGES * PAGE_SIZE;
+        nix::unistd::ftruncate(&fd, len as i64).map_err(host("ftruncate (command pages)"))?;
+        // SAFETY: a new shared mapping of the fresh memfd, placed by the kernel: it replaces
+        // nothing of ours.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(host("mmap (command pages)")(Errno::last()));
+        }
+        let file = CommandFile {
+            fd,
+            base: addr as usize,
+            free: Mutex::new((Vec::new(), 0)),
+        };
+        let seals =
+            libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        fcntl(
+            file.fd.as_raw_fd(),
+            FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_retain(seals)),
+        )
+        .map_err(host("fcntl(F_ADD_SEALS) (command pages)"))?;
+        Ok(Arc::new(file))
+    }
+
+    /// A page for a new factory.
+    fn page(self: &Arc<CommandFile>) -> Result<CommandPage> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = match free.0.pop() {
+            Some(index) => index,
+            None if free.1 < COMMAND_PAGES => {
+                free.1 += 1;
+                free.1 - 1
+            }
+            None => {
+                return Err(Error::Host {
+                    call: "command page (too many address spaces)",
+                    source: Errno::EAGAIN,
+                })
+            }
+        };
+        Ok(CommandPage {
+            file: self.clone(),
+            index,
+        })
+    }
+}
+
+impl Drop for CommandFile {
+    fn drop(&mut self) {
+        // SAFETY: unmaps our own mapping made in `create`; no `CommandPage` refers to it any
+        // more (each holds the file).
+        unsafe {
+            libc::munmap(
+                self.base as *mut libc::c_void,
+                (COMMAND_PAGES * PAGE_SIZE) as usize,
+            )
+        };
+    }
+}
+
+/// One factory's page of the [`CommandFile`] (and so one address space's): freed for reuse
+/// when dropped, which is after the factory and its stubs were killed (`Factory` kills them
+/// before its fields drop; an address space drops its page after releasing its factory).
+pub(crate) struct CommandPage {
+    file: Arc<CommandFile>,
+    index: u64,
+}
+
+impl CommandPage {
+    fn offset(&self) -> u64 {
+        self.index * PAGE_SIZE
+    }
+
+    /// Writes `words` from the start of the page. Call only while no stub of the address
+    /// space runs a batch (the caller's lock says so): a stub reads the page only between
+    /// the sentry's resume and its next stop.
+    pub(crate) fn write(&mut self, words: impl IntoIterator<Item = u64>) {
+        let page = (self.file.base + self.offset() as usize) as *mut u64;
+        for (i, word) in words.into_iter().take((PAGE_SIZE / 8) as usize).enumerate() {
+            // SAFETY: `page` is this page of the file's shared mapping, alive while `self`
+            // holds the file, and `i` stays inside the page; other processes only read it.
+            // Volatile, since the readers are outside this program.
+            unsafe { page.add(i).write_volatile(word) };
+        }
+    }
+}
+
+impl Drop for CommandPage {
+    fn drop(&mut self) {
+        self.file
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .push(self.index);
+    }
 }
 
 impl Factory {
     pub(super) fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The sentry's view of the factory's command page; `None` once taken.
+    pub(super) fn take_commands(&mut self) -> Option<CommandPage> {
+        self.commands.take()
     }
 
     /// A stub: a process sharing the factory's address space, child of the sentry, waiting
@@ -420,13 +562,15 @@ unsafe fn shed_sentry(setup: ChildSetup) {
 /// of the sentry (see the module doc). The zygote itself has no filter: it never runs
 /// application code, and its only input is its socket to the sentry.
 ///
-/// Protocol on its socket: the sentry sends one byte carrying the new factory's socket end
-/// (`SCM_RIGHTS`); the zygote answers with the factory's pid, or a negated errno, as 4 bytes.
+/// Protocol on its socket: the sentry sends the offset of the new factory's command page in
+/// the command file (8 bytes) carrying the factory's socket end and the command file
+/// (`SCM_RIGHTS`, in that order); the zygote answers with the factory's pid, or a negated errno, as 4 bytes.
 /// End of file ends the zygote. It holds the memory file (fd 0), the socket (fd 1) and the
 /// extra file (fd 2), and stays a copy of the sentry as it was at platform creation.
 struct Zygote {
     pid: Pid,
     socket: OwnedFd,
+    commands: Arc<CommandFile>,
 }
 
 impl Zygote {
@@ -439,6 +583,7 @@ impl Zygote {
         rseq: Option<RseqArea>,
         filter: Option<&[Insn]>,
     ) -> Result<Zygote> {
+        let commands = CommandFile::create()?;
         let (ours, theirs) = unix_socketpair("socketpair (zygote)")?;
         let setup = ChildSetup {
             memfd: memfd.as_raw_fd(),
@@ -468,16 +613,22 @@ impl Zygote {
         let pid = Errno::result(rc).map_err(host("clone (zygote)"))?;
         let pid = Pid::from_raw(pid as libc::pid_t);
         log::debug!("ptrace: forked zygote {pid}");
-        Ok(Zygote { pid, socket: ours })
+        Ok(Zygote {
+            pid,
+            socket: ours,
+            commands,
+        })
     }
 
     /// Has the zygote fork a factory.
     fn spawn_factory(&self) -> Result<Factory> {
         let (ours, theirs) = unix_socketpair("socketpair (stub factory)")?;
         setsockopt(&ours, sockopt::PassCred, &true).map_err(host("setsockopt(SO_PASSCRED)"))?;
-        let fds = [theirs.as_raw_fd()];
+        let commands = self.commands.page()?;
+        let fds = [theirs.as_raw_fd(), self.commands.fd.as_raw_fd()];
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-        let iov = [std::io::IoSlice::new(&[1])];
+        let offset = commands.offset().to_ne_bytes();
+        let iov = [std::io::IoSlice::new(&offset)];
         loop {
             match nix::sys::socket::sendmsg::<()>(
                 self.socket.as_raw_fd(),
@@ -520,6 +671,7 @@ impl Zygote {
             pid,
             socket: ours,
             prepared: Vec::new(),
+            commands: Some(commands),
         })
     }
 }
@@ -541,12 +693,12 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
     // Each factory keeps the zygote's own fd 0 and fd 2, and its stripped state.
     let parent = setup.parent;
     loop {
-        let mut byte = 0u8;
+        let mut offset = 0u64;
         let mut iov = libc::iovec {
-            iov_base: (&raw mut byte).cast(),
-            iov_len: 1,
+            iov_base: (&raw mut offset).cast(),
+            iov_len: 8,
         };
-        // Room for one cmsghdr and one fd (CMSG_SPACE(sizeof(int)) is 24 on x86-64).
+        // Room for one cmsghdr and two fds (CMSG_SPACE(2 * sizeof(int)) is 24 on x86-64).
         let mut control = [0u64; 4];
         // SAFETY: all-zero is a valid msghdr; the pointers are set just below.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -562,18 +714,27 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
         }
         let header = control.as_ptr().cast::<libc::cmsghdr>();
         // SAFETY: `header` points into `control`, which the kernel filled (or left zeroed);
-        // the fd is read only when the header says one is there.
-        let fd = unsafe {
-            if msg.msg_controllen >= libc::CMSG_LEN(4) as usize
+        // the fds are read only when the header says they are there (a lone one is closed).
+        let (fd, commands) = unsafe {
+            let rights = msg.msg_controllen >= libc::CMSG_LEN(4) as usize
                 && (*header).cmsg_level == libc::SOL_SOCKET
-                && (*header).cmsg_type == libc::SCM_RIGHTS
-            {
-                libc::CMSG_DATA(header).cast::<i32>().read_unaligned()
+                && (*header).cmsg_type == libc::SCM_RIGHTS;
+            let data = libc::CMSG_DATA(header).cast::<i32>();
+            if rights && (*header).cmsg_len >= libc::CMSG_LEN(8) as usize {
+                (data.read_unaligned(), data.add(1).read_unaligned())
             } else {
-                -1
+                if rights {
+                    syscall(libc::SYS_close, c_long::from(data.read_unaligned()));
+                }
+                (-1, -1)
             }
         };
-        let answer: i32 = if fd < 0 {
+        let answer: i32 = if fd < 0 || n != 8 {
+            // SAFETY: closes the fds received above, if any (-1 is harmless).
+            unsafe {
+                syscall(libc::SYS_close, c_long::from(fd));
+                syscall(libc::SYS_close, c_long::from(commands));
+            }
             -libc::EPROTO
         } else {
             // SAFETY: a fork-like clone of this single-threaded zygote; the child turns into a
@@ -591,11 +752,24 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
             if pid == 0 {
                 // SAFETY: we are that child: a copy of the zygote, which `shed_sentry` already
                 // stripped (fds 0 and 2, signal state, rseq, capabilities are the factory's),
-                // so only the socket moves to fd 1 and the death signal, which a fork
-                // clears, is armed again.
+                // so only the socket moves to fd 1, the command page replaces the inherited
+                // private one at CMD_PAGE (read-only, shared with the sentry's writable view;
+                // the stub pages are never used by this Rust code) and the death signal,
+                // which a fork clears, is armed again.
                 unsafe {
+                    let page = stub::CMD_PAGE as c_long;
                     let ready = syscall(libc::SYS_dup2, c_long::from(fd), 1) == 1
                         && syscall(libc::SYS_close, c_long::from(fd)) == 0
+                        && syscall(
+                            libc::SYS_mmap,
+                            page,
+                            PAGE_SIZE as c_long,
+                            c_long::from(libc::PROT_READ),
+                            c_long::from(libc::MAP_SHARED | libc::MAP_FIXED),
+                            c_long::from(commands),
+                            offset as c_long,
+                        ) == page
+                        && syscall(libc::SYS_close, c_long::from(commands)) == 0
                         && syscall(
                             libc::SYS_prctl,
                             c_long::from(libc::PR_SET_PDEATHSIG),
@@ -608,8 +782,12 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
                     run_factory(filter)
                 }
             }
-            // SAFETY: closes our copy of the factory's socket end, received above.
-            unsafe { syscall(libc::SYS_close, c_long::from(fd)) };
+            // SAFETY: closes our copies of the factory's socket end and command page,
+            // received above.
+            unsafe {
+                syscall(libc::SYS_close, c_long::from(fd));
+                syscall(libc::SYS_close, c_long::from(commands));
+            }
             if pid < 0 {
                 // SAFETY: reads errno of this (only) thread right after the failed call.
                 -unsafe { *libc::__errno_location() }

@@ -384,3 +384,42 @@ fn factories_and_stubs_carry_only_the_stub_filter() {
     .unwrap();
     assert_eq!(pids.len(), 2, "factory and stub");
 }
+
+#[test]
+fn a_stub_cannot_make_its_command_page_writable() {
+    let t = setup(GETPID_THEN_EXIT);
+    // The page is the sentry's sealed file, mapped read-only: even an mprotect the filter
+    // lets through (the one the sentry injects) cannot add write access.
+    let page = crate::stub::CMD_PAGE;
+    let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let (_, result) = inject_in_new_stub(&t, libc::SYS_mprotect, [page, PAGE_SIZE, rw, 0, 0, 0]);
+    assert!(
+        matches!(
+            result,
+            Err(Error::Injected {
+                errno: libc::EACCES,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    // Batches, which read the page, still work.
+    let ops = [
+        MapOp::Map {
+            addr: DATA,
+            len: PAGE_SIZE,
+            file_offset: 0x1000,
+            perms: Perms::RX,
+        },
+        MapOp::Protect {
+            addr: DATA,
+            len: PAGE_SIZE,
+            perms: Perms::R,
+        },
+        MapOp::Unmap {
+            addr: DATA,
+            len: PAGE_SIZE,
+        },
+    ];
+    t.dyn_space.apply(&ops).unwrap();
+}

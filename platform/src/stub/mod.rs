@@ -7,9 +7,10 @@
 //! - page 2 (read only once sealed) is the systrap *setup page*: the `struct sigaction` of
 //!   the stub's handler, the list of signals it handles and the stub's seccomp filter, which a
 //!   fresh systrap stub reads while it sets itself up ([`seal_systrap_setup`]);
-//! - page 3 (read only) is the *command page* of batched injections ([`CMD_PAGE`]): the
-//!   sentry writes it with `PTRACE_POKEDATA`, which writes through the protection into the
-//!   address space's private copy of the page, and the stub's batch loop reads it.
+//! - page 3 (read only) is the *command page* of batched injections ([`CMD_PAGE`]): each
+//!   factory replaces the inherited copy with a read-only shared mapping of its own sealed
+//!   memfd, which the sentry maps read-write (`ptrace::factory::CommandPage`), so the
+//!   sentry writes a batch with plain memory writes and the stub's batch loop reads it.
 //!
 //! The application can read and write page 1, so nothing the sentry trusts ever goes through
 //! it: a stub's pid reaches the sentry as the kernel-attested sender of a socket message (see
