@@ -317,9 +317,9 @@ fn checkpoint_writes_a_versioned_image_and_restore_checks_it() {
     let kernel = read_json(&image.join("kernel.json"));
     // The image says what it lacks.
     assert!(
-        kernel["not_saved"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|s| s.as_str().unwrap().contains("mount namespaces"))),
+        kernel["not_saved"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("mount namespaces"))),
         "{}",
         kernel["not_saved"]
     );
