@@ -2648,3 +2648,35 @@ fn restore_keeps_tmpfs_hard_links_and_times() {
         "touch -d did not set the times"
     );
 }
+
+/// A shell running a script file of the rootfs (which it holds open, in the root overlay's
+/// lower layer) is restored and goes on counting: the image records the file's identity as
+/// the restore's path lookup sees it (the overlay's), not the host file's.
+#[test]
+fn restore_keeps_a_script_of_the_rootfs_open() {
+    let Some(mut c) = busybox_container("script", &["sh", "/count.sh"]) else {
+        return;
+    };
+    std::fs::write(
+        c.bundle.join("rootfs/count.sh"),
+        "i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done\n",
+    )
+    .unwrap();
+    let out = c.file("out");
+    c.rt.run_detached(&c.bundle, "script", &out);
+    let before = wait_count(&out, 3);
+    assert!(before >= 3, "the script never counted");
+    let image = c.file("image");
+    let (code, text) = c.rt.checkpoint(&image, "script");
+    assert_eq!(code, 0, "checkpoint: {text}");
+    let at_checkpoint = last_count(&out);
+    let out2 = c.file("out2");
+    let (code, text) = c.rt.restore_detached(&image, &c.bundle, "script2", &out2);
+    assert_eq!(code, 0, "restore: {text}");
+    let after = wait_count(&out2, at_checkpoint + 3);
+    assert!(
+        after > at_checkpoint,
+        "the restored script did not go on from {at_checkpoint}: {}",
+        std::fs::read_to_string(&out2).unwrap_or_default()
+    );
+}

@@ -2083,6 +2083,13 @@ fn file_image(
             if fs_type == "proc" && d.path.windows(4).any(|w| w == b"/ns/") {
                 return Err(unsupported("a namespace file"));
             }
+            // The identity a restore checks is what its path lookup finds: the dentry's
+            // inode (an overlay's, for a file of the root filesystem), not the file's own
+            // ops, which for a lower-layer file opened read-only are the host file's.
+            let st = d
+                .inode
+                .stat()
+                .map_err(|e| unsupported(&format!("a file whose stat fails ({e:?})")))?;
             Ok(FileImage::Path {
                 path: lossy(&d.path),
                 fs_type: fs_type.to_owned(),
