@@ -2144,7 +2144,7 @@ mod tests {
     }
 
     /// Maps `file` privately and writable (copy-on-write) at `addr`.
-    fn map_private_file(mm: &MemoryManager, addr: u64, len: u64, file: Arc<OnePage>) {
+    fn map_private_file(mm: &MemoryManager, addr: u64, len: u64, file: Arc<dyn filemap::Mappable>) {
         mm.mmap(MmapRequest {
             placement: Placement::Fixed(addr),
             len,
@@ -2388,23 +2388,7 @@ mod tests {
         let space = Arc::new(Recorder::default());
         let mm = MemoryManager::new(mf.clone(), space.clone());
         let addr = 0x40_0000;
-        mm.mmap(MmapRequest {
-            placement: Placement::Fixed(addr),
-            len: 2 * PAGE_SIZE,
-            perms: Perms::RW,
-            shared: false,
-            kind: VmaKind::Named("f".into()),
-            file: Some(FileMapping {
-                file,
-                offset: 0,
-                may_write: false,
-                may_exec: true,
-                dev: 0,
-                ino: 1,
-                writer: None,
-            }),
-        })
-        .unwrap();
+        map_private_file(&mm, addr, 2 * PAGE_SIZE, file);
         // One write fault copies both runs into one range: one mapping, writable, and the
         // second page needs no fault of its own.
         mm.handle_fault(addr, Access::Write).unwrap();
