@@ -2111,35 +2111,15 @@ fn restore_keeps_netfilter_rules_and_counters() {
     let Some((busybox, native_out)) = iptables_natively(IPTABLES_SCRIPT) else {
         return;
     };
-    let scratch = Scratch::new("nf");
-    let mut rt = Runtime::new(scratch.path());
-    let bundle = iptables_bundle(scratch.path(), &rt, busybox, IPTABLES_SCRIPT);
-
-    let out = scratch.path().join("out");
-    let image = scratch.path().join("image");
-    rt.start_and_checkpoint(&bundle, "nf", &out, &image);
-    let before = std::fs::read_to_string(&out).unwrap();
-    let kernel = read_json(&image.join("kernel.json"));
-    assert_eq!(
-        kernel["netfilter"].as_array().map(Vec::len),
-        Some(1),
-        "the container's network namespace's tables are in the image"
-    );
-
-    let restored_out = scratch.path().join("out-restored");
-    let (code, text) = rt.restore_detached(&image, &bundle, "nf-restored", &restored_out);
-    assert_eq!(code, 0, "restore: {text}");
-    assert!(
-        wait_text(&restored_out, "done", Duration::from_secs(30)),
-        "not done after the restore: {}",
-        std::fs::read_to_string(&restored_out).unwrap_or_default()
-    );
-    let after = std::fs::read_to_string(&restored_out).unwrap();
-    assert_eq!(
-        format!("{before}{after}"),
-        native_out,
-        "sandbox (left), native (right)"
-    );
+    let (before, after) =
+        iptables_checkpoint_and_restore("nf", busybox, IPTABLES_SCRIPT, &native_out, |image| {
+            let kernel = read_json(&image.join("kernel.json"));
+            assert_eq!(
+                kernel["netfilter"].as_array().map(Vec::len),
+                Some(1),
+                "the container's network namespace's tables are in the image"
+            );
+        });
     // What the listings showed before the checkpoint, they show after the restore.
     let listing = |text: &str, from: &str| -> String {
         let start = text.find(from).map_or(0, |i| i + from.len());
@@ -2328,15 +2308,31 @@ fn restore_keeps_a_listener_behind_a_redirect_rule() {
         native_out,
         "before 127.0.0.2 80\nready\nrestored\nafter 127.0.0.2 80\ndone\n"
     );
-    let scratch = Scratch::new("redirect");
+    iptables_checkpoint_and_restore("redirect", busybox, REDIRECT_SCRIPT, &native_out, |_| {});
+}
+
+/// Runs `script` in a container with `busybox` and the iptables tools ([`iptables_bundle`]),
+/// checkpoints it at `ready` (`check_image` looks at the image), restores it and waits for
+/// `done`; asserts that what it printed before and after equals `native_out` (from
+/// [`iptables_natively`]) and returns the two parts.
+fn iptables_checkpoint_and_restore(
+    id: &str,
+    busybox: &str,
+    script: &str,
+    native_out: &str,
+    check_image: impl FnOnce(&Path),
+) -> (String, String) {
+    let scratch = Scratch::new(id);
     let mut rt = Runtime::new(scratch.path());
-    let bundle = iptables_bundle(scratch.path(), &rt, busybox, REDIRECT_SCRIPT);
+    let bundle = iptables_bundle(scratch.path(), &rt, busybox, script);
     let out = scratch.path().join("out");
     let image = scratch.path().join("image");
-    rt.start_and_checkpoint(&bundle, "redirect", &out, &image);
+    rt.start_and_checkpoint(&bundle, id, &out, &image);
     let before = std::fs::read_to_string(&out).unwrap();
+    check_image(&image);
     let restored_out = scratch.path().join("out-restored");
-    let (code, text) = rt.restore_detached(&image, &bundle, "redirect-restored", &restored_out);
+    let restored_id = format!("{id}-restored");
+    let (code, text) = rt.restore_detached(&image, &bundle, &restored_id, &restored_out);
     assert_eq!(code, 0, "restore: {text}");
     assert!(
         wait_text(&restored_out, "done", Duration::from_secs(30)),
@@ -2349,6 +2345,7 @@ fn restore_keeps_a_listener_behind_a_redirect_rule() {
         native_out,
         "sandbox (left), native (right)"
     );
+    (before, after)
 }
 
 /// The vDSO comes back where it was (glibc keeps pointers into it) with the restoring

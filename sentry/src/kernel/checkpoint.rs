@@ -2046,10 +2046,11 @@ fn file_image(
             }
         }
     }
-    let st = file
-        .ops()
-        .stat()
-        .map_err(|e| unsupported(&format!("a file whose stat fails ({e:?})")))?;
+    let ops_stat = || {
+        file.ops()
+            .stat()
+            .map_err(|e| unsupported(&format!("a file whose stat fails ({e:?})")))
+    };
     match &file.dentry {
         Some(d) if d.mount.source == "memfd" => {
             let key = Arc::as_ptr(&d.inode) as *const () as usize;
@@ -2061,6 +2062,7 @@ fn file_image(
                 .contents()
                 .map_err(|e| unsupported(&format!("a memfd that cannot be read ({e:?})")))?;
             let name = d.name.strip_prefix(b"memfd:").unwrap_or(&d.name).to_vec();
+            let st = ops_stat()?;
             memfds.images.push(MemfdImage {
                 name,
                 data,
@@ -2100,9 +2102,13 @@ fn file_image(
                 mtime: (st.mtime, st.mtime_nsec),
             })
         }
-        None => match st.mode & libc::S_IFMT {
-            libc::S_IFREG | libc::S_IFCHR | libc::S_IFIFO => {
-                Ok(FileImage::Donated { mode: st.mode })
+        None => match ops_stat()?.mode {
+            mode if matches!(
+                mode & libc::S_IFMT,
+                libc::S_IFREG | libc::S_IFCHR | libc::S_IFIFO
+            ) =>
+            {
+                Ok(FileImage::Donated { mode })
             }
             _ => Err(unsupported("an anonymous file")),
         },
