@@ -122,19 +122,25 @@ impl MemoryManager {
     /// # Errors
     /// EFAULT on an unreadable address, ENAMETOOLONG when no NUL is found within `max`.
     pub fn read_cstring(&self, addr: UserAddr, max: usize) -> Result<Vec<u8>, Errno> {
+        // Copied straight into the result, in steps that start small (most strings are short
+        // paths: one allocation, one translation) and double.
         let mut out = Vec::new();
+        let mut step = 256;
         let mut at = addr.0;
         while out.len() < max {
             // Read up to the end of the page so we never fault on a readable prefix.
             let chunk = ((crate::abi::PAGE_SIZE - at % crate::abi::PAGE_SIZE) as usize)
-                .min(max - out.len());
-            let mut buf = vec![0u8; chunk];
-            let n = self.copy_in(at, &mut buf)?;
-            if let Some(pos) = buf[..n].iter().position(|&b| b == 0) {
-                out.extend_from_slice(&buf[..pos]);
+                .min(max - out.len())
+                .min(step);
+            step *= 2;
+            let start = out.len();
+            out.resize(start + chunk, 0);
+            let n = self.copy_in(at, &mut out[start..])?;
+            if let Some(pos) = out[start..start + n].iter().position(|&b| b == 0) {
+                out.truncate(start + pos);
                 return Ok(out);
             }
-            out.extend_from_slice(&buf[..n]);
+            out.truncate(start + n);
             if n < chunk {
                 return Err(Errno::EFAULT);
             }
