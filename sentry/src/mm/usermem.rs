@@ -568,6 +568,50 @@ mod tests {
         assert_eq!(src.copy_to(&mut out), Err(Errno::EFAULT));
     }
 
+    /// Strings of every length around the read steps (256, 512, ...) and up to the end of
+    /// the readable page; one without a NUL before the bad page faults, one longer than `max`
+    /// is ENAMETOOLONG.
+    #[test]
+    fn cstrings_read_whole_across_steps_and_stop_at_a_bad_page() {
+        let mm = good_then_bad();
+        for len in [
+            0,
+            1,
+            255,
+            256,
+            257,
+            767,
+            768,
+            769,
+            2000,
+            PAGE_SIZE as usize - 1,
+        ] {
+            let s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let at = ADDR + PAGE_SIZE - len as u64 - 1;
+            mm.copy_out(at, &s).unwrap();
+            mm.copy_out(at + len as u64, &[0]).unwrap();
+            assert_eq!(
+                mm.read_cstring(UserAddr(at), PATH_MAX),
+                Ok(s.clone()),
+                "{len}"
+            );
+            if len > 0 {
+                assert_eq!(
+                    mm.read_cstring(UserAddr(at), len),
+                    Err(Errno::ENAMETOOLONG),
+                    "{len}"
+                );
+            }
+            // The NUL overwritten: the string runs into the bad page before `max`.
+            mm.copy_out(at + len as u64, b"z").unwrap();
+            assert_eq!(
+                mm.read_cstring(UserAddr(at), 2 * PATH_MAX),
+                Err(Errno::EFAULT),
+                "{len}"
+            );
+        }
+    }
+
     #[test]
     fn a_host_read_into_a_bad_buffer_leaves_the_data_in_the_host_pipe() {
         let mm = good_then_bad();
