@@ -1,7 +1,7 @@
 //! Per-process file-descriptor tables.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::abi::Errno;
 use crate::vfs::OpenFile;
@@ -29,9 +29,13 @@ impl Files {
 }
 
 /// An fd table (shared between threads, and between processes with CLONE_FILES).
+///
+/// Lookups, the per-call path of every fd-taking system call, share the lock: threads of one
+/// process doing I/O at once do not queue behind each other; installing and closing take it
+/// alone.
 #[derive(Debug, Default)]
 pub struct FdTable {
-    files: Mutex<Files>,
+    files: RwLock<Files>,
 }
 
 impl FdTable {
@@ -39,14 +43,20 @@ impl FdTable {
         FdTable::default()
     }
 
+    fn read(&self) -> RwLockReadGuard<'_, Files> {
+        self.files.read().unwrap()
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Files> {
+        self.files.write().unwrap()
+    }
+
     /// The file at `fd`.
     ///
     /// # Errors
     /// EBADF.
     pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        self.files
-            .lock()
-            .unwrap()
+        self.read()
             .map
             .get(&fd)
             .map(|e| e.file.clone())
@@ -72,9 +82,7 @@ impl FdTable {
     /// # Errors
     /// EBADF.
     pub fn cloexec(&self, fd: i32) -> Result<bool, Errno> {
-        self.files
-            .lock()
-            .unwrap()
+        self.read()
             .map
             .get(&fd)
             .map(|e| e.cloexec)
@@ -86,9 +94,7 @@ impl FdTable {
     /// # Errors
     /// EBADF.
     pub fn set_cloexec(&self, fd: i32, on: bool) -> Result<(), Errno> {
-        self.files
-            .lock()
-            .unwrap()
+        self.write()
             .map
             .get_mut(&fd)
             .map(|e| e.cloexec = on)
@@ -106,7 +112,7 @@ impl FdTable {
         cloexec: bool,
         limit: u64,
     ) -> Result<i32, Errno> {
-        let mut files = self.files.lock().unwrap();
+        let mut files = self.write();
         let start = min.max(files.free_from);
         let mut fd = start;
         for (&k, _) in files.map.range(start..) {
@@ -127,9 +133,7 @@ impl FdTable {
 
     /// Puts `file` at exactly `fd` (dup2), returning what was there.
     pub fn install_at(&self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> Option<Arc<OpenFile>> {
-        self.files
-            .lock()
-            .unwrap()
+        self.write()
             .map
             .insert(fd, Entry { file, cloexec })
             .map(|e| e.file)
@@ -140,7 +144,7 @@ impl FdTable {
     /// # Errors
     /// EBADF.
     pub fn remove(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        let mut files = self.files.lock().unwrap();
+        let mut files = self.write();
         let file = files.map.remove(&fd).map(|e| e.file).ok_or(Errno::EBADF)?;
         files.freed(fd);
         Ok(file)
@@ -148,7 +152,7 @@ impl FdTable {
 
     /// Closes every fd in `[first, last]`; with `cloexec_only`, marks them close-on-exec.
     pub fn close_range(&self, first: i32, last: i32, cloexec_only: bool) {
-        let mut files = self.files.lock().unwrap();
+        let mut files = self.write();
         let fds: Vec<i32> = files.map.range(first..=last).map(|(&k, _)| k).collect();
         for fd in fds {
             if cloexec_only {
@@ -162,7 +166,7 @@ impl FdTable {
 
     /// Closes the close-on-exec fds (execve).
     pub fn close_on_exec(&self) {
-        let mut files = self.files.lock().unwrap();
+        let mut files = self.write();
         let closed: Vec<i32> = files
             .map
             .iter()
@@ -178,13 +182,13 @@ impl FdTable {
     /// A copy for a child that does not share the table (fork without CLONE_FILES).
     pub fn fork(&self) -> FdTable {
         FdTable {
-            files: Mutex::new(self.files.lock().unwrap().clone()),
+            files: RwLock::new(self.read().clone()),
         }
     }
 
     /// The open fds.
     pub fn fds(&self) -> Vec<i32> {
-        self.files.lock().unwrap().map.keys().copied().collect()
+        self.read().map.keys().copied().collect()
     }
 }
 

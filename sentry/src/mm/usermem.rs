@@ -122,19 +122,25 @@ impl MemoryManager {
     /// # Errors
     /// EFAULT on an unreadable address, ENAMETOOLONG when no NUL is found within `max`.
     pub fn read_cstring(&self, addr: UserAddr, max: usize) -> Result<Vec<u8>, Errno> {
+        // Copied straight into the result, in steps that start small (most strings are short
+        // paths: one allocation, one translation) and double.
         let mut out = Vec::new();
+        let mut step = 256;
         let mut at = addr.0;
         while out.len() < max {
             // Read up to the end of the page so we never fault on a readable prefix.
             let chunk = ((crate::abi::PAGE_SIZE - at % crate::abi::PAGE_SIZE) as usize)
-                .min(max - out.len());
-            let mut buf = vec![0u8; chunk];
-            let n = self.copy_in(at, &mut buf)?;
-            if let Some(pos) = buf[..n].iter().position(|&b| b == 0) {
-                out.extend_from_slice(&buf[..pos]);
+                .min(max - out.len())
+                .min(step);
+            step *= 2;
+            let start = out.len();
+            out.resize(start + chunk, 0);
+            let n = self.copy_in(at, &mut out[start..])?;
+            if let Some(pos) = out[start..start + n].iter().position(|&b| b == 0) {
+                out.truncate(start + pos);
                 return Ok(out);
             }
-            out.extend_from_slice(&buf[..n]);
+            out.truncate(start + n);
             if n < chunk {
                 return Err(Errno::EFAULT);
             }
@@ -560,6 +566,50 @@ mod tests {
         let mut out = [0u8; 6];
         assert_eq!(src.copy_to(&mut out), Ok(3));
         assert_eq!(src.copy_to(&mut out), Err(Errno::EFAULT));
+    }
+
+    /// Strings of every length around the read steps (256, 512, ...) and up to the end of
+    /// the readable page; one without a NUL before the bad page faults, one longer than `max`
+    /// is ENAMETOOLONG.
+    #[test]
+    fn cstrings_read_whole_across_steps_and_stop_at_a_bad_page() {
+        let mm = good_then_bad();
+        for len in [
+            0,
+            1,
+            255,
+            256,
+            257,
+            767,
+            768,
+            769,
+            2000,
+            PAGE_SIZE as usize - 1,
+        ] {
+            let s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let at = ADDR + PAGE_SIZE - len as u64 - 1;
+            mm.copy_out(at, &s).unwrap();
+            mm.copy_out(at + len as u64, &[0]).unwrap();
+            assert_eq!(
+                mm.read_cstring(UserAddr(at), PATH_MAX),
+                Ok(s.clone()),
+                "{len}"
+            );
+            if len > 0 {
+                assert_eq!(
+                    mm.read_cstring(UserAddr(at), len),
+                    Err(Errno::ENAMETOOLONG),
+                    "{len}"
+                );
+            }
+            // The NUL overwritten: the string runs into the bad page before `max`.
+            mm.copy_out(at + len as u64, b"z").unwrap();
+            assert_eq!(
+                mm.read_cstring(UserAddr(at), 2 * PATH_MAX),
+                Err(Errno::EFAULT),
+                "{len}"
+            );
+        }
     }
 
     #[test]

@@ -338,7 +338,9 @@ impl std::fmt::Debug for Dentry {
 impl Dentry {
     /// The path of `name` under this dentry.
     pub fn child_path(&self, name: &[u8]) -> Vec<u8> {
-        let mut p = self.path.clone();
+        // One allocation of the final size: this runs for every component of every walk.
+        let mut p = Vec::with_capacity(self.path.len() + 1 + name.len());
+        p.extend_from_slice(&self.path);
         if p != b"/" {
             p.push(b'/');
         }
