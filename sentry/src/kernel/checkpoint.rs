@@ -478,9 +478,11 @@ fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
         real: timers.real.as_ref().and_then(|t| itimer_image(t.get())),
         virt: itimer_image(timers.virt.get(cpu_clock(&times, libc::ITIMER_VIRTUAL))),
         prof: itimer_image(timers.prof.get(cpu_clock(&times, libc::ITIMER_PROF))),
+        // CPU-clock timers are refused before this (see `Kernel::checkpoint`).
         posix: timers
             .posix
             .iter()
+            .filter(|(_, p)| p.cpu_clock().is_none())
             .map(|(&id, p)| PosixTimerImage {
                 id,
                 clock: p.clock,
@@ -488,7 +490,7 @@ fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
                 signo: p.event.signo,
                 value: p.event.value,
                 thread: p.event.thread,
-                armed: itimer_image(p.timer.get()),
+                armed: itimer_image(p.get(std::time::Duration::ZERO)),
                 overrun: p.overrun.load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect(),
@@ -1047,6 +1049,20 @@ impl Kernel {
                     && p.parent == 0
                     && !tree.procs.values().any(|o| o.pgid == tgid || o.sid == tgid)
             };
+            // The image has no way yet to name the thread or process a CPU-time clock
+            // belongs to.
+            if let Some(tgid) = tree.procs.iter().find_map(|(&tgid, p)| {
+                let timers = p.tg.timers.lock().unwrap();
+                timers
+                    .posix
+                    .values()
+                    .any(|t| t.cpu_clock().is_some())
+                    .then_some(tgid)
+            }) {
+                return Err(CheckpointError::Unsupported {
+                    what: format!("process {tgid} has a POSIX timer on a CPU-time clock"),
+                });
+            }
             let processes: Vec<ProcessImage> = tree
                 .procs
                 .iter()

@@ -726,13 +726,13 @@ impl Kernel {
                 value: p.value,
                 thread: p.thread,
             };
-            let timer = PosixTimer::new(self, tg, p.id, p.clock, event);
+            let mut timer = PosixTimer::new(self, tg, p.id, p.clock, None, event);
             timer
                 .overrun
                 .store(p.overrun, std::sync::atomic::Ordering::Relaxed);
             if let Some(i) = &p.armed {
                 let (value, interval) = setting(i);
-                timer.timer.set(value, interval);
+                timer.set(Duration::ZERO, value, interval);
             }
             tg.timers.lock().unwrap().posix.insert(p.id, timer);
         }
