@@ -73,6 +73,12 @@ int main(int argc, char **argv) {
   struct itimerspec once = {{0, 0}, {3600, 0}};
   if (timer_settime(far, 0, &once, NULL)) die("timer_settime far");
 
+  // A POSIX timer on the process's CPU clock, far away: still armed, with its period.
+  timer_t cpu;
+  if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &cpu)) die("timer_create cpu");
+  struct itimerspec cpu_far = {{1000, 0}, {1000, 0}};
+  if (timer_settime(cpu, 0, &cpu_far, NULL)) die("timer_settime cpu");
+
   int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
   if (tfd < 0 || timerfd_settime(tfd, 0, &period, NULL)) die("timerfd");
 
@@ -113,6 +119,8 @@ int main(int argc, char **argv) {
   struct itimerspec f;
   timer_gettime(far, &f);
   printf("far=%s ", f.it_value.tv_sec > 3000 && f.it_interval.tv_sec == 0 ? "armed" : "lost");
+  timer_gettime(cpu, &f);
+  printf("cpu=%s ", f.it_value.tv_sec > 900 && f.it_interval.tv_sec == 1000 ? "armed" : "lost");
 
   struct epoll_event got[4];
   int n = epoll_wait(ep, got, 4, 1000);

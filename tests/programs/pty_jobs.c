@@ -8,6 +8,9 @@
  *   gone-group      TIOCSPGRP to a group whose only process was reaped is ESRCH
  *   reuse           once a session leader has exited, another session can take the
  *                   terminal (twice in a row)
+ *   steal           a leader of another session cannot take the terminal with TIOCSCTTY 0
+ *                   (EPERM); with 1 and CAP_SYS_ADMIN it steals it: the terminal names
+ *                   the new session, and the old one has no controlling terminal left
  *
  * Prints "CASE: ok" or "CASE: FAILED at line N (errno E)" per case, then "done".
  */
@@ -72,6 +75,35 @@ static void gone_group(void) {
     CHECK(ioctl(replica, TIOCSPGRP, &g) != 0 && errno == ESRCH);
 }
 
+static void steal(void) {
+    take_terminal();
+    int stolen[2], looked[2];
+    CHECK(pipe(stolen) == 0 && pipe(looked) == 0);
+    pid_t g = fork();
+    if (g == 0) {
+        /* Whatever fails here, the old leader must not wait for a byte forever. */
+        close(stolen[0]);
+        CHECK(setsid() >= 0);
+        CHECK(ioctl(replica, TIOCSCTTY, 0) < 0 && errno == EPERM);
+        CHECK(ioctl(replica, TIOCSCTTY, 1) == 0);
+        CHECK(tcgetsid(replica) == getpid());
+        /* Stay the terminal's session leader until the old leader has looked. */
+        char c = 's';
+        CHECK(write(stolen[1], &c, 1) == 1);
+        CHECK(read(looked[0], &c, 1) == 1);
+        _exit(0);
+    }
+    close(stolen[1]);
+    char c;
+    CHECK(read(stolen[0], &c, 1) == 1);
+    CHECK(open("/dev/tty", O_RDWR) < 0 && errno == ENXIO);
+    pid_t sid;
+    CHECK(ioctl(replica, TIOCGSID, &sid) < 0 && errno == ENOTTY);
+    CHECK(write(looked[1], &c, 1) == 1);
+    int st;
+    CHECK(waitpid(g, &st, 0) == g && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void run(const char *name, void (*f)(void)) {
     printf("%s: ", name);
     fflush(stdout);
@@ -101,6 +133,7 @@ int main(void) {
     run("gone-group", gone_group);
     run("reuse", take_terminal);
     run("reuse", take_terminal);
+    run("steal", steal);
     printf("done\n");
     return 0;
 }

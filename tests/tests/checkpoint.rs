@@ -679,16 +679,17 @@ fn checkpoint_program_and_compare(
 
 /// Periodic timers of every kind keep ticking after a restore, from the rest of their
 /// period: ITIMER_REAL (SIGALRM), a POSIX timer (its signal, with its `sigev_value`), a
-/// timerfd; a far ITIMER_VIRTUAL and a far one-shot POSIX timer are still armed; a
-/// signalfd still reports the signal pending for it; an epoll instance still reports the
-/// timerfd and the pipe it watches (and not the pipe's write end). `ckpt_timers.c`
-/// natively, with a short sleep instead of the checkpoint, prints the same lines.
+/// timerfd; a far ITIMER_VIRTUAL, a far one-shot POSIX timer and a far POSIX timer on the
+/// process's CPU clock are still armed; a signalfd still reports the signal pending for
+/// it; an epoll instance still reports the timerfd and the pipe it watches (and not the
+/// pipe's write end). `ckpt_timers.c` natively, with a short sleep instead of the
+/// checkpoint, prints the same lines.
 #[test]
 fn restore_keeps_timers_signalfd_and_epoll() {
     let Some(kernel) = checkpoint_program_like_native(
         "ckpt_timers",
         "timers",
-        "ready\nalarm=moving posix=moving si_value=42 virtual=armed far=armed \
+        "ready\nalarm=moving posix=moving si_value=42 virtual=armed far=armed cpu=armed \
          epoll=timer,pipe timerfd=moving signalfd=SIGUSR1\ndone\n",
     ) else {
         return;
@@ -697,7 +698,16 @@ fn restore_keeps_timers_signalfd_and_epoll() {
     assert!(timers["real"]["interval_ns"] == 50_000_000, "{timers}");
     assert_eq!(
         timers["posix"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
+        "{timers}"
+    );
+    // The CPU-clock timer is saved with its clock (the process's), not as a wall timer.
+    assert!(
+        timers["posix"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["cpu"]["owner"]["Process"].is_i64() && p["cpu"]["user_only"] == false),
         "{timers}"
     );
     assert_eq!(

@@ -98,7 +98,8 @@ fn script_runs_a_command_on_a_new_pty() {
 
 /// The job-control rules of a pty: the master is a terminal of its own for TIOCNOTTY, a
 /// background tcsetpgrp stops with SIGTTOU, a reaped group is ESRCH, and a session leader's
-/// exit frees its terminal for the next session.
+/// exit frees its terminal for the next session, and a privileged session leader steals
+/// the terminal from another session only with TIOCSCTTY's argument 1.
 #[test]
 fn job_control_rules_match_linux() {
     runsc_rs_tests::assert_same_program(
@@ -109,6 +110,7 @@ fn job_control_rules_match_linux() {
             "sigttou: ok\n",
             "gone-group: ok\n",
             "reuse: ok\nreuse: ok\n",
+            "steal: ok\n",
         ],
     );
 }

@@ -39,6 +39,24 @@ fn cpu_time_itimers_fire() {
     );
 }
 
+/// POSIX timers on the CPU-time clocks (process, thread, clock_getcpuclockid and
+/// pthread_getcpuclockid IDs) expire by CPU time and not while asleep, count down CPU time,
+/// report overruns, and refuse bad settings as on Linux.
+#[test]
+fn posix_timers_on_cpu_clocks_fire_by_cpu_time() {
+    assert_same_program(
+        "cpu_posix_timers",
+        &[],
+        &[
+            "process: fired=1 code_timer=1 value=77 after_50ms_cpu=1\n",
+            "pthread clock: fired=1 code_timer=1 value=77 after_50ms_cpu=1\n",
+            "asleep: fired=0\n",
+            "periodic: fired=1 overrun_10_or_more=1\n",
+            "negative interval: -1 Invalid argument\n",
+        ],
+    );
+}
+
 /// A signal pending for the process while every thread blocks it is delivered to the
 /// thread that unblocks it, right after its `sigprocmask` although it goes on making only
 /// system calls that never block (the run loop's lock-free common path must see the

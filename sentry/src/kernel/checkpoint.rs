@@ -25,9 +25,9 @@
 //!   uses (shared ones appear once);
 //! - every process ([`ProcessImage`]): parent, process group, session, signal actions and
 //!   group-wide pending signals, and its timers ([`TimersImage`]: ITIMER_REAL, VIRTUAL and
-//!   PROF and the POSIX timers with their `sigevent`, each as the time left to its next
-//!   expiration and its period, so that a restored timer fires after the rest of its
-//!   period, then every period);
+//!   PROF and the POSIX timers with their `sigevent` (and, on a CPU-time clock, whose
+//!   clock), each as the time left to its next expiration on its clock and its period, so
+//!   that a restored timer fires after the rest of its period, then every period);
 //! - every address space: its VMAs (permissions, shared or private, what backs a file
 //!   mapping: path, device, inode, offset; or the System V segment it attaches, by
 //!   identifier) and where each present page range lies in the memory file (and whether it
@@ -453,6 +453,41 @@ pub struct PosixTimerImage {
     /// None: disarmed.
     pub armed: Option<ItimerImage>,
     pub overrun: i32,
+    /// The CPU-time clock it counts on (None: a wall clock); `armed` is then in that
+    /// clock's time.
+    #[serde(default)]
+    pub cpu: Option<CpuClockImage>,
+}
+
+/// A POSIX timer's CPU-time clock: whose time (global IDs; None once its owner was reaped)
+/// and whether user time only.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CpuClockImage {
+    pub owner: Option<CpuClockOwnerImage>,
+    pub user_only: bool,
+}
+
+/// Whose CPU time a [`CpuClockImage`] reads.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum CpuClockOwnerImage {
+    Thread(i32),
+    Process(i32),
+}
+
+impl CpuClockImage {
+    fn of(clock: &super::cpu_timers::CpuClock) -> CpuClockImage {
+        use super::cpu_timers::CpuClockOwner;
+        let owner = match &clock.owner {
+            CpuClockOwner::Thread(h) => h.upgrade().map(|h| CpuClockOwnerImage::Thread(h.tid())),
+            CpuClockOwner::Process(tg) => {
+                tg.upgrade().map(|tg| CpuClockOwnerImage::Process(tg.tgid))
+            }
+        };
+        CpuClockImage {
+            owner,
+            user_only: clock.user_only,
+        }
+    }
 }
 
 fn nanos(d: std::time::Duration) -> u64 {
@@ -473,6 +508,19 @@ pub(super) fn itimer_image(
 fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
     use super::cpu_timers::cpu_clock;
     let times = tg.cpu_times();
+    // The POSIX timers' CPU clocks, read without the timers lock (as the sampler does).
+    let cpu_clocks: Vec<(i32, super::cpu_timers::CpuClock)> = {
+        let timers = tg.timers.lock().unwrap();
+        timers
+            .posix
+            .iter()
+            .filter_map(|(&id, p)| Some((id, p.cpu_clock()?.clone())))
+            .collect()
+    };
+    let cpu_now: HashMap<i32, std::time::Duration> = cpu_clocks
+        .iter()
+        .filter_map(|(id, c)| Some((*id, c.read()?)))
+        .collect();
     let timers = tg.timers.lock().unwrap();
     TimersImage {
         real: timers.real.as_ref().and_then(|t| itimer_image(t.get())),
@@ -488,8 +536,14 @@ fn timers_image(tg: &super::ThreadGroup) -> TimersImage {
                 signo: p.event.signo,
                 value: p.event.value,
                 thread: p.event.thread,
-                armed: itimer_image(p.timer.get()),
+                // A CPU timer whose clock's owner is gone never expires again.
+                armed: match (p.cpu_clock(), cpu_now.get(&id)) {
+                    (None, _) => itimer_image(p.get(std::time::Duration::ZERO)),
+                    (Some(_), Some(&now)) => itimer_image(p.get(now)),
+                    (Some(_), None) => None,
+                },
                 overrun: p.overrun.load(std::sync::atomic::Ordering::Relaxed),
+                cpu: p.cpu_clock().map(CpuClockImage::of),
             })
             .collect(),
     }

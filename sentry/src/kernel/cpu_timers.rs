@@ -1,19 +1,50 @@
-//! What a process's CPU time drives: ITIMER_VIRTUAL (SIGVTALRM), ITIMER_PROF (SIGPROF) and
+//! What a process's CPU time drives: ITIMER_VIRTUAL (SIGVTALRM), ITIMER_PROF (SIGPROF),
 //! RLIMIT_CPU (SIGXCPU at the soft limit and every CPU second after it, SIGKILL at the hard
-//! limit).
+//! limit), and POSIX timers on CPU-time clocks (`timer_create` on CLOCK_PROCESS_CPUTIME_ID,
+//! CLOCK_THREAD_CPUTIME_ID or a `clock_getcpuclockid` clock).
 //!
 //! CPU time accrues only while threads run, and an application thread running its own code
 //! never enters the sentry, so these are checked from outside: while any of them is armed,
 //! a wall-clock timer samples the process's CPU clocks every [`CPU_TICK`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::signal::SigInfo;
-use super::timer::{Action, Timer, CPU_TICK};
+use super::timer::{Action, PosixDeadline, Timer, CPU_TICK};
 use super::usage::CpuTimes;
-use super::{Kernel, ThreadGroup};
+use super::{Kernel, TaskHandle, ThreadGroup};
+
+/// Whose CPU time a [`CpuClock`] reads. Weak: a timer does not keep its clock's owner.
+#[derive(Debug, Clone)]
+pub enum CpuClockOwner {
+    Thread(Weak<TaskHandle>),
+    Process(Weak<ThreadGroup>),
+}
+
+/// A CPU-time clock a POSIX timer counts on: a thread's or a process's user time
+/// (CPUCLOCK_VIRT) or user plus system time (CPUCLOCK_PROF, CPUCLOCK_SCHED).
+#[derive(Debug, Clone)]
+pub struct CpuClock {
+    pub owner: CpuClockOwner,
+    pub user_only: bool,
+}
+
+impl CpuClock {
+    /// The clock's reading; None once its thread or process is gone (reaped).
+    pub fn read(&self) -> Option<Duration> {
+        let times = match &self.owner {
+            CpuClockOwner::Thread(h) => h.upgrade()?.clock.times(),
+            CpuClockOwner::Process(tg) => tg.upgrade()?.cpu_times(),
+        };
+        Some(if self.user_only {
+            times.user
+        } else {
+            times.total()
+        })
+    }
+}
 
 /// The CPU clock an interval timer counts: user time (ITIMER_VIRTUAL) or user plus system
 /// time (ITIMER_PROF, and RLIMIT_CPU).
@@ -31,10 +62,14 @@ fn cpu_limit(tg: &ThreadGroup) -> (u64, u64) {
     (l.cur, l.max)
 }
 
-/// Whether anything needs the sampler: an armed CPU interval timer or a finite RLIMIT_CPU
-/// (Linux checks the hard limit only when there is a soft one).
+/// Whether anything needs the sampler: an armed CPU interval timer, an armed POSIX timer on
+/// a CPU clock, or a finite RLIMIT_CPU (Linux checks the hard limit only when there is a
+/// soft one).
 fn needed(tg: &ThreadGroup, timers: &super::timer::ProcessTimers) -> bool {
-    timers.virt.armed() || timers.prof.armed() || cpu_limit(tg).0 != libc::RLIM_INFINITY
+    timers.virt.armed()
+        || timers.prof.armed()
+        || timers.posix.values().any(|p| p.cpu_armed())
+        || cpu_limit(tg).0 != libc::RLIM_INFINITY
 }
 
 /// Starts the process's CPU-time sampler unless it runs or nothing needs it. Called when an
@@ -72,19 +107,48 @@ pub fn arm(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) {
 /// signal comes again every CPU second.
 fn sample(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tick: u64) {
     let times = tg.cpu_times();
-    let (virt, prof, idle) = {
+    // The POSIX timers' clocks are read without the timers lock held (a process clock takes
+    // its group's `sig` lock).
+    let posix_clocks: Vec<(i32, CpuClock)> = {
+        let timers = tg.timers.lock().unwrap();
+        timers
+            .posix
+            .iter()
+            .filter(|(_, p)| p.cpu_armed())
+            .filter_map(|(&id, p)| Some((id, p.cpu_clock()?.clone())))
+            .collect()
+    };
+    let posix_now: Vec<(i32, Duration)> = posix_clocks
+        .into_iter()
+        .filter_map(|(id, c)| Some((id, c.read()?)))
+        .collect();
+    let (virt, prof, posix_fired, idle) = {
         let mut timers = tg.timers.lock().unwrap();
         let virt = timers.virt.expire(cpu_clock(&times, libc::ITIMER_VIRTUAL));
         let prof = timers.prof.expire(cpu_clock(&times, libc::ITIMER_PROF));
+        let mut posix_fired = Vec::new();
+        for (id, now) in posix_now {
+            if let Some(PosixDeadline::Cpu { itimer, action, .. }) =
+                timers.posix.get_mut(&id).map(|p| &mut p.deadline)
+            {
+                let count = itimer.expire(now);
+                if count > 0 {
+                    posix_fired.push((action.clone(), count));
+                }
+            }
+        }
         let sampler = if needed(tg, &timers) {
             None
         } else {
             timers.cpu_sampler.take()
         };
-        (virt, prof, sampler)
+        (virt, prof, posix_fired, sampler)
     };
     if let Some(sampler) = idle {
         sampler.set(None, None);
+    }
+    for (action, count) in posix_fired {
+        action(count);
     }
     let running: Vec<_> = tg
         .sig()

@@ -60,16 +60,17 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use platform::{CpuState, FpState, Perms};
 use zerocopy::FromBytes;
 
 use super::checkpoint::{
-    EpollImage, FileImage, ItimerImage, KernelImage, MmImage, MountRootImage, ProcessImage,
-    RestartImage, TaskImage, TimersImage, TmpNodeImage, VmaImage,
+    CpuClockImage, CpuClockOwnerImage, EpollImage, FileImage, ItimerImage, KernelImage, MmImage,
+    MountRootImage, ProcessImage, RestartImage, TaskImage, TimersImage, TmpNodeImage, VmaImage,
 };
+use super::cpu_timers::{CpuClock, CpuClockOwner};
 use super::signal::{SigAction, SigInfo};
 use super::task::{register_thread, Restart, RestartBlock, Resumed, VforkDone, DISABLED_ALTSTACK};
 use super::thread_group::ExecImage;
@@ -717,8 +718,6 @@ impl Kernel {
                 timers.prof.set(now, value, interval);
             }
         }
-        // Also what RLIMIT_CPU needs.
-        arm(self, tg);
         for p in &image.posix {
             let event = TimerEvent {
                 notify: p.notify,
@@ -726,15 +725,40 @@ impl Kernel {
                 value: p.value,
                 thread: p.thread,
             };
-            let timer = PosixTimer::new(self, tg, p.id, p.clock, event);
+            let cpu = p.cpu.as_ref().map(|c| self.restored_cpu_clock(c));
+            let now = cpu.as_ref().and_then(|c| c.read()).unwrap_or_default();
+            let mut timer = PosixTimer::new(self, tg, p.id, p.clock, cpu, event);
             timer
                 .overrun
                 .store(p.overrun, std::sync::atomic::Ordering::Relaxed);
             if let Some(i) = &p.armed {
                 let (value, interval) = setting(i);
-                timer.timer.set(value, interval);
+                timer.set(now, value, interval);
             }
             tg.timers.lock().unwrap().posix.insert(p.id, timer);
+        }
+        // What the CPU-time timers and RLIMIT_CPU need.
+        arm(self, tg);
+    }
+
+    /// A POSIX timer's CPU-time clock as the image names it: its thread or process in the
+    /// restored tree (one that is not there reads no time, as a reaped owner's).
+    fn restored_cpu_clock(&self, image: &CpuClockImage) -> CpuClock {
+        let tree = self.tree();
+        let owner = match image.owner {
+            Some(CpuClockOwnerImage::Thread(tid)) => {
+                CpuClockOwner::Thread(tree.tasks.get(&tid).map_or_else(Weak::new, Arc::downgrade))
+            }
+            Some(CpuClockOwnerImage::Process(tgid)) => CpuClockOwner::Process(
+                tree.procs
+                    .get(&tgid)
+                    .map_or_else(Weak::new, |p| Arc::downgrade(&p.tg)),
+            ),
+            None => CpuClockOwner::Process(Weak::new()),
+        };
+        CpuClock {
+            owner,
+            user_only: image.user_only,
         }
     }
 

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::cpu_timers::CpuClock;
 use super::signal::{Pending, SigInfo, SIGRTMIN, SI_TIMER};
 use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
@@ -308,24 +309,52 @@ pub struct TimerEvent {
     pub thread: Option<i32>,
 }
 
+/// What a POSIX timer counts its deadline on.
+pub enum PosixDeadline {
+    /// A wall clock: the kernel's [`TimerService`] fires it.
+    Wall(Arc<Timer>),
+    /// A CPU-time clock: the owning process's CPU-time sampler
+    /// ([`super::cpu_timers`]) compares the clock with the deadline and runs `action`.
+    Cpu {
+        clock: CpuClock,
+        itimer: CpuItimer,
+        action: Arc<Action>,
+    },
+}
+
+impl std::fmt::Debug for PosixDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PosixDeadline::Wall(t) => f.debug_tuple("Wall").field(t).finish(),
+            PosixDeadline::Cpu { clock, itimer, .. } => f
+                .debug_struct("Cpu")
+                .field("clock", clock)
+                .field("itimer", itimer)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 /// A POSIX timer (`timer_create`).
 #[derive(Debug)]
 pub struct PosixTimer {
-    pub timer: Arc<Timer>,
+    pub deadline: PosixDeadline,
     /// Expirations beyond the first at the last firing (`timer_getoverrun`).
     pub overrun: Arc<AtomicI32>,
-    /// The clock absolute times are measured on.
+    /// The clock ID it was created with (absolute times are measured on it).
     pub clock: i32,
     pub event: TimerEvent,
 }
 
 impl PosixTimer {
-    /// A disarmed timer `id` of process `tg` that notifies as `event` says.
+    /// A disarmed timer `id` of process `tg` that notifies as `event` says; it counts on
+    /// `cpu` when given (a CPU-time clock), else on the wall clock `clock` names.
     pub fn new(
         kernel: &Arc<Kernel>,
         tg: &Arc<ThreadGroup>,
         id: i32,
         clock: i32,
+        cpu: Option<CpuClock>,
         event: TimerEvent,
     ) -> PosixTimer {
         let overrun = Arc::new(AtomicI32::new(0));
@@ -378,12 +407,57 @@ impl PosixTimer {
                 Some(info)
             })
         };
+        let deadline = match cpu {
+            Some(clock) => PosixDeadline::Cpu {
+                clock,
+                itimer: CpuItimer::default(),
+                action: Arc::new(action),
+            },
+            None => PosixDeadline::Wall(Timer::new(&kernel.timers, action)),
+        };
         PosixTimer {
-            timer: Timer::new(&kernel.timers, action),
+            deadline,
             overrun,
             clock,
             event,
         }
+    }
+
+    /// The CPU clock it counts on; None for a wall-clock timer.
+    pub fn cpu_clock(&self) -> Option<&CpuClock> {
+        match &self.deadline {
+            PosixDeadline::Cpu { clock, .. } => Some(clock),
+            PosixDeadline::Wall(_) => None,
+        }
+    }
+
+    /// Arms it to expire after `value` (None: disarm), then every `interval`; `now` is
+    /// its CPU clock's reading (unused for a wall clock). Returns the previous setting as
+    /// [`PosixTimer::get`] reports it.
+    pub fn set(
+        &mut self,
+        now: Duration,
+        value: Option<Duration>,
+        interval: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>) {
+        match &mut self.deadline {
+            PosixDeadline::Wall(t) => t.set(value, interval),
+            PosixDeadline::Cpu { itimer, .. } => itimer.set(now, value, interval),
+        }
+    }
+
+    /// Time left until the next expiration (None: disarmed) and the period; `now` as in
+    /// [`PosixTimer::set`].
+    pub fn get(&self, now: Duration) -> (Option<Duration>, Option<Duration>) {
+        match &self.deadline {
+            PosixDeadline::Wall(t) => t.get(),
+            PosixDeadline::Cpu { itimer, .. } => itimer.get(now),
+        }
+    }
+
+    /// Whether it is an armed CPU-clock timer (one the CPU-time sampler must watch).
+    pub fn cpu_armed(&self) -> bool {
+        matches!(&self.deadline, PosixDeadline::Cpu { itimer, .. } if itimer.armed())
     }
 }
 

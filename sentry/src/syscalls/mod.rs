@@ -410,7 +410,7 @@ syscall_table! {
         219 restart_syscall() => signal::restart_syscall, Full;
         220 semtimedop(id: i32, sops: UserAddr, nsops: usize, timeout: UserAddr) => ipc::semtimedop, Full;
         221 fadvise64(fd: Fd, offset: i64, len: i64, advice: i32) => fd::fadvise64, Partial("advice is checked and ignored");
-        222 timer_create(clock: i32, sevp: UserAddr, idp: UserAddr) => timer::timer_create, Partial("CPU-time clocks run on wall time; SIGEV_THREAD is signalled like SIGEV_SIGNAL (glibc uses SIGEV_THREAD_ID)");
+        222 timer_create(clock: i32, sevp: UserAddr, idp: UserAddr) => timer::timer_create, Partial("CPU-time clocks expire by the sentry's CPU accounting, looked at every 10 ms tick (Linux: every host tick); SIGEV_THREAD is signalled like SIGEV_SIGNAL (glibc uses SIGEV_THREAD_ID)");
         223 timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr) => timer::timer_settime, Full;
         224 timer_gettime(id: i32, cur: UserAddr) => timer::timer_gettime, Full;
         225 timer_getoverrun(id: i32) => timer::timer_getoverrun, Partial("overruns of the last expiration, also while its signal is still pending");

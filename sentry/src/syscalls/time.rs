@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::cpu_timers::{CpuClock as TimerCpuClock, CpuClockOwner};
 use crate::kernel::task::{Restart, RestartBlock};
 use crate::kernel::timer::CPU_TICK;
 use crate::kernel::{Task, TaskHandle, ThreadGroup};
@@ -135,6 +136,27 @@ fn cpu_clock(t: &Task, clock: i32, gettime: bool) -> Result<Option<CpuClock>, Er
         }
     };
     Ok(Some(CpuClock { target, which }))
+}
+
+/// The CPU-time clock `clock` names, for a POSIX timer of the caller; None for the other
+/// clocks.
+///
+/// # Errors
+/// EINVAL as [`cpu_clock`].
+pub(super) fn cpu_timer_clock(t: &Task, clock: i32) -> Result<Option<TimerCpuClock>, Errno> {
+    let Some(c) = cpu_clock(t, clock, false)? else {
+        return Ok(None);
+    };
+    let owner = match c.target {
+        CpuTarget::Caller => CpuClockOwner::Thread(Arc::downgrade(&t.handle)),
+        CpuTarget::OwnProcess => CpuClockOwner::Process(Arc::downgrade(&t.tg)),
+        CpuTarget::Thread(h) => CpuClockOwner::Thread(Arc::downgrade(&h)),
+        CpuTarget::Process(tg) => CpuClockOwner::Process(Arc::downgrade(&tg)),
+    };
+    Ok(Some(TimerCpuClock {
+        owner,
+        user_only: c.which == CpuWhich::Virt,
+    }))
 }
 
 impl CpuClock {

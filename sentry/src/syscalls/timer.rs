@@ -1,19 +1,20 @@
 //! Timers: alarm, setitimer/getitimer, POSIX timers, and timerfd.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::fd::nofile_limit;
-use super::time::{clock_now_nanos, clock_source};
+use super::time::{clock_now_nanos, clock_source, cpu_timer_clock};
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
+use crate::kernel::cpu_timers::CpuClock;
 use crate::kernel::cpu_timers::{self, cpu_clock};
 use crate::kernel::signal::NSIG;
 use crate::kernel::timer::{
-    real_timer, PosixTimer, Timer, TimerEvent, TimerFd, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD,
+    real_timer, PosixTimer, TimerEvent, TimerFd, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD,
     SIGEV_THREAD_ID,
 };
 use crate::kernel::Task;
@@ -161,9 +162,13 @@ fn delay(clock: i32, ts: Timespec, absolute: bool) -> Result<Option<Duration>, E
     )))
 }
 
-/// timer_create(2)
+/// timer_create(2); a timer on a CPU-time clock expires by that clock as the sentry
+/// accounts it ([`crate::kernel::cpu_timers`]).
 pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> SysResult {
-    clock_source(clock)?;
+    let cpu = cpu_timer_clock(t, clock)?;
+    if cpu.is_none() {
+        clock_source(clock)?;
+    }
     let ev = if sevp.is_null() {
         None
     } else {
@@ -206,7 +211,7 @@ pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> 
         value: value.unwrap_or(id as u64),
         thread,
     };
-    let timer = PosixTimer::new(&t.kernel, &t.tg, id, clock, event);
+    let timer = PosixTimer::new(&t.kernel, &t.tg, id, clock, cpu, event);
     timers.posix.insert(id, timer);
     drop(timers);
     if let Err(e) = t.mm.write_obj(idp, &id) {
@@ -216,14 +221,26 @@ pub fn timer_create(t: &mut Task, clock: i32, sevp: UserAddr, idp: UserAddr) -> 
     Ok(0)
 }
 
-fn posix_timer(t: &Task, id: i32) -> Result<(Arc<Timer>, Arc<AtomicI32>, i32), Errno> {
+/// Runs `f` on the caller's POSIX timer `id` (with the process's timers locked).
+fn with_posix_timer<R>(
+    t: &Task,
+    id: i32,
+    f: impl FnOnce(&mut PosixTimer) -> R,
+) -> Result<R, Errno> {
     t.tg.timers
         .lock()
         .unwrap()
         .posix
-        .get(&id)
-        .map(|p| (p.timer.clone(), p.overrun.clone(), p.clock))
+        .get_mut(&id)
+        .map(f)
         .ok_or(Errno::EINVAL)
+}
+
+/// The reading of the CPU clock a timer counts on (charging the caller's time so far);
+/// None once the clock's thread or process is gone.
+fn cpu_clock_now(t: &mut Task, clock: &CpuClock) -> Option<Duration> {
+    t.thread_times();
+    clock.read()
 }
 
 fn write_itimerspec(t: &Task, at: UserAddr, v: (Option<Duration>, Option<Duration>)) -> SysResult {
@@ -239,24 +256,53 @@ fn write_itimerspec(t: &Task, at: UserAddr, v: (Option<Duration>, Option<Duratio
 
 /// timer_settime(2)
 pub fn timer_settime(t: &mut Task, id: i32, flags: i32, new: UserAddr, old: UserAddr) -> SysResult {
-    let (timer, _, clock) = posix_timer(t, id)?;
+    let (clock, cpu) = with_posix_timer(t, id, |p| (p.clock, p.cpu_clock().cloned()))?;
     let v: Itimerspec = t.mm.read_obj(new)?;
-    let value = delay(clock, v.value, flags & TIMER_ABSTIME != 0)?;
+    let absolute = flags & TIMER_ABSTIME != 0;
     let interval = timespec_to(v.interval)?;
-    let prev = timer.set(value, interval);
+    let prev = match cpu {
+        None => {
+            let value = delay(clock, v.value, absolute)?;
+            with_posix_timer(t, id, |p| p.set(Duration::ZERO, value, interval))?
+        }
+        Some(cpu) => {
+            let value = timespec_to(v.value)?;
+            // Linux refuses to arm a timer whose thread or process was reaped.
+            let now = cpu_clock_now(t, &cpu).ok_or(Errno::ESRCH)?;
+            // An absolute time already past expires at the next look (the smallest delay).
+            let value = value.map(|d| {
+                if absolute {
+                    d.saturating_sub(now).max(Duration::from_nanos(1))
+                } else {
+                    d
+                }
+            });
+            let prev = with_posix_timer(t, id, |p| p.set(now, value, interval))?;
+            cpu_timers::arm(&t.kernel, &t.tg);
+            prev
+        }
+    };
     write_itimerspec(t, old, prev)
 }
 
 /// timer_gettime(2)
 pub fn timer_gettime(t: &mut Task, id: i32, cur: UserAddr) -> SysResult {
-    let (timer, _, _) = posix_timer(t, id)?;
-    write_itimerspec(t, cur, timer.get())
+    let cpu = with_posix_timer(t, id, |p| p.cpu_clock().cloned())?;
+    let now = match &cpu {
+        Some(c) => cpu_clock_now(t, c),
+        None => Some(Duration::ZERO),
+    };
+    // A timer whose clock's owner is gone reads as disarmed.
+    let v = with_posix_timer(t, id, |p| match now {
+        Some(now) => p.get(now),
+        None => (None, p.get(Duration::ZERO).1),
+    })?;
+    write_itimerspec(t, cur, v)
 }
 
 /// timer_getoverrun(2)
 pub fn timer_getoverrun(t: &mut Task, id: i32) -> SysResult {
-    let (_, overrun, _) = posix_timer(t, id)?;
-    Ok(overrun.load(Ordering::Relaxed) as u64)
+    with_posix_timer(t, id, |p| p.overrun.load(Ordering::Relaxed) as u64)
 }
 
 /// timer_delete(2)
