@@ -110,3 +110,28 @@ umount "$M" && echo unmounted
     );
     assert!(out.ends_with("unmounted\n"), "{out}");
 }
+
+/// The protocol by hand (`tests/programs/fuse_raw.c`): mount options, INIT, LOOKUP,
+/// GETATTR, OPEN and a READ the daemon holds until the reader is signalled: the reader's
+/// wait sends FUSE_INTERRUPT naming the READ and ends with the daemon's EINTR; then the
+/// closed device makes the mount answer ENOTCONN.
+#[test]
+fn raw_protocol_and_interrupt_match_native() {
+    if !std::path::Path::new("/dev/fuse").exists() {
+        skip("native FUSE needs /dev/fuse");
+        return;
+    }
+    runsc_rs_tests::assert_same_program(
+        "fuse_raw",
+        &[],
+        &[
+            "mount without fd: -1 EINVAL",
+            "second mount of the connection: 0",
+            "interrupt names the read: 1",
+            "reader read: -1 EINTR",
+            "stat after the daemon closed: -1 ENOTCONN",
+            "stat of the second mount: -1 ENOTCONN",
+            "umount second: 0",
+        ],
+    );
+}

@@ -15,10 +15,11 @@
 //! `Conn::state` is a leaf: the wait queues are notified after it is released.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
 use zerocopy::IntoBytes;
 
+use super::node::FuseNode;
 use super::proto::{self, op, InHeader, InitIn, InitOut, OutHeader};
 use crate::abi::Errno;
 use crate::vfs::{Context, FileOps, IoDst, IoSrc, OpenFile, Stat};
@@ -103,6 +104,8 @@ pub struct Conn {
     replies: WaitQueue,
     /// The same, for callers without a task (inode operations).
     replied: Condvar,
+    /// The root of the filesystem the connection serves, while it is mounted.
+    root: Mutex<Weak<FuseNode>>,
 }
 
 impl Conn {
@@ -125,6 +128,7 @@ impl Conn {
             requests: WaitQueue::new(),
             replies: WaitQueue::new(),
             replied: Condvar::new(),
+            root: Mutex::new(Weak::new()),
         });
         let init = InitIn {
             major: proto::KERNEL_MAJOR,
@@ -147,6 +151,19 @@ impl Conn {
         self.replied.notify_all();
         self.replies.notify(Wake::Any);
         self.requests.notify(Wake::Any);
+    }
+
+    /// Records the root of the filesystem the connection serves.
+    pub fn set_root(&self, root: &Arc<FuseNode>) {
+        *self.root.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(root);
+    }
+
+    /// The root of the filesystem the connection serves, if it is still mounted.
+    pub fn root(&self) -> Option<Arc<FuseNode>> {
+        self.root
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
     }
 
     /// What `FUSE_INIT` settled (defaults until it is answered).
@@ -554,6 +571,11 @@ impl DevFile {
         self.conn.set(conn.clone()).map_err(|_| Errno::EINVAL)?;
         conn.attach();
         Ok(())
+    }
+
+    /// The connection the file serves, if any.
+    pub fn connection(&self) -> Option<&Arc<Conn>> {
+        self.conn.get()
     }
 
     fn attached(&self) -> Result<&Arc<Conn>, Errno> {

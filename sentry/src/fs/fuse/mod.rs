@@ -146,8 +146,8 @@ fn dev_file(f: &OpenFile) -> Option<&DevFile> {
 /// in the caller's table. Returns the root and the options mountinfo shows.
 ///
 /// # Errors
-/// EINVAL for bad options, a file that is not `/dev/fuse` or one already serving a mount;
-/// EBADF for a bad fd.
+/// EINVAL for bad options, a bad fd, a file that is not `/dev/fuse`, or one that served a
+/// filesystem now gone. A file serving a mount mounts that filesystem again.
 pub fn mount(
     data: &str,
     file: impl FnOnce(i32) -> Result<Arc<OpenFile>, Errno>,
@@ -155,6 +155,13 @@ pub fn mount(
     let opts = Options::parse(data)?;
     let f = file(opts.fd).map_err(|_| Errno::EINVAL)?;
     let dev = dev_file(&f).ok_or(Errno::EINVAL)?;
+    if let Some(conn) = dev.connection() {
+        // A device that serves a mount already mounts that filesystem again (Linux 5.10
+        // and later); one whose filesystem is gone is EINVAL.
+        let root = conn.root().ok_or(Errno::EINVAL)?;
+        let shown = root.shown_options();
+        return Ok((root, shown));
+    }
     let conn = dev.connect()?;
     let root: Arc<dyn Inode> = node::FuseFs::new_root(conn, opts);
     Ok((root, opts.shown()))

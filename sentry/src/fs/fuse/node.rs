@@ -88,6 +88,7 @@ impl FuseFs {
             ..proto::Attr::default()
         };
         let root = FuseNode::new(&fs, proto::ROOT_ID, &attr, 0, Instant::now());
+        fs.conn.set_root(&root);
         fs.nodes
             .lock()
             .unwrap()
@@ -232,6 +233,11 @@ impl FuseNode {
             children: Mutex::new(HashMap::new()),
             me: me.clone(),
         })
+    }
+
+    /// The mount options of the filesystem, as mountinfo shows them.
+    pub fn shown_options(&self) -> String {
+        self.fs.opts.shown()
     }
 
     fn this(&self) -> Result<Arc<FuseNode>, Errno> {
