@@ -23,8 +23,9 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 # the network tests make namespaces and veth pairs (`ip`), fetch with curl, set sysctls;
 # strace: the ptrace test traces a shell and its child with the real strace in the sandbox;
 # iptables: the netfilter test lists and changes tables with iptables-legacy and
-# ip6tables-legacy in the sandbox and in a fresh namespace of the host.
-packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins libbenchmark1debian podman docker.io iproute2 curl procps strace iptables)
+# ip6tables-legacy in the sandbox and in a fresh namespace of the host; bindfs: the FUSE test
+# mounts a directory with it in the sandbox and natively.
+packages=(containerd runc busybox-static gcc libc6-dev python3 python3-grpcio python3-grpc-tools sqlite3 tmux containernetworking-plugins libbenchmark1debian podman docker.io iproute2 curl procps strace iptables bindfs)
 
 step "system packages"
 missing=()

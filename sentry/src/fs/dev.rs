@@ -1,7 +1,8 @@
 //! `/dev`: a tmpfs holding the standard character devices and the fd links.
 //!
 //! null, zero, full, random and urandom are implemented by the sentry; `tty` opens the
-//! caller's controlling terminal ([`crate::tty::DevTty`]); `net/tun` opens a TUN/TAP file
+//! caller's controlling terminal ([`crate::tty::DevTty`]); `fuse` opens a FUSE device file
+//! ([`super::fuse::DevFile`]); `net/tun` opens a TUN/TAP file
 //! in the caller's network namespace ([`crate::vfs::Context::open_net_tun`]). `shm` and `pts` are directories
 //! for the tmpfs and devpts mounts; `ptmx` is a link to `pts/ptmx`, as runc makes it.
 
@@ -23,6 +24,8 @@ enum Kind {
     Tty,
     /// `/dev/net/tun`: replaced at open by the caller's namespace's file.
     Tun,
+    /// `/dev/fuse`: a new [`super::fuse::DevFile`] per open.
+    Fuse,
 }
 
 struct CharDev {
@@ -37,8 +40,10 @@ struct CharFile {
 
 impl Device for CharDev {
     fn open(&self, _cx: &Caller, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        if self.kind == Kind::Tty {
-            return Ok(Arc::new(crate::tty::DevTty));
+        match self.kind {
+            Kind::Tty => return Ok(Arc::new(crate::tty::DevTty)),
+            Kind::Fuse => return Ok(Arc::new(super::fuse::DevFile::default())),
+            _ => {}
         }
         Ok(Arc::new(CharFile {
             kind: self.kind,
@@ -86,7 +91,7 @@ impl FileOps for CharFile {
                     .map(drop)
                     .map_err(|e| Errno::from_raw(e.raw_os_error()))
             }),
-            Kind::Tty | Kind::Tun => Err(Errno::ENXIO),
+            Kind::Tty | Kind::Tun | Kind::Fuse => Err(Errno::ENXIO),
         }
     }
 
@@ -103,7 +108,7 @@ impl FileOps for CharFile {
     ) -> Result<usize, Errno> {
         match self.kind {
             Kind::Full => Err(Errno::ENOSPC),
-            Kind::Tty | Kind::Tun => Err(Errno::ENXIO),
+            Kind::Tty | Kind::Tun | Kind::Fuse => Err(Errno::ENXIO),
             _ => Ok(src.remaining()),
         }
     }
@@ -123,7 +128,7 @@ impl FileOps for CharFile {
     }
 
     fn offset_pinned(&self) -> bool {
-        !matches!(self.kind, Kind::Tty | Kind::Tun)
+        !matches!(self.kind, Kind::Tty | Kind::Tun | Kind::Fuse)
     }
 
     fn size(&self) -> Result<u64, Errno> {
@@ -143,6 +148,7 @@ pub fn by_number(block: bool, rdev: u64) -> Arc<dyn Device> {
         (false, 1, 7) => Kind::Full,
         (false, 1, 8 | 9) => Kind::Random,
         (false, 5, 0) => Kind::Tty,
+        (false, 10, 229) => Kind::Fuse,
         _ => return Arc::new(Absent),
     };
     Arc::new(CharDev { kind, rdev })
@@ -170,6 +176,7 @@ pub fn new_dev(mf: &Arc<MemoryFile>) -> Result<Arc<TmpNode>, Errno> {
         ("random", Kind::Random, 1, 8),
         ("urandom", Kind::Random, 1, 9),
         ("tty", Kind::Tty, 5, 0),
+        ("fuse", Kind::Fuse, 10, 229),
     ];
     for (name, kind, major, minor) in devs {
         let rdev = libc::makedev(major, minor);

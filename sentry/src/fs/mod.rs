@@ -1,5 +1,5 @@
 //! Filesystems: `hostfs` (directfs over host directory fds), `tmpfs`, `overlay` (tmpfs over
-//! a read-only lower layer), `dev`, `devpts` and `sys`, plus the synthetic-file helpers they share
+//! a read-only lower layer), `dev`, `devpts`, `sys` and `fuse`, plus the synthetic-file helpers they share
 //! (`/proc`, which needs the kernel, is the `procfs` module, above the kernel).
 //!
 //! Layer: above `vfs`, below `kernel`: filesystems see their caller only through
@@ -7,6 +7,7 @@
 
 pub mod dev;
 pub mod devpts;
+pub mod fuse;
 pub mod hostfs;
 pub mod memfd;
 pub mod overlay;

@@ -443,6 +443,7 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
             let bit = libc::O_ASYNC as u32;
             let fl = f.flags();
             if on != (fl & bit != 0) {
+                f.ops().async_allowed()?;
                 if !fasync::set_async(t, &f, fd.0, on) {
                     return Err(Errno::ENOTTY);
                 }
@@ -487,6 +488,11 @@ pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
             let net = t.ns.net.clone();
             let net_admin = t.creds.has_cap_in(&net.owner, crate::auth::cap::NET_ADMIN);
             crate::net::netlink::netdevice_ioctl(&net, net_admin, t, c as u32, arg)
+        }
+        crate::fs::fuse::proto::DEV_IOC_CLONE => {
+            let from: u32 = t.mm.read_obj(UserAddr(arg))?;
+            let from = file(t, Fd(from as i32))?;
+            crate::fs::fuse::clone_device(&f, &from).map(|()| 0)
         }
         crate::tty::pty::TIOCGPTPEER => {
             let flags = arg as u32;

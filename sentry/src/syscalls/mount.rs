@@ -302,6 +302,12 @@ pub(super) fn new_filesystem(
                 .any(|c| cgroupfs::controller_in_use(&t.kernel, c));
             return Err(if busy { Errno::EBUSY } else { Errno::ENODEV });
         }
+        // `fuse.NAME`: NAME is the daemon's name for itself (sshfs, bindfs...).
+        s if s == "fuse" || s.starts_with("fuse.") => {
+            let name = crate::fs::fuse::type_name(s);
+            let (root, o) = crate::fs::fuse::mount(data, |fd| t.fds.get_io(fd))?;
+            (root, name, o)
+        }
         _ => return Err(Errno::ENODEV),
     })
 }

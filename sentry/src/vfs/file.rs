@@ -62,6 +62,21 @@ pub trait FileOps: Send + Sync {
         None
     }
 
+    /// The file as `Any`, for the code of the device that made it to recognise its own
+    /// files among an application's fds (a FUSE mount's `fd=`, `FUSE_DEV_IOC_CLONE`).
+    fn device_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
+    /// Whether `FIOASYNC` may turn signal-driven I/O on (a `/dev/fuse` file not yet
+    /// serving a mount refuses with EPERM, as Linux's `fuse_dev_fasync`).
+    ///
+    /// # Errors
+    /// The refusal.
+    fn async_allowed(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// For a namespace file (`/proc/[pid]/ns/*`): the inode number of the namespace it
     /// holds, which setns(2) looks up in the kernel's table of such files.
     fn namespace_inode(&self) -> Option<u64> {

@@ -1,0 +1,137 @@
+//! FUSE in the sandbox: a real FUSE daemon (Debian's `bindfs`) mounts a directory through
+//! `/dev/fuse`, and a shell script works through the mount. The same script runs natively
+//! (as root, in a private mount namespace made by `unshare -m`) and in the sandbox, and
+//! both must print the same.
+
+use runsc_rs_tests::{assert_same_outcomes, run_native, run_sandbox, skip, Scratch};
+
+/// Starts `bindfs -f "$S" "$M"` in the background and waits (up to 10 s) for the mount to
+/// show in /proc/mounts; the script after it uses `$M`, `$S` and `$daemon`.
+const MOUNT: &str = r#"
+S=$1 M=$2
+bindfs -f "$S" "$M" & daemon=$!
+i=0
+while ! grep -q " $M fuse" /proc/mounts; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "no mount"; exit 9; }
+    sleep 0.1
+done
+grep " $M " /proc/mounts | cut -d' ' -f3
+"#;
+
+/// Runs `MOUNT` then `body` natively and in the sandbox over a fresh source directory
+/// holding `a.txt`; None (after a skip) when the machine cannot.
+fn both(tag: &str, body: &str) -> Option<String> {
+    if run_native(&["sh", "-c", "command -v bindfs"]).status != 0 {
+        skip("bindfs is not installed (Debian package bindfs)");
+        return None;
+    }
+    if !std::path::Path::new("/dev/fuse").exists() || !nix::unistd::geteuid().is_root() {
+        skip("native FUSE needs root and /dev/fuse");
+        return None;
+    }
+    let script = format!("{MOUNT}{body}");
+    let run = |sandbox: bool| {
+        let dir = Scratch::new(tag);
+        std::fs::create_dir(dir.join("src")).unwrap();
+        std::fs::create_dir(dir.join("mnt")).unwrap();
+        std::fs::write(dir.join("src/a.txt"), "hello\n").unwrap();
+        let (s, m) = (dir.join("src"), dir.join("mnt"));
+        let (s, m) = (s.to_str().unwrap(), m.to_str().unwrap());
+        // The same path on both sides, so that messages naming it agree.
+        let args = ["sh", "-c", &script, "sh", s, m];
+        if sandbox {
+            run_sandbox(&args, &[])
+        } else {
+            let mut native = vec!["unshare", "-m", "--propagation", "private"];
+            native.extend(args);
+            run_native(&native)
+        }
+    };
+    let native = run(false);
+    let sandbox = run(true);
+    Some(assert_same_outcomes(&script, (native, sandbox)))
+}
+
+/// Files made, read, written, appended, truncated, renamed, linked, listed and removed
+/// through the mount (with READ and WRITE larger than one request), statfs, then unmount:
+/// the daemon exits on its own.
+#[test]
+fn bindfs_matches_native() {
+    let body = r#"
+cd "$M" || exit 1
+cat a.txt
+echo world > b.txt && cat b.txt
+echo more >> b.txt && cat b.txt
+mv b.txt c.txt && ls
+mkdir d && ln -s ../a.txt d/link && readlink d/link && cat d/link
+ln a.txt hard && stat -c '%n %s %F' a.txt hard d d/link && stat -c '%h' hard d
+chmod 640 c.txt && stat -c '%n %a %s' c.txt
+truncate -s 3 c.txt && cat c.txt && echo
+head -c 1000000 /dev/zero | tr '\0' x > big && wc -c < big && md5sum < big
+rmdir d 2>&1 | sed 's/.*: //'
+rm d/link && rmdir d && rm c.txt hard
+ls -a
+stat -f -c '%T' .
+ls "$S"
+cd /
+umount "$M"
+wait $daemon
+echo "daemon exited: $?"
+grep -c " $M " /proc/mounts
+echo end
+"#;
+    let Some(out) = both("fuse-bindfs", body) else {
+        return;
+    };
+    assert!(out.starts_with("fuse\nhello\nworld\n"), "{out}");
+    assert!(out.ends_with("daemon exited: 0\n0\nend\n"), "{out}");
+}
+
+/// The daemon is killed: calls on the mount fail with ENOTCONN, never hang, and the mount
+/// can still be unmounted; the sandbox then exits.
+#[test]
+fn killed_daemon_gives_enotconn() {
+    let body = r#"
+cat "$M/a.txt"
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+cat "$M/a.txt" 2>&1 | sed 's/.*: //'
+touch "$M/new" 2>&1 | sed 's/.*: //'
+stat -c %n "$M/x" 2>&1 | sed 's/.*: //'
+umount "$M" && echo unmounted
+"#;
+    let Some(out) = both("fuse-killed", body) else {
+        return;
+    };
+    assert!(
+        out.contains("daemon: 137\nTransport endpoint is not connected\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("unmounted\n"), "{out}");
+}
+
+/// The protocol by hand (`tests/programs/fuse_raw.c`): mount options, INIT, LOOKUP,
+/// GETATTR, OPEN and a READ the daemon holds until the reader is signalled: the reader's
+/// wait sends FUSE_INTERRUPT naming the READ and ends with the daemon's EINTR; then the
+/// closed device makes the mount answer ENOTCONN.
+#[test]
+fn raw_protocol_and_interrupt_match_native() {
+    if !std::path::Path::new("/dev/fuse").exists() {
+        skip("native FUSE needs /dev/fuse");
+        return;
+    }
+    runsc_rs_tests::assert_same_program(
+        "fuse_raw",
+        &[],
+        &[
+            "mount without fd: -1 EINVAL",
+            "second mount of the connection: 0",
+            "interrupt names the read: 1",
+            "reader read: -1 EINTR",
+            "stat after the daemon closed: -1 ENOTCONN",
+            "stat of the second mount: -1 ENOTCONN",
+            "umount second: 0",
+        ],
+    );
+}
