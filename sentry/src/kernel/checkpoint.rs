@@ -201,13 +201,16 @@
 //! restore's; the sentry owns its inodes and the restore
 //! puts back the same file unchanged, so it keeps the saved change time, as gVisor's own
 //! save/restore does.
+//! Format 10 added the clock of a POSIX timer on a CPU-time clock ([`PosixTimerImage::cpu`]:
+//! whose CPU time, by global thread or process ID, and whether user time only); its `armed`
+//! is then the time left on that clock.
 //! [`super::restore`] reads it.
 //!
 //! Anything else (sockets of the host's stack (`--network host`), a FIFO reopened through
 //! `/proc`, a `/proc/[pid]/ns/mnt` file, sysfs files, the host terminal of an exec'd
 //! process (its master went to that exec's caller), a pty of a devpts mount other than the
 //! container's `/dev/pts`; a task in a cgroup namespace of its own; the mounts named
-//! under format 9; in a nested
+//! under format 9 above; in a nested
 //! IPC namespace, shared memory segments and message queues an fd
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
 //! whose creating process exited; an epoll item whose file no fd holds; a writable shared
@@ -236,7 +239,7 @@ use super::{Kernel, Task};
 use crate::vfs::{FileKind, OpenFile};
 
 /// The version of the image format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// State a checkpoint does not save yet, listed in every image (`not_saved`) so that an
 /// image says itself what it lacks. File contents of tmpfs and overlay upper layers live in
