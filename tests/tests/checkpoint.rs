@@ -2545,6 +2545,17 @@ fn checkpoint_refuses_a_devpts_instance_of_its_own_by_name() {
     );
 }
 
+/// An open `/dev/fuse` (a FUSE daemon's connection, which the image cannot hold) fails the
+/// checkpoint by name.
+#[test]
+fn checkpoint_refuses_an_open_dev_fuse_by_name() {
+    checkpoint_refuses_by_name(
+        "devfuse",
+        "exec 3<>/dev/fuse",
+        "fd 3 is a /dev/fuse file: its connection is not saved",
+    );
+}
+
 /// So does a proc mounted at run time in a mount namespace of its own (`unshare -m
 /// --mount-proc`), whose PID namespace the image does not tie it to.
 #[test]

@@ -215,7 +215,7 @@
 //! holds; a socket or mapped memfd no task or fd holds the namespace or file of; a signalfd
 //! whose creating process exited; an epoll item whose file no fd holds; a writable shared
 //! mapping of a host file; a device node in a tmpfs;
-//! a socket file in the sentry's `/dev`, which is not saved)
+//! a socket file in the sentry's `/dev`, which is not saved; a FUSE mount or a `/dev/fuse` file)
 //! makes the checkpoint fail with `cannot checkpoint: ... (kind not supported yet)`, never
 //! a silently wrong image. What is not saved yet is listed in the image itself
 //! ([`KernelImage::not_saved`], from [`NOT_SAVED`]): filesystems other than tmpfs made at run time (a restore refuses them unless the
@@ -1499,6 +1499,11 @@ fn mount_tree_image(
                     "an overlay made at run time: its layers are not saved",
                 ))
             }
+            t if t == "fuse" || t.starts_with("fuse.") => {
+                return Err(unsupported(
+                    "a FUSE filesystem: its daemon's connection and the daemon's view of its inodes are not saved",
+                ))
+            }
             "devpts" if m.path != b"/dev/pts" && m.path != b"/dev/console" => {
                 return Err(unsupported(
                     "a devpts instance of its own: its options are not saved",
@@ -2089,6 +2094,9 @@ fn file_image(
             }
             if let Some(ns) = super::ns::namespace_of(file) {
                 return Ok(FileImage::Namespace(super::ns::NsFileImage::pending(ns)));
+            }
+            if ops.device_any().is_some() {
+                return Err(unsupported("a /dev/fuse file: its connection is not saved"));
             }
             if let Some(saved) = crate::fs::devpts::saved_pty(file) {
                 let (end, path, pty) = saved.map_err(|what| unsupported(&what))?;
