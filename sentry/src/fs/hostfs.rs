@@ -4,8 +4,9 @@
 //! O_PATH|O_NOFOLLOW)`, `fstat`, `readlinkat(fd, "")`, `getdents64` on a directory fd opened
 //! from `"."`. The host never follows a symlink for us (the sentry's walk resolves them), and
 //! no multi-component path ever reaches the host, so nothing outside the root is reachable.
-//! Only regular files and directories are opened for I/O on the host; host device nodes,
-//! FIFOs and sockets are never opened.
+//! Only regular files and directories are opened for I/O on the host as files; host device
+//! nodes are never opened. Host FIFOs and sockets are the host's objects: opening a FIFO or
+//! connecting to a socket reaches the host ([`special`]).
 //!
 //! A name is resolved by the host once, at lookup; what the sentry then does to the node acts
 //! on the inode its `O_PATH` fd holds, never on the name again, because the guest can swap
@@ -63,8 +64,12 @@ use crate::vfs::dcache::EpochCell;
 use crate::vfs::host::HostFile;
 use crate::vfs::inode::{now, RenameFlags, TimeSet};
 use crate::vfs::{
-    Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
+    Caller, DirEntry, FileOps, FileType, FsStats, HostSpecial, Inode, NewAttrs, NewNode, SetAttr,
+    Stat,
 };
+
+mod special;
+pub use special::HOST_PROC;
 
 fn herr(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
@@ -542,6 +547,10 @@ impl Inode for HostNode {
 
     fn file_type(&self) -> Result<FileType, Errno> {
         Ok(FileType::from_mode(self.ident.kind))
+    }
+
+    fn host_special(&self) -> Option<&dyn HostSpecial> {
+        matches!(self.ident.kind, libc::S_IFIFO | libc::S_IFSOCK).then_some(self as _)
     }
 
     fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
