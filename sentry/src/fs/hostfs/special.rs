@@ -16,8 +16,8 @@
 //! - a socket is connected through the magic link `/proc/self/fd/N` of the node's `O_PATH`
 //!   fd, in the sandbox's private procfs ([`HOST_PROC`], mounted at startup, process
 //!   directories only), so the host resolves the inode the sentry already holds and never a
-//!   name. The connection is a nonblocking host socket; [`crate::net::unix`] moves data over
-//!   it.
+//!   name. The connection is a nonblocking host socket; the AF_UNIX sockets (`net::unix`)
+//!   move data over it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock};
