@@ -167,7 +167,8 @@ enum Origin {
     /// the name still leads to `fd`'s inode); nothing else uses the name.
     Child { dir: Arc<OwnedFd>, name: Vec<u8> },
     /// A single regular file mounted on its own; `fd` is open for I/O (`O_RDWR` when the
-    /// filesystem is writable, else `O_RDONLY`) and is the only handle there is.
+    /// filesystem is writable, else `O_RDONLY`) and is the only handle there is. A single
+    /// host socket mounted on its own is one too, with an `O_PATH` fd (only connected to).
     File,
 }
 
@@ -234,17 +235,27 @@ impl HostNode {
     }
 
     /// A single host file as the root of a mount (a file bind mount): `file` must be a
-    /// regular file open for I/O. The node is writable only when `writable` is asked for and
+    /// regular file open for I/O, or the `O_PATH` fd of a host Unix socket (a bind-mounted
+    /// `/run/docker.sock`: the sandbox connects to it through that fd, and the node itself is
+    /// read-only). A regular file's node is writable only when `writable` is asked for and
     /// `file` is open `O_RDWR` (an fd the host only let be opened read-only makes a
     /// read-only node, logged).
     ///
     /// # Errors
     /// EISDIR for a directory, ENXIO for other non-regular files, EBADF for an `O_PATH` or
-    /// write-only fd.
+    /// write-only fd of a regular file.
     pub fn new_file(file: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
         let st = rustix::fs::fstat(&file).map_err(herr)?;
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => {}
+            libc::S_IFSOCK => {
+                return Ok(HostNode::with_ident(
+                    Arc::new(HostFs { writable: false }),
+                    Arc::new(file),
+                    Origin::File,
+                    &st,
+                ))
+            }
             libc::S_IFDIR => return Err(Errno::EISDIR),
             _ => return Err(Errno::ENXIO),
         }
@@ -612,6 +623,10 @@ impl Inode for HostNode {
     }
 
     fn open(&self, _cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if self.ident.kind == libc::S_IFSOCK {
+            // As Linux: a socket is connected to, never opened.
+            return Err(Errno::ENXIO);
+        }
         let acc = flags & libc::O_ACCMODE as u32;
         let host_flags = if acc == libc::O_RDONLY as u32 {
             OFlags::RDONLY
