@@ -479,10 +479,18 @@ impl Runner {
         std::fs::create_dir_all(&self.logs).map_err(io_error(&self.logs))?;
         let log_path = self.logs.join(format!("{log_name}.log"));
         let mut log = File::create(&log_path).map_err(io_error(&log_path))?;
+        // Host sockets and FIFOs the program talks to, served until the run ends.
+        let host_objects = HostObjects::for_program(name).map_err(|source| Error::Spawn {
+            program: name.to_owned(),
+            source,
+        })?;
         let mut cmd = Command::new(&self.runsc_rs);
         cmd.arg("do");
         if let Some(platform) = crate::test_platform() {
             cmd.args(["--platform", &platform]);
+        }
+        if let Some(objects) = &host_objects {
+            cmd.args(["--volume", &objects.volume()]);
         }
         cmd.arg("--")
             .arg(self.suite.dir.join("bin").join(name))
@@ -501,11 +509,6 @@ impl Runner {
             cmd.env("GTEST_SHARD_INDEX", index.to_string())
                 .env("GTEST_TOTAL_SHARDS", total.to_string());
         }
-        // Host sockets and FIFOs the program talks to, served until the run ends.
-        let host_objects = HostObjects::for_program(name).map_err(|source| Error::Spawn {
-            program: name.to_owned(),
-            source,
-        })?;
         for (var, value) in host_objects.iter().flat_map(HostObjects::env) {
             cmd.env(var, value);
         }

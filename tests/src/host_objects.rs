@@ -8,8 +8,10 @@
 //! - `pipe_external`: host FIFOs (`TEST_FIFO_TREE`): `in`, written by the host with the bytes
 //!   0, 1, 2, ... (wrapping) for each reader, and `out`, read by the host.
 //!
-//! gVisor also mounts each tree a second time (`..._ATTACH_TREE`); under `runsc-rs do` the
-//! host's paths are the sandbox's, so both variables name the one directory.
+//! The tree is a volume of the sandbox at its own path (`--volume DIR:DIR`,
+//! [`HostObjects::volume`]): only a volume's host sockets and FIFOs are the host's. gVisor
+//! mounts each tree a second time (`..._ATTACH_TREE`); here both variables name the one
+//! directory.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -36,7 +38,7 @@ pub struct HostObjects {
     threads: Vec<JoinHandle<()>>,
     /// Sockets only held (bound, not listening).
     _held: Vec<OwnedFd>,
-    _dir: Scratch,
+    dir: Scratch,
 }
 
 impl HostObjects {
@@ -57,7 +59,7 @@ impl HostObjects {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
             _held: Vec::new(),
-            _dir: dir,
+            dir,
         };
         let root = Path::new(&root);
         if name == "connect_external" {
@@ -71,6 +73,12 @@ impl HostObjects {
     /// The variables to set for the program.
     pub fn env(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    /// The `--volume` argument that shows the tree in the sandbox at its host path.
+    pub fn volume(&self) -> String {
+        let dir = self.dir.path().display();
+        format!("{dir}:{dir}")
     }
 
     fn spawn(&mut self, work: impl FnOnce(Arc<AtomicBool>) + Send + 'static) {

@@ -1,8 +1,9 @@
 //! Host Unix sockets and FIFOs reached from the sandbox: Debian's curl and python3 in the
-//! sandbox talk to servers of this test on the host, through the host's paths (`runsc-rs do`
-//! sees the host's `/`) and through a volume (`--volume SOCKET:GUEST`, the
+//! sandbox talk to servers of this test on the host through volumes (a directory at its own
+//! path, `--volume DIR:DIR`, and a single socket, `--volume SOCKET:GUEST`, the
 //! `-v /run/docker.sock:/run/docker.sock` of containers), compared with the same programs
-//! run natively.
+//! run natively. Outside a volume, a host socket under the host's `/` (which `runsc-rs do`
+//! shows read-only) is not reached.
 //!
 //! Needs a built `runsc-rs`, `/usr/bin/curl` and `/usr/bin/python3` (tests/run.sh installs
 //! both); a missing program prints `SKIPPED: reason`.
@@ -52,6 +53,12 @@ impl Drop for Server {
     }
 }
 
+/// `--volume DIR:DIR`: the scratch directory in the sandbox at its host path.
+fn volume_of(dir: &Scratch) -> String {
+    let dir = dir.path().display();
+    format!("{dir}:{dir}")
+}
+
 fn have(program: &str) -> bool {
     if Path::new(program).is_file() {
         return true;
@@ -98,8 +105,8 @@ fn accept_loop(
     })
 }
 
-/// curl's HTTP over a host Unix socket, as a client of the Docker API socket does: by the
-/// host's path and through a volume of the socket alone.
+/// curl's HTTP over a host Unix socket, as a client of the Docker API socket does: in a
+/// directory volume and through a volume of the socket alone; not without a volume.
 #[test]
 fn curl_talks_http_to_a_host_unix_socket() {
     if !have(CURL) {
@@ -143,8 +150,20 @@ fn curl_talks_http_to_a_host_unix_socket() {
     };
     let native = check("native curl", &curl(sock_arg).native());
     assert_eq!(native, "served GET /v1.43/version HTTP/1.1\n");
-    let sandboxed = check("curl in the sandbox", &curl(sock_arg).sandbox(&[]));
+    let dir_volume = volume_of(&dir);
+    let sandboxed = check(
+        "curl in the sandbox",
+        &curl(sock_arg).sandbox(&["--volume", &dir_volume]),
+    );
     assert_eq!(sandboxed, native);
+    let unreached = curl(sock_arg).sandbox(&[]);
+    assert_eq!(
+        unreached.status,
+        7,
+        "curl without a volume: the host's socket must not be reached (stdout {:?}, stderr {})",
+        unreached.stdout_text(),
+        unreached.stderr_text()
+    );
     let volume = format!("{sock_arg}:/run/runsc-rs-test-api.sock");
     let through_volume = check(
         "curl in the sandbox, through a volume",
@@ -220,7 +239,10 @@ except OSError as e:
 "#;
     let run = Run::new(&[PYTHON, "-c", script, dir.path().to_str().unwrap()]);
     let native = check("native python3", &run.native());
-    let sandboxed = check("python3 in the sandbox", &run.sandbox(&[]));
+    let sandboxed = check(
+        "python3 in the sandbox",
+        &run.sandbox(&["--volume", &volume_of(&dir)]),
+    );
     let expected_common = "stream 64 True\nstream after shutdown b''\nseqpacket 64 True\n\
                            seqpacket after shutdown b''\ndgram sent 9\ndgram sendto 11\n\
                            nonlistening True\n";
@@ -311,12 +333,19 @@ fn host_fifos_carry_data_both_ways() {
     let native = check("native cat", &cat.native());
     assert_eq!(native, "from the host\n");
     announce.send(()).unwrap();
-    let sandboxed = check("cat in the sandbox", &cat.sandbox(&[]));
+    let fifo_volume = volume_of(&dir);
+    let sandboxed = check(
+        "cat in the sandbox",
+        &cat.sandbox(&["--volume", &fifo_volume]),
+    );
     assert_eq!(sandboxed, native);
 
     let script = format!("echo from the sandbox > {}", from_sandbox.display());
     let echo = Run::new(&["/bin/sh", "-c", &script]);
-    check("sh in the sandbox", &echo.sandbox(&[]));
+    check(
+        "sh in the sandbox",
+        &echo.sandbox(&["--volume", &fifo_volume]),
+    );
     for _ in 0..50 {
         if !got.lock().unwrap().is_empty() {
             break;

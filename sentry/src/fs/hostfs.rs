@@ -5,8 +5,8 @@
 //! from `"."`. The host never follows a symlink for us (the sentry's walk resolves them), and
 //! no multi-component path ever reaches the host, so nothing outside the root is reachable.
 //! Only regular files and directories are opened for I/O on the host as files; host device
-//! nodes are never opened. Host FIFOs and sockets are the host's objects: opening a FIFO or
-//! connecting to a socket reaches the host ([`special`]).
+//! nodes are never opened. Host FIFOs and sockets of a volume are the host's: opening a FIFO
+//! or connecting to a socket there reaches the host ([`special`]).
 //!
 //! A name is resolved by the host once, at lookup; what the sentry then does to the node acts
 //! on the inode its `O_PATH` fd holds, never on the name again, because the guest can swap
@@ -87,6 +87,11 @@ fn check_name(name: &[u8]) -> Result<(), Errno> {
 #[derive(Debug)]
 struct HostFs {
     writable: bool,
+    /// The tree is a volume the operator gave (a bind mount): its host FIFOs and sockets are
+    /// the host's ([`special`]). In the root and the host filesystems `runsc-rs do` shows
+    /// (the host's `/`), they are not: a sandbox must not reach every host daemon
+    /// (`/run/docker.sock`) because it can read the host's files.
+    host_objects: bool,
 }
 
 /// Children kept by all host trees together (counted since the last generation began).
@@ -222,12 +227,19 @@ impl HostNode {
     /// # Errors
     /// ENOTDIR when `dir` is not a directory.
     pub fn new_root(dir: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
+        HostNode::tree_root(dir, writable, false)
+    }
+
+    fn tree_root(dir: OwnedFd, writable: bool, host_objects: bool) -> Result<Arc<HostNode>, Errno> {
         let st = rustix::fs::fstat(&dir).map_err(herr)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
         Ok(HostNode::with_ident(
-            Arc::new(HostFs { writable }),
+            Arc::new(HostFs {
+                writable,
+                host_objects,
+            }),
             Arc::new(dir),
             Origin::TreeRoot,
             &st,
@@ -250,7 +262,10 @@ impl HostNode {
             libc::S_IFREG => {}
             libc::S_IFSOCK => {
                 return Ok(HostNode::with_ident(
-                    Arc::new(HostFs { writable: false }),
+                    Arc::new(HostFs {
+                        writable: false,
+                        host_objects: true,
+                    }),
                     Arc::new(file),
                     Origin::File,
                     &st,
@@ -275,22 +290,26 @@ impl HostNode {
             _ => return Err(Errno::EBADF),
         };
         Ok(HostNode::with_ident(
-            Arc::new(HostFs { writable }),
+            Arc::new(HostFs {
+                writable,
+                host_objects: false,
+            }),
             Arc::new(file),
             Origin::File,
             &st,
         ))
     }
 
-    /// The root of a bind mount: a directory tree ([`HostNode::new_root`]) or a single file
-    /// ([`HostNode::new_file`]), whichever `fd` is.
+    /// The root of a bind mount: a directory tree ([`HostNode::new_root`], whose host FIFOs
+    /// and sockets are the host's) or a single file ([`HostNode::new_file`]), whichever `fd`
+    /// is.
     ///
     /// # Errors
     /// As those two.
     pub fn new_bind_root(fd: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
         let st = rustix::fs::fstat(&fd).map_err(herr)?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            HostNode::new_root(fd, writable)
+            HostNode::tree_root(fd, writable, true)
         } else {
             HostNode::new_file(fd, writable)
         }
@@ -561,7 +580,8 @@ impl Inode for HostNode {
     }
 
     fn host_special(&self) -> Option<&dyn HostSpecial> {
-        matches!(self.ident.kind, libc::S_IFIFO | libc::S_IFSOCK).then_some(self as _)
+        let special = matches!(self.ident.kind, libc::S_IFIFO | libc::S_IFSOCK);
+        (special && self.fs.host_objects).then_some(self as _)
     }
 
     fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {

@@ -1,7 +1,6 @@
-//! An AF_UNIX socket of the sandbox connected to a host socket: `connect(2)` (or, for a
-//! datagram socket, connect before sending) to a path whose socket is the host's
-//! ([`crate::vfs::HostSpecial`]: a socket in a host directory, such as a bind-mounted
-//! `/run/docker.sock` or, under `runsc-rs do`, any under the host's `/`). The sentry holds a
+//! An AF_UNIX socket of the sandbox connected to a host socket: `connect(2)` (or `sendto`
+//! from a datagram socket) to a path whose socket is the host's ([`crate::vfs::HostSpecial`]:
+//! a socket in a volume, such as a bind-mounted `/run/docker.sock`). The sentry holds a
 //! nonblocking host socket connected to it and moves the application's data over it:
 //! - data is copied with `read`/`write` (`preadv2`/`pwritev2` straight between the
 //!   application's pages and the host socket); a blocking call waits between nonblocking

@@ -1,8 +1,12 @@
-//! Host FIFOs and Unix sockets met in a hostfs tree: opening or connecting to one reaches the
-//! host object (gVisor's `--host-fifo=open` and `--host-uds=open`; here the default, with no
-//! option to turn it off), so a container can talk to a host service whose socket or FIFO is
-//! in a volume (`-v /run/app:/run/app`), and `runsc-rs do` to one anywhere under the host's
-//! `/`. A FIFO or socket the sandbox makes itself (mkfifo, bind) stays the sandbox's own (an
+//! Host FIFOs and Unix sockets met in a volume (a bind mount of a host directory, or of a
+//! single socket): opening or connecting to one reaches the host object (gVisor's
+//! `--host-fifo=open` and `--host-uds=open`; here the default for volumes), so a container
+//! can talk to a host service whose socket or FIFO the operator mounted into it
+//! (`-v /run/docker.sock:/run/docker.sock`, `--volume /run/app:/run/app`). Those of the
+//! root filesystem and, under `runsc-rs do`, of the host's `/` are not reached: there they
+//! stay the sandbox's own (a FIFO is a pipe among sandbox processes, a socket file has no
+//! listener), so a sandbox that may read the host's files cannot also talk to every host
+//! daemon. A FIFO or socket the sandbox makes itself (mkfifo, bind) is always its own (an
 //! overlay's upper layer; a hostfs tree refuses to create them).
 //!
 //! How the host object is reached, without following a name the application can change:
