@@ -53,8 +53,8 @@ enum Command {
         /// Use DIR (read-only, under an in-memory writable layer) as the root instead of `/`.
         #[arg(long, value_name = "DIR")]
         rootfs: Option<std::path::PathBuf>,
-        /// Make host directory or regular file HOST visible at GUEST (`:ro` for read-only;
-        /// HOST must not itself be a symbolic link); repeatable.
+        /// Make host directory, regular file or Unix socket HOST visible at GUEST (`:ro` for
+        /// read-only; HOST must not itself be a symbolic link); repeatable.
         #[arg(long = "volume", value_name = "HOST:GUEST[:ro]")]
         volumes: Vec<String>,
         /// Write the sentry's log (debug level) to FILE.

@@ -17,6 +17,7 @@
 //! [`readme_figures`]. Every run also writes `<target>/gvisor-suite/results.tsv` in the format of
 //! the suite's own `run.sh`, which the README figures are made from.
 
+use crate::host_objects::HostObjects;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, BTreeSet};
@@ -478,10 +479,18 @@ impl Runner {
         std::fs::create_dir_all(&self.logs).map_err(io_error(&self.logs))?;
         let log_path = self.logs.join(format!("{log_name}.log"));
         let mut log = File::create(&log_path).map_err(io_error(&log_path))?;
+        // Host sockets and FIFOs the program talks to, served until the run ends.
+        let host_objects = HostObjects::for_program(name).map_err(|source| Error::Spawn {
+            program: name.to_owned(),
+            source,
+        })?;
         let mut cmd = Command::new(&self.runsc_rs);
         cmd.arg("do");
         if let Some(platform) = crate::test_platform() {
             cmd.args(["--platform", &platform]);
+        }
+        if let Some(objects) = &host_objects {
+            cmd.args(["--volume", &objects.volume()]);
         }
         cmd.arg("--")
             .arg(self.suite.dir.join("bin").join(name))
@@ -499,6 +508,9 @@ impl Runner {
         if let Some((index, total)) = shard {
             cmd.env("GTEST_SHARD_INDEX", index.to_string())
                 .env("GTEST_TOTAL_SHARDS", total.to_string());
+        }
+        for (var, value) in host_objects.iter().flat_map(HostObjects::env) {
+            cmd.env(var, value);
         }
         writeln!(log, "# cmd: {cmd:?}").map_err(io_error(&log_path))?;
         let err = log.try_clone().map_err(io_error(&log_path))?;
@@ -550,6 +562,7 @@ impl Runner {
         // Whatever the program left behind in its group (the sandbox's stubs) goes with it. The
         // group's id cannot be reused while members remain; with none this is ESRCH.
         let _ = killpg(group, Signal::SIGKILL);
+        drop(host_objects);
         let seconds = started.elapsed().as_secs_f64();
         let exit = status
             .map(crate::shell_status)

@@ -20,6 +20,7 @@
 
 pub mod containerd;
 pub mod gvisor;
+pub mod host_objects;
 pub mod netns;
 mod scratch;
 pub mod tmux;

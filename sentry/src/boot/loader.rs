@@ -271,9 +271,9 @@ pub struct MountSpec {
 /// What is mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountKind {
-    /// A host directory or regular file, reached through the next fd of
-    /// [`ContainerFds::binds`] (opened by [`super::open_bind_source`]: a directory fd, or the
-    /// file open for I/O).
+    /// A host directory, regular file or Unix socket, reached through the next fd of
+    /// [`ContainerFds::binds`] (opened by [`super::open_bind_source`]: a directory fd, the
+    /// file open for I/O, or the socket's `O_PATH` fd).
     Bind { source: PathBuf, readonly: bool },
     /// A fresh sentry tmpfs whose root has this mode.
     Tmpfs { mode: u32 },

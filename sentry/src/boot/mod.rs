@@ -90,8 +90,8 @@ pub enum Error {
     PidNamespaceDead,
 }
 
-/// A host directory or regular file made visible in the sandbox (`--volume HOST:GUEST[:ro]`,
-/// an OCI bind mount).
+/// A host directory, regular file or Unix socket made visible in the sandbox (`--volume
+/// HOST:GUEST[:ro]`, an OCI bind mount).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
     /// The host path (for messages and `/proc/mounts`: the sandbox gets it as an fd from
@@ -349,11 +349,12 @@ pub enum SourceWalk<'a> {
 ///
 /// The path is first opened `O_PATH`, and a regular file is reopened from that fd through
 /// `/proc/self/fd` only after its type is checked, so a device, FIFO or socket is never
-/// opened (opening one can block or have effects).
+/// opened (opening one can block or have effects). A Unix socket is returned as that
+/// `O_PATH` fd: the sandbox connects to it (`fs::hostfs::special`).
 ///
 /// # Errors
 /// The host's errors; ELOOP for a symlink `walk` refuses; ENXIO for a source that is
-/// neither a directory nor a regular file.
+/// neither a directory, a regular file nor a Unix socket.
 pub fn open_bind_source(
     path: &std::path::Path,
     readonly: bool,
@@ -378,7 +379,8 @@ pub fn open_bind_source(
     .map_err(herr)?;
     let st = rustix::fs::fstat(&fd).map_err(herr)?;
     match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => return Ok(fd),
+        // A host Unix socket stays O_PATH: the sandbox connects through it, never opens it.
+        libc::S_IFDIR | libc::S_IFSOCK => return Ok(fd),
         libc::S_IFREG => {}
         libc::S_IFLNK => return Err(nix::errno::Errno::ELOOP),
         _ => return Err(nix::errno::Errno::ENXIO),

@@ -388,6 +388,7 @@ fn pivot_to_empty_root() -> Result<(), Error> {
         Some("size=4k,mode=0555"),
     )
     .map_err(step("mounting the empty root"))?;
+    mount_private_proc(Path::new(new_root));
     nix::unistd::chdir(new_root).map_err(step("chdir(new root)"))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the
     // empty tmpfs. Fds opened before keep their trees alive, without the host's submounts.
@@ -407,6 +408,30 @@ fn pivot_to_empty_root() -> Result<(), Error> {
         None::<&str>,
     )
     .map_err(step("remounting the empty root read-only"))
+}
+
+/// Mounts a procfs of the sandbox's own PID namespace with process directories only
+/// (`subset=pid`: no `/proc/sys`, no `sysrq-trigger`) at `crate::fs::hostfs::HOST_PROC` of
+/// the empty root: the sentry connects to host Unix sockets through `/proc/self/fd/N` of
+/// their `O_PATH` fds (`fs::hostfs::special`), never by a name. It must be mounted while the
+/// host's `/proc` is still visible (a user namespace may only mount a procfs it could see).
+/// Without it host sockets are unreachable (EOPNOTSUPP), which is logged.
+fn mount_private_proc(new_root: &Path) {
+    let target = new_root.join(crate::fs::hostfs::HOST_PROC.trim_start_matches('/'));
+    let made =
+        std::fs::create_dir(&target).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)));
+    let mounted = made.and_then(|()| {
+        mount(
+            Some("proc"),
+            &target,
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("subset=pid"),
+        )
+    });
+    if let Err(e) = mounted {
+        log::warn!("sandbox: no private procfs ({e}): host Unix sockets cannot be connected to");
+    }
 }
 
 /// Capabilities the sandbox keeps: what fd-relative host filesystem access (directfs) needs

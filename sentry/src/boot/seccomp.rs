@@ -195,6 +195,26 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
             "net::stack poller on a link: sleeps on the packet socket and its wake pipe until \
              the next TCP timer",
         ),
+        (
+            pipe2,
+            "hostfs::special: the probe pipe of has_writer, made once",
+        ),
+        (
+            tee,
+            "hostfs::special::has_writer: whether a host FIFO opened for reading has a writer",
+        ),
+        (
+            socket,
+            "hostfs::special::connect_socket: an AF_UNIX socket connected to a host socket",
+        ),
+        (
+            connect,
+            "hostfs::special::connect_socket: to /proc/self/fd/N of the host socket's O_PATH fd",
+        ),
+        (
+            shutdown,
+            "net::unix: shutdown(2) of a connection to a host socket",
+        ),
     ]
 }
 
@@ -359,8 +379,9 @@ fn port_forwarding_rules() -> Vec<(Sysno, &'static str)> {
 fn port_forwarding_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
     use crate::net::forward::{HOST_SEND_FLAGS, HOST_SOCKET_FLAGS};
     Some(match sysno {
-        Sysno::socket => (
-            vec![rule(vec![
+        Sysno::socket => {
+            let mut rules = host_unix_socket_rules();
+            rules.push(rule(vec![
                 cond(0, Len::Dword, Op::Eq, libc::AF_INET as u64),
                 cond(
                     1,
@@ -369,9 +390,12 @@ fn port_forwarding_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static
                     (libc::SOCK_STREAM | HOST_SOCKET_FLAGS) as u64,
                 ),
                 cond(2, Len::Dword, Op::Eq, 0),
-            ])],
-            "AF_INET, SOCK_STREAM|SOCK_CLOEXEC, protocol 0",
-        ),
+            ]));
+            (
+                rules,
+                "AF_INET, SOCK_STREAM|SOCK_CLOEXEC, protocol 0; AF_UNIX to host sockets",
+            )
+        }
         Sysno::accept4 => (one_of(3, &[HOST_SOCKET_FLAGS as u64]), "flags SOCK_CLOEXEC"),
         Sysno::setsockopt => {
             let (mut rules, _) = argument_rules(sysno)?;
@@ -383,8 +407,15 @@ fn port_forwarding_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static
         }
         Sysno::sendto => (one_of(3, &[HOST_SEND_FLAGS as u64]), "flags MSG_NOSIGNAL"),
         Sysno::shutdown => (
-            one_of(1, &[libc::SHUT_WR as u64, libc::SHUT_RDWR as u64]),
-            "SHUT_WR or SHUT_RDWR",
+            one_of(
+                1,
+                &[
+                    libc::SHUT_RD as u64,
+                    libc::SHUT_WR as u64,
+                    libc::SHUT_RDWR as u64,
+                ],
+            ),
+            "SHUT_RD, SHUT_WR or SHUT_RDWR (SHUT_RD: net::unix to a host socket)",
         ),
         _ => return None,
     })
@@ -409,9 +440,9 @@ fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static st
     };
     Some(match sysno {
         Sysno::socket => (
-            FAMILIES
-                .iter()
-                .flat_map(|&family| {
+            host_unix_socket_rules()
+                .into_iter()
+                .chain(FAMILIES.iter().flat_map(|&family| {
                     SOCKET_TYPES.iter().map(move |&(ty, protocol)| {
                         rule(vec![
                             cond(0, Len::Dword, Op::Eq, family as u64),
@@ -419,10 +450,10 @@ fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static st
                             cond(2, Len::Dword, Op::Eq, protocol as u64),
                         ])
                     })
-                })
+                }))
                 .collect(),
             "AF_INET/AF_INET6; SOCK_STREAM (0, TCP) or SOCK_DGRAM (0, UDP, ICMP, ICMPV6); \
-             always SOCK_NONBLOCK|SOCK_CLOEXEC",
+             always SOCK_NONBLOCK|SOCK_CLOEXEC; AF_UNIX to host sockets",
         ),
         Sysno::poll => (
             [0, u64::from(HOST_POLL_MS)]
@@ -492,6 +523,28 @@ fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
         .map(|&v| rule(vec![cond(arg, Len::Dword, Op::Eq, v)]))
         .collect()
 }
+
+/// The AF_UNIX sockets `hostfs::special::connect_socket` makes to reach host sockets.
+fn host_unix_socket_rules() -> Vec<SeccompRule> {
+    [libc::SOCK_STREAM, libc::SOCK_SEQPACKET, libc::SOCK_DGRAM]
+        .iter()
+        .map(|&ty| {
+            rule(vec![
+                cond(0, Len::Dword, Op::Eq, libc::AF_UNIX as u64),
+                cond(
+                    1,
+                    Len::Dword,
+                    Op::Eq,
+                    (ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64,
+                ),
+                cond(2, Len::Dword, Op::Eq, 0),
+            ])
+        })
+        .collect()
+}
+
+const HOST_UNIX_SOCKET_DOC: &str =
+    "AF_UNIX, SOCK_STREAM/SOCK_SEQPACKET/SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC, protocol 0";
 
 /// Argument checks of the system calls we constrain, with their description.
 fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
@@ -631,6 +684,15 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
         ),
         Sysno::prctl => (one_of(0, &[libc::PR_SET_NAME as u64]), "PR_SET_NAME"),
         Sysno::socketpair => (one_of(0, &[libc::AF_UNIX as u64]), "AF_UNIX"),
+        Sysno::socket => (host_unix_socket_rules(), HOST_UNIX_SOCKET_DOC),
+        Sysno::pipe2 => (
+            one_of(1, &[(libc::O_CLOEXEC | libc::O_NONBLOCK) as u64]),
+            "O_CLOEXEC|O_NONBLOCK",
+        ),
+        Sysno::tee => (
+            one_of(3, &[libc::SPLICE_F_NONBLOCK as u64]),
+            "SPLICE_F_NONBLOCK",
+        ),
         Sysno::setsockopt => (
             vec![rule(vec![
                 cond(1, Len::Dword, Op::Eq, libc::SOL_SOCKET as u64),
@@ -886,16 +948,17 @@ mod tests {
     #[test]
     fn port_forwarding_adds_only_its_restricted_calls() {
         let base = Allowlist::new(&NoPlatform).unwrap();
-        for s in [Sysno::socket, Sysno::accept4, Sysno::bind, Sysno::shutdown] {
+        for s in [Sysno::accept4, Sysno::bind] {
             assert!(base.entries().all(|a| a.sysno != s), "{s:?}");
         }
+        let base_socket = base.entries().find(|a| a.sysno == Sysno::socket).unwrap();
+        assert_eq!(base_socket.args, HOST_UNIX_SOCKET_DOC);
         let fwd = Allowlist::new(&NoPlatform).unwrap().with_port_forwarding();
         assert!(!fwd.host_network());
         let args = |s| fwd.entries().find(|a| a.sysno == s).unwrap().args;
         assert!(args(Sysno::socket).starts_with("AF_INET, SOCK_STREAM"));
         assert!(args(Sysno::setsockopt).contains("SO_REUSEADDR"));
         assert!(args(Sysno::sendto).contains("MSG_NOSIGNAL"));
-        assert!(fwd.entries().all(|a| a.sysno != Sysno::connect));
         for mode in [Mode::Enforce, Mode::Log] {
             let progs = fwd.compile(mode).unwrap();
             assert!(progs[1].len() < 4096);
@@ -904,12 +967,7 @@ mod tests {
 
     #[test]
     fn host_network_extends_only_host_mode() {
-        let socket_calls = [
-            Sysno::socket,
-            Sysno::connect,
-            Sysno::accept4,
-            Sysno::getsockopt,
-        ];
+        let socket_calls = [Sysno::accept4, Sysno::getsockopt];
         let base = Allowlist::new(&NoPlatform).unwrap();
         assert!(!base.host_network());
         for s in socket_calls {
@@ -920,7 +978,7 @@ mod tests {
         let host = Allowlist::new(&NoPlatform).unwrap().with_host_network();
         for s in socket_calls {
             let a = host.entries().find(|a| a.sysno == s).unwrap();
-            assert!(!a.args.is_empty() || s == Sysno::connect, "{s:?}");
+            assert!(!a.args.is_empty(), "{s:?}");
         }
         let ioctl = host.entries().find(|a| a.sysno == Sysno::ioctl).unwrap();
         assert!(ioctl.args.contains("FIONREAD") && ioctl.args.contains("TCGETS"));

@@ -4,8 +4,9 @@
 //! O_PATH|O_NOFOLLOW)`, `fstat`, `readlinkat(fd, "")`, `getdents64` on a directory fd opened
 //! from `"."`. The host never follows a symlink for us (the sentry's walk resolves them), and
 //! no multi-component path ever reaches the host, so nothing outside the root is reachable.
-//! Only regular files and directories are opened for I/O on the host; host device nodes,
-//! FIFOs and sockets are never opened.
+//! Only regular files and directories are opened for I/O on the host as files; host device
+//! nodes are never opened. Host FIFOs and sockets of a volume are the host's: opening a FIFO
+//! or connecting to a socket there reaches the host ([`special`]).
 //!
 //! A name is resolved by the host once, at lookup; what the sentry then does to the node acts
 //! on the inode its `O_PATH` fd holds, never on the name again, because the guest can swap
@@ -63,8 +64,12 @@ use crate::vfs::dcache::EpochCell;
 use crate::vfs::host::HostFile;
 use crate::vfs::inode::{now, RenameFlags, TimeSet};
 use crate::vfs::{
-    Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
+    Caller, DirEntry, FileOps, FileType, FsStats, HostSpecial, Inode, NewAttrs, NewNode, SetAttr,
+    Stat,
 };
+
+mod special;
+pub use special::HOST_PROC;
 
 fn herr(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
@@ -82,6 +87,11 @@ fn check_name(name: &[u8]) -> Result<(), Errno> {
 #[derive(Debug)]
 struct HostFs {
     writable: bool,
+    /// The tree is a volume the operator gave (a bind mount): its host FIFOs and sockets are
+    /// the host's ([`special`]). In the root and the host filesystems `runsc-rs do` shows
+    /// (the host's `/`), they are not: a sandbox must not reach every host daemon
+    /// (`/run/docker.sock`) because it can read the host's files.
+    host_objects: bool,
 }
 
 /// Children kept by all host trees together (counted since the last generation began).
@@ -162,7 +172,8 @@ enum Origin {
     /// the name still leads to `fd`'s inode); nothing else uses the name.
     Child { dir: Arc<OwnedFd>, name: Vec<u8> },
     /// A single regular file mounted on its own; `fd` is open for I/O (`O_RDWR` when the
-    /// filesystem is writable, else `O_RDONLY`) and is the only handle there is.
+    /// filesystem is writable, else `O_RDONLY`) and is the only handle there is. A single
+    /// host socket mounted on its own is one too, with an `O_PATH` fd (only connected to).
     File,
 }
 
@@ -216,12 +227,19 @@ impl HostNode {
     /// # Errors
     /// ENOTDIR when `dir` is not a directory.
     pub fn new_root(dir: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
+        HostNode::tree_root(dir, writable, false)
+    }
+
+    fn tree_root(dir: OwnedFd, writable: bool, host_objects: bool) -> Result<Arc<HostNode>, Errno> {
         let st = rustix::fs::fstat(&dir).map_err(herr)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
         Ok(HostNode::with_ident(
-            Arc::new(HostFs { writable }),
+            Arc::new(HostFs {
+                writable,
+                host_objects,
+            }),
             Arc::new(dir),
             Origin::TreeRoot,
             &st,
@@ -229,17 +247,30 @@ impl HostNode {
     }
 
     /// A single host file as the root of a mount (a file bind mount): `file` must be a
-    /// regular file open for I/O. The node is writable only when `writable` is asked for and
+    /// regular file open for I/O, or the `O_PATH` fd of a host Unix socket (a bind-mounted
+    /// `/run/docker.sock`: the sandbox connects to it through that fd, and the node itself is
+    /// read-only). A regular file's node is writable only when `writable` is asked for and
     /// `file` is open `O_RDWR` (an fd the host only let be opened read-only makes a
     /// read-only node, logged).
     ///
     /// # Errors
     /// EISDIR for a directory, ENXIO for other non-regular files, EBADF for an `O_PATH` or
-    /// write-only fd.
+    /// write-only fd of a regular file.
     pub fn new_file(file: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
         let st = rustix::fs::fstat(&file).map_err(herr)?;
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => {}
+            libc::S_IFSOCK => {
+                return Ok(HostNode::with_ident(
+                    Arc::new(HostFs {
+                        writable: false,
+                        host_objects: true,
+                    }),
+                    Arc::new(file),
+                    Origin::File,
+                    &st,
+                ))
+            }
             libc::S_IFDIR => return Err(Errno::EISDIR),
             _ => return Err(Errno::ENXIO),
         }
@@ -259,22 +290,26 @@ impl HostNode {
             _ => return Err(Errno::EBADF),
         };
         Ok(HostNode::with_ident(
-            Arc::new(HostFs { writable }),
+            Arc::new(HostFs {
+                writable,
+                host_objects: false,
+            }),
             Arc::new(file),
             Origin::File,
             &st,
         ))
     }
 
-    /// The root of a bind mount: a directory tree ([`HostNode::new_root`]) or a single file
-    /// ([`HostNode::new_file`]), whichever `fd` is.
+    /// The root of a bind mount: a directory tree ([`HostNode::new_root`], whose host FIFOs
+    /// and sockets are the host's) or a single file ([`HostNode::new_file`]), whichever `fd`
+    /// is.
     ///
     /// # Errors
     /// As those two.
     pub fn new_bind_root(fd: OwnedFd, writable: bool) -> Result<Arc<HostNode>, Errno> {
         let st = rustix::fs::fstat(&fd).map_err(herr)?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            HostNode::new_root(fd, writable)
+            HostNode::tree_root(fd, writable, true)
         } else {
             HostNode::new_file(fd, writable)
         }
@@ -544,6 +579,11 @@ impl Inode for HostNode {
         Ok(FileType::from_mode(self.ident.kind))
     }
 
+    fn host_special(&self) -> Option<&dyn HostSpecial> {
+        let special = matches!(self.ident.kind, libc::S_IFIFO | libc::S_IFSOCK);
+        (special && self.fs.host_objects).then_some(self as _)
+    }
+
     fn lookup(&self, _cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Ok(self.child(name)?)
     }
@@ -603,6 +643,10 @@ impl Inode for HostNode {
     }
 
     fn open(&self, _cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if self.ident.kind == libc::S_IFSOCK {
+            // As Linux: a socket is connected to, never opened.
+            return Err(Errno::ENXIO);
+        }
         let acc = flags & libc::O_ACCMODE as u32;
         let host_flags = if acc == libc::O_RDONLY as u32 {
             OFlags::RDONLY

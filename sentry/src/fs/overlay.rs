@@ -25,7 +25,8 @@ use crate::vfs::acl;
 use crate::vfs::dcache;
 use crate::vfs::inode::RenameFlags;
 use crate::vfs::{
-    Caller, DirEntry, FileOps, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, Stat,
+    Caller, DirEntry, FileOps, FileType, FsStats, HostSpecial, Inode, NewAttrs, NewNode, SetAttr,
+    Stat,
 };
 
 /// OVERLAYFS_SUPER_MAGIC.
@@ -373,6 +374,15 @@ impl Inode for OvlNode {
 
     fn contents(&self) -> Result<Vec<u8>, Errno> {
         self.top()?.contents()
+    }
+
+    /// A host FIFO or socket of the lower layer stays the host's until the path is copied
+    /// up (chmod of it, say): the upper layer's node is the sandbox's own.
+    fn host_special(&self) -> Option<&dyn HostSpecial> {
+        if self.upper().is_some() {
+            return None;
+        }
+        self.lower.as_ref()?.host_special()
     }
 
     fn open(&self, cx: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {

@@ -39,6 +39,7 @@ pub mod stack;
 pub mod tun;
 pub mod udp;
 pub mod unix;
+mod unix_host;
 
 use std::sync::{Arc, OnceLock};
 

@@ -17,9 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::unix_host::HostConn;
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::Errno;
 use crate::vfs::inode::may_access;
@@ -50,7 +51,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn sock_type(self) -> i32 {
+    pub(super) fn sock_type(self) -> i32 {
         match self {
             Kind::Stream => libc::SOCK_STREAM,
             Kind::Dgram => libc::SOCK_DGRAM,
@@ -512,6 +513,22 @@ pub struct UnixSocket {
     /// The permission bits of the socket's own inode (fchmod); a bind to a path creates the
     /// file with these less the umask, as Linux.
     mode: AtomicU32,
+    /// Set once connected to a host socket ([`super::unix_host`]): every transfer goes
+    /// there, and `ep` stays unconnected.
+    host: OnceLock<HostConnected>,
+}
+
+/// A connection to a host socket and the name the application connected to (getpeername).
+#[derive(Debug)]
+struct HostConnected {
+    conn: HostConn,
+    peer: Vec<u8>,
+}
+
+/// What a name leads to: a socket of the sandbox, or a host socket in a host directory.
+enum Target {
+    Sandbox(Arc<Endpoint>),
+    Host(Arc<Dentry>),
 }
 
 impl std::fmt::Debug for UnixSocket {
@@ -580,8 +597,9 @@ fn create_socket_file(t: &dyn Context, path: &[u8], mode: u32) -> Result<(u64, u
     Ok((st.dev, st.ino))
 }
 
-/// Finds the endpoint bound at `name` for connect or sendto from a socket of type `kind`.
-fn lookup(t: &dyn Context, names: &Names, name: &Name, kind: Kind) -> Result<Arc<Endpoint>, Errno> {
+/// Finds the endpoint bound at `name` for connect or sendto from a socket of type `kind`: a
+/// socket file no sandbox socket is bound to may be a host socket ([`Target::Host`]).
+fn lookup(t: &dyn Context, names: &Names, name: &Name, kind: Kind) -> Result<Target, Errno> {
     let key = match name {
         Name::Unnamed => return Err(Errno::EINVAL),
         Name::Abstract(n) => NameKey::Abstract(n.clone(), kind),
@@ -597,13 +615,28 @@ fn lookup(t: &dyn Context, names: &Names, name: &Name, kind: Kind) -> Result<Arc
             if !may_access(&st, &t.creds(), 2, false) {
                 return Err(Errno::EACCES);
             }
-            NameKey::Inode(st.dev, st.ino)
+            let key = NameKey::Inode(st.dev, st.ino);
+            if names.get(&key).is_none() && d.inode.host_special().is_some() {
+                return Ok(Target::Host(d));
+            }
+            key
         }
     };
     match names.get(&key) {
-        Some(ep) if !ep.is_closed() => Ok(ep),
+        Some(ep) if !ep.is_closed() => Ok(Target::Sandbox(ep)),
         _ => Err(Errno::ECONNREFUSED),
     }
+}
+
+/// Connects a new host socket of `kind` to the host socket at `d`.
+fn connect_host(
+    t: &mut dyn Context,
+    d: &Dentry,
+    kind: Kind,
+    nonblocking: bool,
+) -> Result<HostConn, Errno> {
+    let target = d.inode.host_special().ok_or(Errno::ECONNREFUSED)?;
+    HostConn::connect(t, target, kind, nonblocking)
 }
 
 impl UnixSocket {
@@ -617,6 +650,7 @@ impl UnixSocket {
             ino: ep.ino,
             ep,
             mode: AtomicU32::new(0o777),
+            host: OnceLock::new(),
         }
     }
 
@@ -630,6 +664,26 @@ impl UnixSocket {
             s.peercred = cred;
         }
         (UnixSocket::with_endpoint(a), UnixSocket::with_endpoint(b))
+    }
+
+    /// Connects this socket to the host socket at `d` (`addr`: the name connected to, as
+    /// getpeername reports it).
+    fn connect_to_host(
+        &self,
+        t: &mut dyn Context,
+        d: &Dentry,
+        addr: &[u8],
+        nonblocking: bool,
+    ) -> Result<(), Errno> {
+        if matches!(self.ep.lock().conn, Conn::Listening { .. }) {
+            return Err(Errno::EINVAL);
+        }
+        let conn = connect_host(t, d, self.ep.kind, nonblocking)?;
+        let connected = HostConnected {
+            conn,
+            peer: addr.to_vec(),
+        };
+        self.host.set(connected).map_err(|_| Errno::EISCONN)
     }
 
     /// Sends on a connection-oriented socket: into the peer's queue, blocking for room.
@@ -749,7 +803,19 @@ impl UnixSocket {
             (connected, s.addr.clone(), s.sndbuf, s.passcred)
         };
         let target = match &msg.to {
-            Some(a) => lookup(t, &ep.names, &parse(a)?, ep.kind)?,
+            Some(a) => match lookup(t, &ep.names, &parse(a)?, ep.kind)? {
+                Target::Sandbox(ep) => ep,
+                // A datagram to a host socket: over a connection made for it alone.
+                Target::Host(d) => {
+                    let has_control = !msg.fds.is_empty() || msg.creds.is_some();
+                    return connect_host(t, &d, ep.kind, flags.nonblocking)?.send_message(
+                        t,
+                        has_control,
+                        &msg.data,
+                        flags,
+                    );
+                }
+            },
             None => target.ok_or(Errno::ENOTCONN)?,
         };
         let creds = msg
@@ -1043,6 +1109,10 @@ impl Socket for UnixSocket {
     fn connect(&self, t: &mut dyn Context, addr: &[u8], nonblocking: bool) -> Result<(), Errno> {
         let ep = &self.ep;
         let name = parse(addr)?;
+        if self.host.get().is_some() {
+            // The host connection stays until the socket is closed.
+            return Err(Errno::EISCONN);
+        }
         if !ep.kind.connection_oriented() {
             if name == Name::Unnamed {
                 // AF_UNSPEC-style disconnect.
@@ -1050,7 +1120,10 @@ impl Socket for UnixSocket {
                 return Ok(());
             }
             self.autobind_for_creds()?;
-            let target = lookup(t, &ep.names, &name, ep.kind)?;
+            let target = match lookup(t, &ep.names, &name, ep.kind)? {
+                Target::Sandbox(ep) => ep,
+                Target::Host(d) => return self.connect_to_host(t, &d, addr, nonblocking),
+            };
             if target.kind != Kind::Dgram {
                 return Err(Errno::EPROTOTYPE);
             }
@@ -1073,7 +1146,10 @@ impl Socket for UnixSocket {
             }
             s.addr.clone()
         };
-        let listener = lookup(t, &ep.names, &name, ep.kind)?;
+        let listener = match lookup(t, &ep.names, &name, ep.kind)? {
+            Target::Sandbox(ep) => ep,
+            Target::Host(d) => return self.connect_to_host(t, &d, addr, nonblocking),
+        };
         if listener.kind != ep.kind {
             return Err(Errno::EPROTOTYPE);
         }
@@ -1123,6 +1199,10 @@ impl Socket for UnixSocket {
         src: &mut dyn IoSrc,
         flags: IoFlags,
     ) -> Result<usize, Errno> {
+        if let Some(h) = self.host.get() {
+            let has_control = !msg.fds.is_empty() || msg.creds.is_some();
+            return h.conn.send(t, has_control, src, flags);
+        }
         msg.data = super::gather(src)?;
         let creds = Ucred::of(t);
         if self.ep.kind == Kind::Dgram {
@@ -1143,6 +1223,10 @@ impl Socket for UnixSocket {
     }
 
     fn rx_queued(&self) -> Result<usize, Errno> {
+        if self.host.get().is_some() {
+            // FIONREAD of a host socket is not among the sandbox's host system calls.
+            return Err(Errno::EOPNOTSUPP);
+        }
         let s = self.ep.lock();
         Ok(if self.ep.kind == Kind::Stream {
             s.rx_bytes
@@ -1157,6 +1241,9 @@ impl Socket for UnixSocket {
         dst: &mut dyn IoDst,
         flags: IoFlags,
     ) -> Result<InMessage, Errno> {
+        if let Some(h) = self.host.get() {
+            return h.conn.recv(t, dst, flags);
+        }
         let len = dst.remaining();
         let ep = self.ep.clone();
         let deadline = ep.deadline(libc::SO_RCVTIMEO);
@@ -1208,6 +1295,9 @@ impl Socket for UnixSocket {
     }
 
     fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
+        if let Some(h) = self.host.get() {
+            return Ok(h.peer.clone());
+        }
         let s = self.ep.lock();
         match &s.conn {
             Conn::Connected(_) => Ok(s.peer_addr.as_ref().map_or_else(unnamed, Addr::to_sockaddr)),
@@ -1222,6 +1312,9 @@ impl Socket for UnixSocket {
             libc::SHUT_RDWR => (true, true),
             _ => return Err(Errno::EINVAL),
         };
+        if let Some(h) = self.host.get() {
+            return h.conn.shutdown(how);
+        }
         let peer = {
             let mut s = self.ep.lock();
             let peer = match &s.conn {
@@ -1331,8 +1424,13 @@ impl Socket for UnixSocket {
 }
 
 impl FileOps for UnixSocket {
+    /// A connection to a host socket cannot be saved: the host peer is not part of the
+    /// checkpoint.
     fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
+        match self.host.get() {
+            Some(_) => None,
+            None => Some(self),
+        }
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
@@ -1342,6 +1440,9 @@ impl FileOps for UnixSocket {
     }
 
     fn readiness(&self) -> u32 {
+        if let Some(h) = self.host.get() {
+            return h.conn.readiness();
+        }
         let (mut r, peer, sndbuf) = {
             let s = self.ep.lock();
             let mut r = 0;
@@ -1392,8 +1493,12 @@ impl FileOps for UnixSocket {
         r as u32
     }
 
+    /// None once connected to a host socket, whose readiness is polled.
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(&self.ep.queue)
+        match self.host.get() {
+            Some(_) => None,
+            None => Some(&self.ep.queue),
+        }
     }
 
     fn ioctl(

@@ -296,8 +296,16 @@ fn is_host_pipe(dentry: &Arc<Dentry>) -> bool {
 }
 
 /// Opens a FIFO: every opener of the inode shares the kernel's pipe for it, and opening
-/// waits for the other side as Linux does (O_TRUNC does nothing to a FIFO).
+/// waits for the other side as Linux does (O_TRUNC does nothing to a FIFO). A host FIFO
+/// (hostfs) is opened on the host instead, to talk to host processes.
 fn open_fifo(t: &mut Task, st: &Stat, flags: u32, dentry: Arc<Dentry>) -> SysResult {
+    let host = match dentry.inode.host_special() {
+        Some(h) => Some(h.open_fifo(t, flags)?),
+        None => None,
+    };
+    if let Some(ops) = host {
+        return install_opened(t, ops, flags, dentry);
+    }
     let kernel = t.kernel.clone();
     let end = kernel.fifos.open(t, (st.dev, st.ino), flags)?;
     install_opened_kind(t, FileKind::Pipe(end), flags, dentry)

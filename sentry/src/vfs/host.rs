@@ -3,7 +3,7 @@
 //! Only data transfer and a few read-only terminal queries reach the host; everything else is
 //! answered by the sentry.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,21 +71,7 @@ impl HostFile {
         Errno::last()
     }
 
-    /// Whether the host fd is ready for `events` now (an error or hang-up counts as ready:
-    /// the transfer then reports it).
-    fn ready(&self, events: PollFlags) -> bool {
-        let mut fds = [PollFd::new(self.fd.as_fd(), events)];
-        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
-            Ok(n) => n > 0,
-            Err(_) => true,
-        }
-    }
-
-    /// Runs `io` once the host fd is ready for `events`, waiting in the caller's
-    /// interruptible block between readiness checks (host pipes, FIFOs and terminals have no
-    /// sentry wait queue), so a signal ends the wait. `io(true)` must not block on the host;
-    /// files that cannot promise that (EOPNOTSUPP, terminals) get `io(false)` after
-    /// readiness, which returns at once unless another reader took the data meanwhile.
+    /// [`when_ready`] on this file's fd, nonblocking as the open file is.
     fn when_ready(
         &self,
         t: &mut dyn Context,
@@ -94,25 +80,74 @@ impl HostFile {
         io: &mut dyn FnMut(bool) -> Result<usize, Errno>,
     ) -> Result<usize, Errno> {
         let nonblocking = f.flags() & libc::O_NONBLOCK as u32 != 0;
-        let mut period = FIRST_POLL_PERIOD;
-        loop {
-            if self.ready(events) {
-                match io(true) {
-                    Err(Errno::EINTR) => continue,
-                    Err(Errno::EAGAIN) if !nonblocking => {}
-                    Err(Errno::EOPNOTSUPP) => return retry_eintr(|| io(false)),
-                    r => return r,
-                }
-            } else if nonblocking {
-                return Err(Errno::EAGAIN);
-            }
-            match t.block(&[], Some(Instant::now() + period), &mut || false) {
-                Ok(()) | Err(Errno::ETIMEDOUT) => {}
-                Err(e) => return Err(e),
-            }
-            period = (period * 2).min(MAX_POLL_PERIOD);
-        }
+        when_ready(t, self.fd.as_fd(), events, nonblocking, io)
     }
+}
+
+/// The poll(2) events of the host fd now (POLLIN, POLLOUT and what the host adds: POLLHUP,
+/// POLLERR), for poll, select and epoll of the application.
+pub fn readiness(fd: BorrowedFd<'_>) -> u32 {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | PollFlags::POLLOUT)];
+    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0].revents().map_or(0, |r| r.bits() as u32),
+        Err(_) => libc::POLLERR as u32,
+    }
+}
+
+/// Whether the host fd is ready for `events` now (an error or hang-up counts as ready: the
+/// transfer then reports it).
+fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> bool {
+    let mut fds = [PollFd::new(fd, events)];
+    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) => n > 0,
+        Err(_) => true,
+    }
+}
+
+/// Runs `io` once the host fd is ready for `events`, waiting in the caller's interruptible
+/// block between readiness checks (host pipes, FIFOs, sockets and terminals have no sentry
+/// wait queue), so a signal ends the wait. `io(true)` must not block on the host; files that
+/// cannot promise that (EOPNOTSUPP, terminals) get `io(false)` after readiness, which returns
+/// at once unless another reader took the data meanwhile. With `nonblocking` the first
+/// EAGAIN is the answer.
+///
+/// # Errors
+/// EAGAIN (nonblocking), EINTR, and `io`'s own.
+pub fn when_ready(
+    t: &mut dyn Context,
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    nonblocking: bool,
+    io: &mut dyn FnMut(bool) -> Result<usize, Errno>,
+) -> Result<usize, Errno> {
+    let mut period = FIRST_POLL_PERIOD;
+    loop {
+        if ready(fd, events) {
+            match io(true) {
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) if !nonblocking => {}
+                Err(Errno::EOPNOTSUPP) => return retry_eintr(|| io(false)),
+                r => return r,
+            }
+        } else if nonblocking {
+            return Err(Errno::EAGAIN);
+        }
+        backoff(t, &mut period, MAX_POLL_PERIOD)?;
+    }
+}
+
+/// Waits `period` in the caller's interruptible block, then doubles it up to `max`: the
+/// pause between nonblocking attempts on a host object, which has no sentry wait queue.
+///
+/// # Errors
+/// EINTR (or the stop or exit that ended the wait).
+pub fn backoff(t: &mut dyn Context, period: &mut Duration, max: Duration) -> Result<(), Errno> {
+    match t.block(&[], Some(Instant::now() + *period), &mut || false) {
+        Ok(()) | Err(Errno::ETIMEDOUT) => {}
+        Err(e) => return Err(e),
+    }
+    *period = (*period * 2).min(max);
+    Ok(())
 }
 
 /// First wait between readiness checks of a host fd; it doubles up to [`MAX_POLL_PERIOD`].
@@ -252,14 +287,7 @@ impl FileOps for HostFile {
     }
 
     fn readiness(&self) -> u32 {
-        let mut fds = [nix::poll::PollFd::new(
-            self.fd.as_fd(),
-            nix::poll::PollFlags::POLLIN | nix::poll::PollFlags::POLLOUT,
-        )];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
-            Ok(_) => fds[0].revents().map_or(0, |r| r.bits() as u32),
-            Err(_) => libc::POLLERR as u32,
-        }
+        readiness(self.fd.as_fd())
     }
 
     fn seekable(&self) -> bool {

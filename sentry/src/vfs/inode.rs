@@ -207,6 +207,28 @@ pub struct RenameFlags {
     pub exchange: bool,
 }
 
+/// A FIFO or socket of the host reached through a host filesystem (hostfs): what the sandbox
+/// does with it reaches the host object, as gVisor's `--host-fifo=open` and `--host-uds=open`
+/// do, instead of the sandbox's own pipes and socket names. The host object is always reached
+/// through the node's own `O_PATH` fd, never by a name looked up again.
+pub trait HostSpecial: Send + Sync {
+    /// Opens the host FIFO with open(2) `flags`; unless `O_NONBLOCK`, waits as Linux does
+    /// for the other side (a reader for a writer, a writer for a reader), interruptibly.
+    ///
+    /// # Errors
+    /// ENXIO (no reader for a nonblocking writer), EINTR, ESTALE (the node changed on the
+    /// host), ENOTSUP when the node is not a FIFO.
+    fn open_fifo(&self, t: &mut dyn Context, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
+
+    /// A new nonblocking, close-on-exec host socket of type `ty` (`SOCK_STREAM`,
+    /// `SOCK_SEQPACKET`, `SOCK_DGRAM`) connected to this host socket.
+    ///
+    /// # Errors
+    /// ECONNREFUSED (nobody listens), EPROTOTYPE (another socket type), EAGAIN (the
+    /// listener's backlog is full), EOPNOTSUPP when host sockets cannot be reached.
+    fn connect_socket(&self, ty: i32) -> Result<std::os::fd::OwnedFd, Errno>;
+}
+
 /// A file in some filesystem. Defaults are Linux's answers for a file that lacks the
 /// operation, or EROFS for changes to a filesystem that does not allow them.
 pub trait Inode: Send + Sync {
@@ -410,6 +432,12 @@ pub trait Inode: Send + Sync {
     /// The file's extended access ACL, if it has one and the filesystem enforces ACLs (asked
     /// on permission checks, so it must be cheap).
     fn access_acl(&self) -> Option<super::acl::Acl> {
+        None
+    }
+
+    /// The host FIFO or socket this node is, when opening or connecting to it must reach
+    /// the host (None: the sandbox's own pipe or socket name, the default).
+    fn host_special(&self) -> Option<&dyn HostSpecial> {
         None
     }
 

@@ -31,7 +31,9 @@ pub use file::{
     FileKind, FileOps, FileOwner, IoSignal, MqNotification, MqueueFile, OpenFile, OwnerKind,
     PidFdFile, PipeFile, SignalFdFile, Stat, TimerFdFile,
 };
-pub use inode::{Caller, DirEntry, FileType, FsStats, Inode, NewAttrs, NewNode, SetAttr, TaskIds};
+pub use inode::{
+    Caller, DirEntry, FileType, FsStats, HostSpecial, Inode, NewAttrs, NewNode, SetAttr, TaskIds,
+};
 pub use mount::{
     is_detached_path, rebase, Dentry, DetachedTree, FsContext, Mount, MountNamespace, MountOpts,
     Propagation, MOUNT_MAX,
