@@ -175,3 +175,15 @@ impl<P: Platform, A: AddressSpace + Processes + 'static> Setup<P, A> {
 pub(crate) fn gone(pid: Pid) -> bool {
     kill(pid, None) == Err(Errno::ESRCH)
 }
+
+/// Whether `pid`, killed by a release, is reaped by the platform's reaper thread within 10 s
+/// (it normally takes well under a millisecond; the bound only ends a broken test).
+pub(crate) fn reaped(pid: Pid) -> bool {
+    for _ in 0..10_000 {
+        if gone(pid) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    false
+}

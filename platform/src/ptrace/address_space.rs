@@ -28,8 +28,9 @@ pub(crate) struct PtraceAddressSpace {
     /// which every stub of this address space (and no other) maps read-only. Held for the
     /// whole of a batch, from writing the page until the stub stops again: stubs read it only
     /// while they run a batch, so no stub ever reads a page another batch is writing. A leaf
-    /// lock: nothing else is taken under it.
-    commands: Mutex<CommandPage>,
+    /// lock: nothing else is taken under it. `None` once released: the page goes to the
+    /// reaper with the processes that map it.
+    commands: Mutex<Option<CommandPage>>,
 }
 
 /// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
@@ -131,7 +132,7 @@ impl PtraceAddressSpace {
                 factory: Some(factory),
                 stubs: Vec::new(),
             }),
-            commands: Mutex::new(commands),
+            commands: Mutex::new(Some(commands)),
         });
         shared
             .address_spaces
@@ -186,10 +187,10 @@ impl PtraceAddressSpace {
     /// The address space was released, or its factory failed.
     pub(crate) fn spawn_stub(&self) -> Result<Pid> {
         let mut inner = self.lock();
-        let factory = inner.factory.as_mut().ok_or(Error::Host {
-            call: "stub factory request (address space released)",
-            source: Errno::ESRCH,
-        })?;
+        let factory = inner
+            .factory
+            .as_mut()
+            .ok_or_else(|| released_error("stub factory request (address space released)"))?;
         let pid = factory.new_stub()?;
         inner.stubs.push(pid);
         Ok(pid)
@@ -431,6 +432,9 @@ impl PtraceAddressSpace {
         let pid = self.stub_for_current_thread().map_err(|e| (0, e))?;
         let result = {
             let mut page = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+            let page = page
+                .as_mut()
+                .ok_or((0, released_error("batched injection")))?;
             page.write(
                 calls[1..]
                     .iter()
@@ -514,18 +518,50 @@ impl AddressSpace for PtraceAddressSpace {
     }
 
     fn release(&self) {
+        self.release_then(Box::new(|| {}));
+    }
+}
+
+impl PtraceAddressSpace {
+    /// [`AddressSpace::release`], running `then` once every process of the address space is
+    /// reaped (on the reaper thread): for what those processes map that must not be reused
+    /// before. Runs `then` at once if the address space was released already.
+    pub(crate) fn release_then(&self, then: Box<dyn FnOnce() + Send>) {
+        // The command lock first: no batch of another thread is running, and none starts.
+        let commands = self
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let (factory, stubs) = {
             let mut inner = self.lock();
             (inner.factory.take(), std::mem::take(&mut inner.stubs))
         };
-        if let Some(factory) = factory {
-            log::info!(
-                "ptrace: address space {} released ({} stubs)",
-                self.id,
-                stubs.len()
-            );
-            factory.kill_with(stubs);
-        }
+        let Some(factory) = factory else {
+            then();
+            return;
+        };
+        log::info!(
+            "ptrace: address space {} released ({} stubs)",
+            self.id,
+            stubs.len()
+        );
+        factory.kill_with(
+            stubs,
+            &self.shared.reaper,
+            Box::new(move || {
+                drop(commands);
+                then();
+            }),
+        );
+    }
+}
+
+/// The error of work asked of a released address space.
+fn released_error(call: &'static str) -> Error {
+    Error::Host {
+        call,
+        source: Errno::ESRCH,
     }
 }
 

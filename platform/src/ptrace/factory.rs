@@ -35,6 +35,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
+use super::reaper::Reaper;
 use super::sys::{self, host};
 use crate::stub;
 use crate::stub_filter::{self, Insn};
@@ -56,6 +57,9 @@ pub(crate) struct Factory {
     /// The sentry's writable view of the factory's command page, until its address space
     /// takes it ([`Factory::take_commands`]).
     commands: Option<CommandPage>,
+    /// [`Factory::kill_with`] killed the factory and its stubs and a reaper owns their
+    /// pids: dropping must not signal them again (a reaped pid may name another process).
+    handed_to_reaper: bool,
 }
 
 /// Command pages: how many address spaces may exist at once (the file is sparse: only pages
@@ -238,10 +242,26 @@ impl Factory {
             .collect()
     }
 
-    /// Kills and reaps the factory together with `stubs` (those it handed out).
-    pub(super) fn kill_with(mut self, stubs: Vec<Pid>) {
-        self.prepared.extend(stubs);
-        // Dropping kills and reaps all of them.
+    /// Kills the factory together with `stubs` (those it handed out) and has `reaper` reap
+    /// them, then run `then`. The factory's socket and command page go with the job: the
+    /// page is reused only once no process maps it.
+    pub(super) fn kill_with(
+        mut self,
+        stubs: Vec<Pid>,
+        reaper: &Reaper,
+        then: Box<dyn FnOnce() + Send>,
+    ) {
+        let mut pids = std::mem::take(&mut self.prepared);
+        pids.extend(stubs);
+        pids.push(self.pid);
+        self.handed_to_reaper = true;
+        reaper.kill_and_reap(
+            pids,
+            Box::new(move || {
+                drop(self);
+                then();
+            }),
+        );
     }
 
     /// Has the factory create a stub and returns its pid.
@@ -326,6 +346,9 @@ impl Factory {
 
 impl Drop for Factory {
     fn drop(&mut self) {
+        if self.handed_to_reaper {
+            return;
+        }
         let mut pids = std::mem::take(&mut self.prepared);
         pids.push(self.pid);
         sys::kill_and_reap_all(&pids);
@@ -672,6 +695,7 @@ impl Zygote {
             socket: ours,
             prepared: Vec::new(),
             commands: Some(commands),
+            handed_to_reaper: false,
         })
     }
 }

@@ -26,7 +26,9 @@
 //! factory master's request channel lock is held only to send a request.
 //!
 //! # Cleanup
-//! Releasing an address space kills and reaps its stubs and factory. A host thread that exits
+//! Releasing an address space kills its stubs and factory at once; the platform's reaper
+//! thread (`reaper.rs`) reaps them and only then frees what they mapped of the sentry's
+//! (command page, systrap message regions), so the releasing thread does not wait for them. A host thread that exits
 //! kills the stubs it traced (thread-local destructor, and `PTRACE_O_EXITKILL` as a backstop).
 //! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`); the
 //! zygote is killed when the platform is dropped.
@@ -35,6 +37,7 @@ pub(crate) mod address_space;
 pub(crate) mod context;
 pub(crate) mod factory;
 mod filter;
+pub(crate) mod reaper;
 pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
@@ -45,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use self::address_space::{PtraceAddressSpace, Registry};
 use self::context::PtraceContext;
 use self::factory::{dup_cloexec, FactoryMaster};
+use self::reaper::Reaper;
 use crate::stub;
 use crate::{AddressSpace, Context, Platform, Result};
 
@@ -56,6 +60,8 @@ pub struct Ptrace {
 /// State shared by the platform, its address spaces and its contexts.
 pub(crate) struct Shared {
     master: FactoryMaster,
+    /// Reaps the processes of released address spaces.
+    pub(crate) reaper: Reaper,
     /// Live address spaces by key, so a context can find the address space behind an
     /// `&Arc<dyn AddressSpace>` (see `address_space::stub_of`).
     address_spaces: Registry,
@@ -84,6 +90,7 @@ impl Shared {
     pub(crate) fn new(master: FactoryMaster) -> Shared {
         Shared {
             master,
+            reaper: Reaper::start(),
             address_spaces: Mutex::default(),
         }
     }

@@ -75,11 +75,22 @@ pub(crate) fn kill_and_reap(pid: Pid) {
 /// Kills every process of `pids`, then reaps them: signalled together, they die in parallel
 /// rather than one after the other. Quiet for those already gone or reaped elsewhere.
 pub(crate) fn kill_and_reap_all(pids: &[Pid]) {
+    kill_all(pids);
+    reap_all(pids);
+}
+
+/// Sends `SIGKILL` to every process of `pids`. Quiet for those already gone.
+pub(crate) fn kill_all(pids: &[Pid]) {
     for &pid in pids {
         if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
             log::debug!("ptrace: kill({pid}) failed: {e}");
         }
     }
+}
+
+/// Waits for every process of `pids`, killed before, to die and reaps it. Quiet for those
+/// already reaped elsewhere.
+pub(crate) fn reap_all(pids: &[Pid]) {
     for &pid in pids {
         // A stop reported before the kill may come first; the exit follows.
         while let Ok(WaitStatus::Stopped { .. }) = wait(pid) {}

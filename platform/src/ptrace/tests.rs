@@ -134,7 +134,7 @@ fn dropping_the_address_space_kills_factory_and_stubs() {
     drop(address_space);
     drop(dyn_space);
     for pid in pids {
-        assert!(gone(pid), "{pid} is still there");
+        assert!(reaped(pid), "{pid} is still there");
     }
 }
 
@@ -152,7 +152,7 @@ fn a_spare_factory_comes_with_a_stub_that_dies_with_it_unused() {
     assert!(pids.iter().all(|&pid| !gone(pid)));
     drop(second);
     for pid in pids {
-        assert!(gone(pid), "{pid} is still there");
+        assert!(reaped(pid), "{pid} is still there");
     }
     // A prepared stub is handed out like a new one: seized, it runs injected calls.
     let third = PtraceAddressSpace::create(&ptrace.shared).unwrap();

@@ -61,12 +61,29 @@ impl SystrapAddressSpace {
         Ok(slot)
     }
 
-    /// Kills a stub nobody needs any more and keeps its region for reuse here.
+    /// Kills a stub nobody needs any more and keeps its region for reuse here. After a
+    /// release the region went to the reaper with the others (or, made since, is freed on
+    /// drop), so it is not kept.
     pub(super) fn retire(&self, pid: Option<Pid>, slot: Slot) {
         if let Some(pid) = pid {
             self.ptrace.retire_stub(pid);
         }
-        self.lock().free.push(slot);
+        if !self.ptrace.is_released() {
+            self.lock().free.push(slot);
+        }
+    }
+
+    /// Releases the processes; their message regions return to the platform once the
+    /// reaper has reaped them (until then a dying stub may still map them).
+    fn release_processes(&self) {
+        let slots = {
+            let mut slots = self.lock();
+            slots.free.clear();
+            std::mem::take(&mut slots.all)
+        };
+        let shared = self.shared.clone();
+        self.ptrace
+            .release_then(Box::new(move || shared.sysmsg.free(slots)));
     }
 }
 
@@ -88,17 +105,15 @@ impl AddressSpace for SystrapAddressSpace {
     }
 
     fn release(&self) {
-        self.ptrace.release();
+        self.release_processes();
     }
 }
 
 impl Drop for SystrapAddressSpace {
     fn drop(&mut self) {
-        // Every process of the address space is killed and reaped here, so no mapping of
-        // the regions survives: they may go to other address spaces.
-        self.ptrace.release();
-        let slots = std::mem::take(&mut self.lock().all);
-        self.shared.sysmsg.free(slots);
+        // Every process of the address space is killed here and its regions go to other
+        // address spaces only once the reaper has reaped them all.
+        self.release_processes();
         self.shared
             .address_spaces
             .lock()

@@ -443,7 +443,7 @@ fn dropping_context_and_address_space_kills_every_process() {
     drop(address_space);
     drop(dyn_space);
     for pid in pids {
-        assert!(gone(pid), "{pid} is still there");
+        assert!(reaped(pid), "{pid} is still there");
     }
 }
 

@@ -465,7 +465,7 @@ pub(crate) fn released_address_space_refuses_work<P: Platform + 'static, A: Test
     assert_eq!(t.switch(&mut state), Exit::Syscall);
     let pids = t.pids();
     t.dyn_space.release();
-    assert!(pids.iter().all(|&pid| gone(pid)));
+    assert!(pids.iter().all(|&pid| reaped(pid)));
     assert!(matches!(
         t.dyn_space.map(DATA, PAGE_SIZE, 0, Perms::R),
         Err(Error::Host { .. })

@@ -139,6 +139,9 @@ pub fn execve(
         .store(dumpable.into(), std::sync::atomic::Ordering::Relaxed);
     let (entry, sp) = loaded.as_ref().map_or((0, 0), |l| (l.entry, l.sp));
     t.cpu = CpuState::new(entry, sp);
+    if !segv {
+        t.mm.prefault_program();
+    }
     let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
     *t.handle.comm.lock().unwrap() = base[..base.len().min(15)].to_vec();
     let (strings, auxv) = loaded.map(|l| (l.strings, l.auxv)).unwrap_or_default();

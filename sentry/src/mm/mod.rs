@@ -46,6 +46,8 @@ pub const FILE_COW_AHEAD_PAGES: u64 = 16;
 pub const FAULT_AROUND_OPS: usize = 32;
 /// PMAs `MemoryManager::fault_around` looks at on each side of a fault at most.
 const FAULT_AROUND_SCAN: usize = 64;
+/// Host mappings `MemoryManager::prefault_program` makes at most.
+pub const PREFAULT_OPS: usize = 128;
 /// Top of the application stack.
 pub const STACK_TOP: u64 = platform::MAX_USER_ADDRESS - PAGE_SIZE;
 /// The default RLIMIT_STACK; the stack itself is as large as the limit at exec, up to the
@@ -1185,19 +1187,6 @@ impl MemoryManager {
     /// it any more (then it is taken over). PMAs that straddle a VMA boundary, lie in an
     /// inaccessible VMA or past the end of their file are left to their own faults.
     fn fault_around(&self, i: &mut Inner, start: u64, end: u64) -> Vec<MapOp> {
-        let candidate = |(&s, p): (&u64, &Pma)| -> Option<(u64, Perms)> {
-            if p.mapped != Perms::NONE {
-                return None;
-            }
-            let (vstart, v) = i.vma_at(s)?;
-            if s < vstart || p.end > v.end || v.perms == Perms::NONE {
-                return None;
-            }
-            if v.file.is_some() && i.beyond_eof(p.end - PAGE_SIZE) {
-                return None;
-            }
-            Some((s, v.perms))
-        };
         let mut below = i.pmas.range(..start).rev().take(FAULT_AROUND_SCAN);
         let mut above = i.pmas.range(end..).take(FAULT_AROUND_SCAN);
         let mut picked = Vec::new();
@@ -1206,7 +1195,11 @@ impl MemoryManager {
             if b.is_none() && a.is_none() {
                 break;
             }
-            for pick in [b, a].into_iter().flatten().filter_map(candidate) {
+            for pick in [b, a]
+                .into_iter()
+                .flatten()
+                .filter_map(|(&s, p)| i.mappable_unmapped(s, p))
+            {
                 if picked.len() + 1 >= FAULT_AROUND_OPS {
                     break 'scan;
                 }
@@ -1215,23 +1208,82 @@ impl MemoryManager {
         }
         picked
             .into_iter()
-            .map(|(s, perms)| {
-                let p = i.pmas[&s];
-                let own = !p.cow || (perms.write && self.sole_owner(s, &p));
-                if p.cow && own {
-                    i.pmas.get_mut(&s).expect("present").cow = false;
-                }
-                MapOp::Map {
-                    addr: s,
-                    len: p.end - s,
-                    file_offset: p.file_offset,
-                    perms: Perms {
-                        write: perms.write && own,
-                        ..perms
-                    },
-                }
-            })
+            .map(|(s, perms)| self.read_fault_op(i, s, perms))
             .collect()
+    }
+
+    /// The host mapping a read fault would make for the populated PMA at `s` in a VMA that
+    /// allows `perms`: read-only while copy-on-write, unless nobody else refers to its pages
+    /// any more (then it is taken over and mapped with everything the VMA allows).
+    fn read_fault_op(&self, i: &mut Inner, s: u64, perms: Perms) -> MapOp {
+        let p = i.pmas[&s];
+        let own = !p.cow || (perms.write && self.sole_owner(s, &p));
+        if p.cow && own {
+            i.pmas.get_mut(&s).expect("present").cow = false;
+        }
+        MapOp::Map {
+            addr: s,
+            len: p.end - s,
+            file_offset: p.file_offset,
+            perms: Perms {
+                write: perms.write && own,
+                ..perms
+            },
+        }
+    }
+
+    /// Maps, in one batch before a freshly loaded program first runs, the pages it is about
+    /// to touch, instead of a fault (a round trip to the sentry and a host stop) each: the
+    /// first chunk of every mapping the loader made but the stack (its segments, bss, the
+    /// vDSO), populated as a first fault there populates it; the copy-on-write file pages of
+    /// a writable private segment (a program's data, written by its start-up code) copied
+    /// from its start up to [`FILE_COW_AHEAD_PAGES`], as its first write fault would; and
+    /// every page populated by then, the stack pages the loader wrote included. At most
+    /// [`PREFAULT_OPS`] mappings, in address order; a failure leaves the rest to their
+    /// faults, as before.
+    pub fn prefault_program(&self) {
+        let mut i = self.lock();
+        if i.detached {
+            return;
+        }
+        let vmas: Vec<(u64, Vma)> = i.vmas.iter().map(|(&s, v)| (s, v.clone())).collect();
+        for (vstart, v) in vmas {
+            if v.perms == Perms::NONE || v.kind == VmaKind::Stack || i.beyond_eof(vstart) {
+                continue;
+            }
+            if self.populate(&mut i, vstart, false).is_err() {
+                continue;
+            }
+            let cow = i.pma_at(vstart).is_some_and(|(_, p)| p.cow);
+            if cow && v.perms.write && v.file.is_some() {
+                // As the write fault would: a failure (no memory) leaves it to that fault.
+                let _ = self.break_cow(&mut i, vstart, FILE_COW_AHEAD_PAGES, v.end);
+            }
+            i.split_pmas_at(vstart);
+            i.split_pmas_at(v.end);
+        }
+        let picked: Vec<(u64, Perms)> = i
+            .pmas
+            .iter()
+            .filter_map(|(&s, p)| i.mappable_unmapped(s, p))
+            .take(PREFAULT_OPS)
+            .collect();
+        let ops: Vec<MapOp> = picked
+            .into_iter()
+            .map(|(s, perms)| self.read_fault_op(&mut i, s, perms))
+            .collect();
+        let done = match self.space.apply(&ops) {
+            Ok(()) => ops.len(),
+            Err(e) => {
+                log::debug!("prefaulting a new program: {}", e.error);
+                e.index
+            }
+        };
+        for op in &ops[..done] {
+            if let MapOp::Map { addr, perms, .. } = *op {
+                i.pmas.get_mut(&addr).expect("present").mapped = perms;
+            }
+        }
     }
 
     /// Whether every memory-file page behind the PMA `p` starting at `start` has this PMA as
@@ -1971,6 +2023,23 @@ impl Inner {
             .map(|(&s, p)| (s, p))
     }
 
+    /// Whether the PMA `p` at `s` may be mapped before anything faults on it: populated
+    /// but not mapped, inside one VMA that allows some access, not past the end of its
+    /// file. Returns its start and what the VMA allows.
+    fn mappable_unmapped(&self, s: u64, p: &Pma) -> Option<(u64, Perms)> {
+        if p.mapped != Perms::NONE {
+            return None;
+        }
+        let (vstart, v) = self.vma_at(s)?;
+        if s < vstart || p.end > v.end || v.perms == Perms::NONE {
+            return None;
+        }
+        if v.file.is_some() && self.beyond_eof(p.end - PAGE_SIZE) {
+            return None;
+        }
+        Some((s, v.perms))
+    }
+
     /// Whether `page` lies in a file VMA past the end of its file (SIGBUS, as Linux).
     fn beyond_eof(&self, page: u64) -> bool {
         let Some((s, v)) = self.vma_at(page) else {
@@ -2221,6 +2290,75 @@ mod tests {
     /// Takes the calls `space` recorded so far.
     fn log(space: &Recorder) -> Vec<(u64, Perms)> {
         std::mem::take(&mut *space.0.lock().unwrap())
+    }
+
+    #[test]
+    fn prefaulting_a_program_maps_its_segments_in_one_batch_and_copies_its_data() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let text = mf.allocate(2 * PAGE_SIZE).unwrap();
+        let data = mf.allocate(2 * PAGE_SIZE).unwrap();
+        mf.write(data.offset, b"data");
+        let space = Arc::new(Recorder::default());
+        let mut mm = MemoryManager::new_unbacked(mf.clone());
+        let (code, rw, bss, stack) = (0x40_0000, 0x60_0000, 0x60_2000, 0x7000_0000);
+        let file = |page| -> Arc<dyn filemap::Mappable> {
+            Arc::new(OnePage {
+                mf: mf.clone(),
+                page,
+            })
+        };
+        map_private_file(&mm, code, 2 * PAGE_SIZE, file(text));
+        mm.mprotect(code, 2 * PAGE_SIZE, Perms::RX).unwrap();
+        map_private_file(&mm, rw, 2 * PAGE_SIZE, file(data));
+        for (addr, len, kind) in [
+            (bss, PAGE_SIZE, VmaKind::Anon),
+            (stack, 2 * FAULT_CHUNK, VmaKind::Stack),
+        ] {
+            mm.mmap(MmapRequest {
+                placement: Placement::Fixed(addr),
+                len,
+                perms: Perms::RW,
+                shared: false,
+                kind,
+                file: None,
+            })
+            .unwrap();
+        }
+        // What a loader writes: the top of the stack (populating the chunk around it).
+        let top = stack + 2 * FAULT_CHUNK - PAGE_SIZE;
+        let top_chunk = stack + FAULT_CHUNK;
+        mm.copy_out(top, b"argv").unwrap();
+        mm.set_address_space(space.clone());
+        mm.prefault_program();
+        let mut mapped = log(&space);
+        mapped.sort_by_key(|&(addr, _)| addr);
+        assert_eq!(
+            mapped,
+            vec![
+                (code, Perms::RX),
+                (rw, Perms::RW),
+                (bss, Perms::RW),
+                (top_chunk, Perms::RW),
+            ],
+            "every segment, writable data as its own copy, and only the stack the loader wrote"
+        );
+        // The data pages are the program's own copies now: the file keeps its bytes.
+        mm.copy_out(rw, b"mine").unwrap();
+        let mut buf = [0u8; 4];
+        mf.read(data.offset, &mut buf);
+        assert_eq!(&buf, b"data");
+        assert!(log(&space).is_empty(), "the write needed no new mapping");
+        // Nothing left to fault in: a fault there finds the page mapped and maps nothing.
+        for addr in [code, rw + PAGE_SIZE, bss, top] {
+            assert_eq!(mm.handle_fault(addr, Access::Read), Ok(()));
+        }
+        assert!(log(&space).is_empty(), "a touched page was not mapped");
+        // The rest of the stack is left to its faults.
+        assert_eq!(mm.handle_fault(stack, Access::Write), Ok(()));
+        assert_eq!(log(&space), vec![(stack, Perms::RW)]);
+        drop(mm);
+        mf.dec_ref(text);
+        mf.dec_ref(data);
     }
 
     #[test]
