@@ -269,14 +269,19 @@ pub struct Interp {
 /// it for mapping into memory of `mf`.
 ///
 /// # Errors
-/// The walk's errors; EACCES for a file that is not a regular executable.
+/// The walk's errors; EACCES for a file that is not a regular executable (an empty path
+/// names the cwd, as a kernel-made name may be empty).
 pub fn read_interp(
     fs: &FsContext,
     cx: &Caller,
     mf: &Arc<MemoryFile>,
     path: &str,
 ) -> Result<Interp, Errno> {
-    let o = open_executable(fs, cx, mf, path.as_bytes())?;
+    let o = if path.is_empty() {
+        open_resolved(fs.cwd(), cx, mf)?
+    } else {
+        open_executable(fs, cx, mf, path.as_bytes())?
+    };
     Ok(Interp {
         image: o.image,
         name: String::from_utf8_lossy(&o.dentry.path).into_owned(),
@@ -435,6 +440,10 @@ fn map_image(
         }
         Some(p) => {
             let raw = bytes(p.p_offset, p.p_filesz)?;
+            // Linux wants the segment NUL-terminated; the path ends at the first NUL.
+            if raw.last() != Some(&0) {
+                return Err(Error::BadElf("PT_INTERP is not NUL-terminated".into()));
+            }
             let path = raw.split(|&b| b == 0).next().unwrap_or_default();
             Some(
                 std::str::from_utf8(path)
@@ -535,10 +544,19 @@ pub fn load(
     mm.set_brk_start(exe.end);
     let (entry, interp_base) = match &exe.interp {
         Some(path) => {
-            let i = read_interp(path).map_err(|errno| Error::Interp {
+            let interp_err = |errno| Error::Interp {
                 path: path.clone(),
                 errno,
-            })?;
+            };
+            let i = read_interp(path).map_err(interp_err)?;
+            // Linux checks the interpreter's magic and machine before the point of no return.
+            let machine = i
+                .image
+                .get(18..20)
+                .map(|m| u16::from_le_bytes([m[0], m[1]]));
+            if !i.image.starts_with(header::ELFMAG) || machine != Some(header::EM_X86_64) {
+                return Err(interp_err(Errno::ELIBBAD));
+            }
             let interp = map_image(mm, &i.image, INTERP_BASE, &i.name, i.file.as_ref())?;
             if interp.interp.is_some() {
                 return Err(Error::BadElf("interpreter has an interpreter".into()));
@@ -689,8 +707,9 @@ fn cpuid_edx_leaf1() -> u64 {
     platform::cpuid(1, 0).3 as u64
 }
 
-/// Linux's limit on nested `#!` interpreters (BINPRM_MAX_RECURSION).
-const MAX_SHEBANG_DEPTH: usize = 4;
+/// How many `#!` scripts may lead to the program: Linux's exec_binprm gives up (ELOOP) when
+/// a sixth rewrite would be needed.
+const MAX_SHEBANG_DEPTH: usize = 5;
 
 /// A program ready to load: its file, ELF image and argv after `#!` rewriting.
 #[derive(Debug)]
