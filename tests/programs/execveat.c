@@ -8,12 +8,12 @@
  * The test directory (mkdtemp under /tmp) holds a copy of this program (`prog`), a symlink
  * to it (`link`), a symlink to the directory (`dirlink`) and a shell script (`script`).
  * Cases: AT_FDCWD and absolute paths (an absolute path ignores even a bad fd), a directory
- * fd with a relative path, AT_EMPTY_PATH on O_PATH, O_RDONLY and close-on-exec fds and on a
- * memfd (and glibc's fexecve), AT_SYMLINK_NOFOLLOW on a final symlink (ELOOP) and on a
- * symlink higher up (followed), unknown flags (EINVAL), an empty path without
- * AT_EMPTY_PATH (ENOENT), a directory as the file (EACCES), a file as the directory
- * (ENOTDIR), a bad fd (EBADF), and scripts run through fds: /dev/fd/N as their $0, ENOENT
- * when that fd is close-on-exec.
+ * fd with a relative path, AT_EMPTY_PATH on O_PATH, O_RDONLY and close-on-exec fds and on
+ * memfds holding the program and a script (and glibc's fexecve), AT_SYMLINK_NOFOLLOW on a
+ * final symlink (ELOOP) and on a symlink higher up (followed), unknown flags (EINVAL), an
+ * empty path without AT_EMPTY_PATH (ENOENT), a directory as the file (EACCES), a file as the
+ * directory (ENOTDIR), a bad fd (EBADF), and scripts run through fds: /dev/fd/N as their
+ * $0, ENOENT when that fd is close-on-exec.
  * Prints the same lines natively and in the sandbox.
  */
 #define _GNU_SOURCE
@@ -196,6 +196,10 @@ int main(int argc, char **argv) {
     copy_self(memfd);
     printf("memfd: %d\n", memfd);
     run("memfd, AT_EMPTY_PATH", memfd, "", AT_EMPTY_PATH);
+    int memscript = syscall(SYS_memfd_create, "script", 0);
+    if (write(memscript, text, strlen(text)) != (ssize_t)strlen(text))
+        return 1;
+    run("memfd script, AT_EMPTY_PATH", memscript, "", AT_EMPTY_PATH);
 
     printf("fexecve:");
     fflush(stdout);

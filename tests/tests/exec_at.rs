@@ -25,6 +25,7 @@ fn execveat_resolves_flags_and_names_as_natively() {
             "script fd, AT_EMPTY_PATH: script $0=/dev/fd/8\n",
             "close-on-exec script fd, AT_EMPTY_PATH: ENOENT\n",
             "memfd, AT_EMPTY_PATH:ran: argv0=argv0 execfn=/dev/fd/11 exe=/memfd:image (deleted)",
+            "memfd script, AT_EMPTY_PATH: script $0=/dev/fd/12\n",
             "fexecve:ran: argv0=argv0 execfn=/dev/fd/5 exe=$T/prog",
         ],
     );
