@@ -165,7 +165,7 @@ pub enum Exit {
     /// so `rip` is the caller's return address; the number and arguments are as for
     /// [`Exit::Syscall`]. Unlike a system call, a result the kernel cannot store is a
     /// SIGSEGV, not EFAULT (Linux's `emulate_vsyscall`). Only platforms that can tell report
-    /// it (systrap, from the SIGSYS's `si_call_addr`).
+    /// it (systrap and ptrace, from the SIGSYS's `si_call_addr`).
     Vsyscall,
     /// The application touched `addr`, which is unmapped or mapped without the needed
     /// permission in the host address space. The sentry maps it (or delivers SIGSEGV/SIGBUS)

@@ -1,9 +1,10 @@
 //! Seccomp filters for the processes that run application code (stub factories and stubs of
 //! both platforms), as hand-written classic BPF programs.
 //!
-//! A filter is a list of [`Rule`]s: a system call is allowed when one rule matches its number,
-//! optionally the exact instruction pointer after its `syscall` instruction, and every argument
-//! the rule names; anything else gets the filter's `otherwise` action. Calls not made through
+//! A filter is a list of [`Rule`]s: a system call is allowed (or gets the rule's own action)
+//! when one rule matches its number, optionally the exact instruction pointer after its
+//! `syscall` instruction, and every argument the rule names; anything else gets the filter's
+//! `otherwise` action. Calls not made through
 //! the x86-64 ABI (`int 0x80`, x32 numbers) never match. seccompiler cannot express the
 //! instruction-pointer checks, hence the hand-written program.
 //!
@@ -60,6 +61,8 @@ pub(crate) struct Rule {
     pub(crate) ip: Option<u64>,
     /// Arguments (index, value) that must be equal, all 64 bits.
     pub(crate) args: Vec<(u32, u64)>,
+    /// What a matching call gets: `SECCOMP_RET_ALLOW` unless [`Rule::answer`] says otherwise.
+    pub(crate) action: u32,
 }
 
 impl Rule {
@@ -69,7 +72,14 @@ impl Rule {
             nr,
             ip: None,
             args: Vec::new(),
+            action: libc::SECCOMP_RET_ALLOW,
         }
+    }
+
+    /// A matching call gets `action` (a `SECCOMP_RET_*`) instead of being allowed.
+    pub(crate) fn answer(mut self, action: u32) -> Rule {
+        self.action = action;
+        self
     }
 
     /// Only from the call site whose next instruction is at `ip`.
@@ -139,7 +149,7 @@ pub(crate) fn program(rules: &[Rule], otherwise: u32) -> Vec<Insn> {
         ret(otherwise),
     ];
     for rule in rules {
-        // Each rule is one block ending in "allow"; a mismatch skips to the next block.
+        // Each rule is one block ending in its action; a mismatch skips to the next block.
         let mut block = vec![load(NR), jeq(rule.nr as u32)];
         if let Some(ip) = rule.ip {
             check64(&mut block, IP_LO, IP_HI, ip);
@@ -147,7 +157,7 @@ pub(crate) fn program(rules: &[Rule], otherwise: u32) -> Vec<Insn> {
         for &(i, value) in &rule.args {
             check64(&mut block, arg_lo(i), arg_hi(i), value);
         }
-        block.push(ret(libc::SECCOMP_RET_ALLOW));
+        block.push(ret(rule.action));
         let len = block.len();
         for (i, insn) in block.iter_mut().enumerate() {
             if insn.code == BPF_JEQ_K {

@@ -1,9 +1,12 @@
 //! The vDSO (`tests/programs/vdso.c`): found through AT_SYSINFO_EHDR, its symbols looked up
 //! by version as Go and musl look them up, every function agreeing with its system call as
 //! natively, [vvar] and [vdso] in /proc/self/maps, [vvar] read-only, bad pointers giving
-//! SIGSEGV; and clock_gettime no longer trapping into the sentry.
+//! SIGSEGV; and clock_gettime no longer trapping into the sentry. The legacy vsyscall page
+//! (`tests/programs/vsyscall.c`) on both platforms.
 
-use runsc_rs_tests::{assert_same_program, program_str, run_sandbox, skip};
+use runsc_rs_tests::{
+    assert_same_program, assert_same_run, program_str, run_sandbox, skip, test_platform, Run,
+};
 
 #[test]
 fn vdso_functions_agree_with_their_system_calls_as_natively() {
@@ -85,4 +88,41 @@ fn clock_gettime_through_libc_does_not_trap() {
         trapped, 0,
         "clock_gettime trapped {trapped} times:\n{trace}"
     );
+}
+
+/// Calls of the legacy vsyscall page (time, gettimeofday, getcpu) answer as natively, and a
+/// bad pointer or a jump into the middle of an entry is a SIGSEGV, on each platform (ptrace
+/// once killed its stub with SIGSYS).
+#[test]
+fn vsyscall_page_calls_behave_as_natively_on_each_platform() {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    if !maps.contains("[vsyscall]") {
+        skip("the host has no vsyscall page (vsyscall=none)");
+        return;
+    }
+    let Some(prog) = program_str("vsyscall") else {
+        return;
+    };
+    let run = Run::new(&[&prog]);
+    // `$RUNSC_RS_TEST_PLATFORM` chooses one; otherwise both.
+    let platforms: &[&str] = if test_platform().is_some() {
+        &[""]
+    } else {
+        &["ptrace", "systrap"]
+    };
+    for platform in platforms {
+        let flags: &[&str] = if platform.is_empty() {
+            &[]
+        } else {
+            &["--platform", platform]
+        };
+        let (native, _) = assert_same_run(&run, flags);
+        let text = native.stdout_text();
+        assert!(
+            text.contains("time: agrees with the system call\n")
+                && text.contains("time, bad pointer: killed by signal 11\n")
+                && text.ends_with("done\n"),
+            "{text}"
+        );
+    }
 }

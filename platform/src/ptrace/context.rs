@@ -127,9 +127,30 @@ impl PtraceContext {
             }
             state.regs = ptrace::getregs(pid).map_err(host("ptrace(PTRACE_GETREGS)"))?;
             let info = ptrace::getsiginfo(pid).map_err(host("ptrace(PTRACE_GETSIGINFO)"))?;
+            if is_vsyscall(signal, &info) {
+                // The host rolled rax back to the number and returned to the caller.
+                state.regs.orig_rax = state.regs.rax;
+                state.regs.rax = (-libc::ENOSYS) as i64 as u64;
+                return Ok(Exit::Vsyscall);
+            }
             return Ok(classify(pid, signal, &info));
         }
     }
+}
+
+/// `si_code` of a `SIGSYS` raised by seccomp.
+const SYS_SECCOMP: i32 = 1;
+
+/// The stop is the `SIGSYS` of the stub filter's `SECCOMP_RET_TRAP` for a call of the
+/// vsyscall page (`filter.rs`): its `si_call_addr` lies on the page.
+fn is_vsyscall(signal: i32, info: &libc::siginfo_t) -> bool {
+    if signal != libc::SIGSYS || info.si_code != SYS_SECCOMP {
+        return false;
+    }
+    // SAFETY: a seccomp SIGSYS (si_code SYS_SECCOMP, which only the kernel can set) fills the
+    // sigsys member of the union, whose first field `_call_addr` lies where `si_addr` does.
+    let addr = unsafe { info.si_addr() } as u64;
+    (crate::VSYSCALL_PAGE..crate::VSYSCALL_PAGE + crate::PAGE_SIZE).contains(&addr)
 }
 
 /// Decides what a signal-delivery stop means for the sentry.

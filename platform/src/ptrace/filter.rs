@@ -18,7 +18,12 @@
 //! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`, so `SIGSYS`). Application
 //! system calls never reach the filter: `PTRACE_SYSEMU` stops a stub at syscall entry and the
 //! kernel skips the call before seccomp is evaluated (`syscall_trace_enter`), so the filter
-//! only sees what runs while the stub is not under `PTRACE_SYSEMU`.
+//! only sees what runs while the stub is not under `PTRACE_SYSEMU` — and the application's
+//! calls of the legacy vsyscall page, which the host emulates without a syscall-entry stop
+//! but through seccomp (`emulate_vsyscall`). Those three (`gettimeofday`, `time`, `getcpu`,
+//! each from its own entry) trap instead (`SECCOMP_RET_TRAP`): the host skips the call and
+//! returns to the caller, and the `SIGSYS` stop hands it to the sentry
+//! ([`crate::Exit::Vsyscall`]).
 //!
 //! The filter is installed by each factory before it enters its loop (`factory.rs`); the
 //! factories themselves come from a zygote forked before the sentry installs its own seccomp
@@ -65,6 +70,15 @@ pub(crate) fn program() -> Vec<Insn> {
             .arg(4, 0),
         Rule::any(SYS_munmap).at(batch),
         Rule::any(SYS_mprotect).at(batch),
+        Rule::any(SYS_gettimeofday)
+            .at(crate::VSYSCALL_PAGE)
+            .answer(SECCOMP_RET_TRAP),
+        Rule::any(SYS_time)
+            .at(crate::VSYSCALL_PAGE + 0x400)
+            .answer(SECCOMP_RET_TRAP),
+        Rule::any(SYS_getcpu)
+            .at(crate::VSYSCALL_PAGE + 0x800)
+            .answer(SECCOMP_RET_TRAP),
     ];
     stub_filter::program(&rules, SECCOMP_RET_KILL_PROCESS)
 }
@@ -174,5 +188,19 @@ mod tests {
         ] {
             assert_eq!(run(&p, nr, injected, [0; 6]), kill, "{nr}");
         }
+    }
+
+    #[test]
+    fn vsyscalls_trap_from_their_own_entries_only() {
+        let p = program();
+        let trap = libc::SECCOMP_RET_TRAP;
+        let kill = libc::SECCOMP_RET_KILL_PROCESS;
+        let page = crate::VSYSCALL_PAGE;
+        assert_eq!(run(&p, libc::SYS_gettimeofday, page, [0; 6]), trap);
+        assert_eq!(run(&p, libc::SYS_time, page + 0x400, [0; 6]), trap);
+        assert_eq!(run(&p, libc::SYS_getcpu, page + 0x800, [0; 6]), trap);
+        assert_eq!(run(&p, libc::SYS_time, page, [0; 6]), kill);
+        assert_eq!(run(&p, libc::SYS_getpid, page + 0x400, [0; 6]), kill);
+        assert_eq!(run(&p, libc::SYS_time, 0x40_0002, [0; 6]), kill);
     }
 }

@@ -49,31 +49,6 @@ run_shared_tests!(
 );
 
 #[test]
-fn a_vsyscall_is_reported_as_one_returning_to_its_caller() {
-    let vsyscall = std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .contains("[vsyscall]");
-    if !vsyscall {
-        eprintln!("SKIPPED: the host has no vsyscall page (vsyscall=none)");
-        return;
-    }
-    // mov $0xffffffffff600400,%rax (time); call *%rax
-    let mut code = vec![0x48, 0xb8];
-    code.extend_from_slice(&(crate::VSYSCALL_PAGE + 0x400).to_le_bytes());
-    code.extend_from_slice(&[0xff, 0xd0]);
-    let mut t = setup(&code);
-    t.dyn_space.map(DATA, PAGE_SIZE, 0x1000, Perms::RW).unwrap();
-    let mut state = CpuState::new(CODE, DATA + PAGE_SIZE);
-    state.regs.rdi = DATA;
-    assert_eq!(t.switch(&mut state), Exit::Vsyscall);
-    assert_eq!(state.regs.orig_rax, 201);
-    assert_eq!(state.regs.rdi, DATA);
-    // The host emulated the `ret`: back at the caller, the return address popped.
-    assert_eq!(state.regs.rip, CODE + 12);
-    assert_eq!(state.regs.rsp, DATA + PAGE_SIZE);
-}
-
-#[test]
 fn syscalls_trap_without_running_and_take_the_sentrys_result() {
     let mut t = setup(GETPID_THEN_EXIT);
     let mut state = CpuState::new(CODE, 0);

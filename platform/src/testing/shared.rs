@@ -254,6 +254,37 @@ pub(crate) fn int80_is_refused_with_sigsegv<P: Platform + 'static, A: TestSpace>
     assert_eq!(state.regs.orig_rax, 20);
 }
 
+/// A call of the legacy vsyscall page's `time` entry comes back as [`Exit::Vsyscall`] with
+/// the number and arguments, the host having skipped the call and emulated its `ret`.
+pub(crate) fn a_vsyscall_is_reported_as_one_returning_to_its_caller<
+    P: Platform + 'static,
+    A: TestSpace,
+>(
+    setup: Maker<P, A>,
+) {
+    let vsyscall = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .contains("[vsyscall]");
+    if !vsyscall {
+        eprintln!("SKIPPED: the host has no vsyscall page (vsyscall=none)");
+        return;
+    }
+    // mov $0xffffffffff600400,%rax (time); call *%rax
+    let mut code = vec![0x48, 0xb8];
+    code.extend_from_slice(&(crate::VSYSCALL_PAGE + 0x400).to_le_bytes());
+    code.extend_from_slice(&[0xff, 0xd0]);
+    let mut t = setup(&code);
+    t.dyn_space.map(DATA, PAGE_SIZE, 0x1000, Perms::RW).unwrap();
+    let mut state = CpuState::new(CODE, DATA + PAGE_SIZE);
+    state.regs.rdi = DATA;
+    assert_eq!(t.switch(&mut state), Exit::Vsyscall);
+    assert_eq!(state.regs.orig_rax, 201);
+    assert_eq!(state.regs.rdi, DATA);
+    // The host emulated the `ret`: back at the caller, the return address popped.
+    assert_eq!(state.regs.rip, CODE + 12);
+    assert_eq!(state.regs.rsp, DATA + PAGE_SIZE);
+}
+
 /// The fs base is loaded exactly, and a new base set by the sentry is seen on the next run.
 pub(crate) fn fs_base_is_loaded_exactly<P: Platform + 'static, A: TestSpace>(setup: Maker<P, A>) {
     let mut t = setup(LOAD_FS0);
@@ -542,6 +573,7 @@ macro_rules! run_shared_tests {
             application_code_cannot_run_the_batch_loop,
             general_protection_fault_is_a_signal_not_a_fault,
             int80_is_refused_with_sigsegv,
+            a_vsyscall_is_reported_as_one_returning_to_its_caller,
             fs_base_is_loaded_exactly,
             fp_state_is_loaded_and_pulled,
             threads_of_one_address_space_share_memory_and_mappings,

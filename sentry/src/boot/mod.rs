@@ -666,12 +666,22 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         image,
         file,
         argv,
-    } = elf::read_program(&p.fs, &Caller::kernel(), &kernel.memory, &found.path, &argv).map_err(
-        |(path, errno)| Error::Exec {
-            path: String::from_utf8_lossy(&path).into_owned(),
-            errno,
+    } = elf::read_program(
+        &p.fs,
+        &Caller::kernel(),
+        &kernel.memory,
+        elf::ExecFile {
+            name: found.path.clone(),
+            dentry: found,
+            name_inaccessible: false,
+            comm_from_file: false,
         },
-    )?;
+        &argv,
+    )
+    .map_err(|(path, errno)| Error::Exec {
+        path: String::from_utf8_lossy(&path).into_owned(),
+        errno,
+    })?;
     let path = PathBuf::from(String::from_utf8_lossy(&exe.path).into_owned());
 
     let mm = Arc::new(MemoryManager::new(

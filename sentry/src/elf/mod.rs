@@ -210,23 +210,32 @@ struct Opened {
     file: Option<ImageFile>,
 }
 
-/// Resolves `path` (from the cwd, following symlinks) for execution: a regular file the
-/// caller may execute. A mappable file has only its first bytes read; others are read whole.
+/// Resolves `path` (from the cwd, following symlinks) for execution: see [`open_resolved`].
 ///
 /// # Errors
-/// The walk's errors; EACCES for non-regular or non-executable files; read errors.
+/// The walk's errors, and those of [`open_resolved`].
 fn open_executable(
     fs: &FsContext,
     cx: &Caller,
     mf: &Arc<MemoryFile>,
     path: &[u8],
 ) -> Result<Opened, Errno> {
-    let d = fs.resolve(cx, path)?;
+    open_resolved(fs.resolve(cx, path)?, cx, mf)
+}
+
+/// Opens `d` for execution: a regular file the caller may execute. A mappable file has only
+/// its first bytes read; others are read whole.
+///
+/// # Errors
+/// ELOOP for a symlink (an execveat(2) that did not follow it: Linux's may_open); EACCES for
+/// other non-regular or non-executable files; read errors.
+fn open_resolved(d: Arc<Dentry>, cx: &Caller, mf: &Arc<MemoryFile>) -> Result<Opened, Errno> {
     let st = d.inode.stat()?;
-    if FileType::from_mode(st.mode) != FileType::Regular
-        || !may_access(&st, &cx.creds, 1, false)
-        || d.mount.noexec()
-    {
+    let kind = FileType::from_mode(st.mode);
+    if kind == FileType::Symlink {
+        return Err(Errno::ELOOP);
+    }
+    if kind != FileType::Regular || !may_access(&st, &cx.creds, 1, false) || d.mount.noexec() {
         return Err(Errno::EACCES);
     }
     let file = image_file(&d, cx, mf);
@@ -260,14 +269,19 @@ pub struct Interp {
 /// it for mapping into memory of `mf`.
 ///
 /// # Errors
-/// The walk's errors; EACCES for a file that is not a regular executable.
+/// The walk's errors; EACCES for a file that is not a regular executable (an empty path
+/// names the cwd, as a kernel-made name may be empty).
 pub fn read_interp(
     fs: &FsContext,
     cx: &Caller,
     mf: &Arc<MemoryFile>,
     path: &str,
 ) -> Result<Interp, Errno> {
-    let o = open_executable(fs, cx, mf, path.as_bytes())?;
+    let o = if path.is_empty() {
+        open_resolved(fs.cwd(), cx, mf)?
+    } else {
+        open_executable(fs, cx, mf, path.as_bytes())?
+    };
     Ok(Interp {
         image: o.image,
         name: String::from_utf8_lossy(&o.dentry.path).into_owned(),
@@ -426,6 +440,10 @@ fn map_image(
         }
         Some(p) => {
             let raw = bytes(p.p_offset, p.p_filesz)?;
+            // Linux wants the segment NUL-terminated; the path ends at the first NUL.
+            if raw.last() != Some(&0) {
+                return Err(Error::BadElf("PT_INTERP is not NUL-terminated".into()));
+            }
             let path = raw.split(|&b| b == 0).next().unwrap_or_default();
             Some(
                 std::str::from_utf8(path)
@@ -526,10 +544,19 @@ pub fn load(
     mm.set_brk_start(exe.end);
     let (entry, interp_base) = match &exe.interp {
         Some(path) => {
-            let i = read_interp(path).map_err(|errno| Error::Interp {
+            let interp_err = |errno| Error::Interp {
                 path: path.clone(),
                 errno,
-            })?;
+            };
+            let i = read_interp(path).map_err(interp_err)?;
+            // Linux checks the interpreter's magic and machine before the point of no return.
+            let machine = i
+                .image
+                .get(18..20)
+                .map(|m| u16::from_le_bytes([m[0], m[1]]));
+            if !i.image.starts_with(header::ELFMAG) || machine != Some(header::EM_X86_64) {
+                return Err(interp_err(Errno::ELIBBAD));
+            }
             let interp = map_image(mm, &i.image, INTERP_BASE, &i.name, i.file.as_ref())?;
             if interp.interp.is_some() {
                 return Err(Error::BadElf("interpreter has an interpreter".into()));
@@ -680,8 +707,9 @@ fn cpuid_edx_leaf1() -> u64 {
     platform::cpuid(1, 0).3 as u64
 }
 
-/// Linux's limit on nested `#!` interpreters (BINPRM_MAX_RECURSION).
-const MAX_SHEBANG_DEPTH: usize = 4;
+/// How many `#!` scripts may lead to the program: Linux's exec_binprm gives up (ELOOP) when
+/// a sixth rewrite would be needed.
+const MAX_SHEBANG_DEPTH: usize = 5;
 
 /// A program ready to load: its file, ELF image and argv after `#!` rewriting.
 #[derive(Debug)]
@@ -694,25 +722,47 @@ pub struct Program {
     pub argv: Vec<Vec<u8>>,
 }
 
-/// Opens the program at `path` through the sandbox's filesystem (execve's lookup) for
-/// loading into memory of `mf` (see [`ExecArgs::image`]), following
-/// `#!` lines as binfmt_script does: the interpreter, its optional argument and the script
-/// path replace `argv[0]`.
+/// The file an exec runs, already looked up by its caller, and the name it goes by (Linux's
+/// `linux_binprm` file and filename).
+#[derive(Debug)]
+pub struct ExecFile {
+    pub dentry: Arc<Dentry>,
+    /// The path the caller gave, or `/dev/fd/N` (`/dev/fd/N/PATH`) when execveat(2) named the
+    /// file by fd N (and a relative PATH): the new program's AT_EXECFN, and the script path
+    /// a `#!` interpreter is given.
+    pub name: Vec<u8>,
+    /// `name` will not open in the new program (fd N is close-on-exec), so a script cannot
+    /// be run: its interpreter could not open it.
+    pub name_inaccessible: bool,
+    /// The new program's comm comes from the file's own name rather than from `name`
+    /// (execveat(2) with an empty path, whose `/dev/fd/N` says nothing: Linux 6.14 and
+    /// later).
+    pub comm_from_file: bool,
+}
+
+/// Opens `exe` for loading into memory of `mf` (see [`ExecArgs::image`]), following `#!`
+/// lines as binfmt_script does: the interpreter, its optional argument and the script's
+/// name replace `argv[0]`; interpreters are looked up through `fs` (from the cwd).
 ///
 /// # Errors
-/// The path that failed and why: ENOENT, EACCES (not a regular executable file), ELOOP (too
-/// many nested interpreters).
+/// The path that failed and why: ENOENT (also a script whose name is inaccessible), EACCES
+/// (not a regular executable file), ELOOP (a symlink; too many nested interpreters).
 pub fn read_program(
     fs: &FsContext,
     cx: &Caller,
     mf: &Arc<MemoryFile>,
-    path: &[u8],
+    exe: ExecFile,
     argv: &[Vec<u8>],
 ) -> Result<Program, (Vec<u8>, Errno)> {
     let mut argv = argv.to_vec();
-    let mut path = path.to_vec();
+    let mut path = exe.name;
+    let mut resolved = Some(exe.dentry);
     for _ in 0..=MAX_SHEBANG_DEPTH {
-        let o = match open_executable(fs, cx, mf, &path) {
+        let opened = match resolved.take() {
+            Some(d) => open_resolved(d, cx, mf),
+            None => open_executable(fs, cx, mf, &path),
+        };
+        let o = match opened {
             Ok(v) => v,
             Err(e) => return Err((path, e)),
         };
@@ -726,6 +776,9 @@ pub fn read_program(
         };
         // A script is only read: its interpreter runs, and the script file is closed.
         inotify::file_event(&o.dentry, inotify::IN_CLOSE_NOWRITE);
+        if exe.name_inaccessible {
+            return Err((path, Errno::ENOENT));
+        }
         let mut new_argv = vec![interp.clone()];
         new_argv.extend(arg);
         new_argv.push(path.clone());

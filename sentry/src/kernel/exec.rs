@@ -14,33 +14,29 @@ use super::task::DISABLED_ALTSTACK;
 use super::Task;
 use crate::abi::Errno;
 use crate::auth::SetIdExec;
-use crate::elf::{self, AuxIds, ExecArgs, Program};
+use crate::elf::{self, AuxIds, ExecArgs, ExecFile, Program};
 use crate::mm::MemoryManager;
 use crate::vfs::{Caller, Dentry};
 
-/// Replaces the program of `t`'s process with `path`.
+/// Replaces the program of `t`'s process with `target`.
 ///
 /// # Errors
 /// Before the point of no return: the errno execve(2) reports.
 pub fn execve(
     t: &mut Task,
-    path: &str,
+    target: ExecFile,
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> Result<(), Errno> {
+    let name = target.name.clone();
+    let comm_from_file = target.comm_from_file;
     let Program {
         exe,
         image,
         file,
         argv,
-    } = elf::read_program(
-        &t.fs,
-        &Caller::of(t),
-        &t.kernel.memory,
-        path.as_bytes(),
-        &argv,
-    )
-    .map_err(|(_, e)| e)?;
+    } = elf::read_program(&t.fs, &Caller::of(t), &t.kernel.memory, target, &argv)
+        .map_err(|(_, e)| e)?;
     let resolved = String::from_utf8_lossy(&exe.path).into_owned();
     let (creds, secure) = t.creds.after_setid_exec(setid_of(t, &exe));
 
@@ -66,7 +62,7 @@ pub fn execve(
         image: &image,
         argv: &argv,
         envp: &envp,
-        execfn: path.as_bytes(),
+        execfn: &name,
         image_name: &resolved,
         image_file: file,
         ids: AuxIds {
@@ -87,11 +83,14 @@ pub fn execve(
     let loaded = match elf::load(&mm, &args, &read_interp) {
         Ok(l) => Some(l),
         Err(e @ elf::Error::Segment(_)) => {
-            log::debug!("execve {path}: {e}; the process gets SIGSEGV");
+            log::debug!(
+                "execve {}: {e}; the process gets SIGSEGV",
+                name.escape_ascii()
+            );
             None
         }
         Err(e) => {
-            log::debug!("execve {path}: {e}");
+            log::debug!("execve {}: {e}", name.escape_ascii());
             return Err(e.errno());
         }
     };
@@ -142,7 +141,11 @@ pub fn execve(
     if !segv {
         t.mm.prefault_program();
     }
-    let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
+    let base = if comm_from_file {
+        &exe.name[..]
+    } else {
+        name.rsplit(|&b| b == b'/').next().unwrap_or(&name)
+    };
     *t.handle.comm.lock().unwrap() = base[..base.len().min(15)].to_vec();
     let (strings, auxv) = loaded.map(|l| (l.strings, l.auxv)).unwrap_or_default();
     *t.tg.image.lock().unwrap() = super::thread_group::ExecImage {

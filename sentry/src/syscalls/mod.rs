@@ -275,7 +275,7 @@ syscall_table! {
         56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("new PID, user, UTS, IPC and network namespaces, not mount, cgroup or time ones; no pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
         58 vfork() => process::vfork, Full;
-        59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("reads executables from the host path until the VFS lands");
+        59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("ELF images (static, static-PIE, PT_INTERP) and `#!` scripts up to 5 levels deep, looked up through the sandbox's filesystem; no ETXTBSY for a file open for writing, no 32-bit or binfmt_misc images (ENOEXEC)");
         60 exit(code: i32) => process::exit, Full;
         61 wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr) => process::wait4, Partial("rusage has CPU times and a sampled ru_maxrss only; user time is wall time in the application");
         62 kill(pid: i32, sig: i32) => signal::kill, Full;
@@ -492,7 +492,7 @@ syscall_table! {
         316 renameat2(olddirfd: Fd, old: PathArg, newdirfd: Fd, new: PathArg, flags: Flags) => path::renameat2, Partial("RENAME_WHITEOUT is EINVAL; RENAME_EXCHANGE only on tmpfs and host volumes");
         318 getrandom(buf: UserAddr, len: usize, flags: Flags) => info::getrandom, Full;
         319 memfd_create(name: UserAddr, flags: u32) => pipe::memfd_create, Partial("no MFD_HUGETLB");
-        322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("absolute paths or AT_FDCWD until the VFS lands");
+        322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("as execve: paths from dirfd or the cwd, AT_EMPTY_PATH on any fd of a file (fexecve; O_PATH and memfd too), AT_SYMLINK_NOFOLLOW (ELOOP); a program named by an fd gets /dev/fd/N[/path] as AT_EXECFN and a script's path (ENOENT when the fd is close-on-exec)");
         325 mlock2(addr: UserAddr, len: usize, flags: u32) => mem::mlock2, Full;
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
         310 process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_readv, Full;

@@ -72,7 +72,7 @@ impl Target {
 }
 
 /// Resolves `(dirfd, path)` for a `*at` call.
-fn lookup_at(
+pub(super) fn lookup_at(
     t: &Task,
     dirfd: Fd,
     path: &[u8],

@@ -4,14 +4,16 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Flags, PathArg};
+use super::path::{lookup_at, read_path, Target, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, Rlimit, SysResult};
+use crate::elf::ExecFile;
 use crate::kernel::clone::CloneArgs;
 use crate::kernel::pids::{ChildState, WaitOpts, WaitSel};
 use crate::kernel::thread_group::RLIM_NLIMITS;
 use crate::kernel::usage::{self, Rusage};
 use crate::kernel::{clone, exec, signal, ExitStatus, Task};
-use crate::mm::usermem::{UserAddr, PATH_MAX};
+use crate::mm::usermem::UserAddr;
 
 /// getpid(2)
 pub fn getpid(t: &mut Task) -> SysResult {
@@ -342,41 +344,77 @@ pub fn vfork(t: &mut Task) -> SysResult {
 /// Largest argv+envp accepted (Linux's ARG_MAX default: a quarter of an 8 MiB stack).
 const ARG_MAX: usize = 2 << 20;
 
-fn exec_common(t: &mut Task, path: Vec<u8>, argv: UserAddr, envp: UserAddr) -> SysResult {
-    let argv = t.mm.read_string_array(argv, ARG_MAX)?;
-    let envp = t.mm.read_string_array(envp, ARG_MAX)?;
-    if path.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    let path = String::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-    exec::execve(t, &path, argv, envp)?;
-    Ok(0)
-}
-
 /// execve(2)
 pub fn execve(t: &mut Task, path: PathArg, argv: UserAddr, envp: UserAddr) -> SysResult {
-    let path = t.mm.read_cstring(path.0, PATH_MAX)?;
-    exec_common(t, path, argv, envp)
+    exec_at(t, Fd(AT_FDCWD), path, argv, envp, 0)
 }
 
-/// execveat(2): absolute paths and AT_FDCWD (directory fds arrive with the filesystem).
+/// execveat(2): `path` looked up from `dirfd` (or the cwd, or `/`), or with AT_EMPTY_PATH
+/// and an empty path the file open at `dirfd` (glibc's fexecve); AT_SYMLINK_NOFOLLOW refuses
+/// a final symlink with ELOOP.
 pub fn execveat(
     t: &mut Task,
-    dirfd: super::Fd,
+    dirfd: Fd,
     path: PathArg,
     argv: UserAddr,
     envp: UserAddr,
     flags: Flags,
 ) -> SysResult {
-    if flags.0 & !((libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) as u64) != 0 {
+    exec_at(t, dirfd, path, argv, envp, flags.0)
+}
+
+/// Both execs, in Linux's order: the name, the flags, the file, then the strings.
+fn exec_at(
+    t: &mut Task,
+    dirfd: Fd,
+    path: PathArg,
+    argv: UserAddr,
+    envp: UserAddr,
+    flags: u64,
+) -> SysResult {
+    let path = read_path(t, path)?;
+    if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
+        return Err(Errno::ENOENT);
+    }
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
         return Err(Errno::EINVAL);
     }
-    let p = t.mm.read_cstring(path.0, PATH_MAX)?;
-    if !p.starts_with(b"/") && dirfd.0 != libc::AT_FDCWD {
-        t.fds.get(dirfd.0)?;
-        return Err(Errno::ENOSYS);
+    let target = exec_file(t, dirfd, path, flags)?;
+    let argv = t.mm.read_string_array(argv, ARG_MAX)?;
+    let envp = t.mm.read_string_array(envp, ARG_MAX)?;
+    exec::execve(t, target, argv, envp)?;
+    Ok(0)
+}
+
+/// The file an exec names and the name the new program gets (Linux's alloc_bprm): the path
+/// as given when it is absolute or relative to the cwd, else `/dev/fd/N` (empty path) or
+/// `/dev/fd/N/PATH`, which a script can only be run by when fd N survives the exec.
+fn exec_file(t: &Task, dirfd: Fd, path: Vec<u8>, flags: u64) -> Result<ExecFile, Errno> {
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let dentry = match lookup_at(t, dirfd, &path, follow, true)? {
+        Target::Path(d) => d,
+        // A pipe or a socket: not a regular file.
+        Target::File(_) => return Err(Errno::EACCES),
+    };
+    if dirfd.0 == AT_FDCWD || path.first() == Some(&b'/') {
+        return Ok(ExecFile {
+            dentry,
+            name: path,
+            name_inaccessible: false,
+            comm_from_file: false,
+        });
     }
-    exec_common(t, p, argv, envp)
+    let mut name = format!("/dev/fd/{}", dirfd.0).into_bytes();
+    if !path.is_empty() {
+        name.push(b'/');
+        name.extend_from_slice(&path);
+    }
+    Ok(ExecFile {
+        dentry,
+        name,
+        name_inaccessible: t.fds.cloexec(dirfd.0)?,
+        comm_from_file: path.is_empty(),
+    })
 }
 
 /// Writes `usage` as `struct rusage` at `addr` unless it is null.
