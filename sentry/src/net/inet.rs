@@ -390,16 +390,15 @@ impl InetSocket {
                 }
                 let (sndbuf, cork) = (g.entries[&id].sndbuf, g.entries[&id].opts.cork);
                 let r = if cork {
-                    hold_corked(g, id, h, src)
+                    hold_corked(g, id, h, src, &mut sent)
                 } else {
                     let s = g.tcp(h);
                     // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
                     let room = sndbuf.saturating_sub(s.send_queue());
-                    tcp_send_from(s, src, room)
+                    tcp_send_from(s, src, room, &mut sent)
                 };
-                match r {
-                    Ok(n) => sent += n,
-                    Err(e) => return Some(Err(e)),
+                if let Err(e) = r {
+                    return Some(Err(e));
                 }
                 if src.remaining() == 0 || (flags.nonblocking && sent > 0) {
                     Some(Ok(()))
@@ -1118,33 +1117,55 @@ fn get_udp_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Ve
     }))
 }
 
-/// Queues at most `max` bytes of `src` on the TCP socket `s` (its free space may wrap, so
-/// two pieces); returns the bytes queued. What faults stays unsent.
+/// The most one step of a TCP send copies from the application: a piece that faults is
+/// dropped whole, as Linux's `tcp_sendmsg` drops the chunk (at most its 64 KiB size goal)
+/// whose copy faulted.
+const TCP_SEND_PIECE: usize = 64 << 10;
+
+/// Copies exactly `dst.len()` bytes of `src` into `dst`.
 ///
 /// # Errors
-/// EFAULT when nothing could be read from `src`.
-fn tcp_send_from(s: &mut tcp::Socket, src: &mut dyn IoSrc, max: usize) -> Result<usize, Errno> {
+/// EFAULT when any of it faults (what was read before the fault is dropped with it).
+fn copy_whole(src: &mut dyn IoSrc, dst: &mut [u8]) -> Result<(), Errno> {
+    if src.copy_to(dst)? < dst.len() {
+        return Err(Errno::EFAULT);
+    }
+    Ok(())
+}
+
+/// Queues at most `max` bytes of `src` on the TCP socket `s`, in pieces of at most
+/// [`TCP_SEND_PIECE`] (its free space may also wrap), adding the bytes queued to `sent`.
+///
+/// # Errors
+/// EFAULT when a piece faults: it stays unsent, the pieces before it stay queued.
+fn tcp_send_from(
+    s: &mut tcp::Socket,
+    src: &mut dyn IoSrc,
+    max: usize,
+    sent: &mut usize,
+) -> Result<(), Errno> {
     let mut total = 0;
-    for _ in 0..2 {
-        let want = (max - total).min(src.remaining());
+    loop {
+        let want = (max - total).min(src.remaining()).min(TCP_SEND_PIECE);
         if want == 0 {
-            break;
+            return Ok(());
         }
         let r = s.send(|buf| {
             let n = want.min(buf.len());
-            match src.copy_to(&mut buf[..n]) {
-                Ok(c) => (c, Ok(c)),
+            match copy_whole(src, &mut buf[..n]) {
+                Ok(()) => (n, Ok(n)),
                 Err(e) => (0, Err(e)),
             }
         });
         match r {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(c)) => total += c,
-            Ok(Err(e)) if total == 0 => return Err(e),
-            Ok(Err(_)) => break,
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(Ok(c)) => {
+                total += c;
+                *sent += c;
+            }
+            Ok(Err(e)) => return Err(e),
         }
     }
-    Ok(total)
 }
 
 /// TCP_CM_INQ's value after a read from entry `id`, `None` unless TCP_INQ is on: the
@@ -1237,31 +1258,38 @@ const CORK_CEILING: Duration = Duration::from_millis(200);
 
 /// A write on a corked connection (entry `id`, connection `h`): the bytes are held in
 /// the entry (SO_SNDBUF bounds them with what waits unacknowledged, and so does the
-/// connection's buffer, so that a flush always fits), full segments go at once.
+/// connection's buffer, so that a flush always fits), full segments go at once. The bytes
+/// held are added to `sent`.
 ///
 /// # Errors
-/// EFAULT when nothing could be read from `src`.
+/// EFAULT when a piece of [`TCP_SEND_PIECE`] faults: it is not held, those before it are.
 fn hold_corked(
     g: &mut Inner,
     id: u64,
     h: smoltcp::iface::SocketHandle,
     src: &mut dyn IoSrc,
-) -> Result<usize, Errno> {
+    sent: &mut usize,
+) -> Result<(), Errno> {
     let queued = g.tcp(h).send_queue();
     let e = g.entries.get_mut(&id).expect("present");
     let limit = e.sndbuf.min(super::stack::TCP_BUF);
-    let want = limit
+    let mut want = limit
         .saturating_sub(queued + e.corked.len())
         .min(src.remaining());
-    if want == 0 {
-        return Ok(0);
+    let mut r = Ok(());
+    while want > 0 {
+        let mut buf = vec![0; want.min(TCP_SEND_PIECE)];
+        if let Err(err) = copy_whole(src, &mut buf) {
+            r = Err(err);
+            break;
+        }
+        want -= buf.len();
+        *sent += buf.len();
+        e.corked.extend_from_slice(&buf);
+        e.corked_at.get_or_insert_with(Instant::now);
     }
-    let mut buf = vec![0; want];
-    let n = src.copy_to(&mut buf)?;
-    e.corked.extend_from_slice(&buf[..n]);
-    e.corked_at.get_or_insert_with(Instant::now);
     push_corked(g, id, false);
-    Ok(n)
+    r
 }
 
 /// Moves what TCP_CORK held for entry `id` into its connection: full segments always;
