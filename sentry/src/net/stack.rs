@@ -1376,6 +1376,17 @@ impl Inner {
             })
     }
 
+    /// The TOS and traffic class of the packets the device handed the stack lately.
+    pub fn classes(&self) -> &super::raw::Classes {
+        &self.dev.classes
+    }
+
+    /// The TOS and traffic class of the packets raw sockets sent, for the device to put
+    /// back as they leave.
+    pub fn sent_classes(&mut self) -> &mut super::raw::Classes {
+        &mut self.dev.sent_classes
+    }
+
     /// The packet sockets' taps on the device ([`super::packet`]).
     pub fn taps(&mut self) -> &mut super::packet::Taps {
         &mut self.dev.taps
