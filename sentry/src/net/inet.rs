@@ -376,8 +376,10 @@ impl InetSocket {
                 let wr_shut = e.wr_shut;
                 let h = match e.st {
                     St::Connected(h) => h,
-                    St::Connecting { .. } if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
-                    St::Connecting { .. } => return None,
+                    St::Connecting { .. } | St::Resolving { .. } if flags.nonblocking => {
+                        return Some(Err(Errno::EAGAIN))
+                    }
+                    St::Connecting { .. } | St::Resolving { .. } => return None,
                     _ => return Some(Err(Errno::EPIPE)),
                 };
                 if wr_shut {
@@ -768,7 +770,7 @@ impl InetSocket {
                     None
                 }
             }
-            St::Connecting { .. } => None,
+            St::Connecting { .. } | St::Resolving { .. } => None,
             // A connect that failed: its error once, then end of file (Linux shuts the
             // socket down both ways when the connection ends).
             St::Failed => {
@@ -1555,7 +1557,7 @@ fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
     let mut info = vec![0u8; TCP_INFO_LEN];
     let (state, mss, unacked) = match g.entries[&id].st {
         St::Listening { ref ready, .. } => (10u8, DEFAULT_MSS, ready.len() as u32),
-        St::Connecting { .. } => (2, DEFAULT_MSS, 0),
+        St::Connecting { .. } | St::Resolving { .. } => (2, DEFAULT_MSS, 0),
         St::Connected(h) => {
             let mss = mss_of(g, h);
             let s = g.tcp(h);
@@ -1682,7 +1684,9 @@ impl InetSocket {
         let (listening, connection) = match &e.st {
             St::Idle | St::Udp(_) => (None, false),
             St::Listening { backlog, .. } => (Some((*backlog as i32 - 1).max(0)), false),
-            St::Connecting { .. } | St::Connected(_) | St::Failed => (None, true),
+            St::Connecting { .. } | St::Resolving { .. } | St::Connected(_) | St::Failed => {
+                (None, true)
+            }
             St::Icmp(_) | St::Raw(_) => return Err("an ICMP or raw socket".into()),
         };
         let udp = e.proto == Proto::Udp;
@@ -1995,8 +1999,10 @@ impl Socket for InetSocket {
                 // established (whatever happened since, short of a reset), else the
                 // pending error or ECONNABORTED; the socket is then unconnected.
                 let closed = match e.st {
-                    St::Connecting { .. } if nonblocking => return Err(Errno::EALREADY),
-                    St::Connecting { .. } => return Ok(false),
+                    St::Connecting { .. } | St::Resolving { .. } if nonblocking => {
+                        return Err(Errno::EALREADY)
+                    }
+                    St::Connecting { .. } | St::Resolving { .. } => return Ok(false),
                     St::Connected(h) => g.tcp(h).state() == tcp::State::Closed,
                     _ => true,
                 };
@@ -2010,7 +2016,7 @@ impl Socket for InetSocket {
             }
             match g.entries[&id].st {
                 St::Idle | St::Failed => {}
-                St::Connecting { .. } => return Err(Errno::EALREADY),
+                St::Connecting { .. } | St::Resolving { .. } => return Err(Errno::EALREADY),
                 St::Connected(_) => return Err(Errno::EISCONN),
                 St::Listening { .. } | St::Udp(_) | St::Icmp(_) | St::Raw(_) => {
                     return Err(Errno::EISCONN)
@@ -2020,11 +2026,23 @@ impl Socket for InetSocket {
                 g.connect_port(id, remote)?;
             }
             if port == 0 {
-                // Nothing listens on port 0: Linux's SYN to it is answered by a reset.
-                let e = g.entries.get_mut(&id).expect("present");
-                e.st = St::Failed;
-                e.error = Some(Errno::ECONNREFUSED);
-                e.connecting = true;
+                // Nothing listens on port 0: Linux's SYN to it is answered by a reset, once
+                // the next hop answered ARP (neighbour discovery); EHOSTUNREACH when it
+                // never does.
+                g.entries.get_mut(&id).expect("present").connecting = true;
+                let local = g.entries[&id].bound.expect("bound");
+                let local = IpEndpoint::new(local.0.unwrap_or_else(|| g.source_for(ip)), local.1);
+                match hop {
+                    Hop::Link(a) if !g.heard_from(a) && local.addr.version() == ip.version() => {
+                        let hops = hop_limit(&g.entries[&id]).unwrap_or(DEFAULT_TTL as u8);
+                        g.connect_resolving(id, local, ip, a, hops);
+                    }
+                    _ => {
+                        let e = g.entries.get_mut(&id).expect("present");
+                        e.st = St::Failed;
+                        e.error = Some(Errno::ECONNREFUSED);
+                    }
+                }
                 return Ok(false);
             }
             let e = &g.entries[&id];
@@ -2204,7 +2222,7 @@ impl Socket for InetSocket {
                     return Ok(());
                 }
                 // A handshake under way is abandoned: the socket reports ECONNRESET.
-                St::Connecting { .. } => {
+                St::Connecting { .. } | St::Resolving { .. } => {
                     g.abort_connecting(id, Errno::ECONNRESET);
                     return Ok(());
                 }

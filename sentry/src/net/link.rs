@@ -278,14 +278,16 @@ impl Device {
         !self.looped.is_empty() || !self.from_tun.is_empty()
     }
 
-    /// Whether `addr` has sent us anything on the wire, or is reached through a TUN/TAP
-    /// link that can send to it now.
+    /// Whether `addr` has sent us anything on the wire; for an address reached through a
+    /// TUN/TAP link, whether the link can send to it now (a TAP link knows its hardware
+    /// address).
     pub fn heard_from(&self, addr: &IpAddress) -> bool {
-        self.heard.contains(addr)
-            || match (&self.tun, tun_route(&self.tun_routes, *addr)) {
-                (Some(tun), Some(index)) => tun.resolved(index, IpAddr::from(*addr)),
-                _ => false,
-            }
+        // A TUN/TAP link's neighbours are its own: they go with the link, as Linux's
+        // neighbour entries go with their device.
+        match (&self.tun, tun_route(&self.tun_routes, *addr)) {
+            (Some(tun), Some(index)) => tun.resolved(index, IpAddr::from(*addr)),
+            _ => self.heard.contains(addr),
+        }
     }
 
     /// Whether the device only loops (no link): TUN/TAP links are routed on such stacks.

@@ -582,22 +582,7 @@ impl RawSocket {
         };
         g.sent_classes().note(packet);
         if proto != self.protocol {
-            // (Its receive buffer holds nothing, so it takes no packet from anyone.)
-            let version = if self.family == libc::AF_INET6 {
-                IpVersion::Ipv6
-            } else {
-                IpVersion::Ipv4
-            };
-            let once = g.set.add(raw::Socket::new(
-                Some(version),
-                Some(IpProtocol::from(proto)),
-                raw::PacketBuffer::new(Vec::new(), Vec::new()),
-                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 1], vec![0; packet.len()]),
-            ));
-            let r = g.raw(once).send_slice(packet);
-            g.pump();
-            g.set.remove(once);
-            return Some(r.map(|()| packet.len()).map_err(|_| Errno::EMSGSIZE));
+            return Some(g.send_ip(packet).map(|()| packet.len()));
         }
         match g.raw(h).send_slice(packet) {
             Ok(()) => Some(Ok(packet.len())),
