@@ -1109,4 +1109,61 @@ mod tests {
         p[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum_v6(&s, &s, 58, &p), 0);
     }
+
+    /// An IPv4 packet from 10.0.0.1 to 10.0.0.2 of protocol 17 with `tos` and `payload`,
+    /// as smoltcp would write it again (identification 0).
+    fn v4(tos: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![
+            0x45,
+            tos,
+            0,
+            20 + payload.len() as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(payload);
+        smoltcp::wire::Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        p
+    }
+
+    #[test]
+    fn a_sent_class_is_put_back_once_in_order() {
+        let mut c = Classes::default();
+        c.note(&v4(0x28, b"same"));
+        c.note(&v4(0x2c, b"same"));
+        let mut out = v4(0, b"same");
+        c.restore(&mut out);
+        assert_eq!(out, v4(0x28, b"same"), "the oldest first, checksum again");
+        let mut out = v4(0, b"same");
+        c.restore(&mut out);
+        assert_eq!(out[1], 0x2c);
+        let mut out = v4(0, b"same");
+        c.restore(&mut out);
+        assert_eq!(out[1], 0, "each class is put back once");
+        let mut other = v4(0, b"else");
+        c.note(&v4(0x28, b"same"));
+        c.restore(&mut other);
+        assert_eq!(other[1], 0, "another payload is another packet");
+    }
+
+    #[test]
+    fn a_received_class_is_found_by_identity() {
+        let mut c = Classes::default();
+        c.note(&v4(0, b"zero"));
+        assert!(c.recent.is_empty(), "class 0 is not kept");
+        c.note(&v4(0x2c, b"data"));
+        assert_eq!(c.of(&v4(0, b"data")), Some(0x2c));
+        assert_eq!(c.of(&v4(0, b"datb")), None);
+        for i in 0..CLASSES_KEPT {
+            c.note(&v4(4, &(i as u32).to_be_bytes()));
+        }
+        assert_eq!(c.of(&v4(0, b"data")), None, "at most CLASSES_KEPT are kept");
+    }
 }
