@@ -4,7 +4,8 @@
 // Makes a TUN link (IFF_TUN | IFF_NO_PI, from the "tun%d" template), reads its name and
 // flags back, gives it 10.77.0.1/24 over NETLINK_ROUTE and brings it up with SIOCSIFFLAGS;
 // sends a UDP datagram to 10.77.0.2 and reads the IP packet off the TUN file; writes an
-// ICMP echo request from 10.77.0.2 and reads the echo reply; checks SO_BINDTODEVICE on
+// ICMP echo request from 10.77.0.2 and reads the echo reply; checks that a raw socket's
+// TOS goes out and comes in with its packets; checks SO_BINDTODEVICE on
 // the link (names, lengths, port sharing between devices); closes the file and checks the
 // link is gone.
 #define _GNU_SOURCE
@@ -122,6 +123,60 @@ static void bindtodevice(const char *name) {
   close(w);
 }
 
+// A raw socket's IP_TOS leaves with its packet through the link, and a packet written into
+// the link with a TOS reaches a raw socket with it: in the header it reads and in the
+// IP_TOS control message IP_RECVTOS asks for.
+static void raw_tos(int fd, const struct sockaddr_in *to) {
+  char buf[256];
+  int raw = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+  int tos = 0x28, one = 1;
+  SHOW("raw IP_TOS", setsockopt(raw, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)));
+  SHOW("raw IP_RECVTOS", setsockopt(raw, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)));
+  SHOW("raw sendto", sendto(raw, "rawdata1", 8, 0, (const struct sockaddr *)to, sizeof(*to)));
+  for (int i = 0; i < 20; i++) {
+    ssize_t n = read_packet(fd, buf, sizeof(buf));
+    if (n < 0) break;
+    struct iphdr *ip = (struct iphdr *)buf;
+    if (ip->version != 4 || ip->protocol != IPPROTO_UDP) continue;
+    printf("raw packet out: %zd bytes tos %#x payload %.8s ip csum ok %d\n", n, ip->tos,
+           buf + ip->ihl * 4, csum(buf, ip->ihl * 4) == 0);
+    break;
+  }
+
+  struct {
+    struct iphdr ip;
+    char data[8];
+  } __attribute__((packed)) in = {0};
+  in.ip.version = 4;
+  in.ip.ihl = 5;
+  in.ip.tos = 0x2c;
+  in.ip.ttl = 64;
+  in.ip.protocol = IPPROTO_UDP;
+  in.ip.tot_len = htons(sizeof(in));
+  inet_pton(AF_INET, "10.77.0.2", &in.ip.saddr);
+  inet_pton(AF_INET, "10.77.0.1", &in.ip.daddr);
+  in.ip.check = csum(&in.ip, sizeof(in.ip));
+  memcpy(in.data, "rawdata2", 8);
+  SHOW("write raw packet", write(fd, &in, sizeof(in)));
+  struct timeval tv = {.tv_sec = 2};
+  setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char control[64];
+  struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+  ssize_t n = recvmsg(raw, &msg, 0);
+  struct iphdr *ip = (struct iphdr *)buf;
+  int cmsg_tos = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) cmsg_tos = *CMSG_DATA(c);
+  if (n < 0)
+    printf("raw recvmsg: errno %d\n", errno);
+  else
+    printf("raw packet in: %zd bytes tos %#x payload %.8s IP_TOS %#x\n", n, ip->tos,
+           buf + ip->ihl * 4, cmsg_tos);
+  close(raw);
+}
+
 int main(void) {
   struct stat st;
   if (stat("/dev/net/tun", &st) == 0)
@@ -229,6 +284,8 @@ int main(void) {
            (char *)(icmp + 1));
     break;
   }
+
+  raw_tos(fd, &to);
 
   bindtodevice(name);
 

@@ -2,7 +2,8 @@
 //! Linux in a fresh network namespace of the test's own (`unshare -n`, loopback up): the
 //! link is made, addressed over NETLINK_ROUTE and brought up, a UDP datagram routed through
 //! it is read off the TUN file, an ICMP echo request written into it is answered through
-//! it, and sockets bound to it share ports as Linux allows.
+//! it, a raw socket's TOS goes out and comes in with its packets, and sockets bound to it
+//! share ports as Linux allows.
 //!
 //! Needs root (for `unshare -n` and /dev/net/tun natively), iproute2's `ip` and `cc`; a
 //! missing piece prints `SKIPPED: reason`. No packet leaves the namespaces the test makes.
@@ -45,6 +46,8 @@ fn tun_link_carries_packets_like_native() {
         "made tun0\n",
         "packet: 33 bytes 10.77.0.1 -> 10.77.0.2 port 9999 payload hello ip csum ok 1\n",
         "reply: 36 bytes 10.77.0.1 -> 10.77.0.2 type 0 id 77 seq 1 data pingdata\n",
+        "raw packet out: 28 bytes tos 0x28 payload rawdata1 ip csum ok 1\n",
+        "raw packet in: 28 bytes tos 0x2c payload rawdata2 IP_TOS 0x2c\n",
         "got tun0 len 5\n",
         "bind unbound: -1 errno 98\n",
         "index after close: 0\n",

@@ -376,8 +376,10 @@ impl InetSocket {
                 let wr_shut = e.wr_shut;
                 let h = match e.st {
                     St::Connected(h) => h,
-                    St::Connecting { .. } if flags.nonblocking => return Some(Err(Errno::EAGAIN)),
-                    St::Connecting { .. } => return None,
+                    St::Connecting { .. } | St::Resolving { .. } if flags.nonblocking => {
+                        return Some(Err(Errno::EAGAIN))
+                    }
+                    St::Connecting { .. } | St::Resolving { .. } => return None,
                     _ => return Some(Err(Errno::EPIPE)),
                 };
                 if wr_shut {
@@ -390,16 +392,15 @@ impl InetSocket {
                 }
                 let (sndbuf, cork) = (g.entries[&id].sndbuf, g.entries[&id].opts.cork);
                 let r = if cork {
-                    hold_corked(g, id, h, src)
+                    hold_corked(g, id, h, src, &mut sent)
                 } else {
                     let s = g.tcp(h);
                     // SO_SNDBUF bounds what waits unacknowledged, as in Linux.
                     let room = sndbuf.saturating_sub(s.send_queue());
-                    tcp_send_from(s, src, room)
+                    tcp_send_from(s, src, room, &mut sent)
                 };
-                match r {
-                    Ok(n) => sent += n,
-                    Err(e) => return Some(Err(e)),
+                if let Err(e) = r {
+                    return Some(Err(e));
                 }
                 if src.remaining() == 0 || (flags.nonblocking && sent > 0) {
                     Some(Ok(()))
@@ -769,7 +770,7 @@ impl InetSocket {
                     None
                 }
             }
-            St::Connecting { .. } => None,
+            St::Connecting { .. } | St::Resolving { .. } => None,
             // A connect that failed: its error once, then end of file (Linux shuts the
             // socket down both ways when the connection ends).
             St::Failed => {
@@ -1118,33 +1119,55 @@ fn get_udp_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Ve
     }))
 }
 
-/// Queues at most `max` bytes of `src` on the TCP socket `s` (its free space may wrap, so
-/// two pieces); returns the bytes queued. What faults stays unsent.
+/// The most one step of a TCP send copies from the application: a piece that faults is
+/// dropped whole, as Linux's `tcp_sendmsg` drops the chunk (at most its 64 KiB size goal)
+/// whose copy faulted.
+const TCP_SEND_PIECE: usize = 64 << 10;
+
+/// Copies exactly `dst.len()` bytes of `src` into `dst`.
 ///
 /// # Errors
-/// EFAULT when nothing could be read from `src`.
-fn tcp_send_from(s: &mut tcp::Socket, src: &mut dyn IoSrc, max: usize) -> Result<usize, Errno> {
+/// EFAULT when any of it faults (what was read before the fault is dropped with it).
+fn copy_whole(src: &mut dyn IoSrc, dst: &mut [u8]) -> Result<(), Errno> {
+    if src.copy_to(dst)? < dst.len() {
+        return Err(Errno::EFAULT);
+    }
+    Ok(())
+}
+
+/// Queues at most `max` bytes of `src` on the TCP socket `s`, in pieces of at most
+/// [`TCP_SEND_PIECE`] (its free space may also wrap), adding the bytes queued to `sent`.
+///
+/// # Errors
+/// EFAULT when a piece faults: it stays unsent, the pieces before it stay queued.
+fn tcp_send_from(
+    s: &mut tcp::Socket,
+    src: &mut dyn IoSrc,
+    max: usize,
+    sent: &mut usize,
+) -> Result<(), Errno> {
     let mut total = 0;
-    for _ in 0..2 {
-        let want = (max - total).min(src.remaining());
+    loop {
+        let want = (max - total).min(src.remaining()).min(TCP_SEND_PIECE);
         if want == 0 {
-            break;
+            return Ok(());
         }
         let r = s.send(|buf| {
             let n = want.min(buf.len());
-            match src.copy_to(&mut buf[..n]) {
-                Ok(c) => (c, Ok(c)),
+            match copy_whole(src, &mut buf[..n]) {
+                Ok(()) => (n, Ok(n)),
                 Err(e) => (0, Err(e)),
             }
         });
         match r {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(c)) => total += c,
-            Ok(Err(e)) if total == 0 => return Err(e),
-            Ok(Err(_)) => break,
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(Ok(c)) => {
+                total += c;
+                *sent += c;
+            }
+            Ok(Err(e)) => return Err(e),
         }
     }
-    Ok(total)
 }
 
 /// TCP_CM_INQ's value after a read from entry `id`, `None` unless TCP_INQ is on: the
@@ -1237,31 +1260,38 @@ const CORK_CEILING: Duration = Duration::from_millis(200);
 
 /// A write on a corked connection (entry `id`, connection `h`): the bytes are held in
 /// the entry (SO_SNDBUF bounds them with what waits unacknowledged, and so does the
-/// connection's buffer, so that a flush always fits), full segments go at once.
+/// connection's buffer, so that a flush always fits), full segments go at once. The bytes
+/// held are added to `sent`.
 ///
 /// # Errors
-/// EFAULT when nothing could be read from `src`.
+/// EFAULT when a piece of [`TCP_SEND_PIECE`] faults: it is not held, those before it are.
 fn hold_corked(
     g: &mut Inner,
     id: u64,
     h: smoltcp::iface::SocketHandle,
     src: &mut dyn IoSrc,
-) -> Result<usize, Errno> {
+    sent: &mut usize,
+) -> Result<(), Errno> {
     let queued = g.tcp(h).send_queue();
     let e = g.entries.get_mut(&id).expect("present");
     let limit = e.sndbuf.min(super::stack::TCP_BUF);
-    let want = limit
+    let mut want = limit
         .saturating_sub(queued + e.corked.len())
         .min(src.remaining());
-    if want == 0 {
-        return Ok(0);
+    let mut r = Ok(());
+    while want > 0 {
+        let mut buf = vec![0; want.min(TCP_SEND_PIECE)];
+        if let Err(err) = copy_whole(src, &mut buf) {
+            r = Err(err);
+            break;
+        }
+        want -= buf.len();
+        *sent += buf.len();
+        e.corked.extend_from_slice(&buf);
+        e.corked_at.get_or_insert_with(Instant::now);
     }
-    let mut buf = vec![0; want];
-    let n = src.copy_to(&mut buf)?;
-    e.corked.extend_from_slice(&buf[..n]);
-    e.corked_at.get_or_insert_with(Instant::now);
     push_corked(g, id, false);
-    Ok(n)
+    r
 }
 
 /// Moves what TCP_CORK held for entry `id` into its connection: full segments always;
@@ -1527,7 +1557,7 @@ fn tcp_info(g: &mut Inner, id: u64) -> Vec<u8> {
     let mut info = vec![0u8; TCP_INFO_LEN];
     let (state, mss, unacked) = match g.entries[&id].st {
         St::Listening { ref ready, .. } => (10u8, DEFAULT_MSS, ready.len() as u32),
-        St::Connecting { .. } => (2, DEFAULT_MSS, 0),
+        St::Connecting { .. } | St::Resolving { .. } => (2, DEFAULT_MSS, 0),
         St::Connected(h) => {
             let mss = mss_of(g, h);
             let s = g.tcp(h);
@@ -1654,7 +1684,9 @@ impl InetSocket {
         let (listening, connection) = match &e.st {
             St::Idle | St::Udp(_) => (None, false),
             St::Listening { backlog, .. } => (Some((*backlog as i32 - 1).max(0)), false),
-            St::Connecting { .. } | St::Connected(_) | St::Failed => (None, true),
+            St::Connecting { .. } | St::Resolving { .. } | St::Connected(_) | St::Failed => {
+                (None, true)
+            }
             St::Icmp(_) | St::Raw(_) => return Err("an ICMP or raw socket".into()),
         };
         let udp = e.proto == Proto::Udp;
@@ -1967,8 +1999,10 @@ impl Socket for InetSocket {
                 // established (whatever happened since, short of a reset), else the
                 // pending error or ECONNABORTED; the socket is then unconnected.
                 let closed = match e.st {
-                    St::Connecting { .. } if nonblocking => return Err(Errno::EALREADY),
-                    St::Connecting { .. } => return Ok(false),
+                    St::Connecting { .. } | St::Resolving { .. } if nonblocking => {
+                        return Err(Errno::EALREADY)
+                    }
+                    St::Connecting { .. } | St::Resolving { .. } => return Ok(false),
                     St::Connected(h) => g.tcp(h).state() == tcp::State::Closed,
                     _ => true,
                 };
@@ -1982,7 +2016,7 @@ impl Socket for InetSocket {
             }
             match g.entries[&id].st {
                 St::Idle | St::Failed => {}
-                St::Connecting { .. } => return Err(Errno::EALREADY),
+                St::Connecting { .. } | St::Resolving { .. } => return Err(Errno::EALREADY),
                 St::Connected(_) => return Err(Errno::EISCONN),
                 St::Listening { .. } | St::Udp(_) | St::Icmp(_) | St::Raw(_) => {
                     return Err(Errno::EISCONN)
@@ -1992,11 +2026,23 @@ impl Socket for InetSocket {
                 g.connect_port(id, remote)?;
             }
             if port == 0 {
-                // Nothing listens on port 0: Linux's SYN to it is answered by a reset.
-                let e = g.entries.get_mut(&id).expect("present");
-                e.st = St::Failed;
-                e.error = Some(Errno::ECONNREFUSED);
-                e.connecting = true;
+                // Nothing listens on port 0: Linux's SYN to it is answered by a reset, once
+                // the next hop answered ARP (neighbour discovery); EHOSTUNREACH when it
+                // never does.
+                g.entries.get_mut(&id).expect("present").connecting = true;
+                let local = g.entries[&id].bound.expect("bound");
+                let local = IpEndpoint::new(local.0.unwrap_or_else(|| g.source_for(ip)), local.1);
+                match hop {
+                    Hop::Link(a) if !g.heard_from(a) && local.addr.version() == ip.version() => {
+                        let hops = hop_limit(&g.entries[&id]).unwrap_or(DEFAULT_TTL as u8);
+                        g.connect_resolving(id, local, ip, a, hops);
+                    }
+                    _ => {
+                        let e = g.entries.get_mut(&id).expect("present");
+                        e.st = St::Failed;
+                        e.error = Some(Errno::ECONNREFUSED);
+                    }
+                }
                 return Ok(false);
             }
             let e = &g.entries[&id];
@@ -2176,7 +2222,7 @@ impl Socket for InetSocket {
                     return Ok(());
                 }
                 // A handshake under way is abandoned: the socket reports ECONNRESET.
-                St::Connecting { .. } => {
+                St::Connecting { .. } | St::Resolving { .. } => {
                     g.abort_connecting(id, Errno::ECONNRESET);
                     return Ok(());
                 }

@@ -201,6 +201,11 @@ pub struct Device {
     from_tun: VecDeque<Vec<u8>>,
     /// The namespace's netfilter tables, which every IP packet sent and received passes.
     pub netfilter: Arc<Netfilter>,
+    /// The TOS and traffic class of the packets handed to the stack lately, which raw
+    /// sockets read ([`super::raw::Classes`]).
+    pub classes: super::raw::Classes,
+    /// Those of the packets raw sockets sent, put back as they leave.
+    pub sent_classes: super::raw::Classes,
 }
 
 impl Device {
@@ -221,6 +226,8 @@ impl Device {
             tun_routes: Vec::new(),
             from_tun: VecDeque::new(),
             netfilter: Arc::default(),
+            classes: super::raw::Classes::default(),
+            sent_classes: super::raw::Classes::default(),
         }
     }
 
@@ -251,6 +258,8 @@ impl Device {
             tun_routes: Vec::new(),
             from_tun: VecDeque::new(),
             netfilter: Arc::default(),
+            classes: super::raw::Classes::default(),
+            sent_classes: super::raw::Classes::default(),
         }
     }
 
@@ -269,14 +278,16 @@ impl Device {
         !self.looped.is_empty() || !self.from_tun.is_empty()
     }
 
-    /// Whether `addr` has sent us anything on the wire, or is reached through a TUN/TAP
-    /// link that can send to it now.
+    /// Whether `addr` has sent us anything on the wire; for an address reached through a
+    /// TUN/TAP link, whether the link can send to it now (a TAP link knows its hardware
+    /// address).
     pub fn heard_from(&self, addr: &IpAddress) -> bool {
-        self.heard.contains(addr)
-            || match (&self.tun, tun_route(&self.tun_routes, *addr)) {
-                (Some(tun), Some(index)) => tun.resolved(index, IpAddr::from(*addr)),
-                _ => false,
-            }
+        // A TUN/TAP link's neighbours are its own: they go with the link, as Linux's
+        // neighbour entries go with their device.
+        match (&self.tun, tun_route(&self.tun_routes, *addr)) {
+            (Some(tun), Some(index)) => tun.resolved(index, IpAddr::from(*addr)),
+            _ => self.heard.contains(addr),
+        }
     }
 
     /// Whether the device only loops (no link): TUN/TAP links are routed on such stacks.
@@ -482,6 +493,9 @@ impl phy::Device for Device {
                     continue;
                 }
             }
+            if let Some(ip) = ip_of(self.medium, &frame) {
+                self.classes.note(ip);
+            }
             return Some((RxToken { frame }, self.tx()));
         }
     }
@@ -521,12 +535,7 @@ impl phy::Device for Device {
 impl Device {
     /// The TCP segment `frame` carries, with its source and destination addresses.
     fn tcp_segment<'a>(&self, frame: &'a [u8]) -> Option<(IpAddress, IpAddress, &'a [u8])> {
-        let ip = if self.medium == Medium::Ethernet {
-            let eth = EthernetFrame::new_checked(frame).ok()?;
-            &frame[frame.len() - eth.payload().len()..]
-        } else {
-            frame
-        };
+        let ip = ip_of(self.medium, frame)?;
         match ip.first().map(|b| b >> 4) {
             Some(4) => match Ipv4Packet::new_checked(ip) {
                 Ok(p) if p.next_header() == IpProtocol::Tcp => {
@@ -573,8 +582,28 @@ impl Device {
             tun: self.tun.as_deref(),
             tun_routes: &self.tun_routes,
             netfilter: &self.netfilter,
+            sent_classes: &mut self.sent_classes,
         }
     }
+}
+
+/// Where the IP packet in `frame` of `medium` starts: after an Ethernet header.
+fn ip_start(medium: Medium, frame: &[u8]) -> Option<usize> {
+    if medium == Medium::Ethernet {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        matches!(
+            eth.ethertype(),
+            EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6
+        )
+        .then_some(ETH_HLEN)
+    } else {
+        Some(0)
+    }
+}
+
+/// The IP packet `frame` of `medium` carries.
+fn ip_of(medium: Medium, frame: &[u8]) -> Option<&[u8]> {
+    Some(&frame[ip_start(medium, frame)?..])
 }
 
 /// The loopback's name, as rules name it.
@@ -696,12 +725,16 @@ pub struct TxToken<'a> {
     tun: Option<&'a super::tun::Devices>,
     tun_routes: &'a [(IpCidr, i32)],
     netfilter: &'a Netfilter,
+    sent_classes: &'a mut super::raw::Classes,
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut frame = vec![0; len];
         let r = f(&mut frame);
+        if let Some(at) = ip_start(self.medium, &frame) {
+            self.sent_classes.restore(&mut frame[at..]);
+        }
         let wire = self
             .port
             .filter(|port| !stays_inside(&frame, port.mac, self.local));

@@ -7,12 +7,13 @@
 //! receive then filters as Linux's raw sockets do: the bound address (destination), the
 //! connected peer (source), ICMP_FILTER (ICMP over IPv4) and ICMP6_FILTER (ICMPv6), and
 //! IPV6_CHECKSUM's verification. An IPv4 raw socket reads each packet with its IPv4 header
-//! (the header smoltcp parsed, written again: TOS, identification and fragment fields read
-//! as 0 and DF); an IPv6 one reads the payload only.
+//! (the header smoltcp parsed, written again: identification and fragment fields read as 0
+//! and DF; the TOS, which smoltcp leaves out, is the one the device saw the packet come in
+//! with, [`Classes`]); an IPv6 one reads the payload only.
 //! A receive gives the control messages the socket asked for (IP_PKTINFO, IP_RECVTTL,
-//! IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS) from that header, as
-//! UDP's ([`super::udp::control`]); the TOS and traffic class read 0 there too, as the
-//! header does (smoltcp keeps neither). Raw sockets keep no arrival time (no SO_TIMESTAMP).
+//! IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS) from that header and
+//! the traffic class the device saw, as UDP's ([`super::udp::control`]). Raw sockets keep
+//! no arrival time (no SO_TIMESTAMP).
 //!
 //! Sending builds the IP header from the socket's addresses, the message's IP_TTL, IP_TOS,
 //! IPV6_HOPLIMIT and IPV6_TCLASS control messages and the socket's options (IP_TTL, IP_TOS,
@@ -74,6 +75,99 @@ struct RawOptions {
     checksum: Option<usize>,
     /// The local address was set by connect (not bind): a disconnect clears it.
     bound_by_connect: bool,
+}
+
+/// How many packets' TOS (traffic class) [`Classes`] remembers.
+const CLASSES_KEPT: usize = 256;
+
+/// The TOS (IPv4) or traffic class (IPv6) of the last packets with a nonzero one, by the
+/// packet's identity (version, addresses, protocol and payload). smoltcp writes the IP
+/// header of what raw sockets send, and of what it gives them, again from what it parsed,
+/// which leaves those bits out. So the device keeps two: the classes of the packets raw
+/// sockets sent, which it puts back into them as they leave ([`Classes::restore`]), and
+/// those of the packets it handed the stack, which a raw receive finds by the same
+/// identity. A packet read after [`CLASSES_KEPT`] newer ones with a class came in reads 0,
+/// and of two packets alike in all but their class, both read the later's.
+#[derive(Debug, Default)]
+pub struct Classes {
+    recent: std::collections::VecDeque<(u64, u8)>,
+}
+
+impl Classes {
+    /// Remembers the class of `ip`, an IP packet, unless it is 0.
+    pub fn note(&mut self, ip: &[u8]) {
+        let Some((key, class)) = identity(ip) else {
+            return;
+        };
+        if class == 0 {
+            return;
+        }
+        if self.recent.len() == CLASSES_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((key, class));
+    }
+
+    /// The class `ip` (a raw socket's copy of a received packet) came in with.
+    fn of(&self, ip: &[u8]) -> Option<u8> {
+        let (key, _) = identity(ip)?;
+        self.recent
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| *c)
+    }
+
+    /// Gives `ip`, a packet leaving without a class, the class remembered for it (the
+    /// oldest such: packets leave in the order they were sent), which is forgotten then.
+    pub fn restore(&mut self, ip: &mut [u8]) {
+        if self.recent.is_empty() {
+            return;
+        }
+        let Some((key, 0)) = identity(ip) else {
+            return;
+        };
+        let Some(i) = self.recent.iter().position(|(k, _)| *k == key) else {
+            return;
+        };
+        let (_, class) = self.recent.remove(i).expect("found");
+        set_class(ip, class);
+    }
+}
+
+/// Writes `class` into the header of `ip` (an IPv4 one gets its checksum again).
+fn set_class(ip: &mut [u8], class: u8) {
+    if ip[0] >> 4 == 4 {
+        let mut p = smoltcp::wire::Ipv4Packet::new_unchecked(ip);
+        p.set_dscp(class >> 2);
+        p.set_ecn(class & 3);
+        p.fill_checksum();
+    } else {
+        smoltcp::wire::Ipv6Packet::new_unchecked(ip).set_traffic_class(class);
+    }
+}
+
+/// A packet's identity for [`Classes`] (a hash of what smoltcp's copy keeps of it) and its
+/// TOS or traffic class.
+fn identity(ip: &[u8]) -> Option<(u64, u8)> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let class = match ip.first()? >> 4 {
+        4 => {
+            let p = smoltcp::wire::Ipv4Packet::new_checked(ip).ok()?;
+            (4u8, p.src_addr().octets(), p.dst_addr().octets()).hash(&mut h);
+            (u8::from(p.next_header()), p.payload()).hash(&mut h);
+            (p.dscp() << 2) | p.ecn()
+        }
+        6 => {
+            let p = smoltcp::wire::Ipv6Packet::new_checked(ip).ok()?;
+            (6u8, p.src_addr().octets(), p.dst_addr().octets()).hash(&mut h);
+            (u8::from(p.next_header()), p.payload()).hash(&mut h);
+            p.traffic_class()
+        }
+        _ => return None,
+    };
+    Some((h.finish(), class))
 }
 
 /// A packet a raw socket takes: what the application reads, and the IP header's facts.
@@ -353,9 +447,18 @@ impl RawSocket {
             if !peek || wanted.is_none() {
                 let _ = g.raw(h).recv();
             }
-            let Some(r) = wanted else {
+            let Some(mut r) = wanted else {
                 continue;
             };
+            if r.tos == 0 {
+                if let Some(class) = g.classes().of(&packet) {
+                    r.tos = class;
+                    if self.family == libc::AF_INET {
+                        // The header the application reads carries it too.
+                        set_class(&mut r.data, class);
+                    }
+                }
+            }
             let n = r.data.len().min(len);
             return Some(InMessage {
                 data: r.data[..n].to_vec(),
@@ -477,23 +580,9 @@ impl RawSocket {
         } else {
             packet[9]
         };
+        g.sent_classes().note(packet);
         if proto != self.protocol {
-            // (Its receive buffer holds nothing, so it takes no packet from anyone.)
-            let version = if self.family == libc::AF_INET6 {
-                IpVersion::Ipv6
-            } else {
-                IpVersion::Ipv4
-            };
-            let once = g.set.add(raw::Socket::new(
-                Some(version),
-                Some(IpProtocol::from(proto)),
-                raw::PacketBuffer::new(Vec::new(), Vec::new()),
-                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 1], vec![0; packet.len()]),
-            ));
-            let r = g.raw(once).send_slice(packet);
-            g.pump();
-            g.set.remove(once);
-            return Some(r.map(|()| packet.len()).map_err(|_| Errno::EMSGSIZE));
+            return Some(g.send_ip(packet).map(|()| packet.len()));
         }
         match g.raw(h).send_slice(packet) {
             Ok(()) => Some(Ok(packet.len())),
@@ -1019,5 +1108,62 @@ mod tests {
         let c = checksum_v6(&s, &s, 58, &p);
         p[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum_v6(&s, &s, 58, &p), 0);
+    }
+
+    /// An IPv4 packet from 10.0.0.1 to 10.0.0.2 of protocol 17 with `tos` and `payload`,
+    /// as smoltcp would write it again (identification 0).
+    fn v4(tos: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![
+            0x45,
+            tos,
+            0,
+            20 + payload.len() as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(payload);
+        smoltcp::wire::Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        p
+    }
+
+    #[test]
+    fn a_sent_class_is_put_back_once_in_order() {
+        let mut c = Classes::default();
+        c.note(&v4(0x28, b"same"));
+        c.note(&v4(0x2c, b"same"));
+        let mut out = v4(0, b"same");
+        c.restore(&mut out);
+        assert_eq!(out, v4(0x28, b"same"), "the oldest first, checksum again");
+        let mut out = v4(0, b"same");
+        c.restore(&mut out);
+        assert_eq!(out[1], 0x2c);
+        let mut out = v4(0, b"same");
+        c.restore(&mut out);
+        assert_eq!(out[1], 0, "each class is put back once");
+        let mut other = v4(0, b"else");
+        c.note(&v4(0x28, b"same"));
+        c.restore(&mut other);
+        assert_eq!(other[1], 0, "another payload is another packet");
+    }
+
+    #[test]
+    fn a_received_class_is_found_by_identity() {
+        let mut c = Classes::default();
+        c.note(&v4(0, b"zero"));
+        assert!(c.recent.is_empty(), "class 0 is not kept");
+        c.note(&v4(0x2c, b"data"));
+        assert_eq!(c.of(&v4(0, b"data")), Some(0x2c));
+        assert_eq!(c.of(&v4(0, b"datb")), None);
+        for i in 0..CLASSES_KEPT {
+            c.note(&v4(4, &(i as u32).to_be_bytes()));
+        }
+        assert_eq!(c.of(&v4(0, b"data")), None, "at most CLASSES_KEPT are kept");
     }
 }

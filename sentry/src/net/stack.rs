@@ -98,6 +98,9 @@ const MAX_ROUNDS: usize = 256;
 /// How long a connect waits for its next hop to answer ARP or neighbour discovery before
 /// failing with EHOSTUNREACH (Linux: 3 probes a second apart).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the SYN of a connect waiting for its next hop goes out again (Linux's ARP
+/// and neighbour discovery retransmission time).
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The transport protocol of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,6 +129,17 @@ pub enum St {
         h: SocketHandle,
         since: Instant,
         hop: Option<IpAddress>,
+    },
+    /// A TCP connect to port 0 through next hop `hop` (since `since`), which waits for the
+    /// hop to answer ARP or neighbour discovery. smoltcp makes no connection to port 0, so
+    /// the sentry sends the SYN Linux sends (`syn`, again a second after `sent`, as Linux's
+    /// probes go): once the hop answers, the connect is refused (nothing listens on port
+    /// 0: the peer's reset), and it fails with EHOSTUNREACH when the hop never does.
+    Resolving {
+        since: Instant,
+        hop: IpAddress,
+        syn: Vec<u8>,
+        sent: Instant,
     },
     /// A TCP connection (possibly closed by now).
     Connected(SocketHandle),
@@ -397,6 +411,8 @@ pub struct Inner {
     /// The entries holding each port, per protocol (several when SO_REUSEADDR or
     /// SO_REUSEPORT let them share it).
     ports: HashMap<(Proto, u16), Vec<u64>>,
+    /// SYNs of connects waiting for their next hop ([`St::Resolving`]) due to go out again.
+    probes: Vec<Vec<u8>>,
     /// Each TCP port's SO_REUSEPORT fast path (Linux's `tb->fastreuseport`), set when a
     /// socket binds it explicitly ([`Inner::bind_port`]).
     fast_reuseport: HashMap<u16, FastReuseport>,
@@ -891,6 +907,7 @@ impl Inner {
             loopback: Arc::default(),
             gateways,
             ports: HashMap::new(),
+            probes: Vec::new(),
             fast_reuseport: HashMap::new(),
             next_ephemeral: EPHEMERAL.0,
             port_range: EPHEMERAL,
@@ -1376,6 +1393,45 @@ impl Inner {
             })
     }
 
+    /// Starts entry `id`'s connect from `local` to port 0 of `remote` through next hop
+    /// `hop`, which has not answered yet ([`St::Resolving`]): its SYN goes out now.
+    pub fn connect_resolving(
+        &mut self,
+        id: u64,
+        local: IpEndpoint,
+        remote: IpAddress,
+        hop: IpAddress,
+        hop_limit: u8,
+    ) {
+        let syn = syn_packet(local, IpEndpoint::new(remote, 0), hop_limit);
+        // A SYN that cannot leave is lost, as Linux's may be.
+        let _ = self.send_ip(&syn);
+        let now = self.now();
+        let e = self.entries.get_mut(&id).expect("present");
+        e.st = St::Resolving {
+            since: now,
+            hop,
+            syn,
+            sent: now,
+        };
+    }
+
+    /// Whether next hop `hop` has answered (ARP, neighbour discovery or any packet).
+    pub fn heard_from(&self, hop: IpAddress) -> bool {
+        self.dev.heard_from(&hop)
+    }
+
+    /// The TOS and traffic class of the packets the device handed the stack lately.
+    pub fn classes(&self) -> &super::raw::Classes {
+        &self.dev.classes
+    }
+
+    /// The TOS and traffic class of the packets raw sockets sent, for the device to put
+    /// back as they leave.
+    pub fn sent_classes(&mut self) -> &mut super::raw::Classes {
+        &mut self.dev.sent_classes
+    }
+
     /// The packet sockets' taps on the device ([`super::packet`]).
     pub fn taps(&mut self) -> &mut super::packet::Taps {
         &mut self.dev.taps
@@ -1441,10 +1497,14 @@ impl Inner {
     /// `err`.
     pub fn abort_connecting(&mut self, id: u64, err: Errno) {
         let e = self.entries.get_mut(&id).expect("present");
-        if let St::Connecting { h, .. } = std::mem::replace(&mut e.st, St::Failed) {
-            e.error = Some(err);
-            self.set.get_mut::<tcp::Socket>(h).abort();
-            self.orphans.push(Orphan::new(h));
+        match std::mem::replace(&mut e.st, St::Failed) {
+            St::Connecting { h, .. } => {
+                e.error = Some(err);
+                self.set.get_mut::<tcp::Socket>(h).abort();
+                self.orphans.push(Orphan::new(h));
+            }
+            St::Resolving { .. } => e.error = Some(err),
+            _ => {}
         }
         self.entries[&id].queue.notify_all();
     }
@@ -1531,7 +1591,7 @@ impl Inner {
             St::Udp(h) | St::Icmp(h) | St::Raw(h) => {
                 self.set.remove(h);
             }
-            St::Idle | St::Failed => {}
+            St::Idle | St::Failed | St::Resolving { .. } => {}
         }
         self.pump();
     }
@@ -1559,6 +1619,35 @@ impl Inner {
                 break;
             }
         }
+        for syn in std::mem::take(&mut self.probes) {
+            // A packet that cannot leave is lost, as a probe may be.
+            let _ = self.send_ip(&syn);
+        }
+    }
+
+    /// Sends `packet`, a whole IP packet, through a smoltcp raw socket of its version and
+    /// protocol made for the one send (smoltcp writes its IP header again and resolves
+    /// its next hop).
+    ///
+    /// # Errors
+    /// EMSGSIZE when smoltcp cannot take it.
+    pub fn send_ip(&mut self, packet: &[u8]) -> Result<(), Errno> {
+        let (version, proto) = match packet.first().map(|b| b >> 4) {
+            Some(6) if packet.len() > 6 => (IpVersion::Ipv6, packet[6]),
+            Some(4) if packet.len() > 9 => (IpVersion::Ipv4, packet[9]),
+            _ => return Err(Errno::EINVAL),
+        };
+        // (Its receive buffer holds nothing, so it takes no packet from anyone.)
+        let once = self.set.add(raw::Socket::new(
+            Some(version),
+            Some(IpProtocol::from(proto)),
+            raw::PacketBuffer::new(Vec::new(), Vec::new()),
+            raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 1], vec![0; packet.len()]),
+        ));
+        let r = self.raw(once).send_slice(packet);
+        self.pump();
+        self.set.remove(once);
+        r.map_err(|_| Errno::EMSGSIZE)
     }
 
     /// Hands each ICMP message the poll received to [`super::udp::icmp_arrived`].
@@ -1825,15 +1914,28 @@ impl Inner {
                     None
                 };
                 if let Some(err) = failure {
-                    e.st = St::Failed;
-                    e.error = Some(err);
                     self.set.remove(h);
-                    if e.owns_port {
-                        e.owns_port = false;
-                        e.bound = None;
-                        e.connect_bound = false;
-                        release(&mut self.ports, Proto::Tcp, port, id);
-                    }
+                    fail_connect(e, &mut self.ports, id, port, err);
+                }
+            }
+            St::Resolving {
+                since,
+                hop,
+                syn,
+                sent,
+            } => {
+                let failure = if self.dev.heard_from(hop) {
+                    Some(Errno::ECONNREFUSED)
+                } else if now - *since >= RESOLVE_TIMEOUT {
+                    Some(Errno::EHOSTUNREACH)
+                } else {
+                    None
+                };
+                if let Some(err) = failure {
+                    fail_connect(e, &mut self.ports, id, port, err);
+                } else if now - *sent >= PROBE_INTERVAL {
+                    *sent = now;
+                    self.probes.push(syn.clone());
                 }
             }
             St::Connected(h) => {
@@ -1945,6 +2047,67 @@ impl Inner {
 }
 
 /// Takes `id` off the holders of `port`.
+/// The SYN of a TCP connect from `local` to `remote`, with the options Linux's carries
+/// (MSS, SACK, window scaling) and a random initial sequence number.
+fn syn_packet(local: IpEndpoint, remote: IpEndpoint, hop_limit: u8) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{IpRepr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
+    let mut isn = [0u8; 4];
+    // A zero sequence number stands in when no random bytes come (nothing depends on it).
+    let _ = rustix::rand::getrandom(&mut isn, rustix::rand::GetRandomFlags::empty());
+    let tcp = TcpRepr {
+        src_port: local.port,
+        dst_port: remote.port,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(i32::from_ne_bytes(isn)),
+        ack_number: None,
+        window_len: u16::MAX,
+        window_scale: Some(7),
+        max_seg_size: Some(1460),
+        sack_permitted: true,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = IpRepr::new(
+        local.addr,
+        remote.addr,
+        IpProtocol::Tcp,
+        tcp.buffer_len(),
+        hop_limit,
+    );
+    let caps = ChecksumCapabilities::default();
+    let mut p = vec![0; ip.header_len() + tcp.buffer_len()];
+    ip.emit(&mut p[..], &caps);
+    let at = ip.header_len();
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(&mut p[at..]),
+        &local.addr,
+        &remote.addr,
+        &caps,
+    );
+    p
+}
+
+/// Ends the connect of entry `e` (`id`, on TCP port `port`) with `err`; the port it took
+/// for it is free again.
+fn fail_connect(
+    e: &mut Entry,
+    ports: &mut HashMap<(Proto, u16), Vec<u64>>,
+    id: u64,
+    port: u16,
+    err: Errno,
+) {
+    e.st = St::Failed;
+    e.error = Some(err);
+    if e.owns_port {
+        e.owns_port = false;
+        e.bound = None;
+        e.connect_bound = false;
+        release(ports, Proto::Tcp, port, id);
+    }
+}
+
 fn release(ports: &mut HashMap<(Proto, u16), Vec<u64>>, proto: Proto, port: u16, id: u64) {
     if let Some(holders) = ports.get_mut(&(proto, port)) {
         holders.retain(|&h| h != id);
@@ -1989,13 +2152,15 @@ pub fn readiness(set: &SocketSet<'static>, e: &Entry) -> u32 {
                 r |= wr;
             }
         }
-        St::Failed => r |= wr | libc::POLLHUP,
+        // Linux's failed connect is shut down both ways (`tcp_done`): readable (end of
+        // file), writable (the error), hung up.
+        St::Failed => r |= rd | wr | libc::POLLRDHUP | libc::POLLHUP,
         St::Listening { ref ready, .. } => {
             if !ready.is_empty() {
                 r |= rd;
             }
         }
-        St::Connecting { .. } => {}
+        St::Connecting { .. } | St::Resolving { .. } => {}
         St::Connected(h) => {
             let s = set.get::<tcp::Socket>(h);
             let state = s.state();
