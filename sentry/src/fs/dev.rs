@@ -137,7 +137,7 @@ impl FileOps for CharFile {
 }
 
 /// The device a node made by mknod(2) with device number `rdev` opens: the character
-/// devices the sentry implements (null, zero, full, random, urandom, tty) by their Linux
+/// devices the sentry implements (null, zero, full, random, urandom, tty, fuse) by their Linux
 /// numbers; any other, and every block device, is absent (ENXIO on open), as a number
 /// without a driver is on Linux.
 pub fn by_number(block: bool, rdev: u64) -> Arc<dyn Device> {

@@ -346,7 +346,7 @@ syscall_table! {
         130 rt_sigsuspend(mask: UserAddr, sigsetsize: usize) => signal::rt_sigsuspend, Full;
         131 sigaltstack(ss: UserAddr, old: UserAddr) => signal::sigaltstack, Full;
         135 personality(persona: u64) => process::personality, Partial("execution domains are recorded; ADDR_NO_RANDOMIZE holds always (no layout randomization); READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, UNAME26, the other behaviour flags and PER_LINUX32 are EINVAL");
-        133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9 and 5:0 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
+        133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9, 5:0 and 10:229 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
         140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded per thread; the host schedules the sentry's threads");
@@ -369,7 +369,7 @@ syscall_table! {
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2 (nsdelegate), mqueue and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve, mmap and mprotect); MS_MOVE; MS_SHARED, MS_SLAVE and MS_PRIVATE with peer groups and propagation of mounts, recursive binds and unmounts through peers and slaves across mount namespaces, fs.mount-max per namespace (ENOSPC), MS_UNBINDABLE as private; not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2 (nsdelegate), mqueue, fuse and fuse.NAME (fd=, rootmode=, user_id=, group_id=, default_permissions, allow_other, max_read) and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve, mmap and mprotect); MS_MOVE; MS_SHARED, MS_SLAVE and MS_PRIVATE with peer groups and propagation of mounts, recursive binds and unmounts through peers and slaves across mount namespaces, fs.mount-max per namespace (ENOSPC), MS_UNBINDABLE as private; not over /");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         170 sethostname(name: UserAddr, len: i32) => ns::sethostname, Full;
         171 setdomainname(name: UserAddr, len: i32) => ns::setdomainname, Full;
@@ -442,7 +442,7 @@ syscall_table! {
         255 inotify_rm_watch(fd: Fd, wd: i32) => inotify::inotify_rm_watch, Full;
         257 openat(dirfd: Fd, path: PathArg, flags: Flags, mode: u32) => path::openat, Partial("O_TMPFILE on tmpfs and the overlay (in its upper layer); host volumes are EOPNOTSUPP");
         258 mkdirat(dirfd: Fd, path: PathArg, mode: u32) => path::mkdirat, Full;
-        259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => path::mknodat, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9 and 5:0 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
+        259 mknodat(dirfd: Fd, path: PathArg, mode: u32, dev: u64) => path::mknodat, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9, 5:0 and 10:229 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         260 fchownat(dirfd: Fd, path: PathArg, uid: u32, gid: u32, flags: Flags) => attr::fchownat, Full;
         261 futimesat(dirfd: Fd, path: PathArg, times: UserAddr) => attr::futimesat, Full;
         262 newfstatat(dirfd: Fd, path: PathArg, statbuf: UserAddr, flags: Flags) => stat::newfstatat, Full;
