@@ -469,6 +469,14 @@ impl MemoryManager {
             return cur;
         }
         i.brk = addr;
+        drop(i);
+        if new_end > old_end {
+            // The program grows its heap to write there (malloc's first use is right after
+            // its brk): the first new page is faulted in now, as its first write would, in
+            // the host call the fault would make but without the fault's round trip. A
+            // failure (no memory) is left to that fault.
+            let _ = self.handle_fault(old_end, Access::Write);
+        }
         addr
     }
 
@@ -2516,6 +2524,24 @@ mod tests {
         mm.clear_stale_host().unwrap();
         assert_eq!(space.batches.lock().unwrap().last(), Some(&vec![all]));
         drop(mm);
+    }
+
+    #[test]
+    fn growing_the_break_maps_its_first_new_page_and_shrinking_maps_nothing() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let space = Arc::new(Recorder::default());
+        let mm = MemoryManager::new(mf, space.clone());
+        let start = 0x60_0000;
+        mm.set_brk_start(start);
+        assert_eq!(mm.brk(start + 0x21000), start + 0x21000);
+        assert_eq!(log(&space), vec![(start, Perms::RW)]);
+        // malloc's first write there needs no fault: the page is mapped writable already.
+        assert_eq!(mm.handle_fault(start + 0x10, Access::Write), Ok(()));
+        assert!(log(&space).is_empty());
+        assert_eq!(mm.brk(start + 0x1000), start + 0x1000);
+        assert!(log(&space).is_empty(), "a shrink maps nothing");
+        assert_eq!(mm.brk(start + 0x3000), start + 0x3000);
+        assert_eq!(log(&space), vec![(start + 0x1000, Perms::RW)]);
     }
 
     #[test]
