@@ -103,15 +103,17 @@ pub fn execve(
     if reuse {
         // The process is single-threaded now; a sibling sharing the mm (a clone(CLONE_VM)
         // another thread made meanwhile) or a failed clear means a new host address space.
-        let space = match t.mm.take_host_for_exec() {
-            Some(space) => space,
-            None => t
-                .kernel
-                .platform
-                .new_address_space()
-                .map_err(|_| Errno::ENOMEM)?,
+        let (space, stale) = match t.mm.take_host_for_exec() {
+            Some(space) => (space, true),
+            None => (
+                t.kernel
+                    .platform
+                    .new_address_space()
+                    .map_err(|_| Errno::ENOMEM)?,
+                false,
+            ),
         };
-        mm.set_address_space(space);
+        mm.set_address_space(space, stale);
     }
     let mm = Arc::new(mm);
     // Point of no return.
@@ -138,8 +140,16 @@ pub fn execve(
         .store(dumpable.into(), std::sync::atomic::Ordering::Relaxed);
     let (entry, sp) = loaded.as_ref().map_or((0, 0), |l| (l.entry, l.sp));
     t.cpu = CpuState::new(entry, sp);
-    if !segv {
-        t.mm.prefault_program();
+    // Clears the former program's host mappings (in the prefault's batch when there is
+    // one); should that fail, they must never show through: the process dies, as Linux
+    // kills an exec that fails past the point of no return.
+    let cleared = if segv {
+        t.mm.clear_stale_host()
+    } else {
+        t.mm.prefault_program()
+    };
+    if let Err(e) = &cleared {
+        log::warn!("execve {path}: clearing the old program's host mappings failed: {e}");
     }
     let base = if comm_from_file {
         &exe.name[..]
@@ -162,7 +172,9 @@ pub fn execve(
         }
     }
     t.ptrace_exec(former_tid_seen);
-    if segv {
+    if cleared.is_err() {
+        t.force_signal(super::signal::SigInfo::kernel(libc::SIGKILL));
+    } else if segv {
         t.force_signal(super::signal::SigInfo::kernel(libc::SIGSEGV));
     }
     Ok(())

@@ -226,6 +226,10 @@ struct Inner {
     /// ([`MemoryManager::take_host_for_exec`]): nothing of this mm is mapped there any more
     /// and no host call may reach it from here.
     detached: bool,
+    /// The host address space was handed on by `execve` with the former program's mappings
+    /// still in it ([`MemoryManager::set_address_space`]): the first host batch of this mm,
+    /// [`MemoryManager::prefault_program`]'s, clears them first, saving a stop of its own.
+    host_stale: bool,
 }
 
 thread_local! {
@@ -346,6 +350,7 @@ impl MemoryManager {
                 lock_future: false,
                 patch_next: 0,
                 detached: false,
+                host_stale: false,
             }),
         }
     }
@@ -359,9 +364,14 @@ impl MemoryManager {
     }
 
     /// Gives an mm made by [`MemoryManager::new_unbacked`] its host address space. The mm
-    /// is not shared yet (`&mut`), and none of its pages is mapped on the host.
-    pub fn set_address_space(&mut self, space: Arc<dyn AddressSpace>) {
+    /// is not shared yet (`&mut`), and none of its pages is mapped on the host. `stale`: the
+    /// space still holds another program's mappings (from
+    /// [`MemoryManager::take_host_for_exec`]); they go before this mm's first mapping there
+    /// ([`MemoryManager::prefault_program`] or [`MemoryManager::clear_stale_host`], which the
+    /// exec must call before the program runs).
+    pub fn set_address_space(&mut self, space: Arc<dyn AddressSpace>, stale: bool) {
         let i = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        i.host_stale = stale;
         debug_assert!(i.pmas.values().all(|p| p.mapped == Perms::NONE));
         for p in i.pmas.values_mut() {
             p.mapped = Perms::NONE;
@@ -380,14 +390,14 @@ impl MemoryManager {
     }
 
     /// Hands this mm's host address space to the program an `execve` of its only process
-    /// (single-threaded by then) is starting: everything in the application range is
-    /// unmapped there in one host call, and this mm, which /proc or a tracer may still
-    /// hold, makes no host call from now on (its memory stays readable and writable
+    /// (single-threaded by then) is starting, with this mm's mappings still in it: the new
+    /// mm clears the application range there in its first host batch (see
+    /// [`MemoryManager::set_address_space`]), and this mm, which /proc or a tracer may
+    /// still hold, makes no host call from now on (its memory stays readable and writable
     /// through the memory file). Saves the new program a host address space of its own
     /// (on systrap a factory and two stubs, and the set-up of each).
     ///
-    /// None when another process shares the mm, it was handed over already, or the unmap
-    /// failed (then every page of it refaults, so the old program still sees its memory).
+    /// None when another process shares the mm or it was handed over already.
     pub fn take_host_for_exec(&self) -> Option<Arc<dyn AddressSpace>> {
         let mut i = self.lock();
         if self.vm_shared() || i.detached {
@@ -395,10 +405,6 @@ impl MemoryManager {
         }
         for p in i.pmas.values_mut() {
             p.mapped = Perms::NONE;
-        }
-        if let Err(e) = self.space.unmap(0, platform::MAX_USER_ADDRESS) {
-            log::warn!("execve: clearing the old address space failed: {e}");
-            return None;
         }
         i.detached = true;
         Some(self.space.clone())
@@ -463,6 +469,14 @@ impl MemoryManager {
             return cur;
         }
         i.brk = addr;
+        drop(i);
+        if new_end > old_end {
+            // The program grows its heap to write there (malloc's first use is right after
+            // its brk): the first new page is faulted in now, as its first write would, in
+            // the host call the fault would make but without the fault's round trip. A
+            // failure (no memory) is left to that fault.
+            let _ = self.handle_fault(old_end, Access::Write);
+        }
         addr
     }
 
@@ -1240,11 +1254,15 @@ impl MemoryManager {
     /// from its start up to [`FILE_COW_AHEAD_PAGES`], as its first write fault would; and
     /// every page populated by then, the stack pages the loader wrote included. At most
     /// [`PREFAULT_OPS`] mappings, in address order; a failure leaves the rest to their
-    /// faults, as before.
-    pub fn prefault_program(&self) {
+    /// faults, as before. A stale host address space is cleared first, in the same batch.
+    ///
+    /// # Errors
+    /// The former program's mappings could not be cleared (see
+    /// [`MemoryManager::clear_stale_host`]).
+    pub fn prefault_program(&self) -> Result<(), platform::Error> {
         let mut i = self.lock();
         if i.detached {
-            return;
+            return Ok(());
         }
         let vmas: Vec<(u64, Vma)> = i.vmas.iter().map(|(&s, v)| (s, v.clone())).collect();
         for (vstart, v) in vmas {
@@ -1272,18 +1290,53 @@ impl MemoryManager {
             .into_iter()
             .map(|(s, perms)| self.read_fault_op(&mut i, s, perms))
             .collect();
-        let done = match self.space.apply(&ops) {
-            Ok(()) => ops.len(),
+        // The clear, when due, leads the batch: nothing is mapped unless it went first.
+        let clear = usize::from(i.host_stale);
+        let batch: Vec<MapOp> = i
+            .host_stale
+            .then_some(MapOp::Unmap {
+                addr: 0,
+                len: platform::MAX_USER_ADDRESS,
+            })
+            .into_iter()
+            .chain(ops)
+            .collect();
+        let done = match self.space.apply(&batch) {
+            Ok(()) => batch.len(),
             Err(e) => {
                 log::debug!("prefaulting a new program: {}", e.error);
                 e.index
             }
         };
-        for op in &ops[..done] {
+        if done > 0 {
+            i.host_stale = false;
+        }
+        for op in &batch[clear.min(done)..done] {
             if let MapOp::Map { addr, perms, .. } = *op {
                 i.pmas.get_mut(&addr).expect("present").mapped = perms;
             }
         }
+        Self::clear_stale(&self.space, &mut i)
+    }
+
+    /// Clears the former program's mappings from a host address space `execve` handed on
+    /// (see [`MemoryManager::set_address_space`]), when [`MemoryManager::prefault_program`]
+    /// did not: for a program that is not run (it dies of SIGSEGV first).
+    ///
+    /// # Errors
+    /// The host refused the unmap: the old program's pages are still visible there, so the
+    /// caller must make sure the new program never runs (execve kills it, as Linux does past
+    /// its point of no return).
+    pub fn clear_stale_host(&self) -> Result<(), platform::Error> {
+        Self::clear_stale(&self.space, &mut self.lock())
+    }
+
+    fn clear_stale(space: &Arc<dyn AddressSpace>, i: &mut Inner) -> Result<(), platform::Error> {
+        if i.host_stale {
+            space.unmap(0, platform::MAX_USER_ADDRESS)?;
+            i.host_stale = false;
+        }
+        Ok(())
     }
 
     /// Whether every memory-file page behind the PMA `p` starting at `start` has this PMA as
@@ -1744,6 +1797,7 @@ impl MemoryManager {
             lock_future: false,
             patch_next: i.patch_next,
             detached: false,
+            host_stale: false,
         };
         // Made before the downgrades: on a failure, dropping it gives back the references
         // taken.
@@ -2328,8 +2382,8 @@ mod tests {
         let top = stack + 2 * FAULT_CHUNK - PAGE_SIZE;
         let top_chunk = stack + FAULT_CHUNK;
         mm.copy_out(top, b"argv").unwrap();
-        mm.set_address_space(space.clone());
-        mm.prefault_program();
+        mm.set_address_space(space.clone(), false);
+        mm.prefault_program().unwrap();
         let mut mapped = log(&space);
         mapped.sort_by_key(|&(addr, _)| addr);
         assert_eq!(
@@ -2359,6 +2413,135 @@ mod tests {
         drop(mm);
         mf.dec_ref(text);
         mf.dec_ref(data);
+    }
+
+    /// An address space that records every batch it is asked to apply, and whose unmaps
+    /// fail while `refuse_unmap` is set.
+    #[derive(Default)]
+    struct Batches {
+        batches: Mutex<Vec<Vec<MapOp>>>,
+        refuse_unmap: AtomicBool,
+    }
+
+    impl AddressSpace for Batches {
+        fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) -> platform::Result<()> {
+            self.apply(&[MapOp::Map {
+                addr,
+                len,
+                file_offset,
+                perms,
+            }])
+            .map_err(|e| e.error)
+        }
+        fn unmap(&self, addr: u64, len: u64) -> platform::Result<()> {
+            self.apply(&[MapOp::Unmap { addr, len }])
+                .map_err(|e| e.error)
+        }
+        fn protect(&self, addr: u64, len: u64, perms: Perms) -> platform::Result<()> {
+            self.apply(&[MapOp::Protect { addr, len, perms }])
+                .map_err(|e| e.error)
+        }
+        fn apply(&self, ops: &[MapOp]) -> std::result::Result<(), platform::BatchError> {
+            self.batches.lock().unwrap().push(ops.to_vec());
+            let refused = self.refuse_unmap.load(Ordering::SeqCst);
+            match ops
+                .iter()
+                .position(|op| refused && matches!(op, MapOp::Unmap { .. }))
+            {
+                Some(index) => Err(platform::BatchError {
+                    index,
+                    error: platform::Error::Injected {
+                        call: "munmap",
+                        errno: libc::ENOMEM,
+                    },
+                }),
+                None => Ok(()),
+            }
+        }
+        fn release(&self) {}
+    }
+
+    /// A program loaded into a fresh mm, as execve does: one anonymous page the loader wrote.
+    fn loaded_program(mf: &Arc<MemoryFile>, space: Arc<Batches>, stale: bool) -> MemoryManager {
+        let mut mm = MemoryManager::new_unbacked(mf.clone());
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(0x40_0000),
+            len: PAGE_SIZE,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .unwrap();
+        mm.copy_out(0x40_0000, b"prog").unwrap();
+        mm.set_address_space(space, stale);
+        mm
+    }
+
+    #[test]
+    fn an_inherited_host_address_space_is_cleared_in_the_prefault_batch() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let all = MapOp::Unmap {
+            addr: 0,
+            len: platform::MAX_USER_ADDRESS,
+        };
+        // Handed on by an exec: the clear leads the one batch, and is not made again.
+        let space = Arc::new(Batches::default());
+        let mm = loaded_program(&mf, space.clone(), true);
+        mm.prefault_program().unwrap();
+        mm.clear_stale_host().unwrap();
+        let batches = std::mem::take(&mut *space.batches.lock().unwrap());
+        assert_eq!(batches.len(), 1, "one host batch: {batches:?}");
+        assert_eq!(batches[0][0], all);
+        assert!(matches!(
+            batches[0][1],
+            MapOp::Map {
+                addr: 0x40_0000,
+                ..
+            }
+        ));
+        drop(mm);
+        // A fresh one needs no clear.
+        let mm = loaded_program(&mf, space.clone(), false);
+        mm.prefault_program().unwrap();
+        let batches = std::mem::take(&mut *space.batches.lock().unwrap());
+        assert!(!batches.concat().contains(&all), "{batches:?}");
+        drop(mm);
+        // A program that is not run (SIGSEGV at exec) still gets the clear.
+        let mm = loaded_program(&mf, space.clone(), true);
+        mm.clear_stale_host().unwrap();
+        assert_eq!(*space.batches.lock().unwrap(), vec![vec![all]]);
+        space.batches.lock().unwrap().clear();
+        drop(mm);
+        // A clear the host refuses is an error (execve kills the process), nothing is
+        // recorded as mapped, and a later clear is tried again.
+        space.refuse_unmap.store(true, Ordering::SeqCst);
+        let mm = loaded_program(&mf, space.clone(), true);
+        assert!(mm.prefault_program().is_err());
+        assert!(mm.clear_stale_host().is_err());
+        assert!(mm.lock().pmas.values().all(|p| p.mapped == Perms::NONE));
+        space.refuse_unmap.store(false, Ordering::SeqCst);
+        mm.clear_stale_host().unwrap();
+        assert_eq!(space.batches.lock().unwrap().last(), Some(&vec![all]));
+        drop(mm);
+    }
+
+    #[test]
+    fn growing_the_break_maps_its_first_new_page_and_shrinking_maps_nothing() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let space = Arc::new(Recorder::default());
+        let mm = MemoryManager::new(mf, space.clone());
+        let start = 0x60_0000;
+        mm.set_brk_start(start);
+        assert_eq!(mm.brk(start + 0x21000), start + 0x21000);
+        assert_eq!(log(&space), vec![(start, Perms::RW)]);
+        // malloc's first write there needs no fault: the page is mapped writable already.
+        assert_eq!(mm.handle_fault(start + 0x10, Access::Write), Ok(()));
+        assert!(log(&space).is_empty());
+        assert_eq!(mm.brk(start + 0x1000), start + 0x1000);
+        assert!(log(&space).is_empty(), "a shrink maps nothing");
+        assert_eq!(mm.brk(start + 0x3000), start + 0x3000);
+        assert_eq!(log(&space), vec![(start + 0x1000, Perms::RW)]);
     }
 
     #[test]
