@@ -149,7 +149,10 @@ pub fn execve(
         t.mm.prefault_program()
     };
     if let Err(e) = &cleared {
-        log::warn!("execve {path}: clearing the old program's host mappings failed: {e}");
+        log::warn!(
+            "execve {}: clearing the old program's host mappings failed: {e}",
+            String::from_utf8_lossy(&name)
+        );
     }
     let base = if comm_from_file {
         &exe.name[..]
