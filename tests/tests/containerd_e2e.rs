@@ -759,8 +759,26 @@ fn check_sandbox_isolation(env: &Env, id: &str) {
         let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
         assert_ne!(theirs, ours, "{ns} namespace shared with the host");
     }
+    // The sandbox root holds nothing but `proc`: a procfs of the sandbox's own processes
+    // only (`subset=pid`: no /proc/sys, no sysrq-trigger), for connecting to host sockets
+    // through /proc/self/fd.
     let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
         .expect("listing the sandbox root")
+        .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(root.is_empty(), "the sandbox root is not empty: {root:?}");
+    assert!(
+        root.is_empty() || root == ["proc"],
+        "the sandbox root holds more than its private procfs: {root:?}"
+    );
+    if !root.is_empty() {
+        let mountinfo = proc_file(&pid, "mountinfo");
+        let proc_mount = mountinfo
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some("/proc"))
+            .unwrap_or_else(|| panic!("no mount at the sandbox's /proc: {mountinfo}"));
+        assert!(
+            proc_mount.contains(" - proc ") && proc_mount.contains("subset=pid"),
+            "the sandbox's /proc is not a procfs of process directories only: {proc_mount}"
+        );
+    }
 }
