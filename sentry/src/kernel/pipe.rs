@@ -89,6 +89,15 @@ pub struct PipeEnd {
 impl PipeEnd {
     /// Counts a new opener of `pipe`.
     fn open(pipe: Arc<Pipe>, read: bool, write: bool) -> PipeEnd {
+        PipeEnd::open_seeing(pipe, read, write).0
+    }
+
+    /// [`PipeEnd::open`], also returning the other side's (openers, opens so far) as they
+    /// were at this open, read under the same lock: a FIFO opener that must wait for a
+    /// partner waits for the partner's open count to move from there (as Linux's
+    /// `fifo_open`), so a partner that opens and closes between this open and the wait is
+    /// not missed.
+    fn open_seeing(pipe: Arc<Pipe>, read: bool, write: bool) -> (PipeEnd, (usize, u64)) {
         let mut s = pipe.state.lock().unwrap();
         if read {
             s.readers += 1;
@@ -98,14 +107,20 @@ impl PipeEnd {
             s.writers += 1;
             s.write_opens += 1;
         }
+        let partner = if read {
+            (s.writers, s.write_opens)
+        } else {
+            (s.readers, s.read_opens)
+        };
         drop(s);
         pipe.queue.notify_all();
-        PipeEnd {
+        let end = PipeEnd {
             pipe,
             read,
             write,
             writes_seen: 0,
-        }
+        };
+        (end, partner)
     }
 }
 
@@ -244,17 +259,10 @@ impl Fifos {
         if write && !read && nonblock && pipe.state.lock().unwrap().readers == 0 {
             return Err(Errno::ENXIO);
         }
-        let mut end = PipeEnd::open(pipe.clone(), read, write);
+        let (mut end, (partners, opens)) = PipeEnd::open_seeing(pipe.clone(), read, write);
         if read && write {
             return Ok(Arc::new(end));
         }
-        let s = pipe.state.lock().unwrap();
-        let (partners, opens) = if read {
-            (s.writers, s.write_opens)
-        } else {
-            (s.readers, s.read_opens)
-        };
-        drop(s);
         if partners == 0 {
             if read && nonblock {
                 end.writes_seen = opens;
@@ -595,6 +603,24 @@ impl FileOps for PipeEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO reader that must wait sees the writers' open count as it was at its own open:
+    /// a writer that opens and closes before the reader starts waiting still ends the wait
+    /// (gVisor's FifoTest.FifoOtrunc hung on this once in a few hundred runs).
+    #[test]
+    fn a_fifo_opener_sees_the_partner_count_of_its_own_open() {
+        let pipe = Pipe::new();
+        let (reader, (writers, opens)) = PipeEnd::open_seeing(pipe.clone(), true, false);
+        assert_eq!((writers, opens), (0, 0));
+        drop(PipeEnd::open(pipe.clone(), false, true));
+        let s = pipe.state.lock().unwrap();
+        assert_eq!(s.writers, 0);
+        assert_ne!(s.write_opens, opens, "the reader's wait would miss the writer");
+        drop(s);
+        drop(reader);
+        let (_writer, (readers, _)) = PipeEnd::open_seeing(pipe, false, true);
+        assert_eq!(readers, 0);
+    }
 
     #[test]
     fn readiness_follows_data_and_ends() {
