@@ -615,7 +615,10 @@ mod tests {
         drop(PipeEnd::open(pipe.clone(), false, true));
         let s = pipe.state.lock().unwrap();
         assert_eq!(s.writers, 0);
-        assert_ne!(s.write_opens, opens, "the reader's wait would miss the writer");
+        assert_ne!(
+            s.write_opens, opens,
+            "the reader's wait would miss the writer"
+        );
         drop(s);
         drop(reader);
         let (_writer, (readers, _)) = PipeEnd::open_seeing(pipe, false, true);
