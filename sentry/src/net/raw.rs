@@ -94,14 +94,15 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Remembers the class of `ip`, an IP packet, unless it is 0.
+    /// Remembers the class of `ip`, an IP packet, unless it is 0. Called for every packet
+    /// the device receives: the class is read from the header before anything is hashed.
     pub fn note(&mut self, ip: &[u8]) {
+        if class_of(ip).unwrap_or(0) == 0 {
+            return;
+        }
         let Some((key, class)) = identity(ip) else {
             return;
         };
-        if class == 0 {
-            return;
-        }
         if self.recent.len() == CLASSES_KEPT {
             self.recent.pop_front();
         }
@@ -144,6 +145,16 @@ fn set_class(ip: &mut [u8], class: u8) {
         p.fill_checksum();
     } else {
         smoltcp::wire::Ipv6Packet::new_unchecked(ip).set_traffic_class(class);
+    }
+}
+
+/// The TOS (IPv4) or traffic class (IPv6) in the header of `ip`, without parsing the rest.
+fn class_of(ip: &[u8]) -> Option<u8> {
+    let (first, second) = (*ip.first()?, *ip.get(1)?);
+    match first >> 4 {
+        4 => Some(second),
+        6 => Some((first << 4) | (second >> 4)),
+        _ => None,
     }
 }
 
@@ -1158,6 +1169,15 @@ mod tests {
         let mut c = Classes::default();
         c.note(&v4(0, b"zero"));
         assert!(c.recent.is_empty(), "class 0 is not kept");
+        let mut v6 = vec![0x6a, 0xc0, 0, 0, 0, 4, 17, 64];
+        v6.extend_from_slice(&[0; 32]);
+        v6.extend_from_slice(b"data");
+        assert_eq!(
+            class_of(&v6),
+            Some(0xac),
+            "an IPv6 traffic class spans two bytes"
+        );
+        assert_eq!(identity(&v6).map(|(_, c)| c), Some(0xac));
         c.note(&v4(0x2c, b"data"));
         assert_eq!(c.of(&v4(0, b"data")), Some(0x2c));
         assert_eq!(c.of(&v4(0, b"datb")), None);
