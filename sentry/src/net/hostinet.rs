@@ -653,7 +653,7 @@ impl Socket for HostSocket {
         msg.data = super::gather(src)?;
         // No control messages cross to the host (SCM_RIGHTS and SCM_CREDENTIALS are AF_UNIX
         // only; Linux's inet sockets refuse them the same way).
-        if !msg.fds.is_empty() || msg.creds.is_some() {
+        if msg.has_socket_control() {
             return Err(Errno::EINVAL);
         }
         // A stream socket ignores the address, as Linux's TCP without Fast Open does.

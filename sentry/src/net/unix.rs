@@ -807,10 +807,9 @@ impl UnixSocket {
                 Target::Sandbox(ep) => ep,
                 // A datagram to a host socket: over a connection made for it alone.
                 Target::Host(d) => {
-                    let has_control = !msg.fds.is_empty() || msg.creds.is_some();
                     return connect_host(t, &d, ep.kind, flags.nonblocking)?.send_message(
                         t,
-                        has_control,
+                        msg.has_socket_control(),
                         &msg.data,
                         flags,
                     );
@@ -1200,8 +1199,7 @@ impl Socket for UnixSocket {
         flags: IoFlags,
     ) -> Result<usize, Errno> {
         if let Some(h) = self.host.get() {
-            let has_control = !msg.fds.is_empty() || msg.creds.is_some();
-            return h.conn.send(t, has_control, src, flags);
+            return h.conn.send(t, msg.has_socket_control(), src, flags);
         }
         msg.data = super::gather(src)?;
         let creds = Ucred::of(t);

@@ -108,6 +108,14 @@ pub struct OutMessage {
     pub control: Vec<(i32, i32, Vec<u8>)>,
 }
 
+impl OutMessage {
+    /// Whether it carries SOL_SOCKET control messages (SCM_RIGHTS or SCM_CREDENTIALS), which
+    /// never cross to a host socket.
+    pub fn has_socket_control(&self) -> bool {
+        !self.fds.is_empty() || self.creds.is_some()
+    }
+}
+
 /// A message received; its data went to the [`IoDst`] given to [`Socket::recv`].
 #[derive(Default)]
 pub struct InMessage {
