@@ -437,7 +437,8 @@ impl Runtime {
     }
 }
 
-/// Waits until `out` holds `text`.
+/// Waits until `out` holds `text` (a whole last line, `"done\n"`, before an output is compared:
+/// a write can reach the file in pieces).
 fn wait_text(out: &Path, text: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -622,7 +623,7 @@ fn restore_keeps_a_fifo_pipeline_and_its_buffered_data() {
         let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
         assert_eq!(code, 0, "restore {id}: {text}");
         assert!(
-            wait_text(&out, "done", Duration::from_secs(30)),
+            wait_text(&out, "done\n", Duration::from_secs(30)),
             "{id}: not done after the restore: {}",
             std::fs::read_to_string(&out).unwrap_or_default()
         );
@@ -1020,7 +1021,7 @@ fn restore_keeps_a_listening_asyncio_server_and_resets_its_connection() {
         let (code, text) = rt.restore_detached(&image, &bundle, id, &out);
         assert_eq!(code, 0, "restore {id}: {text}");
         assert!(
-            wait_text(&out, "done", Duration::from_secs(30)),
+            wait_text(&out, "done\n", Duration::from_secs(30)),
             "{id}: not done after the restore: {}",
             std::fs::read_to_string(&out).unwrap_or_default()
         );
@@ -1190,7 +1191,7 @@ fn checkpoint_configured_program_and_compare(
         let (code, text) = rt.restore_detached(&image, &bundle, &id, &out);
         assert_eq!(code, 0, "restore {id}: {text}");
         assert!(
-            wait_text(&out, "done", Duration::from_secs(30)),
+            wait_text(&out, "done\n", Duration::from_secs(30)),
             "{id}: not done after the restore: {}",
             std::fs::read_to_string(&out).unwrap_or_default()
         );
@@ -1616,7 +1617,7 @@ fn checkpoint_leave_running_keeps_a_parent_blocked_in_vfork_waiting() {
     ]);
     assert_eq!(code, 0, "checkpoint --leave-running: {text}");
     assert!(
-        wait_text(&out, "done", Duration::from_secs(30)),
+        wait_text(&out, "done\n", Duration::from_secs(30)),
         "not done after the checkpoint: {}",
         std::fs::read_to_string(&out).unwrap_or_default()
     );
@@ -1999,7 +2000,7 @@ fn restore_keeps_a_nested_pid_namespace_and_its_ids_at_every_level() {
     let (code, text) = rt.restore_detached(&image, &bundle, id, &out);
     assert_eq!(code, 0, "restore: {text}");
     assert!(
-        wait_text(&out, "done", Duration::from_secs(40)),
+        wait_text(&out, "done\n", Duration::from_secs(40)),
         "not done after the restore: {}",
         std::fs::read_to_string(&out).unwrap_or_default()
     );
@@ -2082,7 +2083,7 @@ fn restore_keeps_a_namespace_fd_that_setns_joins() {
     let (code, text) = rt.restore_detached(&image, &bundle, "nsfd-restored", &out);
     assert_eq!(code, 0, "restore: {text}");
     assert!(
-        wait_text(&out, "done", Duration::from_secs(30)),
+        wait_text(&out, "done\n", Duration::from_secs(30)),
         "not done after the restore: {}",
         std::fs::read_to_string(&out).unwrap_or_default()
     );
@@ -2203,7 +2204,7 @@ fn restore_keeps_mounts_made_at_run_time() {
         let (code, text) = c.rt.restore_detached(&image, &c.bundle, &id, &out);
         assert_eq!(code, 0, "restore {id}: {text}");
         assert!(
-            wait_text(&out, "done", Duration::from_secs(30)),
+            wait_text(&out, "done\n", Duration::from_secs(30)),
             "{id}: not done after the restore: {}",
             std::fs::read_to_string(&out).unwrap_or_default()
         );
@@ -2345,7 +2346,7 @@ fn iptables_checkpoint_and_restore(
     let (code, text) = rt.restore_detached(&image, &bundle, &restored_id, &restored_out);
     assert_eq!(code, 0, "restore: {text}");
     assert!(
-        wait_text(&restored_out, "done", Duration::from_secs(30)),
+        wait_text(&restored_out, "done\n", Duration::from_secs(30)),
         "not done after the restore: {}",
         std::fs::read_to_string(&restored_out).unwrap_or_default()
     );
@@ -2612,7 +2613,7 @@ fn restore_keeps_tmpfs_hard_links_and_times() {
     let (code, text) = rt.restore_detached(&image, &bundle, "links-restored", &restored_out);
     assert_eq!(code, 0, "restore: {text}");
     assert!(
-        wait_text(&restored_out, "done", Duration::from_secs(30)),
+        wait_text(&restored_out, "done\n", Duration::from_secs(30)),
         "not done after the restore: {}",
         std::fs::read_to_string(&restored_out).unwrap_or_default()
     );
