@@ -1280,14 +1280,17 @@ fn hold_corked(
         .min(src.remaining());
     let mut r = Ok(());
     while want > 0 {
-        let mut buf = vec![0; want.min(TCP_SEND_PIECE)];
-        if let Err(err) = copy_whole(src, &mut buf) {
+        // Straight into the held bytes; a piece that faults is taken back out.
+        let piece = want.min(TCP_SEND_PIECE);
+        let start = e.corked.len();
+        e.corked.resize(start + piece, 0);
+        if let Err(err) = copy_whole(src, &mut e.corked[start..]) {
+            e.corked.truncate(start);
             r = Err(err);
             break;
         }
-        want -= buf.len();
-        *sent += buf.len();
-        e.corked.extend_from_slice(&buf);
+        want -= piece;
+        *sent += piece;
         e.corked_at.get_or_insert_with(Instant::now);
     }
     push_corked(g, id, false);

@@ -84,24 +84,24 @@ impl HostFile {
     }
 }
 
+/// The host's poll(2) answer for `events` on `fd` now (its revents, with what the host adds:
+/// POLLHUP, POLLERR).
+fn poll_now(fd: BorrowedFd<'_>, events: PollFlags) -> nix::Result<u32> {
+    let mut fds = [PollFd::new(fd, events)];
+    nix::poll::poll(&mut fds, PollTimeout::ZERO)?;
+    Ok(fds[0].revents().map_or(0, |r| r.bits() as u32))
+}
+
 /// The poll(2) events of the host fd now (POLLIN, POLLOUT and what the host adds: POLLHUP,
 /// POLLERR), for poll, select and epoll of the application.
 pub fn readiness(fd: BorrowedFd<'_>) -> u32 {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | PollFlags::POLLOUT)];
-    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => fds[0].revents().map_or(0, |r| r.bits() as u32),
-        Err(_) => libc::POLLERR as u32,
-    }
+    poll_now(fd, PollFlags::POLLIN | PollFlags::POLLOUT).unwrap_or(libc::POLLERR as u32)
 }
 
 /// Whether the host fd is ready for `events` now (an error or hang-up counts as ready: the
 /// transfer then reports it).
 fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> bool {
-    let mut fds = [PollFd::new(fd, events)];
-    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
-        Ok(n) => n > 0,
-        Err(_) => true,
-    }
+    poll_now(fd, events).map_or(true, |r| r != 0)
 }
 
 /// Runs `io` once the host fd is ready for `events`, waiting in the caller's interruptible
