@@ -101,7 +101,7 @@ pub fn readiness(fd: BorrowedFd<'_>) -> u32 {
 /// Whether the host fd is ready for `events` now (an error or hang-up counts as ready: the
 /// transfer then reports it).
 fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> bool {
-    poll_now(fd, events).map_or(true, |r| r != 0)
+    poll_now(fd, events) != Ok(0)
 }
 
 /// Runs `io` once the host fd is ready for `events`, waiting in the caller's interruptible
