@@ -6,8 +6,10 @@
 //! ```
 //!
 //! Figures: ns per `getpid`, `clock_gettime` (through libc: the vDSO's, no trap), `stat` and
-//! `open`+`read`+`close`, and µs per `fork`+`exec`+`wait` (tests/programs/syscall_bench.c;
-//! its `getpid` goes through libc's `syscall()`, which no platform patches), ns per `getpid` from a `mov $39,%eax; syscall` site that systrap patches
+//! `open`+`read`+`close`, µs per `fork`+`exec`+`wait` and per one-byte pipe round trip between
+//! two processes, ms to move 1 GiB through a pipe and to fault in 256 MiB
+//! (tests/programs/syscall_bench.c; its `getpid` goes through libc's `syscall()`, which no
+//! platform patches), ns per `getpid` from a `mov $39,%eax; syscall` site that systrap patches
 //! (tests/programs/patch_getpid.c), ms per start of `busybox true` (median), ms per
 //! `python3 -S -c pass` and per Python loop of 200,000 `os.getppid()` (the system's Python,
 //! median of 3), MiB of PSS for an
@@ -28,6 +30,10 @@
 //! sandbox start and container creation included), ms for each and the image's size, for an
 //! idle shell and for a process holding 256 MiB (`dd`'s buffer, filled from /dev/zero,
 //! blocked writing to a pipe nobody reads). One run each.
+//!
+//! `--gvisor PATH` adds a column for gVisor's own `runsc` at PATH (the user's; none is installed
+//! here): `runsc --network=none --platform=systrap do -- CMD`, the host's `/` under a memory
+//! overlay like `runsc-rs do`. Its network, checkpoint and containerd cells are not measured.
 
 use anyhow::{bail, ensure, Context, Result};
 use runsc_rs_tests::containerd::{self, Env};
@@ -47,7 +53,8 @@ const OP_RUNS: usize = 3;
 /// divisor that turns ns into the row's unit).
 /// `site` runs tests/programs/patch_getpid.c instead: getpid from a `mov $39,%eax; syscall`
 /// site, which the systrap platform patches (see `platform::patch`).
-const OPS: [(&str, &str, u32, u32, f64); 6] = [
+/// `pipebulk` and `fault` take MiB instead of repetitions and time the whole run.
+const OPS: [(&str, &str, u32, u32, f64); 9] = [
     ("getpid", "`getpid` (ns per call)", 1_000_000, 20_000, 1.0),
     (
         "clock",
@@ -78,6 +85,27 @@ const OPS: [(&str, &str, u32, u32, f64); 6] = [
         1_000,
         1e3,
     ),
+    (
+        "pipe",
+        "pipe ping-pong between two processes, one byte each way (µs per round trip)",
+        50_000,
+        5_000,
+        1e3,
+    ),
+    (
+        "pipebulk",
+        "1 GiB through a pipe from another process, 64 KiB writes (ms)",
+        1024,
+        1024,
+        1e6,
+    ),
+    (
+        "fault",
+        "fault in 256 MiB of anonymous memory, one write per page, mmap to munmap (ms)",
+        256,
+        256,
+        1e6,
+    ),
 ];
 /// `ctr run --rm` runs per runtime (after one warm-up each), alternating the runtimes.
 const CTR_RUNS: usize = 7;
@@ -99,6 +127,12 @@ enum Runtime {
         platform: String,
         /// Run under `taskset -c 0`: the sentry and every stub on one CPU.
         pinned: bool,
+    },
+    /// gVisor's `runsc do` (`--gvisor PATH`): the host's `/` under a memory overlay, as ours,
+    /// on gVisor's systrap platform with no network; its state under `state`.
+    Gvisor {
+        bin: PathBuf,
+        state: PathBuf,
     },
 }
 
@@ -125,6 +159,14 @@ impl Runtime {
                     Command::new(bin)
                 };
                 cmd.args(["do", "--platform", platform, "--"]).args(argv);
+                Ok(cmd)
+            }
+            Self::Gvisor { bin, state } => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("--root")
+                    .arg(state)
+                    .args(["--network=none", "--platform=systrap", "do", "--"])
+                    .args(argv);
                 Ok(cmd)
             }
         }
@@ -201,6 +243,9 @@ impl NetPair {
         match runtime {
             Runtime::Native => {}
             Runtime::Runc(_) => return Ok(None),
+            Runtime::Gvisor { .. } => {
+                bail!("not measured: gVisor's `runsc do` sets up a network of its own")
+            }
             Runtime::RunscRs {
                 bin,
                 platform,
@@ -326,6 +371,21 @@ impl Drop for RuncBundles {
         // Best effort: a leftover temp directory is harmless.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The `--gvisor` argument: gVisor's `runsc` binary, which must exist and be executable
+/// (this machine has none: the user brings their own).
+fn gvisor_runsc(arg: Option<String>) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = PathBuf::from(arg.context("--gvisor needs the path of gVisor's runsc binary")?);
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("--gvisor {}: no such file", path.display()))?;
+    ensure!(
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+        "--gvisor {}: not an executable file",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// Replaces `"terminal": true` and the process args in `runc spec`'s default config.
@@ -826,14 +886,16 @@ fn checkpoint_rows(
 fn main() -> Result<()> {
     let mut platforms = Vec::new();
     let mut checkpoint_only = false;
+    let mut gvisor = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--platform" => platforms.push(args.next().context("--platform needs a value")?),
             "--checkpoint-only" => checkpoint_only = true,
+            "--gvisor" => gvisor = Some(gvisor_runsc(args.next())?),
             "-h" | "--help" => {
                 println!(
-                    "usage: runsc-rs-bench [--platform NAME]... [--checkpoint-only]  (default: ptrace and systrap)"
+                    "usage: runsc-rs-bench [--platform NAME]... [--gvisor PATH-TO-RUNSC] [--checkpoint-only]  (default: ptrace and systrap)"
                 );
                 return Ok(());
             }
@@ -876,6 +938,18 @@ fn main() -> Result<()> {
             };
             runtimes.push((name, runtime));
         }
+    }
+    // Its state directory goes when the benchmark ends (a leftover is harmless).
+    let gvisor_state =
+        std::env::temp_dir().join(format!("runsc-rs-bench-gvisor-{}", std::process::id()));
+    if let Some(bin) = gvisor {
+        let runtime = std::fs::create_dir_all(&gvisor_state)
+            .map(|()| Runtime::Gvisor {
+                bin,
+                state: gvisor_state.clone(),
+            })
+            .map_err(anyhow::Error::from);
+        runtimes.push(("gVisor (systrap)".into(), runtime));
     }
 
     let columns: Vec<&str> = runtimes.iter().map(|(c, _)| c.as_str()).collect();
@@ -933,7 +1007,7 @@ fn main() -> Result<()> {
                     1,
                 ),
                 Runtime::Runc(_) => "= native (host kernel)".to_owned(),
-                Runtime::RunscRs { .. } => cell(
+                Runtime::RunscRs { .. } | Runtime::Gvisor { .. } => cell(
                     op_ns(runtime, bench, op, sandbox_reps).map(|ns| ns / unit),
                     1,
                 ),
@@ -1029,6 +1103,7 @@ fn main() -> Result<()> {
         "| `ctr run --rm ... /bin/true` through containerd (ms, median of {CTR_RUNS}; the shim runs {SHIM_PLATFORM}) | {} |",
         ctr_row.join(" | ")
     );
+    let _ = std::fs::remove_dir_all(&gvisor_state);
     if !columns.contains(&shim_column.as_str()) {
         println!(
             "\n`ctr run --rm` with runsc-rs (its shim runs {SHIM_PLATFORM}, not measured above): {}",
