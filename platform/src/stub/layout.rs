@@ -95,3 +95,11 @@ pub(crate) const FP_SW_XSTATE_SIZE: usize = FP_SW_RESERVED + 16;
 /// `_fpx_sw_bytes.xfeatures`: the XSAVE features the kernel saved in the frame.
 pub(crate) const FP_SW_XFEATURES: usize = FP_SW_RESERVED + 8;
 pub(crate) const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+/// The XSAVE header's `XSTATE_BV` (the components the image holds state for, the others being
+/// in their init state), right after the legacy area.
+pub(crate) const FP_XSTATE_BV: usize = FP_LEGACY;
+/// Components the fast return restores even when the image says they are in their init
+/// state: SSE (`xrstor` loads MXCSR, which has no init tracking, only with SSE or AVX
+/// requested; Linux sets the FP and SSE bits in every signal frame anyway) and PKRU (the
+/// kernel runs a signal handler with its default PKRU, not the init value 0).
+pub(crate) const XFEATURES_ALWAYS_RESTORED: u32 = 1 << 1 | 1 << 9;

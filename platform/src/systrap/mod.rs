@@ -104,8 +104,12 @@
 //!   gs, which must be the region), or the frame's FP area is not an XSAVE image (no
 //!   `FP_XSTATE_MAGIC1`, not 64-byte aligned).
 //! - **FP state.** The kernel saved it in the frame with `XSAVE` (standard format) and gave the
-//!   handler a fresh one; `xrstor` loads the frame's image with the features the kernel
-//!   recorded (`_fpx_sw_bytes.xfeatures`). PKRU is part of it, as with `rt_sigreturn`.
+//!   handler a fresh one, every component in its init state (PKRU excepted); `xrstor`
+//!   loads the frame's image with the features the kernel recorded
+//!   (`_fpx_sw_bytes.xfeatures`), but only those the image holds in use (`XSTATE_BV`), SSE
+//!   (MXCSR) and PKRU: a component the image says is in its init state already is, in the
+//!   handler (`layout::XFEATURES_ALWAYS_RESTORED`; 200 of 500 cycles on the development VM
+//!   with AVX-512). PKRU is restored as with `rt_sigreturn`.
 //! - **Flags, bases.** The flags are set with `popfq` to what `rt_sigreturn` would make them
 //!   (`layout::EFLAGS_FROM_SENTRY`); fs base with `wrfsbase` from the region (so the sentry's
 //!   `arch_prctl(ARCH_SET_FS)` reaches the host thread), gs base is the region.
