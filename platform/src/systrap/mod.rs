@@ -53,13 +53,16 @@
 //!
 //! Measured from both sides with time-stamp counter stamps (a test build, medians of 20,000
 //! polled hand-offs on the same VM, busy with other builds), a trapped `getpid` from
-//! `syscall(SYS_getpid)` took 1.95 µs: the application's `syscall` to the handler's
-//! first instruction, seccomp and `SIGSYS` delivery included, 1.5 µs; the handler's return
-//! (checks, `xrstor`, bases, flags) 0.15 µs; each way of the hand-off 0.05-0.08 µs from
-//! the store of the state word to the other side's load; the sentry between two switches
-//! (accounting, dispatch, the switch's own bookkeeping) 0.13-0.15 µs. A patched call
-//! takes 0.35-0.4 µs in all. Under load, when polls fail and a side sleeps, each way
-//! costs 2-2.7 µs instead.
+//! `syscall(SYS_getpid)` took 1.95-2.5 µs: the application's `syscall` to the handler's
+//! first instruction, seccomp and `SIGSYS` delivery included, 1.5-1.6 µs; the handler's
+//! return (checks, `xrstor`, bases, flags) 0.15-0.25 µs; each way of the hand-off, from
+//! the store of the state word to the other side's load, 0.05-0.08 µs in one stretch of
+//! the session and 0.25-0.28 µs in another (the two vCPUs' placement on the host); the
+//! sentry between two switches (accounting, dispatch, the switch's own bookkeeping)
+//! 0.13-0.24 µs. A patched call took 0.35-0.4 µs in all, or 0.95-0.98 µs in the slow
+//! stretch. When polls fail and a side sleeps, each way costs 2-2.7 µs instead, and a stub
+//! backed off to [`MAX_BACKOFF`] on a busy machine rarely polls again (its retry pays a
+//! cross-CPU wake-up).
 //!
 //! # Cache lines
 //! A polled hand-off costs what moving cache lines between the two CPUs costs, so the
