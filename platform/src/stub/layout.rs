@@ -3,19 +3,19 @@
 //!
 //! | offset | content |
 //! |---|---|
-//! | [`OFF_STATE`] | [`STATE_EVENT`] (stub: "stopped, registers saved") or [`STATE_RESUME`] (sentry: "registers loaded, run") |
-//! | [`OFF_STUB_SLEEPING`], [`OFF_SENTRY_SLEEPING`] | set by a side before it sleeps on the state word: the other side then issues `FUTEX_WAKE` |
 //! | [`OFF_FP_DIRTY`] | the sentry wrote new FP state: the handler copies it into the signal frame |
 //! | [`OFF_FSGSBASE`] | the handler reads and writes fs/gs base with `rdfsbase`/`wrfsbase` (else `arch_prctl(ARCH_SET_FS)`) |
 //! | [`OFF_FP_LEN`] | bytes of FP state the handler saved |
-//! | [`OFF_FP_AT`] | where in the region they are: the handler's signal frame, or [`OFF_FP`] (the fast entry's `xsave`) |
 //! | [`OFF_SPIN`] | how many `pause` iterations the handler polls before sleeping |
 //! | [`OFF_KIND`] | what published the event: [`KIND_SIGNAL`] (the handler: siginfo and frame) or [`KIND_FAST_SYSCALL`] (the fast entry of a patched system call) |
-//! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`] when it saves) |
-//! | [`OFF_FP_REQUEST`] | set by the sentry before a resume that only asks for the FP state: the stub saves it (the fast entry with `xsave`) and publishes the same event again |
 //! | [`OFF_FS_BASE`], [`OFF_GS_BASE`] | segment bases |
+//! | [`OFF_XSAVE_SIZE`] | bytes `xsave` writes here (set by the sentry; the fast entry copies it to [`OFF_FP_LEN`] when it saves) |
+//! | [`OFF_FP_AT`] | where in the region they are: the handler's signal frame, or [`OFF_FP`] (the fast entry's `xsave`) |
 //! | [`OFF_SIGINFO`] | the first [`SIGINFO_SAVED`] bytes of the signal's `siginfo_t` (signo, code, and the address or seccomp fields) |
 //! | [`OFF_INTERRUPTED`] | set by the stub when the sentry's interrupt signal reached it in its own code and was dropped; the stub reports an interrupt before it next returns to the application, and clears it |
+//! | [`OFF_STATE`] | on the [`CONTROL_LINE`]: [`STATE_EVENT`] (stub: "stopped, registers saved") or [`STATE_RESUME`] (sentry: "registers loaded, run") |
+//! | [`OFF_STUB_SLEEPING`], [`OFF_SENTRY_SLEEPING`] | on the control line: set by a side before it sleeps on the state word: the other side then issues `FUTEX_WAKE` |
+//! | [`OFF_FP_REQUEST`] | on the control line: set by the sentry before a resume that only asks for the FP state: the stub saves it (the fast entry with `xsave`) and publishes the same event again |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
 //! | [`OFF_FP`] | the fast entry's XSAVE area, and the FP state the sentry sets (at most [`FP_MAX`] bytes) |
 //! | [`ALT_STACK`].. | the alternate signal stack (the set-up's `stack_t` at [`SCRATCH`] before first use) |
@@ -26,16 +26,26 @@ pub(crate) const REGION_SIZE: u64 = 0x1_0000;
 pub(crate) const REGIONS_BASE: u64 = crate::MAX_USER_ADDRESS + 0x1_0000_0000;
 /// Regions in the message file, so stub threads per platform.
 pub(crate) const MAX_SLOTS: u32 = 8192;
-pub(crate) const OFF_STATE: usize = 0;
-pub(crate) const OFF_STUB_SLEEPING: usize = 4;
-pub(crate) const OFF_SENTRY_SLEEPING: usize = 8;
+/// The *control line*: the 64-byte cache line of the words a side polls or reads right
+/// after it sees the other's store ([`OFF_STATE`], the sleeping flags, [`OFF_FP_REQUEST`]),
+/// written only at a hand-off or before a side sleeps. Nothing else shares it, so the
+/// writes each side makes to the registers and the other fields before it flips the state
+/// never pull the polled line away from the poller and back (a cross-CPU transfer each);
+/// a polled hand-off moves this line once each way.
+pub(crate) const CONTROL_LINE: usize = 128;
+pub(crate) const OFF_STATE: usize = CONTROL_LINE;
+pub(crate) const OFF_STUB_SLEEPING: usize = CONTROL_LINE + 4;
+pub(crate) const OFF_SENTRY_SLEEPING: usize = CONTROL_LINE + 8;
+pub(crate) const OFF_FP_REQUEST: usize = CONTROL_LINE + 12;
+pub(crate) const CONTROL_END: usize = CONTROL_LINE + 16;
+const _: () = assert!(CONTROL_LINE.is_multiple_of(64) && CONTROL_END <= CONTROL_LINE + 64);
+const _: () = assert!(OFF_INTERRUPTED + 4 <= CONTROL_LINE && CONTROL_LINE + 64 <= OFF_GREGS);
 pub(crate) const OFF_FP_DIRTY: usize = 12;
 pub(crate) const OFF_FSGSBASE: usize = 16;
 pub(crate) const OFF_FP_LEN: usize = 20;
 pub(crate) const OFF_SPIN: usize = 24;
 pub(crate) const OFF_KIND: usize = 28;
 pub(crate) const OFF_XSAVE_SIZE: usize = 48;
-pub(crate) const OFF_FP_REQUEST: usize = 52;
 pub(crate) const OFF_FP_AT: usize = 56;
 pub(crate) const OFF_FS_BASE: usize = 32;
 pub(crate) const OFF_GS_BASE: usize = 40;
@@ -85,3 +95,11 @@ pub(crate) const FP_SW_XSTATE_SIZE: usize = FP_SW_RESERVED + 16;
 /// `_fpx_sw_bytes.xfeatures`: the XSAVE features the kernel saved in the frame.
 pub(crate) const FP_SW_XFEATURES: usize = FP_SW_RESERVED + 8;
 pub(crate) const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+/// The XSAVE header's `XSTATE_BV` (the components the image holds state for, the others being
+/// in their init state), right after the legacy area.
+pub(crate) const FP_XSTATE_BV: usize = FP_LEGACY;
+/// Components the fast return restores even when the image says they are in their init
+/// state: SSE (`xrstor` loads MXCSR, which has no init tracking, only with SSE or AVX
+/// requested; Linux sets the FP and SSE bits in every signal frame anyway) and PKRU (the
+/// kernel runs a signal handler with its default PKRU, not the init value 0).
+pub(crate) const XFEATURES_ALWAYS_RESTORED: u32 = 1 << 1 | 1 << 9;

@@ -263,7 +263,7 @@ impl SystrapContext {
         ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
         // The stub sets itself up, runs into `ud2` and parks in its handler (or exits with
         // `stub::SETUP_FAILED`, which the wait reports as its death).
-        wait_event(&region, pid, Duration::ZERO, None).map(drop)
+        wait_event(&region, pid, None, None).map(drop)
     }
 
     fn assert_owner(&self) {
@@ -297,11 +297,7 @@ impl SystrapContext {
         region.set_spin(if polls { waiting.stub_spin } else { 0 });
         let stub_polled = stub.polling.stub_polls.replace(polls);
         let woke = resume(&region);
-        let spin = if polls {
-            waiting.tuning.spin
-        } else {
-            Duration::ZERO
-        };
+        let spin = polls.then_some(waiting.sentry_spin);
         let waited = wait_event(&region, stub.pid, spin, Some(&self.interrupt));
         state.fp.valid = false;
         let slept = waited?;
@@ -333,7 +329,7 @@ impl SystrapContext {
             let _ = nix::sys::signal::kill(stub.pid, INTERRUPT_SIGNAL);
         }
         resume(region);
-        let waited = wait_event(region, stub.pid, Duration::ZERO, Some(&self.interrupt));
+        let waited = wait_event(region, stub.pid, None, Some(&self.interrupt));
         self.interrupt.running_pid.store(0, Ordering::SeqCst);
         waited.map(drop)
     }
@@ -396,9 +392,13 @@ fn resume(region: &Region<'_>) -> bool {
     sleeping
 }
 
-/// Waits until the stub of `region` reports an event: polls for `spin`, then sleeps on the
-/// state word, checking every [`LIVENESS_PERIOD`] that the stub still lives and, while
-/// `interrupt` is pending, sending its signal again. True if it slept.
+/// Polls of the state word between looks at the clock; the first batch comes before any.
+pub(super) const POLLS_PER_CLOCK: u32 = 64;
+
+/// Waits until the stub of `region` reports an event: with `spin`, polls [`POLLS_PER_CLOCK`]
+/// times and then for `spin` more by the clock; then sleeps on the state word, checking
+/// every [`LIVENESS_PERIOD`] that the stub still lives and, while `interrupt` is pending,
+/// sending its signal again. True if it slept.
 ///
 /// The signal again: the fast entry drops an interrupt signal that reaches it before it
 /// returns to the application (it expects to be on its way to the sentry), but one that
@@ -408,14 +408,12 @@ fn resume(region: &Region<'_>) -> bool {
 fn wait_event(
     region: &Region<'_>,
     pid: Pid,
-    spin: Duration,
+    spin: Option<Duration>,
     interrupt: Option<&StubInterrupter>,
 ) -> Result<bool> {
-    /// Polls between looks at the clock.
-    const POLLS_PER_CLOCK: u32 = 64;
     let state = region.state();
-    if !spin.is_zero() {
-        let started = Instant::now();
+    if let Some(spin) = spin {
+        let mut started = None;
         'poll: loop {
             for _ in 0..POLLS_PER_CLOCK {
                 if state.load(Ordering::Acquire) == STATE_EVENT {
@@ -423,8 +421,10 @@ fn wait_event(
                 }
                 std::hint::spin_loop();
             }
-            if started.elapsed() >= spin {
-                break 'poll;
+            match started {
+                None => started = Some(Instant::now()),
+                Some(at) if at.elapsed() >= spin => break 'poll,
+                Some(_) => {}
             }
         }
     }

@@ -193,7 +193,10 @@ pub(crate) struct Region<'a> {
 impl Region<'_> {
     fn word(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(
-            offset.is_multiple_of(4) && (offset < OFF_SIGINFO || offset == OFF_INTERRUPTED)
+            offset.is_multiple_of(4)
+                && (offset < OFF_SIGINFO
+                    || offset == OFF_INTERRUPTED
+                    || (CONTROL_LINE..CONTROL_END).contains(&offset))
         );
         // SAFETY: `offset` is one of the aligned control words inside the region, which
         // lives as long as the file borrowed by `self`; all access to it is atomic.
@@ -241,9 +244,32 @@ impl Region<'_> {
         self.word(offset).store(value, Ordering::Relaxed);
     }
 
+    /// Writes `value` unless the word already holds it. A cache line the sentry only reads
+    /// stays valid in the stub's CPU's cache, so the stub's next reads of it are hits instead
+    /// of transfers from the sentry's CPU (most registers come back unchanged from a system
+    /// call). What the stub then reads is the same as after an unconditional write.
+    fn update_u64(&self, offset: usize, value: u64) {
+        if self.read_u64(offset) != value {
+            self.write_u64(offset, value);
+        }
+    }
+
+    /// [`Region::update_u64`] for one of the 32-bit words of [`Region::word`].
+    fn update_u32(&self, offset: usize, value: u32) {
+        let word = self.word(offset);
+        if word.load(Ordering::Relaxed) != value {
+            word.store(value, Ordering::Relaxed);
+        }
+    }
+
     /// Prepares a fresh stub's region: not yet stopped, nobody sleeping, no polling.
     pub(crate) fn reset(&self, fsgsbase: bool) {
-        for offset in (0..OFF_SIGINFO).step_by(4).chain([OFF_INTERRUPTED]) {
+        let control = (CONTROL_LINE..CONTROL_END).step_by(4);
+        for offset in (0..OFF_SIGINFO)
+            .step_by(4)
+            .chain([OFF_INTERRUPTED])
+            .chain(control)
+        {
             self.write_u32(offset, 0);
         }
         self.write_u32(OFF_FSGSBASE, u32::from(fsgsbase));
@@ -260,10 +286,11 @@ impl Region<'_> {
 
     /// How many `pause`s the stub polls for its next resume before sleeping.
     pub(crate) fn set_spin(&self, pauses: u32) {
-        self.write_u32(OFF_SPIN, pauses);
+        self.update_u32(OFF_SPIN, pauses);
     }
 
-    /// Loads the registers the handler will return to. Writes `fp` (legacy area without its
+    /// Loads the registers the handler will return to (only the words that differ from what
+    /// the region holds, see [`Region::update_u64`]). Writes `fp` (legacy area without its
     /// software-reserved bytes, and the extended area) when `Some`.
     pub(crate) fn store_regs(&self, regs: &Regs, fp: Option<&[u8]>) {
         let gregs = [
@@ -287,10 +314,10 @@ impl Region<'_> {
             regs.eflags,
         ];
         for (i, value) in gregs.into_iter().enumerate() {
-            self.write_u64(OFF_GREGS + 8 * i, value);
+            self.update_u64(OFF_GREGS + 8 * i, value);
         }
-        self.write_u64(OFF_FS_BASE, regs.fs_base);
-        self.write_u64(OFF_GS_BASE, regs.gs_base);
+        self.update_u64(OFF_FS_BASE, regs.fs_base);
+        self.update_u64(OFF_GS_BASE, regs.gs_base);
         match fp {
             Some(area) => {
                 let len = area.len().min(FP_MAX);
@@ -308,9 +335,9 @@ impl Region<'_> {
                         );
                     }
                 }
-                self.write_u32(OFF_FP_DIRTY, 1);
+                self.update_u32(OFF_FP_DIRTY, 1);
             }
-            None => self.write_u32(OFF_FP_DIRTY, 0),
+            None => self.update_u32(OFF_FP_DIRTY, 0),
         }
     }
 
@@ -418,6 +445,34 @@ mod tests {
         assert_eq!(libc::REG_CSGSFS as usize, greg::CSGSFS);
         assert_eq!(libc::REG_EFL as usize, greg::EFL);
         assert_eq!(libc::REG_RIP as usize, greg::RIP);
+    }
+
+    #[test]
+    fn stored_registers_read_back_whichever_words_changed() {
+        let file = SysmsgFile::new().unwrap();
+        let slot = file.alloc().unwrap();
+        let region = file.region(slot);
+        let mut first = crate::initial_regs(0x40_1000, 0x7fff_0000);
+        first.rax = 39;
+        first.fs_base = 0x1234_5000;
+        region.store_regs(&first, None);
+        // A system call's return: only rax changes; then a signal frame: several do.
+        let mut second = first;
+        second.rax = 7;
+        let mut third = second;
+        third.rip = 0x40_2000;
+        third.rsp = 0x7ffe_f000;
+        third.r8 = u64::MAX;
+        third.fs_base = 0;
+        third.gs_base = 0x9000;
+        for regs in [first, second, third, first] {
+            region.store_regs(&regs, None);
+            let mut back = crate::initial_regs(0, 0);
+            region.load_regs(&mut back, true);
+            let fields = |r: &Regs| (r.rax, r.rip, r.rsp, r.r8, r.fs_base, r.gs_base, r.eflags);
+            assert_eq!(fields(&back), fields(&regs));
+        }
+        file.free([slot]);
     }
 
     #[test]

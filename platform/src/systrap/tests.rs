@@ -303,6 +303,33 @@ fn fp_state_survives_switches_that_do_not_touch_it() {
     assert_eq!(state.regs.orig_rax, 0x0bad_cafe);
 }
 
+/// The fast return restores the FP components the frame holds in use (and only those): the
+/// upper halves of a YMM register and an AVX-512-only ZMM register the application filled
+/// survive two trapped calls.
+#[test]
+fn avx_and_avx512_state_survives_fast_returns() {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        eprintln!("SKIPPED: the CPU has no AVX-512");
+        return;
+    }
+    // `vpcmpeqd ymm1, ymm1, ymm1; vpternlogd zmm17, zmm17, zmm17, 0xff; syscall;
+    // vextracti128 xmm2, ymm1, 1; vmovq rax, xmm2; syscall;
+    // vextracti32x4 xmm3, zmm17, 3; vmovq rax, xmm3; syscall`
+    let code = [
+        0xc5, 0xf5, 0x76, 0xc9, 0x62, 0xa3, 0x75, 0x40, 0x25, 0xc9, 0xff, 0x0f, 0x05, 0xc4, 0xe3,
+        0x7d, 0x39, 0xca, 0x01, 0xc4, 0xe1, 0xf9, 0x7e, 0xd0, 0x0f, 0x05, 0x62, 0xe3, 0x7d, 0x48,
+        0x39, 0xcb, 0x03, 0xc4, 0xe1, 0xf9, 0x7e, 0xd8, 0x0f, 0x05,
+    ];
+    let mut t = setup(&code);
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.rip, CODE + 13);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, u64::MAX, "ymm1's upper half");
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, u64::MAX, "zmm17's top lane");
+}
+
 #[test]
 fn fp_state_of_a_patched_call_is_saved_when_pulled_and_loaded_when_set() {
     // `movq xmm1, rdi; mov eax, 39; lea rcx, [rip + 2]; jmp rdx` (a patched call: rdx holds
