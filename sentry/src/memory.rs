@@ -9,6 +9,14 @@
 //! `MemoryFile::alloc` (the allocator state) is a leaf lock. The page cache's locks
 //! ([`PageCache`]) come before it.
 //!
+//! # Freed pages
+//! Pages whose last reference goes are given back to the host by punching a hole, which
+//! costs the host a walk over every mapping of the file (several µs a call). Small freed
+//! ranges (the page copies of a fork child, an exec'd program's data) are kept instead, up
+//! to [`DIRTY_LIMIT`] bytes, and handed out again to small allocations zeroed by the
+//! sentry (a memset of a few KiB costs well under a µs): a process's exec and exit free a
+//! dozen such ranges each, and the next process allocates as many.
+//!
 //! # Safety model
 //! The only `unsafe` of the sentry: the mapping of the whole file into the sentry
 //! (`base`, `size`), and the tuning of the sentry's own heap ([`settle_host_allocator`]).
@@ -27,6 +35,13 @@ pub mod page_cache;
 
 /// Virtual size of the memory file. Sparse: host memory is used only for touched pages.
 const FILE_SIZE: u64 = 64 << 30;
+/// Largest freed range kept for reuse without a hole punch (and largest allocation served
+/// from those ranges): bigger ones are often sparse (a 2 MiB chunk of anonymous memory with
+/// a few pages touched), where zeroing would make every page resident.
+const DIRTY_RANGE_MAX: u64 = 16 * PAGE_SIZE;
+/// Bytes of freed, not yet zeroed ranges kept at most: host memory the file holds beyond
+/// what is in use.
+pub const DIRTY_LIMIT: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,6 +69,11 @@ struct Allocator {
     used: BTreeMap<u64, (u64, u32)>,
     /// Bytes of the file in use (counted once however many references).
     in_use: u64,
+    /// Free ranges whose pages may still hold old data (see the module documentation):
+    /// offset -> length, adjacent ones merged; not in `free`.
+    dirty: BTreeMap<u64, u64>,
+    /// Bytes in `dirty`, at most [`DIRTY_LIMIT`].
+    dirty_bytes: u64,
 }
 
 /// Which way a host vectored I/O moves data.
@@ -140,15 +160,32 @@ impl MemoryFile {
     pub fn allocate(&self, len: u64) -> Result<FileRange, Error> {
         let len = len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let mut a = self.alloc.lock().unwrap();
-        let (&off, &flen) = a
-            .free
-            .iter()
-            .find(|(_, &l)| l >= len)
-            .ok_or(Error::Exhausted(len))?;
-        a.free.remove(&off);
-        if flen > len {
-            a.free.insert(off + len, flen - len);
-        }
+        let off = match a.take_dirty(len) {
+            Some(off) => {
+                self.fill_zero(off, len);
+                off
+            }
+            None => {
+                let found = a
+                    .free
+                    .iter()
+                    .find(|(_, &l)| l >= len)
+                    .map(|(&o, &l)| (o, l));
+                let (off, flen) = match found {
+                    Some(found) => found,
+                    None => {
+                        self.punch_dirty(&mut a);
+                        let found = a.free.iter().find(|(_, &l)| l >= len);
+                        found.map(|(&o, &l)| (o, l)).ok_or(Error::Exhausted(len))?
+                    }
+                };
+                a.free.remove(&off);
+                if flen > len {
+                    a.free.insert(off + len, flen - len);
+                }
+                off
+            }
+        };
         a.used.insert(off, (len, 1));
         a.in_use += len;
         Ok(FileRange { offset: off, len })
@@ -176,9 +213,28 @@ impl MemoryFile {
         for off in freed {
             let (len, _) = a.used.remove(&off).expect("split range present");
             a.in_use -= len;
-            self.punch(off, len);
-            a.insert_free(off, len);
+            if len <= DIRTY_RANGE_MAX && a.dirty_bytes + len <= DIRTY_LIMIT {
+                a.dirty_bytes += len;
+                insert_merged(&mut a.dirty, off, len);
+            } else {
+                self.punch(off, len);
+                insert_merged(&mut a.free, off, len);
+            }
         }
+    }
+
+    /// Punches every kept dirty range and makes it free.
+    fn punch_dirty(&self, a: &mut Allocator) {
+        for (off, len) in std::mem::take(&mut a.dirty) {
+            self.punch(off, len);
+            insert_merged(&mut a.free, off, len);
+        }
+        a.dirty_bytes = 0;
+    }
+
+    /// Bytes of freed memory kept resident for reuse (at most [`DIRTY_LIMIT`]).
+    pub fn dirty(&self) -> u64 {
+        self.alloc.lock().unwrap().dirty_bytes
     }
 
     /// The reference count of the page at `offset` (0 if free).
@@ -223,6 +279,7 @@ impl MemoryFile {
     /// `Exhausted` when the range is not wholly free.
     pub fn claim(&self, offset: u64, len: u64) -> Result<(), Error> {
         let mut a = self.alloc.lock().unwrap();
+        self.punch_dirty(&mut a);
         let end = offset.checked_add(len).ok_or(Error::Exhausted(len))?;
         let (&fo, &fl) = a
             .free
@@ -271,6 +328,14 @@ impl MemoryFile {
     /// Zeroes `[off, off+len)`, releasing whole pages to the host.
     pub fn zero(&self, off: u64, len: u64) {
         self.punch(off, len);
+    }
+
+    /// Zeroes `[off, off+len)` in place (the pages stay resident).
+    fn fill_zero(&self, off: u64, len: u64) {
+        self.check(off, len as usize);
+        // SAFETY: `[off, off+len)` is within the mapping (checked above); the range was just
+        // taken from the allocator, so no other sentry code writes it.
+        unsafe { std::ptr::write_bytes(self.base.add(off as usize), 0, len as usize) }
     }
 
     fn check(&self, off: u64, len: usize) {
@@ -455,20 +520,36 @@ impl Allocator {
             .collect()
     }
 
-    fn insert_free(&mut self, mut off: u64, mut len: u64) {
-        if let Some((&po, &pl)) = self.free.range(..off).next_back() {
-            if po + pl == off {
-                self.free.remove(&po);
-                off = po;
-                len += pl;
-            }
+    /// Takes `len` bytes (at most [`DIRTY_RANGE_MAX`]) from the start of the first kept
+    /// dirty range that holds them; the caller zeroes them.
+    fn take_dirty(&mut self, len: u64) -> Option<u64> {
+        if len > DIRTY_RANGE_MAX {
+            return None;
         }
-        if let Some(&nl) = self.free.get(&(off + len)) {
-            self.free.remove(&(off + len));
-            len += nl;
+        let (&off, &dlen) = self.dirty.iter().find(|(_, &l)| l >= len)?;
+        self.dirty.remove(&off);
+        if dlen > len {
+            self.dirty.insert(off + len, dlen - len);
         }
-        self.free.insert(off, len);
+        self.dirty_bytes -= len;
+        Some(off)
     }
+}
+
+/// Inserts `[off, off+len)` into `ranges` (offset -> length), merged with its neighbours.
+fn insert_merged(ranges: &mut BTreeMap<u64, u64>, mut off: u64, mut len: u64) {
+    if let Some((&po, &pl)) = ranges.range(..off).next_back() {
+        if po + pl == off {
+            ranges.remove(&po);
+            off = po;
+            len += pl;
+        }
+    }
+    if let Some(&nl) = ranges.get(&(off + len)) {
+        ranges.remove(&(off + len));
+        len += nl;
+    }
+    ranges.insert(off, len);
 }
 
 /// Settles the tunables of the sentry's own heap (glibc malloc) that glibc would otherwise
@@ -517,6 +598,49 @@ mod tests {
         let r2 = mf.allocate(PAGE_SIZE).unwrap();
         mf.read(r2.offset + 5, &mut buf);
         assert_eq!(buf, [0; 5]);
+    }
+
+    #[test]
+    fn small_freed_ranges_come_back_zeroed() {
+        let mf = MemoryFile::new().unwrap();
+        let r = mf.allocate(2 * PAGE_SIZE).unwrap();
+        mf.write(r.offset, &[0xa5; 2 * PAGE_SIZE as usize]);
+        mf.dec_ref(r);
+        assert_eq!(mf.dirty(), 2 * PAGE_SIZE, "kept, not punched");
+        assert_eq!(mf.in_use(), 0);
+        let again = mf.allocate(PAGE_SIZE).unwrap();
+        assert_eq!(again.offset, r.offset, "reused first");
+        assert_eq!(mf.dirty(), PAGE_SIZE);
+        let mut buf = vec![0xffu8; PAGE_SIZE as usize];
+        mf.read(again.offset, &mut buf);
+        assert!(buf.iter().all(|&b| b == 0), "zeroed before reuse");
+        // A restore claims exact offsets: kept ranges are punched and free for it.
+        mf.claim(r.offset + PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(mf.dirty(), 0);
+        mf.read(r.offset + PAGE_SIZE, &mut buf);
+        assert!(buf.iter().all(|&b| b == 0), "punched before a claim");
+    }
+
+    #[test]
+    fn large_ranges_are_punched_and_kept_memory_is_bounded() {
+        let mf = MemoryFile::new().unwrap();
+        let big = mf.allocate(DIRTY_RANGE_MAX + PAGE_SIZE).unwrap();
+        mf.write(big.offset, b"old");
+        mf.dec_ref(big);
+        assert_eq!(mf.dirty(), 0, "a large range goes back to the host");
+        let small: Vec<FileRange> = (0..2 * DIRTY_LIMIT / DIRTY_RANGE_MAX)
+            .map(|_| mf.allocate(DIRTY_RANGE_MAX).unwrap())
+            .collect();
+        for r in small {
+            mf.dec_ref(r);
+        }
+        assert_eq!(mf.dirty(), DIRTY_LIMIT);
+        // A large allocation never takes kept pages, and finds the punched ones.
+        let again = mf.allocate(DIRTY_RANGE_MAX + PAGE_SIZE).unwrap();
+        let mut buf = [0xffu8; 3];
+        mf.read(again.offset, &mut buf);
+        assert_eq!(buf, [0; 3]);
+        assert_eq!(mf.dirty(), DIRTY_LIMIT);
     }
 
     #[test]

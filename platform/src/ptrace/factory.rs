@@ -359,10 +359,22 @@ impl Drop for Factory {
 /// fork every factory.
 pub(crate) struct FactoryMaster {
     requests: Mutex<Requests>,
+    /// The factory the master thread keeps ready (with the stubs of a first thread), taken
+    /// here without a round trip to the master thread; `None` until it has made one, or
+    /// while it makes the next. Shared with the master thread, which fills it.
+    spare: Arc<Mutex<Option<Factory>>>,
+}
+
+/// What the master thread is asked for.
+enum Request {
+    /// A factory, answered on the given channel (the spare if there is one).
+    Factory(mpsc::Sender<Result<Factory>>),
+    /// The spare was taken: make the next one.
+    Refill,
 }
 
 /// A request channel to the master thread.
-type Requests = mpsc::Sender<mpsc::Sender<Result<Factory>>>;
+type Requests = mpsc::Sender<Request>;
 
 impl FactoryMaster {
     /// Starts the master thread and its zygote now. Call it before the sentry installs its
@@ -380,8 +392,10 @@ impl FactoryMaster {
         filter: Option<Vec<Insn>>,
         stubs_per_space: usize,
     ) -> Result<FactoryMaster> {
-        let (sender, requests) = mpsc::channel::<mpsc::Sender<Result<Factory>>>();
+        let (sender, requests) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel::<Result<()>>();
+        let spare = Arc::new(Mutex::new(None::<Factory>));
+        let slot = spare.clone();
         std::thread::Builder::new()
             .name("ptrace-factory".into())
             .spawn(move || {
@@ -397,23 +411,34 @@ impl FactoryMaster {
                 // The zygote holds its own copies of the files and of the filter.
                 drop((memfd, extra, filter));
                 let _ = ready_tx.send(Ok(()));
-                // One factory is kept ready, with the stubs of a first thread: each request
-                // is answered with it and the next one is forked and given its stubs while
-                // the requester goes on (often on the other CPU), which takes the zygote's
-                // fork and the factory's clones off the critical path of `fork`. A spare
-                // (or a prepared stub) that died meanwhile shows as a dead one at first use.
-                let mut spare: Option<Factory> = None;
-                for reply in requests {
-                    let factory = spare.take().map_or_else(|| zygote.spawn_factory(), Ok);
-                    // The requester may have given up waiting; then nobody needs the answer
-                    // and dropping the factory kills it.
-                    let _ = reply.send(factory);
-                    spare = zygote.spawn_factory().ok().map(|mut factory| {
+                // One factory is kept ready in the spare slot, with the stubs of a first
+                // thread: a requester takes it from there and the next one is forked and
+                // given its stubs while the requester goes on (often on the other CPU),
+                // which takes the zygote's fork, the factory's clones and the hand-off to
+                // this thread off the critical path of `fork`. A spare (or a prepared stub)
+                // that died meanwhile shows as a dead one at first use.
+                let lock = || slot.lock().unwrap_or_else(PoisonError::into_inner);
+                let refill = || {
+                    if lock().is_some() {
+                        return;
+                    }
+                    let made = zygote.spawn_factory().ok().map(|mut factory| {
                         factory.prepare(stubs_per_space);
                         factory
                     });
+                    *lock() = made;
+                };
+                for request in requests {
+                    if let Request::Factory(reply) = request {
+                        let spare = lock().take();
+                        let factory = spare.map_or_else(|| zygote.spawn_factory(), Ok);
+                        // The requester may have given up waiting; then nobody needs the
+                        // answer and dropping the factory kills it.
+                        let _ = reply.send(factory);
+                    }
+                    refill();
                 }
-                drop(spare);
+                drop(lock().take());
                 log::info!("ptrace: factory master thread exits");
             })
             .map_err(|e| Error::Host {
@@ -423,6 +448,7 @@ impl FactoryMaster {
         ready.recv().map_err(|_| master_gone())??;
         Ok(FactoryMaster {
             requests: Mutex::new(sender),
+            spare,
         })
     }
 
@@ -432,13 +458,32 @@ impl FactoryMaster {
     /// # Errors
     /// The master thread is gone, or the fork failed.
     pub(super) fn spawn_factory(&self) -> Result<Factory> {
-        let (reply, replies) = mpsc::channel();
-        self.requests
+        let spare = self
+            .spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .send(reply)
+            .take();
+        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(factory) = spare {
+            // No answer to wait for: a master thread gone now only means no next spare.
+            let _ = requests.send(Request::Refill);
+            return Ok(factory);
+        }
+        let (reply, replies) = mpsc::channel();
+        requests
+            .send(Request::Factory(reply))
             .map_err(|_| master_gone())?;
+        drop(requests);
         replies.recv().map_err(|_| master_gone())?
+    }
+}
+
+#[cfg(test)]
+impl FactoryMaster {
+    /// The pids of the spare factory and its prepared stubs, if the slot holds one.
+    pub(super) fn spare_pids(&self) -> Option<Vec<Pid>> {
+        let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        spare.as_ref().map(Factory::pids)
     }
 }
 

@@ -138,6 +138,36 @@ fn dropping_the_address_space_kills_factory_and_stubs() {
     }
 }
 
+/// The spare factory's pids once the master thread has filled its slot (within 10 s: it
+/// normally takes a few milliseconds; the bound only ends a broken test).
+fn wait_for_spare(master: &super::factory::FactoryMaster) -> Vec<Pid> {
+    for _ in 0..10_000 {
+        if let Some(pids) = master.spare_pids() {
+            return pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("no spare factory after 10 s");
+}
+
+#[test]
+fn the_spare_factory_is_taken_from_its_slot_and_dies_with_the_platform() {
+    let guest = Guest::new();
+    let ptrace = platform(&guest);
+    drop(PtraceAddressSpace::create(&ptrace.shared).unwrap());
+    let spare = wait_for_spare(&ptrace.shared.master);
+    let taken = PtraceAddressSpace::create(&ptrace.shared).unwrap();
+    assert_eq!(taken.pids(), spare, "the spare, with its prepared stub");
+    drop(taken);
+    // Taking it asked for the next one, which the platform's end kills.
+    let next = wait_for_spare(&ptrace.shared.master);
+    assert!(next.iter().all(|&pid| !gone(pid)));
+    drop(ptrace);
+    for pid in next {
+        assert!(reaped(pid), "{pid} is still there");
+    }
+}
+
 #[test]
 fn a_spare_factory_comes_with_a_stub_that_dies_with_it_unused() {
     let guest = Guest::new();

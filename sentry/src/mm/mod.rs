@@ -1493,12 +1493,17 @@ impl MemoryManager {
 
     /// Finds the memory-file offset backing `addr` for a sentry copy, creating or un-sharing
     /// pages as needed. Returns (file offset, bytes available in that PMA from `addr`).
+    ///
+    /// A write that copies a page the host still maps (the shared copy) maps the page's own
+    /// copy over it at once, or, given `stale`, adds that mapping there for the caller to
+    /// make before it lets go of the lock (see [`MemoryManager::map_batch`]).
     fn translate(
         &self,
         i: &mut Inner,
         addr: u64,
         write: bool,
         force: bool,
+        stale: Option<&mut Vec<MapOp>>,
     ) -> Result<(u64, u64), Errno> {
         let page = page_down(addr);
         let (_, v) = i.vma_at(page).ok_or(Errno::EFAULT)?;
@@ -1516,10 +1521,21 @@ impl MemoryManager {
                 // it, with all the VMA allows (as a fault would), in one host call rather
                 // than an unmap and a fault later (a patched system-call site, a ptrace poke).
                 let own = i.pmas[&page];
-                self.space
-                    .map(page, PAGE_SIZE, own.file_offset, perms)
-                    .map_err(platform_err)?;
-                i.pmas.get_mut(&page).expect("present").mapped = perms;
+                let op = MapOp::Map {
+                    addr: page,
+                    len: PAGE_SIZE,
+                    file_offset: own.file_offset,
+                    perms,
+                };
+                match stale {
+                    Some(stale) => stale.push(op),
+                    None => {
+                        self.space
+                            .map(page, PAGE_SIZE, own.file_offset, perms)
+                            .map_err(platform_err)?;
+                        i.pmas.get_mut(&page).expect("present").mapped = perms;
+                    }
+                }
             }
             pstart = page;
         }
@@ -1589,7 +1605,7 @@ impl MemoryManager {
             else {
                 break;
             };
-            match self.translate(&mut i, a, write, force) {
+            match self.translate(&mut i, a, write, force, None) {
                 Ok((off, avail)) => {
                     let n = (len - done).min(avail as usize);
                     f(off, done, n);
@@ -1609,25 +1625,101 @@ impl MemoryManager {
     /// shared mapping. True when the site is patched now.
     pub fn patch_syscall(&self, ret: u64, sysno: u64, entry: u64) -> bool {
         use platform::patch;
-        let Some(site) = ret.checked_sub(patch::SITE_LEN as u64) else {
-            return false;
-        };
         let mut i = self.lock();
+        let mut maps = Vec::new();
+        let thunk = self.patch_locked(&mut i, ret, sysno, entry, &mut maps);
+        // The thread jumps to its thunk next, which reads the table's header: their pages
+        // go in the batch that maps the site's new copy, one host stop and no faults.
+        if let Some(thunk) = thunk {
+            for page in [patch::TABLE_ADDR, page_down(thunk)] {
+                if let Some(op) = self.unmapped_pma_op(&mut i, page) {
+                    if !maps.contains(&op) {
+                        maps.push(op);
+                    }
+                }
+            }
+        }
+        self.map_batch(&mut i, &maps);
+        thunk.is_some()
+    }
+
+    /// The host mapping a read fault at `page` would make when its PMA is populated, not
+    /// copy-on-write and mapped nowhere yet (at most to the end of its VMA); `None` otherwise.
+    fn unmapped_pma_op(&self, i: &mut Inner, page: u64) -> Option<MapOp> {
+        let (vstart, vend, perms) = i.vma_at(page).map(|(s, v)| (s, v.end, v.perms))?;
+        i.split_pmas_at(vstart);
+        i.split_pmas_at(vend);
+        let (pstart, p) = i.pma_at(page).map(|(s, p)| (s, *p))?;
+        (!p.cow && p.mapped == Perms::NONE && perms != Perms::NONE).then_some(MapOp::Map {
+            addr: pstart,
+            len: p.end - pstart,
+            file_offset: p.file_offset,
+            perms,
+        })
+    }
+
+    /// Makes the host mappings `maps` (of whole PMAs) in one batch and records them. A
+    /// mapping that failed is a fault later, except where the host still shows a page's
+    /// shared copy (a [`MemoryManager::poke_locked`]): that one is unmapped instead, so that
+    /// no thread goes on reading a page this address space no longer holds.
+    fn map_batch(&self, i: &mut Inner, maps: &[MapOp]) {
+        if maps.is_empty() || i.detached {
+            return;
+        }
+        let done = match self.space.apply(maps) {
+            Ok(()) => maps.len(),
+            Err(e) => {
+                log::warn!("mapping patched code: {}", e.error);
+                e.index
+            }
+        };
+        for (n, op) in maps.iter().enumerate() {
+            let MapOp::Map {
+                addr, len, perms, ..
+            } = *op
+            else {
+                continue;
+            };
+            let Some(p) = i.pmas.get_mut(&addr) else {
+                continue;
+            };
+            if n < done {
+                p.mapped = perms;
+            } else if p.mapped != Perms::NONE {
+                if let Err(e) = self.space.unmap(addr, len) {
+                    log::error!("unmapping a stale page at {addr:#x}: {e}");
+                }
+                p.mapped = Perms::NONE;
+            }
+        }
+    }
+
+    /// [`MemoryManager::patch_syscall`] with the lock held; the new copies' host mappings
+    /// go to `maps`. The thunk's address when the site is patched now.
+    fn patch_locked(
+        &self,
+        i: &mut Inner,
+        ret: u64,
+        sysno: u64,
+        entry: u64,
+        maps: &mut Vec<MapOp>,
+    ) -> Option<u64> {
+        use platform::patch;
+        let site = ret.checked_sub(patch::SITE_LEN as u64)?;
         let private_code = |i: &Inner, a: u64| {
             i.vma_at(a)
                 .is_some_and(|(_, v)| !v.shared && v.perms.exec && v.perms.read)
         };
-        if !private_code(&i, site) || !private_code(&i, ret - 1) {
-            return false;
+        if !private_code(i, site) || !private_code(i, ret - 1) {
+            return None;
         }
         let mut code = [0u8; patch::SITE_LEN];
-        if self.peek_locked(&mut i, site, &mut code).is_err() || !patch::is_patchable(&code, sysno)
-        {
-            return false;
+        if self.peek_locked(i, site, &mut code).is_err() || !patch::is_patchable(&code, sysno) {
+            return None;
         }
         if i.patch_next == 0 {
             if i.vmas_overlap(patch::TABLE_ADDR, patch::TABLE_ADDR + patch::TABLE_LEN) {
-                return false;
+                return None;
             }
             i.insert_vma(
                 patch::TABLE_ADDR,
@@ -1645,10 +1737,10 @@ impl MemoryManager {
             );
             i.patch_next = 1;
             if self
-                .poke_locked(&mut i, patch::TABLE_ADDR, &patch::table_header(entry))
+                .poke_locked(i, patch::TABLE_ADDR, &patch::table_header(entry), maps)
                 .is_err()
             {
-                return false;
+                return None;
             }
         }
         // The table must still be the one mapped here (the application may have unmapped
@@ -1660,14 +1752,12 @@ impl MemoryManager {
                 && !v.shared
                 && v.kind == VmaKind::Named(PATCH_TABLE_NAME.into())
         });
-        let Some(thunk) = patch::thunk_addr(i.patch_next).filter(|_| ours) else {
-            return false;
-        };
+        let thunk = patch::thunk_addr(i.patch_next).filter(|_| ours)?;
         if self
-            .poke_locked(&mut i, thunk, &patch::thunk(thunk, sysno as u32, site))
+            .poke_locked(i, thunk, &patch::thunk(thunk, sysno as u32, site), maps)
             .is_err()
         {
-            return false;
+            return None;
         }
         i.patch_next += 1;
         // The rewrite order that keeps every interleaving valid (see `platform::patch`).
@@ -1676,14 +1766,14 @@ impl MemoryManager {
         let steps: [(usize, usize); 3] = [(fault, fault + 1), (1, patch::SITE_LEN), (0, 1)];
         for (from, to) in steps {
             if self
-                .poke_locked(&mut i, site + from as u64, &new[from..to])
+                .poke_locked(i, site + from as u64, &new[from..to], maps)
                 .is_err()
             {
                 log::warn!("syscall patch at {site:#x} left half done");
-                return false;
+                return None;
             }
         }
-        true
+        Some(thunk)
     }
 
     /// Whether a SIGILL at `rip` is a thread that ran the old `mov` of a site patched since
@@ -1701,7 +1791,7 @@ impl MemoryManager {
     fn peek_locked(&self, i: &mut Inner, addr: u64, dst: &mut [u8]) -> Result<(), Errno> {
         let mut done = 0;
         while done < dst.len() {
-            let (off, avail) = self.translate(i, addr + done as u64, false, true)?;
+            let (off, avail) = self.translate(i, addr + done as u64, false, true, None)?;
             let n = (dst.len() - done).min(avail as usize);
             self.mf.read(off, &mut dst[done..done + n]);
             done += n;
@@ -1710,11 +1800,19 @@ impl MemoryManager {
     }
 
     /// Writes `src` at `addr` ignoring permissions (copy-on-write pages are copied first),
-    /// with the lock held.
-    fn poke_locked(&self, i: &mut Inner, addr: u64, src: &[u8]) -> Result<(), Errno> {
+    /// with the lock held. The host mappings of the copies go to `stale`, for the caller's
+    /// [`MemoryManager::map_batch`].
+    fn poke_locked(
+        &self,
+        i: &mut Inner,
+        addr: u64,
+        src: &[u8],
+        stale: &mut Vec<MapOp>,
+    ) -> Result<(), Errno> {
         let mut done = 0;
         while done < src.len() {
-            let (off, avail) = self.translate(i, addr + done as u64, true, true)?;
+            let (off, avail) =
+                self.translate(i, addr + done as u64, true, true, Some(&mut *stale))?;
             let n = (src.len() - done).min(avail as usize);
             self.mf.write(off, &src[done..done + n]);
             done += n;
@@ -1733,7 +1831,7 @@ impl MemoryManager {
         if !shared {
             return Ok(None);
         }
-        Ok(Some(self.translate(&mut i, addr, false, true)?.0))
+        Ok(Some(self.translate(&mut i, addr, false, true, None)?.0))
     }
 
     /// A copy of this address space for `fork`: private memory becomes copy-on-write in
@@ -2476,6 +2574,57 @@ mod tests {
         mm.copy_out(0x40_0000, b"prog").unwrap();
         mm.set_address_space(space, stale);
         mm
+    }
+
+    #[test]
+    fn a_patched_site_and_the_patch_table_are_mapped_in_one_batch() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let space = Arc::new(Batches::default());
+        let mm = MemoryManager::new(mf, space.clone());
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(0x40_0000),
+            len: PAGE_SIZE,
+            perms: Perms::RX,
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .unwrap();
+        // `mov $12, %eax; syscall`, shared copy-on-write with a forked child that runs it.
+        let code = [0xb8, 12, 0, 0, 0, 0x0f, 0x05];
+        mm.copy_out_force(0x40_0100, &code).unwrap();
+        let child = mm.fork(space.clone()).unwrap();
+        child.handle_fault(0x40_0100, Access::Exec).unwrap();
+        space.batches.lock().unwrap().clear();
+        assert!(child.patch_syscall(0x40_0107, 12, 0x7fff_0000));
+        let batches = std::mem::take(&mut *space.batches.lock().unwrap());
+        assert_eq!(batches.len(), 1, "one host batch: {batches:?}");
+        let mapped: Vec<(u64, Perms)> = batches[0]
+            .iter()
+            .filter_map(|op| match *op {
+                MapOp::Map { addr, perms, .. } => Some((addr, perms)),
+                _ => None,
+            })
+            .collect();
+        assert!(mapped.contains(&(0x40_0000, Perms::RX)), "{batches:?}");
+        assert!(
+            mapped.contains(&(platform::patch::TABLE_ADDR, Perms::RX)),
+            "{batches:?}"
+        );
+        // Recorded as mapped: the thread's jump to its thunk is no fault of ours.
+        let i = child.lock();
+        assert_eq!(
+            i.pma_at(platform::patch::TABLE_ADDR).unwrap().1.mapped,
+            Perms::RX
+        );
+        assert_eq!(i.pma_at(0x40_0000).unwrap().1.mapped, Perms::RX);
+        drop(i);
+        // Only the child's copy changed.
+        let mut seen = [0u8; 7];
+        mm.copy_in_force(0x40_0100, &mut seen).unwrap();
+        assert_eq!(seen, code);
+        child.copy_in_force(0x40_0100, &mut seen).unwrap();
+        assert_eq!(&seen[..3], &[0xff, 0x24, 0x25]);
     }
 
     #[test]

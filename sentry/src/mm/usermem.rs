@@ -352,7 +352,7 @@ impl<'a> UserIo<'a> {
             let iov = self.iovs[idx];
             while pos < iov.len && got < want {
                 let addr = iov.base + pos;
-                let Ok((off, avail)) = self.mm.translate(&mut i, addr, write, false) else {
+                let Ok((off, avail)) = self.mm.translate(&mut i, addr, write, false, None) else {
                     break 'outer;
                 };
                 let n = (avail as usize)
