@@ -480,6 +480,8 @@ impl Loader {
             sandbox::drop_privileges().map_err(super::Error::from)?;
         }
         let platform = platform::create(&config.platform, memory.fd())?;
+        // Before the allowlist, whose inotify rules name the instance's fd.
+        crate::fs::hostfs::start_watching();
         let allowlist = if config.control_channel {
             super::seccomp::Allowlist::with_control_channel(&*platform)
         } else {

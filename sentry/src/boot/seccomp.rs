@@ -275,7 +275,21 @@ fn config_rules() -> Vec<(Sysno, &'static str)> {
         ),
         (
             Sysno::fstatfs,
-            "HostNode::statfs: statfs of a host filesystem",
+            "HostNode::statfs: statfs of a host filesystem; hostfs::watch::add: whether a \
+             directory's filesystem reports its changes",
+        ),
+        (
+            Sysno::inotify_add_watch,
+            "hostfs::watch::add: the watch of a cached host directory or file, through \
+             /proc/self/fd/N of its O_PATH fd (the instance is made at boot)",
+        ),
+        (
+            Sysno::inotify_rm_watch,
+            "hostfs::watch::release: a watched node going away",
+        ),
+        (
+            Sysno::read,
+            "hostfs::watch::sync: the inotify events, nonblocking, once per system call",
         ),
     ]
 }
@@ -516,6 +530,11 @@ fn fd_non_negative(arg: u8) -> SeccompCondition {
     cond(arg, Len::Dword, Op::Le, i32::MAX as u64)
 }
 
+/// The sentry's inotify fd as a rule value (`u32::MAX`, which no fd is, when it has none).
+fn inotify_fd() -> u64 {
+    crate::fs::hostfs::watch_fd().map_or(u64::from(u32::MAX), |fd| fd as u64)
+}
+
 /// One of `values` in argument `arg` (32-bit compare).
 fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
     values
@@ -570,6 +589,27 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
                 ]),
             ],
             "dirfd >= 0, O_NOFOLLOW set, O_CREAT only with O_EXCL",
+        ),
+        // Only the sentry's own inotify instance (made at boot; without one, the fd -1 that
+        // no call has), with the two masks hostfs uses.
+        Sysno::inotify_add_watch => (
+            [
+                crate::fs::hostfs::WATCH_DIR_FLAGS,
+                crate::fs::hostfs::WATCH_FILE_FLAGS,
+            ]
+            .iter()
+            .map(|&flags| {
+                rule(vec![
+                    cond(0, Len::Dword, Op::Eq, inotify_fd()),
+                    cond(2, Len::Dword, Op::Eq, u64::from(flags)),
+                ])
+            })
+            .collect(),
+            "the sentry's inotify fd, hostfs's directory or file watch mask",
+        ),
+        Sysno::inotify_rm_watch => (
+            vec![rule(vec![cond(0, Len::Dword, Op::Eq, inotify_fd())])],
+            "the sentry's inotify fd",
         ),
         Sysno::readlinkat | Sysno::newfstatat | Sysno::mkdirat => {
             (vec![rule(vec![fd_non_negative(0)])], "dirfd >= 0")
@@ -942,6 +982,17 @@ mod tests {
             let entry = list.entries().find(|a| a.sysno == fd_only).unwrap();
             assert!(entry.args.contains("AT_EMPTY_PATH"), "{fd_only:?}");
         }
+    }
+
+    /// hostfs's watches: only on the sentry's own inotify fd, only with its mask.
+    #[test]
+    fn inotify_calls_are_bound_to_the_sentrys_instance() {
+        let list = Allowlist::new(&NoPlatform).unwrap();
+        for s in [Sysno::inotify_add_watch, Sysno::inotify_rm_watch] {
+            let entry = list.entries().find(|a| a.sysno == s).unwrap();
+            assert!(entry.args.contains("inotify fd"), "{s:?}");
+        }
+        assert!(list.entries().all(|a| a.sysno != Sysno::inotify_init1));
     }
 
     /// Host sockets only in host mode, and there only the kinds hostinet makes.

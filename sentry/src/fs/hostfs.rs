@@ -33,16 +33,54 @@
 //! # Dentry cache
 //! A directory keeps the nodes it looked up ([`Children`]), so a walk does not open every
 //! component again. The host may change the tree behind the sandbox's back (a shared volume,
-//! or the host's own `/` under `runsc-rs do`), so a cached child is *revalidated* at each use:
-//! one `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, which must find the inode the cached
-//! `O_PATH` fd holds (same device and inode number; the fd pins the inode, so its number
-//! cannot be reused); anything else drops the entry and looks the name up afresh. The
-//! revalidation only compares; every operation still acts on the node's own fd, so the cache
-//! adds no second resolution of a name. Changes made through the sentry drop the entries they
-//! touch. The attributes the revalidation fetched serve the rest of the system call
-//! ([`crate::vfs::dcache`]): a walk asks each directory for them several times. How many
-//! children all trees keep is bounded ([`cache_budget`]); over the bound every cache starts
-//! afresh (a generation count, cleared lazily as directories are next used).
+//! or the host's own `/` under `runsc-rs do`), so a cached child must still be the inode its
+//! name leads to, and cached attributes must still be the host's, whenever a system call uses
+//! them: a change the host finished before a sandboxed call started is seen by that call.
+//! Every operation still acts on the node's own fd, so the cache adds no second resolution of
+//! a name. Changes made through the sentry drop the entries and attributes they touch. How
+//! many children all trees keep is bounded ([`cache_budget`]); over the bound every cache
+//! starts afresh (a generation count, cleared lazily as directories are next used).
+//!
+//! **Revalidation by host notification** ([`watch`]). The sentry has one inotify instance
+//! (made at boot). A directory gets a watch, through `{HOST_PROC}/self/fd/N` of its own
+//! `O_PATH` fd, before it is first looked in; a directory or regular file also gets one when
+//! its attributes are asked for in a second system call. The first use of a watch in a
+//! system call reads the queued events once (a nonblocking `read` that usually says EAGAIN)
+//! under a lock, and applies them before the lock is released:
+//! - a name made, removed or moved in a directory (`IN_CREATE`, `IN_DELETE`,
+//!   `IN_MOVED_FROM`, `IN_MOVED_TO`) drops that child and the directory's attributes;
+//! - attribute, data or atime changes (`IN_ATTRIB`, `IN_MODIFY`, `IN_CLOSE_WRITE`,
+//!   `IN_ACCESS`, `IN_MOVE_SELF`) drop the attributes of the node they are about (a named
+//!   event in a directory, the child's);
+//! - `IN_DELETE_SELF`, `IN_IGNORED`, `IN_UNMOUNT` drop the node's watch (and a directory's
+//!   cache);
+//! - `IN_Q_OVERFLOW` (events were lost) drops every cache and every kept attribute.
+//!
+//! A child of a watched directory that no event named since it was last checked is then used
+//! with no host call, and the attributes of a node with its own watch are kept across system
+//! calls. A regular file's own watch gets every change of the inode, whichever of its names
+//! (hard links included) made it, and the link count changes that its directory's watch is
+//! not told of; a symbolic link has no watch of its own (reading it changes its atime without
+//! an event), so its attributes serve one call. A lookup or revalidation that overlapped an
+//! event of its directory is not trusted beyond its call ([`Children::events`]); attributes
+//! are valid while the node's [`watch::Watched::seq`] is what it was before they were fetched.
+//!
+//! **Without a watch** (watching off with `RUNSC_RS_HOSTFS_WATCH=0`, no inotify instance, the
+//! host's watch limit, more watches than the cache budget, a filesystem that does not report
+//! every change through inotify: network, FUSE, virtiofs, 9p, procfs-like ones), a cached child
+//! is *revalidated* at each use: one `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, which must
+//! find the inode the cached `O_PATH` fd holds (same device and inode number; the fd pins the
+//! inode, so its number cannot be reused); anything else drops the entry and looks the name up
+//! afresh; its attributes serve the rest of the system call ([`crate::vfs::dcache`]) and no
+//! longer.
+//!
+//! **What the watches do not see** (changes that make no inotify event on the host): writes
+//! through a shared mapping of a host file (mtime, size stay as last seen until another
+//! event names the file, e.g. the writer's close, `IN_CLOSE_WRITE`), reads through a mapping
+//! (atime); mounts made or removed on the host over a cached directory (the cache keeps what
+//! was there); a change made directly to the layers under a host overlayfs. Each sandbox
+//! takes one of its host user's inotify instances (`fs.inotify.max_user_instances`, 128 by
+//! default) and up to the cache budget of watches (`fs.inotify.max_user_watches`).
 //!
 //! A bind mount of a single host file is a one-node tree ([`HostNode::new_file`]): the sandbox
 //! cannot reopen a file by name (it has no host filesystem and no host `/proc`), so the file
@@ -60,7 +98,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use crate::abi::Errno;
-use crate::vfs::dcache::EpochCell;
+use crate::vfs::dcache;
 use crate::vfs::host::HostFile;
 use crate::vfs::inode::{now, RenameFlags, TimeSet};
 use crate::vfs::{
@@ -69,7 +107,17 @@ use crate::vfs::{
 };
 
 mod special;
+mod watch;
 pub use special::HOST_PROC;
+pub use watch::{
+    start as start_watching, DIR_FLAGS as WATCH_DIR_FLAGS, FILE_FLAGS as WATCH_FILE_FLAGS,
+    WATCH_ENV,
+};
+
+/// The sentry's inotify fd, for the host seccomp rules (None when watching is off).
+pub fn watch_fd() -> Option<i32> {
+    watch::fd()
+}
 
 fn herr(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
@@ -120,24 +168,66 @@ fn cache_budget() -> usize {
     BUDGET.get().copied().unwrap_or(DEFAULT_BUDGET)
 }
 
-/// A directory's looked-up children, by name.
+/// Starts a new generation: every directory's cache is dropped when next used.
+fn new_generation() {
+    CACHED.store(0, Ordering::Relaxed);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A cached child and whether its name is known to still lead to it without asking the
+/// host: set only while the directory's watch is live and when no event for the directory
+/// was applied while the child was looked up or revalidated.
+struct Entry {
+    node: Arc<HostNode>,
+    fresh: bool,
+}
+
+/// A directory's looked-up children, by name, and its watch.
 #[derive(Default)]
 struct Children {
     /// The [`GENERATION`] the entries belong to.
     generation: u64,
-    map: HashMap<Vec<u8>, Arc<HostNode>>,
+    map: HashMap<Vec<u8>, Entry>,
+    watch: watch::WatchState,
+    /// Named events applied to this directory so far: a lookup that saw another count
+    /// before it asked the host may have missed an event about its name.
+    events: u64,
 }
 
 impl Children {
     /// The entries, emptied first if they are of an older generation.
-    fn current(&mut self) -> &mut HashMap<Vec<u8>, Arc<HostNode>> {
-        let generation = GENERATION.load(Ordering::Relaxed);
+    fn current(&mut self) -> &mut HashMap<Vec<u8>, Entry> {
+        let generation = GENERATION.load(Ordering::Acquire);
         if self.generation != generation {
-            self.map.clear();
+            self.drop_all();
             self.generation = generation;
         }
         &mut self.map
     }
+
+    fn drop_all(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// When a node's attributes were fetched, which decides how long they may be used.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    /// The node's [`watch::Watched::seq`] before the host was asked.
+    seq: u64,
+    /// The watch overflow count then.
+    overflows: u64,
+    /// Whether the watch that reports the node's changes was live then.
+    anchored: bool,
+}
+
+/// Attributes fetched from the host.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    stat: Stat,
+    /// The system call ([`dcache::current`]) that fetched them: used for the rest of it.
+    call: u64,
+    stamp: Stamp,
 }
 
 /// What identifies a host inode while an fd holds it, and its (unchangeable) file type.
@@ -183,10 +273,12 @@ pub struct HostNode {
     fd: Arc<OwnedFd>,
     origin: Origin,
     ident: Ident,
-    /// The attributes fetched from the host in the current system call.
-    attr: EpochCell<Stat>,
-    /// Directories only: the cache of looked-up children (see the module doc).
-    children: Mutex<Children>,
+    /// The attributes last fetched from the host (see the module doc for how long they are
+    /// used).
+    attr: Mutex<Option<Kept>>,
+    /// The events' view of the node: its attribute sequence, its watch and, for a
+    /// directory, its cached children.
+    w: Arc<watch::Watched>,
     /// Regular files of a tree only: one fd open for reading, shared by every read-only
     /// open of the node (see the module doc).
     read_fd: OnceLock<Arc<OwnedFd>>,
@@ -196,6 +288,29 @@ impl std::fmt::Debug for HostNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostNode").finish_non_exhaustive()
     }
+}
+
+impl Drop for HostNode {
+    fn drop(&mut self) {
+        let mut c = self.w.children();
+        if let watch::WatchState::Live(wd) = c.watch {
+            c.watch = watch::WatchState::Off;
+            self.w.live.store(false, Ordering::Release);
+            watch::release(wd);
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Host lookups and stats made by this thread (unit tests count them).
+    static HOST_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a host lookup or stat (unit tests only).
+fn counted() {
+    #[cfg(test)]
+    HOST_CALLS.with(|c| c.set(c.get() + 1));
 }
 
 fn to_stat(st: &rustix::fs::Stat) -> Stat {
@@ -334,28 +449,110 @@ impl HostNode {
         HostNode::new_root(fd, writable)
     }
 
-    /// A node for `fd`, whose host attributes are `st`.
+    /// A node for `fd`, whose host attributes are `st` (a new node has no watch, so they
+    /// serve the current system call only).
     fn with_ident(
         fs: Arc<HostFs>,
         fd: Arc<OwnedFd>,
         origin: Origin,
         st: &rustix::fs::Stat,
     ) -> Arc<HostNode> {
-        let node = HostNode {
+        Arc::new(HostNode {
             fs,
             fd,
             origin,
             ident: Ident::of(st),
-            attr: EpochCell::new(),
-            children: Mutex::new(Children::default()),
+            attr: Mutex::new(Some(Kept {
+                stat: to_stat(st),
+                call: dcache::current(),
+                stamp: Stamp {
+                    seq: 0,
+                    overflows: 0,
+                    anchored: false,
+                },
+            })),
+            w: Arc::default(),
             read_fd: OnceLock::new(),
-        };
-        node.attr.set(to_stat(st));
-        Arc::new(node)
+        })
     }
 
     fn children(&self) -> std::sync::MutexGuard<'_, Children> {
-        self.children.lock().unwrap_or_else(|p| p.into_inner())
+        self.w.children()
+    }
+
+    /// Whether the node's own watch is live.
+    fn watched(&self) -> bool {
+        self.w.live.load(Ordering::Acquire)
+    }
+
+    /// Taken before asking the host for the node's attributes.
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            seq: self.w.seq.load(Ordering::Acquire),
+            overflows: watch::overflows(),
+            anchored: self.watched(),
+        }
+    }
+
+    fn attr(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        self.attr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn keep_attrs(&self, stat: Stat, stamp: Stamp) {
+        *self.attr() = Some(Kept {
+            stat,
+            call: dcache::current(),
+            stamp,
+        });
+    }
+
+    /// Forgets the attributes (the file was changed through the sentry).
+    fn forget_attrs(&self) {
+        self.w.touch();
+        *self.attr() = None;
+    }
+
+    /// The attributes fetched earlier, if they still hold: in the same system call, or in
+    /// any later one when the node's own watch was live before they were fetched and no
+    /// event says they changed since.
+    fn kept_attrs(&self) -> Option<Stat> {
+        let kept = (*self.attr())?;
+        let now = dcache::current();
+        if now != dcache::NO_EPOCH && kept.call == now {
+            return Some(kept.stat);
+        }
+        if !kept.stamp.anchored || !watch::sync() {
+            return None;
+        }
+        let valid = self.watched()
+            && self.w.seq.load(Ordering::Acquire) == kept.stamp.seq
+            && watch::overflows() == kept.stamp.overflows;
+        valid.then_some(kept.stat)
+    }
+
+    /// Adds the node's watch (directories and regular files) if it has none yet; true while
+    /// it has a live one.
+    fn ensure_watch(&self) -> bool {
+        if self.watched() {
+            return true;
+        }
+        let flags = match self.ident.kind {
+            libc::S_IFDIR => watch::DIR_FLAGS,
+            libc::S_IFREG => watch::FILE_FLAGS,
+            _ => return false,
+        };
+        let mut c = self.children();
+        if c.watch != watch::WatchState::Untried {
+            return false;
+        }
+        c.watch = match watch::add(&self.fd, self.ident.dev, &self.w, flags) {
+            Some(wd) => {
+                self.w.live.store(true, Ordering::Release);
+                watch::WatchState::Live(wd)
+            }
+            None => watch::WatchState::Off,
+        };
+        self.watched()
     }
 
     /// The child `name`: the cached node if the host still has that inode under the name,
@@ -365,23 +562,37 @@ impl HostNode {
         if matches!(self.origin, Origin::File) {
             return Err(Errno::ENOTDIR);
         }
-        let cached = self.children().current().get(name).cloned();
-        if let Some(node) = cached {
+        // The watch first, so what the host answers below is covered by its events.
+        let watched = self.ensure_watch() && watch::sync();
+        let (cached, events) = {
+            let mut c = self.children();
+            let cached = c.current().get(name).map(|e| (e.node.clone(), e.fresh));
+            (cached, c.events)
+        };
+        if let Some((node, fresh)) = cached {
+            if fresh && watched && self.watched() {
+                return Ok(node);
+            }
+            let stamp = node.stamp();
+            counted();
             match rustix::fs::statat(self.fd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if node.ident.same_inode(&st) => {
-                    node.attr.set(to_stat(&st));
+                    node.keep_attrs(to_stat(&st), stamp);
+                    self.mark_fresh(name, &node, events);
                     return Ok(node);
                 }
                 _ => self.forget(name),
             }
         }
+        let events = self.children().events;
         let node = self.lookup_uncached(name)?;
-        self.remember(name, &node);
+        self.remember(name, &node, events);
         Ok(node)
     }
 
     /// Opens `name` in this directory on the host (`O_PATH|O_NOFOLLOW`).
     fn lookup_uncached(&self, name: &[u8]) -> Result<Arc<HostNode>, Errno> {
+        counted();
         let fd = rustix::fs::openat(
             self.fd.as_fd(),
             name,
@@ -401,22 +612,42 @@ impl HostNode {
         ))
     }
 
-    /// Caches `node` as the child `name`, within the budget.
-    fn remember(&self, name: &[u8], node: &Arc<HostNode>) {
+    /// Whether a child looked up or revalidated while `events` was this directory's event
+    /// count may be trusted without asking the host again.
+    fn fresh_since(&self, c: &Children, events: u64) -> bool {
+        c.events == events && self.watched()
+    }
+
+    /// The cached `node` was just revalidated by name: fresh if no event came meanwhile.
+    fn mark_fresh(&self, name: &[u8], node: &Arc<HostNode>, events: u64) {
+        let mut c = self.children();
+        let fresh = self.fresh_since(&c, events);
+        if let Some(e) = c.current().get_mut(name) {
+            if Arc::ptr_eq(&e.node, node) {
+                e.fresh = fresh;
+            }
+        }
+    }
+
+    /// Caches `node` as the child `name`, within the budget; `events` is the directory's
+    /// event count before the host was asked.
+    fn remember(&self, name: &[u8], node: &Arc<HostNode>, events: u64) {
         let mut children = self.children();
+        let fresh = self.fresh_since(&children, events);
+        let entry = || Entry {
+            node: node.clone(),
+            fresh,
+        };
         let map = children.current();
-        if map.contains_key(name) {
-            map.insert(name.to_vec(), node.clone());
+        if map.insert(name.to_vec(), entry()).is_some() {
             return;
         }
         if CACHED.fetch_add(1, Ordering::Relaxed) >= cache_budget() {
             // Over budget: start a new generation, in which this is the first entry.
+            new_generation();
             CACHED.store(1, Ordering::Relaxed);
-            GENERATION.fetch_add(1, Ordering::Relaxed);
-            children.current().insert(name.to_vec(), node.clone());
-            return;
+            children.current().insert(name.to_vec(), entry());
         }
-        map.insert(name.to_vec(), node.clone());
     }
 
     /// Drops the cached child `name` (it changed, or was changed through the sentry).
@@ -425,6 +656,7 @@ impl HostNode {
     }
 
     fn host_stat(&self) -> Result<rustix::fs::Stat, Errno> {
+        counted();
         rustix::fs::fstat(self.fd.as_fd()).map_err(herr)
     }
 
@@ -502,7 +734,7 @@ impl HostNode {
         made: Option<&rustix::fs::Stat>,
     ) -> Result<Arc<HostNode>, Errno> {
         self.forget(name);
-        self.attr.clear();
+        self.forget_attrs();
         let node = self.child(name)?;
         let same = match made {
             Some(m) => node.ident.same_inode(m),
@@ -567,11 +799,17 @@ impl HostNode {
 
 impl Inode for HostNode {
     fn stat(&self) -> Result<Stat, Errno> {
-        if let Some(st) = self.attr.get() {
+        if let Some(st) = self.kept_attrs() {
             return Ok(st);
         }
+        // A file whose attributes are asked for again in another call is worth a watch.
+        let asked_before = (*self.attr()).is_some_and(|k| k.call != dcache::current());
+        if asked_before {
+            self.ensure_watch();
+        }
+        let stamp = self.stamp();
         let st = to_stat(&self.host_stat()?);
-        self.attr.set(st);
+        self.keep_attrs(st, stamp);
         Ok(st)
     }
 
@@ -714,8 +952,8 @@ impl Inode for HostNode {
         if !matches!(t.origin, Origin::Child { .. }) {
             return Err(Errno::EPERM);
         }
-        self.attr.clear();
-        t.attr.clear();
+        self.forget_attrs();
+        t.forget_attrs();
         // The target's own inode, not whatever its name leads to by now.
         rustix::fs::linkat(t.fd.as_fd(), "", self.fd.as_fd(), name, AtFlags::EMPTY_PATH)
             .map_err(herr)
@@ -730,7 +968,7 @@ impl Inode for HostNode {
             AtFlags::empty()
         };
         self.forget(name);
-        self.attr.clear();
+        self.forget_attrs();
         rustix::fs::unlinkat(self.fd.as_fd(), name, flags).map_err(herr)
     }
 
@@ -755,8 +993,8 @@ impl Inode for HostNode {
         }
         self.forget(name);
         nd.forget(new_name);
-        self.attr.clear();
-        nd.attr.clear();
+        self.forget_attrs();
+        nd.forget_attrs();
         rustix::fs::renameat_with(self.fd.as_fd(), name, nd.fd.as_fd(), new_name, f).map_err(herr)
     }
 
@@ -794,7 +1032,7 @@ impl Inode for HostNode {
         if matches!(self.origin, Origin::TreeRoot) {
             return Err(Errno::EPERM);
         }
-        self.attr.clear();
+        self.forget_attrs();
         // Every change acts on the node's own fd (the module doc says how), never its name.
         let fd = self.fd.as_fd();
         if let Some(size) = a.size {
@@ -809,7 +1047,7 @@ impl Inode for HostNode {
         if let Some(ts) = times {
             rustix::fs::utimensat(fd, "", &ts, AtFlags::EMPTY_PATH).map_err(herr)?;
         }
-        self.attr.clear();
+        self.forget_attrs();
         Ok(())
     }
 
@@ -1150,6 +1388,145 @@ mod tests {
             )
         );
         assert_eq!(std::fs::read(base.join("canary")).unwrap(), b"canary");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Host calls this thread made since `start` (lookups and stats).
+    fn host_calls() -> u64 {
+        HOST_CALLS.with(std::cell::Cell::get)
+    }
+
+    /// One system call: `f` in its own epoch, and the host calls it made.
+    fn call<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        use crate::vfs::dcache;
+        dcache::begin_call();
+        let before = host_calls();
+        let r = f();
+        let made = host_calls() - before;
+        dcache::end_call();
+        (r, made)
+    }
+
+    /// Revalidation by notification: a watched directory answers a later call without a host
+    /// call, and every host change made before a call is seen by it, as a native stat sees it.
+    #[test]
+    fn watched_directories_see_host_changes_without_asking() {
+        use std::os::unix::fs::MetadataExt;
+        watch::start();
+        let base = scratch("watch");
+        std::fs::create_dir(base.join("d")).unwrap();
+        std::fs::write(base.join("f"), b"one").unwrap();
+        std::fs::write(base.join("d/g"), b"g").unwrap();
+        let tree = HostNode::open_root(&base, false).unwrap();
+        let (f, _) = call(|| tree.child(b"f").unwrap());
+        if !tree.w.live.load(Ordering::Acquire) {
+            eprintln!("SKIPPED: no inotify watch here (no instance, or a remote filesystem)");
+            return;
+        }
+        let native = |name: &str| std::fs::symlink_metadata(base.join(name)).unwrap();
+        let same = |st: &Stat, name: &str| {
+            let m = native(name);
+            assert_eq!(
+                (st.ino, st.mode, st.size, st.nlink, st.mtime, st.mtime_nsec),
+                (
+                    m.ino(),
+                    m.mode(),
+                    m.size() as i64,
+                    m.nlink(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                ),
+                "{name}"
+            );
+        };
+        let stat_of = |name: &[u8]| call(|| tree.child(name).and_then(|n| n.stat()));
+
+        let (st, made) = stat_of(b"f");
+        same(&st.unwrap(), "f");
+        assert_eq!(made, 1, "asked again: the file's own watch, then one fstat");
+        let (st, made) = stat_of(b"f");
+        same(&st.unwrap(), "f");
+        assert_eq!(made, 0, "a cached, unchanged file costs no host call");
+        let (st, made) = call(|| tree.stat().unwrap());
+        same(&st, ".");
+        let (_, again) = call(|| tree.stat().unwrap());
+        assert!(made <= 1 && again == 0, "the root's attributes are kept");
+
+        std::fs::set_permissions(
+            base.join("f"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        same(&stat_of(b"f").0.unwrap(), "f");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(base.join("f"))
+            .and_then(|mut h| std::io::Write::write_all(&mut h, b" two"))
+            .unwrap();
+        same(&stat_of(b"f").0.unwrap(), "f");
+        assert_eq!(f.contents().unwrap(), b"one two");
+
+        // A name renamed over, removed, made again, as a directory, as a symlink.
+        std::fs::write(base.join("n"), b"new").unwrap();
+        std::fs::rename(base.join("n"), base.join("f")).unwrap();
+        let (g, _) = call(|| tree.child(b"f").unwrap());
+        assert!(!Arc::ptr_eq(&f, &g));
+        assert_eq!(g.contents().unwrap(), b"new");
+        same(&call(|| tree.stat().unwrap()).0, ".");
+        std::fs::remove_file(base.join("f")).unwrap();
+        assert_eq!(stat_of(b"f").0.err(), Some(Errno::ENOENT));
+        std::fs::create_dir(base.join("f")).unwrap();
+        assert_eq!(
+            call(|| tree.child(b"f").unwrap().file_type()).0,
+            Ok(FileType::Directory)
+        );
+        std::fs::remove_dir(base.join("f")).unwrap();
+        std::os::unix::fs::symlink("d", base.join("f")).unwrap();
+        assert_eq!(
+            call(|| tree.child(b"f").unwrap().file_type()).0,
+            Ok(FileType::Symlink)
+        );
+        same(&call(|| tree.stat().unwrap()).0, ".");
+
+        // A directory renamed away and another put in its place.
+        let (d, _) = call(|| tree.child(b"d").unwrap());
+        call(|| d.child(b"g").unwrap());
+        std::fs::rename(base.join("d"), base.join("d.old")).unwrap();
+        std::fs::create_dir(base.join("d")).unwrap();
+        assert_eq!(
+            call(|| tree.child(b"d").unwrap().child(b"g").err()).0,
+            Some(Errno::ENOENT)
+        );
+
+        // A file with a second link in another directory, changed through that name: its
+        // own watch (added the second call its attributes are asked for) reports it.
+        std::fs::write(base.join("h"), b"h").unwrap();
+        stat_of(b"h").0.unwrap();
+        stat_of(b"h").0.unwrap();
+        let (st, made) = stat_of(b"h");
+        same(&st.unwrap(), "h");
+        assert_eq!(made, 0, "kept once the file has its own watch");
+        std::fs::hard_link(base.join("h"), base.join("d.old/h2")).unwrap();
+        same(&stat_of(b"h").0.unwrap(), "h");
+        std::fs::write(base.join("d.old/h2"), b"longer").unwrap();
+        same(&stat_of(b"h").0.unwrap(), "h");
+
+        // Lost events drop everything.
+        let (_, made) = stat_of(b"h");
+        assert!(made <= 1);
+        let overflow = [
+            (-1i32).to_ne_bytes(),
+            libc::IN_Q_OVERFLOW.to_ne_bytes(),
+            0u32.to_ne_bytes(),
+            0u32.to_ne_bytes(),
+        ]
+        .concat();
+        {
+            let watcher = watch::watcher_for_tests();
+            watch::apply_all_for_tests(watcher, &overflow);
+        }
+        let (_, made) = call(|| tree.stat().unwrap());
+        assert_eq!(made, 1, "the root's kept attributes are gone");
         let _ = std::fs::remove_dir_all(&base);
     }
 }
