@@ -443,6 +443,7 @@ impl Loader {
         use super::sandbox;
         // Host facts first: after isolation there is no host /proc to read them from.
         crate::procfs::prime_host_info();
+        crate::fs::hostfs::read_watch_limits();
         crate::vdso::clock::start();
         let network = match &config.isolation {
             Isolation::Sandbox { network } => *network,

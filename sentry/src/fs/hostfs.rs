@@ -80,7 +80,8 @@
 //! (atime); mounts made or removed on the host over a cached directory (the cache keeps what
 //! was there); a change made directly to the layers under a host overlayfs. Each sandbox
 //! takes one of its host user's inotify instances (`fs.inotify.max_user_instances`, 128 by
-//! default) and up to the cache budget of watches (`fs.inotify.max_user_watches`).
+//! default), and only when at least 16 more are left to the rest of that user at boot; and at
+//! most a 64th of the user's watches (`fs.inotify.max_user_watches`) and the cache budget.
 //!
 //! A bind mount of a single host file is a one-node tree ([`HostNode::new_file`]): the sandbox
 //! cannot reopen a file by name (it has no host filesystem and no host `/proc`), so the file
@@ -110,8 +111,8 @@ mod special;
 mod watch;
 pub use special::HOST_PROC;
 pub use watch::{
-    start as start_watching, DIR_FLAGS as WATCH_DIR_FLAGS, FILE_FLAGS as WATCH_FILE_FLAGS,
-    WATCH_ENV,
+    read_host_limits as read_watch_limits, start as start_watching, DIR_FLAGS as WATCH_DIR_FLAGS,
+    FILE_FLAGS as WATCH_FILE_FLAGS, WATCH_ENV,
 };
 
 /// The sentry's inotify fd, for the host seccomp rules (None when watching is off).

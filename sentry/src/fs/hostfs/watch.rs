@@ -135,10 +135,43 @@ thread_local! {
     static SYNCED: Cell<u64> = const { Cell::new(dcache::NO_EPOCH) };
 }
 
+/// Inotify instances a sandbox leaves to the rest of its host user at least: watching is off
+/// when fewer than this many more could be made at boot (`fs.inotify.max_user_instances` is
+/// 128 by default, and host daemons of the same user, containerd's or the kubelet's, need
+/// theirs).
+const INSTANCE_RESERVE: usize = 16;
+/// A sandbox takes at most this share of its host user's watches
+/// (`fs.inotify.max_user_watches`).
+const WATCH_SHARE: usize = 64;
+/// `fs.inotify.max_user_watches` when the host's /proc does not say (the kernel's floor).
+const DEFAULT_MAX_USER_WATCHES: usize = 8192;
+/// Watches this sandbox may hold ([`read_host_limits`]).
+static WATCH_LIMIT: OnceLock<usize> = OnceLock::new();
+
+/// Reads the host user's watch limit while the host's /proc is still there (boot calls it
+/// before isolation): this sandbox holds at most 1/[`WATCH_SHARE`] of it.
+pub fn read_host_limits() {
+    let max = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MAX_USER_WATCHES);
+    let _ = WATCH_LIMIT.set(max / WATCH_SHARE);
+}
+
+/// How many watches this sandbox may hold: its share of the host user's and at most the
+/// cache budget.
+fn watch_limit() -> usize {
+    let share = WATCH_LIMIT
+        .get()
+        .copied()
+        .unwrap_or(DEFAULT_MAX_USER_WATCHES / WATCH_SHARE);
+    share.min(cache_budget())
+}
+
 /// Makes the sentry's inotify instance, unless [`WATCH_ENV`] is `0`. Boot calls it before
 /// the host seccomp filter goes on (which refuses `inotify_init1`). Without an instance
-/// (turned off, or the host's `fs.inotify.max_user_instances` reached) every directory keeps
-/// the `fstatat` revalidation.
+/// (turned off, the host's `fs.inotify.max_user_instances` reached, or fewer than
+/// [`INSTANCE_RESERVE`] left after it) every directory keeps the `fstatat` revalidation.
 pub fn start() {
     if std::env::var(WATCH_ENV).is_ok_and(|v| v == "0") {
         log::info!("hostfs: watching host directories is off ({WATCH_ENV}=0)");
@@ -147,7 +180,14 @@ pub fn start() {
     if WATCHER.get().is_some() {
         return;
     }
-    match inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC) {
+    let made = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).and_then(|fd| {
+        // Made and closed again at once: proof that the host user keeps that many.
+        let reserve: Result<Vec<OwnedFd>, _> = (0..INSTANCE_RESERVE)
+            .map(|_| inotify::init(CreateFlags::CLOEXEC))
+            .collect();
+        reserve.map(|_| fd)
+    });
+    match made {
         Ok(fd) => {
             let _ = WATCHER.set(Watcher {
                 fd,
@@ -212,7 +252,7 @@ pub(super) fn add(fd: &OwnedFd, dev: u64, w: &Arc<Watched>, flags: u32) -> Optio
             }
         }
     };
-    if !local || watcher.table().by_wd.len() >= cache_budget() {
+    if !local || watcher.table().by_wd.len() >= watch_limit() {
         return None;
     }
     let path = format!("{HOST_PROC}/self/fd/{}", fd.as_raw_fd());
