@@ -57,6 +57,9 @@ struct ContextStub {
     slot: Slot,
     /// The single CPU the stub is bound to, if it is bound to one.
     cpu: Cell<Option<usize>>,
+    /// The CPU the sentry thread ran on at the stub's previous sleeping hand-off: a stub
+    /// follows its thread only once the thread stays on a new CPU (see [`place`]).
+    seen: Cell<Option<usize>>,
     /// Polling state (see the module documentation of `systrap`).
     polling: Polling,
     /// The stub's last event came through the fast entry, which leaves the FP state in the
@@ -227,6 +230,7 @@ impl SystrapContext {
             pid,
             slot,
             cpu: Cell::new(None),
+            seen: Cell::new(None),
             polling: Polling::fresh(),
             fp_in_registers: Cell::new(false),
         };
@@ -339,6 +343,16 @@ impl SystrapContext {
 /// poll (two pollers on one CPU only delay each other), to the calling thread's CPU when it
 /// will sleep and `follow_cpu` is set (a same-CPU wake-up), else to every CPU. A failure
 /// only costs speed.
+///
+/// A sleeping hand-off follows the thread only to a CPU the thread was also on at the
+/// stub's previous sleeping hand-off: a sentry thread that blocks (in `wait4`, on the
+/// factory, on a lock) often wakes on another CPU and soon moves back, and following each
+/// such bounce costs a `sched_setaffinity`, where one hand-off with a cross-CPU wake-up
+/// costs less. A new stub (nothing seen yet) is therefore bound from its second hand-off
+/// on, by when its thread has settled. `seen` is the thread's CPU, not the stub's, so
+/// polling hand-offs do not touch it. (A fork+exec+wait child's stub is still bound about
+/// three times in its short life: to its thread's CPU, away from it for its first poll,
+/// back after that poll fails; each is a real change, which the polling policy calls for.)
 fn place(stub: &ContextStub, waiting: &super::Waiting, polls: bool) {
     if !polls && !waiting.tuning.follow_cpu {
         if stub.cpu.get().is_some() {
@@ -363,8 +377,10 @@ fn place(stub: &ContextStub, waiting: &super::Waiting, polls: bool) {
             return;
         };
         other
-    } else {
+    } else if stub.seen.replace(Some(here)) == Some(here) {
         here
+    } else {
+        return;
     };
     if current != Some(want) {
         let mut set = nix::sched::CpuSet::new();

@@ -698,3 +698,49 @@ fn the_setup_page_is_read_only_to_application_code() {
     };
     assert_eq!(sealed, &bytes[..]);
 }
+
+/// A stub that sleeps through its hand-offs follows its sentry thread's CPU only once the
+/// thread was on that CPU at two hand-offs in a row: a new stub is left unbound by its first
+/// hand-off (one `sched_setaffinity` saved per short-lived stub and per CPU bounce) and is
+/// bound to the thread's CPU at the second.
+#[test]
+fn a_sleeping_stub_follows_its_thread_only_to_a_cpu_it_stays_on() {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let all = sched_getaffinity(Pid::from_raw(0)).unwrap();
+    let usable: Vec<usize> = (0..CpuSet::count())
+        .filter(|&cpu| all.is_set(cpu).unwrap_or(false))
+        .collect();
+    if usable.len() < 2 {
+        eprintln!("one usable CPU: a stub has nowhere else to be bound");
+        return;
+    }
+    let mut t = setup_tuned(
+        GETPID_THEN_EXIT,
+        Tuning {
+            spin: Duration::ZERO,
+            follow_cpu: true,
+        },
+    );
+    // The factory (and so every stub) keeps every CPU; only this thread is pinned.
+    let mut one = CpuSet::new();
+    one.set(usable[0]).unwrap();
+    sched_setaffinity(Pid::from_raw(0), &one).unwrap();
+    let bound = |t: &Setup| {
+        t.pids()
+            .into_iter()
+            .filter(|&pid| sched_getaffinity(pid).is_ok_and(|set| set == one))
+            .count()
+    };
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    let after_first = bound(&t);
+    state.regs.rip = CODE;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    let after_second = bound(&t);
+    sched_setaffinity(Pid::from_raw(0), &all).unwrap();
+    assert_eq!(after_first, 0, "the first hand-off bound a stub");
+    assert_eq!(
+        after_second, 1,
+        "the stub did not follow its settled thread"
+    );
+}
