@@ -44,7 +44,8 @@ const DENTRY_CACHE_MAX: usize = 1024;
 /// The dentries walks built, by parent dentry and name (see the module doc).
 ///
 /// A parent is named by its address: every cached child holds its parent, so the address
-/// is not reused while entries under it exist. Nothing a dentry reaches holds the cache,
+/// is not reused while entries under it exist. Its lock is a leaf: nothing else is locked,
+/// and no dentry dropped, while it is held. Nothing a dentry reaches holds the cache,
 /// so the cache makes no reference cycle; it only keeps what it holds alive until it
 /// evicts it.
 #[derive(Default)]
