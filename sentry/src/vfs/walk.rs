@@ -14,7 +14,7 @@
 //! the cached dentry only when both give back what it already holds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::inode::{may_access_inode, Caller, FileType, MagicTarget, OpenFileInode};
 use super::mount::{Dentry, Mount, MountNamespace};
@@ -37,9 +37,31 @@ pub struct Resolver<'a> {
     pub beneath: Option<Vec<u8>>,
 }
 
-/// Most dentries a [`DentryCache`] keeps; past this it starts again from empty (the walks
-/// that follow rebuild what they use).
-const DENTRY_CACHE_MAX: usize = 1024;
+/// Most dentries a [`DentryCache`] keeps ([`set_dentry_cache_budget`]); past this it starts
+/// again from empty (the walks that follow rebuild what they use).
+static BUDGET: OnceLock<usize> = OnceLock::new();
+/// The budget when boot did not set one (unit tests).
+const DEFAULT_BUDGET: usize = 256;
+
+/// Sizes the dentry caches from the sentry's own fd limit: a kept dentry may keep host fds
+/// open (a hostfs file's `O_PATH` fd and read fd), so, as hostfs's own cache
+/// (`fs::hostfs::set_cache_budget`), they keep at most a sixteenth of the limit, and never
+/// more than 1024. Boot calls it before the host seccomp filter (which refuses `prlimit64`)
+/// goes on.
+pub fn set_dentry_cache_budget() {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let _ = BUDGET.set(
+        usize::try_from(soft / 16)
+            .unwrap_or(usize::MAX)
+            .clamp(16, 1024),
+    );
+}
+
+fn dentry_cache_max() -> usize {
+    BUDGET.get().copied().unwrap_or(DEFAULT_BUDGET)
+}
 
 /// The dentries walks built, by parent dentry and name (see the module doc).
 ///
@@ -48,9 +70,19 @@ const DENTRY_CACHE_MAX: usize = 1024;
 /// and no dentry dropped, while it is held. Nothing a dentry reaches holds the cache,
 /// so the cache makes no reference cycle; it only keeps what it holds alive until it
 /// evicts it.
-#[derive(Default)]
 pub struct DentryCache {
     inner: Mutex<CacheInner>,
+    /// [`dentry_cache_max`], read when the cache is made.
+    max: usize,
+}
+
+impl Default for DentryCache {
+    fn default() -> DentryCache {
+        DentryCache {
+            inner: Mutex::default(),
+            max: dentry_cache_max(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -84,7 +116,7 @@ impl DentryCache {
         // reference to an inode may close host files.
         let _evicted;
         let mut inner = self.inner.lock().unwrap();
-        if inner.len >= DENTRY_CACHE_MAX {
+        if inner.len >= self.max {
             _evicted = std::mem::take(&mut inner.by_parent);
             inner.len = 0;
         }
@@ -563,21 +595,22 @@ mod tests {
         assert!(Arc::ptr_eq(&back.mount, &b.mount));
     }
 
-    /// The cache holds at most [`DENTRY_CACHE_MAX`] dentries; walks past that still work.
+    /// The cache holds at most [`dentry_cache_max`] dentries; walks past that still work.
     #[test]
     fn the_dentry_cache_is_bounded() {
         let ns = tree();
         let cx = Caller::kernel();
         let r = Resolver::new(cx.clone(), ns.root(), &ns);
         let dir = r.resolve(ns.root(), b"/a", true).unwrap();
-        for i in 0..DENTRY_CACHE_MAX + 10 {
+        let max = ns.dentries().max;
+        for i in 0..max + 10 {
             let name = format!("n{i}");
             dir.inode
                 .create(&cx, name.as_bytes(), NewNode::Regular, attrs())
                 .unwrap();
             let d = r.resolve(dir.clone(), name.as_bytes(), true).unwrap();
             assert_eq!(d.path, format!("/a/{name}").as_bytes());
-            assert!(ns.dentries().inner.lock().unwrap().len <= DENTRY_CACHE_MAX);
+            assert!(ns.dentries().inner.lock().unwrap().len <= max);
         }
         ns.dentries().forget(&dir, b"n0");
         assert!(r.resolve(dir, b"n0", true).is_ok());
