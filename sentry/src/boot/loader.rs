@@ -508,6 +508,7 @@ impl Loader {
             crate::net::Namespace::new(net),
         );
         crate::fs::hostfs::set_cache_budget();
+        crate::vfs::walk::set_dentry_cache_budget();
         // Before any container (and so any address space or application instruction)
         // exists; every thread, stub factory and stub made later inherits the filter.
         match config.seccomp {

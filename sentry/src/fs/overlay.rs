@@ -7,14 +7,18 @@
 //! Renaming a directory that exists in the lower layer is EXDEV, as Linux overlayfs without
 //! `redirect_dir` (`mv` then copies and deletes).
 //!
-//! Nodes are created per lookup; a node that has not seen its own copy-up (another node of
-//! the same path did it) finds the upper file through its parent's upper directory.
+//! A lookup gives back the node the last lookup of the name built while that node lives
+//! (the VFS's dentry cache keeps recent ones alive) and both layers still hold what it was
+//! built from: the lower layer is asked every time (hostfs decides there whether its file is
+//! still the host's), and an upper file created, removed or renamed in between makes a new
+//! node. A node that has not seen its own copy-up (another node of the same path did it)
+//! finds the upper file through its parent's upper directory.
 //!
 //! # Lock order
-//! `OvlFs::copy_lock` → `OvlNode::upper` → tmpfs locks.
+//! `OvlFs::copy_lock` → `OvlNode::children` → (a child's) `OvlNode::upper` → tmpfs locks.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -50,6 +54,8 @@ pub struct OvlNode {
     /// The system call ([`dcache::current`]) in which [`OvlNode::upper`] last found no
     /// upper file: a walk asks each node several times, and each answer climbs to the root.
     no_upper_in: AtomicU64,
+    /// The children lookups built, by name, to be given back while they live and match.
+    children: Mutex<HashMap<Vec<u8>, Weak<OvlNode>>>,
 }
 
 impl std::fmt::Debug for OvlNode {
@@ -92,6 +98,7 @@ pub fn new_overlay_on(lower: Arc<dyn Inode>, upper: Arc<TmpNode>) -> Arc<OvlNode
         lower: Some(lower),
         upper: Mutex::new(Some(upper)),
         no_upper_in: AtomicU64::new(dcache::NO_EPOCH),
+        children: Mutex::default(),
     })
 }
 
@@ -116,7 +123,52 @@ impl OvlNode {
             lower,
             upper: Mutex::new(upper),
             no_upper_in: AtomicU64::new(dcache::NO_EPOCH),
+            children: Mutex::default(),
         })
+    }
+
+    /// The child `name` made of `lower` and `upper`: the node the last lookup built if it
+    /// is alive and holds the same layers (an upper file it has not seen yet is its own
+    /// copy-up, made through another node), else a new one that later lookups get back.
+    fn child_node(
+        &self,
+        name: &[u8],
+        lower: Option<Arc<dyn Inode>>,
+        upper: Option<Arc<TmpNode>>,
+    ) -> Arc<OvlNode> {
+        let mut children = self.children.lock().unwrap();
+        if let Some(node) = children.get(name).and_then(Weak::upgrade) {
+            let same_lower = match (&node.lower, &lower) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            let mut have = node.upper.lock().unwrap();
+            let reuse = match (&*have, &upper) {
+                // Under an upper file that is not a directory the lower one does not show
+                // (lookups stop asking for it once the file is copied up).
+                (Some(a), Some(b)) => {
+                    Arc::ptr_eq(a, b)
+                        && (same_lower || b.file_type().is_ok_and(|t| t != FileType::Directory))
+                }
+                (None, _) => same_lower,
+                (Some(_), None) => false,
+            };
+            if reuse {
+                if have.is_none() {
+                    *have = upper;
+                }
+                drop(have);
+                return node;
+            }
+        }
+        let node = self.new_child(name, lower, upper);
+        // Forget the dead before the map doubles: names looked up once do not pile up.
+        if children.len() >= 16 && children.len().is_power_of_two() {
+            children.retain(|_, w| w.strong_count() > 0);
+        }
+        children.insert(name.to_vec(), Arc::downgrade(&node));
+        node
     }
 
     /// The upper file, if this path has one (found through the parent when another node
@@ -201,7 +253,7 @@ impl OvlNode {
         if up_child.is_none() && low_child.is_none() {
             return Err(Errno::ENOENT);
         }
-        Ok(self.new_child(name, low_child, up_child))
+        Ok(self.child_node(name, low_child, up_child))
     }
 
     /// Makes sure this file exists in the upper layer (copying it and its ancestors up);
@@ -415,7 +467,7 @@ impl Inode for OvlNode {
         if is_dir && hides_lower {
             n.set_opaque();
         }
-        Ok(self.new_child(name, None, Some(n)))
+        Ok(self.child_node(name, None, Some(n)))
     }
 
     /// The unnamed file lives in the upper layer (this directory is copied up first, as
@@ -674,6 +726,45 @@ mod tests {
         dcache::begin_call();
         assert_eq!(a.lookup(&cx, b"inner").unwrap().stat().unwrap().uid, 7);
         dcache::end_call();
+    }
+
+    /// A lookup gives back the node the last one built while its layers are unchanged; a
+    /// copy-up keeps it, an unlink and re-create (or a changed host file) makes a new one.
+    #[test]
+    fn lookups_give_back_the_same_node_while_the_layers_match() {
+        let (s, root) = setup("reuse");
+        let cx = Caller::kernel();
+        let node = |name: &[u8]| root.lookup_node(&cx, name).unwrap();
+        let f = node(b"file");
+        assert!(Arc::ptr_eq(&f, &node(b"file")));
+        let d = node(b"dir");
+        let inner = d.lookup_node(&cx, b"inner").unwrap();
+        assert!(Arc::ptr_eq(&inner, &d.lookup_node(&cx, b"inner").unwrap()));
+        // Copy-up through the node: still the same node, now with its upper file.
+        f.setattr(&SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        assert!(Arc::ptr_eq(&f, &node(b"file")));
+        assert_eq!(node(b"file").stat().unwrap().mode & 0o777, 0o600);
+        // Unlinked and created again: another file, another node.
+        root.unlink(&cx, b"file", false).unwrap();
+        root.create(&cx, b"file", NewNode::Regular, attrs())
+            .unwrap();
+        let g = node(b"file");
+        assert!(!Arc::ptr_eq(&f, &g));
+        assert_eq!(g.contents().unwrap(), b"");
+        // The host replaced a lower file: the lower layer says so, and the node is new.
+        std::fs::write(s.0.join("dir/inner.new"), b"new").unwrap();
+        std::fs::rename(s.0.join("dir/inner.new"), s.0.join("dir/inner")).unwrap();
+        let again = d.lookup_node(&cx, b"inner").unwrap();
+        assert!(!Arc::ptr_eq(&inner, &again));
+        assert_eq!(again.contents().unwrap(), b"new");
+        // Nodes nobody holds are not kept.
+        drop((inner, again));
+        let weak = Arc::downgrade(&d.lookup_node(&cx, b"sub").unwrap());
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

@@ -122,9 +122,25 @@ impl MemoryManager {
     /// # Errors
     /// EFAULT on an unreadable address, ENAMETOOLONG when no NUL is found within `max`.
     pub fn read_cstring(&self, addr: UserAddr, max: usize) -> Result<Vec<u8>, Errno> {
-        // Copied straight into the result, in steps that start small (most strings are short
-        // paths: one allocation, one translation) and double.
         let mut out = Vec::new();
+        self.read_cstring_into(addr, max, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`MemoryManager::read_cstring`] into `out` (emptied first), so that a caller that
+    /// keeps a buffer reads strings without allocating.
+    ///
+    /// # Errors
+    /// As [`MemoryManager::read_cstring`] (`out`'s contents are unspecified then).
+    pub fn read_cstring_into(
+        &self,
+        addr: UserAddr,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Errno> {
+        // Copied straight into the result, in steps that start small (most strings are short
+        // paths: one translation) and double.
+        out.clear();
         let mut step = 256;
         let mut at = addr.0;
         while out.len() < max {
@@ -138,7 +154,7 @@ impl MemoryManager {
             let n = self.copy_in(at, &mut out[start..])?;
             if let Some(pos) = out[start..start + n].iter().position(|&b| b == 0) {
                 out.truncate(start + pos);
-                return Ok(out);
+                return Ok(());
             }
             out.truncate(start + n);
             if n < chunk {
@@ -283,7 +299,7 @@ const MAX_HOST_IOVECS: usize = 1024;
 /// and copy straight between them and the file, the host or a sentry slice.
 pub struct UserIo<'a> {
     mm: &'a MemoryManager,
-    iovs: Vec<Iovec>,
+    iovs: Iovecs,
     /// Next iovec and the position in it.
     idx: usize,
     pos: u64,
@@ -293,7 +309,24 @@ pub struct UserIo<'a> {
 impl<'a> UserIo<'a> {
     /// The iovecs `iovs` (already checked with [`access_ok`]), at most `max` bytes in all.
     pub fn new(mm: &'a MemoryManager, iovs: Vec<Iovec>, max: usize) -> UserIo<'a> {
-        let total = iovs.iter().map(|v| v.len as usize).sum::<usize>();
+        UserIo::over(mm, Iovecs::Many(iovs), max)
+    }
+
+    /// One buffer of `len` bytes at `addr`, at most `max` (read, write: no iovec array).
+    pub fn single(mm: &'a MemoryManager, addr: UserAddr, len: usize, max: usize) -> UserIo<'a> {
+        let iov = Iovec {
+            base: addr.0,
+            len: len as u64,
+        };
+        UserIo::over(mm, Iovecs::One(iov), max)
+    }
+
+    fn over(mm: &'a MemoryManager, iovs: Iovecs, max: usize) -> UserIo<'a> {
+        let total = iovs
+            .as_slice()
+            .iter()
+            .map(|v| v.len as usize)
+            .sum::<usize>();
         UserIo {
             mm,
             iovs,
@@ -303,23 +336,11 @@ impl<'a> UserIo<'a> {
         }
     }
 
-    /// One buffer of `len` bytes at `addr`, at most `max`.
-    pub fn single(mm: &'a MemoryManager, addr: UserAddr, len: usize, max: usize) -> UserIo<'a> {
-        UserIo::new(
-            mm,
-            vec![Iovec {
-                base: addr.0,
-                len: len as u64,
-            }],
-            max,
-        )
-    }
-
     /// Bytes moved so far are `total - remaining`: advances by `n`.
     fn advance(&mut self, mut n: usize) {
         self.remaining -= n;
         while n > 0 {
-            let left = (self.iovs[self.idx].len - self.pos) as usize;
+            let left = (self.iovs.as_slice()[self.idx].len - self.pos) as usize;
             if n < left {
                 self.pos += n as u64;
                 return;
@@ -345,11 +366,12 @@ impl<'a> UserIo<'a> {
         if want == 0 {
             return Ok(0);
         }
-        let mut pieces: Vec<(u64, usize)> = Vec::new();
+        let mut pieces = Pieces::default();
         let mut i = self.mm.lock();
         let (mut idx, mut pos, mut got) = (self.idx, self.pos, 0usize);
-        'outer: while got < want && idx < self.iovs.len() && pieces.len() < max_pieces {
-            let iov = self.iovs[idx];
+        let iovs = self.iovs.as_slice();
+        'outer: while got < want && idx < iovs.len() && pieces.len() < max_pieces {
+            let iov = iovs[idx];
             while pos < iov.len && got < want {
                 let addr = iov.base + pos;
                 let Ok((off, avail)) = self.mm.translate(&mut i, addr, write, false, None) else {
@@ -358,10 +380,7 @@ impl<'a> UserIo<'a> {
                 let n = (avail as usize)
                     .min((iov.len - pos) as usize)
                     .min(want - got);
-                match pieces.last_mut() {
-                    Some((o, l)) if *o + *l as u64 == off => *l += n,
-                    _ => pieces.push((off, n)),
-                }
+                pieces.add(off, n);
                 pos += n as u64;
                 got += n;
                 if pieces.len() == max_pieces {
@@ -374,10 +393,84 @@ impl<'a> UserIo<'a> {
         if got == 0 {
             return Err(Errno::EFAULT);
         }
-        let n = f(&self.mm.mf, &pieces)?;
+        let n = f(&self.mm.mf, pieces.as_slice())?;
         drop(i);
         self.advance(n);
         Ok(n)
+    }
+}
+
+/// A transfer's iovecs: a single buffer (read, write) is held without an allocation.
+enum Iovecs {
+    One(Iovec),
+    Many(Vec<Iovec>),
+}
+
+impl Iovecs {
+    fn as_slice(&self) -> &[Iovec] {
+        match self {
+            Iovecs::One(v) => std::slice::from_ref(v),
+            Iovecs::Many(v) => v,
+        }
+    }
+}
+
+/// Memory-file pieces a transfer gathers before one hand-off, the first few inline (a
+/// transfer of a few pages allocates nothing).
+struct Pieces {
+    inline: [(u64, usize); INLINE_PIECES],
+    len: usize,
+    /// All pieces once there are more than fit inline.
+    spilled: Vec<(u64, usize)>,
+}
+
+const INLINE_PIECES: usize = 8;
+
+impl Default for Pieces {
+    fn default() -> Pieces {
+        Pieces {
+            inline: [(0, 0); INLINE_PIECES],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+}
+
+impl Pieces {
+    fn as_slice(&self) -> &[(u64, usize)] {
+        if self.len <= INLINE_PIECES {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds `n` bytes at `off`, extending the last piece when they follow it.
+    fn add(&mut self, off: u64, n: usize) {
+        let last = match self.len {
+            0 => None,
+            l if l <= INLINE_PIECES => Some(&mut self.inline[l - 1]),
+            _ => self.spilled.last_mut(),
+        };
+        if let Some((o, l)) = last {
+            if *o + *l as u64 == off {
+                *l += n;
+                return;
+            }
+        }
+        if self.len < INLINE_PIECES {
+            self.inline[self.len] = (off, n);
+        } else {
+            if self.len == INLINE_PIECES {
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push((off, n));
+        }
+        self.len += 1;
     }
 }
 
@@ -566,6 +659,53 @@ mod tests {
         let mut out = [0u8; 6];
         assert_eq!(src.copy_to(&mut out), Ok(3));
         assert_eq!(src.copy_to(&mut out), Err(Errno::EFAULT));
+    }
+
+    /// Pieces merge when they follow one another and go on past the inline ones in order.
+    #[test]
+    fn pieces_merge_and_spill_in_order() {
+        let mut p = Pieces::default();
+        p.add(0, 10);
+        p.add(10, 5);
+        assert_eq!(p.as_slice(), [(0, 15)]);
+        let want: Vec<(u64, usize)> = (0..20u64).map(|i| (1000 * (i + 1), 7)).collect();
+        for &(off, n) in &want {
+            p.add(off, 3);
+            p.add(off + 3, n - 3);
+        }
+        assert_eq!(p.len(), 21);
+        assert_eq!(p.as_slice()[0], (0, 15));
+        assert_eq!(&p.as_slice()[1..], want.as_slice());
+    }
+
+    /// Many iovecs over discontiguous pages (more pieces than fit inline) move every byte.
+    #[test]
+    fn a_transfer_of_many_pieces_moves_every_byte() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let mm = MemoryManager::new(mf, Arc::new(NullSpace));
+        mm.mmap(MmapRequest {
+            placement: Placement::Fixed(ADDR),
+            len: 32 * PAGE_SIZE,
+            perms: Perms::RW,
+            shared: false,
+            kind: VmaKind::Anon,
+            file: None,
+        })
+        .unwrap();
+        // Every other page, 100 bytes from the end of each: 16 iovecs, never adjacent.
+        let iovs: Vec<Iovec> = (0..16)
+            .map(|i| Iovec {
+                base: ADDR + (2 * i + 1) * PAGE_SIZE - 100,
+                len: 100,
+            })
+            .collect();
+        let data: Vec<u8> = (0..1600u32).map(|i| (i % 251) as u8).collect();
+        let mut dst = UserIo::new(&mm, iovs.clone(), usize::MAX);
+        assert_eq!(dst.copy_from(&data), Ok(1600));
+        let mut back = vec![0u8; 1600];
+        let mut src = UserIo::new(&mm, iovs, usize::MAX);
+        assert_eq!(src.copy_to(&mut back), Ok(1600));
+        assert_eq!(back, data);
     }
 
     /// Strings of every length around the read steps (256, 512, ...) and up to the end of

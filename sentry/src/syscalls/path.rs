@@ -29,6 +29,29 @@ pub(super) fn read_path(t: &Task, p: PathArg) -> Result<Vec<u8>, Errno> {
     t.mm.read_cstring(p.0, PATH_MAX)
 }
 
+/// Runs `f` on the path at `p`, read into a buffer this thread keeps: the hot path-taking
+/// calls (stat, open) then allocate nothing for their path.
+pub(super) fn with_path<T: std::ops::Deref<Target = Task>, R>(
+    t: T,
+    p: PathArg,
+    f: impl FnOnce(T, &[u8]) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    thread_local! {
+        static PATH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PATH.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut path) => {
+            t.mm.read_cstring_into(p.0, PATH_MAX, &mut path)?;
+            f(t, &path)
+        }
+        // A nested use (none today) reads into a buffer of its own.
+        Err(_) => {
+            let path = read_path(&t, p)?;
+            f(t, &path)
+        }
+    })
+}
+
 pub(super) fn resolver(t: &Task) -> Resolver<'_> {
     Resolver::new(Caller::of(t), t.fs.root(), &t.fs.ns)
 }
@@ -97,14 +120,15 @@ pub(super) fn lookup_at(
 }
 
 pub(super) fn path_at(t: &Task, dirfd: Fd, p: PathArg, flags: u64) -> Result<Target, Errno> {
-    let path = read_path(t, p)?;
-    lookup_at(
-        t,
-        dirfd,
-        &path,
-        flags & AT_SYMLINK_NOFOLLOW == 0,
-        flags & AT_EMPTY_PATH != 0,
-    )
+    with_path(t, p, |t, path| {
+        lookup_at(
+            t,
+            dirfd,
+            path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )
+    })
 }
 
 pub(super) fn check_writable_mount(d: &Dentry) -> Result<(), Errno> {
@@ -366,14 +390,16 @@ fn open_tmpfile(t: &Task, dir: Arc<Dentry>, flags: u32, mode: u32) -> SysResult 
 
 /// open(2)
 pub fn open(t: &mut Task, path: PathArg, flags: Flags, mode: u32) -> SysResult {
-    let p = read_path(t, path)?;
-    do_open(t, Fd(AT_FDCWD), &p, flags.0 as u32, mode, 0)
+    with_path(t, path, |t, p| {
+        do_open(t, Fd(AT_FDCWD), p, flags.0 as u32, mode, 0)
+    })
 }
 
 /// openat(2)
 pub fn openat(t: &mut Task, dirfd: Fd, path: PathArg, flags: Flags, mode: u32) -> SysResult {
-    let p = read_path(t, path)?;
-    do_open(t, dirfd, &p, flags.0 as u32, mode, 0)
+    with_path(t, path, |t, p| {
+        do_open(t, dirfd, p, flags.0 as u32, mode, 0)
+    })
 }
 
 /// creat(2)
@@ -608,6 +634,8 @@ fn do_unlink(t: &Task, dirfd: Fd, path: PathArg, dir: bool) -> SysResult {
     may_delete(t, &pn.parent, &child)?;
     let before = inotify::before(Some(&child));
     pn.parent.inode.unlink(&Caller::of(t), &pn.name, dir)?;
+    // The walk would see the name gone; forgetting it now frees the file with its last use.
+    t.fs.ns.dentries().forget(&pn.parent, &pn.name);
     inotify::removed(&pn.parent, &pn.name, before);
     Ok(0)
 }
@@ -718,6 +746,9 @@ fn do_rename(
     op.parent
         .inode
         .rename(&Caller::of(t), &op.name, &np.parent.inode, &np.name, rf)?;
+    let dentries = t.fs.ns.dentries();
+    dentries.forget(&op.parent, &op.name);
+    dentries.forget(&np.parent, &np.name);
     if !same {
         inotify::moved(
             &op.parent,

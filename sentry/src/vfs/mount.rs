@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, Weak};
 
 use super::inode::{Caller, Inode};
 use super::inotify::FsNotify;
-use super::walk::Resolver;
+use super::walk::{DentryCache, Resolver};
 use crate::abi::Errno;
 use crate::auth::UserNs;
 
@@ -338,14 +338,36 @@ impl std::fmt::Debug for Dentry {
 impl Dentry {
     /// The path of `name` under this dentry.
     pub fn child_path(&self, name: &[u8]) -> Vec<u8> {
-        // One allocation of the final size: this runs for every component of every walk.
+        // One allocation of the final size: this runs for every new dentry.
         let mut p = Vec::with_capacity(self.path.len() + 1 + name.len());
+        self.push_child_path(&mut p, name);
+        p
+    }
+
+    /// Appends the path of `name` under this dentry to the empty `p`.
+    fn push_child_path(&self, p: &mut Vec<u8>, name: &[u8]) {
         p.extend_from_slice(&self.path);
-        if p != b"/" {
+        if p.as_slice() != b"/" {
             p.push(b'/');
         }
         p.extend_from_slice(name);
-        p
+    }
+
+    /// Runs `f` on the path of `name` under this dentry, built in a buffer the thread
+    /// reuses (a walk asks the mount table about every component; a hit builds no path).
+    pub fn with_child_path<R>(&self, name: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|s| {
+            // A nested use (none today) gets a buffer of its own rather than a panic.
+            let Ok(mut p) = s.try_borrow_mut() else {
+                return f(&self.child_path(name));
+            };
+            p.clear();
+            self.push_child_path(&mut p, name);
+            f(&p)
+        })
     }
 }
 
@@ -375,6 +397,9 @@ pub struct MountNamespace {
     event: AtomicU64,
     /// The namespaces propagation reaches from this one.
     family: Arc<Family>,
+    /// The dentries walks in this namespace built (a mount table of its own means paths
+    /// of its own).
+    dentries: DentryCache,
 }
 
 /// The namespaces copied from one boot namespace (unshare(CLONE_NEWNS)): peer groups and
@@ -618,6 +643,7 @@ impl MountNamespace {
             inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
             event: AtomicU64::new(0),
             family,
+            dentries: DentryCache::default(),
         });
         ns.family.join(Arc::downgrade(&ns));
         ns
@@ -683,6 +709,7 @@ impl MountNamespace {
             inode: NEXT_NS_INODE.fetch_add(1, Ordering::Relaxed),
             event: AtomicU64::new(0),
             family: self.family.clone(),
+            dentries: DentryCache::default(),
         });
         self.family.join(Arc::downgrade(&ns));
         ns
@@ -696,6 +723,11 @@ impl MountNamespace {
     /// The root dentry.
     pub fn root(&self) -> Arc<Dentry> {
         self.root.clone()
+    }
+
+    /// The dentries walks in this namespace built.
+    pub fn dentries(&self) -> &DentryCache {
+        &self.dentries
     }
 
     /// Mounts `root` at the absolute, normalised `path` (covering an earlier mount there).

@@ -6,11 +6,18 @@
 //! time; no filesystem ever receives a multi-component path, so nothing can resolve outside
 //! the sandbox root, host symlinks included (their targets are walked here, from the sandbox
 //! root for absolute targets).
+//!
+//! The dentries a walk builds are kept in its namespace's [`DentryCache`], keyed by
+//! (parent dentry, name), so the next walk of the same names builds none. A cached dentry is
+//! never trusted on its own: each step still asks the parent's filesystem to look the name
+//! up (hostfs revalidates against the host there) and checks the mount table, and reuses
+//! the cached dentry only when both give back what it already holds.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::inode::{may_access_inode, Caller, FileType, MagicTarget, OpenFileInode};
-use super::mount::{Dentry, MountNamespace};
+use super::mount::{Dentry, Mount, MountNamespace};
 use crate::abi::Errno;
 
 /// Linux's limit on symlinks followed in one resolution (MAXSYMLINKS).
@@ -28,6 +35,120 @@ pub struct Resolver<'a> {
     /// RESOLVE_BENEATH / RESOLVE_IN_ROOT style: `..` above `beneath` and absolute paths fail
     /// (None: ordinary resolution).
     pub beneath: Option<Vec<u8>>,
+}
+
+/// Most dentries a [`DentryCache`] keeps ([`set_dentry_cache_budget`]); past this it starts
+/// again from empty (the walks that follow rebuild what they use).
+static BUDGET: OnceLock<usize> = OnceLock::new();
+/// The budget when boot did not set one (unit tests).
+const DEFAULT_BUDGET: usize = 256;
+
+/// Sizes the dentry caches from the sentry's own fd limit: a kept dentry may keep host fds
+/// open (a hostfs file's `O_PATH` fd and read fd), so, as hostfs's own cache
+/// (`fs::hostfs::set_cache_budget`), they keep at most a sixteenth of the limit, and never
+/// more than 1024. Boot calls it before the host seccomp filter (which refuses `prlimit64`)
+/// goes on.
+pub fn set_dentry_cache_budget() {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let _ = BUDGET.set(
+        usize::try_from(soft / 16)
+            .unwrap_or(usize::MAX)
+            .clamp(16, 1024),
+    );
+}
+
+fn dentry_cache_max() -> usize {
+    BUDGET.get().copied().unwrap_or(DEFAULT_BUDGET)
+}
+
+/// The dentries walks built, by parent dentry and name (see the module doc).
+///
+/// A parent is named by its address: every cached child holds its parent, so the address
+/// is not reused while entries under it exist. Its lock is a leaf: nothing else is locked,
+/// and no dentry dropped, while it is held. Nothing a dentry reaches holds the cache,
+/// so the cache makes no reference cycle; it only keeps what it holds alive until it
+/// evicts it.
+pub struct DentryCache {
+    inner: Mutex<CacheInner>,
+    /// [`dentry_cache_max`], read when the cache is made.
+    max: usize,
+}
+
+impl Default for DentryCache {
+    fn default() -> DentryCache {
+        DentryCache {
+            inner: Mutex::default(),
+            max: dentry_cache_max(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct CacheInner {
+    by_parent: HashMap<usize, HashMap<Vec<u8>, Arc<Dentry>>>,
+    len: usize,
+}
+
+/// Whether dentries of `m` are worth keeping: its filesystem gives back the same inode for
+/// the same file (so a kept dentry can match again), and its inodes hold nothing that must
+/// go with the last use of a path (proc's hold tasks and open files; FUSE's are forgotten
+/// when unused).
+fn caches_dentries(m: &Mount) -> bool {
+    matches!(m.fs_type, "overlay" | "tmpfs" | "hostfs")
+}
+
+fn parent_key(parent: &Arc<Dentry>) -> usize {
+    Arc::as_ptr(parent) as usize
+}
+
+impl DentryCache {
+    /// The cached child `name` of `parent`, if any (to be checked before use).
+    fn get(&self, parent: &Arc<Dentry>, name: &[u8]) -> Option<Arc<Dentry>> {
+        let inner = self.inner.lock().unwrap();
+        inner.by_parent.get(&parent_key(parent))?.get(name).cloned()
+    }
+
+    /// Caches `child` (a child of `parent`), replacing what was cached under its name.
+    fn put(&self, parent: &Arc<Dentry>, child: &Arc<Dentry>) {
+        // Whatever leaves the cache is dropped after the lock is released: the last
+        // reference to an inode may close host files.
+        let _evicted;
+        let mut inner = self.inner.lock().unwrap();
+        if inner.len >= self.max {
+            _evicted = std::mem::take(&mut inner.by_parent);
+            inner.len = 0;
+        }
+        let old = inner
+            .by_parent
+            .entry(parent_key(parent))
+            .or_default()
+            .insert(child.name.clone(), child.clone());
+        if old.is_none() {
+            inner.len += 1;
+        }
+        drop(inner);
+        drop(old);
+    }
+
+    /// Forgets the child `name` of `parent` (it is gone, or now names another file).
+    pub fn forget(&self, parent: &Arc<Dentry>, name: &[u8]) {
+        let mut inner = self.inner.lock().unwrap();
+        let key = parent_key(parent);
+        let Some(children) = inner.by_parent.get_mut(&key) else {
+            return;
+        };
+        let old = children.remove(name);
+        if children.is_empty() {
+            inner.by_parent.remove(&key);
+        }
+        if old.is_some() {
+            inner.len -= 1;
+        }
+        drop(inner);
+        drop(old);
+    }
 }
 
 /// The dentry a magic link `child` (in `parent`) leads to.
@@ -237,24 +358,37 @@ impl<'a> Resolver<'a> {
     /// # Errors
     /// ENOENT and backend failures.
     pub fn child(&self, parent: &Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
-        let path = parent.child_path(name);
-        if let Some(m) = self.ns.mount_at(&path) {
-            return Ok(Arc::new(Dentry {
-                inode: m.root.clone(),
-                parent: Some(parent.clone()),
-                name: name.to_vec(),
-                path,
-                mount: m,
-            }));
+        let cache = self.ns.dentries();
+        let cached = cache.get(parent, name);
+        let (inode, mount) = match parent.with_child_path(name, |p| self.ns.mount_at(p)) {
+            Some(m) => (m.root.clone(), m),
+            None => match parent.inode.lookup(&self.cx, name) {
+                Ok(inode) => (inode, parent.mount.clone()),
+                Err(e) => {
+                    if cached.is_some() {
+                        cache.forget(parent, name);
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        if let Some(c) = cached {
+            if Arc::ptr_eq(&c.inode, &inode) && Arc::ptr_eq(&c.mount, &mount) {
+                return Ok(c);
+            }
         }
-        let inode = parent.inode.lookup(&self.cx, name)?;
-        Ok(Arc::new(Dentry {
+        let keep = caches_dentries(&mount);
+        let child = Arc::new(Dentry {
             inode,
             parent: Some(parent.clone()),
             name: name.to_vec(),
-            path,
-            mount: parent.mount.clone(),
-        }))
+            path: parent.child_path(name),
+            mount,
+        });
+        if keep {
+            cache.put(parent, &child);
+        }
+        Ok(child)
     }
 }
 
@@ -422,6 +556,64 @@ mod tests {
         ns.unmount_tree(&m, &[]);
         let d = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
         assert!(!Arc::ptr_eq(&d.inode, &file));
+    }
+
+    /// A second walk of a path gives back the dentries the first built, unless the name
+    /// now names another file or a mount covers it.
+    #[test]
+    fn walks_reuse_dentries_while_they_still_match() {
+        let ns = tree();
+        let cx = Caller::kernel();
+        let r = Resolver::new(cx.clone(), ns.root(), &ns);
+        let first = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        let again = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(
+            first.parent.as_ref().unwrap(),
+            again.parent.as_ref().unwrap()
+        ));
+        // The name now names another file: a new dentry for it.
+        let b = r.resolve(ns.root(), b"/a/b", true).unwrap();
+        b.inode.unlink(&cx, b"f", false).unwrap();
+        assert_eq!(resolve(&ns, "/a/b/f", true), Err(Errno::ENOENT));
+        b.inode
+            .create(&cx, b"f", NewNode::Regular, attrs())
+            .unwrap();
+        let new = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        assert!(!Arc::ptr_eq(&new.inode, &first.inode));
+        assert_eq!(new.path, b"/a/b/f");
+        // A mount over the cached name is crossed; after the unmount the file is back.
+        let t = TmpFs::new_root(&Arc::new(crate::memory::MemoryFile::new().unwrap()), 0o755);
+        ns.mount(b"/a/b/f", t.clone(), "tmpfs", "tmpfs", false);
+        let on = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        let t: Arc<dyn Inode> = t;
+        assert!(Arc::ptr_eq(&on.inode, &t));
+        let m = ns.mount_at(b"/a/b/f").unwrap();
+        ns.unmount_tree(&m, &[]);
+        let back = r.resolve(ns.root(), b"/a/b/f", true).unwrap();
+        assert!(Arc::ptr_eq(&back.inode, &new.inode));
+        assert!(Arc::ptr_eq(&back.mount, &b.mount));
+    }
+
+    /// The cache holds at most [`dentry_cache_max`] dentries; walks past that still work.
+    #[test]
+    fn the_dentry_cache_is_bounded() {
+        let ns = tree();
+        let cx = Caller::kernel();
+        let r = Resolver::new(cx.clone(), ns.root(), &ns);
+        let dir = r.resolve(ns.root(), b"/a", true).unwrap();
+        let max = ns.dentries().max;
+        for i in 0..max + 10 {
+            let name = format!("n{i}");
+            dir.inode
+                .create(&cx, name.as_bytes(), NewNode::Regular, attrs())
+                .unwrap();
+            let d = r.resolve(dir.clone(), name.as_bytes(), true).unwrap();
+            assert_eq!(d.path, format!("/a/{name}").as_bytes());
+            assert!(ns.dentries().inner.lock().unwrap().len <= max);
+        }
+        ns.dentries().forget(&dir, b"n0");
+        assert!(r.resolve(dir, b"n0", true).is_ok());
     }
 
     #[test]
