@@ -216,6 +216,8 @@ impl Children {
 struct Stamp {
     /// The node's [`watch::Watched::seq`] before the host was asked.
     seq: u64,
+    /// Its [`watch::Watched::aseq`] then (the atime's validity).
+    aseq: u64,
     /// The watch overflow count then.
     overflows: u64,
     /// Whether the watch that reports the node's changes was live then.
@@ -468,6 +470,7 @@ impl HostNode {
                 call: dcache::current(),
                 stamp: Stamp {
                     seq: 0,
+                    aseq: 0,
                     overflows: 0,
                     anchored: false,
                 },
@@ -490,6 +493,7 @@ impl HostNode {
     fn stamp(&self) -> Stamp {
         Stamp {
             seq: self.w.seq.load(Ordering::Acquire),
+            aseq: self.w.aseq.load(Ordering::Acquire),
             overflows: watch::overflows(),
             anchored: self.watched(),
         }
@@ -515,8 +519,8 @@ impl HostNode {
 
     /// The attributes fetched earlier, if they still hold: in the same system call, or in
     /// any later one when the node's own watch was live before they were fetched and no
-    /// event says they changed since.
-    fn kept_attrs(&self) -> Option<Stat> {
+    /// event says they changed since (an access counts only when `atime` is asked for).
+    fn kept_attrs(&self, atime: bool) -> Option<Stat> {
         let kept = (*self.attr())?;
         let now = dcache::current();
         if now != dcache::NO_EPOCH && kept.call == now {
@@ -527,6 +531,7 @@ impl HostNode {
         }
         let valid = self.watched()
             && self.w.seq.load(Ordering::Acquire) == kept.stamp.seq
+            && (!atime || self.w.aseq.load(Ordering::Acquire) == kept.stamp.aseq)
             && watch::overflows() == kept.stamp.overflows;
         valid.then_some(kept.stat)
     }
@@ -800,7 +805,7 @@ impl HostNode {
 
 impl Inode for HostNode {
     fn stat(&self) -> Result<Stat, Errno> {
-        if let Some(st) = self.kept_attrs() {
+        if let Some(st) = self.kept_attrs(true) {
             return Ok(st);
         }
         // A file whose attributes are asked for again in another call is worth a watch.
@@ -812,6 +817,15 @@ impl Inode for HostNode {
         let st = to_stat(&self.host_stat()?);
         self.keep_attrs(st, stamp);
         Ok(st)
+    }
+
+    /// Attributes an access left valid serve a walk or an open (reads, the sandbox's own
+    /// included, make `IN_ACCESS` events that would otherwise cost an `fstat` per open).
+    fn walk_attrs(&self) -> Result<Stat, Errno> {
+        match self.kept_attrs(false) {
+            Some(st) => Ok(st),
+            None => self.stat(),
+        }
     }
 
     fn file_type(&self) -> Result<FileType, Errno> {

@@ -358,6 +358,16 @@ impl Inode for OvlNode {
         Ok(st)
     }
 
+    /// The type [`Inode::stat`] would give (the upper file's, else the lower's), without
+    /// asking a layer for all its attributes: a walk asks it of every component.
+    fn file_type(&self) -> Result<FileType, Errno> {
+        match (self.upper(), &self.lower) {
+            (Some(u), _) => u.file_type(),
+            (None, Some(l)) => l.file_type(),
+            (None, None) => Err(Errno::ENOENT),
+        }
+    }
+
     /// A merged directory's mode and owners are its upper directory's: the walk need not
     /// ask the lower layer (a host call for hostfs) for the inode number it does not check.
     fn walk_attrs(&self) -> Result<Stat, Errno> {
@@ -367,8 +377,17 @@ impl Inode for OvlNode {
                 st.dev = self.fs.dev;
                 return Ok(st);
             }
+            return self.stat();
         }
-        self.stat()
+        // Only in the lower layer: its own walk attributes.
+        match &self.lower {
+            Some(l) => {
+                let mut st = l.walk_attrs()?;
+                st.dev = self.fs.dev;
+                Ok(st)
+            }
+            None => self.stat(),
+        }
     }
 
     fn lookup(&self, cx: &Caller, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {

@@ -234,7 +234,8 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
     } else {
         r.resolve(start, path, follow)?
     };
-    let st = dentry.inode.stat()?;
+    // What an open checks (type, mode, owners): a walk's attributes.
+    let st = dentry.inode.walk_attrs()?;
     let kind = FileType::from_mode(st.mode);
     let cloexec = o(libc::O_CLOEXEC);
     let limit = nofile_limit(t);
@@ -287,6 +288,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
             return Err(Errno::EACCES);
         }
         if kind == FileType::Fifo && !is_host_pipe(&dentry) {
+            let st = dentry.inode.stat()?;
             return open_fifo(t, &st, flags, dentry);
         }
         let mut ops = dentry.inode.open(&cx, flags)?;
@@ -298,7 +300,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
                 size: Some(0),
                 ..SetAttr::default()
             };
-            if st.size != 0 {
+            if dentry.inode.stat()?.size != 0 {
                 dentry.inode.setattr(&trunc)?;
             }
             inotify::attr_changed(&dentry, &trunc);

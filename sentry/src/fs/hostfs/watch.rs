@@ -76,6 +76,9 @@ pub(super) struct Watched {
     /// Bumped by every event (or change through the sentry) that may change the node's
     /// attributes; an attribute kept across calls is valid only while it is unchanged.
     pub seq: AtomicU64,
+    /// Bumped by an `IN_ACCESS` event alone, which changes at most the atime: attributes
+    /// kept for a path walk or an open (type, mode, owners) stay valid across it.
+    pub aseq: AtomicU64,
     /// True while the node has a live watch: its attributes and, for a directory, its
     /// children's names are then kept across calls.
     pub live: Arc<AtomicBool>,
@@ -90,6 +93,15 @@ impl Watched {
     /// The node's attributes may have changed.
     pub fn touch(&self) {
         self.seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An event of `mask` happened to the node: an access changes at most its atime.
+    fn touch_for(&self, mask: u32) {
+        if mask & !(libc::IN_ACCESS | libc::IN_ISDIR) == 0 {
+            self.aseq.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.touch();
+        }
     }
 }
 
@@ -354,7 +366,7 @@ fn apply(watcher: &Watcher, wd: i32, mask: u32, name: &[u8]) {
             w.touch();
             c.map.remove(name);
         } else if let Some(e) = c.map.get(name) {
-            e.node.w.touch();
+            e.node.w.touch_for(mask);
         }
     } else if mask & GONE_EVENTS != 0 {
         let mut c = w.children();
@@ -365,7 +377,7 @@ fn apply(watcher: &Watcher, wd: i32, mask: u32, name: &[u8]) {
         drop(c);
         watcher.table().by_wd.remove(&wd);
     } else {
-        w.touch();
+        w.touch_for(mask);
     }
 }
 
