@@ -832,6 +832,10 @@ impl Inode for HostNode {
         Ok(FileType::from_mode(self.ident.kind))
     }
 
+    fn ident(&self) -> Result<(u64, u64), Errno> {
+        Ok((self.ident.dev, self.ident.ino))
+    }
+
     fn host_special(&self) -> Option<&dyn HostSpecial> {
         let special = matches!(self.ident.kind, libc::S_IFIFO | libc::S_IFSOCK);
         (special && self.fs.host_objects).then_some(self as _)

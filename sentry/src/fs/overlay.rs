@@ -368,6 +368,16 @@ impl Inode for OvlNode {
         }
     }
 
+    /// The identity [`Inode::stat`] gives (see there), from the layers' own identities.
+    fn ident(&self) -> Result<(u64, u64), Errno> {
+        let ino = match (self.upper(), &self.lower) {
+            (Some(u), Some(l)) if u.file_type()? == FileType::Directory => l.ident()?.1,
+            (Some(u), _) => u.ident()?.1 + UPPER_INO_BASE,
+            (None, l) => l.as_ref().ok_or(Errno::ENOENT)?.ident()?.1,
+        };
+        Ok((self.fs.dev, ino))
+    }
+
     /// A merged directory's mode and owners are its upper directory's: the walk need not
     /// ask the lower layer (a host call for hostfs) for the inode number it does not check.
     fn walk_attrs(&self) -> Result<Stat, Errno> {
@@ -784,6 +794,35 @@ mod tests {
         drop((inner, again));
         let weak = Arc::downgrade(&d.lookup_node(&cx, b"sub").unwrap());
         assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn ident_is_the_identity_stat_gives() {
+        let (_s, root) = setup("ident");
+        let cx = Caller::kernel();
+        let same = |n: &dyn Inode| {
+            let st = n.stat().unwrap();
+            assert_eq!(n.ident().unwrap(), (st.dev, st.ino));
+        };
+        let f = root.lookup(&cx, b"file").unwrap();
+        let d = root.lookup(&cx, b"dir").unwrap();
+        // Lower only, then a merged directory and a copied-up file.
+        same(f.as_ref());
+        same(d.as_ref());
+        d.lookup(&cx, b"inner").unwrap();
+        f.setattr(&SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        d.setattr(&SetAttr {
+            mode: Some(0o700),
+            ..SetAttr::default()
+        })
+        .unwrap();
+        same(f.as_ref());
+        same(d.as_ref());
+        same(root.as_ref());
     }
 
     #[test]

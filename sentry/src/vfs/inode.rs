@@ -448,6 +448,16 @@ pub trait Inode: Send + Sync {
     fn file_type(&self) -> Result<FileType, Errno> {
         Ok(FileType::from_mode(self.stat()?.mode))
     }
+
+    /// The (device, inode number) of [`Inode::stat`], which never change for an inode. A
+    /// filesystem whose full `stat` costs a host call overrides it.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn ident(&self) -> Result<(u64, u64), Errno> {
+        let st = self.stat()?;
+        Ok((st.dev, st.ino))
+    }
 }
 
 /// `setxattr` flags: fail with EEXIST if the attribute exists; with ENODATA if it does not.

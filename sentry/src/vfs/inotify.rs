@@ -827,8 +827,7 @@ pub fn attr_changed(d: &Dentry, a: &SetAttr) {
 /// the last close (a watch may be added after the open).
 pub fn opened(d: &Dentry) -> Option<(u64, u64)> {
     let hub = &d.mount.notify;
-    let st = d.inode.stat().ok()?;
-    let key = (st.dev, st.ino);
+    let key = d.inode.ident().ok()?;
     let mut open = hub.open.lock().unwrap_or_else(|e| e.into_inner());
     open.entry(key).or_insert((0, false)).0 += 1;
     Some(key)
