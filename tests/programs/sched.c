@@ -359,6 +359,45 @@ static int wait_checks(void) {
     return 0;
 }
 
+/* get/setpriority on a child that exited but is not reaped yet: Linux still finds it, with
+ * its last nice value and owner; once reaped, ESRCH. The child drops to uid 12345 first. */
+static int zombie_checks(void) {
+    int ready[2];
+    if (pipe(ready) != 0)
+        return 1;
+    pid_t c = fork();
+    if (c == 0) {
+        setpriority(PRIO_PROCESS, 0, 5);
+        if (setresuid(12345, 12345, 12345) != 0)
+            _exit(2);
+        _exit(write(ready[1], "r", 1) == 1 ? 0 : 3);
+    }
+    char r;
+    if (read(ready[0], &r, 1) != 1)
+        return 1;
+    /* The child exits right after its write: wait until it is a zombie (waitid WNOWAIT). */
+    siginfo_t si;
+    if (waitid(P_PID, c, &si, WEXITED | WNOWAIT) != 0)
+        return 1;
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, c);
+    printf("zombie getpriority %d errno %d\n", prio, errno);
+    printf("zombie setpriority as root %d\n", setpriority(PRIO_PROCESS, c, 6));
+    if (setresuid(-1, 23456, -1) == 0) { /* no longer its owner, and no CAP_SYS_NICE */
+        int rc = setpriority(PRIO_PROCESS, c, 6);
+        printf("zombie setpriority as another user %d errno %s\n", rc, rc ? strerror(errno) : "-");
+        if (setresuid(-1, 0, -1) != 0)
+            return 1;
+    }
+    int status;
+    if (waitpid(c, &status, 0) != c)
+        return 1;
+    errno = 0;
+    int rc = setpriority(PRIO_PROCESS, c, 6);
+    printf("reaped setpriority %d errno %s status %d\n", rc, strerror(errno), status);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 2 && !strcmp(argv[1], "sched")) return sched_checks();
@@ -370,6 +409,7 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && !strcmp(argv[1], "clock")) return clock_checks();
     if (argc >= 2 && !strcmp(argv[1], "wait")) return wait_checks();
-    fprintf(stderr, "usage: sched sched|limits|stack KIB|clock|wait\n");
+    if (argc >= 2 && !strcmp(argv[1], "zombie")) return zombie_checks();
+    fprintf(stderr, "usage: sched sched|limits|stack KIB|clock|wait|zombie\n");
     return 2;
 }

@@ -47,6 +47,22 @@ fn scheduler_calls_match_native() {
     assert!(out.contains("child status 0"), "{out}");
 }
 
+/// get/setpriority on an exited child not yet reaped find it as Linux does (its last nice
+/// value, its owner's permission), and ESRCH once reaped.
+#[test]
+fn priority_of_an_unreaped_child_as_natively() {
+    let Some(sched) = privileged_program() else {
+        return;
+    };
+    let (native, _) = assert_same(&[&sched, "zombie"]);
+    let out = native.stdout_text();
+    assert!(out.contains("zombie getpriority 5 errno 0"), "{out}");
+    assert!(
+        out.contains("as another user -1 errno Operation not permitted"),
+        "{out}"
+    );
+}
+
 #[test]
 fn resource_limits_are_enforced_as_natively() {
     let Some(sched) = privileged_program() else {

@@ -41,6 +41,9 @@ pub struct Proc {
     pub exit_signal: i32,
     /// Set when every thread has exited: a zombie until reaped.
     pub zombie: Option<ExitStatus>,
+    /// A zombie's last thread's credentials and nice value: Linux still finds an unreaped
+    /// process's leader by its PID (get/setpriority on it).
+    pub remains: Option<(crate::auth::Creds, i32)>,
     /// PR_SET_CHILD_SUBREAPER.
     pub subreaper: bool,
     /// PR_SET_PDEATHSIG: sent to this process when its parent exits.
@@ -144,6 +147,7 @@ impl Tree {
                 sid,
                 exit_signal,
                 zombie: None,
+                remains: None,
                 subreaper: false,
                 pdeathsig: 0,
                 parent_thread: 0,

@@ -437,7 +437,8 @@ impl Task {
                     signo: libc::SIGKILL,
                     core: false,
                 };
-                thread_finished(&init.kernel, &init.handle, status);
+                let view = init.handle.view.lock().unwrap().take();
+                thread_finished(&init.kernel, &init.handle, view, status);
                 if let Some(v) = init.vfork_done {
                     v.complete();
                 }
@@ -658,9 +659,9 @@ impl Task {
         // As Linux's exit_mm and exit_files before exit_notify: the address space and files
         // are released before a parent can see the exit (a waiter then finds the shared
         // memory detached, `shm_nattch`).
-        handle.view.lock().unwrap().take();
+        let view = handle.view.lock().unwrap().take();
         drop(self);
-        thread_finished(&kernel, &handle, status);
+        thread_finished(&kernel, &handle, view, status);
     }
 
     /// Records the address space's resident set in the process's peak (`ru_maxrss`).
@@ -1145,10 +1146,14 @@ pub(super) fn abort_after_panic(who: &str, payload: &(dyn std::any::Any + Send))
 }
 
 /// A thread is gone: remove it from its group and the process table; the last thread makes
-/// the process a zombie.
-fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitStatus) {
+/// the process a zombie. `view` is what the thread showed last (taken off its handle).
+fn thread_finished(
+    kernel: &Arc<Kernel>,
+    handle: &Arc<TaskHandle>,
+    view: Option<TaskView>,
+    status: ExitStatus,
+) {
     let tg = &handle.tg;
-    handle.view.lock().unwrap().take();
     let mut tree = kernel.tree();
     tree.tasks.remove(&handle.tid());
     tree.forget_id(handle.tid(), &tg.pidns);
@@ -1181,16 +1186,14 @@ fn thread_finished(kernel: &Arc<Kernel>, handle: &Arc<TaskHandle>, status: ExitS
         }
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
-        let ipc = handle
-            .view
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|v| v.ns.ipc.clone());
+        let ipc = view.as_ref().map(|v| v.ns.ipc.clone());
         if let Some(ipc) = ipc.filter(|ipc| !Arc::ptr_eq(ipc, &kernel.ipc)) {
             ipc.process_exited(tg.tgid);
         }
         tree.process_exited(tg.tgid, final_status);
+        if let Some(p) = tree.procs.get_mut(&tg.tgid) {
+            p.remains = view.map(|v| (v.creds, handle.sched.lock().unwrap().nice));
+        }
         tg.set_done(final_status);
     }
     let empty = tree.tasks.is_empty();

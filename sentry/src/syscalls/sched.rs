@@ -59,6 +59,20 @@ fn can_nice(t: &Task, h: &TaskHandle, nice: i32) -> bool {
     (20 - nice) as u64 <= limit || t.creds.has_cap(cap::SYS_NICE)
 }
 
+/// An exited, unreaped process a PRIO_PROCESS `who` names that no live thread answers to:
+/// Linux still finds its leader. Its last credentials, nice value and RLIMIT_NICE.
+fn zombie_target(t: &Task, which: i32, who: i32) -> Option<(Creds, i32, u64)> {
+    if which != PRIO_PROCESS || who == 0 || thread_arg(t, who).is_ok() {
+        return None;
+    }
+    let tgid = t.lookup_pid(who)?;
+    let tree = t.kernel.tree();
+    let p = tree.procs.get(&tgid).filter(|p| p.zombie.is_some())?;
+    let (creds, nice) = p.remains.clone()?;
+    let limit = p.tg.limits.lock().unwrap()[libc::RLIMIT_NICE as usize].cur;
+    Some((creds, nice, limit))
+}
+
 /// The threads a get/setpriority `(which, who)` names.
 ///
 /// # Errors
@@ -97,6 +111,9 @@ fn prio_targets(t: &Task, which: i32, who: i32) -> Result<Vec<Arc<TaskHandle>>, 
 
 /// getpriority(2): the raw system call's 20 - nice of the highest-priority match (1..=40).
 pub fn getpriority(t: &mut Task, which: i32, who: i32) -> SysResult {
+    if let Some((_, nice, _)) = zombie_target(t, which, who) {
+        return Ok((20 - nice) as u64);
+    }
     prio_targets(t, which, who)?
         .iter()
         .map(|h| 20 - h.sched.lock().unwrap().nice)
@@ -110,6 +127,18 @@ pub fn getpriority(t: &mut Task, which: i32, who: i32) -> SysResult {
 /// Linux, a failure on one match sticks and later matches are still changed.
 pub fn setpriority(t: &mut Task, which: i32, who: i32, niceval: i32) -> SysResult {
     let nice = niceval.clamp(MIN_NICE, MAX_NICE);
+    if let Some((creds, current, limit)) = zombie_target(t, which, who) {
+        // The checks of a live target; the value then dies with the process.
+        let owner = t.creds.euid == creds.uid || t.creds.euid == creds.euid;
+        let nice_cap = t.creds.has_cap(cap::SYS_NICE);
+        if !owner && !nice_cap {
+            return Err(Errno::EPERM);
+        }
+        if nice < current && (20 - nice) as u64 > limit && !nice_cap {
+            return Err(Errno::EACCES);
+        }
+        return Ok(0);
+    }
     let mut result = Err(Errno::ESRCH);
     for h in prio_targets(t, which, who)? {
         if !same_owner(t, &h) && !t.creds.has_cap(cap::SYS_NICE) {
