@@ -5,7 +5,8 @@
 //! create, a directory renamed, a symlink swapped, a file with two links written through its
 //! other name, explicit times, enough events to overflow the host's queue). After each change
 //! the sandboxed answers must be those of a native `watch_probe` over the same directory at
-//! that moment. The same steps run with watching turned off (`RUNSC_RS_HOSTFS_WATCH=0`),
+//! that moment, with watching turned on (`RUNSC_RS_HOSTFS_WATCH=1`). The same steps run with
+//! it off (the default, `RUNSC_RS_HOSTFS_WATCH=0`),
 //! where every cached entry is revalidated with `fstatat`.
 
 use std::io::{BufRead, BufReader, Write};

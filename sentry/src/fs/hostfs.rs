@@ -65,7 +65,10 @@
 //! event of its directory is not trusted beyond its call ([`Children::events`]); attributes
 //! are valid while the node's [`watch::Watched::seq`] is what it was before they were fetched.
 //!
-//! **Without a watch** (watching off with `RUNSC_RS_HOSTFS_WATCH=0`, no inotify instance, the
+//! Watching is on only with `RUNSC_RS_HOSTFS_WATCH=1` for now ([`WATCH_ENV`]: closing an
+//! instance with watches puts the host's SRCU grace period into the sandbox's exit).
+//!
+//! **Without a watch** (watching off, the default, no inotify instance, the
 //! host's watch limit, more watches than the cache budget, a filesystem that does not report
 //! every change through inotify: network, FUSE, virtiofs, 9p, procfs-like ones), a cached child
 //! is *revalidated* at each use: one `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, which must
@@ -1431,7 +1434,7 @@ mod tests {
     #[test]
     fn watched_directories_see_host_changes_without_asking() {
         use std::os::unix::fs::MetadataExt;
-        watch::start();
+        watch::make();
         let base = scratch("watch");
         std::fs::create_dir(base.join("d")).unwrap();
         std::fs::write(base.join("f"), b"one").unwrap();
