@@ -162,10 +162,7 @@ const DEFAULT_BUDGET: usize = 256;
 /// may keep at most a sixteenth of the limit (an eighth in fds), and never more than 4096.
 /// Boot calls it before the host seccomp filter goes on (which refuses `prlimit64`).
 pub fn set_cache_budget() {
-    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(u64::MAX);
-    let _ = BUDGET.set(usize::try_from(soft / 16).unwrap_or(usize::MAX).min(4096));
+    let _ = BUDGET.set(crate::vfs::dcache::fd_share(4096));
 }
 
 fn cache_budget() -> usize {

@@ -103,6 +103,16 @@ impl<T: Copy> EpochCell<T> {
     }
 }
 
+/// A sixteenth of the sentry's own soft fd limit (the share a cache of entries that may hold
+/// host fds keeps), at most `max`. Boot sizes the caches with it before the host seccomp
+/// filter goes on (which refuses `prlimit64`).
+pub fn fd_share(max: usize) -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(soft / 16).unwrap_or(usize::MAX).min(max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

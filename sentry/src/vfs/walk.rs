@@ -49,14 +49,7 @@ const DEFAULT_BUDGET: usize = 256;
 /// more than 1024. Boot calls it before the host seccomp filter (which refuses `prlimit64`)
 /// goes on.
 pub fn set_dentry_cache_budget() {
-    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(u64::MAX);
-    let _ = BUDGET.set(
-        usize::try_from(soft / 16)
-            .unwrap_or(usize::MAX)
-            .clamp(16, 1024),
-    );
+    let _ = BUDGET.set(crate::vfs::dcache::fd_share(1024).max(16));
 }
 
 fn dentry_cache_max() -> usize {
