@@ -542,6 +542,10 @@ impl HostNode {
         if self.watched() {
             return true;
         }
+        // Watching off (the default): no lock taken, no state to record.
+        if !watch::on() {
+            return false;
+        }
         let flags = match self.ident.kind {
             libc::S_IFDIR => watch::DIR_FLAGS,
             libc::S_IFREG => watch::FILE_FLAGS,

@@ -618,19 +618,25 @@ mod tests {
 
     const ADDR: u64 = 0x40_0000;
 
-    /// Two pages at [`ADDR`]: the first read-write, the second inaccessible.
-    fn good_then_bad() -> MemoryManager {
+    /// `pages` read-write anonymous pages at [`ADDR`].
+    fn rw_pages(pages: u64) -> MemoryManager {
         let mf = Arc::new(MemoryFile::new().unwrap());
         let mm = MemoryManager::new(mf, Arc::new(NullSpace));
         mm.mmap(MmapRequest {
             placement: Placement::Fixed(ADDR),
-            len: 2 * PAGE_SIZE,
+            len: pages * PAGE_SIZE,
             perms: Perms::RW,
             shared: false,
             kind: VmaKind::Anon,
             file: None,
         })
         .unwrap();
+        mm
+    }
+
+    /// Two pages at [`ADDR`]: the first read-write, the second inaccessible.
+    fn good_then_bad() -> MemoryManager {
+        let mm = rw_pages(2);
         mm.mprotect(ADDR + PAGE_SIZE, PAGE_SIZE, Perms::NONE)
             .unwrap();
         mm
@@ -681,17 +687,7 @@ mod tests {
     /// Many iovecs over discontiguous pages (more pieces than fit inline) move every byte.
     #[test]
     fn a_transfer_of_many_pieces_moves_every_byte() {
-        let mf = Arc::new(MemoryFile::new().unwrap());
-        let mm = MemoryManager::new(mf, Arc::new(NullSpace));
-        mm.mmap(MmapRequest {
-            placement: Placement::Fixed(ADDR),
-            len: 32 * PAGE_SIZE,
-            perms: Perms::RW,
-            shared: false,
-            kind: VmaKind::Anon,
-            file: None,
-        })
-        .unwrap();
+        let mm = rw_pages(32);
         // Every other page, 100 bytes from the end of each: 16 iovecs, never adjacent.
         let iovs: Vec<Iovec> = (0..16)
             .map(|i| Iovec {

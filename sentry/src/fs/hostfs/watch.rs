@@ -224,6 +224,11 @@ pub(super) fn make() {
     }
 }
 
+/// Whether the sentry watches host files at all (an instance was made at boot).
+pub(super) fn on() -> bool {
+    WATCHER.get().is_some()
+}
+
 /// The inotify fd, for the seccomp rules of `inotify_add_watch`/`inotify_rm_watch`.
 pub fn fd() -> Option<i32> {
     WATCHER.get().map(|w| w.fd.as_raw_fd())
