@@ -1,5 +1,8 @@
 //! The page cache: pages of host files (the overlay's read-only lower layer, volumes) copied
-//! into the memory file on first use and shared by every mapping of the file.
+//! into the memory file on first use and shared by every mapping of the file. A fault fills
+//! only a window around the faulting page (`mm::pagecache::READAHEAD_PAGES`): each page
+//! filled costs the host a page allocation, a clear and a copy, and programs touch a
+//! fraction of their text.
 //!
 //! Files are keyed by their host identity (device, inode) and remember the version (size,
 //! mtime) they were cached at; mapping a file whose version changed drops the old pages from
@@ -17,6 +20,7 @@
 #![deny(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use super::{FileRange, MemoryFile};
@@ -98,41 +102,51 @@ impl CachedFile {
         }
     }
 
-    /// The pages `[first, first+count)` (clamped to the file's end), filling missing ones
-    /// with `fill(memory-file offset, file offset, len)`. (what a mapping's `pages` returns: page index and range, each with a new reference).
+    /// The pages `[first, first+count)` (clamped to the file's end), filling the missing
+    /// ones that lie in `fill` with `fill_page(memory-file offset, file offset, len)`: what
+    /// a mapping's `pages` returns (page index and range, each with a new reference), less
+    /// the missing pages outside `fill`.
     pub(crate) fn pages(
         &self,
         mf: &MemoryFile,
         first: u64,
         count: u64,
-        mut fill: impl FnMut(u64, u64, u64) -> Result<(), Errno>,
+        fill: Range<u64>,
+        mut fill_pages: impl FnMut(u64, u64, u64) -> Result<(), Errno>,
     ) -> Result<Vec<(u64, FileRange)>, Errno> {
         let end = (first + count).min(self.version.size.div_ceil(PAGE_SIZE));
         if first >= end {
             return Ok(Vec::new());
         }
+        let fill = fill.start.max(first)..fill.end.min(end);
         let mut guard = self.pages.lock().unwrap();
         let Some(pages) = guard.as_mut() else {
             // Stale: fill a private copy for this caller only.
-            let n = end - first;
+            if fill.is_empty() {
+                return Ok(Vec::new());
+            }
+            let n = fill.end - fill.start;
             let r = mf.allocate(n * PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
-            if let Err(e) = fill(r.offset, first * PAGE_SIZE, n * PAGE_SIZE) {
+            if let Err(e) = fill_pages(r.offset, fill.start * PAGE_SIZE, n * PAGE_SIZE) {
                 mf.dec_ref(r);
                 return Err(e);
             }
-            return Ok(vec![(first, r)]);
+            return Ok(vec![(fill.start, r)]);
         };
-        // Fill the missing runs, each into one contiguous allocation.
-        let mut idx = first;
-        while idx < end {
+        // Fill the missing runs, each into one contiguous allocation (one host read).
+        let mut idx = fill.start;
+        while idx < fill.end {
             if pages.contains_key(&idx) {
                 idx += 1;
                 continue;
             }
-            let run_end = pages.range(idx..end).next().map_or(end, |(&k, _)| k);
+            let run_end = pages
+                .range(idx..fill.end)
+                .next()
+                .map_or(fill.end, |(&k, _)| k);
             let n = run_end - idx;
             let r = mf.allocate(n * PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
-            if let Err(e) = fill(r.offset, idx * PAGE_SIZE, n * PAGE_SIZE) {
+            if let Err(e) = fill_pages(r.offset, idx * PAGE_SIZE, n * PAGE_SIZE) {
                 mf.dec_ref(r);
                 return Err(e);
             }
@@ -145,8 +159,8 @@ impl CachedFile {
     }
 }
 
-/// The runs of contiguous memory-file pages behind page indices `[first, end)` (all present
-/// in `pages`), each with a new reference.
+/// The runs of contiguous memory-file pages behind the page indices in `[first, end)` that
+/// `pages` holds, each with a new reference.
 pub(crate) fn runs(
     pages: &BTreeMap<u64, u64>,
     first: u64,

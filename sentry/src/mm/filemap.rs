@@ -25,6 +25,18 @@ pub trait Mappable: Send + Sync {
     /// ENOMEM when the memory file is exhausted, EIO when a host file cannot be read.
     fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno>;
 
+    /// The memory-file pages a fault at file page `at` maps, looked for in
+    /// `[first, first + count)` (which holds `at`), as [`Mappable::pages`] returns them. By
+    /// default all of them; a file whose pages are filled on first use (the page cache) may
+    /// fill only some around `at` and leave out the others it does not hold yet.
+    ///
+    /// # Errors
+    /// As for [`Mappable::pages`].
+    fn fault_pages(&self, first: u64, count: u64, at: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
+        let _ = at;
+        self.pages(first, count)
+    }
+
     /// Whether stores through a MAP_SHARED mapping may go to these pages (tmpfs files). When
     /// false (cached pages of a host file) shared mappings never get write access.
     fn shared_writable(&self) -> bool;

@@ -7,7 +7,9 @@
 //! copy-on-write after `fork`; a write fault gives the writer its own copy.
 //!
 //! A file VMA ([`filemap::FileMapping`]) takes its PMAs from the file: a tmpfs file's own
-//! pages or the page cache's copy of a host file's. Private file mappings map them
+//! pages or the page cache's copy of a host file's (a fault fills only the
+//! [`pagecache::READAHEAD_PAGES`] window around it from the host, and maps what the cache
+//! already holds in the rest of its chunk). Private file mappings map them
 //! copy-on-write (the first write copies the page); shared mappings of tmpfs files map them
 //! as they are, so stores are the file's data for `read(2)` and every other mapping.
 //!
@@ -23,6 +25,7 @@ pub mod usermem;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -38,9 +41,11 @@ pub const FAULT_CHUNK: u64 = 2 << 20;
 /// parent has mapped writable, whose sharing costs a host unmap and refaults in the parent
 /// (see `MemoryManager::copy_for_child`).
 pub const FORK_COPY_PAGES: u64 = 32;
-/// Pages a write fault on a copy-on-write page of a private file mapping copies at once,
-/// from the faulting page on (see `MemoryManager::handle_fault`).
-pub const FILE_COW_AHEAD_PAGES: u64 = 16;
+/// Pages a write fault on a copy-on-write page of a private file mapping copies at once: the
+/// aligned block of this many pages around the faulting one, so a program that writes its
+/// data downwards takes as few faults as one writing upwards (see
+/// `MemoryManager::handle_fault`).
+pub const FILE_COW_PAGES: u64 = 16;
 /// Host mappings one fault makes at most: the faulting PMA and up to this many less one of
 /// the PMAs near it that are populated but not mapped (see `MemoryManager::fault_around`).
 pub const FAULT_AROUND_OPS: usize = 32;
@@ -1135,14 +1140,16 @@ impl MemoryManager {
         }
         if p.cow && vma.perms.write && wants_write {
             // A written page of a private file mapping (a program's data) usually has written
-            // neighbours to come: copying them now, mapped with this one, saves each its own
-            // fault. Memory shared copy-on-write by fork is copied a page at a time.
-            let pages = if vma.file.is_some() {
-                FILE_COW_AHEAD_PAGES
+            // neighbours to come, on either side: copying them now, mapped with this one,
+            // saves each its own fault. Memory shared copy-on-write by fork is copied a page
+            // at a time.
+            let window = if vma.file.is_some() {
+                let block = page & !(FILE_COW_PAGES * PAGE_SIZE - 1);
+                block.max(vstart)..(block + FILE_COW_PAGES * PAGE_SIZE).min(vma.end)
             } else {
-                1
+                page..page + PAGE_SIZE
             };
-            self.break_cow(&mut i, page, pages, vma.end)
+            self.break_cow(&mut i, page, window)
                 .map_err(|_| SegvCode::MapErr)?;
         } else if p.mapped != Perms::NONE {
             // Already mapped with everything the VMA allows: a real protection fault, or a
@@ -1251,7 +1258,7 @@ impl MemoryManager {
     /// first chunk of every mapping the loader made but the stack (its segments, bss, the
     /// vDSO), populated as a first fault there populates it; the copy-on-write file pages of
     /// a writable private segment (a program's data, written by its start-up code) copied
-    /// from its start up to [`FILE_COW_AHEAD_PAGES`], as its first write fault would; and
+    /// from its start up to [`FILE_COW_PAGES`], as its first write fault would; and
     /// every page populated by then, the stack pages the loader wrote included. At most
     /// [`PREFAULT_OPS`] mappings, in address order; a failure leaves the rest to their
     /// faults, as before. A stale host address space is cleared first, in the same batch.
@@ -1275,7 +1282,8 @@ impl MemoryManager {
             let cow = i.pma_at(vstart).is_some_and(|(_, p)| p.cow);
             if cow && v.perms.write && v.file.is_some() {
                 // As the write fault would: a failure (no memory) leaves it to that fault.
-                let _ = self.break_cow(&mut i, vstart, FILE_COW_AHEAD_PAGES, v.end);
+                let window = vstart..(vstart + FILE_COW_PAGES * PAGE_SIZE).min(v.end);
+                let _ = self.break_cow(&mut i, vstart, window);
             }
             i.split_pmas_at(vstart);
             i.split_pmas_at(v.end);
@@ -1392,8 +1400,10 @@ impl MemoryManager {
         let cow = !v.writes_in_place();
         // VMAs are page aligned in the file, so addresses and file pages line up.
         let first = (fm.offset + (start - vstart)) / PAGE_SIZE;
-        let mut runs = fm.file.pages(first, (end - start) / PAGE_SIZE);
         let page_idx = (fm.offset + (page - vstart)) / PAGE_SIZE;
+        let mut runs = fm
+            .file
+            .fault_pages(first, (end - start) / PAGE_SIZE, page_idx);
         // A file may give fewer pages than asked (a tmpfs at its size limit): then the
         // faulting page alone, whose failure is the fault's.
         let covered = runs.as_ref().is_ok_and(|r| {
@@ -1435,11 +1445,11 @@ impl MemoryManager {
     }
 
     /// Gives the page at `page` its own copy (or takes sole ownership if nobody else refers
-    /// to it any more). A copy takes up to `pages` pages from `page` on, below `limit`, into
-    /// one new range of the memory file: across the copy-on-write PMAs that follow one
-    /// another there (a private file mapping's pages come in runs of the page cache), so one
-    /// host mapping covers them all afterwards.
-    fn break_cow(&self, i: &mut Inner, page: u64, pages: u64, limit: u64) -> Result<(), Errno> {
+    /// to it any more). A copy takes the pages of `window` (which holds `page`) that are
+    /// shared copy-on-write alike on both sides of `page` into one new range of the memory
+    /// file: across the PMAs that follow one another there (a private file mapping's pages
+    /// come in runs of the page cache), so one host mapping covers them all afterwards.
+    fn break_cow(&self, i: &mut Inner, page: u64, window: Range<u64>) -> Result<(), Errno> {
         let (pstart, whole) = i.pma_at(page).map(|(s, p)| (s, *p)).ok_or(Errno::EFAULT)?;
         if self.mf.refs(whole.file_offset + (page - pstart)) <= 1 {
             i.split_pmas_at(page);
@@ -1447,32 +1457,36 @@ impl MemoryManager {
             i.pmas.get_mut(&page).expect("present").cow = false;
             return Ok(());
         }
-        let want = page
-            .saturating_add(pages.max(1) * PAGE_SIZE)
-            .min(limit)
-            .max(page + PAGE_SIZE);
+        // Neighbouring PMAs join while they are shared copy-on-write and mapped alike (the
+        // new PMA keeps one host mapping state).
+        let joins = |p: &Pma, at: u64| {
+            p.cow && p.mapped == whole.mapped && self.mf.refs(p.file_offset + at) > 1
+        };
+        let want = window.end.max(page + PAGE_SIZE);
         let mut end = whole.end.min(want);
-        // Following PMAs join while they are shared copy-on-write and mapped alike (the new
-        // PMA keeps one host mapping state).
         while end < want {
             match i.pmas.get(&end) {
-                Some(next)
-                    if next.cow
-                        && next.mapped == whole.mapped
-                        && self.mf.refs(next.file_offset) > 1 =>
-                {
-                    end = next.end.min(want);
+                Some(next) if joins(next, 0) => end = next.end.min(want),
+                _ => break,
+            }
+        }
+        let floor = window.start.min(page);
+        let mut begin = pstart.max(floor);
+        while begin > floor {
+            match i.pmas.range(..begin).next_back() {
+                Some((&s, prev)) if prev.end == begin && joins(prev, begin - PAGE_SIZE - s) => {
+                    begin = s.max(floor);
                 }
                 _ => break,
             }
         }
-        let r = self.mf.allocate(end - page).map_err(|_| Errno::ENOMEM)?;
-        i.split_pmas_at(page);
+        let r = self.mf.allocate(end - begin).map_err(|_| Errno::ENOMEM)?;
+        i.split_pmas_at(begin);
         i.split_pmas_at(end);
-        let pieces: Vec<(u64, Pma)> = i.pmas.range(page..end).map(|(&s, &p)| (s, p)).collect();
+        let pieces: Vec<(u64, Pma)> = i.pmas.range(begin..end).map(|(&s, &p)| (s, p)).collect();
         for (s, p) in pieces {
             let len = p.end - s;
-            self.mf.copy(p.file_offset, r.offset + (s - page), len);
+            self.mf.copy(p.file_offset, r.offset + (s - begin), len);
             self.mf.dec_ref(FileRange {
                 offset: p.file_offset,
                 len,
@@ -1480,7 +1494,7 @@ impl MemoryManager {
             i.pmas.remove(&s);
         }
         i.pmas.insert(
-            page,
+            begin,
             Pma {
                 end,
                 file_offset: r.offset,
@@ -1515,7 +1529,7 @@ impl MemoryManager {
         let mut pstart = self.populate(i, page, write)?;
         if write && i.pmas[&pstart].cow {
             let mapped = i.pmas[&pstart].mapped;
-            self.break_cow(i, page, 1, page + PAGE_SIZE)?;
+            self.break_cow(i, page, page..page + PAGE_SIZE)?;
             if mapped != Perms::NONE && !i.detached {
                 // The host mapping still shows the shared page: map the page's own copy over
                 // it, with all the VMA allows (as a fault would), in one host call rather
@@ -2783,11 +2797,12 @@ mod tests {
     }
 
     #[test]
-    fn a_write_to_a_private_file_mapping_copies_the_pages_after_it_too() {
+    fn a_write_to_a_private_file_mapping_copies_its_aligned_block_on_both_sides() {
         let mf = Arc::new(MemoryFile::new().unwrap());
-        let len = 4 * PAGE_SIZE;
+        let block = FILE_COW_PAGES * PAGE_SIZE;
+        let len = 2 * block;
         let pages = mf.allocate(len).unwrap();
-        mf.write(pages.offset + PAGE_SIZE, b"file");
+        mf.write(pages.offset + block + PAGE_SIZE, b"file");
         let file = Arc::new(OnePage {
             mf: mf.clone(),
             page: pages,
@@ -2796,26 +2811,33 @@ mod tests {
         let mm = MemoryManager::new(mf.clone(), space.clone());
         let addr = 0x40_0000;
         map_private_file(&mm, addr, len, file);
-        mm.handle_fault(addr + PAGE_SIZE, Access::Write).unwrap();
-        // The page before it is mapped around the fault, read-only (still the file's).
-        assert_eq!(
-            log(&space),
-            [(addr + PAGE_SIZE, Perms::RW), (addr, Perms::R)]
-        );
-        // The pages after it were copied and mapped writable with it: no fault of their own.
-        mm.handle_fault(addr + 3 * PAGE_SIZE, Access::Write)
+        // A write to the second block's second page copies that whole block, the page below
+        // the fault included (a program writing its data downwards), into one mapping; the
+        // first block is mapped around the fault, read-only (still the file's).
+        mm.handle_fault(addr + block + PAGE_SIZE, Access::Write)
             .unwrap();
-        assert!(log(&space).is_empty());
+        assert_eq!(log(&space), [(addr + block, Perms::RW), (addr, Perms::R)]);
+        for page in [block, block + PAGE_SIZE, len - PAGE_SIZE] {
+            mm.handle_fault(addr + page, Access::Write).unwrap();
+            assert!(
+                log(&space).is_empty(),
+                "{page:#x} was copied with the fault"
+            );
+        }
         // The copies hold the file's data, and writes to them never reach the file.
         let mut buf = [0u8; 4];
-        mm.copy_in(addr + PAGE_SIZE, &mut buf).unwrap();
+        mm.copy_in(addr + block + PAGE_SIZE, &mut buf).unwrap();
         assert_eq!(&buf, b"file");
-        mm.copy_out(addr + PAGE_SIZE, b"mine").unwrap();
-        mf.read(pages.offset + PAGE_SIZE, &mut buf);
+        mm.copy_out(addr + block + PAGE_SIZE, b"mine").unwrap();
+        mf.read(pages.offset + block + PAGE_SIZE, &mut buf);
         assert_eq!(&buf, b"file");
-        // The page before the fault is still the file's: its write copies it.
-        mm.handle_fault(addr, Access::Write).unwrap();
+        // The first block is still the file's: a write to its last page copies that block
+        // alone.
+        mm.handle_fault(addr + block - PAGE_SIZE, Access::Write)
+            .unwrap();
         assert_eq!(log(&space), [(addr, Perms::RW)]);
+        drop(mm);
+        mf.dec_ref(pages);
     }
 
     /// A file whose two pages live apart in the memory file (two runs, as a page cache may
