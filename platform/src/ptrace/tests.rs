@@ -169,6 +169,28 @@ fn the_spare_factory_is_taken_from_its_slot_and_dies_with_the_platform() {
 }
 
 #[test]
+fn the_zygote_sheds_the_sentrys_stacks_and_file_mappings_once() {
+    // The zygote sheds before it answers its first request, so it has once a factory exists;
+    // code run in a stub of that factory shows the shed zygote still forks working ones.
+    let mut t = setup(GETPID_THEN_EXIT);
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    let zygote = t.platform.shared.master.zygote_pid();
+    let ours = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{zygote}/maps")).unwrap();
+    // The heap stays only where it holds the factory filter (a page or two of it).
+    for name in ["memfd:", "[stack]"] {
+        assert!(ours.contains(name), "the test process maps no {name}");
+        assert!(
+            !maps.contains(name),
+            "the zygote still maps {name}:\n{maps}"
+        );
+    }
+    let lines = |m: &str| m.lines().count();
+    assert!(lines(&maps) < lines(&ours), "zygote:\n{maps}");
+}
+
+#[test]
 fn a_spare_factory_comes_with_a_stub_that_dies_with_it_unused() {
     let guest = Guest::new();
     let ptrace = platform(&guest);
