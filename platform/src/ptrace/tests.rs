@@ -169,7 +169,7 @@ fn the_spare_factory_is_taken_from_its_slot_and_dies_with_the_platform() {
 }
 
 #[test]
-fn the_zygote_sheds_the_sentrys_stacks_and_file_mappings_once() {
+fn the_zygote_sheds_the_sentry_once_and_gives_factories_no_data_of_it() {
     // The zygote sheds before it answers its first request, so it has once a factory exists;
     // code run in a stub of that factory shows the shed zygote still forks working ones.
     let mut t = setup(GETPID_THEN_EXIT);
@@ -188,6 +188,29 @@ fn the_zygote_sheds_the_sentrys_stacks_and_file_mappings_once() {
     }
     let lines = |m: &str| m.lines().count();
     assert!(lines(&maps) < lines(&ours), "zygote:\n{maps}");
+    // The loaded objects' writable data is the zygote's alone: a factory gets no copy
+    // (`dc`, VM_DONTCOPY, in the zygote's flags).
+    let smaps = std::fs::read_to_string(format!("/proc/{zygote}/smaps")).unwrap();
+    let mut writable_files = 0;
+    let mut mapping = "";
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() >= 6 && fields[0].contains('-') && fields[5].starts_with('/') {
+            mapping = line;
+        } else if fields.len() >= 5 && fields[0].contains('-') {
+            mapping = "";
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            let perms = mapping.split_whitespace().nth(1).unwrap_or("");
+            if perms.contains('w') {
+                writable_files += 1;
+                assert!(flags.contains(" dc"), "{mapping} is copied to factories");
+            }
+        }
+    }
+    assert!(
+        writable_files > 0,
+        "no writable file mapping in the zygote:\n{smaps}"
+    );
 }
 
 #[test]
