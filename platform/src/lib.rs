@@ -43,6 +43,36 @@ pub const PAGE_SIZE: u64 = 4096;
 /// application address space (the ptrace stub pages) lives at or above this address.
 pub const MAX_USER_ADDRESS: u64 = 0x7ffe_0000_0000;
 
+/// A system call made with the `syscall` instruction itself, returning the kernel's raw
+/// result (`-errno` on failure): no C library code, no `errno`, nothing read through the
+/// global offset table. A new stub factory makes only these: it has no copy of any loaded
+/// object's writable data (see `ptrace::factory`).
+///
+/// # Safety
+/// As for the system call `nr` with `args`.
+#[inline(always)]
+pub(crate) unsafe fn raw_syscall(nr: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+    let ret;
+    // SAFETY: the caller answers for the call itself; the instruction changes only rax, rcx
+    // and r11 (declared) and the kernel does not use the user stack.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
 /// Errors of the platform layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

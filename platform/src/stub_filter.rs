@@ -171,7 +171,8 @@ pub(crate) fn program(rules: &[Rule], otherwise: u32) -> Vec<Insn> {
 }
 
 /// Installs `program` on the calling thread (after `PR_SET_NO_NEW_PRIVS`) with raw system
-/// calls only: usable in a fork-like child that may not allocate. Returns false on failure.
+/// calls only ([`crate::raw_syscall`]): usable in a fork-like child that may not allocate
+/// and has no copy of the C library's data. Returns false on failure.
 ///
 /// # Safety
 /// `program` must stay valid for the call (the kernel copies it).
@@ -183,19 +184,20 @@ pub(crate) unsafe fn install_raw(program: &[Insn]) -> bool {
     // SAFETY: `fprog` and the instructions it points to live across both calls; prctl and
     // seccomp only read them.
     unsafe {
-        libc::syscall(
+        crate::raw_syscall(
             libc::SYS_prctl,
-            libc::c_long::from(libc::PR_SET_NO_NEW_PRIVS),
-            1,
-            0,
-            0,
-            0,
+            [libc::c_long::from(libc::PR_SET_NO_NEW_PRIVS), 1, 0, 0, 0, 0],
         ) == 0
-            && libc::syscall(
+            && crate::raw_syscall(
                 libc::SYS_seccomp,
-                libc::c_long::from(libc::SECCOMP_SET_MODE_FILTER),
-                0,
-                &raw const fprog,
+                [
+                    libc::c_long::from(libc::SECCOMP_SET_MODE_FILTER),
+                    0,
+                    (&raw const fprog) as libc::c_long,
+                    0,
+                    0,
+                    0,
+                ],
             ) == 0
     }
 }

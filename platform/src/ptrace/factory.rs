@@ -4,7 +4,8 @@
 //! because `PR_SET_PDEATHSIG` fires when the *thread* that forked exits — forks a [`Zygote`]:
 //! a copy of the sentry as it is then, before the sentry installs its seccomp filter. Every
 //! factory is forked by the zygote. The zygote sheds everything of the sentry once (fds, signal
-//! state, rseq registration, capabilities); a factory inherits that state, only moves its
+//! state, rseq registration, capabilities, and every mapping but the loaded objects, its own
+//! stack, the factory filter and the stub pages: [`Keep`]); a factory inherits that state, only moves its
 //! socket to fd 1 and arms its death signal again, installs the platform's factory filter if
 //! it has one (the ptrace platform's, `filter.rs`; stubs inherit it), then drops every mapping
 //! except the stub pages and runs the factory loop of `stub.rs`.
@@ -363,6 +364,8 @@ pub(crate) struct FactoryMaster {
     /// here without a round trip to the master thread; `None` until it has made one, or
     /// while it makes the next. Shared with the master thread, which fills it.
     spare: Arc<Mutex<Option<Factory>>>,
+    #[cfg(test)]
+    zygote: Pid,
 }
 
 /// What the master thread is asked for.
@@ -393,7 +396,7 @@ impl FactoryMaster {
         stubs_per_space: usize,
     ) -> Result<FactoryMaster> {
         let (sender, requests) = mpsc::channel::<Request>();
-        let (ready_tx, ready) = mpsc::channel::<Result<()>>();
+        let (ready_tx, ready) = mpsc::channel::<Result<Pid>>();
         let spare = Arc::new(Mutex::new(None::<Factory>));
         let slot = spare.clone();
         std::thread::Builder::new()
@@ -410,7 +413,7 @@ impl FactoryMaster {
                 };
                 // The zygote holds its own copies of the files and of the filter.
                 drop((memfd, extra, filter));
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(zygote.pid));
                 // One factory is kept ready in the spare slot, with the stubs of a first
                 // thread: a requester takes it from there and the next one is forked and
                 // given its stubs while the requester goes on (often on the other CPU),
@@ -445,10 +448,13 @@ impl FactoryMaster {
                 call: "clone (ptrace factory master thread)",
                 source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
             })?;
-        ready.recv().map_err(|_| master_gone())??;
+        let zygote = ready.recv().map_err(|_| master_gone())??;
+        log::debug!("ptrace: factory master thread ready, zygote {zygote}");
         Ok(FactoryMaster {
             requests: Mutex::new(sender),
             spare,
+            #[cfg(test)]
+            zygote,
         })
     }
 
@@ -484,6 +490,10 @@ impl FactoryMaster {
     pub(super) fn spare_pids(&self) -> Option<Vec<Pid>> {
         let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         spare.as_ref().map(Factory::pids)
+    }
+
+    pub(super) fn zygote_pid(&self) -> Pid {
+        self.zygote
     }
 }
 
@@ -522,25 +532,41 @@ struct ChildSetup {
     rseq: Option<RseqArea>,
 }
 
-/// Installs `filter` (if given) and jumps to the stub's factory loop.
+/// Installs `filter` (if given) and jumps to the stub's factory loop at `entry`
+/// ([`stub::factory_entry`], found before the fork: the child has no global offset table).
 ///
 /// # Safety
 /// Call only in the child of a fork-like clone (its own copy of the address space, with only
 /// the calling thread) already stripped down to the factory's files, signal state and
 /// credentials. Never returns.
-unsafe fn run_factory(filter: Option<&[Insn]>) -> ! {
+unsafe fn run_factory(filter: Option<&[Insn]>, entry: u64) -> ! {
     // SAFETY: `filter` points into this process's copy of the memory it was built in; only
     // raw system calls are made.
     if filter.is_some_and(|program| !unsafe { stub_filter::install_raw(program) }) {
         // SAFETY: ends this process; nothing to clean up.
-        unsafe { libc::syscall(libc::SYS_exit_group, libc::c_long::from(SETUP_FAILED)) };
+        unsafe { exit_setup_failed() };
     }
     // SAFETY: the stub code at STUB_BASE was mapped in the sentry before any fork and so is
     // present here; the factory loop never returns and uses only raw system calls.
     unsafe {
-        let entry: extern "C" fn() -> ! = std::mem::transmute(stub::factory_entry() as usize);
+        let entry: extern "C" fn() -> ! = std::mem::transmute(entry as usize);
         entry()
     }
+}
+
+/// Ends a fork-like child whose set-up failed, with a raw system call.
+///
+/// # Safety
+/// Only in such a child; nothing is cleaned up.
+unsafe fn exit_setup_failed() -> ! {
+    // SAFETY: exit_group does not return; the caller accepts that nothing is cleaned up.
+    unsafe {
+        crate::raw_syscall(
+            libc::SYS_exit_group,
+            [libc::c_long::from(SETUP_FAILED), 0, 0, 0, 0, 0],
+        )
+    };
+    unreachable!("exit_group returned")
 }
 
 /// Strips a fork-like child of the sentry down to what factories (and the zygote) start
@@ -660,6 +686,10 @@ impl Zygote {
             parent: nix::unistd::getpid().as_raw(),
             rseq,
         };
+        let keep = Keep::of_current_thread(filter);
+        if keep.is_none() {
+            log::debug!("ptrace: the zygote keeps every mapping of the sentry");
+        }
         // SAFETY: a clone without CLONE_VM gives the child its own copy of this address space
         // (fork without running atfork handlers). The child only runs `become_zygote`, which
         // makes raw system calls, uses stack buffers and never returns, so no lock or
@@ -675,8 +705,9 @@ impl Zygote {
             )
         };
         if rc == 0 {
-            // SAFETY: we are the freshly cloned child described above.
-            unsafe { become_zygote(setup, filter) }
+            // SAFETY: we are the freshly cloned child described above, and `keep` was taken on
+            // this thread.
+            unsafe { become_zygote(setup, keep.as_ref(), filter) }
         }
         let pid = Errno::result(rc).map_err(host("clone (zygote)"))?;
         let pid = Pid::from_raw(pid as libc::pid_t);
@@ -751,14 +782,26 @@ impl Drop for Zygote {
     }
 }
 
-/// The zygote's loop (see [`Zygote`]).
+/// The zygote's loop (see [`Zygote`]), after it dropped every mapping but `keep`, if given.
 ///
 /// # Safety
-/// As for [`run_factory`], in a fresh child not stripped yet. Never returns.
-unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
+/// As for [`run_factory`], in a fresh child not stripped yet; `keep` was taken on the thread
+/// that forked it, with the same `filter`. Never returns.
+unsafe fn become_zygote(setup: ChildSetup, keep: Option<&Keep>, filter: Option<&[Insn]>) -> ! {
     use libc::{c_long, syscall};
-    // SAFETY: the caller guarantees we are a fresh single-threaded fork-like child.
-    unsafe { shed_sentry(setup) };
+    // Read back (volatile) in each factory, so that the compiler cannot compute it again
+    // there from the global offset table, which a factory does not have.
+    let entry = stub::factory_entry();
+    // SAFETY: the caller guarantees we are a fresh single-threaded fork-like child; from here
+    // on it runs only code of the loaded objects, on this thread's stack, reading `filter`,
+    // and its factories (see the clone below) not even the objects' writable data.
+    unsafe {
+        shed_sentry(setup);
+        if let Some(keep) = keep {
+            keep.unmap_the_rest();
+            keep.unshare();
+        }
+    }
     // Each factory keeps the zygote's own fd 0 and fd 2, and its stripped state.
     let parent = setup.parent;
     loop {
@@ -807,15 +850,14 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
             -libc::EPROTO
         } else {
             // SAFETY: a fork-like clone of this single-threaded zygote; the child turns into a
-            // factory with raw system calls only and never returns.
+            // factory with raw system calls only and never returns. It has no copy of the
+            // loaded objects' writable data (`Keep::unshare`), so it reads no `errno`, no
+            // global offset table and no static: the `syscall` instruction itself, its stack,
+            // the filter and `entry`.
             let pid = unsafe {
-                syscall(
+                crate::raw_syscall(
                     libc::SYS_clone,
-                    c_long::from(libc::CLONE_PARENT),
-                    0,
-                    0,
-                    0,
-                    0,
+                    [c_long::from(libc::CLONE_PARENT), 0, 0, 0, 0, 0],
                 )
             };
             if pid == 0 {
@@ -826,29 +868,39 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
                 // the stub pages are never used by this Rust code) and the death signal,
                 // which a fork clears, is armed again.
                 unsafe {
+                    use crate::raw_syscall as raw;
                     let page = stub::CMD_PAGE as c_long;
-                    let ready = syscall(libc::SYS_dup2, c_long::from(fd), 1) == 1
-                        && syscall(libc::SYS_close, c_long::from(fd)) == 0
-                        && syscall(
+                    let (fd, commands) = (c_long::from(fd), c_long::from(commands));
+                    let ready = raw(libc::SYS_dup2, [fd, 1, 0, 0, 0, 0]) == 1
+                        && raw(libc::SYS_close, [fd, 0, 0, 0, 0, 0]) == 0
+                        && raw(
                             libc::SYS_mmap,
-                            page,
-                            PAGE_SIZE as c_long,
-                            c_long::from(libc::PROT_READ),
-                            c_long::from(libc::MAP_SHARED | libc::MAP_FIXED),
-                            c_long::from(commands),
-                            offset as c_long,
+                            [
+                                page,
+                                PAGE_SIZE as c_long,
+                                c_long::from(libc::PROT_READ),
+                                c_long::from(libc::MAP_SHARED | libc::MAP_FIXED),
+                                commands,
+                                offset as c_long,
+                            ],
                         ) == page
-                        && syscall(libc::SYS_close, c_long::from(commands)) == 0
-                        && syscall(
+                        && raw(libc::SYS_close, [commands, 0, 0, 0, 0, 0]) == 0
+                        && raw(
                             libc::SYS_prctl,
-                            c_long::from(libc::PR_SET_PDEATHSIG),
-                            c_long::from(libc::SIGKILL),
+                            [
+                                c_long::from(libc::PR_SET_PDEATHSIG),
+                                c_long::from(libc::SIGKILL),
+                                0,
+                                0,
+                                0,
+                                0,
+                            ],
                         ) == 0
-                        && syscall(libc::SYS_getppid) == c_long::from(parent);
+                        && raw(libc::SYS_getppid, [0; 6]) == c_long::from(parent);
                     if !ready {
-                        syscall(libc::SYS_exit_group, c_long::from(SETUP_FAILED));
+                        exit_setup_failed();
                     }
-                    run_factory(filter)
+                    run_factory(filter, std::ptr::read_volatile(&raw const entry))
                 }
             }
             // SAFETY: closes our copies of the factory's socket end and command page,
@@ -857,17 +909,188 @@ unsafe fn become_zygote(setup: ChildSetup, filter: Option<&[Insn]>) -> ! {
                 syscall(libc::SYS_close, c_long::from(fd));
                 syscall(libc::SYS_close, c_long::from(commands));
             }
-            if pid < 0 {
-                // SAFETY: reads errno of this (only) thread right after the failed call.
-                -unsafe { *libc::__errno_location() }
-            } else {
-                pid as i32
-            }
+            // The new factory's pid, or the clone's negated errno.
+            pid as i32
         };
         let bytes = answer.to_ne_bytes();
         // SAFETY: writes 4 bytes from this stack.
         unsafe { syscall(libc::SYS_write, 1, bytes.as_ptr(), 4) };
     }
+}
+
+/// Most ranges a [`Keep`] holds (after merging); a thread whose ranges do not fit keeps
+/// everything.
+const KEEP_MAX: usize = 32;
+
+/// What of the sentry's address space the zygote keeps, in page-aligned, sorted, disjoint
+/// ranges: every loaded object's segments (the zygote's and a new factory's code until it
+/// jumps to the stub, their data and the GOT), the forking thread's stack (with its TLS and
+/// thread descriptor at the top, where `errno` lives), the factory filter and the stub pages.
+/// The rest (the heap, other threads' stacks and arenas, the memory file's and the command
+/// file's mappings, the main stack) would otherwise be copied by every factory's fork, page
+/// tables of its anonymous memory included, and then unmapped by the factory again.
+///
+/// Of the kept ranges, the loaded objects' writable segments (their relocated data, global
+/// offset table, `.data` and `.bss`: the only kept memory with private pages of its own) are
+/// not copied into the factories at all ([`Keep::unshare`]): a new factory runs only code,
+/// its stack and the filter before it jumps to the stub and unmaps the rest.
+#[derive(Clone, Copy)]
+struct Keep {
+    ranges: Ranges,
+    unshared: Ranges,
+}
+
+/// Page-aligned, sorted, disjoint address ranges, at most [`KEEP_MAX`].
+#[derive(Clone, Copy)]
+struct Ranges {
+    ranges: [(u64, u64); KEEP_MAX],
+    len: usize,
+}
+
+impl Keep {
+    /// The ranges for a zygote forked by the calling thread, which holds `filter`; `None`
+    /// (keep everything) if the thread's stack cannot be found or the ranges do not fit.
+    fn of_current_thread(filter: Option<&[Insn]>) -> Option<Keep> {
+        let segments = loaded_segments();
+        let unshared = segments.iter().filter(|s| s.writable).map(|s| s.range);
+        let unshared = Ranges::merged(unshared.collect())?;
+        let mut ranges: Vec<_> = segments.iter().map(|s| s.range).collect();
+        ranges.push(current_thread_stack()?);
+        if let Some(program) = filter {
+            let start = program.as_ptr() as u64;
+            ranges.push((start, start + std::mem::size_of_val(program) as u64));
+        }
+        ranges.push((stub::STUB_BASE, stub::CMD_PAGE + PAGE_SIZE));
+        Some(Keep {
+            ranges: Ranges::merged(ranges)?,
+            unshared,
+        })
+    }
+
+    /// Unmaps every user address outside the kept ranges.
+    ///
+    /// # Safety
+    /// Only in a single-threaded fork-like child that from now on touches nothing but the
+    /// kept ranges. Makes raw system calls only and cannot panic.
+    unsafe fn unmap_the_rest(&self) {
+        let mut from = 0;
+        for &(start, end) in self.ranges.iter() {
+            if start > from {
+                // SAFETY: the caller guarantees nothing outside the kept ranges is used.
+                unsafe { libc::syscall(libc::SYS_munmap, from, start - from) };
+            }
+            from = end;
+        }
+        if from < stub::TASK_SIZE {
+            // SAFETY: as above.
+            unsafe { libc::syscall(libc::SYS_munmap, from, stub::TASK_SIZE - from) };
+        }
+    }
+
+    /// Marks the loaded objects' writable segments `MADV_DONTFORK`: the calling process
+    /// keeps them, its children get none of them.
+    ///
+    /// # Safety
+    /// Only in the zygote, whose factories never touch those segments. Raw system calls only.
+    unsafe fn unshare(&self) {
+        for &(start, end) in self.unshared.iter() {
+            // SAFETY: changes only what children inherit; a failure leaves them the copy.
+            unsafe { libc::syscall(libc::SYS_madvise, start, end - start, libc::MADV_DONTFORK) };
+        }
+    }
+}
+
+impl Ranges {
+    /// The ranges, without panicking.
+    fn iter(&self) -> impl Iterator<Item = &(u64, u64)> {
+        self.ranges.iter().take(self.len)
+    }
+
+    /// `ranges` widened to pages, sorted and merged; `None` if more than [`KEEP_MAX`] remain.
+    fn merged(mut ranges: Vec<(u64, u64)>) -> Option<Ranges> {
+        for range in &mut ranges {
+            *range = (
+                range.0 & !(PAGE_SIZE - 1),
+                range.1.div_ceil(PAGE_SIZE) * PAGE_SIZE,
+            );
+        }
+        ranges.sort_unstable();
+        let mut keep = Ranges {
+            ranges: [(0, 0); KEEP_MAX],
+            len: 0,
+        };
+        for (start, end) in ranges {
+            match keep.len.checked_sub(1).map(|last| &mut keep.ranges[last]) {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ if keep.len == KEEP_MAX => return None,
+                _ => {
+                    keep.ranges[keep.len] = (start, end);
+                    keep.len += 1;
+                }
+            }
+        }
+        Some(keep)
+    }
+}
+
+/// A loaded object's `PT_LOAD` segment (its `.bss` included).
+struct Segment {
+    range: (u64, u64),
+    /// Its data is written (relocated, at least): it has private pages.
+    writable: bool,
+}
+
+/// Every loaded object's `PT_LOAD` segments.
+fn loaded_segments() -> Vec<Segment> {
+    unsafe extern "C" fn collect(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        ranges: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the C library passes a valid `info` whose `dlpi_phdr` holds `dlpi_phnum`
+        // headers, and our own `ranges` pointer from below.
+        unsafe {
+            let info = &*info;
+            let ranges = &mut *ranges.cast::<Vec<Segment>>();
+            for i in 0..usize::from(info.dlpi_phnum) {
+                let header = &*info.dlpi_phdr.add(i);
+                if header.p_type == libc::PT_LOAD {
+                    let start = info.dlpi_addr.wrapping_add(header.p_vaddr);
+                    ranges.push(Segment {
+                        range: (start, start.wrapping_add(header.p_memsz)),
+                        writable: header.p_flags & libc::PF_W != 0,
+                    });
+                }
+            }
+        }
+        0
+    }
+    let mut ranges: Vec<Segment> = Vec::new();
+    // SAFETY: `collect` only reads the headers it is given and pushes to `ranges`, which
+    // outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(collect), (&raw mut ranges).cast()) };
+    ranges
+}
+
+/// The calling thread's stack mapping without its guard (glibc keeps the thread descriptor
+/// and static TLS at its top), if the C library tells it and it holds the stack pointer.
+fn current_thread_stack() -> Option<(u64, u64)> {
+    // SAFETY: all-zero is a valid out parameter; pthread_getattr_np initialises it, and it is
+    // destroyed below only if that succeeded.
+    let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `attr` is a valid out pointer; pthread_self is the calling thread.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), &mut attr) } != 0 {
+        return None;
+    }
+    let mut addr = std::ptr::null_mut();
+    let mut size = 0;
+    // SAFETY: `attr` was initialised above; the out pointers are valid.
+    let got = unsafe { libc::pthread_attr_getstack(&attr, &mut addr, &mut size) } == 0;
+    // SAFETY: `attr` was initialised by pthread_getattr_np and is not used again.
+    unsafe { libc::pthread_attr_destroy(&mut attr) };
+    let (start, end) = (addr as u64, addr as u64 + size as u64);
+    let here = (&raw const attr) as u64;
+    (got && (start..end).contains(&here)).then_some((start, end))
 }
 
 /// The rseq area glibc registered for a thread (glibc 2.35+ registers one per thread).

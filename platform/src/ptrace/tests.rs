@@ -169,6 +169,51 @@ fn the_spare_factory_is_taken_from_its_slot_and_dies_with_the_platform() {
 }
 
 #[test]
+fn the_zygote_sheds_the_sentry_once_and_gives_factories_no_data_of_it() {
+    // The zygote sheds before it answers its first request, so it has once a factory exists;
+    // code run in a stub of that factory shows the shed zygote still forks working ones.
+    let mut t = setup(GETPID_THEN_EXIT);
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    let zygote = t.platform.shared.master.zygote_pid();
+    let ours = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{zygote}/maps")).unwrap();
+    // The heap stays only where it holds the factory filter (a page or two of it).
+    for name in ["memfd:", "[stack]"] {
+        assert!(ours.contains(name), "the test process maps no {name}");
+        assert!(
+            !maps.contains(name),
+            "the zygote still maps {name}:\n{maps}"
+        );
+    }
+    let lines = |m: &str| m.lines().count();
+    assert!(lines(&maps) < lines(&ours), "zygote:\n{maps}");
+    // The loaded objects' writable data is the zygote's alone: a factory gets no copy
+    // (`dc`, VM_DONTCOPY, in the zygote's flags).
+    let smaps = std::fs::read_to_string(format!("/proc/{zygote}/smaps")).unwrap();
+    let mut writable_files = 0;
+    let mut mapping = "";
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() >= 6 && fields[0].contains('-') && fields[5].starts_with('/') {
+            mapping = line;
+        } else if fields.len() >= 5 && fields[0].contains('-') {
+            mapping = "";
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            let perms = mapping.split_whitespace().nth(1).unwrap_or("");
+            if perms.contains('w') {
+                writable_files += 1;
+                assert!(flags.contains(" dc"), "{mapping} is copied to factories");
+            }
+        }
+    }
+    assert!(
+        writable_files > 0,
+        "no writable file mapping in the zygote:\n{smaps}"
+    );
+}
+
+#[test]
 fn a_spare_factory_comes_with_a_stub_that_dies_with_it_unused() {
     let guest = Guest::new();
     let ptrace = platform(&guest);

@@ -64,7 +64,7 @@ pub(crate) const SETUP_FILTER: u64 = 96;
 /// Exit status of a systrap stub whose set-up failed (what a factory's child uses, too).
 pub(crate) const SETUP_FAILED: i32 = 126;
 /// End of the x86-64 user address range with 4-level paging (`TASK_SIZE_MAX`).
-const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+pub(crate) const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// A stub shares its factory's memory (`CLONE_VM`) and is a child of the sentry
 /// (`CLONE_PARENT`), with exit signal 0 so its death sends the sentry nothing.
 pub(crate) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
