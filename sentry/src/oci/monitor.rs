@@ -31,7 +31,9 @@ use sentry::boot::loader::{
     Isolation, Loader, LoaderConfig, PidNamespaceSpec, ProcessInfo, ProcessSpec, SignalTarget,
 };
 use sentry::boot::profile::ProfileFile;
-use sentry::boot::{sandbox::Network, seccomp};
+use sentry::boot::sandbox::{Network, WATCH_FD_ARG};
+use sentry::boot::seccomp;
+use sentry::fs::hostfs::WATCH_ENV;
 use serde::{Deserialize, Serialize};
 
 use super::state::{self, Saved, Status};
@@ -346,7 +348,13 @@ fn launch_sandbox(
         }
     };
     let (ours, theirs) = Channel::pair()?;
-    let mut cmd = Command::new("/proc/self/exe");
+    let exe = Path::new("/proc/self/exe");
+    // Started from this thread, outside the PID namespace the spawning thread enters.
+    let mut watch = sentry::boot::sandbox::WatchHolder::new();
+    if let Some(w) = &mut watch {
+        w.start(exe);
+    }
+    let mut cmd = Command::new(exe);
     cmd.arg(SANDBOX_ARG)
         .args(["--network", network.name()])
         .args(profile)
@@ -355,6 +363,13 @@ fn launch_sandbox(
         .stdin(Stdio::from(theirs.into_fd()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if let Some(w) = &watch {
+        cmd.args([WATCH_FD_ARG, &w.fd().to_string()]);
+    }
+    // Watching turned off here is off in the sandbox too.
+    if let Ok(v) = std::env::var(WATCH_ENV) {
+        cmd.env(WATCH_ENV, v);
+    }
     let pid = std::thread::spawn(move || -> anyhow::Result<u32> {
         if let Some(ns) = &netns {
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -366,6 +381,9 @@ fn launch_sandbox(
     .join()
     .map_err(|_| anyhow!("the sandbox spawner panicked"))?
     .context("starting the sandbox process")?;
+    if let Some(w) = watch {
+        w.release();
+    }
     let (client, events) = Client::new(ours)?;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
     Ok((client, events, pid))
@@ -652,8 +670,8 @@ pub fn exit_like(status: WireExitStatus) -> ! {
 }
 
 /// The sandbox process: boot the Loader isolated and filtered, then serve it on the control
-/// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its one option,
-/// `--network NAME`, comes from [`launch_sandbox`].
+/// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its options,
+/// `--network NAME` and [`WATCH_FD_ARG`] `FD`, come from [`launch_sandbox`].
 pub fn sandbox_main() -> i32 {
     // A session of its own: a container's host pty is the monitor's controlling terminal,
     // and what the host raises on it is the monitor's to forward, not ours.
@@ -669,6 +687,13 @@ pub fn sandbox_main() -> i32 {
             }
         },
     };
+    if let Some(fd) = args
+        .iter()
+        .position(|a| a == WATCH_FD_ARG)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+    {
+        sentry::fs::hostfs::adopt_watch_instance(fd);
+    }
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {
