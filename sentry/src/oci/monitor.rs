@@ -31,7 +31,7 @@ use sentry::boot::loader::{
     Isolation, Loader, LoaderConfig, PidNamespaceSpec, ProcessInfo, ProcessSpec, SignalTarget,
 };
 use sentry::boot::profile::ProfileFile;
-use sentry::boot::sandbox::{Network, WATCH_FD_ARG};
+use sentry::boot::sandbox::{Network, WatchHolder, WATCH_FD_ARG};
 use sentry::boot::seccomp;
 use sentry::fs::hostfs::WATCH_ENV;
 use serde::{Deserialize, Serialize};
@@ -281,13 +281,19 @@ fn create(
     let netns = super::spec::network_namespace(&spec);
     let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
     let cgroup = super::cgroup::path(&spec, systemd_cgroup);
+    // Its holder starts outside the container's cgroup (and, from this thread, outside the
+    // PID namespace the sandbox's spawning thread enters).
+    let mut watch = WatchHolder::new();
+    if let Some(w) = &mut watch {
+        w.start(Path::new("/proc/self/exe"));
+    }
     // Joined before the sandbox exists, which inherits it.
     let joined = match &cgroup {
         Some(path) => super::cgroup::create_and_join(&spec, path)?,
         None => None,
     };
     // On failure `create` removes the cgroup once we are gone.
-    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref(), &profile)?;
+    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref(), &profile, watch)?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
         &Request::CreateContainer {
@@ -332,11 +338,13 @@ fn create(
 /// (unshared by a short-lived thread so only its child lands there), the control channel as
 /// its stdin and no environment. With a network namespace `netns` (the spec's path) and a
 /// network that uses one, the same thread joins it first (`setns` changes only the calling
-/// thread), so the sandbox is born there.
+/// thread), so the sandbox is born there. With `watch`, the sandbox inherits its hostfs
+/// inotify instance, and this process lets go of it once the sandbox has it.
 fn launch_sandbox(
     network: Network,
     netns: Option<&Path>,
     profile: &[String],
+    watch: Option<WatchHolder>,
 ) -> anyhow::Result<(Client, Events, nix::unistd::Pid)> {
     let (network, netns) = match (network, netns) {
         (Network::None, _) | (Network::Sandbox, None) => (Network::None, None),
@@ -348,13 +356,7 @@ fn launch_sandbox(
         }
     };
     let (ours, theirs) = Channel::pair()?;
-    let exe = Path::new("/proc/self/exe");
-    // Started from this thread, outside the PID namespace the spawning thread enters.
-    let mut watch = sentry::boot::sandbox::WatchHolder::new();
-    if let Some(w) = &mut watch {
-        w.start(exe);
-    }
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(SANDBOX_ARG)
         .args(["--network", network.name()])
         .args(profile)
