@@ -1443,6 +1443,44 @@ mod tests {
         (r, made)
     }
 
+    /// A walk outside any system call (the boot's, to mount points) adds no watch, and what it
+    /// cached is revalidated by the first call, which watches the directory; later calls then
+    /// trust it without asking the host.
+    #[test]
+    fn only_system_calls_add_watches() {
+        use std::os::unix::fs::MetadataExt;
+        watch::make();
+        let base = scratch("watch-outside");
+        std::fs::create_dir(base.join("d")).unwrap();
+        std::fs::write(base.join("d/g"), b"old").unwrap();
+        let tree = HostNode::open_root(&base, false).unwrap();
+        let d = tree.child(b"d").unwrap();
+        let old = d.child(b"g").unwrap();
+        assert!(
+            !tree.watched() && !d.watched(),
+            "a watch added outside a call"
+        );
+        // Replaced on the host after that walk: the cached entry must not be trusted.
+        std::fs::write(base.join("new"), b"new").unwrap();
+        std::fs::rename(base.join("new"), base.join("d/g")).unwrap();
+        let (g, _) = call(|| d.child(b"g").unwrap());
+        if !d.w.live.load(Ordering::Acquire) {
+            eprintln!("SKIPPED: no inotify watch here (no instance, or a remote filesystem)");
+            return;
+        }
+        let ino = std::fs::metadata(base.join("d/g")).unwrap().ino();
+        assert_eq!(
+            g.ident.ino, ino,
+            "the replaced file, not the one cached before"
+        );
+        assert_ne!(old.ident.ino, ino);
+        let (again, made) = call(|| d.child(b"g").unwrap());
+        assert!(
+            Arc::ptr_eq(&again, &g) && made == 0,
+            "watched: no host call"
+        );
+    }
+
     /// Revalidation by notification: a watched directory answers a later call without a host
     /// call, and every host change made before a call is seen by it, as a native stat sees it.
     #[test]
