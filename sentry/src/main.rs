@@ -85,6 +85,9 @@ enum Command {
         /// Internal: this process is the sandbox (PID 1 of its namespace), not the monitor.
         #[arg(long, hide = true)]
         in_sandbox: bool,
+        /// Internal: the hostfs inotify instance the monitor made, inherited as this fd.
+        #[arg(long, hide = true)]
+        hostfs_watch_fd: Option<i32>,
         /// Test hook: make the sentry perform a host system call outside its allowlist.
         #[arg(long, hide = true)]
         test_only_seccomp_violation: bool,
@@ -267,6 +270,7 @@ fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()
 }
 
 /// The options of `do`, as the monitor passes them to the sandbox process.
+#[derive(Clone)]
 struct DoArgs {
     platform: String,
     strace: bool,
@@ -279,6 +283,8 @@ struct DoArgs {
     unsafe_disable_seccomp: bool,
     test_only_seccomp_violation: bool,
     seccomp_profile_out: Option<std::path::PathBuf>,
+    /// The inherited hostfs inotify instance (`--hostfs-watch-fd`; the sandbox's side).
+    hostfs_watch_fd: Option<i32>,
     cmd: Vec<String>,
 }
 
@@ -305,6 +311,10 @@ impl DoArgs {
         if let Some(p) = &self.seccomp_profile_out {
             v.push("--seccomp-profile-out".into());
             v.push(p.clone().into());
+        }
+        if let Some(fd) = self.hostfs_watch_fd {
+            v.push(sentry::boot::sandbox::WATCH_FD_ARG.into());
+            v.push(fd.to_string().into());
         }
         v.push("--network".into());
         v.push(
@@ -375,6 +385,10 @@ fn caller_rlimits() -> Vec<sentry::boot::loader::SpecRlimit> {
 
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
+    // Before anything forks.
+    if let Some(fd) = args.hostfs_watch_fd {
+        sentry::fs::hostfs::adopt_watch_instance(fd);
+    }
     // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
     // calls (getcwd, opening the binary) that the seccomp filter rightly refuses, which would
     // turn the report into a SIGSYS.
@@ -445,15 +459,24 @@ fn run_sandbox(args: DoArgs) -> i32 {
 /// The monitor: starts the sandbox process in its namespaces, waits, reports how it ended.
 fn run_monitor(args: &DoArgs) -> i32 {
     use sentry::boot::sandbox::{self, SandboxExit};
+    let exe = std::path::Path::new("/proc/self/exe");
     let mut kernel_log = sandbox::KernelLog::open();
-    let (exit, pid) =
-        match sandbox::spawn(std::path::Path::new("/proc/self/exe"), &args.sandbox_argv()) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("runsc-rs: {e}");
-                return 125;
-            }
-        };
+    let mut watch = sandbox::WatchHolder::new();
+    let argv = DoArgs {
+        hostfs_watch_fd: watch.as_ref().map(sandbox::WatchHolder::fd),
+        ..args.clone()
+    }
+    .sandbox_argv();
+    let (exit, pid) = match sandbox::spawn(exe, &argv, watch.as_mut()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runsc-rs: {e}");
+            return 125;
+        }
+    };
+    if let Some(w) = watch {
+        w.release();
+    }
     let mut logged = || -> Vec<String> {
         kernel_log
             .seccomp_syscalls(pid)
@@ -496,8 +519,12 @@ fn run_monitor(args: &DoArgs) -> i32 {
 }
 
 fn main() {
-    // The OCI CLI's own processes (monitor, sandbox, exec waiter) take no options.
+    // The OCI CLI's own processes (monitor, sandbox, exec waiter) and the holder of a `do`
+    // sandbox's inotify instance take no options.
     if let Some(arg) = std::env::args().nth(1) {
+        if arg == sentry::boot::sandbox::HOLD_ARG {
+            std::process::exit(sentry::boot::sandbox::hold_main());
+        }
         if let Some(code) = oci::hidden_main(&arg, || init_logging(None, true)) {
             std::process::exit(code);
         }
@@ -545,6 +572,7 @@ fn main() {
             debug,
             unsafe_disable_seccomp,
             in_sandbox,
+            hostfs_watch_fd,
             test_only_seccomp_violation,
             seccomp_profile_out,
             cmd,
@@ -568,6 +596,7 @@ fn main() {
                     Ok(cwd) if p.is_relative() => cwd.join(p),
                     _ => p,
                 }),
+                hostfs_watch_fd,
                 cmd,
             };
             if in_sandbox {

@@ -5,9 +5,12 @@
 //! create, a directory renamed, a symlink swapped, a file with two links written through its
 //! other name, explicit times, enough events to overflow the host's queue). After each change
 //! the sandboxed answers must be those of a native `watch_probe` over the same directory at
-//! that moment, with watching turned on (`RUNSC_RS_HOSTFS_WATCH=1`). The same steps run with
-//! it off (the default, `RUNSC_RS_HOSTFS_WATCH=0`),
-//! where every cached entry is revalidated with `fstatat`.
+//! that moment, with watching on (the default). The same steps run with it off
+//! (`RUNSC_RS_HOSTFS_WATCH=0`), where every cached entry is revalidated with `fstatat`.
+//!
+//! Under `runsc-rs do` the inotify instance is made by the monitor and its last reference is
+//! a holder process's (`sentry::boot::sandbox::WatchHolder`): the sandbox's watches must show
+//! on the holder's descriptor, and the holder must be gone (reaped) soon after `runsc-rs`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -199,22 +202,31 @@ fn change(dir: &Path, step: usize) -> bool {
     true
 }
 
-fn steps_match_native(watch: &str) {
-    let Some(probe) = program_str("watch_probe") else {
-        return;
-    };
-    let s = Scratch::new("hostfs-watch");
-    let vol = s.join("vol");
-    std::fs::create_dir(&vol).unwrap();
+/// `runsc-rs do` running a `watch_probe` over `vol` (mounted at /mnt/vol), with
+/// `RUNSC_RS_HOSTFS_WATCH` set to `watch` (None: the default).
+fn sandboxed_probe(probe: &str, vol: &Path, watch: Option<&str>) -> Probe {
     let mut cmd = Command::new(runsc_rs_bin());
     cmd.arg("do");
     if let Some(p) = test_platform() {
         cmd.args(["--platform", &p]);
     }
     cmd.args(["--volume", &format!("{}:/mnt/vol", vol.display())])
-        .args(["--", &probe, "/mnt/vol"])
-        .env("RUNSC_RS_HOSTFS_WATCH", watch);
-    let mut sandboxed = Probe::start(cmd);
+        .args(["--", probe, "/mnt/vol"]);
+    match watch {
+        Some(w) => cmd.env("RUNSC_RS_HOSTFS_WATCH", w),
+        None => cmd.env_remove("RUNSC_RS_HOSTFS_WATCH"),
+    };
+    Probe::start(cmd)
+}
+
+fn steps_match_native(watch: Option<&str>) {
+    let Some(probe) = program_str("watch_probe") else {
+        return;
+    };
+    let s = Scratch::new("hostfs-watch");
+    let vol = s.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    let mut sandboxed = sandboxed_probe(&probe, &vol, watch);
     let mut native_cmd = Command::new(&probe);
     native_cmd.arg(&vol);
     let mut native = Probe::start(native_cmd);
@@ -226,7 +238,7 @@ fn steps_match_native(watch: &str) {
             let want = native.ask(q);
             assert_eq!(
                 got, want,
-                "step {step}, {q:?} (RUNSC_RS_HOSTFS_WATCH={watch})"
+                "step {step}, {q:?} (RUNSC_RS_HOSTFS_WATCH={watch:?})"
             );
         }
         step += 1;
@@ -237,10 +249,105 @@ fn steps_match_native(watch: &str) {
 
 #[test]
 fn host_changes_are_seen_with_watches() {
-    steps_match_native("1");
+    steps_match_native(None);
 }
 
 #[test]
 fn host_changes_are_seen_without_watches() {
-    steps_match_native("0");
+    steps_match_native(Some("0"));
+}
+
+/// The processes of process group `pgid` (zombies included) and their command lines.
+fn group(pgid: i32) -> Vec<(i32, Vec<String>)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's ")": state, ppid, pgrp.
+        let pgrp: i32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let argv = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        (pgrp == pgid).then_some((pid, argv))
+    })
+    .collect()
+}
+
+/// The inotify watches process `pid`'s descriptors hold (`inotify wd:` lines of fdinfo).
+fn inotify_watches(pid: i32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    fds.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+/// With watching on, the sandbox's watches are on the instance a holder process holds (so the
+/// last close, which waits for the host's SRCU grace period, is not in the sandbox's exit),
+/// and the holder ends and is reaped by itself once `runsc-rs` is gone; with it off there is
+/// no holder.
+fn holder(watch: Option<&str>) {
+    let Some(probe) = program_str("watch_probe") else {
+        return;
+    };
+    let s = Scratch::new("hostfs-watch-holder");
+    let vol = s.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    assert!(change(&vol, 0));
+    let mut sandboxed = sandboxed_probe(&probe, &vol, watch);
+    // The probe's group is the one `runsc-rs do` leads (Probe::start).
+    let pgid = sandboxed.child.id() as i32;
+    for q in ["lstat f", "stat f", "list d", "lstat d/g"] {
+        sandboxed.ask(q);
+    }
+    let holders: Vec<i32> = group(pgid)
+        .into_iter()
+        .filter(|(_, argv)| argv.get(1).is_some_and(|a| a == "hostfs-watch-holder"))
+        .map(|(pid, _)| pid)
+        .collect();
+    if watch == Some("0") {
+        assert_eq!(holders, Vec::<i32>::new(), "a holder with watching off");
+        sandboxed.finish();
+        return;
+    }
+    assert_eq!(holders.len(), 1, "one holder: {:?}", group(pgid));
+    assert!(
+        inotify_watches(holders[0]) > 0,
+        "the holder's instance has no watch: the sandbox watches with another one"
+    );
+    sandboxed.finish();
+    let deadline = std::time::Instant::now() + timeout();
+    while !group(pgid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind by runsc-rs do: {:?}",
+            group(pgid)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_instance_is_held_outside_the_sandbox() {
+    holder(None);
+}
+
+#[test]
+fn no_holder_without_watches() {
+    holder(Some("0"));
 }

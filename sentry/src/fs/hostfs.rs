@@ -42,11 +42,13 @@
 //! starts afresh (a generation count, cleared lazily as directories are next used).
 //!
 //! **Revalidation by host notification** ([`watch`]). The sentry has one inotify instance
-//! (made at boot). A directory gets a watch, through `{HOST_PROC}/self/fd/N` of its own
-//! `O_PATH` fd, before it is first looked in; a directory or regular file also gets one when
-//! its attributes are asked for in a second system call. The first use of a watch in a
-//! system call reads the queued events once (a nonblocking `read` that usually says EAGAIN)
-//! under a lock, and applies them before the lock is released:
+//! (made at boot, or by the process that spawned the sandbox). A directory gets a watch,
+//! through `{HOST_PROC}/self/fd/N` of its own `O_PATH` fd, before a system call first looks
+//! in it (walks outside any call, the boot's to mount points, add none); a directory or
+//! regular file also gets one when its attributes are asked for in a second system call.
+//! The first use of a watch in a system call reads the queued events once (a nonblocking
+//! `read` that usually says EAGAIN) under a lock, and applies them before the lock is
+//! released:
 //! - a name made, removed or moved in a directory (`IN_CREATE`, `IN_DELETE`,
 //!   `IN_MOVED_FROM`, `IN_MOVED_TO`) drops that child and the directory's attributes;
 //! - attribute, data or atime changes (`IN_ATTRIB`, `IN_MODIFY`, `IN_CLOSE_WRITE`,
@@ -65,10 +67,11 @@
 //! event of its directory is not trusted beyond its call ([`Children::events`]); attributes
 //! are valid while the node's [`watch::Watched::seq`] is what it was before they were fetched.
 //!
-//! Watching is on only with `RUNSC_RS_HOSTFS_WATCH=1` for now ([`WATCH_ENV`]: closing an
-//! instance with watches puts the host's SRCU grace period into the sandbox's exit).
+//! Watching is on unless `RUNSC_RS_HOSTFS_WATCH=0` ([`WATCH_ENV`]). Closing an instance with
+//! watches waits for the host's SRCU grace period, so under `runsc-rs do` the last reference
+//! is a holder process's, not the sandbox's (see [`WATCH_ENV`]).
 //!
-//! **Without a watch** (watching off, the default, no inotify instance, the
+//! **Without a watch** (watching off, no inotify instance, the
 //! host's watch limit, more watches than the cache budget, a filesystem that does not report
 //! every change through inotify: network, FUSE, virtiofs, 9p, procfs-like ones), a cached child
 //! is *revalidated* at each use: one `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, which must
@@ -114,8 +117,9 @@ mod special;
 mod watch;
 pub use special::HOST_PROC;
 pub use watch::{
-    read_host_limits as read_watch_limits, start as start_watching, DIR_FLAGS as WATCH_DIR_FLAGS,
-    FILE_FLAGS as WATCH_FILE_FLAGS, WATCH_ENV,
+    adopt as adopt_watch_instance, for_sandbox as watch_instance_for_sandbox,
+    read_host_limits as read_watch_limits, start as start_watching, HostInstance,
+    DIR_FLAGS as WATCH_DIR_FLAGS, FILE_FLAGS as WATCH_FILE_FLAGS, WATCH_ENV,
 };
 
 /// The sentry's inotify fd, for the host seccomp rules (None when watching is off).
@@ -572,8 +576,16 @@ impl HostNode {
         if matches!(self.origin, Origin::File) {
             return Err(Errno::ENOTDIR);
         }
-        // The watch first, so what the host answers below is covered by its events.
-        let watched = self.ensure_watch() && watch::sync();
+        // The watch first, so what the host answers below is covered by its events. Only a
+        // system call adds one: a walk outside any (the boot's to mount points, a control
+        // request's) keeps the revalidation by host calls unless a call added it before, so a
+        // directory only walked through then costs no watch. (Adding one marks every child
+        // dentry the host has cached: milliseconds in a large /tmp.)
+        let watched = if dcache::current() == dcache::NO_EPOCH {
+            self.watched()
+        } else {
+            self.ensure_watch()
+        } && watch::sync();
         let (cached, events) = {
             let mut c = self.children();
             let cached = c.current().get(name).map(|e| (e.node.clone(), e.fresh));
@@ -588,7 +600,7 @@ impl HostNode {
             match rustix::fs::statat(self.fd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if node.ident.same_inode(&st) => {
                     node.keep_attrs(to_stat(&st), stamp);
-                    self.mark_fresh(name, &node, events);
+                    self.mark_fresh(name, &node, events, watched);
                     return Ok(node);
                 }
                 _ => self.forget(name),
@@ -596,7 +608,7 @@ impl HostNode {
         }
         let events = self.children().events;
         let node = self.lookup_uncached(name)?;
-        self.remember(name, &node, events);
+        self.remember(name, &node, events, watched);
         Ok(node)
     }
 
@@ -623,15 +635,16 @@ impl HostNode {
     }
 
     /// Whether a child looked up or revalidated while `events` was this directory's event
-    /// count may be trusted without asking the host again.
-    fn fresh_since(&self, c: &Children, events: u64) -> bool {
-        c.events == events && self.watched()
+    /// count, and `watched` said whether its watch was live before the host was asked, may be
+    /// trusted without asking the host again.
+    fn fresh_since(&self, c: &Children, events: u64, watched: bool) -> bool {
+        watched && c.events == events && self.watched()
     }
 
     /// The cached `node` was just revalidated by name: fresh if no event came meanwhile.
-    fn mark_fresh(&self, name: &[u8], node: &Arc<HostNode>, events: u64) {
+    fn mark_fresh(&self, name: &[u8], node: &Arc<HostNode>, events: u64, watched: bool) {
         let mut c = self.children();
-        let fresh = self.fresh_since(&c, events);
+        let fresh = self.fresh_since(&c, events, watched);
         if let Some(e) = c.current().get_mut(name) {
             if Arc::ptr_eq(&e.node, node) {
                 e.fresh = fresh;
@@ -640,10 +653,10 @@ impl HostNode {
     }
 
     /// Caches `node` as the child `name`, within the budget; `events` is the directory's
-    /// event count before the host was asked.
-    fn remember(&self, name: &[u8], node: &Arc<HostNode>, events: u64) {
+    /// event count before the host was asked (and `watched` whether its watch was live).
+    fn remember(&self, name: &[u8], node: &Arc<HostNode>, events: u64, watched: bool) {
         let mut children = self.children();
-        let fresh = self.fresh_since(&children, events);
+        let fresh = self.fresh_since(&children, events, watched);
         let entry = || Entry {
             node: node.clone(),
             fresh,
@@ -1428,6 +1441,44 @@ mod tests {
         let made = host_calls() - before;
         dcache::end_call();
         (r, made)
+    }
+
+    /// A walk outside any system call (the boot's, to mount points) adds no watch, and what it
+    /// cached is revalidated by the first call, which watches the directory; later calls then
+    /// trust it without asking the host.
+    #[test]
+    fn only_system_calls_add_watches() {
+        use std::os::unix::fs::MetadataExt;
+        watch::make();
+        let base = scratch("watch-outside");
+        std::fs::create_dir(base.join("d")).unwrap();
+        std::fs::write(base.join("d/g"), b"old").unwrap();
+        let tree = HostNode::open_root(&base, false).unwrap();
+        let d = tree.child(b"d").unwrap();
+        let old = d.child(b"g").unwrap();
+        assert!(
+            !tree.watched() && !d.watched(),
+            "a watch added outside a call"
+        );
+        // Replaced on the host after that walk: the cached entry must not be trusted.
+        std::fs::write(base.join("new"), b"new").unwrap();
+        std::fs::rename(base.join("new"), base.join("d/g")).unwrap();
+        let (g, _) = call(|| d.child(b"g").unwrap());
+        if !d.w.live.load(Ordering::Acquire) {
+            eprintln!("SKIPPED: no inotify watch here (no instance, or a remote filesystem)");
+            return;
+        }
+        let ino = std::fs::metadata(base.join("d/g")).unwrap().ino();
+        assert_eq!(
+            g.ident.ino, ino,
+            "the replaced file, not the one cached before"
+        );
+        assert_ne!(old.ident.ino, ino);
+        let (again, made) = call(|| d.child(b"g").unwrap());
+        assert!(
+            Arc::ptr_eq(&again, &g) && made == 0,
+            "watched: no host call"
+        );
     }
 
     /// Revalidation by notification: a watched directory answers a later call without a host

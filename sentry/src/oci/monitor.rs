@@ -31,7 +31,9 @@ use sentry::boot::loader::{
     Isolation, Loader, LoaderConfig, PidNamespaceSpec, ProcessInfo, ProcessSpec, SignalTarget,
 };
 use sentry::boot::profile::ProfileFile;
-use sentry::boot::{sandbox::Network, seccomp};
+use sentry::boot::sandbox::{Network, WatchHolder, WATCH_FD_ARG};
+use sentry::boot::seccomp;
+use sentry::fs::hostfs::WATCH_ENV;
 use serde::{Deserialize, Serialize};
 
 use super::state::{self, Saved, Status};
@@ -279,13 +281,19 @@ fn create(
     let netns = super::spec::network_namespace(&spec);
     let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
     let cgroup = super::cgroup::path(&spec, systemd_cgroup);
+    // Its holder starts outside the container's cgroup (and, from this thread, outside the
+    // PID namespace the sandbox's spawning thread enters).
+    let mut watch = WatchHolder::new();
+    if let Some(w) = &mut watch {
+        w.start(Path::new("/proc/self/exe"));
+    }
     // Joined before the sandbox exists, which inherits it.
     let joined = match &cgroup {
         Some(path) => super::cgroup::create_and_join(&spec, path)?,
         None => None,
     };
     // On failure `create` removes the cgroup once we are gone.
-    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref(), &profile)?;
+    let (client, events, sandbox) = launch_sandbox(network, netns.as_deref(), &profile, watch)?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     client.call(
         &Request::CreateContainer {
@@ -330,11 +338,13 @@ fn create(
 /// (unshared by a short-lived thread so only its child lands there), the control channel as
 /// its stdin and no environment. With a network namespace `netns` (the spec's path) and a
 /// network that uses one, the same thread joins it first (`setns` changes only the calling
-/// thread), so the sandbox is born there.
+/// thread), so the sandbox is born there. With `watch`, the sandbox inherits its hostfs
+/// inotify instance, and this process lets go of it once the sandbox has it.
 fn launch_sandbox(
     network: Network,
     netns: Option<&Path>,
     profile: &[String],
+    watch: Option<WatchHolder>,
 ) -> anyhow::Result<(Client, Events, nix::unistd::Pid)> {
     let (network, netns) = match (network, netns) {
         (Network::None, _) | (Network::Sandbox, None) => (Network::None, None),
@@ -355,6 +365,13 @@ fn launch_sandbox(
         .stdin(Stdio::from(theirs.into_fd()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if let Some(w) = &watch {
+        cmd.args([WATCH_FD_ARG, &w.fd().to_string()]);
+    }
+    // Watching turned off here is off in the sandbox too.
+    if let Ok(v) = std::env::var(WATCH_ENV) {
+        cmd.env(WATCH_ENV, v);
+    }
     let pid = std::thread::spawn(move || -> anyhow::Result<u32> {
         if let Some(ns) = &netns {
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -366,6 +383,9 @@ fn launch_sandbox(
     .join()
     .map_err(|_| anyhow!("the sandbox spawner panicked"))?
     .context("starting the sandbox process")?;
+    if let Some(w) = watch {
+        w.release();
+    }
     let (client, events) = Client::new(ours)?;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
     Ok((client, events, pid))
@@ -652,8 +672,8 @@ pub fn exit_like(status: WireExitStatus) -> ! {
 }
 
 /// The sandbox process: boot the Loader isolated and filtered, then serve it on the control
-/// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its one option,
-/// `--network NAME`, comes from [`launch_sandbox`].
+/// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its options,
+/// `--network NAME` and [`WATCH_FD_ARG`] `FD`, come from [`launch_sandbox`].
 pub fn sandbox_main() -> i32 {
     // A session of its own: a container's host pty is the monitor's controlling terminal,
     // and what the host raises on it is the monitor's to forward, not ours.
@@ -669,6 +689,13 @@ pub fn sandbox_main() -> i32 {
             }
         },
     };
+    if let Some(fd) = args
+        .iter()
+        .position(|a| a == WATCH_FD_ARG)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+    {
+        sentry::fs::hostfs::adopt_watch_instance(fd);
+    }
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {

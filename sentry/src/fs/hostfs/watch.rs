@@ -2,11 +2,13 @@
 //! host directory that caches children (see the module doc of `hostfs`, "Dentry cache").
 //!
 //! The instance is made at boot ([`start`], before the host seccomp filter goes on, which
-//! allows only [`DIR_FLAGS`] and [`FILE_FLAGS`] watches and their removal on this one fd). A
-//! directory or regular file is watched through `{HOST_PROC}/self/fd/N` of its own `O_PATH`
-//! fd, so the host resolves the inode the sentry holds and never a name. Events are read only by [`sync`], once per
-//! system call epoch per thread, under [`Watcher::drain`], and applied before that lock is
-//! released: a caller that finds the lock taken waits until the events another thread read
+//! allows only [`DIR_FLAGS`] and [`FILE_FLAGS`] watches and their removal on this one fd), or
+//! made by the process that spawned the sandbox and inherited ([`for_sandbox`], [`adopt`];
+//! see [`WATCH_ENV`] for why). A directory or regular file is watched through
+//! `{HOST_PROC}/self/fd/N` of its own `O_PATH` fd, so the host resolves the inode the sentry
+//! holds and never a name. Events are read only by [`sync`], once per system call epoch per
+//! thread, under [`Watcher::drain`], and applied before that lock is released: a caller that
+//! finds the lock taken waits until the events another thread read
 //! are applied, so no cache is trusted between a read and its application.
 //!
 //! # Lock order
@@ -25,11 +27,17 @@ use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use super::{cache_budget, new_generation, Children, HOST_PROC};
 use crate::vfs::dcache;
 
-/// Environment variable read at boot: `1` turns watching on. Off by default (every cached
-/// host entry is then revalidated with one `fstatat` per use): the last close of an
-/// inotify instance holding watches waits for the host's fsnotify SRCU grace period, which
-/// put 10-20 ms on this VM into every sandbox's exit (`busybox true` 11.7 -> 28-31 ms to
-/// start and end), until that close is taken off the exit path.
+/// Environment variable read at boot: `0` turns watching off (every cached host entry is
+/// then revalidated with one `fstatat` per use). On otherwise.
+///
+/// The last close of an inotify instance holding watches waits for the host's fsnotify SRCU
+/// grace period (6-20 ms), and an exiting process's files are closed before its parent's
+/// `wait4` returns. So the last reference must not be the sandbox's: `runsc-rs do` (and the
+/// OCI CLI's monitor) makes the instance ([`for_sandbox`]), hands it to the sandbox
+/// ([`adopt`]) and to a holder process (`WatchHolder`), which nobody waits for and which
+/// closes it after the monitor exited. A sandbox the containerd shim starts makes its own,
+/// and its exit takes that grace period (the shim has the container's exit from the
+/// sandbox's events before then).
 pub const WATCH_ENV: &str = "RUNSC_RS_HOSTFS_WATCH";
 
 /// What a directory's watch reports: names made, removed or moved in it, and its own
@@ -183,16 +191,91 @@ fn watch_limit() -> usize {
     share.min(cache_budget())
 }
 
-/// Makes the sentry's inotify instance when [`WATCH_ENV`] is `1`. Boot calls it before
-/// the host seccomp filter goes on (which refuses `inotify_init1`). Without an instance
-/// (turned off, the host's `fs.inotify.max_user_instances` reached, or fewer than
-/// [`INSTANCE_RESERVE`] left after it) every directory keeps the `fstatat` revalidation.
-pub fn start() {
-    if !std::env::var(WATCH_ENV).is_ok_and(|v| v == "1") {
-        log::info!("hostfs: watching host directories is off ({WATCH_ENV}=1 turns it on)");
+/// Whether [`WATCH_ENV`] leaves watching on.
+pub fn enabled() -> bool {
+    !std::env::var(WATCH_ENV).is_ok_and(|v| v == "0")
+}
+
+/// An instance made for a sandbox by the process that spawns it ([`for_sandbox`]).
+pub struct HostInstance {
+    /// The instance (nonblocking and, for the sandbox to inherit it, not close-on-exec).
+    pub fd: OwnedFd,
+    /// [`INSTANCE_RESERVE`] empty instances: proof that the host user keeps that many more.
+    /// Closing any instance waits for the host's mark reaper while it is at work (another
+    /// instance's marks going, such as the previous sandbox's), so these go to the holder
+    /// with the instance and are closed by a process nobody waits for.
+    pub reserve: Vec<OwnedFd>,
+}
+
+/// Makes an instance (close-on-exec unless `inherited`) and its reserve.
+fn instance(inherited: bool) -> rustix::io::Result<HostInstance> {
+    let cloexec = if inherited {
+        CreateFlags::empty()
+    } else {
+        CreateFlags::CLOEXEC
+    };
+    let fd = inotify::init(cloexec | CreateFlags::NONBLOCK)?;
+    let reserve = (0..INSTANCE_RESERVE)
+        .map(|_| inotify::init(CreateFlags::CLOEXEC))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HostInstance { fd, reserve })
+}
+
+/// Monitor side: the instance a sandbox will [`adopt`], made before it is spawned; None when
+/// watching is off or the host user has too few instances left.
+pub fn for_sandbox() -> Option<HostInstance> {
+    if !enabled() {
+        return None;
+    }
+    instance(true)
+        .inspect_err(|e| log::info!("hostfs: no inotify instance for the sandbox ({e})"))
+        .ok()
+}
+
+/// The instance the monitor passed (see [`WATCH_ENV`]), taken by [`adopt`] for [`start`].
+static ADOPTED: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Sandbox side: takes the inherited descriptor `raw` (named by the monitor on the command
+/// line) as the instance [`start`] uses. Call before the process forks (the platform's
+/// factories close what they inherit, but only what exists when they are made) and while the
+/// host's /proc is there. `raw` is moved to a close-on-exec descriptor this process owns
+/// (an eventfd made for it, replaced by `dup3`), and is ignored unless it is an inotify
+/// instance.
+pub fn adopt(raw: i32) {
+    let link = std::fs::read_link(format!("/proc/self/fd/{raw}"));
+    if !link.is_ok_and(|l| l.as_os_str() == "anon_inode:inotify") {
+        log::warn!("hostfs: descriptor {raw} is not an inotify instance: not watching with it");
         return;
     }
-    make();
+    let owned = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
+        .map_err(std::io::Error::from)
+        .and_then(|slot| {
+            nix::unistd::dup3(raw, slot.as_raw_fd(), nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(std::io::Error::from)?;
+            Ok(slot)
+        });
+    let _ = nix::unistd::close(raw);
+    match owned {
+        Ok(fd) => *ADOPTED.lock().unwrap_or_else(|p| p.into_inner()) = Some(fd),
+        Err(e) => log::warn!("hostfs: taking the inherited inotify instance failed ({e})"),
+    }
+}
+
+/// Makes the sentry's instance, or takes the one [`adopt`] took, unless [`WATCH_ENV`] is
+/// `0`. Boot calls it before the host seccomp filter goes on (which refuses
+/// `inotify_init1`). Without an instance (turned off, the host's
+/// `fs.inotify.max_user_instances` reached, or fewer than [`INSTANCE_RESERVE`] left after
+/// it) every directory keeps the `fstatat` revalidation.
+pub fn start() {
+    let adopted = ADOPTED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if !enabled() {
+        log::info!("hostfs: watching host directories is off ({WATCH_ENV}=0)");
+        return;
+    }
+    match adopted {
+        Some(fd) => install(fd),
+        None => make(),
+    }
 }
 
 /// Makes the instance whatever [`WATCH_ENV`] says (boot through [`start`]; unit tests).
@@ -200,28 +283,24 @@ pub(super) fn make() {
     if WATCHER.get().is_some() {
         return;
     }
-    let made = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).and_then(|fd| {
-        // Made and closed again at once: proof that the host user keeps that many.
-        let reserve: Result<Vec<OwnedFd>, _> = (0..INSTANCE_RESERVE)
-            .map(|_| inotify::init(CreateFlags::CLOEXEC))
-            .collect();
-        reserve.map(|_| fd)
-    });
-    match made {
-        Ok(fd) => {
-            let _ = WATCHER.set(Watcher {
-                fd,
-                drain: Mutex::new(()),
-                table: Mutex::new(Table {
-                    by_wd: HashMap::new(),
-                    local_fs: HashMap::new(),
-                }),
-            });
-        }
+    // The reserve is made and closed again at once (closing instances without marks).
+    match instance(false) {
+        Ok(made) => install(made.fd),
         Err(e) => {
             log::info!("hostfs: no inotify instance ({e}): host entries revalidated by fstatat")
         }
     }
+}
+
+fn install(fd: OwnedFd) {
+    let _ = WATCHER.set(Watcher {
+        fd,
+        drain: Mutex::new(()),
+        table: Mutex::new(Table {
+            by_wd: HashMap::new(),
+            local_fs: HashMap::new(),
+        }),
+    });
 }
 
 /// Whether the sentry watches host files at all (an instance was made at boot).
