@@ -18,6 +18,7 @@ use sentry::boot::control::{self, Channel, Client, Event, Request, Response};
 
 use crate::error::{Error, Result};
 use sentry::boot::cgroup::{Placement, SandboxCgroup};
+use sentry::boot::sandbox::KeptWatch;
 
 /// Name of the file in the bundle that records the sandbox's host PID, for the `delete`
 /// action when the shim is gone.
@@ -28,6 +29,8 @@ pub const PID_FILE: &str = "sandbox.pid";
 pub struct Sandbox {
     client: Client,
     pid: u32,
+    /// The sandbox's hostfs inotify instance, closed off-thread when this is dropped.
+    _watch: Option<KeptWatch>,
 }
 
 /// Where the sandbox's log goes: the bundle's `log` FIFO containerd reads, or nowhere.
@@ -99,13 +102,29 @@ impl Sandbox {
             entry.netns = Some((file, path.to_path_buf()));
             cmd.args(["--network", "sandbox"]);
         }
+        // The hostfs inotify instance: made here, so that its last close (slow: see
+        // `KeptWatch`) is ours, after the sandbox is gone, and not the sandbox's exit.
+        let watch = KeptWatch::new();
+        if let Some(w) = &watch {
+            cmd.args(w.sandbox_args());
+        }
         let pid = spawn_in_new_pid_namespace(cmd, entry)?;
+        if let Some(w) = &watch {
+            w.spawned();
+        }
         let (client, events) = Client::new(ours).map_err(Error::Launch)?;
         log::info!("sandbox process {pid} started");
         if let Err(e) = std::fs::write(bundle.join(PID_FILE), pid.to_string()) {
             log::warn!("recording the sandbox pid: {e}");
         }
-        Ok((Sandbox { client, pid }, events))
+        Ok((
+            Sandbox {
+                client,
+                pid,
+                _watch: watch,
+            },
+            events,
+        ))
     }
 
     /// The sandbox process's host PID.

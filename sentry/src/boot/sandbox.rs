@@ -306,6 +306,85 @@ impl WatchHolder {
     }
 }
 
+/// Sandbox side, before anything forks: takes the instance `args` name after
+/// [`WATCH_FD_ARG`], if they do ([`crate::fs::hostfs::adopt_watch_instance`]).
+pub fn adopt_watch_arg(args: &[String]) {
+    if let Some(fd) = args
+        .iter()
+        .position(|a| a == WATCH_FD_ARG)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+    {
+        crate::fs::hostfs::adopt_watch_instance(fd);
+    }
+}
+
+/// Spawner side, for a spawner that outlives its sandbox (the containerd shim): the sandbox's
+/// hostfs inotify instance, made here and inherited as [`WatchHolder`]'s is, with no holder
+/// process: this process keeps a reference and closes it from a thread of its own when
+/// dropped (once the sandbox is gone), so neither the sandbox's exit nor anyone waiting for
+/// it waits for the host's SRCU grace period that last close takes.
+#[derive(Debug)]
+pub struct KeptWatch {
+    instance: Option<OwnedFd>,
+}
+
+impl KeptWatch {
+    /// Makes the instance; None when watching is off or the host user has too few instances
+    /// left. The reserve that proved the latter is closed at once, off this thread.
+    pub fn new() -> Option<KeptWatch> {
+        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
+        close_off_thread(made.reserve);
+        Some(KeptWatch {
+            instance: Some(made.fd),
+        })
+    }
+
+    /// The sandbox's options naming the instance it inherits ([`WATCH_FD_ARG`]).
+    pub fn sandbox_args(&self) -> Vec<String> {
+        use std::os::fd::AsRawFd;
+        self.instance
+            .iter()
+            .flat_map(|fd| [WATCH_FD_ARG.to_string(), fd.as_raw_fd().to_string()])
+            .collect()
+    }
+
+    /// Once the sandbox was spawned: this process's copy becomes close-on-exec, so no later
+    /// child of this process inherits it.
+    pub fn spawned(&self) {
+        if let Some(fd) = &self.instance {
+            use std::os::fd::AsRawFd;
+            let _ = nix::fcntl::fcntl(
+                fd.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+        }
+    }
+}
+
+impl Drop for KeptWatch {
+    fn drop(&mut self) {
+        close_off_thread(self.instance.take().into_iter().collect());
+    }
+}
+
+/// Closes `fds` from a new thread (inline if none can be made): closing an inotify instance
+/// can wait for the host's mark reaper or an SRCU grace period.
+fn close_off_thread(fds: Vec<OwnedFd>) {
+    if fds.is_empty() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<OwnedFd>>();
+    let spawned = std::thread::Builder::new()
+        .name("watch-close".into())
+        .spawn(move || drop(rx.recv()));
+    match spawned {
+        Ok(_) => {
+            let _ = tx.send(fds);
+        }
+        Err(_) => drop(fds),
+    }
+}
+
 /// The holder process ([`WatchHolder`]): closes every descriptor it inherited but its stdin
 /// (a caller waiting for the end of a pipe it gave `runsc-rs do` must not wait for the
 /// holder), takes the instances sent on stdin, and returns, closing them, when the channel

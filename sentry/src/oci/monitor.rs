@@ -689,13 +689,7 @@ pub fn sandbox_main() -> i32 {
             }
         },
     };
-    if let Some(fd) = args
-        .iter()
-        .position(|a| a == WATCH_FD_ARG)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-    {
-        sentry::fs::hostfs::adopt_watch_instance(fd);
-    }
+    sentry::boot::sandbox::adopt_watch_arg(&args);
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {
