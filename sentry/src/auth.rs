@@ -298,7 +298,8 @@ impl UserNs {
         INITIAL_USER_NS.clone()
     }
 
-    /// A new namespace under `parent`, owned by `owner`:`owner_gid`, with nothing mapped.
+    /// A new namespace under `parent`, owned by `owner`:`owner_gid`, with nothing mapped and
+    /// the parent's `setgroups` setting (as Linux copies the namespace flags).
     pub fn new_child(parent: &Arc<UserNs>, owner: u32, owner_gid: u32) -> Arc<UserNs> {
         Arc::new(UserNs {
             parent: Some(parent.clone()),
@@ -306,7 +307,10 @@ impl UserNs {
             owner,
             owner_gid,
             inode: next_ns_inode(),
-            maps: Mutex::new(UserNsMaps::default()),
+            maps: Mutex::new(UserNsMaps {
+                setgroups_denied: parent.snapshot().setgroups_denied,
+                ..UserNsMaps::default()
+            }),
         })
     }
 

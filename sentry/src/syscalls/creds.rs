@@ -270,15 +270,18 @@ pub fn getgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult {
     Ok(groups.len() as u64)
 }
 
-/// setgroups(2): needs CAP_SETGID; at most `NGROUPS_MAX` groups.
+/// setgroups(2): needs CAP_SETGID, and a namespace whose gid_map is written and whose
+/// `setgroups` is not `deny` (Linux's `may_setgroups`, checked first); at most `NGROUPS_MAX`
+/// groups.
 pub fn setgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult {
+    let maps = t.creds.user_ns.snapshot();
+    if !privileged(t, cap::SETGID) || maps.setgroups_denied || maps.gid.0.is_none() {
+        return Err(Errno::EPERM);
+    }
     let size = usize::try_from(size)
         .ok()
         .filter(|&n| n <= NGROUPS_MAX)
         .ok_or(Errno::EINVAL)?;
-    if !privileged(t, cap::SETGID) || t.creds.user_ns.snapshot().setgroups_denied {
-        return Err(Errno::EPERM);
-    }
     let bytes = t.mm.read_bytes(list, size * 4)?;
     let groups = bytes
         .chunks_exact(4)
