@@ -72,6 +72,17 @@
 //! backed off to [`MAX_BACKOFF`] on a busy machine rarely polls again (its retry pays a
 //! cross-CPU wake-up).
 //!
+//! The sentry's part between two switches, sampled with `perf` (a later stretch, the machine
+//! loaded, so sleeping hand-offs; per trapped `getpid`, CPU time): about 0.24 µs, of which
+//! the waiting side of the switch 50 ns, the rest of the switch (registers in and out,
+//! placement, the resume) 45 ns, the task's run loop 40 ns, the two monotonic clock reads of
+//! CPU-time accounting 40 ns (the largest single item; a TSC-based clock would halve it),
+//! dispatch, seccomp gate and the handler 30 ns, the accounting's own arithmetic 25 ns. A
+//! switch no longer upgrades the address space's weak reference and takes its lock to see
+//! whether it was released (a flag of its own, ~10 ns), and the task clock is a sequence
+//! lock (plain stores instead of two mutex cycles per switch). The stub's return path
+//! (`xrstor`, base writes, the window) was 0.3 µs of the stub's own samples there.
+//!
 //! # Cache lines
 //! A polled hand-off costs what moving cache lines between the two CPUs costs, so the
 //! region is laid out and written to move few of them (`layout`): the state word and the
