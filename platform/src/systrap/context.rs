@@ -97,12 +97,16 @@ impl ContextStub {
 /// of [`STREAK`] successes halves it again. A fresh stub starts backed off
 /// ([`Polling::fresh`]).
 ///
-/// Only a hand-off in which the other side was not running fails (see [`judge`]): one in
-/// which a side slept because the other was busy with the call (the sentry filling a page
-/// from a host file, an exec; application code computing between two calls) is *long*,
-/// neither a success nor a failure. Such waits say nothing of the machine, and counting them
-/// as failures kept a fresh process (whose early hand-offs are mostly long) backed off for
-/// good.
+/// Both kinds of failure [`judge`] tells apart back off: a *long* hand-off (a side slept
+/// because the other was busy with the call, the sentry filling a page from a host file or
+/// an exec, application code computing between two calls) and one whose other side was not
+/// running. Leaving long ones out, so that a fresh process kept polling through them, made
+/// `python3 -S -c pass` twice as slow on the development VM (busy with other builds): every
+/// sleep in a polling hand-off is a cross-CPU wake-up, which there waits for the other CPU's
+/// current task, where a same-CPU hand-off runs the woken side at once. A poll that meets a
+/// preempted other side within the budget still succeeds: failing such polls too (a stub
+/// that took the resume more than 2 µs into the sentry's poll) made a trapped `getpid` on
+/// the same busy VM 7.5-7.9 µs instead of 5.9 (polling, however slow, beat sleeping).
 #[derive(Default)]
 pub(super) struct Polling {
     /// The stub was told to poll for its next resume.
@@ -128,17 +132,10 @@ pub(super) struct Polling {
 pub(super) struct Waited {
     /// The sentry slept (always, when it did not poll).
     pub(super) slept: bool,
-    /// The sentry polled and the stub had not taken the resume when it looked: a stub that
-    /// was polling, [`PROMPT`] into the sentry's poll; a stub that had to be woken, when the
-    /// sentry's budget ran out. Either way the stub was not running.
+    /// The sentry polled, and when its budget ran out the stub had not even taken the
+    /// resume: the stub was not running (preempted, or slow to wake).
     pub(super) late: bool,
 }
-
-/// How soon into the sentry's poll a polling stub must have taken the resume: a hand-off way
-/// takes 0.05-0.3 µs between two running CPUs; a stub that takes longer was preempted (on a
-/// busy machine both sides then still meet within a budget, but slowly, each poll waiting
-/// for the other's turn on a CPU, and same-CPU hand-offs are faster).
-pub(super) const PROMPT: Duration = Duration::from_micros(2);
 
 /// What a polling hand-off says about polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +147,9 @@ pub(super) enum Judged {
     /// when the event came, so was running), or the application between two calls (the stub
     /// had taken the resume in time, and the sentry's poll ran out).
     Long,
-    /// The stub took the resume late (see [`Waited::late`]): it was not running (preempted
-    /// on a busy machine, or a slow cross-CPU wake-up).
+    /// The stub had not taken the resume when the sentry's budget ran out (see
+    /// [`Waited::late`]): it was not running (preempted on a busy machine, or a slow
+    /// cross-CPU wake-up).
     Failed,
 }
 
@@ -198,10 +196,9 @@ impl Polling {
     }
 
     /// Takes in how a hand-off went: `polls` if the sentry polled in it, the rest as for
-    /// [`judge`]. Waking a stub that was not told to poll (the first hand-off after a
-    /// back-off) fails if the stub has not taken the resume within the sentry's budget: on a
-    /// busy or virtual machine a cross-CPU wake-up takes longer than a budget, and on such a
-    /// machine returning to polling must stay rare.
+    /// [`judge`]; long and failed hand-offs both back off (see [`Polling`]). Waking a stub
+    /// that was not told to poll (the first hand-off after a back-off) is not long: the stub
+    /// slept because it was told to.
     pub(super) fn after(&self, polls: bool, stub_polled: bool, woke: bool, waited: Waited) {
         let bump = |cell: &Cell<u64>, by: bool| cell.set(cell.get() + u64::from(by));
         bump(&self.handoffs, true);
@@ -210,7 +207,10 @@ impl Polling {
         if polls {
             match judge(stub_polled, woke, waited) {
                 Judged::Ok => self.record(true),
-                Judged::Long => bump(&self.long, true),
+                Judged::Long => {
+                    bump(&self.long, true);
+                    self.record(false);
+                }
                 Judged::Failed => {
                     bump(&self.failed, true);
                     self.record(false);
@@ -379,7 +379,6 @@ impl SystrapContext {
         let poll = polls.then(|| Poll {
             budget: waiting.sentry_spin,
             resumes: stub.resumes.get(),
-            prompt: !woke,
         });
         let waited = wait_event(&region, stub.pid, poll, Some(&self.interrupt));
         state.fp.valid = false;
@@ -490,20 +489,17 @@ fn resume(region: &Region<'_>) -> bool {
 pub(super) const POLLS_PER_CLOCK: u32 = 64;
 
 /// A poll of the sentry's for an event: for `budget` by the clock (after the first
-/// [`POLLS_PER_CLOCK`] polls), for the stub's answer to resume number `resumes`; `prompt`
-/// when the stub was polling for that resume (so should take it within [`PROMPT`]).
+/// [`POLLS_PER_CLOCK`] polls), for the stub's answer to resume number `resumes`.
 pub(super) struct Poll {
     budget: Duration,
     resumes: u32,
-    prompt: bool,
 }
 
 /// Waits until the stub of `region` reports an event: with `poll`, polls [`POLLS_PER_CLOCK`]
-/// times and then for its budget more by the clock, looking whether the stub has taken the
-/// resume (see [`Waited::late`]); then sleeps on the state word, checking every
-/// [`LIVENESS_PERIOD`] that the stub still lives and, while `interrupt` is pending, sending
-/// its signal again. The stub's count of resumes is read only in a poll that lasts past
-/// [`PROMPT`] (a cache line the stub otherwise keeps to itself).
+/// times and then for its budget more by the clock, then looks whether the stub has taken
+/// the resume (see [`Waited::late`]: a cache line the stub otherwise keeps to itself); then
+/// sleeps on the state word, checking every [`LIVENESS_PERIOD`] that the stub still lives
+/// and, while `interrupt` is pending, sending its signal again.
 ///
 /// The signal again: the fast entry drops an interrupt signal that reaches it before it
 /// returns to the application (it expects to be on its way to the sentry), but one that
@@ -519,9 +515,7 @@ fn wait_event(
     let state = region.state();
     let mut waited = Waited::default();
     if let Some(poll) = poll {
-        let taken = || region.pickups() == poll.resumes;
         let mut started = None;
-        let mut look_prompt = poll.prompt;
         'poll: loop {
             for _ in 0..POLLS_PER_CLOCK {
                 if state.load(Ordering::Acquire) == STATE_EVENT {
@@ -531,21 +525,11 @@ fn wait_event(
             }
             match started {
                 None => started = Some(Instant::now()),
-                Some(at) => {
-                    let elapsed = at.elapsed();
-                    if look_prompt && elapsed >= PROMPT {
-                        look_prompt = false;
-                        waited.late = !taken();
-                    }
-                    if elapsed >= poll.budget {
-                        break 'poll;
-                    }
-                }
+                Some(at) if at.elapsed() >= poll.budget => break 'poll,
+                Some(_) => {}
             }
         }
-        if !poll.prompt {
-            waited.late = !taken();
-        }
+        waited.late = region.pickups() != poll.resumes;
     }
     waited.slept = true;
     loop {

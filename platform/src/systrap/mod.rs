@@ -34,19 +34,22 @@
 //!   let loose on every CPU and both sides poll the state word for a bounded time
 //!   ([`Tuning::spin`]) before sleeping. A hand-off between two running CPUs costs well under
 //!   a microsecond, against several for a same-CPU switch. Polling only pays while the other
-//!   side answers within the budget and really runs on another CPU; so a hand-off in which
-//!   the other side was *not running* turns polling off for that stub for a number of
+//!   side answers within the budget and really runs on another CPU; so every hand-off in which
+//!   either side had to sleep after all turns polling off for that stub for a number of
 //!   hand-offs that doubles with each failure ([`MAX_BACKOFF`]) and halves only after a run
 //!   of successes (a failed poll costs far more than a successful one saves), and the stub
-//!   is bound to the sentry's CPU again meanwhile. A hand-off in which a side slept because
-//!   the other was busy is *long*, neither a failure nor a success: the stub slept while the
-//!   sentry worked on its call past the budget (a page filled from a host file, an exec, a
-//!   blocking call), or the sentry slept while application code ran past the budget. The
-//!   sentry tells the second from a stub that never ran by the stub's count of resumes
-//!   taken (`layout::OFF_PICKUPS`, on a line of its own, read only when the sentry's poll
-//!   runs out): a stub that had not taken the resume by then was preempted or slow to wake,
-//!   which is the failure. (Before, every such wait counted as a failure, and a fresh
-//!   process, whose early hand-offs are mostly long, stayed backed off for good.) An idle sandbox therefore polls for at most one budget
+//!   is bound to the sentry's CPU again meanwhile. The log tells the failures apart: *long*
+//!   ones, where a side slept because the other was busy (the sentry on a long call, the
+//!   application computing), and those where the other side was not running. The sentry
+//!   tells them apart by the stub's count of resumes taken (`layout::OFF_PICKUPS`, on a
+//!   line of its own, read only when the sentry's poll runs out). Long hand-offs back off too: leaving them out, so that a fresh process
+//!   kept polling through its early page faults, execs and computing, made `python3 -S -c
+//!   pass` twice as slow and the pipe ping-pong a third to a half slower on the development VM (busy with
+//!   other builds), every sleep in a polling hand-off being a cross-CPU wake-up that waits
+//!   for the other CPU's current task. A stub backs off at once in a fresh process because
+//!   polling does not pay there. A poll that meets a preempted other side within the
+//!   budget still succeeds: failing those too made a trapped `getpid` on the same busy VM
+//!   slower (7.5-7.9 µs sleeping against 5.9 polling slowly). An idle sandbox therefore polls for at most one budget
 //!   per side before it sleeps, and a busy machine falls back to same-CPU hand-offs. Each
 //!   stub logs its hand-offs, the polling ones (long and failed among them) and those in
 //!   which the sentry slept at debug level when it goes (`runsc-rs do --debug-log FILE`).
