@@ -17,6 +17,7 @@
 //! | [`OFF_STUB_SLEEPING`], [`OFF_SENTRY_SLEEPING`] | on the control line: set by a side before it sleeps on the state word: the other side then issues `FUTEX_WAKE` |
 //! | [`OFF_FP_REQUEST`] | on the control line: set by the sentry before a resume that only asks for the FP state: the stub saves it (the fast entry with `xsave`) and publishes the same event again |
 //! | [`OFF_GREGS`] | the signal frame's `mcontext` general registers (23 words) |
+//! | [`OFF_PICKUPS`] | on a line of its own: how many resumes the stub has taken (it adds one as it leaves its hand-off); the sentry reads it only when it gives up polling |
 //! | [`OFF_FP`] | the fast entry's XSAVE area, and the FP state the sentry sets (at most [`FP_MAX`] bytes) |
 //! | [`ALT_STACK`].. | the alternate signal stack (the set-up's `stack_t` at [`SCRATCH`] before first use) |
 
@@ -51,6 +52,13 @@ pub(crate) const OFF_FS_BASE: usize = 32;
 pub(crate) const OFF_GS_BASE: usize = 40;
 pub(crate) const OFF_SIGINFO: usize = 64;
 pub(crate) const OFF_GREGS: usize = 192;
+/// The stub's count of the resumes it took, alone on its cache line (after the registers,
+/// before the FP area): the stub's add stays in its own CPU's cache, and the sentry pulls
+/// the line only when a poll of its own ran out (to tell a stub that is running application
+/// code from one that never took the resume).
+pub(crate) const OFF_PICKUPS: usize = 448;
+const _: () = assert!(OFF_GREGS + GREGS_LEN <= OFF_PICKUPS - OFF_PICKUPS % 64);
+const _: () = assert!(OFF_PICKUPS.is_multiple_of(64) && OFF_PICKUPS + 64 <= OFF_FP);
 /// Bytes of `siginfo_t` the handler saves: `si_signo`, `si_errno`, `si_code`, then `si_addr`
 /// (faults) or `si_call_addr`, `si_syscall` and `si_arch` (seccomp), all the sentry reads.
 pub(crate) const SIGINFO_SAVED: usize = 32;

@@ -709,6 +709,9 @@ global_asm!(
     ".Lsystrap_awake:",
     "    mov dword ptr [r12 + {off_stub_sleeping}], 0",
     ".Lsystrap_resumed:",
+    // Counts the resume taken (the sentry's test of whether a stub it gave up polling for
+    // was running at all; a line only the stub writes).
+    "    inc dword ptr [r12 + {off_pickups}]",
     "    cmp dword ptr [r12 + {off_fp_request}], 0",
     "    jne .Lsystrap_fp_request",
     "    ret",
@@ -776,6 +779,7 @@ global_asm!(
     off_kind = const sysmsg::OFF_KIND,
     off_xsave_size = const sysmsg::OFF_XSAVE_SIZE,
     off_fp_request = const sysmsg::OFF_FP_REQUEST,
+    off_pickups = const sysmsg::OFF_PICKUPS,
     off_fp_at = const sysmsg::OFF_FP_AT,
     kind_signal = const sysmsg::KIND_SIGNAL,
     kind_fast = const sysmsg::KIND_FAST_SYSCALL,

@@ -1,6 +1,7 @@
 //! Address spaces: a ptrace address space (factory, injection, stub registry) plus the
 //! message regions of the systrap stubs running in it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::unistd::Pid;
@@ -15,6 +16,9 @@ pub(super) struct SystrapAddressSpace {
     shared: Arc<Shared>,
     pub(super) ptrace: Arc<PtraceAddressSpace>,
     slots: Mutex<Slots>,
+    /// Set when the address space is released; each context's stub holds it, so that a
+    /// switch finds a release without upgrading its weak reference or taking a lock.
+    pub(super) released: Arc<AtomicBool>,
 }
 
 /// Guarded by `SystrapAddressSpace::slots`.
@@ -34,6 +38,7 @@ impl SystrapAddressSpace {
             shared: shared.clone(),
             ptrace,
             slots: Mutex::default(),
+            released: Arc::default(),
         });
         shared
             .address_spaces
@@ -49,6 +54,12 @@ impl SystrapAddressSpace {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The regions mapped here.
+    #[cfg(test)]
+    pub(super) fn slots(&self) -> Vec<Slot> {
+        self.lock().all.clone()
     }
 
     /// A message region for a new stub.
@@ -76,6 +87,7 @@ impl SystrapAddressSpace {
     /// Releases the processes; their message regions return to the platform once the
     /// reaper has reaped them (until then a dying stub may still map them).
     fn release_processes(&self) {
+        self.released.store(true, Ordering::Release);
         let slots = {
             let mut slots = self.lock();
             slots.free.clear();

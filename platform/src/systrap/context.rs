@@ -1,7 +1,7 @@
 //! Contexts: running application code in the context's own systrap stub.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,11 @@ struct ContextStub {
     owner: Weak<SystrapAddressSpace>,
     pid: Pid,
     slot: Slot,
+    /// Set when the address space is released (a flag of the address space's own, so that a
+    /// switch needs no upgrade of `owner` nor lock to look at it).
+    released: Arc<AtomicBool>,
+    /// Resumes the sentry has made: the stub counts those it takes ([`Region::pickups`]).
+    resumes: Cell<u32>,
     /// The single CPU the stub is bound to, if it is bound to one.
     cpu: Cell<Option<usize>>,
     /// The CPU the sentry thread ran on at the stub's previous sleeping hand-off: a stub
@@ -68,13 +73,15 @@ struct ContextStub {
 }
 
 impl ContextStub {
+    /// Lets the parked stub run (see [`resume`]), counting the resume.
+    fn resume(&self, region: &Region<'_>) -> bool {
+        self.resumes.set(self.resumes.get().wrapping_add(1));
+        resume(region)
+    }
+
     /// Fails with [`Error::StubDied`] once the stub's address space is gone or released.
     fn check_owner_alive(&self) -> Result<()> {
-        if self
-            .owner
-            .upgrade()
-            .is_none_or(|owner| owner.ptrace.is_released())
-        {
+        if self.owner.strong_count() == 0 || self.released.load(Ordering::Acquire) {
             return Err(Error::StubDied {
                 pid: self.pid.as_raw(),
                 status: "address space released".into(),
@@ -89,6 +96,17 @@ impl ContextStub {
 /// pays when nearly every poll succeeds. So a failure doubles the penalty, and only a run
 /// of [`STREAK`] successes halves it again. A fresh stub starts backed off
 /// ([`Polling::fresh`]).
+///
+/// Both kinds of failure [`judge`] tells apart back off: a *long* hand-off (a side slept
+/// because the other was busy with the call, the sentry filling a page from a host file or
+/// an exec, application code computing between two calls) and one whose other side was not
+/// running. Leaving long ones out, so that a fresh process kept polling through them, made
+/// `python3 -S -c pass` twice as slow on the development VM (busy with other builds): every
+/// sleep in a polling hand-off is a cross-CPU wake-up, which there waits for the other CPU's
+/// current task, where a same-CPU hand-off runs the woken side at once. A poll that meets a
+/// preempted other side within the budget still succeeds: failing such polls too (a stub
+/// that took the resume more than 2 µs into the sentry's poll) made a trapped `getpid` on
+/// the same busy VM 7.5-7.9 µs instead of 5.9 (polling, however slow, beat sleeping).
 #[derive(Default)]
 pub(super) struct Polling {
     /// The stub was told to poll for its next resume.
@@ -104,6 +122,50 @@ pub(super) struct Polling {
     handoffs: Cell<u64>,
     polled: Cell<u64>,
     slept: Cell<u64>,
+    /// Polling hand-offs judged long, and failed.
+    long: Cell<u64>,
+    failed: Cell<u64>,
+}
+
+/// How the sentry's wait for an event ended ([`wait_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Waited {
+    /// The sentry slept (always, when it did not poll).
+    pub(super) slept: bool,
+    /// The sentry polled, and when its budget ran out the stub had not even taken the
+    /// resume: the stub was not running (preempted, or slow to wake).
+    pub(super) late: bool,
+}
+
+/// What a polling hand-off says about polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Judged {
+    /// Neither side slept.
+    Ok,
+    /// A side slept while the other was busy: the sentry with the call (the stub, told to
+    /// poll, had gone to sleep when the sentry resumed it, though the sentry had been polling
+    /// when the event came, so was running), or the application between two calls (the stub
+    /// had taken the resume in time, and the sentry's poll ran out).
+    Long,
+    /// The stub had not taken the resume when the sentry's budget ran out (see
+    /// [`Waited::late`]): it was not running (preempted on a busy machine, or a slow
+    /// cross-CPU wake-up).
+    Failed,
+}
+
+/// Judges a hand-off in which the sentry polled: `stub_polled` if the stub had been told to
+/// poll for it, `woke` if the stub was asleep and had to be woken, `waited` how the sentry's
+/// wait ended. A stub that slept although told to poll (`stub_polled && woke`) did so after a
+/// whole budget since its event, which the sentry, polling when that event came, spent on
+/// the call: long. (Had the sentry slept instead, that earlier hand-off was judged already.)
+pub(super) fn judge(stub_polled: bool, woke: bool, waited: Waited) -> Judged {
+    if waited.late {
+        Judged::Failed
+    } else if waited.slept || (stub_polled && woke) {
+        Judged::Long
+    } else {
+        Judged::Ok
+    }
 }
 
 /// Successful polls in a row that halve the penalty.
@@ -133,19 +195,27 @@ impl Polling {
         }
     }
 
-    /// Takes in how a hand-off went: `polls` if the sentry polled in it, `stub_polled` if the
-    /// stub had been told to poll for it, `woke` if the stub was asleep and had to be woken,
-    /// `slept` if the sentry slept. A polling hand-off fails when the sentry slept, or when a
-    /// stub told to poll slept all the same. Waking a stub that was not told to poll (the
-    /// first hand-off after a back-off) fails only if the sentry then slept: on a busy or
-    /// virtual machine a cross-CPU wake-up takes longer than a budget, and on such a
-    /// machine returning to polling must stay rare.
-    pub(super) fn after(&self, polls: bool, stub_polled: bool, woke: bool, slept: bool) {
-        self.handoffs.set(self.handoffs.get() + 1);
-        self.polled.set(self.polled.get() + u64::from(polls));
-        self.slept.set(self.slept.get() + u64::from(slept));
+    /// Takes in how a hand-off went: `polls` if the sentry polled in it, the rest as for
+    /// [`judge`]; long and failed hand-offs both back off (see [`Polling`]). Waking a stub
+    /// that was not told to poll (the first hand-off after a back-off) is not long: the stub
+    /// slept because it was told to.
+    pub(super) fn after(&self, polls: bool, stub_polled: bool, woke: bool, waited: Waited) {
+        let bump = |cell: &Cell<u64>, by: bool| cell.set(cell.get() + u64::from(by));
+        bump(&self.handoffs, true);
+        bump(&self.polled, polls);
+        bump(&self.slept, waited.slept);
         if polls {
-            self.record(!slept && (!stub_polled || !woke));
+            match judge(stub_polled, woke, waited) {
+                Judged::Ok => self.record(true),
+                Judged::Long => {
+                    bump(&self.long, true);
+                    self.record(false);
+                }
+                Judged::Failed => {
+                    bump(&self.failed, true);
+                    self.record(false);
+                }
+            }
         }
     }
 
@@ -172,10 +242,13 @@ impl Drop for ContextStub {
     fn drop(&mut self) {
         let polling = &self.polling;
         log::debug!(
-            "systrap: stub {}: {} hand-offs, {} polling, the sentry slept in {} (penalty {})",
+            "systrap: stub {}: {} hand-offs, {} polling ({} long, {} failed), the sentry slept \
+             in {} (penalty {})",
             self.pid,
             polling.handoffs.get(),
             polling.polled.get(),
+            polling.long.get(),
+            polling.failed.get(),
             polling.slept.get(),
             polling.penalty.get()
         );
@@ -229,6 +302,8 @@ impl SystrapContext {
             owner: Arc::downgrade(&owner),
             pid,
             slot,
+            released: owner.released.clone(),
+            resumes: Cell::new(0),
             cpu: Cell::new(None),
             seen: Cell::new(None),
             polling: Polling::fresh(),
@@ -300,12 +375,14 @@ impl SystrapContext {
         // after this event; `stub_polls` remembers what the stub was last told.
         region.set_spin(if polls { waiting.stub_spin } else { 0 });
         let stub_polled = stub.polling.stub_polls.replace(polls);
-        let woke = resume(&region);
-        let spin = polls.then_some(waiting.sentry_spin);
-        let waited = wait_event(&region, stub.pid, spin, Some(&self.interrupt));
+        let woke = stub.resume(&region);
+        let poll = polls.then(|| Poll {
+            budget: waiting.sentry_spin,
+            resumes: stub.resumes.get(),
+        });
+        let waited = wait_event(&region, stub.pid, poll, Some(&self.interrupt));
         state.fp.valid = false;
-        let slept = waited?;
-        stub.polling.after(polls, stub_polled, woke, slept);
+        stub.polling.after(polls, stub_polled, woke, waited?);
         stub.fp_in_registers
             .set(region.kind() == sysmsg::KIND_FAST_SYSCALL);
         region.load_regs(&mut state.regs, self.shared.fsgsbase);
@@ -332,7 +409,7 @@ impl SystrapContext {
         if self.interrupt.pending.load(Ordering::SeqCst) {
             let _ = nix::sys::signal::kill(stub.pid, INTERRUPT_SIGNAL);
         }
-        resume(region);
+        stub.resume(region);
         let waited = wait_event(region, stub.pid, None, Some(&self.interrupt));
         self.interrupt.running_pid.store(0, Ordering::SeqCst);
         waited.map(drop)
@@ -411,10 +488,18 @@ fn resume(region: &Region<'_>) -> bool {
 /// Polls of the state word between looks at the clock; the first batch comes before any.
 pub(super) const POLLS_PER_CLOCK: u32 = 64;
 
-/// Waits until the stub of `region` reports an event: with `spin`, polls [`POLLS_PER_CLOCK`]
-/// times and then for `spin` more by the clock; then sleeps on the state word, checking
-/// every [`LIVENESS_PERIOD`] that the stub still lives and, while `interrupt` is pending,
-/// sending its signal again. True if it slept.
+/// A poll of the sentry's for an event: for `budget` by the clock (after the first
+/// [`POLLS_PER_CLOCK`] polls), for the stub's answer to resume number `resumes`.
+pub(super) struct Poll {
+    budget: Duration,
+    resumes: u32,
+}
+
+/// Waits until the stub of `region` reports an event: with `poll`, polls [`POLLS_PER_CLOCK`]
+/// times and then for its budget more by the clock, then looks whether the stub has taken
+/// the resume (see [`Waited::late`]: a cache line the stub otherwise keeps to itself); then
+/// sleeps on the state word, checking every [`LIVENESS_PERIOD`] that the stub still lives
+/// and, while `interrupt` is pending, sending its signal again.
 ///
 /// The signal again: the fast entry drops an interrupt signal that reaches it before it
 /// returns to the application (it expects to be on its way to the sentry), but one that
@@ -424,32 +509,35 @@ pub(super) const POLLS_PER_CLOCK: u32 = 64;
 fn wait_event(
     region: &Region<'_>,
     pid: Pid,
-    spin: Option<Duration>,
+    poll: Option<Poll>,
     interrupt: Option<&StubInterrupter>,
-) -> Result<bool> {
+) -> Result<Waited> {
     let state = region.state();
-    if let Some(spin) = spin {
+    let mut waited = Waited::default();
+    if let Some(poll) = poll {
         let mut started = None;
         'poll: loop {
             for _ in 0..POLLS_PER_CLOCK {
                 if state.load(Ordering::Acquire) == STATE_EVENT {
-                    return Ok(false);
+                    return Ok(waited);
                 }
                 std::hint::spin_loop();
             }
             match started {
                 None => started = Some(Instant::now()),
-                Some(at) if at.elapsed() >= spin => break 'poll,
+                Some(at) if at.elapsed() >= poll.budget => break 'poll,
                 Some(_) => {}
             }
         }
+        waited.late = region.pickups() != poll.resumes;
     }
+    waited.slept = true;
     loop {
         region.sentry_sleeping().store(1, Ordering::SeqCst);
         let seen = state.load(Ordering::SeqCst);
         if seen == STATE_EVENT {
             region.sentry_sleeping().store(0, Ordering::Relaxed);
-            return Ok(true);
+            return Ok(waited);
         }
         // Sleep on the value just seen, whatever it is: expecting one fixed value would
         // turn every other one (a fresh region's 0, or anything application code writes
@@ -457,7 +545,7 @@ fn wait_event(
         let timed_out = futex_wait(state, seen, LIVENESS_PERIOD);
         region.sentry_sleeping().store(0, Ordering::Relaxed);
         if state.load(Ordering::Acquire) == STATE_EVENT {
-            return Ok(true);
+            return Ok(waited);
         }
         if timed_out {
             check_alive(pid)?;

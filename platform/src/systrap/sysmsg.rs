@@ -196,6 +196,7 @@ impl Region<'_> {
             offset.is_multiple_of(4)
                 && (offset < OFF_SIGINFO
                     || offset == OFF_INTERRUPTED
+                    || offset == OFF_PICKUPS
                     || (CONTROL_LINE..CONTROL_END).contains(&offset))
         );
         // SAFETY: `offset` is one of the aligned control words inside the region, which
@@ -213,6 +214,11 @@ impl Region<'_> {
 
     pub(crate) fn sentry_sleeping(&self) -> &AtomicU32 {
         self.word(OFF_SENTRY_SLEEPING)
+    }
+
+    /// How many resumes the stub has taken ([`OFF_PICKUPS`]).
+    pub(crate) fn pickups(&self) -> u32 {
+        self.word(OFF_PICKUPS).load(Ordering::Relaxed)
     }
 
     /// Set before a resume that only asks the stub to save its FP state and publish the same
@@ -267,7 +273,7 @@ impl Region<'_> {
         let control = (CONTROL_LINE..CONTROL_END).step_by(4);
         for offset in (0..OFF_SIGINFO)
             .step_by(4)
-            .chain([OFF_INTERRUPTED])
+            .chain([OFF_INTERRUPTED, OFF_PICKUPS])
             .chain(control)
         {
             self.write_u32(offset, 0);

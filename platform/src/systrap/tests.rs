@@ -649,24 +649,63 @@ fn failed_polls_back_off_doubling_and_only_runs_of_successes_forgive() {
     assert_eq!(skipped(&polling), super::MAX_BACKOFF / 2);
 }
 
+/// The sentry tells a stub that is running application code from one that never took its
+/// resume by the stub's count of resumes taken: it must match the sentry's count whether the
+/// stub took the resume while polling or was woken for it.
+#[test]
+fn the_stub_counts_each_resume_it_takes_once() {
+    let mut t = setup(GETPID_LOOP);
+    let mut state = CpuState::new(CODE, 0);
+    const SWITCHES: u32 = 40;
+    for i in 0..SWITCHES {
+        if i % 8 == 0 {
+            // Past any poll budget: the stub is asleep and is woken for this resume.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(t.switch(&mut state), Exit::Syscall);
+    }
+    let slots = t.address_space.slots();
+    assert_eq!(slots.len(), 1);
+    let region = t.platform.shared.sysmsg.region(slots[0]);
+    assert_eq!(region.pickups(), SWITCHES);
+}
+
 #[test]
 fn how_hand_offs_are_judged() {
-    use super::context::Polling;
-    let judged_ok = |polls, stub_polled, woke, slept| {
+    use super::context::{judge, Judged, Polling, Waited};
+    let polled = Waited::default();
+    let ran = Waited {
+        slept: true,
+        late: false,
+    };
+    let late = |slept| Waited { slept, late: true };
+    // Both polled and neither slept.
+    assert_eq!(judge(true, false, polled), Judged::Ok);
+    // The stub told to poll slept while the sentry, which had seen its event while polling,
+    // worked on the call: long, not failed.
+    assert_eq!(judge(true, true, polled), Judged::Long);
+    // The sentry slept while application code ran (the stub had taken the resume): long.
+    assert_eq!(judge(true, false, ran), Judged::Long);
+    assert_eq!(judge(false, true, ran), Judged::Long);
+    // The stub had not taken the resume when the sentry's budget ran out: not running.
+    assert_eq!(judge(true, false, late(true)), Judged::Failed);
+    assert_eq!(judge(false, true, late(true)), Judged::Failed);
+    // Waking a stub to start it polling is fine when it answers within the budget.
+    assert_eq!(judge(false, true, polled), Judged::Ok);
+    let next_polls = |polls, stub_polled, woke, waited| {
         let polling = Polling::default();
-        polling.after(polls, stub_polled, woke, slept);
+        polling.after(polls, stub_polled, woke, waited);
         polling.this_time()
     };
-    // Both polled and neither slept: the next hand-off polls too.
-    assert!(judged_ok(true, true, false, false));
-    // The sentry slept, or the stub told to poll slept all the same: backed off.
-    assert!(!judged_ok(true, true, false, true));
-    assert!(!judged_ok(true, true, true, false));
-    // Waking a stub to start it polling fails only if the sentry then slept.
-    assert!(judged_ok(true, false, true, false));
-    assert!(!judged_ok(true, false, true, true));
+    // Long and failed hand-offs both back off (a sleep in a polling hand-off is a cross-CPU
+    // wake-up).
+    assert!(next_polls(true, true, false, polled));
+    assert!(next_polls(true, false, true, polled));
+    assert!(!next_polls(true, true, true, polled));
+    assert!(!next_polls(true, false, false, ran));
+    assert!(!next_polls(true, true, false, late(true)));
     // A hand-off that did not poll is not judged.
-    assert!(judged_ok(false, true, true, true));
+    assert!(next_polls(false, true, true, late(true)));
 }
 
 /// A stub takes its handlers and seccomp filter from the setup page, which application code

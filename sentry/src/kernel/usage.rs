@@ -34,12 +34,12 @@
 //! and when the process asks (getrusage). Other `rusage` fields are 0.
 //!
 //! # Lock order
-//! `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock::state` (each a leaf of what
-//! precedes it).
+//! `ThreadGroup::sig` → `ThreadGroup::usage` (a leaf). A [`TaskClock`] is a sequence lock
+//! its task's thread writes and anyone reads without blocking.
 
 use std::ops::{Add, AddAssign};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 /// Clock ticks per second as `times(2)` and `/proc` count them (USER_HZ).
@@ -158,36 +158,94 @@ impl IoCounts {
     }
 }
 
-/// The CPU time of one task: written by the task's own thread, read by anyone.
+/// The CPU time of one task: written by the task's own thread only (its [`Accountant`]),
+/// read by anyone. A sequence lock, not a mutex: the writer, which updates it twice per
+/// switch, makes plain stores instead of two locked instructions per update, and a reader
+/// retries while an update is under way, so it never sees one half done (a CPU-time clock
+/// must not go back).
 #[derive(Debug, Default)]
 pub struct TaskClock {
-    state: Mutex<ClockState>,
+    /// Odd while the owner updates the fields.
+    seq: AtomicU64,
+    /// Completed time in the application, ns.
+    user: AtomicU64,
+    /// System time charged so far, ns.
+    sys: AtomicU64,
+    /// When the task switched into the application ([`since_base`]); 0 while it is in the
+    /// sentry.
+    app_since: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+/// The instant [`TaskClock::app_since`] counts from.
+static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// `at` as [`TaskClock::app_since`] holds it: nanoseconds after [`BASE`], plus one (0 is
+/// "not in the application").
+fn since_base(at: Instant) -> u64 {
+    at.saturating_duration_since(*BASE).as_nanos() as u64 + 1
+}
+
+/// What a [`TaskClock`] holds, as one consistent snapshot.
+#[derive(Debug, Clone, Copy)]
 struct ClockState {
-    /// Completed time in the application.
     user: Duration,
-    /// System time charged so far.
     sys: Duration,
-    /// When the task switched into the application; None while it is in the sentry.
     app_since: Option<Instant>,
 }
 
 impl TaskClock {
     /// Whether the task is running application code now (what a CPU-time tick charges).
     pub fn in_app(&self) -> bool {
-        self.state.lock().unwrap().app_since.is_some()
+        self.app_since.load(Ordering::Acquire) != 0
     }
 
     /// The task's times now, counting an application run in progress.
     pub fn times(&self) -> CpuTimes {
-        let s = self.state.lock().unwrap();
+        let s = self.read();
         let running = s.app_since.map_or(Duration::ZERO, |t| t.elapsed());
         CpuTimes {
             user: s.user + running,
             sys: s.sys,
         }
+    }
+
+    /// A consistent snapshot (retried while the owner is updating).
+    fn read(&self) -> ClockState {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before.is_multiple_of(2) {
+                let user = self.user.load(Ordering::Relaxed);
+                let sys = self.sys.load(Ordering::Relaxed);
+                let since = self.app_since.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == before {
+                    return ClockState {
+                        user: Duration::from_nanos(user),
+                        sys: Duration::from_nanos(sys),
+                        app_since: (since != 0).then(|| *BASE + Duration::from_nanos(since - 1)),
+                    };
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Adds `user` and `sys` ns and sets `app_since` (the owning task's thread only: one
+    /// writer).
+    fn update(&self, user: u64, sys: u64, app_since: u64) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        if user != 0 {
+            let total = self.user.load(Ordering::Relaxed) + user;
+            self.user.store(total, Ordering::Relaxed);
+        }
+        if sys != 0 {
+            let total = self.sys.load(Ordering::Relaxed) + sys;
+            self.sys.store(total, Ordering::Relaxed);
+        }
+        self.app_since.store(app_since, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 }
 
@@ -259,7 +317,8 @@ impl Accountant {
     /// sentry); `slept` is the task's waiter's total sleep.
     pub fn charge_sys(&mut self, clock: &TaskClock, slept: Duration) {
         let spent = self.stretch(Instant::now(), slept);
-        clock.state.lock().unwrap().sys += spent;
+        let app_since = clock.app_since.load(Ordering::Relaxed);
+        clock.update(0, spent.as_nanos() as u64, app_since);
     }
 
     /// The task is about to switch into the application: charges the stretch in the sentry
@@ -267,9 +326,7 @@ impl Accountant {
     pub fn enter_app(&mut self, clock: &TaskClock, slept: Duration) {
         let now = Instant::now();
         let spent = self.stretch(now, slept);
-        let mut s = clock.state.lock().unwrap();
-        s.sys += spent;
-        s.app_since = Some(now);
+        clock.update(0, spent.as_nanos() as u64, since_base(now));
     }
 
     /// The task came back from the application. No host call: the platform's work in the
@@ -277,12 +334,13 @@ impl Accountant {
     /// through (see [`Accountant::stretch`]).
     pub fn leave_app(&mut self, clock: &TaskClock, slept: Duration) {
         let now = Instant::now();
-        {
-            let mut s = clock.state.lock().unwrap();
-            if let Some(t) = s.app_since.take() {
-                s.user += now.saturating_duration_since(t);
-            }
-        }
+        let since = clock.app_since.load(Ordering::Relaxed);
+        let user = if since == 0 {
+            0
+        } else {
+            since_base(now).saturating_sub(since)
+        };
+        clock.update(user, 0, 0);
         self.marked_at = now;
         self.slept_at_mark = slept;
     }
@@ -311,6 +369,34 @@ impl GroupUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader never sees an update of the clock half done: here every update adds the same
+    /// to user and system time and moves `app_since` with them, so any snapshot that mixes two
+    /// updates shows them apart.
+    #[test]
+    fn readers_never_see_an_update_half_done() {
+        let c = std::sync::Arc::new(TaskClock::default());
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (c, done) = (c.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(Ordering::Relaxed) || reads < 1000 {
+                    let s = c.read();
+                    assert_eq!(s.user, s.sys);
+                    let since = s.app_since.map(|t| t.duration_since(*BASE));
+                    assert_eq!(since, Some(s.user), "{s:?}");
+                    reads += 1;
+                }
+            })
+        };
+        c.update(0, 0, since_base(*BASE));
+        for n in 1..=1_000_000u64 {
+            c.update(1, 1, n + 1);
+        }
+        done.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+    }
 
     #[test]
     fn user_time_runs_only_in_the_application() {
