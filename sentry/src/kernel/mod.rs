@@ -18,8 +18,9 @@
 //! # Lock order
 //! `Kernel::tree` → `cgroup::Hierarchy` → `ThreadGroup::cgroup`;
 //! `Kernel::tree` → `ThreadGroup::sig` → `FdTable::files` → `Futexes` → `MemoryManager::inner`
-//! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` → `TaskClock` (see
-//! [`usage`]). Pipe, wait-queue and `PidNamespace` locks are leaves.
+//! → `MemoryFile` allocator; `ThreadGroup::sig` → `ThreadGroup::usage` (see [`usage`]; a
+//! `TaskClock` is a sequence lock, no lock at all). Pipe, wait-queue and `PidNamespace` locks
+//! are leaves.
 
 pub mod aio;
 pub mod cgroup;
