@@ -125,3 +125,17 @@ fn unmappable_segments_fail_past_the_point_of_no_return() {
     assert_eq!(native.stdout_text(), LATE_FAIL_EXPECTED);
     assert_eq!(sandbox.status, 0);
 }
+
+/// What `elf_anon_segment` prints natively: the page of a read-only segment with no file part
+/// is Linux's anonymous bss page, writable and unnamed.
+const ANON_SEGMENT_EXPECTED: &str = "anon page: rw-p, no name\nchild: exit 7\n";
+
+#[test]
+fn segment_without_file_part_is_a_writable_anonymous_page() {
+    let Some(prog) = program_str("elf_anon_segment") else {
+        return;
+    };
+    let (native, sandbox) = assert_same(&[&prog]);
+    assert_eq!(native.stdout_text(), ANON_SEGMENT_EXPECTED);
+    assert_eq!(sandbox.status, 0);
+}

@@ -6,7 +6,8 @@
 //! cache's copy of a host file), so every process running one binary shares them until it
 //! writes. When a segment's memory is larger than its file part ("bss"), the rest of the last
 //! file page is zeroed in the process's private copy and the pages after it are anonymous
-//! zero pages.
+//! zero pages, readable and writable whatever the segment's flags (as Linux's brk-style bss
+//! mapping makes them); a segment with no file part at all is only such pages.
 //!
 //! A mappable executable is not read whole: the headers (and a `#!` line) are read through
 //! the same file pages the mappings use, so an exec of a cached binary reads nothing from
@@ -306,6 +307,29 @@ fn perms(flags: u32) -> Perms {
     }
 }
 
+/// Maps anonymous zero pages at `[start, end)` for the bss of segment `p`: as Linux's
+/// `vm_brk_flags` makes them, readable and writable whatever the segment's flags (executable
+/// when it is), and named by no file.
+fn map_bss(mm: &MemoryManager, p: &ProgramHeader, start: u64, end: u64) -> Result<(), Error> {
+    if end <= start {
+        return Ok(());
+    }
+    mm.mmap(MmapRequest {
+        placement: Placement::Fixed(start),
+        len: end - start,
+        perms: Perms {
+            read: true,
+            write: true,
+            exec: p.p_flags & program_header::PF_X != 0,
+        },
+        shared: false,
+        kind: VmaKind::Anon,
+        file: None,
+    })
+    .map(drop)
+    .map_err(Error::Memory)
+}
+
 /// Maps segment `p` (at `[start, seg_end)`, page aligned) from `f`: a private file mapping
 /// of its file pages, the rest of the last file page zeroed when the segment has bss, and
 /// anonymous zero pages for the bss pages after it.
@@ -342,17 +366,7 @@ fn map_segment(
         }),
     })
     .map_err(Error::Memory)?;
-    if seg_end > map_end {
-        mm.mmap(MmapRequest {
-            placement: Placement::Fixed(map_end),
-            len: seg_end - map_end,
-            perms: perms(p.p_flags),
-            shared: false,
-            kind: VmaKind::Anon,
-            file: None,
-        })
-        .map_err(Error::Memory)?;
-    }
+    map_bss(mm, p, map_end, seg_end)?;
     let tail = file_end % PAGE_SIZE;
     if p.p_memsz > p.p_filesz && tail != 0 {
         // The file page holding the end of the data continues with whatever the file has
@@ -489,6 +503,8 @@ fn map_image(
             return Err(bad());
         }
         match file.filter(|_| p.p_filesz > 0) {
+            // Nothing of the file in the segment: Linux maps only the bss.
+            _ if p.p_filesz == 0 => map_bss(mm, p, start, seg_end),
             // Linux maps the file: a segment whose address and file offset disagree within
             // the page cannot be, and pages past the end of the file fault when touched.
             Some(_) if p.p_vaddr % PAGE_SIZE != p.p_offset % PAGE_SIZE => Err(Error::Segment(
