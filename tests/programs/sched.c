@@ -383,9 +383,16 @@ static int zombie_checks(void) {
     int prio = getpriority(PRIO_PROCESS, c);
     printf("zombie getpriority %d errno %d\n", prio, errno);
     printf("zombie setpriority as root %d\n", setpriority(PRIO_PROCESS, c, 6));
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+        return 1;
+    int arc = sched_setaffinity(c, sizeof mask, &mask);
+    printf("zombie setaffinity as root %d errno %s\n", arc, arc ? strerror(errno) : "-");
     if (setresuid(-1, 23456, -1) == 0) { /* no longer its owner, and no CAP_SYS_NICE */
         int rc = setpriority(PRIO_PROCESS, c, 6);
         printf("zombie setpriority as another user %d errno %s\n", rc, rc ? strerror(errno) : "-");
+        rc = sched_setaffinity(c, sizeof mask, &mask);
+        printf("zombie setaffinity as another user %d errno %s\n", rc, rc ? strerror(errno) : "-");
         if (setresuid(-1, 0, -1) != 0)
             return 1;
     }
@@ -395,6 +402,8 @@ static int zombie_checks(void) {
     errno = 0;
     int rc = setpriority(PRIO_PROCESS, c, 6);
     printf("reaped setpriority %d errno %s status %d\n", rc, strerror(errno), status);
+    rc = sched_setaffinity(c, sizeof mask, &mask);
+    printf("reaped setaffinity %d errno %s\n", rc, rc ? strerror(errno) : "-");
     return 0;
 }
 

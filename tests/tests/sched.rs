@@ -47,8 +47,8 @@ fn scheduler_calls_match_native() {
     assert!(out.contains("child status 0"), "{out}");
 }
 
-/// get/setpriority on an exited child not yet reaped find it as Linux does (its last nice
-/// value, its owner's permission), and ESRCH once reaped.
+/// get/setpriority and sched_setaffinity on an exited child not yet reaped find it as Linux
+/// does (its last nice value, its owner's permission), and ESRCH once reaped.
 #[test]
 fn priority_of_an_unreaped_child_as_natively() {
     let Some(sched) = privileged_program() else {
@@ -59,6 +59,18 @@ fn priority_of_an_unreaped_child_as_natively() {
     assert!(out.contains("zombie getpriority 5 errno 0"), "{out}");
     assert!(
         out.contains("as another user -1 errno Operation not permitted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("zombie setaffinity as root 0 errno -"),
+        "{out}"
+    );
+    assert!(
+        out.contains("zombie setaffinity as another user -1 errno Operation not permitted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reaped setaffinity -1 errno No such process"),
         "{out}"
     );
 }

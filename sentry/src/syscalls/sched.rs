@@ -49,7 +49,12 @@ pub(super) fn creds_of(t: &Task, h: &TaskHandle) -> Option<Creds> {
 /// Linux's `check_same_owner`: the caller's effective UID is the target's real or effective
 /// UID. Acting on a thread that fails it needs CAP_SYS_NICE.
 fn same_owner(t: &Task, h: &TaskHandle) -> bool {
-    creds_of(t, h).is_some_and(|c| t.creds.euid == c.uid || t.creds.euid == c.euid)
+    creds_of(t, h).is_some_and(|c| owns(t, &c))
+}
+
+/// Whether the caller's effective UID is the real or effective UID of `c`.
+fn owns(t: &Task, c: &Creds) -> bool {
+    t.creds.euid == c.uid || t.creds.euid == c.euid
 }
 
 /// Whether the caller may give `h` the nice value `nice`: within the target's RLIMIT_NICE
@@ -62,10 +67,19 @@ fn can_nice(t: &Task, h: &TaskHandle, nice: i32) -> bool {
 /// An exited, unreaped process a PRIO_PROCESS `who` names that no live thread answers to:
 /// Linux still finds its leader. Its last credentials, nice value and RLIMIT_NICE.
 fn zombie_target(t: &Task, which: i32, who: i32) -> Option<(Creds, i32, u64)> {
-    if which != PRIO_PROCESS || who == 0 || thread_arg(t, who).is_ok() {
+    if which != PRIO_PROCESS {
         return None;
     }
-    let tgid = t.lookup_pid(who)?;
+    zombie_remains(t, who)
+}
+
+/// An exited, unreaped process `pid` names that no live thread answers to (Linux still finds
+/// its leader until it is reaped): its last credentials, nice value and RLIMIT_NICE.
+fn zombie_remains(t: &Task, pid: i32) -> Option<(Creds, i32, u64)> {
+    if pid == 0 || thread_arg(t, pid).is_ok() {
+        return None;
+    }
+    let tgid = t.lookup_pid(pid)?;
     let tree = t.kernel.tree();
     let p = tree.procs.get(&tgid).filter(|p| p.zombie.is_some())?;
     let (creds, nice) = p.remains.clone()?;
@@ -548,14 +562,25 @@ pub fn sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> 
 }
 
 /// sched_setaffinity(2): the mask is limited to the sandbox's CPUs; nothing left is EINVAL.
-/// Another user's thread needs CAP_SYS_NICE (EPERM).
+/// Another user's thread needs CAP_SYS_NICE (EPERM). An exited, unreaped process is still
+/// found, as Linux finds its leader: the call is checked the same way and, as the process
+/// never runs again, changes nothing.
 pub fn sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult {
     let all = sandbox_mask();
     let want = len.min(all.len() * 8);
     let mut bytes = t.mm.read_bytes(mask, want)?;
     bytes.resize(all.len() * 8, 0);
-    let h = thread_arg(t, pid)?;
-    if !same_owner(t, &h) && !t.creds.has_cap(cap::SYS_NICE) {
+    let target = match thread_arg(t, pid) {
+        Ok(h) => {
+            let owned = same_owner(t, &h);
+            (Some(h), owned)
+        }
+        Err(e) => {
+            let (creds, _, _) = zombie_remains(t, pid).ok_or(e)?;
+            (None, owns(t, &creds))
+        }
+    };
+    if !target.1 && !t.creds.has_cap(cap::SYS_NICE) {
         return Err(Errno::EPERM);
     }
     let new: Vec<u64> = bytes
@@ -566,7 +591,9 @@ pub fn sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> 
     if new.iter().all(|&w| w == 0) {
         return Err(Errno::EINVAL);
     }
-    h.sched.lock().unwrap().affinity = Some(new);
+    if let Some(h) = target.0 {
+        h.sched.lock().unwrap().affinity = Some(new);
+    }
     Ok(0)
 }
 
