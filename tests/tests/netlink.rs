@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use runsc_rs_tests::{
-    assert_same_outcomes, diff, netns_and_sandbox, program_str, run_native, skip,
+    assert_same, assert_same_outcomes, diff, netns_and_sandbox, program_str, run_native, skip,
 };
 
 /// Runs `script` natively in a fresh network namespace and in the sandbox, failing with a
@@ -437,4 +437,29 @@ rm -f "$f"
         return;
     };
     assert_eq!(out, "1 ::1 ok ok 98 98\n2 ::1 ok ok 98 98\n");
+}
+
+/// What `nf_netlink` prints natively: an empty nftables ruleset answers a flush, a dump and
+/// the deletes and gets of a missing table as Linux's does.
+const NF_NETLINK_EXPECTED: &str = "SO_PROTOCOL 12
+SO_DOMAIN 16
+flush ruleset: error 0
+delete missing inet table: error -2
+flush tables of that name: error 0
+dump tables: 0 entries
+get missing table: error -2
+flush outside a batch: error -22
+";
+
+#[test]
+fn netfilter_socket_over_an_empty_ruleset() {
+    if !nix::unistd::geteuid().is_root() {
+        return skip("needs root (unshare of a network namespace)");
+    }
+    let Some(prog) = program_str("nf_netlink") else {
+        return;
+    };
+    let (native, sandbox) = assert_same(&[&prog]);
+    assert_eq!(native.stdout_text(), NF_NETLINK_EXPECTED);
+    assert_eq!(sandbox.status, 0);
 }

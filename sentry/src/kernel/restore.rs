@@ -1297,8 +1297,8 @@ impl Files {
             }
             FileImage::Netlink(image) => {
                 let net = self.net(f)?;
-                let socket =
-                    crate::net::netlink::NetlinkSocket::restored(&net, image).map_err(|e| {
+                let socket = crate::net::netlink::NetlinkSocket::restored(&net, &net.owner, image)
+                    .map_err(|e| {
                         RestoreError::Unsupported(format!("fd {}: a netlink socket: {e}", f.fd))
                     })?;
                 Ok(OpenFile::of_kind(

@@ -227,7 +227,9 @@ pub fn socket(
         }
         libc::AF_NETLINK => {
             netlink::check_type(ty, protocol)?;
-            Ok(Arc::new(netlink::NetlinkSocket::new(ns, ty, protocol)))
+            Ok(Arc::new(netlink::NetlinkSocket::new(
+                ns, owner, ty, protocol,
+            )))
         }
         _ => Err(Errno::EAFNOSUPPORT),
     }

@@ -12,6 +12,10 @@
 //! anything); other changes are refused: EPERM without CAP_NET_ADMIN, as Linux, and
 //! EOPNOTSUPP otherwise. Messages are built and parsed with netlink-packet-route.
 //!
+//! NETLINK_NETFILTER sockets speak nftables over a ruleset that is always empty (the stack's
+//! packet filter is the legacy iptables one): dumps list nothing, flushing every table
+//! succeeds, and whatever would add to the ruleset is EOPNOTSUPP ([`process_netfilter`]).
+//!
 //! Semantics follow Linux (`net/netlink/af_netlink.c`, `net/core/rtnetlink.c`) and gVisor
 //! (`pkg/sentry/socket/netlink`): a socket binds to a port id (the caller's PID unless taken
 //! or chosen) on bind, connect or its first send; a dump answers with its entries in
@@ -47,6 +51,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::config::{self, Link, LoopbackAddrs, Network, Route, LOOPBACK_INDEX};
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::{Errno, SysResult};
+use crate::auth::UserNs;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::Context;
 use crate::vfs::{FileOps, Stat};
@@ -55,6 +60,9 @@ use crate::waiter::WaitQueue;
 
 /// `NETLINK_ROUTE`, the protocol the sentry answers.
 pub const NETLINK_ROUTE: i32 = 0;
+/// `NETLINK_NETFILTER`: nfnetlink, of which the sentry answers nftables over an empty
+/// ruleset ([`process_netfilter`]).
+pub const NETLINK_NETFILTER: i32 = 12;
 /// `NETLINK_KOBJECT_UEVENT`: device events, of which the sandbox has none; its sockets
 /// exist (udev-style programs open them) and never receive anything.
 pub const NETLINK_KOBJECT_UEVENT: i32 = 15;
@@ -412,12 +420,12 @@ fn parse_sockaddr(addr: &[u8]) -> Result<(u32, u32), Errno> {
 ///
 /// # Errors
 /// ESOCKTNOSUPPORT for stream and seqpacket sockets, EPROTONOSUPPORT for protocols other
-/// than NETLINK_ROUTE and NETLINK_KOBJECT_UEVENT.
+/// than NETLINK_ROUTE, NETLINK_NETFILTER and NETLINK_KOBJECT_UEVENT.
 pub fn check_type(ty: i32, protocol: i32) -> Result<(), Errno> {
     if ty != libc::SOCK_RAW && ty != libc::SOCK_DGRAM {
         return Err(Errno::ESOCKTNOSUPPORT);
     }
-    if protocol != NETLINK_ROUTE && protocol != NETLINK_KOBJECT_UEVENT {
+    if ![NETLINK_ROUTE, NETLINK_NETFILTER, NETLINK_KOBJECT_UEVENT].contains(&protocol) {
         return Err(Errno::EPROTONOSUPPORT);
     }
     Ok(())
@@ -455,6 +463,9 @@ pub struct NetlinkSocket {
     /// The loopback's addresses, which change on the sentry's stack (`None` on the host's).
     lo: Option<Arc<LoopbackAddrs>>,
     ports: Arc<Ports>,
+    /// The user namespace owning the socket's network namespace: requests that need
+    /// CAP_NET_ADMIN need it there (Linux's `netlink_net_capable`).
+    owner: Arc<UserNs>,
     state: Mutex<Inner>,
     queue: WaitQueue,
 }
@@ -479,7 +490,12 @@ impl Drop for NetlinkSocket {
 impl NetlinkSocket {
     /// A new unbound socket of type `ty` (SOCK_RAW or SOCK_DGRAM) and `protocol` (checked
     /// by [`check_type`]) answering from namespace `ns`.
-    pub fn new(ns: &super::Namespace, ty: i32, protocol: i32) -> NetlinkSocket {
+    pub fn new(
+        ns: &super::Namespace,
+        owner: &Arc<UserNs>,
+        ty: i32,
+        protocol: i32,
+    ) -> NetlinkSocket {
         NetlinkSocket {
             ty,
             protocol,
@@ -488,6 +504,7 @@ impl NetlinkSocket {
             tun: ns.tun.clone(),
             lo: ns.loopback_addrs().cloned(),
             ports: ns.netlink_ports.clone(),
+            owner: owner.clone(),
             state: Mutex::new(Inner {
                 port: None,
                 groups: 0,
@@ -953,6 +970,8 @@ enum Answer {
     One(RouteNetlinkMessage),
     /// Nothing beyond the acknowledgement.
     Nothing,
+    /// Nothing, not even an acknowledgement.
+    Silent,
 }
 
 /// RTM_NEWLINK or RTM_SETLINK on an existing link: its flags (IFF_UP) and, on a TAP link,
@@ -1177,8 +1196,8 @@ fn error_message(
     )
 }
 
-/// Processes every request in `buf`; returns the datagrams to queue.
-fn process(
+/// Processes every NETLINK_ROUTE request in `buf`; returns the datagrams to queue.
+fn process_route(
     configured: &View,
     tun: &super::tun::Devices,
     lo: Option<&LoopbackAddrs>,
@@ -1186,6 +1205,129 @@ fn process(
     port: u32,
     caller: Caller,
     cap_ack: bool,
+) -> Vec<Vec<u8>> {
+    process(buf, port, cap_ack, |ty, flags, payload| {
+        // The loopback's addresses and the TUN/TAP links as they are now (an earlier
+        // request may have changed them).
+        let mut view = configured.clone();
+        if let Some(lo) = lo {
+            view.links[0] = lo.link();
+        }
+        view.links.extend(tun.links());
+        answer(&view, tun, lo, ty, flags, payload, caller)
+    })
+}
+
+/// nfnetlink's batch markers (`NFNL_MSG_BATCH_BEGIN`, `NFNL_MSG_BATCH_END`).
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+/// The nftables subsystem of nfnetlink (`NFNL_SUBSYS_NFTABLES`).
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// nftables messages (`enum nf_tables_msg_types`) that read or flush an empty ruleset.
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_GETOBJ: u16 = 19;
+const NFT_MSG_GETFLOWTABLE: u16 = 23;
+/// `NFTA_TABLE_NAME` and `NFTA_TABLE_HANDLE`: a delete naming one table.
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_HANDLE: u16 = 4;
+/// `NFPROTO_UNSPEC`: an nftables request for every family.
+const NFPROTO_UNSPEC: u8 = 0;
+/// Size of `struct nfgenmsg`, which opens every nfnetlink payload.
+const NFGENMSG_LEN: usize = 4;
+
+/// Whether an nftables attribute stream (after the `nfgenmsg`) holds attribute `kind`.
+fn has_attr(mut attrs: &[u8], kind: u16) -> bool {
+    while attrs.len() >= 4 {
+        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+        let ty = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+        if len < 4 || len > attrs.len() {
+            return false;
+        }
+        if ty == kind {
+            return true;
+        }
+        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
+    }
+    false
+}
+
+/// Processes every NETLINK_NETFILTER request in `buf`; returns the datagrams to queue.
+///
+/// The sandbox's nftables ruleset is always empty: nothing can be added to it (the stack
+/// runs the legacy iptables tables of [`super::netfilter`], not nftables), so a dump of
+/// tables, chains, rules, sets, objects or flowtables lists nothing, a get of a table or a
+/// delete of one family's table by name or handle is ENOENT, and a delete of every table
+/// (the flush `nft flush ruleset` sends: no name, or no family) succeeds with nothing to
+/// remove. A send needs CAP_NET_ADMIN (EPERM, once), and a
+/// change is accepted only inside a batch (EINVAL outside, as Linux). Batch markers are not
+/// acknowledged (Linux before 6.10, as the sandbox's kernel version says). Anything that
+/// would create state, and the other nfnetlink subsystems, are EOPNOTSUPP.
+fn process_netfilter(buf: &[u8], port: u32, caller: Caller, cap_ack: bool) -> Vec<Vec<u8>> {
+    let mut in_batch = false;
+    let mut denied = false;
+    process(buf, port, cap_ack, |ty, flags, payload| {
+        // Linux refuses the whole send at its first message.
+        if denied {
+            return Ok(Answer::Silent);
+        }
+        if !caller.net_admin {
+            denied = true;
+            return Err(Errno::EPERM);
+        }
+        match ty {
+            NFNL_MSG_BATCH_BEGIN => {
+                in_batch = true;
+                return Ok(Answer::Silent);
+            }
+            NFNL_MSG_BATCH_END => {
+                in_batch = false;
+                return Ok(Answer::Silent);
+            }
+            _ => {}
+        }
+        if ty >> 8 != NFNL_SUBSYS_NFTABLES || payload.len() < NFGENMSG_LEN {
+            return Err(if ty >> 8 != NFNL_SUBSYS_NFTABLES {
+                Errno::EOPNOTSUPP
+            } else {
+                Errno::EINVAL
+            });
+        }
+        let attrs = &payload[NFGENMSG_LEN..];
+        match ty & 0xff {
+            NFT_MSG_GETTABLE | NFT_MSG_GETCHAIN | NFT_MSG_GETRULE | NFT_MSG_GETSET
+            | NFT_MSG_GETOBJ | NFT_MSG_GETFLOWTABLE => {
+                if flags & NLM_F_DUMP != 0 {
+                    Ok(Answer::Dump(Vec::new()))
+                } else {
+                    Err(Errno::ENOENT)
+                }
+            }
+            NFT_MSG_DELTABLE if !in_batch => Err(Errno::EINVAL),
+            // One family's table by name or handle: there is none.
+            NFT_MSG_DELTABLE
+                if payload[0] != NFPROTO_UNSPEC
+                    && (has_attr(attrs, NFTA_TABLE_NAME) || has_attr(attrs, NFTA_TABLE_HANDLE)) =>
+            {
+                Err(Errno::ENOENT)
+            }
+            // A flush (every family, or every table of one): nothing to remove.
+            NFT_MSG_DELTABLE => Ok(Answer::Nothing),
+            _ => Err(Errno::EOPNOTSUPP),
+        }
+    })
+}
+
+/// Processes every request in `buf` with `answer` (given each request's type, flags and
+/// payload); returns the datagrams to queue.
+fn process(
+    buf: &[u8],
+    port: u32,
+    cap_ack: bool,
+    mut answer: impl FnMut(u16, u16, &[u8]) -> Result<Answer, Errno>,
 ) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut rest = buf;
@@ -1197,16 +1339,10 @@ fn process(
         let result = if flags & NLM_F_REQUEST == 0 || ty < NLMSG_MIN_TYPE {
             Ok(Answer::Nothing)
         } else {
-            // The loopback's addresses and the TUN/TAP links as they are now (an earlier
-            // request may have changed them).
-            let mut view = configured.clone();
-            if let Some(lo) = lo {
-                view.links[0] = lo.link();
-            }
-            view.links.extend(tun.links());
-            answer(&view, tun, lo, ty, flags, nl.payload(), caller)
+            answer(ty, flags, nl.payload())
         };
         match result {
+            Ok(Answer::Silent) => {}
             Ok(Answer::Dump(entries)) => {
                 let msgs: Reply = entries
                     .into_iter()
@@ -1303,7 +1439,7 @@ impl Socket for NetlinkSocket {
         let creds = t.creds();
         let caller = Caller {
             uid: creds.euid,
-            net_admin: creds.has_cap(CAP_NET_ADMIN),
+            net_admin: creds.has_cap_in(&self.owner, CAP_NET_ADMIN),
         };
         let replies = {
             let mut st = self.state.lock().unwrap();
@@ -1311,8 +1447,8 @@ impl Socket for NetlinkSocket {
                 return Err(Errno::EMSGSIZE);
             }
             let port = self.bind_port(&mut st, t, 0)?;
-            let replies = if self.protocol == NETLINK_ROUTE {
-                process(
+            let replies = match self.protocol {
+                NETLINK_ROUTE => process_route(
                     &self.view,
                     &self.tun,
                     self.lo.as_deref(),
@@ -1320,9 +1456,9 @@ impl Socket for NetlinkSocket {
                     port,
                     caller,
                     st.cap_ack,
-                )
-            } else {
-                Vec::new()
+                ),
+                NETLINK_NETFILTER => process_netfilter(&msg.data, port, caller, st.cap_ack),
+                _ => Vec::new(),
             };
             let mut queued = false;
             for r in replies {
@@ -1531,11 +1667,15 @@ impl NetlinkSocket {
     ///
     /// # Errors
     /// The type or protocol is not one this build makes, or the port id is taken.
-    pub fn restored(ns: &super::Namespace, image: &NetlinkImage) -> Result<NetlinkSocket, String> {
+    pub fn restored(
+        ns: &super::Namespace,
+        owner: &Arc<UserNs>,
+        image: &NetlinkImage,
+    ) -> Result<NetlinkSocket, String> {
         check_type(image.ty, image.protocol)
             .map_err(|e| format!("type {} protocol {} ({e:?})", image.ty, image.protocol))?;
         let ports = &ns.netlink_ports;
-        let sock = NetlinkSocket::new(ns, image.ty, image.protocol);
+        let sock = NetlinkSocket::new(ns, owner, image.ty, image.protocol);
         if let Some(port) = image.port {
             ports
                 .take(image.protocol, port, 0)
@@ -1634,7 +1774,7 @@ mod tests {
 
     #[test]
     fn link_dump_ends_with_done_alone() {
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &NO_TUN,
             None,
@@ -1651,7 +1791,7 @@ mod tests {
     fn link_by_name_and_missing_link() {
         let mut body = vec![0; 16];
         body.extend_from_slice(&[7, 0, 3, 0, b'l', b'o', 0, 0]);
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &NO_TUN,
             None,
@@ -1663,7 +1803,7 @@ mod tests {
         assert_eq!(kinds(&d), vec![(16, 0)]);
         let mut body = vec![0; 16];
         body[4] = 9;
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &NO_TUN,
             None,
@@ -1691,7 +1831,7 @@ mod tests {
             uid: 1000,
             net_admin: false,
         };
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &NO_TUN,
             None,
@@ -1701,7 +1841,7 @@ mod tests {
             false,
         );
         assert_eq!(kinds(&d), vec![(2, -(Errno::EPERM as i32))]);
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &NO_TUN,
             None,
@@ -1718,7 +1858,7 @@ mod tests {
         let lo = LoopbackAddrs::default();
         let body = new_addr(1, [192, 0, 2, 1]);
         let send = |ty: u16, flags: u16| {
-            kinds(&process(
+            kinds(&process_route(
                 &loopback_view(),
                 &NO_TUN,
                 Some(&lo),
@@ -1755,7 +1895,7 @@ mod tests {
             .attach(b"tun0", super::super::tun::IFF_TUN, &q, true)
             .unwrap();
         let body = new_addr(index as u32, [10, 0, 0, 1]);
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &tun,
             None,
@@ -1766,7 +1906,7 @@ mod tests {
         );
         assert_eq!(kinds(&d), vec![(2, 0)]);
         assert_eq!(tun.links()[0].addrs[0].ip, IpAddr::from([10, 0, 0, 1]));
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &tun,
             None,
@@ -1781,7 +1921,7 @@ mod tests {
         link.extend_from_slice(&(index as u32).to_ne_bytes());
         link.extend_from_slice(&1u32.to_ne_bytes());
         link.extend_from_slice(&1u32.to_ne_bytes());
-        let d = process(
+        let d = process_route(
             &loopback_view(),
             &tun,
             None,
