@@ -145,3 +145,28 @@ fn mount_propagation_across_namespaces_matches_native() {
         ],
     );
 }
+
+/// fsconfig's read-only flag: before FSCONFIG_CMD_CREATE it makes the mount read-only as
+/// natively; after fsmount, FSCONFIG_CMD_RECONFIGURE makes it read-only natively and the
+/// sandbox refuses it (EOPNOTSUPP) rather than succeed without doing it.
+#[test]
+fn fsconfig_read_only_is_applied_or_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("needs root (fsopen)");
+    }
+    let Some(prog) = runsc_rs_tests::program_str("fsconfig_ro") else {
+        return;
+    };
+    let native = runsc_rs_tests::run_native(&[&prog]);
+    assert_eq!(
+        native.stdout_text(),
+        "ro before create: read-only yes\nreconfigure ro after fsmount: ok, read-only yes\n"
+    );
+    let sandbox = runsc_rs_tests::run_sandbox(&[&prog], &[]);
+    assert_eq!(
+        sandbox.stdout_text(),
+        "ro before create: read-only yes\n\
+         reconfigure ro after fsmount: Operation not supported, read-only no\n"
+    );
+    assert_eq!(sandbox.status, 0);
+}

@@ -97,12 +97,13 @@ fn attr_to_flags(attr: u64) -> (bool, u64) {
 enum Phase {
     /// Taking parameters.
     Params,
-    /// Created: the filesystem's root, type and options; `mounted` once fsmount took it.
+    /// Created: the filesystem's root, type and options; `mounted` once fsmount took it,
+    /// with whether it made the filesystem read-only.
     Created {
         root: Arc<dyn Inode>,
         fs_type: &'static str,
         fs_options: String,
-        mounted: bool,
+        mounted: Option<bool>,
     },
 }
 
@@ -199,8 +200,9 @@ fn check_param(fs_type: &str, param: &str) -> Result<(), Errno> {
 }
 
 /// fsconfig(2): string and flag parameters; the filesystem is made by FSCONFIG_CMD_CREATE
-/// and reconfigured (a tmpfs's limits) by FSCONFIG_CMD_RECONFIGURE. Binary, path and fd
-/// parameters are EINVAL: no filesystem here takes one.
+/// and reconfigured (a tmpfs's limits) by FSCONFIG_CMD_RECONFIGURE; changing whether a
+/// filesystem already mounted is read-only is EOPNOTSUPP. Binary, path and fd parameters
+/// are EINVAL: no filesystem here takes one.
 pub fn fsconfig(
     t: &mut Task,
     fd: Fd,
@@ -266,7 +268,7 @@ pub fn fsconfig(
                     root,
                     fs_type,
                     fs_options,
-                    mounted: false,
+                    mounted: None,
                 };
                 c.params.clear();
             });
@@ -278,9 +280,14 @@ pub fn fsconfig(
             }
             check_admin(t)?;
             with_context(&f, |c| {
-                let Phase::Created { root, .. } = &c.phase else {
+                let Phase::Created { root, mounted, .. } = &c.phase else {
                     return Err(Errno::EBUSY);
                 };
+                // The read-only state of a mounted filesystem lives in its mounts here, not in
+                // a superblock a reconfiguration could change: refused rather than ignored.
+                if mounted.is_some_and(|ro| ro != c.readonly) {
+                    return Err(Errno::EOPNOTSUPP);
+                }
                 if let Ok(node) = root.clone().as_any().downcast::<TmpNode>() {
                     let data = c.params.join(",");
                     node.reconfigure(&TmpfsOptions::parse(&data, mem_bytes())?)?;
@@ -348,14 +355,16 @@ pub fn fsmount(t: &mut Task, fd: Fd, flags: u32, attr: u32) -> SysResult {
         let source = c.source.clone().unwrap_or_else(|| "none".into());
         match &mut c.phase {
             Phase::Params => Err(Errno::EINVAL),
-            Phase::Created { mounted: true, .. } => Err(Errno::EBUSY),
+            Phase::Created {
+                mounted: Some(_), ..
+            } => Err(Errno::EBUSY),
             Phase::Created {
                 root,
                 fs_type,
                 fs_options,
                 mounted,
             } => {
-                *mounted = true;
+                *mounted = Some(c.readonly);
                 Ok((
                     root.clone(),
                     *fs_type,
