@@ -2,7 +2,8 @@
  * own): the ring's size rules for mmap, EBUSY for changes while it is set or mapped, a UDP
  * datagram to 127.0.0.1 read from the mapped ring (header, sockaddr_ll, IP and UDP headers,
  * payload), a full ring dropping what comes next (PACKET_STATISTICS, TP_STATUS_LOSING), and
- * frames handed back to the kernel being filled again. */
+ * frames handed back to the kernel being filled again; and PACKET_HDRLEN of each TPACKET
+ * version. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -111,6 +112,14 @@ int main(void) {
     int fd = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
     if (fd < 0)
         die("socket(AF_PACKET)");
+    /* PACKET_HDRLEN: each version's frame header size, EINVAL for an unknown version. */
+    for (int v = TPACKET_V1; v <= TPACKET_V3 + 1; v++) {
+        int len = v;
+        socklen_t optlen = sizeof len;
+        int r = getsockopt(fd, SOL_PACKET, PACKET_HDRLEN, &len, &optlen);
+        printf("hdrlen of version %d: %d %s (optlen %u)\n", v, r ? -1 : len,
+               r ? strerror(errno) : "ok", optlen);
+    }
     int version = TPACKET_V2;
     TRY("version", setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version));
     TRY("mmap without a ring",

@@ -75,6 +75,10 @@ fn packet_rx_ring_matches_native() {
         "stats: packets 6 drops 1\n",
         "poll all released: 0 ok\n",
         "recv without a ring: 34 ok\n",
+        "hdrlen of version 0: 32 ok (optlen 4)\n",
+        "hdrlen of version 1: 32 ok (optlen 4)\n",
+        "hdrlen of version 2: 48 ok (optlen 4)\n",
+        "hdrlen of version 3: -1 Invalid argument (optlen 4)\n",
     ] {
         assert!(text.contains(line), "native output lacks {line:?}:\n{text}");
     }

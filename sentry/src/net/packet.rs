@@ -29,7 +29,8 @@
 //! PACKET_COPY_THRESH). While a ring is set, frames go to it and not to the receive queue,
 //! and poll reports POLLIN while the frame before the ring's head is the application's.
 //! PACKET_RESERVE moves the data further into each frame; PACKET_VERSION and PACKET_RESERVE
-//! are EBUSY while a ring exists, a ring is EBUSY while mapped.
+//! are EBUSY while a ring exists, a ring is EBUSY while mapped. PACKET_HDRLEN answers each
+//! version's frame header size, as Linux.
 //!
 //! Not offered: socket filters (SO_ATTACH_FILTER is ENOPROTOOPT), PACKET_TX_RING and
 //! TPACKET_V3 rings (a request Linux refuses is EINVAL as there, a valid one EOPNOTSUPP)
@@ -81,7 +82,13 @@ const PACKET_RESERVE: i32 = 12;
 const PACKET_TX_RING: i32 = 13;
 /// `TPACKET_V1`..`TPACKET_V3`.
 const TPACKET_V1: i32 = 0;
+const TPACKET_V2: i32 = 1;
 const TPACKET_V3: i32 = 2;
+/// `PACKET_HDRLEN` (getsockopt, with a TPACKET version in the buffer): the size of that
+/// version's frame header.
+pub const PACKET_HDRLEN: i32 = 11;
+/// Bytes of `struct tpacket3_hdr`.
+const TPACKET3_HDR: i32 = 48;
 /// Bytes of `struct tpacket_req`, and the least frame of each version (`TPACKET_HDRLEN`,
 /// `TPACKET2_HDRLEN`, `TPACKET3_HDRLEN`: the header, aligned, and a `sockaddr_ll`).
 const TPACKET_REQ: usize = 16;
@@ -875,6 +882,14 @@ impl Socket for PacketSocket {
                 _ => return Err(Errno::ENOPROTOOPT),
             })
         })
+    }
+
+    fn packet_hdrlen(&self, version: i32) -> Result<i32, Errno> {
+        match version {
+            TPACKET_V1 | TPACKET_V2 => Ok(FRAME_HDR as i32),
+            TPACKET_V3 => Ok(TPACKET3_HDR),
+            _ => Err(Errno::EINVAL),
+        }
     }
 
     fn setsockopt(&self, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {

@@ -313,6 +313,17 @@ pub fn getsockopt(
         t.mm.write_obj(lenp, &(v.len() as u32))?;
         return Ok(0);
     }
+    if (level, name) == (libc::SOL_PACKET, net::packet::PACKET_HDRLEN) {
+        // The buffer carries the TPACKET version asked about (Linux: at least an int).
+        if room < 4 {
+            return Err(Errno::EINVAL);
+        }
+        let version: i32 = t.mm.read_obj(val)?;
+        let n = with_socket(&f, |s| s.packet_hdrlen(version))?;
+        t.mm.write_obj(val, &n)?;
+        t.mm.write_obj(lenp, &4u32)?;
+        return Ok(0);
+    }
     let mut v = with_socket(&f, |s| s.getsockopt(level, name))?;
     // A bound device's name needs room for any name (Linux's `sock_getbindtodevice`).
     if (level, name) == (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) && !v.is_empty() && room < 16 {

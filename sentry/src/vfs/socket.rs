@@ -281,6 +281,15 @@ pub trait Socket: FileOps {
         Err(Errno::ENOPROTOOPT)
     }
 
+    /// `getsockopt(2)` of SOL_PACKET's `PACKET_HDRLEN`: the frame header size of TPACKET
+    /// version `version` (which the caller's buffer carries). Only packet sockets answer.
+    ///
+    /// # Errors
+    /// ENOPROTOOPT; for packet sockets EINVAL for an unknown version.
+    fn packet_hdrlen(&self, _version: i32) -> Result<i32, Errno> {
+        Err(Errno::ENOPROTOOPT)
+    }
+
     /// `fchmod(2)` of the socket's own inode (its permission bits, which an AF_UNIX bind
     /// gives the file it creates, less the umask). The caller checked ownership.
     ///
