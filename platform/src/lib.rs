@@ -564,6 +564,117 @@ pub fn open_packet_socket(ifindex: i32, rcvbuf: usize) -> std::io::Result<std::o
     Ok(fd)
 }
 
+/// The most descriptors [`fork_fd_holder`] keeps.
+pub const FD_HOLDER_MAX: usize = 64;
+
+/// Forks a process that only holds descriptors: it keeps `keep` and `until` open, closes
+/// every other descriptor it inherited, blocks every signal that can be blocked, names itself
+/// `name` (its `comm`; the first 15 bytes), and exits once a read of `until` ends (end of
+/// file when every write end of that pipe is closed, or an error), which closes what it held.
+/// Returns its pid; nobody waits for it here (its parent, or once orphaned its reaper, does).
+///
+/// The child execs nothing: it shares the caller's pages copy-on-write and costs only the
+/// pages either side writes afterwards. It makes only raw system calls on its own stack (no C
+/// library, no allocation, no lock), so the caller may have other threads.
+///
+/// # Errors
+/// EINVAL for more than [`FD_HOLDER_MAX`] descriptors; the host's, from clone.
+pub fn fork_fd_holder(
+    keep: &[BorrowedFd<'_>],
+    until: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut open = [libc::c_long::MAX; FD_HOLDER_MAX + 1];
+    if keep.len() >= open.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    for (slot, fd) in open.iter_mut().zip(keep.iter().chain([&until])) {
+        *slot = libc::c_long::from(fd.as_raw_fd());
+    }
+    open.sort_unstable();
+    let mut comm = [0u8; 16];
+    for (c, &b) in comm.iter_mut().zip(name.to_bytes().iter().take(15)) {
+        *c = b;
+    }
+    let until = libc::c_long::from(until.as_raw_fd());
+    // SAFETY: a fork-like clone (no CLONE_VM: the child has its own copy of the address space,
+    // and only the calling thread); no C library code runs in it (no atfork handlers, nothing
+    // copied from another thread's lock or allocator state is used): it runs only
+    // `hold_fds`, which makes raw system calls on its stack and never returns.
+    let pid = unsafe {
+        raw_syscall(
+            libc::SYS_clone,
+            [libc::c_long::from(libc::SIGCHLD), 0, 0, 0, 0, 0],
+        )
+    };
+    if pid == 0 {
+        // SAFETY: we are that child.
+        unsafe { hold_fds(&open, until, &comm) }
+    }
+    if pid < 0 {
+        return Err(std::io::Error::from_raw_os_error(-pid as i32));
+    }
+    Ok(pid as u32)
+}
+
+/// [`fork_fd_holder`]'s child: `open` (ascending, padded with `c_long::MAX`) stays open.
+///
+/// # Safety
+/// Only in the child of a fork-like clone, which must then make only raw system calls.
+unsafe fn hold_fds(open: &[libc::c_long], until: libc::c_long, comm: &[u8; 16]) -> ! {
+    use libc::c_long;
+    let all: u64 = !0;
+    // SAFETY: each call reads only the stack buffers named (the signal set, `comm`) or writes
+    // only `byte`; closing descriptors this process has no use for is harmless; exit_group
+    // ends it.
+    unsafe {
+        raw_syscall(
+            libc::SYS_rt_sigprocmask,
+            [
+                c_long::from(libc::SIG_SETMASK),
+                &all as *const u64 as c_long,
+                0,
+                8,
+                0,
+                0,
+            ],
+        );
+        raw_syscall(
+            libc::SYS_prctl,
+            [
+                c_long::from(libc::PR_SET_NAME),
+                comm.as_ptr() as c_long,
+                0,
+                0,
+                0,
+                0,
+            ],
+        );
+        // Closes the gaps below each kept descriptor; the padding, everything above the last.
+        let mut first: c_long = 0;
+        for &fd in open {
+            let end = fd.min(c_long::from(u32::MAX));
+            if end > first {
+                raw_syscall(libc::SYS_close_range, [first, end - 1, 0, 0, 0, 0]);
+            }
+            first = first.max(end + 1);
+        }
+        let mut byte = 0u8;
+        loop {
+            let r = raw_syscall(
+                libc::SYS_read,
+                [until, &mut byte as *mut u8 as c_long, 1, 0, 0, 0],
+            );
+            if r <= 0 && r != -c_long::from(libc::EINTR) {
+                break;
+            }
+        }
+        raw_syscall(libc::SYS_exit_group, [0; 6]);
+    }
+    unreachable!("exit_group returned")
+}
+
 /// The host CPU's time-stamp counter, read after every earlier load has completed and
 /// before any later one starts (`lfence; rdtsc; lfence`, Linux's `rdtsc_ordered`).
 pub fn rdtsc() -> u64 {

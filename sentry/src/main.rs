@@ -461,13 +461,13 @@ fn run_monitor(args: &DoArgs) -> i32 {
     use sentry::boot::sandbox::{self, SandboxExit};
     let exe = std::path::Path::new("/proc/self/exe");
     let mut kernel_log = sandbox::KernelLog::open();
-    let mut watch = sandbox::WatchHolder::new();
+    let watch = sandbox::WatchHolder::new();
     let argv = DoArgs {
         hostfs_watch_fd: watch.as_ref().map(sandbox::WatchHolder::fd),
         ..args.clone()
     }
     .sandbox_argv();
-    let (exit, pid) = match sandbox::spawn(exe, &argv, watch.as_mut()) {
+    let (exit, pid) = match sandbox::spawn(exe, &argv) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runsc-rs: {e}");
@@ -519,12 +519,8 @@ fn run_monitor(args: &DoArgs) -> i32 {
 }
 
 fn main() {
-    // The OCI CLI's own processes (monitor, sandbox, exec waiter) and the holder of a `do`
-    // sandbox's inotify instance take no options.
+    // The OCI CLI's own processes (monitor, sandbox, exec waiter) take no options.
     if let Some(arg) = std::env::args().nth(1) {
-        if arg == sentry::boot::sandbox::HOLD_ARG {
-            std::process::exit(sentry::boot::sandbox::hold_main());
-        }
         if let Some(code) = oci::hidden_main(&arg, || init_logging(None, true)) {
             std::process::exit(code);
         }

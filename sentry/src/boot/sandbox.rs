@@ -25,7 +25,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -34,8 +34,6 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets};
-
-use super::control::Channel;
 
 /// Errors setting up the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -151,11 +149,7 @@ const TERMINATING: [Signal; 4] = [
 ///
 /// # Errors
 /// The namespaces cannot be created or the process cannot be started.
-pub fn spawn(
-    exe: &Path,
-    args: &[OsString],
-    watch: Option<&mut WatchHolder>,
-) -> Result<(SandboxExit, u32), Error> {
+pub fn spawn(exe: &Path, args: &[OsString]) -> Result<(SandboxExit, u32), Error> {
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
     if !uid.is_root() {
@@ -171,11 +165,6 @@ pub fn spawn(
     // Blocked here so they queue for `wait` below (and a thread started here inherits the
     // mask); std's spawn gives the child an empty mask.
     mask.thread_block().map_err(step("sigprocmask"))?;
-    // Its thread, made after the user namespace and before the PID namespace, starts the
-    // holder outside the sandbox's PID namespace while the sandbox starts.
-    if let Some(w) = watch {
-        w.start(exe);
-    }
     unshare(CloneFlags::CLONE_NEWPID).map_err(step("unshare(CLONE_NEWPID)"))?;
 
     let mut child = Command::new(exe).args(args).spawn().map_err(Error::Spawn)?;
@@ -204,9 +193,8 @@ pub fn spawn(
     }
 }
 
-/// The argument that runs this binary as the holder of a `do` sandbox's inotify instance
-/// ([`hold_main`]).
-pub const HOLD_ARG: &str = "hostfs-watch-holder";
+/// The holder's name (its `comm`, as `ps` and /proc/PID/comm show it).
+pub const HOLDER_NAME: &std::ffi::CStr = c"watch-holder";
 
 /// The sandbox's option naming the instance's descriptor it inherits ([`WatchHolder::fd`]).
 pub const WATCH_FD_ARG: &str = "--hostfs-watch-fd";
@@ -216,69 +204,43 @@ pub const WATCH_FD_ARG: &str = "--hostfs-watch-fd";
 /// inheritance, and the holder process that keeps a reference to it and closes the last one,
 /// after the monitor exited. Closing an instance with watches waits for the host's SRCU grace
 /// period; the holder takes that wait off the sandbox's exit and the monitor's, which are
-/// what callers wait for. The holder is this binary ([`hold_main`]), spawned outside the
-/// sandbox's PID namespace (whose end kills and waits for every process in it) by a thread
-/// of its own, so that its start overlaps the sandbox's. It gets the instance and its
-/// reserve over a control channel (they are in flight there from the start, so no close of
-/// the monitor's is the last) and waits for the channel to close, which the monitor's exit
-/// does; once orphaned, the nearest subreaper or init reaps it.
+/// what callers wait for. The holder is a fork of this process that execs nothing
+/// ([`platform::fork_fd_holder`], named [`HOLDER_NAME`]): it shares this process's pages and
+/// costs only the few either side writes afterwards. It holds the instance and its reserve
+/// from its first instruction (so no close of the monitor's is the last), keeps no other
+/// descriptor of ours (a caller waiting for the end of a pipe it gave us must not wait for
+/// the holder), and exits when its pipe from this process reaches its end, which the
+/// monitor's exit does; once orphaned, the nearest subreaper or init reaps it.
 #[derive(Debug)]
 pub struct WatchHolder {
-    /// Dropped (by [`WatchHolder::release`], or on a failed spawn) before `to_holder` closes.
+    /// Dropped by [`WatchHolder::release`], once the sandbox has its copy.
     instance: OwnedFd,
-    /// Our end of the holder's channel: it closes when this process exits.
-    to_holder: Channel,
-    /// The holder's end, until [`WatchHolder::start`] gives it to the holder as its stdin.
-    holders_end: Option<Channel>,
-    /// The thread starting the holder.
-    starting: Option<std::thread::JoinHandle<()>>,
+    /// The write end of the holder's pipe: it closes when this process exits.
+    to_holder: OwnedFd,
 }
 
 impl WatchHolder {
-    /// Makes the instance (with its reserve) and hands them to the holder's channel; None
-    /// when watching is off or the host user has too few instances left.
+    /// Makes the instance (with its reserve) and forks the holder; None when watching is off,
+    /// the host user has too few instances left or no holder could be made (the sandbox then
+    /// makes its own instance). Call before this process enters the sandbox's PID namespace
+    /// (whose end kills every process in it) or joins a cgroup the holder must not be in.
     pub fn new() -> Option<WatchHolder> {
         let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
-        let (to_holder, holders_end) = Channel::pair()
-            .inspect_err(|e| log::info!("hostfs: no channel to a watch holder ({e})"))
+        let (holders_end, to_holder) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .inspect_err(|e| log::info!("hostfs: no pipe to a watch holder ({e})"))
             .ok()?;
-        let fds: Vec<BorrowedFd<'_>> = std::iter::once(&made.fd)
+        let keep: Vec<BorrowedFd<'_>> = std::iter::once(&made.fd)
             .chain(&made.reserve)
             .map(AsFd::as_fd)
             .collect();
-        if let Err(e) = to_holder.send(&(), &fds) {
-            log::info!("hostfs: handing the inotify instance over failed ({e})");
-            return None;
-        }
+        platform::fork_fd_holder(&keep, holders_end.as_fd(), HOLDER_NAME)
+            .inspect_err(|e| log::info!("hostfs: no holder for the inotify instance ({e})"))
+            .ok()?;
+        // Our copies of the reserve and of the pipe's read end go now: the holder's stay.
         Some(WatchHolder {
             instance: made.fd,
             to_holder,
-            holders_end: Some(holders_end),
-            starting: None,
         })
-    }
-
-    /// Starts the holder (`exe` [`HOLD_ARG`]) from a new thread. Call where this process can
-    /// still make threads and before it enters the sandbox's PID namespace. Should the holder
-    /// not start, the instances in flight are closed with its channel (by that thread).
-    pub fn start(&mut self, exe: &Path) {
-        let Some(end) = self.holders_end.take() else {
-            return;
-        };
-        let mut cmd = Command::new(exe);
-        cmd.arg(HOLD_ARG)
-            .stdin(Stdio::from(end.into_fd()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.starting = std::thread::Builder::new()
-            .name("watch-holder".into())
-            .spawn(move || {
-                if let Err(e) = cmd.spawn() {
-                    log::info!("hostfs: no holder for the inotify instance ({e})");
-                }
-            })
-            .inspect_err(|e| log::info!("hostfs: no thread to start a watch holder ({e})"))
-            .ok();
     }
 
     /// The instance's descriptor, which the sandbox inherits and takes
@@ -289,20 +251,11 @@ impl WatchHolder {
     }
 
     /// Once the sandbox was spawned (it holds its copy): drops this process's reference. The
-    /// holder's stay, the last; the channel closes when this process exits, and only then the
+    /// holder's stay, the last; its pipe closes when this process exits, and only then the
     /// holder exits.
     pub fn release(self) {
-        let WatchHolder {
-            instance,
-            to_holder,
-            holders_end: _,
-            starting,
-        } = self;
-        if let Some(t) = starting {
-            let _ = t.join();
-        }
-        drop(instance);
-        std::mem::forget(to_holder);
+        drop(self.instance);
+        std::mem::forget(self.to_holder);
     }
 }
 
@@ -383,32 +336,6 @@ fn close_off_thread(fds: Vec<OwnedFd>) {
         }
         Err(_) => drop(fds),
     }
-}
-
-/// The holder process ([`WatchHolder`]): closes every descriptor it inherited but its stdin
-/// (a caller waiting for the end of a pipe it gave `runsc-rs do` must not wait for the
-/// holder), takes the instances sent on stdin, and returns, closing them, when the channel
-/// closes.
-pub fn hold_main() -> i32 {
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in fds.into_iter().filter(|&fd| fd > 0) {
-        let _ = nix::unistd::close(fd);
-    }
-    let Ok(stdin) = std::io::stdin().as_fd().try_clone_to_owned() else {
-        return 1;
-    };
-    let channel = Channel::from_fd(stdin);
-    let mut buf = [0u8; 64];
-    let held = channel.recv::<()>(&mut buf);
-    // Ends with the monitor: Closed (or a broken channel).
-    while channel.recv::<()>(&mut buf).is_ok() {}
-    drop(held);
-    0
 }
 
 /// The kernel's audit records of seccomp actions (`type=1326`), read from `/dev/kmsg`: how the

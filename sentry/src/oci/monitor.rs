@@ -281,12 +281,9 @@ fn create(
     let netns = super::spec::network_namespace(&spec);
     let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
     let cgroup = super::cgroup::path(&spec, systemd_cgroup);
-    // Its holder starts outside the container's cgroup (and, from this thread, outside the
+    // Its holder is made outside the container's cgroup (and, from this thread, outside the
     // PID namespace the sandbox's spawning thread enters).
-    let mut watch = WatchHolder::new();
-    if let Some(w) = &mut watch {
-        w.start(Path::new("/proc/self/exe"));
-    }
+    let watch = WatchHolder::new();
     // Joined before the sandbox exists, which inherits it.
     let joined = match &cgroup {
         Some(path) => super::cgroup::create_and_join(&spec, path)?,
