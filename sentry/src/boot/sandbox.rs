@@ -320,22 +320,16 @@ impl Drop for KeptWatch {
     }
 }
 
-/// Closes `fds` from a new thread (inline if none can be made): closing an inotify instance
-/// can wait for the host's mark reaper or an SRCU grace period.
+/// Closes `fds` from a new thread (inline if none can be made: a failed spawn drops the
+/// closure, and the descriptors with it, here): closing an inotify instance can wait for the
+/// host's mark reaper or an SRCU grace period.
 fn close_off_thread(fds: Vec<OwnedFd>) {
     if fds.is_empty() {
         return;
     }
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<OwnedFd>>();
-    let spawned = std::thread::Builder::new()
+    let _ = std::thread::Builder::new()
         .name("watch-close".into())
-        .spawn(move || drop(rx.recv()));
-    match spawned {
-        Ok(_) => {
-            let _ = tx.send(fds);
-        }
-        Err(_) => drop(fds),
-    }
+        .spawn(move || drop(fds));
 }
 
 /// The kernel's audit records of seccomp actions (`type=1326`), read from `/dev/kmsg`: how the
