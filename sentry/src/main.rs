@@ -386,9 +386,7 @@ fn caller_rlimits() -> Vec<sentry::boot::loader::SpecRlimit> {
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
     // Before anything forks.
-    if let Some(fd) = args.hostfs_watch_fd {
-        sentry::fs::hostfs::adopt_watch_instance(fd);
-    }
+    sentry::boot::sandbox::adopt_watch(args.hostfs_watch_fd);
     // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
     // calls (getcwd, opening the binary) that the seccomp filter rightly refuses, which would
     // turn the report into a SIGSYS.

@@ -244,7 +244,7 @@ impl WatchHolder {
     }
 
     /// The instance's descriptor, which the sandbox inherits and takes
-    /// ([`crate::fs::hostfs::adopt_watch_instance`]).
+    /// ([`adopt_watch`]).
     pub fn fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.instance.as_raw_fd()
@@ -259,14 +259,17 @@ impl WatchHolder {
     }
 }
 
-/// Sandbox side, before anything forks: takes the instance `args` name after
-/// [`WATCH_FD_ARG`], if they do ([`crate::fs::hostfs::adopt_watch_instance`]).
-pub fn adopt_watch_arg(args: &[String]) {
-    if let Some(fd) = args
-        .iter()
-        .position(|a| a == WATCH_FD_ARG)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-    {
+/// The descriptor `args` name after [`WATCH_FD_ARG`], if they do (for [`adopt_watch`]).
+pub fn watch_fd_arg(args: &[String]) -> Option<i32> {
+    let i = args.iter().position(|a| a == WATCH_FD_ARG)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// Sandbox side, before anything forks: takes the inherited instance `fd` names, if it names
+/// one ([`crate::fs::hostfs::adopt_watch_instance`]). Every sandbox entry calls it: `do`'s
+/// with its parsed option, the OCI CLI's and the shim's through [`watch_fd_arg`].
+pub fn adopt_watch(fd: Option<i32>) {
+    if let Some(fd) = fd {
         crate::fs::hostfs::adopt_watch_instance(fd);
     }
 }

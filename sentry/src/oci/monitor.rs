@@ -686,7 +686,7 @@ pub fn sandbox_main() -> i32 {
             }
         },
     };
-    sentry::boot::sandbox::adopt_watch_arg(&args);
+    sentry::boot::sandbox::adopt_watch(sentry::boot::sandbox::watch_fd_arg(&args));
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {
