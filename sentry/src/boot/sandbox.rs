@@ -199,6 +199,32 @@ pub const HOLDER_NAME: &std::ffi::CStr = c"watch-holder";
 /// The sandbox's option naming the instance's descriptor it inherits ([`WatchHolder::fd`]).
 pub const WATCH_FD_ARG: &str = "--hostfs-watch-fd";
 
+/// Spawner side, shared by [`WatchHolder`] and [`KeptWatch`]: a sandbox's hostfs inotify
+/// instance (see [`crate::fs::hostfs::WATCH_ENV`]), made before the sandbox, which inherits it
+/// and finds its number after [`WATCH_FD_ARG`].
+#[derive(Debug)]
+struct SandboxInstance(OwnedFd);
+
+impl SandboxInstance {
+    /// Makes the instance and its reserve (`crate::fs::hostfs::HostInstance`), whose closes
+    /// can wait for the host too: each owner decides where the reserve goes. None when
+    /// watching is off or the host user has too few instances left.
+    fn new() -> Option<(SandboxInstance, Vec<OwnedFd>)> {
+        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
+        Some((SandboxInstance(made.fd), made.reserve))
+    }
+
+    fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    /// The sandbox's options naming the instance ([`WATCH_FD_ARG`]).
+    fn sandbox_args(&self) -> [String; 2] {
+        [WATCH_FD_ARG.to_string(), self.fd().to_string()]
+    }
+}
+
 /// Monitor side: the hostfs inotify instance of a sandbox (see
 /// [`crate::fs::hostfs::WATCH_ENV`]), made before the sandbox and passed to it by
 /// inheritance, and the holder process that keeps a reference to it and closes the last one,
@@ -214,7 +240,7 @@ pub const WATCH_FD_ARG: &str = "--hostfs-watch-fd";
 #[derive(Debug)]
 pub struct WatchHolder {
     /// Dropped by [`WatchHolder::release`], once the sandbox has its copy.
-    instance: OwnedFd,
+    instance: SandboxInstance,
     /// The write end of the holder's pipe: it closes when this process exits.
     to_holder: OwnedFd,
 }
@@ -225,12 +251,12 @@ impl WatchHolder {
     /// makes its own instance). Call before this process enters the sandbox's PID namespace
     /// (whose end kills every process in it) or joins a cgroup the holder must not be in.
     pub fn new() -> Option<WatchHolder> {
-        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
+        let (instance, reserve) = SandboxInstance::new()?;
         let (holders_end, to_holder) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .inspect_err(|e| log::info!("hostfs: no pipe to a watch holder ({e})"))
             .ok()?;
-        let keep: Vec<BorrowedFd<'_>> = std::iter::once(&made.fd)
-            .chain(&made.reserve)
+        let keep: Vec<BorrowedFd<'_>> = std::iter::once(&instance.0)
+            .chain(&reserve)
             .map(AsFd::as_fd)
             .collect();
         platform::fork_fd_holder(&keep, holders_end.as_fd(), HOLDER_NAME)
@@ -238,7 +264,7 @@ impl WatchHolder {
             .ok()?;
         // Our copies of the reserve and of the pipe's read end go now: the holder's stay.
         Some(WatchHolder {
-            instance: made.fd,
+            instance,
             to_holder,
         })
     }
@@ -246,8 +272,12 @@ impl WatchHolder {
     /// The instance's descriptor, which the sandbox inherits and takes
     /// ([`adopt_watch`]).
     pub fn fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.instance.as_raw_fd()
+        self.instance.fd()
+    }
+
+    /// The sandbox's options naming the instance ([`WATCH_FD_ARG`]).
+    pub fn sandbox_args(&self) -> [String; 2] {
+        self.instance.sandbox_args()
     }
 
     /// Once the sandbox was spawned (it holds its copy): drops this process's reference. The
@@ -281,36 +311,35 @@ pub fn adopt_watch(fd: Option<i32>) {
 /// it waits for the host's SRCU grace period that last close takes.
 #[derive(Debug)]
 pub struct KeptWatch {
-    instance: Option<OwnedFd>,
+    /// Taken by the drop.
+    instance: Option<SandboxInstance>,
 }
 
 impl KeptWatch {
     /// Makes the instance; None when watching is off or the host user has too few instances
     /// left. The reserve that proved the latter is closed at once, off this thread.
     pub fn new() -> Option<KeptWatch> {
-        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
-        close_off_thread(made.reserve);
+        let (instance, reserve) = SandboxInstance::new()?;
+        close_off_thread(reserve);
         Some(KeptWatch {
-            instance: Some(made.fd),
+            instance: Some(instance),
         })
     }
 
     /// The sandbox's options naming the instance it inherits ([`WATCH_FD_ARG`]).
     pub fn sandbox_args(&self) -> Vec<String> {
-        use std::os::fd::AsRawFd;
         self.instance
             .iter()
-            .flat_map(|fd| [WATCH_FD_ARG.to_string(), fd.as_raw_fd().to_string()])
+            .flat_map(SandboxInstance::sandbox_args)
             .collect()
     }
 
     /// Once the sandbox was spawned: this process's copy becomes close-on-exec, so no later
     /// child of this process inherits it.
     pub fn spawned(&self) {
-        if let Some(fd) = &self.instance {
-            use std::os::fd::AsRawFd;
+        if let Some(instance) = &self.instance {
             let _ = nix::fcntl::fcntl(
-                fd.as_raw_fd(),
+                instance.fd(),
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
             );
         }
@@ -319,7 +348,7 @@ impl KeptWatch {
 
 impl Drop for KeptWatch {
     fn drop(&mut self) {
-        close_off_thread(self.instance.take().into_iter().collect());
+        close_off_thread(self.instance.take().map(|i| i.0).into_iter().collect());
     }
 }
 
