@@ -564,6 +564,233 @@ pub fn open_packet_socket(ifindex: i32, rcvbuf: usize) -> std::io::Result<std::o
     Ok(fd)
 }
 
+/// The most descriptors [`fork_fd_holder`] keeps.
+pub const FD_HOLDER_MAX: usize = 64;
+
+/// Forks a process that only holds descriptors: it keeps `keep` and `until` open, closes
+/// every other descriptor it inherited, blocks every signal that can be blocked, names itself
+/// `name` (its `comm`; the first 15 bytes), and exits once a read of `until` ends (end of
+/// file when every write end of that pipe is closed, or an error), which closes what it held.
+/// Returns its pid; nobody waits for it here (its parent, or once orphaned its reaper, does).
+///
+/// The child execs nothing: it shares the caller's pages copy-on-write, and drops its share
+/// of every private writable mapping but its stack (the caller's heap and data: no page is
+/// then copied when the caller writes it). It takes no lock and allocates nothing (raw system
+/// calls on its stack), so the caller may have other threads.
+///
+/// # Errors
+/// EINVAL for more than [`FD_HOLDER_MAX`] descriptors; the host's, from clone.
+pub fn fork_fd_holder(
+    keep: &[BorrowedFd<'_>],
+    until: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut open = [libc::c_long::MAX; FD_HOLDER_MAX + 1];
+    if keep.len() >= open.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    for (slot, fd) in open.iter_mut().zip(keep.iter().chain([&until])) {
+        *slot = libc::c_long::from(fd.as_raw_fd());
+    }
+    open.sort_unstable();
+    let mut comm = [0u8; 16];
+    for (c, &b) in comm.iter_mut().zip(name.to_bytes().iter().take(15)) {
+        *c = b;
+    }
+    let until = libc::c_long::from(until.as_raw_fd());
+    // SAFETY: a fork-like clone (no CLONE_VM: the child has its own copy of the address space,
+    // and only the calling thread); no C library code runs in it (no atfork handlers, nothing
+    // copied from another thread's lock or allocator state is used): it runs only
+    // `hold_fds`, which makes raw system calls on its stack and never returns.
+    let pid = unsafe {
+        raw_syscall(
+            libc::SYS_clone,
+            [libc::c_long::from(libc::SIGCHLD), 0, 0, 0, 0, 0],
+        )
+    };
+    if pid == 0 {
+        // SAFETY: we are that child.
+        unsafe { hold_fds(&open, until, &comm) }
+    }
+    if pid < 0 {
+        return Err(std::io::Error::from_raw_os_error(-pid as i32));
+    }
+    Ok(pid as u32)
+}
+
+/// [`fork_fd_holder`]'s child: `open` (ascending, padded with `c_long::MAX`) stays open.
+///
+/// # Safety
+/// Only in the child of a fork-like clone.
+unsafe fn hold_fds(open: &[libc::c_long], until: libc::c_long, comm: &[u8; 16]) -> ! {
+    use libc::c_long;
+    let all: u64 = !0;
+    // SAFETY: each call reads only the stack buffers named (the signal set, `comm`) or writes
+    // only `byte`; closing descriptors this process has no use for is harmless; after
+    // `drop_private_copies` only this stack is touched (`byte`, `until`); exit_group ends it.
+    unsafe {
+        raw_syscall(
+            libc::SYS_rt_sigprocmask,
+            [
+                c_long::from(libc::SIG_SETMASK),
+                &all as *const u64 as c_long,
+                0,
+                8,
+                0,
+                0,
+            ],
+        );
+        raw_syscall(
+            libc::SYS_prctl,
+            [
+                c_long::from(libc::PR_SET_NAME),
+                comm.as_ptr() as c_long,
+                0,
+                0,
+                0,
+                0,
+            ],
+        );
+        // Closes the gaps below each kept descriptor; the padding, everything above the last.
+        let mut first: c_long = 0;
+        for &fd in open {
+            let end = fd.min(c_long::from(u32::MAX));
+            if end > first {
+                raw_syscall(libc::SYS_close_range, [first, end - 1, 0, 0, 0, 0]);
+            }
+            first = first.max(end + 1);
+        }
+        let mut byte = 0u8;
+        drop_private_copies(&byte as *const u8 as usize);
+        loop {
+            let r = raw_syscall(
+                libc::SYS_read,
+                [until, &mut byte as *mut u8 as c_long, 1, 0, 0, 0],
+            );
+            if r <= 0 && r != -c_long::from(libc::EINTR) {
+                break;
+            }
+        }
+        raw_syscall(libc::SYS_exit_group, [0; 6]);
+    }
+    unreachable!("exit_group returned")
+}
+
+/// The most mappings [`drop_private_copies`] drops.
+const DROP_MAX: usize = 256;
+
+/// Drops (`MADV_DONTNEED`) this process's pages of every private writable mapping but the one
+/// holding `stack`: in a fork's child that needs none of them, those are its share of the
+/// parent's heap and data, and each page either side writes would otherwise be copied for the
+/// other. The mappings are read from `/proc/self/maps` into stack buffers. Best effort: no
+/// /proc, a line longer than the buffer or more than [`DROP_MAX`] mappings end the list.
+///
+/// # Safety
+/// Only in the child of a fork-like clone, which afterwards touches no memory but the stack
+/// mapping that holds `stack` (raw system calls on its stack).
+unsafe fn drop_private_copies(stack: usize) {
+    use libc::c_long;
+    let mut ranges = [(0usize, 0usize); DROP_MAX];
+    let mut count = 0;
+    // SAFETY: opens with a static NUL-terminated path; the reads write only into `buf`
+    // past `len`, at most its free space.
+    let fd = unsafe {
+        raw_syscall(
+            libc::SYS_openat,
+            [
+                c_long::from(libc::AT_FDCWD),
+                c"/proc/self/maps".as_ptr() as c_long,
+                c_long::from(libc::O_RDONLY | libc::O_CLOEXEC),
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() && count < DROP_MAX {
+        let free = &mut buf[len..];
+        // SAFETY: as above.
+        let n = unsafe {
+            raw_syscall(
+                libc::SYS_read,
+                [
+                    fd,
+                    free.as_mut_ptr() as c_long,
+                    free.len() as c_long,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+        // Each complete line; the partial last one moves to the front.
+        let mut start = 0;
+        for i in 0..len {
+            if buf[i] != b'\n' {
+                continue;
+            }
+            match private_writable(&buf[start..i]) {
+                Some((lo, hi)) if !(lo..hi).contains(&stack) && count < DROP_MAX => {
+                    ranges[count] = (lo, hi);
+                    count += 1;
+                }
+                _ => {}
+            }
+            start = i + 1;
+        }
+        buf.copy_within(start..len, 0);
+        len -= start;
+    }
+    // SAFETY: closes our descriptor of the maps; each madvise drops pages of a private
+    // writable mapping that is not the stack, which the caller no longer touches (of a
+    // mapping since gone, harmlessly, whatever is there now: nothing else runs here).
+    unsafe {
+        raw_syscall(libc::SYS_close, [fd, 0, 0, 0, 0, 0]);
+        for &(lo, hi) in &ranges[..count] {
+            raw_syscall(
+                libc::SYS_madvise,
+                [
+                    lo as c_long,
+                    (hi - lo) as c_long,
+                    c_long::from(libc::MADV_DONTNEED),
+                    0,
+                    0,
+                    0,
+                ],
+            );
+        }
+    }
+}
+
+/// The address range of a `/proc/PID/maps` line whose mapping is private and writable.
+fn private_writable(line: &[u8]) -> Option<(usize, usize)> {
+    let mut fields = line.split(|&b| b == b' ');
+    let range = fields.next()?;
+    let perms = fields.next()?;
+    if perms.get(1) != Some(&b'w') || perms.get(3) != Some(&b'p') {
+        return None;
+    }
+    let mut ends = range.split(|&b| b == b'-');
+    let hex = |digits: &[u8]| {
+        digits.iter().try_fold(0usize, |v, &d| {
+            let digit = char::from(d).to_digit(16)? as usize;
+            v.checked_mul(16)?.checked_add(digit)
+        })
+    };
+    let (lo, hi) = (hex(ends.next()?)?, hex(ends.next()?)?);
+    (lo < hi).then_some((lo, hi))
+}
+
 /// The host CPU's time-stamp counter, read after every earlier load has completed and
 /// before any later one starts (`lfence; rdtsc; lfence`, Linux's `rdtsc_ordered`).
 pub fn rdtsc() -> u64 {
@@ -582,4 +809,77 @@ pub fn rdtsc() -> u64 {
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);
     (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+#[cfg(test)]
+mod fd_holder_tests {
+    use std::os::fd::{AsFd, OwnedFd};
+
+    use nix::fcntl::OFlag;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::wait::{waitpid, WaitStatus};
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe2")
+    }
+
+    /// Whether every write end of the pipe whose read end is `r` is closed, waiting up to
+    /// `ms` for it.
+    fn hung_up(r: &OwnedFd, ms: u16) -> bool {
+        let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(ms)).expect("poll");
+        fds[0]
+            .revents()
+            .is_some_and(|e| e.contains(PollFlags::POLLHUP))
+    }
+
+    /// The holder keeps what it is given and nothing else, names itself, and exits (closing
+    /// what it kept) once its pipe's write end is closed; its heap copy is dropped.
+    #[test]
+    fn holds_until_its_pipe_closes() {
+        let (kept_r, kept_w) = pipe();
+        let (other_r, other_w) = pipe();
+        let (until_r, until_w) = pipe();
+        // Heap the holder must not keep a copy of: written after the fork.
+        let mut heap = vec![1u8; 1 << 20];
+        let pid = super::fork_fd_holder(&[kept_w.as_fd()], until_r.as_fd(), c"fd-holder-test")
+            .expect("fork_fd_holder");
+        drop((kept_w, other_w, until_r));
+        heap.iter_mut().step_by(4096).for_each(|b| *b = 2);
+        // The holder closes every other descriptor before it reads its pipe.
+        assert!(
+            hung_up(&other_r, 10_000),
+            "the holder kept a descriptor it was not given"
+        );
+        assert!(
+            !hung_up(&kept_r, 0),
+            "the holder closed what it was to keep"
+        );
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim_end(), "fd-holder-test");
+        // Its copy of the heap is dropped (not copied when we wrote it): well under 1 MiB of
+        // private memory. Dropping follows the closes; wait for it by polling its rollup.
+        let private_kib = || -> u64 {
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+            rollup
+                .lines()
+                .filter(|l| l.starts_with("Private_"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        };
+        let mut tries = 0;
+        while private_kib() >= 512 {
+            tries += 1;
+            assert!(tries < 1000, "the holder kept its copy of the heap");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(until_w);
+        assert!(
+            hung_up(&kept_r, 10_000),
+            "the holder did not exit at its pipe's end"
+        );
+        let status = waitpid(nix::unistd::Pid::from_raw(pid as i32), None).unwrap();
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+        drop(heap);
+    }
 }

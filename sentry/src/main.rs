@@ -386,9 +386,7 @@ fn caller_rlimits() -> Vec<sentry::boot::loader::SpecRlimit> {
 /// The sandbox process: boots the sentry and runs the command. Returns the exit code.
 fn run_sandbox(args: DoArgs) -> i32 {
     // Before anything forks.
-    if let Some(fd) = args.hostfs_watch_fd {
-        sentry::fs::hostfs::adopt_watch_instance(fd);
-    }
+    sentry::boot::sandbox::adopt_watch(args.hostfs_watch_fd);
     // A sentry panic is a bug: report it plainly. The default hook's backtrace needs host
     // calls (getcwd, opening the binary) that the seccomp filter rightly refuses, which would
     // turn the report into a SIGSYS.
@@ -461,13 +459,13 @@ fn run_monitor(args: &DoArgs) -> i32 {
     use sentry::boot::sandbox::{self, SandboxExit};
     let exe = std::path::Path::new("/proc/self/exe");
     let mut kernel_log = sandbox::KernelLog::open();
-    let mut watch = sandbox::WatchHolder::new();
+    let watch = sandbox::WatchHolder::new();
     let argv = DoArgs {
         hostfs_watch_fd: watch.as_ref().map(sandbox::WatchHolder::fd),
         ..args.clone()
     }
     .sandbox_argv();
-    let (exit, pid) = match sandbox::spawn(exe, &argv, watch.as_mut()) {
+    let (exit, pid) = match sandbox::spawn(exe, &argv) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runsc-rs: {e}");
@@ -519,12 +517,8 @@ fn run_monitor(args: &DoArgs) -> i32 {
 }
 
 fn main() {
-    // The OCI CLI's own processes (monitor, sandbox, exec waiter) and the holder of a `do`
-    // sandbox's inotify instance take no options.
+    // The OCI CLI's own processes (monitor, sandbox, exec waiter) take no options.
     if let Some(arg) = std::env::args().nth(1) {
-        if arg == sentry::boot::sandbox::HOLD_ARG {
-            std::process::exit(sentry::boot::sandbox::hold_main());
-        }
         if let Some(code) = oci::hidden_main(&arg, || init_logging(None, true)) {
             std::process::exit(code);
         }

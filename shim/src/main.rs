@@ -67,7 +67,7 @@ fn sandbox_main(args: &[String]) -> i32 {
         log::set_max_level(level);
     }
     // Before anything forks: the hostfs inotify instance the shim made for us.
-    sentry::boot::sandbox::adopt_watch_arg(args);
+    sentry::boot::sandbox::adopt_watch(sentry::boot::sandbox::watch_fd_arg(args));
     // cgroup v2 placement, before anything is forked: stdout is our cgroup's `cgroup.procs`.
     if args.iter().any(|a| a == "--join-cgroup") {
         if let Err(e) = sentry::boot::cgroup::join_through_stdout() {

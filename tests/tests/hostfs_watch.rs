@@ -315,10 +315,14 @@ fn holder(watch: Option<&str>) {
     for q in ["lstat f", "stat f", "list d", "lstat d/g"] {
         sandboxed.ask(q);
     }
+    // The holder is a fork of the monitor that names itself (its `comm`).
     let holders: Vec<i32> = group(pgid)
         .into_iter()
-        .filter(|(_, argv)| argv.get(1).is_some_and(|a| a == "hostfs-watch-holder"))
         .map(|(pid, _)| pid)
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "watch-holder")
+        })
         .collect();
     if watch == Some("0") {
         assert_eq!(holders, Vec::<i32>::new(), "a holder with watching off");

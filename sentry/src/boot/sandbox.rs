@@ -25,7 +25,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -34,8 +34,6 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets};
-
-use super::control::Channel;
 
 /// Errors setting up the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -151,11 +149,7 @@ const TERMINATING: [Signal; 4] = [
 ///
 /// # Errors
 /// The namespaces cannot be created or the process cannot be started.
-pub fn spawn(
-    exe: &Path,
-    args: &[OsString],
-    watch: Option<&mut WatchHolder>,
-) -> Result<(SandboxExit, u32), Error> {
+pub fn spawn(exe: &Path, args: &[OsString]) -> Result<(SandboxExit, u32), Error> {
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
     if !uid.is_root() {
@@ -171,11 +165,6 @@ pub fn spawn(
     // Blocked here so they queue for `wait` below (and a thread started here inherits the
     // mask); std's spawn gives the child an empty mask.
     mask.thread_block().map_err(step("sigprocmask"))?;
-    // Its thread, made after the user namespace and before the PID namespace, starts the
-    // holder outside the sandbox's PID namespace while the sandbox starts.
-    if let Some(w) = watch {
-        w.start(exe);
-    }
     unshare(CloneFlags::CLONE_NEWPID).map_err(step("unshare(CLONE_NEWPID)"))?;
 
     let mut child = Command::new(exe).args(args).spawn().map_err(Error::Spawn)?;
@@ -204,116 +193,113 @@ pub fn spawn(
     }
 }
 
-/// The argument that runs this binary as the holder of a `do` sandbox's inotify instance
-/// ([`hold_main`]).
-pub const HOLD_ARG: &str = "hostfs-watch-holder";
+/// The holder's name (its `comm`, as `ps` and /proc/PID/comm show it).
+pub const HOLDER_NAME: &std::ffi::CStr = c"watch-holder";
 
 /// The sandbox's option naming the instance's descriptor it inherits ([`WatchHolder::fd`]).
 pub const WATCH_FD_ARG: &str = "--hostfs-watch-fd";
+
+/// Spawner side, shared by [`WatchHolder`] and [`KeptWatch`]: a sandbox's hostfs inotify
+/// instance (see [`crate::fs::hostfs::WATCH_ENV`]), made before the sandbox, which inherits it
+/// and finds its number after [`WATCH_FD_ARG`].
+#[derive(Debug)]
+struct SandboxInstance(OwnedFd);
+
+impl SandboxInstance {
+    /// Makes the instance and its reserve (`crate::fs::hostfs::HostInstance`), whose closes
+    /// can wait for the host too: each owner decides where the reserve goes. None when
+    /// watching is off or the host user has too few instances left.
+    fn new() -> Option<(SandboxInstance, Vec<OwnedFd>)> {
+        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
+        Some((SandboxInstance(made.fd), made.reserve))
+    }
+
+    fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    /// The sandbox's options naming the instance ([`WATCH_FD_ARG`]).
+    fn sandbox_args(&self) -> [String; 2] {
+        [WATCH_FD_ARG.to_string(), self.fd().to_string()]
+    }
+}
 
 /// Monitor side: the hostfs inotify instance of a sandbox (see
 /// [`crate::fs::hostfs::WATCH_ENV`]), made before the sandbox and passed to it by
 /// inheritance, and the holder process that keeps a reference to it and closes the last one,
 /// after the monitor exited. Closing an instance with watches waits for the host's SRCU grace
 /// period; the holder takes that wait off the sandbox's exit and the monitor's, which are
-/// what callers wait for. The holder is this binary ([`hold_main`]), spawned outside the
-/// sandbox's PID namespace (whose end kills and waits for every process in it) by a thread
-/// of its own, so that its start overlaps the sandbox's. It gets the instance and its
-/// reserve over a control channel (they are in flight there from the start, so no close of
-/// the monitor's is the last) and waits for the channel to close, which the monitor's exit
-/// does; once orphaned, the nearest subreaper or init reaps it.
+/// what callers wait for. The holder is a fork of this process that execs nothing
+/// ([`platform::fork_fd_holder`], named [`HOLDER_NAME`]): it shares this process's pages and
+/// costs only the few either side writes afterwards. It holds the instance and its reserve
+/// from its first instruction (so no close of the monitor's is the last), keeps no other
+/// descriptor of ours (a caller waiting for the end of a pipe it gave us must not wait for
+/// the holder), and exits when its pipe from this process reaches its end, which the
+/// monitor's exit does; once orphaned, the nearest subreaper or init reaps it.
 #[derive(Debug)]
 pub struct WatchHolder {
-    /// Dropped (by [`WatchHolder::release`], or on a failed spawn) before `to_holder` closes.
-    instance: OwnedFd,
-    /// Our end of the holder's channel: it closes when this process exits.
-    to_holder: Channel,
-    /// The holder's end, until [`WatchHolder::start`] gives it to the holder as its stdin.
-    holders_end: Option<Channel>,
-    /// The thread starting the holder.
-    starting: Option<std::thread::JoinHandle<()>>,
+    /// Dropped by [`WatchHolder::release`], once the sandbox has its copy.
+    instance: SandboxInstance,
+    /// The write end of the holder's pipe: it closes when this process exits.
+    to_holder: OwnedFd,
 }
 
 impl WatchHolder {
-    /// Makes the instance (with its reserve) and hands them to the holder's channel; None
-    /// when watching is off or the host user has too few instances left.
+    /// Makes the instance (with its reserve) and forks the holder; None when watching is off,
+    /// the host user has too few instances left or no holder could be made (the sandbox then
+    /// makes its own instance). Call before this process enters the sandbox's PID namespace
+    /// (whose end kills every process in it) or joins a cgroup the holder must not be in.
     pub fn new() -> Option<WatchHolder> {
-        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
-        let (to_holder, holders_end) = Channel::pair()
-            .inspect_err(|e| log::info!("hostfs: no channel to a watch holder ({e})"))
+        let (instance, reserve) = SandboxInstance::new()?;
+        let (holders_end, to_holder) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .inspect_err(|e| log::info!("hostfs: no pipe to a watch holder ({e})"))
             .ok()?;
-        let fds: Vec<BorrowedFd<'_>> = std::iter::once(&made.fd)
-            .chain(&made.reserve)
+        let keep: Vec<BorrowedFd<'_>> = std::iter::once(&instance.0)
+            .chain(&reserve)
             .map(AsFd::as_fd)
             .collect();
-        if let Err(e) = to_holder.send(&(), &fds) {
-            log::info!("hostfs: handing the inotify instance over failed ({e})");
-            return None;
-        }
+        platform::fork_fd_holder(&keep, holders_end.as_fd(), HOLDER_NAME)
+            .inspect_err(|e| log::info!("hostfs: no holder for the inotify instance ({e})"))
+            .ok()?;
+        // Our copies of the reserve and of the pipe's read end go now: the holder's stay.
         Some(WatchHolder {
-            instance: made.fd,
+            instance,
             to_holder,
-            holders_end: Some(holders_end),
-            starting: None,
         })
     }
 
-    /// Starts the holder (`exe` [`HOLD_ARG`]) from a new thread. Call where this process can
-    /// still make threads and before it enters the sandbox's PID namespace. Should the holder
-    /// not start, the instances in flight are closed with its channel (by that thread).
-    pub fn start(&mut self, exe: &Path) {
-        let Some(end) = self.holders_end.take() else {
-            return;
-        };
-        let mut cmd = Command::new(exe);
-        cmd.arg(HOLD_ARG)
-            .stdin(Stdio::from(end.into_fd()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.starting = std::thread::Builder::new()
-            .name("watch-holder".into())
-            .spawn(move || {
-                if let Err(e) = cmd.spawn() {
-                    log::info!("hostfs: no holder for the inotify instance ({e})");
-                }
-            })
-            .inspect_err(|e| log::info!("hostfs: no thread to start a watch holder ({e})"))
-            .ok();
+    /// The instance's descriptor, which the sandbox inherits and takes
+    /// ([`adopt_watch`]).
+    pub fn fd(&self) -> i32 {
+        self.instance.fd()
     }
 
-    /// The instance's descriptor, which the sandbox inherits and takes
-    /// ([`crate::fs::hostfs::adopt_watch_instance`]).
-    pub fn fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.instance.as_raw_fd()
+    /// The sandbox's options naming the instance ([`WATCH_FD_ARG`]).
+    pub fn sandbox_args(&self) -> [String; 2] {
+        self.instance.sandbox_args()
     }
 
     /// Once the sandbox was spawned (it holds its copy): drops this process's reference. The
-    /// holder's stay, the last; the channel closes when this process exits, and only then the
+    /// holder's stay, the last; its pipe closes when this process exits, and only then the
     /// holder exits.
     pub fn release(self) {
-        let WatchHolder {
-            instance,
-            to_holder,
-            holders_end: _,
-            starting,
-        } = self;
-        if let Some(t) = starting {
-            let _ = t.join();
-        }
-        drop(instance);
-        std::mem::forget(to_holder);
+        drop(self.instance);
+        std::mem::forget(self.to_holder);
     }
 }
 
-/// Sandbox side, before anything forks: takes the instance `args` name after
-/// [`WATCH_FD_ARG`], if they do ([`crate::fs::hostfs::adopt_watch_instance`]).
-pub fn adopt_watch_arg(args: &[String]) {
-    if let Some(fd) = args
-        .iter()
-        .position(|a| a == WATCH_FD_ARG)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-    {
+/// The descriptor `args` name after [`WATCH_FD_ARG`], if they do (for [`adopt_watch`]).
+pub fn watch_fd_arg(args: &[String]) -> Option<i32> {
+    let i = args.iter().position(|a| a == WATCH_FD_ARG)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// Sandbox side, before anything forks: takes the inherited instance `fd` names, if it names
+/// one ([`crate::fs::hostfs::adopt_watch_instance`]). Every sandbox entry calls it: `do`'s
+/// with its parsed option, the OCI CLI's and the shim's through [`watch_fd_arg`].
+pub fn adopt_watch(fd: Option<i32>) {
+    if let Some(fd) = fd {
         crate::fs::hostfs::adopt_watch_instance(fd);
     }
 }
@@ -325,36 +311,35 @@ pub fn adopt_watch_arg(args: &[String]) {
 /// it waits for the host's SRCU grace period that last close takes.
 #[derive(Debug)]
 pub struct KeptWatch {
-    instance: Option<OwnedFd>,
+    /// Taken by the drop.
+    instance: Option<SandboxInstance>,
 }
 
 impl KeptWatch {
     /// Makes the instance; None when watching is off or the host user has too few instances
     /// left. The reserve that proved the latter is closed at once, off this thread.
     pub fn new() -> Option<KeptWatch> {
-        let made = crate::fs::hostfs::watch_instance_for_sandbox()?;
-        close_off_thread(made.reserve);
+        let (instance, reserve) = SandboxInstance::new()?;
+        close_off_thread(reserve);
         Some(KeptWatch {
-            instance: Some(made.fd),
+            instance: Some(instance),
         })
     }
 
     /// The sandbox's options naming the instance it inherits ([`WATCH_FD_ARG`]).
     pub fn sandbox_args(&self) -> Vec<String> {
-        use std::os::fd::AsRawFd;
         self.instance
             .iter()
-            .flat_map(|fd| [WATCH_FD_ARG.to_string(), fd.as_raw_fd().to_string()])
+            .flat_map(SandboxInstance::sandbox_args)
             .collect()
     }
 
     /// Once the sandbox was spawned: this process's copy becomes close-on-exec, so no later
     /// child of this process inherits it.
     pub fn spawned(&self) {
-        if let Some(fd) = &self.instance {
-            use std::os::fd::AsRawFd;
+        if let Some(instance) = &self.instance {
             let _ = nix::fcntl::fcntl(
-                fd.as_raw_fd(),
+                instance.fd(),
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
             );
         }
@@ -363,52 +348,20 @@ impl KeptWatch {
 
 impl Drop for KeptWatch {
     fn drop(&mut self) {
-        close_off_thread(self.instance.take().into_iter().collect());
+        close_off_thread(self.instance.take().map(|i| i.0).into_iter().collect());
     }
 }
 
-/// Closes `fds` from a new thread (inline if none can be made): closing an inotify instance
-/// can wait for the host's mark reaper or an SRCU grace period.
+/// Closes `fds` from a new thread (inline if none can be made: a failed spawn drops the
+/// closure, and the descriptors with it, here): closing an inotify instance can wait for the
+/// host's mark reaper or an SRCU grace period.
 fn close_off_thread(fds: Vec<OwnedFd>) {
     if fds.is_empty() {
         return;
     }
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<OwnedFd>>();
-    let spawned = std::thread::Builder::new()
+    let _ = std::thread::Builder::new()
         .name("watch-close".into())
-        .spawn(move || drop(rx.recv()));
-    match spawned {
-        Ok(_) => {
-            let _ = tx.send(fds);
-        }
-        Err(_) => drop(fds),
-    }
-}
-
-/// The holder process ([`WatchHolder`]): closes every descriptor it inherited but its stdin
-/// (a caller waiting for the end of a pipe it gave `runsc-rs do` must not wait for the
-/// holder), takes the instances sent on stdin, and returns, closing them, when the channel
-/// closes.
-pub fn hold_main() -> i32 {
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in fds.into_iter().filter(|&fd| fd > 0) {
-        let _ = nix::unistd::close(fd);
-    }
-    let Ok(stdin) = std::io::stdin().as_fd().try_clone_to_owned() else {
-        return 1;
-    };
-    let channel = Channel::from_fd(stdin);
-    let mut buf = [0u8; 64];
-    let held = channel.recv::<()>(&mut buf);
-    // Ends with the monitor: Closed (or a broken channel).
-    while channel.recv::<()>(&mut buf).is_ok() {}
-    drop(held);
-    0
+        .spawn(move || drop(fds));
 }
 
 /// The kernel's audit records of seccomp actions (`type=1326`), read from `/dev/kmsg`: how the

@@ -31,7 +31,7 @@ use sentry::boot::loader::{
     Isolation, Loader, LoaderConfig, PidNamespaceSpec, ProcessInfo, ProcessSpec, SignalTarget,
 };
 use sentry::boot::profile::ProfileFile;
-use sentry::boot::sandbox::{Network, WatchHolder, WATCH_FD_ARG};
+use sentry::boot::sandbox::{Network, WatchHolder};
 use sentry::boot::seccomp;
 use sentry::fs::hostfs::WATCH_ENV;
 use serde::{Deserialize, Serialize};
@@ -281,12 +281,9 @@ fn create(
     let netns = super::spec::network_namespace(&spec);
     let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
     let cgroup = super::cgroup::path(&spec, systemd_cgroup);
-    // Its holder starts outside the container's cgroup (and, from this thread, outside the
+    // Its holder is made outside the container's cgroup (and, from this thread, outside the
     // PID namespace the sandbox's spawning thread enters).
-    let mut watch = WatchHolder::new();
-    if let Some(w) = &mut watch {
-        w.start(Path::new("/proc/self/exe"));
-    }
+    let watch = WatchHolder::new();
     // Joined before the sandbox exists, which inherits it.
     let joined = match &cgroup {
         Some(path) => super::cgroup::create_and_join(&spec, path)?,
@@ -366,7 +363,7 @@ fn launch_sandbox(
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if let Some(w) = &watch {
-        cmd.args([WATCH_FD_ARG, &w.fd().to_string()]);
+        cmd.args(w.sandbox_args());
     }
     // Watching turned off here is off in the sandbox too.
     if let Ok(v) = std::env::var(WATCH_ENV) {
@@ -673,7 +670,7 @@ pub fn exit_like(status: WireExitStatus) -> ! {
 
 /// The sandbox process: boot the Loader isolated and filtered, then serve it on the control
 /// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its options,
-/// `--network NAME` and [`WATCH_FD_ARG`] `FD`, come from [`launch_sandbox`].
+/// `--network NAME` and [`sentry::boot::sandbox::WATCH_FD_ARG`] `FD`, come from [`launch_sandbox`].
 pub fn sandbox_main() -> i32 {
     // A session of its own: a container's host pty is the monitor's controlling terminal,
     // and what the host raises on it is the monitor's to forward, not ours.
@@ -689,7 +686,7 @@ pub fn sandbox_main() -> i32 {
             }
         },
     };
-    sentry::boot::sandbox::adopt_watch_arg(&args);
+    sentry::boot::sandbox::adopt_watch(sentry::boot::sandbox::watch_fd_arg(&args));
     let fd = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(e) => {

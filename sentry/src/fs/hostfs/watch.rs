@@ -34,10 +34,10 @@ use crate::vfs::dcache;
 /// grace period (6-20 ms), and an exiting process's files are closed before its parent's
 /// `wait4` returns. So the last reference must not be the sandbox's: `runsc-rs do` (and the
 /// OCI CLI's monitor) makes the instance ([`for_sandbox`]), hands it to the sandbox
-/// ([`adopt`]) and to a holder process (`WatchHolder`), which nobody waits for and which
-/// closes it after the monitor exited. A sandbox the containerd shim starts makes its own,
-/// and its exit takes that grace period (the shim has the container's exit from the
-/// sandbox's events before then).
+/// ([`adopt`]) and to a holder process (`WatchHolder`, a fork of the monitor), which nobody
+/// waits for and which closes it after the monitor exited. The containerd shim makes its
+/// sandbox's too, keeps a reference and closes it off-thread once the sandbox is gone
+/// (`KeptWatch`).
 pub const WATCH_ENV: &str = "RUNSC_RS_HOSTFS_WATCH";
 
 /// What a directory's watch reports: names made, removed or moved in it, and its own
