@@ -368,11 +368,12 @@ pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
 }
 
 impl Task {
-    /// Starts `init` on a new host thread; returns its join handle.
+    /// Starts `init` on a host thread of its own (a parked one if any, see
+    /// [`super::host_threads`]).
     ///
     /// # Errors
-    /// The host thread could not be created.
-    pub fn spawn(init: TaskInit) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// No host thread could be created.
+    pub fn spawn(init: TaskInit) -> std::io::Result<()> {
         Task::spawn_with(init, None)
     }
 
@@ -380,18 +381,12 @@ impl Task {
     /// `resumed` says, then returns to the application where it stopped.
     ///
     /// # Errors
-    /// The host thread could not be created.
-    pub fn spawn_restored(
-        init: TaskInit,
-        resumed: Resumed,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// No host thread could be created.
+    pub fn spawn_restored(init: TaskInit, resumed: Resumed) -> std::io::Result<()> {
         Task::spawn_with(init, Some(resumed))
     }
 
-    fn spawn_with(
-        init: TaskInit,
-        resumed: Option<Resumed>,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    fn spawn_with(init: TaskInit, resumed: Option<Resumed>) -> std::io::Result<()> {
         *init.handle.view.lock().unwrap() = Some(TaskView {
             mm: init.mm.clone(),
             fds: init.fds.clone(),
@@ -400,10 +395,9 @@ impl Task {
             ns: init.ns.clone(),
         });
         let name = format!("task-{}", init.handle.tid());
-        std::thread::Builder::new()
-            .name(name)
-            .stack_size(1 << 20)
-            .spawn(move || {
+        super::host_threads::run(
+            name,
+            Box::new(move || {
                 let handle = init.handle.clone();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     Task::start(init, resumed);
@@ -411,7 +405,10 @@ impl Task {
                 if let Err(payload) = ran {
                     abort_sandbox(&handle, payload.as_ref());
                 }
-            })
+                // The thread may run another task next: nothing of this one's stays on it.
+                platform::ptrace::release_thread_stubs();
+            }),
+        )
     }
 
     /// The body of a task's host thread: creates its platform context and runs it.
