@@ -1151,6 +1151,12 @@ fn thread_finished(
     status: ExitStatus,
 ) {
     let tg = &handle.tg;
+    // The thread's last hold on its memory, files and filesystem context goes here, before
+    // the process table's lock and the exit notification: releasing the process's address
+    // space (killing its host processes) and closing its files (a pipe's last writer) then
+    // happen before a parent can see the exit, as Linux's exit_mm and exit_files come before
+    // exit_notify, and not under the lock the woken parent's wait takes first.
+    let (creds, ipc) = view.map(|v| (v.creds, v.ns.ipc.clone())).unzip();
     let mut tree = kernel.tree();
     tree.tasks.remove(&handle.tid());
     tree.forget_id(handle.tid(), &tg.pidns);
@@ -1183,13 +1189,12 @@ fn thread_finished(
         }
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
-        let ipc = view.as_ref().map(|v| v.ns.ipc.clone());
         if let Some(ipc) = ipc.filter(|ipc| !Arc::ptr_eq(ipc, &kernel.ipc)) {
             ipc.process_exited(tg.tgid);
         }
         tree.process_exited(tg.tgid, final_status);
         if let Some(p) = tree.procs.get_mut(&tg.tgid) {
-            p.remains = view.map(|v| (v.creds, handle.sched.lock().unwrap().nice));
+            p.remains = creds.map(|c| (c, handle.sched.lock().unwrap().nice));
         }
         tg.set_done(final_status);
     }
