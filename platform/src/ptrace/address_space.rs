@@ -67,6 +67,12 @@ thread_local! {
     static LOCAL_STUBS: RefCell<Vec<LocalStub>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Retires every stub the calling thread traces, as its exit would.
+pub(crate) fn retire_local_stubs() {
+    // Taken out first: retiring takes an address space's lock, never under the borrow.
+    drop(LOCAL_STUBS.take());
+}
+
 fn local_stub(shared: &Shared, key: usize) -> Option<Pid> {
     let platform = platform_key(shared);
     LOCAL_STUBS.with_borrow(|stubs| {

@@ -29,7 +29,8 @@
 //! Releasing an address space kills its stubs and factory at once; the platform's reaper
 //! thread (`reaper.rs`) reaps them and only then frees what they mapped of the sentry's
 //! (command page, systrap message regions), so the releasing thread does not wait for them. A host thread that exits
-//! kills the stubs it traced (thread-local destructor, and `PTRACE_O_EXITKILL` as a backstop).
+//! kills the stubs it traced (thread-local destructor, and `PTRACE_O_EXITKILL` as a backstop);
+//! one that finishes a task and lives on to run another does it in [`release_thread_stubs`].
 //! Factories and stubs get `SIGKILL` when the master thread exits (`PR_SET_PDEATHSIG`); the
 //! zygote is killed when the platform is dropped.
 
@@ -83,6 +84,14 @@ impl Ptrace {
             shared: Arc::new(Shared::new(master)),
         })
     }
+}
+
+/// The calling host thread is done with its task and will run another one: retires the
+/// stubs it traces (a stub's tracer is a thread, and an exiting thread's stubs are retired by
+/// its thread-local destructor; a thread that lives on must do it here). For every platform
+/// of this crate that injects through ptrace stubs (ptrace and systrap).
+pub fn release_thread_stubs() {
+    address_space::retire_local_stubs();
 }
 
 impl Shared {

@@ -1155,8 +1155,6 @@ impl Loader {
                 seccomp: spec.seccomp.as_deref(),
             },
         )?;
-        // The task thread runs detached; the reaper waits on the thread group instead.
-        drop(started.thread);
         Ok(Running {
             pid: pidns.id_of(started.pid).unwrap_or(0),
             tg: started.tg,

@@ -631,8 +631,6 @@ pub struct ProcessArgs<'a> {
 pub struct Started {
     pub pid: i32,
     pub tg: Arc<ThreadGroup>,
-    /// The host thread of its first task.
-    pub thread: std::thread::JoinHandle<()>,
 }
 
 /// `PATH` used when the environment has none (runc's default).
@@ -777,8 +775,8 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
         altstack: DISABLED_ALTSTACK,
         vfork_done: None,
     };
-    let thread = Task::spawn(init).map_err(Error::Spawn)?;
-    Ok(Started { pid, tg, thread })
+    Task::spawn(init).map_err(Error::Spawn)?;
+    Ok(Started { pid, tg })
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod fasync;
 pub mod fd_table;
 pub mod freeze;
 pub mod futex;
+pub mod host_threads;
 pub mod ipc;
 pub mod keys;
 pub mod ns;

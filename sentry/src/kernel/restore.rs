@@ -679,7 +679,7 @@ impl Kernel {
         let tasks = starts.len();
         for (init, resumed) in starts {
             // The thread runs detached; the Loader's reaper waits on the thread group.
-            drop(Task::spawn_restored(init, resumed)?);
+            Task::spawn_restored(init, resumed)?;
         }
         Ok(Restored {
             init,

@@ -368,11 +368,12 @@ pub fn register_thread(handle: &Arc<TaskHandle>, mask: u64) {
 }
 
 impl Task {
-    /// Starts `init` on a new host thread; returns its join handle.
+    /// Starts `init` on a host thread of its own (a parked one if any, see
+    /// [`super::host_threads`]).
     ///
     /// # Errors
-    /// The host thread could not be created.
-    pub fn spawn(init: TaskInit) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// No host thread could be created.
+    pub fn spawn(init: TaskInit) -> std::io::Result<()> {
         Task::spawn_with(init, None)
     }
 
@@ -380,18 +381,12 @@ impl Task {
     /// `resumed` says, then returns to the application where it stopped.
     ///
     /// # Errors
-    /// The host thread could not be created.
-    pub fn spawn_restored(
-        init: TaskInit,
-        resumed: Resumed,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// No host thread could be created.
+    pub fn spawn_restored(init: TaskInit, resumed: Resumed) -> std::io::Result<()> {
         Task::spawn_with(init, Some(resumed))
     }
 
-    fn spawn_with(
-        init: TaskInit,
-        resumed: Option<Resumed>,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    fn spawn_with(init: TaskInit, resumed: Option<Resumed>) -> std::io::Result<()> {
         *init.handle.view.lock().unwrap() = Some(TaskView {
             mm: init.mm.clone(),
             fds: init.fds.clone(),
@@ -400,10 +395,9 @@ impl Task {
             ns: init.ns.clone(),
         });
         let name = format!("task-{}", init.handle.tid());
-        std::thread::Builder::new()
-            .name(name)
-            .stack_size(1 << 20)
-            .spawn(move || {
+        super::host_threads::run(
+            name,
+            Box::new(move || {
                 let handle = init.handle.clone();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     Task::start(init, resumed);
@@ -411,7 +405,10 @@ impl Task {
                 if let Err(payload) = ran {
                     abort_sandbox(&handle, payload.as_ref());
                 }
-            })
+                // The thread may run another task next: nothing of this one's stays on it.
+                platform::ptrace::release_thread_stubs();
+            }),
+        )
     }
 
     /// The body of a task's host thread: creates its platform context and runs it.
@@ -1154,6 +1151,12 @@ fn thread_finished(
     status: ExitStatus,
 ) {
     let tg = &handle.tg;
+    // The thread's last hold on its memory, files and filesystem context goes here, before
+    // the process table's lock and the exit notification: releasing the process's address
+    // space (killing its host processes) and closing its files (a pipe's last writer) then
+    // happen before a parent can see the exit, as Linux's exit_mm and exit_files come before
+    // exit_notify, and not under the lock the woken parent's wait takes first.
+    let (creds, ipc) = view.map(|v| (v.creds, v.ns.ipc.clone())).unzip();
     let mut tree = kernel.tree();
     tree.tasks.remove(&handle.tid());
     tree.forget_id(handle.tid(), &tg.pidns);
@@ -1186,13 +1189,12 @@ fn thread_finished(
         }
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
-        let ipc = view.as_ref().map(|v| v.ns.ipc.clone());
         if let Some(ipc) = ipc.filter(|ipc| !Arc::ptr_eq(ipc, &kernel.ipc)) {
             ipc.process_exited(tg.tgid);
         }
         tree.process_exited(tg.tgid, final_status);
         if let Some(p) = tree.procs.get_mut(&tg.tgid) {
-            p.remains = view.map(|v| (v.creds, handle.sched.lock().unwrap().nice));
+            p.remains = creds.map(|c| (c, handle.sched.lock().unwrap().nice));
         }
         tg.set_done(final_status);
     }
