@@ -13,7 +13,12 @@
 //!   what those mappings cover: the stub's own pages are mapped from elsewhere, so the
 //!   sentry never asks, and the stub's code cannot become writable through it), `close(1)`;
 //!   and the same `mmap`, `munmap` and `mprotect` from the batch loop's one `syscall`
-//!   (`stub::batch_site`), which runs several of them in one stop.
+//!   (`stub::batch_site`), which runs several of them in one stop;
+//! - the mapper (`mapper.rs`): its set-up, `seccomp(SECCOMP_SET_MODE_FILTER,
+//!   SECCOMP_FILTER_FLAG_NEW_LISTENER, <the mapper filter in the read-only code page>)`
+//!   injected through `syscall; int3` (whoever makes it gets that filter and nothing else),
+//!   the batch loop's calls above, and its notify call from its one site (a number no host
+//!   call has: allowed here, the mapper's own filter turns it into a user notification).
 //!
 //! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`, so `SIGSYS`). Application
 //! system calls never reach the filter: `PTRACE_SYSEMU` stops a stub at syscall entry and the
@@ -70,6 +75,12 @@ pub(crate) fn program() -> Vec<Insn> {
             .arg(4, 0),
         Rule::any(SYS_munmap).at(batch),
         Rule::any(SYS_mprotect).at(batch),
+        Rule::any(SYS_seccomp)
+            .at(injected)
+            .arg(0, u64::from(SECCOMP_SET_MODE_FILTER))
+            .arg(1, SECCOMP_FILTER_FLAG_NEW_LISTENER)
+            .arg(2, stub::MAPPER_FPROG),
+        Rule::any(stub::MAPPER_NOTIFY_NR).at(stub::mapper_notify_site()),
         Rule::any(SYS_gettimeofday)
             .at(crate::VSYSCALL_PAGE)
             .answer(SECCOMP_RET_TRAP),
@@ -180,6 +191,27 @@ mod tests {
             run(&p, libc::SYS_clone, batch, [flags, 0, 0, 0, 0, 0]),
             kill
         );
+        let mapper_filter = [
+            u64::from(libc::SECCOMP_SET_MODE_FILTER),
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            stub::MAPPER_FPROG,
+            0,
+            0,
+            0,
+        ];
+        assert_eq!(run(&p, libc::SYS_seccomp, injected, mapper_filter), allow);
+        let mut own_filter = mapper_filter;
+        own_filter[2] = 0x40_0000;
+        assert_eq!(run(&p, libc::SYS_seccomp, injected, own_filter), kill);
+        let mut other_flags = mapper_filter;
+        other_flags[1] = libc::SECCOMP_FILTER_FLAG_TSYNC;
+        assert_eq!(run(&p, libc::SYS_seccomp, injected, other_flags), kill);
+        assert_eq!(run(&p, libc::SYS_seccomp, batch, mapper_filter), kill);
+        let notify = stub::MAPPER_NOTIFY_NR;
+        let site = stub::mapper_notify_site();
+        assert_eq!(run(&p, notify, site, [0; 6]), allow);
+        assert_eq!(run(&p, notify, injected, [0; 6]), kill);
+        assert_eq!(run(&p, libc::SYS_getppid, site, [0; 6]), kill);
         for nr in [
             libc::SYS_getppid,
             libc::SYS_open,

@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 
 use super::sysmsg::Slot;
 use super::Shared;
-use crate::ptrace::address_space::PtraceAddressSpace;
+use crate::ptrace::address_space::{Batches, PtraceAddressSpace};
 use crate::{AddressSpace, BatchError, MapOp, Perms, Result};
 
 /// An application address space of the systrap platform.
@@ -33,7 +33,9 @@ struct Slots {
 
 impl SystrapAddressSpace {
     pub(super) fn create(shared: &Arc<Shared>) -> Result<Arc<SystrapAddressSpace>> {
-        let ptrace = PtraceAddressSpace::create(&shared.ptrace)?;
+        // Batches go through the address space's mapper: a systrap thread has no ptrace stop
+        // of its own to inject them in.
+        let ptrace = PtraceAddressSpace::create_with(&shared.ptrace, Batches::Mapper)?;
         let space = Arc::new(SystrapAddressSpace {
             shared: shared.clone(),
             ptrace,
