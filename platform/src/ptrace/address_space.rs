@@ -156,6 +156,18 @@ impl PtraceAddressSpace {
             source: Errno::EPROTO,
         })?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (mapper, stubs) = match (batches, factory.take_mapper()) {
+            (Batches::Mapper, Some(mapper)) => {
+                let pid = mapper.pid();
+                (MapperState::Running(mapper), vec![pid])
+            }
+            (Batches::Mapper, None) => (MapperState::Due, Vec::new()),
+            // Dropping it closes our end; the process dies with the factory's others.
+            (Batches::Injected, prepared) => {
+                let stubs = prepared.iter().map(Mapper::pid).collect();
+                (MapperState::Off, stubs)
+            }
+        };
         log::info!(
             "ptrace: address space {id} created (factory {})",
             factory.pid()
@@ -166,14 +178,11 @@ impl PtraceAddressSpace {
             shared: shared.clone(),
             inner: Mutex::new(Inner {
                 factory: Some(factory),
-                stubs: Vec::new(),
+                stubs,
             }),
             commands: Mutex::new(Some(Commands {
                 page: commands,
-                mapper: match batches {
-                    Batches::Mapper => MapperState::Due,
-                    Batches::Injected => MapperState::Off,
-                },
+                mapper,
             })),
         });
         shared
@@ -333,7 +342,7 @@ pub(super) fn injection_regs(entry: u64, nr: libc::c_long, args: [u64; 6]) -> Re
 }
 
 /// A raw system-call result: the value, or the errno as [`Error::Injected`].
-fn injected_result(call: &'static str, result: u64) -> Result<u64> {
+pub(super) fn injected_result(call: &'static str, result: u64) -> Result<u64> {
     let signed = result as i64;
     if (-4095..0).contains(&signed) {
         return Err(Error::Injected {
@@ -351,7 +360,7 @@ fn injected_result(call: &'static str, result: u64) -> Result<u64> {
 ///
 /// # Errors
 /// ptrace failures, or the stub died.
-fn run_injected(pid: Pid, call: &'static str, regs: Regs) -> Result<Regs> {
+pub(super) fn run_injected(pid: Pid, call: &'static str, regs: Regs) -> Result<Regs> {
     ptrace::setregs(pid, regs).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
     loop {
         ptrace::cont(pid, None).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_CONT)", e))?;

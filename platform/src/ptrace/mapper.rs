@@ -14,10 +14,11 @@
 //!    argument registers, which the sentry reads from the notification's `seccomp_data`
 //!    (`SECCOMP_IOCTL_NOTIF_RECV`). That notification is also the wait for the next batch.
 //!
-//! Set-up ([`Mapper::start`]): the calling thread seizes a fresh stub, injects
-//! `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, <the mapper filter of
-//! the read-only code page>)`, copies the listener with `pidfd_getfd` (and closes the
-//! mapper's copy), points the stub at the loop and detaches it.
+//! Set-up ([`Mapper::start`]): the calling thread seizes a fresh stub and runs it from
+//! `stub::mapper_setup`, which sets no_new_privs and installs the mapper filter of the
+//! read-only code page with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and stops; the sentry copies
+//! the listener with `pidfd_getfd` and detaches the stub, which closes its own copy and
+//! enters the loop. One ptrace stop besides the seize.
 //!
 //! # Why the application cannot forge a batch or its outcome
 //! Application threads share the mapper's memory but not its registers, and not its filter:
@@ -53,7 +54,9 @@ use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::unistd::Pid;
 
-use super::address_space::{inject_into, injection_regs, seize, stopped_stub_error};
+use super::address_space::{
+    injected_result, injection_regs, run_injected, seize, stopped_stub_error,
+};
 use super::sys::{self, host};
 use crate::stub;
 use crate::{Error, Result};
@@ -84,15 +87,9 @@ impl Mapper {
     /// notification unsupported, say): the caller kills the stub.
     pub(crate) fn start(pid: Pid) -> Result<Mapper> {
         seize(pid)?;
-        let args = [
-            u64::from(libc::SECCOMP_SET_MODE_FILTER),
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            stub::MAPPER_FPROG,
-            0,
-            0,
-            0,
-        ];
-        let fd = inject_into(pid, "seccomp (mapper filter)", libc::SYS_seccomp, args)?;
+        let regs = injection_regs(stub::mapper_setup(), 0, [0; 6]);
+        let stop = run_injected(pid, "mapper set-up", regs)?;
+        let fd = injected_result("seccomp (mapper filter)", stop.rax)?;
         let pidfd = owned(
             "pidfd_open (mapper)",
             // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
@@ -104,12 +101,6 @@ impl Mapper {
             // it returns a new fd (close-on-exec) or -1.
             unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) },
         )?;
-        // The seize closed the stub's fd 1 (its factory socket), so the listener landed there
-        // and the filter lets the stub close it; elsewhere the mapper keeps a copy it can do
-        // nothing with (its filter allows no call on it).
-        if fd == 1 {
-            inject_into(pid, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0])?;
-        }
         // SAFETY: the ioctl reads one u64 from a valid pointer.
         let rc = unsafe {
             libc::ioctl(
@@ -124,9 +115,8 @@ impl Mapper {
                 Errno::last()
             );
         }
-        let regs = injection_regs(stub::mapper_entry(), 0, [0; 6]);
-        ptrace::setregs(pid, regs)
-            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
+        // Resumed past its `int3`, the mapper closes its copy of the listener and enters its
+        // loop.
         ptrace::detach(pid, None)
             .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_DETACH)", e))?;
         let mut mapper = Mapper {
@@ -234,7 +224,7 @@ impl Mapper {
     /// carries the filter, so anything else means the kernel and we disagree.
     fn check(&self, n: &libc::seccomp_notif) -> Result<(u64, [u64; 2])> {
         let ours = i64::from(n.data.nr) == stub::MAPPER_NOTIFY_NR
-            && n.data.instruction_pointer == stub::mapper_notify_site()
+            && n.data.instruction_pointer == stub::mapper_sites().notify
             && i64::from(n.pid) == i64::from(self.pid.as_raw());
         if !ours {
             log::error!(
@@ -401,6 +391,27 @@ mod tests {
         assert_eq!(space.mapper_pid(), Some(mapper));
     }
 
+    /// Prints what one single-call batch costs each way (no timing is asserted).
+    #[test]
+    fn batch_round_trip_time() {
+        let guest = Guest::new();
+        for batches in [Batches::Injected, Batches::Mapper] {
+            let (_platform, space) = space(&guest, batches);
+            let ops = [map(DATA, 0, Perms::RW), map(DATA, 0, Perms::R)];
+            space.apply(&ops).unwrap();
+            let rounds = 2000;
+            let start = std::time::Instant::now();
+            for i in 0..rounds {
+                space.apply(&ops[i % 2..i % 2 + 1]).unwrap();
+            }
+            let per_batch = start.elapsed() / rounds as u32;
+            eprintln!(
+                "{batches:?}: {} ns per one-call batch",
+                per_batch.as_nanos()
+            );
+        }
+    }
+
     #[test]
     fn without_a_mapper_batches_are_injected() {
         let guest = Guest::new();
@@ -450,7 +461,7 @@ mod tests {
         // that for a refusal and runs into its `ud2`.)
         let stub = space.spawn_stub().unwrap();
         seize(stub).unwrap();
-        let notify = stub::mapper_notify_site() - 2;
+        let notify = stub::mapper_sites().notify - 2;
         let regs = injection_regs(notify, stub::MAPPER_NOTIFY_NR, [0, 0, 0, 0, 0, 0]);
         ptrace::setregs(stub, regs).unwrap();
         ptrace::cont(stub, None).unwrap();

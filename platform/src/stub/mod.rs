@@ -98,8 +98,14 @@ global_asm!(
     ".hidden runsc_ptrace_site_batch",
     ".globl runsc_ptrace_stub_trap",
     ".hidden runsc_ptrace_stub_trap",
-    ".globl runsc_mapper_loop",
-    ".hidden runsc_mapper_loop",
+    ".globl runsc_mapper_setup",
+    ".hidden runsc_mapper_setup",
+    ".globl runsc_mapper_site_no_new_privs",
+    ".hidden runsc_mapper_site_no_new_privs",
+    ".globl runsc_mapper_site_seccomp",
+    ".hidden runsc_mapper_site_seccomp",
+    ".globl runsc_mapper_site_close",
+    ".hidden runsc_mapper_site_close",
     ".globl runsc_mapper_site_notify",
     ".hidden runsc_mapper_site_notify",
     ".globl runsc_ptrace_site_munmap_low",
@@ -160,12 +166,34 @@ global_asm!(
     "    jmp .Lbatch_call",
     ".Lbatch_stop:",
     "    jmp r14",
-    // The mapper (`ptrace::mapper`): reports (index reached, last result) in the arguments
-    // of its notify call, which its own filter turns into a user notification; the answer
-    // (rax) is how many commands the command page holds for the next batch, all run by the
-    // batch loop above from the page. No memory but the read-only command page is read and
-    // none is written: everything lives in registers.
-    "runsc_mapper_loop:",
+    // The mapper (`ptrace::mapper`). Set-up, entered once by a seized stub (no register
+    // input): it installs the mapper filter of the code page with a new listener and stops
+    // (`int3`) with the listener's fd in rax; the sentry takes its own copy and detaches it,
+    // and it closes its copy and enters the loop. The loop reports (index reached, last
+    // result) in the arguments of its notify call, which its own filter turns into a user
+    // notification; the answer (rax) is how many commands the command page holds for the
+    // next batch, all run by the batch loop above from the page. No memory but the read-only
+    // code and command pages is read and none is written: everything lives in registers.
+    "runsc_mapper_setup:",
+    "    mov eax, {sys_prctl}",
+    "    mov edi, {pr_set_no_new_privs}",
+    "    mov esi, 1",
+    "    xor edx, edx",
+    "    xor r10d, r10d",
+    "    xor r8d, r8d",
+    "    syscall",
+    "runsc_mapper_site_no_new_privs:",
+    "    mov eax, {sys_seccomp}",
+    "    mov edi, {seccomp_set_mode_filter}",
+    "    mov esi, {seccomp_new_listener}",
+    "    mov rdx, {mapper_fprog}",
+    "    syscall",
+    "runsc_mapper_site_seccomp:",
+    "    int3",
+    "    mov edi, eax",
+    "    mov eax, {sys_close}",
+    "    syscall",
+    "runsc_mapper_site_close:",
     "    lea r14, [rip + .Lmapper_report]",
     "    xor r13d, r13d",
     "    xor eax, eax",
@@ -773,6 +801,8 @@ global_asm!(
     cmd_size = const CMD_SIZE,
     cmd_last = const CMD_CAPACITY - 1,
     mapper_notify = const MAPPER_NOTIFY_NR,
+    mapper_fprog = const MAPPER_FPROG,
+    seccomp_new_listener = const libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
     data_end = const DATA_END,
     data_page = const DATA_PAGE,
     sys_close = const libc::SYS_close,
@@ -870,7 +900,10 @@ extern "C" {
     static runsc_ptrace_stub_batch: u8;
     static runsc_ptrace_site_batch: u8;
     static runsc_ptrace_stub_trap: u8;
-    static runsc_mapper_loop: u8;
+    static runsc_mapper_setup: u8;
+    static runsc_mapper_site_no_new_privs: u8;
+    static runsc_mapper_site_seccomp: u8;
+    static runsc_mapper_site_close: u8;
     static runsc_mapper_site_notify: u8;
     static runsc_systrap_setup: u8;
     static runsc_systrap_handler: u8;
@@ -981,29 +1014,53 @@ const MAPPER_FILTER: u64 = STUB_BASE + PAGE_SIZE - MAPPER_FILTER_ROOM;
 /// Its `struct sock_fprog`, just before it: what the mapper's `seccomp` call installs.
 pub(crate) const MAPPER_FPROG: u64 = MAPPER_FILTER - 16;
 
-/// Where the mapper loop starts (no register input; see `ptrace::mapper`). It makes its
+/// The instructions after the system calls of the mapper's set-up (see [`mapper_setup`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapperSites {
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
+    pub(crate) no_new_privs: u64,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, MAPPER_FPROG)`;
+    /// the `int3` the set-up stops at is here.
+    pub(crate) seccomp: u64,
+    /// `close(<the listener fd>)`.
+    pub(crate) close: u64,
+    /// The notify call.
+    pub(crate) notify: u64,
+}
+
+/// Where the mapper's system calls are in every stub.
+pub(crate) fn mapper_sites() -> MapperSites {
+    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
+    MapperSites {
+        no_new_privs: at(&raw const runsc_mapper_site_no_new_privs),
+        seccomp: at(&raw const runsc_mapper_site_seccomp),
+        close: at(&raw const runsc_mapper_site_close),
+        notify: at(&raw const runsc_mapper_site_notify),
+    }
+}
+
+/// Where a seized stub becomes the mapper (no register input; see `ptrace::mapper`): it
+/// sets no_new_privs, installs the mapper filter with a new listener and stops (`int3`,
+/// right after `MapperSites::seccomp`) with the listener's fd (or the negated errno) in
+/// `rax`. Resumed, it closes that fd and runs the mapper loop: it makes its
 /// notify call with `rdi` = 0, `rsi` = 0 at once, then after each batch with `rdi` = the
 /// index of the call whose result is `rsi` (as [`batch_entry`]'s `r13` and `rax`: the first
 /// that failed, or the last), and runs as many commands of the command page as the answer
 /// says (1 to [`CMD_CAPACITY`]).
-pub(crate) fn mapper_entry() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_mapper_loop)
-}
-
-/// The instruction after the mapper's notify `syscall`.
-pub(crate) fn mapper_notify_site() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_mapper_site_notify)
+pub(crate) fn mapper_setup() -> u64 {
+    STUB_BASE + offset_of(&raw const runsc_mapper_setup)
 }
 
 /// The mapper's own seccomp filter: the batch loop's `mmap` of the memory file (fd 0,
 /// shared and fixed), `munmap` and `mprotect` from their one site, the notify call from its
-/// site answered by the listener (`SECCOMP_RET_USER_NOTIF`), and the set-up's `close(1)`
-/// of the mapper's copy of that listener, injected; anything else kills it.
+/// site answered by the listener (`SECCOMP_RET_USER_NOTIF`), and the set-up's `close` of
+/// the mapper's copy of that listener; anything else kills it.
 pub(crate) fn mapper_filter() -> Vec<stub_filter::Insn> {
     use stub_filter::Rule;
     let site = batch_site();
+    let sites = mapper_sites();
     let rules = [
-        Rule::any(libc::SYS_close).at(batch_trap()).arg(0, 1),
+        Rule::any(libc::SYS_close).at(sites.close),
         Rule::any(libc::SYS_mmap)
             .at(site)
             .arg(3, (libc::MAP_SHARED | libc::MAP_FIXED) as u64)
@@ -1011,7 +1068,7 @@ pub(crate) fn mapper_filter() -> Vec<stub_filter::Insn> {
         Rule::any(libc::SYS_munmap).at(site),
         Rule::any(libc::SYS_mprotect).at(site),
         Rule::any(MAPPER_NOTIFY_NR)
-            .at(mapper_notify_site())
+            .at(sites.notify)
             .answer(libc::SECCOMP_RET_USER_NOTIF),
     ];
     stub_filter::program(&rules, libc::SECCOMP_RET_KILL_PROCESS)
