@@ -46,7 +46,8 @@ enum MapperState {
     /// The calling thread's stub, by injection: the address space was made without a
     /// mapper, or making one failed (no user notification on this host, say).
     Off,
-    /// A mapper is made for the next batch (at first, and after one died).
+    /// A mapper is made for the next batch (when the factory had none ready). One that dies
+    /// takes the address space with it.
     Due,
     Running(Mapper),
 }
@@ -475,8 +476,8 @@ impl PtraceAddressSpace {
     /// calling thread's stub (the first call from the registers, the rest from the command
     /// page). On failure, the index of the call that failed (nothing after it ran).
     fn run_batch(&self, calls: &[Call]) -> std::result::Result<(), (usize, Error)> {
-        let mut commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
-        let commands = commands
+        let mut guard = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        let commands = guard
             .as_mut()
             .ok_or((0, released_error("batched injection")))?;
         if let Some(mapper) = self.mapper(&mut commands.mapper) {
@@ -486,8 +487,17 @@ impl PtraceAddressSpace {
                 Ok((index, result)) => batch_outcome(pid, calls, index as usize, result),
                 Err(e) => {
                     if let Error::StubDied { .. } = e {
+                        // Which calls of the batch ran is unknown: an unmap that did not
+                        // would leave the application pages the sentry frees and reuses. So
+                        // the address space goes, with every process that maps it; its
+                        // threads' next switch fails.
+                        log::error!(
+                            "ptrace: address space {}: its mapper died ({e}): released",
+                            self.id
+                        );
                         self.forget_stub(pid);
-                        commands.mapper = MapperState::Due;
+                        drop(guard);
+                        self.release();
                     }
                     Err((0, e))
                 }
