@@ -46,8 +46,8 @@ enum MapperState {
     /// The calling thread's stub, by injection: the address space was made without a
     /// mapper, or making one failed (no user notification on this host, say).
     Off,
-    /// A mapper is made for the next batch (when the factory had none ready). One that dies
-    /// takes the address space with it.
+    /// A mapper is made for the first batch, from a stub the factory has ready. One that
+    /// dies takes the address space with it.
     Due,
     Running(Mapper),
 }
@@ -157,18 +157,6 @@ impl PtraceAddressSpace {
             source: Errno::EPROTO,
         })?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let (mapper, stubs) = match (batches, factory.take_mapper()) {
-            (Batches::Mapper, Some(mapper)) => {
-                let pid = mapper.pid();
-                (MapperState::Running(mapper), vec![pid])
-            }
-            (Batches::Mapper, None) => (MapperState::Due, Vec::new()),
-            // Dropping it closes our end; the process dies with the factory's others.
-            (Batches::Injected, prepared) => {
-                let stubs = prepared.iter().map(Mapper::pid).collect();
-                (MapperState::Off, stubs)
-            }
-        };
         log::info!(
             "ptrace: address space {id} created (factory {})",
             factory.pid()
@@ -179,11 +167,14 @@ impl PtraceAddressSpace {
             shared: shared.clone(),
             inner: Mutex::new(Inner {
                 factory: Some(factory),
-                stubs,
+                stubs: Vec::new(),
             }),
             commands: Mutex::new(Some(Commands {
                 page: commands,
-                mapper,
+                mapper: match batches {
+                    Batches::Mapper => MapperState::Due,
+                    Batches::Injected => MapperState::Off,
+                },
             })),
         });
         shared

@@ -36,7 +36,6 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
-use super::mapper::Mapper;
 use super::reaper::Reaper;
 use super::sys::{self, host};
 use crate::stub;
@@ -56,9 +55,6 @@ pub(crate) struct Factory {
     /// Stubs created before anyone asked (see [`Factory::prepare`]), not yet handed out.
     /// Killed and reaped with the factory.
     prepared: Vec<Pid>,
-    /// The address space's mapper, made before anyone asked (see [`Factory::prepare`]), until
-    /// its address space takes it. Killed and reaped with the factory.
-    mapper: Option<Mapper>,
     /// The sentry's writable view of the factory's command page, until its address space
     /// takes it ([`Factory::take_commands`]).
     commands: Option<CommandPage>,
@@ -239,35 +235,11 @@ impl Factory {
         }
     }
 
-    /// The mapper made for the address space by [`Factory::prepare`], if any; `None` once
-    /// taken.
-    pub(super) fn take_mapper(&mut self) -> Option<Mapper> {
-        self.mapper.take()
-    }
-
-    /// Makes the address space's mapper now, for [`Factory::take_mapper`]: the master thread
-    /// does it for its spare factory, off the critical path. A failure leaves it to the
-    /// address space.
-    fn prepare_mapper(&mut self) {
-        let made = self.request_stub().and_then(|pid| {
-            Mapper::start(pid).inspect_err(|e| {
-                if !matches!(e, Error::StubDied { .. }) {
-                    sys::kill_and_reap(pid);
-                }
-            })
-        });
-        match made {
-            Ok(mapper) => self.mapper = Some(mapper),
-            Err(e) => log::debug!("ptrace: factory {}: preparing a mapper: {e}", self.pid),
-        }
-    }
-
     /// The factory and the stubs it has prepared.
     #[cfg(test)]
     pub(super) fn pids(&self) -> Vec<Pid> {
         std::iter::once(self.pid)
             .chain(self.prepared.iter().copied())
-            .chain(self.mapper.as_ref().map(Mapper::pid))
             .collect()
     }
 
@@ -282,7 +254,6 @@ impl Factory {
     ) {
         let mut pids = std::mem::take(&mut self.prepared);
         pids.extend(stubs);
-        pids.extend(self.mapper.take().map(|m| m.pid()));
         pids.push(self.pid);
         self.handed_to_reaper = true;
         reaper.kill_and_reap(
@@ -380,7 +351,6 @@ impl Drop for Factory {
             return;
         }
         let mut pids = std::mem::take(&mut self.prepared);
-        pids.extend(self.mapper.take().map(|m| m.pid()));
         pids.push(self.pid);
         sys::kill_and_reap_all(&pids);
     }
@@ -415,7 +385,7 @@ impl FactoryMaster {
     /// before it serves requests, if given) and whatever filter the platform gives a stub
     /// itself. `memfd` becomes fd 0 and `extra`, if given, fd 2 of every factory and stub.
     /// `stubs_per_space` is how many stubs an address space's first thread needs: the spare
-    /// factory has that many ready, and its mapper too if `mapper` (`mapper.rs`).
+    /// factory has that many ready.
     ///
     /// # Errors
     /// The master thread or the zygote cannot be started.
@@ -424,7 +394,6 @@ impl FactoryMaster {
         extra: Option<OwnedFd>,
         filter: Option<Vec<Insn>>,
         stubs_per_space: usize,
-        mapper: bool,
     ) -> Result<FactoryMaster> {
         let (sender, requests) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel::<Result<Pid>>();
@@ -458,9 +427,6 @@ impl FactoryMaster {
                     }
                     let made = zygote.spawn_factory().ok().map(|mut factory| {
                         factory.prepare(stubs_per_space);
-                        if mapper {
-                            factory.prepare_mapper();
-                        }
                         factory
                     });
                     *lock() = made;
@@ -804,7 +770,6 @@ impl Zygote {
             pid,
             socket: ours,
             prepared: Vec::new(),
-            mapper: None,
             commands: Some(commands),
             handed_to_reaper: false,
         })
