@@ -10,6 +10,7 @@ use nix::sys::ptrace;
 use nix::unistd::Pid;
 
 use super::factory::{CommandPage, Factory};
+use super::mapper::Mapper;
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
 use crate::stub::{self, CMD_CAPACITY, STUB_BASE};
@@ -24,13 +25,39 @@ pub(crate) struct PtraceAddressSpace {
     me: Weak<PtraceAddressSpace>,
     shared: Arc<Shared>,
     inner: Mutex<Inner>,
+    /// The command page and the mapper. Held for the whole of a batch, from writing the page
+    /// until the stub stops again or the mapper reports: stubs read the page only while they
+    /// run a batch, so no stub ever reads a page another batch is writing. Taken before
+    /// `inner` (to make a stub); nothing else is taken under it. `None` once released: the
+    /// page goes to the reaper with the processes that map it.
+    commands: Mutex<Option<Commands>>,
+}
+
+/// Guarded by `PtraceAddressSpace::commands`.
+struct Commands {
     /// The sentry's writable view of the address space's command page (`stub::CMD_PAGE`),
-    /// which every stub of this address space (and no other) maps read-only. Held for the
-    /// whole of a batch, from writing the page until the stub stops again: stubs read it only
-    /// while they run a batch, so no stub ever reads a page another batch is writing. A leaf
-    /// lock: nothing else is taken under it. `None` once released: the page goes to the
-    /// reaper with the processes that map it.
-    commands: Mutex<Option<CommandPage>>,
+    /// which every stub of this address space (and no other) maps read-only.
+    page: CommandPage,
+    mapper: MapperState,
+}
+
+/// Who runs the batches of an address space.
+enum MapperState {
+    /// The calling thread's stub, by injection: the address space was made without a
+    /// mapper, or making one failed (no user notification on this host, say).
+    Off,
+    /// A mapper is made for the first batch, from a stub the factory has ready. One that
+    /// dies takes the address space with it.
+    Due,
+    Running(Mapper),
+}
+
+/// Whether an address space applies its batches through a mapper (`mapper.rs`) or by
+/// injection into the calling thread's stub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batches {
+    Mapper,
+    Injected,
 }
 
 /// Guarded by `PtraceAddressSpace::inner`. Held while talking to the factory, so stub
@@ -118,8 +145,18 @@ pub(super) fn stub_of(shared: &Shared, address_space: &Arc<dyn AddressSpace>) ->
 }
 
 impl PtraceAddressSpace {
-    /// Creates an address space with a fresh factory and registers it in `shared`.
+    /// Creates an address space with a fresh factory, injecting its batches, and registers
+    /// it in `shared`.
     pub(crate) fn create(shared: &Arc<Shared>) -> Result<Arc<PtraceAddressSpace>> {
+        Self::create_with(shared, Batches::Injected)
+    }
+
+    /// Creates an address space with a fresh factory, applying its batches as `batches`
+    /// says, and registers it in `shared`.
+    pub(crate) fn create_with(
+        shared: &Arc<Shared>,
+        batches: Batches,
+    ) -> Result<Arc<PtraceAddressSpace>> {
         let mut factory = shared.master.spawn_factory()?;
         let commands = factory.take_commands().ok_or(Error::Host {
             call: "stub factory without a command page",
@@ -138,7 +175,13 @@ impl PtraceAddressSpace {
                 factory: Some(factory),
                 stubs: Vec::new(),
             }),
-            commands: Mutex::new(Some(commands)),
+            commands: Mutex::new(Some(Commands {
+                page: commands,
+                mapper: match batches {
+                    Batches::Mapper => MapperState::Due,
+                    Batches::Injected => MapperState::Off,
+                },
+            })),
         });
         shared
             .address_spaces
@@ -222,16 +265,6 @@ impl PtraceAddressSpace {
         }
     }
 
-    /// Runs host system call `nr` in the calling thread's stub and returns its result.
-    fn inject(&self, call: &'static str, nr: libc::c_long, args: [u64; 6]) -> Result<u64> {
-        let pid = self.stub_for_current_thread()?;
-        let result = inject_into(pid, call, nr, args);
-        if let Err(Error::StubDied { .. }) = result {
-            forget_dead_stub(pid);
-        }
-        result
-    }
-
     /// Forgets stub `pid` without signalling it: it died and the wait that saw it die reaped
     /// it (stubs are the sentry's children), so its pid may already name another process.
     fn forget_stub(&self, pid: Pid) {
@@ -297,7 +330,7 @@ pub(crate) fn inject_into(
 /// 64-bit user segments and plain flags of a fresh thread; the call sets the rest it reads.
 /// No stub's registers are kept across an injection, so nothing needs saving: one
 /// PTRACE_SETREGS and one PTRACE_GETREGS (for the result) per stop.
-fn injection_regs(entry: u64, nr: libc::c_long, args: [u64; 6]) -> Regs {
+pub(super) fn injection_regs(entry: u64, nr: libc::c_long, args: [u64; 6]) -> Regs {
     let mut regs = crate::initial_regs(entry, 0);
     regs.rax = nr as u64;
     // Not in a system call: no restart logic may rewrite rax or rip on the way out.
@@ -307,7 +340,7 @@ fn injection_regs(entry: u64, nr: libc::c_long, args: [u64; 6]) -> Regs {
 }
 
 /// A raw system-call result: the value, or the errno as [`Error::Injected`].
-fn injected_result(call: &'static str, result: u64) -> Result<u64> {
+pub(super) fn injected_result(call: &'static str, result: u64) -> Result<u64> {
     let signed = result as i64;
     if (-4095..0).contains(&signed) {
         return Err(Error::Injected {
@@ -325,7 +358,7 @@ fn injected_result(call: &'static str, result: u64) -> Result<u64> {
 ///
 /// # Errors
 /// ptrace failures, or the stub died.
-fn run_injected(pid: Pid, call: &'static str, regs: Regs) -> Result<Regs> {
+pub(super) fn run_injected(pid: Pid, call: &'static str, regs: Regs) -> Result<Regs> {
     ptrace::setregs(pid, regs).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
     loop {
         ptrace::cont(pid, None).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_CONT)", e))?;
@@ -400,11 +433,16 @@ impl Call {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         [self.addr, self.len, self.prot as u64, flags, 0, self.offset]
     }
+
+    /// The call's words on the command page.
+    fn command(&self) -> [u64; 3] {
+        stub::encode_command(self.nr, self.addr, self.len, self.prot, self.offset)
+    }
 }
 
 impl PtraceAddressSpace {
-    /// Runs `ops` in the calling thread's stub, as many in one stop as the command page
-    /// holds (plus the one in the registers).
+    /// Runs `ops` in the mapper or the calling thread's stub, as many at a time as the
+    /// command page holds.
     fn apply_batched(&self, ops: &[MapOp]) -> std::result::Result<(), BatchError> {
         let calls: Vec<Call> = ops.iter().map(Call::of).collect();
         // Everything before the first refused range runs; the refused one fails.
@@ -414,7 +452,7 @@ impl PtraceAddressSpace {
             .unwrap_or(calls.len());
         let mut done = 0;
         while done < valid {
-            let end = valid.min(done + 1 + CMD_CAPACITY);
+            let end = valid.min(done + CMD_CAPACITY);
             self.run_batch(&calls[done..end])
                 .map_err(|(i, error)| BatchError {
                     index: done + i,
@@ -431,53 +469,128 @@ impl PtraceAddressSpace {
         }
     }
 
-    /// Runs `calls` (1 to 1 + `CMD_CAPACITY`) in one stop of the calling thread's stub: the
-    /// first from the registers, the rest from the command page. On failure, the index of
-    /// the call that failed (nothing after it ran).
+    /// Runs `calls` (1 to `CMD_CAPACITY`) in one go: in the mapper, or in one stop of the
+    /// calling thread's stub (the first call from the registers, the rest from the command
+    /// page). On failure, the index of the call that failed (nothing after it ran).
     fn run_batch(&self, calls: &[Call]) -> std::result::Result<(), (usize, Error)> {
+        let mut guard = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        let commands = guard
+            .as_mut()
+            .ok_or((0, released_error("batched injection")))?;
+        if let Some(mapper) = self.mapper(&mut commands.mapper) {
+            let pid = mapper.pid();
+            commands.page.write(calls.iter().flat_map(Call::command));
+            return match mapper.run(calls.len()) {
+                Ok((index, result)) => batch_outcome(pid, calls, index as usize, result),
+                Err(e) => {
+                    if let Error::StubDied { .. } = e {
+                        // Which calls of the batch ran is unknown: an unmap that did not
+                        // would leave the application pages the sentry frees and reuses. So
+                        // the address space goes, with every process that maps it; its
+                        // threads' next switch fails.
+                        log::error!(
+                            "ptrace: address space {}: its mapper died ({e}): released",
+                            self.id
+                        );
+                        self.forget_stub(pid);
+                        drop(guard);
+                        self.release();
+                    }
+                    Err((0, e))
+                }
+            };
+        }
         let pid = self.stub_for_current_thread().map_err(|e| (0, e))?;
-        let result = {
-            let mut page = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
-            let page = page
-                .as_mut()
-                .ok_or((0, released_error("batched injection")))?;
-            page.write(
-                calls[1..]
-                    .iter()
-                    .flat_map(|c| stub::encode_command(c.nr, c.addr, c.len, c.prot, c.offset)),
-            );
-            let first = &calls[0];
-            let mut regs = injection_regs(stub::batch_entry(), first.nr, first.args());
-            regs.r12 = (calls.len() - 1) as u64;
-            run_injected(pid, first.name, regs)
-        };
-        let regs = result.map_err(|e| {
+        commands
+            .page
+            .write(calls[1..].iter().flat_map(Call::command));
+        let first = &calls[0];
+        let mut regs = injection_regs(stub::batch_entry(), first.nr, first.args());
+        regs.r12 = (calls.len() - 1) as u64;
+        regs.r14 = stub::batch_trap();
+        let regs = run_injected(pid, first.name, regs).map_err(|e| {
             if let Error::StubDied { .. } = e {
                 forget_dead_stub(pid);
             }
             (0, e)
         })?;
-        let index = regs.r13 as usize;
-        let Some(call) = calls.get(index) else {
-            log::error!(
-                "ptrace: stub {pid} stopped its batch at call {index} of {}",
-                calls.len()
-            );
-            return Err((0, host("batched injection")(Errno::EIO)));
-        };
-        injected_result(call.name, regs.rax).map_err(|e| (index, e))?;
-        if index + 1 != calls.len() {
-            log::error!(
-                "ptrace: stub {pid} stopped its batch early, at call {index} of {}",
-                calls.len()
-            );
-            return Err((index + 1, host("batched injection")(Errno::EIO)));
+        batch_outcome(pid, calls, regs.r13 as usize, regs.rax)
+    }
+
+    /// The running mapper, made first if one is due; `None` when batches are injected.
+    fn mapper<'a>(&self, state: &'a mut MapperState) -> Option<&'a mut Mapper> {
+        if let MapperState::Due = state {
+            *state = match self.start_mapper() {
+                Ok(mapper) => {
+                    log::debug!("ptrace: address space {}: mapper {}", self.id, mapper.pid());
+                    MapperState::Running(mapper)
+                }
+                Err(e) => {
+                    log::warn!(
+                        "ptrace: address space {}: no mapper ({e}); injecting batches",
+                        self.id
+                    );
+                    MapperState::Off
+                }
+            };
         }
-        Ok(())
+        match state {
+            MapperState::Running(mapper) => Some(mapper),
+            MapperState::Off | MapperState::Due => None,
+        }
+    }
+
+    fn start_mapper(&self) -> Result<Mapper> {
+        let pid = self.spawn_stub()?;
+        Mapper::start(pid).inspect_err(|e| match e {
+            Error::StubDied { .. } => self.forget_stub(pid),
+            _ => self.retire_stub(pid),
+        })
+    }
+
+    /// The mapper's pid, if it runs (for tests).
+    #[cfg(test)]
+    pub(crate) fn mapper_pid(&self) -> Option<Pid> {
+        let commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        match commands.as_ref().map(|c| &c.mapper) {
+            Some(MapperState::Running(mapper)) => Some(mapper.pid()),
+            _ => None,
+        }
     }
 }
 
+/// What a batch of `calls` that ended at call `index` with raw result `result` means: done,
+/// or the index of the call that failed.
+fn batch_outcome(
+    pid: Pid,
+    calls: &[Call],
+    index: usize,
+    result: u64,
+) -> std::result::Result<(), (usize, Error)> {
+    let Some(call) = calls.get(index) else {
+        log::error!(
+            "ptrace: stub {pid} stopped its batch at call {index} of {}",
+            calls.len()
+        );
+        return Err((0, host("batched injection")(Errno::EIO)));
+    };
+    injected_result(call.name, result).map_err(|e| (index, e))?;
+    if index + 1 != calls.len() {
+        log::error!(
+            "ptrace: stub {pid} stopped its batch early, at call {index} of {}",
+            calls.len()
+        );
+        return Err((index + 1, host("batched injection")(Errno::EIO)));
+    }
+    Ok(())
+}
+
 impl PtraceAddressSpace {
+    /// A batch of one.
+    fn apply_one(&self, op: MapOp) -> Result<()> {
+        self.apply_batched(&[op]).map_err(|e| e.error)
+    }
+
     /// Refuses ranges that would reach the stub pages (or wrap).
     fn check_range(call: &'static str, addr: u64, len: u64) -> Result<()> {
         match addr.checked_add(len) {
@@ -492,31 +605,20 @@ impl PtraceAddressSpace {
 
 impl AddressSpace for PtraceAddressSpace {
     fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) -> Result<()> {
-        Self::check_range("mmap", addr, len)?;
-        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        // fd 0 of every stub is the memory file.
-        let args = [addr, len, perms.prot() as u64, flags, 0, file_offset];
-        let mapped = self.inject("mmap", libc::SYS_mmap, args)?;
-        if mapped != addr {
-            log::error!("ptrace: injected mmap at {addr:#x} landed at {mapped:#x}");
-            return Err(Error::Injected {
-                call: "mmap",
-                errno: libc::EFAULT,
-            });
-        }
-        Ok(())
+        self.apply_one(MapOp::Map {
+            addr,
+            len,
+            file_offset,
+            perms,
+        })
     }
 
     fn unmap(&self, addr: u64, len: u64) -> Result<()> {
-        Self::check_range("munmap", addr, len)?;
-        self.inject("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
-            .map(drop)
+        self.apply_one(MapOp::Unmap { addr, len })
     }
 
     fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()> {
-        Self::check_range("mprotect", addr, len)?;
-        let args = [addr, len, perms.prot() as u64, 0, 0, 0];
-        self.inject("mprotect", libc::SYS_mprotect, args).map(drop)
+        self.apply_one(MapOp::Protect { addr, len, perms })
     }
 
     fn apply(&self, ops: &[MapOp]) -> std::result::Result<(), BatchError> {

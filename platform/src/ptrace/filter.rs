@@ -13,7 +13,13 @@
 //!   what those mappings cover: the stub's own pages are mapped from elsewhere, so the
 //!   sentry never asks, and the stub's code cannot become writable through it), `close(1)`;
 //!   and the same `mmap`, `munmap` and `mprotect` from the batch loop's one `syscall`
-//!   (`stub::batch_site`), which runs several of them in one stop.
+//!   (`stub::batch_site`), which runs several of them in one stop;
+//! - the mapper (`mapper.rs`, `stub::mapper_setup`): its set-up's `prctl(PR_SET_NO_NEW_PRIVS)`,
+//!   `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, <the mapper filter
+//!   in the read-only code page>)` (whoever makes it gets that filter and nothing more) and
+//!   `close` of its copy of the listener, each from its one site; the batch loop's calls
+//!   above; its notify call from its one site (a number no host call has: allowed here, the
+//!   mapper's own filter turns it into a user notification).
 //!
 //! Anything else kills the process (`SECCOMP_RET_KILL_PROCESS`, so `SIGSYS`). Application
 //! system calls never reach the filter: `PTRACE_SYSEMU` stops a stub at syscall entry and the
@@ -40,6 +46,7 @@ pub(crate) fn program() -> Vec<Insn> {
     // The instruction after the injection `syscall` (`syscall` is two bytes).
     let injected = stub::syscall_insn() + 2;
     let batch = stub::batch_site();
+    let mapper = stub::mapper_sites();
     let rules = [
         Rule::any(SYS_munmap).at(factory.munmap_low),
         Rule::any(SYS_munmap).at(factory.munmap_high),
@@ -70,6 +77,17 @@ pub(crate) fn program() -> Vec<Insn> {
             .arg(4, 0),
         Rule::any(SYS_munmap).at(batch),
         Rule::any(SYS_mprotect).at(batch),
+        Rule::any(SYS_prctl)
+            .at(mapper.no_new_privs)
+            .arg(0, PR_SET_NO_NEW_PRIVS as u64)
+            .arg(1, 1),
+        Rule::any(SYS_seccomp)
+            .at(mapper.seccomp)
+            .arg(0, u64::from(SECCOMP_SET_MODE_FILTER))
+            .arg(1, SECCOMP_FILTER_FLAG_NEW_LISTENER)
+            .arg(2, stub::MAPPER_FPROG),
+        Rule::any(SYS_close).at(mapper.close),
+        Rule::any(stub::MAPPER_NOTIFY_NR).at(mapper.notify),
         Rule::any(SYS_gettimeofday)
             .at(crate::VSYSCALL_PAGE)
             .answer(SECCOMP_RET_TRAP),
@@ -180,6 +198,37 @@ mod tests {
             run(&p, libc::SYS_clone, batch, [flags, 0, 0, 0, 0, 0]),
             kill
         );
+        let mapper_filter = [
+            u64::from(libc::SECCOMP_SET_MODE_FILTER),
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            stub::MAPPER_FPROG,
+            0,
+            0,
+            0,
+        ];
+        let mapper = stub::mapper_sites();
+        let seccomp = mapper.seccomp;
+        assert_eq!(run(&p, libc::SYS_seccomp, seccomp, mapper_filter), allow);
+        let mut own_filter = mapper_filter;
+        own_filter[2] = 0x40_0000;
+        assert_eq!(run(&p, libc::SYS_seccomp, seccomp, own_filter), kill);
+        let mut other_flags = mapper_filter;
+        other_flags[1] = libc::SECCOMP_FILTER_FLAG_TSYNC;
+        assert_eq!(run(&p, libc::SYS_seccomp, seccomp, other_flags), kill);
+        assert_eq!(run(&p, libc::SYS_seccomp, injected, mapper_filter), kill);
+        let no_new_privs = [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0];
+        let nnp_site = mapper.no_new_privs;
+        assert_eq!(run(&p, libc::SYS_prctl, nnp_site, no_new_privs), allow);
+        assert_eq!(run(&p, libc::SYS_prctl, nnp_site, dumpable), kill);
+        assert_eq!(run(&p, libc::SYS_prctl, injected, no_new_privs), kill);
+        assert_eq!(
+            run(&p, libc::SYS_close, mapper.close, [3, 0, 0, 0, 0, 0]),
+            allow
+        );
+        let notify = stub::MAPPER_NOTIFY_NR;
+        assert_eq!(run(&p, notify, mapper.notify, [0; 6]), allow);
+        assert_eq!(run(&p, notify, injected, [0; 6]), kill);
+        assert_eq!(run(&p, libc::SYS_getppid, mapper.notify, [0; 6]), kill);
         for nr in [
             libc::SYS_getppid,
             libc::SYS_open,

@@ -38,6 +38,7 @@ pub(crate) mod address_space;
 pub(crate) mod context;
 pub(crate) mod factory;
 mod filter;
+mod mapper;
 pub(crate) mod reaper;
 pub(crate) mod sys;
 #[cfg(test)]
@@ -144,6 +145,22 @@ pub(crate) fn host_syscalls() -> Vec<(&'static str, &'static str)> {
             "interrupting a running stub (SIGUSR2); killing stubs, factories and the zygote",
         ),
         ("gettid", "binding a context to its host thread"),
+        (
+            "pidfd_open",
+            "a mapper's pidfd: its death ends a wait for it",
+        ),
+        (
+            "pidfd_getfd",
+            "taking a new mapper's seccomp listener (mapper.rs)",
+        ),
+        (
+            "ioctl",
+            "SECCOMP_IOCTL_NOTIF_RECV/SEND/SET_FLAGS on a mapper's listener",
+        ),
+        (
+            "ppoll",
+            "waiting for a mapper's notification or death, with a deadline",
+        ),
         (
             "futex",
             "requests to the factory master thread; address-space locks",

@@ -2,7 +2,8 @@
 //!
 //! Four pages at [`STUB_BASE`] are mapped into the sentry once per process, before any factory
 //! is forked, so every factory and stub inherits them at the same address:
-//! - page 0 (read + execute) holds the position-independent code below;
+//! - page 0 (read + execute) holds the position-independent code below, and at its end the
+//!   seccomp filter of the mapper (`ptrace::mapper`), written before the page is sealed;
 //! - page 1 (read + write) is the factory's scratch buffer and stack;
 //! - page 2 (read only once sealed) is the systrap *setup page*: the `struct sigaction` of
 //!   the stub's handler, the list of signals it handles and the stub's seccomp filter, which a
@@ -95,6 +96,18 @@ global_asm!(
     ".hidden runsc_ptrace_stub_batch",
     ".globl runsc_ptrace_site_batch",
     ".hidden runsc_ptrace_site_batch",
+    ".globl runsc_ptrace_stub_trap",
+    ".hidden runsc_ptrace_stub_trap",
+    ".globl runsc_mapper_setup",
+    ".hidden runsc_mapper_setup",
+    ".globl runsc_mapper_site_no_new_privs",
+    ".hidden runsc_mapper_site_no_new_privs",
+    ".globl runsc_mapper_site_seccomp",
+    ".hidden runsc_mapper_site_seccomp",
+    ".globl runsc_mapper_site_close",
+    ".hidden runsc_mapper_site_close",
+    ".globl runsc_mapper_site_notify",
+    ".hidden runsc_mapper_site_notify",
     ".globl runsc_ptrace_site_munmap_low",
     ".hidden runsc_ptrace_site_munmap_low",
     ".globl runsc_ptrace_site_munmap_high",
@@ -120,10 +133,12 @@ global_asm!(
     "runsc_ptrace_stub_start:",
     "runsc_ptrace_stub_syscall:",
     "    syscall",
+    "runsc_ptrace_stub_trap:",
     "    int3",
     // Batched injection: the first call in the registers as for `syscall; int3`, r12 = how
-    // many more follow on the command page. Stops at the first failure or after the last
-    // call, with r13 = the index of the call whose result is in rax.
+    // many more follow on the command page, r14 = where to go when done (the `int3` above
+    // for an injection, the mapper's report for the mapper). Ends at the first failure or
+    // after the last call, with r13 = the index of the call whose result is in rax.
     "runsc_ptrace_stub_batch:",
     "    mov rbx, {cmd_page}",
     "    xor r13d, r13d",
@@ -134,6 +149,7 @@ global_asm!(
     "    jae .Lbatch_stop",
     "    cmp r13, r12",
     "    jae .Lbatch_stop",
+    ".Lbatch_next:",
     "    mov rdi, [rbx]",
     "    mov rsi, [rbx + 8]",
     "    mov r9, [rbx + 16]",
@@ -149,7 +165,53 @@ global_asm!(
     "    inc r13",
     "    jmp .Lbatch_call",
     ".Lbatch_stop:",
+    "    jmp r14",
+    // The mapper (`ptrace::mapper`). Set-up, entered once by a seized stub (no register
+    // input): it installs the mapper filter of the code page with a new listener and stops
+    // (`int3`) with the listener's fd in rax; the sentry takes its own copy and detaches it,
+    // and it closes its copy and enters the loop. The loop reports (index reached, last
+    // result) in the arguments of its notify call, which its own filter turns into a user
+    // notification; the answer (rax) is how many commands the command page holds for the
+    // next batch, all run by the batch loop above from the page. No memory but the read-only
+    // code and command pages is read and none is written: everything lives in registers.
+    "runsc_mapper_setup:",
+    "    mov eax, {sys_prctl}",
+    "    mov edi, {pr_set_no_new_privs}",
+    "    mov esi, 1",
+    "    xor edx, edx",
+    "    xor r10d, r10d",
+    "    xor r8d, r8d",
+    "    syscall",
+    "runsc_mapper_site_no_new_privs:",
+    "    mov eax, {sys_seccomp}",
+    "    mov edi, {seccomp_set_mode_filter}",
+    "    mov esi, {seccomp_new_listener}",
+    "    mov rdx, {mapper_fprog}",
+    "    syscall",
+    "runsc_mapper_site_seccomp:",
     "    int3",
+    "    mov edi, eax",
+    "    mov eax, {sys_close}",
+    "    syscall",
+    "runsc_mapper_site_close:",
+    "    lea r14, [rip + .Lmapper_report]",
+    "    xor r13d, r13d",
+    "    xor eax, eax",
+    ".Lmapper_report:",
+    "    mov rdi, r13",
+    "    mov rsi, rax",
+    "    mov eax, {mapper_notify}",
+    "    syscall",
+    "runsc_mapper_site_notify:",
+    "    lea r12, [rax - 1]",
+    "    cmp r12, {cmd_last}",
+    "    ja .Lmapper_refuse",
+    "    mov rbx, {cmd_page}",
+    "    mov r13, -1",
+    "    jmp .Lbatch_next",
+    // An error answer (or no listener any more: ENOSYS) ends the mapper.
+    ".Lmapper_refuse:",
+    "    ud2",
     "runsc_ptrace_stub_factory:",
     "    mov rsp, {data_end}",
     "    mov eax, {sys_munmap}",
@@ -737,6 +799,10 @@ global_asm!(
     stub_end = const STUB_END,
     cmd_page = const CMD_PAGE,
     cmd_size = const CMD_SIZE,
+    cmd_last = const CMD_CAPACITY - 1,
+    mapper_notify = const MAPPER_NOTIFY_NR,
+    mapper_fprog = const MAPPER_FPROG,
+    seccomp_new_listener = const libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
     data_end = const DATA_END,
     data_page = const DATA_PAGE,
     sys_close = const libc::SYS_close,
@@ -833,6 +899,12 @@ extern "C" {
     static runsc_ptrace_stub_factory: u8;
     static runsc_ptrace_stub_batch: u8;
     static runsc_ptrace_site_batch: u8;
+    static runsc_ptrace_stub_trap: u8;
+    static runsc_mapper_setup: u8;
+    static runsc_mapper_site_no_new_privs: u8;
+    static runsc_mapper_site_seccomp: u8;
+    static runsc_mapper_site_close: u8;
+    static runsc_mapper_site_notify: u8;
     static runsc_systrap_setup: u8;
     static runsc_systrap_handler: u8;
     static runsc_systrap_restorer: u8;
@@ -911,9 +983,10 @@ pub(crate) fn syscall_insn() -> u64 {
 
 /// Where a batched injection starts: the first call in the registers as for
 /// [`syscall_insn`], `r12` = how many more calls follow on the command page ([`CMD_PAGE`],
-/// at most [`CMD_CAPACITY`], each as [`encode_command`] wrote it). The stub runs them in
-/// order and stops (`int3`) at the first that fails or after the last, with `r13` = the
-/// index of the call whose result is in `rax` (0 = the one in the registers).
+/// at most [`CMD_CAPACITY`], each as [`encode_command`] wrote it), `r14` = [`batch_trap`].
+/// The stub runs them in order and stops (`int3`) at the first that fails or after the
+/// last, with `r13` = the index of the call whose result is in `rax` (0 = the one in the
+/// registers).
 pub(crate) fn batch_entry() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_stub_batch)
 }
@@ -922,6 +995,83 @@ pub(crate) fn batch_entry() -> u64 {
 /// for every call of a batch.
 pub(crate) fn batch_site() -> u64 {
     STUB_BASE + offset_of(&raw const runsc_ptrace_site_batch)
+}
+
+/// Where an injected batch ends ([`batch_entry`] jumps to `r14` when done): the `int3`
+/// after [`syscall_insn`]'s `syscall`, which stops the stub.
+pub(crate) fn batch_trap() -> u64 {
+    STUB_BASE + offset_of(&raw const runsc_ptrace_stub_trap)
+}
+
+/// The system-call number of the mapper's notify call. No host system call has it (x86-64
+/// numbers end far below), so a stub that makes it without the mapper's filter only gets
+/// ENOSYS, which ends the mapper loop.
+pub(crate) const MAPPER_NOTIFY_NR: i64 = 0x3ff;
+/// Room for the mapper's filter at the end of the code page.
+const MAPPER_FILTER_ROOM: u64 = 512;
+/// The mapper filter's instructions, in the read-only code page.
+const MAPPER_FILTER: u64 = STUB_BASE + PAGE_SIZE - MAPPER_FILTER_ROOM;
+/// Its `struct sock_fprog`, just before it: what the mapper's `seccomp` call installs.
+pub(crate) const MAPPER_FPROG: u64 = MAPPER_FILTER - 16;
+
+/// The instructions after the system calls of the mapper's set-up (see [`mapper_setup`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapperSites {
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
+    pub(crate) no_new_privs: u64,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, MAPPER_FPROG)`;
+    /// the `int3` the set-up stops at is here.
+    pub(crate) seccomp: u64,
+    /// `close(<the listener fd>)`.
+    pub(crate) close: u64,
+    /// The notify call.
+    pub(crate) notify: u64,
+}
+
+/// Where the mapper's system calls are in every stub.
+pub(crate) fn mapper_sites() -> MapperSites {
+    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
+    MapperSites {
+        no_new_privs: at(&raw const runsc_mapper_site_no_new_privs),
+        seccomp: at(&raw const runsc_mapper_site_seccomp),
+        close: at(&raw const runsc_mapper_site_close),
+        notify: at(&raw const runsc_mapper_site_notify),
+    }
+}
+
+/// Where a seized stub becomes the mapper (no register input; see `ptrace::mapper`): it
+/// sets no_new_privs, installs the mapper filter with a new listener and stops (`int3`,
+/// right after `MapperSites::seccomp`) with the listener's fd (or the negated errno) in
+/// `rax`. Resumed, it closes that fd and runs the mapper loop: it makes its
+/// notify call with `rdi` = 0, `rsi` = 0 at once, then after each batch with `rdi` = the
+/// index of the call whose result is `rsi` (as [`batch_entry`]'s `r13` and `rax`: the first
+/// that failed, or the last), and runs as many commands of the command page as the answer
+/// says (1 to [`CMD_CAPACITY`]).
+pub(crate) fn mapper_setup() -> u64 {
+    STUB_BASE + offset_of(&raw const runsc_mapper_setup)
+}
+
+/// The mapper's own seccomp filter: the batch loop's `mmap` of the memory file (fd 0,
+/// shared and fixed), `munmap` and `mprotect` from their one site, the notify call from its
+/// site answered by the listener (`SECCOMP_RET_USER_NOTIF`), and the set-up's `close` of
+/// the mapper's copy of that listener; anything else kills it.
+pub(crate) fn mapper_filter() -> Vec<stub_filter::Insn> {
+    use stub_filter::Rule;
+    let site = batch_site();
+    let sites = mapper_sites();
+    let rules = [
+        Rule::any(libc::SYS_close).at(sites.close),
+        Rule::any(libc::SYS_mmap)
+            .at(site)
+            .arg(3, (libc::MAP_SHARED | libc::MAP_FIXED) as u64)
+            .arg(4, 0),
+        Rule::any(libc::SYS_munmap).at(site),
+        Rule::any(libc::SYS_mprotect).at(site),
+        Rule::any(MAPPER_NOTIFY_NR)
+            .at(sites.notify)
+            .answer(libc::SECCOMP_RET_USER_NOTIF),
+    ];
+    stub_filter::program(&rules, libc::SECCOMP_RET_KILL_PROCESS)
 }
 
 /// The command-page words of one call of a batch: `mmap(addr, len, prot, MAP_SHARED |
@@ -1009,9 +1159,17 @@ pub(crate) fn install() -> Result<()> {
 fn map_stub_pages() -> std::result::Result<(), Errno> {
     let code_len = offset_of(&raw const runsc_ptrace_stub_end);
     assert!(
-        code_len <= PAGE_SIZE,
-        "ptrace stub code is larger than a page"
+        STUB_BASE + code_len <= MAPPER_FPROG,
+        "ptrace stub code leaves no room for the mapper filter in its page"
     );
+    let filter: Vec<u8> = mapper_filter().iter().flat_map(|i| i.to_bytes()).collect();
+    assert!(
+        filter.len() as u64 <= MAPPER_FILTER_ROOM,
+        "the mapper filter is larger than its room"
+    );
+    let mut fprog = [0u8; 16];
+    fprog[..8].copy_from_slice(&((filter.len() / 8) as u64).to_le_bytes());
+    fprog[8..].copy_from_slice(&MAPPER_FILTER.to_le_bytes());
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so no memory this
     // process uses is affected; the new anonymous mapping is ours alone.
     let addr = unsafe {
@@ -1034,13 +1192,16 @@ fn map_stub_pages() -> std::result::Result<(), Errno> {
         return Err(Errno::EEXIST);
     }
     // SAFETY: the source is the `code_len` bytes of the stub blob in our read-only data; the
-    // destination is the fresh writable page at STUB_BASE, at least `code_len` long.
+    // destination is the fresh writable page at STUB_BASE, at least `code_len` long. The
+    // mapper's fprog and filter go to the end of that page, past the code (asserted above).
     unsafe {
         std::ptr::copy_nonoverlapping(
             &raw const runsc_ptrace_stub_start,
             addr.cast::<u8>(),
             code_len as usize,
         );
+        std::ptr::copy_nonoverlapping(fprog.as_ptr(), MAPPER_FPROG as *mut u8, fprog.len());
+        std::ptr::copy_nonoverlapping(filter.as_ptr(), MAPPER_FILTER as *mut u8, filter.len());
     }
     // SAFETY: changes the protection of our own fresh code page only.
     let rc = unsafe { libc::mprotect(addr, PAGE_SIZE as usize, libc::PROT_READ | libc::PROT_EXEC) };

@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 
 use super::sysmsg::Slot;
 use super::Shared;
-use crate::ptrace::address_space::PtraceAddressSpace;
+use crate::ptrace::address_space::{Batches, PtraceAddressSpace};
 use crate::{AddressSpace, BatchError, MapOp, Perms, Result};
 
 /// An application address space of the systrap platform.
@@ -33,7 +33,9 @@ struct Slots {
 
 impl SystrapAddressSpace {
     pub(super) fn create(shared: &Arc<Shared>) -> Result<Arc<SystrapAddressSpace>> {
-        let ptrace = PtraceAddressSpace::create(&shared.ptrace)?;
+        // Batches go through the address space's mapper: a systrap thread has no ptrace stop
+        // of its own to inject them in.
+        let ptrace = PtraceAddressSpace::create_with(&shared.ptrace, Batches::Mapper)?;
         let space = Arc::new(SystrapAddressSpace {
             shared: shared.clone(),
             ptrace,
@@ -131,5 +133,32 @@ impl Drop for SystrapAddressSpace {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.key());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::testing::{Guest, DATA};
+    use crate::PAGE_SIZE;
+
+    #[test]
+    fn batches_go_through_the_mapper() {
+        let guest = Guest::new();
+        let platform = super::super::Systrap::new(guest.memfd.as_fd()).unwrap();
+        let space = SystrapAddressSpace::create(&platform.shared).unwrap();
+        space.map(DATA, PAGE_SIZE, 0, Perms::RW).unwrap();
+        let mapper = space.ptrace.mapper_pid().expect("a mapper");
+        let processes = space.ptrace.pids();
+        space.map(DATA, PAGE_SIZE, PAGE_SIZE, Perms::R).unwrap();
+        // The mapper did it: the calling thread got no stub of its own.
+        assert_eq!(space.ptrace.pids(), processes);
+        let maps = std::fs::read_to_string(format!("/proc/{mapper}/maps")).unwrap();
+        assert!(
+            maps.lines().any(|l| l.starts_with(&format!("{DATA:08x}-"))),
+            "{maps}"
+        );
     }
 }

@@ -347,7 +347,8 @@ impl Systrap {
             sysmsg::fsgsbase_available(),
         )?;
         let sysmsg = SysmsgFile::new()?;
-        // A thread's systrap stub, and the ptrace stub that injects its address-space calls.
+        // A thread's systrap stub, and the address space's mapper (without one, the ptrace stub
+        // that injects the thread's address-space calls).
         let master = FactoryMaster::start(
             dup_cloexec(memfd)?,
             Some(dup_cloexec(sysmsg.fd())?),

@@ -500,7 +500,8 @@ fn host_network_arguments(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static st
             (
                 rules,
                 "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty); \
-                 FIONREAD (host sockets)",
+                 SECCOMP_IOCTL_NOTIF_RECV, _SEND, _SET_FLAGS (the platform's mapper \
+                 listener); FIONREAD (host sockets)",
             )
         }
         _ => return None,
@@ -679,9 +680,14 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
                     libc::TCSETSW,
                     libc::TCSETSF,
                     libc::TIOCSWINSZ,
+                    // platform::ptrace::mapper: the mapper's seccomp listener.
+                    libc::SECCOMP_IOCTL_NOTIF_RECV,
+                    libc::SECCOMP_IOCTL_NOTIF_SEND,
+                    libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
                 ],
             ),
-            "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty)",
+            "TCGETS, TIOCGWINSZ; TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ (host tty); \
+             SECCOMP_IOCTL_NOTIF_RECV, _SEND, _SET_FLAGS (the platform's mapper listener)",
         ),
         // Only pthread_create: the platforms fork their zygote before this filter exists, and
         // factories forking stubs run under their own filter.
