@@ -11,8 +11,8 @@
 //! own work inside `switch` (ptrace stops, futex calls, the systrap sentry polling for the
 //! stub) is left out of both.
 //!
-//! No host call is made per switch: each stretch in the sentry is timed with the vDSO's
-//! monotonic clock, less its waiter's sleep. A stretch of [`SHORT_SENTRY_STRETCH`] or more
+//! No host call is made per switch: each stretch in the sentry is timed with the sandbox's
+//! monotonic clock read through the TSC without a lock ([`now_ns`]), less its waiter's sleep. A stretch of [`SHORT_SENTRY_STRETCH`] or more
 //! (a costly or blocking call, where one more host call does not matter) also reads the
 //! thread's host CPU clock (`CLOCK_THREAD_CPUTIME_ID`, a host system call: the vDSO does not
 //! serve CPU clocks) and is charged no more than the CPU time the thread used since the last
