@@ -566,7 +566,7 @@ pub fn open_packet_socket(ifindex: i32, rcvbuf: usize) -> std::io::Result<std::o
 
 /// The host CPU's time-stamp counter, plain `rdtsc` with no fences: for time stamps a few
 /// cycles of reordering cannot matter to (CPU-time accounting), where [`rdtsc`]'s fences
-/// double the cost (24 against 48 ns on the development VM).
+/// double the cost (14-24 against 29-48 ns on the development VM).
 #[inline]
 pub fn rdtsc_unordered() -> u64 {
     // SAFETY: rdtsc reads no memory and writes none; every x86-64 CPU has it.

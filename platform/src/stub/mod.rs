@@ -649,7 +649,7 @@ global_asm!(
     "runsc_systrap_fast_refuse:",
     "    ud2",
     // Loads fs and gs base from the region at r12 where they differ from the thread's
-    // (clobbers rax and rcx): a write costs 35-50 ns on the development VM, a read 2-4, and
+    // (clobbers rax and rcx): a write costs 18-50 ns on the development VM, a read 2-4, and
     // the bases rarely change between a trap and its return (the kernel's signal delivery
     // keeps them, the stub never sets them, the sentry seldom changes them).
     ".Lsystrap_load_bases:",

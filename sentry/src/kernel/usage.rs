@@ -178,9 +178,9 @@ pub struct TaskClock {
 }
 
 /// The accounting clock, in nanoseconds: the sandbox's CLOCK_MONOTONIC read through the TSC
-/// ([`clock::monotonic_ns`]: an unfenced counter read and a multiplication, no call; 24
-/// against 60 ns for the host's vDSO on the development VM, and accounting reads it twice
-/// per switch), else the host's CLOCK_MONOTONIC (before the TSC is calibrated, without a
+/// ([`clock::monotonic_ns`]: an unfenced counter read and a multiplication, no call; 14-24
+/// against 35-60 ns for the host's vDSO on the development VM, and accounting reads it
+/// twice per switch), else the host's CLOCK_MONOTONIC (before the TSC is calibrated, without a
 /// usable one, during a refresh). The sandbox's clock never runs behind the host's, so a
 /// later reading can be a few microseconds earlier than one before it: every difference
 /// saturates. Never 0 (0 is "not in the application" in [`TaskClock::app_since`]).
