@@ -791,6 +791,15 @@ fn private_writable(line: &[u8]) -> Option<(usize, usize)> {
     (lo < hi).then_some((lo, hi))
 }
 
+/// The host CPU's time-stamp counter, plain `rdtsc` with no fences: for time stamps a few
+/// cycles of reordering cannot matter to (CPU-time accounting), where [`rdtsc`]'s fences
+/// double the cost (14-24 against 29-48 ns on the development VM).
+#[inline]
+pub fn rdtsc_unordered() -> u64 {
+    // SAFETY: rdtsc reads no memory and writes none; every x86-64 CPU has it.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
 /// The host CPU's time-stamp counter, read after every earlier load has completed and
 /// before any later one starts (`lfence; rdtsc; lfence`, Linux's `rdtsc_ordered`).
 pub fn rdtsc() -> u64 {

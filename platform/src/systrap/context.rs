@@ -692,15 +692,23 @@ impl Context for SystrapContext {
         let index = self.stub_for(address_space)?;
         let stub = &self.stubs[index];
         stub.check_owner_alive()?;
+        // The pid's store and the look at `pending` are the two halves of a Dekker pair with
+        // the interrupter's (`StubInterrupter::interrupt`): the store is a full barrier
+        // (`xchg`), the look a plain load, and the locked swap only when it is set. The pid
+        // goes back to 0 with a plain store: an interrupter that still sees the pid for a
+        // while signals a parked stub, which notes it (one spurious `Exit::Interrupted`, as
+        // with any late signal). Two locked instructions fewer per switch.
         self.interrupt
             .running_pid
             .store(stub.pid.as_raw(), Ordering::SeqCst);
-        if self.interrupt.pending.swap(false, Ordering::SeqCst) {
-            self.interrupt.running_pid.store(0, Ordering::SeqCst);
+        if self.interrupt.pending.load(Ordering::SeqCst)
+            && self.interrupt.pending.swap(false, Ordering::SeqCst)
+        {
+            self.interrupt.running_pid.store(0, Ordering::Release);
             return Ok(Exit::Interrupted);
         }
         let exit = self.run(stub, state);
-        self.interrupt.running_pid.store(0, Ordering::SeqCst);
+        self.interrupt.running_pid.store(0, Ordering::Release);
         if let Ok(Exit::Interrupted) = exit {
             self.interrupt.pending.store(false, Ordering::SeqCst);
         }

@@ -11,8 +11,8 @@
 //! own work inside `switch` (ptrace stops, futex calls, the systrap sentry polling for the
 //! stub) is left out of both.
 //!
-//! No host call is made per switch: each stretch in the sentry is timed with the vDSO's
-//! monotonic clock, less its waiter's sleep. A stretch of [`SHORT_SENTRY_STRETCH`] or more
+//! No host call is made per switch: each stretch in the sentry is timed with the sandbox's
+//! monotonic clock read through the TSC without a lock ([`now_ns`]), less its waiter's sleep. A stretch of [`SHORT_SENTRY_STRETCH`] or more
 //! (a costly or blocking call, where one more host call does not matter) also reads the
 //! thread's host CPU clock (`CLOCK_THREAD_CPUTIME_ID`, a host system call: the vDSO does not
 //! serve CPU clocks) and is charged no more than the CPU time the thread used since the last
@@ -39,8 +39,9 @@
 
 use std::ops::{Add, AddAssign};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::vdso::clock;
 
 /// Clock ticks per second as `times(2)` and `/proc` count them (USER_HZ).
 pub const USER_HZ: u64 = 100;
@@ -171,26 +172,34 @@ pub struct TaskClock {
     user: AtomicU64,
     /// System time charged so far, ns.
     sys: AtomicU64,
-    /// When the task switched into the application ([`since_base`]); 0 while it is in the
+    /// When the task switched into the application ([`now_ns`]); 0 while it is in the
     /// sentry.
     app_since: AtomicU64,
 }
 
-/// The instant [`TaskClock::app_since`] counts from.
-static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// `at` as [`TaskClock::app_since`] holds it: nanoseconds after [`BASE`], plus one (0 is
-/// "not in the application").
-fn since_base(at: Instant) -> u64 {
-    at.saturating_duration_since(*BASE).as_nanos() as u64 + 1
+/// The accounting clock, in nanoseconds: the sandbox's CLOCK_MONOTONIC read through the TSC
+/// ([`clock::monotonic_ns`]: an unfenced counter read and a multiplication, no call; 14-24
+/// against 35-60 ns for the host's vDSO on the development VM, and accounting reads it
+/// twice per switch), else the host's CLOCK_MONOTONIC (before the TSC is calibrated, without a
+/// usable one, during a refresh). The sandbox's clock never runs behind the host's, so a
+/// later reading can be a few microseconds earlier than one before it: every difference
+/// saturates. Never 0 (0 is "not in the application" in [`TaskClock::app_since`]).
+fn now_ns() -> u64 {
+    clock::monotonic_ns()
+        .unwrap_or_else(|| {
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+                .map_or(0, |t| Duration::from(t).as_nanos() as u64)
+        })
+        .max(1)
 }
 
 /// What a [`TaskClock`] holds, as one consistent snapshot.
 #[derive(Debug, Clone, Copy)]
 struct ClockState {
-    user: Duration,
-    sys: Duration,
-    app_since: Option<Instant>,
+    user: u64,
+    sys: u64,
+    /// [`TaskClock::app_since`].
+    app_since: u64,
 }
 
 impl TaskClock {
@@ -202,10 +211,13 @@ impl TaskClock {
     /// The task's times now, counting an application run in progress.
     pub fn times(&self) -> CpuTimes {
         let s = self.read();
-        let running = s.app_since.map_or(Duration::ZERO, |t| t.elapsed());
+        let running = match s.app_since {
+            0 => 0,
+            since => now_ns().saturating_sub(since),
+        };
         CpuTimes {
-            user: s.user + running,
-            sys: s.sys,
+            user: Duration::from_nanos(s.user + running),
+            sys: Duration::from_nanos(s.sys),
         }
     }
 
@@ -216,13 +228,13 @@ impl TaskClock {
             if before.is_multiple_of(2) {
                 let user = self.user.load(Ordering::Relaxed);
                 let sys = self.sys.load(Ordering::Relaxed);
-                let since = self.app_since.load(Ordering::Relaxed);
+                let app_since = self.app_since.load(Ordering::Relaxed);
                 fence(Ordering::Acquire);
                 if self.seq.load(Ordering::Relaxed) == before {
                     return ClockState {
-                        user: Duration::from_nanos(user),
-                        sys: Duration::from_nanos(sys),
-                        app_since: (since != 0).then(|| *BASE + Duration::from_nanos(since - 1)),
+                        user,
+                        sys,
+                        app_since,
                     };
                 }
             }
@@ -249,31 +261,37 @@ impl TaskClock {
     }
 }
 
-/// The host CPU time of the calling thread.
-fn thread_cpu_now() -> Duration {
+/// The host CPU time of the calling thread, ns.
+fn thread_cpu_now() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map_or(Duration::ZERO, Duration::from)
+        .map_or(0, |t| Duration::from(t).as_nanos() as u64)
 }
 
-/// A stretch in the sentry between two switches shorter than this is charged as system time
-/// by the monotonic clock alone: it cannot have slept for long, and reading the CPU clock is a
-/// host system call (0.65-0.7 µs on the development VM), as much as the sentry's whole work
-/// for a cheap system call.
-const SHORT_SENTRY_STRETCH: Duration = Duration::from_micros(20);
+/// A stretch in the sentry between two switches shorter than this (ns) is charged as system
+/// time by the monotonic clock alone: it cannot have slept for long, and reading the CPU
+/// clock is a host system call (0.65-0.7 µs on the development VM), as much as the sentry's
+/// whole work for a cheap system call.
+const SHORT_SENTRY_STRETCH: u64 = 20_000;
 
-/// The task thread's side of its [`TaskClock`]: when (monotonic) the task last came back from
-/// the application, how long its waiter had slept by then, and where the thread's host CPU
-/// clock stood at the last read together with the system time charged since.
+/// The task thread's side of its [`TaskClock`]: when (by [`now_ns`]) the task last came back
+/// from the application, how long its waiter had slept by then, and where the thread's host
+/// CPU clock stood at the last read together with the system time charged since. All in
+/// nanoseconds: the per-switch arithmetic is a few integer operations.
 #[derive(Debug)]
 pub struct Accountant {
     /// The thread's host CPU clock at the last read.
-    cpu_mark: Duration,
+    cpu_mark: u64,
     /// System time charged since `cpu_mark` was read.
-    charged_since_mark: Duration,
+    charged_since_mark: u64,
     /// When the current stretch in the sentry began.
-    marked_at: Instant,
+    marked_at: u64,
     /// The task's waiter's total sleep when the current stretch began.
-    slept_at_mark: Duration,
+    slept_at_mark: u64,
+}
+
+/// A waiter's total sleep in nanoseconds.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Accountant {
@@ -282,19 +300,20 @@ impl Accountant {
     pub fn start(slept: Duration) -> Accountant {
         Accountant {
             cpu_mark: thread_cpu_now(),
-            charged_since_mark: Duration::ZERO,
-            marked_at: Instant::now(),
-            slept_at_mark: slept,
+            charged_since_mark: 0,
+            marked_at: now_ns(),
+            slept_at_mark: nanos(slept),
         }
     }
 
-    /// The system time of the stretch in the sentry from the mark to `now`: its monotonic
-    /// time less what the task slept in its waiter; a stretch as long as
+    /// The system time (ns) of the stretch in the sentry from the mark to `now`: its
+    /// monotonic time less what the task slept in its waiter; a stretch as long as
     /// [`SHORT_SENTRY_STRETCH`] is also capped by the thread's host CPU time since the last
     /// read that has not been charged yet (which covers sleeps outside the waiter: host
     /// calls, contended locks, a preempted thread).
-    fn stretch(&mut self, now: Instant, slept: Duration) -> Duration {
-        let wall = now.saturating_duration_since(self.marked_at);
+    fn stretch(&mut self, now: u64, slept: Duration) -> u64 {
+        let slept = nanos(slept);
+        let wall = now.saturating_sub(self.marked_at);
         let working = wall.saturating_sub(slept.saturating_sub(self.slept_at_mark));
         let spent = if wall < SHORT_SENTRY_STRETCH {
             self.charged_since_mark += working;
@@ -305,7 +324,7 @@ impl Accountant {
                 .saturating_sub(self.cpu_mark)
                 .saturating_sub(self.charged_since_mark);
             self.cpu_mark = cpu;
-            self.charged_since_mark = Duration::ZERO;
+            self.charged_since_mark = 0;
             working.min(unclaimed)
         };
         self.marked_at = now;
@@ -316,33 +335,33 @@ impl Accountant {
     /// Charges the sentry time since the last mark as system time (the thread is in the
     /// sentry); `slept` is the task's waiter's total sleep.
     pub fn charge_sys(&mut self, clock: &TaskClock, slept: Duration) {
-        let spent = self.stretch(Instant::now(), slept);
+        let spent = self.stretch(now_ns(), slept);
         let app_since = clock.app_since.load(Ordering::Relaxed);
-        clock.update(0, spent.as_nanos() as u64, app_since);
+        clock.update(0, spent, app_since);
     }
 
     /// The task is about to switch into the application: charges the stretch in the sentry
     /// since it came back (see [`Accountant::stretch`]).
     pub fn enter_app(&mut self, clock: &TaskClock, slept: Duration) {
-        let now = Instant::now();
+        let now = now_ns();
         let spent = self.stretch(now, slept);
-        clock.update(0, spent.as_nanos() as u64, since_base(now));
+        clock.update(0, spent, now);
     }
 
     /// The task came back from the application. No host call: the platform's work in the
     /// switch is charged to neither side unless a long stretch's CPU cap lets some of it
     /// through (see [`Accountant::stretch`]).
     pub fn leave_app(&mut self, clock: &TaskClock, slept: Duration) {
-        let now = Instant::now();
+        let now = now_ns();
         let since = clock.app_since.load(Ordering::Relaxed);
         let user = if since == 0 {
             0
         } else {
-            since_base(now).saturating_sub(since)
+            now.saturating_sub(since)
         };
         clock.update(user, 0, 0);
         self.marked_at = now;
-        self.slept_at_mark = slept;
+        self.slept_at_mark = nanos(slept);
     }
 }
 
@@ -369,6 +388,7 @@ impl GroupUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// A reader never sees an update of the clock half done: here every update adds the same
     /// to user and system time and moves `app_since` with them, so any snapshot that mixes two
@@ -384,13 +404,12 @@ mod tests {
                 while !done.load(Ordering::Relaxed) || reads < 1000 {
                     let s = c.read();
                     assert_eq!(s.user, s.sys);
-                    let since = s.app_since.map(|t| t.duration_since(*BASE));
-                    assert_eq!(since, Some(s.user), "{s:?}");
+                    assert_eq!(s.app_since, s.user + 1, "{s:?}");
                     reads += 1;
                 }
             })
         };
-        c.update(0, 0, since_base(*BASE));
+        c.update(0, 0, 1);
         for n in 1..=1_000_000u64 {
             c.update(1, 1, n + 1);
         }
@@ -424,7 +443,7 @@ mod tests {
         // 50 ms of this thread's CPU time, however long a loaded machine takes to give it.
         let start = thread_cpu_now();
         let mut x = 0u64;
-        while thread_cpu_now() - start < Duration::from_millis(50) {
+        while thread_cpu_now() - start < 50_000_000 {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         a.charge_sys(&c, Duration::ZERO);
@@ -468,7 +487,7 @@ mod tests {
         let before = c.times().sys;
         let start = thread_cpu_now();
         let mut x = 0u64;
-        while thread_cpu_now() - start < Duration::from_millis(30) {
+        while thread_cpu_now() - start < 30_000_000 {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         assert!(!w.wait(Some(Instant::now() + Duration::from_millis(50))));

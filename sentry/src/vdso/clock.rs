@@ -34,6 +34,7 @@
 //! # Lock order
 //! `STATE` is a leaf lock; it is held while the pages are written.
 
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Mutex, Once, Weak};
 use std::time::Duration;
 
@@ -111,6 +112,66 @@ static STATE: Mutex<State> = Mutex::new(State {
 
 static START: Once = Once::new();
 
+/// CLOCK_MONOTONIC's parameters once more, for a reader that must not take `STATE`'s lock:
+/// CPU-time accounting reads the clock twice per switch ([`monotonic_ns`]). A sequence lock
+/// over atomics, written only under `STATE`'s lock (one writer at a time) and odd from
+/// before a refresh's sample to its new parameters, as the pages' counters are; a reader
+/// that finds it odd reads the host's clock instead of waiting for a writer that may be
+/// preempted. `base_ns` 0 while there are no parameters.
+struct Monotonic {
+    seq: AtomicU64,
+    tsc_base: AtomicU64,
+    mult: AtomicU64,
+    base_ns: AtomicU64,
+}
+
+static MONOTONIC: Monotonic = Monotonic {
+    seq: AtomicU64::new(0),
+    tsc_base: AtomicU64::new(0),
+    mult: AtomicU64::new(0),
+    base_ns: AtomicU64::new(0),
+};
+
+/// Makes [`MONOTONIC`]'s counter odd (the caller holds `STATE`'s lock).
+fn hold_monotonic() {
+    let m = &MONOTONIC;
+    m.seq
+        .store(m.seq.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
+    fence(Ordering::Release);
+}
+
+/// Copies `params`' CLOCK_MONOTONIC into [`MONOTONIC`] and makes its counter even again
+/// (the caller holds `STATE`'s lock).
+fn publish_monotonic(params: Option<&Params>) {
+    hold_monotonic();
+    let p = params.copied().unwrap_or_default();
+    let m = &MONOTONIC;
+    let seq = m.seq.load(Ordering::Relaxed);
+    m.tsc_base.store(p.tsc_base, Ordering::Relaxed);
+    m.mult.store(p.mult, Ordering::Relaxed);
+    m.base_ns
+        .store(p.base_ns[libc::CLOCK_MONOTONIC as usize], Ordering::Relaxed);
+    m.seq.store(seq + 1, Ordering::Release);
+}
+
+/// The sandbox's CLOCK_MONOTONIC now, in nanoseconds, from an unfenced TSC read and no lock:
+/// the clock [`now`] and the vDSO read, within the few cycles the read may move by. None
+/// before the parameters are ready and without a usable TSC (the caller reads the host's
+/// clock, which the sandbox's never runs behind: see the module documentation).
+pub fn monotonic_ns() -> Option<u64> {
+    let m = &MONOTONIC;
+    let seq = m.seq.load(Ordering::Acquire);
+    let tsc_base = m.tsc_base.load(Ordering::Relaxed);
+    let mult = m.mult.load(Ordering::Relaxed);
+    let base = m.base_ns.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    if !seq.is_multiple_of(2) || m.seq.load(Ordering::Relaxed) != seq || base == 0 {
+        return None;
+    }
+    let delta = platform::rdtsc_unordered().saturating_sub(tsc_base);
+    Some(base + ((delta as u128 * mult as u128) >> SHIFT) as u64)
+}
+
 /// Starts calibrating the TSC in the background if the host's is usable (once per
 /// process). Reads /sys: call it before the sandbox gives up the host's filesystem.
 pub fn start() {
@@ -173,6 +234,7 @@ fn refresher() {
             log::warn!("vDSO: calibration failed, clocks read through system calls");
             let mut state = STATE.lock().unwrap();
             state.params = None;
+            publish_monotonic(None);
             let pages: Vec<_> = state.pages.iter().filter_map(Weak::upgrade).collect();
             for page in &pages {
                 update(page, None);
@@ -195,6 +257,7 @@ fn refresh() -> bool {
         let seq = read_seq(page);
         write_seq(page, seq | 1);
     }
+    hold_monotonic();
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     let made = sample().and_then(|s| {
         let last = state.last?;
@@ -206,6 +269,7 @@ fn refresh() -> bool {
         state.params = Some(params);
         state.last = Some(s);
     }
+    publish_monotonic(state.params.as_ref());
     for page in &pages {
         write_params(page, state.params.as_ref());
         let seq = read_seq(page);
@@ -375,6 +439,45 @@ mod tests {
             prev_read = after;
             last = now;
         }
+    }
+
+    /// The lock-free reading of CLOCK_MONOTONIC is what the parameters give at a TSC read
+    /// between two of the test's, and is the host's clock while held or without parameters.
+    /// Real samples of this host's TSC, so the global parameters stay near the host's clock
+    /// for any other test reading them meanwhile.
+    #[test]
+    fn monotonic_ns_reads_the_published_parameters_without_a_lock() {
+        if !tsc_usable() {
+            return;
+        }
+        let first = sample().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let second = sample().unwrap();
+        let p = next_params(None, &first, &second, &mut 0).unwrap();
+        let _state = STATE.lock().unwrap();
+        publish_monotonic(Some(&p));
+        let mono = libc::CLOCK_MONOTONIC as usize;
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let before = p.nanos(mono, platform::rdtsc()).unwrap();
+            let read = monotonic_ns().expect("published parameters");
+            let after = p.nanos(mono, platform::rdtsc()).unwrap();
+            // Unfenced, the read may move by a few cycles either way.
+            assert!(
+                read + 1_000 >= before && read <= after + 1_000,
+                "{before} {read} {after}"
+            );
+            assert!(read >= last, "went back: {last} -> {read}");
+            last = read;
+        }
+        let host = host_nanos(libc::CLOCK_MONOTONIC).unwrap();
+        assert!(last.abs_diff(host) < 1_000_000, "{last} vs host {host}");
+        hold_monotonic();
+        assert_eq!(monotonic_ns(), None, "read while held");
+        publish_monotonic(None);
+        assert_eq!(monotonic_ns(), None, "read without parameters");
+        publish_monotonic(Some(&p));
+        assert!(monotonic_ns().is_some());
     }
 
     #[test]
