@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,19 @@ static void type(int m, const char *s) {
 
 int main(int argc, char **argv) {
   double window = argc > 1 ? atof(argv[1]) : 6;
+  // A shell that never exits ends the run (SIGALRM) instead of hanging it.
+  alarm((unsigned)window + 60);
   const char *sh = argc > 2 ? argv[2] : "/bin/sh";
   int m = posix_openpt(O_RDWR | O_NOCTTY);
   if (m < 0 || grantpt(m) || unlockpt(m)) die("posix_openpt");
   char *name = ptsname(m);
   pid_t shell = fork();
   if (shell == 0) {
+    // The shell's foreground job must get ^C's SIGINT whatever its launcher ignored (a
+    // background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored, and
+    // an ignored signal stays ignored across exec).
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
     if (setsid() < 0) die("setsid");
     int s = open(name, O_RDWR);  // a session leader's open: its controlling terminal
     if (s < 0) die("open slave");

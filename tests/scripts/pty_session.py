@@ -3,6 +3,12 @@ cat, line editing, hang-up. Prints facts that native Linux and the sandbox must 
 # A shell with job control on a pty: background job, jobs, kill %1; then ^C into cat.
 import os, pty, sys, time, select, signal
 
+# The terminal's signals act by default whatever the launcher ignored (a background job of a
+# non-interactive shell starts with SIGINT and SIGQUIT ignored, nohup ignores SIGHUP, and an
+# ignored signal stays ignored across fork and exec).
+for _sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+    signal.signal(_sig, signal.SIG_DFL)
+
 def drive(argv, steps, timeout=20):
     pid, m = pty.fork()
     if pid == 0:

@@ -2,7 +2,19 @@
 //! in a private mount namespace of their own) and in the sandbox, and both must print the
 //! same.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use runsc_rs_tests::assert_same_program;
+
+/// Held by every test here for its whole run: the native runs share the host's peer group ids
+/// (one allocator for every mount namespace, which hands out the lowest free id), and
+/// `mount_propagation` checks which group a new slave's master is by its id, so another
+/// test's native mounts made meanwhile would change what Linux prints.
+static NATIVE_MOUNTS: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    NATIVE_MOUNTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// tmpfs `size=`, `nr_blocks=`, `nr_inodes=`, `mode=`, `uid=`, `gid=`: pages and inodes
 /// counted against the limits (holes, short symlinks and directories take no pages, hard
@@ -11,6 +23,7 @@ use runsc_rs_tests::assert_same_program;
 /// mountinfo, bad options EINVAL.
 #[test]
 fn tmpfs_limits_match_native() {
+    let _serial = one_at_a_time();
     assert_same_program(
         "tmpfs_limits",
         &[],
@@ -30,6 +43,7 @@ fn tmpfs_limits_match_native() {
 /// itself).
 #[test]
 fn pivot_root_matches_native() {
+    let _serial = one_at_a_time();
     assert_same_program(
         "pivot_root",
         &[],
@@ -54,6 +68,7 @@ fn pivot_root_matches_native() {
 /// unmounted mount), mount_setattr's checks, read-only and atime changes, and mountinfo.
 #[test]
 fn mount_api_matches_native() {
+    let _serial = one_at_a_time();
     assert_same_program(
         "mount_api",
         &[],
@@ -76,6 +91,7 @@ fn mount_api_matches_native() {
 /// and not back), a bind of a slave, MS_PRIVATE, and the EINVAL checks.
 #[test]
 fn mount_propagation_matches_native() {
+    let _serial = one_at_a_time();
     assert_same_program(
         "mount_propagation",
         &[],
@@ -100,6 +116,7 @@ fn mount_propagation_matches_native() {
 /// refusing a locked new root.
 #[test]
 fn mount_views_match_native() {
+    let _serial = one_at_a_time();
     assert_same_program(
         "mount_views",
         &[],
@@ -127,6 +144,7 @@ fn mount_views_match_native() {
 /// peers with its submounts, and EACCES for mprotect(PROT_EXEC) of a file on a noexec mount.
 #[test]
 fn mount_propagation_across_namespaces_matches_native() {
+    let _serial = one_at_a_time();
     assert_same_program(
         "mount_propagation_ns",
         &[],
@@ -151,6 +169,7 @@ fn mount_propagation_across_namespaces_matches_native() {
 /// sandbox refuses it (EOPNOTSUPP) rather than succeed without doing it.
 #[test]
 fn fsconfig_read_only_is_applied_or_refused() {
+    let _serial = one_at_a_time();
     if !nix::unistd::geteuid().is_root() {
         return runsc_rs_tests::skip("needs root (fsopen)");
     }
