@@ -1230,14 +1230,19 @@ fn restore_keeps_raw_and_packet_sockets_with_their_options() {
         ));
     }
     let native = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert_eq!(
-        native,
-        "ready\nfilter=replies ttl=33 rcvbuf=same bound=127.0.0.1 member=yes hdrincl=1 \
-         v6sum=2 pkt_if=lo pkt_proto=0x800 pkt_member=yes pkt_rcvbuf=same echo=reply \
-         p253=back shut_nb=Resource temporarily unavailable shut=eof pkt_seen=request\ndone\n",
-        "natively"
-    );
-    let kernel = checkpoint_configured_program_and_compare("raw", &prog, &["6"], &native, |c| {
+    let expected = "ready\nfilter=replies ttl=33 rcvbuf=same bound=127.0.0.1 member=yes \
+         hdrincl=1 v6sum=2 pkt_if=lo pkt_proto=0x800 pkt_member=yes pkt_rcvbuf=same \
+         echo=reply p253=back shut_nb=Resource temporarily unavailable shut=eof \
+         pkt_seen=request\ndone\n";
+    // Under the full suite's load the host now and then does not hand the packet socket its
+    // copy of the echo request at all (seen in CI, never alone): that one fact cannot be
+    // compared then, and the sandbox must still print what Linux prints when it delivers.
+    if native != expected && native == expected.replace("pkt_seen=request", "pkt_seen=none") {
+        eprintln!("note: natively the packet socket missed the echo request this time");
+    } else {
+        assert_eq!(native, expected, "natively");
+    }
+    let kernel = checkpoint_configured_program_and_compare("raw", &prog, &["6"], expected, |c| {
         for set in ["bounding", "effective", "permitted"] {
             c["process"]["capabilities"][set]
                 .as_array_mut()
