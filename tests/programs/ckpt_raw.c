@@ -22,7 +22,6 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,18 +172,14 @@ int main(int argc, char **argv) {
   n = recv(shut, buf, sizeof(buf), 0);
   printf(" shut=%s", n == 0 ? "eof" : n < 0 ? strerror(errno) : "data");
 
-  // The packet socket saw the echo request arrive on lo. Its copy is queued by the host's
-  // receive path, which a loaded machine may run a little later than the reply's: wait for
-  // it (a second at most) rather than take an empty queue for its absence.
+  // The packet socket saw the echo request arrive on lo. (Under a full test run's load the
+  // host now and then never hands a native run's packet socket its copy: the test notes
+  // that, see checkpoint.rs.)
   const char *seen = "none";
-  for (int tries = 0; tries < 10 && strcmp(seen, "none") == 0; tries++) {
-    struct pollfd pp = {.fd = pkt, .events = POLLIN};
-    if (poll(&pp, 1, 100) <= 0) continue;
-    while ((n = recv(pkt, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-      if (n >= 28 && buf[9] == IPPROTO_ICMP && buf[20] == ICMP_ECHO &&
-          buf[24] == 0x51 && buf[25] == 0x51)
-        seen = "request";
-    }
+  while ((n = recv(pkt, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+    if (n >= 28 && buf[9] == IPPROTO_ICMP && buf[20] == ICMP_ECHO &&
+        buf[24] == 0x51 && buf[25] == 0x51)
+      seen = "request";
   }
   printf(" pkt_seen=%s\n", seen);
   printf("done\n");

@@ -965,18 +965,17 @@ pub(crate) struct SystrapCode {
 
 /// Where the systrap handler's pieces are in every stub.
 pub(crate) fn systrap_code() -> SystrapCode {
-    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
     SystrapCode {
-        setup: at(&raw const runsc_systrap_setup),
-        handler: at(&raw const runsc_systrap_handler),
-        restorer: at(&raw const runsc_systrap_restorer),
-        fast_entry: at(&raw const runsc_systrap_fast_entry),
-        fast_refuse: at(&raw const runsc_systrap_fast_refuse),
-        site_wake: at(&raw const runsc_systrap_site_wake),
-        site_wait: at(&raw const runsc_systrap_site_wait),
-        site_arch_prctl: at(&raw const runsc_systrap_site_arch_prctl),
-        site_sigreturn: at(&raw const runsc_systrap_site_sigreturn),
-        site_sigprocmask: at(&raw const runsc_systrap_site_sigprocmask),
+        setup: stub_addr(&raw const runsc_systrap_setup),
+        handler: stub_addr(&raw const runsc_systrap_handler),
+        restorer: stub_addr(&raw const runsc_systrap_restorer),
+        fast_entry: stub_addr(&raw const runsc_systrap_fast_entry),
+        fast_refuse: stub_addr(&raw const runsc_systrap_fast_refuse),
+        site_wake: stub_addr(&raw const runsc_systrap_site_wake),
+        site_wait: stub_addr(&raw const runsc_systrap_site_wait),
+        site_arch_prctl: stub_addr(&raw const runsc_systrap_site_arch_prctl),
+        site_sigreturn: stub_addr(&raw const runsc_systrap_site_sigreturn),
+        site_sigprocmask: stub_addr(&raw const runsc_systrap_site_sigprocmask),
     }
 }
 
@@ -985,9 +984,14 @@ fn offset_of(symbol: *const u8) -> u64 {
     symbol as u64 - (&raw const runsc_ptrace_stub_start) as u64
 }
 
+/// Where a stub symbol is in every stub (the code blob is mapped at [`STUB_BASE`]).
+fn stub_addr(symbol: *const u8) -> u64 {
+    STUB_BASE + offset_of(symbol)
+}
+
 /// Address of `syscall; int3` in every stub.
 pub(crate) fn syscall_insn() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_ptrace_stub_syscall)
+    stub_addr(&raw const runsc_ptrace_stub_syscall)
 }
 
 /// Where a batched injection starts: the first call in the registers as for
@@ -997,19 +1001,19 @@ pub(crate) fn syscall_insn() -> u64 {
 /// last, with `r13` = the index of the call whose result is in `rax` (0 = the one in the
 /// registers).
 pub(crate) fn batch_entry() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_ptrace_stub_batch)
+    stub_addr(&raw const runsc_ptrace_stub_batch)
 }
 
 /// The instruction after the batch loop's `syscall`: the instruction pointer seccomp reports
 /// for every call of a batch.
 pub(crate) fn batch_site() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_ptrace_site_batch)
+    stub_addr(&raw const runsc_ptrace_site_batch)
 }
 
 /// Where an injected batch ends ([`batch_entry`] jumps to `r14` when done): the `int3`
 /// after [`syscall_insn`]'s `syscall`, which stops the stub.
 pub(crate) fn batch_trap() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_ptrace_stub_trap)
+    stub_addr(&raw const runsc_ptrace_stub_trap)
 }
 
 /// The system-call number of the mapper's notify call. No host system call has it (x86-64
@@ -1039,12 +1043,11 @@ pub(crate) struct MapperSites {
 
 /// Where the mapper's system calls are in every stub.
 pub(crate) fn mapper_sites() -> MapperSites {
-    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
     MapperSites {
-        no_new_privs: at(&raw const runsc_mapper_site_no_new_privs),
-        seccomp: at(&raw const runsc_mapper_site_seccomp),
-        close: at(&raw const runsc_mapper_site_close),
-        notify: at(&raw const runsc_mapper_site_notify),
+        no_new_privs: stub_addr(&raw const runsc_mapper_site_no_new_privs),
+        seccomp: stub_addr(&raw const runsc_mapper_site_seccomp),
+        close: stub_addr(&raw const runsc_mapper_site_close),
+        notify: stub_addr(&raw const runsc_mapper_site_notify),
     }
 }
 
@@ -1057,7 +1060,7 @@ pub(crate) fn mapper_sites() -> MapperSites {
 /// that failed, or the last), and runs as many commands of the command page as the answer
 /// says (1 to [`CMD_CAPACITY`]).
 pub(crate) fn mapper_setup() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_mapper_setup)
+    stub_addr(&raw const runsc_mapper_setup)
 }
 
 /// The mapper's own seccomp filter: the batch loop's `mmap` of the memory file (fd 0,
@@ -1120,18 +1123,17 @@ pub(crate) struct FactorySites {
 
 /// Where the factory's and the new stub's system calls are in every stub.
 pub(crate) fn factory_sites() -> FactorySites {
-    let at = |symbol: *const u8| STUB_BASE + offset_of(symbol);
     FactorySites {
-        munmap_low: at(&raw const runsc_ptrace_site_munmap_low),
-        munmap_high: at(&raw const runsc_ptrace_site_munmap_high),
-        read: at(&raw const runsc_ptrace_site_read),
-        clone: at(&raw const runsc_ptrace_site_clone),
-        write_error: at(&raw const runsc_ptrace_site_write_error),
-        exit_group: at(&raw const runsc_ptrace_site_exit_group),
-        prctl: at(&raw const runsc_ptrace_site_prctl),
-        write_ready: at(&raw const runsc_ptrace_site_write_ready),
-        close: at(&raw const runsc_ptrace_site_close),
-        pause: at(&raw const runsc_ptrace_site_pause),
+        munmap_low: stub_addr(&raw const runsc_ptrace_site_munmap_low),
+        munmap_high: stub_addr(&raw const runsc_ptrace_site_munmap_high),
+        read: stub_addr(&raw const runsc_ptrace_site_read),
+        clone: stub_addr(&raw const runsc_ptrace_site_clone),
+        write_error: stub_addr(&raw const runsc_ptrace_site_write_error),
+        exit_group: stub_addr(&raw const runsc_ptrace_site_exit_group),
+        prctl: stub_addr(&raw const runsc_ptrace_site_prctl),
+        write_ready: stub_addr(&raw const runsc_ptrace_site_write_ready),
+        close: stub_addr(&raw const runsc_ptrace_site_close),
+        pause: stub_addr(&raw const runsc_ptrace_site_pause),
     }
 }
 
@@ -1142,7 +1144,7 @@ pub(crate) fn all_signals_set() -> u64 {
 
 /// Address a forked factory jumps to.
 pub(crate) fn factory_entry() -> u64 {
-    STUB_BASE + offset_of(&raw const runsc_ptrace_stub_factory)
+    stub_addr(&raw const runsc_ptrace_stub_factory)
 }
 
 /// Maps the stub pages into this process (once; later calls return the first outcome).
