@@ -5,9 +5,8 @@
  * while the child is stopped, and how the child ended. The output is compared with native
  * Linux. */
 #define _GNU_SOURCE
-#include <elf.h>
+#include "elf_image.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -38,18 +37,8 @@ static const unsigned char code[] = {
 int main(void) {
     struct image im;
     memset(&im, 0, sizeof im);
-    memcpy(im.eh.e_ident, ELFMAG, SELFMAG);
-    im.eh.e_ident[EI_CLASS] = ELFCLASS64;
-    im.eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    im.eh.e_ident[EI_VERSION] = EV_CURRENT;
-    im.eh.e_type = ET_EXEC;
-    im.eh.e_machine = EM_X86_64;
-    im.eh.e_version = EV_CURRENT;
-    im.eh.e_entry = TEXT + offsetof(struct image, code);
-    im.eh.e_phoff = offsetof(struct image, ph);
-    im.eh.e_ehsize = sizeof im.eh;
-    im.eh.e_phentsize = sizeof im.ph[0];
-    im.eh.e_phnum = 2;
+    elf_header(&im.eh, ET_EXEC, TEXT + offsetof(struct image, code), offsetof(struct image, ph),
+               2);
     im.ph[0] = (Elf64_Phdr){.p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = 0,
                             .p_vaddr = TEXT, .p_paddr = TEXT, .p_filesz = sizeof im,
                             .p_memsz = sizeof im, .p_align = 4096};
@@ -59,12 +48,8 @@ int main(void) {
     memcpy(im.code, code, sizeof code);
 
     char path[64];
-    snprintf(path, sizeof path, "/tmp/elf_anon_segment.%d", getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
-    if (fd < 0 || write(fd, &im, sizeof im) != sizeof im || close(fd) != 0) {
-        printf("FAIL writing %s: %s\n", path, strerror(errno));
+    if (elf_write("elf_anon_segment", &im, sizeof im, path, sizeof path) != 0)
         return 1;
-    }
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {

@@ -4,9 +4,8 @@
  * return, so execve does not return and the process dies of SIGSEGV. Prints how each child
  * ended; the output is compared with native Linux. */
 #define _GNU_SOURCE
-#include <elf.h>
+#include "elf_image.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -26,18 +25,8 @@ static void try(const char *what, int type, Elf64_Addr vaddr, Elf64_Off offset,
                 Elf64_Xword filesz) {
     struct image im;
     memset(&im, 0, sizeof im);
-    memcpy(im.eh.e_ident, ELFMAG, SELFMAG);
-    im.eh.e_ident[EI_CLASS] = ELFCLASS64;
-    im.eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    im.eh.e_ident[EI_VERSION] = EV_CURRENT;
-    im.eh.e_type = type;
-    im.eh.e_machine = EM_X86_64;
-    im.eh.e_version = EV_CURRENT;
-    im.eh.e_entry = vaddr + offsetof(struct image, code);
-    im.eh.e_phoff = offsetof(struct image, ph);
-    im.eh.e_ehsize = sizeof im.eh;
-    im.eh.e_phentsize = sizeof im.ph;
-    im.eh.e_phnum = 1;
+    elf_header(&im.eh, type, vaddr + offsetof(struct image, code), offsetof(struct image, ph),
+               1);
     im.ph.p_type = PT_LOAD;
     im.ph.p_flags = PF_R | PF_X;
     im.ph.p_offset = offset;
@@ -51,12 +40,8 @@ static void try(const char *what, int type, Elf64_Addr vaddr, Elf64_Off offset,
     memcpy(im.code, code, sizeof code);
 
     char path[64];
-    snprintf(path, sizeof path, "/tmp/elf_late_fail.%d", getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
-    if (fd < 0 || write(fd, &im, sizeof im) != sizeof im || close(fd) != 0) {
-        printf("FAIL writing %s: %s\n", path, strerror(errno));
+    if (elf_write("elf_late_fail", &im, sizeof im, path, sizeof path) != 0)
         exit(1);
-    }
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
