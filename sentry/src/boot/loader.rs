@@ -1371,6 +1371,25 @@ mod tests {
         ));
     }
 
+    /// A loader on the ptrace platform with no isolation, for the tests that run busybox on
+    /// the host's `/`; None (after a SKIPPED line) without a static /bin/busybox.
+    fn busybox_loader() -> Option<Arc<Loader>> {
+        if !std::path::Path::new("/bin/busybox").is_file() {
+            println!("SKIPPED: no static /bin/busybox");
+            return None;
+        }
+        let config = LoaderConfig {
+            platform: "ptrace".into(),
+            strace: false,
+            isolation: Isolation::None,
+            seccomp: None,
+            control_channel: false,
+            test_seccomp_violation: false,
+            record_syscalls: false,
+        };
+        Some(Loader::new(&config).unwrap())
+    }
+
     /// Creates and starts container `id` running `script` under busybox sh on the host's
     /// `/`; returns the read end of its stdout.
     fn run(loader: &Arc<Loader>, id: &str, ns: PidNamespaceSpec, script: &str) -> OwnedFd {
@@ -1425,20 +1444,9 @@ mod tests {
 
     #[test]
     fn the_specs_capabilities_and_groups_reach_the_process() {
-        if !std::path::Path::new("/bin/busybox").is_file() {
-            println!("SKIPPED: no static /bin/busybox");
+        let Some(loader) = busybox_loader() else {
             return;
-        }
-        let loader = Loader::new(&LoaderConfig {
-            platform: "ptrace".into(),
-            strace: false,
-            isolation: Isolation::None,
-            seccomp: None,
-            control_channel: false,
-            test_seccomp_violation: false,
-            record_syscalls: false,
-        })
-        .unwrap();
+        };
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut process = spec(&[
             "/bin/busybox",
@@ -1475,20 +1483,9 @@ mod tests {
 
     #[test]
     fn containers_have_their_own_pid_namespaces_unless_shared() {
-        if !std::path::Path::new("/bin/busybox").is_file() {
-            println!("SKIPPED: no static /bin/busybox");
+        let Some(loader) = busybox_loader() else {
             return;
-        }
-        let loader = Loader::new(&LoaderConfig {
-            platform: "ptrace".into(),
-            strace: false,
-            isolation: Isolation::None,
-            seccomp: None,
-            control_channel: false,
-            test_seccomp_violation: false,
-            record_syscalls: false,
-        })
-        .unwrap();
+        };
         // a: a shell with two children, all in a's new namespace.
         let a = run(
             &loader,

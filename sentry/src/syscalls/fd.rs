@@ -100,10 +100,23 @@ fn range_ok(off: i64, count: usize) -> Result<(), Errno> {
         .ok_or(Errno::EINVAL)
 }
 
-/// pread64(2)
-pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
-    // Linux's order: a negative offset, a file without positions (ESPIPE, before the
-    // access mode is looked at), the access mode, then the buffer.
+/// Which way a positioned transfer goes.
+enum Transfer {
+    Read,
+    Write,
+}
+
+/// The file of a positioned read or write (`pread64`, `pwrite64`) after Linux's checks, in
+/// Linux's order: a negative offset, a file without positions (ESPIPE, before the access mode
+/// is looked at), the access mode, then the buffer and the range.
+fn positioned_file(
+    t: &mut Task,
+    fd: Fd,
+    buf: UserAddr,
+    count: usize,
+    off: i64,
+    transfer: Transfer,
+) -> Result<Arc<OpenFile>, Errno> {
     if off < 0 {
         return Err(Errno::EINVAL);
     }
@@ -111,11 +124,21 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
     if !f.ops().seekable() {
         return Err(Errno::ESPIPE);
     }
-    if !f.readable() {
+    let permitted = match transfer {
+        Transfer::Read => f.readable(),
+        Transfer::Write => f.writable(),
+    };
+    if !permitted {
         return Err(Errno::EBADF);
     }
     access_ok(buf, count as u64)?;
     range_ok(off, count)?;
+    Ok(f)
+}
+
+/// pread64(2)
+pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
+    let f = positioned_file(t, fd, buf, count, off, Transfer::Read)?;
     let mm = t.mm.clone();
     let mut dst = UserIo::single(&mm, buf, count, MAX_RW);
     let r = f.read_at(t, &mut dst, off as u64);
@@ -124,20 +147,7 @@ pub fn pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> S
 
 /// pwrite64(2)
 pub fn pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, off: i64) -> SysResult {
-    // Linux's order: a negative offset, a file without positions (ESPIPE, before the
-    // access mode is looked at), the access mode, then the buffer.
-    if off < 0 {
-        return Err(Errno::EINVAL);
-    }
-    let f = file(t, fd)?;
-    if !f.ops().seekable() {
-        return Err(Errno::ESPIPE);
-    }
-    if !f.writable() {
-        return Err(Errno::EBADF);
-    }
-    access_ok(buf, count as u64)?;
-    range_ok(off, count)?;
+    let f = positioned_file(t, fd, buf, count, off, Transfer::Write)?;
     let max = fsize_allowance(t, &f, Some(off as u64), count.min(MAX_RW))?;
     let mm = t.mm.clone();
     let mut src = UserIo::single(&mm, buf, count, max);
