@@ -1635,6 +1635,11 @@ pub fn readme_figures(results: &Path, expectations: &Expectations) -> Result<Str
         .values()
         .map(|e| e.excluded.values().map(BTreeSet::len).sum::<usize>())
         .sum();
+    let alone: usize = expectations
+        .programs
+        .values()
+        .map(|e| e.alone.values().map(BTreeSet::len).sum::<usize>())
+        .sum();
     let count = |s: &str| counts.get(s).copied().unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(
@@ -1662,8 +1667,16 @@ pub fn readme_figures(results: &Path, expectations: &Expectations) -> Result<Str
     let _ = writeln!(
         out,
         "runsc-rs: {excluded} cases are left out of the runs (listed in the expectations with \
-         why: slow by design past the runner's limits, racy, or hanging under runsc-rs). gVisor was measured with its CI environment \
-         (`TEST_ON_GVISOR=systrap`), where a few cases are skipped rather than failed."
+         why: slow by design past the runner's limits, racy, or hanging under runsc-rs){}. gVisor was measured with its CI environment \
+         (`TEST_ON_GVISOR=systrap`), where a few cases are skipped rather than failed.",
+        if alone > 0 {
+            format!(
+                "; {alone} run each in a sandbox of its own, as gVisor's runner runs every case \
+                 (earlier cases' leftovers make them fail in one process, natively too)"
+            )
+        } else {
+            String::new()
+        }
     );
     if !unfinished.is_empty() {
         let _ = writeln!(
