@@ -1172,8 +1172,10 @@ fn run_alone(runner: &Runner, p: &Planned, run: &mut ProgramRun) -> Result<(), E
             &format!("{}.alone{i}", p.name),
         )?;
         if again.passed.contains(case) {
+            run.failed.remove(case);
             run.passed.insert(case.clone());
         } else {
+            run.passed.remove(case);
             let why =
                 again.failed.get(case).cloned().unwrap_or_else(|| {
                     format!("alone: {} {}", again.status.as_str(), again.ending)
@@ -1476,7 +1478,13 @@ fn isolate(
     p: &Planned,
     excluded: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<ProgramRun, Error> {
-    let mut filter_cases: Vec<String> = excluded.values().flatten().cloned().collect();
+    // The alone cases are left out too: [`run_alone`] runs them.
+    let mut filter_cases: Vec<String> = excluded
+        .values()
+        .flatten()
+        .chain(&p.alone)
+        .cloned()
+        .collect();
     let filter = |cases: &[String]| (!cases.is_empty()).then(|| format!("-{}", cases.join(":")));
     let mut run = runner.run_sharded(
         &p.name,
