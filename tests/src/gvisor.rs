@@ -653,6 +653,8 @@ fn progress(line: &str) {
 struct Planned {
     name: String,
     excluded: Vec<String>,
+    /// Cases left out of the whole run and run each in a sandbox of its own.
+    alone: Vec<String>,
     timeout: Duration,
     shards: u32,
     expected_seconds: f64,
@@ -660,7 +662,13 @@ struct Planned {
 
 impl Planned {
     fn filter(&self) -> Option<String> {
-        (!self.excluded.is_empty()).then(|| format!("-{}", self.excluded.join(":")))
+        let out: Vec<&str> = self
+            .excluded
+            .iter()
+            .chain(&self.alone)
+            .map(String::as_str)
+            .collect();
+        (!out.is_empty()).then(|| format!("-{}", out.join(":")))
     }
 }
 
@@ -681,6 +689,11 @@ pub struct Expected {
     pub failures: BTreeMap<String, BTreeSet<String>>,
     /// Cases left out of every run: reason -> cases.
     pub excluded: BTreeMap<String, BTreeSet<String>>,
+    /// Cases left out of the program's whole run and run each by itself, in a sandbox of its
+    /// own (as gVisor's runner runs every case), because an earlier case's leftovers make
+    /// them fail in one process, natively too: reason -> cases. Whether they pass is in the
+    /// `pass` lines and `fail` groups as for any case.
+    pub alone: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Expected {
@@ -694,6 +707,7 @@ impl Expected {
             passes: BTreeSet::new(),
             failures: BTreeMap::new(),
             excluded: BTreeMap::new(),
+            alone: BTreeMap::new(),
         }
     }
 
@@ -706,6 +720,10 @@ impl Expected {
     fn excluded_cases(&self) -> Vec<String> {
         self.excluded.values().flatten().cloned().collect()
     }
+
+    fn alone_cases(&self) -> Vec<String> {
+        self.alone.values().flatten().cloned().collect()
+    }
 }
 
 /// The expectations file: one entry per program.
@@ -716,6 +734,8 @@ impl Expected {
 ///   fail REASON
 ///     CASE
 ///   exclude REASON
+///     CASE
+///   alone REASON
 ///     CASE
 /// ```
 /// Lines starting with `#` and blank lines are comments.
@@ -743,6 +763,7 @@ impl Expectations {
             None,
             Fail(String),
             Exclude(String),
+            Alone(String),
         }
         let mut programs = BTreeMap::new();
         let mut current: Option<(String, Expected)> = None;
@@ -788,8 +809,17 @@ impl Expectations {
                             .or_default()
                             .insert(case);
                     }
+                    Group::Alone(reason) => {
+                        expected
+                            .alone
+                            .entry(reason.clone())
+                            .or_default()
+                            .insert(case);
+                    }
                     Group::None => {
-                        return Err(syntax("a case outside a `fail` or `exclude` group"))
+                        return Err(syntax(
+                            "a case outside a `fail`, `exclude` or `alone` group",
+                        ))
                     }
                 }
             } else if let Some(case) = line.strip_prefix("  pass ") {
@@ -799,9 +829,12 @@ impl Expectations {
                 group = Group::Fail(reason.trim().to_owned());
             } else if let Some(reason) = line.strip_prefix("  exclude ") {
                 group = Group::Exclude(reason.trim().to_owned());
+            } else if let Some(reason) = line.strip_prefix("  alone ") {
+                group = Group::Alone(reason.trim().to_owned());
             } else {
                 return Err(syntax(
-                    "expected `  pass CASE`, `  fail REASON`, `  exclude REASON` or `    CASE`",
+                    "expected `  pass CASE`, `  fail REASON`, `  exclude REASON`, \
+                     `  alone REASON` or `    CASE`",
                 ));
             }
         }
@@ -835,7 +868,11 @@ impl Expectations {
             for case in &e.passes {
                 let _ = writeln!(out, "  pass {case}");
             }
-            for (keyword, groups) in [("fail", &e.failures), ("exclude", &e.excluded)] {
+            for (keyword, groups) in [
+                ("fail", &e.failures),
+                ("exclude", &e.excluded),
+                ("alone", &e.alone),
+            ] {
                 for (reason, cases) in groups {
                     let _ = writeln!(out, "  {keyword} {reason}");
                     for case in cases {
@@ -854,6 +891,7 @@ impl Expectations {
                 Some(e) => Planned {
                     name: name.clone(),
                     excluded: e.excluded_cases(),
+                    alone: e.alone_cases(),
                     timeout: e.timeout(),
                     shards: e.shards.unwrap_or(1),
                     expected_seconds: e.seconds as f64,
@@ -861,6 +899,7 @@ impl Expectations {
                 None => Planned {
                     name: name.clone(),
                     excluded: Vec::new(),
+                    alone: Vec::new(),
                     timeout: DEFAULT_TIMEOUT,
                     shards: 1,
                     expected_seconds: 0.0,
@@ -883,6 +922,9 @@ const EXPECTATIONS_HEADER: &str = "\
 #       CASE             what it saw, from the last update's run)
 #     exclude REASON     these cases are left out of every run (--gtest_filter=-...) because
 #       CASE             they hang or kill the program under runsc-rs
+#     alone REASON       these cases are left out of the whole run and run each by itself (a
+#       CASE             sandbox of its own, as gVisor's runner runs every case) because an
+#                        earlier case's leftovers make them fail in one process, natively too
 ";
 
 fn parse_program_line(rest: &str) -> Option<(String, Expected)> {
@@ -1036,8 +1078,9 @@ pub fn check(runner: &Runner, expected: &Expectations) -> Result<Report, Error> 
     let plan = expected.plan(&programs);
     let mut runs: BTreeMap<String, ProgramRun> = runner
         .run_all(&plan, |p| {
-            let run =
+            let mut run =
                 runner.run_sharded(&p.name, p.filter().as_deref(), p.timeout, &p.name, p.shards)?;
+            run_alone(runner, p, &mut run)?;
             Ok((run, ()))
         })?
         .into_iter()
@@ -1072,7 +1115,8 @@ pub fn check(runner: &Runner, expected: &Expectations) -> Result<Report, Error> 
                 planned.shards,
             )?;
             if again.status.badness() <= run.status.badness() {
-                *run = again;
+                let first = std::mem::replace(run, again);
+                keep_alone(&first, run, &planned.alone);
             }
             if run.status.badness() > e.status.badness() {
                 report.regressions.push(Regression::Status {
@@ -1114,6 +1158,44 @@ pub fn check(runner: &Runner, expected: &Expectations) -> Result<Report, Error> 
     report.seconds = started.elapsed().as_secs_f64();
     write_results(&runner.logs, &report.runs)?;
     Ok(report)
+}
+
+/// Runs each of `p`'s `alone` cases by itself (log `NAME.aloneN.log`) and adds its outcome to
+/// `run`, the program's whole run, which left them out: a case that does not finish is a
+/// failure, with how its run ended.
+fn run_alone(runner: &Runner, p: &Planned, run: &mut ProgramRun) -> Result<(), Error> {
+    for (i, case) in p.alone.iter().enumerate() {
+        let again = runner.run(
+            &p.name,
+            Some(case),
+            RERUN_TIMEOUT,
+            &format!("{}.alone{i}", p.name),
+        )?;
+        if again.passed.contains(case) {
+            run.failed.remove(case);
+            run.passed.insert(case.clone());
+        } else {
+            run.passed.remove(case);
+            let why =
+                again.failed.get(case).cloned().unwrap_or_else(|| {
+                    format!("alone: {} {}", again.status.as_str(), again.ending)
+                });
+            run.failed.insert(case.clone(), why);
+        }
+    }
+    Ok(())
+}
+
+/// Copies the outcomes of the `alone` cases from `from` into `to` (a whole run again, which
+/// left them out).
+fn keep_alone(from: &ProgramRun, to: &mut ProgramRun, alone: &[String]) {
+    for case in alone {
+        if from.passed.contains(case) {
+            to.passed.insert(case.clone());
+        } else if let Some(why) = from.failed.get(case) {
+            to.failed.insert(case.clone(), why.clone());
+        }
+    }
 }
 
 /// Runs again the cases `e` expects to pass that `run` did not pass: each alone (up to
@@ -1245,7 +1327,9 @@ pub fn update(
             Some(e) if !options.retry_excluded => e.excluded.clone(),
             _ => BTreeMap::new(),
         };
-        isolate(runner, p, &mut excluded).map(|run| (run, excluded))
+        let mut run = isolate(runner, p, &mut excluded)?;
+        run_alone(runner, p, &mut run)?;
+        Ok((run, excluded))
     })?;
     // With $GVISOR_SUITE_ONLY the programs not run keep what they had.
     let mut new = old.clone();
@@ -1263,6 +1347,11 @@ pub fn update(
         expected.timeout = old.programs.get(&p.name).and_then(|e| e.timeout);
         expected.shards = old.programs.get(&p.name).and_then(|e| e.shards);
         expected.excluded = excluded;
+        expected.alone = old
+            .programs
+            .get(&p.name)
+            .map(|e| e.alone.clone())
+            .unwrap_or_default();
         if let Some(e) = old.programs.get(&p.name) {
             for (case, why) in rerun_missing(runner, &p.name, e, &mut run, &mut flaky)? {
                 let _ = writeln!(backwards, "  {}: {case}: {why}", p.name);
@@ -1360,7 +1449,8 @@ pub fn record(logs: &Path, old: &Expectations) -> Result<(Expectations, Vec<Stri
     Ok((new, moved))
 }
 
-/// Whether `log` is one of `program`'s logs: `NAME.log`, `NAME.again.log`, `NAME.rerunN.log`.
+/// Whether `log` is one of `program`'s logs: `NAME.log`, `NAME.again.log`, `NAME.rerunN.log`,
+/// `NAME.aloneN.log`.
 fn is_log_of(log: &str, program: &str) -> bool {
     let Some(rest) = log
         .strip_prefix(program)
@@ -1368,11 +1458,11 @@ fn is_log_of(log: &str, program: &str) -> bool {
     else {
         return false;
     };
-    rest.is_empty()
-        || rest == ".again"
-        || rest
-            .strip_prefix(".rerun")
+    let numbered = |prefix: &str| {
+        rest.strip_prefix(prefix)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    rest.is_empty() || rest == ".again" || numbered(".rerun") || numbered(".alone")
 }
 
 /// The status in a log's last line, `# exit=N seconds=S status=STATUS` (see [`Runner::run`]).
@@ -1388,7 +1478,13 @@ fn isolate(
     p: &Planned,
     excluded: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<ProgramRun, Error> {
-    let mut filter_cases: Vec<String> = excluded.values().flatten().cloned().collect();
+    // The alone cases are left out too: [`run_alone`] runs them.
+    let mut filter_cases: Vec<String> = excluded
+        .values()
+        .flatten()
+        .chain(&p.alone)
+        .cloned()
+        .collect();
     let filter = |cases: &[String]| (!cases.is_empty()).then(|| format!("-{}", cases.join(":")));
     let mut run = runner.run_sharded(
         &p.name,
@@ -1547,6 +1643,11 @@ pub fn readme_figures(results: &Path, expectations: &Expectations) -> Result<Str
         .values()
         .map(|e| e.excluded.values().map(BTreeSet::len).sum::<usize>())
         .sum();
+    let alone: usize = expectations
+        .programs
+        .values()
+        .map(|e| e.alone.values().map(BTreeSet::len).sum::<usize>())
+        .sum();
     let count = |s: &str| counts.get(s).copied().unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(
@@ -1574,8 +1675,16 @@ pub fn readme_figures(results: &Path, expectations: &Expectations) -> Result<Str
     let _ = writeln!(
         out,
         "runsc-rs: {excluded} cases are left out of the runs (listed in the expectations with \
-         why: slow by design past the runner's limits, racy, or hanging under runsc-rs). gVisor was measured with its CI environment \
-         (`TEST_ON_GVISOR=systrap`), where a few cases are skipped rather than failed."
+         why: slow by design past the runner's limits, racy, or hanging under runsc-rs){}. gVisor was measured with its CI environment \
+         (`TEST_ON_GVISOR=systrap`), where a few cases are skipped rather than failed.",
+        if alone > 0 {
+            format!(
+                "; {alone} run each in a sandbox of its own, as gVisor's runner runs every case \
+                 (earlier cases' leftovers make them fail in one process, natively too)"
+            )
+        } else {
+            String::new()
+        }
     );
     if !unfinished.is_empty() {
         let _ = writeln!(
@@ -1673,6 +1782,10 @@ Expected: is OK
             .entry("hangs (60 s timeout)".to_owned())
             .or_default()
             .insert("A.Hangs".to_owned());
+        e.alone
+            .entry("an earlier case's address stays".to_owned())
+            .or_default()
+            .insert("A/B.Passes/0".to_owned());
         let mut all = Expectations::default();
         all.programs.insert("bind".to_owned(), e);
         all.programs
@@ -1756,11 +1869,59 @@ Expected: is OK
     }
 
     #[test]
+    fn alone_cases_leave_the_whole_run_and_keep_their_outcome() {
+        let p = Planned {
+            name: "bind".to_owned(),
+            excluded: vec!["A.Hangs".to_owned()],
+            alone: vec!["A.Alone".to_owned(), "A.AloneFails".to_owned()],
+            timeout: DEFAULT_TIMEOUT,
+            shards: 1,
+            expected_seconds: 0.0,
+        };
+        assert_eq!(p.filter().as_deref(), Some("-A.Hangs:A.Alone:A.AloneFails"));
+        let none = Planned {
+            excluded: Vec::new(),
+            alone: Vec::new(),
+            ..p.clone()
+        };
+        assert_eq!(none.filter(), None);
+        let mut first = ProgramRun::parse(
+            "[ RUN      ] A.Other\n[       OK ] A.Other (0 ms)\n",
+            false,
+            0,
+            0.0,
+        );
+        first.passed.insert("A.Alone".to_owned());
+        first
+            .failed
+            .insert("A.AloneFails".to_owned(), "x.cc:1: no".to_owned());
+        let mut again = ProgramRun::parse("", false, 0, 0.0);
+        keep_alone(&first, &mut again, &p.alone);
+        assert_eq!(again.passed.iter().collect::<Vec<_>>(), ["A.Alone"]);
+        assert_eq!(again.failed["A.AloneFails"], "x.cc:1: no");
+        assert!(!again.passed.contains("A.Other"));
+    }
+
+    #[test]
+    fn the_expectations_file_is_as_the_update_writes_it() {
+        let path = crate::workspace_dir().join(EXPECTATIONS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = Expectations::parse(&text, &path).unwrap();
+        assert!(parsed.programs["socket_stress"]
+            .alone
+            .values()
+            .all(|c| !c.is_empty()));
+        assert_eq!(parsed.render(), text);
+    }
+
+    #[test]
     fn logs_of_a_program() {
         assert!(is_log_of("bind.log", "bind"));
         assert!(is_log_of("bind.again.log", "bind"));
         assert!(is_log_of("bind.rerun12.log", "bind"));
+        assert!(is_log_of("bind.alone3.log", "bind"));
         assert!(!is_log_of("bind.rerun.log", "bind"));
+        assert!(!is_log_of("bind.alone.log", "bind"));
         assert!(!is_log_of("bind_more.log", "bind"));
         assert_eq!(
             logged_status("# exit=134 seconds=2.0 status=crash"),

@@ -6,7 +6,13 @@
 //!   `stream/echo`, `seqpacket/echo` (echo servers), `stream/nonlistening`,
 //!   `seqpacket/nonlistening` (bound, not listening), `dgram/null` (a sink);
 //! - `pipe_external`: host FIFOs (`TEST_FIFO_TREE`): `in`, written by the host with the bytes
-//!   0, 1, 2, ... (wrapping) for each reader, and `out`, read by the host.
+//!   0, 1, 2, ... (wrapping) for each reader, and `out`, read by the host;
+//! - `bind_external`: a tree for the sandbox to bind sockets in (`TEST_CONNECTOR_TREE`, gVisor's
+//!   `--add-host-connector`), `stream/` and `seqpacket/`, with an echo client of the host for
+//!   each of `created-in-sandbox` and `created-in-sandbox-epoll` in them: it tries to connect
+//!   every [`TICK`] until a socket listens there, then sends back what it receives until the
+//!   connection ends. gVisor runs the program with `--host-uds=create` (a bind in the tree
+//!   makes a host socket); runsc-rs has no such mode: a bind in a volume is EPERM.
 //!
 //! The tree is a volume of the sandbox at its own path (`--volume DIR:DIR`,
 //! [`HostObjects::volume`]): only a volume's host sockets and FIFOs are the host's. gVisor
@@ -47,9 +53,10 @@ impl HostObjects {
     /// # Errors
     /// A socket or FIFO cannot be made.
     pub fn for_program(name: &str) -> std::io::Result<Option<HostObjects>> {
-        let (tag, vars): (&str, [&str; 2]) = match name {
-            "connect_external" => ("uds", ["TEST_UDS_TREE", "TEST_UDS_ATTACH_TREE"]),
-            "pipe_external" => ("fifos", ["TEST_FIFO_TREE", "TEST_FIFO_ATTACH_TREE"]),
+        let (tag, vars): (&str, &[&str]) = match name {
+            "connect_external" => ("uds", &["TEST_UDS_TREE", "TEST_UDS_ATTACH_TREE"]),
+            "pipe_external" => ("fifos", &["TEST_FIFO_TREE", "TEST_FIFO_ATTACH_TREE"]),
+            "bind_external" => ("connectors", &["TEST_CONNECTOR_TREE"]),
             _ => return Ok(None),
         };
         let dir = Scratch::new(tag);
@@ -62,10 +69,10 @@ impl HostObjects {
             dir,
         };
         let root = Path::new(&root);
-        if name == "connect_external" {
-            objects.uds_tree(root)?;
-        } else {
-            objects.fifo_tree(root)?;
+        match name {
+            "connect_external" => objects.uds_tree(root)?,
+            "bind_external" => objects.connector_tree(root)?,
+            _ => objects.fifo_tree(root)?,
         }
         Ok(Some(objects))
     }
@@ -110,6 +117,20 @@ impl HostObjects {
                 let _ = null.recv(&mut buf);
             }
         });
+        Ok(())
+    }
+
+    fn connector_tree(&mut self, root: &Path) -> std::io::Result<()> {
+        for (dir, ty) in [
+            ("stream", SockType::Stream),
+            ("seqpacket", SockType::SeqPacket),
+        ] {
+            std::fs::create_dir(root.join(dir))?;
+            for name in ["created-in-sandbox", "created-in-sandbox-epoll"] {
+                let path = root.join(dir).join(name);
+                self.spawn(move |stop| echo_client(&path, ty, &stop));
+            }
+        }
         Ok(())
     }
 
@@ -164,6 +185,42 @@ fn serve_echo(listener: &OwnedFd, stop: &AtomicBool) {
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(_) => break,
             }
+        }
+    }
+}
+
+/// Connects a socket of type `ty` to `path`, trying again every [`TICK`] until something
+/// listens there, then sends back what it receives until the connection ends (gVisor's echo
+/// client, which serves one connection).
+fn echo_client(path: &Path, ty: SockType, stop: &AtomicBool) {
+    let Ok(addr) = UnixAddr::new(path) else {
+        return;
+    };
+    let conn = loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(fd) = socket::socket(AddressFamily::Unix, ty, SockFlag::SOCK_CLOEXEC, None) else {
+            return;
+        };
+        if socket::connect(fd.as_raw_fd(), &addr).is_ok() {
+            break std::os::unix::net::UnixStream::from(fd);
+        }
+        std::thread::sleep(TICK);
+    };
+    let mut conn = conn;
+    let _ = conn.set_read_timeout(Some(TICK));
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return,
         }
     }
 }
@@ -259,4 +316,49 @@ fn read_sequences(path: &Path, stop: &AtomicBool) {
         }
     }
     drop(f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Natively, a socket bound and listening in the connector tree gets the host's echo
+    /// client, for both types, as the sandbox's would with gVisor's `--host-uds=create`.
+    #[test]
+    fn the_connector_tree_echoes_what_a_bound_socket_sends() {
+        let objects = HostObjects::for_program("bind_external")
+            .unwrap()
+            .expect("bind_external has host objects");
+        let [(var, root)] = objects.env() else {
+            panic!("one variable: {:?}", objects.env());
+        };
+        assert_eq!(var, "TEST_CONNECTOR_TREE");
+        for (dir, ty) in [
+            ("stream", SockType::Stream),
+            ("seqpacket", SockType::SeqPacket),
+        ] {
+            let path = Path::new(root).join(dir).join("created-in-sandbox");
+            let listener =
+                socket::socket(AddressFamily::Unix, ty, SockFlag::empty(), None).unwrap();
+            socket::bind(listener.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+            socket::listen(&listener, socket::Backlog::new(1).unwrap()).unwrap();
+            // Without a client the accept fails (EAGAIN after 10 s) rather than hangs.
+            socket::setsockopt(
+                &listener,
+                socket::sockopt::ReceiveTimeout,
+                &TimeVal::new(10, 0),
+            )
+            .unwrap();
+            // std's accept serves a listening socket of either type.
+            let (mut conn, _) = UnixListener::from(listener).accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let sent = [b'a'; 64];
+            conn.write_all(&sent).unwrap();
+            let mut got = [0u8; 64];
+            conn.read_exact(&mut got).unwrap();
+            assert_eq!(got, sent, "{dir}");
+        }
+        assert!(HostObjects::for_program("bind").unwrap().is_none());
+    }
 }
