@@ -4,7 +4,10 @@
  * namespace (its mounts are slaves: they receive, and send nothing back), a slave that is
  * shared passing what it receives to its own peers and slaves, stacked peers at one place
  * doubling, a recursive bind onto a shared mount reaching the peers with its submounts,
- * and mprotect(PROT_EXEC) of a file on a noexec mount.
+ * a tree propagated into a user namespace's mount namespace unmounted there (only whole;
+ * lazily, its locked submounts stay connected to it, so a descriptor on it does not see
+ * what they covered, while the namespace's own mounts in it are disconnected), and
+ * mprotect(PROT_EXEC) of a file on a noexec mount.
  * Natively it runs in a private mount namespace of its own.
  * Usage: mount_propagation_ns */
 #define _GNU_SOURCE
@@ -107,6 +110,58 @@ static void parent_steps(const char *child) {
     close(to_parent[1]);
 }
 
+/* A tree the parent binds onto a shared mount reaches a user namespace's mount namespace
+ * locked below its top: there it is unmounted only whole, and after a lazy umount a
+ * descriptor on its top still crosses onto the locked submount (the file that mount covers
+ * stays hidden), while a mount the namespace made itself in the tree is disconnected. */
+static void locked_tree(void) {
+    tmpfs("h");
+    mount(NULL, at("h"), NULL, MS_SHARED, NULL);
+    mkdir(at("h/src"), 0755);
+    mkdir(at("h/dst"), 0755);
+    tmpfs("h/src");
+    mount(NULL, at("h/src"), NULL, MS_PRIVATE, NULL);
+    mkdir(at("h/src/gc"), 0755);
+    touch("h/src/gc/covered");
+    mkdir(at("h/src/own"), 0755);
+    touch("h/src/own/covered");
+    tmpfs("h/src/gc");
+    mount(NULL, at("h/src/gc"), NULL, MS_PRIVATE, NULL);
+    pipe(to_child);
+    pipe(to_parent);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS | CLONE_NEWUSER) != 0)
+            _exit(2);
+        go(to_parent[1]);
+        wait_for(to_child[0]);
+        show("locked", "h/dst/gc");
+        result("locked: umount the locked submount alone", umount2(at("h/dst/gc"), MNT_DETACH));
+        result("locked: own mount in the tree", mount("none", at("h/dst/own"), "tmpfs", 0, NULL));
+        int fd = open(at("h/dst"), O_RDONLY | O_DIRECTORY);
+        result("locked: umount the tree", umount2(at("h/dst"), MNT_DETACH));
+        show("locked", "h/dst/gc");
+        result("locked: file the locked submount covers",
+               openat(fd, "gc/covered", O_RDONLY) == -1 ? -1 : 0);
+        result("locked: file the own mount covered",
+               openat(fd, "own/covered", O_RDONLY) == -1 ? -1 : 0);
+        _exit(0);
+    }
+    wait_for(to_parent[0]);
+    result("bind the tree into the shared mount",
+           mount(at("h/src"), at("h/dst"), NULL, MS_BIND | MS_REC, NULL));
+    result("make it private", mount(NULL, at("h/dst"), NULL, MS_PRIVATE | MS_REC, NULL));
+    go(to_child[1]);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("locked child exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    fflush(stdout);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(to_parent[0]);
+    close(to_parent[1]);
+}
+
 int main(void) {
     if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
         perror("private mount namespace");
@@ -118,7 +173,7 @@ int main(void) {
         return 1;
     }
     mount("none", dir, "tmpfs", 0, "mode=0755");
-    for (const char *d = "a\0b\0c\0d\0e\0f\0g\0"; *d; d += strlen(d) + 1)
+    for (const char *d = "a\0b\0c\0d\0e\0f\0g\0h\0"; *d; d += strlen(d) + 1)
         mkdir(at(d), 0755);
 
     /* Peers across namespaces. */
@@ -167,6 +222,8 @@ int main(void) {
     show("rbind", "b/r/sub");
     show("rbind", "c/r/sub");
     result("file under the peer's copy", access(at("c/r/sub/file"), F_OK));
+
+    locked_tree();
 
     /* A private mapping of a file on a noexec mount cannot be made executable. */
     tmpfs("g");

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -139,6 +140,41 @@ static void mq(void) {
           }));
     mq_close(r);
     mq_close(q);
+
+    /* Opening checks the queue's mode against the access asked for (owner and others alike
+     * here, so the answer does not depend on who runs it natively) unless the caller has
+     * CAP_DAC_OVERRIDE: a child that gave up root sees EACCES. */
+    char none[80], ro[80], wo[80];
+    snprintf(none, sizeof none, "%s-none", name);
+    snprintf(ro, sizeof ro, "%s-ro", name);
+    snprintf(wo, sizeof wo, "%s-wo", name);
+    mode_t old_umask = umask(0);
+    mq_close(mq_open(none, O_RDWR | O_CREAT | O_EXCL, 0000, &attr));
+    mq_close(mq_open(ro, O_RDWR | O_CREAT | O_EXCL, 0444, &attr));
+    mq_close(mq_open(wo, O_RDWR | O_CREAT | O_EXCL, 0222, &attr));
+    umask(old_umask);
+    fflush(stdout);
+    child = fork();
+    if (child == 0) {
+        if (setresuid(65534, 65534, 65534) != 0 && getuid() == 0)
+            _exit(99);
+        CHECK("unprivileged open mode 0 read-only", mq_open(none, O_RDONLY));
+        CHECK("unprivileged open mode 0 write-only", mq_open(none, O_WRONLY));
+        CHECK("unprivileged open mode 0 read-write", mq_open(none, O_RDWR));
+        CHECK("unprivileged open 0444 write-only", mq_open(ro, O_WRONLY));
+        CHECK("unprivileged open 0444 read-only", mq_open(ro, O_RDONLY));
+        CHECK("unprivileged open 0222 read-only", mq_open(wo, O_RDONLY));
+        CHECK("unprivileged open 0222 write-only", mq_open(wo, O_WRONLY));
+        CHECK("unprivileged open existing with O_CREAT", mq_open(none, O_RDONLY | O_CREAT, 0600, &attr));
+        fflush(stdout);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(child, &st, 0);
+    printf("unprivileged child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    mq_unlink(none);
+    mq_unlink(ro);
+    mq_unlink(wo);
 }
 
 static int pidfd_open(pid_t pid, unsigned flags) {

@@ -128,3 +128,34 @@ fn cgroup_nsdelegate_makes_namespaces_delegation_boundaries() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+/// Memory is charged where it became resident and stays there when its process moves
+/// (cgroup-v2.rst, "Memory Ownership"; gVisor's
+/// Cgroup2Test.MemoryIsChargedToNearestAncestorWithController holds it against Linux):
+/// a group the process joins is not charged with what it already had, a group without the
+/// controller charges its nearest ancestor that has it, and a removed group's charges count
+/// in its parent. Sandbox only, as above.
+#[test]
+fn cgroup2_memory_stays_charged_where_it_was_made() {
+    let Some(p) = program_str("cgroup2_memory") else {
+        return;
+    };
+    let out = run_sandbox(&[&p], &[]);
+    let text = out.stdout_text();
+    assert_eq!(out.status, 0, "{text}{}", out.stderr_text());
+    let expect = [
+        "enable memory: 0\n",
+        "enable memory in m: 0\n",
+        "move to m/child/gc: 0\n",
+        "m/child empty at first: 1\n",
+        "m/child charged 8 MiB from below (no memory controller in gc): 1\n",
+        "m charged the same: 1\n",
+        "move to m/child: 0\n",
+        "rmdir m/child/gc: 0\n",
+        "m/child keeps the charge: 1\n",
+        "move back to the root: 0\n",
+        "m/child still charged after the process left: 1\n",
+        "done\n",
+    ];
+    assert_eq!(text, expect.concat());
+}

@@ -141,7 +141,9 @@ fn mount_views_match_native() {
 /// namespace of a new user namespace (mounts reach it and not back), a shared slave passing
 /// mounts on to its peers and slaves (and their unmount), peers stacked at one place doubling
 /// with each bind there and going together, a recursive bind onto a shared mount reaching its
-/// peers with its submounts, and EACCES for mprotect(PROT_EXEC) of a file on a noexec mount.
+/// peers with its submounts, a propagated tree's locked submounts staying connected after a
+/// lazy umount in the user namespace, and EACCES for mprotect(PROT_EXEC) of a file on a noexec
+/// mount.
 #[test]
 fn mount_propagation_across_namespaces_matches_native() {
     let _serial = one_at_a_time();
@@ -159,6 +161,13 @@ fn mount_propagation_across_namespaces_matches_native() {
             "stack e/s: 8 mounts shared",
             "stack e/s: 1 mounts shared",
             "rbind c/r/sub: 1 mounts shared slave",
+            // A tree made private after propagating into a user namespace leaves no slaves
+            // there; lazily unmounted whole, its locked submount stays connected.
+            "locked h/dst/gc: 1 mounts\n",
+            "locked: umount the locked submount alone: -1 EINVAL",
+            "locked: umount the tree: 0",
+            "locked: file the locked submount covers: -1 ENOENT",
+            "locked: file the own mount covered: 0",
             "mprotect exec on noexec: -1 EACCES",
         ],
     );

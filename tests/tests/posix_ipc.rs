@@ -15,7 +15,8 @@ fn same(part: &str) -> String {
 
 /// mq_open name and attribute rules, priorities, the status line read(2) shows, poll,
 /// timeouts, O_NONBLOCK through mq_setattr, SIGEV_SIGNAL notification from another process,
-/// access modes and unlink while open.
+/// access modes and unlink while open, and the queue's mode checked at open without
+/// CAP_DAC_OVERRIDE.
 #[test]
 fn message_queues_match_native() {
     let out = same("mq");
@@ -24,6 +25,14 @@ fn message_queues_match_native() {
     }
     assert!(out.contains("received 4 prio 5 'five'"), "{out}");
     assert!(out.contains("notified: sig 10 code -3 value 77"), "{out}");
+    assert!(
+        out.contains("unprivileged open mode 0 read-write: -1 EACCES"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unprivileged open 0444 read-only: ok"),
+        "{out}"
+    );
 }
 
 /// The mqueue file system (`tests/programs/mqueue_fs.c`, root natively: it mounts in a

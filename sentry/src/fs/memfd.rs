@@ -44,6 +44,7 @@ impl MemfdFs {
             master: 0,
             locked: false,
             locked_flags: 0,
+            connected: Default::default(),
         });
         let dentry = Arc::new(Dentry {
             inode: root.clone(),

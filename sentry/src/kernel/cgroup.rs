@@ -4,7 +4,8 @@
 //! The hierarchy belongs to the [`Kernel`](super::Kernel) (`Kernel::cgroups`); the `cgroupfs`
 //! module shows it as a filesystem. Three controllers exist: `cpu` (usage from the tasks' CPU
 //! clocks; `cpu.max` and `cpu.weight` are recorded, not enforced), `memory` (usage is the
-//! resident memory of the member processes; limits recorded, not enforced) and `pids` (the
+//! resident memory of the member processes, where it was charged: see [`Membership`]; limits
+//! recorded, not enforced) and `pids` (the
 //! number of tasks, enforced on fork and clone with EAGAIN, as Linux).
 //!
 //! A cgroup namespace ([`CgroupNs`]) is a cgroup taken as the root: `/proc/[pid]/cgroup`
@@ -16,8 +17,9 @@
 //! ([`Membership`]); a process created by the Loader starts in the root.
 //!
 //! # Lock order
-//! `Kernel::tree` → `Hierarchy::inner` → `ThreadGroup::cgroup` (a leaf). CPU times
-//! (`ThreadGroup::sig`, `usage`) are read before `Hierarchy::inner` is taken, never under it.
+//! `Kernel::tree` → `Hierarchy::inner` → `ThreadGroup::cgroup` (a leaf). CPU times and sizes
+//! (`ThreadGroup::sig`, `usage`, the address space) are read before `Hierarchy::inner` is
+//! taken, never under it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,6 +142,12 @@ pub struct Membership {
     threads: u64,
     /// The process's CPU time when it joined `cg` (usage before that is its old group's).
     cpu_base: CpuTimes,
+    /// Memory charged to groups the process has left, oldest first, one entry per group:
+    /// what it had resident beyond the earlier entries when it left. As on Linux, pages stay
+    /// charged where they were first charged when their process moves (a removed group's
+    /// charges count in its parent, whose subtree it was); only growth since the move is the
+    /// new group's. When the process shrinks below these charges, the newest go first.
+    mem_left: Vec<(Arc<Cgroup>, u64)>,
     /// False once the last thread has exited (a zombie is in no group's `cgroup.procs`).
     live: bool,
 }
@@ -596,6 +604,7 @@ impl Hierarchy {
             cg,
             threads: 1,
             cpu_base: CpuTimes::default(),
+            mem_left: Vec::new(),
             live: true,
         });
         Ok(())
@@ -610,6 +619,7 @@ impl Hierarchy {
             cg: self.root.clone(),
             threads: 1,
             cpu_base: CpuTimes::default(),
+            mem_left: Vec::new(),
             live: true,
         });
     }
@@ -654,6 +664,8 @@ impl Hierarchy {
     /// ENODEV when `to` was removed, EBUSY when `to` enables controllers for its children.
     pub fn migrate(&self, tg: &ThreadGroup, to: &Arc<Cgroup>, cpu: CpuTimes) -> Result<(), Errno> {
         let mut events = Vec::new();
+        // Read before the hierarchy's lock, as CPU times are.
+        let resident = resident_of(tg);
         {
             let mut s = self.lock();
             let n = s.nodes.get(&to.id).ok_or(Errno::ENODEV)?;
@@ -661,9 +673,11 @@ impl Hierarchy {
                 return Err(Errno::EBUSY);
             }
             let mut slot = tg.cgroup.lock().unwrap();
+            let mut mem_left = Vec::new();
             let threads = match slot.as_mut() {
                 Some(m) if !m.live || m.cg.id == to.id => return Ok(()),
                 Some(m) => {
+                    mem_left = m.left_behind(resident);
                     s.uncharge(m.cg.id, m.threads);
                     s.count_proc(m.cg.id, false, &mut events);
                     if let Some(n) = s.nodes.get_mut(&m.cg.id) {
@@ -681,6 +695,7 @@ impl Hierarchy {
                 cg: to.clone(),
                 threads,
                 cpu_base: cpu,
+                mem_left,
                 live: true,
             });
         }
@@ -744,23 +759,88 @@ impl Hierarchy {
         sum
     }
 
-    /// `memory.current` of `cg`: the resident memory of the processes in it and below it.
+    /// `memory.current` of `cg`: the resident memory of the live processes charged to it
+    /// and below it (see [`Membership::mem_left`]).
     pub fn memory_usage(&self, kernel: &Kernel, cg: &Cgroup) -> u64 {
-        self.procs_below(kernel, cg)
+        let procs: Vec<Arc<ThreadGroup>> = kernel
+            .tree()
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none())
+            .map(|p| p.tg.clone())
+            .collect();
+        procs
             .iter()
-            .filter_map(|tg| {
-                let threads: Vec<_> = tg
-                    .sig()
-                    .threads
-                    .values()
-                    .map(|t| t.handle.clone())
-                    .collect();
-                threads
-                    .iter()
-                    .find_map(|h| h.view.lock().unwrap().as_ref().map(|v| v.mm.resident()))
+            .map(|tg| {
+                let resident = resident_of(tg);
+                tg.cgroup
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .map_or(0, |m| m.charged_in(cg, resident))
             })
             .sum()
     }
+}
+
+impl Membership {
+    /// The charges of [`Self::mem_left`] as they stand with `resident` bytes resident (the
+    /// newest give way first when the process has shrunk), and what is beyond them: the
+    /// current group's.
+    fn charges(&self, resident: u64) -> (Vec<(&Arc<Cgroup>, u64)>, u64) {
+        let left: u64 = self.mem_left.iter().map(|(_, b)| b).sum();
+        let mut deficit = left.saturating_sub(resident);
+        let mut out: Vec<(&Arc<Cgroup>, u64)> = Vec::with_capacity(self.mem_left.len());
+        for (cg, bytes) in self.mem_left.iter().rev() {
+            let cut = deficit.min(*bytes);
+            deficit -= cut;
+            out.push((cg, bytes - cut));
+        }
+        out.reverse();
+        (out, resident.saturating_sub(left))
+    }
+
+    /// What of `resident` bytes is charged to `cg` or below it.
+    fn charged_in(&self, cg: &Cgroup, resident: u64) -> u64 {
+        let (left, current) = self.charges(resident);
+        let old: u64 = left
+            .iter()
+            .filter(|(c, _)| cg.contains(c))
+            .map(|(_, b)| b)
+            .sum();
+        old + if cg.contains(&self.cg) { current } else { 0 }
+    }
+
+    /// [`Self::mem_left`] once the process, with `resident` bytes resident, leaves `cg`.
+    fn left_behind(&self, resident: u64) -> Vec<(Arc<Cgroup>, u64)> {
+        let (left, current) = self.charges(resident);
+        let mut out: Vec<(Arc<Cgroup>, u64)> = left
+            .into_iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(c, b)| (c.clone(), b))
+            .collect();
+        if current > 0 {
+            match out.iter_mut().find(|(c, _)| c.id == self.cg.id) {
+                Some((_, b)) => *b += current,
+                None => out.push((self.cg.clone(), current)),
+            }
+        }
+        out
+    }
+}
+
+/// The resident memory of `tg`'s address space (0 before it has one).
+fn resident_of(tg: &ThreadGroup) -> u64 {
+    let threads: Vec<_> = tg
+        .sig()
+        .threads
+        .values()
+        .map(|t| t.handle.clone())
+        .collect();
+    threads
+        .iter()
+        .find_map(|h| h.view.lock().unwrap().as_ref().map(|v| v.mm.resident()))
+        .unwrap_or(0)
 }
 
 /// CPU time used between `base` and `now`.
@@ -780,6 +860,44 @@ mod tests {
         let s = h.lock();
         let id = s.node(parent.id).unwrap().children[name.as_bytes()];
         s.node(id).unwrap().cg.clone()
+    }
+
+    #[test]
+    fn memory_stays_charged_where_it_was_when_a_process_moves() {
+        let h = Hierarchy::new(Arc::default());
+        let root = h.root().clone();
+        let a = child(&h, &root, "a");
+        let b = child(&h, &a, "b");
+        let c = child(&h, &root, "c");
+        let m = Membership {
+            cg: b.clone(),
+            threads: 1,
+            cpu_base: CpuTimes::default(),
+            mem_left: Vec::new(),
+            live: true,
+        };
+        // 8 bytes resident in b; the process moves to c and grows by 4 there.
+        let m = Membership {
+            cg: c.clone(),
+            mem_left: m.left_behind(8),
+            ..m
+        };
+        assert_eq!(m.charged_in(&b, 12), 8);
+        assert_eq!(m.charged_in(&a, 12), 8);
+        assert_eq!(m.charged_in(&c, 12), 4);
+        assert_eq!(m.charged_in(&root, 12), 12);
+        // Shrinking gives back the newest charges first.
+        assert_eq!(m.charged_in(&c, 6), 0);
+        assert_eq!(m.charged_in(&b, 6), 6);
+        // Back in b: one entry for b, the growth in c kept there.
+        let m = Membership {
+            cg: b.clone(),
+            mem_left: m.left_behind(12),
+            ..m
+        };
+        assert_eq!(m.mem_left.len(), 2);
+        assert_eq!(m.charged_in(&b, 20), 16);
+        assert_eq!(m.charged_in(&c, 20), 4);
     }
 
     #[test]

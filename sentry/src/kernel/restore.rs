@@ -1621,6 +1621,7 @@ fn restore_mounts(
                 master: m.master,
                 locked: m.locked,
                 locked_flags: m.locked_flags,
+                connected: Default::default(),
             });
         }
         if n == 0 {

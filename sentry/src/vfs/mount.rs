@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockWriteGuard, Weak};
 
 use super::inode::{Caller, Inode};
 use super::inotify::FsNotify;
@@ -76,6 +76,12 @@ pub struct Mount {
     /// The [`LOCKABLE_FLAGS`] (and `MS_RDONLY`) that were set when the mount was copied into
     /// such a namespace: a remount may not clear them, and a bind of it inherits them.
     pub locked_flags: u64,
+    /// Set when a lazy umount(2) takes this mount away with the tree below it: the locked
+    /// mounts of that tree that were mounted on it. They stay connected to it (as Linux's
+    /// `disconnect_mount` keeps locked children of an unmounted parent), so a walk from a
+    /// descriptor still open on this mount crosses onto them rather than revealing what
+    /// they covered. Shared by every version of this mount ([`MountNamespace::set_flags`]).
+    pub connected: Arc<OnceLock<Vec<Arc<Mount>>>>,
 }
 
 /// The most mounts a namespace holds (Linux's default `fs.mount-max`): a mount beyond it
@@ -197,7 +203,8 @@ impl Mount {
 }
 
 impl Mount {
-    /// A copy at `path` on the mount `parent` (pivot_root).
+    /// This mount at `path` on the mount `parent` (pivot_root, a propagation change); a copy
+    /// that is another mount gets a new ID and its own [`Mount::connected`].
     fn relocated(&self, path: Vec<u8>, parent: u64) -> Mount {
         Mount {
             id: self.id,
@@ -216,7 +223,19 @@ impl Mount {
             master: self.master,
             locked: self.locked,
             locked_flags: self.locked_flags,
+            connected: self.connected.clone(),
         }
+    }
+
+    /// The mount at `path` that stayed connected to this one when a lazy umount took both
+    /// away (see [`Mount::connected`]); None while this mount is mounted.
+    pub fn connected_at(&self, path: &[u8]) -> Option<Arc<Mount>> {
+        self.connected
+            .get()?
+            .iter()
+            .rev()
+            .find(|c| c.path == path)
+            .cloned()
     }
 
     /// Whether a remount to `readonly` and `flags` would clear a locked flag.
@@ -622,6 +641,7 @@ impl MountNamespace {
             master: 0,
             locked: false,
             locked_flags: 0,
+            connected: Arc::default(),
         });
         let dentry = Arc::new(Dentry {
             inode: root,
@@ -690,6 +710,7 @@ impl MountNamespace {
         if !Arc::ptr_eq(owner, &self.owner) {
             for m in mounts.values_mut().flatten() {
                 let mut c = m.relocated(m.path.clone(), m.parent);
+                c.connected = Arc::default();
                 c.locked = true;
                 c.locked_flags = lockable_flags(m);
                 if m.group != 0 {
@@ -882,6 +903,7 @@ impl MountNamespace {
             master: opts.master,
             locked: false,
             locked_flags: opts.locked_flags,
+            connected: Arc::default(),
         });
         tables[0]
             .mounts
@@ -894,6 +916,7 @@ impl MountNamespace {
             let from = r.from.map_or(&m, |i| &copies[i].1);
             let mut c = from.relocated(r.at.clone(), r.target.id);
             c.id = self.new_id();
+            c.connected = Arc::default();
             if !r.peer {
                 c.master = from.group;
                 c.group = if r.target.group != 0 {
@@ -949,6 +972,7 @@ impl MountNamespace {
                 let parent = visible_mount(tables[ti].mounts, &at).map_or(0, |p| p.id);
                 let mut c = s.relocated(at.clone(), parent);
                 c.id = self.new_id();
+                c.connected = Arc::default();
                 c.locked = false;
                 match from {
                     None if tree_shared && c.group == 0 => c.group = groups.take(),
@@ -996,6 +1020,23 @@ impl MountNamespace {
     pub fn unmount_tree(&self, m: &Arc<Mount>, below: &[Arc<Mount>]) {
         if m.path == b"/" {
             return;
+        }
+        // Only a lazy umount takes a tree (a plain one of a mount with submounts is EBUSY):
+        // the locked mounts in it stay connected to the mount they were on.
+        let tree: HashMap<u64, &Arc<Mount>> = below
+            .iter()
+            .chain(std::iter::once(m))
+            .map(|x| (x.id, x))
+            .collect();
+        let mut kept: HashMap<u64, Vec<Arc<Mount>>> = HashMap::new();
+        for x in below.iter().filter(|x| x.locked) {
+            if tree.contains_key(&x.parent) {
+                kept.entry(x.parent).or_default().push(x.clone());
+            }
+        }
+        for (parent, children) in kept {
+            // A mount is unmounted once: the cell is empty.
+            let _ = tree[&parent].connected.set(children);
         }
         self.with_family(&m.path, |tables| {
             // (table, ID): IDs are unique within a table only.
@@ -1124,51 +1165,58 @@ impl MountNamespace {
         }
         self.with_family(&m.path, |tables| {
             let mut groups = Groups::new(tables, &self.detached);
-            Self::set_propagation_of(tables[0].mounts, &mut groups, &ids, kind);
+            Self::set_propagation_of(tables, &mut groups, &ids, kind);
         });
     }
 
+    /// [`Self::set_propagation`] of the mounts `ids` of `tables[0]`; a peer group's other
+    /// members and slaves may be in any namespace of the family.
     fn set_propagation_of(
-        mounts: &mut MountTable,
+        tables: &mut [Table],
         groups: &mut Groups,
         ids: &[u64],
         kind: Propagation,
     ) {
         for &id in ids {
-            let Some(x) = mounts.values().flatten().find(|x| x.id == id).cloned() else {
+            let Some(x) = tables[0]
+                .mounts
+                .values()
+                .flatten()
+                .find(|x| x.id == id)
+                .cloned()
+            else {
                 continue;
             };
+            // Whether another mount, in any namespace of the family, is in x's group.
+            let has_peers = x.group != 0
+                && tables.iter().enumerate().any(|(ti, t)| {
+                    t.mounts
+                        .values()
+                        .flatten()
+                        .any(|p| (ti != 0 || p.id != x.id) && p.group == x.group)
+                });
             let (group, master) = match kind {
                 Propagation::Shared if x.group != 0 => continue,
                 Propagation::Shared => (groups.take(), x.master),
                 Propagation::Private | Propagation::Unbindable => (0, 0),
-                Propagation::Slave => {
-                    let peers = x.group != 0
-                        && mounts
-                            .values()
-                            .flatten()
-                            .any(|p| p.id != x.id && p.group == x.group);
-                    (0, if peers { x.group } else { x.master })
-                }
+                Propagation::Slave => (0, if has_peers { x.group } else { x.master }),
             };
-            let last_of_group = x.group != 0
-                && group != x.group
-                && !mounts
-                    .values()
-                    .flatten()
-                    .any(|p| p.id != x.id && p.group == x.group);
-            for stack in mounts.values_mut() {
-                for slot in stack.iter_mut() {
-                    if slot.id == id {
-                        let mut nx = x.relocated(x.path.clone(), x.parent);
-                        nx.group = group;
-                        nx.master = master;
-                        *slot = Arc::new(nx);
-                    } else if last_of_group && slot.master == x.group {
-                        // The group is gone: its slaves receive from its master instead.
-                        let mut ny = slot.relocated(slot.path.clone(), slot.parent);
-                        ny.master = x.master;
-                        *slot = Arc::new(ny);
+            let last_of_group = x.group != 0 && group != x.group && !has_peers;
+            for (ti, t) in tables.iter_mut().enumerate() {
+                for stack in t.mounts.values_mut() {
+                    for slot in stack.iter_mut() {
+                        if ti == 0 && slot.id == id {
+                            let mut nx = x.relocated(x.path.clone(), x.parent);
+                            nx.group = group;
+                            nx.master = master;
+                            *slot = Arc::new(nx);
+                        } else if last_of_group && slot.master == x.group {
+                            // The group is gone: its slaves, in whichever namespace, receive
+                            // from its master instead.
+                            let mut ny = slot.relocated(slot.path.clone(), slot.parent);
+                            ny.master = x.master;
+                            *slot = Arc::new(ny);
+                        }
                     }
                 }
             }
@@ -1248,6 +1296,7 @@ impl MountNamespace {
             master: 0,
             locked: false,
             locked_flags: opts.locked_flags,
+            connected: Arc::default(),
         });
         self.detached
             .write()
@@ -1286,6 +1335,7 @@ impl MountNamespace {
         let path = detached_root_path(id);
         let mut top = m.relocated(path.clone(), 0);
         top.id = id;
+        top.connected = Arc::default();
         top.root = root;
         top.root_path = root_path;
         top.group = 0;
@@ -1302,6 +1352,7 @@ impl MountNamespace {
             let p = rebase(&x.path, at, &path).unwrap_or_else(|| x.path.clone());
             let mut c = x.relocated(p, parent);
             c.id = nid;
+            c.connected = Arc::default();
             c.group = 0;
             c.master = 0;
             ids.push((x.id, nid));
@@ -1494,6 +1545,7 @@ impl MountNamespace {
                 master: m.master,
                 locked: m.locked,
                 locked_flags: m.locked_flags,
+                connected: m.connected.clone(),
             });
         }
         self.touch(&m.path);

@@ -353,7 +353,10 @@ impl<'a> Resolver<'a> {
     pub fn child(&self, parent: &Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
         let cache = self.ns.dentries();
         let cached = cache.get(parent, name);
-        let (inode, mount) = match parent.with_child_path(name, |p| self.ns.mount_at(p)) {
+        // A mount a lazy umount took away still crosses onto the locked mounts that stayed
+        // connected to it; a mounted one, onto what the namespace has mounted there.
+        let on = |p: &[u8]| parent.mount.connected_at(p).or_else(|| self.ns.mount_at(p));
+        let (inode, mount) = match parent.with_child_path(name, on) {
             Some(m) => (m.root.clone(), m),
             None => match parent.inode.lookup(&self.cx, name) {
                 Ok(inode) => (inode, parent.mount.clone()),
