@@ -107,6 +107,8 @@ impl ContextStub {
 /// preempted other side within the budget still succeeds: failing such polls too (a stub
 /// that took the resume more than 2 µs into the sentry's poll) made a trapped `getpid` on
 /// the same busy VM 7.5-7.9 µs instead of 5.9 (polling, however slow, beat sleeping).
+/// A stub woken for the first poll after a back-off that is late only because its wake-up
+/// was ([`Judged::Waking`]) neither backs off nor forgives.
 #[derive(Default)]
 pub(super) struct Polling {
     /// The stub was told to poll for its next resume.
@@ -122,9 +124,10 @@ pub(super) struct Polling {
     handoffs: Cell<u64>,
     polled: Cell<u64>,
     slept: Cell<u64>,
-    /// Polling hand-offs judged long, and failed.
+    /// Polling hand-offs judged long, failed, and waking (see [`Judged::Waking`]).
     long: Cell<u64>,
     failed: Cell<u64>,
+    waking: Cell<u64>,
 }
 
 /// How the sentry's wait for an event ended ([`wait_event`]).
@@ -148,9 +151,20 @@ pub(super) enum Judged {
     /// had taken the resume in time, and the sentry's poll ran out).
     Long,
     /// The stub had not taken the resume when the sentry's budget ran out (see
-    /// [`Waited::late`]): it was not running (preempted on a busy machine, or a slow
-    /// cross-CPU wake-up).
+    /// [`Waited::late`]) although it had been polling or on its way to sleep: it was not
+    /// running (preempted on a busy machine).
     Failed,
+    /// The stub had not taken the resume when the sentry's budget ran out, but it had been
+    /// asleep because it was told not to poll (the first polling hand-off after a back-off)
+    /// and had to be woken on the other CPU: a slow cross-CPU wake-up (a halted vCPU of a
+    /// virtual machine, or one busy with another task, takes tens to hundreds of
+    /// microseconds), which tells nothing about the polls that follow, where the stub keeps
+    /// running. Neither success nor failure: the next hand-off polls again and is judged on
+    /// its own. Judged a failure, it kept a stub that had once backed off to
+    /// [`super::MAX_BACKOFF`] there for good on the development VM (18 of its 24 retries
+    /// in 20,000 hand-offs were such wake-ups, while a stub that kept polling beside the same
+    /// CPU hog failed 29 polls in 19,000).
+    Waking,
 }
 
 /// Judges a hand-off in which the sentry polled: `stub_polled` if the stub had been told to
@@ -160,7 +174,11 @@ pub(super) enum Judged {
 /// the call: long. (Had the sentry slept instead, that earlier hand-off was judged already.)
 pub(super) fn judge(stub_polled: bool, woke: bool, waited: Waited) -> Judged {
     if waited.late {
-        Judged::Failed
+        if woke && !stub_polled {
+            Judged::Waking
+        } else {
+            Judged::Failed
+        }
     } else if waited.slept || (stub_polled && woke) {
         Judged::Long
     } else {
@@ -198,7 +216,8 @@ impl Polling {
     /// Takes in how a hand-off went: `polls` if the sentry polled in it, the rest as for
     /// [`judge`]; long and failed hand-offs both back off (see [`Polling`]). Waking a stub
     /// that was not told to poll (the first hand-off after a back-off) is not long: the stub
-    /// slept because it was told to.
+    /// slept because it was told to; nor is it failed when only the wake-up was slow
+    /// ([`Judged::Waking`]: the next hand-off polls and is judged).
     pub(super) fn after(&self, polls: bool, stub_polled: bool, woke: bool, waited: Waited) {
         let bump = |cell: &Cell<u64>, by: bool| cell.set(cell.get() + u64::from(by));
         bump(&self.handoffs, true);
@@ -215,6 +234,7 @@ impl Polling {
                     bump(&self.failed, true);
                     self.record(false);
                 }
+                Judged::Waking => bump(&self.waking, true),
             }
         }
     }
@@ -242,13 +262,14 @@ impl Drop for ContextStub {
     fn drop(&mut self) {
         let polling = &self.polling;
         log::debug!(
-            "systrap: stub {}: {} hand-offs, {} polling ({} long, {} failed), the sentry slept \
-             in {} (penalty {})",
+            "systrap: stub {}: {} hand-offs, {} polling ({} long, {} failed, {} waking), the \
+             sentry slept in {} (penalty {})",
             self.pid,
             polling.handoffs.get(),
             polling.polled.get(),
             polling.long.get(),
             polling.failed.get(),
+            polling.waking.get(),
             polling.slept.get(),
             polling.penalty.get()
         );

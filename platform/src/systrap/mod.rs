@@ -53,6 +53,15 @@
 //!   per side before it sleeps, and a busy machine falls back to same-CPU hand-offs. Each
 //!   stub logs its hand-offs, the polling ones (long and failed among them) and those in
 //!   which the sentry slept at debug level when it goes (`runsc-rs do --debug-log FILE`).
+//!   The first poll after a back-off wakes a stub that was told to sleep, on the other
+//!   CPU; a wake-up slower than the budget there (a halted or busy vCPU) is neither success
+//!   nor failure (`context::Judged::Waking`): judged failed, it kept a stub at
+//!   [`MAX_BACKOFF`] for good beside an occasional CPU hog. Not handled yet: on a machine
+//!   with more runnable tasks than CPUs (load average 8-9 on the 2-vCPU VM) polls succeed
+//!   yet a trapped `getpid` took 10-14.6 µs polling against 6.3-6.7 µs with polling turned
+//!   off (same-CPU sleeping hand-offs): both sides that polled wait for their CPU, though
+//!   the resume-to-event part of a polled hand-off stays near 1.5 µs, so timing successful
+//!   polls alone does not show it.
 //!
 //! # Cost of a trapped system call
 //! The trap itself bounds what the hand-off can save. On the development VM (AMD EPYC

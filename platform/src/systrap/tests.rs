@@ -672,7 +672,7 @@ fn the_stub_counts_each_resume_it_takes_once() {
 
 #[test]
 fn how_hand_offs_are_judged() {
-    use super::context::{judge, Judged, Polling, Waited};
+    use super::context::{judge, Judged, Polling, Waited, STREAK};
     let polled = Waited::default();
     let ran = Waited {
         slept: true,
@@ -689,7 +689,12 @@ fn how_hand_offs_are_judged() {
     assert_eq!(judge(false, true, ran), Judged::Long);
     // The stub had not taken the resume when the sentry's budget ran out: not running.
     assert_eq!(judge(true, false, late(true)), Judged::Failed);
-    assert_eq!(judge(false, true, late(true)), Judged::Failed);
+    assert_eq!(judge(false, false, late(true)), Judged::Failed);
+    // A stub told to poll that gave up, slept and was woken late: not running either.
+    assert_eq!(judge(true, true, late(true)), Judged::Failed);
+    // A stub told to sleep, woken for the first poll after a back-off, whose wake-up was
+    // slow: neither failed nor a success.
+    assert_eq!(judge(false, true, late(true)), Judged::Waking);
     // Waking a stub to start it polling is fine when it answers within the budget.
     assert_eq!(judge(false, true, polled), Judged::Ok);
     let next_polls = |polls, stub_polled, woke, waited| {
@@ -704,6 +709,23 @@ fn how_hand_offs_are_judged() {
     assert!(!next_polls(true, true, true, polled));
     assert!(!next_polls(true, false, false, ran));
     assert!(!next_polls(true, true, false, late(true)));
+    assert!(!next_polls(true, true, true, late(true)));
+    assert!(next_polls(true, false, true, late(true)));
+    // A slow wake-up neither backs off nor counts towards a run of successes.
+    let polling = Polling::default();
+    polling.record(false);
+    polling.record(false);
+    assert!(!polling.this_time());
+    assert!(!polling.this_time());
+    for _ in 0..2 * STREAK {
+        polling.after(true, false, true, late(true));
+    }
+    polling.record(false);
+    let mut skipped = 0;
+    while !polling.this_time() {
+        skipped += 1;
+    }
+    assert_eq!(skipped, 4);
     // A hand-off that did not poll is not judged.
     assert!(next_polls(false, true, true, late(true)));
 }
