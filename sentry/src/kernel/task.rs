@@ -1182,10 +1182,18 @@ fn thread_finished(
     // The process's CPU time, read before the hierarchy's lock (its lock order).
     let final_cpu = last.map(|_| tg.cpu_times());
     kernel.cgroups.thread_exited(tg, final_cpu);
-    let mut leader_of = None;
+    // A session leader's terminal, held until the table is unlocked (its last reference may
+    // go with it), and the foreground group to hang up.
+    let mut hangup = None;
     if let Some(final_status) = last {
         if tree.procs.get(&tg.tgid).is_some_and(|p| p.sid == tg.tgid) {
-            leader_of = Some(tg.tgid);
+            // Before the leader becomes reapable: its parent's wait must find the terminal
+            // free for a new session (the terminals' table and state locks are leaves).
+            let term = kernel.terminals.lock().unwrap().remove(&tg.tgid);
+            if let Some(term) = term.and_then(|w| w.upgrade()) {
+                let foreground = term.session_leader_exited(tg.tgid);
+                hangup = Some((term, foreground));
+            }
         }
         kernel.locks.release_process(tg.tgid);
         kernel.ipc.process_exited(tg.tgid);
@@ -1200,13 +1208,11 @@ fn thread_finished(
     }
     let empty = tree.tasks.is_empty();
     drop(tree);
-    if let Some(sid) = leader_of {
-        // Not under the process table's lock: the terminal signals through it.
-        let term = kernel.terminals.lock().unwrap().remove(&sid);
-        if let Some(term) = term.and_then(|w| w.upgrade()) {
-            term.session_leader_exited(&**kernel, sid);
-        }
+    if let Some((_term, Some(foreground))) = &hangup {
+        // Not under the process table's lock: signals go through it.
+        crate::vfs::ProcessGroups::signal_process_group(&**kernel, *foreground, libc::SIGHUP);
     }
+    drop(hangup);
     if empty {
         kernel.all_exited.notify_all();
     }

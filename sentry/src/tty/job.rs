@@ -83,19 +83,16 @@ impl Job {
         *self.groups.lock().unwrap() = (state.session != 0).then_some(groups);
     }
 
-    /// The leader of the session this terminal controls exited: the session loses it, and
-    /// the foreground group gets SIGHUP (Linux's `disassociate_ctty` on exit).
-    pub fn leader_exited(&self, groups: &dyn ProcessGroups, sid: i32) {
-        let job = {
-            let mut state = self.state.lock().unwrap();
-            if state.session != sid {
-                return;
-            }
-            std::mem::take(&mut *state)
-        };
-        if job.foreground > 0 {
-            groups.signal_process_group(job.foreground, libc::SIGHUP);
+    /// The leader of session `sid` is exiting: if this terminal controls it, the session
+    /// loses it, and the foreground group, returned, is to get SIGHUP (Linux's
+    /// `disassociate_ctty` on exit). Takes only the state lock.
+    pub fn leader_exited(&self, sid: i32) -> Option<i32> {
+        let mut state = self.state.lock().unwrap();
+        if state.session != sid {
+            return None;
         }
+        let job = std::mem::take(&mut *state);
+        (job.foreground > 0).then_some(job.foreground)
     }
 
     /// Sends `signo` to the foreground process group.

@@ -266,8 +266,8 @@ impl ControllingTerminal for HostTty {
         self.job.state().session
     }
 
-    fn session_leader_exited(&self, groups: &dyn ProcessGroups, sid: i32) {
-        self.job.leader_exited(groups, sid);
+    fn session_leader_exited(&self, sid: i32) -> Option<i32> {
+        self.job.leader_exited(sid)
     }
 }
 

@@ -762,8 +762,8 @@ impl ControllingTerminal for Pty {
         self.job.state().session
     }
 
-    fn session_leader_exited(&self, groups: &dyn crate::vfs::ProcessGroups, sid: i32) {
-        self.job.leader_exited(groups, sid);
+    fn session_leader_exited(&self, sid: i32) -> Option<i32> {
+        self.job.leader_exited(sid)
     }
 }
 

@@ -42,9 +42,12 @@ pub trait ControllingTerminal: Send + Sync {
     /// The session the terminal controls now (0: none).
     fn session(&self) -> i32;
 
-    /// Session `sid`'s leader exited: if the terminal still controls `sid`, it controls no
-    /// session any more and its foreground group gets SIGHUP.
-    fn session_leader_exited(&self, groups: &dyn ProcessGroups, sid: i32);
+    /// Session `sid`'s leader is exiting: if the terminal still controls `sid`, it controls
+    /// no session any more, and its foreground group, returned, is to get SIGHUP. Called
+    /// under the kernel's process-table lock, before the leader can be reaped (Linux's
+    /// `disassociate_ctty` comes before `exit_notify`): it takes only the terminal's own
+    /// state lock, and the caller sends the signal once the table is unlocked.
+    fn session_leader_exited(&self, sid: i32) -> Option<i32>;
 }
 
 /// The calling task, as file-level code sees it.
