@@ -191,6 +191,73 @@ impl MemoryFile {
         Ok(FileRange { offset: off, len })
     }
 
+    /// Takes `len` bytes (rounded up to pages) of the file out of the free list without
+    /// allocating them: a range whose pages [`MemoryFile::commit`] allocates later, one run at a
+    /// time, at the offsets the caller chooses in it (the page cache keeps a host file's pages
+    /// in file order, so the runs it fills at different times join into one host mapping).
+    /// Reserved pages are neither free nor in use, hold no host memory and read as zero until
+    /// committed; what is never committed goes back with [`MemoryFile::unreserve`].
+    ///
+    /// # Errors
+    /// The file has no free range that large.
+    pub fn reserve(&self, len: u64) -> Result<FileRange, Error> {
+        let len = len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let mut a = self.alloc.lock().unwrap();
+        let find = |a: &Allocator| {
+            a.free
+                .iter()
+                .find(|(_, &l)| l >= len)
+                .map(|(&o, &l)| (o, l))
+        };
+        let (off, flen) = match find(&a) {
+            Some(found) => found,
+            None => {
+                self.punch_dirty(&mut a);
+                find(&a).ok_or(Error::Exhausted(len))?
+            }
+        };
+        a.free.remove(&off);
+        if flen > len {
+            a.free.insert(off + len, flen - len);
+        }
+        Ok(FileRange { offset: off, len })
+    }
+
+    /// Allocates the reserved, never committed pages `r` (of a [`MemoryFile::reserve`]
+    /// range) with one reference each. They read as zero.
+    pub fn commit(&self, r: FileRange) {
+        let mut a = self.alloc.lock().unwrap();
+        debug_assert!(
+            a.used
+                .range(..r.offset + r.len)
+                .next_back()
+                .is_none_or(|(&o, &(l, _))| o + l <= r.offset),
+            "committing pages in use"
+        );
+        a.used.insert(r.offset, (r.len, 1));
+        a.in_use += r.len;
+    }
+
+    /// Takes back committed pages `r` that nothing but the committer refers to (a fill that
+    /// failed): they are reserved again, zeroed (a hole punched).
+    pub fn uncommit(&self, r: FileRange) {
+        let mut a = self.alloc.lock().unwrap();
+        let pieces: Vec<u64> = a.split_used(r).into_iter().map(|(o, _)| o).collect();
+        for o in pieces {
+            let (len, refs) = a.used.remove(&o).expect("split range present");
+            debug_assert_eq!(refs, 1, "uncommitting shared pages");
+            a.in_use -= len;
+        }
+        self.punch(r.offset, r.len);
+    }
+
+    /// Gives back reserved pages `r` that were never committed (see
+    /// [`MemoryFile::reserve`]): they are free again.
+    pub fn unreserve(&self, r: FileRange) {
+        let mut a = self.alloc.lock().unwrap();
+        insert_merged(&mut a.free, r.offset, r.len);
+    }
+
     /// Adds a reference to every page of `r` (copy-on-write sharing after fork).
     pub fn inc_ref(&self, r: FileRange) {
         let mut a = self.alloc.lock().unwrap();

@@ -1,4 +1,5 @@
-//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write, mremap's
+//! File mappings: MAP_SHARED of tmpfs files across fork, MAP_PRIVATE copy-on-write (of a
+//! host file filled window by window too), mremap's
 //! corner cases, madvise's fork advice, what execve leaves of the old program's memory
 //! (`tests/programs/exec_fresh.c`), Python multiprocessing (semaphores in /dev/shm) and
 //! sqlite3 in WAL mode (a shared-memory index file), natively and in the sandbox, compared on
@@ -185,4 +186,43 @@ fn sqlite3_wal_in_tmp() {
                PRAGMA mmap_size=1048576; update t set b = upper(b); select b from t; \
                PRAGMA integrity_check;";
     assert_same_in_dirs("sqlite", &["/usr/bin/sqlite3", "{dir}/t.db", sql]);
+}
+
+/// A private mapping of a host file (the sandbox's page cache, which fills a window of it
+/// per fault) touched out of order with other memory allocated between the fills: every
+/// page reads as the file, the last page is zero past the end and the page after it raises
+/// SIGBUS, and after fork each side's writes stay its own (`tests/programs/filemap_windows.c`).
+#[test]
+fn a_host_file_filled_window_by_window_maps_like_linux() {
+    let Some(prog) = program("filemap_windows") else {
+        return;
+    };
+    let Some(bin) = runsc() else {
+        println!("SKIPPED: runsc-rs is not built (cargo build --release -p sentry)");
+        return;
+    };
+    let dir = scratch("windows");
+    let file = dir.join("data.bin");
+    // 21 windows of 128 KiB and a partial page, with bytes that differ from page to page.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..21 * 128 * 1024 + 1234)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&file, &data).unwrap();
+    let argv = [prog.as_str(), file.to_str().unwrap()];
+    let native = run(None, &argv);
+    let sandbox = run(Some(&bin), &argv);
+    assert_eq!(native, sandbox, "native vs sandbox");
+    assert!(
+        sandbox.0.contains("contents match: 1\n")
+            && sandbox.0.contains("page past the end: SIGBUS\n")
+            && sandbox.0.contains("parent keeps its writes: 1\n"),
+        "{}",
+        sandbox.0
+    );
 }

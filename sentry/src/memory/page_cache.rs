@@ -13,6 +13,13 @@
 //! The cache holds one reference to each page it has. Nothing evicts pages yet: the cache
 //! grows with the parts of host files the sandbox has mapped and touched.
 //!
+//! A file of at most [`RESERVE_MAX`] bytes gets, at its first fill, a reserved range of the
+//! memory file as long as the file ([`MemoryFile::reserve`]: no memory, only offsets), and
+//! each page is filled at its place there: windows filled at different times lie side by
+//! side, so a fault or a program's prefault maps the pages of a file in one host mapping
+//! per run of cached pages, not one per fill (busybox's text: 11 mappings became 3). The
+//! pages never filled go back to the free list when the version leaves the cache.
+//!
 //! # Lock order
 //! `PageCache::files` → `CachedFile::pages` → `MemoryFile` allocator. Fills (host `pread`)
 //! run under `CachedFile::pages`, so two faults on one file never fill a page twice.
@@ -40,6 +47,10 @@ pub struct Version {
     pub mtime: (i64, i64),
 }
 
+/// Files larger than this are filled into separate allocations (a reservation ties up as
+/// much of the memory file's offsets as the file is long).
+pub const RESERVE_MAX: u64 = 64 << 20;
+
 /// The cache of one memory file. See the module documentation.
 #[derive(Default)]
 pub struct PageCache {
@@ -49,9 +60,56 @@ pub struct PageCache {
 /// The cached pages of one version of one host file.
 pub struct CachedFile {
     pub(crate) version: Version,
-    /// Page index → memory-file offset of the page (the cache's reference). None once this
-    /// version has left the cache: later fills are private to their caller.
-    pages: Mutex<Option<BTreeMap<u64, u64>>>,
+    /// The cached pages. None once this version has left the cache: later fills are
+    /// private to their caller.
+    pages: Mutex<Option<Pages>>,
+}
+
+/// The cached pages of a [`CachedFile`].
+#[derive(Default)]
+struct Pages {
+    /// Page index → memory-file offset of the page (the cache's reference).
+    map: BTreeMap<u64, u64>,
+    /// The file's reserved range (see the module documentation), page `n` at `n` pages
+    /// from its start, once the first fill made it: then every page of `map` lies there.
+    reserved: Option<FileRange>,
+    /// The first fill has been made (a reservation is tried once).
+    started: bool,
+}
+
+impl Pages {
+    /// Where the missing pages `[idx, idx + n)` go: their place in the reservation
+    /// (committed), or a new allocation.
+    fn place(&mut self, mf: &MemoryFile, size: u64, idx: u64, n: u64) -> Result<FileRange, Errno> {
+        if !self.started {
+            self.started = true;
+            let len = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+            if len <= RESERVE_MAX {
+                self.reserved = mf.reserve(len).ok();
+            }
+        }
+        match self.reserved {
+            Some(res) => {
+                let r = FileRange {
+                    offset: res.offset + idx * PAGE_SIZE,
+                    len: n * PAGE_SIZE,
+                };
+                debug_assert!(r.offset + r.len <= res.offset + res.len);
+                mf.commit(r);
+                Ok(r)
+            }
+            None => mf.allocate(n * PAGE_SIZE).map_err(|_| Errno::ENOMEM),
+        }
+    }
+
+    /// Gives back pages [`Pages::place`] returned that were not filled.
+    fn unplace(&self, mf: &MemoryFile, r: FileRange) {
+        if self.reserved.is_some() {
+            mf.uncommit(r);
+        } else {
+            mf.dec_ref(r);
+        }
+    }
 }
 
 impl PageCache {
@@ -68,7 +126,7 @@ impl PageCache {
         }
         let f = Arc::new(CachedFile {
             version,
-            pages: Mutex::new(Some(BTreeMap::new())),
+            pages: Mutex::new(Some(Pages::default())),
         });
         files.insert(id, f.clone());
         f
@@ -84,7 +142,7 @@ impl PageCache {
                     .lock()
                     .unwrap()
                     .as_ref()
-                    .map_or(0, |p| p.len() as u64 * PAGE_SIZE)
+                    .map_or(0, |p| p.map.len() as u64 * PAGE_SIZE)
             })
             .sum()
     }
@@ -92,11 +150,35 @@ impl PageCache {
 
 impl CachedFile {
     fn release(&self, mf: &MemoryFile) {
-        if let Some(pages) = self.pages.lock().unwrap().take() {
-            for off in pages.into_values() {
-                mf.dec_ref(FileRange {
-                    offset: off,
-                    len: PAGE_SIZE,
+        let Some(pages) = self.pages.lock().unwrap().take() else {
+            return;
+        };
+        // The reserved pages never filled go back as runs between the filled ones.
+        let mut unfilled = pages.reserved.map(|r| r.offset);
+        for (&idx, &off) in &pages.map {
+            if let Some(at) = unfilled.filter(|&at| at < off) {
+                mf.unreserve(FileRange {
+                    offset: at,
+                    len: off - at,
+                });
+            }
+            if pages.reserved.is_some() {
+                debug_assert_eq!(
+                    Some(off),
+                    pages.reserved.map(|r| r.offset + idx * PAGE_SIZE)
+                );
+                unfilled = Some(off + PAGE_SIZE);
+            }
+            mf.dec_ref(FileRange {
+                offset: off,
+                len: PAGE_SIZE,
+            });
+        }
+        if let (Some(at), Some(r)) = (unfilled, pages.reserved) {
+            if at < r.offset + r.len {
+                mf.unreserve(FileRange {
+                    offset: at,
+                    len: r.offset + r.len - at,
                 });
             }
         }
@@ -136,26 +218,27 @@ impl CachedFile {
         // Fill the missing runs, each into one contiguous allocation (one host read).
         let mut idx = fill.start;
         while idx < fill.end {
-            if pages.contains_key(&idx) {
+            if pages.map.contains_key(&idx) {
                 idx += 1;
                 continue;
             }
             let run_end = pages
+                .map
                 .range(idx..fill.end)
                 .next()
                 .map_or(fill.end, |(&k, _)| k);
             let n = run_end - idx;
-            let r = mf.allocate(n * PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
+            let r = pages.place(mf, self.version.size, idx, n)?;
             if let Err(e) = fill_pages(r.offset, idx * PAGE_SIZE, n * PAGE_SIZE) {
-                mf.dec_ref(r);
+                pages.unplace(mf, r);
                 return Err(e);
             }
             for k in 0..n {
-                pages.insert(idx + k, r.offset + k * PAGE_SIZE);
+                pages.map.insert(idx + k, r.offset + k * PAGE_SIZE);
             }
             idx = run_end;
         }
-        Ok(runs(pages, first, end, mf))
+        Ok(runs(&pages.map, first, end, mf))
     }
 }
 

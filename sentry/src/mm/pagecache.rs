@@ -140,6 +140,118 @@ mod tests {
     }
 
     #[test]
+    fn windows_filled_at_different_times_join_into_one_run_and_a_new_version_frees_them() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let path = std::env::temp_dir().join(format!("runsc-rs-pcr-{}", std::process::id()));
+        let total = 3 * READAHEAD_PAGES + 5;
+        let mut data: Vec<u8> = (0..total)
+            .flat_map(|p| vec![p as u8 + 1; PAGE_SIZE as usize])
+            .collect();
+        // The last page is partial.
+        data.truncate(data.len() - 100);
+        std::fs::write(&path, &data).unwrap();
+        let fd: OwnedFd = std::fs::File::open(&path).unwrap().into();
+        let _ = std::fs::remove_file(&path);
+        let fd = Arc::new(fd);
+        let id = HostFileId { dev: 1, ino: 4 };
+        let version = Version {
+            size: data.len() as u64,
+            mtime: (0, 0),
+        };
+        let m = CachedMapping::new(&mf, fd.clone(), id, version);
+        // The second window first, then other memory, then the first window.
+        let second = m.fault_pages(0, total, READAHEAD_PAGES).unwrap();
+        let other = mf.allocate(4 * PAGE_SIZE).unwrap();
+        let first = m.fault_pages(0, total, 0).unwrap();
+        assert_eq!(first.len(), 1, "one run: {first:?}");
+        assert_eq!(first[0].0, 0);
+        assert_eq!(first[0].1.len, 2 * READAHEAD_PAGES * PAGE_SIZE);
+        assert_eq!(
+            first[0].1.offset + READAHEAD_PAGES * PAGE_SIZE,
+            second[0].1.offset
+        );
+        // Each page holds its own data.
+        for page in [
+            0,
+            READAHEAD_PAGES - 1,
+            READAHEAD_PAGES,
+            2 * READAHEAD_PAGES - 1,
+        ] {
+            let mut b = [0u8];
+            mf.read(first[0].1.offset + page * PAGE_SIZE, &mut b);
+            assert_eq!(b[0], page as u8 + 1, "page {page}");
+        }
+        // The last window, partial, lands in its place too (the third is not filled yet);
+        // the tail is zero-padded.
+        let gap = m.fault_pages(0, total, total - 1).unwrap();
+        assert_eq!(gap.len(), 2, "{gap:?}");
+        assert_eq!(
+            gap[1].1.offset,
+            gap[0].1.offset + 3 * READAHEAD_PAGES * PAGE_SIZE
+        );
+        let last = m.fault_pages(0, total, 2 * READAHEAD_PAGES).unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].1.len, total * PAGE_SIZE);
+        let mut tail = [0xffu8; 8];
+        mf.read(last[0].1.offset + total * PAGE_SIZE - 8, &mut tail);
+        assert_eq!(tail, [0; 8]);
+        // Only filled pages are in use.
+        assert_eq!(mf.in_use(), (total + 4) * PAGE_SIZE);
+        // A new version releases the cache's pages and the reservation; holders keep theirs.
+        let base = first[0].1.offset;
+        let _ = CachedMapping::new(
+            &mf,
+            fd,
+            id,
+            Version {
+                size: 1,
+                mtime: (1, 0),
+            },
+        );
+        assert_eq!(mf.refs(base), 3, "the three holders keep theirs");
+        for (_, r) in first.into_iter().chain(second).chain(gap).chain(last) {
+            mf.dec_ref(r);
+        }
+        mf.dec_ref(other);
+        assert_eq!(mf.in_use(), 0);
+        // The whole reserved range (page-rounded file size) is free again.
+        mf.claim(base, total * PAGE_SIZE)
+            .expect("reservation given back");
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_its_reserved_pages_unused() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let file = mf.page_cache().file(
+            &mf,
+            HostFileId { dev: 1, ino: 5 },
+            Version {
+                size: 4 * PAGE_SIZE,
+                mtime: (0, 0),
+            },
+        );
+        let failed = file.pages(&mf, 0, 4, 0..2, |off, _, len| {
+            mf.write(off, &vec![9u8; len as usize]);
+            Err(Errno::EIO)
+        });
+        assert_eq!(failed, Err(Errno::EIO));
+        assert_eq!(mf.in_use(), 0);
+        // A later fill of the same pages succeeds and reads what it wrote, zero elsewhere.
+        let ok = file
+            .pages(&mf, 0, 4, 0..4, |off, _, _| {
+                mf.write(off + 1, b"x");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ok.len(), 1);
+        let mut b = [0xffu8; 2];
+        mf.read(ok[0].1.offset, &mut b);
+        assert_eq!(b, [0, b'x']);
+        assert_eq!(mf.in_use(), 4 * PAGE_SIZE);
+        mf.dec_ref(ok[0].1);
+    }
+
+    #[test]
     fn a_fault_fills_its_window_and_maps_what_is_cached_elsewhere() {
         let mf = Arc::new(MemoryFile::new().unwrap());
         let path = std::env::temp_dir().join(format!("runsc-rs-pcw-{}", std::process::id()));
