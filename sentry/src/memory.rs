@@ -74,7 +74,14 @@ struct Allocator {
     dirty: BTreeMap<u64, u64>,
     /// Bytes in `dirty`, at most [`DIRTY_LIMIT`].
     dirty_bytes: u64,
+    /// Bytes reserved and not committed (see [`MemoryFile::reserve`]), at most
+    /// [`RESERVED_MAX`].
+    reserved: u64,
 }
+
+/// Offsets [`MemoryFile::reserve`] may hold back at once: a quarter of the file, so that
+/// reservations, which hold no memory, can never leave real allocations without offsets.
+const RESERVED_MAX: u64 = FILE_SIZE / 4;
 
 /// Which way a host vectored I/O moves data.
 #[derive(Clone, Copy)]
@@ -199,10 +206,14 @@ impl MemoryFile {
     /// committed; what is never committed goes back with [`MemoryFile::unreserve`].
     ///
     /// # Errors
-    /// The file has no free range that large.
+    /// The file has no free range that large, or reservations already hold
+    /// [`RESERVED_MAX`] bytes.
     pub fn reserve(&self, len: u64) -> Result<FileRange, Error> {
         let len = len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let mut a = self.alloc.lock().unwrap();
+        if a.reserved + len > RESERVED_MAX {
+            return Err(Error::Exhausted(len));
+        }
         let find = |a: &Allocator| {
             a.free
                 .iter()
@@ -220,6 +231,7 @@ impl MemoryFile {
         if flen > len {
             a.free.insert(off + len, flen - len);
         }
+        a.reserved += len;
         Ok(FileRange { offset: off, len })
     }
 
@@ -236,6 +248,7 @@ impl MemoryFile {
         );
         a.used.insert(r.offset, (r.len, 1));
         a.in_use += r.len;
+        a.reserved -= r.len;
     }
 
     /// Takes back committed pages `r` that nothing but the committer refers to (a fill that
@@ -247,6 +260,7 @@ impl MemoryFile {
             let (len, refs) = a.used.remove(&o).expect("split range present");
             debug_assert_eq!(refs, 1, "uncommitting shared pages");
             a.in_use -= len;
+            a.reserved += len;
         }
         self.punch(r.offset, r.len);
     }
@@ -255,6 +269,7 @@ impl MemoryFile {
     /// [`MemoryFile::reserve`]): they are free again.
     pub fn unreserve(&self, r: FileRange) {
         let mut a = self.alloc.lock().unwrap();
+        a.reserved -= r.len;
         insert_merged(&mut a.free, r.offset, r.len);
     }
 
@@ -660,6 +675,36 @@ pub fn settle_host_allocator(cpus: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reservations hold offsets, not memory, and at most a quarter of the file: past that
+    /// they fail (the page cache then allocates) and real allocations still find room.
+    #[test]
+    fn reservations_are_capped_and_give_their_offsets_back() {
+        let mf = MemoryFile::new().unwrap();
+        let big = mf.reserve(RESERVED_MAX - PAGE_SIZE).unwrap();
+        let page = mf.reserve(PAGE_SIZE).unwrap();
+        assert!(mf.reserve(PAGE_SIZE).is_err(), "past the cap");
+        assert_eq!(mf.in_use(), 0, "reserved pages hold no memory");
+        let first = FileRange {
+            offset: page.offset,
+            len: PAGE_SIZE,
+        };
+        mf.commit(first);
+        assert_eq!(mf.in_use(), PAGE_SIZE);
+        let again = mf.reserve(PAGE_SIZE).unwrap();
+        mf.uncommit(first);
+        assert!(
+            mf.reserve(PAGE_SIZE).is_err(),
+            "an uncommitted page is reserved again"
+        );
+        let r = mf.allocate(1 << 30).unwrap();
+        mf.dec_ref(r);
+        for r in [big, page, again] {
+            mf.unreserve(r);
+        }
+        let all = mf.reserve(RESERVED_MAX).unwrap();
+        mf.unreserve(all);
+    }
 
     #[test]
     fn allocate_write_read_and_free() {
