@@ -50,6 +50,9 @@ enum MapperState {
     /// dies takes the address space with it.
     Due,
     Running(Mapper),
+    /// The mapper died or was wedged (and was reaped): the address space is being released
+    /// and no batch runs any more.
+    Died,
 }
 
 /// Whether an address space applies its batches through a mapper (`mapper.rs`) or by
@@ -476,6 +479,7 @@ impl PtraceAddressSpace {
         let mut guard = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
         let commands = guard
             .as_mut()
+            .filter(|c| !matches!(c.mapper, MapperState::Died))
             .ok_or((0, released_error("batched injection")))?;
         if let Some(mapper) = self.mapper(&mut commands.mapper) {
             let pid = mapper.pid();
@@ -493,6 +497,10 @@ impl PtraceAddressSpace {
                             self.id
                         );
                         self.forget_stub(pid);
+                        // Under the lock: a batch waiting for it must fail, not use this
+                        // mapper, whose pid was reaped (a wait for it could reap another
+                        // process that took the pid).
+                        commands.mapper = MapperState::Died;
                         drop(guard);
                         self.release();
                     }
@@ -536,7 +544,7 @@ impl PtraceAddressSpace {
         }
         match state {
             MapperState::Running(mapper) => Some(mapper),
-            MapperState::Off | MapperState::Due => None,
+            MapperState::Off | MapperState::Due | MapperState::Died => None,
         }
     }
 

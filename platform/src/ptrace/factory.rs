@@ -30,6 +30,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::socket::{
     recvmsg, send, setsockopt, socketpair, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
     SockFlag, SockType, UnixCredentials,
@@ -372,8 +373,68 @@ pub(crate) struct FactoryMaster {
 enum Request {
     /// A factory, answered on the given channel (the spare if there is one).
     Factory(mpsc::Sender<Result<Factory>>),
-    /// The spare was taken: make the next one.
-    Refill,
+    /// The spare was taken by a thread running on this CPU (if known): make the next one,
+    /// elsewhere if possible ([`Placement`]).
+    Refill(Option<usize>),
+}
+
+/// Where the zygote may run its next fork. A spare factory is forked right after the last one
+/// was taken, while the taker goes on with its `fork` (and then the application runs, on
+/// the same CPU more often than not). A fork of the zygote and the new factory's set-up cost
+/// on the order of 100 µs of CPU: when the scheduler puts the zygote on the taker's CPU, that
+/// is added to the `fork` the spare was to speed up. So the master thread keeps the zygote
+/// off the taker's CPU for a background fork, if the sentry may run on another one, and lets
+/// it run anywhere for a fork someone waits for. Each factory takes the zygote's original
+/// CPU set back right after its fork ([`become_zygote`]), before it makes any stub.
+struct Placement {
+    zygote: Pid,
+    /// The CPUs the sentry may use ([`Zygote::cpus`]).
+    all: Option<CpuSet>,
+    /// The CPU the zygote is kept off now.
+    avoided: Option<usize>,
+}
+
+impl Placement {
+    fn new(zygote: &Zygote) -> Placement {
+        Placement {
+            zygote: zygote.pid,
+            all: zygote.cpus,
+            avoided: None,
+        }
+    }
+
+    /// Keeps the zygote off `cpu` (`None`: lets it run on every CPU of the sentry).
+    fn avoid(&mut self, cpu: Option<usize>) {
+        let Some(all) = self.all else {
+            return;
+        };
+        let others =
+            (0..CpuSet::count()).filter(|&c| Some(c) != cpu && all.is_set(c).unwrap_or(false));
+        let cpu = cpu.filter(|&c| all.is_set(c).unwrap_or(false) && others.count() > 0);
+        if cpu == self.avoided {
+            return;
+        }
+        let mut set = all;
+        if let Some(c) = cpu {
+            // In range: `is_set` accepted it above.
+            let _ = set.unset(c);
+        }
+        // The zygote sleeps in its recvmsg now (the master thread is its only client), so
+        // this moves nothing; its next fork runs where the set allows. It fails only if the
+        // sentry's CPU set changed meanwhile (a cpuset update, which resets the zygote's too).
+        match sched_setaffinity(self.zygote, &set) {
+            Ok(()) => self.avoided = cpu,
+            Err(e) => log::debug!("ptrace: zygote {}: sched_setaffinity: {e}", self.zygote),
+        }
+    }
+}
+
+/// The CPU the calling thread runs on, if the C library tells (from the thread's rseq area or
+/// the vDSO, else a `getcpu` call).
+fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no argument and returns a CPU number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
 }
 
 /// A request channel to the master thread.
@@ -421,10 +482,12 @@ impl FactoryMaster {
                 // this thread off the critical path of `fork`. A spare (or a prepared stub)
                 // that died meanwhile shows as a dead one at first use.
                 let lock = || slot.lock().unwrap_or_else(PoisonError::into_inner);
-                let refill = || {
+                let mut placement = Placement::new(&zygote);
+                let refill = |placement: &mut Placement, avoid: Option<usize>| {
                     if lock().is_some() {
                         return;
                     }
+                    placement.avoid(avoid);
                     let made = zygote.spawn_factory().ok().map(|mut factory| {
                         factory.prepare(stubs_per_space);
                         factory
@@ -432,14 +495,23 @@ impl FactoryMaster {
                     *lock() = made;
                 };
                 for request in requests {
-                    if let Request::Factory(reply) = request {
-                        let spare = lock().take();
-                        let factory = spare.map_or_else(|| zygote.spawn_factory(), Ok);
-                        // The requester may have given up waiting; then nobody needs the
-                        // answer and dropping the factory kills it.
-                        let _ = reply.send(factory);
+                    match request {
+                        Request::Factory(reply) => {
+                            let spare = lock().take();
+                            let factory = spare.map_or_else(
+                                || {
+                                    placement.avoid(None);
+                                    zygote.spawn_factory()
+                                },
+                                Ok,
+                            );
+                            // The requester may have given up waiting; then nobody needs the
+                            // answer and dropping the factory kills it.
+                            let _ = reply.send(factory);
+                            refill(&mut placement, None);
+                        }
+                        Request::Refill(cpu) => refill(&mut placement, cpu),
                     }
-                    refill();
                 }
                 drop(lock().take());
                 log::info!("ptrace: factory master thread exits");
@@ -472,7 +544,7 @@ impl FactoryMaster {
         let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(factory) = spare {
             // No answer to wait for: a master thread gone now only means no next spare.
-            let _ = requests.send(Request::Refill);
+            let _ = requests.send(Request::Refill(current_cpu()));
             return Ok(factory);
         }
         let (reply, replies) = mpsc::channel();
@@ -665,6 +737,9 @@ struct Zygote {
     pid: Pid,
     socket: OwnedFd,
     commands: Arc<CommandFile>,
+    /// Its CPU set as forked (the master thread's), which each factory takes back; `None` if
+    /// it could not be read (then nothing narrows the zygote's).
+    cpus: Option<CpuSet>,
 }
 
 impl Zygote {
@@ -686,6 +761,11 @@ impl Zygote {
             parent: nix::unistd::getpid().as_raw(),
             rseq,
         };
+        // Read here, not in the zygote: the master thread narrows the zygote's set as soon as
+        // it has forked it ([`Placement`]).
+        let cpus = sched_getaffinity(Pid::from_raw(0))
+            .inspect_err(|e| log::debug!("ptrace: sched_getaffinity: {e}"))
+            .ok();
         let keep = Keep::of_current_thread(filter);
         if keep.is_none() {
             log::debug!("ptrace: the zygote keeps every mapping of the sentry");
@@ -707,7 +787,7 @@ impl Zygote {
         if rc == 0 {
             // SAFETY: we are the freshly cloned child described above, and `keep` was taken on
             // this thread.
-            unsafe { become_zygote(setup, keep.as_ref(), filter) }
+            unsafe { become_zygote(setup, keep.as_ref(), filter, cpus) }
         }
         let pid = Errno::result(rc).map_err(host("clone (zygote)"))?;
         let pid = Pid::from_raw(pid as libc::pid_t);
@@ -716,6 +796,7 @@ impl Zygote {
             pid,
             socket: ours,
             commands,
+            cpus,
         })
     }
 
@@ -783,11 +864,17 @@ impl Drop for Zygote {
 }
 
 /// The zygote's loop (see [`Zygote`]), after it dropped every mapping but `keep`, if given.
+/// Each factory takes `cpus` (the zygote's CPU set as forked) back, if given.
 ///
 /// # Safety
 /// As for [`run_factory`], in a fresh child not stripped yet; `keep` was taken on the thread
 /// that forked it, with the same `filter`. Never returns.
-unsafe fn become_zygote(setup: ChildSetup, keep: Option<&Keep>, filter: Option<&[Insn]>) -> ! {
+unsafe fn become_zygote(
+    setup: ChildSetup,
+    keep: Option<&Keep>,
+    filter: Option<&[Insn]>,
+    cpus: Option<CpuSet>,
+) -> ! {
     use libc::{c_long, syscall};
     // Read back (volatile) in each factory, so that the compiler cannot compute it again
     // there from the global offset table, which a factory does not have.
@@ -899,6 +986,23 @@ unsafe fn become_zygote(setup: ChildSetup, keep: Option<&Keep>, filter: Option<&
                         && raw(libc::SYS_getppid, [0; 6]) == c_long::from(parent);
                     if !ready {
                         exit_setup_failed();
+                    }
+                    // Back to every CPU of the sentry, before any stub (which inherits it)
+                    // is made. Best effort: it fails only if a cpuset update since allows
+                    // none of those CPUs, and then the kernel runs this process where the
+                    // cpuset allows (the zygote's narrower set is no better).
+                    if let Some(set) = cpus {
+                        raw(
+                            libc::SYS_sched_setaffinity,
+                            [
+                                0,
+                                std::mem::size_of::<CpuSet>() as c_long,
+                                (&raw const set) as c_long,
+                                0,
+                                0,
+                                0,
+                            ],
+                        );
                     }
                     run_factory(filter, std::ptr::read_volatile(&raw const entry))
                 }

@@ -165,6 +165,16 @@ pub(crate) fn host_syscalls() -> Vec<(&'static str, &'static str)> {
             "futex",
             "requests to the factory master thread; address-space locks",
         ),
+        (
+            "sched_setaffinity",
+            "keeping the zygote's background fork off the CPU of the thread that took the \
+             spare factory",
+        ),
+        (
+            "getcpu",
+            "the CPU of the thread that took the spare factory (sched_getcpu, when neither \
+             rseq nor the vDSO tells)",
+        ),
         ("socketpair", "the request socket of a new stub factory"),
         (
             "setsockopt",

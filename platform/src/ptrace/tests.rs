@@ -169,6 +169,46 @@ fn the_spare_factory_is_taken_from_its_slot_and_dies_with_the_platform() {
 }
 
 #[test]
+fn the_zygote_refills_off_the_takers_cpu_and_factories_get_every_cpu_back() {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let me = Pid::from_raw(0);
+    let all = sched_getaffinity(me).unwrap();
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&c| all.is_set(c).unwrap())
+        .collect();
+    if cpus.len() < 2 {
+        eprintln!("skipped: this thread may run on one CPU only");
+        return;
+    }
+    let guest = Guest::new();
+    let ptrace = platform(&guest);
+    drop(PtraceAddressSpace::create(&ptrace.shared).unwrap());
+    wait_for_spare(&ptrace.shared.master);
+    // The spare is taken on a known CPU: this thread's only one for now (the master
+    // thread, started before, keeps every CPU).
+    let mut one = CpuSet::new();
+    one.set(cpus[0]).unwrap();
+    sched_setaffinity(me, &one).unwrap();
+    let taken = PtraceAddressSpace::create(&ptrace.shared);
+    sched_setaffinity(me, &all).unwrap();
+    drop(taken.unwrap());
+    let spare = wait_for_spare(&ptrace.shared.master);
+    let set = |pid: Pid| {
+        let set = sched_getaffinity(pid).unwrap();
+        (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap())
+            .collect::<Vec<_>>()
+    };
+    // The zygote forked the new spare without that CPU; the factory and its prepared stub
+    // (which application code would run in) have every CPU again.
+    let zygote = ptrace.shared.master.zygote_pid();
+    assert_eq!(set(zygote), cpus[1..], "the zygote's CPUs");
+    for pid in spare {
+        assert_eq!(set(pid), cpus, "CPUs of {pid} (spare factory or its stub)");
+    }
+}
+
+#[test]
 fn the_zygote_sheds_the_sentry_once_and_gives_factories_no_data_of_it() {
     // The zygote sheds before it answers its first request, so it has once a factory exists;
     // code run in a stub of that factory shows the shed zygote still forks working ones.
