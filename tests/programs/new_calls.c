@@ -5,6 +5,7 @@
  *   new_calls epoll_pwait2   epoll_pwait2(2): timespec timeouts, NULL, bad ones, sigmask
  *   new_calls getdents       getdents(2): the old dirent layout, d_type in the last byte
  *   new_calls utime          utime(2): given times, NULL (now), errors
+ *   new_calls futex2         futex_wait(2) and futex_wake(2): flags, masks, timeouts, waking
  *   new_calls kcmp           kcmp(2): each type between a process, its thread and a fork child
  */
 #define _GNU_SOURCE
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -473,9 +475,106 @@ static void section_kcmp(void) {
     unlink(file);
 }
 
+#define NR_futex_wake 454
+#define NR_futex_wait 455
+#define F2_U32 0x02
+#define F2_PRIVATE 128
+
+static long futex_wake2(uint32_t *f, unsigned long mask, int nr, unsigned flags) {
+    return syscall(NR_futex_wake, f, mask, nr, flags);
+}
+
+static long futex_wait2(uint32_t *f, unsigned long val, unsigned long mask, unsigned flags,
+                        const struct timespec *ts, int clock) {
+    return syscall(NR_futex_wait, f, val, mask, flags, ts, clock);
+}
+
+static uint32_t futex_word;
+static volatile long waiter_result = 99;
+static unsigned long waiter_mask;
+
+static void *futex_waiter(void *arg) {
+    (void)arg;
+    waiter_result = futex_wait2(&futex_word, 0, waiter_mask, F2_U32 | F2_PRIVATE, NULL, 0);
+    if (waiter_result < 0)
+        waiter_result = -errno;
+    return NULL;
+}
+
+/* Wakes the waiter with `mask` until one is woken (it may not be asleep yet); the count of
+ * the waking call, or 0 when `tries` calls woke nobody. */
+static long wake_until(unsigned long mask, int tries) {
+    for (int i = 0; i < tries; i++) {
+        long n = futex_wake2(&futex_word, mask, 1, F2_U32 | F2_PRIVATE);
+        if (n != 0)
+            return n;
+        usleep(2000);
+    }
+    return 0;
+}
+
+static void section_futex2(void) {
+    static uint32_t word[2];
+    struct timespec now, later;
+    report("wait, value differs", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32, NULL, 0));
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    later = now;
+    later.tv_nsec += 20 * 1000 * 1000;
+    if (later.tv_nsec >= 1000000000) {
+        later.tv_sec++;
+        later.tv_nsec -= 1000000000;
+    }
+    report("wait until a monotonic time", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &later,
+                                                      CLOCK_MONOTONIC));
+    clock_gettime(CLOCK_REALTIME, &now);
+    report("wait until a past realtime", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32 | F2_PRIVATE,
+                                                     &now, CLOCK_REALTIME));
+    report("wait, CLOCK_BOOTTIME", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &now,
+                                               CLOCK_BOOTTIME));
+    report("wait, bad clock without timeout", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32, NULL, 99));
+    struct timespec bad = {0, 1000000000};
+    report("wait, bad timespec", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &bad, CLOCK_MONOTONIC));
+    report("wait, 8-bit size", futex_wait2(&word[0], 1, 0xffffffffUL, 0, NULL, 0));
+    report("wait, 64-bit size", futex_wait2(&word[0], 1, 0xffffffffUL, 3, NULL, 0));
+    report("wait, unknown flag", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32 | 0x10, NULL, 0));
+    report("wait, value past 32 bits", futex_wait2(&word[0], 1UL << 32, 0xffffffffUL, F2_U32, NULL, 0));
+    report("wait, mask past 32 bits", futex_wait2(&word[0], 1, 1UL << 32, F2_U32, NULL, 0));
+    report("wait, mask 0", futex_wait2(&word[0], 1, 0, F2_U32, NULL, 0));
+    report("wait, unaligned", futex_wait2((uint32_t *)((char *)word + 1), 1, 0xffffffffUL, F2_U32,
+                                          NULL, 0));
+    report("wait, NULL", futex_wait2(NULL, 0, 0xffffffffUL, F2_U32, NULL, 0));
+    report("wake, nobody waits", futex_wake2(&word[0], 0xffffffffUL, 1, F2_U32));
+    report("wake, nr 0", futex_wake2(&word[0], 0xffffffffUL, 0, F2_U32));
+    report("wake, mask 0", futex_wake2(&word[0], 0, 1, F2_U32));
+    report("wake, bad size", futex_wake2(&word[0], 0xffffffffUL, 1, 0));
+    report("wake, unaligned", futex_wake2((uint32_t *)((char *)word + 2), 0xffffffffUL, 1, F2_U32));
+
+    pthread_t th;
+    waiter_mask = 1;
+    pthread_create(&th, NULL, futex_waiter, NULL);
+    usleep(20000);
+    report("wake with a disjoint mask", futex_wake2(&futex_word, 2, 1, F2_U32 | F2_PRIVATE));
+    report("wake with a matching mask", wake_until(3, 2500));
+    pthread_join(th, NULL);
+    printf("waiter returned %ld\n", waiter_result);
+
+    /* futex_wake wakes a FUTEX_WAIT_BITSET waiter of the same futex, and the reverse. */
+    waiter_mask = 0xffffffffUL;
+    pthread_create(&th, NULL, futex_waiter, NULL);
+    long n = 0;
+    for (int i = 0; i < 2500 && n == 0; i++) {
+        n = syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        if (n == 0)
+            usleep(2000);
+    }
+    report("FUTEX_WAKE wakes a futex_wait waiter", n);
+    pthread_join(th, NULL);
+    printf("waiter returned %ld\n", waiter_result);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: new_calls fchmodat2|epoll_pwait2|getdents|utime|kcmp\n");
+        fprintf(stderr, "usage: new_calls fchmodat2|epoll_pwait2|getdents|utime|kcmp|futex2\n");
         return 2;
     }
     snprintf(dir, sizeof dir, "/tmp/new_calls.%d", getpid());
@@ -493,6 +592,8 @@ int main(int argc, char **argv) {
         section_utime();
     else if (!strcmp(argv[1], "kcmp"))
         section_kcmp();
+    else if (!strcmp(argv[1], "futex2"))
+        section_futex2();
     else
         return 2;
     rmdir(dir);

@@ -1,5 +1,5 @@
-//! System calls added to the table later (fchmodat2, epoll_pwait2, getdents, utime, kcmp),
-//! compared with native Linux. The program
+//! System calls added to the table later (fchmodat2, epoll_pwait2, getdents, utime, kcmp,
+//! futex_wait, futex_wake), compared with native Linux. The program
 //! (`tests/programs/new_calls.c`) prints one line per step; both runs must match.
 
 use runsc_rs_tests::assert_same_program;
@@ -83,6 +83,24 @@ fn kcmp_compares_resources_of_threads_and_fork_children_as_natively() {
             "epoll target in the child's view: equal\n",
             "epoll second registration: -1 ENOENT\n",
             "unprivileged against root's: -1 EPERM\n",
+        ],
+    );
+}
+
+#[test]
+fn futex2_wait_and_wake_match_native() {
+    section(
+        "futex2",
+        &[
+            "wait, value differs: -1 EAGAIN\n",
+            "wait until a monotonic time: -1 ETIMEDOUT\n",
+            "wait, CLOCK_BOOTTIME: -1 EINVAL\n",
+            "wait, value past 32 bits: -1 EINVAL\n",
+            "wake, nr 0: 0\n",
+            "wake with a disjoint mask: 0\n",
+            "wake with a matching mask: 1\n",
+            "FUTEX_WAKE wakes a futex_wait waiter: 1\n",
+            "waiter returned 0\n",
         ],
     );
 }
