@@ -5,7 +5,7 @@
  *   new_calls epoll_pwait2   epoll_pwait2(2): timespec timeouts, NULL, bad ones, sigmask
  *   new_calls getdents       getdents(2): the old dirent layout, d_type in the last byte
  *   new_calls utime          utime(2): given times, NULL (now), errors
- *   new_calls futex2         futex_wait(2) and futex_wake(2): flags, masks, timeouts, waking
+ *   new_calls futex2         futex_wait, futex_wake, futex_requeue: flags, masks, timeouts, waking
  *   new_calls kcmp           kcmp(2): each type between a process, its thread and a fork child
  */
 #define _GNU_SOURCE
@@ -477,6 +477,7 @@ static void section_kcmp(void) {
 
 #define NR_futex_wake 454
 #define NR_futex_wait 455
+#define NR_futex_requeue 456
 #define F2_U32 0x02
 #define F2_PRIVATE 128
 
@@ -568,6 +569,62 @@ static void section_futex2(void) {
             usleep(2000);
     }
     report("FUTEX_WAKE wakes a futex_wait waiter", n);
+    pthread_join(th, NULL);
+    printf("waiter returned %ld\n", waiter_result);
+
+    /* FUTEX_WAKE with a count of 0 still wakes one waiter; futex_wake with 0 wakes none. */
+    pthread_create(&th, NULL, futex_waiter, NULL);
+    n = 0;
+    for (int i = 0; i < 2500 && n == 0; i++) {
+        n = syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 0, NULL, NULL, 0);
+        if (n == 0)
+            usleep(2000);
+    }
+    report("FUTEX_WAKE with count 0", n);
+    if (n == 0) /* do not leave the waiter behind */
+        futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE);
+    pthread_join(th, NULL);
+    printf("waiter returned %ld\n", waiter_result);
+
+    /* futex_requeue: the waiter moves from futex_word to word[1], where a wake finds it. */
+    struct waitv {
+        uint64_t val, uaddr;
+        uint32_t flags, reserved;
+    } v[2] = {{0, (uintptr_t)&futex_word, F2_U32 | F2_PRIVATE, 0},
+              {0, (uintptr_t)&word[1], F2_U32 | F2_PRIVATE, 0}};
+    report("requeue flags", syscall(NR_futex_requeue, v, 1, 1, 1));
+    report("requeue NULL", syscall(NR_futex_requeue, NULL, 0, 1, 1));
+    report("requeue unreadable", syscall(NR_futex_requeue, (void *)8, 0, 1, 1));
+    report("requeue negative nr_wake", syscall(NR_futex_requeue, v, 0, -1, 1));
+    report("requeue negative nr_requeue", syscall(NR_futex_requeue, v, 0, 1, -1));
+    v[1].reserved = 1;
+    report("requeue reserved", syscall(NR_futex_requeue, v, 0, 1, 1));
+    v[1].reserved = 0;
+    v[1].flags = 3;
+    report("requeue 64-bit target", syscall(NR_futex_requeue, v, 0, 1, 1));
+    v[1].flags = F2_U32 | F2_PRIVATE;
+    v[0].val = 7;
+    report("requeue value differs", syscall(NR_futex_requeue, v, 0, 1, 1));
+    v[0].val = 1UL << 32;
+    report("requeue value past 32 bits", syscall(NR_futex_requeue, v, 0, 1, 1));
+    v[0].val = 0;
+    v[1].uaddr += 1;
+    report("requeue unaligned target", syscall(NR_futex_requeue, v, 0, 1, 1));
+    v[1].uaddr -= 1;
+    report("requeue, nobody waits", syscall(NR_futex_requeue, v, 0, 1, 1));
+    pthread_create(&th, NULL, futex_waiter, NULL);
+    n = 0;
+    for (int i = 0; i < 2500 && n == 0; i++) {
+        n = syscall(NR_futex_requeue, v, 0, 0, 1);
+        if (n == 0)
+            usleep(2000);
+    }
+    report("requeue moves the waiter", n);
+    report("wake the first futex", futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE));
+    n = futex_wake2(&word[1], 0xffffffffUL, 1, F2_U32 | F2_PRIVATE);
+    report("wake the second futex", n);
+    if (n == 0)
+        futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE);
     pthread_join(th, NULL);
     printf("waiter returned %ld\n", waiter_result);
 }

@@ -1,5 +1,5 @@
 //! System calls added to the table later (fchmodat2, epoll_pwait2, getdents, utime, kcmp,
-//! futex_wait, futex_wake), compared with native Linux. The program
+//! futex_wait, futex_wake, futex_requeue), compared with native Linux. The program
 //! (`tests/programs/new_calls.c`) prints one line per step; both runs must match.
 
 use runsc_rs_tests::assert_same_program;
@@ -88,7 +88,7 @@ fn kcmp_compares_resources_of_threads_and_fork_children_as_natively() {
 }
 
 #[test]
-fn futex2_wait_and_wake_match_native() {
+fn futex2_wait_wake_and_requeue_match_native() {
     section(
         "futex2",
         &[
@@ -101,6 +101,12 @@ fn futex2_wait_and_wake_match_native() {
             "wake with a matching mask: 1\n",
             "FUTEX_WAKE wakes a futex_wait waiter: 1\n",
             "waiter returned 0\n",
+            "FUTEX_WAKE with count 0: 1\n",
+            "requeue value differs: -1 EAGAIN\n",
+            "requeue reserved: -1 EINVAL\n",
+            "requeue moves the waiter: 1\n",
+            "wake the first futex: 0\n",
+            "wake the second futex: 1\n",
         ],
     );
 }

@@ -1,4 +1,4 @@
-//! futex(2) and the futex2 calls futex_wake(2) and futex_wait(2).
+//! futex(2) and the futex2 calls futex_wake(2), futex_wait(2) and futex_requeue(2).
 
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,9 @@ pub fn futex(
                 return Err(Errno::EINVAL);
             }
             let k = key(&t.mm, uaddr.0, private)?;
-            Ok(futexes.wake(k, val, bitset) as u64)
+            // Linux's loop wakes before it counts: a count of 0 or below (as an int) wakes one.
+            let n = if (val as i32) <= 0 { 1 } else { val };
+            Ok(futexes.wake(k, n, bitset) as u64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // The timeout argument carries the requeue count.
@@ -174,4 +176,55 @@ pub fn futex_wait(
         .futexes
         .wait(t, k, uaddr.0, val as u32, mask as u32, d)?;
     Ok(0)
+}
+
+/// `struct futex_waitv`: one futex of a futex2 vector call.
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// futex_requeue(2): wakes up to `nr_wake` waiters of `waiters[0]` and moves up to
+/// `nr_requeue` more to `waiters[1]`, if `waiters[0]`'s word still holds its `val` (else
+/// EAGAIN); each futex carries its own futex2 flags.
+pub fn futex_requeue(
+    t: &mut Task,
+    waiters: UserAddr,
+    flags: u32,
+    nr_wake: i32,
+    nr_requeue: i32,
+) -> SysResult {
+    if flags != 0 || waiters.is_null() {
+        return Err(Errno::EINVAL);
+    }
+    let v: [FutexWaitv; 2] = t.mm.read_obj(waiters)?;
+    let mut keys = Vec::with_capacity(2);
+    for w in &v {
+        if w.reserved != 0 {
+            return Err(Errno::EINVAL);
+        }
+        keys.push(futex2_flags(w.flags, &[w.val])?);
+    }
+    let (Ok(nr_wake), Ok(nr_requeue)) = (u32::try_from(nr_wake), u32::try_from(nr_requeue)) else {
+        return Err(Errno::EINVAL);
+    };
+    let from = key(&t.mm, v[0].uaddr, keys[0])?;
+    let to = key(&t.mm, v[1].uaddr, keys[1])?;
+    let kernel = t.kernel.clone();
+    let n = kernel.futexes.requeue(
+        t,
+        from,
+        to,
+        v[0].uaddr,
+        nr_wake,
+        nr_requeue,
+        Some(v[0].val as u32),
+    )?;
+    Ok(u64::from(n))
 }

@@ -32,7 +32,7 @@
 //! | signalfd, signalfd4 | `signalfd.rs` |
 //! | clocks, gettimeofday, time, nanosleep, clock_nanosleep; clock_settime, settimeofday, adjtimex, clock_adjtime | `time.rs` |
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
-//! | futex, futex_wake, futex_wait | `futex.rs` |
+//! | futex, futex_wake, futex_wait, futex_requeue | `futex.rs` |
 //! | uname, sysinfo, getrandom, syslog | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
@@ -516,6 +516,7 @@ syscall_table! {
         441 epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait2, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
         454 futex_wake(uaddr: UserAddr, mask: u64, nr: i32, flags: u32) => futex::futex_wake, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         455 futex_wait(uaddr: UserAddr, val: u64, mask: u64, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_wait, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
+        456 futex_requeue(waiters: UserAddr, flags: u32, nr_wake: i32, nr_requeue: i32) => futex::futex_requeue, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         452 fchmodat2(dirfd: Fd, path: PathArg, mode: u32, flags: Flags) => attr::fchmodat2, Full;
     }
     unsupported {
