@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
-use super::path::{check_writable_mount, path_at, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use super::path::{
+    check_writable_mount, path_at, Target, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW,
+};
 use super::{Fd, Flags, PathArg};
 use crate::abi::{Errno, SysResult, Timespec, Timeval};
 use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::file::SECURITY_CAPABILITY;
-use crate::vfs::inode::{may_chown, TimeSet};
+use crate::vfs::inode::{may_access_inode, may_chown, TimeSet};
 use crate::vfs::inotify;
 use crate::vfs::{Dentry, FileType, SetAttr, Stat};
 
@@ -49,6 +51,25 @@ pub fn fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult {
 /// fchmodat(2)
 pub fn fchmodat(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32) -> SysResult {
     let d = path_at(t, dirfd, path, 0)?.dentry()?;
+    setattr(&d, new_mode(t, &d, mode)?)
+}
+
+/// fchmodat2(2): fchmodat with flags. AT_SYMLINK_NOFOLLOW on a symlink reaches the link
+/// itself, whose mode Linux never changes (EOPNOTSUPP, after the read-only mount check as
+/// chmod_common does it); AT_EMPTY_PATH changes the file `dirfd` refers to.
+pub fn fchmodat2(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32, flags: Flags) -> SysResult {
+    if flags.0 & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = match path_at(t, dirfd, path, flags.0)? {
+        Target::Path(d) => d,
+        // An fd without a dentry (a socket): its own inode, as fchmod(2).
+        Target::File(_) => return fchmod(t, dirfd, mode),
+    };
+    if FileType::from_mode(d.inode.stat()?.mode) == FileType::Symlink {
+        check_writable_mount(&d)?;
+        return Err(Errno::EOPNOTSUPP);
+    }
     setattr(&d, new_mode(t, &d, mode)?)
 }
 
@@ -182,6 +203,8 @@ fn set_times(
         }
         Some(p) => path_at(t, dirfd, p, flags)?.dentry()?,
     };
+    check_writable_mount(&d)?;
+    may_set_times(t, &d, times)?;
     setattr(
         &d,
         SetAttr {
@@ -190,6 +213,24 @@ fn set_times(
             ..SetAttr::default()
         },
     )
+}
+
+/// Whether the caller may change `d`'s times so (Linux's may_setattr and setattr_prepare):
+/// setting both to now takes ownership, CAP_FOWNER or write permission (else EACCES); giving
+/// a time takes ownership or CAP_FOWNER (else EPERM).
+fn may_set_times(t: &Task, d: &Dentry, times: [Option<TimeSet>; 2]) -> Result<(), Errno> {
+    let st = d.inode.stat()?;
+    if t.creds.euid == st.uid || t.creds.has_cap(cap::FOWNER) {
+        return Ok(());
+    }
+    if times.iter().any(|x| matches!(x, Some(TimeSet::At(..)))) {
+        return Err(Errno::EPERM);
+    }
+    let touch = times.iter().all(|x| matches!(x, Some(TimeSet::Now)));
+    if touch && !may_access_inode(d.inode.as_ref(), &st, &t.creds, 2, false) {
+        return Err(Errno::EACCES);
+    }
+    Ok(())
 }
 
 /// utimensat(2)
@@ -230,6 +271,18 @@ pub fn futimesat(t: &mut Task, dirfd: Fd, path: PathArg, times: UserAddr) -> Sys
     };
     let path = (!path.0.is_null()).then_some(path);
     set_times(t, dirfd, path, ts, 0)
+}
+
+/// utime(2): `struct utimbuf` holds whole seconds (access, then modification); NULL sets
+/// both to now.
+pub fn utime(t: &mut Task, path: PathArg, times: UserAddr) -> SysResult {
+    let ts = if times.is_null() {
+        [Some(TimeSet::Now); 2]
+    } else {
+        let v: Vec<i64> = t.mm.read_slice(times, 2)?;
+        [Some(TimeSet::At(v[0], 0)), Some(TimeSet::At(v[1], 0))]
+    };
+    set_times(t, Fd(AT_FDCWD), Some(path), ts, 0)
 }
 
 /// utimes(2)

@@ -14,12 +14,49 @@ use crate::vfs::{Dentry, FileType};
 
 /// getdents64(2)
 pub fn getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult {
+    read_dir(t, fd, buf, count, false)
+}
+
+/// getdents(2): the old `struct linux_dirent` layout (name right after `d_reclen`, the type
+/// in the record's last byte). On x86-64 its `d_ino` and `d_off` are `unsigned long`, as
+/// wide as getdents64's, so no entry overflows them (EOVERFLOW is for 32-bit callers).
+pub fn getdents(t: &mut Task, fd: Fd, buf: UserAddr, count: u32) -> SysResult {
+    read_dir(t, fd, buf, count, true)
+}
+
+/// Rewrites `linux_dirent64` records into `linux_dirent` ones in place: both are
+/// `ALIGN(name + 20, 8)` bytes long (Linux's filldir and filldir64), so the same entries fit
+/// the same buffer and the offsets of every record stay.
+fn to_old_dirents(data: &mut [u8]) {
+    let mut at = 0;
+    while at + 19 <= data.len() {
+        let reclen = usize::from(u16::from_ne_bytes([data[at + 16], data[at + 17]]));
+        if reclen < 20 || at + reclen > data.len() {
+            break;
+        }
+        let rec = &mut data[at..at + reclen];
+        let d_type = rec[18];
+        let name_len = rec[19..]
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(reclen - 20);
+        rec.copy_within(19..19 + name_len, 18);
+        rec[18 + name_len..].fill(0);
+        rec[reclen - 1] = d_type;
+        at += reclen;
+    }
+}
+
+fn read_dir(t: &mut Task, fd: Fd, buf: UserAddr, count: u32, old_layout: bool) -> SysResult {
     let f = t.fds.get(fd.0)?;
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
     let mut off = f.offset.lock().unwrap();
-    let (data, mut next) = f.ops().getdents(t, *off, count as usize)?;
+    let (mut data, mut next) = f.ops().getdents(t, *off, count as usize)?;
+    if old_layout {
+        to_old_dirents(&mut data);
+    }
     let mut len = data.len();
     if !data.is_empty() {
         let copied = t.mm.copy_out(buf.0, &data).unwrap_or(0);
@@ -124,7 +161,7 @@ pub fn getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult {
 
 #[cfg(test)]
 mod tests {
-    use super::whole_dirents;
+    use super::{to_old_dirents, whole_dirents};
 
     /// A `linux_dirent64` of `reclen` bytes whose `d_off` is `d_off`.
     fn dirent(d_off: u64, reclen: u16) -> Vec<u8> {
@@ -142,5 +179,29 @@ mod tests {
         assert_eq!(whole_dirents(&data, 55), Some((24, 1)));
         assert_eq!(whole_dirents(&data, 56), Some((56, 2)));
         assert_eq!(whole_dirents(&data, 80), Some((80, 3)));
+    }
+
+    /// A `linux_dirent64` for `name` of type `d_type`, sized as Linux's filldir64.
+    fn named(ino: u64, d_off: u64, d_type: u8, name: &[u8]) -> Vec<u8> {
+        let reclen = (19 + name.len() + 1).next_multiple_of(8);
+        let mut v = dirent(d_off, reclen as u16);
+        v[0..8].copy_from_slice(&ino.to_ne_bytes());
+        v[18] = d_type;
+        v[19..19 + name.len()].copy_from_slice(name);
+        v
+    }
+
+    #[test]
+    fn old_dirents_move_the_type_to_the_last_byte() {
+        // "abcd" fills its 24-byte record to the last byte; "x" leaves padding.
+        let mut data = [named(7, 1, 4, b"abcd"), named(9, 2, 8, b"x")].concat();
+        to_old_dirents(&mut data);
+        assert_eq!(&data[0..8], &7u64.to_ne_bytes());
+        assert_eq!(&data[8..16], &1u64.to_ne_bytes());
+        assert_eq!(&data[16..18], &24u16.to_ne_bytes());
+        assert_eq!(&data[18..24], b"abcd\0\x04");
+        assert_eq!(&data[24..32], &9u64.to_ne_bytes());
+        assert_eq!(&data[40..42], &24u16.to_ne_bytes());
+        assert_eq!(&data[42..48], b"x\0\0\0\0\x08");
     }
 }

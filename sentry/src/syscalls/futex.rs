@@ -1,4 +1,4 @@
-//! futex(2).
+//! futex(2) and the futex2 calls futex_wake(2), futex_wait(2) and futex_requeue(2).
 
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,9 @@ pub fn futex(
                 return Err(Errno::EINVAL);
             }
             let k = key(&t.mm, uaddr.0, private)?;
-            Ok(futexes.wake(k, val, bitset) as u64)
+            // Linux's loop wakes before it counts: a count of 0 or below (as an int) wakes one.
+            let n = if (val as i32) <= 0 { 1 } else { val };
+            Ok(futexes.wake(k, n, bitset) as u64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // The timeout argument carries the requeue count.
@@ -104,4 +106,125 @@ pub fn futex(
         }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// futex2 flags: the futex's size (only 32 bits is offered, as Linux), NUMA placement
+/// (not offered) and the private flag.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+const FUTEX2_SIZE_MASK: u32 = 0x03;
+const FUTEX2_NUMA: u32 = 0x04;
+const FUTEX2_MPOL: u32 = 0x08;
+const FUTEX2_PRIVATE: u32 = 128;
+
+/// The futex2 `flags` decoded: whether the futex is private. EINVAL for unknown flags, a
+/// size other than 32 bits, NUMA placement (not offered), or `vals` wider than 32 bits.
+fn futex2_flags(flags: u32, vals: &[u64]) -> Result<bool, Errno> {
+    if flags & !(FUTEX2_SIZE_MASK | FUTEX2_NUMA | FUTEX2_MPOL | FUTEX2_PRIVATE) != 0
+        || flags & FUTEX2_SIZE_MASK != FUTEX2_SIZE_U32
+        || flags & (FUTEX2_NUMA | FUTEX2_MPOL) != 0
+        || vals.iter().any(|&v| v > u64::from(u32::MAX))
+    {
+        return Err(Errno::EINVAL);
+    }
+    Ok(flags & FUTEX2_PRIVATE != 0)
+}
+
+/// futex_wake(2): wakes up to `nr` waiters whose bitset meets `mask`; unlike FUTEX_WAKE,
+/// `nr` 0 wakes nobody.
+pub fn futex_wake(t: &mut Task, uaddr: UserAddr, mask: u64, nr: i32, flags: u32) -> SysResult {
+    let private = futex2_flags(flags, &[mask])?;
+    if mask == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let k = key(&t.mm, uaddr.0, private)?;
+    if nr == 0 {
+        return Ok(0);
+    }
+    // As Linux's loop, a negative count wakes one.
+    let nr = u32::try_from(nr).unwrap_or(1);
+    Ok(t.kernel.futexes.wake(k, nr, mask as u32) as u64)
+}
+
+/// futex_wait(2): FUTEX_WAIT_BITSET with the futex2 flags; the timeout is absolute on
+/// `clockid` (CLOCK_MONOTONIC or CLOCK_REALTIME, else EINVAL).
+pub fn futex_wait(
+    t: &mut Task,
+    uaddr: UserAddr,
+    val: u64,
+    mask: u64,
+    flags: u32,
+    timeout: UserAddr,
+    clockid: i32,
+) -> SysResult {
+    let private = futex2_flags(flags, &[val, mask])?;
+    if mask == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = if timeout.is_null() {
+        None
+    } else {
+        let realtime = match clockid {
+            libc::CLOCK_MONOTONIC => false,
+            libc::CLOCK_REALTIME => true,
+            _ => return Err(Errno::EINVAL),
+        };
+        deadline(t, timeout, true, realtime)?
+    };
+    let k = key(&t.mm, uaddr.0, private)?;
+    let kernel = t.kernel.clone();
+    kernel
+        .futexes
+        .wait(t, k, uaddr.0, val as u32, mask as u32, d)?;
+    Ok(0)
+}
+
+/// `struct futex_waitv`: one futex of a futex2 vector call.
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// futex_requeue(2): wakes up to `nr_wake` waiters of `waiters[0]` and moves up to
+/// `nr_requeue` more to `waiters[1]`, if `waiters[0]`'s word still holds its `val` (else
+/// EAGAIN); each futex carries its own futex2 flags.
+pub fn futex_requeue(
+    t: &mut Task,
+    waiters: UserAddr,
+    flags: u32,
+    nr_wake: i32,
+    nr_requeue: i32,
+) -> SysResult {
+    if flags != 0 || waiters.is_null() {
+        return Err(Errno::EINVAL);
+    }
+    let v: [FutexWaitv; 2] = t.mm.read_obj(waiters)?;
+    let mut keys = Vec::with_capacity(2);
+    for w in &v {
+        if w.reserved != 0 {
+            return Err(Errno::EINVAL);
+        }
+        keys.push(futex2_flags(w.flags, &[w.val])?);
+    }
+    let (Ok(nr_wake), Ok(nr_requeue)) = (u32::try_from(nr_wake), u32::try_from(nr_requeue)) else {
+        return Err(Errno::EINVAL);
+    };
+    let from = key(&t.mm, v[0].uaddr, keys[0])?;
+    let to = key(&t.mm, v[1].uaddr, keys[1])?;
+    let kernel = t.kernel.clone();
+    let n = kernel.futexes.requeue(
+        t,
+        from,
+        to,
+        v[0].uaddr,
+        nr_wake,
+        nr_requeue,
+        Some(v[0].val as u32),
+    )?;
+    Ok(u64::from(n))
 }

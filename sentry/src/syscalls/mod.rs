@@ -13,15 +13,15 @@
 //! |---|---|
 //! | open, openat, openat2, creat; mkdir, mknod, symlink, readlink, unlink, rmdir, rename, link; access; path resolution helpers | `path.rs` |
 //! | stat, lstat, fstat, newfstatat, statx, statfs, fstatfs | `stat.rs` |
-//! | chmod, chown, utimensat/futimesat/utimes, truncate, ftruncate, fallocate, umask | `attr.rs` |
-//! | getdents64, getcwd, chdir, fchdir, chroot | `dir.rs` |
+//! | chmod, fchmodat2, chown, utimensat/futimesat/utimes/utime, truncate, ftruncate, fallocate, umask | `attr.rs` |
+//! | getdents64, getdents, getcwd, chdir, fchdir, chroot | `dir.rs` |
 //! | getxattr, setxattr, listxattr, removexattr (path, l*, f* variants) | `xattr.rs` |
 //! | read/write family (readv/writev, pread64/pwrite64, preadv/pwritev, preadv2/pwritev2), close, close_range, dup*, fcntl, ioctl, lseek, fadvise64, readahead | `fd.rs` |
 //! | flock, fcntl record and OFD locks | `lock.rs` |
 //! | fsync, fdatasync, syncfs, sync, sync_file_range | `sync.rs` |
 //! | pipe, pipe2, eventfd, eventfd2, memfd_create | `pipe.rs` |
 //! | sendfile, splice, tee, vmsplice, copy_file_range | `splice.rs` |
-//! | poll, ppoll, select, pselect6, epoll | `poll.rs` |
+//! | poll, ppoll, select, pselect6, epoll (epoll_pwait2 too) | `poll.rs` |
 //! | inotify | `inotify.rs` |
 //! | mount, umount2, pivot_root | `mount.rs` |
 //! | the new mount API: fsopen, fsconfig, fsmount, open_tree, move_mount, mount_setattr | `fsmount.rs` |
@@ -32,7 +32,7 @@
 //! | signalfd, signalfd4 | `signalfd.rs` |
 //! | clocks, gettimeofday, time, nanosleep, clock_nanosleep; clock_settime, settimeofday, adjtimex, clock_adjtime | `time.rs` |
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
-//! | futex | `futex.rs` |
+//! | futex, futex_wake, futex_wait, futex_requeue | `futex.rs` |
 //! | uname, sysinfo, getrandom, syslog | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
@@ -43,6 +43,7 @@
 //! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns, unshare (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
 //! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
 //! | keyctl (session keyrings) | `keys.rs` |
+//! | kcmp | `kcmp.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod aio;
@@ -55,6 +56,7 @@ mod futex;
 pub(crate) mod info;
 mod inotify;
 mod ipc;
+mod kcmp;
 mod keys;
 mod lock;
 mod mem;
@@ -257,7 +259,7 @@ syscall_table! {
         38 setitimer(which: i32, new: UserAddr, old: UserAddr) => timer::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF are checked on a 10 ms tick, against time in the application counted as wall time");
         39 getpid() => process::getpid, Full;
         40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => splice::sendfile, Partial("data moves through a 64 KiB sentry buffer; a stream source's bytes that the destination refused are lost");
-        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ICMP echo on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_PACKET SOCK_RAW and SOCK_DGRAM on the sentry's links (PACKET_RX_RING with TPACKET_V1 and V2; no filters nor TX rings); AF_NETLINK NETLINK_ROUTE (read-only) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
+        41 socket(domain: i32, ty: i32, protocol: i32) => socket::socket, Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP, ICMP echo and SOCK_RAW (CAP_NET_RAW) on the sentry's own stack (loopback; the pod's link with --network sandbox) or as host sockets (--network host); AF_PACKET SOCK_RAW and SOCK_DGRAM on the sentry's links (PACKET_RX_RING with TPACKET_V1 and V2; no filters nor TX rings); AF_NETLINK NETLINK_ROUTE (dumps; RTM_NEWADDR/RTM_DELADDR on the loopback and TUN/TAP links, RTM_NEWLINK/RTM_SETLINK flags of TUN/TAP links; no notifications), NETLINK_NETFILTER (an nftables ruleset that stays empty: additions EOPNOTSUPP) and NETLINK_KOBJECT_UEVENT (no events); other families EAFNOSUPPORT");
         42 connect(fd: Fd, addr: UserAddr, len: u32) => socket::connect, Full;
         43 accept(fd: Fd, addr: UserAddr, lenp: UserAddr) => socket::accept, Full;
         44 sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) => socket::sendto, Partial("no MSG_OOB");
@@ -272,7 +274,7 @@ syscall_table! {
         53 socketpair(domain: i32, ty: i32, protocol: i32, sv: UserAddr) => socket::socketpair, Partial("AF_UNIX only");
         54 setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) => socket::setsockopt, Partial("SO_PASSCRED, SO_SNDBUF/SO_RCVBUF on AF_UNIX; on AF_INET TCP: SO_REUSEADDR/REUSEPORT, SO_KEEPALIVE with TCP_KEEP*, SO_LINGER, SO_RCVLOWAT, TCP_NODELAY, TCP_CORK, TCP_INQ, TCP_SYNCNT, TCP_USER_TIMEOUT, IP_MTU_DISCOVER take effect, others ENOPROTOOPT; SO_ATTACH_FILTER/SO_DETACH_FILTER (classic BPF) on TCP and UDP; SO_BINDTODEVICE/SO_BINDTOIFINDEX (TCP and UDP); UDP: the multicast options, IP_MTU_DISCOVER and the receive control-message flags take effect, unknown SOL_SOCKET options ENOPROTOOPT; other IPPROTO_IP, IPPROTO_IPV6 and IPPROTO_UDP options are recorded only");
         55 getsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, lenp: UserAddr) => socket::getsockopt, Partial("SOL_SOCKET; for AF_INET also IPPROTO_IP, IPPROTO_TCP and IPPROTO_UDP (recorded values)");
-        56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("new PID, user, UTS, IPC and network namespaces, not mount, cgroup or time ones; no pidfds; CLONE_SIGHAND without CLONE_THREAD copies dispositions");
+        56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount or time ones (EPERM); CLONE_PIDFD only through clone3 (EINVAL here); CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
         58 vfork() => process::vfork, Full;
         59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("ELF images (static, static-PIE, PT_INTERP) and `#!` scripts up to 5 levels deep, looked up through the sandbox's filesystem; no ETXTBSY for a file open for writing, no 32-bit or binfmt_misc images (ENOEXEC)");
@@ -362,14 +364,14 @@ syscall_table! {
         151 mlockall(flags: i32) => mem::mlockall, Full;
         152 munlockall() => mem::munlockall, Full;
         148 sched_rr_get_interval(pid: i32, tp: UserAddr) => sched::sched_rr_get_interval, Full;
-        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable (not yet shown in /proc ownership), capability bounding and ambient sets, keepcaps, securebits");
+        157 prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => process::prctl, Partial("names, parent-death signal, subreaper, no_new_privs, seccomp, dumpable (not yet shown in /proc ownership), capability bounding and ambient sets, keepcaps, securebits; PR_SET_MM is EPERM without CAP_SYS_RESOURCE and EINVAL with it, as are other options");
         158 arch_prctl(code: i32, addr: u64) => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
         159 adjtimex(buf: UserAddr) => time::adjtimex, Partial("reads an unsynchronized clock; changes are EPERM (no CAP_SYS_TIME in a sandbox)");
         160 setrlimit(resource: u32, rlim: UserAddr) => process::setrlimit, Full;
         161 chroot(path: PathArg) => dir::chroot, Full;
         162 sync() => sync::sync, Full;
         164 settimeofday(tv: UserAddr, tz: UserAddr) => time::settimeofday, Partial("EPERM after the argument checks (no CAP_SYS_TIME in a sandbox)");
-        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2 (nsdelegate), mqueue, fuse and fuse.NAME (fd=, rootmode=, user_id=, group_id=, default_permissions, allow_other, max_read) and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve, mmap and mprotect); MS_MOVE; MS_SHARED, MS_SLAVE and MS_PRIVATE with peer groups and propagation of mounts, recursive binds and unmounts through peers and slaves across mount namespaces, fs.mount-max per namespace (ENOSPC), MS_UNBINDABLE as private; not over /");
+        165 mount(source: UserAddr, target: PathArg, fstype: UserAddr, flags: Flags, data: UserAddr) => mount::mount, Partial("tmpfs (size=, nr_blocks=, nr_inodes=, mode=, uid=, gid= with their limits), proc, devpts, overlay, cgroup2 (nsdelegate), mqueue, fuse and fuse.NAME (fd=, rootmode=, user_id=, group_id=, default_permissions, allow_other, max_read) and bind mounts in the caller's mount namespace; remount changes tmpfs limits and sets read-only and the nosuid/nodev/noexec/atime flags (noexec holds for execve, mmap and mprotect); MS_MOVE; MS_SHARED, MS_SLAVE and MS_PRIVATE with peer groups and propagation of mounts, recursive binds and unmounts through peers and slaves across mount namespaces, fs.mount-max per namespace (ENOSPC), MS_UNBINDABLE as private; not over /; cgroup v1 is ENODEV (EBUSY for a controller the v2 hierarchy uses), as are sysfs and other types");
         166 umount2(target: PathArg, flags: i32) => mount::umount2, Partial("MNT_EXPIRE is EAGAIN");
         170 sethostname(name: UserAddr, len: i32) => ns::sethostname, Full;
         171 setdomainname(name: UserAddr, len: i32) => ns::setdomainname, Full;
@@ -405,6 +407,7 @@ syscall_table! {
         209 io_submit(ctx: u64, nr: i64, iocbpp: UserAddr) => aio::io_submit, Partial("PREAD, PWRITE, PREADV, PWRITEV, FSYNC, FDSYNC, done synchronously; IOCB_CMD_POLL is EINVAL");
         210 io_cancel(ctx: u64, iocb: UserAddr, result: UserAddr) => aio::io_cancel, Partial("nothing is ever in flight: EINVAL");
         213 epoll_create(size: i32) => poll::epoll_create, Full;
+        78 getdents(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents, Full;
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents64, Full;
         218 set_tid_address(tidptr: UserAddr) => process::set_tid_address, Full;
         219 restart_syscall() => signal::restart_syscall, Full;
@@ -423,6 +426,7 @@ syscall_table! {
         232 epoll_wait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32) => poll::epoll_wait, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
         233 epoll_ctl(epfd: Fd, op: i32, fd: Fd, event: UserAddr) => poll::epoll_ctl, Full;
         234 tgkill(tgid: i32, tid: i32, sig: i32) => signal::tgkill, Full;
+        132 utime(path: PathArg, times: UserAddr) => attr::utime, Full;
         235 utimes(path: PathArg, times: UserAddr) => attr::utimes, Full;
         237 mbind(addr: UserAddr, len: u64, mode: i32, nmask: UserAddr, maxnode: u64, flags: u32) => mempolicy::mbind, Partial("one memory node: policies are checked and recorded; nothing moves");
         238 set_mempolicy(mode: i32, nmask: UserAddr, maxnode: u64) => mempolicy::set_mempolicy, Partial("one memory node: policies are checked and recorded");
@@ -455,7 +459,7 @@ syscall_table! {
         269 faccessat(dirfd: Fd, path: PathArg, mode: i32) => path::faccessat, Full;
         270 pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr, sigmask: UserAddr) => poll::pselect6, Full;
         271 ppoll(fds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::ppoll, Full;
-        272 unshare(flags: Flags) => ns::unshare, Partial("CLONE_FILES, CLONE_FS, new mount (a copy, no propagation), user (IDs translated by the get/set*id calls and /proc/[pid]/uid_map, not yet by stat or chown), UTS, IPC and network (loopback only, up at once) namespaces; thread, signal-handler and VM flags only when single-threaded; new PID, cgroup and time namespaces and CLONE_SYSVSEM are EINVAL");
+        272 unshare(flags: Flags) => ns::unshare, Partial("CLONE_FILES, CLONE_FS, new mount (a copy: its shared mounts stay peers of the caller's, or become slaves when a new user namespace owns it), user (IDs translated by the get/set*id calls and /proc/[pid]/uid_map, not yet by stat or chown), UTS, IPC and network (loopback only, up at once) namespaces, cgroup namespaces rooted at the caller's cgroup, a PID namespace for the caller's next children; thread, signal-handler and VM flags only when single-threaded; new time namespaces and CLONE_SYSVSEM are EINVAL");
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");
@@ -485,7 +489,7 @@ syscall_table! {
         305 clock_adjtime(clock: i32, buf: UserAddr) => time::clock_adjtime, Partial("CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP");
         306 syncfs(fd: Fd) => sync::syncfs, Full;
         307 sendmmsg(fd: Fd, vec: UserAddr, vlen: u32, flags: i32) => socket::sendmmsg, Partial("as sendmsg in a loop");
-        308 setns(fd: Fd, nstype: i32) => ns::setns, Partial("/proc/[pid]/ns files and pidfds; user, UTS, IPC, network and mount namespaces; a PID namespace at or below the caller's becomes its children's (pid_for_children); one cgroup and time namespace");
+        308 setns(fd: Fd, nstype: i32) => ns::setns, Partial("/proc/[pid]/ns files and pidfds; user, UTS, IPC, network, mount and cgroup namespaces; a PID namespace at or below the caller's becomes its children's (pid_for_children); the one time namespace (joining changes nothing)");
         309 getcpu(cpu: UserAddr, node: UserAddr) => sched::getcpu, Full;
         314 sched_setattr(pid: i32, attr: UserAddr, flags: u32) => sched::sched_setattr, Partial("no SCHED_DEADLINE (EINVAL) or utilization clamps (EOPNOTSUPP); recorded per thread");
         315 sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => sched::sched_getattr, Full;
@@ -495,6 +499,7 @@ syscall_table! {
         322 execveat(dirfd: Fd, path: PathArg, argv: UserAddr, envp: UserAddr, flags: Flags) => process::execveat, Partial("as execve: paths from dirfd or the cwd, AT_EMPTY_PATH on any fd of a file (fexecve; O_PATH and memfd too), AT_SYMLINK_NOFOLLOW (ELOOP); a program named by an fd gets /dev/fd/N[/path] as AT_EXECFN and a script's path (ENOENT when the fd is close-on-exec)");
         325 mlock2(addr: UserAddr, len: usize, flags: u32) => mem::mlock2, Full;
         326 copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::copy_file_range, Full;
+        312 kcmp(pid1: i32, pid2: i32, ty: i32, idx1: u64, idx2: u64) => kcmp::kcmp, Partial("KCMP_IO takes every task's I/O context as its own (CLONE_IO is not tracked) and KCMP_SYSVSEM a process's undo list as its threads'; Linux also finds two tasks equal that have none yet");
         310 process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_readv, Full;
         311 process_vm_writev(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => process_vm::process_vm_writev, Full;
         327 preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::preadv2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
@@ -502,12 +507,17 @@ syscall_table! {
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
         424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("of the PIDFD_SIGNAL_* scopes only PIDFD_SIGNAL_THREAD_GROUP");
         434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("no PIDFD_THREAD (EINVAL)");
-        435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("new PID, user, UTS, IPC and network namespaces; CLONE_INTO_CGROUP; no set_tid");
+        435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount (EPERM) or time (EINVAL) ones; CLONE_PIDFD; CLONE_INTO_CGROUP; no set_tid");
         438 pidfd_getfd(fd: Fd, target_fd: i32, flags: u32) => pidfd::pidfd_getfd, Full;
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
         437 openat2(dirfd: Fd, path: PathArg, how: UserAddr, size: usize) => path::openat2, Partial("RESOLVE_NO_XDEV and RESOLVE_NO_MAGICLINKS are accepted but not enforced");
         317 seccomp(op: u32, flags: Flags, uargs: UserAddr) => seccomp::seccomp, Partial("no SECCOMP_RET_USER_NOTIF listeners, no tracer for SECCOMP_RET_TRACE (ENOSYS as without one)");
         439 faccessat2(dirfd: Fd, path: PathArg, mode: i32, flags: Flags) => path::faccessat2, Full;
+        441 epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait2, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
+        454 futex_wake(uaddr: UserAddr, mask: u64, nr: i32, flags: u32) => futex::futex_wake, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
+        455 futex_wait(uaddr: UserAddr, val: u64, mask: u64, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_wait, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
+        456 futex_requeue(waiters: UserAddr, flags: u32, nr_wake: i32, nr_requeue: i32) => futex::futex_requeue, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
+        452 fchmodat2(dirfd: Fd, path: PathArg, mode: u32, flags: Flags) => attr::fchmodat2, Full;
     }
     unsupported {
         334 rseq, "optional for glibc, which falls back without it";

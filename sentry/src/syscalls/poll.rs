@@ -359,3 +359,20 @@ pub fn epoll_pwait(
     apply_temp_mask(t, mask);
     do_epoll_wait(t, epfd, events, max, deadline_ms(timeout))
 }
+
+/// epoll_pwait2(2): epoll_pwait with a `struct timespec` timeout (NULL waits without end;
+/// an invalid one is EINVAL). Unlike ppoll, the time left is not written back.
+pub fn epoll_pwait2(
+    t: &mut Task,
+    epfd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: UserAddr,
+    sigmask: UserAddr,
+    sigsetsize: usize,
+) -> SysResult {
+    let deadline = deadline_ts(t, timeout)?;
+    let mask = read_temp_mask(t, sigmask, sigsetsize)?;
+    apply_temp_mask(t, mask);
+    do_epoll_wait(t, epfd, events, max, deadline)
+}
