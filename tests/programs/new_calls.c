@@ -27,22 +27,15 @@
 #include <unistd.h>
 #include <utime.h>
 
+#include "outcome.h"
+
 /* Numbers newer than the C library's headers on some build hosts. */
 #define NR_epoll_pwait2 441
 #define NR_fchmodat2 452
 
-static char dir[64];
-
-static void report(const char *what, long n) {
-    if (n < 0)
-        printf("%s: -1 %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, n);
-    fflush(stdout);
-}
-
+/* dir/name into `out` (PATH_MAX bytes), which outlives at()'s rotating buffers. */
 static void path(char *out, const char *name) {
-    snprintf(out, PATH_MAX, "%s/%s", dir, name);
+    snprintf(out, PATH_MAX, "%s", at(name));
 }
 
 static long sys_fchmodat2(int dirfd, const char *p, mode_t mode, int flags) {
@@ -52,7 +45,7 @@ static long sys_fchmodat2(int dirfd, const char *p, mode_t mode, int flags) {
 static void print_mode(const char *what, const char *p, int flags) {
     struct stat st;
     if (fstatat(AT_FDCWD, p, &st, flags) != 0)
-        report(what, -1);
+        result(what, -1);
     else
         printf("%s: %o\n", what, st.st_mode & 07777);
 }
@@ -67,37 +60,37 @@ static void section_fchmodat2(void) {
     symlink(file, link);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
 
-    report("plain", sys_fchmodat2(AT_FDCWD, file, 0640, 0));
+    result("plain", sys_fchmodat2(AT_FDCWD, file, 0640, 0));
     print_mode("mode", file, 0);
-    report("relative to dirfd", sys_fchmodat2(dfd, "f", 0604, 0));
+    result("relative to dirfd", sys_fchmodat2(dfd, "f", 0604, 0));
     print_mode("mode", file, 0);
-    report("through the symlink", sys_fchmodat2(AT_FDCWD, link, 0611, 0));
+    result("through the symlink", sys_fchmodat2(AT_FDCWD, link, 0611, 0));
     print_mode("target mode", file, 0);
-    report("symlink itself", sys_fchmodat2(AT_FDCWD, link, 0600, AT_SYMLINK_NOFOLLOW));
+    result("symlink itself", sys_fchmodat2(AT_FDCWD, link, 0600, AT_SYMLINK_NOFOLLOW));
     print_mode("target mode after", file, 0);
     print_mode("link mode after", link, AT_SYMLINK_NOFOLLOW);
-    report("NOFOLLOW on a file", sys_fchmodat2(AT_FDCWD, file, 0644, AT_SYMLINK_NOFOLLOW));
+    result("NOFOLLOW on a file", sys_fchmodat2(AT_FDCWD, file, 0644, AT_SYMLINK_NOFOLLOW));
     print_mode("mode", file, 0);
-    report("bad flag", sys_fchmodat2(AT_FDCWD, file, 0600, 0x1));
-    report("AT_REMOVEDIR is bad", sys_fchmodat2(AT_FDCWD, file, 0600, AT_REMOVEDIR));
-    report("missing", sys_fchmodat2(AT_FDCWD, missing, 0600, 0));
-    report("empty path without flag", sys_fchmodat2(AT_FDCWD, "", 0600, 0));
+    result("bad flag", sys_fchmodat2(AT_FDCWD, file, 0600, 0x1));
+    result("AT_REMOVEDIR is bad", sys_fchmodat2(AT_FDCWD, file, 0600, AT_REMOVEDIR));
+    result("missing", sys_fchmodat2(AT_FDCWD, missing, 0600, 0));
+    result("empty path without flag", sys_fchmodat2(AT_FDCWD, "", 0600, 0));
 
     int ffd = open(file, O_RDONLY);
-    report("AT_EMPTY_PATH on fd", sys_fchmodat2(ffd, "", 0620, AT_EMPTY_PATH));
+    result("AT_EMPTY_PATH on fd", sys_fchmodat2(ffd, "", 0620, AT_EMPTY_PATH));
     print_mode("mode", file, 0);
     close(ffd);
     int pfd = open(file, O_PATH);
-    report("AT_EMPTY_PATH on O_PATH fd", sys_fchmodat2(pfd, "", 0602, AT_EMPTY_PATH));
+    result("AT_EMPTY_PATH on O_PATH fd", sys_fchmodat2(pfd, "", 0602, AT_EMPTY_PATH));
     print_mode("mode", file, 0);
     close(pfd);
     int lfd = open(link, O_PATH | O_NOFOLLOW);
-    report("AT_EMPTY_PATH on O_PATH symlink fd",
+    result("AT_EMPTY_PATH on O_PATH symlink fd",
            sys_fchmodat2(lfd, "", 0600, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
     close(lfd);
-    report("bad dirfd", sys_fchmodat2(12345, "f", 0600, 0));
-    report("dirfd not a directory", sys_fchmodat2(dfd + 100 > 0 ? open(file, O_RDONLY) : -1, "x", 0600, 0));
-    report("setuid bits kept", sys_fchmodat2(AT_FDCWD, file, 04755, 0));
+    result("bad dirfd", sys_fchmodat2(12345, "f", 0600, 0));
+    result("dirfd not a directory", sys_fchmodat2(dfd + 100 > 0 ? open(file, O_RDONLY) : -1, "x", 0600, 0));
+    result("setuid bits kept", sys_fchmodat2(AT_FDCWD, file, 04755, 0));
     print_mode("mode", file, 0);
 
     /* An unprivileged caller may not change another user's file. */
@@ -108,8 +101,8 @@ static void section_fchmodat2(void) {
             printf("cannot drop privileges\n");
             _exit(1);
         }
-        report("other's file", sys_fchmodat2(AT_FDCWD, file, 0777, 0));
-        report("other's symlink itself", sys_fchmodat2(AT_FDCWD, link, 0777, AT_SYMLINK_NOFOLLOW));
+        result("other's file", sys_fchmodat2(AT_FDCWD, file, 0777, 0));
+        result("other's symlink itself", sys_fchmodat2(AT_FDCWD, link, 0777, AT_SYMLINK_NOFOLLOW));
         fflush(stdout);
         _exit(0);
     }
@@ -141,21 +134,21 @@ static void section_epoll_pwait2(void) {
     epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
     struct epoll_event out[4];
     struct timespec zero = {0, 0}, short_ts = {0, 20 * 1000 * 1000};
-    report("zero timeout, nothing ready", sys_epoll_pwait2(ep, out, 4, &zero, NULL));
-    report("short timeout, nothing ready", sys_epoll_pwait2(ep, out, 4, &short_ts, NULL));
+    result("zero timeout, nothing ready", sys_epoll_pwait2(ep, out, 4, &zero, NULL));
+    result("short timeout, nothing ready", sys_epoll_pwait2(ep, out, 4, &short_ts, NULL));
     printf("timeout unchanged: %ld %ld\n", (long)short_ts.tv_sec, short_ts.tv_nsec);
     write(p[1], "x", 1);
     memset(out, 0, sizeof out);
-    report("ready, NULL timeout", sys_epoll_pwait2(ep, out, 4, NULL, NULL));
+    result("ready, NULL timeout", sys_epoll_pwait2(ep, out, 4, NULL, NULL));
     printf("event: %x data %llu\n", out[0].events, (unsigned long long)out[0].data.u64);
     struct timespec bad_ns = {0, 1000000000}, neg = {-1, 0};
-    report("tv_nsec too big", sys_epoll_pwait2(ep, out, 4, &bad_ns, NULL));
-    report("negative tv_sec", sys_epoll_pwait2(ep, out, 4, &neg, NULL));
-    report("bad timeout address", sys_epoll_pwait2(ep, out, 4, (void *)8, NULL));
-    report("maxevents 0", sys_epoll_pwait2(ep, out, 0, &zero, NULL));
-    report("not an epoll fd", sys_epoll_pwait2(p[0], out, 4, &zero, NULL));
-    report("bad fd", sys_epoll_pwait2(12345, out, 4, &zero, NULL));
-    report("bad sigsetsize",
+    result("tv_nsec too big", sys_epoll_pwait2(ep, out, 4, &bad_ns, NULL));
+    result("negative tv_sec", sys_epoll_pwait2(ep, out, 4, &neg, NULL));
+    result("bad timeout address", sys_epoll_pwait2(ep, out, 4, (void *)8, NULL));
+    result("maxevents 0", sys_epoll_pwait2(ep, out, 0, &zero, NULL));
+    result("not an epoll fd", sys_epoll_pwait2(p[0], out, 4, &zero, NULL));
+    result("bad fd", sys_epoll_pwait2(12345, out, 4, &zero, NULL));
+    result("bad sigsetsize",
            syscall(NR_epoll_pwait2, ep, out, 4, &zero, (sigset_t[]){{{0}}}, 4));
 
     /* The temporary mask: SIGUSR1 blocked outside, let through while waiting. */
@@ -177,7 +170,7 @@ static void section_epoll_pwait2(void) {
         _exit(0);
     }
     sigemptyset(&wait_mask);
-    report("interrupted by SIGUSR1", sys_epoll_pwait2(ep, out, 4, NULL, &wait_mask));
+    result("interrupted by SIGUSR1", sys_epoll_pwait2(ep, out, 4, NULL, &wait_mask));
     printf("handler ran: %d\n", got_usr1);
     waitpid(pid, NULL, 0);
     sigset_t now;
@@ -211,7 +204,7 @@ static void list_old(int fd, size_t bufsize) {
         calls++;
         if (got <= 0) {
             if (got < 0)
-                report("getdents", -1);
+                result("getdents", -1);
             break;
         }
         for (long at = 0; at < got;) {
@@ -260,17 +253,17 @@ static void section_getdents(void) {
     list_old(fd, 100);
     lseek(fd, 0, SEEK_SET);
     char buf[64];
-    report("buffer too small", syscall(SYS_getdents, fd, buf, 8));
-    report("bad buffer", syscall(SYS_getdents, fd, (void *)8, 4096));
+    result("buffer too small", syscall(SYS_getdents, fd, buf, 8));
+    result("bad buffer", syscall(SYS_getdents, fd, (void *)8, 4096));
     close(fd);
     path(p, "regular");
     fd = open(p, O_RDONLY);
-    report("not a directory", syscall(SYS_getdents, fd, buf, sizeof buf));
+    result("not a directory", syscall(SYS_getdents, fd, buf, sizeof buf));
     close(fd);
     fd = open(dir, O_PATH);
-    report("O_PATH fd", syscall(SYS_getdents, fd, buf, sizeof buf));
+    result("O_PATH fd", syscall(SYS_getdents, fd, buf, sizeof buf));
     close(fd);
-    report("bad fd", syscall(SYS_getdents, 12345, buf, sizeof buf));
+    result("bad fd", syscall(SYS_getdents, 12345, buf, sizeof buf));
 
     path(p, "regular");
     unlink(p);
@@ -287,7 +280,7 @@ static void section_getdents(void) {
 static void print_times(const char *what, const char *p) {
     struct stat st;
     if (stat(p, &st) != 0)
-        report(what, -1);
+        result(what, -1);
     else
         printf("%s: atime %ld.%09ld mtime %ld.%09ld\n", what, (long)st.st_atim.tv_sec,
                st.st_atim.tv_nsec, (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
@@ -299,18 +292,18 @@ static void section_utime(void) {
     path(missing, "nothing");
     close(open(file, O_CREAT | O_WRONLY, 0644));
     struct utimbuf ub = {.actime = 1000000, .modtime = 2000000};
-    report("set times", syscall(SYS_utime, file, &ub));
+    result("set times", syscall(SYS_utime, file, &ub));
     print_times("times", file);
-    report("NULL: now", syscall(SYS_utime, file, NULL));
+    result("NULL: now", syscall(SYS_utime, file, NULL));
     struct stat st;
     stat(file, &st);
     printf("mtime moved from the given one: %d\n", st.st_mtim.tv_sec != 2000000);
-    report("missing", syscall(SYS_utime, missing, &ub));
-    report("bad times", syscall(SYS_utime, file, (void *)8));
-    report("bad path", syscall(SYS_utime, (void *)8, &ub));
-    report("NULL path", syscall(SYS_utime, NULL, &ub));
+    result("missing", syscall(SYS_utime, missing, &ub));
+    result("bad times", syscall(SYS_utime, file, (void *)8));
+    result("bad path", syscall(SYS_utime, (void *)8, &ub));
+    result("NULL path", syscall(SYS_utime, NULL, &ub));
     ub.actime = -1;
-    report("negative seconds", syscall(SYS_utime, file, &ub));
+    result("negative seconds", syscall(SYS_utime, file, &ub));
     print_times("times", file);
 
     fflush(stdout);
@@ -320,8 +313,8 @@ static void section_utime(void) {
             printf("cannot drop privileges\n");
             _exit(1);
         }
-        report("other's file, given times", syscall(SYS_utime, file, &ub));
-        report("other's file, now", syscall(SYS_utime, file, NULL));
+        result("other's file, given times", syscall(SYS_utime, file, &ub));
+        result("other's file, now", syscall(SYS_utime, file, NULL));
         fflush(stdout);
         _exit(0);
     }
@@ -333,8 +326,8 @@ static void section_utime(void) {
     if (pid == 0) {
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(1);
-        report("writable file, now", syscall(SYS_utime, file, NULL));
-        report("writable file, given times", syscall(SYS_utime, file, &ub));
+        result("writable file, now", syscall(SYS_utime, file, NULL));
+        result("writable file, given times", syscall(SYS_utime, file, &ub));
         fflush(stdout);
         _exit(0);
     }
@@ -356,7 +349,7 @@ static void compare(const char *what, pid_t a, pid_t b, int type, unsigned long 
                     unsigned long i2) {
     long r = kcmp(a, b, type, i1, i2);
     if (r < 0) {
-        report(what, -1);
+        result(what, -1);
         return;
     }
     long back = type == K_EPOLL_TFD ? (r ? 3 - r : 0) : kcmp(b, a, type, i2, i1);
@@ -435,7 +428,7 @@ static void section_kcmp(void) {
     /* epoll targets. */
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN};
-    report("epoll_ctl", epoll_ctl(ep, EPOLL_CTL_ADD, ready[0], &ev));
+    result("epoll_ctl", epoll_ctl(ep, EPOLL_CTL_ADD, ready[0], &ev));
     struct { unsigned efd, tfd, toff; } slot = {ep, ready[0], 0};
     compare("epoll target", me, me, K_EPOLL_TFD, ready[0], (unsigned long)&slot);
     compare("epoll target against another file", me, me, K_EPOLL_TFD, fd3, (unsigned long)&slot);
@@ -517,7 +510,7 @@ static long wake_until(unsigned long mask, int tries) {
 static void section_futex2(void) {
     static uint32_t word[2];
     struct timespec now, later;
-    report("wait, value differs", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32, NULL, 0));
+    result("wait, value differs", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32, NULL, 0));
     clock_gettime(CLOCK_MONOTONIC, &now);
     later = now;
     later.tv_nsec += 20 * 1000 * 1000;
@@ -525,37 +518,37 @@ static void section_futex2(void) {
         later.tv_sec++;
         later.tv_nsec -= 1000000000;
     }
-    report("wait until a monotonic time", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &later,
+    result("wait until a monotonic time", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &later,
                                                       CLOCK_MONOTONIC));
     clock_gettime(CLOCK_REALTIME, &now);
-    report("wait until a past realtime", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32 | F2_PRIVATE,
+    result("wait until a past realtime", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32 | F2_PRIVATE,
                                                      &now, CLOCK_REALTIME));
-    report("wait, CLOCK_BOOTTIME", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &now,
+    result("wait, CLOCK_BOOTTIME", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &now,
                                                CLOCK_BOOTTIME));
-    report("wait, bad clock without timeout", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32, NULL, 99));
+    result("wait, bad clock without timeout", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32, NULL, 99));
     struct timespec bad = {0, 1000000000};
-    report("wait, bad timespec", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &bad, CLOCK_MONOTONIC));
-    report("wait, 8-bit size", futex_wait2(&word[0], 1, 0xffffffffUL, 0, NULL, 0));
-    report("wait, 64-bit size", futex_wait2(&word[0], 1, 0xffffffffUL, 3, NULL, 0));
-    report("wait, unknown flag", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32 | 0x10, NULL, 0));
-    report("wait, value past 32 bits", futex_wait2(&word[0], 1UL << 32, 0xffffffffUL, F2_U32, NULL, 0));
-    report("wait, mask past 32 bits", futex_wait2(&word[0], 1, 1UL << 32, F2_U32, NULL, 0));
-    report("wait, mask 0", futex_wait2(&word[0], 1, 0, F2_U32, NULL, 0));
-    report("wait, unaligned", futex_wait2((uint32_t *)((char *)word + 1), 1, 0xffffffffUL, F2_U32,
+    result("wait, bad timespec", futex_wait2(&word[0], 0, 0xffffffffUL, F2_U32, &bad, CLOCK_MONOTONIC));
+    result("wait, 8-bit size", futex_wait2(&word[0], 1, 0xffffffffUL, 0, NULL, 0));
+    result("wait, 64-bit size", futex_wait2(&word[0], 1, 0xffffffffUL, 3, NULL, 0));
+    result("wait, unknown flag", futex_wait2(&word[0], 1, 0xffffffffUL, F2_U32 | 0x10, NULL, 0));
+    result("wait, value past 32 bits", futex_wait2(&word[0], 1UL << 32, 0xffffffffUL, F2_U32, NULL, 0));
+    result("wait, mask past 32 bits", futex_wait2(&word[0], 1, 1UL << 32, F2_U32, NULL, 0));
+    result("wait, mask 0", futex_wait2(&word[0], 1, 0, F2_U32, NULL, 0));
+    result("wait, unaligned", futex_wait2((uint32_t *)((char *)word + 1), 1, 0xffffffffUL, F2_U32,
                                           NULL, 0));
-    report("wait, NULL", futex_wait2(NULL, 0, 0xffffffffUL, F2_U32, NULL, 0));
-    report("wake, nobody waits", futex_wake2(&word[0], 0xffffffffUL, 1, F2_U32));
-    report("wake, nr 0", futex_wake2(&word[0], 0xffffffffUL, 0, F2_U32));
-    report("wake, mask 0", futex_wake2(&word[0], 0, 1, F2_U32));
-    report("wake, bad size", futex_wake2(&word[0], 0xffffffffUL, 1, 0));
-    report("wake, unaligned", futex_wake2((uint32_t *)((char *)word + 2), 0xffffffffUL, 1, F2_U32));
+    result("wait, NULL", futex_wait2(NULL, 0, 0xffffffffUL, F2_U32, NULL, 0));
+    result("wake, nobody waits", futex_wake2(&word[0], 0xffffffffUL, 1, F2_U32));
+    result("wake, nr 0", futex_wake2(&word[0], 0xffffffffUL, 0, F2_U32));
+    result("wake, mask 0", futex_wake2(&word[0], 0, 1, F2_U32));
+    result("wake, bad size", futex_wake2(&word[0], 0xffffffffUL, 1, 0));
+    result("wake, unaligned", futex_wake2((uint32_t *)((char *)word + 2), 0xffffffffUL, 1, F2_U32));
 
     pthread_t th;
     waiter_mask = 1;
     pthread_create(&th, NULL, futex_waiter, NULL);
     usleep(20000);
-    report("wake with a disjoint mask", futex_wake2(&futex_word, 2, 1, F2_U32 | F2_PRIVATE));
-    report("wake with a matching mask", wake_until(3, 2500));
+    result("wake with a disjoint mask", futex_wake2(&futex_word, 2, 1, F2_U32 | F2_PRIVATE));
+    result("wake with a matching mask", wake_until(3, 2500));
     pthread_join(th, NULL);
     printf("waiter returned %ld\n", waiter_result);
 
@@ -568,7 +561,7 @@ static void section_futex2(void) {
         if (n == 0)
             usleep(2000);
     }
-    report("FUTEX_WAKE wakes a futex_wait waiter", n);
+    result("FUTEX_WAKE wakes a futex_wait waiter", n);
     pthread_join(th, NULL);
     printf("waiter returned %ld\n", waiter_result);
 
@@ -580,7 +573,7 @@ static void section_futex2(void) {
         if (n == 0)
             usleep(2000);
     }
-    report("FUTEX_WAKE with count 0", n);
+    result("FUTEX_WAKE with count 0", n);
     if (n == 0) /* do not leave the waiter behind */
         futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE);
     pthread_join(th, NULL);
@@ -592,26 +585,26 @@ static void section_futex2(void) {
         uint32_t flags, reserved;
     } v[2] = {{0, (uintptr_t)&futex_word, F2_U32 | F2_PRIVATE, 0},
               {0, (uintptr_t)&word[1], F2_U32 | F2_PRIVATE, 0}};
-    report("requeue flags", syscall(NR_futex_requeue, v, 1, 1, 1));
-    report("requeue NULL", syscall(NR_futex_requeue, NULL, 0, 1, 1));
-    report("requeue unreadable", syscall(NR_futex_requeue, (void *)8, 0, 1, 1));
-    report("requeue negative nr_wake", syscall(NR_futex_requeue, v, 0, -1, 1));
-    report("requeue negative nr_requeue", syscall(NR_futex_requeue, v, 0, 1, -1));
+    result("requeue flags", syscall(NR_futex_requeue, v, 1, 1, 1));
+    result("requeue NULL", syscall(NR_futex_requeue, NULL, 0, 1, 1));
+    result("requeue unreadable", syscall(NR_futex_requeue, (void *)8, 0, 1, 1));
+    result("requeue negative nr_wake", syscall(NR_futex_requeue, v, 0, -1, 1));
+    result("requeue negative nr_requeue", syscall(NR_futex_requeue, v, 0, 1, -1));
     v[1].reserved = 1;
-    report("requeue reserved", syscall(NR_futex_requeue, v, 0, 1, 1));
+    result("requeue reserved", syscall(NR_futex_requeue, v, 0, 1, 1));
     v[1].reserved = 0;
     v[1].flags = 3;
-    report("requeue 64-bit target", syscall(NR_futex_requeue, v, 0, 1, 1));
+    result("requeue 64-bit target", syscall(NR_futex_requeue, v, 0, 1, 1));
     v[1].flags = F2_U32 | F2_PRIVATE;
     v[0].val = 7;
-    report("requeue value differs", syscall(NR_futex_requeue, v, 0, 1, 1));
+    result("requeue value differs", syscall(NR_futex_requeue, v, 0, 1, 1));
     v[0].val = 1UL << 32;
-    report("requeue value past 32 bits", syscall(NR_futex_requeue, v, 0, 1, 1));
+    result("requeue value past 32 bits", syscall(NR_futex_requeue, v, 0, 1, 1));
     v[0].val = 0;
     v[1].uaddr += 1;
-    report("requeue unaligned target", syscall(NR_futex_requeue, v, 0, 1, 1));
+    result("requeue unaligned target", syscall(NR_futex_requeue, v, 0, 1, 1));
     v[1].uaddr -= 1;
-    report("requeue, nobody waits", syscall(NR_futex_requeue, v, 0, 1, 1));
+    result("requeue, nobody waits", syscall(NR_futex_requeue, v, 0, 1, 1));
     pthread_create(&th, NULL, futex_waiter, NULL);
     n = 0;
     for (int i = 0; i < 2500 && n == 0; i++) {
@@ -619,10 +612,10 @@ static void section_futex2(void) {
         if (n == 0)
             usleep(2000);
     }
-    report("requeue moves the waiter", n);
-    report("wake the first futex", futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE));
+    result("requeue moves the waiter", n);
+    result("wake the first futex", futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE));
     n = futex_wake2(&word[1], 0xffffffffUL, 1, F2_U32 | F2_PRIVATE);
-    report("wake the second futex", n);
+    result("wake the second futex", n);
     if (n == 0)
         futex_wake2(&futex_word, 0xffffffffUL, 1, F2_U32 | F2_PRIVATE);
     pthread_join(th, NULL);
