@@ -503,6 +503,37 @@ pub fn fchmod_inode(fd: BorrowedFd<'_>, mode: u32) -> std::io::Result<()> {
     }
 }
 
+/// `membarrier(2)` commands the platform uses.
+const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
+const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+
+/// Whether the host offers [`global_memory_barrier`] (asked once).
+pub fn have_global_memory_barrier() -> bool {
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| {
+        // SAFETY: membarrier with MEMBARRIER_CMD_QUERY reads and writes no memory.
+        let mask = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) };
+        mask > 0 && mask & MEMBARRIER_CMD_GLOBAL != 0
+    })
+}
+
+/// Returns once every thread of the host, and so every thread running application code (in
+/// processes of its own on every platform), has passed a full memory barrier: the host's
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)`, which waits for a scheduler grace period
+/// (milliseconds).
+///
+/// # Errors
+/// The host's: EINVAL where it has no such barrier (see [`have_global_memory_barrier`]).
+pub fn global_memory_barrier() -> std::io::Result<()> {
+    // SAFETY: membarrier with MEMBARRIER_CMD_GLOBAL reads and writes no memory.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Opens an `AF_PACKET` `SOCK_RAW` socket on host link `ifindex` for the sentry's network
 /// stack: every Ethernet frame of the link (`ETH_P_ALL`), nonblocking and close-on-exec, not
 /// reading back frames the host itself sends (`PACKET_IGNORE_OUTGOING`), with a receive

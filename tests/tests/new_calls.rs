@@ -1,6 +1,7 @@
 //! System calls added to the table later (fchmodat2, epoll_pwait2, getdents, utime, kcmp,
-//! futex_wait, futex_wake, futex_requeue), compared with native Linux. The program
-//! (`tests/programs/new_calls.c`) prints one line per step; both runs must match.
+//! futex_wait, futex_wake, futex_requeue, membarrier), compared with native Linux. The
+//! programs (`tests/programs/new_calls.c`, `tests/programs/membarrier.c`) print one line per
+//! step; both runs must match.
 
 use runsc_rs_tests::assert_same_program;
 
@@ -107,6 +108,27 @@ fn futex2_wait_wake_and_requeue_match_native() {
             "requeue moves the waiter: 1\n",
             "wake the first futex: 0\n",
             "wake the second futex: 1\n",
+        ],
+    );
+}
+
+/// membarrier(2): the global barrier, private expedited only after registering (in every
+/// thread, kept by a fork child, dropped by exec), bad flags and unknown commands.
+#[test]
+fn membarrier_registration_and_barriers_match_native() {
+    assert_same_program(
+        "membarrier",
+        &[],
+        &[
+            "query: basic commands offered: yes\n",
+            "global: 0\n",
+            "global with flags: -1 EINVAL\n",
+            "private expedited, unregistered: -1 EPERM\n",
+            "private expedited: 0\n",
+            "unknown command: -1 EINVAL\n",
+            "thread: private expedited: 0\n",
+            "fork child: private expedited: 0\n",
+            "after exec: private expedited: -1 EPERM\n",
         ],
     );
 }

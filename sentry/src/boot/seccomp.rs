@@ -144,6 +144,11 @@ fn base_rules() -> Vec<(Sysno, &'static str)> {
             "std Mutex/Condvar and thread joins; waking CLONE_CHILD_CLEARTID waiters",
         ),
         (sched_yield, "std spin loops"),
+        (
+            membarrier,
+            "membarrier(2) of the application: platform::global_memory_barrier reaches the \
+             host processes running its threads",
+        ),
         (sched_getaffinity, "std::thread::available_parallelism"),
         (
             clock_gettime,
@@ -745,6 +750,18 @@ fn argument_rules(sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
                 cond(2, Len::Dword, Op::Eq, libc::SO_PASSCRED as u64),
             ])],
             "SOL_SOCKET, SO_PASSCRED",
+        ),
+        Sysno::membarrier => (
+            [0, 1]
+                .iter()
+                .map(|&cmd| {
+                    rule(vec![
+                        cond(0, Len::Dword, Op::Eq, cmd),
+                        cond(1, Len::Dword, Op::Eq, 0),
+                    ])
+                })
+                .collect(),
+            "MEMBARRIER_CMD_QUERY or MEMBARRIER_CMD_GLOBAL, no flags",
         ),
         Sysno::fcntl => (
             one_of(

@@ -792,6 +792,9 @@ pub struct MmImage {
     /// Present pages: `[start, end)` at `file_offset` of the memory file.
     pub pages: Vec<PageRange>,
     pub brk: crate::mm::BrkState,
+    /// Registered for `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (absent in older images: no).
+    #[serde(default)]
+    pub membarrier_private: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1849,6 +1852,7 @@ fn mm_image(
         vmas,
         pages,
         brk: mm.brk_state(),
+        membarrier_private: mm.membarrier_private(),
     })
 }
 

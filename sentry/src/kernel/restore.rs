@@ -438,6 +438,9 @@ impl Kernel {
             .collect();
         mm.restore(vmas, &pages, image.brk)
             .map_err(|e| invalid(format!("inconsistent address space ({e:?})")))?;
+        if image.membarrier_private {
+            mm.register_membarrier_private();
+        }
         Ok(Arc::new(mm))
     }
 

@@ -325,6 +325,10 @@ pub struct MemoryManager {
     /// `CLONE_THREAD`, `vfork`): set once, never cleared. Such an mm never gives its host
     /// address space to an `execve`.
     vm_shared: AtomicBool,
+    /// A thread registered the process for `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
+    /// (`membarrier(2)`): set once, never cleared; a fork's copy of the mm keeps it, an
+    /// exec's new mm starts without it, as Linux's.
+    membarrier_private: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -347,6 +351,7 @@ impl MemoryManager {
             mf,
             space,
             vm_shared: AtomicBool::new(false),
+            membarrier_private: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 vmas: BTreeMap::new(),
                 pmas: BTreeMap::new(),
@@ -387,6 +392,17 @@ impl MemoryManager {
     /// Records that another process shares this mm (see `vm_shared`).
     pub fn mark_vm_shared(&self) {
         self.vm_shared.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a thread registered the process for `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.
+    pub fn membarrier_private(&self) -> bool {
+        self.membarrier_private.load(Ordering::Relaxed)
+    }
+
+    /// Registers this mm for `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (see
+    /// [`MemoryManager::membarrier_private`]).
+    pub fn register_membarrier_private(&self) {
+        self.membarrier_private.store(true, Ordering::Relaxed);
     }
 
     /// Whether another process may share this mm (see `vm_shared`).
@@ -1918,6 +1934,7 @@ impl MemoryManager {
             mf: self.mf.clone(),
             space,
             vm_shared: AtomicBool::new(false),
+            membarrier_private: AtomicBool::new(self.membarrier_private()),
             inner: Mutex::new(inner),
         };
         if !i.detached {

@@ -44,6 +44,7 @@
 //! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
 //! | keyctl (session keyrings) | `keys.rs` |
 //! | kcmp | `kcmp.rs` |
+//! | membarrier | `membarrier.rs` |
 //! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod aio;
@@ -60,6 +61,7 @@ mod kcmp;
 mod keys;
 mod lock;
 mod mem;
+mod membarrier;
 mod mempolicy;
 mod mount;
 mod mq;
@@ -518,6 +520,7 @@ syscall_table! {
         455 futex_wait(uaddr: UserAddr, val: u64, mask: u64, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_wait, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         456 futex_requeue(waiters: UserAddr, flags: u32, nr_wake: i32, nr_requeue: i32) => futex::futex_requeue, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         452 fchmodat2(dirfd: Fd, path: PathArg, mode: u32, flags: Flags) => attr::fchmodat2, Full;
+        324 membarrier(cmd: i32, flags: u32, cpu: i32) => membarrier::membarrier, Partial("the expedited commands are the host's global barrier (milliseconds, not microseconds); no SYNC_CORE or RSEQ variants nor GET_REGISTRATIONS (EINVAL)");
     }
     unsupported {
         334 rseq, "optional for glibc, which falls back without it";
