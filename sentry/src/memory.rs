@@ -172,26 +172,7 @@ impl MemoryFile {
                 self.fill_zero(off, len);
                 off
             }
-            None => {
-                let found = a
-                    .free
-                    .iter()
-                    .find(|(_, &l)| l >= len)
-                    .map(|(&o, &l)| (o, l));
-                let (off, flen) = match found {
-                    Some(found) => found,
-                    None => {
-                        self.punch_dirty(&mut a);
-                        let found = a.free.iter().find(|(_, &l)| l >= len);
-                        found.map(|(&o, &l)| (o, l)).ok_or(Error::Exhausted(len))?
-                    }
-                };
-                a.free.remove(&off);
-                if flen > len {
-                    a.free.insert(off + len, flen - len);
-                }
-                off
-            }
+            None => self.take_free(&mut a, len)?,
         };
         a.used.insert(off, (len, 1));
         a.in_use += len;
@@ -214,23 +195,7 @@ impl MemoryFile {
         if a.reserved + len > RESERVED_MAX {
             return Err(Error::Exhausted(len));
         }
-        let find = |a: &Allocator| {
-            a.free
-                .iter()
-                .find(|(_, &l)| l >= len)
-                .map(|(&o, &l)| (o, l))
-        };
-        let (off, flen) = match find(&a) {
-            Some(found) => found,
-            None => {
-                self.punch_dirty(&mut a);
-                find(&a).ok_or(Error::Exhausted(len))?
-            }
-        };
-        a.free.remove(&off);
-        if flen > len {
-            a.free.insert(off + len, flen - len);
-        }
+        let off = self.take_free(&mut a, len)?;
         a.reserved += len;
         Ok(FileRange { offset: off, len })
     }
@@ -306,6 +271,29 @@ impl MemoryFile {
     }
 
     /// Punches every kept dirty range and makes it free.
+    /// Takes `len` bytes (pages) from the first free range that long, punching the dirty
+    /// ranges into the free list first if none is: their pages read as zero.
+    fn take_free(&self, a: &mut Allocator, len: u64) -> Result<u64, Error> {
+        let find = |a: &Allocator| {
+            a.free
+                .iter()
+                .find(|(_, &l)| l >= len)
+                .map(|(&o, &l)| (o, l))
+        };
+        let (off, flen) = match find(a) {
+            Some(found) => found,
+            None => {
+                self.punch_dirty(a);
+                find(a).ok_or(Error::Exhausted(len))?
+            }
+        };
+        a.free.remove(&off);
+        if flen > len {
+            a.free.insert(off + len, flen - len);
+        }
+        Ok(off)
+    }
+
     fn punch_dirty(&self, a: &mut Allocator) {
         for (off, len) in std::mem::take(&mut a.dirty) {
             self.punch(off, len);

@@ -83,9 +83,7 @@ pub fn futex(
                 return Err(Errno::EINVAL);
             }
             let k = key(&t.mm, uaddr.0, private)?;
-            // Linux's loop wakes before it counts: a count of 0 or below (as an int) wakes one.
-            let n = if (val as i32) <= 0 { 1 } else { val };
-            Ok(futexes.wake(k, n, bitset) as u64)
+            Ok(futexes.wake(k, wake_count(val as i32), bitset) as u64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // The timeout argument carries the requeue count.
@@ -106,6 +104,12 @@ pub fn futex(
         }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// How many waiters a wake of `nr` wakes at most: Linux's loop wakes before it counts, so a
+/// count of 0 or below wakes one (futex_wake(2) returns early for 0 instead).
+fn wake_count(nr: i32) -> u32 {
+    u32::try_from(nr).map_or(1, |n| n.max(1))
 }
 
 /// futex2 flags: the futex's size (only 32 bits is offered, as Linux), NUMA placement
@@ -140,9 +144,7 @@ pub fn futex_wake(t: &mut Task, uaddr: UserAddr, mask: u64, nr: i32, flags: u32)
     if nr == 0 {
         return Ok(0);
     }
-    // As Linux's loop, a negative count wakes one.
-    let nr = u32::try_from(nr).unwrap_or(1);
-    Ok(t.kernel.futexes.wake(k, nr, mask as u32) as u64)
+    Ok(t.kernel.futexes.wake(k, wake_count(nr), mask as u32) as u64)
 }
 
 /// futex_wait(2): FUTEX_WAIT_BITSET with the futex2 flags; the timeout is absolute on

@@ -204,7 +204,7 @@ impl Mount {
 
 impl Mount {
     /// This mount at `path` on the mount `parent` (pivot_root, a propagation change); a copy
-    /// that is another mount gets a new ID and its own [`Mount::connected`].
+    /// that is another mount is [`Mount::copied`].
     fn relocated(&self, path: Vec<u8>, parent: u64) -> Mount {
         Mount {
             id: self.id,
@@ -224,6 +224,16 @@ impl Mount {
             locked: self.locked,
             locked_flags: self.locked_flags,
             connected: self.connected.clone(),
+        }
+    }
+
+    /// Another mount made from this one: as [`Mount::relocated`], with ID `id` and a
+    /// [`Mount::connected`] of its own.
+    fn copied(&self, path: Vec<u8>, parent: u64, id: u64) -> Mount {
+        Mount {
+            id,
+            connected: Arc::default(),
+            ..self.relocated(path, parent)
         }
     }
 
@@ -709,8 +719,7 @@ impl MountNamespace {
         let mut mounts = self.mounts.read().unwrap().clone();
         if !Arc::ptr_eq(owner, &self.owner) {
             for m in mounts.values_mut().flatten() {
-                let mut c = m.relocated(m.path.clone(), m.parent);
-                c.connected = Arc::default();
+                let mut c = m.copied(m.path.clone(), m.parent, m.id);
                 c.locked = true;
                 c.locked_flags = lockable_flags(m);
                 if m.group != 0 {
@@ -914,9 +923,7 @@ impl MountNamespace {
         let mut copies: Vec<(usize, Arc<Mount>)> = Vec::with_capacity(plan.len());
         for r in &plan {
             let from = r.from.map_or(&m, |i| &copies[i].1);
-            let mut c = from.relocated(r.at.clone(), r.target.id);
-            c.id = self.new_id();
-            c.connected = Arc::default();
+            let mut c = from.copied(r.at.clone(), r.target.id, self.new_id());
             if !r.peer {
                 c.master = from.group;
                 c.group = if r.target.group != 0 {
@@ -970,9 +977,7 @@ impl MountNamespace {
                     continue;
                 };
                 let parent = visible_mount(tables[ti].mounts, &at).map_or(0, |p| p.id);
-                let mut c = s.relocated(at.clone(), parent);
-                c.id = self.new_id();
-                c.connected = Arc::default();
+                let mut c = s.copied(at.clone(), parent, self.new_id());
                 c.locked = false;
                 match from {
                     None if tree_shared && c.group == 0 => c.group = groups.take(),
@@ -1333,9 +1338,7 @@ impl MountNamespace {
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = detached_root_path(id);
-        let mut top = m.relocated(path.clone(), 0);
-        top.id = id;
-        top.connected = Arc::default();
+        let mut top = m.copied(path.clone(), 0, id);
         top.root = root;
         top.root_path = root_path;
         top.group = 0;
@@ -1350,9 +1353,7 @@ impl MountNamespace {
             };
             let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
             let p = rebase(&x.path, at, &path).unwrap_or_else(|| x.path.clone());
-            let mut c = x.relocated(p, parent);
-            c.id = nid;
-            c.connected = Arc::default();
+            let mut c = x.copied(p, parent, nid);
             c.group = 0;
             c.master = 0;
             ids.push((x.id, nid));
