@@ -14,13 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char root[256];
-
-static const char *path(const char *rel) {
-    static char buf[512];
-    snprintf(buf, sizeof(buf), "%s/%s", root, rel);
-    return buf;
-}
+#include "cgroup_files.h"
 
 static void show(const char *rel) {
     char buf[256] = {0};
@@ -38,14 +32,6 @@ static void show(const char *rel) {
     for (ssize_t i = 0; i < n; i++)
         if (buf[i] == '\n') buf[i] = '|';
     printf("%s: %s\n", rel, buf);
-}
-
-static int put(const char *rel, const char *val) {
-    int fd = open(path(rel), O_WRONLY);
-    if (fd < 0) return errno;
-    int err = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : errno;
-    close(fd);
-    return err;
 }
 
 static void self_cgroup(void) {

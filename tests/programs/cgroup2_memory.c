@@ -13,23 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup_files.h"
+
 #define MIB (1024L * 1024L)
-
-static const char *root = "/sys/fs/cgroup";
-
-static const char *path(const char *rel) {
-    static char buf[512];
-    snprintf(buf, sizeof(buf), "%s/%s", root, rel);
-    return buf;
-}
-
-static int put(const char *rel, const char *val) {
-    int fd = open(path(rel), O_WRONLY);
-    if (fd < 0) return errno;
-    int err = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : errno;
-    close(fd);
-    return err;
-}
 
 static long current(const char *rel) {
     char buf[64] = {0};
@@ -53,6 +39,7 @@ static void touch_mib(long mib) {
 static int about(long v, long mib) { return v >= mib * MIB - MIB / 2 && v < mib * MIB + 2 * MIB; }
 
 int main(void) {
+    snprintf(root, sizeof(root), "/sys/fs/cgroup");
     printf("enable memory: %d\n", put("cgroup.subtree_control", "+memory"));
     mkdir(path("m"), 0755);
     printf("enable memory in m: %d\n", put("m/cgroup.subtree_control", "+memory"));

@@ -38,6 +38,27 @@ static void path(char *out, const char *name) {
     snprintf(out, PATH_MAX, "%s", at(name));
 }
 
+/* Forks a child that runs as user and group 65534 (an unprivileged caller): returns 0 in
+   it, its PID in the parent. Output is flushed first, so lines keep their order; a child
+   that cannot drop its privileges says so and exits 1. */
+static pid_t fork_as_nobody(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+        printf("cannot drop privileges\n");
+        fflush(stdout);
+        _exit(1);
+    }
+    return pid;
+}
+
+/* Waits for child `pid` and prints "WHAT status N". */
+static void reap(pid_t pid, const char *what) {
+    int status;
+    waitpid(pid, &status, 0);
+    printf("%s status %d\n", what, status);
+}
+
 static long sys_fchmodat2(int dirfd, const char *p, mode_t mode, int flags) {
     return syscall(NR_fchmodat2, dirfd, p, mode, flags);
 }
@@ -94,21 +115,14 @@ static void section_fchmodat2(void) {
     print_mode("mode", file, 0);
 
     /* An unprivileged caller may not change another user's file. */
-    fflush(stdout);
-    pid_t pid = fork();
+    pid_t pid = fork_as_nobody();
     if (pid == 0) {
-        if (setgid(65534) != 0 || setuid(65534) != 0) {
-            printf("cannot drop privileges\n");
-            _exit(1);
-        }
         result("other's file", sys_fchmodat2(AT_FDCWD, file, 0777, 0));
         result("other's symlink itself", sys_fchmodat2(AT_FDCWD, link, 0777, AT_SYMLINK_NOFOLLOW));
         fflush(stdout);
         _exit(0);
     }
-    int status;
-    waitpid(pid, &status, 0);
-    printf("child status %d\n", status);
+    reap(pid, "child");
     print_mode("mode", file, 0);
     close(dfd);
     unlink(link);
@@ -306,33 +320,23 @@ static void section_utime(void) {
     result("negative seconds", syscall(SYS_utime, file, &ub));
     print_times("times", file);
 
-    fflush(stdout);
-    pid_t pid = fork();
+    pid_t pid = fork_as_nobody();
     if (pid == 0) {
-        if (setgid(65534) != 0 || setuid(65534) != 0) {
-            printf("cannot drop privileges\n");
-            _exit(1);
-        }
         result("other's file, given times", syscall(SYS_utime, file, &ub));
         result("other's file, now", syscall(SYS_utime, file, NULL));
         fflush(stdout);
         _exit(0);
     }
-    int status;
-    waitpid(pid, &status, 0);
-    printf("child status %d\n", status);
+    reap(pid, "child");
     chmod(file, 0666);
-    pid = fork();
+    pid = fork_as_nobody();
     if (pid == 0) {
-        if (setgid(65534) != 0 || setuid(65534) != 0)
-            _exit(1);
         result("writable file, now", syscall(SYS_utime, file, NULL));
         result("writable file, given times", syscall(SYS_utime, file, &ub));
         fflush(stdout);
         _exit(0);
     }
-    waitpid(pid, &status, 0);
-    printf("child status %d\n", status);
+    reap(pid, "child");
     unlink(file);
 }
 
@@ -446,21 +450,16 @@ static void section_kcmp(void) {
     compare("epoll slot unreadable", me, me, K_EPOLL_TFD, fd1, 8);
 
     /* An unprivileged process may not inspect root's. */
-    fflush(stdout);
-    pid_t probe = fork();
+    pid_t probe = fork_as_nobody();
     if (probe == 0) {
-        if (setgid(65534) != 0 || setuid(65534) != 0)
-            _exit(1);
         compare("unprivileged against root's", getpid(), child, K_VM, 0, 0);
         compare("unprivileged self", getpid(), getpid(), K_VM, 0, 0);
         fflush(stdout);
         _exit(0);
     }
-    int status;
-    waitpid(probe, &status, 0);
-    printf("probe status %d\n", status);
+    reap(probe, "probe");
     write(go[1], "g", 1);
-    waitpid(child, &status, 0);
+    waitpid(child, NULL, 0);
     close(ep);
     close(fd1);
     close(fd2);

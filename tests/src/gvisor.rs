@@ -661,15 +661,16 @@ struct Planned {
 }
 
 impl Planned {
+    /// The gtest filter of the program's whole run: without its excluded and alone cases.
     fn filter(&self) -> Option<String> {
-        let out: Vec<&str> = self
-            .excluded
-            .iter()
-            .chain(&self.alone)
-            .map(String::as_str)
-            .collect();
-        (!out.is_empty()).then(|| format!("-{}", out.join(":")))
+        let out: Vec<String> = self.excluded.iter().chain(&self.alone).cloned().collect();
+        leave_out(&out)
     }
+}
+
+/// A gtest filter that runs every case but `cases` (None: no filter).
+fn leave_out(cases: &[String]) -> Option<String> {
+    (!cases.is_empty()).then(|| format!("-{}", cases.join(":")))
 }
 
 /// What the expectations say about one program.
@@ -1485,10 +1486,9 @@ fn isolate(
         .chain(&p.alone)
         .cloned()
         .collect();
-    let filter = |cases: &[String]| (!cases.is_empty()).then(|| format!("-{}", cases.join(":")));
     let mut run = runner.run_sharded(
         &p.name,
-        filter(&filter_cases).as_deref(),
+        leave_out(&filter_cases).as_deref(),
         p.timeout,
         &p.name,
         p.shards,
@@ -1513,7 +1513,7 @@ fn isolate(
         filter_cases.push(case);
         run = runner.run_sharded(
             &p.name,
-            filter(&filter_cases).as_deref(),
+            leave_out(&filter_cases).as_deref(),
             p.timeout,
             &p.name,
             p.shards,
