@@ -1,6 +1,6 @@
 """AF_UNIX semantics the sandbox must share with Linux; prints one line per check so the
 test can compare the output natively and under runsc-rs. Works in a fresh temp directory."""
-import array, errno, os, select, socket, struct, tempfile, time
+import array, errno, fcntl, os, select, socket, struct, tempfile, time
 
 S = socket.SOL_SOCKET
 SO_PASSCRED, SCM_CREDENTIALS, SO_PEERCRED = 16, 2, 17
@@ -110,6 +110,61 @@ p = select.poll()
 p.register(a, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
 print("seqpacket full shutdown", [ev for _, ev in p.poll(0)])
 print("unknown option", err(lambda: a.getsockopt(S, 999)))
+
+# SO_SNDBUF and SO_RCVBUF of every type: doubled, with Linux's floors; SO_SNDBUFFORCE (root)
+# has no ceiling. A sender's buffer holds what Linux's skb truesize accounting admits (the
+# number of sends before EAGAIN and SIOCOUTQ show it); a record longer than SO_SNDBUF less 32
+# is EMSGSIZE; a 2 MiB message from 512 iovecs arrives whole.
+import threading
+
+for ty in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
+    a, b = socket.socketpair(socket.AF_UNIX, ty)
+    sizes = []
+    for v in (0, 1, 1000, 3000, 100000):
+        a.setsockopt(S, socket.SO_SNDBUF, v)
+        a.setsockopt(S, socket.SO_RCVBUF, v)
+        sizes.append((a.getsockopt(S, socket.SO_SNDBUF), a.getsockopt(S, socket.SO_RCVBUF)))
+    print("bufsizes", ty, sizes)
+    for n in (1, 5000, 20000, 70000):
+        for buf in (0, 50000, None):
+            a, b = socket.socketpair(socket.AF_UNIX, ty)
+            a.setblocking(False)
+            if buf is not None:
+                a.setsockopt(S, socket.SO_SNDBUF, buf)
+            sends = total = 0
+            while sends < 10000:
+                try:
+                    total += a.send(b"x" * n)
+                    sends += 1
+                except BlockingIOError:
+                    break
+                except OSError as e:
+                    sends = errno.errorcode[e.errno]
+                    break
+            outq = struct.unpack("i", fcntl.ioctl(a, 0x5411, b"\0" * 4))[0]
+            print("fill", ty, n, buf, sends, total, outq)
+    a, b = socket.socketpair(socket.AF_UNIX, ty)
+    print("sndbufforce", err(lambda: a.setsockopt(S, 32, (1 << 20) + 2048)),
+          a.getsockopt(S, socket.SO_SNDBUF))
+    if ty != socket.SOCK_STREAM:
+        print("record over sndbuf", err(lambda: a.send(b"z" * ((2 << 20) + 4096 - 31))))
+    bufs = [bytes([i % 256]) * 4096 for i in range(512)]
+    got = [b""]
+
+    def reader():
+        while len(got[0]) < len(bufs) * 4096:
+            d = b.recv(4 << 20)
+            if not d:
+                break
+            got[0] += d
+            if ty != socket.SOCK_STREAM:
+                break
+
+    th = threading.Thread(target=reader)
+    th.start()
+    print("iovecs", err(lambda: a.sendmsg(bufs)))
+    th.join()
+    print("received", len(got[0]), got[0] == b"".join(bufs))
 
 # A listener closed with a connection it never accepted resets that connection: the client
 # sees POLLERR, then ECONNRESET once (from a read or SO_ERROR), then end of file.

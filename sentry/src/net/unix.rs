@@ -32,6 +32,14 @@ use crate::waiter::{WaitQueue, Wake};
 
 /// Default SO_SNDBUF / SO_RCVBUF (Linux's `wmem_default`).
 pub const DEFAULT_BUF: usize = 212_992;
+/// The largest SO_SNDBUF / SO_RCVBUF an unprivileged AF_UNIX socket asks for, before
+/// doubling: Linux clamps at `net.core.wmem_max`/`rmem_max`, which distributions commonly
+/// set to 4 MiB (gVisor's AF_UNIX maximum too). Programs that send multi-megabyte records
+/// count on it. The inet families keep Linux's built-in 212992 (see `inet::BUF_MAX`).
+const UNIX_BUF_MAX: usize = 4 << 20;
+/// The least SO_SNDBUF and SO_RCVBUF (Linux's SOCK_MIN_SNDBUF and SOCK_MIN_RCVBUF).
+const MIN_SNDBUF: usize = 4608;
+const MIN_RCVBUF: usize = 2304;
 /// The first SOL_SOCKET option number past Linux's last (SO_RCVPRIORITY is 82).
 const SO_UNKNOWN_FROM: i32 = 83;
 /// Largest `sun_path`.
@@ -246,10 +254,37 @@ struct Message {
     charge: Option<Charge>,
 }
 
-/// Per-message bookkeeping Linux counts on top of the data (about an skb's truesize).
-const MSG_OVERHEAD: usize = 576;
+/// Largest skb head that fits one page with its shared info (Linux's `SKB_MAX_HEAD(0)`).
+const SKB_MAX_HEAD: usize = 4096 - SKB_SHINFO;
 /// Largest piece a stream send queues at once (Linux's skb head plus 32 KiB of pages).
-const STREAM_CHUNK: usize = 32_768 + 3_776;
+const STREAM_CHUNK: usize = 32_768 + SKB_MAX_HEAD;
+/// Largest datagram head before Linux moves the rest to pages (`SKB_MAX_ALLOC`), and the
+/// most page bytes one skb carries (`MAX_SKB_FRAGS` pages).
+const SKB_MAX_ALLOC: usize = (4096 << 2) - SKB_SHINFO;
+const SKB_MAX_FRAG_BYTES: usize = 17 * 4096;
+/// Cache-aligned sizes of Linux's `struct sk_buff` and `struct skb_shared_info`.
+const SKB_STRUCT: usize = 256;
+const SKB_SHINFO: usize = 320;
+
+/// What Linux charges a sender's `sk_wmem_alloc` for one message of `len` bytes from a socket
+/// of `kind` (the skb's truesize): the `struct sk_buff`, the head allocation rounded up to
+/// its kmalloc size class (the shared info included) and whole pages for the rest, split as
+/// `unix_dgram_sendmsg` (records) and `unix_stream_sendmsg` (a stream's pieces) split it.
+/// This makes the number of messages SO_SNDBUF admits match Linux's.
+fn truesize(kind: Kind, len: usize) -> usize {
+    let page_align = |n: usize| n.div_ceil(4096) * 4096;
+    let paged = match kind {
+        Kind::Stream => len.min(page_align(len.saturating_sub(SKB_MAX_HEAD))),
+        Kind::Dgram | Kind::SeqPacket if len > SKB_MAX_ALLOC => {
+            page_align((len - SKB_MAX_ALLOC).min(SKB_MAX_FRAG_BYTES))
+        }
+        Kind::Dgram | Kind::SeqPacket => 0,
+    };
+    // kmalloc's power-of-two caches (the least that holds a shared info is 512 bytes), then
+    // whole page orders: a power of two either way.
+    let head = ((len - paged).next_multiple_of(64) + SKB_SHINFO).next_power_of_two();
+    SKB_STRUCT + head + paged
+}
 /// net.unix.max_dgram_qlen: datagrams queued for a socket not connected back to the sender.
 const MAX_DGRAM_QLEN: usize = 10;
 
@@ -262,7 +297,7 @@ struct Charge {
 
 impl Charge {
     fn new(sender: &Arc<Endpoint>, len: usize) -> Charge {
-        let bytes = len + MSG_OVERHEAD;
+        let bytes = truesize(sender.kind, len);
         sender.wmem.fetch_add(bytes, Ordering::SeqCst);
         Charge {
             to: Arc::downgrade(sender),
@@ -1385,18 +1420,22 @@ impl Socket for UnixSocket {
         match name {
             // Linux caps the value at wmem_max/rmem_max and doubles it for bookkeeping
             // overhead, with a floor.
-            libc::SO_SNDBUF => s.sndbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(4608),
-            libc::SO_RCVBUF => s.rcvbuf = ((int()?.max(0) as usize).min(DEFAULT_BUF) * 2).max(2304),
+            libc::SO_SNDBUF => {
+                s.sndbuf = ((int()? as u32 as usize).min(UNIX_BUF_MAX) * 2).max(MIN_SNDBUF)
+            }
+            libc::SO_RCVBUF => {
+                s.rcvbuf = ((int()? as u32 as usize).min(UNIX_BUF_MAX) * 2).max(MIN_RCVBUF)
+            }
             // The caller checked CAP_NET_ADMIN: no cap, the same doubling and floor.
             libc::SO_SNDBUFFORCE => {
                 s.sndbuf = (int()?.max(0) as usize)
                     .saturating_mul(2)
-                    .clamp(4608, i32::MAX as usize)
+                    .clamp(MIN_SNDBUF, i32::MAX as usize)
             }
             libc::SO_RCVBUFFORCE => {
                 s.rcvbuf = (int()?.max(0) as usize)
                     .saturating_mul(2)
-                    .clamp(2304, i32::MAX as usize)
+                    .clamp(MIN_RCVBUF, i32::MAX as usize)
             }
             libc::SO_PASSCRED => s.passcred = int()? != 0,
             libc::SO_RCVTIMEO | libc::SO_SNDTIMEO => {
@@ -1416,6 +1455,11 @@ impl Socket for UnixSocket {
                 }
                 s.options.insert(name, value.to_vec());
             }
+        }
+        drop(s);
+        if matches!(name, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) {
+            // As Linux's sk_write_space: a sender waiting on a full buffer looks again.
+            self.ep.queue.notify(Wake::Writable);
         }
         Ok(())
     }
