@@ -19,7 +19,8 @@
 //!
 //! # Safety model
 //! The only `unsafe` of the sentry: the mapping of the whole file into the sentry
-//! (`base`, `size`: byte copies, and the atomic compare-and-exchange of a futex word), and the tuning of the sentry's own heap ([`settle_host_allocator`]).
+//! (`base`, `size`: byte copies, and the atomic compare-and-exchange of a futex word), and
+//! the tuning of the sentry's own heap ([`settle_host_allocator`]).
 //! Offsets handed out by the allocator are always within `size`, and every access is
 //! bounds-checked against `size` before the pointer arithmetic.
 #![allow(unsafe_code)]
