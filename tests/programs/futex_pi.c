@@ -125,6 +125,16 @@ static void *lock_raw(void *arg) {
     return NULL;
 }
 
+/* Takes the raw lock and exits holding it once a waiter is blocked on it (no robust list
+   names it). */
+static void *lock_raw_and_exit(void *arg) {
+    (void)arg;
+    futex(&word, FUTEX_LOCK_PI, 0, NULL);
+    while (!(__atomic_load_n(&word, __ATOMIC_SEQ_CST) & FUTEX_WAITERS))
+        usleep(1000);
+    return NULL;
+}
+
 static struct timespec in_ms(clockid_t clock, long ms) {
     struct timespec ts;
     clock_gettime(clock, &ts);
@@ -258,6 +268,16 @@ int main(void) {
     errno = raw_errno[1];
     result("raw: the other thread unlocks", raw_unlock);
     printf("raw: word after the waiter's unlock %u\n", word);
+    /* The owner exits holding a lock no robust list names: its waiter gets it, with
+       FUTEX_OWNER_DIED. */
+    word = 0;
+    pthread_create(&t, NULL, lock_raw_and_exit, NULL);
+    while (!__atomic_load_n(&word, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    result("raw: lock while the owner exits", futex(&word, FUTEX_LOCK_PI, 0, NULL));
+    printf("raw: own tid %d, waiters %d, owner died %d\n", (word & FUTEX_TID_MASK) == tid,
+           (word & FUTEX_WAITERS) != 0, (word & FUTEX_OWNER_DIED) != 0);
+    pthread_join(t, NULL);
     printf("done\n");
     return 0;
 }

@@ -19,6 +19,7 @@ const EXPECT: &[&str] = &[
     "raw: lock with a dead owner: -1 ESRCH\n",
     "raw: unlock not owner: -1 EPERM\n",
     "raw: handed over: own tid 1, waiters bit 1\n",
+    "raw: own tid 1, waiters 1, owner died 1\n",
 ];
 
 #[test]

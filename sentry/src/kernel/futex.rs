@@ -68,6 +68,9 @@ struct PiWaiter {
     waiter: Arc<Waiter>,
     tid: u32,
     woken: Arc<AtomicBool>,
+    /// Where the waiter sees the lock's word, for a handoff at its owner's exit.
+    mm: Arc<MemoryManager>,
+    addr: u64,
 }
 
 /// All futex wait queues of the kernel.
@@ -372,6 +375,8 @@ impl Futexes {
                     waiter: t.handle.waiter.clone(),
                     tid,
                     woken: woken.clone(),
+                    mm: t.mm.clone(),
+                    addr,
                 });
             }
             let waiter = t.handle.waiter.clone();
@@ -459,6 +464,46 @@ impl Futexes {
         }
     }
 
+    /// Hands each PI lock the exiting thread `t` still holds and others wait for to its
+    /// first waiter, with FUTEX_OWNER_DIED and FUTEX_WAITERS, as Linux's exit does for the
+    /// PI locks a task owns (robust ones were released by the robust list before). A lock
+    /// in private memory is only looked for in `t`'s own address space.
+    pub fn exit_pi(&self, t: &Task) {
+        let tid = t.vtid() as u32;
+        let own_mm = Arc::as_ptr(&t.mm) as usize;
+        let mut q = self.pi.lock().unwrap();
+        let mut handed = Vec::new();
+        for (key, v) in q.iter() {
+            if matches!(key, FutexKey::Private { mm, .. } if *mm != own_mm) {
+                continue;
+            }
+            let Some(w) = v.front() else {
+                continue;
+            };
+            let at = UserAddr(w.addr);
+            let Ok(mut cur) = w.mm.read_obj::<u32>(at) else {
+                continue;
+            };
+            for _ in 0..PI_RETRIES {
+                if cur & FUTEX_TID_MASK != tid {
+                    break;
+                }
+                let new = w.tid | FUTEX_WAITERS | FUTEX_OWNER_DIED;
+                match w.mm.compare_exchange_u32(at, cur, new) {
+                    Ok(old) if old == cur => {
+                        handed.push(*key);
+                        break;
+                    }
+                    Ok(old) => cur = old,
+                    Err(_) => break,
+                }
+            }
+        }
+        for key in handed {
+            Self::pi_wake_locked(&mut q, key, 1);
+        }
+    }
+
     /// Wakes the first PI waiter of `key` to try the lock again (its owner died).
     fn pi_wake_one(&self, key: FutexKey) {
         Self::pi_wake_locked(&mut self.pi.lock().unwrap(), key, 1);
@@ -477,8 +522,14 @@ fn thread_exists(t: &Task, tid: u32) -> bool {
 const ROBUST_LIST_LIMIT: usize = 2048;
 
 /// Marks the robust futexes the exiting thread holds as OWNER_DIED and wakes a waiter of
-/// each (robust_list(2) semantics). A corrupt list just ends the walk.
+/// each (robust_list(2) semantics), then hands the other PI locks it holds to their waiters
+/// ([`Futexes::exit_pi`]). A corrupt list just ends the walk.
 pub fn exit_robust_list(t: &mut Task) {
+    walk_robust_list(t);
+    t.kernel.futexes.exit_pi(t);
+}
+
+fn walk_robust_list(t: &mut Task) {
     let (head, _) = t.robust_list;
     if head == 0 {
         return;
