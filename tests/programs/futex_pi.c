@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,29 @@ static void *lock_raw_and_exit(void *arg) {
     return NULL;
 }
 
+static volatile int handled;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    handled++;
+}
+
+/* Sends SIGUSR1 (a handler without SA_RESTART) to main while it is blocked in LOCK_PI, then
+   unlocks: LOCK_PI is restarted after the handler, never EINTR. */
+static void *signal_then_unlock(void *arg) {
+    pthread_t main_thread = *(pthread_t *)arg;
+    futex(&word, FUTEX_LOCK_PI, 0, NULL);
+    held = 1;
+    while (!(__atomic_load_n(&word, __ATOMIC_SEQ_CST) & FUTEX_WAITERS))
+        usleep(1000);
+    pthread_kill(main_thread, SIGUSR1);
+    while (!handled)
+        usleep(1000);
+    usleep(20 * 1000);
+    futex(&word, FUTEX_UNLOCK_PI, 0, NULL);
+    return NULL;
+}
+
 static struct timespec in_ms(clockid_t clock, long ms) {
     struct timespec ts;
     clock_gettime(clock, &ts);
@@ -246,6 +270,11 @@ int main(void) {
     result("raw: unaligned", futex((uint32_t *)((char *)&word + 1), FUTEX_LOCK_PI, 0, NULL));
     result("raw: bad address", futex((uint32_t *)8, FUTEX_LOCK_PI, 0, NULL));
     result("raw: unlock bad address", futex((uint32_t *)8, FUTEX_UNLOCK_PI, 0, NULL));
+    uint32_t *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    result("raw: lock in read-only memory", futex(ro, FUTEX_LOCK_PI, 0, NULL));
+    result("raw: trylock in read-only memory", futex(ro, FUTEX_TRYLOCK_PI, 0, NULL));
+    result("raw: unlock in read-only memory", futex(ro, FUTEX_UNLOCK_PI, 0, NULL));
+    munmap(ro, 4096);
     struct timespec bad = {0, 2000000000L};
     word = tid;
     result("raw: lock with a bad timeout", futex(&word, FUTEX_LOCK_PI, 0, &bad));
@@ -277,6 +306,18 @@ int main(void) {
     result("raw: lock while the owner exits", futex(&word, FUTEX_LOCK_PI, 0, NULL));
     printf("raw: own tid %d, waiters %d, owner died %d\n", (word & FUTEX_TID_MASK) == tid,
            (word & FUTEX_WAITERS) != 0, (word & FUTEX_OWNER_DIED) != 0);
+    pthread_join(t, NULL);
+    /* A signal handler runs while LOCK_PI blocks; the call goes on afterwards. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    word = 0;
+    pthread_t self = pthread_self();
+    pthread_create(&t, NULL, signal_then_unlock, &self);
+    wait_held();
+    result("raw: lock across a signal handler", futex(&word, FUTEX_LOCK_PI, 0, NULL));
+    printf("raw: handler ran %d, own tid %d\n", handled, (word & FUTEX_TID_MASK) == tid);
     pthread_join(t, NULL);
     printf("done\n");
     return 0;

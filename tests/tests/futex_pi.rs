@@ -20,6 +20,7 @@ const EXPECT: &[&str] = &[
     "raw: unlock not owner: -1 EPERM\n",
     "raw: handed over: own tid 1, waiters bit 1\n",
     "raw: own tid 1, waiters 1, owner died 1\n",
+    "raw: lock across a signal handler: 0\n",
 ];
 
 #[test]
