@@ -19,7 +19,8 @@
 //!
 //! # Safety model
 //! The only `unsafe` of the sentry: the mapping of the whole file into the sentry
-//! (`base`, `size`), and the tuning of the sentry's own heap ([`settle_host_allocator`]).
+//! (`base`, `size`: byte copies, and the atomic compare-and-exchange of a futex word), and
+//! the tuning of the sentry's own heap ([`settle_host_allocator`]).
 //! Offsets handed out by the allocator are always within `size`, and every access is
 //! bounds-checked against `size` before the pointer arithmetic.
 #![allow(unsafe_code)]
@@ -560,6 +561,28 @@ impl MemoryFile {
             return Err(std::io::Error::last_os_error());
         }
         Ok(r as usize)
+    }
+
+    /// Atomically replaces the 32-bit word at `off` (4-aligned) with `new` if it holds
+    /// `old`; returns the value it held (a futex word the application updates with its own
+    /// atomic instructions through its mapping of the same pages).
+    pub fn compare_exchange_u32(&self, off: u64, old: u32, new: u32) -> u32 {
+        self.check(off, 4);
+        assert!(off.is_multiple_of(4), "unaligned atomic at {off:#x}");
+        // SAFETY: `[off, off+4)` is within the mapping (checked above) and 4-aligned (the
+        // mapping is page-aligned), so it is a valid `AtomicU32` for the mapping's lifetime;
+        // every other access to it is either atomic or a byte copy, as between the threads
+        // of a Linux process.
+        let word =
+            unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off as usize).cast()) };
+        match word.compare_exchange(
+            old,
+            new,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        ) {
+            Ok(v) | Err(v) => v,
+        }
     }
 
     /// Copies `len` bytes inside the file (copy-on-write breaks).

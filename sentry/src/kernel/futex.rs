@@ -5,10 +5,17 @@
 //! The check of the futex word and the enqueue happen under one lock, so a wake between
 //! them is never lost.
 //!
+//! Priority-inheritance futexes (FUTEX_LOCK_PI and friends) keep their own queues: the word
+//! holds the owner's TID with FUTEX_WAITERS and FUTEX_OWNER_DIED, changed by atomic
+//! compare-and-exchange on the application's memory; an unlock hands the lock to the first
+//! waiter by writing its TID. Priorities are not boosted (the sentry schedules no real-time
+//! tasks), so "priority inheritance" is only the ownership protocol.
+//!
 //! # Lock order
-//! `Futexes::buckets` → `MemoryManager::inner` (reading the futex word) → `Waiter`.
+//! `Futexes::buckets` or `Futexes::pi` (never both) → `MemoryManager::inner` (reading the
+//! futex word) → `Waiter`. The task tree is looked up before `Futexes::pi`, never under it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -54,10 +61,24 @@ struct FutexWaiter {
     woken: Arc<AtomicBool>,
 }
 
+/// A thread blocked in FUTEX_LOCK_PI(2): the TID the lock's word gets when it is handed to
+/// it, and the flag set (after that write) when it is woken.
+#[derive(Debug)]
+struct PiWaiter {
+    waiter: Arc<Waiter>,
+    tid: u32,
+    woken: Arc<AtomicBool>,
+    /// Where the waiter sees the lock's word, for a handoff at its owner's exit.
+    mm: Arc<MemoryManager>,
+    addr: u64,
+}
+
 /// All futex wait queues of the kernel.
 #[derive(Debug, Default)]
 pub struct Futexes {
     buckets: Mutex<HashMap<FutexKey, Vec<FutexWaiter>>>,
+    /// Waiters of PI futexes, first come first served.
+    pi: Mutex<HashMap<FutexKey, VecDeque<PiWaiter>>>,
 }
 
 /// `FUTEX_WAKE_OP` operation, decoded.
@@ -289,12 +310,226 @@ impl Futexes {
 const FUTEX_WAITERS: u32 = 0x8000_0000;
 const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Rounds of a PI operation lost to concurrent changes of the word before it gives up with
+/// EAGAIN, so that an application rewriting the word cannot keep the sentry looping.
+const PI_RETRIES: u32 = 128;
+
+impl Futexes {
+    /// FUTEX_LOCK_PI(2) and FUTEX_TRYLOCK_PI: takes the PI lock at `addr` for the caller,
+    /// sleeping (until `deadline`) while another thread holds it. A lock whose word holds
+    /// no TID is taken as is, keeping FUTEX_OWNER_DIED for the C library to report.
+    ///
+    /// # Errors
+    /// EDEADLK when the caller holds it, ESRCH when the owner TID names no thread, EAGAIN
+    /// for a held lock with `try_only` (or a word changing under every attempt),
+    /// ETIMEDOUT, EINTR (restarted), EFAULT.
+    pub fn lock_pi(
+        &self,
+        t: &mut Task,
+        key: FutexKey,
+        addr: u64,
+        deadline: Option<Instant>,
+        try_only: bool,
+    ) -> Result<(), Errno> {
+        let tid = t.vtid() as u32;
+        let at = UserAddr(addr);
+        let mut lost = 0;
+        loop {
+            lost += 1;
+            if lost > PI_RETRIES {
+                return Err(Errno::EAGAIN);
+            }
+            let seen: u32 = t.mm.read_obj(at)?;
+            let owner = seen & FUTEX_TID_MASK;
+            if owner == tid {
+                return Err(Errno::EDEADLK);
+            }
+            if owner != 0 && !thread_exists(t, owner) {
+                return Err(Errno::ESRCH);
+            }
+            let woken = Arc::new(AtomicBool::new(false));
+            {
+                let mut q = self.pi.lock().unwrap();
+                let cur: u32 = t.mm.read_obj(at)?;
+                if cur & FUTEX_TID_MASK == 0 {
+                    let waiters = q.get(&key).is_some_and(|v| !v.is_empty());
+                    let new =
+                        (cur & FUTEX_OWNER_DIED) | tid | if waiters { FUTEX_WAITERS } else { 0 };
+                    if t.mm.compare_exchange_u32(at, cur, new)? == cur {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                if cur & FUTEX_TID_MASK != owner {
+                    continue;
+                }
+                if cur & FUTEX_WAITERS == 0
+                    && t.mm.compare_exchange_u32(at, cur, cur | FUTEX_WAITERS)? != cur
+                {
+                    continue;
+                }
+                if try_only {
+                    return Err(Errno::EAGAIN);
+                }
+                q.entry(key).or_default().push_back(PiWaiter {
+                    waiter: t.handle.waiter.clone(),
+                    tid,
+                    woken: woken.clone(),
+                    mm: t.mm.clone(),
+                    addr,
+                });
+            }
+            let waiter = t.handle.waiter.clone();
+            loop {
+                if woken.load(Ordering::Acquire) {
+                    break;
+                }
+                let interrupted = t.interrupted();
+                if interrupted || !waiter.wait(deadline) {
+                    if self.pi_dequeue(key, &woken) {
+                        if interrupted {
+                            t.restart = Some(super::task::Restart::NoIntr);
+                            return Err(Errno::EINTR);
+                        }
+                        return Err(Errno::ETIMEDOUT);
+                    }
+                    break;
+                }
+            }
+            // Woken: either the unlock handed the lock over (the word holds our TID), or
+            // its owner died and the lock is free to take again.
+            let cur: u32 = t.mm.read_obj(at)?;
+            if cur & FUTEX_TID_MASK == tid {
+                return Ok(());
+            }
+            lost = 0;
+        }
+    }
+
+    /// Removes the PI waiter with flag `woken` from `key`'s queue; false if an unlock or
+    /// an owner's death already took it.
+    fn pi_dequeue(&self, key: FutexKey, woken: &Arc<AtomicBool>) -> bool {
+        let mut q = self.pi.lock().unwrap();
+        if woken.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(v) = q.get_mut(&key) else {
+            return false;
+        };
+        let Some(i) = v.iter().position(|w| Arc::ptr_eq(&w.woken, woken)) else {
+            return false;
+        };
+        v.remove(i);
+        if v.is_empty() {
+            q.remove(&key);
+        }
+        true
+    }
+
+    /// FUTEX_UNLOCK_PI(2): releases the caller's PI lock at `addr`, handing it to the first
+    /// waiter (its TID and FUTEX_WAITERS in the word, as Linux) or leaving the word 0.
+    ///
+    /// # Errors
+    /// EPERM unless the word names the caller, EAGAIN when it changed meanwhile, EFAULT.
+    pub fn unlock_pi(&self, t: &Task, key: FutexKey, addr: u64) -> Result<(), Errno> {
+        let tid = t.vtid() as u32;
+        let at = UserAddr(addr);
+        let mut q = self.pi.lock().unwrap();
+        let cur: u32 = t.mm.read_obj(at)?;
+        if cur & FUTEX_TID_MASK != tid {
+            return Err(Errno::EPERM);
+        }
+        let next = q.get(&key).and_then(|v| v.front()).map(|w| w.tid);
+        let new = next.map_or(0, |n| n | FUTEX_WAITERS);
+        if t.mm.compare_exchange_u32(at, cur, new)? != cur {
+            return Err(Errno::EAGAIN);
+        }
+        if next.is_some() {
+            Self::pi_wake_locked(&mut q, key, 1);
+        }
+        Ok(())
+    }
+
+    /// Wakes up to `n` PI waiters of `key`, first come first served.
+    fn pi_wake_locked(q: &mut HashMap<FutexKey, VecDeque<PiWaiter>>, key: FutexKey, n: usize) {
+        let Some(v) = q.get_mut(&key) else {
+            return;
+        };
+        for w in v.drain(..n.min(v.len())) {
+            w.woken.store(true, Ordering::Release);
+            w.waiter.notify();
+        }
+        if v.is_empty() {
+            q.remove(&key);
+        }
+    }
+
+    /// Hands each PI lock the exiting thread `t` still holds and others wait for to its
+    /// first waiter, with FUTEX_OWNER_DIED and FUTEX_WAITERS, as Linux's exit does for the
+    /// PI locks a task owns (robust ones were released by the robust list before). A lock
+    /// in private memory is only looked for in `t`'s own address space.
+    pub fn exit_pi(&self, t: &Task) {
+        let tid = t.vtid() as u32;
+        let own_mm = Arc::as_ptr(&t.mm) as usize;
+        let mut q = self.pi.lock().unwrap();
+        let mut handed = Vec::new();
+        for (key, v) in q.iter() {
+            if matches!(key, FutexKey::Private { mm, .. } if *mm != own_mm) {
+                continue;
+            }
+            let Some(w) = v.front() else {
+                continue;
+            };
+            let at = UserAddr(w.addr);
+            let Ok(mut cur) = w.mm.read_obj::<u32>(at) else {
+                continue;
+            };
+            for _ in 0..PI_RETRIES {
+                if cur & FUTEX_TID_MASK != tid {
+                    break;
+                }
+                let new = w.tid | FUTEX_WAITERS | FUTEX_OWNER_DIED;
+                match w.mm.compare_exchange_u32(at, cur, new) {
+                    Ok(old) if old == cur => {
+                        handed.push(*key);
+                        break;
+                    }
+                    Ok(old) => cur = old,
+                    Err(_) => break,
+                }
+            }
+        }
+        for key in handed {
+            Self::pi_wake_locked(&mut q, key, 1);
+        }
+    }
+
+    /// Wakes the first PI waiter of `key` to try the lock again (its owner died).
+    fn pi_wake_one(&self, key: FutexKey) {
+        Self::pi_wake_locked(&mut self.pi.lock().unwrap(), key, 1);
+    }
+}
+
+/// Whether `tid` (as the caller's PID namespace sees it) names a live thread.
+fn thread_exists(t: &Task, tid: u32) -> bool {
+    let Ok(local) = i32::try_from(tid) else {
+        return false;
+    };
+    t.lookup_pid(local)
+        .is_some_and(|g| t.kernel.tree().tasks.contains_key(&g))
+}
 /// Longest robust list walked (Linux's ROBUST_LIST_LIMIT).
 const ROBUST_LIST_LIMIT: usize = 2048;
 
 /// Marks the robust futexes the exiting thread holds as OWNER_DIED and wakes a waiter of
-/// each (robust_list(2) semantics). A corrupt list just ends the walk.
+/// each (robust_list(2) semantics), then hands the other PI locks it holds to their waiters
+/// ([`Futexes::exit_pi`]). A corrupt list just ends the walk.
 pub fn exit_robust_list(t: &mut Task) {
+    walk_robust_list(t);
+    t.kernel.futexes.exit_pi(t);
+}
+
+fn walk_robust_list(t: &mut Task) {
     let (head, _) = t.robust_list;
     if head == 0 {
         return;
@@ -318,21 +553,30 @@ pub fn exit_robust_list(t: &mut Task) {
     t.robust_list = (0, 0);
 }
 
+/// Marks one robust futex of the exiting thread OWNER_DIED (atomically, as the other
+/// threads change the word with their own atomics) and wakes one waiter of it: a FUTEX_WAIT
+/// waiter, or a FUTEX_LOCK_PI waiter, which then takes the lock with OWNER_DIED kept.
 fn handle_robust_entry(t: &Task, entry: u64, offset: i64) {
     let addr = entry.wrapping_add(offset as u64);
-    let Ok(val) = t.mm.read_obj::<u32>(UserAddr(addr)) else {
+    let at = UserAddr(addr);
+    let Ok(mut val) = t.mm.read_obj::<u32>(at) else {
         return;
     };
-    if val & FUTEX_TID_MASK != t.vtid() as u32 {
-        return;
-    }
-    let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
-    if t.mm.write_obj(UserAddr(addr), &new).is_err() {
-        return;
+    for _ in 0..PI_RETRIES {
+        if val & FUTEX_TID_MASK != t.vtid() as u32 {
+            return;
+        }
+        let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        match t.mm.compare_exchange_u32(at, val, new) {
+            Ok(old) if old == val => break,
+            Ok(old) => val = old,
+            Err(_) => return,
+        }
     }
     if val & FUTEX_WAITERS != 0 {
         if let Ok(k) = key(&t.mm, addr, false) {
             t.kernel.futexes.wake(k, 1, u32::MAX);
+            t.kernel.futexes.pi_wake_one(k);
         }
     }
 }

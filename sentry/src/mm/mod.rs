@@ -1648,6 +1648,17 @@ impl MemoryManager {
         Ok(done)
     }
 
+    /// The compare-and-exchange of [`MemoryManager::compare_exchange_u32`] on the word at
+    /// `addr` (4-aligned, so within one page), under the lock that keeps its page in place.
+    pub(super) fn atomic_u32(&self, addr: u64, old: u32, new: u32) -> Result<u32, Errno> {
+        if addr >= platform::MAX_USER_ADDRESS {
+            return Err(Errno::EFAULT);
+        }
+        let mut i = self.lock();
+        let (off, _) = self.translate(&mut i, addr, true, false, None)?;
+        Ok(self.mf.compare_exchange_u32(off, old, new))
+    }
+
     /// Rewrites the trapped system call returning to `ret` (number `sysno`) into a jump to
     /// the platform's fast entry `entry` (`platform::patch`), when the 7 bytes before `ret`
     /// are `mov $sysno,%eax; syscall` in private executable memory. Only this address

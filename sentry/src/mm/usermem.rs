@@ -77,6 +77,18 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// Atomically replaces the 32-bit word at `addr` with `new` if it holds `old` (a
+    /// futex word: Linux's `futex_atomic_cmpxchg_inatomic`); returns the value it held.
+    ///
+    /// # Errors
+    /// EINVAL for an unaligned address; EFAULT unless the word is writable.
+    pub fn compare_exchange_u32(&self, addr: UserAddr, old: u32, new: u32) -> Result<u32, Errno> {
+        if !addr.0.is_multiple_of(4) {
+            return Err(Errno::EINVAL);
+        }
+        self.atomic_u32(addr.0, old, new)
+    }
+
     /// Copies `n` `T`s in from `addr`.
     ///
     /// # Errors

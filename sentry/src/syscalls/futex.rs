@@ -12,8 +12,12 @@ const FUTEX_WAKE: i32 = 1;
 const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
@@ -61,7 +65,7 @@ pub fn futex(
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    if realtime && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
+    if realtime && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT && cmd != FUTEX_LOCK_PI2 {
         return Err(Errno::ENOSYS);
     }
     let kernel = t.kernel.clone();
@@ -101,6 +105,23 @@ pub fn futex(
             let k2 = key(&t.mm, uaddr2.0, private)?;
             let n2 = timeout.0 as u32;
             Ok(futexes.wake_op(t, k1, k2, uaddr2.0, val, n2, WakeOp::decode(val3))? as u64)
+        }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            let k = key(&t.mm, uaddr.0, private)?;
+            // The timeout is absolute: on CLOCK_REALTIME for FUTEX_LOCK_PI, on the clock
+            // FUTEX_CLOCK_REALTIME chooses for FUTEX_LOCK_PI2; FUTEX_TRYLOCK_PI has none.
+            let d = if cmd == FUTEX_TRYLOCK_PI {
+                None
+            } else {
+                deadline(t, timeout, true, realtime || cmd == FUTEX_LOCK_PI)?
+            };
+            futexes.lock_pi(t, k, uaddr.0, d, cmd == FUTEX_TRYLOCK_PI)?;
+            Ok(0)
+        }
+        FUTEX_UNLOCK_PI => {
+            let k = key(&t.mm, uaddr.0, private)?;
+            futexes.unlock_pi(t, k, uaddr.0)?;
+            Ok(0)
         }
         _ => Err(Errno::ENOSYS),
     }

@@ -400,7 +400,7 @@ syscall_table! {
         199 fremovexattr(fd: Fd, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
         200 tkill(tid: i32, sig: i32) => signal::tkill, Full;
         201 time(tloc: UserAddr) => time::time, Full;
-        202 futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) => futex::futex, Partial("no PI futexes; WAKE_OP is not atomic against application stores");
+        202 futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) => futex::futex, Partial("PI futexes without priority boosting (the sentry has no real-time scheduling); no WAIT_REQUEUE_PI or CMP_REQUEUE_PI (ENOSYS); WAKE_OP is not atomic against application stores");
         203 sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => sched::sched_setaffinity, Partial("recorded per thread within the sandbox's CPUs; the host places the sentry's threads");
         204 sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => sched::sched_getaffinity, Full;
         206 io_setup(nr: u32, ctxp: UserAddr) => aio::io_setup, Partial("requests run synchronously at submission; no IOCB_FLAG_RESFD");
