@@ -385,16 +385,34 @@ impl Futexes {
                     break;
                 }
                 let interrupted = t.interrupted();
-                if interrupted || !waiter.wait(deadline) {
-                    if self.pi_dequeue(key, &woken) {
-                        if interrupted {
-                            t.restart = Some(super::task::Restart::NoIntr);
-                            return Err(Errno::EINTR);
-                        }
-                        return Err(Errno::ETIMEDOUT);
-                    }
-                    break;
+                // The owner was looked up before this waiter queued: had it exited in
+                // between, its exit handed nothing to this waiter. So the wait looks again
+                // now and then, and leaves as Linux's LOCK_PI finds a dead owner (ESRCH).
+                let recheck = Instant::now() + PI_OWNER_RECHECK;
+                let until = deadline.map_or(recheck, |d| d.min(recheck));
+                if !interrupted && waiter.wait(Some(until)) {
+                    continue;
                 }
+                let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+                let gone = if interrupted || timed_out {
+                    None
+                } else {
+                    match t.mm.read_obj::<u32>(at) {
+                        Err(e) => Some(e),
+                        Ok(cur) if cur & FUTEX_TID_MASK == owner && !thread_exists(t, owner) => {
+                            Some(Errno::ESRCH)
+                        }
+                        Ok(_) => continue,
+                    }
+                };
+                if self.pi_dequeue(key, &woken) {
+                    if interrupted {
+                        t.restart = Some(super::task::Restart::NoIntr);
+                        return Err(Errno::EINTR);
+                    }
+                    return Err(gone.unwrap_or(Errno::ETIMEDOUT));
+                }
+                break;
             }
             // Woken: either the unlock handed the lock over (the word holds our TID), or
             // its owner died and the lock is free to take again.
@@ -518,6 +536,8 @@ fn thread_exists(t: &Task, tid: u32) -> bool {
     t.lookup_pid(local)
         .is_some_and(|g| t.kernel.tree().tasks.contains_key(&g))
 }
+/// How often a PI waiter checks that the owner it queued behind still exists.
+const PI_OWNER_RECHECK: std::time::Duration = std::time::Duration::from_millis(200);
 /// Longest robust list walked (Linux's ROBUST_LIST_LIMIT).
 const ROBUST_LIST_LIMIT: usize = 2048;
 
