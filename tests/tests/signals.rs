@@ -178,3 +178,22 @@ fn python_threads_with_signals_do_not_corrupt_the_heap() {
     }
     assert!(runs >= 5, "only {runs} runs in 40 s");
 }
+
+/// A child killed by a core-action signal with no core written (the sandbox writes none;
+/// natively RLIMIT_CORE 0 with a file core_pattern) shows no WCOREDUMP and CLD_KILLED.
+#[test]
+fn core_action_without_a_dump_reports_no_core() {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.starts_with('|') {
+        println!("SKIPPED: the host pipes core dumps ({pattern:?}), so native dumps even at RLIMIT_CORE 0");
+        return;
+    }
+    assert_same_program(
+        "core_status",
+        &[],
+        &[
+            "signal 6: termsig=6 coredump=0 si_code=CLD_KILLED si_status=6\n",
+            "signal 15: termsig=15 coredump=0 si_code=CLD_KILLED si_status=15\n",
+        ],
+    );
+}

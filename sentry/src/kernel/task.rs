@@ -811,10 +811,12 @@ impl Task {
                 self.group_stop(info.signo);
                 RunState::Interrupted(restart)
             }
-            Disposition::Terminate { core } => {
+            // A core action dumps nothing (the sandbox writes no core files), and Linux
+            // reports a core dump (WCOREDUMP, CLD_DUMPED) only for one written.
+            Disposition::Terminate { .. } => {
                 RunState::Exiting(self.end_group(ExitStatus::Signaled {
                     signo: info.signo,
-                    core,
+                    core: false,
                 }))
             }
             Disposition::Handler(act) => {
@@ -836,7 +838,7 @@ impl Task {
                         log::debug!("task {}: cannot build signal frame: {e}", self.tid);
                         RunState::Exiting(self.end_group(ExitStatus::Signaled {
                             signo: libc::SIGSEGV,
-                            core: true,
+                            core: false,
                         }))
                     }
                 }
