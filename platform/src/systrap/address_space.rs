@@ -151,6 +151,14 @@ mod tests {
         let space = SystrapAddressSpace::create(&platform.shared).unwrap();
         space.map(DATA, PAGE_SIZE, 0, Perms::RW).unwrap();
         let mapper = space.ptrace.mapper_pid().expect("a mapper");
+        // The spare factory's mapper, started by the master thread: it closed its copy of the
+        // listener, and holds the memory file and the message file only.
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{mapper}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        fds.sort();
+        assert_eq!(fds, ["0", "2"]);
         let processes = space.ptrace.pids();
         space.map(DATA, PAGE_SIZE, PAGE_SIZE, Perms::R).unwrap();
         // The mapper did it: the calling thread got no stub of its own.
