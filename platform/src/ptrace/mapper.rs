@@ -58,7 +58,9 @@
 //! made and started with the spare factory (`factory.rs`), or else a new one. An address
 //! space that never maps still had its spare factory make one (a clone and a few calls of
 //! the master thread, off the path of `fork`). Measured: fork+exec+wait of `busybox true`
-//! on systrap 1.54 -> 1.43 ms (7 ptrace and wait calls fewer per address space, no stop).
+//! on systrap 1.55 -> 1.40 ms (medians of 5 paired rounds, load ~9; 8 ptrace and wait calls
+//! fewer per address space, no stop). Two spare factories (for the two address spaces of a
+//! fork that execs) measured no better.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
