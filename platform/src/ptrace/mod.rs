@@ -107,6 +107,22 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+impl Shared {
+    /// The pids of the next spare factory, its prepared stubs and its prepared mapper (last),
+    /// once the master thread has made one (within 10 s: it normally takes a few
+    /// milliseconds; the bound only ends a broken test).
+    pub(crate) fn wait_for_spare(&self) -> Vec<nix::unistd::Pid> {
+        for _ in 0..10_000 {
+            if let Some(pids) = self.master.spare_pids() {
+                return pids;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("no spare factory after 10 s");
+    }
+}
+
 impl Platform for Ptrace {
     fn name(&self) -> &'static str {
         "ptrace"
