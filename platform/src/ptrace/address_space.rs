@@ -549,10 +549,24 @@ impl PtraceAddressSpace {
     }
 
     fn start_mapper(&self) -> Result<Mapper> {
-        let pid = self.spawn_stub()?;
-        Mapper::start(pid).inspect_err(|e| match e {
-            Error::StubDied { .. } => self.forget_stub(pid),
-            _ => self.retire_stub(pid),
+        let mut inner = self.lock();
+        let Inner { factory, stubs } = &mut *inner;
+        let factory = factory
+            .as_mut()
+            .ok_or_else(|| released_error("stub factory request (address space released)"))?;
+        let mut made = None;
+        let started = factory.start_mapper(|pid| {
+            stubs.push(pid);
+            made = Some(pid);
+        });
+        drop(inner);
+        started.inspect_err(|e| {
+            if let Some(pid) = made {
+                match e {
+                    Error::StubDied { .. } => self.forget_stub(pid),
+                    _ => self.retire_stub(pid),
+                }
+            }
         })
     }
 

@@ -37,6 +37,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
+use super::mapper::Mapper;
 use super::reaper::Reaper;
 use super::sys::{self, host};
 use crate::stub;
@@ -56,12 +57,18 @@ pub(crate) struct Factory {
     /// Stubs created before anyone asked (see [`Factory::prepare`]), not yet handed out.
     /// Killed and reaped with the factory.
     prepared: Vec<Pid>,
+    /// A mapper created and started before anyone asked (see [`Factory::prepare`]), not yet
+    /// handed out. Killed and reaped with the factory.
+    prepared_mapper: Option<Mapper>,
     /// The sentry's writable view of the factory's command page, until its address space
     /// takes it ([`Factory::take_commands`]).
     commands: Option<CommandPage>,
     /// [`Factory::kill_with`] killed the factory and its stubs and a reaper owns their
     /// pids: dropping must not signal them again (a reaped pid may name another process).
     handed_to_reaper: bool,
+    /// The fd a new mapper's listener gets in its own table: the lowest one its factory's
+    /// table leaves free (it holds fd 0, fd 1 and, with an extra file, fd 2).
+    listener_fd: RawFd,
 }
 
 /// Command pages: how many address spaces may exist at once (the file is sparse: only pages
@@ -216,21 +223,69 @@ impl Factory {
     pub(super) fn new_stub(&mut self) -> Result<Pid> {
         match self.prepared.pop() {
             Some(pid) => Ok(pid),
-            None => self.request_stub(),
+            None => self.request(1),
         }
     }
 
-    /// Creates up to `count` stubs now, for [`Factory::new_stub`] to hand out later: the
-    /// master thread does it for its spare factory, so that the first stubs of an address
-    /// space cost no round trip to the factory. A failure only ends the preparation (the
-    /// same failure shows again when a stub is needed).
-    fn prepare(&mut self, count: usize) {
+    /// A mapper (see `stub::MAPPER_REQUEST`): a new stub of the factory that installed the
+    /// mapper filter with a new listener before it answered, and the number of that
+    /// listener's fd in the mapper's table.
+    ///
+    /// # Errors
+    /// The factory died, or its clone failed.
+    fn new_mapper(&mut self) -> Result<(Pid, RawFd)> {
+        let pid = self.request(stub::MAPPER_REQUEST)?;
+        Ok((pid, self.listener_fd))
+    }
+
+    /// A running mapper of the factory's address space: the prepared one if any is left,
+    /// else a new one. `register` is called with the new mapper's pid as soon as it exists
+    /// (before it is started): whoever kills the address space's processes must know it.
+    ///
+    /// # Errors
+    /// The factory died, its clone failed, or the mapper could not be started (it was
+    /// killed and reaped).
+    pub(super) fn start_mapper(&mut self, register: impl FnOnce(Pid)) -> Result<Mapper> {
+        if let Some(mapper) = self.prepared_mapper.take() {
+            register(mapper.pid());
+            return Ok(mapper);
+        }
+        let (pid, fd) = self.new_mapper()?;
+        register(pid);
+        Mapper::start(pid, fd)
+    }
+
+    /// Creates up to `count` stubs and, if `mapper`, a running mapper now, for
+    /// [`Factory::new_stub`] and [`Factory::start_mapper`] to hand out later: the master
+    /// thread does it for its spare factory, so that the first stubs and the mapper of an
+    /// address space cost no round trip to the factory. A failure only ends the preparation
+    /// (the same failure shows again when a stub is needed).
+    fn prepare(&mut self, count: usize, mapper: bool) {
         while self.prepared.len() < count {
-            match self.request_stub() {
+            match self.request(1) {
                 Ok(pid) => self.prepared.push(pid),
                 Err(e) => {
                     log::debug!("ptrace: factory {}: preparing a stub: {e}", self.pid);
                     return;
+                }
+            }
+        }
+        if mapper && self.prepared_mapper.is_none() {
+            let (pid, fd) = match self.new_mapper() {
+                Ok(made) => made,
+                Err(e) => {
+                    log::debug!("ptrace: factory {}: preparing a mapper: {e}", self.pid);
+                    return;
+                }
+            };
+            match Mapper::start(pid, fd) {
+                Ok(mapper) => self.prepared_mapper = Some(mapper),
+                Err(e) => {
+                    log::debug!("ptrace: factory {}: preparing mapper {pid}: {e}", self.pid);
+                    // A mapper that died was reaped; its pid may name another process.
+                    if !matches!(e, Error::StubDied { .. }) {
+                        sys::kill_and_reap(pid);
+                    }
                 }
             }
         }
@@ -241,6 +296,7 @@ impl Factory {
     pub(super) fn pids(&self) -> Vec<Pid> {
         std::iter::once(self.pid)
             .chain(self.prepared.iter().copied())
+            .chain(self.prepared_mapper.as_ref().map(Mapper::pid))
             .collect()
     }
 
@@ -254,6 +310,7 @@ impl Factory {
         then: Box<dyn FnOnce() + Send>,
     ) {
         let mut pids = std::mem::take(&mut self.prepared);
+        pids.extend(self.prepared_mapper.take().map(|m| m.pid()));
         pids.extend(stubs);
         pids.push(self.pid);
         self.handed_to_reaper = true;
@@ -266,11 +323,12 @@ impl Factory {
         );
     }
 
-    /// Has the factory create a stub and returns its pid.
-    fn request_stub(&self) -> Result<Pid> {
+    /// Has the factory create a stub (a request of `len` bytes: 1, or
+    /// [`stub::MAPPER_REQUEST`] for a mapper) and returns its pid.
+    fn request(&self, len: usize) -> Result<Pid> {
         let fd = self.socket.as_raw_fd();
         loop {
-            match send(fd, &[1], MsgFlags::MSG_NOSIGNAL) {
+            match send(fd, &[1, 1][..len], MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => break,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(self.died()),
@@ -352,6 +410,7 @@ impl Drop for Factory {
             return;
         }
         let mut pids = std::mem::take(&mut self.prepared);
+        pids.extend(self.prepared_mapper.take().map(|m| m.pid()));
         pids.push(self.pid);
         sys::kill_and_reap_all(&pids);
     }
@@ -446,7 +505,8 @@ impl FactoryMaster {
     /// before it serves requests, if given) and whatever filter the platform gives a stub
     /// itself. `memfd` becomes fd 0 and `extra`, if given, fd 2 of every factory and stub.
     /// `stubs_per_space` is how many stubs an address space's first thread needs: the spare
-    /// factory has that many ready.
+    /// factory has that many ready, and with `prepare_mapper` a running mapper too (for
+    /// address spaces made with `Batches::Mapper`).
     ///
     /// # Errors
     /// The master thread or the zygote cannot be started.
@@ -455,6 +515,7 @@ impl FactoryMaster {
         extra: Option<OwnedFd>,
         filter: Option<Vec<Insn>>,
         stubs_per_space: usize,
+        prepare_mapper: bool,
     ) -> Result<FactoryMaster> {
         let (sender, requests) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel::<Result<Pid>>();
@@ -489,7 +550,7 @@ impl FactoryMaster {
                     }
                     placement.avoid(avoid);
                     let made = zygote.spawn_factory().ok().map(|mut factory| {
-                        factory.prepare(stubs_per_space);
+                        factory.prepare(stubs_per_space, prepare_mapper);
                         factory
                     });
                     *lock() = made;
@@ -740,6 +801,8 @@ struct Zygote {
     /// Its CPU set as forked (the master thread's), which each factory takes back; `None` if
     /// it could not be read (then nothing narrows the zygote's).
     cpus: Option<CpuSet>,
+    /// The lowest fd a factory's table leaves free ([`Factory::listener_fd`]).
+    listener_fd: RawFd,
 }
 
 impl Zygote {
@@ -797,6 +860,7 @@ impl Zygote {
             socket: ours,
             commands,
             cpus,
+            listener_fd: if setup.extra.is_some() { 3 } else { 2 },
         })
     }
 
@@ -851,8 +915,10 @@ impl Zygote {
             pid,
             socket: ours,
             prepared: Vec::new(),
+            prepared_mapper: None,
             commands: Some(commands),
             handed_to_reaper: false,
+            listener_fd: self.listener_fd,
         })
     }
 }

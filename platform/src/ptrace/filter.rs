@@ -14,10 +14,11 @@
 //!   sentry never asks, and the stub's code cannot become writable through it), `close(1)`;
 //!   and the same `mmap`, `munmap` and `mprotect` from the batch loop's one `syscall`
 //!   (`stub::batch_site`), which runs several of them in one stop;
-//! - the mapper (`mapper.rs`, `stub::mapper_setup`): its set-up's `prctl(PR_SET_NO_NEW_PRIVS)`,
+//! - the mapper (`mapper.rs`, `stub::MAPPER_REQUEST`): its set-up's `prctl(PR_SET_NO_NEW_PRIVS)`,
 //!   `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, <the mapper filter
-//!   in the read-only code page>)` (whoever makes it gets that filter and nothing more) and
-//!   `close` of its copy of the listener, each from its one site; the batch loop's calls
+//!   in the read-only code page>)` (whoever makes it gets that filter and nothing more),
+//!   `write` of its answer to fd 1, `close(1)` and `close` of its copy of the listener, each
+//!   from its one site; the batch loop's calls
 //!   above; its notify call from its one site (a number no host call has: allowed here, the
 //!   mapper's own filter turns it into a user notification).
 //!
@@ -86,6 +87,8 @@ pub(crate) fn program() -> Vec<Insn> {
             .arg(0, u64::from(SECCOMP_SET_MODE_FILTER))
             .arg(1, SECCOMP_FILTER_FLAG_NEW_LISTENER)
             .arg(2, stub::MAPPER_FPROG),
+        Rule::any(SYS_write).at(mapper.write_ready).arg(0, 1),
+        Rule::any(SYS_close).at(mapper.close_socket).arg(0, 1),
         Rule::any(SYS_close).at(mapper.close),
         Rule::any(stub::MAPPER_NOTIFY_NR).at(mapper.notify),
         Rule::any(SYS_gettimeofday)
@@ -225,6 +228,12 @@ mod tests {
             run(&p, libc::SYS_close, mapper.close, [3, 0, 0, 0, 0, 0]),
             allow
         );
+        let answer = [1, stub::STUB_BASE, 1, 0, 0, 0];
+        assert_eq!(run(&p, libc::SYS_write, mapper.write_ready, answer), allow);
+        let to_memfd = [0, stub::STUB_BASE, 1, 0, 0, 0];
+        assert_eq!(run(&p, libc::SYS_write, mapper.write_ready, to_memfd), kill);
+        assert_eq!(run(&p, libc::SYS_close, mapper.close_socket, socket), allow);
+        assert_eq!(run(&p, libc::SYS_close, mapper.close_socket, memfd), kill);
         let notify = stub::MAPPER_NOTIFY_NR;
         assert_eq!(run(&p, notify, mapper.notify, [0; 6]), allow);
         assert_eq!(run(&p, notify, injected, [0; 6]), kill);

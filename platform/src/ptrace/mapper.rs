@@ -14,11 +14,16 @@
 //!    argument registers, which the sentry reads from the notification's `seccomp_data`
 //!    (`SECCOMP_IOCTL_NOTIF_RECV`). That notification is also the wait for the next batch.
 //!
-//! Set-up ([`Mapper::start`]): the calling thread seizes a fresh stub and runs it from
-//! `stub::mapper_setup`, which sets no_new_privs and installs the mapper filter of the
-//! read-only code page with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and stops; the sentry copies
-//! the listener with `pidfd_getfd` and detaches the stub, which closes its own copy and
-//! enters the loop. One ptrace stop besides the seize.
+//! Set-up, without any ptrace call: the address space's factory makes the mapper when asked
+//! with a two-byte request (`stub::MAPPER_REQUEST`). The new stub sets no_new_privs and
+//! installs the mapper filter of the read-only code page with
+//! `SECCOMP_FILTER_FLAG_NEW_LISTENER` *before* it answers the request, so when the sentry
+//! learns its pid (the kernel-attested sender of the answer) the listener is in its fd table,
+//! at a number the factory's table fixes; [`Mapper::start`] copies it with `pidfd_getfd`
+//! (the mapper is the sentry's child) and receives the mapper's first notify call, which
+//! reports that number; answered, the mapper closes its own copy and runs its first batch.
+//! (Formerly a seized stub was run into the set-up and detached: a seize, an interrupt stop,
+//! an injection and a detach, 7 ptrace and wait calls per address space.)
 //!
 //! # Why the application cannot forge a batch or its outcome
 //! Application threads share the mapper's memory but not its registers, and not its filter:
@@ -49,21 +54,20 @@
 //!   it is killed and reaped and the batch fails as if it had died. No sentry thread ever
 //!   waits for a mapper longer than that.
 //!
-//! An address space makes its mapper for its first batch (an address space that never maps,
-//! as a fork child that execs at once, makes none), from a stub its factory has ready.
-//! Measured: a prepared mapper (made by the factory master thread with the spare factory)
-//! took nothing measurable off fork+exec+wait and cost a set-up per fork child.
+//! An address space takes its mapper at its first batch: the one the factory master thread
+//! made and started with the spare factory (`factory.rs`), or else a new one. An address
+//! space that never maps still had its spare factory make one (a clone and a few calls of
+//! the master thread, off the path of `fork`). Measured: fork+exec+wait of `busybox true`
+//! on systrap 1.55 -> 1.40 ms (medians of 5 paired rounds, load ~9; 8 ptrace and wait calls
+//! fewer per address space, no stop). Two spare factories (for the two address spaces of a
+//! fork that execs) measured no better.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::ptrace;
 use nix::unistd::Pid;
 
-use super::address_space::{
-    injected_result, injection_regs, run_injected, seize, stopped_stub_error,
-};
 use super::sys::{self, host};
 use crate::stub;
 use crate::{Error, Result};
@@ -86,17 +90,15 @@ pub(crate) struct Mapper {
 }
 
 impl Mapper {
-    /// Turns `pid`, a fresh stub of the address space (waiting to be seized), into its
-    /// mapper, waiting for its first batch.
+    /// Takes the listener of `pid`, a mapper its factory just made (`stub::MAPPER_REQUEST`),
+    /// from fd `fd` of its table, and waits for its first notify call: then it waits for its
+    /// first batch.
     ///
     /// # Errors
-    /// The stub died ([`Error::StubDied`], then it was reaped), or a host call failed (user
-    /// notification unsupported, say): the caller kills the stub.
-    pub(crate) fn start(pid: Pid) -> Result<Mapper> {
-        seize(pid)?;
-        let regs = injection_regs(stub::mapper_setup(), 0, [0; 6]);
-        let stop = run_injected(pid, "mapper set-up", regs)?;
-        let fd = injected_result("seccomp (mapper filter)", stop.rax)?;
+    /// The mapper died ([`Error::StubDied`], then it was reaped), or a host call failed (user
+    /// notification unsupported, say: then the mapper reports a failed seccomp call, or has
+    /// no fd `fd`): the caller kills the mapper.
+    pub(crate) fn start(pid: Pid, fd: RawFd) -> Result<Mapper> {
         let pidfd = owned(
             "pidfd_open (mapper)",
             // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
@@ -122,17 +124,24 @@ impl Mapper {
                 Errno::last()
             );
         }
-        // Resumed past its `int3`, the mapper closes its copy of the listener and enters its
-        // loop.
-        ptrace::detach(pid, None)
-            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_DETACH)", e))?;
         let mut mapper = Mapper {
             pid,
             pidfd,
             listener,
             pending: 0,
         };
-        mapper.pending = mapper.receive()?.0;
+        // The first notify call reports the fd the mapper's seccomp call returned: the one we
+        // copied, or the mapper and we disagree about its table. Answering it lets the mapper
+        // close its copy.
+        let (id, args) = mapper.receive()?;
+        if args[0] != fd as u64 {
+            log::error!(
+                "ptrace: mapper {pid}: its listener is {}, not fd {fd}",
+                args[0] as i64
+            );
+            return Err(host("seccomp (mapper listener)")(Errno::EPROTO));
+        }
+        mapper.pending = id;
         Ok(mapper)
     }
 
@@ -283,10 +292,11 @@ mod tests {
     use std::os::fd::AsFd;
     use std::sync::Arc;
 
+    use nix::sys::ptrace;
     use nix::sys::signal::{kill, Signal};
     use nix::sys::uio::{process_vm_writev, RemoteIoVec};
 
-    use super::super::address_space::{Batches, PtraceAddressSpace};
+    use super::super::address_space::{injection_regs, seize, Batches, PtraceAddressSpace};
     use super::super::Ptrace;
     use super::*;
     use crate::testing::{reaped, Guest, DATA};
@@ -312,6 +322,16 @@ mod tests {
                 u64::from_str_radix(fields[2], 16).unwrap(),
             )
         })
+    }
+
+    /// The fds open in process `pid`, sorted.
+    fn open_fds(pid: Pid) -> Vec<String> {
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        fds.sort();
+        fds
     }
 
     fn map(addr: u64, file_offset: u64, perms: Perms) -> MapOp {
@@ -349,6 +369,11 @@ mod tests {
         ];
         apply_from_new_thread(&space, ops).unwrap();
         let mapper = space.mapper_pid().expect("a mapper runs");
+        // Made by its factory, never traced, and after its first batch it holds no listener
+        // (only the sentry does): the memory file is its only fd.
+        assert_eq!(open_fds(mapper), ["0"]);
+        let status = std::fs::read_to_string(format!("/proc/{mapper}/status")).unwrap();
+        assert!(status.contains("TracerPid:\t0\n"), "{status}");
         assert_eq!(mapping(mapper, DATA), Some(("r--s".into(), 0x1000)));
         assert_eq!(
             mapping(mapper, DATA + PAGE_SIZE),

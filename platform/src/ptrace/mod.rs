@@ -80,7 +80,8 @@ impl Ptrace {
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
         stub::install()?;
         // A thread runs application code in its one stub and injects through it.
-        let master = FactoryMaster::start(dup_cloexec(memfd)?, None, Some(filter::program()), 1)?;
+        let master =
+            FactoryMaster::start(dup_cloexec(memfd)?, None, Some(filter::program()), 1, false)?;
         Ok(Ptrace {
             shared: Arc::new(Shared::new(master)),
         })
@@ -103,6 +104,22 @@ impl Shared {
             reaper: Reaper::start(),
             address_spaces: Mutex::default(),
         }
+    }
+}
+
+#[cfg(test)]
+impl Shared {
+    /// The pids of the next spare factory, its prepared stubs and its prepared mapper (last),
+    /// once the master thread has made one (within 10 s: it normally takes a few
+    /// milliseconds; the bound only ends a broken test).
+    pub(crate) fn wait_for_spare(&self) -> Vec<nix::unistd::Pid> {
+        for _ in 0..10_000 {
+            if let Some(pids) = self.master.spare_pids() {
+                return pids;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("no spare factory after 10 s");
     }
 }
 

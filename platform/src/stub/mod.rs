@@ -76,7 +76,8 @@ pub(crate) const STUB_CLONE_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_PARENT;
 // - `runsc_ptrace_stub_batch`: the same for several calls in one stop (see `batch_entry`).
 // - `runsc_ptrace_stub_factory`: entered once by a freshly forked factory with fd 0 = memory
 //   file and fd 1 = its socket. It drops every mapping except the stub pages, then serves
-//   requests: each byte read from fd 1 creates one stub. The stub writes one byte to fd 1 (the
+//   requests: each request read from fd 1 creates one stub, a one-byte request a plain stub,
+//   a two-byte one a mapper (see `MAPPER_REQUEST`). The stub writes one byte to fd 1 (the
 //   kernel stamps it with the stub's pid), closes its fd 1 and waits in pause() to be seized;
 //   a tracer that stops it before the close closes fd 1 by injection (see
 //   `address_space.rs`). A failed
@@ -106,6 +107,10 @@ global_asm!(
     ".hidden runsc_mapper_site_seccomp",
     ".globl runsc_mapper_site_close",
     ".hidden runsc_mapper_site_close",
+    ".globl runsc_mapper_site_write_ready",
+    ".hidden runsc_mapper_site_write_ready",
+    ".globl runsc_mapper_site_close_socket",
+    ".hidden runsc_mapper_site_close_socket",
     ".globl runsc_mapper_site_notify",
     ".hidden runsc_mapper_site_notify",
     ".globl runsc_ptrace_site_munmap_low",
@@ -166,14 +171,17 @@ global_asm!(
     "    jmp .Lbatch_call",
     ".Lbatch_stop:",
     "    jmp r14",
-    // The mapper (`ptrace::mapper`). Set-up, entered once by a seized stub (no register
-    // input): it installs the mapper filter of the code page with a new listener and stops
-    // (`int3`) with the listener's fd in rax; the sentry takes its own copy and detaches it,
-    // and it closes its copy and enters the loop. The loop reports (index reached, last
-    // result) in the arguments of its notify call, which its own filter turns into a user
-    // notification; the answer (rax) is how many commands the command page holds for the
-    // next batch, all run by the batch loop above from the page. No memory but the read-only
-    // code and command pages is read and none is written: everything lives in registers.
+    // The mapper (`ptrace::mapper`). Set-up, run by a new stub of the factory right after
+    // its death signal when the request was two bytes (r15 = 2): it installs the mapper
+    // filter of the code page with a new listener, keeps the listener's fd in r15 and only
+    // then writes its answer to fd 1 (so the sentry, which learns its pid from that answer,
+    // finds the listener there to copy with `pidfd_getfd`) and closes fd 1. Its first notify
+    // call reports the listener's fd; once that is answered (the sentry has its copy) it
+    // closes its own. The loop reports (index reached, last result) in the arguments of its
+    // notify call, which its own filter turns into a user notification; the answer (rax) is
+    // how many commands the command page holds for the next batch, all run by the batch loop
+    // above from the page. No memory but the read-only code and command pages is read and
+    // none is written: everything lives in registers.
     "runsc_mapper_setup:",
     "    mov eax, {sys_prctl}",
     "    mov edi, {pr_set_no_new_privs}",
@@ -189,13 +197,19 @@ global_asm!(
     "    mov rdx, {mapper_fprog}",
     "    syscall",
     "runsc_mapper_site_seccomp:",
-    "    int3",
-    "    mov edi, eax",
-    "    mov eax, {sys_close}",
+    "    mov r15, rax",
+    "    mov eax, {sys_write}",
+    "    mov edi, 1",
+    "    mov rsi, {stub_base}",
+    "    mov edx, 1",
     "    syscall",
-    "runsc_mapper_site_close:",
+    "runsc_mapper_site_write_ready:",
+    "    mov eax, {sys_close}",
+    "    mov edi, 1",
+    "    syscall",
+    "runsc_mapper_site_close_socket:",
     "    lea r14, [rip + .Lmapper_report]",
-    "    xor r13d, r13d",
+    "    mov r13, r15",
     "    xor eax, eax",
     ".Lmapper_report:",
     "    mov rdi, r13",
@@ -203,6 +217,16 @@ global_asm!(
     "    mov eax, {mapper_notify}",
     "    syscall",
     "runsc_mapper_site_notify:",
+    "    test r15, r15",
+    "    js .Lmapper_batch",
+    "    mov rbx, rax",
+    "    mov edi, r15d",
+    "    mov eax, {sys_close}",
+    "    syscall",
+    "runsc_mapper_site_close:",
+    "    mov rax, rbx",
+    "    mov r15, -1",
+    ".Lmapper_batch:",
     "    lea r12, [rax - 1]",
     "    cmp r12, {cmd_last}",
     "    ja .Lmapper_refuse",
@@ -228,11 +252,14 @@ global_asm!(
     "    mov eax, {sys_read}",
     "    mov edi, 1",
     "    mov rsi, {data_page}",
-    "    mov edx, 1",
+    "    mov edx, 2",
     "    syscall",
     "runsc_ptrace_site_read:",
     "    test rax, rax",
     "    jle runsc_ptrace_stub_factory_exit",
+    // The request's length (a register: the data page is the application's) says what to
+    // make: one byte a stub, two a mapper. The clone keeps it in the child's r15.
+    "    mov r15, rax",
     "    mov eax, {sys_clone}",
     "    mov edi, {clone_flags}",
     "    xor esi, esi",
@@ -265,6 +292,8 @@ global_asm!(
     "    mov esi, {sigkill}",
     "    syscall",
     "runsc_ptrace_site_prctl:",
+    "    cmp r15, 2",
+    "    je runsc_mapper_setup",
     "    mov eax, {sys_write}",
     "    mov edi, 1",
     "    mov rsi, {stub_base}",
@@ -909,10 +938,11 @@ extern "C" {
     static runsc_ptrace_stub_batch: u8;
     static runsc_ptrace_site_batch: u8;
     static runsc_ptrace_stub_trap: u8;
-    static runsc_mapper_setup: u8;
     static runsc_mapper_site_no_new_privs: u8;
     static runsc_mapper_site_seccomp: u8;
     static runsc_mapper_site_close: u8;
+    static runsc_mapper_site_write_ready: u8;
+    static runsc_mapper_site_close_socket: u8;
     static runsc_mapper_site_notify: u8;
     static runsc_systrap_setup: u8;
     static runsc_systrap_handler: u8;
@@ -1021,21 +1051,24 @@ pub(crate) fn batch_trap() -> u64 {
 /// ENOSYS, which ends the mapper loop.
 pub(crate) const MAPPER_NOTIFY_NR: i64 = 0x3ff;
 /// Room for the mapper's filter at the end of the code page.
-const MAPPER_FILTER_ROOM: u64 = 512;
+const MAPPER_FILTER_ROOM: u64 = 1024;
 /// The mapper filter's instructions, in the read-only code page.
 const MAPPER_FILTER: u64 = STUB_BASE + PAGE_SIZE - MAPPER_FILTER_ROOM;
 /// Its `struct sock_fprog`, just before it: what the mapper's `seccomp` call installs.
 pub(crate) const MAPPER_FPROG: u64 = MAPPER_FILTER - 16;
 
-/// The instructions after the system calls of the mapper's set-up (see [`mapper_setup`]).
+/// The instructions after the system calls of the mapper's set-up (see [`MAPPER_REQUEST`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MapperSites {
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
     pub(crate) no_new_privs: u64,
-    /// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, MAPPER_FPROG)`;
-    /// the `int3` the set-up stops at is here.
+    /// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, MAPPER_FPROG)`.
     pub(crate) seccomp: u64,
-    /// `close(<the listener fd>)`.
+    /// `write(1, ..., 1)`: the mapper's answer to its factory request, after the seccomp call.
+    pub(crate) write_ready: u64,
+    /// `close(1)`.
+    pub(crate) close_socket: u64,
+    /// `close(<the listener fd>)`, after the first notify call was answered.
     pub(crate) close: u64,
     /// The notify call.
     pub(crate) notify: u64,
@@ -1046,32 +1079,37 @@ pub(crate) fn mapper_sites() -> MapperSites {
     MapperSites {
         no_new_privs: stub_addr(&raw const runsc_mapper_site_no_new_privs),
         seccomp: stub_addr(&raw const runsc_mapper_site_seccomp),
+        write_ready: stub_addr(&raw const runsc_mapper_site_write_ready),
+        close_socket: stub_addr(&raw const runsc_mapper_site_close_socket),
         close: stub_addr(&raw const runsc_mapper_site_close),
         notify: stub_addr(&raw const runsc_mapper_site_notify),
     }
 }
 
-/// Where a seized stub becomes the mapper (no register input; see `ptrace::mapper`): it
-/// sets no_new_privs, installs the mapper filter with a new listener and stops (`int3`,
-/// right after `MapperSites::seccomp`) with the listener's fd (or the negated errno) in
-/// `rax`. Resumed, it closes that fd and runs the mapper loop: it makes its
-/// notify call with `rdi` = 0, `rsi` = 0 at once, then after each batch with `rdi` = the
-/// index of the call whose result is `rsi` (as [`batch_entry`]'s `r13` and `rax`: the first
-/// that failed, or the last), and runs as many commands of the command page as the answer
-/// says (1 to [`CMD_CAPACITY`]).
-pub(crate) fn mapper_setup() -> u64 {
-    stub_addr(&raw const runsc_mapper_setup)
-}
+/// The length of a factory request for a mapper (a stub's is 1). The new stub sets its death
+/// signal as every stub does, then sets no_new_privs and installs the mapper filter with a
+/// new listener (the lowest free fd of its table, which is its factory's), and only then
+/// answers the request as a stub does (`write` to fd 1, `close(1)`): whoever learns its pid
+/// finds the listener in it. It makes its notify call at once with `rdi` = the listener's fd
+/// (or the seccomp call's negated errno), `rsi` = 0, and closes that fd once the call is
+/// answered; then after each batch with `rdi` = the index of the call whose result is `rsi`
+/// (as [`batch_entry`]'s `r13` and `rax`: the first that failed, or the last), and runs as
+/// many commands of the command page as the answer says (1 to [`CMD_CAPACITY`]). No ptrace
+/// stop is involved.
+pub(crate) const MAPPER_REQUEST: usize = 2;
 
 /// The mapper's own seccomp filter: the batch loop's `mmap` of the memory file (fd 0,
 /// shared and fixed), `munmap` and `mprotect` from their one site, the notify call from its
-/// site answered by the listener (`SECCOMP_RET_USER_NOTIF`), and the set-up's `close` of
-/// the mapper's copy of that listener; anything else kills it.
+/// site answered by the listener (`SECCOMP_RET_USER_NOTIF`), and the set-up's calls after
+/// the filter: its answer to the factory request (`write` to fd 1), `close(1)` and the
+/// `close` of the mapper's copy of the listener, each from its site; anything else kills it.
 pub(crate) fn mapper_filter() -> Vec<stub_filter::Insn> {
     use stub_filter::Rule;
     let site = batch_site();
     let sites = mapper_sites();
     let rules = [
+        Rule::any(libc::SYS_write).at(sites.write_ready).arg(0, 1),
+        Rule::any(libc::SYS_close).at(sites.close_socket).arg(0, 1),
         Rule::any(libc::SYS_close).at(sites.close),
         Rule::any(libc::SYS_mmap)
             .at(site)

@@ -141,8 +141,8 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
-    use crate::testing::{Guest, DATA};
-    use crate::PAGE_SIZE;
+    use crate::testing::{reaped, Guest, DATA};
+    use crate::{Error, PAGE_SIZE};
 
     #[test]
     fn batches_go_through_the_mapper() {
@@ -151,6 +151,14 @@ mod tests {
         let space = SystrapAddressSpace::create(&platform.shared).unwrap();
         space.map(DATA, PAGE_SIZE, 0, Perms::RW).unwrap();
         let mapper = space.ptrace.mapper_pid().expect("a mapper");
+        // The spare factory's mapper, started by the master thread: it closed its copy of the
+        // listener, and holds the memory file and the message file only.
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{mapper}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        fds.sort();
+        assert_eq!(fds, ["0", "2"]);
         let processes = space.ptrace.pids();
         space.map(DATA, PAGE_SIZE, PAGE_SIZE, Perms::R).unwrap();
         // The mapper did it: the calling thread got no stub of its own.
@@ -160,5 +168,32 @@ mod tests {
             maps.lines().any(|l| l.starts_with(&format!("{DATA:08x}-"))),
             "{maps}"
         );
+    }
+
+    /// The spare factory's mapper was started by the master thread; one that died before
+    /// its address space's first batch fails that batch and takes the address space.
+    #[test]
+    fn a_spare_mapper_that_died_fails_the_first_batch_and_releases_its_address_space() {
+        use nix::sys::signal::{kill, Signal};
+        let guest = Guest::new();
+        let platform = super::super::Systrap::new(guest.memfd.as_fd()).unwrap();
+        // The first address space asks for a factory, and the master thread then makes the
+        // spare.
+        drop(SystrapAddressSpace::create(&platform.shared).unwrap());
+        let spare = platform.shared.ptrace.wait_for_spare();
+        assert_eq!(spare.len(), 3, "factory, stub and mapper: {spare:?}");
+        let mapper = spare[2];
+        let space = SystrapAddressSpace::create(&platform.shared).unwrap();
+        assert_eq!(space.ptrace.pids(), spare, "the spare was taken");
+        kill(mapper, Signal::SIGKILL).unwrap();
+        let e = space.map(DATA, PAGE_SIZE, 0, Perms::RW).unwrap_err();
+        assert!(
+            matches!(e, Error::StubDied { pid, .. } if pid == mapper.as_raw()),
+            "{e:?}"
+        );
+        assert!(space.ptrace.is_released());
+        for pid in spare {
+            assert!(reaped(pid), "process {pid} of the address space");
+        }
     }
 }

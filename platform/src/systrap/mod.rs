@@ -362,13 +362,13 @@ impl Systrap {
             sysmsg::fsgsbase_available(),
         )?;
         let sysmsg = SysmsgFile::new()?;
-        // A thread's systrap stub, and the address space's mapper (without one, the ptrace stub
-        // that injects the thread's address-space calls).
+        // A thread's systrap stub, and the address space's mapper, started.
         let master = FactoryMaster::start(
             dup_cloexec(memfd)?,
             Some(dup_cloexec(sysmsg.fd())?),
             None,
-            2,
+            1,
+            true,
         )?;
         let fsgsbase = sysmsg::fsgsbase_available();
         let patch = fsgsbase && std::arch::is_x86_feature_detected!("xsave") && patch_allowed();
