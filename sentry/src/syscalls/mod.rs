@@ -507,8 +507,8 @@ syscall_table! {
         327 preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::preadv2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
         328 pwritev2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::pwritev2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
-        424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("of the PIDFD_SIGNAL_* scopes only PIDFD_SIGNAL_THREAD_GROUP");
-        434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("no PIDFD_THREAD (EINVAL)");
+        424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("pidfds only (not /proc/[pid] directory fds, EBADF)");
+        434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("a non-leader thread without PIDFD_THREAD is EINVAL (the kernels before 6.15; ENOENT since); a checkpoint refuses PIDFD_THREAD pidfds");
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount (EPERM) or time (EINVAL) ones; CLONE_PIDFD; CLONE_INTO_CGROUP; no set_tid");
         438 pidfd_getfd(fd: Fd, target_fd: i32, flags: u32) => pidfd::pidfd_getfd, Full;
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;

@@ -1,0 +1,165 @@
+/*
+ * calls4: system calls programs still hit, compared line by line with native Linux.
+ *   pidfd_thread  PIDFD_THREAD pidfds: poll readiness when the thread exits, the
+ *                 PIDFD_SIGNAL_* scopes of pidfd_send_signal
+ *   fsuid         setfsuid/setfsgid (run as root)
+ *   misc          ustat, sysfs, vhangup, cachestat, process_mrelease
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "outcome.h"
+
+#define PIDFD_THREAD O_EXCL
+#define SIGNAL_THREAD 1
+#define SIGNAL_THREAD_GROUP 2
+#define SIGNAL_PROCESS_GROUP 4
+
+static long pidfd_open(int pid, unsigned flags) { return syscall(SYS_pidfd_open, pid, flags); }
+static long send_sig(int fd, int sig, unsigned flags) {
+    return syscall(SYS_pidfd_send_signal, fd, sig, NULL, flags);
+}
+
+static int gate[2];
+static atomic_int thread_tid;
+static atomic_int handled_by;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    atomic_store(&handled_by, (int)gettid());
+}
+
+static void *sibling(void *arg) {
+    (void)arg;
+    atomic_store(&thread_tid, (int)gettid());
+    char c;
+    while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
+static int poll_in(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do {
+        r = poll(&p, 1, ms);
+    } while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return r;
+    return (p.revents & POLLIN) != 0;
+}
+
+static void section_pidfd_thread(void) {
+    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR1, &sa, NULL);
+    if (pipe(gate) != 0)
+        return;
+    pthread_t th;
+    pthread_create(&th, NULL, sibling, NULL);
+    while (atomic_load(&thread_tid) == 0)
+        sched_yield();
+    int tid = atomic_load(&thread_tid);
+
+    int fd = (int)pidfd_open(tid, PIDFD_THREAD);
+    result("thread pidfd opened", fd >= 0);
+    long r = pidfd_open(tid, 0);
+    /* EINVAL before Linux 6.15, ENOENT since: both refuse a thread as a process. */
+    printf("process pidfd of a thread refused: %d\n", r == -1 && (errno == EINVAL || errno == ENOENT));
+    result("poll while the thread runs", poll_in(fd, 0));
+    result("signal 0 to the thread", send_sig(fd, 0, 0));
+    result("two scopes", send_sig(fd, 0, SIGNAL_THREAD | SIGNAL_THREAD_GROUP));
+    result("unknown flag", send_sig(fd, 0, 8));
+    result("SIGUSR1 with the thread scope (default)", send_sig(fd, SIGUSR1, 0));
+    for (int i = 0; i < 5000 && atomic_load(&handled_by) == 0; i++)
+        usleep(1000);
+    printf("handled by the named thread: %d\n", atomic_load(&handled_by) == tid);
+    atomic_store(&handled_by, 0);
+    result("SIGUSR1 with PIDFD_SIGNAL_THREAD", send_sig(fd, SIGUSR1, SIGNAL_THREAD));
+    for (int i = 0; i < 5000 && atomic_load(&handled_by) == 0; i++)
+        usleep(1000);
+    printf("handled by the named thread again: %d\n", atomic_load(&handled_by) == tid);
+    result("waitid on a thread's pidfd", syscall(SYS_waitid, 3 /* P_PIDFD */, fd, NULL, WEXITED | WNOHANG, NULL));
+
+    int self = (int)pidfd_open(getpid(), PIDFD_THREAD);
+    result("leader's thread pidfd opened", self >= 0);
+    result("poll on the running leader", poll_in(self, 0));
+
+    if (write(gate[1], "x", 1) != 1)
+        return;
+    pthread_join(th, NULL);
+    result("poll after the thread exited", poll_in(fd, 5000));
+    for (int i = 0; i < 1000 && send_sig(fd, 0, 0) == 0; i++)
+        usleep(1000);
+    result("signal to the exited thread", send_sig(fd, 0, 0));
+    close(fd);
+    close(self);
+
+    /* PIDFD_SIGNAL_PROCESS_GROUP: the group whose ID is the target's PID. */
+    int ready[2];
+    if (pipe(ready) != 0)
+        return;
+    pid_t leader = fork();
+    if (leader == 0) {
+        setpgid(0, 0);
+        close(ready[0]);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    char c;
+    close(ready[1]);
+    if (read(ready[0], &c, 1) != 1)
+        return;
+    pid_t member = fork();
+    if (member == 0) {
+        for (;;)
+            pause();
+    }
+    int lfd = (int)pidfd_open(leader, 0);
+    int mfd = (int)pidfd_open(member, 0);
+    result("process group of a non-leader", send_sig(mfd, SIGTERM, SIGNAL_PROCESS_GROUP));
+    result("process group of its leader", send_sig(lfd, SIGTERM, SIGNAL_PROCESS_GROUP));
+    int st = 0;
+    waitpid(leader, &st, 0);
+    printf("group leader killed by: %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    result("thread scope on a process pidfd", send_sig(mfd, SIGKILL, SIGNAL_THREAD));
+    waitpid(member, &st, 0);
+    printf("member killed by: %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    close(lfd);
+    close(mfd);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: calls4 pidfd_thread|fsuid|misc\n");
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "/tmp/calls4.%d", getpid());
+    if (mkdir(dir, 0755) != 0) {
+        perror("mkdir");
+        return 1;
+    }
+    if (!strcmp(argv[1], "pidfd_thread"))
+        section_pidfd_thread();
+    else
+        return 2;
+    rmdir(dir);
+    printf("done\n");
+    return 0;
+}

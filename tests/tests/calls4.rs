@@ -1,0 +1,32 @@
+//! System calls of the calls4 round (PIDFD_THREAD pidfds and the PIDFD_SIGNAL_* scopes,
+//! setfsuid/setfsgid, and rarely used calls), compared with native Linux. The program
+//! (`tests/programs/calls4.c`) prints one line per step; both runs must match.
+
+use runsc_rs_tests::assert_same_program;
+
+/// Runs one section natively and in the sandbox; checks the native run itself shows
+/// `expect` (so a broken program cannot hide a sandbox bug).
+fn section(name: &str, expect: &[&str]) {
+    assert_same_program("calls4", &[name], expect);
+}
+
+#[test]
+fn thread_pidfds_poll_and_signal_as_natively() {
+    section(
+        "pidfd_thread",
+        &[
+            "thread pidfd opened: 1\n",
+            "poll while the thread runs: 0\n",
+            "two scopes: -1 EINVAL\n",
+            "handled by the named thread: 1\n",
+            "handled by the named thread again: 1\n",
+            "waitid on a thread's pidfd: -1 ECHILD\n",
+            "poll on the running leader: 0\n",
+            "poll after the thread exited: 1\n",
+            "signal to the exited thread: -1 ESRCH\n",
+            "process group of a non-leader: -1 ESRCH\n",
+            "group leader killed by: 15\n",
+            "member killed by: 9\n",
+        ],
+    );
+}
