@@ -2,6 +2,7 @@
  * calls4: system calls programs still hit, compared line by line with native Linux.
  *   pidfd_thread  PIDFD_THREAD pidfds: poll readiness when the thread exits, the
  *                 PIDFD_SIGNAL_* scopes of pidfd_send_signal
+ *   vsyscall      the legacy vsyscall page: its calls, and its maps and smaps entries
  *   fsuid         setfsuid/setfsgid (run as root)
  *   misc          ustat, sysfs, vhangup, cachestat, process_mrelease
  */
@@ -20,6 +21,8 @@
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +148,56 @@ static void section_pidfd_thread(void) {
     close(mfd);
 }
 
+/* Prints the lines of `path` that belong to the [vsyscall] entry (for smaps: its header,
+   Size, Rss and VmFlags, the fields every kernel version prints alike); returns how many
+   entries there were. */
+static int vsyscall_lines(const char *path, int smaps) {
+    FILE *f = fopen(path, "r");
+    char line[512];
+    int in = 0, n = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        int header = strchr(line, '-') && strchr(line, ' ') && strchr(line, '-') < strchr(line, ' ');
+        if (header)
+            in = strstr(line, "[vsyscall]") != NULL;
+        if (!in)
+            continue;
+        if (header)
+            n++;
+        if (header || !strncmp(line, "Size:", 5) || !strncmp(line, "Rss:", 4) || !strncmp(line, "VmFlags:", 8))
+            printf("%s%s", smaps ? "smaps " : "maps ", line);
+    }
+    fclose(f);
+    return n;
+}
+
+static void section_vsyscall(void) {
+    int n = vsyscall_lines("/proc/self/maps", 0);
+    printf("vsyscall entries in maps: %d\n", n);
+    printf("vsyscall entries in smaps: %d\n", vsyscall_lines("/proc/self/smaps", 1));
+    if (n != 1)
+        return; /* the host has vsyscall=none: nothing to call */
+    time_t (*vtime)(time_t *) = (void *)0xffffffffff600400UL;
+    int (*vgtod)(struct timeval *, void *) = (void *)0xffffffffff600000UL;
+    long (*vgetcpu)(unsigned *, unsigned *, void *) = (void *)0xffffffffff600800UL;
+    time_t t1 = time(NULL), t2 = vtime(NULL);
+    printf("vsyscall time within 5 s of time(2): %d\n", t2 >= t1 && t2 <= t1 + 5);
+    struct timeval tv;
+    printf("vsyscall gettimeofday: %d\n", vgtod(&tv, NULL));
+    printf("its seconds within 5 s of time(2): %d\n", tv.tv_sec >= t1 && tv.tv_sec <= t1 + 5);
+    unsigned cpu = ~0u;
+    printf("vsyscall getcpu: %ld, cpu set: %d\n", vgetcpu(&cpu, NULL, NULL), cpu != ~0u);
+    pid_t child = fork();
+    if (child == 0) {
+        vtime((time_t *)1);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(child, &st, 0);
+    printf("vsyscall time to a bad address killed by: %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: calls4 pidfd_thread|fsuid|misc\n");
@@ -157,6 +210,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "pidfd_thread"))
         section_pidfd_thread();
+    else if (!strcmp(argv[1], "vsyscall"))
+        section_vsyscall();
     else
         return 2;
     rmdir(dir);

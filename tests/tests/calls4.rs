@@ -30,3 +30,10 @@ fn thread_pidfds_poll_and_signal_as_natively() {
         ],
     );
 }
+
+/// The host's vsyscall page: shown in maps and smaps as natively, and its three calls work
+/// (a host booted with `vsyscall=none` shows no entry in either run).
+#[test]
+fn vsyscall_page_shows_and_works_as_natively() {
+    section("vsyscall", &[]);
+}
