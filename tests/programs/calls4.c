@@ -148,6 +148,89 @@ static void section_pidfd_thread(void) {
     close(mfd);
 }
 
+#include <linux/capability.h>
+
+/* Whether `cap` is in the caller's effective set. */
+static int cap_effective(int cap) {
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) != 0)
+        return -1;
+    return (d[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+/* The fourth (filesystem) column of /proc/self/status's "Uid:" or "Gid:" line. */
+static long status_fs_id(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long a = -1, b, c, d = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key)))
+            sscanf(line + strlen(key), "%ld %ld %ld %ld", &a, &b, &c, &d);
+    if (f)
+        fclose(f);
+    return d;
+}
+
+static void section_fsuid(void) {
+    if (getuid() != 0) {
+        printf("SKIPPED: not root\n");
+        return;
+    }
+    chmod(dir, 0777);
+    int fd = open(at("secret"), O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    printf("setfsuid(-1) queries: %d\n", setfsuid(-1));
+    printf("setfsuid(1000) returns the old one: %d\n", setfsuid(1000));
+    printf("now: %d\n", setfsuid(-1));
+    printf("status Uid fs column: %ld\n", status_fs_id("Uid:"));
+    printf("CAP_DAC_OVERRIDE effective: %d, CAP_CHOWN: %d, CAP_KILL: %d\n", cap_effective(CAP_DAC_OVERRIDE),
+           cap_effective(CAP_CHOWN), cap_effective(CAP_KILL));
+    result("open root's 0600 file", open(at("secret"), O_RDONLY));
+    fd = open(at("mine"), O_CREAT | O_WRONLY, 0644);
+    struct stat st;
+    fstat(fd, &st);
+    close(fd);
+    printf("new file's owner: %u\n", st.st_uid);
+    result("chmod of it", chmod(at("mine"), 0600));
+    result("chmod of root's file", chmod(at("secret"), 0644));
+    printf("back to 0 returns: %d\n", setfsuid(0));
+    printf("CAP_DAC_OVERRIDE effective again: %d\n", cap_effective(CAP_DAC_OVERRIDE));
+    int ok = open(at("secret"), O_RDONLY);
+    printf("open root's 0600 file again: %d\n", ok >= 0);
+    close(ok);
+
+    printf("setfsgid(1000) returns: %d\n", setfsgid(1000));
+    printf("status Gid fs column: %ld\n", status_fs_id("Gid:"));
+    fd = open(at("grp"), O_CREAT | O_WRONLY, 0644);
+    fstat(fd, &st);
+    close(fd);
+    printf("new file's group: %u\n", st.st_gid);
+    setfsgid(0);
+
+    setfsuid(1000);
+    result("seteuid(0) again", seteuid(0));
+    printf("an effective-ID change moves fsuid: %d\n", setfsuid(-1));
+
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        if (setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000))
+            _exit(1);
+        printf("unprivileged setfsuid(2000) returns: %d\n", setfsuid(2000));
+        printf("unchanged: %d\n", setfsuid(-1));
+        printf("unprivileged setfsgid(0) returns: %d\n", setfsgid(0));
+        printf("unchanged: %d\n", setfsgid(-1));
+        fflush(stdout);
+        _exit(0);
+    }
+    int wst;
+    waitpid(child, &wst, 0);
+    unlink(at("secret"));
+    unlink(at("mine"));
+    unlink(at("grp"));
+}
+
 /* Prints the lines of `path` that belong to the [vsyscall] entry (for smaps: its header,
    Size, Rss and VmFlags, the fields every kernel version prints alike); returns how many
    entries there were. */
@@ -212,6 +295,8 @@ int main(int argc, char **argv) {
         section_pidfd_thread();
     else if (!strcmp(argv[1], "vsyscall"))
         section_vsyscall();
+    else if (!strcmp(argv[1], "fsuid"))
+        section_fsuid();
     else
         return 2;
     rmdir(dir);

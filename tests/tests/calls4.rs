@@ -37,3 +37,26 @@ fn thread_pidfds_poll_and_signal_as_natively() {
 fn vsyscall_page_shows_and_works_as_natively() {
     section("vsyscall", &[]);
 }
+
+/// setfsuid/setfsgid: the old ID back, file access checks and new files' owners by the
+/// filesystem IDs, the filesystem capabilities dropped and raised, the effective ID moving
+/// the filesystem one, and unprivileged callers held to their own IDs.
+#[test]
+fn setfsuid_and_setfsgid_match_native() {
+    section(
+        "fsuid",
+        &[
+            "setfsuid(1000) returns the old one: 0\n",
+            "status Uid fs column: 1000\n",
+            "CAP_DAC_OVERRIDE effective: 0, CAP_CHOWN: 0, CAP_KILL: 1\n",
+            "open root's 0600 file: -1 EACCES\n",
+            "new file's owner: 1000\n",
+            "chmod of root's file: -1 EPERM\n",
+            "CAP_DAC_OVERRIDE effective again: 1\n",
+            "new file's group: 1000\n",
+            "an effective-ID change moves fsuid: 0\n",
+            "unprivileged setfsuid(2000) returns: 1000\n",
+            "unprivileged setfsgid(0) returns: 1000\n",
+        ],
+    );
+}

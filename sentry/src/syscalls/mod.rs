@@ -45,7 +45,7 @@
 //! | keyctl (session keyrings) | `keys.rs` |
 //! | kcmp | `kcmp.rs` |
 //! | membarrier | `membarrier.rs` |
-//! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
+//! | credentials: get/set uid and gid family, setfsuid/setfsgid, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod aio;
 mod attr;
@@ -341,6 +341,8 @@ syscall_table! {
         119 setresgid(rgid: u32, egid: u32, sgid: u32) => creds::setresgid, Full;
         120 getresgid(rgid: UserAddr, egid: UserAddr, sgid: UserAddr) => creds::getresgid, Full;
         121 getpgid(pid: i32) => process::getpgid, Full;
+        122 setfsuid(fsuid: u32) => creds::setfsuid, Partial("file access checks and new files' owners use it; FUSE requests, sockets' and memfds' owners still carry the effective UID");
+        123 setfsgid(fsgid: u32) => creds::setfsgid, Partial("as setfsuid: FUSE requests, sockets' and memfds' owners still carry the effective GID");
         124 getsid(pid: i32) => process::getsid, Full;
         125 capget(hdr: UserAddr, data: UserAddr) => creds::capget, Full;
         126 capset(hdr: UserAddr, data: UserAddr) => creds::capset, Full;
