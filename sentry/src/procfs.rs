@@ -2257,7 +2257,12 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         ),
         (
             "filesystems",
-            fixed("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\toverlay\nnodev\tdevtmpfs\n"),
+            fixed(
+                &crate::syscalls::info::FILESYSTEM_TYPES
+                    .iter()
+                    .map(|f| format!("nodev\t{f}\n"))
+                    .collect::<String>(),
+            ),
         ),
         ("loadavg", {
             let ns = ns.clone();

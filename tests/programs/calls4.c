@@ -4,7 +4,7 @@
  *                 PIDFD_SIGNAL_* scopes of pidfd_send_signal
  *   vsyscall      the legacy vsyscall page: its calls, and its maps and smaps entries
  *   fsuid         setfsuid/setfsgid (run as root)
- *   misc          ustat, sysfs, vhangup, cachestat, process_mrelease
+ *   misc          sysfs, io_pgetevents, process_mrelease
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -231,6 +231,89 @@ static void section_fsuid(void) {
     unlink(at("grp"));
 }
 
+#include <linux/aio_abi.h>
+
+static atomic_int usr1_seen;
+static void on_usr1_count(int sig) {
+    (void)sig;
+    atomic_fetch_add(&usr1_seen, 1);
+}
+
+static void section_misc(void) {
+    /* sysfs(2): every index names a type /proc/filesystems lists, and back. */
+    long count = syscall(SYS_sysfs, 3);
+    printf("sysfs count positive: %d\n", count > 0);
+    int consistent = 1;
+    char listed[8192] = "";
+    FILE *f = fopen("/proc/filesystems", "r");
+    if (f) {
+        size_t n = fread(listed, 1, sizeof listed - 1, f);
+        listed[n] = 0;
+        fclose(f);
+    }
+    for (long i = 0; i < count; i++) {
+        char name[64] = "", want[80];
+        if (syscall(SYS_sysfs, 2, i, name) != 0 || syscall(SYS_sysfs, 1, name) != i)
+            consistent = 0;
+        snprintf(want, sizeof want, "\t%s\n", name);
+        if (!strstr(listed, want))
+            consistent = 0;
+    }
+    printf("sysfs indexes, names and /proc/filesystems agree: %d\n", consistent);
+    result("sysfs unknown name", syscall(SYS_sysfs, 1, "no-such-fs"));
+    char buf[64];
+    result("sysfs index past the end", syscall(SYS_sysfs, 2, count, buf));
+    result("sysfs bad option", syscall(SYS_sysfs, 4));
+    result("sysfs name at a bad address", syscall(SYS_sysfs, 1, (char *)1));
+
+    /* io_pgetevents(2) */
+    aio_context_t ctx = 0;
+    result("io_setup", syscall(SYS_io_setup, 4, &ctx));
+    struct io_event ev[4];
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    result("io_pgetevents, nothing done, no mask", syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &ts, NULL));
+    struct {
+        const sigset_t *sigmask;
+        size_t sigsetsize;
+    } usig;
+    sigset_t empty, blocked, now;
+    sigemptyset(&empty);
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGUSR1);
+    usig.sigmask = &empty;
+    usig.sigsetsize = 7;
+    result("io_pgetevents, bad sigsetsize", syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &ts, &usig));
+    struct sigaction sa = {.sa_handler = on_usr1_count};
+    sigaction(SIGUSR1, &sa, NULL);
+    sigprocmask(SIG_BLOCK, &blocked, NULL);
+    raise(SIGUSR1);
+    usig.sigsetsize = 8;
+    result("io_pgetevents, mask unblocking a pending signal", syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &ts, &usig));
+    printf("handler ran: %d\n", atomic_load(&usr1_seen));
+    sigprocmask(SIG_BLOCK, NULL, &now);
+    printf("mask restored: %d\n", sigismember(&now, SIGUSR1));
+    sigprocmask(SIG_UNBLOCK, &blocked, NULL);
+    syscall(SYS_io_destroy, ctx);
+
+    /* process_mrelease(2) */
+    pid_t child = fork();
+    if (child == 0) {
+        for (;;)
+            pause();
+    }
+    int pfd = (int)pidfd_open(child, 0);
+    result("process_mrelease, flags", syscall(SYS_process_mrelease, pfd, 1));
+    result("process_mrelease, running", syscall(SYS_process_mrelease, pfd, 0));
+    kill(child, SIGKILL);
+    siginfo_t si;
+    waitid(P_PID, child, &si, WEXITED | WNOWAIT);
+    result("process_mrelease, exited", syscall(SYS_process_mrelease, pfd, 0));
+    waitpid(child, NULL, 0);
+    result("process_mrelease, reaped", syscall(SYS_process_mrelease, pfd, 0));
+    result("process_mrelease, not a pidfd", syscall(SYS_process_mrelease, 0, 0));
+    close(pfd);
+}
+
 /* Prints the lines of `path` that belong to the [vsyscall] entry (for smaps: its header,
    Size, Rss and VmFlags, the fields every kernel version prints alike); returns how many
    entries there were. */
@@ -297,6 +380,8 @@ int main(int argc, char **argv) {
         section_vsyscall();
     else if (!strcmp(argv[1], "fsuid"))
         section_fsuid();
+    else if (!strcmp(argv[1], "misc"))
+        section_misc();
     else
         return 2;
     rmdir(dir);

@@ -60,3 +60,24 @@ fn setfsuid_and_setfsgid_match_native() {
         ],
     );
 }
+
+/// sysfs(2) agrees with /proc/filesystems; io_pgetevents waits with its signal mask and
+/// restores the caller's; process_mrelease refuses running and reaped processes.
+#[test]
+fn sysfs_io_pgetevents_and_process_mrelease_match_native() {
+    section(
+        "misc",
+        &[
+            "sysfs indexes, names and /proc/filesystems agree: 1\n",
+            "sysfs unknown name: -1 EINVAL\n",
+            "sysfs name at a bad address: -1 EFAULT\n",
+            "io_pgetevents, nothing done, no mask: 0\n",
+            "io_pgetevents, bad sigsetsize: -1 EINVAL\n",
+            "io_pgetevents, mask unblocking a pending signal: -1 EINTR\n",
+            "handler ran: 1\n",
+            "mask restored: 1\n",
+            "process_mrelease, running: -1 EINVAL\n",
+            "process_mrelease, exited: -1 ESRCH\n",
+        ],
+    );
+}

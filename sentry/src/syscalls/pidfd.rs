@@ -229,6 +229,24 @@ pub fn pidfd_getfd(t: &mut Task, fd: Fd, target_fd: i32, flags: u32) -> SysResul
     Ok(t.fds.install(file, 0, true, limit)? as u64)
 }
 
+/// process_mrelease(2): a process that is exiting has its memory released by that exit
+/// already, so there is nothing left to hurry: 0. A process still running is EINVAL, as
+/// Linux's for one whose memory will not be freed, and one that has no memory any more (a
+/// zombie) ESRCH.
+pub fn process_mrelease(t: &mut Task, fd: Fd, flags: u32) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (tg, zombie) = target(t, fd)?;
+    if zombie {
+        return Err(Errno::ESRCH);
+    }
+    if tg.exit_status().is_some() {
+        return Ok(0);
+    }
+    Err(Errno::EINVAL)
+}
+
 /// `clone3(CLONE_PIDFD)` before the child exists: the pidfd slot must be writable (EFAULT
 /// otherwise, and no child is made).
 ///
