@@ -191,6 +191,10 @@ fn text(kernel: &Weak<Kernel>, f: impl Fn(&Kernel) -> String + Send + Sync + 'st
     Arc::new(move |cx| Ok(f(&*kernel_for(&kernel, cx)?).into_bytes()))
 }
 
+/// The filesystem types the sandbox lists, in order, all without a device ("nodev"): what
+/// `/proc/filesystems` shows and sysfs(2) numbers.
+pub const FILESYSTEM_TYPES: &[&str] = &["sysfs", "tmpfs", "proc", "overlay", "devtmpfs"];
+
 /// Host facts read once (before the sandbox loses access to the host's /proc).
 struct HostInfo {
     cpuinfo: String,
@@ -2258,7 +2262,7 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         (
             "filesystems",
             fixed(
-                &crate::syscalls::info::FILESYSTEM_TYPES
+                &FILESYSTEM_TYPES
                     .iter()
                     .map(|f| format!("nodev\t{f}\n"))
                     .collect::<String>(),

@@ -7,6 +7,7 @@ use crate::auth::cap;
 use crate::kernel::task::Restart;
 use crate::kernel::Task;
 use crate::mm::usermem::{access_ok, UserAddr, PATH_MAX};
+use crate::procfs::FILESYSTEM_TYPES;
 
 /// sysinfo(2)
 pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {
@@ -37,13 +38,9 @@ pub fn getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: Flags) -> SysRe
     Ok(t.mm.copy_out(buf.0, &data)? as u64)
 }
 
-/// The filesystem types the sandbox lists, in order, all without a device ("nodev"): what
-/// `/proc/filesystems` shows and sysfs(2) numbers.
-pub const FILESYSTEM_TYPES: &[&str] = &["sysfs", "tmpfs", "proc", "overlay", "devtmpfs"];
-
-/// sysfs(2): 1 turns a type name (at `arg1`) into its index, 2 copies the name of index
-/// `arg1` (with its NUL) to `arg2`, 3 counts the types; EINVAL for an unknown name, index or
-/// option.
+/// sysfs(2), over the table `/proc/filesystems` shows ([`FILESYSTEM_TYPES`]): 1 turns a
+/// type name (at `arg1`) into its index, 2 copies the name of index `arg1` (with its NUL) to
+/// `arg2`, 3 counts the types; EINVAL for an unknown name, index or option.
 pub fn sysfs(t: &mut Task, option: i32, arg1: u64, arg2: u64) -> SysResult {
     match option {
         1 => {
