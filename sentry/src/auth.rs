@@ -859,6 +859,22 @@ mod tests {
     }
 
     #[test]
+    fn fsuid_leaving_and_reaching_root_drops_and_raises_only_the_fs_caps() {
+        let mut c = root();
+        c.set_fsuid(1000);
+        assert!(!c.has_cap(cap::DAC_OVERRIDE) && !c.has_cap(cap::CHOWN) && !c.has_cap(cap::MKNOD));
+        assert!(c.has_cap(cap::KILL) && c.has_cap(cap::SYS_ADMIN));
+        assert_eq!(c.caps.permitted, CapSet::FULL, "the permitted set stays");
+        c.set_fsuid(0);
+        assert_eq!(c.caps.effective, CapSet::FULL);
+
+        let mut fixed = root();
+        fixed.securebits |= secbit::NO_SETUID_FIXUP;
+        fixed.set_fsuid(1000);
+        assert_eq!((fixed.fsuid, fixed.caps.effective), (1000, CapSet::FULL));
+    }
+
+    #[test]
     fn setuid_away_from_root_clears_caps_unless_keepcaps() {
         let n = set_uids(&root(), 1000, 1000, 1000);
         assert_eq!(n.caps.permitted, CapSet::EMPTY);
