@@ -108,6 +108,19 @@ impl CapSet {
     pub const EMPTY: CapSet = CapSet(0);
     /// Every capability up to [`CAP_LAST_CAP`].
     pub const FULL: CapSet = CapSet((1 << (CAP_LAST_CAP + 1)) - 1);
+    /// The filesystem capabilities (Linux's CAP_FS_MASK): CHOWN, DAC_OVERRIDE,
+    /// DAC_READ_SEARCH, FOWNER, FSETID, LINUX_IMMUTABLE (9), MKNOD and MAC_OVERRIDE (32),
+    /// which setfsuid(2) drops and raises.
+    pub const FS_MASK: CapSet = CapSet(
+        1 << cap::CHOWN
+            | 1 << cap::DAC_OVERRIDE
+            | 1 << cap::DAC_READ_SEARCH
+            | 1 << cap::FOWNER
+            | 1 << cap::FSETID
+            | 1 << 9
+            | 1 << cap::MKNOD
+            | 1 << 32,
+    );
 
     /// Whether `cap` is a capability number Linux knows.
     pub fn valid(cap: u64) -> bool {
@@ -451,6 +464,11 @@ pub struct Creds {
     pub gid: u32,
     pub egid: u32,
     pub sgid: u32,
+    /// The filesystem user ID, which file access checks and new files' owners use: the
+    /// effective UID, unless setfsuid(2) made it another.
+    pub fsuid: u32,
+    /// The filesystem group ID (see [`Creds::fsuid`]).
+    pub fsgid: u32,
     /// Supplementary groups, sorted as Linux keeps them (getgroups(2) returns them in this
     /// order); shared because credentials are copied on every fork.
     pub groups: Arc<[u32]>,
@@ -470,6 +488,8 @@ impl Default for Creds {
             gid: 0,
             egid: 0,
             sgid: 0,
+            fsuid: 0,
+            fsgid: 0,
             groups: Arc::from([]),
             caps: Caps::default(),
             securebits: 0,
@@ -492,6 +512,8 @@ impl Creds {
             gid,
             egid: gid,
             sgid: gid,
+            fsuid: uid,
+            fsgid: gid,
             groups: sorted_groups(groups),
             caps: Caps {
                 permitted: privileged,
@@ -575,12 +597,12 @@ impl Creds {
 
     /// Whether these credentials may attach to (or read and write the memory of) a process
     /// of another thread group with credentials `target` (Linux's PTRACE_MODE_ATTACH):
-    /// `fscreds` checks with the filesystem IDs (the effective ones here; `/proc/[pid]/mem`),
+    /// `fscreds` checks with the filesystem IDs (`/proc/[pid]/mem`),
     /// otherwise with the real IDs (ptrace, process_vm_readv). The checking IDs must be all
     /// of the target's user and group IDs, or the caller has CAP_SYS_PTRACE.
     pub fn may_ptrace_attach(&self, target: &Creds, fscreds: bool) -> bool {
         let (uid, gid) = if fscreds {
-            (self.euid, self.egid)
+            (self.fsuid, self.fsgid)
         } else {
             (self.uid, self.gid)
         };
@@ -593,10 +615,10 @@ impl Creds {
         ids_match || self.has_cap(cap::SYS_PTRACE)
     }
 
-    /// Whether `gid` is the effective group or one of the supplementary groups (the group
-    /// class of a file's permission bits).
+    /// Whether `gid` is the filesystem group or one of the supplementary groups (the group
+    /// class of a file's permission bits; Linux's in_group_p).
     pub fn in_group(&self, gid: u32) -> bool {
-        self.egid == gid || self.groups.binary_search(&gid).is_ok()
+        self.fsgid == gid || self.groups.binary_search(&gid).is_ok()
     }
 
     /// The credentials access(2) and faccessat(2) without `AT_EACCESS` check with: the real
@@ -606,6 +628,8 @@ impl Creds {
         let mut c = self.clone();
         c.euid = c.uid;
         c.egid = c.gid;
+        c.fsuid = c.uid;
+        c.fsgid = c.gid;
         c.caps.effective = if c.uid == 0 && c.securebits & secbit::NOROOT == 0 {
             c.caps.permitted
         } else {
@@ -643,6 +667,25 @@ impl Creds {
         }
     }
 
+    /// setfsuid(2)'s change of the filesystem UID to `fsuid`, with Linux's capability
+    /// fix-up (unless `SECBIT_NO_SETUID_FIXUP`): leaving 0 drops the filesystem
+    /// capabilities from the effective set, reaching 0 raises the permitted ones of them.
+    pub fn set_fsuid(&mut self, fsuid: u32) {
+        let old = self.fsuid;
+        self.fsuid = fsuid;
+        if self.securebits & secbit::NO_SETUID_FIXUP != 0 {
+            return;
+        }
+        let fs_caps = CapSet::FS_MASK;
+        if old == 0 && fsuid != 0 {
+            self.caps.effective = CapSet(self.caps.effective.0 & !fs_caps.0);
+        }
+        if old != 0 && fsuid == 0 {
+            self.caps.effective =
+                CapSet(self.caps.effective.0 | (self.caps.permitted.0 & fs_caps.0));
+        }
+    }
+
     /// The credentials after execve(2) of a file without set-user-ID bits or file
     /// capabilities (see [`Creds::after_setid_exec`]).
     pub fn after_exec(&self) -> Creds {
@@ -674,6 +717,8 @@ impl Creds {
         }
         c.suid = c.euid;
         c.sgid = c.egid;
+        c.fsuid = c.euid;
+        c.fsgid = c.egid;
         c.caps.permitted = permitted.union(c.caps.ambient);
         c.caps.effective = if effective_root {
             c.caps.permitted
@@ -811,6 +856,22 @@ mod tests {
         assert!(c.in_group(20));
         assert!(c.in_group(100));
         assert!(!c.in_group(0));
+    }
+
+    #[test]
+    fn fsuid_leaving_and_reaching_root_drops_and_raises_only_the_fs_caps() {
+        let mut c = root();
+        c.set_fsuid(1000);
+        assert!(!c.has_cap(cap::DAC_OVERRIDE) && !c.has_cap(cap::CHOWN) && !c.has_cap(cap::MKNOD));
+        assert!(c.has_cap(cap::KILL) && c.has_cap(cap::SYS_ADMIN));
+        assert_eq!(c.caps.permitted, CapSet::FULL, "the permitted set stays");
+        c.set_fsuid(0);
+        assert_eq!(c.caps.effective, CapSet::FULL);
+
+        let mut fixed = root();
+        fixed.securebits |= secbit::NO_SETUID_FIXUP;
+        fixed.set_fsuid(1000);
+        assert_eq!((fixed.fsuid, fixed.caps.effective), (1000, CapSet::FULL));
     }
 
     #[test]

@@ -191,11 +191,19 @@ fn text(kernel: &Weak<Kernel>, f: impl Fn(&Kernel) -> String + Send + Sync + 'st
     Arc::new(move |cx| Ok(f(&*kernel_for(&kernel, cx)?).into_bytes()))
 }
 
+/// The filesystem types the sandbox lists, in order, all without a device ("nodev"): what
+/// `/proc/filesystems` shows and sysfs(2) numbers.
+pub const FILESYSTEM_TYPES: &[&str] = &["sysfs", "tmpfs", "proc", "overlay", "devtmpfs"];
+
 /// Host facts read once (before the sandbox loses access to the host's /proc).
 struct HostInfo {
     cpuinfo: String,
     mem_total_kb: u64,
     ncpu: usize,
+    /// The permissions (`--xp`, or `r-xp` with `vsyscall=emulate`) of the host's legacy
+    /// vsyscall page, which the host maps into every process (the application's too, where
+    /// both platforms serve its calls); None when the host has none (`vsyscall=none`).
+    vsyscall: Option<String>,
 }
 
 fn host_info() -> &'static HostInfo {
@@ -225,10 +233,16 @@ fn host_info() -> &'static HostInfo {
             .collect();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mem_total_kb = nix::sys::sysinfo::sysinfo().map_or(1 << 20, |s| s.ram_total() / 1024);
+        let vsyscall = std::fs::read_to_string("/proc/self/maps")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.ends_with(" [vsyscall]"))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned));
         HostInfo {
             cpuinfo,
             mem_total_kb,
             ncpu,
+            vsyscall,
         }
     })
 }
@@ -1597,11 +1611,11 @@ fn status_text(s: &Snapshot) -> String {
         c.uid,
         c.euid,
         c.suid,
-        c.euid,
+        c.fsuid,
         c.gid,
         c.egid,
         c.sgid,
-        c.egid,
+        c.fsgid,
         groups = groups_text(&c.groups),
         comm = s.comm(),
         state = state.name(),
@@ -1729,7 +1743,22 @@ fn maps_text(v: &TaskView, root: &[u8]) -> String {
             let _ = writeln!(s, "{line:<72} {name}");
         }
     }
+    if let Some(perms) = &host_info().vsyscall {
+        let _ = writeln!(s, "{}", vsyscall_line(perms));
+    }
     s
+}
+
+/// The legacy vsyscall page's `maps` line, last as in Linux (the "gate" area lies above
+/// every mapping).
+fn vsyscall_line(perms: &str) -> String {
+    let page = platform::VSYSCALL_PAGE;
+    let line = format!(
+        "{page:08x}-{:08x} {perms} {:08x} 00:00 0",
+        page + platform::PAGE_SIZE,
+        0
+    );
+    format!("{line:<72} [vsyscall]")
 }
 
 /// `/proc/[pid]/smaps`: each mapping's `maps` line, its sizes and its `VmFlags`. Pages are
@@ -1788,6 +1817,41 @@ fn smaps_text(v: &TaskView, root: &[u8]) -> String {
                 flags.push(name);
             }
         }
+        let _ = writeln!(out, "VmFlags: {} ", flags.join(" "));
+    }
+    if let Some(perms) = &host_info().vsyscall {
+        // Nothing of the page is counted: it is the kernel's.
+        let _ = writeln!(out, "{}", vsyscall_line(perms));
+        let _ = writeln!(out, "{:<16}{:>8} kB", "Size:", platform::PAGE_SIZE / 1024);
+        for k in ["KernelPageSize", "MMUPageSize"] {
+            let _ = writeln!(out, "{:<16}{:>8} kB", format!("{k}:"), 4);
+        }
+        for k in [
+            "Rss",
+            "Pss",
+            "Shared_Clean",
+            "Shared_Dirty",
+            "Private_Clean",
+            "Private_Dirty",
+            "Referenced",
+            "Anonymous",
+            "LazyFree",
+            "AnonHugePages",
+            "ShmemPmdMapped",
+            "FilePmdMapped",
+            "Shared_Hugetlb",
+            "Private_Hugetlb",
+            "Swap",
+            "SwapPss",
+            "Locked",
+        ] {
+            let _ = writeln!(out, "{:<16}{:>8} kB", format!("{k}:"), 0);
+        }
+        let _ = writeln!(out, "THPeligible:    0");
+        let flags: Vec<&str> = [(perms.starts_with('r'), "rd"), (perms.contains('x'), "ex")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
         let _ = writeln!(out, "VmFlags: {} ", flags.join(" "));
     }
     out
@@ -2197,7 +2261,12 @@ pub fn new_proc(kernel: Weak<Kernel>, ns: Arc<PidNamespace>) -> Arc<dyn Inode> {
         ),
         (
             "filesystems",
-            fixed("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\toverlay\nnodev\tdevtmpfs\n"),
+            fixed(
+                &FILESYSTEM_TYPES
+                    .iter()
+                    .map(|f| format!("nodev\t{f}\n"))
+                    .collect::<String>(),
+            ),
         ),
         ("loadavg", {
             let ns = ns.clone();

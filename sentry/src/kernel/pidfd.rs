@@ -5,20 +5,40 @@
 //! the weak reference keeps from being reused) tells the process apart from a later one
 //! given the same PID.
 //!
+//! A `PIDFD_THREAD` pidfd names one thread instead ([`Thread`]). Of a thread that does not
+//! lead its group it is readable once that thread has exited, and hangs up once nothing
+//! holds the thread any more (at once, or when its tracer has collected it). Of the leader
+//! it is readable, as a process pidfd, only once the whole group has exited (Linux 6.15's
+//! delayed leader notification); a non-leader's execve takes over the leader's ID and so
+//! "revives" it, while the ID the execing thread had reads as exited.
+//!
 //! # Lock order
 //! `readiness` takes `Kernel::tree` alone; nothing is held across it.
 
 use std::sync::{Arc, Weak};
 
+use super::task::TaskHandle;
 use super::{Kernel, ThreadGroup};
 use crate::abi::Errno;
 use crate::vfs::{FileOps, PidFdFile, Stat};
+
+/// The thread a `PIDFD_THREAD` pidfd names.
+enum Thread {
+    /// The group's leader: whichever thread holds the group's ID (an execve by another
+    /// thread hands it on).
+    Leader,
+    /// A thread that does not lead its group, by its global TID; held weakly, so the
+    /// pidfd tells it apart from a later thread given the same ID.
+    Other(i32, Weak<TaskHandle>),
+}
 
 /// One pidfd.
 pub struct PidFd {
     tgid: i32,
     tg: Weak<ThreadGroup>,
     kernel: Weak<Kernel>,
+    /// `PIDFD_THREAD`: the thread named; None for a process pidfd.
+    thread: Option<Thread>,
 }
 
 impl PidFd {
@@ -28,6 +48,28 @@ impl PidFd {
             tgid: tg.tgid,
             tg: Arc::downgrade(tg),
             kernel: Arc::downgrade(kernel),
+            thread: None,
+        }
+    }
+
+    /// A `PIDFD_THREAD` pidfd for the leader of `tg` (which may have exited already while
+    /// other threads run on).
+    pub fn of_leader(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) -> PidFd {
+        PidFd {
+            thread: Some(Thread::Leader),
+            ..PidFd::new(kernel, tg)
+        }
+    }
+
+    /// A `PIDFD_THREAD` pidfd for the thread `h` of `kernel`.
+    pub fn of_thread(kernel: &Arc<Kernel>, h: &Arc<TaskHandle>) -> PidFd {
+        let tid = h.tid();
+        if tid == h.tg.tgid {
+            return PidFd::of_leader(kernel, &h.tg);
+        }
+        PidFd {
+            thread: Some(Thread::Other(tid, Arc::downgrade(h))),
+            ..PidFd::new(kernel, &h.tg)
         }
     }
 
@@ -38,6 +80,7 @@ impl PidFd {
             tgid,
             tg: Weak::new(),
             kernel: Arc::downgrade(kernel),
+            thread: None,
         }
     }
 
@@ -60,17 +103,45 @@ impl PidFd {
     pub fn identity(tg: &Arc<ThreadGroup>) -> usize {
         Arc::as_ptr(tg) as usize
     }
+
+    /// Identity token of a thread, as [`PidFdFile::thread`] returns it.
+    pub fn thread_identity(h: &Arc<TaskHandle>) -> usize {
+        Arc::as_ptr(h) as usize
+    }
+
+    /// A non-leader thread's pidfd: whether its thread has exited, and whether it is gone
+    /// altogether (no tracer still has it to collect).
+    fn other_thread_state(&self, tid: i32, h: &Weak<TaskHandle>) -> (bool, bool) {
+        let me = Weak::as_ptr(h);
+        let Some(k) = self.kernel.upgrade() else {
+            return (true, true);
+        };
+        let tree = k.tree();
+        let holds = |m: &std::collections::HashMap<i32, Arc<TaskHandle>>| {
+            m.get(&tid).is_some_and(|t| Arc::as_ptr(t) == me)
+        };
+        let exited = !holds(&tree.tasks);
+        (exited, exited && !holds(&tree.ptraced))
+    }
 }
 
 impl PidFdFile for PidFd {
     fn target(&self) -> (i32, usize) {
         (self.tgid, Weak::as_ptr(&self.tg) as usize)
     }
+
+    fn thread(&self) -> Option<(i32, usize)> {
+        match self.thread.as_ref()? {
+            Thread::Leader => Some((self.tgid, 0)),
+            Thread::Other(tid, h) => Some((*tid, Weak::as_ptr(h) as usize)),
+        }
+    }
 }
 
 impl FileOps for PidFd {
     fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
+        // A checkpoint records process pidfds only; a thread's is refused as unknown.
+        self.thread.is_none().then_some(self as &dyn std::any::Any)
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
@@ -78,6 +149,17 @@ impl FileOps for PidFd {
     }
 
     fn readiness(&self) -> u32 {
+        if let Some(Thread::Other(tid, h)) = &self.thread {
+            let (exited, gone) = self.other_thread_state(*tid, h);
+            let mut ready = 0;
+            if exited {
+                ready |= (libc::POLLIN | libc::POLLRDNORM) as u32;
+            }
+            if gone {
+                ready |= libc::POLLHUP as u32;
+            }
+            return ready;
+        }
         let exited = self
             .tg
             .upgrade()

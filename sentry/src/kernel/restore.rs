@@ -855,6 +855,9 @@ impl Kernel {
             gid: c.gid[0],
             egid: c.gid[1],
             sgid: c.gid[2],
+            // An image keeps no filesystem IDs: they follow the effective ones again.
+            fsuid: c.uid[1],
+            fsgid: c.gid[1],
             groups: c.groups.clone().into(),
             caps: Caps {
                 permitted: CapSet(c.caps[0]),

@@ -250,6 +250,36 @@ pub fn io_getevents(
     Ok(got.len() as u64)
 }
 
+/// `struct __aio_sigset`: the temporary signal mask of io_pgetevents.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct AioSigset {
+    sigmask: u64,
+    sigsetsize: u64,
+}
+
+/// io_pgetevents(2): io_getevents with the signal mask `usig` names (none: the caller's)
+/// in force while it waits, as ppoll's.
+pub fn io_pgetevents(
+    t: &mut Task,
+    ctx: u64,
+    min_nr: i64,
+    nr: i64,
+    events: UserAddr,
+    timeout: UserAddr,
+    usig: UserAddr,
+) -> SysResult {
+    let mask = if usig.is_null() {
+        None
+    } else {
+        let s: AioSigset = t.mm.read_obj(usig)?;
+        let size = usize::try_from(s.sigsetsize).map_err(|_| Errno::EINVAL)?;
+        super::signal::read_temp_mask(t, UserAddr(s.sigmask), size)?
+    };
+    super::signal::apply_temp_mask(t, mask);
+    io_getevents(t, ctx, min_nr, nr, events, timeout)
+}
+
 /// io_cancel(2): every request completed at submission, so none can be cancelled.
 pub fn io_cancel(t: &mut Task, ctx: u64, _iocb: UserAddr, _result: UserAddr) -> SysResult {
     lookup(t, ctx)?;

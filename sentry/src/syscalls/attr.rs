@@ -38,7 +38,7 @@ pub fn fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult {
     if let (None, crate::vfs::FileKind::Socket(s)) = (&f.dentry, f.kind()) {
         // A socket's inode (sockfs): its owner, or CAP_FOWNER, may change its mode.
         let st = s.stat()?;
-        if t.creds.euid != st.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+        if t.creds.fsuid != st.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
             return Err(Errno::EPERM);
         }
         s.set_mode(mode & 0o7777)?;
@@ -78,7 +78,7 @@ pub fn fchmodat2(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32, flags: Flags
 /// member of the file's group or a holder of CAP_FSETID (else it is dropped silently).
 fn new_mode(t: &Task, d: &Dentry, mode: u32) -> Result<SetAttr, Errno> {
     let st = d.inode.stat()?;
-    if t.creds.euid != st.uid && !t.creds.has_cap(cap::FOWNER) {
+    if t.creds.fsuid != st.uid && !t.creds.has_cap(cap::FOWNER) {
         return Err(Errno::EPERM);
     }
     let mut mode = mode & 0o7777;
@@ -220,7 +220,7 @@ fn set_times(
 /// a time takes ownership or CAP_FOWNER (else EPERM).
 fn may_set_times(t: &Task, d: &Dentry, times: [Option<TimeSet>; 2]) -> Result<(), Errno> {
     let st = d.inode.stat()?;
-    if t.creds.euid == st.uid || t.creds.has_cap(cap::FOWNER) {
+    if t.creds.fsuid == st.uid || t.creds.has_cap(cap::FOWNER) {
         return Ok(());
     }
     if times.iter().any(|x| matches!(x, Some(TimeSet::At(..)))) {

@@ -35,9 +35,10 @@ struct CapData {
 }
 
 /// Installs `new` as the caller's credentials and shows them to `/proc`. A change of the
-/// effective IDs makes the process undumpable (Linux's commit_creds).
+/// effective or filesystem IDs makes the process undumpable (Linux's commit_creds).
 fn commit(t: &mut Task, new: Creds) {
-    if new.euid != t.creds.euid || new.egid != t.creds.egid {
+    let c = &t.creds;
+    if (new.euid, new.egid, new.fsuid, new.fsgid) != (c.euid, c.egid, c.fsuid, c.fsgid) {
         t.tg.dumpable.store(0, std::sync::atomic::Ordering::Relaxed);
     }
     t.creds = new;
@@ -65,10 +66,66 @@ fn privileged(t: &Task, c: u32) -> bool {
     t.creds.has_cap_in(&t.creds.user_ns, c)
 }
 
-/// Installs user IDs changed from the current ones, with Linux's capability fix-up.
+/// Installs user IDs changed from the current ones, with Linux's capability fix-up; the
+/// filesystem UID follows the effective one.
 fn commit_uids(t: &mut Task, mut new: Creds) {
+    new.fsuid = new.euid;
     new.fix_caps_after_setuid(&t.creds);
     commit(t, new);
+}
+
+/// Installs group IDs changed from the current ones; the filesystem GID follows the
+/// effective one.
+fn commit_gids(t: &mut Task, mut new: Creds) {
+    new.fsgid = new.egid;
+    commit(t, new);
+}
+
+/// setfsuid(2): the previous filesystem UID, always. The new one takes effect when it is
+/// one of the real, effective, saved or filesystem UIDs, or with CAP_SETUID; an ID the
+/// caller's namespace does not map (-1 in particular, the usual query) changes nothing.
+pub fn setfsuid(t: &mut Task, uid: u32) -> SysResult {
+    let old = t.creds.fsuid;
+    let shown_old = u64::from(shown(t, old, false));
+    let Some(uid) = t
+        .creds
+        .user_ns
+        .to_kernel(uid, false)
+        .filter(|&u| u != UNCHANGED)
+    else {
+        return Ok(shown_old);
+    };
+    let c = &t.creds;
+    let allowed = [c.uid, c.euid, c.suid, c.fsuid].contains(&uid) || privileged(t, cap::SETUID);
+    if allowed && uid != old {
+        let mut new = t.creds.clone();
+        new.set_fsuid(uid);
+        commit(t, new);
+    }
+    Ok(shown_old)
+}
+
+/// setfsgid(2): as setfsuid(2) for the filesystem GID, with CAP_SETGID (no capability
+/// changes).
+pub fn setfsgid(t: &mut Task, gid: u32) -> SysResult {
+    let old = t.creds.fsgid;
+    let shown_old = u64::from(shown(t, old, true));
+    let Some(gid) = t
+        .creds
+        .user_ns
+        .to_kernel(gid, true)
+        .filter(|&g| g != UNCHANGED)
+    else {
+        return Ok(shown_old);
+    };
+    let c = &t.creds;
+    let allowed = [c.gid, c.egid, c.sgid, c.fsgid].contains(&gid) || privileged(t, cap::SETGID);
+    if allowed && gid != old {
+        let mut new = t.creds.clone();
+        new.fsgid = gid;
+        commit(t, new);
+    }
+    Ok(shown_old)
 }
 
 /// getuid(2)
@@ -152,7 +209,7 @@ pub fn setgid(t: &mut Task, gid: u32) -> SysResult {
     } else {
         return Err(Errno::EPERM);
     }
-    commit(t, new);
+    commit_gids(t, new);
     Ok(0)
 }
 
@@ -215,7 +272,7 @@ pub fn setregid(t: &mut Task, r: u32, e: u32) -> SysResult {
     let ids = setre([c.gid, c.egid, c.sgid], r, e, privileged(t, cap::SETGID))?;
     let mut new = t.creds.clone();
     [new.gid, new.egid, new.sgid] = ids;
-    commit(t, new);
+    commit_gids(t, new);
     Ok(0)
 }
 
@@ -253,7 +310,7 @@ pub fn setresgid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
     )?;
     let mut new = t.creds.clone();
     [new.gid, new.egid, new.sgid] = ids;
-    commit(t, new);
+    commit_gids(t, new);
     Ok(0)
 }
 

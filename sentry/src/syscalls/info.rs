@@ -6,7 +6,8 @@ use crate::abi::{Errno, SysResult, Sysinfo};
 use crate::auth::cap;
 use crate::kernel::task::Restart;
 use crate::kernel::Task;
-use crate::mm::usermem::{access_ok, UserAddr};
+use crate::mm::usermem::{access_ok, UserAddr, PATH_MAX};
+use crate::procfs::FILESYSTEM_TYPES;
 
 /// sysinfo(2)
 pub fn sysinfo(t: &mut Task, info: UserAddr) -> SysResult {
@@ -35,6 +36,34 @@ pub fn getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: Flags) -> SysRe
     rustix::rand::getrandom(&mut data, rustix::rand::GetRandomFlags::empty())
         .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
     Ok(t.mm.copy_out(buf.0, &data)? as u64)
+}
+
+/// sysfs(2), over the table `/proc/filesystems` shows ([`FILESYSTEM_TYPES`]): 1 turns a
+/// type name (at `arg1`) into its index, 2 copies the name of index `arg1` (with its NUL) to
+/// `arg2`, 3 counts the types; EINVAL for an unknown name, index or option.
+pub fn sysfs(t: &mut Task, option: i32, arg1: u64, arg2: u64) -> SysResult {
+    match option {
+        1 => {
+            let name = t.mm.read_cstring(UserAddr(arg1), PATH_MAX)?;
+            FILESYSTEM_TYPES
+                .iter()
+                .position(|f| f.as_bytes() == name.as_slice())
+                .map(|i| i as u64)
+                .ok_or(Errno::EINVAL)
+        }
+        2 => {
+            let name = usize::try_from(arg1 as u32)
+                .ok()
+                .and_then(|i| FILESYSTEM_TYPES.get(i))
+                .ok_or(Errno::EINVAL)?;
+            let mut bytes = name.as_bytes().to_vec();
+            bytes.push(0);
+            t.mm.write_bytes(UserAddr(arg2), &bytes)?;
+            Ok(0)
+        }
+        3 => Ok(FILESYSTEM_TYPES.len() as u64),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 const SYSLOG_ACTION_CLOSE: i32 = 0;

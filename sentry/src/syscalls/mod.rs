@@ -33,19 +33,19 @@
 //! | clocks, gettimeofday, time, nanosleep, clock_nanosleep; clock_settime, settimeofday, adjtimex, clock_adjtime | `time.rs` |
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
 //! | futex, futex_wake, futex_wait, futex_requeue | `futex.rs` |
-//! | uname, sysinfo, getrandom, syslog | `info.rs` |
+//! | uname, sysinfo, getrandom, syslog, sysfs | `info.rs` |
 //! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
 //! | ptrace (the tracer's requests; the stops are the kernel's `ptrace`) | `ptrace.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
 //! | System V IPC: shmget, shmat, shmdt, shmctl, semget, semop, semtimedop, semctl, msgget, msgsnd, msgrcv, msgctl | `ipc.rs` |
 //! | POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify, mq_getsetattr | `mq.rs` |
-//! | pidfd_open, pidfd_send_signal, pidfd_getfd, setns, unshare (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
-//! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_cancel | `aio.rs` |
+//! | pidfd_open, pidfd_send_signal, pidfd_getfd, process_mrelease, setns, unshare (and the CLONE_PIDFD, P_PIDFD hooks) | `pidfd.rs` |
+//! | native AIO: io_setup, io_destroy, io_submit, io_getevents, io_pgetevents, io_cancel | `aio.rs` |
 //! | keyctl (session keyrings) | `keys.rs` |
 //! | kcmp | `kcmp.rs` |
 //! | membarrier | `membarrier.rs` |
-//! | credentials: get/set uid and gid family, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
+//! | credentials: get/set uid and gid family, setfsuid/setfsgid, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod aio;
 mod attr;
@@ -248,7 +248,7 @@ syscall_table! {
         25 mremap(old: UserAddr, old_len: u64, new_len: u64, flags: Flags, new_addr: UserAddr) => mem::mremap, Partial("growing a shared anonymous mapping backs the new part with new shared pages (Linux: SIGBUS past the mapping's object), and shrinking one drops its tail pages");
         26 msync(addr: UserAddr, len: u64, flags: Flags) => mem::msync, Full;
         27 mincore(addr: UserAddr, len: u64, vec: UserAddr) => mem::mincore, Partial("a page counts as resident once this address space has memory for it: a fault populates up to 2 MiB around the page touched, and file pages cached for other processes count only after a fault here");
-        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory, DONTFORK/WIPEONFORK shape fork children; other advice is accepted as a hint");
+        28 madvise(addr: UserAddr, len: u64, advice: i32) => mem::madvise, Partial("DONTNEED/FREE release memory, DONTFORK/WIPEONFORK shape fork children; NORMAL, RANDOM, SEQUENTIAL, WILLNEED, (UN)MERGEABLE, (NO)HUGEPAGE and DONTDUMP/DODUMP are hints; COLD, PAGEOUT, REMOVE, POPULATE_READ/WRITE, COLLAPSE and HWPOISON are EINVAL");
         29 shmget(key: i32, size: usize, flags: i32) => ipc::shmget, Full;
         30 shmat(id: i32, addr: UserAddr, flags: i32) => ipc::shmat, Full;
         31 shmctl(id: i32, cmd: i32, buf: UserAddr) => ipc::shmctl, Full;
@@ -341,6 +341,8 @@ syscall_table! {
         119 setresgid(rgid: u32, egid: u32, sgid: u32) => creds::setresgid, Full;
         120 getresgid(rgid: UserAddr, egid: UserAddr, sgid: UserAddr) => creds::getresgid, Full;
         121 getpgid(pid: i32) => process::getpgid, Full;
+        122 setfsuid(fsuid: u32) => creds::setfsuid, Partial("file access checks and new files' owners use it; FUSE requests, sockets' and memfds' owners still carry the effective UID");
+        123 setfsgid(fsgid: u32) => creds::setfsgid, Partial("as setfsuid: FUSE requests, sockets' and memfds' owners still carry the effective GID");
         124 getsid(pid: i32) => process::getsid, Full;
         125 capget(hdr: UserAddr, data: UserAddr) => creds::capget, Full;
         126 capset(hdr: UserAddr, data: UserAddr) => creds::capset, Full;
@@ -353,6 +355,7 @@ syscall_table! {
         133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9, 5:0 and 10:229 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
+        139 sysfs(option: i32, arg1: u64, arg2: u64) => info::sysfs, Full;
         140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded per thread; the host schedules the sentry's threads");
         141 setpriority(which: i32, who: i32, niceval: i32) => sched::setpriority, Partial("recorded per thread; the host schedules the sentry's threads");
         142 sched_setparam(pid: i32, param: UserAddr) => sched::sched_setparam, Partial("recorded per thread; the host schedules the sentry's threads");
@@ -386,18 +389,18 @@ syscall_table! {
         155 pivot_root(new_root: PathArg, put_old: PathArg) => mount::pivot_root, Partial("from a chroot onto a mount (the namespace's root mount has no parent: EINVAL, as Linux's); refused out of shared mounts; no locked mounts");
         186 gettid() => process::gettid, Full;
         187 readahead(fd: Fd, offset: i64, count: usize) => fd::readahead, Partial("checks the file; pages are read when the application reads them");
-        188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
-        189 lsetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
-        190 fsetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("no filesystem stores extended attributes: EOPNOTSUPP");
-        191 getxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("no file has extended attributes: ENODATA");
-        192 lgetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("no file has extended attributes: ENODATA");
-        193 fgetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("no file has extended attributes: ENODATA");
-        194 listxattr(path: PathArg, list: UserAddr, size: usize) => xattr::list, Partial("always an empty list");
-        195 llistxattr(path: NoFollowPath, list: UserAddr, size: usize) => xattr::list, Partial("always an empty list");
-        196 flistxattr(fd: Fd, list: UserAddr, size: usize) => xattr::list, Partial("always an empty list");
-        197 removexattr(path: PathArg, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
-        198 lremovexattr(path: NoFollowPath, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
-        199 fremovexattr(fd: Fd, name: UserAddr) => xattr::remove, Partial("no file has extended attributes: ENODATA");
+        188 setxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        189 lsetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        190 fsetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize, flags: Flags) => xattr::set, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        191 getxattr(path: PathArg, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        192 lgetxattr(path: NoFollowPath, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        193 fgetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize) => xattr::get, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        194 listxattr(path: PathArg, list: UserAddr, size: usize) => xattr::list, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        195 llistxattr(path: NoFollowPath, list: UserAddr, size: usize) => xattr::list, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        196 flistxattr(fd: Fd, list: UserAddr, size: usize) => xattr::list, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        197 removexattr(path: PathArg, name: UserAddr) => xattr::remove, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        198 lremovexattr(path: NoFollowPath, name: UserAddr) => xattr::remove, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
+        199 fremovexattr(fd: Fd, name: UserAddr) => xattr::remove, Partial("tmpfs and the overlay (in its upper layer, copying a lower file up) store user., trusted., security. and POSIX ACL attributes, a FUSE server its own; host volumes, /proc and the other synthetic files have none (EOPNOTSUPP)");
         200 tkill(tid: i32, sig: i32) => signal::tkill, Full;
         201 time(tloc: UserAddr) => time::time, Full;
         202 futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) => futex::futex, Partial("PI futexes without priority boosting (the sentry has no real-time scheduling); no WAIT_REQUEUE_PI or CMP_REQUEUE_PI (ENOSYS); WAKE_OP is not atomic against application stores");
@@ -408,6 +411,7 @@ syscall_table! {
         208 io_getevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserAddr) => aio::io_getevents, Full;
         209 io_submit(ctx: u64, nr: i64, iocbpp: UserAddr) => aio::io_submit, Partial("PREAD, PWRITE, PREADV, PWRITEV, FSYNC, FDSYNC, done synchronously; IOCB_CMD_POLL is EINVAL");
         210 io_cancel(ctx: u64, iocb: UserAddr, result: UserAddr) => aio::io_cancel, Partial("nothing is ever in flight: EINVAL");
+        333 io_pgetevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserAddr, usig: UserAddr) => aio::io_pgetevents, Full;
         213 epoll_create(size: i32) => poll::epoll_create, Full;
         78 getdents(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents, Full;
         217 getdents64(fd: Fd, dirp: UserAddr, count: u32) => dir::getdents64, Full;
@@ -507,9 +511,10 @@ syscall_table! {
         327 preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::preadv2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
         328 pwritev2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) => fd::pwritev2, Partial("RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOAPPEND; RWF_NOWAIT, RWF_APPEND and newer flags are EOPNOTSUPP");
         332 statx(dirfd: Fd, path: PathArg, flags: Flags, mask: u32, buf: UserAddr) => stat::statx, Full;
-        424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("of the PIDFD_SIGNAL_* scopes only PIDFD_SIGNAL_THREAD_GROUP");
-        434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("no PIDFD_THREAD (EINVAL)");
+        424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("pidfds only (not /proc/[pid] directory fds, EBADF)");
+        434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("a non-leader thread without PIDFD_THREAD is EINVAL (the kernels before 6.15; ENOENT since); a checkpoint refuses PIDFD_THREAD pidfds");
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount (EPERM) or time (EINVAL) ones; CLONE_PIDFD; CLONE_INTO_CGROUP; no set_tid");
+        448 process_mrelease(pidfd: Fd, flags: u32) => pidfd::process_mrelease, Partial("an exiting process's memory is released by its exit itself: 0 at once; a running one is EINVAL, a zombie ESRCH");
         438 pidfd_getfd(fd: Fd, target_fd: i32, flags: u32) => pidfd::pidfd_getfd, Full;
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
         437 openat2(dirfd: Fd, path: PathArg, how: UserAddr, size: usize) => path::openat2, Partial("RESOLVE_NO_XDEV and RESOLVE_NO_MAGICLINKS are accepted but not enforced");

@@ -604,9 +604,9 @@ fn may_delete(t: &Task, dir: &Dentry, victim: &Dentry) -> Result<(), Errno> {
     if !may_access_inode(dir.inode.as_ref(), &st, &t.creds, 3, false) {
         return Err(Errno::EACCES);
     }
-    if st.mode & libc::S_ISVTX != 0 && t.creds.euid != st.uid {
+    if st.mode & libc::S_ISVTX != 0 && t.creds.fsuid != st.uid {
         let vst = victim.inode.stat()?;
-        if t.creds.euid != vst.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+        if t.creds.fsuid != vst.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
             return Err(Errno::EPERM);
         }
     }

@@ -7,7 +7,7 @@ use crate::abi::{Errno, SysResult, Timespec};
 use crate::kernel::signal::{
     self, bit, SigAction, SigInfo, NSIG, SI_QUEUE, SI_TKILL, SI_USER, UNBLOCKABLE,
 };
-use crate::kernel::task::{Restart, RestartBlock};
+use crate::kernel::task::{Restart, RestartBlock, TaskHandle};
 use crate::kernel::{sigframe, PidNamespace, Task, ThreadGroup, Tree};
 use crate::mm::usermem::UserAddr;
 
@@ -159,6 +159,25 @@ pub(super) fn send_to_groups(
     // As Linux's group kills: success when any process could be signalled.
     if sent == 0 {
         return Err(Errno::EPERM);
+    }
+    Ok(0)
+}
+
+/// Sends `sig` to the one thread `h` (pidfd_send_signal's PIDFD_SIGNAL_THREAD), with the
+/// permission check of the kill family; `info` None: a kill(2)-style siginfo.
+pub(super) fn send_to_task(
+    t: &Task,
+    h: &Arc<TaskHandle>,
+    sig: i32,
+    info: Option<SigInfo>,
+) -> SysResult {
+    let tree = t.kernel.tree();
+    if !may_signal(t, &tree, &h.tg, sig) {
+        return Err(Errno::EPERM);
+    }
+    if sig != 0 {
+        let i = info.unwrap_or_else(|| user_info(t, sig, SI_USER, &h.tg.pidns));
+        tree.send_thread(h, i, forced(t, &h.tg, sig));
     }
     Ok(0)
 }

@@ -127,7 +127,7 @@ fn read_name(t: &Task, name: UserAddr) -> Result<Vec<u8>, Errno> {
 }
 
 fn owner_or_capable(t: &Task, st: &Stat) -> bool {
-    t.creds.euid == st.uid || t.creds.has_cap(cap::FOWNER)
+    t.creds.fsuid == st.uid || t.creds.has_cap(cap::FOWNER)
 }
 
 /// xattr_permission: whether the caller may read (or, with `write`, change) attribute `ns`
@@ -393,8 +393,8 @@ pub(super) fn new_file_attrs(
     };
     let attrs = NewAttrs {
         mode,
-        uid: t.creds.euid,
-        gid: t.creds.egid,
+        uid: t.creds.fsuid,
+        gid: t.creds.fsgid,
     };
     (attrs, inherited)
 }

@@ -218,7 +218,7 @@ pub fn permits(acl: &Acl, file_gid: u32, creds: &Creds, want: u32) -> bool {
     let mut found = false;
     for e in acl {
         match e.tag {
-            USER if e.id == creds.euid => return masked(e.perm),
+            USER if e.id == creds.fsuid => return masked(e.perm),
             GROUP_OBJ | GROUP => {
                 let gid = if e.tag == GROUP_OBJ { file_gid } else { e.id };
                 if creds.in_group(gid) {

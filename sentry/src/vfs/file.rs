@@ -274,6 +274,13 @@ pub trait PidFdFile: FileOps {
     /// The process it names: its global PID and an identity token that tells it apart from
     /// a later process given the same PID.
     fn target(&self) -> (i32, usize);
+
+    /// Of a `PIDFD_THREAD` pidfd, the thread it names: its global TID and an identity token
+    /// (0 for the group's leader, whichever thread holds the group's ID). None for a
+    /// process pidfd.
+    fn thread(&self) -> Option<(i32, usize)> {
+        None
+    }
 }
 
 /// A signal `mq_timedsend` owes the process that registered with `mq_notify` (signo 0:

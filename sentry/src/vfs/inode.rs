@@ -490,7 +490,7 @@ pub fn may_chown(st: &Stat, creds: &Creds, uid: Option<u32>, gid: Option<u32>) -
     if creds.has_cap(cap::CHOWN) {
         return true;
     }
-    let owner = creds.euid == st.uid;
+    let owner = creds.fsuid == st.uid;
     let uid_ok = uid.is_none_or(|u| owner && u == st.uid);
     let gid_ok = gid.is_none_or(|g| owner && (g == st.gid || creds.in_group(g)));
     uid_ok && gid_ok
@@ -517,7 +517,7 @@ pub fn may_access_inode(
     if use_real_ids {
         return may_access_inode(inode, st, &creds.for_real_ids(), mask, false);
     }
-    let acl = if st.uid != creds.euid && st.mode & 0o070 != 0 {
+    let acl = if st.uid != creds.fsuid && st.mode & 0o070 != 0 {
         inode.access_acl()
     } else {
         None
@@ -535,7 +535,7 @@ fn may_access_with_acl(
     if use_real_ids {
         return may_access_with_acl(st, acl, &creds.for_real_ids(), mask, false);
     }
-    let allowed = if st.uid == creds.euid {
+    let allowed = if st.uid == creds.fsuid {
         (st.mode >> 6) & 7 & mask == mask
     } else if let Some(acl) = acl {
         super::acl::permits(acl, st.gid, creds, mask)
