@@ -1,5 +1,5 @@
 /*
- * calls4: system calls programs still hit, compared line by line with native Linux.
+ * more_calls: system calls programs still hit, compared line by line with native Linux.
  *   pidfd_thread  PIDFD_THREAD pidfds: poll readiness when the thread exits, the
  *                 PIDFD_SIGNAL_* scopes of pidfd_send_signal
  *   vsyscall      the legacy vsyscall page: its calls, and its maps and smaps entries
@@ -366,10 +366,10 @@ static void section_vsyscall(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: calls4 pidfd_thread|fsuid|misc\n");
+        fprintf(stderr, "usage: more_calls pidfd_thread|fsuid|misc\n");
         return 2;
     }
-    snprintf(dir, sizeof dir, "/tmp/calls4.%d", getpid());
+    snprintf(dir, sizeof dir, "/tmp/more_calls.%d", getpid());
     if (mkdir(dir, 0755) != 0) {
         perror("mkdir");
         return 1;

@@ -1,13 +1,13 @@
-//! System calls of the calls4 round (PIDFD_THREAD pidfds and the PIDFD_SIGNAL_* scopes,
+//! System calls added after `new_calls.rs`'s (PIDFD_THREAD pidfds and the PIDFD_SIGNAL_* scopes,
 //! setfsuid/setfsgid, and rarely used calls), compared with native Linux. The program
-//! (`tests/programs/calls4.c`) prints one line per step; both runs must match.
+//! (`tests/programs/more_calls.c`) prints one line per step; both runs must match.
 
 use runsc_rs_tests::assert_same_program;
 
 /// Runs one section natively and in the sandbox; checks the native run itself shows
 /// `expect` (so a broken program cannot hide a sandbox bug).
 fn section(name: &str, expect: &[&str]) {
-    assert_same_program("calls4", &[name], expect);
+    assert_same_program("more_calls", &[name], expect);
 }
 
 #[test]
