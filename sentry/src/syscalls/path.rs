@@ -606,7 +606,9 @@ fn may_delete(t: &Task, dir: &Dentry, victim: &Dentry) -> Result<(), Errno> {
     }
     if st.mode & libc::S_ISVTX != 0 && t.creds.euid != st.uid {
         let vst = victim.inode.stat()?;
-        if t.creds.euid != vst.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+        if t.creds.euid != vst.uid
+            && !crate::vfs::inode::capable_wrt_owner(&t.creds, &vst, crate::auth::cap::FOWNER)
+        {
             return Err(Errno::EPERM);
         }
     }
