@@ -121,7 +121,8 @@ pub fn execve(
     t.exit_mm();
     t.mm = mm;
     let fds = Arc::new(t.fds.fork());
-    fds.close_on_exec();
+    let closed = fds.close_on_exec();
+    super::fd_table::release_posix_locks(&t.kernel.locks, t.tg.tgid, closed);
     t.fds = fds;
     {
         let mut s = t.tg.sig();

@@ -292,7 +292,7 @@ syscall_table! {
         69 msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => ipc::msgsnd, Full;
         70 msgrcv(id: i32, msgp: UserAddr, size: i64, typ: i64, flags: i32) => ipc::msgrcv, Full;
         71 msgctl(id: i32, cmd: i32, buf: UserAddr) => ipc::msgctl, Full;
-        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL (O_ASYNC signals on sockets, pipes, ptys, tun and inotify), F_SETOWN(_EX)/F_GETOWN(_EX), F_SETSIG/F_GETSIG, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL (O_ASYNC signals on sockets, pipes, ptys, tun and inotify), F_SETOWN(_EX)/F_GETOWN(_EX), F_SETSIG/F_GETSIG, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by exit and by any close of an fd of the file: close(2), dup2/dup3 over it, close_range, close-on-exec)");
         73 flock(fd: Fd, op: i32) => lock::flock, Full;
         74 fsync(fd: Fd) => sync::fsync, Full;
         75 fdatasync(fd: Fd) => sync::fdatasync, Full;

@@ -613,11 +613,6 @@ impl OpenFile {
         let _ = self.locks.set(table.clone());
     }
 
-    /// Whether a lock was ever taken through this description.
-    pub fn had_locks(&self) -> bool {
-        self.locks.get().is_some()
-    }
-
     /// Opened with O_PATH: usable only as a location, not for I/O.
     pub fn is_path_only(&self) -> bool {
         self.flags() & libc::O_PATH as u32 != 0
