@@ -337,6 +337,8 @@ pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
     if !crate::vfs::inode::may_access_inode(d.inode.as_ref(), &st, &t.creds, 2, false) {
         return Err(Errno::EACCES);
     }
+    // ETXTBSY while a process runs the file (vfs_truncate's get_write_access).
+    let _write_access = t.kernel.write_access.get_write((st.dev, st.ino))?;
     newsize_ok(t, st.size as u64, len as u64)?;
     setattr(
         &d,

@@ -279,7 +279,7 @@ syscall_table! {
         56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount or time ones (EPERM); CLONE_PIDFD only through clone3 (EINVAL here); CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
         58 vfork() => process::vfork, Full;
-        59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("ELF images (static, static-PIE, PT_INTERP) and `#!` scripts up to 5 levels deep, looked up through the sandbox's filesystem; no ETXTBSY for a file open for writing, no 32-bit or binfmt_misc images (ENOEXEC)");
+        59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("ELF images (static, static-PIE, PT_INTERP) and `#!` scripts up to 5 levels deep, looked up through the sandbox's filesystem; ETXTBSY for a program open for writing (and for opening a running program for writing), no 32-bit or binfmt_misc images (ENOEXEC)");
         60 exit(code: i32) => process::exit, Full;
         61 wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr) => process::wait4, Partial("rusage has CPU times and a sampled ru_maxrss only; user time is wall time in the application");
         62 kill(pid: i32, sig: i32) => signal::kill, Full;

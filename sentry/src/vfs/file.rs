@@ -511,6 +511,8 @@ pub struct OpenFile {
     watched: OnceLock<(u64, u64)>,
     /// Signal-driven I/O (`O_ASYNC`, `F_SETOWN`, `F_SETSIG`), if ever asked for.
     sigio: OnceLock<AsyncState>,
+    /// An open for writing's write access to its file (ETXTBSY for an execve meanwhile).
+    write_access: OnceLock<super::write_access::Access>,
 }
 
 impl Drop for OpenFile {
@@ -557,6 +559,7 @@ impl OpenFile {
             locks: OnceLock::new(),
             watched: OnceLock::new(),
             sigio: OnceLock::new(),
+            write_access: OnceLock::new(),
         })
     }
 
@@ -576,6 +579,7 @@ impl OpenFile {
             locks: OnceLock::new(),
             watched: OnceLock::new(),
             sigio: OnceLock::new(),
+            write_access: OnceLock::new(),
         })
     }
 
@@ -590,6 +594,11 @@ impl OpenFile {
                 }
             }
         }
+    }
+
+    /// Keeps `access` (an open for writing's write access) while the description lives.
+    pub fn hold_write_access(&self, access: super::write_access::Access) {
+        let _ = self.write_access.set(access);
     }
 
     /// The file's operations.
