@@ -16,6 +16,7 @@
 //! `Locks::files` → `FileLocks::held` → wait queues (leaves); `Locks::posix_owners` is a leaf.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::waiter::WaitQueue;
@@ -141,6 +142,8 @@ pub struct Locks {
     /// The processes that have taken a POSIX lock since they started (kept until they exit),
     /// so that a close by any other process looks up nothing. A leaf lock.
     posix_owners: Mutex<HashSet<i32>>,
+    /// Whether any process ever took a POSIX lock: until then a close takes no lock at all.
+    any_posix: AtomicBool,
 }
 
 impl Locks {
@@ -155,13 +158,14 @@ impl Locks {
 
     /// Notes that process `tgid` takes a POSIX lock (see [`Locks::may_hold_posix`]).
     pub fn note_posix_owner(&self, tgid: i32) {
+        self.any_posix.store(true, Ordering::Relaxed);
         self.posix_owners.lock().unwrap().insert(tgid);
     }
 
     /// Whether process `tgid` may hold POSIX locks: false when it never took one, so that
     /// its closes need not identify the file.
     pub fn may_hold_posix(&self, tgid: i32) -> bool {
-        self.posix_owners.lock().unwrap().contains(&tgid)
+        self.any_posix.load(Ordering::Relaxed) && self.posix_owners.lock().unwrap().contains(&tgid)
     }
 
     /// Drops process `tgid`'s POSIX locks on the file `key` (it closed an fd of it).
