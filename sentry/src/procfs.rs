@@ -782,7 +782,7 @@ impl PidNode {
             }
             PidFile::Children => children_text(&snap, &self.ns).into_bytes(),
             PidFile::Stat => stat_text(&snap, self.thread).into_bytes(),
-            PidFile::Status => status_text(&snap).into_bytes(),
+            PidFile::Status => status_text(&snap, &cx.creds.user_ns).into_bytes(),
             PidFile::Statm => statm_text(&snap).into_bytes(),
             PidFile::Comm => format!("{}\n", snap.comm()).into_bytes(),
             PidFile::Maps => snap
@@ -1588,7 +1588,9 @@ fn statm_text(s: &Snapshot) -> String {
     format!("{} {} 0 0 0 0 0\n", vsize_kb / 4, rss_kb / 4)
 }
 
-fn status_text(s: &Snapshot) -> String {
+/// `/proc/[pid]/status` as a reader in user namespace `reader` sees it: the IDs shown
+/// through its namespace (65534 for IDs it does not map), as Linux's task_state.
+fn status_text(s: &Snapshot, reader: &crate::auth::UserNs) -> String {
     let (vsize_kb, rss_kb) = s.vm_kb();
     let c = s.creds();
     let (pending, shared, ign, cgt) = s.signal_sets();
@@ -1608,15 +1610,15 @@ fn status_text(s: &Snapshot) -> String {
         "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\n\
          PPid:\t{ppid}\nTracerPid:\t{tracer}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
          Groups:\t{groups}\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
-        c.uid,
-        c.euid,
-        c.suid,
-        c.fsuid,
-        c.gid,
-        c.egid,
-        c.sgid,
-        c.fsgid,
-        groups = groups_text(&c.groups),
+        reader.show(c.uid, false),
+        reader.show(c.euid, false),
+        reader.show(c.suid, false),
+        reader.show(c.fsuid, false),
+        reader.show(c.gid, true),
+        reader.show(c.egid, true),
+        reader.show(c.sgid, true),
+        reader.show(c.fsgid, true),
+        groups = groups_text(&c.groups.iter().map(|&g| reader.show(g, true)).collect::<Vec<_>>()),
         comm = s.comm(),
         state = state.name(),
         tgid = s.vtgid,

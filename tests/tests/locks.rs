@@ -46,3 +46,29 @@ fn locks_behave_as_on_linux() {
         String::from_utf8_lossy(&native.stdout)
     );
 }
+
+/// A process's POSIX locks on a file go when it closes any fd of the file by any path
+/// (close of another open, dup2/dup3 over a copy, close_range, execve's close-on-exec), and
+/// stay through CLOSE_RANGE_CLOEXEC and an execve closing no fd of it; an OFD lock stays.
+/// `locks_close.c` natively and in the sandbox must print the same.
+#[test]
+fn posix_locks_go_on_every_close_path_as_natively() {
+    if !nix::unistd::geteuid().is_root() {
+        return runsc_rs_tests::skip("the sandbox needs root here");
+    }
+    runsc_rs_tests::assert_same_program(
+        "locks_close",
+        &[],
+        &[
+            "locked: write-locked\n",
+            "after close: unlocked\n",
+            "after dup2: unlocked\n",
+            "after dup3: unlocked\n",
+            "after close_range CLOEXEC: write-locked\n",
+            "after close_range: unlocked\n",
+            "OFD lock after closing another open: read-locked\n",
+            "after an execve closing no fd of it: write-locked\n",
+            "after an execve closing a close-on-exec fd of it: unlocked\n",
+        ],
+    );
+}

@@ -198,3 +198,27 @@ fn fsconfig_read_only_is_applied_or_refused() {
     );
     assert_eq!(sandbox.status, 0);
 }
+
+/// A lazy umount in a user namespace's mount namespace leaves the locked submounts of a
+/// recursive bind connected to the unmounted bind there (reached through a descriptor open
+/// on it), and changes nothing in a copy of that namespace made earlier by the same user
+/// namespace, which mounts over the locked submount and sees only its own mount there.
+#[test]
+fn lazy_umount_connects_locked_mounts_only_where_unmounted() {
+    let _serial = one_at_a_time();
+    assert_same_program(
+        "mount_connected",
+        &[],
+        &[
+            "lazy umount of b: 0\n",
+            "copy: b/sub/locked before mounting over: 0\n",
+            "copy: mount over b/sub: 0\n",
+            "copy: b/sub/locked after mounting over: -1 ENOENT\n",
+            "copy: b/sub/new: 0\n",
+            "through the open b: sub/locked: 0\n",
+            "through the open b: sub/new: -1 ENOENT\n",
+            "copy child: 0\n",
+            "user namespace child: 0\n",
+        ],
+    );
+}

@@ -741,6 +741,7 @@ pub fn start_process(kernel: &Arc<Kernel>, p: ProcessArgs<'_>) -> Result<Started
     crate::kernel::cpu_timers::arm(kernel, &tg);
     *tg.image.lock().unwrap() = crate::kernel::thread_group::ExecImage {
         exe: Some(exe),
+        exe_deny: None,
         strings: loaded.strings,
         auxv: loaded.auxv.clone(),
     };

@@ -37,6 +37,11 @@ pub fn execve(
         argv,
     } = elf::read_program(&t.fs, &Caller::of(t), &t.kernel.memory, target, &argv)
         .map_err(|(_, e)| e)?;
+    // ETXTBSY for a program open for writing; denies writes to it while the image runs.
+    let exe_deny = match exe.inode.ident() {
+        Ok(key) => Some(Arc::new(t.kernel.write_access.deny_write(key)?)),
+        Err(_) => None,
+    };
     let resolved = String::from_utf8_lossy(&exe.path).into_owned();
     let (creds, secure) = t.creds.after_setid_exec(setid_of(t, &exe));
 
@@ -121,7 +126,8 @@ pub fn execve(
     t.exit_mm();
     t.mm = mm;
     let fds = Arc::new(t.fds.fork());
-    fds.close_on_exec();
+    let closed = fds.close_on_exec();
+    super::fd_table::release_posix_locks(&t.kernel.locks, t.tg.tgid, closed);
     t.fds = fds;
     {
         let mut s = t.tg.sig();
@@ -163,6 +169,7 @@ pub fn execve(
     let (strings, auxv) = loaded.map(|l| (l.strings, l.auxv)).unwrap_or_default();
     *t.tg.image.lock().unwrap() = super::thread_group::ExecImage {
         exe: Some(exe),
+        exe_deny,
         strings,
         auxv,
     };

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::abi::Errno;
+use crate::vfs::lock::Locks;
 use crate::vfs::OpenFile;
 
 #[derive(Debug, Clone)]
@@ -131,7 +132,8 @@ impl FdTable {
         Ok(fd)
     }
 
-    /// Puts `file` at exactly `fd` (dup2), returning what was there.
+    /// Puts `file` at exactly `fd` (dup2), returning what was there (the caller releases
+    /// its POSIX locks, [`release_posix_locks`]).
     pub fn install_at(&self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> Option<Arc<OpenFile>> {
         self.write()
             .map
@@ -150,33 +152,42 @@ impl FdTable {
         Ok(file)
     }
 
-    /// Closes every fd in `[first, last]`; with `cloexec_only`, marks them close-on-exec.
-    pub fn close_range(&self, first: i32, last: i32, cloexec_only: bool) {
+    /// Closes every fd in `[first, last]`, returning the files closed (the caller releases
+    /// their POSIX locks, [`release_posix_locks`]); with `cloexec_only`, marks them
+    /// close-on-exec instead.
+    pub fn close_range(&self, first: i32, last: i32, cloexec_only: bool) -> Vec<Arc<OpenFile>> {
         let mut files = self.write();
         let fds: Vec<i32> = files.map.range(first..=last).map(|(&k, _)| k).collect();
+        let mut closed = Vec::new();
         for fd in fds {
             if cloexec_only {
                 files.map.get_mut(&fd).expect("present").cloexec = true;
-            } else {
-                files.map.remove(&fd);
+            } else if let Some(e) = files.map.remove(&fd) {
                 files.freed(fd);
+                closed.push(e.file);
             }
         }
+        closed
     }
 
-    /// Closes the close-on-exec fds (execve).
-    pub fn close_on_exec(&self) {
+    /// Closes the close-on-exec fds (execve), returning the files closed (the caller
+    /// releases their POSIX locks, [`release_posix_locks`]).
+    pub fn close_on_exec(&self) -> Vec<Arc<OpenFile>> {
         let mut files = self.write();
-        let closed: Vec<i32> = files
+        let fds: Vec<i32> = files
             .map
             .iter()
             .filter(|(_, e)| e.cloexec)
             .map(|(&fd, _)| fd)
             .collect();
-        for fd in closed {
-            files.map.remove(&fd);
-            files.freed(fd);
+        let mut closed = Vec::new();
+        for fd in fds {
+            if let Some(e) = files.map.remove(&fd) {
+                files.freed(fd);
+                closed.push(e.file);
+            }
         }
+        closed
     }
 
     /// A copy for a child that does not share the table (fork without CLONE_FILES).
@@ -189,6 +200,29 @@ impl FdTable {
     /// The open fds.
     pub fn fds(&self) -> Vec<i32> {
         self.read().map.keys().copied().collect()
+    }
+}
+
+/// Drops process `tgid`'s POSIX record locks on the files of fds it has just closed, by
+/// whatever path (close, dup2/dup3 over an open fd, close_range, close-on-exec): closing any
+/// fd of a file releases the process's locks on that file, as Linux's filp_close does.
+/// Nothing is looked up for a process that never took a POSIX lock.
+pub fn release_posix_locks(
+    locks: &Locks,
+    tgid: i32,
+    closed: impl IntoIterator<Item = Arc<OpenFile>>,
+) {
+    if !locks.may_hold_posix(tgid) {
+        return;
+    }
+    for f in closed {
+        let key = match &f.dentry {
+            Some(d) => d.inode.ident(),
+            None => f.ops().stat().map(|st| (st.dev, st.ino)),
+        };
+        if let Ok(key) = key {
+            locks.release_process_file(tgid, key);
+        }
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Kernel {
     pub timers: Arc<timer::TimerService>,
     /// Advisory file locks (flock, POSIX and OFD record locks).
     pub locks: Arc<crate::vfs::lock::Locks>,
+    /// Write access against execution (ETXTBSY).
+    pub write_access: Arc<crate::vfs::write_access::WriteAccess>,
     /// The pipes behind the FIFOs that are open, by the FIFO's (device, inode).
     pub fifos: pipe::Fifos,
     /// The internal filesystem of `memfd_create`'s files.
@@ -193,6 +195,7 @@ impl Kernel {
             futexes: futex::Futexes::default(),
             timers: Arc::default(),
             locks: Arc::default(),
+            write_access: Arc::default(),
             fifos: pipe::Fifos::default(),
             memfds,
             notify,

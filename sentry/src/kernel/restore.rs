@@ -799,6 +799,8 @@ impl Kernel {
             .and_then(|path| target.fs.resolve(&Caller::kernel(), path.as_bytes()).ok());
         *tg.image.lock().unwrap() = ExecImage {
             exe,
+            // Not in the image: a restored process's program may be opened for writing.
+            exe_deny: None,
             strings: crate::elf::ArgArea {
                 arg_start: p.args[0],
                 arg_end: p.args[1],

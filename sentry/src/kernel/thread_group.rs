@@ -42,6 +42,9 @@ impl ExitStatus {
 #[derive(Debug, Clone, Default)]
 pub struct ExecImage {
     pub exe: Option<Arc<Dentry>>,
+    /// The denial of writes to `exe` while this image runs (shared by the processes forked
+    /// from it; None for the first process, whose program the sandbox was given).
+    pub exe_deny: Option<Arc<crate::vfs::write_access::Access>>,
     pub strings: ArgArea,
     /// The auxiliary vector the program started with (`/proc/[pid]/auxv`).
     pub auxv: Vec<(u64, u64)>,

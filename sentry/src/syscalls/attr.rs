@@ -12,7 +12,7 @@ use crate::auth::cap;
 use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::file::SECURITY_CAPABILITY;
-use crate::vfs::inode::{may_access_inode, may_chown, TimeSet};
+use crate::vfs::inode::{capable_wrt_owner, may_access_inode, may_chown, TimeSet};
 use crate::vfs::inotify;
 use crate::vfs::{Dentry, FileType, SetAttr, Stat};
 
@@ -38,7 +38,7 @@ pub fn fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult {
     if let (None, crate::vfs::FileKind::Socket(s)) = (&f.dentry, f.kind()) {
         // A socket's inode (sockfs): its owner, or CAP_FOWNER, may change its mode.
         let st = s.stat()?;
-        if t.creds.fsuid != st.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+        if t.creds.fsuid != st.uid && !capable_wrt_owner(&t.creds, &st, cap::FOWNER) {
             return Err(Errno::EPERM);
         }
         s.set_mode(mode & 0o7777)?;
@@ -78,11 +78,14 @@ pub fn fchmodat2(t: &mut Task, dirfd: Fd, path: PathArg, mode: u32, flags: Flags
 /// member of the file's group or a holder of CAP_FSETID (else it is dropped silently).
 fn new_mode(t: &Task, d: &Dentry, mode: u32) -> Result<SetAttr, Errno> {
     let st = d.inode.stat()?;
-    if t.creds.fsuid != st.uid && !t.creds.has_cap(cap::FOWNER) {
+    if t.creds.fsuid != st.uid && !capable_wrt_owner(&t.creds, &st, cap::FOWNER) {
         return Err(Errno::EPERM);
     }
     let mut mode = mode & 0o7777;
-    if mode & libc::S_ISGID != 0 && !t.creds.in_group(st.gid) && !t.creds.has_cap(cap::FSETID) {
+    if mode & libc::S_ISGID != 0
+        && !t.creds.in_group(st.gid)
+        && !capable_wrt_owner(&t.creds, &st, cap::FSETID)
+    {
         mode &= !libc::S_ISGID;
     }
     Ok(SetAttr {
@@ -91,10 +94,27 @@ fn new_mode(t: &Task, d: &Dentry, mode: u32) -> Result<SetAttr, Errno> {
     })
 }
 
-/// The change of owner chown(2) asks for on `d`; EPERM unless the caller may make it.
+/// The kernel ID of chown(2)'s `id` in the caller's user namespace (None: -1, unchanged).
+///
+/// # Errors
+/// EINVAL when the caller's namespace does not map `id` (chown_common's make_kuid).
+fn kernel_owner(t: &Task, id: u32, gid: bool) -> Result<Option<u32>, Errno> {
+    if id == u32::MAX {
+        return Ok(None);
+    }
+    t.creds
+        .user_ns
+        .to_kernel(id, gid)
+        .map(Some)
+        .ok_or(Errno::EINVAL)
+}
+
+/// The change of owner chown(2) asks for on `d` (`uid` and `gid` as the caller's user
+/// namespace names them); EINVAL for an ID it does not map, EPERM unless the caller may
+/// make the change.
 fn owner(t: &Task, st: &Stat, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
-    let uid = (uid != u32::MAX).then_some(uid);
-    let gid = (gid != u32::MAX).then_some(gid);
+    let uid = kernel_owner(t, uid, false)?;
+    let gid = kernel_owner(t, gid, true)?;
     if !may_chown(st, &t.creds, uid, gid) {
         return Err(Errno::EPERM);
     }
@@ -107,7 +127,7 @@ fn owner(t: &Task, st: &Stat, uid: u32, gid: u32) -> Result<SetAttr, Errno> {
         m &= !libc::S_ISUID;
         if m & libc::S_ISGID != 0
             && (m & libc::S_IXGRP != 0
-                || (!t.creds.in_group(st.gid) && !t.creds.has_cap(cap::FSETID)))
+                || (!t.creds.in_group(st.gid) && !capable_wrt_owner(&t.creds, st, cap::FSETID)))
         {
             m &= !libc::S_ISGID;
         }
@@ -220,7 +240,7 @@ fn set_times(
 /// a time takes ownership or CAP_FOWNER (else EPERM).
 fn may_set_times(t: &Task, d: &Dentry, times: [Option<TimeSet>; 2]) -> Result<(), Errno> {
     let st = d.inode.stat()?;
-    if t.creds.fsuid == st.uid || t.creds.has_cap(cap::FOWNER) {
+    if t.creds.fsuid == st.uid || capable_wrt_owner(&t.creds, &st, cap::FOWNER) {
         return Ok(());
     }
     if times.iter().any(|x| matches!(x, Some(TimeSet::At(..)))) {
@@ -317,6 +337,8 @@ pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
     if !crate::vfs::inode::may_access_inode(d.inode.as_ref(), &st, &t.creds, 2, false) {
         return Err(Errno::EACCES);
     }
+    // ETXTBSY while a process runs the file (vfs_truncate's get_write_access).
+    let _write_access = t.kernel.write_access.get_write((st.dev, st.ino))?;
     newsize_ok(t, st.size as u64, len as u64)?;
     setattr(
         &d,

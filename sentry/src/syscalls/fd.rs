@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Fd, Flags};
 use crate::abi::{Errno, SysResult};
+use crate::kernel::fd_table::release_posix_locks;
 use crate::kernel::{fasync, Task};
 use crate::mm::usermem::{access_ok, UserAddr, UserIo};
 use crate::vfs::OpenFile;
@@ -315,18 +316,7 @@ pub fn pwritev2(
 /// close(2)
 pub fn close(t: &mut Task, fd: Fd) -> SysResult {
     let f = t.fds.remove(fd.0)?;
-    // Closing any fd of a file drops the process's POSIX locks on it.
-    if f.had_locks() {
-        if let Ok(st) = f
-            .dentry
-            .as_ref()
-            .map_or_else(|| f.ops().stat(), |d| d.inode.stat())
-        {
-            t.kernel
-                .locks
-                .release_process_file(t.tg.tgid, (st.dev, st.ino));
-        }
-    }
+    release_posix_locks(&t.kernel.locks, t.tg.tgid, [f]);
     Ok(0)
 }
 
@@ -339,8 +329,10 @@ pub fn close_range(t: &mut Task, first: u32, last: u32, flags: Flags) -> SysResu
     }
     let last = last.min(i32::MAX as u32) as i32;
     if first as u64 <= last as u64 {
-        t.fds
+        let closed = t
+            .fds
             .close_range(first as i32, last, flags.0 & CLOSE_RANGE_CLOEXEC != 0);
+        release_posix_locks(&t.kernel.locks, t.tg.tgid, closed);
     }
     Ok(0)
 }
@@ -370,8 +362,10 @@ pub fn dup3(t: &mut Task, old: Fd, new: Fd, flags: Flags) -> SysResult {
     if new.0 < 0 || new.0 as u64 >= nofile_limit(t) {
         return Err(Errno::EBADF);
     }
-    t.fds
+    let replaced = t
+        .fds
         .install_at(new.0, f, flags.0 & libc::O_CLOEXEC as u64 != 0);
+    release_posix_locks(&t.kernel.locks, t.tg.tgid, replaced);
     Ok(new.0 as u64)
 }
 

@@ -35,6 +35,9 @@ fn lock_key(f: &OpenFile) -> Result<(u64, u64), Errno> {
 fn set_lock(t: &mut Task, f: &OpenFile, want: Lock, unlock: bool, wait: bool) -> SysResult {
     let locks = t.kernel.locks.file(lock_key(f)?);
     f.note_locked(&t.kernel.locks);
+    if let (lock::Owner::Process(tgid), false) = (want.owner, unlock) {
+        t.kernel.locks.note_posix_owner(tgid);
+    }
     if !wait {
         return match locks.try_set(want, unlock) {
             Ok(()) => Ok(0),

@@ -279,7 +279,7 @@ syscall_table! {
         56 clone(flags: Flags, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount or time ones (EPERM); CLONE_PIDFD only through clone3 (EINVAL here); CLONE_SIGHAND without CLONE_THREAD copies dispositions");
         57 fork() => process::fork, Full;
         58 vfork() => process::vfork, Full;
-        59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("ELF images (static, static-PIE, PT_INTERP) and `#!` scripts up to 5 levels deep, looked up through the sandbox's filesystem; no ETXTBSY for a file open for writing, no 32-bit or binfmt_misc images (ENOEXEC)");
+        59 execve(path: PathArg, argv: UserAddr, envp: UserAddr) => process::execve, Partial("ELF images (static, static-PIE, PT_INTERP) and `#!` scripts up to 5 levels deep, looked up through the sandbox's filesystem; ETXTBSY for a program open for writing (and for opening a running program for writing), no 32-bit or binfmt_misc images (ENOEXEC)");
         60 exit(code: i32) => process::exit, Full;
         61 wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr) => process::wait4, Partial("rusage has CPU times and a sampled ru_maxrss only; user time is wall time in the application");
         62 kill(pid: i32, sig: i32) => signal::kill, Full;
@@ -292,7 +292,7 @@ syscall_table! {
         69 msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => ipc::msgsnd, Full;
         70 msgrcv(id: i32, msgp: UserAddr, size: i64, typ: i64, flags: i32) => ipc::msgrcv, Full;
         71 msgctl(id: i32, cmd: i32, buf: UserAddr) => ipc::msgctl, Full;
-        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL (O_ASYNC signals on sockets, pipes, ptys, tun and inotify), F_SETOWN(_EX)/F_GETOWN(_EX), F_SETSIG/F_GETSIG, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by close(2) and exit, not by dup2, close_range or close-on-exec)");
+        72 fcntl(fd: Fd, cmd: i32, arg: u64) => fd::fcntl, Partial("F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL (O_ASYNC signals on sockets, pipes, ptys, tun and inotify), F_SETOWN(_EX)/F_GETOWN(_EX), F_SETSIG/F_GETSIG, F_GETPIPE_SZ/F_SETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, record and OFD locks (no EDEADLK; POSIX locks are dropped by exit and by any close of an fd of the file: close(2), dup2/dup3 over it, close_range, close-on-exec)");
         73 flock(fd: Fd, op: i32) => lock::flock, Full;
         74 fsync(fd: Fd) => sync::fsync, Full;
         75 fdatasync(fd: Fd) => sync::fdatasync, Full;
@@ -465,7 +465,7 @@ syscall_table! {
         269 faccessat(dirfd: Fd, path: PathArg, mode: i32) => path::faccessat, Full;
         270 pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr, sigmask: UserAddr) => poll::pselect6, Full;
         271 ppoll(fds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::ppoll, Full;
-        272 unshare(flags: Flags) => ns::unshare, Partial("CLONE_FILES, CLONE_FS, new mount (a copy: its shared mounts stay peers of the caller's, or become slaves when a new user namespace owns it), user (IDs translated by the get/set*id calls and /proc/[pid]/uid_map, not yet by stat or chown), UTS, IPC and network (loopback only, up at once) namespaces, cgroup namespaces rooted at the caller's cgroup, a PID namespace for the caller's next children; thread, signal-handler and VM flags only when single-threaded; new time namespaces and CLONE_SYSVSEM are EINVAL");
+        272 unshare(flags: Flags) => ns::unshare, Partial("CLONE_FILES, CLONE_FS, new mount (a copy: its shared mounts stay peers of the caller's, or become slaves when a new user namespace owns it), user (IDs translated by the get/set*id calls, /proc/[pid]/uid_map and status, stat and the chown calls; CAP_CHOWN, CAP_FOWNER, CAP_FSETID and CAP_DAC_* count over files whose owner and group the namespace maps), UTS, IPC and network (loopback only, up at once) namespaces, cgroup namespaces rooted at the caller's cgroup, a PID namespace for the caller's next children; thread, signal-handler and VM flags only when single-threaded; new time namespaces and CLONE_SYSVSEM are EINVAL");
         273 set_robust_list(head: UserAddr, len: usize) => process::set_robust_list, Full;
         274 get_robust_list(pid: i32, head: UserAddr, len: UserAddr) => process::get_robust_list, Partial("own thread only");
         275 splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) => splice::splice, Partial("copies through a 64 KiB sentry buffer (SPLICE_F_MOVE and SPLICE_F_GIFT are hints)");

@@ -14,6 +14,7 @@ use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::vfs::dir::{DirFile, PathFile};
 use crate::vfs::inode::{may_access, may_access_inode, OpenFileInode, RenameFlags};
 use crate::vfs::inotify;
+use crate::vfs::write_access::Access;
 use crate::vfs::{Caller, Dentry, FileKind, FileType, NewNode, OpenFile, Resolver, SetAttr, Stat};
 
 pub(super) const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -255,6 +256,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
     if acc == libc::O_ACCMODE as u32 {
         return Err(Errno::EINVAL);
     }
+    let mut write_access = None;
     let ops: Arc<dyn crate::vfs::FileOps> = if kind == FileType::Directory {
         if writes || o(libc::O_CREAT) {
             return Err(Errno::EISDIR);
@@ -291,6 +293,11 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
             let st = dentry.inode.stat()?;
             return open_fifo(t, &st, flags, dentry);
         }
+        // ETXTBSY while a process runs the file (Linux's get_write_access), before O_TRUNC
+        // changes it; a writer keeps the access while the description lives.
+        if kind == FileType::Regular && (writes || o(libc::O_TRUNC)) {
+            write_access = Some(t.kernel.write_access.get_write(dentry.inode.ident()?)?);
+        }
         let mut ops = dentry.inode.open(&cx, flags)?;
         if let Some(terminal) = ops.opened(t, flags)? {
             ops = terminal;
@@ -305,9 +312,12 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
             }
             inotify::attr_changed(&dentry, &trunc);
         }
+        if !writes {
+            write_access = None;
+        }
         ops
     };
-    install_opened(t, ops, flags, dentry)
+    install_opened(t, ops, flags, dentry, write_access)
 }
 
 /// Whether `dentry` is `/proc/[pid]/fd/N` of a pipe the sandbox did not make (a host fd it
@@ -330,31 +340,42 @@ fn open_fifo(t: &mut Task, st: &Stat, flags: u32, dentry: Arc<Dentry>) -> SysRes
         None => None,
     };
     if let Some(ops) = host {
-        return install_opened(t, ops, flags, dentry);
+        return install_opened(t, ops, flags, dentry, None);
     }
     let kernel = t.kernel.clone();
     let end = kernel.fifos.open(t, (st.dev, st.ino), flags)?;
-    install_opened_kind(t, FileKind::Pipe(end), flags, dentry)
+    install_opened_kind(t, FileKind::Pipe(end), flags, dentry, None)
 }
 
-/// Installs a file just opened by path (IN_OPEN for inotify).
+/// Installs a file just opened by path (IN_OPEN for inotify), holding `write_access` (an
+/// open for writing's) while it lives.
 fn install_opened(
     t: &Task,
     ops: Arc<dyn crate::vfs::FileOps>,
     flags: u32,
     dentry: Arc<Dentry>,
+    write_access: Option<Access>,
 ) -> SysResult {
-    install_opened_kind(t, FileKind::Plain(ops), flags, dentry)
+    install_opened_kind(t, FileKind::Plain(ops), flags, dentry, write_access)
 }
 
 /// [`install_opened`] for a file of any kind.
-fn install_opened_kind(t: &Task, kind: FileKind, flags: u32, dentry: Arc<Dentry>) -> SysResult {
+fn install_opened_kind(
+    t: &Task,
+    kind: FileKind,
+    flags: u32,
+    dentry: Arc<Dentry>,
+    write_access: Option<Access>,
+) -> SysResult {
     // As Linux, an O_TMPFILE file keeps O_TMPFILE (O_DIRECTORY included) in F_GETFL.
     let keep = flags
         & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
             as u32);
     let file = OpenFile::of_kind_with_dentry(kind, keep | libc::O_LARGEFILE as u32, dentry);
     file.opened();
+    if let Some(access) = write_access {
+        file.hold_write_access(access);
+    }
     let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
     Ok(t.fds.install(file, 0, cloexec, nofile_limit(t))? as u64)
 }
@@ -387,7 +408,7 @@ fn open_tmpfile(t: &Task, dir: Arc<Dentry>, flags: u32, mode: u32) -> SysResult 
         mount: dir.mount.clone(),
         parent: Some(dir),
     });
-    install_opened(t, ops, flags, dentry)
+    install_opened(t, ops, flags, dentry, None)
 }
 
 /// open(2)
@@ -606,7 +627,9 @@ fn may_delete(t: &Task, dir: &Dentry, victim: &Dentry) -> Result<(), Errno> {
     }
     if st.mode & libc::S_ISVTX != 0 && t.creds.fsuid != st.uid {
         let vst = victim.inode.stat()?;
-        if t.creds.fsuid != vst.uid && !t.creds.has_cap(crate::auth::cap::FOWNER) {
+        if t.creds.fsuid != vst.uid
+            && !crate::vfs::inode::capable_wrt_owner(&t.creds, &vst, crate::auth::cap::FOWNER)
+        {
             return Err(Errno::EPERM);
         }
     }

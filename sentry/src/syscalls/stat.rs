@@ -12,21 +12,29 @@ use crate::kernel::Task;
 use crate::mm::usermem::UserAddr;
 use crate::vfs::{Dentry, FsStats, Stat};
 
-fn write_stat(t: &Task, buf: UserAddr, st: &Stat) -> SysResult {
-    t.mm.write_obj(buf, st)?;
+/// `st` with its owner and group as the caller's user namespace shows them (65534 for IDs
+/// it does not map), as Linux's stat fills `struct kstat` through `from_kuid_munged`.
+fn shown(t: &Task, mut st: Stat) -> Stat {
+    st.uid = t.creds.user_ns.show(st.uid, false);
+    st.gid = t.creds.user_ns.show(st.gid, true);
+    st
+}
+
+fn write_stat(t: &Task, buf: UserAddr, st: Stat) -> SysResult {
+    t.mm.write_obj(buf, &shown(t, st))?;
     Ok(0)
 }
 
 /// stat(2)
 pub fn stat(t: &mut Task, path: PathArg, buf: UserAddr) -> SysResult {
     let st = path_at(t, Fd(AT_FDCWD), path, 0)?.stat()?;
-    write_stat(t, buf, &st)
+    write_stat(t, buf, st)
 }
 
 /// lstat(2)
 pub fn lstat(t: &mut Task, path: PathArg, buf: UserAddr) -> SysResult {
     let st = path_at(t, Fd(AT_FDCWD), path, AT_SYMLINK_NOFOLLOW)?.stat()?;
-    write_stat(t, buf, &st)
+    write_stat(t, buf, st)
 }
 
 /// fstat(2)
@@ -36,8 +44,7 @@ pub fn fstat(t: &mut Task, fd: Fd, statbuf: UserAddr) -> SysResult {
         Some(d) => d.inode.stat()?,
         None => f.ops().stat()?,
     };
-    t.mm.write_obj(statbuf, &st)?;
-    Ok(0)
+    write_stat(t, statbuf, st)
 }
 
 /// newfstatat(2)
@@ -52,7 +59,7 @@ pub fn newfstatat(
         return Err(Errno::EINVAL);
     }
     let st = path_at(t, dirfd, path, flags.0)?.stat()?;
-    write_stat(t, buf, &st)
+    write_stat(t, buf, st)
 }
 
 /// `struct statx_timestamp`.
@@ -116,7 +123,7 @@ pub fn statx(
         Target::Path(d) => d.mount.id,
         Target::File(_) => 0,
     };
-    let st = target.stat()?;
+    let st = shown(t, target.stat()?);
     let ts = |s: i64, ns: i64| StatxTime {
         sec: s,
         nsec: ns as u32,

@@ -518,6 +518,8 @@ pub struct OpenFile {
     watched: OnceLock<(u64, u64)>,
     /// Signal-driven I/O (`O_ASYNC`, `F_SETOWN`, `F_SETSIG`), if ever asked for.
     sigio: OnceLock<AsyncState>,
+    /// An open for writing's write access to its file (ETXTBSY for an execve meanwhile).
+    write_access: OnceLock<super::write_access::Access>,
 }
 
 impl Drop for OpenFile {
@@ -564,6 +566,7 @@ impl OpenFile {
             locks: OnceLock::new(),
             watched: OnceLock::new(),
             sigio: OnceLock::new(),
+            write_access: OnceLock::new(),
         })
     }
 
@@ -583,6 +586,7 @@ impl OpenFile {
             locks: OnceLock::new(),
             watched: OnceLock::new(),
             sigio: OnceLock::new(),
+            write_access: OnceLock::new(),
         })
     }
 
@@ -597,6 +601,11 @@ impl OpenFile {
                 }
             }
         }
+    }
+
+    /// Keeps `access` (an open for writing's write access) while the description lives.
+    pub fn hold_write_access(&self, access: super::write_access::Access) {
+        let _ = self.write_access.set(access);
     }
 
     /// The file's operations.
@@ -618,11 +627,6 @@ impl OpenFile {
     /// to one kernel, so to one table).
     pub fn note_locked(&self, table: &Arc<Locks>) {
         let _ = self.locks.set(table.clone());
-    }
-
-    /// Whether a lock was ever taken through this description.
-    pub fn had_locks(&self) -> bool {
-        self.locks.get().is_some()
     }
 
     /// Opened with O_PATH: usable only as a location, not for I/O.

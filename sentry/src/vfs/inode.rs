@@ -483,11 +483,20 @@ pub fn now() -> (i64, i64) {
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
+/// Whether `creds` holds `cap` over a file with `st` (Linux's `capable_wrt_inode_uidgid`):
+/// the capability in the caller's own user namespace, and that namespace maps both the
+/// file's owner and its group. In the initial namespace this is the capability alone.
+pub fn capable_wrt_owner(creds: &Creds, st: &Stat, cap: u32) -> bool {
+    creds.has_cap_in(&creds.user_ns, cap)
+        && creds.user_ns.from_kernel(st.uid, false).is_some()
+        && creds.user_ns.from_kernel(st.gid, true).is_some()
+}
+
 /// Whether `creds` may give a file with `st` the owner `uid` and the group `gid` (None:
 /// unchanged), as Linux's chown_ok/chgrp_ok: with CAP_CHOWN anything; otherwise only the
 /// owner, keeping the owner and choosing one of its own groups.
 pub fn may_chown(st: &Stat, creds: &Creds, uid: Option<u32>, gid: Option<u32>) -> bool {
-    if creds.has_cap(cap::CHOWN) {
+    if capable_wrt_owner(creds, st, cap::CHOWN) {
         return true;
     }
     let owner = creds.fsuid == st.uid;
@@ -548,11 +557,11 @@ fn may_access_with_acl(
         return true;
     }
     if FileType::from_mode(st.mode) == FileType::Directory {
-        return (mask & 2 == 0 && creds.has_cap(cap::DAC_READ_SEARCH))
-            || creds.has_cap(cap::DAC_OVERRIDE);
+        return (mask & 2 == 0 && capable_wrt_owner(creds, st, cap::DAC_READ_SEARCH))
+            || capable_wrt_owner(creds, st, cap::DAC_OVERRIDE);
     }
-    if mask == 4 && creds.has_cap(cap::DAC_READ_SEARCH) {
+    if mask == 4 && capable_wrt_owner(creds, st, cap::DAC_READ_SEARCH) {
         return true;
     }
-    (mask & 1 == 0 || st.mode & 0o111 != 0) && creds.has_cap(cap::DAC_OVERRIDE)
+    (mask & 1 == 0 || st.mode & 0o111 != 0) && capable_wrt_owner(creds, st, cap::DAC_OVERRIDE)
 }

@@ -13,9 +13,10 @@
 //! so a task blocked on a file's queue is always woken by the entry that later releases.
 //!
 //! # Lock order
-//! `Locks::files` → `FileLocks::held` → wait queues (leaves).
+//! `Locks::files` → `FileLocks::held` → wait queues (leaves); `Locks::posix_owners` is a leaf.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::waiter::WaitQueue;
@@ -138,6 +139,11 @@ impl FileLocks {
 #[derive(Debug, Default)]
 pub struct Locks {
     files: Mutex<HashMap<(u64, u64), Arc<FileLocks>>>,
+    /// The processes that have taken a POSIX lock since they started (kept until they exit),
+    /// so that a close by any other process looks up nothing. A leaf lock.
+    posix_owners: Mutex<HashSet<i32>>,
+    /// Whether any process ever took a POSIX lock: until then a close takes no lock at all.
+    any_posix: AtomicBool,
 }
 
 impl Locks {
@@ -150,6 +156,18 @@ impl Locks {
         self.files.lock().unwrap().values().cloned().collect()
     }
 
+    /// Notes that process `tgid` takes a POSIX lock (see [`Locks::may_hold_posix`]).
+    pub fn note_posix_owner(&self, tgid: i32) {
+        self.any_posix.store(true, Ordering::Relaxed);
+        self.posix_owners.lock().unwrap().insert(tgid);
+    }
+
+    /// Whether process `tgid` may hold POSIX locks: false when it never took one, so that
+    /// its closes need not identify the file.
+    pub fn may_hold_posix(&self, tgid: i32) -> bool {
+        self.any_posix.load(Ordering::Relaxed) && self.posix_owners.lock().unwrap().contains(&tgid)
+    }
+
     /// Drops process `tgid`'s POSIX locks on the file `key` (it closed an fd of it).
     pub fn release_process_file(&self, tgid: i32, key: (u64, u64)) {
         let f = self.files.lock().unwrap().get(&key).cloned();
@@ -160,6 +178,7 @@ impl Locks {
 
     /// Drops every POSIX lock of process `tgid` (it exited).
     pub fn release_process(&self, tgid: i32) {
+        self.posix_owners.lock().unwrap().remove(&tgid);
         for f in self.existing() {
             f.release(Owner::Process(tgid), None);
         }

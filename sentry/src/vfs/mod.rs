@@ -24,6 +24,7 @@ pub mod lock;
 pub mod mount;
 pub mod socket;
 pub mod walk;
+pub mod write_access;
 
 pub use crate::mm::usermem::{IoDst, IoSrc};
 pub use context::{Context, ControllingTerminal, JobIds, ProcessGroups};

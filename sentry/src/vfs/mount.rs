@@ -80,7 +80,9 @@ pub struct Mount {
     /// mounts of that tree that were mounted on it. They stay connected to it (as Linux's
     /// `disconnect_mount` keeps locked children of an unmounted parent), so a walk from a
     /// descriptor still open on this mount crosses onto them rather than revealing what
-    /// they covered. Shared by every version of this mount ([`MountNamespace::set_flags`]).
+    /// they covered. Shared by every version of this mount ([`MountNamespace::set_flags`])
+    /// and by the namespaces its owner copied, where the mount may still be mounted: a walk
+    /// consults it only where the mount is no longer in the walker's namespace.
     pub connected: Arc<OnceLock<Vec<Arc<Mount>>>>,
 }
 
@@ -977,8 +979,9 @@ impl MountNamespace {
                     continue;
                 };
                 let parent = visible_mount(tables[ti].mounts, &at).map_or(0, |p| p.id);
+                // A submount keeps its lock (Linux's clone_mnt keeps MNT_LOCKED; only the
+                // top of a bind loses it), so a locked mount stays covered in the copy.
                 let mut c = s.copied(at.clone(), parent, self.new_id());
-                c.locked = false;
                 match from {
                     None if tree_shared && c.group == 0 => c.group = groups.take(),
                     None => {}

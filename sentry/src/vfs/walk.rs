@@ -354,8 +354,16 @@ impl<'a> Resolver<'a> {
         let cache = self.ns.dentries();
         let cached = cache.get(parent, name);
         // A mount a lazy umount took away still crosses onto the locked mounts that stayed
-        // connected to it; a mounted one, onto what the namespace has mounted there.
-        let on = |p: &[u8]| parent.mount.connected_at(p).or_else(|| self.ns.mount_at(p));
+        // connected to it; a mounted one, onto what the namespace has mounted there. The
+        // cell is shared with the copies of a namespace its owner made, where the mount may
+        // still be mounted: it counts only where the mount is no longer in the namespace.
+        let on = |p: &[u8]| {
+            parent
+                .mount
+                .connected_at(p)
+                .filter(|_| self.ns.find(parent.mount.id).is_none())
+                .or_else(|| self.ns.mount_at(p))
+        };
         let (inode, mount) = match parent.with_child_path(name, on) {
             Some(m) => (m.root.clone(), m),
             None => match parent.inode.lookup(&self.cx, name) {
