@@ -104,6 +104,9 @@ int main(int argc, char **argv) {
     try_exec("a second execve while it runs", prog);
     if (write(down[1], "x", 1) != 1)
         return 1;
+    siginfo_t si;
+    waitid(P_PID, pid, &si, WEXITED | WNOWAIT);
+    try_open("open O_WRONLY once it exited, not yet reaped", prog, O_WRONLY);
     waitpid(pid, NULL, 0);
     try_open("open O_WRONLY after it exited", prog, O_WRONLY);
 

@@ -23,6 +23,7 @@ fn etxtbsy_matches_native() {
             "open O_RDONLY while it runs: 0\n",
             "truncate while it runs: -1 ETXTBSY\n",
             "a second execve while it runs: 0\n",
+            "open O_WRONLY once it exited, not yet reaped: 0\n",
             "open O_WRONLY after it exited: 0\n",
         ],
     );

@@ -1210,6 +1210,11 @@ fn thread_finished(
     }
     let empty = tree.tasks.is_empty();
     drop(tree);
+    if last.is_some() {
+        // The program's denial of writes ends with the process, not when the zombie is
+        // reaped (Linux's exit_mm drops the mm's exe_file).
+        tg.image.lock().unwrap().exe_deny = None;
+    }
     if let Some((_term, Some(foreground))) = &hangup {
         // Not under the process table's lock: signals go through it.
         crate::vfs::ProcessGroups::signal_process_group(&**kernel, *foreground, libc::SIGHUP);
