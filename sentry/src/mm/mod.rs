@@ -1131,9 +1131,10 @@ impl MemoryManager {
         if i.beyond_eof(page) {
             return Err(SegvCode::BusErr);
         }
-        // A file that has no room for the page (a tmpfs at its size limit) is SIGBUS.
+        // A file that has no room for the page (a tmpfs at its size limit) or cannot be read
+        // (EIO: a FUSE daemon gone) is SIGBUS.
         self.populate(&mut i, page, false).map_err(|e| {
-            if e == Errno::ENOSPC {
+            if e == Errno::ENOSPC || e == Errno::EIO {
                 SegvCode::BusErr
             } else {
                 SegvCode::MapErr
