@@ -255,3 +255,46 @@ umount "$M" && echo unmounted
     );
     assert!(out.ends_with("unmounted\n"), "{out}");
 }
+
+/// The daemon stopped (SIGSTOP) while a process faults on a page it must read: that process
+/// waits, the rest of the sandbox goes on (the shell runs and sees the faulting process
+/// alive); the daemon killed, the fault ends in SIGBUS.
+#[test]
+fn stopped_daemon_blocks_only_the_faulting_process() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
+"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q mapped "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+    sleep 0.1
+done
+kill -STOP $daemon
+echo go >&3
+sleep 0.5
+kill -0 $holder && echo "holder waits"
+cat "$O"
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+wait $holder
+echo "holder: $?"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-stopped", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains("holder waits\nfirst byte: 97\nmapped\ndaemon: 137\nholder: 135\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("unmounted\n"), "{out}");
+}
