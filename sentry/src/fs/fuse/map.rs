@@ -26,7 +26,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::node::{Handle, READ_CHUNK};
+use super::node::Handle;
 use super::proto;
 use crate::abi::Errno;
 use crate::memory::FileRange;
@@ -76,9 +76,10 @@ struct Reader(Arc<Handle>);
 impl PageSource for Reader {
     fn fill(&self, mf: &MemoryFile, off: u64, file_off: u64, len: u64) -> Result<(), Errno> {
         let h = &self.0;
+        let chunk = h.node.read_size();
         let mut done = 0u64;
         while done < len {
-            let want = ((len - done) as usize).min(READ_CHUNK);
+            let want = ((len - done) as usize).min(chunk);
             let data = h
                 .node
                 .read_chunk(None, h.who, h.fh, file_off + done, want, h.flags)
@@ -89,7 +90,7 @@ impl PageSource for Reader {
             mf.write(off + done, &data);
             done += data.len() as u64;
             if data.len() < want {
-                // The end of the file: the rest of the last page is zero.
+                // The end of the file (Linux's `fuse_short_read`): the rest is zero.
                 break;
             }
         }

@@ -30,7 +30,7 @@ use crate::vfs::{
 };
 
 /// Most bytes one READ asks for.
-pub(super) const READ_CHUNK: usize = 128 << 10;
+const READ_CHUNK: usize = 128 << 10;
 /// Bytes one READDIR asks for.
 const READDIR_CHUNK: u32 = 16 << 10;
 /// `XATTR_SIZE_MAX`: the buffer offered for an attribute's value or the list of names.
@@ -243,6 +243,15 @@ impl FuseNode {
     /// The node ID.
     pub(super) fn nodeid(&self) -> u64 {
         self.nodeid
+    }
+
+    /// The most bytes one READ may ask for: the `max_read` mount option (at least a page,
+    /// as Linux's), at most [`READ_CHUNK`].
+    pub(super) fn read_size(&self) -> usize {
+        self.fs
+            .opts
+            .max_read
+            .map_or(READ_CHUNK, |m| (m as usize).clamp(4096, READ_CHUNK))
     }
 
     /// The filesystem's device number.
@@ -496,7 +505,14 @@ impl Inode for FuseNode {
         let open = self.open_handle(who, op::OPEN, flags)?;
         let mut out = Vec::new();
         let result = loop {
-            match self.read_chunk(None, who, open.fh, out.len() as u64, READ_CHUNK, flags) {
+            match self.read_chunk(
+                None,
+                who,
+                open.fh,
+                out.len() as u64,
+                self.read_size(),
+                flags,
+            ) {
                 Ok(d) if d.is_empty() => break Ok(()),
                 Ok(d) => out.extend_from_slice(&d),
                 Err(e) => break Err(e),
@@ -819,7 +835,7 @@ impl FileOps for FuseFile {
         let mut pos = off.unwrap_or(0);
         let mut done = 0usize;
         while dst.remaining() > 0 {
-            let want = dst.remaining().min(READ_CHUNK);
+            let want = dst.remaining().min(self.h.node.read_size());
             let data =
                 match self
                     .h
