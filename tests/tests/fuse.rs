@@ -298,3 +298,80 @@ umount "$M" && echo unmounted
     );
     assert!(out.ends_with("unmounted\n"), "{out}");
 }
+
+/// The daemon stopped while a process faults on a page it must read, then that process
+/// killed: SIGKILL ends it (status 137) while the daemon is still stopped, natively and in
+/// the sandbox, where the fill's wait is killable and the unread READ is withdrawn; the
+/// daemon continued, the mount unmounts. On a sentry whose fill waits uninterruptibly the
+/// holder is still alive until the daemon continues.
+#[test]
+fn stopped_daemon_lets_the_faulting_process_be_killed() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
+"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q mapped "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+    sleep 0.1
+done
+kill -STOP $daemon
+echo go >&3
+sleep 0.5
+kill -0 $holder && echo "holder waits"
+kill -9 $holder
+sleep 0.5
+# Ended (a zombie, or reaped) with the daemon still stopped.
+if [ -e /proc/$holder/stat ] && [ "$(cut -d' ' -f3 /proc/$holder/stat)" != Z ]; then
+    echo "holder alive"
+else
+    echo "holder ended"
+fi
+kill -CONT $daemon
+wait $holder
+echo "holder: $?"
+cat "$O"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+wait $daemon
+echo "daemon: $?"
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-killable", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains(
+            "holder waits\nholder ended\nholder: 137\nfirst byte: 97\nmapped\nunmounted\n"
+        ),
+        "{out}"
+    );
+}
+
+/// A process that is its own daemon (`tests/programs/fuse_selfkill.c`) faults on its own
+/// mount while its daemon thread reads no more requests: SIGKILL ends it, natively and in
+/// the sandbox, where the fault's wait holds the address space (so the daemon thread could
+/// not even take the request) and used to make the process unkillable.
+#[test]
+fn own_daemon_faulting_on_its_mount_can_be_killed() {
+    if !std::path::Path::new("/dev/fuse").exists() {
+        skip("native FUSE needs /dev/fuse");
+        return;
+    }
+    runsc_rs_tests::assert_same_program(
+        "fuse_selfkill",
+        &[],
+        &[
+            "child mapped the file: 1",
+            "faulting process waits: 1",
+            "faulting process: killed by signal 9",
+            "stat after the daemon died: -1 ENOTCONN",
+            "umount: 0",
+        ],
+    );
+}

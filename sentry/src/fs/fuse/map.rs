@@ -17,11 +17,14 @@
 //! only privately (MAP_SHARED is ENODEV) and each mapping of it fills afresh, as Linux's
 //! `fuse_file_mmap` without FUSE_DIRECT_IO_ALLOW_MMAP (which the sentry does not offer).
 //!
-//! A fill waits for the daemon without a task (the memory manager's faults have none), so
-//! the wait is not interruptible: a daemon that dies or an unmount ends it (the fill is
-//! EIO, the fault SIGBUS); a daemon that never answers keeps the faulting thread, and
-//! other faults on its address space, waiting until it answers or its connection ends.
-//! Other processes go on.
+//! A fill waits for the daemon without a task (the memory manager's faults have none), on
+//! the faulting task's thread, killably ([`crate::waiter::wait_killable`]): a daemon that
+//! dies or an unmount ends it (the fill is EIO, the fault SIGBUS); the death of the
+//! faulting task (SIGKILL, group exit) ends it with EINTR, which the fault turns into no
+//! signal at all (the task exits at its next look at its signal state). Ordinary signals
+//! do not end it (a fault cannot be restarted by a handler): a daemon that never answers
+//! keeps the faulting thread, and other faults on its address space, waiting until it
+//! answers, its connection ends or the task is killed. Other processes go on.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -84,6 +87,10 @@ impl PageSource for Reader {
                 .node
                 .read_chunk(None, h.who, h.fh, file_off + done, want, h.flags)
                 .map_err(|e| {
+                    if e == Errno::EINTR && crate::waiter::thread_owner_dying() {
+                        // The faulting task is dying; the daemon's own EINTR is an EIO.
+                        return e;
+                    }
                     log::debug!("fuse: filling mapped pages: READ failed: {e:?}");
                     Errno::EIO
                 })?;
