@@ -679,3 +679,97 @@ impl FileOps for DevFile {
         self.attached().map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::waiter::{set_thread_owner, ThreadOwner, Waiter};
+
+    struct Owner {
+        waiter: Arc<Waiter>,
+        dying: AtomicBool,
+    }
+
+    impl ThreadOwner for Owner {
+        fn waiter(&self) -> &Arc<Waiter> {
+            &self.waiter
+        }
+        fn dying(&self) -> Option<bool> {
+            Some(self.dying.load(Ordering::SeqCst))
+        }
+    }
+
+    /// A connection past INIT, and an owner for the calling thread.
+    fn ready() -> (Arc<Conn>, Arc<Owner>) {
+        let conn = Conn::new();
+        let mut st = conn.lock();
+        st.queue.clear();
+        st.slots.clear();
+        st.phase = Phase::Ready;
+        drop(st);
+        let owner = Arc::new(Owner {
+            waiter: Waiter::new(),
+            dying: AtomicBool::new(false),
+        });
+        (conn, owner)
+    }
+
+    #[test]
+    fn a_dying_callers_unread_request_is_withdrawn() {
+        let (conn, owner) = ready();
+        owner.dying.store(true, Ordering::SeqCst);
+        set_thread_owner(Some(owner));
+        let r = conn.call(None, op::GETATTR, 1, Requester::default(), &[]);
+        set_thread_owner(None);
+        assert_eq!(r, Err(Errno::EINTR));
+        let st = conn.lock();
+        assert!(st.queue.is_empty() && st.slots.is_empty());
+    }
+
+    #[test]
+    fn a_dying_callers_read_request_is_interrupted_and_left_to_the_background() {
+        let (conn, owner) = ready();
+        let (c, o) = (conn.clone(), owner.clone());
+        // The daemon: reads the request, then the caller's task is killed.
+        let daemon = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let unique = loop {
+                if let Some(q) = c.lock().queue.pop_front() {
+                    break q.unique;
+                }
+                assert!(Instant::now() < deadline, "no request");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            o.dying.store(true, Ordering::SeqCst);
+            o.waiter.notify();
+            unique
+        });
+        set_thread_owner(Some(owner));
+        let r = conn.call(None, op::GETATTR, 1, Requester::default(), &[]);
+        set_thread_owner(None);
+        let unique = daemon.join().unwrap();
+        assert_eq!(r, Err(Errno::EINTR));
+        {
+            let st = conn.lock();
+            assert!(matches!(st.slots.get(&unique), Some(Slot::Background)));
+            assert_eq!(
+                st.queue.front().map(|q| q.unique),
+                Some(unique | proto::INT_REQ_BIT)
+            );
+        }
+        // The late reply is taken and dropped.
+        let hdr = OutHeader {
+            len: std::mem::size_of::<OutHeader>() as u32,
+            error: 0,
+            unique,
+        };
+        assert_eq!(
+            conn.write_reply(hdr.as_bytes()),
+            Ok(std::mem::size_of::<OutHeader>())
+        );
+        assert!(conn.lock().slots.is_empty());
+    }
+}
