@@ -8,6 +8,12 @@
 //! delivery, by group exit) or until a deadline. Notifications are sticky, so a wake-up
 //! between the check and the sleep is never lost; spurious wake-ups only cost a re-check.
 //!
+//! Code that blocks without a task in hand (the memory manager's page fills, which wait for
+//! a FUSE daemon inside fault handling) uses [`wait_killable`]: on a task's host thread the
+//! kernel has installed a [`ThreadOwner`] ([`set_thread_owner`]), whose waiter such a wait
+//! registers and whose death (SIGKILL, group exit, another thread's execve) ends it, as
+//! Linux's killable waits; on other threads it waits until its condition holds.
+//!
 //! A queue may also carry [`WakeHook`]s: code run on each of its wake-ups (the signal of an
 //! `O_ASYNC` file, Linux's `kill_fasync`), so every file whose readiness is announced on a
 //! queue gets signal-driven I/O from this one notification point.
@@ -18,6 +24,7 @@
 //! queue held, so a hook may take the locks of signal delivery (the process table); a queue
 //! that has hooks is therefore never notified with those locks held.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -204,6 +211,71 @@ impl WaitQueue {
     }
 }
 
+/// The task a host thread runs, as seen by waits that have no task in hand.
+pub trait ThreadOwner: Send + Sync {
+    /// The task's waiter: what wakes it when it is signalled or its group exits.
+    fn waiter(&self) -> &Arc<Waiter>;
+    /// Whether the task is dying (it will exit at its next look at its signal state,
+    /// whatever a handler would do): Some(true) or Some(false), or None when that cannot be
+    /// told without waiting for a lock (the caller asks again a little later).
+    fn dying(&self) -> Option<bool>;
+}
+
+thread_local! {
+    static OWNER: RefCell<Option<Arc<dyn ThreadOwner>>> = const { RefCell::new(None) };
+}
+
+/// Makes `owner` the task this host thread runs (None: no task any more).
+pub fn set_thread_owner(owner: Option<Arc<dyn ThreadOwner>>) {
+    OWNER.with(|o| *o.borrow_mut() = owner);
+}
+
+/// Whether this thread's task is known to be dying (false on a thread without a task).
+pub fn thread_owner_dying() -> bool {
+    OWNER.with(|o| o.borrow().as_ref().and_then(|o| o.dying())) == Some(true)
+}
+
+/// A [`wait_killable`] ended because the thread's task is dying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Killed;
+
+/// How soon a killable wait looks again when [`ThreadOwner::dying`] could not tell.
+const DYING_RECHECK: Duration = Duration::from_millis(20);
+
+/// Blocks the calling thread, registered on `queues`, until `ready` gives a value. On a
+/// task's thread ([`set_thread_owner`]) the task's own waiter sleeps, so that what kills
+/// the task wakes the wait, which then ends with [`Killed`]; elsewhere only `ready` ends it.
+///
+/// # Errors
+/// [`Killed`] once the thread's task is dying (`ready` is asked first).
+pub fn wait_killable<T>(
+    queues: &[&WaitQueue],
+    mut ready: impl FnMut() -> Option<T>,
+) -> Result<T, Killed> {
+    let owner = OWNER.with(|o| o.borrow().clone());
+    let waiter = owner
+        .as_ref()
+        .map_or_else(Waiter::new, |o| o.waiter().clone());
+    for q in queues {
+        q.add(&waiter);
+    }
+    let r = loop {
+        if let Some(v) = ready() {
+            break Ok(v);
+        }
+        let deadline = match owner.as_ref().map(|o| o.dying()) {
+            Some(Some(true)) => break Err(Killed),
+            Some(None) => Some(Instant::now() + DYING_RECHECK),
+            Some(Some(false)) | None => None,
+        };
+        waiter.wait(deadline);
+    };
+    for q in queues {
+        q.remove(&waiter);
+    }
+    r
+}
+
 /// A one-shot event (vfork completion).
 #[derive(Debug, Default)]
 pub struct Completion {
@@ -291,6 +363,52 @@ mod tests {
             *rec.0.lock().unwrap(),
             [Wake::Readable, Wake::Writable, Wake::Any]
         );
+    }
+
+    struct Owner {
+        waiter: Arc<Waiter>,
+        dying: AtomicBool,
+    }
+
+    impl ThreadOwner for Owner {
+        fn waiter(&self) -> &Arc<Waiter> {
+            &self.waiter
+        }
+        fn dying(&self) -> Option<bool> {
+            Some(self.dying.load(Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn killable_wait_ends_when_the_owner_dies() {
+        let owner = Arc::new(Owner {
+            waiter: Waiter::new(),
+            dying: AtomicBool::new(false),
+        });
+        let killer = owner.clone();
+        let q = Arc::new(WaitQueue::new());
+        let h = std::thread::spawn(move || {
+            set_thread_owner(Some(killer.clone()));
+            let r = wait_killable(&[&WaitQueue::new()], || None::<()>);
+            set_thread_owner(None);
+            r
+        });
+        // Not dying: a wake-up alone does not end the wait.
+        owner.waiter.notify();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!h.is_finished());
+        owner.dying.store(true, Ordering::SeqCst);
+        owner.waiter.notify();
+        assert_eq!(h.join().unwrap(), Err(Killed));
+        // Without an owner, the queue's wake-up and `ready` end it.
+        let done = Arc::new(AtomicBool::new(false));
+        let (q2, d2) = (q.clone(), done.clone());
+        let h = std::thread::spawn(move || {
+            wait_killable(&[&q2], || d2.load(Ordering::SeqCst).then_some(7))
+        });
+        done.store(true, Ordering::SeqCst);
+        q.notify_all();
+        assert_eq!(h.join().unwrap(), Ok(7));
     }
 
     #[test]

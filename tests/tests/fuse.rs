@@ -3,7 +3,9 @@
 //! (as root, in a private mount namespace made by `unshare -m`) and in the sandbox, and
 //! both must print the same.
 
-use runsc_rs_tests::{assert_same_outcomes, run_native, run_sandbox, skip, Scratch};
+use runsc_rs_tests::{
+    assert_same_outcomes, program_str, run_native, run_sandbox, skip, Outcome, Scratch,
+};
 
 /// Starts `bindfs -f "$S" "$M"` in the background and waits (up to 10 s) for the mount to
 /// show in /proc/mounts; the script after it uses `$M`, `$S` and `$daemon`.
@@ -21,6 +23,14 @@ grep " $M " /proc/mounts | cut -d' ' -f3
 /// Runs `MOUNT` then `body` natively and in the sandbox over a fresh source directory
 /// holding `a.txt`; None (after a skip) when the machine cannot.
 fn both(tag: &str, body: &str) -> Option<String> {
+    let (script, outcomes) = outcomes(tag, body, &[])?;
+    Some(assert_same_outcomes(&script, outcomes))
+}
+
+/// The native and sandbox runs of `MOUNT` then `body` (with `extra` as `$3`...) over a fresh
+/// source directory holding `a.txt`, and the script; None (after a skip) when the machine
+/// cannot.
+fn outcomes(tag: &str, body: &str, extra: &[&str]) -> Option<(String, (Outcome, Outcome))> {
     if run_native(&["sh", "-c", "command -v bindfs"]).status != 0 {
         skip("bindfs is not installed (Debian package bindfs)");
         return None;
@@ -38,7 +48,8 @@ fn both(tag: &str, body: &str) -> Option<String> {
         let (s, m) = (dir.join("src"), dir.join("mnt"));
         let (s, m) = (s.to_str().unwrap(), m.to_str().unwrap());
         // The same path on both sides, so that messages naming it agree.
-        let args = ["sh", "-c", &script, "sh", s, m];
+        let mut args = vec!["sh", "-c", &script, "sh", s, m];
+        args.extend_from_slice(extra);
         if sandbox {
             run_sandbox(&args, &[])
         } else {
@@ -49,7 +60,7 @@ fn both(tag: &str, body: &str) -> Option<String> {
     };
     let native = run(false);
     let sandbox = run(true);
-    Some(assert_same_outcomes(&script, (native, sandbox)))
+    Some((script, (native, sandbox)))
 }
 
 /// Files made, read, written, appended, truncated, renamed, linked, listed and removed
@@ -132,6 +143,235 @@ fn raw_protocol_and_interrupt_match_native() {
             "stat after the daemon closed: -1 ENOTCONN",
             "stat of the second mount: -1 ENOTCONN",
             "umount second: 0",
+        ],
+    );
+}
+
+/// `tests/programs/fuse_mmap.c` on the bindfs mount: private mappings read the file and
+/// keep their stores, shared read-only ones read it, mappings made after write(2) and
+/// truncate see the change, a mapping outlives its file's close, and a static binary copied
+/// onto the mount runs. Shared writable mappings are not written back by the sandbox: it
+/// refuses them with ENODEV, where Linux maps them and msync writes the store back.
+#[test]
+fn mmap_and_exec_match_native() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+"$3" "$M"
+echo "status: $?"
+cd /
+umount "$M"
+wait $daemon
+echo "daemon exited: $?"
+"#;
+    let Some((script, (native, sandbox))) = outcomes("fuse-mmap", body, &[&prog]) else {
+        return;
+    };
+    let shared = |o: &Outcome| -> (Outcome, Vec<String>) {
+        let (lines, rest): (Vec<&str>, Vec<&str>) = std::str::from_utf8(&o.stdout)
+            .unwrap()
+            .lines()
+            .partition(|l| l.starts_with("shared writable "));
+        let mut o = o.clone();
+        o.stdout = rest
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes();
+        (o, lines.iter().map(|l| l.to_string()).collect())
+    };
+    let ((native, native_shared), (sandbox, sandbox_shared)) = (shared(&native), shared(&sandbox));
+    let out = assert_same_outcomes(&script, (native, sandbox));
+    for line in [
+        "private read matches: 1",
+        "past the end of the file zero: 1",
+        "shared read matches: 1",
+        "writable shared mmap of a read-only open: -1 EACCES",
+        "mapping sees its store: 1",
+        "file unchanged: 1",
+        "new mapping sees the write: 1",
+        "new mapping sees the truncation: 1",
+        "read after close: 1",
+        "child: running from the mount",
+        "exec status: 7",
+        "done",
+        "status: 0",
+        "daemon exited: 0",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    }
+    assert_eq!(
+        native_shared,
+        [
+            "shared writable mmap: 0",
+            "shared writable msync: 0",
+            "shared writable store reached the file: 1"
+        ],
+        "native"
+    );
+    assert_eq!(
+        sandbox_shared,
+        ["shared writable mmap: -1 ENODEV"],
+        "sandbox"
+    );
+}
+
+/// A file mapped and partly read, then the daemon killed: a fault on a page never read is
+/// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
+#[test]
+fn killed_daemon_faults_sigbus() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
+"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q mapped "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+    sleep 0.1
+done
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+echo go >&3
+wait $holder
+echo "holder: $?"
+cat "$O"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-sigbus", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains("daemon: 137\nholder: 135\nfirst byte: 97\nmapped\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("unmounted\n"), "{out}");
+}
+
+/// The daemon stopped (SIGSTOP) while a process faults on a page it must read: that process
+/// waits, the rest of the sandbox goes on (the shell runs and sees the faulting process
+/// alive); the daemon killed, the fault ends in SIGBUS.
+#[test]
+fn stopped_daemon_blocks_only_the_faulting_process() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
+"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q mapped "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+    sleep 0.1
+done
+kill -STOP $daemon
+echo go >&3
+sleep 0.5
+kill -0 $holder && echo "holder waits"
+cat "$O"
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+wait $holder
+echo "holder: $?"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-stopped", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains("holder waits\nfirst byte: 97\nmapped\ndaemon: 137\nholder: 135\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("unmounted\n"), "{out}");
+}
+
+/// The daemon stopped while a process faults on a page it must read, then that process
+/// killed: SIGKILL ends it (status 137) while the daemon is still stopped, natively and in
+/// the sandbox, where the fill's wait is killable and the unread READ is withdrawn; the
+/// daemon continued, the mount unmounts. On a sentry whose fill waits uninterruptibly the
+/// holder is still alive until the daemon continues.
+#[test]
+fn stopped_daemon_lets_the_faulting_process_be_killed() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
+"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q mapped "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+    sleep 0.1
+done
+kill -STOP $daemon
+echo go >&3
+sleep 0.5
+kill -0 $holder && echo "holder waits"
+kill -9 $holder
+sleep 0.5
+# Ended (a zombie, or reaped) with the daemon still stopped.
+if [ -e /proc/$holder/stat ] && [ "$(cut -d' ' -f3 /proc/$holder/stat)" != Z ]; then
+    echo "holder alive"
+else
+    echo "holder ended"
+fi
+kill -CONT $daemon
+wait $holder
+echo "holder: $?"
+cat "$O"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+wait $daemon
+echo "daemon: $?"
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-killable", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains(
+            "holder waits\nholder ended\nholder: 137\nfirst byte: 97\nmapped\nunmounted\n"
+        ),
+        "{out}"
+    );
+}
+
+/// A process that is its own daemon (`tests/programs/fuse_selfkill.c`) faults on its own
+/// mount while its daemon thread reads no more requests: SIGKILL ends it, natively and in
+/// the sandbox, where the fault's wait holds the address space (so the daemon thread could
+/// not even take the request) and used to make the process unkillable.
+#[test]
+fn own_daemon_faulting_on_its_mount_can_be_killed() {
+    if !std::path::Path::new("/dev/fuse").exists() {
+        skip("native FUSE needs /dev/fuse");
+        return;
+    }
+    runsc_rs_tests::assert_same_program(
+        "fuse_selfkill",
+        &[],
+        &[
+            "child mapped the file: 1",
+            "faulting process waits: 1",
+            "faulting process: killed by signal 9",
+            "stat after the daemon died: -1 ENOTCONN",
+            "umount: 0",
         ],
     );
 }

@@ -75,6 +75,45 @@ pub const DISABLED_ALTSTACK: [u8; 24] = {
     s
 };
 
+/// A deliverable signal of thread `tid` whose action is to terminate without a core dump
+/// (Linux makes it the group's exit when it is sent; the sentry when the thread looks).
+fn terminating_signal(s: &signal::SigState, tid: i32) -> Option<i32> {
+    let ready = s.deliverable(tid);
+    (1..=signal::NSIG)
+        .filter(|&sig| ready & bit(sig) != 0)
+        .find(|&sig| {
+            signal::disposition(sig, &s.action(sig)) == Disposition::Terminate { core: false }
+        })
+}
+
+/// A task's host thread as the waits without a task see it
+/// ([`crate::waiter::wait_killable`]: a FUSE page fill in fault handling).
+struct ThreadTask(Arc<TaskHandle>);
+
+impl crate::waiter::ThreadOwner for ThreadTask {
+    fn waiter(&self) -> &Arc<Waiter> {
+        &self.0.waiter
+    }
+
+    /// Dying: its group exits, another thread's execve kills it, or a SIGKILL or another
+    /// signal that terminates without a handler is deliverable to it (what ends a vfork
+    /// wait). The group's `sig` is only tried: such a wait may hold locks ordered after it
+    /// (the address space's).
+    fn dying(&self) -> Option<bool> {
+        let s = match self.0.tg.sig.try_lock() {
+            Ok(s) => s,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let tid = self.0.tid();
+        Some(
+            s.must_die(tid)
+                || s.exec_killer.is_some_and(|k| k != tid)
+                || terminating_signal(&s, tid).is_some(),
+        )
+    }
+}
+
 /// The end of a vfork child's hold on its parent (it exec'd or exited). Completing it wakes
 /// the parent through the parent's own [`Waiter`], so that the parent's wait is also woken by
 /// what wakes any blocked task: a SIGKILL, a group exit, a fatal signal.
@@ -479,6 +518,7 @@ impl Task {
     }
 
     fn run_from(mut self, mut state: RunState) {
+        crate::waiter::set_thread_owner(Some(Arc::new(ThreadTask(self.handle.clone()))));
         let status = loop {
             state = match state {
                 RunState::Running => self.run_app(),
@@ -492,6 +532,7 @@ impl Task {
             };
         };
         self.finish(status);
+        crate::waiter::set_thread_owner(None);
     }
 
     /// `Running`: switches into the application and handles how it came back.
@@ -546,15 +587,23 @@ impl Task {
             Exit::Fault { addr, access, info } => {
                 if let Err(code) = self.mm.handle_fault(addr, access) {
                     log::debug!("task {}: fault at {addr:#x} ({code:?})", self.tid);
-                    let (signo, si_code) = match code {
-                        _ if info.signo == libc::SIGBUS => (libc::SIGBUS, info.code),
+                    let signal = match code {
+                        // A page fill given up because this task is dying: no signal; the
+                        // interruption check below ends the task.
+                        crate::mm::SegvCode::Dying => None,
+                        _ if info.signo == libc::SIGBUS => Some((libc::SIGBUS, info.code)),
                         // BUS_ADRERR
-                        crate::mm::SegvCode::BusErr => (libc::SIGBUS, 2),
+                        crate::mm::SegvCode::BusErr => Some((libc::SIGBUS, 2)),
                         // SEGV_MAPERR, SEGV_ACCERR
-                        crate::mm::SegvCode::MapErr => (libc::SIGSEGV, 1),
-                        crate::mm::SegvCode::AccErr => (libc::SIGSEGV, 2),
+                        crate::mm::SegvCode::MapErr => Some((libc::SIGSEGV, 1)),
+                        crate::mm::SegvCode::AccErr => Some((libc::SIGSEGV, 2)),
                     };
-                    self.force_signal(SigInfo::fault(signo, si_code, addr));
+                    match signal {
+                        Some((signo, si_code)) => {
+                            self.force_signal(SigInfo::fault(signo, si_code, addr));
+                        }
+                        None => self.handle.attend(),
+                    }
                 }
             }
             Exit::Signal(info) => {
@@ -1005,13 +1054,7 @@ impl Task {
                 if s.exit.is_some() || s.exec_killer.is_some_and(|k| k != self.tid) {
                     return;
                 }
-                let ready = s.deliverable(self.tid);
-                (1..=signal::NSIG)
-                    .filter(|&sig| ready & bit(sig) != 0)
-                    .find(|&sig| {
-                        signal::disposition(sig, &s.action(sig))
-                            == Disposition::Terminate { core: false }
-                    })
+                terminating_signal(&s, self.tid)
             };
             if let Some(signo) = fatal {
                 self.end_group(ExitStatus::Signaled { signo, core: false });

@@ -41,6 +41,13 @@ pub trait Mappable: Send + Sync {
     /// false (cached pages of a host file) shared mappings never get write access.
     fn shared_writable(&self) -> bool;
 
+    /// Whether MAP_SHARED mappings are allowed at all (ENODEV when not): a FUSE file opened
+    /// with FOPEN_DIRECT_IO maps only privately, as Linux's without
+    /// FUSE_DIRECT_IO_ALLOW_MMAP.
+    fn shared_mappable(&self) -> bool {
+        true
+    }
+
     /// Counts one more (`up`) or one fewer shared mapping that may be written (VM_MAYWRITE),
     /// for files that refuse F_SEAL_WRITE while one exists. [`WritableMapping`] calls it.
     fn count_writable_mapping(&self, _up: bool) {}

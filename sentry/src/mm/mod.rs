@@ -214,6 +214,10 @@ pub enum SegvCode {
     AccErr,
     /// SIGBUS (BUS_ADRERR): a file mapping's page lies past the end of the file.
     BusErr,
+    /// No signal: filling the page was given up because the faulting task is dying (a
+    /// FUSE daemon that does not answer); the task exits at its next look at its signal
+    /// state.
+    Dying,
 }
 
 #[derive(Debug)]
@@ -1131,10 +1135,14 @@ impl MemoryManager {
         if i.beyond_eof(page) {
             return Err(SegvCode::BusErr);
         }
-        // A file that has no room for the page (a tmpfs at its size limit) is SIGBUS.
+        // A file that has no room for the page (a tmpfs at its size limit) or cannot be read
+        // (EIO: a FUSE daemon gone) is SIGBUS; a fill the dying faulting task gave up (EINTR)
+        // is no signal.
         self.populate(&mut i, page, false).map_err(|e| {
-            if e == Errno::ENOSPC {
+            if e == Errno::ENOSPC || e == Errno::EIO {
                 SegvCode::BusErr
+            } else if e == Errno::EINTR {
+                SegvCode::Dying
             } else {
                 SegvCode::MapErr
             }

@@ -1,5 +1,6 @@
-//! Host files mapped through the page cache: [`CachedMapping`] is the [`Mappable`] view of
-//! one cached host file. The cache itself (which memory-file pages hold which host-file
+//! Files mapped through the page cache: [`CachedMapping`] is the [`Mappable`] view of one
+//! cached file, a host file's (filled by `pread`) or another [`PageSource`]'s (a FUSE file,
+//! filled by the daemon's READ). The cache itself (which memory-file pages hold which file
 //! pages) belongs to the memory file: [`crate::memory::page_cache`].
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,10 +17,35 @@ use crate::memory::{FileRange, MemoryFile};
 /// faulting page, Linux's default readahead (`read_ahead_kb`).
 pub const READAHEAD_PAGES: u64 = 32;
 
-/// A mapping's view of a cached host file: the host fd to fill from and the cache entry.
+/// Where a cached file's pages are read from.
+pub trait PageSource: Send + Sync {
+    /// Fills the memory-file pages `[off, off + len)` of `mf` with the file's bytes at
+    /// `file_off`; bytes past the file's end are zero. Runs under the cache entry's lock (two
+    /// faults never fill a page twice), so it must end: on an error, not by waiting forever.
+    ///
+    /// # Errors
+    /// EIO (or the source's own error) when the file cannot be read.
+    fn fill(&self, mf: &MemoryFile, off: u64, file_off: u64, len: u64) -> Result<(), Errno>;
+}
+
+/// A host regular file open for reading, read with `pread`.
+struct HostSource(Arc<OwnedFd>);
+
+impl PageSource for HostSource {
+    fn fill(&self, mf: &MemoryFile, off: u64, file_off: u64, len: u64) -> Result<(), Errno> {
+        mf.fill_from(self.0.as_fd(), file_off, off, len as usize)
+            .map(drop)
+            .map_err(|e| {
+                log::warn!("page cache: reading a host file: {e}");
+                Errno::EIO
+            })
+    }
+}
+
+/// A mapping's view of a cached file: the source to fill from and the cache entry.
 pub struct CachedMapping {
     mf: Arc<MemoryFile>,
-    fd: Arc<OwnedFd>,
+    source: Arc<dyn PageSource>,
     file: Arc<CachedFile>,
 }
 
@@ -32,17 +58,26 @@ impl CachedMapping {
         id: HostFileId,
         version: Version,
     ) -> CachedMapping {
+        CachedMapping::with_source(mf, Arc::new(HostSource(fd)), id, version)
+    }
+
+    /// The cached view of the file `source` reads, known to the cache as `id` (an identity
+    /// no host file has) at `version`.
+    pub fn with_source(
+        mf: &Arc<MemoryFile>,
+        source: Arc<dyn PageSource>,
+        id: HostFileId,
+        version: Version,
+    ) -> CachedMapping {
         CachedMapping {
             mf: mf.clone(),
-            fd,
+            source,
             file: mf.page_cache().file(mf, id, version),
         }
     }
-}
 
-impl CachedMapping {
-    /// The pages `[first, first + count)`, filling the missing ones in `fill` from the host
-    /// file (see [`CachedFile::pages`]).
+    /// The pages `[first, first + count)`, filling the missing ones in `fill` from the
+    /// source (see [`CachedFile::pages`]).
     fn pages_filling(
         &self,
         first: u64,
@@ -51,13 +86,7 @@ impl CachedMapping {
     ) -> Result<Vec<(u64, FileRange)>, Errno> {
         self.file
             .pages(&self.mf, first, count, fill, |off, file_off, len| {
-                self.mf
-                    .fill_from(self.fd.as_fd(), file_off, off, len as usize)
-                    .map(drop)
-                    .map_err(|e| {
-                        log::warn!("page cache: reading a host file: {e}");
-                        Errno::EIO
-                    })
+                self.source.fill(&self.mf, off, file_off, len)
             })
     }
 }

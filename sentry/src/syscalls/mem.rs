@@ -227,7 +227,7 @@ fn mmap_file(
         return Err(Errno::ENODEV);
     }
     let file = f.ops().mappable(t.mm.memory_file()).ok_or(Errno::ENODEV)?;
-    if shared && perms.write && !file.shared_writable() {
+    if shared && (perms.write && !file.shared_writable() || !file.shared_mappable()) {
         return Err(Errno::ENODEV);
     }
     off.checked_add(len).ok_or(Errno::EOVERFLOW)?;

@@ -7,6 +7,13 @@
 //! read yet is then withdrawn (EINTR); one it has read gets a `FUSE_INTERRUPT` and the caller
 //! waits on for its reply, as Linux does.
 //!
+//! Every wait is killable ([`crate::waiter::wait_killable`]), also a caller's without a
+//! task (a page fill in fault handling, on the faulting task's thread): once the thread's
+//! task is dying (SIGKILL, group exit), the wait ends with EINTR; the request is withdrawn
+//! if unread, else interrupted and left to complete in the background (its reply dropped).
+//! Linux waits on uninterruptibly for a request the daemon has read; the sentry does not,
+//! so a daemon that never answers cannot keep a killed task.
+//!
 //! The connection ends (aborts) when the filesystem is unmounted or the last device file
 //! attached to it is closed (the daemon died): every waiting call fails with ENOTCONN, later
 //! calls too, and the daemon's reads fail with ENODEV.
@@ -15,7 +22,7 @@
 //! `Conn::state` is a leaf: the wait queues are notified after it is released.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use zerocopy::IntoBytes;
 
@@ -23,7 +30,7 @@ use super::node::FuseNode;
 use super::proto::{self, op, InHeader, InitIn, InitOut, OutHeader};
 use crate::abi::Errno;
 use crate::vfs::{Context, FileOps, IoDst, IoSrc, OpenFile, Stat};
-use crate::waiter::{WaitQueue, Wake};
+use crate::waiter::{wait_killable, WaitQueue, Wake};
 
 /// Who makes a request: the IDs the daemon sees in its header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,10 +107,9 @@ pub struct Conn {
     state: Mutex<State>,
     /// Notified when a request is queued or the connection ends (the devices' readiness).
     requests: WaitQueue,
-    /// Notified when a reply arrives, INIT completes or the connection ends (tasks block here).
+    /// Notified when a reply arrives, INIT completes or the connection ends (every caller
+    /// blocks here).
     replies: WaitQueue,
-    /// The same, for callers without a task (inode operations).
-    replied: Condvar,
     /// The root of the filesystem the connection serves, while it is mounted.
     root: Mutex<Weak<FuseNode>>,
 }
@@ -127,7 +133,6 @@ impl Conn {
             }),
             requests: WaitQueue::new(),
             replies: WaitQueue::new(),
-            replied: Condvar::new(),
             root: Mutex::new(Weak::new()),
         });
         let init = InitIn {
@@ -148,7 +153,6 @@ impl Conn {
     }
 
     fn wake_all(&self) {
-        self.replied.notify_all();
         self.replies.notify(Wake::Any);
         self.requests.notify(Wake::Any);
     }
@@ -212,7 +216,7 @@ impl Conn {
     }
 
     /// Sends a request and waits for its reply's body. With `t`, a signal interrupts the
-    /// wait as described in the module documentation.
+    /// wait; without, only the death of the thread's task (see the module documentation).
     ///
     /// # Errors
     /// ENOTCONN when the connection ends, ECONNREFUSED after a refused INIT, ENOSYS for an
@@ -228,9 +232,9 @@ impl Conn {
         match t {
             Some(t) => self.call_interruptible(t, opcode, nodeid, who, body),
             None => {
-                let st = self.wait_ready(self.lock())?;
-                let unique = self.submit(st, opcode, nodeid, who, body)?;
-                self.wait_reply(unique)
+                self.wait_ready()?;
+                let unique = self.submit(self.lock(), opcode, nodeid, who, body)?;
+                self.wait_reply(unique, false)
             }
         }
     }
@@ -274,31 +278,53 @@ impl Conn {
         if let Some(r) = st.take_reply(unique) {
             return r;
         }
+        self.interrupt(st, unique);
+        self.wait_reply(unique, true)
+    }
+
+    /// Queues a `FUSE_INTERRUPT` for the sent request `unique`, unless the daemon said it
+    /// has none.
+    fn interrupt(&self, mut st: MutexGuard<'_, State>, unique: u64) {
         if !st.unimplemented.contains(&op::INTERRUPT) {
             st.queue_interrupt(unique);
             drop(st);
             self.requests.notify(Wake::Readable);
-        } else {
-            drop(st);
         }
-        self.wait_reply(unique)
     }
 
-    /// Blocks (without a task) until INIT is answered.
-    fn wait_ready<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-    ) -> Result<MutexGuard<'a, State>, Errno> {
-        loop {
-            match (st.aborted, st.phase) {
-                (true, _) => return Err(Errno::ENOTCONN),
-                (false, Phase::Refused) => return Err(Errno::ECONNREFUSED),
-                (false, Phase::Ready) => return Ok(st),
-                (false, Phase::Pending) => {
-                    st = self.replied.wait(st).unwrap_or_else(|p| p.into_inner());
-                }
-            }
+    /// The caller of `unique` is dying: withdraw the request if unread, else interrupt it
+    /// (unless it was `interrupted` already) and let it complete in the background. A reply
+    /// that came meanwhile is returned.
+    fn abandon(&self, unique: u64, interrupted: bool) -> Result<Vec<u8>, Errno> {
+        let mut st = self.lock();
+        if let Some(i) = st.queue.iter().position(|q| q.unique == unique) {
+            st.queue.remove(i);
+            st.slots.remove(&unique);
+            return Err(Errno::EINTR);
         }
+        if let Some(r) = st.take_reply(unique) {
+            return r;
+        }
+        st.slots.insert(unique, Slot::Background);
+        log::debug!("fuse: request {unique} left to the background (its caller is dying)");
+        if !interrupted {
+            self.interrupt(st, unique);
+        }
+        Err(Errno::EINTR)
+    }
+
+    /// Blocks (without a task, killably) until INIT is answered.
+    fn wait_ready(&self) -> Result<(), Errno> {
+        wait_killable(&[&self.replies], || {
+            let st = self.lock();
+            match (st.aborted, st.phase) {
+                (true, _) => Some(Err(Errno::ENOTCONN)),
+                (false, Phase::Refused) => Some(Err(Errno::ECONNREFUSED)),
+                (false, Phase::Ready) => Some(Ok(())),
+                (false, Phase::Pending) => None,
+            }
+        })
+        .unwrap_or(Err(Errno::EINTR))
     }
 
     /// Queues a request that expects a reply; returns its `unique`.
@@ -323,15 +349,11 @@ impl Conn {
         Ok(unique)
     }
 
-    /// Blocks (without a task) until `unique` is answered or the connection ends.
-    fn wait_reply(&self, unique: u64) -> Result<Vec<u8>, Errno> {
-        let mut st = self.lock();
-        loop {
-            if let Some(r) = st.take_reply(unique) {
-                return r;
-            }
-            st = self.replied.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
+    /// Blocks (without a task, killably) until `unique` is answered or the connection
+    /// ends; `interrupted` when a `FUSE_INTERRUPT` went for it already.
+    fn wait_reply(&self, unique: u64, interrupted: bool) -> Result<Vec<u8>, Errno> {
+        wait_killable(&[&self.replies], || self.lock().take_reply(unique))
+            .unwrap_or_else(|_| self.abandon(unique, interrupted))
     }
 
     /// The daemon reads a request (`read(2)` of `/dev/fuse`).
@@ -386,7 +408,6 @@ impl Conn {
             }
         }
         drop(st);
-        self.replied.notify_all();
         self.replies.notify(Wake::Any);
     }
 
@@ -656,5 +677,99 @@ impl FileOps for DevFile {
 
     fn async_allowed(&self) -> Result<(), Errno> {
         self.attached().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::waiter::{set_thread_owner, ThreadOwner, Waiter};
+
+    struct Owner {
+        waiter: Arc<Waiter>,
+        dying: AtomicBool,
+    }
+
+    impl ThreadOwner for Owner {
+        fn waiter(&self) -> &Arc<Waiter> {
+            &self.waiter
+        }
+        fn dying(&self) -> Option<bool> {
+            Some(self.dying.load(Ordering::SeqCst))
+        }
+    }
+
+    /// A connection past INIT, and an owner for the calling thread.
+    fn ready() -> (Arc<Conn>, Arc<Owner>) {
+        let conn = Conn::new();
+        let mut st = conn.lock();
+        st.queue.clear();
+        st.slots.clear();
+        st.phase = Phase::Ready;
+        drop(st);
+        let owner = Arc::new(Owner {
+            waiter: Waiter::new(),
+            dying: AtomicBool::new(false),
+        });
+        (conn, owner)
+    }
+
+    #[test]
+    fn a_dying_callers_unread_request_is_withdrawn() {
+        let (conn, owner) = ready();
+        owner.dying.store(true, Ordering::SeqCst);
+        set_thread_owner(Some(owner));
+        let r = conn.call(None, op::GETATTR, 1, Requester::default(), &[]);
+        set_thread_owner(None);
+        assert_eq!(r, Err(Errno::EINTR));
+        let st = conn.lock();
+        assert!(st.queue.is_empty() && st.slots.is_empty());
+    }
+
+    #[test]
+    fn a_dying_callers_read_request_is_interrupted_and_left_to_the_background() {
+        let (conn, owner) = ready();
+        let (c, o) = (conn.clone(), owner.clone());
+        // The daemon: reads the request, then the caller's task is killed.
+        let daemon = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let unique = loop {
+                if let Some(q) = c.lock().queue.pop_front() {
+                    break q.unique;
+                }
+                assert!(Instant::now() < deadline, "no request");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            o.dying.store(true, Ordering::SeqCst);
+            o.waiter.notify();
+            unique
+        });
+        set_thread_owner(Some(owner));
+        let r = conn.call(None, op::GETATTR, 1, Requester::default(), &[]);
+        set_thread_owner(None);
+        let unique = daemon.join().unwrap();
+        assert_eq!(r, Err(Errno::EINTR));
+        {
+            let st = conn.lock();
+            assert!(matches!(st.slots.get(&unique), Some(Slot::Background)));
+            assert_eq!(
+                st.queue.front().map(|q| q.unique),
+                Some(unique | proto::INT_REQ_BIT)
+            );
+        }
+        // The late reply is taken and dropped.
+        let hdr = OutHeader {
+            len: std::mem::size_of::<OutHeader>() as u32,
+            error: 0,
+            unique,
+        };
+        assert_eq!(
+            conn.write_reply(hdr.as_bytes()),
+            Ok(std::mem::size_of::<OutHeader>())
+        );
+        assert!(conn.lock().slots.is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //! - [`conn`]: the request queue between a mount and its daemon, and the `/dev/fuse`
 //!   files ([`DevFile`]).
 //! - [`node`]: the filesystem, whose inodes send the requests.
+//! - [`map`]: mappings of its regular files, through the page cache.
 //!
 //! `mount -t fuse` (or `fuse.NAME`) with `fd=N` names an open `/dev/fuse`: the mount makes
 //! a new connection on it and queues `FUSE_INIT`; other requests wait until the daemon
@@ -13,6 +14,7 @@
 //! `default_permissions` is given (FUSE_ACCESS is not sent).
 
 pub mod conn;
+mod map;
 pub mod node;
 pub mod proto;
 

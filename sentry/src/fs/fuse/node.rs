@@ -190,6 +190,10 @@ pub struct FuseNode {
     this_call: EpochCell<Stat>,
     /// Names looked up in this directory, until their entry timeout.
     children: Mutex<HashMap<Vec<u8>, CachedName>>,
+    /// Changes to the data made through the sentry (writes, truncations) and opens that
+    /// drop the cached pages (no FOPEN_KEEP_CACHE): part of the cached pages' version
+    /// ([`super::map`]).
+    pub(super) changes: AtomicU64,
     me: Weak<FuseNode>,
 }
 
@@ -231,8 +235,28 @@ impl FuseNode {
             attr: Mutex::new((st, until)),
             this_call: EpochCell::new(),
             children: Mutex::new(HashMap::new()),
+            changes: AtomicU64::new(0),
             me: me.clone(),
         })
+    }
+
+    /// The node ID.
+    pub(super) fn nodeid(&self) -> u64 {
+        self.nodeid
+    }
+
+    /// The most bytes one READ may ask for: the `max_read` mount option (at least a page,
+    /// as Linux's), at most [`READ_CHUNK`].
+    pub(super) fn read_size(&self) -> usize {
+        self.fs
+            .opts
+            .max_read
+            .map_or(READ_CHUNK, |m| (m as usize).clamp(4096, READ_CHUNK))
+    }
+
+    /// The filesystem's device number.
+    pub(super) fn fs_dev(&self) -> u64 {
+        self.fs.dev
     }
 
     /// The mount options of the filesystem, as mountinfo shows them.
@@ -254,6 +278,12 @@ impl FuseNode {
         *self.attr.lock().unwrap() = (st, valid_until(secs, nsec));
         self.this_call.set(st);
         Ok(st)
+    }
+
+    /// The file's data changed through the sentry, or its cached pages are to go: later
+    /// mappings fill afresh.
+    pub(super) fn drop_cached_pages(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Forgets the attributes (the file changed through the sentry).
@@ -329,7 +359,7 @@ impl FuseNode {
         proto::parse(&reply)
     }
 
-    fn release(&self, who: Requester, opcode: u32, fh: u64, flags: u32) {
+    pub(super) fn release(&self, who: Requester, opcode: u32, fh: u64, flags: u32) {
         let rel = proto::ReleaseIn {
             fh,
             flags,
@@ -341,7 +371,7 @@ impl FuseNode {
     }
 
     /// One READ of up to `size` bytes at `offset` of handle `fh`.
-    fn read_chunk(
+    pub(super) fn read_chunk(
         &self,
         t: Option<&mut dyn Context>,
         who: Requester,
@@ -475,7 +505,14 @@ impl Inode for FuseNode {
         let open = self.open_handle(who, op::OPEN, flags)?;
         let mut out = Vec::new();
         let result = loop {
-            match self.read_chunk(None, who, open.fh, out.len() as u64, READ_CHUNK, flags) {
+            match self.read_chunk(
+                None,
+                who,
+                open.fh,
+                out.len() as u64,
+                self.read_size(),
+                flags,
+            ) {
                 Ok(d) if d.is_empty() => break Ok(()),
                 Ok(d) => out.extend_from_slice(&d),
                 Err(e) => break Err(e),
@@ -500,12 +537,19 @@ impl Inode for FuseNode {
         }
         let who = requester(cx);
         let open = self.open_handle(who, op::OPEN, flags)?;
-        Ok(Arc::new(FuseFile {
+        let handle = Arc::new(Handle {
             node: self.this()?,
             who,
             fh: open.fh,
-            open_flags: open.open_flags,
             flags,
+        });
+        if open.open_flags & proto::FOPEN_KEEP_CACHE == 0 {
+            // Linux's `fuse_finish_open` drops the file's page cache on such an open.
+            self.drop_cached_pages();
+        }
+        Ok(Arc::new(FuseFile {
+            h: handle,
+            open_flags: open.open_flags,
         }))
     }
 
@@ -649,6 +693,7 @@ impl Inode for FuseNode {
         if let Some(s) = attr.size {
             arg.valid |= proto::FATTR_SIZE;
             arg.size = s;
+            self.drop_cached_pages();
         }
         match attr.atime {
             Some(TimeSet::Now) => arg.valid |= proto::FATTR_ATIME | proto::FATTR_ATIME_NOW,
@@ -739,29 +784,43 @@ impl Inode for FuseNode {
     }
 }
 
-/// An open regular file of a FUSE filesystem: a handle (`fh`) of the daemon's.
-struct FuseFile {
-    node: Arc<FuseNode>,
+/// A daemon's handle (`fh`) of an open regular file, held by the open file and by the
+/// mappings made from it: the last holder sends RELEASE, as Linux releases a file when its
+/// last mapping goes.
+pub(super) struct Handle {
+    pub(super) node: Arc<FuseNode>,
     /// The opener, named in the requests on the handle.
-    who: Requester,
-    fh: u64,
+    pub(super) who: Requester,
+    pub(super) fh: u64,
+    /// The `O_*` flags it was opened with.
+    pub(super) flags: u32,
+}
+
+impl Drop for Handle {
+    /// RELEASE, whose reply nobody waits for.
+    fn drop(&mut self) {
+        self.node
+            .release(self.who, op::RELEASE, self.fh, self.flags);
+    }
+}
+
+/// An open regular file of a FUSE filesystem.
+struct FuseFile {
+    h: Arc<Handle>,
     /// `FOPEN_*` from the OPEN reply.
     open_flags: u32,
-    /// The `O_*` flags it was opened with.
-    flags: u32,
 }
 
 impl Drop for FuseFile {
-    /// The last close: FLUSH then RELEASE, whose replies nobody waits for.
+    /// The last close: FLUSH (then RELEASE, once no mapping holds the handle).
     fn drop(&mut self) {
         let flush = proto::FlushIn {
-            fh: self.fh,
+            fh: self.h.fh,
             ..proto::FlushIn::default()
         };
-        let n = &self.node;
+        let n = &self.h.node;
         n.fs.conn
-            .send_background(op::FLUSH, n.nodeid, self.who, flush.as_bytes());
-        n.release(self.who, op::RELEASE, self.fh, self.flags);
+            .send_background(op::FLUSH, n.nodeid, self.h.who, flush.as_bytes());
     }
 }
 
@@ -776,15 +835,17 @@ impl FileOps for FuseFile {
         let mut pos = off.unwrap_or(0);
         let mut done = 0usize;
         while dst.remaining() > 0 {
-            let want = dst.remaining().min(READ_CHUNK);
-            let data = match self
-                .node
-                .read_chunk(Some(t), self.who, self.fh, pos, want, f.flags())
-            {
-                Ok(d) => d,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            };
+            let want = dst.remaining().min(self.h.node.read_size());
+            let data =
+                match self
+                    .h
+                    .node
+                    .read_chunk(Some(t), self.h.who, self.h.fh, pos, want, f.flags())
+                {
+                    Ok(d) => d,
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => break,
+                };
             if data.is_empty() {
                 break;
             }
@@ -809,7 +870,7 @@ impl FileOps for FuseFile {
         src: &mut dyn IoSrc,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
-        let max_write = self.node.fs.conn.negotiated().max_write as usize;
+        let max_write = self.h.node.fs.conn.negotiated().max_write as usize;
         let mut pos = off.unwrap_or(0);
         let mut done = 0usize;
         let mut buf = vec![0u8; src.remaining().min(max_write)];
@@ -824,7 +885,7 @@ impl FileOps for FuseFile {
                 break;
             }
             let arg = proto::IoIn {
-                fh: self.fh,
+                fh: self.h.fh,
                 offset: pos,
                 size: n as u32,
                 flags: f.flags(),
@@ -833,11 +894,19 @@ impl FileOps for FuseFile {
             let mut body = arg.as_bytes().to_vec();
             body.extend_from_slice(&buf[..n]);
             let r = self
+                .h
                 .node
                 .fs
-                .call(Some(&mut *t), op::WRITE, self.node.nodeid, self.who, &body)
+                .call(
+                    Some(&mut *t),
+                    op::WRITE,
+                    self.h.node.nodeid,
+                    self.h.who,
+                    &body,
+                )
                 .and_then(|reply| proto::parse::<proto::WriteOut>(&reply));
-            self.node.expire();
+            self.h.node.expire();
+            self.h.node.drop_cached_pages();
             let written = match r {
                 Ok(w) => (w.size as usize).min(n),
                 Err(e) if done == 0 => return Err(e),
@@ -853,7 +922,7 @@ impl FileOps for FuseFile {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        self.node.stat()
+        self.h.node.stat()
     }
 
     fn seekable(&self) -> bool {
@@ -862,5 +931,14 @@ impl FileOps for FuseFile {
 
     fn pollable(&self) -> bool {
         false
+    }
+
+    /// Regular files map through the page cache, filled by READ on the handle (see
+    /// [`super::map`]).
+    fn mappable(
+        &self,
+        mf: &Arc<crate::memory::MemoryFile>,
+    ) -> Option<Arc<dyn crate::mm::filemap::Mappable>> {
+        super::map::mapping(mf, &self.h, self.open_flags)
     }
 }

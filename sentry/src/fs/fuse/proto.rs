@@ -70,6 +70,12 @@ pub const FATTR_MTIME: u32 = 1 << 5;
 pub const FATTR_ATIME_NOW: u32 = 1 << 7;
 pub const FATTR_MTIME_NOW: u32 = 1 << 8;
 
+/// `fuse_open_out.open_flags`: reads and writes bypass the page cache (`FOPEN_DIRECT_IO`):
+/// the file maps only privately.
+pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
+/// `fuse_open_out.open_flags`: the open keeps the file's cached pages (`FOPEN_KEEP_CACHE`);
+/// without it an open drops them.
+pub const FOPEN_KEEP_CACHE: u32 = 1 << 1;
 /// `fuse_open_out.open_flags`: the file has no offset (`FOPEN_NONSEEKABLE`).
 pub const FOPEN_NONSEEKABLE: u32 = 1 << 2;
 
