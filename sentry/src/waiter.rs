@@ -297,6 +297,33 @@ impl Completion {
     }
 }
 
+/// A task stand-in for tests of [`wait_killable`] and its callers: dying when `dying` says.
+#[cfg(test)]
+pub(crate) struct TestOwner {
+    pub waiter: Arc<Waiter>,
+    pub dying: AtomicBool,
+}
+
+#[cfg(test)]
+impl TestOwner {
+    pub fn new() -> Arc<TestOwner> {
+        Arc::new(TestOwner {
+            waiter: Waiter::new(),
+            dying: AtomicBool::new(false),
+        })
+    }
+}
+
+#[cfg(test)]
+impl ThreadOwner for TestOwner {
+    fn waiter(&self) -> &Arc<Waiter> {
+        &self.waiter
+    }
+    fn dying(&self) -> Option<bool> {
+        Some(self.dying.load(Ordering::SeqCst))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,26 +392,9 @@ mod tests {
         );
     }
 
-    struct Owner {
-        waiter: Arc<Waiter>,
-        dying: AtomicBool,
-    }
-
-    impl ThreadOwner for Owner {
-        fn waiter(&self) -> &Arc<Waiter> {
-            &self.waiter
-        }
-        fn dying(&self) -> Option<bool> {
-            Some(self.dying.load(Ordering::SeqCst))
-        }
-    }
-
     #[test]
     fn killable_wait_ends_when_the_owner_dies() {
-        let owner = Arc::new(Owner {
-            waiter: Waiter::new(),
-            dying: AtomicBool::new(false),
-        });
+        let owner = TestOwner::new();
         let killer = owner.clone();
         let q = Arc::new(WaitQueue::new());
         let h = std::thread::spawn(move || {

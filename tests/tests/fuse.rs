@@ -217,14 +217,10 @@ echo "daemon exited: $?"
     );
 }
 
-/// A file mapped and partly read, then the daemon killed: a fault on a page never read is
-/// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
-#[test]
-fn killed_daemon_faults_sigbus() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
-    let body = r#"
+/// The start of the scripts of the tests below: an 8 MiB file on the mount, a `fuse_mmap
+/// hold` process (`$holder`) that maps it and reads its first page, then waits on the FIFO
+/// `$F` (fd 3) before touching the rest; `$O` collects its output.
+const HOLDER_MAPPED: &str = r#"
 head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
 F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
 O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
@@ -235,6 +231,18 @@ while ! grep -q mapped "$O"; do
     i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
     sleep 0.1
 done
+"#;
+
+/// A file mapped and partly read, then the daemon killed: a fault on a page never read is
+/// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
+#[test]
+fn killed_daemon_faults_sigbus() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = &[
+        HOLDER_MAPPED,
+        r#"
 kill -9 $daemon
 wait $daemon
 echo "daemon: $?"
@@ -244,7 +252,9 @@ echo "holder: $?"
 cat "$O"
 rm -f "$F" "$O"
 umount "$M" && echo unmounted
-"#;
+"#,
+    ]
+    .concat();
     let Some((script, outcomes)) = outcomes("fuse-sigbus", body, &[&prog]) else {
         return;
     };
@@ -264,17 +274,9 @@ fn stopped_daemon_blocks_only_the_faulting_process() {
     let Some(prog) = program_str("fuse_mmap") else {
         return;
     };
-    let body = r#"
-head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
-F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
-O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
-"$3" hold "$M/big" < "$F" > "$O" & holder=$!
-exec 3> "$F"
-i=0
-while ! grep -q mapped "$O"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
-    sleep 0.1
-done
+    let body = &[
+        HOLDER_MAPPED,
+        r#"
 kill -STOP $daemon
 echo go >&3
 sleep 0.5
@@ -287,7 +289,9 @@ wait $holder
 echo "holder: $?"
 rm -f "$F" "$O"
 umount "$M" && echo unmounted
-"#;
+"#,
+    ]
+    .concat();
     let Some((script, outcomes)) = outcomes("fuse-stopped", body, &[&prog]) else {
         return;
     };
@@ -309,17 +313,9 @@ fn stopped_daemon_lets_the_faulting_process_be_killed() {
     let Some(prog) = program_str("fuse_mmap") else {
         return;
     };
-    let body = r#"
-head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
-F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
-O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
-"$3" hold "$M/big" < "$F" > "$O" & holder=$!
-exec 3> "$F"
-i=0
-while ! grep -q mapped "$O"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
-    sleep 0.1
-done
+    let body = &[
+        HOLDER_MAPPED,
+        r#"
 kill -STOP $daemon
 echo go >&3
 sleep 0.5
@@ -340,7 +336,9 @@ rm -f "$F" "$O"
 umount "$M" && echo unmounted
 wait $daemon
 echo "daemon: $?"
-"#;
+"#,
+    ]
+    .concat();
     let Some((script, outcomes)) = outcomes("fuse-killable", body, &[&prog]) else {
         return;
     };

@@ -270,12 +270,7 @@ impl Conn {
     /// A signal came while `unique` waited: withdraw it if unread, else interrupt it.
     fn interrupted(&self, unique: u64) -> Result<Vec<u8>, Errno> {
         let mut st = self.lock();
-        if let Some(i) = st.queue.iter().position(|q| q.unique == unique) {
-            st.queue.remove(i);
-            st.slots.remove(&unique);
-            return Err(Errno::EINTR);
-        }
-        if let Some(r) = st.take_reply(unique) {
+        if let Some(r) = st.withdraw(unique) {
             return r;
         }
         self.interrupt(st, unique);
@@ -297,12 +292,7 @@ impl Conn {
     /// that came meanwhile is returned.
     fn abandon(&self, unique: u64, interrupted: bool) -> Result<Vec<u8>, Errno> {
         let mut st = self.lock();
-        if let Some(i) = st.queue.iter().position(|q| q.unique == unique) {
-            st.queue.remove(i);
-            st.slots.remove(&unique);
-            return Err(Errno::EINTR);
-        }
-        if let Some(r) = st.take_reply(unique) {
+        if let Some(r) = st.withdraw(unique) {
             return r;
         }
         st.slots.insert(unique, Slot::Background);
@@ -525,6 +515,18 @@ impl State {
         self.queue.push_front(Queued { unique, bytes });
     }
 
+    /// What ends a wait for `unique` that will not go on: the request withdrawn if the
+    /// daemon has not read it (EINTR), or its reply if one came; None when it is read and
+    /// unanswered.
+    fn withdraw(&mut self, unique: u64) -> Option<Result<Vec<u8>, Errno>> {
+        if let Some(i) = self.queue.iter().position(|q| q.unique == unique) {
+            self.queue.remove(i);
+            self.slots.remove(&unique);
+            return Some(Err(Errno::EINTR));
+        }
+        self.take_reply(unique)
+    }
+
     /// The reply of `unique` if it has come (the slot is then freed), or ENOTCONN.
     fn take_reply(&mut self, unique: u64) -> Option<Result<Vec<u8>, Errno>> {
         match self.slots.get(&unique) {
@@ -682,38 +684,21 @@ impl FileOps for DevFile {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::waiter::{set_thread_owner, ThreadOwner, Waiter};
-
-    struct Owner {
-        waiter: Arc<Waiter>,
-        dying: AtomicBool,
-    }
-
-    impl ThreadOwner for Owner {
-        fn waiter(&self) -> &Arc<Waiter> {
-            &self.waiter
-        }
-        fn dying(&self) -> Option<bool> {
-            Some(self.dying.load(Ordering::SeqCst))
-        }
-    }
+    use crate::waiter::{set_thread_owner, TestOwner};
 
     /// A connection past INIT, and an owner for the calling thread.
-    fn ready() -> (Arc<Conn>, Arc<Owner>) {
+    fn ready() -> (Arc<Conn>, Arc<TestOwner>) {
         let conn = Conn::new();
         let mut st = conn.lock();
         st.queue.clear();
         st.slots.clear();
         st.phase = Phase::Ready;
         drop(st);
-        let owner = Arc::new(Owner {
-            waiter: Waiter::new(),
-            dying: AtomicBool::new(false),
-        });
+        let owner = TestOwner::new();
         (conn, owner)
     }
 
