@@ -1245,6 +1245,10 @@ fn thread_finished(
         if let Some(ipc) = ipc.filter(|ipc| !Arc::ptr_eq(ipc, &kernel.ipc)) {
             ipc.process_exited(tg.tgid);
         }
+        // The program's denial of writes ends with the process, before a parent can see
+        // the zombie (Linux's exit_mm drops the mm's exe_file before exit_notify). The
+        // image's lock and the write-access table's are leaves.
+        tg.image.lock().unwrap().exe_deny = None;
         tree.process_exited(tg.tgid, final_status);
         if let Some(p) = tree.procs.get_mut(&tg.tgid) {
             p.remains = creds.map(|c| (c, handle.sched.lock().unwrap().nice));
@@ -1253,11 +1257,6 @@ fn thread_finished(
     }
     let empty = tree.tasks.is_empty();
     drop(tree);
-    if last.is_some() {
-        // The program's denial of writes ends with the process, not when the zombie is
-        // reaped (Linux's exit_mm drops the mm's exe_file).
-        tg.image.lock().unwrap().exe_deny = None;
-    }
     if let Some((_term, Some(foreground))) = &hangup {
         // Not under the process table's lock: signals go through it.
         crate::vfs::ProcessGroups::signal_process_group(&**kernel, *foreground, libc::SIGHUP);
