@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::unistd::Pid;
 
-use super::factory::{CommandPage, Factory};
+use super::factory::{CommandPage, Factory, NewStub};
 use super::mapper::Mapper;
 use super::sys::{self, host, WaitStatus};
 use super::Shared;
@@ -208,7 +208,8 @@ impl PtraceAddressSpace {
         if let Some(pid) = local_stub(&self.shared, key) {
             return Ok(pid);
         }
-        let pid = self.spawn_stub()?;
+        // The ptrace platform readies no stub: this one waits in `pause()`.
+        let pid = self.spawn_stub()?.pid;
         if let Err(e) = seize(pid) {
             if matches!(e, Error::StubDied { .. }) {
                 self.forget_stub(pid);
@@ -232,20 +233,20 @@ impl PtraceAddressSpace {
         Ok(pid)
     }
 
-    /// Creates a stub (waiting in `pause()`, not traced) and registers it, so that releasing
-    /// the address space kills it.
+    /// Creates a stub (waiting in `pause()`, not traced, unless the platform's readier
+    /// readied it) and registers it, so that releasing the address space kills it.
     ///
     /// # Errors
     /// The address space was released, or its factory failed.
-    pub(crate) fn spawn_stub(&self) -> Result<Pid> {
+    pub(crate) fn spawn_stub(&self) -> Result<NewStub> {
         let mut inner = self.lock();
         let factory = inner
             .factory
             .as_mut()
             .ok_or_else(|| released_error("stub factory request (address space released)"))?;
-        let pid = factory.new_stub()?;
-        inner.stubs.push(pid);
-        Ok(pid)
+        let stub = factory.new_stub()?;
+        inner.stubs.push(stub.pid);
+        Ok(stub)
     }
 
     /// True once [`AddressSpace::release`] ran.

@@ -44,6 +44,33 @@ use crate::stub;
 use crate::stub_filter::{self, Insn};
 use crate::{Error, Result, PAGE_SIZE};
 
+/// A stub from [`Factory::new_stub`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NewStub {
+    pub(crate) pid: Pid,
+    /// What the platform's [`StubReadier`] returned for it, if the master thread readied it
+    /// while preparing it; `None` for a stub still waiting in `pause()` to be seized. The
+    /// taker owns it from then on.
+    pub(crate) readied: Option<u32>,
+}
+
+/// How a platform readies the prepared stubs of the spare factory further, on the master
+/// thread, so that the first thread of a new address space finds its stub ready and its
+/// `fork` pays for no set-up (systrap: the stub's set-up into its handler, one ptrace stop
+/// and the stub's own dozen calls, 110-330 µs of a `fork` under load).
+pub(crate) trait StubReadier: Send + Sync {
+    /// Readies the fresh stub `pid` (untraced, in or before its `pause()`) and returns what
+    /// its taker needs to use it (systrap: its message region's slot). On failure the stub is
+    /// gone: killed and reaped, or found dead and reaped.
+    ///
+    /// # Errors
+    /// The stub could not be readied.
+    fn ready(&self, pid: Pid) -> Result<u32>;
+    /// Takes back what [`StubReadier::ready`] returned for stubs that were never handed out,
+    /// once they are reaped.
+    fn discard(&self, readied: Vec<u32>);
+}
+
 /// glibc's registration signature for rseq on x86 (`RSEQ_SIG`).
 const RSEQ_SIG: u32 = 0x5305_3053;
 const RSEQ_FLAG_UNREGISTER: i32 = 1;
@@ -56,7 +83,10 @@ pub(crate) struct Factory {
     socket: OwnedFd,
     /// Stubs created before anyone asked (see [`Factory::prepare`]), not yet handed out.
     /// Killed and reaped with the factory.
-    prepared: Vec<Pid>,
+    prepared: Vec<NewStub>,
+    /// What readied the prepared stubs, if anything did: takes back what it handed out for
+    /// those never handed out, once they are reaped.
+    readier: Option<Arc<dyn StubReadier>>,
     /// A mapper created and started before anyone asked (see [`Factory::prepare`]), not yet
     /// handed out. Killed and reaped with the factory.
     prepared_mapper: Option<Mapper>,
@@ -215,15 +245,16 @@ impl Factory {
         self.commands.take()
     }
 
-    /// A stub: a process sharing the factory's address space, child of the sentry, waiting
-    /// in `pause()` to be seized. A prepared one if any is left, else a new one.
+    /// A stub: a process sharing the factory's address space, child of the sentry: a
+    /// prepared one if any is left (readied if the master thread readied it), else a new one
+    /// waiting in `pause()` to be seized.
     ///
     /// # Errors
     /// The factory died, or its clone failed.
-    pub(super) fn new_stub(&mut self) -> Result<Pid> {
+    pub(super) fn new_stub(&mut self) -> Result<NewStub> {
         match self.prepared.pop() {
-            Some(pid) => Ok(pid),
-            None => self.request(1),
+            Some(stub) => Ok(stub),
+            None => self.request(1).map(|pid| NewStub { pid, readied: None }),
         }
     }
 
@@ -255,20 +286,33 @@ impl Factory {
         Mapper::start(pid, fd)
     }
 
-    /// Creates up to `count` stubs and, if `mapper`, a running mapper now, for
-    /// [`Factory::new_stub`] and [`Factory::start_mapper`] to hand out later: the master
-    /// thread does it for its spare factory, so that the first stubs and the mapper of an
-    /// address space cost no round trip to the factory. A failure only ends the preparation
-    /// (the same failure shows again when a stub is needed).
-    fn prepare(&mut self, count: usize, mapper: bool) {
+    /// Creates up to `count` stubs (each readied by `readier`, if given) and, if `mapper`, a
+    /// running mapper now, for [`Factory::new_stub`] and [`Factory::start_mapper`] to hand
+    /// out later: the master thread does it for its spare factory, so that the first stubs
+    /// and the mapper of an address space cost no round trip to the factory and no set-up. A
+    /// failure only ends the preparation (the same failure shows again when a stub is
+    /// needed).
+    fn prepare(&mut self, count: usize, mapper: bool, readier: Option<&Arc<dyn StubReadier>>) {
+        if self.readier.is_none() {
+            self.readier = readier.cloned();
+        }
         while self.prepared.len() < count {
-            match self.request(1) {
-                Ok(pid) => self.prepared.push(pid),
+            let pid = match self.request(1) {
+                Ok(pid) => pid,
                 Err(e) => {
                     log::debug!("ptrace: factory {}: preparing a stub: {e}", self.pid);
                     return;
                 }
-            }
+            };
+            let readied = match readier.map(|r| r.ready(pid)).transpose() {
+                Ok(readied) => readied,
+                Err(e) => {
+                    // The readier killed and reaped it.
+                    log::debug!("ptrace: factory {}: readying stub {pid}: {e}", self.pid);
+                    return;
+                }
+            };
+            self.prepared.push(NewStub { pid, readied });
         }
         if mapper && self.prepared_mapper.is_none() {
             let (pid, fd) = match self.new_mapper() {
@@ -295,7 +339,7 @@ impl Factory {
     #[cfg(test)]
     pub(super) fn pids(&self) -> Vec<Pid> {
         std::iter::once(self.pid)
-            .chain(self.prepared.iter().copied())
+            .chain(self.prepared.iter().map(|s| s.pid))
             .chain(self.prepared_mapper.as_ref().map(Mapper::pid))
             .collect()
     }
@@ -309,7 +353,9 @@ impl Factory {
         reaper: &Reaper,
         then: Box<dyn FnOnce() + Send>,
     ) {
-        let mut pids = std::mem::take(&mut self.prepared);
+        // The prepared stubs stay listed: dropping the factory, after the reap, takes back
+        // what readied them.
+        let mut pids: Vec<Pid> = self.prepared.iter().map(|s| s.pid).collect();
         pids.extend(self.prepared_mapper.take().map(|m| m.pid()));
         pids.extend(stubs);
         pids.push(self.pid);
@@ -406,13 +452,17 @@ impl Factory {
 
 impl Drop for Factory {
     fn drop(&mut self) {
-        if self.handed_to_reaper {
-            return;
+        if !self.handed_to_reaper {
+            let mut pids: Vec<Pid> = self.prepared.iter().map(|s| s.pid).collect();
+            pids.extend(self.prepared_mapper.take().map(|m| m.pid()));
+            pids.push(self.pid);
+            sys::kill_and_reap_all(&pids);
         }
-        let mut pids = std::mem::take(&mut self.prepared);
-        pids.extend(self.prepared_mapper.take().map(|m| m.pid()));
-        pids.push(self.pid);
-        sys::kill_and_reap_all(&pids);
+        // Every prepared stub is reaped now (here, or by the reaper before it dropped us).
+        let readied: Vec<u32> = self.prepared.iter().filter_map(|s| s.readied).collect();
+        if let (Some(readier), false) = (&self.readier, readied.is_empty()) {
+            readier.discard(readied);
+        }
     }
 }
 
@@ -505,8 +555,9 @@ impl FactoryMaster {
     /// before it serves requests, if given) and whatever filter the platform gives a stub
     /// itself. `memfd` becomes fd 0 and `extra`, if given, fd 2 of every factory and stub.
     /// `stubs_per_space` is how many stubs an address space's first thread needs: the spare
-    /// factory has that many ready, and with `prepare_mapper` a running mapper too (for
-    /// address spaces made with `Batches::Mapper`).
+    /// factory has that many ready (each readied by `readier`, if given), and with
+    /// `prepare_mapper` a running mapper too (for address spaces made with
+    /// `Batches::Mapper`).
     ///
     /// # Errors
     /// The master thread or the zygote cannot be started.
@@ -516,6 +567,7 @@ impl FactoryMaster {
         filter: Option<Vec<Insn>>,
         stubs_per_space: usize,
         prepare_mapper: bool,
+        readier: Option<Arc<dyn StubReadier>>,
     ) -> Result<FactoryMaster> {
         let (sender, requests) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel::<Result<Pid>>();
@@ -550,7 +602,7 @@ impl FactoryMaster {
                     }
                     placement.avoid(avoid);
                     let made = zygote.spawn_factory().ok().map(|mut factory| {
-                        factory.prepare(stubs_per_space, prepare_mapper);
+                        factory.prepare(stubs_per_space, prepare_mapper, readier.as_ref());
                         factory
                     });
                     *lock() = made;
@@ -915,6 +967,7 @@ impl Zygote {
             pid,
             socket: ours,
             prepared: Vec::new(),
+            readier: None,
             prepared_mapper: None,
             commands: Some(commands),
             handed_to_reaper: false,

@@ -491,7 +491,7 @@ mod tests {
         // Another stub of the address space (what runs application code) making the notify
         // call from its very site gets ENOSYS: it reaches no listener. (The loop then takes
         // that for a refusal and runs into its `ud2`.)
-        let stub = space.spawn_stub().unwrap();
+        let stub = space.spawn_stub().unwrap().pid;
         seize(stub).unwrap();
         let notify = stub::mapper_sites().notify - 2;
         let regs = injection_regs(notify, stub::MAPPER_NOTIFY_NR, [0, 0, 0, 0, 0, 0]);

@@ -80,8 +80,14 @@ impl Ptrace {
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
         stub::install()?;
         // A thread runs application code in its one stub and injects through it.
-        let master =
-            FactoryMaster::start(dup_cloexec(memfd)?, None, Some(filter::program()), 1, false)?;
+        let master = FactoryMaster::start(
+            dup_cloexec(memfd)?,
+            None,
+            Some(filter::program()),
+            1,
+            false,
+            None,
+        )?;
         Ok(Ptrace {
             shared: Arc::new(Shared::new(master)),
         })

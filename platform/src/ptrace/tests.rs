@@ -272,7 +272,7 @@ fn a_spare_factory_comes_with_a_stub_that_dies_with_it_unused() {
     // A prepared stub is handed out like a new one: seized, it runs injected calls.
     let third = PtraceAddressSpace::create(&ptrace.shared).unwrap();
     let prepared = third.pids()[1];
-    assert_eq!(third.spawn_stub().unwrap(), prepared);
+    assert_eq!(third.spawn_stub().unwrap().pid, prepared);
     super::address_space::seize(prepared).unwrap();
     let closed = inject_into(prepared, "close", libc::SYS_close, [1, 0, 0, 0, 0, 0]);
     // The stub closed its factory socket itself before pausing.
@@ -404,7 +404,7 @@ fn seccomp_status(pid: Pid) -> (u32, u32) {
 /// Injects `nr` with `args` in a fresh stub of `t`'s address space traced by this thread and
 /// returns the outcome.
 fn inject_in_new_stub(t: &Setup, nr: libc::c_long, args: [u64; 6]) -> (Pid, crate::Result<u64>) {
-    let stub = t.address_space.spawn_stub().unwrap();
+    let stub = t.address_space.spawn_stub().unwrap().pid;
     super::address_space::seize(stub).unwrap();
     (stub, inject_into(stub, "test call", nr, args))
 }

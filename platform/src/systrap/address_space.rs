@@ -74,6 +74,13 @@ impl SystrapAddressSpace {
         Ok(slot)
     }
 
+    /// Takes over `slot`, the region of a stub the factory master readied (see
+    /// [`crate::ptrace::factory::StubReadier`]): mapped here from now on, like one
+    /// [`SystrapAddressSpace::alloc_slot`] handed out.
+    pub(super) fn adopt_slot(&self, slot: Slot) {
+        self.lock().all.push(slot);
+    }
+
     /// Kills a stub nobody needs any more and keeps its region for reuse here. After a
     /// release the region went to the reaper with the others (or, made since, is freed on
     /// drop), so it is not kept.

@@ -10,11 +10,12 @@ use nix::sys::ptrace;
 use nix::unistd::{gettid, Pid};
 
 use super::address_space::SystrapAddressSpace;
-use super::sysmsg::{self, Region, Slot, STATE_EVENT, STATE_RESUME};
+use super::sysmsg::{self, Region, Slot, SysmsgFile, STATE_EVENT, STATE_RESUME};
 use super::Shared;
 use crate::ptrace::address_space::{seize_stopped, stopped_stub_error};
 use crate::ptrace::context::{StubInterrupter, INTERRUPT_SIGNAL};
-use crate::ptrace::sys::host;
+use crate::ptrace::factory::StubReadier;
+use crate::ptrace::sys::{self, host};
 use crate::stub;
 use crate::{
     Access, AddressSpace, Context, CpuState, Error, Exit, Interrupter, Result, SignalInfo,
@@ -309,13 +310,23 @@ impl SystrapContext {
                     "the address space was not created by this systrap platform".into(),
                 )
             })?;
-        let slot = owner.alloc_slot()?;
-        let pid = match owner.ptrace.spawn_stub() {
-            Ok(pid) => pid,
-            Err(e) => {
-                owner.retire(None, slot);
-                return Err(e);
+        let spawned = owner.ptrace.spawn_stub()?;
+        let pid = spawned.pid;
+        // A stub the factory master readied is parked in its handler with its region mapped;
+        // any other waits in `pause()` for its set-up.
+        let slot = match spawned.readied {
+            Some(index) => {
+                let slot = Slot::from_index(index);
+                owner.adopt_slot(slot);
+                slot
             }
+            None => match owner.alloc_slot() {
+                Ok(slot) => slot,
+                Err(e) => {
+                    owner.ptrace.retire_stub(pid);
+                    return Err(e);
+                }
+            },
         };
         // From here on dropping `stub` kills the process and keeps the region for reuse.
         let stub = ContextStub {
@@ -330,7 +341,9 @@ impl SystrapContext {
             polling: Polling::fresh(),
             fp_in_registers: Cell::new(false),
         };
-        self.set_up(pid, slot)?;
+        if spawned.readied.is_none() {
+            set_up(&self.shared.sysmsg, self.shared.fsgsbase, pid, slot)?;
+        }
         log::debug!(
             "systrap: stub {pid} (region {:#x}) for thread {}",
             slot.app_addr(),
@@ -338,32 +351,6 @@ impl SystrapContext {
         );
         self.stubs.push(stub);
         Ok(self.stubs.len() - 1)
-    }
-
-    /// Turns the fresh stub `pid` into a systrap stub parked in its handler: seizes it,
-    /// points it at the stub's set-up code (`stub::SystrapCode::setup`, which maps the region,
-    /// installs the handlers and the filter from the read-only setup page, and runs into the
-    /// entry `ud2`) and detaches. One ptrace stop in all, instead of one per set-up call.
-    fn set_up(&self, pid: Pid, slot: Slot) -> Result<()> {
-        let region = self.shared.sysmsg.region(slot);
-        region.reset(self.shared.fsgsbase);
-        let code = stub::systrap_code();
-        seize_stopped(pid)?;
-        let mut regs = ptrace::getregs(pid)
-            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?;
-        regs.rip = code.setup;
-        regs.rdi = slot.app_addr();
-        regs.rsi = slot.file_offset();
-        // Not in a system call: no restart logic may rewrite rax or rip on the way out.
-        regs.orig_rax = u64::MAX;
-        ptrace::setregs(pid, regs)
-            .map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
-        // The stub runs from here: the state says so until its handler reports EVENT.
-        region.state().store(STATE_RESUME, Ordering::SeqCst);
-        ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
-        // The stub sets itself up, runs into `ud2` and parks in its handler (or exits with
-        // `stub::SETUP_FAILED`, which the wait reports as its death).
-        wait_event(&region, pid, None, None).map(drop)
     }
 
     fn assert_owner(&self) {
@@ -434,6 +421,91 @@ impl SystrapContext {
         let waited = wait_event(region, stub.pid, None, Some(&self.interrupt));
         self.interrupt.running_pid.store(0, Ordering::SeqCst);
         waited.map(drop)
+    }
+}
+
+/// Turns the fresh stub `pid` into a systrap stub parked in its handler, with `slot`'s region:
+/// seizes it, points it at the stub's set-up code (`stub::SystrapCode::setup`, which maps the
+/// region, installs the handlers and the filter from the read-only setup page, and runs into
+/// the entry `ud2`) and detaches. One ptrace stop in all, instead of one per set-up call.
+///
+/// # Errors
+/// As [`seize_stopped`] (a stub found dead there was reaped), or the stub could not be set
+/// up (then it may still live: the caller kills it).
+fn set_up(sysmsg: &SysmsgFile, fsgsbase: bool, pid: Pid, slot: Slot) -> Result<()> {
+    let region = sysmsg.region(slot);
+    region.reset(fsgsbase);
+    seize_stopped(pid)?;
+    run_set_up(&region, pid, slot)
+}
+
+/// [`set_up`] of a stub the calling thread has seized and stopped.
+fn run_set_up(region: &Region<'_>, pid: Pid, slot: Slot) -> Result<()> {
+    let code = stub::systrap_code();
+    let mut regs =
+        ptrace::getregs(pid).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?;
+    regs.rip = code.setup;
+    regs.rdi = slot.app_addr();
+    regs.rsi = slot.file_offset();
+    // Not in a system call: no restart logic may rewrite rax or rip on the way out.
+    regs.orig_rax = u64::MAX;
+    ptrace::setregs(pid, regs).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_SETREGS)", e))?;
+    // The stub runs from here: the state says so until its handler reports EVENT.
+    region.state().store(STATE_RESUME, Ordering::SeqCst);
+    ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
+    // The stub sets itself up, runs into `ud2` and parks in its handler (or exits with
+    // `stub::SETUP_FAILED`, which the wait reports as its death).
+    wait_event(region, pid, None, None).map(drop)
+}
+
+/// The systrap platform's [`StubReadier`]: the factory master sets up the spare factory's
+/// prepared stub (with a region of its own) while nobody waits for it, so the first thread
+/// of a new address space, a `fork`'s child, finds its stub parked in its handler. The set-up
+/// is [`set_up`]'s: the region's address and offset go in the stub's registers, written by
+/// ptrace, never through memory an application could write.
+pub(super) struct SetUpStubs {
+    sysmsg: Arc<SysmsgFile>,
+    fsgsbase: bool,
+}
+
+impl SetUpStubs {
+    pub(super) fn new(sysmsg: Arc<SysmsgFile>, fsgsbase: bool) -> SetUpStubs {
+        SetUpStubs { sysmsg, fsgsbase }
+    }
+}
+
+impl StubReadier for SetUpStubs {
+    fn ready(&self, pid: Pid) -> Result<u32> {
+        let slot = match self.sysmsg.alloc() {
+            Ok(slot) => slot,
+            Err(e) => {
+                sys::kill_and_reap(pid);
+                return Err(e);
+            }
+        };
+        let region = self.sysmsg.region(slot);
+        region.reset(self.fsgsbase);
+        let outcome = match seize_stopped(pid) {
+            // The wait that saw it die reaped it: its pid may name another process now.
+            Err(e @ Error::StubDied { .. }) => Err(e),
+            Err(e) => {
+                sys::kill_and_reap(pid);
+                Err(e)
+            }
+            Ok(()) => run_set_up(&region, pid, slot).inspect_err(|_| sys::kill_and_reap(pid)),
+        };
+        match outcome {
+            Ok(()) => Ok(slot.index()),
+            Err(e) => {
+                // Dead and reaped: nothing maps the region any more.
+                self.sysmsg.free([slot]);
+                Err(e)
+            }
+        }
+    }
+
+    fn discard(&self, readied: Vec<u32>) {
+        self.sysmsg.free(readied.into_iter().map(Slot::from_index));
     }
 }
 

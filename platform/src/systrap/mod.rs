@@ -209,7 +209,7 @@ pub struct Systrap {
 /// State shared by the platform, its address spaces and its contexts.
 struct Shared {
     ptrace: Arc<crate::ptrace::Shared>,
-    sysmsg: SysmsgFile,
+    sysmsg: Arc<SysmsgFile>,
     /// The handler uses `rdfsbase`/`wrfsbase`.
     fsgsbase: bool,
     /// Contexts take patched system calls (`crate::patch`): `fsgsbase` and `xsave` are
@@ -361,16 +361,18 @@ impl Systrap {
             &filter::program(&stub::systrap_code()),
             sysmsg::fsgsbase_available(),
         )?;
-        let sysmsg = SysmsgFile::new()?;
-        // A thread's systrap stub, and the address space's mapper, started.
+        let sysmsg = Arc::new(SysmsgFile::new()?);
+        let fsgsbase = sysmsg::fsgsbase_available();
+        // A thread's systrap stub, set up and parked in its handler, and the address space's
+        // mapper, started.
         let master = FactoryMaster::start(
             dup_cloexec(memfd)?,
             Some(dup_cloexec(sysmsg.fd())?),
             None,
             1,
             true,
+            Some(Arc::new(context::SetUpStubs::new(sysmsg.clone(), fsgsbase))),
         )?;
-        let fsgsbase = sysmsg::fsgsbase_available();
         let patch = fsgsbase && std::arch::is_x86_feature_detected!("xsave") && patch_allowed();
         let waiting = Waiting::new(tuning);
         log::info!(

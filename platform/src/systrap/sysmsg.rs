@@ -73,6 +73,17 @@ impl Slot {
     pub(crate) fn file_offset(self) -> u64 {
         u64::from(self.0) * REGION_SIZE
     }
+
+    /// The slot's index, which [`Slot::from_index`] turns back into it.
+    pub(crate) fn index(self) -> u32 {
+        self.0
+    }
+
+    /// The slot of `index`, one that [`Slot::index`] returned.
+    pub(crate) fn from_index(index: u32) -> Slot {
+        debug_assert!(index < MAX_SLOTS);
+        Slot(index)
+    }
 }
 
 /// The platform's message file, mapped whole in the sentry, and its free regions.
@@ -161,6 +172,16 @@ impl SysmsgFile {
     pub(crate) fn free(&self, slots: impl IntoIterator<Item = Slot>) {
         let mut pool = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         pool.free.extend(slots);
+    }
+
+    /// The regions handed out and not returned.
+    #[cfg(test)]
+    pub(crate) fn in_use(&self) -> Vec<Slot> {
+        let pool = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        (0..pool.next)
+            .map(Slot)
+            .filter(|s| !pool.free.contains(s))
+            .collect()
     }
 
     /// The sentry's view of `slot`'s region.

@@ -805,3 +805,94 @@ fn a_sleeping_stub_follows_its_thread_only_to_a_cpu_it_stays_on() {
         "the stub did not follow its settled thread"
     );
 }
+
+fn sorted(mut pids: Vec<Pid>) -> Vec<Pid> {
+    pids.sort();
+    pids
+}
+
+/// The value of `field` (with its colon) in `pid`'s `/proc` status.
+fn status_field(pid: Pid, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line[field.len()..].trim().to_owned()
+}
+
+/// A second address space: the first made the master thread fork the spare, which the
+/// second takes once it is complete. Returns the spare's pids (factory, stub, mapper).
+fn setup_from_the_spare(code: &[u8]) -> (Setup, Vec<Pid>) {
+    let guest = Guest::new();
+    let platform = platform(&guest);
+    drop(SystrapAddressSpace::create(&platform.shared).unwrap());
+    let spare = platform.shared.ptrace.wait_for_spare();
+    assert_eq!(spare.len(), 3, "factory, stub and mapper: {spare:?}");
+    let t = Setup::with(guest, platform, code, |p| {
+        SystrapAddressSpace::create(&p.shared).unwrap()
+    });
+    assert_eq!(
+        sorted(t.pids()),
+        sorted(spare.clone()),
+        "the spare was taken"
+    );
+    (t, spare)
+}
+
+#[test]
+fn the_spare_factorys_stub_is_set_up_ahead_and_runs_the_first_thread() {
+    let (mut t, spare) = setup_from_the_spare(GETPID_THEN_EXIT);
+    let stub = spare[1];
+    // The master thread set it up and let it go: it is parked in its handler, untraced,
+    // with its region mapped and its filter installed.
+    assert_eq!(status_field(stub, "TracerPid:"), "0");
+    assert_eq!(status_field(stub, "Seccomp:"), "2", "in filter mode");
+    let mut state = CpuState::new(CODE, 0);
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!(state.regs.orig_rax, 39);
+    // The first thread got that stub (no other process was made) and its region.
+    assert_eq!(sorted(t.pids()), sorted(spare));
+    assert_eq!(t.address_space.slots().len(), 1);
+    state.regs.rax = 7;
+    assert_eq!(t.switch(&mut state), Exit::Syscall);
+    assert_eq!((state.regs.orig_rax, state.regs.rdi), (60, 7));
+}
+
+#[test]
+fn a_readied_stub_that_died_is_reported_at_its_first_switch() {
+    let (mut t, spare) = setup_from_the_spare(GETPID_THEN_EXIT);
+    kill(spare[1], Signal::SIGKILL).unwrap();
+    let mut state = CpuState::new(CODE, 0);
+    let started = Instant::now();
+    let result = t.context.switch(&t.dyn_space, &mut state);
+    assert!(
+        matches!(result, Err(Error::StubDied { pid, .. }) if pid == spare[1].as_raw()),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_unused_readied_stubs_region_is_freed_once_it_is_reaped() {
+    let guest = Guest::new();
+    let platform = platform(&guest);
+    drop(SystrapAddressSpace::create(&platform.shared).unwrap());
+    let spare = platform.shared.ptrace.wait_for_spare();
+    // The readied stub's region is the only one in use: the first address space never ran.
+    let in_use = platform.shared.sysmsg.in_use();
+    assert_eq!(in_use.len(), 1, "{in_use:?}");
+    let space = SystrapAddressSpace::create(&platform.shared).unwrap();
+    assert_eq!(space.ptrace.pids(), spare, "the spare was taken");
+    // The next spare's stub takes another region (waited for, so it cannot take this one).
+    let next = platform.shared.ptrace.wait_for_spare();
+    assert_ne!(next, spare);
+    // Released without running a thread: the stub is killed as one the factory still holds,
+    // and its region returns once the reaper has reaped it.
+    drop(space);
+    for pid in &spare {
+        assert!(reaped(*pid), "{pid} is still there");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while platform.shared.sysmsg.in_use().contains(&in_use[0]) {
+        assert!(Instant::now() < deadline, "the region was never freed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
