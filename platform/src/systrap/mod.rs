@@ -13,7 +13,10 @@
 //!   sets the alternate signal stack, the handlers for SIGSYS, SIGSEGV, SIGBUS, SIGILL,
 //!   SIGFPE, SIGTRAP and SIGUSR2, then the seccomp filter of `filter.rs`, all read from the
 //!   read-only setup page (`stub::seal_systrap_setup`, sealed before the zygote forks), and
-//!   parks in its handler; a failed step ends it with `stub::SETUP_FAILED`.
+//!   parks in its handler; a failed step ends it with `stub::SETUP_FAILED`. The spare
+//!   factory's stub is set up so by the factory master thread, with a region of the pool
+//!   (`context::SetUpStubs`), and the first context to run in its address space adopts it:
+//!   a `fork`'s child thread waits for no set-up.
 //! - A switch writes the registers into the stub's message region (`sysmsg.rs`), flips the
 //!   state word to RESUME, and waits for EVENT. The handler returns into application code
 //!   (straight from the region after a trapped system call, else through its signal frame
