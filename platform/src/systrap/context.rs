@@ -40,6 +40,8 @@ const PF_INSTR: u64 = 1 << 4;
 const TRAP_PAGE_FAULT: u64 = 14;
 /// How long the sentry sleeps on a silent stub before checking that it still lives.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
+/// How long the factory master waits for a stub it readies to park (see [`SetUpStubs`]).
+const READY_LIMIT: Duration = Duration::from_secs(10);
 
 /// One application thread's way onto the CPU.
 pub(super) struct SystrapContext {
@@ -436,11 +438,12 @@ fn set_up(sysmsg: &SysmsgFile, fsgsbase: bool, pid: Pid, slot: Slot) -> Result<(
     let region = sysmsg.region(slot);
     region.reset(fsgsbase);
     seize_stopped(pid)?;
-    run_set_up(&region, pid, slot)
+    run_set_up(&region, pid, slot, None)
 }
 
-/// [`set_up`] of a stub the calling thread has seized and stopped.
-fn run_set_up(region: &Region<'_>, pid: Pid, slot: Slot) -> Result<()> {
+/// [`set_up`] of a stub the calling thread has seized and stopped; with `limit`, a stub that
+/// has not parked after that long is an error (the caller kills it).
+fn run_set_up(region: &Region<'_>, pid: Pid, slot: Slot, limit: Option<Duration>) -> Result<()> {
     let code = stub::systrap_code();
     let mut regs =
         ptrace::getregs(pid).map_err(|e| stopped_stub_error(pid, "ptrace(PTRACE_GETREGS)", e))?;
@@ -455,7 +458,37 @@ fn run_set_up(region: &Region<'_>, pid: Pid, slot: Slot) -> Result<()> {
     ptrace::detach(pid, None).map_err(host("ptrace(PTRACE_DETACH)"))?;
     // The stub sets itself up, runs into `ud2` and parks in its handler (or exits with
     // `stub::SETUP_FAILED`, which the wait reports as its death).
-    wait_event(region, pid, None, None).map(drop)
+    match limit {
+        None => wait_event(region, pid, None, None).map(drop),
+        Some(limit) => wait_parked(region, pid, limit),
+    }
+}
+
+/// Waits at most `limit` for the stub `pid`, running its set-up, to park in its handler: the
+/// factory master thread, which readies stubs, must never wait forever for one that neither
+/// parks nor dies (stopped from outside, say), or no address space would get a factory any
+/// more. Sleeps as [`wait_event`] does, with the same liveness checks.
+fn wait_parked(region: &Region<'_>, pid: Pid, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let state = region.state();
+    loop {
+        region.sentry_sleeping().store(1, Ordering::SeqCst);
+        let seen = state.load(Ordering::SeqCst);
+        if seen != STATE_EVENT && Instant::now() < deadline {
+            futex_wait(state, seen, LIVENESS_PERIOD);
+        }
+        region.sentry_sleeping().store(0, Ordering::Relaxed);
+        if state.load(Ordering::Acquire) == STATE_EVENT {
+            return Ok(());
+        }
+        check_alive(pid)?;
+        if Instant::now() >= deadline {
+            return Err(Error::StubDied {
+                pid: pid.as_raw(),
+                status: format!("did not finish its set-up in {limit:?}"),
+            });
+        }
+    }
 }
 
 /// The systrap platform's [`StubReadier`]: the factory master sets up the spare factory's
@@ -492,7 +525,8 @@ impl StubReadier for SetUpStubs {
                 sys::kill_and_reap(pid);
                 Err(e)
             }
-            Ok(()) => run_set_up(&region, pid, slot).inspect_err(|_| sys::kill_and_reap(pid)),
+            Ok(()) => run_set_up(&region, pid, slot, Some(READY_LIMIT))
+                .inspect_err(|_| sys::kill_and_reap(pid)),
         };
         match outcome {
             Ok(()) => Ok(slot.index()),
@@ -840,5 +874,35 @@ impl Context for SystrapContext {
 
     fn syscall_patch_entry(&self) -> Option<u64> {
         self.shared.patch.then(|| stub::systrap_code().fast_entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::testing::{gone, Guest};
+
+    /// A stub that never parks (here one never set up, waiting in `pause()`) is given up on
+    /// once the limit has passed, and left alive for the caller to kill: the factory master's
+    /// wait for a stub it readies is bounded.
+    #[test]
+    fn the_wait_for_a_readied_stub_to_park_is_bounded() {
+        let guest = Guest::new();
+        let platform = super::super::Systrap::new(guest.memfd.as_fd()).unwrap();
+        let space = SystrapAddressSpace::create(&platform.shared).unwrap();
+        let pid = space.ptrace.spawn_stub().unwrap().pid;
+        let slot = platform.shared.sysmsg.alloc().unwrap();
+        let region = platform.shared.sysmsg.region(slot);
+        region.reset(platform.shared.fsgsbase);
+        let e = wait_parked(&region, pid, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            matches!(&e, Error::StubDied { pid: p, .. } if *p == pid.as_raw()),
+            "{e:?}"
+        );
+        assert!(!gone(pid), "it was only given up on");
+        drop(space);
+        platform.shared.sysmsg.free([slot]);
     }
 }
