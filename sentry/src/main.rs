@@ -289,11 +289,11 @@ fn print_host_syscalls(
     }
     writeln!(
         out,
-        "# {} host system calls allowed (platform {}, network {}, host-uds {})",
+        "# {} host system calls allowed (platform {}, host-uds {}, network {})",
         list.len(),
         platform.name(),
-        sentry::boot::sandbox::Network::from(network).name(),
-        host_uds.name()
+        host_uds.name(),
+        sentry::boot::sandbox::Network::from(network).name()
     )?;
     Ok(())
 }

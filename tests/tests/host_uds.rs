@@ -6,6 +6,7 @@
 //!
 //! Needs a built `runsc-rs` and `/usr/bin/python3`; without python3 it prints `SKIPPED`.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -283,4 +284,60 @@ except OSError as e:
     let open = ok("open", &run.sandbox(&["--volume", &vol]));
     assert_eq!(open.trim(), "ok");
     drop(listener);
+}
+
+/// The host system calls `syscalls --host` lists with `--host-uds MODE`.
+fn listed(host_uds: &str) -> BTreeSet<String> {
+    let out = Run::new(&[
+        runsc_rs_tests::runsc_rs_bin().as_os_str(),
+        "syscalls".as_ref(),
+        "--host".as_ref(),
+        "--platform".as_ref(),
+        runsc_rs_tests::effective_platform().as_ref(),
+        "--host-uds".as_ref(),
+        host_uds.as_ref(),
+    ])
+    .native();
+    let text = ok("syscalls --host", &out);
+    assert!(text.contains(&format!("host-uds {host_uds},")), "{text}");
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.next()?.parse::<u32>().ok()?;
+            words.next().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// `create` (and `all`) add exactly bind, listen and accept4 to the sentry's host calls;
+/// `open` and `none` add nothing; `do --host-uds=create` installs the list printed.
+#[test]
+fn create_alone_widens_the_seccomp_allowlist() {
+    let open = listed("open");
+    assert_eq!(listed("none"), open);
+    let create = listed("create");
+    assert_eq!(listed("all"), create);
+    let added: Vec<&String> = create.difference(&open).collect();
+    assert_eq!(added, ["accept4", "bind", "listen"], "{create:?}");
+    assert!(open.is_subset(&create));
+    let dir = Scratch::new("host-uds-seccomp");
+    let log = dir.join("debug.log");
+    let ran = Run::new(&["/bin/true"]).sandbox(&[
+        "--host-uds=create",
+        "--debug-log",
+        log.to_str().unwrap(),
+    ]);
+    ok("do --host-uds=create", &ran);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let installed: BTreeSet<String> = text
+        .lines()
+        .find_map(|l| l.split("seccomp: allowed host system calls: ").nth(1))
+        .unwrap_or_else(|| panic!("no allowlist in the debug log:\n{text}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        installed, create,
+        "do installed another list than syscalls prints"
+    );
 }
