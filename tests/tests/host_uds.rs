@@ -341,3 +341,89 @@ fn create_alone_widens_the_seccomp_allowlist() {
         "do installed another list than syscalls prints"
     );
 }
+
+/// The OCI CLI's global `--host-uds=create` reaches the sandbox: a container serving on a bind
+/// mount of a host directory gets host clients; without it the bind is EPERM.
+#[test]
+fn oci_run_passes_host_uds_to_the_sandbox() {
+    if !nix::unistd::geteuid().is_root() {
+        skip("the OCI runtime needs root here");
+        return;
+    }
+    let Some(server) = runsc_rs_tests::program("uds_echo_server") else {
+        return;
+    };
+    let dir = Scratch::new("host-uds-oci");
+    let shared = dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let bundle = dir.join("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("srv")).unwrap();
+    std::fs::copy(&server, rootfs.join("server")).unwrap();
+    let root = dir.join("state");
+    let bin = runsc_rs_tests::runsc_rs_bin();
+    let spec = std::process::Command::new(&bin)
+        .args(["spec", "--bundle", bundle.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(spec.success());
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/server", "/srv/s.sock"]);
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "destination": "/srv",
+            "type": "bind",
+            "source": shared.to_str().unwrap(),
+            "options": ["rbind", "rw"],
+        }));
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let run = |id: &str, flags: &[&str]| {
+        let mut argv: Vec<std::ffi::OsString> = vec![bin.clone().into()];
+        argv.extend(["--root".into(), root.clone().into()]);
+        argv.extend(flags.iter().map(Into::into));
+        argv.extend([
+            "run".into(),
+            "--bundle".into(),
+            bundle.clone().into(),
+            id.into(),
+        ]);
+        Run::new(&argv).timeout(Duration::from_secs(120))
+    };
+    let refused = run("refused", &[]).native();
+    assert_eq!(
+        refused.stdout_text(),
+        "bind: EPERM\n",
+        "{}",
+        refused.stderr_text()
+    );
+    let serving = run("serving", &["--host-uds=create"]);
+    let container = std::thread::spawn(move || serving.native());
+    let fd = connect_when_listening(&shared.join("s.sock"), SockType::Stream);
+    let mut conn = UnixStream::from(fd);
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    conn.write_all(b"oci").unwrap();
+    let mut got = [0u8; 3];
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"OCI");
+    drop(conn);
+    let out = container.join().unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        "served 3\ndone\n",
+        "{}",
+        out.stderr_text()
+    );
+    for id in ["refused", "serving"] {
+        let _ = std::process::Command::new(&bin)
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "-f", id])
+            .status();
+    }
+}

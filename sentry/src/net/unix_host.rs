@@ -14,10 +14,13 @@
 //! - the connection's socket options are the sandbox's own (SO_TYPE, timeouts, buffer sizes
 //!   as set), except SO_PEERCRED, which is the unknown peer's (pid 0, uid and gid -1).
 //!
-//! A host socket can only be connected to. A bind in a host directory does not make a host
-//! socket: hostfs refuses to create special files (EPERM), and under `runsc-rs do` the name
-//! lands in the overlay's upper layer, so a listening socket of the sandbox is only ever
-//! reachable from the sandbox.
+//! The other way, with `--host-uds=create` ([`HostUds`], opt-in): a bind of a stream or
+//! seqpacket socket in a writable volume makes a host socket there
+//! ([`crate::vfs::Inode::bind_host_socket`]); the sentry holds it ([`HostListener`]), listens
+//! on it when the application does and turns each host connection it accepts into a sandbox
+//! socket connected to the host peer, with the data path above. Without `create`, hostfs
+//! refuses to make the socket file (EPERM); under `runsc-rs do` a bind outside volumes lands
+//! in the overlay's upper layer and is reachable only from the sandbox.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;

@@ -6,8 +6,9 @@
 //! root filesystem and, under `runsc-rs do`, of the host's `/` are not reached: there they
 //! stay the sandbox's own (a FIFO is a pipe among sandbox processes, a socket file has no
 //! listener), so a sandbox that may read the host's files cannot also talk to every host
-//! daemon. A FIFO or socket the sandbox makes itself (mkfifo, bind) is always its own (an
-//! overlay's upper layer; a hostfs tree refuses to create them).
+//! daemon. A FIFO or socket the sandbox makes itself (mkfifo, bind) is its own (an
+//! overlay's upper layer; a hostfs tree refuses to create them), except a socket bound in a
+//! volume under `--host-uds=create`, which is a host socket ([`HostNode::bind_socket`]).
 //!
 //! How the host object is reached, without following a name the application can change:
 //! - a FIFO is reopened like a regular file ([`HostNode::reopen`]'s rule): by its name in its
