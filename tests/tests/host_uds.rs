@@ -427,3 +427,66 @@ fn oci_run_passes_host_uds_to_the_sandbox() {
             .status();
     }
 }
+
+/// The sandbox's own clients of its host-backed listener (they connect through the host
+/// socket): poll and select readiness, a blocking accept a signal interrupts (EINTR), a
+/// datagram connect (EPROTOTYPE), the name left after close; as natively.
+#[test]
+fn sandbox_clients_and_signals_match_native() {
+    if !have_python() {
+        return;
+    }
+    let script = r#"
+import errno, os, select, signal, socket, sys, time
+d = sys.argv[1]
+p = os.path.join(d, "s.sock")
+s = socket.socket(socket.AF_UNIX)
+s.bind(p)
+s.listen(2)
+po = select.poll()
+po.register(s, select.POLLIN)
+print("poll empty", po.poll(50))
+c = socket.socket(socket.AF_UNIX)
+c.connect(p)
+print("poll ready", [e for _, e in po.poll(60000)])
+print("select", select.select([s], [], [], 60)[0] == [s])
+a, _ = s.accept()
+c.sendall(b"x")
+print("inner", a.recv(10))
+def interrupt(*_):
+    raise InterruptedError()
+signal.signal(signal.SIGALRM, interrupt)
+t = socket.socket(socket.AF_UNIX)
+t.bind(os.path.join(d, "t.sock"))
+t.listen(1)
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    t.accept()
+except InterruptedError:
+    print("accept interrupted")
+g = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    g.connect(p)
+except OSError as e:
+    print("dgram", errno.errorcode[e.errno])
+s.close()
+print("name after close", os.path.exists(p))
+"#;
+    let native_dir = Scratch::new("host-uds-inner-native");
+    let native = ok(
+        "native",
+        &Run::new(&[PYTHON, "-c", script, native_dir.path().to_str().unwrap()])
+            .timeout(Duration::from_secs(120))
+            .native(),
+    );
+    assert!(native.contains("accept interrupted"), "{native}");
+    let dir = Scratch::new("host-uds-inner");
+    let vol = volume(dir.path(), "/v", false);
+    let sandboxed = ok(
+        "sandbox",
+        &Run::new(&[PYTHON, "-c", script, "/v"])
+            .timeout(Duration::from_secs(120))
+            .sandbox(&["--host-uds=create", "--volume", &vol]),
+    );
+    assert_eq!(sandboxed, native);
+}

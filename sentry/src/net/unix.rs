@@ -1148,11 +1148,12 @@ impl Socket for UnixSocket {
                     if s.addr.is_some() {
                         return Err(Errno::EINVAL);
                     }
-                    let listener = HostListener::new(fd, self.ep.kind);
-                    self.host_listener
-                        .set(listener)
-                        .map_err(|_| Errno::EINVAL)?;
                     names.insert(NameKey::of(&a, self.ep.kind), &self.ep)?;
+                    let listener = HostListener::new(fd, self.ep.kind);
+                    if self.host_listener.set(listener).is_err() {
+                        names.remove(&NameKey::of(&a, self.ep.kind), &self.ep);
+                        return Err(Errno::EINVAL);
+                    }
                     s.host_bound = true;
                     s.addr = Some(a);
                     return Ok(());
