@@ -35,6 +35,10 @@ struct Cli {
     /// (loopback only, as for a spec that names none).
     #[arg(long, value_enum, default_value = "sandbox")]
     network: NetworkArg,
+    /// OCI commands: host Unix sockets in the container's bind mounts, as `do --host-uds`:
+    /// `open` (the default), `create`, `all` or `none`.
+    #[arg(long, value_name = "open|create|all|none", default_value = "open")]
+    host_uds: sentry::net::HostUds,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +70,12 @@ enum Command {
         /// namespace) or `host` (host sockets).
         #[arg(long, value_enum, default_value = "none")]
         network: NetworkArg,
+        /// Host Unix sockets in volumes (gVisor's `--host-uds`): `open` (connect to them,
+        /// the default), `create` (a bind of a stream or seqpacket socket in a writable volume
+        /// makes a host socket there, which host programs can connect to; it widens the
+        /// sentry's host system calls by bind, listen and accept4), `all` (both) or `none`.
+        #[arg(long, value_name = "open|create|all|none", default_value = "open")]
+        host_uds: sentry::net::HostUds,
         /// Keep the seccomp filter but let violations through; the kernel logs them and
         /// runsc-rs names them when the sandbox ends.
         #[arg(long)]
@@ -110,6 +120,15 @@ enum Command {
         /// host socket calls; sandbox mode's packet sockets need only calls every mode has).
         #[arg(long, value_enum, default_value = "none", requires = "host")]
         network: NetworkArg,
+        /// With --host: the `--host-uds` of `do` whose list is shown (`create` and `all` add
+        /// bind, listen and accept4).
+        #[arg(
+            long,
+            value_name = "open|create|all|none",
+            default_value = "open",
+            requires = "host"
+        )]
+        host_uds: sentry::net::HostUds,
         /// Print the table as markdown (the README's status section is generated this way).
         #[arg(long, conflicts_with = "host")]
         markdown: bool,
@@ -238,7 +257,11 @@ fn print_syscalls(markdown: bool) {
 
 /// `runsc-rs syscalls --host`: the seccomp allowlist `runsc-rs do` installs on `platform`
 /// (the shim's sandbox adds its control channel's calls).
-fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()> {
+fn print_host_syscalls(
+    platform: &str,
+    network: NetworkArg,
+    host_uds: sentry::net::HostUds,
+) -> anyhow::Result<()> {
     let memory = sentry::memory::MemoryFile::new().context("creating the memory file")?;
     let platform = platform::create(platform, memory.fd()).context("creating the platform")?;
     let list = sentry::boot::seccomp::Allowlist::new(&*platform)?;
@@ -246,6 +269,11 @@ fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()
         NetworkArg::Host => list.with_host_network(),
         NetworkArg::Sandbox => list.with_port_forwarding(),
         NetworkArg::None => list,
+    };
+    let list = if host_uds.create {
+        list.with_host_uds_create()
+    } else {
+        list
     };
     let mut out = std::io::stdout().lock();
     for a in list.entries() {
@@ -261,9 +289,10 @@ fn print_host_syscalls(platform: &str, network: NetworkArg) -> anyhow::Result<()
     }
     writeln!(
         out,
-        "# {} host system calls allowed (platform {}, network {})",
+        "# {} host system calls allowed (platform {}, host-uds {}, network {})",
         list.len(),
         platform.name(),
+        host_uds.name(),
         sentry::boot::sandbox::Network::from(network).name()
     )?;
     Ok(())
@@ -279,6 +308,7 @@ struct DoArgs {
     volumes: Vec<String>,
     debug_log: Option<std::path::PathBuf>,
     network: NetworkArg,
+    host_uds: sentry::net::HostUds,
     debug: bool,
     unsafe_disable_seccomp: bool,
     test_only_seccomp_violation: bool,
@@ -322,6 +352,8 @@ impl DoArgs {
                 .name()
                 .into(),
         );
+        v.push("--host-uds".into());
+        v.push(self.host_uds.name().into());
         for (on, flag) in [
             (self.debug, "--debug"),
             (self.unsafe_disable_seccomp, "--unsafe-disable-seccomp"),
@@ -440,6 +472,7 @@ fn run_sandbox(args: DoArgs) -> i32 {
         umask,
         rlimits: caller_rlimits(),
         seccomp_profile_out: args.seccomp_profile_out,
+        host_uds: args.host_uds,
     };
     match sentry::boot::run_command(&cfg) {
         Ok(status) => status.shell_code(),
@@ -533,6 +566,7 @@ fn main() {
                 log_json: cli.log_format == "json",
                 systemd_cgroup: cli.systemd_cgroup,
                 network: cli.network.into(),
+                host_uds: cli.host_uds,
             };
             oci::run(&globals, cmd)
         }
@@ -548,8 +582,9 @@ fn main() {
             host: true,
             platform,
             network,
+            host_uds,
             ..
-        } => match print_host_syscalls(&platform, network) {
+        } => match print_host_syscalls(&platform, network, host_uds) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("runsc-rs: {e:#}");
@@ -563,6 +598,7 @@ fn main() {
             volumes,
             debug_log,
             network,
+            host_uds,
             debug,
             unsafe_disable_seccomp,
             in_sandbox,
@@ -582,6 +618,7 @@ fn main() {
                 volumes,
                 debug_log,
                 network,
+                host_uds,
                 debug,
                 unsafe_disable_seccomp,
                 test_only_seccomp_violation,

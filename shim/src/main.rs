@@ -117,6 +117,7 @@ fn sandbox_main(args: &[String]) -> i32 {
         control_channel: true,
         test_seccomp_violation: false,
         record_syscalls: matches!(profile, Ok(Some(_))),
+        host_uds: sentry::net::HostUds::DEFAULT,
     };
     let channel = Channel::from_fd(fd);
     let booted = match profile {

@@ -491,6 +491,7 @@ impl Runner {
         }
         if let Some(objects) = &host_objects {
             cmd.args(["--volume", &objects.volume()]);
+            cmd.args(objects.runner_args());
         }
         cmd.arg("--")
             .arg(self.suite.dir.join("bin").join(name))

@@ -11,8 +11,8 @@
 //!   `--add-host-connector`), `stream/` and `seqpacket/`, with an echo client of the host for
 //!   each of `created-in-sandbox` and `created-in-sandbox-epoll` in them: it tries to connect
 //!   every [`TICK`] until a socket listens there, then sends back what it receives until the
-//!   connection ends. gVisor runs the program with `--host-uds=create` (a bind in the tree
-//!   makes a host socket); runsc-rs has no such mode: a bind in a volume is EPERM.
+//!   connection ends. gVisor's runner, and this harness ([`HostObjects::runner_args`]), run
+//!   the program with `--host-uds=create` (a bind in the tree makes a host socket).
 //!
 //! The tree is a volume of the sandbox at its own path (`--volume DIR:DIR`,
 //! [`HostObjects::volume`]): only a volume's host sockets and FIFOs are the host's. gVisor
@@ -80,6 +80,15 @@ impl HostObjects {
     /// The variables to set for the program.
     pub fn env(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    /// The options of `runsc-rs do` the program needs besides the volume, as gVisor's runner
+    /// gives them: `--host-uds=create` for the tree the sandbox binds sockets in.
+    pub fn runner_args(&self) -> &'static [&'static str] {
+        match self.env.first().map(|(v, _)| v.as_str()) {
+            Some("TEST_CONNECTOR_TREE") => &["--host-uds=create"],
+            _ => &[],
+        }
     }
 
     /// The `--volume` argument that shows the tree in the sandbox at its host path.

@@ -373,6 +373,10 @@ pub struct LoaderConfig {
     /// Record the system calls applications make, for a learned seccomp profile
     /// ([`Loader::recorded_syscalls`], [`super::profile`]).
     pub record_syscalls: bool,
+    /// `--host-uds`: whether the sandbox's AF_UNIX sockets may connect to host sockets in
+    /// volumes (`open`) and make host sockets there by bind (`create`, which adds
+    /// [`super::seccomp::Allowlist::with_host_uds_create`]'s host calls).
+    pub host_uds: crate::net::HostUds,
 }
 
 /// A thread group the Loader started.
@@ -493,6 +497,12 @@ impl Loader {
             allowlist.with_host_network()
         } else if matches!(net, crate::net::config::Network::Sandbox { .. }) {
             allowlist.with_port_forwarding()
+        } else {
+            allowlist
+        };
+        crate::net::set_host_uds_policy(config.host_uds);
+        let allowlist = if config.host_uds.create {
+            allowlist.with_host_uds_create()
         } else {
             allowlist
         };
@@ -1386,6 +1396,7 @@ mod tests {
             control_channel: false,
             test_seccomp_violation: false,
             record_syscalls: false,
+            host_uds: crate::net::HostUds::DEFAULT,
         };
         Some(Loader::new(&config).unwrap())
     }

@@ -164,6 +164,8 @@ pub struct RunConfig {
     /// `--seccomp-profile-out`: where to write the seccomp profile learned from the
     /// system calls the sandbox's programs made ([`profile`]).
     pub seccomp_profile_out: Option<PathBuf>,
+    /// `--host-uds`: what AF_UNIX sockets may do with host sockets in volumes.
+    pub host_uds: crate::net::HostUds,
 }
 
 /// Finds `cmd` on `PATH` in the sandbox's filesystem, the way execvp does (names with a
@@ -547,6 +549,7 @@ pub fn run_command(cfg: &RunConfig) -> Result<ExitStatus, loader::Error> {
         control_channel: false,
         test_seccomp_violation: cfg.test_seccomp_violation,
         record_syscalls: profile_out.is_some(),
+        host_uds: cfg.host_uds,
     })?;
     let rootfs = loader.take_root().ok_or(loader::Error::BadSpec(
         "the sandbox was entered without a rootfs",

@@ -75,6 +75,8 @@ pub struct Allowlist {
     host_network: bool,
     /// The port forwarder's host sockets are allowed ([`Allowlist::with_port_forwarding`]).
     port_forwarding: bool,
+    /// Binds in volumes make host sockets ([`Allowlist::with_host_uds_create`]).
+    host_uds_create: bool,
 }
 
 /// The sentry's own host system calls (beyond the platform's), each with the path needing it.
@@ -389,6 +391,28 @@ fn port_forwarding_rules() -> Vec<(Sysno, &'static str)> {
             shutdown,
             "forward::closed (waking the accept thread); the relay passing on a FIN or a \
              reset, or ending a connection it cannot relay",
+        ),
+    ]
+}
+
+/// What `--host-uds=create` (or `all`) adds: the host sockets a bind in a volume makes
+/// (`net::unix_host::HostListener`), which host programs connect to.
+fn host_uds_create_rules() -> Vec<(Sysno, &'static str)> {
+    use Sysno::*;
+    vec![
+        (
+            bind,
+            "hostfs::special::bind_socket: an AF_UNIX socket bound to /proc/self/fd/N/NAME, N a \
+             volume directory's O_PATH fd, NAME one checked component",
+        ),
+        (
+            listen,
+            "unix_host::HostListener::listen: the application listens on its host socket",
+        ),
+        (
+            accept4,
+            "unix_host::HostListener::accept: a host connection to the sandbox's listener, \
+             nonblocking and close-on-exec, after a readiness poll",
         ),
     ]
 }
@@ -797,6 +821,7 @@ impl Allowlist {
             allowed: BTreeMap::new(),
             host_network: false,
             port_forwarding: false,
+            host_uds_create: false,
         };
         for (sysno, why) in base_rules().into_iter().chain(config_rules()) {
             list.add(sysno, why);
@@ -853,6 +878,22 @@ impl Allowlist {
         self
     }
 
+    /// This allowlist plus the host calls of `--host-uds=create` ([`host_uds_create_rules`]):
+    /// bind, listen and accept of host AF_UNIX sockets in volumes. Applied after the network
+    /// mode's: its accept4 rule widens theirs.
+    pub fn with_host_uds_create(mut self) -> Allowlist {
+        self.host_uds_create = true;
+        for (sysno, why) in host_uds_create_rules() {
+            self.add(sysno, why);
+        }
+        if let Some((_, doc)) = self.arguments(Sysno::accept4) {
+            if let Some(a) = self.allowed.get_mut(&Sysno::accept4) {
+                a.args = doc;
+            }
+        }
+        self
+    }
+
     /// Whether host sockets are allowed.
     pub fn host_network(&self) -> bool {
         self.host_network
@@ -860,6 +901,22 @@ impl Allowlist {
 
     /// The argument rules of `sysno` under this allowlist's configuration.
     fn arguments(&self, sysno: Sysno) -> Option<(Vec<SeccompRule>, &'static str)> {
+        if self.host_uds_create && sysno == Sysno::accept4 {
+            let flags = (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64;
+            let (mut rules, doc) = if self.port_forwarding {
+                port_forwarding_arguments(sysno)
+            } else {
+                rules_in_mode(self.host_network, sysno)
+            }
+            .unwrap_or((Vec::new(), ""));
+            rules.extend(one_of(3, &[flags]));
+            let doc = if doc.is_empty() || self.host_network {
+                "flags SOCK_NONBLOCK|SOCK_CLOEXEC"
+            } else {
+                "flags SOCK_CLOEXEC (the port forwarder) or SOCK_NONBLOCK|SOCK_CLOEXEC"
+            };
+            return Some((rules, doc));
+        }
         if self.port_forwarding {
             if let Some(r) = port_forwarding_arguments(sysno) {
                 return Some(r);
@@ -1060,6 +1117,39 @@ mod tests {
             let progs = host.compile(mode).unwrap();
             assert!(progs[1].len() < 4096);
         }
+    }
+
+    /// bind, listen and accept4 only with `--host-uds=create`; with the port forwarder's
+    /// accept4 rule, both flag sets are allowed.
+    #[test]
+    fn host_uds_create_adds_bind_listen_accept() {
+        let calls = [Sysno::bind, Sysno::listen, Sysno::accept4];
+        let base = Allowlist::new(&NoPlatform).unwrap();
+        for s in calls {
+            assert!(base.entries().all(|a| a.sysno != s), "{s:?}");
+        }
+        let lists = [
+            Allowlist::new(&NoPlatform).unwrap().with_host_uds_create(),
+            Allowlist::new(&NoPlatform)
+                .unwrap()
+                .with_port_forwarding()
+                .with_host_uds_create(),
+            Allowlist::new(&NoPlatform)
+                .unwrap()
+                .with_host_network()
+                .with_host_uds_create(),
+        ];
+        for list in &lists {
+            for s in calls {
+                assert!(list.entries().any(|a| a.sysno == s), "{s:?}");
+            }
+            let (rules, doc) = list.arguments(Sysno::accept4).unwrap();
+            assert!(doc.contains("SOCK_NONBLOCK|SOCK_CLOEXEC"), "{doc}");
+            assert!(!rules.is_empty());
+            assert!(list.compile(Mode::Enforce).unwrap()[1].len() < 4096);
+        }
+        let (forwarding, _) = lists[1].arguments(Sysno::accept4).unwrap();
+        assert_eq!(forwarding.len(), 2);
     }
 
     #[test]

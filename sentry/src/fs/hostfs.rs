@@ -853,6 +853,16 @@ impl Inode for HostNode {
         Ok((self.ident.dev, self.ident.ino))
     }
 
+    fn bind_host_socket(
+        &self,
+        name: &[u8],
+        ty: i32,
+        mode: u32,
+    ) -> Result<(Arc<dyn Inode>, OwnedFd), Errno> {
+        let (node, sock) = self.bind_socket(name, ty, mode)?;
+        Ok((node, sock))
+    }
+
     fn host_special(&self) -> Option<&dyn HostSpecial> {
         let special = matches!(self.ident.kind, libc::S_IFIFO | libc::S_IFSOCK);
         (special && self.fs.host_objects).then_some(self as _)

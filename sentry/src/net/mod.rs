@@ -40,6 +40,7 @@ pub mod tun;
 pub mod udp;
 pub mod unix;
 mod unix_host;
+pub use unix_host::{policy as host_uds_policy, set_policy as set_host_uds_policy, HostUds};
 
 use std::sync::{Arc, OnceLock};
 

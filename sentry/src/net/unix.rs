@@ -16,11 +16,12 @@
 //! lock, because dropping the last reference to a socket file closes it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::unix_host::HostConn;
+use super::unix_host::{HostConn, HostListener};
 use super::{InMessage, IoFlags, OutMessage, Socket, Ucred};
 use crate::abi::Errno;
 use crate::vfs::inode::may_access;
@@ -365,6 +366,9 @@ struct State {
     peer_addr: Option<Addr>,
     /// Other SOL_SOCKET options: recorded, reported back, without effect.
     options: BTreeMap<i32, Vec<u8>>,
+    /// Bound to a host socket (`UnixSocket::host_listener`): connections to the name go
+    /// through the host.
+    host_bound: bool,
 }
 
 /// A socket's protocol state, shared with its peer.
@@ -411,6 +415,7 @@ impl Endpoint {
                 listen_cred: Ucred::NONE,
                 peer_addr: None,
                 options: BTreeMap::new(),
+                host_bound: false,
             }),
             wmem: AtomicUsize::new(0),
             queue: WaitQueue::new(),
@@ -551,6 +556,10 @@ pub struct UnixSocket {
     /// Set once connected to a host socket ([`super::unix_host`]): every transfer goes
     /// there, and `ep` stays unconnected.
     host: OnceLock<HostConnected>,
+    /// Set when bound to a host socket in a volume (`--host-uds=create`): listen and accept
+    /// act on it, and the name is not among the sandbox's own (`ep` is not in [`Names`]), so
+    /// a sandbox client reaches it through the host socket as a host client does.
+    host_listener: OnceLock<HostListener>,
 }
 
 /// A connection to a host socket and the name the application connected to (getpeername).
@@ -593,8 +602,15 @@ fn start_dir(t: &dyn Context, path: &[u8]) -> Arc<Dentry> {
     }
 }
 
-/// Creates the socket inode for `bind(path)`; returns its (device, inode) identity.
-fn create_socket_file(t: &dyn Context, path: &[u8], mode: u32) -> Result<(u64, u64), Errno> {
+/// Creates the socket inode for `bind(path)` of a socket of `kind`; returns its (device,
+/// inode) identity, and the bound host socket when the name is in a volume whose sockets are
+/// the host's and `--host-uds=create` lets a bind make one there.
+fn create_socket_file(
+    t: &dyn Context,
+    path: &[u8],
+    mode: u32,
+    kind: Kind,
+) -> Result<((u64, u64), Option<OwnedFd>), Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -617,19 +633,34 @@ fn create_socket_file(t: &dyn Context, path: &[u8], mode: u32) -> Result<(u64, u
         uid: t.creds().euid,
         gid: t.creds().egid,
     };
+    let in_use = |e| {
+        if e == Errno::EEXIST {
+            Errno::EADDRINUSE
+        } else {
+            e
+        }
+    };
+    if kind.connection_oriented() && super::unix_host::policy().create {
+        match pn
+            .parent
+            .inode
+            .bind_host_socket(&pn.name, kind.sock_type(), attrs.mode)
+        {
+            Ok((inode, fd)) => {
+                let st = inode.stat()?;
+                return Ok(((st.dev, st.ino), Some(fd)));
+            }
+            Err(Errno::EOPNOTSUPP) => {}
+            Err(e) => return Err(in_use(e)),
+        }
+    }
     let inode = pn
         .parent
         .inode
         .create(&Caller::of(t), &pn.name, NewNode::Socket, attrs)
-        .map_err(|e| {
-            if e == Errno::EEXIST {
-                Errno::EADDRINUSE
-            } else {
-                e
-            }
-        })?;
+        .map_err(in_use)?;
     let st = inode.stat()?;
-    Ok((st.dev, st.ino))
+    Ok(((st.dev, st.ino), None))
 }
 
 /// Finds the endpoint bound at `name` for connect or sendto from a socket of type `kind`: a
@@ -651,10 +682,16 @@ fn lookup(t: &dyn Context, names: &Names, name: &Name, kind: Kind) -> Result<Tar
                 return Err(Errno::EACCES);
             }
             let key = NameKey::Inode(st.dev, st.ino);
-            if names.get(&key).is_none() && d.inode.host_special().is_some() {
-                return Ok(Target::Host(d));
-            }
-            key
+            return match names.get(&key).filter(|ep| !ep.is_closed()) {
+                // A listener of the sandbox's own bound to a host socket: reached through
+                // the host socket, as host clients reach it.
+                Some(ep) if ep.lock().host_bound => Ok(Target::Host(d)),
+                Some(ep) => Ok(Target::Sandbox(ep)),
+                None if d.inode.host_special().is_some() && super::unix_host::policy().open => {
+                    Ok(Target::Host(d))
+                }
+                None => Err(Errno::ECONNREFUSED),
+            };
         }
     };
     match names.get(&key) {
@@ -686,6 +723,7 @@ impl UnixSocket {
             ep,
             mode: AtomicU32::new(0o777),
             host: OnceLock::new(),
+            host_listener: OnceLock::new(),
         }
     }
 
@@ -719,6 +757,43 @@ impl UnixSocket {
             peer: addr.to_vec(),
         };
         self.host.set(connected).map_err(|_| Errno::EISCONN)
+    }
+
+    /// accept(2) on a listener bound to a host socket: the new socket is connected to the
+    /// host peer, and named as the listener (getsockname), as Linux's accepted sockets are.
+    fn accept_host(
+        &self,
+        t: &mut dyn Context,
+        h: &HostListener,
+        nonblocking: bool,
+    ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
+        let addr = {
+            let s = self.ep.lock();
+            if !matches!(s.conn, Conn::Listening { .. }) {
+                return Err(Errno::EINVAL);
+            }
+            s.addr.clone()
+        };
+        let conn = h.accept(t, nonblocking)?;
+        let ep = Endpoint::new(self.ep.kind, self.ep.names.clone());
+        // Not inserted in Names: the name stays the listener's.
+        ep.lock().addr = addr;
+        let sock = UnixSocket::with_endpoint(ep);
+        // The host peer's address is not known here (host clients are usually unnamed).
+        let peer = unnamed();
+        sock.host
+            .set(HostConnected {
+                conn,
+                peer: peer.clone(),
+            })
+            .map_err(|_| Errno::EINVAL)?;
+        Ok((Arc::new(sock), peer))
+    }
+
+    /// The host listener, once this socket listens on a host socket.
+    fn listening_host(&self) -> Option<&HostListener> {
+        let h = self.host_listener.get()?;
+        matches!(self.ep.lock().conn, Conn::Listening { .. }).then_some(h)
     }
 
     /// Sends on a connection-oriented socket: into the peer's queue, blocking for room.
@@ -1064,8 +1139,26 @@ impl Socket for UnixSocket {
             Name::Unnamed => return self.autobind(),
             Name::Abstract(n) => Addr::Abstract(n),
             Name::Path(p) => {
-                let key = create_socket_file(t, &p, self.mode.load(Ordering::Relaxed))?;
-                Addr::Path { path: p, key }
+                let mode = self.mode.load(Ordering::Relaxed);
+                let (key, host) = create_socket_file(t, &p, mode, self.ep.kind)?;
+                let a = Addr::Path { path: p, key };
+                if let Some(fd) = host {
+                    let names = self.ep.names.clone();
+                    let mut s = self.ep.lock();
+                    if s.addr.is_some() {
+                        return Err(Errno::EINVAL);
+                    }
+                    names.insert(NameKey::of(&a, self.ep.kind), &self.ep)?;
+                    let listener = HostListener::new(fd, self.ep.kind);
+                    if self.host_listener.set(listener).is_err() {
+                        names.remove(&NameKey::of(&a, self.ep.kind), &self.ep);
+                        return Err(Errno::EINVAL);
+                    }
+                    s.host_bound = true;
+                    s.addr = Some(a);
+                    return Ok(());
+                }
+                a
             }
         };
         let names = self.ep.names.clone();
@@ -1086,6 +1179,12 @@ impl Socket for UnixSocket {
         let mut s = self.ep.lock();
         if s.addr.is_none() {
             return Err(Errno::EINVAL);
+        }
+        if let Some(h) = self.host_listener.get() {
+            if matches!(s.conn, Conn::Connected(_)) {
+                return Err(Errno::EINVAL);
+            }
+            h.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
         }
         match &mut s.conn {
             Conn::Connected(_) => return Err(Errno::EINVAL),
@@ -1112,6 +1211,9 @@ impl Socket for UnixSocket {
     ) -> Result<(Arc<dyn Socket>, Vec<u8>), Errno> {
         if !self.ep.kind.connection_oriented() {
             return Err(Errno::EOPNOTSUPP);
+        }
+        if let Some(h) = self.host_listener.get() {
+            return self.accept_host(t, h, nonblocking);
         }
         let ep = &self.ep;
         let deadline = ep.deadline(libc::SO_RCVTIMEO);
@@ -1469,9 +1571,9 @@ impl FileOps for UnixSocket {
     /// A connection to a host socket cannot be saved: the host peer is not part of the
     /// checkpoint.
     fn checkpoint_any(&self) -> Option<&dyn std::any::Any> {
-        match self.host.get() {
-            Some(_) => None,
-            None => Some(self),
+        match (self.host.get(), self.host_listener.get()) {
+            (None, None) => Some(self),
+            _ => None,
         }
     }
 
@@ -1484,6 +1586,9 @@ impl FileOps for UnixSocket {
     fn readiness(&self) -> u32 {
         if let Some(h) = self.host.get() {
             return h.conn.readiness();
+        }
+        if let Some(h) = self.listening_host() {
+            return h.readiness();
         }
         let (mut r, peer, sndbuf) = {
             let s = self.ep.lock();
@@ -1535,12 +1640,12 @@ impl FileOps for UnixSocket {
         r as u32
     }
 
-    /// None once connected to a host socket, whose readiness is polled.
+    /// None once connected to or listening on a host socket, whose readiness is polled.
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        match self.host.get() {
-            Some(_) => None,
-            None => Some(&self.ep.queue),
+        if self.host.get().is_some() || self.listening_host().is_some() {
+            return None;
         }
+        Some(&self.ep.queue)
     }
 
     fn ioctl(

@@ -14,10 +14,13 @@
 //! - the connection's socket options are the sandbox's own (SO_TYPE, timeouts, buffer sizes
 //!   as set), except SO_PEERCRED, which is the unknown peer's (pid 0, uid and gid -1).
 //!
-//! A host socket can only be connected to. A bind in a host directory does not make a host
-//! socket: hostfs refuses to create special files (EPERM), and under `runsc-rs do` the name
-//! lands in the overlay's upper layer, so a listening socket of the sandbox is only ever
-//! reachable from the sandbox.
+//! The other way, with `--host-uds=create` ([`HostUds`], opt-in): a bind of a stream or
+//! seqpacket socket in a writable volume makes a host socket there
+//! ([`crate::vfs::Inode::bind_host_socket`]); the sentry holds it ([`HostListener`]), listens
+//! on it when the application does and turns each host connection it accepts into a sandbox
+//! socket connected to the host peer, with the data path above. Without `create`, hostfs
+//! refuses to make the socket file (EPERM); under `runsc-rs do` a bind outside volumes lands
+//! in the overlay's upper layer and is reachable only from the sandbox.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -205,4 +208,128 @@ impl HostConn {
 
 fn host_errno(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
+}
+
+/// gVisor's `--host-uds`: what the sandbox's AF_UNIX sockets may do with host sockets in
+/// volumes. `open` (connecting to a host socket there) is the default; `create` (a bind in a
+/// volume makes a host socket that host programs connect to) widens the host surface and is
+/// opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostUds {
+    pub open: bool,
+    pub create: bool,
+}
+
+impl HostUds {
+    /// Today's default: `open`.
+    pub const DEFAULT: HostUds = HostUds {
+        open: true,
+        create: false,
+    };
+
+    /// gVisor's name of the setting: `none`, `open`, `create` or `all`.
+    pub fn name(self) -> &'static str {
+        match (self.open, self.create) {
+            (false, false) => "none",
+            (true, false) => "open",
+            (false, true) => "create",
+            (true, true) => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for HostUds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HostUds, String> {
+        let (open, create) = match s {
+            "none" => (false, false),
+            "open" => (true, false),
+            "create" => (false, true),
+            "all" => (true, true),
+            _ => {
+                return Err(format!(
+                    "--host-uds {s:?}: expected none, open, create or all"
+                ))
+            }
+        };
+        Ok(HostUds { open, create })
+    }
+}
+
+/// The sandbox's setting, bit 0 `open`, bit 1 `create` (set once at boot, before any
+/// application runs; [`set_policy`]).
+static POLICY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+/// Sets the sandbox's `--host-uds` (the Loader, at boot).
+pub fn set_policy(p: HostUds) {
+    let bits = u8::from(p.open) | (u8::from(p.create) << 1);
+    POLICY.store(bits, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The sandbox's `--host-uds`.
+pub fn policy() -> HostUds {
+    let bits = POLICY.load(std::sync::atomic::Ordering::Relaxed);
+    HostUds {
+        open: bits & 1 != 0,
+        create: bits & 2 != 0,
+    }
+}
+
+/// A host socket the sandbox bound in a volume (`--host-uds=create`): the sentry holds it
+/// (nonblocking), listens on it when the application does, and turns each host connection
+/// it accepts into a sandbox socket connected to the host peer ([`HostConn`]).
+#[derive(Debug)]
+pub struct HostListener {
+    fd: OwnedFd,
+    kind: Kind,
+}
+
+impl HostListener {
+    /// The bound host socket `fd` (nonblocking, close-on-exec) of `kind`.
+    pub fn new(fd: OwnedFd, kind: Kind) -> HostListener {
+        HostListener { fd, kind }
+    }
+
+    /// `listen(2)` on the host socket.
+    ///
+    /// # Errors
+    /// The host's.
+    pub fn listen(&self, backlog: i32) -> Result<(), Errno> {
+        rustix::net::listen(&self.fd, backlog).map_err(host_errno)
+    }
+
+    /// Accepts a host connection, waiting for one in the task's interruptible block unless
+    /// `nonblocking`.
+    ///
+    /// # Errors
+    /// EAGAIN (nonblocking, none pending), EINTR, EINVAL (not listening), the host's.
+    pub fn accept(&self, t: &mut dyn Context, nonblocking: bool) -> Result<HostConn, Errno> {
+        let mut conn = None;
+        when_ready(
+            t,
+            self.fd.as_fd(),
+            PollFlags::POLLIN,
+            nonblocking,
+            &mut |_| {
+                // The listener is nonblocking: accept4 never waits on the host.
+                let fd = rustix::net::accept_with(
+                    &self.fd,
+                    rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
+                )
+                .map_err(host_errno)?;
+                conn = Some(HostConn {
+                    fd,
+                    kind: self.kind,
+                });
+                Ok(0)
+            },
+        )?;
+        conn.ok_or(Errno::EAGAIN)
+    }
+
+    /// The host socket's poll(2) events now (POLLIN: a connection is pending).
+    pub fn readiness(&self) -> u32 {
+        readiness(self.fd.as_fd()) & (libc::POLLIN | libc::POLLRDNORM | libc::POLLERR) as u32
+    }
 }

@@ -41,6 +41,9 @@ pub struct Globals {
     /// (in the runtime's own namespace when the spec names none), `None` (and `Sandbox`
     /// without a named namespace) gives the sandbox a new one with loopback only.
     pub network: sentry::boot::sandbox::Network,
+    /// `--host-uds`: host Unix sockets in the container's bind mounts (`open`, `create`,
+    /// `all`, `none`), as `runsc-rs do --host-uds`.
+    pub host_uds: sentry::net::HostUds,
     /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
     pub systemd_cgroup: bool,
 }
@@ -547,6 +550,7 @@ fn create(g: &Globals, new: &NewArgs) -> anyhow::Result<std::process::Child> {
                 bundle: bundle.clone(),
                 state_dir: dir.clone(),
                 network: g.network,
+                host_uds: g.host_uds.name().to_owned(),
                 systemd_cgroup: g.systemd_cgroup,
             },
             &borrowed,

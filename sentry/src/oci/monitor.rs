@@ -57,6 +57,8 @@ pub enum Call {
         state_dir: PathBuf,
         /// The runtime's `--network`.
         network: Network,
+        /// The runtime's `--host-uds` (`open`, `create`, `all`, `none`).
+        host_uds: String,
         /// The runtime's `--systemd-cgroup`.
         systemd_cgroup: bool,
     },
@@ -206,6 +208,7 @@ pub fn main() -> i32 {
             bundle,
             state_dir,
             network,
+            host_uds,
             systemd_cgroup,
         },
         stdio,
@@ -213,7 +216,8 @@ pub fn main() -> i32 {
     else {
         return 1;
     };
-    match create(&id, &bundle, &state_dir, (network, systemd_cgroup), stdio) {
+    let options = (network, systemd_cgroup, host_uds);
+    match create(&id, &bundle, &state_dir, options, stdio) {
         Ok((monitor, events, listener, terminal)) => {
             if let Some(slave) = terminal {
                 let m = Arc::clone(&monitor);
@@ -248,7 +252,7 @@ fn create(
     id: &str,
     bundle: &Path,
     dir: &Path,
-    (network, systemd_cgroup): (Network, bool),
+    (network, systemd_cgroup, host_uds): (Network, bool, String),
     stdio: Vec<OwnedFd>,
 ) -> anyhow::Result<(Arc<Monitor>, Events, OwnedFd, Option<OwnedFd>)> {
     let spec = super::spec::load(bundle)?;
@@ -279,7 +283,8 @@ fn create(
     let mut fds = super::spec::open_sources(&container, bundle)?;
     fds.extend(stdio);
     let netns = super::spec::network_namespace(&spec);
-    let profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
+    let mut profile = ProfileFile::sandbox_args(spec.annotations().as_ref());
+    profile.extend(["--host-uds".to_owned(), host_uds]);
     let cgroup = super::cgroup::path(&spec, systemd_cgroup);
     // Its holder is made outside the container's cgroup (and, from this thread, outside the
     // PID namespace the sandbox's spawning thread enters).
@@ -670,7 +675,8 @@ pub fn exit_like(status: WireExitStatus) -> ! {
 
 /// The sandbox process: boot the Loader isolated and filtered, then serve it on the control
 /// channel (stdin) until told to stop. The same boot as the shim's sandbox. Its options,
-/// `--network NAME` and [`sentry::boot::sandbox::WATCH_FD_ARG`] `FD`, come from [`launch_sandbox`].
+/// `--network NAME`, `--host-uds NAME` and [`sentry::boot::sandbox::WATCH_FD_ARG`] `FD`, come
+/// from [`launch_sandbox`].
 pub fn sandbox_main() -> i32 {
     // A session of its own: a container's host pty is the monitor's controlling terminal,
     // and what the host raises on it is the monitor's to forward, not ours.
@@ -682,6 +688,16 @@ pub fn sandbox_main() -> i32 {
             Some(n) => n,
             None => {
                 log::error!("--network: expected none, sandbox or host");
+                return 1;
+            }
+        },
+    };
+    let host_uds = match args.iter().position(|a| a == "--host-uds") {
+        None => sentry::net::HostUds::DEFAULT,
+        Some(i) => match args.get(i + 1).map(|n| n.parse()) {
+            Some(Ok(h)) => h,
+            _ => {
+                log::error!("--host-uds: expected none, open, create or all");
                 return 1;
             }
         },
@@ -704,6 +720,7 @@ pub fn sandbox_main() -> i32 {
         control_channel: true,
         test_seccomp_violation: false,
         record_syscalls: matches!(profile, Ok(Some(_))),
+        host_uds,
     };
     let channel = Channel::from_fd(fd);
     let booted = match profile {

@@ -441,6 +441,25 @@ pub trait Inode: Send + Sync {
         None
     }
 
+    /// Binds a new host socket of type `ty` (`SOCK_STREAM`, `SOCK_SEQPACKET`) at `name` in
+    /// this host directory with permission bits `mode` (gVisor's `--host-uds=create`):
+    /// returns the node made and the bound host socket (nonblocking, close-on-exec), which
+    /// host programs can connect to once the sandbox listens. EOPNOTSUPP (the default): the
+    /// directory is not one whose sockets are the host's, so the bind makes the sandbox's own
+    /// socket file with [`Inode::create`].
+    ///
+    /// # Errors
+    /// EOPNOTSUPP; EADDRINUSE (the name exists), EROFS, ENAMETOOLONG (the host's socket
+    /// address cannot hold the name), the host's.
+    fn bind_host_socket(
+        &self,
+        _name: &[u8],
+        _ty: i32,
+        _mode: u32,
+    ) -> Result<(Arc<dyn Inode>, std::os::fd::OwnedFd), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
     /// The file type, from `stat`.
     ///
     /// # Errors

@@ -6,8 +6,9 @@
 //! root filesystem and, under `runsc-rs do`, of the host's `/` are not reached: there they
 //! stay the sandbox's own (a FIFO is a pipe among sandbox processes, a socket file has no
 //! listener), so a sandbox that may read the host's files cannot also talk to every host
-//! daemon. A FIFO or socket the sandbox makes itself (mkfifo, bind) is always its own (an
-//! overlay's upper layer; a hostfs tree refuses to create them).
+//! daemon. A FIFO or socket the sandbox makes itself (mkfifo, bind) is its own (an
+//! overlay's upper layer; a hostfs tree refuses to create them), except a socket bound in a
+//! volume under `--host-uds=create`, which is a host socket ([`HostNode::bind_socket`]).
 //!
 //! How the host object is reached, without following a name the application can change:
 //! - a FIFO is reopened like a regular file ([`HostNode::reopen`]'s rule): by its name in its
@@ -24,6 +25,7 @@
 //!   move data over it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -95,6 +97,60 @@ impl HostNode {
             return Err(Errno::ESTALE);
         }
         Ok(fd)
+    }
+}
+
+/// The longest host socket address: `sun_path`'s 108 bytes less the terminating NUL the
+/// host's address conversion keeps.
+const MAX_HOST_SUN_PATH: usize = 107;
+
+impl HostNode {
+    /// Binds a new host socket of type `ty` at `name` in this directory (`--host-uds=create`)
+    /// and gives it the permission bits `mode`. The host resolves `/proc/self/fd/N/NAME` with
+    /// N this directory's `O_PATH` fd and NAME the one component the sentry checked: the
+    /// directory is the inode the sentry holds, and bind(2) never follows a final symlink (an
+    /// existing name of any kind is EADDRINUSE). The node made is looked up once more by its
+    /// name (`O_NOFOLLOW`) and must be a socket; its mode is then changed on its own fd.
+    pub(super) fn bind_socket(
+        &self,
+        name: &[u8],
+        ty: i32,
+        mode: u32,
+    ) -> Result<(Arc<HostNode>, OwnedFd), Errno> {
+        if !self.fs.host_objects {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if matches!(self.origin, Origin::File) {
+            return Err(Errno::ENOTDIR);
+        }
+        if ty != libc::SOCK_STREAM && ty != libc::SOCK_SEQPACKET {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        self.check_writable()?;
+        super::check_name(name)?;
+        let mut path = format!("{HOST_PROC}/self/fd/{}/", self.fd.as_raw_fd()).into_bytes();
+        path.extend_from_slice(name);
+        if path.len() > MAX_HOST_SUN_PATH {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let addr = SocketAddrUnix::new(std::ffi::OsStr::from_bytes(&path)).map_err(herr)?;
+        let sock = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::from_raw(ty as u32),
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(herr)?;
+        rustix::net::bind(&sock, &addr).map_err(herr)?;
+        self.forget_attrs();
+        let node = self.created_child(name, libc::S_IFSOCK, None)?;
+        // The host made the file with the sentry's umask; the application's mode is its own.
+        // The socket is bound either way: a host without fchmodat2 keeps the host's mode.
+        if let Err(e) = node.chmod(Mode::from_bits_truncate(mode & 0o7777)) {
+            log::debug!("hostfs: mode of a bound host socket unchanged: {e:?}");
+        }
+        node.forget_attrs();
+        Ok((node, sock))
     }
 }
 
