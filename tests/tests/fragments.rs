@@ -176,6 +176,16 @@ elif mode == "ask":
             except OSError as e:
                 print(name, "dontfrag", errno.errorcode[e.errno])
         s.send(b"quit")
+    # A raw socket's own header (IP_HDRINCL) is never fragmented: above the MTU, EMSGSIZE.
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    dst = socket.inet_aton(host4)
+    for size in (1500, 1501):
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size, 1, 0, 64, 17, 0, bytes(4), dst)
+        try:
+            r.sendto(hdr + struct.pack("!HHHH", 9, 9, size - 20, 0) + bytes(size - 28), (host4, 0))
+            print("hdrincl", size, "sent")
+        except OSError as e:
+            print("hdrincl", size, errno.errorcode[e.errno])
 elif mode == "flood":
     # Incomplete datagrams: first fragments (more fragments set) that never get the rest.
     dst, count = args[0], int(args[1])
@@ -225,6 +235,7 @@ fn udp_above_the_mtu_both_ways() {
             "v6 mtu 1500\n",
             "v6 65000 same\n",
             "v6 dontfrag EMSGSIZE\n",
+            "hdrincl 1501 EMSGSIZE\n",
         ] {
             assert!(text.contains(want), "native lacks {want:?}:\n{text}");
         }
