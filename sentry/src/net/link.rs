@@ -216,7 +216,7 @@ pub struct Device {
     pub sent_classes: super::raw::Classes,
     /// The datagrams whose fragments are arriving.
     reassembly: frag::Reassembly,
-    /// The identification of the next IPv6 datagram cut into fragments.
+    /// The identification of the last IPv6 datagram cut into fragments.
     frag_id: u32,
 }
 
@@ -241,7 +241,7 @@ impl Device {
             classes: super::raw::Classes::default(),
             sent_classes: super::raw::Classes::default(),
             reassembly: frag::Reassembly::default(),
-            frag_id: 0,
+            frag_id: first_frag_id(),
         }
     }
 
@@ -275,7 +275,7 @@ impl Device {
             classes: super::raw::Classes::default(),
             sent_classes: super::raw::Classes::default(),
             reassembly: frag::Reassembly::default(),
-            frag_id: 0,
+            frag_id: first_frag_id(),
         }
     }
 
@@ -629,6 +629,13 @@ impl Device {
             frag_id: &mut self.frag_id,
         }
     }
+}
+
+/// A random start for the identifications of the IPv6 datagrams the device cuts, so that
+/// a peer cannot foresee them (RFC 7739), from the keys std's hash maps are seeded with.
+fn first_frag_id() -> u32 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8) as u32
 }
 
 /// Where the IP packet in `frame` of `medium` starts: after an Ethernet header.
