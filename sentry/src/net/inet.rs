@@ -574,6 +574,14 @@ impl InetSocket {
                         return Some(Err(e));
                     }
                 }
+                if inside.is_none() && !g.is_own(ep.addr) {
+                    let mtu = g.link_mtu();
+                    let e = g.entries.get_mut(&id).expect("present");
+                    if data.len() + udp_headers(ep.addr) > mtu && keeps_whole(e, ep.addr) {
+                        super::udp::does_not_fit(e, (ip, port), mtu as u32);
+                        return Some(Err(Errno::EMSGSIZE));
+                    }
+                }
                 if let Some(kind) = inside {
                     return Some(send_inside(g, id, data, ep, kind, &cmsgs));
                 }
@@ -1071,7 +1079,7 @@ fn set_udp_option(
 ) -> Option<Result<(), Errno>> {
     let r = match (level, name) {
         // IP_PMTUDISC_DONT ..= IP_PMTUDISC_OMIT. Datagrams inside the sandbox are never
-        // fragmented, and smoltcp sends none larger than the link's MTU either way.
+        // fragmented; on the link, DO and PROBE refuse what does not fit ([`keeps_whole`]).
         (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => {
             let v = ip_int(value);
             if value.is_empty() || !(0..=5).contains(&v) {
@@ -1105,11 +1113,56 @@ fn set_udp_option(
     Some(r)
 }
 
-/// getsockopt of the options [`set_udp_option`] sets.
+/// The IP and UDP headers of a datagram to `dst`.
+fn udp_headers(dst: IpAddress) -> usize {
+    match dst {
+        IpAddress::Ipv4(_) => 20 + 8,
+        IpAddress::Ipv6(_) => 40 + 8,
+    }
+}
+
+/// `IPV6_MTU_DISCOVER`, `IPV6_DONTFRAG`, `IPV6_MTU`.
+const IPV6_MTU_DISCOVER: i32 = 23;
+const IPV6_DONTFRAG: i32 = 62;
+const IPV6_MTU: i32 = 24;
+/// `IP_PMTUDISC_DO` and `IP_PMTUDISC_PROBE` (the IPv6 values are the same).
+const PMTUDISC_DO: i32 = 2;
+const PMTUDISC_PROBE: i32 = 3;
+
+/// Whether entry `e` keeps its datagrams to `dst` whole, refusing with EMSGSIZE those above
+/// the path's MTU rather than having them fragmented: IP_MTU_DISCOVER (IPV6_MTU_DISCOVER)
+/// IP_PMTUDISC_DO or IP_PMTUDISC_PROBE, or IPV6_DONTFRAG. Linux's default (WANT) and DONT
+/// fragment, and so does OMIT.
+fn keeps_whole(e: &Entry, dst: IpAddress) -> bool {
+    let strict = |v: Option<i32>| matches!(v, Some(PMTUDISC_DO | PMTUDISC_PROBE));
+    match dst {
+        IpAddress::Ipv4(_) => strict(opt_int(e, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)),
+        IpAddress::Ipv6(_) => {
+            strict(opt_int(e, libc::IPPROTO_IPV6, IPV6_MTU_DISCOVER))
+                || opt_int(e, libc::IPPROTO_IPV6, IPV6_DONTFRAG).is_some_and(|v| v != 0)
+        }
+    }
+}
+
+/// getsockopt of the options [`set_udp_option`] sets, and IP_MTU (IPV6_MTU): a connected
+/// socket's path MTU.
 fn get_udp_option(g: &Inner, id: u64, level: i32, name: i32) -> Option<Result<Vec<u8>, Errno>> {
     let e = &g.entries[&id];
     if level == libc::IPPROTO_IPV6 && e.family != libc::AF_INET6 {
         return None;
+    }
+    if (level, name) == (libc::IPPROTO_IP, libc::IP_MTU)
+        || (level, name) == (libc::IPPROTO_IPV6, IPV6_MTU)
+    {
+        let Some((peer, _)) = e.udp_peer else {
+            return Some(Err(Errno::ENOTCONN));
+        };
+        let mtu = if g.is_own(this_host(peer)) {
+            super::config::LOOPBACK_MTU
+        } else {
+            g.link_mtu() as u32
+        };
+        return Some(Ok(int(mtu as i32)));
     }
     Some(Ok(match (level, name) {
         // IP_PMTUDISC_WANT by default (net.ipv4.ip_no_pmtu_disc = 0).

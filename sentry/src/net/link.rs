@@ -25,7 +25,15 @@
 //! solicitation for one of its addresses. Off the wire, nothing for 127.0.0.0/8 or ::1
 //! (Linux drops such martians too).
 //!
+//! IP fragments are reassembled here before smoltcp sees them, whatever link they came
+//! by, and packets above the link's MTU are cut into fragments as they leave on the wire
+//! ([`frag`]); the loopback carries whole packets. Netfilter sees what Linux's tables see
+//! without connection tracking: PREROUTING each fragment, INPUT the reassembled datagram,
+//! OUTPUT and POSTROUTING the whole packet before it is cut.
+//!
 //! Host system calls: read(2) and write(2) on the packet socket.
+
+mod frag;
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -206,6 +214,10 @@ pub struct Device {
     pub classes: super::raw::Classes,
     /// Those of the packets raw sockets sent, put back as they leave.
     pub sent_classes: super::raw::Classes,
+    /// The datagrams whose fragments are arriving.
+    reassembly: frag::Reassembly,
+    /// The identification of the last IPv6 datagram cut into fragments.
+    frag_id: u32,
 }
 
 impl Device {
@@ -228,6 +240,8 @@ impl Device {
             netfilter: Arc::default(),
             classes: super::raw::Classes::default(),
             sent_classes: super::raw::Classes::default(),
+            reassembly: frag::Reassembly::default(),
+            frag_id: first_frag_id(),
         }
     }
 
@@ -260,6 +274,8 @@ impl Device {
             netfilter: Arc::default(),
             classes: super::raw::Classes::default(),
             sent_classes: super::raw::Classes::default(),
+            reassembly: frag::Reassembly::default(),
+            frag_id: first_frag_id(),
         }
     }
 
@@ -462,7 +478,7 @@ impl phy::Device for Device {
     type RxToken<'a> = RxToken;
     type TxToken<'a> = TxToken<'a>;
 
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+    fn receive(&mut self, now: Instant) -> Option<(RxToken, TxToken<'_>)> {
         loop {
             if self.budget == 0 {
                 return None;
@@ -477,10 +493,37 @@ impl phy::Device for Device {
                 (f, self.port.as_ref().map_or("", |p| p.name.as_str()), true)
             };
             self.budget -= 1;
-            if !passes(&self.netfilter, self.medium, &mut frame, iface, "") {
+            if !passes(
+                &self.netfilter,
+                self.medium,
+                &mut frame,
+                iface,
+                "",
+                PRE_ROUTING,
+            ) {
                 continue;
             }
             if !self.local.accepts(self.medium, &frame, from_wire) {
+                continue;
+            }
+            if let Some(at) = ip_start(self.medium, &frame) {
+                match self.reassembly.receive(&frame[at..], now) {
+                    frag::Received::Whole => {}
+                    frag::Received::Held => continue,
+                    frag::Received::Complete(ip) => {
+                        frame.truncate(at);
+                        frame.extend_from_slice(&ip);
+                    }
+                }
+            }
+            if !passes(
+                &self.netfilter,
+                self.medium,
+                &mut frame,
+                iface,
+                "",
+                LOCAL_IN,
+            ) {
                 continue;
             }
             if !self.full_listeners.is_empty() && self.for_full_listener(&frame) {
@@ -583,8 +626,16 @@ impl Device {
             tun_routes: &self.tun_routes,
             netfilter: &self.netfilter,
             sent_classes: &mut self.sent_classes,
+            frag_id: &mut self.frag_id,
         }
     }
+}
+
+/// A random start for the identifications of the IPv6 datagrams the device cuts, so that
+/// a peer cannot foresee them (RFC 7739), from the keys std's hash maps are seeded with.
+fn first_frag_id() -> u32 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8) as u32
 }
 
 /// Where the IP packet in `frame` of `medium` starts: after an Ethernet header.
@@ -610,15 +661,16 @@ fn ip_of(medium: Medium, frame: &[u8]) -> Option<&[u8]> {
 const LOOPBACK_NAME: &str = "lo";
 
 /// Whether netfilter lets a frame of `medium` pass: received when `out_iface` is empty
-/// (PREROUTING, INPUT), sent otherwise (OUTPUT, POSTROUTING). A frame whose addresses the
-/// nat table rewrote gets its checksums again. Frames that are not IP (ARP) are not its
-/// business.
+/// (`hook`: PREROUTING, or INPUT once reassembled), sent otherwise (OUTPUT and POSTROUTING;
+/// `hook` is not used). A frame whose addresses the nat table rewrote gets its checksums
+/// again. Frames that are not IP (ARP) are not its business.
 fn passes(
     nf: &Netfilter,
     medium: Medium,
     frame: &mut [u8],
     in_iface: &str,
     out_iface: &str,
+    hook: usize,
 ) -> bool {
     let ip = if medium == Medium::Ip {
         frame
@@ -628,10 +680,10 @@ fn passes(
             _ => return true,
         }
     };
-    let hooks = if out_iface.is_empty() {
-        [PRE_ROUTING, LOCAL_IN]
+    let hooks: &[usize] = if out_iface.is_empty() {
+        &[hook]
     } else {
-        [LOCAL_OUT, POST_ROUTING]
+        &[LOCAL_OUT, POST_ROUTING]
     };
     let (verdict, rewritten) = nf.run(hooks, ip, (in_iface, out_iface));
     if rewritten {
@@ -678,6 +730,10 @@ fn fill_checksums(packet: &mut [u8]) {
         4 => {
             let mut p = Ipv4Packet::new_unchecked(&mut *packet);
             p.fill_checksum();
+            if p.more_frags() || p.frag_offset() != 0 {
+                // A fragment's transport checksum covers the whole datagram.
+                return;
+            }
             let end = usize::from(p.total_len());
             (p.next_header(), usize::from(p.header_len()), end)
         }
@@ -726,6 +782,7 @@ pub struct TxToken<'a> {
     tun_routes: &'a [(IpCidr, i32)],
     netfilter: &'a Netfilter,
     sent_classes: &'a mut super::raw::Classes,
+    frag_id: &'a mut u32,
 }
 
 impl phy::TxToken for TxToken<'_> {
@@ -739,18 +796,35 @@ impl phy::TxToken for TxToken<'_> {
             .port
             .filter(|port| !stays_inside(&frame, port.mac, self.local));
         let out = wire.map_or(LOOPBACK_NAME, |port| port.name.as_str());
-        if !passes(self.netfilter, self.medium, &mut frame, "", out) {
+        if !passes(self.netfilter, self.medium, &mut frame, "", out, LOCAL_OUT) {
             return r;
         }
         match wire {
             Some(port) => {
-                if !self.taps.is_empty() {
-                    self.taps.capture(port.iface, &frame, PACKET_OUTGOING, None);
-                }
-                // A full queue or a frame the link refuses is a lost frame, as on a NIC:
-                // TCP retransmits, UDP and ICMP are unreliable anyway.
-                if let Err(e) = rustix::io::write(port.fd.as_fd(), &frame) {
-                    log::trace!("netstack: sending a frame of {len} bytes: {e}");
+                // Above the link's MTU: cut into fragments. The sockets have refused what
+                // their path MTU discovery setting keeps whole (EMSGSIZE), so smoltcp's DF
+                // flag, which it sets on every IPv4 packet, is not a refusal here.
+                let cut = ip_start(self.medium, &frame)
+                    .filter(|&at| frame.len() - at > port.mtu)
+                    .and_then(|at| {
+                        *self.frag_id = self.frag_id.wrapping_add(1);
+                        let frags = frag::fragment(&frame[at..], port.mtu, *self.frag_id)?;
+                        Some(
+                            frags
+                                .into_iter()
+                                .map(|f| [&frame[..at], &f[..]].concat())
+                                .collect(),
+                        )
+                    });
+                for frame in cut.unwrap_or_else(|| vec![frame]) {
+                    if !self.taps.is_empty() {
+                        self.taps.capture(port.iface, &frame, PACKET_OUTGOING, None);
+                    }
+                    // A full queue or a frame the link refuses is a lost frame, as on a NIC:
+                    // TCP retransmits, UDP and ICMP are unreliable anyway.
+                    if let Err(e) = rustix::io::write(port.fd.as_fd(), &frame) {
+                        log::trace!("netstack: sending a frame of {} bytes: {e}", frame.len());
+                    }
                 }
             }
             _ => {

@@ -1342,7 +1342,7 @@ impl Netfilter {
     /// `ifaces.1` its interface; PREROUTING and INPUT for one received, with `ifaces.0`):
     /// the verdict, and whether the nat table rewrote its addresses (its checksums are
     /// then the caller's to fill in). Not an IP packet: accepted as it is.
-    pub fn run(&self, hooks: [usize; 2], ip: &mut [u8], ifaces: (&str, &str)) -> (Verdict, bool) {
+    pub fn run(&self, hooks: &[usize], ip: &mut [u8], ifaces: (&str, &str)) -> (Verdict, bool) {
         let f = match ip.first().map(|b| b >> 4) {
             Some(4) => Family::V4,
             Some(6) => Family::V6,
@@ -1355,7 +1355,7 @@ impl Netfilter {
             ..
         } = &mut *t;
         let mut rewritten = false;
-        for hook in hooks {
+        for &hook in hooks {
             for table in tables.iter_mut() {
                 if table.valid_hooks & (1 << hook) == 0 {
                     continue;
@@ -1573,7 +1573,7 @@ mod tests {
         nf.replace(Family::V4, &r).expect("replace");
         let mut ip = tcp_packet(9);
         assert_eq!(
-            nf.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            nf.run(&[PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
             Verdict::Drop
         );
 
@@ -1585,7 +1585,9 @@ mod tests {
         assert_eq!(restored.image(), image);
         let mut ip = tcp_packet(9);
         assert_eq!(
-            restored.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            restored
+                .run(&[PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", ""))
+                .0,
             Verdict::Drop
         );
 
@@ -1644,16 +1646,16 @@ mod tests {
         nf.replace(Family::V4, &r).unwrap();
         let mut ip = tcp_packet(80);
         assert_eq!(
-            nf.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            nf.run(&[PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
             Verdict::Drop
         );
         let mut ip = tcp_packet(81);
         assert_eq!(
-            nf.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            nf.run(&[PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
             Verdict::Accept
         );
         assert_eq!(
-            nf.run([LOCAL_OUT, POST_ROUTING], &mut tcp_packet(80), ("", "lo"))
+            nf.run(&[LOCAL_OUT, POST_ROUTING], &mut tcp_packet(80), ("", "lo"))
                 .0,
             Verdict::Accept
         );
@@ -1679,7 +1681,7 @@ mod tests {
         // Unchanged.
         let mut ip = tcp_packet(80);
         assert_eq!(
-            nf.run([PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
+            nf.run(&[PRE_ROUTING, LOCAL_IN], &mut ip, ("lo", "")).0,
             Verdict::Accept
         );
     }

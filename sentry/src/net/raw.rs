@@ -507,6 +507,11 @@ impl RawSocket {
                 if data.len() > usize::from(u16::MAX) {
                     return Err(Errno::EMSGSIZE);
                 }
+                // The application's own header is sent as it is, never fragmented: above
+                // the link's MTU it is refused, as Linux's raw_send_hdrinc.
+                if !g.is_own(dst) && data.len() > g.link_mtu() {
+                    return Err(Errno::EMSGSIZE);
+                }
                 let total = data.len() as u16;
                 data[2..4].copy_from_slice(&total.to_be_bytes());
                 let ihl = usize::from(data[0] & 0xf) * 4;

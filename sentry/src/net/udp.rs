@@ -297,6 +297,30 @@ pub fn too_big(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
     });
 }
 
+/// Entry `e` refused to send a datagram to `dst` that does not fit the path's MTU, `mtu`,
+/// and that its path MTU discovery setting keeps from being fragmented (EMSGSIZE): with
+/// IP_RECVERR (IPV6_RECVERR) it queues a local error giving the MTU, as Linux's
+/// `ip_local_error` (`ipv6_local_error`) in its append path.
+pub fn does_not_fit(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
+    let (level, name) = match dst.0 {
+        IpAddress::Ipv4(_) => (libc::IPPROTO_IP, IP_RECVERR),
+        IpAddress::Ipv6(_) => (libc::IPPROTO_IPV6, IPV6_RECVERR),
+    };
+    if !on(e, level, name) {
+        return;
+    }
+    e.errors.push_back(QueuedError {
+        errno: Errno::EMSGSIZE,
+        origin: SO_EE_ORIGIN_LOCAL,
+        icmp_type: 0,
+        code: 0,
+        info: mtu,
+        offender: None,
+        dst,
+        payload: Vec::new(),
+    });
+}
+
 /// Takes the oldest error queued on `e` (MSG_ERRQUEUE). An ICMP error's SO_ERROR becomes
 /// the next ICMP error's, or none, as Linux's `sock_dequeue_err_skb`.
 pub fn take_error(e: &mut Entry) -> Option<QueuedError> {

@@ -1,0 +1,356 @@
+//! IP fragmentation on the pod's link: each test makes a pair of network namespaces joined by
+//! a veth pair (MTU 1500, private addresses 10.251.N.0/24 and fd00:251:N::/64), runs
+//! `runsc-rs do --network sandbox` in the first and native programs in the second, and
+//! compares with the same program run natively in the first namespace: UDP datagrams above
+//! the MTU both ways (the sandbox cuts them, the peer's fragments are reassembled), EMSGSIZE
+//! with IP_PMTUDISC_DO and IPV6_DONTFRAG, IP_MTU, a ping with a 4,000-byte payload, and a
+//! peer flooding incomplete datagrams, which costs the sentry bounded memory.
+//!
+//! Needs root (namespaces), `ip` and Debian's python3; a missing piece prints
+//! `SKIPPED: reason`.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use runsc_rs_tests::netns::{self, v4, v6, VethPair};
+use runsc_rs_tests::{
+    assert_no_sentry_panic, runsc_rs_bin, skip, static_busybox, test_platform, Outcome, Run,
+};
+
+/// Two network namespaces joined by a veth pair (the sandbox's is `a`, host 1; the peer's is
+/// `b`, host 2), deleted on drop.
+struct Pair {
+    net: VethPair,
+    n: u8,
+}
+
+impl Pair {
+    fn new() -> Option<Pair> {
+        if let Some(why) = netns::unavailable() {
+            skip(&why);
+            return None;
+        }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
+        match VethPair::new("frag", n) {
+            Ok(net) => Some(Pair { net, n }),
+            Err(e) => {
+                skip(&format!("cannot make the namespaces: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
+    fn native(&self, i: usize, argv: &[&str]) -> Run {
+        let ns = if i == 0 { &self.net.a } else { &self.net.b };
+        let mut full = ns.exec_argv();
+        full.extend(argv.iter().map(OsString::from));
+        Run::new(&full).timeout(Duration::from_secs(180))
+    }
+
+    /// `argv` in a sandbox on the sandbox namespace's link.
+    fn sandbox(&self, argv: &[&str]) -> Outcome {
+        self.net
+            .a
+            .address(VethPair::DEVS[0], self.n, 1)
+            .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
+        let mut full = self.net.a.exec_argv();
+        full.extend([runsc_rs_bin().into(), "do".into()]);
+        if let Some(p) = test_platform() {
+            full.push("--platform".into());
+            full.push(p.into());
+        }
+        full.extend(["--network", "sandbox", "--"].map(OsString::from));
+        full.extend(argv.iter().map(OsString::from));
+        let out = Run::new(&full).timeout(Duration::from_secs(180)).native();
+        assert_no_sentry_panic(&full, &out);
+        out
+    }
+
+    /// The processes in the sandbox's namespace.
+    fn pids(&self) -> Vec<u32> {
+        let name = self.net.a.exec_argv()[3].clone();
+        let out = netns::ip(&["netns", "pids", &name.to_string_lossy()]).unwrap_or_default();
+        out.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+fn python() -> Option<&'static str> {
+    let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    if py.is_none() {
+        skip("Debian's python3 is not installed");
+    }
+    py
+}
+
+fn check(what: &str, o: &Outcome) {
+    assert_eq!(
+        o.status,
+        0,
+        "{what} failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.stdout_text(),
+        o.stderr_text()
+    );
+}
+
+/// The programs: `python3 -c FRAG MODE ARGS...`.
+const FRAG: &str = r#"
+import errno, select, socket, struct, sys, time
+
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "echo":
+    # Echoes every datagram on PORT (IPv4 and IPv6) until QUITS "quit"s came.
+    port, quits = int(args[0]), int(args[1])
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("0.0.0.0", port))
+    b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    b.bind(("::", port))
+    while quits:
+        r, _, _ = select.select([a, b], [], [], 150)
+        if not r:
+            sys.exit("idle")
+        for s in r:
+            d, addr = s.recvfrom(70000)
+            if d == b"quit":
+                quits -= 1
+            else:
+                s.sendto(d, addr)
+elif mode == "ask":
+    host4, host6, port = args[0], args[1], int(args[2])
+    for fam, host, name in ((socket.AF_INET, host4, "v4"), (socket.AF_INET6, host6, "v6")):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        level = socket.IPPROTO_IP if fam == socket.AF_INET else socket.IPPROTO_IPV6
+        try:
+            s.getsockopt(level, 14 if name == "v4" else 24)
+        except OSError as e:
+            print(name, "mtu unconnected", errno.errorcode[e.errno])
+        s.connect((host, port))
+        print(name, "mtu", s.getsockopt(level, 14 if name == "v4" else 24))
+        def exchange(size):
+            data = bytes((i * 7 + size) & 255 for i in range(size))
+            for _ in range(10):
+                s.send(data)
+                try:
+                    while True:
+                        got = s.recv(70000)
+                        if got == data:
+                            return "same"
+                except socket.timeout:
+                    pass
+            return "lost"
+        for size in (1000, 1473, 4000, 9000, 65000):
+            print(name, size, exchange(size))
+        # Path MTU discovery on: what does not fit is refused, with a local error.
+        recverr = (socket.IPPROTO_IP, 11) if name == "v4" else (socket.IPPROTO_IPV6, 25)
+        s.setsockopt(*recverr, 1)
+        s.setsockopt(level, 10 if name == "v4" else 23, 2)
+        for size in (1000, 4000):
+            try:
+                s.send(bytes(size))
+                print(name, "do", size, "sent")
+            except OSError as e:
+                print(name, "do", size, errno.errorcode[e.errno])
+        try:
+            _, anc, flags, _ = s.recvmsg(100, 512, socket.MSG_ERRQUEUE)
+            for lvl, typ, d in anc:
+                ee = struct.unpack("=IBBBBII", d[:16])
+                print(name, "errqueue", errno.errorcode[ee[0]], "origin", ee[1], "info", ee[5])
+        except OSError as e:
+            print(name, "errqueue", errno.errorcode[e.errno])
+        s.setsockopt(level, 10 if name == "v4" else 23, 1)
+        print(name, "want", 4000, exchange(4000))
+        if name == "v6":
+            s.setsockopt(socket.IPPROTO_IPV6, 62, 1)
+            try:
+                s.send(bytes(4000))
+                print(name, "dontfrag sent")
+            except OSError as e:
+                print(name, "dontfrag", errno.errorcode[e.errno])
+        s.send(b"quit")
+    # A raw socket's own header (IP_HDRINCL) is never fragmented: above the MTU, EMSGSIZE.
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    dst = socket.inet_aton(host4)
+    for size in (1500, 1501):
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size, 1, 0, 64, 17, 0, bytes(4), dst)
+        try:
+            r.sendto(hdr + struct.pack("!HHHH", 9, 9, size - 20, 0) + bytes(size - 28), (host4, 0))
+            print("hdrincl", size, "sent")
+        except OSError as e:
+            print("hdrincl", size, errno.errorcode[e.errno])
+elif mode == "flood":
+    # Incomplete datagrams: first fragments (more fragments set) that never get the rest.
+    dst, count = args[0], int(args[1])
+    src = socket.inet_aton(args[2])
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    payload = bytes(1480)
+    for i in range(count):
+        ident = i & 0xFFFF
+        src_port = 1024 + i // 0x10000
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 1500, ident, 0x2000, 64, 17, 0, src,
+                          socket.inet_aton(dst))
+        s.sendto(hdr + struct.pack("!HH", src_port, 9) + payload[4:], (dst, 0))
+        if i % 64 == 63:
+            time.sleep(0.002)
+    print("sent", count)
+"#;
+
+/// UDP datagrams above the link's MTU from the sandbox to a native peer and back, IPv4 and
+/// IPv6: the sandbox cuts its own, reassembles the peer's; IP_MTU, and EMSGSIZE with path
+/// MTU discovery on (IP_PMTUDISC_DO, IPV6_MTU_DISCOVER, IPV6_DONTFRAG) with the local
+/// error on the error queue. The same program runs natively in the sandbox's namespace
+/// first; the outputs must be the same.
+#[test]
+fn udp_above_the_mtu_both_ways() {
+    let Some(py) = python() else {
+        return;
+    };
+    let Some(pair) = Pair::new() else {
+        return;
+    };
+    let n = pair.n;
+    let (h4, h6) = (v4(n, 2), v6(n, 2));
+    let echo = pair.native(1, &[py, "-c", FRAG, "echo", "9100", "4"]);
+    std::thread::scope(|sc| {
+        let peer = sc.spawn(move || echo.native());
+        std::thread::sleep(Duration::from_millis(500));
+        let argv = [py, "-c", FRAG, "ask", &h4, &h6, "9100"];
+        let native = pair.native(0, &argv).native();
+        check("native", &native);
+        let sandbox = pair.sandbox(&argv);
+        check("sandbox", &sandbox);
+        let text = native.stdout_text();
+        for want in [
+            "v4 mtu 1500\n",
+            "v4 65000 same\n",
+            "v4 do 4000 EMSGSIZE\n",
+            "v6 mtu 1500\n",
+            "v6 65000 same\n",
+            "v6 dontfrag EMSGSIZE\n",
+            "hdrincl 1501 EMSGSIZE\n",
+        ] {
+            assert!(text.contains(want), "native lacks {want:?}:\n{text}");
+        }
+        assert_eq!(sandbox.stdout_text(), text);
+        check("peer", &peer.join().expect("peer"));
+    });
+}
+
+/// `ping -s 4000` both ways: the echo request and its reply are fragmented on the wire.
+#[test]
+fn ping_with_a_large_payload() {
+    let Some(bb) = static_busybox() else {
+        return;
+    };
+    let Some(pair) = Pair::new() else {
+        return;
+    };
+    let n = pair.n;
+    let ping = |host: String| {
+        vec![
+            bb.to_string(),
+            "ping".into(),
+            "-c".into(),
+            "2".into(),
+            "-W".into(),
+            "5".into(),
+            "-s".into(),
+            "4000".into(),
+            host,
+        ]
+    };
+    // The peer first: a new sentry answers a peer whose address it has not resolved yet
+    // only once it has (the peer's ARP request tells it), as in `network.rs`.
+    std::thread::scope(|sc| {
+        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "8"]));
+        std::thread::sleep(Duration::from_secs(2));
+        let argv = ping(v4(n, 1));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let c = pair.native(1, &argv).native();
+        check("ping the sandbox", &c);
+        let text = c.stdout_text();
+        assert!(text.contains("4008 bytes from"), "{text}");
+        assert!(text.contains("2 packets received"), "{text}");
+        check("sandbox sleep", &sleeper.join().expect("sleeper"));
+    });
+    let argv = ping(v4(n, 2));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = pair.sandbox(&argv);
+    check("ping from the sandbox", &out);
+    let text = out.stdout_text();
+    assert!(text.contains("4008 bytes from"), "{text}");
+    assert!(text.contains("2 packets received"), "{text}");
+    let mut argv = ping(v6(n, 2));
+    argv.insert(2, "-6".into());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = pair.sandbox(&argv);
+    check("ping -6 from the sandbox", &out);
+    let text = out.stdout_text();
+    assert!(text.contains("4008 bytes from"), "{text}");
+    assert!(text.contains("2 packets received"), "{text}");
+}
+
+/// The largest resident set among the processes of the sandbox's namespace (the sentry's).
+fn largest_rss_kib(pair: &Pair) -> u64 {
+    pair.pids()
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A peer sending 20,000 first fragments of datagrams that never complete (about 30 MB held
+/// if they were all kept) grows the sentry's resident set by less than 16 MiB: reassembly
+/// keeps at most 4 MiB.
+#[test]
+fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
+    let Some(py) = python() else {
+        return;
+    };
+    let Some(bb) = static_busybox() else {
+        return;
+    };
+    let Some(pair) = Pair::new() else {
+        return;
+    };
+    let n = pair.n;
+    std::thread::scope(|sc| {
+        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "25"]));
+        // Wait until the sentry runs.
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            if largest_rss_kib(&pair) > 10_000 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let before = largest_rss_kib(&pair);
+        let flood = pair
+            .native(1, &[py, "-c", FRAG, "flood", &v4(n, 1), "20000", &v4(n, 2)])
+            .native();
+        check("flood", &flood);
+        std::thread::sleep(Duration::from_secs(1));
+        let after = largest_rss_kib(&pair);
+        eprintln!("sentry RSS before the flood {before} KiB, after {after} KiB");
+        assert!(before > 0, "no sentry found");
+        assert!(
+            after < before + 16 * 1024,
+            "RSS grew from {before} KiB to {after} KiB"
+        );
+        check("sandbox sleep", &sleeper.join().expect("sleeper"));
+    });
+}
