@@ -1,5 +1,5 @@
-//! futex_waitv, FUTEX_WAKE on a PI futex, process_madvise, ustat and a traced subthread's
-//! wait status, compared with native Linux. The program (`tests/programs/calls5.c`) prints
+//! futex_waitv, FUTEX_WAKE on a PI futex, process_madvise, ustat, cachestat and a traced
+//! subthread's wait status, compared with native Linux. The program (`tests/programs/calls5.c`) prints
 //! one line per step; both runs must match.
 
 use runsc_rs_tests::assert_same_program;
@@ -101,6 +101,28 @@ fn traced_subthread_waits_report_its_tid() {
             "stopped by SIGSTOP: 19\n",
             "after the leader's exit, waitpid(tid) returns the tid: 1\n",
             "stopped by SIGUSR1: 10\n",
+        ],
+    );
+}
+
+/// cachestat: a tmpfs file's written pages (a range, holes, truncation), zeros for a file
+/// without pages, and the checks: EBADF (also O_PATH), EFAULT, EINVAL, EPERM for a
+/// read-only open of another user's file without write permission.
+#[test]
+fn cachestat_matches_native() {
+    section(
+        "cachestat",
+        &[
+            "memfd sized, never written: cache 0 dirty 0 writeback 0 evicted 0 recently 0\n",
+            "three pages written: cache 3 dirty 0 writeback 0 evicted 0 recently 0\n",
+            "page 3 only: cache 1 dirty 0 writeback 0 evicted 0 recently 0\n",
+            "truncated to three pages: cache 1 dirty 0 writeback 0 evicted 0 recently 0\n",
+            "pipe: cache 0 dirty 0 writeback 0 evicted 0 recently 0\n",
+            "bad fd: -1 EBADF\n",
+            "range at a bad address: -1 EFAULT\n",
+            "flags 1: -1 EINVAL\n",
+            "O_PATH: -1 EBADF\n",
+            "read-only open by another user, no write permission: -1 EPERM\n",
         ],
     );
 }

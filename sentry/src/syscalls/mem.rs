@@ -1,5 +1,5 @@
-//! Memory system calls: brk, mmap family, madvise, process_madvise, mincore, the mlock
-//! family.
+//! Memory system calls: brk, mmap family, madvise, process_madvise, mincore, cachestat, the
+//! mlock family.
 
 use std::sync::Arc;
 
@@ -450,4 +450,65 @@ fn advise_hint(mm: &MemoryManager, addr: u64, len: u64) -> Result<(), Errno> {
         checked += n;
     }
     Ok(())
+}
+
+/// `struct cachestat_range`.
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+/// `struct cachestat`.
+#[derive(Debug, Clone, Copy, Default, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// cachestat(2): how many pages of the range the file's memory holds. A tmpfs file (memfd
+/// too) holds the pages written or faulted in, a host file the pages the sentry's page cache
+/// filled for mappings; nothing is ever dirty, under writeback or evicted (tmpfs pages are
+/// not written back, cached host pages are only read), and other files keep no pages: all
+/// zeros, as Linux reports for an uncached file. Needs a writable open, ownership or write
+/// permission (EPERM, Linux 6.14); O_PATH descriptors are EBADF.
+pub fn cachestat(t: &mut Task, fd: Fd, range: UserAddr, out: UserAddr, flags: u32) -> SysResult {
+    let f = t.fds.get_io(fd.0)?;
+    let may_write = f.flags() & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32;
+    if !may_write {
+        let st = f.ops().stat()?;
+        let owner = t.creds.fsuid == st.uid || t.creds.has_cap(cap::FOWNER);
+        if !owner && !crate::vfs::inode::may_access(&st, &t.creds, 2, false) {
+            return Err(Errno::EPERM);
+        }
+    }
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let r: CachestatRange = t.mm.read_obj(range)?;
+    let first = r.off / PAGE_SIZE;
+    let last = if r.len == 0 {
+        u64::MAX
+    } else {
+        r.off.saturating_add(r.len - 1) / PAGE_SIZE
+    };
+    let nr_cache = f
+        .ops()
+        .mappable(t.mm.memory_file())
+        .map_or(0, |m| m.cached_pages(first, last));
+    t.mm.write_obj(
+        out,
+        &Cachestat {
+            nr_cache,
+            ..Cachestat::default()
+        },
+    )?;
+    Ok(0)
 }

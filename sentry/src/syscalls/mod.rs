@@ -25,7 +25,7 @@
 //! | inotify | `inotify.rs` |
 //! | mount, umount2, pivot_root | `mount.rs` |
 //! | the new mount API: fsopen, fsconfig, fsmount, open_tree, move_mount, mount_setattr | `fsmount.rs` |
-//! | mmap, munmap, mprotect, mremap, msync, madvise, process_madvise, mincore, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
+//! | mmap, munmap, mprotect, mremap, msync, madvise, process_madvise, mincore, cachestat, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
 //! | NUMA policies: set_mempolicy, get_mempolicy, mbind | `mempolicy.rs` |
 //! | socket calls | `socket.rs` |
 //! | signals: sigaction, sigprocmask, kill family, sigqueue, sigsuspend, sigtimedwait, sigaltstack | `signal.rs` |
@@ -516,6 +516,7 @@ syscall_table! {
         434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("a non-leader thread without PIDFD_THREAD is EINVAL (the kernels before 6.15; ENOENT since); a checkpoint refuses PIDFD_THREAD pidfds");
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount (EPERM) or time (EINVAL) ones; CLONE_PIDFD; CLONE_INTO_CGROUP; no set_tid");
         440 process_madvise(pidfd: Fd, vec: UserAddr, vlen: usize, advice: i32, flags: u32) => mem::process_madvise, Partial("another process takes MADV_COLD, MADV_PAGEOUT, MADV_WILLNEED and MADV_COLLAPSE (permission checks as Linux), which change nothing the sandbox could show (no swap, no huge pages): ranges are checked and counted as advised; the caller's own process takes any advice madvise takes");
+        451 cachestat(fd: Fd, range: UserAddr, cstat: UserAddr, flags: u32) => mem::cachestat, Partial("nr_cache counts a tmpfs file's (or memfd's) pages (a fault through a mapping fills the pages around the one touched, which then count) and the pages the sentry's page cache holds for a host file's mappings (not the host's own cache); dirty, writeback and evicted counts are always 0; other files report all zeros, as an uncached file");
         448 process_mrelease(pidfd: Fd, flags: u32) => pidfd::process_mrelease, Partial("an exiting process's memory is released by its exit itself: 0 at once; a running one is EINVAL, a zombie ESRCH");
         438 pidfd_getfd(fd: Fd, target_fd: i32, flags: u32) => pidfd::pidfd_getfd, Full;
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
