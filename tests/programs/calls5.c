@@ -8,6 +8,7 @@
  *   ustat            ustat(2) of the root filesystem's device and of an unknown one
  *   ptrace_thread    waitpid(tid, __WALL) of a traced non-leader thread reports its tid
  *   cachestat        cachestat(2) of tmpfs files (memfd, /dev/shm) and of files without pages
+ *   vhangup          vhangup(2) of a session leader's pty: SIGHUP, the terminal given up
  * (run as root)
  */
 #define _GNU_SOURCE
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -396,6 +398,45 @@ static void section_cachestat(void) {
     unlink(shm);
 }
 
+static volatile sig_atomic_t hups;
+static void on_hup(int sig) {
+    (void)sig;
+    hups++;
+}
+
+/* A new session leader with a pty as its controlling terminal hangs it up. */
+static void section_vhangup(void) {
+    /* Every vhangup runs in a new session, so that a run from a terminal never hangs it up. */
+    pid_t child = fork();
+    if (child == 0) {
+        setsid();
+        result("vhangup without a controlling terminal", syscall(SYS_vhangup));
+        drop_cap(CAP_SYS_TTY_CONFIG);
+        result("vhangup without CAP_SYS_TTY_CONFIG", syscall(SYS_vhangup));
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    child = fork();
+    if (child == 0) {
+        setsid();
+        int master = posix_openpt(O_RDWR | O_NOCTTY);
+        grantpt(master);
+        unlockpt(master);
+        int slave = open(ptsname(master), O_RDWR);
+        result("TIOCSCTTY", ioctl(slave, TIOCSCTTY, 0));
+        struct sigaction sa = {.sa_handler = on_hup};
+        sigaction(SIGHUP, &sa, NULL);
+        result("vhangup", syscall(SYS_vhangup));
+        result("SIGHUPs taken", hups);
+        result("open /dev/tty after", open("/dev/tty", O_RDWR) >= 0);
+        result("TIOCSCTTY again", ioctl(open(ptsname(master), O_RDWR), TIOCSCTTY, 0));
+        _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    result("session leader's status", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 static atomic_int sub_tid;
 
 static void *traced_thread(void *arg) {
@@ -458,7 +499,7 @@ static void section_ptrace_thread(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: calls5 waitv|pi_wake|process_madvise|ustat|ptrace_thread|cachestat\n");
+        fprintf(stderr, "usage: calls5 waitv|pi_wake|process_madvise|ustat|ptrace_thread|cachestat|vhangup\n");
         return 2;
     }
     if (!strcmp(argv[1], "waitv"))
@@ -473,6 +514,8 @@ int main(int argc, char **argv) {
         section_ptrace_thread();
     else if (!strcmp(argv[1], "cachestat"))
         section_cachestat();
+    else if (!strcmp(argv[1], "vhangup"))
+        section_vhangup();
     else
         return 2;
     printf("done\n");

@@ -1,5 +1,5 @@
-//! futex_waitv, FUTEX_WAKE on a PI futex, process_madvise, ustat, cachestat and a traced
-//! subthread's wait status, compared with native Linux. The program (`tests/programs/calls5.c`) prints
+//! futex_waitv, FUTEX_WAKE on a PI futex, process_madvise, ustat, cachestat, vhangup and a
+//! traced subthread's wait status, compared with native Linux. The program (`tests/programs/calls5.c`) prints
 //! one line per step; both runs must match.
 
 use runsc_rs_tests::assert_same_program;
@@ -123,6 +123,24 @@ fn cachestat_matches_native() {
             "flags 1: -1 EINVAL\n",
             "O_PATH: -1 EBADF\n",
             "read-only open by another user, no write permission: -1 EPERM\n",
+        ],
+    );
+}
+
+/// vhangup: EPERM without CAP_SYS_TTY_CONFIG, 0 without a controlling terminal; a session
+/// leader hanging up its pty takes SIGHUP and loses the terminal (no /dev/tty), which it may
+/// then take again. (Every call runs in a new session: a run from a terminal keeps it.)
+#[test]
+fn vhangup_matches_native() {
+    section(
+        "vhangup",
+        &[
+            "vhangup without a controlling terminal: 0\n",
+            "vhangup without CAP_SYS_TTY_CONFIG: -1 EPERM\n",
+            "vhangup: 0\n",
+            "SIGHUPs taken: 1\n",
+            "open /dev/tty after: 0\n",
+            "TIOCSCTTY again: 0\n",
         ],
     );
 }

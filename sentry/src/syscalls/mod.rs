@@ -34,7 +34,7 @@
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
 //! | futex, futex_wake, futex_wait, futex_waitv, futex_requeue | `futex.rs` |
 //! | uname, sysinfo, getrandom, syslog, sysfs | `info.rs` |
-//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
+//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, vhangup, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
 //! | ptrace (the tracer's requests; the stops are the kernel's `ptrace`) | `ptrace.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
@@ -355,6 +355,7 @@ syscall_table! {
         133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9, 5:0 and 10:229 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
+        153 vhangup() => process::vhangup, Partial("the session loses its controlling terminal and its leader and foreground group get SIGHUP and SIGCONT, as Linux; descriptors open on the terminal keep working (Linux: hung-up files, reads at end of file, writes EIO)");
         136 ustat(dev: u32, buf: UserAddr) => stat::ustat, Partial("looks for the device among the mounts of the caller's mount namespace (Linux: every mounted filesystem)");
         139 sysfs(option: i32, arg1: u64, arg2: u64) => info::sysfs, Full;
         140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded per thread; the host schedules the sentry's threads");
