@@ -35,6 +35,7 @@ pub mod cap {
     pub const SYS_ADMIN: u32 = 21;
     pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
+    pub const SYS_TTY_CONFIG: u32 = 26;
     pub const SETFCAP: u32 = 31;
     pub const SYSLOG: u32 = 34;
 }

@@ -1050,6 +1050,14 @@ impl Mappable for TmpNode {
         true
     }
 
+    /// The pages written or faulted in so far (holes hold none).
+    fn cached_pages(&self, first: u64, last: u64) -> u64 {
+        match &self.lock().data {
+            Data::File(d) if first <= last => d.pages.range(first..=last).count() as u64,
+            _ => 0,
+        }
+    }
+
     fn count_writable_mapping(&self, up: bool) {
         let mut st = self.lock();
         if up {

@@ -185,6 +185,61 @@ impl Futexes {
         }
     }
 
+    /// futex_waitv(2): sleeps on every futex of `futexes` (key, address, expected value)
+    /// at once, while each word holds its value, until one is woken; returns the index of
+    /// the woken one (the highest, if wakes raced, as Linux).
+    ///
+    /// # Errors
+    /// EAGAIN when a word differs, ETIMEDOUT, EINTR (restartable), EFAULT.
+    pub fn wait_multiple(
+        &self,
+        t: &mut Task,
+        futexes: &[(FutexKey, u64, u32)],
+        deadline: Option<Instant>,
+    ) -> Result<usize, Errno> {
+        let waiter = t.handle.waiter.clone();
+        let flags: Vec<Arc<AtomicBool>> = futexes
+            .iter()
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        {
+            let mut b = self.buckets.lock().unwrap();
+            for &(_, addr, val) in futexes {
+                let cur: u32 = t.mm.read_obj(UserAddr(addr))?;
+                if cur != val {
+                    return Err(Errno::EAGAIN);
+                }
+            }
+            for (&(key, _, _), woken) in futexes.iter().zip(&flags) {
+                b.entry(key).or_default().push(FutexWaiter {
+                    waiter: waiter.clone(),
+                    bitset: u32::MAX,
+                    woken: woken.clone(),
+                });
+            }
+        }
+        loop {
+            let any_woken = flags.iter().any(|w| w.load(Ordering::Acquire));
+            let interrupted = !any_woken && t.interrupted();
+            if any_woken || interrupted || !waiter.wait(deadline) {
+                let mut last_woken = None;
+                for (i, woken) in flags.iter().enumerate() {
+                    if !self.dequeue(woken) {
+                        last_woken = Some(i);
+                    }
+                }
+                return match last_woken {
+                    Some(i) => Ok(i),
+                    None if interrupted => {
+                        t.restart = Some(super::task::Restart::Sys);
+                        Err(Errno::EINTR)
+                    }
+                    None => Err(Errno::ETIMEDOUT),
+                };
+            }
+        }
+    }
+
     /// Removes the waiter with flag `woken` wherever requeues moved it; false if a wake
     /// already took it.
     fn dequeue(&self, woken: &Arc<AtomicBool>) -> bool {
@@ -236,8 +291,29 @@ impl Futexes {
     }
 
     /// FUTEX_WAKE(_BITSET): wakes up to `n` waiters whose bitset intersects `bitset`.
-    pub fn wake(&self, key: FutexKey, n: u32, bitset: u32) -> u32 {
-        Self::wake_locked(&mut self.buckets.lock().unwrap(), key, n, bitset)
+    ///
+    /// # Errors
+    /// EINVAL when threads wait on the futex as a PI lock (FUTEX_LOCK_PI), as Linux's wake
+    /// refuses a queue holding PI waiters: they are woken only by FUTEX_UNLOCK_PI.
+    pub fn wake(&self, key: FutexKey, n: u32, bitset: u32) -> Result<u32, Errno> {
+        if self.has_pi_waiters(key) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Self::wake_locked(
+            &mut self.buckets.lock().unwrap(),
+            key,
+            n,
+            bitset,
+        ))
+    }
+
+    /// Whether a FUTEX_LOCK_PI waiter is queued on `key`.
+    fn has_pi_waiters(&self, key: FutexKey) -> bool {
+        self.pi
+            .lock()
+            .unwrap()
+            .get(&key)
+            .is_some_and(|v| !v.is_empty())
     }
 
     /// FUTEX_(CMP_)REQUEUE: wakes `nwake` waiters of `from`, moves up to `nmove` of the rest
@@ -283,7 +359,7 @@ impl Futexes {
     /// other futex operations, not to application stores.
     ///
     /// # Errors
-    /// EFAULT, ENOSYS for unknown operations.
+    /// EFAULT, ENOSYS for unknown operations, EINVAL for PI waiters on either futex.
     #[allow(clippy::too_many_arguments)]
     pub fn wake_op(
         &self,
@@ -295,6 +371,9 @@ impl Futexes {
         n2: u32,
         op: WakeOp,
     ) -> Result<u32, Errno> {
+        if self.has_pi_waiters(key1) || self.has_pi_waiters(key2) {
+            return Err(Errno::EINVAL);
+        }
         let mut b = self.buckets.lock().unwrap();
         let old: u32 = t.mm.read_obj(UserAddr(addr2))?;
         let new = op.apply(old)?;
@@ -595,8 +674,11 @@ fn handle_robust_entry(t: &Task, entry: u64, offset: i64) {
     }
     if val & FUTEX_WAITERS != 0 {
         if let Ok(k) = key(&t.mm, addr, false) {
-            t.kernel.futexes.wake(k, 1, u32::MAX);
-            t.kernel.futexes.pi_wake_one(k);
+            let futexes = &t.kernel.futexes;
+            // A PI lock's waiters refuse the plain wake (EINVAL) and take the PI one.
+            if futexes.wake(k, 1, u32::MAX).is_err() {
+                futexes.pi_wake_one(k);
+            }
         }
     }
 }
@@ -622,10 +704,10 @@ mod tests {
                 });
             }
         }
-        assert_eq!(f.wake(k, 1, 2), 1);
+        assert_eq!(f.wake(k, 1, 2), Ok(1));
         assert!(flags[1].load(Ordering::Relaxed));
-        assert_eq!(f.wake(k, 10, 1), 3);
-        assert_eq!(f.wake(k, 10, u32::MAX), 0);
+        assert_eq!(f.wake(k, 10, 1), Ok(3));
+        assert_eq!(f.wake(k, 10, u32::MAX), Ok(0));
         assert!(!f.dequeue(&flags[0]));
     }
 

@@ -504,8 +504,12 @@ impl Tree {
                 tree.procs.get(&tgid).is_some_and(|p| p.pgid == g)
             }
         };
+        let named = match sel {
+            WaitSel::Pid(pid) => Some(pid),
+            _ => None,
+        };
         let (tracees, traced) =
-            super::ptrace::wait_tracee(self, me, pick, opts.exited, opts.nowait);
+            super::ptrace::wait_tracee(self, me, pick, named, opts.exited, opts.nowait);
         if let Some((tid, state, h)) = traced {
             return Ok(Some((seen(tid), state, h.tg.rusage_both())));
         }

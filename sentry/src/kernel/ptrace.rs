@@ -347,10 +347,16 @@ pub fn task_for(tree: &Tree, tid: i32) -> Option<Arc<TaskHandle>> {
     }
 }
 
-/// The ID a tracee reports to `wait` under: its TID, or its process's when it stands for a
-/// process whose leader thread is gone (see [`task_for`]).
-fn wait_id(tree: &Tree, tid: i32, tgid: i32) -> i32 {
-    if tid != tgid && !tree.tasks.contains_key(&tgid) && tree.procs.contains_key(&tgid) {
+/// The ID a tracee reports to `wait` under: its TID, as Linux reports every traced thread,
+/// whether or not its leader thread is still there; its process's only when the wait named
+/// that process (`named`) and the thread stands for it, its leader thread being gone (see
+/// [`task_for`]).
+fn wait_id(tree: &Tree, tid: i32, tgid: i32, named: Option<i32>) -> i32 {
+    if named == Some(tgid)
+        && tid != tgid
+        && !tree.tasks.contains_key(&tgid)
+        && tree.procs.contains_key(&tgid)
+    {
         tgid
     } else {
         tid
@@ -405,11 +411,12 @@ pub fn exit_held(tree: &Tree, tgid: i32) -> bool {
 
 /// One step of a `wait` for the tracees of process `me`: (whether any tracee matches
 /// `pick`, a reportable state of one). `pick` says whether a tracee (by TID and process)
-/// is selected.
+/// is selected; `named` is the ID the wait names, if it names one.
 pub fn wait_tracee(
     tree: &mut Tree,
     me: i32,
     pick: impl Fn(&Tree, i32, i32) -> bool,
+    named: Option<i32>,
     exited: bool,
     nowait: bool,
 ) -> (bool, Option<(i32, ChildState, Arc<TaskHandle>)>) {
@@ -428,7 +435,7 @@ pub fn wait_tracee(
                     st.tracer = None;
                 }
                 found = Some((
-                    wait_id(tree, tid, h.tg.tgid),
+                    wait_id(tree, tid, h.tg.tgid, named),
                     ChildState::Exited(status),
                     h.clone(),
                 ));
@@ -441,7 +448,7 @@ pub fn wait_tracee(
                 stop.reported = true;
             }
             found = Some((
-                wait_id(tree, tid, h.tg.tgid),
+                wait_id(tree, tid, h.tg.tgid, named),
                 ChildState::Trapped(stop.code),
                 h.clone(),
             ));

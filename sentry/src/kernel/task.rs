@@ -732,7 +732,8 @@ impl Task {
             if self.mm.write_obj(addr, &0u32).is_ok() {
                 let key = super::futex::key(&self.mm, addr.0, false);
                 if let Ok(k) = key {
-                    self.kernel.futexes.wake(k, 1, u32::MAX);
+                    // As Linux, the wake's EINVAL (PI waiters on the word) is ignored.
+                    let _ = self.kernel.futexes.wake(k, 1, u32::MAX);
                 }
             }
             self.clear_child_tid = 0;

@@ -149,6 +149,15 @@ impl PageCache {
 }
 
 impl CachedFile {
+    /// How many of the file pages `[first, last]` the cache holds (none once this version
+    /// has left the cache).
+    pub fn held_pages(&self, first: u64, last: u64) -> u64 {
+        match &*self.pages.lock().unwrap() {
+            Some(p) if first <= last => p.map.range(first..=last).count() as u64,
+            _ => 0,
+        }
+    }
+
     fn release(&self, mf: &MemoryFile) {
         let Some(pages) = self.pages.lock().unwrap().take() else {
             return;

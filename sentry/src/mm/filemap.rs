@@ -58,6 +58,13 @@ pub trait Mappable: Send + Sync {
     fn fixed_size_mapping(&self) -> bool {
         false
     }
+
+    /// How many of the file pages `[first, last]` the file's memory holds now, without
+    /// filling any (cachestat(2)): 0 for a file that keeps no pages.
+    fn cached_pages(&self, first: u64, last: u64) -> u64 {
+        let _ = (first, last);
+        0
+    }
 }
 
 /// A shared mapping that may be written, held by every VMA of it (splits and fork children

@@ -113,6 +113,10 @@ impl Mappable for CachedMapping {
     fn shared_writable(&self) -> bool {
         false
     }
+
+    fn cached_pages(&self, first: u64, last: u64) -> u64 {
+        self.file.held_pages(first, last)
+    }
 }
 
 #[cfg(test)]

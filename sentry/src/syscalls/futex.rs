@@ -1,4 +1,5 @@
-//! futex(2) and the futex2 calls futex_wake(2), futex_wait(2) and futex_requeue(2).
+//! futex(2) and the futex2 calls futex_wake(2), futex_wait(2), futex_waitv(2) and
+//! futex_requeue(2).
 
 use std::time::{Duration, Instant};
 
@@ -87,7 +88,11 @@ pub fn futex(
                 return Err(Errno::EINVAL);
             }
             let k = key(&t.mm, uaddr.0, private)?;
-            Ok(futexes.wake(k, wake_count(val as i32), bitset) as u64)
+            Ok(u64::from(futexes.wake(
+                k,
+                wake_count(val as i32),
+                bitset,
+            )?))
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // The timeout argument carries the requeue count.
@@ -165,7 +170,11 @@ pub fn futex_wake(t: &mut Task, uaddr: UserAddr, mask: u64, nr: i32, flags: u32)
     if nr == 0 {
         return Ok(0);
     }
-    Ok(t.kernel.futexes.wake(k, wake_count(nr), mask as u32) as u64)
+    Ok(u64::from(t.kernel.futexes.wake(
+        k,
+        wake_count(nr),
+        mask as u32,
+    )?))
 }
 
 /// futex_wait(2): FUTEX_WAIT_BITSET with the futex2 flags; the timeout is absolute on
@@ -250,4 +259,45 @@ pub fn futex_requeue(
         Some(v[0].val as u32),
     )?;
     Ok(u64::from(n))
+}
+
+/// Most futexes one futex_waitv(2) waits on (Linux's FUTEX_WAITV_MAX).
+const FUTEX_WAITV_MAX: u32 = 128;
+
+/// futex_waitv(2): waits on up to 128 futexes at once, each with its futex2 flags, until
+/// one is woken (its index is returned) or the absolute `timeout` on `clockid` passes.
+pub fn futex_waitv(
+    t: &mut Task,
+    waiters: UserAddr,
+    nr_futexes: u32,
+    flags: u32,
+    timeout: UserAddr,
+    clockid: i32,
+) -> SysResult {
+    if flags != 0 || nr_futexes == 0 || nr_futexes > FUTEX_WAITV_MAX || waiters.is_null() {
+        return Err(Errno::EINVAL);
+    }
+    let d = if timeout.is_null() {
+        None
+    } else {
+        let realtime = match clockid {
+            libc::CLOCK_MONOTONIC => false,
+            libc::CLOCK_REALTIME => true,
+            _ => return Err(Errno::EINVAL),
+        };
+        deadline(t, timeout, true, realtime)?
+    };
+    let mut futexes = Vec::with_capacity(nr_futexes as usize);
+    for i in 0..u64::from(nr_futexes) {
+        let at = UserAddr(waiters.0.wrapping_add(i * size_of::<FutexWaitv>() as u64));
+        let w: FutexWaitv = t.mm.read_obj(at)?;
+        if w.reserved != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let private = futex2_flags(w.flags, &[w.val])?;
+        futexes.push((key(&t.mm, w.uaddr, private)?, w.uaddr, w.val as u32));
+    }
+    let kernel = t.kernel.clone();
+    let woken = kernel.futexes.wait_multiple(t, &futexes, d)?;
+    Ok(woken as u64)
 }

@@ -1,14 +1,18 @@
-//! Memory system calls: brk, mmap family, madvise, mincore, the mlock family.
+//! Memory system calls: brk, mmap family, madvise, process_madvise, mincore, cachestat, the
+//! mlock family.
+
+use std::sync::Arc;
 
 use platform::Perms;
 
 use super::{Fd, Flags};
 use crate::abi::{page_up, Errno, SysResult, PAGE_SIZE};
+use crate::auth::cap;
 use crate::fs::tmpfs::{SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::kernel::Task;
 use crate::mm::filemap::{FileMapping, WritableMapping};
 use crate::mm::usermem::{access_ok, UserAddr};
-use crate::mm::{ForkAdvice, MmapRequest, Placement, Remap, VmaKind};
+use crate::mm::{ForkAdvice, MemoryManager, MmapRequest, Placement, Remap, VmaKind};
 use crate::vfs::FileType;
 
 fn prot_perms(prot: u64) -> Result<Perms, Errno> {
@@ -363,4 +367,148 @@ pub fn madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult
         (libc::MADV_DONTNEED | libc::MADV_FREE, None) => t.mm.dontneed(addr.0, len).map(|_| 0),
         _ => Ok(0),
     }
+}
+
+/// process_madvise(2): `advice` for the ranges `vec` names in the memory of the process
+/// `pidfd` refers to; returns the bytes advised before the first range that fails (that
+/// range's error when it is the first). Another process's memory needs PTRACE_MODE_READ
+/// (EACCES) and CAP_SYS_NICE (EPERM), and takes only the advices that change no contents
+/// (MADV_COLD, MADV_PAGEOUT, MADV_WILLNEED, MADV_COLLAPSE): the sentry keeps no swap, no
+/// readahead the application could see and no huge pages, so for these, as Linux does when it
+/// finds nothing to do, a mapped range is advised and an unmapped part is ENOMEM. The
+/// caller's own memory takes any madvise(2) advice.
+pub fn process_madvise(
+    t: &mut Task,
+    pidfd: Fd,
+    vec: UserAddr,
+    vlen: usize,
+    advice: i32,
+    flags: u32,
+) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let iovs = t.mm.read_iovecs(vec, vlen)?;
+    let (tg, zombie) = super::pidfd::target(t, pidfd)?;
+    let view = {
+        let tree = t.kernel.tree();
+        let leader = tree.tasks.get(&tg.tgid).ok_or(Errno::ESRCH)?;
+        let view = leader.view.lock().unwrap().clone();
+        view.ok_or(Errno::ESRCH)?
+    };
+    if zombie {
+        return Err(Errno::ESRCH);
+    }
+    let own = Arc::ptr_eq(&view.mm, &t.mm);
+    if !own && !super::pidfd::may_ptrace(&t.creds, &view.creds, tg.dumpable()) {
+        return Err(Errno::EACCES);
+    }
+    let hint = matches!(
+        advice,
+        libc::MADV_COLD | libc::MADV_PAGEOUT | libc::MADV_WILLNEED | MADV_COLLAPSE
+    );
+    if !own && !hint {
+        return Err(Errno::EINVAL);
+    }
+    if !own && !t.creds.has_cap(cap::SYS_NICE) {
+        return Err(Errno::EPERM);
+    }
+    let mut done = 0u64;
+    for iov in &iovs {
+        let advised = if hint {
+            advise_hint(&view.mm, iov.base, iov.len)
+        } else {
+            madvise(t, UserAddr(iov.base), iov.len, advice).map(drop)
+        };
+        match advised {
+            Ok(()) => done += iov.len,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// MADV_COLLAPSE (Linux 6.1; not in the libc crate).
+const MADV_COLLAPSE: i32 = 25;
+
+/// A hint that changes nothing the application can observe, for `[addr, addr + len)` of
+/// `mm`: the range's checks as madvise(2) makes them (an unaligned start or a wrapping length
+/// is EINVAL, an unmapped part ENOMEM, an empty range 0).
+fn advise_hint(mm: &MemoryManager, addr: u64, len: u64) -> Result<(), Errno> {
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let end = page_up(len)
+        .and_then(|l| addr.checked_add(l))
+        .ok_or(Errno::EINVAL)?;
+    let pages = (end - addr) / PAGE_SIZE;
+    let mut checked = 0;
+    while checked < pages {
+        let n = (pages - checked).min(MINCORE_CHUNK);
+        mm.mincore(addr + checked * PAGE_SIZE, n)?;
+        checked += n;
+    }
+    Ok(())
+}
+
+/// `struct cachestat_range`.
+#[derive(
+    Debug, Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+/// `struct cachestat`.
+#[derive(Debug, Clone, Copy, Default, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// cachestat(2): how many pages of the range the file's memory holds. A tmpfs file (memfd
+/// too) holds the pages written or faulted in, a host file the pages the sentry's page cache
+/// filled for mappings; nothing is ever dirty, under writeback or evicted (tmpfs pages are
+/// not written back, cached host pages are only read), and other files keep no pages: all
+/// zeros, as Linux reports for an uncached file. Needs a writable open, ownership or write
+/// permission (EPERM, Linux 6.14); O_PATH descriptors are EBADF.
+pub fn cachestat(t: &mut Task, fd: Fd, range: UserAddr, out: UserAddr, flags: u32) -> SysResult {
+    let f = t.fds.get_io(fd.0)?;
+    let may_write = f.flags() & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32;
+    if !may_write {
+        let st = f.ops().stat()?;
+        let owner = t.creds.fsuid == st.uid || t.creds.has_cap(cap::FOWNER);
+        if !owner && !crate::vfs::inode::may_access(&st, &t.creds, 2, false) {
+            return Err(Errno::EPERM);
+        }
+    }
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let r: CachestatRange = t.mm.read_obj(range)?;
+    let first = r.off / PAGE_SIZE;
+    let last = if r.len == 0 {
+        u64::MAX
+    } else {
+        r.off.saturating_add(r.len - 1) / PAGE_SIZE
+    };
+    let nr_cache = f
+        .ops()
+        .mappable(t.mm.memory_file())
+        .map_or(0, |m| m.cached_pages(first, last));
+    t.mm.write_obj(
+        out,
+        &Cachestat {
+            nr_cache,
+            ..Cachestat::default()
+        },
+    )?;
+    Ok(0)
 }

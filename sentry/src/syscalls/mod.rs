@@ -12,7 +12,7 @@
 //! | family | file |
 //! |---|---|
 //! | open, openat, openat2, creat; mkdir, mknod, symlink, readlink, unlink, rmdir, rename, link; access; path resolution helpers | `path.rs` |
-//! | stat, lstat, fstat, newfstatat, statx, statfs, fstatfs | `stat.rs` |
+//! | stat, lstat, fstat, newfstatat, statx, statfs, fstatfs, ustat | `stat.rs` |
 //! | chmod, fchmodat2, chown, utimensat/futimesat/utimes/utime, truncate, ftruncate, fallocate, umask | `attr.rs` |
 //! | getdents64, getdents, getcwd, chdir, fchdir, chroot | `dir.rs` |
 //! | getxattr, setxattr, listxattr, removexattr (path, l*, f* variants) | `xattr.rs` |
@@ -25,16 +25,16 @@
 //! | inotify | `inotify.rs` |
 //! | mount, umount2, pivot_root | `mount.rs` |
 //! | the new mount API: fsopen, fsconfig, fsmount, open_tree, move_mount, mount_setattr | `fsmount.rs` |
-//! | mmap, munmap, mprotect, mremap, msync, madvise, mincore, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
+//! | mmap, munmap, mprotect, mremap, msync, madvise, process_madvise, mincore, cachestat, brk, mlock, mlock2, munlock, mlockall, munlockall | `mem.rs` |
 //! | NUMA policies: set_mempolicy, get_mempolicy, mbind | `mempolicy.rs` |
 //! | socket calls | `socket.rs` |
 //! | signals: sigaction, sigprocmask, kill family, sigqueue, sigsuspend, sigtimedwait, sigaltstack | `signal.rs` |
 //! | signalfd, signalfd4 | `signalfd.rs` |
 //! | clocks, gettimeofday, time, nanosleep, clock_nanosleep; clock_settime, settimeofday, adjtimex, clock_adjtime | `time.rs` |
 //! | alarm, itimers, POSIX timers, timerfd | `timer.rs` |
-//! | futex, futex_wake, futex_wait, futex_requeue | `futex.rs` |
+//! | futex, futex_wake, futex_wait, futex_waitv, futex_requeue | `futex.rs` |
 //! | uname, sysinfo, getrandom, syslog, sysfs | `info.rs` |
-//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, rlimits, rusage, prctl, personality | `process.rs` |
+//! | processes and threads: ids, clone/fork/exec, exit, wait, process groups and sessions, vhangup, rlimits, rusage, prctl, personality | `process.rs` |
 //! | process_vm_readv, process_vm_writev | `process_vm.rs` |
 //! | ptrace (the tracer's requests; the stops are the kernel's `ptrace`) | `ptrace.rs` |
 //! | scheduling: get/setpriority, sched_* policies, parameters, attributes and affinity, ioprio_get/ioprio_set, sched_yield, getcpu | `sched.rs` |
@@ -355,6 +355,8 @@ syscall_table! {
         133 mknod(path: PathArg, mode: u32, dev: u64) => path::mknod, Partial("regular files, FIFOs, sockets and device nodes (with CAP_MKNOD; character devices 1:3, 1:5, 1:7, 1:8, 1:9, 5:0 and 10:229 open as the sentry's devices, other numbers ENXIO); not on host volumes (EPERM)");
         137 statfs(path: PathArg, buf: UserAddr) => stat::statfs, Full;
         138 fstatfs(fd: Fd, buf: UserAddr) => stat::fstatfs, Full;
+        153 vhangup() => process::vhangup, Partial("the session loses its controlling terminal and its leader and foreground group get SIGHUP and SIGCONT, as Linux; descriptors open on the terminal keep working (Linux: hung-up files, reads at end of file, writes EIO)");
+        136 ustat(dev: u32, buf: UserAddr) => stat::ustat, Partial("looks for the device among the mounts of the caller's mount namespace (Linux: every mounted filesystem)");
         139 sysfs(option: i32, arg1: u64, arg2: u64) => info::sysfs, Full;
         140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded per thread; the host schedules the sentry's threads");
         141 setpriority(which: i32, who: i32, niceval: i32) => sched::setpriority, Partial("recorded per thread; the host schedules the sentry's threads");
@@ -514,6 +516,8 @@ syscall_table! {
         424 pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32) => pidfd::pidfd_send_signal, Partial("pidfds only (not /proc/[pid] directory fds, EBADF)");
         434 pidfd_open(pid: i32, flags: u32) => pidfd::pidfd_open, Partial("a non-leader thread without PIDFD_THREAD is EINVAL (the kernels before 6.15; ENOENT since); a checkpoint refuses PIDFD_THREAD pidfds");
         435 clone3(args: UserAddr, size: usize) => process::clone3, Partial("new PID, user, UTS, IPC, network and cgroup namespaces, not mount (EPERM) or time (EINVAL) ones; CLONE_PIDFD; CLONE_INTO_CGROUP; no set_tid");
+        440 process_madvise(pidfd: Fd, vec: UserAddr, vlen: usize, advice: i32, flags: u32) => mem::process_madvise, Partial("another process takes MADV_COLD, MADV_PAGEOUT, MADV_WILLNEED and MADV_COLLAPSE (permission checks as Linux), which change nothing the sandbox could show (no swap, no huge pages): ranges are checked and counted as advised; the caller's own process takes any advice madvise takes");
+        451 cachestat(fd: Fd, range: UserAddr, cstat: UserAddr, flags: u32) => mem::cachestat, Partial("nr_cache counts a tmpfs file's (or memfd's) pages (a fault through a mapping fills the pages around the one touched, which then count) and the pages the sentry's page cache holds for a host file's mappings (not the host's own cache); dirty, writeback and evicted counts are always 0; other files report all zeros, as an uncached file");
         448 process_mrelease(pidfd: Fd, flags: u32) => pidfd::process_mrelease, Partial("an exiting process's memory is released by its exit itself: 0 at once; a running one is EINVAL, a zombie ESRCH");
         438 pidfd_getfd(fd: Fd, target_fd: i32, flags: u32) => pidfd::pidfd_getfd, Full;
         436 close_range(first: u32, last: u32, flags: Flags) => fd::close_range, Full;
@@ -523,6 +527,7 @@ syscall_table! {
         441 epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserAddr, sigmask: UserAddr, sigsetsize: usize) => poll::epoll_pwait2, Partial("EPOLLEXCLUSIVE ignored; edge-triggered host fds re-arm only when a readiness bit newly appears");
         454 futex_wake(uaddr: UserAddr, mask: u64, nr: i32, flags: u32) => futex::futex_wake, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         455 futex_wait(uaddr: UserAddr, val: u64, mask: u64, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_wait, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
+        449 futex_waitv(waiters: UserAddr, nr_futexes: u32, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_waitv, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         456 futex_requeue(waiters: UserAddr, flags: u32, nr_wake: i32, nr_requeue: i32) => futex::futex_requeue, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         452 fchmodat2(dirfd: Fd, path: PathArg, mode: u32, flags: Flags) => attr::fchmodat2, Full;
         324 membarrier(cmd: i32, flags: u32, cpu: i32) => membarrier::membarrier, Partial("the expedited commands are the host's global barrier (milliseconds, not microseconds); no SYNC_CORE or RSEQ variants nor GET_REGISTRATIONS (EINVAL)");

@@ -660,6 +660,20 @@ pub fn setsid(t: &mut Task) -> SysResult {
     Ok(t.vtgid() as u64)
 }
 
+/// vhangup(2): with CAP_SYS_TTY_CONFIG (else EPERM), hangs up the caller's controlling
+/// terminal, if it has one: the session loses it, and the session's leader and foreground
+/// group get SIGHUP and SIGCONT. Descriptors open on the terminal keep working (Linux turns
+/// them into hung-up files: reads see end of file, writes EIO).
+pub fn vhangup(t: &mut Task) -> SysResult {
+    if !t.creds.has_cap(crate::auth::cap::SYS_TTY_CONFIG) {
+        return Err(Errno::EPERM);
+    }
+    if let Some(terminal) = crate::tty::job::controlling_terminal(t) {
+        terminal.hang_up();
+    }
+    Ok(0)
+}
+
 /// getrusage(2): RUSAGE_SELF (the process's threads, live and exited), RUSAGE_THREAD (the
 /// caller), RUSAGE_CHILDREN (reaped, waited-for descendants); see [`crate::kernel::usage`].
 pub fn getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult {

@@ -1,4 +1,4 @@
-//! File status: stat, lstat, newfstatat, fstat, statx, statfs and fstatfs.
+//! File status: stat, lstat, newfstatat, fstat, statx, statfs, fstatfs and ustat.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -244,3 +244,41 @@ pub fn fstatfs(t: &mut Task, fd: Fd, buf: UserAddr) -> SysResult {
 
 /// `f_type` of sockfs.
 const SOCKFS_MAGIC: i64 = 0x534F_434B;
+
+/// `struct ustat` of x86-64.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct UstatBuf {
+    f_tfree: i32,
+    pad: u32,
+    f_tinode: u64,
+    f_fname: [u8; 6],
+    f_fpack: [u8; 6],
+    tail: [u8; 4],
+}
+
+/// ustat(2): the free blocks and inodes of the filesystem mounted from device `dev` (in the
+/// kernel's `new_encode_dev` form), found among the mounts of the caller's mount namespace;
+/// EINVAL when none is. `f_tfree` is truncated to an `int`, as Linux.
+pub fn ustat(t: &mut Task, dev: u32, buf: UserAddr) -> SysResult {
+    let major = (dev & 0xfff00) >> 8;
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    let mount =
+        t.fs.ns
+            .mounts()
+            .into_iter()
+            .find(|m| {
+                m.root
+                    .stat()
+                    .is_ok_and(|st| libc::major(st.dev) == major && libc::minor(st.dev) == minor)
+            })
+            .ok_or(Errno::EINVAL)?;
+    let s: FsStats = mount.root.statfs()?;
+    let out = UstatBuf {
+        f_tfree: s.blocks_free as i32,
+        f_tinode: s.files_free,
+        ..UstatBuf::default()
+    };
+    t.mm.write_obj(buf, &out)?;
+    Ok(0)
+}

@@ -269,6 +269,10 @@ impl ControllingTerminal for HostTty {
     fn session_leader_exited(&self, sid: i32) -> Option<i32> {
         self.job.leader_exited(sid)
     }
+
+    fn hang_up(&self) {
+        self.job.hangup();
+    }
 }
 
 impl FileOps for HostTty {

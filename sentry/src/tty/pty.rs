@@ -765,6 +765,10 @@ impl ControllingTerminal for Pty {
     fn session_leader_exited(&self, sid: i32) -> Option<i32> {
         self.job.leader_exited(sid)
     }
+
+    fn hang_up(&self) {
+        self.job.hangup();
+    }
 }
 
 /// The master end.

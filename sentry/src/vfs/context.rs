@@ -48,6 +48,10 @@ pub trait ControllingTerminal: Send + Sync {
     /// `disassociate_ctty` comes before `exit_notify`): it takes only the terminal's own
     /// state lock, and the caller sends the signal once the table is unlocked.
     fn session_leader_exited(&self, sid: i32) -> Option<i32>;
+
+    /// vhangup(2) on the terminal: it controls no session any more, and the session's leader
+    /// and foreground group get SIGHUP and SIGCONT. Call with no kernel lock held.
+    fn hang_up(&self);
 }
 
 /// The calling task, as file-level code sees it.
