@@ -76,6 +76,32 @@ impl CachedMapping {
         }
     }
 
+    /// The memory file the pages are in.
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    /// Whether `other` views the same cache entry (the same version of the same file).
+    pub fn same_entry(&self, other: &CachedMapping) -> bool {
+        Arc::ptr_eq(&self.file, &other.file)
+    }
+
+    /// The file's size changed in place (see [`CachedFile::set_size`]).
+    pub fn set_size(&self, size: u64) {
+        self.file.set_size(&self.mf, size);
+    }
+
+    /// The source's bytes at `file_off` became `data` (see [`CachedFile::write_cached`]).
+    pub fn write_cached(&self, file_off: u64, data: &[u8]) {
+        self.file.write_cached(&self.mf, file_off, data);
+    }
+
+    /// The cached pages below the file's size, each run with a new reference (see
+    /// [`CachedFile::cached_runs`]).
+    pub fn cached_runs(&self) -> Vec<(u64, FileRange)> {
+        self.file.cached_runs(&self.mf)
+    }
+
     /// The pages `[first, first + count)`, filling the missing ones in `fill` from the
     /// source (see [`CachedFile::pages`]).
     fn pages_filling(
@@ -93,7 +119,7 @@ impl CachedMapping {
 
 impl Mappable for CachedMapping {
     fn size(&self) -> u64 {
-        self.file.version.size
+        self.file.size()
     }
 
     fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
