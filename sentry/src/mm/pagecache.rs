@@ -306,6 +306,76 @@ mod tests {
         mf.dec_ref(ok[0].1);
     }
 
+    /// A source whose every byte is `b`.
+    struct Fill(u8);
+
+    impl PageSource for Fill {
+        fn fill(&self, mf: &MemoryFile, off: u64, _: u64, len: u64) -> Result<(), Errno> {
+            mf.write(off, &vec![self.0; len as usize]);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sizes_and_writes_change_the_cached_pages_in_place_and_growth_passes_the_reservation() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let version = Version {
+            size: 0,
+            mtime: (0, 0),
+        };
+        let id = HostFileId { dev: 1, ino: 6 };
+        let m = CachedMapping::with_source(&mf, Arc::new(Fill(5)), id, version);
+        m.set_size(2 * PAGE_SIZE);
+        assert_eq!(m.size(), 2 * PAGE_SIZE);
+        let two = m.pages(0, 4).unwrap();
+        assert_eq!(two.len(), 1);
+        assert_eq!(two[0].1.len, 2 * PAGE_SIZE);
+        // A write lands in the cached pages, across the page boundary.
+        m.write_cached(PAGE_SIZE - 2, b"abcd");
+        let mut b = [0u8; 4];
+        mf.read(two[0].1.offset + PAGE_SIZE - 2, &mut b);
+        assert_eq!(&b, b"abcd");
+        // Shrinking zeroes the bytes past the new end; nothing past it is returned.
+        m.set_size(PAGE_SIZE - 1);
+        mf.read(two[0].1.offset + PAGE_SIZE - 2, &mut b);
+        assert_eq!(b, [b'a', 0, 0, 0]);
+        assert!(m.pages(1, 1).unwrap().is_empty());
+        let runs = m.cached_runs();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1.len, PAGE_SIZE);
+        mf.dec_ref(runs[0].1);
+        // Growing past the reservation made at the first fill: new pages are allocated
+        // apart, filled from the source, and given back with the rest.
+        m.set_size(6 * PAGE_SIZE);
+        let six = m.pages(0, 6).unwrap();
+        let mut total = 0;
+        for (idx, r) in &six {
+            for k in 0..r.len / PAGE_SIZE {
+                let mut c = [0u8];
+                mf.read(r.offset + k * PAGE_SIZE + 10, &mut c);
+                let want = if idx + k == 1 { 0 } else { 5 };
+                assert_eq!(c[0], want, "page {}", idx + k);
+            }
+            total += r.len;
+        }
+        assert_eq!(total, 6 * PAGE_SIZE);
+        for (_, r) in two.into_iter().chain(six) {
+            mf.dec_ref(r);
+        }
+        let other = Version {
+            size: 0,
+            mtime: (0, 1),
+        };
+        drop(CachedMapping::with_source(
+            &mf,
+            Arc::new(Fill(1)),
+            id,
+            other,
+        ));
+        drop(m);
+        assert_eq!(mf.in_use(), 0);
+    }
+
     #[test]
     fn a_fault_fills_its_window_and_maps_what_is_cached_elsewhere() {
         let mf = Arc::new(MemoryFile::new().unwrap());
