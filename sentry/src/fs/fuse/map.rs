@@ -21,9 +21,10 @@
 //! Shared mappings of a file not opened with FOPEN_DIRECT_IO take stores in the cached
 //! pages (a writable one needs a handle open for writing: EACCES otherwise). The stores go
 //! to the daemon as WRITE requests on the mapping's handle (FUSE_WRITE_CACHE, without
-//! O_APPEND) at msync (MS_SYNC or MS_ASYNC), fsync and fdatasync, a read(2) through the
-//! sentry (which then reads them back from the daemon), the last close of an open file of
-//! the node (before FLUSH) and the end of the last VMA of the mapping (munmap, exit, exec).
+//! O_APPEND) at msync (MS_SYNC or MS_ASYNC), fsync and fdatasync, the last close of an
+//! open file of the node (before FLUSH) and the end of the last VMA of the mapping (munmap,
+//! exit, exec). While such a mapping lives, read(2) through the sentry reads the cached
+//! pages (filling missing ones by READ), so it sees the stores at once.
 //! Every cached page below the file's end goes, stored to or not: the sentry does not
 //! track which pages were written (no write-fault notification from the memory manager
 //! yet). A failed write-back is EIO at msync or fsync; one at munmap shows at the next of
@@ -138,6 +139,39 @@ pub(super) fn write_back(node: &FuseNode) -> Result<(), Errno> {
         result = Err(Errno::EIO);
     }
     result
+}
+
+/// Up to `len` bytes of the file at `off` from the cached pages of a mapping of `node`
+/// that a shared mapping may write (filling the missing pages by READ): what a read(2)
+/// returns while such a mapping lives, whose stores are the file's data at once. None
+/// when there is no such mapping.
+pub(super) fn read_cached(node: &FuseNode, off: u64, len: usize) -> Option<Result<Vec<u8>, Errno>> {
+    let m = writable(node).into_iter().next()?;
+    let end = off.saturating_add(len as u64).min(m.cached.size());
+    if off >= end {
+        return Some(Ok(Vec::new()));
+    }
+    let first = off / PAGE_SIZE;
+    let runs = match m.cached.pages(first, end.div_ceil(PAGE_SIZE) - first) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
+    let mf = m.cached.memory_file();
+    let mut out = vec![0u8; (end - off) as usize];
+    for (idx, r) in &runs {
+        let (start, stop) = (
+            (idx * PAGE_SIZE).max(off),
+            (idx * PAGE_SIZE + r.len).min(end),
+        );
+        if start < stop {
+            let at = r.offset + (start - idx * PAGE_SIZE);
+            mf.read(at, &mut out[(start - off) as usize..(stop - off) as usize]);
+        }
+    }
+    for (_, r) in runs {
+        mf.dec_ref(r);
+    }
+    Some(Ok(out))
 }
 
 /// A write(2) of `data` at `off` reached the daemon: the cached pages of every mapping of

@@ -892,25 +892,22 @@ impl FileOps for FuseFile {
         dst: &mut dyn IoDst,
         off: Option<u64>,
     ) -> Result<usize, Errno> {
-        if super::map::has_writers(&self.h.node) {
-            // Stores through shared mappings are the file's data at once (Linux reads the
-            // same pages): the daemon gets them before it is asked.
-            let _ = super::map::write_back(&self.h.node);
-        }
         let mut pos = off.unwrap_or(0);
         let mut done = 0usize;
         while dst.remaining() > 0 {
             let want = dst.remaining().min(self.h.node.read_size());
-            let data =
-                match self
-                    .h
+            // While a shared mapping may store into the cached pages, they are the file's
+            // data (Linux reads the same pages): read them, filling missing ones by READ.
+            let cached = super::map::read_cached(&self.h.node, pos, want);
+            let data = match cached.unwrap_or_else(|| {
+                self.h
                     .node
-                    .read_chunk(Some(t), self.h.who, self.h.fh, pos, want, f.flags())
-                {
-                    Ok(d) => d,
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
-                };
+                    .read_chunk(Some(&mut *t), self.h.who, self.h.fh, pos, want, f.flags())
+            }) {
+                Ok(d) => d,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
             if data.is_empty() {
                 break;
             }
