@@ -9,6 +9,9 @@
  *                        msync, munmap, fsync and close.
  *        fuse_mmap hold FILE   maps FILE (at least 4 MiB), reads its first page, prints
  *                        "mapped", waits for a line on stdin, then reads its last page.
+ *        fuse_mmap dirty FILE  maps FILE shared writable, stores into it, prints "stored",
+ *                        waits for a line on stdin (the daemon is killed meanwhile), then
+ *                        prints how msync and fsync end.
  *        fuse_mmap child       what the executed copy runs: prints a line, exits 7. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +75,24 @@ static int hold(const char *path) {
     return 0;
 }
 
+static int dirty(const char *path) {
+    int fd = open(path, O_RDWR);
+    char *p = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        perror("dirty: mmap");
+        return 1;
+    }
+    memcpy(p, "dirty", 5);
+    printf("stored\n");
+    fflush(stdout);
+    char line[16];
+    if (read(0, line, sizeof line) < 0)
+        return 1;
+    result("msync after the daemon died", msync(p, PAGE, MS_SYNC));
+    result("fsync after the daemon died", fsync(fd));
+    return 0;
+}
+
 /* Copies this program to DIR/exe and runs it; prints how it ended. */
 static void exec_copy(void) {
     int in = open("/proc/self/exe", O_RDONLY);
@@ -109,6 +130,8 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "hold") == 0)
         return hold(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "dirty") == 0)
+        return dirty(argv[2]);
     if (argc != 3 || strlen(argv[1]) >= sizeof dir || strlen(argv[2]) >= sizeof src) {
         fprintf(stderr, "usage: fuse_mmap DIR SRC\n");
         return 2;

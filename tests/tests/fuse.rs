@@ -240,6 +240,50 @@ while ! grep -q mapped "$O"; do
 done
 "#;
 
+/// A store through a shared writable mapping, then the daemon killed: msync and fsync end
+/// (never hang) and report how, natively and in the sandbox alike, and the holder and the
+/// mount can still go.
+#[test]
+fn killed_daemon_fails_write_back() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+echo data > "$M/w"
+F=$(mktemp -u /tmp/fuse-wb-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-wb-out.XXXXXX)
+"$3" dirty "$M/w" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q stored "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not stored"; break; }
+    sleep 0.1
+done
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+echo go >&3
+wait $holder
+echo "holder: $?"
+cat "$O"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-wb-killed", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains(concat!(
+            "daemon: 137\nholder: 0\nstored\n",
+            "msync after the daemon died: -1 ENOTCONN\n",
+            "fsync after the daemon died: -1 ENOTCONN\n"
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("unmounted\n"), "{out}");
+}
+
 /// A file mapped and partly read, then the daemon killed: a fault on a page never read is
 /// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
 #[test]

@@ -27,8 +27,8 @@
 //! pages (filling missing ones by READ), so it sees the stores at once.
 //! Every cached page below the file's end goes, stored to or not: the sentry does not
 //! track which pages were written (no write-fault notification from the memory manager
-//! yet). A failed write-back is EIO at msync or fsync; one at munmap shows at the next of
-//! those. Write-backs are not ordered against a concurrent write(2) of the same bytes: the
+//! yet). A failed write-back's error (the daemon's, ENOTCONN once it died; EIO for a short
+//! WRITE) shows at msync or fsync, as Linux's; one at munmap at the next of those. Write-backs are not ordered against a concurrent write(2) of the same bytes: the
 //! daemon may keep the older of the two until the next write-back.
 //!
 //! A file opened with FOPEN_DIRECT_IO maps only privately (MAP_SHARED is ENODEV) and each
@@ -38,7 +38,7 @@
 //! A fill or a write-back waits for the daemon without a task (the memory manager's
 //! faults have none), on the calling task's thread, killably
 //! ([`crate::waiter::wait_killable`]): a daemon that dies or an unmount ends it (the fill
-//! is EIO, the fault SIGBUS; the write-back EIO); the death of the waiting task (SIGKILL,
+//! is EIO, the fault SIGBUS; the write-back ENOTCONN); the death of the waiting task (SIGKILL,
 //! group exit) ends it with EINTR, which the fault turns into no signal at all (the task
 //! exits at its next look at its signal state). Ordinary signals do not end it (a fault
 //! cannot be restarted by a handler): a daemon that never answers keeps the faulting
@@ -122,8 +122,8 @@ pub(super) fn has_writers(node: &FuseNode) -> bool {
 }
 
 /// Writes the cached pages of every mapping of `node` that a shared mapping may have
-/// written back to the daemon; EIO when this or an earlier write-back nobody could be told
-/// of (at munmap) failed, as Linux's `filemap_check_errors`.
+/// written back to the daemon; the error of this or of an earlier write-back nobody could
+/// be told of (at munmap), as Linux's `file_check_and_advance_wb_err`.
 pub(super) fn write_back(node: &FuseNode) -> Result<(), Errno> {
     let maps = writable(node);
     let mut result = Ok(());
@@ -135,8 +135,9 @@ pub(super) fn write_back(node: &FuseNode) -> Result<(), Errno> {
             result = Err(e);
         }
     }
-    if node.writeback_failed.swap(false, Ordering::AcqRel) {
-        result = Err(Errno::EIO);
+    let earlier = node.writeback_error.swap(0, Ordering::AcqRel);
+    if earlier != 0 {
+        result = Err(Errno::from_raw(earlier));
     }
     result
 }
@@ -285,7 +286,9 @@ impl FuseMapping {
                     Ok(w) if w as u64 == n => pos += n,
                     r => {
                         log::debug!("fuse: write-back of {n} bytes at {pos}: {r:?}");
-                        result = Err(Errno::EIO);
+                        // The daemon's error as it is (a dead one's ENOTCONN), as Linux's
+                        // errseq gives it to msync and fsync; a short WRITE is EIO.
+                        result = Err(r.err().unwrap_or(Errno::EIO));
                         break 'runs;
                     }
                 }
@@ -333,11 +336,13 @@ impl Mappable for FuseMapping {
             self.writers.fetch_add(1, Ordering::AcqRel);
             return;
         }
-        if self.writers.fetch_sub(1, Ordering::AcqRel) == 1 && self.write_back().is_err() {
-            self.handle
-                .node
-                .writeback_failed
-                .store(true, Ordering::Release);
+        if self.writers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Err(e) = self.write_back() {
+                self.handle
+                    .node
+                    .writeback_error
+                    .store(e as i32, Ordering::Release);
+            }
         }
     }
 }

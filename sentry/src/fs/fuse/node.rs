@@ -12,7 +12,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -196,8 +196,8 @@ pub struct FuseNode {
     pub(super) changes: AtomicU64,
     /// The mappings made of the file ([`super::map`]), while they live.
     pub(super) maps: Mutex<Vec<Weak<super::map::FuseMapping>>>,
-    /// A write-back at munmap failed: the next msync or fsync is EIO.
-    pub(super) writeback_failed: AtomicBool,
+    /// The error of a write-back at munmap (0: none), for the next msync or fsync.
+    pub(super) writeback_error: AtomicI32,
     me: Weak<FuseNode>,
 }
 
@@ -241,7 +241,7 @@ impl FuseNode {
             children: Mutex::new(HashMap::new()),
             changes: AtomicU64::new(0),
             maps: Mutex::new(Vec::new()),
-            writeback_failed: AtomicBool::new(false),
+            writeback_error: AtomicI32::new(0),
             me: me.clone(),
         })
     }
