@@ -12,10 +12,13 @@
  *        fuse_mmap dirty FILE  maps FILE shared writable, stores into it, prints "stored",
  *                        waits for a line on stdin (the daemon is killed meanwhile), then
  *                        prints how msync and fsync end.
+ *        fuse_mmap killed FILE maps FILE shared writable, stores "killed" at its start and
+ *                        kills itself with SIGKILL.
  *        fuse_mmap child       what the executed copy runs: prints a line, exits 7. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +135,15 @@ int main(int argc, char **argv) {
         return hold(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dirty") == 0)
         return dirty(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "killed") == 0) {
+        int fd = open(argv[2], O_RDWR);
+        char *p = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            return 1;
+        memcpy(p, "killed", 6);
+        kill(getpid(), SIGKILL);
+        return 0;
+    }
     if (argc != 3 || strlen(argv[1]) >= sizeof dir || strlen(argv[2]) >= sizeof src) {
         fprintf(stderr, "usage: fuse_mmap DIR SRC\n");
         return 2;

@@ -284,6 +284,34 @@ umount "$M" && echo unmounted
     assert!(out.ends_with("unmounted\n"), "{out}");
 }
 
+/// A process that stores through a shared writable mapping and is killed (no munmap, msync
+/// or close of its own): the stores still reach the daemon's file, natively and in the
+/// sandbox.
+#[test]
+fn killed_writer_stores_reach_the_daemon() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+echo hello-world > "$M/k"
+"$3" killed "$M/k"
+echo "writer: $?"
+head -c 11 "$M/k"; echo
+umount "$M"
+wait $daemon
+echo "daemon exited: $?"
+head -c 11 "$S/k"; echo
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-wb-writer-killed", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.ends_with("writer: 137\nkilledworld\ndaemon exited: 0\nkilledworld\n"),
+        "{out}"
+    );
+}
+
 /// A file mapped and partly read, then the daemon killed: a fault on a page never read is
 /// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
 #[test]

@@ -44,7 +44,9 @@
 //! cannot be restarted by a handler): a daemon that never answers keeps the faulting
 //! thread, and other faults on its address space, waiting until it answers, its connection
 //! ends or the task is killed. Other processes go on. A write-back at munmap waits the
-//! same way, holding the address space's lock.
+//! same way, holding the address space's lock; one made by a dying task (the last VMA or
+//! close of a killed process) queues its WRITEs without waiting, so the stores still
+//! reach a daemon that answers, as Linux's page cache outlives the task.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -279,6 +281,14 @@ impl FuseMapping {
                 let n = (end - pos).min(chunk);
                 buf.resize(n as usize, 0);
                 mf.read(r.offset + (pos - start), &mut buf);
+                if crate::waiter::thread_owner_dying() {
+                    // A killed task's last VMA or close: nobody can wait, and the stores
+                    // must not be lost (Linux's page cache outlives the task). The WRITE
+                    // goes to the daemon's queue without a waiter; its reply is dropped.
+                    h.node.write_background(h.who, h.fh, pos, &buf, flags);
+                    pos += n;
+                    continue;
+                }
                 match h
                     .node
                     .write_chunk(None, h.who, h.fh, pos, &buf, flags, true)

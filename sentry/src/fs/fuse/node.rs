@@ -441,6 +441,31 @@ impl FuseNode {
         r.map(|w| (w.size as usize).min(data.len()))
     }
 
+    /// A WRITE of mapped pages at `offset` of handle `fh` whose reply nobody waits for.
+    pub(super) fn write_background(
+        &self,
+        who: Requester,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        flags: u32,
+    ) {
+        let arg = proto::IoIn {
+            fh,
+            offset,
+            size: data.len() as u32,
+            io_flags: proto::WRITE_CACHE,
+            flags,
+            ..proto::IoIn::default()
+        };
+        let mut body = arg.as_bytes().to_vec();
+        body.extend_from_slice(data);
+        self.fs
+            .conn
+            .send_background(op::WRITE, self.nodeid, who, &body);
+        self.expire();
+    }
+
     fn read_dir(&self, who: Requester, fh: u64) -> Result<Vec<DirEntry>, Errno> {
         let mut out = Vec::new();
         let mut offset = 0u64;
