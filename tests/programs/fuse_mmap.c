@@ -1,15 +1,24 @@
 /* Mappings of files on a FUSE mount, printed line by line so that a native run and one under
  * runsc-rs compare (tests/tests/fuse.rs runs it on a bindfs mount).
- * Usage: fuse_mmap DIR   a file made in DIR mapped privately and shared, read and written,
- *                        mapped again after write(2) and truncate; a copy of this program
- *                        made in DIR and executed. The lines starting "shared writable"
- *                        come last (the sandbox refuses such mappings with ENODEV).
+ * Usage: fuse_mmap DIR SRC   a file made in DIR mapped privately and shared, read and
+ *                        written, mapped again after write(2) and truncate; a copy of this
+ *                        program made in DIR and executed. The lines starting "shared
+ *                        writable" come last: stores through a shared writable mapping seen
+ *                        by read(2), write(2) seen by the mapping, and the stores in the
+ *                        daemon's own file (SRC, the directory the daemon serves) after
+ *                        msync, munmap, fsync and close.
  *        fuse_mmap hold FILE   maps FILE (at least 4 MiB), reads its first page, prints
  *                        "mapped", waits for a line on stdin, then reads its last page.
+ *        fuse_mmap dirty FILE  maps FILE shared writable, stores into it, prints "stored",
+ *                        waits for a line on stdin (the daemon is killed meanwhile), then
+ *                        prints how msync and fsync end.
+ *        fuse_mmap killed FILE maps FILE shared writable, stores "killed" at its start and
+ *                        kills itself with SIGKILL.
  *        fuse_mmap child       what the executed copy runs: prints a line, exits 7. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +31,20 @@
 
 #define PAGE 4096
 #define LEN (3 * PAGE + 100)
+
+static char src[200];
+
+/* Whether the daemon's own file (SRC/m) holds the n bytes s at off. */
+static int in_source(off_t off, const char *s, size_t n) {
+    char path[256], b[64];
+    snprintf(path, sizeof path, "%s/m", src);
+    int f = open(path, O_RDONLY);
+    if (f < 0)
+        return -1;
+    ssize_t got = pread(f, b, n, off);
+    close(f);
+    return got == (ssize_t)n && memcmp(b, s, n) == 0;
+}
 
 static unsigned char pattern(size_t i) { return (unsigned char)(i % 251 + 1); }
 
@@ -52,6 +75,24 @@ static int hold(const char *path) {
     if (read(0, line, sizeof line) < 0)
         return 1;
     printf("last byte: %d\n", p[st.st_size - 1]);
+    return 0;
+}
+
+static int dirty(const char *path) {
+    int fd = open(path, O_RDWR);
+    char *p = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        perror("dirty: mmap");
+        return 1;
+    }
+    memcpy(p, "dirty", 5);
+    printf("stored\n");
+    fflush(stdout);
+    char line[16];
+    if (read(0, line, sizeof line) < 0)
+        return 1;
+    result("msync after the daemon died", msync(p, PAGE, MS_SYNC));
+    result("fsync after the daemon died", fsync(fd));
     return 0;
 }
 
@@ -92,11 +133,23 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "hold") == 0)
         return hold(argv[2]);
-    if (argc != 2 || strlen(argv[1]) >= sizeof dir) {
-        fprintf(stderr, "usage: fuse_mmap DIR\n");
+    if (argc == 3 && strcmp(argv[1], "dirty") == 0)
+        return dirty(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "killed") == 0) {
+        int fd = open(argv[2], O_RDWR);
+        char *p = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            return 1;
+        memcpy(p, "killed", 6);
+        kill(getpid(), SIGKILL);
+        return 0;
+    }
+    if (argc != 3 || strlen(argv[1]) >= sizeof dir || strlen(argv[2]) >= sizeof src) {
+        fprintf(stderr, "usage: fuse_mmap DIR SRC\n");
         return 2;
     }
     strcpy(dir, argv[1]);
+    strcpy(src, argv[2]);
 
     static unsigned char data[LEN];
     for (size_t i = 0; i < LEN; i++)
@@ -165,12 +218,35 @@ int main(int argc, char **argv) {
     p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     result("shared writable mmap", p == MAP_FAILED ? -1 : 0);
     if (p != MAP_FAILED) {
+        char b[8];
         memcpy(p, "shared", 6);
+        result("shared writable pread", pread(fd, b, 6, 0));
+        printf("shared writable store seen by read(2) at once: %d\n", memcmp(b, "shared", 6) == 0);
+        result("shared writable pwrite", pwrite(fd, "WRIT", 4, PAGE + 10));
+        printf("shared writable mapping sees the pwrite: %d\n", memcmp(p + PAGE + 10, "WRIT", 4) == 0);
+        memcpy(p + 2 * PAGE, "third", 5);
         result("shared writable msync", msync(p, LEN, MS_SYNC));
+        printf("shared writable msync reached the daemon: %d\n", in_source(2 * PAGE, "third", 5));
+        memcpy(p + 100, "unmapped", 8);
         munmap(p, LEN);
-        char b[6];
-        pread(fd, b, 6, 0);
-        printf("shared writable store reached the file: %d\n", memcmp(b, "shared", 6) == 0);
+        printf("shared writable munmap reached the daemon: %d\n", in_source(100, "unmapped", 8));
+        result("shared writable pread after munmap", pread(fd, b, 8, 100));
+        printf("shared writable store reached the file: %d\n", memcmp(b, "unmapped", 8) == 0);
+
+        p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        memcpy(p + 200, "fsynced", 7);
+        result("shared writable fsync", fsync(fd));
+        printf("shared writable fsync reached the daemon: %d\n", in_source(200, "fsynced", 7));
+        memcpy(p + 300, "closed", 6);
+        result("shared writable close", close(fd));
+        printf("shared writable close reached the daemon: %d\n", in_source(300, "closed", 6));
+        printf("shared writable mapping keeps its bytes: %d\n",
+               memcmp(p, "shared", 6) == 0 && memcmp(p + PAGE + 10, "WRIT", 4) == 0);
+        munmap(p, LEN);
+        fd = open(at("m"), O_RDONLY);
+        struct stat st;
+        fstat(fd, &st);
+        printf("shared writable size unchanged: %d\n", st.st_size == LEN);
     }
     close(fd);
     unlink(at("m"));

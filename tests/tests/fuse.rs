@@ -150,15 +150,16 @@ fn raw_protocol_and_interrupt_match_native() {
 /// `tests/programs/fuse_mmap.c` on the bindfs mount: private mappings read the file and
 /// keep their stores, shared read-only ones read it, mappings made after write(2) and
 /// truncate see the change, a mapping outlives its file's close, and a static binary copied
-/// onto the mount runs. Shared writable mappings are not written back by the sandbox: it
-/// refuses them with ENODEV, where Linux maps them and msync writes the store back.
+/// onto the mount runs. A shared writable mapping's stores are seen by read(2) at once, it
+/// sees a pwrite(2), and its stores reach the daemon's own file (read directly in the source
+/// directory) by msync, munmap, fsync and close.
 #[test]
 fn mmap_and_exec_match_native() {
     let Some(prog) = program_str("fuse_mmap") else {
         return;
     };
     let body = r#"
-"$3" "$M"
+"$3" "$M" "$S"
 echo "status: $?"
 cd /
 umount "$M"
@@ -201,20 +202,26 @@ echo "daemon exited: $?"
     ] {
         assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
     }
-    assert_eq!(
-        native_shared,
-        [
-            "shared writable mmap: 0",
-            "shared writable msync: 0",
-            "shared writable store reached the file: 1"
-        ],
-        "native"
-    );
-    assert_eq!(
-        sandbox_shared,
-        ["shared writable mmap: -1 ENODEV"],
-        "sandbox"
-    );
+    let expected = [
+        "shared writable mmap: 0",
+        "shared writable pread: 6",
+        "shared writable store seen by read(2) at once: 1",
+        "shared writable pwrite: 4",
+        "shared writable mapping sees the pwrite: 1",
+        "shared writable msync: 0",
+        "shared writable msync reached the daemon: 1",
+        "shared writable munmap reached the daemon: 1",
+        "shared writable pread after munmap: 8",
+        "shared writable store reached the file: 1",
+        "shared writable fsync: 0",
+        "shared writable fsync reached the daemon: 1",
+        "shared writable close: 0",
+        "shared writable close reached the daemon: 1",
+        "shared writable mapping keeps its bytes: 1",
+        "shared writable size unchanged: 1",
+    ];
+    assert_eq!(native_shared, expected, "native");
+    assert_eq!(sandbox_shared, expected, "sandbox");
 }
 
 /// The start of the scripts of the tests below: an 8 MiB file on the mount, a `fuse_mmap
@@ -232,6 +239,78 @@ while ! grep -q mapped "$O"; do
     sleep 0.1
 done
 "#;
+
+/// A store through a shared writable mapping, then the daemon killed: msync and fsync end
+/// (never hang) and report how, natively and in the sandbox alike, and the holder and the
+/// mount can still go.
+#[test]
+fn killed_daemon_fails_write_back() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+echo data > "$M/w"
+F=$(mktemp -u /tmp/fuse-wb-fifo.XXXXXX); mkfifo "$F"
+O=$(mktemp /tmp/fuse-wb-out.XXXXXX)
+"$3" dirty "$M/w" < "$F" > "$O" & holder=$!
+exec 3> "$F"
+i=0
+while ! grep -q stored "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "not stored"; break; }
+    sleep 0.1
+done
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+echo go >&3
+wait $holder
+echo "holder: $?"
+cat "$O"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-wb-killed", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.contains(concat!(
+            "daemon: 137\nholder: 0\nstored\n",
+            "msync after the daemon died: -1 ENOTCONN\n",
+            "fsync after the daemon died: -1 ENOTCONN\n"
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("unmounted\n"), "{out}");
+}
+
+/// A process that stores through a shared writable mapping and is killed (no munmap, msync
+/// or close of its own): the stores still reach the daemon's file, natively and in the
+/// sandbox.
+#[test]
+fn killed_writer_stores_reach_the_daemon() {
+    let Some(prog) = program_str("fuse_mmap") else {
+        return;
+    };
+    let body = r#"
+echo hello-world > "$M/k"
+"$3" killed "$M/k"
+echo "writer: $?"
+head -c 11 "$M/k"; echo
+umount "$M"
+wait $daemon
+echo "daemon exited: $?"
+head -c 11 "$S/k"; echo
+"#;
+    let Some((script, outcomes)) = outcomes("fuse-wb-writer-killed", body, &[&prog]) else {
+        return;
+    };
+    let out = assert_same_outcomes(&script, outcomes);
+    assert!(
+        out.ends_with("writer: 137\nkilledworld\ndaemon exited: 0\nkilledworld\n"),
+        "{out}"
+    );
+}
 
 /// A file mapped and partly read, then the daemon killed: a fault on a page never read is
 /// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).

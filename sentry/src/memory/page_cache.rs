@@ -28,6 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{FileRange, MemoryFile};
@@ -60,6 +61,9 @@ pub struct PageCache {
 /// The cached pages of one version of one host file.
 pub struct CachedFile {
     pub(crate) version: Version,
+    /// The file's size now: the version's, or what a source that changes the file in place
+    /// set ([`CachedFile::set_size`]).
+    size: AtomicU64,
     /// The cached pages. None once this version has left the cache: later fills are
     /// private to their caller.
     pages: Mutex<Option<Pages>>,
@@ -88,7 +92,7 @@ impl Pages {
                 self.reserved = mf.reserve(len).ok();
             }
         }
-        match self.reserved {
+        match self.reserved.filter(|res| (idx + n) * PAGE_SIZE <= res.len) {
             Some(res) => {
                 let r = FileRange {
                     offset: res.offset + idx * PAGE_SIZE,
@@ -104,7 +108,7 @@ impl Pages {
 
     /// Gives back pages [`Pages::place`] returned that were not filled.
     fn unplace(&self, mf: &MemoryFile, r: FileRange) {
-        if self.reserved.is_some() {
+        if in_reservation(self.reserved, r.offset) {
             mf.uncommit(r);
         } else {
             mf.dec_ref(r);
@@ -126,6 +130,7 @@ impl PageCache {
         }
         let f = Arc::new(CachedFile {
             version,
+            size: AtomicU64::new(version.size),
             pages: Mutex::new(Some(Pages::default())),
         });
         files.insert(id, f.clone());
@@ -162,16 +167,18 @@ impl CachedFile {
         let Some(pages) = self.pages.lock().unwrap().take() else {
             return;
         };
-        // The reserved pages never filled go back as runs between the filled ones.
+        // The reserved pages never filled go back as runs between the filled ones. Pages
+        // of a file grown past its reservation were allocated on their own.
         let mut unfilled = pages.reserved.map(|r| r.offset);
         for (&idx, &off) in &pages.map {
-            if let Some(at) = unfilled.filter(|&at| at < off) {
+            let reserved = in_reservation(pages.reserved, off);
+            if let Some(at) = unfilled.filter(|&at| reserved && at < off) {
                 mf.unreserve(FileRange {
                     offset: at,
                     len: off - at,
                 });
             }
-            if pages.reserved.is_some() {
+            if reserved {
                 debug_assert_eq!(
                     Some(off),
                     pages.reserved.map(|r| r.offset + idx * PAGE_SIZE)
@@ -193,6 +200,62 @@ impl CachedFile {
         }
     }
 
+    /// The file's size now.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// The file's size changed in place (a write or truncation its source made): the bytes
+    /// of cached pages past a smaller size become zero (what the file reads as if it grows
+    /// again), as Linux's `truncate_pagecache` zeroes the partial page. Whole pages past
+    /// the end stay cached, but no fault maps them while the file is shorter.
+    pub fn set_size(&self, mf: &MemoryFile, size: u64) {
+        let guard = self.pages.lock().unwrap();
+        let old = self.size.swap(size, Ordering::AcqRel);
+        let Some(pages) = guard.as_ref() else {
+            return;
+        };
+        if size >= old {
+            return;
+        }
+        for (&idx, &off) in pages.map.range(size / PAGE_SIZE..old.div_ceil(PAGE_SIZE)) {
+            let skip = size.saturating_sub(idx * PAGE_SIZE).min(PAGE_SIZE);
+            mf.zero(off + skip, PAGE_SIZE - skip);
+        }
+    }
+
+    /// Copies `data`, the file's new bytes at `file_off` (written to the source), into the
+    /// cached pages that hold them, so mappings of them see the write at once (pages not
+    /// cached are filled from the source later).
+    pub fn write_cached(&self, mf: &MemoryFile, file_off: u64, data: &[u8]) {
+        let guard = self.pages.lock().unwrap();
+        let Some(pages) = guard.as_ref() else {
+            return;
+        };
+        let end = file_off + data.len() as u64;
+        for (&idx, &off) in pages
+            .map
+            .range(file_off / PAGE_SIZE..end.div_ceil(PAGE_SIZE))
+        {
+            let start = (idx * PAGE_SIZE).max(file_off);
+            let stop = ((idx + 1) * PAGE_SIZE).min(end);
+            mf.write(
+                off + (start - idx * PAGE_SIZE),
+                &data[(start - file_off) as usize..(stop - file_off) as usize],
+            );
+        }
+    }
+
+    /// The cached pages holding the file's bytes below its size, as runs (first page
+    /// index, memory-file range) each with a new reference: what a write-back sends.
+    pub fn cached_runs(&self, mf: &MemoryFile) -> Vec<(u64, FileRange)> {
+        let guard = self.pages.lock().unwrap();
+        let Some(pages) = guard.as_ref() else {
+            return Vec::new();
+        };
+        runs(&pages.map, 0, self.size().div_ceil(PAGE_SIZE), mf)
+    }
+
     /// The pages `[first, first+count)` (clamped to the file's end), filling the missing
     /// ones that lie in `fill` with `fill_page(memory-file offset, file offset, len)`: what
     /// a mapping's `pages` returns (page index and range, each with a new reference), less
@@ -205,7 +268,7 @@ impl CachedFile {
         fill: Range<u64>,
         mut fill_pages: impl FnMut(u64, u64, u64) -> Result<(), Errno>,
     ) -> Result<Vec<(u64, FileRange)>, Errno> {
-        let end = (first + count).min(self.version.size.div_ceil(PAGE_SIZE));
+        let end = (first + count).min(self.size().div_ceil(PAGE_SIZE));
         if first >= end {
             return Ok(Vec::new());
         }
@@ -237,7 +300,7 @@ impl CachedFile {
                 .next()
                 .map_or(fill.end, |(&k, _)| k);
             let n = run_end - idx;
-            let r = pages.place(mf, self.version.size, idx, n)?;
+            let r = pages.place(mf, self.size(), idx, n)?;
             if let Err(e) = fill_pages(r.offset, idx * PAGE_SIZE, n * PAGE_SIZE) {
                 pages.unplace(mf, r);
                 return Err(e);
@@ -249,6 +312,11 @@ impl CachedFile {
         }
         Ok(runs(&pages.map, first, end, mf))
     }
+}
+
+/// Whether the memory-file offset `off` lies in the reservation `res`.
+fn in_reservation(res: Option<FileRange>, off: u64) -> bool {
+    res.is_some_and(|r| off >= r.offset && off < r.offset + r.len)
 }
 
 /// The runs of contiguous memory-file pages behind the page indices in `[first, end)` that

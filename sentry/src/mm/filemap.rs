@@ -48,6 +48,16 @@ pub trait Mappable: Send + Sync {
         true
     }
 
+    /// Writes the stores made through shared mappings back to where the file's data lives
+    /// (`msync`): a FUSE file's daemon. Files whose pages are their data have nothing to
+    /// do.
+    ///
+    /// # Errors
+    /// EIO when the write-back failed.
+    fn sync(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// Counts one more (`up`) or one fewer shared mapping that may be written (VM_MAYWRITE),
     /// for files that refuse F_SEAL_WRITE while one exists. [`WritableMapping`] calls it.
     fn count_writable_mapping(&self, _up: bool) {}

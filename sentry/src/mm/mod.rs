@@ -722,22 +722,51 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// `msync(2)`: shared file mappings are the file's pages, so only the range is checked.
+    /// `msync(2)`: shared file mappings are the file's pages; the files of those in the
+    /// range whose data lives elsewhere (FUSE) write their stores back
+    /// ([`filemap::Mappable::sync`]), after the address space's lock is dropped (a
+    /// write-back waits for a daemon).
     ///
     /// # Errors
-    /// ENOMEM when part of the range is unmapped.
+    /// ENOMEM when part of the range is unmapped, EIO when a write-back failed.
     pub fn msync(&self, addr: u64, len: u64, invalidate: bool) -> Result<(), Errno> {
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-        let i = self.lock();
-        if !i.fully_mapped(addr, end) {
-            return Err(Errno::ENOMEM);
+        let files = {
+            let i = self.lock();
+            if !i.fully_mapped(addr, end) {
+                return Err(Errno::ENOMEM);
+            }
+            // Locked pages cannot be invalidated (Linux: EBUSY).
+            if invalidate && i.any_locked(addr, end) {
+                return Err(Errno::EBUSY);
+            }
+            Self::shared_files_in(&i, addr, end)
+        };
+        let mut result = Ok(());
+        for f in files {
+            if let Err(e) = f.sync() {
+                result = Err(e);
+            }
         }
-        // Locked pages cannot be invalidated (Linux: EBUSY).
-        if invalidate && i.any_locked(addr, end) {
-            return Err(Errno::EBUSY);
+        result
+    }
+
+    /// The files of the shared file mappings in `[addr, end)`, each once.
+    fn shared_files_in(i: &Inner, addr: u64, end: u64) -> Vec<Arc<dyn filemap::Mappable>> {
+        let mut files: Vec<Arc<dyn filemap::Mappable>> = Vec::new();
+        for (_, v) in i
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > addr && v.shared)
+        {
+            if let Some(f) = &v.file {
+                if !files.iter().any(|g| Arc::ptr_eq(g, &f.file)) {
+                    files.push(f.file.clone());
+                }
+            }
         }
-        Ok(())
+        files
     }
 
     /// `mlock(2)`/`munlock(2)` of `[addr, addr+len)` (page-rounded outwards); `limit` is the

@@ -76,6 +76,32 @@ impl CachedMapping {
         }
     }
 
+    /// The memory file the pages are in.
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    /// Whether `other` views the same cache entry (the same version of the same file).
+    pub fn same_entry(&self, other: &CachedMapping) -> bool {
+        Arc::ptr_eq(&self.file, &other.file)
+    }
+
+    /// The file's size changed in place (see [`CachedFile::set_size`]).
+    pub fn set_size(&self, size: u64) {
+        self.file.set_size(&self.mf, size);
+    }
+
+    /// The source's bytes at `file_off` became `data` (see [`CachedFile::write_cached`]).
+    pub fn write_cached(&self, file_off: u64, data: &[u8]) {
+        self.file.write_cached(&self.mf, file_off, data);
+    }
+
+    /// The cached pages below the file's size, each run with a new reference (see
+    /// [`CachedFile::cached_runs`]).
+    pub fn cached_runs(&self) -> Vec<(u64, FileRange)> {
+        self.file.cached_runs(&self.mf)
+    }
+
     /// The pages `[first, first + count)`, filling the missing ones in `fill` from the
     /// source (see [`CachedFile::pages`]).
     fn pages_filling(
@@ -93,7 +119,7 @@ impl CachedMapping {
 
 impl Mappable for CachedMapping {
     fn size(&self) -> u64 {
-        self.file.version.size
+        self.file.size()
     }
 
     fn pages(&self, first: u64, count: u64) -> Result<Vec<(u64, FileRange)>, Errno> {
@@ -282,6 +308,76 @@ mod tests {
         assert_eq!(b, [0, b'x']);
         assert_eq!(mf.in_use(), 4 * PAGE_SIZE);
         mf.dec_ref(ok[0].1);
+    }
+
+    /// A source whose every byte is `b`.
+    struct Fill(u8);
+
+    impl PageSource for Fill {
+        fn fill(&self, mf: &MemoryFile, off: u64, _: u64, len: u64) -> Result<(), Errno> {
+            mf.write(off, &vec![self.0; len as usize]);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sizes_and_writes_change_the_cached_pages_in_place_and_growth_passes_the_reservation() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let version = Version {
+            size: 0,
+            mtime: (0, 0),
+        };
+        let id = HostFileId { dev: 1, ino: 6 };
+        let m = CachedMapping::with_source(&mf, Arc::new(Fill(5)), id, version);
+        m.set_size(2 * PAGE_SIZE);
+        assert_eq!(m.size(), 2 * PAGE_SIZE);
+        let two = m.pages(0, 4).unwrap();
+        assert_eq!(two.len(), 1);
+        assert_eq!(two[0].1.len, 2 * PAGE_SIZE);
+        // A write lands in the cached pages, across the page boundary.
+        m.write_cached(PAGE_SIZE - 2, b"abcd");
+        let mut b = [0u8; 4];
+        mf.read(two[0].1.offset + PAGE_SIZE - 2, &mut b);
+        assert_eq!(&b, b"abcd");
+        // Shrinking zeroes the bytes past the new end; nothing past it is returned.
+        m.set_size(PAGE_SIZE - 1);
+        mf.read(two[0].1.offset + PAGE_SIZE - 2, &mut b);
+        assert_eq!(b, [b'a', 0, 0, 0]);
+        assert!(m.pages(1, 1).unwrap().is_empty());
+        let runs = m.cached_runs();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1.len, PAGE_SIZE);
+        mf.dec_ref(runs[0].1);
+        // Growing past the reservation made at the first fill: new pages are allocated
+        // apart, filled from the source, and given back with the rest.
+        m.set_size(6 * PAGE_SIZE);
+        let six = m.pages(0, 6).unwrap();
+        let mut total = 0;
+        for (idx, r) in &six {
+            for k in 0..r.len / PAGE_SIZE {
+                let mut c = [0u8];
+                mf.read(r.offset + k * PAGE_SIZE + 10, &mut c);
+                let want = if idx + k == 1 { 0 } else { 5 };
+                assert_eq!(c[0], want, "page {}", idx + k);
+            }
+            total += r.len;
+        }
+        assert_eq!(total, 6 * PAGE_SIZE);
+        for (_, r) in two.into_iter().chain(six) {
+            mf.dec_ref(r);
+        }
+        let other = Version {
+            size: 0,
+            mtime: (0, 1),
+        };
+        drop(CachedMapping::with_source(
+            &mf,
+            Arc::new(Fill(1)),
+            id,
+            other,
+        ));
+        drop(m);
+        assert_eq!(mf.in_use(), 0);
     }
 
     #[test]

@@ -12,9 +12,10 @@ fn file(t: &Task, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
     t.fds.get_io(fd.0)
 }
 
-/// fsync(2): sandbox files live in memory or on a read-only layer; nothing to flush.
+/// fsync(2): sandbox files live in memory or on a read-only layer; only a file whose data
+/// lives elsewhere (FUSE: stores through shared mappings) has something to write.
 pub fn fsync(t: &mut Task, fd: Fd) -> SysResult {
-    file(t, fd)?;
+    file(t, fd)?.ops().fsync()?;
     Ok(0)
 }
 

@@ -183,6 +183,16 @@ pub trait FileOps: Send + Sync {
         Err(Errno::ESPIPE)
     }
 
+    /// `fsync(2)`/`fdatasync(2)`: brings data kept elsewhere (a FUSE file's stores through
+    /// shared mappings) to where the file lives. Most sandbox files live in memory: nothing
+    /// to do.
+    ///
+    /// # Errors
+    /// EIO when the data could not be written.
+    fn fsync(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// The file's pages for `mmap` (None: the file cannot be mapped, ENODEV). `mf` is the
     /// memory file of the mapping address space (host files cache their pages there).
     fn mappable(

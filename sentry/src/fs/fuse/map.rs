@@ -4,34 +4,56 @@
 //! last close), as in Linux.
 //!
 //! The cache knows a FUSE file as (the filesystem's device number with bit 63 set, which
-//! no host device number has; the node ID) at a version of (size, mtime,
-//! [`FuseNode::changes`](super::node::FuseNode)): a write or truncation through the
-//! sentry, an open without FOPEN_KEEP_CACHE, and a new size or mtime the daemon reports
-//! all make later mappings fill afresh. Mappings made before keep the pages they hold (as
-//! the page cache's host files do), where Linux would show them the new data in pages
-//! not yet copied on write.
+//! no host device number has; the node ID) at a version counting the opens that drop the
+//! cached pages ([`FuseNode::changes`](super::node::FuseNode): an open without
+//! FOPEN_KEEP_CACHE, a mapping of a FOPEN_DIRECT_IO file), as Linux without
+//! `auto_inval_data`. Mappings made before such an open keep the pages they hold, where
+//! Linux would show them the new data; an open while a shared mapping that may be written
+//! exists writes the pages back and keeps them instead, so that every shared mapping of the
+//! file (SQLite's `-shm` in each process) shares one set of pages.
 //!
-//! Stores through a MAP_SHARED mapping are never written back: shared mappings stay
-//! read-only (`shared_writable` is false, so a writable one is ENODEV, as before mapping
-//! was supported) and private ones copy on write. A file opened with FOPEN_DIRECT_IO maps
-//! only privately (MAP_SHARED is ENODEV) and each mapping of it fills afresh, as Linux's
-//! `fuse_file_mmap` without FUSE_DIRECT_IO_ALLOW_MMAP (which the sentry does not offer).
+//! Changes made through the sentry update the cached pages in place, so existing
+//! mappings see them: a write(2) copies its bytes into the pages cached (after the daemon
+//! took them), a write(2) past the end or a truncation sets the file's size (a fault past
+//! it is SIGBUS; the bytes past a smaller size become zero). Pages already mapped past a
+//! smaller size stay mapped, where Linux unmaps them (SIGBUS there).
 //!
-//! A fill waits for the daemon without a task (the memory manager's faults have none), on
-//! the faulting task's thread, killably ([`crate::waiter::wait_killable`]): a daemon that
-//! dies or an unmount ends it (the fill is EIO, the fault SIGBUS); the death of the
-//! faulting task (SIGKILL, group exit) ends it with EINTR, which the fault turns into no
-//! signal at all (the task exits at its next look at its signal state). Ordinary signals
-//! do not end it (a fault cannot be restarted by a handler): a daemon that never answers
-//! keeps the faulting thread, and other faults on its address space, waiting until it
-//! answers, its connection ends or the task is killed. Other processes go on.
+//! Shared mappings of a file not opened with FOPEN_DIRECT_IO take stores in the cached
+//! pages (a writable one needs a handle open for writing: EACCES otherwise). The stores go
+//! to the daemon as WRITE requests on the mapping's handle (FUSE_WRITE_CACHE, without
+//! O_APPEND) at msync (MS_SYNC or MS_ASYNC), fsync and fdatasync, the last close of an
+//! open file of the node (before FLUSH) and the end of the last VMA of the mapping (munmap,
+//! exit, exec). While such a mapping lives, read(2) through the sentry reads the cached
+//! pages (filling missing ones by READ), so it sees the stores at once.
+//! Every cached page below the file's end goes, stored to or not: the sentry does not
+//! track which pages were written (no write-fault notification from the memory manager
+//! yet). A failed write-back's error (the daemon's, ENOTCONN once it died; EIO for a short
+//! WRITE) shows at msync or fsync, as Linux's; one at munmap at the next of those. Write-backs are not ordered against a concurrent write(2) of the same bytes: the
+//! daemon may keep the older of the two until the next write-back.
+//!
+//! A file opened with FOPEN_DIRECT_IO maps only privately (MAP_SHARED is ENODEV) and each
+//! mapping of it fills afresh, as Linux's `fuse_file_mmap` without
+//! FUSE_DIRECT_IO_ALLOW_MMAP (which the sentry does not offer).
+//!
+//! A fill or a write-back waits for the daemon without a task (the memory manager's
+//! faults have none), on the calling task's thread, killably
+//! ([`crate::waiter::wait_killable`]): a daemon that dies or an unmount ends it (the fill
+//! is EIO, the fault SIGBUS; the write-back ENOTCONN); the death of the waiting task (SIGKILL,
+//! group exit) ends it with EINTR, which the fault turns into no signal at all (the task
+//! exits at its next look at its signal state). Ordinary signals do not end it (a fault
+//! cannot be restarted by a handler): a daemon that never answers keeps the faulting
+//! thread, and other faults on its address space, waiting until it answers, its connection
+//! ends or the task is killed. Other processes go on. A write-back at munmap waits the
+//! same way, holding the address space's lock; one made by a dying task (the last VMA or
+//! close of a killed process) queues its WRITEs without waiting, so the stores still
+//! reach a daemon that answers, as Linux's page cache outlives the task.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-use super::node::Handle;
+use super::node::{FuseNode, Handle};
 use super::proto;
-use crate::abi::Errno;
+use crate::abi::{Errno, PAGE_SIZE};
 use crate::memory::FileRange;
 use crate::memory::MemoryFile;
 use crate::mm::filemap::Mappable;
@@ -54,23 +76,138 @@ pub(super) fn mapping(
         dev: 1 << 63 | h.node.fs_dev(),
         ino: h.node.nodeid(),
     };
-    let changes = h.node.changes.load(Ordering::Relaxed) as i64;
+    let generation = h.node.changes.load(Ordering::Relaxed);
     let version = Version {
-        size: st.size.max(0) as u64,
-        mtime: (st.mtime, changed_nsec(st.mtime_nsec, changes)),
+        size: 0,
+        mtime: (0, generation as i64),
     };
     let source: Arc<dyn PageSource> = Arc::new(Reader(h.clone()));
-    Some(Arc::new(FuseMapping {
-        cached: CachedMapping::with_source(mf, source, id, version),
+    let cached = CachedMapping::with_source(mf, source, id, version);
+    cached.set_size(st.size.max(0) as u64);
+    let m = Arc::new(FuseMapping {
+        cached,
         direct_io,
-    }))
+        handle: h.clone(),
+        writers: AtomicU64::new(0),
+        generation,
+    });
+    let mut maps = h.node.maps.lock().unwrap();
+    maps.retain(|w| w.strong_count() > 0);
+    maps.push(Arc::downgrade(&m));
+    Some(m)
 }
 
-/// The second half of a version's mtime: the nanoseconds plus 10^9 for each change made
-/// through the sentry, so that a change shows even where the daemon's mtime does not move
-/// (two writes in one clock tick).
-fn changed_nsec(nsec: i64, changes: i64) -> i64 {
-    nsec.wrapping_add(changes.wrapping_mul(1_000_000_000))
+/// The live mappings of `node`, each cache entry once.
+fn live(node: &FuseNode) -> Vec<Arc<FuseMapping>> {
+    let maps = node.maps.lock().unwrap();
+    let mut out: Vec<Arc<FuseMapping>> = Vec::new();
+    for m in maps.iter().filter_map(Weak::upgrade) {
+        if !out.iter().any(|o| o.cached.same_entry(&m.cached)) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The live mappings of `node` that a shared mapping may write.
+fn writable(node: &FuseNode) -> Vec<Arc<FuseMapping>> {
+    let maps = node.maps.lock().unwrap();
+    maps.iter()
+        .filter_map(Weak::upgrade)
+        .filter(|m| m.writers.load(Ordering::Acquire) > 0)
+        .collect()
+}
+
+/// Whether a shared mapping that may be written exists for `node`.
+pub(super) fn has_writers(node: &FuseNode) -> bool {
+    !writable(node).is_empty()
+}
+
+/// Writes the cached pages of every mapping of `node` that a shared mapping may have
+/// written back to the daemon; the error of this or of an earlier write-back nobody could
+/// be told of (at munmap), as Linux's `file_check_and_advance_wb_err`.
+pub(super) fn write_back(node: &FuseNode) -> Result<(), Errno> {
+    let maps = writable(node);
+    let mut result = Ok(());
+    for (k, m) in maps.iter().enumerate() {
+        if maps[..k].iter().any(|o| o.cached.same_entry(&m.cached)) {
+            continue;
+        }
+        if let Err(e) = m.write_back() {
+            result = Err(e);
+        }
+    }
+    let earlier = node.writeback_error.swap(0, Ordering::AcqRel);
+    if earlier != 0 {
+        result = Err(Errno::from_raw(earlier));
+    }
+    result
+}
+
+/// Up to `len` bytes of the file at `off` from the cached pages of a mapping of `node`
+/// that a shared mapping may write (filling the missing pages by READ): what a read(2)
+/// returns while such a mapping lives, whose stores are the file's data at once. None
+/// when there is no such mapping.
+pub(super) fn read_cached(node: &FuseNode, off: u64, len: usize) -> Option<Result<Vec<u8>, Errno>> {
+    let m = writable(node).into_iter().next()?;
+    let end = off.saturating_add(len as u64).min(m.cached.size());
+    if off >= end {
+        return Some(Ok(Vec::new()));
+    }
+    let first = off / PAGE_SIZE;
+    let runs = match m.cached.pages(first, end.div_ceil(PAGE_SIZE) - first) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
+    let mf = m.cached.memory_file();
+    let mut out = vec![0u8; (end - off) as usize];
+    for (idx, r) in &runs {
+        let (start, stop) = (
+            (idx * PAGE_SIZE).max(off),
+            (idx * PAGE_SIZE + r.len).min(end),
+        );
+        if start < stop {
+            let at = r.offset + (start - idx * PAGE_SIZE);
+            mf.read(at, &mut out[(start - off) as usize..(stop - off) as usize]);
+        }
+    }
+    for (_, r) in runs {
+        mf.dec_ref(r);
+    }
+    Some(Ok(out))
+}
+
+/// A write(2) of `data` at `off` reached the daemon: the cached pages of every mapping of
+/// `node` take it, and the file's size grows to its end.
+pub(super) fn written(node: &FuseNode, off: u64, data: &[u8]) {
+    let end = off + data.len() as u64;
+    changed(node, |m| {
+        if end > m.cached.size() {
+            m.cached.set_size(end);
+        }
+        m.cached.write_cached(off, data);
+    });
+}
+
+/// A truncation to `size` reached the daemon: every mapping of `node` sees the new size.
+pub(super) fn resized(node: &FuseNode, size: u64) {
+    changed(node, |m| m.cached.set_size(size));
+}
+
+/// Applies a change of the file's data made through the sentry to the cached pages of
+/// every live mapping of `node`. When none of them holds the current version (the cache
+/// may still hold pages no mapping holds, which nothing would update), later mappings fill
+/// afresh.
+fn changed(node: &FuseNode, apply: impl Fn(&FuseMapping)) {
+    let current = node.changes.load(Ordering::Relaxed);
+    let mut updated = false;
+    for m in live(node) {
+        apply(&m);
+        updated |= m.generation == current;
+    }
+    if !updated {
+        node.drop_cached_pages();
+    }
 }
 
 /// Fills cached pages with READ on a handle.
@@ -109,10 +246,70 @@ impl PageSource for Reader {
 }
 
 /// A FUSE file's pages in the page cache.
-struct FuseMapping {
+pub(super) struct FuseMapping {
     cached: CachedMapping,
     /// Opened with FOPEN_DIRECT_IO: no shared mappings.
     direct_io: bool,
+    /// The handle of the open file mapped: write-backs WRITE on it.
+    handle: Arc<Handle>,
+    /// The shared mappings that may be written (VMAs' [`WritableMapping`]s) alive.
+    ///
+    /// [`WritableMapping`]: crate::mm::filemap::WritableMapping
+    writers: AtomicU64,
+    /// The node's [`FuseNode::changes`] when the mapping was made: its cache entry's
+    /// version.
+    generation: u64,
+}
+
+impl FuseMapping {
+    /// Sends the cached pages below the file's end to the daemon as WRITE requests on the
+    /// mapping's handle (open for writing, or no shared mapping could have written them).
+    fn write_back(&self) -> Result<(), Errno> {
+        let h = &self.handle;
+        let mf = self.cached.memory_file();
+        let size = self.cached.size();
+        let chunk = u64::from(h.node.max_write()).max(PAGE_SIZE);
+        let flags = h.flags & !(libc::O_APPEND as u32);
+        let runs = self.cached.cached_runs();
+        let mut result = Ok(());
+        let mut buf = Vec::new();
+        'runs: for (idx, r) in &runs {
+            let start = idx * PAGE_SIZE;
+            let end = (start + r.len).min(size);
+            let mut pos = start;
+            while pos < end {
+                let n = (end - pos).min(chunk);
+                buf.resize(n as usize, 0);
+                mf.read(r.offset + (pos - start), &mut buf);
+                if crate::waiter::thread_owner_dying() {
+                    // A killed task's last VMA or close: nobody can wait, and the stores
+                    // must not be lost (Linux's page cache outlives the task). The WRITE
+                    // goes to the daemon's queue without a waiter; its reply is dropped.
+                    h.node.write_background(h.who, h.fh, pos, &buf, flags);
+                    pos += n;
+                    continue;
+                }
+                match h
+                    .node
+                    .write_chunk(None, h.who, h.fh, pos, &buf, flags, true)
+                {
+                    Ok(w) if w as u64 == n => pos += n,
+                    r => {
+                        log::debug!("fuse: write-back of {n} bytes at {pos}: {r:?}");
+                        // The daemon's error as it is (a dead one's ENOTCONN), as Linux's
+                        // errseq gives it to msync and fsync; a short WRITE is EIO.
+                        result = Err(r.err().unwrap_or(Errno::EIO));
+                        break 'runs;
+                    }
+                }
+            }
+        }
+        for (_, r) in runs {
+            mf.dec_ref(r);
+        }
+        h.node.written_back();
+        result
+    }
 }
 
 impl Mappable for FuseMapping {
@@ -128,25 +325,33 @@ impl Mappable for FuseMapping {
         self.cached.fault_pages(first, count, at)
     }
 
+    /// Shared mappings store into the cached pages; write-backs bring the stores to the
+    /// daemon.
     fn shared_writable(&self) -> bool {
-        false
+        !self.direct_io
     }
 
     fn shared_mappable(&self) -> bool {
         !self.direct_io
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    fn sync(&self) -> Result<(), Errno> {
+        write_back(&self.handle.node)
+    }
 
-    #[test]
-    fn each_change_gives_another_version() {
-        let mut seen = std::collections::HashSet::new();
-        for nsec in [0, 1, 999_999_999] {
-            for changes in 0..4 {
-                assert!(seen.insert(changed_nsec(nsec, changes)), "{nsec} {changes}");
+    /// The last VMA of a writable shared mapping going (munmap, exit, exec) writes its
+    /// pages back; a failure shows at the file's next msync or fsync.
+    fn count_writable_mapping(&self, up: bool) {
+        if up {
+            self.writers.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        if self.writers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Err(e) = self.write_back() {
+                self.handle
+                    .node
+                    .writeback_error
+                    .store(e as i32, Ordering::Release);
             }
         }
     }

@@ -12,7 +12,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,10 @@ pub struct FuseNode {
     /// drop the cached pages (no FOPEN_KEEP_CACHE): part of the cached pages' version
     /// ([`super::map`]).
     pub(super) changes: AtomicU64,
+    /// The mappings made of the file ([`super::map`]), while they live.
+    pub(super) maps: Mutex<Vec<Weak<super::map::FuseMapping>>>,
+    /// The error of a write-back at munmap (0: none), for the next msync or fsync.
+    pub(super) writeback_error: AtomicI32,
     me: Weak<FuseNode>,
 }
 
@@ -236,6 +240,8 @@ impl FuseNode {
             this_call: EpochCell::new(),
             children: Mutex::new(HashMap::new()),
             changes: AtomicU64::new(0),
+            maps: Mutex::new(Vec::new()),
+            writeback_error: AtomicI32::new(0),
             me: me.clone(),
         })
     }
@@ -252,6 +258,16 @@ impl FuseNode {
             .opts
             .max_read
             .map_or(READ_CHUNK, |m| (m as usize).clamp(4096, READ_CHUNK))
+    }
+
+    /// The most bytes one WRITE may carry.
+    pub(super) fn max_write(&self) -> u32 {
+        self.fs.conn.negotiated().max_write
+    }
+
+    /// Mapped pages were written back: the daemon's attributes (mtime, size) changed.
+    pub(super) fn written_back(&self) {
+        self.expire();
     }
 
     /// The filesystem's device number.
@@ -392,6 +408,62 @@ impl FuseNode {
             .call(t, op::READ, self.nodeid, who, arg.as_bytes())?;
         data.truncate(size);
         Ok(data)
+    }
+
+    /// One WRITE of `data` at `offset` of handle `fh` (`from_cache`: a write-back of
+    /// mapped pages); the bytes the daemon took.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_chunk(
+        &self,
+        t: Option<&mut dyn Context>,
+        who: Requester,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        flags: u32,
+        from_cache: bool,
+    ) -> Result<usize, Errno> {
+        let arg = proto::IoIn {
+            fh,
+            offset,
+            size: data.len() as u32,
+            io_flags: if from_cache { proto::WRITE_CACHE } else { 0 },
+            flags,
+            ..proto::IoIn::default()
+        };
+        let mut body = arg.as_bytes().to_vec();
+        body.extend_from_slice(data);
+        let r = self
+            .fs
+            .call(t, op::WRITE, self.nodeid, who, &body)
+            .and_then(|reply| proto::parse::<proto::WriteOut>(&reply));
+        self.expire();
+        r.map(|w| (w.size as usize).min(data.len()))
+    }
+
+    /// A WRITE of mapped pages at `offset` of handle `fh` whose reply nobody waits for.
+    pub(super) fn write_background(
+        &self,
+        who: Requester,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        flags: u32,
+    ) {
+        let arg = proto::IoIn {
+            fh,
+            offset,
+            size: data.len() as u32,
+            io_flags: proto::WRITE_CACHE,
+            flags,
+            ..proto::IoIn::default()
+        };
+        let mut body = arg.as_bytes().to_vec();
+        body.extend_from_slice(data);
+        self.fs
+            .conn
+            .send_background(op::WRITE, self.nodeid, who, &body);
+        self.expire();
     }
 
     fn read_dir(&self, who: Requester, fh: u64) -> Result<Vec<DirEntry>, Errno> {
@@ -544,8 +616,14 @@ impl Inode for FuseNode {
             flags,
         });
         if open.open_flags & proto::FOPEN_KEEP_CACHE == 0 {
-            // Linux's `fuse_finish_open` drops the file's page cache on such an open.
-            self.drop_cached_pages();
+            // Linux's `fuse_finish_open` drops the file's page cache on such an open; while
+            // a shared mapping may write the pages they are written back and kept, so that
+            // every shared mapping shares them (see `super::map`).
+            if super::map::has_writers(self) {
+                let _ = super::map::write_back(self);
+            } else {
+                self.drop_cached_pages();
+            }
         }
         Ok(Arc::new(FuseFile {
             h: handle,
@@ -693,7 +771,6 @@ impl Inode for FuseNode {
         if let Some(s) = attr.size {
             arg.valid |= proto::FATTR_SIZE;
             arg.size = s;
-            self.drop_cached_pages();
         }
         match attr.atime {
             Some(TimeSet::Now) => arg.valid |= proto::FATTR_ATIME | proto::FATTR_ATIME_NOW,
@@ -719,6 +796,9 @@ impl Inode for FuseNode {
             arg.as_bytes(),
         )?;
         let out: AttrOut = proto::parse(&reply)?;
+        if let Some(s) = attr.size {
+            super::map::resized(self, s);
+        }
         self.set_attr(&out.attr, out.attr_valid, out.attr_valid_nsec)
             .map(drop)
     }
@@ -812,8 +892,13 @@ struct FuseFile {
 }
 
 impl Drop for FuseFile {
-    /// The last close: FLUSH (then RELEASE, once no mapping holds the handle).
+    /// The last close: the write-back of shared mappings' stores, then FLUSH (then RELEASE,
+    /// once no mapping holds the handle), as Linux's `fuse_flush`.
     fn drop(&mut self) {
+        if super::map::has_writers(&self.h.node) {
+            // A failure here has no caller to go to; Linux's close would return it.
+            let _ = super::map::write_back(&self.h.node);
+        }
         let flush = proto::FlushIn {
             fh: self.h.fh,
             ..proto::FlushIn::default()
@@ -836,16 +921,18 @@ impl FileOps for FuseFile {
         let mut done = 0usize;
         while dst.remaining() > 0 {
             let want = dst.remaining().min(self.h.node.read_size());
-            let data =
-                match self
-                    .h
+            // While a shared mapping may store into the cached pages, they are the file's
+            // data (Linux reads the same pages): read them, filling missing ones by READ.
+            let cached = super::map::read_cached(&self.h.node, pos, want);
+            let data = match cached.unwrap_or_else(|| {
+                self.h
                     .node
-                    .read_chunk(Some(t), self.h.who, self.h.fh, pos, want, f.flags())
-                {
-                    Ok(d) => d,
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
-                };
+                    .read_chunk(Some(&mut *t), self.h.who, self.h.fh, pos, want, f.flags())
+            }) {
+                Ok(d) => d,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
             if data.is_empty() {
                 break;
             }
@@ -884,34 +971,26 @@ impl FileOps for FuseFile {
             if n == 0 {
                 break;
             }
-            let arg = proto::IoIn {
-                fh: self.h.fh,
-                offset: pos,
-                size: n as u32,
-                flags: f.flags(),
-                ..proto::IoIn::default()
-            };
-            let mut body = arg.as_bytes().to_vec();
-            body.extend_from_slice(&buf[..n]);
-            let r = self
-                .h
-                .node
-                .fs
-                .call(
-                    Some(&mut *t),
-                    op::WRITE,
-                    self.h.node.nodeid,
-                    self.h.who,
-                    &body,
-                )
-                .and_then(|reply| proto::parse::<proto::WriteOut>(&reply));
-            self.h.node.expire();
-            self.h.node.drop_cached_pages();
+            let r = self.h.node.write_chunk(
+                Some(&mut *t),
+                self.h.who,
+                self.h.fh,
+                pos,
+                &buf[..n],
+                f.flags(),
+                false,
+            );
             let written = match r {
-                Ok(w) => (w.size as usize).min(n),
+                Ok(w) => w,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
+            if f.flags() & libc::O_APPEND as u32 == 0 {
+                super::map::written(&self.h.node, pos, &buf[..written]);
+            } else {
+                // Where an append landed is the daemon's to say: later mappings fill afresh.
+                self.h.node.drop_cached_pages();
+            }
             done += written;
             pos += written as u64;
             if written < n {
@@ -923,6 +1002,11 @@ impl FileOps for FuseFile {
 
     fn stat(&self) -> Result<Stat, Errno> {
         self.h.node.stat()
+    }
+
+    /// Writes back the stores of shared mappings (FUSE_FSYNC is not sent).
+    fn fsync(&self) -> Result<(), Errno> {
+        super::map::write_back(&self.h.node)
     }
 
     fn seekable(&self) -> bool {

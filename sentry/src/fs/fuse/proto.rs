@@ -266,6 +266,10 @@ pub struct FlushIn {
     pub lock_owner: u64,
 }
 
+/// `fuse_write_in.write_flags`: the write comes from the page cache (a write-back of
+/// mapped pages).
+pub const WRITE_CACHE: u32 = 1 << 0;
+
 /// `fuse_read_in` and `fuse_write_in` (one layout).
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
