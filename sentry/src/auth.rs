@@ -9,6 +9,8 @@
 //! the capability sets when the user IDs change ([`Creds::fix_caps_after_setuid`]) and on
 //! execve ([`Creds::after_exec`]) live here so that every caller applies the same rules.
 
+pub mod landlock;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -478,6 +480,8 @@ pub struct Creds {
     pub securebits: u32,
     /// The user namespace the capabilities hold in (and the IDs are shown through).
     pub user_ns: Arc<UserNs>,
+    /// The Landlock domain restricting the task (None: unrestricted).
+    pub landlock: Option<Arc<landlock::Domain>>,
 }
 
 impl Default for Creds {
@@ -495,6 +499,7 @@ impl Default for Creds {
             caps: Caps::default(),
             securebits: 0,
             user_ns: UserNs::initial(),
+            landlock: None,
         }
     }
 }
@@ -525,6 +530,7 @@ impl Creds {
             },
             securebits: 0,
             user_ns: UserNs::initial(),
+            landlock: None,
         }
     }
 

@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
+use crate::auth::landlock::fs as landlock_fs;
 use crate::memory::MemoryFile;
 use crate::mm::filemap::{FileMapping, Mappable};
 use crate::mm::{MemoryManager, MmapRequest, Placement, VmaKind, PIE_BASE, STACK_TOP};
@@ -239,6 +240,8 @@ fn open_resolved(d: Arc<Dentry>, cx: &Caller, mf: &Arc<MemoryFile>) -> Result<Op
     if kind != FileType::Regular || !may_access(&st, &cx.creds, 1, false) || d.mount.noexec() {
         return Err(Errno::EACCES);
     }
+    // Linux's open_exec opens for reading and execution.
+    crate::vfs::landlock::check(&cx.creds, &d, landlock_fs::EXECUTE | landlock_fs::READ_FILE)?;
     let file = image_file(&d, cx, mf);
     let image = match &file {
         Some(f) => read_mapped(mf, &*f.file, 0, f.file.size().min(HEAD_BYTES) as usize)?,

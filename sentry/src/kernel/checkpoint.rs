@@ -955,6 +955,12 @@ impl Task {
     /// # Errors
     /// The platform could not give the FP state.
     pub(super) fn image(&mut self, restart: Option<Restart>) -> Result<TaskImage, CheckpointError> {
+        // An image cannot hold a Landlock domain; restoring without it would lift it.
+        if self.creds.landlock.is_some() {
+            return Err(CheckpointError::Unsupported {
+                what: format!("task {} is restricted by Landlock", self.tid),
+            });
+        }
         self.pull_fp().map_err(|source| CheckpointError::Fp {
             tid: self.tid,
             source,

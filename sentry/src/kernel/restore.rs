@@ -868,6 +868,8 @@ impl Kernel {
                 bounding: CapSet(c.caps[3]),
                 ambient: CapSet(c.caps[4]),
             },
+            // A checkpoint refuses tasks with a Landlock domain.
+            landlock: None,
             securebits: c.securebits,
             user_ns,
         };

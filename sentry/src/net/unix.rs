@@ -337,6 +337,9 @@ enum Conn {
 
 struct State {
     addr: Option<Addr>,
+    /// The Landlock domain of the task that bound the socket (Linux: of its opener), which
+    /// abstract-socket scoping compares with a connecting task's.
+    landlock: Option<Arc<crate::auth::landlock::Domain>>,
     conn: Conn,
     rx: VecDeque<Message>,
     /// Unread bytes in `rx`.
@@ -416,6 +419,7 @@ impl Endpoint {
                 peer_addr: None,
                 options: BTreeMap::new(),
                 host_bound: false,
+                landlock: None,
             }),
             wmem: AtomicUsize::new(0),
             queue: WaitQueue::new(),
@@ -628,6 +632,7 @@ fn create_socket_file(
     if !may_access(&pn.parent.inode.stat()?, &t.creds(), 3, false) {
         return Err(Errno::EACCES);
     }
+    crate::vfs::landlock::check_make(&t.creds(), &pn.parent, &NewNode::Socket)?;
     let attrs = NewAttrs {
         mode: mode & !t.fs().umask(),
         uid: t.creds().euid,
@@ -695,9 +700,18 @@ fn lookup(t: &dyn Context, names: &Names, name: &Name, kind: Kind) -> Result<Tar
         }
     };
     match names.get(&key) {
+        Some(ep) if matches!(name, Name::Abstract(_)) && !may_reach(t, &ep) => Err(Errno::EPERM),
         Some(ep) if !ep.is_closed() => Ok(Target::Sandbox(ep)),
         _ => Err(Errno::ECONNREFUSED),
     }
+}
+
+/// Whether Landlock's abstract-socket scope lets the caller reach the socket bound by `ep`'s
+/// binder: only in the caller's domain or one nested in it.
+fn may_reach(t: &dyn Context, ep: &Endpoint) -> bool {
+    let scope = crate::auth::landlock::scope::ABSTRACT_UNIX_SOCKET;
+    let target = ep.lock().landlock.clone();
+    crate::auth::landlock::reaches(t.creds().landlock.as_ref(), scope, target.as_ref())
 }
 
 /// Connects a new host socket of `kind` to the host socket at `d`.
@@ -1168,6 +1182,7 @@ impl Socket for UnixSocket {
         }
         names.insert(NameKey::of(&a, self.ep.kind), &self.ep)?;
         s.addr = Some(a);
+        s.landlock = t.creds().landlock;
         Ok(())
     }
 

@@ -337,6 +337,7 @@ pub fn truncate(t: &mut Task, path: PathArg, len: i64) -> SysResult {
     if !crate::vfs::inode::may_access_inode(d.inode.as_ref(), &st, &t.creds, 2, false) {
         return Err(Errno::EACCES);
     }
+    crate::vfs::landlock::check(&t.creds, &d, crate::auth::landlock::fs::TRUNCATE)?;
     // ETXTBSY while a process runs the file (vfs_truncate's get_write_access).
     let _write_access = t.kernel.write_access.get_write((st.dev, st.ino))?;
     newsize_ok(t, st.size as u64, len as u64)?;
@@ -362,6 +363,7 @@ pub fn ftruncate(t: &mut Task, fd: Fd, len: i64) -> SysResult {
     if d.inode.file_type()? != FileType::Regular {
         return Err(Errno::EINVAL);
     }
+    crate::vfs::landlock::check_ftruncate(&f)?;
     newsize_ok(t, d.inode.stat()?.size as u64, len as u64)?;
     let a = SetAttr {
         size: Some(len as u64),

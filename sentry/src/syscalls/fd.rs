@@ -439,6 +439,7 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
 /// ioctl(2)
 pub fn ioctl(t: &mut Task, fd: Fd, cmd: Flags, arg: u64) -> SysResult {
     let f = file(t, fd)?;
+    crate::vfs::landlock::check_ioctl(&f, cmd.0)?;
     match cmd.0 {
         libc::FIOCLEX => t.fds.set_cloexec(fd.0, true).map(|_| 0),
         libc::FIONCLEX => t.fds.set_cloexec(fd.0, false).map(|_| 0),

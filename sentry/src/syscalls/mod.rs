@@ -45,6 +45,7 @@
 //! | keyctl (session keyrings) | `keys.rs` |
 //! | kcmp | `kcmp.rs` |
 //! | membarrier | `membarrier.rs` |
+//! | Landlock: landlock_create_ruleset, landlock_add_rule, landlock_restrict_self (and its socket and signal checks) | `landlock.rs` |
 //! | credentials: get/set uid and gid family, setfsuid/setfsgid, getgroups/setgroups, capget/capset, the prctl capability options | `creds.rs` |
 
 mod aio;
@@ -59,6 +60,7 @@ mod inotify;
 mod ipc;
 mod kcmp;
 mod keys;
+mod landlock;
 mod lock;
 mod mem;
 mod membarrier;
@@ -529,6 +531,9 @@ syscall_table! {
         455 futex_wait(uaddr: UserAddr, val: u64, mask: u64, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_wait, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         449 futex_waitv(waiters: UserAddr, nr_futexes: u32, flags: u32, timeout: UserAddr, clockid: i32) => futex::futex_waitv, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
         456 futex_requeue(waiters: UserAddr, flags: u32, nr_wake: i32, nr_requeue: i32) => futex::futex_requeue, Partial("32-bit futexes only (EINVAL for other sizes, as Linux); no FUTEX2_NUMA or FUTEX2_MPOL (EINVAL)");
+        444 landlock_create_ruleset(attr: UserAddr, size: usize, flags: u32) => landlock::landlock_create_ruleset, Partial("ABI 6 (no errata flag, an ABI 7 addition: EINVAL); the ruleset fd's /proc link and fdinfo do not name [landlock-ruleset]");
+        445 landlock_add_rule(ruleset_fd: Fd, rule_type: u32, rule_attr: UserAddr, flags: u32) => landlock::landlock_add_rule, Full;
+        446 landlock_restrict_self(ruleset_fd: Fd, flags: u32) => landlock::landlock_restrict_self, Partial("ABI 6: filesystem rights (crossing mounts as the sandbox's dentries do), TCP ports, abstract UNIX socket and signal scopes; no audit logging flags or TSYNC (ABI 7 and 8: EINVAL); not yet checked: O_TMPFILE opens, F_SETOWN signals, datagrams sent to an already connected abstract socket");
         452 fchmodat2(dirfd: Fd, path: PathArg, mode: u32, flags: Flags) => attr::fchmodat2, Full;
         324 membarrier(cmd: i32, flags: u32, cpu: i32) => membarrier::membarrier, Partial("the expedited commands are the host's global barrier (milliseconds, not microseconds); no SYNC_CORE or RSEQ variants nor GET_REGISTRATIONS (EINVAL)");
     }

@@ -14,6 +14,7 @@ use crate::mm::usermem::{UserAddr, PATH_MAX};
 use crate::vfs::dir::{DirFile, PathFile};
 use crate::vfs::inode::{may_access, may_access_inode, OpenFileInode, RenameFlags};
 use crate::vfs::inotify;
+use crate::vfs::landlock;
 use crate::vfs::write_access::Access;
 use crate::vfs::{Caller, Dentry, FileKind, FileType, NewNode, OpenFile, Resolver, SetAttr, Stat};
 
@@ -212,6 +213,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
                     if !may_access_inode(pn.parent.inode.as_ref(), &pst, &t.creds, 3, false) {
                         return Err(Errno::EACCES);
                     }
+                    landlock::check_make(&t.creds, &pn.parent, &NewNode::Regular)?;
                     let (attrs, acls) =
                         super::xattr::new_file_attrs(t, pn.parent.inode.as_ref(), mode, false);
                     let inode = pn
@@ -265,6 +267,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         if !may_access_inode(dentry.inode.as_ref(), &st, &t.creds, 4, false) {
             return Err(Errno::EACCES);
         }
+        landlock::check_open(&t.creds, &dentry, kind, flags)?;
         Arc::new(DirFile::new(dentry.clone()))
     } else {
         // As Linux, a special file (FIFO, device, socket) on a read-only mount may still be
@@ -289,6 +292,7 @@ fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve:
         if !may_access_inode(dentry.inode.as_ref(), &st, &t.creds, mask, false) {
             return Err(Errno::EACCES);
         }
+        landlock::check_open(&t.creds, &dentry, kind, flags)?;
         if kind == FileType::Fifo && !is_host_pipe(&dentry) {
             let st = dentry.inode.stat()?;
             return open_fifo(t, &st, flags, dentry);
@@ -372,6 +376,7 @@ fn install_opened_kind(
         & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)
             as u32);
     let file = OpenFile::of_kind_with_dentry(kind, keep | libc::O_LARGEFILE as u32, dentry);
+    landlock::keep_denied(&t.creds, &file);
     file.opened();
     if let Some(access) = write_access {
         file.hold_write_access(access);
@@ -541,6 +546,7 @@ fn make_node(t: &Task, dirfd: Fd, path: PathArg, node: NewNode, mode: u32) -> Sy
     if !may_access_inode(pn.parent.inode.as_ref(), &pst, &t.creds, 3, false) {
         return Err(Errno::EACCES);
     }
+    landlock::check_make(&t.creds, &pn.parent, &node)?;
     let is_dir = node == NewNode::Directory;
     let (attrs, acls) = super::xattr::new_file_attrs(t, pn.parent.inode.as_ref(), mode, is_dir);
     let inode = pn
@@ -657,6 +663,7 @@ fn do_unlink(t: &Task, dirfd: Fd, path: PathArg, dir: bool) -> SysResult {
     }
     check_writable_mount(&pn.parent)?;
     may_delete(t, &pn.parent, &child)?;
+    landlock::check_remove(&t.creds, &pn.parent, &child)?;
     let before = inotify::before(Some(&child));
     pn.parent.inode.unlink(&Caller::of(t), &pn.name, dir)?;
     // The walk would see the name gone; forgetting it now frees the file with its last use.
@@ -755,6 +762,16 @@ fn do_rename(
             }
         }
     }
+    let exchange = flags & EXCHANGE != 0;
+    landlock::check_refer(
+        &t.creds,
+        &op.parent,
+        &src,
+        &np.parent,
+        dst.as_deref(),
+        true,
+        exchange,
+    )?;
     // Renaming a name onto itself (or a link of the same file) changes nothing.
     let same = match (&dst, src.inode.stat()) {
         (Some(d), Ok(a)) => d
@@ -850,6 +867,10 @@ pub fn linkat(
         return Err(Errno::EEXIST);
     }
     check_writable_mount(&np.parent)?;
+    let target_dir = target.parent.as_deref().unwrap_or(&target);
+    landlock::check_refer(
+        &t.creds, target_dir, &target, &np.parent, None, false, false,
+    )?;
     np.parent.inode.link(&np.name, &target.inode)?;
     inotify::linked(&target, &np.parent, &np.name);
     Ok(0)

@@ -188,6 +188,9 @@ fn may_signal(t: &Task, tree: &Tree, target: &ThreadGroup, sig: i32) -> bool {
     if target.tgid == t.tg.tgid {
         return true;
     }
+    if !super::landlock::may_signal(&t.creds, target) {
+        return false;
+    }
     let session = |tgid| tree.procs.get(&tgid).map(|p| p.sid);
     if sig == libc::SIGCONT && session(target.tgid) == session(t.tg.tgid) {
         return true;

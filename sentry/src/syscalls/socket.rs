@@ -151,6 +151,7 @@ pub fn socketpair(t: &mut Task, domain: i32, ty: i32, protocol: i32, sv: UserAdd
 pub fn bind(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult {
     let f = socket_file(t, fd)?;
     let sa = read_sockaddr(t, addr, len)?;
+    super::landlock::check_tcp(&t.creds, &f, &sa, crate::auth::landlock::net::BIND_TCP)?;
     with_socket(&f, |s| s.bind(t, &sa))?;
     Ok(0)
 }
@@ -167,6 +168,7 @@ pub fn connect(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult {
     let f = socket_file(t, fd)?;
     let sa = read_sockaddr(t, addr, len)?;
     let nb = f.flags() & libc::O_NONBLOCK as u32 != 0;
+    super::landlock::check_tcp(&t.creds, &f, &sa, crate::auth::landlock::net::CONNECT_TCP)?;
     with_socket(&f, |s| s.connect(t, &sa, nb))?;
     Ok(0)
 }

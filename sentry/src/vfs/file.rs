@@ -530,6 +530,9 @@ pub struct OpenFile {
     sigio: OnceLock<AsyncState>,
     /// An open for writing's write access to its file (ETXTBSY for an execve meanwhile).
     write_access: OnceLock<super::write_access::Access>,
+    /// The Landlock rights (truncate, ioctl on a device) the opener's domain denied at open
+    /// time, which later calls on this description check ([`super::landlock`]).
+    landlock_denied: OnceLock<u64>,
 }
 
 impl Drop for OpenFile {
@@ -577,6 +580,7 @@ impl OpenFile {
             watched: OnceLock::new(),
             sigio: OnceLock::new(),
             write_access: OnceLock::new(),
+            landlock_denied: OnceLock::new(),
         })
     }
 
@@ -597,6 +601,7 @@ impl OpenFile {
             watched: OnceLock::new(),
             sigio: OnceLock::new(),
             write_access: OnceLock::new(),
+            landlock_denied: OnceLock::new(),
         })
     }
 
@@ -616,6 +621,16 @@ impl OpenFile {
     /// Keeps `access` (an open for writing's write access) while the description lives.
     pub fn hold_write_access(&self, access: super::write_access::Access) {
         let _ = self.write_access.set(access);
+    }
+
+    /// Records the Landlock rights denied to this description at open time.
+    pub fn set_landlock_denied(&self, denied: u64) {
+        let _ = self.landlock_denied.set(denied);
+    }
+
+    /// The Landlock rights denied to this description at open time.
+    pub fn landlock_denied(&self) -> u64 {
+        self.landlock_denied.get().copied().unwrap_or(0)
     }
 
     /// The file's operations.

@@ -20,6 +20,7 @@ pub mod file;
 pub mod host;
 pub mod inode;
 pub mod inotify;
+pub mod landlock;
 pub mod lock;
 pub mod mount;
 pub mod socket;
