@@ -295,8 +295,6 @@ fn shared_of(id: HostFileId) -> Vec<Arc<SharedFile>> {
         .filter_map(|(_, w)| w.upgrade())
         .filter(|s| s.id == id)
         .collect()
-    // The list's lock is released before any upgraded entry can be dropped (a drop takes
-    // no lock, but keeps this simple to reason about).
 }
 
 /// hostfs truncated the host file `fd` to `size` (ftruncate, truncate, O_TRUNC): the
