@@ -799,12 +799,15 @@ impl HostNode {
     /// verified reopen for writing.
     fn truncate(&self, size: u64) -> Result<(), Errno> {
         match self.origin {
-            Origin::File => rustix::fs::ftruncate(self.fd.as_fd(), size).map_err(herr),
+            Origin::File => rustix::fs::ftruncate(self.fd.as_fd(), size).map_err(herr)?,
             _ => {
                 let fd = self.reopen(OFlags::WRONLY)?;
-                rustix::fs::ftruncate(&fd, size).map_err(herr)
+                rustix::fs::ftruncate(&fd, size).map_err(herr)?
             }
         }
+        // Shared mappings of the file see the new size.
+        crate::vfs::host::truncated(self.fd.as_fd(), size);
+        Ok(())
     }
 
     fn same_fs(&self, other: &Arc<dyn Inode>) -> Result<Arc<HostNode>, Errno> {

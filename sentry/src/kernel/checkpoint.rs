@@ -1755,6 +1755,13 @@ fn mm_image(
         .filter(|(_, file)| file.shared_writable())
         .map(|(start, _)| *start)
         .collect();
+    // Files whose stores live in cached pages until a write-back (host and FUSE files):
+    // the stores reach the file now, since the restored mappings fault in from it.
+    for (start, file) in files.iter().filter(|(s, _)| writable_file.contains(s)) {
+        file.sync().map_err(|e| CheckpointError::Unsupported {
+            what: format!("writing back the shared mapping at {start:#x}: {e:?}"),
+        })?;
+    }
     // The System V segments attached, by the start of their mappings: their pages are the
     // segment's, saved once with the memory file, and fault in again from it.
     let shm: HashMap<u64, i32> = mm

@@ -231,7 +231,7 @@ syscall_table! {
         6 lstat(path: PathArg, statbuf: UserAddr) => stat::lstat, Full;
         7 poll(fds: UserAddr, nfds: u32, timeout: i32) => poll::poll, Partial("host fds are re-polled every 10 ms while waiting");
         8 lseek(fd: Fd, offset: i64, whence: i32) => fd::lseek, Full;
-        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("files map tmpfs pages or the page cache of host and FUSE files; shared writable mappings of host files (volumes) and FUSE files are ENODEV, as is MAP_SHARED of a FUSE file opened with FOPEN_DIRECT_IO; pages past EOF after a truncate stay mapped; a packet socket maps its PACKET_RX_RING");
+        9 mmap(addr: UserAddr, len: u64, prot: Flags, flags: Flags, fd: Fd, off: u64) => mem::mmap, Partial("files map tmpfs pages or the page cache of host and FUSE files; shared writable mappings of host files (volumes) and FUSE files store into the cached pages, written back (pwrite on the open's fd; WRITE to the daemon) at msync, fsync, the last munmap and close, and read(2), write(2) and truncation through the sentry see them, but host processes see the stores only after a write-back and the sandbox does not see host writes to pages it cached; MAP_SHARED of a FUSE file opened with FOPEN_DIRECT_IO is ENODEV; pages past EOF after a truncate stay mapped; a packet socket maps its PACKET_RX_RING");
         10 mprotect(addr: UserAddr, len: u64, prot: Flags) => mem::mprotect, Full;
         11 munmap(addr: UserAddr, len: u64) => mem::munmap, Full;
         12 brk(addr: UserAddr) => mem::brk, Full;
