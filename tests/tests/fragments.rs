@@ -9,76 +9,14 @@
 //! Needs root (namespaces), `ip` and Debian's python3; a missing piece prints
 //! `SKIPPED: reason`.
 
-use std::ffi::OsString;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use runsc_rs_tests::netns::{self, v4, v6, VethPair};
-use runsc_rs_tests::{
-    assert_no_sentry_panic, runsc_rs_bin, skip, static_busybox, test_platform, Outcome, Run,
-};
+use runsc_rs_tests::netns::{v4, v6, SandboxPair};
+use runsc_rs_tests::{skip, static_busybox, Outcome};
 
-/// Two network namespaces joined by a veth pair (the sandbox's is `a`, host 1; the peer's is
-/// `b`, host 2), deleted on drop.
-struct Pair {
-    net: VethPair,
-    n: u8,
-}
-
-impl Pair {
-    fn new() -> Option<Pair> {
-        if let Some(why) = netns::unavailable() {
-            skip(&why);
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
-        match VethPair::new("frag", n) {
-            Ok(net) => Some(Pair { net, n }),
-            Err(e) => {
-                skip(&format!("cannot make the namespaces: {e}"));
-                None
-            }
-        }
-    }
-
-    /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
-    fn native(&self, i: usize, argv: &[&str]) -> Run {
-        let ns = if i == 0 { &self.net.a } else { &self.net.b };
-        let mut full = ns.exec_argv();
-        full.extend(argv.iter().map(OsString::from));
-        Run::new(&full).timeout(Duration::from_secs(180))
-    }
-
-    /// `argv` in a sandbox on the sandbox namespace's link.
-    fn sandbox(&self, argv: &[&str]) -> Outcome {
-        self.net
-            .a
-            .address(VethPair::DEVS[0], self.n, 1)
-            .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
-        let mut full = self.net.a.exec_argv();
-        full.extend([runsc_rs_bin().into(), "do".into()]);
-        if let Some(p) = test_platform() {
-            full.push("--platform".into());
-            full.push(p.into());
-        }
-        full.extend(["--network", "sandbox", "--"].map(OsString::from));
-        full.extend(argv.iter().map(OsString::from));
-        let out = Run::new(&full).timeout(Duration::from_secs(180)).native();
-        assert_no_sentry_panic(&full, &out);
-        out
-    }
-
-    /// The processes in the sandbox's namespace.
-    fn pids(&self) -> Vec<u32> {
-        let name = self.net.a.exec_argv()[3].clone();
-        let out = netns::ip(&["netns", "pids", &name.to_string_lossy()]).unwrap_or_default();
-        out.split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-}
+/// How long each program of these tests may run.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn python() -> Option<&'static str> {
     let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
@@ -213,19 +151,21 @@ fn udp_above_the_mtu_both_ways() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("frag") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let (h4, h6) = (v4(n, 2), v6(n, 2));
-    let echo = pair.native(1, &[py, "-c", FRAG, "echo", "9100", "4"]);
+    let echo = pair
+        .native(1, &[py, "-c", FRAG, "echo", "9100", "4"])
+        .timeout(TIMEOUT);
     std::thread::scope(|sc| {
         let peer = sc.spawn(move || echo.native());
         std::thread::sleep(Duration::from_millis(500));
         let argv = [py, "-c", FRAG, "ask", &h4, &h6, "9100"];
-        let native = pair.native(0, &argv).native();
+        let native = pair.native(0, &argv).timeout(TIMEOUT).native();
         check("native", &native);
-        let sandbox = pair.sandbox(&argv);
+        let sandbox = pair.sandbox(&argv, TIMEOUT);
         check("sandbox", &sandbox);
         let text = native.stdout_text();
         for want in [
@@ -250,10 +190,10 @@ fn ping_with_a_large_payload() {
     let Some(bb) = static_busybox() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("frag") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let ping = |host: String| {
         vec![
             bb.to_string(),
@@ -270,11 +210,11 @@ fn ping_with_a_large_payload() {
     // The peer first: a new sentry answers a peer whose address it has not resolved yet
     // only once it has (the peer's ARP request tells it), as in `network.rs`.
     std::thread::scope(|sc| {
-        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "8"]));
+        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "8"], TIMEOUT));
         std::thread::sleep(Duration::from_secs(2));
         let argv = ping(v4(n, 1));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let c = pair.native(1, &argv).native();
+        let c = pair.native(1, &argv).timeout(TIMEOUT).native();
         check("ping the sandbox", &c);
         let text = c.stdout_text();
         assert!(text.contains("4008 bytes from"), "{text}");
@@ -283,7 +223,7 @@ fn ping_with_a_large_payload() {
     });
     let argv = ping(v4(n, 2));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = pair.sandbox(&argv);
+    let out = pair.sandbox(&argv, TIMEOUT);
     check("ping from the sandbox", &out);
     let text = out.stdout_text();
     assert!(text.contains("4008 bytes from"), "{text}");
@@ -291,7 +231,7 @@ fn ping_with_a_large_payload() {
     let mut argv = ping(v6(n, 2));
     argv.insert(2, "-6".into());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = pair.sandbox(&argv);
+    let out = pair.sandbox(&argv, TIMEOUT);
     check("ping -6 from the sandbox", &out);
     let text = out.stdout_text();
     assert!(text.contains("4008 bytes from"), "{text}");
@@ -299,8 +239,10 @@ fn ping_with_a_large_payload() {
 }
 
 /// The largest resident set among the processes of the sandbox's namespace (the sentry's).
-fn largest_rss_kib(pair: &Pair) -> u64 {
-    pair.pids()
+fn largest_rss_kib(pair: &SandboxPair) -> u64 {
+    pair.net
+        .a
+        .pids()
         .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
         .filter_map(|s| {
@@ -324,12 +266,12 @@ fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
     let Some(bb) = static_busybox() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("frag") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     std::thread::scope(|sc| {
-        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "25"]));
+        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "25"], TIMEOUT));
         // Wait until the sentry runs.
         for _ in 0..100 {
             std::thread::sleep(Duration::from_millis(100));
@@ -341,6 +283,7 @@ fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
         let before = largest_rss_kib(&pair);
         let flood = pair
             .native(1, &[py, "-c", FRAG, "flood", &v4(n, 1), "20000", &v4(n, 2)])
+            .timeout(TIMEOUT)
             .native();
         check("flood", &flood);
         std::thread::sleep(Duration::from_secs(1));

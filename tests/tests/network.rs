@@ -10,70 +10,11 @@
 //! Needs root (namespaces), `ip`, Debian's python3 and curl; a missing piece prints
 //! `SKIPPED: reason`.
 
-use std::ffi::OsString;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use runsc_rs_tests::netns::{self, v4, v6, VethPair};
-use runsc_rs_tests::{
-    assert_no_sentry_panic, runsc_rs_bin, skip, static_busybox, test_platform, Outcome, Run,
-};
-
-/// Two network namespaces joined by a veth pair (the sandbox's is `a`, host 1; the peer's is
-/// `b`, host 2), deleted on drop.
-struct Pair {
-    net: VethPair,
-    /// The network number N of 10.251.N.0/24.
-    n: u8,
-}
-
-impl Pair {
-    /// A fresh pair; `None` (after printing SKIPPED) where namespaces cannot be made.
-    fn new() -> Option<Pair> {
-        if let Some(why) = netns::unavailable() {
-            skip(&why);
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
-        match VethPair::new("net", n) {
-            Ok(net) => Some(Pair { net, n }),
-            Err(e) => {
-                skip(&format!("cannot make the namespaces: {e}"));
-                None
-            }
-        }
-    }
-
-    /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
-    fn native(&self, i: usize, argv: &[&str]) -> Run {
-        let ns = if i == 0 { &self.net.a } else { &self.net.b };
-        let mut full = ns.exec_argv();
-        full.extend(argv.iter().map(OsString::from));
-        Run::new(&full)
-    }
-
-    /// `argv` in a sandbox on the sandbox namespace's link.
-    fn sandbox(&self, argv: &[&str], timeout: Duration) -> Outcome {
-        // A sandbox takes the addresses off the host kernel and does not put them back.
-        self.net
-            .a
-            .address(VethPair::DEVS[0], self.n, 1)
-            .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
-        let mut full = self.net.a.exec_argv();
-        full.extend([runsc_rs_bin().into(), "do".into()]);
-        if let Some(p) = test_platform() {
-            full.push("--platform".into());
-            full.push(p.into());
-        }
-        full.extend(["--network", "sandbox", "--"].map(OsString::from));
-        full.extend(argv.iter().map(OsString::from));
-        let out = Run::new(&full).timeout(timeout).native();
-        assert_no_sentry_panic(&full, &out);
-        out
-    }
-}
+use runsc_rs_tests::netns::{v4, v6, SandboxPair};
+use runsc_rs_tests::{skip, static_busybox, Outcome};
 
 fn python() -> Option<&'static str> {
     let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
@@ -358,7 +299,7 @@ print("done")
 /// starting the sandbox first (`sandbox_first`) or the native side, and returns (sandbox,
 /// native). The side started second retries its connection until the first listens.
 fn both(
-    pair: &Pair,
+    pair: &SandboxPair,
     sandbox: Vec<String>,
     native: Vec<String>,
     sandbox_first: bool,
@@ -409,10 +350,10 @@ fn http_both_ways() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     // The sandbox serves; curl on the peer fetches, over IPv4 and IPv6.
     let curl = |host: &str| {
         vec![
@@ -468,10 +409,10 @@ fn udp_both_ways() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let (s, c) = both(
         &pair,
         args(py, &["udp-echo", "0.0.0.0", "9000"]),
@@ -515,10 +456,10 @@ fn ping_both_ways() {
     let Some(bb) = static_busybox() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     // The stack answers pings with no socket open: the sandbox only sleeps.
     let sleeper = vec![bb.to_string(), "sleep".into(), "8".into()];
     let ping = |host: String| {
@@ -561,10 +502,10 @@ fn ping_sockets() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let hosts = [
         v4(n, 2),
         v6(n, 2),
@@ -594,10 +535,10 @@ fn udp_port_unreachable_from_the_link() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let hosts = [v4(n, 2), v6(n, 2)];
     let mut argv = vec![py, "-c", NET, "udp-refused"];
     argv.extend(hosts.iter().map(String::as_str));
@@ -622,10 +563,10 @@ fn bulk_100_mib_both_ways_with_sha256() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let peer = v4(n, 1);
     for (sandbox_sends, port) in [(true, "9100"), (false, "9101")] {
         let (mine, theirs) = if sandbox_sends {
@@ -669,10 +610,10 @@ fn connect_errors_addresses_backlog_and_loopback() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     // 10.251.N.99 is on the link but nobody answers its ARP.
     let argv = [py, "-c", NET, "errors", &v4(n, 2), &v4(n, 99), &v4(n, 1)];
     let native = pair.native(0, &argv).native();
@@ -695,10 +636,10 @@ fn ipv6_dual_stack() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let me = v6(pair.n, 1);
+    let me = v6(pair.n(), 1);
     let argv = [py, "-c", NET, "dual", &me];
     let native = pair.native(0, &argv).native();
     let out = pair.sandbox(&argv, Duration::from_secs(60));
@@ -721,7 +662,7 @@ fn host_loopback_reaches_sandbox_listeners() {
     let Some(py) = python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
     // Native and sandbox runs use different ports: the native run's connections may leave
