@@ -27,6 +27,13 @@ fn both(tag: &str, body: &str) -> Option<String> {
     Some(assert_same_outcomes(&script, outcomes))
 }
 
+/// As [`both`], with the `fuse_mmap` test program as `$3`.
+fn both_with_fuse_mmap(tag: &str, body: &str) -> Option<String> {
+    let prog = program_str("fuse_mmap")?;
+    let (script, outcomes) = outcomes(tag, body, &[&prog])?;
+    Some(assert_same_outcomes(&script, outcomes))
+}
+
 /// The native and sandbox runs of `MOUNT` then `body` (with `extra` as `$3`...) over a fresh
 /// source directory holding `a.txt`, and the script; None (after a skip) when the machine
 /// cannot.
@@ -245,9 +252,6 @@ done
 /// mount can still go.
 #[test]
 fn killed_daemon_fails_write_back() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = r#"
 echo data > "$M/w"
 F=$(mktemp -u /tmp/fuse-wb-fifo.XXXXXX); mkfifo "$F"
@@ -269,10 +273,9 @@ cat "$O"
 rm -f "$F" "$O"
 umount "$M" && echo unmounted
 "#;
-    let Some((script, outcomes)) = outcomes("fuse-wb-killed", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-wb-killed", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains(concat!(
             "daemon: 137\nholder: 0\nstored\n",
@@ -289,9 +292,6 @@ umount "$M" && echo unmounted
 /// sandbox.
 #[test]
 fn killed_writer_stores_reach_the_daemon() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = r#"
 echo hello-world > "$M/k"
 "$3" killed "$M/k"
@@ -302,10 +302,9 @@ wait $daemon
 echo "daemon exited: $?"
 head -c 11 "$S/k"; echo
 "#;
-    let Some((script, outcomes)) = outcomes("fuse-wb-writer-killed", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-wb-writer-killed", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.ends_with("writer: 137\nkilledworld\ndaemon exited: 0\nkilledworld\n"),
         "{out}"
@@ -316,9 +315,6 @@ head -c 11 "$S/k"; echo
 /// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
 #[test]
 fn killed_daemon_faults_sigbus() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = &[
         HOLDER_MAPPED,
         r#"
@@ -334,10 +330,9 @@ umount "$M" && echo unmounted
 "#,
     ]
     .concat();
-    let Some((script, outcomes)) = outcomes("fuse-sigbus", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-sigbus", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains("daemon: 137\nholder: 135\nfirst byte: 97\nmapped\n"),
         "{out}"
@@ -350,9 +345,6 @@ umount "$M" && echo unmounted
 /// alive); the daemon killed, the fault ends in SIGBUS.
 #[test]
 fn stopped_daemon_blocks_only_the_faulting_process() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = &[
         HOLDER_MAPPED,
         r#"
@@ -371,10 +363,9 @@ umount "$M" && echo unmounted
 "#,
     ]
     .concat();
-    let Some((script, outcomes)) = outcomes("fuse-stopped", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-stopped", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains("holder waits\nfirst byte: 97\nmapped\ndaemon: 137\nholder: 135\n"),
         "{out}"
@@ -389,9 +380,6 @@ umount "$M" && echo unmounted
 /// holder is still alive until the daemon continues.
 #[test]
 fn stopped_daemon_lets_the_faulting_process_be_killed() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = &[
         HOLDER_MAPPED,
         r#"
@@ -418,10 +406,9 @@ echo "daemon: $?"
 "#,
     ]
     .concat();
-    let Some((script, outcomes)) = outcomes("fuse-killable", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-killable", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains(
             "holder waits\nholder ended\nholder: 137\nfirst byte: 97\nmapped\nunmounted\n"
