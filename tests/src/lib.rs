@@ -682,6 +682,29 @@ fn show_argv<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> String {
         .join(" ")
 }
 
+/// Debian's python3 (`/usr/bin/python3.11`, else `/usr/bin/python3`), or `None` after a
+/// [`skip`].
+pub fn debian_python() -> Option<&'static str> {
+    let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    if py.is_none() {
+        skip("Debian's python3 is not installed");
+    }
+    py
+}
+
+/// Asserts that `o` exited 0; else fails naming `what`, with both outputs.
+pub fn assert_exit_ok(what: &str, o: &Outcome) {
+    assert_eq!(
+        o.status,
+        0,
+        "{what} failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.stdout_text(),
+        o.stderr_text()
+    );
+}
+
 /// Path of a statically linked busybox (Debian's `busybox-static`), or `None` after a [`skip`].
 /// The sandbox runs static programs first; a dynamic busybox would test the dynamic loader.
 pub fn static_busybox() -> Option<&'static str> {

@@ -9,34 +9,13 @@
 //! Needs root (namespaces), `ip` and Debian's python3; a missing piece prints
 //! `SKIPPED: reason`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use runsc_rs_tests::netns::{v4, v6, SandboxPair};
-use runsc_rs_tests::{skip, static_busybox, Outcome};
+use runsc_rs_tests::{assert_exit_ok, debian_python, static_busybox};
 
 /// How long each program of these tests may run.
 const TIMEOUT: Duration = Duration::from_secs(180);
-
-fn python() -> Option<&'static str> {
-    let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file());
-    if py.is_none() {
-        skip("Debian's python3 is not installed");
-    }
-    py
-}
-
-fn check(what: &str, o: &Outcome) {
-    assert_eq!(
-        o.status,
-        0,
-        "{what} failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.stdout_text(),
-        o.stderr_text()
-    );
-}
 
 /// The programs: `python3 -c FRAG MODE ARGS...`.
 const FRAG: &str = r#"
@@ -148,7 +127,7 @@ elif mode == "flood":
 /// first; the outputs must be the same.
 #[test]
 fn udp_above_the_mtu_both_ways() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
     let Some(pair) = SandboxPair::new("frag") else {
@@ -164,9 +143,9 @@ fn udp_above_the_mtu_both_ways() {
         std::thread::sleep(Duration::from_millis(500));
         let argv = [py, "-c", FRAG, "ask", &h4, &h6, "9100"];
         let native = pair.native(0, &argv).timeout(TIMEOUT).native();
-        check("native", &native);
+        assert_exit_ok("native", &native);
         let sandbox = pair.sandbox(&argv, TIMEOUT);
-        check("sandbox", &sandbox);
+        assert_exit_ok("sandbox", &sandbox);
         let text = native.stdout_text();
         for want in [
             "v4 mtu 1500\n",
@@ -180,7 +159,7 @@ fn udp_above_the_mtu_both_ways() {
             assert!(text.contains(want), "native lacks {want:?}:\n{text}");
         }
         assert_eq!(sandbox.stdout_text(), text);
-        check("peer", &peer.join().expect("peer"));
+        assert_exit_ok("peer", &peer.join().expect("peer"));
     });
 }
 
@@ -215,16 +194,16 @@ fn ping_with_a_large_payload() {
         let argv = ping(v4(n, 1));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let c = pair.native(1, &argv).timeout(TIMEOUT).native();
-        check("ping the sandbox", &c);
+        assert_exit_ok("ping the sandbox", &c);
         let text = c.stdout_text();
         assert!(text.contains("4008 bytes from"), "{text}");
         assert!(text.contains("2 packets received"), "{text}");
-        check("sandbox sleep", &sleeper.join().expect("sleeper"));
+        assert_exit_ok("sandbox sleep", &sleeper.join().expect("sleeper"));
     });
     let argv = ping(v4(n, 2));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = pair.sandbox(&argv, TIMEOUT);
-    check("ping from the sandbox", &out);
+    assert_exit_ok("ping from the sandbox", &out);
     let text = out.stdout_text();
     assert!(text.contains("4008 bytes from"), "{text}");
     assert!(text.contains("2 packets received"), "{text}");
@@ -232,7 +211,7 @@ fn ping_with_a_large_payload() {
     argv.insert(2, "-6".into());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = pair.sandbox(&argv, TIMEOUT);
-    check("ping -6 from the sandbox", &out);
+    assert_exit_ok("ping -6 from the sandbox", &out);
     let text = out.stdout_text();
     assert!(text.contains("4008 bytes from"), "{text}");
     assert!(text.contains("2 packets received"), "{text}");
@@ -260,7 +239,7 @@ fn largest_rss_kib(pair: &SandboxPair) -> u64 {
 /// keeps at most 4 MiB.
 #[test]
 fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
     let Some(bb) = static_busybox() else {
@@ -285,7 +264,7 @@ fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
             .native(1, &[py, "-c", FRAG, "flood", &v4(n, 1), "20000", &v4(n, 2)])
             .timeout(TIMEOUT)
             .native();
-        check("flood", &flood);
+        assert_exit_ok("flood", &flood);
         std::thread::sleep(Duration::from_secs(1));
         let after = largest_rss_kib(&pair);
         eprintln!("sentry RSS before the flood {before} KiB, after {after} KiB");
@@ -294,6 +273,6 @@ fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
             after < before + 16 * 1024,
             "RSS grew from {before} KiB to {after} KiB"
         );
-        check("sandbox sleep", &sleeper.join().expect("sleeper"));
+        assert_exit_ok("sandbox sleep", &sleeper.join().expect("sleeper"));
     });
 }
