@@ -231,38 +231,46 @@ echo "daemon exited: $?"
     assert_eq!(sandbox_shared, expected, "sandbox");
 }
 
-/// The start of the scripts of the tests below: an 8 MiB file on the mount, a `fuse_mmap
-/// hold` process (`$holder`) that maps it and reads its first page, then waits on the FIFO
-/// `$F` (fd 3) before touching the rest; `$O` collects its output.
-const HOLDER_MAPPED: &str = r#"
-head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+/// Script lines that start `fuse_mmap MODE FILE` (`$holder`) with its input the FIFO `$F`
+/// (held open as fd 3, so it waits there until told to go on) and its output in `$O`, then
+/// wait until it printed `ready` (10 s at most).
+fn start_holder(mode: &str, file: &str, ready: &str) -> String {
+    format!(
+        r#"
 F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
 O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
-"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+"$3" {mode} "{file}" < "$F" > "$O" & holder=$!
 exec 3> "$F"
 i=0
-while ! grep -q mapped "$O"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+while ! grep -q {ready} "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && {{ echo "not {ready}"; break; }}
     sleep 0.1
 done
+"#
+    )
+}
+
+/// The start of the scripts of the tests below: an 8 MiB file on the mount and a `fuse_mmap
+/// hold` process that maps it and reads its first page, then waits on `$F` before touching
+/// the rest.
+fn holder_mapped() -> String {
+    let file = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
 "#;
+    [file, &start_holder("hold", "$M/big", "mapped")].concat()
+}
 
 /// A store through a shared writable mapping, then the daemon killed: msync and fsync end
 /// (never hang) and report how, natively and in the sandbox alike, and the holder and the
 /// mount can still go.
 #[test]
 fn killed_daemon_fails_write_back() {
-    let body = r#"
+    let body = &[
+        r#"
 echo data > "$M/w"
-F=$(mktemp -u /tmp/fuse-wb-fifo.XXXXXX); mkfifo "$F"
-O=$(mktemp /tmp/fuse-wb-out.XXXXXX)
-"$3" dirty "$M/w" < "$F" > "$O" & holder=$!
-exec 3> "$F"
-i=0
-while ! grep -q stored "$O"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "not stored"; break; }
-    sleep 0.1
-done
+"#,
+        &start_holder("dirty", "$M/w", "stored"),
+        r#"
 kill -9 $daemon
 wait $daemon
 echo "daemon: $?"
@@ -272,7 +280,9 @@ echo "holder: $?"
 cat "$O"
 rm -f "$F" "$O"
 umount "$M" && echo unmounted
-"#;
+"#,
+    ]
+    .concat();
     let Some(out) = both_with_fuse_mmap("fuse-wb-killed", body) else {
         return;
     };
@@ -316,7 +326,7 @@ head -c 11 "$S/k"; echo
 #[test]
 fn killed_daemon_faults_sigbus() {
     let body = &[
-        HOLDER_MAPPED,
+        holder_mapped().as_str(),
         r#"
 kill -9 $daemon
 wait $daemon
@@ -346,7 +356,7 @@ umount "$M" && echo unmounted
 #[test]
 fn stopped_daemon_blocks_only_the_faulting_process() {
     let body = &[
-        HOLDER_MAPPED,
+        holder_mapped().as_str(),
         r#"
 kill -STOP $daemon
 echo go >&3
@@ -381,7 +391,7 @@ umount "$M" && echo unmounted
 #[test]
 fn stopped_daemon_lets_the_faulting_process_be_killed() {
     let body = &[
-        HOLDER_MAPPED,
+        holder_mapped().as_str(),
         r#"
 kill -STOP $daemon
 echo go >&3
