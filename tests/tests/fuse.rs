@@ -250,6 +250,20 @@ done
     )
 }
 
+/// The end of scripts that started a holder: the daemon killed (its status printed), the
+/// holder let go on (its status and output printed), then the mount taken down.
+const KILL_DAEMON_THEN_RELEASE_HOLDER: &str = r#"
+kill -9 $daemon
+wait $daemon
+echo "daemon: $?"
+echo go >&3
+wait $holder
+echo "holder: $?"
+cat "$O"
+rm -f "$F" "$O"
+umount "$M" && echo unmounted
+"#;
+
 /// The start of the scripts of the tests below: an 8 MiB file on the mount and a `fuse_mmap
 /// hold` process that maps it and reads its first page, then waits on `$F` before touching
 /// the rest.
@@ -270,17 +284,7 @@ fn killed_daemon_fails_write_back() {
 echo data > "$M/w"
 "#,
         &start_holder("dirty", "$M/w", "stored"),
-        r#"
-kill -9 $daemon
-wait $daemon
-echo "daemon: $?"
-echo go >&3
-wait $holder
-echo "holder: $?"
-cat "$O"
-rm -f "$F" "$O"
-umount "$M" && echo unmounted
-"#,
+        KILL_DAEMON_THEN_RELEASE_HOLDER,
     ]
     .concat();
     let Some(out) = both_with_fuse_mmap("fuse-wb-killed", body) else {
@@ -325,21 +329,7 @@ head -c 11 "$S/k"; echo
 /// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
 #[test]
 fn killed_daemon_faults_sigbus() {
-    let body = &[
-        holder_mapped().as_str(),
-        r#"
-kill -9 $daemon
-wait $daemon
-echo "daemon: $?"
-echo go >&3
-wait $holder
-echo "holder: $?"
-cat "$O"
-rm -f "$F" "$O"
-umount "$M" && echo unmounted
-"#,
-    ]
-    .concat();
+    let body = &[holder_mapped().as_str(), KILL_DAEMON_THEN_RELEASE_HOLDER].concat();
     let Some(out) = both_with_fuse_mmap("fuse-sigbus", body) else {
         return;
     };
