@@ -29,7 +29,7 @@ pub use scratch::Scratch;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -320,6 +320,31 @@ pub const DEFAULT_PLATFORM: &str = "systrap";
 /// The platform the sandboxes of this run use: `$RUNSC_RS_TEST_PLATFORM`, else the default.
 pub fn effective_platform() -> String {
     test_platform().unwrap_or_else(|| DEFAULT_PLATFORM.into())
+}
+
+/// The host system calls in the table `runsc-rs syscalls --host` prints, `text` (the names
+/// on its lines that start with a number).
+pub fn host_calls_listed(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.next()?.parse::<u32>().ok()?;
+            words.next().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The host system calls a sandbox's seccomp filter allows, from its debug log, `log`.
+///
+/// # Panics
+/// The log names no allowlist.
+pub fn host_calls_installed(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .find_map(|l| l.split("seccomp: allowed host system calls: ").nth(1))
+        .unwrap_or_else(|| panic!("no allowlist in the debug log:\n{log}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `--platform` to pass to `runsc-rs do`: `$RUNSC_RS_TEST_PLATFORM` if set, else none (the
@@ -655,6 +680,29 @@ fn show_argv<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> String {
         .map(|a| a.as_ref().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Debian's python3 (`/usr/bin/python3.11`, else `/usr/bin/python3`), or `None` after a
+/// [`skip`].
+pub fn debian_python() -> Option<&'static str> {
+    let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    if py.is_none() {
+        skip("Debian's python3 is not installed");
+    }
+    py
+}
+
+/// Asserts that `o` exited 0; else fails naming `what`, with both outputs.
+pub fn assert_exit_ok(what: &str, o: &Outcome) {
+    assert_eq!(
+        o.status,
+        0,
+        "{what} failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.stdout_text(),
+        o.stderr_text()
+    );
 }
 
 /// Path of a statically linked busybox (Debian's `busybox-static`), or `None` after a [`skip`].

@@ -5,6 +5,9 @@
 use std::ffi::{OsStr, OsString};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::{assert_no_sentry_panic, runsc_rs_bin, skip, test_platform, Outcome, Run};
 
 /// Runs iproute2's `ip ARGS`; its standard output, or what went wrong.
 ///
@@ -85,6 +88,14 @@ impl Netns {
         ["ip", "netns", "exec", &self.name]
             .map(OsString::from)
             .to_vec()
+    }
+
+    /// The processes in the namespace.
+    pub fn pids(&self) -> Vec<u32> {
+        let out = ip(&["netns", "pids", &self.name]).unwrap_or_default();
+        out.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
     }
 
     /// A command running `program` inside the namespace.
@@ -168,5 +179,69 @@ impl VethPair {
         a.address(da, net, 1)?;
         b.address(db, net, 2)?;
         Ok(VethPair { a, b, net })
+    }
+}
+
+/// Two network namespaces joined by a veth pair for sandbox-versus-native tests: sandboxes
+/// run in `a` (host 1) with `--network sandbox`, the peer's programs in `b` (host 2);
+/// deleted on drop.
+#[derive(Debug)]
+pub struct SandboxPair {
+    pub net: VethPair,
+}
+
+impl SandboxPair {
+    /// A fresh pair named after `tag`, on one of the test networks 1..=200 in turn; `None`
+    /// (after printing SKIPPED) where namespaces cannot be made.
+    pub fn new(tag: &str) -> Option<SandboxPair> {
+        if let Some(why) = unavailable() {
+            skip(&why);
+            return None;
+        }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
+        match VethPair::new(tag, n) {
+            Ok(net) => Some(SandboxPair { net }),
+            Err(e) => {
+                skip(&format!("cannot make the namespaces: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The network number N of 10.251.N.0/24.
+    pub fn n(&self) -> u8 {
+        self.net.net
+    }
+
+    /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
+    pub fn native(&self, i: usize, argv: &[&str]) -> Run {
+        let ns = if i == 0 { &self.net.a } else { &self.net.b };
+        let mut full = ns.exec_argv();
+        full.extend(argv.iter().map(OsString::from));
+        Run::new(&full)
+    }
+
+    /// `argv` in a sandbox on the sandbox namespace's link, stopped after `timeout`.
+    ///
+    /// # Panics
+    /// The link cannot be readdressed, or the sentry panicked.
+    pub fn sandbox(&self, argv: &[&str], timeout: Duration) -> Outcome {
+        // A sandbox takes the addresses off the host kernel and does not put them back.
+        self.net
+            .a
+            .address(VethPair::DEVS[0], self.n(), 1)
+            .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
+        let mut full = self.net.a.exec_argv();
+        full.extend([runsc_rs_bin().into(), "do".into()]);
+        if let Some(p) = test_platform() {
+            full.push("--platform".into());
+            full.push(p.into());
+        }
+        full.extend(["--network", "sandbox", "--"].map(OsString::from));
+        full.extend(argv.iter().map(OsString::from));
+        let out = Run::new(&full).timeout(timeout).native();
+        assert_no_sentry_panic(&full, &out);
+        out
     }
 }

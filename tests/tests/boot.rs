@@ -3,10 +3,11 @@
 //! gets the caller's context (hostname, umask, working directory) through the process spec,
 //! as a container's init gets its spec's, compared here with the same commands run natively.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use runsc_rs_tests::{effective_platform, runsc_rs_bin, skip, Run};
+use runsc_rs_tests::{
+    effective_platform, host_calls_installed, host_calls_listed, runsc_rs_bin, skip, Run,
+};
 
 /// The platform both sides of a comparison use.
 fn platform() -> String {
@@ -34,15 +35,7 @@ fn do_installs_the_allowlist_that_syscalls_host_prints() {
     ])
     .native();
     assert_eq!(listed.status, 0, "stderr:\n{}", listed.stderr_text());
-    let printed: BTreeSet<String> = listed
-        .stdout_text()
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            words.next()?.parse::<u32>().ok()?;
-            words.next().map(str::to_owned)
-        })
-        .collect();
+    let printed = host_calls_listed(&listed.stdout_text());
     assert!(printed.len() > 20, "{}", listed.stdout_text());
 
     let dir = scratch("seccomp");
@@ -60,13 +53,7 @@ fn do_installs_the_allowlist_that_syscalls_host_prints() {
     .native();
     assert_eq!(ran.status, 0, "stderr:\n{}", ran.stderr_text());
     let text = std::fs::read_to_string(&log).unwrap();
-    let installed: BTreeSet<String> = text
-        .lines()
-        .find_map(|l| l.split("seccomp: allowed host system calls: ").nth(1))
-        .unwrap_or_else(|| panic!("no allowlist in the debug log:\n{text}"))
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let installed = host_calls_installed(&text);
     assert_eq!(
         installed, printed,
         "`runsc-rs do` installed another list than `syscalls --host` prints"

@@ -9,96 +9,13 @@
 //! Needs root (namespaces), `ip` and Debian's python3; a missing piece prints
 //! `SKIPPED: reason`.
 
-use std::ffi::OsString;
-use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use runsc_rs_tests::netns::{self, v4, v6, VethPair};
-use runsc_rs_tests::{
-    assert_no_sentry_panic, runsc_rs_bin, skip, static_busybox, test_platform, Outcome, Run,
-};
+use runsc_rs_tests::netns::{v4, v6, SandboxPair};
+use runsc_rs_tests::{assert_exit_ok, debian_python, static_busybox};
 
-/// Two network namespaces joined by a veth pair (the sandbox's is `a`, host 1; the peer's is
-/// `b`, host 2), deleted on drop.
-struct Pair {
-    net: VethPair,
-    n: u8,
-}
-
-impl Pair {
-    fn new() -> Option<Pair> {
-        if let Some(why) = netns::unavailable() {
-            skip(&why);
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
-        match VethPair::new("frag", n) {
-            Ok(net) => Some(Pair { net, n }),
-            Err(e) => {
-                skip(&format!("cannot make the namespaces: {e}"));
-                None
-            }
-        }
-    }
-
-    /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
-    fn native(&self, i: usize, argv: &[&str]) -> Run {
-        let ns = if i == 0 { &self.net.a } else { &self.net.b };
-        let mut full = ns.exec_argv();
-        full.extend(argv.iter().map(OsString::from));
-        Run::new(&full).timeout(Duration::from_secs(180))
-    }
-
-    /// `argv` in a sandbox on the sandbox namespace's link.
-    fn sandbox(&self, argv: &[&str]) -> Outcome {
-        self.net
-            .a
-            .address(VethPair::DEVS[0], self.n, 1)
-            .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
-        let mut full = self.net.a.exec_argv();
-        full.extend([runsc_rs_bin().into(), "do".into()]);
-        if let Some(p) = test_platform() {
-            full.push("--platform".into());
-            full.push(p.into());
-        }
-        full.extend(["--network", "sandbox", "--"].map(OsString::from));
-        full.extend(argv.iter().map(OsString::from));
-        let out = Run::new(&full).timeout(Duration::from_secs(180)).native();
-        assert_no_sentry_panic(&full, &out);
-        out
-    }
-
-    /// The processes in the sandbox's namespace.
-    fn pids(&self) -> Vec<u32> {
-        let name = self.net.a.exec_argv()[3].clone();
-        let out = netns::ip(&["netns", "pids", &name.to_string_lossy()]).unwrap_or_default();
-        out.split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-}
-
-fn python() -> Option<&'static str> {
-    let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file());
-    if py.is_none() {
-        skip("Debian's python3 is not installed");
-    }
-    py
-}
-
-fn check(what: &str, o: &Outcome) {
-    assert_eq!(
-        o.status,
-        0,
-        "{what} failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.stdout_text(),
-        o.stderr_text()
-    );
-}
+/// How long each program of these tests may run.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The programs: `python3 -c FRAG MODE ARGS...`.
 const FRAG: &str = r#"
@@ -210,23 +127,25 @@ elif mode == "flood":
 /// first; the outputs must be the same.
 #[test]
 fn udp_above_the_mtu_both_ways() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("frag") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let (h4, h6) = (v4(n, 2), v6(n, 2));
-    let echo = pair.native(1, &[py, "-c", FRAG, "echo", "9100", "4"]);
+    let echo = pair
+        .native(1, &[py, "-c", FRAG, "echo", "9100", "4"])
+        .timeout(TIMEOUT);
     std::thread::scope(|sc| {
         let peer = sc.spawn(move || echo.native());
         std::thread::sleep(Duration::from_millis(500));
         let argv = [py, "-c", FRAG, "ask", &h4, &h6, "9100"];
-        let native = pair.native(0, &argv).native();
-        check("native", &native);
-        let sandbox = pair.sandbox(&argv);
-        check("sandbox", &sandbox);
+        let native = pair.native(0, &argv).timeout(TIMEOUT).native();
+        assert_exit_ok("native", &native);
+        let sandbox = pair.sandbox(&argv, TIMEOUT);
+        assert_exit_ok("sandbox", &sandbox);
         let text = native.stdout_text();
         for want in [
             "v4 mtu 1500\n",
@@ -240,7 +159,7 @@ fn udp_above_the_mtu_both_ways() {
             assert!(text.contains(want), "native lacks {want:?}:\n{text}");
         }
         assert_eq!(sandbox.stdout_text(), text);
-        check("peer", &peer.join().expect("peer"));
+        assert_exit_ok("peer", &peer.join().expect("peer"));
     });
 }
 
@@ -250,10 +169,10 @@ fn ping_with_a_large_payload() {
     let Some(bb) = static_busybox() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("frag") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let ping = |host: String| {
         vec![
             bb.to_string(),
@@ -270,37 +189,39 @@ fn ping_with_a_large_payload() {
     // The peer first: a new sentry answers a peer whose address it has not resolved yet
     // only once it has (the peer's ARP request tells it), as in `network.rs`.
     std::thread::scope(|sc| {
-        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "8"]));
+        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "8"], TIMEOUT));
         std::thread::sleep(Duration::from_secs(2));
         let argv = ping(v4(n, 1));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let c = pair.native(1, &argv).native();
-        check("ping the sandbox", &c);
+        let c = pair.native(1, &argv).timeout(TIMEOUT).native();
+        assert_exit_ok("ping the sandbox", &c);
         let text = c.stdout_text();
         assert!(text.contains("4008 bytes from"), "{text}");
         assert!(text.contains("2 packets received"), "{text}");
-        check("sandbox sleep", &sleeper.join().expect("sleeper"));
+        assert_exit_ok("sandbox sleep", &sleeper.join().expect("sleeper"));
     });
     let argv = ping(v4(n, 2));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = pair.sandbox(&argv);
-    check("ping from the sandbox", &out);
+    let out = pair.sandbox(&argv, TIMEOUT);
+    assert_exit_ok("ping from the sandbox", &out);
     let text = out.stdout_text();
     assert!(text.contains("4008 bytes from"), "{text}");
     assert!(text.contains("2 packets received"), "{text}");
     let mut argv = ping(v6(n, 2));
     argv.insert(2, "-6".into());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = pair.sandbox(&argv);
-    check("ping -6 from the sandbox", &out);
+    let out = pair.sandbox(&argv, TIMEOUT);
+    assert_exit_ok("ping -6 from the sandbox", &out);
     let text = out.stdout_text();
     assert!(text.contains("4008 bytes from"), "{text}");
     assert!(text.contains("2 packets received"), "{text}");
 }
 
 /// The largest resident set among the processes of the sandbox's namespace (the sentry's).
-fn largest_rss_kib(pair: &Pair) -> u64 {
-    pair.pids()
+fn largest_rss_kib(pair: &SandboxPair) -> u64 {
+    pair.net
+        .a
+        .pids()
         .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
         .filter_map(|s| {
@@ -318,18 +239,18 @@ fn largest_rss_kib(pair: &Pair) -> u64 {
 /// keeps at most 4 MiB.
 #[test]
 fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
     let Some(bb) = static_busybox() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("frag") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     std::thread::scope(|sc| {
-        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "25"]));
+        let sleeper = sc.spawn(|| pair.sandbox(&[bb, "sleep", "25"], TIMEOUT));
         // Wait until the sentry runs.
         for _ in 0..100 {
             std::thread::sleep(Duration::from_millis(100));
@@ -341,8 +262,9 @@ fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
         let before = largest_rss_kib(&pair);
         let flood = pair
             .native(1, &[py, "-c", FRAG, "flood", &v4(n, 1), "20000", &v4(n, 2)])
+            .timeout(TIMEOUT)
             .native();
-        check("flood", &flood);
+        assert_exit_ok("flood", &flood);
         std::thread::sleep(Duration::from_secs(1));
         let after = largest_rss_kib(&pair);
         eprintln!("sentry RSS before the flood {before} KiB, after {after} KiB");
@@ -351,6 +273,6 @@ fn a_flood_of_incomplete_datagrams_costs_bounded_memory() {
             after < before + 16 * 1024,
             "RSS grew from {before} KiB to {after} KiB"
         );
-        check("sandbox sleep", &sleeper.join().expect("sleeper"));
+        assert_exit_ok("sandbox sleep", &sleeper.join().expect("sleeper"));
     });
 }

@@ -27,6 +27,13 @@ fn both(tag: &str, body: &str) -> Option<String> {
     Some(assert_same_outcomes(&script, outcomes))
 }
 
+/// As [`both`], with the `fuse_mmap` test program as `$3`.
+fn both_with_fuse_mmap(tag: &str, body: &str) -> Option<String> {
+    let prog = program_str("fuse_mmap")?;
+    let (script, outcomes) = outcomes(tag, body, &[&prog])?;
+    Some(assert_same_outcomes(&script, outcomes))
+}
+
 /// The native and sandbox runs of `MOUNT` then `body` (with `extra` as `$3`...) over a fresh
 /// source directory holding `a.txt`, and the script; None (after a skip) when the machine
 /// cannot.
@@ -224,41 +231,28 @@ echo "daemon exited: $?"
     assert_eq!(sandbox_shared, expected, "sandbox");
 }
 
-/// The start of the scripts of the tests below: an 8 MiB file on the mount, a `fuse_mmap
-/// hold` process (`$holder`) that maps it and reads its first page, then waits on the FIFO
-/// `$F` (fd 3) before touching the rest; `$O` collects its output.
-const HOLDER_MAPPED: &str = r#"
-head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+/// Script lines that start `fuse_mmap MODE FILE` (`$holder`) with its input the FIFO `$F`
+/// (held open as fd 3, so it waits there until told to go on) and its output in `$O`, then
+/// wait until it printed `ready` (10 s at most).
+fn start_holder(mode: &str, file: &str, ready: &str) -> String {
+    format!(
+        r#"
 F=$(mktemp -u /tmp/fuse-mmap-fifo.XXXXXX); mkfifo "$F"
 O=$(mktemp /tmp/fuse-mmap-out.XXXXXX)
-"$3" hold "$M/big" < "$F" > "$O" & holder=$!
+"$3" {mode} "{file}" < "$F" > "$O" & holder=$!
 exec 3> "$F"
 i=0
-while ! grep -q mapped "$O"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "not mapped"; break; }
+while ! grep -q {ready} "$O"; do
+    i=$((i + 1)); [ $i -gt 100 ] && {{ echo "not {ready}"; break; }}
     sleep 0.1
 done
-"#;
+"#
+    )
+}
 
-/// A store through a shared writable mapping, then the daemon killed: msync and fsync end
-/// (never hang) and report how, natively and in the sandbox alike, and the holder and the
-/// mount can still go.
-#[test]
-fn killed_daemon_fails_write_back() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
-    let body = r#"
-echo data > "$M/w"
-F=$(mktemp -u /tmp/fuse-wb-fifo.XXXXXX); mkfifo "$F"
-O=$(mktemp /tmp/fuse-wb-out.XXXXXX)
-"$3" dirty "$M/w" < "$F" > "$O" & holder=$!
-exec 3> "$F"
-i=0
-while ! grep -q stored "$O"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "not stored"; break; }
-    sleep 0.1
-done
+/// The end of scripts that started a holder: the daemon killed (its status printed), the
+/// holder let go on (its status and output printed), then the mount taken down.
+const KILL_DAEMON_THEN_RELEASE_HOLDER: &str = r#"
 kill -9 $daemon
 wait $daemon
 echo "daemon: $?"
@@ -269,10 +263,33 @@ cat "$O"
 rm -f "$F" "$O"
 umount "$M" && echo unmounted
 "#;
-    let Some((script, outcomes)) = outcomes("fuse-wb-killed", body, &[&prog]) else {
+
+/// The start of the scripts of the tests below: an 8 MiB file on the mount and a `fuse_mmap
+/// hold` process that maps it and reads its first page, then waits on `$F` before touching
+/// the rest.
+fn holder_mapped() -> String {
+    let file = r#"
+head -c 8388608 /dev/zero | tr '\0' a > "$M/big"
+"#;
+    [file, &start_holder("hold", "$M/big", "mapped")].concat()
+}
+
+/// A store through a shared writable mapping, then the daemon killed: msync and fsync end
+/// (never hang) and report how, natively and in the sandbox alike, and the holder and the
+/// mount can still go.
+#[test]
+fn killed_daemon_fails_write_back() {
+    let body = &[
+        r#"
+echo data > "$M/w"
+"#,
+        &start_holder("dirty", "$M/w", "stored"),
+        KILL_DAEMON_THEN_RELEASE_HOLDER,
+    ]
+    .concat();
+    let Some(out) = both_with_fuse_mmap("fuse-wb-killed", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains(concat!(
             "daemon: 137\nholder: 0\nstored\n",
@@ -289,9 +306,6 @@ umount "$M" && echo unmounted
 /// sandbox.
 #[test]
 fn killed_writer_stores_reach_the_daemon() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = r#"
 echo hello-world > "$M/k"
 "$3" killed "$M/k"
@@ -302,10 +316,9 @@ wait $daemon
 echo "daemon exited: $?"
 head -c 11 "$S/k"; echo
 "#;
-    let Some((script, outcomes)) = outcomes("fuse-wb-writer-killed", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-wb-writer-killed", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.ends_with("writer: 137\nkilledworld\ndaemon exited: 0\nkilledworld\n"),
         "{out}"
@@ -316,28 +329,10 @@ head -c 11 "$S/k"; echo
 /// SIGBUS, natively and in the sandbox (the fill fails with the connection's end).
 #[test]
 fn killed_daemon_faults_sigbus() {
-    let Some(prog) = program_str("fuse_mmap") else {
+    let body = &[holder_mapped().as_str(), KILL_DAEMON_THEN_RELEASE_HOLDER].concat();
+    let Some(out) = both_with_fuse_mmap("fuse-sigbus", body) else {
         return;
     };
-    let body = &[
-        HOLDER_MAPPED,
-        r#"
-kill -9 $daemon
-wait $daemon
-echo "daemon: $?"
-echo go >&3
-wait $holder
-echo "holder: $?"
-cat "$O"
-rm -f "$F" "$O"
-umount "$M" && echo unmounted
-"#,
-    ]
-    .concat();
-    let Some((script, outcomes)) = outcomes("fuse-sigbus", body, &[&prog]) else {
-        return;
-    };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains("daemon: 137\nholder: 135\nfirst byte: 97\nmapped\n"),
         "{out}"
@@ -350,11 +345,8 @@ umount "$M" && echo unmounted
 /// alive); the daemon killed, the fault ends in SIGBUS.
 #[test]
 fn stopped_daemon_blocks_only_the_faulting_process() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = &[
-        HOLDER_MAPPED,
+        holder_mapped().as_str(),
         r#"
 kill -STOP $daemon
 echo go >&3
@@ -371,10 +363,9 @@ umount "$M" && echo unmounted
 "#,
     ]
     .concat();
-    let Some((script, outcomes)) = outcomes("fuse-stopped", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-stopped", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains("holder waits\nfirst byte: 97\nmapped\ndaemon: 137\nholder: 135\n"),
         "{out}"
@@ -389,11 +380,8 @@ umount "$M" && echo unmounted
 /// holder is still alive until the daemon continues.
 #[test]
 fn stopped_daemon_lets_the_faulting_process_be_killed() {
-    let Some(prog) = program_str("fuse_mmap") else {
-        return;
-    };
     let body = &[
-        HOLDER_MAPPED,
+        holder_mapped().as_str(),
         r#"
 kill -STOP $daemon
 echo go >&3
@@ -418,10 +406,9 @@ echo "daemon: $?"
 "#,
     ]
     .concat();
-    let Some((script, outcomes)) = outcomes("fuse-killable", body, &[&prog]) else {
+    let Some(out) = both_with_fuse_mmap("fuse-killable", body) else {
         return;
     };
-    let out = assert_same_outcomes(&script, outcomes);
     assert!(
         out.contains(
             "holder waits\nholder ended\nholder: 137\nfirst byte: 97\nmapped\nunmounted\n"

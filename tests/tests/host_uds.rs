@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
-use runsc_rs_tests::{skip, Outcome, Run, Scratch};
+use runsc_rs_tests::{host_calls_installed, host_calls_listed, skip, Outcome, Run, Scratch};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -300,13 +300,7 @@ fn listed(host_uds: &str) -> BTreeSet<String> {
     .native();
     let text = ok("syscalls --host", &out);
     assert!(text.contains(&format!("host-uds {host_uds},")), "{text}");
-    text.lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            words.next()?.parse::<u32>().ok()?;
-            words.next().map(str::to_owned)
-        })
-        .collect()
+    host_calls_listed(&text)
 }
 
 /// `create` (and `all`) add exactly bind, listen and accept4 to the sentry's host calls;
@@ -329,13 +323,7 @@ fn create_alone_widens_the_seccomp_allowlist() {
     ]);
     ok("do --host-uds=create", &ran);
     let text = std::fs::read_to_string(&log).unwrap();
-    let installed: BTreeSet<String> = text
-        .lines()
-        .find_map(|l| l.split("seccomp: allowed host system calls: ").nth(1))
-        .unwrap_or_else(|| panic!("no allowlist in the debug log:\n{text}"))
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let installed = host_calls_installed(&text);
     assert_eq!(
         installed, create,
         "do installed another list than syscalls prints"

@@ -10,80 +10,10 @@
 //! Needs root (namespaces), `ip`, Debian's python3 and curl; a missing piece prints
 //! `SKIPPED: reason`.
 
-use std::ffi::OsString;
-use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use runsc_rs_tests::netns::{self, v4, v6, VethPair};
-use runsc_rs_tests::{
-    assert_no_sentry_panic, runsc_rs_bin, skip, static_busybox, test_platform, Outcome, Run,
-};
-
-/// Two network namespaces joined by a veth pair (the sandbox's is `a`, host 1; the peer's is
-/// `b`, host 2), deleted on drop.
-struct Pair {
-    net: VethPair,
-    /// The network number N of 10.251.N.0/24.
-    n: u8,
-}
-
-impl Pair {
-    /// A fresh pair; `None` (after printing SKIPPED) where namespaces cannot be made.
-    fn new() -> Option<Pair> {
-        if let Some(why) = netns::unavailable() {
-            skip(&why);
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = (NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 1) as u8;
-        match VethPair::new("net", n) {
-            Ok(net) => Some(Pair { net, n }),
-            Err(e) => {
-                skip(&format!("cannot make the namespaces: {e}"));
-                None
-            }
-        }
-    }
-
-    /// `argv` run natively in namespace `i` (0: the sandbox's, 1: the peer's).
-    fn native(&self, i: usize, argv: &[&str]) -> Run {
-        let ns = if i == 0 { &self.net.a } else { &self.net.b };
-        let mut full = ns.exec_argv();
-        full.extend(argv.iter().map(OsString::from));
-        Run::new(&full)
-    }
-
-    /// `argv` in a sandbox on the sandbox namespace's link.
-    fn sandbox(&self, argv: &[&str], timeout: Duration) -> Outcome {
-        // A sandbox takes the addresses off the host kernel and does not put them back.
-        self.net
-            .a
-            .address(VethPair::DEVS[0], self.n, 1)
-            .unwrap_or_else(|e| panic!("readdressing the link: {e}"));
-        let mut full = self.net.a.exec_argv();
-        full.extend([runsc_rs_bin().into(), "do".into()]);
-        if let Some(p) = test_platform() {
-            full.push("--platform".into());
-            full.push(p.into());
-        }
-        full.extend(["--network", "sandbox", "--"].map(OsString::from));
-        full.extend(argv.iter().map(OsString::from));
-        let out = Run::new(&full).timeout(timeout).native();
-        assert_no_sentry_panic(&full, &out);
-        out
-    }
-}
-
-fn python() -> Option<&'static str> {
-    let py = ["/usr/bin/python3.11", "/usr/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file());
-    if py.is_none() {
-        skip("Debian's python3 is not installed");
-    }
-    py
-}
+use runsc_rs_tests::netns::{v4, v6, SandboxPair};
+use runsc_rs_tests::{assert_exit_ok, debian_python, static_busybox, Outcome};
 
 /// The programs both sides run: `python3 -c NET MODE ARGS...`.
 const NET: &str = r#"
@@ -358,7 +288,7 @@ print("done")
 /// starting the sandbox first (`sandbox_first`) or the native side, and returns (sandbox,
 /// native). The side started second retries its connection until the first listens.
 fn both(
-    pair: &Pair,
+    pair: &SandboxPair,
     sandbox: Vec<String>,
     native: Vec<String>,
     sandbox_first: bool,
@@ -394,25 +324,15 @@ fn args(py: &str, list: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn check(what: &str, o: &Outcome) {
-    assert_eq!(
-        o.status,
-        0,
-        "{what} failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.stdout_text(),
-        o.stderr_text()
-    );
-}
-
 #[test]
 fn http_both_ways() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     // The sandbox serves; curl on the peer fetches, over IPv4 and IPv6.
     let curl = |host: &str| {
         vec![
@@ -433,8 +353,8 @@ fn http_both_ways() {
         curl(&v4(n, 1)),
         true,
     );
-    check("sandbox server", &s);
-    check("curl", &c);
+    assert_exit_ok("sandbox server", &s);
+    assert_exit_ok("curl", &c);
     assert_eq!(c.stdout_text(), "sandbox says /x\n".repeat(100));
     let (s, c) = both(
         &pair,
@@ -442,8 +362,8 @@ fn http_both_ways() {
         curl(&format!("[{}]", v6(n, 1))),
         true,
     );
-    check("sandbox IPv6 server", &s);
-    check("curl -6", &c);
+    assert_exit_ok("sandbox IPv6 server", &s);
+    assert_exit_ok("curl -6", &c);
     assert_eq!(c.stdout_text(), "sandbox says /x\n".repeat(100));
 
     // The peer serves; urllib in the sandbox fetches.
@@ -453,8 +373,8 @@ fn http_both_ways() {
         args(py, &["http-serve", "0.0.0.0", "8081", "1"]),
         false,
     );
-    check("native server", &c);
-    check("sandbox urllib", &s);
+    assert_exit_ok("native server", &c);
+    assert_exit_ok("sandbox urllib", &s);
     let body = "sandbox says /y\n".repeat(100);
     assert!(
         s.stdout_text().starts_with(&format!("200 {} ", body.len())),
@@ -465,21 +385,21 @@ fn http_both_ways() {
 
 #[test]
 fn udp_both_ways() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let (s, c) = both(
         &pair,
         args(py, &["udp-echo", "0.0.0.0", "9000"]),
         args(py, &["udp-ask", &v4(n, 1), "9000"]),
         true,
     );
-    check("sandbox echo", &s);
-    check("native ask", &c);
+    assert_exit_ok("sandbox echo", &s);
+    assert_exit_ok("native ask", &c);
     assert!(s
         .stdout_text()
         .starts_with(&format!("echoed hello {}\n", v4(n, 2))));
@@ -492,8 +412,8 @@ fn udp_both_ways() {
         args(py, &["udp-echo", "0.0.0.0", "9001"]),
         false,
     );
-    check("native echo", &c);
-    check("sandbox ask", &s);
+    assert_exit_ok("native echo", &c);
+    assert_exit_ok("sandbox ask", &s);
     // The sandbox's datagrams leave from its link address; its unconnected socket still
     // shows the wildcard, as on Linux.
     assert!(
@@ -515,10 +435,10 @@ fn ping_both_ways() {
     let Some(bb) = static_busybox() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     // The stack answers pings with no socket open: the sandbox only sleeps.
     let sleeper = vec![bb.to_string(), "sleep".into(), "8".into()];
     let ping = |host: String| {
@@ -533,8 +453,8 @@ fn ping_both_ways() {
         ]
     };
     let (s, c) = both(&pair, sleeper, ping(v4(n, 1)), true);
-    check("sandbox sleep", &s);
-    check("ping the sandbox", &c);
+    assert_exit_ok("sandbox sleep", &s);
+    assert_exit_ok("ping the sandbox", &c);
     assert!(
         c.stdout_text().contains("3 packets received"),
         "{}",
@@ -548,7 +468,7 @@ fn ping_both_ways() {
             .collect::<Vec<_>>(),
         Duration::from_secs(60),
     );
-    check("ping from the sandbox", &out);
+    assert_exit_ok("ping from the sandbox", &out);
     assert!(
         out.stdout_text().contains("3 packets received"),
         "{}",
@@ -558,13 +478,13 @@ fn ping_both_ways() {
 
 #[test]
 fn ping_sockets() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let hosts = [
         v4(n, 2),
         v6(n, 2),
@@ -575,7 +495,7 @@ fn ping_sockets() {
     let mut argv = vec![py, "-c", NET, "ping-socket"];
     argv.extend(hosts.iter().map(String::as_str));
     let out = pair.sandbox(&argv, Duration::from_secs(60));
-    check("sandbox", &out);
+    assert_exit_ok("sandbox", &out);
     let mut expected = String::new();
     for h in &hosts {
         let reply = if h.contains(':') { 129 } else { 0 };
@@ -591,20 +511,20 @@ fn ping_sockets() {
 /// namespace first.
 #[test]
 fn udp_port_unreachable_from_the_link() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let hosts = [v4(n, 2), v6(n, 2)];
     let mut argv = vec![py, "-c", NET, "udp-refused"];
     argv.extend(hosts.iter().map(String::as_str));
     let native = pair.native(0, &argv).native();
-    check("native", &native);
+    assert_exit_ok("native", &native);
     let sandbox = pair.sandbox(&argv, Duration::from_secs(60));
-    check("sandbox", &sandbox);
+    assert_exit_ok("sandbox", &sandbox);
     let text = native.stdout_text();
     let four = v4(n, 2);
     assert!(
@@ -619,13 +539,13 @@ fn udp_port_unreachable_from_the_link() {
 
 #[test]
 fn bulk_100_mib_both_ways_with_sha256() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     let peer = v4(n, 1);
     for (sandbox_sends, port) in [(true, "9100"), (false, "9101")] {
         let (mine, theirs) = if sandbox_sends {
@@ -640,8 +560,8 @@ fn bulk_100_mib_both_ways_with_sha256() {
             args(py, &["bulk-connect", &peer, port, theirs, "100"]),
             true,
         );
-        check("sandbox side", &s);
-        check("native side", &c);
+        assert_exit_ok("sandbox side", &s);
+        assert_exit_ok("native side", &c);
         let (sender, receiver) = if sandbox_sends { (&s, &c) } else { (&c, &s) };
         let sent = sender.stdout_text();
         let got = receiver.stdout_text();
@@ -666,19 +586,19 @@ fn bulk_100_mib_both_ways_with_sha256() {
 
 #[test]
 fn connect_errors_addresses_backlog_and_loopback() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let n = pair.n;
+    let n = pair.n();
     // 10.251.N.99 is on the link but nobody answers its ARP.
     let argv = [py, "-c", NET, "errors", &v4(n, 2), &v4(n, 99), &v4(n, 1)];
     let native = pair.native(0, &argv).native();
     let out = pair.sandbox(&argv, Duration::from_secs(120));
-    check("native", &native);
-    check("sandbox", &out);
+    assert_exit_ok("native", &native);
+    assert_exit_ok("sandbox", &out);
     let me = v4(n, 1);
     // Native Linux in the same namespace shows what is checked.
     let expected = format!(
@@ -692,18 +612,18 @@ fn connect_errors_addresses_backlog_and_loopback() {
 
 #[test]
 fn ipv6_dual_stack() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
-    let me = v6(pair.n, 1);
+    let me = v6(pair.n(), 1);
     let argv = [py, "-c", NET, "dual", &me];
     let native = pair.native(0, &argv).native();
     let out = pair.sandbox(&argv, Duration::from_secs(60));
-    check("native", &native);
-    check("sandbox", &out);
+    assert_exit_ok("native", &native);
+    assert_exit_ok("sandbox", &out);
     let expected = format!(
         "::1 -> ::1 x\n127.0.0.1 -> ::ffff:127.0.0.1 x\n{me} -> {me} x\nv6only True\ndone\n"
     );
@@ -718,10 +638,10 @@ fn ipv6_dual_stack() {
 /// programs run natively first, both sides on the namespace's own kernel.
 #[test]
 fn host_loopback_reaches_sandbox_listeners() {
-    let Some(py) = python() else {
+    let Some(py) = debian_python() else {
         return;
     };
-    let Some(pair) = Pair::new() else {
+    let Some(pair) = SandboxPair::new("net") else {
         return;
     };
     // Native and sandbox runs use different ports: the native run's connections may leave
@@ -737,8 +657,8 @@ fn host_loopback_reaches_sandbox_listeners() {
         let s = pair.native(0, &serve("8090")).timeout(timeout).native();
         (s, n.join().expect("native client"))
     });
-    check("native server", &s);
-    check("native client", &c);
+    assert_exit_ok("native server", &s);
+    assert_exit_ok("native client", &c);
     assert_eq!(s.stdout_text(), expected_server);
     assert_eq!(c.stdout_text(), expected_client);
 
@@ -750,8 +670,8 @@ fn host_loopback_reaches_sandbox_listeners() {
         let s = pair.sandbox(&serve("8092"), timeout);
         (s, n.join().expect("host client"))
     });
-    check("sandbox server", &s);
-    check("host client", &c);
+    assert_exit_ok("sandbox server", &s);
+    assert_exit_ok("host client", &c);
     assert_eq!(s.stdout_text(), expected_server);
     assert_eq!(c.stdout_text(), expected_client);
 
@@ -780,6 +700,6 @@ fn host_loopback_reaches_sandbox_listeners() {
     let out = pair.sandbox(&[py, "-c", NET, "fwd-taken", "8095"], timeout);
     let _ = holder.kill();
     let _ = holder.wait();
-    check("sandbox on a taken port", &out);
+    assert_exit_ok("sandbox on a taken port", &out);
     assert_eq!(out.stdout_text(), "listening, got x\ndone\n");
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use runsc_rs_tests::netns::{self, Netns};
-use runsc_rs_tests::{runsc_rs_bin, skip, Scratch};
+use runsc_rs_tests::{host_calls_installed, host_calls_listed, runsc_rs_bin, skip, Scratch};
 
 /// What these tests ask of a namespace; a namespace that cannot be set up fails the test.
 trait NetnsExt {
@@ -344,13 +344,7 @@ fn listed(mode: &str) -> BTreeSet<String> {
         text.contains(&format!("network {mode})")),
         "summary names another mode:\n{text}"
     );
-    text.lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            words.next()?.parse::<u32>().ok()?;
-            words.next().map(str::to_owned)
-        })
-        .collect()
+    host_calls_listed(&text)
 }
 
 /// Each `--network` mode installs the allowlist `syscalls --host --network MODE` prints; the
@@ -385,13 +379,7 @@ fn each_network_mode_installs_the_list_syscalls_prints() {
             .unwrap();
         finish(child);
         let text = std::fs::read_to_string(&log).unwrap();
-        let installed: BTreeSet<String> = text
-            .lines()
-            .find_map(|l| l.split("seccomp: allowed host system calls: ").nth(1))
-            .unwrap_or_else(|| panic!("no allowlist in the debug log:\n{text}"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
+        let installed = host_calls_installed(&text);
         let printed = listed(mode);
         assert_eq!(installed, printed, "--network {mode}");
         match mode {

@@ -285,16 +285,7 @@ pub fn too_big(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
     if !matches!(dst.0, IpAddress::Ipv6(_)) || !on(e, libc::IPPROTO_IPV6, IPV6_RECVERR) {
         return;
     }
-    e.errors.push_back(QueuedError {
-        errno: Errno::EMSGSIZE,
-        origin: SO_EE_ORIGIN_LOCAL,
-        icmp_type: 0,
-        code: 0,
-        info: mtu,
-        offender: None,
-        dst,
-        payload: Vec::new(),
-    });
+    queue_emsgsize(e, dst, mtu);
 }
 
 /// Entry `e` refused to send a datagram to `dst` that does not fit the path's MTU, `mtu`,
@@ -309,6 +300,12 @@ pub fn does_not_fit(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
     if !on(e, level, name) {
         return;
     }
+    queue_emsgsize(e, dst, mtu);
+}
+
+/// Queues on `e` the local EMSGSIZE error of a datagram to `dst` refused for the path's
+/// MTU, `mtu`, which the error carries in `ee_info`.
+fn queue_emsgsize(e: &mut Entry, dst: (IpAddress, u16), mtu: u32) {
     e.errors.push_back(QueuedError {
         errno: Errno::EMSGSIZE,
         origin: SO_EE_ORIGIN_LOCAL,

@@ -159,6 +159,20 @@ fn futex2_flags(flags: u32, vals: &[u64]) -> Result<bool, Errno> {
     Ok(flags & FUTEX2_PRIVATE != 0)
 }
 
+/// The deadline of a futex2 wait: `timeout`, if not null, is absolute on `clockid`
+/// (CLOCK_MONOTONIC or CLOCK_REALTIME, else EINVAL; not checked without a timeout).
+fn futex2_deadline(t: &Task, timeout: UserAddr, clockid: i32) -> Result<Option<Instant>, Errno> {
+    if timeout.is_null() {
+        return Ok(None);
+    }
+    let realtime = match clockid {
+        libc::CLOCK_MONOTONIC => false,
+        libc::CLOCK_REALTIME => true,
+        _ => return Err(Errno::EINVAL),
+    };
+    deadline(t, timeout, true, realtime)
+}
+
 /// futex_wake(2): wakes up to `nr` waiters whose bitset meets `mask`; unlike FUTEX_WAKE,
 /// `nr` 0 wakes nobody.
 pub fn futex_wake(t: &mut Task, uaddr: UserAddr, mask: u64, nr: i32, flags: u32) -> SysResult {
@@ -192,16 +206,7 @@ pub fn futex_wait(
     if mask == 0 {
         return Err(Errno::EINVAL);
     }
-    let d = if timeout.is_null() {
-        None
-    } else {
-        let realtime = match clockid {
-            libc::CLOCK_MONOTONIC => false,
-            libc::CLOCK_REALTIME => true,
-            _ => return Err(Errno::EINVAL),
-        };
-        deadline(t, timeout, true, realtime)?
-    };
+    let d = futex2_deadline(t, timeout, clockid)?;
     let k = key(&t.mm, uaddr.0, private)?;
     let kernel = t.kernel.clone();
     kernel
@@ -277,16 +282,7 @@ pub fn futex_waitv(
     if flags != 0 || nr_futexes == 0 || nr_futexes > FUTEX_WAITV_MAX || waiters.is_null() {
         return Err(Errno::EINVAL);
     }
-    let d = if timeout.is_null() {
-        None
-    } else {
-        let realtime = match clockid {
-            libc::CLOCK_MONOTONIC => false,
-            libc::CLOCK_REALTIME => true,
-            _ => return Err(Errno::EINVAL),
-        };
-        deadline(t, timeout, true, realtime)?
-    };
+    let d = futex2_deadline(t, timeout, clockid)?;
     let mut futexes = Vec::with_capacity(nr_futexes as usize);
     for i in 0..u64::from(nr_futexes) {
         let at = UserAddr(waiters.0.wrapping_add(i * size_of::<FutexWaitv>() as u64));

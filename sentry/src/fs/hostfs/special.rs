@@ -134,13 +134,7 @@ impl HostNode {
             return Err(Errno::ENAMETOOLONG);
         }
         let addr = SocketAddrUnix::new(std::ffi::OsStr::from_bytes(&path)).map_err(herr)?;
-        let sock = rustix::net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::from_raw(ty as u32),
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(herr)?;
+        let sock = unix_socket(ty)?;
         rustix::net::bind(&sock, &addr).map_err(herr)?;
         self.forget_attrs();
         let node = self.created_child(name, libc::S_IFSOCK, None)?;
@@ -152,6 +146,17 @@ impl HostNode {
         node.forget_attrs();
         Ok((node, sock))
     }
+}
+
+/// A new nonblocking host AF_UNIX socket of type `ty`, closed on exec.
+fn unix_socket(ty: i32) -> Result<OwnedFd, Errno> {
+    rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::from_raw(ty as u32),
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(herr)
 }
 
 impl HostSpecial for HostNode {
@@ -188,13 +193,7 @@ impl HostSpecial for HostNode {
         if self.ident.kind != libc::S_IFSOCK {
             return Err(Errno::ECONNREFUSED);
         }
-        let sock = rustix::net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::from_raw(ty as u32),
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(herr)?;
+        let sock = unix_socket(ty)?;
         let by_fd = format!("{HOST_PROC}/self/fd/{}", self.fd.as_raw_fd());
         let addr = SocketAddrUnix::new(by_fd.as_str()).map_err(herr)?;
         match rustix::net::connect(&sock, &addr) {
