@@ -149,8 +149,47 @@ const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 const RESOLVE_CACHED: u64 = 0x20;
 
+/// How many times an O_CREAT open without O_EXCL looks the name up again after losing a race
+/// with another process's unlink or create of the same name.
+const CREATE_RACE_RETRIES: usize = 8;
+
 /// Opens `path`, creating it with O_CREAT; installs the new fd.
+///
+/// Linux looks up and creates under the directory's lock, so an `open(O_CREAT)` without
+/// O_EXCL always ends with a file. Here the lookup, the host's create and the open of what was
+/// found are separate steps, and another process (in the sandbox or on the host) may unlink the
+/// name between them (the open finds nothing: ENOENT; the name now holds another file: ESTALE)
+/// or create it (EEXIST): the open then starts again from the lookup in a new call epoch
+/// ([`crate::vfs::dcache`]), as if it had come after the other process's change, a bounded
+/// number of times (SQLite's `-shm` file is unlinked by
+/// its last user while others open it with O_CREAT).
 fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult {
+    let racy = flags & libc::O_CREAT as u32 != 0 && flags & libc::O_EXCL as u32 == 0;
+    let mut tries = 0;
+    loop {
+        match open_once(t, dirfd, path, flags, mode, resolve) {
+            Err(Errno::ENOENT | Errno::ESTALE | Errno::EEXIST)
+                if racy && tries < CREATE_RACE_RETRIES =>
+            {
+                tries += 1;
+                // A new call epoch: what the host changed since this call began (its
+                // notifications, attributes) is read again rather than trusted.
+                crate::vfs::dcache::begin_call();
+            }
+            r => return r,
+        }
+    }
+}
+
+/// One attempt of [`do_open`].
+fn open_once(
+    t: &mut Task,
+    dirfd: Fd,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    resolve: u64,
+) -> SysResult {
     let o = |f: i32| flags & f as u32 != 0;
     let tmpfile = o(libc::O_TMPFILE & !libc::O_DIRECTORY);
     if tmpfile {
