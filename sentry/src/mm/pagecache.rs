@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use super::filemap::Mappable;
-use crate::abi::Errno;
+use crate::abi::{Errno, PAGE_SIZE};
 pub(crate) use crate::memory::page_cache::runs;
 use crate::memory::page_cache::CachedFile;
 pub use crate::memory::page_cache::{HostFileId, Version};
@@ -96,10 +96,40 @@ impl CachedMapping {
         self.file.write_cached(&self.mf, file_off, data);
     }
 
-    /// The cached pages below the file's size, each run with a new reference (see
-    /// [`CachedFile::cached_runs`]).
-    pub fn cached_runs(&self) -> Vec<(u64, FileRange)> {
-        self.file.cached_runs(&self.mf)
+    /// Hands the cached bytes below the file's size to `write` in order, as (file offset,
+    /// at most `chunk` bytes), for a write-back of a shared writable mapping; stops at the
+    /// first error `write` returns, which it returns.
+    ///
+    /// # Errors
+    /// `write`'s.
+    pub fn write_back_with(
+        &self,
+        chunk: u64,
+        mut write: impl FnMut(u64, &[u8]) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let size = self.size();
+        let runs = self.file.cached_runs(&self.mf);
+        let mut result = Ok(());
+        let mut buf = Vec::new();
+        'runs: for (idx, r) in &runs {
+            let start = idx * PAGE_SIZE;
+            let end = (start + r.len).min(size);
+            let mut pos = start;
+            while pos < end {
+                let n = (end - pos).min(chunk);
+                buf.resize(n as usize, 0);
+                self.mf.read(r.offset + (pos - start), &mut buf);
+                if let Err(e) = write(pos, &buf) {
+                    result = Err(e);
+                    break 'runs;
+                }
+                pos += n;
+            }
+        }
+        for (_, r) in runs {
+            self.mf.dec_ref(r);
+        }
+        result
     }
 
     /// The pages `[first, first + count)`, filling the missing ones in `fill` from the
@@ -344,10 +374,19 @@ mod tests {
         mf.read(two[0].1.offset + PAGE_SIZE - 2, &mut b);
         assert_eq!(b, [b'a', 0, 0, 0]);
         assert!(m.pages(1, 1).unwrap().is_empty());
-        let runs = m.cached_runs();
-        assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].1.len, PAGE_SIZE);
-        mf.dec_ref(runs[0].1);
+        // A write-back sees the bytes below the size only, in chunks of at most `chunk`.
+        let mut seen = Vec::new();
+        m.write_back_with(1000, |pos, data| {
+            seen.push((pos, data.len()));
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<(u64, usize)> = (0..5).map(|k| (k * 1000, 1000)).collect();
+        assert_eq!(seen[..5], want[..]);
+        assert_eq!(seen[5], (5000, (PAGE_SIZE - 1 - 5000) as usize));
+        assert_eq!(seen.len(), 6);
+        let failed = m.write_back_with(PAGE_SIZE, |_, _| Err(Errno::EIO));
+        assert_eq!(failed, Err(Errno::EIO));
         // Growing past the reservation made at the first fill: new pages are allocated
         // apart, filled from the source, and given back with the rest.
         m.set_size(6 * PAGE_SIZE);

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::abi::{Errno, SysResult, Termios, Winsize, PAGE_SIZE};
+use crate::abi::{Errno, SysResult, Termios, Winsize};
 use crate::memory::{FileRange, MemoryFile};
 use crate::mm::filemap::Mappable;
 use crate::mm::pagecache::{CachedMapping, HostFileId, Version};
@@ -389,42 +389,21 @@ impl SharedFile {
         let Some(fd) = self.writer.lock().unwrap().clone() else {
             return Ok(());
         };
-        let mf = self.cached.memory_file();
-        let size = self.cached.size();
-        let runs = self.cached.cached_runs();
-        let mut result = Ok(());
-        let mut buf = Vec::new();
-        'runs: for (idx, r) in &runs {
-            let start = idx * PAGE_SIZE;
-            let end = (start + r.len).min(size);
-            let mut pos = start;
-            while pos < end {
-                let n = (end - pos).min(WRITE_BACK_CHUNK);
-                buf.resize(n as usize, 0);
-                mf.read(r.offset + (pos - start), &mut buf);
-                let mut done = 0usize;
-                while done < buf.len() {
-                    match rustix::io::pwrite(&*fd, &buf[done..], pos + done as u64) {
-                        Ok(0) => {
-                            result = Err(Errno::EIO);
-                            break 'runs;
-                        }
-                        Ok(k) => done += k,
-                        Err(rustix::io::Errno::INTR) => {}
-                        Err(e) => {
-                            log::debug!("host file: write-back at {pos}: {e}");
-                            result = Err(Errno::from_raw(e.raw_os_error()));
-                            break 'runs;
-                        }
+        self.cached.write_back_with(WRITE_BACK_CHUNK, |pos, buf| {
+            let mut done = 0usize;
+            while done < buf.len() {
+                match rustix::io::pwrite(&*fd, &buf[done..], pos + done as u64) {
+                    Ok(0) => return Err(Errno::EIO),
+                    Ok(k) => done += k,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => {
+                        log::debug!("host file: write-back at {pos}: {e}");
+                        return Err(Errno::from_raw(e.raw_os_error()));
                     }
                 }
-                pos += n;
             }
-        }
-        for (_, r) in runs {
-            mf.dec_ref(r);
-        }
-        result
+            Ok(())
+        })
     }
 }
 

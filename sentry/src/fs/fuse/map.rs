@@ -266,47 +266,26 @@ impl FuseMapping {
     /// mapping's handle (open for writing, or no shared mapping could have written them).
     fn write_back(&self) -> Result<(), Errno> {
         let h = &self.handle;
-        let mf = self.cached.memory_file();
-        let size = self.cached.size();
         let chunk = u64::from(h.node.max_write()).max(PAGE_SIZE);
         let flags = h.flags & !(libc::O_APPEND as u32);
-        let runs = self.cached.cached_runs();
-        let mut result = Ok(());
-        let mut buf = Vec::new();
-        'runs: for (idx, r) in &runs {
-            let start = idx * PAGE_SIZE;
-            let end = (start + r.len).min(size);
-            let mut pos = start;
-            while pos < end {
-                let n = (end - pos).min(chunk);
-                buf.resize(n as usize, 0);
-                mf.read(r.offset + (pos - start), &mut buf);
-                if crate::waiter::thread_owner_dying() {
-                    // A killed task's last VMA or close: nobody can wait, and the stores
-                    // must not be lost (Linux's page cache outlives the task). The WRITE
-                    // goes to the daemon's queue without a waiter; its reply is dropped.
-                    h.node.write_background(h.who, h.fh, pos, &buf, flags);
-                    pos += n;
-                    continue;
-                }
-                match h
-                    .node
-                    .write_chunk(None, h.who, h.fh, pos, &buf, flags, true)
-                {
-                    Ok(w) if w as u64 == n => pos += n,
-                    r => {
-                        log::debug!("fuse: write-back of {n} bytes at {pos}: {r:?}");
-                        // The daemon's error as it is (a dead one's ENOTCONN), as Linux's
-                        // errseq gives it to msync and fsync; a short WRITE is EIO.
-                        result = Err(r.err().unwrap_or(Errno::EIO));
-                        break 'runs;
-                    }
+        let result = self.cached.write_back_with(chunk, |pos, buf| {
+            if crate::waiter::thread_owner_dying() {
+                // A killed task's last VMA or close: nobody can wait, and the stores
+                // must not be lost (Linux's page cache outlives the task). The WRITE
+                // goes to the daemon's queue without a waiter; its reply is dropped.
+                h.node.write_background(h.who, h.fh, pos, buf, flags);
+                return Ok(());
+            }
+            match h.node.write_chunk(None, h.who, h.fh, pos, buf, flags, true) {
+                Ok(w) if w == buf.len() => Ok(()),
+                r => {
+                    log::debug!("fuse: write-back of {} bytes at {pos}: {r:?}", buf.len());
+                    // The daemon's error as it is (a dead one's ENOTCONN), as Linux's
+                    // errseq gives it to msync and fsync; a short WRITE is EIO.
+                    Err(r.err().unwrap_or(Errno::EIO))
                 }
             }
-        }
-        for (_, r) in runs {
-            mf.dec_ref(r);
-        }
+        });
         h.node.written_back();
         result
     }
