@@ -381,10 +381,9 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let want: Vec<(u64, usize)> = (0..5).map(|k| (k * 1000, 1000)).collect();
-        assert_eq!(seen[..5], want[..]);
-        assert_eq!(seen[5], (5000, (PAGE_SIZE - 1 - 5000) as usize));
-        assert_eq!(seen.len(), 6);
+        let mut want: Vec<(u64, usize)> = (0..4).map(|k| (k * 1000, 1000)).collect();
+        want.push((4000, (PAGE_SIZE - 1 - 4000) as usize));
+        assert_eq!(seen, want);
         let failed = m.write_back_with(PAGE_SIZE, |_, _| Err(Errno::EIO));
         assert_eq!(failed, Err(Errno::EIO));
         // Growing past the reservation made at the first fill: new pages are allocated
